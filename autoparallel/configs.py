@@ -1,0 +1,143 @@
+"""Concrete configurations: the points the cost model evaluates and the solver decides.
+
+`ServingConfig` is one vLLM deployment (per replica shape plus replica count); `TrainingConfig` is one
+Megatron/DeepSpeed training layout. Both are frozen; the solver's decoder builds them and
+`memory/` and `perf/` evaluate them.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServingConfig(_Frozen):
+    """One vLLM deployment: `replicas` identical engines of tp × pp GPUs each."""
+
+    tp: int = Field(default=1, ge=1)
+    """Tensor-parallel degree (`--tensor-parallel-size`). 1 means disabled."""
+    pp: int = Field(default=1, ge=1)
+    """Pipeline-parallel degree (`--pipeline-parallel-size`). 1 means disabled."""
+    replicas: int = Field(default=1, ge=1)
+    """Independent data-parallel engine replicas (`--data-parallel-size` or separate servers)."""
+    enable_expert_parallel: bool = False
+    """MoE experts sharded over tp × replicas (vLLM `--enable-expert-parallel`) instead of TP-sliced."""
+    max_num_seqs: int = Field(default=256, ge=1)
+    """Most sequences in one running batch (`--max-num-seqs`)."""
+    max_model_len: int = Field(default=8192, ge=1)
+    """Longest prompt + output per request (`--max-model-len`)."""
+    max_num_batched_tokens: int | None = None
+    """Token budget per scheduler step (`--max-num-batched-tokens`); None: vLLM's default."""
+    gpu_memory_utilization: float = Field(default=0.92, gt=0, le=1)
+    """Fraction of GPU memory vLLM may use (`--gpu-memory-utilization`)."""
+    kv_cache_dtype: str = "auto"
+    """`auto` (model dtype), `fp8`, `fp8_e4m3`, `fp8_e5m2` (`--kv-cache-dtype`)."""
+    quantization: str | None = None
+    """Weight quantization vLLM applies (`--quantization`); None: as the checkpoint is."""
+    enforce_eager: bool = False
+    """No CUDA graphs (`--enforce-eager`): frees their memory, costs decode latency."""
+
+    @property
+    def gpus_per_replica(self) -> int:
+        """GPUs one engine uses."""
+        return self.tp * self.pp
+
+    @property
+    def gpus(self) -> int:
+        """GPUs all replicas use."""
+        return self.tp * self.pp * self.replicas
+
+
+class ZeroStage(str, Enum):
+    """How model states are sharded over data-parallel ranks."""
+
+    NONE = "0"
+    """Replicated weights, gradients and optimizer states (plain DDP)."""
+    OPTIMIZER = "1"
+    """ZeRO-1: optimizer states sharded."""
+    GRADIENTS = "2"
+    """ZeRO-2: optimizer states and gradients sharded."""
+    PARAMETERS = "3"
+    """ZeRO-3 / FSDP: everything sharded; parameters gathered per layer."""
+    DISTRIBUTED_OPTIMIZER = "dist"
+    """Megatron distributed optimizer: fp32 master + Adam states sharded (like ZeRO-1)."""
+
+
+class Recompute(str, Enum):
+    """Activation recomputation."""
+
+    NONE = "none"
+    """Keep every activation."""
+    SELECTIVE = "selective"
+    """Recompute attention internals only (Korthikanti et al. 2022, §4.2)."""
+    FULL = "full"
+    """Keep only each layer's input; recompute the layer in backward."""
+
+
+class TrainingConfig(_Frozen):
+    """One training layout (Megatron-Core / DeepSpeed vocabulary)."""
+
+    tp: int = Field(default=1, ge=1)
+    """Tensor-parallel degree."""
+    pp: int = Field(default=1, ge=1)
+    """Pipeline-parallel degree."""
+    dp: int = Field(default=1, ge=1)
+    """Data-parallel degree (replicas of the model, sharded by ZeRO)."""
+    cp: int = Field(default=1, ge=1)
+    """Context-parallel degree (sequence split over ranks, ring attention)."""
+    ep: int = Field(default=1, ge=1)
+    """Expert-parallel degree (MoE experts split over ranks, carved out of dp × cp)."""
+    etp: int | None = None
+    """Expert tensor-parallel degree (None: same as tp)."""
+    vp: int = Field(default=1, ge=1)
+    """Virtual pipeline stages per rank (interleaved 1F1B). 1 means not interleaved."""
+    micro_batch: int = Field(default=1, ge=1)
+    """Sequences per micro-batch per data-parallel rank."""
+    global_batch: int = Field(default=1, ge=1)
+    """Sequences per optimizer step over all data-parallel ranks."""
+    seq_len: int = Field(default=4096, ge=1)
+    """Tokens per sequence."""
+    zero: ZeroStage = ZeroStage.DISTRIBUTED_OPTIMIZER
+    """Model-state sharding."""
+    recompute: Recompute = Recompute.SELECTIVE
+    """Activation recomputation (all stages, unless `stage_recompute` is set)."""
+    stage_recompute: tuple[Recompute, ...] | None = None
+    """Recomputation per pipeline stage (overrides `recompute`), length pp."""
+    sequence_parallel: bool = True
+    """Megatron sequence parallelism (norm/dropout activations split over tp). Ignored at tp=1."""
+    offload_optimizer: bool = False
+    """Optimizer states in CPU memory (ZeRO-Offload)."""
+    offload_params: bool = False
+    """Parameters in CPU memory (ZeRO-3 only)."""
+    layers_per_stage: tuple[int, ...] | None = None
+    """Decoder layers per pipeline stage (None: as even as possible, remainder on the first stages)."""
+    precision: str = "bf16"
+    """`bf16` or `fp8` (FP8 GEMMs, bf16 master weights)."""
+
+    @property
+    def world_size(self) -> int:
+        """GPUs used: tp × pp × dp × cp."""
+        return self.tp * self.pp * self.dp * self.cp
+
+    @property
+    def grad_accum(self) -> int:
+        """Micro-batches per optimizer step per data-parallel rank."""
+        return self.global_batch // (self.micro_batch * self.dp)
+
+    def stage_layers(self, num_layers: int) -> tuple[int, ...]:
+        """Layers on each pipeline stage."""
+        if self.layers_per_stage is not None:
+            return self.layers_per_stage
+        base, extra = divmod(num_layers, self.pp)
+        return tuple(base + (1 if s < extra else 0) for s in range(self.pp))
+
+    def recompute_of(self, stage: int) -> Recompute:
+        """Recomputation mode of pipeline stage `stage`."""
+        if self.stage_recompute is not None:
+            return self.stage_recompute[stage]
+        return self.recompute

@@ -1,0 +1,1 @@
+"""autoparallel.memory."""

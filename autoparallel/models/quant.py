@@ -1,0 +1,99 @@
+"""Weight quantization formats and the bytes they cost per parameter.
+
+Each format stores packed low-bit weights plus scales (and zeros) per group or block:
+
+- GPTQ / AWQ (Frantar et al. 2022; Lin et al. 2023): `bits` per weight, one fp16 scale and one
+  packed `bits`-wide zero point per group of `group_size` input elements.
+- FP8 (E4M3): 1 byte per weight; fp32 scales per tensor, per output channel, or per
+  `block_n × block_k` block (DeepSeek-V3, Qwen3-FP8: 128×128).
+- MXFP4 (OCP Microscaling v1.0; gpt-oss): 4 bits per weight and one 8-bit E8M0 scale per 32.
+- bitsandbytes NF4 (Dettmers et al. 2023): 4 bits, one absmax per 64 weights, stored as 8 bits
+  with double quantization (plus one fp32 per 256 absmax blocks), or fp32 without it.
+- INT8 weight-only / W8A8: 1 byte plus an fp32 scale per output channel.
+
+Only the linear layers of decoder blocks are quantized; embeddings, the LM head, norms and the
+MoE router stay in the checkpoint dtype, as in the published checkpoints. MXFP4 in gpt-oss
+quantizes only the routed experts.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from autoparallel.models.spec import ParamGroups
+
+
+class QuantMethod(str, Enum):
+    """Quantization formats understood by the planner (names follow vLLM's `--quantization`)."""
+
+    GPTQ = "gptq"
+    AWQ = "awq"
+    FP8 = "fp8"
+    MXFP4 = "mxfp4"
+    BITSANDBYTES = "bitsandbytes"
+    INT8 = "int8"
+
+
+_LINEAR_GROUPS = ("attention", "dense_mlp", "routed_experts", "shared_experts", "mtp")
+
+
+class QuantSpec(BaseModel):
+    """How a checkpoint's weights are quantized."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: QuantMethod
+    """The format."""
+    bits: int = 4
+    """Bits per quantized weight (GPTQ/AWQ: 2, 3, 4, 8; FP8 and INT8: 8; MXFP4 and NF4: 4)."""
+    group_size: int = 128
+    """GPTQ/AWQ: input elements per scale group (-1: one group per row, i.e. per channel)."""
+    block_n: int = 0
+    """FP8 block quantization: block rows (0: not block-quantized)."""
+    block_k: int = 0
+    """FP8 block quantization: block columns."""
+    per_channel: bool = False
+    """FP8/INT8: one scale per output channel rather than per tensor."""
+    double_quant: bool = True
+    """bitsandbytes NF4: absmax scales themselves quantized to 8 bits."""
+    quantized_groups: tuple[str, ...] = _LINEAR_GROUPS
+    """Parameter groups stored quantized; the rest stay in the checkpoint dtype."""
+    source: str = ""
+    """Where in the config this came from (e.g. `quantization_config.quant_method=gptq`)."""
+
+    @property
+    def bytes_per_weight(self) -> float:
+        """Average bytes per quantized weight, scales and zeros included."""
+        m = self.method
+        if m in (QuantMethod.GPTQ, QuantMethod.AWQ):
+            group = self.group_size if self.group_size > 0 else 4096
+            return self.bits / 8 + (2 + self.bits / 8) / group
+        if m is QuantMethod.FP8:
+            if self.block_n and self.block_k:
+                return 1 + 4 / (self.block_n * self.block_k)
+            return 1.0 + (4 / 4096 if self.per_channel else 0.0)
+        if m is QuantMethod.MXFP4:
+            return 0.5 + 1 / 32
+        if m is QuantMethod.BITSANDBYTES:
+            if self.bits == 8:
+                return 1 + 4 / 4096
+            return 0.5 + (1 / 64 + 4 / (64 * 256) if self.double_quant else 4 / 64)
+        return 1 + 4 / 4096  # INT8 per-channel
+
+    @property
+    def vllm_name(self) -> str:
+        """The `--quantization` value vLLM uses for this format."""
+        return self.method.value
+
+    def group_bytes(self, groups: ParamGroups, dtype_bytes: int) -> float:
+        """Bytes to hold `groups`: quantized groups at `bytes_per_weight`, the rest at `dtype_bytes`."""
+        total = 0.0
+        for name in type(groups).model_fields:
+            count = getattr(groups, name)
+            per = self.bytes_per_weight if name in self.quantized_groups else dtype_bytes
+            total += count * per
+        return total

@@ -1,0 +1,417 @@
+"""ModelSpec: what is parallelized, in numbers.
+
+A ModelSpec is parsed from a Hugging Face `config.json` (see `parse.py`) and holds the architecture
+as a tuple of per-layer specs, so that pipeline stages can sum exactly the layers they own.
+Everything derived (parameter groups, KV bytes per token, FLOPs, weight bytes) is a property or a
+method; nothing is written back.
+
+Units: parameters are counts, memory is bytes, compute is FLOPs.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.models.quant import QuantSpec
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AttentionKind(str, Enum):
+    """How a layer mixes tokens; decides its KV cache."""
+
+    FULL = "full"
+    """Softmax attention over the whole context; KV cache grows with the context."""
+    SLIDING = "sliding"
+    """Softmax attention over the last `window_tokens` tokens (Gemma 2/3, gpt-oss, Mistral v0.1)."""
+    CHUNKED = "chunked"
+    """Softmax attention inside fixed chunks of `window_tokens` tokens (Llama 4 local layers)."""
+    MLA = "mla"
+    """DeepSeek multi-head latent attention: one compressed latent per token, shared by all heads."""
+    LINEAR = "linear"
+    """Linear attention / state-space layer (Qwen3-Next Gated DeltaNet): a fixed state per sequence."""
+
+
+class MlpKind(str, Enum):
+    """The feed-forward block of a layer."""
+
+    DENSE = "dense"
+    """One MLP applied to every token."""
+    MOE = "moe"
+    """Routed experts (top-k of `num_experts`) plus optional shared experts."""
+
+
+class ParamGroups(_Frozen):
+    """Parameter counts by group. Sums are exact integers."""
+
+    embedding: int = 0
+    """Token (and position) embedding table."""
+    attention: int = 0
+    """Q/K/V/O projections (MLA down/up projections, linear-attention projections), their biases and
+    per-head norms."""
+    dense_mlp: int = 0
+    """Dense feed-forward blocks (all tokens use them)."""
+    routed_experts: int = 0
+    """Routed MoE experts (each token uses top-k of them)."""
+    shared_experts: int = 0
+    """Shared MoE experts (every token uses them) and their gates."""
+    router: int = 0
+    """MoE router (gate) weights and routing biases."""
+    norms: int = 0
+    """Layer norms / RMS norms (decoder layers and final norm)."""
+    lm_head: int = 0
+    """Output projection to the vocabulary (0 when tied to the embedding)."""
+    mtp: int = 0
+    """Multi-token-prediction modules (DeepSeek-V3 / GLM-4.5 `num_nextn_predict_layers`)."""
+    vision: int = 0
+    """Vision tower and projector of a multimodal model."""
+
+    def __add__(self, other: ParamGroups) -> ParamGroups:
+        return ParamGroups(**{k: getattr(self, k) + getattr(other, k) for k in ParamGroups.model_fields})
+
+    @property
+    def total(self) -> int:
+        """All parameters."""
+        return sum(getattr(self, k) for k in ParamGroups.model_fields)
+
+
+class AttentionSpec(_Frozen):
+    """The attention (token-mixing) block of one decoder layer."""
+
+    kind: AttentionKind
+    """Full, sliding-window, chunked, MLA or linear."""
+    num_heads: int
+    """Query heads."""
+    num_kv_heads: int
+    """Key/value heads (GQA groups). MLA: equal to `num_heads` (heads of the decompressed K/V).
+    Linear: key heads of the linear-attention layer."""
+    head_dim: int
+    """Query/key head dimension (MLA: qk_nope_head_dim + qk_rope_head_dim)."""
+    v_head_dim: int
+    """Value head dimension (equals head_dim except for MLA and linear attention)."""
+    window_tokens: int | None = None
+    """Sliding window or chunk size in tokens, for SLIDING and CHUNKED."""
+    kv_lora_rank: int = 0
+    """MLA: rank of the compressed KV latent (cached per token)."""
+    qk_rope_head_dim: int = 0
+    """MLA: decoupled RoPE key dimension (cached per token, shared by heads)."""
+    q_lora_rank: int = 0
+    """MLA: rank of the compressed query (0 = no query compression)."""
+    linear_num_value_heads: int = 0
+    """Linear attention: value heads."""
+    linear_conv_kernel: int = 0
+    """Linear attention: short convolution width (its state is cached per sequence)."""
+
+    @property
+    def kv_bytes_per_token_per_element(self) -> int:
+        """Cached elements per token for this layer, all ranks together (multiply by dtype bytes)."""
+        if self.kind is AttentionKind.LINEAR:
+            return 0
+        if self.kind is AttentionKind.MLA:
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return self.num_kv_heads * (self.head_dim + self.v_head_dim)
+
+    def kv_elements_per_token_per_rank(self, tp: int) -> int:
+        """Cached elements per token on one of `tp` tensor-parallel ranks.
+
+        Softmax attention: ceil(kv_heads / tp) heads (vLLM replicates KV heads when tp > kv_heads).
+        MLA: the whole latent on every rank (it is not split across heads).
+        """
+        if self.kind is AttentionKind.LINEAR:
+            return 0
+        if self.kind is AttentionKind.MLA:
+            return self.kv_lora_rank + self.qk_rope_head_dim
+        return math.ceil(self.num_kv_heads / tp) * (self.head_dim + self.v_head_dim)
+
+    @property
+    def linear_state_elements(self) -> int:
+        """Linear attention: recurrent state elements per sequence (SSM state + conv state)."""
+        if self.kind is not AttentionKind.LINEAR:
+            return 0
+        k_dim = self.num_kv_heads * self.head_dim
+        v_dim = self.linear_num_value_heads * self.v_head_dim
+        ssm = self.linear_num_value_heads * self.head_dim * self.v_head_dim
+        conv = (self.linear_conv_kernel - 1) * (2 * k_dim + v_dim)
+        return ssm + conv
+
+
+class MlpSpec(_Frozen):
+    """The feed-forward block of one decoder layer."""
+
+    kind: MlpKind
+    """Dense or MoE."""
+    intermediate_size: int
+    """Dense: the MLP width. MoE: the width of one routed expert."""
+    gated: bool = True
+    """SwiGLU/GeGLU (gate, up, down: 3 matrices) rather than 2 matrices."""
+    num_experts: int = 0
+    """MoE: routed experts."""
+    experts_per_token: int = 0
+    """MoE: experts each token is routed to (top-k)."""
+    num_shared_experts: int = 0
+    """MoE: shared experts every token passes through."""
+    shared_intermediate_size: int = 0
+    """MoE: width of one shared expert."""
+
+
+class LayerSpec(_Frozen):
+    """One decoder layer: its attention, its MLP and its exact parameter counts."""
+
+    attention: AttentionSpec
+    """Token mixing."""
+    mlp: MlpSpec
+    """Feed-forward."""
+    params: ParamGroups
+    """Parameters of this layer by group (attention, dense_mlp, routed/shared experts, router, norms)."""
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token uses in this layer (top-k of the routed experts)."""
+        p = self.params
+        routed = 0
+        if self.mlp.num_experts:
+            routed = p.routed_experts * self.mlp.experts_per_token // self.mlp.num_experts
+        return p.total - p.routed_experts + routed
+
+
+class LimitRule(_Frozen):
+    """One architecture rule on a parallel degree, with the reason it holds."""
+
+    name: str
+    """Short identifier, e.g. `tp_divides_heads`."""
+    reason: str
+    """Human sentence: why the rule holds (and what vLLM/Megatron does)."""
+
+
+class ModelSpec(_Frozen):
+    """A decoder-only (optionally multimodal) transformer, as the planner needs it."""
+
+    name: str
+    """Canonical id, e.g. `meta-llama/Llama-3.1-70B`."""
+    model_type: str
+    """Hugging Face `model_type` of the text model (e.g. `llama`, `deepseek_v3`)."""
+    hidden_size: int
+    """Model width."""
+    vocab_size: int
+    """Vocabulary size (rows of the embedding and LM head)."""
+    max_position_embeddings: int
+    """Longest context the model was configured for (before any user override)."""
+    layers: tuple[LayerSpec, ...]
+    """Decoder layers in order (excluding MTP modules)."""
+    tie_word_embeddings: bool
+    """The LM head shares the embedding matrix."""
+    embedding_params: int
+    """Embedding parameters (vocab × hidden, plus learned positions where present)."""
+    lm_head_params: int
+    """LM head parameters (0 when tied)."""
+    final_norm_params: int
+    """Final norm before the LM head."""
+    mtp_layers: int = 0
+    """Multi-token-prediction modules (not counted in `layers`)."""
+    mtp_params: int = 0
+    """Parameters of all MTP modules together."""
+    vision_params: int = 0
+    """Vision tower + projector parameters (0 for text-only)."""
+    dtype_bytes: int = 2
+    """Bytes per unquantized weight in the checkpoint (bf16/fp16: 2, fp32: 4)."""
+    quantization: QuantSpec | None = None
+    """Weight quantization of the checkpoint, if any."""
+    published_total_params: int | None = None
+    """Total parameters as published by the authors (for cross-checks)."""
+    published_active_params: int | None = None
+    """Active parameters per token as published (MoE)."""
+    notes: str = ""
+    """How counts differ from the published ones, and why."""
+
+    # ----- shape helpers -------------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        """Decoder layers (excluding MTP)."""
+        return len(self.layers)
+
+    @property
+    def num_heads(self) -> int:
+        """Query heads of the first softmax-attention layer."""
+        return self._first_softmax.attention.num_heads
+
+    @property
+    def num_kv_heads(self) -> int:
+        """KV heads of the first softmax-attention layer."""
+        return self._first_softmax.attention.num_kv_heads
+
+    @property
+    def head_dim(self) -> int:
+        """Head dimension of the first softmax-attention layer."""
+        return self._first_softmax.attention.head_dim
+
+    @property
+    def _first_softmax(self) -> LayerSpec:
+        for layer in self.layers:
+            if layer.attention.kind is not AttentionKind.LINEAR:
+                return layer
+        return self.layers[0]
+
+    @property
+    def is_moe(self) -> bool:
+        """Any layer has routed experts."""
+        return any(layer.mlp.kind is MlpKind.MOE for layer in self.layers)
+
+    @property
+    def num_experts(self) -> int:
+        """Routed experts per MoE layer (0 for dense models)."""
+        return max((layer.mlp.num_experts for layer in self.layers), default=0)
+
+    @property
+    def experts_per_token(self) -> int:
+        """Top-k of the MoE layers (0 for dense models)."""
+        return max((layer.mlp.experts_per_token for layer in self.layers), default=0)
+
+    @property
+    def is_mla(self) -> bool:
+        """Uses multi-head latent attention (DeepSeek-V2/V3, Kimi-K2)."""
+        return any(layer.attention.kind is AttentionKind.MLA for layer in self.layers)
+
+    # ----- parameters ----------------------------------------------------------------------------
+    @cached_property
+    def params(self) -> ParamGroups:
+        """Parameters of the whole model by group."""
+        total = ParamGroups(
+            embedding=self.embedding_params,
+            lm_head=self.lm_head_params,
+            norms=self.final_norm_params,
+            mtp=self.mtp_params,
+            vision=self.vision_params,
+        )
+        for layer in self.layers:
+            total = total + layer.params
+        return total
+
+    @property
+    def total_params(self) -> int:
+        """All parameters, MTP and vision included."""
+        return self.params.total
+
+    @property
+    def active_params(self) -> int:
+        """Parameters used per text token: embedding, LM head, all non-expert weights, top-k experts.
+
+        Excludes MTP modules and the vision tower (they do not run for a normal decoded token).
+        """
+        return (
+            self.embedding_params
+            + self.lm_head_params
+            + self.final_norm_params
+            + sum(layer.active_params for layer in self.layers)
+        )
+
+    # ----- KV cache -------------------------------------------------------------------------------
+    def kv_bytes_per_token(self, kv_dtype_bytes: float | None = None) -> float:
+        """KV-cache bytes one token adds across all attention layers of the model (no TP split).
+
+        Sliding/chunked layers count fully here (per-token cost while inside the window);
+        linear-attention layers add nothing per token (see `state_bytes_per_sequence`).
+        """
+        b = self.kv_dtype_default_bytes if kv_dtype_bytes is None else kv_dtype_bytes
+        return sum(layer.attention.kv_bytes_per_token_per_element for layer in self.layers) * b
+
+    def kv_bytes_per_token_by_kind(self, kv_dtype_bytes: float | None = None) -> dict[str, float]:
+        """KV bytes per token summed per attention kind (`full`, `sliding`, `chunked`, `mla`)."""
+        b = self.kv_dtype_default_bytes if kv_dtype_bytes is None else kv_dtype_bytes
+        out: dict[str, float] = {}
+        for layer in self.layers:
+            kind = layer.attention.kind
+            if kind is AttentionKind.LINEAR:
+                continue
+            out[kind.value] = out.get(kind.value, 0.0) + layer.attention.kv_bytes_per_token_per_element * b
+        return out
+
+    def kv_bytes_per_sequence(self, context_tokens: int, kv_dtype_bytes: float | None = None) -> float:
+        """KV bytes one sequence of `context_tokens` needs (windows capped, linear state added)."""
+        b = self.kv_dtype_default_bytes if kv_dtype_bytes is None else kv_dtype_bytes
+        total = 0.0
+        for layer in self.layers:
+            att = layer.attention
+            tokens = context_tokens
+            if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
+                tokens = min(context_tokens, att.window_tokens)
+            total += att.kv_bytes_per_token_per_element * b * tokens
+        return total + self.state_bytes_per_sequence()
+
+    def state_bytes_per_sequence(self) -> float:
+        """Recurrent state bytes per sequence of linear-attention layers (kept in the model dtype)."""
+        return float(sum(layer.attention.linear_state_elements for layer in self.layers) * self.dtype_bytes)
+
+    @property
+    def kv_dtype_default_bytes(self) -> float:
+        """Bytes per cached element with `kv_cache_dtype=auto`: the model's activation dtype."""
+        return float(self.dtype_bytes)
+
+    # ----- compute --------------------------------------------------------------------------------
+    def forward_flops_per_token(self, context_tokens: int) -> float:
+        """Forward FLOPs for one token attending to `context_tokens` earlier tokens.
+
+        2 FLOPs per active matmul weight (embedding lookup excluded, LM head included), plus the
+        attention score and value products: 2·heads·(qk_dim + v_dim)·context per softmax layer
+        (context capped by the window on sliding/chunked layers). Linear-attention layers add
+        2·heads·k_dim·v_dim·2 for the state update and read. (Kaplan et al. 2020, §2.1; PaLM App. B.)
+        """
+        matmul = self.active_params - self.embedding_params
+        flops = 2.0 * matmul
+        for layer in self.layers:
+            att = layer.attention
+            if att.kind is AttentionKind.LINEAR:
+                flops += 4.0 * att.linear_num_value_heads * att.head_dim * att.v_head_dim
+                continue
+            ctx = context_tokens
+            if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
+                ctx = min(ctx, att.window_tokens)
+            flops += 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * ctx
+        return flops
+
+    # ----- weights --------------------------------------------------------------------------------
+    def weight_bytes(self, groups: ParamGroups | None = None) -> float:
+        """Bytes to hold `groups` (default: the whole model) under the checkpoint's quantization."""
+        g = self.params if groups is None else groups
+        if self.quantization is None:
+            return float(g.total * self.dtype_bytes)
+        return self.quantization.group_bytes(g, self.dtype_bytes)
+
+    # ----- limits ---------------------------------------------------------------------------------
+    def tp_violations(self, tp: int) -> list[str]:
+        """Reasons tensor-parallel degree `tp` is invalid for this model (empty = valid).
+
+        Rules follow vLLM: query heads divide evenly; KV heads either divide evenly or are
+        replicated (tp a multiple of KV heads); MLP and expert widths split evenly; quantized
+        row-parallel shards keep whole quantization groups / blocks.
+        """
+        from autoparallel.models.limits import tp_violations
+
+        return tp_violations(self, tp)
+
+    def pp_violations(self, pp: int) -> list[str]:
+        """Reasons pipeline degree `pp` is invalid (more stages than layers)."""
+        from autoparallel.models.limits import pp_violations
+
+        return pp_violations(self, pp)
+
+    def ep_violations(self, ep: int) -> list[str]:
+        """Reasons expert-parallel degree `ep` is invalid (dense model, experts not divisible)."""
+        from autoparallel.models.limits import ep_violations
+
+        return ep_violations(self, ep)
+
+    def limit_rules(self) -> tuple[LimitRule, ...]:
+        """Every architecture rule that constrains a parallel degree, with its reason."""
+        from autoparallel.models.limits import limit_rules
+
+        return limit_rules(self)
+
+    def kv_heads_per_rank(self, tp: int) -> int:
+        """KV heads each TP rank stores: ceil(kv/tp), i.e. replicated when tp > kv (vLLM)."""
+        return math.ceil(self.num_kv_heads / tp)

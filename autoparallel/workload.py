@@ -1,0 +1,76 @@
+"""What the user wants to run: an inference profile or a training job.
+
+Serving presets are typical request shapes, named after the common benchmarks; each can be
+overridden field by field (`Serving.preset("chatbot").model_copy(update={"isl": 4096})`).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoparallel.errors import InputError
+
+
+class Serving(BaseModel):
+    """An inference workload: request shape, load, and service-level limits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = "custom"
+    """Preset name or `custom`."""
+    isl: int = Field(default=1024, ge=1)
+    """Input (prompt) tokens per request."""
+    osl: int = Field(default=256, ge=1)
+    """Output tokens per request."""
+    concurrency: int | None = Field(default=None, ge=1)
+    """Requests in flight over the whole deployment (None: as many as fit, i.e. max throughput)."""
+    request_rate: float | None = Field(default=None, gt=0)
+    """Arriving requests per second (None: not rate-limited)."""
+    max_model_len: int | None = Field(default=None, ge=1)
+    """Context the deployment must accept (None: isl + osl rounded up to a power of two)."""
+    ttft_ms: float | None = Field(default=None, gt=0)
+    """Service-level limit on time to first token, ms."""
+    tpot_ms: float | None = Field(default=None, gt=0)
+    """Service-level limit on time per output token, ms."""
+
+    @property
+    def context_len(self) -> int:
+        """Context the deployment must serve per request."""
+        if self.max_model_len is not None:
+            return self.max_model_len
+        need = self.isl + self.osl
+        return 1 << (need - 1).bit_length()
+
+    @classmethod
+    def preset(cls, name: str) -> Serving:
+        """A named profile: chatbot, batch, rag, long-context, reasoning."""
+        try:
+            return PRESETS[name.lower()]
+        except KeyError:
+            raise InputError(f"unknown workload {name!r}; choose one of: {', '.join(PRESETS)}") from None
+
+
+PRESETS: dict[str, Serving] = {
+    "chatbot": Serving(name="chatbot", isl=1024, osl=256, tpot_ms=50.0, ttft_ms=2000.0),
+    "batch": Serving(name="batch", isl=1024, osl=1024),
+    "rag": Serving(name="rag", isl=8192, osl=256, ttft_ms=5000.0),
+    "long-context": Serving(name="long-context", isl=131072, osl=1024, concurrency=8),
+    "reasoning": Serving(name="reasoning", isl=1024, osl=8192, tpot_ms=50.0),
+}
+"""Serving presets. Shapes follow common serving benchmarks (ShareGPT-like chat 1k/256,
+offline batch 1k/1k, RAG 8k/256, reasoning 1k/8k); SLOs are typical interactive targets."""
+
+
+class Training(BaseModel):
+    """A training job: sequence length, global batch and (optionally) a token budget."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seq_len: int = Field(default=4096, ge=1)
+    """Tokens per sequence."""
+    global_batch: int = Field(default=1024, ge=1)
+    """Sequences per optimizer step."""
+    tokens: float | None = Field(default=None, gt=0)
+    """Training token budget, for time and cost to train (None: report per step only)."""
+    precision: str = "bf16"
+    """`bf16` or `fp8`."""
