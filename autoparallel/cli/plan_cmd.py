@@ -1,0 +1,205 @@
+"""`autoparallel plan | evaluate | pareto | sweep`: the planner on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from autoparallel.errors import InputError
+
+_OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "headroom", "mfu")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
+    return value
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="zoo id (see `autoparallel models`), a config.json or a folder holding one")
+    p.add_argument("--cluster", required=True, help="e.g. 2x8xH100, 8xA100-80G, 16xH200,ib=400")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def _add_serving_workload(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workload", default=None,
+                   help="serving preset: chatbot, batch, rag, long-context, reasoning (default chatbot)")
+    p.add_argument("--isl", type=_positive_int, help="input tokens per request")
+    p.add_argument("--osl", type=_positive_int, help="output tokens per request")
+    p.add_argument("--concurrency", type=_positive_int, help="requests in flight over the deployment")
+    p.add_argument("--request-rate", type=_positive_float, help="arriving requests per second")
+    p.add_argument("--ttft-ms", type=_positive_float, help="limit on time to first token (ms)")
+    p.add_argument("--tpot-ms", type=_positive_float, help="limit on time per output token (ms)")
+
+
+def _add_training_workload(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train", action="store_true", help="plan a training job instead of serving")
+    p.add_argument("--seq-len", type=_positive_int, help="training sequence length (tokens)")
+    p.add_argument("--global-batch", type=_positive_int, help="sequences per optimizer step")
+    p.add_argument("--tokens", type=_positive_float, help="training token budget (for time and cost)")
+    p.add_argument("--precision", choices=("bf16", "fp8"), default="bf16")
+
+
+def add_plan_parser(sub: Any) -> None:
+    """`autoparallel plan MODEL --cluster C [...]`."""
+    p = sub.add_parser("plan", help="best serving or training configuration, with deployment files")
+    _add_common(p)
+    _add_serving_workload(p)
+    _add_training_workload(p)
+    p.add_argument("--objective", choices=_OBJECTIVES, default="throughput")
+    p.add_argument("--top", type=_positive_int, default=1, help="show the K best configurations")
+    p.add_argument("--time-limit", type=_positive_float, default=None, help="solver time limit (s)")
+    p.add_argument("--workers", type=_positive_int, default=None, help="CP-SAT worker threads")
+    p.add_argument("--seed", type=int, default=0, help="CP-SAT random seed")
+
+
+def add_evaluate_parser(sub: Any) -> None:
+    """`autoparallel evaluate MODEL --cluster C --tp N ...`: the cost model's verdict on one config."""
+    p = sub.add_parser("evaluate", help="memory, throughput and latency of a configuration you run today")
+    _add_common(p)
+    _add_serving_workload(p)
+    _add_training_workload(p)
+    p.add_argument("--tp", type=_positive_int, default=1)
+    p.add_argument("--pp", type=_positive_int, default=1)
+    p.add_argument("--dp", type=_positive_int, default=None, help="data-parallel replicas")
+    p.add_argument("--cp", type=_positive_int, default=1, help="training: context-parallel degree")
+    p.add_argument("--ep", type=_positive_int, default=1, help="training: expert-parallel degree")
+    p.add_argument("--vp", type=_positive_int, default=1, help="training: virtual pipeline stages")
+    p.add_argument("--micro-batch", type=_positive_int, default=1)
+    p.add_argument("--zero", choices=("0", "1", "2", "3", "dist"), default="dist")
+    p.add_argument("--recompute", choices=("none", "selective", "full"), default="selective")
+    p.add_argument("--enable-expert-parallel", action="store_true")
+    p.add_argument("--max-num-seqs", type=_positive_int, default=256)
+    p.add_argument("--max-model-len", type=_positive_int, default=None)
+    p.add_argument("--max-num-batched-tokens", type=_positive_int, default=None)
+    p.add_argument("--gpu-memory-utilization", type=_positive_float, default=None)
+    p.add_argument("--quantization", default=None)
+    p.add_argument("--kv-cache-dtype", default="auto")
+    p.add_argument("--enforce-eager", action="store_true")
+    p.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default="vllm")
+
+
+def add_pareto_parser(sub: Any) -> None:
+    """`autoparallel pareto MODEL --cluster C --objectives throughput,tpot`."""
+    p = sub.add_parser("pareto", help="trade-off front between two serving objectives")
+    _add_common(p)
+    _add_serving_workload(p)
+    p.add_argument("--objectives", default="throughput,tpot",
+                   help="two of: " + ", ".join(_OBJECTIVES[:5]))
+    p.add_argument("--points", type=_positive_int, default=8, help="most points on the front")
+
+
+def add_sweep_parser(sub: Any) -> None:
+    """`autoparallel sweep --models A,B --clusters X,Y --workloads W,V`."""
+    p = sub.add_parser("sweep", help="batch what-if: best plan for every model x cluster x workload")
+    p.add_argument("--models", required=True, help="comma-separated model ids")
+    p.add_argument("--clusters", required=True, help="comma-separated cluster specs (use ; between specs "
+                   "that carry options)")
+    p.add_argument("--workloads", default="chatbot", help="comma-separated serving presets")
+    p.add_argument("--objective", choices=_OBJECTIVES, default="throughput")
+    p.add_argument("--json", action="store_true")
+
+
+def _serving_workload(args: argparse.Namespace) -> Any:
+    from autoparallel.workload import Serving
+
+    base = Serving.preset(args.workload or "chatbot")
+    update: dict[str, Any] = {}
+    for field in ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms"):
+        value = getattr(args, field, None)
+        if value is not None:
+            update[field] = value
+    if getattr(args, "max_model_len", None) is not None:
+        update["max_model_len"] = args.max_model_len
+    if update:
+        base = base.model_copy(update={"name": base.name if args.workload else "custom", **update})
+        base = Serving.model_validate(base.model_dump())
+    return base
+
+
+def _training_workload(args: argparse.Namespace) -> Any:
+    from autoparallel.workload import Training
+
+    if args.seq_len is None or args.global_batch is None:
+        raise InputError("--train needs --seq-len and --global-batch")
+    return Training(seq_len=args.seq_len, global_batch=args.global_batch, tokens=args.tokens,
+                    precision=args.precision)
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    if args.json:
+        json.dump(payload, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text.rstrip() + "\n")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Solve for the best configuration and print it with its artifacts."""
+    from autoparallel import api
+
+    workload = _training_workload(args) if args.train else _serving_workload(args)
+    settings = api.SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
+    plans = api.solve_top(args.model, args.cluster, workload=workload, objective=args.objective,
+                          settings=settings, top=args.top)
+    if args.json:
+        payload: Any = plans[0].to_dict() if len(plans) == 1 else [p.to_dict() for p in plans]
+        _emit(args, payload, "")
+    else:
+        sys.stdout.write("\n\n".join(p.explain() for p in plans).rstrip() + "\n")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate one user-given configuration; exit 1 if it does not fit."""
+    from autoparallel import api
+
+    if args.train:
+        ev = api.evaluate_training_args(args, _training_workload(args))
+    else:
+        ev = api.evaluate_serving_args(args, _serving_workload(args))
+    _emit(args, ev.to_dict(), ev.explain())
+    return 0 if ev.fits else 1
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    """Print the trade-off front between two objectives."""
+    from autoparallel import api
+
+    objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
+    if len(objectives) != 2 or any(o not in _OBJECTIVES[:5] for o in objectives):
+        raise InputError(f"--objectives needs two of {', '.join(_OBJECTIVES[:5])}, got {args.objectives!r}")
+    front = api.pareto(args.model, args.cluster, objectives=(objectives[0], objectives[1]),
+                       workload=_serving_workload(args), points=args.points)
+    _emit(args, [p.to_dict() for p in front], api.format_front(front, objectives))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Best plan for every model × cluster × workload."""
+    from autoparallel import api
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    sep = ";" if ";" in args.clusters else ","
+    clusters = [c.strip() for c in args.clusters.split(sep) if c.strip()]
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    rows = api.sweep(models=models, clusters=clusters, workloads=workloads, objective=args.objective)
+    _emit(args, [r.to_dict() for r in rows], api.format_sweep(rows))
+    return 0

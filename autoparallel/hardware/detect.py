@@ -1,0 +1,168 @@
+"""Find the cluster this process runs on, from SLURM / torchrun variables and NVML.
+
+Where each number comes from, first match wins:
+    nodes          SLURM_JOB_NUM_NODES, SLURM_NNODES, WORLD_SIZE / LOCAL_WORLD_SIZE (torchrun), else 1
+    gpus per node  SLURM_GPUS_ON_NODE, SLURM_GPUS_PER_NODE, LOCAL_WORLD_SIZE, CUDA_VISIBLE_DEVICES,
+                   else the number of GPUs NVML sees
+    GPU model      the names NVML reports (pynvml from nvidia-ml-py, imported only when needed)
+
+Bandwidths are the catalog defaults (`Cluster.parse` documents them); nothing measures the fabric.
+The environment and the NVML query are parameters, so tests run without GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+
+from autoparallel.errors import InputError
+from autoparallel.hardware.cluster import Cluster
+from autoparallel.hardware.gpu import GPU, get_gpu
+
+NvmlQuery = Callable[[], tuple[str, ...]]
+"""Returns the name of every GPU on this machine, as NVML reports it ("NVIDIA H100 80GB HBM3")."""
+
+_PASS_CLUSTER = "pass --cluster e.g. 2x8xH100"
+
+
+def detect_cluster(env: Mapping[str, str] | None = None, nvml_query: NvmlQuery | None = None) -> Cluster:
+    """The cluster this process runs on.
+
+    Args:
+        env: environment variables to read; os.environ when None.
+        nvml_query: lists the local GPU names; `query_nvml` (real NVML) when None.
+
+    Raises:
+        InputError: no NVIDIA GPU or NVML, GPUs of several models, a GPU missing from the catalog,
+            or inconsistent scheduler variables. Each message ends with what to pass instead.
+    """
+    cluster, _ = detect_cluster_with_sources(env, nvml_query)
+    return cluster
+
+
+def detect_cluster_with_sources(
+    env: Mapping[str, str] | None = None, nvml_query: NvmlQuery | None = None
+) -> tuple[Cluster, dict[str, str]]:
+    """`detect_cluster`, plus where each value came from: {"nodes": "SLURM_JOB_NUM_NODES=2", ...}."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    names = (nvml_query or query_nvml)()
+    gpu = _gpu_model(names)
+    nodes, nodes_source = _nodes(environ)
+    gpus_per_node, per_node_source = _gpus_per_node(environ, len(names))
+    cluster = Cluster.from_shape(nodes=nodes, gpus_per_node=gpus_per_node, gpu=gpu)
+    sources = {
+        "nodes": nodes_source,
+        "gpus_per_node": per_node_source,
+        "gpu": f"NVML: {names[0]!r} -> {gpu.name}",
+        "bandwidth": "catalog defaults (intra-node NVLink or PCIe, 400 Gbit/s network per GPU)",
+    }
+    return cluster, sources
+
+
+def query_nvml() -> tuple[str, ...]:
+    """The names of the GPUs NVML sees on this machine (all of them; NVML ignores CUDA_VISIBLE_DEVICES).
+
+    Raises:
+        InputError: pynvml is not installed, NVML fails to start, or it sees no GPU.
+    """
+    try:
+        import pynvml
+    except ImportError:
+        raise _no_gpu("pynvml is not installed; pip install nvidia-ml-py") from None
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        raise _no_gpu(str(exc) or type(exc).__name__) from None
+    try:
+        names = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(index))
+            names.append(name.decode() if isinstance(name, bytes) else str(name))
+    except pynvml.NVMLError as exc:
+        raise _no_gpu(str(exc) or type(exc).__name__) from None
+    finally:
+        pynvml.nvmlShutdown()
+    if not names:
+        raise _no_gpu("0 devices")
+    return tuple(names)
+
+
+def _no_gpu(reason: str) -> InputError:
+    """The error for a machine where NVML finds nothing."""
+    return InputError(f"no NVIDIA GPU found on this machine (NVML: {reason}); {_PASS_CLUSTER}")
+
+
+def _gpu_model(names: tuple[str, ...]) -> GPU:
+    """The one catalog GPU behind the NVML names; mixed models are refused."""
+    if not names:
+        raise _no_gpu("0 devices")
+    distinct = sorted(set(names))
+    if len(distinct) > 1:
+        raise InputError(
+            f"this machine mixes GPU models {distinct}; autoparallel plans one model; {_PASS_CLUSTER}"
+        )
+    try:
+        return get_gpu(names[0])
+    except InputError as exc:
+        raise InputError(f"detected GPU is not in the catalog: {exc}; {_PASS_CLUSTER}") from None
+
+
+def _nodes(env: Mapping[str, str]) -> tuple[int, str]:
+    """Node count and the variable it came from."""
+    for var in ("SLURM_JOB_NUM_NODES", "SLURM_NNODES"):
+        if env.get(var, "").strip():
+            return _positive_int(env, var), f"{var}={env[var].strip()}"
+    if env.get("WORLD_SIZE", "").strip() and env.get("LOCAL_WORLD_SIZE", "").strip():
+        world = _positive_int(env, "WORLD_SIZE")
+        local = _positive_int(env, "LOCAL_WORLD_SIZE")
+        if world % local:
+            raise InputError(
+                f"WORLD_SIZE={world} is not a multiple of LOCAL_WORLD_SIZE={local}; "
+                f"nodes must hold equal GPU counts; {_PASS_CLUSTER}"
+            )
+        return world // local, f"WORLD_SIZE={world} / LOCAL_WORLD_SIZE={local}"
+    return 1, "default: 1 (no SLURM_JOB_NUM_NODES, SLURM_NNODES or WORLD_SIZE/LOCAL_WORLD_SIZE)"
+
+
+def _gpus_per_node(env: Mapping[str, str], nvml_count: int) -> tuple[int, str]:
+    """GPUs per node and the variable it came from."""
+    if env.get("SLURM_GPUS_ON_NODE", "").strip():
+        return _positive_int(env, "SLURM_GPUS_ON_NODE"), f"SLURM_GPUS_ON_NODE={env['SLURM_GPUS_ON_NODE']}"
+    if env.get("SLURM_GPUS_PER_NODE", "").strip():
+        raw = env["SLURM_GPUS_PER_NODE"].strip()
+        return _slurm_gpu_count(raw), f"SLURM_GPUS_PER_NODE={raw}"
+    if env.get("LOCAL_WORLD_SIZE", "").strip():
+        return _positive_int(env, "LOCAL_WORLD_SIZE"), f"LOCAL_WORLD_SIZE={env['LOCAL_WORLD_SIZE']}"
+    if "CUDA_VISIBLE_DEVICES" in env:
+        raw = env["CUDA_VISIBLE_DEVICES"].strip()
+        devices = [d for d in raw.split(",") if d.strip()]
+        if not devices or devices[0].strip() in ("-1", "NoDevFiles"):
+            raise InputError(f"CUDA_VISIBLE_DEVICES={raw!r} hides every GPU; {_PASS_CLUSTER}")
+        return len(devices), f"CUDA_VISIBLE_DEVICES={raw}"
+    return nvml_count, f"NVML device count ({nvml_count})"
+
+
+def _slurm_gpu_count(raw: str) -> int:
+    """GPUs in a SLURM gres count: "4", "h100:4", "gpu:h100:4", or "a100:2,a100:2" (summed)."""
+    total = 0
+    for part in re.sub(r"\([^)]*\)", "", raw).split(","):
+        count = part.strip().rsplit(":", 1)[-1]
+        if not count.isdigit():
+            raise InputError(f"cannot read a GPU count from SLURM_GPUS_PER_NODE={raw!r}; {_PASS_CLUSTER}")
+        total += int(count)
+    if total < 1:
+        raise InputError(f"SLURM_GPUS_PER_NODE={raw!r} gives no GPUs; {_PASS_CLUSTER}")
+    return total
+
+
+def _positive_int(env: Mapping[str, str], var: str) -> int:
+    """A positive integer environment variable, or InputError naming it."""
+    raw = env[var].strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError(f"{var}={raw!r} is not an integer; {_PASS_CLUSTER}") from None
+    if value < 1:
+        raise InputError(f"{var}={raw} must be at least 1; {_PASS_CLUSTER}")
+    return value

@@ -1,0 +1,162 @@
+"""GPU specifications: the `GPU` model, the shipped catalog (gpus.json) and name lookup.
+
+The catalog is data, not code: every number in gpus.json carries a `sources` entry naming the
+fields it backs. It is read once, on first use (`list_gpus` / `get_gpu`), never at import.
+
+Usage:
+    >>> from autoparallel.hardware import get_gpu
+    >>> get_gpu("NVIDIA H100 80GB HBM3").bf16_tflops
+    989.0
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+from importlib import resources
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoparallel.errors import InputError, InternalError
+
+_CATALOG_FILE = "gpus.json"
+
+
+class GPU(BaseModel):
+    """One GPU model: datasheet facts in explicit units, with their sources."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    name: str
+    """Canonical catalog name, e.g. "H100-SXM", "A100-SXM-80G", "L40S", "MI300X"."""
+    aliases: tuple[str, ...] = ()
+    """Other spellings `get_gpu` accepts (nvidia-smi names, short forms); matched case-insensitively."""
+    vendor: Literal["nvidia", "amd"]
+    """Who makes it: "nvidia" or "amd"."""
+    arch: str
+    """Architecture family, lower case: "volta", "turing", "ampere", "ada", "hopper", "blackwell", "cdna3"."""
+    memory_gb_nominal: float = Field(gt=0)
+    """Memory on the datasheet, decimal-marketing GB (80 for an H100)."""
+    memory_gib: float = Field(gt=0)
+    """Total memory as the driver reports it (torch.cuda.mem_get_info total), GiB: 79.19 for an H100 80GB."""
+    bf16_tflops: float = Field(gt=0)
+    """Dense (no sparsity) BF16 tensor-core peak, TFLOP/s. Where `bf16_native` is False, the FP16 rate."""
+    bf16_native: bool = True
+    """False on GPUs without BF16 tensor cores (V100, T4): frameworks run bf16 models in FP16 there."""
+    fp8_tflops: float | None = Field(default=None, gt=0)
+    """Dense FP8 tensor-core peak, TFLOP/s; None where the GPU has no FP8 tensor cores."""
+    fp4_tflops: float | None = Field(default=None, gt=0)
+    """Dense FP4 tensor-core peak, TFLOP/s; None where the GPU has no FP4 tensor cores."""
+    fp16_tflops: float = Field(gt=0)
+    """Dense FP16 tensor-core peak with FP32 accumulate, TFLOP/s (equal to BF16 on most GPUs)."""
+    hbm_tbps: float = Field(gt=0)
+    """Peak device-memory bandwidth (HBM or GDDR), TB/s."""
+    nvlink_gbps: float = Field(ge=0)
+    """All-to-all scale-up bandwidth per GPU inside a node, GB/s one way (H100 SXM NVLink4: 450 = 900
+    bidirectional; MI300X Infinity Fabric: 448). 0 when GPUs in a node talk over PCIe only."""
+    pcie_gen: int = Field(ge=0)
+    """PCIe generation of the host link; 0 where the host link is not PCIe (GB200: NVLink-C2C)."""
+    pcie_gbps: float = Field(gt=0)
+    """Host link bandwidth per GPU, GB/s one way (PCIe Gen4 x16: 32, Gen5 x16: 64)."""
+    max_gpus_per_node: int = Field(ge=1)
+    """Largest usual node (scale-up domain) for this GPU; `Cluster.parse` splits bigger counts into
+    nodes of this size (8 for HGX / OAM / PCIe servers, 72 for a GB200 NVL72 rack)."""
+    usd_per_hour: float = Field(gt=0)
+    """Default on-demand cloud price per GPU-hour, US$ (an estimate unless `sources` says otherwise)."""
+    sources: tuple[str, ...] = Field(min_length=1)
+    """Where each number comes from, as "field, field: datasheet name or URL, and any derivation"."""
+
+    @property
+    def memory_bytes(self) -> int:
+        """Driver-reported total memory in bytes (memory_gib * 2**30, rounded down)."""
+        return int(self.memory_gib * 2**30)
+
+    @property
+    def has_nvlink(self) -> bool:
+        """True when GPUs in one node are joined all-to-all by NVLink / Infinity Fabric."""
+        return self.nvlink_gbps > 0
+
+
+_VENDOR_WORDS = re.compile(r"\b(nvidia|geforce|tesla|amd|instinct)\b")
+_GB_SUFFIX = re.compile(r"(\d+)\s*gb\b")
+
+
+def normalize_gpu_name(name: str) -> str:
+    """The lookup key of a GPU name: lower case, vendor words and punctuation dropped, "80GB" -> "80g".
+
+    "NVIDIA A100-SXM4-80GB", "a100 sxm4 80g" and "A100_SXM4_80GB" all give "a100sxm480g".
+    """
+    key = _VENDOR_WORDS.sub(" ", name.lower())
+    key = _GB_SUFFIX.sub(r"\1g", key)
+    return re.sub(r"[^a-z0-9]", "", key)
+
+
+class _Catalog:
+    """The parsed catalog: GPUs in file order and an index from normalized name to GPU."""
+
+    def __init__(self, gpus: tuple[GPU, ...]) -> None:
+        self.gpus = gpus
+        self.index: dict[str, GPU] = {}
+        for gpu in gpus:
+            for spelling in (gpu.name, *gpu.aliases):
+                key = normalize_gpu_name(spelling)
+                other = self.index.get(key)
+                if other is not None and other.name != gpu.name:
+                    raise InternalError(
+                        f"{_CATALOG_FILE}: {spelling!r} of {gpu.name} and a name of {other.name} "
+                        f"both normalize to {key!r}"
+                    )
+                self.index[key] = gpu
+
+
+@functools.cache
+def _catalog() -> _Catalog:
+    """Read and validate gpus.json once."""
+    text = resources.files("autoparallel.hardware").joinpath(_CATALOG_FILE).read_text(encoding="utf-8")
+    entries = json.loads(text)["gpus"]
+    return _Catalog(tuple(GPU.model_validate(entry) for entry in entries))
+
+
+def list_gpus() -> tuple[GPU, ...]:
+    """Every GPU in the catalog, in catalog order."""
+    return _catalog().gpus
+
+
+def get_gpu(name: str) -> GPU:
+    """Look a GPU up by its canonical name or any alias, ignoring case, spaces, dashes and "NVIDIA".
+
+    Accepts what nvidia-smi prints ("NVIDIA H100 80GB HBM3"), short forms ("H100" -> H100-SXM,
+    "A100" -> A100-SXM-80G) and catalog names ("L40S", "MI300X").
+
+    Raises:
+        InputError: the name is not in the catalog; the message lists the nearest names.
+    """
+    catalog = _catalog()
+    key = normalize_gpu_name(name)
+    gpu = catalog.index.get(key)
+    if gpu is not None:
+        return gpu
+    raise InputError(
+        f"unknown GPU {name!r}{_did_you_mean(key, catalog)}; known GPUs: {_known_names(catalog)}"
+    )
+
+
+def _did_you_mean(key: str, catalog: _Catalog) -> str:
+    """The "did you mean" clause naming the catalog GPUs closest to a normalized key, or ""."""
+    close_keys = difflib.get_close_matches(key, list(catalog.index), n=6, cutoff=0.6)
+    names: list[str] = []
+    for close in close_keys:
+        canonical = catalog.index[close].name
+        if canonical not in names:
+            names.append(canonical)
+    if not names:
+        return ""
+    return ", did you mean " + " or ".join(names[:3]) + "?"
+
+
+def _known_names(catalog: _Catalog) -> str:
+    """The canonical names, comma separated."""
+    return ", ".join(gpu.name for gpu in catalog.gpus)

@@ -1,0 +1,154 @@
+"""Cluster: parsing cluster strings, defaults, node splitting and errors."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from autoparallel.errors import InputError
+from autoparallel.hardware import Cluster, get_gpu
+
+
+def test_nodes_by_gpus_by_gpu() -> None:
+    cluster = Cluster.parse("2x8xH100")
+    assert (cluster.nodes, cluster.gpus_per_node, cluster.world_size) == (2, 8, 16)
+    assert cluster.gpu.name == "H100-SXM"
+    assert cluster.intra_node_gbps == 450
+    assert cluster.inter_node_gbps == 50
+    assert cluster.describe() == "2 nodes x 8 x H100-SXM (NVLink 450 GB/s, IB 50 GB/s)"
+
+
+def test_count_by_gpu_is_one_node() -> None:
+    cluster = Cluster.parse("8xA100-80G")
+    assert (cluster.nodes, cluster.gpus_per_node) == (1, 8)
+    assert cluster.gpu.name == "A100-SXM-80G"
+    assert cluster.describe() == "1 node x 8 x A100-SXM-80G (NVLink 300 GB/s, IB 50 GB/s)"
+
+
+@pytest.mark.parametrize(
+    ("spec", "nodes", "per_node"),
+    [
+        ("16xH200", 2, 8),
+        ("4xH100", 1, 4),
+        ("1xL4", 1, 1),
+        ("64xB200", 8, 8),
+        ("72xGB200", 1, 72),
+        ("144xGB200", 2, 72),
+        ("3x4xH100", 3, 4),
+    ],
+)
+def test_counts_split_into_full_nodes(spec: str, nodes: int, per_node: int) -> None:
+    cluster = Cluster.parse(spec)
+    assert (cluster.nodes, cluster.gpus_per_node) == (nodes, per_node)
+
+
+def test_options_set_bandwidths() -> None:
+    cluster = Cluster.parse("16xH200,ib=400")
+    assert cluster.inter_node_gbps == 50
+    cluster = Cluster.parse("2x8xH100, ib=100 ,nvlink=300")
+    assert cluster.inter_node_gbps == 12.5
+    assert cluster.intra_node_gbps == 300
+
+
+def test_spelling_is_forgiving() -> None:
+    assert Cluster.parse(" 2 X 8 x h100-sxm5-80gb ") == Cluster.parse("2x8xH100")
+    assert Cluster.parse("8xRTX 4090").gpu.name == "RTX-4090"
+    assert Cluster.parse("8x4090").gpu.name == "RTX-4090"
+    assert Cluster.parse("8xMI300X").gpu.name == "MI300X"
+
+
+def test_pcie_only_gpus_use_their_pcie_link_inside_a_node() -> None:
+    cluster = Cluster.parse("8xL4")
+    assert cluster.intra_node_gbps == 32
+    assert cluster.describe() == "1 node x 8 x L4 (PCIe 32 GB/s, IB 50 GB/s)"
+    assert Cluster.parse("2xH100-PCIe").intra_node_gbps == 64
+    assert (
+        Cluster.parse("2xH100-NVL,nvlink=300").describe().startswith("1 node x 2 x H100-NVL (NVLink 300 GB/s")
+    )
+
+
+def test_amd_scale_up_is_infinity_fabric() -> None:
+    assert (
+        Cluster.parse("8xMI300X").describe() == "1 node x 8 x MI300X (Infinity Fabric 448 GB/s, IB 50 GB/s)"
+    )
+
+
+@pytest.mark.parametrize(
+    "spec", ["2x8xH100", "16xH200,ib=200", "4xL4,nvlink=100", "1x72xGB200", "3x4xA100-40G,ib=800,nvlink=250"]
+)
+def test_spec_round_trips(spec: str) -> None:
+    cluster = Cluster.parse(spec)
+    assert Cluster.parse(cluster.spec) == cluster
+
+
+def test_spec_is_canonical() -> None:
+    assert Cluster.parse("16xH200,ib=400").spec == "2x8xH200"
+    assert Cluster.parse("2x8xh100,ib=200").spec == "2x8xH100-SXM,ib=200"
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("", "empty cluster spec"),
+        ("H100", "malformed cluster spec 'H100'"),
+        ("8x", "malformed cluster spec"),
+        ("x8xH100", "malformed cluster spec"),
+        ("0xH100", "GPU count must be at least 1, got 0"),
+        ("0x8xH100", "node count must be at least 1, got 0"),
+        ("-2x8xH100", "node count must be at least 1, got -2"),
+        ("2x0xH100", "GPUs per node must be at least 1, got 0"),
+        ("2x16xH100", "16 GPUs per node is more than a H100-SXM node holds (8)"),
+        ("12xH100", "12 H100-SXM GPUs do not fill whole nodes of 8"),
+        ("12xH100", "e.g. 2x6xH100-SXM"),
+        ("8xH100-SMX", "unknown GPU 'H100-SMX', did you mean H100-SXM"),
+        ("8xH100,ibb=100", "unknown option 'ibb'"),
+        ("8xH100,ibb=100", "did you mean ib?"),
+        ("8xH100,ib", "malformed option 'ib'"),
+        ("8xH100,ib=fast", "option ib='fast' is not a number"),
+        ("8xH100,ib=0", "option ib=0 must be a positive number"),
+        ("8xH100,nvlink=-5", "option nvlink=-5 must be a positive number"),
+        ("8xH100,ib=inf", "must be a positive number"),
+        ("8xH100,ib=100,ib=200", "option 'ib' given twice"),
+    ],
+)
+def test_bad_specs_raise_one_line_input_errors(spec: str, fragment: str) -> None:
+    with pytest.raises(InputError) as info:
+        Cluster.parse(spec)
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_malformed_specs_list_the_valid_forms() -> None:
+    with pytest.raises(InputError, match=r"valid forms: NODESxGPUSxGPU \(2x8xH100\), COUNTxGPU"):
+        Cluster.parse("eight H100s")
+
+
+def test_single_node_helper() -> None:
+    assert Cluster.single("H100", 8) == Cluster.parse("8xH100")
+    assert Cluster.single(get_gpu("L4")).world_size == 1
+    with pytest.raises(InputError, match="more than a H100-SXM node holds"):
+        Cluster.single("H100", 16)
+    with pytest.raises(InputError, match="GPU count must be at least 1"):
+        Cluster.single("H100", 0)
+    with pytest.raises(InputError, match="unknown GPU"):
+        Cluster.single("H1000", 8)
+
+
+def test_cluster_is_frozen_and_validated() -> None:
+    cluster = Cluster.parse("2x8xH100")
+    with pytest.raises(ValidationError):
+        cluster.nodes = 4  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        Cluster(nodes=0, gpus_per_node=8, gpu=cluster.gpu, intra_node_gbps=450, inter_node_gbps=50)
+    with pytest.raises(ValidationError):
+        Cluster.model_validate({**cluster.model_dump(), "racks": 1})
+
+
+def test_from_shape_fills_default_bandwidths() -> None:
+    cluster = Cluster.from_shape(nodes=2, gpus_per_node=4, gpu=get_gpu("A10G"))
+    assert (cluster.intra_node_gbps, cluster.inter_node_gbps) == (32, 50)
+
+
+def test_every_field_is_documented() -> None:
+    assert [name for name, field in Cluster.model_fields.items() if not field.description] == []
