@@ -24,8 +24,9 @@ def _shard_unit(model: ModelSpec) -> int:
         return q.group_size
     if q.method.value == "fp8" and q.block_k:
         return q.block_k
-    if q.method.value == "mxfp4":
-        return 32
+    # MXFP4 (gpt-oss) quantizes only the routed experts, and vLLM's `Mxfp4MoEMethod.create_weights` pads
+    # each rank's expert width ("to hold non-uniform sharded tensor as well as swizzling", round_up to
+    # 64-256), so it adds no divisibility rule: gpt-oss (expert width 2880) is served with tp 1, 2, 4, 8.
     return 1
 
 

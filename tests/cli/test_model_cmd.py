@@ -1,0 +1,77 @@
+"""`autoparallel models` and `autoparallel model <source>`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from autoparallel.cli.model_cmd import add_model_parser, add_models_parser, cmd_model, cmd_models
+from autoparallel.errors import InputError
+from autoparallel.models import list_models
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="autoparallel")
+    sub = parser.add_subparsers(dest="command")
+    add_models_parser(sub)
+    add_model_parser(sub)
+    return parser.parse_args(argv)
+
+
+def test_models_table(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse("models")
+    assert args.func is cmd_models and cmd_models(args) == 0
+    out = capsys.readouterr().out
+    assert "deepseek-ai/DeepSeek-V3" in out and "fp8 block 128x128" in out and "mxfp4" in out
+    assert f"{len(list_models())} models" in out
+
+
+def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd_models(_parse("models", "--json")) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(list_models())
+    assert {"id", "family", "total_params", "active_params", "quantization"} <= set(rows[0])
+
+
+def test_model_card_text(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _parse("model", "Qwen/Qwen3-30B-A3B")
+    assert args.func is cmd_model and cmd_model(args) == 0
+    out = capsys.readouterr().out
+    assert "routed_experts" in out and "valid tp (1..64): 1, 2, 4" in out
+    assert "tp_kv_heads" in out and "KV cache per token" in out
+
+
+def test_model_card_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd_model(_parse("model", "google/gemma-3-27b-it", "--json")) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert {
+        "name",
+        "total_params",
+        "active_params",
+        "kv_bytes_per_token",
+        "limits",
+        "params_by_group",
+    } <= set(card)
+    assert card["name"] == "google/gemma-3-27b-it"
+    assert card["total_params"] == sum(card["params_by_group"].values())
+    assert set(card["kv_bytes_per_token"]["bf16"]) == {"sliding", "full"}
+    assert card["kv_bytes_per_token"]["fp8"]["full"] * 2 == card["kv_bytes_per_token"]["bf16"]["full"]
+    assert card["params_by_group"]["vision"] > 0
+    assert all({"name", "reason"} <= set(rule) for rule in card["limits"])
+    assert 1 in card["valid_tp"] and 3 not in card["valid_tp"]
+
+
+def test_model_card_linear_state_and_mla(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd_model(_parse("model", "Qwen/Qwen3-Next-80B-A3B-Instruct")) == 0
+    assert "linear-attention state per sequence" in capsys.readouterr().out
+    assert cmd_model(_parse("model", "deepseek-ai/DeepSeek-R1", "--json")) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["kv_bytes_per_token"]["bf16"] == {"mla": 61 * 576 * 2}
+    assert card["published_deviation"]["total"] == pytest.approx(0, abs=1e-3)
+
+
+def test_model_unknown_source_raises_input_error(tmp_path: object) -> None:
+    with pytest.raises(InputError, match="no such file"):
+        cmd_model(_parse("model", "./missing/config.json"))

@@ -1,0 +1,330 @@
+"""spec_from_config: exact counts per family, defaults, quantization, and bad input."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from autoparallel.errors import InputError
+from autoparallel.models import AttentionKind, MlpKind, QuantMethod, spec_from_config
+from autoparallel.models.zoo import find_entry
+
+
+def _llama(**over: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "model_type": "llama",
+        "hidden_size": 64,
+        "intermediate_size": 160,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "num_hidden_layers": 3,
+        "vocab_size": 1000,
+        "max_position_embeddings": 512,
+        "torch_dtype": "bfloat16",
+    }
+    cfg.update(over)
+    return cfg
+
+
+def test_llama_counts_by_hand() -> None:
+    s = spec_from_config(_llama(), name="tiny")
+    h, i, hd = 64, 160, 8
+    attention = h * 8 * hd + 2 * h * 2 * hd + 8 * hd * h
+    layer = attention + 3 * h * i + 2 * h
+    assert s.layers[0].params.attention == attention
+    assert s.total_params == 2 * 1000 * h + 3 * layer + h
+    assert s.active_params == s.total_params
+    assert (s.num_heads, s.num_kv_heads, s.head_dim) == (8, 2, 8)
+    assert s.dtype_bytes == 2 and s.quantization is None
+    assert all(layer.attention.kind is AttentionKind.FULL for layer in s.layers)
+
+
+def test_tied_embeddings_drop_lm_head() -> None:
+    s = spec_from_config(_llama(tie_word_embeddings=True), name="tiny")
+    assert s.lm_head_params == 0 and s.tie_word_embeddings
+
+
+def test_qwen2_has_qkv_bias_only_and_qwen3_has_qk_norm() -> None:
+    base = spec_from_config(_llama(), name="a").layers[0].params.attention
+    q2 = spec_from_config(_llama(model_type="qwen2"), name="b").layers[0].params.attention
+    q3 = spec_from_config(_llama(model_type="qwen3", head_dim=8), name="c").layers[0].params.attention
+    assert q2 - base == 8 * 8 + 2 * 2 * 8  # q, k, v biases; o has none
+    assert q3 - base == 2 * 8  # q_norm, k_norm over head_dim
+    biased = spec_from_config(_llama(attention_bias=True), name="d").layers[0].params.attention
+    assert biased - base == 8 * 8 + 2 * 2 * 8 + 64  # llama attention_bias also biases o_proj
+
+
+def test_explicit_null_sliding_window_is_full_attention() -> None:
+    s = spec_from_config(_llama(model_type="mistral", sliding_window=None), name="m")
+    assert {layer.attention.kind for layer in s.layers} == {AttentionKind.FULL}
+    s = spec_from_config(_llama(model_type="mistral", sliding_window=4096), name="m")
+    assert s.layers[0].attention.kind is AttentionKind.SLIDING
+    assert s.layers[0].attention.window_tokens == 4096
+
+
+def test_mixtral_moe_active_counts_top_k() -> None:
+    s = spec_from_config(_llama(model_type="mixtral", num_local_experts=4, num_experts_per_tok=2), name="x")
+    layer = s.layers[0]
+    assert layer.mlp.kind is MlpKind.MOE
+    assert layer.params.routed_experts == 4 * 3 * 64 * 160
+    assert layer.params.router == 64 * 4
+    assert layer.active_params == layer.params.total - layer.params.routed_experts // 2
+    assert s.is_moe and s.num_experts == 4 and s.experts_per_token == 2
+
+
+def _deepseek(**over: Any) -> dict[str, Any]:
+    cfg = copy.deepcopy(find_entry("deepseek-ai/DeepSeek-V3").config)  # type: ignore[union-attr]
+    cfg.update({"num_hidden_layers": 4, "first_k_dense_replace": 1})
+    cfg.update(over)
+    return cfg
+
+
+def test_deepseek_mla_and_mtp() -> None:
+    s = spec_from_config(_deepseek(), name="ds")
+    att = s.layers[0].attention
+    assert att.kind is AttentionKind.MLA and att.kv_lora_rank == 512 and att.qk_rope_head_dim == 64
+    assert att.kv_bytes_per_token_per_element == 576
+    assert s.layers[0].mlp.kind is MlpKind.DENSE and s.layers[1].mlp.kind is MlpKind.MOE
+    assert s.layers[1].params.router == 7168 * 256 + 256  # gate + e_score_correction_bias
+    assert s.mtp_layers == 1
+    assert s.mtp_params == 2 * 7168 * 7168 + 3 * 7168 + s.layers[-1].params.total
+    assert s.active_params < s.total_params - s.mtp_params  # MTP never counts as active
+
+
+def test_deepseek_null_q_lora_uses_q_proj() -> None:
+    with_lora = spec_from_config(_deepseek(), name="a").layers[0].params.attention
+    without = spec_from_config(_deepseek(q_lora_rank=None), name="b").layers[0].params.attention
+    q_lora = 7168 * 1536 + 1536 + 1536 * 128 * 192
+    assert with_lora - without == q_lora - 7168 * 128 * 192
+    assert spec_from_config(_deepseek(q_lora_rank=None), name="b").layers[0].attention.q_lora_rank == 0
+
+
+def test_gpt_oss_sinks_biases_and_alternating_windows() -> None:
+    s = find_entry("openai/gpt-oss-20b").spec()  # type: ignore[union-attr]
+    kinds = [layer.attention.kind for layer in s.layers]
+    assert kinds[:2] == [AttentionKind.SLIDING, AttentionKind.FULL]
+    assert s.layers[0].attention.window_tokens == 128 and s.layers[1].attention.window_tokens is None
+    p = s.layers[0].params
+    assert p.attention == 2880 * 4096 + 4096 + 2 * (2880 * 512 + 512) + 4096 * 2880 + 2880 + 64
+    assert p.router == 2880 * 32 + 32
+    assert p.routed_experts == 32 * (3 * 2880 * 2880 + 2 * 2880 + 2880)
+    q = s.quantization
+    assert q is not None and q.method is QuantMethod.MXFP4 and q.quantized_groups == ("routed_experts",)
+
+
+def test_gemma3_sparse_config_gets_family_defaults() -> None:
+    full = find_entry("google/gemma-3-27b-it").config  # type: ignore[union-attr]
+    keep = (
+        "head_dim",
+        "hidden_size",
+        "intermediate_size",
+        "model_type",
+        "num_attention_heads",
+        "num_hidden_layers",
+        "num_key_value_heads",
+        "query_pre_attn_scalar",
+        "rope_scaling",
+        "sliding_window",
+    )
+    sparse = {
+        "architectures": ["Gemma3ForConditionalGeneration"],
+        "model_type": "gemma3",
+        "text_config": {k: full["text_config"][k] for k in keep},
+        "vision_config": full["vision_config"],
+        "torch_dtype": "bfloat16",
+    }
+    a = spec_from_config(sparse, name="sparse")
+    b = spec_from_config(full, name="full")
+    assert a.params == b.params
+    assert a.vocab_size == 262208 and a.tie_word_embeddings and a.model_type == "gemma3_text"
+    kinds = [layer.attention.kind for layer in a.layers]
+    assert kinds[5] is AttentionKind.FULL and kinds[:5] == [AttentionKind.SLIDING] * 5
+    assert a.layers[0].params.norms == 4 * 5376
+    assert a.vision_params > 400_000_000
+
+
+def test_llama4_chunked_pattern_and_interleaved_moe() -> None:
+    s = find_entry("meta-llama/Llama-4-Maverick-17B-128E-Instruct").spec()  # type: ignore[union-attr]
+    kinds = [layer.attention.kind for layer in s.layers[:4]]
+    assert kinds == [AttentionKind.CHUNKED] * 3 + [AttentionKind.FULL]
+    assert s.layers[0].attention.window_tokens == 8192
+    assert [layer.mlp.kind for layer in s.layers[:2]] == [MlpKind.DENSE, MlpKind.MOE]
+    assert s.layers[1].mlp.num_shared_experts == 1
+    assert s.vision_params == 871_932_416
+
+
+def test_qwen3_next_hybrid_layers() -> None:
+    s = find_entry("Qwen/Qwen3-Next-80B-A3B-Instruct").spec()  # type: ignore[union-attr]
+    kinds = [layer.attention.kind for layer in s.layers[:4]]
+    assert kinds == [AttentionKind.LINEAR] * 3 + [AttentionKind.FULL]
+    assert s.kv_bytes_per_token_by_kind(2.0) == {"full": 12 * 2 * 2 * 256 * 2}
+    assert s.state_bytes_per_sequence() == 36 * (32 * 128 * 128 + 3 * (2 * 2048 + 4096)) * 2
+    assert s.layers[3].params.shared_experts == 3 * 2048 * 512 + 2048  # + shared_expert_gate
+
+
+def test_classic_families_have_biases_and_positions() -> None:
+    gpt2 = find_entry("gpt2").spec()  # type: ignore[union-attr]
+    assert gpt2.total_params == 124_439_808
+    assert gpt2.embedding_params == 50257 * 768 + 1024 * 768
+    assert gpt2.layers[0].mlp.gated is False
+    opt = spec_from_config(
+        {
+            "model_type": "opt",
+            "hidden_size": 16,
+            "ffn_dim": 64,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 1,
+            "vocab_size": 10,
+            "max_position_embeddings": 8,
+        },
+        name="opt",
+    )
+    assert opt.embedding_params == 10 * 16 + (8 + 2) * 16
+
+
+def test_multimodal_nesting_and_dtype() -> None:
+    cfg = {"model_type": "llava_like", "torch_dtype": "float32", "text_config": _llama()}
+    s = spec_from_config(cfg, name="mm")
+    assert s.model_type == "llama" and s.dtype_bytes == 4
+    assert s.total_params == spec_from_config(_llama(), name="x").total_params
+
+
+def test_unknown_type_is_parsed_generically_with_note() -> None:
+    s = spec_from_config(_llama(model_type="brand_new"), name="new")
+    assert s.total_params == spec_from_config(_llama(), name="x").total_params
+    assert "not a known family" in s.notes
+    moe = spec_from_config(
+        _llama(
+            model_type="brand_new_moe", num_local_experts=4, num_experts_per_tok=1, moe_intermediate_size=32
+        ),
+        name="moe",
+    )
+    assert moe.is_moe and moe.layers[0].params.routed_experts == 4 * 3 * 64 * 32
+
+
+# ----- quantization -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("qc", "method", "check"),
+    [
+        (
+            {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": True},
+            QuantMethod.GPTQ,
+            lambda q: q.bits == 4 and q.group_size == 128,
+        ),
+        (
+            {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": True},
+            QuantMethod.AWQ,
+            lambda q: q.group_size == 64,
+        ),
+        (
+            {"quant_method": "awq", "w_bit": 4, "q_group_size": 128},
+            QuantMethod.AWQ,
+            lambda q: q.group_size == 128,
+        ),
+        (
+            {"quant_method": "fp8", "weight_block_size": [128, 128]},
+            QuantMethod.FP8,
+            lambda q: (q.block_n, q.block_k) == (128, 128),
+        ),
+        ({"quant_method": "fp8"}, QuantMethod.FP8, lambda q: q.block_n == 0),
+        (
+            {
+                "quant_method": "bitsandbytes",
+                "load_in_4bit": True,
+                "bnb_4bit_quant_type": "nf4",
+                "bnb_4bit_use_double_quant": True,
+            },
+            QuantMethod.BITSANDBYTES,
+            lambda q: q.bits == 4 and q.double_quant,
+        ),
+        ({"quant_method": "modelopt", "quant_algo": "FP8"}, QuantMethod.FP8, lambda q: q.block_n == 0),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "config_groups": {
+                    "group_0": {
+                        "weights": {
+                            "num_bits": 8,
+                            "type": "float",
+                            "strategy": "block",
+                            "block_structure": [128, 128],
+                        }
+                    }
+                },
+            },
+            QuantMethod.FP8,
+            lambda q: q.block_k == 128,
+        ),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "config_groups": {
+                    "group_0": {
+                        "weights": {"num_bits": 4, "type": "int", "strategy": "group", "group_size": 128}
+                    }
+                },
+            },
+            QuantMethod.GPTQ,
+            lambda q: q.bits == 4,
+        ),
+        (
+            {
+                "quant_method": "gptq",
+                "bits": 4,
+                "group_size": 128,
+                "modules_to_not_convert": ["model.layers.*.self_attn"],
+            },
+            QuantMethod.GPTQ,
+            lambda q: "attention" not in q.quantized_groups,
+        ),
+    ],
+)
+def test_quantization_config(qc: dict[str, Any], method: QuantMethod, check: Any) -> None:
+    s = spec_from_config(_llama(quantization_config=qc), name="q")
+    assert s.quantization is not None and s.quantization.method is method
+    assert check(s.quantization)
+    assert s.weight_bytes() < s.total_params * 2
+
+
+def test_unsupported_quantization_raises() -> None:
+    with pytest.raises(InputError, match="hqq"):
+        spec_from_config(_llama(quantization_config={"quant_method": "hqq"}), name="q")
+
+
+# ----- bad input ----------------------------------------------------------------------------------
+def test_missing_heads_names_the_field() -> None:
+    cfg = _llama()
+    del cfg["num_attention_heads"]
+    with pytest.raises(InputError, match="num_attention_heads"):
+        spec_from_config(cfg, name="broken")
+
+
+@pytest.mark.parametrize("key", ["hidden_size", "num_hidden_layers", "vocab_size", "intermediate_size"])
+@pytest.mark.parametrize("value", [0, -4])
+def test_zero_or_negative_sizes_raise(key: str, value: int) -> None:
+    with pytest.raises(InputError, match=key):
+        spec_from_config(_llama(**{key: value}), name="broken")
+
+
+@pytest.mark.parametrize("bad", [{"hidden_size": "64"}, {"num_hidden_layers": 2.5}, {"vocab_size": True}])
+def test_non_integer_sizes_raise(bad: dict[str, Any]) -> None:
+    with pytest.raises(InputError, match="integer"):
+        spec_from_config(_llama(**bad), name="broken")
+
+
+def test_missing_model_type_and_non_dict() -> None:
+    cfg = _llama()
+    del cfg["model_type"]
+    with pytest.raises(InputError, match="model_type"):
+        spec_from_config(cfg, name="broken")
+    with pytest.raises(InputError, match="JSON object"):
+        spec_from_config([1, 2], name="broken")  # type: ignore[arg-type]
+
+
+def test_layer_types_length_mismatch() -> None:
+    with pytest.raises(InputError, match="layer_types"):
+        spec_from_config(_llama(layer_types=["full_attention"]), name="broken")
+    with pytest.raises(InputError, match="unknown layer type"):
+        spec_from_config(_llama(layer_types=["weird"] * 3), name="broken")
