@@ -1,0 +1,399 @@
+"""Per-GPU serving memory exactly as vLLM accounts for it at start-up, version-aware.
+
+vLLM (`v1/worker/gpu_worker.py determine_available_memory`, 0.32) profiles one dummy forward and
+one sampler pass, then gives the KV cache what is left of the budget:
+
+    budget   = ceil(total × gpu_memory_utilization)                    (v1/worker/utils.request_memory)
+    KV cache = budget − weights − activation peak − non-torch memory [− CUDA graphs, from 0.21]
+    blocks   = KV cache // bytes per block; every pipeline stage keeps the smallest count
+
+`vllm_memory` evaluates that for one deployment and reports it with the numbers vLLM would log,
+per stage, and whether the engine can start (with vLLM-like messages and the fix when it cannot).
+Components live in `vllm_profile.py`, the KV layout in `vllm_kv.py`, release differences in
+`vllm_versions.py`. All figures are per GPU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.errors import InputError
+from autoparallel.memory import vllm_profile as prof
+from autoparallel.memory.vllm_config import (
+    Usage,
+    apply_dtype_and_quant,
+    kv_block_size,
+    kv_dtype_bytes,
+    layer_kv_specs,
+    resolve_batch_defaults,
+    validate,
+)
+from autoparallel.memory.vllm_kv import plan_kv
+from autoparallel.memory.vllm_problems import start_problems, with_fixes
+from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
+from autoparallel.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import GPU
+
+__all__ = [
+    "DEFAULT_VLLM_VERSION",
+    "StageMemory",
+    "Usage",
+    "VllmMemoryReport",
+    "kv_block_size",
+    "layer_kv_specs",
+    "resolve_batch_defaults",
+    "serving_memory",
+    "vllm_memory",
+]
+
+DEFAULT_VLLM_VERSION = "0.32"
+"""The vLLM release the emitters target."""
+
+GIB = float(2**30)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class StageMemory(_Frozen):
+    """One pipeline stage's rank, as its own start-up log would show it."""
+
+    stage: int
+    """Pipeline stage index (0 = first)."""
+    num_layers: int
+    """Decoder layers on the stage."""
+    weights_gib: float
+    """'Model loading took': parameters of this rank + RoPE cache, GiB."""
+    activation_peak_gib: float
+    """Torch peak increase of the profile run, GiB."""
+    non_torch_gib: float
+    """Non-torch memory counted by the profile (cuBLAS, NCCL / custom all-reduce buffers), GiB."""
+    cuda_graph_gib: float
+    """Estimated CUDA-graph memory, GiB (subtracted from the KV budget only where the release does)."""
+    kv_cache_gib: float
+    """'Available KV cache memory' on this rank, GiB (negative: cannot start)."""
+    num_blocks: int
+    """KV blocks this rank's memory holds before all stages take the minimum."""
+
+
+class VllmMemoryReport(_Frozen):
+    """Per-GPU memory of one vLLM deployment, as vLLM's start-up accounts for it."""
+
+    vllm_version: str
+    """Release the accounting follows, e.g. '0.32.0 (V1)'."""
+    gpu: str
+    """GPU catalog name."""
+    tp: int
+    """Tensor-parallel degree."""
+    pp: int
+    """Pipeline-parallel degree."""
+    ep: int
+    """Expert-parallel ranks (tp × dp with --enable-expert-parallel, else 1)."""
+    total_gib: float
+    """Driver-reported device memory, GiB."""
+    gpu_memory_utilization: float
+    """Fraction of device memory given to vLLM."""
+    budget_gib: float
+    """total × gpu_memory_utilization, GiB."""
+    weights_gib: float
+    """Weights on the limiting stage's rank (quantization-aware, TP/PP/EP-sharded), GiB."""
+    activation_peak_gib: float
+    """Activation peak of the profile run (dummy forward + sampler) on that rank, GiB."""
+    non_torch_gib: float
+    """Non-torch memory on that rank, GiB."""
+    cuda_graph_gib: float
+    """Estimated CUDA-graph memory on that rank, GiB (0 with enforce_eager)."""
+    cuda_graph_in_budget: bool
+    """The release subtracts `cuda_graph_gib` from the KV budget (from 0.21); before, graphs take
+    the headroom that gpu_memory_utilization leaves."""
+    kv_cache_gib: float
+    """Available KV cache memory on the limiting stage's rank, GiB."""
+    kv_cache_tokens: int
+    """'GPU KV cache size: N tokens' (minimum over stages; hybrid-aware as the release computes it)."""
+    block_size: int
+    """Tokens per KV block (smallest over KV cache groups)."""
+    num_gpu_blocks: int
+    """KV blocks allocated on every rank (minimum over stages)."""
+    kv_cache_groups: int
+    """KV cache groups (1 for uniform models; more under the hybrid allocator)."""
+    max_model_len: int
+    """Longest request, tokens."""
+    max_num_seqs: int
+    """Sequences per batch (resolved default where not given)."""
+    max_num_batched_tokens: int
+    """Tokens of the profile batch / per scheduler step (resolved default where not given)."""
+    kv_cache_dtype: str
+    """--kv-cache-dtype."""
+    max_concurrency: float
+    """Requests of max_model_len the KV cache holds at once, as vLLM logs it."""
+    kv_bytes_per_token_per_gpu: float
+    """Bytes one more cached (full-attention) token costs on the limiting stage's GPU."""
+    stage: int
+    """The pipeline stage that limits the KV cache (fewest blocks)."""
+    stages: tuple[StageMemory, ...]
+    """Every stage's breakdown."""
+    fits: bool
+    """vLLM can start: weights fit, KV memory is positive and holds one max_model_len request."""
+    problems: tuple[str, ...]
+    """Why it cannot start (or will fail capturing graphs), with the numbers and the fix."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict of every field (stages as a list of dicts)."""
+        return self.model_dump(mode="json")
+
+
+def _resolve_model(model: ModelSpec | str) -> ModelSpec:
+    if isinstance(model, ModelSpec):
+        return model
+    from autoparallel.models import load_model
+
+    return load_model(model)
+
+
+def _resolve_gpu(gpu: GPU | str) -> GPU:
+    if isinstance(gpu, str):
+        from autoparallel.hardware import get_gpu
+
+        return get_gpu(gpu)
+    return gpu
+
+
+def vllm_memory(
+    model: ModelSpec | str,
+    gpu: GPU | str,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    enable_expert_parallel: bool = False,
+    dp: int = 1,
+    gpu_memory_utilization: float | None = None,
+    max_model_len: int | None = None,
+    max_num_seqs: int | None = None,
+    max_num_batched_tokens: int | None = None,
+    quantization: str | None = None,
+    kv_cache_dtype: str = "auto",
+    enforce_eager: bool = False,
+    vllm_version: str = DEFAULT_VLLM_VERSION,
+    dtype: str = "auto",
+    usage: Usage = "serve",
+    pp_layer_partition: tuple[int, ...] | None = None,
+) -> VllmMemoryReport:
+    """Per-GPU memory of `vllm serve MODEL` with these flags, on `gpu`, as `vllm_version` accounts it.
+
+    `max_num_seqs` / `max_num_batched_tokens` None: the release's defaults for the GPU; `dtype` is
+    vLLM's --dtype; `usage` "offline" uses the `LLM` class defaults; `pp_layer_partition` mirrors
+    VLLM_PP_LAYER_PARTITION.
+
+    Raises:
+        InputError: a degree the model or vLLM rejects, an unknown dtype / quantization / KV dtype, a
+            max_model_len beyond the model's, a utilization outside (0, 1].
+    """
+    spec = _resolve_model(model)
+    g = _resolve_gpu(gpu)
+    rules = rules_for(parse_vllm_version(vllm_version))
+    validate(
+        spec,
+        tp=tp,
+        pp=pp,
+        dp=dp,
+        ep_on=enable_expert_parallel,
+        util=gpu_memory_utilization,
+        max_model_len=max_model_len,
+        partition=pp_layer_partition,
+    )
+    settings: dict[str, Any] = dict(
+        tp=tp,
+        pp=pp,
+        enable_expert_parallel=enable_expert_parallel,
+        dp=dp,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens,
+        quantization=quantization,
+        kv_cache_dtype=kv_cache_dtype,
+        enforce_eager=enforce_eager,
+        dtype=dtype,
+        usage=usage,
+        pp_layer_partition=pp_layer_partition,
+    )
+    report = _evaluate(spec, g, rules, **settings)
+    if report.fits:
+        return report
+
+    def evaluate(**overrides: Any) -> VllmMemoryReport | None:
+        changed = {**settings, **overrides}
+        if "tp" in overrides:
+            changed["pp_layer_partition"] = pp_layer_partition
+        try:
+            validate(
+                spec,
+                tp=changed["tp"],
+                pp=pp,
+                dp=dp,
+                ep_on=enable_expert_parallel,
+                util=changed["gpu_memory_utilization"],
+                max_model_len=changed["max_model_len"],
+                partition=pp_layer_partition,
+            )
+            return _evaluate(spec, g, rules, **changed)
+        except InputError:
+            return None
+
+    quantized = spec.quantization is not None or quantization is not None
+    return with_fixes(report, quantized=quantized, evaluate=evaluate)
+
+
+def _evaluate(
+    spec: ModelSpec,
+    g: GPU,
+    rules: VllmRules,
+    *,
+    tp: int,
+    pp: int,
+    enable_expert_parallel: bool,
+    dp: int,
+    gpu_memory_utilization: float | None,
+    max_model_len: int | None,
+    max_num_seqs: int | None,
+    max_num_batched_tokens: int | None,
+    quantization: str | None,
+    kv_cache_dtype: str,
+    enforce_eager: bool,
+    dtype: str,
+    usage: Usage,
+    pp_layer_partition: tuple[int, ...] | None,
+) -> VllmMemoryReport:
+    """The report for validated inputs, problems without the fix sentence."""
+    spec = apply_dtype_and_quant(spec, dtype, quantization)
+    kv_bytes = kv_dtype_bytes(kv_cache_dtype, spec)
+    mml = max_model_len or spec.max_position_embeddings
+    seqs, tokens = resolve_batch_defaults(rules, g, mml, max_num_seqs, max_num_batched_tokens, usage)
+    ep = tp * dp if enable_expert_parallel else 1
+    util = (
+        gpu_memory_utilization if gpu_memory_utilization is not None else rules.default_gpu_memory_utilization
+    )
+    total = g.memory_bytes
+    budget = float(math.ceil(total * util))
+    stage_ranges = prof.pp_partition(spec.num_layers, pp, pp_layer_partition)
+    blackwell = g.arch == "blackwell"
+    parts: list[tuple[float, float, float, float, float]] = []
+    for s, layers in enumerate(stage_ranges):
+        groups = prof.stage_params_per_rank(spec, layers, s, pp, tp, ep)
+        weights = spec.weight_bytes(groups) + prof.rope_cache_bytes(spec, layers, spec.dtype_bytes)
+        act = prof.activation_peak_bytes(
+            spec,
+            layers,
+            stage=s,
+            pp=pp,
+            tp=tp,
+            ep=ep,
+            act_bytes=spec.dtype_bytes,
+            num_tokens=tokens,
+            num_reqs=min(seqs, tokens),
+            rules=rules,
+        )
+        non_torch = prof.non_torch_bytes(rules, tp, pp, g.has_nvlink)
+        graphs = prof.cuda_graph_bytes(
+            rules, len(layers), seqs, tokens, enforce_eager=enforce_eager, blackwell=blackwell
+        )
+        avail = budget - weights - act - non_torch - (graphs if rules.subtracts_cuda_graphs else 0.0)
+        parts.append((weights, act, non_torch, graphs, avail))
+    kv_layers = layer_kv_specs(spec, stage_ranges, tp, kv_bytes)
+    plan = plan_kv(
+        kv_layers,
+        [max(p[4], 0.0) for p in parts],
+        block_size=kv_block_size(spec, g, rules),
+        rules=rules,
+        max_model_len=mml,
+        max_num_batched_tokens=tokens,
+    )
+    stages = tuple(
+        StageMemory(
+            stage=s,
+            num_layers=len(stage_ranges[s]),
+            weights_gib=w / GIB,
+            activation_peak_gib=a / GIB,
+            non_torch_gib=n / GIB,
+            cuda_graph_gib=c / GIB,
+            kv_cache_gib=k / GIB,
+            num_blocks=plan.stage_blocks[s],
+        )
+        for s, (w, a, n, c, k) in enumerate(parts)
+    )
+    # The limiting stage: the most negative KV memory if any stage has none, else the fewest blocks.
+    short = [s for s in range(pp) if parts[s][4] <= 0]
+    worst = min(short, key=lambda s: parts[s][4]) if short else plan.limiting_stage
+    problems = start_problems(
+        rules=rules,
+        plan=plan,
+        stages=stages,
+        stage=worst,
+        util=util,
+        budget_gib=budget / GIB,
+        total_gib=total / GIB,
+        max_model_len=mml,
+        tokens=tokens,
+        pp=pp,
+        enforce_eager=enforce_eager,
+    )
+    top = stages[worst]
+    return VllmMemoryReport(
+        vllm_version=str(rules.version),
+        gpu=g.name,
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        total_gib=total / GIB,
+        gpu_memory_utilization=util,
+        budget_gib=budget / GIB,
+        weights_gib=top.weights_gib,
+        activation_peak_gib=top.activation_peak_gib,
+        non_torch_gib=top.non_torch_gib,
+        cuda_graph_gib=top.cuda_graph_gib,
+        cuda_graph_in_budget=rules.subtracts_cuda_graphs,
+        kv_cache_gib=top.kv_cache_gib,
+        kv_cache_tokens=plan.tokens,
+        block_size=plan.block_size,
+        num_gpu_blocks=plan.num_blocks,
+        kv_cache_groups=len(plan.groups),
+        max_model_len=mml,
+        max_num_seqs=seqs,
+        max_num_batched_tokens=tokens,
+        kv_cache_dtype=kv_cache_dtype,
+        max_concurrency=plan.max_concurrency,
+        kv_bytes_per_token_per_gpu=plan.bytes_per_token,
+        stage=worst,
+        stages=stages,
+        fits=not problems,
+        problems=tuple(problems),
+    )
+
+
+def serving_memory(
+    model: ModelSpec, gpu: GPU, config: ServingConfig, *, vllm_version: str = DEFAULT_VLLM_VERSION
+) -> VllmMemoryReport:
+    """`vllm_memory` for a `ServingConfig` (one replica; replicas are data-parallel engines)."""
+    return vllm_memory(
+        model,
+        gpu,
+        tp=config.tp,
+        pp=config.pp,
+        enable_expert_parallel=config.enable_expert_parallel,
+        dp=config.replicas,
+        gpu_memory_utilization=config.gpu_memory_utilization,
+        max_model_len=config.max_model_len,
+        max_num_seqs=config.max_num_seqs,
+        max_num_batched_tokens=config.max_num_batched_tokens,
+        quantization=config.quantization,
+        kv_cache_dtype=config.kv_cache_dtype,
+        enforce_eager=config.enforce_eager,
+        vllm_version=vllm_version,
+    )

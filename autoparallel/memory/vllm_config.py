@@ -1,0 +1,202 @@
+"""What vLLM resolves from the launch flags before it profiles: dtype, quantization, KV dtype,
+batch defaults, block size, the per-layer KV specs, and the start-up validation of the degrees.
+
+Each rule cites the vLLM 0.32 file it follows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Literal
+
+from autoparallel.errors import InputError
+from autoparallel.memory.vllm_kv import DEFAULT_BLOCK_SIZE, LayerKv
+from autoparallel.memory.vllm_versions import VllmRules
+from autoparallel.models.quant import QuantMethod, QuantSpec
+from autoparallel.models.spec import AttentionKind, ModelSpec
+
+if TYPE_CHECKING:
+    from autoparallel.hardware import GPU
+
+Usage = Literal["serve", "offline"]
+
+# --kv-cache-dtype values (0.32 config/cache.py CacheDType) and bytes per cached element.
+_KV_DTYPE_BYTES: dict[str, float | None] = {
+    "auto": None,
+    "bfloat16": 2,
+    "float16": 2,
+    "fp8": 1,
+    "fp8_e4m3": 1,
+    "fp8_e5m2": 1,
+    "fp8_inc": 1,
+}
+_DTYPE_BYTES: dict[str, int | None] = {"auto": None, "bfloat16": 2, "float16": 2, "half": 2, "float32": 4}
+# Methods vLLM can apply to an unquantized checkpoint at load time ("online"): fp8 (Fp8Config with
+# is_checkpoint_fp8_serialized False: fp8 weights with a per-tensor scale, linear layers only; V045
+# Llama-3.1-8B logs 8.49 GiB). The 0.32 package has no bitsandbytes loader any more.
+_ONLINE_QUANT = {
+    "fp8": QuantSpec(method=QuantMethod.FP8, bits=8, source="--quantization fp8 (online)"),
+}
+# Names vLLM uses for a checkpoint's own method (kernel variants and container formats).
+_SAME_METHOD = {
+    "awq_marlin": "awq",
+    "gptq_marlin": "gptq",
+    "compressed-tensors": "",
+    "modelopt": "",
+    "fbgemm_fp8": "fp8",
+    "moe_wna16": "",
+}
+
+
+def apply_dtype_and_quant(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec:
+    """The model as vLLM loads it: `--dtype` override and online quantization."""
+    if dtype not in _DTYPE_BYTES:
+        raise InputError(f"dtype {dtype!r}: expected one of {', '.join(_DTYPE_BYTES)}")
+    update: dict[str, Any] = {}
+    dtype_bytes = _DTYPE_BYTES[dtype]
+    if dtype_bytes is not None and dtype_bytes != model.dtype_bytes:
+        update["dtype_bytes"] = dtype_bytes
+    current = model.quantization
+    if current is not None and current.method is QuantMethod.BITSANDBYTES and current.double_quant:
+        # vLLM's BitsAndBytes loader dequantizes double-quantized statistics at load time
+        # (bitsandbytes_loader `_dequantize_dq`): one fp32 absmax per 64 weights stays resident.
+        # V100/V101 (0.7-0.8, bnb-4bit checkpoints) log 5.91 / 5.60 GiB, within 1 % of that.
+        update["quantization"] = current.model_copy(update={"double_quant": False})
+    if quantization is not None:
+        q = quantization.lower()
+        if current is not None:
+            same = _SAME_METHOD.get(q, q)
+            if same and same != current.method.value:
+                raise InputError(
+                    f"quantization {quantization!r} does not match the checkpoint's "
+                    f"{current.method.value!r} weights; omit --quantization"
+                )
+        elif q in _ONLINE_QUANT:
+            update["quantization"] = _ONLINE_QUANT[q]
+        else:
+            raise InputError(
+                f"quantization {quantization!r} needs a checkpoint quantized that way; vLLM "
+                f"can quantize an unquantized checkpoint only with {', '.join(_ONLINE_QUANT)}"
+            )
+    return model.model_copy(update=update) if update else model
+
+
+def kv_dtype_bytes(kv_cache_dtype: str, model: ModelSpec) -> float:
+    if kv_cache_dtype not in _KV_DTYPE_BYTES:
+        raise InputError(f"kv_cache_dtype {kv_cache_dtype!r}: expected one of {', '.join(_KV_DTYPE_BYTES)}")
+    fixed = _KV_DTYPE_BYTES[kv_cache_dtype]
+    return float(model.dtype_bytes) if fixed is None else float(fixed)
+
+
+def resolve_batch_defaults(
+    rules: VllmRules,
+    gpu: GPU,
+    max_model_len: int,
+    max_num_seqs: int | None,
+    max_num_batched_tokens: int | None,
+    usage: Usage = "serve",
+) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) as the release fills them in.
+
+    V1 (0.32 engine/arg_utils.py get_batch_defaults): >= 160 GiB devices 16384 tokens / 1024 seqs;
+    >= 70 GiB non-A100 8192 (`vllm serve`) or 16384 (offline LLM) tokens and 1024 seqs (256 before
+    0.10); otherwise 2048 / 8192 tokens and 256 seqs; then tokens <= max_num_seqs × max_model_len.
+    V0: chunked prefill only above 32K context (2048 tokens), else max(max_model_len, 2048); 256 seqs.
+    """
+    v = rules.version
+    if v.engine == "v0":
+        seqs = max_num_seqs or 256
+        tokens = max_num_batched_tokens or (2048 if max_model_len > 32768 else max(max_model_len, 2048))
+        return min(seqs, tokens), tokens
+    big = gpu.memory_gib >= 70 and not gpu.name.upper().startswith("A100")
+    if gpu.memory_gib >= 160 and v.at_least(10):
+        default_tokens, default_seqs = 16384, 1024
+    elif big:
+        default_tokens = 8192 if usage == "serve" else 16384
+        default_seqs = 1024 if v.at_least(10) else 256
+    else:
+        default_tokens, default_seqs = (2048 if usage == "serve" else 8192), 256
+    seqs = max_num_seqs or default_seqs
+    tokens = max_num_batched_tokens or min(default_tokens, seqs * max_model_len)
+    if max_num_seqs is None:
+        seqs = min(seqs, tokens)
+    return seqs, tokens
+
+
+def kv_block_size(model: ModelSpec, gpu: GPU, rules: VllmRules) -> int:
+    """Default block size: 16; MLA backends on Hopper (FlashMLA, 64) and Blackwell (CUTLASS MLA, 128).
+
+    0.32 v1/attention/backends/mla/flashmla.py and cutlass_mla.py get_supported_kernel_block_sizes;
+    FlashMLA arrived in 0.7.3.
+    """
+    if model.is_mla and rules.version.at_least(7, 3):
+        if gpu.arch == "hopper":
+            return 64
+        if gpu.arch == "blackwell" and rules.version.engine == "v1":
+            return 128
+    return DEFAULT_BLOCK_SIZE
+
+
+def layer_kv_specs(model: ModelSpec, stages: tuple[range, ...], tp: int, kv_bytes: float) -> list[LayerKv]:
+    """What every decoder layer caches per token (or per request) on one GPU of its stage."""
+    out: list[LayerKv] = []
+    for s, layers in enumerate(stages):
+        for i in layers:
+            att = model.layers[i].attention
+            if att.kind is AttentionKind.LINEAR:
+                state = math.ceil(att.linear_state_elements / tp) * model.dtype_bytes
+                out.append(LayerKv(kind="mamba", stage=s, state_bytes=state))
+                continue
+            per_token = int(att.kv_elements_per_token_per_rank(tp) * kv_bytes)
+            if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
+                kind: Literal["sliding", "chunked"] = (
+                    "sliding" if att.kind is AttentionKind.SLIDING else "chunked"
+                )
+                out.append(LayerKv(kind=kind, stage=s, bytes_per_token=per_token, window=att.window_tokens))
+            else:
+                out.append(LayerKv(kind="full", stage=s, bytes_per_token=per_token))
+    return out
+
+
+def validate(
+    model: ModelSpec,
+    *,
+    tp: int,
+    pp: int,
+    dp: int,
+    ep_on: bool,
+    util: float | None,
+    max_model_len: int | None,
+    partition: tuple[int, ...] | None,
+) -> None:
+    """Reject what vLLM's config validation rejects, as InputError naming the flag."""
+    for name, value in (
+        ("tensor-parallel-size", tp),
+        ("pipeline-parallel-size", pp),
+        ("data-parallel-size", dp),
+    ):
+        if value < 1:
+            raise InputError(f"--{name} must be >= 1, got {value}")
+    reasons = model.tp_violations(tp) + model.pp_violations(pp)
+    if ep_on:
+        if not model.is_moe:
+            reasons.append("--enable-expert-parallel needs a mixture-of-experts model")
+        else:
+            reasons += model.ep_violations(tp * dp)
+    if reasons:
+        raise InputError(f"{model.name}: " + "; ".join(reasons))
+    if util is not None and not 0 < util <= 1:
+        raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {util}")
+    if max_model_len is not None:
+        if max_model_len < 1:
+            raise InputError(f"--max-model-len must be >= 1, got {max_model_len}")
+        if max_model_len > model.max_position_embeddings:
+            raise InputError(
+                f"--max-model-len {max_model_len} exceeds {model.name}'s max_position_embeddings "
+                f"({model.max_position_embeddings}); vLLM refuses it unless "
+                "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1"
+            )
+    if partition is not None and (len(partition) != pp or sum(partition) != model.num_layers):
+        raise InputError(
+            f"pp_layer_partition {partition}: needs {pp} stages summing to {model.num_layers} layers"
+        )

@@ -1,0 +1,166 @@
+"""What changed in vLLM's memory accounting from release to release, as rules.
+
+`serving.py` asks `rules_for(parse_vllm_version(text))` for the behaviour of one release and never
+compares version numbers itself. Each rule names the vLLM source it follows (read in the vLLM 0.32
+CPU install, `~/.vllmcheck`, see /work/shared/tools/README.md) or the rows of
+/work/shared/reference/vllm_logs_dev.csv it was fitted on. Rows are cited by `row_id`.
+
+Release boundaries that are not visible in 0.32's own source are inferred from the reference logs
+and vLLM pull requests; each says so.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.errors import InputError
+
+Engine = Literal["v0", "v1"]
+
+
+class VllmVersion(BaseModel):
+    """A parsed vLLM release: numbers plus the engine generation that ran."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    major: int
+    """First number (0 for every release so far)."""
+    minor: int
+    """Second number, e.g. 19 for 0.19.0."""
+    patch: int = 0
+    """Third number (0 when not given)."""
+    engine: Engine
+    """`v0` (the original engine, default before 0.8) or `v1` (default from 0.8.0)."""
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """(major, minor, patch), for ordering."""
+        return (self.major, self.minor, self.patch)
+
+    def at_least(self, minor: int, patch: int = 0) -> bool:
+        """True when this is release 0.`minor`.`patch` or later."""
+        return self.key >= (0, minor, patch)
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch} ({self.engine.upper()})"
+
+
+_NUMBER = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
+_ENGINE = re.compile(r"\b[vV]([01])\b")
+
+
+def parse_vllm_version(text: str) -> VllmVersion:
+    """Parse "0.19", "0.19.0 (V1)", "0.8.3rc2.dev224 (V0)", "main ~0.6.5 (2024-12-13)", ">=0.21".
+
+    The engine is V1 from 0.8.0 on (vLLM 0.8.0 made `VLLM_USE_V1=1` the default) unless the text
+    says "V0"; earlier releases are V0 unless the text says "V1" (0.7.x could opt in).
+
+    Raises:
+        InputError: no version number in the text.
+    """
+    match = _NUMBER.search(text)
+    if match is None:
+        raise InputError(f"vllm_version {text!r}: expected a release number such as 0.19 or 0.8.5")
+    major, minor = int(match.group(1)), int(match.group(2))
+    patch = int(match.group(3)) if match.group(3) else 0
+    named = _ENGINE.search(text)
+    engine: Engine
+    if named is not None:
+        engine = "v0" if named.group(1) == "0" else "v1"
+    else:
+        engine = "v1" if (major, minor) >= (0, 8) else "v0"
+    return VllmVersion(major=major, minor=minor, patch=patch, engine=engine)
+
+
+TokensReport = Literal["blocks", "groups_min_block", "concurrency"]
+
+
+class VllmRules(BaseModel):
+    """The memory-accounting behaviour of one vLLM release."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: VllmVersion
+    """The release these rules describe."""
+    default_gpu_memory_utilization: float
+    """`--gpu-memory-utilization` when not given."""
+    subtracts_cuda_graphs: bool
+    """The CUDA-graph memory estimate is taken from the KV budget (True) or left to the headroom
+    outside `gpu_memory_utilization` (False)."""
+    hybrid_kv_allocator: bool
+    """Sliding-window / linear-attention layers get their own KV cache groups (hybrid allocator)
+    rather than full-length KV for every layer."""
+    tokens_report: TokensReport
+    """How "GPU KV cache size: N tokens" is computed: `blocks` (blocks × block_size),
+    `groups_min_block` (blocks // groups × smallest block size) or `concurrency`
+    (int(max concurrency × max_model_len))."""
+    sampler_fp32_copies: float
+    """Peak of the profiling sampler run, in fp32 [max_num_seqs × vocab] tensors."""
+    forward_overhead: float
+    """Measured forward activation peak ÷ the tensor inventory of `serving._layer_forward_elems`."""
+    moe_persistent_workspace: bool
+    """The fused-MoE workspaces stay allocated after the forward pass (modular MoE kernels)."""
+    pp_transfer_buffers: bool
+    """With pp > 1 every stage holds the hidden + residual tensors of the profile batch it sends or
+    receives (IntermediateTensors)."""
+    reserves_null_block: bool
+    """The start-up KV check plans against one block less (the null block BlockPool holds)."""
+    async_scheduling_default: bool
+    """Async scheduling is on by default (two batches in flight when pp == 1), which widens the KV a
+    sliding-window layer must keep per request."""
+
+
+def rules_for(version: VllmVersion) -> VllmRules:
+    """The accounting rules of `version` (see each field's source comment below)."""
+    v = version
+    v1 = v.engine == "v1"
+    return VllmRules(
+        version=v,
+        # 0.32 config/cache.py: `gpu_memory_utilization: float = Field(default=0.92)`; 0.9 in every
+        # release the reference logs cover (vLLM PR #2162 documented 0.9; V001-V009 use it). The
+        # bump is taken to come with CUDA-graph profiling in 0.21 (gpu_worker.py's log line advises
+        # raising the utilization "to maintain the same effective KV cache size as before").
+        default_gpu_memory_utilization=0.92 if v.at_least(21) else 0.90,
+        # 0.32 v1/worker/gpu_worker.py determine_available_memory: the estimate is subtracted when
+        # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS is on, "the default as of v0.21.0". The 0.19 rows
+        # (V027-V082) log an estimate but do not subtract it; V023 (0.5.4) shows graphs outside.
+        subtracts_cuda_graphs=v1 and v.at_least(21),
+        # Hybrid allocator (v1/core/kv_cache_utils.py _get_kv_cache_groups_uniform_page_size) arrived
+        # in 0.10; V019 (0.8.2, gemma-3-1b) still reports tokens = blocks × 16 for all 26 layers.
+        hybrid_kv_allocator=v1 and v.at_least(10),
+        # vLLM PR #38364 (2026-04) replaced `num_blocks // len(groups) * min_block_size` with
+        # `int(max_concurrency * max_model_len)`: V033-V036 (0.19) fit the former, V010 (0.24) the
+        # latter; 0.20 is taken as the first release with the fix.
+        tokens_report=(
+            "concurrency"
+            if v1 and v.at_least(20)
+            else "groups_min_block"
+            if v1 and v.at_least(10)
+            else "blocks"
+        ),
+        # _dummy_sampler_run (gpu_model_runner.py) samples max_num_seqs rows with top-k = vocab - 1
+        # and top-p 0.9. Fit: 3.72 on the 0.19 single-GPU rows whose peak is the sampler (V043 Llama-3.1,
+        # V077 Qwen3-8B, V034/V038 Gemma: 3.67-3.74); 9.6 before 0.17 (V084/V085 Qwen3-14B: 5.64 GiB
+        # on 0.15/0.16 vs 2.23 on 0.17+) and on V0 (V012, V001: sort + softmax + log-softmax copies).
+        sampler_fp32_copies=3.72 if v1 and v.at_least(17) else 9.6,
+        # Fit: V1 1.25 on forward-bound 0.19 rows (V027 CodeLlama-7b 0.77 GiB, V041 granite-3.3-8b
+        # 0.85, V050/V051 middle pipeline stages); V0 1.08 on V008/V009 (Llama-3.1-8B, 20000 and
+        # 29000 tokens: 2.07 and 2.99 GiB, linear in tokens).
+        forward_overhead=1.25 if v1 else 1.08,
+        # Modular fused-MoE kernels keep workspace13/workspace2 (fused_moe TritonExperts
+        # workspace_shapes) in the workspace manager (v1/worker/workspace.py); fits V066/V076/V060.
+        moe_persistent_workspace=v1 and v.at_least(10),
+        # V050/V051 notes: the last of 2 or 4 stages peaks 0.12 GiB above the single-GPU 1.89 GiB and
+        # the first 0.12 GiB above the middle ones' forward: 2 × 8192 × 4096 × 2 bytes
+        # (IntermediateTensors hidden_states + residual).
+        pp_transfer_buffers=v1,
+        # 0.32 kv_cache_utils.get_kv_cache_configs: "Reserve the null block BlockPool permanently
+        # holds back" (absent from the 0.19 code the logs come from); taken from 0.25.
+        reserves_null_block=v1 and v.at_least(25),
+        # 0.32 config/vllm.py: async_scheduling defaults to True unless an option forbids it, and
+        # max_concurrent_batches is then 2 for pp == 1; taken from 0.25 (no log distinguishes it).
+        async_scheduling_default=v1 and v.at_least(25),
+    )

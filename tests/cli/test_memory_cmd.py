@@ -1,0 +1,100 @@
+"""`autoparallel memory`: breakdown, JSON, exit codes and input errors (parser built locally)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from autoparallel.cli.memory_cmd import add_memory_parser, cmd_memory
+from autoparallel.errors import InputError
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="autoparallel")
+    add_memory_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["memory", *argv])
+    return int(args.func(args))
+
+
+def test_breakdown_and_exit_zero_when_it_fits(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = _run(["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--max-model-len", "8192"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    for word in ("weights", "activation", "non-torch", "CUDA graphs", "KV cache", "KV tokens", "concurrency"):
+        assert word in out
+    assert "fits: yes" in out
+
+
+def test_json_has_every_key(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = _run(
+        [
+            "meta-llama/Llama-3.1-8B",
+            "--gpu",
+            "H100",
+            "--tp",
+            "2",
+            "--pp",
+            "2",
+            "--json",
+            "--vllm-version",
+            "0.19",
+            "--gpu-memory-utilization",
+            "0.95",
+            "--kv-cache-dtype",
+            "fp8",
+        ]
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    for key in (
+        "weights_gib",
+        "activation_peak_gib",
+        "non_torch_gib",
+        "cuda_graph_gib",
+        "kv_cache_gib",
+        "kv_cache_tokens",
+        "max_concurrency",
+        "kv_bytes_per_token_per_gpu",
+        "stage",
+        "fits",
+        "problems",
+    ):
+        assert key in data
+    assert len(data["stages"]) == 2 and data["tp"] == 2 and data["kv_cache_dtype"] == "fp8"
+
+
+def test_cannot_start_prints_the_reason_and_exits_one(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = _run(["meta-llama/Llama-3.1-70B", "--gpu", "H100", "--tp", "2", "--max-model-len", "131072"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "cannot start" in out and "estimated maximum model length" in out and "fix: use" in out
+
+
+def test_pipeline_breakdown_marks_the_limiting_stage(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--pp", "2", "--enforce-eager"]) == 0
+    out = capsys.readouterr().out
+    assert "stage 1" in out and "limits KV" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--gpu-memory-utilization", "1.5"],
+        ["meta-llama/Llama-3.1-8B", "--gpu", "NoSuchGPU"],
+        ["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--tp", "3"],
+        ["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--kv-cache-dtype", "int2"],
+        ["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--vllm-version", "latest"],
+    ],
+)
+def test_bad_input_raises_input_error(argv: list[str]) -> None:
+    with pytest.raises(InputError):
+        _run(argv)
+
+
+def test_cmd_memory_is_the_registered_handler() -> None:
+    parser = argparse.ArgumentParser(prog="autoparallel")
+    add_memory_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["memory", "x", "--gpu", "H100"])
+    assert args.func is cmd_memory

@@ -1,0 +1,356 @@
+"""vLLM serving memory: components on hand-computable models, parallel splits, KV layout, version rules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from autoparallel.configs import ServingConfig
+from autoparallel.errors import InputError
+from autoparallel.hardware import get_gpu
+from autoparallel.memory.margins import MemoryConfig
+from autoparallel.memory.serving import DEFAULT_VLLM_VERSION, serving_memory, vllm_memory
+from autoparallel.memory.vllm_config import resolve_batch_defaults
+from autoparallel.memory.vllm_kv import LayerKv, hybrid_block_size
+from autoparallel.memory.vllm_profile import capture_sizes, pp_partition, vocab_rows_per_rank
+from autoparallel.memory.vllm_versions import parse_vllm_version, rules_for
+from autoparallel.models.spec import (
+    AttentionKind,
+    AttentionSpec,
+    LayerSpec,
+    MlpKind,
+    MlpSpec,
+    ModelSpec,
+    ParamGroups,
+)
+
+GIB = 2**30
+H100 = get_gpu("H100")
+HIDDEN, HEADS, KV, HEAD_DIM, INTER, VOCAB, MAX_POS = 1024, 8, 2, 128, 4096, 32000, 4096
+Q_O = 2 * HIDDEN * HEADS * HEAD_DIM  # q_proj + o_proj
+KV_PROJ = 2 * HIDDEN * KV * HEAD_DIM  # k_proj + v_proj
+MLP = 3 * HIDDEN * INTER
+
+
+def _layer(
+    kind: AttentionKind = AttentionKind.FULL, window: int | None = None, experts: int = 0
+) -> LayerSpec:
+    att = AttentionSpec(
+        kind=kind,
+        num_heads=HEADS,
+        num_kv_heads=KV,
+        head_dim=HEAD_DIM,
+        v_head_dim=HEAD_DIM,
+        window_tokens=window,
+    )
+    if experts:
+        mlp = MlpSpec(kind=MlpKind.MOE, intermediate_size=INTER, num_experts=experts, experts_per_token=2)
+        params = ParamGroups(
+            attention=Q_O + KV_PROJ, routed_experts=experts * MLP, router=experts * HIDDEN, norms=2 * HIDDEN
+        )
+    else:
+        mlp = MlpSpec(kind=MlpKind.DENSE, intermediate_size=INTER)
+        params = ParamGroups(attention=Q_O + KV_PROJ, dense_mlp=MLP, norms=2 * HIDDEN)
+    return LayerSpec(attention=att, mlp=mlp, params=params)
+
+
+def _model(
+    layers: tuple[LayerSpec, ...] | None = None, *, n: int = 4, tie: bool = False, vocab: int = VOCAB
+) -> ModelSpec:
+    return ModelSpec(
+        name="toy",
+        model_type="llama",
+        hidden_size=HIDDEN,
+        vocab_size=vocab,
+        max_position_embeddings=MAX_POS,
+        layers=layers or tuple(_layer() for _ in range(n)),
+        tie_word_embeddings=tie,
+        embedding_params=vocab * HIDDEN,
+        lm_head_params=0 if tie else vocab * HIDDEN,
+        final_norm_params=HIDDEN,
+    )
+
+
+ROPE = MAX_POS * HEAD_DIM * 2  # cos/sin cache, bf16
+
+
+# ----- weights ---------------------------------------------------------------------------------------
+
+
+def test_single_gpu_weights_are_all_parameters_plus_rope_cache() -> None:
+    m = _model()
+    r = vllm_memory(m, H100, vllm_version="0.19")
+    assert r.weights_gib * GIB == pytest.approx(m.total_params * 2 + ROPE)
+
+
+def test_tp_shards_attention_mlp_and_vocabulary() -> None:
+    r = vllm_memory(_model(), H100, tp=2, vllm_version="0.19")
+    per_layer = (Q_O + KV_PROJ) / 2 + MLP / 2 + 2 * HIDDEN
+    expected = 4 * per_layer + 2 * (VOCAB // 2) * HIDDEN + HIDDEN
+    assert r.weights_gib * GIB == pytest.approx(expected * 2 + ROPE)
+
+
+def test_kv_heads_are_replicated_when_tp_exceeds_them() -> None:
+    r = vllm_memory(_model(), H100, tp=4, vllm_version="0.19")
+    per_layer = Q_O / 4 + KV_PROJ / 2 + MLP / 4 + 2 * HIDDEN  # 2 KV heads over 4 ranks: one head each
+    expected = 4 * per_layer + 2 * (VOCAB // 4) * HIDDEN + HIDDEN
+    assert r.weights_gib * GIB == pytest.approx(expected * 2 + ROPE)
+    assert r.kv_bytes_per_token_per_gpu == 4 * 1 * 2 * HEAD_DIM * 2  # layers × 1 head × (K+V) × bf16
+
+
+def test_vocabulary_is_padded_to_64_before_the_tp_split() -> None:
+    assert vocab_rows_per_rank(32001, 2) == 32064 // 2
+    assert vocab_rows_per_rank(128256, 8) == 128256 // 8
+
+
+def test_pipeline_partition_follows_vllm_remainder_rule() -> None:
+    assert [len(r) for r in pp_partition(62, 4)] == [15, 16, 16, 15]
+    assert [len(r) for r in pp_partition(32, 2)] == [16, 16]
+    assert [len(r) for r in pp_partition(5, 2)] == [3, 2]
+    assert [len(r) for r in pp_partition(8, 2, (3, 5))] == [3, 5]
+
+
+def test_pipeline_stages_hold_embedding_first_and_head_last_even_when_tied() -> None:
+    m = _model(n=4, tie=True)
+    r = vllm_memory(m, H100, pp=2, vllm_version="0.19")
+    layer = Q_O + KV_PROJ + MLP + 2 * HIDDEN
+    first, last = r.stages
+    assert first.weights_gib * GIB == pytest.approx((2 * layer + VOCAB * HIDDEN) * 2 + ROPE)
+    assert last.weights_gib * GIB == pytest.approx((2 * layer + VOCAB * HIDDEN + HIDDEN) * 2 + ROPE)
+
+
+def test_experts_are_tp_sliced_or_split_over_ep_ranks() -> None:
+    m = _model(tuple(_layer(experts=8) for _ in range(2)))
+    sliced = vllm_memory(m, H100, tp=2, vllm_version="0.19")
+    split = vllm_memory(m, H100, tp=2, dp=2, enable_expert_parallel=True, vllm_version="0.19")
+    assert split.ep == 4
+    routed = 8 * MLP
+    assert (sliced.weights_gib - split.weights_gib) * GIB == pytest.approx(
+        2 * (routed / 2 - routed * 2 / 8) * 2
+    )
+
+
+def test_online_fp8_quantizes_linear_layers_only() -> None:
+    m = _model()
+    r = vllm_memory(m, H100, quantization="fp8", vllm_version="0.19")
+    linear = 4 * (Q_O + KV_PROJ + MLP)
+    rest = m.total_params - linear
+    assert r.weights_gib * GIB == pytest.approx(linear * 1 + rest * 2 + ROPE)
+
+
+# ----- KV cache --------------------------------------------------------------------------------------
+
+
+def test_kv_is_budget_minus_components_and_whole_blocks() -> None:
+    r = vllm_memory(_model(), H100, gpu_memory_utilization=0.9, max_model_len=4096, vllm_version="0.19")
+    budget = math.ceil(H100.memory_bytes * 0.9)
+    kv = budget - (r.weights_gib + r.activation_peak_gib + r.non_torch_gib) * GIB
+    assert r.kv_cache_gib * GIB == pytest.approx(kv)
+    page = 16 * KV * 2 * HEAD_DIM * 2  # block × heads × (K+V) × bf16
+    assert r.num_gpu_blocks == int(kv // (4 * page))
+    assert r.kv_cache_tokens == r.num_gpu_blocks * 16
+    assert r.max_concurrency == pytest.approx(r.num_gpu_blocks / (4096 / 16))
+    assert not r.cuda_graph_in_budget and r.fits
+
+
+def test_cuda_graphs_come_out_of_the_budget_from_0_21_and_vanish_with_eager() -> None:
+    old = vllm_memory(_model(), H100, gpu_memory_utilization=0.9, vllm_version="0.19")
+    new = vllm_memory(_model(), H100, gpu_memory_utilization=0.9, vllm_version="0.21")
+    eager = vllm_memory(_model(), H100, gpu_memory_utilization=0.9, vllm_version="0.21", enforce_eager=True)
+    assert new.cuda_graph_in_budget and new.cuda_graph_gib > 0
+    assert old.kv_cache_gib - new.kv_cache_gib == pytest.approx(new.cuda_graph_gib, abs=1e-6)
+    assert eager.cuda_graph_gib == 0 and eager.kv_cache_gib > new.kv_cache_gib
+
+
+def test_fp8_kv_cache_halves_the_bytes_per_token() -> None:
+    auto = vllm_memory(_model(), H100, vllm_version="0.19")
+    fp8 = vllm_memory(_model(), H100, kv_cache_dtype="fp8", vllm_version="0.19")
+    assert fp8.kv_bytes_per_token_per_gpu == auto.kv_bytes_per_token_per_gpu / 2
+    assert fp8.num_gpu_blocks in (2 * auto.num_gpu_blocks, 2 * auto.num_gpu_blocks + 1)
+
+
+def test_pipeline_kv_tokens_are_the_minimum_over_stages() -> None:
+    r = vllm_memory(_model(n=4), H100, pp=2, vllm_version="0.19")
+    assert r.num_gpu_blocks == min(s.num_blocks for s in r.stages)
+    assert r.stage == min(range(2), key=lambda s: r.stages[s].num_blocks)
+    assert r.stages[1].activation_peak_gib > r.stages[0].activation_peak_gib  # the sampler runs last
+
+
+def test_sliding_window_layers_get_their_own_groups() -> None:
+    pattern = [AttentionKind.SLIDING, AttentionKind.SLIDING, AttentionKind.FULL] * 2
+    m = _model(tuple(_layer(k, 512 if k is AttentionKind.SLIDING else None) for k in pattern))
+    old = vllm_memory(m, H100, max_model_len=4096, max_num_batched_tokens=2048, vllm_version="0.19")
+    new = vllm_memory(m, H100, max_model_len=4096, max_num_batched_tokens=2048, vllm_version="0.32")
+    assert old.kv_cache_groups == 3  # 2 full layers set the group size: (full ×2), (sw ×2), (sw ×2)
+    page = 16 * KV * 2 * HEAD_DIM * 2
+    assert old.num_gpu_blocks == int(old.kv_cache_gib * GIB // (2 * page))
+    # A request: full 256 blocks; each sliding group min(511 + in-flight, 4096) tokens + 1 block.
+    assert old.max_concurrency == pytest.approx(old.num_gpu_blocks / (256 + 2 * (math.ceil(2559 / 16) + 1)))
+    assert old.kv_cache_tokens == old.num_gpu_blocks // 3 * 16  # 0.19 log formula
+    assert new.kv_cache_tokens == int(new.max_concurrency * 4096)  # from 0.20 (vLLM PR #38364)
+    assert old.kv_bytes_per_token_per_gpu == 2 * KV * 2 * HEAD_DIM * 2  # only the 2 full layers grow
+
+
+def test_mamba_hybrids_grow_the_attention_block_to_cover_the_state_page() -> None:
+    layers = [
+        LayerKv(kind="mamba", stage=0, state_bytes=274432),
+        LayerKv(kind="full", stage=0, bytes_per_token=1024),
+    ]
+    assert hybrid_block_size(layers, 16) == 272  # 16 × cdiv(274432, 16 × 1024)
+    assert hybrid_block_size(layers[1:], 16) == 16
+
+
+def test_mla_latent_is_replicated_across_tp_with_flashmla_blocks_on_hopper() -> None:
+    att = AttentionSpec(
+        kind=AttentionKind.MLA,
+        num_heads=16,
+        num_kv_heads=16,
+        head_dim=192,
+        v_head_dim=128,
+        kv_lora_rank=512,
+        qk_rope_head_dim=64,
+        q_lora_rank=0,
+    )
+    layer = LayerSpec(
+        attention=att,
+        mlp=MlpSpec(kind=MlpKind.DENSE, intermediate_size=INTER),
+        params=ParamGroups(attention=Q_O, dense_mlp=MLP, norms=2 * HIDDEN),
+    )
+    m = _model((layer, layer))
+    for tp in (1, 2, 4):
+        r = vllm_memory(m, H100, tp=tp, vllm_version="0.19")
+        assert r.kv_bytes_per_token_per_gpu == 2 * (512 + 64) * 2
+        assert r.block_size == 64
+    assert vllm_memory(m, get_gpu("A100"), vllm_version="0.19").block_size == 16
+
+
+# ----- activation, non-torch, defaults ----------------------------------------------------------------
+
+
+def test_sampler_peak_follows_the_version_rule() -> None:
+    m = _model(n=1)
+    old = vllm_memory(m, H100, max_num_seqs=256, max_num_batched_tokens=256, vllm_version="0.16")
+    new = vllm_memory(m, H100, max_num_seqs=256, max_num_batched_tokens=256, vllm_version="0.17")
+    hidden = 256 * HIDDEN * 2
+    assert old.activation_peak_gib * GIB == pytest.approx(hidden + 9.6 * 256 * VOCAB * 4)
+    assert new.activation_peak_gib * GIB == pytest.approx(hidden + 3.72 * 256 * VOCAB * 4)
+
+
+def test_non_torch_memory_grows_with_tp_over_nvlink_only() -> None:
+    one = vllm_memory(_model(), H100, vllm_version="0.19").non_torch_gib
+    two = vllm_memory(_model(), H100, tp=2, vllm_version="0.19").non_torch_gib
+    four = vllm_memory(_model(), H100, tp=4, vllm_version="0.19").non_torch_gib
+    pcie = vllm_memory(_model(), get_gpu("RTX-4090"), tp=2, vllm_version="0.19").non_torch_gib
+    assert one == pytest.approx(0.25) and two == pytest.approx(2.08) and four > two
+    assert pcie == pytest.approx(0.40)
+
+
+def test_batch_defaults_follow_the_gpu_and_release() -> None:
+    v19, v0 = rules_for(parse_vllm_version("0.19")), rules_for(parse_vllm_version("0.6.4"))
+    assert resolve_batch_defaults(v19, H100, 8192, None, None) == (1024, 8192)
+    assert resolve_batch_defaults(v19, get_gpu("A100"), 8192, None, None) == (256, 2048)
+    assert resolve_batch_defaults(v19, H100, 8192, None, None, "offline") == (1024, 16384)
+    assert resolve_batch_defaults(v0, H100, 20000, None, None) == (256, 20000)
+    assert resolve_batch_defaults(v0, H100, 65536, None, None) == (256, 2048)
+    assert capture_sizes(256, 8192, blackwell=False)[-1] == 512 and len(capture_sizes(256, 8192, False)) == 51
+
+
+# ----- versions ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "engine"),
+    [
+        ("0.19.0 (V1)", (0, 19, 0), "v1"),
+        ("0.8.3rc2.dev224 (V0)", (0, 8, 3), "v0"),
+        ("main ~0.6.5 (2024-12-13)", (0, 6, 5), "v0"),
+        (">=0.21 (2026-05)", (0, 21, 0), "v1"),
+        ("V1 engine ~0.8.5 (2025-04-24)", (0, 8, 5), "v1"),
+        ("0.6.4.dev0", (0, 6, 4), "v0"),
+    ],
+)
+def test_version_strings_parse(text: str, key: tuple[int, int, int], engine: str) -> None:
+    v = parse_vllm_version(text)
+    assert v.key == key and v.engine == engine
+
+
+def test_release_rules() -> None:
+    r19, r21, r32 = (rules_for(parse_vllm_version(v)) for v in ("0.19", "0.21", DEFAULT_VLLM_VERSION))
+    assert r19.default_gpu_memory_utilization == 0.90 and r32.default_gpu_memory_utilization == 0.92
+    assert not r19.subtracts_cuda_graphs and r21.subtracts_cuda_graphs
+    assert r19.tokens_report == "groups_min_block" and r32.tokens_report == "concurrency"
+    assert not rules_for(parse_vllm_version("0.8.2")).hybrid_kv_allocator
+    with pytest.raises(InputError):
+        parse_vllm_version("latest")
+
+
+# ----- cannot start, inputs ---------------------------------------------------------------------------
+
+
+def test_weights_beyond_the_budget_say_so_and_suggest_a_fix() -> None:
+    big = _model(vocab=6_000_000)  # 2 × 6M × 1024 × 2 bytes = 23 GiB of embedding and LM head
+    r = vllm_memory(big, get_gpu("L4"), max_num_seqs=8, vllm_version="0.19")
+    assert not r.fits
+    assert r.problems[0].startswith("model weights take") and "budget gpu_memory_utilization" in r.problems[0]
+    assert r.problems[-1].startswith("fix: use --tensor-parallel-size")
+
+
+def test_one_request_that_does_not_fit_reports_the_estimated_length_and_fixes() -> None:
+    m = _model(n=16).model_copy(update={"max_position_embeddings": 1 << 23})
+    r = vllm_memory(m, H100, max_model_len=1 << 23, vllm_version="0.19")  # 16 KiB/token × 8M = 128 GiB
+    assert not r.fits
+    assert "estimated maximum model length is" in r.problems[0]
+    assert "--max-model-len" in r.problems[-1]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"tp": 3},
+        {"max_model_len": MAX_POS + 1},
+        {"kv_cache_dtype": "int3"},
+        {"quantization": "gptq"},
+        {"enable_expert_parallel": True},
+        {"gpu_memory_utilization": 1.5},
+        {"dtype": "int8"},
+        {"pp": 0},
+    ],
+)
+def test_bad_input_raises_input_error(kwargs: dict[str, object]) -> None:
+    with pytest.raises(InputError):
+        vllm_memory(_model(), H100, **kwargs)  # type: ignore[arg-type]
+
+
+def test_serving_config_and_report_dict() -> None:
+    m = _model()
+    cfg = ServingConfig(tp=2, max_model_len=4096, gpu_memory_utilization=0.9, kv_cache_dtype="fp8")
+    r = serving_memory(m, H100, cfg)
+    assert r == vllm_memory(
+        m, H100, tp=2, max_model_len=4096, max_num_seqs=256, gpu_memory_utilization=0.9, kv_cache_dtype="fp8"
+    )
+    d = r.to_dict()
+    for key in (
+        "weights_gib",
+        "activation_peak_gib",
+        "non_torch_gib",
+        "cuda_graph_gib",
+        "kv_cache_gib",
+        "kv_cache_tokens",
+        "max_concurrency",
+        "block_size",
+        "num_gpu_blocks",
+        "stage",
+        "fits",
+        "problems",
+    ):
+        assert key in d
+    assert isinstance(d["stages"], list) and d["vllm_version"].startswith("0.32")
+
+
+def test_margins_usable_bytes() -> None:
+    cfg = MemoryConfig()
+    assert cfg.usable_bytes(H100) == int(H100.memory_bytes * 0.85 * 0.95)
+    assert cfg.with_fragmentation(100.0) == pytest.approx(110.0)
+    with pytest.raises(ValueError):
+        MemoryConfig(utilization=1.5)
