@@ -1,0 +1,201 @@
+"""DeepSpeed artifacts for a decided training configuration: the `ds_config` dict and the launcher line.
+
+The config is the JSON `deepspeed.initialize(config=...)` reads (checked in the tests with
+DeepSpeed's own `DeepSpeedConfig`). Tensor, pipeline and context parallel groups are built by the
+training script (Megatron-DeepSpeed's mpu, a PipelineModule); the config carries what DeepSpeed owns:
+batch arithmetic, precision, ZeRO sharding and offload, activation checkpointing, pipeline options.
+
+DeepSpeed's batch rule (deepspeed/runtime/config.py `_configure_train_batch_size`):
+    train_batch_size = train_micro_batch_size_per_gpu × gradient_accumulation_steps × data-parallel size,
+where the data-parallel size is the mpu's (world / (tp·pp) for Megatron-DeepSpeed), i.e. `config.dp`.
+
+Usage:
+    >>> cfg = deepspeed_config(model, TrainingConfig(dp=8, micro_batch=2, global_batch=256), cluster=c)
+    >>> cfg["gradient_accumulation_steps"]
+    16
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+from autoparallel.configs import Recompute, ZeroStage
+from autoparallel.errors import InputError
+from autoparallel.frameworks._launch import node_shape
+
+if TYPE_CHECKING:
+    from autoparallel.configs import TrainingConfig
+    from autoparallel.hardware import Cluster
+    from autoparallel.models.spec import ModelSpec
+
+ZERO_STAGE_NUMBER: dict[ZeroStage, int] = {
+    ZeroStage.NONE: 0,
+    ZeroStage.OPTIMIZER: 1,
+    ZeroStage.GRADIENTS: 2,
+    ZeroStage.PARAMETERS: 3,
+    ZeroStage.DISTRIBUTED_OPTIMIZER: 1,  # fp32 master + Adam states sharded over dp: ZeRO-1
+}
+"""DeepSpeed `zero_optimization.stage` for each sharding choice."""
+
+STEPS_PER_PRINT = 100
+"""Steps between DeepSpeed's progress lines (its default, 10, floods long runs' logs)."""
+
+GRADIENT_CLIPPING = 1.0
+"""Global gradient-norm clip, the usual value for LLM pre-training (GPT-3, Llama, Megatron's default)."""
+
+
+def deepspeed_config(
+    model: ModelSpec, config: TrainingConfig, *, cluster: Cluster | None = None
+) -> dict[str, object]:
+    """The `ds_config` dict for `config`.
+
+    Bucket sizes follow DeepSpeed's "auto" values (as Hugging Face's DeepSpeed integration fills
+    them): reduce and all-gather buckets hidden², ZeRO-3 prefetch 0.9·hidden², ZeRO-3 parameters
+    below 10·hidden elements kept unpartitioned.
+
+    Raises:
+        InputError: the global batch does not split into micro-batches over dp, offload with a stage
+            that cannot offload, ZeRO-2/3 with pipeline parallelism (DeepSpeed's PipelineEngine refuses
+            them), an unknown precision, or more GPUs than the cluster has.
+    """
+    stage = ZERO_STAGE_NUMBER[config.zero]
+    _validate(config, stage, cluster)
+    ds: dict[str, object] = {
+        "train_batch_size": config.micro_batch * config.grad_accum * config.dp,
+        "train_micro_batch_size_per_gpu": config.micro_batch,
+        "gradient_accumulation_steps": config.grad_accum,
+        **_precision(config.precision),
+        "zero_optimization": _zero_section(model, config, stage),
+        "gradient_clipping": GRADIENT_CLIPPING,
+        "steps_per_print": STEPS_PER_PRINT,
+        "wall_clock_breakdown": False,
+    }
+    if Recompute.FULL in _stage_modes(config):
+        ds["activation_checkpointing"] = _activation_checkpointing(model, config)
+    if config.pp > 1:
+        ds["pipeline"] = _pipeline_section(config)
+    return ds
+
+
+def deepspeed_command(
+    model: ModelSpec,
+    config: TrainingConfig,
+    *,
+    cluster: Cluster,
+    script: str = "train.py",
+    ds_config_path: str = "ds_config.json",
+    hostfile: str = "hostfile",
+) -> str:
+    """The `deepspeed` launcher line: `deepspeed --num_nodes N --num_gpus G [--hostfile H] SCRIPT
+    --deepspeed --deepspeed_config ds_config.json`.
+
+    `--num_gpus` is per node (the launcher uses GPUs [0, G) on each of the first N hosts of the
+    hostfile); a single-node run needs no hostfile.
+
+    Raises:
+        InputError: the plan's GPUs do not fill whole nodes (the launcher takes one GPU count for all).
+    """
+    nodes, per_node = node_shape(config.world_size, cluster)
+    parts = ["deepspeed", "--num_nodes", str(nodes), "--num_gpus", str(per_node)]
+    if nodes > 1:
+        parts += ["--hostfile", shlex.quote(hostfile)]
+    parts += [shlex.quote(script), "--deepspeed", "--deepspeed_config", shlex.quote(ds_config_path)]
+    return " ".join(parts)
+
+
+# ----- sections -------------------------------------------------------------------------------------
+
+
+def _precision(precision: str) -> dict[str, object]:
+    """bf16 (also the parameter dtype of FP8 training: FP8 GEMMs come from Transformer Engine in the
+    model code, DeepSpeed has no FP8 switch) or fp16 with dynamic loss scaling (loss_scale 0)."""
+    if precision in ("bf16", "fp8"):
+        return {"bf16": {"enabled": True}}
+    if precision == "fp16":
+        return {"fp16": {"enabled": True, "loss_scale": 0}}
+    raise InputError(
+        f"precision={precision!r} is not supported by the DeepSpeed emitter; use bf16, fp8 or fp16"
+    )
+
+
+def _zero_section(model: ModelSpec, config: TrainingConfig, stage: int) -> dict[str, object]:
+    """zero_optimization: stage, overlap/contiguity, buckets sized from hidden, offload targets."""
+    zero: dict[str, object] = {"stage": stage}
+    if stage == 0:
+        return zero
+    h2 = model.hidden_size * model.hidden_size
+    zero["overlap_comm"] = True
+    zero["contiguous_gradients"] = True
+    zero["reduce_bucket_size"] = h2
+    if stage < 3:
+        zero["allgather_bucket_size"] = h2
+    else:
+        zero["stage3_prefetch_bucket_size"] = int(0.9 * h2)
+        zero["stage3_param_persistence_threshold"] = 10 * model.hidden_size
+    if config.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if config.offload_params:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": True}
+    return zero
+
+
+def _activation_checkpointing(model: ModelSpec, config: TrainingConfig) -> dict[str, object]:
+    """DeepSpeed's checkpointing options, used by code that calls deepspeed.checkpointing.checkpoint.
+
+    Partitioning the saved layer inputs across tensor-parallel ranks only helps when tp > 1;
+    contiguous buffers need partitioning and the number of checkpoints (one per layer on the
+    largest stage) — both are asserted in deepspeed.checkpointing.configure.
+    """
+    partition = config.tp > 1
+    section: dict[str, object] = {
+        "partition_activations": partition,
+        "contiguous_memory_optimization": partition,
+        "cpu_checkpointing": False,
+    }
+    if partition:
+        section["number_checkpoints"] = max(config.stage_layers(model.num_layers))
+    return section
+
+
+def _pipeline_section(config: TrainingConfig) -> dict[str, object]:
+    """Pipeline-engine options. `stages` and `partition` document the PipelineModule the script must
+    build (num_stages=pp, partition_method); the engine itself reads activation_checkpoint_interval."""
+    full_everywhere = all(mode is Recompute.FULL for mode in _stage_modes(config))
+    return {
+        "stages": config.pp,
+        "partition": "uniform",
+        "activation_checkpoint_interval": 1 if full_everywhere else 0,
+    }
+
+
+# ----- checks ---------------------------------------------------------------------------------------
+
+
+def _stage_modes(config: TrainingConfig) -> tuple[Recompute, ...]:
+    """Recompute mode of every pipeline stage."""
+    return tuple(config.recompute_of(s) for s in range(config.pp))
+
+
+def _validate(config: TrainingConfig, stage: int, cluster: Cluster | None) -> None:
+    """Reject what DeepSpeed would reject at initialize time, naming the fields."""
+    if config.global_batch % (config.micro_batch * config.dp):
+        raise InputError(
+            f"global_batch={config.global_batch} is not a multiple of micro_batch={config.micro_batch} x "
+            f"dp={config.dp}; DeepSpeed needs train_batch_size = micro x grad_accum x dp exactly"
+        )
+    if config.offload_optimizer and stage == 0:
+        raise InputError("offload_optimizer needs ZeRO stage 1, 2 or 3 (DeepSpeed offloads sharded states)")
+    if config.offload_params and stage != 3:
+        raise InputError(f"offload_params needs ZeRO-3 (parameter partitioning); zero is stage {stage}")
+    if config.pp > 1 and stage >= 2:
+        raise InputError(
+            f"ZeRO stage {stage} with pp={config.pp}: DeepSpeed's PipelineEngine accepts only ZeRO 0 or 1 "
+            "(deepspeed/runtime/pipe/engine.py: 'ZeRO-2 and ZeRO-3 are incompatible with pipeline "
+            "parallelism')"
+        )
+    if cluster is not None and config.world_size > cluster.world_size:
+        raise InputError(
+            f"the plan needs {config.world_size} GPUs (tp x pp x dp x cp) but cluster {cluster.spec} has "
+            f"{cluster.world_size}"
+        )

@@ -1,0 +1,411 @@
+"""Megatron-LM / Megatron-Core arguments for a decided training configuration, and the torchrun line.
+
+Flag names, choices and constraints follow Megatron-LM's `megatron/training/arguments.py` and
+`megatron/core/transformer/transformer_config.py` at commit d98e8a6 (2026-08), where most flags are
+generated from the config dataclasses (`--tensor-model-parallel-size` from
+`ModelParallelConfig.tensor_model_parallel_size`, `--fp8-format` from `TransformerConfig.fp8`).
+
+Pipeline stages: Megatron splits layers evenly unless told otherwise. An uneven plan maps onto
+  - `--decoder-first-pipeline-num-layers` / `--decoder-last-pipeline-num-layers` when only the first
+    and/or last stage differ (the middle stages must then be equal), else
+  - `--pipeline-model-parallel-layout` ("Et*5|t*6|...|t*5L": E embedding, t decoder layer, m MTP
+    layer, L loss; stages split by `|`), which expresses any split, interleaved chunks included.
+
+Usage:
+    >>> args = megatron_args(model, TrainingConfig(tp=8, pp=4, dp=4, global_batch=512), cluster=c)
+    >>> torchrun_command(model, config, cluster=c)
+    'CUDA_DEVICE_MAX_CONNECTIONS=1 torchrun --nnodes 16 --nproc-per-node 8 ...'
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+from autoparallel.configs import Recompute, ZeroStage
+from autoparallel.errors import InputError
+from autoparallel.frameworks._launch import node_shape
+from autoparallel.models.spec import AttentionKind, MlpKind
+
+if TYPE_CHECKING:
+    from autoparallel.configs import TrainingConfig
+    from autoparallel.hardware import Cluster
+    from autoparallel.models.spec import ModelSpec
+
+MEGATRON_REFERENCE = "NVIDIA/Megatron-LM d98e8a6 (2026-08)"
+"""The Megatron-LM source the flag names and constraints were read from."""
+
+MASTER_PORT = 6000
+"""torchrun rendezvous port (the port Megatron-LM's example scripts use)."""
+
+_SHARDING = {
+    ZeroStage.GRADIENTS: "optim_grads",
+    ZeroStage.PARAMETERS: "optim_grads_params",
+}
+"""Megatron-FSDP `--data-parallel-sharding-strategy` for ZeRO-2 / ZeRO-3 style sharding."""
+
+ArgDict = dict[str, object]
+
+
+def megatron_arg_dict(model: ModelSpec, config: TrainingConfig, *, cluster: Cluster | None = None) -> ArgDict:
+    """Megatron flags -> values, in emission order; `True` marks a switch (store_true flag).
+
+    Raises:
+        InputError: batch or layer split that Megatron cannot run, or more GPUs than the cluster has.
+    """
+    _validate(model, config, cluster)
+    args: ArgDict = {
+        "--tensor-model-parallel-size": config.tp,
+        "--pipeline-model-parallel-size": config.pp,
+        "--context-parallel-size": config.cp,
+    }
+    if model.is_moe:
+        args["--expert-model-parallel-size"] = config.ep
+        if config.etp is not None:
+            args["--expert-tensor-parallel-size"] = config.etp
+    if config.sequence_parallel and config.tp > 1:
+        args["--sequence-parallel"] = True
+    args.update(_pipeline_args(model, config))
+    args.update(_recompute_args(model, config))
+    args.update(_optimizer_args(config))
+    args.update(_precision_args(config.precision))
+    args["--micro-batch-size"] = config.micro_batch
+    args["--global-batch-size"] = config.global_batch
+    args["--seq-length"] = config.seq_len
+    args.update(_architecture_args(model, config))
+    return args
+
+
+def megatron_args(model: ModelSpec, config: TrainingConfig, *, cluster: Cluster | None = None) -> list[str]:
+    """The same flags as `megatron_arg_dict`, as an argv list (switches without values)."""
+    argv: list[str] = []
+    for flag, value in megatron_arg_dict(model, config, cluster=cluster).items():
+        argv.append(flag)
+        if value is not True:
+            argv.append(str(value))
+    return argv
+
+
+def megatron_env(config: TrainingConfig, cluster: Cluster | None = None) -> dict[str, str]:
+    """Environment Megatron requires: CUDA_DEVICE_MAX_CONNECTIONS=1 with tp > 1 or cp > 1 before
+    Blackwell (arguments.py asserts it so that TP/CP communication kernels are scheduled in order)."""
+    blackwell = cluster is not None and cluster.gpu.arch == "blackwell"
+    if (config.tp > 1 or config.cp > 1) and not blackwell:
+        return {"CUDA_DEVICE_MAX_CONNECTIONS": "1"}
+    return {}
+
+
+def megatron_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
+    """Where the arguments only approximate the plan, or what the user must add, in sentences."""
+    notes = [
+        "add the data and tokenizer arguments (--data-path / --mock-data, --tokenizer-type ...), the "
+        "optimizer schedule (--lr, --train-iters ...) and model options the shapes do not fix "
+        "(qkv bias, rope base and scaling, norm epsilon) from the model's recipe."
+    ]
+    modes = _stage_modes(config)
+    if len(set(modes)) > 1:
+        notes.append(
+            f"per-stage recompute {tuple(m.value for m in modes)} is not expressible in Megatron "
+            f"(one setting for all stages); emitted: {_recompute_summary(model, config)}."
+        )
+    if config.offload_params:
+        notes.append("offload_params has no Megatron-Core equivalent; parameters stay on the GPU.")
+    kinds = {layer.attention.kind for layer in model.layers}
+    if AttentionKind.LINEAR in kinds:
+        notes.append(
+            "linear-attention layers need Megatron's hybrid model (--hybrid-layer-pattern); "
+            "the arguments describe a plain GPT stack."
+        )
+    if kinds & {AttentionKind.SLIDING, AttentionKind.CHUNKED}:
+        notes.append(
+            "sliding-window / chunked attention layers need --window-size and "
+            "--window-attn-skip-freq from the model's recipe."
+        )
+    return notes
+
+
+def torchrun_command(
+    model: ModelSpec,
+    config: TrainingConfig,
+    *,
+    cluster: Cluster,
+    node_rank: int | None = None,
+    master_addr: str = "${MASTER_ADDR}",
+    master_port: int = MASTER_PORT,
+    script: str = "pretrain_gpt.py",
+) -> str:
+    """`[ENV=...] torchrun --nnodes N --nproc-per-node G --node-rank R --master-addr A --master-port P
+    pretrain_gpt.py ARGS`. `node_rank=None` writes `${NODE_RANK}` so one line serves every node.
+
+    Raises:
+        InputError: as `megatron_arg_dict`, or GPUs that do not fill whole nodes.
+    """
+    nodes, per_node = node_shape(config.world_size, cluster)
+    if nodes == 1:
+        node_rank, master_addr = 0, "localhost"
+    env = " ".join(f"{k}={v}" for k, v in megatron_env(config, cluster).items())
+    rank = "${NODE_RANK}" if node_rank is None else str(node_rank)
+    addr = master_addr if master_addr.startswith("${") else shlex.quote(master_addr)
+    parts = [env] if env else []
+    parts += [
+        "torchrun",
+        "--nnodes",
+        str(nodes),
+        "--nproc-per-node",
+        str(per_node),
+        "--node-rank",
+        rank,
+        "--master-addr",
+        addr,
+        "--master-port",
+        str(master_port),
+        shlex.quote(script),
+    ]
+    parts += [shlex.quote(a) for a in megatron_args(model, config, cluster=cluster)]
+    return " ".join(parts)
+
+
+def check_megatron_consistency(
+    args: list[str] | ArgDict, model: ModelSpec, cluster: Cluster, *, world_size: int | None = None
+) -> list[str]:
+    """Problems Megatron would raise for `args` on `world_size` GPUs (default: the whole cluster).
+
+    Checks the products of the parallel degrees against the world size, the layer split against the
+    model's layers, the global batch against micro-batch × data-parallel size, head and query-group
+    divisibility by tp, the expert grid, and sequence length against context parallelism.
+    """
+    from autoparallel.frameworks._megatron_check import consistency_problems
+
+    parsed = _parse_argv(args) if isinstance(args, list) else dict(args)
+    world = cluster.world_size if world_size is None else world_size
+    return consistency_problems(parsed, model, world)
+
+
+# ----- sections -------------------------------------------------------------------------------------
+
+
+def _stage_modes(config: TrainingConfig) -> tuple[Recompute, ...]:
+    return tuple(config.recompute_of(s) for s in range(config.pp))
+
+
+def _pipeline_args(model: ModelSpec, config: TrainingConfig) -> ArgDict:
+    """Uneven stages and interleaving: first/last-stage flags when they suffice, else a layout string."""
+    stages = config.stage_layers(model.num_layers)
+    pp, vp = config.pp, config.vp
+    even = len(set(stages)) == 1
+    middle_even = len(set(stages[1:-1])) <= 1
+    if vp == 1:
+        if even:
+            return {}
+        if middle_even:
+            return _first_last(stages)
+        return {"--pipeline-model-parallel-layout": pipeline_layout(stages, vp, model.mtp_layers)}
+    if even and stages[0] % vp == 0:
+        return {"--num-layers-per-virtual-pipeline-stage": stages[0] // vp}
+    middle_ok = pp == 2 or stages[1] % vp == 0
+    if middle_even and stages[0] % vp == 0 and stages[-1] % vp == 0 and middle_ok:
+        return {"--num-virtual-stages-per-pipeline-rank": vp, **_first_last(stages)}
+    return {"--pipeline-model-parallel-layout": pipeline_layout(stages, vp, model.mtp_layers)}
+
+
+def _first_last(stages: tuple[int, ...]) -> ArgDict:
+    """--decoder-first/last-pipeline-num-layers for the stages that differ from the middle ones."""
+    if len(stages) == 2:
+        return {
+            "--decoder-first-pipeline-num-layers": stages[0],
+            "--decoder-last-pipeline-num-layers": stages[1],
+        }
+    middle = stages[1]
+    out: ArgDict = {}
+    if stages[0] != middle:
+        out["--decoder-first-pipeline-num-layers"] = stages[0]
+    if stages[-1] != middle:
+        out["--decoder-last-pipeline-num-layers"] = stages[-1]
+    return out
+
+
+def pipeline_layout(stages: tuple[int, ...], vp: int = 1, mtp_layers: int = 0) -> str:
+    """Megatron `--pipeline-model-parallel-layout` for `stages[b]` decoder layers on pipeline rank b.
+
+    With interleaving each rank's layers are cut into `vp` chunks (earlier chunks take the remainder);
+    Megatron orders the pp·vp virtual stages as index a·pp + b (chunk a of rank b). Embedding (E)
+    starts the first virtual stage; MTP layers (m) and the loss (L) end the last.
+    """
+    pp = len(stages)
+    chunks = [[n // vp + (1 if a < n % vp else 0) for a in range(vp)] for n in stages]
+    cells = []
+    for a in range(vp):
+        for b in range(pp):
+            text = "E" if (a, b) == (0, 0) else ""
+            n = chunks[b][a]
+            text += "t" if n == 1 else (f"t*{n}" if n else "")
+            if (a, b) == (vp - 1, pp - 1):
+                text += "m" * mtp_layers + "L"
+            cells.append(text)
+    return "|".join(cells)
+
+
+def _recompute_args(model: ModelSpec, config: TrainingConfig) -> ArgDict:
+    """Full: uniform over each layer; several stages full and others not: block over the largest
+    full stage's layers (Megatron applies one count to every stage); selective: Megatron's default
+    module list (core attention)."""
+    modes = set(_stage_modes(config))
+    if Recompute.FULL in modes:
+        if modes == {Recompute.FULL}:
+            return {
+                "--recompute-granularity": "full",
+                "--recompute-method": "uniform",
+                "--recompute-num-layers": 1,
+            }
+        stages = config.stage_layers(model.num_layers)
+        n = max(stages[s] for s, m in enumerate(_stage_modes(config)) if m is Recompute.FULL)
+        return {
+            "--recompute-granularity": "full",
+            "--recompute-method": "block",
+            "--recompute-num-layers": max(1, n // config.vp),
+        }
+    if Recompute.SELECTIVE in modes:
+        return {"--recompute-granularity": "selective"}
+    return {}
+
+
+def _recompute_summary(model: ModelSpec, config: TrainingConfig) -> str:
+    return " ".join(f"{k} {v}" for k, v in _recompute_args(model, config).items()) or "no recompute"
+
+
+def _optimizer_args(config: TrainingConfig) -> ArgDict:
+    """ZeRO-1 / distributed optimizer, Megatron-FSDP for ZeRO-2/3, optimizer CPU offload."""
+    args: ArgDict = {}
+    if config.zero in (ZeroStage.OPTIMIZER, ZeroStage.DISTRIBUTED_OPTIMIZER):
+        args["--use-distributed-optimizer"] = True
+    elif config.zero in _SHARDING:
+        args["--use-megatron-fsdp"] = True
+        args["--use-distributed-optimizer"] = True  # Megatron-FSDP v1 requires it
+        args["--data-parallel-sharding-strategy"] = _SHARDING[config.zero]
+    if config.offload_optimizer:
+        # megatron/core/optimizer/cpu_offloading/README.md: offload needs the precision-aware optimizer.
+        args["--optimizer-cpu-offload"] = True
+        args["--optimizer-offload-fraction"] = 1.0
+        args["--use-precision-aware-optimizer"] = True
+        args["--overlap-cpu-optimizer-d2h-h2d"] = True
+    return args
+
+
+def _precision_args(precision: str) -> ArgDict:
+    """bf16; fp8 = bf16 weights with FP8 GEMMs (E4M3 forward, E5M2 gradients: `hybrid`); fp16."""
+    if precision == "bf16":
+        return {"--bf16": True}
+    if precision == "fp8":
+        return {"--bf16": True, "--fp8-format": "hybrid"}
+    if precision == "fp16":
+        return {"--fp16": True}
+    raise InputError(
+        f"precision={precision!r} is not supported by the Megatron emitter; use bf16, fp8 or fp16"
+    )
+
+
+def _architecture_args(model: ModelSpec, config: TrainingConfig) -> ArgDict:
+    """Shapes the memory plan assumed: layers, widths, heads, MLA / MoE structure, embeddings."""
+    first = model.layers[0]
+    args: ArgDict = {
+        "--num-layers": model.num_layers,
+        "--hidden-size": model.hidden_size,
+        "--num-attention-heads": model.num_heads,
+    }
+    if model.is_mla:
+        att = next(layer.attention for layer in model.layers if layer.attention.kind is AttentionKind.MLA)
+        args["--multi-latent-attention"] = True
+        if att.q_lora_rank:
+            args["--q-lora-rank"] = att.q_lora_rank
+        args["--kv-lora-rank"] = att.kv_lora_rank
+        args["--qk-head-dim"] = att.head_dim - att.qk_rope_head_dim
+        args["--qk-pos-emb-head-dim"] = att.qk_rope_head_dim
+        args["--v-head-dim"] = att.v_head_dim
+    else:
+        if model.num_kv_heads < model.num_heads:
+            args["--group-query-attention"] = True
+            args["--num-query-groups"] = model.num_kv_heads
+        if model.head_dim * model.num_heads != model.hidden_size:
+            args["--kv-channels"] = model.head_dim
+    dense = [layer.mlp for layer in model.layers if layer.mlp.kind is MlpKind.DENSE]
+    moe = [layer.mlp for layer in model.layers if layer.mlp.kind is MlpKind.MOE]
+    args["--ffn-hidden-size"] = (dense or moe)[0].intermediate_size
+    if moe:
+        m = moe[0]
+        args["--num-experts"] = m.num_experts
+        args["--moe-router-topk"] = m.experts_per_token
+        args["--moe-ffn-hidden-size"] = m.intermediate_size
+        if m.num_shared_experts:
+            args["--moe-shared-expert-intermediate-size"] = m.num_shared_experts * m.shared_intermediate_size
+        if dense:
+            args["--moe-layer-freq"] = _moe_pattern(model)
+    if model.mtp_layers:
+        args["--mtp-num-layers"] = model.mtp_layers
+    args["--max-position-embeddings"] = max(model.max_position_embeddings, config.seq_len)
+    args["--position-embedding-type"] = "rope"
+    args["--normalization"] = "RMSNorm"
+    if first.mlp.gated:
+        args["--swiglu"] = True
+    args["--disable-bias-linear"] = True
+    if not model.tie_word_embeddings:
+        args["--untie-embeddings-and-output-weights"] = True
+    return args
+
+
+def _moe_pattern(model: ModelSpec) -> str:
+    """--moe-layer-freq as Megatron's list expression, e.g. "([0]*3+[1]*58)" (1 = MoE layer)."""
+    runs: list[tuple[int, int]] = []
+    for layer in model.layers:
+        bit = 1 if layer.mlp.kind is MlpKind.MOE else 0
+        if runs and runs[-1][0] == bit:
+            runs[-1] = (bit, runs[-1][1] + 1)
+        else:
+            runs.append((bit, 1))
+    return "(" + "+".join(f"[{bit}]*{n}" if n > 1 else f"[{bit}]" for bit, n in runs) + ")"
+
+
+def _validate(model: ModelSpec, config: TrainingConfig, cluster: Cluster | None) -> None:
+    stages = config.stage_layers(model.num_layers)
+    if len(stages) != config.pp or sum(stages) != model.num_layers or min(stages) < 1:
+        raise InputError(
+            f"layers_per_stage={stages} must give each of pp={config.pp} stages at least one layer and sum "
+            f"to the model's {model.num_layers} layers"
+        )
+    if config.vp > 1 and (config.pp == 1 or min(stages) < config.vp):
+        raise InputError(
+            f"vp={config.vp} needs pp > 1 and at least vp layers on every stage; stages={stages}"
+        )
+    if config.global_batch % (config.micro_batch * config.dp):
+        raise InputError(
+            f"global_batch={config.global_batch} is not a multiple of micro_batch={config.micro_batch} x "
+            f"dp={config.dp} (Megatron: global batch = micro x data-parallel size x micro-batches)"
+        )
+    etp = config.tp if config.etp is None else config.etp
+    if model.is_moe and (config.tp * config.cp * config.dp) % (etp * config.ep):
+        raise InputError(
+            f"expert grid etp={etp} x ep={config.ep} does not tile the {config.tp * config.cp * config.dp} "
+            "ranks of a pipeline stage (tp x cp x dp); Megatron-Core carves experts out of those ranks"
+        )
+    if config.offload_optimizer and config.zero is ZeroStage.NONE:
+        raise InputError(
+            "offload_optimizer needs the distributed optimizer (zero=dist or ZeRO >= 1) in Megatron"
+        )
+    if cluster is not None and config.world_size > cluster.world_size:
+        raise InputError(
+            f"the plan needs {config.world_size} GPUs but cluster {cluster.spec} has {cluster.world_size}"
+        )
+
+
+def _parse_argv(argv: list[str]) -> ArgDict:
+    """argv -> {flag: value or True}."""
+    out: ArgDict = {}
+    i = 0
+    while i < len(argv):
+        flag = argv[i]
+        if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            out[flag] = argv[i + 1]
+            i += 2
+        else:
+            out[flag] = True
+            i += 1
+    return out

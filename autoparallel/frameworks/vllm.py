@@ -1,0 +1,378 @@
+"""vLLM artifacts for a decided serving configuration: engine args, `vllm serve` line, YAML, launch.
+
+Targets vLLM 0.32. Every flag name, default and allowed value below was read from that release's
+source (`vllm/engine/arg_utils.py`, `vllm/config/{parallel,cache,model,scheduler}.py`,
+`vllm/entrypoints/cli/serve.py`); the tests check emitted commands against vLLM's own parser.
+
+Usage:
+    >>> from autoparallel.configs import ServingConfig
+    >>> vllm_command("meta-llama/Llama-3.1-70B", ServingConfig(tp=4, max_num_seqs=128))
+    'vllm serve meta-llama/Llama-3.1-70B --tensor-parallel-size 4 --max-model-len 8192 \
+--gpu-memory-utilization 0.92 --max-num-seqs 128'
+
+How a plan maps onto vLLM:
+- `tp`, `pp` -> `--tensor-parallel-size`, `--pipeline-parallel-size` (one engine = tp x pp GPUs);
+- `replicas` -> `--data-parallel-size`: one API endpoint balancing over `replicas` engines;
+- `enable_expert_parallel` -> `--enable-expert-parallel`: MoE layers are sharded over
+  tp x data-parallel ranks (vLLM: "MoE layers will be sharded according to the product of the
+  tensor, prefill-context, and data parallel sizes"), so EP = tp x replicas.
+- Multi-node (`vllm_launch`): an engine wider than a node runs on a Ray cluster
+  (`--distributed-executor-backend ray`); engines that fit a node are spread over nodes with
+  vLLM's multi-node data-parallel flags (`--data-parallel-size-local`, `--data-parallel-start-rank`,
+  `--data-parallel-address`, `--data-parallel-rpc-port`, `--headless` on the other nodes).
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.errors import InputError
+
+if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import Cluster
+    from autoparallel.models.spec import ModelSpec
+
+VLLM_TARGET_VERSION = "0.32"
+"""The vLLM release whose flags, defaults and validation the emitted artifacts follow."""
+
+VLLM_FLAG_DEFAULTS: dict[str, object] = {
+    "tensor_parallel_size": 1,
+    "pipeline_parallel_size": 1,
+    "data_parallel_size": 1,
+    "enable_expert_parallel": False,
+    "max_model_len": None,  # None: derived from the model's config.json
+    "gpu_memory_utilization": 0.92,
+    "max_num_seqs": None,  # None: 1024 on GPUs with >= 70 GiB (A100 excepted), else 256
+    "max_num_batched_tokens": None,  # None: 8192 / 16384 / 2048 by GPU memory, as max_num_seqs
+    "kv_cache_dtype": "auto",
+    "quantization": None,  # None: whatever the checkpoint's quantization_config says
+    "enforce_eager": False,
+    "distributed_executor_backend": None,  # None: mp inside a node, error if the engine needs more
+    "data_parallel_backend": "mp",
+    "data_parallel_size_local": None,
+    "data_parallel_start_rank": None,
+    "data_parallel_address": None,
+    "data_parallel_rpc_port": None,  # None: ParallelConfig.data_parallel_rpc_port = 29550
+    "headless": False,
+}
+"""Every engine arg this module emits (vLLM's `dest` names, in emission order) with its vLLM 0.32 default.
+
+The CLI flag of each is `--` + name with `_` -> `-` (e.g. `--tensor-parallel-size`)."""
+
+ALWAYS_EMITTED: frozenset[str] = frozenset(
+    {"tensor_parallel_size", "max_model_len", "gpu_memory_utilization", "max_num_seqs"}
+)
+"""Engine args written even when they equal vLLM's default: the memory plan depends on them."""
+
+VLLM_KV_CACHE_DTYPES: tuple[str, ...] = (
+    "auto",
+    "bfloat16",
+    "float16",
+    "fp8",
+    "fp8_ds_mla",
+    "fp8_e4m3",
+    "fp8_e5m2",
+    "fp8_inc",
+    "fp8_per_token_head",
+    "int4_per_token_head",
+    "int8_per_token_head",
+    "nvfp4",
+    "nvfp4_4over6",
+    "nvfp4_ds_mla",
+    "turboquant_3bit_nc",
+    "turboquant_4bit_nc",
+    "turboquant_k3v4_nc",
+    "turboquant_k8v4",
+    "ultraquant_4bit",
+)
+"""`--kv-cache-dtype` choices in vLLM 0.32 (`CacheDType` in vllm/config/cache.py)."""
+
+VLLM_QUANTIZATION_METHODS: tuple[str, ...] = (
+    "auto_awq",
+    "auto_gptq",
+    "awq",
+    "awq_marlin",
+    "compressed-tensors",
+    "deepseek_v4_fp8",
+    "experts_int8",
+    "fbgemm_fp8",
+    "fp8",
+    "fp8_per_block",
+    "fp8_per_channel",
+    "fp8_per_tensor",
+    "fp_quant",
+    "gpt_oss_mxfp4",
+    "gptq",
+    "gptq_marlin",
+    "humming",
+    "inc",
+    "int8_per_channel_weight_only",
+    "modelopt",
+    "modelopt_fp4",
+    "modelopt_mixed",
+    "modelopt_mxfp8",
+    "moe_wna16",
+    "mxfp4",
+    "mxfp8",
+    "nvfp4_per_token",
+    "online",
+    "quark",
+    "torchao",
+)
+"""`--quantization` values vLLM 0.32 accepts (`QUANTIZATION_METHODS` in
+vllm/model_executor/layers/quantization/__init__.py)."""
+
+DP_RPC_PORT = 29550
+"""`--data-parallel-rpc-port` written on every node of a multi-node data-parallel launch (vLLM's own
+default, stated explicitly because all nodes must agree on it)."""
+
+RAY_PORT = 6379
+"""Port of the Ray head (`ray start --head --port`), Ray's default GCS port."""
+
+HEAD_ADDRESS = "${HEAD_IP}"
+"""Placeholder for node 0's address in multi-node commands; the user exports HEAD_IP on every node."""
+
+
+class VllmLaunch(BaseModel):
+    """How to start a plan on its nodes: shell lines per node, environment, and what to know."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    commands: tuple[tuple[str, ...], ...]
+    """Shell lines per node: `commands[i]` runs on node i, in order. Node 0 serves the API."""
+    env: dict[str, str]
+    """Environment variables to export on every node before the commands (empty when none is needed)."""
+    notes: tuple[str, ...]
+    """What the user must know or provide (addresses, load balancers, shared model storage)."""
+
+    @property
+    def nodes(self) -> int:
+        """Nodes the launch uses."""
+        return len(self.commands)
+
+
+def vllm_args(
+    model_id: str,
+    config: ServingConfig,
+    *,
+    cluster: Cluster | None = None,
+    model: ModelSpec | None = None,
+) -> dict[str, object]:
+    """vLLM engine args (vLLM's own names) for `config`, with every decided value.
+
+    `model` (optional) lets the architecture rules reject invalid degrees before vLLM does;
+    `cluster` (optional) decides the executor: an engine wider than one node needs Ray.
+
+    Raises:
+        InputError: an unknown kv-cache dtype or quantization for vLLM 0.32, degrees the model
+            cannot run with, expert parallelism on a dense model, or more GPUs than the cluster has.
+    """
+    _validate(config, cluster=cluster, model=model)
+    args: dict[str, object] = {
+        "model": model_id,
+        "tensor_parallel_size": config.tp,
+        "pipeline_parallel_size": config.pp,
+        "data_parallel_size": config.replicas,
+        "enable_expert_parallel": config.enable_expert_parallel,
+        "max_model_len": config.max_model_len,
+        "gpu_memory_utilization": config.gpu_memory_utilization,
+        "max_num_seqs": config.max_num_seqs,
+        "kv_cache_dtype": config.kv_cache_dtype,
+    }
+    if config.max_num_batched_tokens is not None:
+        args["max_num_batched_tokens"] = config.max_num_batched_tokens
+    if config.quantization is not None:
+        args["quantization"] = config.quantization
+    if config.enforce_eager:
+        args["enforce_eager"] = True
+    if cluster is not None and _spans_nodes(config, cluster):
+        args["distributed_executor_backend"] = "ray"
+        if config.replicas > 1:
+            args["data_parallel_backend"] = "ray"
+    return {k: args[k] for k in ("model", *VLLM_FLAG_DEFAULTS) if k in args}
+
+
+def vllm_command(
+    model_id: str,
+    config: ServingConfig,
+    *,
+    cluster: Cluster | None = None,
+    model: ModelSpec | None = None,
+) -> str:
+    """The `vllm serve MODEL ...` line: flags that differ from vLLM 0.32's defaults, plus the four
+    the memory plan rests on (tp, max-model-len, gpu-memory-utilization, max-num-seqs).
+
+    This is the whole command for a plan on one node, and node 0's for a Ray launch; a multi-node
+    data-parallel plan needs the per-node flags of `vllm_launch`.
+    """
+    args = vllm_args(model_id, config, cluster=cluster, model=model)
+    return _serve_line(model_id, _non_default(args))
+
+
+def vllm_yaml(
+    model_id: str,
+    config: ServingConfig,
+    *,
+    cluster: Cluster | None = None,
+    model: ModelSpec | None = None,
+) -> str:
+    """A YAML file for `vllm serve --config FILE`: the same settings as `vllm_command`, model included."""
+    args = vllm_args(model_id, config, cluster=cluster, model=model)
+    doc: dict[str, object] = {"model": model_id}
+    doc.update({_flag(k)[2:]: v for k, v in _non_default(args).items()})
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def vllm_launch(
+    model_id: str,
+    config: ServingConfig,
+    *,
+    cluster: Cluster | None = None,
+    model: ModelSpec | None = None,
+) -> VllmLaunch:
+    """Commands per node to start the plan on `cluster` (one node when `cluster` is None).
+
+    - Fits one node: one `vllm serve` (replicas as `--data-parallel-size`).
+    - An engine spans nodes (tp x pp > GPUs per node): a Ray cluster over the nodes, `vllm serve`
+      on node 0 with `--distributed-executor-backend ray` (several such engines: Ray data parallel,
+      `VLLM_RAY_DP_PACK_STRATEGY=span`).
+    - Engines fit a node but not all of them one node: vLLM's multi-node data parallelism, node 0
+      serving the API and the other nodes `--headless`, each with its local engine count and first rank.
+    """
+    args = vllm_args(model_id, config, cluster=cluster, model=model)
+    flags = _non_default(args)
+    if cluster is None or config.gpus <= cluster.gpus_per_node:
+        return VllmLaunch(commands=((_serve_line(model_id, flags),),), env={}, notes=())
+    if _spans_nodes(config, cluster):
+        return _ray_launch(model_id, config, cluster, flags)
+    return _data_parallel_launch(model_id, config, cluster, flags)
+
+
+# ----- launch shapes --------------------------------------------------------------------------------
+
+
+def _ray_launch(
+    model_id: str, config: ServingConfig, cluster: Cluster, flags: dict[str, object]
+) -> VllmLaunch:
+    """One Ray cluster over the nodes the plan uses; node 0 starts the head and serves."""
+    nodes = -(-config.gpus // cluster.gpus_per_node)
+    head = (f"ray start --head --port={RAY_PORT}", _serve_line(model_id, flags))
+    workers = tuple((f"ray start --address={HEAD_ADDRESS}:{RAY_PORT}",) for _ in range(1, nodes))
+    env: dict[str, str] = {}
+    notes = [
+        f"export HEAD_IP=<address of node 0> on every node; start the workers' Ray before `vllm serve` "
+        f"(`ray status` should list {config.gpus} GPUs).",
+        "every node needs the same vLLM version and the model at the same path (or HF cache); set "
+        "VLLM_HOST_IP to each node's own address if Ray picks the wrong interface.",
+        f"one engine spans {-(-config.gpus_per_replica // cluster.gpus_per_node)} nodes: its "
+        "tensor-parallel groups should stay inside a node, with pipeline stages across nodes.",
+    ]
+    if config.replicas > 1:
+        # vllm/envs.py: "span" allocates one DP rank over as many nodes as its world size needs.
+        env["VLLM_RAY_DP_PACK_STRATEGY"] = "span"
+        notes.append(
+            f"{config.replicas} engines as Ray data-parallel ranks (`--data-parallel-backend ray`); "
+            "VLLM_RAY_DP_PACK_STRATEGY=span lets each rank span nodes."
+        )
+    return VllmLaunch(commands=(head, *workers), env=env, notes=tuple(notes))
+
+
+def _data_parallel_launch(
+    model_id: str, config: ServingConfig, cluster: Cluster, flags: dict[str, object]
+) -> VllmLaunch:
+    """Engines packed onto nodes; node 0 runs the API server, the others run engines headless."""
+    per_node = cluster.gpus_per_node // config.gpus_per_replica
+    commands: list[tuple[str, ...]] = []
+    start = 0
+    while start < config.replicas:
+        local = min(per_node, config.replicas - start)
+        node_flags = dict(flags)
+        node_flags["data_parallel_size_local"] = local
+        if start > 0:
+            node_flags["data_parallel_start_rank"] = start
+        node_flags["data_parallel_address"] = HEAD_ADDRESS
+        node_flags["data_parallel_rpc_port"] = DP_RPC_PORT
+        if start > 0:
+            node_flags["headless"] = True
+        commands.append((_serve_line(model_id, node_flags),))
+        start += local
+    notes = [
+        "export HEAD_IP=<address of node 0, reachable from the other nodes> on every node.",
+        f"node 0 serves the API and balances over all {config.replicas} engines; the other nodes run "
+        "engines only (--headless).",
+        "every node needs the same vLLM version and the model at the same path (or HF cache).",
+    ]
+    if config.enable_expert_parallel:
+        notes.append(
+            f"expert parallelism spans all {config.tp * config.replicas} GPUs (tp x data-parallel), "
+            "so the all-to-all crosses nodes."
+        )
+    return VllmLaunch(commands=tuple(commands), env={}, notes=tuple(notes))
+
+
+# ----- helpers --------------------------------------------------------------------------------------
+
+
+def _validate(config: ServingConfig, *, cluster: Cluster | None, model: ModelSpec | None) -> None:
+    """Reject what vLLM 0.32 would reject, naming the field and the allowed values."""
+    if config.kv_cache_dtype not in VLLM_KV_CACHE_DTYPES:
+        raise InputError(
+            f"kv_cache_dtype={config.kv_cache_dtype!r} is not a vLLM {VLLM_TARGET_VERSION} "
+            f"--kv-cache-dtype; choose one of {', '.join(VLLM_KV_CACHE_DTYPES)}"
+        )
+    if config.quantization is not None and config.quantization not in VLLM_QUANTIZATION_METHODS:
+        raise InputError(
+            f"quantization={config.quantization!r} is not a vLLM {VLLM_TARGET_VERSION} --quantization "
+            f"method; choose one of {', '.join(VLLM_QUANTIZATION_METHODS)}, or None to use the "
+            "checkpoint's own quantization_config"
+        )
+    if cluster is not None and config.gpus > cluster.world_size:
+        raise InputError(
+            f"the plan needs {config.gpus} GPUs (tp={config.tp} x pp={config.pp} x "
+            f"replicas={config.replicas}) but cluster {cluster.spec} has {cluster.world_size}"
+        )
+    if model is None:
+        return
+    reasons = [*model.tp_violations(config.tp), *model.pp_violations(config.pp)]
+    if config.enable_expert_parallel and not model.is_moe:
+        reasons.append(f"enable_expert_parallel: {model.name} has no routed experts")
+    if reasons:
+        raise InputError(f"vLLM cannot run {model.name} with this configuration: " + "; ".join(reasons))
+
+
+def _spans_nodes(config: ServingConfig, cluster: Cluster) -> bool:
+    """One engine (tp x pp GPUs) needs more GPUs than a node has."""
+    return config.gpus_per_replica > cluster.gpus_per_node
+
+
+def _non_default(args: dict[str, object]) -> dict[str, object]:
+    """Engine args worth writing: those that differ from vLLM's default, and the always-emitted ones."""
+    return {
+        k: v
+        for k, v in args.items()
+        if k in VLLM_FLAG_DEFAULTS and (k in ALWAYS_EMITTED or v != VLLM_FLAG_DEFAULTS[k])
+    }
+
+
+def _flag(name: str) -> str:
+    """Engine-arg name -> CLI flag: `tensor_parallel_size` -> `--tensor-parallel-size`."""
+    return "--" + name.replace("_", "-")
+
+
+def _serve_line(model_id: str, flags: dict[str, object]) -> str:
+    """`vllm serve MODEL --flag value ...`; booleans as bare switches; the HEAD_IP placeholder unquoted."""
+    parts = ["vllm", "serve", shlex.quote(model_id)]
+    for name, value in flags.items():
+        if value is True:
+            parts.append(_flag(name))
+        elif value is False or value is None:
+            continue
+        else:
+            text = str(value)
+            parts += [_flag(name), text if text == HEAD_ADDRESS else shlex.quote(text)]
+    return " ".join(parts)

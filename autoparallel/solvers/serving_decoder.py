@@ -1,0 +1,200 @@
+"""From a CP-SAT solution to a checked `ServingConfig`, with provenance.
+
+The decoder reads the one-hot knobs, builds the vLLM configuration, re-evaluates it with the float
+model (memory/serving.py + perf/serving.py, the numbers users see) and raises InternalError when
+the solver's scaled totals disagree with the float model beyond rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.configs import ServingConfig
+from autoparallel.errors import InternalError
+from autoparallel.perf.serving import ServingEstimate, evaluate_serving
+from autoparallel.solvers import units
+from autoparallel.solvers.settings import SolverSettings
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+
+    from autoparallel.solvers.serving_encoder import EncodedServing
+    from autoparallel.solvers.serving_space import ServingSpace
+
+Objective = str | tuple[str, ...] | dict[str, float]
+"""An objective name, a lexicographic order of names, or weights {name: weight}."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class SolverStats(_Frozen):
+    """How the solve went, with the settings that make it reproducible."""
+
+    status: str
+    """OPTIMAL (proven) or FEASIBLE (time limit hit: best found, see bound and gap)."""
+    wall_s: float
+    """Wall time of all CP-SAT solves of this result, seconds (tables and checks excluded)."""
+    objective_value: float
+    """The primary objective in solver units (milli-tokens/s, µs, µ$/Mtok or KiB)."""
+    bound: float
+    """CP-SAT's best bound on the primary objective, same units."""
+    gap: float
+    """Relative gap |value − bound| / max(1, |value|) of the primary objective (0 when optimal)."""
+    solves: int
+    """CP-SAT calls (lexicographic levels)."""
+    seed: int
+    """random_seed."""
+    workers: int
+    """num_workers."""
+    time_limit_s: float
+    """Per-solve time limit."""
+
+
+class RunnerUp(_Frozen):
+    """The best configuration of another (tp, pp, ep) shape, and why it lost."""
+
+    config: ServingConfig
+    """Its vLLM configuration."""
+    estimate: ServingEstimate
+    """Its float-model estimate."""
+    why_lost: str
+    """One sentence comparing it with the winner."""
+
+
+class ServingSolution(_Frozen):
+    """A planned vLLM deployment: the configuration, its float estimate, and how it was decided."""
+
+    config: ServingConfig
+    """The vLLM configuration to run."""
+    estimate: ServingEstimate
+    """Memory and speed from the float model (every number a user sees)."""
+    objective: Objective
+    """What was optimized."""
+    objective_value: float
+    """The primary objective from the float model (tokens/s, ms, US$ / M tokens or GiB)."""
+    solver: SolverStats
+    """Solver status, bound, gap and settings."""
+    binding: tuple[str, ...]
+    """Constraints that stop the plan from being better, each with its numbers."""
+    runner_up: RunnerUp | None = None
+    """Best plan with a different (tp, pp, ep) shape, or None when no other shape is feasible."""
+    settings: SolverSettings
+    """The settings used."""
+
+
+@dataclass(frozen=True)
+class Point:
+    """Indices of one solution in the space's domains."""
+
+    shape: int
+    runtime: int
+    batch: int
+    util: int
+    mml: int
+    replicas: int
+
+    def entry(self, space: ServingSpace) -> int:
+        return space.flat(self.shape, self.runtime, self.batch, self.mml)
+
+
+def read_point(enc: EncodedServing, solver: cp_model.CpSolver) -> Point:
+    """The chosen value of every knob."""
+    v = enc.vars
+
+    def pick(lits: list[cp_model.IntVar]) -> int:
+        return next(i for i, x in enumerate(lits) if solver.boolean_value(x))
+
+    return Point(pick(v.shape), pick(v.runtime), pick(v.batch), pick(v.util), pick(v.mml),
+                 int(solver.value(v.replicas)))
+
+
+def objective_value(estimate: ServingEstimate, name: str) -> float:
+    """Objective `name` of an estimate, in float units."""
+    p = estimate.perf
+    return {
+        "throughput": p.output_tokens_per_s,
+        "ttft": p.ttft_ms,
+        "tpot": p.tpot_ms,
+        "cost": p.usd_per_million_tokens,
+        "memory": p.kv_headroom_gib,
+    }[name]
+
+
+def decode(space: ServingSpace, point: Point) -> tuple[ServingConfig, ServingEstimate]:
+    """The configuration of `point`, re-evaluated with the float model and checked against the tables.
+
+    Raises:
+        InternalError: the float model says the plan cannot run, runs a smaller batch, misses a
+            limit the solver enforced, or its times / throughput / memory differ from the tables by
+            more than rounding.
+    """
+    config = space.config(point.shape, point.runtime, point.batch, point.util, point.mml, point.replicas)
+    est = evaluate_serving(space.model, space.cluster, config, space.workload,
+                           vllm_version=space.options.vllm_version)
+    where = f"solver and float model disagree on {config!r}"
+    if not est.fits:
+        raise InternalError(f"{where}: the float model says it cannot start: {'; '.join(est.problems)}")
+    if est.perf.batch_size != config.max_num_seqs:
+        raise InternalError(f"{where}: it runs {est.perf.batch_size:g} sequences ({est.perf.batch_limit}), "
+                            f"not max_num_seqs={config.max_num_seqs}")
+    if est.slo_violations:
+        raise InternalError(f"{where}: {'; '.join(est.slo_violations)}")
+    t, i = space.tables, point.entry(space)
+    checks = (
+        ("TPOT µs", t.step_us[i], est.perf.tpot_ms * 1e3, 1.0),
+        ("TTFT µs", t.ttft_us[i], est.perf.ttft_ms * 1e3, 1.0),
+        ("replica milli-tokens/s", t.tps_milli[i], est.perf.output_tokens_per_s_per_replica * 1e3, 1.0),
+        ("memory KiB", t.mem_used_kib[i],
+         space.budget_kib[point.util] - est.perf.kv_headroom_gib * 2**20, 2.0),
+    )
+    for what, scaled, exact, tolerance in checks:
+        if abs(scaled - exact) > tolerance + 1e-9 * abs(exact):
+            raise InternalError(f"{where}: {what} {scaled} in the tables vs {exact:.3f} from the float model")
+    return config, est
+
+
+def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEstimate) -> tuple[str, ...]:
+    """What stops the next larger max_num_seqs, and whether all GPUs are used."""
+    t, w = space.tables, space.workload
+    out: list[str] = []
+    b = point.batch
+    if b + 1 < len(space.batches):
+        nxt = space.batches[b + 1]
+        j = space.flat(point.shape, point.runtime, b + 1, point.mml)
+        budget = space.budget_kib[point.util]
+        if not t.evaluated[j] or t.mem_used_kib[j] > budget:
+            out.append(f"kv_cache: max_num_seqs={nxt} would need {t.mem_used_kib[j] / 2**20:.2f} GiB per "
+                       f"GPU, over the {budget / 2**20:.2f} GiB budget (the KV cache holds "
+                       f"{estimate.perf.kv_capacity_seqs} sequences of {w.isl + w.osl // 2} tokens)")
+        elif w.concurrency is not None and nxt * point.replicas > w.concurrency:
+            out.append(f"concurrency: max_num_seqs={nxt} × {point.replicas} replicas would exceed the "
+                       f"workload's {w.concurrency} concurrent requests")
+        elif w.tpot_ms is not None and t.step_us[j] > units.us_down(w.tpot_ms / 1e3):
+            out.append(f"tpot_slo: max_num_seqs={nxt} would give TPOT {t.step_us[j] / 1e3:.1f} ms > "
+                       f"{w.tpot_ms:g} ms")
+        elif w.ttft_ms is not None and t.ttft_us[j] > units.us_down(w.ttft_ms / 1e3):
+            out.append(f"ttft_slo: max_num_seqs={nxt} would give TTFT {t.ttft_us[j] / 1e3:.0f} ms > "
+                       f"{w.ttft_ms:g} ms")
+    else:
+        out.append(f"max_num_seqs: {space.batches[b]} is the largest allowed value")
+    shape = space.shapes[point.shape]
+    used = shape.gpus_per_replica * point.replicas
+    if used + shape.gpus_per_replica > space.gpus or shape.ep:
+        out.append(f"gpus: {used} of {space.gpus} GPUs used")
+    return tuple(out)
+
+
+def why_lost(objective: str, best: ServingEstimate, best_config: ServingConfig, other: ServingEstimate,
+             other_config: ServingConfig) -> str:
+    """One sentence: the runner-up's objective next to the winner's, and the main differences."""
+    mine, theirs = objective_value(best, objective), objective_value(other, objective)
+    delta = (theirs - mine) / abs(mine) * 100 if mine else 0.0
+    a, b = other.perf, best.perf
+    return (f"{objective} {theirs:.4g} vs {mine:.4g} ({delta:+.1f}%): batch {a.batch_size:g} vs "
+            f"{b.batch_size:g} per replica, TPOT {a.tpot_ms:.1f} vs {b.tpot_ms:.1f} ms, "
+            f"{other_config.gpus_per_replica} vs {best_config.gpus_per_replica} GPUs per replica")

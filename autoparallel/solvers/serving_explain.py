@@ -1,0 +1,159 @@
+"""Why no serving plan exists: the conflicting constraint families, with numbers.
+
+Every family of the encoder has an enable literal. Here they are free and passed to CP-SAT as
+assumptions (ortools/sat/samples/assumptions_sample_sat.py): on INFEASIBLE,
+`sufficient_assumptions_for_infeasibility()` returns a set of families that cannot hold together;
+dropping families one at a time while it stays infeasible makes the set minimal. Each family then
+states its numbers from the float-model tables.
+"""
+
+from __future__ import annotations
+
+from ortools.sat.python import cp_model
+
+from autoparallel.errors import InfeasibleError, InternalError
+from autoparallel.perf.serving import effective_model
+from autoparallel.solvers.serving_encoder import EncodedServing, build
+from autoparallel.solvers.serving_space import ServingSpace
+from autoparallel.solvers.settings import SolverSettings
+
+GIB_KIB = 2**20
+
+
+def _infeasible(enc: EncodedServing, on: list[str], settings: SolverSettings) -> tuple[bool, list[str]]:
+    """Solve with the families `on` assumed; (infeasible?, the sufficient families)."""
+    enc.model.clear_assumptions()
+    enc.model.add_assumptions([enc.vars.families[f] for f in on])
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = settings.time_limit_s
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = settings.seed
+    status = solver.solve(enc.model)
+    if status != cp_model.INFEASIBLE:
+        return False, []
+    core = set(solver.sufficient_assumptions_for_infeasibility())
+    return True, [f for f in on if enc.vars.families[f].index in core]
+
+
+def conflicting_families(space: ServingSpace, settings: SolverSettings) -> list[str]:
+    """A minimal set of constraint families that together rule out every plan."""
+    enc = build(space, explain=True)
+    families = sorted(enc.vars.families)
+    infeasible, core = _infeasible(enc, families, settings)
+    if not infeasible:
+        raise InternalError("the serving model is infeasible but feasible with every family assumed")
+    for name in list(core):
+        trial = [f for f in core if f != name]
+        still, smaller = _infeasible(enc, trial, settings)
+        if still:
+            core = smaller or trial
+    return core
+
+
+def explain_infeasible(space: ServingSpace, settings: SolverSettings) -> InfeasibleError:
+    """The InfeasibleError for a space with no admissible plan (to be raised by the caller)."""
+    core = conflicting_families(space, settings)
+    reasons = tuple(reason(space, name) for name in core)
+    w = space.workload
+    head = (f"no vLLM deployment of {space.model.name} on {space.gpus}×{space.cluster.gpu.name} serves "
+            f"the {w.name} workload (isl {w.isl}, osl {w.osl}): {', '.join(core)}")
+    return InfeasibleError(head, reasons)
+
+
+def _gib(kib: float) -> str:
+    gib = kib / GIB_KIB
+    return f"{gib / 1024:.2f} TiB" if gib >= 1024 else f"{gib:.2f} GiB"
+
+
+def _fits(space: ServingSpace, i: int) -> bool:
+    t, top = space.tables, max(space.budget_kib)
+    return t.evaluated[i] and t.mem_used_kib[i] <= top and t.mml_used_kib[i] <= top
+
+
+def _entry_label(space: ServingSpace, i: int) -> str:
+    n_m, n_b, n_r = len(space.max_model_lens), len(space.batches), len(space.runtimes)
+    b = i // n_m % n_b
+    s = i // (n_m * n_b * n_r)
+    return f"{space.shapes[s].label}, max_num_seqs={space.batches[b]}"
+
+
+def reason(space: ServingSpace, family: str) -> str:
+    """One sentence with the numbers behind a conflicting family."""
+    if family.startswith("architecture:"):
+        rule = family.split(":", 1)[1]
+        seen = sorted({v for s in space.shapes for v in s.violations if v.startswith(rule + ":")})
+        return "; ".join(seen[:3]) + (f" (and {len(seen) - 3} more)" if len(seen) > 3 else "")
+    return {
+        "memory": _memory_reason,
+        "max_model_len": _mml_reason,
+        "ttft_slo": _ttft_reason,
+        "tpot_slo": _tpot_reason,
+        "request_rate": _rate_reason,
+        "concurrency": _concurrency_reason,
+    }[family](space)
+
+
+def _memory_reason(space: ServingSpace) -> str:
+    runtimes = {r.quantization for r in space.runtimes}
+    need = min(effective_model(space.model, q).weight_bytes() for q in runtimes) / 1024
+    top, util = max(space.budget_kib), max(space.utilizations)
+    text = (f"weights alone need {_gib(need)}; {space.gpus}×{space.cluster.gpu.name} offer "
+            f"{_gib(top * space.gpus)} usable at gpu_memory_utilization {util:g}")
+    t = space.tables
+    valid = [i for i in range(len(t.mem_used_kib)) if not space.shapes[_shape_of(space, i)].violations]
+    if valid:
+        i = min(valid, key=lambda k: t.mem_used_kib[k])
+        s = space.shapes[_shape_of(space, i)]
+        text += (f"; the roomiest replica ({s.label}) needs {_gib(t.mem_used_kib[i])} per GPU "
+                 f"(weights {_gib(t.weights_kib[i // (len(space.batches) * len(space.max_model_lens))])}) "
+                 f"> {_gib(top)}")
+    return "memory: " + text
+
+
+def _shape_of(space: ServingSpace, i: int) -> int:
+    return i // (len(space.max_model_lens) * len(space.batches) * len(space.runtimes))
+
+
+def _mml_reason(space: ServingSpace) -> str:
+    t, top = space.tables, max(space.budget_kib)
+    i = min(range(len(t.mml_used_kib)), key=lambda k: (not t.evaluated[k], t.mml_used_kib[k]))
+    kv = t.mml_used_kib[i] - t.fixed_kib[i]
+    return (f"max_model_len: one {min(space.max_model_lens)}-token request needs {_gib(kv)} of KV cache per "
+            f"GPU; at best ({_entry_label(space, i)}) {_gib(max(top - t.fixed_kib[i], 0))} is left after "
+            "weights, activations and CUDA graphs")
+
+
+def _best(space: ServingSpace, table: list[int], lowest: bool) -> tuple[int, int] | None:
+    fits = [i for i in range(len(table)) if _fits(space, i)]
+    if not fits:
+        return None
+    i = (min if lowest else max)(fits, key=lambda k: table[k])
+    return i, table[i]
+
+
+def _ttft_reason(space: ServingSpace) -> str:
+    best = _best(space, space.tables.ttft_us, lowest=True)
+    got = f"the fastest plan that fits reaches {best[1] / 1e3:.0f} ms ({_entry_label(space, best[0])})" \
+        if best else "no plan fits in memory"
+    return f"ttft_slo: TTFT limit {space.workload.ttft_ms:g} ms; {got}"
+
+
+def _tpot_reason(space: ServingSpace) -> str:
+    best = _best(space, space.tables.step_us, lowest=True)
+    got = f"the fastest plan that fits reaches {best[1] / 1e3:.1f} ms ({_entry_label(space, best[0])})" \
+        if best else "no plan fits in memory"
+    return f"tpot_slo: TPOT limit {space.workload.tpot_ms:g} ms; {got}"
+
+
+def _rate_reason(space: ServingSpace) -> str:
+    w, t = space.workload, space.tables
+    fits = [i for i in range(len(t.tps_milli)) if _fits(space, i)]
+    best = max((t.tps_milli[i] / 1e3 * space.shapes[_shape_of(space, i)].max_replicas / w.osl for i in fits),
+               default=0.0)
+    return (f"request_rate: {w.request_rate:g} requests/s arrive; the best plan that fits completes "
+            f"{best:.2f}/s")
+
+
+def _concurrency_reason(space: ServingSpace) -> str:
+    return (f"concurrency: max_num_seqs × replicas must stay within {space.workload.concurrency} "
+            f"(smallest max_num_seqs allowed: {min(space.batches)})")

@@ -1,0 +1,451 @@
+"""The serving search space: each knob's domain, and integer tables from the float cost model.
+
+No ortools here: the encoder (CP-SAT) and the enumeration oracle both read this module.
+
+Knobs and domains (each one variable in the CP-SAT model, never a list of whole configurations):
+- shape: (tp, pp, expert parallelism). tp divides the GPUs of a node (a TP group stays inside a
+  node), pp is a power of two with tp · pp dividing a node or a multiple of it (replicas do not
+  straddle nodes). Without EP, `replicas` is free in 1 .. gpus // (tp · pp); with EP the experts
+  are sharded over tp × replicas ranks (vLLM `--data-parallel-size R --enable-expert-parallel`),
+  so R is part of the shape. Shapes that break an architecture rule stay in the space with the
+  rule's name, so that an infeasible request can say which rule blocked it.
+- runtime: (weight quantization, KV-cache dtype, enforce_eager), from `ServingOptions`.
+- max_num_seqs on a grid of 2^k and 3 · 2^k; max_model_len and gpu_memory_utilization from lists.
+
+A configuration is admissible when vLLM starts (memory), the KV cache holds max_num_seqs average
+sequences of isl + osl/2 tokens (the running batch never preempts), max_num_seqs × replicas ≤ the
+workload's concurrency, and the SLOs and arrival rate are met. Then the running batch equals
+max_num_seqs, so one table entry per (shape, runtime, max_num_seqs, max_model_len) describes it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoparallel.configs import ServingConfig
+from autoparallel.errors import InfeasibleError, InputError
+from autoparallel.memory import vllm_kv, vllm_profile
+from autoparallel.memory.serving import kv_block_size, layer_kv_specs, resolve_batch_defaults
+from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
+from autoparallel.perf import serving as perf
+from autoparallel.solvers import units
+
+if TYPE_CHECKING:
+    from autoparallel.hardware import Cluster
+    from autoparallel.models.spec import ModelSpec
+    from autoparallel.workload import Serving
+
+DEFAULT_MAX_NUM_SEQS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+"""max_num_seqs grid: 2^k and 3·2^k up to vLLM 0.32's default of 1024 on H100-class GPUs."""
+
+
+class ServingOptions(BaseModel):
+    """What the serving planner may choose. Tuples are the allowed values of each knob."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    max_num_seqs: tuple[int, ...] = DEFAULT_MAX_NUM_SEQS
+    """Allowed `--max-num-seqs` values."""
+    max_model_lens: tuple[int, ...] | None = None
+    """Allowed `--max-model-len` values (None: the workload's context length)."""
+    gpu_memory_utilizations: tuple[float, ...] = (0.92,)
+    """Allowed `--gpu-memory-utilization` values (vLLM 0.32's default 0.92; add more to choose)."""
+    kv_cache_dtypes: tuple[str, ...] = ("auto",)
+    """Allowed `--kv-cache-dtype` values; add "fp8" to let the planner halve the KV cache."""
+    quantizations: tuple[str | None, ...] = (None,)
+    """Allowed `--quantization` values (None: as the checkpoint is; "fp8": online FP8)."""
+    enforce_eager: tuple[bool, ...] = (False, True)
+    """Allowed `--enforce-eager` values (True frees CUDA-graph memory, costs decode latency)."""
+    expert_parallel: bool = True
+    """MoE models may use `--enable-expert-parallel` (experts over tp × replicas ranks)."""
+    expert_parallel_with_pp: bool = False
+    """Also try expert parallelism together with pipeline stages (pp > 1); vLLM's wide-EP recipes
+    use pp = 1 (data-parallel attention + EP), so the default keeps the space small."""
+    tp_values: tuple[int, ...] | None = None
+    """Allowed tensor-parallel degrees (None: divisors of the GPUs per node)."""
+    pp_values: tuple[int, ...] | None = None
+    """Allowed pipeline degrees (None: powers of two up to the layers and the GPUs)."""
+    max_gpus: int | None = Field(default=None, ge=1)
+    """Use at most this many GPUs (None: the whole cluster)."""
+    vllm_version: str = "0.32"
+    """vLLM release whose memory accounting applies (0.21 or later)."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One value of the degree knob: a replica's tp × pp, and expert parallelism."""
+
+    tp: int
+    pp: int
+    ep: bool
+    ep_replicas: int
+    """With EP: the data-parallel ranks of the one EP engine (replicas are fixed to it); else 0."""
+    max_replicas: int
+    """Largest replica count that fits the GPUs."""
+    violations: tuple[str, ...]
+    """Architecture rules this shape breaks ("rule: sentence"); empty when vLLM accepts it."""
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tp * self.pp
+
+    @property
+    def ep_ranks(self) -> int:
+        """Ranks the experts are sharded over (memory/serving.py's `ep`): tp × replicas with EP, else 1."""
+        return self.tp * self.ep_replicas if self.ep else 1
+
+    @property
+    def label(self) -> str:
+        text = f"tp={self.tp} pp={self.pp}"
+        return text + (f" ep={self.tp * self.ep_replicas}" if self.ep else "")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One value of the runtime knob: precisions and CUDA graphs."""
+
+    quantization: str | None
+    kv_cache_dtype: str
+    enforce_eager: bool
+
+
+@dataclass
+class ServingTables:
+    """Integer tables over the flat index ((shape · R + runtime) · B + batch) · M + max_model_len."""
+
+    evaluated: list[bool]
+    """The entry holds real numbers (False: hopeless or invalid; optimistic placeholders)."""
+    mem_used_kib: list[int]
+    """max over stages of weights + activations + non-torch + graphs + KV of the running batch."""
+    mml_used_kib: list[int]
+    """max over stages of the same fixed memory + KV for one max_model_len request."""
+    step_us: list[int]
+    """TPOT = T(b)."""
+    ttft_us: list[int]
+    """TTFT."""
+    tps_milli: list[int]
+    """Output tokens/s of one replica."""
+    cost_micro_usd: list[int]
+    """US$ per million output tokens."""
+    weights_kib: list[int]
+    """Weights on the fullest GPU, per (shape, runtime)."""
+    fixed_kib: list[int]
+    """Everything but the KV cache on the tightest stage."""
+
+
+@dataclass
+class ServingSpace:
+    """Domains and tables of one serving planning problem."""
+
+    model: ModelSpec
+    cluster: Cluster
+    workload: Serving
+    options: ServingOptions
+    rules: VllmRules
+    gpus: int
+    shapes: tuple[Shape, ...]
+    runtimes: tuple[Runtime, ...]
+    batches: tuple[int, ...]
+    utilizations: tuple[float, ...]
+    max_model_lens: tuple[int, ...]
+    budget_kib: tuple[int, ...]
+    tables: ServingTables
+
+    def flat(self, s: int, r: int, b: int, m: int) -> int:
+        """Flat table index of (shape, runtime, batch, max_model_len)."""
+        return ((s * len(self.runtimes) + r) * len(self.batches) + b) * len(self.max_model_lens) + m
+
+    def config(self, s: int, r: int, b: int, u: int, m: int, replicas: int) -> ServingConfig:
+        """The vLLM configuration of one point of the space."""
+        shape, rt = self.shapes[s], self.runtimes[r]
+        return ServingConfig(tp=shape.tp, pp=shape.pp, replicas=replicas, enable_expert_parallel=shape.ep,
+                             max_num_seqs=self.batches[b], max_model_len=self.max_model_lens[m],
+                             gpu_memory_utilization=self.utilizations[u], kv_cache_dtype=rt.kv_cache_dtype,
+                             quantization=rt.quantization, enforce_eager=rt.enforce_eager)
+
+
+# ----- domains -----------------------------------------------------------------------------------
+def _powers_of_two(limit: int) -> list[int]:
+    return [1 << k for k in range(limit.bit_length()) if (1 << k) <= limit]
+
+
+def _shape_violations(model: ModelSpec, tp: int, pp: int, ep_ranks: int) -> tuple[str, ...]:
+    out = list(model.tp_violations(tp)) + list(model.pp_violations(pp))
+    if ep_ranks:
+        out += model.ep_violations(ep_ranks)
+    return tuple(dict.fromkeys(out))
+
+
+def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gpus: int) -> tuple[Shape, ...]:
+    """Every (tp, pp, ep) the cluster can place, valid or not (violations recorded)."""
+    node = cluster.gpus_per_node
+    tps = options.tp_values or tuple(d for d in range(1, node + 1) if node % d == 0)
+    pps = options.pp_values or tuple(_powers_of_two(min(gpus, model.num_layers)))
+    out: list[Shape] = []
+    for tp in sorted(set(tps)):
+        for pp in sorted(set(pps)):
+            per = tp * pp
+            if tp > node or node % tp or per > gpus or (node % per and per % node):
+                continue
+            out.append(Shape(tp, pp, False, 0, gpus // per, _shape_violations(model, tp, pp, 0)))
+            if not (model.is_moe and options.expert_parallel) or (pp > 1 and not options.expert_parallel_with_pp):
+                continue
+            for reps in range(1, gpus // per + 1):
+                ep = tp * reps
+                if model.num_experts % ep and reps & (reps - 1):
+                    continue  # keep invalid EP sizes only at powers of two, to name the rule
+                out.append(Shape(tp, pp, True, reps, reps, _shape_violations(model, tp, pp, ep)))
+    return tuple(out)
+
+
+def runtime_domain(model: ModelSpec, options: ServingOptions) -> tuple[Runtime, ...]:
+    """Allowed (quantization, KV dtype, eager) triples; online quantization needs a plain checkpoint."""
+    out = []
+    for quant in dict.fromkeys(options.quantizations):
+        if quant is not None and model.quantization is not None and model.quantization.method.value != quant:
+            continue
+        for kv in dict.fromkeys(options.kv_cache_dtypes):
+            for eager in dict.fromkeys(options.enforce_eager):
+                out.append(Runtime(quant, kv, eager))
+    if not out:
+        raise InputError(f"no allowed quantization applies to {model.name} "
+                         f"(checkpoint: {model.quantization.method.value if model.quantization else 'none'})")
+    return tuple(out)
+
+
+def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOptions) -> tuple[int, ...]:
+    """Allowed max_model_len values: at least the workload's context, at most the model's."""
+    need = workload.context_len
+    wanted = options.max_model_lens or (need,)
+    out = tuple(sorted({m for m in wanted if need <= m <= model.max_position_embeddings}))
+    if not out:
+        raise InfeasibleError(
+            f"{model.name} cannot serve a {need}-token context",
+            (f"max_model_len: the workload needs {need} tokens (isl {workload.isl} + osl {workload.osl}, "
+             f"rounded up) but {model.name} allows {model.max_position_embeddings}",))
+    return out
+
+
+# ----- memory terms ------------------------------------------------------------------------------
+class _Memory:
+    """vLLM 0.32's per-stage accounting (memory/serving.py `_evaluate`), term by term, memoized.
+
+    The same building blocks (`vllm_profile`, `vllm_kv`), summed the same way; `serving_memory`
+    stays the source of truth and the decoder re-checks every plan against it.
+    """
+
+    def __init__(self, space_model: ModelSpec, cluster: Cluster, rules: VllmRules, workload: Serving) -> None:
+        self.model, self.gpu, self.rules, self.workload = space_model, cluster.gpu, rules, workload
+        self._weights: dict[tuple[int, int, int, str | None], list[float]] = {}
+        self._act: dict[tuple[object, ...], float] = {}
+        self._plans: dict[tuple[int, int, str, int, int], tuple[vllm_kv.KvPlan, int, int]] = {}
+        self._specs: dict[str | None, ModelSpec] = {}
+        self._classes: dict[int, tuple[int, ...]] = {}
+        self._sigs: dict[object, int] = {}
+        self._layer_sig = tuple(self._sigs.setdefault(layer, len(self._sigs)) for layer in space_model.layers)
+
+    def stage_classes(self, pp: int) -> tuple[int, ...]:
+        """One stage per class of identical stages (same layers, same first/last role): the others
+        have the same weights, activations, graphs and KV blocks."""
+        if pp not in self._classes:
+            seen: dict[tuple[object, ...], int] = {}
+            for s, layers in enumerate(vllm_profile.pp_partition(self.model.num_layers, pp)):
+                key = (tuple(sorted(self._layer_sig[i] for i in layers)), s == 0, s == pp - 1)
+                seen.setdefault(key, s)
+            self._classes[pp] = tuple(sorted(seen.values()))
+        return self._classes[pp]
+
+    def spec(self, quantization: str | None) -> ModelSpec:
+        if quantization not in self._specs:
+            self._specs[quantization] = perf.effective_model(self.model, quantization)
+        return self._specs[quantization]
+
+    def weights(self, tp: int, pp: int, ep: int, quant: str | None) -> list[float]:
+        """Weight bytes of one rank of each stage (parameters + RoPE cache)."""
+        key = (tp, pp, ep, quant)
+        if key not in self._weights:
+            spec = self.spec(quant)
+            stages = vllm_profile.pp_partition(spec.num_layers, pp)
+            self._weights[key] = [
+                spec.weight_bytes(vllm_profile.stage_params_per_rank(spec, layers, s, pp, tp, ep))
+                + vllm_profile.rope_cache_bytes(spec, layers, spec.dtype_bytes)
+                for s, layers in enumerate(stages)]
+        return self._weights[key]
+
+    def activation(self, tp: int, pp: int, ep: int, quant: str | None, stage: int, tokens: int,
+                   reqs: int) -> float:
+        """`vllm_profile.activation_peak_bytes` of one stage.
+
+        On the last stage only the sampler term depends on `reqs`: peak = base + max(forward,
+        hidden + c · reqs) with c = sampler copies × vocab × 4 bytes (its docstring), so two calls
+        give every `reqs` in closed form; a third call checks the closed form (else: direct calls).
+        """
+        if stage != pp - 1:
+            return self._activation(tp, pp, ep, quant, stage, tokens, 0)
+        key = (tp, pp, ep, quant, stage, tokens, -1)
+        if key not in self._act:
+            c = self.rules.sampler_fp32_copies * self.model.vocab_size * 4.0
+            big = 1 << 20
+            at_zero = self._activation(tp, pp, ep, quant, stage, tokens, 0)
+            with_sampler = self._activation(tp, pp, ep, quant, stage, tokens, big) - c * big
+            probe = self._activation(tp, pp, ep, quant, stage, tokens, 512)
+            closed = math.isclose(probe, max(at_zero, with_sampler + c * 512), rel_tol=1e-12)
+            self._act[key] = with_sampler if closed else math.nan
+            self._act[(*key[:-1], -2)] = at_zero
+        with_sampler = self._act[key]
+        if math.isnan(with_sampler):
+            return self._activation(tp, pp, ep, quant, stage, tokens, reqs)
+        c = self.rules.sampler_fp32_copies * self.model.vocab_size * 4.0
+        return max(self._act[(*key[:-1], -2)], with_sampler + c * reqs)
+
+    def _activation(self, tp: int, pp: int, ep: int, quant: str | None, stage: int, tokens: int,
+                    reqs: int) -> float:
+        key = (tp, pp, ep, quant, stage, tokens, reqs)
+        if key not in self._act:
+            spec = self.spec(quant)
+            layers = vllm_profile.pp_partition(spec.num_layers, pp)[stage]
+            self._act[key] = vllm_profile.activation_peak_bytes(
+                spec, layers, stage=stage, pp=pp, tp=tp, ep=ep, act_bytes=spec.dtype_bytes, num_tokens=tokens,
+                num_reqs=reqs, rules=self.rules)
+        return self._act[key]
+
+    def plan(self, tp: int, pp: int, kv: str, mml: int, tokens: int) -> tuple[vllm_kv.KvPlan, int, int]:
+        """(KV plan, blocks per average sequence, bytes of one max_model_len request on stage 0)."""
+        key = (tp, pp, kv, mml, tokens)
+        if key not in self._plans:
+            spec = self.model
+            stages = vllm_profile.pp_partition(spec.num_layers, pp)
+            layers = layer_kv_specs(spec, stages, tp, perf.kv_dtype_bytes(spec, kv))
+            plan = vllm_kv.plan_kv(layers, [0.0] * pp, block_size=kv_block_size(spec, self.gpu, self.rules),
+                                   rules=self.rules, max_model_len=mml, max_num_batched_tokens=tokens)
+            ctx = math.ceil(self.workload.isl + self.workload.osl / 2.0)
+            block = plan.bytes_per_block[0]
+            per_seq = vllm_kv.bytes_for_request(plan, 0, ctx, self.rules, tokens, pp) // block
+            blocks_mml = vllm_kv.bytes_for_request(plan, 0, mml, self.rules, tokens, pp) // block
+            self._plans[key] = (plan, max(int(per_seq), 1), int(blocks_mml))
+        return self._plans[key]
+
+    def terms(self, shape: Shape, rt: Runtime, batch: int, mml: int) -> tuple[float, float, float, int]:
+        """Bytes on the tightest stage: (fixed + KV of the running batch, fixed + KV of one
+        max_model_len request, fixed), and the step token budget. Fixed = weights + activation
+        peak + non-torch + CUDA graphs; both KV terms include the null block vLLM holds back."""
+        tp, pp, ep = shape.tp, shape.pp, shape.ep_ranks
+        seqs, tokens = resolve_batch_defaults(self.rules, self.gpu, mml, batch, None)
+        weights = self.weights(tp, pp, ep, rt.quantization)
+        non_torch = vllm_profile.non_torch_bytes(self.rules, tp, pp, self.gpu.has_nvlink)
+        plan, per_seq, blocks_mml = self.plan(tp, pp, rt.kv_cache_dtype, mml, tokens)
+        null = 1 if self.rules.reserves_null_block else 0
+        stages = vllm_profile.pp_partition(self.model.num_layers, pp)
+        used = need = fixed_max = 0.0
+        for s in self.stage_classes(pp):
+            graphs = vllm_profile.cuda_graph_bytes(self.rules, len(stages[s]), seqs, tokens,
+                                                   enforce_eager=rt.enforce_eager,
+                                                   blackwell=self.gpu.arch == "blackwell")
+            fixed = (weights[s] + self.activation(tp, pp, ep, rt.quantization, s, tokens, min(seqs, tokens))
+                     + non_torch + (graphs if self.rules.subtracts_cuda_graphs else 0.0))
+            block = plan.bytes_per_block[s]
+            used = max(used, fixed + (batch * per_seq + null) * block)
+            need = max(need, fixed + (blocks_mml + null) * block)
+            fixed_max = max(fixed_max, fixed)
+        return used, need, fixed_max, tokens
+
+
+# ----- building ----------------------------------------------------------------------------------
+def build_space(model: ModelSpec, cluster: Cluster, workload: Serving,
+                options: ServingOptions) -> ServingSpace:
+    """Domains and integer tables for one problem.
+
+    Raises:
+        InputError: options the planner cannot honour (old vLLM release, no applicable quantization).
+        InfeasibleError: the workload's context exceeds the model's.
+    """
+    rules = rules_for(parse_vllm_version(options.vllm_version))
+    if not rules.subtracts_cuda_graphs:
+        raise InputError(f"the serving planner follows vLLM >= 0.21 accounting; got {options.vllm_version}")
+    gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
+    shapes = shape_domain(model, cluster, options, gpus)
+    runtimes = runtime_domain(model, options)
+    batches = tuple(sorted(set(options.max_num_seqs)))
+    utils = tuple(sorted(set(options.gpu_memory_utilizations)))
+    mmls = max_model_len_domain(model, workload, options)
+    budget = tuple(units.kib_down(math.ceil(cluster.gpu.memory_bytes * u)) for u in utils)
+    space = ServingSpace(model, cluster, workload, options, rules, gpus, shapes, runtimes, batches, utils,
+                         mmls, budget, _empty_tables())
+    space.tables = _tables(space)
+    return space
+
+
+def _tables(space: ServingSpace) -> ServingTables:
+    mem = _Memory(space.model, space.cluster, space.rules, space.workload)
+    t = _empty_tables()
+    top_budget = max(space.budget_kib)
+    for shape in space.shapes:
+        for rt in space.runtimes:
+            weights = mem.weights(shape.tp, shape.pp, shape.ep_ranks, rt.quantization)
+            weights_kib = units.kib_up(max(weights))
+            t.weights_kib.append(weights_kib)
+            hopeless = bool(shape.violations) or weights_kib >= top_budget
+            for batch in space.batches:
+                for mml in space.max_model_lens:
+                    if hopeless:
+                        _placeholder(t, weights_kib)
+                        continue
+                    used, need, fixed, tokens = mem.terms(shape, rt, batch, mml)
+                    t.mem_used_kib.append(units.kib_up(used))
+                    t.mml_used_kib.append(units.kib_up(need))
+                    t.fixed_kib.append(units.kib_up(fixed))
+                    if units.kib_up(used) > top_budget or units.kib_up(need) > top_budget:
+                        _optimistic_times(t)
+                        continue
+                    t.evaluated.append(True)
+                    _times(space, t, shape, rt, batch, tokens)
+    return t
+
+
+def _empty_tables() -> ServingTables:
+    return ServingTables([], [], [], [], [], [], [], [], [])
+
+
+def _placeholder(t: ServingTables, weights_kib: int) -> None:
+    t.evaluated.append(False)
+    t.mem_used_kib.append(max(weights_kib, 1))
+    t.mml_used_kib.append(max(weights_kib, 1))
+    t.fixed_kib.append(max(weights_kib, 1))
+    _optimistic_times(t, placeholder=False)
+
+
+def _optimistic_times(t: ServingTables, placeholder: bool = True) -> None:
+    """Times of an entry memory rules out: optimistic, so that only memory is ever blamed for it."""
+    if placeholder:
+        t.evaluated.append(False)
+    t.step_us.append(1)
+    t.ttft_us.append(1)
+    t.tps_milli.append(10**12)
+    t.cost_micro_usd.append(0)
+
+
+def replica_perf(space: ServingSpace, shape: Shape, rt: Runtime, batch: int,
+                 tokens: int) -> tuple[float, float, float, float]:
+    """(TPOT s, TTFT s, output tokens/s per replica, US$ per million tokens) of one entry."""
+    w = space.workload
+    replica = perf.ReplicaShape(shape.tp, shape.pp, shape.ep_ranks if shape.ep else 1, rt.quantization,
+                                rt.kv_cache_dtype, rt.enforce_eager)
+    times = perf.replica_step_times(space.model, space.cluster, replica, batch=float(batch), isl=w.isl,
+                                    osl=w.osl, batched_tokens=tokens)
+    ttft_s, tps = perf.replica_rates(times, batch=batch, osl=w.osl, gpu=space.cluster.gpu)
+    gpus = shape.gpus_per_replica
+    usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6
+    return times.step_s, ttft_s, tps, usd
+
+
+def _times(space: ServingSpace, t: ServingTables, shape: Shape, rt: Runtime, batch: int, tokens: int) -> None:
+    """Times round up (they meet limits), throughput down (it meets a rate): never optimistic."""
+    step_s, ttft_s, tps, usd = replica_perf(space, shape, rt, batch, tokens)
+    t.step_us.append(units.us_up(step_s))
+    t.ttft_us.append(units.us_up(ttft_s))
+    t.tps_milli.append(units.milli_tokens_down(tps))
+    t.cost_micro_usd.append(units.micro_usd(usd))

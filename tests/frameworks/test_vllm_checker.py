@@ -1,0 +1,121 @@
+"""Emitted `vllm serve` lines checked by vLLM 0.32's own parser and engine config (opt-in).
+
+Runs ../shared/tools/check_vllm_args.py with $VLLM_CHECK_PYTHON (the vLLM 0.32 CPU checker env of
+tools/README.md) over a command for every zoo model, with a folder holding only the zoo entry's
+config.json (`--config-dir`), so vLLM builds its full engine config: heads % tp, max_model_len vs the
+model, expert parallelism on a MoE model. About 7 s per command.
+
+    VLLM_CHECK_PYTHON=~/.vllmcheck/bin/python uv run pytest tests/frameworks/test_vllm_checker.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from fw_golden import SHARED_TOOLS
+
+from autoparallel.configs import ServingConfig
+from autoparallel.frameworks.vllm import vllm_command, vllm_launch, vllm_yaml
+from autoparallel.hardware import Cluster
+from autoparallel.models import list_models, load_model
+
+CHECK_PYTHON = os.environ.get("VLLM_CHECK_PYTHON")
+CHECKER = SHARED_TOOLS / "check_vllm_args.py"
+
+pytestmark = [
+    pytest.mark.skipif(not CHECK_PYTHON, reason="set VLLM_CHECK_PYTHON to the vLLM 0.32 checker's Python "
+                       "(~/.vllmcheck/bin/python, see ../shared/tools/README.md)"),
+    pytest.mark.skipif(not CHECKER.exists(), reason=f"{CHECKER} not found (../shared/tools beside the repo)"),
+]
+
+KNOWN_REJECTED = {
+    "TheBloke/Llama-2-13B-chat-GPTQ": "vLLM 0.32 no longer supports GPTQ act-order checkpoints (desc_act=True); "
+    "no flag changes that",
+}
+"""Zoo models vLLM 0.32 refuses whatever the flags, with vLLM's reason."""
+
+CHECKER_ENV_GAPS = {
+    "failed to be inspected": "the checker env lacks torchvision, which vLLM's multimodal model modules import",
+    "Failed to import Ray": "the checker env lacks Ray (add a Ray install to PYTHONPATH to check Ray launches)",
+}
+"""Rejections caused by the checker environment, not by the emitted flags."""
+
+
+def _check(command: str, config_dir: Path) -> dict[str, object]:
+    assert CHECK_PYTHON is not None
+    done = subprocess.run(
+        [CHECK_PYTHON, str(CHECKER), "--json", "--config-dir", str(config_dir), command],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    start = done.stdout.find("{")
+    assert start >= 0, f"checker printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}"
+    result: dict[str, object] = json.loads(done.stdout[start:])
+    return result
+
+
+def _assert_accepted(result: dict[str, object], what: str) -> None:
+    if result["accepted"]:
+        return
+    text = " ".join(str(e) for e in result["errors"])  # type: ignore[attr-defined]
+    for marker, why in CHECKER_ENV_GAPS.items():
+        if marker in text:
+            pytest.skip(f"{what}: {why}")
+    pytest.fail(f"vLLM rejected {what} at stage {result['stage']}: {text}")
+
+
+def _config_dir(tmp_path: Path, model_id: str) -> Path:
+    entry = next(e for e in list_models() if e.id == model_id)
+    (tmp_path / "config.json").write_text(json.dumps(entry.config), encoding="utf-8")
+    return tmp_path
+
+
+def _plan(model_id: str) -> ServingConfig:
+    """The widest valid tp <= 8, expert parallelism over two replicas for MoE models."""
+    model = load_model(model_id)
+    tp = max(t for t in range(1, 9) if not model.tp_violations(t))
+    moe = model.is_moe
+    return ServingConfig(tp=tp, replicas=2 if moe else 1, enable_expert_parallel=moe,
+                         max_model_len=min(8192, model.max_position_embeddings), max_num_seqs=128)
+
+
+@pytest.mark.parametrize("model_id", [e.id for e in list_models()])
+def test_zoo_command_accepted_by_vllm(model_id: str, tmp_path: Path) -> None:
+    command = vllm_command(model_id, _plan(model_id), model=load_model(model_id))
+    result = _check(command, _config_dir(tmp_path, model_id))
+    if model_id in KNOWN_REJECTED:
+        assert not result["accepted"], f"{model_id} is accepted now: remove it from KNOWN_REJECTED"
+        pytest.xfail(KNOWN_REJECTED[model_id])
+    _assert_accepted(result, command)
+
+
+def test_yaml_config_accepted_by_vllm(tmp_path: Path) -> None:
+    model_id = "Qwen/Qwen3-30B-A3B"
+    path = tmp_path / "serve.yaml"
+    path.write_text(vllm_yaml(model_id, _plan(model_id)), encoding="utf-8")
+    result = _check(f"vllm serve --config {path}", _config_dir(tmp_path, model_id))
+    _assert_accepted(result, "vllm serve --config serve.yaml")
+    assert result["args"]["enable_expert_parallel"] is True  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("model_id", "config", "cluster"),
+    [
+        ("Qwen/Qwen3-30B-A3B", ServingConfig(tp=4, replicas=4, enable_expert_parallel=True), "2x8xH100"),
+        ("meta-llama/Llama-3.1-8B", ServingConfig(tp=2, replicas=6), "2x8xH100"),
+        ("meta-llama/Llama-3.1-70B", ServingConfig(tp=8, pp=2), "2x8xH100"),
+        ("meta-llama/Llama-3.1-70B", ServingConfig(tp=8, pp=2, replicas=2), "4x8xH100"),
+    ],
+)
+def test_multi_node_launch_accepted_by_vllm(
+    model_id: str, config: ServingConfig, cluster: str, tmp_path: Path
+) -> None:
+    launch = vllm_launch(model_id, config, cluster=Cluster.parse(cluster), model=load_model(model_id))
+    config_dir = _config_dir(tmp_path, model_id)
+    for node in launch.commands:
+        for line in node:
+            if line.startswith("vllm serve"):
+                _assert_accepted(_check(line.replace("${HEAD_IP}", "10.0.0.1"), config_dir), line)
