@@ -149,13 +149,22 @@ def _fetch_hub_config(model_id: str) -> dict[str, Any]:
     return dict(config.to_dict())
 
 
+def _not_found(model_id: str, reason: str) -> InputError:
+    near = nearest_ids(model_id) or [e.id for e in list_models()[:4]]
+    known = ", ".join(repr(i) for i in near)
+    return InputError(f"{model_id!r} {reason}; known ids like {known} (`autoparallel models`)")
+
+
 def _load_hub(model_id: str) -> ModelSpec:
+    import os
+
+    if "/" not in model_id.strip("/"):
+        raise _not_found(model_id, "is not in the zoo (a hub id has the form owner/name)")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise _not_found(model_id, "is not in the zoo, and HF_HUB_OFFLINE is set so it was not fetched")
     try:
         cfg = _fetch_hub_config(model_id)
     except Exception as exc:  # OSError, ValueError, HTTP errors...: all mean "not fetched"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        near = nearest_ids(model_id) or [e.id for e in list_models()[:4]]
-        known = ", ".join(repr(i) for i in near)
-        raise InputError(f"{model_id!r} is not in the zoo and could not be fetched (offline?): {reason}; "
-                         f"known ids like {known} (`autoparallel models`)") from exc
+        raise _not_found(model_id, f"is not in the zoo and could not be fetched (offline?): {reason}") from exc
     return spec_from_config(cfg, name=model_id)

@@ -93,6 +93,7 @@ def test_unknown_id_suggests_near_names(monkeypatch: pytest.MonkeyPatch) -> None
         raise OSError("We couldn't connect to 'https://huggingface.co'")
 
     monkeypatch.setattr(loader_mod, "_fetch_hub_config", offline)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     with pytest.raises(InputError) as info:
         load_model("meta-llama/Llama-3.1-80B")
     message = str(info.value)
@@ -108,6 +109,7 @@ def test_hub_id_goes_through_transformers(monkeypatch: pytest.MonkeyPatch) -> No
         return copy.deepcopy(LLAMA_8B)
 
     monkeypatch.setattr(loader_mod, "_fetch_hub_config", fetch)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     spec = load_model("someone/custom-llama")
     assert seen == ["someone/custom-llama"] and spec.name == "someone/custom-llama"
 
@@ -125,3 +127,17 @@ def test_real_pretrained_config() -> None:
     cfg = transformers.LlamaConfig(**{k: v for k, v in copy.deepcopy(LLAMA_8B).items() if k != "model_type"})
     spec = load_model(cfg)
     assert isinstance(spec, ModelSpec) and spec.total_params == 8_030_261_248
+
+
+def test_offline_mode_never_imports_transformers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(loader_mod, "_fetch_hub_config", lambda model_id: pytest.fail("tried the hub"))
+    with pytest.raises(InputError, match="HF_HUB_OFFLINE"):
+        load_model("someone/unknown-model")
+
+
+def test_id_without_owner_is_a_zoo_miss_without_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(loader_mod, "_fetch_hub_config", lambda model_id: pytest.fail("tried the hub"))
+    with pytest.raises(InputError, match="owner/name"):
+        load_model("llama-70")

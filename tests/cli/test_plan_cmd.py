@@ -1,0 +1,65 @@
+"""`autoparallel plan / evaluate`: exit codes and JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autoparallel.cli import main
+
+
+def test_plan_json_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["plan", "meta-llama/Llama-3.2-3B-Instruct", "--cluster", "1x2xH100", "--json"])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["vllm"]["command"].startswith("vllm serve meta-llama/Llama-3.2-3B-Instruct")
+    assert d["solver"]["status"] in ("OPTIMAL", "FEASIBLE")
+
+
+def test_plan_text_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "512", "--osl", "128"]) == 0
+    out = capsys.readouterr().out
+    assert "vllm serve" in out and "KV cache" in out
+
+
+def test_impossible_request_exits_1_with_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "meta-llama/Llama-3.1-405B", "--cluster", "1x4xL4"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "GiB" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "0xH100"],
+    ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "2x8xFOO"],
+    ["plan", "no-such/model-x", "--cluster", "1xH100"],
+    ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--workload", "nope"],
+    ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--train"],
+])
+def test_bad_input_exits_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "Traceback" not in err
+
+
+def test_usage_error_exits_2() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "0"])
+    assert info.value.code == 2
+
+
+def test_evaluate_serving_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["evaluate", "meta-llama/Llama-3.1-8B", "--cluster", "1x2xH100", "--tp", "2", "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 0 and d["fits"]
+    for key in ("output_tokens_per_s", "output_tokens_per_s_per_gpu", "ttft_ms", "tpot_ms"):
+        assert d["perf"][key] > 0
+    assert "gap_to_optimum" in d["solver"]
+
+
+def test_evaluate_that_cannot_start_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "1xH100", "--tp", "1", "--json"])
+    d = json.loads(capsys.readouterr().out)
+    assert rc == 1 and not d["fits"] and d["problems"]
