@@ -324,17 +324,17 @@ def _evaluate_serving(m: ModelSpec, c: Cluster, config: ServingConfig, w: Servin
     est = evaluate_serving(m, c, config, w)
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
-        solver.update(_optimum_serving(m, c, w, est.perf.output_tokens_per_s if est.fits else 0.0))
+        solver.update(_optimum_serving(m, c, w, est.perf.output_tokens_per_s if est.fits else 0.0, model_id))
     return ServingPlan(model=m, model_id=model_id, cluster=c, workload=w, objective="evaluate", config=config,
                        memory=est.memory.to_dict(), perf=est.perf.model_dump(), fits=est.fits,
                        problems=(*est.problems, *est.slo_violations), solver=solver)
 
 
-def _optimum_serving(m: ModelSpec, c: Cluster, w: Serving, mine: float) -> dict[str, Any]:
+def _optimum_serving(m: ModelSpec, c: Cluster, w: Serving, mine: float, model_id: str) -> dict[str, Any]:
     from autoparallel.errors import AutoParallelError
 
     try:
-        best = _solve_serving(m, c, w, "throughput", None, None)
+        best = _solve_serving(m, c, w, "throughput", None, None, model_id)
     except AutoParallelError as exc:
         return {"optimum": None, "optimum_error": str(exc).splitlines()[0]}
     top = float(best.perf["output_tokens_per_s"])
