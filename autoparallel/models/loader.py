@@ -166,5 +166,6 @@ def _load_hub(model_id: str) -> ModelSpec:
         cfg = _fetch_hub_config(model_id)
     except Exception as exc:  # OSError, ValueError, HTTP errors...: all mean "not fetched"
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _not_found(model_id, f"is not in the zoo and could not be fetched (offline?): {reason}") from exc
+        message = f"is not in the zoo and could not be fetched (offline?): {reason}"
+        raise _not_found(model_id, message) from exc
     return spec_from_config(cfg, name=model_id)

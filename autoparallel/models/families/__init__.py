@@ -1,0 +1,6 @@
+"""Per-family layer builders for the raw-config parser (`autoparallel.models.parse`).
+
+Each module maps the model_type values it parses to a `Family` (builder + config-class defaults) in its
+`FAMILIES` table: `llama_like` (dense llama-style), `moe` (MoE with GQA or linear attention), `mla`
+(DeepSeek-style latent attention), `classic` (GPT-2 era MHA); `vision` counts multimodal vision towers.
+"""

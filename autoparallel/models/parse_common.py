@@ -1,0 +1,218 @@
+"""What every family parser shares: validated config access, the builder contract, shared layer shapes.
+
+`RawConfig` reads one config dict with its family's defaults and raises InputError naming a missing or
+malformed key. A family registers a `Family` (builder + defaults) per model_type; its builder returns
+`Parts`. The shape helpers count parameters the way transformers' modeling code lays them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from autoparallel.errors import InputError
+from autoparallel.models.spec import (
+    AttentionKind,
+    AttentionSpec,
+    LayerSpec,
+    MlpKind,
+    MlpSpec,
+    ParamGroups,
+)
+
+_MISSING: Any = object()
+
+HIDDEN_KEYS = ("hidden_size", "n_embd", "n_embed", "d_model")
+"""Aliases of the hidden size, in lookup order."""
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+"""Aliases of the decoder layer count, in lookup order."""
+
+
+class RawConfig:
+    """Typed, validated access to one config dict (plus family defaults)."""
+
+    def __init__(self, cfg: Mapping[str, Any], defaults: Mapping[str, Any], name: str,
+                 model_type: str) -> None:
+        self.cfg = cfg
+        self.defaults = defaults
+        self.name = name
+        self.model_type = model_type
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The config's value (an explicit null means "unset": `default`), else the family default."""
+        if key in self.cfg:
+            value = self.cfg[key]
+            return default if value is None else value
+        if key in self.defaults:
+            return self.defaults[key]
+        return default
+
+    def has(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def num(self, *keys: str, default: Any = _MISSING, allow_zero: bool = False) -> int:
+        """The first present key among `keys` (aliases), validated as a positive integer."""
+        for key in keys:
+            value = self.get(key)
+            if value is not None:
+                return self._check(key, value, allow_zero)
+        if default is _MISSING:
+            raise InputError(
+                f"{self.name}: config.json (model_type {self.model_type!r}) is missing `{keys[0]}`"
+                + (f" (also looked for {', '.join(f'`{k}`' for k in keys[1:])})" if len(keys) > 1 else "")
+                + "; add it to the config")
+        return int(default)
+
+    def _check(self, key: str, value: Any, allow_zero: bool) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+            raise InputError(f"{self.name}: `{key}` must be an integer, got {value!r}")
+        v = int(value)
+        if v < 0 or (v == 0 and not allow_zero):
+            raise InputError(f"{self.name}: `{key}` must be {'>= 0' if allow_zero else 'positive'}, got {v}")
+        return v
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        return bool(self.get(key, default))
+
+
+@dataclass
+class Parts:
+    """What a family builder returns."""
+
+    layers: list[LayerSpec]
+    embedding: int
+    lm_head: int
+    final_norm: int
+    mtp_layers: int = 0
+    mtp_params: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Family:
+    """How one model_type is parsed: its builder, and the transformers config-class defaults for keys
+    that published configs omit (`transformers/models/<family>/configuration_<family>.py`)."""
+
+    build: Callable[[RawConfig], Parts]
+    defaults: Mapping[str, Any]
+
+
+# ----- shared shapes ------------------------------------------------------------------------------
+def linear_params(n_in: int, n_out: int, bias: bool = False) -> int:
+    return n_in * n_out + (n_out if bias else 0)
+
+
+def gqa_attention(h: int, nh: int, nkv: int, hd: int, *, qkv_bias: bool = False, o_bias: bool = False,
+                  qk_norm: bool = False, q_gate: bool = False, sinks: bool = False) -> int:
+    """q/k/v/o projections (+ biases, per-head q/k norms, output gate, attention sinks)."""
+    q_out = nh * hd * (2 if q_gate else 1)
+    n = (linear_params(h, q_out, qkv_bias) + 2 * linear_params(h, nkv * hd, qkv_bias)
+         + linear_params(nh * hd, h, o_bias))
+    if qk_norm:
+        n += 2 * hd
+    if sinks:
+        n += nh
+    return n
+
+
+def mlp_params(h: int, i: int, gated: bool = True, bias: bool = False) -> int:
+    if gated:
+        return 3 * h * i + (2 * i + h if bias else 0)
+    return linear_params(h, i, bias) + linear_params(i, h, bias)
+
+
+def dense_layer(att: AttentionSpec, attention: int, h: int, i: int, norms: int, *, gated: bool = True,
+                mlp_bias: bool = False) -> LayerSpec:
+    return LayerSpec(
+        attention=att,
+        mlp=MlpSpec(kind=MlpKind.DENSE, intermediate_size=i, gated=gated),
+        params=ParamGroups(attention=attention, dense_mlp=mlp_params(h, i, gated, mlp_bias), norms=norms),
+    )
+
+
+def moe_layer(att: AttentionSpec, attention: int, h: int, *, experts: int, top_k: int, expert_i: int,
+              router: int, norms: int, shared: int = 0, shared_i: int = 0, shared_extra: int = 0,
+              expert_bias: bool = False) -> LayerSpec:
+    """MoE layer; `shared` shared experts of width `shared_i` (`shared_extra`: e.g. a shared-expert gate)."""
+    routed = experts * mlp_params(h, expert_i, True, expert_bias)
+    return LayerSpec(
+        attention=att,
+        mlp=MlpSpec(kind=MlpKind.MOE, intermediate_size=expert_i, num_experts=experts,
+                    experts_per_token=top_k, num_shared_experts=shared, shared_intermediate_size=shared_i),
+        params=ParamGroups(attention=attention, routed_experts=routed,
+                           shared_experts=(mlp_params(h, shared_i * shared) if shared else 0) + shared_extra,
+                           router=router, norms=norms),
+    )
+
+
+def softmax_spec(kind: AttentionKind, nh: int, nkv: int, hd: int,
+                 window: int | None = None) -> AttentionSpec:
+    if kind is AttentionKind.FULL:
+        window = None
+    return AttentionSpec(kind=kind, num_heads=nh, num_kv_heads=nkv, head_dim=hd, v_head_dim=hd,
+                         window_tokens=window)
+
+
+def read_heads(r: RawConfig) -> tuple[int, int, int, int]:
+    """(hidden, heads, kv heads, head_dim) with the usual fallbacks."""
+    h = r.num(*HIDDEN_KEYS)
+    nh = r.num("num_attention_heads", "n_head", "num_heads")
+    nkv = r.num("num_key_value_heads", default=nh)
+    hd = r.num("head_dim", default=h // nh)
+    if nh > h:
+        raise InputError(f"{r.name}: num_attention_heads ({nh}) exceeds hidden_size ({h})")
+    return h, nh, nkv, hd
+
+
+def layer_kinds(r: RawConfig, n_layers: int, default: Callable[[int], str]) -> list[str]:
+    """Per-layer attention type names (`layer_types` if the config has it, else the family pattern)."""
+    types = r.get("layer_types")
+    if isinstance(types, list) and types:
+        if len(types) != n_layers:
+            raise InputError(f"{r.name}: `layer_types` has {len(types)} entries for {n_layers} layers")
+        return [str(t) for t in types]
+    return [default(i) for i in range(n_layers)]
+
+
+_KIND_BY_TYPE = {
+    "full_attention": AttentionKind.FULL,
+    "sliding_attention": AttentionKind.SLIDING,
+    "chunked_attention": AttentionKind.CHUNKED,
+    "linear_attention": AttentionKind.LINEAR,
+}
+
+
+def attention_kind(r: RawConfig, type_name: str) -> AttentionKind:
+    """The AttentionKind of one `layer_types` entry."""
+    try:
+        return _KIND_BY_TYPE[type_name]
+    except KeyError:
+        raise InputError(f"{r.name}: unknown layer type {type_name!r} in `layer_types`") from None
+
+
+def decoder_parts(r: RawConfig, layers: list[LayerSpec], vocab: int, h: int) -> Parts:
+    """A decoder's parts: token embedding, output head (none when tied), one final norm weight."""
+    head = 0 if r.flag("tie_word_embeddings") else vocab * h
+    return Parts(layers=layers, embedding=vocab * h, lm_head=head, final_norm=h)
+
+
+def mtp_module_params(h: int, block: int) -> int:
+    """One MTP module around a decoder block of `block` parameters: eh_proj / fc (2h -> h, no bias) and
+    three norms (enorm + hnorm + the module's final norm)."""
+    return 2 * h * h + 3 * h + block
+
+
+def add_mtp(r: RawConfig, parts: Parts, h: int) -> None:
+    """DeepSeek-V3 / GLM-4.5 MTP modules: enorm, hnorm, eh_proj (2h -> h), one decoder block (as the last
+    layer) and shared_head.norm. The embedding and output head are shared with the main model and not
+    counted again (the checkpoint stores copies of them in the MTP layer; vLLM shares them)."""
+    mtp = r.num("num_nextn_predict_layers", default=0, allow_zero=True)
+    if not mtp:
+        return
+    parts.mtp_layers = mtp
+    parts.mtp_params = mtp * mtp_module_params(h, parts.layers[-1].params.total)
+    parts.notes.append(
+        f"mtp counts {mtp} MTP module(s) of unique parameters: eh_proj (2h x h), enorm, hnorm, "
+        "shared_head.norm and one decoder block like the last layer; the embedding and output head the "
+        "checkpoint copies into the MTP layer are shared with the main model and not counted again.")

@@ -1,0 +1,122 @@
+"""Parse a config's `quantization_config` into a QuantSpec (GPTQ, AWQ, FP8, MXFP4, bitsandbytes,
+compressed-tensors, ModelOpt FP8), without transformers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from autoparallel.errors import InputError
+from autoparallel.models.quant import QuantMethod, QuantSpec
+
+_NOT_CONVERTED_KEYS = ("modules_to_not_convert", "ignored_layers", "ignore", "exclude_modules",
+                       "llm_int8_skip_modules")
+
+
+def _not_converted(qc: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key in _NOT_CONVERTED_KEYS:
+        value = qc.get(key)
+        if isinstance(value, list):
+            out += [str(v) for v in value]
+    return out
+
+
+def _groups_without(excluded: list[str]) -> tuple[str, ...]:
+    """Linear groups minus those a `modules_to_not_convert`-style list keeps unquantized."""
+    groups = ["attention", "dense_mlp", "routed_experts", "shared_experts", "mtp"]
+    if any(e.rstrip(".*").endswith(("self_attn", "attn", "attention")) for e in excluded):
+        groups.remove("attention")
+    if any(e.endswith("shared_expert") or e.endswith("shared_experts") for e in excluded):
+        groups.remove("shared_experts")
+    return tuple(groups)
+
+
+def _qint(qc: Mapping[str, Any], name: str, keys: tuple[str, ...], default: int) -> int:
+    for key in keys:
+        value = qc.get(key)
+        if value is not None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InputError(f"{name}: quantization_config.{key} must be an integer, got {value!r}")
+            return value
+    return default
+
+
+def _fp8(block: Any, groups: tuple[str, ...], source: str, *, per_channel: bool = False) -> QuantSpec:
+    """FP8 weights: block-scaled when `block` is an [n, k] pair, else per-tensor (or per-channel)."""
+    if isinstance(block, list) and len(block) == 2:
+        return QuantSpec(method=QuantMethod.FP8, bits=8, block_n=int(block[0]), block_k=int(block[1]),
+                         quantized_groups=groups, source=source)
+    return QuantSpec(method=QuantMethod.FP8, bits=8, per_channel=per_channel, quantized_groups=groups,
+                     source=source)
+
+
+def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
+    """QuantSpec from `quantization_config` (GPTQ, AWQ, FP8, MXFP4, bitsandbytes, compressed-tensors,
+    ModelOpt), or None for an unquantized checkpoint.
+
+    Raises:
+        InputError: a quantization method the planner cannot account for.
+    """
+    qc = cfg.get("quantization_config")
+    if not isinstance(qc, dict):
+        text = cfg.get("text_config")
+        qc = text.get("quantization_config") if isinstance(text, dict) else None
+    if not isinstance(qc, dict):
+        return None
+    method = str(qc.get("quant_method") or qc.get("quant_algo") or "").lower().replace("_", "-")
+    excluded = _not_converted(qc)
+    groups = _groups_without(excluded)
+    src = f"quantization_config.quant_method={method}"
+    if method in ("gptq", "awq"):
+        bits = _qint(qc, name, ("bits", "w_bit"), 4)
+        group = _qint(qc, name, ("group_size", "q_group_size"), 128)
+        return QuantSpec(method=QuantMethod(method), bits=bits, group_size=group, quantized_groups=groups,
+                         source=f"{src}, bits={bits}, group_size={group}")
+    if method == "fp8":
+        block = qc.get("weight_block_size")
+        if isinstance(block, list) and len(block) == 2:
+            return _fp8(block, groups, f"{src}, weight_block_size={block}")
+        return _fp8(None, groups, f"{src}, per-tensor scales")
+    if method == "mxfp4":
+        return QuantSpec(method=QuantMethod.MXFP4, bits=4, group_size=32,
+                         quantized_groups=("routed_experts",),
+                         source=f"{src}: routed experts only (modules_to_not_convert: {', '.join(excluded)})")
+    if method == "bitsandbytes":
+        four = bool(qc.get("load_in_4bit"))
+        dq = bool(qc.get("bnb_4bit_use_double_quant", False))
+        return QuantSpec(method=QuantMethod.BITSANDBYTES, bits=4 if four else 8, double_quant=dq,
+                         group_size=64, quantized_groups=groups,
+                         source=f"{src}, {'nf4' if four else 'int8'}, double_quant={dq}")
+    if method == "modelopt":
+        algo = str(qc.get("quant_algo", "")).upper()
+        if algo == "FP8":
+            return _fp8(None, groups, "ModelOpt quant_algo=FP8 (per-tensor scales)")
+        raise InputError(f"{name}: ModelOpt quant_algo {algo!r} is not supported (only FP8)")
+    if method == "compressed-tensors":
+        return _compressed_tensors(qc, name, groups)
+    raise InputError(f"{name}: quantization method {method!r} is not supported "
+                     "(gptq, awq, fp8, mxfp4, bitsandbytes, compressed-tensors, modelopt FP8)")
+
+
+def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...]) -> QuantSpec:
+    config_groups = qc.get("config_groups")
+    weights: Mapping[str, Any] = {}
+    if isinstance(config_groups, dict) and config_groups:
+        first = next(iter(config_groups.values()))
+        if isinstance(first, dict) and isinstance(first.get("weights"), dict):
+            weights = first["weights"]
+    bits = int(weights.get("num_bits", 0) or 0)
+    kind = str(weights.get("type", "int"))
+    strategy = str(weights.get("strategy", "tensor"))
+    src = f"compressed-tensors: {kind}{bits}, strategy={strategy}"
+    if kind == "float" and bits == 8:
+        block = weights.get("block_structure") if strategy == "block" else None
+        return _fp8(block, groups, src, per_channel=strategy == "channel")
+    if kind == "int" and bits in (2, 3, 4, 8) and strategy == "group":
+        return QuantSpec(method=QuantMethod.GPTQ, bits=bits, group_size=int(weights.get("group_size") or 128),
+                         quantized_groups=groups, source=src + " (accounted as GPTQ-style packed groups)")
+    if kind == "int" and bits == 8:
+        return QuantSpec(method=QuantMethod.INT8, bits=8, per_channel=True, quantized_groups=groups,
+                         source=src)
+    raise InputError(f"{name}: compressed-tensors weights {kind}{bits} ({strategy}) are not supported")
