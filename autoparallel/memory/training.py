@@ -317,7 +317,7 @@ def layer_activation_bytes(
     Korthikanti et al. 2022 Table 2, generalised: the sequence is split over cp (each rank keeps its
     s/cp tokens); tensors inside the TP region are split over tp; the rest (layer-norm inputs, QKV and
     MLP inputs, dropout masks: 10sbh) is split over tp only with sequence parallelism.
-      none:      sbh(34 + 5as/h)/t with SP (flash attention: the 5as/h term becomes 4a/h·... fp32 LSE)
+      none:      sbh(34 + 5as/h)/t with SP (flash attention: 34·sbh/t + a fp32 log-sum-exp, 4·sb·a/t)
       selective: attention internals (softmax, its dropout) recomputed: 34·sbh/t
       full:      only the layer input is kept: 2sbh (/t with SP, as Megatron stores it scattered)
     """

@@ -39,9 +39,10 @@ from autoparallel.perf.efficiency import Efficiency, efficiency_for
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU, Cluster
 
-TP_COMM_EXPOSED = 0.5
-"""Fraction of TP collective time not hidden behind GEMMs (Megatron/TE overlap some of it:
-`--tp-comm-overlap`; plain Megatron overlaps little; 0.5 is the calibrated middle)."""
+TP_COMM_EXPOSED = 0.12
+"""Fraction of TP collective time not hidden behind GEMMs (Megatron/TE overlap part of it:
+`--tp-comm-overlap`, and NCCL kernels share the GPU with GEMMs); calibrated with the efficiency
+factors on the training runs of shared/reference (see perf/efficiency.py)."""
 DP_OVERLAP_FRACTION = 0.8
 """Fraction of the last micro-batch's backward that gradient reduce-scatter can hide behind
 (`--overlap-grad-reduce`; the last bucket is always exposed)."""
@@ -147,8 +148,12 @@ def _gemm_flops(layer: LayerSpec, cfg: TrainingConfig) -> float:
 
 def model_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
     """Model FLOPs of one optimizer step: 3 × forward (Narayanan et al. 2021 eq. 3 without the
-    recompute term; attention non-causal, LM head included, embedding lookup excluded)."""
-    return 3.0 * cfg.global_batch * cfg.seq_len * model.forward_flops_per_token(cfg.seq_len)
+    recompute term; attention non-causal, LM head included even when tied to the embedding, as
+    their 6·B·s·h·V term and llm-foundry's 6·N count it; embedding lookup excluded)."""
+    per_token = model.forward_flops_per_token(cfg.seq_len)
+    if model.tie_word_embeddings:
+        per_token += 2.0 * model.vocab_size * model.hidden_size
+    return 3.0 * cfg.global_batch * cfg.seq_len * per_token
 
 
 def recompute_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
