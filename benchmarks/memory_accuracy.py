@@ -59,6 +59,13 @@ CHECKPOINTS: dict[str, tuple[str, QuantSpec | None]] = {
     "Qwen/Qwen3-235B-A22B-FP8": ("Qwen/Qwen3-235B-A22B", _FP8_BLOCK),
     "Qwen2.5-7B": ("Qwen/Qwen2.5-7B", _AWQ4),  # V012: "4-bit quantized checkpoint"
     "cognitivecomputations/DeepSeek-V3-0324-AWQ": ("deepseek-ai/DeepSeek-V3", _AWQ4),
+    "unsloth/Qwen3-4B-Base": ("Qwen/Qwen3-4B-Base", None),  # re-upload
+    "unsloth/qwen2.5-3b-instruct-unsloth-bnb-4bit": ("Qwen/Qwen2.5-3B-Instruct", _NF4),
+    "unsloth/qwen2.5-vl-7b-instruct-unsloth-bnb-4bit": ("Qwen/Qwen2.5-VL-7B-Instruct", _NF4),
+    "RedHatAI/Mistral-Small-3.1-24B-Instruct-2503-quantized.w8a8": (
+        "mistralai/Mistral-Small-3.1-24B-Instruct-2503",
+        _INT8,
+    ),
 }
 
 # GPUs the catalog lacks -> the catalog GPU with the same interconnect and architecture class; the
@@ -80,6 +87,10 @@ KNOWN_DEVIATIONS = {
     "V007": "LMCacheConnectorV1 allocates GPU transfer buffers; not modelled",
     "V016": "MXFP4 MoE weights on A100 are repacked/padded for the Marlin/Triton kernels; not modelled",
     "V018": "early V1 (0.7.1 main): 1.1 GiB more non-KV memory than the model; GPU inferred ('likely H100')",
+    "V003": "multimodal: vLLM profiles the vision encoder on its largest image batch (36.6 GiB activation "
+    "logged); encoder profiling is not modelled",
+    "V025": "Gemma 3 multimodal: logged weights run 0.3-0.55 GiB per rank above the text+SigLIP count "
+    "(also V020, V035); unexplained",
     "V021": "notes: config/memory pairing is an inference (cudagraph sizes [8,4,2,1] suggest max_num_seqs 8)",
     "unsloth": "Unsloth notebook: vLLM shares the process with a trainer, LoRA slots enabled, and "
     "Unsloth picks max_num_seqs / max_num_batched_tokens from free memory (not logged)",

@@ -6,8 +6,10 @@ Keys a family's configs may omit are filled from that family's transformers conf
 (`transformers/models/<family>/configuration_<family>.py`); a key without a family default is
 required and its absence raises InputError naming it.
 
-Multimodal configs (`text_config` + `vision_config`: Gemma 3, Llama 4) are parsed from their text
-config; the vision tower is counted in the `vision` group where its modeling is known.
+Multimodal configs (`vision_config`, with a nested `text_config` or flat text keys: Gemma 3, Llama 4,
+Qwen2.5-VL, Mistral 3, Llama 3.2 Vision) are parsed from their text config; the vision tower and its
+projector are counted in the `vision` group where their modeling is known. A nested text config without
+`tie_word_embeddings` takes the outer config's value.
 
 This module dispatches on model_type; the builders live in `autoparallel.models.families`, the shared
 config access and layer shapes in `parse_common`, quantization parsing in `parse_quant`.
@@ -19,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from autoparallel.errors import InputError
-from autoparallel.models.families import classic, llama_like, mla, moe
+from autoparallel.models.families import classic, llama_like, mla, mllama, moe, phi
 from autoparallel.models.families.vision import vision_params
 from autoparallel.models.parse_common import HIDDEN_KEYS, Family, Parts, RawConfig
 from autoparallel.models.parse_quant import quant_from_config
@@ -40,12 +42,14 @@ def _generic(r: RawConfig) -> Parts:
 
 # model_type -> builder + defaults; anything else is parsed by `_generic` without defaults.
 _FAMILIES: dict[str, Family] = {
-    **llama_like.FAMILIES, **moe.FAMILIES, **mla.FAMILIES, **classic.FAMILIES,
+    **llama_like.FAMILIES, **moe.FAMILIES, **mla.FAMILIES, **classic.FAMILIES, **phi.FAMILIES,
+    **mllama.FAMILIES,
 }
 _GENERIC = Family(_generic, {})
 
 # Outer multimodal model_type -> model_type of its text model.
-_TEXT_TYPE = {"gemma3": "gemma3_text", "llama4": "llama4_text"}
+_TEXT_TYPE = {"gemma3": "gemma3_text", "llama4": "llama4_text", "qwen2_5_vl": "qwen2_5_vl_text",
+              "mistral3": "mistral", "mllama": "mllama_text_model"}
 
 KNOWN_MODEL_TYPES: tuple[str, ...] = tuple(sorted({*_FAMILIES, *_TEXT_TYPE}))
 """model_type values parsed with exact family rules (others: a generic llama-like parse)."""
@@ -69,6 +73,8 @@ def _text_model(cfg: Mapping[str, Any], name: str) -> tuple[str, Mapping[str, An
     if isinstance(text, dict):
         text_type = str(text.get("model_type") or _TEXT_TYPE.get(outer_type, outer_type))
         text_cfg: Mapping[str, Any] = text
+        if text.get("tie_word_embeddings") is None and cfg.get("tie_word_embeddings") is not None:
+            text_cfg = {**text, "tie_word_embeddings": cfg["tie_word_embeddings"]}
     else:
         text_type = _TEXT_TYPE.get(outer_type, outer_type)
         text_cfg = cfg

@@ -25,7 +25,7 @@ transformers = pytest.importorskip("transformers", reason="transformers is neede
 
 from autoparallel.models.zoo import ZooEntry, list_models  # noqa: E402
 
-_MULTIMODAL = {"gemma3", "llama4"}
+_MULTIMODAL = {"gemma3", "llama4", "qwen2_5_vl", "mistral3", "mllama"}
 _TYPE_OVERRIDE = {"kimi_k2": "deepseek_v3"}
 _BUDGET_S = 60.0
 

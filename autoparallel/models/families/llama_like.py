@@ -1,4 +1,5 @@
-"""Dense llama-like decoders: Llama 1-3.3, Mistral, Qwen2/2.5, Qwen3, Phi-3/4, Gemma 1/2/3.
+"""Dense llama-like decoders: Llama 1-3.3, Mistral, Qwen2/2.5 (and the Qwen2.5-VL text model), Qwen3,
+Phi-3/4, Gemma 1/2/3.
 
 GQA attention (optional qkv bias, per-head q/k norms, sliding-window layers), gated MLP, RMSNorm.
 """
@@ -19,6 +20,9 @@ from autoparallel.models.parse_common import (
     softmax_spec,
 )
 
+_QWEN2_TYPES = ("qwen2", "qwen2_5_vl_text")
+"""Qwen2 attention (q/k/v biases, no o bias) and its `use_sliding_window` / `max_window_layers` rule."""
+
 
 def build_llama_like(r: RawConfig) -> Parts:
     """Llama 1-3.3, Mistral, Qwen2/2.5, Qwen3, Phi-3/4, Gemma 1/2/3 and unknown llama-like types."""
@@ -27,8 +31,8 @@ def build_llama_like(r: RawConfig) -> Parts:
     n = r.num(*LAYER_KEYS)
     i = r.num("intermediate_size")
     vocab = r.num("vocab_size")
-    qkv_bias = r.flag("attention_bias") or mt == "qwen2" or r.flag("qkv_bias")
-    o_bias = r.flag("attention_bias") and mt != "qwen2"
+    qkv_bias = r.flag("attention_bias") or mt in _QWEN2_TYPES or r.flag("qkv_bias")
+    o_bias = r.flag("attention_bias") and mt not in _QWEN2_TYPES
     qk_norm = mt in ("qwen3", "gemma3_text")
     norms = (4 if mt in ("gemma2", "gemma3_text") else 2) * h
     window = r.get("sliding_window")
@@ -37,7 +41,7 @@ def build_llama_like(r: RawConfig) -> Parts:
         kinds = layer_kinds(r, n, lambda j: "sliding_attention" if (j + 1) % pattern else "full_attention")
     elif mt == "gemma2":
         kinds = layer_kinds(r, n, lambda j: "sliding_attention" if j % 2 == 0 else "full_attention")
-    elif mt in ("qwen2", "qwen3"):
+    elif mt in (*_QWEN2_TYPES, "qwen3"):
         use = r.flag("use_sliding_window") and window
         mwl = r.num("max_window_layers", default=n, allow_zero=True)
         kinds = layer_kinds(r, n, lambda j: "sliding_attention" if use and j >= mwl else "full_attention")
@@ -62,6 +66,12 @@ FAMILIES: dict[str, Family] = {
                                          "max_position_embeddings": 131072}),
     "qwen2": Family(build_llama_like, {"tie_word_embeddings": False, "use_sliding_window": False,
                                        "max_position_embeddings": 32768}),
+    # Qwen2.5-VL's text model (`Qwen2_5_VLTextConfig`): Qwen2 layers; the vision tower is in `vision.py`.
+    "qwen2_5_vl_text": Family(build_llama_like, {
+        "vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568, "num_hidden_layers": 80,
+        "num_attention_heads": 64, "num_key_value_heads": 8, "max_position_embeddings": 32768,
+        "tie_word_embeddings": False, "use_sliding_window": False, "sliding_window": 4096,
+        "max_window_layers": 80}),
     "qwen3": Family(build_llama_like, {"tie_word_embeddings": False, "use_sliding_window": False,
                                        "attention_bias": False, "max_position_embeddings": 32768}),
     "phi3": Family(build_llama_like, {"tie_word_embeddings": False, "sliding_window": None,
