@@ -115,13 +115,14 @@ def _training_plan(model: ModelSpec, cluster: Cluster, workload: Training, solut
     runner = None
     if solution.runner_up is not None:
         ru = solution.runner_up
-        runner = ru if isinstance(ru, dict) else ru.model_dump(mode="json")
+        runner = {"config": ru.config.model_dump(mode="json"), "step_time_s": ru.step_time_s,
+                  "why_lost": ru.reason}
     return TrainingPlan(
         model=model, model_id=model_id, cluster=cluster, workload=workload, objective=objective,
         config=solution.config,
         memory=solution.memory.model_dump(mode="json"), perf=solution.perf.model_dump(mode="json"),
         fits=solution.memory.fits, problems=tuple(solution.memory.problems),
-        solver=solution.solver.model_dump(mode="json"), binding=tuple(solution.binding), runner_up=runner,
+        solver=solution.stats.model_dump(mode="json"), binding=tuple(solution.binding), runner_up=runner,
     )
 
 

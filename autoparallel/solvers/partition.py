@@ -10,7 +10,8 @@ fit in memory), which rules that range out for that stage.
 This is the classic linear-partition recurrence (Skiena, The Algorithm Design Manual, §8.5), with
 stage-dependent costs so that the first stage can carry the embedding, the last the LM head and
 logits, and stage s hold (pp - s) micro-batches of activations under 1F1B. The CP-SAT training
-encoder solves the same problem jointly with every other knob; this module is its test oracle and
+encoder solves the same problem jointly with every other knob; this module is its test oracle
+(tests/solvers/test_partition.py) and its warm start (training_enumerate.partitioned_point), and
 needs nothing but Python.
 """
 

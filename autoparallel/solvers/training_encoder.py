@@ -1,29 +1,32 @@
 """CP-SAT model of a training layout: knobs as variables, costs from the integer tables.
 
 Variables (DESIGN.md "The CP-SAT formulation"; never a list of whole candidate configurations):
-    x[i]          one-hot over the (tp, pp, cp, ep) shapes          I = Σ i·x[i]
-    micro[m]      one-hot over micro-batch sizes                     M = Σ m·micro[m]
-    state[z]      one-hot over ZeRO stage × offload modes            Z = Σ z·state[z]
-    ga            grad-accumulation, element of the [I, M] table: micro × dp × ga == global batch
-    n[s]          decoder layers of stage slot s (0 when s ≥ pp);    Σ n[s] = layers, prefix P[s]
-    cnt[s][k]     layers of kind k on stage s: C_k[P[s+1]] − C_k[P[s]] (prefix-count tables, add_element)
-    r[s][c]       recompute mode of stage s, one-hot
-Per-layer costs are integer variables indexed by the knobs (add_element on I·|M| + M or I·|Z| + Z);
-stage sums multiply them by the layer counts (add_multiplication_equality on small domains).
+    x[i]        one-hot over the (tp, pp, cp, ep) shapes;  micro[m], state[z]: one-hots of the other knobs
+    pm[i,m]     x[i] ∧ micro[m], linked by Σ_m pm = x[i], Σ_i pm = micro[m]; pz[i,z] likewise. Every
+                table over (shape, micro) or (shape, state) is then a linear expression Σ pm·table,
+                which the LP relaxation sees exactly.
+    n[j]        decoder layers of stage slot j, counted FROM THE LAST STAGE (j = 0 is the last stage,
+                j = pp − 1 the first), so that 1F1B's in-flight count min(j + 1, grad_accum) and the LM
+                head's slot do not depend on pp; Σ n = layers, prefix sums Q[j]
+    cnt[j][k]   layers of kind k in slot j: C_k[Q[j+1]] − C_k[Q[j]] (prefix-count tables, add_element)
+    r[j][c]     recompute mode of slot j, one-hot; cnt split over it (cnt = Σ_c cnt_c, cnt_c ≤ L·r[j][c])
+Stage sums multiply layer counts by per-layer costs (add_multiplication_equality on small domains);
+products with small-domain factors (in-flight count, grad_accum) are split over their values instead.
 
-Each constraint family sits behind one assumption literal (`EncodedTraining.families`), so that an
-INFEASIBLE answer names the families in conflict (SufficientAssumptionsForInfeasibility).
-Units: MiB and µs (training_space.MIB_BYTES, US_S).
+Each constraint family sits behind one literal (`EncodedTraining.families`), assumed true, so that an
+INFEASIBLE answer names the families in conflict. Units: MiB, µs (training_space, solvers/units.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ortools.sat.python import cp_model
 
 from autoparallel.configs import ZeroStage
 from autoparallel.solvers.partition import even_partition
+from autoparallel.solvers.training_enumerate import Point, PointBound, Triple
 from autoparallel.solvers.training_space import Table2, TrainingTables
 
 IntVar = cp_model.IntVar
@@ -32,25 +35,20 @@ Expr = cp_model.LinearExprT
 
 @dataclass
 class TrainingVars:
-    """The decision variables and the cost expressions built on them."""
+    """Decision variables and the cost variables built on them (slots j: 0 = last stage)."""
 
     shape: list[IntVar]
     micro: list[IntVar]
     state: list[IntVar]
-    shape_index: IntVar
-    micro_index: IntVar
-    state_index: IntVar
+    pm: dict[tuple[int, int], IntVar]
+    pz: dict[tuple[int, int], IntVar]
     grad_accum: IntVar
-    pp: Expr
-    world: Expr
     active: list[IntVar]
-    last: list[IntVar]
+    first: list[IntVar]
     layers: list[IntVar]
-    prefix: list[IntVar]
-    counts: list[list[Expr]]
     recompute: list[list[IntVar]]
+    counts: list[list[Expr]] = field(default_factory=list)
     by_mode: list[list[list[Expr]]] = field(default_factory=list)
-    """[s][k][c]: cnt[s][k] when stage s uses recompute mode c, else 0."""
     memory_mib: list[IntVar] = field(default_factory=list)
     time_us: list[IntVar] = field(default_factory=list)
     sync_us: list[IntVar] = field(default_factory=list)
@@ -68,87 +66,119 @@ class EncodedTraining:
     vars: TrainingVars
     tables: TrainingTables
     families: dict[str, IntVar]
-    """Family name → assumption literal enabling that family's constraints."""
+    """Family name → the literal enabling that family's constraints (solved with all assumed true)."""
 
 
 # ----- helpers ----------------------------------------------------------------------------------------
-def _flat(table: Table2) -> list[int]:
-    return [v for row in table for v in row]
-
-
-def _lookup(model: cp_model.CpModel, index: Expr, table: Table2, name: str) -> IntVar:
-    """An integer variable equal to table[index] (row-major over the table)."""
-    values = _flat(table)
-    var = model.new_int_var(min(values), max(values), name)
-    model.add_element(index, values, var)
-    return var
-
-
-def _product(model: cp_model.CpModel, a: Expr, b: Expr, hi: int, name: str) -> IntVar:
-    """An integer variable equal to a·b (both non-negative, product ≤ hi)."""
-    var = model.new_int_var(0, max(hi, 0), name)
-    model.add_multiplication_equality(var, [a, b])
-    return var
-
-
-def _gated(model: cp_model.CpModel, value: Expr, hi: int, on: IntVar | list[IntVar], name: str) -> IntVar:
-    """An integer variable equal to `value` when every literal of `on` holds, else 0."""
-    lits = on if isinstance(on, list) else [on]
-    var = model.new_int_var(0, max(hi, 0), name)
-    model.add(var == value).only_enforce_if(lits)
-    if len(lits) == 1:
-        model.add(var == 0).only_enforce_if(lits[0].Not())
-    else:
-        model.add(var == 0).only_enforce_if(lits[-1].Not())
-    return var
+def _sum(items: Iterable[Expr]) -> cp_model.LinearExpr:
+    return cp_model.LinearExpr.sum(list(items))
 
 
 def _hi(*tables: Table2) -> int:
     return max((v for t in tables for row in t for v in row), default=0)
 
 
+def _ub(model: cp_model.CpModel, var: IntVar) -> int:
+    return int(list(model.proto.variables[var.index].domain)[-1])
+
+
+def _var(model: cp_model.CpModel, expr: Expr, hi: int, name: str) -> IntVar:
+    """A named variable in [0, hi] equal to `expr`."""
+    var = model.new_int_var(0, max(hi, 0), name)
+    model.add(var == expr)
+    return var
+
+
+def _pm_var(model: cp_model.CpModel, v: TrainingVars, table: Table2, name: str) -> IntVar:
+    """table[i][m] of the chosen shape and micro-batch, as a variable (Σ pm[i,m]·table[i][m])."""
+    return _var(model, sum(table[i][m] * lit for (i, m), lit in v.pm.items()), _hi(table), name)
+
+
+def _pz_var(model: cp_model.CpModel, v: TrainingVars, table: Table2, name: str) -> IntVar:
+    """table[i][z] of the chosen shape and state mode, as a variable."""
+    return _var(model, sum(table[i][z] * lit for (i, z), lit in v.pz.items()), _hi(table), name)
+
+
+def _product(model: cp_model.CpModel, a: Expr, b: Expr, hi: int, name: str) -> IntVar:
+    """A variable equal to a·b (both non-negative, product ≤ hi)."""
+    var = model.new_int_var(0, max(hi, 0), name)
+    model.add_multiplication_equality(var, [a, b])
+    return var
+
+
+def _gated(model: cp_model.CpModel, value: Expr, hi: int, on: IntVar, name: str) -> IntVar:
+    """A variable equal to `value` when `on`, else 0."""
+    var = model.new_int_var(0, max(hi, 0), name)
+    model.add(var == value).only_enforce_if(on)
+    model.add(var == 0).only_enforce_if(on.Not())
+    return var
+
+
+def _split_by_value(
+    model: cp_model.CpModel, value: IntVar, hi: int, lits: dict[int, Expr], name: str
+) -> Expr:
+    """Σ_f f·value·[lit_f] for a partition {lit_f} of the choices: value = Σ_f part_f, part_f ≤ hi·lit_f."""
+    parts = {f: model.new_int_var(0, max(hi, 0), f"{name}[{f}]") for f in lits}
+    model.add(sum(parts.values()) == value)
+    for f, lit in lits.items():
+        model.add(parts[f] <= max(hi, 0) * lit)
+    return sum(f * part for f, part in parts.items())
+
+
 # ----- variables --------------------------------------------------------------------------------------
 def add_choices(model: cp_model.CpModel, t: TrainingTables) -> TrainingVars:
-    """One-hots for shape, micro-batch, state mode; stage slots with layer counts and recompute modes."""
+    """One-hots for shape, micro-batch and state mode, their pairwise products, stage slots."""
     sp = t.space
     shapes, L, S = sp.shapes, sp.num_layers, sp.max_pp
     x = [model.new_bool_var(f"shape[{s.label()}]") for s in shapes]
     mb = [model.new_bool_var(f"micro=={v}") for v in sp.micro_batches]
     st = [model.new_bool_var(f"state[{z.label()}]") for z in sp.state_modes]
+    pm = {(i, m): model.new_bool_var(f"pm[{i},{m}]") for i in range(len(x)) for m in range(len(mb))}
+    pz = {(i, z): model.new_bool_var(f"pz[{i},{z}]") for i in range(len(x)) for z in range(len(st))}
     for group in (x, mb, st):
         model.add_exactly_one(group)
-    idx_i = model.new_int_var(0, len(x) - 1, "I")
-    idx_m = model.new_int_var(0, len(mb) - 1, "M")
-    idx_z = model.new_int_var(0, len(st) - 1, "Z")
-    for idx, group in ((idx_i, x), (idx_m, mb), (idx_z, st)):
-        model.add(idx == sum(k * lit for k, lit in enumerate(group)))
-    ga = _lookup(model, idx_i * len(mb) + idx_m, t.grad_accum, "grad_accum")
-    pp = sum(s.pp * lit for s, lit in zip(shapes, x, strict=True))
-    world = sum(s.world * lit for s, lit in zip(shapes, x, strict=True))
-    active, last = [], []
-    for s in range(S):
-        a = model.new_bool_var(f"active[{s}]")
-        model.add(a == sum(lit for sh, lit in zip(shapes, x, strict=True) if sh.pp > s))
-        e = model.new_bool_var(f"last[{s}]")
-        model.add(e == sum(lit for sh, lit in zip(shapes, x, strict=True) if sh.pp == s + 1))
+    for pairs, cols in ((pm, mb), (pz, st)):
+        for i, lit in enumerate(x):
+            model.add(sum(pairs[(i, c)] for c in range(len(cols))) == lit)
+        for c, lit in enumerate(cols):
+            model.add(sum(pairs[(i, c)] for i in range(len(x))) == lit)
+    ga = model.new_int_var(0, _hi(t.grad_accum), "grad_accum")
+    model.add(ga == sum(t.grad_accum[i][m] * lit for (i, m), lit in pm.items()))
+    active, first = [], []
+    for j in range(S):
+        a = model.new_bool_var(f"active[{j}]")
+        model.add(a == sum(lit for sh, lit in zip(shapes, x, strict=True) if sh.pp > j))
+        f = model.new_bool_var(f"first[{j}]")
+        model.add(f == sum(lit for sh, lit in zip(shapes, x, strict=True) if sh.pp == j + 1))
         active.append(a)
-        last.append(e)
-    layers = [model.new_int_var(0, L, f"layers[{s}]") for s in range(S)]
-    prefix = [model.new_int_var(0, L, f"prefix[{s}]") for s in range(S + 1)]
-    recompute = [[model.new_bool_var(f"recompute[{s}]=={c.value}") for c in sp.recompute_modes]
-                 for s in range(S)]
-    for s in range(S):
-        model.add_exactly_one(recompute[s])
-        model.add(recompute[s][0] == 1).only_enforce_if(active[s].Not())  # idle slots: no symmetry
-    return TrainingVars(shape=x, micro=mb, state=st, shape_index=idx_i, micro_index=idx_m, state_index=idx_z,
-                        grad_accum=ga, pp=pp, world=world, active=active, last=last, layers=layers,
-                        prefix=prefix, counts=[], recompute=recompute)
+        first.append(f)
+    layers = [model.new_int_var(0, L, f"layers[{j}]") for j in range(S)]
+    recompute = [
+        [model.new_bool_var(f"recompute[{j}]=={c.value}") for c in sp.recompute_modes] for j in range(S)
+    ]
+    for j in range(S):
+        model.add_exactly_one(recompute[j])
+        model.add(recompute[j][0] == 1).only_enforce_if(active[j].Not())  # idle slots: no symmetry
+    return TrainingVars(
+        shape=x,
+        micro=mb,
+        state=st,
+        pm=pm,
+        pz=pz,
+        grad_accum=ga,
+        active=active,
+        first=first,
+        layers=layers,
+        recompute=recompute,
+    )
 
 
 # ----- constraint families ----------------------------------------------------------------------------
-def add_global_batch(model: cp_model.CpModel, v: TrainingVars, lit: IntVar) -> None:
-    """micro × dp × grad_accum == global batch exactly: the [shape, micro] table holds 0 where it cannot."""
-    model.add(v.grad_accum >= 1).only_enforce_if(lit).with_name("global_batch")
+def add_global_batch(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, lit: IntVar) -> None:
+    """micro × dp × grad_accum == global batch exactly: pairs whose micro × dp does not divide it are out."""
+    for (i, m), pair in v.pm.items():
+        if not t.grad_accum[i][m]:
+            model.add(pair == 0).only_enforce_if(lit)
 
 
 def add_zero_pipeline(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, lit: IntVar) -> None:
@@ -161,232 +191,307 @@ def add_zero_pipeline(model: cp_model.CpModel, t: TrainingTables, v: TrainingVar
             model.add_bool_or([v.state[z].Not(), v.active[1].Not()]).only_enforce_if(lit)
 
 
-def add_stage_partition(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars,
-                        nonempty: IntVar, uniform: IntVar | None) -> None:
-    """Contiguous stages: Σ n[s] = layers, prefix sums, n[s] = 0 on idle slots, ≥ 1 on active ones;
-    with `uniform`, n[s] is Megatron's even split of the chosen pp. Layer-kind counts per stage come from
-    prefix-count tables indexed by the stage boundaries."""
+def add_stage_partition(
+    model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, nonempty: IntVar, uniform: IntVar | None
+) -> None:
+    """Contiguous stages: Σ n[j] = layers, n[j] = 0 on idle slots, ≥ 1 on active ones (`nonempty`);
+    with `uniform`, n is Megatron's even split of the chosen pp (remainder on the first stages).
+    Layer-kind counts per slot come from prefix-count tables indexed by the slot boundaries."""
     sp = t.space
     L, S = sp.num_layers, sp.max_pp
-    model.add(v.prefix[0] == 0)
-    for s in range(S):
-        model.add(v.prefix[s + 1] == v.prefix[s] + v.layers[s])
-        model.add(v.layers[s] == 0).only_enforce_if(v.active[s].Not())
-        model.add(v.layers[s] >= 1).only_enforce_if([v.active[s], nonempty])
+    prefix = [model.new_int_var(0, L, f"prefix[{j}]") for j in range(S + 1)]
+    model.add(prefix[0] == 0)
+    for j in range(S):
+        model.add(prefix[j + 1] == prefix[j] + v.layers[j])
+        model.add(v.layers[j] == 0).only_enforce_if(v.active[j].Not())
+        model.add(v.layers[j] >= 1).only_enforce_if([v.active[j], nonempty])
         if uniform is not None:
-            split = sum(even_partition(L, sh.pp)[s] * lit
-                        for sh, lit in zip(sp.shapes, v.shape, strict=True) if sh.pp > s)
-            model.add(v.layers[s] == split).only_enforce_if(uniform)
-    model.add(v.prefix[S] == L)
+            split = sum(
+                even_partition(L, sh.pp)[sh.pp - 1 - j] * lit
+                for sh, lit in zip(sp.shapes, v.shape, strict=True)
+                if sh.pp > j
+            )
+            model.add(v.layers[j] == split).only_enforce_if(uniform)
+    model.add(prefix[S] == L)
     if t.num_kinds == 1:
         v.counts = [[n] for n in v.layers]
     else:
-        v.counts = _kind_counts(model, t, v)
-    v.by_mode = [[_split_by_mode(model, v, s, k, L) for k in range(t.num_kinds)] for s in range(S)]
+        backwards = sp.kind_of_layer[::-1]
+        cum = []
+        for k in range(t.num_kinds):
+            table = [0]
+            for kind in backwards:
+                table.append(table[-1] + (kind == k))
+            at = [model.new_int_var(0, table[-1], f"kind{k}_after[{j}]") for j in range(S + 1)]
+            for j in range(S + 1):
+                model.add_element(prefix[j], table, at[j])
+            cum.append(at)
+        v.counts = [[cum[k][j + 1] - cum[k][j] for k in range(t.num_kinds)] for j in range(S)]
+    v.by_mode = [[_split_by_mode(model, v, j, k, L) for k in range(t.num_kinds)] for j in range(S)]
 
 
-def _kind_counts(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars) -> list[list[Expr]]:
-    """cnt[s][k] = C_k[P[s+1]] − C_k[P[s]] with C_k[j] the layers of kind k among the first j."""
-    sp = t.space
-    S = sp.max_pp
-    cum = []
-    for k in range(t.num_kinds):
-        table = [0]
-        for kind in sp.kind_of_layer:
-            table.append(table[-1] + (kind == k))
-        at = [model.new_int_var(0, table[-1], f"kind{k}_before[{s}]") for s in range(S + 1)]
-        for s in range(S + 1):
-            model.add_element(v.prefix[s], table, at[s])
-        cum.append(at)
-    return [[cum[k][s + 1] - cum[k][s] for k in range(t.num_kinds)] for s in range(S)]
-
-
-def add_recompute_choice(model: cp_model.CpModel, v: TrainingVars, uniform: IntVar) -> None:
-    """One recompute mode for all active stages (when per-stage recompute is off)."""
-    for s in range(1, len(v.recompute)):
-        for c, lit in enumerate(v.recompute[s]):
-            model.add(lit == v.recompute[0][c]).only_enforce_if([v.active[s], uniform])
-
-
-def _split_by_mode(model: cp_model.CpModel, v: TrainingVars, s: int, k: int, L: int) -> list[Expr]:
-    """cnt[s][k] split over the stage's recompute one-hot: cnt = Σ_c cnt_c, cnt_c ≤ L·r[s][c]."""
-    modes = v.recompute[s]
+def _split_by_mode(model: cp_model.CpModel, v: TrainingVars, j: int, k: int, L: int) -> list[Expr]:
+    modes = v.recompute[j]
     if len(modes) == 1:
-        return [v.counts[s][k]]
-    parts = [model.new_int_var(0, L, f"cnt[{s}][{k}][c={c}]") for c in range(len(modes))]
-    model.add(sum(parts) == v.counts[s][k])
+        return [v.counts[j][k]]
+    parts = [model.new_int_var(0, L, f"cnt[{j}][{k}][c={c}]") for c in range(len(modes))]
+    model.add(sum(parts) == v.counts[j][k])
     for part, lit in zip(parts, modes, strict=True):
         model.add(part <= L * lit)
     return list(parts)
 
 
+def add_recompute_choice(model: cp_model.CpModel, v: TrainingVars, uniform: IntVar) -> None:
+    """One recompute mode for all active stages (when per-stage recompute is off)."""
+    for j in range(1, len(v.recompute)):
+        for c, lit in enumerate(v.recompute[j]):
+            model.add(lit == v.recompute[0][c]).only_enforce_if([v.active[j], uniform])
+
+
 def add_stage_memory(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, lit: IntVar) -> None:
-    """Per stage s, allocated MiB ≤ usable / (1 + fragmentation):
-        Σ_k cnt·state[k] + inflight(s)·Σ_k,c cnt_c·act[k][c] + [s = 0]·(embedding) + [last]·(head + logits)
-    with inflight(s) = min(pp − s, grad_accum) under 1F1B (Narayanan et al. 2021 §2.2.1)."""
+    """Per stage, allocated MiB ≤ usable / (1 + fragmentation) (memory/training.py stage_memory_bytes):
+        Σ_k cnt·state[k] + f_j·Σ_k,c cnt_c·act[k][c] + [first]·embedding + [last]·(head + logits),
+    f_j = min(j + 1, grad_accum) micro-batches in flight under 1F1B (Narayanan et al. 2021 §2.2.1)."""
     sp = t.space
-    L, S = sp.num_layers, sp.max_pp
-    nm, nz = len(sp.micro_batches), len(sp.state_modes)
-    im = v.shape_index * nm + v.micro_index
-    iz = v.shape_index * nz + v.state_index
-    state = [_lookup(model, iz, t.state_mib[k], f"state_mib[{k}]") for k in range(t.num_kinds)]
-    act = [[_lookup(model, im, t.act_mib[k][c], f"act_mib[{k}][{c}]") for c in range(len(sp.recompute_modes))]
-           for k in range(t.num_kinds)]
-    first = _lookup(model, iz, t.first_state_mib, "first_state_mib") + _lookup(
-        model, im, t.first_act_mib, "first_act_mib")
-    last_hi = _hi(t.last_state_mib) + _hi(t.last_act_mib)
-    last = _lookup(model, iz, t.last_state_mib, "last_state_mib") + _lookup(
-        model, im, t.last_act_mib, "last_act_mib")
-    ga_hi = _hi(t.grad_accum)
-    for s in range(S):
-        s_hi = L * max(_hi(*t.state_mib), 1)
-        a_hi = L * max(_hi(*(x for row in t.act_mib for x in row)), 1)
-        states = sum(_product(model, v.counts[s][k], state[k], s_hi, f"state_mib[s={s},k={k}]")
-                     for k in range(t.num_kinds))
-        acts = []
-        for k in range(t.num_kinds):
-            for c, part in enumerate(v.by_mode[s][k]):
-                acts.append(_product(model, part, act[k][c], a_hi, f"act_mib[s={s},k={k},c={c}]"))
-        per_mb = model.new_int_var(0, a_hi, f"act_per_microbatch_mib[{s}]")
-        model.add(per_mb == sum(acts))
-        gap = model.new_int_var(0, S, f"pp_minus_stage[{s}]")
-        model.add(gap == v.pp - s).only_enforce_if(v.active[s])
-        model.add(gap == 0).only_enforce_if(v.active[s].Not())
-        inflight = model.new_int_var(0, S, f"inflight[{s}]")
-        model.add_min_equality(inflight, [gap, v.grad_accum])
-        acts_all = _product(model, inflight, per_mb, a_hi * min(S, ga_hi), f"act_mib[{s}]")
-        mem = model.new_int_var(0, s_hi + a_hi * S + _hi(t.first_state_mib) + _hi(t.first_act_mib) + last_hi,
-                                f"memory_mib[{s}]")
-        lastx = _gated(model, last, last_hi, v.last[s], f"last_mib[{s}]")
-        model.add(mem == states + acts_all + (first if s == 0 else 0) + lastx)
-        model.add(mem <= t.capacity_mib).only_enforce_if(lit).with_name(f"memory[stage={s}]")
+    L, S, K, C = sp.num_layers, sp.max_pp, t.num_kinds, len(sp.recompute_modes)
+    state = [_pz_var(model, v, t.state_mib[k], f"state_mib[{k}]") for k in range(K)]
+    act = [[_pm_var(model, v, t.act_mib[k][c], f"act_mib[{k}][{c}]") for c in range(C)] for k in range(K)]
+    first = _var(
+        model,
+        _pz_var(model, v, t.first_state_mib, "first_state_mib")
+        + _pm_var(model, v, t.first_act_mib, "first_act_mib"),
+        _hi(t.first_state_mib) + _hi(t.first_act_mib),
+        "first_mib",
+    )
+    last = _pz_var(model, v, t.last_state_mib, "last_state_mib") + _pm_var(
+        model, v, t.last_act_mib, "last_act_mib"
+    )
+    s_hi = L * max(_hi(*t.state_mib), 1)
+    a_hi = L * max(_hi(*(x for row in t.act_mib for x in row)), 1)
+    for j in range(S):
+        states = sum(
+            _product(model, v.counts[j][k], state[k], s_hi, f"state_mib[j={j},k={k}]") for k in range(K)
+        )
+        per_mb = _var(
+            model,
+            sum(
+                _product(model, part, act[k][c], a_hi, f"act_mib[j={j},k={k},c={c}]")
+                for k in range(K)
+                for c, part in enumerate(v.by_mode[j][k])
+            ),
+            a_hi,
+            f"act_per_microbatch_mib[{j}]",
+        )
+        # f_j = grad_accum when it is ≤ j, else j + 1: split the activations over those cases.
+        fly: dict[int, Expr] = {
+            f: sum(p for (i, m), p in v.pm.items() if t.grad_accum[i][m] == f) for f in range(j + 1)
+        }
+        fly[j + 1] = sum(p for (i, m), p in v.pm.items() if t.grad_accum[i][m] > j)
+        acts = _split_by_value(model, per_mb, a_hi, fly, f"act_in_flight_mib[{j}]")
+        mem = model.new_int_var(
+            0,
+            s_hi
+            + (j + 1) * a_hi
+            + _hi(t.first_state_mib)
+            + _hi(t.first_act_mib)
+            + _hi(t.last_state_mib)
+            + _hi(t.last_act_mib),
+            f"memory_mib[{j}]",
+        )
+        extra = _gated(model, first, _ub(model, first), v.first[j], f"first_mib[{j}]")
+        model.add(mem == _sum([states, acts, extra, last if j == 0 else 0]))
+        model.add(mem <= t.capacity_mib).only_enforce_if(lit).with_name(f"memory[slot={j}]")
         v.memory_mib.append(mem)
-    v.peak_mib = model.new_int_var(0, max(t.capacity_mib, 1) * 64, "peak_mib")
+    v.peak_mib = model.new_int_var(0, max(_ub(model, x) for x in v.memory_mib), "peak_mib")
     model.add_max_equality(v.peak_mib, v.memory_mib)
 
 
 def add_stage_time(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars) -> None:
-    """Per stage, one micro-batch forward + backward (µs):
-        Σ_k,c cnt_c·layer[k][c] + hop·[active] + [s = 0]·(embedding + ZeRO-3 gathers) + [last]·LM head."""
+    """Per stage, one micro-batch forward + backward, µs (perf/training.py stage_time_s):
+    Σ_k,c cnt_c·layer[k][c] + hop + [first]·(embedding + ZeRO-3 gathers) + [last]·(LM head + loss)."""
     sp = t.space
-    L, S = sp.num_layers, sp.max_pp
-    nm, nc = len(sp.micro_batches), len(sp.recompute_modes)
-    im = v.shape_index * nm + v.micro_index
-    tau = [[_lookup(model, im, t.layer_us[k][c], f"layer_us[{k}][{c}]") for c in range(nc)]
-           for k in range(t.num_kinds)]
-    hop = _lookup(model, im, t.hop_us, "hop_us")
-    first = _lookup(model, im, t.first_us, "first_us")
-    last = _lookup(model, im, t.last_us, "last_us")
+    L, S, K, C = sp.num_layers, sp.max_pp, t.num_kinds, len(sp.recompute_modes)
+    tau = [[_pm_var(model, v, t.layer_us[k][c], f"layer_us[{k}][{c}]") for c in range(C)] for k in range(K)]
+    hop = _pm_var(model, v, t.hop_us, "hop_us")
+    first = _pm_var(model, v, t.first_us, "first_us")
+    last = _pm_var(model, v, t.last_us, "last_us")
     zero3 = [lit for z, lit in enumerate(v.state) if sp.state_modes[z].zero is ZeroStage.PARAMETERS]
-    z3_hi = _hi(*t.zero3_us)
-    z3 = model.new_int_var(0, z3_hi, "zero3_us")
-    if zero3:
+    z3 = model.new_int_var(0, _hi(*t.zero3_us), "zero3_us")
+    if zero3:  # ZeRO-3 runs only with pp = 1: slot 0 is then the first and only stage
         on = model.new_bool_var("zero3")
         model.add(on == sum(zero3))
-        for c in range(nc):
-            model.add(z3 == _lookup(model, im, t.zero3_us[c], f"zero3_us[{c}]")).only_enforce_if(
-                [on, v.recompute[0][c]])
+        for c in range(C):
+            model.add(z3 == _pm_var(model, v, t.zero3_us[c], f"zero3_us[{c}]")).only_enforce_if(
+                [on, v.recompute[0][c], v.first[0]]
+            )
         model.add(z3 == 0).only_enforce_if(on.Not())
+        model.add(z3 == 0).only_enforce_if(v.first[0].Not())
     else:
         model.add(z3 == 0)
     t_hi = L * max(_hi(*(x for row in t.layer_us for x in row)), 1)
-    e_hi = _hi(t.hop_us) + _hi(t.first_us) + _hi(t.last_us) + z3_hi
-    for s in range(S):
-        parts = []
-        for k in range(t.num_kinds):
-            for c, part in enumerate(v.by_mode[s][k]):
-                parts.append(_product(model, part, tau[k][c], t_hi, f"layer_us[s={s},k={k},c={c}]"))
-        hop_s = _gated(model, hop, _hi(t.hop_us), v.active[s], f"hop_us[{s}]")
-        last_s = _gated(model, last, _hi(t.last_us), v.last[s], f"last_us[{s}]")
-        time = model.new_int_var(0, t_hi + e_hi, f"time_us[{s}]")
-        model.add(time == sum(parts) + hop_s + last_s + ((first + z3) if s == 0 else 0))
+    e_hi = _hi(t.hop_us) + _hi(t.first_us) + _hi(t.last_us) + _hi(*t.zero3_us)
+    for j in range(S):
+        parts = [
+            _product(model, part, tau[k][c], t_hi, f"layer_us[j={j},k={k},c={c}]")
+            for k in range(K)
+            for c, part in enumerate(v.by_mode[j][k])
+        ]
+        time = model.new_int_var(0, t_hi + e_hi, f"time_us[{j}]")
+        model.add(
+            time
+            == sum(parts)
+            + _gated(model, hop, _hi(t.hop_us), v.active[j], f"hop_us[{j}]")
+            + _gated(model, first, _hi(t.first_us), v.first[j], f"first_us[{j}]")
+            + ((last + z3) if j == 0 else 0)
+        )
         v.time_us.append(time)
 
 
-
 def add_step_time(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars) -> None:
-    """step = (grad_accum − 1)·max_s time + Σ_s time + max_s sync + max_s optimizer (perf/training.py):
-        1F1B pipeline (m − 1)·max + Σ stages (Narayanan et al. 2021 §2.2.1);
-        sync[s] = max(total[s] − overlap·time[s], total[s] / layers[s]), total[s] = Σ_k cnt·bw[k]
-                  + max over present kinds of latency[k] (+ embedding / head on first / last);
-        optim[s] = Σ_k cnt·optim[k] (+ embedding / head)."""
+    """step = (grad_accum − 1)·max_j time + Σ_j time + max_j sync + max_j optimizer (perf/training.py):
+    sync[j] = max(total − overlap·time[j], total / n[j]), total = Σ_k cnt·bw[k] + the largest latency
+              of the kinds present (+ embedding on the first, head on the last stage);
+    optim[j] = Σ_k cnt·optim[k] (+ embedding / head)."""
     sp = t.space
     L, S, K = sp.num_layers, sp.max_pp, t.num_kinds
-    nz = len(sp.state_modes)
-    iz = v.shape_index * nz + v.state_index
-    bw = [_lookup(model, iz, t.sync_bw_us[k], f"sync_bw_us[{k}]") for k in range(K)]
-    lat = [_lookup(model, iz, t.sync_lat_us[k], f"sync_lat_us[{k}]") for k in range(K)]
-    opt = [_lookup(model, iz, t.optim_us[k], f"optim_us[{k}]") for k in range(K)]
-    s_first = _lookup(model, iz, t.sync_first_us, "sync_first_us")
-    s_last = _lookup(model, iz, t.sync_last_us, "sync_last_us")
-    o_first = _lookup(model, iz, t.optim_first_us, "optim_first_us")
-    o_last = _lookup(model, iz, t.optim_last_us, "optim_last_us")
+    bw = [_pz_var(model, v, t.sync_bw_us[k], f"sync_bw_us[{k}]") for k in range(K)]
+    lat = [_pz_var(model, v, t.sync_lat_us[k], f"sync_lat_us[{k}]") for k in range(K)]
+    opt = [_pz_var(model, v, t.optim_us[k], f"optim_us[{k}]") for k in range(K)]
+    s_first = _pz_var(model, v, t.sync_first_us, "sync_first_us")
+    o_first = _pz_var(model, v, t.optim_first_us, "optim_first_us")
+    s_last = _pz_var(model, v, t.sync_last_us, "sync_last_us")
+    o_last = _pz_var(model, v, t.optim_last_us, "optim_last_us")
     bw_hi, lat_hi, o_hi = _hi(*t.sync_bw_us) * L, _hi(*t.sync_lat_us), _hi(*t.optim_us) * L
     sync_hi = bw_hi + lat_hi + _hi(t.sync_first_us) + _hi(t.sync_last_us)
     opt_hi = o_hi + _hi(t.optim_first_us) + _hi(t.optim_last_us)
     num, den = t.overlap
-    t_hi = max(_hi_var(model, x) for x in v.time_us)
-    for s in range(S):
-        total = model.new_int_var(0, sync_hi, f"sync_total_us[{s}]")
+    t_hi = max(_ub(model, x) for x in v.time_us)
+    for j in range(S):
         lats = []
         for k in range(K):
-            present = v.active[s] if K == 1 else _present(model, v.counts[s][k], L, f"has_kind{k}[{s}]")
-            lats.append(_gated(model, lat[k], lat_hi, present, f"sync_lat_us[s={s},k={k}]"))
-        lat_s = model.new_int_var(0, lat_hi, f"sync_latency_us[{s}]")
-        model.add_max_equality(lat_s, lats)
-        model.add(total == sum(_product(model, v.counts[s][k], bw[k], bw_hi, f"sync_bw_us[s={s},k={k}]")
-                               for k in range(K))
-                  + lat_s + _gated(model, s_last, _hi(t.sync_last_us), v.last[s], f"sync_last_us[{s}]")
-                  + (s_first if s == 0 else 0))
-        hidden = model.new_int_var(0, t_hi * num // den + 1, f"sync_hidden_us[{s}]")
-        model.add_division_equality(hidden, v.time_us[s] * num, den)
-        layers = model.new_int_var(1, L, f"layers_or_one[{s}]")
-        model.add_max_equality(layers, [v.layers[s], 1])
-        floor = model.new_int_var(0, sync_hi, f"sync_floor_us[{s}]")
-        model.add_division_equality(floor, total, layers)
-        exposed = model.new_int_var(0, sync_hi, f"sync_us[{s}]")
+            present = v.active[j]
+            if K > 1:
+                present = model.new_bool_var(f"has_kind{k}[{j}]")
+                model.add(v.counts[j][k] >= 1).only_enforce_if(present)
+                model.add(v.counts[j][k] == 0).only_enforce_if(present.Not())
+            lats.append(_gated(model, lat[k], lat_hi, present, f"sync_lat_us[j={j},k={k}]"))
+        latency = model.new_int_var(0, lat_hi, f"sync_latency_us[{j}]")
+        model.add_max_equality(latency, lats)
+        total = _var(
+            model,
+            sum(_product(model, v.counts[j][k], bw[k], bw_hi, f"sync_bw_us[j={j},k={k}]") for k in range(K))
+            + latency
+            + _gated(model, s_first, _hi(t.sync_first_us), v.first[j], f"sync_first_us[{j}]")
+            + (s_last if j == 0 else 0),
+            sync_hi,
+            f"sync_total_us[{j}]",
+        )
+        hidden = model.new_int_var(0, t_hi * num // den + 1, f"sync_hidden_us[{j}]")
+        model.add_division_equality(hidden, v.time_us[j] * num, den)
+        n = model.new_int_var(1, L, f"layers_or_one[{j}]")
+        model.add_max_equality(n, [v.layers[j], 1])
+        floor = model.new_int_var(0, sync_hi, f"sync_floor_us[{j}]")
+        model.add_division_equality(floor, total, n)
+        exposed = model.new_int_var(0, sync_hi, f"sync_us[{j}]")
         model.add_max_equality(exposed, [total - hidden, floor])
         v.sync_us.append(exposed)
-        optim = model.new_int_var(0, opt_hi, f"optim_us[{s}]")
-        model.add(optim == sum(_product(model, v.counts[s][k], opt[k], o_hi, f"optim_us[s={s},k={k}]")
-                               for k in range(K))
-                  + _gated(model, o_last, _hi(t.optim_last_us), v.last[s], f"optim_last_us[{s}]")
-                  + (o_first if s == 0 else 0))
-        v.optim_us.append(optim)
+        v.optim_us.append(
+            _var(
+                model,
+                sum(_product(model, v.counts[j][k], opt[k], o_hi, f"optim_us[j={j},k={k}]") for k in range(K))
+                + _gated(model, o_first, _hi(t.optim_first_us), v.first[j], f"optim_first_us[{j}]")
+                + (o_last if j == 0 else 0),
+                opt_hi,
+                f"optim_us[{j}]",
+            )
+        )
     v.max_time_us = model.new_int_var(0, t_hi, "max_time_us")
     model.add_max_equality(v.max_time_us, v.time_us)
     sync = model.new_int_var(0, sync_hi, "sync_us")
     model.add_max_equality(sync, v.sync_us)
-    optim_max = model.new_int_var(0, opt_hi, "optim_us")
-    model.add_max_equality(optim_max, v.optim_us)
-    ga_hi = _hi(t.grad_accum)
-    fill = _product(model, v.grad_accum - 1, v.max_time_us, max(ga_hi - 1, 0) * t_hi, "steady_us")
-    v.step_us = model.new_int_var(0, max(ga_hi - 1, 0) * t_hi + S * t_hi + sync_hi + opt_hi, "step_us")
-    model.add(v.step_us == fill + sum(v.time_us) + sync + optim_max)
+    optim = model.new_int_var(0, opt_hi, "optim_us")
+    model.add_max_equality(optim, v.optim_us)
+    # (grad_accum − 1)·max time, split over grad_accum's values.
+    values = sorted({g for row in t.grad_accum for g in row})
+    lits: dict[int, Expr] = {
+        g - 1: _sum(p for (i, m), p in v.pm.items() if t.grad_accum[i][m] in (g, 0 if g == 1 else -1))
+        for g in values
+        if g
+    }
+    if 1 not in values:  # micro × dp that divides nothing: grad_accum 0 (excluded by the batch family)
+        lits[0] = _sum(p for (i, m), p in v.pm.items() if t.grad_accum[i][m] == 0)
+    steady = _split_by_value(model, v.max_time_us, t_hi, lits, "steady_us")
+    v.step_us = model.new_int_var(0, max(values) * t_hi + S * t_hi + sync_hi + opt_hi, "step_us")
+    model.add(v.step_us == _sum([steady, *v.time_us, sync, optim]))
 
 
-def _present(model: cp_model.CpModel, count: Expr, hi: int, name: str) -> IntVar:
-    """A literal true iff count ≥ 1."""
-    lit = model.new_bool_var(name)
-    model.add(count >= 1).only_enforce_if(lit)
-    model.add(count == 0).only_enforce_if(lit.Not())
-    del hi
-    return lit
-
-
-def _hi_var(model: cp_model.CpModel, var: IntVar) -> int:
-    return int(list(model.proto.variables[var.index].domain)[-1])
+def add_implied_bounds(
+    model: cp_model.CpModel,
+    t: TrainingTables,
+    v: TrainingVars,
+    bounds: dict[Triple, PointBound],
+    on: list[IntVar],
+) -> None:
+    """Redundant cuts from training_enumerate.point_bounds (valid while the families `on` hold):
+    Σ time ≥ work, max time ≥ ⌈work / pp⌉, step ≥ (grad_accum − 1)·⌈work / pp⌉ + work for the chosen
+    (shape, micro); (shape, micro, state) triples that cannot fit in memory are excluded."""
+    assert v.max_time_us is not None and v.step_us is not None
+    best_m: dict[tuple[int, int], PointBound | None] = dict.fromkeys(v.pm)
+    best_z: dict[tuple[int, int], int | None] = dict.fromkeys(v.pz)
+    for (i, m, z), b in bounds.items():
+        cur = best_m[(i, m)]
+        best_m[(i, m)] = (
+            b
+            if cur is None
+            else PointBound(
+                work_us=min(cur.work_us, b.work_us),
+                stage_us=min(cur.stage_us, b.stage_us),
+                step_us=min(cur.step_us, b.step_us),
+            )
+        )
+        low = best_z[(i, z)]
+        best_z[(i, z)] = b.step_us if low is None else min(low, b.step_us)
+    for (i, m), found in best_m.items():
+        if found is None:
+            model.add(v.pm[(i, m)] == 0).only_enforce_if(on)
+    for (i, z), low in best_z.items():
+        if low is None:
+            model.add(v.pz[(i, z)] == 0).only_enforce_if(on)
+    for i, m in v.pm:
+        for z in range(len(v.state)):
+            if best_m[(i, m)] is not None and best_z[(i, z)] is not None and (i, m, z) not in bounds:
+                model.add_bool_or([v.pm[(i, m)].Not(), v.pz[(i, z)].Not()]).only_enforce_if(on)
+    known = {key: b for key, b in best_m.items() if b is not None}
+    lows = {key: low for key, low in best_z.items() if low is not None}
+    if not known or not lows:
+        return
+    # Written as min + Σ (bound − min)·pair so that propagation alone sees the min (Σ pairs = 1).
+    for target, field_name in (
+        (sum(v.time_us), "work_us"),
+        (v.max_time_us, "stage_us"),
+        (v.step_us, "step_us"),
+    ):
+        values = {key: getattr(b, field_name) for key, b in known.items()}
+        least = min(values.values())
+        model.add(
+            target >= least + sum((val - least) * v.pm[key] for key, val in values.items())
+        ).only_enforce_if(on)
+    least = min(lows.values())
+    model.add(
+        v.step_us >= least + sum((low - least) * v.pz[key] for key, low in lows.items())
+    ).only_enforce_if(on)
 
 
 # ----- objectives and model ---------------------------------------------------------------------------
 OBJECTIVES = ("throughput", "mfu", "cost", "memory")
-"""throughput: tokens/s = global batch · seq / step, i.e. minimize step time; mfu and cost: model FLOPs and
-the token budget are fixed, so MFU ∝ 1 / (GPUs · step) and cost ∝ GPUs · step (equal to throughput when
-the job uses the whole cluster); memory: maximize headroom, i.e. minimize the fullest stage's MiB."""
+"""throughput: tokens/s = global batch · seq / step, so minimize the step time; mfu and cost: the model
+FLOPs per step and the token budget are fixed, so MFU ∝ 1 / (GPUs · step) and cost ∝ GPUs · step
+(both equal throughput when every shape uses the whole cluster); memory: the most headroom, i.e. the
+least MiB on the fullest stage."""
 
 
 def objective_expr(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, name: str) -> Expr:
-    """The integer expression to minimize for one objective name."""
+    """The integer expression to minimize for objective `name`."""
     assert v.step_us is not None and v.peak_mib is not None
     if name == "throughput":
         return v.step_us
@@ -394,40 +499,31 @@ def objective_expr(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, 
         worlds = {s.world for s in t.space.shapes}
         if len(worlds) == 1:
             return v.step_us
-        gpus = model.new_int_var(min(worlds), max(worlds), "gpus")
-        model.add(gpus == v.world)
-        return _product(model, gpus, v.step_us, max(worlds) * _hi_var(model, v.step_us), f"{name}_gpu_us")
+        gpus = _var(
+            model, sum(s.world * x for s, x in zip(t.space.shapes, v.shape, strict=True)), max(worlds), "gpus"
+        )
+        return _product(model, gpus, v.step_us, max(worlds) * _ub(model, v.step_us), f"{name}_gpu_us")
     if name == "memory":
         return v.peak_mib
-    raise ValueError(f"unknown objective {name!r}")
-
-
-@dataclass(frozen=True)
-class Point:
-    """One full assignment, for hints: indices into the space and per-stage layers / recompute indices."""
-
-    shape: int
-    micro: int
-    state: int
-    layers: tuple[int, ...]
-    recompute: tuple[int, ...]
+    raise ValueError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
 
 
 def add_hint(enc: EncodedTraining, p: Point) -> None:
-    """Seed the search with `p` (CP-SAT completes the dependent variables)."""
+    """Seed the search with `p` (stages first → last; slots count from the last)."""
     m, v = enc.model, enc.vars
     for group, chosen in ((v.shape, p.shape), (v.micro, p.micro), (v.state, p.state)):
         for k, lit in enumerate(group):
             m.add_hint(lit, k == chosen)
-    for s in range(len(v.layers)):
-        m.add_hint(v.layers[s], p.layers[s] if s < len(p.layers) else 0)
-        c = p.recompute[s] if s < len(p.recompute) else 0
-        for k, lit in enumerate(v.recompute[s]):
-            m.add_hint(lit, k == c)
+    layers, modes = p.layers[::-1], p.recompute[::-1]
+    for j, n in enumerate(v.layers):
+        m.add_hint(n, layers[j] if j < len(layers) else 0)
+        for c, lit in enumerate(v.recompute[j]):
+            m.add_hint(lit, c == (modes[j] if j < len(modes) else 0))
 
 
-def build(t: TrainingTables) -> EncodedTraining:
-    """The CP-SAT model of `t.space`: variables, every constraint family behind its literal, cost terms."""
+def build(t: TrainingTables, bounds: dict[Triple, PointBound] | None = None) -> EncodedTraining:
+    """The CP-SAT model of `t.space`: variables, every constraint family behind its literal, cost terms,
+    and (with `bounds`) the redundant lower-bound cuts."""
     model = cp_model.CpModel()
     v = add_choices(model, t)
     fam: dict[str, IntVar] = {}
@@ -437,47 +533,17 @@ def build(t: TrainingTables) -> EncodedTraining:
         fam[name] = model.new_bool_var(f"family[{name}]")
         return fam[name]
 
-    add_global_batch(model, v, family("global_batch"))
+    add_global_batch(model, t, v, family("global_batch"))
     add_zero_pipeline(model, t, v, family("zero_pipeline"))
-    add_stage_partition(model, t, v, family("stage_layers"),
-                        None if opts.non_uniform_stages else family("uniform_stages"))
+    add_stage_partition(
+        model, t, v, family("stage_layers"), None if opts.non_uniform_stages else family("uniform_stages")
+    )
     if not opts.per_stage_recompute:
         add_recompute_choice(model, v, family("uniform_recompute"))
     add_stage_memory(model, t, v, family("memory"))
     add_stage_time(model, t, v)
     add_step_time(model, t, v)
-    add_implied_bounds(model, t, v)
+    if bounds is not None:
+        on = [fam[k] for k in ("global_batch", "zero_pipeline", "stage_layers", "memory")]
+        add_implied_bounds(model, t, v, bounds, on)
     return EncodedTraining(model=model, vars=v, tables=t, families=fam)
-
-
-def add_implied_bounds(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars) -> None:
-    """Redundant lower bounds per knob value that the products hide from the LP relaxation:
-        Σ_s time ≥ W(i, m) and max_s time ≥ ⌈W / pp⌉, W = the least total work over recompute modes
-        (all layers + embedding + head + one hop per stage); peak memory ≥ ⌈states / pp⌉."""
-    sp = t.space
-    counts = [sp.kind_of_layer.count(k) for k in range(t.num_kinds)]
-    nm, nz = len(sp.micro_batches), len(sp.state_modes)
-    work, share, pipe = [], [], []
-    for i, shape in enumerate(sp.shapes):
-        w_row, s_row, p_row = [], [], []
-        for m in range(nm):
-            ga = t.grad_accum[i][m]
-            w = min(sum(n * t.layer_us[k][c][i][m] for k, n in enumerate(counts))
-                    for c in range(len(sp.recompute_modes)))
-            w += t.first_us[i][m] + t.last_us[i][m] + shape.pp * t.hop_us[i][m]
-            w_row.append(w)
-            s_row.append(-(-w // shape.pp))
-            p_row.append(max(ga - 1, 0) * s_row[-1] + w)
-        work.append(tuple(w_row))
-        share.append(tuple(s_row))
-        pipe.append(tuple(p_row))
-    im = v.shape_index * nm + v.micro_index
-    assert v.max_time_us is not None and v.step_us is not None and v.peak_mib is not None
-    model.add(sum(v.time_us) >= _lookup(model, im, tuple(work), "work_lb_us"))
-    model.add(v.max_time_us >= _lookup(model, im, tuple(share), "stage_lb_us"))
-    model.add(v.step_us >= _lookup(model, im, tuple(pipe), "pipeline_lb_us"))
-    states = tuple(
-        tuple(-(-(sum(n * t.state_mib[k][i][z] for k, n in enumerate(counts)) + t.first_state_mib[i][z]
-                  + t.last_state_mib[i][z]) // sh.pp) for z in range(nz))
-        for i, sh in enumerate(sp.shapes))
-    model.add(v.peak_mib >= _lookup(model, v.shape_index * nz + v.state_index, states, "state_lb_mib"))

@@ -16,9 +16,11 @@ truth) into integer tables per knob value, in MiB and µs, that the CP-SAT encod
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.memory.margins import MemoryConfig
+from autoparallel.solvers.units import us_up
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
@@ -33,46 +36,26 @@ if TYPE_CHECKING:
     from autoparallel.workload import Training
 
 # ----- training_units ------------------------------------------------------------------------------
-# autoparallel/solvers/units.py (the serving solver's) does not exist yet; these are the training
-# solver's scale constants, in one place. Usage is rounded up and capacity down, so rounding only makes
-# the solver more conservative (STYLE.md §4).
+# Time uses solvers/units.py (µs, `us_up`). Training memory is coarser than serving's KiB: stages hold
+# tens of GiB, so the training model counts whole MiB (an 80 GB GPU is ~76k units), which keeps the
+# products of layer counts and per-layer costs small (the CP-SAT primer: runtime grows with the scale).
 MIB_BYTES = 2**20
-"""Memory resolution of the CP-SAT model: 1 MiB (an 80 GB GPU is ~76k units)."""
-US_S = 1e-6
-"""Time resolution of the CP-SAT model: 1 µs (a 70B layer's micro-batch takes ~10⁴ units)."""
+"""Training memory unit: 1 MiB."""
 
 
 def mib_up(num_bytes: float) -> int:
-    """Bytes → MiB, rounded up (usage)."""
-    return -int(-num_bytes // MIB_BYTES)
+    """Bytes used → MiB, rounded up."""
+    return math.ceil(num_bytes / MIB_BYTES - 1e-9)
 
 
 def mib_down(num_bytes: float) -> int:
-    """Bytes → MiB, rounded down (capacity)."""
-    return int(num_bytes // MIB_BYTES)
-
-
-def us_up(seconds: float) -> int:
-    """Seconds → µs, rounded up."""
-    return -int(-(seconds / US_S) // 1)
+    """Bytes available → MiB, rounded down."""
+    return math.floor(num_bytes / MIB_BYTES + 1e-9)
 
 
 # ----- settings and options -------------------------------------------------------------------------
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-
-class TrainingSolverSettings(_Frozen):
-    """CP-SAT run settings, copied into every result (solvers/settings.py does not exist yet)."""
-
-    time_limit_s: float = Field(default=30.0, gt=0)
-    """Wall-clock limit of one CP-SAT solve; on time-out the best plan found is returned with its gap."""
-    workers: int = Field(default=4, ge=1)
-    """CP-SAT search workers (threads)."""
-    seed: int = Field(default=0, ge=0)
-    """CP-SAT random seed."""
-    log: bool = False
-    """Print CP-SAT's search log."""
 
 
 class TrainingOptions(_Frozen):
@@ -82,7 +65,7 @@ class TrainingOptions(_Frozen):
     """Allowed tensor-parallel degrees (default: divisors of the GPUs per node)."""
     pp_values: tuple[int, ...] | None = None
     """Allowed pipeline degrees (default: divisors of the world size up to min(layers, max_pp))."""
-    max_pp: int = Field(default=32, ge=1)
+    max_pp: int = Field(default=16, ge=1)
     """Largest default pipeline degree."""
     cp_values: tuple[int, ...] | None = None
     """Allowed context-parallel degrees (default: powers of two keeping ≥ min_tokens_per_cp_rank)."""
@@ -96,8 +79,9 @@ class TrainingOptions(_Frozen):
     """Allowed model-state sharding modes."""
     recompute_modes: tuple[Recompute, ...] = tuple(Recompute)
     """Allowed activation-recomputation modes."""
-    offload: bool = True
-    """May offload optimizer states (ZeRO 1-3) and parameters (ZeRO-3) to CPU memory."""
+    offload: bool = False
+    """May offload optimizer states (ZeRO 1-3) and parameters (ZeRO-3) to CPU memory. Off by default:
+    perf/training.py does not yet charge the PCIe traffic or the CPU Adam step, so offload looks free."""
     world_sizes: tuple[int, ...] | None = None
     """GPU counts the job may use (default: the whole cluster)."""
     non_uniform_stages: bool = True
@@ -108,8 +92,6 @@ class TrainingOptions(_Frozen):
     """Megatron sequence parallelism with tp > 1."""
     margins: MemoryConfig | None = None
     """Memory margins (None: `MemoryConfig()` defaults)."""
-    lexicographic_slack: float = Field(default=0.0, ge=0)
-    """Lexicographic objectives: later objectives may worsen earlier ones by this fraction."""
     runner_up: bool = True
     """Solve again without the chosen shape, to report the runner-up and why it lost."""
     hints: bool = True
@@ -203,12 +185,22 @@ class TrainingSpace:
     ) -> TrainingConfig:
         """The TrainingConfig of one point (grad-accum from the global batch)."""
         return TrainingConfig(
-            tp=shape.tp, pp=shape.pp, dp=shape.dp, cp=shape.cp, ep=shape.ep, micro_batch=micro,
-            global_batch=self.workload.global_batch, seq_len=self.workload.seq_len, zero=state.zero,
-            recompute=recompute, stage_recompute=stage_recompute,
+            tp=shape.tp,
+            pp=shape.pp,
+            dp=shape.dp,
+            cp=shape.cp,
+            ep=shape.ep,
+            micro_batch=micro,
+            global_batch=self.workload.global_batch,
+            seq_len=self.workload.seq_len,
+            zero=state.zero,
+            recompute=recompute,
+            stage_recompute=stage_recompute,
             sequence_parallel=self.options.sequence_parallel,
-            offload_optimizer=state.offload_optimizer, offload_params=state.offload_params,
-            layers_per_stage=layers_per_stage, precision=self.workload.precision,
+            offload_optimizer=state.offload_optimizer,
+            offload_params=state.offload_params,
+            layers_per_stage=layers_per_stage,
+            precision=self.workload.precision,
         )
 
 
@@ -216,14 +208,17 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _tp_domain(model: ModelSpec, cluster: Cluster, opts: TrainingOptions, out: dict[str, list[str]]) -> list[int]:
+def _tp_domain(
+    model: ModelSpec, cluster: Cluster, opts: TrainingOptions, out: dict[str, list[str]]
+) -> list[int]:
     cand = opts.tp_values or tuple(_divisors(cluster.gpus_per_node))
     keep = []
     for tp in sorted(set(cand)):
         if tp > cluster.gpus_per_node or cluster.gpus_per_node % tp:
             out.setdefault("tp_within_node", []).append(
                 f"tp={tp} does not fit inside one node of {cluster.gpus_per_node} GPUs "
-                "(TP all-reduces every layer; it must stay on NVLink)")
+                "(TP all-reduces every layer; it must stay on NVLink)"
+            )
             continue
         bad = model.tp_violations(tp)
         if bad:
@@ -233,7 +228,9 @@ def _tp_domain(model: ModelSpec, cluster: Cluster, opts: TrainingOptions, out: d
     return keep
 
 
-def _pp_domain(model: ModelSpec, worlds: list[int], opts: TrainingOptions, out: dict[str, list[str]]) -> list[int]:
+def _pp_domain(
+    model: ModelSpec, worlds: list[int], opts: TrainingOptions, out: dict[str, list[str]]
+) -> list[int]:
     cand = opts.pp_values or tuple(d for w in worlds for d in _divisors(w) if d <= opts.max_pp)
     keep = []
     for pp in sorted(set(cand)):
@@ -256,7 +253,8 @@ def _cp_domain(seq_len: int, opts: TrainingOptions, out: dict[str, list[str]]) -
         # (megatron/core/utils.py get_batch_on_this_cp_rank).
         if cp > 1 and seq_len % (2 * cp):
             out.setdefault("cp_divides_sequence", []).append(
-                f"cp={cp}: sequence length {seq_len} is not divisible by 2·cp={2 * cp}")
+                f"cp={cp}: sequence length {seq_len} is not divisible by 2·cp={2 * cp}"
+            )
             continue
         keep.append(cp)
     return keep
@@ -298,12 +296,14 @@ def _layer_kinds(model: ModelSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(kind_of), tuple(reps)
 
 
-def build_space(model: ModelSpec, cluster: Cluster, workload: Training, options: TrainingOptions) -> TrainingSpace:
+def build_space(
+    model: ModelSpec, cluster: Cluster, workload: Training, options: TrainingOptions
+) -> TrainingSpace:
     """Domains of every knob for `model` on `cluster`.
 
     Raises:
-        InputError: an option names a value outside what the job allows (e.g. a world size above the cluster).
-        InfeasibleError: the rules leave no shape at all; the reasons list each rule with the values it removed.
+        InputError: an option outside what the job allows (e.g. a world size above the cluster).
+        InfeasibleError: the rules leave no shape at all; the reasons name each rule with what it removed.
     """
     world = cluster.world_size
     worlds = sorted(set(options.world_sizes or (world,)))
@@ -326,7 +326,8 @@ def build_space(model: ModelSpec, cluster: Cluster, workload: Training, options:
                         if (dp * cp) % ep:
                             # Megatron-Core carves the expert-parallel group out of dp × cp.
                             out.setdefault("ep_divides_dp_cp", []).append(
-                                f"ep={ep} does not divide dp·cp={dp * cp} (tp={tp}, pp={pp}, cp={cp})")
+                                f"ep={ep} does not divide dp·cp={dp * cp} (tp={tp}, pp={pp}, cp={cp})"
+                            )
                             continue
                         shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp))
     excluded = {k: tuple(dict.fromkeys(v)) for k, v in out.items()}
@@ -334,7 +335,9 @@ def build_space(model: ModelSpec, cluster: Cluster, workload: Training, options:
         reasons = tuple(f"{rule}: {'; '.join(msgs[:4])}" for rule, msgs in excluded.items())
         raise InfeasibleError(
             f"no (tp, pp, cp, ep) degrees fit {model.name} on {world} GPUs "
-            f"({cluster.gpus_per_node} per node)", reasons or ("no degree values were allowed",))
+            f"({cluster.gpus_per_node} per node)",
+            reasons or ("no degree values were allowed",),
+        )
     micro = tuple(sorted(set(options.micro_batch_values)))
     if not micro or micro[0] < 1:
         raise InputError(f"micro_batch_values must be positive integers, got {options.micro_batch_values}")
@@ -342,10 +345,17 @@ def build_space(model: ModelSpec, cluster: Cluster, workload: Training, options:
         raise InputError("zero_stages and recompute_modes must each allow at least one value")
     kind_of, reps = _layer_kinds(model)
     return TrainingSpace(
-        model=model, cluster=cluster, workload=workload, options=options, shapes=tuple(shapes),
-        micro_batches=micro, state_modes=tuple(_state_modes(options)),
-        recompute_modes=tuple(dict.fromkeys(options.recompute_modes)), kind_of_layer=kind_of,
-        kind_layer=reps, excluded=excluded,
+        model=model,
+        cluster=cluster,
+        workload=workload,
+        options=options,
+        shapes=tuple(shapes),
+        micro_batches=micro,
+        state_modes=tuple(_state_modes(options)),
+        recompute_modes=tuple(dict.fromkeys(options.recompute_modes)),
+        kind_of_layer=kind_of,
+        kind_layer=reps,
+        excluded=excluded,
     )
 
 
@@ -442,7 +452,15 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
 
     Per-stage extras of the data-parallel sync and optimizer step are isolated by differencing the
     float functions between stage positions (first / last vs a middle stage), so that the tables follow
-    perf/training.py without restating its formulas.
+    perf/training.py without restating its formulas. A "middle stage" is asked for as stage -1, which
+    is neither 0 nor pp − 1 for any pp.
+
+    TODO(float model, memory/training.py + perf/training.py): (1) DeepSeek-V3's MTP modules
+    (`model.mtp_params`, on the last stage in Megatron) are neither in `lm_head_state_bytes` nor in
+    `lm_head_time_s`; fold them in there and these tables follow (the decoder's float check would
+    catch a separate term). (2) Public per-stage building blocks for the sync total before overlap and
+    the p2p hop time would replace the stage -1 probes. (3) CPU offload costs no time yet (no PCIe
+    traffic, no CPU Adam step), so `TrainingOptions.offload` defaults to False.
 
     Raises:
         InternalError: the float model's in-flight count is not min(pp − stage, grad_accum).
@@ -456,8 +474,10 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
     # Layer times without ZeRO-3's gathers (zero3_us adds them), whatever modes the options allow.
     base = next((z for z in modes if z.zero is not ZeroStage.PARAMETERS), StateMode(zero=ZeroStage.NONE))
     ga = tuple(tuple(space.grad_accum(s, mb) for mb in micros) for s in shapes)
-    cfg_im = [[space.config(s, mb, base) if ga[i][m] else None for m, mb in enumerate(micros)]
-              for i, s in enumerate(shapes)]
+    cfg_im = [
+        [space.config(s, mb, base) if ga[i][m] else None for m, mb in enumerate(micros)]
+        for i, s in enumerate(shapes)
+    ]
     cfg_iz = [[space.config(s, micros[0], z) for z in modes] for s in shapes]
     _check_inflight(cfg_im, mem.inflight_microbatches)
     reps = space.kind_layer
@@ -484,6 +504,7 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
             if last and c.pp == 1:
                 return 0.0
             return fn(c, stage, reps[:1]) - fn(c, mid, reps[:1])
+
         return iz(one)
 
     def hop(c: TrainingConfig) -> float:
@@ -493,8 +514,31 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
         if c.pp > 1 or not any(z.zero is ZeroStage.PARAMETERS for z in modes):
             return 0.0
         c3 = c.model_copy(update={"zero": ZeroStage.PARAMETERS})
-        return sum(n * perf.layer_time_breakdown(model, ly, cluster, c3, r).zero3_comm_s
-                   for n, ly in zip(counts, kinds, strict=True))
+        return sum(
+            n * perf.layer_time_breakdown(model, ly, cluster, c3, r).zero3_comm_s
+            for n, ly in zip(counts, kinds, strict=True)
+        )
+
+    def state(ly: LayerSpec, c: TrainingConfig) -> float:
+        return mem.layer_state_bytes(model, ly, c)
+
+    def act(ly: LayerSpec, r: Recompute, c: TrainingConfig) -> float:
+        return mem.layer_activation_bytes(model, ly, c, r)
+
+    def layer(ly: LayerSpec, r: Recompute, c: TrainingConfig) -> float:
+        return perf.layer_time_s(model, ly, cluster, c, r)
+
+    def sync_bw(k: int, c: TrainingConfig) -> float:
+        return sync(c, mid, (k, k)) - sync(c, mid, (k,))
+
+    def sync_lat(k: int, c: TrainingConfig) -> float:
+        return 2 * sync(c, mid, (k,)) - sync(c, mid, (k, k))
+
+    def optim_layer(k: int, c: TrainingConfig) -> float:
+        return optim(c, mid, (k,))
+
+    def zero3_mode(r: Recompute, c: TrainingConfig) -> float:
+        return zero3(c, r)
 
     modes_c = space.recompute_modes
     return TrainingTables(
@@ -504,33 +548,38 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
         fragmentation=margins.fragmentation,
         overlap=_frac(perf.DP_OVERLAP_FRACTION),
         grad_accum=ga,
-        state_mib=tuple(iz(lambda c, ly=ly: mem.layer_state_bytes(model, ly, c), mib_up) for ly in kinds),
-        act_mib=tuple(tuple(im(lambda c, ly=ly, r=r: mem.layer_activation_bytes(model, ly, c, r), mib_up)
-                            for r in modes_c) for ly in kinds),
-        first_state_mib=iz(lambda c: mem.embedding_state_bytes(model, c) + (
-            mem.zero3_working_bytes(model, everything, c) if c.pp == 1 else 0.0), mib_up),
-        first_act_mib=im(lambda c: mem.inflight_microbatches(c, 0) * mem.embedding_activation_bytes(model, c),
-                         mib_up),
+        state_mib=tuple(iz(partial(state, ly), mib_up) for ly in kinds),
+        act_mib=tuple(tuple(im(partial(act, ly, r), mib_up) for r in modes_c) for ly in kinds),
+        first_state_mib=iz(
+            lambda c: (
+                mem.embedding_state_bytes(model, c)
+                + (mem.zero3_working_bytes(model, everything, c) if c.pp == 1 else 0.0)
+            ),
+            mib_up,
+        ),
+        first_act_mib=im(
+            lambda c: mem.inflight_microbatches(c, 0) * mem.embedding_activation_bytes(model, c), mib_up
+        ),
         last_state_mib=iz(lambda c: mem.lm_head_state_bytes(model, c), mib_up),
         last_act_mib=im(lambda c: mem.logits_bytes(model, c), mib_up),
-        layer_us=tuple(tuple(im(lambda c, ly=ly, r=r: perf.layer_time_s(model, ly, cluster, c, r))
-                             for r in modes_c) for ly in kinds),
+        layer_us=tuple(tuple(im(partial(layer, ly, r)) for r in modes_c) for ly in kinds),
         first_us=im(lambda c: perf.embedding_time_s(model, cluster, c)),
         last_us=im(lambda c: perf.lm_head_time_s(model, cluster, c)),
         hop_us=im(hop),
-        zero3_us=tuple(im(lambda c, r=r: zero3(c, r)) for r in modes_c),
-        sync_bw_us=tuple(iz(lambda c, k=k: sync(c, mid, (k, k)) - sync(c, mid, (k,))) for k in reps),
-        sync_lat_us=tuple(iz(lambda c, k=k: 2 * sync(c, mid, (k,)) - sync(c, mid, (k, k))) for k in reps),
+        zero3_us=tuple(im(partial(zero3_mode, r)) for r in modes_c),
+        sync_bw_us=tuple(iz(partial(sync_bw, k)) for k in reps),
+        sync_lat_us=tuple(iz(partial(sync_lat, k)) for k in reps),
         sync_first_us=extra(sync, last=False),
         sync_last_us=extra(sync, last=True),
-        optim_us=tuple(iz(lambda c, k=k: optim(c, mid, (k,))) for k in reps),
+        optim_us=tuple(iz(partial(optim_layer, k)) for k in reps),
         optim_first_us=extra(optim, last=False),
         optim_last_us=extra(optim, last=True),
     )
 
 
-def _check_inflight(cfg_im: list[list[TrainingConfig | None]],
-                    inflight: Callable[[TrainingConfig, int], int]) -> None:
+def _check_inflight(
+    cfg_im: list[list[TrainingConfig | None]], inflight: Callable[[TrainingConfig, int], int]
+) -> None:
     """The encoder linearizes 1F1B as min(pp − stage, grad_accum) micro-batches in flight."""
     for row in cfg_im:
         for cfg in row:
@@ -540,4 +589,5 @@ def _check_inflight(cfg_im: list[list[TrainingConfig | None]],
                 if inflight(cfg, s) != want:
                     raise InternalError(
                         f"memory/training.py inflight_microbatches(pp={cfg.pp}, grad_accum={cfg.grad_accum}, "
-                        f"stage={s}) = {inflight(cfg, s)}; the CP-SAT encoder assumes {want}")
+                        f"stage={s}) = {inflight(cfg, s)}; the CP-SAT encoder assumes {want}"
+                    )

@@ -1,0 +1,238 @@
+"""From a CP-SAT training solution to a checked `TrainingConfig`, with provenance.
+
+The decoder reads the knobs, builds the Megatron/DeepSpeed configuration (layers per stage, recompute
+per stage), re-evaluates it with the float model (memory/training.py, perf/training.py: the numbers
+users see) and raises InternalError when the solver's scaled stage memory / time disagree with the
+float model beyond rounding. ortools is imported only inside the solving functions, so that the
+enumeration oracle can share these result types without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.configs import Recompute, TrainingConfig
+from autoparallel.errors import InternalError
+from autoparallel.memory.training import GIB, TrainingMemoryReport, training_memory
+from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf
+from autoparallel.solvers.training_enumerate import (
+    Point,
+    StageValues,
+    evaluate_point,
+)
+from autoparallel.solvers.training_space import (
+    MIB_BYTES,
+    TrainingSpace,
+    TrainingTables,
+)
+
+if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+
+    from autoparallel.solvers.training_encoder import EncodedTraining
+
+Objective = str | Sequence[str] | Mapping[str, float]
+"""An objective name, a lexicographic order of names, or weights {name: weight}."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class SolverStats(_Frozen):
+    """How the solve went, with the settings that make it reproducible."""
+
+    status: str
+    """OPTIMAL (proven), FEASIBLE (time limit hit: best found, see bound and gap) or ENUMERATED (oracle)."""
+    wall_s: float
+    """Wall time of the CP-SAT solves of this result (or of the enumeration), seconds."""
+    objective_value: float
+    """The primary objective in solver units (µs of step time, µs·GPUs, or MiB)."""
+    bound: float
+    """CP-SAT's best bound on the primary objective, same units."""
+    gap: float
+    """Relative gap (value − bound) / value of the primary objective (0 when optimal)."""
+    solves: int
+    """CP-SAT calls (lexicographic levels; the runner-up's not counted)."""
+    seed: int
+    """random_seed."""
+    workers: int
+    """num_workers."""
+    time_limit_s: float
+    """Per-solve time limit, seconds."""
+
+
+class RunnerUp(_Frozen):
+    """The best plan with another (tp, pp, cp, ep) shape, and why it lost."""
+
+    config: TrainingConfig
+    """Its configuration."""
+    step_time_s: float
+    """Its step time (float model)."""
+    reason: str
+    """Why it lost, in numbers."""
+
+
+class TrainingSolution(_Frozen):
+    """A decided training layout, evaluated by the float model."""
+
+    config: TrainingConfig
+    """The layout (with layers_per_stage and stage_recompute)."""
+    memory: TrainingMemoryReport
+    """Per-stage memory (float model)."""
+    perf: TrainingPerf
+    """Step time, tokens/s, MFU (float model)."""
+    cost: TrainingCost | None
+    """Time and money to the workload's token budget (None without one)."""
+    objective: str
+    """The objective as asked, e.g. `throughput`, `throughput>memory`, `throughput=1,memory=0.1`."""
+    stats: SolverStats
+    """Solver status, bound and gap, settings."""
+    binding: tuple[str, ...]
+    """The constraints that shape this plan, in numbers."""
+    runner_up: RunnerUp | None
+    """The best plan of another shape (None when none fits or it was not asked for)."""
+
+
+# ----- decoding ---------------------------------------------------------------------------------------
+def read_point(enc: EncodedTraining, solver: cp_model.CpSolver) -> Point:
+    """The solver's choice as a Point (stages first → last)."""
+    v = enc.vars
+
+    def chosen(group: list[cp_model.IntVar]) -> int:
+        return next(k for k, lit in enumerate(group) if solver.boolean_value(lit))
+
+    i = chosen(v.shape)
+    pp = enc.tables.space.shapes[i].pp
+    layers = tuple(solver.value(v.layers[j]) for j in range(pp))[::-1]
+    modes = tuple(chosen(v.recompute[j]) for j in range(pp))[::-1]
+    return Point(shape=i, micro=chosen(v.micro), state=chosen(v.state), layers=layers, recompute=modes)
+
+
+def to_config(space: TrainingSpace, p: Point) -> TrainingConfig:
+    """The TrainingConfig of a point (recompute = the first stage's mode; stage_recompute per stage)."""
+    modes = tuple(space.recompute_modes[c] for c in p.recompute)
+    return space.config(
+        space.shapes[p.shape],
+        space.micro_batches[p.micro],
+        space.state_modes[p.state],
+        modes[0],
+        layers_per_stage=p.layers,
+        stage_recompute=modes,
+    )
+
+
+def check_against_float(
+    t: TrainingTables, p: Point, values: StageValues, memory: TrainingMemoryReport, perf: TrainingPerf
+) -> None:
+    """Solver-scaled stage memory / time and step time agree with the float model up to rounding.
+
+    Each table entry is rounded up by less than one unit, so a stage's scaled value may exceed the
+    float one by at most its number of summed entries (`memory_terms`, `time_terms`), never fall below.
+
+    Raises:
+        InternalError: a disagreement beyond that (the tables drifted from the float model).
+    """
+    frag = 1.0 + t.fragmentation
+    for s, stage in enumerate(memory.stages):
+        allocated_mib = stage.total_gib * GIB / frag / MIB_BYTES
+        diff = values.memory_mib[s] - allocated_mib
+        if not -1e-6 * allocated_mib - 1e-3 <= diff <= values.memory_terms[s] + 1e-3:
+            raise InternalError(
+                f"stage {s} memory: solver {values.memory_mib[s]} MiB vs float model "
+                f"{allocated_mib:.3f} MiB allocated (tolerance {values.memory_terms[s]} MiB)"
+            )
+    for s, seconds in enumerate(perf.stage_times_s):
+        diff = values.time_us[s] - seconds * 1e6
+        if not -1e-6 * seconds * 1e6 - 1e-3 <= diff <= values.time_terms[s] + 1e-3:
+            raise InternalError(
+                f"stage {s} time: solver {values.time_us[s]} µs vs float model "
+                f"{seconds * 1e6:.3f} µs (tolerance {values.time_terms[s]} µs)"
+            )
+    ga = t.grad_accum[p.shape][p.micro]
+    slack = (ga + len(p.layers)) * max(values.time_terms) + 4 * (t.space.num_layers + 8)
+    if abs(values.step_us - perf.step_time_s * 1e6) > slack + 1e-6 * values.step_us:
+        raise InternalError(
+            f"step time: solver {values.step_us} µs vs float model "
+            f"{perf.step_time_s * 1e6:.1f} µs (tolerance {slack} µs)"
+        )
+
+
+def binding_constraints(
+    t: TrainingTables, p: Point, config: TrainingConfig, memory: TrainingMemoryReport, perf: TrainingPerf
+) -> tuple[str, ...]:
+    """What shapes the plan: the batch identity, full stages, recompute per stage, the slowest stage."""
+    sp = t.space
+    out = [
+        f"global_batch: micro-batch {config.micro_batch} × dp {config.dp} × grad-accum "
+        f"{config.grad_accum} = {config.global_batch} sequences"
+    ]
+    usable = memory.usable_gib
+    for st in memory.stages:
+        if st.total_gib >= 0.95 * usable:
+            out.append(
+                f"memory: stage {st.stage} uses {st.total_gib:.2f} of {usable:.2f} GiB usable "
+                f"({100 * st.total_gib / usable:.0f}%, {st.layers} layers)"
+            )
+    fastest = min(range(len(sp.recompute_modes)), key=lambda c: recompute_rank(sp.recompute_modes[c]))
+    slowed = [s for s, c in enumerate(p.recompute) if c != fastest]
+    if slowed:
+        modes = ", ".join(f"{s}:{sp.recompute_modes[p.recompute[s]].value}" for s in slowed)
+        out.append(
+            f"recompute: stages {modes} recompute activations; keeping them "
+            f"({sp.recompute_modes[fastest].value}) would not fit or not pay off"
+        )
+    if config.pp > 1:
+        times = perf.stage_times_s
+        slow = max(range(len(times)), key=lambda s: times[s])
+        out.append(
+            f"pipeline: stage {slow} is the slowest ({times[slow] * 1e3:.2f} ms per micro-batch; stages "
+            f"{min(times) * 1e3:.2f}-{max(times) * 1e3:.2f} ms), layers per stage {config.layers_per_stage}"
+        )
+    return tuple(out)
+
+
+def recompute_rank(mode: Recompute) -> int:
+    return {Recompute.NONE: 0, Recompute.SELECTIVE: 1, Recompute.FULL: 2}[mode]
+
+
+def why_lost(best: TrainingPerf, other: TrainingPerf) -> str:
+    """The runner-up's step-time difference and the component that grew most."""
+    pct = 100.0 * (other.step_time_s / best.step_time_s - 1.0)
+    if pct < 0.01:
+        return (
+            f"ties with the chosen plan ({other.step_time_s:.3f} s vs {best.step_time_s:.3f} s per step, "
+            "within the solver's µs rounding)"
+        )
+    parts = (
+        "compute_s",
+        "tp_comm_s",
+        "cp_comm_s",
+        "ep_comm_s",
+        "pp_bubble_s",
+        "dp_comm_exposed_s",
+        "optimizer_s",
+    )
+    deltas = {name: getattr(other, name, 0.0) - getattr(best, name, 0.0) for name in parts}
+    worst = max(deltas, key=lambda name: deltas[name])
+    return (
+        f"{pct:.1f}% slower ({other.step_time_s:.3f} s vs {best.step_time_s:.3f} s per step); "
+        f"its largest excess is {worst.removesuffix('_s').replace('_', ' ')} "
+        f"(+{deltas[worst]:.3f} s over the step)"
+    )
+
+
+def evaluate(
+    t: TrainingTables, p: Point
+) -> tuple[TrainingConfig, TrainingMemoryReport, TrainingPerf, StageValues]:
+    """Config and float evaluation of a point, checked against the solver's integers."""
+    sp = t.space
+    config = to_config(sp, p)
+    memory = training_memory(sp.model, sp.cluster.gpu, config, margins=sp.options.margins)
+    perf = training_perf(sp.model, sp.cluster, config)
+    values = evaluate_point(t, p)
+    check_against_float(t, p, values, memory, perf)
+    return config, memory, perf, values

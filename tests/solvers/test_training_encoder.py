@@ -1,0 +1,304 @@
+"""The CP-SAT training encoder, family by family, on small real models (feasible and infeasible)."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoparallel.configs import Recompute, ZeroStage
+from autoparallel.errors import InfeasibleError, InputError, InternalError
+from autoparallel.hardware import Cluster
+from autoparallel.memory.margins import MemoryConfig
+from autoparallel.models import load_model
+from autoparallel.solvers.partition import even_partition
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.training import check_against_float, evaluate, solve_training
+from autoparallel.solvers.training_enumerate import enumerate_training, evaluate_point, point_bounds
+from autoparallel.solvers.training_space import TrainingOptions, build_space, build_tables
+from autoparallel.workload import Training
+
+FAST = SolverSettings(time_limit_s=20.0, workers=1, seed=0)
+LLAMA_8B = "meta-llama/Llama-3.1-8B"
+LITE = "deepseek-ai/DeepSeek-V2-Lite"  # layer 0 dense, 26 MoE layers: two layer kinds
+
+
+def _solve(
+    name: str,
+    cluster: str,
+    seq: int = 4096,
+    batch: int = 64,
+    objective: object = "throughput",
+    **opts: object,
+):
+    options = TrainingOptions(runner_up=False, **opts)  # type: ignore[arg-type]
+    return solve_training(
+        load_model(name),
+        Cluster.parse(cluster),
+        Training(seq_len=seq, global_batch=batch),
+        objective=objective,
+        settings=FAST,
+        options=options,
+    )  # type: ignore[arg-type]
+
+
+# ----- domains ---------------------------------------------------------------------------------------------
+def test_domains_follow_the_rules() -> None:
+    space = build_space(
+        load_model(LITE),
+        Cluster.parse("2x8xH100"),
+        Training(seq_len=4096, global_batch=64),
+        TrainingOptions(tp_values=(1, 2, 16)),
+    )
+    assert {s.tp for s in space.shapes} <= {1, 2}
+    assert "tp_within_node" in space.excluded
+    assert all(s.world == 16 and (s.dp * s.cp) % s.ep == 0 and 64 % s.ep == 0 for s in space.shapes)
+    assert all(s.pp <= 27 for s in space.shapes)
+    assert len(space.kind_layer) == 2 and space.kind_of_layer[0] != space.kind_of_layer[1]
+
+
+def test_empty_degree_domain_names_the_rules() -> None:
+    with pytest.raises(InfeasibleError) as info:
+        build_space(
+            load_model(LLAMA_8B), Cluster.parse("1x8xH100"), Training(), TrainingOptions(tp_values=(3, 16))
+        )
+    assert any("tp_within_node" in r or "tp_model_rules" in r for r in info.value.reasons)
+    with pytest.raises(InputError):
+        build_space(
+            load_model(LLAMA_8B), Cluster.parse("1x8xH100"), Training(), TrainingOptions(world_sizes=(16,))
+        )
+
+
+# ----- families alone ---------------------------------------------------------------------------------
+def test_global_batch_is_exact() -> None:
+    sol = _solve(LLAMA_8B, "1x8xH100", batch=48)
+    c = sol.config
+    assert c.micro_batch * c.dp * c.grad_accum == 48
+
+
+def test_global_batch_infeasible_is_named() -> None:
+    with pytest.raises(InfeasibleError) as info:
+        _solve(LLAMA_8B, "1x8xH100", batch=7, tp_values=(1,), pp_values=(1,), cp_values=(1,))
+    assert any(r.startswith("global_batch") and "7 sequences" in r for r in info.value.reasons)
+
+
+def test_zero_pipeline_rule() -> None:
+    sol = _solve(
+        LLAMA_8B, "1x8xH100", zero_stages=(ZeroStage.PARAMETERS, ZeroStage.OPTIMIZER), pp_values=(2,)
+    )
+    assert sol.config.zero is ZeroStage.OPTIMIZER
+    with pytest.raises(InfeasibleError) as info:
+        _solve(LLAMA_8B, "1x8xH100", zero_stages=(ZeroStage.GRADIENTS,), pp_values=(2, 4))
+    assert any(r.startswith("zero_pipeline") for r in info.value.reasons)
+
+
+def test_memory_infeasible_reports_numbers() -> None:
+    with pytest.raises(InfeasibleError) as info:
+        _solve(LLAMA_8B, "1x2xH100", margins=MemoryConfig(utilization=0.05))
+    memory = [r for r in info.value.reasons if r.startswith("memory")]
+    assert memory and "GiB" in memory[0] and "usable" in memory[0]
+
+
+def test_memory_fits_every_stage() -> None:
+    sol = _solve(LLAMA_8B, "1x8xH100", margins=MemoryConfig(utilization=0.3))
+    assert sol.memory.fits and sol.memory.peak_gib <= sol.memory.usable_gib
+
+
+def test_stage_layers_are_contiguous_and_nonempty() -> None:
+    sol = _solve(LITE, "1x8xH100", pp_values=(4,), margins=MemoryConfig(utilization=0.85))
+    layers = sol.config.layers_per_stage
+    assert layers is not None and len(layers) == 4 and min(layers) >= 1 and sum(layers) == 27
+
+
+def test_uniform_stages_option() -> None:
+    sol = _solve(
+        LLAMA_8B, "1x8xH100", pp_values=(4,), non_uniform_stages=False, margins=MemoryConfig(utilization=0.5)
+    )
+    assert sol.config.layers_per_stage == even_partition(32, 4)
+
+
+def test_uniform_recompute_option() -> None:
+    sol = _solve(
+        LLAMA_8B,
+        "1x8xH100",
+        pp_values=(8,),
+        tp_values=(1,),
+        micro_batch_values=(2,),
+        per_stage_recompute=False,
+        margins=MemoryConfig(utilization=0.5),
+    )
+    assert sol.config.stage_recompute is not None and len(set(sol.config.stage_recompute)) == 1
+
+
+def test_non_uniform_stages_beat_the_even_split() -> None:
+    """The last stage carries the LM head and logits, and under 1F1B stage s keeps pp − s micro-batches:
+    free stage sizes shift layers away from both ends."""
+    kw = dict(
+        pp_values=(8,),
+        tp_values=(1,),
+        cp_values=(1,),
+        micro_batch_values=(2,),
+        zero_stages=(ZeroStage.DISTRIBUTED_OPTIMIZER,),
+        recompute_modes=(Recompute.SELECTIVE,),
+    )
+    free = _solve(LLAMA_8B, "1x8xH100", seq=2048, margins=MemoryConfig(utilization=0.7), **kw)
+    even = _solve(
+        LLAMA_8B, "1x8xH100", seq=2048, margins=MemoryConfig(utilization=0.7), non_uniform_stages=False, **kw
+    )
+    layers = free.config.layers_per_stage
+    assert layers is not None and layers != even_partition(32, 8) and layers[-1] < max(layers)
+    assert free.perf.step_time_s < 0.9 * even.perf.step_time_s
+
+
+def test_only_non_uniform_stages_fit() -> None:
+    kw = dict(
+        pp_values=(8,),
+        tp_values=(1,),
+        cp_values=(1,),
+        micro_batch_values=(2,),
+        zero_stages=(ZeroStage.DISTRIBUTED_OPTIMIZER,),
+        recompute_modes=(Recompute.SELECTIVE,),
+        margins=MemoryConfig(utilization=0.55),
+    )
+    free = _solve(LLAMA_8B, "1x8xH100", seq=2048, **kw)
+    assert free.memory.fits and free.config.layers_per_stage is not None
+    assert free.config.layers_per_stage[0] < 4  # the first stage holds 8 micro-batches in flight
+    with pytest.raises(InfeasibleError) as info:
+        _solve(LLAMA_8B, "1x8xH100", seq=2048, non_uniform_stages=False, **kw)
+    assert sorted(r.split(":")[0] for r in info.value.reasons) == ["memory", "uniform_stages"]
+
+
+def test_recompute_per_stage_under_memory_pressure() -> None:
+    sol = _solve(
+        LLAMA_8B,
+        "1x8xH100",
+        pp_values=(8,),
+        tp_values=(1,),
+        micro_batch_values=(2,),
+        non_uniform_stages=False,
+        margins=MemoryConfig(utilization=0.5),
+    )
+    modes = sol.config.stage_recompute
+    assert modes is not None and len(set(modes)) > 1
+    assert [m for m in modes if m is Recompute.NONE] and modes[-1] is Recompute.NONE
+
+
+def test_dense_and_moe_layers_costed_apart() -> None:
+    sol = _solve(LITE, "2x8xH100", pp_values=(4,), margins=MemoryConfig(utilization=0.6))
+    assert sol.config.pp == 4 and sol.memory.fits  # the float re-check in solve_training passed
+
+
+# ----- objectives ------------------------------------------------------------------------------------------
+def test_memory_objective_has_more_headroom() -> None:
+    fast = _solve(LLAMA_8B, "1x8xH100")
+    roomy = _solve(LLAMA_8B, "1x8xH100", objective="memory")
+    assert roomy.memory.peak_gib <= fast.memory.peak_gib
+    assert fast.perf.step_time_s <= roomy.perf.step_time_s
+
+
+def test_lexicographic_keeps_the_primary_optimum() -> None:
+    fast = _solve(LLAMA_8B, "1x8xH100")
+    lex = _solve(LLAMA_8B, "1x8xH100", objective=("throughput", "memory"))
+    assert lex.stats.solves == 2 and lex.objective == "throughput>memory"
+    assert lex.perf.step_time_s <= fast.perf.step_time_s * (1 + 1e-6) + 1e-4
+    assert lex.memory.peak_gib <= fast.memory.peak_gib + 1e-9
+
+
+def test_weighted_objective_and_bad_names() -> None:
+    sol = _solve(LLAMA_8B, "1x8xH100", objective={"throughput": 1.0, "memory": 0.5})
+    assert sol.objective == "throughput=1,memory=0.5"
+    with pytest.raises(InputError):
+        _solve(LLAMA_8B, "1x8xH100", objective="latency")
+
+
+def test_cost_objective_can_use_fewer_gpus() -> None:
+    sol = _solve("meta-llama/Llama-3.2-1B", "1x8xH100", objective="cost", world_sizes=(2, 4, 8))
+    thr = _solve("meta-llama/Llama-3.2-1B", "1x8xH100", objective="throughput", world_sizes=(2, 4, 8))
+    assert thr.config.world_size >= sol.config.world_size
+    assert sol.perf.step_time_s * sol.config.world_size <= thr.perf.step_time_s * thr.config.world_size * (
+        1 + 1e-6
+    )
+
+
+# ----- solver behaviour ------------------------------------------------------------------------------------
+def test_time_limit_returns_best_found_with_gap() -> None:
+    model = load_model("meta-llama/Llama-3.1-70B")
+    sol = solve_training(
+        model,
+        Cluster.parse("8x8xH100"),
+        Training(seq_len=8192, global_batch=512),
+        settings=SolverSettings(time_limit_s=0.02, workers=1),
+        options=TrainingOptions(runner_up=False),
+    )
+    assert sol.stats.status in ("FEASIBLE", "OPTIMAL")
+    assert sol.stats.bound <= sol.stats.objective_value
+    if sol.stats.status == "FEASIBLE":
+        assert sol.stats.gap >= 0
+
+
+def test_deterministic_and_settings_recorded() -> None:
+    a = _solve(LITE, "1x8xH100")
+    b = _solve(LITE, "1x8xH100")
+    assert a.config == b.config
+    assert (a.stats.seed, a.stats.workers, a.stats.time_limit_s) == (0, 1, 20.0)
+
+
+def test_runner_up_explains_why_it_lost() -> None:
+    sol = solve_training(
+        load_model(LLAMA_8B),
+        Cluster.parse("1x8xH100"),
+        Training(seq_len=4096, global_batch=64),
+        settings=FAST,
+    )
+    assert sol.runner_up is not None
+    r = sol.runner_up
+    assert (r.config.tp, r.config.pp, r.config.cp, r.config.ep) != (
+        sol.config.tp,
+        sol.config.pp,
+        sol.config.cp,
+        sol.config.ep,
+    )
+    assert r.step_time_s >= sol.perf.step_time_s * (1 - 1e-6) and ("slower" in r.reason or "ties" in r.reason)
+    assert any(b.startswith("global_batch") for b in sol.binding)
+
+
+def test_solver_matches_oracle_on_llama_8b() -> None:
+    model, cluster, wl = (
+        load_model(LLAMA_8B),
+        Cluster.parse("1x8xH100"),
+        Training(seq_len=4096, global_batch=64),
+    )
+    opts = TrainingOptions(non_uniform_stages=False, per_stage_recompute=False, runner_up=False)
+    sol = solve_training(model, cluster, wl, settings=FAST, options=opts)
+    oracle = enumerate_training(model, cluster, wl, options=opts)
+    assert sol.perf.step_time_s == pytest.approx(oracle.perf.step_time_s, rel=1e-5)
+
+
+def test_decoder_rejects_drift() -> None:
+    model, cluster, wl = (
+        load_model(LLAMA_8B),
+        Cluster.parse("1x8xH100"),
+        Training(seq_len=4096, global_batch=64),
+    )
+    t = build_tables(build_space(model, cluster, wl, TrainingOptions()))
+    bounds = point_bounds(t)
+    (i, m, z) = min(bounds, key=lambda key: bounds[key].step_us)
+    from autoparallel.solvers.training_enumerate import Point
+
+    p = Point(
+        shape=i,
+        micro=m,
+        state=z,
+        layers=even_partition(32, t.space.shapes[i].pp),
+        recompute=(0,) * t.space.shapes[i].pp,
+    )
+    _, memory, perf, values = evaluate(t, p)
+    check_against_float(t, p, evaluate_point(t, p), memory, perf)
+    drifted = type(values)(
+        **{
+            **values.__dict__,
+            "memory_mib": tuple(
+                x + 10 * (1 + n) for x, n in zip(values.memory_mib, values.memory_terms, strict=True)
+            ),
+        }
+    )
+    with pytest.raises(InternalError):
+        check_against_float(t, p, drifted, memory, perf)
