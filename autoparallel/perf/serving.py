@@ -20,17 +20,18 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   attention over the context (`ModelSpec.forward_flops_per_token`), split over tp.
 - The replica step (one token for every running sequence) is
 
-      T(b) = pp · t_stage(b / pp) + (pp − 1) · t_hop + t_host (+ eager launch cost)
+      T(b) = pp · t_stage(b / pp) + (pp − 1) · t_hop + t_host (+ eager launch cost per layer)
 
-  TPOT = T(b); output tokens/s per replica = b / T(b). This "mixed-step roofline" replaces the
-  additive T = decode(b) + b · prefill / osl: a mixed batch reads the weights once for decode and
-  prefill tokens together, so compute and memory overlap instead of adding (both agree when one
-  term dominates; the roofline is within the calibration error on the reference rows).
-- TTFT = prefill(isl) + (n_chunks + ½) · T(b): half a step of waiting, then the prompt's chunks
-  ride along `n_chunks = ceil(isl / max_num_batched_tokens)` steps. Queueing beyond the running
-  batch is not modelled (rows that send every request at once measure queueing, not this).
-- The running batch is min(max_num_seqs, KV capacity in sequences of isl + osl/2 tokens, the
-  workload's concurrency / replicas).
+  TPOT = T(b). This "mixed-step roofline" replaces the additive T = decode(b) + b · prefill / osl:
+  a mixed batch reads the weights once for its decode and prefill tokens, so compute and memory
+  overlap instead of adding (the two agree when one term dominates).
+- TTFT = prefill(isl) + (n_chunks + ½) · decode(b) + the server's per-request overhead: half a step
+  of waiting, then the prompt's n_chunks = ceil(isl / max_num_batched_tokens) chunks ride along
+  decode steps. Queueing beyond the running batch is not modelled.
+- Each running slot serves one request per t_first + (osl − 1) · T(b) (t_first: the GPU part of
+  TTFT), so output tokens/s per replica = b · osl / (t_first + (osl − 1) · T(b)) ≈ b / T(b).
+- The running batch is min(max_num_seqs, KV capacity in sequences of isl + osl/2 tokens counted in
+  vLLM's own blocks (memory/vllm_kv.py), the workload's concurrency / replicas).
 
 Efficiency factors per GPU (`VLLM_EFFICIENCY`) are calibrated on the vLLM rows of
 reference/inference_benchmarks_dev.csv; `benchmarks/serving_accuracy.py` reports the error.
@@ -68,6 +69,9 @@ class ServingEfficiency(_Frozen):
     """Fraction of peak HBM bandwidth reached streaming dense weights and the KV cache."""
     moe_hbm_fraction: float
     """Fraction of peak HBM bandwidth reached by fused-MoE kernels streaming routed experts."""
+    moe_expert_overhead_s: float
+    """Fixed cost per (layer, local expert a step touches) of the fused-MoE kernels, s: many small
+    experts (DeepSeek: 256 per layer, TP-sliced to 256 columns) stay far below the HBM roofline."""
     step_overhead_s: float
     """Host time per engine step not hidden by the GPU (scheduler, sampler, output processing), s."""
     eager_layer_overhead_s: float
@@ -80,23 +84,28 @@ class ServingEfficiency(_Frozen):
 
 _HOPPER = ServingEfficiency(
     flops_fraction=0.45,
-    hbm_fraction=0.80,
-    moe_hbm_fraction=0.35,
+    hbm_fraction=0.75,
+    moe_hbm_fraction=0.75,
+    moe_expert_overhead_s=5e-6,
     step_overhead_s=1.0e-3,
     eager_layer_overhead_s=80e-6,
-    request_overhead_s=0.035,
-    source="calibrated on the vLLM rows of reference/inference_benchmarks_dev.csv (I301 Qwen3-8B "
-    "H100 batch 4: TPOT 7.38 ms; I201/I204-I208 DeepSeek-V3.2 H200 TP8 and DP8+EP); see "
-    "benchmarks/serving_accuracy.py",
+    request_overhead_s=0.045,
+    source="vLLM rows of reference/inference_benchmarks_dev.csv (benchmarks/serving_accuracy.py): "
+    "hbm_fraction + step overhead from I301 (Qwen3-8B, H100, 4 concurrent: TPOT 7.38 ms, predicted "
+    "7.5); request overhead from its TTFT (64 ms for a 233-token prompt); the MoE expert cost from "
+    "the DeepSeek-V3.2 TP8 rows' ITL at their Little's-law batch (I201, I206-I208; V3.2's indexer "
+    "is inside it). flops_fraction 0.45 of the dense peak: TensorRT-LLM's compute-bound rows (isl "
+    "2048 / osl 128) reach ~0.5, vLLM is taken slightly lower (engines differ).",
 )
 _DEFAULT = ServingEfficiency(
     flops_fraction=0.40,
-    hbm_fraction=0.75,
-    moe_hbm_fraction=0.30,
+    hbm_fraction=0.70,
+    moe_hbm_fraction=0.70,
+    moe_expert_overhead_s=6e-6,
     step_overhead_s=1.2e-3,
     eager_layer_overhead_s=100e-6,
-    request_overhead_s=0.040,
-    source="not calibrated: Hopper factors lowered by ~10 % (older kernels, no FP8 GEMMs)",
+    request_overhead_s=0.050,
+    source="not calibrated (no reference rows): the Hopper factors lowered ~10 % for older kernels",
 )
 VLLM_EFFICIENCY: dict[str, ServingEfficiency] = {"hopper": _HOPPER, "blackwell": _HOPPER}
 """vLLM efficiency by GPU architecture (`GPU.arch`); other architectures use `DEFAULT_EFFICIENCY`."""
@@ -104,6 +113,8 @@ DEFAULT_EFFICIENCY = _DEFAULT
 
 ACTIVATION_BYTES = 2.0
 """bf16 activations cross the links (all-reduce, all-to-all, pipeline hops)."""
+
+
 def efficiency_for(gpu: GPU) -> ServingEfficiency:
     """The vLLM efficiency factors of `gpu`."""
     return VLLM_EFFICIENCY.get(gpu.arch, DEFAULT_EFFICIENCY)
@@ -125,15 +136,19 @@ def effective_model(model: ModelSpec, quantization: str | None) -> ModelSpec:
     if quantization != "fp8" or model.quantization is not None:
         from autoparallel.errors import InputError
 
-        raise InputError(f"quantization={quantization!r} cannot be applied to {model.name}: only online "
-                         "'fp8' on an unquantized checkpoint is supported")
+        raise InputError(
+            f"quantization={quantization!r} cannot be applied to {model.name}: only online "
+            "'fp8' on an unquantized checkpoint is supported"
+        )
     return model.model_copy(update={"quantization": QuantSpec(method=QuantMethod.FP8, bits=8)})
 
 
 # ----- per-model facts, memoized ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class _ModelFacts:
-    """Whole-model sums the step formula needs (bytes, counts), for one quantization and KV dtype."""
+    """Whole-model sums the step formula needs (bytes, counts), for one weight quantization.
+
+    Memoized per model object (`id`, with the object kept to rule out reuse of the id)."""
 
     layers: int
     hidden: int
@@ -141,18 +156,16 @@ class _ModelFacts:
     head_bytes: float  # LM head (the embedding when tied), read every step
     expert_groups: tuple[tuple[int, int, int, float], ...]  # (layers, experts, top_k, bytes per expert)
     moe_layers: int
-    kv_full_bytes: float  # KV bytes per context token, full/MLA layers, all ranks (per-rank below)
-    kv_windows: tuple[tuple[int, float], ...]  # (window, KV bytes per token) of sliding/chunked layers
     fp8_compute: bool
 
 
-_FACTS: dict[tuple[int, str | None, str], tuple[ModelSpec, _ModelFacts]] = {}
+_FACTS: dict[tuple[int, str | None], tuple[ModelSpec, _ModelFacts]] = {}
 _KV_RANK: dict[tuple[int, str, int], tuple[ModelSpec, float, tuple[tuple[int, float], ...]]] = {}
 _FLOPS: dict[tuple[int, int], tuple[ModelSpec, float]] = {}
 
 
-def _facts(model: ModelSpec, quantization: str | None, kv_cache_dtype: str) -> _ModelFacts:
-    key = (id(model), quantization, kv_cache_dtype)
+def _facts(model: ModelSpec, quantization: str | None) -> _ModelFacts:
+    key = (id(model), quantization)
     hit = _FACTS.get(key)
     if hit is not None and hit[0] is model:
         return hit[1]
@@ -167,16 +180,6 @@ def _facts(model: ModelSpec, quantization: str | None, kv_cache_dtype: str) -> _
             gkey = (layer.mlp.num_experts, layer.mlp.experts_per_token, per)
             groups[gkey] = groups.get(gkey, 0) + 1
     head = eff.weight_bytes(ParamGroups(lm_head=eff.lm_head_params or eff.embedding_params))
-    kvb = kv_dtype_bytes(eff, kv_cache_dtype)
-    windows: dict[int, float] = {}
-    full = 0.0
-    for layer in eff.layers:
-        att = layer.attention
-        per_token = att.kv_bytes_per_token_per_element * kvb
-        if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
-            windows[att.window_tokens] = windows.get(att.window_tokens, 0.0) + per_token
-        else:
-            full += per_token
     q = eff.quantization
     facts = _ModelFacts(
         layers=eff.num_layers,
@@ -185,8 +188,6 @@ def _facts(model: ModelSpec, quantization: str | None, kv_cache_dtype: str) -> _
         head_bytes=head,
         expert_groups=tuple((n, e, k, per) for (e, k, per), n in sorted(groups.items())),
         moe_layers=sum(groups.values()),
-        kv_full_bytes=full,
-        kv_windows=tuple(sorted(windows.items())),
         fp8_compute=q is not None and q.method is QuantMethod.FP8,
     )
     _FACTS[key] = (model, facts)
@@ -229,8 +230,9 @@ def _flops_per_token(model: ModelSpec, context_tokens: float) -> float:
     return value
 
 
-def kv_bytes_per_sequence_per_gpu(model: ModelSpec, kv_cache_dtype: str, tp: int, pp: int,
-                                  context_tokens: float) -> float:
+def kv_bytes_per_sequence_per_gpu(
+    model: ModelSpec, kv_cache_dtype: str, tp: int, pp: int, context_tokens: float
+) -> float:
     """KV bytes one sequence of `context_tokens` reads on one GPU of the fullest pipeline stage."""
     full, windows = _kv_rank(model, kv_cache_dtype, tp)
     per_rank = full * context_tokens + sum(b * min(context_tokens, w) for w, b in windows)
@@ -264,13 +266,20 @@ class ReplicaShape:
     @classmethod
     def of(cls, config: ServingConfig) -> ReplicaShape:
         ep = config.tp * config.replicas if config.enable_expert_parallel else 1
-        return cls(config.tp, config.pp, ep, config.quantization, config.kv_cache_dtype,
-                   config.enforce_eager)
+        return cls(config.tp, config.pp, ep, config.quantization, config.kv_cache_dtype, config.enforce_eager)
 
 
-def stage_step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, *, decode_seqs: float,
-                 context_tokens: float, prefill_tokens: float, prefill_context: float,
-                 steps: float = 1.0) -> tuple[float, bool]:
+def stage_step_s(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    *,
+    decode_seqs: float,
+    context_tokens: float,
+    prefill_tokens: float,
+    prefill_context: float,
+    steps: float = 1.0,
+) -> tuple[float, bool]:
     """One pipeline stage processing `decode_seqs` decode tokens (each reading `context_tokens` of
     KV) and `prefill_tokens` prompt tokens (attending on average to `prefill_context` tokens), spread
     over `steps` engine steps (weights are re-read each step).
@@ -280,13 +289,13 @@ def stage_step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, *, dec
     """
     gpu = cluster.gpu
     eff = efficiency_for(gpu)
-    f = _facts(model, shape.quantization, shape.kv_cache_dtype)
+    f = _facts(model, shape.quantization)
     tp, pp = shape.tp, shape.pp
     frac = _stage_fraction(f.layers, pp)
     tokens_per_step = (decode_seqs + prefill_tokens) / steps
     # Bytes streamed from HBM per GPU: weights once per step, experts only where routed, KV per decode.
     dense_bytes = (f.dense_bytes * frac + f.head_bytes) / tp * steps
-    expert_bytes = 0.0
+    expert_bytes = expert_calls = 0.0
     for n_layers, experts, top_k, per_expert in f.expert_groups:
         if shape.ep_ranks > 1:
             routed = tokens_per_step * (shape.ep_ranks // tp)  # every DP rank's tokens reach the experts
@@ -295,13 +304,22 @@ def stage_step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, *, dec
         else:
             touched = _unique_experts(experts, top_k, tokens_per_step)
             expert_bytes += n_layers * frac * touched * per_expert / tp * steps
-    kv_bytes = decode_seqs * kv_bytes_per_sequence_per_gpu(model, shape.kv_cache_dtype, tp, pp,
-                                                           context_tokens)
+        expert_calls += n_layers * frac * touched * steps
+    kv_bytes = decode_seqs * kv_bytes_per_sequence_per_gpu(
+        model, shape.kv_cache_dtype, tp, pp, context_tokens
+    )
     hbm = gpu.hbm_tbps * 1e12
-    t_mem = (dense_bytes + kv_bytes) / (hbm * eff.hbm_fraction) + expert_bytes / (hbm * eff.moe_hbm_fraction)
+    t_mem = ((dense_bytes + kv_bytes) / (hbm * eff.hbm_fraction) + expert_bytes / (hbm * eff.moe_hbm_fraction)
+             + expert_calls * eff.moe_expert_overhead_s)
     # FLOPs per GPU: 2 per active weight and token plus attention over the context, split over tp.
-    flops = (decode_seqs * _flops_per_token(model, context_tokens)
-             + prefill_tokens * _flops_per_token(model, prefill_context)) * frac / tp
+    flops = (
+        (
+            decode_seqs * _flops_per_token(model, context_tokens)
+            + prefill_tokens * _flops_per_token(model, prefill_context)
+        )
+        * frac
+        / tp
+    )
     peak = (gpu.fp8_tflops if f.fp8_compute and gpu.fp8_tflops else gpu.bf16_tflops) * 1e12
     t_compute = flops / (peak * eff.flops_fraction)
     comm = steps * _comm_per_step_s(cluster, shape, f, frac, tokens_per_step)
@@ -321,8 +339,9 @@ def _link(cluster: Cluster, size: int, stride: int) -> comm.Link:
     return hit[1]
 
 
-def _comm_per_step_s(cluster: Cluster, shape: ReplicaShape, f: _ModelFacts, frac: float,
-                     tokens: float) -> float:
+def _comm_per_step_s(
+    cluster: Cluster, shape: ReplicaShape, f: _ModelFacts, frac: float, tokens: float
+) -> float:
     """Exposed TP all-reduces and EP all-to-alls of one stage step carrying `tokens` tokens."""
     layers = math.ceil(f.layers * frac - 1e-9)
     moe_layers = f.moe_layers * frac
@@ -373,11 +392,19 @@ class StepTimes:
 _PREFILL: dict[tuple[object, ...], tuple[ModelSpec, Cluster, float]] = {}
 
 
-def replica_step_times(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, *, batch: float,
-                       isl: int, osl: int, batched_tokens: int) -> StepTimes:
+def replica_step_times(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    *,
+    batch: float,
+    isl: int,
+    osl: int,
+    batched_tokens: int,
+) -> StepTimes:
     """Step, decode, prefill and TTFT times of one replica running `batch` sequences (see module doc)."""
     eff = efficiency_for(cluster.gpu)
-    f = _facts(model, shape.quantization, shape.kv_cache_dtype)
+    f = _facts(model, shape.quantization)
     pp = shape.pp
     stage_layers = math.ceil(f.layers / pp)
     eager_s = eff.eager_layer_overhead_s * stage_layers if shape.enforce_eager else 0.0
@@ -387,8 +414,16 @@ def replica_step_times(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, 
     steps = max(1.0, (m + prefill_tokens) / batched_tokens)
 
     def rotation(decode: float, prefill: float, n_steps: float) -> tuple[float, bool]:
-        stage, mem_bound = stage_step_s(model, cluster, shape, decode_seqs=decode, context_tokens=context,
-                                        prefill_tokens=prefill, prefill_context=isl / 2.0, steps=n_steps)
+        stage, mem_bound = stage_step_s(
+            model,
+            cluster,
+            shape,
+            decode_seqs=decode,
+            context_tokens=context,
+            prefill_tokens=prefill,
+            prefill_context=isl / 2.0,
+            steps=n_steps,
+        )
         hop = _hop_s(cluster, shape, f, (decode + prefill) / n_steps)
         total = pp * (stage + n_steps * eager_s) + (pp - 1) * hop * n_steps + n_steps * eff.step_overhead_s
         return total, mem_bound
@@ -403,8 +438,9 @@ def replica_step_times(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, 
         _PREFILL[key] = hit
     prefill_s = hit[2]
     ttft_s = prefill_s + (chunks + 0.5) * decode_s
-    return StepTimes(step_s=step_s, decode_s=decode_s, prefill_s=prefill_s, ttft_s=ttft_s,
-                     memory_bound=memory_bound)
+    return StepTimes(
+        step_s=step_s, decode_s=decode_s, prefill_s=prefill_s, ttft_s=ttft_s, memory_bound=memory_bound
+    )
 
 
 # ----- one deployment --------------------------------------------------------------------------------
@@ -465,8 +501,9 @@ class KvLayout:
 _LAYOUTS: dict[tuple[object, ...], tuple[ModelSpec, KvLayout]] = {}
 
 
-def kv_layout(model: ModelSpec, gpu: GPU, config: ServingConfig, workload: Serving, *,
-              vllm_version: str = "0.32") -> KvLayout:
+def kv_layout(
+    model: ModelSpec, gpu: GPU, config: ServingConfig, workload: Serving, *, vllm_version: str = "0.32"
+) -> KvLayout:
     """The KV layout of `config` (memoized): blocks per average sequence and bytes per block per stage.
 
     A sequence of c tokens takes the blocks vLLM would give a request of max_model_len = c
@@ -477,25 +514,47 @@ def kv_layout(model: ModelSpec, gpu: GPU, config: ServingConfig, workload: Servi
     from autoparallel.memory.serving import kv_block_size, layer_kv_specs, resolve_batch_defaults
     from autoparallel.memory.vllm_versions import parse_vllm_version, rules_for
 
-    key = (id(model), gpu.name, config.tp, config.pp, config.kv_cache_dtype, config.quantization,
-           config.max_model_len, config.max_num_seqs, config.max_num_batched_tokens,
-           workload.isl, workload.osl, vllm_version)
+    key = (
+        id(model),
+        gpu.name,
+        config.tp,
+        config.pp,
+        config.kv_cache_dtype,
+        config.quantization,
+        config.max_model_len,
+        config.max_num_seqs,
+        config.max_num_batched_tokens,
+        workload.isl,
+        workload.osl,
+        vllm_version,
+    )
     hit = _LAYOUTS.get(key)
     if hit is not None and hit[0] is model:
         return hit[1]
     rules = rules_for(parse_vllm_version(vllm_version))
-    _, tokens = resolve_batch_defaults(rules, gpu, config.max_model_len, config.max_num_seqs,
-                                       config.max_num_batched_tokens)
+    _, tokens = resolve_batch_defaults(
+        rules, gpu, config.max_model_len, config.max_num_seqs, config.max_num_batched_tokens
+    )
     stages = vllm_profile.pp_partition(model.num_layers, config.pp)
     layers = layer_kv_specs(model, stages, config.tp, kv_dtype_bytes(model, config.kv_cache_dtype))
-    plan = vllm_kv.plan_kv(layers, [0.0] * config.pp, block_size=kv_block_size(model, gpu, rules),
-                           rules=rules, max_model_len=config.max_model_len, max_num_batched_tokens=tokens)
+    plan = vllm_kv.plan_kv(
+        layers,
+        [0.0] * config.pp,
+        block_size=kv_block_size(model, gpu, rules),
+        rules=rules,
+        max_model_len=config.max_model_len,
+        max_num_batched_tokens=tokens,
+    )
     context = math.ceil(workload.isl + workload.osl / 2.0)
     need = vllm_kv.bytes_for_request(plan, 0, context, rules, tokens, config.pp)
     blocks = need // plan.bytes_per_block[0] if plan.bytes_per_block[0] else 0
-    layout = KvLayout(block_size=plan.block_size, bytes_per_block=plan.bytes_per_block,
-                      blocks_per_seq=max(int(blocks), 1), batched_tokens=tokens,
-                      null_blocks=1 if rules.reserves_null_block else 0)
+    layout = KvLayout(
+        block_size=plan.block_size,
+        bytes_per_block=plan.bytes_per_block,
+        blocks_per_seq=max(int(blocks), 1),
+        batched_tokens=tokens,
+        null_blocks=1 if rules.reserves_null_block else 0,
+    )
     _LAYOUTS[key] = (model, layout)
     return layout
 
@@ -508,8 +567,15 @@ def running_batch(config: ServingConfig, workload: Serving, kv_capacity_seqs: fl
     return min(options, key=lambda item: item[0])
 
 
-def serving_perf(model: ModelSpec, cluster: Cluster, config: ServingConfig, workload: Serving, *,
-                 memory: VllmMemoryReport, vllm_version: str = "0.32") -> ServingPerf:
+def serving_perf(
+    model: ModelSpec,
+    cluster: Cluster,
+    config: ServingConfig,
+    workload: Serving,
+    *,
+    memory: VllmMemoryReport,
+    vllm_version: str = "0.32",
+) -> ServingPerf:
     """Latency, throughput and cost of `config` serving `workload`, given vLLM's memory report."""
     layout = kv_layout(model, cluster.gpu, config, workload, vllm_version=vllm_version)
     capacity = max(memory.num_gpu_blocks - layout.null_blocks, 0) // layout.blocks_per_seq
@@ -517,9 +583,17 @@ def serving_perf(model: ModelSpec, cluster: Cluster, config: ServingConfig, work
     available = [stage.kv_cache_gib * 2**30 for stage in memory.stages]
     per_seq = [(batch * layout.blocks_per_seq + layout.null_blocks) * b for b in layout.bytes_per_block]
     headroom = min(a - need for a, need in zip(available, per_seq, strict=True))
-    return perf_at_batch(model, cluster, config, workload, batch=batch, batch_limit=limit,
-                         batched_tokens=layout.batched_tokens, kv_capacity_seqs=capacity,
-                         kv_headroom_bytes=headroom)
+    return perf_at_batch(
+        model,
+        cluster,
+        config,
+        workload,
+        batch=batch,
+        batch_limit=limit,
+        batched_tokens=layout.batched_tokens,
+        kv_capacity_seqs=capacity,
+        kv_headroom_bytes=headroom,
+    )
 
 
 def replica_rates(times: StepTimes, *, batch: float, osl: int, gpu: GPU) -> tuple[float, float]:
@@ -533,26 +607,51 @@ def replica_rates(times: StepTimes, *, batch: float, osl: int, gpu: GPU) -> tupl
     return times.ttft_s + efficiency_for(gpu).request_overhead_s, batch * osl / cycle_s
 
 
-def perf_at_batch(model: ModelSpec, cluster: Cluster, config: ServingConfig, workload: Serving, *,
-                  batch: float, batch_limit: str, batched_tokens: int, kv_capacity_seqs: int,
-                  kv_headroom_bytes: float) -> ServingPerf:
+def perf_at_batch(
+    model: ModelSpec,
+    cluster: Cluster,
+    config: ServingConfig,
+    workload: Serving,
+    *,
+    batch: float,
+    batch_limit: str,
+    batched_tokens: int,
+    kv_capacity_seqs: int,
+    kv_headroom_bytes: float,
+) -> ServingPerf:
     """`serving_perf` at a given running batch per replica."""
     gpu = cluster.gpu
     eff = efficiency_for(gpu)
-    times = replica_step_times(model, cluster, ReplicaShape.of(config), batch=max(batch, 1e-9),
-                               isl=workload.isl, osl=workload.osl, batched_tokens=batched_tokens)
+    times = replica_step_times(
+        model,
+        cluster,
+        ReplicaShape.of(config),
+        batch=max(batch, 1e-9),
+        isl=workload.isl,
+        osl=workload.osl,
+        batched_tokens=batched_tokens,
+    )
     ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu)
     total = per_replica * config.replicas
     usd = gpu.usd_per_hour * config.gpus / (total * 3600.0) * 1e6 if total > 0 else math.inf
     rate_ok = workload.request_rate is None or total / workload.osl >= workload.request_rate
     return ServingPerf(
-        ttft_ms=ttft_s * 1e3, tpot_ms=times.step_s * 1e3,
-        decode_step_ms=times.decode_s * 1e3, prefill_ms=times.prefill_s * 1e3, batch_size=batch,
-        batch_limit=batch_limit, kv_capacity_seqs=kv_capacity_seqs,
-        kv_headroom_gib=kv_headroom_bytes / 2**30, memory_bound=times.memory_bound,
-        output_tokens_per_s=total, output_tokens_per_s_per_replica=per_replica,
-        output_tokens_per_s_per_gpu=total / config.gpus, requests_per_s=total / workload.osl,
-        usd_per_million_tokens=usd, sustains_request_rate=rate_ok, efficiency=eff,
+        ttft_ms=ttft_s * 1e3,
+        tpot_ms=times.step_s * 1e3,
+        decode_step_ms=times.decode_s * 1e3,
+        prefill_ms=times.prefill_s * 1e3,
+        batch_size=batch,
+        batch_limit=batch_limit,
+        kv_capacity_seqs=kv_capacity_seqs,
+        kv_headroom_gib=kv_headroom_bytes / 2**30,
+        memory_bound=times.memory_bound,
+        output_tokens_per_s=total,
+        output_tokens_per_s_per_replica=per_replica,
+        output_tokens_per_s_per_gpu=total / config.gpus,
+        requests_per_s=total / workload.osl,
+        usd_per_million_tokens=usd,
+        sustains_request_rate=rate_ok,
+        efficiency=eff,
     )
 
 
@@ -575,13 +674,17 @@ def deployment_problems(cluster: Cluster, config: ServingConfig, workload: Servi
     """Placement problems of `config` beyond vLLM's own start-up checks."""
     out: list[str] = []
     if config.gpus > cluster.world_size:
-        out.append(f"needs {config.gpus} GPUs (tp={config.tp} x pp={config.pp} x "
-                   f"replicas={config.replicas}); the cluster has {cluster.world_size}")
+        out.append(
+            f"needs {config.gpus} GPUs (tp={config.tp} x pp={config.pp} x "
+            f"replicas={config.replicas}); the cluster has {cluster.world_size}"
+        )
     if config.tp > cluster.gpus_per_node or cluster.gpus_per_node % config.tp:
         out.append(f"tp={config.tp} does not fit inside a node of {cluster.gpus_per_node} GPUs")
     if config.max_model_len < workload.context_len:
-        out.append(f"max_model_len={config.max_model_len} is shorter than the workload's context "
-                   f"{workload.context_len}")
+        out.append(
+            f"max_model_len={config.max_model_len} is shorter than the workload's context "
+            f"{workload.context_len}"
+        )
     return out
 
 
@@ -597,9 +700,18 @@ def slo_violations(perf: ServingPerf, workload: Serving) -> list[str]:
     return out
 
 
-def evaluate_serving(model: ModelSpec, cluster: Cluster, config: ServingConfig, workload: Serving, *,
-                     vllm_version: str = "0.32") -> ServingEstimate:
+def evaluate_serving(
+    model: ModelSpec,
+    cluster: Cluster,
+    config: ServingConfig,
+    workload: Serving,
+    *,
+    vllm_version: str = "0.32",
+    memory: VllmMemoryReport | None = None,
+) -> ServingEstimate:
     """Memory (vLLM's accounting) and speed of `config` on `cluster` serving `workload`.
+
+    `memory`: vLLM's report for this config when the caller already has it (else computed).
 
     Raises:
         InputError: a degree the model or vLLM rejects (see `memory.serving.vllm_memory`).
@@ -608,12 +720,19 @@ def evaluate_serving(model: ModelSpec, cluster: Cluster, config: ServingConfig, 
 
     if not ServingEstimate.__pydantic_complete__:
         ServingEstimate.model_rebuild(_types_namespace={"VllmMemoryReport": VllmMemoryReport})
-    memory = serving_memory(model, cluster.gpu, config, vllm_version=vllm_version)
+    if memory is None:
+        memory = serving_memory(model, cluster.gpu, config, vllm_version=vllm_version)
     perf = serving_perf(model, cluster, config, workload, memory=memory, vllm_version=vllm_version)
     problems = list(memory.problems) + deployment_problems(cluster, config, workload)
     if memory.fits and perf.kv_capacity_seqs < 1:
-        problems.append(f"the KV cache ({memory.kv_cache_gib:.2f} GiB per GPU) holds no whole sequence of "
-                        f"{workload.isl + workload.osl // 2} tokens")
-    return ServingEstimate(memory=memory, perf=perf, fits=not problems,
-                           problems=tuple(dict.fromkeys(problems)),
-                           slo_violations=tuple(slo_violations(perf, workload)))
+        problems.append(
+            f"the KV cache ({memory.kv_cache_gib:.2f} GiB per GPU) holds no whole sequence of "
+            f"{workload.isl + workload.osl // 2} tokens"
+        )
+    return ServingEstimate(
+        memory=memory,
+        perf=perf,
+        fits=not problems,
+        problems=tuple(dict.fromkeys(problems)),
+        slo_violations=tuple(slo_violations(perf, workload)),
+    )

@@ -1,11 +1,11 @@
 """solve_serving: the best vLLM deployment of a model on a cluster for a workload, proved by CP-SAT.
 
-    space   = serving_space.build_space(...)        domains + integer tables from the float model
-    encoded = serving_encoder.build(space)          CP-SAT variables and constraint families
-    solve   lexicographically (primary, then the next objective with the primary fixed within ε)
-    decode  serving_decoder.decode(...)             ServingConfig, re-checked by the float model
-    explain on INFEASIBLE: re-solve with each family behind an assumption literal; CP-SAT's
-            sufficient_assumptions_for_infeasibility names the families; serving_explain adds numbers.
+space   = serving_space.build_space(...)        domains + integer tables from the float model
+encoded = serving_encoder.build(space)          CP-SAT variables and constraint families
+solve   lexicographically (primary, then the next objective with the primary fixed within ε)
+decode  serving_decoder.decode(...)             ServingConfig, re-checked by the float model
+explain on INFEASIBLE: re-solve with each family behind an assumption literal; CP-SAT's
+        sufficient_assumptions_for_infeasibility names the families; serving_explain adds numbers.
 """
 
 from __future__ import annotations
@@ -33,7 +33,15 @@ from autoparallel.solvers.serving_decoder import (
     read_point,
     why_lost,
 )
-from autoparallel.solvers.serving_encoder import MAXIMIZED, OBJECTIVES, EncodedServing, build, set_objective
+from autoparallel.solvers.serving_encoder import (
+    MAXIMIZED,
+    OBJECTIVES,
+    EncodedServing,
+    build,
+    candidate_entries,
+    set_objective,
+    tune_presolve,
+)
 from autoparallel.solvers.serving_space import ServingOptions, ServingSpace, build_space
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
@@ -48,14 +56,19 @@ DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
 """Lexicographic order used for a single objective name: ties (or ε-ties) broken by the second."""
 
 
+ALIASES = {"headroom": "memory"}
+"""Other names accepted for an objective."""
+
+
 def objective_chain(objective: Objective) -> tuple[str, ...] | dict[str, float]:
     """Validate an objective and expand a single name to its lexicographic chain."""
     if isinstance(objective, dict):
-        bad = [k for k in objective if k not in OBJECTIVES]
-        if bad or not objective:
+        weights = {ALIASES.get(k, k): w for k, w in objective.items()}
+        bad = [k for k in weights if k not in OBJECTIVES]
+        if bad or not weights:
             raise InputError(f"unknown objective {bad or objective!r}; choose from {', '.join(OBJECTIVES)}")
-        return dict(objective)
-    names = (objective,) if isinstance(objective, str) else tuple(objective)
+        return weights
+    names = tuple(ALIASES.get(n, n) for n in ((objective,) if isinstance(objective, str) else objective))
     bad = [n for n in names if n not in OBJECTIVES]
     if bad or not names:
         raise InputError(f"unknown objective {bad or objective!r}; choose from {', '.join(OBJECTIVES)}")
@@ -63,8 +76,8 @@ def objective_chain(objective: Objective) -> tuple[str, ...] | dict[str, float]:
 
 
 @dataclass
-class _Run:
-    """Accumulated solver statistics over the solves of one result."""
+class SolveRun:
+    """Solver statistics accumulated over the CP-SAT calls behind one result."""
 
     settings: SolverSettings
     wall_s: float = 0.0
@@ -76,9 +89,17 @@ class _Run:
     def stats(self) -> SolverStats:
         value, bound = self.primary
         gap = abs(value - bound) / max(1.0, abs(value))
-        return SolverStats(status=self.status, wall_s=self.wall_s, objective_value=value, bound=bound,
-                           gap=gap, solves=self.solves, seed=self.settings.seed,
-                           workers=self.settings.workers, time_limit_s=self.settings.time_limit_s)
+        return SolverStats(
+            status=self.status,
+            wall_s=self.wall_s,
+            objective_value=value,
+            bound=bound,
+            gap=gap,
+            solves=self.solves,
+            seed=self.settings.seed,
+            workers=self.settings.workers,
+            time_limit_s=self.settings.time_limit_s,
+        )
 
 
 def _solver(settings: SolverSettings) -> cp_model.CpSolver:
@@ -88,12 +109,13 @@ def _solver(settings: SolverSettings) -> cp_model.CpSolver:
     p.num_workers = settings.workers
     p.random_seed = settings.seed
     p.log_search_progress = settings.log_search
+    tune_presolve(p)
     if settings.workers > 1:
         p.interleave_search = True
     return solver
 
 
-def _solve(enc: EncodedServing, run: _Run) -> cp_model.CpSolver | None:
+def _solve(enc: EncodedServing, run: SolveRun) -> cp_model.CpSolver | None:
     """One CP-SAT call; None when infeasible. Raises on time-out without a solution or invalid model."""
     solver = _solver(run.settings)
     start = time.perf_counter()
@@ -105,8 +127,10 @@ def _solve(enc: EncodedServing, run: _Run) -> cp_model.CpSolver | None:
     if status == cp_model.MODEL_INVALID:
         raise InternalError(f"invalid CP-SAT serving model: {enc.model.validate()}")
     if status == cp_model.UNKNOWN:
-        raise SolverTimeoutError(f"no feasible serving plan found within {run.settings.time_limit_s:g} s "
-                                 "(raise SolverSettings.time_limit_s)")
+        raise SolverTimeoutError(
+            f"no feasible serving plan found within {run.settings.time_limit_s:g} s "
+            "(raise SolverSettings.time_limit_s)"
+        )
     if status == cp_model.FEASIBLE:
         run.status = "FEASIBLE"
     return solver
@@ -120,7 +144,7 @@ def _hint(enc: EncodedServing, solver: cp_model.CpSolver) -> None:
     enc.model.add_hint(v.replicas, solver.value(v.replicas))
 
 
-def optimize(enc: EncodedServing, chain: tuple[str, ...] | dict[str, float], run: _Run) -> Point | None:
+def optimize(enc: EncodedServing, chain: tuple[str, ...] | dict[str, float], run: SolveRun) -> Point | None:
     """Lexicographic (or weighted) optimization; the point of the last level, None if infeasible."""
     levels: list[str | dict[str, float]] = [chain] if isinstance(chain, dict) else list(chain)
     point = None
@@ -149,13 +173,20 @@ def _fix_within(enc: EncodedServing, name: str, value: int, settings: SolverSett
         enc.model.add(expr <= value + slack).with_name(f"lexicographic[{name}]")
 
 
-def _coerce(workload: Serving | str) -> Serving:
+def coerce_workload(workload: Serving | str) -> Serving:
     return Serving.preset(workload) if isinstance(workload, str) else workload
 
 
-def solve_serving(model: ModelSpec, cluster: Cluster, workload: Serving | str, *,
-                  objective: Objective = "throughput", settings: SolverSettings | None = None,
-                  options: ServingOptions | None = None, runner_up: bool = True) -> ServingSolution:
+def solve_serving(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Serving | str,
+    *,
+    objective: Objective = "throughput",
+    settings: SolverSettings | None = None,
+    options: ServingOptions | None = None,
+    runner_up: bool = True,
+) -> ServingSolution:
     """The best vLLM deployment of `model` on `cluster` for `workload`.
 
     Args:
@@ -176,30 +207,46 @@ def solve_serving(model: ModelSpec, cluster: Cluster, workload: Serving | str, *
     settings = settings or SolverSettings()
     options = options or ServingOptions()
     chain = objective_chain(objective)
-    space = build_space(model, cluster, _coerce(workload), options)
-    run = _Run(settings)
+    space = build_space(model, cluster, coerce_workload(workload), options)
+    run = SolveRun(settings)
     point = None
-    if any(space.tables.evaluated):
-        enc = build(space)
-        point = optimize(enc, chain, run)
+    if candidate_entries(space):
+        point = optimize(build(space), chain, run)
     if point is None:
         raise serving_explain.explain_infeasible(space, settings)
-    return _solution(space, chain, objective, point, run, runner_up)
+    return make_solution(space, chain, objective, point, run, runner_up)
 
 
-def _solution(space: ServingSpace, chain: tuple[str, ...] | dict[str, float], objective: Objective,
-              point: Point, run: _Run, with_runner_up: bool) -> ServingSolution:
+def make_solution(
+    space: ServingSpace,
+    chain: tuple[str, ...] | dict[str, float],
+    objective: Objective,
+    point: Point,
+    run: SolveRun,
+    with_runner_up: bool,
+) -> ServingSolution:
     config, est = decode(space, point)
     primary = next(iter(chain))
     ru = _runner_up(space, chain, point, (config, est), run.settings) if with_runner_up else None
-    return ServingSolution(config=config, estimate=est, objective=objective,
-                           objective_value=objective_value(est, primary), solver=run.stats(),
-                           binding=binding_constraints(space, point, est), runner_up=ru,
-                           settings=run.settings)
+    return ServingSolution(
+        config=config,
+        estimate=est,
+        objective=objective,
+        objective_value=objective_value(est, primary),
+        solver=run.stats(),
+        binding=binding_constraints(space, point, est),
+        runner_up=ru,
+        settings=run.settings,
+    )
 
 
-def _runner_up(space: ServingSpace, chain: tuple[str, ...] | dict[str, float], point: Point,
-               best: tuple[ServingConfig, ServingEstimate], settings: SolverSettings) -> RunnerUp | None:
+def _runner_up(
+    space: ServingSpace,
+    chain: tuple[str, ...] | dict[str, float],
+    point: Point,
+    best: tuple[ServingConfig, ServingEstimate],
+    settings: SolverSettings,
+) -> RunnerUp | None:
     """Best plan whose (tp, pp, ep ranks) differs from the winner's (primary objective only)."""
     win = space.shapes[point.shape]
     enc = build(space)
@@ -207,7 +254,7 @@ def _runner_up(space: ServingSpace, chain: tuple[str, ...] | dict[str, float], p
         if (s.tp, s.pp, s.ep_ranks) == (win.tp, win.pp, win.ep_ranks):
             enc.model.add(x == 0).with_name("runner_up[other shape]")
     primary: tuple[str, ...] | dict[str, float] = chain if isinstance(chain, dict) else chain[:1]
-    other = optimize(enc, primary, _Run(settings))
+    other = optimize(enc, primary, SolveRun(settings))
     if other is None:
         return None
     config, est = decode(space, other)

@@ -109,8 +109,14 @@ def read_point(enc: EncodedServing, solver: cp_model.CpSolver) -> Point:
     def pick(lits: list[cp_model.IntVar]) -> int:
         return next(i for i, x in enumerate(lits) if solver.boolean_value(x))
 
-    return Point(pick(v.shape), pick(v.runtime), pick(v.batch), pick(v.util), pick(v.mml),
-                 int(solver.value(v.replicas)))
+    return Point(
+        pick(v.shape),
+        pick(v.runtime),
+        pick(v.batch),
+        pick(v.util),
+        pick(v.mml),
+        int(solver.value(v.replicas)),
+    )
 
 
 def objective_value(estimate: ServingEstimate, name: str) -> float:
@@ -134,14 +140,17 @@ def decode(space: ServingSpace, point: Point) -> tuple[ServingConfig, ServingEst
             more than rounding.
     """
     config = space.config(point.shape, point.runtime, point.batch, point.util, point.mml, point.replicas)
-    est = evaluate_serving(space.model, space.cluster, config, space.workload,
-                           vllm_version=space.options.vllm_version)
+    est = evaluate_serving(
+        space.model, space.cluster, config, space.workload, vllm_version=space.options.vllm_version
+    )
     where = f"solver and float model disagree on {config!r}"
     if not est.fits:
         raise InternalError(f"{where}: the float model says it cannot start: {'; '.join(est.problems)}")
     if est.perf.batch_size != config.max_num_seqs:
-        raise InternalError(f"{where}: it runs {est.perf.batch_size:g} sequences ({est.perf.batch_limit}), "
-                            f"not max_num_seqs={config.max_num_seqs}")
+        raise InternalError(
+            f"{where}: it runs {est.perf.batch_size:g} sequences ({est.perf.batch_limit}), "
+            f"not max_num_seqs={config.max_num_seqs}"
+        )
     if est.slo_violations:
         raise InternalError(f"{where}: {'; '.join(est.slo_violations)}")
     t, i = space.tables, point.entry(space)
@@ -149,8 +158,12 @@ def decode(space: ServingSpace, point: Point) -> tuple[ServingConfig, ServingEst
         ("TPOT µs", t.step_us[i], est.perf.tpot_ms * 1e3, 1.0),
         ("TTFT µs", t.ttft_us[i], est.perf.ttft_ms * 1e3, 1.0),
         ("replica milli-tokens/s", t.tps_milli[i], est.perf.output_tokens_per_s_per_replica * 1e3, 1.0),
-        ("memory KiB", t.mem_used_kib[i],
-         space.budget_kib[point.util] - est.perf.kv_headroom_gib * 2**20, 2.0),
+        (
+            "memory KiB",
+            t.mem_used_kib[i],
+            space.budget_kib[point.util] - est.perf.kv_headroom_gib * 2**20,
+            2.0,
+        ),
     )
     for what, scaled, exact, tolerance in checks:
         if abs(scaled - exact) > tolerance + 1e-9 * abs(exact):
@@ -168,18 +181,24 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
         j = space.flat(point.shape, point.runtime, b + 1, point.mml)
         budget = space.budget_kib[point.util]
         if not t.evaluated[j] or t.mem_used_kib[j] > budget:
-            out.append(f"kv_cache: max_num_seqs={nxt} would need {t.mem_used_kib[j] / 2**20:.2f} GiB per "
-                       f"GPU, over the {budget / 2**20:.2f} GiB budget (the KV cache holds "
-                       f"{estimate.perf.kv_capacity_seqs} sequences of {w.isl + w.osl // 2} tokens)")
+            out.append(
+                f"kv_cache: max_num_seqs={nxt} would need {t.mem_used_kib[j] / 2**20:.2f} GiB per "
+                f"GPU, over the {budget / 2**20:.2f} GiB budget (the KV cache holds "
+                f"{estimate.perf.kv_capacity_seqs} sequences of {w.isl + w.osl // 2} tokens)"
+            )
         elif w.concurrency is not None and nxt * point.replicas > w.concurrency:
-            out.append(f"concurrency: max_num_seqs={nxt} × {point.replicas} replicas would exceed the "
-                       f"workload's {w.concurrency} concurrent requests")
+            out.append(
+                f"concurrency: max_num_seqs={nxt} × {point.replicas} replicas would exceed the "
+                f"workload's {w.concurrency} concurrent requests"
+            )
         elif w.tpot_ms is not None and t.step_us[j] > units.us_down(w.tpot_ms / 1e3):
-            out.append(f"tpot_slo: max_num_seqs={nxt} would give TPOT {t.step_us[j] / 1e3:.1f} ms > "
-                       f"{w.tpot_ms:g} ms")
+            out.append(
+                f"tpot_slo: max_num_seqs={nxt} would give TPOT {t.step_us[j] / 1e3:.1f} ms > {w.tpot_ms:g} ms"
+            )
         elif w.ttft_ms is not None and t.ttft_us[j] > units.us_down(w.ttft_ms / 1e3):
-            out.append(f"ttft_slo: max_num_seqs={nxt} would give TTFT {t.ttft_us[j] / 1e3:.0f} ms > "
-                       f"{w.ttft_ms:g} ms")
+            out.append(
+                f"ttft_slo: max_num_seqs={nxt} would give TTFT {t.ttft_us[j] / 1e3:.0f} ms > {w.ttft_ms:g} ms"
+            )
     else:
         out.append(f"max_num_seqs: {space.batches[b]} is the largest allowed value")
     shape = space.shapes[point.shape]
@@ -189,12 +208,19 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
     return tuple(out)
 
 
-def why_lost(objective: str, best: ServingEstimate, best_config: ServingConfig, other: ServingEstimate,
-             other_config: ServingConfig) -> str:
+def why_lost(
+    objective: str,
+    best: ServingEstimate,
+    best_config: ServingConfig,
+    other: ServingEstimate,
+    other_config: ServingConfig,
+) -> str:
     """One sentence: the runner-up's objective next to the winner's, and the main differences."""
     mine, theirs = objective_value(best, objective), objective_value(other, objective)
     delta = (theirs - mine) / abs(mine) * 100 if mine else 0.0
     a, b = other.perf, best.perf
-    return (f"{objective} {theirs:.4g} vs {mine:.4g} ({delta:+.1f}%): batch {a.batch_size:g} vs "
-            f"{b.batch_size:g} per replica, TPOT {a.tpot_ms:.1f} vs {b.tpot_ms:.1f} ms, "
-            f"{other_config.gpus_per_replica} vs {best_config.gpus_per_replica} GPUs per replica")
+    return (
+        f"{objective} {theirs:.4g} vs {mine:.4g} ({delta:+.1f}%): batch {a.batch_size:g} vs "
+        f"{b.batch_size:g} per replica, TPOT {a.tpot_ms:.1f} vs {b.tpot_ms:.1f} ms, "
+        f"{other_config.gpus_per_replica} vs {best_config.gpus_per_replica} GPUs per replica"
+    )

@@ -2,12 +2,21 @@
 
 Variables (all named for debug dumps):
 - one-hot literals per knob: `shape[tp=4 pp=2]`, `runtime[...]`, `max_num_seqs==64`,
-  `gpu_memory_utilization==0.92`, `max_model_len==2048`; an integer `replicas`;
-- `entry`, the flat table index ((shape · R + runtime) · B + batch) · M + max_model_len, a linear
-  expression of the one-hots, and the table values looked up with `add_element`: TPOT and TTFT (µs),
-  replica throughput (milli-tokens/s), cost (µ$ / M tokens), memory of the running batch and of one
-  max_model_len request (KiB, max over the pipeline stages);
-- `total_tokens_per_s` = replicas × replica throughput (`add_multiplication_equality`).
+  `max_model_len==2048`, `gpu_memory_utilization==0.92`; an integer `replicas`;
+- the knobs whose interaction the cost model makes nonlinear (shape × runtime × max_num_seqs ×
+  max_model_len: step time, KV capacity, CUDA-graph memory) are linearized with one literal per
+  tuple (STYLE §4), `entry[...]`, channelled to the knob literals (Σ entries with shape s = shape[s],
+  and so on). Replicas and utilization are not part of the tuples. Each tuple's coefficients are
+  the float model's numbers, scaled by units.py: TPOT and TTFT (µs), replica throughput
+  (milli-tokens/s), cost (µ$ / M tokens), memory of the running batch and of one max_model_len
+  request (KiB, max over the pipeline stages);
+- `replicas` and `total_milli_tokens_per_s` are columns too: the replica count of a tuple is the
+  largest the GPUs and the concurrency admit (`replica_cap`: it dominates every smaller count).
+
+Alternatives measured on DeepSeek-V3 / 4×8 H200 (933 tuples, 1 worker, throughput objective):
+`add_element` over a flat table index, 1.5-2 s per solve (presolve expands it to the same
+literals); a free `replicas` with total = replicas × replica throughput by
+`add_multiplication_equality`, 0.1-0.4 s; per-tuple replica splits, 0.1-0.3 s; this, ~0.03 s.
 
 Each constraint family is behind an enable literal (`family[...]`). A normal solve fixes them true;
 an explanation solve passes them as assumptions so that CP-SAT names the conflicting families.
@@ -22,10 +31,13 @@ from ortools.sat.python import cp_model
 from autoparallel.solvers import units
 from autoparallel.solvers.serving_space import ServingSpace
 
+LinearExpr = cp_model.LinearExpr
 OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "memory")
 """Objective names: total output tokens/s (max), TTFT (min), TPOT (min), $ per million output tokens
 (min), memory headroom on the tightest GPU (max)."""
 MAXIMIZED = frozenset({"throughput", "memory"})
+WEIGHTED_SCALE = 10**12
+"""A weighted objective adds weight × value / (its largest table value) × WEIGHTED_SCALE per term."""
 
 
 @dataclass
@@ -38,7 +50,8 @@ class ServingVars:
     util: list[cp_model.IntVar]
     mml: list[cp_model.IntVar]
     replicas: cp_model.IntVar
-    entry: cp_model.IntVar
+    entries: dict[int, cp_model.IntVar]
+    """Flat table index -> its tuple literal."""
     step_us: cp_model.IntVar
     ttft_us: cp_model.IntVar
     replica_milli_tps: cp_model.IntVar
@@ -87,51 +100,106 @@ def _one_hot(model: cp_model.CpModel, labels: list[str]) -> list[cp_model.IntVar
     return lits
 
 
-def _lookup(model: cp_model.CpModel, entry: cp_model.IntVar, table: list[int], name: str,
-            allowed: list[int]) -> cp_model.IntVar:
-    """A variable equal to table[entry], with the domain of the allowed entries' values."""
-    values = cp_model.Domain.from_values(sorted({table[i] for i in allowed}))
-    var = model.new_int_var_from_domain(values, name)
-    model.add_element(entry, table, var)
+def _dense(values: list[int], entries: dict[int, cp_model.IntVar], size: int) -> list[int]:
+    """Values listed in entry order, spread back to a full table."""
+    out = [0] * size
+    for i, value in zip(entries, values, strict=True):
+        out[i] = value
+    return out
+
+
+def _column(
+    model: cp_model.CpModel, entries: dict[int, cp_model.IntVar], table: list[int], name: str
+) -> cp_model.IntVar:
+    """A variable equal to Σ table[e] · entry[e]: the chosen tuple's value of `table`."""
+    values = [table[i] for i in entries]
+    var = model.new_int_var(min(values), max(values), name)
+    model.add(var == LinearExpr.weighted_sum(list(entries.values()), values)).with_name(f"{name}==table")
     return var
 
 
-def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
-    """Variables, table lookups and every constraint family of `space`.
+def replica_cap(space: ServingSpace, i: int, *, with_concurrency: bool = True) -> int:
+    """Replicas of tuple `i` (0: none allowed): all the GPUs allow (EP: the shape's data ranks), and at
+    most concurrency // max_num_seqs.
 
-    explain: keep every table entry (also those memory rules out) and leave the family literals free.
+    No objective or constraint gets worse with more replicas (throughput and the arrival rate gain,
+    TTFT / TPOT / cost / memory do not depend on them), so the largest admissible count dominates
+    every smaller one and replicas is a function of the tuple: total throughput stays linear.
+    """
+    s, _, b, _ = space.unflat(i)
+    shape, conc = space.shapes[s], space.workload.concurrency
+    cap = shape.ep_replicas if shape.ep else shape.max_replicas
+    if with_concurrency and conc is not None:
+        limit = conc // space.batches[b]
+        cap = cap if shape.ep and cap <= limit else 0 if shape.ep else min(cap, limit)
+    return cap
+
+
+def candidate_entries(space: ServingSpace, *, explain: bool = False) -> list[int]:
+    """Tuples the model includes: all of them to explain infeasibility, else those with real numbers
+    that can fit the largest budget and admit at least one replica."""
+    if explain:
+        return list(range(len(space.tables.evaluated)))
+    return [i for i, ok in enumerate(space.tables.evaluated) if ok and replica_cap(space, i) > 0]
+
+
+def _entries(
+    model: cp_model.CpModel, space: ServingSpace, knobs: list[list[cp_model.IntVar]], explain: bool
+) -> dict[int, cp_model.IntVar]:
+    """One literal per candidate (shape, runtime, batch, mml) tuple, channelled to the knob literals."""
+    allowed = candidate_entries(space, explain=explain)
+    entries: dict[int, cp_model.IntVar] = {}
+    members: list[list[list[cp_model.IntVar]]] = [[[] for _ in knob] for knob in knobs]
+    for i in allowed:
+        s, r, b, m = space.unflat(i)
+        lit = model.new_bool_var(
+            f"entry[{space.shapes[s].label} | runtime {r} | b={space.batches[b]} | "
+            f"mml={space.max_model_lens[m]}]"
+        )
+        entries[i] = lit
+        for k, value in enumerate((s, r, b, m)):
+            members[k][value].append(lit)
+    for knob, groups in zip(knobs, members, strict=True):
+        for lit, group in zip(knob, groups, strict=True):
+            model.add(LinearExpr.sum(group) == lit).with_name(f"channel[{lit.name}]")
+    return entries
+
+
+def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
+    """Variables, tuple tables and every constraint family of `space`.
+
+    explain: keep every tuple (also those memory rules out) and leave the family literals free.
+    Without `explain`, `candidate_entries(space)` must not be empty.
     """
     model = cp_model.CpModel()
     t = space.tables
-    n_r, n_b, n_m = len(space.runtimes), len(space.batches), len(space.max_model_lens)
     shape = _one_hot(model, [f"shape[{s.label}]" for s in space.shapes])
-    runtime = _one_hot(model, [f"runtime[quantization={r.quantization} kv={r.kv_cache_dtype} "
-                               f"eager={r.enforce_eager}]" for r in space.runtimes])
+    runtime = _one_hot(
+        model,
+        [
+            f"runtime[quantization={r.quantization} kv={r.kv_cache_dtype} eager={r.enforce_eager}]"
+            for r in space.runtimes
+        ],
+    )
     batch = _one_hot(model, [f"max_num_seqs=={b}" for b in space.batches])
     util = _one_hot(model, [f"gpu_memory_utilization=={u:g}" for u in space.utilizations])
     mml = _one_hot(model, [f"max_model_len=={m}" for m in space.max_model_lens])
-    allowed = [i for i, ok in enumerate(t.evaluated) if ok or explain] or [0]
-    entry = model.new_int_var_from_domain(cp_model.Domain.from_values(allowed), "entry")
-    model.add(entry == sum(i * n_r * n_b * n_m * x for i, x in enumerate(shape))
-              + sum(i * n_b * n_m * x for i, x in enumerate(runtime))
-              + sum(i * n_m * x for i, x in enumerate(batch))
-              + sum(i * x for i, x in enumerate(mml))).with_name("entry==index(shape, runtime, batch, mml)")
-    step = _lookup(model, entry, t.step_us, "tpot_us", allowed)
-    ttft = _lookup(model, entry, t.ttft_us, "ttft_us", allowed)
-    tps = _lookup(model, entry, t.tps_milli, "replica_milli_tokens_per_s", allowed)
-    cost = _lookup(model, entry, t.cost_micro_usd, "cost_micro_usd_per_mtok", allowed)
-    used = _lookup(model, entry, t.mem_used_kib, "mem_used_kib", allowed)
-    need = _lookup(model, entry, t.mml_used_kib, "mml_used_kib", allowed)
-    max_reps = max(s.max_replicas for s in space.shapes)
-    replicas = model.new_int_var(1, max_reps, "replicas")
-    top_tps = max(t.tps_milli[i] for i in allowed)
-    total = model.new_int_var(0, top_tps * max_reps, "total_milli_tokens_per_s")
-    model.add_multiplication_equality(total, [replicas, tps])
-    budget = cp_model.LinearExpr.weighted_sum(util, list(space.budget_kib))
-    v = ServingVars(shape, runtime, batch, util, mml, replicas, entry, step, ttft, tps, cost, used, need,
-                    budget, total)
+    entries = _entries(model, space, [shape, runtime, batch, mml], explain)
+    step = _column(model, entries, t.step_us, "tpot_us")
+    ttft = _column(model, entries, t.ttft_us, "ttft_us")
+    tps = _column(model, entries, t.tps_milli, "replica_milli_tokens_per_s")
+    cost = _column(model, entries, t.cost_micro_usd, "cost_micro_usd_per_mtok")
+    used = _column(model, entries, t.mem_used_kib, "mem_used_kib")
+    need = _column(model, entries, t.mml_used_kib, "mml_used_kib")
+    caps = {i: replica_cap(space, i, with_concurrency=not explain) for i in entries}
+    replicas = _column(model, entries, [caps.get(i, 0) for i in range(len(t.evaluated))], "replicas")
+    fleet = [t.tps_milli[i] * caps[i] for i in range(len(t.evaluated)) if i in caps]
+    total = _column(model, entries, _dense(fleet, entries, len(t.evaluated)), "total_milli_tokens_per_s")
+    budget = LinearExpr.weighted_sum(util, list(space.budget_kib))
+    v = ServingVars(
+        shape, runtime, batch, util, mml, replicas, entries, step, ttft, tps, cost, used, need, budget, total
+    )
     enc = EncodedServing(model, v, space, explain)
-    add_replica_counts(enc)
     add_architecture_limits(enc)
     add_memory_capacity(enc)
     add_max_model_len(enc)
@@ -142,24 +210,14 @@ def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
 
 
 # ----- constraint families ----------------------------------------------------------------------
-def add_replica_counts(enc: EncodedServing) -> None:
-    """replicas × tp × pp ≤ GPUs; with expert parallelism, replicas = the shape's EP data ranks."""
-    for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
-        if s.ep:
-            enc.model.add(enc.vars.replicas == s.ep_replicas).only_enforce_if(x).with_name(
-                f"replicas==ep_ranks[{s.label}]")
-        else:
-            enc.model.add(enc.vars.replicas <= s.max_replicas).only_enforce_if(x).with_name(
-                f"gpus[{s.label}]")
-
-
 def add_architecture_limits(enc: EncodedServing) -> None:
     """A shape that breaks a rule of the model (heads, KV heads, MLP width, layers, experts) is off."""
     for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
         for violation in s.violations:
             rule = violation.split(":", 1)[0]
             enc.model.add(x == 0).only_enforce_if(enc.family(f"architecture:{rule}")).with_name(
-                f"{rule}[{s.label}]")
+                f"{rule}[{s.label}]"
+            )
 
 
 def add_memory_capacity(enc: EncodedServing) -> None:
@@ -173,7 +231,8 @@ def add_max_model_len(enc: EncodedServing) -> None:
     """vLLM starts only if the KV cache holds one max_model_len request (+ the null block)."""
     v = enc.vars
     enc.model.add(v.mml_used_kib <= v.budget_kib).only_enforce_if(enc.family("max_model_len")).with_name(
-        "max_model_len")
+        "max_model_len"
+    )
 
 
 def add_concurrency(enc: EncodedServing) -> None:
@@ -206,7 +265,18 @@ def add_request_rate(enc: EncodedServing) -> None:
         return
     need = units.milli_tokens(w.request_rate * w.osl)
     enc.model.add(enc.vars.total_milli_tps >= need).only_enforce_if(enc.family("request_rate")).with_name(
-        "request_rate")
+        "request_rate"
+    )
+
+
+def tune_presolve(p: cp_model.SatParameters) -> None:
+    """Presolve settings for the serving models: after presolve the search is trivial, and these steps
+    cost 2-10× the rest on 1-8k tuples (measured in benchmarks/solver_vs_enumeration.py's rows:
+    DeepSeek-V3 / 4×8 H200 with every knob 0.54 s -> 0.25 s, Llama-3.1-8B / 128×8 H100 0.49 -> 0.05 s)."""
+    p.cp_model_probing_level = 0
+    p.find_big_linear_overlap = False
+    p.presolve_inclusion_work_limit = 0
+    p.symmetry_level = 0
 
 
 # ----- objectives -------------------------------------------------------------------------------
@@ -222,10 +292,10 @@ def set_objective(enc: EncodedServing, objective: str | dict[str, float]) -> Non
         return
     terms = []
     for name, weight in objective.items():
-        scale = max(1, round(weight * 1e6 / max(objective_upper_bound(enc, name), 1)))
+        scale = max(1, round(weight * WEIGHTED_SCALE / max(objective_upper_bound(enc, name), 1)))
         sign = 1 if name in MAXIMIZED else -1
         terms.append(sign * scale * v.objective_expr(name))
-    enc.model.maximize(sum(terms))
+    enc.model.maximize(LinearExpr.sum(terms))
 
 
 def objective_upper_bound(enc: EncodedServing, name: str) -> int:

@@ -13,8 +13,8 @@ from ortools.sat.python import cp_model
 
 from autoparallel.errors import InfeasibleError, InternalError
 from autoparallel.perf.serving import effective_model
-from autoparallel.solvers.serving_encoder import EncodedServing, build
-from autoparallel.solvers.serving_space import ServingSpace
+from autoparallel.solvers.serving_encoder import EncodedServing, build, tune_presolve
+from autoparallel.solvers.serving_space import ServingSpace, complete_tables
 from autoparallel.solvers.settings import SolverSettings
 
 GIB_KIB = 2**20
@@ -28,6 +28,7 @@ def _infeasible(enc: EncodedServing, on: list[str], settings: SolverSettings) ->
     solver.parameters.max_time_in_seconds = settings.time_limit_s
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = settings.seed
+    tune_presolve(solver.parameters)
     status = solver.solve(enc.model)
     if status != cp_model.INFEASIBLE:
         return False, []
@@ -42,7 +43,7 @@ def conflicting_families(space: ServingSpace, settings: SolverSettings) -> list[
     infeasible, core = _infeasible(enc, families, settings)
     if not infeasible:
         raise InternalError("the serving model is infeasible but feasible with every family assumed")
-    for name in list(core):
+    for name in list(core) if len(core) > 1 else []:
         trial = [f for f in core if f != name]
         still, smaller = _infeasible(enc, trial, settings)
         if still:
@@ -52,11 +53,14 @@ def conflicting_families(space: ServingSpace, settings: SolverSettings) -> list[
 
 def explain_infeasible(space: ServingSpace, settings: SolverSettings) -> InfeasibleError:
     """The InfeasibleError for a space with no admissible plan (to be raised by the caller)."""
+    space = complete_tables(space)
     core = conflicting_families(space, settings)
     reasons = tuple(reason(space, name) for name in core)
     w = space.workload
-    head = (f"no vLLM deployment of {space.model.name} on {space.gpus}×{space.cluster.gpu.name} serves "
-            f"the {w.name} workload (isl {w.isl}, osl {w.osl}): {', '.join(core)}")
+    head = (
+        f"no vLLM deployment of {space.model.name} on {space.gpus}×{space.cluster.gpu.name} serves "
+        f"the {w.name} workload (isl {w.isl}, osl {w.osl}): {', '.join(core)}"
+    )
     return InfeasibleError(head, reasons)
 
 
@@ -97,16 +101,20 @@ def _memory_reason(space: ServingSpace) -> str:
     runtimes = {r.quantization for r in space.runtimes}
     need = min(effective_model(space.model, q).weight_bytes() for q in runtimes) / 1024
     top, util = max(space.budget_kib), max(space.utilizations)
-    text = (f"weights alone need {_gib(need)}; {space.gpus}×{space.cluster.gpu.name} offer "
-            f"{_gib(top * space.gpus)} usable at gpu_memory_utilization {util:g}")
+    text = (
+        f"weights alone need {_gib(need)}; {space.gpus}×{space.cluster.gpu.name} offer "
+        f"{_gib(top * space.gpus)} usable at gpu_memory_utilization {util:g}"
+    )
     t = space.tables
     valid = [i for i in range(len(t.mem_used_kib)) if not space.shapes[_shape_of(space, i)].violations]
     if valid:
         i = min(valid, key=lambda k: t.mem_used_kib[k])
-        s = space.shapes[_shape_of(space, i)]
-        text += (f"; the roomiest replica ({s.label}) needs {_gib(t.mem_used_kib[i])} per GPU "
-                 f"(weights {_gib(t.weights_kib[i // (len(space.batches) * len(space.max_model_lens))])}) "
-                 f"> {_gib(top)}")
+        weights = t.weights_kib[i // (len(space.batches) * len(space.max_model_lens))]
+        used = t.mem_used_kib[i]
+        text += (
+            f"; the smallest per-GPU need ({_entry_label(space, i)}) is {_gib(used)}: weights "
+            f"{_gib(weights)} + activations, graphs and KV {_gib(used - weights)} > {_gib(top)}"
+        )
     return "memory: " + text
 
 
@@ -118,9 +126,11 @@ def _mml_reason(space: ServingSpace) -> str:
     t, top = space.tables, max(space.budget_kib)
     i = min(range(len(t.mml_used_kib)), key=lambda k: (not t.evaluated[k], t.mml_used_kib[k]))
     kv = t.mml_used_kib[i] - t.fixed_kib[i]
-    return (f"max_model_len: one {min(space.max_model_lens)}-token request needs {_gib(kv)} of KV cache per "
-            f"GPU; at best ({_entry_label(space, i)}) {_gib(max(top - t.fixed_kib[i], 0))} is left after "
-            "weights, activations and CUDA graphs")
+    return (
+        f"max_model_len: one {min(space.max_model_lens)}-token request needs {_gib(kv)} of KV cache per "
+        f"GPU; at best ({_entry_label(space, i)}) {_gib(max(top - t.fixed_kib[i], 0))} is left after "
+        "weights, activations and CUDA graphs"
+    )
 
 
 def _best(space: ServingSpace, table: list[int], lowest: bool) -> tuple[int, int] | None:
@@ -133,27 +143,38 @@ def _best(space: ServingSpace, table: list[int], lowest: bool) -> tuple[int, int
 
 def _ttft_reason(space: ServingSpace) -> str:
     best = _best(space, space.tables.ttft_us, lowest=True)
-    got = f"the fastest plan that fits reaches {best[1] / 1e3:.0f} ms ({_entry_label(space, best[0])})" \
-        if best else "no plan fits in memory"
+    got = (
+        f"the fastest plan that fits reaches {best[1] / 1e3:.0f} ms ({_entry_label(space, best[0])})"
+        if best
+        else "no plan fits in memory"
+    )
     return f"ttft_slo: TTFT limit {space.workload.ttft_ms:g} ms; {got}"
 
 
 def _tpot_reason(space: ServingSpace) -> str:
     best = _best(space, space.tables.step_us, lowest=True)
-    got = f"the fastest plan that fits reaches {best[1] / 1e3:.1f} ms ({_entry_label(space, best[0])})" \
-        if best else "no plan fits in memory"
+    got = (
+        f"the fastest plan that fits reaches {best[1] / 1e3:.1f} ms ({_entry_label(space, best[0])})"
+        if best
+        else "no plan fits in memory"
+    )
     return f"tpot_slo: TPOT limit {space.workload.tpot_ms:g} ms; {got}"
 
 
 def _rate_reason(space: ServingSpace) -> str:
     w, t = space.workload, space.tables
     fits = [i for i in range(len(t.tps_milli)) if _fits(space, i)]
-    best = max((t.tps_milli[i] / 1e3 * space.shapes[_shape_of(space, i)].max_replicas / w.osl for i in fits),
-               default=0.0)
-    return (f"request_rate: {w.request_rate:g} requests/s arrive; the best plan that fits completes "
-            f"{best:.2f}/s")
+    best = max(
+        (t.tps_milli[i] / 1e3 * space.shapes[_shape_of(space, i)].max_replicas / w.osl for i in fits),
+        default=0.0,
+    )
+    return (
+        f"request_rate: {w.request_rate:g} requests/s arrive; the best plan that fits completes {best:.2f}/s"
+    )
 
 
 def _concurrency_reason(space: ServingSpace) -> str:
-    return (f"concurrency: max_num_seqs × replicas must stay within {space.workload.concurrency} "
-            f"(smallest max_num_seqs allowed: {min(space.batches)})")
+    return (
+        f"concurrency: max_num_seqs × replicas must stay within {space.workload.concurrency} "
+        f"(smallest max_num_seqs allowed: {min(space.batches)})"
+    )

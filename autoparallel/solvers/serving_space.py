@@ -20,6 +20,7 @@ max_num_seqs, so one table entry per (shape, runtime, max_num_seqs, max_model_le
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,11 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError
-from autoparallel.memory import vllm_kv, vllm_profile
-from autoparallel.memory.serving import kv_block_size, layer_kv_specs, resolve_batch_defaults
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
 from autoparallel.solvers import units
+from autoparallel.solvers.serving_memory_terms import MemoryTerms
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
@@ -154,18 +154,35 @@ class ServingSpace:
     max_model_lens: tuple[int, ...]
     budget_kib: tuple[int, ...]
     tables: ServingTables
+    memo: MemoryTerms | None = dataclasses.field(default=None, repr=False, compare=False)
+    """Memoized memory terms, reused when the tables are completed for an explanation."""
 
     def flat(self, s: int, r: int, b: int, m: int) -> int:
         """Flat table index of (shape, runtime, batch, max_model_len)."""
         return ((s * len(self.runtimes) + r) * len(self.batches) + b) * len(self.max_model_lens) + m
 
+    def unflat(self, i: int) -> tuple[int, int, int, int]:
+        """(shape, runtime, batch, max_model_len) indices of a flat table index."""
+        i, m = divmod(i, len(self.max_model_lens))
+        i, b = divmod(i, len(self.batches))
+        s, r = divmod(i, len(self.runtimes))
+        return s, r, b, m
+
     def config(self, s: int, r: int, b: int, u: int, m: int, replicas: int) -> ServingConfig:
         """The vLLM configuration of one point of the space."""
         shape, rt = self.shapes[s], self.runtimes[r]
-        return ServingConfig(tp=shape.tp, pp=shape.pp, replicas=replicas, enable_expert_parallel=shape.ep,
-                             max_num_seqs=self.batches[b], max_model_len=self.max_model_lens[m],
-                             gpu_memory_utilization=self.utilizations[u], kv_cache_dtype=rt.kv_cache_dtype,
-                             quantization=rt.quantization, enforce_eager=rt.enforce_eager)
+        return ServingConfig(
+            tp=shape.tp,
+            pp=shape.pp,
+            replicas=replicas,
+            enable_expert_parallel=shape.ep,
+            max_num_seqs=self.batches[b],
+            max_model_len=self.max_model_lens[m],
+            gpu_memory_utilization=self.utilizations[u],
+            kv_cache_dtype=rt.kv_cache_dtype,
+            quantization=rt.quantization,
+            enforce_eager=rt.enforce_eager,
+        )
 
 
 # ----- domains -----------------------------------------------------------------------------------
@@ -192,7 +209,8 @@ def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gp
             if tp > node or node % tp or per > gpus or (node % per and per % node):
                 continue
             out.append(Shape(tp, pp, False, 0, gpus // per, _shape_violations(model, tp, pp, 0)))
-            if not (model.is_moe and options.expert_parallel) or (pp > 1 and not options.expert_parallel_with_pp):
+            ep_allowed = model.is_moe and options.expert_parallel
+            if not ep_allowed or (pp > 1 and not options.expert_parallel_with_pp):
                 continue
             for reps in range(1, gpus // per + 1):
                 ep = tp * reps
@@ -212,8 +230,10 @@ def runtime_domain(model: ModelSpec, options: ServingOptions) -> tuple[Runtime, 
             for eager in dict.fromkeys(options.enforce_eager):
                 out.append(Runtime(quant, kv, eager))
     if not out:
-        raise InputError(f"no allowed quantization applies to {model.name} "
-                         f"(checkpoint: {model.quantization.method.value if model.quantization else 'none'})")
+        raise InputError(
+            f"no allowed quantization applies to {model.name} "
+            f"(checkpoint: {model.quantization.method.value if model.quantization else 'none'})"
+        )
     return tuple(out)
 
 
@@ -225,138 +245,18 @@ def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOp
     if not out:
         raise InfeasibleError(
             f"{model.name} cannot serve a {need}-token context",
-            (f"max_model_len: the workload needs {need} tokens (isl {workload.isl} + osl {workload.osl}, "
-             f"rounded up) but {model.name} allows {model.max_position_embeddings}",))
+            (
+                f"max_model_len: the workload needs {need} tokens (isl {workload.isl} + osl {workload.osl}, "
+                f"rounded up) but {model.name} allows {model.max_position_embeddings}",
+            ),
+        )
     return out
 
 
-# ----- memory terms ------------------------------------------------------------------------------
-class _Memory:
-    """vLLM 0.32's per-stage accounting (memory/serving.py `_evaluate`), term by term, memoized.
-
-    The same building blocks (`vllm_profile`, `vllm_kv`), summed the same way; `serving_memory`
-    stays the source of truth and the decoder re-checks every plan against it.
-    """
-
-    def __init__(self, space_model: ModelSpec, cluster: Cluster, rules: VllmRules, workload: Serving) -> None:
-        self.model, self.gpu, self.rules, self.workload = space_model, cluster.gpu, rules, workload
-        self._weights: dict[tuple[int, int, int, str | None], list[float]] = {}
-        self._act: dict[tuple[object, ...], float] = {}
-        self._plans: dict[tuple[int, int, str, int, int], tuple[vllm_kv.KvPlan, int, int]] = {}
-        self._specs: dict[str | None, ModelSpec] = {}
-        self._classes: dict[int, tuple[int, ...]] = {}
-        self._sigs: dict[object, int] = {}
-        self._layer_sig = tuple(self._sigs.setdefault(layer, len(self._sigs)) for layer in space_model.layers)
-
-    def stage_classes(self, pp: int) -> tuple[int, ...]:
-        """One stage per class of identical stages (same layers, same first/last role): the others
-        have the same weights, activations, graphs and KV blocks."""
-        if pp not in self._classes:
-            seen: dict[tuple[object, ...], int] = {}
-            for s, layers in enumerate(vllm_profile.pp_partition(self.model.num_layers, pp)):
-                key = (tuple(sorted(self._layer_sig[i] for i in layers)), s == 0, s == pp - 1)
-                seen.setdefault(key, s)
-            self._classes[pp] = tuple(sorted(seen.values()))
-        return self._classes[pp]
-
-    def spec(self, quantization: str | None) -> ModelSpec:
-        if quantization not in self._specs:
-            self._specs[quantization] = perf.effective_model(self.model, quantization)
-        return self._specs[quantization]
-
-    def weights(self, tp: int, pp: int, ep: int, quant: str | None) -> list[float]:
-        """Weight bytes of one rank of each stage (parameters + RoPE cache)."""
-        key = (tp, pp, ep, quant)
-        if key not in self._weights:
-            spec = self.spec(quant)
-            stages = vllm_profile.pp_partition(spec.num_layers, pp)
-            self._weights[key] = [
-                spec.weight_bytes(vllm_profile.stage_params_per_rank(spec, layers, s, pp, tp, ep))
-                + vllm_profile.rope_cache_bytes(spec, layers, spec.dtype_bytes)
-                for s, layers in enumerate(stages)]
-        return self._weights[key]
-
-    def activation(self, tp: int, pp: int, ep: int, quant: str | None, stage: int, tokens: int,
-                   reqs: int) -> float:
-        """`vllm_profile.activation_peak_bytes` of one stage.
-
-        On the last stage only the sampler term depends on `reqs`: peak = base + max(forward,
-        hidden + c · reqs) with c = sampler copies × vocab × 4 bytes (its docstring), so two calls
-        give every `reqs` in closed form; a third call checks the closed form (else: direct calls).
-        """
-        if stage != pp - 1:
-            return self._activation(tp, pp, ep, quant, stage, tokens, 0)
-        key = (tp, pp, ep, quant, stage, tokens, -1)
-        if key not in self._act:
-            c = self.rules.sampler_fp32_copies * self.model.vocab_size * 4.0
-            big = 1 << 20
-            at_zero = self._activation(tp, pp, ep, quant, stage, tokens, 0)
-            with_sampler = self._activation(tp, pp, ep, quant, stage, tokens, big) - c * big
-            probe = self._activation(tp, pp, ep, quant, stage, tokens, 512)
-            closed = math.isclose(probe, max(at_zero, with_sampler + c * 512), rel_tol=1e-12)
-            self._act[key] = with_sampler if closed else math.nan
-            self._act[(*key[:-1], -2)] = at_zero
-        with_sampler = self._act[key]
-        if math.isnan(with_sampler):
-            return self._activation(tp, pp, ep, quant, stage, tokens, reqs)
-        c = self.rules.sampler_fp32_copies * self.model.vocab_size * 4.0
-        return max(self._act[(*key[:-1], -2)], with_sampler + c * reqs)
-
-    def _activation(self, tp: int, pp: int, ep: int, quant: str | None, stage: int, tokens: int,
-                    reqs: int) -> float:
-        key = (tp, pp, ep, quant, stage, tokens, reqs)
-        if key not in self._act:
-            spec = self.spec(quant)
-            layers = vllm_profile.pp_partition(spec.num_layers, pp)[stage]
-            self._act[key] = vllm_profile.activation_peak_bytes(
-                spec, layers, stage=stage, pp=pp, tp=tp, ep=ep, act_bytes=spec.dtype_bytes, num_tokens=tokens,
-                num_reqs=reqs, rules=self.rules)
-        return self._act[key]
-
-    def plan(self, tp: int, pp: int, kv: str, mml: int, tokens: int) -> tuple[vllm_kv.KvPlan, int, int]:
-        """(KV plan, blocks per average sequence, bytes of one max_model_len request on stage 0)."""
-        key = (tp, pp, kv, mml, tokens)
-        if key not in self._plans:
-            spec = self.model
-            stages = vllm_profile.pp_partition(spec.num_layers, pp)
-            layers = layer_kv_specs(spec, stages, tp, perf.kv_dtype_bytes(spec, kv))
-            plan = vllm_kv.plan_kv(layers, [0.0] * pp, block_size=kv_block_size(spec, self.gpu, self.rules),
-                                   rules=self.rules, max_model_len=mml, max_num_batched_tokens=tokens)
-            ctx = math.ceil(self.workload.isl + self.workload.osl / 2.0)
-            block = plan.bytes_per_block[0]
-            per_seq = vllm_kv.bytes_for_request(plan, 0, ctx, self.rules, tokens, pp) // block
-            blocks_mml = vllm_kv.bytes_for_request(plan, 0, mml, self.rules, tokens, pp) // block
-            self._plans[key] = (plan, max(int(per_seq), 1), int(blocks_mml))
-        return self._plans[key]
-
-    def terms(self, shape: Shape, rt: Runtime, batch: int, mml: int) -> tuple[float, float, float, int]:
-        """Bytes on the tightest stage: (fixed + KV of the running batch, fixed + KV of one
-        max_model_len request, fixed), and the step token budget. Fixed = weights + activation
-        peak + non-torch + CUDA graphs; both KV terms include the null block vLLM holds back."""
-        tp, pp, ep = shape.tp, shape.pp, shape.ep_ranks
-        seqs, tokens = resolve_batch_defaults(self.rules, self.gpu, mml, batch, None)
-        weights = self.weights(tp, pp, ep, rt.quantization)
-        non_torch = vllm_profile.non_torch_bytes(self.rules, tp, pp, self.gpu.has_nvlink)
-        plan, per_seq, blocks_mml = self.plan(tp, pp, rt.kv_cache_dtype, mml, tokens)
-        null = 1 if self.rules.reserves_null_block else 0
-        stages = vllm_profile.pp_partition(self.model.num_layers, pp)
-        used = need = fixed_max = 0.0
-        for s in self.stage_classes(pp):
-            graphs = vllm_profile.cuda_graph_bytes(self.rules, len(stages[s]), seqs, tokens,
-                                                   enforce_eager=rt.enforce_eager,
-                                                   blackwell=self.gpu.arch == "blackwell")
-            fixed = (weights[s] + self.activation(tp, pp, ep, rt.quantization, s, tokens, min(seqs, tokens))
-                     + non_torch + (graphs if self.rules.subtracts_cuda_graphs else 0.0))
-            block = plan.bytes_per_block[s]
-            used = max(used, fixed + (batch * per_seq + null) * block)
-            need = max(need, fixed + (blocks_mml + null) * block)
-            fixed_max = max(fixed_max, fixed)
-        return used, need, fixed_max, tokens
-
-
 # ----- building ----------------------------------------------------------------------------------
-def build_space(model: ModelSpec, cluster: Cluster, workload: Serving,
-                options: ServingOptions) -> ServingSpace:
+def build_space(
+    model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
+) -> ServingSpace:
     """Domains and integer tables for one problem.
 
     Raises:
@@ -373,14 +273,37 @@ def build_space(model: ModelSpec, cluster: Cluster, workload: Serving,
     utils = tuple(sorted(set(options.gpu_memory_utilizations)))
     mmls = max_model_len_domain(model, workload, options)
     budget = tuple(units.kib_down(math.ceil(cluster.gpu.memory_bytes * u)) for u in utils)
-    space = ServingSpace(model, cluster, workload, options, rules, gpus, shapes, runtimes, batches, utils,
-                         mmls, budget, _empty_tables())
+    space = ServingSpace(
+        model,
+        cluster,
+        workload,
+        options,
+        rules,
+        gpus,
+        shapes,
+        runtimes,
+        batches,
+        utils,
+        mmls,
+        budget,
+        _empty_tables(),
+    )
     space.tables = _tables(space)
     return space
 
 
-def _tables(space: ServingSpace) -> ServingTables:
-    mem = _Memory(space.model, space.cluster, space.rules, space.workload)
+def complete_tables(space: ServingSpace) -> ServingSpace:
+    """The space with real numbers for every entry of a valid shape (also those memory rules out), so
+    that an infeasibility explanation never credits a plan with placeholder times."""
+    return dataclasses.replace(space, tables=_tables(space, complete=True))
+
+
+def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
+    """Memory and time tables; without `complete`, entries that cannot fit in the largest budget
+    skip the time model and hold optimistic placeholders (`evaluated` False)."""
+    if space.memo is None:
+        space.memo = MemoryTerms(space.model, space.cluster, space.rules, space.workload)
+    mem = space.memo
     t = _empty_tables()
     top_budget = max(space.budget_kib)
     for shape in space.shapes:
@@ -388,17 +311,17 @@ def _tables(space: ServingSpace) -> ServingTables:
             weights = mem.weights(shape.tp, shape.pp, shape.ep_ranks, rt.quantization)
             weights_kib = units.kib_up(max(weights))
             t.weights_kib.append(weights_kib)
-            hopeless = bool(shape.violations) or weights_kib >= top_budget
+            skip = bool(shape.violations) or (weights_kib >= top_budget and not complete)
             for batch in space.batches:
                 for mml in space.max_model_lens:
-                    if hopeless:
+                    if skip:
                         _placeholder(t, weights_kib)
                         continue
                     used, need, fixed, tokens = mem.terms(shape, rt, batch, mml)
                     t.mem_used_kib.append(units.kib_up(used))
                     t.mml_used_kib.append(units.kib_up(need))
                     t.fixed_kib.append(units.kib_up(fixed))
-                    if units.kib_up(used) > top_budget or units.kib_up(need) > top_budget:
+                    if not complete and max(units.kib_up(used), units.kib_up(need)) > top_budget:
                         _optimistic_times(t)
                         continue
                     t.evaluated.append(True)
@@ -419,7 +342,7 @@ def _placeholder(t: ServingTables, weights_kib: int) -> None:
 
 
 def _optimistic_times(t: ServingTables, placeholder: bool = True) -> None:
-    """Times of an entry memory rules out: optimistic, so that only memory is ever blamed for it."""
+    """Times of an entry that is never chosen (memory or an architecture rule rules it out)."""
     if placeholder:
         t.evaluated.append(False)
     t.step_us.append(1)
@@ -428,14 +351,22 @@ def _optimistic_times(t: ServingTables, placeholder: bool = True) -> None:
     t.cost_micro_usd.append(0)
 
 
-def replica_perf(space: ServingSpace, shape: Shape, rt: Runtime, batch: int,
-                 tokens: int) -> tuple[float, float, float, float]:
+def replica_perf(
+    space: ServingSpace, shape: Shape, rt: Runtime, batch: int, tokens: int
+) -> tuple[float, float, float, float]:
     """(TPOT s, TTFT s, output tokens/s per replica, US$ per million tokens) of one entry."""
     w = space.workload
-    replica = perf.ReplicaShape(shape.tp, shape.pp, shape.ep_ranks if shape.ep else 1, rt.quantization,
-                                rt.kv_cache_dtype, rt.enforce_eager)
-    times = perf.replica_step_times(space.model, space.cluster, replica, batch=float(batch), isl=w.isl,
-                                    osl=w.osl, batched_tokens=tokens)
+    replica = perf.ReplicaShape(
+        shape.tp,
+        shape.pp,
+        shape.ep_ranks if shape.ep else 1,
+        rt.quantization,
+        rt.kv_cache_dtype,
+        rt.enforce_eager,
+    )
+    times = perf.replica_step_times(
+        space.model, space.cluster, replica, batch=float(batch), isl=w.isl, osl=w.osl, batched_tokens=tokens
+    )
     ttft_s, tps = perf.replica_rates(times, batch=batch, osl=w.osl, gpu=space.cluster.gpu)
     gpus = shape.gpus_per_replica
     usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6

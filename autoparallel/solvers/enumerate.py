@@ -1,0 +1,193 @@
+"""The enumeration oracle: brute force over the serving space with the float model. No ortools.
+
+It walks every point of the space `serving_space` defines (shape × runtime × max_num_seqs ×
+gpu_memory_utilization × max_model_len × replicas, free replica counts included), evaluates each
+with `perf.serving.evaluate_serving` and keeps the admissible ones by the same rules, stated in
+floats: vLLM starts, the running batch is max_num_seqs (the KV cache holds it and max_num_seqs ×
+replicas ≤ concurrency), and the SLOs and arrival rate are met. Property tests compare its optimum
+with CP-SAT's; benchmarks time it.
+
+vLLM's memory report does not depend on the replica count without expert parallelism (replicas are
+separate engines), so reports are memoized per replica shape; everything else is evaluated per point.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.configs import ServingConfig
+from autoparallel.memory.serving import VllmMemoryReport, serving_memory
+from autoparallel.perf.serving import ServingEstimate, effective_model, evaluate_serving
+from autoparallel.solvers.serving_space import (
+    ServingOptions,
+    max_model_len_domain,
+    runtime_domain,
+    shape_domain,
+)
+
+if TYPE_CHECKING:
+    from autoparallel.hardware import Cluster
+    from autoparallel.models.spec import ModelSpec
+    from autoparallel.workload import Serving
+
+MAXIMIZED = frozenset({"throughput", "memory"})
+_MEMORY: dict[tuple[object, ...], tuple[ModelSpec, VllmMemoryReport]] = {}
+
+
+class EnumerationResult(BaseModel):
+    """The best point by brute force."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    config: ServingConfig | None
+    """The best configuration (None: nothing admissible)."""
+    estimate: ServingEstimate | None
+    """Its float estimate."""
+    objective_value: float | None
+    """Its primary objective, float units."""
+    evaluated: int
+    """Points evaluated."""
+    admissible: int
+    """Points that meet every rule."""
+    wall_s: float
+    """Time taken, seconds."""
+
+
+def objective_of(estimate: ServingEstimate, name: str) -> float:
+    """Objective `name` of an estimate (same definitions as the CP-SAT model)."""
+    p = estimate.perf
+    return {
+        "throughput": p.output_tokens_per_s,
+        "ttft": p.ttft_ms,
+        "tpot": p.tpot_ms,
+        "cost": p.usd_per_million_tokens,
+        "memory": p.kv_headroom_gib,
+    }[name]
+
+
+def _memory(model: ModelSpec, cluster: Cluster, config: ServingConfig, version: str) -> VllmMemoryReport:
+    key_config = config if config.enable_expert_parallel else config.model_copy(update={"replicas": 1})
+    key = (id(model), cluster.gpu.name, key_config, version)
+    hit = _MEMORY.get(key)
+    if hit is None or hit[0] is not model:
+        hit = (model, serving_memory(model, cluster.gpu, config, vllm_version=version))
+        _MEMORY[key] = hit
+    return hit[1]
+
+
+def points(
+    model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
+) -> Iterator[ServingConfig]:
+    """Every configuration of the space whose shape vLLM accepts."""
+    gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
+    mmls = max_model_len_domain(model, workload, options)
+    for shape in shape_domain(model, cluster, options, gpus):
+        if shape.violations:
+            continue
+        counts = [shape.ep_replicas] if shape.ep else range(1, shape.max_replicas + 1)
+        for rt in runtime_domain(model, options):
+            for batch in sorted(set(options.max_num_seqs)):
+                for util in sorted(set(options.gpu_memory_utilizations)):
+                    for mml in mmls:
+                        for replicas in counts:
+                            yield ServingConfig(
+                                tp=shape.tp,
+                                pp=shape.pp,
+                                replicas=replicas,
+                                enable_expert_parallel=shape.ep,
+                                max_num_seqs=batch,
+                                max_model_len=mml,
+                                gpu_memory_utilization=util,
+                                kv_cache_dtype=rt.kv_cache_dtype,
+                                quantization=rt.quantization,
+                                enforce_eager=rt.enforce_eager,
+                            )
+
+
+def admissible(estimate: ServingEstimate, config: ServingConfig) -> bool:
+    """The space's rules, in floats."""
+    return estimate.fits and estimate.perf.batch_size == config.max_num_seqs and not estimate.slo_violations
+
+
+def _weights_cannot_fit(model: ModelSpec, cluster: Cluster, config: ServingConfig) -> bool:
+    """Weights / (tp · pp) is a lower bound of the fullest GPU's weights: above the budget vLLM
+    cannot start (skips the memory module's slower failure path; EP shapes are always evaluated)."""
+    if config.enable_expert_parallel:
+        return False
+    weights = effective_model(model, config.quantization).weight_bytes() / (config.tp * config.pp)
+    return weights >= cluster.gpu.memory_bytes * config.gpu_memory_utilization
+
+
+def evaluate_all(
+    model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
+) -> tuple[list[tuple[ServingConfig, ServingEstimate]], int]:
+    """(admissible points with their estimates, points evaluated)."""
+    out = []
+    count = 0
+    for config in points(model, cluster, workload, options):
+        count += 1
+        if _weights_cannot_fit(model, cluster, config):
+            continue
+        memory = _memory(model, cluster, config, options.vllm_version)
+        if not memory.fits:
+            continue
+        est = evaluate_serving(
+            model, cluster, config, workload, vllm_version=options.vllm_version, memory=memory
+        )
+        if admissible(est, config):
+            out.append((config, est))
+    return out, count
+
+
+def enumerate_serving(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Serving,
+    *,
+    objective: str | tuple[str, ...] = "throughput",
+    options: ServingOptions | None = None,
+) -> EnumerationResult:
+    """The optimum of `objective` (a name, or names compared lexicographically) by brute force."""
+    start = time.perf_counter()
+    options = options or ServingOptions()
+    names = (objective,) if isinstance(objective, str) else tuple(objective)
+    found, count = evaluate_all(model, cluster, workload, options)
+
+    def key(item: tuple[ServingConfig, ServingEstimate]) -> tuple[float, ...]:
+        return tuple(objective_of(item[1], n) * (1 if n in MAXIMIZED else -1) for n in names)
+
+    best = max(found, key=key, default=None)
+    return EnumerationResult(
+        config=best[0] if best else None,
+        estimate=best[1] if best else None,
+        objective_value=objective_of(best[1], names[0]) if best else None,
+        evaluated=count,
+        admissible=len(found),
+        wall_s=time.perf_counter() - start,
+    )
+
+
+def pareto_front(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Serving,
+    objectives: tuple[str, str],
+    *,
+    options: ServingOptions | None = None,
+) -> list[tuple[float, float]]:
+    """The non-dominated (objective 1, objective 2) values over all admissible points, sorted."""
+    found, _ = evaluate_all(model, cluster, workload, options or ServingOptions())
+    a, b = objectives
+    sa, sb = (1 if a in MAXIMIZED else -1), (1 if b in MAXIMIZED else -1)
+    values = sorted(
+        {(objective_of(e, a), objective_of(e, b)) for _, e in found}, key=lambda v: (-sa * v[0], -sb * v[1])
+    )
+    front: list[tuple[float, float]] = []
+    for va, vb in values:
+        if not front or sb * vb > sb * front[-1][1]:
+            front.append((va, vb))
+    return front

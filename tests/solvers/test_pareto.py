@@ -1,0 +1,64 @@
+"""Pareto fronts by ε-constraint: non-dominated, ordered, and equal to the brute-force front."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoparallel.errors import InfeasibleError, InputError
+from autoparallel.hardware import Cluster
+from autoparallel.models import load_model
+from autoparallel.solvers.enumerate import objective_of, pareto_front
+from autoparallel.solvers.pareto import pareto_serving
+from autoparallel.solvers.serving_space import ServingOptions
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.workload import Serving
+
+OPTIONS = ServingOptions(max_num_seqs=(1, 4, 16, 64, 256), enforce_eager=(False, True))
+SETTINGS = SolverSettings(workers=1, seed=0)
+
+
+@pytest.mark.parametrize("model, cluster, objectives", [
+    ("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "tpot")),
+    ("Qwen/Qwen3-30B-A3B", "1x4xH100", ("cost", "ttft")),
+    ("meta-llama/Llama-3.1-70B", "1x8xH100", ("throughput", "memory")),
+])
+def test_front_equals_the_oracle_front(model: str, cluster: str, objectives: tuple[str, str]) -> None:
+    spec, nodes, w = load_model(model), Cluster.parse(cluster), Serving.preset("batch")
+    front = pareto_serving(spec, nodes, w, objectives=objectives, options=OPTIONS, settings=SETTINGS,
+                           points=64)
+    oracle = pareto_front(spec, nodes, w, objectives, options=OPTIONS)
+    got = [tuple(objective_of(s.estimate, n) for n in objectives) for s in front]
+    assert len(got) == len(oracle)
+    for (a, b), (oa, ob) in zip(got, oracle, strict=True):
+        assert a == pytest.approx(oa, rel=1e-4, abs=1e-3)
+        assert b == pytest.approx(ob, rel=1e-4, abs=1e-3)
+
+
+def test_front_is_ordered_and_non_dominated() -> None:
+    front = pareto_serving(load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100"),
+                           Serving.preset("chatbot"), objectives=("throughput", "tpot"), options=OPTIONS,
+                           settings=SETTINGS)
+    thr = [s.estimate.perf.output_tokens_per_s for s in front]
+    tpot = [s.estimate.perf.tpot_ms for s in front]
+    assert len(front) >= 3
+    assert thr == sorted(thr, reverse=True) and tpot == sorted(tpot, reverse=True)
+    assert all(s.solver.status == "OPTIMAL" and s.runner_up is None for s in front)
+
+
+def test_points_caps_the_front() -> None:
+    front = pareto_serving(load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100"),
+                           Serving.preset("chatbot"), options=OPTIONS, settings=SETTINGS, points=2)
+    assert len(front) == 2
+
+
+def test_same_objective_twice_is_an_input_error() -> None:
+    with pytest.raises(InputError):
+        pareto_serving(load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x1xH100"), "chatbot",
+                       objectives=("tpot", "tpot"))
+
+
+def test_infeasible_front_explains() -> None:
+    with pytest.raises(InfeasibleError) as exc:
+        pareto_serving(load_model("meta-llama/Llama-3.1-405B"), Cluster.parse("1x4xL4"), "chatbot",
+                       settings=SETTINGS)
+    assert exc.value.reasons and exc.value.reasons[0].startswith("memory")
