@@ -21,8 +21,6 @@ from autoparallel.plan import ServingPlan, TrainingPlan
 from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from autoparallel.solvers.serving_space import ServingOptions
     from autoparallel.solvers.settings import SolverSettings as _Settings
     from autoparallel.solvers.training_space import TrainingOptions
@@ -83,26 +81,44 @@ def _workload(workload: Serving | Training | str) -> Serving | Training:
 
 
 # ----- serving ---------------------------------------------------------------------------------------
-def _serving_plan(model: ModelSpec, cluster: Cluster, workload: Serving, solution: Any,
-                  model_id: str = "") -> ServingPlan:
+def _serving_plan(
+    model: ModelSpec, cluster: Cluster, workload: Serving, solution: Any, model_id: str = ""
+) -> ServingPlan:
     est = solution.estimate
     runner = None
     if solution.runner_up is not None:
         ru = solution.runner_up
-        runner = {"config": ru.config.model_dump(), "why_lost": ru.why_lost,
-                  "perf": ru.estimate.perf.model_dump()}
+        runner = {
+            "config": ru.config.model_dump(),
+            "why_lost": ru.why_lost,
+            "perf": ru.estimate.perf.model_dump(),
+        }
     return ServingPlan(
-        model=model, model_id=model_id, cluster=cluster, workload=workload, objective=str(solution.objective),
-        config=solution.config, memory=est.memory.to_dict(), perf=est.perf.model_dump(),
-        fits=est.fits, problems=(*est.problems, *est.slo_violations),
+        model=model,
+        model_id=model_id,
+        cluster=cluster,
+        workload=workload,
+        objective=str(solution.objective),
+        config=solution.config,
+        memory=est.memory.to_dict(),
+        perf=est.perf.model_dump(),
+        fits=est.fits,
+        problems=(*est.problems, *est.slo_violations),
         solver={**solution.solver.model_dump(), "objective_value": solution.objective_value},
-        binding=solution.binding, runner_up=runner,
+        binding=solution.binding,
+        runner_up=runner,
     )
 
 
-def _solve_serving(model: ModelSpec, cluster: Cluster, workload: Serving, objective: Any,
-                   settings: _Settings | None, options: ServingOptions | None,
-                   model_id: str = "") -> ServingPlan:
+def _solve_serving(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Serving,
+    objective: Any,
+    settings: _Settings | None,
+    options: ServingOptions | None,
+    model_id: str = "",
+) -> ServingPlan:
     from autoparallel.solvers.serving import solve_serving
 
     sol = solve_serving(model, cluster, workload, objective=objective, settings=settings, options=options)
@@ -110,25 +126,43 @@ def _solve_serving(model: ModelSpec, cluster: Cluster, workload: Serving, object
 
 
 # ----- training --------------------------------------------------------------------------------------
-def _training_plan(model: ModelSpec, cluster: Cluster, workload: Training, solution: Any,
-                   objective: str, model_id: str = "") -> TrainingPlan:
+def _training_plan(
+    model: ModelSpec, cluster: Cluster, workload: Training, solution: Any, objective: str, model_id: str = ""
+) -> TrainingPlan:
     runner = None
     if solution.runner_up is not None:
         ru = solution.runner_up
-        runner = {"config": ru.config.model_dump(mode="json"), "step_time_s": ru.step_time_s,
-                  "why_lost": ru.reason}
+        runner = {
+            "config": ru.config.model_dump(mode="json"),
+            "step_time_s": ru.step_time_s,
+            "why_lost": ru.reason,
+        }
     return TrainingPlan(
-        model=model, model_id=model_id, cluster=cluster, workload=workload, objective=objective,
+        model=model,
+        model_id=model_id,
+        cluster=cluster,
+        workload=workload,
+        objective=objective,
         config=solution.config,
-        memory=solution.memory.model_dump(mode="json"), perf=solution.perf.model_dump(mode="json"),
-        fits=solution.memory.fits, problems=tuple(solution.memory.problems),
-        solver=solution.stats.model_dump(mode="json"), binding=tuple(solution.binding), runner_up=runner,
+        memory=solution.memory.model_dump(mode="json"),
+        perf=solution.perf.model_dump(mode="json"),
+        fits=solution.memory.fits,
+        problems=tuple(solution.memory.problems),
+        solver=solution.stats.model_dump(mode="json"),
+        binding=tuple(solution.binding),
+        runner_up=runner,
     )
 
 
-def _solve_training(model: ModelSpec, cluster: Cluster, workload: Training, objective: str,
-                    settings: _Settings | None, options: TrainingOptions | None,
-                    model_id: str = "") -> TrainingPlan:
+def _solve_training(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Training,
+    objective: str,
+    settings: _Settings | None,
+    options: TrainingOptions | None,
+    model_id: str = "",
+) -> TrainingPlan:
     from autoparallel.solvers.training import solve_training
 
     sol = solve_training(model, cluster, workload, objective=objective, settings=settings, options=options)
@@ -137,14 +171,34 @@ def _solve_training(model: ModelSpec, cluster: Cluster, workload: Training, obje
 
 # ----- public API ------------------------------------------------------------------------------------
 @overload
-def solve(model: Any, cluster: Cluster | str, workload: Training, objective: str = ..., *,
-          settings: _Settings | None = ..., options: Any = ...) -> TrainingPlan: ...
+def solve(
+    model: Any,
+    cluster: Cluster | str,
+    workload: Training,
+    objective: str = ...,
+    *,
+    settings: _Settings | None = ...,
+    options: Any = ...,
+) -> TrainingPlan: ...
 @overload
-def solve(model: Any, cluster: Cluster | str, workload: Serving | str = ..., objective: Any = ..., *,
-          settings: _Settings | None = ..., options: Any = ...) -> ServingPlan: ...
-def solve(model: Any, cluster: Cluster | str, workload: Serving | Training | str = "chatbot",
-          objective: Any = "throughput", *, settings: _Settings | None = None,
-          options: Any = None) -> Plan:
+def solve(
+    model: Any,
+    cluster: Cluster | str,
+    workload: Serving | str = ...,
+    objective: Any = ...,
+    *,
+    settings: _Settings | None = ...,
+    options: Any = ...,
+) -> ServingPlan: ...
+def solve(
+    model: Any,
+    cluster: Cluster | str,
+    workload: Serving | Training | str = "chatbot",
+    objective: Any = "throughput",
+    *,
+    settings: _Settings | None = None,
+    options: Any = None,
+) -> Plan:
     """The best configuration of `model` on `cluster` for `workload`, proven optimal by CP-SAT.
 
     Args:
@@ -172,9 +226,16 @@ optimize = solve
 """The seed's name for `solve`: the best plan with its deployment commands."""
 
 
-def solve_top(model: Any, cluster: Cluster | str, workload: Serving | Training | str = "chatbot",
-              objective: Any = "throughput", *, settings: _Settings | None = None,
-              options: Any = None, top: int = 1) -> list[Plan]:
+def solve_top(
+    model: Any,
+    cluster: Cluster | str,
+    workload: Serving | Training | str = "chatbot",
+    objective: Any = "throughput",
+    *,
+    settings: _Settings | None = None,
+    options: Any = None,
+    top: int = 1,
+) -> list[Plan]:
     """The `top` best plans of different shapes (best first): the optimum, then its runners-up."""
     best = solve(model, cluster, workload, objective, settings=settings, options=options)
     if top <= 1 or not isinstance(best, ServingPlan):
@@ -198,9 +259,17 @@ def solve_top(model: Any, cluster: Cluster | str, workload: Serving | Training |
             if key not in seen:
                 seen.add(key)
                 plans.append(plan)
-    ranked = [plans[0], *sorted(plans[1:], key=lambda p: -float(p.solver.get("objective_value", 0.0))
-                                if str(objective) in ("throughput",) else
-                                float(p.solver.get("objective_value", 0.0)))]
+    ranked = [
+        plans[0],
+        *sorted(
+            plans[1:],
+            key=lambda p: (
+                -float(p.solver.get("objective_value", 0.0))
+                if str(objective) in ("throughput",)
+                else float(p.solver.get("objective_value", 0.0))
+            ),
+        ),
+    ]
     return ranked[:top]
 
 
@@ -235,15 +304,34 @@ def analyze(model: Any, cluster: Cluster | str, *, max_model_len: int | None = N
             if tp * pp > c.world_size or m.pp_violations(pp):
                 continue
             r = vllm_memory(m, c.gpu, tp=tp, pp=pp, max_model_len=max_model_len)
-            rows.append({"tp": tp, "pp": pp, "gpus": tp * pp, "fits": r.fits, "weights_gib": r.weights_gib,
-                         "kv_cache_gib": r.kv_cache_gib, "kv_cache_tokens": r.kv_cache_tokens,
-                         "max_concurrency": r.max_concurrency, "problems": list(r.problems)})
-    return Analysis(model=m.name, cluster=c.spec, weights_gib_total=m.weight_bytes() / 2**30, rows=tuple(rows))
+            rows.append(
+                {
+                    "tp": tp,
+                    "pp": pp,
+                    "gpus": tp * pp,
+                    "fits": r.fits,
+                    "weights_gib": r.weights_gib,
+                    "kv_cache_gib": r.kv_cache_gib,
+                    "kv_cache_tokens": r.kv_cache_tokens,
+                    "max_concurrency": r.max_concurrency,
+                    "problems": list(r.problems),
+                }
+            )
+    return Analysis(
+        model=m.name, cluster=c.spec, weights_gib_total=m.weight_bytes() / 2**30, rows=tuple(rows)
+    )
 
 
-def pareto(model: Any, cluster: Cluster | str, objectives: tuple[str, str] = ("throughput", "tpot"), *,
-           workload: Serving | str = "chatbot", points: int = 8, settings: _Settings | None = None,
-           options: ServingOptions | None = None) -> list[ServingPlan]:
+def pareto(
+    model: Any,
+    cluster: Cluster | str,
+    objectives: tuple[str, str] = ("throughput", "tpot"),
+    *,
+    workload: Serving | str = "chatbot",
+    points: int = 8,
+    settings: _Settings | None = None,
+    options: ServingOptions | None = None,
+) -> list[ServingPlan]:
     """The trade-off front between two serving objectives (ε-constraint), best first on the first."""
     from autoparallel.solvers.pareto import pareto_serving
 
@@ -274,8 +362,14 @@ class SweepRow(BaseModel):
         return self.model_dump()
 
 
-def sweep(*, models: list[Any], clusters: list[Cluster | str], workloads: list[Serving | str],
-          objective: str = "throughput", settings: _Settings | None = None) -> list[SweepRow]:
+def sweep(
+    *,
+    models: list[Any],
+    clusters: list[Cluster | str],
+    workloads: list[Serving | str],
+    objective: str = "throughput",
+    settings: _Settings | None = None,
+) -> list[SweepRow]:
     """Best plan for every model × cluster × workload; infeasible combinations are rows, not errors."""
     from autoparallel.errors import AutoParallelError
 
@@ -291,17 +385,38 @@ def sweep(*, models: list[Any], clusters: list[Cluster | str], workloads: list[S
                     plan = solve(m, c, w, objective, settings=settings)
                 except AutoParallelError as exc:
                     status = "infeasible" if isinstance(exc, InfeasibleError) else "error"
-                    rows.append(SweepRow(model=m.name, cluster=c.spec, workload=name, status=status,
-                                         reason=str(exc).splitlines()[0]))
+                    rows.append(
+                        SweepRow(
+                            model=m.name,
+                            cluster=c.spec,
+                            workload=name,
+                            status=status,
+                            reason=str(exc).splitlines()[0],
+                        )
+                    )
                     continue
-                rows.append(SweepRow(model=m.name, cluster=c.spec, workload=name, status="ok",
-                                     config=plan.config.model_dump(mode="json"), perf=plan.perf))
+                rows.append(
+                    SweepRow(
+                        model=m.name,
+                        cluster=c.spec,
+                        workload=name,
+                        status="ok",
+                        config=plan.config.model_dump(mode="json"),
+                        perf=plan.perf,
+                    )
+                )
     return rows
 
 
 # ----- evaluate a user's configuration ---------------------------------------------------------------
-def evaluate(model: Any, cluster: Cluster | str, config: ServingConfig | TrainingConfig,
-             workload: Serving | Training | str = "chatbot", *, compare: bool = True) -> Plan:
+def evaluate(
+    model: Any,
+    cluster: Cluster | str,
+    config: ServingConfig | TrainingConfig,
+    workload: Serving | Training | str = "chatbot",
+    *,
+    compare: bool = True,
+) -> Plan:
     """The cost model's verdict on a configuration the user runs today, and how far it is from the optimum.
 
     The result is a plan with solver status `EVALUATED`; `solver["optimum"]` holds the optimum's
@@ -318,17 +433,28 @@ def evaluate(model: Any, cluster: Cluster | str, config: ServingConfig | Trainin
     return _evaluate_serving(m, c, config, w, compare, mid)
 
 
-def _evaluate_serving(m: ModelSpec, c: Cluster, config: ServingConfig, w: Serving,
-                      compare: bool, model_id: str = "") -> ServingPlan:
+def _evaluate_serving(
+    m: ModelSpec, c: Cluster, config: ServingConfig, w: Serving, compare: bool, model_id: str = ""
+) -> ServingPlan:
     from autoparallel.perf.serving import evaluate_serving
 
     est = evaluate_serving(m, c, config, w)
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
         solver.update(_optimum_serving(m, c, w, est.perf.output_tokens_per_s if est.fits else 0.0, model_id))
-    return ServingPlan(model=m, model_id=model_id, cluster=c, workload=w, objective="evaluate", config=config,
-                       memory=est.memory.to_dict(), perf=est.perf.model_dump(), fits=est.fits,
-                       problems=(*est.problems, *est.slo_violations), solver=solver)
+    return ServingPlan(
+        model=m,
+        model_id=model_id,
+        cluster=c,
+        workload=w,
+        objective="evaluate",
+        config=config,
+        memory=est.memory.to_dict(),
+        perf=est.perf.model_dump(),
+        fits=est.fits,
+        problems=(*est.problems, *est.slo_violations),
+        solver=solver,
+    )
 
 
 def _optimum_serving(m: ModelSpec, c: Cluster, w: Serving, mine: float, model_id: str) -> dict[str, Any]:
@@ -339,13 +465,19 @@ def _optimum_serving(m: ModelSpec, c: Cluster, w: Serving, mine: float, model_id
     except AutoParallelError as exc:
         return {"optimum": None, "optimum_error": str(exc).splitlines()[0]}
     top = float(best.perf["output_tokens_per_s"])
-    return {"optimum": {"config": best.config.model_dump(), "output_tokens_per_s": top,
-                        "vllm_command": best.vllm_command},
-            "gap_to_optimum": (top - mine) / top if top > 0 else 0.0}
+    return {
+        "optimum": {
+            "config": best.config.model_dump(),
+            "output_tokens_per_s": top,
+            "vllm_command": best.vllm_command,
+        },
+        "gap_to_optimum": (top - mine) / top if top > 0 else 0.0,
+    }
 
 
-def _evaluate_training(m: ModelSpec, c: Cluster, config: TrainingConfig, w: Training,
-                       compare: bool, model_id: str = "") -> TrainingPlan:
+def _evaluate_training(
+    m: ModelSpec, c: Cluster, config: TrainingConfig, w: Training, compare: bool, model_id: str = ""
+) -> TrainingPlan:
     from autoparallel.memory.training import training_memory
     from autoparallel.perf.training import training_perf
 
@@ -359,15 +491,28 @@ def _evaluate_training(m: ModelSpec, c: Cluster, config: TrainingConfig, w: Trai
             best = _solve_training(m, c, w, "throughput", None, None)
             top = float(best.perf["tokens_per_s"])
             mine = perf.tokens_per_s if mem.fits else 0.0
-            solver["optimum"] = {"config": best.config.model_dump(mode="json"), "tokens_per_s": top,
-                                 "mfu": best.perf.get("mfu")}
+            solver["optimum"] = {
+                "config": best.config.model_dump(mode="json"),
+                "tokens_per_s": top,
+                "mfu": best.perf.get("mfu"),
+            }
             solver["gap_to_optimum"] = (top - mine) / top if top > 0 else 0.0
         except AutoParallelError as exc:
             solver["optimum"] = None
             solver["optimum_error"] = str(exc).splitlines()[0]
-    return TrainingPlan(model=m, model_id=model_id, cluster=c, workload=w, objective="evaluate", config=config,
-                        memory=mem.model_dump(mode="json"), perf=perf.model_dump(mode="json"),
-                        fits=mem.fits, problems=tuple(mem.problems), solver=solver)
+    return TrainingPlan(
+        model=m,
+        model_id=model_id,
+        cluster=c,
+        workload=w,
+        objective="evaluate",
+        config=config,
+        memory=mem.model_dump(mode="json"),
+        perf=perf.model_dump(mode="json"),
+        fits=mem.fits,
+        problems=tuple(mem.problems),
+        solver=solver,
+    )
 
 
 def evaluate_serving_args(args: Any, workload: Serving) -> ServingPlan:
@@ -375,23 +520,31 @@ def evaluate_serving_args(args: Any, workload: Serving) -> ServingPlan:
     c = _cluster(args.cluster)
     m = _model(args.model)
     if args.engine != "vllm":
-        raise InputError(f"--engine {args.engine}: only vllm's memory accounting and speed are modelled; "
-                         "sglang and trtllm are not calibrated yet")
+        raise InputError(
+            f"--engine {args.engine}: only vllm's memory accounting and speed are modelled; "
+            "sglang and trtllm are not calibrated yet"
+        )
     replicas = args.dp or max(1, c.world_size // (args.tp * args.pp))
     fields: dict[str, Any] = {
-        "tp": args.tp, "pp": args.pp, "replicas": replicas,
-        "enable_expert_parallel": args.enable_expert_parallel, "max_num_seqs": args.max_num_seqs,
+        "tp": args.tp,
+        "pp": args.pp,
+        "replicas": replicas,
+        "enable_expert_parallel": args.enable_expert_parallel,
+        "max_num_seqs": args.max_num_seqs,
         "max_model_len": args.max_model_len or workload.context_len,
-        "max_num_batched_tokens": args.max_num_batched_tokens, "kv_cache_dtype": args.kv_cache_dtype,
-        "quantization": args.quantization, "enforce_eager": args.enforce_eager,
+        "max_num_batched_tokens": args.max_num_batched_tokens,
+        "kv_cache_dtype": args.kv_cache_dtype,
+        "quantization": args.quantization,
+        "enforce_eager": args.enforce_eager,
     }
     if args.gpu_memory_utilization is not None:
         fields["gpu_memory_utilization"] = args.gpu_memory_utilization
     try:
         config = ServingConfig(**fields)
     except ValueError as exc:
-        raise InputError(f"invalid configuration: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}") \
-            from None
+        raise InputError(
+            f"invalid configuration: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"
+        ) from None
     return _evaluate_serving(m, c, config, workload, True, served_id(args.model, m))
 
 
@@ -404,12 +557,24 @@ def evaluate_training_args(args: Any, workload: Training) -> TrainingPlan:
     used = args.tp * args.pp * args.cp
     dp = args.dp or max(1, c.world_size // used)
     if workload.global_batch % (args.micro_batch * dp):
-        raise InputError(f"--global-batch {workload.global_batch} is not a multiple of micro-batch × dp = "
-                         f"{args.micro_batch} × {dp}")
-    config = TrainingConfig(tp=args.tp, pp=args.pp, dp=dp, cp=args.cp, ep=args.ep, vp=args.vp,
-                            micro_batch=args.micro_batch, global_batch=workload.global_batch,
-                            seq_len=workload.seq_len, zero=ZeroStage(args.zero),
-                            recompute=Recompute(args.recompute), precision=workload.precision)
+        raise InputError(
+            f"--global-batch {workload.global_batch} is not a multiple of micro-batch × dp = "
+            f"{args.micro_batch} × {dp}"
+        )
+    config = TrainingConfig(
+        tp=args.tp,
+        pp=args.pp,
+        dp=dp,
+        cp=args.cp,
+        ep=args.ep,
+        vp=args.vp,
+        micro_batch=args.micro_batch,
+        global_batch=workload.global_batch,
+        seq_len=workload.seq_len,
+        zero=ZeroStage(args.zero),
+        recompute=Recompute(args.recompute),
+        precision=workload.precision,
+    )
     if config.world_size > c.world_size:
         raise InputError(f"tp × pp × dp × cp = {config.world_size} GPUs, but the cluster has {c.world_size}")
     return _evaluate_training(m, c, config, workload, True, served_id(args.model, m))
@@ -436,28 +601,57 @@ class AutoParallel:
     >>> ap.solve("Qwen/Qwen3-32B", "1x8xH100", workload="rag")          # doctest: +SKIP
     """
 
-    def __init__(self, *, time_limit_s: float = 10.0, workers: int = 1, seed: int = 0,
-                 serving_options: ServingOptions | None = None,
-                 training_options: TrainingOptions | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        time_limit_s: float = 10.0,
+        workers: int = 1,
+        seed: int = 0,
+        serving_options: ServingOptions | None = None,
+        training_options: TrainingOptions | None = None,
+    ) -> None:
         self.settings = SolverSettings.create(time_limit_s=time_limit_s, workers=workers, seed=seed)
         self.serving_options = serving_options
         self.training_options = training_options
 
-    def solve(self, model: Any, cluster: Cluster | str, workload: Serving | Training | str = "chatbot",
-              objective: Any = "throughput") -> Plan:
+    def solve(
+        self,
+        model: Any,
+        cluster: Cluster | str,
+        workload: Serving | Training | str = "chatbot",
+        objective: Any = "throughput",
+    ) -> Plan:
         """`solve` with this object's settings."""
         w = _workload(workload)
         opts = self.training_options if isinstance(w, Training) else self.serving_options
         return solve(model, cluster, w, objective, settings=self.settings, options=opts)
 
-    def pareto(self, model: Any, cluster: Cluster | str, objectives: tuple[str, str] = ("throughput", "tpot"),
-               workload: Serving | str = "chatbot", points: int = 8) -> list[ServingPlan]:
+    def pareto(
+        self,
+        model: Any,
+        cluster: Cluster | str,
+        objectives: tuple[str, str] = ("throughput", "tpot"),
+        workload: Serving | str = "chatbot",
+        points: int = 8,
+    ) -> list[ServingPlan]:
         """`pareto` with this object's settings."""
-        return pareto(model, cluster, objectives, workload=workload, points=points, settings=self.settings,
-                      options=self.serving_options)
+        return pareto(
+            model,
+            cluster,
+            objectives,
+            workload=workload,
+            points=points,
+            settings=self.settings,
+            options=self.serving_options,
+        )
 
-    def evaluate(self, model: Any, cluster: Cluster | str, config: ServingConfig | TrainingConfig,
-                 workload: Serving | Training | str = "chatbot") -> Plan:
+    def evaluate(
+        self,
+        model: Any,
+        cluster: Cluster | str,
+        config: ServingConfig | TrainingConfig,
+        workload: Serving | Training | str = "chatbot",
+    ) -> Plan:
         """`evaluate` (no settings involved; for symmetry)."""
         return evaluate(model, cluster, config, workload)
 

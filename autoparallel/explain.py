@@ -13,8 +13,10 @@ if TYPE_CHECKING:
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in cells]
+    lines = [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -23,7 +25,9 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         if value == 0:
             return "0"
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+        return (
+            f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+        )
     return str(value)
 
 
@@ -47,35 +51,44 @@ def explain_serving(plan: ServingPlan) -> str:
     head = [
         f"{plan.model.name} on {plan.cluster.describe()}",
         f"workload {w.name}: {w.isl} in / {w.osl} out tokens per request"
-        + (f", TTFT <= {w.ttft_ms:g} ms" if w.ttft_ms else "") + (f", TPOT <= {w.tpot_ms:g} ms" if w.tpot_ms else ""),
+        + (f", TTFT <= {w.ttft_ms:g} ms" if w.ttft_ms else "")
+        + (f", TPOT <= {w.tpot_ms:g} ms" if w.tpot_ms else ""),
         f"objective {plan.objective}; {_solver_line(plan.solver)}",
         "",
-        f"config: {c.replicas} replica(s) x tp={c.tp} pp={c.pp}{ep} = {c.gpus} GPUs; max_num_seqs={c.max_num_seqs}, "
+        f"config: {c.replicas} replica(s) x tp={c.tp} pp={c.pp}{ep} = {c.gpus} GPUs; "
+        f"max_num_seqs={c.max_num_seqs}, "
         f"max_model_len={c.max_model_len}, gpu_memory_utilization={c.gpu_memory_utilization}, "
-        f"kv_cache_dtype={c.kv_cache_dtype}" + (", enforce_eager" if c.enforce_eager else "")
+        f"kv_cache_dtype={c.kv_cache_dtype}"
+        + (", enforce_eager" if c.enforce_eager else "")
         + (f", quantization={c.quantization}" if c.quantization else ""),
         "",
         "memory per GPU (vLLM accounting, tightest GPU):",
-        _table(("component", "GiB"), [
-            ("budget (total x utilization)", mem["budget_gib"]),
-            ("weights", mem["weights_gib"]),
-            ("activation peak (profile run)", mem["activation_peak_gib"]),
-            ("non-torch (CUDA context, NCCL)", mem["non_torch_gib"]),
-            ("CUDA graphs", mem["cuda_graph_gib"]),
-            ("KV cache", mem["kv_cache_gib"]),
-        ]),
+        _table(
+            ("component", "GiB"),
+            [
+                ("budget (total x utilization)", mem["budget_gib"]),
+                ("weights", mem["weights_gib"]),
+                ("activation peak (profile run)", mem["activation_peak_gib"]),
+                ("non-torch (CUDA context, NCCL)", mem["non_torch_gib"]),
+                ("CUDA graphs", mem["cuda_graph_gib"]),
+                ("KV cache", mem["kv_cache_gib"]),
+            ],
+        ),
         f"KV cache: {mem['kv_cache_tokens']:,} tokens, max concurrency {mem['max_concurrency']:.1f} requests "
         f"at {mem['max_model_len']} tokens",
         "",
         "predicted performance (float cost model):",
-        _table(("metric", "value"), [
-            ("output tokens/s (all replicas)", perf["output_tokens_per_s"]),
-            ("output tokens/s per GPU", perf["output_tokens_per_s_per_gpu"]),
-            ("running batch per replica", perf["batch_size"]),
-            ("TTFT ms", perf["ttft_ms"]),
-            ("TPOT ms", perf["tpot_ms"]),
-            ("$ per million output tokens", perf.get("usd_per_million_tokens", 0.0)),
-        ]),
+        _table(
+            ("metric", "value"),
+            [
+                ("output tokens/s (all replicas)", perf["output_tokens_per_s"]),
+                ("output tokens/s per GPU", perf["output_tokens_per_s_per_gpu"]),
+                ("running batch per replica", perf["batch_size"]),
+                ("TTFT ms", perf["ttft_ms"]),
+                ("TPOT ms", perf["tpot_ms"]),
+                ("$ per million output tokens", perf.get("usd_per_million_tokens", 0.0)),
+            ],
+        ),
     ]
     head += _reasons(plan.binding, plan.runner_up, plan.problems)
     launch = plan.vllm_launch
@@ -108,7 +121,8 @@ def explain_training(plan: TrainingPlan) -> str:
     stages = mem.get("stages", [])
     lines = [
         f"{plan.model.name} training on {plan.cluster.describe()}",
-        f"seq_len {w.seq_len}, global batch {w.global_batch} sequences ({w.seq_len * w.global_batch:,} tokens)",
+        f"seq_len {w.seq_len}, global batch {w.global_batch} sequences "
+        f"({w.seq_len * w.global_batch:,} tokens)",
         f"objective {plan.objective}; {_solver_line(plan.solver)}",
         "",
         f"config: tp={c.tp} pp={c.pp} dp={c.dp} cp={c.cp} ep={c.ep} vp={c.vp}; micro-batch {c.micro_batch} x "
@@ -117,22 +131,54 @@ def explain_training(plan: TrainingPlan) -> str:
         + f"; layers per stage {list(c.stage_layers(plan.model.num_layers))}",
         "",
         f"memory per GPU by pipeline stage (usable {mem.get('usable_gib', 0):.1f} GiB):",
-        _table(("stage", "layers", "weights", "grads", "optim", "activ", "logits", "frag", "total GiB"), [
-            (s["stage"], s["layers"], s["weights_gib"], s["gradients_gib"], s["optimizer_gib"],
-             s["activations_gib"], s["logits_gib"], s["fragmentation_gib"], s["total_gib"]) for s in stages
-        ]),
+        _table(
+            ("stage", "layers", "weights", "grads", "optim", "activ", "logits", "frag", "total GiB"),
+            [
+                (
+                    s["stage"],
+                    s["layers"],
+                    s["weights_gib"],
+                    s["gradients_gib"],
+                    s["optimizer_gib"],
+                    s["activations_gib"],
+                    s["logits_gib"],
+                    s["fragmentation_gib"],
+                    s["total_gib"],
+                )
+                for s in stages
+            ],
+        ),
         "",
         "predicted performance:",
-        _table(("metric", "value"), [
-            (k, perf[k]) for k in ("step_time_s", "tokens_per_s", "tokens_per_s_per_gpu", "tflops_per_gpu",
-                                   "mfu", "hfu", "pp_bubble_s", "dp_comm_exposed_s", "tp_comm_s")
-            if k in perf
-        ]),
+        _table(
+            ("metric", "value"),
+            [
+                (k, perf[k])
+                for k in (
+                    "step_time_s",
+                    "tokens_per_s",
+                    "tokens_per_s_per_gpu",
+                    "tflops_per_gpu",
+                    "mfu",
+                    "hfu",
+                    "pp_bubble_s",
+                    "dp_comm_exposed_s",
+                    "tp_comm_s",
+                )
+                if k in perf
+            ],
+        ),
     ]
     lines += _reasons(plan.binding, plan.runner_up, plan.problems)
-    lines += ["", "Megatron-LM:", "  " + _safe(lambda: plan.torchrun_command),
-              "", "DeepSpeed:", "  " + _safe(lambda: plan.deepspeed_command),
-              "  ds_config: " + _safe(lambda: _json(plan.deepspeed_config))]
+    lines += [
+        "",
+        "Megatron-LM:",
+        "  " + _safe(lambda: plan.torchrun_command),
+        "",
+        "DeepSpeed:",
+        "  " + _safe(lambda: plan.deepspeed_command),
+        "  ds_config: " + _safe(lambda: _json(plan.deepspeed_config)),
+    ]
     return "\n".join(lines)
 
 
@@ -151,12 +197,25 @@ def _json(obj: Any) -> str:
 
 def front_table(front: Sequence[ServingPlan], objectives: Sequence[str]) -> str:
     """One row per Pareto point."""
-    rows = [(p.config.tp, p.config.pp, p.config.replicas, p.config.max_num_seqs,
-             p.perf["output_tokens_per_s"], p.perf["output_tokens_per_s_per_gpu"], p.perf["ttft_ms"],
-             p.perf["tpot_ms"]) for p in front]
+    rows = [
+        (
+            p.config.tp,
+            p.config.pp,
+            p.config.replicas,
+            p.config.max_num_seqs,
+            p.perf["output_tokens_per_s"],
+            p.perf["output_tokens_per_s_per_gpu"],
+            p.perf["ttft_ms"],
+            p.perf["tpot_ms"],
+        )
+        for p in front
+    ]
     title = f"Pareto front: {' vs '.join(objectives)} ({len(front)} points)"
-    return title + "\n" + _table(("tp", "pp", "replicas", "max_num_seqs", "tok/s", "tok/s/GPU", "TTFT ms",
-                                  "TPOT ms"), rows)
+    return (
+        title
+        + "\n"
+        + _table(("tp", "pp", "replicas", "max_num_seqs", "tok/s", "tok/s/GPU", "TTFT ms", "TPOT ms"), rows)
+    )
 
 
 def sweep_table(rows: Sequence[SweepRow]) -> str:
@@ -165,8 +224,9 @@ def sweep_table(rows: Sequence[SweepRow]) -> str:
     for r in rows:
         if r.status == "ok" and r.config and r.perf:
             shape = f"tp={r.config['tp']} pp={r.config['pp']} x{r.config['replicas']}"
-            out.append((r.model, r.cluster, r.workload, shape, r.perf["output_tokens_per_s"],
-                        r.perf["tpot_ms"], ""))
+            out.append(
+                (r.model, r.cluster, r.workload, shape, r.perf["output_tokens_per_s"], r.perf["tpot_ms"], "")
+            )
         else:
             out.append((r.model, r.cluster, r.workload, r.status, "", "", r.reason[:60]))
     return _table(("model", "cluster", "workload", "plan", "tok/s", "TPOT ms", "reason"), out)

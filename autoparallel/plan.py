@@ -44,7 +44,8 @@ class _PlanBase(BaseModel):
     objective: str
     """What was optimized."""
     solver: dict[str, Any]
-    """Solver statistics: status (OPTIMAL/FEASIBLE/EVALUATED), wall_s, objective, bound, gap, seed, workers."""
+    """Solver statistics: status (OPTIMAL / FEASIBLE / EVALUATED), wall_s, objective, bound, gap,
+    seed, workers."""
     binding: tuple[str, ...] = ()
     """Constraints that are tight at the optimum (what stops a better plan)."""
 
@@ -52,6 +53,7 @@ class _PlanBase(BaseModel):
     def served_id(self) -> str:
         """The model id or path the launch commands load."""
         return self.model_id or self.model.name
+
     runner_up: dict[str, Any] | None = None
     """The best plan of another shape and why it lost."""
 
@@ -95,27 +97,32 @@ class ServingPlan(_PlanBase):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: config, memory, perf, vllm {command, args, yaml, launch}, solver, reasons."""
         launch = self.vllm_launch
-        return _round({
-            "model": self.served_id,
-            "cluster": self.cluster.spec,
-            "workload": self.workload.model_dump(),
-            "objective": self.objective,
-            "fits": self.fits,
-            "problems": list(self.problems),
-            "config": {**self.config.model_dump(), "gpus": self.config.gpus},
-            "memory": self.memory,
-            "perf": self.perf,
-            "vllm": {
-                "command": self.vllm_command,
-                "args": self.vllm_args,
-                "yaml": self.vllm_yaml,
-                "launch": {"commands": [list(c) for c in launch.commands], "env": launch.env,
-                           "notes": list(launch.notes)},
-            },
-            "solver": self.solver,
-            "binding": list(self.binding),
-            "runner_up": self.runner_up,
-        })
+        return _round(
+            {
+                "model": self.served_id,
+                "cluster": self.cluster.spec,
+                "workload": self.workload.model_dump(),
+                "objective": self.objective,
+                "fits": self.fits,
+                "problems": list(self.problems),
+                "config": {**self.config.model_dump(), "gpus": self.config.gpus},
+                "memory": self.memory,
+                "perf": self.perf,
+                "vllm": {
+                    "command": self.vllm_command,
+                    "args": self.vllm_args,
+                    "yaml": self.vllm_yaml,
+                    "launch": {
+                        "commands": [list(c) for c in launch.commands],
+                        "env": launch.env,
+                        "notes": list(launch.notes),
+                    },
+                },
+                "solver": self.solver,
+                "binding": list(self.binding),
+                "runner_up": self.runner_up,
+            }
+        )
 
     def explain(self) -> str:
         """A readable report: configuration, memory breakdown, speed, reasons, command."""
@@ -168,27 +175,36 @@ class TrainingPlan(_PlanBase):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: config, memory, perf, deepspeed {config, command}, megatron {args, command}."""
-        return _round({
-            "model": self.served_id,
-            "cluster": self.cluster.spec,
-            "workload": self.workload.model_dump(),
-            "objective": self.objective,
-            "fits": self.fits,
-            "problems": list(self.problems),
-            "config": {**self.config.model_dump(mode="json"), "grad_accum": self.config.grad_accum,
-                       "world_size": self.config.world_size,
-                       "layers_per_stage": list(self.config.stage_layers(self.model.num_layers))},
-            "memory": self.memory,
-            "perf": self.perf,
-            "deepspeed": {"config": self._artifact(lambda: self.deepspeed_config),
-                          "command": self._artifact(lambda: self.deepspeed_command)},
-            "megatron": {"args": self._artifact(lambda: self.megatron_args),
-                         "command": self._artifact(lambda: self.torchrun_command),
-                         "notes": megatron.megatron_notes(self.model, self.config)},
-            "solver": self.solver,
-            "binding": list(self.binding),
-            "runner_up": self.runner_up,
-        })
+        return _round(
+            {
+                "model": self.served_id,
+                "cluster": self.cluster.spec,
+                "workload": self.workload.model_dump(),
+                "objective": self.objective,
+                "fits": self.fits,
+                "problems": list(self.problems),
+                "config": {
+                    **self.config.model_dump(mode="json"),
+                    "grad_accum": self.config.grad_accum,
+                    "world_size": self.config.world_size,
+                    "layers_per_stage": list(self.config.stage_layers(self.model.num_layers)),
+                },
+                "memory": self.memory,
+                "perf": self.perf,
+                "deepspeed": {
+                    "config": self._artifact(lambda: self.deepspeed_config),
+                    "command": self._artifact(lambda: self.deepspeed_command),
+                },
+                "megatron": {
+                    "args": self._artifact(lambda: self.megatron_args),
+                    "command": self._artifact(lambda: self.torchrun_command),
+                    "notes": megatron.megatron_notes(self.model, self.config),
+                },
+                "solver": self.solver,
+                "binding": list(self.binding),
+                "runner_up": self.runner_up,
+            }
+        )
 
     def explain(self) -> str:
         """A readable report: layout, per-stage memory, step time and MFU, reasons, artifacts."""

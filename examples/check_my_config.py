@@ -1,6 +1,6 @@
 """Is the configuration I run today any good? Memory, speed, and the distance to the optimum.
 
-    uv run python examples/check_my_config.py
+uv run python examples/check_my_config.py
 """
 
 import autoparallel as ap
@@ -8,7 +8,9 @@ import autoparallel as ap
 mine = ap.ServingConfig(tp=8, max_num_seqs=256, max_model_len=8192)
 ev = ap.evaluate("meta-llama/Llama-3.1-70B-Instruct", "1x8xH100", mine, workload="chatbot")
 print(ev.explain())
-print(f"\n{100 * ev.solver['gap_to_optimum']:.0f}% below the best plan: {ev.solver['optimum']['vllm_command']}")
+print(
+    f"\n{100 * ev.solver['gap_to_optimum']:.0f}% below the best plan: {ev.solver['optimum']['vllm_command']}"
+)
 
 # Memory only, as vLLM accounts it at start-up:
 report = ap.vllm_memory("meta-llama/Llama-3.1-70B-Instruct", "H100", tp=4, max_model_len=32768)

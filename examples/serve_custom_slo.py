@@ -1,6 +1,6 @@
 """A custom workload with latency limits: long prompts, short answers, TTFT ≤ 1.5 s, TPOT ≤ 30 ms.
 
-    uv run python examples/serve_custom_slo.py
+uv run python examples/serve_custom_slo.py
 """
 
 import autoparallel as ap

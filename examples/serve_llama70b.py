@@ -1,6 +1,6 @@
 """Plan a vLLM deployment of Llama-3.1-70B-Instruct on one 8×H100 node for a chat workload.
 
-    uv run python examples/serve_llama70b.py
+uv run python examples/serve_llama70b.py
 """
 
 import autoparallel as ap

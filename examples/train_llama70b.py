@@ -1,6 +1,6 @@
 """Plan pre-training of Llama-3.1-70B on 64 H100s and print the DeepSpeed and Megatron artifacts.
 
-    uv run python examples/train_llama70b.py
+uv run python examples/train_llama70b.py
 """
 
 import json

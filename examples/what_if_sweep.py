@@ -1,6 +1,6 @@
 """Batch what-if: which GPUs serve which models, and how fast.
 
-    uv run python examples/what_if_sweep.py
+uv run python examples/what_if_sweep.py
 """
 
 import autoparallel as ap

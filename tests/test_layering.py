@@ -45,7 +45,8 @@ def _layer(path: Path) -> str:
 def test_imports_flow_downward(path: Path) -> None:
     forbidden = FORBIDDEN.get(_layer(path), ())
     bad = sorted(
-        name for name in _imports(path)
+        name
+        for name in _imports(path)
         if name.startswith("autoparallel.") and name.split(".")[1] in forbidden
     )
     assert not bad, f"{path.relative_to(PACKAGE)} imports {bad} (layer {_layer(path)!r} must not)"

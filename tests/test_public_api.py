@@ -19,15 +19,31 @@ def test_import_is_light() -> None:
     import subprocess
     import sys
 
-    code = "import sys, autoparallel; print(any(m.split('.')[0] in ('ortools','transformers','torch') for m in sys.modules))"
+    code = (
+        "import sys, autoparallel; "
+        "print(any(m.split('.')[0] in ('ortools', 'transformers', 'torch') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_every_public_field_is_documented() -> None:
-    classes = [configs.ServingConfig, configs.TrainingConfig, workload.Serving, workload.Training,
-               plan.ServingPlan, plan.TrainingPlan, spec.ModelSpec, spec.LayerSpec, spec.AttentionSpec,
-               spec.MlpSpec, spec.ParamGroups, ap.Cluster, ap.GPU, ap.VllmMemoryReport]
+    classes = [
+        configs.ServingConfig,
+        configs.TrainingConfig,
+        workload.Serving,
+        workload.Training,
+        plan.ServingPlan,
+        plan.TrainingPlan,
+        spec.ModelSpec,
+        spec.LayerSpec,
+        spec.AttentionSpec,
+        spec.MlpSpec,
+        spec.ParamGroups,
+        ap.Cluster,
+        ap.GPU,
+        ap.VllmMemoryReport,
+    ]
     missing = []
     for cls in classes:
         source = inspect.getsource(cls)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from autoparallel.hardware.detect import detect_cluster_with_sources
 from autoparallel.hardware.gpu import GPU, list_gpus
@@ -30,7 +31,7 @@ _GPU_COLUMNS = (
 
 
 def add_gpus_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    subparsers: argparse._SubParsersAction[Any],
 ) -> argparse.ArgumentParser:
     """Register `gpus [--json]`; the parser's `func` default is `cmd_gpus`."""
     parser = subparsers.add_parser(
@@ -44,7 +45,7 @@ def add_gpus_parser(
 
 
 def add_detect_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+    subparsers: argparse._SubParsersAction[Any],
 ) -> argparse.ArgumentParser:
     """Register `detect [--json]`; the parser's `func` default is `cmd_detect`."""
     parser = subparsers.add_parser(

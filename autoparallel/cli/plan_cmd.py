@@ -39,8 +39,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_serving_workload(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workload", default=None,
-                   help="serving preset: chatbot, batch, rag, long-context, reasoning (default chatbot)")
+    p.add_argument(
+        "--workload",
+        default=None,
+        help="serving preset: chatbot, batch, rag, long-context, reasoning (default chatbot)",
+    )
     p.add_argument("--isl", type=_positive_int, help="input tokens per request")
     p.add_argument("--osl", type=_positive_int, help="output tokens per request")
     p.add_argument("--concurrency", type=_positive_int, help="requests in flight over the deployment")
@@ -101,8 +104,7 @@ def add_pareto_parser(sub: Any) -> None:
     p = sub.add_parser("pareto", help="trade-off front between two serving objectives")
     _add_common(p)
     _add_serving_workload(p)
-    p.add_argument("--objectives", default="throughput,tpot",
-                   help="two of: " + ", ".join(_OBJECTIVES[:5]))
+    p.add_argument("--objectives", default="throughput,tpot", help="two of: " + ", ".join(_OBJECTIVES[:5]))
     p.add_argument("--points", type=_positive_int, default=8, help="most points on the front")
 
 
@@ -110,8 +112,11 @@ def add_sweep_parser(sub: Any) -> None:
     """`autoparallel sweep --models A,B --clusters X,Y --workloads W,V`."""
     p = sub.add_parser("sweep", help="batch what-if: best plan for every model x cluster x workload")
     p.add_argument("--models", required=True, help="comma-separated model ids")
-    p.add_argument("--clusters", required=True, help="comma-separated cluster specs (use ; between specs "
-                   "that carry options)")
+    p.add_argument(
+        "--clusters",
+        required=True,
+        help="comma-separated cluster specs (use ; between specs that carry options)",
+    )
     p.add_argument("--workloads", default="chatbot", help="comma-separated serving presets")
     p.add_argument("--objective", choices=_OBJECTIVES, default="throughput")
     p.add_argument("--json", action="store_true")
@@ -139,8 +144,9 @@ def _training_workload(args: argparse.Namespace) -> Any:
 
     if args.seq_len is None or args.global_batch is None:
         raise InputError("--train needs --seq-len and --global-batch")
-    return Training(seq_len=args.seq_len, global_batch=args.global_batch, tokens=args.tokens,
-                    precision=args.precision)
+    return Training(
+        seq_len=args.seq_len, global_batch=args.global_batch, tokens=args.tokens, precision=args.precision
+    )
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
@@ -157,8 +163,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     workload = _training_workload(args) if args.train else _serving_workload(args)
     settings = api.SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
-    plans = api.solve_top(args.model, args.cluster, workload=workload, objective=args.objective,
-                          settings=settings, top=args.top)
+    plans = api.solve_top(
+        args.model, args.cluster, workload=workload, objective=args.objective, settings=settings, top=args.top
+    )
     if args.json:
         payload: Any = plans[0].to_dict() if len(plans) == 1 else [p.to_dict() for p in plans]
         _emit(args, payload, "")
@@ -171,6 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate one user-given configuration; exit 1 if it does not fit."""
     from autoparallel import api
 
+    ev: api.Plan
     if args.train:
         ev = api.evaluate_training_args(args, _training_workload(args))
     else:
@@ -186,8 +194,13 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
     if len(objectives) != 2 or any(o not in _OBJECTIVES[:5] for o in objectives):
         raise InputError(f"--objectives needs two of {', '.join(_OBJECTIVES[:5])}, got {args.objectives!r}")
-    front = api.pareto(args.model, args.cluster, objectives=(objectives[0], objectives[1]),
-                       workload=_serving_workload(args), points=args.points)
+    front = api.pareto(
+        args.model,
+        args.cluster,
+        objectives=(objectives[0], objectives[1]),
+        workload=_serving_workload(args),
+        points=args.points,
+    )
     _emit(args, [p.to_dict() for p in front], api.format_front(front, objectives))
     return 0
 

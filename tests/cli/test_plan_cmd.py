@@ -18,7 +18,9 @@ def test_plan_json_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_plan_text_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "512", "--osl", "128"]) == 0
+    assert (
+        main(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "512", "--osl", "128"]) == 0
+    )
     out = capsys.readouterr().out
     assert "vllm serve" in out and "KV cache" in out
 
@@ -29,15 +31,19 @@ def test_impossible_request_exits_1_with_numbers(capsys: pytest.CaptureFixture[s
     assert err.startswith("error:") and "GiB" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("argv", [
-    ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "0xH100"],
-    ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "2x8xFOO"],
-    ["plan", "no-such/model-x", "--cluster", "1xH100"],
-    ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--workload", "nope"],
-    ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--train"],
-])
-def test_bad_input_exits_2_with_one_line(argv: list[str], capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "0xH100"],
+        ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "2x8xFOO"],
+        ["plan", "no-such/model-x", "--cluster", "1xH100"],
+        ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--workload", "nope"],
+        ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--train"],
+    ],
+)
+def test_bad_input_exits_2_with_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

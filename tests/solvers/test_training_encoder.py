@@ -11,7 +11,8 @@ from autoparallel.memory.margins import MemoryConfig
 from autoparallel.models import load_model
 from autoparallel.solvers.partition import even_partition
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.solvers.training import check_against_float, evaluate, solve_training
+from autoparallel.solvers.training import solve_training
+from autoparallel.solvers.training_decoder import check_against_float, evaluate
 from autoparallel.solvers.training_enumerate import enumerate_training, evaluate_point, point_bounds
 from autoparallel.solvers.training_space import TrainingOptions, build_space, build_tables
 from autoparallel.workload import Training
