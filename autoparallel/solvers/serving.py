@@ -13,14 +13,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from ortools.sat.python import cp_model
-
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InputError, InternalError, SolverTimeoutError
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
 from autoparallel.perf.serving import ServingEstimate
 from autoparallel.solvers import serving_explain
+from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.serving_decoder import (
     Objective,
     Point,

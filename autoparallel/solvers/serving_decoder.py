@@ -19,8 +19,7 @@ from autoparallel.solvers import units
 from autoparallel.solvers.settings import SolverSettings
 
 if TYPE_CHECKING:
-    from ortools.sat.python import cp_model
-
+    from autoparallel.solvers.cpsat import cp_model
     from autoparallel.solvers.serving_encoder import EncodedServing
     from autoparallel.solvers.serving_space import ServingSpace
 

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ortools.sat.python import cp_model
-
 from autoparallel.solvers import units
+from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.serving_space import ServingSpace
 
 LinearExpr = cp_model.LinearExpr

@@ -9,10 +9,9 @@ states its numbers from the float-model tables.
 
 from __future__ import annotations
 
-from ortools.sat.python import cp_model
-
 from autoparallel.errors import InfeasibleError, InternalError
 from autoparallel.perf.serving import effective_model
+from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.serving_encoder import EncodedServing, build, tune_presolve
 from autoparallel.solvers.serving_space import ServingSpace, complete_tables
 from autoparallel.solvers.settings import SolverSettings

@@ -44,10 +44,9 @@ from autoparallel.solvers.training_space import (
 )
 
 if TYPE_CHECKING:
-    from ortools.sat.python import cp_model
-
     from autoparallel.hardware import Cluster
     from autoparallel.models.spec import ModelSpec
+    from autoparallel.solvers.cpsat import cp_model
     from autoparallel.solvers.training_encoder import EncodedTraining
     from autoparallel.workload import Training
 
@@ -106,7 +105,7 @@ class _Run:
 
 
 def _solver(settings: SolverSettings, time_limit_s: float) -> cp_model.CpSolver:
-    from ortools.sat.python import cp_model
+    from autoparallel.solvers.cpsat import cp_model
 
     solver = cp_model.CpSolver()
     prm = solver.parameters
@@ -127,7 +126,7 @@ def _solve(enc: EncodedTraining, run: _Run, time_limit_s: float) -> cp_model.CpS
     Raises:
         InternalError: CP-SAT calls the model invalid.
     """
-    from ortools.sat.python import cp_model
+    from autoparallel.solvers.cpsat import cp_model
 
     solver = _solver(run.settings, time_limit_s)
     start = time.perf_counter()
@@ -152,7 +151,7 @@ def _solve(enc: EncodedTraining, run: _Run, time_limit_s: float) -> cp_model.CpS
 def minimal_core(enc: EncodedTraining, core: list[str], settings: SolverSettings) -> list[str]:
     """Drop families from an infeasible set while the rest stays infeasible (deletion filter), so that
     the explanation names only families that conflict (CP-SAT's sufficient set need not be minimal)."""
-    from ortools.sat.python import cp_model
+    from autoparallel.solvers.cpsat import cp_model
 
     keep = list(core) or list(enc.families)
     for name in list(keep):

@@ -30,8 +30,7 @@ from autoparallel.solvers.training_space import (
 )
 
 if TYPE_CHECKING:
-    from ortools.sat.python import cp_model
-
+    from autoparallel.solvers.cpsat import cp_model
     from autoparallel.solvers.training_encoder import EncodedTraining
 
 Objective = str | Sequence[str] | Mapping[str, float]

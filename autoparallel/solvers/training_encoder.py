@@ -22,9 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ortools.sat.python import cp_model
-
 from autoparallel.configs import ZeroStage
+from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.partition import even_partition
 from autoparallel.solvers.training_enumerate import Point, PointBound, Triple
 from autoparallel.solvers.training_space import Table2, TrainingTables
