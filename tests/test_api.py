@@ -66,3 +66,65 @@ def test_sweep_keeps_infeasible_rows() -> None:
 def test_bad_workload_type_is_an_input_error() -> None:
     with pytest.raises(ap.InputError):
         ap.solve("meta-llama/Llama-3.2-1B", "1xH100", workload=42)  # type: ignore[call-overload]
+
+
+def test_training_plan_has_artifacts_and_stage_memory() -> None:
+    plan = ap.solve(
+        "meta-llama/Llama-3.2-1B", "1x8xH100", workload=ap.Training(seq_len=4096, global_batch=64)
+    )
+    assert isinstance(plan, ap.TrainingPlan)
+    c = plan.config
+    assert c.tp * c.pp * c.dp * c.cp == 8
+    assert c.micro_batch * c.dp * c.grad_accum == 64
+    d = plan.to_dict()
+    assert d["memory"]["stages"] and d["perf"]["mfu"] > 0
+    assert "--tensor-model-parallel-size" in " ".join(d["megatron"]["args"])
+    text = plan.explain()
+    assert "Megatron-LM" in text and "DeepSpeed" in text and "stage" in text
+
+
+def test_evaluate_training_compares_with_the_optimum() -> None:
+    cfg = ap.TrainingConfig(tp=8, pp=1, dp=1, micro_batch=1, global_batch=64, seq_len=4096)
+    ev = ap.evaluate("meta-llama/Llama-3.2-1B", "1x8xH100", cfg)
+    assert ev.fits and ev.solver["status"] == "EVALUATED"
+    assert ev.solver["gap_to_optimum"] >= 0  # tp=8 on a 1B model is not better than the optimum
+
+
+def test_solve_top_returns_distinct_shapes() -> None:
+    from autoparallel.api import solve_top
+
+    plans = solve_top("meta-llama/Llama-3.1-8B", "1x4xH100", workload="batch", top=3)
+    shapes = {(p.config.tp, p.config.pp, p.config.enable_expert_parallel) for p in plans}
+    assert len(plans) == len(shapes) >= 2
+
+
+def test_pareto_front_trades_throughput_for_latency() -> None:
+    front = ap.pareto("meta-llama/Llama-3.1-8B", "1x2xH100", objectives=("throughput", "tpot"), points=4)
+    assert len(front) >= 2
+    tps = [p.perf["output_tokens_per_s"] for p in front]
+    tpots = [p.perf["tpot_ms"] for p in front]
+    best_tps, best_tpot = tps.index(max(tps)), tpots.index(min(tpots))
+    assert tpots[best_tps] >= tpots[best_tpot] and tps[best_tpot] <= tps[best_tps]
+
+
+def test_autoparallel_object_applies_its_settings() -> None:
+    auto = ap.AutoParallel(time_limit_s=5, workers=1, seed=3)
+    plan = auto.solve("meta-llama/Llama-3.2-1B", "1xH100", "chatbot")
+    assert plan.solver["seed"] == 3 and plan.solver["time_limit_s"] == 5
+    ev = auto.evaluate("meta-llama/Llama-3.2-1B", "1xH100", plan.config, "chatbot")
+    assert ev.fits
+
+
+def test_plan_from_a_local_config_dir_keeps_its_path(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    from autoparallel.models.zoo import find_entry
+
+    entry = find_entry("meta-llama/Llama-3.2-1B")
+    assert entry is not None
+    folder = Path(str(tmp_path)) / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(entry.config))
+    plan = ap.solve(folder, "1xH100", "chatbot")
+    assert plan.vllm_command.startswith(f"vllm serve {folder} ")

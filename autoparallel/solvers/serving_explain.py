@@ -52,15 +52,21 @@ def conflicting_families(space: ServingSpace, settings: SolverSettings) -> list[
 
 def explain_infeasible(space: ServingSpace, settings: SolverSettings) -> InfeasibleError:
     """The InfeasibleError for a space with no admissible plan (to be raised by the caller)."""
-    space = complete_tables(space)
-    core = conflicting_families(space, settings)
-    reasons = tuple(reason(space, name) for name in core)
     w = space.workload
     head = (
         f"no vLLM deployment of {space.model.name} on {space.gpus}×{space.cluster.gpu.name} serves "
-        f"the {w.name} workload (isl {w.isl}, osl {w.osl}): {', '.join(core)}"
+        f"the {w.name} workload (isl {w.isl}, osl {w.osl}): "
     )
-    return InfeasibleError(head, reasons)
+    if not space.shapes:
+        # No (tp, pp) of the allowed degrees can be placed on the cluster: there is nothing to solve.
+        o = space.options
+        return InfeasibleError(head + "placement", (
+            f"placement: no allowed (tp, pp) fits {space.cluster.nodes} node(s) of {space.cluster.gpus_per_node} "
+            f"GPUs (tp values {o.tp_values or 'divisors of the node'}, pp values {o.pp_values or 'powers of two'}; "
+            "a TP group must stay inside one node)",))
+    space = complete_tables(space)
+    core = conflicting_families(space, settings)
+    return InfeasibleError(head + ", ".join(core), tuple(reason(space, name) for name in core))
 
 
 def _gib(kib: float) -> str:

@@ -69,3 +69,115 @@ def test_evaluate_that_cannot_start_exits_1(capsys: pytest.CaptureFixture[str]) 
     rc = main(["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "1xH100", "--tp", "1", "--json"])
     d = json.loads(capsys.readouterr().out)
     assert rc == 1 and not d["fits"] and d["problems"]
+
+
+def test_plan_top_k_lists_several_plans(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "meta-llama/Llama-3.1-8B", "--cluster", "1x4xH100", "--top", "2", "--json"]) == 0
+    plans = json.loads(capsys.readouterr().out)
+    assert isinstance(plans, list) and len(plans) == 2
+
+
+def test_plan_train_json(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "plan",
+        "meta-llama/Llama-3.2-1B",
+        "--cluster",
+        "1x8xH100",
+        "--train",
+        "--seq-len",
+        "4096",
+        "--global-batch",
+        "64",
+        "--json",
+    ]
+    assert main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"]["world_size"] == 8 and d["perf"]["mfu"] > 0
+    assert d["deepspeed"]["config"]["train_batch_size"] == 64
+
+
+def test_evaluate_training_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "evaluate",
+        "meta-llama/Llama-3.2-1B",
+        "--cluster",
+        "1x8xH100",
+        "--train",
+        "--tp",
+        "2",
+        "--pp",
+        "1",
+        "--dp",
+        "4",
+        "--micro-batch",
+        "2",
+        "--global-batch",
+        "64",
+        "--seq-len",
+        "4096",
+        "--zero",
+        "1",
+        "--recompute",
+        "selective",
+        "--json",
+    ]
+    assert main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["fits"] and d["memory"]["peak_gib"] > 0
+    for key in ("step_time_s", "tokens_per_s_per_gpu", "tflops_per_gpu", "hfu", "mfu"):
+        assert d["perf"][key] > 0
+
+
+def test_evaluate_training_bad_batch_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "evaluate",
+        "meta-llama/Llama-3.2-1B",
+        "--cluster",
+        "1x8xH100",
+        "--train",
+        "--tp",
+        "2",
+        "--dp",
+        "4",
+        "--micro-batch",
+        "3",
+        "--global-batch",
+        "64",
+        "--seq-len",
+        "4096",
+    ]
+    assert main(argv) == 2
+    assert "multiple" in capsys.readouterr().err
+
+
+def test_pareto_and_sweep_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pareto", "meta-llama/Llama-3.2-1B", "--cluster", "1x2xH100", "--points", "3"]) == 0
+    assert "Pareto front" in capsys.readouterr().out
+    assert (
+        main(["pareto", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--objectives", "throughput"]) == 2
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "sweep",
+                "--models",
+                "meta-llama/Llama-3.2-1B",
+                "--clusters",
+                "1xH100,1xT4",
+                "--workloads",
+                "chatbot",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 2 and rows[0]["status"] == "ok"
+    assert main(["sweep", "--models", "meta-llama/Llama-3.2-1B", "--clusters", "1xH100"]) == 0
+    assert "tok/s" in capsys.readouterr().out
+
+
+def test_evaluate_other_engines_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["evaluate", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--engine", "sglang"]
+    assert main(argv) == 2

@@ -278,3 +278,18 @@ def test_memory_terms_match_serving_memory(model: str, cluster: str, shape_filte
             expected = max(budget - st.kv_cache_gib * 2**30 for st in report.stages)
             assert fixed == pytest.approx(expected, rel=1e-9, abs=64)
             assert tokens == report.max_num_batched_tokens
+
+
+def test_no_placeable_shape_names_the_placement_rule() -> None:
+    from autoparallel.errors import InfeasibleError
+    from autoparallel.hardware import Cluster
+    from autoparallel.models import load_model
+    from autoparallel.solvers.serving import solve_serving
+    from autoparallel.solvers.serving_space import ServingOptions
+    from autoparallel.workload import Serving
+
+    model = load_model("meta-llama/Llama-3.1-8B")
+    with pytest.raises(InfeasibleError) as info:
+        solve_serving(model, Cluster.parse("1x8xH100"), Serving.preset("chatbot"),
+                      options=ServingOptions(tp_values=(3,), pp_values=(1,)))
+    assert "placement" in str(info.value) and "inside one node" in str(info.value)
