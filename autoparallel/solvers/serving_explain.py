@@ -59,11 +59,14 @@ def explain_infeasible(space: ServingSpace, settings: SolverSettings) -> Infeasi
     )
     if not space.shapes:
         # No (tp, pp) of the allowed degrees can be placed on the cluster: there is nothing to solve.
-        o = space.options
-        return InfeasibleError(head + "placement", (
-            f"placement: no allowed (tp, pp) fits {space.cluster.nodes} node(s) of {space.cluster.gpus_per_node} "
-            f"GPUs (tp values {o.tp_values or 'divisors of the node'}, pp values {o.pp_values or 'powers of two'}; "
-            "a TP group must stay inside one node)",))
+        o, c = space.options, space.cluster
+        tps = o.tp_values or "divisors of the node"
+        pps = o.pp_values or "powers of two"
+        why = (
+            f"placement: no allowed (tp, pp) fits {c.nodes} node(s) of {c.gpus_per_node} GPUs "
+            f"(tp values {tps}, pp values {pps}; a TP group must stay inside one node)"
+        )
+        return InfeasibleError(head + "placement", (why,))
     space = complete_tables(space)
     core = conflicting_families(space, settings)
     return InfeasibleError(head + ", ".join(core), tuple(reason(space, name) for name in core))
