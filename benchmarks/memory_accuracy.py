@@ -319,6 +319,9 @@ def summary(results: list[RowResult]) -> dict[str, Any]:
         "kv_tokens_within_10pct_full_attention": f"{tok_in}/{tok_n}",
         "kv_tokens_within_10pct_full_attention_standard": f"{tok_std_in}/{tok_std_n}",
         "kv_tokens_target_met": tok_n > 0 and tok_in >= KV_SHARE_TARGET * tok_n,
+        # Notebook rows share the GPU with a trainer (reference/README.md: "use them for weight sizes
+        # more than for activation peaks"), so the target is also judged on standard deployments.
+        "kv_tokens_target_met_standard": tok_std_n > 0 and tok_std_in >= KV_SHARE_TARGET * tok_std_n,
         "kv_tokens_outside": [
             (r.row_id, round(r.errors["kv_tokens"], 3), _reason(r))
             for r in tok_rows
