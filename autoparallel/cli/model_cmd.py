@@ -103,7 +103,11 @@ def model_card(spec: ModelSpec) -> dict[str, Any]:
         "num_experts": spec.num_experts,
         "experts_per_token": spec.experts_per_token,
         "mtp_layers": spec.mtp_layers,
-        "total_params": spec.total_params,
+        # The main model, as publishers count it; multi-token-prediction modules (DeepSeek-V3, GLM-4.5)
+        # are reported apart: they run only for speculative decoding or MTP training.
+        "total_params": spec.total_params - spec.mtp_params,
+        "mtp_params": spec.mtp_params,
+        "total_params_with_mtp": spec.total_params,
         "active_params": spec.active_params,
         "params_by_group": by_group,
         "weight_gib_by_group": gib_by_group,
@@ -145,12 +149,16 @@ def _print_card(card: dict[str, Any]) -> None:
     print(f"  weights: {card['weight_gib']:.2f} GiB ({'quantized: ' + q['source'] if q else 'unquantized'}, "
           f"{card['dtype_bytes']} bytes per unquantized weight)")
     print("\n  parameters by group            count        share   GiB")
-    total = card["total_params"]
+    total = card["total_params_with_mtp"]
     for name, count in card["params_by_group"].items():
         if count:
             gib = card["weight_gib_by_group"][name]
             print(f"    {name:<22} {count:>18,} {100 * count / total:6.2f}%  {gib:7.2f}")
-    print(f"    {'total':<22} {total:>18,}")
+    if card["mtp_params"]:
+        print(f"    {'total without MTP':<22} {card['total_params']:>18,}")
+        print(f"    {'total with MTP':<22} {total:>18,}")
+    else:
+        print(f"    {'total':<22} {total:>18,}")
     print(f"    {'active per token':<22} {card['active_params']:>18,}")
     pub_t, pub_a = card["published_total_params"], card["published_active_params"]
     dev = card.get("published_deviation", {})

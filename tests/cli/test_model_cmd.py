@@ -75,3 +75,14 @@ def test_model_card_linear_state_and_mla(capsys: pytest.CaptureFixture[str]) -> 
 def test_model_unknown_source_raises_input_error(tmp_path: object) -> None:
     with pytest.raises(InputError, match="no such file"):
         cmd_model(_parse("model", "./missing/config.json"))
+
+
+def test_deepseek_v3_counts_the_main_model_and_mtp_apart(capsys: pytest.CaptureFixture[str]) -> None:
+    from autoparallel.cli import main
+
+    assert main(["model", "deepseek-ai/DeepSeek-V3", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert abs(card["total_params"] / 671e9 - 1) < 0.005
+    assert abs(card["active_params"] / 37e9 - 1) < 0.02
+    assert card["mtp_params"] > 11e9
+    assert card["total_params"] + card["mtp_params"] == card["total_params_with_mtp"]
