@@ -125,7 +125,9 @@ def add_sweep_parser(sub: Any) -> None:
 def _serving_workload(args: argparse.Namespace) -> Any:
     from autoparallel.workload import Serving
 
-    base = Serving.preset(args.workload or "chatbot")
+    custom_shape = args.workload is None and (args.isl is not None or args.osl is not None)
+    # A request shape of the user's own starts from no service-level limits (not the chatbot preset's).
+    base = Serving() if custom_shape else Serving.preset(args.workload or "chatbot")
     update: dict[str, Any] = {}
     for field in ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms"):
         value = getattr(args, field, None)
