@@ -4,27 +4,10 @@ Everything a user sees about speed comes from here; `solvers/` turns it into int
 
 The model (per replica of tp × pp GPUs, continuous batching with chunked prefill, steady state):
 
-- A replica keeps `b` sequences running. vLLM V1 with pipeline parallelism keeps `pp` scheduler
-  batches in flight, so each stage processes micro-batches of m = b / pp sequences.
-- Every decode token of a sequence is one step; every `osl` steps a sequence finishes and a new
-  one is prefilled. In steady state each micro-batch step therefore carries m decode tokens and
-  m · isl / osl prefill tokens (the prefill work interleaved by chunked prefill). When those exceed
-  the step token budget (`max_num_batched_tokens`), the work spreads over several steps.
-- One stage step is a roofline over the mixed batch, plus exposed communication:
-
-      t_stage = max(bytes / (HBM · η_hbm), flops / (peak · η_flops)) + t_allreduce(TP) + t_all2all(EP)
-
-  bytes = the stage's non-expert weights / tp + the routed experts the step actually touches
-  (expected unique experts per layer E·(1 − (1 − k/E)^tokens), Fedus et al. 2021 routing with
-  uniform load) + the KV cache the decode tokens read; flops = 2 · active parameters per token +
-  attention over the context (`ModelSpec.forward_flops_per_token`), split over tp.
-- The replica step (one token for every running sequence) is
-
-      T(b) = pp · t_stage(b / pp) + (pp − 1) · t_hop + t_host (+ eager launch cost per layer)
-
-  TPOT = T(b). This "mixed-step roofline" replaces the additive T = decode(b) + b · prefill / osl:
-  a mixed batch reads the weights once for its decode and prefill tokens, so compute and memory
-  overlap instead of adding (the two agree when one term dominates).
+- A replica keeps `b` sequences running, `pp` micro-batches of b / pp in flight; each step carries
+  one decode token per sequence plus the prefill work chunked prefill interleaves. One replica step
+  T(b) is a mixed-step roofline plus exposed communication, pipeline hops and host overhead
+  (perf/serving_steps.py gives the formulas); TPOT = T(b).
 - TTFT = prefill(isl) + (n_chunks + ½) · decode(b) + the server's per-request overhead: half a step
   of waiting, then the prompt's n_chunks = ceil(isl / max_num_batched_tokens) chunks ride along
   decode steps. Queueing beyond the running batch is not modelled.
@@ -33,8 +16,12 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
 - The running batch is min(max_num_seqs, KV capacity in sequences of isl + osl/2 tokens counted in
   vLLM's own blocks (memory/vllm_kv.py), the workload's concurrency / replicas).
 
-Efficiency factors per GPU (`VLLM_EFFICIENCY`) are calibrated on the vLLM rows of
-reference/inference_benchmarks_dev.csv; `benchmarks/serving_accuracy.py` reports the error.
+Efficiency factors per GPU (`VLLM_EFFICIENCY`, perf/serving_efficiency.py) are calibrated on the vLLM
+rows of reference/inference_benchmarks_dev.csv; `benchmarks/serving_accuracy.py` reports the error.
+
+Layout: perf/serving_efficiency.py (the calibrated factors), perf/serving_facts.py (per-model sums,
+memoized), perf/serving_steps.py (step times of one replica); this module turns step times into the
+deployment's results (`ServingPerf`, `ServingEstimate`). Their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -45,402 +32,63 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.models.quant import QuantMethod, QuantSpec
-from autoparallel.models.spec import AttentionKind, MlpKind, ModelSpec, ParamGroups
-from autoparallel.perf import comm
+from autoparallel.perf.serving_efficiency import (
+    DEFAULT_EFFICIENCY,
+    VLLM_EFFICIENCY,
+    ServingEfficiency,
+    efficiency_for,
+)
+from autoparallel.perf.serving_facts import (
+    Memo,
+    effective_model,
+    kv_bytes_per_sequence_per_gpu,
+    kv_dtype_bytes,
+    memoized,
+)
+from autoparallel.perf.serving_steps import (
+    ACTIVATION_BYTES,
+    ReplicaShape,
+    StepTimes,
+    replica_step_times,
+    stage_step_s,
+)
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
     from autoparallel.hardware import GPU, Cluster
     from autoparallel.memory.serving import VllmMemoryReport
+    from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
+
+__all__ = [
+    "ACTIVATION_BYTES",
+    "DEFAULT_EFFICIENCY",
+    "VLLM_EFFICIENCY",
+    "KvLayout",
+    "ReplicaShape",
+    "ServingEfficiency",
+    "ServingEstimate",
+    "ServingPerf",
+    "StepTimes",
+    "deployment_problems",
+    "effective_model",
+    "efficiency_for",
+    "evaluate_serving",
+    "kv_bytes_per_sequence_per_gpu",
+    "kv_dtype_bytes",
+    "kv_layout",
+    "perf_at_batch",
+    "replica_rates",
+    "replica_step_times",
+    "running_batch",
+    "serving_perf",
+    "slo_violations",
+    "stage_step_s",
+]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-
-class ServingEfficiency(_Frozen):
-    """Achievable fractions of a GPU's peaks under vLLM, and fixed costs per engine step."""
-
-    flops_fraction: float
-    """Fraction of the dense tensor-core peak reached by GEMMs of a mixed prefill/decode step."""
-    hbm_fraction: float
-    """Fraction of peak HBM bandwidth reached streaming dense weights and the KV cache."""
-    moe_hbm_fraction: float
-    """Fraction of peak HBM bandwidth reached by fused-MoE kernels streaming routed experts."""
-    moe_expert_overhead_s: float
-    """Fixed cost per (layer, local expert a step touches) of the fused-MoE kernels, s: many small
-    experts (DeepSeek: 256 per layer, TP-sliced to 256 columns) stay far below the HBM roofline."""
-    step_overhead_s: float
-    """Host time per engine step not hidden by the GPU (scheduler, sampler, output processing), s."""
-    eager_layer_overhead_s: float
-    """Extra host time per decoder layer and step without CUDA graphs (`--enforce-eager`), s."""
-    request_overhead_s: float
-    """Per-request time outside the GPU steps (HTTP, tokenization, scheduling, detokenization), s."""
-    source: str
-    """Where the numbers come from."""
-
-
-_HOPPER = ServingEfficiency(
-    flops_fraction=0.45,
-    hbm_fraction=0.75,
-    moe_hbm_fraction=0.75,
-    moe_expert_overhead_s=5e-6,
-    step_overhead_s=1.0e-3,
-    eager_layer_overhead_s=80e-6,
-    request_overhead_s=0.045,
-    source="vLLM rows of reference/inference_benchmarks_dev.csv (benchmarks/serving_accuracy.py): "
-    "hbm_fraction + step overhead from I301 (Qwen3-8B, H100, 4 concurrent: TPOT 7.38 ms, predicted "
-    "7.5); request overhead from its TTFT (64 ms for a 233-token prompt); the MoE expert cost from "
-    "the DeepSeek-V3.2 TP8 rows' ITL at their Little's-law batch (I201, I206-I208; V3.2's indexer "
-    "is inside it). flops_fraction 0.45 of the dense peak: TensorRT-LLM's compute-bound rows (isl "
-    "2048 / osl 128) reach ~0.5, vLLM is taken slightly lower (engines differ).",
-)
-_DEFAULT = ServingEfficiency(
-    flops_fraction=0.40,
-    hbm_fraction=0.70,
-    moe_hbm_fraction=0.70,
-    moe_expert_overhead_s=6e-6,
-    step_overhead_s=1.2e-3,
-    eager_layer_overhead_s=100e-6,
-    request_overhead_s=0.050,
-    source="not calibrated (no reference rows): the Hopper factors lowered ~10 % for older kernels",
-)
-VLLM_EFFICIENCY: dict[str, ServingEfficiency] = {"hopper": _HOPPER, "blackwell": _HOPPER}
-"""vLLM efficiency by GPU architecture (`GPU.arch`); other architectures use `DEFAULT_EFFICIENCY`."""
-DEFAULT_EFFICIENCY = _DEFAULT
-
-ACTIVATION_BYTES = 2.0
-"""bf16 activations cross the links (all-reduce, all-to-all, pipeline hops)."""
-
-
-def efficiency_for(gpu: GPU) -> ServingEfficiency:
-    """The vLLM efficiency factors of `gpu`."""
-    return VLLM_EFFICIENCY.get(gpu.arch, DEFAULT_EFFICIENCY)
-
-
-def kv_dtype_bytes(model: ModelSpec, kv_cache_dtype: str) -> float:
-    """Bytes per cached element: the model dtype for `auto`, 1 for the fp8 variants."""
-    return model.kv_dtype_default_bytes if kv_cache_dtype == "auto" else 1.0
-
-
-def effective_model(model: ModelSpec, quantization: str | None) -> ModelSpec:
-    """The model as vLLM holds it: the checkpoint, or online-quantized by `--quantization`.
-
-    Only online FP8 applies to an unquantized checkpoint (per-tensor scales, vLLM `Fp8Config`);
-    naming the checkpoint's own method changes nothing.
-    """
-    if quantization is None or (model.quantization and model.quantization.method.value == quantization):
-        return model
-    if quantization != "fp8" or model.quantization is not None:
-        from autoparallel.errors import InputError
-
-        raise InputError(
-            f"quantization={quantization!r} cannot be applied to {model.name}: only online "
-            "'fp8' on an unquantized checkpoint is supported"
-        )
-    return model.model_copy(update={"quantization": QuantSpec(method=QuantMethod.FP8, bits=8)})
-
-
-# ----- per-model facts, memoized ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class _ModelFacts:
-    """Whole-model sums the step formula needs (bytes, counts), for one weight quantization.
-
-    Memoized per model object (`id`, with the object kept to rule out reuse of the id)."""
-
-    layers: int
-    hidden: int
-    dense_bytes: float  # all non-routed decoder weights (attention, dense MLP, shared experts, router, norms)
-    head_bytes: float  # LM head (the embedding when tied), read every step
-    expert_groups: tuple[tuple[int, int, int, float], ...]  # (layers, experts, top_k, bytes per expert)
-    moe_layers: int
-    fp8_compute: bool
-
-
-_FACTS: dict[tuple[int, str | None], tuple[ModelSpec, _ModelFacts]] = {}
-_KV_RANK: dict[tuple[int, str, int], tuple[ModelSpec, float, tuple[tuple[int, float], ...]]] = {}
-_FLOPS: dict[tuple[int, int], tuple[ModelSpec, float]] = {}
-
-
-def _facts(model: ModelSpec, quantization: str | None) -> _ModelFacts:
-    key = (id(model), quantization)
-    hit = _FACTS.get(key)
-    if hit is not None and hit[0] is model:
-        return hit[1]
-    eff = effective_model(model, quantization)
-    groups: dict[tuple[int, int, float], int] = {}
-    dense = 0.0
-    for layer in eff.layers:
-        p = layer.params
-        dense += eff.weight_bytes(p.model_copy(update={"routed_experts": 0}))
-        if layer.mlp.kind is MlpKind.MOE and layer.mlp.num_experts:
-            per = eff.weight_bytes(ParamGroups(routed_experts=p.routed_experts)) / layer.mlp.num_experts
-            gkey = (layer.mlp.num_experts, layer.mlp.experts_per_token, per)
-            groups[gkey] = groups.get(gkey, 0) + 1
-    head = eff.weight_bytes(ParamGroups(lm_head=eff.lm_head_params or eff.embedding_params))
-    q = eff.quantization
-    facts = _ModelFacts(
-        layers=eff.num_layers,
-        hidden=eff.hidden_size,
-        dense_bytes=dense,
-        head_bytes=head,
-        expert_groups=tuple((n, e, k, per) for (e, k, per), n in sorted(groups.items())),
-        moe_layers=sum(groups.values()),
-        fp8_compute=q is not None and q.method is QuantMethod.FP8,
-    )
-    _FACTS[key] = (model, facts)
-    return facts
-
-
-def _kv_rank(model: ModelSpec, kv_cache_dtype: str, tp: int) -> tuple[float, tuple[tuple[int, float], ...]]:
-    """KV bytes per context token on one TP rank (all layers): full layers, and (window, bytes) pairs.
-
-    Softmax layers hold ceil(kv_heads / tp) heads per rank; MLA holds the whole latent on every rank.
-    """
-    key = (id(model), kv_cache_dtype, tp)
-    hit = _KV_RANK.get(key)
-    if hit is not None and hit[0] is model:
-        return hit[1], hit[2]
-    kvb = kv_dtype_bytes(model, kv_cache_dtype)
-    full = 0.0
-    windows: dict[int, float] = {}
-    for layer in model.layers:
-        att = layer.attention
-        per = att.kv_elements_per_token_per_rank(tp) * kvb
-        if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
-            windows[att.window_tokens] = windows.get(att.window_tokens, 0.0) + per
-        else:
-            full += per
-    out = tuple(sorted(windows.items()))
-    _KV_RANK[key] = (model, full, out)
-    return full, out
-
-
-def _flops_per_token(model: ModelSpec, context_tokens: float) -> float:
-    """`ModelSpec.forward_flops_per_token`, memoized on the integer context."""
-    ctx = round(context_tokens)
-    key = (id(model), ctx)
-    hit = _FLOPS.get(key)
-    if hit is not None and hit[0] is model:
-        return hit[1]
-    value = model.forward_flops_per_token(ctx)
-    _FLOPS[key] = (model, value)
-    return value
-
-
-def kv_bytes_per_sequence_per_gpu(
-    model: ModelSpec, kv_cache_dtype: str, tp: int, pp: int, context_tokens: float
-) -> float:
-    """KV bytes one sequence of `context_tokens` reads on one GPU of the fullest pipeline stage."""
-    full, windows = _kv_rank(model, kv_cache_dtype, tp)
-    per_rank = full * context_tokens + sum(b * min(context_tokens, w) for w, b in windows)
-    return per_rank * _stage_fraction(model.num_layers, pp)
-
-
-def _stage_fraction(layers: int, pp: int) -> float:
-    """Share of the decoder layers on the fullest pipeline stage: ceil(L / pp) / L."""
-    return math.ceil(layers / pp) / layers
-
-
-def _unique_experts(experts: int, top_k: int, tokens: float) -> float:
-    """Expected distinct experts `tokens` routed tokens touch: E·(1 − (1 − k/E)^tokens)."""
-    if tokens <= 0:
-        return 0.0
-    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
-
-
-# ----- the step model --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ReplicaShape:
-    """What the step time depends on: degrees and precisions (not the batch, not the workload)."""
-
-    tp: int
-    pp: int
-    ep_ranks: int  # 1: experts TP-sliced; else experts sharded whole over tp × replicas ranks
-    quantization: str | None
-    kv_cache_dtype: str
-    enforce_eager: bool
-
-    @classmethod
-    def of(cls, config: ServingConfig) -> ReplicaShape:
-        ep = config.tp * config.replicas if config.enable_expert_parallel else 1
-        return cls(config.tp, config.pp, ep, config.quantization, config.kv_cache_dtype, config.enforce_eager)
-
-
-def stage_step_s(
-    model: ModelSpec,
-    cluster: Cluster,
-    shape: ReplicaShape,
-    *,
-    decode_seqs: float,
-    context_tokens: float,
-    prefill_tokens: float,
-    prefill_context: float,
-    steps: float = 1.0,
-) -> tuple[float, bool]:
-    """One pipeline stage processing `decode_seqs` decode tokens (each reading `context_tokens` of
-    KV) and `prefill_tokens` prompt tokens (attending on average to `prefill_context` tokens), spread
-    over `steps` engine steps (weights are re-read each step).
-
-    Returns (seconds, memory_bound): the roofline plus exposed communication, and whether HBM
-    traffic rather than FLOPs set the roofline.
-    """
-    gpu = cluster.gpu
-    eff = efficiency_for(gpu)
-    f = _facts(model, shape.quantization)
-    tp, pp = shape.tp, shape.pp
-    frac = _stage_fraction(f.layers, pp)
-    tokens_per_step = (decode_seqs + prefill_tokens) / steps
-    # Bytes streamed from HBM per GPU: weights once per step, experts only where routed, KV per decode.
-    dense_bytes = (f.dense_bytes * frac + f.head_bytes) / tp * steps
-    expert_bytes = expert_calls = 0.0
-    for n_layers, experts, top_k, per_expert in f.expert_groups:
-        if shape.ep_ranks > 1:
-            routed = tokens_per_step * (shape.ep_ranks // tp)  # every DP rank's tokens reach the experts
-            touched = _unique_experts(experts, top_k, routed) / shape.ep_ranks
-            expert_bytes += n_layers * frac * touched * per_expert * steps
-        else:
-            touched = _unique_experts(experts, top_k, tokens_per_step)
-            expert_bytes += n_layers * frac * touched * per_expert / tp * steps
-        expert_calls += n_layers * frac * touched * steps
-    kv_bytes = decode_seqs * kv_bytes_per_sequence_per_gpu(
-        model, shape.kv_cache_dtype, tp, pp, context_tokens
-    )
-    hbm = gpu.hbm_tbps * 1e12
-    t_mem = ((dense_bytes + kv_bytes) / (hbm * eff.hbm_fraction) + expert_bytes / (hbm * eff.moe_hbm_fraction)
-             + expert_calls * eff.moe_expert_overhead_s)
-    # FLOPs per GPU: 2 per active weight and token plus attention over the context, split over tp.
-    flops = (
-        (
-            decode_seqs * _flops_per_token(model, context_tokens)
-            + prefill_tokens * _flops_per_token(model, prefill_context)
-        )
-        * frac
-        / tp
-    )
-    peak = (gpu.fp8_tflops if f.fp8_compute and gpu.fp8_tflops else gpu.bf16_tflops) * 1e12
-    t_compute = flops / (peak * eff.flops_fraction)
-    comm = steps * _comm_per_step_s(cluster, shape, f, frac, tokens_per_step)
-    return max(t_mem, t_compute) + comm, t_mem >= t_compute
-
-
-_LINKS: dict[tuple[int, int, int], tuple[Cluster, comm.Link]] = {}
-
-
-def _link(cluster: Cluster, size: int, stride: int) -> comm.Link:
-    """`comm.group_link`, memoized."""
-    key = (id(cluster), size, stride)
-    hit = _LINKS.get(key)
-    if hit is None or hit[0] is not cluster:
-        hit = (cluster, comm.group_link(cluster, size, stride))
-        _LINKS[key] = hit
-    return hit[1]
-
-
-def _comm_per_step_s(
-    cluster: Cluster, shape: ReplicaShape, f: _ModelFacts, frac: float, tokens: float
-) -> float:
-    """Exposed TP all-reduces and EP all-to-alls of one stage step carrying `tokens` tokens."""
-    layers = math.ceil(f.layers * frac - 1e-9)
-    moe_layers = f.moe_layers * frac
-    msg = tokens * f.hidden * ACTIVATION_BYTES
-    t = 0.0
-    if shape.tp > 1:
-        # Two all-reduces per layer (attention output, MLP output); with EP the MoE output is
-        # combined by the all-to-all instead.
-        calls = 2 * layers - (moe_layers if shape.ep_ranks > 1 else 0)
-        t += calls * comm.all_reduce_s(msg, shape.tp, _link(cluster, shape.tp, 1))
-    if shape.ep_ranks > 1:
-        # Dispatch + combine: each rank sends its share of tokens' hidden states to top-k experts.
-        top_k = max((k for _, _, k, _ in f.expert_groups), default=1)
-        link = _link(cluster, shape.ep_ranks, shape.pp)
-        t += 2 * moe_layers * comm.all_to_all_s(msg / shape.tp * top_k, shape.ep_ranks, link)
-    return t
-
-
-def _hop_s(cluster: Cluster, shape: ReplicaShape, f: _ModelFacts, tokens: float) -> float:
-    """Average time of one pipeline hop carrying `tokens` hidden states (network when crossing nodes)."""
-    pp = shape.pp
-    if pp <= 1:
-        return 0.0
-    stages_per_node = max(1, cluster.gpus_per_node // shape.tp)
-    cross = math.ceil(pp / stages_per_node) - 1
-    nbytes = tokens * f.hidden * ACTIVATION_BYTES / shape.tp
-    intra = comm.p2p_s(nbytes, _link(cluster, 1, 1))
-    inter = comm.p2p_s(nbytes, _link(cluster, 2, cluster.gpus_per_node))
-    return ((pp - 1 - cross) * intra + cross * inter) / (pp - 1)
-
-
-@dataclass(frozen=True)
-class StepTimes:
-    """One replica step at a given running batch, seconds."""
-
-    step_s: float
-    """T(b): one token for every running sequence, interleaved prefill work included (= TPOT)."""
-    decode_s: float
-    """The same step without prefill work (pure decode)."""
-    prefill_s: float
-    """One prompt of `isl` tokens alone through the whole pipeline."""
-    ttft_s: float
-    """prefill + (chunks + ½) pure decode steps of the running batch."""
-    memory_bound: bool
-    """The step's stage time is set by HBM traffic rather than FLOPs."""
-
-
-_PREFILL: dict[tuple[object, ...], tuple[ModelSpec, Cluster, float]] = {}
-
-
-def replica_step_times(
-    model: ModelSpec,
-    cluster: Cluster,
-    shape: ReplicaShape,
-    *,
-    batch: float,
-    isl: int,
-    osl: int,
-    batched_tokens: int,
-) -> StepTimes:
-    """Step, decode, prefill and TTFT times of one replica running `batch` sequences (see module doc)."""
-    eff = efficiency_for(cluster.gpu)
-    f = _facts(model, shape.quantization)
-    pp = shape.pp
-    stage_layers = math.ceil(f.layers / pp)
-    eager_s = eff.eager_layer_overhead_s * stage_layers if shape.enforce_eager else 0.0
-    m = batch / pp
-    context = isl + osl / 2.0
-    prefill_tokens = m * isl / osl
-    steps = max(1.0, (m + prefill_tokens) / batched_tokens)
-
-    def rotation(decode: float, prefill: float, n_steps: float) -> tuple[float, bool]:
-        stage, mem_bound = stage_step_s(
-            model,
-            cluster,
-            shape,
-            decode_seqs=decode,
-            context_tokens=context,
-            prefill_tokens=prefill,
-            prefill_context=isl / 2.0,
-            steps=n_steps,
-        )
-        hop = _hop_s(cluster, shape, f, (decode + prefill) / n_steps)
-        total = pp * (stage + n_steps * eager_s) + (pp - 1) * hop * n_steps + n_steps * eff.step_overhead_s
-        return total, mem_bound
-
-    step_s, memory_bound = rotation(m, prefill_tokens, steps)
-    decode_s, _ = rotation(m, 0.0, 1.0)
-    chunks = math.ceil(isl / batched_tokens)
-    key = (id(model), id(cluster), shape, isl, osl, chunks)
-    hit = _PREFILL.get(key)
-    if hit is None or hit[0] is not model or hit[1] is not cluster:
-        hit = (model, cluster, rotation(0.0, float(isl), float(chunks))[0])
-        _PREFILL[key] = hit
-    prefill_s = hit[2]
-    ttft_s = prefill_s + (chunks + 0.5) * decode_s
-    return StepTimes(
-        step_s=step_s, decode_s=decode_s, prefill_s=prefill_s, ttft_s=ttft_s, memory_bound=memory_bound
-    )
 
 
 # ----- one deployment --------------------------------------------------------------------------------
@@ -498,7 +146,7 @@ class KvLayout:
     """Blocks the pool holds back (vLLM's null block, from 0.25)."""
 
 
-_LAYOUTS: dict[tuple[object, ...], tuple[ModelSpec, KvLayout]] = {}
+_LAYOUTS: Memo[KvLayout] = {}
 
 
 def kv_layout(
@@ -510,12 +158,7 @@ def kv_layout(
     (`vllm_kv.bytes_for_request`): ceil(c / block) for full attention, window-capped for sliding
     layers, one state page for linear attention.
     """
-    from autoparallel.memory import vllm_kv, vllm_profile
-    from autoparallel.memory.serving import kv_block_size, layer_kv_specs, resolve_batch_defaults
-    from autoparallel.memory.vllm_versions import parse_vllm_version, rules_for
-
     key = (
-        id(model),
         gpu.name,
         config.tp,
         config.pp,
@@ -528,9 +171,16 @@ def kv_layout(
         workload.osl,
         vllm_version,
     )
-    hit = _LAYOUTS.get(key)
-    if hit is not None and hit[0] is model:
-        return hit[1]
+    return memoized(_LAYOUTS, (model,), key, lambda: _kv_layout(model, gpu, config, workload, vllm_version))
+
+
+def _kv_layout(
+    model: ModelSpec, gpu: GPU, config: ServingConfig, workload: Serving, vllm_version: str
+) -> KvLayout:
+    from autoparallel.memory import vllm_kv, vllm_profile
+    from autoparallel.memory.serving import kv_block_size, layer_kv_specs, resolve_batch_defaults
+    from autoparallel.memory.vllm_versions import parse_vllm_version, rules_for
+
     rules = rules_for(parse_vllm_version(vllm_version))
     _, tokens = resolve_batch_defaults(
         rules, gpu, config.max_model_len, config.max_num_seqs, config.max_num_batched_tokens
@@ -548,15 +198,13 @@ def kv_layout(
     context = math.ceil(workload.isl + workload.osl / 2.0)
     need = vllm_kv.bytes_for_request(plan, 0, context, rules, tokens, config.pp)
     blocks = need // plan.bytes_per_block[0] if plan.bytes_per_block[0] else 0
-    layout = KvLayout(
+    return KvLayout(
         block_size=plan.block_size,
         bytes_per_block=plan.bytes_per_block,
         blocks_per_seq=max(int(blocks), 1),
         batched_tokens=tokens,
         null_blocks=1 if rules.reserves_null_block else 0,
     )
-    _LAYOUTS[key] = (model, layout)
-    return layout
 
 
 def running_batch(config: ServingConfig, workload: Serving, kv_capacity_seqs: float) -> tuple[float, str]:

@@ -1,0 +1,73 @@
+"""vLLM efficiency factors per GPU architecture: the calibrated constants of the serving model.
+
+Calibrated on the vLLM rows of reference/inference_benchmarks_dev.csv; `benchmarks/serving_accuracy.py`
+reports the error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from autoparallel.hardware import GPU
+
+
+class ServingEfficiency(BaseModel):
+    """Achievable fractions of a GPU's peaks under vLLM, and fixed costs per engine step."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    flops_fraction: float
+    """Fraction of the dense tensor-core peak reached by GEMMs of a mixed prefill/decode step."""
+    hbm_fraction: float
+    """Fraction of peak HBM bandwidth reached streaming dense weights and the KV cache."""
+    moe_hbm_fraction: float
+    """Fraction of peak HBM bandwidth reached by fused-MoE kernels streaming routed experts."""
+    moe_expert_overhead_s: float
+    """Fixed cost per (layer, local expert a step touches) of the fused-MoE kernels, s: many small
+    experts (DeepSeek: 256 per layer, TP-sliced to 256 columns) stay far below the HBM roofline."""
+    step_overhead_s: float
+    """Host time per engine step not hidden by the GPU (scheduler, sampler, output processing), s."""
+    eager_layer_overhead_s: float
+    """Extra host time per decoder layer and step without CUDA graphs (`--enforce-eager`), s."""
+    request_overhead_s: float
+    """Per-request time outside the GPU steps (HTTP, tokenization, scheduling, detokenization), s."""
+    source: str
+    """Where the numbers come from."""
+
+
+_HOPPER = ServingEfficiency(
+    flops_fraction=0.45,
+    hbm_fraction=0.75,
+    moe_hbm_fraction=0.75,
+    moe_expert_overhead_s=5e-6,
+    step_overhead_s=1.0e-3,
+    eager_layer_overhead_s=80e-6,
+    request_overhead_s=0.045,
+    source="vLLM rows of reference/inference_benchmarks_dev.csv (benchmarks/serving_accuracy.py): "
+    "hbm_fraction + step overhead from I301 (Qwen3-8B, H100, 4 concurrent: TPOT 7.38 ms, predicted "
+    "7.5); request overhead from its TTFT (64 ms for a 233-token prompt); the MoE expert cost from "
+    "the DeepSeek-V3.2 TP8 rows' ITL at their Little's-law batch (I201, I206-I208; V3.2's indexer "
+    "is inside it). flops_fraction 0.45 of the dense peak: TensorRT-LLM's compute-bound rows (isl "
+    "2048 / osl 128) reach ~0.5, vLLM is taken slightly lower (engines differ).",
+)
+_DEFAULT = ServingEfficiency(
+    flops_fraction=0.40,
+    hbm_fraction=0.70,
+    moe_hbm_fraction=0.70,
+    moe_expert_overhead_s=6e-6,
+    step_overhead_s=1.2e-3,
+    eager_layer_overhead_s=100e-6,
+    request_overhead_s=0.050,
+    source="not calibrated (no reference rows): the Hopper factors lowered ~10 % for older kernels",
+)
+VLLM_EFFICIENCY: dict[str, ServingEfficiency] = {"hopper": _HOPPER, "blackwell": _HOPPER}
+"""vLLM efficiency by GPU architecture (`GPU.arch`); other architectures use `DEFAULT_EFFICIENCY`."""
+DEFAULT_EFFICIENCY = _DEFAULT
+
+
+def efficiency_for(gpu: GPU) -> ServingEfficiency:
+    """The vLLM efficiency factors of `gpu`."""
+    return VLLM_EFFICIENCY.get(gpu.arch, DEFAULT_EFFICIENCY)

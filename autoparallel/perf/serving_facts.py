@@ -1,0 +1,158 @@
+"""Per-model facts the serving step model needs (weight bytes, KV bytes, FLOPs per token), memoized.
+
+The sums over a model's layers depend only on the model, its weight quantization, the KV-cache dtype
+and the TP degree, so they are computed once per model object and reused for every batch, workload
+and degree the solvers try.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from autoparallel.models.quant import QuantMethod, QuantSpec
+from autoparallel.models.spec import AttentionKind, MlpKind, ModelSpec, ParamGroups
+
+_T = TypeVar("_T")
+
+Memo = dict[tuple[object, ...], tuple[tuple[object, ...], _T]]
+"""A cache keyed by the ids of its owner objects and plain values; each entry holds its owners."""
+
+
+def memoized(
+    cache: Memo[_T], owners: tuple[object, ...], key: tuple[object, ...], compute: Callable[[], _T]
+) -> _T:
+    """`compute()`, cached in `cache` under the ids of `owners` followed by `key`.
+
+    An entry keeps its owners and is used only while they are the very same objects, which rules out
+    a reused id returning another object's value.
+    """
+    full_key = (*map(id, owners), *key)
+    hit = cache.get(full_key)
+    if hit is not None and all(map(operator.is_, hit[0], owners)):
+        return hit[1]
+    value = compute()
+    cache[full_key] = (owners, value)
+    return value
+
+
+def kv_dtype_bytes(model: ModelSpec, kv_cache_dtype: str) -> float:
+    """Bytes per cached element: the model dtype for `auto`, 1 for the fp8 variants."""
+    return model.kv_dtype_default_bytes if kv_cache_dtype == "auto" else 1.0
+
+
+def effective_model(model: ModelSpec, quantization: str | None) -> ModelSpec:
+    """The model as vLLM holds it: the checkpoint, or online-quantized by `--quantization`.
+
+    Only online FP8 applies to an unquantized checkpoint (per-tensor scales, vLLM `Fp8Config`);
+    naming the checkpoint's own method changes nothing.
+    """
+    if quantization is None or (model.quantization and model.quantization.method.value == quantization):
+        return model
+    if quantization != "fp8" or model.quantization is not None:
+        from autoparallel.errors import InputError
+
+        raise InputError(
+            f"quantization={quantization!r} cannot be applied to {model.name}: only online "
+            "'fp8' on an unquantized checkpoint is supported"
+        )
+    return model.model_copy(update={"quantization": QuantSpec(method=QuantMethod.FP8, bits=8)})
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Whole-model sums the step formula needs (bytes, counts), for one weight quantization."""
+
+    layers: int
+    hidden: int
+    dense_bytes: float  # all non-routed decoder weights (attention, dense MLP, shared experts, router, norms)
+    head_bytes: float  # LM head (the embedding when tied), read every step
+    expert_groups: tuple[tuple[int, int, int, float], ...]  # (layers, experts, top_k, bytes per expert)
+    moe_layers: int
+    fp8_compute: bool
+
+
+_FACTS: Memo[ModelFacts] = {}
+_KV_RANK: Memo[tuple[float, tuple[tuple[int, float], ...]]] = {}
+_FLOPS: Memo[float] = {}
+
+
+def model_facts(model: ModelSpec, quantization: str | None) -> ModelFacts:
+    """The `ModelFacts` of `model` as vLLM holds it under `quantization`, memoized per model object."""
+    return memoized(_FACTS, (model,), (quantization,), lambda: _model_facts(model, quantization))
+
+
+def _model_facts(model: ModelSpec, quantization: str | None) -> ModelFacts:
+    eff = effective_model(model, quantization)
+    groups: dict[tuple[int, int, float], int] = {}
+    dense = 0.0
+    for layer in eff.layers:
+        p = layer.params
+        dense += eff.weight_bytes(p.model_copy(update={"routed_experts": 0}))
+        if layer.mlp.kind is MlpKind.MOE and layer.mlp.num_experts:
+            per = eff.weight_bytes(ParamGroups(routed_experts=p.routed_experts)) / layer.mlp.num_experts
+            gkey = (layer.mlp.num_experts, layer.mlp.experts_per_token, per)
+            groups[gkey] = groups.get(gkey, 0) + 1
+    head = eff.weight_bytes(ParamGroups(lm_head=eff.lm_head_params or eff.embedding_params))
+    q = eff.quantization
+    return ModelFacts(
+        layers=eff.num_layers,
+        hidden=eff.hidden_size,
+        dense_bytes=dense,
+        head_bytes=head,
+        expert_groups=tuple((n, e, k, per) for (e, k, per), n in sorted(groups.items())),
+        moe_layers=sum(groups.values()),
+        fp8_compute=q is not None and q.method is QuantMethod.FP8,
+    )
+
+
+def _kv_rank(model: ModelSpec, kv_cache_dtype: str, tp: int) -> tuple[float, tuple[tuple[int, float], ...]]:
+    """KV bytes per context token on one TP rank (all layers): full layers, and (window, bytes) pairs.
+
+    Softmax layers hold ceil(kv_heads / tp) heads per rank; MLA holds the whole latent on every rank.
+    """
+
+    def compute() -> tuple[float, tuple[tuple[int, float], ...]]:
+        kvb = kv_dtype_bytes(model, kv_cache_dtype)
+        full = 0.0
+        windows: dict[int, float] = {}
+        for layer in model.layers:
+            att = layer.attention
+            per = att.kv_elements_per_token_per_rank(tp) * kvb
+            if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
+                windows[att.window_tokens] = windows.get(att.window_tokens, 0.0) + per
+            else:
+                full += per
+        return full, tuple(sorted(windows.items()))
+
+    return memoized(_KV_RANK, (model,), (kv_cache_dtype, tp), compute)
+
+
+def flops_per_token(model: ModelSpec, context_tokens: float) -> float:
+    """`ModelSpec.forward_flops_per_token`, memoized on the integer context."""
+    ctx = round(context_tokens)
+    return memoized(_FLOPS, (model,), (ctx,), lambda: model.forward_flops_per_token(ctx))
+
+
+def kv_bytes_per_sequence_per_gpu(
+    model: ModelSpec, kv_cache_dtype: str, tp: int, pp: int, context_tokens: float
+) -> float:
+    """KV bytes one sequence of `context_tokens` reads on one GPU of the fullest pipeline stage."""
+    full, windows = _kv_rank(model, kv_cache_dtype, tp)
+    per_rank = full * context_tokens + sum(b * min(context_tokens, w) for w, b in windows)
+    return per_rank * stage_fraction(model.num_layers, pp)
+
+
+def stage_fraction(layers: int, pp: int) -> float:
+    """Share of the decoder layers on the fullest pipeline stage: ceil(L / pp) / L."""
+    return math.ceil(layers / pp) / layers
+
+
+def unique_experts(experts: int, top_k: int, tokens: float) -> float:
+    """Expected distinct experts `tokens` routed tokens touch: E·(1 − (1 − k/E)^tokens)."""
+    if tokens <= 0:
+        return 0.0
+    return experts * (1.0 - (1.0 - top_k / experts) ** tokens)

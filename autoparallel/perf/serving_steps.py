@@ -1,0 +1,244 @@
+"""Serving step physics: how long one engine step of one vLLM replica takes, in floats.
+
+The model (per replica of tp × pp GPUs, continuous batching with chunked prefill, steady state):
+
+- A replica keeps `b` sequences running. vLLM V1 with pipeline parallelism keeps `pp` scheduler
+  batches in flight, so each stage processes micro-batches of m = b / pp sequences.
+- Every decode token of a sequence is one step; every `osl` steps a sequence finishes and a new
+  one is prefilled. In steady state each micro-batch step therefore carries m decode tokens and
+  m · isl / osl prefill tokens (the prefill work interleaved by chunked prefill). When those exceed
+  the step token budget (`max_num_batched_tokens`), the work spreads over several steps.
+- One stage step is a roofline over the mixed batch, plus exposed communication:
+
+      t_stage = max(bytes / (HBM · η_hbm), flops / (peak · η_flops)) + t_allreduce(TP) + t_all2all(EP)
+
+  bytes = the stage's non-expert weights / tp + the routed experts the step actually touches
+  (expected unique experts per layer E·(1 − (1 − k/E)^tokens), Fedus et al. 2021 routing with
+  uniform load) + the KV cache the decode tokens read; flops = 2 · active parameters per token +
+  attention over the context (`ModelSpec.forward_flops_per_token`), split over tp.
+- The replica step (one token for every running sequence) is
+
+      T(b) = pp · t_stage(b / pp) + (pp − 1) · t_hop + t_host (+ eager launch cost per layer)
+
+  TPOT = T(b). This "mixed-step roofline" replaces the additive T = decode(b) + b · prefill / osl:
+  a mixed batch reads the weights once for its decode and prefill tokens, so compute and memory
+  overlap instead of adding (the two agree when one term dominates).
+- The GPU part of TTFT = prefill(isl) + (n_chunks + ½) · decode(b): half a step of waiting, then the
+  prompt's n_chunks = ceil(isl / max_num_batched_tokens) chunks ride along decode steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from autoparallel.perf import comm
+from autoparallel.perf.serving_efficiency import efficiency_for
+from autoparallel.perf.serving_facts import (
+    Memo,
+    ModelFacts,
+    flops_per_token,
+    kv_bytes_per_sequence_per_gpu,
+    memoized,
+    model_facts,
+    stage_fraction,
+    unique_experts,
+)
+
+if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import Cluster
+    from autoparallel.models.spec import ModelSpec
+
+ACTIVATION_BYTES = 2.0
+"""bf16 activations cross the links (all-reduce, all-to-all, pipeline hops)."""
+
+
+@dataclass(frozen=True)
+class ReplicaShape:
+    """What the step time depends on: degrees and precisions (not the batch, not the workload)."""
+
+    tp: int
+    pp: int
+    ep_ranks: int  # 1: experts TP-sliced; else experts sharded whole over tp × replicas ranks
+    quantization: str | None
+    kv_cache_dtype: str
+    enforce_eager: bool
+
+    @classmethod
+    def of(cls, config: ServingConfig) -> ReplicaShape:
+        ep = config.tp * config.replicas if config.enable_expert_parallel else 1
+        return cls(config.tp, config.pp, ep, config.quantization, config.kv_cache_dtype, config.enforce_eager)
+
+
+def stage_step_s(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    *,
+    decode_seqs: float,
+    context_tokens: float,
+    prefill_tokens: float,
+    prefill_context: float,
+    steps: float = 1.0,
+) -> tuple[float, bool]:
+    """One pipeline stage processing `decode_seqs` decode tokens (each reading `context_tokens` of
+    KV) and `prefill_tokens` prompt tokens (attending on average to `prefill_context` tokens), spread
+    over `steps` engine steps (weights are re-read each step).
+
+    Returns (seconds, memory_bound): the roofline plus exposed communication, and whether HBM
+    traffic rather than FLOPs set the roofline.
+    """
+    gpu = cluster.gpu
+    eff = efficiency_for(gpu)
+    f = model_facts(model, shape.quantization)
+    tp, pp = shape.tp, shape.pp
+    frac = stage_fraction(f.layers, pp)
+    tokens_per_step = (decode_seqs + prefill_tokens) / steps
+    # Bytes streamed from HBM per GPU: weights once per step, experts only where routed, KV per decode.
+    dense_bytes = (f.dense_bytes * frac + f.head_bytes) / tp * steps
+    expert_bytes = expert_calls = 0.0
+    for n_layers, experts, top_k, per_expert in f.expert_groups:
+        if shape.ep_ranks > 1:
+            routed = tokens_per_step * (shape.ep_ranks // tp)  # every DP rank's tokens reach the experts
+            touched = unique_experts(experts, top_k, routed) / shape.ep_ranks
+            expert_bytes += n_layers * frac * touched * per_expert * steps
+        else:
+            touched = unique_experts(experts, top_k, tokens_per_step)
+            expert_bytes += n_layers * frac * touched * per_expert / tp * steps
+        expert_calls += n_layers * frac * touched * steps
+    kv_bytes = decode_seqs * kv_bytes_per_sequence_per_gpu(
+        model, shape.kv_cache_dtype, tp, pp, context_tokens
+    )
+    hbm = gpu.hbm_tbps * 1e12
+    t_mem = (
+        (dense_bytes + kv_bytes) / (hbm * eff.hbm_fraction)
+        + expert_bytes / (hbm * eff.moe_hbm_fraction)
+        + expert_calls * eff.moe_expert_overhead_s
+    )
+    # FLOPs per GPU: 2 per active weight and token plus attention over the context, split over tp.
+    flops = (
+        (
+            decode_seqs * flops_per_token(model, context_tokens)
+            + prefill_tokens * flops_per_token(model, prefill_context)
+        )
+        * frac
+        / tp
+    )
+    peak = (gpu.fp8_tflops if f.fp8_compute and gpu.fp8_tflops else gpu.bf16_tflops) * 1e12
+    t_compute = flops / (peak * eff.flops_fraction)
+    comm_s = steps * _comm_per_step_s(cluster, shape, f, frac, tokens_per_step)
+    return max(t_mem, t_compute) + comm_s, t_mem >= t_compute
+
+
+_LINKS: Memo[comm.Link] = {}
+
+
+def _link(cluster: Cluster, size: int, stride: int) -> comm.Link:
+    """`comm.group_link`, memoized."""
+    return memoized(_LINKS, (cluster,), (size, stride), lambda: comm.group_link(cluster, size, stride))
+
+
+def _comm_per_step_s(
+    cluster: Cluster, shape: ReplicaShape, f: ModelFacts, frac: float, tokens: float
+) -> float:
+    """Exposed TP all-reduces and EP all-to-alls of one stage step carrying `tokens` tokens."""
+    layers = math.ceil(f.layers * frac - 1e-9)
+    moe_layers = f.moe_layers * frac
+    msg = tokens * f.hidden * ACTIVATION_BYTES
+    t = 0.0
+    if shape.tp > 1:
+        # Two all-reduces per layer (attention output, MLP output); with EP the MoE output is
+        # combined by the all-to-all instead.
+        calls = 2 * layers - (moe_layers if shape.ep_ranks > 1 else 0)
+        t += calls * comm.all_reduce_s(msg, shape.tp, _link(cluster, shape.tp, 1))
+    if shape.ep_ranks > 1:
+        # Dispatch + combine: each rank sends its share of tokens' hidden states to top-k experts.
+        top_k = max((k for _, _, k, _ in f.expert_groups), default=1)
+        link = _link(cluster, shape.ep_ranks, shape.pp)
+        t += 2 * moe_layers * comm.all_to_all_s(msg / shape.tp * top_k, shape.ep_ranks, link)
+    return t
+
+
+def _hop_s(cluster: Cluster, shape: ReplicaShape, f: ModelFacts, tokens: float) -> float:
+    """Average time of one pipeline hop carrying `tokens` hidden states (network when crossing nodes)."""
+    pp = shape.pp
+    if pp <= 1:
+        return 0.0
+    stages_per_node = max(1, cluster.gpus_per_node // shape.tp)
+    cross = math.ceil(pp / stages_per_node) - 1
+    nbytes = tokens * f.hidden * ACTIVATION_BYTES / shape.tp
+    intra = comm.p2p_s(nbytes, _link(cluster, 1, 1))
+    inter = comm.p2p_s(nbytes, _link(cluster, 2, cluster.gpus_per_node))
+    return ((pp - 1 - cross) * intra + cross * inter) / (pp - 1)
+
+
+@dataclass(frozen=True)
+class StepTimes:
+    """One replica step at a given running batch, seconds."""
+
+    step_s: float
+    """T(b): one token for every running sequence, interleaved prefill work included (= TPOT)."""
+    decode_s: float
+    """The same step without prefill work (pure decode)."""
+    prefill_s: float
+    """One prompt of `isl` tokens alone through the whole pipeline."""
+    ttft_s: float
+    """prefill + (chunks + ½) pure decode steps of the running batch."""
+    memory_bound: bool
+    """The step's stage time is set by HBM traffic rather than FLOPs."""
+
+
+_PREFILL: Memo[float] = {}
+
+
+def replica_step_times(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    *,
+    batch: float,
+    isl: int,
+    osl: int,
+    batched_tokens: int,
+) -> StepTimes:
+    """Step, decode, prefill and TTFT times of one replica running `batch` sequences (see module doc)."""
+    eff = efficiency_for(cluster.gpu)
+    f = model_facts(model, shape.quantization)
+    pp = shape.pp
+    stage_layers = math.ceil(f.layers / pp)
+    eager_s = eff.eager_layer_overhead_s * stage_layers if shape.enforce_eager else 0.0
+    m = batch / pp
+    context = isl + osl / 2.0
+    prefill_tokens = m * isl / osl
+    steps = max(1.0, (m + prefill_tokens) / batched_tokens)
+
+    def rotation(decode: float, prefill: float, n_steps: float) -> tuple[float, bool]:
+        stage, mem_bound = stage_step_s(
+            model,
+            cluster,
+            shape,
+            decode_seqs=decode,
+            context_tokens=context,
+            prefill_tokens=prefill,
+            prefill_context=isl / 2.0,
+            steps=n_steps,
+        )
+        hop = _hop_s(cluster, shape, f, (decode + prefill) / n_steps)
+        total = pp * (stage + n_steps * eager_s) + (pp - 1) * hop * n_steps + n_steps * eff.step_overhead_s
+        return total, mem_bound
+
+    step_s, memory_bound = rotation(m, prefill_tokens, steps)
+    decode_s, _ = rotation(m, 0.0, 1.0)
+    chunks = math.ceil(isl / batched_tokens)
+    prefill_s = memoized(
+        _PREFILL,
+        (model, cluster),
+        (shape, isl, osl, chunks),
+        lambda: rotation(0.0, float(isl), float(chunks))[0],
+    )
+    ttft_s = prefill_s + (chunks + 0.5) * decode_s
+    return StepTimes(
+        step_s=step_s, decode_s=decode_s, prefill_s=prefill_s, ttft_s=ttft_s, memory_bound=memory_bound
+    )
