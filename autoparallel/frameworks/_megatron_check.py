@@ -114,11 +114,9 @@ def _head_problems(args: dict[str, object], model: ModelSpec, tp: int) -> list[s
     if heads is None or heads % tp:
         out.append(f"--num-attention-heads {heads} is not divisible by tp={tp}")
     groups = _int(args, "--num-query-groups")
-    # Megatron shards query groups over tp (no KV-head replication, unlike vLLM).
-    if args.get("--group-query-attention") and groups is not None and groups % tp:
-        out.append(
-            f"--num-query-groups {groups} is not divisible by tp={tp} (Megatron does not replicate KV heads)"
-        )
+    # transformer_config.py: query groups are split over tp, or replicated when tp is a multiple of them.
+    if args.get("--group-query-attention") and groups is not None and groups % tp and tp % groups:
+        out.append(f"--num-query-groups {groups} must be a multiple or a divisor of tp={tp}")
     if heads is not None and heads != model.num_heads:
         out.append(f"--num-attention-heads {heads} differs from the model's {model.num_heads}")
     return out

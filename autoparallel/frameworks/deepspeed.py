@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from autoparallel.configs import Recompute, ZeroStage
 from autoparallel.errors import InputError
-from autoparallel.frameworks._launch import node_shape
+from autoparallel.frameworks._common import effective_precision, node_shape
 
 if TYPE_CHECKING:
     from autoparallel.configs import TrainingConfig
@@ -65,7 +65,7 @@ def deepspeed_config(
         "train_batch_size": config.micro_batch * config.grad_accum * config.dp,
         "train_micro_batch_size_per_gpu": config.micro_batch,
         "gradient_accumulation_steps": config.grad_accum,
-        **_precision(config.precision),
+        **_precision(effective_precision(config.precision, cluster)),
         "zero_optimization": _zero_section(model, config, stage),
         "gradient_clipping": GRADIENT_CLIPPING,
         "steps_per_print": STEPS_PER_PRINT,
@@ -110,13 +110,9 @@ def deepspeed_command(
 def _precision(precision: str) -> dict[str, object]:
     """bf16 (also the parameter dtype of FP8 training: FP8 GEMMs come from Transformer Engine in the
     model code, DeepSpeed has no FP8 switch) or fp16 with dynamic loss scaling (loss_scale 0)."""
-    if precision in ("bf16", "fp8"):
-        return {"bf16": {"enabled": True}}
     if precision == "fp16":
         return {"fp16": {"enabled": True, "loss_scale": 0}}
-    raise InputError(
-        f"precision={precision!r} is not supported by the DeepSpeed emitter; use bf16, fp8 or fp16"
-    )
+    return {"bf16": {"enabled": True}}
 
 
 def _zero_section(model: ModelSpec, config: TrainingConfig, stage: int) -> dict[str, object]:

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING
 
 from autoparallel.configs import Recompute, ZeroStage
 from autoparallel.errors import InputError
-from autoparallel.frameworks._launch import node_shape
-from autoparallel.models.spec import AttentionKind, MlpKind
+from autoparallel.frameworks._common import effective_precision, node_shape
+from autoparallel.frameworks._megatron_model import architecture_args
+from autoparallel.models.spec import AttentionKind
 
 if TYPE_CHECKING:
     from autoparallel.configs import TrainingConfig
@@ -68,11 +69,11 @@ def megatron_arg_dict(model: ModelSpec, config: TrainingConfig, *, cluster: Clus
     args.update(_pipeline_args(model, config))
     args.update(_recompute_args(model, config))
     args.update(_optimizer_args(config))
-    args.update(_precision_args(config.precision))
+    args.update(_precision_args(effective_precision(config.precision, cluster)))
     args["--micro-batch-size"] = config.micro_batch
     args["--global-batch-size"] = config.global_batch
     args["--seq-length"] = config.seq_len
-    args.update(_architecture_args(model, config))
+    args.update(architecture_args(model, config))
     return args
 
 
@@ -88,9 +89,11 @@ def megatron_args(model: ModelSpec, config: TrainingConfig, *, cluster: Cluster 
 
 def megatron_env(config: TrainingConfig, cluster: Cluster | None = None) -> dict[str, str]:
     """Environment Megatron requires: CUDA_DEVICE_MAX_CONNECTIONS=1 with tp > 1 or cp > 1 before
-    Blackwell (arguments.py asserts it so that TP/CP communication kernels are scheduled in order)."""
+    Blackwell (arguments.py asserts it so that TP/CP communication kernels are scheduled in order),
+    except under Megatron-FSDP, which asserts the opposite (> 1 or unset)."""
     blackwell = cluster is not None and cluster.gpu.arch == "blackwell"
-    if (config.tp > 1 or config.cp > 1) and not blackwell:
+    fsdp = config.zero in _SHARDING
+    if (config.tp > 1 or config.cp > 1) and not blackwell and not fsdp:
         return {"CUDA_DEVICE_MAX_CONNECTIONS": "1"}
     return {}
 
@@ -282,6 +285,7 @@ def _optimizer_args(config: TrainingConfig) -> ArgDict:
         args["--use-megatron-fsdp"] = True
         args["--use-distributed-optimizer"] = True  # Megatron-FSDP v1 requires it
         args["--data-parallel-sharding-strategy"] = _SHARDING[config.zero]
+        args["--ckpt-format"] = "fsdp_dtensor"  # arguments.py: Megatron-FSDP requires it
     if config.offload_optimizer:
         # megatron/core/optimizer/cpu_offloading/README.md: offload needs the precision-aware optimizer.
         args["--optimizer-cpu-offload"] = True
@@ -293,75 +297,11 @@ def _optimizer_args(config: TrainingConfig) -> ArgDict:
 
 def _precision_args(precision: str) -> ArgDict:
     """bf16; fp8 = bf16 weights with FP8 GEMMs (E4M3 forward, E5M2 gradients: `hybrid`); fp16."""
-    if precision == "bf16":
-        return {"--bf16": True}
     if precision == "fp8":
         return {"--bf16": True, "--fp8-format": "hybrid"}
     if precision == "fp16":
         return {"--fp16": True}
-    raise InputError(
-        f"precision={precision!r} is not supported by the Megatron emitter; use bf16, fp8 or fp16"
-    )
-
-
-def _architecture_args(model: ModelSpec, config: TrainingConfig) -> ArgDict:
-    """Shapes the memory plan assumed: layers, widths, heads, MLA / MoE structure, embeddings."""
-    first = model.layers[0]
-    args: ArgDict = {
-        "--num-layers": model.num_layers,
-        "--hidden-size": model.hidden_size,
-        "--num-attention-heads": model.num_heads,
-    }
-    if model.is_mla:
-        att = next(layer.attention for layer in model.layers if layer.attention.kind is AttentionKind.MLA)
-        args["--multi-latent-attention"] = True
-        if att.q_lora_rank:
-            args["--q-lora-rank"] = att.q_lora_rank
-        args["--kv-lora-rank"] = att.kv_lora_rank
-        args["--qk-head-dim"] = att.head_dim - att.qk_rope_head_dim
-        args["--qk-pos-emb-head-dim"] = att.qk_rope_head_dim
-        args["--v-head-dim"] = att.v_head_dim
-    else:
-        if model.num_kv_heads < model.num_heads:
-            args["--group-query-attention"] = True
-            args["--num-query-groups"] = model.num_kv_heads
-        if model.head_dim * model.num_heads != model.hidden_size:
-            args["--kv-channels"] = model.head_dim
-    dense = [layer.mlp for layer in model.layers if layer.mlp.kind is MlpKind.DENSE]
-    moe = [layer.mlp for layer in model.layers if layer.mlp.kind is MlpKind.MOE]
-    args["--ffn-hidden-size"] = (dense or moe)[0].intermediate_size
-    if moe:
-        m = moe[0]
-        args["--num-experts"] = m.num_experts
-        args["--moe-router-topk"] = m.experts_per_token
-        args["--moe-ffn-hidden-size"] = m.intermediate_size
-        if m.num_shared_experts:
-            args["--moe-shared-expert-intermediate-size"] = m.num_shared_experts * m.shared_intermediate_size
-        if dense:
-            args["--moe-layer-freq"] = _moe_pattern(model)
-    if model.mtp_layers:
-        args["--mtp-num-layers"] = model.mtp_layers
-    args["--max-position-embeddings"] = max(model.max_position_embeddings, config.seq_len)
-    args["--position-embedding-type"] = "rope"
-    args["--normalization"] = "RMSNorm"
-    if first.mlp.gated:
-        args["--swiglu"] = True
-    args["--disable-bias-linear"] = True
-    if not model.tie_word_embeddings:
-        args["--untie-embeddings-and-output-weights"] = True
-    return args
-
-
-def _moe_pattern(model: ModelSpec) -> str:
-    """--moe-layer-freq as Megatron's list expression, e.g. "([0]*3+[1]*58)" (1 = MoE layer)."""
-    runs: list[tuple[int, int]] = []
-    for layer in model.layers:
-        bit = 1 if layer.mlp.kind is MlpKind.MOE else 0
-        if runs and runs[-1][0] == bit:
-            runs[-1] = (bit, runs[-1][1] + 1)
-        else:
-            runs.append((bit, 1))
-    return "(" + "+".join(f"[{bit}]*{n}" if n > 1 else f"[{bit}]" for bit, n in runs) + ")"
+    return {"--bf16": True}
 
 
 def _validate(model: ModelSpec, config: TrainingConfig, cluster: Cluster | None) -> None:

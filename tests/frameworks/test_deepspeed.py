@@ -22,21 +22,56 @@ LLAMA_70B = "meta-llama/Llama-3.1-70B"
 
 # name -> (model id, config, cluster)
 CASES: dict[str, tuple[str, TrainingConfig, str]] = {
-    "ds_llama8b_zero0_ddp": (LLAMA_8B, TrainingConfig(dp=8, zero=ZeroStage.NONE, micro_batch=4, global_batch=64,
-                                                      recompute=Recompute.NONE), "1x8xH100"),
-    "ds_llama8b_zero1_fp16": (LLAMA_8B, TrainingConfig(dp=8, zero=ZeroStage.OPTIMIZER, micro_batch=2,
-                                                       global_batch=128, precision="fp16"), "1x8xH100"),
-    "ds_llama8b_zero2_offload": (LLAMA_8B, TrainingConfig(dp=16, zero=ZeroStage.GRADIENTS, micro_batch=1,
-                                                          global_batch=256, offload_optimizer=True,
-                                                          recompute=Recompute.FULL), "2x8xH100"),
-    "ds_llama70b_zero3_offload_all": (LLAMA_70B, TrainingConfig(dp=32, zero=ZeroStage.PARAMETERS, micro_batch=1,
-                                                                global_batch=512, offload_optimizer=True,
-                                                                offload_params=True, recompute=Recompute.FULL),
-                                      "4x8xH100"),
-    "ds_llama70b_tp8_pp4_zero1": (LLAMA_70B, TrainingConfig(tp=8, pp=4, dp=2, zero=ZeroStage.DISTRIBUTED_OPTIMIZER,
-                                                            micro_batch=1, global_batch=64,
-                                                            recompute=Recompute.FULL, precision="fp8"), "8x8xH100"),
-}  # fmt: skip
+    "ds_llama8b_zero0_ddp": (
+        LLAMA_8B,
+        TrainingConfig(dp=8, zero=ZeroStage.NONE, micro_batch=4, global_batch=64, recompute=Recompute.NONE),
+        "1x8xH100",
+    ),
+    "ds_llama8b_zero1_fp16": (
+        LLAMA_8B,
+        TrainingConfig(dp=8, zero=ZeroStage.OPTIMIZER, micro_batch=2, global_batch=128, precision="fp16"),
+        "1x8xH100",
+    ),
+    "ds_llama8b_zero2_offload": (
+        LLAMA_8B,
+        TrainingConfig(
+            dp=16,
+            zero=ZeroStage.GRADIENTS,
+            micro_batch=1,
+            global_batch=256,
+            offload_optimizer=True,
+            recompute=Recompute.FULL,
+        ),
+        "2x8xH100",
+    ),
+    "ds_llama70b_zero3_offload_all": (
+        LLAMA_70B,
+        TrainingConfig(
+            dp=32,
+            zero=ZeroStage.PARAMETERS,
+            micro_batch=1,
+            global_batch=512,
+            offload_optimizer=True,
+            offload_params=True,
+            recompute=Recompute.FULL,
+        ),
+        "4x8xH100",
+    ),
+    "ds_llama70b_tp8_pp4_zero1": (
+        LLAMA_70B,
+        TrainingConfig(
+            tp=8,
+            pp=4,
+            dp=2,
+            zero=ZeroStage.DISTRIBUTED_OPTIMIZER,
+            micro_batch=1,
+            global_batch=64,
+            recompute=Recompute.FULL,
+            precision="fp8",
+        ),
+        "8x8xH100",
+    ),
+}
 
 
 def _artifacts(model_id: str, config: TrainingConfig, cluster_spec: str) -> dict[str, object]:
@@ -64,14 +99,25 @@ def test_batch_arithmetic(name: str) -> None:
 def test_stage_mapping_and_bucket_sizes_follow_hidden() -> None:
     model = load_model(LLAMA_8B)  # hidden 4096
     h2 = 4096 * 4096
-    for zero, stage in [(ZeroStage.NONE, 0), (ZeroStage.OPTIMIZER, 1), (ZeroStage.DISTRIBUTED_OPTIMIZER, 1),
-                        (ZeroStage.GRADIENTS, 2), (ZeroStage.PARAMETERS, 3)]:
+    for zero, stage in [
+        (ZeroStage.NONE, 0),
+        (ZeroStage.OPTIMIZER, 1),
+        (ZeroStage.DISTRIBUTED_OPTIMIZER, 1),
+        (ZeroStage.GRADIENTS, 2),
+        (ZeroStage.PARAMETERS, 3),
+    ]:
         z = deepspeed_config(model, TrainingConfig(dp=8, global_batch=8, zero=zero))["zero_optimization"]
         assert z["stage"] == stage  # type: ignore[index]
     z3 = deepspeed_config(model, TrainingConfig(dp=8, global_batch=8, zero=ZeroStage.PARAMETERS))
     zero3 = z3["zero_optimization"]
-    assert zero3 == {"stage": 3, "overlap_comm": True, "contiguous_gradients": True, "reduce_bucket_size": h2,
-                     "stage3_prefetch_bucket_size": int(0.9 * h2), "stage3_param_persistence_threshold": 40960}
+    assert zero3 == {
+        "stage": 3,
+        "overlap_comm": True,
+        "contiguous_gradients": True,
+        "reduce_bucket_size": h2,
+        "stage3_prefetch_bucket_size": int(0.9 * h2),
+        "stage3_param_persistence_threshold": 40960,
+    }
 
 
 def test_activation_checkpointing_respects_deepspeed_asserts() -> None:
@@ -79,8 +125,12 @@ def test_activation_checkpointing_respects_deepspeed_asserts() -> None:
     model = load_model(LLAMA_70B)
     ds = deepspeed_config(model, TrainingConfig(tp=8, pp=4, dp=1, global_batch=8, recompute=Recompute.FULL))
     ac = ds["activation_checkpointing"]
-    assert ac == {"partition_activations": True, "contiguous_memory_optimization": True,
-                  "cpu_checkpointing": False, "number_checkpoints": 20}
+    assert ac == {
+        "partition_activations": True,
+        "contiguous_memory_optimization": True,
+        "cpu_checkpointing": False,
+        "number_checkpoints": 20,
+    }
     ds1 = deepspeed_config(model, TrainingConfig(dp=8, global_batch=8, recompute=Recompute.FULL))
     assert ds1["activation_checkpointing"]["contiguous_memory_optimization"] is False  # type: ignore[index]
     assert "number_checkpoints" not in ds1["activation_checkpointing"]  # type: ignore[operator]
@@ -90,7 +140,9 @@ def test_activation_checkpointing_respects_deepspeed_asserts() -> None:
 def test_pipeline_section_only_with_pp() -> None:
     model = load_model(LLAMA_70B)
     assert "pipeline" not in deepspeed_config(model, TrainingConfig(dp=8, global_batch=8))
-    pipe = deepspeed_config(model, TrainingConfig(pp=4, dp=2, global_batch=8, zero=ZeroStage.NONE))["pipeline"]
+    pipe = deepspeed_config(model, TrainingConfig(pp=4, dp=2, global_batch=8, zero=ZeroStage.NONE))[
+        "pipeline"
+    ]
     assert pipe == {"stages": 4, "partition": "uniform", "activation_checkpoint_interval": 0}
 
 
@@ -98,7 +150,10 @@ def test_pipeline_section_only_with_pp() -> None:
     ("config", "match"),
     [
         (TrainingConfig(dp=8, micro_batch=3, global_batch=64), "not a multiple of micro_batch=3"),
-        (TrainingConfig(dp=8, global_batch=8, zero=ZeroStage.NONE, offload_optimizer=True), "ZeRO stage 1, 2 or 3"),
+        (
+            TrainingConfig(dp=8, global_batch=8, zero=ZeroStage.NONE, offload_optimizer=True),
+            "ZeRO stage 1, 2 or 3",
+        ),
         (TrainingConfig(dp=8, global_batch=8, zero=ZeroStage.GRADIENTS, offload_params=True), "needs ZeRO-3"),
         (TrainingConfig(pp=2, dp=4, global_batch=8, zero=ZeroStage.GRADIENTS), "incompatible with pipeline"),
         (TrainingConfig(dp=8, global_batch=8, precision="int4"), "precision='int4'"),
@@ -113,11 +168,20 @@ def test_rejects_what_deepspeed_rejects(config: TrainingConfig, match: str) -> N
 def test_launcher_line() -> None:
     model = load_model(LLAMA_8B)
     one = deepspeed_command(model, TrainingConfig(dp=4, global_batch=4), cluster=Cluster.parse("2x8xH100"))
-    assert one == "deepspeed --num_nodes 1 --num_gpus 4 train.py --deepspeed --deepspeed_config ds_config.json"
-    two = deepspeed_command(model, TrainingConfig(dp=16, global_batch=16), cluster=Cluster.parse("2x8xH100"),
-                            script="pretrain_gpt.py", ds_config_path="cfg/ds.json")
-    assert two == ("deepspeed --num_nodes 2 --num_gpus 8 --hostfile hostfile pretrain_gpt.py --deepspeed "
-                   "--deepspeed_config cfg/ds.json")
+    assert (
+        one == "deepspeed --num_nodes 1 --num_gpus 4 train.py --deepspeed --deepspeed_config ds_config.json"
+    )
+    two = deepspeed_command(
+        model,
+        TrainingConfig(dp=16, global_batch=16),
+        cluster=Cluster.parse("2x8xH100"),
+        script="pretrain_gpt.py",
+        ds_config_path="cfg/ds.json",
+    )
+    assert two == (
+        "deepspeed --num_nodes 2 --num_gpus 8 --hostfile hostfile pretrain_gpt.py --deepspeed "
+        "--deepspeed_config cfg/ds.json"
+    )
     with pytest.raises(InputError, match="whole nodes"):
         deepspeed_command(model, TrainingConfig(dp=12, global_batch=12), cluster=Cluster.parse("2x8xH100"))
 
@@ -134,31 +198,83 @@ def _validation_grid() -> list[tuple[str, TrainingConfig]]:
         for offload in (False, True):
             if offload and zero is ZeroStage.NONE:
                 continue
-            grid.append((f"zero={zero.value} offload={offload}",
-                         TrainingConfig(dp=4, zero=zero, micro_batch=2, global_batch=32, offload_optimizer=offload,
-                                        offload_params=offload and zero is ZeroStage.PARAMETERS,
-                                        recompute=Recompute.FULL if offload else Recompute.SELECTIVE)))
-    grid.append(("pp=4 tp=2 zero=1 full recompute",
-                 TrainingConfig(tp=2, pp=4, dp=1, zero=ZeroStage.OPTIMIZER, global_batch=16, recompute=Recompute.FULL)))
-    grid.append(("pp=2 zero=0 fp16 stage recompute",
-                 TrainingConfig(pp=2, dp=4, zero=ZeroStage.NONE, global_batch=32, precision="fp16",
-                                stage_recompute=(Recompute.FULL, Recompute.NONE))))
+            grid.append(
+                (
+                    f"zero={zero.value} offload={offload}",
+                    TrainingConfig(
+                        dp=4,
+                        zero=zero,
+                        micro_batch=2,
+                        global_batch=32,
+                        offload_optimizer=offload,
+                        offload_params=offload and zero is ZeroStage.PARAMETERS,
+                        recompute=Recompute.FULL if offload else Recompute.SELECTIVE,
+                    ),
+                )
+            )
+    grid.append(
+        (
+            "pp=4 tp=2 zero=1 full recompute",
+            TrainingConfig(
+                tp=2, pp=4, dp=1, zero=ZeroStage.OPTIMIZER, global_batch=16, recompute=Recompute.FULL
+            ),
+        )
+    )
+    grid.append(
+        (
+            "pp=2 zero=0 fp16 stage recompute",
+            TrainingConfig(
+                pp=2,
+                dp=4,
+                zero=ZeroStage.NONE,
+                global_batch=32,
+                precision="fp16",
+                stage_recompute=(Recompute.FULL, Recompute.NONE),
+            ),
+        )
+    )
     return grid
 
 
-@pytest.mark.skipif(not DS_CHECK_PYTHON, reason="set DS_CHECK_PYTHON to the Python of a venv with torch==2.13.0 "
-                    "and DeepSpeed (~/.dscheck/bin/python, see ../shared/tools/README.md)")
+@pytest.mark.skipif(
+    not DS_CHECK_PYTHON,
+    reason="set DS_CHECK_PYTHON to the Python of a venv with torch==2.13.0 "
+    "and DeepSpeed (~/.dscheck/bin/python, see ../shared/tools/README.md)",
+)
 @pytest.mark.skipif(not VALIDATOR.exists(), reason=f"{VALIDATOR} not found (../shared/tools beside the repo)")
-@pytest.mark.parametrize(("label", "config"), _validation_grid(), ids=lambda x: x if isinstance(x, str) else "")
+@pytest.mark.parametrize(
+    ("label", "config"), _validation_grid(), ids=lambda x: x if isinstance(x, str) else ""
+)
 def test_deepspeed_accepts_config(label: str, config: TrainingConfig, tmp_path: Path) -> None:
     assert DS_CHECK_PYTHON is not None
     path = tmp_path / "ds_config.json"
     path.write_text(json.dumps(deepspeed_config(load_model(LLAMA_8B), config)), encoding="utf-8")
-    done = subprocess.run([DS_CHECK_PYTHON, str(VALIDATOR), str(path), "--world-size", str(config.dp), "--json"],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [DS_CHECK_PYTHON, str(VALIDATOR), str(path), "--world-size", str(config.dp), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     start = done.stdout.find("{")
     assert start >= 0, f"validator printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}"
     result = json.loads(done.stdout[start:])
     assert result["valid"], f"{label}: {result['errors']}"
     assert result["warnings"] == [], f"{label}: {result['warnings']}"
     assert result["derived"]["train_batch_size"] == config.global_batch
+
+
+def test_precision_follows_the_gpus() -> None:
+    model = load_model(LLAMA_8B)
+    cfg = TrainingConfig(dp=8, global_batch=8)
+    assert deepspeed_config(model, cfg, cluster=Cluster.parse("1x8xV100-SXM2-32G"))["fp16"] == {
+        "enabled": True,
+        "loss_scale": 0,
+    }
+    assert "fp16" not in deepspeed_config(model, cfg, cluster=Cluster.parse("1x8xA100-80G"))
+    with pytest.raises(InputError, match="FP8 tensor cores"):
+        deepspeed_config(
+            model,
+            TrainingConfig(dp=8, global_batch=8, precision="fp8"),
+            cluster=Cluster.parse("1x8xA100-80G"),
+        )

@@ -25,18 +25,58 @@ from autoparallel.models import load_model
 # flag -> (default, validator of the value text; None for a switch).
 
 _KV_DTYPES = {
-    "auto", "bfloat16", "float16", "fp8", "fp8_ds_mla", "fp8_e4m3", "fp8_e5m2", "fp8_inc",
-    "fp8_per_token_head", "int4_per_token_head", "int8_per_token_head", "nvfp4", "nvfp4_4over6",
-    "nvfp4_ds_mla", "turboquant_3bit_nc", "turboquant_4bit_nc", "turboquant_k3v4_nc", "turboquant_k8v4",
+    "auto",
+    "bfloat16",
+    "float16",
+    "fp8",
+    "fp8_ds_mla",
+    "fp8_e4m3",
+    "fp8_e5m2",
+    "fp8_inc",
+    "fp8_per_token_head",
+    "int4_per_token_head",
+    "int8_per_token_head",
+    "nvfp4",
+    "nvfp4_4over6",
+    "nvfp4_ds_mla",
+    "turboquant_3bit_nc",
+    "turboquant_4bit_nc",
+    "turboquant_k3v4_nc",
+    "turboquant_k8v4",
     "ultraquant_4bit",
-}  # fmt: skip
+}
 _QUANT = {
-    "auto_awq", "auto_gptq", "awq", "awq_marlin", "compressed-tensors", "deepseek_v4_fp8", "experts_int8",
-    "fbgemm_fp8", "fp8", "fp8_per_block", "fp8_per_channel", "fp8_per_tensor", "fp_quant", "gpt_oss_mxfp4",
-    "gptq", "gptq_marlin", "humming", "inc", "int8_per_channel_weight_only", "modelopt", "modelopt_fp4",
-    "modelopt_mixed", "modelopt_mxfp8", "moe_wna16", "mxfp4", "mxfp8", "nvfp4_per_token", "online", "quark",
+    "auto_awq",
+    "auto_gptq",
+    "awq",
+    "awq_marlin",
+    "compressed-tensors",
+    "deepseek_v4_fp8",
+    "experts_int8",
+    "fbgemm_fp8",
+    "fp8",
+    "fp8_per_block",
+    "fp8_per_channel",
+    "fp8_per_tensor",
+    "fp_quant",
+    "gpt_oss_mxfp4",
+    "gptq",
+    "gptq_marlin",
+    "humming",
+    "inc",
+    "int8_per_channel_weight_only",
+    "modelopt",
+    "modelopt_fp4",
+    "modelopt_mixed",
+    "modelopt_mxfp8",
+    "moe_wna16",
+    "mxfp4",
+    "mxfp8",
+    "nvfp4_per_token",
+    "online",
+    "quark",
     "torchao",
-}  # fmt: skip
+}
 
 
 def _int_ge(low: int) -> Callable[[str], bool]:
@@ -83,22 +123,38 @@ MODELS = {
 # name -> (model id, config, cluster spec or None)
 GOLDEN_CASES: dict[str, tuple[str, ServingConfig, str | None]] = {
     "vllm_llama70b_tp4_one_node": (
-        MODELS["llama70b"], ServingConfig(tp=4, max_num_seqs=128, max_model_len=8192), "1x8xH100"),
+        MODELS["llama70b"],
+        ServingConfig(tp=4, max_num_seqs=128, max_model_len=8192),
+        "1x8xH100",
+    ),
     "vllm_llama8b_8_replicas_no_cluster": (
-        MODELS["llama8b"], ServingConfig(tp=1, replicas=8, max_model_len=32768, gpu_memory_utilization=0.9),
-        None),
+        MODELS["llama8b"],
+        ServingConfig(tp=1, replicas=8, max_model_len=32768, gpu_memory_utilization=0.9),
+        None,
+    ),
     "vllm_llama405b_fp8kv_tp8_pp2_ray": (
         MODELS["llama405b"],
-        ServingConfig(tp=8, pp=2, kv_cache_dtype="fp8", max_model_len=16384, max_num_seqs=64,
-                      max_num_batched_tokens=4096),
-        "2x8xH100"),
+        ServingConfig(
+            tp=8,
+            pp=2,
+            kv_cache_dtype="fp8",
+            max_model_len=16384,
+            max_num_seqs=64,
+            max_num_batched_tokens=4096,
+        ),
+        "2x8xH100",
+    ),
     "vllm_qwen235b_ep_dp_two_nodes": (
         MODELS["qwen235b"],
-        ServingConfig(tp=4, replicas=4, enable_expert_parallel=True, max_num_batched_tokens=8192), "2x8xH100"),
+        ServingConfig(tp=4, replicas=4, enable_expert_parallel=True, max_num_batched_tokens=8192),
+        "2x8xH100",
+    ),
     "vllm_dsv3_tp8_pp2_two_replicas_ray": (
-        MODELS["dsv3"], ServingConfig(tp=8, pp=2, replicas=2, enforce_eager=True, max_model_len=32768),
-        "4x8xH200"),
-}  # fmt: skip
+        MODELS["dsv3"],
+        ServingConfig(tp=8, pp=2, replicas=2, enforce_eager=True, max_model_len=32768),
+        "4x8xH200",
+    ),
+}
 
 
 def _artifacts(model_id: str, config: ServingConfig, cluster_spec: str | None) -> dict[str, object]:
@@ -142,15 +198,28 @@ def _flag_values(command: str) -> list[tuple[str, str | None]]:
 
 
 def _grid() -> list[tuple[str, ServingConfig, Cluster | None]]:
-    clusters: list[Cluster | None] = [None, Cluster.parse("1x8xH100"), Cluster.parse("2x8xH100"),
-                                      Cluster.parse("4x8xA100-80G"), Cluster.parse("8x8xH100")]
+    clusters: list[Cluster | None] = [
+        None,
+        Cluster.parse("1x8xH100"),
+        Cluster.parse("2x8xH100"),
+        Cluster.parse("4x8xA100-80G"),
+        Cluster.parse("8x8xH100"),
+    ]
     cases = []
     for tp, pp, replicas, ep, kv, quant, eager in itertools.product(
         (1, 2, 8), (1, 2), (1, 3), (False, True), ("auto", "fp8_e4m3"), (None, "fp8"), (False, True)
     ):
         model_id = MODELS["qwen235b"] if ep else MODELS["llama70b"]
-        cfg = ServingConfig(tp=tp, pp=pp, replicas=replicas, enable_expert_parallel=ep, kv_cache_dtype=kv,
-                            quantization=quant, enforce_eager=eager, max_num_batched_tokens=2048 if eager else None)
+        cfg = ServingConfig(
+            tp=tp,
+            pp=pp,
+            replicas=replicas,
+            enable_expert_parallel=ep,
+            kv_cache_dtype=kv,
+            quantization=quant,
+            enforce_eager=eager,
+            max_num_batched_tokens=2048 if eager else None,
+        )
         for cluster in clusters:
             if cluster is None or cfg.gpus <= cluster.world_size:
                 cases.append((model_id, cfg, cluster))
@@ -161,8 +230,12 @@ def test_every_emitted_flag_is_a_valid_vllm_032_flag() -> None:
     seen: set[str] = set()
     for model_id, cfg, cluster in _grid():
         lines = [vllm_command(model_id, cfg, cluster=cluster)]
-        lines += [line.replace("${HEAD_IP}", "10.0.0.1") for node in
-                  vllm_launch(model_id, cfg, cluster=cluster).commands for line in node if line.startswith("vllm")]
+        lines += [
+            line.replace("${HEAD_IP}", "10.0.0.1")
+            for node in vllm_launch(model_id, cfg, cluster=cluster).commands
+            for line in node
+            if line.startswith("vllm")
+        ]
         for line in lines:
             for flag, value in _flag_values(line):
                 seen.add(flag)
@@ -183,8 +256,10 @@ def test_module_defaults_match_vllm_032() -> None:
 
 def test_only_non_default_flags_plus_the_four_memory_flags() -> None:
     cmd = vllm_command("m", ServingConfig())
-    assert cmd == "vllm serve m --tensor-parallel-size 1 --max-model-len 8192 --gpu-memory-utilization 0.92 " \
-                  "--max-num-seqs 256"
+    assert (
+        cmd == "vllm serve m --tensor-parallel-size 1 --max-model-len 8192 --gpu-memory-utilization 0.92 "
+        "--max-num-seqs 256"
+    )
     cmd = vllm_command("m", ServingConfig(tp=2, pp=2, replicas=2, kv_cache_dtype="fp8"))
     assert "--pipeline-parallel-size 2" in cmd and "--data-parallel-size 2" in cmd
     assert "--kv-cache-dtype fp8" in cmd and "--enable-expert-parallel" not in cmd
@@ -199,7 +274,7 @@ def test_args_use_vllm_names_and_keep_decided_values() -> None:
 
 
 def test_yaml_round_trips_to_the_command_flags() -> None:
-    model_id, cfg, spec = GOLDEN_CASES["vllm_qwen235b_ep_dp_two_nodes"]
+    model_id, cfg, _ = GOLDEN_CASES["vllm_qwen235b_ep_dp_two_nodes"]
     doc = yaml.safe_load(vllm_yaml(model_id, cfg))
     assert doc.pop("model") == model_id
     flags = dict(_flag_values(vllm_command(model_id, cfg)))
@@ -253,7 +328,10 @@ def test_data_parallel_launch_packs_engines_per_node() -> None:
     assert "--headless" not in head and "--data-parallel-start-rank" not in head
     assert "--data-parallel-size-local 1" in other and "--data-parallel-start-rank 4" in other
     assert other.endswith("--headless") and "--data-parallel-address ${HEAD_IP}" in other
-    assert f"--data-parallel-rpc-port {v.DP_RPC_PORT}" in head and f"--data-parallel-rpc-port {v.DP_RPC_PORT}" in other
+    assert (
+        f"--data-parallel-rpc-port {v.DP_RPC_PORT}" in head
+        and f"--data-parallel-rpc-port {v.DP_RPC_PORT}" in other
+    )
 
 
 def test_moe_expert_parallel_over_nodes_is_tp_times_dp() -> None:

@@ -27,29 +27,43 @@ CHECK_PYTHON = os.environ.get("VLLM_CHECK_PYTHON")
 CHECKER = SHARED_TOOLS / "check_vllm_args.py"
 
 pytestmark = [
-    pytest.mark.skipif(not CHECK_PYTHON, reason="set VLLM_CHECK_PYTHON to the vLLM 0.32 checker's Python "
-                       "(~/.vllmcheck/bin/python, see ../shared/tools/README.md)"),
+    pytest.mark.skipif(
+        not CHECK_PYTHON,
+        reason="set VLLM_CHECK_PYTHON to the vLLM 0.32 checker's Python "
+        "(~/.vllmcheck/bin/python, see ../shared/tools/README.md)",
+    ),
     pytest.mark.skipif(not CHECKER.exists(), reason=f"{CHECKER} not found (../shared/tools beside the repo)"),
 ]
 
 KNOWN_REJECTED = {
-    "TheBloke/Llama-2-13B-chat-GPTQ": "vLLM 0.32 no longer supports GPTQ act-order checkpoints (desc_act=True); "
-    "no flag changes that",
+    "TheBloke/Llama-2-13B-chat-GPTQ": (
+        "vLLM 0.32 no longer supports GPTQ act-order checkpoints (desc_act=True); no flag changes that"
+    ),
 }
 """Zoo models vLLM 0.32 refuses whatever the flags, with vLLM's reason."""
 
 CHECKER_ENV_GAPS = {
-    "failed to be inspected": "the checker env lacks torchvision, which vLLM's multimodal model modules import",
-    "Failed to import Ray": "the checker env lacks Ray (add a Ray install to PYTHONPATH to check Ray launches)",
+    "failed to be inspected": "the checker env lacks torchvision, which vLLM's multimodal models import",
+    "Failed to import Ray": "the checker env lacks Ray (put a Ray install on PYTHONPATH to check Ray)",
+    "Can't load image processor": "vLLM reads this multimodal model's preprocessor_config.json, and the "
+    "--config-dir folder holds only config.json",
 }
 """Rejections caused by the checker environment, not by the emitted flags."""
 
 
 def _check(command: str, config_dir: Path) -> dict[str, object]:
     assert CHECK_PYTHON is not None
+    # HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set before the checker starts (tests/conftest.py sets them)
+    # make EngineArgs look the model id up in the local HF cache and fail; the checker goes offline
+    # itself once vLLM is imported.
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     done = subprocess.run(
         [CHECK_PYTHON, str(CHECKER), "--json", "--config-dir", str(config_dir), command],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=env,
     )
     start = done.stdout.find("{")
     assert start >= 0, f"checker printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}"
@@ -78,8 +92,13 @@ def _plan(model_id: str) -> ServingConfig:
     model = load_model(model_id)
     tp = max(t for t in range(1, 9) if not model.tp_violations(t))
     moe = model.is_moe
-    return ServingConfig(tp=tp, replicas=2 if moe else 1, enable_expert_parallel=moe,
-                         max_model_len=min(8192, model.max_position_embeddings), max_num_seqs=128)
+    return ServingConfig(
+        tp=tp,
+        replicas=2 if moe else 1,
+        enable_expert_parallel=moe,
+        max_model_len=min(8192, model.max_position_embeddings),
+        max_num_seqs=128,
+    )
 
 
 @pytest.mark.parametrize("model_id", [e.id for e in list_models()])

@@ -1,4 +1,4 @@
-"""Shared launcher arithmetic: how many nodes and processes per node a training job starts."""
+"""Shared by the training emitters: launcher arithmetic and the precision the GPUs can run."""
 
 from __future__ import annotations
 
@@ -29,3 +29,23 @@ def node_shape(world_size: int, cluster: Cluster) -> tuple[int, int]:
             "same number of processes on every node"
         )
     return world_size // cluster.gpus_per_node, cluster.gpus_per_node
+
+
+def effective_precision(precision: str, cluster: Cluster | None) -> str:
+    """The training precision to emit: `bf16`, `fp8` or `fp16`.
+
+    bf16 becomes fp16 (with dynamic loss scaling) on GPUs without BF16 tensor cores (V100, T4), as
+    the GPU catalog's `bf16_native` says frameworks do there.
+
+    Raises:
+        InputError: an unknown precision, or fp8 on GPUs without FP8 tensor cores.
+    """
+    if precision not in ("bf16", "fp8", "fp16"):
+        raise InputError(f"precision={precision!r} is not supported; use bf16, fp8 or fp16")
+    if cluster is None:
+        return precision
+    if precision == "fp8" and cluster.gpu.fp8_tflops is None:
+        raise InputError(f"precision='fp8' needs FP8 tensor cores; {cluster.gpu.name} has none (use bf16)")
+    if precision == "bf16" and not cluster.gpu.bf16_native:
+        return "fp16"
+    return precision

@@ -1,0 +1,81 @@
+"""Megatron-LM model-shape arguments: the layers, widths, heads, MLA and MoE structure a plan assumed.
+
+Flag names from Megatron-LM d98e8a6 (`megatron/training/arguments.py`, `TransformerConfig`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from autoparallel.models.spec import AttentionKind, MlpKind
+
+if TYPE_CHECKING:
+    from autoparallel.configs import TrainingConfig
+    from autoparallel.models.spec import ModelSpec
+
+_SIGMOID_ROUTERS = frozenset({"deepseek_v3", "kimi_k2", "glm4_moe", "llama4", "llama4_text"})
+"""Families whose router scores experts with a sigmoid, not a softmax (Hugging Face's
+DeepseekV3TopkRouter, Glm4MoeTopkRouter, Llama4TextMoe). Megatron's default is softmax, and rejects
+softmax with top-1 routing (Llama 4) unless the softmax runs before the top-k."""
+
+
+def architecture_args(model: ModelSpec, config: TrainingConfig) -> dict[str, object]:
+    """Shapes the memory plan assumed: layers, widths, heads, MLA / MoE structure, embeddings."""
+    first = model.layers[0]
+    args: dict[str, object] = {
+        "--num-layers": model.num_layers,
+        "--hidden-size": model.hidden_size,
+        "--num-attention-heads": model.num_heads,
+    }
+    if model.is_mla:
+        att = next(layer.attention for layer in model.layers if layer.attention.kind is AttentionKind.MLA)
+        args["--multi-latent-attention"] = True
+        if att.q_lora_rank:
+            args["--q-lora-rank"] = att.q_lora_rank
+        args["--kv-lora-rank"] = att.kv_lora_rank
+        args["--qk-head-dim"] = att.head_dim - att.qk_rope_head_dim
+        args["--qk-pos-emb-head-dim"] = att.qk_rope_head_dim
+        args["--v-head-dim"] = att.v_head_dim
+    else:
+        if model.num_kv_heads < model.num_heads:
+            args["--group-query-attention"] = True
+            args["--num-query-groups"] = model.num_kv_heads
+        if model.head_dim * model.num_heads != model.hidden_size:
+            args["--kv-channels"] = model.head_dim
+    dense = [layer.mlp for layer in model.layers if layer.mlp.kind is MlpKind.DENSE]
+    moe = [layer.mlp for layer in model.layers if layer.mlp.kind is MlpKind.MOE]
+    args["--ffn-hidden-size"] = (dense or moe)[0].intermediate_size
+    if moe:
+        m = moe[0]
+        args["--num-experts"] = m.num_experts
+        args["--moe-router-topk"] = m.experts_per_token
+        if model.model_type in _SIGMOID_ROUTERS:
+            args["--moe-router-score-function"] = "sigmoid"
+        args["--moe-ffn-hidden-size"] = m.intermediate_size
+        if m.num_shared_experts:
+            args["--moe-shared-expert-intermediate-size"] = m.num_shared_experts * m.shared_intermediate_size
+        if dense:
+            args["--moe-layer-freq"] = _moe_pattern(model)
+    if model.mtp_layers:
+        args["--mtp-num-layers"] = model.mtp_layers
+    args["--max-position-embeddings"] = max(model.max_position_embeddings, config.seq_len)
+    args["--position-embedding-type"] = "rope"
+    args["--normalization"] = "RMSNorm"
+    if first.mlp.gated:
+        args["--swiglu"] = True
+    args["--disable-bias-linear"] = True
+    if not model.tie_word_embeddings:
+        args["--untie-embeddings-and-output-weights"] = True
+    return args
+
+
+def _moe_pattern(model: ModelSpec) -> str:
+    """--moe-layer-freq as Megatron's list expression, e.g. "([0]*3+[1]*58)" (1 = MoE layer)."""
+    runs: list[tuple[int, int]] = []
+    for layer in model.layers:
+        bit = 1 if layer.mlp.kind is MlpKind.MOE else 0
+        if runs and runs[-1][0] == bit:
+            runs[-1] = (bit, runs[-1][1] + 1)
+        else:
+            runs.append((bit, 1))
+    return "(" + "+".join(f"[{bit}]*{n}" if n > 1 else f"[{bit}]" for bit, n in runs) + ")"
