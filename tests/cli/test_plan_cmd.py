@@ -184,7 +184,8 @@ def test_evaluate_other_engines_are_refused(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_custom_shape_does_not_inherit_chatbot_limits(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "65536", "--osl", "64", "--json"]
+    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "65536", "--osl", "64"]
+    argv.append("--json")
     assert main(argv) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["workload"]["ttft_ms"] is None and d["workload"]["name"] == "custom"

@@ -1,0 +1,182 @@
+"""Model states per GPU in training: weights, gradients and optimizer states, in floats (bytes).
+
+    layer_params_per_gpu                            (dense, expert) parameters of one layer on one GPU
+    layer_state_breakdown / layer_state_bytes       weights + gradients + optimizer of one decoder layer
+    embedding_state_bytes / lm_head_state_bytes     the same for the embedding (first stage) and LM head
+    zero3_working_bytes                             ZeRO-3's gathered working layers
+
+Sources: Rajbhandari et al. 2020, "ZeRO: Memory Optimizations Toward Training Trillion Parameter
+Models", §3.1 and §5 (2Ψ fp16 weights + 2Ψ fp16 gradients + KΨ optimizer, K = 12 for mixed-precision
+Adam: fp32 master, momentum, variance; P_os: 4Ψ + KΨ/Nd, P_os+g: 2Ψ + 14Ψ/Nd, P_os+g+p: 16Ψ/Nd).
+Megatron distributed optimizer: Megatron-LM docs/source/api-guide/dist_optimizer.md table "bf16 param,
+fp32 grads: 6 + 12/d bytes per parameter".
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.configs import TrainingConfig, ZeroStage
+from autoparallel.models.spec import LayerSpec, ModelSpec
+
+# Bytes per parameter (ZeRO §3.1, mixed-precision Adam): bf16/fp16 weight 2, gradient 2,
+# optimizer K = 12 (fp32 master 4 + momentum 4 + variance 4).
+WEIGHT_BYTES_PER_PARAM = 2.0
+GRAD_BYTES_PER_PARAM = 2.0
+OPTIMIZER_BYTES_PER_PARAM = 12.0
+# Megatron's distributed optimizer accumulates and reduces gradients in an fp32 `main_grad` buffer
+# under bf16 (dist_optimizer.md: "bf16 param, fp32 grads: 6 + 12/d").
+MEGATRON_MAIN_GRAD_BYTES_PER_PARAM = 4.0
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class StateBytes(_Frozen):
+    """Model-state bytes on one GPU, split by kind."""
+
+    weights_bytes: float
+    """bf16 weights resident on the GPU."""
+    gradients_bytes: float
+    """Gradients (bf16 for ZeRO, fp32 main_grad for Megatron's distributed optimizer)."""
+    optimizer_bytes: float
+    """fp32 master weights + Adam momentum + variance (0 when offloaded)."""
+
+    @property
+    def total_bytes(self) -> float:
+        """All model-state bytes."""
+        return self.weights_bytes + self.gradients_bytes + self.optimizer_bytes
+
+    def __add__(self, other: StateBytes) -> StateBytes:
+        return StateBytes(
+            weights_bytes=self.weights_bytes + other.weights_bytes,
+            gradients_bytes=self.gradients_bytes + other.gradients_bytes,
+            optimizer_bytes=self.optimizer_bytes + other.optimizer_bytes,
+        )
+
+
+ZERO_STATE = StateBytes(weights_bytes=0.0, gradients_bytes=0.0, optimizer_bytes=0.0)
+
+
+# ----- degrees and parameters per GPU --------------------------------------------------------------
+def _dense_shard_degree(cfg: TrainingConfig) -> int:
+    """Ranks that hold replicas of a dense weight: Megatron's data-parallel-with-CP group (dp × cp)."""
+    return cfg.dp * cfg.cp
+
+
+def expert_tp(cfg: TrainingConfig) -> int:
+    """Expert tensor-parallel degree (defaults to tp, as Megatron-Core's `expert_tensor_parallel_size`)."""
+    return cfg.tp if cfg.etp is None else cfg.etp
+
+
+def expert_dp(cfg: TrainingConfig) -> float:
+    """Expert-data-parallel degree: tp·dp·cp / (etp·ep) (Megatron-Core's expert mesh: etp × ep × edp × pp
+    covers the world); dp·cp/ep when etp = tp."""
+    return cfg.tp * cfg.dp * cfg.cp / (expert_tp(cfg) * cfg.ep)
+
+
+def layer_params_per_gpu(layer: LayerSpec, cfg: TrainingConfig) -> tuple[float, float]:
+    """(dense, expert) parameters of one decoder layer held by one GPU before data-parallel sharding.
+
+    Dense: attention, dense MLP and shared experts split over tp (Megatron column/row-parallel
+    linears); norms and the router replicated on every TP rank. Experts: routed experts split over
+    ep × etp.
+    """
+    p = layer.params
+    dense = (p.attention + p.dense_mlp + p.shared_experts) / cfg.tp + p.norms + p.router
+    expert = p.routed_experts / (cfg.ep * expert_tp(cfg))
+    return dense, expert
+
+
+def embedding_params_per_gpu(model: ModelSpec, cfg: TrainingConfig) -> float:
+    """Input-embedding parameters on one GPU of the first stage, vocabulary-sharded over tp (Megatron
+    `VocabParallelEmbedding`)."""
+    return model.embedding_params / cfg.tp
+
+
+def lm_head_params_per_gpu(model: ModelSpec, cfg: TrainingConfig) -> float:
+    """Final norm + LM head parameters on one GPU of the last stage, the head vocabulary-sharded over tp.
+
+    Tied embeddings with pp > 1: Megatron keeps a copy of the embedding on the last stage
+    (`shared_embedding`, gradients all-reduced between the two), so it costs a full head there.
+    """
+    head = model.lm_head_params
+    if model.tie_word_embeddings and cfg.pp > 1:
+        head = model.embedding_params
+    return head / cfg.tp + model.final_norm_params
+
+
+# ----- model states --------------------------------------------------------------------------------
+def _state_of_params(params_per_gpu: float, shard: float, cfg: TrainingConfig) -> StateBytes:
+    """Model states of `params_per_gpu` parameters (after TP/EP) replicated over `shard` data ranks.
+
+    ZeRO §5 / Figure 1: stage 0: (2 + 2 + 12)Ψ; 1: (2 + 2)Ψ + 12Ψ/Nd; 2: 2Ψ + (2 + 12)Ψ/Nd;
+    3: (2 + 2 + 12)Ψ/Nd. Megatron distributed optimizer: 2Ψ + 4Ψ + 12Ψ/d.
+    Offload (ZeRO-Offload, Ren et al. 2021): optimizer states (and ZeRO-3 parameters) leave the GPU.
+    """
+    z = cfg.zero
+    w = WEIGHT_BYTES_PER_PARAM * params_per_gpu
+    g = GRAD_BYTES_PER_PARAM * params_per_gpu
+    o = OPTIMIZER_BYTES_PER_PARAM * params_per_gpu
+    if z is ZeroStage.DISTRIBUTED_OPTIMIZER:
+        g = MEGATRON_MAIN_GRAD_BYTES_PER_PARAM * params_per_gpu
+        o /= shard
+    elif z is ZeroStage.OPTIMIZER:
+        o /= shard
+    elif z is ZeroStage.GRADIENTS:
+        g, o = g / shard, o / shard
+    elif z is ZeroStage.PARAMETERS:
+        w, g, o = w / shard, g / shard, o / shard
+        if cfg.offload_params:
+            w = 0.0
+    if cfg.offload_optimizer:
+        o = 0.0
+    return StateBytes(weights_bytes=w, gradients_bytes=g, optimizer_bytes=o)
+
+
+def layer_state_breakdown(model: ModelSpec, layer: LayerSpec, cfg: TrainingConfig) -> StateBytes:
+    """Weights, gradients and optimizer states of one decoder layer on one GPU."""
+    del model  # part of the stable signature; the layer carries its own counts
+    dense, expert = layer_params_per_gpu(layer, cfg)
+    state = _state_of_params(dense, _dense_shard_degree(cfg), cfg)
+    if expert:
+        state = state + _state_of_params(expert, expert_dp(cfg), cfg)
+    return state
+
+
+def layer_state_bytes(model: ModelSpec, layer: LayerSpec, cfg: TrainingConfig) -> float:
+    """Bytes of weights + gradients + optimizer states of one decoder layer on one GPU."""
+    return layer_state_breakdown(model, layer, cfg).total_bytes
+
+
+def embedding_state_breakdown(model: ModelSpec, cfg: TrainingConfig) -> StateBytes:
+    """Model states of the input embedding (first stage), vocabulary-sharded over tp
+    (`embedding_params_per_gpu`)."""
+    return _state_of_params(embedding_params_per_gpu(model, cfg), _dense_shard_degree(cfg), cfg)
+
+
+def embedding_state_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
+    """Bytes of the input embedding's model states on one GPU of the first stage."""
+    return embedding_state_breakdown(model, cfg).total_bytes
+
+
+def lm_head_state_breakdown(model: ModelSpec, cfg: TrainingConfig) -> StateBytes:
+    """Model states of the final norm + LM head (last stage), vocabulary-sharded over tp; a tied
+    embedding costs a full head there when pp > 1 (`lm_head_params_per_gpu`)."""
+    return _state_of_params(lm_head_params_per_gpu(model, cfg), _dense_shard_degree(cfg), cfg)
+
+
+def lm_head_state_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
+    """Bytes of the LM head's (and final norm's) model states on one GPU of the last stage."""
+    return lm_head_state_breakdown(model, cfg).total_bytes
+
+
+def zero3_working_bytes(model: ModelSpec, layer_indices: tuple[int, ...], cfg: TrainingConfig) -> float:
+    """ZeRO-3 / FSDP gathers whole layers to compute: the largest layer of the stage, gathered in bf16,
+    twice (the current layer and the prefetched next one). DeepSpeed's
+    `estimate_zero3_model_states_mem_needs` adds `4 * largest_layer_params` for the same buffers."""
+    if cfg.zero is not ZeroStage.PARAMETERS or not layer_indices:
+        return 0.0
+    largest = max(sum(layer_params_per_gpu(model.layers[i], cfg)) for i in layer_indices)
+    return 2.0 * WEIGHT_BYTES_PER_PARAM * largest

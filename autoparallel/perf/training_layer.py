@@ -1,0 +1,234 @@
+"""Time of one decoder layer (and the embedding / LM head) for one micro-batch on one GPU, in floats (s).
+
+    layer_time_breakdown / layer_time_s   fwd+bwd of one decoder layer, one micro-batch, one GPU
+    embedding_time_s / lm_head_time_s     the same for the embedding (first stage) and LM head (last)
+    attention_core_flops / gemm_flops     the forward FLOPs those times (and the MFU count) are built on
+
+Sources: forward FLOPs as Narayanan et al. 2021 ("Efficient Large-Scale Language Model Training on GPU
+Clusters Using Megatron-LM", §5.1 eq. 3: 2·tokens·params for the GEMMs, non-causal attention), backward
+twice the forward. Communication volumes: Megatron-LM TP (Shoeybi et al. 2019 §3: 2 all-reduces
+forward, 2 backward per layer; with sequence parallelism all-gather + reduce-scatter pairs, Korthikanti
+et al. 2022 §4.2.2); ring attention for CP (Liu et al. 2023); EP dispatch/combine all-to-all (Lepikhin
+et al. 2020); ZeRO-3 / FSDP parameter gathers (Rajbhandari et al. 2020 §5).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
+from autoparallel.memory.training_activations import local_tokens, sequence_parallel_divisor
+from autoparallel.memory.training_states import expert_tp, layer_params_per_gpu
+from autoparallel.models.spec import AttentionKind, LayerSpec, ModelSpec
+from autoparallel.perf import comm
+from autoparallel.perf.efficiency import Efficiency, efficiency_for
+
+if TYPE_CHECKING:
+    from autoparallel.hardware import GPU, Cluster
+
+TP_COMM_EXPOSED = 0.12
+"""Fraction of TP collective time not hidden behind GEMMs (Megatron/TE overlap part of it:
+`--tp-comm-overlap`, and NCCL kernels share the GPU with GEMMs); calibrated with the efficiency
+factors on the training runs of shared/reference (see perf/efficiency.py)."""
+ZERO3_OVERLAP_FRACTION = 0.8
+"""Fraction of a layer's compute that ZeRO-3 / FSDP parameter prefetch can hide behind."""
+RECOMPUTE_TIME_FRACTION = 1.0
+"""Time of a recomputed forward relative to the original forward."""
+_UNFUSED_SOFTMAX_BYTES = 30.0
+"""HBM bytes per attention score, forward + backward, of unfused softmax attention: the fp16
+scores, softmax, dropout mask and output written and read back (Korthikanti §4.1 lists 5 bytes
+stored per score; each is written once and read about twice, forward and backward)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LayerTime(_Frozen):
+    """Time of one decoder layer for one micro-batch (forward + backward) on one GPU, s."""
+
+    compute_s: float
+    """GEMMs + attention core + memory-bound kernels, with recomputation."""
+    tp_comm_s: float
+    """Exposed tensor-parallel collectives."""
+    cp_comm_s: float
+    """Exposed context-parallel ring exchange of K/V."""
+    ep_comm_s: float
+    """Expert-parallel all-to-all dispatch and combine."""
+    zero3_comm_s: float
+    """Exposed ZeRO-3 / FSDP parameter all-gathers and gradient reduce-scatter of this layer."""
+
+    @property
+    def total_s(self) -> float:
+        """Sum of the parts."""
+        return self.compute_s + self.tp_comm_s + self.cp_comm_s + self.ep_comm_s + self.zero3_comm_s
+
+
+# ----- FLOPs ---------------------------------------------------------------------------------------
+def attention_core_flops(layer: LayerSpec, cfg: TrainingConfig, *, causal: bool) -> float:
+    """Forward QKᵀ + PV FLOPs of one micro-batch on one GPU: 2·tokens·(a/t)·(d_qk + d_v)·context.
+
+    The context is the full sequence (Narayanan's non-causal count) unless `causal`, where each
+    token attends to half of it on average (what flash attention actually computes); sliding
+    windows cap it. The local sequence shard attends to the whole sequence under CP.
+    """
+    att = layer.attention
+    if att.kind is AttentionKind.LINEAR:
+        return 4.0 * local_tokens(cfg) * att.linear_num_value_heads / cfg.tp * att.head_dim * att.v_head_dim
+    ctx = float(cfg.seq_len)
+    if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
+        ctx = min(ctx, float(att.window_tokens))
+    elif causal:
+        ctx /= 2.0
+    return 2.0 * local_tokens(cfg) * att.num_heads / cfg.tp * (att.head_dim + att.v_head_dim) * ctx
+
+
+def gemm_flops(layer: LayerSpec, cfg: TrainingConfig) -> float:
+    """Forward weight-matmul FLOPs of one micro-batch on one GPU: 2·tokens·active params / tp.
+
+    Routed experts: with balanced routing every GPU of the tp × dp × cp grid does 1/tp of its
+    replica's top-k expert work, whatever ep and etp are.
+    """
+    return 2.0 * local_tokens(cfg) * (layer.active_params - layer.params.norms) / cfg.tp
+
+
+def peak_flops(gpu: GPU, cfg: TrainingConfig) -> float:
+    """Dense peak FLOP/s of the precision's GEMMs."""
+    if cfg.precision == "fp8" and gpu.fp8_tflops:
+        return gpu.fp8_tflops * 1e12
+    return gpu.bf16_tflops * 1e12
+
+
+def _gemm_rate(gpu: GPU, cfg: TrainingConfig, eff: Efficiency) -> float:
+    """Achieved GEMM FLOP/s: the precision's dense peak × its calibrated GEMM efficiency."""
+    if cfg.precision == "fp8" and gpu.fp8_tflops:
+        return peak_flops(gpu, cfg) * eff.gemm_fp8
+    return peak_flops(gpu, cfg) * eff.gemm
+
+
+# ----- per layer -----------------------------------------------------------------------------------
+def _attention_s(layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, eff: Efficiency, flash: bool) -> float:
+    """Forward attention-core time on one GPU.
+
+    Flash attention: causal FLOPs at `eff.attention` of the bf16 peak (it runs in bf16 even in FP8
+    recipes). Without it (Megatron-LM before 2022): the full s² score and context GEMMs at the GEMM
+    rate, plus the memory traffic of the s² tensors Korthikanti §4.1 lists (scores, softmax, its
+    dropout mask and output: ~10 bytes per score forward), `_UNFUSED_SOFTMAX_BYTES` in all.
+    """
+    if flash:
+        return attention_core_flops(layer, cfg, causal=True) / (gpu.bf16_tflops * 1e12 * eff.attention)
+    gemm = attention_core_flops(layer, cfg, causal=False) / (gpu.bf16_tflops * 1e12 * eff.gemm)
+    att = layer.attention
+    scores = local_tokens(cfg) * att.num_heads / cfg.tp * cfg.seq_len
+    return gemm + _UNFUSED_SOFTMAX_BYTES / 3.0 * scores / (gpu.hbm_tbps * 1e12)
+
+
+def _compute_s(
+    model: ModelSpec, layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, recompute: Recompute, flash: bool
+) -> float:
+    """GEMMs and attention core (forward 1 + backward 2, the usual 3× rule), memory-bound kernels
+    (`elementwise_bytes_per_h`, forward one third of it), plus the recomputed forward parts at
+    RECOMPUTE_TIME_FRACTION of their forward time."""
+    eff = efficiency_for(gpu.arch)
+    gemm_fwd = gemm_flops(layer, cfg) / _gemm_rate(gpu, cfg, eff)
+    att_fwd = _attention_s(layer, gpu, cfg, eff, flash)
+    sp_div = sequence_parallel_divisor(cfg)
+    hbm = gpu.hbm_tbps * 1e12
+    elem = eff.elementwise_bytes_per_h * model.hidden_size * local_tokens(cfg) / sp_div / hbm
+    total = 3.0 * (gemm_fwd + att_fwd) + elem
+    if recompute is Recompute.FULL:
+        total += RECOMPUTE_TIME_FRACTION * (gemm_fwd + att_fwd + elem / 3.0)
+    elif recompute is Recompute.SELECTIVE:
+        total += RECOMPUTE_TIME_FRACTION * att_fwd
+    return total
+
+
+def activation_message_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
+    """One micro-batch's hidden states on one rank's sequence shard, bf16: b·(s/cp)·h·2."""
+    return local_tokens(cfg) * model.hidden_size * 2.0
+
+
+def layer_time_breakdown(
+    model: ModelSpec,
+    layer: LayerSpec,
+    cluster: Cluster,
+    cfg: TrainingConfig,
+    recompute: Recompute,
+    *,
+    flash_attention: bool = True,
+) -> LayerTime:
+    """Forward + backward of one decoder layer for one micro-batch on one GPU, by part."""
+    gpu = cluster.gpu
+    compute = _compute_s(model, layer, gpu, cfg, recompute, flash_attention)
+    msg = activation_message_bytes(model, cfg)
+    fwd_passes = 2 if recompute is Recompute.FULL else 1
+    # TP: 2 all-reduces (or all-gather + reduce-scatter pairs with SP: same volume) per pass.
+    tp = 0.0
+    if cfg.tp > 1:
+        link = comm.group_link(cluster, cfg.tp)
+        tp = (fwd_passes + 1) * 2 * comm.all_reduce_s(msg, cfg.tp, link) * TP_COMM_EXPOSED
+    # CP ring attention: each rank receives the other cp − 1 K/V chunks forward, and K/V + their
+    # gradients backward; overlapped with the attention core, only the excess is exposed.
+    cp = 0.0
+    if cfg.cp > 1:
+        att = layer.attention
+        kv_bytes = (
+            local_tokens(cfg) * math.ceil(att.num_kv_heads / cfg.tp) * (att.head_dim + att.v_head_dim) * 2
+        )
+        link = comm.group_link(cluster, cfg.cp, stride=cfg.tp)
+        ring = (cfg.cp - 1) * comm.p2p_s(kv_bytes, link) * (fwd_passes + 2)
+        att_s = 3.0 * _attention_s(layer, gpu, cfg, efficiency_for(gpu.arch), flash_attention)
+        cp = max(0.0, ring - att_s)
+    # EP: dispatch + combine all-to-all per pass (forward, backward, recompute).
+    ep = 0.0
+    if layer.mlp.num_experts and cfg.ep > 1:
+        routed = msg / cfg.tp * layer.mlp.experts_per_token * expert_tp(cfg)
+        link = comm.group_link(cluster, cfg.ep, stride=cfg.tp)
+        ep = (fwd_passes + 1) * 2 * comm.all_to_all_s(routed, cfg.ep, link)
+    zero3 = 0.0
+    if cfg.zero is ZeroStage.PARAMETERS and cfg.dp * cfg.cp > 1:
+        n = cfg.dp * cfg.cp
+        link = comm.group_link(cluster, n, stride=cfg.tp)
+        full = 2.0 * sum(layer_params_per_gpu(layer, cfg))
+        gathers = (fwd_passes + 1) * comm.all_gather_s(full, n, link) + comm.reduce_scatter_s(full, n, link)
+        zero3 = max(0.0, gathers - ZERO3_OVERLAP_FRACTION * compute)
+    return LayerTime(compute_s=compute, tp_comm_s=tp, cp_comm_s=cp, ep_comm_s=ep, zero3_comm_s=zero3)
+
+
+def layer_time_s(
+    model: ModelSpec,
+    layer: LayerSpec,
+    cluster: Cluster,
+    cfg: TrainingConfig,
+    recompute: Recompute,
+    *,
+    flash_attention: bool = True,
+) -> float:
+    """Forward + backward of one decoder layer for one micro-batch on one GPU, s."""
+    return layer_time_breakdown(
+        model, layer, cluster, cfg, recompute, flash_attention=flash_attention
+    ).total_s
+
+
+def embedding_time_s(model: ModelSpec, cluster: Cluster, cfg: TrainingConfig) -> float:
+    """Embedding lookup, its gradient scatter and the TP all-reduce of the vocab-parallel lookup."""
+    gpu = cluster.gpu
+    msg = activation_message_bytes(model, cfg)
+    memory_s = 3.0 * msg / (gpu.hbm_tbps * 1e12)
+    tp = comm.all_reduce_s(msg, cfg.tp, comm.group_link(cluster, cfg.tp)) * TP_COMM_EXPOSED
+    return memory_s + tp
+
+
+def lm_head_time_s(model: ModelSpec, cluster: Cluster, cfg: TrainingConfig) -> float:
+    """Final norm + LM head GEMM (fwd + bwd) + vocab-parallel cross entropy on fp32 logits."""
+    gpu = cluster.gpu
+    eff = efficiency_for(gpu.arch)
+    tokens = local_tokens(cfg)
+    vocab = model.vocab_size / cfg.tp
+    gemm = 3.0 * 2.0 * tokens * model.hidden_size * vocab / _gemm_rate(gpu, cfg, eff)
+    # Cross entropy reads/writes the fp32 logits ~6 times (cast, max, exp, sum, grad) : 24 bytes each.
+    ce = 24.0 * tokens * vocab / (gpu.hbm_tbps * 1e12)
+    return gemm + ce

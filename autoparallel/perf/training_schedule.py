@@ -1,0 +1,152 @@
+"""Pipeline and data-parallel schedule of one training step, in floats (s).
+
+    stage_time_s            one micro-batch through one pipeline stage (+ p2p hops)
+    pipeline_step_time_s    1F1B / interleaved schedule over the stage times
+    dp_sync_time_s          exposed gradient / parameter synchronisation per step
+    optimizer_step_s        the Adam update of a rank's shard
+
+Sources: pipeline schedule and bubble (p − 1)/(m·v) from Narayanan et al. 2021 ("Efficient Large-Scale
+Language Model Training on GPU Clusters Using Megatron-LM") §2.2; data-parallel volumes from
+Rajbhandari et al. 2020 (ZeRO) §5 and Megatron-LM's distributed optimizer (dist_optimizer.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
+from autoparallel.memory.training_activations import sequence_parallel_divisor
+from autoparallel.memory.training_states import (
+    embedding_params_per_gpu,
+    expert_dp,
+    layer_params_per_gpu,
+    lm_head_params_per_gpu,
+)
+from autoparallel.models.spec import ModelSpec
+from autoparallel.perf import comm
+from autoparallel.perf.training_layer import (
+    activation_message_bytes,
+    embedding_time_s,
+    layer_time_s,
+    lm_head_time_s,
+)
+
+if TYPE_CHECKING:
+    from autoparallel.hardware import GPU, Cluster
+
+DP_OVERLAP_FRACTION = 0.8
+"""Fraction of the last micro-batch's backward that gradient reduce-scatter can hide behind
+(`--overlap-grad-reduce`; the last bucket is always exposed)."""
+
+
+# ----- pipeline ------------------------------------------------------------------------------------
+def stage_time_s(
+    model: ModelSpec,
+    cluster: Cluster,
+    cfg: TrainingConfig,
+    stage: int,
+    layer_indices: Sequence[int],
+    recompute: Recompute,
+    *,
+    flash_attention: bool = True,
+) -> float:
+    """One micro-batch forward + backward through pipeline stage `stage` (all its vp chunks), with
+    the p2p sends of activations forward and gradients backward at each chunk boundary."""
+    total = sum(
+        layer_time_s(model, model.layers[i], cluster, cfg, recompute, flash_attention=flash_attention)
+        for i in layer_indices
+    )
+    if stage == 0:
+        total += embedding_time_s(model, cluster, cfg)
+    if stage == cfg.pp - 1:
+        total += lm_head_time_s(model, cluster, cfg)
+    if cfg.pp > 1:
+        sp_div = sequence_parallel_divisor(cfg)
+        link = comm.group_link(cluster, cfg.pp, stride=cfg.tp * cfg.cp * cfg.dp)
+        total += 2 * cfg.vp * comm.p2p_s(activation_message_bytes(model, cfg) / sp_div, link)
+    return total
+
+
+def pipeline_step_time_s(stage_times_s: Sequence[float], cfg: TrainingConfig) -> float:
+    """Forward + backward of all grad_accum micro-batches through the pipeline.
+
+    1F1B: (m − 1)·max + Σ stages (= (m + p − 1)·t for equal stages, Narayanan et al. 2021 §2.2.1);
+    interleaved with vp chunks: the fill/drain part shrinks by vp (bubble (p − 1)/(m·vp), §2.2.2).
+    """
+    m = max(cfg.grad_accum, 1)
+    slowest = max(stage_times_s)
+    return m * slowest + (sum(stage_times_s) - slowest) / cfg.vp
+
+
+# ----- data parallel -------------------------------------------------------------------------------
+def _stage_params_per_gpu(
+    model: ModelSpec, cfg: TrainingConfig, stage: int, layer_indices: Sequence[int]
+) -> tuple[float, float]:
+    """(dense, expert) parameters of a stage on one GPU before data-parallel sharding."""
+    dense = expert = 0.0
+    for i in layer_indices:
+        d, e = layer_params_per_gpu(model.layers[i], cfg)
+        dense, expert = dense + d, expert + e
+    if stage == 0:
+        dense += embedding_params_per_gpu(model, cfg)
+    if stage == cfg.pp - 1:
+        dense += lm_head_params_per_gpu(model, cfg)
+    return dense, expert
+
+
+def dp_sync_time_s(
+    model: ModelSpec,
+    cluster: Cluster,
+    cfg: TrainingConfig,
+    stage: int,
+    layer_indices: Sequence[int],
+    overlap_window_s: float,
+) -> float:
+    """Exposed data-parallel synchronisation of one stage per step.
+
+    ZeRO-0: all-reduce of the gradients; ZeRO-1/2 and Megatron's distributed optimizer:
+    reduce-scatter of the gradients + all-gather of the updated bf16 parameters (ZeRO §5: the same
+    volume as one all-reduce); gradients in fp32 under Megatron (`main_grad`), bf16 under ZeRO. The
+    dense group is dp × cp (stride tp), the expert group the expert-data-parallel ranks. Overlap
+    (`--overlap-grad-reduce`, `--overlap-param-gather`) hides up to DP_OVERLAP_FRACTION of
+    `overlap_window_s` (one micro-batch's forward + backward); one layer's share is always exposed.
+    ZeRO-3 traffic is per micro-batch and counted in `layer_time_breakdown`.
+    """
+    if cfg.zero is ZeroStage.PARAMETERS:
+        return 0.0
+    grad_bytes = 4.0 if cfg.zero is ZeroStage.DISTRIBUTED_OPTIMIZER else 2.0
+    dense, expert = _stage_params_per_gpu(model, cfg, stage, layer_indices)
+    total = 0.0
+    groups = (
+        (dense, cfg.dp * cfg.cp, cfg.tp),
+        (expert, round(expert_dp(cfg)), cfg.tp * cfg.ep),
+    )
+    for params, n, stride in groups:
+        if params <= 0 or n <= 1:
+            continue
+        link = comm.group_link(cluster, n, stride=stride)
+        if cfg.zero is ZeroStage.NONE:
+            total += comm.all_reduce_s(params * grad_bytes, n, link)
+        else:
+            total += comm.reduce_scatter_s(params * grad_bytes, n, link) + comm.all_gather_s(
+                params * 2.0, n, link
+            )
+    floor = total / max(len(layer_indices), 1)
+    return max(total - DP_OVERLAP_FRACTION * overlap_window_s, floor)
+
+
+def optimizer_step_s(
+    model: ModelSpec, gpu: GPU, cfg: TrainingConfig, stage: int, layer_indices: Sequence[int]
+) -> float:
+    """Adam update of the rank's optimizer shard: memory-bound, ~36 bytes per parameter read and
+    written (fp32 master, m, v, fp32 grad read + write back, bf16 weight write; Megatron's fused
+    multi-tensor Adam)."""
+    dense, expert = _stage_params_per_gpu(model, cfg, stage, layer_indices)
+    if cfg.zero is ZeroStage.NONE:
+        shard = dense + expert
+    else:
+        shard = dense / (cfg.dp * cfg.cp) + expert / expert_dp(cfg)
+    if cfg.offload_optimizer:
+        return 0.0
+    return 36.0 * shard / (gpu.hbm_tbps * 1e12)

@@ -1,0 +1,33 @@
+"""Objectives of the CP-SAT training model: the integer expression each objective name minimizes."""
+
+from __future__ import annotations
+
+from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.training_tables import TrainingTables
+from autoparallel.solvers.training_vars import Expr, TrainingVars, equal_var, product_var, upper_bound
+
+OBJECTIVES = ("throughput", "mfu", "cost", "memory")
+"""throughput: tokens/s = global batch · seq / step, so minimize the step time; mfu and cost: the model
+FLOPs per step and the token budget are fixed, so MFU ∝ 1 / (GPUs · step) and cost ∝ GPUs · step
+(both equal throughput when every shape uses the whole cluster); memory: the most headroom, i.e. the
+least MiB on the fullest stage."""
+
+
+def objective_expr(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, name: str) -> Expr:
+    """The integer expression to minimize for objective `name`."""
+    assert v.step_us is not None and v.peak_mib is not None
+    if name == "throughput":
+        return v.step_us
+    if name in ("mfu", "cost"):
+        worlds = {s.world for s in t.space.shapes}
+        if len(worlds) == 1:
+            return v.step_us
+        gpus = equal_var(
+            model, sum(s.world * x for s, x in zip(t.space.shapes, v.shape, strict=True)), max(worlds), "gpus"
+        )
+        return product_var(
+            model, gpus, v.step_us, max(worlds) * upper_bound(model, v.step_us), f"{name}_gpu_us"
+        )
+    if name == "memory":
+        return v.peak_mib
+    raise ValueError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
