@@ -134,7 +134,7 @@ def _margins(gpu: GPU, margins: MemoryConfig | None) -> tuple[float, float]:
     if margins is None:
         from autoparallel.memory.margins import MemoryConfig
 
-        margins = MemoryConfig()
+        margins = MemoryConfig.for_training()
     return float(margins.usable_bytes(gpu)), float(margins.fragmentation)
 
 

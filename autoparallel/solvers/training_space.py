@@ -99,7 +99,7 @@ class TrainingOptions(_Frozen):
     sequence_parallel: bool = True
     """Megatron sequence parallelism with tp > 1."""
     margins: MemoryConfig | None = None
-    """Memory margins (None: `MemoryConfig()` defaults)."""
+    """Memory margins (None: `MemoryConfig.for_training()`, calibrated on published runs)."""
     runner_up: bool = True
     """Solve again without the chosen shape, to report the runner-up and why it lost."""
     hints: bool = True

@@ -153,7 +153,7 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
 
     model, cluster, gpu = space.model, space.cluster, space.cluster.gpu
     shapes, micros, modes = space.shapes, space.micro_batches, space.state_modes
-    margins = space.options.margins or MemoryConfig()
+    margins = space.options.margins or MemoryConfig.for_training()
     # Layer times without ZeRO-3's gathers (zero3_us adds them), whatever modes the options allow.
     base = next((z for z in modes if z.zero is not ZeroStage.PARAMETERS), StateMode(zero=ZeroStage.NONE))
     ga = tuple(tuple(space.grad_accum(s, mb) for mb in micros) for s in shapes)

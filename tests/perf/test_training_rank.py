@@ -74,10 +74,15 @@ def _case(row_id: str) -> tuple[object, object, object]:
 
 
 def test_memory_margins_reject_a_published_layout() -> None:
-    """LLAMA3-8B with cp=2 on 8 H100 (NeMo) fits the GPU but not the default margins: memory only."""
+    """LLAMA3-8B with cp=2 on 8 H100 (NeMo) fits the GPU and the training margins, but not the general
+    MemoryConfig() defaults (0.85 / 0.10 / 0.05): memory is the only blocker."""
+    from autoparallel.memory.margins import MemoryConfig
+
     bench = _bench()
     model, cluster, cfg = _case("T042")
-    assert [family for family, _ in bench.planner_blockers(model, cluster, cfg)] == ["memory"]
+    general = MemoryConfig()
+    assert [family for family, _ in bench.planner_blockers(model, cluster, cfg, general)] == ["memory"]
+    assert bench.planner_blockers(model, cluster, cfg) == ()
     assert bench.planner_blockers(model, cluster, cfg, bench.RAW) == ()
 
 
