@@ -25,7 +25,6 @@ from autoparallel.solvers.serving_decoder import (
     Point,
     RunnerUp,
     ServingSolution,
-    SolverStats,
     binding_constraints,
     decode,
     objective_value,
@@ -42,7 +41,7 @@ from autoparallel.solvers.serving_encoder import (
     tune_presolve,
 )
 from autoparallel.solvers.serving_space import ServingOptions, ServingSpace, build_space
-from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.settings import SolverSettings, SolverStats
 from autoparallel.workload import Serving
 
 DEFAULT_CHAINS: dict[str, tuple[str, ...]] = {
@@ -87,18 +86,8 @@ class SolveRun:
 
     def stats(self) -> SolverStats:
         value, bound = self.primary
-        gap = abs(value - bound) / max(1.0, abs(value))
-        return SolverStats(
-            status=self.status,
-            wall_s=self.wall_s,
-            objective_value=value,
-            bound=bound,
-            gap=gap,
-            solves=self.solves,
-            seed=self.settings.seed,
-            workers=self.settings.workers,
-            time_limit_s=self.settings.time_limit_s,
-        )
+        return SolverStats.of(status=self.status, wall_s=self.wall_s, value=value, bound=bound,
+                              solves=self.solves, settings=self.settings)
 
 
 def _solver(settings: SolverSettings) -> cp_model.CpSolver:

@@ -16,7 +16,7 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving
 from autoparallel.solvers import units
-from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.settings import SolverSettings, SolverStats
 
 if TYPE_CHECKING:
     from autoparallel.solvers.cpsat import cp_model
@@ -29,29 +29,6 @@ Objective = str | tuple[str, ...] | dict[str, float]
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-
-class SolverStats(_Frozen):
-    """How the solve went, with the settings that make it reproducible."""
-
-    status: str
-    """OPTIMAL (proven) or FEASIBLE (time limit hit: best found, see bound and gap)."""
-    wall_s: float
-    """Wall time of all CP-SAT solves of this result, seconds (tables and checks excluded)."""
-    objective_value: float
-    """The primary objective in solver units (milli-tokens/s, µs, µ$/Mtok or KiB)."""
-    bound: float
-    """CP-SAT's best bound on the primary objective, same units."""
-    gap: float
-    """Relative gap |value − bound| / max(1, |value|) of the primary objective (0 when optimal)."""
-    solves: int
-    """CP-SAT calls (lexicographic levels)."""
-    seed: int
-    """random_seed."""
-    workers: int
-    """num_workers."""
-    time_limit_s: float
-    """Per-solve time limit."""
 
 
 class RunnerUp(_Frozen):

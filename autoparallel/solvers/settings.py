@@ -22,3 +22,37 @@ class SolverSettings(BaseModel):
     """Relative slack kept on an earlier objective while optimizing the next one (0: ties only)."""
     log_search: bool = False
     """Print CP-SAT's search log (debugging)."""
+
+
+class SolverStats(BaseModel):
+    """How a solve went, with the settings that make it reproducible."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: str
+    """OPTIMAL (proven), FEASIBLE (time limit hit: best found, see bound and gap) or ENUMERATED (oracle)."""
+    wall_s: float
+    """Wall time of the CP-SAT solves of this result (or of the enumeration), seconds."""
+    objective_value: float
+    """The primary objective in solver units (serving: milli-tokens/s, µs, µ$/Mtok or KiB;
+    training: µs of step time, µs·GPUs or MiB)."""
+    bound: float
+    """CP-SAT's best bound on the primary objective, same units."""
+    gap: float
+    """Relative gap |value − bound| / max(1, |value|) of the primary objective (0 when optimal)."""
+    solves: int
+    """CP-SAT calls (lexicographic levels; a runner-up's not counted)."""
+    seed: int
+    """random_seed."""
+    workers: int
+    """num_workers."""
+    time_limit_s: float
+    """Per-solve time limit, seconds."""
+
+    @classmethod
+    def of(cls, *, status: str, wall_s: float, value: float, bound: float, solves: int,
+           settings: SolverSettings) -> SolverStats:
+        """Statistics of a run under `settings`, the gap computed from the primary value and bound."""
+        return cls(status=status, wall_s=wall_s, objective_value=value, bound=bound,
+                   gap=abs(value - bound) / max(1.0, abs(value)), solves=solves, seed=settings.seed,
+                   workers=settings.workers, time_limit_s=settings.time_limit_s)

@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING
 from autoparallel.errors import InfeasibleError, InputError, InternalError, SolverTimeoutError
 from autoparallel.memory.training import GIB
 from autoparallel.perf.training import TrainingPerf, cost_to_tokens
-from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.settings import SolverSettings, SolverStats
 from autoparallel.solvers.training_decoder import (
     Objective,
     RunnerUp,
-    SolverStats,
     TrainingSolution,
     binding_constraints,
     evaluate,
@@ -90,18 +89,8 @@ class _Run:
 
     def stats(self) -> SolverStats:
         value, bound = self.primary
-        gap = max(0.0, value - bound) / max(1.0, abs(value))
-        return SolverStats(
-            status=self.status,
-            wall_s=self.wall_s,
-            objective_value=value,
-            bound=bound,
-            gap=gap,
-            solves=self.solves,
-            seed=self.settings.seed,
-            workers=self.settings.workers,
-            time_limit_s=self.settings.time_limit_s,
-        )
+        return SolverStats.of(status=self.status, wall_s=self.wall_s, value=value, bound=bound,
+                              solves=self.solves, settings=self.settings)
 
 
 def _solver(settings: SolverSettings, time_limit_s: float) -> cp_model.CpSolver:

@@ -18,6 +18,7 @@ from autoparallel.configs import Recompute, TrainingConfig
 from autoparallel.errors import InternalError
 from autoparallel.memory.training import GIB, TrainingMemoryReport, training_memory
 from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf
+from autoparallel.solvers.settings import SolverStats
 from autoparallel.solvers.training_enumerate import (
     Point,
     StageValues,
@@ -39,29 +40,6 @@ Objective = str | Sequence[str] | Mapping[str, float]
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-
-
-class SolverStats(_Frozen):
-    """How the solve went, with the settings that make it reproducible."""
-
-    status: str
-    """OPTIMAL (proven), FEASIBLE (time limit hit: best found, see bound and gap) or ENUMERATED (oracle)."""
-    wall_s: float
-    """Wall time of the CP-SAT solves of this result (or of the enumeration), seconds."""
-    objective_value: float
-    """The primary objective in solver units (µs of step time, µs·GPUs, or MiB)."""
-    bound: float
-    """CP-SAT's best bound on the primary objective, same units."""
-    gap: float
-    """Relative gap (value − bound) / value of the primary objective (0 when optimal)."""
-    solves: int
-    """CP-SAT calls (lexicographic levels; the runner-up's not counted)."""
-    seed: int
-    """random_seed."""
-    workers: int
-    """num_workers."""
-    time_limit_s: float
-    """Per-solve time limit, seconds."""
 
 
 class RunnerUp(_Frozen):

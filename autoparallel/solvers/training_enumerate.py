@@ -82,7 +82,8 @@ def enumerate_training(
     """
     from autoparallel.memory.training import training_memory
     from autoparallel.perf.training import cost_to_tokens, training_perf
-    from autoparallel.solvers.training_decoder import SolverStats, TrainingSolution
+    from autoparallel.solvers.settings import SolverStats
+    from autoparallel.solvers.training_decoder import TrainingSolution
 
     opts = options or TrainingOptions()
     space = build_space(model, cluster, workload, opts)
