@@ -441,7 +441,8 @@ def _evaluate_serving(
     est = evaluate_serving(m, c, config, w)
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
-        solver.update(_optimum_serving(m, c, w, est.perf.output_tokens_per_s if est.fits else 0.0, model_id))
+        mine = est.perf.output_tokens_per_s if est.fits else 0.0
+        solver.update(_optimum_serving(m, c, w, config, mine, model_id))
     return ServingPlan(
         model=m,
         model_id=model_id,
@@ -457,11 +458,26 @@ def _evaluate_serving(
     )
 
 
-def _optimum_serving(m: ModelSpec, c: Cluster, w: Serving, mine: float, model_id: str) -> dict[str, Any]:
+def _optimum_serving(
+    m: ModelSpec, c: Cluster, w: Serving, config: ServingConfig, mine: float, model_id: str
+) -> dict[str, Any]:
+    """The planner's best throughput, allowed the same runtime choices the user's config makes
+    (quantization, KV-cache dtype, memory utilization) besides vLLM's defaults, so the comparison is fair."""
     from autoparallel.errors import AutoParallelError
+    from autoparallel.solvers.serving_space import ServingOptions
 
+    defaults = ServingOptions()
+    options = defaults.model_copy(
+        update={
+            "kv_cache_dtypes": tuple(dict.fromkeys((*defaults.kv_cache_dtypes, config.kv_cache_dtype))),
+            "quantizations": tuple(dict.fromkeys((*defaults.quantizations, config.quantization))),
+            "gpu_memory_utilizations": tuple(
+                dict.fromkeys((*defaults.gpu_memory_utilizations, config.gpu_memory_utilization))
+            ),
+        }
+    )
     try:
-        best = _solve_serving(m, c, w, "throughput", None, None, model_id)
+        best = _solve_serving(m, c, w, "throughput", None, options, model_id)
     except AutoParallelError as exc:
         return {"optimum": None, "optimum_error": str(exc).splitlines()[0]}
     top = float(best.perf["output_tokens_per_s"])

@@ -40,7 +40,8 @@ def _solver_line(solver: dict[str, Any]) -> str:
     if status == "FEASIBLE" and gap is not None:
         parts.append(f"gap {100 * float(gap):.1f}% (time limit reached; best found)")
     if "gap_to_optimum" in solver:
-        parts.append(f"{100 * float(solver['gap_to_optimum']):.1f}% below the optimum")
+        gap = float(solver["gap_to_optimum"])
+        parts.append(f"{100 * gap:.1f}% below the optimum" if gap > 0 else "at or above the planner's optimum")
     return ", ".join(parts)
 
 
