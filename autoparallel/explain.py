@@ -41,7 +41,8 @@ def _solver_line(solver: dict[str, Any]) -> str:
         parts.append(f"gap {100 * float(gap):.1f}% (time limit reached; best found)")
     if "gap_to_optimum" in solver:
         gap = float(solver["gap_to_optimum"])
-        parts.append(f"{100 * gap:.1f}% below the optimum" if gap > 0 else "at or above the planner's optimum")
+        at_best = "at or above the planner's optimum"
+        parts.append(f"{100 * gap:.1f}% below the optimum" if gap > 0 else at_best)
     return ", ".join(parts)
 
 

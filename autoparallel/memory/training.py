@@ -5,8 +5,10 @@ so it exposes its per-layer / per-stage building blocks under stable names:
 
     layer_state_breakdown / layer_state_bytes   weights + gradients + optimizer of one decoder layer
     embedding_state_bytes / lm_head_state_bytes the same for the embedding (first stage) and LM head
+                                                (with the MTP modules Megatron puts on the last stage)
     layer_activation_bytes                       activations one micro-batch leaves on one GPU per layer
     logits_bytes                                 the fp32 logits / cross-entropy buffers on the last stage
+                                                 (+ the MTP modules' activations and logits)
     inflight_microbatches                        (micro-batch, model-chunk) passes alive at a stage's peak
     stage_memory_bytes                           everything on one pipeline stage
     training_memory                              the whole report
@@ -27,6 +29,7 @@ from autoparallel.memory.training_activations import (
     inflight_microbatches,
     layer_activation_bytes,
     logits_bytes,
+    mtp_activation_bytes,
 )
 from autoparallel.memory.training_shapes import gpt_like_spec
 from autoparallel.memory.training_states import (
@@ -46,6 +49,8 @@ from autoparallel.memory.training_states import (
     layer_state_bytes,
     lm_head_state_breakdown,
     lm_head_state_bytes,
+    mtp_params_per_gpu,
+    mtp_state_breakdown,
     zero3_working_bytes,
 )
 from autoparallel.models.spec import ModelSpec
@@ -79,6 +84,9 @@ __all__ = [
     "lm_head_state_breakdown",
     "lm_head_state_bytes",
     "logits_bytes",
+    "mtp_activation_bytes",
+    "mtp_params_per_gpu",
+    "mtp_state_breakdown",
     "stage_layer_indices",
     "stage_memory_bytes",
     "training_memory",
@@ -106,7 +114,8 @@ class StageMemory(_Frozen):
     activations_gib: float
     """Saved activations of all micro-batches in flight at the stage's peak."""
     logits_gib: float
-    """Logits and cross-entropy buffers (last stage only)."""
+    """Logits and cross-entropy buffers (last stage only; with MTP modules, their activations and
+    logits too)."""
     fragmentation_gib: float
     """Allocator fragmentation allowance."""
     total_gib: float

@@ -1,7 +1,8 @@
 """Activation inventory of training: the bytes one micro-batch leaves on one GPU until its backward.
 
     layer_activation_bytes        activations one micro-batch leaves on one GPU per decoder layer
-    logits_bytes                  the fp32 logits / cross-entropy buffers on the last stage
+    logits_bytes                  the fp32 logits / cross-entropy buffers on the last stage (+ MTP)
+    mtp_activation_bytes          what the multi-token-prediction modules add there
     embedding_activation_bytes    token ids and the embedding dropout mask on the first stage
     inflight_microbatches         (micro-batch, model-chunk) passes alive at a stage's peak
 
@@ -139,16 +140,41 @@ def layer_activation_bytes(
     return tokens * per_token
 
 
+def _head_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
+    """One LM head's logits + cross-entropy buffers and its inputs for one micro-batch on one GPU."""
+    rep_div = sequence_parallel_divisor(cfg)
+    return local_tokens(cfg) * (6.0 * model.vocab_size / cfg.tp + 4.0 * model.hidden_size / rep_div)
+
+
+def mtp_activation_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
+    """Activations one micro-batch leaves in the MTP modules on one GPU of the last stage.
+
+    Each module (DeepSeek-V3 §2.2; Megatron-Core `MultiTokenPredictionLayer`): its decoder block (as
+    the last layer, counted without recomputation whatever the stage's mode: an upper bound under
+    full recompute, kept recompute-independent like the logits), the enorm / hnorm inputs (2h + 2h)
+    and the eh_proj input (their concatenation, 4h; split by SP like the QKV input), and its own
+    logits + cross-entropy buffers (`_head_bytes`: the depth's loss is computed in the same forward
+    and its fp32 softmax kept for backward, alive alongside the main head's).
+    """
+    n = model.mtp_layers
+    if n <= 0 or not model.mtp_params:
+        return 0.0
+    block = layer_activation_bytes(model, model.layers[-1], cfg, Recompute.NONE)
+    proj = local_tokens(cfg) * 8.0 * model.hidden_size / sequence_parallel_divisor(cfg)
+    return n * (block + proj + _head_bytes(model, cfg))
+
+
 def logits_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
     """Logits and cross-entropy buffers of one micro-batch on one GPU of the last stage.
 
     Megatron's vocab-parallel cross entropy (`_VocabParallelCrossEntropy.forward`) casts the bf16
     logits (2 bytes per vocab entry) to fp32 (4), exponentiates in place and saves that softmax for
     backward; the peak holds both: s·b·v/t·(2 + 4) bytes, with s the rank's s/cp tokens. The final
-    norm input and LM-head input (2h + 2h per token, split by SP) are added (Korthikanti §4.3).
+    norm input and LM-head input (2h + 2h per token, split by SP) are added (Korthikanti §4.3). MTP
+    modules on the last stage add `mtp_activation_bytes` (one micro-batch: the last stage keeps one
+    in flight under 1F1B).
     """
-    rep_div = sequence_parallel_divisor(cfg)
-    return local_tokens(cfg) * (6.0 * model.vocab_size / cfg.tp + 4.0 * model.hidden_size / rep_div)
+    return _head_bytes(model, cfg) + mtp_activation_bytes(model, cfg)
 
 
 def embedding_activation_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:

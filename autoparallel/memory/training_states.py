@@ -3,6 +3,8 @@
     layer_params_per_gpu                            (dense, expert) parameters of one layer on one GPU
     layer_state_breakdown / layer_state_bytes       weights + gradients + optimizer of one decoder layer
     embedding_state_bytes / lm_head_state_bytes     the same for the embedding (first stage) and LM head
+                                                    (+ the MTP modules, which sit with it on the last stage)
+    mtp_params_per_gpu / mtp_state_breakdown        the multi-token-prediction modules alone
     zero3_working_bytes                             ZeRO-3's gathered working layers
 
 Sources: Rajbhandari et al. 2020, "ZeRO: Memory Optimizations Toward Training Trillion Parameter
@@ -161,14 +163,45 @@ def embedding_state_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
     return embedding_state_breakdown(model, cfg).total_bytes
 
 
+def mtp_params_per_gpu(model: ModelSpec, cfg: TrainingConfig) -> tuple[float, float]:
+    """(dense, expert) parameters of all MTP modules on one GPU of the last stage, before DP sharding.
+
+    Megatron-Core (`multi_token_prediction.mtp_on_this_rank`: "If no custom layout is provided, assumes
+    all MTP layers (if any) are placed on the last pipeline stage") builds them next to the LM head.
+    Each module (DeepSeek-V3 §2.2) is one decoder block like the last layer (sharded like it), the
+    column-parallel eh_proj (2h → h, split over tp) and three replicated norms (enorm, hnorm, final
+    norm); the embedding and output head are shared with the main model (`model.mtp_params`).
+    """
+    n = model.mtp_layers
+    if n <= 0 or not model.mtp_params:
+        return 0.0, 0.0
+    block = model.layers[-1]
+    dense, expert = layer_params_per_gpu(block, cfg)
+    norms = 3.0 * model.hidden_size
+    eh_proj = model.mtp_params / n - block.params.total - norms
+    return n * (dense + eh_proj / cfg.tp + norms), n * expert
+
+
+def mtp_state_breakdown(model: ModelSpec, cfg: TrainingConfig) -> StateBytes:
+    """Model states of the MTP modules on one GPU of the last stage (`mtp_params_per_gpu`); dense
+    parts sharded over dp × cp, routed experts over the expert-data-parallel ranks, as a layer's."""
+    dense, expert = mtp_params_per_gpu(model, cfg)
+    state = _state_of_params(dense, _dense_shard_degree(cfg), cfg)
+    if expert:
+        state = state + _state_of_params(expert, expert_dp(cfg), cfg)
+    return state
+
+
 def lm_head_state_breakdown(model: ModelSpec, cfg: TrainingConfig) -> StateBytes:
     """Model states of the final norm + LM head (last stage), vocabulary-sharded over tp; a tied
-    embedding costs a full head there when pp > 1 (`lm_head_params_per_gpu`)."""
-    return _state_of_params(lm_head_params_per_gpu(model, cfg), _dense_shard_degree(cfg), cfg)
+    embedding costs a full head there when pp > 1 (`lm_head_params_per_gpu`); plus the MTP modules
+    Megatron places on the same stage (`mtp_state_breakdown`)."""
+    head = _state_of_params(lm_head_params_per_gpu(model, cfg), _dense_shard_degree(cfg), cfg)
+    return head + mtp_state_breakdown(model, cfg)
 
 
 def lm_head_state_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
-    """Bytes of the LM head's (and final norm's) model states on one GPU of the last stage."""
+    """Bytes of the LM head's (final norm's, MTP modules') model states on one GPU of the last stage."""
     return lm_head_state_breakdown(model, cfg).total_bytes
 
 

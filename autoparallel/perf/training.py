@@ -4,7 +4,8 @@ The CP-SAT training encoder turns these building blocks into integer tables (µs
 are stable:
 
     layer_time_breakdown / layer_time_s   fwd+bwd of one decoder layer, one micro-batch, one GPU
-    embedding_time_s / lm_head_time_s     the same for the embedding (first stage) and LM head (last)
+    embedding_time_s / lm_head_time_s     the same for the embedding (first stage) and LM head (last,
+                                          with the MTP modules: mtp_time_s)
     stage_time_s                          one micro-batch through one pipeline stage (+ p2p hops)
     pipeline_step_time_s                  1F1B / interleaved schedule over the stage times
     dp_sync_time_s                        exposed gradient / parameter synchronisation per step
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 from autoparallel.configs import Recompute, TrainingConfig
 from autoparallel.errors import InputError
 from autoparallel.memory.training import stage_layer_indices
-from autoparallel.models.spec import ModelSpec
+from autoparallel.models.spec import AttentionKind, ModelSpec
 from autoparallel.perf.training_layer import (
     RECOMPUTE_TIME_FRACTION,
     TP_COMM_EXPOSED,
@@ -42,11 +43,13 @@ from autoparallel.perf.training_layer import (
     layer_time_breakdown,
     layer_time_s,
     lm_head_time_s,
+    mtp_time_s,
     peak_flops,
 )
 from autoparallel.perf.training_schedule import (
     DP_OVERLAP_FRACTION,
     dp_sync_time_s,
+    offload_step_s,
     optimizer_step_s,
     pipeline_step_time_s,
     stage_time_s,
@@ -70,6 +73,8 @@ __all__ = [
     "layer_time_s",
     "lm_head_time_s",
     "model_flops_per_step",
+    "mtp_time_s",
+    "offload_step_s",
     "optimizer_step_s",
     "pipeline_step_time_s",
     "recompute_flops_per_step",
@@ -115,10 +120,25 @@ class TrainingPerf(_Frozen):
 def model_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
     """Model FLOPs of one optimizer step: 3 × forward (Narayanan et al. 2021 eq. 3 without the
     recompute term; attention non-causal, LM head included even when tied to the embedding, as
-    their 6·B·s·h·V term and llm-foundry's 6·N count it; embedding lookup excluded)."""
+    their 6·B·s·h·V term and llm-foundry's 6·N count it; embedding lookup excluded).
+
+    MTP modules are counted, as Megatron-LM's `num_floating_point_operations` does (its MTP decoder
+    block among the layers, `mtp_num_layers·(3h + 2h²)` for the norms and eh_proj, and the logits
+    term × (mtp_num_layers + 1)): the block as the last layer, 2·2h² for eh_proj, 2·h·V for the head.
+    """
     per_token = model.forward_flops_per_token(cfg.seq_len)
     if model.tie_word_embeddings:
         per_token += 2.0 * model.vocab_size * model.hidden_size
+    if model.mtp_layers > 0 and model.mtp_params:
+        block = model.layers[-1]
+        att = block.attention
+        core = 0.0
+        if att.kind is not AttentionKind.LINEAR:
+            core = 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * cfg.seq_len
+        h = model.hidden_size
+        per_token += model.mtp_layers * (
+            2.0 * block.active_params + core + 4.0 * h * h + 2.0 * h * model.vocab_size
+        )
     return 3.0 * cfg.global_batch * cfg.seq_len * per_token
 
 

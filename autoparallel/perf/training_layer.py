@@ -1,7 +1,8 @@
 """Time of one decoder layer (and the embedding / LM head) for one micro-batch on one GPU, in floats (s).
 
     layer_time_breakdown / layer_time_s   fwd+bwd of one decoder layer, one micro-batch, one GPU
-    embedding_time_s / lm_head_time_s     the same for the embedding (first stage) and LM head (last)
+    embedding_time_s / lm_head_time_s     the same for the embedding (first stage) and LM head (last,
+                                          + the MTP modules, `mtp_time_s`)
     attention_core_flops / gemm_flops     the forward FLOPs those times (and the MFU count) are built on
 
 Sources: forward FLOPs as Narayanan et al. 2021 ("Efficient Large-Scale Language Model Training on GPU
@@ -222,8 +223,8 @@ def embedding_time_s(model: ModelSpec, cluster: Cluster, cfg: TrainingConfig) ->
     return memory_s + tp
 
 
-def lm_head_time_s(model: ModelSpec, cluster: Cluster, cfg: TrainingConfig) -> float:
-    """Final norm + LM head GEMM (fwd + bwd) + vocab-parallel cross entropy on fp32 logits."""
+def _head_time_s(model: ModelSpec, cluster: Cluster, cfg: TrainingConfig) -> float:
+    """One LM head GEMM (fwd + bwd) + vocab-parallel cross entropy on fp32 logits."""
     gpu = cluster.gpu
     eff = efficiency_for(gpu.arch)
     tokens = local_tokens(cfg)
@@ -232,3 +233,28 @@ def lm_head_time_s(model: ModelSpec, cluster: Cluster, cfg: TrainingConfig) -> f
     # Cross entropy reads/writes the fp32 logits ~6 times (cast, max, exp, sum, grad) : 24 bytes each.
     ce = 24.0 * tokens * vocab / (gpu.hbm_tbps * 1e12)
     return gemm + ce
+
+
+def mtp_time_s(model: ModelSpec, cluster: Cluster, cfg: TrainingConfig) -> float:
+    """Forward + backward of the MTP modules (last stage) for one micro-batch on one GPU.
+
+    Per module: its decoder block as the last layer (compute + TP / CP / EP communication, without
+    recomputation, matching `mtp_activation_bytes`; ZeRO-3 gathers of the block are not charged),
+    the eh_proj GEMM (2h → h, split over tp: 3 × 2·tokens·2h·h/tp) and its own LM head + cross
+    entropy (`_head_time_s`).
+    """
+    n = model.mtp_layers
+    if n <= 0 or not model.mtp_params:
+        return 0.0
+    part = layer_time_breakdown(model, model.layers[-1], cluster, cfg, Recompute.NONE)
+    block = part.compute_s + part.tp_comm_s + part.cp_comm_s + part.ep_comm_s
+    h = model.hidden_size
+    rate = _gemm_rate(cluster.gpu, cfg, efficiency_for(cluster.gpu.arch))
+    eh_proj = 3.0 * 2.0 * local_tokens(cfg) * 2.0 * h * h / cfg.tp / rate
+    return n * (block + eh_proj + _head_time_s(model, cluster, cfg))
+
+
+def lm_head_time_s(model: ModelSpec, cluster: Cluster, cfg: TrainingConfig) -> float:
+    """Final norm + LM head GEMM (fwd + bwd) + vocab-parallel cross entropy on fp32 logits, plus the
+    MTP modules Megatron places on the last stage (`mtp_time_s`)."""
+    return _head_time_s(model, cluster, cfg) + mtp_time_s(model, cluster, cfg)

@@ -3,7 +3,7 @@
     stage_time_s            one micro-batch through one pipeline stage (+ p2p hops)
     pipeline_step_time_s    1F1B / interleaved schedule over the stage times
     dp_sync_time_s          exposed gradient / parameter synchronisation per step
-    optimizer_step_s        the Adam update of a rank's shard
+    optimizer_step_s        the Adam update of a rank's shard (CPU offload: `offload_step_s`)
 
 Sources: pipeline schedule and bubble (p − 1)/(m·v) from Narayanan et al. 2021 ("Efficient Large-Scale
 Language Model Training on GPU Clusters Using Megatron-LM") §2.2; data-parallel volumes from
@@ -22,6 +22,7 @@ from autoparallel.memory.training_states import (
     expert_dp,
     layer_params_per_gpu,
     lm_head_params_per_gpu,
+    mtp_params_per_gpu,
 )
 from autoparallel.models.spec import ModelSpec
 from autoparallel.perf import comm
@@ -38,6 +39,20 @@ if TYPE_CHECKING:
 DP_OVERLAP_FRACTION = 0.8
 """Fraction of the last micro-batch's backward that gradient reduce-scatter can hide behind
 (`--overlap-grad-reduce`; the last bucket is always exposed)."""
+HOST_ADAM_GBPS_PER_GPU = 40.0
+"""Host-memory bandwidth one GPU's share of a CPU Adam step achieves, GB/s. Adam is memory-bound on
+the CPU as on the GPU; an 8-GPU H100 host (DGX H100: 2 × Xeon 8480C, 8 DDR5-4800 channels each,
+~614 GB/s peak) gives ~77 GB/s per GPU, of which DeepSpeed's vectorised CPU-Adam (Ren et al. 2021,
+"ZeRO-Offload", §5.1: AVX SIMD, loop unrolling, OpenMP; its Table 2 reports 5-7× PyTorch's CPU Adam)
+reaches about half. Older hosts (DGX A100: 2 × EPYC 7742, ~410 GB/s) give less; one value is kept."""
+CPU_ADAM_BYTES_PER_PARAM = 28.0
+"""Host bytes per parameter of a CPU Adam step: fp32 master, momentum, variance and gradient read
+(16) and master, momentum, variance written back (12); the bf16 copy for the GPU is cast on upload."""
+OFFLOAD_GRAD_OVERLAP_FRACTION = 0.5
+"""Fraction of the gradients' device-to-host copy hidden behind the last micro-batch's backward
+(ZeRO-Offload §4.1 copies each gradient bucket as soon as it is reduced; Megatron's
+`--overlap-cpu-optimizer-d2h-h2d` likewise). The parameters' host-to-device copy after the CPU step
+is exposed: the next forward needs them (DeepSpeed's one-step delayed update is not modelled)."""
 
 
 # ----- pipeline ------------------------------------------------------------------------------------
@@ -91,7 +106,9 @@ def _stage_params_per_gpu(
     if stage == 0:
         dense += embedding_params_per_gpu(model, cfg)
     if stage == cfg.pp - 1:
-        dense += lm_head_params_per_gpu(model, cfg)
+        mtp_dense, mtp_expert = mtp_params_per_gpu(model, cfg)
+        dense += lm_head_params_per_gpu(model, cfg) + mtp_dense
+        expert += mtp_expert
     return dense, expert
 
 
@@ -136,17 +153,44 @@ def dp_sync_time_s(
     return max(total - DP_OVERLAP_FRACTION * overlap_window_s, floor)
 
 
+def _optimizer_shard(
+    model: ModelSpec, cfg: TrainingConfig, stage: int, layer_indices: Sequence[int]
+) -> float:
+    """Parameters of the rank's optimizer shard (all of the stage's with ZeRO-0)."""
+    dense, expert = _stage_params_per_gpu(model, cfg, stage, layer_indices)
+    if cfg.zero is ZeroStage.NONE:
+        return dense + expert
+    return dense / (cfg.dp * cfg.cp) + expert / expert_dp(cfg)
+
+
+def offload_step_s(gpu: GPU, cfg: TrainingConfig, shard: float) -> float:
+    """Per-step time of CPU offload for an optimizer shard of `shard` parameters.
+
+    Optimizer offload (ZeRO-Offload, Ren et al. 2021 §4; Megatron `--optimizer-cpu-offload`): the
+    CPU Adam step (CPU_ADAM_BYTES_PER_PARAM at HOST_ADAM_GBPS_PER_GPU), the bf16 gradients down over
+    the GPU's host link (`gpu.pcie_gbps`), 1 − OFFLOAD_GRAD_OVERLAP_FRACTION of it exposed, and the
+    updated bf16 parameters back up, exposed. Parameter offload alone (ZeRO-3, GPU Adam): the
+    updated bf16 shard is written back to the host once per step. Linear in the shard, so the
+    CP-SAT tables take it per layer. Not charged: ZeRO-3 parameter offload's per-micro-batch fetch
+    of each layer's shard (the solver's ZeRO-3 table has no state-mode index for it).
+    """
+    link = gpu.pcie_gbps * 1e9
+    total = 0.0
+    if cfg.offload_optimizer:
+        total += CPU_ADAM_BYTES_PER_PARAM * shard / (HOST_ADAM_GBPS_PER_GPU * 1e9)
+        total += (1.0 - OFFLOAD_GRAD_OVERLAP_FRACTION) * 2.0 * shard / link + 2.0 * shard / link
+    elif cfg.offload_params and cfg.zero is ZeroStage.PARAMETERS:
+        total += 2.0 * shard / link
+    return total
+
+
 def optimizer_step_s(
     model: ModelSpec, gpu: GPU, cfg: TrainingConfig, stage: int, layer_indices: Sequence[int]
 ) -> float:
-    """Adam update of the rank's optimizer shard: memory-bound, ~36 bytes per parameter read and
-    written (fp32 master, m, v, fp32 grad read + write back, bf16 weight write; Megatron's fused
-    multi-tensor Adam)."""
-    dense, expert = _stage_params_per_gpu(model, cfg, stage, layer_indices)
-    if cfg.zero is ZeroStage.NONE:
-        shard = dense + expert
-    else:
-        shard = dense / (cfg.dp * cfg.cp) + expert / expert_dp(cfg)
+    """Adam update of the rank's optimizer shard: on the GPU memory-bound, ~36 bytes per parameter
+    read and written (fp32 master, m, v, fp32 grad read + write back, bf16 weight write; Megatron's
+    fused multi-tensor Adam); offloaded, on the CPU with the PCIe copies (`offload_step_s`)."""
+    shard = _optimizer_shard(model, cfg, stage, layer_indices)
     if cfg.offload_optimizer:
-        return 0.0
-    return 36.0 * shard / (gpu.hbm_tbps * 1e12)
+        return offload_step_s(gpu, cfg, shard)
+    return 36.0 * shard / (gpu.hbm_tbps * 1e12) + offload_step_s(gpu, cfg, shard)

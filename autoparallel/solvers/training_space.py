@@ -88,8 +88,9 @@ class TrainingOptions(_Frozen):
     recompute_modes: tuple[Recompute, ...] = tuple(Recompute)
     """Allowed activation-recomputation modes."""
     offload: bool = False
-    """May offload optimizer states (ZeRO 1-3) and parameters (ZeRO-3) to CPU memory. Off by default:
-    perf/training.py does not yet charge the PCIe traffic or the CPU Adam step, so offload looks free."""
+    """May offload optimizer states (ZeRO 1-3) and parameters (ZeRO-3) to CPU memory. Off by default
+    (Megatron's usual runs keep states on the GPU); perf/training.py charges the CPU Adam step and
+    the PCIe copies, but not ZeRO-3 parameter offload's per-micro-batch fetch."""
     world_sizes: tuple[int, ...] | None = None
     """GPU counts the job may use (default: the whole cluster)."""
     non_uniform_stages: bool = True

@@ -137,12 +137,14 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
     perf/training.py without restating its formulas. A "middle stage" is asked for as stage -1, which
     is neither 0 nor pp − 1 for any pp.
 
-    TODO(float model, memory/training.py + perf/training.py): (1) DeepSeek-V3's MTP modules
-    (`model.mtp_params`, on the last stage in Megatron) are neither in `lm_head_state_bytes` nor in
-    `lm_head_time_s`; fold them in there and these tables follow (the decoder's float check would
-    catch a separate term). (2) Public per-stage building blocks for the sync total before overlap and
-    the p2p hop time would replace the stage -1 probes. (3) CPU offload costs no time yet (no PCIe
-    traffic, no CPU Adam step), so `TrainingOptions.offload` defaults to False.
+    MTP modules (on the last stage in Megatron) are folded into `lm_head_state_bytes`, `logits_bytes`
+    and `lm_head_time_s` (and the last stage's sync / optimizer parameters), so the last-stage tables
+    carry them. CPU offload's CPU Adam step and PCIe copies are in `optimizer_step_s` (linear in the
+    shard, so per layer); ZeRO-3 parameter offload's per-micro-batch fetch is not charged, as
+    `zero3_us` has no state-mode index.
+
+    TODO(float model): public per-stage building blocks for the sync total before overlap and the p2p
+    hop time would replace the stage -1 probes.
 
     Raises:
         InternalError: the float model's in-flight count is not min(pp − stage, grad_accum).

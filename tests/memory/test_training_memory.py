@@ -303,3 +303,28 @@ def test_logits_and_embedding_buffers() -> None:
     tokens = 2048 * 2
     assert logits_bytes(GPT3, cfg) == pytest.approx(tokens * (6 * 51200 / 8 + 4 * 12288 / 8))
     assert embedding_activation_bytes(GPT3, cfg) == pytest.approx(8 * tokens + tokens * 12288 / 8)
+
+
+def test_mtp_modules_sit_on_the_last_stage() -> None:
+    """DeepSeek-V3's MTP module (Megatron puts it on the last stage): a decoder block like the last
+    layer + eh_proj (2h → h) + norms in the LM head's states; one more layer's activations and its
+    own logits in the last stage's buffers; nothing on the other stages."""
+    from autoparallel.models import load_model
+
+    v3 = load_model("deepseek-ai/DeepSeek-V3")
+    plain = v3.model_copy(update={"mtp_layers": 0, "mtp_params": 0})
+    cfg = TrainingConfig(pp=16, dp=128, ep=64, seq_len=4096, global_batch=15360, zero=ZeroStage.OPTIMIZER)
+    block = layer_state_bytes(v3, v3.layers[-1], cfg)
+    h = v3.hidden_size
+    eh_proj = (2.0 + 2.0 + 12.0 / 128) * (2 * h * h + 3 * h)  # ZeRO-1 over dp = 128, tp = 1
+    extra = lm_head_state_bytes(v3, cfg) - lm_head_state_bytes(plain, cfg)
+    assert extra == pytest.approx(block + eh_proj, rel=1e-9)
+    act = logits_bytes(v3, cfg) - logits_bytes(plain, cfg)
+    layer = layer_activation_bytes(v3, v3.layers[-1], cfg, Recompute.NONE)
+    assert act == pytest.approx(layer + 4096 * 8 * h + logits_bytes(plain, cfg))
+    gpu = get_gpu("H100")
+    for stage in (0, 7):
+        idx = tuple(range(4 * stage, 4 * stage + 4))
+        a = stage_memory_bytes(v3, gpu, cfg, stage, idx, Recompute.SELECTIVE)
+        b = stage_memory_bytes(plain, gpu, cfg, stage, idx, Recompute.SELECTIVE)
+        assert a == b

@@ -178,3 +178,47 @@ def test_efficiency_table() -> None:
         assert 0 < eff.attention < eff.gemm < 1 and eff.source
     assert efficiency_for("blackwell") == EFFICIENCY["hopper"]
     assert efficiency_for("volta") == EFFICIENCY["ampere"]
+
+
+def test_mtp_costs_time_and_counts_in_model_flops() -> None:
+    """The MTP module adds one last-layer fwd+bwd, the eh_proj GEMM and a second LM head to the last
+    stage, and Megatron's `num_floating_point_operations` counts its FLOPs."""
+    from autoparallel.models import load_model
+
+    v3 = load_model("deepseek-ai/DeepSeek-V3")
+    plain = v3.model_copy(update={"mtp_layers": 0, "mtp_params": 0})
+    cl = Cluster.parse("16x8xH100")
+    cfg = TrainingConfig(pp=8, dp=16, ep=16, seq_len=4096, global_batch=1024, zero=ZeroStage.OPTIMIZER)
+    head = lm_head_time_s(plain, cl, cfg)
+    layer = layer_time_s(v3, v3.layers[-1], cl, cfg, Recompute.NONE)
+    extra = lm_head_time_s(v3, cl, cfg) - head
+    assert layer + head < extra < 1.1 * (layer + head)
+    assert embedding_time_s(v3, cl, cfg) == embedding_time_s(plain, cl, cfg)
+    h, tokens = v3.hidden_size, 1024 * 4096
+    flops = model_flops_per_step(v3, cfg) - model_flops_per_step(plain, cfg)
+    gemms = 6 * tokens * (v3.layers[-1].active_params + 2 * h * h + h * v3.vocab_size)
+    assert gemms < flops < 1.15 * gemms  # + the MTP block's non-causal MLA attention core (~10 %)
+
+
+def test_cpu_offload_costs_the_cpu_adam_step_and_pcie_copies() -> None:
+    """Optimizer offload: 28 B/param of CPU Adam at the host bandwidth + grads down (half hidden) +
+    params up over PCIe, instead of the GPU Adam; it must cost more than the GPU step."""
+    from autoparallel.perf.training import optimizer_step_s
+    from autoparallel.perf.training_schedule import CPU_ADAM_BYTES_PER_PARAM, HOST_ADAM_GBPS_PER_GPU
+
+    cfg = TrainingConfig(dp=16, seq_len=2048, global_batch=256, zero=ZeroStage.OPTIMIZER)
+    off = cfg.model_copy(update={"offload_optimizer": True})
+    idx = tuple(range(SMALL.num_layers))
+    gpu = H100.gpu
+    on_gpu = optimizer_step_s(SMALL, gpu, cfg, 0, idx)
+    on_cpu = optimizer_step_s(SMALL, gpu, off, 0, idx)
+    shard = on_gpu * gpu.hbm_tbps * 1e12 / 36.0
+    want = CPU_ADAM_BYTES_PER_PARAM * shard / (HOST_ADAM_GBPS_PER_GPU * 1e9) + 3.0 * shard / (
+        gpu.pcie_gbps * 1e9
+    )
+    assert on_cpu == pytest.approx(want)
+    assert on_cpu > 10 * on_gpu
+    z3 = cfg.model_copy(update={"zero": ZeroStage.PARAMETERS})
+    z3_off = z3.model_copy(update={"offload_params": True})
+    assert optimizer_step_s(SMALL, gpu, z3_off, 0, idx) > optimizer_step_s(SMALL, gpu, z3, 0, idx)
+    assert training_perf(SMALL, H100, off).step_time_s > training_perf(SMALL, H100, cfg).step_time_s

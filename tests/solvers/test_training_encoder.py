@@ -303,3 +303,15 @@ def test_decoder_rejects_drift() -> None:
     )
     with pytest.raises(InternalError):
         check_against_float(t, p, drifted, memory, perf)
+
+
+def test_offload_only_when_it_is_the_way_to_fit() -> None:
+    """Offload is costed (CPU Adam + PCIe): with room to spare the planner keeps states on the GPU;
+    on one GPU, where Llama-8B's 16 B/param states cannot fit, offload is the only way and is taken."""
+    roomy = _solve(LLAMA_8B, "1x8xH100", offload=True)
+    assert not roomy.config.offload_optimizer and not roomy.config.offload_params
+    with pytest.raises(InfeasibleError):
+        _solve(LLAMA_8B, "1x1xH100", batch=8, offload=False)
+    tight = _solve(LLAMA_8B, "1x1xH100", batch=8, offload=True)
+    assert tight.config.offload_optimizer and tight.memory.fits
+    assert tight.perf.optimizer_s > 1.0  # 8B params of CPU Adam at the host's per-GPU bandwidth
