@@ -76,6 +76,15 @@ _SHAPES: dict[str, tuple[int, int, int, int, int, int, bool, bool, bool]] = {
     "MPT-125m": (12, 768, 12, 12, 3072, 50368, False, False, False),
     "MPT-350m": (24, 1024, 16, 16, 4096, 50368, False, False, False),
 }
+# Published runs trained without dropout (no dropout masks kept; the rest, Megatron-LM GPT runs of
+# Narayanan et al. 2021 and NeMo's GPT3-5B / 20B, keep Megatron-Core's hidden / attention dropout 0.1):
+#   MPT-*: llm-foundry MPTConfig defaults resid_pdrop = emb_pdrop = attn_config.attn_pdrop = 0.0, which
+#     the mpt-*.yaml pretraining / benchmarking configs leave unset;
+#   GPT3-175B: NeMo GPTConfig175B sets hidden_dropout = attention_dropout = 0.0;
+#   Nemotron-*: NeMo NemotronConfig hidden_dropout = attention_dropout = 0.0;
+#   LLAMA*: NeMo LlamaConfig 0.0 (the zoo specs built from Meta's config.json carry attention_dropout 0
+#     themselves; the shapes below are the fallback without the zoo).
+_NO_DROPOUT_PREFIXES = ("MPT-", "GPT3-175B", "Nemotron-", "LLAMA")
 _ZOO_IDS = {
     "LLAMA2-7B": "meta-llama/Llama-2-7b-hf",
     "LLAMA2-13B": "meta-llama/Llama-2-13b-hf",
@@ -166,13 +175,16 @@ def build_model(row: dict[str, str]) -> ModelSpec | None:
             bias=bias,
             learned_positions=pos,
             tie_embeddings=pos,
+            dropout=not name.startswith(_NO_DROPOUT_PREFIXES),
             name=name,
         )
     if not (row["layers"] and row["hidden"] and row["heads"]) or "moe" in row["model"].lower():
         return None
     layers, h, a = _int(row["layers"], 0), _int(row["hidden"], 0), _int(row["heads"], 0)
     if name.startswith("MPT"):  # llm-foundry MPT: no biases, ALiBi (no position table), tied, vocab 50368
-        return gpt_like_spec(layers, h, a, 50368, seq, bias=False, learned_positions=False, name=name)
+        return gpt_like_spec(
+            layers, h, a, 50368, seq, bias=False, learned_positions=False, dropout=False, name=name
+        )
     return gpt_like_spec(layers, h, a, 51200, seq, name=name)  # Megatron GPT: vocab 51200 (Narayanan §5.1)
 
 

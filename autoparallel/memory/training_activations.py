@@ -3,13 +3,19 @@
     layer_activation_bytes        activations one micro-batch leaves on one GPU per decoder layer
     logits_bytes                  the fp32 logits / cross-entropy buffers on the last stage (+ MTP)
     mtp_activation_bytes          what the multi-token-prediction modules add there
-    embedding_activation_bytes    token ids and the embedding dropout mask on the first stage
+    embedding_activation_bytes    token ids and the embedding dropout mask (with dropout) on the first stage
     inflight_microbatches         (micro-batch, model-chunk) passes alive at a stage's peak
 
 Sources: Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer Models"
 (arXiv 2205.05198), §4 and Table 2: per layer sbh(34 + 5as/h) bytes without parallelism,
 sbh/t(34 + 5as/h) with tensor + sequence parallelism, 34·sbh/t with selective recompute, 2sbh (layer
 input) with full recompute; §4.2.3 for the pipeline in-flight count.
+
+Dropout masks (1 byte per element: after attention, after the MLP, after the embedding; the attention
+dropout's mask and output inside an unfused softmax) are kept only when `model.dropout`: ATen's
+`dropout` returns its input without a mask when p = 0 (`_dropout_impl`: `if (p == 0 || !train || ...)
+return input;`), which Megatron's bias-dropout-add reaches too. Without them Table 2's 34 becomes 32 and
+5as/h becomes 2as/h (the softmax output alone). Korthikanti's GPT runs use dropout 0.1.
 """
 
 from __future__ import annotations
@@ -33,13 +39,14 @@ def sequence_parallel_divisor(cfg: TrainingConfig) -> int:
 
 
 def _attention_bytes_per_token(
-    layer: LayerSpec, cfg: TrainingConfig, s: int, flash: bool
+    layer: LayerSpec, cfg: TrainingConfig, s: int, flash: bool, dropout: bool = True
 ) -> tuple[float, float, float]:
     """(tp-split, replicated-without-SP, attention-internal) bytes per token of the attention block.
 
     Korthikanti §4.1: QKV input 2h (replicated), Q and K 4h and V 2h (split), softmax output 2as,
-    its dropout mask as and the dropout output 2as (split, "internal"), projection input 2h (split),
-    output dropout mask h (replicated); generalised to GQA (K, V of kv_heads·head_dim), MLA (latents)
+    its dropout mask as and the dropout output 2as (split, "internal"; softmax output alone, 2as,
+    without dropout), projection input 2h (split), output dropout mask h (replicated, counted by the
+    caller); generalised to GQA (K, V of kv_heads·head_dim), MLA (latents)
     and flash attention (no s² tensors; fp32 log-sum-exp of 4 bytes per head instead).
     """
     att = layer.attention
@@ -64,7 +71,7 @@ def _attention_bytes_per_token(
     ctx = s
     if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
         ctx = min(s, att.window_tokens)
-    internal = 4.0 * heads if flash else 5.0 * heads * ctx
+    internal = 4.0 * heads if flash else (5.0 if dropout else 2.0) * heads * ctx
     return split, replicated_extra, internal
 
 
@@ -117,7 +124,8 @@ def layer_activation_bytes(
 
     Korthikanti et al. 2022 Table 2, generalised: the sequence is split over cp (each rank keeps its
     s/cp tokens); tensors inside the TP region are split over tp; the rest (layer-norm inputs, QKV and
-    MLP inputs, dropout masks: 10sbh) is split over tp only with sequence parallelism.
+    MLP inputs, dropout masks: 10sbh; 8sbh without dropout) is split over tp only with sequence
+    parallelism. With dropout (`model.dropout`; without it 34 → 32 and 5as/h → 2as/h):
       none:      sbh(34 + 5as/h)/t with SP (flash attention: 34·sbh/t + a fp32 log-sum-exp, 4·sb·a/t)
       selective: attention internals (softmax, its dropout) recomputed: 34·sbh/t
       full:      only the layer input is kept: 2sbh (/t with SP, as Megatron stores it scattered)
@@ -128,10 +136,10 @@ def layer_activation_bytes(
     if recompute is Recompute.FULL:
         return tokens * 2.0 * h / rep_div
     s = math.ceil(cfg.seq_len / cfg.cp)
-    split, att_rep, internal = _attention_bytes_per_token(layer, cfg, s, flash_attention)
+    split, att_rep, internal = _attention_bytes_per_token(layer, cfg, s, flash_attention, model.dropout)
     # 2h ln1 input + 2h QKV input + 1h attention dropout mask + 2h ln2 input + 2h MLP input + 1h MLP
-    # dropout mask = 10h (Korthikanti §4.1), plus MLA latents.
-    replicated = 10.0 * h + att_rep
+    # dropout mask = 10h (Korthikanti §4.1; 8h without dropout), plus MLA latents.
+    replicated = (10.0 if model.dropout else 8.0) * h + att_rep
     split += _mlp_bytes_per_token(layer, cfg)
     moe = _moe_bytes_per_local_token(model, layer, cfg, capacity_factor)
     per_token = replicated / rep_div + split + moe / cfg.tp
@@ -179,10 +187,11 @@ def logits_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
 
 def embedding_activation_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
     """Embedding activations of one micro-batch on the first stage: the int64 token ids (8sb) and the
-    embedding dropout mask (sbh, split by SP) (Korthikanti §4.3; Megatron-LM
+    embedding dropout mask (sbh, split by SP; none without dropout) (Korthikanti §4.3; Megatron-LM
     `theoretical_memory_usage.compute_activation_memory`)."""
     tokens = local_tokens(cfg)
-    return 8.0 * tokens + tokens * model.hidden_size / sequence_parallel_divisor(cfg)
+    mask = tokens * model.hidden_size / sequence_parallel_divisor(cfg) if model.dropout else 0.0
+    return 8.0 * tokens + mask
 
 
 def inflight_microbatches(cfg: TrainingConfig, stage: int) -> int:

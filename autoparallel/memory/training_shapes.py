@@ -29,14 +29,18 @@ def gpt_like_spec(
     bias: bool = True,
     learned_positions: bool = True,
     tie_embeddings: bool = True,
+    dropout: bool = True,
     name: str | None = None,
 ) -> ModelSpec:
     """A decoder-only transformer from the shape a paper's table gives (layers, hidden, heads).
 
     Defaults are GPT-3 / Megatron-LM's GPT (Brown et al. 2020 Table 2.1; Narayanan et al. 2021 §5.1):
     MHA with biases, a 4h GeLU MLP with biases, two LayerNorms (weight + bias) per layer, learned
-    positions (seq × h), tied embeddings; 12·L·h² + 13·L·h + (V + s)·h parameters. Llama-like shapes
-    pass `gated=True, bias=False, learned_positions=False, tie_embeddings=False, kv_heads=...`.
+    positions (seq × h), tied embeddings, dropout 0.1 (Megatron-LM's `--hidden-dropout` /
+    `--attention-dropout` defaults, kept by the papers' GPT runs: dropout masks are stored);
+    12·L·h² + 13·L·h + (V + s)·h parameters. Llama-like shapes pass `gated=True, bias=False,
+    learned_positions=False, tie_embeddings=False, kv_heads=...`; runs trained without dropout pass
+    `dropout=False`.
     """
     h, f = hidden, ffn if ffn is not None else 4 * hidden
     kv = heads if kv_heads is None else kv_heads
@@ -63,4 +67,5 @@ def gpt_like_spec(
         embedding_params=vocab * h + (seq * h if learned_positions else 0),
         lm_head_params=0 if tie_embeddings else vocab * h,
         final_norm_params=(2 if bias else 1) * h,
+        dropout=dropout,
     )

@@ -23,7 +23,7 @@ from typing import Any
 from autoparallel.errors import InputError
 from autoparallel.models.families import classic, llama_like, mla, mllama, moe, phi
 from autoparallel.models.families.vision import vision_params
-from autoparallel.models.parse_common import HIDDEN_KEYS, Family, Parts, RawConfig
+from autoparallel.models.parse_common import HIDDEN_KEYS, Family, Parts, RawConfig, trains_with_dropout
 from autoparallel.models.parse_quant import quant_from_config
 from autoparallel.models.spec import ModelSpec
 
@@ -128,6 +128,7 @@ def spec_from_config(cfg: dict[str, Any], *, name: str, published_total: int | N
         mtp_params=parts.mtp_params,
         vision_params=vision,
         dtype_bytes=_dtype_bytes(cfg, text_cfg),
+        dropout=trains_with_dropout(raw),
         quantization=quant,
         published_total_params=published_total,
         published_active_params=published_active,

@@ -76,6 +76,26 @@ class RawConfig:
         return bool(self.get(key, default))
 
 
+DROPOUT_KEYS = (
+    "attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop", "emb_pdrop", "attn_pdrop",
+    "hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "activation_dropout", "ffn_dropout",
+)
+"""Dropout probabilities of the text model, under the names families use (Llama / Qwen / Mistral /
+BLOOM / NeoX: attention_dropout, hidden_dropout; GPT-2 / Phi: resid_pdrop, embd_pdrop, attn_pdrop;
+MPT / DBRX: resid_pdrop, emb_pdrop and attn_config.attn_pdrop; OPT: dropout, attention_dropout,
+activation_dropout; BERT-style: hidden_dropout_prob, attention_probs_dropout_prob)."""
+
+
+def trains_with_dropout(r: RawConfig) -> bool:
+    """Any dropout probability of the config (or its family default) is > 0; `attn_config` (MPT,
+    DBRX) is looked into. Non-numeric values are ignored."""
+    nested = r.get("attn_config")
+    values = [r.get(k) for k in DROPOUT_KEYS]
+    if isinstance(nested, Mapping):
+        values += [nested.get(k) for k in DROPOUT_KEYS]
+    return any(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)
+
+
 @dataclass
 class Parts:
     """What a family builder returns."""

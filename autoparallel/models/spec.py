@@ -220,6 +220,10 @@ class ModelSpec(_Frozen):
     """Vision tower + projector parameters (0 for text-only)."""
     dtype_bytes: int = 2
     """Bytes per unquantized weight in the checkpoint (bf16/fp16: 2, fp32: 4)."""
+    dropout: bool = False
+    """The checkpoint's config trains with dropout > 0: attention, hidden/residual or embedding dropout;
+    decides whether training keeps dropout masks (PyTorch's dropout with p = 0 returns its input and
+    allocates no mask)."""
     quantization: QuantSpec | None = None
     """Weight quantization of the checkpoint, if any."""
     published_total_params: int | None = None

@@ -190,6 +190,29 @@ def test_korthikanti_settings(
         assert act * per_stage * inflight / 2**30 == pytest.approx(expected, abs=0.01)
 
 
+def test_no_dropout_keeps_no_masks() -> None:
+    """dropout = 0 (Llama, MPT, ...): ATen's dropout returns its input, so the two hidden-dropout masks
+    (2sbh), the attention-dropout mask and output (3as per token, unfused) and the embedding mask go."""
+    plain = GPT3.model_copy(update={"dropout": False})
+    t = 8
+    sbh = S * B * H
+    for sp in (False, True):
+        cfg = TrainingConfig(tp=t, seq_len=S, micro_batch=B, global_batch=1, sequence_parallel=sp)
+        rep = t if sp else 1
+        for mode in (Recompute.SELECTIVE, Recompute.NONE):
+            with_masks = layer_activation_bytes(GPT3, GPT3.layers[0], cfg, mode, flash_attention=False)
+            without = layer_activation_bytes(plain, plain.layers[0], cfg, mode, flash_attention=False)
+            internal = 3 * A * S * S * B / t if mode is Recompute.NONE else 0.0
+            assert with_masks - without == pytest.approx(2 * sbh / rep + internal)
+        flash = layer_activation_bytes(plain, plain.layers[0], cfg, Recompute.NONE)
+        assert flash == pytest.approx(sbh * (8 / rep + 24 / t) + S * B * 4 * A / t)
+        assert embedding_activation_bytes(plain, cfg) == pytest.approx(8 * S * B)
+        full = Recompute.FULL
+        assert layer_activation_bytes(plain, plain.layers[0], cfg, full) == pytest.approx(
+            layer_activation_bytes(GPT3, GPT3.layers[0], cfg, full)
+        )
+
+
 def test_flash_attention_is_34_sbh_over_t() -> None:
     cfg = TrainingConfig(tp=8, seq_len=S, micro_batch=B, global_batch=1)
     act = layer_activation_bytes(GPT3, GPT3.layers[0], cfg, Recompute.NONE)

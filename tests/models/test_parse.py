@@ -184,6 +184,21 @@ def test_classic_families_have_biases_and_positions() -> None:
     assert opt.embedding_params == 10 * 16 + (8 + 2) * 16
 
 
+def test_dropout_follows_the_config_and_family_defaults() -> None:
+    assert find_entry("gpt2").spec().dropout is True  # type: ignore[union-attr]  # GPT2Config: 0.1
+    assert find_entry("facebook/opt-66b").spec().dropout is True  # type: ignore[union-attr]  # dropout 0.1
+    assert spec_from_config(_llama(), name="x").dropout is False
+    assert spec_from_config(_llama(attention_dropout=0.0), name="x").dropout is False
+    assert spec_from_config(_llama(attention_dropout=0.1), name="x").dropout is True
+    assert spec_from_config(_llama(model_type="phi3", resid_pdrop=0.1), name="x").dropout is True
+    # MPT / DBRX keep attn_pdrop inside attn_config; non-numeric values are ignored.
+    assert spec_from_config(_llama(model_type="x", attn_config={"attn_pdrop": 0.1}), name="x").dropout
+    assert not spec_from_config(_llama(model_type="x", dropout="none"), name="x").dropout
+    gpt2 = find_entry("gpt2").config  # type: ignore[union-attr]
+    no_drop = {**gpt2, "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0}
+    assert spec_from_config(no_drop, name="gpt2").dropout is False
+
+
 def test_multimodal_nesting_and_dtype() -> None:
     cfg = {"model_type": "llava_like", "torch_dtype": "float32", "text_config": _llama()}
     s = spec_from_config(cfg, name="mm")

@@ -43,7 +43,6 @@ KNOWN_NOT_FITTING = {
     "T028": "DeepSeek-V3: micro-batch unpublished; FP8 activation caching and MLA up-projection recompute",
     "T041": "Nemotron-340B: Transformer Engine keeps FP8 copies of GEMM inputs (not modelled)",
     "T046": "LLAMA2-70B SFT, dp=1: Apex DistributedFusedAdam parameter remainders (not modelled)",
-    "T298": "MPT-350m: dropout masks counted although MPT trains without dropout (0.1 GiB over)",
 }
 SKIPPED = {"T047", "T048", "T049"}  # LoRA
 

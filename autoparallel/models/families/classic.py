@@ -60,12 +60,15 @@ def build_classic(r: RawConfig) -> Parts:
 
 
 FAMILIES: dict[str, Family] = {
-    "gpt2": Family(build_classic, {"tie_word_embeddings": True, "n_inner": None, "n_positions": 1024}),
+    "gpt2": Family(build_classic, {"tie_word_embeddings": True, "n_inner": None, "n_positions": 1024,
+                                   "resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1}),
     "gpt_neox": Family(build_classic, {"tie_word_embeddings": False, "attention_bias": True,
                                        "max_position_embeddings": 2048}),
     "opt": Family(build_classic, {"tie_word_embeddings": True, "enable_bias": True,
                                   "do_layer_norm_before": True, "_remove_final_layer_norm": False,
-                                  "layer_norm_elementwise_affine": True, "max_position_embeddings": 2048}),
+                                  "layer_norm_elementwise_affine": True, "max_position_embeddings": 2048,
+                                  "dropout": 0.1}),
     "bloom": Family(build_classic, {"tie_word_embeddings": True}),
 }
-"""model_type -> builder and transformers config-class defaults."""
+"""model_type -> builder and transformers config-class defaults (dropout: GPT2Config resid / embd / attn_pdrop
+0.1, OPTConfig dropout 0.1; GPTNeoXConfig and BloomConfig default every dropout to 0.0)."""
