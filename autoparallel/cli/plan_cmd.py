@@ -68,6 +68,11 @@ def add_plan_parser(sub: Any) -> None:
     _add_training_workload(p)
     p.add_argument("--objective", choices=_OBJECTIVES, default="throughput")
     p.add_argument("--top", type=_positive_int, default=1, help="show the K best configurations")
+    allowed = p.add_argument_group("serving knobs the planner may choose (comma-separated vLLM values)")
+    allowed.add_argument("--kv-cache-dtype", default=None, help="allowed KV-cache dtypes, e.g. auto,fp8")
+    allowed.add_argument("--quantization", default=None, help="allowed weight quantizations, e.g. none,fp8")
+    allowed.add_argument("--gpu-memory-utilization", default=None, help="allowed values, e.g. 0.9,0.92,0.95")
+    allowed.add_argument("--max-model-len", type=_positive_int, default=None, help="context to serve")
     p.add_argument("--time-limit", type=_positive_float, default=None, help="solver time limit (s)")
     p.add_argument("--workers", type=_positive_int, default=None, help="CP-SAT worker threads")
     p.add_argument("--seed", type=int, default=0, help="CP-SAT random seed")
@@ -151,6 +156,39 @@ def _training_workload(args: argparse.Namespace) -> Any:
     )
 
 
+def _split(text: str, flag: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise InputError(f"{flag} needs at least one value, got {text!r}")
+    return values
+
+
+def _serving_options(args: argparse.Namespace) -> Any:
+    """ServingOptions widened by the user's `--kv-cache-dtype / --quantization / --gpu-memory-utilization`."""
+    if args.kv_cache_dtype is None and args.quantization is None and args.gpu_memory_utilization is None:
+        return None
+    from autoparallel.solvers.serving_space import ServingOptions
+
+    update: dict[str, Any] = {}
+    if args.kv_cache_dtype is not None:
+        update["kv_cache_dtypes"] = tuple(_split(args.kv_cache_dtype, "--kv-cache-dtype"))
+    if args.quantization is not None:
+        quants = _split(args.quantization, "--quantization")
+        update["quantizations"] = tuple(None if q.lower() == "none" else q for q in quants)
+    if args.gpu_memory_utilization is not None:
+        utils: list[float] = []
+        for value in _split(args.gpu_memory_utilization, "--gpu-memory-utilization"):
+            try:
+                u = float(value)
+            except ValueError:
+                raise InputError(f"--gpu-memory-utilization: {value!r} is not a number") from None
+            if not 0 < u <= 1:
+                raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
+            utils.append(u)
+        update["gpu_memory_utilizations"] = tuple(utils)
+    return ServingOptions().model_copy(update=update)
+
+
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     if args.json:
         json.dump(payload, sys.stdout, indent=2, default=str)
@@ -165,8 +203,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     workload = _training_workload(args) if args.train else _serving_workload(args)
     settings = api.SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
+    options = None if args.train else _serving_options(args)
     plans = api.solve_top(
-        args.model, args.cluster, workload=workload, objective=args.objective, settings=settings, top=args.top
+        args.model,
+        args.cluster,
+        workload=workload,
+        objective=args.objective,
+        settings=settings,
+        options=options,
+        top=args.top,
     )
     if args.json:
         payload: Any = plans[0].to_dict() if len(plans) == 1 else [p.to_dict() for p in plans]

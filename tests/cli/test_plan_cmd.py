@@ -189,3 +189,21 @@ def test_custom_shape_does_not_inherit_chatbot_limits(capsys: pytest.CaptureFixt
     assert main(argv) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["workload"]["ttft_ms"] is None and d["workload"]["name"] == "custom"
+
+
+def test_plan_may_choose_fp8_when_allowed(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["plan", "meta-llama/Llama-3.1-8B", "--cluster", "1xL4", "--isl", "4096", "--osl", "512", "--json"]
+    assert main(base) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["config"]["kv_cache_dtype"] == "auto" and plain["config"]["quantization"] is None
+    assert main([*base, "--kv-cache-dtype", "auto,fp8", "--quantization", "none,fp8"]) == 0
+    widened = json.loads(capsys.readouterr().out)
+    tps = widened["perf"]["output_tokens_per_s"]
+    assert tps >= plain["perf"]["output_tokens_per_s"]  # a wider space never loses
+    assert "fp8" in (widened["config"]["kv_cache_dtype"], widened["config"]["quantization"])
+
+
+@pytest.mark.parametrize("flag", [["--kv-cache-dtype", ","], ["--gpu-memory-utilization", "x"]])
+def test_plan_bad_allowed_values_exit_2(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", *flag]) == 2
+    assert capsys.readouterr().err.startswith("error:")
