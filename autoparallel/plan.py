@@ -48,14 +48,23 @@ class _PlanBase(BaseModel):
     seed, workers."""
     binding: tuple[str, ...] = ()
     """Constraints that are tight at the optimum (what stops a better plan)."""
+    runner_up: dict[str, Any] | None = None
+    """The best plan of another shape and why it lost."""
+    memory: dict[str, Any]
+    """Per-GPU memory from the float model: serving, vLLM's accounting on the tightest GPU;
+    training, peak_gib, usable_gib and the stages."""
+    perf: dict[str, Any]
+    """Predicted speed from the float model: serving, TTFT, TPOT, tokens/s and $; training, step
+    time, tokens/s, TFLOP/s per GPU, MFU, HFU and the communication breakdown."""
+    fits: bool = True
+    """The configuration starts (serving) or every stage fits in memory (training)."""
+    problems: tuple[str, ...] = ()
+    """Why it cannot start, does not fit or misses a service-level limit."""
 
     @property
     def served_id(self) -> str:
         """The model id or path the launch commands load."""
         return self.model_id or self.model.name
-
-    runner_up: dict[str, Any] | None = None
-    """The best plan of another shape and why it lost."""
 
 
 class ServingPlan(_PlanBase):
@@ -65,14 +74,6 @@ class ServingPlan(_PlanBase):
     """The request shape planned for."""
     config: ServingConfig
     """The decided configuration."""
-    memory: dict[str, Any]
-    """Per-GPU memory as vLLM accounts it (the tightest GPU)."""
-    perf: dict[str, Any]
-    """Predicted latency, throughput and cost (float cost model)."""
-    fits: bool = True
-    """vLLM can start with this configuration."""
-    problems: tuple[str, ...] = ()
-    """Why it cannot start or misses a service-level limit."""
 
     @property
     def vllm_args(self) -> dict[str, object]:
@@ -138,14 +139,6 @@ class TrainingPlan(_PlanBase):
     """The job planned for."""
     config: TrainingConfig
     """The decided configuration."""
-    memory: dict[str, Any]
-    """Per-stage memory (float model): peak_gib, usable_gib, stages [...]."""
-    perf: dict[str, Any]
-    """Step time, tokens/s, TFLOP/s per GPU, MFU, HFU, communication breakdown."""
-    fits: bool = True
-    """Every stage fits in memory."""
-    problems: tuple[str, ...] = ()
-    """Why it does not fit."""
 
     @property
     def deepspeed_config(self) -> dict[str, object]:
