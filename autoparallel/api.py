@@ -104,7 +104,7 @@ def _serving_plan(
         perf=est.perf.model_dump(),
         fits=est.fits,
         problems=(*est.problems, *est.slo_violations),
-        solver={**solution.solver.model_dump(), "objective_value": solution.objective_value},
+        solver=_solver_dict(solution.solver, solution.objective_value),
         binding=solution.binding,
         runner_up=runner,
     )
@@ -148,7 +148,7 @@ def _training_plan(
         perf=solution.perf.model_dump(mode="json"),
         fits=solution.memory.fits,
         problems=tuple(solution.memory.problems),
-        solver=solution.stats.model_dump(mode="json"),
+        solver=_solver_dict(solution.stats, None),
         binding=tuple(solution.binding),
         runner_up=runner,
     )
@@ -167,6 +167,17 @@ def _solve_training(
 
     sol = solve_training(model, cluster, workload, objective=objective, settings=settings, options=options)
     return _training_plan(model, cluster, workload, sol, objective, model_id)
+
+
+def _solver_dict(stats: Any, objective_value: float | None) -> dict[str, Any]:
+    """Solver statistics for users: the objective and bound in the solver's scaled integer units are
+    named as such; `objective_value` (serving) is the float model's value in real units."""
+    d = dict(stats.model_dump(mode="json"))
+    d["objective_scaled"] = d.pop("objective_value")
+    d["bound_scaled"] = d.pop("bound")
+    if objective_value is not None:
+        d["objective_value"] = objective_value
+    return d
 
 
 # ----- public API ------------------------------------------------------------------------------------
