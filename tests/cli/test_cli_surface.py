@@ -1,0 +1,95 @@
+"""The command-line surface is frozen: a new or renamed option must update this list on purpose."""
+
+from __future__ import annotations
+
+import argparse
+
+from autoparallel.cli import build_parser
+
+_SERVING = {
+    "--cluster",
+    "--concurrency",
+    "--isl",
+    "--json",
+    "--osl",
+    "--request-rate",
+    "--tpot-ms",
+    "--ttft-ms",
+    "--workload",
+}
+_TRAINING = {"--global-batch", "--precision", "--seq-len", "--tokens", "--train"}
+
+FROZEN: dict[str, set[str]] = {
+    "plan": _SERVING
+    | _TRAINING
+    | {
+        "--gpu-memory-utilization",
+        "--kv-cache-dtype",
+        "--max-model-len",
+        "--objective",
+        "--quantization",
+        "--seed",
+        "--time-limit",
+        "--top",
+        "--workers",
+    },
+    "evaluate": _SERVING
+    | _TRAINING
+    | {
+        "--cp",
+        "--dp",
+        "--enable-expert-parallel",
+        "--enforce-eager",
+        "--engine",
+        "--ep",
+        "--gpu-memory-utilization",
+        "--kv-cache-dtype",
+        "--max-model-len",
+        "--max-num-batched-tokens",
+        "--max-num-seqs",
+        "--micro-batch",
+        "--pp",
+        "--quantization",
+        "--recompute",
+        "--tp",
+        "--vp",
+        "--zero",
+    },
+    "pareto": _SERVING | {"--objectives", "--points"},
+    "sweep": {"--clusters", "--json", "--models", "--objective", "--workloads"},
+    "memory": {
+        "--data-parallel-size",
+        "--dp",
+        "--dtype",
+        "--enable-expert-parallel",
+        "--enforce-eager",
+        "--gpu",
+        "--gpu-memory-utilization",
+        "--json",
+        "--kv-cache-dtype",
+        "--max-model-len",
+        "--max-num-batched-tokens",
+        "--max-num-seqs",
+        "--pipeline-parallel-size",
+        "--pp",
+        "--quantization",
+        "--tensor-parallel-size",
+        "--tp",
+        "--vllm-version",
+    },
+    "model": {"--json"},
+    "models": {"--json"},
+    "gpus": {"--json"},
+    "detect": {"--json"},
+}
+
+
+def test_cli_options_are_frozen() -> None:
+    parser, handlers = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    found = {
+        name: {o for a in p._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+        for name, p in sub.choices.items()
+    }
+    assert found == FROZEN
+    assert set(handlers) == set(FROZEN)
