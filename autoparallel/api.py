@@ -558,7 +558,7 @@ def evaluate_serving_args(args: Any, workload: Serving) -> ServingPlan:
         "replicas": replicas,
         "enable_expert_parallel": args.enable_expert_parallel,
         "max_num_seqs": args.max_num_seqs,
-        "max_model_len": args.max_model_len or workload.context_len,
+        "max_model_len": args.max_model_len or workload.deploy_len(m.max_position_embeddings),
         "max_num_batched_tokens": args.max_num_batched_tokens,
         "kv_cache_dtype": args.kv_cache_dtype,
         "quantization": args.quantization,

@@ -34,12 +34,24 @@ class Serving(BaseModel):
     """Service-level limit on time per output token, ms."""
 
     @property
-    def context_len(self) -> int:
-        """Context the deployment must serve per request."""
+    def required_len(self) -> int:
+        """Tokens one request must fit: `max_model_len` when given, else isl + osl."""
         if self.max_model_len is not None:
             return self.max_model_len
-        need = self.isl + self.osl
-        return 1 << (need - 1).bit_length()
+        return self.isl + self.osl
+
+    @property
+    def context_len(self) -> int:
+        """The max_model_len to deploy by default: `required_len` rounded up to a power of two
+        (callers cap it at the model's own limit when isl + osl still fits under it)."""
+        if self.max_model_len is not None:
+            return self.max_model_len
+        return 1 << (self.required_len - 1).bit_length()
+
+    def deploy_len(self, model_limit: int) -> int:
+        """The default max_model_len for a model allowing `model_limit` tokens: `context_len`, capped
+        at the model's limit when the request itself fits under it."""
+        return max(self.required_len, min(self.context_len, model_limit))
 
     @classmethod
     def preset(cls, name: str) -> Serving:

@@ -128,3 +128,11 @@ def test_plan_from_a_local_config_dir_keeps_its_path(tmp_path: object) -> None:
     (folder / "config.json").write_text(json.dumps(entry.config))
     plan = ap.solve(folder, "1xH100", "chatbot")
     assert plan.vllm_command.startswith(f"vllm serve {folder} ")
+
+
+def test_context_near_the_model_limit_is_capped_not_rounded_past_it() -> None:
+    w = ap.Serving(isl=9_000_000, osl=1000, concurrency=1)
+    assert w.context_len == 1 << 24 and w.required_len == 9_001_000
+    assert w.deploy_len(10_485_760) == 10_485_760
+    plan = ap.solve("meta-llama/Llama-4-Scout-17B-16E-Instruct", "2x8xH200", workload=w)
+    assert plan.config.max_model_len == 10_485_760 and plan.memory["kv_cache_tokens"] >= 10_485_760

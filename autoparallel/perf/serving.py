@@ -328,10 +328,10 @@ def deployment_problems(cluster: Cluster, config: ServingConfig, workload: Servi
         )
     if config.tp > cluster.gpus_per_node or cluster.gpus_per_node % config.tp:
         out.append(f"tp={config.tp} does not fit inside a node of {cluster.gpus_per_node} GPUs")
-    if config.max_model_len < workload.context_len:
+    if config.max_model_len < workload.required_len:
         out.append(
-            f"max_model_len={config.max_model_len} is shorter than the workload's context "
-            f"{workload.context_len}"
+            f"max_model_len={config.max_model_len} is shorter than the workload's requests "
+            f"({workload.required_len} tokens)"
         )
     return out
 

@@ -238,16 +238,16 @@ def runtime_domain(model: ModelSpec, options: ServingOptions) -> tuple[Runtime, 
 
 
 def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOptions) -> tuple[int, ...]:
-    """Allowed max_model_len values: at least the workload's context, at most the model's."""
-    need = workload.context_len
-    wanted = options.max_model_lens or (need,)
+    """Allowed max_model_len values: at least the workload's request length, at most the model's."""
+    need = workload.required_len
+    wanted = options.max_model_lens or (workload.deploy_len(model.max_position_embeddings),)
     out = tuple(sorted({m for m in wanted if need <= m <= model.max_position_embeddings}))
     if not out:
         raise InfeasibleError(
             f"{model.name} cannot serve a {need}-token context",
             (
-                f"max_model_len: the workload needs {need} tokens (isl {workload.isl} + osl {workload.osl}, "
-                f"rounded up) but {model.name} allows {model.max_position_embeddings}",
+                f"max_model_len: the workload needs {need} tokens (isl {workload.isl} + osl {workload.osl}) "
+                f"but {model.name} allows {model.max_position_embeddings}",
             ),
         )
     return out

@@ -147,7 +147,7 @@ def test_problems_and_slo_violations_are_reported() -> None:
     est = evaluate_serving(load_model("meta-llama/Llama-3.1-70B"), Cluster.parse("1x1xL4"),
                            ServingConfig(max_model_len=1024), CHAT.model_copy(update={"tpot_ms": 1.0}))
     assert not est.fits and est.problems
-    assert any("shorter than the workload's context" in p for p in est.problems)
+    assert any("shorter than the workload's requests" in p for p in est.problems)
     assert any("TPOT" in v for v in est.slo_violations)
 
 
