@@ -1,8 +1,10 @@
 """The training search space: each knob's domain, precomputed in Python (STYLE.md §4).
 
-    shape      (tp, pp, cp, ep) with dp = world / (tp·pp·cp): tp inside one node and valid for the
-               model (`model.tp_violations`), pp ≤ decoder layers, cp splitting the sequence into
-               2·cp equal chunks, ep dividing the routed experts and dp·cp
+    shape      (tp, pp, cp, ep, etp) with dp = world / (tp·pp·cp): tp inside one node and valid for
+               the model (`model.tp_violations`), pp ≤ decoder layers, cp splitting the sequence into
+               2·cp equal chunks, ep dividing the routed experts and dp·cp; for MoE models the expert
+               tensor-parallel degree etp ∈ {tp, 1} with etp·ep dividing tp·dp·cp (Megatron-Core's
+               expert mesh etp × ep × edp × pp covers the world); dense models keep etp = tp
     micro      sequences per micro-batch; grad-accumulation follows from micro × dp × ga == global batch
     state      ZeRO stage / distributed optimizer × optimizer offload × parameter offload
     recompute  none / selective / full, chosen per pipeline stage
@@ -121,15 +123,24 @@ class Shape(_Frozen):
     """Expert-parallel degree."""
     dp: int
     """Data-parallel degree: world / (tp·pp·cp)."""
+    etp: int | None = None
+    """Expert tensor-parallel degree of the MoE layers (Megatron's --expert-tensor-parallel-size);
+    None: the same as tp."""
 
     @property
     def world(self) -> int:
         """GPUs used."""
         return self.tp * self.pp * self.cp * self.dp
 
+    @property
+    def expert_tp(self) -> int:
+        """The expert tensor-parallel degree (tp when `etp` is None)."""
+        return self.tp if self.etp is None else self.etp
+
     def label(self) -> str:
-        """`tp=8,pp=2,cp=1,ep=1,dp=4`."""
-        return f"tp={self.tp},pp={self.pp},cp={self.cp},ep={self.ep},dp={self.dp}"
+        """`tp=8,pp=2,cp=1,ep=1,dp=4`; `tp=8,pp=2,cp=1,ep=8,etp=1,dp=4` when etp differs from tp."""
+        etp = f",etp={self.etp}" if self.etp is not None and self.etp != self.tp else ""
+        return f"tp={self.tp},pp={self.pp},cp={self.cp},ep={self.ep}{etp},dp={self.dp}"
 
 
 class StateMode(_Frozen):
@@ -209,6 +220,7 @@ class TrainingSpace:
             dp=shape.dp,
             cp=shape.cp,
             ep=shape.ep,
+            etp=None if shape.etp == shape.tp else shape.etp,
             micro_batch=micro,
             global_batch=self.workload.global_batch,
             seq_len=self.workload.seq_len,
@@ -291,6 +303,12 @@ def _ep_domain(model: ModelSpec, opts: TrainingOptions, out: dict[str, list[str]
     return keep
 
 
+def _etp_domain(model: ModelSpec, tp: int) -> list[int]:
+    """Expert tensor-parallel degrees other than tp: 1 for MoE models with tp > 1 (Megatron-Core's
+    --expert-tensor-parallel-size, commonly 1 with a large ep); none for dense models."""
+    return [1] if model.is_moe and tp > 1 else []
+
+
 def _state_modes(opts: TrainingOptions) -> list[StateMode]:
     modes = []
     for zero in opts.zero_stages:
@@ -349,11 +367,21 @@ def build_space(
                             )
                             continue
                         shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp))
+                        for etp in _etp_domain(model, tp):
+                            # Megatron-Core's expert mesh etp × ep × edp × pp covers the world
+                            # (parallel_state.py), so etp·ep must divide tp·dp·cp (`expert_dp`).
+                            if (tp * dp * cp) % (etp * ep):
+                                out.setdefault("etp_ep_divides_tp_dp_cp", []).append(
+                                    f"etp={etp} × ep={ep} does not divide tp·dp·cp={tp * dp * cp} "
+                                    f"(tp={tp}, pp={pp}, cp={cp})"
+                                )
+                                continue
+                            shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, etp=etp))
     excluded = {k: tuple(dict.fromkeys(v)) for k, v in out.items()}
     if not shapes:
         reasons = tuple(f"{rule}: {'; '.join(msgs[:4])}" for rule, msgs in excluded.items())
         raise InfeasibleError(
-            f"no (tp, pp, cp, ep) degrees fit {model.name} on {world} GPUs "
+            f"no (tp, pp, cp, ep, etp) degrees fit {model.name} on {world} GPUs "
             f"({cluster.gpus_per_node} per node)",
             reasons or ("no degree values were allowed",),
         )

@@ -9,6 +9,7 @@ from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.hardware import Cluster
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.models import load_model
+from autoparallel.perf.training import training_perf
 from autoparallel.solvers.partition import even_partition
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training import solve_training
@@ -20,6 +21,7 @@ from autoparallel.workload import Training
 FAST = SolverSettings(time_limit_s=20.0, workers=1, seed=0)
 LLAMA_8B = "meta-llama/Llama-3.1-8B"
 LITE = "deepseek-ai/DeepSeek-V2-Lite"  # layer 0 dense, 26 MoE layers: two layer kinds
+QWEN_MOE = "Qwen/Qwen3-30B-A3B"
 
 
 def _solve(
@@ -185,6 +187,29 @@ def test_recompute_per_stage_under_memory_pressure() -> None:
 def test_dense_and_moe_layers_costed_apart() -> None:
     sol = _solve(LITE, "2x8xH100", pp_values=(4,), margins=MemoryConfig(utilization=0.6))
     assert sol.config.pp == 4 and sol.memory.fits  # the float re-check in solve_training passed
+
+
+def test_expert_tensor_parallel_degree_is_searched() -> None:
+    """MoE shapes add etp = 1 next to etp = tp (Megatron's --expert-tensor-parallel-size) wherever the
+    expert mesh etp × ep tiles tp·dp·cp; dense models keep etp = tp (None)."""
+    model, cluster, wl = (
+        load_model(QWEN_MOE),
+        Cluster.parse("2x8xH100"),
+        Training(seq_len=4096, global_batch=256),
+    )
+    space = build_space(model, cluster, wl, TrainingOptions())
+    split = [s for s in space.shapes if s.etp is not None]
+    assert split and all(s.etp == 1 and s.tp > 1 for s in split)
+    assert all((s.tp * s.dp * s.cp) % (s.expert_tp * s.ep) == 0 for s in space.shapes)
+    assert "etp=1" in split[0].label() and "etp" not in space.shapes[0].label()
+    assert all(space.config(s, 1, space.state_modes[0]).etp == s.etp for s in space.shapes)
+    dense = build_space(load_model(LLAMA_8B), cluster, wl, TrainingOptions())
+    assert all(s.etp is None for s in dense.shapes)
+
+    sol = _solve(QWEN_MOE, "2x8xH100", batch=256, tp_values=(2,), ep_values=(8,))
+    assert sol.config.tp == 2 and sol.config.etp == 1 and sol.memory.fits  # float re-check passed
+    same_tp = training_perf(model, cluster, sol.config.model_copy(update={"etp": None}))
+    assert sol.perf.step_time_s < same_tp.step_time_s
 
 
 # ----- objectives ------------------------------------------------------------------------------------------
