@@ -58,6 +58,25 @@ def group_link(cluster: Cluster, size: int, stride: int = 1) -> Link:
     return Link(bytes_per_s=min(network, intra), latency_s=NETWORK_LATENCY_S)
 
 
+def all_to_all_link(cluster: Cluster, size: int, stride: int = 1) -> Link:
+    """The link an all-to-all of `size` ranks, `stride` apart, runs over.
+
+    Unlike ring collectives, an all-to-all is point-to-point: the bytes a rank sends to other nodes
+    leave through its own NIC, so a cross-node group gets the per-GPU network bandwidth, not g × it
+    (DeepSeek-V3 technical report §3.2.2: cross-node all-to-all is bound by the ~50 GB/s IB link
+    per GPU, while NVLink carries the intra-node part). Of a rank's (n−1)/n outgoing share, only
+    (n−g)/n crosses the network when the group has g members per node; the returned bandwidth
+    folds that in, so `all_to_all_s` stays (n−1)/n · bytes / bandwidth.
+    """
+    intra = cluster.intra_node_gbps * GB * NVLINK_EFFICIENCY
+    if size <= 1 or size * stride <= cluster.gpus_per_node:
+        return Link(bytes_per_s=intra, latency_s=NVLINK_LATENCY_S)
+    per_node = max(1, min(size, cluster.gpus_per_node // stride)) if stride < cluster.gpus_per_node else 1
+    network = cluster.inter_node_gbps * GB * NETWORK_EFFICIENCY
+    off_node = (size - per_node) / (size - 1)
+    return Link(bytes_per_s=min(intra, network / off_node), latency_s=NETWORK_LATENCY_S)
+
+
 def _latency_s(n: int, link: Link) -> float:
     return link.latency_s * math.ceil(math.log2(n))
 

@@ -156,7 +156,7 @@ def _comm_per_step_s(
     if shape.ep_ranks > 1:
         # Dispatch + combine: each rank sends its share of tokens' hidden states to top-k experts.
         top_k = max((k for _, _, k, _ in f.expert_groups), default=1)
-        link = _link(cluster, shape.ep_ranks, shape.pp)
+        link = comm.all_to_all_link(cluster, shape.ep_ranks, shape.pp)
         t += 2 * moe_layers * comm.all_to_all_s(msg / shape.tp * top_k, shape.ep_ranks, link)
     return t
 

@@ -187,7 +187,8 @@ def layer_time_breakdown(
     ep = 0.0
     if layer.mlp.num_experts and cfg.ep > 1:
         routed = msg / cfg.tp * layer.mlp.experts_per_token * expert_tp(cfg)
-        link = comm.group_link(cluster, cfg.ep, stride=cfg.tp)
+        # Megatron's expert mesh orders ranks etp-major, so EP peers sit expert_tp apart.
+        link = comm.all_to_all_link(cluster, cfg.ep, stride=expert_tp(cfg))
         ep = (fwd_passes + 1) * 2 * comm.all_to_all_s(routed, cfg.ep, link)
     zero3 = 0.0
     if cfg.zero is ZeroStage.PARAMETERS and cfg.dp * cfg.cp > 1:

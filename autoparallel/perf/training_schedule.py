@@ -20,6 +20,7 @@ from autoparallel.memory.training_activations import sequence_parallel_divisor
 from autoparallel.memory.training_states import (
     embedding_params_per_gpu,
     expert_dp,
+    expert_tp,
     layer_params_per_gpu,
     lm_head_params_per_gpu,
     mtp_params_per_gpu,
@@ -137,7 +138,7 @@ def dp_sync_time_s(
     total = 0.0
     groups = (
         (dense, cfg.dp * cfg.cp, cfg.tp),
-        (expert, round(expert_dp(cfg)), cfg.tp * cfg.ep),
+        (expert, round(expert_dp(cfg)), expert_tp(cfg) * cfg.ep),
     )
     for params, n, stride in groups:
         if params <= 0 or n <= 1:
