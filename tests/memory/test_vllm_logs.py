@@ -10,7 +10,6 @@ early V1 releases, ...).
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -77,15 +76,7 @@ BOUNDS: dict[str, dict[str, float]] = {
 
 
 def _benchmark() -> ModuleType:
-    name = "memory_accuracy_benchmark"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "memory_accuracy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("benchmarks.memory_accuracy")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -33,16 +32,8 @@ PINNED = {
 }
 
 
-@functools.cache
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "training_accuracy_rank", ROOT / "benchmarks" / "training_accuracy.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("benchmarks.training_accuracy")
 
 
 @functools.cache

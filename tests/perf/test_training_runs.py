@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import functools
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -47,16 +46,8 @@ KNOWN_NOT_FITTING = {
 SKIPPED = {"T047", "T048", "T049"}  # LoRA
 
 
-@functools.cache
 def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "training_accuracy", ROOT / "benchmarks" / "training_accuracy.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("benchmarks.training_accuracy")
 
 
 @functools.cache
