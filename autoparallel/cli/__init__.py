@@ -22,8 +22,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
-    """The full command-line grammar, and the handler of each subcommand."""
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar; each subcommand's parser carries its handler as `func`."""
     from autoparallel.cli import hardware_cmd, memory_cmd, model_cmd, plan_cmd
 
     parser = _Parser(prog="autoparallel", description=__doc__.splitlines()[0])
@@ -37,25 +37,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     model_cmd.add_models_parser(sub)
     hardware_cmd.add_gpus_parser(sub)
     hardware_cmd.add_detect_parser(sub)
-    handlers: dict[str, Handler] = {
-        "plan": plan_cmd.cmd_plan,
-        "evaluate": plan_cmd.cmd_evaluate,
-        "pareto": plan_cmd.cmd_pareto,
-        "sweep": plan_cmd.cmd_sweep,
-        "memory": memory_cmd.cmd_memory,
-        "model": model_cmd.cmd_model,
-        "models": model_cmd.cmd_models,
-        "gpus": hardware_cmd.cmd_gpus,
-        "detect": hardware_cmd.cmd_detect,
-    }
-    return parser, handlers
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `autoparallel` script."""
-    parser, handlers = build_parser()
-    args = parser.parse_args(argv)
-    handler = handlers[args.command]
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.func
     try:
         return handler(args)
     except AutoParallelError as exc:

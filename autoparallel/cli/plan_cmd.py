@@ -66,6 +66,7 @@ def add_plan_parser(sub: Any) -> None:
     _add_common(p)
     _add_serving_workload(p)
     _add_training_workload(p)
+    p.set_defaults(func=cmd_plan)
     p.add_argument("--objective", choices=_OBJECTIVES, default="throughput")
     p.add_argument("--top", type=_positive_int, default=1, help="show the K best configurations")
     allowed = p.add_argument_group("serving knobs the planner may choose (comma-separated vLLM values)")
@@ -81,6 +82,7 @@ def add_plan_parser(sub: Any) -> None:
 def add_evaluate_parser(sub: Any) -> None:
     """`autoparallel evaluate MODEL --cluster C --tp N ...`: the cost model's verdict on one config."""
     p = sub.add_parser("evaluate", help="memory, throughput and latency of a configuration you run today")
+    p.set_defaults(func=cmd_evaluate)
     _add_common(p)
     _add_serving_workload(p)
     _add_training_workload(p)
@@ -107,6 +109,7 @@ def add_evaluate_parser(sub: Any) -> None:
 def add_pareto_parser(sub: Any) -> None:
     """`autoparallel pareto MODEL --cluster C --objectives throughput,tpot`."""
     p = sub.add_parser("pareto", help="trade-off front between two serving objectives")
+    p.set_defaults(func=cmd_pareto)
     _add_common(p)
     _add_serving_workload(p)
     p.add_argument("--objectives", default="throughput,tpot", help="two of: " + ", ".join(_OBJECTIVES[:5]))
@@ -116,6 +119,7 @@ def add_pareto_parser(sub: Any) -> None:
 def add_sweep_parser(sub: Any) -> None:
     """`autoparallel sweep --models A,B --clusters X,Y --workloads W,V`."""
     p = sub.add_parser("sweep", help="batch what-if: best plan for every model x cluster x workload")
+    p.set_defaults(func=cmd_sweep)
     p.add_argument("--models", required=True, help="comma-separated model ids")
     p.add_argument(
         "--clusters",
