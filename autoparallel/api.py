@@ -21,9 +21,9 @@ from autoparallel.plan import ServingPlan, TrainingPlan
 from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
-    from autoparallel.solvers.serving_space import ServingOptions
+    from autoparallel.solvers.serving.space import ServingOptions
     from autoparallel.solvers.settings import SolverSettings as _Settings
-    from autoparallel.solvers.training_space import TrainingOptions
+    from autoparallel.solvers.training.space import TrainingOptions
 
 Plan = ServingPlan | TrainingPlan
 
@@ -119,7 +119,7 @@ def _solve_serving(
     options: ServingOptions | None,
     model_id: str = "",
 ) -> ServingPlan:
-    from autoparallel.solvers.serving import solve_serving
+    from autoparallel.solvers.serving.solve import solve_serving
 
     sol = solve_serving(model, cluster, workload, objective=objective, settings=settings, options=options)
     return _serving_plan(model, cluster, workload, sol, model_id)
@@ -163,7 +163,7 @@ def _solve_training(
     options: TrainingOptions | None,
     model_id: str = "",
 ) -> TrainingPlan:
-    from autoparallel.solvers.training import solve_training
+    from autoparallel.solvers.training.solve import solve_training
 
     sol = solve_training(model, cluster, workload, objective=objective, settings=settings, options=options)
     return _training_plan(model, cluster, workload, sol, objective, model_id)
@@ -251,7 +251,7 @@ def solve_top(
     best = solve(model, cluster, workload, objective, settings=settings, options=options)
     if top <= 1 or not isinstance(best, ServingPlan):
         return [best]
-    from autoparallel.solvers.serving_space import ServingOptions
+    from autoparallel.solvers.serving.space import ServingOptions
 
     base = options or ServingOptions()
     seen = {(best.config.tp, best.config.pp, best.config.enable_expert_parallel)}
@@ -475,7 +475,7 @@ def _optimum_serving(
     """The planner's best throughput, allowed the same runtime choices the user's config makes
     (quantization, KV-cache dtype, memory utilization) besides vLLM's defaults, so the comparison is fair."""
     from autoparallel.errors import AutoParallelError
-    from autoparallel.solvers.serving_space import ServingOptions
+    from autoparallel.solvers.serving.space import ServingOptions
 
     defaults = ServingOptions()
     options = defaults.model_copy(

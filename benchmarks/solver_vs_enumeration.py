@@ -25,10 +25,10 @@ import time
 
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
-from autoparallel.solvers.enumerate import enumerate_serving
-from autoparallel.solvers.serving import solve_serving
-from autoparallel.solvers.serving_encoder import candidate_entries, replica_cap
-from autoparallel.solvers.serving_space import ServingOptions, ServingSpace, build_space
+from autoparallel.solvers.oracle.serving import enumerate_serving
+from autoparallel.solvers.serving.encoder import candidate_entries, replica_cap
+from autoparallel.solvers.serving.solve import solve_serving
+from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 

@@ -49,8 +49,8 @@ from autoparallel.memory.training import gpt_like_spec, training_memory
 from autoparallel.models.spec import ModelSpec
 from autoparallel.perf.training import training_perf
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.solvers.training import solve_training
-from autoparallel.solvers.training_space import Shape, TrainingOptions, build_space
+from autoparallel.solvers.training.solve import solve_training
+from autoparallel.solvers.training.space import Shape, TrainingOptions, build_space
 from autoparallel.workload import Training
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "training_runs_dev.csv"

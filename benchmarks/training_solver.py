@@ -22,10 +22,10 @@ import time
 
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
+from autoparallel.solvers.oracle.training import best_uniform_point, enumerate_training, point_bounds
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.solvers.training import solve_training
-from autoparallel.solvers.training_enumerate import best_uniform_point, enumerate_training, point_bounds
-from autoparallel.solvers.training_space import TrainingOptions, build_space, build_tables
+from autoparallel.solvers.training.solve import solve_training
+from autoparallel.solvers.training.space import TrainingOptions, build_space, build_tables
 from autoparallel.workload import Training
 
 CASES = [

@@ -171,7 +171,7 @@ def _serving_options(args: argparse.Namespace) -> Any:
     """ServingOptions widened by the user's `--kv-cache-dtype / --quantization / --gpu-memory-utilization`."""
     if args.kv_cache_dtype is None and args.quantization is None and args.gpu_memory_utilization is None:
         return None
-    from autoparallel.solvers.serving_space import ServingOptions
+    from autoparallel.solvers.serving.space import ServingOptions
 
     update: dict[str, Any] = {}
     if args.kv_cache_dtype is not None:

@@ -13,11 +13,17 @@ from __future__ import annotations
 from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
-from autoparallel.solvers.serving import SolveRun, coerce_workload, make_solution, objective_chain, optimize
-from autoparallel.solvers.serving_decoder import Point, ServingSolution
-from autoparallel.solvers.serving_encoder import MAXIMIZED, build, candidate_entries, replica_cap
-from autoparallel.solvers.serving_explain import explain_infeasible
-from autoparallel.solvers.serving_space import ServingOptions, ServingSpace, build_space
+from autoparallel.solvers.serving.decoder import Point, ServingSolution
+from autoparallel.solvers.serving.encoder import MAXIMIZED, build, candidate_entries, replica_cap
+from autoparallel.solvers.serving.explain import explain_infeasible
+from autoparallel.solvers.serving.solve import (
+    SolveRun,
+    coerce_workload,
+    make_solution,
+    objective_chain,
+    optimize,
+)
+from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 

@@ -7,9 +7,9 @@ import pytest
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
-from autoparallel.solvers.enumerate import objective_of, pareto_front
+from autoparallel.solvers.oracle.serving import objective_of, pareto_front
 from autoparallel.solvers.pareto import pareto_serving
-from autoparallel.solvers.serving_space import ServingOptions
+from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 

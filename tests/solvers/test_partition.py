@@ -12,9 +12,9 @@ from autoparallel.configs import Recompute, ZeroStage
 from autoparallel.hardware import Cluster
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.models import load_model
-from autoparallel.solvers import training_encoder as enc_mod
 from autoparallel.solvers.partition import additive_stage_cost, even_partition, min_max_partition
-from autoparallel.solvers.training_space import TrainingOptions, TrainingTables, build_space, build_tables
+from autoparallel.solvers.training import encoder as enc_mod
+from autoparallel.solvers.training.space import TrainingOptions, TrainingTables, build_space, build_tables
 from autoparallel.workload import Training
 
 

@@ -7,10 +7,10 @@ import pytest
 from autoparallel.errors import InfeasibleError, InternalError, SolverTimeoutError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model, spec_from_config
-from autoparallel.solvers.serving import solve_serving
-from autoparallel.solvers.serving_decoder import decode, read_point
-from autoparallel.solvers.serving_encoder import build, set_objective
-from autoparallel.solvers.serving_space import ServingOptions, build_space
+from autoparallel.solvers.serving.decoder import decode, read_point
+from autoparallel.solvers.serving.encoder import build, set_objective
+from autoparallel.solvers.serving.solve import solve_serving
+from autoparallel.solvers.serving.space import ServingOptions, build_space
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
@@ -261,7 +261,7 @@ def test_memory_terms_match_serving_memory(model: str, cluster: str, shape_filte
                                            runtime: dict[str, object]) -> None:
     """The tables' per-term sum equals vLLM's accounting in memory/serving.py, stage by stage."""
     from autoparallel.memory.serving import serving_memory
-    from autoparallel.solvers.serving_memory_terms import MemoryTerms
+    from autoparallel.solvers.serving.memory_terms import MemoryTerms
 
     space = build_space(load_model(model), Cluster.parse(cluster), Serving(isl=1024, osl=256),
                         SMALL.model_copy(update=runtime))
@@ -284,8 +284,8 @@ def test_no_placeable_shape_names_the_placement_rule() -> None:
     from autoparallel.errors import InfeasibleError
     from autoparallel.hardware import Cluster
     from autoparallel.models import load_model
-    from autoparallel.solvers.serving import solve_serving
-    from autoparallel.solvers.serving_space import ServingOptions
+    from autoparallel.solvers.serving.solve import solve_serving
+    from autoparallel.solvers.serving.space import ServingOptions
     from autoparallel.workload import Serving
 
     model = load_model("meta-llama/Llama-3.1-8B")

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from autoparallel.errors import InfeasibleError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
-from autoparallel.solvers.enumerate import enumerate_serving
-from autoparallel.solvers.serving import solve_serving
-from autoparallel.solvers.serving_space import DEFAULT_MAX_NUM_SEQS, ServingOptions
+from autoparallel.solvers.oracle.serving import enumerate_serving
+from autoparallel.solvers.serving.solve import solve_serving
+from autoparallel.solvers.serving.space import DEFAULT_MAX_NUM_SEQS, ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 

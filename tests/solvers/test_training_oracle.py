@@ -18,10 +18,10 @@ from autoparallel.hardware import Cluster
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.models import load_model
 from autoparallel.models.spec import ModelSpec
+from autoparallel.solvers.oracle.training import Point, enumerate_training, evaluate_point
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.solvers.training import TrainingSolution, solve_training
-from autoparallel.solvers.training_enumerate import Point, enumerate_training, evaluate_point
-from autoparallel.solvers.training_space import TrainingOptions, TrainingTables, build_space, build_tables
+from autoparallel.solvers.training.solve import TrainingSolution, solve_training
+from autoparallel.solvers.training.space import TrainingOptions, TrainingTables, build_space, build_tables
 from autoparallel.workload import Training
 
 SETTINGS = SolverSettings(time_limit_s=20.0, workers=1, seed=0)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.serving_space import ServingSpace
+from autoparallel.solvers.serving.space import ServingSpace
 
 LinearExpr = cp_model.LinearExpr
 OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "memory")

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.margins import MemoryConfig
-from autoparallel.solvers.training_tables import (
+from autoparallel.solvers.training.tables import (
     MIB_BYTES,
     PerKind,
     PerKindMode,

@@ -18,13 +18,13 @@ from autoparallel.configs import Recompute, TrainingConfig
 from autoparallel.errors import InternalError
 from autoparallel.memory.training import GIB, TrainingMemoryReport, training_memory
 from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf
-from autoparallel.solvers.settings import SolverStats
-from autoparallel.solvers.training_enumerate import (
+from autoparallel.solvers.oracle.training import (
     Point,
     StageValues,
     evaluate_point,
 )
-from autoparallel.solvers.training_space import (
+from autoparallel.solvers.settings import SolverStats
+from autoparallel.solvers.training.space import (
     MIB_BYTES,
     TrainingSpace,
     TrainingTables,
@@ -32,7 +32,7 @@ from autoparallel.solvers.training_space import (
 
 if TYPE_CHECKING:
     from autoparallel.solvers.cpsat import cp_model
-    from autoparallel.solvers.training_encoder import EncodedTraining
+    from autoparallel.solvers.training.encoder import EncodedTraining
 
 Objective = str | Sequence[str] | Mapping[str, float]
 """An objective name, a lexicographic order of names, or weights {name: weight}."""

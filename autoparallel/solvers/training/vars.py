@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.training_tables import Table2, TrainingTables
+from autoparallel.solvers.training.tables import Table2, TrainingTables
 
 IntVar = cp_model.IntVar
 Expr = cp_model.LinearExprT

@@ -21,7 +21,7 @@ from autoparallel.solvers.units import us_up
 
 if TYPE_CHECKING:
     from autoparallel.models.spec import LayerSpec
-    from autoparallel.solvers.training_space import TrainingSpace
+    from autoparallel.solvers.training.space import TrainingSpace
 
 # ----- units ----------------------------------------------------------------------------------------
 # Time uses solvers/units.py (µs, `us_up`). Training memory is coarser than serving's KiB: stages hold
@@ -151,7 +151,7 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
     """
     from autoparallel.memory import training as mem
     from autoparallel.perf import training as perf
-    from autoparallel.solvers.training_space import StateMode  # training_space re-exports this module
+    from autoparallel.solvers.training.space import StateMode  # training_space re-exports this module
 
     model, cluster, gpu = space.model, space.cluster, space.cluster.gpu
     shapes, micros, modes = space.shapes, space.micro_batches, space.state_modes

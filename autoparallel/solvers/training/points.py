@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 
 from autoparallel.configs import ZeroStage
-from autoparallel.solvers.training_space import ZERO_WITHOUT_PIPELINE
-from autoparallel.solvers.training_tables import TrainingTables
+from autoparallel.solvers.training.space import ZERO_WITHOUT_PIPELINE
+from autoparallel.solvers.training.tables import TrainingTables
 
 Triple = tuple[int, int, int]
 """(shape, micro-batch, state mode) indices into the space."""

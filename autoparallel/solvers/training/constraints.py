@@ -11,10 +11,10 @@ from __future__ import annotations
 from autoparallel.configs import ZeroStage
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.partition import even_partition
-from autoparallel.solvers.training_points import PointBound, Triple
-from autoparallel.solvers.training_space import ZERO_WITHOUT_PIPELINE
-from autoparallel.solvers.training_tables import TrainingTables
-from autoparallel.solvers.training_vars import (
+from autoparallel.solvers.training.points import PointBound, Triple
+from autoparallel.solvers.training.space import ZERO_WITHOUT_PIPELINE
+from autoparallel.solvers.training.tables import TrainingTables
+from autoparallel.solvers.training.vars import (
     Expr,
     IntVar,
     TrainingVars,

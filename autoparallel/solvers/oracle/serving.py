@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.configs import ServingConfig
 from autoparallel.memory.serving import VllmMemoryReport, serving_memory
 from autoparallel.perf.serving import ServingEstimate, effective_model, evaluate_serving
-from autoparallel.solvers.serving_space import (
+from autoparallel.solvers.serving.space import (
     ServingOptions,
     max_model_len_domain,
     runtime_domain,

@@ -12,8 +12,8 @@ from __future__ import annotations
 from autoparallel.errors import InfeasibleError, InternalError
 from autoparallel.perf.serving import effective_model
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.serving_encoder import EncodedServing, build, tune_presolve
-from autoparallel.solvers.serving_space import ServingSpace, complete_tables
+from autoparallel.solvers.serving.encoder import EncodedServing, build, tune_presolve
+from autoparallel.solvers.serving.space import ServingSpace, complete_tables
 from autoparallel.solvers.settings import SolverSettings
 
 GIB_KIB = 2**20

@@ -14,8 +14,17 @@ from typing import TYPE_CHECKING
 from autoparallel.errors import InfeasibleError, InputError, InternalError, SolverTimeoutError
 from autoparallel.memory.training import GIB
 from autoparallel.perf.training import TrainingPerf, cost_to_tokens
+from autoparallel.solvers.oracle.training import (
+    Point,
+    PointBound,
+    Triple,
+    best_partitioned_point,
+    best_uniform_point,
+    evaluate_point,
+    point_bounds,
+)
 from autoparallel.solvers.settings import SolverSettings, SolverStats
-from autoparallel.solvers.training_decoder import (
+from autoparallel.solvers.training.decoder import (
     Objective,
     RunnerUp,
     TrainingSolution,
@@ -25,16 +34,7 @@ from autoparallel.solvers.training_decoder import (
     recompute_rank,
     why_lost,
 )
-from autoparallel.solvers.training_enumerate import (
-    Point,
-    PointBound,
-    Triple,
-    best_partitioned_point,
-    best_uniform_point,
-    evaluate_point,
-    point_bounds,
-)
-from autoparallel.solvers.training_space import (
+from autoparallel.solvers.training.space import (
     MIB_BYTES,
     TrainingOptions,
     TrainingTables,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
     from autoparallel.models.spec import ModelSpec
     from autoparallel.solvers.cpsat import cp_model
-    from autoparallel.solvers.training_encoder import EncodedTraining
+    from autoparallel.solvers.training.encoder import EncodedTraining
     from autoparallel.workload import Training
 
 
@@ -57,7 +57,7 @@ def objective_chain(objective: Objective) -> tuple[str, ...] | dict[str, float]:
     Raises:
         InputError: an unknown objective name or a negative weight.
     """
-    from autoparallel.solvers.training_encoder import OBJECTIVES
+    from autoparallel.solvers.training.encoder import OBJECTIVES
 
     names = [objective] if isinstance(objective, str) else list(objective)
     bad = [n for n in names if n not in OBJECTIVES]
@@ -155,7 +155,7 @@ def minimal_core(enc: EncodedTraining, core: list[str], settings: SolverSettings
 
 
 def _set_objective(enc: EncodedTraining, objective: str | dict[str, float], refs: dict[str, int]) -> None:
-    from autoparallel.solvers.training_encoder import objective_expr
+    from autoparallel.solvers.training.encoder import objective_expr
 
     if isinstance(objective, str):
         enc.model.minimize(objective_expr(enc.model, enc.tables, enc.vars, objective))
@@ -181,7 +181,7 @@ def optimize(
 
     Out of time without a solution, the hint is returned (status FEASIBLE, bound `floor_us` on the
     step time); without a hint, SolverTimeoutError."""
-    from autoparallel.solvers.training_encoder import add_hint, objective_expr
+    from autoparallel.solvers.training.encoder import add_hint, objective_expr
 
     enc.model.add_assumptions(list(enc.families.values()))
     refs: dict[str, int] = {}
@@ -296,7 +296,7 @@ def _runner_up(
     settings: SolverSettings,
 ) -> RunnerUp | None:
     """Solve again without the chosen shape (primary objective, a quarter of the time limit)."""
-    from autoparallel.solvers.training_encoder import build
+    from autoparallel.solvers.training.encoder import build
 
     others = {key: b for key, b in bounds.items() if key[0] != best.shape}
     if not others:
@@ -355,7 +355,7 @@ def solve_training(
         SolverTimeoutError: no plan found within the time limit.
         InternalError: the solver's integers disagree with the float model.
     """
-    from autoparallel.solvers.training_encoder import build
+    from autoparallel.solvers.training.encoder import build
 
     settings = settings or SolverSettings()
     options = options or TrainingOptions()

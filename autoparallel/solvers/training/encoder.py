@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.training_constraints import (
+from autoparallel.solvers.training.constraints import (
     add_global_batch,
     add_implied_bounds,
     add_recompute_choice,
@@ -36,10 +36,10 @@ from autoparallel.solvers.training_constraints import (
     add_step_time,
     add_zero_pipeline,
 )
-from autoparallel.solvers.training_objective import OBJECTIVES, objective_expr
-from autoparallel.solvers.training_points import Point, PointBound, Triple
-from autoparallel.solvers.training_tables import TrainingTables
-from autoparallel.solvers.training_vars import Expr, IntVar, TrainingVars, add_choices
+from autoparallel.solvers.training.objective import OBJECTIVES, objective_expr
+from autoparallel.solvers.training.points import Point, PointBound, Triple
+from autoparallel.solvers.training.tables import TrainingTables
+from autoparallel.solvers.training.vars import Expr, IntVar, TrainingVars, add_choices
 
 __all__ = [
     "OBJECTIVES",

@@ -10,15 +10,15 @@ from __future__ import annotations
 import time
 
 from autoparallel.solvers.partition import even_partition, min_max_partition
-from autoparallel.solvers.training_points import (
+from autoparallel.solvers.training.points import (
     Point,
     PointBound,
     StageValues,
     Triple,
     evaluate_point,
 )
-from autoparallel.solvers.training_space import speed_rank
-from autoparallel.solvers.training_tables import TrainingTables
+from autoparallel.solvers.training.space import speed_rank
+from autoparallel.solvers.training.tables import TrainingTables
 
 
 def best_uniform_point(

@@ -32,7 +32,7 @@ from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
 from autoparallel.solvers import units
-from autoparallel.solvers.serving_memory_terms import MemoryTerms
+from autoparallel.solvers.serving.memory_terms import MemoryTerms
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from autoparallel.configs import Recompute, TrainingConfig
 from autoparallel.errors import InfeasibleError
 from autoparallel.solvers.partition import even_partition
-from autoparallel.solvers.training_hints import best_partitioned_point, best_uniform_point, partitioned_point
-from autoparallel.solvers.training_points import (
+from autoparallel.solvers.training.hints import best_partitioned_point, best_uniform_point, partitioned_point
+from autoparallel.solvers.training.points import (
     Point,
     PointBound,
     StageValues,
@@ -29,7 +29,7 @@ from autoparallel.solvers.training_points import (
     point_bounds,
     zero_pipeline_ok,
 )
-from autoparallel.solvers.training_space import (
+from autoparallel.solvers.training.space import (
     ZERO_WITHOUT_PIPELINE,
     Shape,
     StateMode,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from autoparallel.memory.training import TrainingMemoryReport
     from autoparallel.models.spec import ModelSpec
     from autoparallel.perf.training import TrainingPerf
-    from autoparallel.solvers.training_decoder import TrainingSolution
+    from autoparallel.solvers.training.decoder import TrainingSolution
     from autoparallel.workload import Training
 
 __all__ = [
@@ -83,7 +83,7 @@ def enumerate_training(
     from autoparallel.memory.training import training_memory
     from autoparallel.perf.training import cost_to_tokens, training_perf
     from autoparallel.solvers.settings import SolverStats
-    from autoparallel.solvers.training_decoder import TrainingSolution
+    from autoparallel.solvers.training.decoder import TrainingSolution
 
     opts = options or TrainingOptions()
     space = build_space(model, cluster, workload, opts)

@@ -20,8 +20,8 @@ from autoparallel.solvers.settings import SolverSettings, SolverStats
 
 if TYPE_CHECKING:
     from autoparallel.solvers.cpsat import cp_model
-    from autoparallel.solvers.serving_encoder import EncodedServing
-    from autoparallel.solvers.serving_space import ServingSpace
+    from autoparallel.solvers.serving.encoder import EncodedServing
+    from autoparallel.solvers.serving.space import ServingSpace
 
 Objective = str | tuple[str, ...] | dict[str, float]
 """An objective name, a lexicographic order of names, or weights {name: weight}."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.training_tables import TrainingTables
-from autoparallel.solvers.training_vars import Expr, TrainingVars, equal_var, product_var, upper_bound
+from autoparallel.solvers.training.tables import TrainingTables
+from autoparallel.solvers.training.vars import Expr, TrainingVars, equal_var, product_var, upper_bound
 
 OBJECTIVES = ("throughput", "mfu", "cost", "memory")
 """throughput: tokens/s = global batch · seq / step, so minimize the step time; mfu and cost: the model

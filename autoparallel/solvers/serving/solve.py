@@ -18,9 +18,9 @@ from autoparallel.errors import InputError, InternalError, SolverTimeoutError
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
 from autoparallel.perf.serving import ServingEstimate
-from autoparallel.solvers import serving_explain
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.serving_decoder import (
+from autoparallel.solvers.serving import explain as serving_explain
+from autoparallel.solvers.serving.decoder import (
     Objective,
     Point,
     RunnerUp,
@@ -31,7 +31,7 @@ from autoparallel.solvers.serving_decoder import (
     read_point,
     why_lost,
 )
-from autoparallel.solvers.serving_encoder import (
+from autoparallel.solvers.serving.encoder import (
     MAXIMIZED,
     OBJECTIVES,
     EncodedServing,
@@ -40,7 +40,7 @@ from autoparallel.solvers.serving_encoder import (
     set_objective,
     tune_presolve,
 )
-from autoparallel.solvers.serving_space import ServingOptions, ServingSpace, build_space
+from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 from autoparallel.workload import Serving
 

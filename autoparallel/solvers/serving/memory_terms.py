@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
     from autoparallel.memory.vllm_versions import VllmRules
     from autoparallel.models.spec import ModelSpec
-    from autoparallel.solvers.serving_space import Runtime, Shape
+    from autoparallel.solvers.serving.space import Runtime, Shape
     from autoparallel.workload import Serving
 
 
