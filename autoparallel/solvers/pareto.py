@@ -13,17 +13,13 @@ from __future__ import annotations
 from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
-from autoparallel.solvers.serving.decoder import Point, ServingSolution
+from autoparallel.objectives import parse_objective
+from autoparallel.solvers import driver
+from autoparallel.solvers.serving.decoder import ServingSolution
 from autoparallel.solvers.serving.encoder import MAXIMIZED, build, candidate_entries, replica_cap
 from autoparallel.solvers.serving.explain import explain_infeasible
-from autoparallel.solvers.serving.solve import (
-    SolveRun,
-    coerce_workload,
-    make_solution,
-    objective_chain,
-    optimize,
-)
-from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space
+from autoparallel.solvers.serving.solve import make_solution
+from autoparallel.solvers.serving.space import Point, ServingOptions, ServingSpace, build_space
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
@@ -44,12 +40,12 @@ def pareto_serving(
         InfeasibleError: no plan meets the request at all (the reasons name the constraint families).
         InputError: unknown objectives, or the same one twice.
     """
-    a, b = objectives
-    objective_chain((a, b))
+    a, b = parse_objective(tuple(objectives), "serving")
     if a == b:
         raise InputError(f"a Pareto front needs two different objectives, got {a!r} twice")
     settings = settings or SolverSettings()
-    space = build_space(model, cluster, coerce_workload(workload), options or ServingOptions())
+    space = build_space(model, cluster, Serving.preset(workload) if isinstance(workload, str) else workload,
+                        options or ServingOptions())
     front: list[ServingSolution] = []
     bound: int | None = None
     if not candidate_entries(space):
@@ -60,13 +56,13 @@ def pareto_serving(
             expr = enc.vars.objective_expr(b)
             better = expr >= bound + 1 if b in MAXIMIZED else expr <= bound - 1
             enc.model.add(better).with_name(f"epsilon[{b}]")
-        run = SolveRun(settings)
-        point = optimize(enc, (a, b), run)
+        run = driver.Run(settings)
+        point = driver.optimize(enc, (a, b), run)
         if point is None:
             if not front:
                 raise explain_infeasible(space, settings)
             break
-        front.append(make_solution(space, (a, b), (a, b), point, run, with_runner_up=False))
+        front.append(make_solution(space, (a, b), (a, b), point, run))
         bound = _scaled(space, point, b)
     return front
 

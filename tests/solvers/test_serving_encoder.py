@@ -7,8 +7,9 @@ import pytest
 from autoparallel.errors import InfeasibleError, InternalError, SolverTimeoutError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model, spec_from_config
-from autoparallel.solvers.serving.decoder import decode, read_point
-from autoparallel.solvers.serving.encoder import build, set_objective
+from autoparallel.solvers.driver import set_objective
+from autoparallel.solvers.serving.decoder import decode
+from autoparallel.solvers.serving.encoder import build
 from autoparallel.solvers.serving.solve import solve_serving
 from autoparallel.solvers.serving.space import ServingOptions, build_space
 from autoparallel.solvers.settings import SolverSettings
@@ -232,7 +233,7 @@ def test_decoder_raises_when_tables_and_float_model_disagree() -> None:
 
     solver = cp_model.CpSolver()
     assert solver.solve(enc.model) == cp_model.OPTIMAL
-    point = read_point(enc, solver)
+    point = enc.read(solver)
     decode(space, point)  # consistent
     space.tables.step_us[point.entry(space)] += 1000
     with pytest.raises(InternalError, match="TPOT"):

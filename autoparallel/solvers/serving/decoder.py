@@ -7,7 +7,6 @@ the solver's scaled totals disagree with the float model beyond rounding.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
@@ -19,9 +18,7 @@ from autoparallel.solvers import units
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 
 if TYPE_CHECKING:
-    from autoparallel.solvers.cpsat import cp_model
-    from autoparallel.solvers.serving.encoder import EncodedServing
-    from autoparallel.solvers.serving.space import ServingSpace
+    from autoparallel.solvers.serving.space import Point, ServingSpace
 
 Objective = str | tuple[str, ...] | dict[str, float]
 """An objective name, a lexicographic order of names, or weights {name: weight}."""
@@ -61,38 +58,6 @@ class ServingSolution(_Frozen):
     """Best plan with a different (tp, pp, ep) shape, or None when no other shape is feasible."""
     settings: SolverSettings
     """The settings used."""
-
-
-@dataclass(frozen=True)
-class Point:
-    """Indices of one solution in the space's domains."""
-
-    shape: int
-    runtime: int
-    batch: int
-    util: int
-    mml: int
-    replicas: int
-
-    def entry(self, space: ServingSpace) -> int:
-        return space.flat(self.shape, self.runtime, self.batch, self.mml)
-
-
-def read_point(enc: EncodedServing, solver: cp_model.CpSolver) -> Point:
-    """The chosen value of every knob."""
-    v = enc.vars
-
-    def pick(lits: list[cp_model.IntVar]) -> int:
-        return next(i for i, x in enumerate(lits) if solver.boolean_value(x))
-
-    return Point(
-        pick(v.shape),
-        pick(v.runtime),
-        pick(v.batch),
-        pick(v.util),
-        pick(v.mml),
-        int(solver.value(v.replicas)),
-    )
 
 
 def objective_value(estimate: ServingEstimate, name: str) -> float:

@@ -28,15 +28,13 @@ from dataclasses import dataclass, field
 
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.serving.space import ServingSpace
+from autoparallel.solvers.serving.space import Point, ServingSpace
 
 LinearExpr = cp_model.LinearExpr
 OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "memory")
 """Objective names: total output tokens/s (max), TTFT (min), TPOT (min), $ per million output tokens
 (min), memory headroom on the tightest GPU (max)."""
 MAXIMIZED = frozenset({"throughput", "memory"})
-WEIGHTED_SCALE = 10**12
-"""A weighted objective adds weight × value / (its largest table value) × WEIGHTED_SCALE per term."""
 
 
 @dataclass
@@ -74,13 +72,18 @@ class ServingVars:
 
 @dataclass
 class EncodedServing:
-    """A built CP-SAT model with its variables and the space it encodes."""
+    """A built CP-SAT model with its variables and the space it encodes (a `driver.Encoding`)."""
 
     model: cp_model.CpModel
     vars: ServingVars
     space: ServingSpace
     explain: bool
     """Families are free literals to be passed as assumptions (True) or fixed on (False)."""
+
+    @property
+    def families(self) -> dict[str, cp_model.IntVar]:
+        """Constraint family name -> its enable literal."""
+        return self.vars.families
 
     def family(self, name: str) -> cp_model.IntVar:
         """The enable literal of constraint family `name`, created on first use."""
@@ -90,6 +93,40 @@ class EncodedServing:
                 self.model.add(lit == 1)
             self.vars.families[name] = lit
         return self.vars.families[name]
+
+    def objective_expr(self, name: str) -> cp_model.LinearExprT:
+        return self.vars.objective_expr(name)
+
+    def maximized(self, name: str) -> bool:
+        return name in MAXIMIZED
+
+    def objective_scale(self, name: str) -> int:
+        return objective_upper_bound(self, name)
+
+    def read(self, solver: cp_model.CpSolver) -> Point:
+        """The chosen value of every knob."""
+        v = self.vars
+
+        def pick(lits: list[cp_model.IntVar]) -> int:
+            return next(i for i, x in enumerate(lits) if solver.boolean_value(x))
+
+        return Point(pick(v.shape), pick(v.runtime), pick(v.batch), pick(v.util), pick(v.mml),
+                     int(solver.value(v.replicas)))
+
+    def hint(self, point: Point) -> None:
+        self.model.clear_hints()
+        v = self.vars
+        for lits, chosen in ((v.shape, point.shape), (v.runtime, point.runtime), (v.batch, point.batch),
+                             (v.util, point.util), (v.mml, point.mml)):
+            for k, lit in enumerate(lits):
+                self.model.add_hint(lit, k == chosen)
+        self.model.add_hint(v.replicas, point.replicas)
+
+    def shape_literals(self, point: Point) -> list[cp_model.IntVar]:
+        """The literals of every shape with the (tp, pp, EP ranks) of `point`'s shape."""
+        win = self.space.shapes[point.shape]
+        return [x for s, x in zip(self.space.shapes, self.vars.shape, strict=True)
+                if (s.tp, s.pp, s.ep_ranks) == (win.tp, win.pp, win.ep_ranks)]
 
 
 # ----- variables --------------------------------------------------------------------------------
@@ -266,35 +303,6 @@ def add_request_rate(enc: EncodedServing) -> None:
     enc.model.add(enc.vars.total_milli_tps >= need).only_enforce_if(enc.family("request_rate")).with_name(
         "request_rate"
     )
-
-
-def tune_presolve(p: cp_model.SatParameters) -> None:
-    """Presolve settings for the serving models: after presolve the search is trivial, and these steps
-    cost 2-10× the rest on 1-8k tuples (measured in benchmarks/solver_vs_enumeration.py's rows:
-    DeepSeek-V3 / 4×8 H200 with every knob 0.54 s -> 0.25 s, Llama-3.1-8B / 128×8 H100 0.49 -> 0.05 s)."""
-    p.cp_model_probing_level = 0
-    p.find_big_linear_overlap = False
-    p.presolve_inclusion_work_limit = 0
-    p.symmetry_level = 0
-
-
-# ----- objectives -------------------------------------------------------------------------------
-def set_objective(enc: EncodedServing, objective: str | dict[str, float]) -> None:
-    """One objective by name, or a weighted sum {name: weight} of objectives each scaled to ~1e6."""
-    v = enc.vars
-    if isinstance(objective, str):
-        expr = v.objective_expr(objective)
-        if objective in MAXIMIZED:
-            enc.model.maximize(expr)
-        else:
-            enc.model.minimize(expr)
-        return
-    terms = []
-    for name, weight in objective.items():
-        scale = max(1, round(weight * WEIGHTED_SCALE / max(objective_upper_bound(enc, name), 1)))
-        sign = 1 if name in MAXIMIZED else -1
-        terms.append(sign * scale * v.objective_expr(name))
-    enc.model.maximize(LinearExpr.sum(terms))
 
 
 def objective_upper_bound(enc: EncodedServing, name: str) -> int:

@@ -1,53 +1,26 @@
 """Why no serving plan exists: the conflicting constraint families, with numbers.
 
 Every family of the encoder has an enable literal. Here they are free and passed to CP-SAT as
-assumptions (ortools/sat/samples/assumptions_sample_sat.py): on INFEASIBLE,
-`sufficient_assumptions_for_infeasibility()` returns a set of families that cannot hold together;
-dropping families one at a time while it stays infeasible makes the set minimal. Each family then
-states its numbers from the float-model tables.
+assumptions; `driver.minimal_core` reduces CP-SAT's sufficient set to a minimal one (deletion
+filter). Each family then states its numbers from the float-model tables.
 """
 
 from __future__ import annotations
 
-from autoparallel.errors import InfeasibleError, InternalError
+from autoparallel.errors import InfeasibleError
 from autoparallel.perf.serving import effective_model
-from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.serving.encoder import EncodedServing, build, tune_presolve
+from autoparallel.solvers import driver
+from autoparallel.solvers.serving.encoder import build
 from autoparallel.solvers.serving.space import ServingSpace, complete_tables
 from autoparallel.solvers.settings import SolverSettings
 
 GIB_KIB = 2**20
 
 
-def _infeasible(enc: EncodedServing, on: list[str], settings: SolverSettings) -> tuple[bool, list[str]]:
-    """Solve with the families `on` assumed; (infeasible?, the sufficient families)."""
-    enc.model.clear_assumptions()
-    enc.model.add_assumptions([enc.vars.families[f] for f in on])
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = settings.time_limit_s
-    solver.parameters.num_workers = 1
-    solver.parameters.random_seed = settings.seed
-    tune_presolve(solver.parameters)
-    status = solver.solve(enc.model)
-    if status != cp_model.INFEASIBLE:
-        return False, []
-    core = set(solver.sufficient_assumptions_for_infeasibility())
-    return True, [f for f in on if enc.vars.families[f].index in core]
-
-
-def conflicting_families(space: ServingSpace, settings: SolverSettings) -> list[str]:
-    """A minimal set of constraint families that together rule out every plan."""
-    enc = build(space, explain=True)
-    families = sorted(enc.vars.families)
-    infeasible, core = _infeasible(enc, families, settings)
-    if not infeasible:
-        raise InternalError("the serving model is infeasible but feasible with every family assumed")
-    for name in list(core) if len(core) > 1 else []:
-        trial = [f for f in core if f != name]
-        still, smaller = _infeasible(enc, trial, settings)
-        if still:
-            core = smaller or trial
-    return core
+def conflicting_families(space: ServingSpace, settings: SolverSettings) -> driver.Core:
+    """A minimal set of constraint families that together rule out every plan, and those whose trial
+    ran out of time (never blamed without proof)."""
+    return driver.minimal_core(build(space, explain=True), settings)
 
 
 def explain_infeasible(space: ServingSpace, settings: SolverSettings) -> InfeasibleError:
@@ -69,7 +42,10 @@ def explain_infeasible(space: ServingSpace, settings: SolverSettings) -> Infeasi
         return InfeasibleError(head + "placement", (why,))
     space = complete_tables(space)
     core = conflicting_families(space, settings)
-    return InfeasibleError(head + ", ".join(core), tuple(reason(space, name) for name in core))
+    reasons = [reason(space, name) for name in core.needed]
+    if core.undecided:
+        reasons.append(f"undecided within the time limit (raise --time-limit): {', '.join(core.undecided)}")
+    return InfeasibleError(head + ", ".join(core.needed or core.undecided), tuple(reasons))
 
 
 def _gib(kib: float) -> str:

@@ -185,6 +185,22 @@ class ServingSpace:
         )
 
 
+@dataclass(frozen=True)
+class Point:
+    """Indices of one solution in the space's domains."""
+
+    shape: int
+    runtime: int
+    batch: int
+    util: int
+    mml: int
+    replicas: int
+
+    def entry(self, space: ServingSpace) -> int:
+        """Flat table index of the point's (shape, runtime, batch, max_model_len)."""
+        return space.flat(self.shape, self.runtime, self.batch, self.mml)
+
+
 # ----- domains -----------------------------------------------------------------------------------
 def _powers_of_two(limit: int) -> list[int]:
     return [1 << k for k in range(limit.bit_length()) if (1 << k) <= limit]

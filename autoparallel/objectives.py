@@ -1,0 +1,151 @@
+"""The objective registry: every objective name the planners accept, for serving and for training.
+
+The CLI's `--objective` / `--objectives` choices, the API's validation and every "unknown objective"
+message come from here, so the lists cannot drift apart. No solver code: this module is light enough
+for argparse.
+
+An objective is a name, a tuple of names (lexicographic: the first is optimized, the next breaks its
+ties, ...) or a mapping {name: weight} (a weighted sum; see `solvers/driver.py` for the normalisation).
+A single name is expanded to its default chain, so that ties are broken by a second objective.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from autoparallel.errors import InputError
+
+Kind = Literal["serving", "training"]
+
+
+@dataclass(frozen=True)
+class ObjectiveInfo:
+    """One objective: its sense and what it measures."""
+
+    name: str
+    maximize: bool
+    """True when larger is better (in the float model's units)."""
+    meaning: str
+
+
+SERVING: dict[str, ObjectiveInfo] = {
+    o.name: o
+    for o in (
+        ObjectiveInfo("throughput", True, "output tokens/s of the whole deployment"),
+        ObjectiveInfo("ttft", False, "time to first token, ms"),
+        ObjectiveInfo("tpot", False, "time per output token, ms"),
+        ObjectiveInfo("cost", False, "US$ per million output tokens"),
+        ObjectiveInfo("memory", True, "KV-cache headroom on the tightest GPU, GiB"),
+    )
+}
+"""Serving objectives."""
+
+TRAINING: dict[str, ObjectiveInfo] = {
+    o.name: o
+    for o in (
+        ObjectiveInfo("throughput", True, "tokens/s (shortest step time)"),
+        ObjectiveInfo("mfu", True, "model FLOPs utilization (fewest GPU-seconds per step)"),
+        ObjectiveInfo("cost", False, "US$ to the token budget (GPUs x step time)"),
+        ObjectiveInfo("memory", True, "memory headroom on the fullest pipeline stage"),
+    )
+}
+"""Training objectives."""
+
+ALIASES: dict[str, str] = {"headroom": "memory"}
+"""Other names accepted for an objective (both problems)."""
+
+DEFAULT_CHAINS: dict[Kind, dict[str, tuple[str, ...]]] = {
+    "serving": {
+        "throughput": ("throughput", "tpot"),
+        "ttft": ("ttft", "throughput"),
+        "tpot": ("tpot", "throughput"),
+        "cost": ("cost", "throughput"),
+        "memory": ("memory", "throughput"),
+    },
+    "training": {"throughput": ("throughput",), "mfu": ("mfu",), "cost": ("cost",), "memory": ("memory",)},
+}
+"""The lexicographic chain a single objective name stands for."""
+
+Chain = tuple[str, ...] | dict[str, float]
+"""A validated objective: canonical names in lexicographic order, or canonical weights."""
+
+
+def registry(kind: Kind) -> dict[str, ObjectiveInfo]:
+    """The objectives of one problem kind."""
+    return SERVING if kind == "serving" else TRAINING
+
+
+def choices() -> tuple[str, ...]:
+    """Every name the CLI accepts (both problems, aliases included)."""
+    return tuple(dict.fromkeys((*SERVING, *TRAINING, *ALIASES)))
+
+
+def help_text() -> str:
+    """The objectives of each problem, for `--help`."""
+    alias = ", ".join(f"{a} = {n}" for a, n in ALIASES.items())
+    return f"serving: {', '.join(SERVING)}; training: {', '.join(TRAINING)} ({alias})"
+
+
+def canonical(name: object, kind: Kind) -> str:
+    """The registry name of `name` for `kind`.
+
+    Raises:
+        InputError: not a string, or not an objective of `kind` (the message lists the valid ones).
+    """
+    if not isinstance(name, str):
+        raise InputError(f"an objective name must be a string, got {type(name).__name__} {name!r:.60}")
+    key = ALIASES.get(name.strip().lower(), name.strip().lower())
+    valid = registry(kind)
+    if key in valid:
+        return key
+    other: Kind = "training" if kind == "serving" else "serving"
+    where = f"; {key!r} is a {other} objective" if key in registry(other) else ""
+    aliases = ", ".join(f"{a} = {n}" for a, n in ALIASES.items() if n in valid)
+    raise InputError(
+        f"unknown {kind} objective {name!r:.60}{where}; choose from {', '.join(valid)} ({aliases})"
+    )
+
+
+def parse_objective(objective: object, kind: Kind) -> Chain:
+    """Validate an objective (name, sequence of names or {name: weight}) and expand a single name to its
+    default chain.
+
+    Raises:
+        InputError: an unknown name, an empty sequence, a repeated name, or a weight that is not a
+            finite number >= 0 (with at least one > 0).
+    """
+    if isinstance(objective, Mapping):
+        weights: dict[str, float] = {}
+        for name, weight in objective.items():
+            key = canonical(name, kind)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < 1e12:
+                raise InputError(
+                    f"objective weight for {key!r} must be a number in [0, 1e12), got {weight!r:.40}"
+                )
+            weights[key] = weights.get(key, 0.0) + float(weight)
+        if not weights or not any(weights.values()):
+            raise InputError(
+                f"weighted objective needs at least one positive weight, got {dict(objective)!r:.80}"
+            )
+        return weights
+    if isinstance(objective, str):
+        return DEFAULT_CHAINS[kind][canonical(objective, kind)]
+    if isinstance(objective, (tuple, list)):
+        names = tuple(canonical(n, kind) for n in objective)
+        if not names:
+            raise InputError("objective: an empty list; name at least one objective")
+        if len(set(names)) != len(names):
+            raise InputError(f"objective: {list(names)} repeats a name")
+        return names
+    raise InputError(
+        f"objective must be a name, a list of names or {{name: weight}}, got {type(objective).__name__}"
+    )
+
+
+def label(chain: Chain) -> str:
+    """`throughput>tpot` for a chain, `throughput=1,ttft=0.5` for weights."""
+    if isinstance(chain, dict):
+        return ",".join(f"{k}={w:g}" for k, w in chain.items())
+    return ">".join(chain)

@@ -1,0 +1,294 @@
+"""The one CP-SAT driver: solver settings, status mapping, lexicographic and weighted optimization,
+k-best by no-good cuts, and the minimal infeasible core. The serving and training planners (and every
+planner after them) encode their problem as an `Encoding` and hand it here.
+
+Statuses (ortools `CpSolverStatus`):
+    OPTIMAL      the optimum, proven;
+    FEASIBLE     the time limit was reached with a solution: the best found, with CP-SAT's bound and gap;
+    INFEASIBLE   no solution: the caller explains it with `minimal_core`;
+    UNKNOWN      the time limit was reached without a solution: the warm start (when the encoding has
+                 one) is returned as FEASIBLE, else `SolverTimeoutError`;
+    MODEL_INVALID  a bug: `InternalError`.
+
+Weighted objectives: Σ weight_k · sense_k · expr_k / scale_k · 10¹², where scale_k is the encoding's
+`objective_scale(k)` (a bound on |expr_k| over the space, so each term is at most its weight × 10¹²).
+Weights therefore compare objectives relative to their range on this problem, not in raw units.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from autoparallel.errors import InternalError, SolverTimeoutError
+from autoparallel.objectives import Chain
+from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.settings import SolverSettings, SolverStats
+
+P = TypeVar("P")
+WEIGHTED_SCALE = 10**12
+"""A weighted objective term is at most weight × WEIGHTED_SCALE (see the module docstring)."""
+
+
+class Encoding(Protocol[P]):
+    """What the driver needs from an encoded problem (`P`: the problem's decoded point)."""
+
+    @property
+    def model(self) -> cp_model.CpModel:
+        """The CP-SAT model."""
+
+    @property
+    def families(self) -> dict[str, cp_model.IntVar]:
+        """Constraint family name -> the literal that enables it (solved as assumptions)."""
+
+    def objective_expr(self, name: str) -> cp_model.LinearExprT:
+        """The scaled integer expression of objective `name`."""
+
+    def maximized(self, name: str) -> bool:
+        """True when `objective_expr(name)` is maximized."""
+
+    def objective_scale(self, name: str) -> int:
+        """A positive bound on |objective_expr(name)| (normalises weighted sums)."""
+
+    def read(self, solver: cp_model.CpSolver) -> P:
+        """The point of a solution."""
+
+    def hint(self, point: P) -> None:
+        """Seed the search with `point` (replacing earlier hints)."""
+
+    def shape_literals(self, point: P) -> Sequence[cp_model.IntVar]:
+        """Literals true at `point` that identify its shape (k-best forbids them together)."""
+
+
+@dataclass
+class Run:
+    """Statistics over the CP-SAT calls behind one result."""
+
+    settings: SolverSettings
+    wall_s: float = 0.0
+    solves: int = 0
+    status: str = "OPTIMAL"
+    primary: tuple[float, float] = (0.0, 0.0)
+    """CP-SAT's (objective, bound) of the first lexicographic level, solver units."""
+    statuses: list[str] = field(default_factory=list)
+
+    def stats(self) -> SolverStats:
+        value, bound = self.primary
+        return SolverStats.of(
+            status=self.status, wall_s=self.wall_s, value=value, bound=bound, solves=self.solves,
+            settings=self.settings,
+        )
+
+
+def make_solver(settings: SolverSettings, time_limit_s: float | None = None) -> cp_model.CpSolver:
+    """A CpSolver with the settings' limit, workers and seed, and the presolve steps that cost more than
+    they give on these table-driven models switched off (measured in benchmarks/: probing alone took 3 s
+    of a 10 s training solve; the serving models spend 2-10× the search in inclusion / overlap
+    detection)."""
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    p.max_time_in_seconds = settings.time_limit_s if time_limit_s is None else time_limit_s
+    p.num_workers = settings.workers
+    p.random_seed = settings.seed
+    p.log_search_progress = settings.log_search
+    p.cp_model_probing_level = 0
+    p.find_big_linear_overlap = False
+    p.presolve_inclusion_work_limit = 0
+    p.symmetry_level = 0
+    if settings.workers > 1:
+        p.interleave_search = True  # reproducible with several workers
+    return solver
+
+
+def _call(
+    enc: Encoding[P], run: Run, assumptions: Sequence[str] | None, time_limit_s: float | None
+) -> tuple[str, cp_model.CpSolver]:
+    names = list(enc.families) if assumptions is None else list(assumptions)
+    enc.model.clear_assumptions()
+    enc.model.add_assumptions([enc.families[n] for n in names])
+    solver = make_solver(run.settings, time_limit_s)
+    start = time.perf_counter()
+    status = solver.solve(enc.model)
+    run.wall_s += time.perf_counter() - start
+    run.solves += 1
+    name = solver.status_name(status)
+    run.statuses.append(name)
+    if status == cp_model.MODEL_INVALID:
+        raise InternalError(f"invalid CP-SAT model: {enc.model.validate()}")
+    return name, solver
+
+
+def solve_once(
+    enc: Encoding[P], run: Run, assumptions: Sequence[str] | None = None, time_limit_s: float | None = None
+) -> cp_model.CpSolver | None:
+    """One CP-SAT call with the named families assumed (all of them by default). Returns the solver with
+    a solution, or None: `run.status` then says INFEASIBLE or UNKNOWN.
+
+    Raises:
+        InternalError: CP-SAT calls the model invalid.
+    """
+    name, solver = _call(enc, run, assumptions, time_limit_s)
+    if name in ("INFEASIBLE", "UNKNOWN"):
+        run.status = name
+        return None
+    if name == "FEASIBLE":
+        run.status = "FEASIBLE"
+    return solver
+
+
+def set_objective(enc: Encoding[P], objective: str | dict[str, float]) -> None:
+    """One objective by name, or a weighted sum normalised as the module docstring says."""
+    if isinstance(objective, str):
+        expr = enc.objective_expr(objective)
+        enc.model.maximize(expr) if enc.maximized(objective) else enc.model.minimize(expr)
+        return
+    terms = []
+    for name, weight in objective.items():
+        scale = max(1, round(weight * WEIGHTED_SCALE / max(enc.objective_scale(name), 1)))
+        sign = 1 if enc.maximized(name) else -1
+        terms.append(sign * scale * enc.objective_expr(name))
+    enc.model.maximize(cp_model.LinearExpr.sum(terms))
+
+
+def _keep_within(enc: Encoding[P], name: str, value: int, tolerance: float) -> int:
+    """Later lexicographic levels keep objective `name` within `tolerance` of `value`; the constraint's
+    index (`optimize` removes it again when done)."""
+    slack = int(abs(value) * tolerance)
+    expr = enc.objective_expr(name)
+    ct = enc.model.add(expr >= value - slack) if enc.maximized(name) else enc.model.add(expr <= value + slack)
+    return int(ct.with_name(f"lexicographic[{name}]").index)
+
+
+def optimize(
+    enc: Encoding[P],
+    chain: Chain,
+    run: Run,
+    *,
+    fallback: P | None = None,
+    fallback_primary: tuple[float, float] | None = None,
+    time_limit_s: float | None = None,
+) -> P | None:
+    """Lexicographic (each level solved, then kept within the tolerance while the next is solved) or
+    weighted optimization. None when infeasible (`run.status` INFEASIBLE). The model is left as it was
+    found, but for its objective and hints, so that it can be optimized again (k-best, fronts).
+
+    On a time-out without a solution, the best point so far is returned as FEASIBLE: an earlier
+    level's, else `fallback` (a warm start known to be feasible) with `fallback_primary` as its
+    (value, bound); with neither, SolverTimeoutError.
+    """
+    locks: list[int] = []
+    try:
+        return _optimize_levels(enc, chain, run, fallback, fallback_primary, time_limit_s, locks)
+    finally:
+        for index in locks:  # an emptied constraint is a no-op: the model is as the caller built it
+            enc.model.proto.constraints[index].clear_linear()
+
+
+def _optimize_levels(
+    enc: Encoding[P],
+    chain: Chain,
+    run: Run,
+    fallback: P | None,
+    fallback_primary: tuple[float, float] | None,
+    time_limit_s: float | None,
+    locks: list[int],
+) -> P | None:
+    levels: list[str | dict[str, float]] = [chain] if isinstance(chain, dict) else list(chain)
+    point: P | None = None
+    if fallback is not None:
+        enc.hint(fallback)
+    for level, objective in enumerate(levels):
+        set_objective(enc, objective)
+        solver = solve_once(enc, run, time_limit_s=time_limit_s)
+        if solver is None and run.status == "UNKNOWN":
+            point = point if point is not None else fallback
+            if point is None:
+                limit = run.settings.time_limit_s if time_limit_s is None else time_limit_s
+                raise SolverTimeoutError(f"no feasible plan found within {limit:g} s (raise --time-limit)")
+            if level == 0:
+                run.primary = fallback_primary or (0.0, 0.0)
+            run.status = "FEASIBLE"
+            return point
+        if solver is None:
+            if level == 0:
+                return None
+            raise InternalError(f"lexicographic level {objective!r} became infeasible")
+        point = enc.read(solver)
+        if level == 0:
+            run.primary = (solver.objective_value, solver.best_objective_bound)
+        if isinstance(objective, str) and level + 1 < len(levels):
+            tolerance = run.settings.lexicographic_tolerance
+            locks.append(_keep_within(enc, objective, round(solver.objective_value), tolerance))
+            enc.hint(point)
+    return point
+
+
+def forbid_shape(enc: Encoding[P], point: P) -> None:
+    """A no-good cut: the shape of `point` may not be chosen again."""
+    lits = list(enc.shape_literals(point))
+    enc.model.add_bool_or([lit.Not() for lit in lits]).with_name("no_good[shape]")
+
+
+def k_best(
+    enc: Encoding[P], chain: Chain, first: P, k: int, settings: SolverSettings, *,
+    time_limit_s: float | None = None,
+) -> list[tuple[P, Run]]:
+    """Up to `k` − 1 further points, each the optimum of `chain` over the shapes not yet returned (a
+    no-good cut per shape found, inside the same CP-SAT model). The first point is the caller's."""
+    out: list[tuple[P, Run]] = []
+    forbid_shape(enc, first)
+    for _ in range(k - 1):
+        run = Run(settings)
+        try:
+            point = optimize(enc, chain, run, time_limit_s=time_limit_s)
+        except SolverTimeoutError:
+            break
+        if point is None:
+            break
+        out.append((point, run))
+        forbid_shape(enc, point)
+    return out
+
+
+@dataclass(frozen=True)
+class Core:
+    """Why a problem is infeasible: families proven needed, and those a trial could not decide."""
+
+    needed: tuple[str, ...]
+    """Families each of which, dropped, makes the rest feasible (a minimal conflicting set when
+    `undecided` is empty)."""
+    undecided: tuple[str, ...] = ()
+    """Families whose trial ran out of time: neither blamed nor cleared."""
+
+
+def minimal_core(enc: Encoding[P], settings: SolverSettings, *, time_limit_s: float | None = None) -> Core:
+    """The deletion filter: start from CP-SAT's sufficient assumptions and drop each family whose
+    removal leaves the rest infeasible. A trial that times out leaves the family in the set (so the set
+    stays infeasible) but reports it as undecided, never as needed.
+
+    Raises:
+        InternalError: the model is feasible with every family assumed.
+    """
+    limit = settings.time_limit_s if time_limit_s is None else time_limit_s
+    enc.model.clear_objective()
+    status, solver = _call(enc, Run(settings), None, limit)
+    if status in ("OPTIMAL", "FEASIBLE"):
+        raise InternalError("the model is feasible with every constraint family on; nothing to explain")
+    if status == "UNKNOWN":
+        return Core(needed=(), undecided=tuple(enc.families))
+    index = {lit.index: name for name, lit in enc.families.items()}
+    keep = [index[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in index]
+    keep = keep or list(enc.families)
+    undecided: list[str] = []
+    for name in list(keep):
+        trial = [n for n in keep if n != name]
+        trial_run = Run(settings)
+        if solve_once(enc, trial_run, trial, time_limit_s=max(0.5, limit / 4)) is not None:
+            continue  # feasible without it: needed
+        if trial_run.status == "INFEASIBLE":
+            keep = trial
+        else:
+            undecided.append(name)
+    return Core(needed=tuple(n for n in keep if n not in undecided), undecided=tuple(undecided))
