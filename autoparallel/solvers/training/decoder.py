@@ -10,7 +10,6 @@ enumeration oracle can share these result types without it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
@@ -29,10 +28,6 @@ from autoparallel.solvers.training.space import (
     TrainingSpace,
     TrainingTables,
 )
-
-if TYPE_CHECKING:
-    from autoparallel.solvers.cpsat import cp_model
-    from autoparallel.solvers.training.encoder import EncodedTraining
 
 Objective = str | Sequence[str] | Mapping[str, float]
 """An objective name, a lexicographic order of names, or weights {name: weight}."""
@@ -75,20 +70,6 @@ class TrainingSolution(_Frozen):
 
 
 # ----- decoding ---------------------------------------------------------------------------------------
-def read_point(enc: EncodedTraining, solver: cp_model.CpSolver) -> Point:
-    """The solver's choice as a Point (stages first → last)."""
-    v = enc.vars
-
-    def chosen(group: list[cp_model.IntVar]) -> int:
-        return next(k for k, lit in enumerate(group) if solver.boolean_value(lit))
-
-    i = chosen(v.shape)
-    pp = enc.tables.space.shapes[i].pp
-    layers = tuple(solver.value(v.layers[j]) for j in range(pp))[::-1]
-    modes = tuple(chosen(v.recompute[j]) for j in range(pp))[::-1]
-    return Point(shape=i, micro=chosen(v.micro), state=chosen(v.state), layers=layers, recompute=modes)
-
-
 def to_config(space: TrainingSpace, p: Point) -> TrainingConfig:
     """The TrainingConfig of a point (recompute = the first stage's mode; stage_recompute per stage)."""
     modes = tuple(space.recompute_modes[c] for c in p.recompute)

@@ -23,7 +23,7 @@ assembles them (`build`) and seeds the search (`add_hint`). Their public names a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.training.constraints import (
@@ -39,7 +39,7 @@ from autoparallel.solvers.training.constraints import (
 from autoparallel.solvers.training.objective import OBJECTIVES, objective_expr
 from autoparallel.solvers.training.points import Point, PointBound, Triple
 from autoparallel.solvers.training.tables import TrainingTables
-from autoparallel.solvers.training.vars import Expr, IntVar, TrainingVars, add_choices
+from autoparallel.solvers.training.vars import Expr, IntVar, TrainingVars, add_choices, upper_bound
 
 __all__ = [
     "OBJECTIVES",
@@ -64,13 +64,47 @@ __all__ = [
 
 @dataclass
 class EncodedTraining:
-    """A built CP-SAT model with its variables, tables and family literals."""
+    """A built CP-SAT model with its variables, tables and family literals (a `driver.Encoding`)."""
 
     model: cp_model.CpModel
     vars: TrainingVars
     tables: TrainingTables
     families: dict[str, IntVar]
     """Family name → the literal enabling that family's constraints (solved with all assumed true)."""
+    objectives: dict[str, Expr] = field(default_factory=dict)
+    """Objective expressions built so far (mfu / cost add product variables: built once)."""
+
+    def objective_expr(self, name: str) -> Expr:
+        if name not in self.objectives:
+            self.objectives[name] = objective_expr(self.model, self.tables, self.vars, name)
+        return self.objectives[name]
+
+    def maximized(self, name: str) -> bool:
+        return False  # every training objective is a quantity to minimize (step, GPU·µs, MiB)
+
+    def objective_scale(self, name: str) -> int:
+        expr = self.objective_expr(name)
+        return upper_bound(self.model, expr) if isinstance(expr, IntVar) else 1
+
+    def read(self, solver: cp_model.CpSolver) -> Point:
+        """The solver's choice as a Point (stages first → last)."""
+        v = self.vars
+
+        def chosen(group: list[IntVar]) -> int:
+            return next(k for k, lit in enumerate(group) if solver.boolean_value(lit))
+
+        i = chosen(v.shape)
+        pp = self.tables.space.shapes[i].pp
+        layers = tuple(solver.value(v.layers[j]) for j in range(pp))[::-1]
+        modes = tuple(chosen(v.recompute[j]) for j in range(pp))[::-1]
+        return Point(shape=i, micro=chosen(v.micro), state=chosen(v.state), layers=layers, recompute=modes)
+
+    def hint(self, point: Point) -> None:
+        self.model.clear_hints()
+        add_hint(self, point)
+
+    def shape_literals(self, point: Point) -> list[IntVar]:
+        return [self.vars.shape[point.shape]]
 
 
 def add_hint(enc: EncodedTraining, p: Point) -> None:

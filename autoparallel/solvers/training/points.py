@@ -288,3 +288,37 @@ def _fluid_work(t: TrainingTables, i: int, m: int, z: int, pp: int, ga: int, cou
             break
     extra = t.first_us[i][m] + t.last_us[i][m] + pp * t.hop_us[i][m]
     return max(0, math.ceil(time - 1e-6)) + extra
+
+
+def memory_rules_out_everything(t: TrainingTables) -> bool:
+    """True when no (shape, micro-batch, state mode) fits in memory under any partition, per-stage
+    recompute, batch or ZeRO/pipeline rule: a certificate that memory alone is infeasible.
+
+    pp = 1: the one stage holds every layer (`_single_stage`). pp > 1: the fluid relaxation of
+    `point_bounds` with one micro-batch in flight per stage (the fewest any schedule keeps), summed over
+    the stages, so that it holds even for empty stages: all layers' states + their lightest activations
+    + the first and last stages' extras must fit in pp × capacity.
+    """
+    sp = t.space
+    counts = [sp.kind_of_layer.count(k) for k in range(t.num_kinds)]
+    modes = range(len(sp.recompute_modes))
+    for i, shape in enumerate(sp.shapes):
+        for m in range(len(sp.micro_batches)):
+            for z in range(len(sp.state_modes)):
+                if shape.pp == 1:
+                    if _single_stage(t, i, m, z) is not None:
+                        return False
+                    continue
+                room = shape.pp * t.capacity_mib - (
+                    t.last_state_mib[i][z]
+                    + t.last_act_mib[i][m]
+                    + t.first_state_mib[i][z]
+                    + t.first_act_mib[i][m]
+                )
+                need = sum(
+                    n * (t.state_mib[k][i][z] + min(t.act_mib[k][c][i][m] for c in modes))
+                    for k, n in enumerate(counts)
+                )
+                if need <= room:
+                    return False
+    return True
