@@ -9,7 +9,6 @@ Usage:
 from autoparallel.api import (
     Analysis,
     AutoParallel,
-    SolverSettings,
     SweepRow,
     analyze,
     evaluate,
@@ -31,6 +30,9 @@ from autoparallel.memory.serving import VllmMemoryReport, vllm_memory
 from autoparallel.memory.training import training_memory
 from autoparallel.models import ModelSpec, list_models, load_model
 from autoparallel.plan import ServingPlan, TrainingPlan
+from autoparallel.solvers.serving.space import ServingOptions
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.training.space import TrainingOptions
 from autoparallel.workload import Serving, Training
 
 __all__ = [
@@ -46,12 +48,14 @@ __all__ = [
     "Recompute",
     "Serving",
     "ServingConfig",
+    "ServingOptions",
     "ServingPlan",
     "SolverSettings",
     "SolverTimeoutError",
     "SweepRow",
     "Training",
     "TrainingConfig",
+    "TrainingOptions",
     "TrainingPlan",
     "VllmMemoryReport",
     "ZeroStage",

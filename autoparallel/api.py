@@ -1,51 +1,73 @@
-"""solve / analyze / optimize / evaluate / pareto / sweep: thin orchestration over the layers below.
+"""The public facade: validate the arguments, call a planner, adapt its result into a plan.
 
-Usage:
-    >>> import autoparallel as ap
-    >>> plan = ap.solve("meta-llama/Llama-3.1-70B-Instruct", "1x8xH100", workload="chatbot")
-    >>> plan.config.tp, plan.perf["output_tokens_per_s_per_gpu"]      # doctest: +SKIP
-    >>> print(plan.vllm_command)                                        # doctest: +SKIP
+>>> import autoparallel as ap
+>>> plan = ap.solve("meta-llama/Llama-3.1-70B-Instruct", "1x8xH100", workload="chatbot")  # doctest: +SKIP
+>>> plan.config.tp, plan.perf.output_tokens_per_s_per_gpu                                 # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, overload
+from collections.abc import Iterable
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import ServingConfig, TrainingConfig
-from autoparallel.errors import InfeasibleError, InputError
+from autoparallel.errors import AutoParallelError, InfeasibleError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
-from autoparallel.plan import ServingPlan, TrainingPlan
+from autoparallel.objectives import parse_objective
+from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
+from autoparallel.solvers.serving.space import ServingOptions
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.training.space import TrainingOptions
 from autoparallel.workload import Serving, Training
 
-if TYPE_CHECKING:
-    from autoparallel.solvers.serving.space import ServingOptions
-    from autoparallel.solvers.settings import SolverSettings as _Settings
-    from autoparallel.solvers.training.space import TrainingOptions
-
 Plan = ServingPlan | TrainingPlan
+Objective = Literal["throughput", "ttft", "tpot", "cost", "memory", "mfu", "headroom"]
 
 
-class SolverSettings:
-    """Factory for the solver's settings that keeps ortools off the import path of `autoparallel`."""
-
-    @staticmethod
-    def create(*, time_limit_s: float | None = None, workers: int | None = None, seed: int = 0) -> _Settings:
-        """Settings with only the given fields changed from the defaults."""
-        from autoparallel.solvers.settings import SolverSettings as Settings
-
-        fields: dict[str, Any] = {"seed": seed}
-        if time_limit_s is not None:
-            fields["time_limit_s"] = time_limit_s
-        if workers is not None:
-            fields["workers"] = workers
-        return Settings(**fields)
-
-
+# ----- validate ----------------------------------------------------------------------------------
 def _model(model: Any) -> ModelSpec:
     return model if isinstance(model, ModelSpec) else load_model(model)
+
+
+def _cluster(cluster: Any) -> Cluster:
+    if isinstance(cluster, Cluster):
+        return cluster
+    if not isinstance(cluster, str):
+        raise InputError(
+            f"cluster must be a Cluster or a spec string like '2x8xH100', got {type(cluster).__name__}"
+        )
+    return Cluster.parse(cluster)
+
+
+def _workload(workload: Any) -> Serving | Training:
+    if isinstance(workload, str):
+        return Serving.preset(workload)
+    if isinstance(workload, (Serving, Training)):
+        return workload
+    raise InputError(f"workload must be a preset name, Serving or Training, got {type(workload).__name__}")
+
+
+def _options(options: Any, workload: Serving | Training) -> Any:
+    kind, cls = (
+        (TrainingOptions, "TrainingOptions")
+        if isinstance(workload, Training)
+        else (ServingOptions, "ServingOptions")
+    )
+    if options is not None and not isinstance(options, kind):
+        raise InputError(f"options for this workload must be {cls}, got {type(options).__name__}")
+    return options
+
+
+def _list(values: Any, name: str) -> list[Any]:
+    """A list argument; a lone string is one item, not its characters."""
+    if isinstance(values, (str, ModelSpec, Cluster, Serving, Training)):
+        return [values]
+    if not isinstance(values, Iterable):
+        raise InputError(f"{name} must be a list, got {type(values).__name__}")
+    return list(values)
 
 
 def served_id(source: Any, model: ModelSpec) -> str:
@@ -62,133 +84,120 @@ def served_id(source: Any, model: ModelSpec) -> str:
     entry = find_entry(source)
     if entry is None:
         return source
-    for name in (entry.id, *entry.aliases):
-        if name.lower() == source.strip().lower():
-            return name
-    return entry.id
+    return next((n for n in (entry.id, *entry.aliases) if n.lower() == source.strip().lower()), entry.id)
 
 
-def _cluster(cluster: Cluster | str) -> Cluster:
-    return cluster if isinstance(cluster, Cluster) else Cluster.parse(cluster)
-
-
-def _workload(workload: Serving | Training | str) -> Serving | Training:
-    if isinstance(workload, str):
-        return Serving.preset(workload)
-    if isinstance(workload, (Serving, Training)):
-        return workload
-    raise InputError(f"workload must be a preset name, Serving or Training, got {type(workload).__name__}")
-
-
-# ----- serving ---------------------------------------------------------------------------------------
-def _serving_plan(
-    model: ModelSpec, cluster: Cluster, workload: Serving, solution: Any, model_id: str = ""
-) -> ServingPlan:
-    est = solution.estimate
-    runner = None
-    if solution.runner_up is not None:
-        ru = solution.runner_up
-        runner = {
-            "config": ru.config.model_dump(),
-            "why_lost": ru.why_lost,
-            "perf": ru.estimate.perf.model_dump(),
-        }
+# ----- adapt -------------------------------------------------------------------------------------
+def _serving_plan(m: ModelSpec, c: Cluster, w: Serving, sol: Any, model_id: str) -> ServingPlan:
+    est, ru = sol.estimate, sol.runner_up
+    runner = None if ru is None else RunnerUp(config=ru.config, why_lost=ru.why_lost, perf=ru.estimate.perf)
     return ServingPlan(
-        model=model,
+        model=m,
         model_id=model_id,
-        cluster=cluster,
-        workload=workload,
-        objective=str(solution.objective),
-        config=solution.config,
-        memory=est.memory.to_dict(),
-        perf=est.perf.model_dump(),
+        cluster=c,
+        workload=w,
+        objective=str(sol.objective),
+        config=sol.config,
+        memory=est.memory,
+        perf=est.perf,
         fits=est.fits,
         problems=(*est.problems, *est.slo_violations),
-        solver=_solver_dict(solution.solver, solution.objective_value),
-        binding=solution.binding,
+        solver=SolverReport.of(sol.solver, sol.objective_value),
+        binding=sol.binding,
         runner_up=runner,
     )
 
 
-def _solve_serving(
-    model: ModelSpec,
-    cluster: Cluster,
-    workload: Serving,
-    objective: Any,
-    settings: _Settings | None,
-    options: ServingOptions | None,
-    model_id: str = "",
-) -> ServingPlan:
-    from autoparallel.solvers.serving.solve import solve_serving
-
-    sol = solve_serving(model, cluster, workload, objective=objective, settings=settings, options=options)
-    return _serving_plan(model, cluster, workload, sol, model_id)
-
-
-# ----- training --------------------------------------------------------------------------------------
-def _training_plan(
-    model: ModelSpec, cluster: Cluster, workload: Training, solution: Any, objective: str, model_id: str = ""
-) -> TrainingPlan:
-    runner = None
-    if solution.runner_up is not None:
-        ru = solution.runner_up
-        runner = {
-            "config": ru.config.model_dump(mode="json"),
-            "step_time_s": ru.step_time_s,
-            "why_lost": ru.reason,
-        }
+def _training_plan(m: ModelSpec, c: Cluster, w: Training, sol: Any, model_id: str) -> TrainingPlan:
+    ru = sol.runner_up
+    runner = (
+        None if ru is None else RunnerUp(config=ru.config, why_lost=ru.reason, step_time_s=ru.step_time_s)
+    )
     return TrainingPlan(
-        model=model,
+        model=m,
         model_id=model_id,
-        cluster=cluster,
-        workload=workload,
-        objective=objective,
-        config=solution.config,
-        memory=solution.memory.model_dump(mode="json"),
-        perf=solution.perf.model_dump(mode="json"),
-        fits=solution.memory.fits,
-        problems=tuple(solution.memory.problems),
-        solver=_solver_dict(solution.stats, None),
-        binding=tuple(solution.binding),
+        cluster=c,
+        workload=w,
+        objective=sol.objective,
+        config=sol.config,
+        memory=sol.memory,
+        perf=sol.perf,
+        fits=sol.memory.fits,
+        problems=tuple(sol.memory.problems),
+        solver=SolverReport.of(sol.stats),
+        binding=tuple(sol.binding),
         runner_up=runner,
     )
 
 
-def _solve_training(
-    model: ModelSpec,
-    cluster: Cluster,
+# ----- solve -------------------------------------------------------------------------------------
+@overload
+def solve_top(
+    model: Any,
+    cluster: Cluster | str,
     workload: Training,
-    objective: str,
-    settings: _Settings | None,
-    options: TrainingOptions | None,
-    model_id: str = "",
-) -> TrainingPlan:
-    from autoparallel.solvers.training.solve import solve_training
+    objective: Any = ...,
+    *,
+    settings: SolverSettings | None = ...,
+    options: Any = ...,
+    top: int = ...,
+) -> list[TrainingPlan]: ...
+@overload
+def solve_top(
+    model: Any,
+    cluster: Cluster | str,
+    workload: Serving | str = ...,
+    objective: Any = ...,
+    *,
+    settings: SolverSettings | None = ...,
+    options: Any = ...,
+    top: int = ...,
+) -> list[ServingPlan]: ...
+def solve_top(
+    model: Any,
+    cluster: Cluster | str,
+    workload: Serving | Training | str = "chatbot",
+    objective: Any = "throughput",
+    *,
+    settings: SolverSettings | None = None,
+    options: Any = None,
+    top: int = 1,
+) -> list[ServingPlan] | list[TrainingPlan]:
+    """The `top` best plans, each of another parallel shape, best first (CP-SAT k-best: the optimum, then
+    the optimum once each earlier shape is excluded by a no-good cut).
 
-    sol = solve_training(model, cluster, workload, objective=objective, settings=settings, options=options)
-    return _training_plan(model, cluster, workload, sol, objective, model_id)
+    Raises:
+        InputError: bad model, cluster, workload, objective, options or top.
+        InfeasibleError: nothing fits; the message names the conflicting constraints with numbers.
+        SolverTimeoutError: no plan found within the time limit.
+    """
+    m, c, w = _model(model), _cluster(cluster), _workload(workload)
+    opts, mid = _options(options, w), served_id(model, m)
+    if settings is not None and not isinstance(settings, SolverSettings):
+        raise InputError(f"settings must be SolverSettings, got {type(settings).__name__}")
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
+        raise InputError(f"top must be an integer from 1 to 100, got {top!r:.40}")
+    if isinstance(w, Training):
+        from autoparallel.solvers.training.solve import solve_training
+
+        parse_objective(objective, "training")
+        sol = solve_training(m, c, w, objective=objective, settings=settings, options=opts)
+        return [_training_plan(m, c, w, sol, mid)]
+    from autoparallel.solvers.serving.solve import solve_serving_top
+
+    parse_objective(objective, "serving")
+    sols = solve_serving_top(m, c, w, objective=objective, settings=settings, options=opts, top=top)
+    return [_serving_plan(m, c, w, s, mid) for s in sols]
 
 
-def _solver_dict(stats: Any, objective_value: float | None) -> dict[str, Any]:
-    """Solver statistics for users: the objective and bound in the solver's scaled integer units are
-    named as such; `objective_value` (serving) is the float model's value in real units."""
-    d = dict(stats.model_dump(mode="json"))
-    d["objective_scaled"] = d.pop("objective_value")
-    d["bound_scaled"] = d.pop("bound")
-    if objective_value is not None:
-        d["objective_value"] = objective_value
-    return d
-
-
-# ----- public API ------------------------------------------------------------------------------------
 @overload
 def solve(
     model: Any,
     cluster: Cluster | str,
     workload: Training,
-    objective: str = ...,
+    objective: Any = ...,
     *,
-    settings: _Settings | None = ...,
+    settings: SolverSettings | None = ...,
     options: Any = ...,
 ) -> TrainingPlan: ...
 @overload
@@ -198,7 +207,7 @@ def solve(
     workload: Serving | str = ...,
     objective: Any = ...,
     *,
-    settings: _Settings | None = ...,
+    settings: SolverSettings | None = ...,
     options: Any = ...,
 ) -> ServingPlan: ...
 def solve(
@@ -207,83 +216,130 @@ def solve(
     workload: Serving | Training | str = "chatbot",
     objective: Any = "throughput",
     *,
-    settings: _Settings | None = None,
+    settings: SolverSettings | None = None,
     options: Any = None,
 ) -> Plan:
-    """The best configuration of `model` on `cluster` for `workload`, proven optimal by CP-SAT.
+    """The best configuration of `model` on `cluster` for `workload`, decided by CP-SAT (its status says
+    whether it is proven optimal).
 
     Args:
         model: zoo id, config.json path or folder, config dict, PretrainedConfig or ModelSpec.
         cluster: a Cluster or a spec string ("2x8xH100").
         workload: a serving preset name, a `Serving` profile or a `Training` job.
-        objective: serving: throughput, ttft, tpot, cost, memory (or a tuple: lexicographic; a dict:
-            weighted); training: throughput, mfu, cost, headroom.
-        settings: solver time limit, workers and seed (`SolverSettings.create(...)`).
+        objective: a name from `autoparallel.objectives` (serving: throughput, ttft, tpot, cost, memory;
+            training: throughput, mfu, cost, memory; `headroom` = memory), a tuple of names
+            (lexicographic) or {name: weight} (weighted).
+        settings: `SolverSettings` (time limit, workers, seed).
         options: `ServingOptions` / `TrainingOptions`: the values each knob may take.
-
-    Raises:
-        InputError: bad model, cluster, workload or option.
-        InfeasibleError: nothing fits; the message names the conflicting constraints with numbers.
-        SolverTimeoutError: no plan found within the time limit.
     """
-    m, c, w = _model(model), _cluster(cluster), _workload(workload)
-    mid = served_id(model, m)
-    if isinstance(w, Training):
-        return _solve_training(m, c, w, str(objective), settings, options, mid)
-    return _solve_serving(m, c, w, objective, settings, options, mid)
+    plans: list[Any] = solve_top(model, cluster, workload, objective, settings=settings, options=options)
+    return plans[0]
 
 
 optimize = solve
-"""The seed's name for `solve`: the best plan with its deployment commands."""
+"""The seed's name for `solve`."""
 
 
-def solve_top(
+# ----- evaluate a user's configuration -----------------------------------------------------------
+def evaluate(
     model: Any,
     cluster: Cluster | str,
+    config: ServingConfig | TrainingConfig,
     workload: Serving | Training | str = "chatbot",
-    objective: Any = "throughput",
     *,
-    settings: _Settings | None = None,
-    options: Any = None,
-    top: int = 1,
-) -> list[Plan]:
-    """The `top` best plans of different shapes (best first): the optimum, then its runners-up."""
-    best = solve(model, cluster, workload, objective, settings=settings, options=options)
-    if top <= 1 or not isinstance(best, ServingPlan):
-        return [best]
-    from autoparallel.solvers.serving.space import ServingOptions
-
-    base = options or ServingOptions()
-    seen = {(best.config.tp, best.config.pp, best.config.enable_expert_parallel)}
-    plans: list[Plan] = [best]
-    m, c = best.model, best.cluster
-    for tp in sorted({1, 2, 4, 8, 16, c.gpus_per_node} & set(range(1, c.gpus_per_node + 1))):
-        for pp in (1, 2, 4, 8):
-            if (tp, pp, False) in seen and (tp, pp, True) in seen:
-                continue
-            opts = base.model_copy(update={"tp_values": (tp,), "pp_values": (pp,)})
-            try:
-                plan = _solve_serving(m, c, best.workload, objective, settings, opts, best.model_id)
-            except (InfeasibleError, InputError):
-                continue
-            key = (plan.config.tp, plan.config.pp, plan.config.enable_expert_parallel)
-            if key not in seen:
-                seen.add(key)
-                plans.append(plan)
-    ranked = [
-        plans[0],
-        *sorted(
-            plans[1:],
-            key=lambda p: (
-                -float(p.solver.get("objective_value", 0.0))
-                if str(objective) in ("throughput",)
-                else float(p.solver.get("objective_value", 0.0))
-            ),
-        ),
-    ]
-    return ranked[:top]
+    compare: bool = True,
+) -> Plan:
+    """The cost model's verdict on a configuration the user runs today (solver status EVALUATED) and,
+    with `compare`, the planner's optimum for the same request and the relative gap to it."""
+    if not isinstance(config, (ServingConfig, TrainingConfig)):
+        raise InputError(f"config must be a ServingConfig or TrainingConfig, got {type(config).__name__}")
+    m, c, w = _model(model), _cluster(cluster), _workload(workload)
+    mid = served_id(model, m)
+    if isinstance(config, TrainingConfig):
+        if not isinstance(w, Training):
+            w = Training(seq_len=config.seq_len, global_batch=config.global_batch, precision=config.precision)
+        return _evaluate_training(m, c, config, w, compare, mid)
+    if not isinstance(w, Serving):
+        raise InputError("a ServingConfig needs a serving workload")
+    return _evaluate_serving(m, c, config, w, compare, mid)
 
 
+def _optimum(m: ModelSpec, c: Cluster, w: Any, options: Any, rate: str, mine: float) -> dict[str, Any]:
+    try:
+        best = solve(m, c, w, "throughput", options=options)
+    except AutoParallelError as exc:
+        return {"optimum": None, "optimum_error": str(exc).splitlines()[0]}
+    top = float(getattr(best.perf, rate))
+    found: dict[str, Any] = {"config": best.config.model_dump(mode="json"), rate: top}
+    if isinstance(best, ServingPlan):
+        found["vllm_command"] = best.vllm_command
+    else:
+        found["mfu"] = best.perf.mfu
+    return {"optimum": found, "gap_to_optimum": (top - mine) / top if top > 0 else 0.0}
+
+
+def _evaluate_serving(
+    m: ModelSpec, c: Cluster, config: ServingConfig, w: Serving, compare: bool, model_id: str
+) -> ServingPlan:
+    from autoparallel.perf.serving import evaluate_serving
+
+    est = evaluate_serving(m, c, config, w)
+    solver: dict[str, Any] = {"status": "EVALUATED"}
+    if compare:
+        # The optimum may use the runtime choices the user's config makes, besides vLLM's defaults.
+        d = ServingOptions()
+        options = d.model_copy(
+            update={
+                "kv_cache_dtypes": tuple(dict.fromkeys((*d.kv_cache_dtypes, config.kv_cache_dtype))),
+                "quantizations": tuple(dict.fromkeys((*d.quantizations, config.quantization))),
+                "gpu_memory_utilizations": tuple(
+                    dict.fromkeys((*d.gpu_memory_utilizations, config.gpu_memory_utilization))
+                ),
+            }
+        )
+        mine = est.perf.output_tokens_per_s if est.fits else 0.0
+        solver.update(_optimum(m, c, w, options, "output_tokens_per_s", mine))
+    return ServingPlan(
+        model=m,
+        model_id=model_id,
+        cluster=c,
+        workload=w,
+        objective="evaluate",
+        config=config,
+        memory=est.memory,
+        perf=est.perf,
+        fits=est.fits,
+        problems=(*est.problems, *est.slo_violations),
+        solver=SolverReport(**solver),
+    )
+
+
+def _evaluate_training(
+    m: ModelSpec, c: Cluster, config: TrainingConfig, w: Training, compare: bool, model_id: str
+) -> TrainingPlan:
+    from autoparallel.memory.training import training_memory
+    from autoparallel.perf.training import training_perf
+
+    mem, perf = training_memory(m, c.gpu, config), training_perf(m, c, config)
+    solver: dict[str, Any] = {"status": "EVALUATED"}
+    if compare:
+        solver.update(_optimum(m, c, w, None, "tokens_per_s", perf.tokens_per_s if mem.fits else 0.0))
+    return TrainingPlan(
+        model=m,
+        model_id=model_id,
+        cluster=c,
+        workload=w,
+        objective="evaluate",
+        config=config,
+        memory=mem,
+        perf=perf,
+        fits=mem.fits,
+        problems=tuple(mem.problems),
+        solver=SolverReport(**solver),
+    )
+
+
+# ----- analyze, pareto, sweep --------------------------------------------------------------------
 class Analysis(BaseModel):
     """Which tensor/pipeline shapes can start the model on the cluster, with vLLM's memory for each."""
 
@@ -309,11 +365,8 @@ def analyze(model: Any, cluster: Cluster | str, *, max_model_len: int | None = N
 
     m, c = _model(model), _cluster(cluster)
     rows: list[dict[str, Any]] = []
-    tps = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= c.gpus_per_node and not m.tp_violations(t)]
-    for tp in tps:
-        for pp in (1, 2, 4, 8, 16):
-            if tp * pp > c.world_size or m.pp_violations(pp):
-                continue
+    for tp in (t for t in (1, 2, 4, 8, 16, 32, 64) if t <= c.gpus_per_node and not m.tp_violations(t)):
+        for pp in (p for p in (1, 2, 4, 8, 16) if tp * p <= c.world_size and not m.pp_violations(p)):
             r = vllm_memory(m, c.gpu, tp=tp, pp=pp, max_model_len=max_model_len)
             rows.append(
                 {
@@ -340,18 +393,20 @@ def pareto(
     *,
     workload: Serving | str = "chatbot",
     points: int = 8,
-    settings: _Settings | None = None,
+    settings: SolverSettings | None = None,
     options: ServingOptions | None = None,
 ) -> list[ServingPlan]:
     """The trade-off front between two serving objectives (ε-constraint), best first on the first."""
     from autoparallel.solvers.pareto import pareto_serving
 
+    if isinstance(objectives, str) or len(_list(objectives, "objectives")) != 2:
+        raise InputError(f"objectives must be two objective names, got {objectives!r:.60}")
+    a, b = parse_objective(tuple(objectives), "serving")
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     if not isinstance(w, Serving):
         raise InputError("pareto fronts are for serving workloads")
-    front = pareto_serving(m, c, w, objectives=objectives, points=points, settings=settings, options=options)
-    mid = served_id(model, m)
-    return [_serving_plan(m, c, w, sol, mid) for sol in front]
+    front = pareto_serving(m, c, w, objectives=(a, b), points=points, settings=settings, options=options)
+    return [_serving_plan(m, c, w, sol, served_id(model, m)) for sol in front]
 
 
 class SweepRow(BaseModel):
@@ -377,252 +432,41 @@ def sweep(
     *,
     models: list[Any],
     clusters: list[Cluster | str],
-    workloads: list[Serving | str],
+    workloads: list[Serving | Training | str],
     objective: str = "throughput",
-    settings: _Settings | None = None,
+    settings: SolverSettings | None = None,
 ) -> list[SweepRow]:
     """Best plan for every model × cluster × workload; infeasible combinations are rows, not errors."""
-    from autoparallel.errors import AutoParallelError
-
+    specs = [_model(m) for m in _list(models, "models")]
+    cls = [_cluster(c) for c in _list(clusters, "clusters")]
+    wls = [_workload(w) for w in _list(workloads, "workloads")]
+    for w in wls:
+        parse_objective(objective, "training" if isinstance(w, Training) else "serving")
     rows: list[SweepRow] = []
-    specs = [_model(m) for m in models]
     for m in specs:
-        for cl in clusters:
-            c = _cluster(cl)
-            for wl in workloads:
-                w = _workload(wl)
+        for c in cls:
+            for w in wls:
                 name = w.name if isinstance(w, Serving) else "training"
+                base = {"model": m.name, "cluster": c.spec, "workload": name}
                 try:
                     plan = solve(m, c, w, objective, settings=settings)
                 except AutoParallelError as exc:
                     status = "infeasible" if isinstance(exc, InfeasibleError) else "error"
-                    rows.append(
-                        SweepRow(
-                            model=m.name,
-                            cluster=c.spec,
-                            workload=name,
-                            status=status,
-                            reason=str(exc).splitlines()[0],
-                        )
-                    )
+                    rows.append(SweepRow(**base, status=status, reason=str(exc).splitlines()[0]))
                     continue
                 rows.append(
                     SweepRow(
-                        model=m.name,
-                        cluster=c.spec,
-                        workload=name,
+                        **base,
                         status="ok",
                         config=plan.config.model_dump(mode="json"),
-                        perf=plan.perf,
+                        perf=plan.perf.model_dump(mode="json"),
                     )
                 )
     return rows
 
 
-# ----- evaluate a user's configuration ---------------------------------------------------------------
-def evaluate(
-    model: Any,
-    cluster: Cluster | str,
-    config: ServingConfig | TrainingConfig,
-    workload: Serving | Training | str = "chatbot",
-    *,
-    compare: bool = True,
-) -> Plan:
-    """The cost model's verdict on a configuration the user runs today, and how far it is from the optimum.
-
-    The result is a plan with solver status `EVALUATED`; `solver["optimum"]` holds the optimum's
-    headline numbers and `solver["gap_to_optimum"]` the relative shortfall (when `compare`).
-    """
-    m, c, w = _model(model), _cluster(cluster), _workload(workload)
-    mid = served_id(model, m)
-    if isinstance(config, TrainingConfig):
-        if not isinstance(w, Training):
-            w = Training(seq_len=config.seq_len, global_batch=config.global_batch, precision=config.precision)
-        return _evaluate_training(m, c, config, w, compare, mid)
-    if not isinstance(w, Serving):
-        raise InputError("a ServingConfig needs a serving workload")
-    return _evaluate_serving(m, c, config, w, compare, mid)
-
-
-def _evaluate_serving(
-    m: ModelSpec, c: Cluster, config: ServingConfig, w: Serving, compare: bool, model_id: str = ""
-) -> ServingPlan:
-    from autoparallel.perf.serving import evaluate_serving
-
-    est = evaluate_serving(m, c, config, w)
-    solver: dict[str, Any] = {"status": "EVALUATED"}
-    if compare:
-        mine = est.perf.output_tokens_per_s if est.fits else 0.0
-        solver.update(_optimum_serving(m, c, w, config, mine, model_id))
-    return ServingPlan(
-        model=m,
-        model_id=model_id,
-        cluster=c,
-        workload=w,
-        objective="evaluate",
-        config=config,
-        memory=est.memory.to_dict(),
-        perf=est.perf.model_dump(),
-        fits=est.fits,
-        problems=(*est.problems, *est.slo_violations),
-        solver=solver,
-    )
-
-
-def _optimum_serving(
-    m: ModelSpec, c: Cluster, w: Serving, config: ServingConfig, mine: float, model_id: str
-) -> dict[str, Any]:
-    """The planner's best throughput, allowed the same runtime choices the user's config makes
-    (quantization, KV-cache dtype, memory utilization) besides vLLM's defaults, so the comparison is fair."""
-    from autoparallel.errors import AutoParallelError
-    from autoparallel.solvers.serving.space import ServingOptions
-
-    defaults = ServingOptions()
-    options = defaults.model_copy(
-        update={
-            "kv_cache_dtypes": tuple(dict.fromkeys((*defaults.kv_cache_dtypes, config.kv_cache_dtype))),
-            "quantizations": tuple(dict.fromkeys((*defaults.quantizations, config.quantization))),
-            "gpu_memory_utilizations": tuple(
-                dict.fromkeys((*defaults.gpu_memory_utilizations, config.gpu_memory_utilization))
-            ),
-        }
-    )
-    try:
-        best = _solve_serving(m, c, w, "throughput", None, options, model_id)
-    except AutoParallelError as exc:
-        return {"optimum": None, "optimum_error": str(exc).splitlines()[0]}
-    top = float(best.perf["output_tokens_per_s"])
-    return {
-        "optimum": {
-            "config": best.config.model_dump(),
-            "output_tokens_per_s": top,
-            "vllm_command": best.vllm_command,
-        },
-        "gap_to_optimum": (top - mine) / top if top > 0 else 0.0,
-    }
-
-
-def _evaluate_training(
-    m: ModelSpec, c: Cluster, config: TrainingConfig, w: Training, compare: bool, model_id: str = ""
-) -> TrainingPlan:
-    from autoparallel.memory.training import training_memory
-    from autoparallel.perf.training import training_perf
-
-    mem = training_memory(m, c.gpu, config)
-    perf = training_perf(m, c, config)
-    solver: dict[str, Any] = {"status": "EVALUATED"}
-    if compare:
-        from autoparallel.errors import AutoParallelError
-
-        try:
-            best = _solve_training(m, c, w, "throughput", None, None)
-            top = float(best.perf["tokens_per_s"])
-            mine = perf.tokens_per_s if mem.fits else 0.0
-            solver["optimum"] = {
-                "config": best.config.model_dump(mode="json"),
-                "tokens_per_s": top,
-                "mfu": best.perf.get("mfu"),
-            }
-            solver["gap_to_optimum"] = (top - mine) / top if top > 0 else 0.0
-        except AutoParallelError as exc:
-            solver["optimum"] = None
-            solver["optimum_error"] = str(exc).splitlines()[0]
-    return TrainingPlan(
-        model=m,
-        model_id=model_id,
-        cluster=c,
-        workload=w,
-        objective="evaluate",
-        config=config,
-        memory=mem.model_dump(mode="json"),
-        perf=perf.model_dump(mode="json"),
-        fits=mem.fits,
-        problems=tuple(mem.problems),
-        solver=solver,
-    )
-
-
-def evaluate_serving_args(args: Any, workload: Serving) -> ServingPlan:
-    """`autoparallel evaluate` (serving) from parsed command-line options."""
-    c = _cluster(args.cluster)
-    m = _model(args.model)
-    if args.engine != "vllm":
-        raise InputError(
-            f"--engine {args.engine}: only vllm's memory accounting and speed are modelled; "
-            "sglang and trtllm are not calibrated yet"
-        )
-    replicas = args.dp or max(1, c.world_size // (args.tp * args.pp))
-    fields: dict[str, Any] = {
-        "tp": args.tp,
-        "pp": args.pp,
-        "replicas": replicas,
-        "enable_expert_parallel": args.enable_expert_parallel,
-        "max_num_seqs": args.max_num_seqs,
-        "max_model_len": args.max_model_len or workload.deploy_len(m.max_position_embeddings),
-        "max_num_batched_tokens": args.max_num_batched_tokens,
-        "kv_cache_dtype": args.kv_cache_dtype,
-        "quantization": args.quantization,
-        "enforce_eager": args.enforce_eager,
-    }
-    if args.gpu_memory_utilization is not None:
-        fields["gpu_memory_utilization"] = args.gpu_memory_utilization
-    try:
-        config = ServingConfig(**fields)
-    except ValueError as exc:
-        raise InputError(
-            f"invalid configuration: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"
-        ) from None
-    return _evaluate_serving(m, c, config, workload, True, served_id(args.model, m))
-
-
-def evaluate_training_args(args: Any, workload: Training) -> TrainingPlan:
-    """`autoparallel evaluate --train` from parsed command-line options."""
-    from autoparallel.configs import Recompute, ZeroStage
-
-    c = _cluster(args.cluster)
-    m = _model(args.model)
-    used = args.tp * args.pp * args.cp
-    dp = args.dp or max(1, c.world_size // used)
-    if workload.global_batch % (args.micro_batch * dp):
-        raise InputError(
-            f"--global-batch {workload.global_batch} is not a multiple of micro-batch × dp = "
-            f"{args.micro_batch} × {dp}"
-        )
-    config = TrainingConfig(
-        tp=args.tp,
-        pp=args.pp,
-        dp=dp,
-        cp=args.cp,
-        ep=args.ep,
-        vp=args.vp,
-        micro_batch=args.micro_batch,
-        global_batch=workload.global_batch,
-        seq_len=workload.seq_len,
-        zero=ZeroStage(args.zero),
-        recompute=Recompute(args.recompute),
-        precision=workload.precision,
-    )
-    if config.world_size > c.world_size:
-        raise InputError(f"tp × pp × dp × cp = {config.world_size} GPUs, but the cluster has {c.world_size}")
-    return _evaluate_training(m, c, config, workload, True, served_id(args.model, m))
-
-
-def format_front(front: list[ServingPlan], objectives: tuple[str, ...]) -> str:
-    """The Pareto front as a table."""
-    from autoparallel.explain import front_table
-
-    return front_table(front, objectives)
-
-
-def format_sweep(rows: list[SweepRow]) -> str:
-    """Sweep results as a table."""
-    from autoparallel.explain import sweep_table
-
-    return sweep_table(rows)
-
-
 class AutoParallel:
-    """Advanced settings in one place: solver limits, allowed knobs, vLLM release.
+    """Advanced settings in one place: solver limits and the knobs' allowed values.
 
     >>> ap = AutoParallel(time_limit_s=5, workers=2)                    # doctest: +SKIP
     >>> ap.solve("Qwen/Qwen3-32B", "1x8xH100", workload="rag")          # doctest: +SKIP
@@ -681,6 +525,3 @@ class AutoParallel:
     ) -> Plan:
         """`evaluate` (no settings involved; for symmetry)."""
         return evaluate(model, cluster, config, workload)
-
-
-Objective = Literal["throughput", "ttft", "tpot", "cost", "memory", "mfu", "headroom"]

@@ -8,9 +8,13 @@ Megatron/DeepSpeed training layout. Both are frozen; the solver's decoder builds
 from __future__ import annotations
 
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+KvCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc"]
+"""vLLM 0.32's `--kv-cache-dtype` values (config/cache.py `CacheDType`); bytes per element in
+`memory/vllm_config.py`."""
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,8 +39,8 @@ class ServingConfig(_Frozen):
     """Token budget per scheduler step (`--max-num-batched-tokens`); None: vLLM's default."""
     gpu_memory_utilization: float = Field(default=0.92, gt=0, le=1)
     """Fraction of GPU memory vLLM may use (`--gpu-memory-utilization`)."""
-    kv_cache_dtype: str = "auto"
-    """`auto` (model dtype), `fp8`, `fp8_e4m3`, `fp8_e5m2` (`--kv-cache-dtype`)."""
+    kv_cache_dtype: KvCacheDtype = "auto"
+    """`--kv-cache-dtype`: `auto` (the model dtype), `bfloat16`, `float16` or an fp8 variant."""
     quantization: str | None = None
     """Weight quantization vLLM applies (`--quantization`); None: as the checkpoint is."""
     enforce_eager: bool = False

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from autoparallel.api import SweepRow
-    from autoparallel.plan import ServingPlan, TrainingPlan
+    from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -31,16 +31,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _solver_line(solver: dict[str, Any]) -> str:
-    status = solver.get("status", "?")
-    parts = [f"solver: {status}"]
-    if "wall_s" in solver:
-        parts.append(f"{solver['wall_s']:.2f} s")
-    gap = solver.get("gap")
-    if status == "FEASIBLE" and gap is not None:
-        parts.append(f"gap {100 * float(gap):.1f}% (time limit reached; best found)")
-    if "gap_to_optimum" in solver:
-        gap = float(solver["gap_to_optimum"])
+def _solver_line(solver: SolverReport) -> str:
+    parts = [f"solver: {solver.status}"]
+    if solver.status == "OPTIMAL":
+        parts[0] += " (proven optimal under the cost model)"
+    if solver.wall_s is not None:
+        parts.append(f"{solver.wall_s:.2f} s")
+    if solver.status == "FEASIBLE" and solver.gap is not None:
+        parts.append(f"gap {100 * solver.gap:.1f}% (time limit reached; best found, not proven optimal)")
+    if solver.gap_to_optimum is not None:
+        gap = solver.gap_to_optimum
         at_best = "at or above the planner's optimum"
         parts.append(f"{100 * gap:.1f}% below the optimum" if gap > 0 else at_best)
     return ", ".join(parts)
@@ -68,27 +68,27 @@ def explain_serving(plan: ServingPlan) -> str:
         _table(
             ("component", "GiB"),
             [
-                ("budget (total x utilization)", mem["budget_gib"]),
-                ("weights", mem["weights_gib"]),
-                ("activation peak (profile run)", mem["activation_peak_gib"]),
-                ("non-torch (CUDA context, NCCL)", mem["non_torch_gib"]),
-                ("CUDA graphs", mem["cuda_graph_gib"]),
-                ("KV cache", mem["kv_cache_gib"]),
+                ("budget (total x utilization)", mem.budget_gib),
+                ("weights", mem.weights_gib),
+                ("activation peak (profile run)", mem.activation_peak_gib),
+                ("non-torch (CUDA context, NCCL)", mem.non_torch_gib),
+                ("CUDA graphs", mem.cuda_graph_gib),
+                ("KV cache", mem.kv_cache_gib),
             ],
         ),
-        f"KV cache: {mem['kv_cache_tokens']:,} tokens, max concurrency {mem['max_concurrency']:.1f} requests "
-        f"at {mem['max_model_len']} tokens",
+        f"KV cache: {mem.kv_cache_tokens:,} tokens, max concurrency {mem.max_concurrency:.1f} requests "
+        f"at {mem.max_model_len} tokens",
         "",
         "predicted performance (float cost model):",
         _table(
             ("metric", "value"),
             [
-                ("output tokens/s (all replicas)", perf["output_tokens_per_s"]),
-                ("output tokens/s per GPU", perf["output_tokens_per_s_per_gpu"]),
-                ("running batch per replica", perf["batch_size"]),
-                ("TTFT ms", perf["ttft_ms"]),
-                ("TPOT ms", perf["tpot_ms"]),
-                ("$ per million output tokens", perf.get("usd_per_million_tokens", 0.0)),
+                ("output tokens/s (all replicas)", perf.output_tokens_per_s),
+                ("output tokens/s per GPU", perf.output_tokens_per_s_per_gpu),
+                ("running batch per replica", perf.batch_size),
+                ("TTFT ms", perf.ttft_ms),
+                ("TPOT ms", perf.tpot_ms),
+                ("$ per million output tokens", perf.usd_per_million_tokens),
             ],
         ),
     ]
@@ -103,16 +103,16 @@ def explain_serving(plan: ServingPlan) -> str:
     return "\n".join(head)
 
 
-def _reasons(binding: Sequence[str], runner_up: dict[str, Any] | None, problems: Sequence[str]) -> list[str]:
+def _reasons(binding: Sequence[str], runner_up: RunnerUp | None, problems: Sequence[str]) -> list[str]:
     out: list[str] = []
     if problems:
         out += ["", "problems:"] + [f"  - {p}" for p in problems]
     if binding:
         out += ["", "why (binding constraints):"] + [f"  - {b}" for b in binding]
     if runner_up:
-        cfg = runner_up.get("config", {})
+        cfg = runner_up.config.model_dump()
         shape = ", ".join(f"{k}={cfg[k]}" for k in ("tp", "pp", "dp", "cp", "ep", "replicas") if k in cfg)
-        out += ["", f"runner-up ({shape}): {runner_up.get('why_lost', '')}"]
+        out += ["", f"runner-up ({shape}): {runner_up.why_lost}"]
     return out
 
 
@@ -120,7 +120,7 @@ def explain_training(plan: TrainingPlan) -> str:
     """Layout, per-stage memory, step time and MFU, reasons, DeepSpeed and Megatron artifacts."""
     c, mem, perf = plan.config, plan.memory, plan.perf
     w = plan.workload
-    stages = mem.get("stages", [])
+    stages = mem.stages
     lines = [
         f"{plan.model.name} training on {plan.cluster.describe()}",
         f"seq_len {w.seq_len}, global batch {w.global_batch} sequences "
@@ -132,20 +132,20 @@ def explain_training(plan: TrainingPlan) -> str:
         + ("/".join(r.value for r in c.stage_recompute) if c.stage_recompute else c.recompute.value)
         + f"; layers per stage {list(c.stage_layers(plan.model.num_layers))}",
         "",
-        f"memory per GPU by pipeline stage (usable {mem.get('usable_gib', 0):.1f} GiB):",
+        f"memory per GPU by pipeline stage (usable {mem.usable_gib:.1f} GiB):",
         _table(
             ("stage", "layers", "weights", "grads", "optim", "activ", "logits", "frag", "total GiB"),
             [
                 (
-                    s["stage"],
-                    s["layers"],
-                    s["weights_gib"],
-                    s["gradients_gib"],
-                    s["optimizer_gib"],
-                    s["activations_gib"],
-                    s["logits_gib"],
-                    s["fragmentation_gib"],
-                    s["total_gib"],
+                    s.stage,
+                    s.layers,
+                    s.weights_gib,
+                    s.gradients_gib,
+                    s.optimizer_gib,
+                    s.activations_gib,
+                    s.logits_gib,
+                    s.fragmentation_gib,
+                    s.total_gib,
                 )
                 for s in stages
             ],
@@ -155,7 +155,7 @@ def explain_training(plan: TrainingPlan) -> str:
         _table(
             ("metric", "value"),
             [
-                (k, perf[k])
+                (k, getattr(perf, k))
                 for k in (
                     "step_time_s",
                     "tokens_per_s",
@@ -166,8 +166,10 @@ def explain_training(plan: TrainingPlan) -> str:
                     "pp_bubble_s",
                     "dp_comm_exposed_s",
                     "tp_comm_s",
+                    "cp_comm_s",
+                    "ep_comm_s",
+                    "optimizer_s",
                 )
-                if k in perf
             ],
         ),
     ]
@@ -205,10 +207,10 @@ def front_table(front: Sequence[ServingPlan], objectives: Sequence[str]) -> str:
             p.config.pp,
             p.config.replicas,
             p.config.max_num_seqs,
-            p.perf["output_tokens_per_s"],
-            p.perf["output_tokens_per_s_per_gpu"],
-            p.perf["ttft_ms"],
-            p.perf["tpot_ms"],
+            p.perf.output_tokens_per_s,
+            p.perf.output_tokens_per_s_per_gpu,
+            p.perf.ttft_ms,
+            p.perf.tpot_ms,
         )
         for p in front
     ]
@@ -221,14 +223,19 @@ def front_table(front: Sequence[ServingPlan], objectives: Sequence[str]) -> str:
 
 
 def sweep_table(rows: Sequence[SweepRow]) -> str:
-    """One row per model × cluster × workload."""
+    """One row per model × cluster × workload (serving and training rows alike)."""
     out = []
     for r in rows:
         if r.status == "ok" and r.config and r.perf:
-            shape = f"tp={r.config['tp']} pp={r.config['pp']} x{r.config['replicas']}"
-            out.append(
-                (r.model, r.cluster, r.workload, shape, r.perf["output_tokens_per_s"], r.perf["tpot_ms"], "")
-            )
+            c, p = r.config, r.perf
+            degrees = ("tp", "pp", "dp", "cp", "ep") if "dp" in c else ("tp", "pp")
+            shape = " ".join(f"{k}={c[k]}" for k in degrees if k in c)
+            if "replicas" in c:
+                shape += f" x{c['replicas']}" + (" ep" if c.get("enable_expert_parallel") else "")
+            speed = p.get("output_tokens_per_s", p.get("tokens_per_s", 0.0))
+            tpot, step_s = p.get("tpot_ms"), p.get("step_time_s", 0.0)
+            step = f"TPOT {tpot:.1f} ms" if tpot is not None else f"step {step_s:.2f} s"
+            out.append((r.model, r.cluster, r.workload, shape, speed, step, ""))
         else:
             out.append((r.model, r.cluster, r.workload, r.status, "", "", r.reason[:60]))
-    return _table(("model", "cluster", "workload", "plan", "tok/s", "TPOT ms", "reason"), out)
+    return _table(("model", "cluster", "workload", "plan", "tok/s", "latency", "reason"), out)

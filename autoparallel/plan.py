@@ -16,10 +16,12 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.configs import ServingConfig, TrainingConfig
 from autoparallel.frameworks import deepspeed, megatron, vllm
 from autoparallel.hardware import Cluster
+from autoparallel.memory.serving import VllmMemoryReport
+from autoparallel.memory.training import TrainingMemoryReport
 from autoparallel.models import ModelSpec
+from autoparallel.perf.serving import ServingPerf
+from autoparallel.perf.training import TrainingPerf
 from autoparallel.workload import Serving, Training
-
-_GIB = 2**30
 
 
 def _round(value: Any, digits: int = 4) -> Any:
@@ -32,9 +34,86 @@ def _round(value: Any, digits: int = 4) -> Any:
     return value
 
 
-class _PlanBase(BaseModel):
+class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
+
+class SolverReport(_Frozen):
+    """How a plan was decided. JSON (`to_dict`) holds only the fields that apply."""
+
+    status: str
+    """OPTIMAL (proven), FEASIBLE (time limit: best found, see gap), EVALUATED (a user's config)."""
+    wall_s: float | None = None
+    """Wall time of the CP-SAT solves behind the plan, seconds."""
+    objective_value: float | None = None
+    """The primary objective from the float model, in real units (tokens/s, ms, US$/M tokens, GiB)."""
+    objective_scaled: float | None = None
+    """The primary objective in the solver's scaled integer units (solvers/units.py)."""
+    bound_scaled: float | None = None
+    """CP-SAT's bound on the primary objective, same units."""
+    gap: float | None = None
+    """Relative gap between objective and bound (0 when OPTIMAL)."""
+    solves: int | None = None
+    """CP-SAT calls (lexicographic levels)."""
+    seed: int | None = None
+    """CP-SAT random seed."""
+    workers: int | None = None
+    """CP-SAT workers."""
+    time_limit_s: float | None = None
+    """Time limit per solve, seconds."""
+    optimum: dict[str, Any] | None = None
+    """EVALUATED: the planner's optimum for the same request (config and headline numbers)."""
+    optimum_error: str | None = None
+    """EVALUATED: why no optimum could be computed."""
+    gap_to_optimum: float | None = None
+    """EVALUATED: relative shortfall of the user's configuration against the optimum."""
+
+    @classmethod
+    def of(cls, stats: Any, objective_value: float | None = None) -> SolverReport:
+        """From `solvers.settings.SolverStats` (scaled objective and bound named as such)."""
+        fields: dict[str, Any] = {
+            "status": stats.status,
+            "wall_s": stats.wall_s,
+            "objective_scaled": stats.objective_value,
+            "bound_scaled": stats.bound,
+            "gap": stats.gap,
+            "solves": stats.solves,
+            "seed": stats.seed,
+            "workers": stats.workers,
+            "time_limit_s": stats.time_limit_s,
+        }
+        if objective_value is not None:
+            fields["objective_value"] = objective_value
+        return cls(**fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the fields that were set."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class RunnerUp(_Frozen):
+    """The best plan of another shape, and why it lost (serving and training alike)."""
+
+    config: ServingConfig | TrainingConfig
+    """Its configuration."""
+    why_lost: str
+    """One sentence comparing it with the winner, in numbers."""
+    perf: ServingPerf | None = None
+    """Serving: its predicted speed."""
+    step_time_s: float | None = None
+    """Training: its step time."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: config, why_lost, and perf (serving) or step_time_s (training)."""
+        out: dict[str, Any] = {"config": self.config.model_dump(mode="json"), "why_lost": self.why_lost}
+        if self.perf is not None:
+            out["perf"] = self.perf.model_dump(mode="json")
+        if self.step_time_s is not None:
+            out["step_time_s"] = self.step_time_s
+        return out
+
+
+class _PlanBase(_Frozen):
     model: ModelSpec
     """The model planned for."""
     model_id: str = ""
@@ -43,19 +122,12 @@ class _PlanBase(BaseModel):
     """The cluster planned on."""
     objective: str
     """What was optimized."""
-    solver: dict[str, Any]
-    """Solver statistics: status (OPTIMAL / FEASIBLE / EVALUATED), wall_s, objective, bound, gap,
-    seed, workers."""
+    solver: SolverReport
+    """Solver status, time, objective, bound, gap and settings (or the comparison with the optimum)."""
     binding: tuple[str, ...] = ()
     """Constraints that are tight at the optimum (what stops a better plan)."""
-    runner_up: dict[str, Any] | None = None
+    runner_up: RunnerUp | None = None
     """The best plan of another shape and why it lost."""
-    memory: dict[str, Any]
-    """Per-GPU memory from the float model: serving, vLLM's accounting on the tightest GPU;
-    training, peak_gib, usable_gib and the stages."""
-    perf: dict[str, Any]
-    """Predicted speed from the float model: serving, TTFT, TPOT, tokens/s and $; training, step
-    time, tokens/s, TFLOP/s per GPU, MFU, HFU and the communication breakdown."""
     fits: bool = True
     """The configuration starts (serving) or every stage fits in memory (training)."""
     problems: tuple[str, ...] = ()
@@ -66,6 +138,13 @@ class _PlanBase(BaseModel):
         """The model id or path the launch commands load."""
         return self.model_id or self.model.name
 
+    def _common(self) -> dict[str, Any]:
+        return {
+            "solver": self.solver.to_dict(),
+            "binding": list(self.binding),
+            "runner_up": self.runner_up.to_dict() if self.runner_up else None,
+        }
+
 
 class ServingPlan(_PlanBase):
     """A vLLM deployment with its memory, speed, reasons and launch commands."""
@@ -74,6 +153,10 @@ class ServingPlan(_PlanBase):
     """The request shape planned for."""
     config: ServingConfig
     """The decided configuration."""
+    memory: VllmMemoryReport
+    """Per-GPU memory from the float model: vLLM's accounting on the tightest GPU."""
+    perf: ServingPerf
+    """Predicted speed from the float model: TTFT, TPOT, tokens/s and $."""
 
     @property
     def vllm_args(self) -> dict[str, object]:
@@ -107,8 +190,8 @@ class ServingPlan(_PlanBase):
                 "fits": self.fits,
                 "problems": list(self.problems),
                 "config": {**self.config.model_dump(), "gpus": self.config.gpus},
-                "memory": self.memory,
-                "perf": self.perf,
+                "memory": self.memory.to_dict(),
+                "perf": self.perf.model_dump(mode="json"),
                 "vllm": {
                     "command": self.vllm_command,
                     "args": self.vllm_args,
@@ -119,9 +202,7 @@ class ServingPlan(_PlanBase):
                         "notes": list(launch.notes),
                     },
                 },
-                "solver": self.solver,
-                "binding": list(self.binding),
-                "runner_up": self.runner_up,
+                **self._common(),
             }
         )
 
@@ -139,6 +220,10 @@ class TrainingPlan(_PlanBase):
     """The job planned for."""
     config: TrainingConfig
     """The decided configuration."""
+    memory: TrainingMemoryReport
+    """Per-GPU memory by pipeline stage from the float model, with the usable budget."""
+    perf: TrainingPerf
+    """Step time, tokens/s, TFLOP/s per GPU, MFU, HFU and the time breakdown (float model)."""
 
     @property
     def deepspeed_config(self) -> dict[str, object]:
@@ -182,8 +267,8 @@ class TrainingPlan(_PlanBase):
                     "world_size": self.config.world_size,
                     "layers_per_stage": list(self.config.stage_layers(self.model.num_layers)),
                 },
-                "memory": self.memory,
-                "perf": self.perf,
+                "memory": self.memory.model_dump(mode="json"),
+                "perf": self.perf.model_dump(mode="json"),
                 "deepspeed": {
                     "config": self._artifact(lambda: self.deepspeed_config),
                     "command": self._artifact(lambda: self.deepspeed_command),
@@ -193,9 +278,7 @@ class TrainingPlan(_PlanBase):
                     "command": self._artifact(lambda: self.torchrun_command),
                     "notes": megatron.megatron_notes(self.model, self.config),
                 },
-                "solver": self.solver,
-                "binding": list(self.binding),
-                "runner_up": self.runner_up,
+                **self._common(),
             }
         )
 

@@ -9,7 +9,7 @@ mine = ap.ServingConfig(tp=8, max_num_seqs=256, max_model_len=8192)
 ev = ap.evaluate("meta-llama/Llama-3.1-70B-Instruct", "1x8xH100", mine, workload="chatbot")
 print(ev.explain())
 print(
-    f"\n{100 * ev.solver['gap_to_optimum']:.0f}% below the best plan: {ev.solver['optimum']['vllm_command']}"
+    f"\n{100 * (ev.solver.gap_to_optimum or 0.0):.0f}% below the best plan: {(ev.solver.optimum or {}).get('vllm_command')}"
 )
 
 # Memory only, as vLLM accounts it at start-up:

@@ -14,10 +14,10 @@ def plan_8b() -> ap.ServingPlan:
 
 def test_solve_returns_a_plan_that_fits_and_names_the_requested_id(plan_8b: ap.ServingPlan) -> None:
     assert plan_8b.fits
-    assert plan_8b.solver["status"] in ("OPTIMAL", "FEASIBLE")
+    assert plan_8b.solver.status in ("OPTIMAL", "FEASIBLE")
     assert plan_8b.config.gpus <= 2
     assert plan_8b.vllm_command.startswith("vllm serve meta-llama/Llama-3.1-8B-Instruct ")
-    assert plan_8b.memory["kv_cache_tokens"] >= plan_8b.config.max_model_len
+    assert plan_8b.memory.kv_cache_tokens >= plan_8b.config.max_model_len
 
 
 def test_plan_json_has_the_documented_keys(plan_8b: ap.ServingPlan) -> None:
@@ -39,8 +39,8 @@ def test_evaluate_reports_gap_to_the_optimum(plan_8b: ap.ServingPlan) -> None:
     mine = ap.ServingConfig(tp=1, replicas=1, max_num_seqs=8, max_model_len=2048)
     ev = ap.evaluate("meta-llama/Llama-3.1-8B-Instruct", "1x2xH100", mine, "chatbot")
     assert ev.fits
-    assert ev.solver["status"] == "EVALUATED"
-    assert 0 < ev.solver["gap_to_optimum"] < 1  # one GPU at batch 8 is well below the optimum
+    assert ev.solver.status == "EVALUATED"
+    assert 0 < ev.solver.gap_to_optimum < 1  # one GPU at batch 8 is well below the optimum
 
 
 def test_infeasible_names_the_memory_family() -> None:
@@ -86,8 +86,8 @@ def test_training_plan_has_artifacts_and_stage_memory() -> None:
 def test_evaluate_training_compares_with_the_optimum() -> None:
     cfg = ap.TrainingConfig(tp=8, pp=1, dp=1, micro_batch=1, global_batch=64, seq_len=4096)
     ev = ap.evaluate("meta-llama/Llama-3.2-1B", "1x8xH100", cfg)
-    assert ev.fits and ev.solver["status"] == "EVALUATED"
-    assert ev.solver["gap_to_optimum"] >= 0  # tp=8 on a 1B model is not better than the optimum
+    assert ev.fits and ev.solver.status == "EVALUATED"
+    assert ev.solver.gap_to_optimum >= 0  # tp=8 on a 1B model is not better than the optimum
 
 
 def test_solve_top_returns_distinct_shapes() -> None:
@@ -101,8 +101,8 @@ def test_solve_top_returns_distinct_shapes() -> None:
 def test_pareto_front_trades_throughput_for_latency() -> None:
     front = ap.pareto("meta-llama/Llama-3.1-8B", "1x2xH100", objectives=("throughput", "tpot"), points=4)
     assert len(front) >= 2
-    tps = [p.perf["output_tokens_per_s"] for p in front]
-    tpots = [p.perf["tpot_ms"] for p in front]
+    tps = [p.perf.output_tokens_per_s for p in front]
+    tpots = [p.perf.tpot_ms for p in front]
     best_tps, best_tpot = tps.index(max(tps)), tpots.index(min(tpots))
     assert tpots[best_tps] >= tpots[best_tpot] and tps[best_tpot] <= tps[best_tps]
 
@@ -110,7 +110,7 @@ def test_pareto_front_trades_throughput_for_latency() -> None:
 def test_autoparallel_object_applies_its_settings() -> None:
     auto = ap.AutoParallel(time_limit_s=5, workers=1, seed=3)
     plan = auto.solve("meta-llama/Llama-3.2-1B", "1xH100", "chatbot")
-    assert plan.solver["seed"] == 3 and plan.solver["time_limit_s"] == 5
+    assert plan.solver.seed == 3 and plan.solver.time_limit_s == 5
     ev = auto.evaluate("meta-llama/Llama-3.2-1B", "1xH100", plan.config, "chatbot")
     assert ev.fits
 
@@ -135,4 +135,4 @@ def test_context_near_the_model_limit_is_capped_not_rounded_past_it() -> None:
     assert w.context_len == 1 << 24 and w.required_len == 9_001_000
     assert w.deploy_len(10_485_760) == 10_485_760
     plan = ap.solve("meta-llama/Llama-4-Scout-17B-16E-Instruct", "2x8xH200", workload=w)
-    assert plan.config.max_model_len == 10_485_760 and plan.memory["kv_cache_tokens"] >= 10_485_760
+    assert plan.config.max_model_len == 10_485_760 and plan.memory.kv_cache_tokens >= 10_485_760

@@ -7,9 +7,8 @@ import json
 import sys
 from typing import Any
 
+from autoparallel import objectives
 from autoparallel.errors import InputError
-
-_OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "headroom", "mfu")
 
 
 def _positive_int(text: str) -> int:
@@ -67,7 +66,8 @@ def add_plan_parser(sub: Any) -> None:
     _add_serving_workload(p)
     _add_training_workload(p)
     p.set_defaults(func=cmd_plan)
-    p.add_argument("--objective", choices=_OBJECTIVES, default="throughput")
+    p.add_argument("--objective", choices=objectives.choices(), default="throughput",
+                   help=objectives.help_text())
     p.add_argument("--top", type=_positive_int, default=1, help="show the K best configurations")
     allowed = p.add_argument_group("serving knobs the planner may choose (comma-separated vLLM values)")
     allowed.add_argument("--kv-cache-dtype", default=None, help="allowed KV-cache dtypes, e.g. auto,fp8")
@@ -112,7 +112,8 @@ def add_pareto_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_pareto)
     _add_common(p)
     _add_serving_workload(p)
-    p.add_argument("--objectives", default="throughput,tpot", help="two of: " + ", ".join(_OBJECTIVES[:5]))
+    p.add_argument("--objectives", default="throughput,tpot",
+                   help="two serving objectives: " + ", ".join(objectives.SERVING) + " (headroom = memory)")
     p.add_argument("--points", type=_positive_int, default=8, help="most points on the front")
 
 
@@ -127,7 +128,8 @@ def add_sweep_parser(sub: Any) -> None:
         help="comma-separated cluster specs (use ; between specs that carry options)",
     )
     p.add_argument("--workloads", default="chatbot", help="comma-separated serving presets")
-    p.add_argument("--objective", choices=_OBJECTIVES, default="throughput")
+    p.add_argument("--objective", choices=objectives.choices(), default="throughput",
+                   help=objectives.help_text())
     p.add_argument("--json", action="store_true")
 
 
@@ -206,9 +208,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from autoparallel import api
 
     workload = _training_workload(args) if args.train else _serving_workload(args)
-    settings = api.SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
+    from autoparallel.solvers.settings import SolverSettings
+
+    settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
     options = None if args.train else _serving_options(args)
-    plans = api.solve_top(
+    plans: list[Any] = api.solve_top(
         args.model,
         args.cluster,
         workload=workload,
@@ -231,9 +235,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     ev: api.Plan
     if args.train:
-        ev = api.evaluate_training_args(args, _training_workload(args))
+        ev = _evaluate_training(args, _training_workload(args))
     else:
-        ev = api.evaluate_serving_args(args, _serving_workload(args))
+        ev = _evaluate_serving(args, _serving_workload(args))
     _emit(args, ev.to_dict(), ev.explain())
     return 0 if ev.fits else 1
 
@@ -241,18 +245,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_pareto(args: argparse.Namespace) -> int:
     """Print the trade-off front between two objectives."""
     from autoparallel import api
+    from autoparallel.explain import front_table
 
-    objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
-    if len(objectives) != 2 or any(o not in _OBJECTIVES[:5] for o in objectives):
-        raise InputError(f"--objectives needs two of {', '.join(_OBJECTIVES[:5])}, got {args.objectives!r}")
-    front = api.pareto(
-        args.model,
-        args.cluster,
-        objectives=(objectives[0], objectives[1]),
-        workload=_serving_workload(args),
-        points=args.points,
-    )
-    _emit(args, [p.to_dict() for p in front], api.format_front(front, objectives))
+    names = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
+    if len(names) != 2:
+        raise InputError(f"--objectives needs two serving objectives, got {args.objectives!r}")
+    a, b = (objectives.canonical(n, "serving") for n in names)
+    pair = (a, b)
+    workload = _serving_workload(args)
+    front = api.pareto(args.model, args.cluster, objectives=pair, workload=workload, points=args.points)
+    _emit(args, [p.to_dict() for p in front], front_table(front, pair))
     return 0
 
 
@@ -265,5 +267,68 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     clusters = [c.strip() for c in args.clusters.split(sep) if c.strip()]
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     rows = api.sweep(models=models, clusters=clusters, workloads=workloads, objective=args.objective)
-    _emit(args, [r.to_dict() for r in rows], api.format_sweep(rows))
+    from autoparallel.explain import sweep_table
+
+    _emit(args, [r.to_dict() for r in rows], sweep_table(rows))
     return 0
+
+
+def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
+    """`autoparallel evaluate` (serving): the user's vLLM flags as a ServingConfig, evaluated."""
+    from autoparallel import api
+    from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import Cluster
+
+    if args.engine != "vllm":
+        raise InputError(
+            f"--engine {args.engine}: only vllm's memory accounting and speed are modelled; "
+            "sglang and trtllm are not calibrated yet"
+        )
+    cluster = Cluster.parse(args.cluster)
+    model = api._model(args.model)
+    fields: dict[str, Any] = {
+        "tp": args.tp,
+        "pp": args.pp,
+        "replicas": args.dp or max(1, cluster.world_size // (args.tp * args.pp)),
+        "enable_expert_parallel": args.enable_expert_parallel,
+        "max_num_seqs": args.max_num_seqs,
+        "max_model_len": args.max_model_len or workload.deploy_len(model.max_position_embeddings),
+        "max_num_batched_tokens": args.max_num_batched_tokens,
+        "kv_cache_dtype": args.kv_cache_dtype,
+        "quantization": args.quantization,
+        "enforce_eager": args.enforce_eager,
+    }
+    if args.gpu_memory_utilization is not None:
+        fields["gpu_memory_utilization"] = args.gpu_memory_utilization
+    try:
+        config = ServingConfig(**fields)
+    except ValueError as exc:
+        errors = exc.errors() if hasattr(exc, "errors") else None
+        where = f"{errors[0]['loc'][0]}: {errors[0]['msg']}" if errors else str(exc)
+        raise InputError(f"invalid configuration: {where}") from None
+    return api.evaluate(model, cluster, config, workload)
+
+
+def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
+    """`autoparallel evaluate --train`: the user's layout as a TrainingConfig, evaluated."""
+    from autoparallel import api
+    from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
+    from autoparallel.hardware import Cluster
+
+    cluster = Cluster.parse(args.cluster)
+    dp = args.dp or max(1, cluster.world_size // (args.tp * args.pp * args.cp))
+    if workload.global_batch % (args.micro_batch * dp):
+        raise InputError(
+            f"--global-batch {workload.global_batch} is not a multiple of micro-batch × dp = "
+            f"{args.micro_batch} × {dp}"
+        )
+    config = TrainingConfig(
+        tp=args.tp, pp=args.pp, dp=dp, cp=args.cp, ep=args.ep, vp=args.vp, micro_batch=args.micro_batch,
+        global_batch=workload.global_batch, seq_len=workload.seq_len, zero=ZeroStage(args.zero),
+        recompute=Recompute(args.recompute), precision=workload.precision,
+    )
+    if config.world_size > cluster.world_size:
+        raise InputError(
+            f"tp × pp × dp × cp = {config.world_size} GPUs, but the cluster has {cluster.world_size}"
+        )
+    return api.evaluate(args.model, cluster, config, workload)

@@ -273,7 +273,7 @@ def _evaluate(
 ) -> VllmMemoryReport:
     """The report for validated inputs, problems without the fix sentence."""
     spec = apply_dtype_and_quant(spec, dtype, quantization)
-    kv_bytes = kv_dtype_bytes(kv_cache_dtype, spec)
+    kv_bytes = kv_dtype_bytes(spec, kv_cache_dtype)
     mml = max_model_len or spec.max_position_embeddings
     seqs, tokens = resolve_batch_defaults(rules, g, mml, max_num_seqs, max_num_batched_tokens, usage)
     ep = tp * dp if enable_expert_parallel else 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
+from autoparallel.configs import KvCacheDtype
 from autoparallel.errors import InputError
 from autoparallel.memory.vllm_kv import DEFAULT_BLOCK_SIZE, LayerKv
 from autoparallel.memory.vllm_versions import VllmRules
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 Usage = Literal["serve", "offline"]
 
 # --kv-cache-dtype values (0.32 config/cache.py CacheDType) and bytes per cached element.
-_KV_DTYPE_BYTES: dict[str, float | None] = {
+_KV_DTYPE_BYTES: dict[KvCacheDtype, float | None] = {
     "auto": None,
     "bfloat16": 2,
     "float16": 2,
@@ -81,7 +82,13 @@ def apply_dtype_and_quant(model: ModelSpec, dtype: str, quantization: str | None
     return model.model_copy(update=update) if update else model
 
 
-def kv_dtype_bytes(kv_cache_dtype: str, model: ModelSpec) -> float:
+def kv_dtype_bytes(model: ModelSpec, kv_cache_dtype: str) -> float:
+    """Bytes per cached KV element: the model's dtype for `auto`, else the named dtype's. The one
+    definition: the float model and the solver tables both call it.
+
+    Raises:
+        InputError: not one of vLLM's `--kv-cache-dtype` values.
+    """
     if kv_cache_dtype not in _KV_DTYPE_BYTES:
         raise InputError(f"kv_cache_dtype {kv_cache_dtype!r}: expected one of {', '.join(_KV_DTYPE_BYTES)}")
     fixed = _KV_DTYPE_BYTES[kv_cache_dtype]

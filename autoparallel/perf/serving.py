@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.memory.vllm_config import kv_dtype_bytes
 from autoparallel.perf.serving_efficiency import (
     DEFAULT_EFFICIENCY,
     VLLM_EFFICIENCY,
@@ -42,7 +43,6 @@ from autoparallel.perf.serving_facts import (
     Memo,
     effective_model,
     kv_bytes_per_sequence_per_gpu,
-    kv_dtype_bytes,
     memoized,
 )
 from autoparallel.perf.serving_steps import (
@@ -75,7 +75,6 @@ __all__ = [
     "efficiency_for",
     "evaluate_serving",
     "kv_bytes_per_sequence_per_gpu",
-    "kv_dtype_bytes",
     "kv_layout",
     "perf_at_batch",
     "replica_rates",

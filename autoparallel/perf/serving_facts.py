@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from autoparallel.memory.vllm_config import kv_dtype_bytes
 from autoparallel.models.quant import QuantMethod, QuantSpec
 from autoparallel.models.spec import AttentionKind, MlpKind, ModelSpec, ParamGroups
 
@@ -37,11 +38,6 @@ def memoized(
     value = compute()
     cache[full_key] = (owners, value)
     return value
-
-
-def kv_dtype_bytes(model: ModelSpec, kv_cache_dtype: str) -> float:
-    """Bytes per cached element: the model dtype for `auto`, 1 for the fp8 variants."""
-    return model.kv_dtype_default_bytes if kv_cache_dtype == "auto" else 1.0
 
 
 def effective_model(model: ModelSpec, quantization: str | None) -> ModelSpec:

@@ -77,7 +77,11 @@ class Run:
     def stats(self) -> SolverStats:
         value, bound = self.primary
         return SolverStats.of(
-            status=self.status, wall_s=self.wall_s, value=value, bound=bound, solves=self.solves,
+            status=self.status,
+            wall_s=self.wall_s,
+            value=value,
+            bound=bound,
+            solves=self.solves,
             settings=self.settings,
         )
 
@@ -232,7 +236,12 @@ def forbid_shape(enc: Encoding[P], point: P) -> None:
 
 
 def k_best(
-    enc: Encoding[P], chain: Chain, first: P, k: int, settings: SolverSettings, *,
+    enc: Encoding[P],
+    chain: Chain,
+    first: P,
+    k: int,
+    settings: SolverSettings,
+    *,
     time_limit_s: float | None = None,
 ) -> list[tuple[P, Run]]:
     """Up to `k` − 1 further points, each the optimum of `chain` over the shapes not yet returned (a

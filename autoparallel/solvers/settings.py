@@ -23,6 +23,13 @@ class SolverSettings(BaseModel):
     log_search: bool = False
     """Print CP-SAT's search log (debugging)."""
 
+    @classmethod
+    def create(cls, *, time_limit_s: float | None = None, workers: int | None = None,
+               seed: int = 0) -> SolverSettings:
+        """Settings with only the given fields changed from the defaults (None keeps a default)."""
+        fields = {"seed": seed, "time_limit_s": time_limit_s, "workers": workers}
+        return cls(**{k: v for k, v in fields.items() if v is not None})
+
 
 class SolverStats(BaseModel):
     """How a solve went, with the settings that make it reproducible."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from autoparallel.memory import vllm_kv, vllm_profile
 from autoparallel.memory.serving import kv_block_size, layer_kv_specs, resolve_batch_defaults
+from autoparallel.memory.vllm_config import kv_dtype_bytes
 from autoparallel.perf import serving as perf
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ class MemoryTerms:
             spec = self.model
             layer_key = (tp, pp, kv)
             if layer_key not in self._layer_kv:
-                kv_bytes = perf.kv_dtype_bytes(spec, kv)
+                kv_bytes = kv_dtype_bytes(spec, kv)
                 self._layer_kv[layer_key] = layer_kv_specs(spec, self.stages(pp), tp, kv_bytes)
             layers = self._layer_kv[layer_key]
             plan = vllm_kv.plan_kv(
