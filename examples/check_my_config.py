@@ -8,9 +8,9 @@ import autoparallel as ap
 mine = ap.ServingConfig(tp=8, max_num_seqs=256, max_model_len=8192)
 ev = ap.evaluate("meta-llama/Llama-3.1-70B-Instruct", "1x8xH100", mine, workload="chatbot")
 print(ev.explain())
-print(
-    f"\n{100 * (ev.solver.gap_to_optimum or 0.0):.0f}% below the best plan: {(ev.solver.optimum or {}).get('vllm_command')}"
-)
+if ev.solver.optimum is not None and ev.solver.gap_to_optimum is not None:
+    best = ev.solver.optimum["vllm_command"]
+    print(f"\n{100 * ev.solver.gap_to_optimum:.0f}% below the best plan: {best}")
 
 # Memory only, as vLLM accounts it at start-up:
 report = ap.vllm_memory("meta-llama/Llama-3.1-70B-Instruct", "H100", tp=4, max_model_len=32768)
