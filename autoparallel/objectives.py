@@ -28,16 +28,18 @@ class ObjectiveInfo:
     maximize: bool
     """True when larger is better (in the float model's units)."""
     meaning: str
+    attribute: str | None = None
+    """The float model's result field that holds the value (`ServingPerf` / `TrainingPerf`)."""
 
 
 SERVING: dict[str, ObjectiveInfo] = {
     o.name: o
     for o in (
-        ObjectiveInfo("throughput", True, "output tokens/s of the whole deployment"),
-        ObjectiveInfo("ttft", False, "time to first token, ms"),
-        ObjectiveInfo("tpot", False, "time per output token, ms"),
-        ObjectiveInfo("cost", False, "US$ per million output tokens"),
-        ObjectiveInfo("memory", True, "KV-cache headroom on the tightest GPU, GiB"),
+        ObjectiveInfo("throughput", True, "output tokens/s of the whole deployment", "output_tokens_per_s"),
+        ObjectiveInfo("ttft", False, "time to first token, ms", "ttft_ms"),
+        ObjectiveInfo("tpot", False, "time per output token, ms", "tpot_ms"),
+        ObjectiveInfo("cost", False, "US$ per million output tokens", "usd_per_million_tokens"),
+        ObjectiveInfo("memory", True, "KV-cache headroom on the tightest GPU, GiB", "kv_headroom_gib"),
     )
 }
 """Serving objectives."""
@@ -45,8 +47,8 @@ SERVING: dict[str, ObjectiveInfo] = {
 TRAINING: dict[str, ObjectiveInfo] = {
     o.name: o
     for o in (
-        ObjectiveInfo("throughput", True, "tokens/s (shortest step time)"),
-        ObjectiveInfo("mfu", True, "model FLOPs utilization (fewest GPU-seconds per step)"),
+        ObjectiveInfo("throughput", True, "tokens/s (shortest step time)", "tokens_per_s"),
+        ObjectiveInfo("mfu", True, "model FLOPs utilization (fewest GPU-seconds per step)", "mfu"),
         ObjectiveInfo("cost", False, "US$ to the token budget (GPUs x step time)"),
         ObjectiveInfo("memory", True, "memory headroom on the fullest pipeline stage"),
     )
@@ -149,3 +151,15 @@ def label(chain: Chain) -> str:
     if isinstance(chain, dict):
         return ",".join(f"{k}={w:g}" for k, w in chain.items())
     return ">".join(chain)
+
+
+def value(perf: object, name: str, kind: Kind = "serving") -> float:
+    """Objective `name` of a float-model result (`ServingPerf` or `TrainingPerf`), in real units.
+
+    Raises:
+        InputError: the objective has no single result field (training cost and memory).
+    """
+    info = registry(kind)[canonical(name, kind)]
+    if info.attribute is None:
+        raise InputError(f"{kind} objective {info.name!r} is not a field of the float model's result")
+    return float(getattr(perf, info.attribute))

@@ -22,8 +22,10 @@ import time
 
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
-from autoparallel.solvers.oracle.training import best_uniform_point, enumerate_training, point_bounds
+from autoparallel.solvers.oracle.training import enumerate_training
 from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.training.hints import best_uniform_point
+from autoparallel.solvers.training.points import point_bounds
 from autoparallel.solvers.training.solve import solve_training
 from autoparallel.solvers.training.space import TrainingOptions, build_space, build_tables
 from autoparallel.workload import Training

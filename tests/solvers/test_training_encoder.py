@@ -10,10 +10,11 @@ from autoparallel.hardware import Cluster
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.models import load_model
 from autoparallel.perf.training import training_perf
-from autoparallel.solvers.oracle.training import enumerate_training, evaluate_point, point_bounds
+from autoparallel.solvers.oracle.training import enumerate_training
 from autoparallel.solvers.partition import even_partition
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.decoder import check_against_float, evaluate
+from autoparallel.solvers.training.points import evaluate_point, point_bounds
 from autoparallel.solvers.training.solve import solve_training
 from autoparallel.solvers.training.space import TrainingOptions, build_space, build_tables
 from autoparallel.workload import Training
@@ -307,7 +308,7 @@ def test_decoder_rejects_drift() -> None:
     t = build_tables(build_space(model, cluster, wl, TrainingOptions()))
     bounds = point_bounds(t)
     (i, m, z) = min(bounds, key=lambda key: bounds[key].step_us)
-    from autoparallel.solvers.oracle.training import Point
+    from autoparallel.solvers.training.points import Point
 
     p = Point(
         shape=i,

@@ -18,8 +18,9 @@ from autoparallel.hardware import Cluster
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.models import load_model
 from autoparallel.models.spec import ModelSpec
-from autoparallel.solvers.oracle.training import Point, enumerate_training, evaluate_point
+from autoparallel.solvers.oracle.training import enumerate_training
 from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.training.points import Point, evaluate_point
 from autoparallel.solvers.training.solve import TrainingSolution, solve_training
 from autoparallel.solvers.training.space import TrainingOptions, TrainingTables, build_space, build_tables
 from autoparallel.workload import Training

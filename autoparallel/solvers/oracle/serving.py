@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.memory.serving import VllmMemoryReport, serving_memory
 from autoparallel.perf.serving import ServingEstimate, effective_model, evaluate_serving
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
 
-MAXIMIZED = frozenset({"throughput", "memory"})
+MAXIMIZED = frozenset(n for n, o in objectives.SERVING.items() if o.maximize)
 _MEMORY: dict[tuple[object, ...], tuple[ModelSpec, VllmMemoryReport]] = {}
 
 
@@ -58,15 +59,8 @@ class EnumerationResult(BaseModel):
 
 
 def objective_of(estimate: ServingEstimate, name: str) -> float:
-    """Objective `name` of an estimate (same definitions as the CP-SAT model)."""
-    p = estimate.perf
-    return {
-        "throughput": p.output_tokens_per_s,
-        "ttft": p.ttft_ms,
-        "tpot": p.tpot_ms,
-        "cost": p.usd_per_million_tokens,
-        "memory": p.kv_headroom_gib,
-    }[name]
+    """Objective `name` of an estimate (the registry's definition, as the CP-SAT model uses)."""
+    return objectives.value(estimate.perf, name)
 
 
 def _memory(model: ModelSpec, cluster: Cluster, config: ServingConfig, version: str) -> VllmMemoryReport:

@@ -4,10 +4,8 @@
 point with the float cost model (memory/training.py, perf/training.py). Property tests compare the
 CP-SAT optimum with it; benchmarks time it.
 
-Layout: the integer helpers the solver shares live in training_points.py (`evaluate_point`,
-`point_bounds`: a point's values exactly as the CP-SAT model computes them, and lower bounds) and
-training_hints.py (`best_uniform_point`, `best_partitioned_point`: warm starts). Their public names
-are re-exported here.
+It reads only the space (`solvers/training/space.py`) and the float model: none of the CP-SAT
+player's tables, hints or types.
 """
 
 from __future__ import annotations
@@ -16,19 +14,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel, ConfigDict
+
 from autoparallel.configs import Recompute, TrainingConfig
 from autoparallel.errors import InfeasibleError
+from autoparallel.memory.training import TrainingMemoryReport
+from autoparallel.perf.training import TrainingPerf
 from autoparallel.solvers.partition import even_partition
-from autoparallel.solvers.training.hints import best_partitioned_point, best_uniform_point, partitioned_point
-from autoparallel.solvers.training.points import (
-    Point,
-    PointBound,
-    StageValues,
-    Triple,
-    evaluate_point,
-    point_bounds,
-    zero_pipeline_ok,
-)
 from autoparallel.solvers.training.space import (
     ZERO_WITHOUT_PIPELINE,
     Shape,
@@ -41,25 +33,28 @@ from autoparallel.solvers.training.space import (
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
-    from autoparallel.memory.training import TrainingMemoryReport
     from autoparallel.models.spec import ModelSpec
-    from autoparallel.perf.training import TrainingPerf
-    from autoparallel.solvers.training.decoder import TrainingSolution
     from autoparallel.workload import Training
 
-__all__ = [
-    "Point",
-    "PointBound",
-    "StageValues",
-    "Triple",
-    "best_partitioned_point",
-    "best_uniform_point",
-    "enumerate_training",
-    "evaluate_point",
-    "partitioned_point",
-    "point_bounds",
-    "zero_pipeline_ok",
-]
+
+class TrainingEnumeration(BaseModel):
+    """The best uniform-stage point by brute force, with the float model's numbers."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    config: TrainingConfig
+    """The best configuration."""
+    memory: TrainingMemoryReport
+    """Its per-stage memory."""
+    perf: TrainingPerf
+    """Its step time and speed."""
+    objective_value: float
+    """Its objective: step time s (throughput), GPUs × step s (mfu, cost) or peak GiB (memory)."""
+    evaluated: int
+    """Points evaluated."""
+    wall_s: float
+    """Time taken, seconds."""
+
 
 
 def enumerate_training(
@@ -69,7 +64,7 @@ def enumerate_training(
     *,
     objective: str = "throughput",
     options: TrainingOptions | None = None,
-) -> TrainingSolution:
+) -> TrainingEnumeration:
     """Brute force over the uniform-stage space (Megatron's even split), evaluated by the float model.
 
     Every (shape, micro-batch, state mode) that passes the batch identity and the ZeRO/pipeline rule is
@@ -81,9 +76,7 @@ def enumerate_training(
         InfeasibleError: no point fits.
     """
     from autoparallel.memory.training import training_memory
-    from autoparallel.perf.training import cost_to_tokens, training_perf
-    from autoparallel.solvers.settings import SolverStats
-    from autoparallel.solvers.training.decoder import TrainingSolution
+    from autoparallel.perf.training import training_perf
 
     opts = options or TrainingOptions()
     space = build_space(model, cluster, workload, opts)
@@ -117,27 +110,9 @@ def enumerate_training(
             ("enumeration found no point that fits",),
         )
     value, cfg, memory, perf = best
-    stats = SolverStats(
-        status="ENUMERATED",
+    return TrainingEnumeration(
+        config=cfg, memory=memory, perf=perf, objective_value=value, evaluated=evaluated,
         wall_s=time.perf_counter() - start,
-        objective_value=value,
-        bound=value,
-        gap=0.0,
-        solves=evaluated,
-        seed=0,
-        workers=1,
-        time_limit_s=0.0,
-    )
-    cost = cost_to_tokens(model, cluster, cfg, workload.tokens, perf=perf) if workload.tokens else None
-    return TrainingSolution(
-        config=cfg,
-        memory=memory,
-        perf=perf,
-        cost=cost,
-        objective=objective,
-        stats=stats,
-        binding=(),
-        runner_up=None,
     )
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving
@@ -61,15 +62,8 @@ class ServingSolution(_Frozen):
 
 
 def objective_value(estimate: ServingEstimate, name: str) -> float:
-    """Objective `name` of an estimate, in float units."""
-    p = estimate.perf
-    return {
-        "throughput": p.output_tokens_per_s,
-        "ttft": p.ttft_ms,
-        "tpot": p.tpot_ms,
-        "cost": p.usd_per_million_tokens,
-        "memory": p.kv_headroom_gib,
-    }[name]
+    """Objective `name` of an estimate, in float units (`objectives.value`)."""
+    return objectives.value(estimate.perf, name)
 
 
 def decode(space: ServingSpace, point: Point) -> tuple[ServingConfig, ServingEstimate]:

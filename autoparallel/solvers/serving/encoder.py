@@ -26,15 +26,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from autoparallel import objectives
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.serving.space import Point, ServingSpace
 
 LinearExpr = cp_model.LinearExpr
-OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "memory")
-"""Objective names: total output tokens/s (max), TTFT (min), TPOT (min), $ per million output tokens
-(min), memory headroom on the tightest GPU (max)."""
-MAXIMIZED = frozenset({"throughput", "memory"})
+MAXIMIZED = frozenset(n for n, o in objectives.SERVING.items() if o.maximize)
 
 
 @dataclass

@@ -17,12 +17,12 @@ from autoparallel.configs import Recompute, TrainingConfig
 from autoparallel.errors import InternalError
 from autoparallel.memory.training import GIB, TrainingMemoryReport, training_memory
 from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf
-from autoparallel.solvers.oracle.training import (
+from autoparallel.solvers.settings import SolverStats
+from autoparallel.solvers.training.points import (
     Point,
     StageValues,
     evaluate_point,
 )
-from autoparallel.solvers.settings import SolverStats
 from autoparallel.solvers.training.space import (
     MIB_BYTES,
     TrainingSpace,

@@ -18,7 +18,7 @@ INFEASIBLE answer names the families in conflict. Units: MiB, µs (training_tabl
 
 Layout: solvers/training_vars.py (the variables and expression helpers), solvers/training_constraints.py
 (one function per constraint family), solvers/training_objective.py (the objectives); this module
-assembles them (`build`) and seeds the search (`add_hint`). Their public names are re-exported here.
+assembles them (`build`) and seeds the search (`add_hint`).
 """
 
 from __future__ import annotations
@@ -36,30 +36,10 @@ from autoparallel.solvers.training.constraints import (
     add_step_time,
     add_zero_pipeline,
 )
-from autoparallel.solvers.training.objective import OBJECTIVES, objective_expr
+from autoparallel.solvers.training.objective import objective_expr
 from autoparallel.solvers.training.points import Point, PointBound, Triple
 from autoparallel.solvers.training.tables import TrainingTables
 from autoparallel.solvers.training.vars import Expr, IntVar, TrainingVars, add_choices, upper_bound
-
-__all__ = [
-    "OBJECTIVES",
-    "EncodedTraining",
-    "Expr",
-    "IntVar",
-    "TrainingVars",
-    "add_choices",
-    "add_global_batch",
-    "add_hint",
-    "add_implied_bounds",
-    "add_recompute_choice",
-    "add_stage_memory",
-    "add_stage_partition",
-    "add_stage_time",
-    "add_step_time",
-    "add_zero_pipeline",
-    "build",
-    "objective_expr",
-]
 
 
 @dataclass

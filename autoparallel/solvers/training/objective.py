@@ -6,11 +6,10 @@ from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.training.tables import TrainingTables
 from autoparallel.solvers.training.vars import Expr, TrainingVars, equal_var, product_var, upper_bound
 
-OBJECTIVES = ("throughput", "mfu", "cost", "memory")
-"""throughput: tokens/s = global batch · seq / step, so minimize the step time; mfu and cost: the model
-FLOPs per step and the token budget are fixed, so MFU ∝ 1 / (GPUs · step) and cost ∝ GPUs · step
-(both equal throughput when every shape uses the whole cluster); memory: the most headroom, i.e. the
-least MiB on the fullest stage."""
+# Names and senses: `objectives.TRAINING`. throughput: tokens/s = global batch · seq / step, so minimize
+# the step time; mfu and cost: the model FLOPs per step and the token budget are fixed, so
+# MFU ∝ 1 / (GPUs · step) and cost ∝ GPUs · step (both equal throughput when every shape uses the whole
+# cluster); memory: the most headroom, i.e. the least MiB on the fullest stage.
 
 
 def objective_expr(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, name: str) -> Expr:
@@ -30,4 +29,4 @@ def objective_expr(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, 
         )
     if name == "memory":
         return v.peak_mib
-    raise ValueError(f"unknown objective {name!r}; choose from {', '.join(OBJECTIVES)}")
+    raise ValueError(f"no CP-SAT expression for training objective {name!r}")
