@@ -207,3 +207,63 @@ def test_plan_may_choose_fp8_when_allowed(capsys: pytest.CaptureFixture[str]) ->
 def test_plan_bad_allowed_values_exit_2(flag: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", *flag]) == 2
     assert capsys.readouterr().err.startswith("error:")
+
+
+# ----- regressions of issue 8 (one solver core, one registry, one source per fact) -------------------
+def test_bfloat16_kv_cache_plans_normally(capsys: pytest.CaptureFixture[str]) -> None:
+    # The tables and the float model once took KV bytes from two functions (1 vs 2 bytes): exit 3.
+    argv = ["plan", "meta-llama/Llama-3.1-70B", "--cluster", "1x4xH100", "--isl", "8192", "--osl", "1024",
+            "--kv-cache-dtype", "bfloat16", "--json"]
+    assert main(argv) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"]["kv_cache_dtype"] == "bfloat16" and d["fits"]
+    assert "--kv-cache-dtype bfloat16" in d["vllm"]["command"]
+
+
+def test_training_headroom_objective_from_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1x8xH100", "--train", "--seq-len", "2048",
+            "--global-batch", "64", "--objective", "headroom", "--json", "--time-limit", "5"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["objective"] == "memory"
+
+
+def test_a_training_objective_for_serving_is_a_clear_input_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--objective", "mfu"]) == 2
+    err = capsys.readouterr().err
+    assert "'mfu' is a training objective" in err and "Traceback" not in err
+
+
+def test_pareto_accepts_the_headroom_alias(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["pareto", "meta-llama/Llama-3.2-1B", "--cluster", "1x2xH100",
+            "--objectives", "throughput,headroom", "--points", "3"]
+    assert main(argv) == 0
+    assert "throughput vs memory" in capsys.readouterr().out
+
+
+def test_sweep_with_an_objective_no_workload_accepts_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sweep", "--models", "meta-llama/Llama-3.2-1B", "--clusters", "1xH100", "--objective", "mfu"]
+    assert main(argv) == 2
+    assert "training objective" in capsys.readouterr().err
+
+
+def test_sweep_table_shows_training_rows() -> None:
+    from autoparallel.api import SweepRow
+    from autoparallel.explain import sweep_table
+
+    config = {"tp": 2, "pp": 1, "dp": 4, "cp": 1, "ep": 1}
+    perf = {"tokens_per_s": 1e5, "step_time_s": 1.5}
+    row = SweepRow(model="m", cluster="1x8xH100", workload="training", status="ok", config=config, perf=perf)
+    text = sweep_table([row])
+    assert "tp=2 pp=1 dp=4" in text and "step 1.50 s" in text
+
+
+def test_deepseek_v3_training_is_explained_by_memory_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    # 1024 = micro-batch 1 × dp 128 × grad-accum 8: the batch, ZeRO/pipeline and stage rules all hold, so
+    # none of them may be blamed; memory is the cause, with its numbers.
+    argv = ["plan", "deepseek-ai/DeepSeek-V3", "--cluster", "16x8xH100", "--train", "--seq-len", "4096",
+            "--global-batch", "1024"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    reasons = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert len(reasons) == 1 and reasons[0].startswith("  - memory:"), err
+    assert "GiB" in reasons[0] and "usable" in reasons[0]

@@ -115,18 +115,17 @@ def _runner_up(
 
 
 def prepare(
-    model: ModelSpec, cluster: Cluster, workload: Training, options: TrainingOptions, budget_s: float = 1.0
-) -> tuple[TrainingTables, dict[Triple, PointBound], Point | None]:
-    """Space, tables, lower bounds and a hint: the best even split, improved (free stages only) by exact
-    min-max splits of the most promising triples for up to `budget_s` seconds."""
-    t = build_tables(build_space(model, cluster, workload, options))
+    t: TrainingTables, options: TrainingOptions, budget_s: float = 1.0
+) -> tuple[dict[Triple, PointBound], Point | None]:
+    """Lower bounds and a hint: the best even split, improved (free stages only) by exact min-max
+    splits of the most promising triples for up to `budget_s` seconds."""
     if not options.hints:
-        return t, point_bounds(t), None
+        return point_bounds(t), None
     hint = best_uniform_point(t, point_bounds(t, refine_below=0), per_stage=options.per_stage_recompute)
     bounds = point_bounds(t, refine_below=hint[1].step_us + 1 if hint else None)
     if options.non_uniform_stages and options.per_stage_recompute:
         hint = best_partitioned_point(t, bounds, hint, budget_s)
-    return t, bounds, hint[0] if hint else None
+    return bounds, hint[0] if hint else None
 
 
 def solve_training(
@@ -155,11 +154,12 @@ def solve_training(
     settings = settings or SolverSettings()
     options = options or TrainingOptions()
     chain = parse_objective(objective, "training")
-    t, bounds, hint = prepare(model, cluster, workload, options, min(2.0, settings.time_limit_s / 10))
+    t = build_tables(build_space(model, cluster, workload, options))
     if memory_rules_out_everything(t):
         # Memory alone is the usual cause; proving the other families innocent by deletion trials can
         # take CP-SAT longer than the time limit, and this certificate from the tables settles it.
         raise explain_infeasible(t, driver.Core(needed=("memory",)))
+    bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10))
     run = driver.Run(settings)
     enc = build(t, bounds)
     primary = None

@@ -1,0 +1,126 @@
+"""The one CP-SAT driver: statuses, lexicographic order, k-best cuts and the minimal core."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from autoparallel.errors import InfeasibleError, SolverTimeoutError
+from autoparallel.hardware import Cluster
+from autoparallel.models import load_model
+from autoparallel.solvers import driver
+from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.serving.solve import solve_serving, solve_serving_top
+from autoparallel.solvers.serving.space import ServingOptions
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.workload import Serving
+
+SETTINGS = SolverSettings(time_limit_s=5.0)
+
+
+@dataclass
+class Toy:
+    """x in 0..9 (the 'shape'), y in 0..9; objective names: x (max), y (min), sum (max)."""
+
+    model: cp_model.CpModel = field(default_factory=cp_model.CpModel)
+    families: dict[str, cp_model.IntVar] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.x = self.model.new_int_var(0, 9, "x")
+        self.y = self.model.new_int_var(0, 9, "y")
+        self.is_x = [self.model.new_bool_var(f"x=={k}") for k in range(10)]
+        for k, lit in enumerate(self.is_x):
+            self.model.add(self.x == k).only_enforce_if(lit)
+        self.model.add_exactly_one(self.is_x)
+
+    def family(self, name: str) -> cp_model.IntVar:
+        self.families[name] = self.model.new_bool_var(name)
+        return self.families[name]
+
+    def objective_expr(self, name: str) -> cp_model.LinearExprT:
+        return {"x": self.x, "y": self.y, "sum": self.x + self.y}[name]
+
+    def maximized(self, name: str) -> bool:
+        return name != "y"
+
+    def objective_scale(self, name: str) -> int:
+        return 18 if name == "sum" else 9
+
+    def read(self, solver: cp_model.CpSolver) -> tuple[int, int]:
+        return int(solver.value(self.x)), int(solver.value(self.y))
+
+    def hint(self, point: tuple[int, int]) -> None:
+        self.model.clear_hints()
+        self.model.add_hint(self.x, point[0])
+
+    def shape_literals(self, point: tuple[int, int]) -> Sequence[cp_model.IntVar]:
+        return [self.is_x[point[0]]]
+
+
+def test_lexicographic_then_k_best_by_no_good_cuts() -> None:
+    toy = Toy()
+    toy.model.add(toy.x + toy.y <= 12).only_enforce_if(toy.family("budget"))
+    run = driver.Run(SETTINGS)
+    best = driver.optimize(toy, ("x", "y"), run)
+    assert best == (9, 0) and run.status == "OPTIMAL" and run.solves == 2
+    more = driver.k_best(toy, ("x", "y"), best, 3, SETTINGS)
+    assert [p for p, _ in more] == [(8, 0), (7, 0)]  # the lexicographic lock of the first solve is gone
+
+
+def test_weighted_objective_is_normalised_by_each_range() -> None:
+    toy = Toy()
+    toy.model.add(toy.y >= 9 - toy.x).only_enforce_if(toy.family("trade"))
+    point = driver.optimize(toy, {"x": 1.0, "y": 3.0}, driver.Run(SETTINGS))
+    assert point == (9, 0)  # x = 9 and y = 0 are both feasible together: nothing to trade
+    toy.model.add(toy.y >= 4).only_enforce_if(toy.family("floor"))
+    assert driver.optimize(toy, {"x": 1.0, "y": 3.0}, driver.Run(SETTINGS)) == (9, 4)
+
+
+def test_minimal_core_blames_only_the_conflicting_families() -> None:
+    toy = Toy()
+    toy.model.add(toy.x >= 5).only_enforce_if(toy.family("at_least_5"))
+    toy.model.add(toy.x <= 3).only_enforce_if(toy.family("at_most_3"))
+    toy.model.add(toy.y == 1).only_enforce_if(toy.family("y_is_1"))  # satisfiable: never blamed
+    assert driver.optimize(toy, ("x",), run := driver.Run(SETTINGS)) is None and run.status == "INFEASIBLE"
+    core = driver.minimal_core(toy, SETTINGS)
+    assert sorted(core.needed) == ["at_least_5", "at_most_3"] and core.undecided == ()
+
+
+def test_timeout_without_a_solution_uses_the_fallback_or_raises() -> None:
+    toy = Toy()
+    toy.family("none")
+    tiny = SolverSettings(time_limit_s=1e-9)
+    run = driver.Run(tiny)
+    point = driver.optimize(toy, ("x",), run, fallback=(3, 3), fallback_primary=(3.0, 9.0))
+    if run.statuses[-1] == "UNKNOWN":  # CP-SAT may still solve this toy before checking the clock
+        assert point == (3, 3) and run.status == "FEASIBLE" and run.stats().gap > 0
+        with pytest.raises(SolverTimeoutError, match="--time-limit"):
+            driver.optimize(Toy(), ("x",), driver.Run(tiny))
+
+
+def test_serving_top_k_gives_distinct_shapes_inside_one_model() -> None:
+    model, cluster = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x4xH100")
+    options = ServingOptions(max_num_seqs=(16, 64, 256), enforce_eager=(False,))
+    sols = solve_serving_top(model, cluster, Serving(isl=1024, osl=256), options=options, top=4)
+    shapes = [(s.config.tp, s.config.pp) for s in sols]
+    assert len(shapes) == len(set(shapes)) >= 3
+    values = [s.objective_value for s in sols]
+    assert values == sorted(values, reverse=True)  # throughput: best first
+
+
+@pytest.mark.parametrize(
+    ("workload", "family"),
+    [
+        (Serving(isl=1024, osl=256, tpot_ms=0.5), "tpot_slo"),
+        (Serving(isl=1024, osl=256, ttft_ms=0.5), "ttft_slo"),
+        (Serving(isl=1024, osl=256, request_rate=1e6), "request_rate"),
+    ],
+)
+def test_serving_infeasibility_names_only_the_violated_family(workload: Serving, family: str) -> None:
+    model, cluster = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100")
+    options = ServingOptions(max_num_seqs=(8, 64), enforce_eager=(False,))
+    with pytest.raises(InfeasibleError) as exc:
+        solve_serving(model, cluster, workload, options=options, settings=SETTINGS)
+    assert [r.split(":", 1)[0] for r in exc.value.reasons] == [family]
