@@ -9,7 +9,6 @@ Usage:
 from autoparallel.api import (
     Analysis,
     AutoParallel,
-    SweepRow,
     analyze,
     evaluate,
     optimize,
@@ -29,7 +28,7 @@ from autoparallel.hardware import GPU, Cluster, detect_cluster, get_gpu, list_gp
 from autoparallel.memory.serving import VllmMemoryReport, vllm_memory
 from autoparallel.memory.training import training_memory
 from autoparallel.models import ModelSpec, list_models, load_model
-from autoparallel.plan import ServingPlan, TrainingPlan
+from autoparallel.plan import ServingPlan, SweepRow, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.space import TrainingOptions

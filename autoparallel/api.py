@@ -17,7 +17,7 @@ from autoparallel.errors import AutoParallelError, InfeasibleError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.objectives import parse_objective
-from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
+from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, SweepRow, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.space import TrainingOptions
@@ -407,25 +407,6 @@ def pareto(
         raise InputError("pareto fronts are for serving workloads")
     front = pareto_serving(m, c, w, objectives=(a, b), points=points, settings=settings, options=options)
     return [_serving_plan(m, c, w, sol, served_id(model, m)) for sol in front]
-
-
-class SweepRow(BaseModel):
-    """One what-if: a model on a cluster under a workload, and the best plan's headline numbers."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str
-    cluster: str
-    workload: str
-    status: str
-    """`ok`, `infeasible` or `error`."""
-    config: dict[str, Any] | None = None
-    perf: dict[str, Any] | None = None
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return self.model_dump()
 
 
 def sweep(

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autoparallel.api import SweepRow
-    from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
+    from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, SweepRow, TrainingPlan
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -27,7 +27,8 @@ from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.hints import best_uniform_point
 from autoparallel.solvers.training.points import point_bounds
 from autoparallel.solvers.training.solve import solve_training
-from autoparallel.solvers.training.space import TrainingOptions, build_space, build_tables
+from autoparallel.solvers.training.space import TrainingOptions, build_space
+from autoparallel.solvers.training.tables import build_tables
 from autoparallel.workload import Training
 
 CASES = [

@@ -18,8 +18,16 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "memory": ("solvers", "frameworks", "api", "cli", "plan"),
     "perf": ("solvers", "frameworks", "api", "cli", "plan"),
     "solvers": ("frameworks", "api", "cli", "plan"),
-    "frameworks": ("solvers", "api", "cli", "plan"),
+    "frameworks": ("solvers", "api", "cli", "plan", "explain"),
+    "objectives": ("memory", "perf", "solvers", "frameworks", "api", "cli", "plan", "explain"),
+    "plan": ("solvers", "api", "cli"),
+    "explain": ("solvers", "api", "cli"),
+    "api": ("cli",),
 }
+
+ORACLE_MAY_IMPORT = ("autoparallel.solvers.serving.space", "autoparallel.solvers.training.space",
+                     "autoparallel.solvers.training.tables", "autoparallel.solvers.partition")
+"""The brute-force referee reads the space and the tables, never the CP-SAT player's modules."""
 
 
 def _imports(path: Path) -> set[str]:
@@ -62,3 +70,10 @@ def test_heavy_libraries_stay_in_their_modules(path: Path) -> None:
     if "transformers" in names:
         assert rel == "models/loader.py", f"{rel}: transformers is only for configs outside the zoo"
     assert "torch" not in names, f"{rel}: torch is only used by the meta-device tests"
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "solvers" / "oracle").glob("*.py")), ids=lambda p: p.name)
+def test_the_oracle_imports_only_the_space_and_the_tables(path: Path) -> None:
+    solver_imports = {n for n in _imports(path) if n.startswith("autoparallel.solvers")}
+    bad = sorted(n for n in solver_imports if n not in ORACLE_MAY_IMPORT)
+    assert not bad, f"{path.name} imports the player's {bad}"

@@ -247,8 +247,8 @@ def test_sweep_with_an_objective_no_workload_accepts_exits_2(capsys: pytest.Capt
 
 
 def test_sweep_table_shows_training_rows() -> None:
-    from autoparallel.api import SweepRow
     from autoparallel.explain import sweep_table
+    from autoparallel.plan import SweepRow
 
     config = {"tp": 2, "pp": 1, "dp": 4, "cp": 1, "ep": 1}
     perf = {"tokens_per_s": 1e5, "step_time_s": 1.5}

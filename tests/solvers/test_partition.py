@@ -14,7 +14,8 @@ from autoparallel.memory.margins import MemoryConfig
 from autoparallel.models import load_model
 from autoparallel.solvers.partition import additive_stage_cost, even_partition, min_max_partition
 from autoparallel.solvers.training import encoder as enc_mod
-from autoparallel.solvers.training.space import TrainingOptions, TrainingTables, build_space, build_tables
+from autoparallel.solvers.training.space import TrainingOptions, build_space
+from autoparallel.solvers.training.tables import TrainingTables, build_tables
 from autoparallel.workload import Training
 
 

@@ -16,7 +16,8 @@ from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.decoder import check_against_float, evaluate
 from autoparallel.solvers.training.points import evaluate_point, point_bounds
 from autoparallel.solvers.training.solve import solve_training
-from autoparallel.solvers.training.space import TrainingOptions, build_space, build_tables
+from autoparallel.solvers.training.space import TrainingOptions, build_space
+from autoparallel.solvers.training.tables import build_tables
 from autoparallel.workload import Training
 
 FAST = SolverSettings(time_limit_s=20.0, workers=1, seed=0)

@@ -22,7 +22,8 @@ from autoparallel.solvers.oracle.training import enumerate_training
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.points import Point, evaluate_point
 from autoparallel.solvers.training.solve import TrainingSolution, solve_training
-from autoparallel.solvers.training.space import TrainingOptions, TrainingTables, build_space, build_tables
+from autoparallel.solvers.training.space import TrainingOptions, build_space
+from autoparallel.solvers.training.tables import TrainingTables, build_tables
 from autoparallel.workload import Training
 
 SETTINGS = SolverSettings(time_limit_s=20.0, workers=1, seed=0)

@@ -23,11 +23,8 @@ from autoparallel.solvers.training.points import (
     StageValues,
     evaluate_point,
 )
-from autoparallel.solvers.training.space import (
-    MIB_BYTES,
-    TrainingSpace,
-    TrainingTables,
-)
+from autoparallel.solvers.training.space import TrainingSpace
+from autoparallel.solvers.training.tables import MIB_BYTES, TrainingTables
 
 Objective = str | Sequence[str] | Mapping[str, float]
 """An objective name, a lexicographic order of names, or weights {name: weight}."""

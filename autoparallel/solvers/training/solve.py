@@ -34,8 +34,8 @@ from autoparallel.solvers.training.points import (
     memory_rules_out_everything,
     point_bounds,
 )
-from autoparallel.solvers.training.space import MIB_BYTES, TrainingOptions, build_space
-from autoparallel.solvers.training.tables import TrainingTables, build_tables
+from autoparallel.solvers.training.space import TrainingOptions, build_space
+from autoparallel.solvers.training.tables import MIB_BYTES, TrainingTables, build_tables
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster

@@ -12,9 +12,8 @@
 Values a rule removes are kept in `TrainingSpace.excluded` with the rule's sentence, so that an
 empty domain can be explained.
 
-Layout: solvers/training_tables.py turns the float cost model (memory/training.py, perf/training.py:
-the source of truth) into integer tables per knob value, in MiB and µs, that the CP-SAT encoder
-indexes (`build_tables`, `TrainingTables`, the MiB units). Its public names are re-exported here.
+solvers/training/tables.py then turns the float cost model (memory/training.py, perf/training.py: the
+source of truth) into integer tables per knob value, in MiB and µs, that the CP-SAT encoder indexes.
 """
 
 from __future__ import annotations
@@ -28,39 +27,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.margins import MemoryConfig
-from autoparallel.solvers.training.tables import (
-    MIB_BYTES,
-    PerKind,
-    PerKindMode,
-    Table2,
-    TrainingTables,
-    build_tables,
-    mib_down,
-    mib_up,
-)
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
     from autoparallel.models.spec import LayerSpec, ModelSpec
     from autoparallel.workload import Training
 
-__all__ = [
-    "MIB_BYTES",
-    "ZERO_WITHOUT_PIPELINE",
-    "PerKind",
-    "PerKindMode",
-    "Shape",
-    "StateMode",
-    "Table2",
-    "TrainingOptions",
-    "TrainingSpace",
-    "TrainingTables",
-    "build_space",
-    "build_tables",
-    "mib_down",
-    "mib_up",
-    "speed_rank",
-]
 
 
 # ----- settings and options -------------------------------------------------------------------------

@@ -151,7 +151,7 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
     """
     from autoparallel.memory import training as mem
     from autoparallel.perf import training as perf
-    from autoparallel.solvers.training.space import StateMode  # training_space re-exports this module
+    from autoparallel.solvers.training.space import StateMode
 
     model, cluster, gpu = space.model, space.cluster, space.cluster.gpu
     shapes, micros, modes = space.shapes, space.micro_batches, space.state_modes
