@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from autoparallel.configs import KvCacheDtype
 from autoparallel.errors import InputError
+from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_kv import DEFAULT_BLOCK_SIZE, LayerKv
 from autoparallel.memory.vllm_versions import VllmRules
 from autoparallel.models.quant import QuantMethod, QuantSpec
@@ -144,8 +145,19 @@ def kv_block_size(model: ModelSpec, gpu: GPU, rules: VllmRules) -> int:
     return DEFAULT_BLOCK_SIZE
 
 
-def layer_kv_specs(model: ModelSpec, stages: tuple[range, ...], tp: int, kv_bytes: float) -> list[LayerKv]:
-    """What every decoder layer caches per token (or per request) on one GPU of its stage."""
+_LAYER_KV: Memo[tuple[LayerKv, ...]] = {}
+
+
+def layer_kv_specs(
+    model: ModelSpec, stages: tuple[range, ...], tp: int, kv_bytes: float
+) -> tuple[LayerKv, ...]:
+    """What every decoder layer caches per token (or per request) on one GPU of its stage; memoized per
+    model object."""
+    key = (tuple((r.start, r.stop) for r in stages), tp, kv_bytes)
+    return memoized(_LAYER_KV, (model,), key, lambda: tuple(_layer_kv_specs(model, stages, tp, kv_bytes)))
+
+
+def _layer_kv_specs(model: ModelSpec, stages: tuple[range, ...], tp: int, kv_bytes: float) -> list[LayerKv]:
     out: list[LayerKv] = []
     for s, layers in enumerate(stages):
         for i in layers:

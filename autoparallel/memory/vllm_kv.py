@@ -24,6 +24,7 @@ Follows vLLM 0.32 `v1/core/kv_cache_utils.py` and `v1/kv_cache_interface.py` (re
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,7 +97,9 @@ class KvPlan:
     """Bytes one more long-context token costs on the limiting stage (all full-attention groups)."""
 
 
-def _page_unify(buckets: list[list[int]], layers: list[LayerKv], block_size: int) -> list[tuple[int, int]]:
+def _page_unify(
+    buckets: list[list[int]], layers: Sequence[LayerKv], block_size: int
+) -> list[tuple[int, int]]:
     """(block_size, page_bytes) per bucket after vLLM's page-size unification."""
     raw: list[tuple[int, int]] = []
     for bucket in buckets:
@@ -116,7 +119,7 @@ def _page_unify(buckets: list[list[int]], layers: list[LayerKv], block_size: int
     return out
 
 
-def hybrid_block_size(layers: list[LayerKv], block_size: int) -> int:
+def hybrid_block_size(layers: Sequence[LayerKv], block_size: int) -> int:
     """Attention block size after `_align_hybrid_block_size` (Mamba hybrids only).
 
     The attention page (block_size × bytes per token) must cover the largest Mamba state page.
@@ -130,7 +133,7 @@ def hybrid_block_size(layers: list[LayerKv], block_size: int) -> int:
     return max(block_size, aligned)
 
 
-def build_groups(layers: list[LayerKv], block_size: int, rules: VllmRules) -> tuple[KvGroup, ...]:
+def build_groups(layers: Sequence[LayerKv], block_size: int, rules: VllmRules) -> tuple[KvGroup, ...]:
     """KV cache groups for the whole model (all stages), as `get_kv_cache_groups` forms them."""
     specs = [
         layer
@@ -167,7 +170,7 @@ def build_groups(layers: list[LayerKv], block_size: int, rules: VllmRules) -> tu
 
 
 def _stage_bytes_per_block(
-    groups: tuple[KvGroup, ...], layers: list[LayerKv], stage: int, uniform: bool
+    groups: tuple[KvGroup, ...], layers: Sequence[LayerKv], stage: int, uniform: bool
 ) -> int:
     """Bytes of one pool block on `stage` (`_get_kv_cache_bytes_per_block`)."""
     if uniform:
@@ -204,7 +207,7 @@ def in_flight_tokens(rules: VllmRules, max_num_batched_tokens: int, pp: int) -> 
 
 
 def plan_kv(
-    layers: list[LayerKv],
+    layers: Sequence[LayerKv],
     available_bytes: list[float],
     *,
     block_size: int,

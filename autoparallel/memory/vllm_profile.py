@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_versions import VllmRules
 from autoparallel.models.spec import AttentionKind, LayerSpec, MlpKind, ModelSpec, ParamGroups
 
@@ -81,10 +82,19 @@ def layer_params_per_rank(layer: LayerSpec, hidden: int, tp: int, ep: int) -> Pa
     )
 
 
+_STAGE_PARAMS: Memo[ParamGroups] = {}
+
+
 def stage_params_per_rank(
     model: ModelSpec, layers: range, stage: int, pp: int, tp: int, ep: int
 ) -> ParamGroups:
-    """Parameter groups one rank of `stage` loads (MTP modules are not loaded without speculation)."""
+    """Parameter groups one rank of `stage` loads (MTP modules are not loaded without speculation);
+    memoized per model object."""
+    key = (layers.start, layers.stop, stage, pp, tp, ep)
+    return memoized(_STAGE_PARAMS, (model,), key, lambda: _stage_params(model, layers, stage, pp, tp, ep))
+
+
+def _stage_params(model: ModelSpec, layers: range, stage: int, pp: int, tp: int, ep: int) -> ParamGroups:
     total = ParamGroups()
     for i in layers:
         total = total + layer_params_per_rank(model.layers[i], model.hidden_size, tp, ep)
@@ -159,6 +169,20 @@ def layer_forward_elems(layer: LayerSpec, hidden: int, tp: int, ep: int, moe_in_
     return 2 * hidden + max(attn, ffn)
 
 
+_PEAK_ELEMS: Memo[tuple[float, float]] = {}
+
+
+def _peak_elems(model: ModelSpec, layers: range, tp: int, ep: int, persistent: bool) -> tuple[float, float]:
+    """(largest MoE workspace, largest forward activation) elements per token over a stage's layers."""
+    h = model.hidden_size
+    ws_elems = fwd_elems = 0.0
+    for i in layers:
+        layer = model.layers[i]
+        ws_elems = max(ws_elems, moe_workspace_elems(layer, h, tp, ep) if persistent else 0.0)
+        fwd_elems = max(fwd_elems, layer_forward_elems(layer, h, tp, ep, persistent))
+    return ws_elems, fwd_elems
+
+
 def activation_peak_bytes(
     model: ModelSpec,
     layers: range,
@@ -179,13 +203,10 @@ def activation_peak_bytes(
     `sampler_fp32_copies` fp32 [num_reqs × vocab] tensors (the last stage only).
     """
     h = model.hidden_size
-    ws_elems = 0.0
-    fwd_elems = 0.0
-    for i in layers:
-        layer = model.layers[i]
-        ws = moe_workspace_elems(layer, h, tp, ep) if rules.moe_persistent_workspace else 0.0
-        ws_elems = max(ws_elems, ws)
-        fwd_elems = max(fwd_elems, layer_forward_elems(layer, h, tp, ep, rules.moe_persistent_workspace))
+    persistent = rules.moe_persistent_workspace
+    key = (layers.start, layers.stop, tp, ep, persistent)
+    compute = lambda: _peak_elems(model, layers, tp, ep, persistent)  # noqa: E731
+    ws_elems, fwd_elems = memoized(_PEAK_ELEMS, (model,), key, compute)
     workspace = num_tokens * ws_elems * act_bytes
     forward = rules.forward_overhead * num_tokens * fwd_elems * act_bytes
     peak = forward

@@ -73,7 +73,10 @@ class ParamGroups(_Frozen):
     """Vision tower and projector of a multimodal model."""
 
     def __add__(self, other: ParamGroups) -> ParamGroups:
-        return ParamGroups(**{k: getattr(self, k) + getattr(other, k) for k in ParamGroups.model_fields})
+        # Sums of validated counts are valid: skip validation (the float model adds these per layer).
+        return ParamGroups.model_construct(
+            **{k: getattr(self, k) + getattr(other, k) for k in ParamGroups.model_fields}
+        )
 
     @property
     def total(self) -> int:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_config import kv_dtype_bytes
 from autoparallel.perf.serving_efficiency import (
     DEFAULT_EFFICIENCY,
@@ -40,10 +41,8 @@ from autoparallel.perf.serving_efficiency import (
     efficiency_for,
 )
 from autoparallel.perf.serving_facts import (
-    Memo,
     effective_model,
     kv_bytes_per_sequence_per_gpu,
-    memoized,
 )
 from autoparallel.perf.serving_steps import (
     ACTIVATION_BYTES,

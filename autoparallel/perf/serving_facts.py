@@ -8,36 +8,12 @@ and degree the solvers try.
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
+from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_config import kv_dtype_bytes
 from autoparallel.models.quant import QuantMethod, QuantSpec
 from autoparallel.models.spec import AttentionKind, MlpKind, ModelSpec, ParamGroups
-
-_T = TypeVar("_T")
-
-Memo = dict[tuple[object, ...], tuple[tuple[object, ...], _T]]
-"""A cache keyed by the ids of its owner objects and plain values; each entry holds its owners."""
-
-
-def memoized(
-    cache: Memo[_T], owners: tuple[object, ...], key: tuple[object, ...], compute: Callable[[], _T]
-) -> _T:
-    """`compute()`, cached in `cache` under the ids of `owners` followed by `key`.
-
-    An entry keeps its owners and is used only while they are the very same objects, which rules out
-    a reused id returning another object's value.
-    """
-    full_key = (*map(id, owners), *key)
-    hit = cache.get(full_key)
-    if hit is not None and all(map(operator.is_, hit[0], owners)):
-        return hit[1]
-    value = compute()
-    cache[full_key] = (owners, value)
-    return value
 
 
 def effective_model(model: ModelSpec, quantization: str | None) -> ModelSpec:

@@ -39,7 +39,7 @@ class MemoryTerms:
         self._weights: dict[tuple[int, int, int, str | None], list[float]] = {}
         self._act: dict[tuple[object, ...], float] = {}
         self._plans: dict[tuple[int, int, str, int, int], tuple[vllm_kv.KvPlan, int, int]] = {}
-        self._layer_kv: dict[tuple[int, int, str], list[vllm_kv.LayerKv]] = {}
+        self._layer_kv: dict[tuple[int, int, str], tuple[vllm_kv.LayerKv, ...]] = {}
         self._stages: dict[int, tuple[range, ...]] = {}
         self._specs: dict[str | None, ModelSpec] = {}
         self._classes: dict[int, tuple[int, ...]] = {}

@@ -1,0 +1,39 @@
+"""Identity memoization for the float cost model's per-model sums.
+
+The sums over a model's layers (parameters per rank, KV bytes per token, FLOPs) depend only on the
+model object and a few plain values (degrees, dtypes), while the planners and their oracles ask for
+them at thousands of points. `memoized` caches them per model object.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import TypeVar
+
+_T = TypeVar("_T")
+
+Memo = dict[tuple[object, ...], tuple[tuple[object, ...], _T]]
+"""A cache keyed by the ids of its owner objects and plain values; each entry holds its owners."""
+
+MAX_ENTRIES = 65_536
+"""A cache that grows past this is emptied (long sweeps over many models stay bounded)."""
+
+
+def memoized(
+    cache: Memo[_T], owners: tuple[object, ...], key: tuple[object, ...], compute: Callable[[], _T]
+) -> _T:
+    """`compute()`, cached in `cache` under the ids of `owners` followed by `key`.
+
+    An entry keeps its owners and is used only while they are the very same objects, which rules out
+    a reused id returning another object's value.
+    """
+    full_key = (*map(id, owners), *key)
+    hit = cache.get(full_key)
+    if hit is not None and all(map(operator.is_, hit[0], owners)):
+        return hit[1]
+    value = compute()
+    if len(cache) >= MAX_ENTRIES:
+        cache.clear()
+    cache[full_key] = (owners, value)
+    return value
