@@ -50,8 +50,16 @@ _SAME_METHOD = {
 }
 
 
+_LOADED: Memo[ModelSpec] = {}
+
+
 def apply_dtype_and_quant(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec:
-    """The model as vLLM loads it: `--dtype` override and online quantization."""
+    """The model as vLLM loads it: `--dtype` override and online quantization. Memoized, so that one
+    model loaded one way is one object (the per-model sums are memoized by identity)."""
+    return memoized(_LOADED, (model,), (dtype, quantization), lambda: _loaded(model, dtype, quantization))
+
+
+def _loaded(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec:
     if dtype not in _DTYPE_BYTES:
         raise InputError(f"dtype {dtype!r}: expected one of {', '.join(_DTYPE_BYTES)}")
     update: dict[str, Any] = {}

@@ -41,7 +41,6 @@ from autoparallel.perf.serving_efficiency import (
     efficiency_for,
 )
 from autoparallel.perf.serving_facts import (
-    effective_model,
     kv_bytes_per_sequence_per_gpu,
 )
 from autoparallel.perf.serving_steps import (
@@ -70,7 +69,6 @@ __all__ = [
     "ServingPerf",
     "StepTimes",
     "deployment_problems",
-    "effective_model",
     "efficiency_for",
     "evaluate_serving",
     "kv_bytes_per_sequence_per_gpu",

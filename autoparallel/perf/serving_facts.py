@@ -11,27 +11,9 @@ import math
 from dataclasses import dataclass
 
 from autoparallel.memo import Memo, memoized
-from autoparallel.memory.vllm_config import kv_dtype_bytes
-from autoparallel.models.quant import QuantMethod, QuantSpec
+from autoparallel.memory.vllm_config import apply_dtype_and_quant, kv_dtype_bytes
+from autoparallel.models.quant import QuantMethod
 from autoparallel.models.spec import AttentionKind, MlpKind, ModelSpec, ParamGroups
-
-
-def effective_model(model: ModelSpec, quantization: str | None) -> ModelSpec:
-    """The model as vLLM holds it: the checkpoint, or online-quantized by `--quantization`.
-
-    Only online FP8 applies to an unquantized checkpoint (per-tensor scales, vLLM `Fp8Config`);
-    naming the checkpoint's own method changes nothing.
-    """
-    if quantization is None or (model.quantization and model.quantization.method.value == quantization):
-        return model
-    if quantization != "fp8" or model.quantization is not None:
-        from autoparallel.errors import InputError
-
-        raise InputError(
-            f"quantization={quantization!r} cannot be applied to {model.name}: only online "
-            "'fp8' on an unquantized checkpoint is supported"
-        )
-    return model.model_copy(update={"quantization": QuantSpec(method=QuantMethod.FP8, bits=8)})
 
 
 @dataclass(frozen=True)
@@ -58,7 +40,7 @@ def model_facts(model: ModelSpec, quantization: str | None) -> ModelFacts:
 
 
 def _model_facts(model: ModelSpec, quantization: str | None) -> ModelFacts:
-    eff = effective_model(model, quantization)
+    eff = apply_dtype_and_quant(model, "auto", quantization)
     groups: dict[tuple[int, int, float], int] = {}
     dense = 0.0
     for layer in eff.layers:

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.memory.serving import VllmMemoryReport, serving_memory
-from autoparallel.perf.serving import ServingEstimate, effective_model, evaluate_serving
+from autoparallel.memory.vllm_config import apply_dtype_and_quant
+from autoparallel.perf.serving import ServingEstimate, evaluate_serving
 from autoparallel.solvers.serving.space import (
     ServingOptions,
     max_model_len_domain,
@@ -112,7 +113,8 @@ def _weights_cannot_fit(model: ModelSpec, cluster: Cluster, config: ServingConfi
     cannot start (skips the memory module's slower failure path; EP shapes are always evaluated)."""
     if config.enable_expert_parallel:
         return False
-    weights = effective_model(model, config.quantization).weight_bytes() / (config.tp * config.pp)
+    loaded = apply_dtype_and_quant(model, "auto", config.quantization)
+    weights = loaded.weight_bytes() / (config.tp * config.pp)
     return weights >= cluster.gpu.memory_bytes * config.gpu_memory_utilization
 
 

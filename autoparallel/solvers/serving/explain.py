@@ -8,7 +8,7 @@ filter). Each family then states its numbers from the float-model tables.
 from __future__ import annotations
 
 from autoparallel.errors import InfeasibleError
-from autoparallel.perf.serving import effective_model
+from autoparallel.memory.vllm_config import apply_dtype_and_quant
 from autoparallel.solvers import driver
 from autoparallel.solvers.serving.encoder import build
 from autoparallel.solvers.serving.space import ServingSpace, complete_tables
@@ -83,7 +83,7 @@ def reason(space: ServingSpace, family: str) -> str:
 
 def _memory_reason(space: ServingSpace) -> str:
     runtimes = {r.quantization for r in space.runtimes}
-    need = min(effective_model(space.model, q).weight_bytes() for q in runtimes) / 1024
+    need = min(apply_dtype_and_quant(space.model, "auto", q).weight_bytes() for q in runtimes) / 1024
     top, util = max(space.budget_kib), max(space.utilizations)
     text = (
         f"weights alone need {_gib(need)}; {space.gpus}×{space.cluster.gpu.name} offer "
