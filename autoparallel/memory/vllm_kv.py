@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_versions import VllmRules
 
 LayerKind = Literal["full", "sliding", "chunked", "mamba"]
@@ -133,8 +134,16 @@ def hybrid_block_size(layers: Sequence[LayerKv], block_size: int) -> int:
     return max(block_size, aligned)
 
 
+_GROUPS: Memo[tuple[KvGroup, ...]] = {}
+
+
 def build_groups(layers: Sequence[LayerKv], block_size: int, rules: VllmRules) -> tuple[KvGroup, ...]:
-    """KV cache groups for the whole model (all stages), as `get_kv_cache_groups` forms them."""
+    """KV cache groups for the whole model (all stages), as `get_kv_cache_groups` forms them; memoized
+    per layer list and rules objects."""
+    return memoized(_GROUPS, (layers, rules), (block_size,), lambda: _build_groups(layers, block_size, rules))
+
+
+def _build_groups(layers: Sequence[LayerKv], block_size: int, rules: VllmRules) -> tuple[KvGroup, ...]:
     specs = [
         layer
         if rules.hybrid_kv_allocator or layer.kind == "mamba"
