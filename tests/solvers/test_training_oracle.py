@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -18,10 +19,10 @@ from autoparallel.hardware import Cluster
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.models import load_model
 from autoparallel.models.spec import ModelSpec
-from autoparallel.solvers.oracle.training import enumerate_training
+from autoparallel.solvers.oracle.training import TrainingEnumeration, enumerate_training
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.points import Point, evaluate_point
-from autoparallel.solvers.training.solve import TrainingSolution, solve_training
+from autoparallel.solvers.training.solve import solve_training
 from autoparallel.solvers.training.space import TrainingOptions, build_space
 from autoparallel.solvers.training.tables import TrainingTables, build_tables
 from autoparallel.workload import Training
@@ -58,12 +59,16 @@ def model_configs(draw: st.DrawFn) -> dict[str, Any]:
     return cfg
 
 
+CLUSTERS = ("1x1xH100", "1x2xH100", "1x4xH100", "1x8xH100", "2x4xH100", "2x8xH100")
+"""The property runs once per cluster (so that no single test runs long): 34 instances each, 204 in all."""
+
+
 @st.composite
-def instances(draw: st.DrawFn) -> tuple[ModelSpec, Cluster, Training, TrainingOptions, str]:
+def instances(
+    draw: st.DrawFn, cluster_spec: str
+) -> tuple[ModelSpec, Cluster, Training, TrainingOptions, str]:
     model = load_model(draw(model_configs()))
-    cluster = Cluster.parse(
-        draw(st.sampled_from(["1x1xH100", "1x2xH100", "1x4xH100", "1x8xH100", "2x4xH100", "2x8xH100"]))
-    )
+    cluster = Cluster.parse(cluster_spec)
     workload = Training(
         seq_len=draw(st.sampled_from([1024, 2048, 4096])),
         global_batch=draw(st.sampled_from([8, 12, 16, 32, 48])),
@@ -112,27 +117,27 @@ def _point(t: TrainingTables, cfg: TrainingConfig) -> Point:
     )
 
 
-def _excluded_by_rounding(t: TrainingTables, oracle: TrainingSolution) -> bool:
+def _excluded_by_rounding(t: TrainingTables, oracle: TrainingEnumeration) -> bool:
     """The oracle's plan fits in floats but not in the solver's rounded-up MiB."""
     return max(evaluate_point(t, _point(t, oracle.config)).memory_mib) > t.capacity_mib
 
 
-def _slack_s(t: TrainingTables, sol: TrainingSolution) -> float:
+def _slack_s(t: TrainingTables, sol: TrainingEnumeration) -> float:
     """Rounding of the summed µs terms of a step: each table entry is < 1 µs high."""
     cfg = sol.config
     return ((cfg.grad_accum + cfg.pp) * (t.space.num_layers + 6) + 4 * (t.space.num_layers + 8)) * 1e-6
 
 
+@pytest.mark.parametrize("cluster_spec", CLUSTERS)
 @settings(
-    max_examples=200,
+    max_examples=34,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(instances())
-def test_solver_optimum_equals_uniform_oracle(
-    case: tuple[ModelSpec, Cluster, Training, TrainingOptions, str],
-) -> None:
+@given(data=st.data())
+def test_solver_optimum_equals_uniform_oracle(cluster_spec: str, data: st.DataObject) -> None:
+    case = data.draw(instances(cluster_spec))
     model, cluster, workload, options, objective = case
     try:
         oracle = enumerate_training(model, cluster, workload, objective=objective, options=options)
@@ -171,16 +176,16 @@ def test_solver_optimum_equals_uniform_oracle(
     )
 
 
+@pytest.mark.parametrize("cluster_spec", CLUSTERS[2:])
 @settings(
-    max_examples=60,
+    max_examples=15,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(instances())
-def test_free_stages_never_lose_to_the_uniform_oracle(
-    case: tuple[ModelSpec, Cluster, Training, TrainingOptions, str],
-) -> None:
+@given(data=st.data())
+def test_free_stages_never_lose_to_the_uniform_oracle(cluster_spec: str, data: st.DataObject) -> None:
+    case = data.draw(instances(cluster_spec))
     model, cluster, workload, options, _ = case
     free = options.model_copy(update={"non_uniform_stages": True, "per_stage_recompute": True})
     try:
