@@ -58,11 +58,7 @@ class TrainingEnumeration(BaseModel):
 
 
 def enumerate_training(
-    model: ModelSpec,
-    cluster: Cluster,
-    workload: Training,
-    *,
-    objective: str = "throughput",
+    model: ModelSpec, cluster: Cluster, workload: Training, *, objective: str = "throughput",
     options: TrainingOptions | None = None,
 ) -> TrainingEnumeration:
     """Brute force over the uniform-stage space (Megatron's even split), evaluated by the float model.

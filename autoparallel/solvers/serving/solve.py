@@ -10,6 +10,8 @@ explain on INFEASIBLE: driver.minimal_core names the conflicting families; expla
 
 from __future__ import annotations
 
+from typing import Any
+
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
 from autoparallel.objectives import Chain, parse_objective
@@ -30,31 +32,14 @@ from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
 
-def solve_serving(
-    model: ModelSpec,
-    cluster: Cluster,
-    workload: Serving,
-    *,
-    objective: Objective = "throughput",
-    settings: SolverSettings | None = None,
-    options: ServingOptions | None = None,
-    runner_up: bool = True,
-) -> ServingSolution:
-    """The best vLLM deployment (`solve_serving_top` with top=1)."""
-    return solve_serving_top(
-        model, cluster, workload, objective=objective, settings=settings, options=options, runner_up=runner_up
-    )[0]
+def solve_serving(model: ModelSpec, cluster: Cluster, workload: Serving, **kwargs: Any) -> ServingSolution:
+    """The best vLLM deployment: `solve_serving_top` (same keyword arguments) with top=1."""
+    return solve_serving_top(model, cluster, workload, **kwargs)[0]
 
 
 def solve_serving_top(
-    model: ModelSpec,
-    cluster: Cluster,
-    workload: Serving,
-    *,
-    objective: Objective = "throughput",
-    settings: SolverSettings | None = None,
-    options: ServingOptions | None = None,
-    runner_up: bool = True,
+    model: ModelSpec, cluster: Cluster, workload: Serving, *, objective: Objective = "throughput",
+    settings: SolverSettings | None = None, options: ServingOptions | None = None, runner_up: bool = True,
     top: int = 1,
 ) -> list[ServingSolution]:
     """The `top` best vLLM deployments of `model` on `cluster` for `workload`, each of another

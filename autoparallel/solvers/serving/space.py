@@ -32,6 +32,7 @@ from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
 from autoparallel.solvers import units
+from autoparallel.solvers.problem import Problem
 from autoparallel.solvers.serving.memory_terms import MemoryTerms
 
 if TYPE_CHECKING:
@@ -138,13 +139,9 @@ class ServingTables:
 
 
 @dataclass
-class ServingSpace:
+class ServingSpace(Problem["Serving", ServingOptions]):
     """Domains and tables of one serving planning problem."""
 
-    model: ModelSpec
-    cluster: Cluster
-    workload: Serving
-    options: ServingOptions
     rules: VllmRules
     gpus: int
     shapes: tuple[Shape, ...]

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.margins import MemoryConfig
+from autoparallel.solvers.problem import Problem
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
@@ -141,14 +142,10 @@ def speed_rank(mode: Recompute) -> int:
     return {Recompute.NONE: 0, Recompute.SELECTIVE: 1, Recompute.FULL: 2}[mode]
 
 
-@dataclass(frozen=True)
-class TrainingSpace:
+@dataclass
+class TrainingSpace(Problem["Training", TrainingOptions]):
     """Every knob's domain, plus what the rules removed and why."""
 
-    model: ModelSpec
-    cluster: Cluster
-    workload: Training
-    options: TrainingOptions
     shapes: tuple[Shape, ...]
     micro_batches: tuple[int, ...]
     state_modes: tuple[StateMode, ...]
