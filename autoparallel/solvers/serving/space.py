@@ -143,14 +143,23 @@ class ServingSpace(Problem["Serving", ServingOptions]):
     """Domains and tables of one serving planning problem."""
 
     rules: VllmRules
+    """The vLLM release's accounting rules."""
     gpus: int
+    """GPUs the plan may use."""
     shapes: tuple[Shape, ...]
+    """The (tp, pp, EP) knob's values, valid or not (violations named)."""
     runtimes: tuple[Runtime, ...]
+    """The (quantization, KV dtype, eager) knob's values."""
     batches: tuple[int, ...]
+    """`max_num_seqs` values."""
     utilizations: tuple[float, ...]
+    """`gpu_memory_utilization` values."""
     max_model_lens: tuple[int, ...]
+    """`max_model_len` values."""
     budget_kib: tuple[int, ...]
+    """Per-GPU budget of each utilization, KiB (rounded down)."""
     tables: ServingTables
+    """The float model's numbers per (shape, runtime, batch, max_model_len), scaled to integers."""
     memo: MemoryTerms | None = dataclasses.field(default=None, repr=False, compare=False)
     """Memoized memory terms, reused when the tables are completed for an explanation."""
 
