@@ -274,6 +274,8 @@ def build_config(row: dict[str, str], cluster: Cluster) -> TrainingConfig:
         recompute=_recompute(row),
         sequence_parallel="2104.04473" not in row["source_url"],
         precision="fp8" if "fp8" in row["precision"].lower() else "bf16",
+        # DeepSeek-V3 §3.2.1: DualPipe overlaps the expert all-to-all with the other micro-batch's compute.
+        ep_overlap="dualpipe" in row["notes"].lower(),
     )
 
 

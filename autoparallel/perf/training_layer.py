@@ -22,9 +22,10 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.memory.training_activations import local_tokens, sequence_parallel_divisor
-from autoparallel.memory.training_states import expert_tp, layer_params_per_gpu
+from autoparallel.memory.training_states import layer_params_per_gpu
 from autoparallel.models.spec import AttentionKind, LayerSpec, ModelSpec
 from autoparallel.perf import comm
+from autoparallel.perf import training_moe as moe
 from autoparallel.perf.efficiency import Efficiency, efficiency_for
 
 if TYPE_CHECKING:
@@ -134,11 +135,15 @@ def _compute_s(
     (`elementwise_bytes_per_h`, forward one third of it), plus the recomputed forward parts at
     RECOMPUTE_TIME_FRACTION of their forward time."""
     eff = efficiency_for(gpu.arch)
-    gemm_fwd = gemm_flops(layer, cfg) / _gemm_rate(gpu, cfg, eff)
+    rate = _gemm_rate(gpu, cfg, eff)
+    # Routed experts run as grouped GEMMs over their tokens per expert (perf/training_moe.py).
+    dense_flops = gemm_flops(layer, cfg) - 2.0 * local_tokens(cfg) * moe.routed_active_params(layer) / cfg.tp
+    gemm_fwd = dense_flops / rate + moe.grouped_gemm_fwd_s(model, layer, gpu, cfg, rate)
     att_fwd = _attention_s(layer, gpu, cfg, eff, flash)
     sp_div = sequence_parallel_divisor(cfg)
     hbm = gpu.hbm_tbps * 1e12
     elem = eff.elementwise_bytes_per_h * model.hidden_size * local_tokens(cfg) / sp_div / hbm
+    elem += moe.permute_router_s(model, layer, gpu, cfg, sp_div)
     total = 3.0 * (gemm_fwd + att_fwd) + elem
     if recompute is Recompute.FULL:
         total += RECOMPUTE_TIME_FRACTION * (gemm_fwd + att_fwd + elem / 3.0)
@@ -183,13 +188,8 @@ def layer_time_breakdown(
         ring = (cfg.cp - 1) * comm.p2p_s(kv_bytes, link) * (fwd_passes + 2)
         att_s = 3.0 * _attention_s(layer, gpu, cfg, efficiency_for(gpu.arch), flash_attention)
         cp = max(0.0, ring - att_s)
-    # EP: dispatch + combine all-to-all per pass (forward, backward, recompute).
-    ep = 0.0
-    if layer.mlp.num_experts and cfg.ep > 1:
-        routed = msg / cfg.tp * layer.mlp.experts_per_token * expert_tp(cfg)
-        # Megatron's expert mesh orders ranks etp-major, so EP peers sit expert_tp apart.
-        link = comm.all_to_all_link(cluster, cfg.ep, stride=expert_tp(cfg))
-        ep = (fwd_passes + 1) * 2 * comm.all_to_all_s(routed, cfg.ep, link)
+    # EP: dispatch + combine all-to-all per pass (forward, backward, recompute), perf/training_moe.py.
+    ep = moe.ep_all_to_all_s(model, layer, cluster, cfg, recompute, compute)
     zero3 = 0.0
     if cfg.zero is ZeroStage.PARAMETERS and cfg.dp * cfg.cp > 1:
         n = cfg.dp * cfg.cp
