@@ -129,6 +129,8 @@ def _solve_serving(
 def _training_plan(
     model: ModelSpec, cluster: Cluster, workload: Training, solution: Any, objective: str, model_id: str = ""
 ) -> TrainingPlan:
+    from autoparallel.perf.training import training_perf_dict
+
     runner = None
     if solution.runner_up is not None:
         ru = solution.runner_up
@@ -145,7 +147,7 @@ def _training_plan(
         objective=objective,
         config=solution.config,
         memory=solution.memory.model_dump(mode="json"),
-        perf=solution.perf.model_dump(mode="json"),
+        perf=training_perf_dict(solution.perf, solution.cost),
         fits=solution.memory.fits,
         problems=tuple(solution.memory.problems),
         solver=_solver_dict(solution.stats, None),
@@ -506,10 +508,11 @@ def _evaluate_training(
     m: ModelSpec, c: Cluster, config: TrainingConfig, w: Training, compare: bool, model_id: str = ""
 ) -> TrainingPlan:
     from autoparallel.memory.training import training_memory
-    from autoparallel.perf.training import training_perf
+    from autoparallel.perf.training import cost_to_tokens, training_perf, training_perf_dict
 
     mem = training_memory(m, c.gpu, config)
     perf = training_perf(m, c, config)
+    cost = cost_to_tokens(m, c, config, w.tokens, perf=perf) if w.tokens else None
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
         from autoparallel.errors import AutoParallelError
@@ -535,7 +538,7 @@ def _evaluate_training(
         objective="evaluate",
         config=config,
         memory=mem.model_dump(mode="json"),
-        perf=perf.model_dump(mode="json"),
+        perf=training_perf_dict(perf, cost),
         fits=mem.fits,
         problems=tuple(mem.problems),
         solver=solver,

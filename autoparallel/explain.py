@@ -163,14 +163,12 @@ def explain_training(plan: TrainingPlan) -> str:
                     "tflops_per_gpu",
                     "mfu",
                     "hfu",
-                    "pp_bubble_s",
-                    "dp_comm_exposed_s",
-                    "tp_comm_s",
                 )
                 if k in perf
             ],
         ),
     ]
+    lines += _training_time_lines(perf)
     lines += _reasons(plan.binding, plan.runner_up, plan.problems)
     lines += [
         "",
@@ -182,6 +180,51 @@ def explain_training(plan: TrainingPlan) -> str:
         "  ds_config: " + _safe(lambda: _json(plan.deepspeed_config)),
     ]
     return "\n".join(lines)
+
+
+def _training_time_lines(perf: dict[str, Any]) -> list[str]:
+    """Step time by component, per-stage time, and time / cost to train when a token budget is given."""
+    out: list[str] = []
+    parts = perf.get("components_s")
+    step = float(perf.get("step_time_s", 0.0))
+    if parts:
+        out += [
+            "",
+            "step time by component (slowest stage):",
+            _table(
+                ("component", "s per step", "share"),
+                [(k, float(v), f"{100 * float(v) / step:.1f}%" if step else "-") for k, v in parts.items()],
+            ),
+        ]
+    stages = perf.get("stages") or []
+    if len(stages) > 1:
+        out += [
+            "",
+            "time per pipeline stage (one GPU, s):",
+            _table(
+                ("stage", "layers", "micro-batch", "busy", "idle", "dp exposed", "optimizer"),
+                [
+                    (
+                        st["stage"],
+                        st["layers"],
+                        st["microbatch_s"],
+                        st["busy_s"],
+                        st["idle_s"],
+                        st["dp_comm_exposed_s"],
+                        st["optimizer_s"],
+                    )
+                    for st in stages
+                ],
+            ),
+        ]
+    if "time_to_train_s" in perf:
+        out += [
+            "",
+            f"to train {float(perf['tokens_to_train']):,.0f} tokens: {float(perf['time_to_train_days']):,.2f} days "
+            f"({float(perf['time_to_train_s']) / 3600:,.1f} h), {float(perf['gpu_hours']):,.0f} GPU-hours, "
+            f"${float(perf['usd_to_train']):,.0f}",
+        ]
+    return out
 
 
 def _safe(build: Any) -> str:

@@ -26,7 +26,7 @@ from autoparallel.memory.training_states import layer_params_per_gpu
 from autoparallel.models.spec import AttentionKind, LayerSpec, ModelSpec
 from autoparallel.perf import comm
 from autoparallel.perf import training_moe as moe
-from autoparallel.perf.efficiency import Efficiency, efficiency_for
+from autoparallel.perf.efficiency import Efficiency, attention_shape_factor, efficiency_for, kernel_speedup
 
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU, Cluster
@@ -112,7 +112,9 @@ def _gemm_rate(gpu: GPU, cfg: TrainingConfig, eff: Efficiency) -> float:
 
 
 # ----- per layer -----------------------------------------------------------------------------------
-def _attention_s(layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, eff: Efficiency, flash: bool) -> float:
+def _attention_s(
+    layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, eff: Efficiency, flash: bool, kernel: str = "te"
+) -> float:
     """Forward attention-core time on one GPU.
 
     Flash attention: causal FLOPs at `eff.attention` of the bf16 peak (it runs in bf16 even in FP8
@@ -121,15 +123,42 @@ def _attention_s(layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, eff: Efficienc
     dropout mask and output: ~10 bytes per score forward), `_UNFUSED_SOFTMAX_BYTES` in all.
     """
     if flash:
-        return attention_core_flops(layer, cfg, causal=True) / (gpu.bf16_tflops * 1e12 * eff.attention)
+        att = layer.attention
+        # The kernel runs over the rank's sequence chunk (each ring step of CP attends s/cp queries to
+        # s/cp keys), capped by a sliding window; Megatron/TE's causal load balancing (`cp_causal_imbalance`)
+        # gives every rank the same causal work.
+        ctx = float(math.ceil(cfg.seq_len / cfg.cp))
+        if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
+            ctx = min(ctx, float(att.window_tokens))
+        shape = attention_shape_factor(eff, (att.head_dim + att.v_head_dim) / 2.0, ctx)
+        rate = gpu.bf16_tflops * 1e12 * eff.attention * shape * kernel_speedup(eff, kernel)
+        return attention_core_flops(layer, cfg, causal=True) * cp_causal_imbalance(cfg.cp) / rate
     gemm = attention_core_flops(layer, cfg, causal=False) / (gpu.bf16_tflops * 1e12 * eff.gemm)
     att = layer.attention
     scores = local_tokens(cfg) * att.num_heads / cfg.tp * cfg.seq_len
     return gemm + _UNFUSED_SOFTMAX_BYTES / 3.0 * scores / (gpu.hbm_tbps * 1e12)
 
 
+def cp_causal_imbalance(cp: int, *, balanced: bool = True) -> float:
+    """Causal attention work of the busiest CP rank over the average.
+
+    Megatron-Core / Transformer Engine split the sequence into 2·cp chunks and give rank r chunks r
+    and 2cp − 1 − r (`get_batch_on_this_cp_rank`; TE `attn_forward_func_with_cp` expects that
+    layout), so each rank's causal work is the same: 1. A contiguous split (`balanced=False`) gives
+    the last rank keys 0..s, i.e. (2cp − 1)/cp of the average (Liu et al. 2023's plain ring)."""
+    if cp <= 1 or balanced:
+        return 1.0
+    return (2.0 * cp - 1.0) / cp
+
+
 def _compute_s(
-    model: ModelSpec, layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, recompute: Recompute, flash: bool
+    model: ModelSpec,
+    layer: LayerSpec,
+    gpu: GPU,
+    cfg: TrainingConfig,
+    recompute: Recompute,
+    flash: bool,
+    kernel: str = "te",
 ) -> float:
     """GEMMs and attention core (forward 1 + backward 2, the usual 3× rule), memory-bound kernels
     (`elementwise_bytes_per_h`, forward one third of it), plus the recomputed forward parts at
@@ -139,7 +168,7 @@ def _compute_s(
     # Routed experts run as grouped GEMMs over their tokens per expert (perf/training_moe.py).
     dense_flops = gemm_flops(layer, cfg) - 2.0 * local_tokens(cfg) * moe.routed_active_params(layer) / cfg.tp
     gemm_fwd = dense_flops / rate + moe.grouped_gemm_fwd_s(model, layer, gpu, cfg, rate)
-    att_fwd = _attention_s(layer, gpu, cfg, eff, flash)
+    att_fwd = _attention_s(layer, gpu, cfg, eff, flash, kernel)
     sp_div = sequence_parallel_divisor(cfg)
     hbm = gpu.hbm_tbps * 1e12
     elem = eff.elementwise_bytes_per_h * model.hidden_size * local_tokens(cfg) / sp_div / hbm
@@ -165,10 +194,12 @@ def layer_time_breakdown(
     recompute: Recompute,
     *,
     flash_attention: bool = True,
+    attention_kernel: str = "te",
 ) -> LayerTime:
-    """Forward + backward of one decoder layer for one micro-batch on one GPU, by part."""
+    """Forward + backward of one decoder layer for one micro-batch on one GPU, by part
+    (`attention_kernel`: see `perf/efficiency.py` ATTENTION_KERNELS)."""
     gpu = cluster.gpu
-    compute = _compute_s(model, layer, gpu, cfg, recompute, flash_attention)
+    compute = _compute_s(model, layer, gpu, cfg, recompute, flash_attention, attention_kernel)
     msg = activation_message_bytes(model, cfg)
     fwd_passes = 2 if recompute is Recompute.FULL else 1
     # TP: 2 all-reduces (or all-gather + reduce-scatter pairs with SP: same volume) per pass.
@@ -186,7 +217,9 @@ def layer_time_breakdown(
         )
         link = comm.group_link(cluster, cfg.cp, stride=cfg.tp)
         ring = (cfg.cp - 1) * comm.p2p_s(kv_bytes, link) * (fwd_passes + 2)
-        att_s = 3.0 * _attention_s(layer, gpu, cfg, efficiency_for(gpu.arch), flash_attention)
+        att_s = 3.0 * _attention_s(
+            layer, gpu, cfg, efficiency_for(gpu.arch), flash_attention, attention_kernel
+        )
         cp = max(0.0, ring - att_s)
     # EP: dispatch + combine all-to-all per pass (forward, backward, recompute), perf/training_moe.py.
     ep = moe.ep_all_to_all_s(model, layer, cluster, cfg, recompute, compute)
@@ -208,10 +241,17 @@ def layer_time_s(
     recompute: Recompute,
     *,
     flash_attention: bool = True,
+    attention_kernel: str = "te",
 ) -> float:
     """Forward + backward of one decoder layer for one micro-batch on one GPU, s."""
     return layer_time_breakdown(
-        model, layer, cluster, cfg, recompute, flash_attention=flash_attention
+        model,
+        layer,
+        cluster,
+        cfg,
+        recompute,
+        flash_attention=flash_attention,
+        attention_kernel=attention_kernel,
     ).total_s
 
 

@@ -66,11 +66,20 @@ def stage_time_s(
     recompute: Recompute,
     *,
     flash_attention: bool = True,
+    attention_kernel: str = "te",
 ) -> float:
     """One micro-batch forward + backward through pipeline stage `stage` (all its vp chunks), with
     the p2p sends of activations forward and gradients backward at each chunk boundary."""
     total = sum(
-        layer_time_s(model, model.layers[i], cluster, cfg, recompute, flash_attention=flash_attention)
+        layer_time_s(
+            model,
+            model.layers[i],
+            cluster,
+            cfg,
+            recompute,
+            flash_attention=flash_attention,
+            attention_kernel=attention_kernel,
+        )
         for i in layer_indices
     )
     if stage == 0:
