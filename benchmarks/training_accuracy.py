@@ -317,8 +317,8 @@ def _published(row: dict[str, str]) -> tuple[str, float] | None:
     return None
 
 
-def evaluate_row(row: dict[str, str]) -> RowResult | Skipped:
-    """Predict one row."""
+def evaluate_row(row: dict[str, str], *, memory: bool = True) -> RowResult | Skipped:
+    """Predict one row (`memory=False`: speed only, peak memory reported as 0)."""
     rid = row["row_id"]
     if "lora" in row["model"].lower():
         return Skipped(rid, "LoRA fine-tuning (frozen base weights) is not modelled")
@@ -330,8 +330,10 @@ def evaluate_row(row: dict[str, str]) -> RowResult | Skipped:
         return Skipped(rid, f"no architecture for {row['model']!r} (not in the zoo, no layers/hidden/heads)")
     cluster = cluster_for(row)
     cfg = build_config(row, cluster)
-    mem = training_memory(model, cluster.gpu, cfg, margins=RAW)
-    planned = training_memory(model, cluster.gpu, cfg)
+    peak_gib, fits_planned = 0.0, True
+    if memory:
+        peak_gib = training_memory(model, cluster.gpu, cfg, margins=RAW).peak_gib
+        fits_planned = training_memory(model, cluster.gpu, cfg).fits
     # Megatron-LM in 2021 (Narayanan et al.) had no flash attention: unfused softmax attention.
     perf = training_perf(
         model,
@@ -358,18 +360,18 @@ def evaluate_row(row: dict[str, str]) -> RowResult | Skipped:
         metric,
         value,
         predicted,
-        mem.peak_gib,
+        peak_gib,
         cluster.gpu.memory_gib,
-        planned.fits,
+        fits_planned,
         split_of(row),
     )
 
 
 def evaluate(
-    path: Path = REFERENCE, rows: Sequence[dict[str, str]] | None = None
+    path: Path = REFERENCE, rows: Sequence[dict[str, str]] | None = None, *, memory: bool = True
 ) -> list[RowResult | Skipped]:
     """Every row of the CSV at `path` (or the given `rows`)."""
-    return [evaluate_row(row) for row in (load_rows(path) if rows is None else rows)]
+    return [evaluate_row(row, memory=memory) for row in (load_rows(path) if rows is None else rows)]
 
 
 # ----- rank: the planner's own optimum against the published layout -------------------------------------

@@ -90,7 +90,7 @@ def loss(results: Sequence[RowResult]) -> float:
 
 
 def _evaluate(rows: Sequence[dict[str, str]]) -> list[RowResult]:
-    return [r for r in evaluate(REFERENCE, rows) if isinstance(r, RowResult)]
+    return [r for r in evaluate(REFERENCE, rows, memory=False) if isinstance(r, RowResult)]
 
 
 def fit(rows: Sequence[dict[str, str]], rounds: int = 4) -> float:

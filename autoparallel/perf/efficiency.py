@@ -61,13 +61,13 @@ _CALIBRATION = (
     "recomputation costing a full forward and one elementwise_bytes_per_h for both generations; "
     "benchmarks/training_accuracy.py gives the error per row"
 )
-_ELEMENTWISE_BYTES_PER_H = 350.0
+_ELEMENTWISE_BYTES_PER_H = 270.0
 
 EFFICIENCY: dict[str, Efficiency] = {
     "ampere": Efficiency(
-        gemm=0.74,
-        gemm_fp8=0.74,
-        attention=0.28,
+        gemm=0.705,
+        gemm_fp8=0.705,
+        attention=0.275,
         elementwise_bytes_per_h=_ELEMENTWISE_BYTES_PER_H,
         native_attention_speedup=1.0,
         tensor_flops_per_exp=128.0,
@@ -75,8 +75,8 @@ EFFICIENCY: dict[str, Efficiency] = {
     ),
     "hopper": Efficiency(
         gemm=0.59,
-        gemm_fp8=0.64,
-        attention=0.17,
+        gemm_fp8=0.50,
+        attention=0.138,
         elementwise_bytes_per_h=_ELEMENTWISE_BYTES_PER_H,
         native_attention_speedup=1.6,
         tensor_flops_per_exp=256.0,

@@ -49,6 +49,7 @@ from autoparallel.perf.training_layer import (
 from autoparallel.perf.training_schedule import (
     DP_OVERLAP_FRACTION,
     _optimizer_shard,
+    dp_overlap_window_s,
     dp_sync_time_s,
     offload_step_s,
     optimizer_step_s,
@@ -69,6 +70,7 @@ __all__ = [
     "TrainingCost",
     "TrainingPerf",
     "cost_to_tokens",
+    "dp_overlap_window_s",
     "dp_sync_time_s",
     "embedding_time_s",
     "layer_time_breakdown",
@@ -238,7 +240,10 @@ def training_perf(
     )
     pipe = pipeline_step_time_s(stage_times, cfg)
     slow = max(range(cfg.pp), key=lambda s: stage_times[s])
-    dps = [dp_sync_time_s(model, cluster, cfg, s, idx, stage_times[s]) for s, idx in enumerate(stages)]
+    dps = [
+        dp_sync_time_s(model, cluster, cfg, s, idx, dp_overlap_window_s(cfg, s, stage_times[s]))
+        for s, idx in enumerate(stages)
+    ]
     opts = [optimizer_step_s(model, cluster.gpu, cfg, s, idx) for s, idx in enumerate(stages)]
     dp, opt = max(dps), max(opts)
     step = pipe + dp + opt

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.memory.training_activations import local_tokens, sequence_parallel_divisor
-from autoparallel.memory.training_states import layer_params_per_gpu
-from autoparallel.models.spec import AttentionKind, LayerSpec, ModelSpec
+from autoparallel.memory.training_states import expert_tp, layer_params_per_gpu
+from autoparallel.models.spec import AttentionKind, LayerSpec, MlpKind, ModelSpec
 from autoparallel.perf import comm
 from autoparallel.perf import training_moe as moe
 from autoparallel.perf.efficiency import Efficiency, attention_shape_factor, efficiency_for, kernel_speedup
@@ -31,7 +31,7 @@ from autoparallel.perf.efficiency import Efficiency, attention_shape_factor, eff
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU, Cluster
 
-TP_COMM_EXPOSED = 0.12
+TP_COMM_EXPOSED = 0.073
 """Fraction of TP collective time not hidden behind GEMMs (Megatron/TE overlap part of it:
 `--tp-comm-overlap`, and NCCL kernels share the GPU with GEMMs); calibrated with the efficiency
 factors on the training runs of shared/reference (see perf/efficiency.py)."""
@@ -139,6 +139,42 @@ def _attention_s(
     return gemm + _UNFUSED_SOFTMAX_BYTES / 3.0 * scores / (gpu.hbm_tbps * 1e12)
 
 
+FP8_CAST_BYTES_PER_ELEMENT = 4.0
+"""HBM bytes per element of one Transformer Engine FP8 cast-transpose: the bf16 tensor read (2), its
+FP8 copy and FP8 transpose written (1 + 1) (TE `fp8_cast_transpose_fused`, `_Linear.forward` for each
+GEMM input; `grad_output_preprocess` for each GEMM's output gradient in backward)."""
+
+
+def fp8_cast_s(model: ModelSpec, layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, sp_div: int) -> float:
+    """Forward + backward FP8 cast traffic of one layer per micro-batch on one GPU (FP8 runs only).
+
+    Every TE linear casts its input forward and its output gradient backward (cast + transpose,
+    FP8_CAST_BYTES_PER_ELEMENT each): per token, the inputs QKV h, projection a·d_v/t, FC1 h, FC2 f/t
+    and the outputs QKV (a·d + 2·kv·d)/t, projection h, FC1 (gated: 2)f/t, FC2 h; the h-wide ones
+    split by SP; routed experts per routed copy (h + f/etp in, (gated: 2)f/etp + h out).
+    Memory-bound: it does not shrink with FP8's doubled FLOP rate, so small models (h ≈ 2k) keep
+    less of FP8's speed-up than large ones, where it is a smaller share of each GEMM's time.
+    """
+    if cfg.precision != "fp8":
+        return 0.0
+    h = model.hidden_size
+    att, mlp = layer.attention, layer.mlp
+    t = cfg.tp
+    up = 2.0 if mlp.gated else 1.0
+    width = mlp.intermediate_size if mlp.kind is MlpKind.DENSE else 0
+    width += mlp.num_shared_experts * mlp.shared_intermediate_size
+    per_token = 4.0 * h / sp_div  # QKV and FC1 inputs, projection and FC2 outputs
+    if att.kind is not AttentionKind.LINEAR:
+        per_token += (att.num_heads * att.v_head_dim + att.num_heads * att.head_dim) / t
+        per_token += 2.0 * att.num_kv_heads * att.head_dim / t
+    per_token += (1.0 + up) * width / t
+    if mlp.kind is MlpKind.MOE and mlp.num_experts:
+        etp = expert_tp(cfg)
+        f = mlp.intermediate_size / etp
+        per_token += mlp.experts_per_token * etp / t * (2.0 * h + (1.0 + up) * f)
+    return FP8_CAST_BYTES_PER_ELEMENT * per_token * local_tokens(cfg) / (gpu.hbm_tbps * 1e12)
+
+
 def cp_causal_imbalance(cp: int, *, balanced: bool = True) -> float:
     """Causal attention work of the busiest CP rank over the average.
 
@@ -173,6 +209,7 @@ def _compute_s(
     hbm = gpu.hbm_tbps * 1e12
     elem = eff.elementwise_bytes_per_h * model.hidden_size * local_tokens(cfg) / sp_div / hbm
     elem += moe.permute_router_s(model, layer, gpu, cfg, sp_div)
+    elem += fp8_cast_s(model, layer, gpu, cfg, sp_div)
     total = 3.0 * (gemm_fwd + att_fwd) + elem
     if recompute is Recompute.FULL:
         total += RECOMPUTE_TIME_FRACTION * (gemm_fwd + att_fwd + elem / 3.0)

@@ -3,6 +3,7 @@
     stage_time_s            one micro-batch through one pipeline stage (+ p2p hops)
     pipeline_step_time_s    1F1B / interleaved schedule over the stage times
     dp_sync_time_s          exposed gradient / parameter synchronisation per step
+    dp_overlap_window_s     the compute that synchronisation hides behind (1F1B / interleaved)
     optimizer_step_s        the Adam update of a rank's shard (CPU offload: `offload_step_s`)
 
 Sources: pipeline schedule and bubble (p − 1)/(m·v) from Narayanan et al. 2021 ("Efficient Large-Scale
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
-from autoparallel.memory.training_activations import sequence_parallel_divisor
+from autoparallel.memory.training_activations import inflight_microbatches, sequence_parallel_divisor
 from autoparallel.memory.training_states import (
     embedding_params_per_gpu,
     expert_dp,
@@ -161,6 +162,23 @@ def dp_sync_time_s(
             )
     floor = total / max(len(layer_indices), 1)
     return max(total - DP_OVERLAP_FRACTION * overlap_window_s, floor)
+
+
+def dp_overlap_window_s(cfg: TrainingConfig, stage: int, microbatch_s: float) -> float:
+    """Compute a stage's data-parallel sync can hide behind, s (`dp_sync_time_s`' `overlap_window_s`).
+
+    1F1B (vp = 1): one micro-batch's forward + backward. The stage's gradients are complete only at
+    its last backward, during which the bucketed reduce-scatter runs (Megatron `--overlap-grad-reduce`),
+    and the next step's parameter all-gather runs under the first forward (`--overlap-param-gather`).
+    Interleaved (vp > 1): Megatron-Core's DDP keeps one set of buckets per model chunk, and a chunk's
+    reduce-scatter starts at its own last backward, while the cool-down still runs the other chunks'
+    backward passes; its all-gather likewise hides under the warm-up forwards. The window is then every
+    chunk pass in flight at the stage's peak (`inflight_microbatches`: warm-up + 1), each 1/vp of a
+    micro-batch's stage time, and at least the 1F1B window.
+    """
+    if cfg.vp <= 1:
+        return microbatch_s
+    return max(1.0, inflight_microbatches(cfg, stage) / cfg.vp) * microbatch_s
 
 
 def _optimizer_shard(

@@ -21,6 +21,7 @@ from autoparallel.perf import training_moe as moe
 from autoparallel.perf.efficiency import EFFICIENCY, attention_shape_factor, kernel_speedup
 from autoparallel.perf.training import (
     cost_to_tokens,
+    dp_overlap_window_s,
     layer_time_breakdown,
     training_perf,
     training_perf_dict,
@@ -220,3 +221,20 @@ def test_perf_dict_time_and_cost_to_train() -> None:
     assert out["time_to_train_s"] == pytest.approx(1e11 / perf.tokens_per_s)
     assert out["usd_to_train"] == pytest.approx(out["gpu_hours"] * cluster.gpu.usd_per_hour)  # type: ignore[operator]
     assert "time_to_train_s" not in training_perf_dict(perf)
+
+
+# ----- data-parallel sync at scale -----------------------------------------------------------------------
+def test_dp_overlap_window_1f1b_is_one_microbatch() -> None:
+    cfg = TrainingConfig(pp=8, dp=128, global_batch=1024)
+    assert dp_overlap_window_s(cfg, 0, 2.0) == 2.0
+    assert dp_overlap_window_s(cfg, 7, 2.0) == 2.0
+
+
+def test_dp_overlap_window_interleaved_spans_the_chunks_in_flight() -> None:
+    """Per-chunk buckets: chunk c's reduce-scatter runs under the other chunks' cool-down backward passes
+    (and its all-gather under the warm-up forwards): Megatron-Core's in-flight chunk passes × 1/vp."""
+    cfg = TrainingConfig(pp=16, vp=4, dp=128, global_batch=4096)
+    first = dp_overlap_window_s(cfg, 0, 1.0)
+    assert first == pytest.approx((2 * 15 + 3 * 16 + 1) / 4)
+    last = dp_overlap_window_s(cfg, 15, 1.0)
+    assert last == pytest.approx((3 * 16 + 1) / 4)
