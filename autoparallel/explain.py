@@ -220,7 +220,8 @@ def _training_time_lines(perf: dict[str, Any]) -> list[str]:
     if "time_to_train_s" in perf:
         out += [
             "",
-            f"to train {float(perf['tokens_to_train']):,.0f} tokens: {float(perf['time_to_train_days']):,.2f} days "
+            f"to train {float(perf['tokens_to_train']):,.0f} tokens: "
+            f"{float(perf['time_to_train_days']):,.2f} days "
             f"({float(perf['time_to_train_s']) / 3600:,.1f} h), {float(perf['gpu_hours']):,.0f} GPU-hours, "
             f"${float(perf['usd_to_train']):,.0f}",
         ]

@@ -811,7 +811,8 @@ def main(argv: list[str]) -> int:
             continue
         print(
             f"{r.row_id:5} {r.model[:28]:28} {r.metric:21} {r.published:10.3f} {r.predicted:10.3f} "
-            f"{r.rel_error:+7.1%} {r.peak_gib:8.1f} {r.memory_gib:7.1f} {'yes' if r.fits else 'NO ':3} {r.split}"
+            f"{r.rel_error:+7.1%} {r.peak_gib:8.1f} {r.memory_gib:7.1f} "
+            f"{'yes' if r.fits else 'NO ':3} {r.split}"
         )
     if not done:
         print("no rows evaluated")

@@ -118,13 +118,14 @@ def main(argv: list[str]) -> int:
     rows = load_rows(path)
     fit_rows = [row for row in rows if split_of(row) == "fit"]
     before = _evaluate(rows)
-    print(f"rows: {len(rows)}; fit {len(fit_rows)}, check {len(rows) - len(fit_rows)} (benchmarks.training_accuracy.split_of)")
+    print(f"rows: {len(rows)}; fit {len(fit_rows)}, check {len(rows) - len(fit_rows)} (split_of)")
     print("shipped constants: " + ", ".join(f"{name} {get():.4g}" for name, get, _ in parameters()))
     for part in ("fit", "check"):
         print(f"  {part:5}: {accuracy_line([r for r in before if r.split == part])}")
     fitted = fit(fit_rows)
     after = _evaluate(rows)
-    print(f"fitted on the fit rows (loss {fitted:.2f}): " + ", ".join(f"{name} {get():.4g}" for name, get, _ in parameters()))
+    values = ", ".join(f"{name} {get():.4g}" for name, get, _ in parameters())
+    print(f"fitted on the fit rows (loss {fitted:.2f}): {values}")
     for part in ("fit", "check"):
         print(f"  {part:5}: {accuracy_line([r for r in after if r.split == part])}")
     print(f"run time: {time.perf_counter() - start:.1f} s")

@@ -85,7 +85,7 @@ def test_grouped_gemm_many_tokens_is_compute_bound() -> None:
 
 
 def test_capacity_factor_pads_compute_and_all_to_all() -> None:
-    """Switch Transformer §2.2: capacity = tokens/experts × c; padded experts compute and send c× the tokens."""
+    """Switch Transformer §2.2: capacity = tokens/experts × c; padded experts compute and send c×."""
     model = _moe_model(64, 4, 1024)
     layer = model.layers[0]
     cluster = Cluster.parse("8x8xH100")
@@ -238,3 +238,15 @@ def test_dp_overlap_window_interleaved_spans_the_chunks_in_flight() -> None:
     assert first == pytest.approx((2 * 15 + 3 * 16 + 1) / 4)
     last = dp_overlap_window_s(cfg, 15, 1.0)
     assert last == pytest.approx((3 * 16 + 1) / 4)
+
+
+def test_expert_tensor_parallelism_gathers_tokens_and_splits_experts() -> None:
+    """Megatron-Core's expert mesh: with etp = tp each expert is split tp ways and sees the tokens of the
+    whole TP group (tokens per expert × etp/tp); with etp = 1 whole experts see the rank's own share.
+    The routed FLOPs per GPU are the same; the per-expert GEMM shape is what changes."""
+    model = _moe_model(64, 4, 1024)
+    layer = model.layers[0]
+    split = TrainingConfig(tp=4, ep=8, dp=8, seq_len=4096, global_batch=8)
+    whole = split.model_copy(update={"etp": 1})
+    assert moe.tokens_per_expert(layer, split) == pytest.approx(4 * moe.tokens_per_expert(layer, whole))
+    assert moe.routed_flops(layer, split) == pytest.approx(moe.routed_flops(layer, whole))

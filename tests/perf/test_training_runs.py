@@ -40,7 +40,9 @@ KNOWN_OUTSIDE = {
 }
 KNOWN_NOT_FITTING = {
     "T028": "DeepSeek-V3: micro-batch unpublished; FP8 activation caching and MLA up-projection recompute",
-    "T041": "Nemotron-340B, vp 12: 82.7 GiB with TE's FP8 weight + transpose copies (+2 B/param); NeMo's FP8 parameter gather (no bf16 weight) not modelled",
+    # 82.7 GiB with TE's FP8 weight + transpose copies (+2 B/param); NeMo's FP8 parameter gather
+    # (no bf16 weight copy) is not modelled.
+    "T041": "Nemotron-340B, vp 12: FP8 parameter gather not modelled",
     "T046": "LLAMA2-70B SFT, dp=1: Apex DistributedFusedAdam parameter remainders (not modelled)",
 }
 SKIPPED = {"T047", "T048", "T049"}  # LoRA
