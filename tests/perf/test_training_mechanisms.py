@@ -17,12 +17,15 @@ from autoparallel.models.spec import (
     ModelSpec,
     ParamGroups,
 )
+from autoparallel.perf import comm
 from autoparallel.perf import training_moe as moe
 from autoparallel.perf.efficiency import EFFICIENCY, attention_shape_factor, kernel_speedup
 from autoparallel.perf.training import (
     cost_to_tokens,
     dp_overlap_window_s,
     layer_time_breakdown,
+    layer_time_s,
+    stage_time_s,
     training_perf,
     training_perf_dict,
 )
@@ -250,3 +253,19 @@ def test_expert_tensor_parallelism_gathers_tokens_and_splits_experts() -> None:
     whole = split.model_copy(update={"etp": 1})
     assert moe.tokens_per_expert(layer, split) == pytest.approx(4 * moe.tokens_per_expert(layer, whole))
     assert moe.routed_flops(layer, split) == pytest.approx(moe.routed_flops(layer, whole))
+
+
+def test_interleaved_p2p_overlaps_the_chunks() -> None:
+    """Megatron-Core `overlap_p2p_comm`: with interleaving only each hop's latency shows when the chunks'
+    compute is longer than the transfer; 1F1B pays the whole transfer."""
+    model = gpt_like_spec(32, 4096, 32, 32000, 4096, gated=True, bias=False, learned_positions=False)
+    cluster = Cluster.parse("4x8xH100")
+    flat = TrainingConfig(tp=8, pp=4, seq_len=4096, global_batch=64)
+    inter = flat.model_copy(update={"vp": 2})
+    idx = tuple(range(8, 16))
+    no_hops = sum(layer_time_s(model, model.layers[i], cluster, flat, Recompute.NONE) for i in idx)
+    link = comm.group_link(cluster, 4, stride=8)
+    assert stage_time_s(model, cluster, inter, 1, idx, Recompute.NONE) == pytest.approx(
+        no_hops + 2 * 2 * link.latency_s
+    )
+    assert stage_time_s(model, cluster, flat, 1, idx, Recompute.NONE) > no_hops + 2 * 2 * link.latency_s
