@@ -27,7 +27,7 @@ of peak on A100 and ~60-70 % on H100 SXM at training sizes (NVIDIA "Matrix multi
 guide); FlashAttention-2 reaches ~50-70 % of A100 peak forward and less backward, on causal FLOPs (Dao
 2023, Fig. 4-6); the fitted attention fractions are lower because they count the whole step. The fitted
 `gemm_fp8` (0.50 of the FP8 peak) comes from llm-foundry's FP8 rows only; NeMo's FP8 rows, never fitted,
-come out ~10 % slow with it (median -9 %), which says Megatron-Core reaches a higher FP8 GEMM rate.
+come out slow with it (median -7.5 %), which says Megatron-Core reaches a higher FP8 GEMM rate.
 """
 
 from __future__ import annotations
