@@ -122,6 +122,7 @@ def _training_plan(m: ModelSpec, c: Cluster, w: Training, sol: Any, model_id: st
         config=sol.config,
         memory=sol.memory,
         perf=sol.perf,
+        cost=sol.cost,
         fits=sol.memory.fits,
         problems=tuple(sol.memory.problems),
         solver=SolverReport.of(sol.stats),
@@ -318,9 +319,10 @@ def _evaluate_training(
     m: ModelSpec, c: Cluster, config: TrainingConfig, w: Training, compare: bool, model_id: str
 ) -> TrainingPlan:
     from autoparallel.memory.training import training_memory
-    from autoparallel.perf.training import training_perf
+    from autoparallel.perf.training import cost_to_tokens, training_perf
 
     mem, perf = training_memory(m, c.gpu, config), training_perf(m, c, config)
+    cost = cost_to_tokens(m, c, config, w.tokens, perf=perf) if w.tokens else None
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
         solver.update(_optimum(m, c, w, None, "tokens_per_s", perf.tokens_per_s if mem.fits else 0.0))
@@ -333,6 +335,7 @@ def _evaluate_training(
         config=config,
         memory=mem,
         perf=perf,
+        cost=cost,
         fits=mem.fits,
         problems=tuple(mem.problems),
         solver=SolverReport(**solver),

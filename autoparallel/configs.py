@@ -122,6 +122,12 @@ class TrainingConfig(_Frozen):
     """Decoder layers per pipeline stage (None: as even as possible, remainder on the first stages)."""
     precision: str = "bf16"
     """`bf16` or `fp8` (FP8 GEMMs, bf16 master weights)."""
+    moe_capacity_factor: float | None = Field(default=None, gt=0)
+    """MoE token capacity per expert as a multiple of the balanced load (Megatron-Core
+    `--moe-expert-capacity-factor` with padding); None: dropless, balanced routing."""
+    ep_overlap: bool = False
+    """Expert all-to-all hidden behind another micro-batch's compute (Megatron-Core
+    `--overlap-moe-expert-parallel-comm`, DeepSeek-V3's DualPipe)."""
 
     @property
     def world_size(self) -> int:

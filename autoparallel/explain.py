@@ -162,16 +162,11 @@ def explain_training(plan: TrainingPlan) -> str:
                     "tflops_per_gpu",
                     "mfu",
                     "hfu",
-                    "pp_bubble_s",
-                    "dp_comm_exposed_s",
-                    "tp_comm_s",
-                    "cp_comm_s",
-                    "ep_comm_s",
-                    "optimizer_s",
                 )
             ],
         ),
     ]
+    lines += _training_time_lines(plan)
     lines += _reasons(plan.binding, plan.runner_up, plan.problems)
     lines += [
         "",
@@ -183,6 +178,36 @@ def explain_training(plan: TrainingPlan) -> str:
         "  ds_config: " + _safe(lambda: _json(plan.deepspeed_config)),
     ]
     return "\n".join(lines)
+
+
+def _training_time_lines(plan: TrainingPlan) -> list[str]:
+    """Step time by component, per-stage time, and time / cost to train when a token budget is given."""
+    perf, out = plan.perf, []
+    step = perf.step_time_s
+    parts = perf.components()
+    out += [
+        "",
+        "step time by component (slowest stage):",
+        _table(
+            ("component", "s per step", "share"),
+            [(k, float(v), f"{100 * float(v) / step:.1f}%" if step else "-") for k, v in parts.items()],
+        ),
+    ]
+    if len(perf.stages) > 1:
+        rows = [
+            (s.stage, s.layers, s.microbatch_s, s.busy_s, s.idle_s, s.dp_comm_exposed_s, s.optimizer_s)
+            for s in perf.stages
+        ]
+        header = ("stage", "layers", "micro-batch", "busy", "idle", "dp exposed", "optimizer")
+        out += ["", "time per pipeline stage (one GPU, s):", _table(header, rows)]
+    if plan.cost is not None:
+        c = plan.cost
+        out += [
+            "",
+            f"to train {c.tokens:,.0f} tokens: {c.time_s / 86400:,.2f} days ({c.time_s / 3600:,.1f} h), "
+            f"{c.gpu_hours:,.0f} GPU-hours, ${c.usd:,.0f}",
+        ]
+    return out
 
 
 def _safe(build: Any) -> str:

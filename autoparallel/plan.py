@@ -20,7 +20,7 @@ from autoparallel.memory.serving import VllmMemoryReport
 from autoparallel.memory.training import TrainingMemoryReport
 from autoparallel.models import ModelSpec
 from autoparallel.perf.serving import ServingPerf
-from autoparallel.perf.training import TrainingPerf
+from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf_dict
 from autoparallel.workload import Serving, Training
 
 
@@ -224,6 +224,8 @@ class TrainingPlan(_PlanBase):
     """Per-GPU memory by pipeline stage from the float model, with the usable budget."""
     perf: TrainingPerf
     """Step time, tokens/s, TFLOP/s per GPU, MFU, HFU and the time breakdown (float model)."""
+    cost: TrainingCost | None = None
+    """Time, GPU-hours and US$ to the workload's token budget (None without `tokens`)."""
 
     @property
     def deepspeed_config(self) -> dict[str, object]:
@@ -268,7 +270,7 @@ class TrainingPlan(_PlanBase):
                     "layers_per_stage": list(self.config.stage_layers(self.model.num_layers)),
                 },
                 "memory": self.memory.model_dump(mode="json"),
-                "perf": self.perf.model_dump(mode="json"),
+                "perf": training_perf_dict(self.perf, self.cost),
                 "deepspeed": {
                     "config": self._artifact(lambda: self.deepspeed_config),
                     "command": self._artifact(lambda: self.deepspeed_command),

@@ -111,6 +111,37 @@ def _moe_bytes_per_local_token(
     return tokens * per_routed + router
 
 
+def fp8_saved_input_bytes_per_token(
+    model: ModelSpec, layer: LayerSpec, cfg: TrainingConfig, *, part: str, capacity_factor: float = 1.0
+) -> float:
+    """Bytes per token an FP8 run saves less than bf16 on the inputs of one layer's linears.
+
+    Transformer Engine (`module/linear.py` `_Linear.forward`, and LayerNormLinear / LayerNormMLP /
+    GroupedLinear alike) casts a linear's input to FP8 for the forward GEMM and saves that FP8 tensor
+    (or its FP8 transpose) for the weight-gradient GEMM instead of the bf16 input: one byte per
+    element is saved, not two. Inputs of non-linear ops keep their precision: layer-norm inputs,
+    Q/K/V for the bf16 flash attention, the FC1 output (the activation function's input), dropout
+    masks. Per `part` (the terms of `layer_activation_bytes`):
+      replicated: QKV input h + MLP input h (the LN outputs: SP-scattered like the other 10h);
+      split:      attention projection input a·d_v/t + FC2 input f/t (dense MLP and shared experts);
+      experts:    per routed token, the permuted expert input h + the expert FC2 input f/etp.
+    Linear attention (Gated DeltaNet) layers keep their QKV/projection inputs in the same way.
+    """
+    h = model.hidden_size
+    att, mlp = layer.attention, layer.mlp
+    if part == "replicated":
+        return 2.0 * h
+    if part == "split":
+        width = mlp.intermediate_size if mlp.kind is MlpKind.DENSE else 0
+        width += mlp.num_shared_experts * mlp.shared_intermediate_size
+        heads = att.linear_num_value_heads if att.kind is AttentionKind.LINEAR else att.num_heads
+        return (heads * att.v_head_dim + width) / cfg.tp
+    if mlp.kind is not MlpKind.MOE or not mlp.num_experts:
+        return 0.0
+    etp = expert_tp(cfg)
+    return mlp.experts_per_token * capacity_factor * etp * (h + mlp.intermediate_size / etp)
+
+
 def layer_activation_bytes(
     model: ModelSpec,
     layer: LayerSpec,
@@ -129,6 +160,8 @@ def layer_activation_bytes(
       none:      sbh(34 + 5as/h)/t with SP (flash attention: 34·sbh/t + a fp32 log-sum-exp, 4·sb·a/t)
       selective: attention internals (softmax, its dropout) recomputed: 34·sbh/t
       full:      only the layer input is kept: 2sbh (/t with SP, as Megatron stores it scattered)
+    FP8 runs save the linears' inputs in FP8 (`fp8_saved_input_bytes_per_token`): without dropout
+    and with a 4h GeLU MLP, 32 → 32 − 2 − 1 − 4 = 25 (QKV, MLP, projection and FC2 inputs).
     """
     h = model.hidden_size
     rep_div = sequence_parallel_divisor(cfg)
@@ -142,6 +175,14 @@ def layer_activation_bytes(
     replicated = (10.0 if model.dropout else 8.0) * h + att_rep
     split += _mlp_bytes_per_token(layer, cfg)
     moe = _moe_bytes_per_local_token(model, layer, cfg, capacity_factor)
+    if cfg.precision == "fp8":
+        # Transformer Engine saves each linear's input in FP8 (1 byte, not 2): QKV input and MLP
+        # input (replicated part), projection input and FC2 input (split part), routed experts' too.
+        replicated -= fp8_saved_input_bytes_per_token(model, layer, cfg, part="replicated")
+        split -= fp8_saved_input_bytes_per_token(model, layer, cfg, part="split")
+        moe -= fp8_saved_input_bytes_per_token(
+            model, layer, cfg, part="experts", capacity_factor=capacity_factor
+        )
     per_token = replicated / rep_div + split + moe / cfg.tp
     if recompute is Recompute.NONE:
         per_token += internal
@@ -201,12 +242,16 @@ def inflight_microbatches(cfg: TrainingConfig, stage: int) -> int:
     capped by the grad_accum micro-batches of a step. Interleaved 1F1B with vp chunks (Megatron-Core
     `forward_backward_pipelining_with_interleaving`): warm-up = 2(pp − s − 1) + (vp − 1)·pp, plus the
     one in steady state, capped by grad_accum·vp; each pass holds layers/vp layers (Korthikanti §4.2.3:
-    the first stage then holds L(1 + (p − 1)/(p·vp)) layers' worth).
+    the first stage then holds L(1 + (p − 1)/(p·vp)) layers' worth). Megatron-Core's
+    `get_pp_rank_microbatches`: the warm-up uses `microbatch_group_size_per_vp_stage` (default pp)
+    per extra chunk, one more forward with `overlap_moe_expert_parallel_comm` (`cfg.ep_overlap`: the
+    merged 1F1B step needs an independent forward), and all of them are warm-up when that reaches
+    grad_accum·vp.
     """
     m = max(cfg.grad_accum, 1)
     if cfg.pp == 1:
         return 1
     if cfg.vp == 1:
         return min(cfg.pp - stage, m)
-    warmup = 2 * (cfg.pp - stage - 1) + (cfg.vp - 1) * cfg.pp
+    warmup = 2 * (cfg.pp - stage - 1) + (cfg.vp - 1) * cfg.pp + (1 if cfg.ep_overlap else 0)
     return min(warmup + 1, m * cfg.vp)

@@ -29,6 +29,13 @@ OPTIMIZER_BYTES_PER_PARAM = 12.0
 # Megatron's distributed optimizer accumulates and reduces gradients in an fp32 `main_grad` buffer
 # under bf16 (dist_optimizer.md: "bf16 param, fp32 grads: 6 + 12/d").
 MEGATRON_MAIN_GRAD_BYTES_PER_PARAM = 4.0
+# FP8 training with Transformer Engine (Hopper, delayed or current scaling): every TE linear keeps an
+# FP8 copy of its weight and of its transpose (1 + 1 byte per parameter) across the micro-batches of a
+# step (TE `module/linear.py` `_Linear.forward`: `weight_fp8` and `weight_t_fp8` are module workspaces
+# filled by `fp8_cast_transpose_fused` when `is_first_microbatch`, which Megatron-Core's TE wrappers
+# pass; the transpose is the operand of the dgrad GEMM in backward). Norms, the router and the
+# embedding / output layer (not TE linears in Megatron-Core's GPT) have no FP8 copy.
+FP8_WEIGHT_CACHE_BYTES_PER_PARAM = 2.0
 
 
 class _Frozen(BaseModel):
@@ -137,13 +144,30 @@ def _state_of_params(params_per_gpu: float, shard: float, cfg: TrainingConfig) -
     return StateBytes(weights_bytes=w, gradients_bytes=g, optimizer_bytes=o)
 
 
+def fp8_weight_cache_bytes(layer: LayerSpec, cfg: TrainingConfig) -> float:
+    """FP8 weight + transpose copies of one decoder layer's GEMM weights on one GPU (FP8 runs only):
+    FP8_WEIGHT_CACHE_BYTES_PER_PARAM × the layer's linear parameters held by the GPU (norms and the
+    router excluded). Not sharded by ZeRO-1/2 or the distributed optimizer: every rank computes with
+    its full TP/EP shard; under ZeRO-3 only the gathered working layers would hold one."""
+    if cfg.precision != "fp8" or cfg.zero is ZeroStage.PARAMETERS:
+        return 0.0
+    dense, expert = layer_params_per_gpu(layer, cfg)
+    p = layer.params
+    gemm = dense - p.norms - p.router + expert
+    return FP8_WEIGHT_CACHE_BYTES_PER_PARAM * max(gemm, 0.0)
+
+
 def layer_state_breakdown(model: ModelSpec, layer: LayerSpec, cfg: TrainingConfig) -> StateBytes:
-    """Weights, gradients and optimizer states of one decoder layer on one GPU."""
+    """Weights (+ the FP8 weight copies of FP8 runs, `fp8_weight_cache_bytes`), gradients and optimizer
+    states of one decoder layer on one GPU."""
     del model  # part of the stable signature; the layer carries its own counts
     dense, expert = layer_params_per_gpu(layer, cfg)
     state = _state_of_params(dense, _dense_shard_degree(cfg), cfg)
     if expert:
         state = state + _state_of_params(expert, expert_dp(cfg), cfg)
+    cache = fp8_weight_cache_bytes(layer, cfg)
+    if cache:
+        state = state + StateBytes(weights_bytes=cache, gradients_bytes=0.0, optimizer_bytes=0.0)
     return state
 
 

@@ -48,6 +48,8 @@ from autoparallel.perf.training_layer import (
 )
 from autoparallel.perf.training_schedule import (
     DP_OVERLAP_FRACTION,
+    _optimizer_shard,
+    dp_overlap_window_s,
     dp_sync_time_s,
     offload_step_s,
     optimizer_step_s,
@@ -64,9 +66,11 @@ __all__ = [
     "TP_COMM_EXPOSED",
     "ZERO3_OVERLAP_FRACTION",
     "LayerTime",
+    "StageTime",
     "TrainingCost",
     "TrainingPerf",
     "cost_to_tokens",
+    "dp_overlap_window_s",
     "dp_sync_time_s",
     "embedding_time_s",
     "layer_time_breakdown",
@@ -80,7 +84,27 @@ __all__ = [
     "recompute_flops_per_step",
     "stage_time_s",
     "training_perf",
+    "training_perf_dict",
 ]
+
+
+class StageTime(_Frozen):
+    """Where one pipeline stage's step goes (one GPU of the stage), s."""
+
+    stage: int
+    """Pipeline stage index (0 = first)."""
+    layers: int
+    """Decoder layers on the stage (all virtual chunks)."""
+    microbatch_s: float
+    """One micro-batch forward + backward through the stage (p2p hops included)."""
+    busy_s: float
+    """All grad_accum micro-batches: grad_accum × microbatch_s."""
+    idle_s: float
+    """Pipeline time the stage waits: fill / drain bubble and waiting for slower stages."""
+    dp_comm_exposed_s: float
+    """Its exposed data-parallel sync."""
+    optimizer_s: float
+    """Its optimizer update (with CPU offload: the CPU step and PCIe copies)."""
 
 
 class TrainingPerf(_Frozen):
@@ -114,6 +138,30 @@ class TrainingPerf(_Frozen):
     """Model FLOPs utilisation against the precision's dense peak."""
     stage_times_s: tuple[float, ...]
     """Per pipeline stage: one micro-batch forward + backward, s."""
+    offload_s: float = 0.0
+    """CPU offload part of `optimizer_s` (CPU Adam step and PCIe copies), slowest stage."""
+    zero3_comm_s: float = 0.0
+    """ZeRO-3 / FSDP parameter traffic exposed per step (part of `dp_comm_exposed_s`)."""
+    pipeline_s: float = 0.0
+    """The pipeline schedule: grad_accum micro-batches through all stages (compute + comm + bubble)."""
+    stages: tuple[StageTime, ...] = ()
+    """Per pipeline stage: its time split (non-uniform stages differ)."""
+
+    def components(self) -> dict[str, float]:
+        """The step's time by component, s: compute, TP, CP, EP (slowest stage over the step), pipeline
+        bubble, exposed DP sync (ZeRO-3 included), optimizer (less offload) and offload. They add up
+        to `step_time_s` up to the p2p hops and embedding / head, which `compute` carries."""
+        other = self.pipeline_s - self.pp_bubble_s - self.tp_comm_s - self.cp_comm_s - self.ep_comm_s
+        return {
+            "compute": other - self.zero3_comm_s,
+            "tp_comm": self.tp_comm_s,
+            "cp_comm": self.cp_comm_s,
+            "ep_comm": self.ep_comm_s,
+            "pp_bubble": self.pp_bubble_s,
+            "dp_comm_exposed": self.dp_comm_exposed_s,
+            "optimizer": self.optimizer_s - self.offload_s,
+            "offload": self.offload_s,
+        }
 
 
 # ----- FLOPs per step ------------------------------------------------------------------------------
@@ -160,10 +208,16 @@ def recompute_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
 
 # ----- the step ------------------------------------------------------------------------------------
 def training_perf(
-    model: ModelSpec, cluster: Cluster, cfg: TrainingConfig, *, flash_attention: bool = True
+    model: ModelSpec,
+    cluster: Cluster,
+    cfg: TrainingConfig,
+    *,
+    flash_attention: bool = True,
+    attention_kernel: str = "te",
 ) -> TrainingPerf:
     """Step time, throughput and utilisation of `cfg` on `cluster` (`flash_attention=False`: the
-    unfused softmax attention of Megatron-LM before 2022)."""
+    unfused softmax attention of Megatron-LM before 2022; `attention_kernel`: the fused kernel's
+    family, perf/efficiency.py ATTENTION_KERNELS)."""
     if cfg.global_batch < cfg.micro_batch * cfg.dp:
         raise InputError(
             f"global_batch ({cfg.global_batch}) is smaller than micro_batch × dp "
@@ -172,17 +226,36 @@ def training_perf(
     m = max(cfg.grad_accum, 1)
     stages = stage_layer_indices(model, cfg)
     stage_times = tuple(
-        stage_time_s(model, cluster, cfg, s, idx, cfg.recompute_of(s), flash_attention=flash_attention)
+        stage_time_s(
+            model,
+            cluster,
+            cfg,
+            s,
+            idx,
+            cfg.recompute_of(s),
+            flash_attention=flash_attention,
+            attention_kernel=attention_kernel,
+        )
         for s, idx in enumerate(stages)
     )
     pipe = pipeline_step_time_s(stage_times, cfg)
     slow = max(range(cfg.pp), key=lambda s: stage_times[s])
-    dp = max(dp_sync_time_s(model, cluster, cfg, s, idx, stage_times[s]) for s, idx in enumerate(stages))
-    opt = max(optimizer_step_s(model, cluster.gpu, cfg, s, idx) for s, idx in enumerate(stages))
+    dps = [
+        dp_sync_time_s(model, cluster, cfg, s, idx, dp_overlap_window_s(cfg, s, stage_times[s]))
+        for s, idx in enumerate(stages)
+    ]
+    opts = [optimizer_step_s(model, cluster.gpu, cfg, s, idx) for s, idx in enumerate(stages)]
+    dp, opt = max(dps), max(opts)
     step = pipe + dp + opt
     parts = [
         layer_time_breakdown(
-            model, model.layers[i], cluster, cfg, cfg.recompute_of(slow), flash_attention=flash_attention
+            model,
+            model.layers[i],
+            cluster,
+            cfg,
+            cfg.recompute_of(slow),
+            flash_attention=flash_attention,
+            attention_kernel=attention_kernel,
         )
         for i in stages[slow]
     ]
@@ -192,6 +265,21 @@ def training_perf(
     model_flops = model_flops_per_step(model, cfg)
     hw_flops = model_flops + recompute_flops_per_step(model, cfg)
     peak = peak_flops(cluster.gpu, cfg)
+    offload = max(
+        offload_step_s(cluster.gpu, cfg, _optimizer_shard(model, cfg, s, idx)) for s, idx in enumerate(stages)
+    )
+    stage_parts = tuple(
+        StageTime(
+            stage=s,
+            layers=len(idx),
+            microbatch_s=stage_times[s],
+            busy_s=m * stage_times[s],
+            idle_s=pipe - m * stage_times[s],
+            dp_comm_exposed_s=dps[s],
+            optimizer_s=opts[s],
+        )
+        for s, idx in enumerate(stages)
+    )
     return TrainingPerf(
         step_time_s=step,
         compute_s=m * sum(p.compute_s for p in parts),
@@ -207,6 +295,10 @@ def training_perf(
         hfu=hw_flops / step / world / peak,
         mfu=model_flops / step / world / peak,
         stage_times_s=stage_times,
+        offload_s=min(offload, opt),
+        zero3_comm_s=zero3,
+        pipeline_s=pipe,
+        stages=stage_parts,
     )
 
 
@@ -238,3 +330,18 @@ def cost_to_tokens(
     return TrainingCost(
         tokens=tokens, time_s=time_s, gpu_hours=gpu_hours, usd=gpu_hours * cluster.gpu.usd_per_hour
     )
+
+
+def training_perf_dict(perf: TrainingPerf, cost: TrainingCost | None = None) -> dict[str, object]:
+    """The JSON form of `perf` (every TrainingPerf field, the existing keys unchanged) plus
+    `components_s` (`TrainingPerf.components`) and, with a token budget, `tokens_to_train`,
+    `time_to_train_s`, `time_to_train_days`, `gpu_hours` and `usd_to_train`."""
+    out: dict[str, object] = perf.model_dump(mode="json")
+    out["components_s"] = perf.components()
+    if cost is not None:
+        out["tokens_to_train"] = cost.tokens
+        out["time_to_train_s"] = cost.time_s
+        out["time_to_train_days"] = cost.time_s / 86400.0
+        out["gpu_hours"] = cost.gpu_hours
+        out["usd_to_train"] = cost.usd
+    return out

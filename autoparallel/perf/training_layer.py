@@ -23,14 +23,15 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.memory.training_activations import local_tokens, sequence_parallel_divisor
 from autoparallel.memory.training_states import expert_tp, layer_params_per_gpu
-from autoparallel.models.spec import AttentionKind, LayerSpec, ModelSpec
+from autoparallel.models.spec import AttentionKind, LayerSpec, MlpKind, ModelSpec
 from autoparallel.perf import comm
-from autoparallel.perf.efficiency import Efficiency, efficiency_for
+from autoparallel.perf import training_moe as moe
+from autoparallel.perf.efficiency import Efficiency, attention_shape_factor, efficiency_for, kernel_speedup
 
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU, Cluster
 
-TP_COMM_EXPOSED = 0.12
+TP_COMM_EXPOSED = 0.073
 """Fraction of TP collective time not hidden behind GEMMs (Megatron/TE overlap part of it:
 `--tp-comm-overlap`, and NCCL kernels share the GPU with GEMMs); calibrated with the efficiency
 factors on the training runs of shared/reference (see perf/efficiency.py)."""
@@ -111,7 +112,9 @@ def _gemm_rate(gpu: GPU, cfg: TrainingConfig, eff: Efficiency) -> float:
 
 
 # ----- per layer -----------------------------------------------------------------------------------
-def _attention_s(layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, eff: Efficiency, flash: bool) -> float:
+def _attention_s(
+    layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, eff: Efficiency, flash: bool, kernel: str = "te"
+) -> float:
     """Forward attention-core time on one GPU.
 
     Flash attention: causal FLOPs at `eff.attention` of the bf16 peak (it runs in bf16 even in FP8
@@ -120,25 +123,93 @@ def _attention_s(layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, eff: Efficienc
     dropout mask and output: ~10 bytes per score forward), `_UNFUSED_SOFTMAX_BYTES` in all.
     """
     if flash:
-        return attention_core_flops(layer, cfg, causal=True) / (gpu.bf16_tflops * 1e12 * eff.attention)
+        att = layer.attention
+        # The kernel runs over the rank's sequence chunk (each ring step of CP attends s/cp queries to
+        # s/cp keys), capped by a sliding window; Megatron/TE's causal load balancing (`cp_causal_imbalance`)
+        # gives every rank the same causal work.
+        ctx = float(math.ceil(cfg.seq_len / cfg.cp))
+        if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
+            ctx = min(ctx, float(att.window_tokens))
+        shape = attention_shape_factor(eff, (att.head_dim + att.v_head_dim) / 2.0, ctx)
+        rate = gpu.bf16_tflops * 1e12 * eff.attention * shape * kernel_speedup(eff, kernel)
+        return attention_core_flops(layer, cfg, causal=True) * cp_causal_imbalance(cfg.cp) / rate
     gemm = attention_core_flops(layer, cfg, causal=False) / (gpu.bf16_tflops * 1e12 * eff.gemm)
     att = layer.attention
     scores = local_tokens(cfg) * att.num_heads / cfg.tp * cfg.seq_len
     return gemm + _UNFUSED_SOFTMAX_BYTES / 3.0 * scores / (gpu.hbm_tbps * 1e12)
 
 
+FP8_CAST_BYTES_PER_ELEMENT = 4.0
+"""HBM bytes per element of one Transformer Engine FP8 cast-transpose: the bf16 tensor read (2), its
+FP8 copy and FP8 transpose written (1 + 1) (TE `fp8_cast_transpose_fused`, `_Linear.forward` for each
+GEMM input; `grad_output_preprocess` for each GEMM's output gradient in backward)."""
+
+
+def fp8_cast_s(model: ModelSpec, layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, sp_div: int) -> float:
+    """Forward + backward FP8 cast traffic of one layer per micro-batch on one GPU (FP8 runs only).
+
+    Every TE linear casts its input forward and its output gradient backward (cast + transpose,
+    FP8_CAST_BYTES_PER_ELEMENT each): per token, the inputs QKV h, projection a·d_v/t, FC1 h, FC2 f/t
+    and the outputs QKV (a·d + 2·kv·d)/t, projection h, FC1 (gated: 2)f/t, FC2 h; the h-wide ones
+    split by SP; routed experts per routed copy (h + f/etp in, (gated: 2)f/etp + h out).
+    Memory-bound: it does not shrink with FP8's doubled FLOP rate, so small models (h ≈ 2k) keep
+    less of FP8's speed-up than large ones, where it is a smaller share of each GEMM's time.
+    """
+    if cfg.precision != "fp8":
+        return 0.0
+    h = model.hidden_size
+    att, mlp = layer.attention, layer.mlp
+    t = cfg.tp
+    up = 2.0 if mlp.gated else 1.0
+    width = mlp.intermediate_size if mlp.kind is MlpKind.DENSE else 0
+    width += mlp.num_shared_experts * mlp.shared_intermediate_size
+    per_token = 4.0 * h / sp_div  # QKV and FC1 inputs, projection and FC2 outputs
+    if att.kind is not AttentionKind.LINEAR:
+        per_token += (att.num_heads * att.v_head_dim + att.num_heads * att.head_dim) / t
+        per_token += 2.0 * att.num_kv_heads * att.head_dim / t
+    per_token += (1.0 + up) * width / t
+    if mlp.kind is MlpKind.MOE and mlp.num_experts:
+        etp = expert_tp(cfg)
+        f = mlp.intermediate_size / etp
+        per_token += mlp.experts_per_token * etp / t * (2.0 * h + (1.0 + up) * f)
+    return FP8_CAST_BYTES_PER_ELEMENT * per_token * local_tokens(cfg) / (gpu.hbm_tbps * 1e12)
+
+
+def cp_causal_imbalance(cp: int, *, balanced: bool = True) -> float:
+    """Causal attention work of the busiest CP rank over the average.
+
+    Megatron-Core / Transformer Engine split the sequence into 2·cp chunks and give rank r chunks r
+    and 2cp − 1 − r (`get_batch_on_this_cp_rank`; TE `attn_forward_func_with_cp` expects that
+    layout), so each rank's causal work is the same: 1. A contiguous split (`balanced=False`) gives
+    the last rank keys 0..s, i.e. (2cp − 1)/cp of the average (Liu et al. 2023's plain ring)."""
+    if cp <= 1 or balanced:
+        return 1.0
+    return (2.0 * cp - 1.0) / cp
+
+
 def _compute_s(
-    model: ModelSpec, layer: LayerSpec, gpu: GPU, cfg: TrainingConfig, recompute: Recompute, flash: bool
+    model: ModelSpec,
+    layer: LayerSpec,
+    gpu: GPU,
+    cfg: TrainingConfig,
+    recompute: Recompute,
+    flash: bool,
+    kernel: str = "te",
 ) -> float:
     """GEMMs and attention core (forward 1 + backward 2, the usual 3× rule), memory-bound kernels
     (`elementwise_bytes_per_h`, forward one third of it), plus the recomputed forward parts at
     RECOMPUTE_TIME_FRACTION of their forward time."""
     eff = efficiency_for(gpu.arch)
-    gemm_fwd = gemm_flops(layer, cfg) / _gemm_rate(gpu, cfg, eff)
-    att_fwd = _attention_s(layer, gpu, cfg, eff, flash)
+    rate = _gemm_rate(gpu, cfg, eff)
+    # Routed experts run as grouped GEMMs over their tokens per expert (perf/training_moe.py).
+    dense_flops = gemm_flops(layer, cfg) - 2.0 * local_tokens(cfg) * moe.routed_active_params(layer) / cfg.tp
+    gemm_fwd = dense_flops / rate + moe.grouped_gemm_fwd_s(model, layer, gpu, cfg, rate)
+    att_fwd = _attention_s(layer, gpu, cfg, eff, flash, kernel)
     sp_div = sequence_parallel_divisor(cfg)
     hbm = gpu.hbm_tbps * 1e12
     elem = eff.elementwise_bytes_per_h * model.hidden_size * local_tokens(cfg) / sp_div / hbm
+    elem += moe.permute_router_s(model, layer, gpu, cfg, sp_div)
+    elem += fp8_cast_s(model, layer, gpu, cfg, sp_div)
     total = 3.0 * (gemm_fwd + att_fwd) + elem
     if recompute is Recompute.FULL:
         total += RECOMPUTE_TIME_FRACTION * (gemm_fwd + att_fwd + elem / 3.0)
@@ -160,10 +231,12 @@ def layer_time_breakdown(
     recompute: Recompute,
     *,
     flash_attention: bool = True,
+    attention_kernel: str = "te",
 ) -> LayerTime:
-    """Forward + backward of one decoder layer for one micro-batch on one GPU, by part."""
+    """Forward + backward of one decoder layer for one micro-batch on one GPU, by part
+    (`attention_kernel`: see `perf/efficiency.py` ATTENTION_KERNELS)."""
     gpu = cluster.gpu
-    compute = _compute_s(model, layer, gpu, cfg, recompute, flash_attention)
+    compute = _compute_s(model, layer, gpu, cfg, recompute, flash_attention, attention_kernel)
     msg = activation_message_bytes(model, cfg)
     fwd_passes = 2 if recompute is Recompute.FULL else 1
     # TP: 2 all-reduces (or all-gather + reduce-scatter pairs with SP: same volume) per pass.
@@ -181,15 +254,12 @@ def layer_time_breakdown(
         )
         link = comm.group_link(cluster, cfg.cp, stride=cfg.tp)
         ring = (cfg.cp - 1) * comm.p2p_s(kv_bytes, link) * (fwd_passes + 2)
-        att_s = 3.0 * _attention_s(layer, gpu, cfg, efficiency_for(gpu.arch), flash_attention)
+        att_s = 3.0 * _attention_s(
+            layer, gpu, cfg, efficiency_for(gpu.arch), flash_attention, attention_kernel
+        )
         cp = max(0.0, ring - att_s)
-    # EP: dispatch + combine all-to-all per pass (forward, backward, recompute).
-    ep = 0.0
-    if layer.mlp.num_experts and cfg.ep > 1:
-        routed = msg / cfg.tp * layer.mlp.experts_per_token * expert_tp(cfg)
-        # Megatron's expert mesh orders ranks etp-major, so EP peers sit expert_tp apart.
-        link = comm.all_to_all_link(cluster, cfg.ep, stride=expert_tp(cfg))
-        ep = (fwd_passes + 1) * 2 * comm.all_to_all_s(routed, cfg.ep, link)
+    # EP: dispatch + combine all-to-all per pass (forward, backward, recompute), perf/training_moe.py.
+    ep = moe.ep_all_to_all_s(model, layer, cluster, cfg, recompute, compute)
     zero3 = 0.0
     if cfg.zero is ZeroStage.PARAMETERS and cfg.dp * cfg.cp > 1:
         n = cfg.dp * cfg.cp
@@ -208,10 +278,17 @@ def layer_time_s(
     recompute: Recompute,
     *,
     flash_attention: bool = True,
+    attention_kernel: str = "te",
 ) -> float:
     """Forward + backward of one decoder layer for one micro-batch on one GPU, s."""
     return layer_time_breakdown(
-        model, layer, cluster, cfg, recompute, flash_attention=flash_attention
+        model,
+        layer,
+        cluster,
+        cfg,
+        recompute,
+        flash_attention=flash_attention,
+        attention_kernel=attention_kernel,
     ).total_s
 
 

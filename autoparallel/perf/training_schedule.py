@@ -3,6 +3,7 @@
     stage_time_s            one micro-batch through one pipeline stage (+ p2p hops)
     pipeline_step_time_s    1F1B / interleaved schedule over the stage times
     dp_sync_time_s          exposed gradient / parameter synchronisation per step
+    dp_overlap_window_s     the compute that synchronisation hides behind (1F1B / interleaved)
     optimizer_step_s        the Adam update of a rank's shard (CPU offload: `offload_step_s`)
 
 Sources: pipeline schedule and bubble (p − 1)/(m·v) from Narayanan et al. 2021 ("Efficient Large-Scale
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
-from autoparallel.memory.training_activations import sequence_parallel_divisor
+from autoparallel.memory.training_activations import inflight_microbatches, sequence_parallel_divisor
 from autoparallel.memory.training_states import (
     embedding_params_per_gpu,
     expert_dp,
@@ -66,11 +67,21 @@ def stage_time_s(
     recompute: Recompute,
     *,
     flash_attention: bool = True,
+    attention_kernel: str = "te",
 ) -> float:
     """One micro-batch forward + backward through pipeline stage `stage` (all its vp chunks), with
-    the p2p sends of activations forward and gradients backward at each chunk boundary."""
+    the p2p sends of activations forward and gradients backward at each chunk boundary (interleaved:
+    overlapped with the chunks' compute, Megatron-Core `overlap_p2p_comm`)."""
     total = sum(
-        layer_time_s(model, model.layers[i], cluster, cfg, recompute, flash_attention=flash_attention)
+        layer_time_s(
+            model,
+            model.layers[i],
+            cluster,
+            cfg,
+            recompute,
+            flash_attention=flash_attention,
+            attention_kernel=attention_kernel,
+        )
         for i in layer_indices
     )
     if stage == 0:
@@ -80,7 +91,15 @@ def stage_time_s(
     if cfg.pp > 1:
         sp_div = sequence_parallel_divisor(cfg)
         link = comm.group_link(cluster, cfg.pp, stride=cfg.tp * cfg.cp * cfg.dp)
-        total += 2 * cfg.vp * comm.p2p_s(activation_message_bytes(model, cfg) / sp_div, link)
+        hop = comm.p2p_s(activation_message_bytes(model, cfg) / sp_div, link)
+        if cfg.vp > 1:
+            # Megatron-Core's interleaved schedule posts each chunk's sends and receives asynchronously
+            # and runs the next chunk meanwhile (`overlap_p2p_comm`, on by default with interleaving):
+            # a forward hop hides under the next chunk's forward (a third of its time), a backward hop
+            # under a backward (two thirds): half a chunk on average; the latency stays exposed.
+            chunk = total / cfg.vp
+            hop = link.latency_s + max(0.0, hop - link.latency_s - chunk / 2.0)
+        total += 2 * cfg.vp * hop
     return total
 
 
@@ -152,6 +171,23 @@ def dp_sync_time_s(
             )
     floor = total / max(len(layer_indices), 1)
     return max(total - DP_OVERLAP_FRACTION * overlap_window_s, floor)
+
+
+def dp_overlap_window_s(cfg: TrainingConfig, stage: int, microbatch_s: float) -> float:
+    """Compute a stage's data-parallel sync can hide behind, s (`dp_sync_time_s`' `overlap_window_s`).
+
+    1F1B (vp = 1): one micro-batch's forward + backward. The stage's gradients are complete only at
+    its last backward, during which the bucketed reduce-scatter runs (Megatron `--overlap-grad-reduce`),
+    and the next step's parameter all-gather runs under the first forward (`--overlap-param-gather`).
+    Interleaved (vp > 1): Megatron-Core's DDP keeps one set of buckets per model chunk, and a chunk's
+    reduce-scatter starts at its own last backward, while the cool-down still runs the other chunks'
+    backward passes; its all-gather likewise hides under the warm-up forwards. The window is then every
+    chunk pass in flight at the stage's peak (`inflight_microbatches`: warm-up + 1), each 1/vp of a
+    micro-batch's stage time, and at least the 1F1B window.
+    """
+    if cfg.vp <= 1:
+        return microbatch_s
+    return max(1.0, inflight_microbatches(cfg, stage) / cfg.vp) * microbatch_s
 
 
 def _optimizer_shard(
