@@ -2,8 +2,11 @@
 
 The model (per replica of tp × pp GPUs, continuous batching with chunked prefill, steady state):
 
-- A replica keeps `b` sequences running. vLLM V1 with pipeline parallelism keeps `pp` scheduler
-  batches in flight, so each stage processes micro-batches of m = b / pp sequences.
+- A replica keeps `b` sequences running. vLLM V1 with pipeline parallelism keeps up to `pp`
+  scheduler batches in flight, but a batch needs at least one sequence: k = clamp(b, 1, pp)
+  micro-batches of m = b / k sequences. One sequence alone is one micro-batch that walks through
+  every stage in turn, so pipeline stages never shorten a single sequence's step (with fewer
+  sequences than stages, stages sit idle rather than splitting a sequence).
 - Every decode token of a sequence is one step; every `osl` steps a sequence finishes and a new
   one is prefilled. In steady state each micro-batch step therefore carries m decode tokens and
   m · isl / osl prefill tokens (the prefill work interleaved by chunked prefill). When those exceed
@@ -18,7 +21,7 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   attention over the context (`ModelSpec.forward_flops_per_token`), split over tp.
 - The replica step (one token for every running sequence) is
 
-      T(b) = pp · t_stage(b / pp) + (pp − 1) · t_hop + t_host (+ eager launch cost per layer)
+      T(b) = pp · t_stage(m) + (pp − 1) · t_hop + t_host (+ eager launch cost per layer)
 
   TPOT = T(b). This "mixed-step roofline" replaces the additive T = decode(b) + b · prefill / osl:
   a mixed batch reads the weights once for its decode and prefill tokens, so compute and memory
@@ -174,6 +177,15 @@ def _hop_s(cluster: Cluster, shape: ReplicaShape, f: ModelFacts, tokens: float) 
     return ((pp - 1 - cross) * intra + cross * inter) / (pp - 1)
 
 
+def micro_batches(batch: float, pp: int) -> float:
+    """Scheduler batches in flight through `pp` stages for `batch` running sequences: clamp(b, 1, pp).
+
+    vLLM V1 schedules a new batch while up to pp − 1 others are still inside the pipeline
+    (`max_concurrent_batches = pp`), but every batch holds at least one sequence.
+    """
+    return min(float(pp), max(batch, 1.0))
+
+
 @dataclass(frozen=True)
 class StepTimes:
     """One replica step at a given running batch, seconds."""
@@ -209,7 +221,7 @@ def replica_step_times(
     pp = shape.pp
     stage_layers = math.ceil(f.layers / pp)
     eager_s = eff.eager_layer_overhead_s * stage_layers if shape.enforce_eager else 0.0
-    m = batch / pp
+    m = batch / micro_batches(batch, pp)
     context = isl + osl / 2.0
     prefill_tokens = m * isl / osl
     steps = max(1.0, (m + prefill_tokens) / batched_tokens)
