@@ -450,6 +450,11 @@ def _evaluate_serving(
     from autoparallel.perf.serving import evaluate_serving
 
     est = evaluate_serving(m, c, config, w)
+    perf = est.perf.model_dump()
+    if w.num_prompts is not None and est.fits:
+        from autoparallel.perf.serving_load import run_benchmark
+
+        perf["benchmark"] = run_benchmark(m, c, config, w, memory=est.memory).model_dump()
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
         mine = est.perf.output_tokens_per_s if est.fits else 0.0
@@ -462,7 +467,7 @@ def _evaluate_serving(
         objective="evaluate",
         config=config,
         memory=est.memory.to_dict(),
-        perf=est.perf.model_dump(),
+        perf=perf,
         fits=est.fits,
         problems=(*est.problems, *est.slo_violations),
         solver=solver,

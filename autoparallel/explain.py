@@ -92,6 +92,25 @@ def explain_serving(plan: ServingPlan) -> str:
             ],
         ),
     ]
+    bench = perf.get("benchmark")
+    if bench:
+        head += [
+            "",
+            f"finite benchmark ({bench['num_prompts']} prompts sent at once, perf/serving_load.py):",
+            _table(
+                ("metric", "value"),
+                [
+                    ("output tokens/s", bench["output_tokens_per_s"]),
+                    ("duration s", bench["duration_s"]),
+                    ("mean TTFT ms (queueing included)", bench["mean_ttft_ms"]),
+                    ("mean TPOT ms", bench["mean_tpot_ms"]),
+                    ("mean ITL ms", bench["mean_itl_ms"]),
+                    ("peak / mean running batch", f"{bench['peak_batch']} / {bench['mean_batch']:.0f}"),
+                    ("preemptions (KV cache full)", bench["preemptions"]),
+                    ("share of time in the ramp-down tail", f"{bench['tail_fraction']:.0%}"),
+                ],
+            ),
+        ]
     head += _reasons(plan.binding, plan.runner_up, plan.problems)
     launch = plan.vllm_launch
     head += ["", "vllm serve:", "  " + plan.vllm_command]

@@ -205,6 +205,41 @@ class StepTimes:
 _PREFILL: Memo[float] = {}
 
 
+def rotation_s(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    *,
+    decode_seqs: float,
+    context_tokens: float,
+    prefill_tokens: float,
+    prefill_context: float,
+    steps: float = 1.0,
+) -> tuple[float, bool]:
+    """One micro-batch through every stage: pp · (stage step + eager launches) + hops + host time.
+
+    `decode_seqs` and `prefill_tokens` are one micro-batch's work (see `micro_batches`); returns
+    (seconds, memory_bound) as `stage_step_s` does.
+    """
+    eff = efficiency_for(cluster.gpu)
+    f = model_facts(model, shape.quantization)
+    pp = shape.pp
+    eager_s = eff.eager_layer_overhead_s * math.ceil(f.layers / pp) if shape.enforce_eager else 0.0
+    stage, mem_bound = stage_step_s(
+        model,
+        cluster,
+        shape,
+        decode_seqs=decode_seqs,
+        context_tokens=context_tokens,
+        prefill_tokens=prefill_tokens,
+        prefill_context=prefill_context,
+        steps=steps,
+    )
+    hop = _hop_s(cluster, shape, f, (decode_seqs + prefill_tokens) / steps)
+    total = pp * (stage + steps * eager_s) + (pp - 1) * hop * steps + steps * eff.step_overhead_s
+    return total, mem_bound
+
+
 def replica_step_times(
     model: ModelSpec,
     cluster: Cluster,
@@ -216,18 +251,14 @@ def replica_step_times(
     batched_tokens: int,
 ) -> StepTimes:
     """Step, decode, prefill and TTFT times of one replica running `batch` sequences (see module doc)."""
-    eff = efficiency_for(cluster.gpu)
-    f = model_facts(model, shape.quantization)
     pp = shape.pp
-    stage_layers = math.ceil(f.layers / pp)
-    eager_s = eff.eager_layer_overhead_s * stage_layers if shape.enforce_eager else 0.0
     m = batch / micro_batches(batch, pp)
     context = isl + osl / 2.0
     prefill_tokens = m * isl / osl
     steps = max(1.0, (m + prefill_tokens) / batched_tokens)
 
     def rotation(decode: float, prefill: float, n_steps: float) -> tuple[float, bool]:
-        stage, mem_bound = stage_step_s(
+        return rotation_s(
             model,
             cluster,
             shape,
@@ -237,9 +268,6 @@ def replica_step_times(
             prefill_context=isl / 2.0,
             steps=n_steps,
         )
-        hop = _hop_s(cluster, shape, f, (decode + prefill) / n_steps)
-        total = pp * (stage + n_steps * eager_s) + (pp - 1) * hop * n_steps + n_steps * eff.step_overhead_s
-        return total, mem_bound
 
     step_s, memory_bound = rotation(m, prefill_tokens, steps)
     decode_s, _ = rotation(m, 0.0, 1.0)
