@@ -31,8 +31,10 @@ Metrics follow `vllm bench serve`: output tokens/s = all output tokens / duratio
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -44,7 +46,8 @@ from autoparallel.perf.serving_steps import ReplicaShape, micro_batches, rotatio
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
-    from autoparallel.hardware import Cluster
+    from autoparallel.hardware import GPU, Cluster
+    from autoparallel.memory.engine_kv import EngineKv
     from autoparallel.memory.serving import VllmMemoryReport
     from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
@@ -84,6 +87,23 @@ class BenchmarkRun(BaseModel):
     """Share of the run spent with fewer than half the peak batch running (the ramp-down tail)."""
 
 
+SCHEDULING = {"vllm": "mixed", "sglang": "prefill_first", "trtllm": "no_evict"}
+"""How each engine's scheduler fills a step (its default policy):
+
+- `mixed` (vLLM V1): decodes first, prompt chunks fill the rest of the token budget in the same step;
+  KV blocks are taken as tokens are written; a full cache preempts the latest request (recompute).
+- `prefill_first` (SGLang `Scheduler.get_next_batch_to_run`, `--enable-mixed-chunk` off by
+  default): whenever a prefill batch can be formed it runs alone, up to `chunked_prefill_size`
+  tokens, and the running decodes wait for it.
+- `no_evict` (TensorRT-LLM `CapacitySchedulerPolicy.GUARANTEED_NO_EVICT`, the default): a request is
+  admitted only when blocks for its whole prompt and output can be reserved, so nothing is ever
+  preempted; context and generation requests share a step up to `max_num_tokens`."""
+
+VLLM_CUDA_GRAPH_MAX_BATCH = 512
+"""vLLM V1's largest captured CUDA-graph batch (`max_cudagraph_capture_size` default, ≥ 0.11);
+larger decode batches run eagerly."""
+
+
 def run_benchmark(
     model: ModelSpec,
     cluster: Cluster,
@@ -93,25 +113,69 @@ def run_benchmark(
     memory: VllmMemoryReport | None = None,
     num_prompts: int | None = None,
     vllm_version: str = "0.32",
+    engine: str = "vllm",
+    engine_kv: EngineKv | None = None,
 ) -> BenchmarkRun:
-    """`simulate_benchmark` with the KV pool and step budget vLLM gives `config` (its memory report)."""
+    """`simulate_benchmark` with the KV pool and step budget `engine` gives `config`.
+
+    vLLM: its memory report and block layout (`perf.serving.kv_layout`), `max_num_seqs`. SGLang and
+    TensorRT-LLM: `engine_kv` (memory/sglang.py, memory/trtllm.py; their defaults when None).
+    """
     from autoparallel.memory.serving import serving_memory
     from autoparallel.perf.serving import kv_layout
 
     if memory is None:
         memory = serving_memory(model, cluster.gpu, config, vllm_version=vllm_version)
-    layout = kv_layout(model, cluster.gpu, config, workload, vllm_version=vllm_version)
+    if engine == "vllm":
+        layout = kv_layout(model, cluster.gpu, config, workload, vllm_version=vllm_version)
+        return simulate_benchmark(
+            model,
+            cluster,
+            config,
+            workload,
+            kv_blocks=memory.num_gpu_blocks - layout.null_blocks,
+            block_size=layout.block_size,
+            blocks_per_seq=layout.blocks_per_seq,
+            batched_tokens=layout.batched_tokens,
+            num_prompts=num_prompts,
+            graph_max_batch=min(VLLM_CUDA_GRAPH_MAX_BATCH, 2 * config.max_num_seqs),
+        )
+    if engine_kv is None:
+        engine_kv = default_engine_kv(engine, memory, cluster.gpu, config, workload)
+    context = math.ceil(workload.isl + workload.osl / 2.0)
     return simulate_benchmark(
         model,
         cluster,
         config,
         workload,
-        kv_blocks=memory.num_gpu_blocks - layout.null_blocks,
-        block_size=layout.block_size,
-        blocks_per_seq=layout.blocks_per_seq,
-        batched_tokens=layout.batched_tokens,
+        kv_blocks=engine_kv.kv_cache_tokens // engine_kv.block_size,
+        block_size=engine_kv.block_size,
+        blocks_per_seq=math.ceil(context / engine_kv.block_size),
+        batched_tokens=engine_kv.step_tokens,
         num_prompts=num_prompts,
+        engine=engine,
+        max_running=engine_kv.max_running,
+        graph_max_batch=engine_kv.cuda_graph_max_batch,
     )
+
+
+def default_engine_kv(
+    engine: str, memory: VllmMemoryReport, gpu: GPU, config: ServingConfig, workload: Serving
+) -> EngineKv:
+    """The KV pool `engine` builds with its default settings (and `config.max_num_seqs` as its cap)."""
+    if engine == "sglang":
+        from autoparallel.memory.sglang import sglang_kv
+
+        return sglang_kv(
+            memory, gpu, context_len=config.max_model_len, max_running_requests=config.max_num_seqs
+        )
+    if engine == "trtllm":
+        from autoparallel.memory.trtllm import trtllm_kv
+
+        return trtllm_kv(memory, gpu, max_batch_size=config.max_num_seqs)
+    from autoparallel.errors import InputError
+
+    raise InputError(f"unknown serving engine {engine!r}; choose one of: vllm, sglang, trtllm")
 
 
 def draw_lengths(mean: int, cv: float, n: int, seed: int) -> np.ndarray:
@@ -144,11 +208,15 @@ def simulate_benchmark(
     blocks_per_seq: int,
     batched_tokens: int,
     num_prompts: int | None = None,
+    engine: str = "vllm",
+    max_running: int | None = None,
+    graph_max_batch: int | None = None,
 ) -> BenchmarkRun:
     """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once.
 
     `kv_blocks`, `block_size`, `blocks_per_seq` and `batched_tokens` describe one replica's KV pool
-    and step budget as vLLM sizes them (`perf.serving.kv_layout` and the memory report).
+    and step budget as the engine sizes them; `max_running` caps running requests (default
+    `config.max_num_seqs`); decode batches above `graph_max_batch` run without CUDA graphs.
     """
     n_total = num_prompts or workload.num_prompts or 1000
     replicas = config.replicas
@@ -158,10 +226,13 @@ def simulate_benchmark(
     context = math.ceil(workload.isl + workload.osl / 2.0)
     groups = blocks_per_seq / max(1, math.ceil(context / block_size))
     pool = _Pool(max(kv_blocks, 0), block_size, max(groups, 1e-9))
-    gpu_run = _replay(model, cluster, ReplicaShape.of(config), config, isl, osl, pool, batched_tokens)
-    eff = efficiency_for(cluster.gpu)
+    shape = dataclasses.replace(ReplicaShape.of(config), engine=engine)
+    limit = max_running or config.max_num_seqs
+    policy = SCHEDULING[engine]
+    gpu_run = _replay(model, cluster, shape, limit, graph_max_batch, policy, isl, osl, pool, batched_tokens)
+    eff = efficiency_for(cluster.gpu, engine)
     overhead = eff.request_overhead_s
-    first, finish, steps, batches, preempted, tail_s = gpu_run
+    first, finish, steps, peak, mean_batch, preempted, tail_s = gpu_run
     duration = float(finish.max()) + overhead
     out_tokens = float(osl.sum()) * replicas * (n_total / (n * replicas))
     multi = osl > 1
@@ -175,8 +246,8 @@ def simulate_benchmark(
         mean_ttft_ms=(float(first.mean()) + overhead) * 1e3,
         mean_tpot_ms=tpot * 1e3,
         mean_itl_ms=itl * 1e3,
-        peak_batch=int(max(batches, default=0)),
-        mean_batch=float(np.mean(batches)) if batches else 0.0,
+        peak_batch=peak,
+        mean_batch=mean_batch,
         preemptions=preempted,
         steps=steps,
         tail_fraction=tail_s / max(float(finish.max()), 1e-12),
@@ -187,14 +258,16 @@ def _replay(
     model: ModelSpec,
     cluster: Cluster,
     shape: ReplicaShape,
-    config: ServingConfig,
+    max_running: int,
+    graph_max_batch: int | None,
+    policy: str,
     isl: np.ndarray,
     osl: np.ndarray,
     pool: _Pool,
     budget: int,
-) -> tuple[np.ndarray, np.ndarray, int, list[int], int, float]:
-    """One replica's engine steps: (first-token times, finish times, steps, batch per step,
-    preemptions, seconds with fewer than half the peak batch)."""
+) -> tuple[np.ndarray, np.ndarray, int, int, float, int, float]:
+    """One replica's engine steps: (first-token times, finish times, steps, peak batch, mean batch
+    over steps, preemptions, seconds with fewer than half the peak batch)."""
     n = len(isl)
     prompt = isl.astype(np.int64).copy()  # tokens to prefill (grows by the output on preemption)
     done_pf = np.zeros(n, dtype=np.int64)  # prompt tokens already computed
@@ -208,21 +281,64 @@ def _replay(
     bs, groups = pool.block_size, pool.groups
     now = 0.0
     steps = preemptions = 0
-    times: list[float] = []
-    batches: list[int] = []
+    times: list[float] = []  # seconds of each span of identical steps
+    batches: list[int] = []  # running requests during the span
+    counts: list[int] = []  # steps in the span
 
     def blocks_for(tokens: np.ndarray) -> np.ndarray:
         return np.ceil(np.ceil(tokens / bs) * groups).astype(np.int64)
 
     if int(blocks_for(np.asarray([prompt.min() + 1]))[0]) > pool.blocks:
         raise ValueError("the KV cache holds no single request")
+    eager_shape = dataclasses.replace(shape, enforce_eager=True)
     max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
     while (waiting or len(running)) and steps < max_steps:
+        # 0. Nothing can change but the decodes: jump to the next request's last token at once.
+        span = _decode_span(running, waiting, prompt, done_pf, generated, osl, held, free, max_running,
+                            policy, budget, blocks_for)
+        if span > 1:
+            d = len(running)
+            k = micro_batches(float(d), shape.pp)
+            ctx = float((prompt[running] + generated[running]).mean()) + span / 2.0
+            eager = graph_max_batch is not None and d / k > graph_max_batch
+            step, _ = rotation_s(
+                model,
+                cluster,
+                eager_shape if eager else shape,
+                decode_seqs=d / k,
+                context_tokens=ctx,
+                prefill_tokens=0.0,
+                prefill_context=0.0,
+            )
+            grow = np.maximum(blocks_for(prompt[running] + generated[running] + span) - held[running], 0)
+            free -= int(grow.sum())
+            held[running] += grow
+            generated[running] += span
+            now += span * step
+            steps += span
+            times.append(span * step)
+            batches.append(d)
+            counts.append(span)
+            over = generated[running] >= osl[running]
+            finish[running[over]] = now
+            free += int(held[running[over]].sum())
+            held[running[over]] = 0
+            running = running[~over]
+            continue
         # 1. Running requests, in admission order: one decode token or the next prompt chunk, until
         #    the budget is spent; preempt the latest admitted when their KV blocks do not fit.
+        rem = prompt[running] - done_pf[running]
+        prefill_only = policy == "prefill_first" and (
+            bool((rem > 0).any())
+            or (
+                bool(waiting)
+                and len(running) < max_running
+                and int(blocks_for(np.asarray([min(int(prompt[waiting[0]]), budget)]))[0]) <= free
+            )
+        )
         while True:
             rem = prompt[running] - done_pf[running]
-            want = np.where(rem > 0, rem, 1)
+            want = np.where(rem > 0, rem, 0 if prefill_only else 1)
             before = np.cumsum(want) - want
             take = np.clip(budget - before, 0, want)
             tokens = np.where(rem > 0, done_pf[running] + take, prompt[running] + generated[running])
@@ -247,10 +363,11 @@ def _replay(
         # 2. Waiting requests, first come first served.
         new: list[int] = []
         new_take: list[int] = []
-        while waiting and left > 0 and len(running) + len(new) < config.max_num_seqs:
+        while waiting and left > 0 and len(running) + len(new) < max_running:
             r = waiting[0]
             t = min(int(prompt[r] - done_pf[r]), left)
-            nb = int(blocks_for(np.asarray([done_pf[r] + t]))[0])
+            reserve = prompt[r] + osl[r] if policy == "no_evict" else done_pf[r] + t
+            nb = int(blocks_for(np.asarray([reserve]))[0])
             if nb > free:
                 break
             waiting.popleft()
@@ -273,10 +390,11 @@ def _replay(
         p_tokens = float(chunk.sum())
         p_ctx = float(((done_pf[running] + chunk / 2.0) * chunk).sum() / p_tokens) if p_tokens else 0.0
         k = micro_batches(float(max(d, 1)), shape.pp)
+        eager = graph_max_batch is not None and d / k > graph_max_batch
         step, _ = rotation_s(
             model,
             cluster,
-            shape,
+            eager_shape if eager else shape,
             decode_seqs=d / k,
             context_tokens=ctx,
             prefill_tokens=p_tokens / k,
@@ -287,6 +405,7 @@ def _replay(
         steps += 1
         times.append(step)
         batches.append(len(running))
+        counts.append(1)
         # 4. Tokens come out: a decode token each; a prompt whose last chunk ran samples its first.
         generated[dec] += 1
         pf = running[chunk > 0]
@@ -306,4 +425,35 @@ def _replay(
         raise ValueError("the benchmark replay did not finish")
     peak = max(batches, default=0)
     tail = float(sum(t for t, b in zip(times, batches, strict=True) if 2 * b < peak))
-    return first, finish, steps, batches, preemptions, tail
+    mean_batch = sum(b * c for b, c in zip(batches, counts, strict=True)) / max(sum(counts), 1)
+    return first, finish, steps, peak, mean_batch, preemptions, tail
+
+
+def _decode_span(
+    running: np.ndarray,
+    waiting: deque[int],
+    prompt: np.ndarray,
+    done_pf: np.ndarray,
+    generated: np.ndarray,
+    osl: np.ndarray,
+    held: np.ndarray,
+    free: int,
+    max_running: int,
+    policy: str,
+    budget: int,
+    blocks_for: Callable[[np.ndarray], np.ndarray],
+) -> int:
+    """Decode-only steps that can run before anything but the decodes changes (0 or 1: step one by
+    one): no prompt in flight, no request admissible, no KV block short, until the first finish."""
+    if not len(running) or bool((done_pf[running] < prompt[running]).any()) or len(running) > budget:
+        return 0
+    if waiting and len(running) < max_running:
+        r = waiting[0]
+        first_chunk = prompt[r] + osl[r] if policy == "no_evict" else min(int(prompt[r]), budget)
+        if int(blocks_for(np.asarray([first_chunk]))[0]) <= free:
+            return 0
+    span = int((osl[running] - generated[running]).min())
+    if span <= 1:
+        return 0
+    grow = np.maximum(blocks_for(prompt[running] + generated[running] + span) - held[running], 0)
+    return span if int(grow.sum()) <= free else 0

@@ -68,6 +68,7 @@ class ReplicaShape:
     quantization: str | None
     kv_cache_dtype: str
     enforce_eager: bool
+    engine: str = "vllm"  # whose kernels and scheduler: vllm, sglang, trtllm (serving_efficiency.ENGINES)
 
     @classmethod
     def of(cls, config: ServingConfig) -> ReplicaShape:
@@ -94,7 +95,7 @@ def stage_step_s(
     traffic rather than FLOPs set the roofline.
     """
     gpu = cluster.gpu
-    eff = efficiency_for(gpu)
+    eff = efficiency_for(gpu, shape.engine)
     f = model_facts(model, shape.quantization)
     tp, pp = shape.tp, shape.pp
     frac = stage_fraction(f.layers, pp)
@@ -221,7 +222,7 @@ def rotation_s(
     `decode_seqs` and `prefill_tokens` are one micro-batch's work (see `micro_batches`); returns
     (seconds, memory_bound) as `stage_step_s` does.
     """
-    eff = efficiency_for(cluster.gpu)
+    eff = efficiency_for(cluster.gpu, shape.engine)
     f = model_facts(model, shape.quantization)
     pp = shape.pp
     eager_s = eff.eager_layer_overhead_s * math.ceil(f.layers / pp) if shape.enforce_eager else 0.0
