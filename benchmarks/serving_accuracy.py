@@ -138,7 +138,10 @@ def predict(row: dict[str, str]) -> list[Result]:
     isl, osl = round(float(row["isl"])), round(float(row["osl"]))
     offline = kind == "offline"
     mml = min(model.max_position_embeddings, max(isl + osl, 2048) if offline else 32768)
-    kv_dtype = "fp8" if "kv fp8" in row["quantization"] else "auto"
+    # NVIDIA's ModelOpt FP8 checkpoints declare an FP8 KV cache (hf_quant_config.json
+    # "kv_cache_quant_algo": "FP8", e.g. reference/model_configs/nvidia__Llama-3.1-70B-Instruct-FP8),
+    # which TensorRT-LLM uses.
+    kv_dtype = "fp8" if "kv fp8" in row["quantization"] or "ModelOpt" in row["quantization"] else "auto"
     config = ServingConfig(tp=tp, pp=pp, replicas=replicas, enable_expert_parallel=ep, max_num_seqs=1024,
                            max_model_len=mml, gpu_memory_utilization=0.9, kv_cache_dtype=kv_dtype,
                            quantization=_quantization(row, model))
