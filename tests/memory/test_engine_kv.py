@@ -7,7 +7,12 @@ import pytest
 from autoparallel.configs import ServingConfig
 from autoparallel.hardware import get_gpu
 from autoparallel.memory.serving import serving_memory
-from autoparallel.memory.sglang import default_mem_fraction_static, fraction_for_tokens, sglang_defaults, sglang_kv
+from autoparallel.memory.sglang import (
+    default_mem_fraction_static,
+    fraction_for_tokens,
+    sglang_defaults,
+    sglang_kv,
+)
 from autoparallel.memory.trtllm import TOKENS_PER_BLOCK, trtllm_kv
 from autoparallel.models import load_model
 
@@ -23,7 +28,8 @@ def test_sglang_defaults_follow_gpu_memory() -> None:
     assert default_mem_fraction_static(H100, tp=1) == pytest.approx(round((mem - 13440) / mem, 3))
     # more GPUs per replica and DP attention reserve more
     assert default_mem_fraction_static(H100, tp=8) < default_mem_fraction_static(H100, tp=1)
-    assert default_mem_fraction_static(H100, tp=8, dp_attention_size=8) < default_mem_fraction_static(H100, tp=8)
+    dp_attention = default_mem_fraction_static(H100, tp=8, dp_attention_size=8)
+    assert dp_attention < default_mem_fraction_static(H100, tp=8)
 
 
 def test_sglang_pool_is_static_fraction_minus_weights() -> None:
