@@ -285,6 +285,11 @@ def _evaluate_serving(
     from autoparallel.perf.serving import evaluate_serving
 
     est = evaluate_serving(m, c, config, w)
+    bench = None
+    if w.num_prompts is not None and est.fits:
+        from autoparallel.perf.serving_load import run_benchmark
+
+        bench = run_benchmark(m, c, config, w, memory=est.memory)
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
         # The optimum may use the runtime choices the user's config makes, besides vLLM's defaults.
@@ -309,6 +314,7 @@ def _evaluate_serving(
         config=config,
         memory=est.memory,
         perf=est.perf,
+        benchmark=bench,
         fits=est.fits,
         problems=(*est.problems, *est.slo_violations),
         solver=SolverReport(**solver),

@@ -91,6 +91,25 @@ def explain_serving(plan: ServingPlan) -> str:
             ],
         ),
     ]
+    if plan.benchmark is not None:
+        b = plan.benchmark
+        head += [
+            "",
+            f"finite benchmark ({b.num_prompts} prompts sent at once, perf/serving_load.py):",
+            _table(
+                ("metric", "value"),
+                [
+                    ("output tokens/s", b.output_tokens_per_s),
+                    ("duration s", b.duration_s),
+                    ("mean TTFT ms (queueing included)", b.mean_ttft_ms),
+                    ("mean TPOT ms", b.mean_tpot_ms),
+                    ("mean ITL ms", b.mean_itl_ms),
+                    ("peak / mean running batch", f"{b.peak_batch} / {b.mean_batch:.0f}"),
+                    ("preemptions (KV cache full)", b.preemptions),
+                    ("share of time in the ramp-down tail", f"{b.tail_fraction:.0%}"),
+                ],
+            ),
+        ]
     head += _reasons(plan.binding, plan.runner_up, plan.problems)
     launch = plan.vllm_launch
     head += ["", "vllm serve:", "  " + plan.vllm_command]

@@ -20,6 +20,7 @@ from autoparallel.memory.serving import VllmMemoryReport
 from autoparallel.memory.training import TrainingMemoryReport
 from autoparallel.models import ModelSpec
 from autoparallel.perf.serving import ServingPerf
+from autoparallel.perf.serving_load import BenchmarkRun
 from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf_dict
 from autoparallel.workload import Serving, Training
 
@@ -157,6 +158,8 @@ class ServingPlan(_PlanBase):
     """Per-GPU memory from the float model: vLLM's accounting on the tightest GPU."""
     perf: ServingPerf
     """Predicted speed from the float model: TTFT, TPOT, tokens/s and $."""
+    benchmark: BenchmarkRun | None = None
+    """A finite benchmark of N prompts at once (`batch` workloads): what `vllm bench serve` measures."""
 
     @property
     def vllm_args(self) -> dict[str, object]:
@@ -191,7 +194,10 @@ class ServingPlan(_PlanBase):
                 "problems": list(self.problems),
                 "config": {**self.config.model_dump(), "gpus": self.config.gpus},
                 "memory": self.memory.to_dict(),
-                "perf": self.perf.model_dump(mode="json"),
+                "perf": {
+                    **self.perf.model_dump(mode="json"),
+                    **({"benchmark": self.benchmark.model_dump(mode="json")} if self.benchmark else {}),
+                },
                 "vllm": {
                     "command": self.vllm_command,
                     "args": self.vllm_args,

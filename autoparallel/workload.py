@@ -32,6 +32,13 @@ class Serving(BaseModel):
     """Service-level limit on time to first token, ms."""
     tpot_ms: float | None = Field(default=None, gt=0)
     """Service-level limit on time per output token, ms."""
+    num_prompts: int | None = Field(default=None, ge=1)
+    """A finite benchmark: this many prompts sent at once (`vllm bench serve --request-rate inf`,
+    offline batch runs). None: an endless steady stream."""
+    isl_cv: float = Field(default=0.0, ge=0)
+    """Coefficient of variation (std / mean) of prompt lengths; 0: every prompt is `isl` tokens."""
+    osl_cv: float = Field(default=0.0, ge=0)
+    """Coefficient of variation of output lengths; 0: every output is `osl` tokens."""
 
     @property
     def required_len(self) -> int:
@@ -64,13 +71,21 @@ class Serving(BaseModel):
 
 PRESETS: dict[str, Serving] = {
     "chatbot": Serving(name="chatbot", isl=1024, osl=256, tpot_ms=50.0, ttft_ms=2000.0),
-    "batch": Serving(name="batch", isl=1024, osl=1024),
+    "batch": Serving(name="batch", isl=1024, osl=1024, num_prompts=1000),
     "rag": Serving(name="rag", isl=8192, osl=256, ttft_ms=5000.0),
     "long-context": Serving(name="long-context", isl=131072, osl=1024, concurrency=8),
     "reasoning": Serving(name="reasoning", isl=1024, osl=8192, tpot_ms=50.0),
 }
 """Serving presets. Shapes follow common serving benchmarks (ShareGPT-like chat 1k/256,
-offline batch 1k/1k, RAG 8k/256, reasoning 1k/8k); SLOs are typical interactive targets."""
+offline batch 1k/1k, RAG 8k/256, reasoning 1k/8k); SLOs are typical interactive targets.
+
+SLOs each preset imposes: chatbot TTFT ≤ 2 s and TPOT ≤ 50 ms; rag TTFT ≤ 5 s; reasoning TPOT ≤ 50 ms;
+batch (1,000 prompts sent at once, a finite benchmark) and long-context (8 concurrent) impose none."""
+
+SHAREGPT_CV = 1.0
+"""Length spread (std / mean) taken for ShareGPT-sampled prompts and outputs, both: an approximation of
+the heavy-tailed conversation lengths `vllm bench serve --dataset-name sharegpt` draws (mean ~220
+prompt / ~200 output tokens in the reference rows); not fitted to any throughput."""
 
 
 class Training(BaseModel):

@@ -2,22 +2,24 @@
 
     uv run python benchmarks/serving_accuracy.py [--csv PATH] [--rows]
 
-For every row whose model, GPU and precision the planner knows, predict with the float model
-(`perf.serving.evaluate_serving`) at the row's own settings and compare:
+Every row whose model, GPU and precision the planner knows is predicted at its own settings, with its
+engine's factors (perf/serving_efficiency.py) and memory rule (vLLM's accounting, memory/sglang.py,
+memory/trtllm.py), by the kind of benchmark it is:
 
-- vLLM rows with a client concurrency cap (closed loop): output tokens/s, TPOT and TTFT at that
-  concurrency;
-- vLLM rows that send every prompt at once (`request_rate inf`): a burst, not a steady state. The
-  running batch is estimated by Little's law (measured output tokens/s × mean ITL) and the predicted
-  decode step at that batch is compared with the mean ITL; throughput is listed but the steady-state
-  model cannot reproduce the burst's ramp and long ShareGPT tail;
-- TensorRT-LLM offline rows (`trtllm-bench`, all requests queued, fixed lengths): steady state at
-  the largest batch the KV cache holds. They measure another engine: the ratio is the engine gap,
-  reported separately and not used to fit the vLLM factors.
+- **offline** (`trtllm-bench`, every request queued, fixed lengths): the finite-benchmark replay
+  (perf/serving_load.py) of the run's request count;
+- **burst** (`vllm bench serve --request-rate inf`, ShareGPT prompts all sent at once): the replay
+  with ShareGPT-like length spread (`workload.SHAREGPT_CV`), so the ramp-down tail is in it;
+- **concurrency-capped** (a client cap of c requests in flight): the steady-state model at batch c.
 
-Rows are skipped with a reason when the model is not in the zoo or the precision is not modelled
-(NVFP4 / FP4 checkpoints). Prints per-group error figures (median and mean |error|, geometric-mean
-ratio) and, with --rows, every row.
+**Split.** A row is *fit* when its id is named in the `source` of the efficiency factors of its
+engine (the rows those factors were chosen on); every other row is *checked*. The split is read from
+the factors themselves, so it cannot drift from what was fitted. Both are reported, per engine and
+per benchmark kind: the share of rows whose output tokens/s is within 20 %, the median |error|, and the
+same for TPOT where the row publishes it.
+
+Rows are skipped with a reason when the model is not in the zoo, the precision is not modelled
+(NVFP4 / FP4 checkpoints) or the run uses speculative decoding.
 """
 
 from __future__ import annotations
@@ -25,17 +27,23 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import re
 import statistics
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import AutoParallelError
 from autoparallel.hardware import Cluster, get_gpu
+from autoparallel.memory.serving import serving_memory
+from autoparallel.memory.sglang import sglang_kv
+from autoparallel.memory.trtllm import trtllm_kv
 from autoparallel.models import ModelSpec, load_model
-from autoparallel.perf.serving import ReplicaShape, evaluate_serving, replica_step_times
-from autoparallel.workload import Serving
+from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_step_times
+from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY, efficiency_for
+from autoparallel.perf.serving_load import run_benchmark
+from autoparallel.workload import SHAREGPT_CV, Serving
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "inference_benchmarks_dev.csv"
 GPUS = {"H100-SXM-80GB": "H100-SXM", "H200-SXM-141GB": "H200", "B200-180GB": "B200", "GB200 (NVL72)": "GB200"}
@@ -44,12 +52,19 @@ MODELS = {
     "deepseek-ai/DeepSeek-V3.2 (local copy)": "deepseek-ai/DeepSeek-V3",
     "Qwen/Qwen3-8B-FP8": "Qwen/Qwen3-8B",
 }
+TRTLLM_BENCH_REQUESTS = {(128, 128): 30000, (20000, 2000): 1000}
+"""trtllm-bench request counts the rows' notes give; other shapes: `TRTLLM_BENCH_DEFAULT_REQUESTS`."""
+TRTLLM_BENCH_DEFAULT_REQUESTS = 3000
+"""Request count assumed for the other offline shapes (the doc table's middle value)."""
+KINDS = ("offline", "burst", "concurrency-capped")
 
 
 @dataclass
 class Result:
     row: str
-    group: str
+    engine: str
+    kind: str
+    split: str
     what: str
     predicted: float
     measured: float
@@ -58,6 +73,16 @@ class Result:
     @property
     def ratio(self) -> float:
         return self.predicted / self.measured
+
+
+def fit_rows(engine: str) -> set[str]:
+    """Row ids named in the `source` of `engine`'s factors (ranges like I206-I208 expanded)."""
+    ids: set[str] = set()
+    for eff in ENGINE_EFFICIENCY.get(engine, {}).values():
+        for a, b in re.findall(r"\bI(\d{3})(?:-I?(\d{3}))?\b", eff.source):
+            lo, hi = int(a), int(b or a)
+            ids.update(f"I{i:03d}" for i in range(lo, hi + 1))
+    return ids
 
 
 def _model(name: str) -> ModelSpec:
@@ -73,74 +98,136 @@ def _quantization(row: dict[str, str], model: ModelSpec) -> str | None:
     return None
 
 
-def _engine(row: dict[str, str]) -> str:
-    return "vLLM" if row["engine"] == "vLLM" else "SGLang" if row["engine"] == "SGLang" else "TensorRT-LLM"
+def engine_of(row: dict[str, str]) -> str:
+    e = row["engine"]
+    return "vllm" if e == "vLLM" else "sglang" if e == "SGLang" else "trtllm"
+
+
+def kind_of(row: dict[str, str]) -> str:
+    if row["benchmark_type"].startswith("offline"):
+        return "offline"
+    return "concurrency-capped" if row["max_concurrency"] else "burst"
+
+
+def _layout(row: dict[str, str], model: ModelSpec, engine: str) -> tuple[int, int, bool]:
+    """(tp, replicas, expert parallel) of the row: attention-DP / EP rows run one attention replica
+    per GPU with the experts sharded over all of them."""
+    tp, gpus = int(row["tp"] or 1), int(row["num_gpus"])
+    dp = int(float(row["dp"])) if row["dp"] else 1
+    ep_text = row["ep"]
+    ep = "expert-parallel" in ep_text or (ep_text.isdigit() and int(ep_text) > 1)
+    offline_moe_dp = engine == "trtllm" and kind_of(row) == "offline" and model.is_moe and ep
+    if offline_moe_dp or (row["dp_attention"] == "yes" and dp > 1):
+        return 1, gpus, model.is_moe
+    if tp == 1 and ep and dp == 1:
+        dp = gpus
+    return tp, dp, ep and model.is_moe
 
 
 def predict(row: dict[str, str]) -> list[Result]:
-    """Predictions for one row (empty when the row's kind has nothing comparable)."""
+    """Predictions for one row."""
+    if any(s in row["notes"] for s in ("speculative", "EAGLE")):
+        raise LookupError("speculative decoding is not modelled")
     model = _model(row["model"])
     gpu = get_gpu(GPUS[row["gpu_type"]])
-    tp, pp = int(row["tp"] or 1), int(row["pp"] or 1)
-    dp = int(row["dp"]) if row["dp"] else 1
-    ep = "expert-parallel" in row["ep"] or "TP" in row["ep"] or (row["ep"].isdigit() and int(row["ep"]) > 1)
-    if tp == 1 and ep and dp == 1:
-        dp = int(row["num_gpus"])
+    engine, kind, rid = engine_of(row), kind_of(row), row["row_id"]
+    split = "fit" if rid in fit_rows(engine) else "checked"
+    tp, replicas, ep = _layout(row, model, engine)
+    pp = int(row["pp"] or 1)
     nodes = Cluster.from_shape(nodes=1, gpus_per_node=int(row["num_gpus"]), gpu=gpu)
     isl, osl = round(float(row["isl"])), round(float(row["osl"]))
-    engine, rid = _engine(row), row["row_id"]
-    if "speculative" in row["notes"] or "EAGLE" in row["notes"]:
-        raise LookupError("speculative decoding is not modelled")
-    offline = row["benchmark_type"].startswith("offline")
-    mml = min(model.max_position_embeddings, 32768 if not offline else max(isl + osl, 2048))
-    seqs = 2048 if offline else 1024
-    util = 0.95 if offline else 0.92
-    config = ServingConfig(tp=tp, pp=pp, replicas=dp, enable_expert_parallel=ep and model.is_moe,
-                           max_num_seqs=seqs, max_model_len=mml, gpu_memory_utilization=util,
+    offline = kind == "offline"
+    mml = min(model.max_position_embeddings, max(isl + osl, 2048) if offline else 32768)
+    # NVIDIA's ModelOpt FP8 checkpoints declare an FP8 KV cache (hf_quant_config.json
+    # "kv_cache_quant_algo": "FP8", e.g. reference/model_configs/nvidia__Llama-3.1-70B-Instruct-FP8),
+    # which TensorRT-LLM uses.
+    kv_dtype = "fp8" if "kv fp8" in row["quantization"] or "ModelOpt" in row["quantization"] else "auto"
+    config = ServingConfig(tp=tp, pp=pp, replicas=replicas, enable_expert_parallel=ep, max_num_seqs=1024,
+                           max_model_len=mml, gpu_memory_utilization=0.9, kv_cache_dtype=kv_dtype,
                            quantization=_quantization(row, model))
-    conc = int(row["max_concurrency"]) if row["max_concurrency"] else None
-    measured_tps = float(row["output_tok_s_total"])
-    if engine == "TensorRT-LLM" and offline:
-        w = Serving(isl=isl, osl=osl)
-        est = evaluate_serving(model, nodes, config, w)
-        return [Result(rid, "TensorRT-LLM offline", "output tok/s", est.perf.output_tokens_per_s,
-                       measured_tps, f"batch {est.perf.batch_size:g} ({est.perf.batch_limit})")]
-    if conc is not None:
-        w = Serving(isl=isl, osl=osl, concurrency=conc)
-        est = evaluate_serving(model, nodes, config, w)
-        group = f"{engine} concurrency-capped"
-        out = [Result(rid, group, "output tok/s", est.perf.output_tokens_per_s, measured_tps),
-               Result(rid, group, "TPOT ms", est.perf.tpot_ms, float(row["mean_tpot_ms"]))]
-        if row["mean_ttft_ms"]:
-            out.append(Result(rid, group, "TTFT ms", est.perf.ttft_ms, float(row["mean_ttft_ms"])))
+    memory = serving_memory(model, gpu, config)
+    if not memory.weights_gib < gpu.memory_bytes / 2**30:
+        raise LookupError("weights do not fit")
+    measured = float(row["output_tok_s_total"])
+    out: list[Result] = []
+
+    def add(what: str, predicted: float, value: str, note: str = "") -> None:
+        if value:
+            out.append(Result(rid, engine, kind, split, what, predicted, float(value), note))
+
+    if kind == "concurrency-capped":
+        conc = int(row["max_concurrency"])
+        shape = replace(ReplicaShape.of(config), engine=engine)
+        batch = conc / replicas
+        layout = kv_layout(model, gpu, config, Serving(isl=isl, osl=osl))
+        times = replica_step_times(model, nodes, shape, batch=batch, isl=isl, osl=osl,
+                                   batched_tokens=layout.batched_tokens)
+        eff = efficiency_for(gpu, engine)
+        tps = batch * osl / (times.ttft_s + (osl - 1) * times.step_s) * replicas
+        add("output tok/s", tps, row["output_tok_s_total"])
+        add("TPOT ms", times.step_s * 1e3, row["mean_tpot_ms"])
+        add("TTFT ms", (times.ttft_s + eff.request_overhead_s) * 1e3, row["mean_ttft_ms"])
         return out
-    # Burst: all prompts at once. Little's law gives the mean running batch from throughput × ITL.
-    itl = float(row["mean_itl_ms"]) / 1e3
-    batch = measured_tps * itl
-    shape = ReplicaShape.of(config)
-    per_replica = batch / config.replicas
-    times = replica_step_times(model, nodes, shape, batch=per_replica, isl=isl, osl=osl, batched_tokens=8192)
-    group = f"{engine} burst"
-    w = Serving(isl=isl, osl=osl, concurrency=int(row["num_prompts"] or 1000))
-    est = evaluate_serving(model, nodes, config, w)
-    return [Result(rid, group, "ITL ms (Little batch)", times.decode_s * 1e3, itl * 1e3,
-                   f"batch {per_replica:.0f}/replica"),
-            Result(rid, group + " (not steady)", "output tok/s", est.perf.output_tokens_per_s, measured_tps,
-                   f"steady-state batch {est.perf.batch_size:g}; a burst with a ShareGPT tail")]
+    if offline:
+        n = TRTLLM_BENCH_REQUESTS.get((isl, osl), TRTLLM_BENCH_DEFAULT_REQUESTS)
+        workload = Serving(isl=isl, osl=osl, num_prompts=n)
+    else:
+        n = int(float(row["num_prompts"] or 1000))
+        workload = Serving(isl=isl, osl=osl, num_prompts=n, isl_cv=SHAREGPT_CV, osl_cv=SHAREGPT_CV)
+    engine_kv = None
+    if engine == "sglang":
+        dp_att = replicas if row["dp_attention"] == "yes" else 1
+        engine_kv = sglang_kv(memory, gpu, context_len=mml, dp_attention_size=dp_att)
+    elif engine == "trtllm":
+        engine_kv = trtllm_kv(memory, gpu, free_gpu_memory_fraction=0.95 if offline else 0.9)
+    run = run_benchmark(model, nodes, config, workload, memory=memory, engine=engine, engine_kv=engine_kv)
+    note = f"peak batch {run.peak_batch}, preempt {run.preemptions}, tail {run.tail_fraction:.0%}"
+    add("output tok/s", run.output_tokens_per_s, row["output_tok_s_total"], note)
+    add("TPOT ms", run.mean_tpot_ms, row["mean_tpot_ms"])
+    add("ITL ms", run.mean_itl_ms, row["mean_itl_ms"])
+    add("TTFT ms", run.mean_ttft_ms, row["mean_ttft_ms"])
+    assert measured > 0
+    return out
 
 
 def summarize(results: list[Result]) -> list[str]:
-    groups: dict[tuple[str, str], list[Result]] = {}
+    """One line per (engine, kind, split, metric): n, within 20 %, median |err|, geometric-mean ratio."""
+    groups: dict[tuple[str, str, str, str], list[Result]] = {}
     for r in results:
-        groups.setdefault((r.group, r.what), []).append(r)
-    lines = [f"{'group':34s} {'metric':24s} {'n':>3s} {'median |err|':>13s} {'mean |err|':>11s} "
-             f"{'geo-mean ratio':>15s}"]
-    for (group, what), rs in sorted(groups.items()):
+        groups.setdefault((r.engine, r.kind, r.split, r.what), []).append(r)
+    lines = [f"{'engine':7s} {'kind':19s} {'split':8s} {'metric':13s} {'n':>3s} {'within 20%':>11s} "
+             f"{'median |err|':>13s} {'geo-mean ratio':>15s}"]
+    for (engine, kind, split, what), rs in sorted(groups.items()):
         errs = [abs(r.ratio - 1) for r in rs]
+        within = sum(e <= 0.2 for e in errs)
         geo = math.exp(statistics.fmean(math.log(r.ratio) for r in rs))
-        lines.append(f"{group:34s} {what:24s} {len(rs):3d} {statistics.median(errs):12.0%} "
-                     f"{statistics.fmean(errs):10.0%} {geo:15.2f}")
+        lines.append(f"{engine:7s} {kind:19s} {split:8s} {what:13s} {len(rs):3d} {within:5d}/{len(rs):<4d} "
+                     f"{statistics.median(errs):12.0%} {geo:15.2f}")
     return lines
+
+
+def engine_totals(results: list[Result], split: str, what: str) -> dict[str, tuple[int, int]]:
+    """Per engine: (rows within 20 %, rows) of `what` over the rows of `split`."""
+    out: dict[str, tuple[int, int]] = {}
+    for r in results:
+        if r.split == split and r.what == what:
+            ok, n = out.get(r.engine, (0, 0))
+            out[r.engine] = (ok + (abs(r.ratio - 1) <= 0.2), n + 1)
+    return out
+
+
+def evaluate_csv(path: Path) -> tuple[list[Result], dict[str, int]]:
+    """All predictions of the file and the skip reasons with their counts."""
+    results: list[Result] = []
+    skipped: dict[str, int] = {}
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                results += predict(row)
+            except (LookupError, AutoParallelError, ValueError) as exc:
+                reason = str(exc).split(";")[0][:70]
+                skipped[reason] = skipped.get(reason, 0) + 1
+    return results, skipped
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,20 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.csv.exists():
         print(f"reference data not found: {args.csv}", file=sys.stderr)
         return 1
-    results: list[Result] = []
-    skipped: dict[str, int] = {}
-    with args.csv.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            try:
-                results += predict(row)
-            except (LookupError, AutoParallelError) as exc:
-                reason = str(exc).split(";")[0][:70]
-                skipped[reason] = skipped.get(reason, 0) + 1
+    results, skipped = evaluate_csv(args.csv)
     if args.rows:
         for r in results:
-            print(f"{r.row} {r.group:34s} {r.what:24s} pred {r.predicted:10.1f} meas {r.measured:10.1f} "
-                  f"ratio {r.ratio:5.2f} {r.note}")
+            print(f"{r.row} {r.engine:6s} {r.kind:18s} {r.split:7s} {r.what:12s} pred {r.predicted:10.1f} "
+                  f"meas {r.measured:10.1f} ratio {r.ratio:5.2f} {r.note}")
     print("\n".join(summarize(results)))
+    for split in ("fit", "checked"):
+        for what in ("output tok/s", "TPOT ms"):
+            totals = engine_totals(results, split, what)
+            text = ", ".join(f"{e} {ok}/{n}" for e, (ok, n) in sorted(totals.items()))
+            print(f"{split:7s} {what:12s} within 20%: {text}")
     for reason, n in sorted(skipped.items()):
         print(f"skipped {n:3d}: {reason}")
     return 0

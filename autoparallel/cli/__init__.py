@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar; each subcommand's parser carries its handler as `func`."""
-    from autoparallel.cli import hardware_cmd, memory_cmd, model_cmd, plan_cmd
+    from autoparallel.cli import hardware_cmd, memory_cmd, model_cmd, plan_cmd, profile_cmd
 
     parser = _Parser(prog="autoparallel", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_cmd.add_models_parser(sub)
     hardware_cmd.add_gpus_parser(sub)
     hardware_cmd.add_detect_parser(sub)
+    profile_cmd.add_profile_parser(sub)
     return parser
 
 

@@ -43,6 +43,7 @@ def _add_serving_workload(p: argparse.ArgumentParser) -> None:
         default=None,
         help="serving preset: chatbot, batch, rag, long-context, reasoning (default chatbot)",
     )
+    p.add_argument("--workload-file", help="a workload file written by `autoparallel profile`")
     p.add_argument("--isl", type=_positive_int, help="input tokens per request")
     p.add_argument("--osl", type=_positive_int, help="output tokens per request")
     p.add_argument("--concurrency", type=_positive_int, help="requests in flight over the deployment")
@@ -139,6 +140,10 @@ def _serving_workload(args: argparse.Namespace) -> Any:
     custom_shape = args.workload is None and (args.isl is not None or args.osl is not None)
     # A request shape of the user's own starts from no service-level limits (not the chatbot preset's).
     base = Serving() if custom_shape else Serving.preset(args.workload or "chatbot")
+    if getattr(args, "workload_file", None):
+        from autoparallel.workload_profile import load_workload_file
+
+        base = load_workload_file(args.workload_file)
     update: dict[str, Any] = {}
     for field in ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms"):
         value = getattr(args, field, None)
@@ -147,7 +152,8 @@ def _serving_workload(args: argparse.Namespace) -> Any:
     if getattr(args, "max_model_len", None) is not None:
         update["max_model_len"] = args.max_model_len
     if update:
-        base = base.model_copy(update={"name": base.name if args.workload else "custom", **update})
+        keep = args.workload or getattr(args, "workload_file", None)
+        base = base.model_copy(update={"name": base.name if keep else "custom", **update})
         base = Serving.model_validate(base.model_dump())
     return base
 

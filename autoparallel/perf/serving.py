@@ -4,7 +4,7 @@ Everything a user sees about speed comes from here; `solvers/` turns it into int
 
 The model (per replica of tp × pp GPUs, continuous batching with chunked prefill, steady state):
 
-- A replica keeps `b` sequences running, `pp` micro-batches of b / pp in flight; each step carries
+- A replica keeps `b` sequences running, clamp(b, 1, pp) micro-batches in flight; each step carries
   one decode token per sequence plus the prefill work chunked prefill interleaves. One replica step
   T(b) is a mixed-step roofline plus exposed communication, pipeline hops and host overhead
   (perf/serving_steps.py gives the formulas); TPOT = T(b).

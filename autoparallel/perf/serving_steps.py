@@ -2,8 +2,11 @@
 
 The model (per replica of tp × pp GPUs, continuous batching with chunked prefill, steady state):
 
-- A replica keeps `b` sequences running. vLLM V1 with pipeline parallelism keeps `pp` scheduler
-  batches in flight, so each stage processes micro-batches of m = b / pp sequences.
+- A replica keeps `b` sequences running. vLLM V1 with pipeline parallelism keeps up to `pp`
+  scheduler batches in flight, but a batch needs at least one sequence: k = clamp(b, 1, pp)
+  micro-batches of m = b / k sequences. One sequence alone is one micro-batch that walks through
+  every stage in turn, so pipeline stages never shorten a single sequence's step (with fewer
+  sequences than stages, stages sit idle rather than splitting a sequence).
 - Every decode token of a sequence is one step; every `osl` steps a sequence finishes and a new
   one is prefilled. In steady state each micro-batch step therefore carries m decode tokens and
   m · isl / osl prefill tokens (the prefill work interleaved by chunked prefill). When those exceed
@@ -18,7 +21,7 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   attention over the context (`ModelSpec.forward_flops_per_token`), split over tp.
 - The replica step (one token for every running sequence) is
 
-      T(b) = pp · t_stage(b / pp) + (pp − 1) · t_hop + t_host (+ eager launch cost per layer)
+      T(b) = pp · t_stage(m) + (pp − 1) · t_hop + t_host (+ eager launch cost per layer)
 
   TPOT = T(b). This "mixed-step roofline" replaces the additive T = decode(b) + b · prefill / osl:
   a mixed batch reads the weights once for its decode and prefill tokens, so compute and memory
@@ -65,6 +68,7 @@ class ReplicaShape:
     quantization: str | None
     kv_cache_dtype: str
     enforce_eager: bool
+    engine: str = "vllm"  # whose kernels and scheduler: vllm, sglang, trtllm (serving_efficiency.ENGINES)
 
     @classmethod
     def of(cls, config: ServingConfig) -> ReplicaShape:
@@ -91,7 +95,7 @@ def stage_step_s(
     traffic rather than FLOPs set the roofline.
     """
     gpu = cluster.gpu
-    eff = efficiency_for(gpu)
+    eff = efficiency_for(gpu, shape.engine)
     f = model_facts(model, shape.quantization)
     tp, pp = shape.tp, shape.pp
     frac = stage_fraction(f.layers, pp)
@@ -174,6 +178,15 @@ def _hop_s(cluster: Cluster, shape: ReplicaShape, f: ModelFacts, tokens: float) 
     return ((pp - 1 - cross) * intra + cross * inter) / (pp - 1)
 
 
+def micro_batches(batch: float, pp: int) -> float:
+    """Scheduler batches in flight through `pp` stages for `batch` running sequences: clamp(b, 1, pp).
+
+    vLLM V1 schedules a new batch while up to pp − 1 others are still inside the pipeline
+    (`max_concurrent_batches = pp`), but every batch holds at least one sequence.
+    """
+    return min(float(pp), max(batch, 1.0))
+
+
 @dataclass(frozen=True)
 class StepTimes:
     """One replica step at a given running batch, seconds."""
@@ -193,6 +206,41 @@ class StepTimes:
 _PREFILL: Memo[float] = {}
 
 
+def rotation_s(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    *,
+    decode_seqs: float,
+    context_tokens: float,
+    prefill_tokens: float,
+    prefill_context: float,
+    steps: float = 1.0,
+) -> tuple[float, bool]:
+    """One micro-batch through every stage: pp · (stage step + eager launches) + hops + host time.
+
+    `decode_seqs` and `prefill_tokens` are one micro-batch's work (see `micro_batches`); returns
+    (seconds, memory_bound) as `stage_step_s` does.
+    """
+    eff = efficiency_for(cluster.gpu, shape.engine)
+    f = model_facts(model, shape.quantization)
+    pp = shape.pp
+    eager_s = eff.eager_layer_overhead_s * math.ceil(f.layers / pp) if shape.enforce_eager else 0.0
+    stage, mem_bound = stage_step_s(
+        model,
+        cluster,
+        shape,
+        decode_seqs=decode_seqs,
+        context_tokens=context_tokens,
+        prefill_tokens=prefill_tokens,
+        prefill_context=prefill_context,
+        steps=steps,
+    )
+    hop = _hop_s(cluster, shape, f, (decode_seqs + prefill_tokens) / steps)
+    total = pp * (stage + steps * eager_s) + (pp - 1) * hop * steps + steps * eff.step_overhead_s
+    return total, mem_bound
+
+
 def replica_step_times(
     model: ModelSpec,
     cluster: Cluster,
@@ -204,18 +252,14 @@ def replica_step_times(
     batched_tokens: int,
 ) -> StepTimes:
     """Step, decode, prefill and TTFT times of one replica running `batch` sequences (see module doc)."""
-    eff = efficiency_for(cluster.gpu)
-    f = model_facts(model, shape.quantization)
     pp = shape.pp
-    stage_layers = math.ceil(f.layers / pp)
-    eager_s = eff.eager_layer_overhead_s * stage_layers if shape.enforce_eager else 0.0
-    m = batch / pp
+    m = batch / micro_batches(batch, pp)
     context = isl + osl / 2.0
     prefill_tokens = m * isl / osl
     steps = max(1.0, (m + prefill_tokens) / batched_tokens)
 
     def rotation(decode: float, prefill: float, n_steps: float) -> tuple[float, bool]:
-        stage, mem_bound = stage_step_s(
+        return rotation_s(
             model,
             cluster,
             shape,
@@ -225,9 +269,6 @@ def replica_step_times(
             prefill_context=isl / 2.0,
             steps=n_steps,
         )
-        hop = _hop_s(cluster, shape, f, (decode + prefill) / n_steps)
-        total = pp * (stage + n_steps * eager_s) + (pp - 1) * hop * n_steps + n_steps * eff.step_overhead_s
-        return total, mem_bound
 
     step_s, memory_bound = rotation(m, prefill_tokens, steps)
     decode_s, _ = rotation(m, 0.0, 1.0)

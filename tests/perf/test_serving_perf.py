@@ -202,3 +202,29 @@ def test_pin_deepseek_tp8_decode_step_at_the_measured_batch() -> None:
                                ReplicaShape(8, 1, 1, None, "auto", False), batch=batch, isl=isl, osl=osl,
                                batched_tokens=8192)
     assert math.isclose(times.decode_s, itl_s, rel_tol=0.35), (times.decode_s, itl_s)
+
+
+# ----- pipeline stages never shorten one sequence ---------------------------------------------------
+@pytest.mark.parametrize("model, tp", [
+    ("deepseek-ai/DeepSeek-V3", 8),       # MoE + MLA: fewer sequences per stage must not mean fewer experts
+    ("mistralai/Mixtral-8x7B-v0.1", 2),   # MoE
+    ("meta-llama/Llama-3.1-70B", 4),      # dense
+])
+def test_pipeline_stages_never_lower_single_sequence_tpot(model: str, tp: int) -> None:
+    cluster = Cluster.parse("16x8xH100")
+    steps = [_times(model, cluster, 1, tp=tp, pp=pp) for pp in (1, 2, 4, 8)]
+    decodes = [_times(model, cluster, 1, decode_only=True, tp=tp, pp=pp) for pp in (1, 2, 4, 8)]
+    assert steps == sorted(steps), steps
+    assert decodes == sorted(decodes), decodes
+
+
+def test_pipeline_stages_never_lower_tpot_at_concurrency_one() -> None:
+    model = load_model("Qwen/Qwen3-30B-A3B")
+    one = Serving(isl=1024, osl=256, concurrency=1)
+    tpots = []
+    for pp in (1, 2, 4, 8):
+        cfg = ServingConfig(tp=1, pp=pp, max_num_seqs=64, max_model_len=2048)
+        est = evaluate_serving(model, H100, cfg, one)
+        assert est.fits and est.perf.batch_size == 1
+        tpots.append(est.perf.tpot_ms)
+    assert tpots == sorted(tpots), tpots

@@ -1,0 +1,59 @@
+"""The `profile` subcommand: a request log or benchmark result -> a workload file.
+
+    autoparallel profile requests.jsonl [-o workload.json] [--json]
+
+Prints the derived distributions, arrival rate and burstiness, and the malformed-line count; writes
+the workload file that `plan`, `evaluate` and `pareto` accept with `--workload-file`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_profile_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
+    """Register `profile LOG [-o FILE] [--json]`; the parser's `func` default is `cmd_profile`."""
+    p = subparsers.add_parser(
+        "profile",
+        help="derive a serving workload from a request log or a vLLM / SGLang benchmark result",
+        description=__doc__.splitlines()[0],
+    )
+    p.add_argument("log", help="JSON Lines request log, or a vLLM / SGLang benchmark result file")
+    p.add_argument("-o", "--output", help="write the workload file here (JSON)")
+    p.add_argument("--name", default="profiled", help="workload name in the file (default profiled)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_profile)
+    return p
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from autoparallel.workload_profile import profile_file, to_serving, write_workload_file
+
+    prof = profile_file(args.log)
+    serving = to_serving(prof, args.name)
+    if args.output:
+        write_workload_file(args.output, prof, serving)
+    if args.json:
+        print(json.dumps({"profile": prof.model_dump(), "serving": serving.model_dump()}, indent=2))
+        return 0
+    rate = f"{prof.request_rate:.3f} requests/s" if prof.request_rate else "all at once / not recorded"
+    burst = (f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape "
+             f"{prof.gamma_shape:.2f})" if prof.interarrival_cv else "no arrival gaps")
+    lines = [
+        f"{prof.requests} requests from {args.log} ({prof.source})",
+        f"prompt tokens: mean {prof.isl.mean:.0f}, spread {prof.isl.cv:.2f}, p50 {prof.isl.p50:.0f}, "
+        f"p90 {prof.isl.p90:.0f}, p99 {prof.isl.p99:.0f}, max {prof.isl.max}",
+        f"output tokens: mean {prof.osl.mean:.0f}, spread {prof.osl.cv:.2f}, p50 {prof.osl.p50:.0f}, "
+        f"p90 {prof.osl.p90:.0f}, p99 {prof.osl.p99:.0f}, max {prof.osl.max}",
+        f"arrival rate: {rate}; {burst}",
+    ]
+    if prof.malformed:
+        where = ", ".join(map(str, prof.malformed_lines))
+        more = ", ..." if prof.malformed > len(prof.malformed_lines) else ""
+        lines.append(f"malformed: {prof.malformed} skipped" + (f" (lines {where}{more})" if where else ""))
+    if args.output:
+        lines.append(f"workload written to {args.output} (use --workload-file {args.output})")
+    print("\n".join(lines))
+    return 0

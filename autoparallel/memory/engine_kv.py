@@ -1,0 +1,44 @@
+"""KV-cache pool of one GPU under SGLang or TensorRT-LLM, from the vLLM-accounted memory parts.
+
+Weights, activation peak and non-torch memory are the same tensors whichever engine loads them, so they
+come from `memory.serving` (vLLM's accounting); only the rule that turns free memory into a KV pool
+differs (memory/sglang.py, memory/trtllm.py). One result type for both.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class EngineKv(BaseModel):
+    """One GPU's KV pool under an engine's memory rule."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    engine: str
+    """`sglang` or `trtllm`."""
+    rule: str
+    """The engine setting that sizes the pool, with its resolved value."""
+    total_gib: float
+    """Device memory, GiB."""
+    weights_gib: float
+    """Weights on the fullest rank, GiB."""
+    kv_cache_gib: float
+    """KV pool, GiB (negative: the engine cannot start)."""
+    kv_cache_tokens: int
+    """Tokens the pool holds (per replica: every rank holds its share of each token)."""
+    block_size: int
+    """Tokens per page / block (SGLang 1, TensorRT-LLM `tokens_per_block` 32)."""
+    kv_bytes_per_token_per_gpu: float
+    """KV bytes one token takes on one GPU of the fullest stage."""
+    max_running: int
+    """Most requests running at once (SGLang max_running_requests, TensorRT-LLM max_batch_size)."""
+    step_tokens: int
+    """Token budget of one scheduler step (SGLang chunked_prefill_size, TensorRT-LLM max_num_tokens)."""
+    cuda_graph_max_batch: int
+    """Largest decode batch replayed from a CUDA graph; larger ones run eagerly."""
+
+    @property
+    def fits(self) -> bool:
+        """The pool holds at least one block."""
+        return self.kv_cache_tokens >= self.block_size

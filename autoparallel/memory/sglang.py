@@ -1,0 +1,101 @@
+"""SGLang's KV pool: `--mem-fraction-static`, as `ServerArgs` resolves and `ModelRunner` spends it.
+
+SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_num_token`):
+
+- `mem_fraction_static` is (weights + KV pool) / GPU memory. Unset, it is
+  (gpu_mem − reserved) / gpu_mem with gpu_mem in MiB and
+  reserved = 512 + 1.5 · max(chunked_prefill_size, 2048) + 1024 · tp · pp / 8 + 2 · cuda_graph_max_bs
+  (+ 3 · cuda_graph_max_bs · dp with DP attention), at least 10 GiB on GPUs above 60 GiB;
+- chunked_prefill_size and cuda_graph_max_bs default by GPU memory: < 20 GiB 2048 / 8, < 35 GiB
+  4096 / 48 (160 at tp ≥ 4), < 60 GiB 4096 / 32 (160), < 160 GiB 8192 / 256 (512 at tp ≥ 4),
+  else 16384 / 512;
+- the pool is what the measured free memory after loading leaves above total · (1 − fraction):
+  KV = total · fraction − weights − non-torch memory (CUDA context, NCCL); page size 1 token;
+- max_running_requests defaults to min(max(pool tokens / context_len · 512, 2048), 4096) request
+  slots (the req_to_token pool).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from autoparallel.memory.engine_kv import EngineKv
+
+if TYPE_CHECKING:
+    from autoparallel.hardware import GPU
+    from autoparallel.memory.serving import VllmMemoryReport
+
+MIB = float(2**20)
+GIB = float(2**30)
+
+
+def sglang_defaults(gpu: GPU, tp: int) -> tuple[int, int]:
+    """(chunked_prefill_size, cuda_graph_max_bs) SGLang picks from the GPU's memory."""
+    mem = gpu.memory_bytes / MIB
+    if mem < 20 * 1024:
+        return 2048, 8
+    if mem < 35 * 1024:
+        return 4096, 48 if tp < 4 else 160
+    if mem < 60 * 1024:
+        return 4096, 32 if tp < 4 else 160
+    if mem < 160 * 1024:
+        return 8192, 256 if tp < 4 else 512
+    return 16384, 512
+
+
+def default_mem_fraction_static(
+    gpu: GPU, *, tp: int, pp: int = 1, dp_attention_size: int = 1, chunked_prefill_size: int | None = None
+) -> float:
+    """SGLang's default `--mem-fraction-static` for this GPU and parallel layout."""
+    chunk, graph_bs = sglang_defaults(gpu, tp)
+    chunk = chunked_prefill_size or chunk
+    mem = gpu.memory_bytes / MIB
+    reserved = 512 + 1.5 * max(chunk, 2048) + 1024 * tp * pp / 8 + 2 * graph_bs
+    if dp_attention_size > 1:
+        reserved += 3 * graph_bs * dp_attention_size
+    if mem > 60 * 1024:
+        reserved = max(reserved, 10 * 1024)
+    return round((mem - reserved) / mem, 3)
+
+
+def sglang_kv(
+    memory: VllmMemoryReport,
+    gpu: GPU,
+    *,
+    context_len: int,
+    mem_fraction_static: float | None = None,
+    dp_attention_size: int = 1,
+    chunked_prefill_size: int | None = None,
+    max_running_requests: int | None = None,
+) -> EngineKv:
+    """The KV pool SGLang builds on one GPU of the deployment `memory` describes."""
+    tp, pp = memory.tp, memory.pp
+    chunk, graph_bs = sglang_defaults(gpu, tp)
+    frac = mem_fraction_static or default_mem_fraction_static(
+        gpu, tp=tp, pp=pp, dp_attention_size=dp_attention_size, chunked_prefill_size=chunked_prefill_size
+    )
+    total = gpu.memory_bytes
+    kv = total * frac - memory.weights_gib * GIB - memory.non_torch_gib * GIB
+    per_token = memory.kv_bytes_per_token_per_gpu
+    tokens = int(kv // per_token) if kv > 0 and per_token > 0 else 0
+    slots = min(max(int(tokens / max(context_len, 1) * 512), 2048), 4096)
+    return EngineKv(
+        engine="sglang",
+        rule=f"--mem-fraction-static {frac:.3f}",
+        total_gib=total / GIB,
+        weights_gib=memory.weights_gib,
+        kv_cache_gib=kv / GIB,
+        kv_cache_tokens=tokens,
+        block_size=1,
+        kv_bytes_per_token_per_gpu=per_token,
+        max_running=min(max_running_requests or slots, slots),
+        step_tokens=chunked_prefill_size or chunk,
+        cuda_graph_max_batch=graph_bs,
+    )
+
+
+def fraction_for_tokens(memory: VllmMemoryReport, gpu: GPU, tokens: int) -> float:
+    """The smallest `--mem-fraction-static` whose pool holds `tokens` tokens."""
+    need = memory.weights_gib * GIB + memory.non_torch_gib * GIB + tokens * memory.kv_bytes_per_token_per_gpu
+    return math.ceil(need / gpu.memory_bytes * 1000) / 1000

@@ -1,0 +1,66 @@
+"""TensorRT-LLM's KV pool: `kv_cache_config.free_gpu_memory_fraction` of the memory left after loading.
+
+TensorRT-LLM (PyTorch backend, 1.x: `KvCacheConfig`, `_torch/pyexecutor/_util.KvCacheCreator`) loads
+the model, runs a warm-up forward at `max_num_tokens` to measure the activation peak, then gives the
+KV cache `free_gpu_memory_fraction` (default 0.9; `trtllm-bench` uses 0.95 in NVIDIA's tables) of the
+free memory:
+
+    KV = fraction · (total − weights − activation peak − non-torch memory)
+
+in blocks of `tokens_per_block` = 32 tokens. `max_batch_size` (default 2048) caps running requests
+and `max_num_tokens` (default 8192) the tokens of one step.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from autoparallel.memory.engine_kv import EngineKv
+
+if TYPE_CHECKING:
+    from autoparallel.hardware import GPU
+    from autoparallel.memory.serving import VllmMemoryReport
+
+GIB = float(2**30)
+DEFAULT_FREE_GPU_MEMORY_FRACTION = 0.9
+"""`KvCacheConfig.free_gpu_memory_fraction` default."""
+TOKENS_PER_BLOCK = 32
+"""`tokens_per_block` default."""
+DEFAULT_MAX_BATCH_SIZE = 2048
+"""LLM API / trtllm-serve `max_batch_size` default."""
+DEFAULT_MAX_NUM_TOKENS = 8192
+"""LLM API / trtllm-serve `max_num_tokens` default."""
+
+
+def trtllm_kv(
+    memory: VllmMemoryReport,
+    gpu: GPU,
+    *,
+    free_gpu_memory_fraction: float = DEFAULT_FREE_GPU_MEMORY_FRACTION,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+    max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS,
+    cuda_graph_max_batch: int | None = None,
+) -> EngineKv:
+    """The KV pool TensorRT-LLM builds on one GPU of the deployment `memory` describes.
+
+    `cuda_graph_max_batch`: the largest padded CUDA-graph batch (`cuda_graph_config.max_batch_size`);
+    None: graphs up to `max_batch_size`.
+    """
+    total = gpu.memory_bytes
+    free = total - (memory.weights_gib + memory.activation_peak_gib + memory.non_torch_gib) * GIB
+    kv = free_gpu_memory_fraction * free if free > 0 else free
+    per_token = memory.kv_bytes_per_token_per_gpu
+    blocks = int(kv // (per_token * TOKENS_PER_BLOCK)) if kv > 0 and per_token > 0 else 0
+    return EngineKv(
+        engine="trtllm",
+        rule=f"kv_cache_config.free_gpu_memory_fraction {free_gpu_memory_fraction:g}",
+        total_gib=total / GIB,
+        weights_gib=memory.weights_gib,
+        kv_cache_gib=kv / GIB,
+        kv_cache_tokens=blocks * TOKENS_PER_BLOCK,
+        block_size=TOKENS_PER_BLOCK,
+        kv_bytes_per_token_per_gpu=per_token,
+        max_running=max_batch_size,
+        step_tokens=max_num_tokens,
+        cuda_graph_max_batch=cuda_graph_max_batch or max_batch_size,
+    )

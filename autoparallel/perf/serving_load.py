@@ -1,0 +1,459 @@
+"""A finite serving benchmark under load: N prompts sent at once, replayed step by step.
+
+`vllm bench serve --request-rate inf` (and offline runs such as `trtllm-bench`) queue every prompt at
+t = 0 and measure until the last one finishes. The steady-state model (perf/serving.py) says how fast
+a full batch runs; this module says what such a run measures, by replaying the engine's scheduler on
+one replica, one engine step at a time:
+
+- **Lengths**: prompt and output lengths drawn from a log-normal of the workload's mean and spread
+  (`Serving.isl_cv`, `Serving.osl_cv`; 0 = fixed lengths), from a fixed seed (deterministic).
+- **Scheduler** (vLLM V1 `Scheduler.schedule`, FCFS, chunked prefill): running requests first, each
+  decode takes one token of the step budget (`max_num_batched_tokens`), an unfinished prompt takes
+  what is left; then waiting requests are admitted in order while fewer than `max_num_seqs` run,
+  budget remains and their first chunk's KV blocks are free.
+- **KV cache and preemption**: a request holds ceil(tokens / block) blocks per KV-cache group; when a
+  decode needs a block and none is free, the most recently admitted running request is preempted
+  (vLLM V1 recompute: its blocks freed, it goes back to the front of the queue and re-prefills its
+  prompt and the tokens it had generated).
+- **Step time**: the mixed-step roofline of perf/serving_steps.py (`rotation_s`) at the step's real
+  decode count, mean context and prefill tokens, so chunked-prefill interleaving lengthens exactly
+  the steps that carry prompt chunks (the ITL/TPOT of the requests decoding beside them).
+- **Ramp-down tail**: as requests finish and the queue empties, the batch shrinks and the step's
+  fixed costs (weights, host time) are spread over fewer tokens; a long-output tail dominates the
+  run's end.
+- **Replicas**: prompts are spread evenly over data-parallel replicas (vLLM's DP load balancer); a
+  replica is replayed once and its timeline stands for all.
+
+Metrics follow `vllm bench serve`: output tokens/s = all output tokens / duration; TTFT from t = 0
+(queueing included) plus the server's per-request overhead; TPOT per request = (e2e − TTFT) /
+(output − 1), averaged over requests; ITL = all inter-token gaps averaged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.perf.serving_efficiency import efficiency_for
+from autoparallel.perf.serving_steps import ReplicaShape, micro_batches, rotation_s
+
+if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import GPU, Cluster
+    from autoparallel.memory.engine_kv import EngineKv
+    from autoparallel.memory.serving import VllmMemoryReport
+    from autoparallel.models.spec import ModelSpec
+    from autoparallel.workload import Serving
+
+LENGTH_SEED = 20240601
+"""Seed of the length draw (any fixed value: runs must be repeatable)."""
+LENGTH_CAP = 8.0
+"""Drawn lengths are capped at this multiple of their mean (benchmarks drop pathological samples)."""
+
+
+class BenchmarkRun(BaseModel):
+    """What a finite benchmark of N prompts sent at once measures (vllm bench serve's metrics)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    num_prompts: int
+    """Prompts sent (all replicas)."""
+    duration_s: float
+    """From the first prompt sent to the last token received, s."""
+    output_tokens_per_s: float
+    """All output tokens / duration (all replicas)."""
+    mean_ttft_ms: float
+    """Mean time to first token from t = 0, queueing included, ms."""
+    mean_tpot_ms: float
+    """Mean over requests of (e2e − TTFT) / (output tokens − 1), ms."""
+    mean_itl_ms: float
+    """Mean inter-token latency over all tokens, ms."""
+    peak_batch: int
+    """Most requests running at once on one replica."""
+    mean_batch: float
+    """Running requests per replica averaged over engine steps."""
+    preemptions: int
+    """Requests preempted because the KV cache filled (one replica)."""
+    steps: int
+    """Engine steps of one replica."""
+    tail_fraction: float
+    """Share of the run spent with fewer than half the peak batch running (the ramp-down tail)."""
+
+
+SCHEDULING = {"vllm": "mixed", "sglang": "prefill_first", "trtllm": "no_evict"}
+"""How each engine's scheduler fills a step (its default policy):
+
+- `mixed` (vLLM V1): decodes first, prompt chunks fill the rest of the token budget in the same step;
+  KV blocks are taken as tokens are written; a full cache preempts the latest request (recompute).
+- `prefill_first` (SGLang `Scheduler.get_next_batch_to_run`, `--enable-mixed-chunk` off by
+  default): whenever a prefill batch can be formed it runs alone, up to `chunked_prefill_size`
+  tokens, and the running decodes wait for it.
+- `no_evict` (TensorRT-LLM `CapacitySchedulerPolicy.GUARANTEED_NO_EVICT`, the default): a request is
+  admitted only when blocks for its whole prompt and output can be reserved, so nothing is ever
+  preempted; context and generation requests share a step up to `max_num_tokens`."""
+
+VLLM_CUDA_GRAPH_MAX_BATCH = 512
+"""vLLM V1's largest captured CUDA-graph batch (`max_cudagraph_capture_size` default, ≥ 0.11);
+larger decode batches run eagerly."""
+
+
+def run_benchmark(
+    model: ModelSpec,
+    cluster: Cluster,
+    config: ServingConfig,
+    workload: Serving,
+    *,
+    memory: VllmMemoryReport | None = None,
+    num_prompts: int | None = None,
+    vllm_version: str = "0.32",
+    engine: str = "vllm",
+    engine_kv: EngineKv | None = None,
+) -> BenchmarkRun:
+    """`simulate_benchmark` with the KV pool and step budget `engine` gives `config`.
+
+    vLLM: its memory report and block layout (`perf.serving.kv_layout`), `max_num_seqs`. SGLang and
+    TensorRT-LLM: `engine_kv` (memory/sglang.py, memory/trtllm.py; their defaults when None).
+    """
+    from autoparallel.memory.serving import serving_memory
+    from autoparallel.perf.serving import kv_layout
+
+    if memory is None:
+        memory = serving_memory(model, cluster.gpu, config, vllm_version=vllm_version)
+    if engine == "vllm":
+        layout = kv_layout(model, cluster.gpu, config, workload, vllm_version=vllm_version)
+        return simulate_benchmark(
+            model,
+            cluster,
+            config,
+            workload,
+            kv_blocks=memory.num_gpu_blocks - layout.null_blocks,
+            block_size=layout.block_size,
+            blocks_per_seq=layout.blocks_per_seq,
+            batched_tokens=layout.batched_tokens,
+            num_prompts=num_prompts,
+            graph_max_batch=min(VLLM_CUDA_GRAPH_MAX_BATCH, 2 * config.max_num_seqs),
+        )
+    if engine_kv is None:
+        engine_kv = default_engine_kv(engine, memory, cluster.gpu, config, workload)
+    context = math.ceil(workload.isl + workload.osl / 2.0)
+    return simulate_benchmark(
+        model,
+        cluster,
+        config,
+        workload,
+        kv_blocks=engine_kv.kv_cache_tokens // engine_kv.block_size,
+        block_size=engine_kv.block_size,
+        blocks_per_seq=math.ceil(context / engine_kv.block_size),
+        batched_tokens=engine_kv.step_tokens,
+        num_prompts=num_prompts,
+        engine=engine,
+        max_running=engine_kv.max_running,
+        graph_max_batch=engine_kv.cuda_graph_max_batch,
+    )
+
+
+def default_engine_kv(
+    engine: str, memory: VllmMemoryReport, gpu: GPU, config: ServingConfig, workload: Serving
+) -> EngineKv:
+    """The KV pool `engine` builds with its default settings (and `config.max_num_seqs` as its cap)."""
+    if engine == "sglang":
+        from autoparallel.memory.sglang import sglang_kv
+
+        return sglang_kv(
+            memory, gpu, context_len=config.max_model_len, max_running_requests=config.max_num_seqs
+        )
+    if engine == "trtllm":
+        from autoparallel.memory.trtllm import trtllm_kv
+
+        return trtllm_kv(memory, gpu, max_batch_size=config.max_num_seqs)
+    from autoparallel.errors import InputError
+
+    raise InputError(f"unknown serving engine {engine!r}; choose one of: vllm, sglang, trtllm")
+
+
+def draw_lengths(mean: int, cv: float, n: int, seed: int) -> np.ndarray:
+    """`n` integer lengths ≥ 1 with the given mean and spread (log-normal), deterministic for a seed."""
+    if cv <= 0 or n <= 1:
+        return np.full(n, mean, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    sigma = math.sqrt(math.log1p(cv * cv))
+    raw = rng.lognormal(mean=-sigma * sigma / 2.0, sigma=sigma, size=n)
+    raw = np.minimum(raw, LENGTH_CAP)
+    raw *= mean / raw.mean()  # the sample's mean is the workload's mean
+    return np.maximum(np.rint(raw), 1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class _Pool:
+    blocks: int
+    block_size: int
+    groups: float  # blocks per block_size tokens over all KV-cache groups
+
+
+def simulate_benchmark(
+    model: ModelSpec,
+    cluster: Cluster,
+    config: ServingConfig,
+    workload: Serving,
+    *,
+    kv_blocks: int,
+    block_size: int,
+    blocks_per_seq: int,
+    batched_tokens: int,
+    num_prompts: int | None = None,
+    engine: str = "vllm",
+    max_running: int | None = None,
+    graph_max_batch: int | None = None,
+) -> BenchmarkRun:
+    """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once.
+
+    `kv_blocks`, `block_size`, `blocks_per_seq` and `batched_tokens` describe one replica's KV pool
+    and step budget as the engine sizes them; `max_running` caps running requests (default
+    `config.max_num_seqs`); decode batches above `graph_max_batch` run without CUDA graphs.
+    """
+    n_total = num_prompts or workload.num_prompts or 1000
+    replicas = config.replicas
+    n = max(1, math.ceil(n_total / replicas))
+    isl = draw_lengths(workload.isl, workload.isl_cv, n, LENGTH_SEED)
+    osl = draw_lengths(workload.osl, workload.osl_cv, n, LENGTH_SEED + 1)
+    context = math.ceil(workload.isl + workload.osl / 2.0)
+    groups = blocks_per_seq / max(1, math.ceil(context / block_size))
+    pool = _Pool(max(kv_blocks, 0), block_size, max(groups, 1e-9))
+    shape = dataclasses.replace(ReplicaShape.of(config), engine=engine)
+    limit = max_running or config.max_num_seqs
+    policy = SCHEDULING[engine]
+    gpu_run = _replay(model, cluster, shape, limit, graph_max_batch, policy, isl, osl, pool, batched_tokens)
+    eff = efficiency_for(cluster.gpu, engine)
+    overhead = eff.request_overhead_s
+    first, finish, steps, peak, mean_batch, preempted, tail_s = gpu_run
+    duration = float(finish.max()) + overhead
+    out_tokens = float(osl.sum()) * replicas * (n_total / (n * replicas))
+    multi = osl > 1
+    gaps = (finish - first)[multi]
+    tpot = float((gaps / (osl[multi] - 1)).mean()) if multi.any() else 0.0
+    itl = float(gaps.sum() / (osl[multi] - 1).sum()) if multi.any() else 0.0
+    return BenchmarkRun(
+        num_prompts=n_total,
+        duration_s=duration,
+        output_tokens_per_s=out_tokens / duration,
+        mean_ttft_ms=(float(first.mean()) + overhead) * 1e3,
+        mean_tpot_ms=tpot * 1e3,
+        mean_itl_ms=itl * 1e3,
+        peak_batch=peak,
+        mean_batch=mean_batch,
+        preemptions=preempted,
+        steps=steps,
+        tail_fraction=tail_s / max(float(finish.max()), 1e-12),
+    )
+
+
+def _replay(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    max_running: int,
+    graph_max_batch: int | None,
+    policy: str,
+    isl: np.ndarray,
+    osl: np.ndarray,
+    pool: _Pool,
+    budget: int,
+) -> tuple[np.ndarray, np.ndarray, int, int, float, int, float]:
+    """One replica's engine steps: (first-token times, finish times, steps, peak batch, mean batch
+    over steps, preemptions, seconds with fewer than half the peak batch)."""
+    n = len(isl)
+    prompt = isl.astype(np.int64).copy()  # tokens to prefill (grows by the output on preemption)
+    done_pf = np.zeros(n, dtype=np.int64)  # prompt tokens already computed
+    generated = np.zeros(n, dtype=np.int64)
+    held = np.zeros(n, dtype=np.int64)  # KV blocks held
+    first = np.full(n, np.nan)
+    finish = np.full(n, np.nan)
+    waiting: deque[int] = deque(range(n))
+    running = np.zeros(0, dtype=np.int64)  # admission order
+    free = pool.blocks
+    bs, groups = pool.block_size, pool.groups
+    now = 0.0
+    steps = preemptions = 0
+    times: list[float] = []  # seconds of each span of identical steps
+    batches: list[int] = []  # running requests during the span
+    counts: list[int] = []  # steps in the span
+
+    def blocks_for(tokens: np.ndarray) -> np.ndarray:
+        return np.ceil(np.ceil(tokens / bs) * groups).astype(np.int64)
+
+    if int(blocks_for(np.asarray([prompt.min() + 1]))[0]) > pool.blocks:
+        raise ValueError("the KV cache holds no single request")
+    eager_shape = dataclasses.replace(shape, enforce_eager=True)
+    max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
+    while (waiting or len(running)) and steps < max_steps:
+        # 0. Nothing can change but the decodes: jump to the next request's last token at once.
+        span = _decode_span(running, waiting, prompt, done_pf, generated, osl, held, free, max_running,
+                            policy, budget, blocks_for)
+        if span > 1:
+            d = len(running)
+            k = micro_batches(float(d), shape.pp)
+            ctx = float((prompt[running] + generated[running]).mean()) + span / 2.0
+            eager = graph_max_batch is not None and d / k > graph_max_batch
+            step, _ = rotation_s(
+                model,
+                cluster,
+                eager_shape if eager else shape,
+                decode_seqs=d / k,
+                context_tokens=ctx,
+                prefill_tokens=0.0,
+                prefill_context=0.0,
+            )
+            grow = np.maximum(blocks_for(prompt[running] + generated[running] + span) - held[running], 0)
+            free -= int(grow.sum())
+            held[running] += grow
+            generated[running] += span
+            now += span * step
+            steps += span
+            times.append(span * step)
+            batches.append(d)
+            counts.append(span)
+            over = generated[running] >= osl[running]
+            finish[running[over]] = now
+            free += int(held[running[over]].sum())
+            held[running[over]] = 0
+            running = running[~over]
+            continue
+        # 1. Running requests, in admission order: one decode token or the next prompt chunk, until
+        #    the budget is spent; preempt the latest admitted when their KV blocks do not fit.
+        rem = prompt[running] - done_pf[running]
+        prefill_only = policy == "prefill_first" and (
+            bool((rem > 0).any())
+            or (
+                bool(waiting)
+                and len(running) < max_running
+                and int(blocks_for(np.asarray([min(int(prompt[waiting[0]]), budget)]))[0]) <= free
+            )
+        )
+        while True:
+            rem = prompt[running] - done_pf[running]
+            want = np.where(rem > 0, rem, 0 if prefill_only else 1)
+            before = np.cumsum(want) - want
+            take = np.clip(budget - before, 0, want)
+            tokens = np.where(rem > 0, done_pf[running] + take, prompt[running] + generated[running])
+            need = np.maximum(blocks_for(tokens) - held[running], 0)
+            if int(need.sum()) <= free or len(running) <= 1:
+                break
+            victim = int(running[-1])
+            running = running[:-1]
+            free += int(held[victim])
+            held[victim] = 0
+            prompt[victim] = isl[victim] + generated[victim]
+            done_pf[victim] = 0
+            waiting.appendleft(victim)
+            preemptions += 1
+        if len(running) and int(need.sum()) > free:
+            raise ValueError("one request outgrows the KV cache")
+        free -= int(need.sum())
+        held[running] += need
+        sched = take > 0
+        is_decode = (rem <= 0) & sched
+        left = budget - int(take.sum())
+        # 2. Waiting requests, first come first served.
+        new: list[int] = []
+        new_take: list[int] = []
+        while waiting and left > 0 and len(running) + len(new) < max_running:
+            r = waiting[0]
+            t = min(int(prompt[r] - done_pf[r]), left)
+            reserve = prompt[r] + osl[r] if policy == "no_evict" else done_pf[r] + t
+            nb = int(blocks_for(np.asarray([reserve]))[0])
+            if nb > free:
+                break
+            waiting.popleft()
+            new.append(r)
+            new_take.append(t)
+            free -= nb
+            held[r] = nb
+            left -= t
+        if new:
+            running = np.concatenate([running, np.asarray(new, dtype=np.int64)])
+            take = np.concatenate([take, np.asarray(new_take, dtype=np.int64)])
+            is_decode = np.concatenate([is_decode, np.zeros(len(new), dtype=bool)])
+        chunk = np.where(is_decode, 0, take)
+        if not is_decode.any() and not chunk.any():
+            raise ValueError("the scheduler can make no progress (KV cache too small)")
+        # 3. The step's time: the mixed-step roofline at this step's real work.
+        dec = running[is_decode]
+        d = len(dec)
+        ctx = float((prompt[dec] + generated[dec]).mean()) if d else 0.0
+        p_tokens = float(chunk.sum())
+        p_ctx = float(((done_pf[running] + chunk / 2.0) * chunk).sum() / p_tokens) if p_tokens else 0.0
+        k = micro_batches(float(max(d, 1)), shape.pp)
+        eager = graph_max_batch is not None and d / k > graph_max_batch
+        step, _ = rotation_s(
+            model,
+            cluster,
+            eager_shape if eager else shape,
+            decode_seqs=d / k,
+            context_tokens=ctx,
+            prefill_tokens=p_tokens / k,
+            prefill_context=p_ctx,
+            steps=max(1.0, p_tokens / k / budget),
+        )
+        now += step
+        steps += 1
+        times.append(step)
+        batches.append(len(running))
+        counts.append(1)
+        # 4. Tokens come out: a decode token each; a prompt whose last chunk ran samples its first.
+        generated[dec] += 1
+        pf = running[chunk > 0]
+        done_pf[pf] += chunk[chunk > 0]
+        completed = pf[done_pf[pf] >= prompt[pf]]
+        fresh = completed[generated[completed] == 0]
+        first[fresh] = now
+        generated[completed] = np.minimum(generated[completed] + 1, osl[completed])
+        over = (generated[running] >= osl[running]) & (done_pf[running] >= prompt[running])
+        if over.any():
+            gone = running[over]
+            finish[gone] = now
+            free += int(held[gone].sum())
+            held[gone] = 0
+            running = running[~over]
+    if waiting or len(running):
+        raise ValueError("the benchmark replay did not finish")
+    peak = max(batches, default=0)
+    tail = float(sum(t for t, b in zip(times, batches, strict=True) if 2 * b < peak))
+    mean_batch = sum(b * c for b, c in zip(batches, counts, strict=True)) / max(sum(counts), 1)
+    return first, finish, steps, peak, mean_batch, preemptions, tail
+
+
+def _decode_span(
+    running: np.ndarray,
+    waiting: deque[int],
+    prompt: np.ndarray,
+    done_pf: np.ndarray,
+    generated: np.ndarray,
+    osl: np.ndarray,
+    held: np.ndarray,
+    free: int,
+    max_running: int,
+    policy: str,
+    budget: int,
+    blocks_for: Callable[[np.ndarray], np.ndarray],
+) -> int:
+    """Decode-only steps that can run before anything but the decodes changes (0 or 1: step one by
+    one): no prompt in flight, no request admissible, no KV block short, until the first finish."""
+    if not len(running) or bool((done_pf[running] < prompt[running]).any()) or len(running) > budget:
+        return 0
+    if waiting and len(running) < max_running:
+        r = waiting[0]
+        first_chunk = prompt[r] + osl[r] if policy == "no_evict" else min(int(prompt[r]), budget)
+        if int(blocks_for(np.asarray([first_chunk]))[0]) <= free:
+            return 0
+    span = int((osl[running] - generated[running]).min())
+    if span <= 1:
+        return 0
+    grow = np.maximum(blocks_for(prompt[running] + generated[running] + span) - held[running], 0)
+    return span if int(grow.sum()) <= free else 0

@@ -1,0 +1,279 @@
+"""Serving workloads from real traffic: request logs and benchmark result files -> `Serving`.
+
+Inputs (the format is recognised per file):
+
+- **request logs**, JSON Lines, one request per line: prompt tokens (`prompt_tokens`,
+  `input_tokens`, `isl`, `input_len` or `prompt_len`), output tokens (`output_tokens`,
+  `completion_tokens`, `osl`, `output_len` or `generated_tokens`) and an arrival time (`timestamp`,
+  `arrival_time`, `time` or `t`: seconds, or an ISO-8601 date-time). A `usage` object with
+  `prompt_tokens` / `completion_tokens` (OpenAI's response shape) is read too.
+- **vLLM benchmark results** (`vllm bench serve --save-result [--save-detailed]`: one JSON object
+  with `input_lens`, `output_lens`, `request_rate`, `max_concurrency`) and **SGLang's**
+  (`sglang.bench_serving --output-file`: JSON Lines, one object per run with the same lists under
+  `--output-details`): per-request lengths; the load is the benchmark's (`request_rate` inf = every
+  prompt at once, a finite benchmark of `completed` prompts).
+
+Lines that are not JSON, or lack positive token counts, are counted and reported, never fatal.
+
+What is derived: mean and spread (std / mean) of prompt and output lengths, p50 / p90 / p99, the
+arrival rate (requests over the span of arrival times) and burstiness: the spread of inter-arrival
+gaps (1 for a Poisson stream; vLLM's `--burstiness` gamma shape is 1 / spread²).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.errors import InputError
+from autoparallel.workload import Serving
+
+PROMPT_KEYS = ("prompt_tokens", "input_tokens", "isl", "input_len", "prompt_len", "num_prompt_tokens")
+OUTPUT_KEYS = ("output_tokens", "completion_tokens", "osl", "output_len", "generated_tokens")
+TIME_KEYS = ("timestamp", "arrival_time", "time", "t", "created")
+
+
+class LengthStats(BaseModel):
+    """Distribution of one length (tokens)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mean: float
+    cv: float
+    p50: float
+    p90: float
+    p99: float
+    max: int
+
+
+class WorkloadProfile(BaseModel):
+    """What a log says about its traffic."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    """`request-log`, `vllm-bench` or `sglang-bench`."""
+    requests: int
+    """Requests read."""
+    malformed: int
+    """Lines (or entries) skipped because they were not usable."""
+    malformed_lines: tuple[int, ...]
+    """Line numbers of the first skipped lines (at most 10)."""
+    isl: LengthStats
+    osl: LengthStats
+    request_rate: float | None
+    """Requests per second over the arrival span (None: all at once, or no arrival times)."""
+    interarrival_cv: float | None
+    """std / mean of inter-arrival gaps (1: Poisson)."""
+    gamma_shape: float | None
+    """vLLM `--burstiness` equivalent: 1 / cv² (None when there are no gaps)."""
+    max_concurrency: int | None = None
+    """The benchmark's client cap, where the file records one."""
+
+
+def _stats(values: np.ndarray) -> LengthStats:
+    mean = float(values.mean())
+    p50, p90, p99 = (float(x) for x in np.percentile(values, [50, 90, 99]))
+    return LengthStats(mean=mean, cv=float(values.std() / mean) if mean else 0.0, p50=p50, p90=p90, p99=p99,
+                       max=int(values.max()))
+
+
+def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if k in obj and obj[k] is not None:
+            return obj[k]
+    usage = obj.get("usage")
+    if isinstance(usage, dict):
+        for k in keys:
+            if k in usage:
+                return usage[k]
+    return None
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _tokens(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not math.isfinite(value) or value < 1:
+        return None
+    return int(value)
+
+
+def profile_file(path: str | Path) -> WorkloadProfile:
+    """Profile a request log or a vLLM / SGLang benchmark result file.
+
+    Raises:
+        InputError: the file cannot be read or holds no usable request.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
+    stripped = text.lstrip()
+    if stripped.startswith("{") and "\n{" not in stripped.rstrip():
+        try:
+            whole = json.loads(stripped)
+        except json.JSONDecodeError:
+            whole = None
+        if isinstance(whole, dict) and "input_lens" in whole:
+            return _bench([whole], "vllm-bench", p)
+    return _lines(text, p)
+
+
+def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfile:
+    """A benchmark result: per-request lengths; the load as the benchmark set it."""
+    isl: list[int] = []
+    osl: list[int] = []
+    bad = 0
+    for run in runs:
+        for a, b in zip(run.get("input_lens") or [], run.get("output_lens") or [], strict=False):
+            ia, ob = _tokens(a), _tokens(b)
+            if ia is None or ob is None:
+                bad += 1
+                continue
+            isl.append(ia)
+            osl.append(ob)
+    if not isl:
+        raise InputError(
+            f"{path}: no per-request lengths (run the benchmark with --save-detailed / --output-details)"
+        )
+    last = runs[-1]
+    rate = _seconds(last.get("request_rate"))
+    conc = last.get("max_concurrency")
+    return WorkloadProfile(
+        source=source,
+        requests=len(isl),
+        malformed=bad,
+        malformed_lines=(),
+        isl=_stats(np.asarray(isl)),
+        osl=_stats(np.asarray(osl)),
+        request_rate=rate if rate is not None and 0 < rate < math.inf else None,
+        interarrival_cv=None,
+        gamma_shape=_seconds(last.get("burstiness")) if rate is not None and rate < math.inf else None,
+        max_concurrency=int(conc) if isinstance(conc, int) and conc > 0 else None,
+    )
+
+
+def _lines(text: str, path: Path) -> WorkloadProfile:
+    isl: list[int] = []
+    osl: list[int] = []
+    times: list[float] = []
+    bad_lines: list[int] = []
+    runs: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            bad_lines.append(number)
+            continue
+        if not isinstance(obj, dict):
+            bad_lines.append(number)
+            continue
+        if "input_lens" in obj:  # an SGLang bench_serving run
+            runs.append(obj)
+            continue
+        ia, ob = _tokens(_first(obj, PROMPT_KEYS)), _tokens(_first(obj, OUTPUT_KEYS))
+        if ia is None or ob is None:
+            bad_lines.append(number)
+            continue
+        isl.append(ia)
+        osl.append(ob)
+        t = _seconds(_first(obj, TIME_KEYS))
+        if t is not None:
+            times.append(t)
+    if runs and not isl:
+        prof = _bench(runs, "sglang-bench", path)
+        return prof.model_copy(update={"malformed": prof.malformed + len(bad_lines),
+                                       "malformed_lines": tuple(bad_lines[:10])})
+    if not isl:
+        raise InputError(f"{path}: no usable request ({len(bad_lines)} malformed lines)")
+    rate = cv = None
+    if len(times) == len(isl) and len(times) >= 2:
+        arrivals = np.sort(np.asarray(times))
+        span = float(arrivals[-1] - arrivals[0])
+        if span > 0:
+            rate = (len(arrivals) - 1) / span
+            gaps = np.diff(arrivals)
+            cv = float(gaps.std() / gaps.mean())
+    return WorkloadProfile(
+        source="request-log",
+        requests=len(isl),
+        malformed=len(bad_lines),
+        malformed_lines=tuple(bad_lines[:10]),
+        isl=_stats(np.asarray(isl)),
+        osl=_stats(np.asarray(osl)),
+        request_rate=rate,
+        interarrival_cv=cv,
+        gamma_shape=1.0 / (cv * cv) if cv else None,
+    )
+
+
+def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
+    """The workload a profile describes: mean lengths with their spread, the arrival rate, and a
+    max_model_len covering the longest request (p99 prompt + p99 output, at least the means)."""
+    isl, osl = max(1, round(prof.isl.mean)), max(1, round(prof.osl.mean))
+    finite = prof.source != "request-log" and prof.request_rate is None and prof.max_concurrency is None
+    return Serving(
+        name=name,
+        isl=isl,
+        osl=osl,
+        isl_cv=round(prof.isl.cv, 3),
+        osl_cv=round(prof.osl.cv, 3),
+        request_rate=round(prof.request_rate, 4) if prof.request_rate else None,
+        concurrency=prof.max_concurrency,
+        num_prompts=prof.requests if finite else None,
+        max_model_len=max(isl + osl, math.ceil(prof.isl.p99 + prof.osl.p99)),
+    )
+
+
+def write_workload_file(path: str | Path, prof: WorkloadProfile, serving: Serving) -> None:
+    """A workload file: {"serving": Serving fields, "profile": what the log said}."""
+    doc = {"serving": serving.model_dump(exclude_defaults=True), "profile": prof.model_dump()}
+    Path(path).write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def load_workload_file(path: str | Path) -> Serving:
+    """The `Serving` a workload file (written by `autoparallel profile`) holds.
+
+    Raises:
+        InputError: unreadable, not JSON, or not a workload.
+    """
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read workload file {p}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"workload file {p} is not JSON: {exc.msg} (line {exc.lineno})") from None
+    body = doc.get("serving") if isinstance(doc, dict) else None
+    if not isinstance(body, dict):
+        raise InputError(f"workload file {p} has no 'serving' object")
+    try:
+        return Serving.model_validate(body)
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise InputError(f"workload file {p}: {first[1] if len(first) > 1 else first[0]}") from None

@@ -1,0 +1,89 @@
+"""`autoparallel profile`: request logs and benchmark results -> workload files (workload_profile.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autoparallel.cli import main
+from autoparallel.errors import InputError
+from autoparallel.workload_profile import load_workload_file, profile_file, to_serving
+
+
+def _log(path: Path, n: int = 10_000, rate: float = 5.0, bad: int = 0) -> None:
+    """A log of known shape: log-normal lengths (means 600 / 200, spread 0.8 / 1.0), Poisson arrivals."""
+    rng = np.random.default_rng(3)
+
+    def lengths(mean: float, cv: float) -> np.ndarray:
+        s = np.sqrt(np.log1p(cv * cv))
+        return np.maximum(np.rint(rng.lognormal(np.log(mean) - s * s / 2, s, n)), 1).astype(int)
+
+    isl, osl = lengths(600, 0.8), lengths(200, 1.0)
+    t = 1.7e9 + np.cumsum(rng.exponential(1.0 / rate, n))
+    rows = [json.dumps({"timestamp": float(a), "prompt_tokens": int(i), "completion_tokens": int(o)})
+            for a, i, o in zip(t, isl, osl, strict=True)]
+    broken = ["not json", '{"prompt_tokens": 10}', '{"prompt_tokens": -3, "output_tokens": 4}', "[1, 2]"]
+    rows[5:5] = broken[:bad]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_round_trip_recovers_distribution_and_rate(tmp_path: Path) -> None:
+    log = tmp_path / "requests.jsonl"
+    _log(log, bad=4)
+    prof = profile_file(log)
+    assert prof.requests == 10_000 and prof.malformed == 4 and prof.malformed_lines == (6, 7, 8, 9)
+    assert prof.isl.mean == pytest.approx(600, rel=0.03) and prof.osl.mean == pytest.approx(200, rel=0.04)
+    assert prof.isl.cv == pytest.approx(0.8, rel=0.1) and prof.osl.cv == pytest.approx(1.0, rel=0.15)
+    assert prof.request_rate == pytest.approx(5.0, rel=0.05)
+    assert prof.interarrival_cv == pytest.approx(1.0, rel=0.05)  # Poisson
+    out = tmp_path / "w.json"
+    assert main(["profile", str(log), "-o", str(out)]) == 0
+    w = load_workload_file(out)
+    assert w == to_serving(prof)
+    assert (w.isl, w.osl) == (round(prof.isl.mean), round(prof.osl.mean))
+    assert w.request_rate == pytest.approx(5.0, rel=0.05) and w.num_prompts is None
+    assert w.max_model_len is not None and w.max_model_len >= w.isl + w.osl
+
+
+def test_evaluate_accepts_the_workload_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = tmp_path / "requests.jsonl"
+    _log(log, n=500)
+    out = tmp_path / "w.json"
+    assert main(["profile", str(log), "-o", str(out)]) == 0
+    capsys.readouterr()
+    args = ["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--workload-file", str(out), "--json"]
+    assert main(args) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["workload"]["name"] == "profiled"
+    assert plan["workload"]["isl_cv"] > 0
+
+
+def test_vllm_and_sglang_benchmark_results(tmp_path: Path) -> None:
+    vllm = tmp_path / "vllm.json"
+    vllm.write_text(json.dumps({"request_rate": "inf", "max_concurrency": None, "completed": 3,
+                                "input_lens": [100, 200, 300], "output_lens": [10, 20, 30]}))
+    prof = profile_file(vllm)
+    assert prof.source == "vllm-bench" and prof.requests == 3 and prof.isl.mean == 200
+    w = to_serving(prof)
+    assert w.num_prompts == 3 and w.request_rate is None  # all at once: a finite benchmark
+    sglang = tmp_path / "sglang.jsonl"
+    run = {"request_rate": 4.0, "max_concurrency": 16, "input_lens": [50, 150], "output_lens": [5, 15]}
+    sglang.write_text(json.dumps(run) + "\n" + json.dumps(run) + "\n")
+    prof = profile_file(sglang)
+    assert prof.source == "sglang-bench" and prof.requests == 4 and prof.max_concurrency == 16
+    assert to_serving(prof).concurrency == 16
+
+
+def test_unusable_input_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("garbage\n{}\n")
+    with pytest.raises(InputError, match="no usable request"):
+        profile_file(bad)
+    assert main(["profile", str(bad)]) == 2
+    assert main(["profile", str(tmp_path / "missing.jsonl")]) == 2
+    assert main(["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--workload-file", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("error:") == 3

@@ -1,0 +1,65 @@
+"""SGLang's and TensorRT-LLM's KV-pool rules (memory/sglang.py, memory/trtllm.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoparallel.configs import ServingConfig
+from autoparallel.hardware import get_gpu
+from autoparallel.memory.serving import serving_memory
+from autoparallel.memory.sglang import (
+    default_mem_fraction_static,
+    fraction_for_tokens,
+    sglang_defaults,
+    sglang_kv,
+)
+from autoparallel.memory.trtllm import TOKENS_PER_BLOCK, trtllm_kv
+from autoparallel.models import load_model
+
+H100 = get_gpu("H100-SXM")
+
+
+def test_sglang_defaults_follow_gpu_memory() -> None:
+    assert sglang_defaults(get_gpu("L4"), 1) == (4096, 48)
+    assert sglang_defaults(H100, 1) == (8192, 256)
+    assert sglang_defaults(H100, 8) == (8192, 512)
+    # 80 GB: reserved = max(512 + 1.5·8192 + 1024/8 + 2·256, 10 GiB) = 13440 MiB
+    mem = H100.memory_bytes / 2**20
+    assert default_mem_fraction_static(H100, tp=1) == pytest.approx(round((mem - 13440) / mem, 3))
+    # more GPUs per replica and DP attention reserve more
+    assert default_mem_fraction_static(H100, tp=8) < default_mem_fraction_static(H100, tp=1)
+    dp_attention = default_mem_fraction_static(H100, tp=8, dp_attention_size=8)
+    assert dp_attention < default_mem_fraction_static(H100, tp=8)
+
+
+def test_sglang_pool_is_static_fraction_minus_weights() -> None:
+    model = load_model("Qwen/Qwen3-8B")
+    mem = serving_memory(model, H100, ServingConfig(max_model_len=4096))
+    kv = sglang_kv(mem, H100, context_len=4096, mem_fraction_static=0.8)
+    expected = H100.memory_bytes * 0.8 / 2**30 - mem.weights_gib - mem.non_torch_gib
+    assert kv.kv_cache_gib == pytest.approx(expected)
+    assert kv.block_size == 1 and kv.fits
+    assert kv.kv_cache_tokens == int(expected * 2**30 // mem.kv_bytes_per_token_per_gpu)
+    assert 2048 <= kv.max_running <= 4096
+    more = sglang_kv(mem, H100, context_len=4096, mem_fraction_static=0.9)
+    assert more.kv_cache_tokens > kv.kv_cache_tokens
+    assert fraction_for_tokens(mem, H100, kv.kv_cache_tokens) == pytest.approx(0.8, abs=0.002)
+
+
+def test_trtllm_pool_is_a_fraction_of_free_memory() -> None:
+    model = load_model("meta-llama/Llama-3.1-8B")
+    mem = serving_memory(model, H100, ServingConfig(max_model_len=4096))
+    kv90 = trtllm_kv(mem, H100)
+    kv95 = trtllm_kv(mem, H100, free_gpu_memory_fraction=0.95)
+    free = H100.memory_bytes / 2**30 - mem.weights_gib - mem.activation_peak_gib - mem.non_torch_gib
+    assert kv90.kv_cache_gib == pytest.approx(0.9 * free)
+    assert kv95.kv_cache_tokens > kv90.kv_cache_tokens
+    assert kv90.kv_cache_tokens % TOKENS_PER_BLOCK == 0
+    assert (kv90.max_running, kv90.step_tokens) == (2048, 8192)
+
+
+def test_a_model_too_big_for_the_gpu_has_no_pool() -> None:
+    model = load_model("meta-llama/Llama-3.1-70B")
+    mem = serving_memory(model, H100, ServingConfig(max_model_len=4096))
+    assert not sglang_kv(mem, H100, context_len=4096).fits
+    assert not trtllm_kv(mem, H100).fits

@@ -1,0 +1,60 @@
+"""Pins benchmarks/serving_accuracy.py: the fit/checked split, and rows the model gets within 20 %."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "inference_benchmarks_dev.csv"
+
+
+@pytest.fixture(scope="module")
+def acc() -> ModuleType:
+    return importlib.import_module("benchmarks.serving_accuracy")
+
+
+def _row(row_id: str) -> dict[str, str]:
+    if not REFERENCE.exists():
+        pytest.skip(f"reference data not found at {REFERENCE}")
+    with REFERENCE.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row["row_id"] == row_id:
+                return row
+    pytest.skip(f"row {row_id} not in the reference data")
+
+
+def test_fit_rows_come_from_the_factor_sources(acc: ModuleType) -> None:
+    vllm = acc.fit_rows("vllm")
+    assert {"I301", "I201", "I206", "I207", "I208"} <= vllm  # "I206-I208" is expanded
+    assert "I204" not in vllm and "I205" not in vllm
+    trt = acc.fit_rows("trtllm")
+    assert len(trt) == 10 and all(int(r[1:]) % 2 == 0 for r in trt)  # the 1×H100 Llama-3.1-8B rows
+    assert acc.fit_rows("sglang") == set()  # SGLang's factors are vLLM's: every SGLang row is checked
+
+
+@pytest.mark.parametrize("row_id, split", [
+    ("I180", "fit"),      # TensorRT-LLM, Llama-3.1-8B FP8, 1×H100, 1000/1000
+    ("I149", "checked"),  # TensorRT-LLM, Llama-3.1-405B FP8, 8×H200, 1000/1000
+    ("I185", "checked"),  # TensorRT-LLM, Llama-3.1-8B FP8, 1×H200, 2048/2048
+])
+def test_tensorrt_offline_dense_rows_within_20_percent(acc: ModuleType, row_id: str, split: str) -> None:
+    results = [r for r in acc.predict(_row(row_id)) if r.what == "output tok/s"]
+    assert len(results) == 1 and results[0].split == split and results[0].kind == "offline"
+    assert 0.8 <= results[0].ratio <= 1.2, results[0]
+
+
+def test_concurrency_capped_rows_within_20_percent(acc: ModuleType) -> None:
+    for row_id in ("I301", "I302", "I303"):  # vLLM, SGLang, TensorRT-LLM: Qwen3-8B, 1×H100, 4 in flight
+        got = {r.what: r.ratio for r in acc.predict(_row(row_id))}
+        assert 0.8 <= got["output tok/s"] <= 1.2 and 0.8 <= got["TPOT ms"] <= 1.2, (row_id, got)
+
+
+def test_fp4_and_speculative_rows_are_skipped(acc: ModuleType) -> None:
+    with pytest.raises(LookupError, match="FP4"):
+        acc.predict(_row("I079"))
+    with pytest.raises(LookupError, match="speculative"):
+        acc.predict(_row("I212"))

@@ -1,0 +1,78 @@
+"""The finite-benchmark replay (perf/serving_load.py): N prompts at once, scheduler, KV, tail."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autoparallel.configs import ServingConfig
+from autoparallel.hardware import Cluster
+from autoparallel.models import load_model
+from autoparallel.perf.serving import evaluate_serving
+from autoparallel.perf.serving_load import draw_lengths, run_benchmark, simulate_benchmark
+from autoparallel.workload import Serving
+
+H100 = Cluster.parse("1x1xH100")
+CFG = ServingConfig(max_num_seqs=256, max_model_len=4096)
+
+
+@pytest.fixture(scope="module")
+def qwen8b():  # type: ignore[no-untyped-def]
+    return load_model("Qwen/Qwen3-8B")
+
+
+def test_lengths_keep_their_mean_and_spread() -> None:
+    x = draw_lengths(200, 1.0, 4000, 7)
+    assert abs(x.mean() - 200) < 1.0
+    assert 0.7 < x.std() / x.mean() < 1.2
+    assert (draw_lengths(200, 1.0, 4000, 7) == x).all()  # deterministic
+    assert (draw_lengths(300, 0.0, 5, 7) == 300).all()
+
+
+def test_fixed_lengths_approach_the_steady_state(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """Many fixed-length prompts keep the batch full: the run's rate nears b / T(b), a bit below it
+    (ramp-up and the last wave)."""
+    w = Serving(isl=256, osl=256, num_prompts=4096)
+    steady = evaluate_serving(qwen8b, H100, CFG, w).perf.output_tokens_per_s
+    run = run_benchmark(qwen8b, H100, CFG, w)
+    assert run.preemptions == 0 and run.peak_batch == 256
+    assert 0.75 * steady < run.output_tokens_per_s < 1.05 * steady
+
+
+def test_length_spread_adds_a_ramp_down_tail(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    fixed = run_benchmark(qwen8b, H100, CFG, Serving(isl=220, osl=200, num_prompts=1000))
+    spread = run_benchmark(qwen8b, H100, CFG, Serving(isl=220, osl=200, num_prompts=1000, isl_cv=1, osl_cv=1))
+    assert spread.tail_fraction > fixed.tail_fraction
+    assert spread.output_tokens_per_s < fixed.output_tokens_per_s
+    # per-request TPOT weights short requests (which decode beside prompt chunks) as much as long ones
+    assert spread.mean_tpot_ms != pytest.approx(spread.mean_itl_ms, rel=0.01)
+
+
+def test_a_full_kv_cache_preempts_and_still_finishes(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    w = Serving(isl=512, osl=512, num_prompts=300)
+    roomy = simulate_benchmark(qwen8b, H100, CFG, w, kv_blocks=100_000, block_size=16, blocks_per_seq=48,
+                               batched_tokens=8192)
+    tight = simulate_benchmark(qwen8b, H100, CFG, w, kv_blocks=3_000, block_size=16, blocks_per_seq=48,
+                               batched_tokens=8192)
+    assert roomy.preemptions == 0 and tight.preemptions > 0
+    assert tight.peak_batch < roomy.peak_batch
+    assert tight.duration_s > roomy.duration_s
+
+
+def test_prompt_chunks_lengthen_the_decode_steps_beside_them(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """Long prompts interleaved by chunked prefill: the ITL of a burst exceeds a pure decode step's."""
+    w = Serving(isl=4000, osl=64, num_prompts=200)
+    run = run_benchmark(qwen8b, H100, CFG, w)
+    pure = evaluate_serving(qwen8b, H100, CFG, w.model_copy(update={"concurrency": round(run.mean_batch)}))
+    assert run.mean_itl_ms > pure.perf.decode_step_ms
+    # a smaller step budget spreads the prompts over more steps: first tokens come later
+    small = run_benchmark(qwen8b, H100, CFG.model_copy(update={"max_num_batched_tokens": 1024}), w)
+    assert small.mean_ttft_ms > run.mean_ttft_ms
+
+
+def test_replicas_share_the_prompts(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    w = Serving(isl=220, osl=200, num_prompts=1000, isl_cv=1, osl_cv=1)
+    one = run_benchmark(qwen8b, H100, CFG, w)
+    four = run_benchmark(qwen8b, Cluster.parse("1x4xH100"), CFG.model_copy(update={"replicas": 4}), w)
+    assert one.output_tokens_per_s < four.output_tokens_per_s < 4 * one.output_tokens_per_s
+    assert np.isfinite(four.mean_ttft_ms)
