@@ -28,6 +28,8 @@ from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 
 P = TypeVar("P")
+MIN_SOLVE_S = 0.01
+"""Less time than this left before the deadline: no CP-SAT call is made (a time-out)."""
 WEIGHTED_SCALE = 10**12
 """A weighted objective term is at most weight × WEIGHTED_SCALE (see the module docstring)."""
 
@@ -73,6 +75,16 @@ class Run:
     primary: tuple[float, float] = (0.0, 0.0)
     """CP-SAT's (objective, bound) of the first lexicographic level, solver units."""
     statuses: list[str] = field(default_factory=list)
+    deadline: float | None = None
+    """`time.perf_counter()` by which the whole call must end (None: each solve gets the full limit)."""
+
+    def budget(self, requested: float | None = None) -> float:
+        """Seconds the next CP-SAT call may take: the request (default the settings' limit), cut to what
+        is left before the deadline."""
+        limit = self.settings.time_limit_s if requested is None else requested
+        if self.deadline is not None:
+            limit = min(limit, self.deadline - time.perf_counter())
+        return max(limit, 0.0)
 
     def stats(self) -> SolverStats:
         value, bound = self.primary
@@ -112,7 +124,11 @@ def _call(
     names = list(enc.families) if assumptions is None else list(assumptions)
     enc.model.clear_assumptions()
     enc.model.add_assumptions([enc.families[n] for n in names])
-    solver = make_solver(run.settings, time_limit_s)
+    limit = run.budget(time_limit_s)
+    solver = make_solver(run.settings, limit)
+    if limit < MIN_SOLVE_S:  # the call's time is spent: as a time-out without a solution
+        run.statuses.append("UNKNOWN")
+        return "UNKNOWN", solver
     start = time.perf_counter()
     status = solver.solve(enc.model)
     run.wall_s += time.perf_counter() - start
@@ -209,8 +225,9 @@ def _optimize_levels(
         if solver is None and run.status == "UNKNOWN":
             point = point if point is not None else fallback
             if point is None:
-                limit = run.settings.time_limit_s if time_limit_s is None else time_limit_s
-                raise SolverTimeoutError(f"no feasible plan found within {limit:g} s (raise --time-limit)")
+                raise SolverTimeoutError(
+                    f"no feasible plan found within {run.settings.time_limit_s:g} s (raise --time-limit)"
+                )
             if level == 0:
                 run.primary = fallback_primary or (0.0, 0.0)
             run.status = "FEASIBLE"
@@ -243,13 +260,14 @@ def k_best(
     settings: SolverSettings,
     *,
     time_limit_s: float | None = None,
+    deadline: float | None = None,
 ) -> list[tuple[P, Run]]:
     """Up to `k` − 1 further points, each the optimum of `chain` over the shapes not yet returned (a
     no-good cut per shape found, inside the same CP-SAT model). The first point is the caller's."""
     out: list[tuple[P, Run]] = []
     forbid_shape(enc, first)
     for _ in range(k - 1):
-        run = Run(settings)
+        run = Run(settings, deadline=deadline)
         try:
             point = optimize(enc, chain, run, time_limit_s=time_limit_s)
         except SolverTimeoutError:
@@ -272,7 +290,13 @@ class Core:
     """Families whose trial ran out of time: neither blamed nor cleared."""
 
 
-def minimal_core(enc: Encoding[P], settings: SolverSettings, *, time_limit_s: float | None = None) -> Core:
+def minimal_core(
+    enc: Encoding[P],
+    settings: SolverSettings,
+    *,
+    time_limit_s: float | None = None,
+    deadline: float | None = None,
+) -> Core:
     """The deletion filter: start from CP-SAT's sufficient assumptions and drop each family whose
     removal leaves the rest infeasible. A trial that times out leaves the family in the set (so the set
     stays infeasible) but reports it as undecided, never as needed.
@@ -282,7 +306,7 @@ def minimal_core(enc: Encoding[P], settings: SolverSettings, *, time_limit_s: fl
     """
     limit = settings.time_limit_s if time_limit_s is None else time_limit_s
     enc.model.clear_objective()
-    status, solver = _call(enc, Run(settings), None, limit)
+    status, solver = _call(enc, Run(settings, deadline=deadline), None, limit)
     if status in ("OPTIMAL", "FEASIBLE"):
         raise InternalError("the model is feasible with every constraint family on; nothing to explain")
     if status == "UNKNOWN":
@@ -293,7 +317,7 @@ def minimal_core(enc: Encoding[P], settings: SolverSettings, *, time_limit_s: fl
     undecided: list[str] = []
     for name in list(keep):
         trial = [n for n in keep if n != name]
-        trial_run = Run(settings)
+        trial_run = Run(settings, deadline=deadline)
         if solve_once(enc, trial_run, trial, time_limit_s=max(0.5, limit / 4)) is not None:
             continue  # feasible without it: needed
         if trial_run.status == "INFEASIBLE":

@@ -11,8 +11,10 @@ class SolverSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     time_limit_s: float = Field(default=10.0, gt=0)
-    """Wall-clock limit per CP-SAT solve, seconds. On time-out the best solution found is returned
-    with its bound and gap (status FEASIBLE); with none found, SolverTimeoutError."""
+    """Wall-clock limit of the whole planning call, seconds (`--time-limit`): CP-SAT's solves (the
+    lexicographic levels, the runner-up, an explanation) share what the tables leave of it. On
+    time-out the best solution found is returned with its bound and gap (status FEASIBLE); with none
+    found, SolverTimeoutError."""
     workers: int = Field(default=1, ge=1)
     """CP-SAT search workers. 1 is fastest on the small serving models and fully deterministic; with
     more, the search is interleaved (`interleave_search`) so results stay reproducible."""

@@ -17,13 +17,17 @@ from autoparallel.solvers.settings import SolverSettings
 GIB_KIB = 2**20
 
 
-def conflicting_families(space: ServingSpace, settings: SolverSettings) -> driver.Core:
+def conflicting_families(
+    space: ServingSpace, settings: SolverSettings, deadline: float | None = None
+) -> driver.Core:
     """A minimal set of constraint families that together rule out every plan, and those whose trial
     ran out of time (never blamed without proof)."""
-    return driver.minimal_core(build(space, explain=True), settings)
+    return driver.minimal_core(build(space, explain=True), settings, deadline=deadline)
 
 
-def explain_infeasible(space: ServingSpace, settings: SolverSettings) -> InfeasibleError:
+def explain_infeasible(
+    space: ServingSpace, settings: SolverSettings, deadline: float | None = None
+) -> InfeasibleError:
     """The InfeasibleError for a space with no admissible plan (to be raised by the caller)."""
     w = space.workload
     head = (
@@ -41,7 +45,7 @@ def explain_infeasible(space: ServingSpace, settings: SolverSettings) -> Infeasi
         )
         return InfeasibleError(head + "placement", (why,))
     space = complete_tables(space)
-    core = conflicting_families(space, settings)
+    core = conflicting_families(space, settings, deadline)
     reasons = [reason(space, name) for name in core.needed]
     if core.undecided:
         reasons.append(f"undecided within the time limit (raise --time-limit): {', '.join(core.undecided)}")

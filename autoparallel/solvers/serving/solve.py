@@ -10,6 +10,7 @@ explain on INFEASIBLE: driver.minimal_core names the conflicting families; expla
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from autoparallel.hardware import Cluster
@@ -59,14 +60,15 @@ def solve_serving_top(
         InputError: unknown objective or invalid options.
     """
     settings = settings or SolverSettings()
+    deadline = time.perf_counter() + settings.time_limit_s  # the time limit bounds the whole call
     chain = parse_objective(objective, "serving")
     space = build_space(model, cluster, workload, options or ServingOptions())
-    run = driver.Run(settings)
+    run = driver.Run(settings, deadline=deadline)
     enc = build(space) if candidate_entries(space) else None
     point = driver.optimize(enc, chain, run) if enc is not None else None
     if enc is None or point is None:
-        raise explain.explain_infeasible(space, settings)
-    more = driver.k_best(enc, chain, point, max(top, 2 if runner_up else 1), settings)
+        raise explain.explain_infeasible(space, settings, deadline)
+    more = driver.k_best(enc, chain, point, max(top, 2 if runner_up else 1), settings, deadline=deadline)
     best = make_solution(space, chain, objective, point, run)
     out = [best]
     for other, other_run in more[: top - 1]:

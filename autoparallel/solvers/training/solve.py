@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from autoparallel.errors import InfeasibleError
@@ -104,10 +105,17 @@ def _reason(t: TrainingTables, family: str) -> str:
 
 
 def _runner_up(
-    enc: EncodedTraining, chain: Chain, best: Point, best_perf: TrainingPerf, settings: SolverSettings
+    enc: EncodedTraining,
+    chain: Chain,
+    best: Point,
+    best_perf: TrainingPerf,
+    settings: SolverSettings,
+    deadline: float,
 ) -> RunnerUp | None:
     """The best plan of another shape: a no-good cut on the winner's shape, a quarter of the time limit."""
-    found = driver.k_best(enc, chain, best, 2, settings, time_limit_s=max(1.0, settings.time_limit_s / 4))
+    found = driver.k_best(
+        enc, chain, best, 2, settings, time_limit_s=max(1.0, settings.time_limit_s / 4), deadline=deadline
+    )
     if not found:
         return None
     config, _, perf, _ = evaluate(enc.tables, found[0][0])
@@ -147,6 +155,7 @@ def solve_training(
         InternalError: the solver's integers disagree with the float model.
     """
     settings = settings or SolverSettings()
+    deadline = time.perf_counter() + settings.time_limit_s  # the time limit bounds the whole call
     options = options or TrainingOptions()
     chain = parse_objective(objective, "training")
     t = build_tables(build_space(model, cluster, workload, options))
@@ -155,7 +164,7 @@ def solve_training(
         # take CP-SAT longer than the time limit, and this certificate from the tables settles it.
         raise explain_infeasible(t, driver.Core(needed=("memory",)))
     bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10))
-    run = driver.Run(settings)
+    run = driver.Run(settings, deadline=deadline)
     enc = build(t, bounds)
     primary = None
     if hint is not None:
@@ -166,9 +175,9 @@ def solve_training(
         primary = (float(value), float(floor_us)) if chain == ("throughput",) else (float(value), 0.0)
     point = driver.optimize(enc, chain, run, fallback=hint, fallback_primary=primary)
     if point is None:
-        raise explain_infeasible(t, driver.minimal_core(enc, settings))
+        raise explain_infeasible(t, driver.minimal_core(enc, settings, deadline=deadline))
     config, memory, perf, _ = evaluate(t, point)
-    runner = _runner_up(enc, chain, point, perf, settings) if options.runner_up else None
+    runner = _runner_up(enc, chain, point, perf, settings, deadline) if options.runner_up else None
     cost = cost_to_tokens(model, cluster, config, workload.tokens, perf=perf) if workload.tokens else None
     return TrainingSolution(
         config=config,
