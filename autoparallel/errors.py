@@ -30,15 +30,17 @@ class InfeasibleError(AutoParallelError):
 
     exit_code = 1
 
-    def __init__(self, message: str, reasons: tuple[str, ...] = ()) -> None:
+    def __init__(self, message: str, reasons: tuple[str, ...] = (), fixes: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.reasons = reasons
+        self.fixes = fixes
+        """The nearest changes that make the request feasible, each with the plan it gives."""
 
     def __str__(self) -> str:
-        base = super().__str__()
-        if not self.reasons:
-            return base
-        return base + "\n" + "\n".join(f"  - {r}" for r in self.reasons)
+        lines = [super().__str__(), *(f"  - {r}" for r in self.reasons)]
+        if self.fixes:
+            lines += ["  nearest feasible changes:", *(f"  + {f}" for f in self.fixes)]
+        return "\n".join(lines)
 
 
 class SolverTimeoutError(AutoParallelError):

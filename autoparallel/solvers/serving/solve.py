@@ -13,11 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from autoparallel.errors import InfeasibleError, SolverTimeoutError
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
 from autoparallel.objectives import Chain, parse_objective
 from autoparallel.solvers import driver
-from autoparallel.solvers.serving import explain
+from autoparallel.solvers.serving import explain, remedies
 from autoparallel.solvers.serving.decoder import (
     Objective,
     RunnerUp,
@@ -55,14 +56,41 @@ def solve_serving_top(
 
     Raises:
         InfeasibleError: no plan meets the request; `reasons` names each conflicting constraint family
-            with its numbers.
+            with its numbers, `fixes` the nearest changes that make it feasible (each a solved plan).
         SolverTimeoutError: no plan found within the time limit.
         InputError: unknown objective or invalid options.
     """
     settings = settings or SolverSettings()
+    options = options or ServingOptions()
     deadline = time.perf_counter() + settings.time_limit_s  # the time limit bounds the whole call
+    try:
+        return _solve_top(model, cluster, workload, objective, settings, options, runner_up, top, deadline)
+    except InfeasibleError as err:
+        families = tuple(r.split(":", 1)[0] for r in err.reasons)
+
+        def solve(c: Cluster, w: Serving, o: ServingOptions, name: str) -> ServingSolution:
+            left = remedies.settings_until(settings, deadline)
+            if left is None:
+                raise SolverTimeoutError("no time left") from None
+            return _solve_top(model, c, w, name, left, o, False, 1, deadline)[0]
+
+        fixes = remedies.nearest_fixes(model, cluster, workload, options, families, solve, deadline)
+        raise InfeasibleError(err.args[0], err.reasons, fixes) from None
+
+
+def _solve_top(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Serving,
+    objective: Objective,
+    settings: SolverSettings,
+    options: ServingOptions,
+    runner_up: bool,
+    top: int,
+    deadline: float,
+) -> list[ServingSolution]:
     chain = parse_objective(objective, "serving")
-    space = build_space(model, cluster, workload, options or ServingOptions())
+    space = build_space(model, cluster, workload, options)
     run = driver.Run(settings, deadline=deadline)
     enc = build(space) if candidate_entries(space) else None
     point = driver.optimize(enc, chain, run) if enc is not None else None

@@ -1,0 +1,117 @@
+"""The nearest feasible changes to an infeasible serving request, each solved and checked by the float
+model: an fp8 KV cache, fp8 weights, more GPUs of the same type, a shorter context, and the service
+limits the best plan reaches.
+
+Each remedy is a full planning call on the relaxed request (the same space, encoder and decoder), so a
+suggestion is a plan that exists, with its numbers, never a guess. They share the original call's
+deadline; those that do not fit in it are left out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from autoparallel.errors import AutoParallelError
+from autoparallel.hardware import Cluster
+from autoparallel.models.spec import ModelSpec
+from autoparallel.solvers.serving.decoder import ServingSolution
+from autoparallel.solvers.serving.space import ServingOptions
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.workload import Serving
+
+Solve = Callable[[Cluster, Serving, ServingOptions, str], ServingSolution]
+"""(cluster, workload, options, objective) -> the best plan, or an AutoParallelError."""
+
+
+def _describe(sol: ServingSolution) -> str:
+    p, c = sol.estimate.perf, sol.config
+    return (
+        f"{c.gpus} GPUs as {c.replicas} x tp={c.tp} pp={c.pp}, {p.output_tokens_per_s:,.0f} output tokens/s, "
+        f"TTFT {p.ttft_ms:.0f} ms, TPOT {p.tpot_ms:.1f} ms"
+    )
+
+
+def nearest_fixes(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Serving,
+    options: ServingOptions,
+    families: tuple[str, ...],
+    solve: Solve,
+    deadline: float,
+) -> tuple[str, ...]:
+    """One sentence per change that makes the request feasible, with the plan it gives.
+
+    `families` are the conflicting constraint families of the original request; they choose which
+    changes are worth trying.
+    """
+    tries: list[tuple[str, Cluster, Serving, ServingOptions, str]] = []
+    short = {"memory", "max_model_len", "tpot_slo", "ttft_slo", "request_rate"} & set(families)
+    if {
+        "memory",
+        "max_model_len",
+        "tpot_slo",
+        "request_rate",
+    } & short and "fp8" not in options.kv_cache_dtypes:
+        kv = (*options.kv_cache_dtypes, "fp8")
+        tries.append(
+            (
+                "--kv-cache-dtype fp8",
+                cluster,
+                workload,
+                options.model_copy(update={"kv_cache_dtypes": kv}),
+                "throughput",
+            )
+        )
+    fp8_ok = model.quantization is None and cluster.gpu.fp8_tflops is not None
+    if short and fp8_ok and "fp8" not in options.quantizations:
+        quant = (*options.quantizations, "fp8")
+        tries.append(
+            (
+                "--quantization fp8 (fp8 weights)",
+                cluster,
+                workload,
+                options.model_copy(update={"quantizations": quant}),
+                "throughput",
+            )
+        )
+    if short - {"ttft_slo"}:
+        for factor in (2, 4):
+            bigger = Cluster.parse(f"{cluster.nodes * factor}x{cluster.gpus_per_node}x{cluster.gpu.name}")
+            tries.append(
+                (
+                    f"{bigger.world_size} x {cluster.gpu.name} ({factor}x the GPUs)",
+                    bigger,
+                    workload,
+                    options,
+                    "throughput",
+                )
+            )
+    for family, field, metric in (("tpot_slo", "tpot_ms", "tpot"), ("ttft_slo", "ttft_ms", "ttft")):
+        if family in families:
+            relaxed = workload.model_copy(update={field: None})
+            preset = (
+                f" (the {workload.name} preset imposes it)" if workload.name not in ("custom", "") else ""
+            )
+            tries.append((f"a looser --{field.replace('_', '-')}{preset}", cluster, relaxed, options, metric))
+    out: list[str] = []
+    for label, c, w, o, objective in tries:
+        if time.perf_counter() >= deadline:
+            break
+        try:
+            sol = solve(c, w, o, objective)
+        except AutoParallelError:
+            continue
+        if objective in ("tpot", "ttft"):
+            value = sol.estimate.perf.tpot_ms if objective == "tpot" else sol.estimate.perf.ttft_ms
+            out.append(f"{label}: the fastest plan reaches {value:.1f} ms ({_describe(sol)})")
+        else:
+            out.append(f"with {label}: {_describe(sol)}")
+    return tuple(out)
+
+
+def settings_until(settings: SolverSettings, deadline: float) -> SolverSettings | None:
+    """The settings with the time left before `deadline` as the limit (None: no time left)."""
+    left = deadline - time.perf_counter()
+    return settings.model_copy(update={"time_limit_s": left}) if left > 0.05 else None
