@@ -25,5 +25,6 @@ def test_a_missed_tpot_limit_suggests_fp8_weights_and_names_the_preset() -> None
 
 def test_no_change_is_invented_when_none_works() -> None:
     with pytest.raises(InfeasibleError) as exc:
-        solve_serving(load_model("meta-llama/Llama-3.1-405B"), Cluster.parse("1x4xL4"), Serving.preset("chatbot"))
+        model = load_model("meta-llama/Llama-3.1-405B")
+        solve_serving(model, Cluster.parse("1x4xL4"), Serving.preset("chatbot"))
     assert exc.value.fixes == ()  # 4x the L4s still cannot hold 756 GiB of weights
