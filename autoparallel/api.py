@@ -551,11 +551,21 @@ def evaluate_serving_args(args: Any, workload: Serving) -> ServingPlan:
     """`autoparallel evaluate` (serving) from parsed command-line options."""
     c = _cluster(args.cluster)
     m = _model(args.model)
-    if args.engine != "vllm":
-        raise InputError(
-            f"--engine {args.engine}: only vllm's memory accounting and speed are modelled; "
-            "sglang and trtllm are not calibrated yet"
-        )
+    config = _serving_config_from_args(args, m, c, workload)
+    return _evaluate_serving(m, c, config, workload, True, served_id(args.model, m))
+
+
+def evaluate_engine_args(args: Any, workload: Serving) -> Any:
+    """`autoparallel evaluate --engine sglang|trtllm`: perf.serving_engines.EngineEvaluation."""
+    from autoparallel.perf.serving_engines import evaluate_engine
+
+    c = _cluster(args.cluster)
+    m = _model(args.model)
+    config = _serving_config_from_args(args, m, c, workload)
+    return evaluate_engine(m, c, config, workload, args.engine, served_id(args.model, m))
+
+
+def _serving_config_from_args(args: Any, m: ModelSpec, c: Cluster, workload: Serving) -> ServingConfig:
     replicas = args.dp or max(1, c.world_size // (args.tp * args.pp))
     fields: dict[str, Any] = {
         "tp": args.tp,
@@ -577,7 +587,7 @@ def evaluate_serving_args(args: Any, workload: Serving) -> ServingPlan:
         raise InputError(
             f"invalid configuration: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"
         ) from None
-    return _evaluate_serving(m, c, config, workload, True, served_id(args.model, m))
+    return config
 
 
 def evaluate_training_args(args: Any, workload: Training) -> TrainingPlan:

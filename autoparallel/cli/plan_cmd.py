@@ -238,6 +238,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ev: api.Plan
     if args.train:
         ev = api.evaluate_training_args(args, _training_workload(args))
+    elif getattr(args, "engine", "vllm") != "vllm":
+        engine_ev = api.evaluate_engine_args(args, _serving_workload(args))
+        _emit(args, engine_ev.to_dict(), engine_ev.explain())
+        return 0 if engine_ev.fits else 1
     else:
         ev = api.evaluate_serving_args(args, _serving_workload(args))
     _emit(args, ev.to_dict(), ev.explain())
