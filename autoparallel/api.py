@@ -265,6 +265,19 @@ def evaluate(
     return _evaluate_serving(m, c, config, w, compare, mid)
 
 
+def evaluate_engine(
+    model: Any, cluster: Cluster | str, config: ServingConfig, workload: Serving | str, engine: str
+) -> Any:
+    """SGLang or TensorRT-LLM running `config`: the engine's KV pool, speed and launch artifacts
+    (`perf.serving_engines.EngineEvaluation`)."""
+    from autoparallel.perf.serving_engines import evaluate_engine as evaluate_on
+
+    m, c, w = _model(model), _cluster(cluster), _workload(workload)
+    if not isinstance(w, Serving):
+        raise InputError("an engine evaluation needs a serving workload")
+    return evaluate_on(m, c, config, w, engine, served_id(model, m))
+
+
 def _optimum(m: ModelSpec, c: Cluster, w: Any, options: Any, rate: str, mine: float) -> dict[str, Any]:
     try:
         best = solve(m, c, w, "throughput", options=options)

@@ -280,18 +280,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
-    """`autoparallel evaluate` (serving): the user's vLLM flags as a ServingConfig, evaluated."""
+    """`autoparallel evaluate` (serving): the user's engine flags as a ServingConfig, evaluated (vLLM:
+    a plan compared with the optimum; SGLang / TensorRT-LLM: the engine's own evaluation)."""
     from autoparallel import api
-    from autoparallel.configs import ServingConfig
     from autoparallel.hardware import Cluster
 
-    if args.engine != "vllm":
-        raise InputError(
-            f"--engine {args.engine}: only vllm's memory accounting and speed are modelled; "
-            "sglang and trtllm are not calibrated yet"
-        )
     cluster = Cluster.parse(args.cluster)
     model = api._model(args.model)
+    config = _serving_config(args, model, cluster, workload)
+    if args.engine != "vllm":
+        return api.evaluate_engine(args.model, cluster, config, workload, args.engine)
+    return api.evaluate(model, cluster, config, workload)
+
+
+def _serving_config(args: argparse.Namespace, model: Any, cluster: Any, workload: Any) -> Any:
+    from autoparallel.configs import ServingConfig
+
     fields: dict[str, Any] = {
         "tp": args.tp,
         "pp": args.pp,
@@ -312,7 +316,7 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
         errors = exc.errors() if hasattr(exc, "errors") else None
         where = f"{errors[0]['loc'][0]}: {errors[0]['msg']}" if errors else str(exc)
         raise InputError(f"invalid configuration: {where}") from None
-    return api.evaluate(model, cluster, config, workload)
+    return config
 
 
 def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:

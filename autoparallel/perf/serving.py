@@ -26,6 +26,7 @@ deployment's results (`ServingPerf`, `ServingEstimate`). Their public names are 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -240,7 +241,9 @@ def serving_perf(
     )
 
 
-def replica_rates(times: StepTimes, *, batch: float, osl: int, gpu: GPU) -> tuple[float, float]:
+def replica_rates(
+    times: StepTimes, *, batch: float, osl: int, gpu: GPU, engine: str = "vllm"
+) -> tuple[float, float]:
     """(TTFT seen by a client, s; output tokens/s of one replica) from its step times.
 
     Each running slot serves one request per t_first + (osl − 1) · T(b), where t_first is the GPU
@@ -248,7 +251,7 @@ def replica_rates(times: StepTimes, *, batch: float, osl: int, gpu: GPU) -> tupl
     outputs; closed-loop clients at fixed concurrency also wait for the first token).
     """
     cycle_s = times.ttft_s + (osl - 1) * times.step_s
-    return times.ttft_s + efficiency_for(gpu).request_overhead_s, batch * osl / cycle_s
+    return times.ttft_s + efficiency_for(gpu, engine).request_overhead_s, batch * osl / cycle_s
 
 
 def perf_at_batch(
@@ -262,20 +265,21 @@ def perf_at_batch(
     batched_tokens: int,
     kv_capacity_seqs: int,
     kv_headroom_bytes: float,
+    engine: str = "vllm",
 ) -> ServingPerf:
-    """`serving_perf` at a given running batch per replica."""
+    """`serving_perf` at a given running batch per replica (`engine`'s efficiency factors)."""
     gpu = cluster.gpu
-    eff = efficiency_for(gpu)
+    eff = efficiency_for(gpu, engine)
     times = replica_step_times(
         model,
         cluster,
-        ReplicaShape.of(config),
+        dataclasses.replace(ReplicaShape.of(config), engine=engine),
         batch=max(batch, 1e-9),
         isl=workload.isl,
         osl=workload.osl,
         batched_tokens=batched_tokens,
     )
-    ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu)
+    ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
     total = per_replica * config.replicas
     usd = gpu.usd_per_hour * config.gpus / (total * 3600.0) * 1e6 if total > 0 else math.inf
     rate_ok = workload.request_rate is None or total / workload.osl >= workload.request_rate

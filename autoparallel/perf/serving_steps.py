@@ -69,6 +69,8 @@ class ReplicaShape:
     kv_cache_dtype: str
     enforce_eager: bool
     engine: str = "vllm"  # whose kernels and scheduler: vllm, sglang, trtllm (serving_efficiency.ENGINES)
+    ep_overlap: bool = False  # EP dispatch/combine overlapped with compute (two micro-batches in flight)
+    fp8_dispatch: bool = False  # EP dispatch sends FP8 hidden states (combine stays bf16)
 
     @classmethod
     def of(cls, config: ServingConfig) -> ReplicaShape:
@@ -132,8 +134,14 @@ def stage_step_s(
     )
     peak = (gpu.fp8_tflops if f.fp8_compute and gpu.fp8_tflops else gpu.bf16_tflops) * 1e12
     t_compute = flops / (peak * eff.flops_fraction)
-    comm_s = steps * _comm_per_step_s(cluster, shape, f, frac, tokens_per_step)
-    return max(t_mem, t_compute) + comm_s, t_mem >= t_compute
+    tp_s, ep_s = _comm_parts_s(cluster, shape, f, frac, tokens_per_step)
+    gpu_s = max(t_mem, t_compute)
+    if shape.ep_overlap:
+        # Two-batch overlap (SGLang --enable-two-batch-overlap, vLLM dual-batch overlap, DeepEP's
+        # hook-based overlap): one half-batch's all-to-all runs under the other's compute, so only
+        # the part of the all-to-all longer than the compute stays exposed.
+        return gpu_s + steps * tp_s + max(0.0, steps * ep_s - gpu_s), t_mem >= t_compute
+    return gpu_s + steps * (tp_s + ep_s), t_mem >= t_compute
 
 
 _LINKS: Memo[comm.Link] = {}
@@ -147,22 +155,35 @@ def _link(cluster: Cluster, size: int, stride: int) -> comm.Link:
 def _comm_per_step_s(
     cluster: Cluster, shape: ReplicaShape, f: ModelFacts, frac: float, tokens: float
 ) -> float:
-    """Exposed TP all-reduces and EP all-to-alls of one stage step carrying `tokens` tokens."""
+    """TP all-reduces plus EP all-to-alls of one stage step carrying `tokens` tokens."""
+    return sum(_comm_parts_s(cluster, shape, f, frac, tokens))
+
+
+def _comm_parts_s(
+    cluster: Cluster, shape: ReplicaShape, f: ModelFacts, frac: float, tokens: float
+) -> tuple[float, float]:
+    """(TP all-reduces, EP dispatch + combine) of one stage step carrying `tokens` tokens, s."""
     layers = math.ceil(f.layers * frac - 1e-9)
     moe_layers = f.moe_layers * frac
     msg = tokens * f.hidden * ACTIVATION_BYTES
-    t = 0.0
+    tp_s = ep_s = 0.0
     if shape.tp > 1:
         # Two all-reduces per layer (attention output, MLP output); with EP the MoE output is
         # combined by the all-to-all instead.
         calls = 2 * layers - (moe_layers if shape.ep_ranks > 1 else 0)
-        t += calls * comm.all_reduce_s(msg, shape.tp, _link(cluster, shape.tp, 1))
+        tp_s = calls * comm.all_reduce_s(msg, shape.tp, _link(cluster, shape.tp, 1))
     if shape.ep_ranks > 1:
         # Dispatch + combine: each rank sends its share of tokens' hidden states to top-k experts.
         top_k = max((k for _, _, k, _ in f.expert_groups), default=1)
         link = comm.all_to_all_link(cluster, shape.ep_ranks, shape.pp)
-        t += 2 * moe_layers * comm.all_to_all_s(msg / shape.tp * top_k, shape.ep_ranks, link)
-    return t
+        send = msg / shape.tp * top_k
+        # FP8 dispatch (DeepEP low-latency / normal kernels' FP8 mode, per-128-element scales):
+        # 1 byte per element plus a 4-byte scale per 128 elements; the combine stays bf16.
+        dispatch = send / ACTIVATION_BYTES * (1.0 + 4.0 / 128.0) if shape.fp8_dispatch else send
+        ep_s = moe_layers * (
+            comm.all_to_all_s(dispatch, shape.ep_ranks, link) + comm.all_to_all_s(send, shape.ep_ranks, link)
+        )
+    return tp_s, ep_s
 
 
 def _hop_s(cluster: Cluster, shape: ReplicaShape, f: ModelFacts, tokens: float) -> float:

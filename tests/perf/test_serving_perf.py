@@ -228,3 +228,20 @@ def test_pipeline_stages_never_lower_tpot_at_concurrency_one() -> None:
         assert est.fits and est.perf.batch_size == 1
         tpots.append(est.perf.tpot_ms)
     assert tpots == sorted(tpots), tpots
+
+
+def test_wide_ep_overlap_and_fp8_dispatch_only_shorten_the_step() -> None:
+    """Cross-node EP (DeepSeek-V3 over 4 nodes): FP8 dispatch halves the dispatch bytes, overlap hides
+    the all-to-all under compute."""
+    model, cluster = load_model("deepseek-ai/DeepSeek-V3"), Cluster.parse("4x8xH100")
+    base = dict(tp=1, pp=1, ep_ranks=32, quantization=None, kv_cache_dtype="auto", enforce_eager=False)
+
+    def step(**extra: object) -> float:
+        shape = ReplicaShape(**{**base, **extra})  # type: ignore[arg-type]
+        t, _ = stage_step_s(model, cluster, shape, decode_seqs=128, context_tokens=1100, prefill_tokens=0,
+                            prefill_context=0)
+        return t
+
+    plain, fp8, overlap, both = step(), step(fp8_dispatch=True), step(ep_overlap=True), \
+        step(ep_overlap=True, fp8_dispatch=True)
+    assert plain > fp8 > both and plain > overlap >= both

@@ -1,0 +1,73 @@
+"""SGLang artifacts for a serving configuration: the `python -m sglang.launch_server` line.
+
+Flag names follow SGLang 0.5's `ServerArgs` (`python/sglang/srt/server_args.py`; the parallel
+options `--tp-size`, `--pp-size`, `--dp-size`, `--ep-size`, `--enable-dp-attention`; memory and
+scheduling `--mem-fraction-static`, `--max-running-requests`, `--chunked-prefill-size`,
+`--context-length`, `--kv-cache-dtype`, `--quantization`, `--disable-cuda-graph`).
+
+How a plan maps onto SGLang:
+- `tp`, `pp` -> `--tp-size`, `--pp-size`; `replicas` -> `--dp-size` (SGLang's data-parallel
+  controller runs dp engines of tp GPUs each behind one endpoint);
+- `enable_expert_parallel` with replicas > 1 -> attention data parallel and expert parallel over all
+  tp x replicas GPUs: `--tp-size tp·replicas --dp-size replicas --enable-dp-attention
+  --ep-size tp·replicas` (attention runs tp-wide per DP rank, MoE experts shard over every GPU);
+- `max_num_seqs` -> `--max-running-requests`; `max_num_batched_tokens` -> `--chunked-prefill-size`;
+  `max_model_len` -> `--context-length`; `enforce_eager` -> `--disable-cuda-graph`;
+- the KV pool is sized by `--mem-fraction-static` (memory/sglang.py): emitted as resolved, so the
+  line says what the prediction assumed.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+from autoparallel.errors import InputError
+
+if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
+
+KV_CACHE_DTYPES = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
+"""vLLM-style `kv_cache_dtype` -> SGLang's `--kv-cache-dtype` choices."""
+
+
+def sglang_args(model_id: str, config: ServingConfig, *, mem_fraction_static: float) -> dict[str, object]:
+    """`ServerArgs` field -> value for `config` (fields SGLang would otherwise default are left out)."""
+    if config.kv_cache_dtype not in KV_CACHE_DTYPES:
+        raise InputError(f"kv_cache_dtype {config.kv_cache_dtype!r} has no SGLang equivalent")
+    args: dict[str, object] = {"model_path": model_id}
+    if config.enable_expert_parallel and config.replicas > 1:
+        width = config.tp * config.replicas
+        args.update(tp_size=width, dp_size=config.replicas, enable_dp_attention=True, ep_size=width)
+    else:
+        args["tp_size"] = config.tp
+        if config.replicas > 1:
+            args["dp_size"] = config.replicas
+        if config.enable_expert_parallel and config.tp > 1:
+            args["ep_size"] = config.tp
+    if config.pp > 1:
+        args["pp_size"] = config.pp
+    args["mem_fraction_static"] = round(mem_fraction_static, 3)
+    args["max_running_requests"] = config.max_num_seqs
+    if config.max_num_batched_tokens is not None:
+        args["chunked_prefill_size"] = config.max_num_batched_tokens
+    args["context_length"] = config.max_model_len
+    if config.kv_cache_dtype != "auto":
+        args["kv_cache_dtype"] = KV_CACHE_DTYPES[config.kv_cache_dtype]
+    if config.quantization is not None:
+        args["quantization"] = config.quantization
+    if config.enforce_eager:
+        args["disable_cuda_graph"] = True
+    return args
+
+
+def sglang_command(model_id: str, config: ServingConfig, *, mem_fraction_static: float) -> str:
+    """The `python -m sglang.launch_server ...` line."""
+    parts = ["python", "-m", "sglang.launch_server"]
+    for name, value in sglang_args(model_id, config, mem_fraction_static=mem_fraction_static).items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            parts.append(flag)
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)

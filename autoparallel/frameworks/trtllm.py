@@ -1,0 +1,87 @@
+"""TensorRT-LLM artifacts for a serving configuration: `trtllm-serve` plus its extra-options YAML.
+
+The YAML holds LLM-API arguments (`TorchLlmArgs`, `tensorrt_llm/llmapi/llm_args.py`, PyTorch
+backend, 1.x); its keys and value types are `TRTLLM_YAML_SCHEMA`, read from that class and its
+`KvCacheConfig` / `CudaGraphConfig`. The command passes it with `--extra_llm_api_options`.
+
+How a plan maps onto TensorRT-LLM:
+- `tp`, `pp` -> `tensor_parallel_size`, `pipeline_parallel_size`;
+- `enable_expert_parallel`: experts shard over the engine's GPUs (`moe_expert_parallel_size`); with
+  replicas > 1 the engine spans tp x replicas GPUs with `enable_attention_dp` (attention data
+  parallel, experts over all); dense replicas are separate `trtllm-serve` processes;
+- `max_num_seqs` -> `max_batch_size`; `max_num_batched_tokens` -> `max_num_tokens` (default 8192);
+  `max_model_len` -> `max_seq_len`; `kv_cache_dtype` fp8 -> `kv_cache_config.dtype: fp8`;
+- the KV pool: `kv_cache_config.free_gpu_memory_fraction` (memory/trtllm.py);
+- `enforce_eager` -> no `cuda_graph_config`; otherwise CUDA graphs padded up to `max_batch_size`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import TYPE_CHECKING
+
+import yaml
+
+from autoparallel.memory.trtllm import DEFAULT_FREE_GPU_MEMORY_FRACTION, DEFAULT_MAX_NUM_TOKENS
+
+if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
+
+TRTLLM_YAML_SCHEMA: dict[str, object] = {
+    "tensor_parallel_size": int,
+    "pipeline_parallel_size": int,
+    "moe_expert_parallel_size": int,
+    "enable_attention_dp": bool,
+    "max_batch_size": int,
+    "max_num_tokens": int,
+    "max_seq_len": int,
+    "enable_chunked_prefill": bool,
+    "kv_cache_config": {"free_gpu_memory_fraction": float, "dtype": str, "enable_block_reuse": bool},
+    "cuda_graph_config": {"max_batch_size": int, "enable_padding": bool},
+}
+"""LLM-API keys the emitter may write, with their types (nested dicts: sub-configs)."""
+EXTRA_OPTIONS_FILE = "extra-llm-api-config.yml"
+"""The file name the command refers to."""
+
+
+def trtllm_options(
+    config: ServingConfig, *, free_gpu_memory_fraction: float = DEFAULT_FREE_GPU_MEMORY_FRACTION
+) -> dict[str, object]:
+    """The extra-options YAML content for `config`."""
+    attention_dp = config.enable_expert_parallel and config.replicas > 1
+    tp = config.tp * config.replicas if attention_dp else config.tp
+    opts: dict[str, object] = {"tensor_parallel_size": tp, "pipeline_parallel_size": config.pp}
+    if config.enable_expert_parallel:
+        opts["moe_expert_parallel_size"] = tp
+    if attention_dp:
+        opts["enable_attention_dp"] = True
+    opts["max_batch_size"] = config.max_num_seqs
+    opts["max_num_tokens"] = config.max_num_batched_tokens or DEFAULT_MAX_NUM_TOKENS
+    opts["max_seq_len"] = config.max_model_len
+    opts["enable_chunked_prefill"] = True
+    kv: dict[str, object] = {"free_gpu_memory_fraction": free_gpu_memory_fraction}
+    if config.kv_cache_dtype != "auto":
+        kv["dtype"] = "fp8"
+    opts["kv_cache_config"] = kv
+    if not config.enforce_eager:
+        opts["cuda_graph_config"] = {"max_batch_size": config.max_num_seqs, "enable_padding": True}
+    return opts
+
+
+def trtllm_yaml(
+    config: ServingConfig, *, free_gpu_memory_fraction: float = DEFAULT_FREE_GPU_MEMORY_FRACTION
+) -> str:
+    """The extra-options YAML file's text."""
+    opts = trtllm_options(config, free_gpu_memory_fraction=free_gpu_memory_fraction)
+    return yaml.safe_dump(opts, sort_keys=False)
+
+
+def trtllm_command(model_id: str, config: ServingConfig) -> str:
+    """The `trtllm-serve` line (parallel sizes on the line, the rest in the extra-options YAML)."""
+    opts = trtllm_options(config)
+    parts = ["trtllm-serve", model_id, "--backend", "pytorch", "--tp_size", str(opts["tensor_parallel_size"]),
+             "--pp_size", str(opts["pipeline_parallel_size"])]
+    if "moe_expert_parallel_size" in opts:
+        parts += ["--ep_size", str(opts["moe_expert_parallel_size"])]
+    parts += ["--extra_llm_api_options", EXTRA_OPTIONS_FILE]
+    return shlex.join(parts)

@@ -1,0 +1,141 @@
+"""One deployment on SGLang or TensorRT-LLM: its KV pool, speed and launch line.
+
+The same float model as vLLM's (perf/serving.py, perf/serving_steps.py) with the engine's own parts:
+the KV pool rule (memory/sglang.py, memory/trtllm.py), the running-request cap and step budget it
+defaults to, its efficiency factors (`serving_efficiency.ENGINE_EFFICIENCY`) and its launch artifacts
+(frameworks/sglang.py, frameworks/trtllm.py). Weights, activations and non-torch memory come from
+`memory.serving` (the same tensors whichever engine loads them).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.memory.engine_kv import EngineKv
+from autoparallel.perf.serving import ServingPerf, deployment_problems, perf_at_batch, slo_violations
+
+if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import Cluster
+    from autoparallel.models.spec import ModelSpec
+    from autoparallel.workload import Serving
+
+ENGINE_NAMES = {"sglang": "SGLang", "trtllm": "TensorRT-LLM"}
+
+
+class EngineEvaluation(BaseModel):
+    """Memory, speed and launch artifacts of one deployment on SGLang or TensorRT-LLM."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    engine: str
+    model_id: str
+    cluster: str
+    workload: dict[str, Any]
+    config: dict[str, Any]
+    memory: EngineKv
+    perf: ServingPerf
+    fits: bool
+    problems: tuple[str, ...]
+    command: str
+    extra_options_yaml: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return self.model_dump(mode="json")
+
+    def explain(self) -> str:
+        """A short report for people."""
+        m, p = self.memory, self.perf
+        lines = [
+            f"{self.model_id} on {self.cluster} with {ENGINE_NAMES[self.engine]} (float cost model)",
+            "config: " + ", ".join(f"{k}={v}" for k, v in self.config.items() if v is not None),
+            f"memory per GPU: weights {m.weights_gib:.1f} GiB, KV pool {m.kv_cache_gib:.1f} GiB "
+            f"({m.kv_cache_tokens:,} tokens) under {m.rule}",
+            f"running batch per replica {p.batch_size:g} ({p.batch_limit}); output tokens/s "
+            f"{p.output_tokens_per_s:,.0f} ({p.output_tokens_per_s_per_gpu:,.0f} per GPU); "
+            f"TTFT {p.ttft_ms:.0f} ms; TPOT {p.tpot_ms:.1f} ms",
+        ]
+        if self.problems:
+            lines += ["problems:"] + [f"  - {x}" for x in self.problems]
+        lines += ["", f"{self.engine}:", "  " + self.command]
+        if self.extra_options_yaml:
+            body = self.extra_options_yaml.splitlines()
+            lines += ["  extra-llm-api-config.yml:"] + ["    " + x for x in body]
+        return "\n".join(lines)
+
+
+def engine_kv_for(
+    engine: str, model: ModelSpec, cluster: Cluster, config: ServingConfig
+) -> tuple[EngineKv, Any]:
+    """The engine's KV pool for `config` and vLLM's memory report it was derived from."""
+    from autoparallel.memory.serving import serving_memory
+    from autoparallel.memory.sglang import sglang_kv
+    from autoparallel.memory.trtllm import trtllm_kv
+
+    memory = serving_memory(model, cluster.gpu, config)
+    if engine == "sglang":
+        dp_att = config.replicas if config.enable_expert_parallel and config.replicas > 1 else 1
+        kv = sglang_kv(memory, cluster.gpu, context_len=config.max_model_len, dp_attention_size=dp_att,
+                       chunked_prefill_size=config.max_num_batched_tokens,
+                       max_running_requests=config.max_num_seqs)
+    elif engine == "trtllm":
+        kv = trtllm_kv(memory, cluster.gpu, max_batch_size=config.max_num_seqs,
+                       max_num_tokens=config.max_num_batched_tokens or 8192)
+    else:
+        from autoparallel.errors import InputError
+
+        raise InputError(f"unknown engine {engine!r}; choose one of: vllm, sglang, trtllm")
+    return kv, memory
+
+
+def evaluate_engine(
+    model: ModelSpec, cluster: Cluster, config: ServingConfig, workload: Serving, engine: str, model_id: str
+) -> EngineEvaluation:
+    """Memory, speed and launch line of `config` on `engine` (`sglang` or `trtllm`)."""
+    from autoparallel.frameworks import sglang, trtllm
+
+    kv, _ = engine_kv_for(engine, model, cluster, config)
+    context = math.ceil(workload.isl + workload.osl / 2.0)
+    per_seq_tokens = math.ceil(context / kv.block_size) * kv.block_size
+    capacity = kv.kv_cache_tokens // per_seq_tokens if per_seq_tokens else 0
+    options = [(float(kv.max_running), "max_running"), (float(capacity), "kv_cache")]
+    if workload.concurrency is not None:
+        options.append((workload.concurrency / config.replicas, "concurrency"))
+    batch, limit = min(options, key=lambda o: o[0])
+    headroom = (kv.kv_cache_tokens - batch * per_seq_tokens) * kv.kv_bytes_per_token_per_gpu
+    perf = perf_at_batch(model, cluster, config, workload, batch=batch, batch_limit=limit,
+                         batched_tokens=kv.step_tokens, kv_capacity_seqs=capacity,
+                         kv_headroom_bytes=headroom, engine=engine)
+    problems: list[str] = []
+    if kv.kv_cache_gib <= 0:
+        problems.append(f"weights ({kv.weights_gib:.1f} GiB per GPU) leave no KV pool under {kv.rule}")
+    elif kv.kv_cache_tokens < config.max_model_len:
+        problems.append(f"the KV pool holds {kv.kv_cache_tokens:,} tokens, fewer than max_model_len "
+                        f"{config.max_model_len}")
+    problems += deployment_problems(cluster, config, workload)
+    fits = not problems
+    problems += slo_violations(perf, workload)
+    yaml_text = None
+    if engine == "sglang":
+        frac = float(kv.rule.split()[-1])
+        command = sglang.sglang_command(model_id, config, mem_fraction_static=frac)
+    else:
+        command = trtllm.trtllm_command(model_id, config)
+        yaml_text = trtllm.trtllm_yaml(config)
+    return EngineEvaluation(
+        engine=engine,
+        model_id=model_id,
+        cluster=cluster.describe(),
+        workload=workload.model_dump(),
+        config=config.model_dump(),
+        memory=kv,
+        perf=perf,
+        fits=fits,
+        problems=tuple(dict.fromkeys(problems)),
+        command=command,
+        extra_options_yaml=yaml_text,
+    )

@@ -1,0 +1,128 @@
+"""SGLang and TensorRT-LLM emitters, and `evaluate --engine sglang|trtllm` (perf/serving_engines.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+
+import pytest
+import yaml
+
+from autoparallel.cli import main
+from autoparallel.configs import ServingConfig
+from autoparallel.frameworks.sglang import sglang_args, sglang_command
+from autoparallel.frameworks.trtllm import TRTLLM_YAML_SCHEMA, trtllm_command, trtllm_options, trtllm_yaml
+from autoparallel.hardware import Cluster
+from autoparallel.models import load_model
+from autoparallel.perf.serving_engines import evaluate_engine
+from autoparallel.workload import Serving
+
+SGLANG_FLAGS = {
+    "--model-path": str, "--tp-size": int, "--pp-size": int, "--dp-size": int, "--ep-size": int,
+    "--enable-dp-attention": bool, "--mem-fraction-static": float, "--max-running-requests": int,
+    "--chunked-prefill-size": int, "--context-length": int, "--kv-cache-dtype": str, "--quantization": str,
+    "--disable-cuda-graph": bool,
+}
+"""SGLang 0.5 `ServerArgs` flags the emitter may write (server_args.py)."""
+
+
+def _parse_sglang(line: str) -> argparse.Namespace:
+    words = shlex.split(line)
+    assert words[:3] == ["python", "-m", "sglang.launch_server"]
+    p = argparse.ArgumentParser(exit_on_error=False)
+    for flag, kind in SGLANG_FLAGS.items():
+        if kind is bool:
+            p.add_argument(flag, action="store_true")
+        else:
+            p.add_argument(flag, type=kind)  # type: ignore[call-overload]
+    return p.parse_args(words[3:])
+
+
+def test_sglang_dense_and_expert_parallel_lines() -> None:
+    dense = _parse_sglang(sglang_command("meta-llama/Llama-3.1-70B", ServingConfig(tp=4, replicas=2),
+                                         mem_fraction_static=0.85))
+    assert (dense.tp_size, dense.dp_size, dense.ep_size, dense.enable_dp_attention) == (4, 2, None, False)
+    assert dense.mem_fraction_static == 0.85 and dense.max_running_requests == 256
+    moe = ServingConfig(tp=1, replicas=8, enable_expert_parallel=True, kv_cache_dtype="fp8",
+                        enforce_eager=True)
+    ep = _parse_sglang(sglang_command("Qwen/Qwen3-30B-A3B", moe, mem_fraction_static=0.8))
+    assert (ep.tp_size, ep.dp_size, ep.ep_size, ep.enable_dp_attention) == (8, 8, 8, True)
+    assert ep.kv_cache_dtype == "fp8_e4m3" and ep.disable_cuda_graph
+    assert "chunked_prefill_size" not in sglang_args("m", ServingConfig(), mem_fraction_static=0.8)
+
+
+def _check_schema(doc: dict[str, object], schema: dict[str, object], where: str = "") -> None:
+    for key, value in doc.items():
+        assert key in schema, f"{where}{key} is not a documented LLM-API key"
+        kind = schema[key]
+        if isinstance(kind, dict):
+            assert isinstance(value, dict)
+            _check_schema(value, kind, f"{where}{key}.")
+        else:
+            assert isinstance(value, kind), (key, value, kind)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("config", [
+    ServingConfig(tp=8),
+    ServingConfig(tp=2, pp=2, max_num_batched_tokens=4096, kv_cache_dtype="fp8"),
+    ServingConfig(tp=1, replicas=8, enable_expert_parallel=True, enforce_eager=True),
+])
+def test_trtllm_yaml_keys_follow_the_llm_api_schema(config: ServingConfig) -> None:
+    doc = yaml.safe_load(trtllm_yaml(config))
+    _check_schema(doc, TRTLLM_YAML_SCHEMA)
+    assert doc == trtllm_options(config)
+    assert doc["kv_cache_config"]["free_gpu_memory_fraction"] == 0.9
+    line = shlex.split(trtllm_command("m", config))
+    assert line[0] == "trtllm-serve" and line[line.index("--tp_size") + 1] == str(doc["tensor_parallel_size"])
+    if config.enable_expert_parallel:
+        assert doc["enable_attention_dp"] is True and doc["moe_expert_parallel_size"] == 8
+        assert "cuda_graph_config" not in doc
+
+
+@pytest.mark.parametrize("engine", ["sglang", "trtllm"])
+@pytest.mark.parametrize("model, cluster, config", [
+    ("meta-llama/Llama-3.1-8B", "1x1xH100", ServingConfig(max_model_len=4096)),  # dense
+    ("Qwen/Qwen3-30B-A3B", "1x2xH100",
+     ServingConfig(tp=2, enable_expert_parallel=True, max_model_len=4096)),  # MoE
+    ("deepseek-ai/DeepSeek-V3", "1x8xH200", ServingConfig(tp=8, max_model_len=8192)),  # MLA + MoE
+])
+def test_evaluate_engine_on_dense_moe_and_mla(
+    engine: str, model: str, cluster: str, config: ServingConfig
+) -> None:
+    workload = Serving(isl=1024, osl=256)
+    ev = evaluate_engine(load_model(model), Cluster.parse(cluster), config, workload, engine, model)
+    assert ev.fits, ev.problems
+    assert ev.memory.kv_cache_tokens >= config.max_model_len
+    assert ev.perf.output_tokens_per_s > 0 and ev.perf.tpot_ms > 0
+    assert ev.command.split()[0] in ("python", "trtllm-serve")
+
+
+def test_engines_refuse_what_does_not_fit() -> None:
+    ev = evaluate_engine(load_model("meta-llama/Llama-3.1-70B"), Cluster.parse("1x1xH100"),
+                         ServingConfig(max_model_len=4096), Serving(), "sglang", "m")
+    assert not ev.fits and "no KV pool" in ev.problems[0]
+
+
+def test_cli_evaluate_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--engine", "trtllm", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["engine"] == "trtllm" and out["extra_options_yaml"]
+    assert main(["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "1x1xH100", "--engine", "sglang"]) == 1
+
+
+@pytest.mark.skipif(not os.environ.get("SGLANG_CHECK_PYTHON"), reason="SGLANG_CHECK_PYTHON (a Python with "
+                    "SGLang installed) is not set; SGLang's own ServerArgs parser is not available")
+def test_sglang_lines_pass_sglangs_own_parser() -> None:
+    code = ("import sys, argparse; from sglang.srt.server_args import ServerArgs; "
+            "p = argparse.ArgumentParser(); ServerArgs.add_cli_args(p); p.parse_args(sys.argv[1:])")
+    configs = [ServingConfig(tp=4, replicas=2), ServingConfig(tp=1, replicas=8, enable_expert_parallel=True,
+                                                              kv_cache_dtype="fp8", enforce_eager=True)]
+    for cfg in configs:
+        words = shlex.split(sglang_command("Qwen/Qwen3-30B-A3B", cfg, mem_fraction_static=0.8))[3:]
+        done = subprocess.run([os.environ["SGLANG_CHECK_PYTHON"], "-c", code, *words], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
