@@ -222,7 +222,9 @@ class Cluster(BaseModel):
                 )
             by_name[gpu.name] = price
         pools = tuple(
-            pool.model_copy(update={"gpu": pool.gpu.model_copy(update={"usd_per_hour": by_name[pool.gpu.name]})})
+            pool.model_copy(
+                update={"gpu": pool.gpu.model_copy(update={"usd_per_hour": by_name[pool.gpu.name]})}
+            )
             if pool.gpu.name in by_name
             else pool
             for pool in self.pools
@@ -244,7 +246,9 @@ class Cluster(BaseModel):
         return cls.from_shape(nodes=1, gpus_per_node=n, gpu=model)
 
     @classmethod
-    def parse(cls, spec: str, *, gpus: Iterable[GPU] = (), prices: Mapping[str, float] | None = None) -> Cluster:
+    def parse(
+        cls, spec: str, *, gpus: Iterable[GPU] = (), prices: Mapping[str, float] | None = None
+    ) -> Cluster:
         """Parse a cluster string: one pool, or several joined by "+".
 
         Forms of a pool:
@@ -302,7 +306,9 @@ def parse_prices(text: str) -> dict[str, float]:
     for item in text.split(","):
         name, sep, raw = (part.strip() for part in item.partition("="))
         if not sep or not name or not raw:
-            raise InputError(f"malformed price {_short(item.strip())}; write GPU=USD_PER_GPU_HOUR, e.g. H100=2.49")
+            raise InputError(
+                f"malformed price {_short(item.strip())}; write GPU=USD_PER_GPU_HOUR, e.g. H100=2.49"
+            )
         if len(raw) > 32:
             raise InputError(f"price for {_short(name)} is too long a number: {_short(raw)}")
         try:
@@ -320,7 +326,8 @@ def check_price(name: str, price: float) -> None:
     """Reject a GPU-hour price that is not a finite number in (0, MAX_USD_PER_GPU_HOUR]."""
     if not isinstance(price, int | float) or not (0 < price <= MAX_USD_PER_GPU_HOUR):
         raise InputError(
-            f"price for {_short(name)} must be in (0, {MAX_USD_PER_GPU_HOUR:g}] US$ per GPU-hour, got {price!r}"
+            f"price for {_short(name)} must be in (0, {MAX_USD_PER_GPU_HOUR:g}] US$ per GPU-hour, "
+            f"got {price!r}"
         )
 
 
@@ -454,7 +461,9 @@ def _parse_options(texts: list[str], spec: str) -> dict[str, float]:
         key, sep, raw = (part.strip() for part in text.partition("="))
         key = key.lower()
         if not sep or not key:
-            raise InputError(f"malformed option {_short(text.strip())} in cluster spec {_short(spec)}; {_VALID_FORMS}")
+            raise InputError(
+                f"malformed option {_short(text.strip())} in cluster spec {_short(spec)}; {_VALID_FORMS}"
+            )
         if key not in _OPTIONS:
             close = difflib.get_close_matches(key, _OPTIONS, n=1)
             hint = f", did you mean {close[0]}?" if close else ""
@@ -472,14 +481,15 @@ def _parse_options(texts: list[str], spec: str) -> dict[str, float]:
             ) from None
         if not value > 0 or value == float("inf"):
             raise InputError(
-                f"option {key}={_short(raw)[1:-1]} must be a positive number, in cluster spec {_short(spec)}; "
-                f"{_VALID_FORMS}"
+                f"option {key}={_short(raw)[1:-1]} must be a positive number, "
+                f"in cluster spec {_short(spec)}; {_VALID_FORMS}"
             )
         low, high = IB_GBITPS_RANGE if key == "ib" else NVLINK_GBPS_RANGE
         unit = "Gbit/s" if key == "ib" else "GB/s"
         if not low <= value <= high:
             raise InputError(
-                f"option {key}={raw} is outside {low:g}..{high:g} {unit} per GPU, in cluster spec {_short(spec)}"
+                f"option {key}={raw} is outside {low:g}..{high:g} {unit} per GPU, "
+                f"in cluster spec {_short(spec)}"
             )
         options[key] = value
     return options

@@ -138,7 +138,9 @@ def _custom_gpu(entry: Any, number: int, file: Path) -> GPU:
     where = f"GPU file {str(file)!r}, GPU {name!r}"
     clash = _catalog().index.get(normalize_gpu_name(name))
     if clash is not None:
-        raise InputError(f"{where}: the name is the catalog GPU {clash.name}; choose another (use base: {clash.name})")
+        raise InputError(
+            f"{where}: the name is the catalog GPU {clash.name}; choose another (use base: {clash.name})"
+        )
     base = fields.pop("base", None)
     if base is not None:
         if not isinstance(base, str):
