@@ -36,9 +36,8 @@ def test_pools_in_python() -> None:
     pool = Pool(nodes=2, gpus_per_node=8, gpu=h100, intra_node_gbps=450, inter_node_gbps=50)
     cluster = Cluster(pools=(pool, Cluster.single("L4", 4).pools[0]))
     assert cluster.world_size == 20
-    assert Cluster(nodes=2, gpus_per_node=8, gpu=h100, intra_node_gbps=450, inter_node_gbps=50) == Cluster(
-        pools=(pool,)
-    )
+    keywords = {"nodes": 2, "gpus_per_node": 8, "gpu": h100, "intra_node_gbps": 450, "inter_node_gbps": 50}
+    assert Cluster.model_validate(keywords) == Cluster(pools=(pool,))
 
 
 def test_prices_replace_catalog_prices() -> None:
