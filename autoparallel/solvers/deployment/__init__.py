@@ -75,4 +75,3 @@ def solve_deployment(
     """
     space = build_deployment_space(models, cluster, options)
     return solve_space(space, objective, settings)
-

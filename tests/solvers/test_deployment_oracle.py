@@ -1,0 +1,136 @@
+"""CP-SAT deployment optimum == brute force over replica counts, on small fleets (Hypothesis).
+
+Instances: ≤ 2 pools, ≤ 3 engine shapes per model, ≤ 16 GPUs, ≤ 2 models; goodput and cost at a
+rate. The per-engine tables are built once from the float model (two real models on two real
+pools, small knob domains); each instance draws pools' node counts, the engines, prices, rates
+and priorities from them. An engine's physics does not depend on how many nodes its pool has,
+so a drawn instance is a real deployment problem, not a toy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from autoparallel.hardware import Cluster
+from autoparallel.models import load_model
+from autoparallel.solvers import units
+from autoparallel.solvers.deployment import DeploymentSpace, FleetModel, build_deployment_space, solve_space
+from autoparallel.solvers.deployment.driver import Run, expr_value, optimize
+from autoparallel.solvers.deployment.encoder import build
+from autoparallel.solvers.deployment.oracle import brute_force
+from autoparallel.solvers.serving_space import ServingOptions
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.workload import Serving
+
+EXAMPLES = 220
+BASE_CLUSTER = "2x8xH100+2x4xA100-80G"
+OPTIONS = ServingOptions(max_num_seqs=(8, 32, 128), enforce_eager=(False,))
+
+
+@functools.cache
+def base_space() -> DeploymentSpace:
+    """Llama-3.1-8B (dense) and Qwen3-30B-A3B (MoE) on an H100 pool and an A100 pool."""
+    models = [
+        FleetModel(load_model("meta-llama/Llama-3.1-8B-Instruct"), Serving(isl=1024, osl=256, tpot_ms=40)),
+        FleetModel(load_model("Qwen/Qwen3-30B-A3B"), Serving(isl=2048, osl=512, ttft_ms=2000, tpot_ms=50)),
+    ]
+    return build_deployment_space(models, Cluster.parse(BASE_CLUSTER), OPTIONS)
+
+
+@st.composite
+def instances(draw: st.DrawFn) -> DeploymentSpace:
+    base = base_space()
+    pools = draw(st.sampled_from([(0,), (1,), (0, 1)]))
+    nodes = {p: draw(st.integers(1, base.cluster.pools[p].nodes)) for p in pools}
+    if sum(nodes[p] * base.cluster.pools[p].gpus_per_node for p in pools) > 16:
+        nodes[pools[0]] = 1
+    models = draw(st.sampled_from([(0,), (1,), (0, 1)]))
+    new_pool = {p: i for i, p in enumerate(pools)}
+    new_model = {m: i for i, m in enumerate(models)}
+    prices = {p: draw(st.sampled_from([0.8, 1.2, 2.49, 3.0])) for p in pools}
+    engines = []
+    for m in models:
+        fitting = [
+            e
+            for e in base.engines
+            if e.model == m
+            and e.pool in pools
+            and (e.nodes <= nodes[e.pool] if e.nodes else e.gpus <= base.cluster.pools[e.pool].gpus_per_node)
+        ]
+        chosen = (
+            draw(st.lists(st.sampled_from(fitting), min_size=1, max_size=3, unique=True)) if fitting else []
+        )
+        engines += [
+            dataclasses.replace(
+                e,
+                model=new_model[m],
+                pool=new_pool[e.pool],
+                micro_usd_per_hour=units.micro_usd(prices[e.pool]) * e.gpus,
+            )
+            for e in chosen
+        ]
+    fleet = []
+    for m in models:
+        fm = base.models[m]
+        best = max((e.capacity_milli_rps for e in engines if e.model == new_model[m]), default=1000)
+        rate = draw(st.one_of(st.none(), st.integers(1, 12).map(lambda k, b=best: k * b / 4000)))
+        priority = draw(st.sampled_from([1.0, 2.0, 0.5]))
+        fleet.append(
+            dataclasses.replace(
+                fm, workload=fm.workload.model_copy(update={"request_rate": rate}), priority=priority
+            )
+        )
+    cluster = Cluster(
+        pools=tuple(base.cluster.pools[p].model_copy(update={"nodes": nodes[p]}) for p in pools)
+    )
+    return DeploymentSpace(tuple(fleet), cluster, tuple(engines), {})
+
+
+def _cpsat(space: DeploymentSpace, objective: str) -> int | None:
+    counts = optimize(space, (objective,), Run(SolverSettings(time_limit_s=5)))
+    if counts is None:
+        return None
+    return expr_value(build(space, hard_demand=objective != "goodput"), objective, counts)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(instances())
+def test_cpsat_optimum_equals_brute_force(space: DeploymentSpace) -> None:
+    assert space.cluster.world_size <= 16
+    for objective in ("goodput", "cost"):
+        oracle = brute_force(space, objective)
+        mine = _cpsat(space, objective)
+        event(f"{objective}: {'infeasible' if oracle is None else 'feasible'}")
+        assert (mine is None) == (oracle is None), (objective, mine, oracle)
+        if oracle is not None:
+            assert mine == oracle[0], (objective, mine, oracle)
+
+
+def test_decoded_plan_agrees_with_the_float_model() -> None:
+    base = base_space()
+    fleet = [
+        dataclasses.replace(fm, workload=fm.workload.model_copy(update={"request_rate": 3.0}))
+        for fm in base.models
+    ]
+    space = dataclasses.replace(base, models=tuple(fleet))
+    plan = solve_space(space, "cost")
+    assert plan.solver.status == "OPTIMAL"
+    for service in plan.models:
+        assert service.capacity_rps >= 3.0
+        assert service.unmet_rps == 0
+    assert plan.gpus_used + plan.gpus_idle == 24
+    for engine in plan.engines:
+        assert (
+            abs(sum(e.traffic_share * e.replicas for e in plan.engines if e.model == engine.model) - 1) < 1e-9
+        )
+        assert len(engine.placement) == engine.replicas
