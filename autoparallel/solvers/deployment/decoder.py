@@ -11,8 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InternalError
-from autoparallel.frameworks.vllm import vllm_launch
-from autoparallel.hardware import Cluster
+from autoparallel.configs import ServingConfig
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving
 from autoparallel.solvers.deployment.space import DeploymentSpace, Engine, deployment_workload
 from autoparallel.solvers.settings import SolverStats
@@ -33,19 +32,7 @@ class ReplicaPlacement(_Frozen):
     gpu_ids: tuple[int, ...]
     """GPU indices on its node (narrow engines; CUDA_VISIBLE_DEVICES); all GPUs of its nodes when wide."""
     port: int
-    """`--port` of its API server."""
-    commands: tuple[tuple[str, ...], ...]
-    """Shell lines per node of this replica (`commands[i]` on `nodes[i]`)."""
-
-
-class EngineLaunch(_Frozen):
-    """How to start the replicas of one engine."""
-
-    commands: tuple[tuple[tuple[str, ...], ...], ...]
-    """Per replica, per node, the shell lines (vLLM 0.32 `vllm serve` and, for Ray, `ray start`)."""
-    env: dict[str, str]
-    """Environment for every node of a replica (beyond CUDA_VISIBLE_DEVICES, given per replica)."""
-    notes: tuple[str, ...]
+    """`--port` of its API server (engines sharing a node take consecutive ports from 8000)."""
 
 
 class DeployedEngine(_Frozen):
@@ -81,7 +68,8 @@ class DeployedEngine(_Frozen):
     enforce_eager: bool
     usd_per_hour: float
     """All replicas, US$ per hour."""
-    vllm: EngineLaunch
+    config: ServingConfig
+    """One replica's vLLM configuration (`replicas` = its data-parallel ranks)."""
 
 
 class ModelService(_Frozen):
@@ -197,41 +185,6 @@ def place(
     return out
 
 
-def _launch(
-    space: DeploymentSpace,
-    engine: Engine,
-    spots: list[tuple[tuple[int, ...], tuple[int, ...]]],
-    ports: dict[tuple[int, int], int],
-) -> tuple[EngineLaunch, tuple[ReplicaPlacement, ...]]:
-    """vLLM lines per replica from the existing emitter, on a sub-cluster of the replica's nodes."""
-    fm = space.models[engine.model]
-    pool = space.cluster.pools[engine.pool]
-    sub = Cluster.from_shape(
-        nodes=max(engine.nodes, 1),
-        gpus_per_node=pool.gpus_per_node,
-        gpu=pool.gpu,
-        intra_node_gbps=pool.intra_node_gbps,
-        inter_node_gbps=pool.inter_node_gbps,
-    )
-    launch = vllm_launch(fm.name, engine.config, cluster=sub, model=fm.model)
-    placements: list[ReplicaPlacement] = []
-    for nodes, gpu_ids in spots:
-        key = (engine.pool, nodes[0])
-        port = ports.get(key, BASE_PORT)
-        ports[key] = port + 1
-        commands = tuple(
-            tuple(
-                f"{line} --port {port}" if line.startswith("vllm serve") and i == 0 else line for line in node
-            )
-            for i, node in enumerate(launch.commands)
-        )
-        placements.append(ReplicaPlacement(nodes=nodes, gpu_ids=gpu_ids, port=port, commands=commands))
-    return (
-        EngineLaunch(commands=tuple(r.commands for r in placements), env=launch.env, notes=launch.notes),
-        tuple(placements),
-    )
-
-
 def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: SolverStats) -> Deployment:
     """The deployment of replica counts `counts`, with every figure from the float model.
 
@@ -239,7 +192,7 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
         InternalError: the float model disagrees with the tables, or a hard demand fails in floats.
     """
     spots = place(space, counts)
-    ports: dict[tuple[int, int], int] = {}
+    ports: dict[tuple[int, int], int] = {}  # (pool, node) -> next free port
     estimates = {k: evaluate_engine(space, space.engines[k]) for k, n in enumerate(counts) if n}
     capacity = [0.0] * len(space.models)
     for k, est in estimates.items():
@@ -249,7 +202,11 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
     for k, est in estimates.items():
         e, n = space.engines[k], counts[k]
         pool = space.cluster.pools[e.pool]
-        launch, placement = _launch(space, e, spots[k], ports)
+        placement = []
+        for nodes, gpu_ids in spots[k]:
+            port = ports.get((e.pool, nodes[0]), BASE_PORT)
+            ports[e.pool, nodes[0]] = port + 1
+            placement.append(ReplicaPlacement(nodes=nodes, gpu_ids=gpu_ids, port=port))
         cap = est.perf.output_tokens_per_s / space.models[e.model].workload.osl
         c = e.config
         engines.append(
@@ -264,7 +221,7 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
                 gpus_per_replica=e.gpus,
                 replicas=n,
                 nodes=tuple(p.nodes for p in placement),
-                placement=placement,
+                placement=tuple(placement),
                 capacity_rps=cap,
                 tokens_per_s=est.perf.output_tokens_per_s,
                 traffic_share=cap / capacity[e.model],
@@ -277,7 +234,7 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
                 quantization=c.quantization,
                 enforce_eager=c.enforce_eager,
                 usd_per_hour=n * e.gpus * pool.usd_per_hour,
-                vllm=launch,
+                config=c,
             )
         )
     services = _services(space, counts, capacity, objective)
