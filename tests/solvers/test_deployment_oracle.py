@@ -1,7 +1,8 @@
 """CP-SAT deployment optimum == brute force over replica counts, on small fleets (Hypothesis).
 
 Instances: ≤ 2 pools, ≤ 3 engine shapes per model, ≤ 16 GPUs, ≤ 2 models; goodput and cost at a
-rate. The per-engine tables are built once from the float model (two real models on two real
+rate. The oracle walks every drawn engine; CP-SAT gets them without the dominated ones, as
+`build_deployment_space` does, so the dominance pruning is checked as well. The per-engine tables are built once from the float model (two real models on two real
 pools, small knob domains); each instance draws pools' node counts, the engines, prices, rates
 and priorities from them. An engine's physics does not depend on how many nodes its pool has,
 so a drawn instance is a real deployment problem, not a toy.
@@ -22,6 +23,7 @@ from autoparallel.solvers.deployment import DeploymentSpace, FleetModel, build_d
 from autoparallel.solvers.deployment.driver import Run, expr_value, optimize
 from autoparallel.solvers.deployment.encoder import build
 from autoparallel.solvers.deployment.oracle import brute_force
+from autoparallel.solvers.deployment.space import undominated
 from autoparallel.solvers.serving_space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
@@ -38,7 +40,7 @@ def base_space() -> DeploymentSpace:
         FleetModel(load_model("meta-llama/Llama-3.1-8B-Instruct"), Serving(isl=1024, osl=256, tpot_ms=40)),
         FleetModel(load_model("Qwen/Qwen3-30B-A3B"), Serving(isl=2048, osl=512, ttft_ms=2000, tpot_ms=50)),
     ]
-    return build_deployment_space(models, Cluster.parse(BASE_CLUSTER), OPTIONS)
+    return build_deployment_space(models, Cluster.parse(BASE_CLUSTER), OPTIONS, prune=False)
 
 
 @st.composite
@@ -90,11 +92,22 @@ def instances(draw: st.DrawFn) -> DeploymentSpace:
     return DeploymentSpace(tuple(fleet), cluster, tuple(engines), {})
 
 
+def pruned(space: DeploymentSpace) -> DeploymentSpace:
+    """The space without dominated engines (what `build_deployment_space` hands CP-SAT)."""
+    keep = []
+    for m in range(len(space.models)):
+        for p in range(len(space.cluster.pools)):
+            keep += undominated([e for e in space.engines if (e.model, e.pool) == (m, p)])
+    return dataclasses.replace(space, engines=tuple(keep))
+
+
 def _cpsat(space: DeploymentSpace, objective: str) -> int | None:
-    counts = optimize(space, (objective,), Run(SolverSettings(time_limit_s=5)))
+    """CP-SAT's optimum over the PRUNED engines (the oracle walks them all: pruning is tested too)."""
+    small = pruned(space)
+    counts = optimize(small, (objective,), Run(SolverSettings(time_limit_s=5)))
     if counts is None:
         return None
-    return expr_value(build(space, hard_demand=objective != "goodput"), objective, counts)
+    return expr_value(build(small, hard_demand=objective != "goodput"), objective, counts)
 
 
 @settings(
@@ -107,6 +120,7 @@ def _cpsat(space: DeploymentSpace, objective: str) -> int | None:
 @given(instances())
 def test_cpsat_optimum_equals_brute_force(space: DeploymentSpace) -> None:
     assert space.cluster.world_size <= 16
+    event(f"dominated engines dropped: {len(space.engines) - len(pruned(space)) > 0}")
     for objective in ("goodput", "cost"):
         oracle = brute_force(space, objective)
         mine = _cpsat(space, objective)

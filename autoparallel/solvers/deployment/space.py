@@ -114,6 +114,10 @@ class DeploymentSpace:
     """(model, pool) -> the serving planner's space (domains and float-model tables)."""
     left_out: dict[tuple[int, int], int] = field(default_factory=dict)
     """(model, pool) -> admissible shapes dropped because their size breaks node granularity."""
+    dominated: int = 0
+    """Candidate engines dropped because copies of another engine of theirs dominate them."""
+    unpruned_enumeration_size: int = 0
+    """`enumeration_size` before dominated engines were dropped."""
 
     def pool_gpus(self, pool: int) -> int:
         return self.cluster.pools[pool].world_size
@@ -144,9 +148,14 @@ def deployment_workload(workload: Serving) -> Serving:
 
 
 def build_deployment_space(
-    models: tuple[FleetModel, ...] | list[FleetModel], cluster: Cluster, options: ServingOptions | None = None
+    models: tuple[FleetModel, ...] | list[FleetModel],
+    cluster: Cluster,
+    options: ServingOptions | None = None,
+    *,
+    prune: bool = True,
 ) -> DeploymentSpace:
-    """Serving tables per (model, pool) and the candidate engine of every admissible shape.
+    """Serving tables per (model, pool) and the candidate engine of every admissible shape
+    (`prune`: without the engines `undominated` drops).
 
     Raises:
         InputError: an empty fleet, a rate out of range, or options the serving planner refuses.
@@ -167,14 +176,18 @@ def build_deployment_space(
     engines: list[Engine] = []
     serving: dict[tuple[int, int], ServingSpace] = {}
     left_out: dict[tuple[int, int], int] = {}
+    everything: list[Engine] = []
     for m, fm in enumerate(fleet):
         for p in range(len(cluster.pools)):
             space = build_space(fm.model, cluster.pool_cluster(p), deployment_workload(fm.workload), opts)
             serving[m, p] = space
             found, dropped = _candidates(space, fm, m, p)
-            engines += found
+            everything += found
+            engines += undominated(found) if prune else found
             left_out[m, p] = dropped
-    return DeploymentSpace(fleet, cluster, tuple(engines), serving, left_out)
+    space = DeploymentSpace(fleet, cluster, tuple(engines), serving, left_out, len(everything) - len(engines))
+    space.unpruned_enumeration_size = math.prod(space.max_replicas(e) + 1 for e in everything)
+    return space
 
 
 def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], int]:
@@ -225,6 +238,48 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
             )
         )
     return [e for e in out if e.capacity_milli_rps > 0], dropped
+
+
+def copies_fitting(a: Engine, b: Engine) -> int:
+    """How many copies of engine b fit where one engine a runs (0: b does not fit there).
+
+    Sizes are whole nodes or powers of two dividing a node, so b's copies pack a's GPUs exactly:
+    narrow b into narrow a (b divides a) or into a's whole nodes; wide b into a's whole nodes."""
+    if b.nodes:
+        return a.nodes // b.nodes if a.nodes else 0
+    return a.gpus // b.gpus
+
+
+def undominated(engines: list[Engine]) -> list[Engine]:
+    """The engines of one (model, pool) that no other engine dominates.
+
+    Engine a is dominated when k = copies_fitting(a, b) ≥ 1 copies of another engine b fit where a
+    runs and serve at least as much (k · capacity_b ≥ capacity_a): swapping a for them keeps every
+    pool constraint, uses no more GPUs or dollars (same pool, k · gpus_b ≤ gpus_a) and no less capacity,
+    so no objective (goodput, throughput, cost, GPUs, $ per token) gets worse and the optimum over
+    the remaining engines is the optimum over all of them. Of engines equal in every respect the
+    first is kept."""
+    out = []
+    for i, a in enumerate(engines):
+        dominated = False
+        for j, b in enumerate(engines):
+            if i == j:
+                continue
+            k = copies_fitting(a, b)
+            if k < 1 or k * b.capacity_milli_rps < a.capacity_milli_rps:
+                continue
+            equal = (
+                k == 1
+                and b.gpus == a.gpus
+                and b.nodes == a.nodes
+                and b.capacity_milli_rps == a.capacity_milli_rps
+            )
+            if not equal or j < i:
+                dominated = True
+                break
+        if not dominated:
+            out.append(a)
+    return out
 
 
 def admissible_utils(space: ServingSpace, i: int) -> list[int]:
