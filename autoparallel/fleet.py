@@ -268,9 +268,10 @@ class FleetPlan(BaseModel):
             )
             more = f"; ... {e.replicas - 4} more" if e.replicas > 4 else ""
             lines.append(
-                f"  {e.model} on {e.gpu} (pool {e.pool}): {e.replicas} x tp={e.tp} pp={e.pp} ep={e.ep} dp={e.dp} "
-                f"({e.gpus_per_replica} GPUs each), {e.capacity_rps:.2f} req/s each at TTFT {e.ttft_ms:.0f} ms, "
-                f"TPOT {e.tpot_ms:.1f} ms, max_num_seqs {e.max_num_seqs}; traffic share {e.traffic_share:.3f} "
+                f"  {e.model} on {e.gpu} (pool {e.pool}): {e.replicas} x tp={e.tp} pp={e.pp} ep={e.ep} "
+                f"dp={e.dp} ({e.gpus_per_replica} GPUs each), {e.capacity_rps:.2f} req/s each at TTFT "
+                f"{e.ttft_ms:.0f} ms, TPOT {e.tpot_ms:.1f} ms, max_num_seqs {e.max_num_seqs}; traffic share "
+                f"{e.traffic_share:.3f} "
                 f"each; [{nodes}{more}]"
             )
         for m in d.models:

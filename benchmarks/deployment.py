@@ -141,7 +141,8 @@ def cost_part() -> dict[str, Any]:
         "cp_sat_s": round(plan.solver.wall_s, 3),
         "table_build_s": round(build_s, 2),
         "engines": [
-            f"{e.replicas} x tp{e.tp} ep{e.ep} dp{e.dp} ({e.gpus_per_replica} GPUs, {e.capacity_rps:.2f} req/s)"
+            f"{e.replicas} x tp{e.tp} ep{e.ep} dp{e.dp} ({e.gpus_per_replica} GPUs, "
+            f"{e.capacity_rps:.2f} req/s)"
             for e in plan.engines
         ],
         "gpus": plan.gpus_used,
@@ -164,7 +165,7 @@ def throughput_part() -> list[dict[str, Any]]:
     for name in BIG_MOE:
         model = load_model(name)
         space, build_s = _timed(
-            lambda m=model: build_deployment_space([FleetModel(m, CHATBOT, name)], cluster)
+            lambda m=model, n=name: build_deployment_space([FleetModel(m, CHATBOT, n)], cluster)
         )
         plan = solve_space(space, "throughput")
         single = solve_serving(model, cluster, CHATBOT, objective="throughput", runner_up=False)
@@ -197,7 +198,8 @@ def main() -> None:
         return
     f = report["fleet"]
     print(
-        f"1. fleet {', '.join(f['models'])} on {f['cluster']} ({f['gpus']} GPUs): tables {f['table_build_s']} s, "
+        f"1. fleet {', '.join(f['models'])} on {f['cluster']} ({f['gpus']} GPUs): "
+        f"tables {f['table_build_s']} s, "
         f"{f['candidate_engines']} candidate engines, enumeration {f['enumeration_vectors']} vectors "
         f"x {f['oracle_s_per_vector']} s = {f['enumeration_s_estimate']} s"
     )
@@ -210,15 +212,18 @@ def main() -> None:
     c = report["cost_at_rate"]
     print(
         f"2. {c['case']}: {c['status']} in {c['cp_sat_s']} s: {'; '.join(c['engines'])} -> {c['gpus']} GPUs, "
-        f"${c['usd_per_hour']:.2f}/h, {c['capacity_rps']} req/s; enumeration minimum {c['enumeration_min_gpus']} GPUs "
-        f"${c['enumeration_min_usd_per_hour']:.2f}/h (match: {c['matches_enumeration']}); single-engine planner "
+        f"${c['usd_per_hour']:.2f}/h, {c['capacity_rps']} req/s; enumeration minimum "
+        f"{c['enumeration_min_gpus']} GPUs "
+        f"${c['enumeration_min_usd_per_hour']:.2f}/h (match: {c['matches_enumeration']}); "
+        "single-engine planner "
         f"{c['single_engine_planner']['gpus']} GPUs ${c['single_engine_planner']['usd_per_hour']:.0f}/h"
     )
     print("3. throughput on 64x8xH100 (chatbot):")
     for r in report["throughput"]:
         print(
             f"   {r['model']:<48} {r['status']} {r['cp_sat_s']} s: {r['gpus_used']}/512 GPUs "
-            f"({r['utilisation']:.0%}) {r['tokens_per_s']} tok/s via {'; '.join(r['engines'])}; single-engine "
+            f"({r['utilisation']:.0%}) {r['tokens_per_s']} tok/s via {'; '.join(r['engines'])}; "
+            "single-engine "
             f"planner {r['single_engine_gpus']}/512 GPUs {r['single_engine_tokens_per_s']} tok/s"
             + (f"; idle: {' '.join(r['idle_reasons'])}" if r["idle_reasons"] else "")
         )

@@ -2,10 +2,11 @@
 
 Instances: ≤ 2 pools, ≤ 3 engine shapes per model, ≤ 16 GPUs, ≤ 2 models; goodput and cost at a
 rate. The oracle walks every drawn engine; CP-SAT gets them without the dominated ones, as
-`build_deployment_space` does, so the dominance pruning is checked as well. The per-engine tables are built once from the float model (two real models on two real
-pools, small knob domains); each instance draws pools' node counts, the engines, prices, rates
-and priorities from them. An engine's physics does not depend on how many nodes its pool has,
-so a drawn instance is a real deployment problem, not a toy.
+`build_deployment_space` does, so the dominance pruning is checked as well. The per-engine tables
+are built once from the float model (two real models on two real pools, small knob domains);
+each instance draws pools' node counts, the engines, prices, rates and priorities from them. An
+engine's physics does not depend on how many nodes its pool has, so a drawn instance is a real
+deployment problem, not a toy.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.errors import InternalError
 from autoparallel.configs import ServingConfig
+from autoparallel.errors import InternalError
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving
 from autoparallel.solvers.deployment.space import DeploymentSpace, Engine, deployment_workload
 from autoparallel.solvers.settings import SolverStats
@@ -313,13 +313,15 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
         head = f"pool {p} ({pool.gpu.name}): {idle} of {pool.world_size} GPUs idle"
         if not ks:
             out.append(
-                f"{head}: no model of the fleet has an engine that starts and meets its SLOs on {pool.gpu.name}"
+                f"{head}: no model of the fleet has an engine that starts and meets its SLOs on "
+                f"{pool.gpu.name}"
             )
         elif not fits:
             smallest = min(ks, key=lambda k: space.engines[k].gpus)
             e = space.engines[smallest]
             out.append(
-                f"{head}: no candidate engine fits the rest ({free_nodes} whole nodes, {free_in_nodes} GPUs in a "
+                f"{head}: no candidate engine fits the rest ({free_nodes} whole nodes, {free_in_nodes} GPUs "
+                "in a "
                 f"shared node); the smallest is {space.models[e.model].name} {e.label} with {e.gpus} GPUs"
             )
         elif objective in ("goodput", "cost", "gpus", "cost_per_mtok"):

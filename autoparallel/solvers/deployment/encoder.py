@@ -73,7 +73,7 @@ class EncodedDeployment:
             self.vars.families[name] = lit
         return self.vars.families[name]
 
-    def objective_expr(self, name: str) -> cp_model.LinearExprT:
+    def objective_expr(self, name: str) -> cp_model.LinearExpr:
         """The scaled integer expression of objective `name`."""
         space, v = self.space, self.vars
         if name == "goodput":

@@ -83,7 +83,8 @@ def why_no_engine(space: ServingSpace) -> str:
         parts.append(
             "no single entry meets TTFT and TPOT together"
             if not both
-            else "its admissible engines break node granularity (sizes neither a power of two dividing a node "
+            else "its admissible engines break node granularity (sizes neither a power of two dividing a "
+            "node "
             "nor whole nodes)"
         )
     return f"on {pool}: " + "; ".join(parts)
@@ -116,7 +117,8 @@ def demand_numbers(space: DeploymentSpace, m: int) -> str:
         need = math.ceil(fm.demand_milli_rps / e.capacity_milli_rps)
         most = space.max_replicas(e)
         parts.append(
-            f"needs >= {need} engines of {e.label} on {pool.gpu.name} ({e.capacity_milli_rps / MILLI:.2f} req/s "
+            f"needs >= {need} engines of {e.label} on {pool.gpu.name} "
+            f"({e.capacity_milli_rps / MILLI:.2f} req/s "
             f"each, {e.gpus} GPUs); pool {p} holds {most} ({most * e.capacity_milli_rps / MILLI:.2f} req/s)"
         )
     return f"{fm.name}: {rate:g} req/s (ISL {w.isl}, OSL {w.osl}) at {slo}: " + "; ".join(parts)

@@ -185,9 +185,9 @@ def build_deployment_space(
             everything += found
             engines += undominated(found) if prune else found
             left_out[m, p] = dropped
-    space = DeploymentSpace(fleet, cluster, tuple(engines), serving, left_out, len(everything) - len(engines))
-    space.unpruned_enumeration_size = math.prod(space.max_replicas(e) + 1 for e in everything)
-    return space
+    out = DeploymentSpace(fleet, cluster, tuple(engines), serving, left_out, len(everything) - len(engines))
+    out.unpruned_enumeration_size = math.prod(out.max_replicas(e) + 1 for e in everything)
+    return out
 
 
 def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], int]:
