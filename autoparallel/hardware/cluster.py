@@ -144,8 +144,8 @@ class Cluster(BaseModel):
         """The only pool. Raises InputError on a mixed cluster."""
         if len(self.pools) != 1:
             raise InputError(
-                f"cluster {self.spec!r} has {len(self.pools)} GPU pools; this planner needs one "
-                "(plan several pools with the deployment planner: plan --fleet, or without --training)"
+                f"cluster {self.spec!r} has {len(self.pools)} GPU pools; this needs one GPU type "
+                "(the serving deployment planner takes several: `plan MODEL` or `plan --fleet`)"
             )
         return self.pools[0]
 
