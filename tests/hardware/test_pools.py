@@ -25,7 +25,7 @@ def test_two_pools_parse_with_their_own_interconnect() -> None:
 
 def test_single_pool_attributes_refuse_a_mixed_cluster() -> None:
     cluster = Cluster.parse("1x8xH100+1x8xA100")
-    with pytest.raises(InputError, match="has 2 GPU pools; this planner needs one"):
+    with pytest.raises(InputError, match="has 2 GPU pools; this needs one GPU type"):
         _ = cluster.gpu
     one = cluster.pool_cluster(1)
     assert (one.nodes, one.gpus_per_node, one.gpu.name) == (1, 8, "A100-SXM-80G")
