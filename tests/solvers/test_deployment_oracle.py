@@ -80,7 +80,8 @@ def instances(draw: st.DrawFn) -> DeploymentSpace:
     for m in models:
         fm = base.models[m]
         best = max((e.capacity_milli_rps for e in engines if e.model == new_model[m]), default=1000)
-        rate = draw(st.one_of(st.none(), st.integers(1, 12).map(lambda k, b=best: k * b / 4000)))
+        quarters = draw(st.one_of(st.none(), st.integers(1, 12)))
+        rate = None if quarters is None else quarters * best / 4000
         priority = draw(st.sampled_from([1.0, 2.0, 0.5]))
         fleet.append(
             dataclasses.replace(
@@ -149,3 +150,79 @@ def test_decoded_plan_agrees_with_the_float_model() -> None:
             abs(sum(e.traffic_share * e.replicas for e in plan.engines if e.model == engine.model) - 1) < 1e-9
         )
         assert len(engine.placement) == engine.replicas
+
+
+def _small(rates: tuple[float | None, float | None]) -> DeploymentSpace:
+    """Both models on 1x8xH100 + 1x4xA100-80G, the base engines that fit, the given rates."""
+    base = base_space()
+    cluster = Cluster(
+        pools=(
+            base.cluster.pools[0].model_copy(update={"nodes": 1}),
+            base.cluster.pools[1].model_copy(update={"nodes": 1}),
+        )
+    )
+    engines = tuple(e for e in base.engines if e.nodes <= 1 and e.gpus <= cluster.pools[e.pool].world_size)
+    fleet = tuple(
+        dataclasses.replace(fm, workload=fm.workload.model_copy(update={"request_rate": r}))
+        for fm, r in zip(base.models, rates, strict=True)
+    )
+    return pruned(DeploymentSpace(fleet, cluster, engines, base.serving))
+
+
+def test_cost_per_mtok_is_the_brute_force_minimum_ratio() -> None:
+    from fractions import Fraction
+
+    from autoparallel.solvers.deployment.oracle import feasible, value, vectors
+
+    space = _small((None, None))
+    counts = optimize(space, ("cost_per_mtok",), Run(SolverSettings()))
+    assert counts is not None
+    enc = build(space, hard_demand=True)
+    mine = Fraction(expr_value(enc, "cost", counts), expr_value(enc, "goodput", counts))
+    best = min(
+        Fraction(value(space, c, "cost"), value(space, c, "goodput"))
+        for c in vectors(space)
+        if feasible(space, c, True)
+    )
+    assert mine == best
+
+
+def test_lexicographic_and_weighted_objectives() -> None:
+    space = _small((4.0, 2.0))
+    lex = solve_space(space, ("gpus", "cost"))
+    cost_first = solve_space(space, "cost")
+    assert lex.gpus_used <= cost_first.gpus_used
+    assert lex.usd_per_hour >= cost_first.usd_per_hour - 1e-9
+    weighted = solve_space(space, {"goodput": 1.0, "cost": 0.001})
+    assert weighted.solver.status == "OPTIMAL"
+    assert all(m.unmet_rps == 0 for m in weighted.models)
+
+
+def test_unmet_demand_under_goodput_and_explained_under_cost() -> None:
+    import pytest
+
+    from autoparallel.errors import InfeasibleError
+
+    space = _small((10_000.0, 1.0))
+    plan = solve_space(space, "goodput")
+    assert plan.models[0].unmet_rps > 0 and plan.gpus_idle == 0
+    with pytest.raises(InfeasibleError) as info:
+        solve_space(space, "cost")
+    text = str(info.value)
+    assert "10000 req/s" in text and "needs >= " in text and "holds" in text
+
+
+def test_throughput_fills_every_pool_and_placement_never_straddles() -> None:
+    plan = solve_space(_small((None, None)), "throughput")
+    assert plan.gpus_idle == 0 and not plan.idle_reasons
+    for engine in plan.engines:
+        for replica in engine.placement:
+            if engine.gpus_per_replica < 8:
+                assert len(replica.nodes) == 1 and len(replica.gpu_ids) == engine.gpus_per_replica
+    used: dict[tuple[int, int], set[int]] = {}
+    for engine in plan.engines:
+        for replica in engine.placement:
+            for node in replica.nodes:
+                slot = used.setdefault((engine.pool, node), set())
+                assert not slot & set(replica.gpu_ids)
+                slot |= set(replica.gpu_ids)
