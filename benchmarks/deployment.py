@@ -192,7 +192,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     per_vector = oracle_seconds_per_vector()
-    report = {"fleet": fleet_part(per_vector), "cost_at_rate": cost_part(), "throughput": throughput_part()}
+    report: dict[str, Any] = {
+        "fleet": fleet_part(per_vector),
+        "cost_at_rate": cost_part(),
+        "throughput": throughput_part(),
+    }
     if args.json:
         print(json.dumps(report, indent=2))
         return
