@@ -15,7 +15,7 @@ import pytest
 from fw_golden import SHARED_TOOLS
 
 from autoparallel.fleet import FleetEntry, solve_fleet
-from autoparallel.models import list_models
+from autoparallel.models.zoo import find_entry
 
 CHECK_PYTHON = os.environ.get("VLLM_CHECK_PYTHON")
 CHECKER = SHARED_TOOLS / "check_vllm_args.py"
@@ -59,7 +59,8 @@ def test_fleet_lines_accepted_by_vllm(cluster: str, fleet: list[FleetEntry], tmp
     plan = solve_fleet(fleet, cluster).to_dict()
     seen: set[str] = set()
     for engine in plan["deployment"]["engines"]:
-        entry = next(e for e in list_models() if e.id == engine["model"])
+        entry = find_entry(engine["model"])
+        assert entry is not None
         folder = tmp_path / entry.id.replace("/", "__")
         folder.mkdir(exist_ok=True)
         (folder / "config.json").write_text(json.dumps(entry.config), encoding="utf-8")
