@@ -103,7 +103,9 @@ def fleet_part(per_vector_s: float) -> dict[str, Any]:
         "models": [m for m, _ in FLEET],
         "table_build_s": round(build_s, 2),
         "candidate_engines": len(space.engines),
+        "dominated_engines_dropped": space.dominated,
         "enumeration_vectors": f"{size:.3e}",
+        "enumeration_vectors_unpruned": f"{space.unpruned_enumeration_size:.3e}",
         "oracle_s_per_vector": f"{per_vector_s:.2e}",
         "enumeration_s_estimate": f"{size * per_vector_s:.2e}",
         "rows": rows,
@@ -204,8 +206,9 @@ def main() -> None:
     print(
         f"1. fleet {', '.join(f['models'])} on {f['cluster']} ({f['gpus']} GPUs): "
         f"tables {f['table_build_s']} s, "
-        f"{f['candidate_engines']} candidate engines, enumeration {f['enumeration_vectors']} vectors "
-        f"x {f['oracle_s_per_vector']} s = {f['enumeration_s_estimate']} s"
+        f"{f['candidate_engines']} candidate engines ({f['dominated_engines_dropped']} dominated dropped), "
+        f"enumeration {f['enumeration_vectors']} vectors ({f['enumeration_vectors_unpruned']} before "
+        f"dropping) x {f['oracle_s_per_vector']} s = {f['enumeration_s_estimate']} s"
     )
     for r in f["rows"]:
         print(
