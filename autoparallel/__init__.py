@@ -24,7 +24,8 @@ from autoparallel.errors import (
     InternalError,
     SolverTimeoutError,
 )
-from autoparallel.hardware import GPU, Cluster, detect_cluster, get_gpu, list_gpus
+from autoparallel.fleet import FleetEntry, FleetPlan, solve_fleet
+from autoparallel.hardware import GPU, Cluster, Pool, detect_cluster, get_gpu, list_gpus, parse_prices
 from autoparallel.memory.serving import VllmMemoryReport, vllm_memory
 from autoparallel.memory.training import training_memory
 from autoparallel.models import ModelSpec, list_models, load_model
@@ -40,10 +41,13 @@ __all__ = [
     "AutoParallel",
     "AutoParallelError",
     "Cluster",
+    "FleetEntry",
+    "FleetPlan",
     "InfeasibleError",
     "InputError",
     "InternalError",
     "ModelSpec",
+    "Pool",
     "Recompute",
     "Serving",
     "ServingConfig",
@@ -67,7 +71,9 @@ __all__ = [
     "load_model",
     "optimize",
     "pareto",
+    "parse_prices",
     "solve",
+    "solve_fleet",
     "sweep",
     "training_memory",
     "vllm_memory",

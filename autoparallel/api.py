@@ -270,12 +270,20 @@ def evaluate_engine(
 ) -> Any:
     """SGLang or TensorRT-LLM running `config`: the engine's KV pool, speed and launch artifacts
     (`perf.serving_engines.EngineEvaluation`)."""
+    from autoparallel.frameworks import sglang, trtllm
     from autoparallel.perf.serving_engines import evaluate_engine as evaluate_on
 
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     if not isinstance(w, Serving):
         raise InputError("an engine evaluation needs a serving workload")
-    return evaluate_on(m, c, config, w, engine, served_id(model, m))
+    mid = served_id(model, m)
+    ev = evaluate_on(m, c, config, w, engine, mid)
+    if engine == "sglang":
+        frac = float(ev.memory.rule.split()[-1])
+        return ev.model_copy(update={"command": sglang.sglang_command(mid, config, mem_fraction_static=frac)})
+    yaml_text = trtllm.trtllm_yaml(config)
+    command = trtllm.trtllm_command(mid, config)
+    return ev.model_copy(update={"command": command, "extra_options_yaml": yaml_text})
 
 
 def _optimum(m: ModelSpec, c: Cluster, w: Any, options: Any, rate: str, mine: float) -> dict[str, Any]:

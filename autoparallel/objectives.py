@@ -17,7 +17,7 @@ from typing import Literal
 
 from autoparallel.errors import InputError
 
-Kind = Literal["serving", "training"]
+Kind = Literal["serving", "training", "deployment"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,19 @@ TRAINING: dict[str, ObjectiveInfo] = {
 }
 """Training objectives."""
 
-ALIASES: dict[str, str] = {"headroom": "memory"}
+DEPLOYMENT: dict[str, ObjectiveInfo] = {
+    o.name: o
+    for o in (
+        ObjectiveInfo("goodput", True, "output tokens/s served within each model's SLOs, up to its rate"),
+        ObjectiveInfo("throughput", True, "output tokens/s of every engine at its SLO capacity"),
+        ObjectiveInfo("cost", False, "US$ per hour of the GPUs used"),
+        ObjectiveInfo("gpus", False, "GPUs used"),
+        ObjectiveInfo("cost_per_mtok", False, "US$ per million output tokens served (a ratio)"),
+    )
+}
+"""Deployment (fleet) objectives: replica counts over engines, pools and models."""
+
+ALIASES: dict[str, str] = {"headroom": "memory", "cost-per-mtok": "cost_per_mtok"}
 """Other names accepted for an objective (both problems)."""
 
 DEFAULT_CHAINS: dict[Kind, dict[str, tuple[str, ...]]] = {
@@ -67,6 +79,13 @@ DEFAULT_CHAINS: dict[Kind, dict[str, tuple[str, ...]]] = {
         "memory": ("memory", "throughput"),
     },
     "training": {"throughput": ("throughput",), "mfu": ("mfu",), "cost": ("cost",), "memory": ("memory",)},
+    "deployment": {
+        "goodput": ("goodput", "cost"),
+        "throughput": ("throughput", "cost"),
+        "cost": ("cost", "throughput"),
+        "gpus": ("gpus", "cost", "throughput"),
+        "cost_per_mtok": ("cost_per_mtok",),
+    },
 }
 """The lexicographic chain a single objective name stands for."""
 
@@ -76,18 +95,19 @@ Chain = tuple[str, ...] | dict[str, float]
 
 def registry(kind: Kind) -> dict[str, ObjectiveInfo]:
     """The objectives of one problem kind."""
-    return SERVING if kind == "serving" else TRAINING
+    return {"serving": SERVING, "training": TRAINING, "deployment": DEPLOYMENT}[kind]
 
 
 def choices() -> tuple[str, ...]:
     """Every name the CLI accepts (both problems, aliases included)."""
-    return tuple(dict.fromkeys((*SERVING, *TRAINING, *ALIASES)))
+    return tuple(dict.fromkeys((*SERVING, *TRAINING, *DEPLOYMENT, *ALIASES)))
 
 
 def help_text() -> str:
     """The objectives of each problem, for `--help`."""
     alias = ", ".join(f"{a} = {n}" for a, n in ALIASES.items())
-    return f"serving: {', '.join(SERVING)}; training: {', '.join(TRAINING)} ({alias})"
+    kinds = (("serving", SERVING), ("training", TRAINING), ("deployment", DEPLOYMENT))
+    return "; ".join(f"{k}: {', '.join(r)}" for k, r in kinds) + f" ({alias})"
 
 
 def canonical(name: object, kind: Kind) -> str:
@@ -102,8 +122,9 @@ def canonical(name: object, kind: Kind) -> str:
     valid = registry(kind)
     if key in valid:
         return key
-    other: Kind = "training" if kind == "serving" else "serving"
-    where = f"; {key!r} is a {other} objective" if key in registry(other) else ""
+    kinds: tuple[Kind, ...] = ("serving", "training", "deployment")
+    others = [k for k in kinds if k != kind and key in registry(k)]
+    where = f"; {key!r} is a {' and '.join(others)} objective" if others else ""
     aliases = ", ".join(f"{a} = {n}" for a, n in ALIASES.items() if n in valid)
     raise InputError(
         f"unknown {kind} objective {name!r:.60}{where}; choose from {', '.join(valid)} ({aliases})"

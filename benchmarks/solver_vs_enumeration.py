@@ -4,7 +4,7 @@
 
 Three ways to the same optimum, on the same space and float cost model:
 
-- cp-sat:     integer tables (serving_space) + the CP-SAT model (serving_encoder) + decode;
+- cp-sat:     integer tables (serving/space.py) + the CP-SAT model (serving/encoder.py) + decode;
 - table scan: the same integer tables, then a plain Python loop over (tuple, utilization) with the
               dominant replica count: what CP-SAT is given, searched by hand;
 - brute force: the oracle (solvers/enumerate.py): every configuration, replica counts included,

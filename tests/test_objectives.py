@@ -18,7 +18,7 @@ def test_every_cli_choice_is_an_objective_of_some_problem() -> None:
     action = next(a for a in plan._actions if "--objective" in a.option_strings)
     assert set(action.choices) == set(objectives.choices())
     for name in action.choices:
-        kinds = [k for k in ("serving", "training") if _accepts(name, k)]
+        kinds = [k for k in ("serving", "training", "deployment") if _accepts(name, k)]
         assert kinds, f"--objective {name} is listed but no planner accepts it"
 
 

@@ -17,7 +17,8 @@ _TP_RANGE = range(1, 65)
 def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `autoparallel models [--json]`."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "models", help="list the shipped model zoo", description="List the models of the shipped zoo.")
+        "models", help="list the shipped model zoo", description="List the models of the shipped zoo."
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_models)
     return p
@@ -26,9 +27,11 @@ def add_models_parser(subparsers: Any) -> argparse.ArgumentParser:
 def add_model_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register `autoparallel model <source> [--json]`."""
     p: argparse.ArgumentParser = subparsers.add_parser(
-        "model", help="show one model's card: parameters, KV cache, weights, parallelism limits",
+        "model",
+        help="show one model's card: parameters, KV cache, weights, parallelism limits",
         description="Show a model card. SOURCE is a zoo id or alias, a directory with config.json, a "
-                    "config.json path, or a Hugging Face hub id.")
+        "config.json path, or a Hugging Face hub id.",
+    )
     p.add_argument("source", help="zoo id/alias, local directory or config.json, or hub id")
     p.add_argument("--json", action="store_true", help="print JSON instead of a card")
     p.set_defaults(func=cmd_model)
@@ -52,9 +55,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for entry in list_models():
         spec = entry.spec()
-        rows.append({"id": entry.id, "family": entry.family, "total_params": spec.total_params,
-                     "active_params": spec.active_params, "quantization": _quant_label(spec),
-                     "aliases": list(entry.aliases)})
+        rows.append(
+            {
+                "id": entry.id,
+                "family": entry.family,
+                "total_params": spec.total_params,
+                "active_params": spec.active_params,
+                "quantization": _quant_label(spec),
+                "aliases": list(entry.aliases),
+            }
+        )
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2))
         return 0
@@ -77,14 +87,20 @@ def model_card(spec: ModelSpec) -> dict[str, Any]:
     """Everything `autoparallel model` reports, as plain data."""
     groups = spec.params
     by_group = {name: getattr(groups, name) for name in ParamGroups.model_fields}
-    gib_by_group = {name: spec.weight_bytes(ParamGroups(**{name: count})) / _GIB
-                    for name, count in by_group.items()}
+    gib_by_group = {
+        name: spec.weight_bytes(ParamGroups(**{name: count})) / _GIB for name, count in by_group.items()
+    }
     kinds: dict[str, int] = {}
     for layer in spec.layers:
         kinds[layer.attention.kind.value] = kinds.get(layer.attention.kind.value, 0) + 1
-    windows = sorted({layer.attention.window_tokens for layer in spec.layers
-                      if layer.attention.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED)
-                      and layer.attention.window_tokens})
+    windows = sorted(
+        {
+            layer.attention.window_tokens
+            for layer in spec.layers
+            if layer.attention.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED)
+            and layer.attention.window_tokens
+        }
+    )
     valid_tp = [tp for tp in _TP_RANGE if not spec.tp_violations(tp)]
     invalid_tp = {str(tp): spec.tp_violations(tp) for tp in (2, 4, 8, 16, 32, 64) if tp not in valid_tp}
     entry = find_entry(spec.name)
@@ -114,10 +130,14 @@ def model_card(spec: ModelSpec) -> dict[str, Any]:
         "weight_gib": spec.weight_bytes() / _GIB,
         "dtype_bytes": spec.dtype_bytes,
         "quantization": None if spec.quantization is None else spec.quantization.model_dump(mode="json"),
-        "kv_bytes_per_token": {"bf16": spec.kv_bytes_per_token_by_kind(2.0),
-                               "fp8": spec.kv_bytes_per_token_by_kind(1.0)},
-        "kv_bytes_per_token_total": {"bf16": spec.kv_bytes_per_token(2.0),
-                                     "fp8": spec.kv_bytes_per_token(1.0)},
+        "kv_bytes_per_token": {
+            "bf16": spec.kv_bytes_per_token_by_kind(2.0),
+            "fp8": spec.kv_bytes_per_token_by_kind(1.0),
+        },
+        "kv_bytes_per_token_total": {
+            "bf16": spec.kv_bytes_per_token(2.0),
+            "fp8": spec.kv_bytes_per_token(1.0),
+        },
         "linear_state_bytes_per_sequence": spec.state_bytes_per_sequence(),
         "limits": [{"name": r.name, "reason": r.reason} for r in spec.limit_rules()],
         "valid_tp": valid_tp,
@@ -128,8 +148,11 @@ def model_card(spec: ModelSpec) -> dict[str, Any]:
     }
     if entry is not None and entry.id == spec.name:
         dt, da = entry.deviations()
-        card["published_basis"] = {"total_excludes": list(entry.total_excludes),
-                                   "active_excludes": list(entry.active_excludes), "source": entry.source}
+        card["published_basis"] = {
+            "total_excludes": list(entry.total_excludes),
+            "active_excludes": list(entry.active_excludes),
+            "source": entry.source,
+        }
         card["published_deviation"] = {"total": dt, "active": da}
     return card
 
@@ -138,16 +161,20 @@ def _print_card(card: dict[str, Any]) -> None:
     kinds = ", ".join(f"{n} {k}" for k, n in card["layers_by_attention_kind"].items())
     window = f" (window {', '.join(str(w) for w in card['window_tokens'])})" if card["window_tokens"] else ""
     print(f"{card['name']}  [{card['model_type']}]")
-    print(f"  {card['num_layers']} layers: {kinds}{window}; hidden {card['hidden_size']}, "
-          f"{card['num_heads']} heads / {card['num_kv_heads']} KV heads x {card['head_dim']}; "
-          f"vocab {card['vocab_size']}; context {card['max_position_embeddings']}")
+    print(
+        f"  {card['num_layers']} layers: {kinds}{window}; hidden {card['hidden_size']}, "
+        f"{card['num_heads']} heads / {card['num_kv_heads']} KV heads x {card['head_dim']}; "
+        f"vocab {card['vocab_size']}; context {card['max_position_embeddings']}"
+    )
     if card["num_experts"]:
         print(f"  MoE: {card['num_experts']} routed experts, top-{card['experts_per_token']}")
     if card["mtp_layers"]:
         print(f"  MTP modules: {card['mtp_layers']}")
     q = card["quantization"]
-    print(f"  weights: {card['weight_gib']:.2f} GiB ({'quantized: ' + q['source'] if q else 'unquantized'}, "
-          f"{card['dtype_bytes']} bytes per unquantized weight)")
+    print(
+        f"  weights: {card['weight_gib']:.2f} GiB ({'quantized: ' + q['source'] if q else 'unquantized'}, "
+        f"{card['dtype_bytes']} bytes per unquantized weight)"
+    )
     print("\n  parameters by group            count        share   GiB")
     total = card["total_params_with_mtp"]
     for name, count in card["params_by_group"].items():
@@ -171,8 +198,10 @@ def _print_card(card: dict[str, Any]) -> None:
     print("\n  KV cache per token (all layers, no TP split)   bf16        fp8")
     for kind, b16 in card["kv_bytes_per_token"]["bf16"].items():
         print(f"    {kind:<44} {b16:>9,.0f} B {card['kv_bytes_per_token']['fp8'][kind]:>9,.0f} B")
-    print(f"    {'total':<44} {card['kv_bytes_per_token_total']['bf16']:>9,.0f} B "
-          f"{card['kv_bytes_per_token_total']['fp8']:>9,.0f} B")
+    print(
+        f"    {'total':<44} {card['kv_bytes_per_token_total']['bf16']:>9,.0f} B "
+        f"{card['kv_bytes_per_token_total']['fp8']:>9,.0f} B"
+    )
     if card["linear_state_bytes_per_sequence"]:
         print(f"    linear-attention state per sequence: {card['linear_state_bytes_per_sequence']:,.0f} B")
     print("\n  limits")

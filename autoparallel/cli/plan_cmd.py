@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from autoparallel import objectives
+from autoparallel.cli import fleet_cmd
 from autoparallel.errors import InputError
 
 
@@ -31,9 +32,15 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="zoo id (see `autoparallel models`), a config.json or a folder holding one")
-    p.add_argument("--cluster", required=True, help="e.g. 2x8xH100, 8xA100-80G, 16xH200,ib=400")
+def _add_common(p: argparse.ArgumentParser, *, model_optional: bool = False) -> None:
+    p.add_argument(
+        "model",
+        nargs="?" if model_optional else None,
+        help="zoo id (see `autoparallel models`), a config.json or a folder holding one",
+    )
+    p.add_argument(
+        "--cluster", required=True, help="e.g. 2x8xH100, 8xA100-80G, 16xH200,ib=400, 2x8xH100+4x8xA100-80G"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
@@ -63,12 +70,17 @@ def _add_training_workload(p: argparse.ArgumentParser) -> None:
 def add_plan_parser(sub: Any) -> None:
     """`autoparallel plan MODEL --cluster C [...]`."""
     p = sub.add_parser("plan", help="best serving or training configuration, with deployment files")
-    _add_common(p)
+    _add_common(p, model_optional=True)
     _add_serving_workload(p)
     _add_training_workload(p)
     p.set_defaults(func=cmd_plan)
-    p.add_argument("--objective", choices=objectives.choices(), default="throughput",
-                   help=objectives.help_text())
+    p.add_argument(
+        "--objective",
+        choices=objectives.choices(),
+        default=None,
+        help=objectives.help_text() + ". Default: throughput (a deployment with a --request-rate: goodput)",
+    )
+    fleet_cmd.add_fleet_arguments(p)
     p.add_argument("--top", type=_positive_int, default=1, help="show the K best configurations")
     allowed = p.add_argument_group("serving knobs the planner may choose (comma-separated vLLM values)")
     allowed.add_argument("--kv-cache-dtype", default=None, help="allowed KV-cache dtypes, e.g. auto,fp8")
@@ -213,6 +225,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """Solve for the best configuration and print it with its artifacts."""
     from autoparallel import api
 
+    if fleet_cmd.wants_fleet(args):
+        return fleet_cmd.cmd_fleet(args, None if args.fleet else _serving_workload(args))
+    if args.model is None:
+        raise InputError("plan needs a MODEL (or --fleet FILE)")
     workload = _training_workload(args) if args.train else _serving_workload(args)
     from autoparallel.solvers.settings import SolverSettings
 
@@ -220,18 +236,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
     options = None if args.train else _serving_options(args)
     plans: list[Any] = api.solve_top(
         args.model,
-        args.cluster,
+        fleet_cmd.priced_cluster(args),
         workload=workload,
-        objective=args.objective,
+        objective=args.objective or "throughput",
         settings=settings,
         options=options,
         top=args.top,
     )
+    whole = None if args.train else fleet_cmd.whole_cluster(args, workload, plans[0].served_id)
     if args.json:
         payload: Any = plans[0].to_dict() if len(plans) == 1 else [p.to_dict() for p in plans]
+        if whole is not None:
+            (payload if isinstance(payload, dict) else payload[0])["deployment"] = fleet_cmd.deployment_dict(
+                whole
+            )
         _emit(args, payload, "")
     else:
-        sys.stdout.write("\n\n".join(p.explain() for p in plans).rstrip() + "\n")
+        text = "\n\n".join(p.explain() for p in plans).rstrip()
+        if whole is not None:
+            text += "\n\nWhole cluster (deployment planner, several engines):\n" + whole.explain()
+        sys.stdout.write(text + "\n")
+    if whole is not None and args.plan_file:
+        fleet_cmd.write_plan_file(args.plan_file, whole)
     return 0
 
 

@@ -16,13 +16,18 @@ import functools
 import json
 import re
 from importlib import resources
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoparallel.errors import InputError, InternalError
 
 _CATALOG_FILE = "gpus.json"
+_MAX_FILE_BYTES = 1 << 20
+"""Largest GPU file `GPU.from_file` reads."""
+_CUSTOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class GPU(BaseModel):
@@ -38,33 +43,33 @@ class GPU(BaseModel):
     """Who makes it: "nvidia" or "amd"."""
     arch: str
     """Architecture family, lower case: "volta", "turing", "ampere", "ada", "hopper", "blackwell", "cdna3"."""
-    memory_gb_nominal: float = Field(gt=0)
+    memory_gb_nominal: float = Field(gt=0, le=100_000, allow_inf_nan=False)
     """Memory on the datasheet, decimal-marketing GB (80 for an H100)."""
-    memory_gib: float = Field(gt=0)
+    memory_gib: float = Field(gt=0, le=100_000, allow_inf_nan=False)
     """Total memory as the driver reports it (torch.cuda.mem_get_info total), GiB: 79.19 for an H100 80GB."""
-    bf16_tflops: float = Field(gt=0)
+    bf16_tflops: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
     """Dense (no sparsity) BF16 tensor-core peak, TFLOP/s. Where `bf16_native` is False, the FP16 rate."""
     bf16_native: bool = True
     """False on GPUs without BF16 tensor cores (V100, T4): frameworks run bf16 models in FP16 there."""
-    fp8_tflops: float | None = Field(default=None, gt=0)
+    fp8_tflops: float | None = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False)
     """Dense FP8 tensor-core peak, TFLOP/s; None where the GPU has no FP8 tensor cores."""
-    fp4_tflops: float | None = Field(default=None, gt=0)
+    fp4_tflops: float | None = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False)
     """Dense FP4 tensor-core peak, TFLOP/s; None where the GPU has no FP4 tensor cores."""
-    fp16_tflops: float = Field(gt=0)
+    fp16_tflops: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
     """Dense FP16 tensor-core peak with FP32 accumulate, TFLOP/s (equal to BF16 on most GPUs)."""
-    hbm_tbps: float = Field(gt=0)
+    hbm_tbps: float = Field(gt=0, le=1_000, allow_inf_nan=False)
     """Peak device-memory bandwidth (HBM or GDDR), TB/s."""
-    nvlink_gbps: float = Field(ge=0)
+    nvlink_gbps: float = Field(ge=0, le=100_000, allow_inf_nan=False)
     """All-to-all scale-up bandwidth per GPU inside a node, GB/s one way (H100 SXM NVLink4: 450 = 900
     bidirectional; MI300X Infinity Fabric: 448). 0 when GPUs in a node talk over PCIe only."""
-    pcie_gen: int = Field(ge=0)
+    pcie_gen: int = Field(ge=0, le=16)
     """PCIe generation of the host link; 0 where the host link is not PCIe (GB200: NVLink-C2C)."""
-    pcie_gbps: float = Field(gt=0)
+    pcie_gbps: float = Field(gt=0, le=100_000, allow_inf_nan=False)
     """Host link bandwidth per GPU, GB/s one way (PCIe Gen4 x16: 32, Gen5 x16: 64)."""
-    max_gpus_per_node: int = Field(ge=1)
+    max_gpus_per_node: int = Field(ge=1, le=1024)
     """Largest usual node (scale-up domain) for this GPU; `Cluster.parse` splits bigger counts into
     nodes of this size (8 for HGX / OAM / PCIe servers, 72 for a GB200 NVL72 rack)."""
-    usd_per_hour: float = Field(gt=0)
+    usd_per_hour: float = Field(gt=0, le=10_000, allow_inf_nan=False)
     """Default on-demand cloud price per GPU-hour, US$ (an estimate unless `sources` says otherwise)."""
     sources: tuple[str, ...] = Field(min_length=1)
     """Where each number comes from, as "field, field: datasheet name or URL, and any derivation"."""
@@ -78,6 +83,83 @@ class GPU(BaseModel):
     def has_nvlink(self) -> bool:
         """True when GPUs in one node are joined all-to-all by NVLink / Infinity Fabric."""
         return self.nvlink_gbps > 0
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> tuple[GPU, ...]:
+        """Custom GPU types from a YAML or JSON file.
+
+        The file holds a list of entries, or {"gpus": [...]}. Each entry has every `GPU` field, or
+        `base: <catalog GPU>` and the fields that differ from it; `sources` defaults to the file's
+        name. Names are letters, digits, '.', '_', '-' and must not be a catalog name or alias.
+
+        Example:
+            gpus:
+              - name: H100-lowclock
+                base: H100
+                bf16_tflops: 700
+                usd_per_hour: 1.9
+
+        Raises:
+            InputError: unreadable file, not YAML/JSON, wrong shape, or an entry that fails validation
+                (the message names the entry and the field).
+        """
+        file = Path(path)
+        try:
+            if file.stat().st_size > _MAX_FILE_BYTES:
+                raise InputError(f"GPU file {str(file)!r} is larger than {_MAX_FILE_BYTES >> 20} MiB")
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read GPU file {str(file)!r}: {exc.__class__.__name__}") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise InputError(f"GPU file {str(file)!r} is not valid YAML or JSON{where}") from None
+        entries = data.get("gpus") if isinstance(data, dict) else data
+        if not isinstance(entries, list) or not entries:
+            raise InputError(f"GPU file {str(file)!r} must hold a non-empty list of GPUs (or gpus: [...])")
+        gpus: list[GPU] = []
+        for number, entry in enumerate(entries, start=1):
+            gpu = _custom_gpu(entry, number, file)
+            if any(g.name.lower() == gpu.name.lower() for g in gpus):
+                raise InputError(f"GPU file {str(file)!r}: GPU {gpu.name!r} is listed twice")
+            gpus.append(gpu)
+        return tuple(gpus)
+
+
+def _custom_gpu(entry: Any, number: int, file: Path) -> GPU:
+    """One validated entry of a GPU file."""
+    where = f"GPU file {str(file)!r}, entry {number}"
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected a mapping of GPU fields, got {type(entry).__name__}")
+    fields = dict(entry)
+    name = fields.get("name")
+    if not isinstance(name, str) or not _CUSTOM_NAME.match(name):
+        raise InputError(f"{where}: name must be 1-64 of letters, digits, '.', '_', '-', got {name!r}")
+    where = f"GPU file {str(file)!r}, GPU {name!r}"
+    clash = _catalog().index.get(normalize_gpu_name(name))
+    if clash is not None:
+        raise InputError(
+            f"{where}: the name is the catalog GPU {clash.name}; choose another (use base: {clash.name})"
+        )
+    base = fields.pop("base", None)
+    if base is not None:
+        if not isinstance(base, str):
+            raise InputError(f"{where}: base must be a catalog GPU name, got {base!r}")
+        try:
+            parent = get_gpu(base)
+        except InputError as exc:
+            raise InputError(f"{where}: base: {exc}") from None
+        fields = {**parent.model_dump(), "aliases": (), **fields}
+        fields.setdefault("sources", ())
+        fields["sources"] = (*fields["sources"], f"every field not set in {file.name}: catalog {parent.name}")
+    fields.setdefault("sources", (f"all fields: user file {file.name}",))
+    try:
+        return GPU.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(part) for part in first["loc"]) or "entry"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise InputError(f"{where}: {loc}: {first['msg']}{more}") from None
 
 
 _VENDOR_WORDS = re.compile(r"\b(nvidia|geforce|tesla|amd|instinct)\b")

@@ -40,7 +40,8 @@ class EngineEvaluation(BaseModel):
     perf: ServingPerf
     fits: bool
     problems: tuple[str, ...]
-    command: str
+    command: str = ""
+    """The launch line (filled by the API from `frameworks/`, which the cost model does not import)."""
     extra_options_yaml: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,9 +96,8 @@ def engine_kv_for(
 def evaluate_engine(
     model: ModelSpec, cluster: Cluster, config: ServingConfig, workload: Serving, engine: str, model_id: str
 ) -> EngineEvaluation:
-    """Memory, speed and launch line of `config` on `engine` (`sglang` or `trtllm`)."""
-    from autoparallel.frameworks import sglang, trtllm
-
+    """Memory and speed of `config` on `engine` (`sglang` or `trtllm`); the launch artifacts are the
+    emitters' (`api.evaluate_engine` adds them)."""
     kv, _ = engine_kv_for(engine, model, cluster, config)
     context = math.ceil(workload.isl + workload.osl / 2.0)
     per_seq_tokens = math.ceil(context / kv.block_size) * kv.block_size
@@ -119,13 +119,6 @@ def evaluate_engine(
     problems += deployment_problems(cluster, config, workload)
     fits = not problems
     problems += slo_violations(perf, workload)
-    yaml_text = None
-    if engine == "sglang":
-        frac = float(kv.rule.split()[-1])
-        command = sglang.sglang_command(model_id, config, mem_fraction_static=frac)
-    else:
-        command = trtllm.trtllm_command(model_id, config)
-        yaml_text = trtllm.trtllm_yaml(config)
     return EngineEvaluation(
         engine=engine,
         model_id=model_id,
@@ -136,6 +129,5 @@ def evaluate_engine(
         perf=perf,
         fits=fits,
         problems=tuple(dict.fromkeys(problems)),
-        command=command,
-        extra_options_yaml=yaml_text,
+
     )

@@ -33,6 +33,10 @@ FROZEN: dict[str, set[str]] = {
         "--time-limit",
         "--top",
         "--workers",
+        "--fleet",
+        "--price",
+        "--gpus-file",
+        "--plan-file",
     },
     "evaluate": _SERVING
     | _TRAINING

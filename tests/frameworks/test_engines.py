@@ -11,13 +11,12 @@ import subprocess
 import pytest
 import yaml
 
+from autoparallel.api import evaluate_engine
 from autoparallel.cli import main
 from autoparallel.configs import ServingConfig
 from autoparallel.frameworks.sglang import sglang_args, sglang_command
 from autoparallel.frameworks.trtllm import TRTLLM_YAML_SCHEMA, trtllm_command, trtllm_options, trtllm_yaml
 from autoparallel.hardware import Cluster
-from autoparallel.models import load_model
-from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.workload import Serving
 
 SGLANG_FLAGS = {
@@ -93,7 +92,7 @@ def test_evaluate_engine_on_dense_moe_and_mla(
     engine: str, model: str, cluster: str, config: ServingConfig
 ) -> None:
     workload = Serving(isl=1024, osl=256)
-    ev = evaluate_engine(load_model(model), Cluster.parse(cluster), config, workload, engine, model)
+    ev = evaluate_engine(model, Cluster.parse(cluster), config, workload, engine)
     assert ev.fits, ev.problems
     assert ev.memory.kv_cache_tokens >= config.max_model_len
     assert ev.perf.output_tokens_per_s > 0 and ev.perf.tpot_ms > 0
@@ -101,8 +100,8 @@ def test_evaluate_engine_on_dense_moe_and_mla(
 
 
 def test_engines_refuse_what_does_not_fit() -> None:
-    ev = evaluate_engine(load_model("meta-llama/Llama-3.1-70B"), Cluster.parse("1x1xH100"),
-                         ServingConfig(max_model_len=4096), Serving(), "sglang", "m")
+    ev = evaluate_engine("meta-llama/Llama-3.1-70B", Cluster.parse("1x1xH100"),
+                         ServingConfig(max_model_len=4096), Serving(), "sglang")
     assert not ev.fits and "no KV pool" in ev.problems[0]
 
 

@@ -140,7 +140,15 @@ def test_cluster_is_frozen_and_validated() -> None:
     with pytest.raises(ValidationError):
         cluster.nodes = 4  # type: ignore[misc]
     with pytest.raises(ValidationError):
-        Cluster(nodes=0, gpus_per_node=8, gpu=cluster.gpu, intra_node_gbps=450, inter_node_gbps=50)
+        Cluster.model_validate(
+            {
+                "nodes": 0,
+                "gpus_per_node": 8,
+                "gpu": cluster.gpu,
+                "intra_node_gbps": 450,
+                "inter_node_gbps": 50,
+            }
+        )
     with pytest.raises(ValidationError):
         Cluster.model_validate({**cluster.model_dump(), "racks": 1})
 

@@ -1,6 +1,6 @@
 """The enumeration oracle: brute force over the serving space with the float model. No ortools.
 
-It walks every point of the space `serving_space` defines (shape × runtime × max_num_seqs ×
+It walks every point of the space `serving/space.py` defines (shape × runtime × max_num_seqs ×
 gpu_memory_utilization × max_model_len × replicas, free replica counts included), evaluates each
 with `perf.serving.evaluate_serving` and keeps the admissible ones by the same rules, stated in
 floats: vLLM starts, the running batch is max_num_seqs (the KV cache holds it and max_num_seqs ×

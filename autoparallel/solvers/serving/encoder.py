@@ -1,4 +1,4 @@
-"""CP-SAT model of the serving problem: one variable per knob, tables from `serving_space`.
+"""CP-SAT model of the serving problem: one variable per knob, tables from `serving/space.py`.
 
 Variables (all named for debug dumps):
 - one-hot literals per knob: `shape[tp=4 pp=2]`, `runtime[...]`, `max_num_seqs==64`,

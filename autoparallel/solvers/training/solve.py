@@ -1,8 +1,8 @@
 """The training planner's entry point: build the space, solve (lexicographic / weighted), explain.
 
-`solve_training` builds the integer tables from the float model (`training_space`), encodes them
-(`training_encoder`), solves with CP-SAT, decodes and re-checks the result against the float model
-(`training_decoder`). On INFEASIBLE it names the conflicting constraint families with numbers.
+`solve_training` builds the integer tables from the float model (`training/space.py`), encodes them
+(`training/encoder.py`), solves with CP-SAT, decodes and re-checks the result against the float model
+(`training/decoder.py`). On INFEASIBLE it names the conflicting constraint families with numbers.
 """
 
 from __future__ import annotations

@@ -1,0 +1,139 @@
+"""`autoparallel plan --fleet FILE` and the deployment section of `plan MODEL`: the CLI adapter of
+`autoparallel.fleet` (flags --fleet, --price, --gpus-file, --plan-file)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autoparallel.errors import InfeasibleError, InputError
+
+if TYPE_CHECKING:
+    from autoparallel.fleet import FleetPlan
+    from autoparallel.hardware import GPU, Cluster
+    from autoparallel.workload import Serving
+
+FLEET_OBJECTIVES = ("goodput", "gpus", "cost-per-mtok")
+"""Objectives only the deployment planner has (the others map: cost -> $/hour at the rate)."""
+
+
+def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
+    """--fleet, --price, --gpus-file, --plan-file."""
+    g = p.add_argument_group("deployment (several engines, GPU pools, several models)")
+    g.add_argument("--fleet", default=None, help="YAML/JSON file listing models with their rates and SLOs")
+    g.add_argument("--price", default=None, help="US$ per GPU-hour, e.g. H100=2.49,A100-80G=1.2")
+    g.add_argument("--gpus-file", default=None, help="YAML/JSON file of custom GPU types (GPU.from_file)")
+    g.add_argument("--plan-file", default=None, help="write the deployment as a YAML plan file")
+
+
+def wants_fleet(args: argparse.Namespace) -> bool:
+    """--fleet, or a cluster of several pools, or a deployment-only objective."""
+    if args.fleet:
+        if args.model is not None:
+            raise InputError("give either MODEL or --fleet FILE, not both")
+        if args.train:
+            raise InputError("--fleet plans serving; --train plans one training job")
+        return True
+    if args.train:
+        return False
+    return _cluster(args).is_mixed or args.objective in FLEET_OBJECTIVES
+
+
+def _gpus(args: argparse.Namespace) -> tuple[GPU, ...]:
+    from autoparallel.hardware import GPU
+
+    return GPU.from_file(args.gpus_file) if args.gpus_file else ()
+
+
+def _cluster(args: argparse.Namespace) -> Cluster:
+    from autoparallel.hardware import Cluster, parse_prices
+
+    gpus = _gpus(args)
+    prices = parse_prices(args.price) if args.price else None
+    return Cluster.parse(args.cluster, gpus=gpus, prices=prices)
+
+
+def priced_cluster(args: argparse.Namespace) -> Cluster | str:
+    """The cluster with --price and --gpus-file applied (the plain string when neither is given)."""
+    if not args.price and not args.gpus_file:
+        return str(args.cluster)
+    return _cluster(args)
+
+
+def fleet_objective(name: str | None, has_rate: bool) -> str | None:
+    """The deployment objective of a CLI objective: cost is $/hour at the rate ($ per M tokens without
+    one); ttft / tpot / headroom / mfu are single-engine objectives: the deployment takes its default."""
+    if name in (None, "ttft", "tpot", "headroom", "mfu"):
+        return None
+    if name == "cost":
+        return "cost" if has_rate else "cost_per_mtok"
+    return {"cost-per-mtok": "cost_per_mtok"}.get(name, name)
+
+
+def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
+    """Plan a fleet file, or one model on a mixed cluster; print text or JSON; exit 0."""
+    from autoparallel.fleet import fleet_of_one, load_fleet, solve_fleet
+
+    if args.fleet:
+        spec = load_fleet(args.fleet)
+        has_rate = any(e.request_rate is not None for e in spec.models)
+        fleet: Any = spec
+    else:
+        if args.model is None:
+            raise InputError("plan needs a MODEL (or --fleet FILE)")
+        assert workload is not None
+        has_rate = workload.request_rate is not None
+        fleet = fleet_of_one(args.model, workload)
+    plan = solve_fleet(
+        fleet,
+        _cluster(args),
+        objective=fleet_objective(args.objective, has_rate),
+        settings=_settings(args),
+    )
+    if args.json:
+        json.dump(plan.to_dict(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(plan.explain().rstrip() + "\n")
+    if args.plan_file:
+        write_plan_file(args.plan_file, plan)
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from autoparallel import api
+
+    return api.SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
+
+
+def whole_cluster(args: argparse.Namespace, workload: Serving, model_id: str) -> FleetPlan | None:
+    """The deployment of one model on the whole cluster (several replicas / EP engines), or None when
+    no deployment exists (the single-engine plan above then says why)."""
+    from autoparallel.fleet import fleet_of_one, solve_fleet
+
+    try:
+        return solve_fleet(
+            fleet_of_one(model_id or args.model, workload),
+            _cluster(args),
+            objective=fleet_objective(args.objective, workload.request_rate is not None),
+            settings=_settings(args),
+        )
+    except InfeasibleError:
+        return None
+
+
+def deployment_dict(plan: FleetPlan) -> dict[str, Any]:
+    """The deployment section of a single-model plan's JSON: the fleet JSON's deployment + solver."""
+    d = plan.to_dict()
+    return {**d["deployment"], "objective": d["objective"], "solver": d["solver"]}
+
+
+def write_plan_file(path: str, plan: FleetPlan) -> None:
+    """Write the YAML plan file."""
+    try:
+        Path(path).write_text(plan.to_yaml(), encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write plan file {path!r}: {exc.__class__.__name__}") from None

@@ -1,0 +1,394 @@
+"""solve_fleet: several models on one (possibly mixed) cluster, with vLLM lines a user can start.
+
+Usage:
+    >>> import autoparallel as ap
+    >>> plan = ap.solve_fleet("fleet.yaml", "4x8xH100+4x8xA100-80G")          # doctest: +SKIP
+    >>> plan.deployment.usd_per_hour, plan.to_dict()["deployment"]["engines"]  # doctest: +SKIP
+
+A fleet file (YAML or JSON):
+
+    models:
+      - model: meta-llama/Llama-3.1-8B-Instruct
+        request_rate: 30        # requests/s (omit: as much as the GPUs give)
+        isl: 1024
+        osl: 256
+        ttft_ms: 1000
+        tpot_ms: 40
+        priority: 2             # weight of its tokens in goodput / throughput (default 1)
+    cluster: 4x8xH100+4x8xA100-80G   # optional; --cluster wins
+    prices: {H100: 2.49}             # optional; --price wins
+
+The planner is `solvers.deployment` (CP-SAT over replica counts); this module reads fleet files,
+turns the result into per-replica `vllm serve` lines (frameworks/vllm.py) and JSON / YAML / text.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from autoparallel.errors import InputError
+from autoparallel.frameworks.vllm import vllm_launch
+from autoparallel.hardware import GPU, Cluster
+from autoparallel.models import ModelSpec, load_model
+from autoparallel.workload import Serving
+
+_MAX_FLEET_BYTES = 1 << 20
+_MAX_MODELS = 64
+
+
+class FleetEntry(BaseModel):
+    """One model of a fleet file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    model: str = Field(min_length=1, max_length=500)
+    """Zoo id, hub id or path of the model."""
+    workload: str | None = None
+    """Serving preset the request shape starts from (default: no SLOs, 1024 / 256 tokens)."""
+    request_rate: float | None = Field(default=None, gt=0, le=1e7, allow_inf_nan=False)
+    """Requests/s to sustain (None: as many as the GPUs give)."""
+    isl: int | None = Field(default=None, ge=1, le=10_000_000)
+    """Input tokens per request."""
+    osl: int | None = Field(default=None, ge=1, le=10_000_000)
+    """Output tokens per request."""
+    ttft_ms: float | None = Field(default=None, gt=0, le=1e7, allow_inf_nan=False)
+    """Limit on time to first token, ms."""
+    tpot_ms: float | None = Field(default=None, gt=0, le=1e7, allow_inf_nan=False)
+    """Limit on time per output token, ms."""
+    max_model_len: int | None = Field(default=None, ge=1, le=100_000_000)
+    """Context the engines must accept (default isl + osl rounded up to a power of two)."""
+    priority: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False)
+    """Weight of this model's tokens in the goodput and throughput objectives."""
+
+    def serving(self) -> Serving:
+        """The request shape, rate and SLOs."""
+        base = Serving.preset(self.workload) if self.workload else Serving()
+        update = {
+            k: getattr(self, k)
+            for k in ("request_rate", "isl", "osl", "ttft_ms", "tpot_ms", "max_model_len")
+            if getattr(self, k) is not None
+        }
+        return Serving.model_validate({**base.model_dump(), **update})
+
+
+class FleetFile(BaseModel):
+    """A fleet file: the models, and optionally the cluster and prices."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+    models: tuple[FleetEntry, ...] = Field(min_length=1, max_length=_MAX_MODELS)
+    """The models to serve."""
+    cluster: str | None = None
+    """Cluster string (the command line's --cluster wins)."""
+    prices: dict[str, float] | None = None
+    """US$ per GPU-hour by GPU name (the command line's --price wins)."""
+
+
+def load_fleet(path: str | Path) -> FleetFile:
+    """Read and validate a fleet file (YAML or JSON).
+
+    Raises:
+        InputError: unreadable, not YAML/JSON, or an entry that fails validation (named, one line).
+    """
+    file = Path(path)
+    try:
+        if file.stat().st_size > _MAX_FLEET_BYTES:
+            raise InputError(f"fleet file {str(file)!r} is larger than 1 MiB")
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read fleet file {str(file)!r}: {exc.__class__.__name__}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"fleet file {str(file)!r} is not valid YAML or JSON{where}") from None
+    if not isinstance(data, dict) or "models" not in data:
+        raise InputError(f"fleet file {str(file)!r} must be a mapping with a `models:` list")
+    try:
+        return FleetFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = first["loc"]
+        where = ".".join(str(p) for p in loc) or "file"
+        if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+            where = f"models[{loc[1]}]" + ("." + ".".join(str(p) for p in loc[2:]) if loc[2:] else "")
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise InputError(f"fleet file {str(file)!r}: {where}: {first['msg']}{more}") from None
+
+
+class FleetPlan(BaseModel):
+    """A fleet deployment with its launch lines."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    cluster: Cluster
+    deployment: Any
+    """solvers.deployment.Deployment (typed Any to keep ortools off `import autoparallel`)."""
+    specs: dict[str, ModelSpec]
+    """Model name -> its spec (for the vLLM emitter's architecture checks)."""
+
+    def launches(self) -> list[dict[str, Any]]:
+        """Per engine: {commands, env, cuda_visible_devices, notes} from frameworks/vllm.py."""
+        out = []
+        for engine in self.deployment.engines:
+            pool = self.cluster.pools[engine.pool]
+            nodes = max(len(engine.placement[0].nodes), 1)
+            sub = Cluster.from_shape(
+                nodes=nodes,
+                gpus_per_node=pool.gpus_per_node,
+                gpu=pool.gpu,
+                intra_node_gbps=pool.intra_node_gbps,
+                inter_node_gbps=pool.inter_node_gbps,
+            )
+            launch = vllm_launch(engine.model, engine.config, cluster=sub, model=self.specs[engine.model])
+            commands = []
+            visible = []
+            for replica in engine.placement:
+                commands.append(
+                    [
+                        [
+                            f"{line} --port {replica.port}"
+                            if i == 0 and line.startswith("vllm serve")
+                            else line
+                            for line in node
+                        ]
+                        for i, node in enumerate(launch.commands)
+                    ]
+                )
+                narrow = engine.gpus_per_replica < pool.gpus_per_node
+                visible.append(",".join(map(str, replica.gpu_ids)) if narrow else None)
+            out.append(
+                {
+                    "commands": commands,
+                    "env": dict(launch.env),
+                    "cuda_visible_devices": visible,
+                    "notes": list(launch.notes),
+                }
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: {cluster, objective, deployment: {engines[], models[], gpus_used, ...}, solver}."""
+        d = self.deployment
+        engines = []
+        for engine, launch in zip(d.engines, self.launches(), strict=True):
+            e = engine.model_dump(mode="json", exclude={"placement", "config"})
+            e["placement"] = [p.model_dump(mode="json") for p in engine.placement]
+            e["gpu_ids"] = [list(p.gpu_ids) for p in engine.placement]
+            e["vllm"] = launch
+            engines.append(e)
+        s = d.solver
+        return _round(
+            {
+                "cluster": self.cluster.spec,
+                "objective": d.objective,
+                "deployment": {
+                    "engines": engines,
+                    "models": [m.model_dump(mode="json") for m in d.models],
+                    "gpus_used": d.gpus_used,
+                    "gpus_idle": d.gpus_idle,
+                    "idle_reasons": list(d.idle_reasons),
+                    "usd_per_hour": d.usd_per_hour,
+                    "cluster_usd_per_hour": d.cluster_usd_per_hour,
+                    "goodput_tokens_per_s": d.goodput_tokens_per_s,
+                    "throughput_tokens_per_s": d.throughput_tokens_per_s,
+                    "usd_per_million_tokens": d.usd_per_million_tokens,
+                },
+                "solver": {
+                    "status": s.status,
+                    "wall_s": s.wall_s,
+                    "gap": s.gap,
+                    "objective_value": s.objective_value,
+                    "bound": s.bound,
+                    "solves": s.solves,
+                    "seed": s.seed,
+                    "workers": s.workers,
+                    "candidate_engines": d.candidate_engines,
+                    "enumeration_size": str(d.enumeration_size),
+                },
+            }
+        )
+
+    def to_yaml(self) -> str:
+        """A plan file a launcher can read: per engine and replica, pool, nodes, GPUs, port, lines."""
+        d = self.to_dict()
+        engines = []
+        for e in d["deployment"]["engines"]:
+            replicas = []
+            for i, p in enumerate(e["placement"]):
+                replicas.append(
+                    {
+                        "pool": e["pool"],
+                        "gpu": e["gpu"],
+                        "nodes": p["nodes"],
+                        "gpu_ids": p["gpu_ids"],
+                        "port": p["port"],
+                        "router_weight": e["traffic_share"],
+                        "cuda_visible_devices": e["vllm"]["cuda_visible_devices"][i],
+                        "env": e["vllm"]["env"],
+                        "commands": e["vllm"]["commands"][i],
+                    }
+                )
+            engines.append(
+                {
+                    "model": e["model"],
+                    "tp": e["tp"],
+                    "pp": e["pp"],
+                    "ep": e["ep"],
+                    "dp": e["dp"],
+                    "capacity_rps": e["capacity_rps"],
+                    "replicas": replicas,
+                }
+            )
+        doc = {
+            "cluster": d["cluster"],
+            "objective": d["objective"],
+            "engines": engines,
+            "usd_per_hour": d["deployment"]["usd_per_hour"],
+            "solver_status": d["solver"]["status"],
+        }
+        return yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False)
+
+    def explain(self) -> str:
+        """A readable report: engines per pool, per-model service, GPUs, $ and the solver's status."""
+        d = self.deployment
+        lines = [
+            f"Deployment on {self.cluster.describe()}  (objective {d.objective}, {d.solver.status}, "
+            f"{d.solver.wall_s:.2f} s, gap {d.solver.gap:.2g})"
+        ]
+        for e in d.engines:
+            nodes = "; ".join(
+                f"nodes {','.join(map(str, p.nodes))} GPUs {','.join(map(str, p.gpu_ids))}"
+                for p in e.placement[:4]
+            )
+            more = f"; ... {e.replicas - 4} more" if e.replicas > 4 else ""
+            lines.append(
+                f"  {e.model} on {e.gpu} (pool {e.pool}): {e.replicas} x tp={e.tp} pp={e.pp} ep={e.ep} "
+                f"dp={e.dp} ({e.gpus_per_replica} GPUs each), {e.capacity_rps:.2f} req/s each at TTFT "
+                f"{e.ttft_ms:.0f} ms, TPOT {e.tpot_ms:.1f} ms, max_num_seqs {e.max_num_seqs}; traffic share "
+                f"{e.traffic_share:.3f} "
+                f"each; [{nodes}{more}]"
+            )
+        for m in d.models:
+            rate = "no rate" if m.request_rate is None else f"rate {m.request_rate:g} req/s"
+            unmet = f", UNMET {m.unmet_rps:.2f} req/s" if m.unmet_rps > 0 else ""
+            lines.append(f"  {m.model}: {rate}, capacity {m.capacity_rps:.2f} req/s on {m.gpus} GPUs{unmet}")
+        lines.append(
+            f"  GPUs used {d.gpus_used}, idle {d.gpus_idle}; ${d.usd_per_hour:.2f}/h; goodput "
+            f"{d.goodput_tokens_per_s:.0f} tokens/s; ${d.usd_per_million_tokens:.3f} per M tokens"
+        )
+        lines += [f"  idle: {r}" for r in d.idle_reasons]
+        launches = self.launches()
+        if launches:
+            lines.append("Launch (first replica of each engine; --json or --plan-file for all):")
+            for e, launch in zip(d.engines, launches, strict=True):
+                visible = launch["cuda_visible_devices"][0]
+                prefix = f"CUDA_VISIBLE_DEVICES={visible} " if visible else ""
+                for n, node in enumerate(launch["commands"][0]):
+                    for line in node:
+                        lines.append(
+                            f"  [{e.model} pool {e.pool} node {e.placement[0].nodes[n]}] {prefix}{line}"
+                        )
+        return "\n".join(lines)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Safe YAML without anchors (a launcher reads each replica's env in full)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _round(value: Any, digits: int = 4) -> Any:
+    if isinstance(value, float):
+        return value if not math.isfinite(value) or value == 0 else float(f"{value:.{digits + 2}g}")
+    if isinstance(value, dict):
+        return {k: _round(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_round(v, digits) for v in value]
+    return value
+
+
+def fleet_models(entries: Sequence[FleetEntry]) -> list[Any]:
+    """FleetModel per entry (models loaded; never running their code)."""
+    from autoparallel.solvers.deployment import FleetModel
+
+    out = []
+    names: set[str] = set()
+    for entry in entries:
+        if entry.model in names:
+            raise InputError(f"model {entry.model!r} is listed twice in the fleet; give one rate per model")
+        names.add(entry.model)
+        out.append(FleetModel(load_model(entry.model), entry.serving(), entry.model, entry.priority))
+    return out
+
+
+def solve_fleet(
+    fleet: str | Path | FleetFile | Sequence[FleetEntry | Mapping[str, Any]],
+    cluster: Cluster | str | None = None,
+    *,
+    objective: str | tuple[str, ...] | dict[str, float] | None = None,
+    prices: Mapping[str, float] | None = None,
+    gpus: Sequence[GPU] | str | Path = (),
+    settings: Any = None,
+    options: Any = None,
+) -> FleetPlan:
+    """The optimal deployment of several models on a cluster of one or more GPU pools.
+
+    Args:
+        fleet: a fleet file path, a FleetFile, or a list of FleetEntry / mappings with FleetEntry's keys.
+        cluster: Cluster or string ("4x8xH100+4x8xA100-80G"); default: the fleet file's.
+        objective: "goodput" (default with rates), "throughput" (default without), "cost" ($/hour
+            meeting every rate), "gpus", "cost_per_mtok"; a tuple (lexicographic) or {name: weight}.
+        prices: US$ per GPU-hour by GPU name (default: the fleet file's, then the catalog's).
+        gpus: custom GPU types, or a YAML/JSON file of them (`GPU.from_file`).
+        settings: solvers.settings.SolverSettings; options: solvers.serving.space.ServingOptions.
+
+    Raises:
+        InputError: bad fleet, cluster, price or GPU file. InfeasibleError: the demand cannot be met
+        (capacity objectives) or a model has no engine on any pool, with numbers.
+    """
+    from autoparallel.solvers.deployment import solve_deployment
+
+    if isinstance(fleet, str | Path):
+        spec = load_fleet(fleet)
+    elif isinstance(fleet, FleetFile):
+        spec = fleet
+    else:
+        try:
+            spec = FleetFile(models=tuple(FleetEntry.model_validate(e) for e in fleet))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputError(f"fleet entry: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    custom = tuple(GPU.from_file(gpus)) if isinstance(gpus, str | Path) else tuple(gpus)
+    chosen = cluster if cluster is not None else spec.cluster
+    if chosen is None:
+        raise InputError("no cluster: pass --cluster (or `cluster:` in the fleet file)")
+    price_map = dict(spec.prices or {}) | dict(prices or {})
+    c = chosen if isinstance(chosen, Cluster) else Cluster.parse(chosen, gpus=custom)
+    if price_map:
+        c = c.with_prices(price_map, custom)
+    models = fleet_models(spec.models)
+    deployment = solve_deployment(models, c, objective=objective, settings=settings, options=options)
+    return FleetPlan(cluster=c, deployment=deployment, specs={fm.name: fm.model for fm in models})
+
+
+def fleet_of_one(model: str | ModelSpec, workload: Serving, model_id: str = "") -> list[FleetEntry]:
+    """The fleet entry of a single-model plan (`plan MODEL --cluster ...` on the whole cluster)."""
+    name = model_id or (model if isinstance(model, str) else model.name)
+    return [
+        FleetEntry(
+            model=name,
+            request_rate=workload.request_rate,
+            isl=workload.isl,
+            osl=workload.osl,
+            ttft_ms=workload.ttft_ms,
+            tpot_ms=workload.tpot_ms,
+            max_model_len=workload.max_model_len,
+        )
+    ]

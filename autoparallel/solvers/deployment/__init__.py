@@ -1,0 +1,79 @@
+"""The deployment planner: integer replica counts per (model, GPU pool, candidate engine) in CP-SAT.
+
+space.py    candidate engines with float-model coefficients (from the serving planner's tables)
+encoder.py  CP-SAT variables, one function per constraint family, objectives
+driver.py   lexicographic / weighted / ratio optimization
+decoder.py  placement, vLLM lines, fleet figures re-evaluated by the float model
+explain.py  conflicting families with numbers when the demand cannot be met
+oracle.py   brute force over replica counts (shares only the space with the CP-SAT player)
+"""
+
+from __future__ import annotations
+
+import time
+
+from autoparallel.hardware import Cluster
+from autoparallel.solvers.deployment.decoder import DeployedEngine, Deployment, ModelService, decode
+from autoparallel.solvers.deployment.driver import (
+    CHAINS,
+    Objective,
+    default_objective,
+    objective_chain,
+    optimize,
+)
+from autoparallel.solvers.deployment.explain import explain_infeasible
+from autoparallel.solvers.deployment.space import DeploymentSpace, FleetModel, build_deployment_space
+from autoparallel.solvers.driver import Run
+from autoparallel.solvers.serving.space import ServingOptions
+from autoparallel.solvers.settings import SolverSettings
+
+__all__ = [
+    "CHAINS",
+    "DeployedEngine",
+    "Deployment",
+    "DeploymentSpace",
+    "FleetModel",
+    "ModelService",
+    "build_deployment_space",
+    "solve_deployment",
+    "solve_space",
+]
+
+
+def solve_space(
+    space: DeploymentSpace, objective: Objective | None = None, settings: SolverSettings | None = None
+) -> Deployment:
+    """The optimal deployment over a built space.
+
+    Raises:
+        InfeasibleError: the demand cannot be met (capacity objectives) or a model has no engine.
+        SolverTimeoutError: no deployment found within the time limit.
+        InputError: unknown objective.
+    """
+    settings = settings or SolverSettings()
+    name = objective if objective is not None else default_objective(space)
+    chain = objective_chain(name)
+    run = Run(settings, deadline=time.perf_counter() + settings.time_limit_s)
+    counts = optimize(space, chain, run) if space.engines else None
+    if counts is None:
+        raise explain_infeasible(space, settings)
+    label = name if isinstance(name, str) else ("+".join(name) if isinstance(name, tuple) else str(name))
+    return decode(space, counts, label, run.stats())
+
+
+def solve_deployment(
+    models: list[FleetModel] | tuple[FleetModel, ...],
+    cluster: Cluster,
+    *,
+    objective: Objective | None = None,
+    settings: SolverSettings | None = None,
+    options: ServingOptions | None = None,
+) -> Deployment:
+    """Replica counts of every candidate engine of every model on every pool, optimal for `objective`.
+
+    objective: "goodput" (default with rates: served tokens/s within SLO, then $/hour), "throughput"
+        (default without rates), "cost" ($/hour meeting every rate), "gpus", "cost_per_mtok"; a tuple
+        for a lexicographic order; {name: weight} for a weighted sum.
+    """
+    space = build_deployment_space(models, cluster, options)
+    return solve_space(space, objective, settings)

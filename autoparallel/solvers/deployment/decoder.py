@@ -1,0 +1,339 @@
+"""From replica counts to a deployment a user can start: placement, vLLM lines, fleet figures.
+
+Every chosen engine is re-evaluated with the float model (`perf.serving.evaluate_serving`) on its
+pool; the decoder checks that it starts, runs its max_num_seqs, meets its SLOs and that its
+throughput equals the table's within rounding, and that every hard demand holds in floats. The
+figures reported (capacity, goodput, $/hour) are the float model's, not the scaled integers.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.configs import ServingConfig
+from autoparallel.errors import InternalError
+from autoparallel.perf.serving import ServingEstimate, evaluate_serving
+from autoparallel.solvers.deployment.space import DeploymentSpace, Engine, deployment_workload
+from autoparallel.solvers.settings import SolverStats
+
+BASE_PORT = 8000
+"""`--port` of the first engine on a node; engines sharing a node take the next ports."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ReplicaPlacement(_Frozen):
+    """Where one engine replica runs."""
+
+    nodes: tuple[int, ...]
+    """Node indices inside its pool."""
+    gpu_ids: tuple[int, ...]
+    """GPU indices on its node (narrow engines; CUDA_VISIBLE_DEVICES); all GPUs of its nodes when wide."""
+    port: int
+    """`--port` of its API server (engines sharing a node take consecutive ports from 8000)."""
+
+
+class DeployedEngine(_Frozen):
+    """Identical replicas of one engine shape of one model on one pool."""
+
+    model: str
+    gpu: str
+    pool: int
+    tp: int
+    pp: int
+    ep: int
+    """Expert-parallel ranks (1: no expert parallelism)."""
+    dp: int
+    """Data-parallel ranks inside one engine (EP engines; 1 otherwise)."""
+    gpus_per_replica: int
+    replicas: int
+    nodes: tuple[tuple[int, ...], ...]
+    """Per replica, the node indices it runs on inside its pool."""
+    placement: tuple[ReplicaPlacement, ...]
+    capacity_rps: float
+    """Requests/s one replica sustains with its model's TTFT and TPOT holding (float model)."""
+    tokens_per_s: float
+    """Output tokens/s of one replica at that rate."""
+    traffic_share: float
+    """Share of its model's requests a router should send to EACH replica (capacity-weighted)."""
+    ttft_ms: float
+    tpot_ms: float
+    max_num_seqs: int
+    max_model_len: int
+    gpu_memory_utilization: float
+    kv_cache_dtype: str
+    quantization: str | None
+    enforce_eager: bool
+    usd_per_hour: float
+    """All replicas, US$ per hour."""
+    config: ServingConfig
+    """One replica's vLLM configuration (`replicas` = its data-parallel ranks)."""
+
+
+class ModelService(_Frozen):
+    """What one model of the fleet gets."""
+
+    model: str
+    request_rate: float | None
+    capacity_rps: float
+    served_rps: float
+    """min(rate, capacity) (capacity without a rate)."""
+    unmet_rps: float
+    goodput_tokens_per_s: float
+    replicas: int
+    gpus: int
+
+
+class Deployment(_Frozen):
+    """A fleet deployment on a cluster."""
+
+    cluster: str
+    engines: tuple[DeployedEngine, ...]
+    models: tuple[ModelService, ...]
+    gpus_used: int
+    gpus_idle: int
+    idle_reasons: tuple[str, ...]
+    usd_per_hour: float
+    """Price of the GPUs the engines use, US$ per hour (idle GPUs not counted)."""
+    cluster_usd_per_hour: float
+    """Price of every GPU of the cluster, US$ per hour."""
+    goodput_tokens_per_s: float
+    """Output tokens/s within SLO, each model's counted up to its request rate."""
+    throughput_tokens_per_s: float
+    """Output tokens/s of all engines at capacity."""
+    usd_per_million_tokens: float
+    """usd_per_hour over goodput."""
+    objective: str
+    solver: SolverStats
+    enumeration_size: int
+    """Replica-count vectors a brute-force enumeration over the candidate engines would face."""
+    candidate_engines: int
+
+
+def evaluate_engine(space: DeploymentSpace, engine: Engine) -> ServingEstimate:
+    """The float model's estimate of one engine on its pool, checked against the tables.
+
+    Raises:
+        InternalError: the float model says it cannot start, runs a smaller batch, misses an SLO, or
+            its throughput differs from the table's by more than rounding.
+    """
+    fm = space.models[engine.model]
+    serving = space.serving[engine.model, engine.pool]
+    est = evaluate_serving(
+        fm.model,
+        serving.cluster,
+        engine.config,
+        deployment_workload(fm.workload),
+        vllm_version=serving.options.vllm_version,
+    )
+    where = f"deployment solver and float model disagree on {fm.name} {engine.label} on pool {engine.pool}"
+    if not est.fits:
+        raise InternalError(f"{where}: it cannot start: {'; '.join(est.problems)}")
+    if est.perf.batch_size != engine.config.max_num_seqs:
+        raise InternalError(
+            f"{where}: it runs {est.perf.batch_size:g} sequences, not {engine.config.max_num_seqs}"
+        )
+    if est.slo_violations:
+        raise InternalError(f"{where}: {'; '.join(est.slo_violations)}")
+    exact = est.perf.output_tokens_per_s * 1e3
+    if abs(engine.milli_tokens_per_s - exact) > engine.dp + 1e-9 * exact:
+        raise InternalError(
+            f"{where}: {engine.milli_tokens_per_s} milli-tokens/s in the tables vs {exact:.3f}"
+        )
+    return est
+
+
+def place(
+    space: DeploymentSpace, counts: list[int]
+) -> dict[int, list[tuple[tuple[int, ...], tuple[int, ...]]]]:
+    """Engine index -> per replica (nodes, GPU ids): wide engines on whole consecutive nodes, then narrow
+    ones first-fit decreasing into the remaining nodes (sizes in a divisibility chain pack exactly).
+
+    Raises:
+        InternalError: the counts do not fit their pool (the encoder's node constraints were wrong).
+    """
+    out: dict[int, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {}
+    for p, pool in enumerate(space.cluster.pools):
+        node = 0
+        for k in space.engines_of(pool=p):
+            e = space.engines[k]
+            for _ in range(counts[k] if e.nodes else 0):
+                span = tuple(range(node, node + e.nodes))
+                out.setdefault(k, []).append((span, tuple(range(pool.gpus_per_node))))
+                node += e.nodes
+        free = {n: 0 for n in range(node, pool.nodes)}  # node -> next free GPU
+        narrow = sorted(
+            (k for k in space.engines_of(pool=p) if not space.engines[k].nodes),
+            key=lambda k: -space.engines[k].gpus,
+        )
+        for k in narrow:
+            g = space.engines[k].gpus
+            for _ in range(counts[k]):
+                target = next((n for n, used in free.items() if used + g <= pool.gpus_per_node), None)
+                if target is None:
+                    raise InternalError(
+                        f"replica counts do not fit pool {p} ({pool.spec}): the encoder is wrong"
+                    )
+                out.setdefault(k, []).append(((target,), tuple(range(free[target], free[target] + g))))
+                free[target] += g
+        if node > pool.nodes:
+            raise InternalError(
+                f"replica counts take {node} nodes of pool {p} ({pool.spec}), which has {pool.nodes}"
+            )
+    return out
+
+
+def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: SolverStats) -> Deployment:
+    """The deployment of replica counts `counts`, with every figure from the float model.
+
+    Raises:
+        InternalError: the float model disagrees with the tables, or a hard demand fails in floats.
+    """
+    spots = place(space, counts)
+    ports: dict[tuple[int, int], int] = {}  # (pool, node) -> next free port
+    estimates = {k: evaluate_engine(space, space.engines[k]) for k, n in enumerate(counts) if n}
+    capacity = [0.0] * len(space.models)
+    for k, est in estimates.items():
+        e = space.engines[k]
+        capacity[e.model] += counts[k] * est.perf.output_tokens_per_s / space.models[e.model].workload.osl
+    engines: list[DeployedEngine] = []
+    for k, est in estimates.items():
+        e, n = space.engines[k], counts[k]
+        pool = space.cluster.pools[e.pool]
+        placement = []
+        for nodes, gpu_ids in spots[k]:
+            port = ports.get((e.pool, nodes[0]), BASE_PORT)
+            ports[e.pool, nodes[0]] = port + 1
+            placement.append(ReplicaPlacement(nodes=nodes, gpu_ids=gpu_ids, port=port))
+        cap = est.perf.output_tokens_per_s / space.models[e.model].workload.osl
+        c = e.config
+        engines.append(
+            DeployedEngine(
+                model=space.models[e.model].name,
+                gpu=pool.gpu.name,
+                pool=e.pool,
+                tp=e.tp,
+                pp=e.pp,
+                ep=e.ep,
+                dp=e.dp,
+                gpus_per_replica=e.gpus,
+                replicas=n,
+                nodes=tuple(p.nodes for p in placement),
+                placement=tuple(placement),
+                capacity_rps=cap,
+                tokens_per_s=est.perf.output_tokens_per_s,
+                traffic_share=cap / capacity[e.model],
+                ttft_ms=est.perf.ttft_ms,
+                tpot_ms=est.perf.tpot_ms,
+                max_num_seqs=c.max_num_seqs,
+                max_model_len=c.max_model_len,
+                gpu_memory_utilization=c.gpu_memory_utilization,
+                kv_cache_dtype=c.kv_cache_dtype,
+                quantization=c.quantization,
+                enforce_eager=c.enforce_eager,
+                usd_per_hour=n * e.gpus * pool.usd_per_hour,
+                config=c,
+            )
+        )
+    services = _services(space, counts, capacity, objective)
+    used = sum(e.gpus_per_replica * e.replicas for e in engines)
+    usd = sum(e.usd_per_hour for e in engines)
+    goodput = sum(s.goodput_tokens_per_s for s in services)
+    return Deployment(
+        cluster=space.cluster.spec,
+        engines=tuple(engines),
+        models=services,
+        gpus_used=used,
+        gpus_idle=space.cluster.world_size - used,
+        idle_reasons=idle_reasons(space, counts, objective),
+        usd_per_hour=usd,
+        cluster_usd_per_hour=space.cluster.usd_per_hour,
+        goodput_tokens_per_s=goodput,
+        throughput_tokens_per_s=sum(e.tokens_per_s * e.replicas for e in engines),
+        usd_per_million_tokens=usd / (goodput * 3600.0) * 1e6 if goodput > 0 else float("inf"),
+        objective=objective,
+        solver=stats,
+        enumeration_size=space.enumeration_size(),
+        candidate_engines=len(space.engines),
+    )
+
+
+def _services(
+    space: DeploymentSpace, counts: list[int], capacity: list[float], objective: str
+) -> tuple[ModelService, ...]:
+    out = []
+    for m, fm in enumerate(space.models):
+        rate = fm.workload.request_rate
+        served = capacity[m] if rate is None else min(rate, capacity[m])
+        if rate is not None and objective not in ("goodput",) and capacity[m] < rate * (1 - 1e-9):
+            raise InternalError(
+                f"{fm.name}: capacity {capacity[m]:.4f} req/s < rate {rate} in the float model"
+            )
+        ks = [k for k in space.engines_of(model=m) if counts[k]]
+        out.append(
+            ModelService(
+                model=fm.name,
+                request_rate=rate,
+                capacity_rps=capacity[m],
+                served_rps=served,
+                unmet_rps=0.0 if rate is None else max(rate - capacity[m], 0.0),
+                goodput_tokens_per_s=served * fm.workload.osl,
+                replicas=sum(counts[k] for k in ks),
+                gpus=sum(counts[k] * space.engines[k].gpus for k in ks),
+            )
+        )
+    return tuple(out)
+
+
+def _capacity(space: DeploymentSpace, counts: list[int], m: int) -> int:
+    return sum(space.engines[k].capacity_milli_rps * counts[k] for k in space.engines_of(model=m))
+
+
+def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> tuple[str, ...]:
+    """Why GPUs stay idle, per pool, with numbers."""
+    out = []
+    for p, pool in enumerate(space.cluster.pools):
+        ks = space.engines_of(pool=p)
+        used = sum(counts[k] * space.engines[k].gpus for k in ks)
+        idle = pool.world_size - used
+        if not idle:
+            continue
+        wide_nodes = sum(counts[k] * space.engines[k].nodes for k in ks)
+        narrow_gpus = sum(counts[k] * space.engines[k].gpus for k in ks if not space.engines[k].nodes)
+        free_nodes = pool.nodes - wide_nodes - -(-narrow_gpus // pool.gpus_per_node)
+        free_in_nodes = (-narrow_gpus) % pool.gpus_per_node
+        fits = [
+            space.engines[k]
+            for k in ks
+            if (space.engines[k].nodes and space.engines[k].nodes <= free_nodes)
+            or (not space.engines[k].nodes and (space.engines[k].gpus <= free_in_nodes or free_nodes > 0))
+        ]
+        head = f"pool {p} ({pool.gpu.name}): {idle} of {pool.world_size} GPUs idle"
+        if not ks:
+            out.append(
+                f"{head}: no model of the fleet has an engine that starts and meets its SLOs on "
+                f"{pool.gpu.name}"
+            )
+        elif not fits:
+            smallest = min(ks, key=lambda k: space.engines[k].gpus)
+            e = space.engines[smallest]
+            out.append(
+                f"{head}: no candidate engine fits the rest ({free_nodes} whole nodes, {free_in_nodes} GPUs "
+                "in a "
+                f"shared node); the smallest is {space.models[e.model].name} {e.label} with {e.gpus} GPUs"
+            )
+        elif objective in ("goodput", "cost", "gpus", "cost_per_mtok"):
+            short = [
+                fm.name
+                for m, fm in enumerate(space.models)
+                if _capacity(space, counts, m) < fm.demand_milli_rps
+            ]
+            if short and objective == "goodput":
+                out.append(f"{head}: no engine of {', '.join(short)} (still short of its rate) fits the rest")
+            else:
+                out.append(f"{head}: every request rate is met without them (objective {objective})")
+        else:
+            out.append(f"{head}: leaving them idle is optimal for objective {objective}")
+    return tuple(out)

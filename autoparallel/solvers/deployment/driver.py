@@ -1,0 +1,118 @@
+"""solve_deployment's optimization: replica counts per candidate engine, through the common driver.
+
+space   = space.build_deployment_space(...)   candidate engines with float-model coefficients
+encoded = encoder.build(space, hard_demand)   replica-count variables, constraint families
+solve   solvers/driver.py: lexicographic (each level kept at its optimum while the next is solved) or
+        weighted; for $/M tokens, Dinkelbach's method (minimize cost − λ · goodput until λ stops falling)
+decode  decoder.decode(...)                   placement, vLLM lines, fleet figures from the float model
+explain on INFEASIBLE: explain.explain_infeasible names the conflicting families with numbers.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from autoparallel.errors import InputError, InternalError, SolverTimeoutError
+from autoparallel.objectives import DEFAULT_CHAINS, parse_objective
+from autoparallel.solvers import driver
+from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.deployment.encoder import EncodedDeployment, build, model_weight
+from autoparallel.solvers.deployment.space import DeploymentSpace
+
+Objective = str | tuple[str, ...] | dict[str, float]
+
+CHAINS: dict[str, tuple[str, ...]] = DEFAULT_CHAINS["deployment"]
+"""Lexicographic order used for a single objective name: ties broken by the next ones."""
+
+
+def default_objective(space: DeploymentSpace) -> str:
+    """goodput when a model has a request rate (serve it, then as cheaply as possible), else throughput."""
+    return "goodput" if any(fm.workload.request_rate for fm in space.models) else "throughput"
+
+
+def objective_chain(objective: Objective) -> tuple[str, ...] | dict[str, float]:
+    """Validate an objective (`objectives.DEPLOYMENT`) and expand a single name to its chain; the
+    $/M tokens ratio can be neither weighted nor part of a longer order."""
+    chain = parse_objective(objective, "deployment")
+    if isinstance(chain, dict) and "cost_per_mtok" in chain:
+        raise InputError("cost_per_mtok is a ratio and cannot be weighted; weight cost and goodput instead")
+    if isinstance(chain, tuple) and "cost_per_mtok" in chain and len(chain) > 1:
+        raise InputError("cost_per_mtok cannot be part of a lexicographic order")
+    return chain
+
+
+def needs_hard_demand(chain: tuple[str, ...] | dict[str, float]) -> bool:
+    """Rates are constraints unless goodput (which counts served requests up to the rate) leads."""
+    first = next(iter(chain))
+    return first != "goodput"
+
+
+def optimize(
+    space: DeploymentSpace, chain: tuple[str, ...] | dict[str, float], run: driver.Run
+) -> list[int] | None:
+    """Replica counts of the optimum (lexicographic, weighted or ratio); None when infeasible."""
+    enc = build(space, hard_demand=needs_hard_demand(chain))
+    if chain == ("cost_per_mtok",):
+        return _dinkelbach(enc, run)
+    return driver.optimize(enc, chain, run)
+
+
+def expr_value(enc: EncodedDeployment, name: str, counts: list[int]) -> int:
+    """Objective `name`'s value at replica counts `counts` (served = min(capacity, demand))."""
+    space = enc.space
+    if name != "goodput":
+        coeffs = {
+            "throughput": lambda e: (
+                space.models[e.model].workload.osl * e.capacity_milli_rps * model_weight(space, e.model)
+            ),
+            "cost": lambda e: e.micro_usd_per_hour,
+            "gpus": lambda e: e.gpus,
+        }[name]
+        return sum(coeffs(e) * n for e, n in zip(space.engines, counts, strict=True))
+    total = 0
+    for m, fm in enumerate(space.models):
+        cap = sum(
+            e.capacity_milli_rps * n for e, n in zip(space.engines, counts, strict=True) if e.model == m
+        )
+        served = min(cap, fm.demand_milli_rps) if fm.demand_milli_rps else cap
+        total += model_weight(space, m) * fm.workload.osl * served
+    return total
+
+
+def _dinkelbach(enc: EncodedDeployment, run: driver.Run) -> list[int] | None:
+    """min cost / goodput: start from the cheapest plan, then minimize cost·T0 − C0·goodput while it
+    finds a strictly lower ratio (Dinkelbach 1967; finite: each step strictly lowers the ratio over a
+    finite set of plans). λ = C0/T0 is exact while the products stay below 2^62, else rounded."""
+    driver.set_objective(enc, "cost")
+    solver = _solve(enc, run)
+    if solver is None:
+        return None
+    counts = enc.read(solver)
+    cost, goodput = expr_value(enc, "cost", counts), expr_value(enc, "goodput", counts)
+    served = enc.objective_expr("goodput")
+    spend = enc.objective_expr("cost")
+    for _ in range(64):
+        lam = Fraction(cost, max(goodput, 1))
+        if max(lam.numerator, lam.denominator) * 10**10 > 2**62:
+            lam = lam.limit_denominator(10**6)
+        enc.model.minimize(spend * lam.denominator - served * lam.numerator)
+        enc.hint(counts)
+        solver = _solve(enc, run)
+        if solver is None:
+            raise InternalError("the cost-per-token model became infeasible")
+        new = enc.read(solver)
+        c, g = expr_value(enc, "cost", new), expr_value(enc, "goodput", new)
+        if c * goodput >= cost * g:  # no strictly lower cost / goodput
+            break
+        counts, cost, goodput = new, c, g
+    run.primary = (cost / max(goodput, 1), cost / max(goodput, 1))
+    return counts
+
+
+def _solve(enc: EncodedDeployment, run: driver.Run) -> cp_model.CpSolver | None:
+    """One driver call: the solver with a solution, None when infeasible; a time-out without one raises."""
+    solver = driver.solve_once(enc, run)
+    if solver is None and run.status == "UNKNOWN":
+        raise SolverTimeoutError(f"no feasible deployment found within {run.settings.time_limit_s:g} s "
+                                 "(raise --time-limit)")
+    return solver

@@ -1,0 +1,232 @@
+"""CP-SAT model of the deployment: integer replica counts per candidate engine.
+
+Variables (named for debug dumps):
+    replicas[e]            ∈ 0 .. max replicas of engine e on its pool (one per model × pool × shape)
+    small_nodes[p]         nodes of pool p given to engines narrower than a node
+    served_milli_rps[m]    requests/s of model m served within its SLOs, ×1000 (≤ capacity, ≤ demand)
+
+Constraint families, each behind an enable literal (`family[...]`) so that an explanation can
+pass them as assumptions and CP-SAT names the conflicting ones:
+    pool_nodes[p]            Σ_wide nodes_e · replicas[e] + small_nodes[p] ≤ nodes of pool p
+    node_packing_gpus[p]     Σ_narrow gpus_e · replicas[e] ≤ GPUs per node · small_nodes[p]
+    demand_milli_rps[m]      Σ_e capacity_milli_rps_e · replicas[e] ≥ rate_m × 1000   (hard demand)
+    deployed[m]              Σ_e replicas[e] ≥ 1    (every model of the fleet is served)
+
+Objectives (all linear in the replica counts; the per-engine numbers are float-model coefficients):
+    goodput      max Σ_m weight_m · osl_m · served_milli_rps[m]       (milli-tokens/s within SLO)
+    throughput   max Σ_m weight_m · osl_m · capacity_milli_rps[m]
+    cost         min Σ_e micro_usd_per_hour_e · replicas[e]            (µ$ per hour)
+    gpus         min Σ_e gpus_e · replicas[e]
+`cost_per_mtok` (a ratio) is solved by Dinkelbach's method over cost and goodput (driver.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from autoparallel import objectives
+from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.deployment.space import DeploymentSpace
+from autoparallel.solvers.driver import WEIGHTED_SCALE
+
+LinearExpr = cp_model.LinearExpr
+
+MAXIMIZED = frozenset(n for n, o in objectives.DEPLOYMENT.items() if o.maximize)
+WEIGHT_SCALE = 1000
+"""Priorities become integer weights: round(priority × 1000)."""
+
+
+def model_weight(space: DeploymentSpace, m: int) -> int:
+    """Integer weight of model m's tokens (its priority × 1000)."""
+    return max(1, round(space.models[m].priority * WEIGHT_SCALE))
+
+
+@dataclass
+class DeploymentVars:
+    """The CP-SAT variables of one encoded deployment problem."""
+
+    replicas: list[cp_model.IntVar]
+    small_nodes: list[cp_model.IntVar]
+    capacity_milli_rps: list[cp_model.LinearExpr]
+    served_milli_rps: list[cp_model.IntVar]
+    families: dict[str, cp_model.IntVar] = field(default_factory=dict)
+
+
+@dataclass
+class EncodedDeployment:
+    """A built CP-SAT model with its variables and the space it encodes."""
+
+    model: cp_model.CpModel
+    vars: DeploymentVars
+    space: DeploymentSpace
+    hard_demand: bool
+    explain: bool
+
+    def family(self, name: str) -> cp_model.IntVar:
+        """The enable literal of constraint family `name`, created on first use."""
+        if name not in self.vars.families:
+            lit = self.model.new_bool_var(f"family[{name}]")
+            if not self.explain:
+                self.model.add(lit == 1)
+            self.vars.families[name] = lit
+        return self.vars.families[name]
+
+    @property
+    def families(self) -> dict[str, cp_model.IntVar]:
+        """Constraint family name -> its enable literal."""
+        return self.vars.families
+
+    def maximized(self, name: str) -> bool:
+        return name in MAXIMIZED
+
+    def objective_scale(self, name: str) -> int:
+        return objective_upper_bound(self.space, name)
+
+    def read(self, solver: cp_model.CpSolver) -> list[int]:
+        """The replica count of every candidate engine."""
+        return [int(solver.value(x)) for x in self.vars.replicas]
+
+    def hint(self, counts: list[int]) -> None:
+        self.model.clear_hints()
+        for x, n in zip(self.vars.replicas, counts, strict=True):
+            self.model.add_hint(x, n)
+
+    def shape_literals(self, counts: list[int]) -> list[cp_model.IntVar]:
+        """No k-best over deployments: no shape literals."""
+        return []
+
+    def objective_expr(self, name: str) -> cp_model.LinearExpr:
+        """The scaled integer expression of objective `name`."""
+        space, v = self.space, self.vars
+        if name == "goodput":
+            return LinearExpr.weighted_sum(
+                v.served_milli_rps,
+                [model_weight(space, m) * fm.workload.osl for m, fm in enumerate(space.models)],
+            )
+        if name == "throughput":
+            return LinearExpr.weighted_sum(
+                v.replicas,
+                [
+                    model_weight(space, e.model) * space.models[e.model].workload.osl * e.capacity_milli_rps
+                    for e in space.engines
+                ],
+            )
+        if name == "cost":
+            return LinearExpr.weighted_sum(v.replicas, [e.micro_usd_per_hour for e in space.engines])
+        if name == "gpus":
+            return LinearExpr.weighted_sum(v.replicas, [e.gpus for e in space.engines])
+        raise KeyError(name)
+
+
+def objective_upper_bound(space: DeploymentSpace, name: str) -> int:
+    """A bound on objective `name`'s value (for weighting): every engine at its most replicas."""
+    total = 0
+    for e in space.engines:
+        if name in MAXIMIZED:
+            per = model_weight(space, e.model) * space.models[e.model].workload.osl * e.capacity_milli_rps
+        else:
+            per = e.micro_usd_per_hour if name == "cost" else e.gpus
+        total += per * space.max_replicas(e)
+    return total
+
+
+def weight_scale(space: DeploymentSpace, name: str, weight: float) -> int:
+    """The integer factor of objective `name` in a weighted sum: weight × WEIGHTED_SCALE / its bound."""
+    return max(1, round(weight * WEIGHTED_SCALE / max(objective_upper_bound(space, name), 1)))
+
+
+def build(space: DeploymentSpace, *, hard_demand: bool, explain: bool = False) -> EncodedDeployment:
+    """Variables and every constraint family of `space`.
+
+    hard_demand: each model's capacity must reach its rate (capacity planning); else the rate caps
+        what counts as served (goodput).
+    explain: leave the family literals free (to pass as assumptions).
+    """
+    model = cp_model.CpModel()
+    replicas = [
+        model.new_int_var(
+            0, space.max_replicas(e), f"replicas[{space.models[e.model].name} | pool {e.pool} | {e.label}]"
+        )
+        for e in space.engines
+    ]
+    small = [
+        model.new_int_var(0, pool.nodes, f"small_nodes[pool {p}]")
+        for p, pool in enumerate(space.cluster.pools)
+    ]
+    capacity: list[cp_model.LinearExpr] = []
+    served: list[cp_model.IntVar] = []
+    for m, fm in enumerate(space.models):
+        ks = space.engines_of(model=m)
+        cap = LinearExpr.weighted_sum(
+            [replicas[k] for k in ks], [space.engines[k].capacity_milli_rps for k in ks]
+        )
+        capacity.append(cap)
+        top = sum(space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]) for k in ks)
+        upper = min(top, fm.demand_milli_rps) if fm.demand_milli_rps else top
+        var = model.new_int_var(0, upper, f"served_milli_rps[{fm.name}]")
+        model.add(var <= cap).with_name(f"served<=capacity[{fm.name}]")
+        served.append(var)
+    enc = EncodedDeployment(
+        model, DeploymentVars(replicas, small, capacity, served), space, hard_demand, explain
+    )
+    add_pool_nodes(enc)
+    add_node_packing_gpus(enc)
+    add_demand_milli_rps(enc)
+    add_every_model_deployed(enc)
+    return enc
+
+
+# ----- constraint families ----------------------------------------------------------------------
+def add_pool_nodes(enc: EncodedDeployment) -> None:
+    """Engines wider than a node take whole nodes; narrow ones get `small_nodes[p]`; ≤ the pool's nodes."""
+    space, v = enc.space, enc.vars
+    for p, pool in enumerate(space.cluster.pools):
+        wide = [k for k in space.engines_of(pool=p) if space.engines[k].nodes]
+        used = LinearExpr.weighted_sum([v.replicas[k] for k in wide], [space.engines[k].nodes for k in wide])
+        enc.model.add(used + v.small_nodes[p] <= pool.nodes).only_enforce_if(
+            enc.family(f"pool_nodes[{p}]")
+        ).with_name(f"pool_nodes[{p}]")
+
+
+def add_node_packing_gpus(enc: EncodedDeployment) -> None:
+    """Narrow engines (power-of-two sizes dividing the node) fill `small_nodes[p]` nodes' GPUs, never
+    straddling a node: with sizes in a divisibility chain, GPU count alone decides whether they pack."""
+    space, v = enc.space, enc.vars
+    for p, pool in enumerate(space.cluster.pools):
+        narrow = [k for k in space.engines_of(pool=p) if not space.engines[k].nodes]
+        gpus = LinearExpr.weighted_sum(
+            [v.replicas[k] for k in narrow], [space.engines[k].gpus for k in narrow]
+        )
+        enc.model.add(gpus <= pool.gpus_per_node * v.small_nodes[p]).only_enforce_if(
+            enc.family(f"pool_nodes[{p}]")
+        ).with_name(f"node_packing_gpus[{p}]")
+
+
+def add_demand_milli_rps(enc: EncodedDeployment) -> None:
+    """Capacity planning: Σ capacity of a model's engines ≥ its request rate (×1000, rounded up)."""
+    if not enc.hard_demand:
+        return
+    for m, fm in enumerate(enc.space.models):
+        if fm.demand_milli_rps:
+            enc.model.add(enc.vars.capacity_milli_rps[m] >= fm.demand_milli_rps).only_enforce_if(
+                enc.family(f"demand[{m}]")
+            ).with_name(f"demand_milli_rps[{fm.name}]")
+
+
+def add_every_model_deployed(enc: EncodedDeployment) -> None:
+    """Each model of the fleet gets at least one engine."""
+    space, v = enc.space, enc.vars
+    for m, fm in enumerate(space.models):
+        ks = space.engines_of(model=m)
+        enc.model.add(LinearExpr.sum([v.replicas[k] for k in ks]) >= 1).only_enforce_if(
+            enc.family(f"deployed[{m}]")
+        ).with_name(f"deployed[{fm.name}]")
+
+
+# ----- objectives -------------------------------------------------------------------------------
+def weighted_value(space: DeploymentSpace, objective: dict[str, float], values: dict[str, int]) -> int:
+    """The weighted objective's value for objective values `values` (same scaling as `set_objective`)."""
+    return sum(
+        (1 if name in MAXIMIZED else -1) * weight_scale(space, name, weight) * values[name]
+        for name, weight in objective.items()
+    )

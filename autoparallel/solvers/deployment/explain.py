@@ -1,0 +1,130 @@
+"""Why a fleet's demand cannot be met: conflicting constraint families, with numbers.
+
+Every family of the encoder has an enable literal; here they are free and passed to CP-SAT as
+assumptions, and `driver.minimal_core` reduces CP-SAT's sufficient set to a minimal one. Each family
+then states its numbers: the rate, the best engine per pool (capacity at the SLOs from the float-model
+tables), how many such engines the rate needs and how many the pool holds.
+"""
+
+from __future__ import annotations
+
+import math
+
+from autoparallel.errors import InfeasibleError
+from autoparallel.solvers import driver, units
+from autoparallel.solvers.deployment.encoder import build
+from autoparallel.solvers.deployment.space import MILLI, DeploymentSpace, admissible_utils
+from autoparallel.solvers.serving.space import ServingSpace
+from autoparallel.solvers.settings import SolverSettings
+
+
+def conflicting_families(space: DeploymentSpace, settings: SolverSettings) -> list[str]:
+    """A minimal set of constraint families that together rule out every deployment (`driver.minimal_core`;
+    families whose trial ran out of time are reported apart by the caller, never blamed)."""
+    core = driver.minimal_core(build(space, hard_demand=True, explain=True), settings)
+    return list(core.needed) or list(core.undecided)
+
+
+def why_no_engine(space: ServingSpace) -> str:
+    """Why no shape of a model starts and meets its SLOs on a pool, with the nearest numbers."""
+    t, w = space.tables, space.workload
+    pool = f"{space.cluster.nodes}x{space.cluster.gpus_per_node}x{space.cluster.gpu.name}"
+    fits = [
+        i
+        for i, ok in enumerate(t.evaluated)
+        if ok and max(t.mem_used_kib[i], t.mml_used_kib[i]) <= max(space.budget_kib)
+    ]
+    if not fits:
+        valid = [k for k, s in enumerate(space.shapes) if not s.violations]
+        if not valid:
+            return f"on {pool}: no tp/pp/ep the architecture allows fits the pool"
+        least = min(t.weights_kib[k * len(space.runtimes)] for k in valid)
+        return (
+            f"on {pool}: no engine fits in memory (the smallest weight share is "
+            f"{least / 2**20:.1f} GiB per GPU of {max(space.budget_kib) / 2**20:.1f} GiB usable)"
+        )
+    parts = []
+    if w.tpot_ms is not None:
+        best = min(fits, key=lambda i: t.step_us[i])
+        s = space.shapes[space.unflat(best)[0]]
+        if t.step_us[best] > units.us_down(w.tpot_ms / 1e3):
+            parts.append(f"best TPOT {t.step_us[best] / 1e3:.1f} ms ({s.label}) > {w.tpot_ms:g} ms")
+    if w.ttft_ms is not None:
+        best = min(fits, key=lambda i: t.ttft_us[i])
+        s = space.shapes[space.unflat(best)[0]]
+        if t.ttft_us[best] > units.us_down(w.ttft_ms / 1e3):
+            parts.append(f"best TTFT {t.ttft_us[best] / 1e3:.0f} ms ({s.label}) > {w.ttft_ms:g} ms")
+    if not parts:
+        both = [i for i in fits if admissible_utils(space, i)]
+        parts.append(
+            "no single entry meets TTFT and TPOT together"
+            if not both
+            else "its admissible engines break node granularity (sizes neither a power of two dividing a "
+            "node "
+            "nor whole nodes)"
+        )
+    return f"on {pool}: " + "; ".join(parts)
+
+
+def demand_numbers(space: DeploymentSpace, m: int) -> str:
+    """ "20 req/s at TPOT 50 ms needs ≥ 5 engines of tp8 on H100-SXM (4.1 req/s each); the pool holds 4"."""
+    fm = space.models[m]
+    w = fm.workload
+    slo = (
+        ", ".join(
+            x
+            for x in (
+                f"TTFT {w.ttft_ms:g} ms" if w.ttft_ms is not None else "",
+                f"TPOT {w.tpot_ms:g} ms" if w.tpot_ms is not None else "",
+            )
+            if x
+        )
+        or "no SLO"
+    )
+    rate = fm.demand_milli_rps / MILLI
+    parts = []
+    for p, pool in enumerate(space.cluster.pools):
+        ks = space.engines_of(model=m, pool=p)
+        if not ks:
+            parts.append(f"no engine on {pool.gpu.name} ({why_no_engine(space.serving[m, p])})")
+            continue
+        k = max(ks, key=lambda k: space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]))
+        e = space.engines[k]
+        need = math.ceil(fm.demand_milli_rps / e.capacity_milli_rps)
+        most = space.max_replicas(e)
+        parts.append(
+            f"needs >= {need} engines of {e.label} on {pool.gpu.name} "
+            f"({e.capacity_milli_rps / MILLI:.2f} req/s "
+            f"each, {e.gpus} GPUs); pool {p} holds {most} ({most * e.capacity_milli_rps / MILLI:.2f} req/s)"
+        )
+    return f"{fm.name}: {rate:g} req/s (ISL {w.isl}, OSL {w.osl}) at {slo}: " + "; ".join(parts)
+
+
+def explain_infeasible(space: DeploymentSpace, settings: SolverSettings) -> InfeasibleError:
+    """An InfeasibleError naming the conflicting families (rates, pools, deployed models) with numbers."""
+    reasons: list[str] = []
+    for m, fm in enumerate(space.models):
+        if not space.engines_of(model=m):
+            why = "; ".join(why_no_engine(space.serving[m, p]) for p in range(len(space.cluster.pools)))
+            reasons.append(f"{fm.name}: no engine starts and meets its SLOs on any pool: {why}")
+    if reasons:
+        return InfeasibleError("no deployment: a model has no engine on this cluster", tuple(reasons))
+    core = conflicting_families(space, settings)
+    pools = [int(f.split("[")[1].rstrip("]")) for f in core if f.startswith("pool_nodes")]
+    for f in core:
+        if f.startswith("demand"):
+            reasons.append(demand_numbers(space, int(f.split("[")[1].rstrip("]"))))
+        elif f.startswith("deployed"):
+            m = int(f.split("[")[1].rstrip("]"))
+            small = min(space.engines_of(model=m), key=lambda k: space.engines[k].gpus)
+            e = space.engines[small]
+            reasons.append(
+                f"{space.models[m].name} must get at least one engine (smallest: {e.label}, {e.gpus} GPUs)"
+            )
+    if pools:
+        reasons.append(
+            "together on "
+            + " + ".join(space.cluster.pools[p].spec for p in pools)
+            + f" ({sum(space.pool_gpus(p) for p in pools)} GPUs)"
+        )
+    return InfeasibleError("the cluster cannot serve the fleet's request rates at their SLOs", tuple(reasons))

@@ -1,0 +1,104 @@
+"""Brute force over replica counts: the oracle the CP-SAT deployment model is tested against.
+
+Shares nothing with the encoder but the space (candidate engines and their coefficients): it walks
+every vector of replica counts whose GPUs fit each pool, checks node granularity by counting nodes
+(whole nodes for wide engines, ⌈narrow GPUs / node⌉ for narrow ones), every model deployed and,
+for capacity objectives, every rate met, and scores the objective in the same integer units.
+Exponential: for small fleets only (tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from autoparallel.solvers.deployment.space import DeploymentSpace
+
+MAXIMIZE = {"goodput": True, "throughput": True, "cost": False, "gpus": False}
+
+
+def _weight(space: DeploymentSpace, m: int) -> int:
+    """A model's tokens count priority × 1000 times (rounded, at least 1)."""
+    return max(1, round(space.models[m].priority * 1000))
+
+
+def fits(space: DeploymentSpace, counts: tuple[int, ...]) -> bool:
+    """Node granularity per pool: whole nodes of wide engines + nodes the narrow ones fill ≤ the pool."""
+    for p, pool in enumerate(space.cluster.pools):
+        wide = narrow = 0
+        for e, n in zip(space.engines, counts, strict=True):
+            if e.pool == p:
+                if e.nodes:
+                    wide += e.nodes * n
+                else:
+                    narrow += e.gpus * n
+        if wide + -(-narrow // pool.gpus_per_node) > pool.nodes:
+            return False
+    return True
+
+
+def capacity(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> int:
+    """Requests/s ×1000 model m's engines sustain."""
+    return sum(e.capacity_milli_rps * n for e, n in zip(space.engines, counts, strict=True) if e.model == m)
+
+
+def feasible(space: DeploymentSpace, counts: tuple[int, ...], hard_demand: bool) -> bool:
+    """Every model deployed, node granularity, and (hard demand) every rate met."""
+    for m, fm in enumerate(space.models):
+        if not any(n for e, n in zip(space.engines, counts, strict=True) if e.model == m):
+            return False
+        if hard_demand and capacity(space, counts, m) < fm.demand_milli_rps:
+            return False
+    return fits(space, counts)
+
+
+def value(space: DeploymentSpace, counts: tuple[int, ...], objective: str) -> int:
+    """The objective in solver units: milli-tokens/s (weighted), µ$ per hour or GPUs."""
+    if objective == "cost":
+        return sum(e.micro_usd_per_hour * n for e, n in zip(space.engines, counts, strict=True))
+    if objective == "gpus":
+        return sum(e.gpus * n for e, n in zip(space.engines, counts, strict=True))
+    total = 0
+    for m, fm in enumerate(space.models):
+        cap = capacity(space, counts, m)
+        if objective == "goodput" and fm.demand_milli_rps:
+            cap = min(cap, fm.demand_milli_rps)
+        total += _weight(space, m) * fm.workload.osl * cap
+    return total
+
+
+def vectors(space: DeploymentSpace) -> Iterator[tuple[int, ...]]:
+    """Every replica-count vector whose GPUs fit each pool (node granularity checked by `fits`)."""
+    left = [pool.world_size for pool in space.cluster.pools]
+    counts = [0] * len(space.engines)
+
+    def walk(k: int) -> Iterator[tuple[int, ...]]:
+        if k == len(space.engines):
+            yield tuple(counts)
+            return
+        e = space.engines[k]
+        for n in range(left[e.pool] // e.gpus + 1):
+            counts[k] = n
+            left[e.pool] -= n * e.gpus
+            yield from walk(k + 1)
+            left[e.pool] += n * e.gpus
+        counts[k] = 0
+
+    yield from walk(0)
+
+
+def brute_force(space: DeploymentSpace, objective: str) -> tuple[int, tuple[int, ...]] | None:
+    """(optimal value, one optimal vector) of `objective`; None when no vector is feasible.
+
+    Rates are hard constraints for every objective but goodput (which counts served requests up to
+    the rate), as in the CP-SAT model.
+    """
+    hard = objective != "goodput"
+    best: tuple[int, tuple[int, ...]] | None = None
+    sign = 1 if MAXIMIZE[objective] else -1
+    for counts in vectors(space):
+        if not feasible(space, counts, hard):
+            continue
+        score = value(space, counts, objective)
+        if best is None or sign * score > sign * best[0]:
+            best = (score, counts)
+    return best

@@ -1,0 +1,295 @@
+"""The deployment space: candidate engines per (model, GPU pool) with integer coefficients.
+
+No ortools here: the CP-SAT encoder and the brute-force oracle both read this module.
+
+For each model of the fleet and each GPU pool, `serving.space.build_space` (the single-engine
+tables of the serving planner, computed by the float model) gives every engine shape (tp, pp,
+expert parallelism with its data-parallel ranks) and, per shape, every runtime / max_num_seqs /
+max_model_len / gpu_memory_utilization entry with its TPOT, TTFT, memory and tokens/s. A shape's
+**candidate engine** is its entry of highest throughput among those that start (memory) and meet
+the model's TTFT and TPOT limits. That entry dominates the shape's others for every fleet
+objective: an engine's GPUs and price depend on the shape alone, and its capacity is the tokens/s
+it sustains with the SLOs holding (the float model's steady state at a running batch of
+max_num_seqs, no queueing beyond it), so more is never worse.
+
+Coefficients (scaled integers, rounded conservatively: capacities down, demands up):
+    capacity_milli_rps     requests/s the engine sustains ×1000 = ⌊tokens/s × 1000⌋ // osl
+    gpus                   tp × pp × data-parallel ranks (EP engines) or tp × pp
+    nodes                  whole nodes an engine wider than a node takes (gpus / node size)
+    micro_usd_per_hour     gpus × the pool's US$ per GPU-hour × 1e6
+
+Node granularity: an engine of at least a node takes gpus / node whole nodes (gpus must be a
+multiple of the node); a smaller engine packs into a node without straddling it, and its size must
+be a power of two dividing the node, so that the sizes form a divisibility chain and GPUs alone
+decide whether the small engines fit their nodes (first-fit decreasing then packs them exactly).
+Shapes of other sizes (tp=1 with 3 EP ranks on 8-GPU nodes, say) are left out and counted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from autoparallel.configs import ServingConfig
+from autoparallel.errors import InputError
+from autoparallel.hardware import Cluster
+from autoparallel.models.spec import ModelSpec
+from autoparallel.solvers import units
+from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space
+from autoparallel.workload import Serving
+
+MILLI = 1000
+"""Request-rate unit: 1/1000 request per second."""
+MAX_RATE_RPS = 1e7
+"""Highest request rate a fleet entry may ask for, requests/s."""
+
+
+@dataclass(frozen=True)
+class FleetModel:
+    """One model of the fleet: what it serves, at which rate and SLOs, and how much it matters."""
+
+    model: ModelSpec
+    workload: Serving
+    """Request shape and SLOs; `request_rate` is the demand (None: as much as the GPUs give)."""
+    model_id: str = ""
+    """The id `vllm serve` takes (default: the model's name)."""
+    priority: float = 1.0
+    """Weight of this model's tokens in the goodput and throughput objectives."""
+
+    @property
+    def name(self) -> str:
+        return self.model_id or self.model.name
+
+    @property
+    def demand_milli_rps(self) -> int:
+        """The request rate to meet, ×1000 rounded up; 0 without a rate."""
+        rate = self.workload.request_rate
+        return 0 if rate is None else math.ceil(rate * MILLI - 1e-6)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A candidate engine: one shape of one model on one pool, at its best admissible entry."""
+
+    model: int
+    """Index into `DeploymentSpace.models`."""
+    pool: int
+    """Index into the cluster's pools."""
+    shape: int
+    """Index into the serving space's shapes (of this model and pool)."""
+    entry: int
+    """Flat table index of the chosen (runtime, max_num_seqs, max_model_len)."""
+    util: int
+    """Index of the chosen gpu_memory_utilization."""
+    tp: int
+    pp: int
+    ep: int
+    """Expert-parallel ranks (tp × dp with EP, else 1)."""
+    dp: int
+    """Data-parallel ranks inside the engine (EP engines; else 1)."""
+    gpus: int
+    nodes: int
+    """Whole nodes the engine takes (0: it packs inside one node)."""
+    capacity_milli_rps: int
+    milli_tokens_per_s: int
+    """Output tokens/s of the whole engine ×1000 (rounded down)."""
+    micro_usd_per_hour: int
+    config: ServingConfig
+    """The engine's vLLM configuration (replicas = its data-parallel ranks)."""
+
+    @property
+    def label(self) -> str:
+        text = f"tp{self.tp}" + (f"pp{self.pp}" if self.pp > 1 else "")
+        return text + (f"ep{self.ep}" if self.dp > 1 or self.ep > 1 else "")
+
+
+@dataclass
+class DeploymentSpace:
+    """Candidate engines of a fleet on a cluster, with the serving spaces they come from."""
+
+    models: tuple[FleetModel, ...]
+    cluster: Cluster
+    engines: tuple[Engine, ...]
+    serving: dict[tuple[int, int], ServingSpace]
+    """(model, pool) -> the serving planner's space (domains and float-model tables)."""
+    left_out: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(model, pool) -> admissible shapes dropped because their size breaks node granularity."""
+    dominated: int = 0
+    """Candidate engines dropped because copies of another engine of theirs dominate them."""
+    unpruned_enumeration_size: int = 0
+    """`enumeration_size` before dominated engines were dropped."""
+
+    def pool_gpus(self, pool: int) -> int:
+        return self.cluster.pools[pool].world_size
+
+    def max_replicas(self, engine: Engine) -> int:
+        """Most replicas of `engine` its pool holds."""
+        pool = self.cluster.pools[engine.pool]
+        if engine.nodes:
+            return pool.nodes // engine.nodes
+        return pool.world_size // engine.gpus
+
+    def engines_of(self, *, model: int | None = None, pool: int | None = None) -> list[int]:
+        """Indices of the engines of a model and/or a pool."""
+        return [
+            k
+            for k, e in enumerate(self.engines)
+            if (model is None or e.model == model) and (pool is None or e.pool == pool)
+        ]
+
+    def enumeration_size(self) -> int:
+        """Replica-count vectors an enumeration over the engines would face: Π (max replicas + 1)."""
+        return math.prod(self.max_replicas(e) + 1 for e in self.engines)
+
+
+def deployment_workload(workload: Serving) -> Serving:
+    """The per-engine workload: the request shape and SLOs, without the fleet's rate or concurrency."""
+    return workload.model_copy(update={"request_rate": None, "concurrency": None})
+
+
+def build_deployment_space(
+    models: tuple[FleetModel, ...] | list[FleetModel],
+    cluster: Cluster,
+    options: ServingOptions | None = None,
+    *,
+    prune: bool = True,
+) -> DeploymentSpace:
+    """Serving tables per (model, pool) and the candidate engine of every admissible shape
+    (`prune`: without the engines `undominated` drops).
+
+    Raises:
+        InputError: an empty fleet, a rate out of range, or options the serving planner refuses.
+        InfeasibleError: a workload's context exceeds its model's.
+    """
+    fleet = tuple(models)
+    if not fleet:
+        raise InputError("the fleet lists no model")
+    for fm in fleet:
+        rate = fm.workload.request_rate
+        if rate is not None and not 0 < rate <= MAX_RATE_RPS:
+            raise InputError(
+                f"{fm.name}: request_rate must be in (0, {MAX_RATE_RPS:g}] requests/s, got {rate}"
+            )
+        if not 0 < fm.priority <= 1e6 or not math.isfinite(fm.priority):
+            raise InputError(f"{fm.name}: priority must be in (0, 1e6], got {fm.priority}")
+    opts = options or ServingOptions()
+    engines: list[Engine] = []
+    serving: dict[tuple[int, int], ServingSpace] = {}
+    left_out: dict[tuple[int, int], int] = {}
+    everything: list[Engine] = []
+    for m, fm in enumerate(fleet):
+        for p in range(len(cluster.pools)):
+            space = build_space(fm.model, cluster.pool_cluster(p), deployment_workload(fm.workload), opts)
+            serving[m, p] = space
+            found, dropped = _candidates(space, fm, m, p)
+            everything += found
+            engines += undominated(found) if prune else found
+            left_out[m, p] = dropped
+    out = DeploymentSpace(fleet, cluster, tuple(engines), serving, left_out, len(everything) - len(engines))
+    out.unpruned_enumeration_size = math.prod(out.max_replicas(e) + 1 for e in everything)
+    return out
+
+
+def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], int]:
+    """The best admissible entry of every shape; and how many admissible shapes node granularity drops."""
+    node = space.cluster.gpus_per_node
+    price_micro = units.micro_usd(space.cluster.gpu.usd_per_hour)
+    best: dict[int, tuple[int, int, int]] = {}  # shape -> (milli tokens/s of one rank, entry, util)
+    for i in range(len(space.tables.evaluated)):
+        ok = admissible_utils(space, i)
+        if not ok:
+            continue
+        s = space.unflat(i)[0]
+        tps = space.tables.tps_milli[i]
+        if s not in best or tps > best[s][0]:
+            best[s] = (tps, i, ok[0])
+    out: list[Engine] = []
+    dropped = 0
+    for s, (tps, i, u) in sorted(best.items()):
+        shape = space.shapes[s]
+        dp = shape.ep_replicas if shape.ep else 1
+        gpus = shape.gpus_per_replica * dp
+        if gpus >= node and gpus % node == 0:
+            nodes = gpus // node
+        elif gpus < node and node % gpus == 0 and gpus & (gpus - 1) == 0:
+            nodes = 0
+        else:
+            dropped += 1
+            continue
+        _, r, b, mm = space.unflat(i)
+        engine_tps = tps * dp
+        out.append(
+            Engine(
+                model=m,
+                pool=p,
+                shape=s,
+                entry=i,
+                util=u,
+                tp=shape.tp,
+                pp=shape.pp,
+                ep=shape.ep_ranks,
+                dp=dp,
+                gpus=gpus,
+                nodes=nodes,
+                capacity_milli_rps=engine_tps // fm.workload.osl,
+                milli_tokens_per_s=engine_tps,
+                micro_usd_per_hour=price_micro * gpus,
+                config=space.config(s, r, b, u, mm, dp),
+            )
+        )
+    return [e for e in out if e.capacity_milli_rps > 0], dropped
+
+
+def copies_fitting(a: Engine, b: Engine) -> int:
+    """How many copies of engine b fit where one engine a runs (0: b does not fit there).
+
+    Sizes are whole nodes or powers of two dividing a node, so b's copies pack a's GPUs exactly:
+    narrow b into narrow a (b divides a) or into a's whole nodes; wide b into a's whole nodes."""
+    if b.nodes:
+        return a.nodes // b.nodes if a.nodes else 0
+    return a.gpus // b.gpus
+
+
+def undominated(engines: list[Engine]) -> list[Engine]:
+    """The engines of one (model, pool) that no other engine dominates.
+
+    Engine a is dominated when k = copies_fitting(a, b) ≥ 1 copies of another engine b fit where a
+    runs and serve at least as much (k · capacity_b ≥ capacity_a): swapping a for them keeps every
+    pool constraint, uses no more GPUs or dollars (same pool, k · gpus_b ≤ gpus_a) and no less capacity,
+    so no objective (goodput, throughput, cost, GPUs, $ per token) gets worse and the optimum over
+    the remaining engines is the optimum over all of them. Of engines equal in every respect the
+    first is kept."""
+    out = []
+    for i, a in enumerate(engines):
+        dominated = False
+        for j, b in enumerate(engines):
+            if i == j:
+                continue
+            k = copies_fitting(a, b)
+            if k < 1 or k * b.capacity_milli_rps < a.capacity_milli_rps:
+                continue
+            equal = (
+                k == 1
+                and b.gpus == a.gpus
+                and b.nodes == a.nodes
+                and b.capacity_milli_rps == a.capacity_milli_rps
+            )
+            if not equal or j < i:
+                dominated = True
+                break
+        if not dominated:
+            out.append(a)
+    return out
+
+
+def admissible_utils(space: ServingSpace, i: int) -> list[int]:
+    """gpu_memory_utilization indices at which table entry `i` starts and meets the SLOs (empty: none)."""
+    t, w = space.tables, space.workload
+    if not t.evaluated[i]:
+        return []
+    if w.ttft_ms is not None and t.ttft_us[i] > units.us_down(w.ttft_ms / 1e3):
+        return []
+    if w.tpot_ms is not None and t.step_us[i] > units.us_down(w.tpot_ms / 1e3):
+        return []
+    need = max(t.mem_used_kib[i], t.mml_used_kib[i])
+    return [u for u, budget in enumerate(space.budget_kib) if need <= budget]

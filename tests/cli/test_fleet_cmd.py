@@ -1,0 +1,174 @@
+"""`autoparallel plan --fleet / --price / --gpus-file / --plan-file`, mixed clusters: JSON shape,
+exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autoparallel.cli import main
+
+FLEET = """
+models:
+  - model: meta-llama/Llama-3.1-8B-Instruct
+    request_rate: 30
+    isl: 1024
+    osl: 256
+    ttft_ms: 1000
+    tpot_ms: 40
+  - model: Qwen/Qwen3-30B-A3B
+    request_rate: 10
+    isl: 2048
+    osl: 512
+    ttft_ms: 2000
+    tpot_ms: 50
+"""
+
+ENGINE_KEYS = {
+    "model",
+    "gpu",
+    "nodes",
+    "tp",
+    "pp",
+    "ep",
+    "dp",
+    "replicas",
+    "capacity_rps",
+    "traffic_share",
+    "vllm",
+}
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_fleet_on_mixed_pools_json_and_plan_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = _write(tmp_path, "fleet.yaml", FLEET)
+    plan_file = tmp_path / "plan.yaml"
+    argv = [
+        "plan",
+        "--fleet",
+        fleet,
+        "--cluster",
+        "1x8xH100+1x8xA100-80G",
+        "--price",
+        "H100=2.49,A100-80G=1.2",
+    ]
+    assert main([*argv, "--json", "--plan-file", str(plan_file)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    dep = d["deployment"]
+    assert d["solver"]["status"] == "OPTIMAL" and d["solver"]["gap"] == 0 and d["solver"]["wall_s"] >= 0
+    assert {"gpus_used", "gpus_idle", "usd_per_hour", "goodput_tokens_per_s"} <= set(dep)
+    assert dep["gpus_used"] + dep["gpus_idle"] == 16
+    assert all(set(e) >= ENGINE_KEYS for e in dep["engines"])
+    for model, rate in (("meta-llama/Llama-3.1-8B-Instruct", 30), ("Qwen/Qwen3-30B-A3B", 10)):
+        engines = [e for e in dep["engines"] if e["model"] == model]
+        assert sum(e["capacity_rps"] * e["replicas"] for e in engines) >= rate
+        assert sum(e["traffic_share"] * e["replicas"] for e in engines) == pytest.approx(1, abs=1e-3)
+    price = {"H100-SXM": 2.49, "A100-SXM-80G": 1.2}
+    assert dep["usd_per_hour"] == pytest.approx(
+        sum(price[e["gpu"]] * e["replicas"] * e["tp"] * e["pp"] * e["dp"] for e in dep["engines"]), rel=1e-3
+    )
+    lines = [line for e in dep["engines"] for r in e["vllm"]["commands"] for node in r for line in node]
+    assert lines and all(line.startswith("vllm serve ") for line in lines)
+    doc = yaml.safe_load(plan_file.read_text())
+    assert doc["engines"] and doc["engines"][0]["replicas"][0]["commands"]
+
+
+def test_plan_model_without_a_rate_uses_the_whole_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "plan",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--cluster",
+        "2x8xH100",
+        "--isl",
+        "1024",
+        "--osl",
+        "256",
+    ]
+    assert main([*argv, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["deployment"]["gpus_used"] == 16
+    assert d["deployment"]["objective"] == "throughput"
+
+
+def test_custom_gpu_file_and_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gpus = _write(tmp_path, "gpus.yaml", "- name: H100-cheap\n  base: H100\n  usd_per_hour: 1.0\n")
+    argv = [
+        "plan",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--cluster",
+        "1x8xH100-cheap+1x8xH100",
+        "--gpus-file",
+        gpus,
+    ]
+    assert main([*argv, "--request-rate", "5", "--objective", "cost"]) == 0
+    out = capsys.readouterr().out
+    assert "H100-cheap (pool 0)" in out and "pool 1" not in out.split("GPUs used")[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "fragment"),
+    [
+        (["--cluster", "2x8xH100+1x8xH1000"], 2, "unknown GPU 'H1000'"),
+        (["--cluster", "2x8xH100+"], 2, "empty pool"),
+        (["--cluster", "1x8xH100🚀"], 2, "characters other than ASCII"),
+        (["--cluster", "1x8xH100,ib=1e-300"], 2, "outside 1..100000 Gbit/s"),
+        (["--cluster", "1x8xH100", "--price", "H100=-1"], 2, "must be in (0, 10000]"),
+        (["--cluster", "1x8xH100", "--price", "A100=1"], 2, "no pool of cluster"),
+        (["--cluster", "1x8xH100", "--gpus-file", "/nonexistent/gpus.yaml"], 2, "cannot read GPU file"),
+    ],
+)
+def test_bad_input_is_one_line(
+    argv: list[str], code: int, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["plan", "meta-llama/Llama-3.1-8B-Instruct", *argv]) == code
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("models: [", "not valid YAML or JSON"),
+        ("models: []", "models: Tuple should have at least 1 item"),
+        ("models:\n  - model: x\n    request_rate: -3", "models[0].request_rate"),
+        ("models:\n  - model: x\n    rate: 3", "models[0].rate: Extra inputs are not permitted"),
+        ("- model: x", "must be a mapping with a `models:` list"),
+    ],
+)
+def test_malformed_fleet_file_exits_2(
+    tmp_path: Path, text: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = _write(tmp_path, "fleet.yaml", text)
+    assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100"]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
+
+
+def test_model_larger_than_every_pool_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = _write(
+        tmp_path, "fleet.yaml", "models:\n  - model: deepseek-ai/DeepSeek-V3\n    request_rate: 1\n"
+    )
+    assert main(["plan", "--fleet", fleet, "--cluster", "1x4xL4+1x2xA10G"]) == 1
+    err = capsys.readouterr().err
+    assert "no engine starts and meets its SLOs on any pool" in err and "GiB" in err
+
+
+def test_infeasible_demand_is_explained_with_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = _write(
+        tmp_path,
+        "fleet.yaml",
+        "models:\n  - model: meta-llama/Llama-3.1-8B-Instruct\n    request_rate: 5000\n    tpot_ms: 40\n",
+    )
+    assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100", "--objective", "cost"]) == 1
+    err = capsys.readouterr().err
+    assert "5000 req/s" in err and "needs >= " in err and "pool 0 holds" in err and "TPOT 40 ms" in err
