@@ -10,7 +10,6 @@ from autoparallel.api import (
     Analysis,
     AutoParallel,
     SolverSettings,
-    SweepRow,
     analyze,
     evaluate,
     optimize,
@@ -31,6 +30,7 @@ from autoparallel.memory.serving import VllmMemoryReport, vllm_memory
 from autoparallel.memory.training import training_memory
 from autoparallel.models import ModelSpec, list_models, load_model
 from autoparallel.plan import ServingPlan, TrainingPlan
+from autoparallel.sweeps.results import SweepResult
 from autoparallel.workload import Serving, Training
 
 __all__ = [
@@ -49,7 +49,7 @@ __all__ = [
     "ServingPlan",
     "SolverSettings",
     "SolverTimeoutError",
-    "SweepRow",
+    "SweepResult",
     "Training",
     "TrainingConfig",
     "TrainingPlan",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from autoparallel.solvers.serving_space import ServingOptions
     from autoparallel.solvers.settings import SolverSettings as _Settings
     from autoparallel.solvers.training_space import TrainingOptions
+    from autoparallel.sweeps.results import SweepResult
 
 Plan = ServingPlan | TrainingPlan
 
@@ -354,69 +355,11 @@ def pareto(
     return [_serving_plan(m, c, w, sol, mid) for sol in front]
 
 
-class SweepRow(BaseModel):
-    """One what-if: a model on a cluster under a workload, and the best plan's headline numbers."""
+def sweep(*args: Any, **kwargs: Any) -> SweepResult:
+    """Best plan for every scenario (a grid, a list or a scenario file): see `autoparallel.sweeps.sweep`."""
+    from autoparallel.sweeps import sweep as run
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str
-    cluster: str
-    workload: str
-    status: str
-    """`ok`, `infeasible` or `error`."""
-    config: dict[str, Any] | None = None
-    perf: dict[str, Any] | None = None
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return self.model_dump()
-
-
-def sweep(
-    *,
-    models: list[Any],
-    clusters: list[Cluster | str],
-    workloads: list[Serving | str],
-    objective: str = "throughput",
-    settings: _Settings | None = None,
-) -> list[SweepRow]:
-    """Best plan for every model × cluster × workload; infeasible combinations are rows, not errors."""
-    from autoparallel.errors import AutoParallelError
-
-    rows: list[SweepRow] = []
-    specs = [_model(m) for m in models]
-    for m in specs:
-        for cl in clusters:
-            c = _cluster(cl)
-            for wl in workloads:
-                w = _workload(wl)
-                name = w.name if isinstance(w, Serving) else "training"
-                try:
-                    plan = solve(m, c, w, objective, settings=settings)
-                except AutoParallelError as exc:
-                    status = "infeasible" if isinstance(exc, InfeasibleError) else "error"
-                    rows.append(
-                        SweepRow(
-                            model=m.name,
-                            cluster=c.spec,
-                            workload=name,
-                            status=status,
-                            reason=str(exc).splitlines()[0],
-                        )
-                    )
-                    continue
-                rows.append(
-                    SweepRow(
-                        model=m.name,
-                        cluster=c.spec,
-                        workload=name,
-                        status="ok",
-                        config=plan.config.model_dump(mode="json"),
-                        perf=plan.perf,
-                    )
-                )
-    return rows
+    return run(*args, **kwargs)
 
 
 # ----- evaluate a user's configuration ---------------------------------------------------------------
@@ -612,13 +555,6 @@ def format_front(front: list[ServingPlan], objectives: tuple[str, ...]) -> str:
     from autoparallel.explain import front_table
 
     return front_table(front, objectives)
-
-
-def format_sweep(rows: list[SweepRow]) -> str:
-    """Sweep results as a table."""
-    from autoparallel.explain import sweep_table
-
-    return sweep_table(rows)
 
 
 class AutoParallel:

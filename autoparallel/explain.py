@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autoparallel.api import SweepRow
     from autoparallel.plan import ServingPlan, TrainingPlan
 
 
@@ -218,17 +217,3 @@ def front_table(front: Sequence[ServingPlan], objectives: Sequence[str]) -> str:
         + "\n"
         + _table(("tp", "pp", "replicas", "max_num_seqs", "tok/s", "tok/s/GPU", "TTFT ms", "TPOT ms"), rows)
     )
-
-
-def sweep_table(rows: Sequence[SweepRow]) -> str:
-    """One row per model × cluster × workload."""
-    out = []
-    for r in rows:
-        if r.status == "ok" and r.config and r.perf:
-            shape = f"tp={r.config['tp']} pp={r.config['pp']} x{r.config['replicas']}"
-            out.append(
-                (r.model, r.cluster, r.workload, shape, r.perf["output_tokens_per_s"], r.perf["tpot_ms"], "")
-            )
-        else:
-            out.append((r.model, r.cluster, r.workload, r.status, "", "", r.reason[:60]))
-    return _table(("model", "cluster", "workload", "plan", "tok/s", "TPOT ms", "reason"), out)

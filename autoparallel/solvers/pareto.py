@@ -1,25 +1,71 @@
-"""Pareto fronts of two serving objectives by the ε-constraint method.
+"""Exact Pareto fronts of two or more serving objectives, by lexicographic CP-SAT queries.
 
-    1. optimize objective A, then B with A fixed (lexicographic): one front point;
-    2. require B strictly better than that point's B (by one solver unit) and repeat,
-    until the requirement is infeasible or `points` points are found.
+Each query asks for the lexicographic optimum (objective 1, then 2, ... with the earlier ones fixed)
+among plans that no point found so far weakly dominates:
 
-Every point is optimal for A among plans at least that good on B, so each is non-dominated (up to
-the solver units of units.py); the points come out from best-A to best-B.
+    for every found point f:   OR_k ( objective_k strictly better than f_k by one solver unit )
+
+The answer is non-dominated: a plan dominating it would pass the same constraints and be
+lexicographically better. Each answer is a new objective vector, so the loop visits every vector of
+the front (one plan per vector) and stops when the query is infeasible: the front is then complete.
+With two objectives the constraint reduces to the classic ε-constraint (the second strictly better
+than the last point's). Values are compared in the solver units of units.py (µs, milli-tokens/s,
+µ$/M tokens, KiB), so plans closer than one unit on every objective count as one point.
+
+The loop stops early at `points` points (the cap; the result says whether it was reached) or when a
+solve hits its time limit (that point is then only FEASIBLE and the front is not proven complete).
+Points come out best-first on the first objective.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
-from autoparallel.solvers.serving import SolveRun, coerce_workload, make_solution, objective_chain, optimize
+from autoparallel.solvers.serving import (
+    ALIASES,
+    SolveRun,
+    coerce_workload,
+    make_solution,
+    objective_chain,
+    optimize,
+)
 from autoparallel.solvers.serving_decoder import Point, ServingSolution
-from autoparallel.solvers.serving_encoder import MAXIMIZED, build, candidate_entries, replica_cap
+from autoparallel.solvers.serving_encoder import MAXIMIZED, EncodedServing, build, candidate_entries, replica_cap
 from autoparallel.solvers.serving_explain import explain_infeasible
 from autoparallel.solvers.serving_space import ServingOptions, ServingSpace, build_space
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
+
+DEFAULT_CAP = 200
+"""Most points a front holds by default (fronts of the zoo's models on 8-64 GPUs have 5-60)."""
+
+
+@dataclass
+class ServingFront:
+    """The points of a front (best first on the first objective) and whether the front is complete."""
+
+    objectives: tuple[str, ...]
+    solutions: list[ServingSolution] = field(default_factory=list)
+    complete: bool = False
+    """True when CP-SAT proved no further non-dominated vector exists (every solve OPTIMAL)."""
+    cap: int = DEFAULT_CAP
+    """The most points asked for."""
+    solves: int = 0
+    """CP-SAT calls made."""
+    wall_s: float = 0.0
+    """Their wall time, seconds."""
+
+    def __len__(self) -> int:
+        return len(self.solutions)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.solutions)
+
+    def __getitem__(self, i: int) -> ServingSolution:
+        return self.solutions[i]
 
 
 def pareto_serving(
@@ -27,42 +73,63 @@ def pareto_serving(
     cluster: Cluster,
     workload: Serving | str,
     *,
-    objectives: tuple[str, str] = ("throughput", "tpot"),
+    objectives: tuple[str, ...] = ("throughput", "tpot"),
     settings: SolverSettings | None = None,
     options: ServingOptions | None = None,
-    points: int = 16,
-) -> list[ServingSolution]:
-    """Non-dominated plans trading `objectives[0]` against `objectives[1]`, best first on the first.
+    points: int = DEFAULT_CAP,
+) -> ServingFront:
+    """Non-dominated plans for `objectives` (two or more), best first on the first.
 
     Raises:
         InfeasibleError: no plan meets the request at all (the reasons name the constraint families).
-        InputError: unknown objectives, or the same one twice.
+        InputError: fewer than two objectives, an unknown one, or the same one twice.
     """
-    a, b = objectives
-    objective_chain((a, b))
-    if a == b:
-        raise InputError(f"a Pareto front needs two different objectives, got {a!r} twice")
-    settings = settings or SolverSettings()
+    names = tuple(ALIASES.get(n, n) for n in objectives)
+    if len(names) < 2:
+        raise InputError(f"a Pareto front needs two or more objectives, got {list(objectives)}")
+    objective_chain(names)
+    if len(set(names)) != len(names):
+        raise InputError(f"a Pareto front needs different objectives, got {list(objectives)}")
+    if points < 1:
+        raise InputError(f"points must be at least 1, got {points}")
+    # Exactness needs ties only on the earlier objectives of each lexicographic query.
+    settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
     space = build_space(model, cluster, coerce_workload(workload), options or ServingOptions())
-    front: list[ServingSolution] = []
-    bound: int | None = None
     if not candidate_entries(space):
         raise explain_infeasible(space, settings)
-    while len(front) < points:
-        enc = build(space)
-        if bound is not None:
-            expr = enc.vars.objective_expr(b)
-            better = expr >= bound + 1 if b in MAXIMIZED else expr <= bound - 1
-            enc.model.add(better).with_name(f"epsilon[{b}]")
-        run = SolveRun(settings)
-        point = optimize(enc, (a, b), run)
-        if point is None:
-            if not front:
-                raise explain_infeasible(space, settings)
+    front = ServingFront(objectives=names, cap=points)
+    found: list[tuple[int, ...]] = []
+    proven = True
+    while True:
+        if len(found) >= points:
             break
-        front.append(make_solution(space, (a, b), (a, b), point, run, with_runner_up=False))
-        bound = _scaled(space, point, b)
+        enc = build(space)
+        for k, vector in enumerate(found):
+            _not_dominated_by(enc, names, vector, k)
+        run = SolveRun(settings)
+        point = optimize(enc, names, run)
+        front.solves += run.solves
+        front.wall_s += run.wall_s
+        if point is None:
+            if not found:
+                raise explain_infeasible(space, settings)
+            front.complete = proven
+            break
+        proven = proven and run.status == "OPTIMAL"
+        front.solutions.append(make_solution(space, names, names, point, run, with_runner_up=False))
+        found.append(tuple(_scaled(space, point, n) for n in names))
     return front
+
+
+def _not_dominated_by(enc: EncodedServing, names: tuple[str, ...], vector: tuple[int, ...], k: int) -> None:
+    """At least one objective strictly better than the found point `vector` (one solver unit)."""
+    better = []
+    for name, value in zip(names, vector, strict=True):
+        lit = enc.model.new_bool_var(f"improves[{k}][{name}]")
+        expr = enc.vars.objective_expr(name)
+        enc.model.add(expr >= value + 1 if name in MAXIMIZED else expr <= value - 1).only_enforce_if(lit)
+        better.append(lit)
+    enc.model.add_bool_or(better).with_name(f"not_dominated[{k}]")
 
 
 def _scaled(space: ServingSpace, point: Point, name: str) -> int:
