@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from autoparallel.solvers.serving_space import ServingOptions
     from autoparallel.solvers.settings import SolverSettings as _Settings
     from autoparallel.solvers.training_space import TrainingOptions
+    from autoparallel.sweeps.front import Front
     from autoparallel.sweeps.results import SweepResult
 
 Plan = ServingPlan | TrainingPlan
@@ -337,22 +338,26 @@ def analyze(model: Any, cluster: Cluster | str, *, max_model_len: int | None = N
 def pareto(
     model: Any,
     cluster: Cluster | str,
-    objectives: tuple[str, str] = ("throughput", "tpot"),
+    objectives: tuple[str, ...] = ("throughput", "tpot"),
     *,
     workload: Serving | str = "chatbot",
-    points: int = 8,
+    points: int | None = None,
     settings: _Settings | None = None,
     options: ServingOptions | None = None,
-) -> list[ServingPlan]:
-    """The trade-off front between two serving objectives (ε-constraint), best first on the first."""
-    from autoparallel.solvers.pareto import pareto_serving
+) -> Front:
+    """The exact trade-off front between two or more serving objectives, best first on the first;
+    complete unless `points` (default: `solvers.pareto.DEFAULT_CAP`) cuts it (`Front.complete`)."""
+    from autoparallel.solvers.pareto import DEFAULT_CAP, pareto_serving
+    from autoparallel.sweeps.front import Front
 
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     if not isinstance(w, Serving):
         raise InputError("pareto fronts are for serving workloads")
-    front = pareto_serving(m, c, w, objectives=objectives, points=points, settings=settings, options=options)
+    sols = pareto_serving(m, c, w, objectives=tuple(objectives), points=points or DEFAULT_CAP,
+                          settings=settings, options=options)
     mid = served_id(model, m)
-    return [_serving_plan(m, c, w, sol, mid) for sol in front]
+    return Front([_serving_plan(m, c, w, sol, mid) for sol in sols], sols.objectives, sols.complete, sols.cap,
+                 sols.solves, sols.wall_s)
 
 
 def sweep(*args: Any, **kwargs: Any) -> SweepResult:
@@ -550,13 +555,6 @@ def evaluate_training_args(args: Any, workload: Training) -> TrainingPlan:
     return _evaluate_training(m, c, config, workload, True, served_id(args.model, m))
 
 
-def format_front(front: list[ServingPlan], objectives: tuple[str, ...]) -> str:
-    """The Pareto front as a table."""
-    from autoparallel.explain import front_table
-
-    return front_table(front, objectives)
-
-
 class AutoParallel:
     """Advanced settings in one place: solver limits, allowed knobs, vLLM release.
 
@@ -593,10 +591,10 @@ class AutoParallel:
         self,
         model: Any,
         cluster: Cluster | str,
-        objectives: tuple[str, str] = ("throughput", "tpot"),
+        objectives: tuple[str, ...] = ("throughput", "tpot"),
         workload: Serving | str = "chatbot",
-        points: int = 8,
-    ) -> list[ServingPlan]:
+        points: int | None = None,
+    ) -> Front:
         """`pareto` with this object's settings."""
         return pareto(
             model,

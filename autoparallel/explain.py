@@ -194,26 +194,3 @@ def _json(obj: Any) -> str:
     import json
 
     return json.dumps(obj)
-
-
-def front_table(front: Sequence[ServingPlan], objectives: Sequence[str]) -> str:
-    """One row per Pareto point."""
-    rows = [
-        (
-            p.config.tp,
-            p.config.pp,
-            p.config.replicas,
-            p.config.max_num_seqs,
-            p.perf["output_tokens_per_s"],
-            p.perf["output_tokens_per_s_per_gpu"],
-            p.perf["ttft_ms"],
-            p.perf["tpot_ms"],
-        )
-        for p in front
-    ]
-    title = f"Pareto front: {' vs '.join(objectives)} ({len(front)} points)"
-    return (
-        title
-        + "\n"
-        + _table(("tp", "pp", "replicas", "max_num_seqs", "tok/s", "tok/s/GPU", "TTFT ms", "TPOT ms"), rows)
-    )

@@ -1,4 +1,4 @@
-"""`autoparallel plan | evaluate | pareto | sweep`: the planner on the command line."""
+"""`autoparallel plan | evaluate`: the planner on the command line (and the workload flags `pareto` shares)."""
 
 from __future__ import annotations
 
@@ -106,31 +106,6 @@ def add_evaluate_parser(sub: Any) -> None:
     p.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default="vllm")
 
 
-def add_pareto_parser(sub: Any) -> None:
-    """`autoparallel pareto MODEL --cluster C --objectives throughput,tpot`."""
-    p = sub.add_parser("pareto", help="trade-off front between two serving objectives")
-    p.set_defaults(func=cmd_pareto)
-    _add_common(p)
-    _add_serving_workload(p)
-    p.add_argument("--objectives", default="throughput,tpot", help="two of: " + ", ".join(_OBJECTIVES[:5]))
-    p.add_argument("--points", type=_positive_int, default=8, help="most points on the front")
-
-
-def add_sweep_parser(sub: Any) -> None:
-    """`autoparallel sweep --models A,B --clusters X,Y --workloads W,V`."""
-    p = sub.add_parser("sweep", help="batch what-if: best plan for every model x cluster x workload")
-    p.set_defaults(func=cmd_sweep)
-    p.add_argument("--models", required=True, help="comma-separated model ids")
-    p.add_argument(
-        "--clusters",
-        required=True,
-        help="comma-separated cluster specs (use ; between specs that carry options)",
-    )
-    p.add_argument("--workloads", default="chatbot", help="comma-separated serving presets")
-    p.add_argument("--objective", choices=_OBJECTIVES, default="throughput")
-    p.add_argument("--json", action="store_true")
-
-
 def _serving_workload(args: argparse.Namespace) -> Any:
     from autoparallel.workload import Serving
 
@@ -236,34 +211,3 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ev = api.evaluate_serving_args(args, _serving_workload(args))
     _emit(args, ev.to_dict(), ev.explain())
     return 0 if ev.fits else 1
-
-
-def cmd_pareto(args: argparse.Namespace) -> int:
-    """Print the trade-off front between two objectives."""
-    from autoparallel import api
-
-    objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
-    if len(objectives) != 2 or any(o not in _OBJECTIVES[:5] for o in objectives):
-        raise InputError(f"--objectives needs two of {', '.join(_OBJECTIVES[:5])}, got {args.objectives!r}")
-    front = api.pareto(
-        args.model,
-        args.cluster,
-        objectives=(objectives[0], objectives[1]),
-        workload=_serving_workload(args),
-        points=args.points,
-    )
-    _emit(args, [p.to_dict() for p in front], api.format_front(front, objectives))
-    return 0
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """Best plan for every model × cluster × workload."""
-    from autoparallel import api
-
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    sep = ";" if ";" in args.clusters else ","
-    clusters = [c.strip() for c in args.clusters.split(sep) if c.strip()]
-    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    rows = api.sweep(models=models, clusters=clusters, workloads=workloads, objective=args.objective)
-    _emit(args, [r.to_dict() for r in rows], api.format_sweep(rows))
-    return 0
