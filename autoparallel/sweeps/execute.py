@@ -121,7 +121,9 @@ def plan_columns(plan: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def open_executor(executor: Executor | str | None, workers: int | None) -> Iterator[Executor | None]:
+def open_executor(
+    executor: Executor | str | None, workers: int | None, connect_timeout_s: float | None = None
+) -> Iterator[Executor | None]:
     """The executor to run on (None: in this process).
 
     Raises:
@@ -135,6 +137,8 @@ def open_executor(executor: Executor | str | None, workers: int | None) -> Itera
         yield None
         return
     if spec == "process":
+        # Python's default start method (fork on Linux before 3.14): scripts need no __main__ guard there.
+        # This process starts no threads of its own before the pool forks (see `_progress`).
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
             yield pool
         return
@@ -145,7 +149,7 @@ def open_executor(executor: Executor | str | None, workers: int | None) -> Itera
         except ImportError:  # pragma: no cover - a declared dependency
             raise InputError("--executor dask://...: the `distributed` package is not installed") from None
         try:
-            client = Client(address, timeout=DASK_CONNECT_TIMEOUT_S, set_as_default=False)
+            client = Client(address, timeout=connect_timeout_s or DASK_CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"cannot reach the Dask scheduler at {address}: {first}") from None
@@ -160,6 +164,7 @@ def open_executor(executor: Executor | str | None, workers: int | None) -> Itera
 def _progress(total: int, show: bool | None) -> Any:
     from tqdm import tqdm
 
+    tqdm.monitor_interval = 0  # no monitor thread: the process pool may fork after the bar starts
     visible = sys.stderr.isatty() if show is None else show
     return tqdm(total=total, file=sys.stderr, disable=not visible, unit="scenario", smoothing=0.1,
                 dynamic_ncols=True)

@@ -82,12 +82,14 @@ class Scenario(BaseModel):
     def workload_label(self) -> str:
         """The workload in a few words: `chatbot`, `chatbot isl=4096`, `train seq=4096 gb=1024`."""
         w = dict(self.workload)
+
+        def fmt(k: str) -> str:
+            return f"{k}={w[k]:g}" if isinstance(w[k], float) else f"{k}={w[k]}"
+
         if self.kind == "training":
-            return "train " + " ".join(f"{k}={w[k]}" for k in TRAINING_FIELDS if k in w)
+            return "train " + " ".join(fmt(k) for k in TRAINING_FIELDS if k in w)
         head = str(w.get("name") or w.get("preset") or "custom")
-        rest = " ".join(f"{k}={w[k]:g}" if isinstance(w[k], float) else f"{k}={w[k]}"
-                        for k in SERVING_FIELDS if k in w)
-        return f"{head} {rest}".strip()
+        return f"{head} {' '.join(fmt(k) for k in SERVING_FIELDS if k in w)}".strip()
 
     @property
     def label(self) -> str:
