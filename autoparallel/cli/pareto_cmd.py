@@ -24,17 +24,29 @@ def add_pareto_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_pareto)
     _add_common(p)
     _add_serving_workload(p)
-    p.add_argument("--objectives", default="throughput,tpot",
-                   help="two or more of: throughput, ttft, tpot, cost, headroom (comma-separated)")
-    p.add_argument("--points", type=_positive_int, default=None,
-                   help="most points on the front (default 200; the output says when it cut the front)")
+    p.add_argument(
+        "--objectives",
+        default="throughput,tpot",
+        help="two or more of: throughput, ttft, tpot, cost, headroom (comma-separated)",
+    )
+    p.add_argument(
+        "--points",
+        type=_positive_int,
+        default=None,
+        help="most points on the front (default 200; the output says when it cut the front)",
+    )
     p.add_argument("--plot", default=None, help="save a plot of the front: .png or .svg")
     p.add_argument("--out", default=None, help="save the front as a table: .parquet, .csv or .jsonl")
-    p.add_argument("--weights", default=None,
-                   help="mark the point minimising a weighted sum, e.g. throughput=1,ttft=2")
-    p.add_argument("--normalize", choices=("range", "max", "none"), default="range",
-                   help="scale of each objective in --weights: range (front's best..worst, default), "
-                        "max (value / largest), none")
+    p.add_argument(
+        "--weights", default=None, help="mark the point minimising a weighted sum, e.g. throughput=1,ttft=2"
+    )
+    p.add_argument(
+        "--normalize",
+        choices=("range", "max", "none"),
+        default="range",
+        help="scale of each objective in --weights: range (front's best..worst, default), "
+        "max (value / largest), none",
+    )
     p.add_argument("--time-limit", type=float, default=None, help="solver time limit per query (s)")
 
 
@@ -58,34 +70,64 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
     if len(objectives) < 2 or any(o not in _NAMES for o in objectives):
-        raise InputError(f"--objectives needs two or more of {', '.join(_NAMES[:5])}, got {args.objectives!r}")
+        raise InputError(
+            f"--objectives needs two or more of {', '.join(_NAMES[:5])}, got {args.objectives!r}"
+        )
     weights = _weights(args.weights) if args.weights else None
     if args.time_limit is not None and not args.time_limit > 0:
         raise InputError(f"--time-limit must be positive, got {args.time_limit}")
     settings = api.SolverSettings.create(time_limit_s=args.time_limit)
-    front = api.pareto(args.model, args.cluster, objectives=objectives, workload=_serving_workload(args),
-                       points=args.points, settings=settings)
+    front = api.pareto(
+        args.model,
+        args.cluster,
+        objectives=objectives,
+        workload=_serving_workload(args),
+        points=args.points,
+        settings=settings,
+    )
     chosen = front.pick(weights, args.normalize) if weights else None
     if args.out:
         front.write(args.out)
     if args.plot:
         front.plot(args.plot)
     if args.json:
-        json.dump({"objectives": list(front.objectives), "complete": front.complete, "cap": front.cap,
-                   "knee": front.knee(), "weighted_choice": chosen,
-                   "points": [p.to_dict() for p in front]}, sys.stdout, indent=2, default=str)
+        json.dump(
+            {
+                "objectives": list(front.objectives),
+                "complete": front.complete,
+                "cap": front.cap,
+                "knee": front.knee(),
+                "weighted_choice": chosen,
+                "points": [p.to_dict() for p in front],
+            },
+            sys.stdout,
+            indent=2,
+            default=str,
+        )
         sys.stdout.write("\n")
         return 0
     rows = front.rows()
     cols = [k for k in rows[0] if k.startswith("objective_")]
-    body = [(r["point"], r["label"] + (" *knee" if r["knee"] else "") + (" <- weighted" if r["point"] == chosen
-                                                                          else ""), r["gpus"],
-             *[float(r[c]) for c in cols]) for r in rows]
-    status = ("complete (proved by CP-SAT)" if front.complete
-              else f"CUT at --points {front.cap}: more non-dominated plans exist" if len(front) >= front.cap
-              else "not proven complete (a solve hit its time limit)")
+    body = [
+        (
+            r["point"],
+            r["label"] + (" *knee" if r["knee"] else "") + (" <- weighted" if r["point"] == chosen else ""),
+            r["gpus"],
+            *[float(r[c]) for c in cols],
+        )
+        for r in rows
+    ]
+    status = (
+        "complete (proved by CP-SAT)"
+        if front.complete
+        else f"CUT at --points {front.cap}: more non-dominated plans exist"
+        if len(front) >= front.cap
+        else "not proven complete (a solve hit its time limit)"
+    )
     head = f"Pareto front: {' vs '.join(front.objectives)}: {len(front)} points, {status}"
-    sys.stdout.write(head + "\n" + _table(("#", "configuration", "GPUs", *[c[10:] for c in cols]), body) + "\n")
+    sys.stdout.write(
+        head + "\n" + _table(("#", "configuration", "GPUs", *[c[10:] for c in cols]), body) + "\n"
+    )
     for flag, path in (("table", args.out), ("plot", args.plot)):
         if path:
             sys.stdout.write(f"{flag}: {path}\n")

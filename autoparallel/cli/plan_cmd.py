@@ -1,4 +1,4 @@
-"""`autoparallel plan | evaluate`: the planner on the command line (and the workload flags `pareto` shares)."""
+"""`autoparallel plan | evaluate`: the planner on the command line (and the workload flags pareto uses)."""
 
 from __future__ import annotations
 

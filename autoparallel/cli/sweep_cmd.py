@@ -38,18 +38,30 @@ def add_sweep_parser(sub: Any) -> None:
     for axis in _TRAINING_AXES:
         grid.add_argument("--" + axis.replace("_", "-"), default=None, help=f"training {axis} values")
     grid.add_argument("--precision", default=None, help="training precisions (bf16,fp8)")
-    grid.add_argument("--objectives", "--objective", dest="objectives", default="throughput",
-                      help="objectives (serving: throughput, ttft, tpot, cost, headroom; "
-                           "training: throughput, mfu, cost, headroom)")
-    grid.add_argument("--engines", default=None, help="engines (serving: vllm; training: megatron, deepspeed)")
+    grid.add_argument(
+        "--objectives",
+        "--objective",
+        dest="objectives",
+        default="throughput",
+        help="objectives (serving: throughput, ttft, tpot, cost, headroom; "
+        "training: throughput, mfu, cost, headroom)",
+    )
+    grid.add_argument(
+        "--engines", default=None, help="engines (serving: vllm; training: megatron, deepspeed)"
+    )
     run = p.add_argument_group("running")
     run.add_argument("--out", default=None, help="results file: .parquet, .csv or .jsonl (resumes)")
     run.add_argument("--executor", default="process", help="process (default), serial or dask://HOST:PORT")
     run.add_argument("--workers", type=int, default=None, help="local processes (default: one per core)")
     run.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT time limit per solve (s)")
     bar = run.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="progress bar on stderr (default: when stderr is a terminal)")
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
     bar.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
 
@@ -124,8 +136,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             _list(args.objectives, "--objectives"),
             [*_list(args.engines, "--engines")] or [None],
         )
-    result = run_scenarios(scenarios, executor=args.executor, workers=args.workers, out=args.out,
-                           progress=args.progress, time_limit_s=args.time_limit)
+    result = run_scenarios(
+        scenarios,
+        executor=args.executor,
+        workers=args.workers,
+        out=args.out,
+        progress=args.progress,
+        time_limit_s=args.time_limit,
+    )
     if args.json:
         json.dump(result.to_dicts(), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -33,7 +33,13 @@ from autoparallel.solvers.serving import (
     optimize,
 )
 from autoparallel.solvers.serving_decoder import Point, ServingSolution
-from autoparallel.solvers.serving_encoder import MAXIMIZED, EncodedServing, build, candidate_entries, replica_cap
+from autoparallel.solvers.serving_encoder import (
+    MAXIMIZED,
+    EncodedServing,
+    build,
+    candidate_entries,
+    replica_cap,
+)
 from autoparallel.solvers.serving_explain import explain_infeasible
 from autoparallel.solvers.serving_space import ServingOptions, ServingSpace, build_space
 from autoparallel.solvers.settings import SolverSettings

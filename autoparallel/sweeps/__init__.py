@@ -3,8 +3,8 @@
 
     >>> import autoparallel as ap
     >>> res = ap.sweep(models=["meta-llama/Llama-3.1-8B"], clusters=["1x8xH100", "1x8xA100-80G"],
-    ...                workloads=["chatbot", {"isl": 4096, "osl": 512}], out="whatif.parquet")  # doctest: +SKIP
-    >>> res.to_pandas().groupby("cluster").usd_per_million_tokens.min()                       # doctest: +SKIP
+    ...                workloads=["chatbot", {"isl": 4096, "osl": 512}], out="r.parquet")  # doctest: +SKIP
+    >>> res.to_pandas().groupby("cluster").usd_per_million_tokens.min()                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -58,11 +58,17 @@ def sweep(
 
     if scenarios is None:
         names = [m if isinstance(m, str) else str(getattr(m, "name", m)) for m in models]
-        todo = grid(names, [str(c) if isinstance(c, str) else c.spec for c in clusters], list(workloads),
-                    list(objectives) or [objective], list(engines))
+        todo = grid(
+            names,
+            [str(c) if isinstance(c, str) else c.spec for c in clusters],
+            list(workloads),
+            list(objectives) or [objective],
+            list(engines),
+        )
     elif isinstance(scenarios, (str, Path)):
         todo = load_scenarios(scenarios)
     else:
         todo = list(scenarios)
-    return run_scenarios(todo, executor=executor, workers=workers, out=out, progress=progress,
-                         time_limit_s=time_limit_s)
+    return run_scenarios(
+        todo, executor=executor, workers=workers, out=out, progress=progress, time_limit_s=time_limit_s
+    )

@@ -52,16 +52,26 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
     row = input_row(scenario)
     try:
         settings = ap.SolverSettings.create(time_limit_s=time_limit_s, workers=1)
-        plan = ap.solve(_load(scenario.model), scenario.cluster, scenario.to_workload(), scenario.objective,
-                        settings=settings)
+        plan = ap.solve(
+            _load(scenario.model),
+            scenario.cluster,
+            scenario.to_workload(),
+            scenario.objective,
+            settings=settings,
+        )
         row.update(plan_columns(plan))
         row["status"] = "ok" if plan.fits else "error"
         row["message"] = "" if plan.fits else "; ".join(plan.problems)[:500]
     except AutoParallelError as exc:
-        kind = ("infeasible" if isinstance(exc, InfeasibleError)
-                else "timeout" if isinstance(exc, SolverTimeoutError) else "error")
+        kind = (
+            "infeasible"
+            if isinstance(exc, InfeasibleError)
+            else "timeout"
+            if isinstance(exc, SolverTimeoutError)
+            else "error"
+        )
         row.update(status=kind, message=str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
-    except Exception as exc:  # noqa: BLE001 - one scenario's bug must not stop the sweep
+    except Exception as exc:
         row.update(status="internal", message=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
     row["wall_s"] = time.perf_counter() - start
     row["version"] = _version()
@@ -72,8 +82,12 @@ def input_row(scenario: Scenario) -> dict[str, Any]:
     """The input columns of a scenario's row."""
     from autoparallel.sweeps.results import input_columns
 
-    return {"scenario_id": scenario.id, "label": scenario.label, **input_columns(scenario.inputs),
-            "workload": scenario.workload_label}
+    return {
+        "scenario_id": scenario.id,
+        "label": scenario.label,
+        **input_columns(scenario.inputs),
+        "workload": scenario.workload_label,
+    }
 
 
 def _version() -> str:
@@ -87,35 +101,59 @@ def plan_columns(plan: Any) -> dict[str, Any]:
     from autoparallel.plan import ServingPlan
 
     c, p, gpu = plan.config, plan.perf, plan.cluster.gpu
-    out: dict[str, Any] = {"solver_status": plan.solver.get("status", ""),
-                           "solver_wall_s": plan.solver.get("wall_s")}
+    out: dict[str, Any] = {
+        "solver_status": plan.solver.get("status", ""),
+        "solver_wall_s": plan.solver.get("wall_s"),
+    }
     if isinstance(plan, ServingPlan):
         gpus = c.tp * c.pp * c.replicas
         out.update(
-            tp=c.tp, pp=c.pp, dp=c.replicas, ep=c.tp * c.pp if c.enable_expert_parallel else 1,
-            enable_expert_parallel=c.enable_expert_parallel, max_num_seqs=c.max_num_seqs,
-            max_model_len=c.max_model_len, gpu_memory_utilization=c.gpu_memory_utilization,
-            kv_cache_dtype=c.kv_cache_dtype, quantization=c.quantization or "none",
-            enforce_eager=c.enforce_eager, gpus=gpus,
-            throughput_tok_s=p["output_tokens_per_s"], throughput_tok_s_per_gpu=p["output_tokens_per_s_per_gpu"],
-            ttft_ms=p["ttft_ms"], tpot_ms=p["tpot_ms"], requests_per_s=p["requests_per_s"],
-            kv_headroom_gib=p["kv_headroom_gib"], usd_per_hour=gpu.usd_per_hour * gpus,
+            tp=c.tp,
+            pp=c.pp,
+            dp=c.replicas,
+            ep=c.tp * c.pp if c.enable_expert_parallel else 1,
+            enable_expert_parallel=c.enable_expert_parallel,
+            max_num_seqs=c.max_num_seqs,
+            max_model_len=c.max_model_len,
+            gpu_memory_utilization=c.gpu_memory_utilization,
+            kv_cache_dtype=c.kv_cache_dtype,
+            quantization=c.quantization or "none",
+            enforce_eager=c.enforce_eager,
+            gpus=gpus,
+            throughput_tok_s=p["output_tokens_per_s"],
+            throughput_tok_s_per_gpu=p["output_tokens_per_s_per_gpu"],
+            ttft_ms=p["ttft_ms"],
+            tpot_ms=p["tpot_ms"],
+            requests_per_s=p["requests_per_s"],
+            kv_headroom_gib=p["kv_headroom_gib"],
+            usd_per_hour=gpu.usd_per_hour * gpus,
             usd_per_million_tokens=p["usd_per_million_tokens"],
         )
         return out
     gpus = c.tp * c.pp * c.dp * c.cp
     out.update(
-        tp=c.tp, pp=c.pp, dp=c.dp, cp=c.cp, ep=c.ep, vp=c.vp, micro_batch=c.micro_batch,
-        zero=str(getattr(c.zero, "value", c.zero)), recompute=str(getattr(c.recompute, "value", c.recompute)),
-        gpus=gpus, step_time_s=p["step_time_s"], throughput_tok_s=p["tokens_per_s"],
-        throughput_tok_s_per_gpu=p["tokens_per_s_per_gpu"], mfu=p["mfu"],
+        tp=c.tp,
+        pp=c.pp,
+        dp=c.dp,
+        cp=c.cp,
+        ep=c.ep,
+        vp=c.vp,
+        micro_batch=c.micro_batch,
+        zero=str(getattr(c.zero, "value", c.zero)),
+        recompute=str(getattr(c.recompute, "value", c.recompute)),
+        gpus=gpus,
+        step_time_s=p["step_time_s"],
+        throughput_tok_s=p["tokens_per_s"],
+        throughput_tok_s_per_gpu=p["tokens_per_s_per_gpu"],
+        mfu=p["mfu"],
         usd_per_hour=gpu.usd_per_hour * gpus,
     )
     if plan.workload.tokens:
         from autoparallel.perf.training import TrainingPerf, cost_to_tokens
 
-        cost = cost_to_tokens(plan.model, plan.cluster, c, plan.workload.tokens,
-                              perf=TrainingPerf.model_validate(p))
+        cost = cost_to_tokens(
+            plan.model, plan.cluster, c, plan.workload.tokens, perf=TrainingPerf.model_validate(p)
+        )
         out.update(usd_to_train=cost.usd, hours_to_train=cost.time_s / 3600.0)
     return out
 
@@ -133,7 +171,7 @@ def open_executor(
         yield executor
         return
     spec = (executor or "process").strip()
-    if spec == "process" and workers == 1 or spec == "serial":
+    if (spec == "process" and workers == 1) or spec == "serial":
         yield None
         return
     if spec == "process":
@@ -149,7 +187,9 @@ def open_executor(
         except ImportError:  # pragma: no cover - a declared dependency
             raise InputError("--executor dask://...: the `distributed` package is not installed") from None
         try:
-            client = Client(address, timeout=connect_timeout_s or DASK_CONNECT_TIMEOUT_S, set_as_default=False)
+            client = Client(
+                address, timeout=connect_timeout_s or DASK_CONNECT_TIMEOUT_S, set_as_default=False
+            )
         except (OSError, TimeoutError, ValueError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"cannot reach the Dask scheduler at {address}: {first}") from None
@@ -166,8 +206,9 @@ def _progress(total: int, show: bool | None) -> Any:
 
     tqdm.monitor_interval = 0  # no monitor thread: the process pool may fork after the bar starts
     visible = sys.stderr.isatty() if show is None else show
-    return tqdm(total=total, file=sys.stderr, disable=not visible, unit="scenario", smoothing=0.1,
-                dynamic_ncols=True)
+    return tqdm(
+        total=total, file=sys.stderr, disable=not visible, unit="scenario", smoothing=0.1, dynamic_ncols=True
+    )
 
 
 def run_scenarios(
@@ -222,10 +263,13 @@ def run_scenarios(
                 for fut in as_completed(futures):
                     try:
                         row = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a lost worker fails one scenario only
+                    except Exception as exc:
                         s = futures[fut]
-                        row = {**input_row(s), "status": "internal",
-                               "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500]}
+                        row = {
+                            **input_row(s),
+                            "status": "internal",
+                            "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+                        }
                     record(row)
     finally:
         if store:

@@ -118,12 +118,16 @@ class Front:
         w = {ALIASES.get(k, k): float(v) for k, v in weights.items()}
         bad = sorted(set(w) - set(names))
         if bad:
-            raise InputError(f"weight for {bad[0]!r}, which is not an objective of this front ({', '.join(names)})")
+            raise InputError(
+                f"weight for {bad[0]!r}, which is not an objective of this front ({', '.join(names)})"
+            )
         if any(v < 0 for v in w.values()) or not any(v > 0 for v in w.values()):
             raise InputError(f"weights must be >= 0 with one > 0, got {dict(weights)}")
         rows = self.normalized(normalize)
-        return min(range(len(rows)), key=lambda i: sum(w.get(n, 0.0) * x for n, x in zip(names, rows[i],
-                                                                                        strict=True)))
+        return min(
+            range(len(rows)),
+            key=lambda i: sum(w.get(n, 0.0) * x for n, x in zip(names, rows[i], strict=True)),
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         """One dict per point: objectives, configuration and headline numbers."""
@@ -132,18 +136,35 @@ class Front:
         for i, p in enumerate(self.plans):
             c, perf = p.config, p.perf
             gpus = c.tp * c.pp * c.replicas
-            out.append({
-                "point": i, "label": config_label(p), "knee": i == knee,
-                **{f"objective_{ALIASES.get(n, n)}": perf[METRICS[ALIASES.get(n, n)][0]] for n in self.objectives},
-                "tp": c.tp, "pp": c.pp, "dp": c.replicas, "ep": c.tp * c.pp if c.enable_expert_parallel else 1,
-                "max_num_seqs": c.max_num_seqs, "max_model_len": c.max_model_len,
-                "gpu_memory_utilization": c.gpu_memory_utilization, "kv_cache_dtype": c.kv_cache_dtype,
-                "quantization": c.quantization or "none", "enforce_eager": c.enforce_eager, "gpus": gpus,
-                "throughput_tok_s": perf["output_tokens_per_s"], "ttft_ms": perf["ttft_ms"],
-                "tpot_ms": perf["tpot_ms"], "usd_per_million_tokens": perf["usd_per_million_tokens"],
-                "usd_per_hour": p.cluster.gpu.usd_per_hour * gpus, "kv_headroom_gib": perf["kv_headroom_gib"],
-                "solver_status": p.solver.get("status", ""),
-            })
+            out.append(
+                {
+                    "point": i,
+                    "label": config_label(p),
+                    "knee": i == knee,
+                    **{
+                        f"objective_{ALIASES.get(n, n)}": perf[METRICS[ALIASES.get(n, n)][0]]
+                        for n in self.objectives
+                    },
+                    "tp": c.tp,
+                    "pp": c.pp,
+                    "dp": c.replicas,
+                    "ep": c.tp * c.pp if c.enable_expert_parallel else 1,
+                    "max_num_seqs": c.max_num_seqs,
+                    "max_model_len": c.max_model_len,
+                    "gpu_memory_utilization": c.gpu_memory_utilization,
+                    "kv_cache_dtype": c.kv_cache_dtype,
+                    "quantization": c.quantization or "none",
+                    "enforce_eager": c.enforce_eager,
+                    "gpus": gpus,
+                    "throughput_tok_s": perf["output_tokens_per_s"],
+                    "ttft_ms": perf["ttft_ms"],
+                    "tpot_ms": perf["tpot_ms"],
+                    "usd_per_million_tokens": perf["usd_per_million_tokens"],
+                    "usd_per_hour": p.cluster.gpu.usd_per_hour * gpus,
+                    "kv_headroom_gib": perf["kv_headroom_gib"],
+                    "solver_status": p.solver.get("status", ""),
+                }
+            )
         return out
 
     def to_pandas(self) -> pd.DataFrame:
@@ -176,7 +197,7 @@ def plot_front(front: Front, path: Path, *, title: str | None = None) -> int:
     import matplotlib.pyplot as plt
 
     names = [ALIASES.get(n, n) for n in front.objectives]
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     cols = min(3, len(pairs))
     rows = math.ceil(len(pairs) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.8 * rows), squeeze=False)
@@ -187,18 +208,30 @@ def plot_front(front: Front, path: Path, *, title: str | None = None) -> int:
         xs, ys = front.values(a), front.values(b)
         dots = ax.scatter(xs, ys, s=28, color="tab:blue", zorder=2, label="front")
         drawn = len(dots.get_offsets())
-        ax.scatter([xs[knee]], [ys[knee]], s=220, marker="*", color="tab:red", zorder=3,
-                   label=f"knee: {labels[knee]}")
+        ax.scatter(
+            [xs[knee]],
+            [ys[knee]],
+            s=220,
+            marker="*",
+            color="tab:red",
+            zorder=3,
+            label=f"knee: {labels[knee]}",
+        )
         for x, y, text in zip(xs, ys, labels, strict=True):
             ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6, alpha=0.8)
         ax.set_xlabel(METRICS[a][1] + (" ↑" if METRICS[a][2] else " ↓"))
         ax.set_ylabel(METRICS[b][1] + (" ↑" if METRICS[b][2] else " ↓"))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
-    for ax in list(axes.flat)[len(pairs):]:
+    for ax in list(axes.flat)[len(pairs) :]:
         ax.set_visible(False)
-    status = "complete" if front.complete else f"cut at {front.cap} points" if len(front) >= front.cap \
+    status = (
+        "complete"
+        if front.complete
+        else f"cut at {front.cap} points"
+        if len(front) >= front.cap
         else "not proven complete"
+    )
     fig.suptitle(title or f"Pareto front: {' vs '.join(names)} ({len(front)} points, {status})")
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Description": f"points={len(front)} panels={len(pairs)}"})

@@ -28,9 +28,31 @@ if TYPE_CHECKING:
 
 FORMATS = (".parquet", ".csv", ".jsonl")
 """Results file formats, by suffix."""
-LEADING = ("scenario_id", "label", "kind", "model", "cluster", "workload", "preset", "name", "isl", "osl",
-           "concurrency", "request_rate", "ttft_ms_slo", "tpot_ms_slo", "max_model_len_req", "seq_len",
-           "global_batch", "tokens", "precision", "objective", "engine", "status", "message")
+LEADING = (
+    "scenario_id",
+    "label",
+    "kind",
+    "model",
+    "cluster",
+    "workload",
+    "preset",
+    "name",
+    "isl",
+    "osl",
+    "concurrency",
+    "request_rate",
+    "ttft_ms_slo",
+    "tpot_ms_slo",
+    "max_model_len_req",
+    "seq_len",
+    "global_batch",
+    "tokens",
+    "precision",
+    "objective",
+    "engine",
+    "status",
+    "message",
+)
 """Column order of a results table (the rest follow in first-seen order)."""
 _RENAMED = {"ttft_ms": "ttft_ms_slo", "tpot_ms": "tpot_ms_slo", "max_model_len": "max_model_len_req"}
 """Workload inputs whose names collide with output columns get a suffix in rows."""
@@ -73,7 +95,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         df = pd.read_parquet(p) if kind == ".parquet" else pd.read_csv(p, keep_default_na=True)
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - pyarrow / pandas raise many types for a bad file
+    except Exception as exc:
         raise InputError(f"cannot read results file {str(p)!r}: {str(exc).splitlines()[0]}") from None
     if "scenario_id" not in df.columns:
         raise InputError(f"results file {str(p)!r} has no scenario_id column: not a sweep's results")
@@ -202,21 +224,60 @@ class SweepResult:
         """A plain-text summary, one line per scenario."""
         from autoparallel.explain import _table
 
-        lines = []
+        lines: list[tuple[Any, ...]] = []
         for r in self.rows:
             if r["status"] == "ok":
-                shape = f"tp={r['tp']} pp={r['pp']} dp={r['dp']}" + (f" ep={r['ep']}" if r.get("ep", 1) > 1 else "")
-                lines.append((r["model"], r["cluster"], r["workload"], r["objective"], shape, r["gpus"],
-                              float(r["throughput_tok_s"]), _opt(r, "tpot_ms"), _opt(r, "usd_per_million_tokens"),
-                              ""))
+                shape = f"tp={r['tp']} pp={r['pp']} dp={r['dp']}" + (
+                    f" ep={r['ep']}" if r.get("ep", 1) > 1 else ""
+                )
+                lines.append(
+                    (
+                        r["model"],
+                        r["cluster"],
+                        r["workload"],
+                        r["objective"],
+                        shape,
+                        r["gpus"],
+                        float(r["throughput_tok_s"]),
+                        _opt(r, "tpot_ms"),
+                        _opt(r, "usd_per_million_tokens"),
+                        "",
+                    )
+                )
             else:
-                lines.append((r["model"], r["cluster"], r["workload"], r["objective"], r["status"], "", "", "",
-                              "", str(r.get("message", ""))[:70]))
+                lines.append(
+                    (
+                        r["model"],
+                        r["cluster"],
+                        r["workload"],
+                        r["objective"],
+                        r["status"],
+                        "",
+                        "",
+                        "",
+                        "",
+                        str(r.get("message", ""))[:70],
+                    )
+                )
         counts = ", ".join(f"{n} {k}" for k, n in sorted(self.counts().items()))
-        head = f"{len(self.rows)} scenarios ({counts})" + (f"; {self.skipped} from the results file" if
-                                                            self.skipped else "")
-        table = _table(("model", "cluster", "workload", "objective", "plan", "GPUs", "tok/s", "TPOT ms",
-                        "$/Mtok", "reason"), lines)
+        head = f"{len(self.rows)} scenarios ({counts})" + (
+            f"; {self.skipped} from the results file" if self.skipped else ""
+        )
+        table = _table(
+            (
+                "model",
+                "cluster",
+                "workload",
+                "objective",
+                "plan",
+                "GPUs",
+                "tok/s",
+                "TPOT ms",
+                "$/Mtok",
+                "reason",
+            ),
+            lines,
+        )
         return head + "\n" + table
 
     def to_dicts(self) -> list[dict[str, Any]]:

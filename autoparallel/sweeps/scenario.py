@@ -33,8 +33,18 @@ SERVING_FIELDS = ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_
 """Serving workload fields a scenario may set (besides `preset` and `name`)."""
 TRAINING_FIELDS = ("seq_len", "global_batch", "tokens", "precision")
 """Training workload fields a scenario may set."""
-SCENARIO_COLUMNS = ("model", "cluster", "objective", "engine", "kind", "workload", "preset", "name",
-                    *SERVING_FIELDS, *TRAINING_FIELDS)
+SCENARIO_COLUMNS = (
+    "model",
+    "cluster",
+    "objective",
+    "engine",
+    "kind",
+    "workload",
+    "preset",
+    "name",
+    *SERVING_FIELDS,
+    *TRAINING_FIELDS,
+)
 """The keys a scenario row (CSV column, YAML mapping) may have."""
 SERVING_OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "memory", "headroom")
 TRAINING_OBJECTIVES = ("throughput", "mfu", "cost", "memory", "headroom")
@@ -69,8 +79,14 @@ class Scenario(BaseModel):
     @property
     def inputs(self) -> dict[str, Any]:
         """Every input as one flat mapping (the table's input columns)."""
-        return {"kind": self.kind, "model": self.model, "cluster": self.cluster, **dict(self.workload),
-                "objective": self.objective, "engine": self.engine}
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "cluster": self.cluster,
+            **dict(self.workload),
+            "objective": self.objective,
+            "engine": self.engine,
+        }
 
     @property
     def id(self) -> str:
@@ -178,9 +194,17 @@ def make_scenario(
         raise InputError(f"unknown {kind} objective {objective!r}; choose from {', '.join(objectives)}")
     engine = (engine or ENGINES[kind][0]).lower()
     if engine not in ENGINES[kind]:
-        raise InputError(f"engine {engine!r} is not modelled for {kind}; choose from {', '.join(ENGINES[kind])}")
-    scenario = Scenario(kind=kind, model=str(model).strip(), cluster=cluster,
-                        workload=tuple(sorted(fields.items())), objective=objective, engine=engine)
+        raise InputError(
+            f"engine {engine!r} is not modelled for {kind}; choose from {', '.join(ENGINES[kind])}"
+        )
+    scenario = Scenario(
+        kind=kind,
+        model=str(model).strip(),
+        cluster=cluster,
+        workload=tuple(sorted(fields.items())),
+        objective=objective,
+        engine=engine,
+    )
     try:
         scenario.to_workload()
     except ValidationError as exc:
@@ -201,8 +225,10 @@ def grid(
     out: list[Scenario] = []
     for m, c, w, o, e in itertools.product(models, clusters, workloads, objectives, engines):
         kind = make_workload(w)[0]
-        if e is not None and e.lower() not in ENGINES[kind] and any(
-            x is not None and x.lower() in ENGINES[kind] for x in engines
+        if (
+            e is not None
+            and e.lower() not in ENGINES[kind]
+            and any(x is not None and x.lower() in ENGINES[kind] for x in engines)
         ):
             continue
         out.append(make_scenario(m, c, w, o, e))
@@ -219,8 +245,9 @@ def from_rows(rows: Iterable[Mapping[str, Any]], where: str) -> list[Scenario]:
             raise InputError(f"{where}: scenario {n} is not a mapping")
         unknown = [k for k in row if k not in SCENARIO_COLUMNS]
         if unknown:
-            raise InputError(f"{where}: unknown column {unknown[0]!r} (scenario {n}); "
-                             f"known: {', '.join(SCENARIO_COLUMNS)}")
+            raise InputError(
+                f"{where}: unknown column {unknown[0]!r} (scenario {n}); known: {', '.join(SCENARIO_COLUMNS)}"
+            )
         values = {k: _clean(v) for k, v in row.items()}
         for key in ("model", "cluster"):
             if values.get(key) is None:
@@ -229,8 +256,15 @@ def from_rows(rows: Iterable[Mapping[str, Any]], where: str) -> list[Scenario]:
         if values.get("kind") == "serving" and not wl:
             wl = {"preset": "chatbot"}
         try:
-            out.append(make_scenario(str(values["model"]), str(values["cluster"]), wl or "chatbot",
-                                     str(values.get("objective") or "throughput"), values.get("engine")))
+            out.append(
+                make_scenario(
+                    str(values["model"]),
+                    str(values["cluster"]),
+                    wl or "chatbot",
+                    str(values.get("objective") or "throughput"),
+                    values.get("engine"),
+                )
+            )
         except InputError as exc:
             raise InputError(f"{where}: scenario {n}: {exc}") from None
     return out

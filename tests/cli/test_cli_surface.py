@@ -55,7 +55,8 @@ FROZEN: dict[str, set[str]] = {
         "--vp",
         "--zero",
     },
-    "pareto": _SERVING | {"--normalize", "--objectives", "--out", "--plot", "--points", "--time-limit", "--weights"},
+    "pareto": _SERVING
+    | {"--normalize", "--objectives", "--out", "--plot", "--points", "--time-limit", "--weights"},
     "sweep": _TRAINING
     | {
         "--clusters",

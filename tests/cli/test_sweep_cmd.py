@@ -15,8 +15,23 @@ SMALL = "meta-llama/Llama-3.2-1B"
 
 def test_sweep_grid_flags_write_csv_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "r.csv"
-    argv = ["sweep", "--models", SMALL, "--clusters", "1xH100", "--isl", "1024,4096", "--osl", "128",
-            "--objectives", "throughput,cost", "--out", str(out), "--executor", "serial"]
+    argv = [
+        "sweep",
+        "--models",
+        SMALL,
+        "--clusters",
+        "1xH100",
+        "--isl",
+        "1024,4096",
+        "--osl",
+        "128",
+        "--objectives",
+        "throughput,cost",
+        "--out",
+        str(out),
+        "--executor",
+        "serial",
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert text.startswith("4 scenarios (4 ok)") and "custom isl=4096 osl=128" in text
@@ -28,8 +43,23 @@ def test_sweep_grid_flags_write_csv_and_resume(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_sweep_training_from_flags(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["sweep", "--models", SMALL, "--clusters", "1x2xH100", "--train", "--seq-len", "1024",
-            "--global-batch", "16", "--engines", "deepspeed", "--workers", "1", "--json"]
+    argv = [
+        "sweep",
+        "--models",
+        SMALL,
+        "--clusters",
+        "1x2xH100",
+        "--train",
+        "--seq-len",
+        "1024",
+        "--global-batch",
+        "16",
+        "--engines",
+        "deepspeed",
+        "--workers",
+        "1",
+        "--json",
+    ]
     assert main(argv) == 0
     import json
 
@@ -45,15 +75,25 @@ def test_sweep_scenario_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert read_rows(out)[0]["preset"] == "rag"
 
 
-@pytest.mark.parametrize("content, extra, match", [
-    ("grid: [models: x\n", [], "malformed YAML"),
-    ("scenarios:\n  - {model: m, cluster: 1xH100, gpu: H100}\n", [], "unknown column 'gpu'"),
-    (f"scenarios:\n  - {{model: {SMALL}, cluster: 1xH100}}\n", ["--executor", "dask://127.0.0.1:9"],
-     "cannot reach the Dask scheduler"),
-])
+@pytest.mark.parametrize(
+    "content, extra, match",
+    [
+        ("grid: [models: x\n", [], "malformed YAML"),
+        ("scenarios:\n  - {model: m, cluster: 1xH100, gpu: H100}\n", [], "unknown column 'gpu'"),
+        (
+            f"scenarios:\n  - {{model: {SMALL}, cluster: 1xH100}}\n",
+            ["--executor", "dask://127.0.0.1:9"],
+            "cannot reach the Dask scheduler",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_keeps_results(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    content: str, extra: list[str], match: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    content: str,
+    extra: list[str],
+    match: str,
 ) -> None:
     from autoparallel.sweeps import execute
 
@@ -80,8 +120,24 @@ def test_pareto_table_plot_weights_and_stated_cap(tmp_path: Path, capsys: pytest
     import pandas as pd
 
     out, plot = tmp_path / "f.parquet", tmp_path / "f.png"
-    argv = ["pareto", SMALL, "--cluster", "1xH100", "--workload", "batch", "--objectives", "throughput,ttft,cost",
-            "--points", "4", "--out", str(out), "--plot", str(plot), "--weights", "ttft=1"]
+    argv = [
+        "pareto",
+        SMALL,
+        "--cluster",
+        "1xH100",
+        "--workload",
+        "batch",
+        "--objectives",
+        "throughput,ttft,cost",
+        "--points",
+        "4",
+        "--out",
+        str(out),
+        "--plot",
+        str(plot),
+        "--weights",
+        "ttft=1",
+    ]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "4 points, CUT at --points 4" in text and "*knee" in text and "<- weighted" in text

@@ -101,8 +101,8 @@ def test_n_objective_front_equals_the_brute_force_non_dominated_set(
 
 def test_cap_is_reported_and_one_objective_is_refused() -> None:
     spec, nodes = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100")
-    capped = pareto_serving(spec, nodes, "chatbot", objectives=("throughput", "tpot", "ttft"), options=OPTIONS,
-                            settings=SETTINGS, points=2)
+    capped = pareto_serving(spec, nodes, "chatbot", objectives=("throughput", "tpot", "ttft"),
+                            options=OPTIONS, settings=SETTINGS, points=2)
     assert len(capped) == 2 and not capped.complete and capped.cap == 2
     with pytest.raises(InputError, match="two or more"):
         pareto_serving(spec, nodes, "chatbot", objectives=("throughput",))

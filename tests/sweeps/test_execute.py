@@ -21,9 +21,12 @@ def _grid() -> list[Any]:
 
 
 def test_failures_are_rows_and_the_sweep_goes_on() -> None:
-    todo = [make_scenario("/no/such/config.json", "1xH100"), make_scenario(SMALL, "1xH100"),
-            make_scenario(SMALL, "1xH100", {"isl": 10**7, "osl": 10}),
-            make_scenario(SMALL, "1x2xH100", {"seq_len": 1024, "global_batch": 16, "tokens": 1e9})]
+    todo = [
+        make_scenario("/no/such/config.json", "1xH100"),
+        make_scenario(SMALL, "1xH100"),
+        make_scenario(SMALL, "1xH100", {"isl": 10**7, "osl": 10}),
+        make_scenario(SMALL, "1x2xH100", {"seq_len": 1024, "global_batch": 16, "tokens": 1e9}),
+    ]
     res = sweep(todo, workers=1)
     assert [r["status"] for r in res] == ["error", "ok", "infeasible", "ok"]
     assert "no such file" in res[0]["message"] and "context" in res[2]["message"]
@@ -96,12 +99,13 @@ def test_an_unreadable_results_file_is_an_input_error_and_is_kept(tmp_path: Path
 
 def test_unreachable_scheduler_is_an_input_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(execute, "DASK_CONNECT_TIMEOUT_S", 0.5)
-    with pytest.raises(InputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
-        with execute.open_executor("dask://127.0.0.1:9", None):
-            pass
-    with pytest.raises(InputError, match="unknown executor"):
-        with execute.open_executor("ray://x", None):
-            pass
+    with (
+        pytest.raises(InputError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9"),
+        execute.open_executor("dask://127.0.0.1:9", None),
+    ):
+        pass
+    with pytest.raises(InputError, match="unknown executor"), execute.open_executor("ray://x", None):
+        pass
 
 
 def test_process_pool_and_a_real_local_dask_cluster_give_the_serial_rows() -> None:
@@ -113,9 +117,10 @@ def test_process_pool_and_a_real_local_dask_cluster_give_the_serial_rows() -> No
     pooled = sweep(todo, workers=2)
     # Worker processes forked from this one (already holding autoparallel) start in well under a second;
     # Dask's default (spawn) re-imports everything in each worker: ~10 s on the 2-core machine.
-    with dask.config.set({"distributed.worker.multiprocessing-method": "fork"}), LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
+    with (
+        dask.config.set({"distributed.worker.multiprocessing-method": "fork"}),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+    ):
         dask_rows = sweep(todo, executor="dask://" + cluster.scheduler_address.split("://")[1])
     key = ("scenario_id", "status", "tp", "pp", "dp", "max_num_seqs", "throughput_tok_s")
     assert [tuple(r[k] for k in key) for r in pooled] == [tuple(r[k] for k in key) for r in serial]

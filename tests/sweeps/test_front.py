@@ -16,8 +16,13 @@ OPTIONS = ServingOptions(max_num_seqs=(1, 4, 16, 64, 256))
 
 @pytest.fixture(scope="module")
 def front3() -> Front:
-    return ap.pareto("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "ttft", "headroom"),
-                     workload="batch", options=OPTIONS)
+    return ap.pareto(
+        "meta-llama/Llama-3.1-8B",
+        "1x4xH100",
+        ("throughput", "ttft", "headroom"),
+        workload="batch",
+        options=OPTIONS,
+    )
 
 
 def _png(path: Path) -> tuple[int, int, int, str]:
@@ -32,8 +37,9 @@ def _png(path: Path) -> tuple[int, int, int, str]:
 
 
 def test_two_objective_plot_has_every_point_and_a_knee(tmp_path: Path) -> None:
-    front = ap.pareto("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "tpot"), workload="batch",
-                      options=OPTIONS)
+    front = ap.pareto(
+        "meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "tpot"), workload="batch", options=OPTIONS
+    )
     png = tmp_path / "front.png"
     assert front.plot(png) == len(front) >= 3
     width, height, ink, meta = _png(png)
@@ -54,8 +60,17 @@ def test_three_objectives_give_pairwise_panels_and_tables(tmp_path: Path, front3
     front3.write(tmp_path / "f.csv")
     for table in (pd.read_parquet(tmp_path / "f.parquet"), pd.read_csv(tmp_path / "f.csv")):
         assert len(table) == len(front3)
-        assert {"objective_throughput", "objective_ttft", "objective_memory", "label", "ep", "gpus",
-                "usd_per_hour", "usd_per_million_tokens", "solver_status"} <= set(table.columns)
+        assert {
+            "objective_throughput",
+            "objective_ttft",
+            "objective_memory",
+            "label",
+            "ep",
+            "gpus",
+            "usd_per_hour",
+            "usd_per_million_tokens",
+            "solver_status",
+        } <= set(table.columns)
         assert table["knee"].sum() == 1
         assert list(table["objective_ttft"]) == pytest.approx(front3.values("ttft"))
 
@@ -71,8 +86,9 @@ def test_weighted_choice_depends_on_the_normalisation(front3: Front) -> None:
     assert picked == by_hand
     ranged = front3.pick({"throughput": 1, "ttft": 1}, "range")
     lo_t, hi_t, lo_f, hi_f = min(thr), max(thr), min(ttft), max(ttft)
-    assert ranged == min(range(len(front3)),
-                         key=lambda i: (hi_t - thr[i]) / (hi_t - lo_t) + (ttft[i] - lo_f) / (hi_f - lo_f))
+    assert ranged == min(
+        range(len(front3)), key=lambda i: (hi_t - thr[i]) / (hi_t - lo_t) + (ttft[i] - lo_f) / (hi_f - lo_f)
+    )
     assert spread > 0
     with pytest.raises(InputError, match="not an objective"):
         front3.pick({"cost": 1})

@@ -41,20 +41,28 @@ def test_workloads_become_serving_and_training_objects() -> None:
 
 
 def test_mixed_grid_keeps_each_engine_with_its_kind() -> None:
-    g = grid(["m"], ["1x8xH100"], ["chatbot", {"seq_len": 4096, "global_batch": 128}], ["throughput"],
-             ["vllm", "megatron"])
+    g = grid(
+        ["m"],
+        ["1x8xH100"],
+        ["chatbot", {"seq_len": 4096, "global_batch": 128}],
+        ["throughput"],
+        ["vllm", "megatron"],
+    )
     assert [(s.kind, s.engine) for s in g] == [("serving", "vllm"), ("training", "megatron")]
 
 
-@pytest.mark.parametrize("args, match", [
-    (("m", "1xH100", {"isl": 1, "seq_len": 2}), "mixes training"),
-    (("m", "1xH100", {"ilsl": 1}), "unknown workload field 'ilsl'"),
-    (("m", "1xH100", "chatbott"), "unknown workload"),
-    (("m", "1xH100", "chatbot", "mfu"), "unknown serving objective"),
-    (("m", "1xH100", "chatbot", "throughput", "sglang"), "not modelled"),
-    (("m", "1xZZZ"), "GPU"),
-    (("m", "1xH100", {"isl": -3}), "isl"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("m", "1xH100", {"isl": 1, "seq_len": 2}), "mixes training"),
+        (("m", "1xH100", {"ilsl": 1}), "unknown workload field 'ilsl'"),
+        (("m", "1xH100", "chatbott"), "unknown workload"),
+        (("m", "1xH100", "chatbot", "mfu"), "unknown serving objective"),
+        (("m", "1xH100", "chatbot", "throughput", "sglang"), "not modelled"),
+        (("m", "1xZZZ"), "GPU"),
+        (("m", "1xH100", {"isl": -3}), "isl"),
+    ],
+)
 def test_bad_scenarios_are_input_errors(args: tuple, match: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(InputError, match=match):
         make_scenario(*args)
@@ -75,23 +83,28 @@ def test_yaml_grid_and_list(tmp_path: Path) -> None:
 
 def test_csv_rows(tmp_path: Path) -> None:
     f = tmp_path / "s.csv"
-    f.write_text("model,cluster,workload,isl,osl,request_rate,objective\n"
-                 "meta-llama/Llama-3.2-1B,1xH100,chatbot,,,,throughput\n"
-                 "meta-llama/Llama-3.2-1B,1xH100,,2048,256,3.5,cost\n")
+    f.write_text(
+        "model,cluster,workload,isl,osl,request_rate,objective\n"
+        "meta-llama/Llama-3.2-1B,1xH100,chatbot,,,,throughput\n"
+        "meta-llama/Llama-3.2-1B,1xH100,,2048,256,3.5,cost\n"
+    )
     a, b = load_scenarios(f)
     assert a.workload == (("preset", "chatbot"),)
     assert dict(b.workload) == {"isl": 2048, "osl": 256, "request_rate": 3.5} and b.objective == "cost"
 
 
-@pytest.mark.parametrize("name, text, match", [
-    ("bad.yaml", "grid: [models: x\n", "malformed YAML"),
-    ("bad.yaml", "grid:\n  model: [x]\n  clusters: [1xH100]\n", "unknown grid key 'model'"),
-    ("bad.yaml", "runs: []\n", "unknown key 'runs'"),
-    ("bad.csv", "model,cluster,gpu\nm,1xH100,H100\n", "unknown column 'gpu'"),
-    ("bad.csv", "model,cluster\n", "no scenarios"),
-    ("bad.csv", "model,cluster\n,1xH100\n", "has no model"),
-    ("bad.txt", "x", ".yaml, .yml or .csv"),
-])
+@pytest.mark.parametrize(
+    "name, text, match",
+    [
+        ("bad.yaml", "grid: [models: x\n", "malformed YAML"),
+        ("bad.yaml", "grid:\n  model: [x]\n  clusters: [1xH100]\n", "unknown grid key 'model'"),
+        ("bad.yaml", "runs: []\n", "unknown key 'runs'"),
+        ("bad.csv", "model,cluster,gpu\nm,1xH100,H100\n", "unknown column 'gpu'"),
+        ("bad.csv", "model,cluster\n", "no scenarios"),
+        ("bad.csv", "model,cluster\n,1xH100\n", "has no model"),
+        ("bad.txt", "x", ".yaml, .yml or .csv"),
+    ],
+)
 def test_malformed_files_are_one_line_input_errors(tmp_path: Path, name: str, text: str, match: str) -> None:
     f = tmp_path / name
     f.write_text(text)
