@@ -340,24 +340,27 @@ def pareto(
     cluster: Cluster | str,
     objectives: tuple[str, ...] = ("throughput", "tpot"),
     *,
-    workload: Serving | str = "chatbot",
+    workload: Serving | Training | str = "chatbot",
     points: int | None = None,
     settings: _Settings | None = None,
-    options: ServingOptions | None = None,
+    options: Any = None,
 ) -> Front:
-    """The exact trade-off front between two or more serving objectives, best first on the first;
-    complete unless `points` (default: `solvers.pareto.DEFAULT_CAP`) cuts it (`Front.complete`)."""
-    from autoparallel.solvers.pareto import DEFAULT_CAP, pareto_serving
+    """The exact trade-off front between two or more objectives (serving, or training for a `Training`
+    workload), best first on the first; complete unless `points` (default 200) cuts it (`Front.complete`)."""
+    from autoparallel.solvers.pareto import DEFAULT_CAP, pareto_serving, pareto_training
     from autoparallel.sweeps.front import Front
 
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
-    if not isinstance(w, Serving):
-        raise InputError("pareto fronts are for serving workloads")
-    sols = pareto_serving(m, c, w, objectives=tuple(objectives), points=points or DEFAULT_CAP,
-                          settings=settings, options=options)
     mid = served_id(model, m)
-    return Front([_serving_plan(m, c, w, sol, mid) for sol in sols], sols.objectives, sols.complete, sols.cap,
-                 sols.solves, sols.wall_s)
+    if isinstance(w, Training):
+        tf = pareto_training(m, c, w, objectives=tuple(objectives), points=points or DEFAULT_CAP,
+                             settings=settings, options=options)
+        plans: list[Plan] = [_training_plan(m, c, w, s, s.objective, mid) for s in tf]
+        return Front(plans, tf.objectives, tf.complete, tf.cap, tf.solves, tf.wall_s)
+    sf = pareto_serving(m, c, w, objectives=tuple(objectives), points=points or DEFAULT_CAP,
+                        settings=settings, options=options)
+    plans = [_serving_plan(m, c, w, s, mid) for s in sf]
+    return Front(plans, sf.objectives, sf.complete, sf.cap, sf.solves, sf.wall_s)
 
 
 def sweep(*args: Any, **kwargs: Any) -> SweepResult:
@@ -592,18 +595,14 @@ class AutoParallel:
         model: Any,
         cluster: Cluster | str,
         objectives: tuple[str, ...] = ("throughput", "tpot"),
-        workload: Serving | str = "chatbot",
+        workload: Serving | Training | str = "chatbot",
         points: int | None = None,
     ) -> Front:
         """`pareto` with this object's settings."""
+        w = _workload(workload)
+        opts = self.training_options if isinstance(w, Training) else self.serving_options
         return pareto(
-            model,
-            cluster,
-            objectives,
-            workload=workload,
-            points=points,
-            settings=self.settings,
-            options=self.serving_options,
+            model, cluster, objectives, workload=w, points=points, settings=self.settings, options=opts
         )
 
     def evaluate(

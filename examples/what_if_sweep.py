@@ -4,7 +4,8 @@
     uv run python examples/what_if_sweep.py dask://host:8786 # or a Dask cluster
 
 Results go to whatif.parquet; run it again (or after a crash) and only the missing scenarios are solved.
-A scenario file does the same from the command line: `autoparallel sweep examples/scenarios.yaml --out r.parquet`.
+A scenario file does the same from the command line:
+    autoparallel sweep examples/scenarios.yaml --out r.parquet
 """
 
 import sys

@@ -1,4 +1,4 @@
-"""`autoparallel pareto`: the exact trade-off front between two or more serving objectives.
+"""`autoparallel pareto`: the exact trade-off front between two or more objectives, serving or training.
 
     autoparallel pareto meta-llama/Llama-3.1-8B --cluster 1x8xH100 \\
         --objectives throughput,ttft,cost --plot front.png --out front.csv \\
@@ -12,22 +12,34 @@ import json
 import sys
 from typing import Any
 
-from autoparallel.cli.plan_cmd import _add_common, _add_serving_workload, _positive_int, _serving_workload
+from autoparallel.cli.plan_cmd import (
+    _add_common,
+    _add_serving_workload,
+    _add_training_workload,
+    _positive_int,
+    _serving_workload,
+    _training_workload,
+)
 from autoparallel.errors import InputError
 
 _NAMES = ("throughput", "ttft", "tpot", "cost", "headroom", "memory")
+_TRAINING_NAMES = ("throughput", "mfu", "cost", "headroom", "memory")
 
 
 def add_pareto_parser(sub: Any) -> None:
     """`autoparallel pareto MODEL --cluster C --objectives a,b[,c...]`."""
-    p = sub.add_parser("pareto", help="exact trade-off front between two or more serving objectives")
+    p = sub.add_parser(
+        "pareto", help="exact trade-off front between two or more objectives (serving or --train)"
+    )
     p.set_defaults(func=cmd_pareto)
     _add_common(p)
     _add_serving_workload(p)
+    _add_training_workload(p)
     p.add_argument(
         "--objectives",
         default="throughput,tpot",
-        help="two or more of: throughput, ttft, tpot, cost, headroom (comma-separated)",
+        help="two or more of: throughput, ttft, tpot, cost, headroom (serving); "
+        "throughput, mfu (= cost), headroom (--train)",
     )
     p.add_argument(
         "--points",
@@ -69,9 +81,11 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from autoparallel.explain import _table
 
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
-    if len(objectives) < 2 or any(o not in _NAMES for o in objectives):
+    names = _TRAINING_NAMES if args.train else _NAMES
+    if len(objectives) < 2 or any(o not in names for o in objectives):
         raise InputError(
-            f"--objectives needs two or more of {', '.join(_NAMES[:5])}, got {args.objectives!r}"
+            f"--objectives needs two or more of {', '.join(names[: 4 if args.train else 5])}"
+            f"{' (with --train)' if args.train else ''}, got {args.objectives!r}"
         )
     weights = _weights(args.weights) if args.weights else None
     if args.time_limit is not None and not args.time_limit > 0:
@@ -81,7 +95,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         args.model,
         args.cluster,
         objectives=objectives,
-        workload=_serving_workload(args),
+        workload=_training_workload(args) if args.train else _serving_workload(args),
         points=args.points,
         settings=settings,
     )
@@ -121,10 +135,13 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         "complete (proved by CP-SAT)"
         if front.complete
         else f"CUT at --points {front.cap}: more non-dominated plans exist"
-        if len(front) >= front.cap
+        if len(front) + front.merged >= front.cap
         else "not proven complete (a solve hit its time limit)"
     )
-    head = f"Pareto front: {' vs '.join(front.objectives)}: {len(front)} points, {status}"
+    merged = (
+        f" ({front.merged} merged: equal in the float model up to solver rounding)" if front.merged else ""
+    )
+    head = f"Pareto front: {' vs '.join(front.objectives)}: {len(front)} points, {status}{merged}"
     sys.stdout.write(
         head + "\n" + _table(("#", "configuration", "GPUs", *[c[10:] for c in cols]), body) + "\n"
     )

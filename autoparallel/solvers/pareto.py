@@ -1,4 +1,4 @@
-"""Exact Pareto fronts of two or more serving objectives, by lexicographic CP-SAT queries.
+"""Exact Pareto fronts of two or more objectives, serving and training, by lexicographic CP-SAT queries.
 
 Each query asks for the lexicographic optimum (objective 1, then 2, ... with the earlier ones fixed)
 among plans that no point found so far weakly dominates:
@@ -19,11 +19,14 @@ Points come out best-first on the first objective.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from autoparallel.errors import InputError
+from autoparallel.errors import InputError, InternalError, SolverTimeoutError
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
+from autoparallel.perf.training import cost_to_tokens
 from autoparallel.solvers.serving import (
     ALIASES,
     SolveRun,
@@ -43,7 +46,18 @@ from autoparallel.solvers.serving_encoder import (
 from autoparallel.solvers.serving_explain import explain_infeasible
 from autoparallel.solvers.serving_space import ServingOptions, ServingSpace, build_space
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.workload import Serving
+from autoparallel.solvers.training_decoder import TrainingSolution
+from autoparallel.solvers.training_encoder import EncodedTraining
+from autoparallel.solvers.training_objective import objective_expr
+from autoparallel.solvers.training_points import Point as TrainingPoint
+from autoparallel.solvers.training_points import evaluate_point
+from autoparallel.solvers.training_space import TrainingOptions
+from autoparallel.solvers.training_tables import TrainingTables
+from autoparallel.solvers.training_vars import Expr
+from autoparallel.workload import Serving, Training
+
+if TYPE_CHECKING:
+    from autoparallel.solvers.training import _Run
 
 DEFAULT_CAP = 200
 """Most points a front holds by default (fronts of the zoo's models on 8-64 GPUs have 5-60)."""
@@ -67,7 +81,7 @@ class ServingFront:
     def __len__(self) -> int:
         return len(self.solutions)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ServingSolution]:
         return iter(self.solutions)
 
     def __getitem__(self, i: int) -> ServingSolution:
@@ -148,3 +162,166 @@ def _scaled(space: ServingSpace, point: Point, name: str) -> int:
         "cost": t.cost_micro_usd[i],
         "memory": space.budget_kib[point.util] - t.mem_used_kib[i],
     }[name]
+
+
+# ----- training -----------------------------------------------------------------------------------------
+TRAINING_OBJECTIVES = ("throughput", "cost", "memory")
+"""Training front objectives, all minimised in solver units: step time (µs; throughput and tokens/s are
+its inverse), GPUs × step time (µs·GPUs; MFU ∝ its inverse and $ to train ∝ it, for a fixed model and
+token budget: `mfu` names the same objective), peak stage memory (MiB; headroom is its complement)."""
+TRAINING_ALIASES = {"mfu": "cost", "headroom": "memory", "step_time": "throughput", "tokens": "throughput"}
+
+
+@dataclass
+class TrainingFront:
+    """Training plans on a front (best first on the first objective); fields as `ServingFront`."""
+
+    objectives: tuple[str, ...]
+    solutions: list[TrainingSolution] = field(default_factory=list)
+    complete: bool = False
+    cap: int = DEFAULT_CAP
+    solves: int = 0
+    wall_s: float = 0.0
+    vectors: list[tuple[int, ...]] = field(default_factory=list)
+    """Each point's objective values in solver units (µs, µs·GPUs, MiB), in `objectives` order."""
+
+    def __len__(self) -> int:
+        return len(self.solutions)
+
+    def __iter__(self) -> Iterator[TrainingSolution]:
+        return iter(self.solutions)
+
+    def __getitem__(self, i: int) -> TrainingSolution:
+        return self.solutions[i]
+
+
+def pareto_training(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Training,
+    *,
+    objectives: tuple[str, ...] = ("throughput", "memory"),
+    settings: SolverSettings | None = None,
+    options: TrainingOptions | None = None,
+    points: int = DEFAULT_CAP,
+) -> TrainingFront:
+    """Non-dominated training layouts for `objectives` (two or more of `TRAINING_OBJECTIVES`), by the
+    same lexicographic queries as `pareto_serving`. `cost` differs from `throughput` only when layouts
+    may use fewer GPUs than the cluster has (`TrainingOptions.world_sizes`).
+
+    Raises:
+        InfeasibleError: nothing fits (the reasons name the conflicting families with numbers).
+        InputError: fewer than two objectives, an unknown one, or the same one twice (also under
+            another name, e.g. mfu and cost).
+    """
+    from autoparallel.solvers.training import _Run, evaluate, explain_infeasible, minimal_core, prepare
+    from autoparallel.solvers.training_encoder import build as build_training
+
+    names = tuple(TRAINING_ALIASES.get(n, n) for n in objectives)
+    bad = [n for n in names if n not in TRAINING_OBJECTIVES]
+    if len(names) < 2 or bad:
+        raise InputError(
+            f"a training front needs two or more of throughput, mfu, cost, headroom; got {list(objectives)}"
+        )
+    if len(set(names)) != len(names):
+        raise InputError(
+            f"a training front needs different objectives (mfu and cost are one), got {list(objectives)}"
+        )
+    if points < 1:
+        raise InputError(f"points must be at least 1, got {points}")
+    settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
+    options = (options or TrainingOptions()).model_copy(update={"runner_up": False})
+    t, bounds, hint = prepare(model, cluster, workload, options, min(2.0, settings.time_limit_s / 10))
+    front = TrainingFront(objectives=names, cap=points)
+    found = front.vectors
+    proven = True
+    while len(found) < points:
+        enc = build_training(t, bounds)
+        exprs = {n: objective_expr(enc.model, t, enc.vars, n) for n in names}
+        for k, vector in enumerate(found):
+            better = []
+            for name, value in zip(names, vector, strict=True):
+                lit = enc.model.new_bool_var(f"improves[{k}][{name}]")
+                enc.model.add(exprs[name] <= value - 1).only_enforce_if(lit)
+                better.append(lit)
+            enc.model.add_bool_or(better).with_name(f"not_dominated[{k}]")
+        run = _Run(settings)
+        try:
+            # Only the first query is seeded with the planner's hint: later ones exclude it.
+            answer = _lexicographic(enc, exprs, run, hint if not found else None, settings.time_limit_s)
+        except SolverTimeoutError:
+            break
+        front.solves += run.solves
+        front.wall_s += run.wall_s
+        if answer is None:
+            if not found:
+                raise explain_infeasible(t, minimal_core(enc, run.core, settings))
+            front.complete = proven
+            break
+        point, vector = answer
+        proven = proven and run.status == "OPTIMAL"
+        config, memory, perf, _ = evaluate(t, point)
+        cost = cost_to_tokens(model, cluster, config, workload.tokens, perf=perf) if workload.tokens else None
+        front.solutions.append(
+            TrainingSolution(
+                config=config,
+                memory=memory,
+                perf=perf,
+                cost=cost,
+                objective=">".join(names),
+                stats=run.stats(),
+                binding=(),
+                runner_up=None,
+            )
+        )
+        found.append(vector)
+    return front
+
+
+def _lexicographic(
+    enc: EncodedTraining, exprs: dict[str, Expr], run: _Run, hint: TrainingPoint | None, time_limit_s: float
+) -> tuple[TrainingPoint, tuple[int, ...]] | None:
+    """Minimise each expression in turn, each fixed at its optimum before the next; the point and its
+    objective values as the solver computed them. None when infeasible. A time-out at a later level
+    returns the previous level's point (status FEASIBLE: the front is then not proven).
+
+    Raises:
+        SolverTimeoutError: the first level found nothing within the time limit.
+        InternalError: a later level became infeasible.
+    """
+    from autoparallel.solvers.training import _solve
+    from autoparallel.solvers.training_decoder import read_point
+    from autoparallel.solvers.training_encoder import add_hint
+
+    enc.model.add_assumptions(list(enc.families.values()))
+    if hint is not None:
+        add_hint(enc, hint)
+    answer: tuple[TrainingPoint, tuple[int, ...]] | None = None
+    for level, (name, expr) in enumerate(exprs.items()):
+        enc.model.minimize(expr)
+        solver = _solve(enc, run, time_limit_s)
+        if solver is None and run.status == "UNKNOWN":
+            if answer is None:
+                raise SolverTimeoutError(f"no training plan found within {time_limit_s:g} s")
+            run.status = "FEASIBLE"
+            return answer
+        if solver is None:
+            if level == 0:
+                return None
+            raise InternalError(f"lexicographic level {name!r} became infeasible")
+        point = read_point(enc, solver)
+        answer = (point, tuple(int(solver.value(e)) for e in exprs.values()))
+        if level == 0:
+            run.primary = (solver.objective_value, solver.best_objective_bound)
+        enc.model.add(expr <= round(solver.objective_value)).with_name(f"lexicographic[{name}]")
+        enc.model.clear_hints()
+        add_hint(enc, point)
+    return answer
+
+
+def _training_scaled(t: TrainingTables, point: TrainingPoint, names: tuple[str, ...]) -> tuple[int, ...]:
+    """The solver-unit objective values of a training point (as `training_objective` computes them)."""
+    values = evaluate_point(t, point)
+    world = t.space.shapes[point.shape].world
+    by_name = {"throughput": values.step_us, "cost": world * values.step_us, "memory": max(values.memory_mib)}
+    return tuple(by_name[n] for n in names)

@@ -99,55 +99,22 @@ def _version() -> str:
 def plan_columns(plan: Any) -> dict[str, Any]:
     """Flat output columns of a serving or training plan."""
     from autoparallel.plan import ServingPlan
+    from autoparallel.sweeps.front import plan_columns as shape_and_figures
 
-    c, p, gpu = plan.config, plan.perf, plan.cluster.gpu
+    c, p = plan.config, plan.perf
     out: dict[str, Any] = {
         "solver_status": plan.solver.get("status", ""),
         "solver_wall_s": plan.solver.get("wall_s"),
+        **shape_and_figures(plan),
     }
     if isinstance(plan, ServingPlan):
-        gpus = c.tp * c.pp * c.replicas
         out.update(
-            tp=c.tp,
-            pp=c.pp,
-            dp=c.replicas,
-            ep=c.tp * c.pp if c.enable_expert_parallel else 1,
             enable_expert_parallel=c.enable_expert_parallel,
-            max_num_seqs=c.max_num_seqs,
-            max_model_len=c.max_model_len,
-            gpu_memory_utilization=c.gpu_memory_utilization,
-            kv_cache_dtype=c.kv_cache_dtype,
-            quantization=c.quantization or "none",
-            enforce_eager=c.enforce_eager,
-            gpus=gpus,
-            throughput_tok_s=p["output_tokens_per_s"],
             throughput_tok_s_per_gpu=p["output_tokens_per_s_per_gpu"],
-            ttft_ms=p["ttft_ms"],
-            tpot_ms=p["tpot_ms"],
             requests_per_s=p["requests_per_s"],
-            kv_headroom_gib=p["kv_headroom_gib"],
-            usd_per_hour=gpu.usd_per_hour * gpus,
-            usd_per_million_tokens=p["usd_per_million_tokens"],
         )
         return out
-    gpus = c.tp * c.pp * c.dp * c.cp
-    out.update(
-        tp=c.tp,
-        pp=c.pp,
-        dp=c.dp,
-        cp=c.cp,
-        ep=c.ep,
-        vp=c.vp,
-        micro_batch=c.micro_batch,
-        zero=str(getattr(c.zero, "value", c.zero)),
-        recompute=str(getattr(c.recompute, "value", c.recompute)),
-        gpus=gpus,
-        step_time_s=p["step_time_s"],
-        throughput_tok_s=p["tokens_per_s"],
-        throughput_tok_s_per_gpu=p["tokens_per_s_per_gpu"],
-        mfu=p["mfu"],
-        usd_per_hour=gpu.usd_per_hour * gpus,
-    )
+    out["throughput_tok_s_per_gpu"] = p["tokens_per_s_per_gpu"]
     if plan.workload.tokens:
         from autoparallel.perf.training import TrainingPerf, cost_to_tokens
 

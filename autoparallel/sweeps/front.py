@@ -25,45 +25,133 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from autoparallel.errors import InputError
+from autoparallel.plan import ServingPlan, TrainingPlan
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from autoparallel.plan import ServingPlan
+Plan = ServingPlan | TrainingPlan
 
-METRICS: dict[str, tuple[str, str, bool]] = {
-    "throughput": ("output_tokens_per_s", "throughput (tok/s)", True),
-    "ttft": ("ttft_ms", "TTFT (ms)", False),
-    "tpot": ("tpot_ms", "TPOT (ms)", False),
-    "cost": ("usd_per_million_tokens", "$ / M output tokens", False),
-    "memory": ("kv_headroom_gib", "KV headroom (GiB)", True),
+SERVING_METRICS: dict[str, tuple[str, bool]] = {
+    "throughput": ("throughput (tok/s)", True),
+    "ttft": ("TTFT (ms)", False),
+    "tpot": ("TPOT (ms)", False),
+    "cost": ("$ / M output tokens", False),
+    "memory": ("KV headroom (GiB)", True),
 }
-"""Objective name -> (perf key, axis title, maximized)."""
-ALIASES = {"headroom": "memory"}
+"""Serving objective -> (axis title, maximized)."""
+TRAINING_METRICS: dict[str, tuple[str, bool]] = {
+    "throughput": ("tokens/s", True),
+    "cost": ("$ per step (GPUs x step time x $/GPU-h)", False),
+    "memory": ("headroom on the fullest GPU (GiB)", True),
+}
+"""Training objective -> (axis title, maximized). `mfu` is `cost` (MFU ∝ 1 / (GPUs × step time))."""
+ALIASES = {"headroom": "memory", "mfu": "cost"}
 Normalize = Literal["range", "max", "none"]
 NORMALIZATIONS = ("range", "max", "none")
 
 
-def config_label(plan: ServingPlan) -> str:
-    """A point's configuration in a few characters: `tp2 pp1 x4 b64 fp8kv`."""
-    c = plan.config
-    parts = [f"tp{c.tp}", f"pp{c.pp}", f"x{c.replicas}", f"b{c.max_num_seqs}"]
-    if c.enable_expert_parallel:
-        parts.insert(2, "ep")
-    if c.kv_cache_dtype != "auto":
-        parts.append(f"{c.kv_cache_dtype}kv")
-    if c.quantization:
-        parts.append(str(c.quantization))
-    if c.enforce_eager:
-        parts.append("eager")
-    return " ".join(parts)
+def metrics(plan: Plan) -> dict[str, tuple[str, bool]]:
+    """The objectives a plan's front may have, with axis titles and directions."""
+    return TRAINING_METRICS if isinstance(plan, TrainingPlan) else SERVING_METRICS
+
+
+def metric(plan: Plan, name: str) -> float:
+    """Objective `name` of a plan, in its own units (see the *_METRICS tables)."""
+    p, name = plan.perf, ALIASES.get(name, name)
+    if isinstance(plan, TrainingPlan):
+        c = plan.config
+        return float(
+            {
+                "throughput": p["tokens_per_s"],
+                "cost": c.world_size * p["step_time_s"] * plan.cluster.gpu.usd_per_hour / 3600.0,
+                "memory": plan.memory["usable_gib"] - plan.memory["peak_gib"],
+            }[name]
+        )
+    key = {
+        "throughput": "output_tokens_per_s",
+        "ttft": "ttft_ms",
+        "tpot": "tpot_ms",
+        "cost": "usd_per_million_tokens",
+        "memory": "kv_headroom_gib",
+    }[name]
+    return float(p[key])
+
+
+def config_label(plan: Plan) -> str:
+    """A point's configuration in a few characters: `tp2 pp1 x4 b64 fp8kv`, `tp2 pp1 dp4 mb2 zdist full`."""
+    if isinstance(plan, TrainingPlan):
+        c = plan.config
+        parts = (
+            [f"tp{c.tp}", f"pp{c.pp}", f"dp{c.dp}"] + [f"cp{c.cp}"] * (c.cp > 1) + [f"ep{c.ep}"] * (c.ep > 1)
+        )
+        mode = (
+            "/".join(sorted({r.value for r in c.stage_recompute})) if c.stage_recompute else c.recompute.value
+        )
+        return " ".join([*parts, f"mb{c.micro_batch}", f"z{c.zero.value}", mode])
+    sc = plan.config
+    serving = [f"tp{sc.tp}", f"pp{sc.pp}", f"x{sc.replicas}", f"b{sc.max_num_seqs}"]
+    if sc.enable_expert_parallel:
+        serving.insert(2, "ep")
+    if sc.kv_cache_dtype != "auto":
+        serving.append(f"{sc.kv_cache_dtype}kv")
+    if sc.quantization:
+        serving.append(str(sc.quantization))
+    if sc.enforce_eager:
+        serving.append("eager")
+    return " ".join(serving)
+
+
+def plan_columns(plan: Plan) -> dict[str, Any]:
+    """The configuration and headline numbers of one point."""
+    p = plan.perf
+    if isinstance(plan, TrainingPlan):
+        c = plan.config
+        return {
+            "tp": c.tp,
+            "pp": c.pp,
+            "dp": c.dp,
+            "cp": c.cp,
+            "ep": c.ep,
+            "vp": c.vp,
+            "micro_batch": c.micro_batch,
+            "zero": c.zero.value,
+            "recompute": c.recompute.value,
+            "gpus": c.world_size,
+            "step_time_s": p["step_time_s"],
+            "throughput_tok_s": p["tokens_per_s"],
+            "mfu": p["mfu"],
+            "usd_per_hour": plan.cluster.gpu.usd_per_hour * c.world_size,
+            "headroom_gib": plan.memory["usable_gib"] - plan.memory["peak_gib"],
+        }
+    sc = plan.config
+    gpus = sc.tp * sc.pp * sc.replicas
+    return {
+        "tp": sc.tp,
+        "pp": sc.pp,
+        "dp": sc.replicas,
+        "ep": sc.tp * sc.pp if sc.enable_expert_parallel else 1,
+        "max_num_seqs": sc.max_num_seqs,
+        "max_model_len": sc.max_model_len,
+        "gpu_memory_utilization": sc.gpu_memory_utilization,
+        "kv_cache_dtype": sc.kv_cache_dtype,
+        "quantization": sc.quantization or "none",
+        "enforce_eager": sc.enforce_eager,
+        "gpus": gpus,
+        "throughput_tok_s": p["output_tokens_per_s"],
+        "ttft_ms": p["ttft_ms"],
+        "tpot_ms": p["tpot_ms"],
+        "usd_per_million_tokens": p["usd_per_million_tokens"],
+        "usd_per_hour": plan.cluster.gpu.usd_per_hour * gpus,
+        "kv_headroom_gib": p["kv_headroom_gib"],
+    }
 
 
 @dataclass
 class Front:
-    """Serving plans on a Pareto front (best first on the first objective)."""
+    """Serving or training plans on a Pareto front (best first on the first objective)."""
 
-    plans: list[ServingPlan]
+    plans: list[Plan]
     objectives: tuple[str, ...]
     complete: bool
     """True when the solver proved nothing else is non-dominated."""
@@ -71,20 +159,44 @@ class Front:
     """The most points asked for."""
     solves: int = 0
     wall_s: float = 0.0
+    merged: int = 0
+    """Solver points dropped because another point is at least as good on every objective in the float
+    model (they differed only by the solver's integer rounding, e.g. a few µs of step time)."""
+
+    def __post_init__(self) -> None:
+        keep = [i for i in range(len(self.plans)) if not self._dominated(i)]
+        self.merged += len(self.plans) - len(keep)
+        self.plans = [self.plans[i] for i in keep]
+
+    def _dominated(self, i: int) -> bool:
+        """Point i is weakly dominated (in floats) by another point (of lower index, on a tie)."""
+        signs = [1.0 if self.maximized(n) else -1.0 for n in self.objectives]
+        vals = [[s * metric(p, n) for s, n in zip(signs, self.objectives, strict=True)] for p in self.plans]
+
+        def at_least(a: list[float], b: list[float]) -> bool:
+            return all(x >= y - 1e-9 * max(1.0, abs(y)) for x, y in zip(a, b, strict=True))
+
+        return any(
+            j != i and at_least(vals[j], vals[i]) and (j < i or not at_least(vals[i], vals[j]))
+            for j in range(len(vals))
+        )
 
     def __len__(self) -> int:
         return len(self.plans)
 
-    def __iter__(self) -> Iterator[ServingPlan]:
+    def __iter__(self) -> Iterator[Plan]:
         return iter(self.plans)
 
-    def __getitem__(self, i: int) -> ServingPlan:
+    def __getitem__(self, i: int) -> Plan:
         return self.plans[i]
 
     def values(self, name: str) -> list[float]:
         """Objective `name` of every point, in its own units."""
-        key = METRICS[ALIASES.get(name, name)][0]
-        return [float(p.perf[key]) for p in self.plans]
+        return [metric(p, name) for p in self.plans]
+
+    def maximized(self, name: str) -> bool:
+        """Whether larger values of `name` are better."""
+        return metrics(self.plans[0])[ALIASES.get(name, name)][1] if self.plans else False
 
     def normalized(self, normalize: Normalize = "range") -> list[list[float]]:
         """Per point, each objective normalised (smaller is better; see the module docstring)."""
@@ -92,7 +204,7 @@ class Front:
             raise InputError(f"unknown normalisation {normalize!r}; choose from {', '.join(NORMALIZATIONS)}")
         cols = []
         for name in self.objectives:
-            sign = -1.0 if METRICS[ALIASES.get(name, name)][2] else 1.0
+            sign = -1.0 if self.maximized(name) else 1.0
             v = [sign * x for x in self.values(name)]
             if normalize == "range":
                 lo, hi = min(v), max(v)
@@ -132,40 +244,17 @@ class Front:
     def rows(self) -> list[dict[str, Any]]:
         """One dict per point: objectives, configuration and headline numbers."""
         knee = self.knee() if self.plans else -1
-        out = []
-        for i, p in enumerate(self.plans):
-            c, perf = p.config, p.perf
-            gpus = c.tp * c.pp * c.replicas
-            out.append(
-                {
-                    "point": i,
-                    "label": config_label(p),
-                    "knee": i == knee,
-                    **{
-                        f"objective_{ALIASES.get(n, n)}": perf[METRICS[ALIASES.get(n, n)][0]]
-                        for n in self.objectives
-                    },
-                    "tp": c.tp,
-                    "pp": c.pp,
-                    "dp": c.replicas,
-                    "ep": c.tp * c.pp if c.enable_expert_parallel else 1,
-                    "max_num_seqs": c.max_num_seqs,
-                    "max_model_len": c.max_model_len,
-                    "gpu_memory_utilization": c.gpu_memory_utilization,
-                    "kv_cache_dtype": c.kv_cache_dtype,
-                    "quantization": c.quantization or "none",
-                    "enforce_eager": c.enforce_eager,
-                    "gpus": gpus,
-                    "throughput_tok_s": perf["output_tokens_per_s"],
-                    "ttft_ms": perf["ttft_ms"],
-                    "tpot_ms": perf["tpot_ms"],
-                    "usd_per_million_tokens": perf["usd_per_million_tokens"],
-                    "usd_per_hour": p.cluster.gpu.usd_per_hour * gpus,
-                    "kv_headroom_gib": perf["kv_headroom_gib"],
-                    "solver_status": p.solver.get("status", ""),
-                }
-            )
-        return out
+        return [
+            {
+                "point": i,
+                "label": config_label(p),
+                "knee": i == knee,
+                **{f"objective_{ALIASES.get(n, n)}": metric(p, n) for n in self.objectives},
+                **plan_columns(p),
+                "solver_status": p.solver.get("status", ""),
+            }
+            for i, p in enumerate(self.plans)
+        ]
 
     def to_pandas(self) -> pd.DataFrame:
         """The front as a DataFrame, one row per point."""
@@ -219,8 +308,9 @@ def plot_front(front: Front, path: Path, *, title: str | None = None) -> int:
         )
         for x, y, text in zip(xs, ys, labels, strict=True):
             ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6, alpha=0.8)
-        ax.set_xlabel(METRICS[a][1] + (" ↑" if METRICS[a][2] else " ↓"))
-        ax.set_ylabel(METRICS[b][1] + (" ↑" if METRICS[b][2] else " ↓"))
+        titles = metrics(front.plans[0])
+        ax.set_xlabel(titles[a][0] + (" ↑" if titles[a][1] else " ↓"))
+        ax.set_ylabel(titles[b][0] + (" ↑" if titles[b][1] else " ↓"))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(pairs) :]:

@@ -56,6 +56,7 @@ FROZEN: dict[str, set[str]] = {
         "--zero",
     },
     "pareto": _SERVING
+    | _TRAINING
     | {"--normalize", "--objectives", "--out", "--plot", "--points", "--time-limit", "--weights"},
     "sweep": _TRAINING
     | {

@@ -101,3 +101,33 @@ def test_bad_plot_paths(tmp_path: Path, front3: Front) -> None:
         front3.plot(tmp_path / "f.jpg")
     with pytest.raises(InputError, match="not found"):
         front3.plot(tmp_path / "nope" / "f.png")
+
+
+def test_training_front_through_the_api_has_no_float_dominated_point(tmp_path: Path) -> None:
+    from autoparallel.configs import Recompute, ZeroStage
+    from autoparallel.solvers.training_space import TrainingOptions
+
+    options = TrainingOptions(
+        non_uniform_stages=False,
+        per_stage_recompute=False,
+        micro_batch_values=(1, 4),
+        zero_stages=(ZeroStage.NONE, ZeroStage.PARAMETERS),
+        recompute_modes=(Recompute.NONE, Recompute.FULL),
+        max_pp=2,
+    )
+    front = ap.pareto(
+        "meta-llama/Llama-3.2-1B",
+        "1x4xH100",
+        ("headroom", "mfu"),
+        workload=ap.Training(seq_len=2048, global_batch=32),
+        options=options,
+    )
+    assert front.complete and len(front) >= 2 and isinstance(front[0], ap.TrainingPlan)
+    head, tps = front.values("headroom"), front.values("throughput")
+    for i in range(len(front)):
+        assert not any(j != i and head[j] >= head[i] and tps[j] >= tps[i] for j in range(len(front)))
+    rows = front.rows()
+    assert {"objective_memory", "objective_cost", "mfu", "zero", "micro_batch", "usd_per_hour"} <= set(
+        rows[0]
+    )
+    assert rows[0]["label"].startswith("tp")
