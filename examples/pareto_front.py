@@ -21,11 +21,8 @@ def main() -> None:
     cols = ["label", "objective_throughput", "objective_ttft", "objective_cost", "gpus", "knee"]
     print(table[cols].to_string(index=False))
 
-    knee = front[front.knee()]
-    print(
-        f"\nknee (nearest the ideal point, each objective scaled to the front's range): "
-        f"{knee.config.tp=} {knee.config.replicas=} {knee.config.max_num_seqs=}"
-    )
+    knee = front.knee()
+    print(f"\nknee (nearest the ideal point, each objective scaled to the front's range): {table.label[knee]}")
     for normalize in ("range", "max"):
         i = front.pick({"throughput": 1, "ttft": 1}, normalize)
         print(

@@ -10,9 +10,9 @@ the knee and for weighted choices (`--normalize`):
 
 A weighted choice minimises Σ weight_k · normalised_k. For positive weights every minimiser over all
 plans lies on the front, so on a complete front the choice is the exact weighted optimum. Under
-`max`, an objective whose values sit far from zero (throughput ~1e4 tok/s, spread 10 %) moves the
-sum much less than one that spans its whole range: that is why {"throughput": 1, "ttft": 1} picks the
-lowest-TTFT plan; `range` weighs each objective by its spread on the front instead.
+`max`, an objective whose values sit far from zero compared with their spread (throughput of good
+plans within a few per cent of each other) moves the sum much less than one that varies by
+multiples (TTFT); `range` weighs each objective by its spread on the front instead.
 The knee is the point nearest (Euclidean) to the ideal point under `range`.
 """
 
