@@ -22,7 +22,7 @@ def main() -> None:
     print(table[cols].to_string(index=False))
 
     knee = front.knee()
-    print(f"\nknee (nearest the ideal point, each objective scaled to the front's range): {table.label[knee]}")
+    print(f"\nknee (nearest the ideal point, objectives scaled to the front's range): {table.label[knee]}")
     for normalize in ("range", "max"):
         i = front.pick({"throughput": 1, "ttft": 1}, normalize)
         print(
