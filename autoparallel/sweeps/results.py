@@ -99,7 +99,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         raise InputError(f"cannot read results file {str(p)!r}: {str(exc).splitlines()[0]}") from None
     if "scenario_id" not in df.columns:
         raise InputError(f"results file {str(p)!r} has no scenario_id column: not a sweep's results")
-    records = df.to_dict("records")
+    records = df.astype(object).where(df.notna(), None).to_dict("records")
     return [{str(k): _native(v) for k, v in r.items() if _native(v) is not None} for r in records]
 
 
@@ -122,12 +122,13 @@ def _read_jsonl(p: Path, *, tolerate_torn_tail: bool) -> list[dict[str, Any]]:
 
 
 def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Rows as a DataFrame, input columns first."""
+    """Rows as a DataFrame, input columns first, with pandas' nullable dtypes (Int64, string, boolean)."""
     import pandas as pd
 
     df = pd.DataFrame(list(rows))
     first = [c for c in LEADING if c in df.columns]
-    return df[first + [c for c in df.columns if c not in first]]
+    # Nullable dtypes: a tp column stays integer when failed rows leave it empty.
+    return df[first + [c for c in df.columns if c not in first]].convert_dtypes()
 
 
 def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
