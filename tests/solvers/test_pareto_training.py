@@ -27,7 +27,7 @@ OPTIONS = TrainingOptions(
     recompute_modes=(Recompute.NONE, Recompute.FULL),
     max_pp=2,
 )
-SETTINGS = SolverSettings(workers=1)
+SETTINGS = SolverSettings(workers=1, time_limit_s=60)  # each solve takes ~0.3 s; room for a loaded machine
 
 
 def _brute_front(model: str, cluster: str, w: Training, names: tuple[str, ...]) -> set[tuple[int, ...]]:
