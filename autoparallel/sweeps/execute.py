@@ -144,8 +144,13 @@ def open_executor(
     if spec == "process":
         # Python's default start method (fork on Linux before 3.14): scripts need no __main__ guard there.
         # This process starts no threads of its own before the pool forks (see `_progress`).
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+        try:
             yield pool
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: drop the queue, keep what finished
+            raise
+        pool.shutdown(wait=True)
         return
     if spec.startswith(("dask://", "tcp://")):
         address = "tcp://" + spec.split("://", 1)[1]

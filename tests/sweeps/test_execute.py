@@ -126,3 +126,14 @@ def test_process_pool_and_a_real_local_dask_cluster_give_the_serial_rows() -> No
     assert [tuple(r[k] for k in key) for r in pooled] == [tuple(r[k] for k in key) for r in serial]
     assert [tuple(r[k] for k in key) for r in dask_rows] == [tuple(r[k] for k in key) for r in serial]
     assert all(r["status"] == "ok" for r in serial)
+
+
+def test_an_interrupted_pool_stops_and_saves_what_finished(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+
+    def stop(row: dict[str, Any]) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute.run_scenarios(_grid(), workers=2, out=out, on_row=stop)
+    assert 1 <= len(read_rows(out)) < len(_grid())
