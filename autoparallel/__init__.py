@@ -14,7 +14,6 @@ from autoparallel.api import (
     optimize,
     pareto,
     solve,
-    sweep,
 )
 from autoparallel.configs import Recompute, ServingConfig, TrainingConfig, ZeroStage
 from autoparallel.errors import (
@@ -29,10 +28,12 @@ from autoparallel.hardware import GPU, Cluster, Pool, detect_cluster, get_gpu, l
 from autoparallel.memory.serving import VllmMemoryReport, vllm_memory
 from autoparallel.memory.training import training_memory
 from autoparallel.models import ModelSpec, list_models, load_model
-from autoparallel.plan import ServingPlan, SweepRow, TrainingPlan
+from autoparallel.plan import ServingPlan, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.space import TrainingOptions
+from autoparallel.sweeps import sweep
+from autoparallel.sweeps.results import SweepResult
 from autoparallel.workload import Serving, Training
 
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
     "ServingPlan",
     "SolverSettings",
     "SolverTimeoutError",
-    "SweepRow",
+    "SweepResult",
     "Training",
     "TrainingConfig",
     "TrainingOptions",

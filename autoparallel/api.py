@@ -8,20 +8,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import ServingConfig, TrainingConfig
-from autoparallel.errors import AutoParallelError, InfeasibleError, InputError
+from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.objectives import parse_objective
-from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, SweepRow, TrainingPlan
+from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.space import TrainingOptions
 from autoparallel.workload import Serving, Training
+
+if TYPE_CHECKING:
+    from autoparallel.sweeps.front import Front
 
 Plan = ServingPlan | TrainingPlan
 Objective = Literal["throughput", "ttft", "tpot", "cost", "memory", "mfu", "headroom"]
@@ -419,61 +422,31 @@ def analyze(model: Any, cluster: Cluster | str, *, max_model_len: int | None = N
 def pareto(
     model: Any,
     cluster: Cluster | str,
-    objectives: tuple[str, str] = ("throughput", "tpot"),
+    objectives: tuple[str, ...] = ("throughput", "tpot"),
     *,
-    workload: Serving | str = "chatbot",
-    points: int = 8,
+    workload: Serving | Training | str = "chatbot",
+    points: int | None = None,
     settings: SolverSettings | None = None,
-    options: ServingOptions | None = None,
-) -> list[ServingPlan]:
-    """The trade-off front between two serving objectives (ε-constraint), best first on the first."""
-    from autoparallel.solvers.pareto import pareto_serving
+    options: Any = None,
+) -> Front:
+    """The exact trade-off front between two or more objectives (serving, or training for a `Training`
+    workload), best first on the first; complete unless `points` (default 200) cuts it (`Front.complete`)."""
+    from autoparallel.solvers.pareto import DEFAULT_CAP, pareto_serving, pareto_training
+    from autoparallel.sweeps.front import Front
 
-    if isinstance(objectives, str) or len(_list(objectives, "objectives")) != 2:
-        raise InputError(f"objectives must be two objective names, got {objectives!r:.60}")
-    a, b = parse_objective(tuple(objectives), "serving")
+    if isinstance(objectives, str) or not isinstance(objectives, (tuple, list)):
+        raise InputError(f"objectives must be a list of objective names, got {objectives!r:.60}")
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
-    if not isinstance(w, Serving):
-        raise InputError("pareto fronts are for serving workloads")
-    front = pareto_serving(m, c, w, objectives=(a, b), points=points, settings=settings, options=options)
-    return [_serving_plan(m, c, w, sol, served_id(model, m)) for sol in front]
-
-
-def sweep(
-    *,
-    models: list[Any],
-    clusters: list[Cluster | str],
-    workloads: list[Serving | Training | str],
-    objective: str = "throughput",
-    settings: SolverSettings | None = None,
-) -> list[SweepRow]:
-    """Best plan for every model × cluster × workload; infeasible combinations are rows, not errors."""
-    specs = [_model(m) for m in _list(models, "models")]
-    cls = [_cluster(c) for c in _list(clusters, "clusters")]
-    wls = [_workload(w) for w in _list(workloads, "workloads")]
-    for w in wls:
-        parse_objective(objective, "training" if isinstance(w, Training) else "serving")
-    rows: list[SweepRow] = []
-    for m in specs:
-        for c in cls:
-            for w in wls:
-                name = w.name if isinstance(w, Serving) else "training"
-                base = {"model": m.name, "cluster": c.spec, "workload": name}
-                try:
-                    plan = solve(m, c, w, objective, settings=settings)
-                except AutoParallelError as exc:
-                    status = "infeasible" if isinstance(exc, InfeasibleError) else "error"
-                    rows.append(SweepRow(**base, status=status, reason=str(exc).splitlines()[0]))
-                    continue
-                rows.append(
-                    SweepRow(
-                        **base,
-                        status="ok",
-                        config=plan.config.model_dump(mode="json"),
-                        perf=plan.perf.model_dump(mode="json"),
-                    )
-                )
-    return rows
+    opts, mid = _options(options, w), served_id(model, m)
+    if isinstance(w, Training):
+        tf = pareto_training(m, c, w, objectives=tuple(objectives), points=points or DEFAULT_CAP,
+                             settings=settings, options=opts)
+        plans: list[Plan] = [_training_plan(m, c, w, s, mid) for s in tf]
+        return Front(plans, tf.objectives, tf.complete, tf.cap, tf.solves, tf.wall_s)
+    sf = pareto_serving(m, c, w, objectives=tuple(objectives), points=points or DEFAULT_CAP,
+                        settings=settings, options=opts)
+    plans = [_serving_plan(m, c, w, s, mid) for s in sf]
+    return Front(plans, sf.objectives, sf.complete, sf.cap, sf.solves, sf.wall_s)
 
 
 class AutoParallel:
@@ -512,20 +485,15 @@ class AutoParallel:
         self,
         model: Any,
         cluster: Cluster | str,
-        objectives: tuple[str, str] = ("throughput", "tpot"),
-        workload: Serving | str = "chatbot",
-        points: int = 8,
-    ) -> list[ServingPlan]:
+        objectives: tuple[str, ...] = ("throughput", "tpot"),
+        workload: Serving | Training | str = "chatbot",
+        points: int | None = None,
+    ) -> Front:
         """`pareto` with this object's settings."""
-        return pareto(
-            model,
-            cluster,
-            objectives,
-            workload=workload,
-            points=points,
-            settings=self.settings,
-            options=self.serving_options,
-        )
+        w = _workload(workload)
+        opts = self.training_options if isinstance(w, Training) else self.serving_options
+        settings = self.settings
+        return pareto(model, cluster, objectives, workload=w, points=points, settings=settings, options=opts)
 
     def evaluate(
         self,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, SweepRow, TrainingPlan
+    from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -240,45 +240,3 @@ def _json(obj: Any) -> str:
     import json
 
     return json.dumps(obj)
-
-
-def front_table(front: Sequence[ServingPlan], objectives: Sequence[str]) -> str:
-    """One row per Pareto point."""
-    rows = [
-        (
-            p.config.tp,
-            p.config.pp,
-            p.config.replicas,
-            p.config.max_num_seqs,
-            p.perf.output_tokens_per_s,
-            p.perf.output_tokens_per_s_per_gpu,
-            p.perf.ttft_ms,
-            p.perf.tpot_ms,
-        )
-        for p in front
-    ]
-    title = f"Pareto front: {' vs '.join(objectives)} ({len(front)} points)"
-    return (
-        title
-        + "\n"
-        + _table(("tp", "pp", "replicas", "max_num_seqs", "tok/s", "tok/s/GPU", "TTFT ms", "TPOT ms"), rows)
-    )
-
-
-def sweep_table(rows: Sequence[SweepRow]) -> str:
-    """One row per model × cluster × workload (serving and training rows alike)."""
-    out = []
-    for r in rows:
-        if r.status == "ok" and r.config and r.perf:
-            c, p = r.config, r.perf
-            degrees = ("tp", "pp", "dp", "cp", "ep") if "dp" in c else ("tp", "pp")
-            shape = " ".join(f"{k}={c[k]}" for k in degrees if k in c)
-            if "replicas" in c:
-                shape += f" x{c['replicas']}" + (" ep" if c.get("enable_expert_parallel") else "")
-            speed = p.get("output_tokens_per_s", p.get("tokens_per_s", 0.0))
-            tpot, step_s = p.get("tpot_ms"), p.get("step_time_s", 0.0)
-            step = f"TPOT {tpot:.1f} ms" if tpot is not None else f"step {step_s:.2f} s"
-            out.append((r.model, r.cluster, r.workload, shape, speed, step, ""))
-        else:
-            out.append((r.model, r.cluster, r.workload, r.status, "", "", r.reason[:60]))
-    return _table(("model", "cluster", "workload", "plan", "tok/s", "latency", "reason"), out)

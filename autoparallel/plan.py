@@ -295,22 +295,3 @@ class TrainingPlan(_PlanBase):
         from autoparallel.explain import explain_training
 
         return explain_training(self)
-
-
-class SweepRow(BaseModel):
-    """One what-if: a model on a cluster under a workload, and the best plan's headline numbers."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str
-    cluster: str
-    workload: str
-    status: str
-    """`ok`, `infeasible` or `error`."""
-    config: dict[str, Any] | None = None
-    perf: dict[str, Any] | None = None
-    reason: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return self.model_dump()

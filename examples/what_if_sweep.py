@@ -1,14 +1,96 @@
-"""Batch what-if: which GPUs serve which models, and how fast.
+"""A 1,000-scenario what-if, notebook style: which GPUs serve which models cheapest, and at what latency.
 
-uv run python examples/what_if_sweep.py
+    uv run python examples/what_if_sweep.py                  # local processes, one per core
+    uv run python examples/what_if_sweep.py dask://host:8786 # or a Dask cluster
+
+Results go to whatif.parquet; run it again (or after a crash) and only the missing scenarios are solved.
+A scenario file does the same from the command line:
+    autoparallel sweep examples/scenarios.yaml --out r.parquet
 """
 
-import autoparallel as ap
-from autoparallel.api import format_sweep
+import sys
 
-rows = ap.sweep(
-    models=["meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct", "Qwen/Qwen3-30B-A3B"],
-    clusters=["1x8xH100", "1x8xA100-80G", "1x4xL40S"],
-    workloads=["chatbot", "rag"],
-)
-print(format_sweep(rows))
+import autoparallel as ap
+
+
+def main() -> None:
+    # --- 1. the scenarios: 5 models x 10 clusters x 10 workloads x 2 objectives = 1,000
+    models = [
+        "meta-llama/Llama-3.2-1B",
+        "meta-llama/Llama-3.2-3B",
+        "meta-llama/Llama-3.1-8B",
+        "Qwen/Qwen3-8B",
+        "mistralai/Mistral-7B-v0.3",
+    ]
+    clusters = [
+        "1xH100",
+        "1x2xH100",
+        "1x4xH100",
+        "1x8xH100",
+        "1xA100-80G",
+        "1x4xA100-80G",
+        "1xL40S",
+        "1x4xL40S",
+        "1xH200",
+        "1x8xH200",
+    ]
+    workloads = [
+        "chatbot",
+        "batch",
+        "rag",
+        "reasoning",
+        {"isl": 512, "osl": 128},
+        {"isl": 2048, "osl": 512},
+        {"isl": 4096, "osl": 256, "ttft_ms": 1500},
+        {"isl": 8192, "osl": 1024},
+        {"isl": 1024, "osl": 256, "request_rate": 20},
+        {"isl": 2048, "osl": 256, "concurrency": 64, "tpot_ms": 40},
+    ]
+    executor = sys.argv[1] if len(sys.argv) > 1 else None
+
+    # --- 2. run (resumable: finished scenarios are read back from whatif.parquet)
+    result = ap.sweep(
+        models=models,
+        clusters=clusters,
+        workloads=workloads,
+        objectives=["throughput", "cost"],
+        executor=executor,
+        out="whatif.parquet",
+        progress=True,
+    )
+    df = result.to_pandas()
+    print(f"{len(df)} scenarios: {result.counts()}  ({result.skipped} read back from whatif.parquet)\n")
+
+    # --- 3. what fits where: feasible share per cluster
+    ok = df[df.status == "ok"]
+    print("share of scenarios each cluster can serve:")
+    print(
+        df.assign(ok=df.status == "ok").groupby("cluster").ok.mean().sort_values(ascending=False).to_string()
+    )
+
+    # --- 4. the cheapest deployment per model and workload ($ per million output tokens, cost objective)
+    cheap = ok[ok.objective == "cost"].sort_values("usd_per_million_tokens")
+    best = cheap.groupby(["model", "workload"]).head(1)
+    cols = [
+        "model",
+        "workload",
+        "cluster",
+        "tp",
+        "pp",
+        "dp",
+        "max_num_seqs",
+        "usd_per_million_tokens",
+        "tpot_ms",
+    ]
+    print("\ncheapest deployment per model and workload:")
+    print(best[cols].sort_values(["model", "workload"]).to_string(index=False))
+
+    # --- 5. why scenarios failed (first words of the message)
+    failed = df[df.status != "ok"]
+    if len(failed):
+        print("\nmost common reasons a scenario has no plan:")
+        print(failed.message.str.split(":").str[0].str[:80].value_counts().head(5).to_string())
+
+
+if __name__ == "__main__":
+    main()

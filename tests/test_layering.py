@@ -23,6 +23,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "plan": ("solvers", "api", "cli"),
     "explain": ("solvers", "api", "cli"),
     "api": ("cli",),
+    "sweeps": ("cli",),
 }
 
 ORACLE_MAY_IMPORT = ("autoparallel.solvers.serving.space", "autoparallel.solvers.training.space",

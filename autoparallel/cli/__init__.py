@@ -24,14 +24,22 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar; each subcommand's parser carries its handler as `func`."""
-    from autoparallel.cli import hardware_cmd, memory_cmd, model_cmd, plan_cmd, profile_cmd
+    from autoparallel.cli import (
+        hardware_cmd,
+        memory_cmd,
+        model_cmd,
+        pareto_cmd,
+        plan_cmd,
+        profile_cmd,
+        sweep_cmd,
+    )
 
     parser = _Parser(prog="autoparallel", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     plan_cmd.add_plan_parser(sub)
     plan_cmd.add_evaluate_parser(sub)
-    plan_cmd.add_pareto_parser(sub)
-    plan_cmd.add_sweep_parser(sub)
+    pareto_cmd.add_pareto_parser(sub)
+    sweep_cmd.add_sweep_parser(sub)
     memory_cmd.add_memory_parser(sub)
     model_cmd.add_model_parser(sub)
     model_cmd.add_models_parser(sub)

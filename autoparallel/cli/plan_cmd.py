@@ -119,33 +119,6 @@ def add_evaluate_parser(sub: Any) -> None:
     p.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default="vllm")
 
 
-def add_pareto_parser(sub: Any) -> None:
-    """`autoparallel pareto MODEL --cluster C --objectives throughput,tpot`."""
-    p = sub.add_parser("pareto", help="trade-off front between two serving objectives")
-    p.set_defaults(func=cmd_pareto)
-    _add_common(p)
-    _add_serving_workload(p)
-    p.add_argument("--objectives", default="throughput,tpot",
-                   help="two serving objectives: " + ", ".join(objectives.SERVING) + " (headroom = memory)")
-    p.add_argument("--points", type=_positive_int, default=8, help="most points on the front")
-
-
-def add_sweep_parser(sub: Any) -> None:
-    """`autoparallel sweep --models A,B --clusters X,Y --workloads W,V`."""
-    p = sub.add_parser("sweep", help="batch what-if: best plan for every model x cluster x workload")
-    p.set_defaults(func=cmd_sweep)
-    p.add_argument("--models", required=True, help="comma-separated model ids")
-    p.add_argument(
-        "--clusters",
-        required=True,
-        help="comma-separated cluster specs (use ; between specs that carry options)",
-    )
-    p.add_argument("--workloads", default="chatbot", help="comma-separated serving presets")
-    p.add_argument("--objective", choices=objectives.choices(), default="throughput",
-                   help=objectives.help_text())
-    p.add_argument("--json", action="store_true")
-
-
 def _serving_workload(args: argparse.Namespace) -> Any:
     from autoparallel.workload import Serving
 
@@ -272,37 +245,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ev = _evaluate_serving(args, _serving_workload(args))
     _emit(args, ev.to_dict(), ev.explain())
     return 0 if ev.fits else 1
-
-
-def cmd_pareto(args: argparse.Namespace) -> int:
-    """Print the trade-off front between two objectives."""
-    from autoparallel import api
-    from autoparallel.explain import front_table
-
-    names = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
-    if len(names) != 2:
-        raise InputError(f"--objectives needs two serving objectives, got {args.objectives!r}")
-    a, b = (objectives.canonical(n, "serving") for n in names)
-    pair = (a, b)
-    workload = _serving_workload(args)
-    front = api.pareto(args.model, args.cluster, objectives=pair, workload=workload, points=args.points)
-    _emit(args, [p.to_dict() for p in front], front_table(front, pair))
-    return 0
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """Best plan for every model × cluster × workload."""
-    from autoparallel import api
-
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    sep = ";" if ";" in args.clusters else ","
-    clusters = [c.strip() for c in args.clusters.split(sep) if c.strip()]
-    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
-    rows = api.sweep(models=models, clusters=clusters, workloads=workloads, objective=args.objective)
-    from autoparallel.explain import sweep_table
-
-    _emit(args, [r.to_dict() for r in rows], sweep_table(rows))
-    return 0
 
 
 def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:

@@ -77,6 +77,8 @@ class Run:
     statuses: list[str] = field(default_factory=list)
     deadline: float | None = None
     """`time.perf_counter()` by which the whole call must end (None: each solve gets the full limit)."""
+    values: dict[str, int] = field(default_factory=dict)
+    """The objectives' values at the last solution, in solver units (what CP-SAT computed)."""
 
     def budget(self, requested: float | None = None) -> float:
         """Seconds the next CP-SAT call may take: the request (default the settings' limit), cut to what
@@ -237,6 +239,8 @@ def _optimize_levels(
                 return None
             raise InternalError(f"lexicographic level {objective!r} became infeasible")
         point = enc.read(solver)
+        names = levels if isinstance(chain, tuple) else list(chain)
+        run.values = {str(n): int(solver.value(enc.objective_expr(str(n)))) for n in names}
         if level == 0:
             run.primary = (solver.objective_value, solver.best_objective_bound)
         if isinstance(objective, str) and level + 1 < len(levels):

@@ -1,27 +1,144 @@
-"""Pareto fronts of two serving objectives by the ε-constraint method.
+"""Exact Pareto fronts of two or more objectives, serving and training, by lexicographic CP-SAT queries.
 
-    1. optimize objective A, then B with A fixed (lexicographic): one front point;
-    2. require B strictly better than that point's B (by one solver unit) and repeat,
-    until the requirement is infeasible or `points` points are found.
+Each query asks for the lexicographic optimum (objective 1, then 2, ... with the earlier ones fixed)
+among plans that no point found so far weakly dominates:
 
-Every point is optimal for A among plans at least that good on B, so each is non-dominated (up to
-the solver units of units.py); the points come out from best-A to best-B.
+    for every found point f:   OR_k ( objective_k strictly better than f_k by one solver unit )
+
+The answer is non-dominated: a plan dominating it would pass the same constraints and be
+lexicographically better. Each answer is a new objective vector, so the loop visits every vector of
+the front (one plan per vector) and stops when the query is infeasible: the front is then complete.
+With two objectives the constraint reduces to the classic ε-constraint (the second strictly better
+than the last point's). Values are compared in the solver units of units.py (µs, milli-tokens/s,
+µ$/M tokens, KiB), so plans closer than one unit on every objective count as one point.
+
+The loop stops early at `points` points (the cap; the result says whether it was reached) or when a
+solve hits its time limit (that point is then only FEASIBLE and the front is not proven complete).
+Points come out best-first on the first objective.
 """
 
 from __future__ import annotations
 
-from autoparallel.errors import InputError
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from autoparallel.errors import InputError, SolverTimeoutError
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
-from autoparallel.objectives import parse_objective
+from autoparallel.objectives import canonical, parse_objective
+from autoparallel.perf.training import cost_to_tokens
 from autoparallel.solvers import driver
 from autoparallel.solvers.serving.decoder import ServingSolution
-from autoparallel.solvers.serving.encoder import MAXIMIZED, build, candidate_entries, replica_cap
+from autoparallel.solvers.serving.encoder import build, candidate_entries
 from autoparallel.solvers.serving.explain import explain_infeasible
 from autoparallel.solvers.serving.solve import make_solution
-from autoparallel.solvers.serving.space import Point, ServingOptions, ServingSpace, build_space
+from autoparallel.solvers.serving.space import Point, ServingOptions, build_space
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.workload import Serving
+from autoparallel.solvers.training.decoder import TrainingSolution, evaluate
+from autoparallel.solvers.training.encoder import build as build_training
+from autoparallel.solvers.training.points import Point as TrainingPoint
+from autoparallel.solvers.training.solve import prepare, solve_training
+from autoparallel.solvers.training.space import TrainingOptions
+from autoparallel.solvers.training.space import build_space as build_training_space
+from autoparallel.solvers.training.tables import build_tables
+from autoparallel.workload import Serving, Training
+
+DEFAULT_CAP = 200
+"""Most points a front holds by default (fronts of the zoo's models on 8-64 GPUs have 5-60)."""
+
+S = TypeVar("S")
+P = TypeVar("P")
+
+
+@dataclass
+class Front(Generic[S]):
+    """The points of a front (best first on the first objective) and whether the front is complete."""
+
+    objectives: tuple[str, ...]
+    solutions: list[S] = field(default_factory=list)
+    complete: bool = False
+    """True when CP-SAT proved no further non-dominated vector exists (every solve OPTIMAL)."""
+    cap: int = DEFAULT_CAP
+    """The most points asked for."""
+    solves: int = 0
+    """CP-SAT calls made."""
+    wall_s: float = 0.0
+    """Their wall time, seconds."""
+    vectors: list[tuple[int, ...]] = field(default_factory=list)
+    """Each point's objective values in solver units, in `objectives` order."""
+
+    def __len__(self) -> int:
+        return len(self.solutions)
+
+    def __iter__(self) -> Iterator[S]:
+        return iter(self.solutions)
+
+    def __getitem__(self, i: int) -> S:
+        return self.solutions[i]
+
+
+ServingFront = Front[ServingSolution]
+TrainingFront = Front[TrainingSolution]
+
+
+def _not_dominated_by(
+    enc: driver.Encoding[P], names: tuple[str, ...], vector: tuple[int, ...], k: int
+) -> None:
+    """At least one objective strictly better than the found point `vector` (one solver unit)."""
+    better = []
+    for name, value in zip(names, vector, strict=True):
+        lit = enc.model.new_bool_var(f"improves[{k}][{name}]")
+        expr = enc.objective_expr(name)
+        enc.model.add(expr >= value + 1 if enc.maximized(name) else expr <= value - 1).only_enforce_if(lit)
+        better.append(lit)
+    enc.model.add_bool_or(better).with_name(f"not_dominated[{k}]")
+
+
+def _front(
+    front: Front[S],
+    encode: Callable[[], driver.Encoding[P]],
+    solution_of: Callable[[P, driver.Run], S],
+    settings: SolverSettings,
+    hint: P | None = None,
+) -> bool:
+    """Fill `front` by lexicographic queries through the driver; False when the very first query is
+    infeasible (the caller explains it)."""
+    proven = True
+    while len(front.vectors) < front.cap:
+        enc = encode()
+        for k, vector in enumerate(front.vectors):
+            _not_dominated_by(enc, front.objectives, vector, k)
+        run = driver.Run(settings)
+        try:
+            # Only the first query is seeded with the planner's warm start: later ones exclude it.
+            point = driver.optimize(enc, front.objectives, run, fallback=None if front.vectors else hint)
+        except SolverTimeoutError:
+            break
+        front.solves += run.solves
+        front.wall_s += run.wall_s
+        if point is None:
+            if not front.vectors:
+                return False
+            front.complete = proven
+            break
+        proven = proven and run.status == "OPTIMAL"
+        front.solutions.append(solution_of(point, run))
+        front.vectors.append(tuple(run.values[n] for n in front.objectives))
+    return True
+
+
+def _names(
+    objectives: tuple[str, ...], points: int, resolve: Callable[[str], str], same: str = ""
+) -> tuple[str, ...]:
+    names = tuple(resolve(n) for n in objectives)
+    if len(names) < 2:
+        raise InputError(f"a Pareto front needs two or more objectives, got {list(objectives)}")
+    if len(set(names)) != len(names):
+        raise InputError(f"a Pareto front needs different objectives{same}, got {list(objectives)}")
+    if points < 1:
+        raise InputError(f"points must be at least 1, got {points}")
+    return names
 
 
 def pareto_serving(
@@ -29,51 +146,94 @@ def pareto_serving(
     cluster: Cluster,
     workload: Serving | str,
     *,
-    objectives: tuple[str, str] = ("throughput", "tpot"),
+    objectives: tuple[str, ...] = ("throughput", "tpot"),
     settings: SolverSettings | None = None,
     options: ServingOptions | None = None,
-    points: int = 16,
-) -> list[ServingSolution]:
-    """Non-dominated plans trading `objectives[0]` against `objectives[1]`, best first on the first.
+    points: int = DEFAULT_CAP,
+) -> Front[ServingSolution]:
+    """Non-dominated plans for `objectives` (two or more), best first on the first.
 
     Raises:
         InfeasibleError: no plan meets the request at all (the reasons name the constraint families).
-        InputError: unknown objectives, or the same one twice.
+        InputError: fewer than two objectives, an unknown one, or the same one twice.
     """
-    a, b = parse_objective(tuple(objectives), "serving")
-    if a == b:
-        raise InputError(f"a Pareto front needs two different objectives, got {a!r} twice")
-    settings = settings or SolverSettings()
-    space = build_space(model, cluster, Serving.preset(workload) if isinstance(workload, str) else workload,
-                        options or ServingOptions())
-    front: list[ServingSolution] = []
-    bound: int | None = None
+    names = _names(tuple(objectives), points, lambda n: canonical(n, "serving"))
+    parse_objective(names, "serving")
+    # Exactness needs ties only on the earlier objectives of each lexicographic query.
+    settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
+    w = Serving.preset(workload) if isinstance(workload, str) else workload
+    space = build_space(model, cluster, w, options or ServingOptions())
     if not candidate_entries(space):
         raise explain_infeasible(space, settings)
-    while len(front) < points:
-        enc = build(space)
-        if bound is not None:
-            expr = enc.vars.objective_expr(b)
-            better = expr >= bound + 1 if b in MAXIMIZED else expr <= bound - 1
-            enc.model.add(better).with_name(f"epsilon[{b}]")
-        run = driver.Run(settings)
-        point = driver.optimize(enc, (a, b), run)
-        if point is None:
-            if not front:
-                raise explain_infeasible(space, settings)
-            break
-        front.append(make_solution(space, (a, b), (a, b), point, run))
-        bound = _scaled(space, point, b)
+    front: Front[ServingSolution] = Front(objectives=names, cap=points)
+
+    def solution(point: Point, run: driver.Run) -> ServingSolution:
+        return make_solution(space, names, names, point, run)
+
+    if not _front(front, lambda: build(space), solution, settings):
+        raise explain_infeasible(space, settings)
     return front
 
 
-def _scaled(space: ServingSpace, point: Point, name: str) -> int:
-    """The solver-unit value of objective `name` at `point` (as the encoder computes it)."""
-    t, i = space.tables, point.entry(space)
-    return {
-        "throughput": t.tps_milli[i] * replica_cap(space, i),
-        "ttft": t.ttft_us[i],
-        "tpot": t.step_us[i],
-        "cost": t.cost_micro_usd[i],
-        "memory": space.budget_kib[point.util] - t.mem_used_kib[i],
-    }[name]
+# ----- training -----------------------------------------------------------------------------------------
+TRAINING_SAME = {"mfu": "cost"}
+"""Training objectives that are one CP-SAT expression: MFU ∝ 1 / (GPUs · step) and $ to train ∝ GPUs ·
+step for a fixed model and token budget. All are minimised in solver units: step time (µs), GPUs × step
+time (µs·GPUs), peak stage memory (MiB; headroom is its complement)."""
+
+
+def pareto_training(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Training,
+    *,
+    objectives: tuple[str, ...] = ("throughput", "memory"),
+    settings: SolverSettings | None = None,
+    options: TrainingOptions | None = None,
+    points: int = DEFAULT_CAP,
+) -> Front[TrainingSolution]:
+    """Non-dominated training layouts for `objectives` (two or more of throughput, mfu / cost,
+    memory / headroom), by the same lexicographic queries as `pareto_serving`. `cost` differs from
+    `throughput` only when layouts may use fewer GPUs than the cluster has.
+
+    Raises:
+        InfeasibleError: nothing fits (the reasons name the conflicting families with numbers).
+        InputError: fewer than two objectives, an unknown one, or the same one twice (also under
+            another name, e.g. mfu and cost).
+    """
+    names = _names(
+        tuple(objectives),
+        points,
+        lambda n: TRAINING_SAME.get(canonical(n, "training"), canonical(n, "training")),
+        " (mfu and cost are one)",
+    )
+    settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
+    options = (options or TrainingOptions()).model_copy(update={"runner_up": False})
+    t = build_tables(build_training_space(model, cluster, workload, options))
+    bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10))
+    front: Front[TrainingSolution] = Front(objectives=names, cap=points)
+
+    def solution(point: TrainingPoint, run: driver.Run) -> TrainingSolution:
+        config, memory, perf, _ = evaluate(t, point)
+        cost = cost_to_tokens(model, cluster, config, workload.tokens, perf=perf) if workload.tokens else None
+        return TrainingSolution(
+            config=config,
+            memory=memory,
+            perf=perf,
+            cost=cost,
+            objective=">".join(names),
+            stats=run.stats(),
+            binding=(),
+            runner_up=None,
+        )
+
+    ok = _front(
+        front,
+        lambda: build_training(t, bounds),
+        solution,
+        settings,
+        hint,
+    )
+    if not ok:  # the planner's own explanation of why nothing fits
+        solve_training(model, cluster, workload, settings=settings, options=options)
+    return front

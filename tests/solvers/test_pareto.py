@@ -7,7 +7,7 @@ import pytest
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
-from autoparallel.solvers.oracle.serving import objective_of, pareto_front
+from autoparallel.solvers.oracle.serving import evaluate_all, objective_of, pareto_front
 from autoparallel.solvers.pareto import pareto_serving
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
@@ -62,3 +62,49 @@ def test_infeasible_front_explains() -> None:
         pareto_serving(load_model("meta-llama/Llama-3.1-405B"), Cluster.parse("1x4xL4"), "chatbot",
                        settings=SETTINGS)
     assert exc.value.reasons and exc.value.reasons[0].startswith("memory")
+
+
+def _non_dominated(vectors: set[tuple[float, ...]], objectives: tuple[str, ...]) -> set[tuple[float, ...]]:
+    """Brute force: the vectors no other vector weakly dominates (all signs flipped to 'larger is better')."""
+    signs = [1 if n in ("throughput", "memory") else -1 for n in objectives]
+
+    def dominates(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+        return a != b and all(s * x >= s * y for s, x, y in zip(signs, a, b, strict=True))
+
+    return {v for v in vectors if not any(dominates(u, v) for u in vectors)}
+
+
+def _rounded(vector: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(round(x, 3) for x in vector)
+
+
+@pytest.mark.parametrize("model, cluster, objectives", [
+    ("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "ttft")),
+    ("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "tpot", "memory")),
+    ("Qwen/Qwen3-30B-A3B", "1x4xH100", ("cost", "ttft", "tpot")),
+])
+def test_n_objective_front_equals_the_brute_force_non_dominated_set(
+    model: str, cluster: str, objectives: tuple[str, ...]
+) -> None:
+    spec, nodes, w = load_model(model), Cluster.parse(cluster), Serving.preset("batch")
+    front = pareto_serving(spec, nodes, w, objectives=objectives, options=OPTIONS, settings=SETTINGS)
+    found, _ = evaluate_all(spec, nodes, w, OPTIONS)
+    oracle = _non_dominated({_rounded(tuple(objective_of(e, n) for n in objectives)) for _, e in found},
+                            objectives)
+    got = [_rounded(tuple(objective_of(s.estimate, n) for n in objectives)) for s in front]
+    assert front.complete and len(front) == len(set(got)) == len(oracle) >= 3
+    assert _non_dominated(set(got), objectives) == set(got)  # no point dominates another
+    for vector in got:
+        assert any(all(x == pytest.approx(y, rel=1e-4, abs=2e-3) for x, y in zip(vector, o, strict=True))
+                   for o in oracle), vector
+
+
+def test_cap_is_reported_and_one_objective_is_refused() -> None:
+    spec, nodes = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100")
+    capped = pareto_serving(spec, nodes, "chatbot", objectives=("throughput", "tpot", "ttft"),
+                            options=OPTIONS, settings=SETTINGS, points=2)
+    assert len(capped) == 2 and not capped.complete and capped.cap == 2
+    with pytest.raises(InputError, match="two or more"):
+        pareto_serving(spec, nodes, "chatbot", objectives=("throughput",))
+    with pytest.raises(InputError, match="different"):
+        pareto_serving(spec, nodes, "chatbot", objectives=("memory", "headroom"))

@@ -1,0 +1,157 @@
+"""`autoparallel sweep`: batch what-ifs from a scenario file or a grid of flags, on any executor.
+
+    autoparallel sweep scenarios.yaml --out results.parquet
+    autoparallel sweep --models meta-llama/Llama-3.1-8B --clusters "1x8xH100;1x8xA100-80G" \\
+        --workloads chatbot,rag --isl 1024,4096 --osl 256 --out results.csv --executor dask://host:8786
+
+Each comma list is one axis of the grid; `--isl/--osl/...` override the presets in `--workloads` (or,
+without it, describe custom request shapes). `--train` with `--seq-len/--global-batch` sweeps training.
+Re-running with the same `--out` solves only the scenarios the file does not have yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from typing import Any
+
+from autoparallel.errors import InputError
+
+_SERVING_AXES = ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms", "max_model_len")
+_TRAINING_AXES = ("seq_len", "global_batch", "tokens")
+
+
+def add_sweep_parser(sub: Any) -> None:
+    """`autoparallel sweep [FILE] [--models ...] [--out ...] [--executor ...]`."""
+    p = sub.add_parser("sweep", help="batch what-if: best plan for every scenario of a file or a grid")
+    p.set_defaults(func=cmd_sweep)
+    p.add_argument("scenarios", nargs="?", default=None, help="scenario file (.yaml, .yml or .csv)")
+    grid = p.add_argument_group("a grid instead of a file (comma-separated lists)")
+    grid.add_argument("--models", help="model ids")
+    grid.add_argument("--clusters", help="cluster specs (use ; between specs that carry options)")
+    grid.add_argument("--workloads", default=None, help="serving presets (default chatbot)")
+    for axis in _SERVING_AXES:
+        grid.add_argument("--" + axis.replace("_", "-"), default=None, help=f"serving {axis} values")
+    grid.add_argument("--train", action="store_true", help="sweep training jobs instead of serving")
+    for axis in _TRAINING_AXES:
+        grid.add_argument("--" + axis.replace("_", "-"), default=None, help=f"training {axis} values")
+    grid.add_argument("--precision", default=None, help="training precisions (bf16,fp8)")
+    grid.add_argument(
+        "--objectives",
+        "--objective",
+        dest="objectives",
+        default="throughput",
+        help="objectives (serving: throughput, ttft, tpot, cost, headroom; "
+        "training: throughput, mfu, cost, headroom)",
+    )
+    grid.add_argument(
+        "--engines", default=None, help="engines (serving: vllm; training: megatron, deepspeed)"
+    )
+    run = p.add_argument_group("running")
+    run.add_argument("--out", default=None, help="results file: .parquet, .csv or .jsonl (resumes)")
+    run.add_argument("--executor", default="process", help="process (default), serial or dask://HOST:PORT")
+    run.add_argument("--workers", type=int, default=None, help="local processes (default: one per core)")
+    run.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT time limit per solve (s)")
+    bar = run.add_mutually_exclusive_group()
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+
+def _list(text: str | None, flag: str, sep: str = ",") -> list[str]:
+    if text is None:
+        return []
+    values = [v.strip() for v in text.split(sep) if v.strip()]
+    if not values:
+        raise InputError(f"{flag} needs at least one value, got {text!r}")
+    return values
+
+
+def _numbers(text: str | None, flag: str) -> list[float | int]:
+    out: list[float | int] = []
+    for v in _list(text, flag):
+        try:
+            number = float(v)
+        except ValueError:
+            raise InputError(f"{flag}: {v!r} is not a number") from None
+        if not number > 0:
+            raise InputError(f"{flag}: values must be positive, got {v}")
+        out.append(int(number) if number.is_integer() else number)
+    return out
+
+
+def _workloads(args: argparse.Namespace) -> list[str | dict[str, Any]]:
+    """The workload axis: presets × the product of the per-field value lists."""
+    names = _TRAINING_AXES if args.train else _SERVING_AXES
+    axes = {n: _numbers(getattr(args, n), "--" + n.replace("_", "-")) for n in names}
+    if args.train:
+        axes["precision"] = _list(args.precision, "--precision") or ["bf16"]  # type: ignore[assignment]
+        if not axes["seq_len"] or not axes["global_batch"]:
+            raise InputError("--train needs --seq-len and --global-batch")
+    elif args.precision or any(getattr(args, n) for n in _TRAINING_AXES):
+        raise InputError("--seq-len, --global-batch, --tokens and --precision need --train")
+    given = {n: v for n, v in axes.items() if v}
+    presets: list[str | None] = [None] if args.train else list(_list(args.workloads, "--workloads"))
+    if not presets:
+        presets = [None] if given else ["chatbot"]
+    out: list[str | dict[str, Any]] = []
+    for preset in presets:
+        for values in itertools.product(*given.values()):
+            fields: dict[str, Any] = dict(zip(given, values, strict=True))
+            if preset is not None:
+                fields["preset"] = preset
+            out.append(fields if fields else str(preset))
+    return out
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run the sweep; print the table (or JSON) and where the results were written."""
+    from autoparallel.sweeps import grid, load_scenarios
+    from autoparallel.sweeps.execute import run_scenarios
+
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be at least 1, got {args.workers}")
+    if not args.time_limit > 0:
+        raise InputError(f"--time-limit must be positive, got {args.time_limit}")
+    if args.scenarios is not None:
+        if args.models or args.clusters:
+            raise InputError("give either a scenario file or --models/--clusters, not both")
+        scenarios = load_scenarios(args.scenarios)
+    else:
+        if not args.models or not args.clusters:
+            raise InputError("give a scenario file, or --models and --clusters")
+        sep = ";" if ";" in args.clusters else ","
+        scenarios = grid(
+            _list(args.models, "--models"),
+            _list(args.clusters, "--clusters", sep),
+            _workloads(args),
+            _list(args.objectives, "--objectives"),
+            [*_list(args.engines, "--engines")] or [None],
+        )
+    result = run_scenarios(
+        scenarios,
+        executor=args.executor,
+        workers=args.workers,
+        out=args.out,
+        progress=args.progress,
+        time_limit_s=args.time_limit,
+    )
+    if args.json:
+        json.dump(result.to_dicts(), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
+    text = result.table()
+    if args.out and len(result) > 40:
+        text = text.splitlines()[0]
+    sys.stdout.write(text + "\n")
+    if args.out:
+        sys.stdout.write(f"results: {args.out}\n")
+    return 0

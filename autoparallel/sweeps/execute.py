@@ -1,0 +1,252 @@
+"""Run scenarios on any `concurrent.futures.Executor`, one result row per scenario.
+
+    workers = 1            in this process, one after the other
+    default                a local process pool with one worker per core
+    "dask://host:8786"     a Dask distributed scheduler (`Client.get_executor()`); its workers need
+                           autoparallel installed
+    an Executor instance   used as given (not shut down here)
+
+Each worker calls the public `autoparallel.solve` with one CP-SAT search worker (the parallelism is
+across scenarios). A failure of any kind becomes that scenario's row (status `infeasible`, `timeout`,
+`error` or `internal`, with the message): the sweep goes on. Rows are appended to a journal next to
+`out` as they finish, so a killed run loses nothing it had finished; see `results.ResultStore`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autoparallel.errors import InputError
+from autoparallel.sweeps.scenario import Scenario
+
+if TYPE_CHECKING:
+    from autoparallel.models import ModelSpec
+    from autoparallel.sweeps.results import SweepResult
+
+DASK_CONNECT_TIMEOUT_S = 10.0
+"""How long to wait for a Dask scheduler before giving up with an input error."""
+
+
+@lru_cache(maxsize=64)
+def _load(model: str) -> ModelSpec:
+    """Models are loaded once per worker process."""
+    from autoparallel.models import load_model
+
+    return load_model(model)
+
+
+def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, Any]:
+    """One result row: the scenario's inputs, then the plan's headline numbers or the failure."""
+    from autoparallel.api import solve
+    from autoparallel.errors import AutoParallelError, InfeasibleError, SolverTimeoutError
+    from autoparallel.solvers.settings import SolverSettings
+
+    start = time.perf_counter()
+    row = input_row(scenario)
+    try:
+        settings = SolverSettings.create(time_limit_s=time_limit_s, workers=1)
+        plan = solve(
+            _load(scenario.model),
+            scenario.cluster,
+            scenario.to_workload(),
+            scenario.objective,
+            settings=settings,
+        )
+        row.update(plan_columns(plan))
+        row["status"] = "ok" if plan.fits else "error"
+        row["message"] = "" if plan.fits else "; ".join(plan.problems)[:500]
+    except AutoParallelError as exc:
+        kind = (
+            "infeasible"
+            if isinstance(exc, InfeasibleError)
+            else "timeout"
+            if isinstance(exc, SolverTimeoutError)
+            else "error"
+        )
+        row.update(status=kind, message=str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
+    except Exception as exc:
+        row.update(status="internal", message=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+    row["wall_s"] = time.perf_counter() - start
+    row["version"] = _version()
+    return row
+
+
+def input_row(scenario: Scenario) -> dict[str, Any]:
+    """The input columns of a scenario's row."""
+    from autoparallel.sweeps.results import input_columns
+
+    return {
+        "scenario_id": scenario.id,
+        "label": scenario.label,
+        **input_columns(scenario.inputs),
+        "workload": scenario.workload_label,
+    }
+
+
+def _version() -> str:
+    from autoparallel.sweeps.scenario import package_version
+
+    return package_version()
+
+
+def plan_columns(plan: Any) -> dict[str, Any]:
+    """Flat output columns of a serving or training plan."""
+    from autoparallel.plan import ServingPlan
+    from autoparallel.sweeps.front import plan_columns as shape_and_figures
+
+    c, p = plan.config, plan.perf
+    out: dict[str, Any] = {
+        "solver_status": plan.solver.status,
+        "solver_wall_s": plan.solver.wall_s,
+        **shape_and_figures(plan),
+    }
+    if isinstance(plan, ServingPlan):
+        out.update(
+            enable_expert_parallel=c.enable_expert_parallel,
+            throughput_tok_s_per_gpu=p.output_tokens_per_s_per_gpu,
+            requests_per_s=p.requests_per_s,
+        )
+        return out
+    out["throughput_tok_s_per_gpu"] = p.tokens_per_s_per_gpu
+    if plan.workload.tokens:
+        from autoparallel.perf.training import TrainingPerf, cost_to_tokens
+
+        cost = cost_to_tokens(
+            plan.model, plan.cluster, c, plan.workload.tokens, perf=TrainingPerf.model_validate(p)
+        )
+        out.update(usd_to_train=cost.usd, hours_to_train=cost.time_s / 3600.0)
+    return out
+
+
+@contextmanager
+def open_executor(
+    executor: Executor | str | None, workers: int | None, connect_timeout_s: float | None = None
+) -> Iterator[Executor | None]:
+    """The executor to run on (None: in this process).
+
+    Raises:
+        InputError: an unknown executor spec or an unreachable Dask scheduler.
+    """
+    if isinstance(executor, Executor):
+        yield executor
+        return
+    spec = (executor or "process").strip()
+    if (spec == "process" and workers == 1) or spec == "serial":
+        yield None
+        return
+    if spec == "process":
+        # Python's default start method (fork on Linux before 3.14): scripts need no __main__ guard there.
+        # This process starts no threads of its own before the pool forks (see `_progress`).
+        pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
+        try:
+            yield pool
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: drop the queue, keep what finished
+            raise
+        pool.shutdown(wait=True)
+        return
+    if spec.startswith(("dask://", "tcp://")):
+        address = "tcp://" + spec.split("://", 1)[1]
+        try:
+            from distributed import Client
+        except ImportError:  # pragma: no cover - a declared dependency
+            raise InputError("--executor dask://...: the `distributed` package is not installed") from None
+        try:
+            client = Client(
+                address, timeout=connect_timeout_s or DASK_CONNECT_TIMEOUT_S, set_as_default=False
+            )
+        except (OSError, TimeoutError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise InputError(f"cannot reach the Dask scheduler at {address}: {first}") from None
+        try:
+            yield client.get_executor()
+        finally:
+            client.close()
+        return
+    raise InputError(f"unknown executor {spec!r}; use process, serial or dask://HOST:PORT")
+
+
+def _progress(total: int, show: bool | None) -> Any:
+    from tqdm import tqdm
+
+    tqdm.monitor_interval = 0  # no monitor thread: the process pool may fork after the bar starts
+    visible = sys.stderr.isatty() if show is None else show
+    return tqdm(
+        total=total, file=sys.stderr, disable=not visible, unit="scenario", smoothing=0.1, dynamic_ncols=True
+    )
+
+
+def run_scenarios(
+    scenarios: Sequence[Scenario],
+    *,
+    executor: Executor | str | None = None,
+    workers: int | None = None,
+    out: str | Path | None = None,
+    progress: bool | None = None,
+    time_limit_s: float = 10.0,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
+) -> SweepResult:
+    """Solve every scenario; with `out`, skip those already in it (resume) and save every row.
+
+    Args:
+        executor: an Executor, "process" (default), "serial" or "dask://HOST:PORT".
+        workers: process-pool size (default: one per core; 1 runs in this process).
+        out: results file (.parquet, .csv or .jsonl), read first and rewritten at the end.
+        progress: show a progress bar on stderr (default: only when stderr is a terminal).
+        on_row: called with each finished row (in completion order).
+
+    Raises:
+        InputError: bad executor or results file; nothing already in `out` is lost.
+    """
+    from autoparallel.sweeps.results import ResultStore, SweepResult
+
+    store = ResultStore(out) if out is not None else None
+    done = store.load() if store else []
+    done_ids = {r["scenario_id"] for r in done}
+    unique = list({s.id: s for s in scenarios}.values())
+    todo = [s for s in unique if s.id not in done_ids]
+    wanted = {s.id for s in unique}
+    rows: list[dict[str, Any]] = [r for r in done if r["scenario_id"] in wanted]
+
+    def record(row: dict[str, Any]) -> None:
+        rows.append(row)
+        if store:
+            store.append(row)
+        if on_row:
+            on_row(row)
+        bar.update(1)
+
+    try:
+        with open_executor(executor, workers) as pool, _progress(len(todo), progress) as bar:
+            if pool is None:
+                for s in todo:
+                    record(solve_scenario(s, time_limit_s))
+            else:
+                futures: dict[Future[dict[str, Any]], Scenario] = {
+                    pool.submit(solve_scenario, s, time_limit_s): s for s in todo
+                }
+                for fut in as_completed(futures):
+                    try:
+                        row = fut.result()
+                    except Exception as exc:
+                        s = futures[fut]
+                        row = {
+                            **input_row(s),
+                            "status": "internal",
+                            "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+                        }
+                    record(row)
+    finally:
+        if store:
+            store.commit()
+    order = {s.id: n for n, s in enumerate(unique)}
+    rows.sort(key=lambda r: order[r["scenario_id"]])
+    return SweepResult(rows, skipped=len(unique) - len(todo))

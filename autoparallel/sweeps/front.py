@@ -1,0 +1,322 @@
+"""A trade-off front as a table and a plot, its knee, and weighted choices on it.
+
+Objective values come from each plan's float estimate (the columns below). Normalisations, used for
+the knee and for weighted choices (`--normalize`):
+
+    range   (v - best) / (worst - best) over the front: 0 at the front's best, 1 at its worst (default)
+    max     v / max|v| over the front, negated for maximized objectives (what a weighted CP-SAT
+            objective does, there with the largest value of the whole space: `WEIGHTED_SCALE`)
+    none    the raw values, negated for maximized objectives
+
+A weighted choice minimises Σ weight_k · normalised_k. For positive weights every minimiser over all
+plans lies on the front, so on a complete front the choice is the exact weighted optimum. Under
+`max`, an objective whose values sit far from zero compared with their spread (throughput of good
+plans within a few per cent of each other) moves the sum much less than one that varies by
+multiples (TTFT); `range` weighs each objective by its spread on the front instead.
+The knee is the point nearest (Euclidean) to the ideal point under `range`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from autoparallel import objectives
+from autoparallel.errors import InputError
+from autoparallel.plan import ServingPlan, TrainingPlan
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Plan = ServingPlan | TrainingPlan
+
+SERVING_METRICS: dict[str, tuple[str, bool]] = {
+    "throughput": ("throughput (tok/s)", True),
+    "ttft": ("TTFT (ms)", False),
+    "tpot": ("TPOT (ms)", False),
+    "cost": ("$ / M output tokens", False),
+    "memory": ("KV headroom (GiB)", True),
+}
+"""Serving objective -> (axis title, maximized)."""
+TRAINING_METRICS: dict[str, tuple[str, bool]] = {
+    "throughput": ("tokens/s", True),
+    "cost": ("$ per step (GPUs x step time x $/GPU-h)", False),
+    "memory": ("headroom on the fullest GPU (GiB)", True),
+}
+"""Training objective -> (axis title, maximized). `mfu` is `cost` (MFU ∝ 1 / (GPUs × step time))."""
+ALIASES = {"headroom": "memory", "mfu": "cost"}
+Normalize = Literal["range", "max", "none"]
+NORMALIZATIONS = ("range", "max", "none")
+
+
+def metrics(plan: Plan) -> dict[str, tuple[str, bool]]:
+    """The objectives a plan's front may have, with axis titles and directions."""
+    return TRAINING_METRICS if isinstance(plan, TrainingPlan) else SERVING_METRICS
+
+
+def metric(plan: Plan, name: str) -> float:
+    """Objective `name` of a plan, in its own units (see the *_METRICS tables)."""
+    name = ALIASES.get(name, name)
+    if isinstance(plan, TrainingPlan):
+        c, p = plan.config, plan.perf
+        return float(
+            {
+                "throughput": p.tokens_per_s,
+                "cost": c.world_size * p.step_time_s * plan.cluster.gpu.usd_per_hour / 3600.0,
+                "memory": plan.memory.usable_gib - plan.memory.peak_gib,
+            }[name]
+        )
+    return objectives.value(plan.perf, name)
+
+
+def config_label(plan: Plan) -> str:
+    """A point's configuration in a few characters: `tp2 pp1 x4 b64 fp8kv`, `tp2 pp1 dp4 mb2 zdist full`."""
+    if isinstance(plan, TrainingPlan):
+        c = plan.config
+        parts = (
+            [f"tp{c.tp}", f"pp{c.pp}", f"dp{c.dp}"] + [f"cp{c.cp}"] * (c.cp > 1) + [f"ep{c.ep}"] * (c.ep > 1)
+        )
+        mode = (
+            "/".join(sorted({r.value for r in c.stage_recompute})) if c.stage_recompute else c.recompute.value
+        )
+        return " ".join([*parts, f"mb{c.micro_batch}", f"z{c.zero.value}", mode])
+    sc = plan.config
+    serving = [f"tp{sc.tp}", f"pp{sc.pp}", f"x{sc.replicas}", f"b{sc.max_num_seqs}"]
+    if sc.enable_expert_parallel:
+        serving.insert(2, "ep")
+    if sc.kv_cache_dtype != "auto":
+        serving.append(f"{sc.kv_cache_dtype}kv")
+    if sc.quantization:
+        serving.append(str(sc.quantization))
+    if sc.enforce_eager:
+        serving.append("eager")
+    return " ".join(serving)
+
+
+def plan_columns(plan: Plan) -> dict[str, Any]:
+    """The configuration and headline numbers of one point."""
+    if isinstance(plan, TrainingPlan):
+        c, tp_ = plan.config, plan.perf
+        return {
+            "tp": c.tp,
+            "pp": c.pp,
+            "dp": c.dp,
+            "cp": c.cp,
+            "ep": c.ep,
+            "vp": c.vp,
+            "micro_batch": c.micro_batch,
+            "zero": c.zero.value,
+            "recompute": c.recompute.value,
+            "gpus": c.world_size,
+            "step_time_s": tp_.step_time_s,
+            "throughput_tok_s": tp_.tokens_per_s,
+            "mfu": tp_.mfu,
+            "usd_per_hour": plan.cluster.gpu.usd_per_hour * c.world_size,
+            "headroom_gib": plan.memory.usable_gib - plan.memory.peak_gib,
+        }
+    sc, p = plan.config, plan.perf
+    gpus = sc.tp * sc.pp * sc.replicas
+    return {
+        "tp": sc.tp,
+        "pp": sc.pp,
+        "dp": sc.replicas,
+        "ep": sc.tp * sc.replicas if sc.enable_expert_parallel else 1,  # vLLM: experts over tp × dp ranks
+        "max_num_seqs": sc.max_num_seqs,
+        "max_model_len": sc.max_model_len,
+        "gpu_memory_utilization": sc.gpu_memory_utilization,
+        "kv_cache_dtype": sc.kv_cache_dtype,
+        "quantization": sc.quantization or "none",
+        "enforce_eager": sc.enforce_eager,
+        "gpus": gpus,
+        "throughput_tok_s": p.output_tokens_per_s,
+        "ttft_ms": p.ttft_ms,
+        "tpot_ms": p.tpot_ms,
+        "usd_per_million_tokens": p.usd_per_million_tokens,
+        "usd_per_hour": plan.cluster.gpu.usd_per_hour * gpus,
+        "kv_headroom_gib": p.kv_headroom_gib,
+    }
+
+
+@dataclass
+class Front:
+    """Serving or training plans on a Pareto front (best first on the first objective)."""
+
+    plans: list[Plan]
+    objectives: tuple[str, ...]
+    complete: bool
+    """True when the solver proved nothing else is non-dominated."""
+    cap: int
+    """The most points asked for."""
+    solves: int = 0
+    wall_s: float = 0.0
+    merged: int = 0
+    """Solver points dropped because another point is at least as good on every objective in the float
+    model (they differed only by the solver's integer rounding, e.g. a few µs of step time)."""
+
+    def __post_init__(self) -> None:
+        keep = [i for i in range(len(self.plans)) if not self._dominated(i)]
+        self.merged += len(self.plans) - len(keep)
+        self.plans = [self.plans[i] for i in keep]
+
+    def _dominated(self, i: int) -> bool:
+        """Point i is weakly dominated (in floats) by another point (of lower index, on a tie)."""
+        signs = [1.0 if self.maximized(n) else -1.0 for n in self.objectives]
+        vals = [[s * metric(p, n) for s, n in zip(signs, self.objectives, strict=True)] for p in self.plans]
+
+        def at_least(a: list[float], b: list[float]) -> bool:
+            return all(x >= y - 1e-9 * max(1.0, abs(y)) for x, y in zip(a, b, strict=True))
+
+        return any(
+            j != i and at_least(vals[j], vals[i]) and (j < i or not at_least(vals[i], vals[j]))
+            for j in range(len(vals))
+        )
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def __iter__(self) -> Iterator[Plan]:
+        return iter(self.plans)
+
+    def __getitem__(self, i: int) -> Plan:
+        return self.plans[i]
+
+    def values(self, name: str) -> list[float]:
+        """Objective `name` of every point, in its own units."""
+        return [metric(p, name) for p in self.plans]
+
+    def maximized(self, name: str) -> bool:
+        """Whether larger values of `name` are better."""
+        return metrics(self.plans[0])[ALIASES.get(name, name)][1] if self.plans else False
+
+    def normalized(self, normalize: Normalize = "range") -> list[list[float]]:
+        """Per point, each objective normalised (smaller is better; see the module docstring)."""
+        if normalize not in NORMALIZATIONS:
+            raise InputError(f"unknown normalisation {normalize!r}; choose from {', '.join(NORMALIZATIONS)}")
+        cols = []
+        for name in self.objectives:
+            sign = -1.0 if self.maximized(name) else 1.0
+            v = [sign * x for x in self.values(name)]
+            if normalize == "range":
+                lo, hi = min(v), max(v)
+                v = [(x - lo) / (hi - lo) if hi > lo else 0.0 for x in v]
+            elif normalize == "max":
+                top = max(abs(x) for x in v) or 1.0
+                v = [x / top for x in v]
+            cols.append(v)
+        return [list(row) for row in zip(*cols, strict=True)]
+
+    def knee(self) -> int:
+        """Index of the point nearest the ideal point (range-normalised)."""
+        rows = self.normalized("range")
+        return min(range(len(rows)), key=lambda i: math.hypot(*rows[i]))
+
+    def pick(self, weights: Mapping[str, float], normalize: Normalize = "range") -> int:
+        """Index of the point minimising Σ weight · normalised objective.
+
+        Raises:
+            InputError: a weight for an objective not on the front, or a negative weight.
+        """
+        names = [ALIASES.get(n, n) for n in self.objectives]
+        w = {ALIASES.get(k, k): float(v) for k, v in weights.items()}
+        bad = sorted(set(w) - set(names))
+        if bad:
+            raise InputError(
+                f"weight for {bad[0]!r}, which is not an objective of this front ({', '.join(names)})"
+            )
+        if any(v < 0 for v in w.values()) or not any(v > 0 for v in w.values()):
+            raise InputError(f"weights must be >= 0 with one > 0, got {dict(weights)}")
+        rows = self.normalized(normalize)
+        return min(
+            range(len(rows)),
+            key=lambda i: sum(w.get(n, 0.0) * x for n, x in zip(names, rows[i], strict=True)),
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per point: objectives, configuration and headline numbers."""
+        knee = self.knee() if self.plans else -1
+        return [
+            {
+                "point": i,
+                "label": config_label(p),
+                "knee": i == knee,
+                **{f"objective_{ALIASES.get(n, n)}": metric(p, n) for n in self.objectives},
+                **plan_columns(p),
+                "solver_status": p.solver.status,
+            }
+            for i, p in enumerate(self.plans)
+        ]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The front as a DataFrame, one row per point."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def write(self, path: str | Path) -> None:
+        """Save the table as Parquet, CSV or JSON lines (by suffix)."""
+        from autoparallel.sweeps.results import write_rows
+
+        write_rows(path, self.rows())
+
+    def plot(self, path: str | Path, *, title: str | None = None) -> int:
+        """Save a scatter of the front (2 objectives) or its pairwise panels (3+) as PNG or SVG, each point
+        labelled with its configuration and the knee starred. Returns the points drawn per panel."""
+        return plot_front(self, Path(path), title=title)
+
+
+def plot_front(front: Front, path: Path, *, title: str | None = None) -> int:
+    """See `Front.plot`."""
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise InputError(f"--plot {str(path)!r}: use a .png or .svg file name")
+    if not path.parent.is_dir():
+        raise InputError(f"--plot {str(path)!r}: folder {str(path.parent)!r} not found")
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    names = [ALIASES.get(n, n) for n in front.objectives]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    cols = min(3, len(pairs))
+    rows = math.ceil(len(pairs) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.8 * rows), squeeze=False)
+    knee = front.knee()
+    labels = [config_label(p) for p in front.plans]
+    drawn = 0
+    for ax, (a, b) in zip(axes.flat, pairs, strict=False):
+        xs, ys = front.values(a), front.values(b)
+        dots = ax.scatter(xs, ys, s=28, color="tab:blue", zorder=2, label="front")
+        drawn = len(dots.get_offsets())
+        ax.scatter(
+            [xs[knee]],
+            [ys[knee]],
+            s=220,
+            marker="*",
+            color="tab:red",
+            zorder=3,
+            label=f"knee: {labels[knee]}",
+        )
+        for x, y, text in zip(xs, ys, labels, strict=True):
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6, alpha=0.8)
+        titles = metrics(front.plans[0])
+        ax.set_xlabel(titles[a][0] + (" ↑" if titles[a][1] else " ↓"))
+        ax.set_ylabel(titles[b][0] + (" ↑" if titles[b][1] else " ↓"))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    for ax in list(axes.flat)[len(pairs) :]:
+        ax.set_visible(False)
+    status = (
+        "complete"
+        if front.complete
+        else f"cut at {front.cap} points"
+        if len(front) >= front.cap
+        else "not proven complete"
+    )
+    fig.suptitle(title or f"Pareto front: {' vs '.join(names)} ({len(front)} points, {status})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Description": f"points={len(front)} panels={len(pairs)}"})
+    plt.close(fig)
+    return drawn

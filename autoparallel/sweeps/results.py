@@ -1,0 +1,291 @@
+"""Sweep results as tables: a `SweepResult` (rows → pandas), and the results file a sweep resumes from.
+
+A results file is Parquet, CSV or JSON lines (by its suffix) with one row per scenario: every input
+column (`scenario_id`, `label`, `kind`, model, cluster, workload fields, objective, engine), then the
+outcome (`status`, `message`, plan shape incl. EP, `gpus`, throughput, TTFT, TPOT, $/h, $/M tokens,
+headroom, solver status and wall times). Columns a row does not have (training fields in a serving
+row) are empty.
+
+Safety: while a sweep runs, each finished row is appended (and flushed) to a journal beside the file,
+`<out>.journal.jsonl`; at the end the file is rewritten atomically (temporary file, then rename) with
+its old rows plus the new ones, and the journal removed. A run that is killed leaves the file as it
+was and the journal with what it finished; the next run reads both and solves only the remainder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from autoparallel.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FORMATS = (".parquet", ".csv", ".jsonl")
+"""Results file formats, by suffix."""
+LEADING = (
+    "scenario_id",
+    "label",
+    "kind",
+    "model",
+    "cluster",
+    "workload",
+    "preset",
+    "name",
+    "isl",
+    "osl",
+    "concurrency",
+    "request_rate",
+    "ttft_ms_slo",
+    "tpot_ms_slo",
+    "max_model_len_req",
+    "seq_len",
+    "global_batch",
+    "tokens",
+    "precision",
+    "objective",
+    "engine",
+    "status",
+    "message",
+)
+"""Column order of a results table (the rest follow in first-seen order)."""
+_RENAMED = {"ttft_ms": "ttft_ms_slo", "tpot_ms": "tpot_ms_slo", "max_model_len": "max_model_len_req"}
+"""Workload inputs whose names collide with output columns get a suffix in rows."""
+
+
+def input_columns(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A scenario's inputs as row columns (SLO fields renamed away from the measured ones)."""
+    return {_RENAMED.get(k, k): v for k, v in inputs.items()}
+
+
+def _format(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise InputError(f"results file {str(path)!r}: use one of {', '.join(FORMATS)}")
+    return suffix
+
+
+def _native(value: Any) -> Any:
+    """numpy scalars → Python; NaN / None → None."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a results file (empty cells dropped).
+
+    Raises:
+        InputError: not a results file of a known format, unreadable, or without a scenario_id column.
+    """
+    p = Path(path)
+    kind = _format(p)
+    try:
+        if kind == ".jsonl":
+            return _read_jsonl(p, tolerate_torn_tail=False)
+        import pandas as pd
+
+        df = pd.read_parquet(p) if kind == ".parquet" else pd.read_csv(p, keep_default_na=True)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read results file {str(p)!r}: {str(exc).splitlines()[0]}") from None
+    if "scenario_id" not in df.columns:
+        raise InputError(f"results file {str(p)!r} has no scenario_id column: not a sweep's results")
+    records = df.astype(object).where(df.notna(), None).to_dict("records")
+    return [{str(k): _native(v) for k, v in r.items() if _native(v) is not None} for r in records]
+
+
+def _read_jsonl(p: Path, *, tolerate_torn_tail: bool) -> list[dict[str, Any]]:
+    rows = []
+    lines = p.read_text().splitlines()
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if tolerate_torn_tail and n == len(lines):
+                break  # the last line of a killed run's journal may be cut short
+            raise InputError(f"results file {str(p)!r}: line {n} is not JSON") from None
+        if not isinstance(row, dict) or "scenario_id" not in row:
+            raise InputError(f"results file {str(p)!r}: line {n} is not a sweep result row")
+        rows.append(row)
+    return rows
+
+
+def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """Rows as a DataFrame, input columns first, with pandas' nullable dtypes (Int64, string, boolean)."""
+    import pandas as pd
+
+    df = pd.DataFrame(list(rows))
+    first = [c for c in LEADING if c in df.columns]
+    # Nullable dtypes: a tp column stays integer when failed rows leave it empty.
+    return df[first + [c for c in df.columns if c not in first]].convert_dtypes()
+
+
+def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Write rows to `path` atomically (a temporary file renamed over it)."""
+    p = Path(path)
+    kind = _format(p)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    try:
+        if kind == ".jsonl":
+            with tmp.open("w") as fh:
+                for r in rows:
+                    fh.write(json.dumps(r, default=str) + "\n")
+        elif kind == ".csv":
+            frame(rows).to_csv(tmp, index=False)
+        else:
+            frame(rows).to_parquet(tmp, index=False)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class ResultStore:
+    """The results file of a sweep and its journal (see the module docstring)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        _format(self.path)
+        if not self.path.parent.is_dir():
+            raise InputError(f"results file {str(self.path)!r}: folder {str(self.path.parent)!r} not found")
+        self.journal = self.path.with_name(self.path.name + ".journal.jsonl")
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._new = 0
+
+    def load(self) -> list[dict[str, Any]]:
+        """Rows already finished: the file's, then the journal's (a later row of the same id wins)."""
+        rows = read_rows(self.path) if self.path.exists() else []
+        if self.journal.exists():
+            rows += _read_jsonl(self.journal, tolerate_torn_tail=True)
+            self._new += 1  # rewrite the file even if nothing else finishes
+        self._rows = {r["scenario_id"]: r for r in rows}
+        return list(self._rows.values())
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Record one finished row in the journal (flushed at once)."""
+        with self.journal.open("a") as fh:
+            fh.write(json.dumps(row, default=str) + "\n")
+            fh.flush()
+        self._rows[row["scenario_id"]] = row
+        self._new += 1
+
+    def commit(self) -> None:
+        """Rewrite the results file with every row, then drop the journal."""
+        if not self._new:
+            return
+        write_rows(self.path, list(self._rows.values()))
+        self.journal.unlink(missing_ok=True)
+        self._new = 0
+
+
+class SweepResult:
+    """The rows of a sweep, in scenario order. `to_pandas()` for analysis, `write(path)` to save."""
+
+    def __init__(self, rows: list[dict[str, Any]], *, skipped: int = 0) -> None:
+        self.rows = rows
+        """One dict per scenario (inputs, status, outcome)."""
+        self.skipped = skipped
+        """Scenarios not solved again because a results file already had them."""
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.rows[i]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """A DataFrame, one row per scenario, input columns first."""
+        return frame(self.rows)
+
+    def write(self, path: str | Path) -> None:
+        """Save as Parquet, CSV or JSON lines (by suffix)."""
+        write_rows(path, self.rows)
+
+    def counts(self) -> dict[str, int]:
+        """Scenarios per status."""
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r["status"]] = out.get(r["status"], 0) + 1
+        return out
+
+    def table(self) -> str:
+        """A plain-text summary, one line per scenario."""
+        from autoparallel.explain import _table
+
+        lines: list[tuple[Any, ...]] = []
+        for r in self.rows:
+            if r["status"] == "ok":
+                shape = f"tp={r['tp']} pp={r['pp']} dp={r['dp']}" + (
+                    f" ep={r['ep']}" if r.get("ep", 1) > 1 else ""
+                )
+                lines.append(
+                    (
+                        r["model"],
+                        r["cluster"],
+                        r["workload"],
+                        r["objective"],
+                        shape,
+                        r["gpus"],
+                        float(r["throughput_tok_s"]),
+                        _opt(r, "tpot_ms"),
+                        _opt(r, "usd_per_million_tokens"),
+                        "",
+                    )
+                )
+            else:
+                lines.append(
+                    (
+                        r["model"],
+                        r["cluster"],
+                        r["workload"],
+                        r["objective"],
+                        r["status"],
+                        "",
+                        "",
+                        "",
+                        "",
+                        str(r.get("message", ""))[:70],
+                    )
+                )
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(self.counts().items()))
+        head = f"{len(self.rows)} scenarios ({counts})" + (
+            f"; {self.skipped} from the results file" if self.skipped else ""
+        )
+        table = _table(
+            (
+                "model",
+                "cluster",
+                "workload",
+                "objective",
+                "plan",
+                "GPUs",
+                "tok/s",
+                "TPOT ms",
+                "$/Mtok",
+                "reason",
+            ),
+            lines,
+        )
+        return head + "\n" + table
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        """JSON-ready rows."""
+        return [dict(r) for r in self.rows]
+
+
+def _opt(row: dict[str, Any], key: str) -> Any:
+    value = row.get(key)
+    return float(value) if isinstance(value, (int, float)) else ""

@@ -1,0 +1,343 @@
+"""Scenarios as data: one what-if is a model on a cluster under a workload, an objective and an engine.
+
+A sweep is a list of scenarios, built as a grid (every model × cluster × workload × objective ×
+engine) from keyword lists or command-line flags, or read from a file:
+
+    YAML  `grid:` {models, clusters, workloads, objectives, engines} and/or `scenarios:` [rows]
+          (a bare list is the same as `scenarios:`)
+    CSV   one scenario per row; the columns are the keys of a row (`SCENARIO_COLUMNS`)
+
+A workload is a serving preset name (chatbot, batch, rag, long-context, reasoning) or a mapping:
+serving fields (`preset`, `isl`, `osl`, `concurrency`, `request_rate`, `ttft_ms`, `tpot_ms`,
+`max_model_len`, `name`) or training fields (`seq_len`, `global_batch`, `tokens`, `precision`).
+A scenario's `id` hashes its inputs and the package version, so results computed by another release
+are not mistaken for this one's; its `label` is for people.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from autoparallel.errors import InputError
+from autoparallel.objectives import canonical
+from autoparallel.workload import PRESETS, Serving, Training
+
+SERVING_FIELDS = ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms", "max_model_len")
+"""Serving workload fields a scenario may set (besides `preset` and `name`)."""
+TRAINING_FIELDS = ("seq_len", "global_batch", "tokens", "precision")
+"""Training workload fields a scenario may set."""
+SCENARIO_COLUMNS = (
+    "model",
+    "cluster",
+    "objective",
+    "engine",
+    "kind",
+    "workload",
+    "preset",
+    "name",
+    *SERVING_FIELDS,
+    *TRAINING_FIELDS,
+)
+"""The keys a scenario row (CSV column, YAML mapping) may have."""
+ENGINES = {"serving": ("vllm",), "training": ("megatron", "deepspeed")}
+"""Engines per kind whose behaviour the cost model covers (serving: vLLM's memory accounting and speed;
+training: the same plan emitted as a Megatron or a DeepSpeed configuration)."""
+
+
+def package_version() -> str:
+    """The installed autoparallel version (part of every scenario id)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("autoparallel")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0+unknown"
+
+
+class Scenario(BaseModel):
+    """One what-if. `workload` holds only the fields the user set (a preset is expanded on use)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["serving", "training"]
+    model: str
+    cluster: str
+    workload: tuple[tuple[str, Any], ...]
+    """(field, value) pairs, sorted; serving: `preset` plus overrides; training: its fields."""
+    objective: str = "throughput"
+    engine: str = "vllm"
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """Every input as one flat mapping (the table's input columns)."""
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "cluster": self.cluster,
+            **dict(self.workload),
+            "objective": self.objective,
+            "engine": self.engine,
+        }
+
+    @property
+    def id(self) -> str:
+        """Stable id: 16 hex digits of SHA-256 over the inputs and the package version."""
+        text = json.dumps({**self.inputs, "version": package_version()}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def workload_label(self) -> str:
+        """The workload in a few words: `chatbot`, `chatbot isl=4096`, `train seq=4096 gb=1024`."""
+        w = dict(self.workload)
+
+        def fmt(k: str) -> str:
+            return f"{k}={w[k]:g}" if isinstance(w[k], float) else f"{k}={w[k]}"
+
+        if self.kind == "training":
+            return "train " + " ".join(fmt(k) for k in TRAINING_FIELDS if k in w)
+        head = str(w.get("name") or w.get("preset") or "custom")
+        return f"{head} {' '.join(fmt(k) for k in SERVING_FIELDS if k in w)}".strip()
+
+    @property
+    def label(self) -> str:
+        """Readable one-line description."""
+        engine = "" if self.engine == ENGINES[self.kind][0] else f" [{self.engine}]"
+        return f"{self.model} on {self.cluster} | {self.workload_label} | {self.objective}{engine}"
+
+    def to_workload(self) -> Serving | Training:
+        """The workload object `autoparallel.solve` takes."""
+        w = dict(self.workload)
+        if self.kind == "training":
+            return Training(**w)
+        preset = w.pop("preset", None)
+        base = Serving.preset(preset) if preset else Serving()
+        name = w.pop("name", None) or (preset if preset and not w else None)
+        if name is None:
+            name = self.workload_label
+        return Serving.model_validate({**base.model_dump(), **w, "name": name})
+
+
+def _clean(value: Any) -> Any:
+    """Blank CSV cells are unset; numeric text becomes a number."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+    return value
+
+
+def make_workload(spec: str | Mapping[str, Any]) -> tuple[Literal["serving", "training"], dict[str, Any]]:
+    """(kind, fields) of a workload given as a preset name or a mapping.
+
+    Raises:
+        InputError: unknown preset or field, serving and training fields mixed, or a bad value.
+    """
+    if isinstance(spec, str):
+        if spec.lower() not in PRESETS:
+            raise InputError(f"unknown workload {spec!r}; choose one of: {', '.join(PRESETS)}")
+        return "serving", {"preset": spec.lower()}
+    fields = {str(k): _clean(v) for k, v in spec.items() if _clean(v) is not None}
+    if "workload" in fields:
+        fields["preset"] = fields.pop("workload")
+    allowed = {"preset", "name", *SERVING_FIELDS, *TRAINING_FIELDS}
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise InputError(f"unknown workload field {unknown[0]!r}; known: {', '.join(sorted(allowed))}")
+    training = sorted(set(fields) & set(TRAINING_FIELDS))
+    serving = sorted(set(fields) & {"preset", *SERVING_FIELDS})
+    if training and serving:
+        raise InputError(f"a workload mixes training fields {training} with serving fields {serving}")
+    kind: Literal["serving", "training"] = "training" if training else "serving"
+    if kind == "training":
+        fields.pop("name", None)
+    elif "preset" in fields:
+        fields["preset"] = str(fields["preset"]).lower()
+        if fields["preset"] not in PRESETS:
+            raise InputError(f"unknown workload {fields['preset']!r}; choose one of: {', '.join(PRESETS)}")
+    return kind, fields
+
+
+def make_scenario(
+    model: str,
+    cluster: str,
+    workload: str | Mapping[str, Any] = "chatbot",
+    objective: str = "throughput",
+    engine: str | None = None,
+) -> Scenario:
+    """A validated scenario (cluster parsed, workload built, objective and engine checked).
+
+    Raises:
+        InputError: anything the planner would refuse before solving.
+    """
+    from autoparallel.hardware import Cluster
+
+    kind, fields = make_workload(workload)
+    cluster = str(cluster).strip()
+    Cluster.parse(cluster)
+    canonical(objective, kind)  # InputError naming the kind's objectives (and the other kind's)
+    engine = (engine or ENGINES[kind][0]).lower()
+    if engine not in ENGINES[kind]:
+        raise InputError(
+            f"engine {engine!r} is not modelled for {kind}; choose from {', '.join(ENGINES[kind])}"
+        )
+    scenario = Scenario(
+        kind=kind,
+        model=str(model).strip(),
+        cluster=cluster,
+        workload=tuple(sorted(fields.items())),
+        objective=objective,
+        engine=engine,
+    )
+    try:
+        scenario.to_workload()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(f"workload {dict(fields)}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return scenario
+
+
+def grid(
+    models: Sequence[str],
+    clusters: Sequence[str],
+    workloads: Sequence[str | Mapping[str, Any]] = ("chatbot",),
+    objectives: Sequence[str] = ("throughput",),
+    engines: Sequence[str | None] = (None,),
+) -> list[Scenario]:
+    """Every combination, in that nesting order (engines innermost); engines that do not apply to a
+    workload's kind are skipped for it (so vllm and megatron can share one grid)."""
+    out: list[Scenario] = []
+    for m, c, w, o, e in itertools.product(models, clusters, workloads, objectives, engines):
+        kind = make_workload(w)[0]
+        if (
+            e is not None
+            and e.lower() not in ENGINES[kind]
+            and any(x is not None and x.lower() in ENGINES[kind] for x in engines)
+        ):
+            continue
+        out.append(make_scenario(m, c, w, o, e))
+    if not out:
+        raise InputError("the sweep is empty: give at least one model, cluster and workload")
+    return out
+
+
+def from_rows(rows: Iterable[Mapping[str, Any]], where: str) -> list[Scenario]:
+    """Scenarios from row mappings (CSV rows, YAML list items); `where` names the source in errors."""
+    out = []
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, Mapping):
+            raise InputError(f"{where}: scenario {n} is not a mapping")
+        unknown = [k for k in row if k not in SCENARIO_COLUMNS]
+        if unknown:
+            raise InputError(
+                f"{where}: unknown column {unknown[0]!r} (scenario {n}); known: {', '.join(SCENARIO_COLUMNS)}"
+            )
+        values = {k: _clean(v) for k, v in row.items()}
+        for key in ("model", "cluster"):
+            if values.get(key) is None:
+                raise InputError(f"{where}: scenario {n} has no {key}")
+        wl = {k: v for k, v in values.items() if k not in ("model", "cluster", "objective", "engine", "kind")}
+        if values.get("kind") == "serving" and not wl:
+            wl = {"preset": "chatbot"}
+        try:
+            out.append(
+                make_scenario(
+                    str(values["model"]),
+                    str(values["cluster"]),
+                    wl or "chatbot",
+                    str(values.get("objective") or "throughput"),
+                    values.get("engine"),
+                )
+            )
+        except InputError as exc:
+            raise InputError(f"{where}: scenario {n}: {exc}") from None
+    return out
+
+
+def _as_list(value: Any, key: str, where: str) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, Mapping)):
+        return [value]
+    if isinstance(value, list):
+        return value
+    raise InputError(f"{where}: grid.{key} must be a list, got {type(value).__name__}")
+
+
+def load_scenarios(path: str | Path) -> list[Scenario]:
+    """Scenarios from a YAML (.yaml/.yml) or CSV (.csv) file.
+
+    Raises:
+        InputError: missing or malformed file, unknown key or column, invalid scenario.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"scenario file {str(p)!r} not found")
+    suffix = p.suffix.lower()
+    if suffix == ".csv":
+        try:
+            with p.open(newline="") as fh:
+                rows = list(csv.DictReader(fh))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"{p}: cannot read CSV: {exc}") from None
+        if not rows:
+            raise InputError(f"{p}: no scenarios (a header row and one row per scenario)")
+        if any(None in r for r in rows):
+            raise InputError(f"{p}: a row has more cells than the header")
+        return from_rows(rows, str(p))
+    if suffix not in (".yaml", ".yml"):
+        raise InputError(f"{p}: scenario files are .yaml, .yml or .csv")
+    import yaml
+
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        line = str(exc).replace("\n", " ")
+        raise InputError(f"{p}: malformed YAML: {line}") from None
+    if isinstance(doc, list):
+        doc = {"scenarios": doc}
+    if not isinstance(doc, dict):
+        raise InputError(f"{p}: expected a mapping with `grid:` and/or `scenarios:`, or a list of scenarios")
+    unknown = sorted(set(doc) - {"grid", "scenarios"})
+    if unknown:
+        raise InputError(f"{p}: unknown key {unknown[0]!r}; expected `grid:` and/or `scenarios:`")
+    out: list[Scenario] = []
+    if doc.get("grid") is not None:
+        g = doc["grid"]
+        if not isinstance(g, dict):
+            raise InputError(f"{p}: grid must be a mapping")
+        keys = ("models", "clusters", "workloads", "objectives", "engines")
+        bad = sorted(set(g) - set(keys))
+        if bad:
+            raise InputError(f"{p}: unknown grid key {bad[0]!r}; known: {', '.join(keys)}")
+        lists = {k: _as_list(g.get(k), k, str(p)) for k in keys}
+        try:
+            out += grid(
+                [str(m) for m in lists["models"]],
+                [str(c) for c in lists["clusters"]],
+                lists["workloads"] or ["chatbot"],
+                [str(o) for o in lists["objectives"]] or ["throughput"],
+                [str(e) for e in lists["engines"]] or [None],
+            )
+        except InputError as exc:
+            raise InputError(f"{p}: grid: {exc}") from None
+    if doc.get("scenarios") is not None:
+        if not isinstance(doc["scenarios"], list):
+            raise InputError(f"{p}: scenarios must be a list")
+        out += from_rows(doc["scenarios"], str(p))
+    if not out:
+        raise InputError(f"{p}: no scenarios")
+    return out
