@@ -557,12 +557,19 @@ def evaluate_serving_args(args: Any, workload: Serving) -> ServingPlan:
 
 def evaluate_engine_args(args: Any, workload: Serving) -> Any:
     """`autoparallel evaluate --engine sglang|trtllm`: perf.serving_engines.EngineEvaluation."""
+    from autoparallel.frameworks import sglang, trtllm
     from autoparallel.perf.serving_engines import evaluate_engine
 
     c = _cluster(args.cluster)
     m = _model(args.model)
     config = _serving_config_from_args(args, m, c, workload)
-    return evaluate_engine(m, c, config, workload, args.engine, served_id(args.model, m))
+    mid = served_id(args.model, m)
+    ev = evaluate_engine(m, c, config, workload, args.engine, mid)
+    if args.engine == "sglang":
+        frac = ev.mem_fraction_static or 0.0
+        return ev.model_copy(update={"command": sglang.sglang_command(mid, config, mem_fraction_static=frac)})
+    launch = {"command": trtllm.trtllm_command(mid, config), "extra_options_yaml": trtllm.trtllm_yaml(config)}
+    return ev.model_copy(update=launch)
 
 
 def _serving_config_from_args(args: Any, m: ModelSpec, c: Cluster, workload: Serving) -> ServingConfig:

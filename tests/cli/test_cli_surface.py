@@ -16,6 +16,7 @@ _SERVING = {
     "--tpot-ms",
     "--ttft-ms",
     "--workload",
+    "--workload-file",
 }
 _TRAINING = {"--global-batch", "--precision", "--seq-len", "--tokens", "--train"}
 
@@ -81,6 +82,7 @@ FROZEN: dict[str, set[str]] = {
     "models": {"--json"},
     "gpus": {"--json"},
     "detect": {"--json"},
+    "profile": {"--json", "--name", "--output"},
 }
 
 

@@ -178,9 +178,10 @@ def test_pareto_and_sweep_tables(capsys: pytest.CaptureFixture[str]) -> None:
     assert "tok/s" in capsys.readouterr().out
 
 
-def test_evaluate_other_engines_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_other_engines(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["evaluate", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--engine", "sglang"]
-    assert main(argv) == 2
+    assert main(argv) == 0
+    assert "python -m sglang.launch_server" in capsys.readouterr().out
 
 
 def test_custom_shape_does_not_inherit_chatbot_limits(capsys: pytest.CaptureFixture[str]) -> None:
