@@ -282,7 +282,7 @@ def evaluate_engine(
     mid = served_id(model, m)
     ev = evaluate_on(m, c, config, w, engine, mid)
     if engine == "sglang":
-        frac = float(ev.memory.rule.split()[-1])
+        frac = ev.mem_fraction_static or 0.0
         return ev.model_copy(update={"command": sglang.sglang_command(mid, config, mem_fraction_static=frac)})
     yaml_text = trtllm.trtllm_yaml(config)
     command = trtllm.trtllm_command(mid, config)

@@ -224,7 +224,7 @@ def evaluate_csv(path: Path) -> tuple[list[Result], dict[str, int]]:
         for row in csv.DictReader(fh):
             try:
                 results += predict(row)
-            except (LookupError, AutoParallelError, ValueError) as exc:
+            except (LookupError, AutoParallelError) as exc:
                 reason = str(exc).split(";")[0][:70]
                 skipped[reason] = skipped.get(reason, 0) + 1
     return results, skipped

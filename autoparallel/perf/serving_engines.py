@@ -3,7 +3,8 @@
 The same float model as vLLM's (perf/serving.py, perf/serving_steps.py) with the engine's own parts:
 the KV pool rule (memory/sglang.py, memory/trtllm.py), the running-request cap and step budget it
 defaults to, its efficiency factors (`serving_efficiency.ENGINE_EFFICIENCY`) and its launch artifacts
-(frameworks/sglang.py, frameworks/trtllm.py). Weights, activations and non-torch memory come from
+(frameworks/sglang.py, frameworks/trtllm.py, attached by the caller: perf/ sits below frameworks/).
+Weights, activations and non-torch memory come from
 `memory.serving` (the same tensors whichever engine loads them).
 """
 
@@ -38,10 +39,12 @@ class EngineEvaluation(BaseModel):
     config: dict[str, Any]
     memory: EngineKv
     perf: ServingPerf
+    mem_fraction_static: float | None = None
+    """SGLang: the resolved `--mem-fraction-static` the pool was sized with."""
     fits: bool
     problems: tuple[str, ...]
     command: str = ""
-    """The launch line (filled by the API from `frameworks/`, which the cost model does not import)."""
+    """The launch line (filled in by the caller from frameworks/)."""
     extra_options_yaml: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,8 +99,7 @@ def engine_kv_for(
 def evaluate_engine(
     model: ModelSpec, cluster: Cluster, config: ServingConfig, workload: Serving, engine: str, model_id: str
 ) -> EngineEvaluation:
-    """Memory and speed of `config` on `engine` (`sglang` or `trtllm`); the launch artifacts are the
-    emitters' (`api.evaluate_engine` adds them)."""
+    """Memory and speed of `config` on `engine` (`sglang` or `trtllm`)."""
     kv, _ = engine_kv_for(engine, model, cluster, config)
     context = math.ceil(workload.isl + workload.osl / 2.0)
     per_seq_tokens = math.ceil(context / kv.block_size) * kv.block_size
@@ -127,7 +129,7 @@ def evaluate_engine(
         config=config.model_dump(),
         memory=kv,
         perf=perf,
+        mem_fraction_static=float(kv.rule.split()[-1]) if engine == "sglang" else None,
         fits=fits,
         problems=tuple(dict.fromkeys(problems)),
-
     )

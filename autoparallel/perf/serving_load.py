@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.errors import InputError, InternalError
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_steps import ReplicaShape, micro_batches, rotation_s
 
@@ -221,8 +222,10 @@ def simulate_benchmark(
     n_total = num_prompts or workload.num_prompts or 1000
     replicas = config.replicas
     n = max(1, math.ceil(n_total / replicas))
-    isl = draw_lengths(workload.isl, workload.isl_cv, n, LENGTH_SEED)
-    osl = draw_lengths(workload.osl, workload.osl_cv, n, LENGTH_SEED + 1)
+    # No request is longer than the deployment accepts (a benchmark cannot send one).
+    longest = config.max_model_len
+    isl = np.minimum(draw_lengths(workload.isl, workload.isl_cv, n, LENGTH_SEED), longest - 1)
+    osl = np.minimum(draw_lengths(workload.osl, workload.osl_cv, n, LENGTH_SEED + 1), longest - isl)
     context = math.ceil(workload.isl + workload.osl / 2.0)
     groups = blocks_per_seq / max(1, math.ceil(context / block_size))
     pool = _Pool(max(kv_blocks, 0), block_size, max(groups, 1e-9))
@@ -289,7 +292,7 @@ def _replay(
         return np.ceil(np.ceil(tokens / bs) * groups).astype(np.int64)
 
     if int(blocks_for(np.asarray([prompt.min() + 1]))[0]) > pool.blocks:
-        raise ValueError("the KV cache holds no single request")
+        raise InputError("the benchmark replay: the KV cache holds no single request")
     eager_shape = dataclasses.replace(shape, enforce_eager=True)
     max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
     while (waiting or len(running)) and steps < max_steps:
@@ -354,7 +357,10 @@ def _replay(
             waiting.appendleft(victim)
             preemptions += 1
         if len(running) and int(need.sum()) > free:
-            raise ValueError("one request outgrows the KV cache")
+            raise InputError(
+                "the benchmark replay: one request outgrows the KV cache "
+                "(raise the KV memory or lower max_model_len)"
+            )
         free -= int(need.sum())
         held[running] += need
         sched = take > 0
@@ -382,7 +388,7 @@ def _replay(
             is_decode = np.concatenate([is_decode, np.zeros(len(new), dtype=bool)])
         chunk = np.where(is_decode, 0, take)
         if not is_decode.any() and not chunk.any():
-            raise ValueError("the scheduler can make no progress (KV cache too small)")
+            raise InputError("the benchmark replay: the scheduler can make no progress (KV cache too small)")
         # 3. The step's time: the mixed-step roofline at this step's real work.
         dec = running[is_decode]
         d = len(dec)
@@ -422,7 +428,7 @@ def _replay(
             held[gone] = 0
             running = running[~over]
     if waiting or len(running):
-        raise ValueError("the benchmark replay did not finish")
+        raise InternalError("the benchmark replay did not finish")
     peak = max(batches, default=0)
     tail = float(sum(t for t, b in zip(times, batches, strict=True) if 2 * b < peak))
     mean_batch = sum(b * c for b, c in zip(batches, counts, strict=True)) / max(sum(counts), 1)
