@@ -19,6 +19,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "perf": ("solvers", "frameworks", "api", "cli", "plan"),
     "solvers": ("frameworks", "api", "cli", "plan"),
     "frameworks": ("solvers", "api", "cli", "plan"),
+    "validation": ("memory", "perf", "solvers", "frameworks", "api", "cli", "plan", "explain"),
+    "bounds": ("models", "hardware", "workload", "configs", "memory", "perf", "solvers", "frameworks", "api",
+               "cli", "plan", "explain", "validation"),
 }
 
 
