@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from autoparallel.bounds import check_number, cpu_cores, input_error
 from autoparallel.configs import ServingConfig, TrainingConfig
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.plan import ServingPlan, TrainingPlan
+from autoparallel.validation import require_serving, require_training
 from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
@@ -33,15 +35,47 @@ class SolverSettings:
 
     @staticmethod
     def create(*, time_limit_s: float | None = None, workers: int | None = None, seed: int = 0) -> _Settings:
-        """Settings with only the given fields changed from the defaults."""
+        """Settings with only the given fields changed from the defaults; each is checked against its
+        bound (`autoparallel.bounds.BOUNDS`), and `workers` is capped at the machine's CPU cores (more
+        CP-SAT workers than cores only slow every worker down)."""
         from autoparallel.solvers.settings import SolverSettings as Settings
 
+        check_number("seed", seed)
         fields: dict[str, Any] = {"seed": seed}
         if time_limit_s is not None:
+            check_number("time_limit_s", time_limit_s, integer=False)
             fields["time_limit_s"] = time_limit_s
         if workers is not None:
-            fields["workers"] = workers
+            check_number("workers", workers)
+            fields["workers"] = min(workers, cpu_cores())
         return Settings(**fields)
+
+
+def _check_call(
+    *, objective: Any = "throughput", settings: Any = None, options: Any = None, training: bool = False
+) -> None:
+    """The API's argument types, checked before any work so a wrong type is an InputError, not a crash."""
+    from autoparallel.solvers.settings import SolverSettings as Settings
+
+    names = [objective] if isinstance(objective, str) else objective
+    if isinstance(objective, dict):
+        ok = all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in objective.items())
+    else:
+        ok = isinstance(names, (list, tuple)) and bool(names) and all(isinstance(n, str) for n in names)
+    if not ok:
+        raise InputError(
+            f"objective={objective!r:.80}: must be a name such as 'throughput', a tuple of names "
+            "(lexicographic) or a dict of weights"
+        )
+    if settings is not None and not isinstance(settings, Settings):
+        raise InputError(f"settings must come from SolverSettings.create(...), got {type(settings).__name__}")
+    if options is not None:
+        if training:
+            from autoparallel.solvers.training_space import TrainingOptions as Options
+        else:
+            from autoparallel.solvers.serving_space import ServingOptions as Options  # type: ignore[assignment]
+        if not isinstance(options, Options):
+            raise InputError(f"options must be a {Options.__name__}, got {type(options).__name__}")
 
 
 def _model(model: Any) -> ModelSpec:
@@ -227,6 +261,7 @@ def solve(
         SolverTimeoutError: no plan found within the time limit.
     """
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
+    _check_call(objective=objective, settings=settings, options=options, training=isinstance(w, Training))
     mid = served_id(model, m)
     if isinstance(w, Training):
         return _solve_training(m, c, w, str(objective), settings, options, mid)
@@ -346,6 +381,12 @@ def pareto(
     """The trade-off front between two serving objectives (ε-constraint), best first on the first."""
     from autoparallel.solvers.pareto import pareto_serving
 
+    if (not isinstance(objectives, (tuple, list)) or len(objectives) != 2
+            or not all(isinstance(o, str) for o in objectives)):
+        raise InputError(f"objectives={objectives!r:.80}: must be two names, e.g. ('throughput', 'tpot')")
+    if isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= 64:
+        raise InputError(f"points={points!r:.40}: must be an integer in [2, 64]")
+    _check_call(settings=settings, options=options)
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     if not isinstance(w, Serving):
         raise InputError("pareto fronts are for serving workloads")
@@ -384,6 +425,10 @@ def sweep(
     """Best plan for every model × cluster × workload; infeasible combinations are rows, not errors."""
     from autoparallel.errors import AutoParallelError
 
+    for arg, value in (("models", models), ("clusters", clusters), ("workloads", workloads)):
+        if not isinstance(value, (list, tuple)) or not value:
+            raise InputError(f"{arg} must be a non-empty list (e.g. {arg}=[...]), got {value!r:.80}")
+    _check_call(objective=objective, settings=settings)
     rows: list[SweepRow] = []
     specs = [_model(m) for m in models]
     for m in specs:
@@ -433,6 +478,11 @@ def evaluate(
     The result is a plan with solver status `EVALUATED`; `solver["optimum"]` holds the optimum's
     headline numbers and `solver["gap_to_optimum"]` the relative shortfall (when `compare`).
     """
+    if not isinstance(config, (ServingConfig, TrainingConfig)):
+        raise InputError(
+            f"config must be a ServingConfig or a TrainingConfig, got {type(config).__name__} "
+            "(e.g. ServingConfig(tp=4) or TrainingConfig(tp=8, dp=4, global_batch=256))"
+        )
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     mid = served_id(model, m)
     if isinstance(config, TrainingConfig):
@@ -449,6 +499,7 @@ def _evaluate_serving(
 ) -> ServingPlan:
     from autoparallel.perf.serving import evaluate_serving
 
+    require_serving(m, c, config, w)
     est = evaluate_serving(m, c, config, w)
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
@@ -508,6 +559,7 @@ def _evaluate_training(
     from autoparallel.memory.training import training_memory
     from autoparallel.perf.training import training_perf
 
+    require_training(m, c, config)
     mem = training_memory(m, c.gpu, config)
     perf = training_perf(m, c, config)
     solver: dict[str, Any] = {"status": "EVALUATED"}
@@ -568,10 +620,8 @@ def evaluate_serving_args(args: Any, workload: Serving) -> ServingPlan:
         fields["gpu_memory_utilization"] = args.gpu_memory_utilization
     try:
         config = ServingConfig(**fields)
-    except ValueError as exc:
-        raise InputError(
-            f"invalid configuration: {exc.errors()[0]['msg'] if hasattr(exc, 'errors') else exc}"
-        ) from None
+    except ValidationError as exc:
+        raise input_error(exc, "invalid configuration") from None
     return _evaluate_serving(m, c, config, workload, True, served_id(args.model, m))
 
 
@@ -588,7 +638,7 @@ def evaluate_training_args(args: Any, workload: Training) -> TrainingPlan:
             f"--global-batch {workload.global_batch} is not a multiple of micro-batch × dp = "
             f"{args.micro_batch} × {dp}"
         )
-    config = TrainingConfig(
+    config = _training_config(
         tp=args.tp,
         pp=args.pp,
         dp=dp,
@@ -605,6 +655,13 @@ def evaluate_training_args(args: Any, workload: Training) -> TrainingPlan:
     if config.world_size > c.world_size:
         raise InputError(f"tp × pp × dp × cp = {config.world_size} GPUs, but the cluster has {c.world_size}")
     return _evaluate_training(m, c, config, workload, True, served_id(args.model, m))
+
+
+def _training_config(**fields: Any) -> TrainingConfig:
+    try:
+        return TrainingConfig(**fields)
+    except ValidationError as exc:
+        raise input_error(exc, "invalid configuration") from None
 
 
 def format_front(front: list[ServingPlan], objectives: tuple[str, ...]) -> str:
