@@ -381,8 +381,11 @@ def pareto(
     """The trade-off front between two serving objectives (ε-constraint), best first on the first."""
     from autoparallel.solvers.pareto import pareto_serving
 
-    if (not isinstance(objectives, (tuple, list)) or len(objectives) != 2
-            or not all(isinstance(o, str) for o in objectives)):
+    if (
+        not isinstance(objectives, (tuple, list))
+        or len(objectives) != 2
+        or not all(isinstance(o, str) for o in objectives)
+    ):
         raise InputError(f"objectives={objectives!r:.80}: must be two names, e.g. ('throughput', 'tpot')")
     if isinstance(points, bool) or not isinstance(points, int) or not 2 <= points <= 64:
         raise InputError(f"points={points!r:.40}: must be an integer in [2, 64]")

@@ -107,9 +107,12 @@ def input_error(exc: ValidationError, subject: str = "") -> InputError:
     """A pydantic ValidationError as one InputError naming each field, its value and the rule."""
     parts = []
     for err in exc.errors()[:3]:
-        field = ".".join(str(p) for p in err.get("loc", ())) or "value"
-        value = clean_text(repr(err.get("input")), 60)
         msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        if not field:  # a rule over several fields: its message names them
+            parts.append(msg)
+            continue
+        value = clean_text(repr(err.get("input")), 60)
         parts.append(f"{field}={value}: {msg}")
     prefix = f"{subject}: " if subject else ""
     return InputError(prefix + "; ".join(parts))

@@ -5,31 +5,40 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
+from autoparallel.bounds import check_number, clean_text, cpu_cores, input_error, json_safe
 from autoparallel.errors import InputError
 
 _OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "headroom", "mfu")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def bounded(field: str, *, integer: bool = True) -> Callable[[str], Any]:
+    """An argparse type: a number in `BOUNDS[field]` (the message says the range and why)."""
 
+    def parse(text: str) -> int | float:
+        value: int | float
+        try:
+            if integer:
+                if len(text.strip()) > 30:
+                    raise ValueError
+                value = int(text)
+            else:
+                value = float(text)
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {clean_text(repr(text), 40)}") from None
+        try:
+            check_number(field, value, integer=integer)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(f"got {str(exc).split('=', 1)[1]}") from None
+        return value
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
+    parse.__name__ = field  # argparse names the type in its messages
+    return parse
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -44,20 +53,32 @@ def _add_serving_workload(p: argparse.ArgumentParser) -> None:
         default=None,
         help="serving preset: chatbot, batch, rag, long-context, reasoning (default chatbot)",
     )
-    p.add_argument("--isl", type=_positive_int, help="input tokens per request")
-    p.add_argument("--osl", type=_positive_int, help="output tokens per request")
-    p.add_argument("--concurrency", type=_positive_int, help="requests in flight over the deployment")
-    p.add_argument("--request-rate", type=_positive_float, help="arriving requests per second")
-    p.add_argument("--ttft-ms", type=_positive_float, help="limit on time to first token (ms)")
-    p.add_argument("--tpot-ms", type=_positive_float, help="limit on time per output token (ms)")
+    p.add_argument("--isl", type=bounded("isl"), help="input tokens per request")
+    p.add_argument("--osl", type=bounded("osl"), help="output tokens per request")
+    p.add_argument(
+        "--concurrency", type=bounded("concurrency"), help="requests in flight over the deployment"
+    )
+    p.add_argument(
+        "--request-rate", type=bounded("request_rate", integer=False), help="arriving requests per second"
+    )
+    p.add_argument(
+        "--ttft-ms", type=bounded("ttft_ms", integer=False), help="limit on time to first token (ms)"
+    )
+    p.add_argument(
+        "--tpot-ms", type=bounded("tpot_ms", integer=False), help="limit on time per output token (ms)"
+    )
 
 
 def _add_training_workload(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", action="store_true", help="plan a training job instead of serving")
-    p.add_argument("--seq-len", type=_positive_int, help="training sequence length (tokens)")
-    p.add_argument("--global-batch", type=_positive_int, help="sequences per optimizer step")
-    p.add_argument("--tokens", type=_positive_float, help="training token budget (for time and cost)")
-    p.add_argument("--precision", choices=("bf16", "fp8"), default="bf16")
+    p.add_argument("--seq-len", type=bounded("seq_len"), help="training sequence length (tokens)")
+    p.add_argument("--global-batch", type=bounded("global_batch"), help="sequences per optimizer step")
+    p.add_argument(
+        "--tokens", type=bounded("tokens", integer=False), help="training token budget (for time and cost)"
+    )
+    p.add_argument(
+        "--precision", choices=("bf16", "fp8"), default=None, help="training precision (default bf16)"
+    )
 
 
 def add_plan_parser(sub: Any) -> None:
@@ -68,15 +89,29 @@ def add_plan_parser(sub: Any) -> None:
     _add_training_workload(p)
     p.set_defaults(func=cmd_plan)
     p.add_argument("--objective", choices=_OBJECTIVES, default="throughput")
-    p.add_argument("--top", type=_positive_int, default=1, help="show the K best configurations")
+    p.add_argument(
+        "--top", type=bounded("top"), default=None, help="show the K best configurations (at most 64)"
+    )
     allowed = p.add_argument_group("serving knobs the planner may choose (comma-separated vLLM values)")
     allowed.add_argument("--kv-cache-dtype", default=None, help="allowed KV-cache dtypes, e.g. auto,fp8")
     allowed.add_argument("--quantization", default=None, help="allowed weight quantizations, e.g. none,fp8")
     allowed.add_argument("--gpu-memory-utilization", default=None, help="allowed values, e.g. 0.9,0.92,0.95")
-    allowed.add_argument("--max-model-len", type=_positive_int, default=None, help="context to serve")
-    p.add_argument("--time-limit", type=_positive_float, default=None, help="solver time limit (s)")
-    p.add_argument("--workers", type=_positive_int, default=None, help="CP-SAT worker threads")
-    p.add_argument("--seed", type=int, default=0, help="CP-SAT random seed")
+    allowed.add_argument(
+        "--max-model-len", type=bounded("max_model_len"), default=None, help="context to serve"
+    )
+    p.add_argument(
+        "--time-limit",
+        type=bounded("time_limit_s", integer=False),
+        default=None,
+        help="solver time limit (s)",
+    )
+    p.add_argument(
+        "--workers",
+        type=bounded("workers"),
+        default=None,
+        help="CP-SAT worker threads (capped at the CPU cores)",
+    )
+    p.add_argument("--seed", type=bounded("seed"), default=0, help="CP-SAT random seed, 0 to 2^31-1")
 
 
 def add_evaluate_parser(sub: Any) -> None:
@@ -86,24 +121,33 @@ def add_evaluate_parser(sub: Any) -> None:
     _add_common(p)
     _add_serving_workload(p)
     _add_training_workload(p)
-    p.add_argument("--tp", type=_positive_int, default=1)
-    p.add_argument("--pp", type=_positive_int, default=1)
-    p.add_argument("--dp", type=_positive_int, default=None, help="data-parallel replicas")
-    p.add_argument("--cp", type=_positive_int, default=1, help="training: context-parallel degree")
-    p.add_argument("--ep", type=_positive_int, default=1, help="training: expert-parallel degree")
-    p.add_argument("--vp", type=_positive_int, default=1, help="training: virtual pipeline stages")
-    p.add_argument("--micro-batch", type=_positive_int, default=1)
-    p.add_argument("--zero", choices=("0", "1", "2", "3", "dist"), default="dist")
-    p.add_argument("--recompute", choices=("none", "selective", "full"), default="selective")
-    p.add_argument("--enable-expert-parallel", action="store_true")
-    p.add_argument("--max-num-seqs", type=_positive_int, default=256)
-    p.add_argument("--max-model-len", type=_positive_int, default=None)
-    p.add_argument("--max-num-batched-tokens", type=_positive_int, default=None)
-    p.add_argument("--gpu-memory-utilization", type=_positive_float, default=None)
+    p.add_argument("--tp", type=bounded("tp"), default=1)
+    p.add_argument("--pp", type=bounded("pp"), default=1)
+    p.add_argument("--dp", type=bounded("dp"), default=None, help="data-parallel replicas")
+    p.add_argument("--cp", type=bounded("cp"), default=None, help="training: context-parallel degree")
+    p.add_argument("--ep", type=bounded("ep"), default=None, help="training: expert-parallel degree")
+    p.add_argument("--vp", type=bounded("vp"), default=None, help="training: virtual pipeline stages")
+    p.add_argument("--micro-batch", type=bounded("micro_batch"), default=None, help="training (default 1)")
+    p.add_argument(
+        "--zero", choices=("0", "1", "2", "3", "dist"), default=None, help="training (default dist)"
+    )
+    p.add_argument(
+        "--recompute",
+        choices=("none", "selective", "full"),
+        default=None,
+        help="training (default selective)",
+    )
+    p.add_argument("--enable-expert-parallel", action="store_true", default=None)
+    p.add_argument("--max-num-seqs", type=bounded("max_num_seqs"), default=None, help="default 256")
+    p.add_argument("--max-model-len", type=bounded("max_model_len"), default=None)
+    p.add_argument("--max-num-batched-tokens", type=bounded("max_num_batched_tokens"), default=None)
+    p.add_argument(
+        "--gpu-memory-utilization", type=bounded("gpu_memory_utilization", integer=False), default=None
+    )
     p.add_argument("--quantization", default=None)
-    p.add_argument("--kv-cache-dtype", default="auto")
-    p.add_argument("--enforce-eager", action="store_true")
-    p.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default="vllm")
+    p.add_argument("--kv-cache-dtype", default=None, help="default auto")
+    p.add_argument("--enforce-eager", action="store_true", default=None)
+    p.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default=None, help="default vllm")
 
 
 def add_pareto_parser(sub: Any) -> None:
@@ -113,7 +157,7 @@ def add_pareto_parser(sub: Any) -> None:
     _add_common(p)
     _add_serving_workload(p)
     p.add_argument("--objectives", default="throughput,tpot", help="two of: " + ", ".join(_OBJECTIVES[:5]))
-    p.add_argument("--points", type=_positive_int, default=8, help="most points on the front")
+    p.add_argument("--points", type=bounded("points"), default=8, help="most points on the front (2 to 64)")
 
 
 def add_sweep_parser(sub: Any) -> None:
@@ -131,6 +175,71 @@ def add_sweep_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true")
 
 
+_WORKLOAD_FLAGS = ("workload", "isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms")
+_TRAINING_FLAGS = ("seq_len", "global_batch", "tokens", "precision")
+_SERVING_ONLY: dict[str, tuple[str, ...]] = {
+    "plan": (
+        *_WORKLOAD_FLAGS,
+        "kv_cache_dtype",
+        "quantization",
+        "gpu_memory_utilization",
+        "max_model_len",
+        "top",
+    ),
+    "evaluate": (
+        *_WORKLOAD_FLAGS,
+        "enable_expert_parallel",
+        "max_num_seqs",
+        "max_model_len",
+        "max_num_batched_tokens",
+        "gpu_memory_utilization",
+        "quantization",
+        "kv_cache_dtype",
+        "enforce_eager",
+        "engine",
+    ),
+}
+"""Options that only a serving request uses: given with --train they are an error, not ignored."""
+_TRAINING_ONLY: dict[str, tuple[str, ...]] = {
+    "plan": _TRAINING_FLAGS,
+    "evaluate": (*_TRAINING_FLAGS, "cp", "ep", "vp", "micro_batch", "zero", "recompute"),
+}
+"""Options that only a training job uses: given without --train they are an error."""
+_DEFAULTS: dict[str, Any] = {
+    "precision": "bf16",
+    "top": 1,
+    "cp": 1,
+    "ep": 1,
+    "vp": 1,
+    "micro_batch": 1,
+    "zero": "dist",
+    "recompute": "selective",
+    "enable_expert_parallel": False,
+    "max_num_seqs": 256,
+    "kv_cache_dtype": "auto",
+    "enforce_eager": False,
+    "engine": "vllm",
+}
+"""Defaults of the mode-specific options (argparse keeps None, so that "given" can be told apart)."""
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def check_mode(args: argparse.Namespace, command: str) -> None:
+    """Refuse options that do not apply to the chosen mode, then fill the defaults of the others."""
+    train = bool(getattr(args, "train", False))
+    wrong = _SERVING_ONLY[command] if train else _TRAINING_ONLY[command]
+    given = [_flag(d) for d in wrong if getattr(args, d, None) is not None]
+    if given:
+        mode = "a training job (--train)" if train else "serving (add --train to plan training)"
+        raise InputError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to {mode}")
+    for dest, default in _DEFAULTS.items():
+        if hasattr(args, dest) and getattr(args, dest) is None:
+            setattr(args, dest, default)
+
+
 def _serving_workload(args: argparse.Namespace) -> Any:
     from autoparallel.workload import Serving
 
@@ -146,7 +255,10 @@ def _serving_workload(args: argparse.Namespace) -> Any:
         update["max_model_len"] = args.max_model_len
     if update:
         base = base.model_copy(update={"name": base.name if args.workload else "custom", **update})
-        base = Serving.model_validate(base.model_dump())
+        try:
+            base = Serving.model_validate(base.model_dump())
+        except ValidationError as exc:
+            raise input_error(exc, "workload") from None
     return base
 
 
@@ -193,10 +305,23 @@ def _serving_options(args: argparse.Namespace) -> Any:
     return ServingOptions().model_copy(update=update)
 
 
+def strict_json(payload: Any) -> str:
+    """Strict JSON text (no NaN / Infinity): a non-finite number becomes null, and the object that held it
+    gets `null_reasons` {dotted path: why}; in a list, each object carries its own."""
+
+    def one(item: Any) -> Any:
+        safe, reasons = json_safe(item)
+        if reasons and isinstance(safe, dict):
+            safe["null_reasons"] = reasons
+        return safe
+
+    data = [one(x) for x in payload] if isinstance(payload, list) else one(payload)
+    return json.dumps(data, indent=2, default=str, allow_nan=False)
+
+
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     if args.json:
-        json.dump(payload, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        sys.stdout.write(strict_json(payload) + "\n")
     else:
         sys.stdout.write(text.rstrip() + "\n")
 
@@ -205,6 +330,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """Solve for the best configuration and print it with its artifacts."""
     from autoparallel import api
 
+    check_mode(args, "plan")
+    if args.workers is not None and args.workers > cpu_cores():
+        print(
+            f"note: --workers {args.workers} capped at this machine's {cpu_cores()} CPU cores",
+            file=sys.stderr,
+        )
     workload = _training_workload(args) if args.train else _serving_workload(args)
     settings = api.SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
     options = None if args.train else _serving_options(args)
@@ -217,8 +348,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         options=options,
         top=args.top,
     )
+    if len(plans) < args.top:
+        print(
+            f"note: {len(plans)} distinct plan shape(s) (tp x pp x expert parallelism) fit; --top asked for "
+            f"{args.top}",
+            file=sys.stderr,
+        )
     if args.json:
-        payload: Any = plans[0].to_dict() if len(plans) == 1 else [p.to_dict() for p in plans]
+        # One shape whatever --top is: the best plan's object, the others under "alternatives".
+        payload: Any = {**plans[0].to_dict(), "alternatives": [p.to_dict() for p in plans[1:]]}
         _emit(args, payload, "")
     else:
         sys.stdout.write("\n\n".join(p.explain() for p in plans).rstrip() + "\n")
@@ -230,6 +368,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from autoparallel import api
 
     ev: api.Plan
+    check_mode(args, "evaluate")
     if args.train:
         ev = api.evaluate_training_args(args, _training_workload(args))
     else:
@@ -260,10 +399,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Best plan for every model × cluster × workload."""
     from autoparallel import api
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = _split(args.models, "--models")
     sep = ";" if ";" in args.clusters else ","
     clusters = [c.strip() for c in args.clusters.split(sep) if c.strip()]
-    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    if not clusters:
+        raise InputError(f"--clusters needs at least one cluster spec, got {args.clusters!r}")
+    workloads: list[Any] = _split(args.workloads, "--workloads")
+    if len(models) * len(clusters) * len(workloads) > 256:
+        raise InputError(
+            f"--models x --clusters x --workloads = {len(models)} x {len(clusters)} x {len(workloads)} "
+            "combinations; a sweep runs at most 256 (split it)"
+        )
     rows = api.sweep(models=models, clusters=clusters, workloads=workloads, objective=args.objective)
     _emit(args, [r.to_dict() for r in rows], api.format_sweep(rows))
     return 0

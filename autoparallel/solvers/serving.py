@@ -96,6 +96,7 @@ def _solver(settings: SolverSettings) -> cp_model.CpSolver:
     p.max_time_in_seconds = settings.time_limit_s
     p.num_workers = settings.workers
     p.random_seed = settings.seed
+    p.catch_sigint_signal = False  # Ctrl-C interrupts the command (exit 130), not just the search
     p.log_search_progress = settings.log_search
     tune_presolve(p)
     if settings.workers > 1:

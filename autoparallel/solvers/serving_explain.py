@@ -27,6 +27,7 @@ def _infeasible(enc: EncodedServing, on: list[str], settings: SolverSettings) ->
     solver.parameters.max_time_in_seconds = settings.time_limit_s
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = settings.seed
+    solver.parameters.catch_sigint_signal = False
     tune_presolve(solver.parameters)
     status = solver.solve(enc.model)
     if status != cp_model.INFEASIBLE:
