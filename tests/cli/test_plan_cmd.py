@@ -76,7 +76,8 @@ def test_plan_top_k_lists_several_plans(capsys: pytest.CaptureFixture[str]) -> N
     best = json.loads(capsys.readouterr().out)
     # One shape whatever --top is: the best plan's object, the runners-up under "alternatives".
     assert isinstance(best, dict) and len(best["alternatives"]) == 1
-    assert best["alternatives"][0]["config"]["tp"] != best["config"]["tp"]
+    shape = [(p["config"]["tp"], p["config"]["pp"]) for p in (best, *best["alternatives"])]
+    assert shape[0] != shape[1]
     assert main(["plan", "meta-llama/Llama-3.1-8B", "--cluster", "1x4xH100", "--json"]) == 0
     single = json.loads(capsys.readouterr().out)
     assert isinstance(single, dict) and single["alternatives"] == []
