@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,13 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InputError(f"the number {clean_text(text, 40)} is not finite as a float")
+    return value
+
+
 def parse_config_text(text: str, shown: str) -> dict[str, Any]:
     """A JSON object from `text`, strictly (see the module doc)."""
     if len(text) > MAX_CONFIG_BYTES:
@@ -90,7 +98,8 @@ def parse_config_text(text: str, shown: str) -> dict[str, Any]:
     if depth > MAX_DEPTH:
         raise InputError(f"{shown}: JSON nested {depth} levels deep; at most {MAX_DEPTH} are read")
     try:
-        data = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int)
+        data = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int,
+                          parse_float=_finite_float)
     except InputError as exc:
         raise InputError(f"{shown}: {exc}") from None
     except json.JSONDecodeError as exc:

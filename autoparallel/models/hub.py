@@ -36,8 +36,10 @@ def hub_timeout_s() -> float:
 
 
 def offline() -> bool:
-    """Whether the user turned the hub off (`HF_HUB_OFFLINE=1`)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """Whether the user turned the hub off: `HF_HUB_OFFLINE=1` (or `TRANSFORMERS_OFFLINE=1`, which the hub
+    client reads the same way)."""
+    raw = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
 def fetch_config_file(model_id: str, timeout_s: float | None = None) -> Path:

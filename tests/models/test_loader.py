@@ -94,6 +94,7 @@ def test_unknown_id_suggests_near_names(monkeypatch: pytest.MonkeyPatch) -> None
 
     monkeypatch.setattr(loader_mod, "fetch_config_file", offline)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     with pytest.raises(InputError) as info:
         load_model("meta-llama/Llama-3.1-80B")
     message = str(info.value)
@@ -112,6 +113,7 @@ def test_hub_id_fetches_its_config_json(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
     monkeypatch.setattr(loader_mod, "fetch_config_file", fetch)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     spec = load_model("someone/custom-llama")
     assert seen == ["someone/custom-llama"] and spec.name == "someone/custom-llama"
 
