@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
 
-from autoparallel.bounds import check_number, clean_text, cpu_cores, input_error, json_safe
+from autoparallel.bounds import cpu_cores, input_error
+from autoparallel.cli._output import bounded, strict_json
 from autoparallel.errors import InputError
 
 _OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "headroom", "mfu")
-
-
-def bounded(field: str, *, integer: bool = True) -> Callable[[str], Any]:
-    """An argparse type: a number in `BOUNDS[field]` (the message says the range and why)."""
-
-    def parse(text: str) -> int | float:
-        value: int | float
-        try:
-            if integer:
-                if len(text.strip()) > 30:
-                    raise ValueError
-                value = int(text)
-            else:
-                value = float(text)
-        except ValueError:
-            kind = "an integer" if integer else "a number"
-            raise argparse.ArgumentTypeError(f"expected {kind}, got {clean_text(repr(text), 40)}") from None
-        try:
-            check_number(field, value, integer=integer)
-        except InputError as exc:
-            raise argparse.ArgumentTypeError(f"got {str(exc).split('=', 1)[1]}") from None
-        return value
-
-    parse.__name__ = field  # argparse names the type in its messages
-    return parse
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -303,20 +277,6 @@ def _serving_options(args: argparse.Namespace) -> Any:
             utils.append(u)
         update["gpu_memory_utilizations"] = tuple(utils)
     return ServingOptions().model_copy(update=update)
-
-
-def strict_json(payload: Any) -> str:
-    """Strict JSON text (no NaN / Infinity): a non-finite number becomes null, and the object that held it
-    gets `null_reasons` {dotted path: why}; in a list, each object carries its own."""
-
-    def one(item: Any) -> Any:
-        safe, reasons = json_safe(item)
-        if reasons and isinstance(safe, dict):
-            safe["null_reasons"] = reasons
-        return safe
-
-    data = [one(x) for x in payload] if isinstance(payload, list) else one(payload)
-    return json.dumps(data, indent=2, default=str, allow_nan=False)
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
