@@ -19,7 +19,7 @@ from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.plan import ServingPlan, TrainingPlan
-from autoparallel.validation import require_serving, require_training
+from autoparallel.validation import require_cluster, require_serving, require_training
 from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
@@ -103,7 +103,11 @@ def served_id(source: Any, model: ModelSpec) -> str:
 
 
 def _cluster(cluster: Cluster | str) -> Cluster:
-    return cluster if isinstance(cluster, Cluster) else Cluster.parse(cluster)
+    if not isinstance(cluster, (Cluster, str)):
+        raise InputError(
+            f"cluster must be a Cluster or a spec string like '2x8xH100', got {type(cluster).__name__}"
+        )
+    return require_cluster(cluster if isinstance(cluster, Cluster) else Cluster.parse(cluster))
 
 
 def _workload(workload: Serving | Training | str) -> Serving | Training:

@@ -17,8 +17,16 @@ from autoparallel.errors import InputError
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-__all__ = ["BOUNDS", "MAX_MESSAGE_CHARS", "Bound", "check_number", "clean_text", "cpu_cores",
-           "input_error", "json_safe"]
+__all__ = [
+    "BOUNDS",
+    "MAX_MESSAGE_CHARS",
+    "Bound",
+    "check_number",
+    "clean_text",
+    "cpu_cores",
+    "input_error",
+    "json_safe",
+]
 
 
 @dataclass(frozen=True)

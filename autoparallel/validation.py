@@ -28,7 +28,48 @@ if TYPE_CHECKING:
     from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
 
-__all__ = ["require_serving", "require_training", "serving_problems", "training_problems"]
+__all__ = [
+    "MAX_CLUSTER_GPUS",
+    "cluster_problems",
+    "require_cluster",
+    "require_serving",
+    "require_training",
+    "serving_problems",
+    "training_problems",
+]
+
+
+# ----- cluster --------------------------------------------------------------------------------------
+MAX_CLUSTER_GPUS = 1 << 17
+"""131,072 GPUs: above the largest clusters built (about 100k GPUs in 2024-2025)."""
+BANDWIDTH_GBPS = (0.01, 1e5)
+"""Per-GPU bandwidth range, GB/s one way: from 80 Mbit/s to 100 TB/s (NVLink 5 is 900 GB/s)."""
+
+
+def cluster_problems(cluster: Cluster) -> list[str]:
+    """Sizes and bandwidths outside what any real cluster has, which would only overflow the arithmetic."""
+    out = []
+    if cluster.world_size > MAX_CLUSTER_GPUS:
+        out.append(
+            f"nodes x gpus_per_node = {cluster.nodes:,} x {cluster.gpus_per_node} = "
+            f"{cluster.world_size:,} GPUs: at most {MAX_CLUSTER_GPUS:,} (cluster_size)"
+        )
+    lo, hi = BANDWIDTH_GBPS
+    for field, value in (
+        ("inter_node_gbps (ib)", cluster.inter_node_gbps),
+        ("intra_node_gbps (nvlink)", cluster.intra_node_gbps),
+    ):
+        if not lo <= value <= hi:
+            out.append(f"{field}={value:g} GB/s: must be in [{lo:g}, {hi:g}] GB/s per GPU (bandwidth_range)")
+    return out
+
+
+def require_cluster(cluster: Cluster) -> Cluster:
+    """`cluster`, or InputError naming every bound it breaks."""
+    problems = cluster_problems(cluster)
+    if problems:
+        raise InputError(f"cluster {cluster.spec}: " + "; ".join(problems))
+    return cluster
 
 
 # ----- serving --------------------------------------------------------------------------------------
