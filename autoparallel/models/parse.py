@@ -20,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from autoparallel.bounds import clean_text
+from pydantic import ValidationError
+
+from autoparallel.bounds import clean_text, input_error
 from autoparallel.errors import InputError
 from autoparallel.models.families import classic, llama_like, mla, mllama, moe, phi
 from autoparallel.models.families.vision import vision_params
@@ -124,6 +126,21 @@ def spec_from_config(cfg: dict[str, Any], *, name: str, published_total: int | N
     name = clean_text(name, 200).replace("\n", "?")
     if not isinstance(cfg, dict):
         raise InputError(f"{name}: a config must be a JSON object, got {type(cfg).__name__}")
+    try:
+        return _spec_from_config(cfg, name, published_total, published_active, notes)
+    except InputError:
+        raise
+    except ValidationError as exc:
+        raise input_error(exc, f"{name}: malformed config") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        # A value of the wrong kind deep in a family's keys (a string where a count belongs, a nested
+        # object where a list does): the config is malformed, and the message names what broke.
+        detail = clean_text(str(exc), 160)
+        raise InputError(f"{name}: malformed config ({type(exc).__name__}: {detail})") from None
+
+
+def _spec_from_config(cfg: dict[str, Any], name: str, published_total: int | None,
+                      published_active: int | None, notes: str) -> ModelSpec:
     text_type, text_cfg = _text_model(cfg, name)
     family = _FAMILIES.get(text_type, _GENERIC)
     raw = RawConfig(text_cfg, family.defaults, name, text_type)
