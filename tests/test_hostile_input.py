@@ -325,7 +325,10 @@ def test_a_hub_that_never_answers_costs_the_timeout_only(tmp_path: Path) -> None
     drop = ("NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "TRANSFORMERS_OFFLINE", "HF_HUB_OFFLINE")
     env = {k: v for k, v in os.environ.items() if k.upper() not in drop}
     run = subprocess.run(
-        [sys.executable, "-c", _SILENT_HUB, str(tmp_path)], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", _SILENT_HUB, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env=env,
     )
     lines = [line.split() for line in run.stdout.splitlines()]
@@ -397,3 +400,37 @@ def test_a_huge_error_is_cut_to_one_short_line(capsys: pytest.CaptureFixture[str
 def test_range_errors_name_the_field(capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = _run(["evaluate", M, *C, "--gpu-memory-utilization", "2"], capsys)
     assert rc == 2 and "argument --gpu-memory-utilization: got 2: must be in [1e-06, 1]" in err
+
+
+def test_hub_timeout_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autoparallel.models.hub import DEFAULT_TIMEOUT_S, hub_timeout_s
+
+    monkeypatch.delenv("AUTOPARALLEL_HUB_TIMEOUT", raising=False)
+    assert hub_timeout_s() == DEFAULT_TIMEOUT_S
+    monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
+    assert hub_timeout_s() == 2.5
+    for bad in ("soon", "0", "-1", "1e9", "nan"):
+        monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", bad)
+        with pytest.raises(InputError, match="AUTOPARALLEL_HUB_TIMEOUT"):
+            hub_timeout_s()
+
+
+def test_non_finite_numbers_become_null_with_a_reason() -> None:
+    from autoparallel.cli._output import strict_json
+
+    d = json.loads(
+        strict_json({"perf": {"usd_per_million_tokens": float("inf"), "ok": 1.0}, "xs": [float("nan")]})
+    )
+    assert d["perf"] == {"usd_per_million_tokens": None, "ok": 1.0} and d["xs"] == [None]
+    assert set(d["null_reasons"]) == {"perf.usd_per_million_tokens", "xs[0]"}
+    rows = json.loads(strict_json([{"a": float("-inf")}, {"a": 2}]))
+    assert rows == [{"a": None, "null_reasons": {"a": rows[0]["null_reasons"]["a"]}}, {"a": 2}]
+
+
+def test_cluster_bounds_are_checked_by_the_api() -> None:
+    with pytest.raises(InputError, match=r"799,999,992 GPUs: at most 131,072 \(cluster_size\)"):
+        ap.analyze("meta-llama/Llama-3.2-1B", "99999999x8xH100")
+    with pytest.raises(InputError, match=r"inter_node_gbps \(ib\)=1.25e-301 GB/s"):
+        ap.analyze("meta-llama/Llama-3.2-1B", "1x8xH100,ib=1e-300")
+    with pytest.raises(InputError, match="cluster must be a Cluster or a spec string"):
+        ap.analyze("meta-llama/Llama-3.2-1B", 8)  # type: ignore[arg-type]
