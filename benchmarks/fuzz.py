@@ -1,6 +1,6 @@
 """Fuzz the `autoparallel` command line in-process: generated argv lists, counted by outcome.
 
-Run: `uv run python benchmarks/fuzz.py [--inputs 10000] [--seed 0]`.
+Run: `uv run python benchmarks/fuzz.py [--inputs 10000] [--seed 0] [--jobs 2]`.
 
 Each input is an argv list built from a vocabulary of valid, odd and hostile pieces (zoo ids, junk ids,
 hostile config files written to a temporary folder, cluster strings, flags with in-range, boundary and
@@ -258,32 +258,56 @@ def _check_plan(argv: list[str], plan: dict[str, Any]) -> list[str]:
     return problems
 
 
+def run_range(task: tuple[int, int, int, str]) -> list[tuple[str, float, str, list[str]]]:
+    """Inputs start..stop-1 of the run with `seed` (input i is generated from its own seed "seed:i", so
+    the inputs do not depend on how the run is split over processes)."""
+    start, stop, seed, folder = task
+    configs = hostile_configs(Path(folder))
+    rows = []
+    for i in range(start, stop):
+        argv = generate(random.Random(f"{seed}:{i}"), configs)
+        outcome, wall, detail = run_one(argv)
+        rows.append((outcome, wall, detail, argv))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=1, help="processes (same inputs for any value)")
     parser.add_argument("--show", type=int, default=5, help="examples shown per failing outcome")
     args = parser.parse_args()
-    rng = random.Random(args.seed)
     counts: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
     walls: list[float] = []
     start = time.perf_counter()
+    chunk = 100
     with tempfile.TemporaryDirectory() as tmp:
-        configs = hostile_configs(Path(tmp))
-        for i in range(args.inputs):
-            argv = generate(rng, configs)
-            outcome, wall, detail = run_one(argv)
-            counts[outcome] += 1
-            walls.append(wall)
-            shown = examples.setdefault(outcome, [])
-            if outcome in ("traceback", "slow", "rejected", "exit 3") and len(shown) < args.show:
-                shown.append(f"{argv!r:.300} -> {detail[:300]}")
-            if (i + 1) % 1000 == 0:
-                print(f"  {i + 1} inputs, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+        tasks = [(i, min(i + chunk, args.inputs), args.seed, tmp) for i in range(0, args.inputs, chunk)]
+        if args.jobs > 1:
+            import multiprocessing
+
+            pool = multiprocessing.get_context("fork").Pool(args.jobs)
+            results = pool.imap_unordered(run_range, tasks)
+        else:
+            pool, results = None, map(run_range, tasks)
+        done = 0
+        for rows in results:
+            for outcome, wall, detail, argv in rows:
+                counts[outcome] += 1
+                walls.append(wall)
+                shown = examples.setdefault(outcome, [])
+                if outcome in ("traceback", "slow", "rejected", "exit 3") and len(shown) < args.show:
+                    shown.append(f"{argv!r:.300} -> {detail[:300]}")
+            done += len(rows)
+            print(f"  {done} inputs, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+        if pool is not None:
+            pool.close()
+            pool.join()
     walls.sort()
-    print(f"fuzz: {args.inputs} generated inputs through autoparallel.cli.main (seed {args.seed}), "
-          f"{time.perf_counter() - start:.0f} s")
+    print(f"fuzz: {args.inputs} generated inputs through autoparallel.cli.main (seed {args.seed}, "
+          f"{args.jobs} process(es)), {time.perf_counter() - start:.0f} s")
     for outcome, n in sorted(counts.items()):
         print(f"  {outcome:<10} {n:6d}")
     for bad in ("traceback", "slow", "rejected", "exit 3"):
