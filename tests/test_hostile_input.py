@@ -434,3 +434,26 @@ def test_cluster_bounds_are_checked_by_the_api() -> None:
         ap.analyze("meta-llama/Llama-3.2-1B", "1x8xH100,ib=1e-300")
     with pytest.raises(InputError, match="cluster must be a Cluster or a spec string"):
         ap.analyze("meta-llama/Llama-3.2-1B", 8)  # type: ignore[arg-type]
+
+
+def test_ctrl_c_during_a_training_solve_exits_130_at_once() -> None:
+    """A real SIGINT while CP-SAT searches: CP-SAT no longer swallows it (it used to stop the search and
+    report "time limit reached" with exit 0)."""
+    import signal
+    import subprocess
+    import sys
+
+    argv = ["plan", "deepseek-ai/DeepSeek-V3", "--cluster", "32x8xH100", "--train", "--seq-len", "4096"]
+    argv += ["--global-batch", "4096", "--time-limit", "60"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoparallel", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4.0)
+    sent = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err, out) == (130, "autoparallel: interrupted\n", "")
+    assert time.perf_counter() - sent < 5.0
