@@ -19,7 +19,12 @@ from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.plan import ServingPlan, TrainingPlan
-from autoparallel.validation import require_cluster, require_serving, require_training
+from autoparallel.validation import (
+    require_cluster,
+    require_serving,
+    require_training,
+    require_training_job,
+)
 from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
@@ -268,6 +273,7 @@ def solve(
     _check_call(objective=objective, settings=settings, options=options, training=isinstance(w, Training))
     mid = served_id(model, m)
     if isinstance(w, Training):
+        require_training_job(c, w.precision)
         return _solve_training(m, c, w, str(objective), settings, options, mid)
     return _solve_serving(m, c, w, objective, settings, options, mid)
 

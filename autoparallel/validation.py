@@ -34,6 +34,7 @@ __all__ = [
     "require_cluster",
     "require_serving",
     "require_training",
+    "require_training_job",
     "serving_problems",
     "training_problems",
 ]
@@ -152,6 +153,12 @@ def training_problems(model: ModelSpec, cluster: Cluster | None, config: Trainin
     elif config.precision == "fp8" and cluster is not None and cluster.gpu.fp8_tflops is None:
         out.append(f"precision=fp8: {cluster.gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
     return out
+
+
+def require_training_job(cluster: Cluster, precision: str) -> None:
+    """Raise InputError when the cluster's GPUs cannot run the training precision (before any search)."""
+    if precision == "fp8" and cluster.gpu.fp8_tflops is None:
+        raise InputError(f"precision=fp8: {cluster.gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
 
 
 def require_training(model: ModelSpec, cluster: Cluster | None, config: TrainingConfig) -> None:

@@ -121,8 +121,9 @@ def test_batched_token_budget_below_max_num_seqs_is_refused(capsys: pytest.Captu
     assert rc == 2 and "max_num_batched_tokens=1: below max_num_seqs=256" in err
 
 
-def test_fp8_training_on_a100_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["evaluate", "meta-llama/Llama-3.1-8B", "--cluster", "1x8xA100", "--train", "--precision", "fp8"]
+@pytest.mark.parametrize("command", ["plan", "evaluate"])
+def test_fp8_training_on_a100_is_refused(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [command, "meta-llama/Llama-3.1-8B", "--cluster", "1x8xA100", "--train", "--precision", "fp8"]
     rc, out, err = _run([*argv, "--seq-len", "4096", "--global-batch", "64"], capsys)
     assert rc == 2 and not out and "gpu_has_fp8" in err
 
