@@ -21,6 +21,7 @@ from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.space import TrainingOptions
+from autoparallel.validation import require_cluster, require_serving, require_training, require_training_job
 from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
@@ -36,13 +37,11 @@ def _model(model: Any) -> ModelSpec:
 
 
 def _cluster(cluster: Any) -> Cluster:
-    if isinstance(cluster, Cluster):
-        return cluster
-    if not isinstance(cluster, str):
+    if not isinstance(cluster, (Cluster, str)):
         raise InputError(
             f"cluster must be a Cluster or a spec string like '2x8xH100', got {type(cluster).__name__}"
         )
-    return Cluster.parse(cluster)
+    return require_cluster(cluster if isinstance(cluster, Cluster) else Cluster.parse(cluster))
 
 
 def _workload(workload: Any) -> Serving | Training:
@@ -178,13 +177,14 @@ def solve_top(
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     opts, mid = _options(options, w), served_id(model, m)
     if settings is not None and not isinstance(settings, SolverSettings):
-        raise InputError(f"settings must be SolverSettings, got {type(settings).__name__}")
+        raise InputError(f"settings must come from SolverSettings.create(...), got {type(settings).__name__}")
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
         raise InputError(f"top must be an integer from 1 to 100, got {top!r:.40}")
     if isinstance(w, Training):
         from autoparallel.solvers.training.solve import solve_training
 
         parse_objective(objective, "training")
+        require_training_job(c, w.precision)
         sol = solve_training(m, c, w, objective=objective, settings=settings, options=opts)
         return [_training_plan(m, c, w, sol, mid)]
     from autoparallel.solvers.serving.solve import solve_serving_top
@@ -256,7 +256,7 @@ def evaluate(
     """The cost model's verdict on a configuration the user runs today (solver status EVALUATED) and,
     with `compare`, the planner's optimum for the same request and the relative gap to it."""
     if not isinstance(config, (ServingConfig, TrainingConfig)):
-        raise InputError(f"config must be a ServingConfig or TrainingConfig, got {type(config).__name__}")
+        raise InputError(f"config must be a ServingConfig or a TrainingConfig, got {type(config).__name__}")
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     mid = served_id(model, m)
     if isinstance(config, TrainingConfig):
@@ -308,6 +308,7 @@ def _evaluate_serving(
 ) -> ServingPlan:
     from autoparallel.perf.serving import evaluate_serving
 
+    require_serving(m, c, config, w)
     est = evaluate_serving(m, c, config, w)
     bench = None
     if w.num_prompts is not None and est.fits:
@@ -351,6 +352,7 @@ def _evaluate_training(
     from autoparallel.memory.training import training_memory
     from autoparallel.perf.training import cost_to_tokens, training_perf
 
+    require_training(m, c, config)
     mem, perf = training_memory(m, c.gpu, config), training_perf(m, c, config)
     cost = cost_to_tokens(m, c, config, w.tokens, perf=perf) if w.tokens else None
     solver: dict[str, Any] = {"status": "EVALUATED"}
@@ -439,12 +441,20 @@ def pareto(
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     opts, mid = _options(options, w), served_id(model, m)
     if isinstance(w, Training):
-        tf = pareto_training(m, c, w, objectives=tuple(objectives), points=points or DEFAULT_CAP,
-                             settings=settings, options=opts)
+        tf = pareto_training(
+            m,
+            c,
+            w,
+            objectives=tuple(objectives),
+            points=points or DEFAULT_CAP,
+            settings=settings,
+            options=opts,
+        )
         plans: list[Plan] = [_training_plan(m, c, w, s, mid) for s in tf]
         return Front(plans, tf.objectives, tf.complete, tf.cap, tf.solves, tf.wall_s)
-    sf = pareto_serving(m, c, w, objectives=tuple(objectives), points=points or DEFAULT_CAP,
-                        settings=settings, options=opts)
+    sf = pareto_serving(
+        m, c, w, objectives=tuple(objectives), points=points or DEFAULT_CAP, settings=settings, options=opts
+    )
     plans = [_serving_plan(m, c, w, s, mid) for s in sf]
     return Front(plans, sf.objectives, sf.complete, sf.cap, sf.solves, sf.wall_s)
 

@@ -12,9 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from autoparallel.bounds import BOUNDS
+
 KvCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc"]
 """vLLM 0.32's `--kv-cache-dtype` values (config/cache.py `CacheDType`); bytes per element in
 `memory/vllm_config.py`."""
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -23,19 +26,19 @@ class _Frozen(BaseModel):
 class ServingConfig(_Frozen):
     """One vLLM deployment: `replicas` identical engines of tp × pp GPUs each."""
 
-    tp: int = Field(default=1, ge=1)
+    tp: int = Field(default=1, ge=1, le=BOUNDS["tp"].hi)
     """Tensor-parallel degree (`--tensor-parallel-size`). 1 means disabled."""
-    pp: int = Field(default=1, ge=1)
+    pp: int = Field(default=1, ge=1, le=BOUNDS["pp"].hi)
     """Pipeline-parallel degree (`--pipeline-parallel-size`). 1 means disabled."""
-    replicas: int = Field(default=1, ge=1)
+    replicas: int = Field(default=1, ge=1, le=BOUNDS["dp"].hi)
     """Independent data-parallel engine replicas (`--data-parallel-size` or separate servers)."""
     enable_expert_parallel: bool = False
     """MoE experts sharded over tp × replicas (vLLM `--enable-expert-parallel`) instead of TP-sliced."""
-    max_num_seqs: int = Field(default=256, ge=1)
+    max_num_seqs: int = Field(default=256, ge=1, le=BOUNDS["max_num_seqs"].hi)
     """Most sequences in one running batch (`--max-num-seqs`)."""
-    max_model_len: int = Field(default=8192, ge=1)
+    max_model_len: int = Field(default=8192, ge=1, le=BOUNDS["max_model_len"].hi)
     """Longest prompt + output per request (`--max-model-len`)."""
-    max_num_batched_tokens: int | None = None
+    max_num_batched_tokens: int | None = Field(default=None, ge=1, le=BOUNDS["max_num_batched_tokens"].hi)
     """Token budget per scheduler step (`--max-num-batched-tokens`); None: vLLM's default."""
     gpu_memory_utilization: float = Field(default=0.92, gt=0, le=1)
     """Fraction of GPU memory vLLM may use (`--gpu-memory-utilization`)."""
@@ -86,25 +89,25 @@ class Recompute(str, Enum):
 class TrainingConfig(_Frozen):
     """One training layout (Megatron-Core / DeepSpeed vocabulary)."""
 
-    tp: int = Field(default=1, ge=1)
+    tp: int = Field(default=1, ge=1, le=BOUNDS["tp"].hi)
     """Tensor-parallel degree."""
-    pp: int = Field(default=1, ge=1)
+    pp: int = Field(default=1, ge=1, le=BOUNDS["pp"].hi)
     """Pipeline-parallel degree."""
-    dp: int = Field(default=1, ge=1)
+    dp: int = Field(default=1, ge=1, le=BOUNDS["dp"].hi)
     """Data-parallel degree (replicas of the model, sharded by ZeRO)."""
-    cp: int = Field(default=1, ge=1)
+    cp: int = Field(default=1, ge=1, le=BOUNDS["cp"].hi)
     """Context-parallel degree (sequence split over ranks, ring attention)."""
-    ep: int = Field(default=1, ge=1)
+    ep: int = Field(default=1, ge=1, le=BOUNDS["ep"].hi)
     """Expert-parallel degree (MoE experts split over ranks, carved out of dp × cp)."""
     etp: int | None = None
     """Expert tensor-parallel degree (None: same as tp)."""
-    vp: int = Field(default=1, ge=1)
+    vp: int = Field(default=1, ge=1, le=BOUNDS["vp"].hi)
     """Virtual pipeline stages per rank (interleaved 1F1B). 1 means not interleaved."""
-    micro_batch: int = Field(default=1, ge=1)
+    micro_batch: int = Field(default=1, ge=1, le=BOUNDS["micro_batch"].hi)
     """Sequences per micro-batch per data-parallel rank."""
-    global_batch: int = Field(default=1, ge=1)
+    global_batch: int = Field(default=1, ge=1, le=BOUNDS["global_batch"].hi)
     """Sequences per optimizer step over all data-parallel ranks."""
-    seq_len: int = Field(default=4096, ge=1)
+    seq_len: int = Field(default=4096, ge=1, le=BOUNDS["seq_len"].hi)
     """Tokens per sequence."""
     zero: ZeroStage = ZeroStage.DISTRIBUTED_OPTIMIZER
     """Model-state sharding."""

@@ -6,8 +6,11 @@ overridden field by field (`Serving.preset("chatbot").model_copy(update={"isl": 
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from autoparallel.bounds import BOUNDS
 from autoparallel.errors import InputError
 
 
@@ -18,19 +21,19 @@ class Serving(BaseModel):
 
     name: str = "custom"
     """Preset name or `custom`."""
-    isl: int = Field(default=1024, ge=1)
+    isl: int = Field(default=1024, ge=1, le=BOUNDS["isl"].hi)
     """Input (prompt) tokens per request."""
-    osl: int = Field(default=256, ge=1)
+    osl: int = Field(default=256, ge=1, le=BOUNDS["osl"].hi)
     """Output tokens per request."""
-    concurrency: int | None = Field(default=None, ge=1)
+    concurrency: int | None = Field(default=None, ge=1, le=BOUNDS["concurrency"].hi)
     """Requests in flight over the whole deployment (None: as many as fit, i.e. max throughput)."""
-    request_rate: float | None = Field(default=None, gt=0)
+    request_rate: float | None = Field(default=None, gt=0, le=BOUNDS["request_rate"].hi)
     """Arriving requests per second (None: not rate-limited)."""
-    max_model_len: int | None = Field(default=None, ge=1)
+    max_model_len: int | None = Field(default=None, ge=1, le=BOUNDS["max_model_len"].hi)
     """Context the deployment must accept (None: isl + osl rounded up to a power of two)."""
-    ttft_ms: float | None = Field(default=None, gt=0)
+    ttft_ms: float | None = Field(default=None, gt=0, le=BOUNDS["ttft_ms"].hi)
     """Service-level limit on time to first token, ms."""
-    tpot_ms: float | None = Field(default=None, gt=0)
+    tpot_ms: float | None = Field(default=None, gt=0, le=BOUNDS["tpot_ms"].hi)
     """Service-level limit on time per output token, ms."""
     num_prompts: int | None = Field(default=None, ge=1)
     """A finite benchmark: this many prompts sent at once (`vllm bench serve --request-rate inf`,
@@ -39,6 +42,15 @@ class Serving(BaseModel):
     """Coefficient of variation (std / mean) of prompt lengths; 0: every prompt is `isl` tokens."""
     osl_cv: float = Field(default=0.0, ge=0)
     """Coefficient of variation of output lengths; 0: every output is `osl` tokens."""
+
+    @model_validator(mode="after")
+    def _context_holds_request(self) -> Serving:
+        if self.max_model_len is not None and self.max_model_len < self.isl + self.osl:
+            raise ValueError(
+                f"max_model_len {self.max_model_len} is below isl + osl = {self.isl} + {self.osl} = "
+                f"{self.isl + self.osl}: every request would be rejected (max_model_len_ge_request)"
+            )
+        return self
 
     @property
     def required_len(self) -> int:
@@ -93,11 +105,11 @@ class Training(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    seq_len: int = Field(default=4096, ge=1)
+    seq_len: int = Field(default=4096, ge=1, le=BOUNDS["seq_len"].hi)
     """Tokens per sequence."""
-    global_batch: int = Field(default=1024, ge=1)
+    global_batch: int = Field(default=1024, ge=1, le=BOUNDS["global_batch"].hi)
     """Sequences per optimizer step."""
-    tokens: float | None = Field(default=None, gt=0)
+    tokens: float | None = Field(default=None, gt=0, le=BOUNDS["tokens"].hi)
     """Training token budget, for time and cost to train (None: report per step only)."""
-    precision: str = "bf16"
+    precision: Literal["bf16", "fp8"] = "bf16"
     """`bf16` or `fp8`."""

@@ -24,6 +24,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "explain": ("solvers", "api", "cli"),
     "api": ("cli",),
     "sweeps": ("cli",),
+    "validation": ("memory", "perf", "solvers", "frameworks", "api", "cli", "plan", "explain"),
+    "bounds": ("models", "hardware", "workload", "configs", "memory", "perf", "solvers", "frameworks", "api",
+               "cli", "plan", "explain", "validation"),
 }
 
 ORACLE_MAY_IMPORT = ("autoparallel.solvers.serving.space", "autoparallel.solvers.training.space",

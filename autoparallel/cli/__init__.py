@@ -1,15 +1,23 @@
 """The `autoparallel` command: a thin dispatcher over the subcommand modules.
 
-Exit codes: 0 ok, 1 infeasible / cannot start, 2 usage or input error. Every error autoparallel
-raises on purpose is printed as one line (`error: ...`), never as a traceback.
+Exit codes: 0 ok, 1 infeasible / cannot start, 2 usage or input error, 3 internal error (a bug in
+autoparallel: please report it with the command line), 130 interrupted (Ctrl-C). Errors are printed
+as one `error: ...` line (an infeasible answer adds one line per binding constraint), never as a
+traceback; a closed output pipe (`| head -1`) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
+from pydantic import ValidationError
+
+from autoparallel.bounds import MAX_MESSAGE_CHARS, clean_text, input_error
 from autoparallel.errors import AutoParallelError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -19,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with one line on a usage error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {clean_text(message, MAX_MESSAGE_CHARS)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         sweep_cmd,
     )
 
-    parser = _Parser(prog="autoparallel", description=__doc__.splitlines()[0])
+    parser = _Parser(
+        prog="autoparallel",
+        description=__doc__.splitlines()[0],
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     plan_cmd.add_plan_parser(sub)
     plan_cmd.add_evaluate_parser(sub)
@@ -49,17 +62,82 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `autoparallel` script."""
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.func
+_EPILOG = """exit codes: 0 ok; 1 infeasible or cannot start (the binding constraints are named, with numbers);
+2 usage or input error (one line); 3 internal error (a bug: please report it with the command line);
+130 interrupted (Ctrl-C).
+
+network: only a model id that is neither in the zoo nor a local path is fetched from the Hugging Face
+hub (its config.json alone, within AUTOPARALLEL_HUB_TIMEOUT s, default 20); HF_HUB_OFFLINE=1 turns
+that off. Nothing else touches the network."""
+
+MAX_ERROR_LINES = 40
+"""Most lines of one error report (an infeasible answer lists one per binding constraint)."""
+
+REPORT = "please report it (command line and this message) to the autoparallel maintainers"
+
+
+def _print_error(text: str) -> None:
+    lines = [clean_text(line, MAX_MESSAGE_CHARS) for line in str(text).splitlines() or [""]]
+    if len(lines) > MAX_ERROR_LINES:
+        lines = [*lines[: MAX_ERROR_LINES - 1], f"  ... {len(lines) - MAX_ERROR_LINES + 1} more lines"]
+    print("error: " + "\n".join(lines), file=sys.stderr)
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so the interpreter's final flush stays silent."""
     try:
-        return handler(args)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - stdout without a descriptor
+        pass
+
+
+def _run(handler: Handler, args: argparse.Namespace) -> int:
+    """Run `handler` in a worker thread, so that Ctrl-C reaches the main thread at once even while
+    CP-SAT (which runs with the GIL released) is searching."""
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["rc"] = handler(args)
+        except BaseException as exc:  # handed to the main thread below
+            outcome["exc"] = exc
+
+    worker = threading.Thread(target=work, name="autoparallel-command", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "exc" in outcome:
+        raise outcome["exc"]
+    return int(outcome["rc"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `autoparallel` script: the exit code (see the module doc)."""
+    try:
+        args = build_parser().parse_args(argv)
+        handler: Handler = args.func
+        rc = _run(handler, args)
+        sys.stdout.flush()
+        return rc
     except AutoParallelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _print_error(f"{exc}{f' ({REPORT})' if exc.exit_code == 3 else ''}")
         return exc.exit_code
+    except ValidationError as exc:
+        _print_error(str(input_error(exc)))
+        return 2
     except KeyboardInterrupt:
+        print("autoparallel: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    except SystemExit:  # argparse: --help, or a usage error already printed
+        raise
+    except BaseException as exc:  # a bug: one line and exit 3, never a traceback
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        _print_error(f"internal error: {type(exc).__name__}: {message} ({REPORT})")
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,10 +7,10 @@ caller, which prints them as one line.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from typing import Any
 
+from autoparallel.cli._output import strict_json
 from autoparallel.hardware.detect import detect_cluster_with_sources
 from autoparallel.hardware.gpu import GPU, list_gpus
 
@@ -62,7 +62,7 @@ def cmd_gpus(args: argparse.Namespace) -> int:
     """Print the GPU catalog; returns the exit status (0)."""
     gpus = list_gpus()
     if args.json:
-        print(json.dumps([gpu.model_dump(mode="json") for gpu in gpus], indent=2))
+        print(strict_json([gpu.model_dump(mode="json") for gpu in gpus]))
     else:
         print(_table(_GPU_COLUMNS, [_gpu_row(gpu) for gpu in gpus]))
         print("TFLOP/s are dense (no sparsity); * = FP16 rate, no native BF16; - = not supported.")
@@ -75,7 +75,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     cluster, sources = detect_cluster_with_sources()
     if args.json:
         payload = {"spec": cluster.spec, "cluster": cluster.model_dump(mode="json"), "sources": sources}
-        print(json.dumps(payload, indent=2))
+        print(strict_json(payload))
     else:
         print(cluster.describe())
         print(f"spec: {cluster.spec}")

@@ -12,21 +12,11 @@ InputError (the dispatcher prints one line and exits 2).
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from autoparallel.cli._output import bounded, strict_json
 from autoparallel.errors import InputError
 from autoparallel.memory.serving import DEFAULT_VLLM_VERSION, VllmMemoryReport, vllm_memory
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_memory_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
@@ -39,13 +29,13 @@ def add_memory_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.A
     )
     parser.add_argument("model", help="zoo id, local config.json / directory, or Hugging Face id")
     parser.add_argument("--gpu", required=True, help="GPU name, e.g. H100, A100-SXM-80G, L40S")
-    parser.add_argument("--tp", "--tensor-parallel-size", dest="tp", type=_positive_int, default=1)
-    parser.add_argument("--pp", "--pipeline-parallel-size", dest="pp", type=_positive_int, default=1)
+    parser.add_argument("--tp", "--tensor-parallel-size", dest="tp", type=bounded("tp"), default=1)
+    parser.add_argument("--pp", "--pipeline-parallel-size", dest="pp", type=bounded("pp"), default=1)
     parser.add_argument(
         "--dp",
         "--data-parallel-size",
         dest="dp",
-        type=_positive_int,
+        type=bounded("dp"),
         default=1,
         help="data-parallel ranks (matters with --enable-expert-parallel)",
     )
@@ -56,13 +46,13 @@ def add_memory_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.A
     )
     parser.add_argument(
         "--gpu-memory-utilization",
-        type=float,
+        type=bounded("gpu_memory_utilization", integer=False),
         default=None,
         help="fraction of GPU memory for vLLM (default: the release's, 0.92 on 0.32)",
     )
-    parser.add_argument("--max-model-len", type=_positive_int, default=None)
-    parser.add_argument("--max-num-seqs", type=_positive_int, default=None)
-    parser.add_argument("--max-num-batched-tokens", type=_positive_int, default=None)
+    parser.add_argument("--max-model-len", type=bounded("max_model_len"), default=None)
+    parser.add_argument("--max-num-seqs", type=bounded("max_num_seqs"), default=None)
+    parser.add_argument("--max-num-batched-tokens", type=bounded("max_num_batched_tokens"), default=None)
     parser.add_argument("--quantization", default=None, help="e.g. fp8 (online) or the checkpoint's method")
     parser.add_argument(
         "--kv-cache-dtype", default="auto", help="auto, bfloat16, float16, fp8, fp8_e4m3, fp8_e5m2"
@@ -101,7 +91,7 @@ def cmd_memory(args: argparse.Namespace) -> int:
         dtype=args.dtype,
     )
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(strict_json(report.to_dict()))
     else:
         print(format_report(report, args.model))
     return 0 if report.fits else 1

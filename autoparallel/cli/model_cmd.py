@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from autoparallel.cli._output import strict_json
 from autoparallel.models.loader import load_model
 from autoparallel.models.spec import AttentionKind, ModelSpec, ParamGroups
 from autoparallel.models.zoo import find_entry, list_models
@@ -66,7 +66,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             }
         )
     if getattr(args, "json", False):
-        print(json.dumps(rows, indent=2))
+        print(strict_json(rows))
         return 0
     width = max(len(r["id"]) for r in rows)
     print(f"{'id':<{width}}  {'family':<12} {'total':>9} {'active':>9}  quant")
@@ -219,7 +219,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     spec = load_model(args.source)
     card = model_card(spec)
     if getattr(args, "json", False):
-        print(json.dumps(card, indent=2))
+        print(strict_json(card))
     else:
         _print_card(card)
     return 0

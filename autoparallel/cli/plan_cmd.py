@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
+from pydantic import ValidationError
+
 from autoparallel import objectives
+from autoparallel.bounds import cpu_cores, input_error
 from autoparallel.cli import fleet_cmd
+from autoparallel.cli._output import bounded, strict_json
 from autoparallel.errors import InputError
 
 
@@ -51,20 +54,30 @@ def _add_serving_workload(p: argparse.ArgumentParser) -> None:
         help="serving preset: chatbot, batch, rag, long-context, reasoning (default chatbot)",
     )
     p.add_argument("--workload-file", help="a workload file written by `autoparallel profile`")
-    p.add_argument("--isl", type=_positive_int, help="input tokens per request")
-    p.add_argument("--osl", type=_positive_int, help="output tokens per request")
-    p.add_argument("--concurrency", type=_positive_int, help="requests in flight over the deployment")
-    p.add_argument("--request-rate", type=_positive_float, help="arriving requests per second")
-    p.add_argument("--ttft-ms", type=_positive_float, help="limit on time to first token (ms)")
-    p.add_argument("--tpot-ms", type=_positive_float, help="limit on time per output token (ms)")
+    p.add_argument("--isl", type=bounded("isl"), help="input tokens per request")
+    p.add_argument("--osl", type=bounded("osl"), help="output tokens per request")
+    p.add_argument(
+        "--concurrency", type=bounded("concurrency"), help="requests in flight over the deployment"
+    )
+    p.add_argument("--request-rate", type=bounded("request_rate", integer=False), help="arriving requests/s")
+    p.add_argument(
+        "--ttft-ms", type=bounded("ttft_ms", integer=False), help="limit on time to first token, ms"
+    )
+    p.add_argument(
+        "--tpot-ms", type=bounded("tpot_ms", integer=False), help="limit on time per output token, ms"
+    )
 
 
 def _add_training_workload(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", action="store_true", help="plan a training job instead of serving")
-    p.add_argument("--seq-len", type=_positive_int, help="training sequence length (tokens)")
-    p.add_argument("--global-batch", type=_positive_int, help="sequences per optimizer step")
-    p.add_argument("--tokens", type=_positive_float, help="training token budget (for time and cost)")
-    p.add_argument("--precision", choices=("bf16", "fp8"), default="bf16")
+    p.add_argument("--seq-len", type=bounded("seq_len"), help="training sequence length (tokens)")
+    p.add_argument("--global-batch", type=bounded("global_batch"), help="sequences per optimizer step")
+    p.add_argument(
+        "--tokens", type=bounded("tokens", integer=False), help="training token budget (time, cost)"
+    )
+    p.add_argument(
+        "--precision", choices=("bf16", "fp8"), default=None, help="training precision (default bf16)"
+    )
 
 
 def add_plan_parser(sub: Any) -> None:
@@ -81,15 +94,26 @@ def add_plan_parser(sub: Any) -> None:
         help=objectives.help_text() + ". Default: throughput (a deployment with a --request-rate: goodput)",
     )
     fleet_cmd.add_fleet_arguments(p)
-    p.add_argument("--top", type=_positive_int, default=1, help="show the K best configurations")
+    p.add_argument(
+        "--top", type=bounded("top"), default=None, help="show the K best configurations (at most 64)"
+    )
     allowed = p.add_argument_group("serving knobs the planner may choose (comma-separated vLLM values)")
     allowed.add_argument("--kv-cache-dtype", default=None, help="allowed KV-cache dtypes, e.g. auto,fp8")
     allowed.add_argument("--quantization", default=None, help="allowed weight quantizations, e.g. none,fp8")
     allowed.add_argument("--gpu-memory-utilization", default=None, help="allowed values, e.g. 0.9,0.92,0.95")
-    allowed.add_argument("--max-model-len", type=_positive_int, default=None, help="context to serve")
-    p.add_argument("--time-limit", type=_positive_float, default=None, help="solver time limit (s)")
-    p.add_argument("--workers", type=_positive_int, default=None, help="CP-SAT worker threads")
-    p.add_argument("--seed", type=int, default=0, help="CP-SAT random seed")
+    allowed.add_argument(
+        "--max-model-len", type=bounded("max_model_len"), default=None, help="context to serve"
+    )
+    p.add_argument(
+        "--time-limit",
+        type=bounded("time_limit_s", integer=False),
+        default=None,
+        help="limit on the whole planning call, s (default 10)",
+    )
+    p.add_argument(
+        "--workers", type=bounded("workers"), default=None, help="CP-SAT threads (capped at the cores)"
+    )
+    p.add_argument("--seed", type=bounded("seed"), default=0, help="CP-SAT random seed, 0 to 2^31-1")
 
 
 def add_evaluate_parser(sub: Any) -> None:
@@ -99,24 +123,98 @@ def add_evaluate_parser(sub: Any) -> None:
     _add_common(p)
     _add_serving_workload(p)
     _add_training_workload(p)
-    p.add_argument("--tp", type=_positive_int, default=1)
-    p.add_argument("--pp", type=_positive_int, default=1)
-    p.add_argument("--dp", type=_positive_int, default=None, help="data-parallel replicas")
-    p.add_argument("--cp", type=_positive_int, default=1, help="training: context-parallel degree")
-    p.add_argument("--ep", type=_positive_int, default=1, help="training: expert-parallel degree")
-    p.add_argument("--vp", type=_positive_int, default=1, help="training: virtual pipeline stages")
-    p.add_argument("--micro-batch", type=_positive_int, default=1)
-    p.add_argument("--zero", choices=("0", "1", "2", "3", "dist"), default="dist")
-    p.add_argument("--recompute", choices=("none", "selective", "full"), default="selective")
-    p.add_argument("--enable-expert-parallel", action="store_true")
-    p.add_argument("--max-num-seqs", type=_positive_int, default=256)
-    p.add_argument("--max-model-len", type=_positive_int, default=None)
-    p.add_argument("--max-num-batched-tokens", type=_positive_int, default=None)
-    p.add_argument("--gpu-memory-utilization", type=_positive_float, default=None)
+    p.add_argument("--tp", type=bounded("tp"), default=1)
+    p.add_argument("--pp", type=bounded("pp"), default=1)
+    p.add_argument("--dp", type=bounded("dp"), default=None, help="data-parallel replicas")
+    p.add_argument("--cp", type=bounded("cp"), default=None, help="training: context-parallel degree")
+    p.add_argument("--ep", type=bounded("ep"), default=None, help="training: expert-parallel degree")
+    p.add_argument("--vp", type=bounded("vp"), default=None, help="training: virtual pipeline stages")
+    p.add_argument("--micro-batch", type=bounded("micro_batch"), default=None, help="training (default 1)")
+    p.add_argument(
+        "--zero", choices=("0", "1", "2", "3", "dist"), default=None, help="training (default dist)"
+    )
+    p.add_argument(
+        "--recompute",
+        choices=("none", "selective", "full"),
+        default=None,
+        help="training (default selective)",
+    )
+    p.add_argument("--enable-expert-parallel", action="store_true", default=None)
+    p.add_argument("--max-num-seqs", type=bounded("max_num_seqs"), default=None, help="default 256")
+    p.add_argument("--max-model-len", type=bounded("max_model_len"), default=None)
+    p.add_argument("--max-num-batched-tokens", type=bounded("max_num_batched_tokens"), default=None)
+    p.add_argument(
+        "--gpu-memory-utilization", type=bounded("gpu_memory_utilization", integer=False), default=None
+    )
     p.add_argument("--quantization", default=None)
-    p.add_argument("--kv-cache-dtype", default="auto")
-    p.add_argument("--enforce-eager", action="store_true")
-    p.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default="vllm")
+    p.add_argument("--kv-cache-dtype", default=None, help="default auto")
+    p.add_argument("--enforce-eager", action="store_true", default=None)
+    p.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default=None, help="default vllm")
+
+
+_WORKLOAD_FLAGS = ("workload", "isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms")
+_TRAINING_FLAGS = ("seq_len", "global_batch", "tokens", "precision")
+_SERVING_ONLY: dict[str, tuple[str, ...]] = {
+    "plan": (
+        *_WORKLOAD_FLAGS,
+        "kv_cache_dtype",
+        "quantization",
+        "gpu_memory_utilization",
+        "max_model_len",
+        "top",
+    ),
+    "evaluate": (
+        *_WORKLOAD_FLAGS,
+        "enable_expert_parallel",
+        "max_num_seqs",
+        "max_model_len",
+        "max_num_batched_tokens",
+        "gpu_memory_utilization",
+        "quantization",
+        "kv_cache_dtype",
+        "enforce_eager",
+        "engine",
+    ),
+}
+"""Options that only a serving request uses: given with --train they are an error, not ignored."""
+_TRAINING_ONLY: dict[str, tuple[str, ...]] = {
+    "plan": _TRAINING_FLAGS,
+    "evaluate": (*_TRAINING_FLAGS, "cp", "ep", "vp", "micro_batch", "zero", "recompute"),
+}
+"""Options that only a training job uses: given without --train they are an error."""
+_DEFAULTS: dict[str, Any] = {
+    "precision": "bf16",
+    "top": 1,
+    "cp": 1,
+    "ep": 1,
+    "vp": 1,
+    "micro_batch": 1,
+    "zero": "dist",
+    "recompute": "selective",
+    "enable_expert_parallel": False,
+    "max_num_seqs": 256,
+    "kv_cache_dtype": "auto",
+    "enforce_eager": False,
+    "engine": "vllm",
+}
+"""Defaults of the mode-specific options (argparse keeps None, so that "given" can be told apart)."""
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def check_mode(args: argparse.Namespace, command: str) -> None:
+    """Refuse options that do not apply to the chosen mode, then fill the defaults of the others."""
+    train = bool(getattr(args, "train", False))
+    wrong = _SERVING_ONLY[command] if train else _TRAINING_ONLY[command]
+    given = [_flag(d) for d in wrong if getattr(args, d, None) is not None]
+    if given:
+        mode = "a training job (--train)" if train else "serving (add --train to plan training)"
+        raise InputError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to {mode}")
+    for dest, default in _DEFAULTS.items():
+        if hasattr(args, dest) and getattr(args, dest) is None:
+            setattr(args, dest, default)
 
 
 def _serving_workload(args: argparse.Namespace) -> Any:
@@ -139,7 +237,10 @@ def _serving_workload(args: argparse.Namespace) -> Any:
     if update:
         keep = args.workload or getattr(args, "workload_file", None)
         base = base.model_copy(update={"name": base.name if keep else "custom", **update})
-        base = Serving.model_validate(base.model_dump())
+        try:
+            base = Serving.model_validate(base.model_dump())
+        except ValidationError as exc:
+            raise input_error(exc, "workload") from None
     return base
 
 
@@ -188,8 +289,7 @@ def _serving_options(args: argparse.Namespace) -> Any:
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     if args.json:
-        json.dump(payload, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+        sys.stdout.write(strict_json(payload) + "\n")
     else:
         sys.stdout.write(text.rstrip() + "\n")
 
@@ -198,6 +298,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """Solve for the best configuration and print it with its artifacts."""
     from autoparallel import api
 
+    check_mode(args, "plan")
+    if args.workers is not None and args.workers > cpu_cores():
+        print(
+            f"note: --workers {args.workers} capped at this machine's {cpu_cores()} CPU cores",
+            file=sys.stderr,
+        )
     if fleet_cmd.wants_fleet(args):
         return fleet_cmd.cmd_fleet(args, None if args.fleet else _serving_workload(args))
     if args.model is None:
@@ -216,13 +322,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
         options=options,
         top=args.top,
     )
+    if len(plans) < args.top:
+        print(
+            f"note: {len(plans)} distinct plan shape(s) (tp x pp x expert parallelism) fit; --top asked for "
+            f"{args.top}",
+            file=sys.stderr,
+        )
     whole = None if args.train else fleet_cmd.whole_cluster(args, workload, plans[0].served_id)
     if args.json:
-        payload: Any = plans[0].to_dict() if len(plans) == 1 else [p.to_dict() for p in plans]
+        # One shape whatever --top is: the best plan's object, the others under "alternatives".
+        payload: Any = {**plans[0].to_dict(), "alternatives": [p.to_dict() for p in plans[1:]]}
         if whole is not None:
-            (payload if isinstance(payload, dict) else payload[0])["deployment"] = fleet_cmd.deployment_dict(
-                whole
-            )
+            payload["deployment"] = fleet_cmd.deployment_dict(whole)
         _emit(args, payload, "")
     else:
         text = "\n\n".join(p.explain() for p in plans).rstrip()
@@ -239,6 +350,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from autoparallel import api
 
     ev: api.Plan
+    check_mode(args, "evaluate")
     if args.train:
         ev = _evaluate_training(args, _training_workload(args))
     else:
@@ -301,9 +413,18 @@ def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
             f"{args.micro_batch} × {dp}"
         )
     config = TrainingConfig(
-        tp=args.tp, pp=args.pp, dp=dp, cp=args.cp, ep=args.ep, vp=args.vp, micro_batch=args.micro_batch,
-        global_batch=workload.global_batch, seq_len=workload.seq_len, zero=ZeroStage(args.zero),
-        recompute=Recompute(args.recompute), precision=workload.precision,
+        tp=args.tp,
+        pp=args.pp,
+        dp=dp,
+        cp=args.cp,
+        ep=args.ep,
+        vp=args.vp,
+        micro_batch=args.micro_batch,
+        global_batch=workload.global_batch,
+        seq_len=workload.seq_len,
+        zero=ZeroStage(args.zero),
+        recompute=Recompute(args.recompute),
+        precision=workload.precision,
     )
     if config.world_size > cluster.world_size:
         raise InputError(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from autoparallel.configs import Recompute, ZeroStage
 from autoparallel.errors import InputError
 from autoparallel.frameworks._common import effective_precision, node_shape
+from autoparallel.validation import require_training
 
 if TYPE_CHECKING:
     from autoparallel.configs import TrainingConfig
@@ -60,7 +61,7 @@ def deepspeed_config(
             them), an unknown precision, or more GPUs than the cluster has.
     """
     stage = ZERO_STAGE_NUMBER[config.zero]
-    _validate(config, stage, cluster)
+    _validate(config, stage, cluster, model)
     ds: dict[str, object] = {
         "train_batch_size": config.micro_batch * config.grad_accum * config.dp,
         "train_micro_batch_size_per_gpu": config.micro_batch,
@@ -173,7 +174,9 @@ def _stage_modes(config: TrainingConfig) -> tuple[Recompute, ...]:
     return tuple(config.recompute_of(s) for s in range(config.pp))
 
 
-def _validate(config: TrainingConfig, stage: int, cluster: Cluster | None) -> None:
+def _validate(
+    config: TrainingConfig, stage: int, cluster: Cluster | None, model: ModelSpec | None = None
+) -> None:
     """Reject what DeepSpeed would reject at initialize time, naming the fields."""
     if config.global_batch % (config.micro_batch * config.dp):
         raise InputError(
@@ -195,3 +198,5 @@ def _validate(config: TrainingConfig, stage: int, cluster: Cluster | None) -> No
             f"the plan needs {config.world_size} GPUs (tp x pp x dp x cp) but cluster {cluster.spec} has "
             f"{cluster.world_size}"
         )
+    if model is not None:
+        require_training(model, cluster, config)

@@ -27,6 +27,7 @@ from autoparallel.errors import InputError
 from autoparallel.frameworks._common import effective_precision, node_shape
 from autoparallel.frameworks._megatron_model import architecture_args
 from autoparallel.models.spec import AttentionKind
+from autoparallel.validation import require_training
 
 if TYPE_CHECKING:
     from autoparallel.configs import TrainingConfig
@@ -74,6 +75,11 @@ def megatron_arg_dict(model: ModelSpec, config: TrainingConfig, *, cluster: Clus
     args["--global-batch-size"] = config.global_batch
     args["--seq-length"] = config.seq_len
     args.update(architecture_args(model, config))
+    from autoparallel.frameworks._megatron_check import consistency_problems
+
+    problems = consistency_problems(args, model, config.world_size)
+    if problems:  # never hand out arguments Megatron's own start-up checks would refuse
+        raise InputError("Megatron would refuse these arguments: " + "; ".join(problems))
     return args
 
 
@@ -334,6 +340,7 @@ def _validate(model: ModelSpec, config: TrainingConfig, cluster: Cluster | None)
         raise InputError(
             f"the plan needs {config.world_size} GPUs but cluster {cluster.spec} has {cluster.world_size}"
         )
+    require_training(model, cluster, config)
 
 
 def _parse_argv(argv: list[str]) -> ArgDict:

@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError
+from autoparallel.validation import serving_problems
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -336,11 +337,14 @@ def _validate(config: ServingConfig, *, cluster: Cluster | None, model: ModelSpe
             f"the plan needs {config.gpus} GPUs (tp={config.tp} x pp={config.pp} x "
             f"replicas={config.replicas}) but cluster {cluster.spec} has {cluster.world_size}"
         )
+    if config.max_num_batched_tokens is not None and config.max_num_batched_tokens < config.max_num_seqs:
+        raise InputError(
+            f"max_num_batched_tokens={config.max_num_batched_tokens} is below max_num_seqs="
+            f"{config.max_num_seqs}; vLLM's SchedulerConfig requires max_num_batched_tokens >= max_num_seqs"
+        )
     if model is None:
         return
-    reasons = [*model.tp_violations(config.tp), *model.pp_violations(config.pp)]
-    if config.enable_expert_parallel and not model.is_moe:
-        reasons.append(f"enable_expert_parallel: {model.name} has no routed experts")
+    reasons = serving_problems(model, cluster, config)
     if reasons:
         raise InputError(f"vLLM cannot run {model.name} with this configuration: " + "; ".join(reasons))
 

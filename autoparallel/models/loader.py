@@ -1,16 +1,18 @@
 """`load_model`: a ModelSpec from a zoo id, a local config, a dict, a PretrainedConfig or a hub id.
 
-Zoo ids, local files and dicts never import transformers; only a hub id that the zoo does not know
-is fetched through `transformers.AutoConfig` (without `trust_remote_code`).
+Zoo ids, local files, dicts and hub ids never import transformers (a hub id outside the zoo has its
+config.json fetched by `models.hub`, under a total time limit); nothing ever runs a model's code.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from autoparallel.bounds import clean_text
 from autoparallel.errors import InputError
+from autoparallel.models.config_file import read_config
+from autoparallel.models.hub import fetch_config_file, offline
 from autoparallel.models.parse import spec_from_config
 from autoparallel.models.spec import ModelSpec
 from autoparallel.models.zoo import ZooEntry, find_entry, list_models, nearest_ids
@@ -57,17 +59,30 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec | _HasToDict) -> 
 
 
 def _load_str(source: str) -> ModelSpec:
+    """A local path that exists wins over a zoo entry of the same name (as it does for transformers and
+    vLLM, which would load that folder too); the spec's notes say so. Then the zoo, then the hub."""
     text = source.strip()
     if not text:
         raise InputError("empty model id")
+    if len(text) > 4096 or "\0" in text:
+        raise InputError(f"model id {clean_text(repr(text), 80)} is not a zoo id, a path or a hub id")
     entry = find_entry(text)
+    path = Path(text).expanduser()
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):
+        exists = False
+    if exists:
+        spec = _load_path(path, text)
+        if entry is None:
+            return spec
+        note = (f"Loaded from the local path {clean_text(text, 200)!r}, which exists; the zoo entry "
+                f"{entry.id!r} of the same name was not used.")
+        return spec.model_copy(update={"notes": f"{note} {spec.notes}".strip()})
     if entry is not None:
         return entry.spec()
-    path = Path(text).expanduser()
-    if path.exists():
-        return _load_path(path, text)
     if _looks_like_path(text):
-        raise InputError(f"no such file or directory: {text}")
+        raise InputError(f"no such file or directory: {clean_text(text, 200)}")
     return _load_hub(text)
 
 
@@ -96,18 +111,7 @@ def _load_path(path: Path, shown: str) -> ModelSpec:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: "
-                         f"{exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
+    return read_config(path)
 
 
 def _modelopt_quant(data: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -120,52 +124,20 @@ def _modelopt_quant(data: dict[str, Any], path: Path) -> dict[str, Any]:
             "exclude_modules": q.get("exclude_modules", [])}
 
 
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    """Whether the hub endpoint answers a TCP connect (skipped, i.e. True, behind a proxy or when the user
-    forces offline mode, where transformers itself decides)."""
-    import os
-    import socket
-    from urllib.parse import urlparse
-
-    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")):
-        return True
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def _fetch_hub_config(model_id: str) -> dict[str, Any]:
-    """The config of a hub model, through transformers (never trusting remote code).
-
-    When the hub cannot be reached, only the local Hugging Face cache is consulted (no retries).
-    """
-    from transformers import AutoConfig
-
-    local_only = not _hub_reachable()
-    config = AutoConfig.from_pretrained(model_id, trust_remote_code=False, local_files_only=local_only)
-    return dict(config.to_dict())
-
-
 def _not_found(model_id: str, reason: str) -> InputError:
     near = nearest_ids(model_id) or [e.id for e in list_models()[:4]]
     known = ", ".join(repr(i) for i in near)
-    return InputError(f"{model_id!r} {reason}; known ids like {known} (`autoparallel models`)")
+    shown = clean_text(repr(model_id), 200)
+    return InputError(f"{shown} {reason}; known ids like {known} (`autoparallel models`)")
 
 
 def _load_hub(model_id: str) -> ModelSpec:
-    import os
-
     if "/" not in model_id.strip("/"):
         raise _not_found(model_id, "is not in the zoo (a hub id has the form owner/name)")
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+    if offline():
         raise _not_found(model_id, "is not in the zoo, and HF_HUB_OFFLINE is set so it was not fetched")
     try:
-        cfg = _fetch_hub_config(model_id)
-    except Exception as exc:  # OSError, ValueError, HTTP errors...: all mean "not fetched"
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        message = f"is not in the zoo and could not be fetched (offline?): {reason}"
-        raise _not_found(model_id, message) from exc
-    return spec_from_config(cfg, name=model_id)
+        path = fetch_config_file(model_id)
+    except InputError as exc:
+        raise _not_found(model_id, f"is not in the zoo and {exc}") from None
+    return spec_from_config(read_config(path), name=model_id)

@@ -20,12 +20,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
+from autoparallel.bounds import clean_text, input_error
 from autoparallel.errors import InputError
 from autoparallel.models.families import classic, llama_like, mla, mllama, moe, phi
 from autoparallel.models.families.vision import vision_params
 from autoparallel.models.parse_common import HIDDEN_KEYS, Family, Parts, RawConfig, trains_with_dropout
 from autoparallel.models.parse_quant import quant_from_config
-from autoparallel.models.spec import ModelSpec
+from autoparallel.models.spec import AttentionKind, MlpKind, ModelSpec
 
 __all__ = ["KNOWN_MODEL_TYPES", "quant_from_config", "spec_from_config"]
 
@@ -83,6 +86,29 @@ def _text_model(cfg: Mapping[str, Any], name: str) -> tuple[str, Mapping[str, An
     return text_type, text_cfg
 
 
+def _check_structure(parts: Parts, name: str) -> None:
+    """Head and expert counts every engine needs: KV heads (GQA groups) divide the query heads, and a
+    token is routed to at most the experts there are."""
+    seen: set[tuple[int, int, int, int, str]] = set()
+    for layer in parts.layers:
+        att, mlp = layer.attention, layer.mlp
+        key = (att.num_heads, att.num_kv_heads, mlp.num_experts, mlp.experts_per_token, att.kind.value)
+        if key in seen:
+            continue
+        seen.add(key)
+        if att.kind not in (AttentionKind.MLA, AttentionKind.LINEAR):
+            if att.num_kv_heads > att.num_heads:
+                raise InputError(f"{name}: num_key_value_heads {att.num_kv_heads} exceeds "
+                                 f"num_attention_heads "
+                                 f"{att.num_heads} (each KV head serves a group of query heads)")
+            if att.num_heads % att.num_kv_heads:
+                raise InputError(f"{name}: num_key_value_heads {att.num_kv_heads} does not divide "
+                                 f"num_attention_heads {att.num_heads} (GQA groups must be equal)")
+        if mlp.kind is MlpKind.MOE and not 1 <= mlp.experts_per_token <= mlp.num_experts:
+            raise InputError(f"{name}: num_experts_per_tok {mlp.experts_per_token} must be between 1 and the "
+                             f"{mlp.num_experts} routed experts")
+
+
 def spec_from_config(cfg: dict[str, Any], *, name: str, published_total: int | None = None,
                      published_active: int | None = None, notes: str = "") -> ModelSpec:
     """Build a ModelSpec from a raw `config.json` dict (no transformers import).
@@ -97,14 +123,31 @@ def spec_from_config(cfg: dict[str, Any], *, name: str, published_total: int | N
     Raises:
         InputError: a required field is missing, a size is zero/negative, or a value is malformed.
     """
+    name = clean_text(name, 200).replace("\n", "?")
     if not isinstance(cfg, dict):
         raise InputError(f"{name}: a config must be a JSON object, got {type(cfg).__name__}")
+    try:
+        return _spec_from_config(cfg, name, published_total, published_active, notes)
+    except InputError:
+        raise
+    except ValidationError as exc:
+        raise input_error(exc, f"{name}: malformed config") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        # A value of the wrong kind deep in a family's keys (a string where a count belongs, a nested
+        # object where a list does): the config is malformed, and the message names what broke.
+        detail = clean_text(str(exc), 160)
+        raise InputError(f"{name}: malformed config ({type(exc).__name__}: {detail})") from None
+
+
+def _spec_from_config(cfg: dict[str, Any], name: str, published_total: int | None,
+                      published_active: int | None, notes: str) -> ModelSpec:
     text_type, text_cfg = _text_model(cfg, name)
     family = _FAMILIES.get(text_type, _GENERIC)
     raw = RawConfig(text_cfg, family.defaults, name, text_type)
     parts = family.build(raw)
     if not parts.layers:
         raise InputError(f"{name}: the config has no decoder layers")
+    _check_structure(parts, name)
     hidden = raw.num(*HIDDEN_KEYS)
     vision, vision_note = vision_params(str(cfg.get("model_type") or ""), cfg, hidden, name)
     quant = quant_from_config(cfg, name)

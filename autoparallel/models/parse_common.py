@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoparallel.bounds import clean_text
 from autoparallel.errors import InputError
 from autoparallel.models.spec import (
     AttentionKind,
@@ -27,6 +28,24 @@ HIDDEN_KEYS = ("hidden_size", "n_embd", "n_embed", "d_model")
 """Aliases of the hidden size, in lookup order."""
 LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 """Aliases of the decoder layer count, in lookup order."""
+
+
+MAX_CONFIG_INT = 1 << 40
+"""The largest integer any config key may hold (about 10^12)."""
+
+CONFIG_LIMITS: dict[str, int] = {
+    **dict.fromkeys(LAYER_KEYS, 4096),
+    **dict.fromkeys(HIDDEN_KEYS, 1 << 20),
+    **dict.fromkeys(("num_attention_heads", "n_head", "num_heads", "num_key_value_heads"), 1 << 16),
+    **dict.fromkeys(("num_local_experts", "num_experts", "n_routed_experts", "num_experts_per_tok"), 1 << 16),
+    "vocab_size": 1 << 24,
+    "head_dim": 1 << 16,
+    "intermediate_size": 1 << 24,
+    "moe_intermediate_size": 1 << 24,
+    "max_position_embeddings": 1 << 30,
+}
+"""Bounds on the keys that size loops or tables, far above any published model (the largest have ~128
+layers, hidden 18k, vocabularies of 256k, 512 experts), so a hostile config is refused before any work."""
 
 
 class RawConfig:
@@ -65,11 +84,16 @@ class RawConfig:
         return int(default)
 
     def _check(self, key: str, value: Any, allow_zero: bool) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-            raise InputError(f"{self.name}: `{key}` must be an integer, got {value!r}")
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or (isinstance(value, float) and not value.is_integer())):
+            raise InputError(f"{self.name}: `{key}` must be an integer, got {clean_text(repr(value), 40)}")
         v = int(value)
         if v < 0 or (v == 0 and not allow_zero):
             raise InputError(f"{self.name}: `{key}` must be {'>= 0' if allow_zero else 'positive'}, got {v}")
+        limit = CONFIG_LIMITS.get(key, MAX_CONFIG_INT)
+        if v > limit:
+            raise InputError(f"{self.name}: `{key}` = {clean_text(str(v), 40)} is above {limit:,}, the most "
+                             "autoparallel plans for (config_bounds)")
         return v
 
     def flag(self, key: str, default: bool = False) -> bool:

@@ -111,6 +111,7 @@ def make_solver(settings: SolverSettings, time_limit_s: float | None = None) -> 
     p.num_workers = settings.workers
     p.random_seed = settings.seed
     p.log_search_progress = settings.log_search
+    p.catch_sigint_signal = False  # Ctrl-C interrupts the command (exit 130), not "time limit reached"
     p.cp_model_probing_level = 0
     p.find_big_linear_overlap = False
     p.presolve_inclusion_work_limit = 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from autoparallel.bounds import check_number, cpu_cores
+
 
 class SolverSettings(BaseModel):
     """How CP-SAT runs. The same settings on the same input give the same answer."""
@@ -28,7 +30,15 @@ class SolverSettings(BaseModel):
     @classmethod
     def create(cls, *, time_limit_s: float | None = None, workers: int | None = None,
                seed: int = 0) -> SolverSettings:
-        """Settings with only the given fields changed from the defaults (None keeps a default)."""
+        """Settings with only the given fields changed from the defaults (None keeps a default); each is
+        checked against its bound (`autoparallel.bounds.BOUNDS`), and `workers` is capped at the
+        machine's CPU cores (more CP-SAT workers than cores only slow every worker down)."""
+        check_number("seed", seed)
+        if time_limit_s is not None:
+            check_number("time_limit_s", time_limit_s, integer=False)
+        if workers is not None:
+            check_number("workers", workers)
+            workers = min(workers, cpu_cores())
         fields = {"seed": seed, "time_limit_s": time_limit_s, "workers": workers}
         return cls(**{k: v for k, v in fields.items() if v is not None})
 

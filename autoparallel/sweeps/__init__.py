@@ -14,6 +14,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoparallel.errors import InputError
 from autoparallel.sweeps.scenario import Scenario, grid, load_scenarios, make_scenario
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ def sweep(
     from autoparallel.sweeps.execute import run_scenarios
 
     if scenarios is None:
+        for arg, value in (("models", models), ("clusters", clusters), ("workloads", workloads)):
+            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+                raise InputError(f"{arg} must be a non-empty list (e.g. {arg}=[...]), got {value!r:.80}")
         names = [m if isinstance(m, str) else str(getattr(m, "name", m)) for m in models]
         todo = grid(
             names,

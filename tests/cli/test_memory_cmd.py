@@ -81,7 +81,6 @@ def test_pipeline_breakdown_marks_the_limiting_stage(capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize(
     "argv",
     [
-        ["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--gpu-memory-utilization", "1.5"],
         ["meta-llama/Llama-3.1-8B", "--gpu", "NoSuchGPU"],
         ["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--tp", "3"],
         ["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--kv-cache-dtype", "int2"],
@@ -91,6 +90,13 @@ def test_pipeline_breakdown_marks_the_limiting_stage(capsys: pytest.CaptureFixtu
 def test_bad_input_raises_input_error(argv: list[str]) -> None:
     with pytest.raises(InputError):
         _run(argv)
+
+
+def test_out_of_range_utilization_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        _run(["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--gpu-memory-utilization", "1.5"])
+    assert info.value.code == 2
+    assert "argument --gpu-memory-utilization: got 1.5: must be in" in capsys.readouterr().err
 
 
 def test_cmd_memory_is_the_registered_handler() -> None:

@@ -73,8 +73,14 @@ def test_evaluate_that_cannot_start_exits_1(capsys: pytest.CaptureFixture[str]) 
 
 def test_plan_top_k_lists_several_plans(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "meta-llama/Llama-3.1-8B", "--cluster", "1x4xH100", "--top", "2", "--json"]) == 0
-    plans = json.loads(capsys.readouterr().out)
-    assert isinstance(plans, list) and len(plans) == 2
+    best = json.loads(capsys.readouterr().out)
+    # One shape whatever --top is: the best plan's object, the runners-up under "alternatives".
+    assert isinstance(best, dict) and len(best["alternatives"]) == 1
+    shape = [(p["config"]["tp"], p["config"]["pp"]) for p in (best, *best["alternatives"])]
+    assert shape[0] != shape[1]
+    assert main(["plan", "meta-llama/Llama-3.1-8B", "--cluster", "1x4xH100", "--json"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert isinstance(single, dict) and single["alternatives"] == []
 
 
 def test_plan_train_json(capsys: pytest.CaptureFixture[str]) -> None:

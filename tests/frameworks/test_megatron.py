@@ -274,7 +274,10 @@ def test_consistency_finds_each_broken_rule() -> None:
 
 def test_context_parallel_needs_sequence_multiple() -> None:
     model = load_model(LLAMA_70B)
-    args = megatron_arg_dict(model, TrainingConfig(tp=8, cp=2, dp=1, global_batch=8, seq_len=4098))
+    with pytest.raises(InputError, match=r"seq_len=4098: not a multiple of 2 x cp = 4.*\(seq_divides_cp\)"):
+        megatron_arg_dict(model, TrainingConfig(tp=8, cp=2, dp=1, global_batch=8, seq_len=4098))
+    args = megatron_arg_dict(model, TrainingConfig(tp=8, cp=2, dp=1, global_batch=8, seq_len=4096))
+    args["--seq-length"] = 4098  # a hand-edited argument list: the checker still catches it
     problems = check_megatron_consistency(args, model, Cluster.parse("2x8xH100"), world_size=16)
     assert problems == ["--seq-length 4098 is not a multiple of 2 x context-parallel-size = 4"]
 

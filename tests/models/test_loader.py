@@ -89,27 +89,31 @@ def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_unknown_id_suggests_near_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    def offline(model_id: str) -> dict[str, Any]:
-        raise OSError("We couldn't connect to 'https://huggingface.co'")
+    def offline(model_id: str) -> Path:
+        raise InputError("could not be fetched: OSError: We couldn't connect (offline?)")
 
-    monkeypatch.setattr(loader_mod, "_fetch_hub_config", offline)
+    monkeypatch.setattr(loader_mod, "fetch_config_file", offline)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     with pytest.raises(InputError) as info:
         load_model("meta-llama/Llama-3.1-80B")
     message = str(info.value)
-    assert "not in the zoo and could not be fetched (offline?)" in message
+    assert "not in the zoo and could not be fetched" in message
     assert "known ids like" in message and "meta-llama/Llama-3.1-8B" in message
 
 
-def test_hub_id_goes_through_transformers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hub_id_fetches_its_config_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     seen: list[str] = []
+    fetched = tmp_path / "config.json"
+    fetched.write_text(json.dumps(LLAMA_8B))
 
-    def fetch(model_id: str) -> dict[str, Any]:
+    def fetch(model_id: str) -> Path:
         seen.append(model_id)
-        return copy.deepcopy(LLAMA_8B)
+        return fetched
 
-    monkeypatch.setattr(loader_mod, "_fetch_hub_config", fetch)
+    monkeypatch.setattr(loader_mod, "fetch_config_file", fetch)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     spec = load_model("someone/custom-llama")
     assert seen == ["someone/custom-llama"] and spec.name == "someone/custom-llama"
 
@@ -131,13 +135,13 @@ def test_real_pretrained_config() -> None:
 
 def test_offline_mode_never_imports_transformers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(loader_mod, "_fetch_hub_config", lambda model_id: pytest.fail("tried the hub"))
+    monkeypatch.setattr(loader_mod, "fetch_config_file", lambda model_id: pytest.fail("tried the hub"))
     with pytest.raises(InputError, match="HF_HUB_OFFLINE"):
         load_model("someone/unknown-model")
 
 
 def test_id_without_owner_is_a_zoo_miss_without_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(loader_mod, "_fetch_hub_config", lambda model_id: pytest.fail("tried the hub"))
+    monkeypatch.setattr(loader_mod, "fetch_config_file", lambda model_id: pytest.fail("tried the hub"))
     with pytest.raises(InputError, match="owner/name"):
         load_model("llama-70")

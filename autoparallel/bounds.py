@@ -1,0 +1,144 @@
+"""The range of every number a user can give, and terminal-safe text: the bottom of the validation layer.
+
+`BOUNDS` maps a field name (the CLI flag's name with `_` for `-`) to its closed range; the workload and
+configuration models, the CLI's argument types and the API check numbers against it, so one place holds
+each limit. `clean_text` makes strings from configs and error messages safe to print.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from autoparallel.errors import InputError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+__all__ = [
+    "BOUNDS",
+    "MAX_MESSAGE_CHARS",
+    "Bound",
+    "check_number",
+    "clean_text",
+    "cpu_cores",
+    "input_error",
+    "json_safe",
+]
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The closed range [lo, hi] a number must lie in, and why hi is where it is."""
+
+    lo: float
+    hi: float
+    why: str
+
+
+_TOKENS = 1 << 24
+"""16,777,216 tokens: above every published context window (Llama 4 Scout: 10M) and any request."""
+
+BOUNDS: dict[str, Bound] = {
+    "isl": Bound(1, _TOKENS, "at most 2^24 tokens per request"),
+    "osl": Bound(1, _TOKENS, "at most 2^24 tokens per request"),
+    "max_model_len": Bound(1, _TOKENS, "at most 2^24 tokens of context"),
+    "concurrency": Bound(1, 1 << 24, "at most 2^24 requests in flight"),
+    "request_rate": Bound(1e-9, 1e7, "at most 10^7 requests per second"),
+    "ttft_ms": Bound(1e-6, 8.64e7, "at most one day, in ms"),
+    "tpot_ms": Bound(1e-6, 8.64e7, "at most one day, in ms"),
+    "seq_len": Bound(1, _TOKENS, "at most 2^24 tokens per training sequence"),
+    "global_batch": Bound(1, 1 << 24, "at most 2^24 sequences per optimizer step"),
+    "tokens": Bound(1, 1e16, "at most 10^16 training tokens"),
+    "seed": Bound(0, 2**31 - 1, "CP-SAT's random_seed is a 32-bit signed integer"),
+    "time_limit_s": Bound(1e-3, 86400, "at most one day, in s"),
+    "workers": Bound(1, 4096, "at most the machine's cores"),
+    "top": Bound(1, 64, "at most 64 plans"),
+    "points": Bound(2, 64, "at most 64 points on a front"),
+    "tp": Bound(1, 4096, "at most 4096 GPUs"),
+    "pp": Bound(1, 4096, "at most 4096 stages"),
+    "dp": Bound(1, 1 << 20, "at most 2^20 replicas"),
+    "cp": Bound(1, 4096, "at most 4096 GPUs"),
+    "ep": Bound(1, 1 << 16, "at most 2^16 GPUs"),
+    "vp": Bound(1, 1024, "at most 1024 virtual stages"),
+    "micro_batch": Bound(1, 1 << 20, "at most 2^20 sequences"),
+    "max_num_seqs": Bound(1, 1 << 20, "at most 2^20 sequences"),
+    "max_num_batched_tokens": Bound(1, 1 << 26, "at most 2^26 tokens per step"),
+    "gpu_memory_utilization": Bound(1e-6, 1.0, "a fraction of GPU memory in (0, 1]"),
+}
+"""The range of every number a user can give, by field name (CLI flags use the same names)."""
+
+
+def check_number(field: str, value: float, *, integer: bool = True) -> None:
+    """Raise InputError unless `value` is a finite number (an integer when `integer`) in BOUNDS[field]."""
+    bound = BOUNDS[field]
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and isinstance(value, float):
+        ok = math.isfinite(value) and (not integer or value.is_integer())
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        raise InputError(f"{field}={clean_text(repr(value), 40)}: must be {kind} ({bound.why})")
+    if not bound.lo <= value <= bound.hi:
+        lo = f"{bound.lo:g}" if not integer else str(int(bound.lo))
+        hi = f"{bound.hi:g}" if not integer or bound.hi >= 1e15 else f"{int(bound.hi):,}"
+        shown = f"{value:g}" if isinstance(value, float) else clean_text(str(value), 40)
+        raise InputError(f"{field}={shown}: must be in [{lo}, {hi}] ({bound.why})")
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)
+
+
+# ----- text -----------------------------------------------------------------------------------------
+MAX_MESSAGE_CHARS = 600
+"""Longest one-line error message the CLI prints (longer ones are cut with an ellipsis)."""
+
+
+def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` safe for a terminal: control characters (escape sequences, carriage returns, NUL) become
+    `?` (newlines too, except in multi-line text where they are kept), and at most `limit` characters."""
+    out = "".join(
+        ch if ch == "\n" or (ch.isprintable() and ch not in "\x1b\x9b") else "?" for ch in str(text)
+    )
+    if len(out) > limit:
+        out = out[: max(0, limit - 1)] + "…"
+    return out
+
+
+def input_error(exc: ValidationError, subject: str = "") -> InputError:
+    """A pydantic ValidationError as one InputError naming each field, its value and the rule."""
+    parts = []
+    for err in exc.errors()[:3]:
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        field = ".".join(str(p) for p in err.get("loc", ()))
+        if not field:  # a rule over several fields: its message names them
+            parts.append(msg)
+            continue
+        value = clean_text(repr(err.get("input")), 60)
+        parts.append(f"{field}={value}: {msg}")
+    prefix = f"{subject}: " if subject else ""
+    return InputError(prefix + "; ".join(parts))
+
+
+def json_safe(value: Any, path: str = "") -> tuple[Any, dict[str, str]]:
+    """`value` with every non-finite float replaced by None, and why each null is there (by dotted path),
+    so that `json.dumps(..., allow_nan=False)` accepts it."""
+    reasons: dict[str, str] = {}
+
+    def walk(v: Any, at: str) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            reasons[at or "value"] = f"not a finite number ({v}): e.g. a rate of zero or an unbounded cost"
+            return None
+        if isinstance(v, dict):
+            return {k: walk(x, f"{at}.{k}" if at else str(k)) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(x, f"{at}[{i}]") for i, x in enumerate(v)]
+        return v
+
+    return walk(value, path), reasons

@@ -1,0 +1,51 @@
+"""What every command shares on its way in and out: numeric flags checked against their bounds, and
+strict JSON (no NaN / Infinity) on the way out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+from autoparallel.bounds import check_number, clean_text, json_safe
+from autoparallel.errors import InputError
+
+
+def bounded(field: str, *, integer: bool = True) -> Callable[[str], Any]:
+    """An argparse type: a number in `BOUNDS[field]` (the message says the range and why)."""
+
+    def parse(text: str) -> int | float:
+        value: int | float
+        try:
+            if integer:
+                if len(text.strip()) > 30:
+                    raise ValueError
+                value = int(text)
+            else:
+                value = float(text)
+        except ValueError:
+            kind = "an integer" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {clean_text(repr(text), 40)}") from None
+        try:
+            check_number(field, value, integer=integer)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(f"got {str(exc).split('=', 1)[1]}") from None
+        return value
+
+    parse.__name__ = field  # argparse names the type in its messages
+    return parse
+
+
+def strict_json(payload: Any) -> str:
+    """Strict JSON text (no NaN / Infinity): a non-finite number becomes null, and the object that held it
+    gets `null_reasons` {dotted path: why}; in a list, each object carries its own."""
+
+    def one(item: Any) -> Any:
+        safe, reasons = json_safe(item)
+        if reasons and isinstance(safe, dict):
+            safe["null_reasons"] = reasons
+        return safe
+
+    data = [one(x) for x in payload] if isinstance(payload, list) else one(payload)
+    return json.dumps(data, indent=2, default=str, allow_nan=False)

@@ -1,0 +1,126 @@
+"""Strict reading of a `config.json`: bounded size and nesting, a known encoding, no NaN / Infinity, no
+integers too long to be a size. Whatever the bytes, the answer is a dict or one InputError line."""
+
+from __future__ import annotations
+
+import codecs
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from autoparallel.bounds import clean_text
+from autoparallel.errors import InputError
+
+MAX_CONFIG_BYTES = 8 << 20
+"""8 MiB: published config.json files are a few KiB (the largest, with label maps, well under 1 MiB)."""
+MAX_DEPTH = 64
+"""Deepest nesting of objects and arrays (published configs nest 3 or 4 levels)."""
+MAX_INT_DIGITS = 20
+"""Longest integer literal: 20 digits hold every 64-bit integer."""
+
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def _encoding(data: bytes) -> tuple[str, int]:
+    """(codec, bytes to skip): from a byte-order mark, else from where the NULs of UTF-16/32 sit
+    (RFC 4627 §3: the first two characters of JSON text are ASCII), else UTF-8."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return codec, len(bom)
+    head = data[:4]
+    if len(head) == 4:
+        if head[:3] == b"\0\0\0":
+            return "utf-32-be", 0
+        if head[1:] == b"\0\0\0":
+            return "utf-32-le", 0
+        if head[0] == 0 and head[2] == 0:
+            return "utf-16-be", 0
+        if head[1] == 0 and head[3] == 0:
+            return "utf-16-le", 0
+    return "utf-8", 0
+
+
+def decode_config(data: bytes, shown: str) -> str:
+    """The text of a JSON file in UTF-8, UTF-16 or UTF-32 (with or without a byte-order mark)."""
+    codec, skip = _encoding(data)
+    try:
+        return data[skip:].decode(codec)
+    except UnicodeDecodeError as exc:
+        bad = data[skip + exc.start : skip + exc.start + 1].hex()
+        raise InputError(
+            f"{shown}: not valid {codec.upper()} (byte 0x{bad} at offset {skip + exc.start}); JSON files "
+            "must be UTF-8 (or UTF-16/32): re-save it as UTF-8, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
+
+
+def _depth(text: str) -> int:
+    brackets = _NOT_BRACKETS.sub("", _STRINGS.sub("", text))
+    depth = deepest = 0
+    for ch in brackets:
+        depth += 1 if ch in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InputError(f"{name} is not a JSON number (configs must hold finite numbers)")
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise InputError(f"an integer with {digits} digits (at most {MAX_INT_DIGITS} are read)")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InputError(f"the number {clean_text(text, 40)} is not finite as a float")
+    return value
+
+
+def parse_config_text(text: str, shown: str) -> dict[str, Any]:
+    """A JSON object from `text`, strictly (see the module doc)."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise InputError(f"{shown}: {len(text):,} characters; a config.json is at most {MAX_CONFIG_BYTES:,}")
+    depth = _depth(text)
+    if depth > MAX_DEPTH:
+        raise InputError(f"{shown}: JSON nested {depth} levels deep; at most {MAX_DEPTH} are read")
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int,
+                          parse_float=_finite_float)
+    except InputError as exc:
+        raise InputError(f"{shown}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{shown}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+    except (ValueError, RecursionError) as exc:  # float overflow etc.
+        raise InputError(f"{shown}: unreadable JSON: {clean_text(str(exc), 120)}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{shown}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The JSON object in the file at `path`, strictly."""
+    shown = clean_text(str(path), 200)
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise InputError(f"{shown}: {size:,} bytes; a config.json is at most {MAX_CONFIG_BYTES:,}")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    return parse_config_text(decode_config(data, shown), shown)

@@ -1,0 +1,81 @@
+"""Fetching the `config.json` of a hub model that the zoo does not hold, within a total time limit.
+
+The only network access of autoparallel. It happens only for a hub id outside the zoo, never with
+`HF_HUB_OFFLINE=1`, and it downloads one file (`config.json`) through `huggingface_hub` (the hub
+client transformers itself uses: endpoint `HF_ENDPOINT`, token `HF_TOKEN`, proxies, the local cache),
+without importing transformers or torch. The download runs in a daemon thread that the caller stops
+waiting for after `AUTOPARALLEL_HUB_TIMEOUT` seconds (default 20) in all, so a server or proxy that
+accepts the connection and never answers costs that long at most.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from autoparallel.errors import InputError
+
+DEFAULT_TIMEOUT_S = 20.0
+"""Total seconds a hub fetch may take (connection, redirects, download)."""
+
+
+def hub_timeout_s() -> float:
+    """`AUTOPARALLEL_HUB_TIMEOUT` (seconds, > 0), else DEFAULT_TIMEOUT_S."""
+    raw = os.environ.get("AUTOPARALLEL_HUB_TIMEOUT")
+    if raw is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(f"AUTOPARALLEL_HUB_TIMEOUT={raw[:40]!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise InputError(f"AUTOPARALLEL_HUB_TIMEOUT={value:g}: must be in (0, 3600] seconds")
+    return value
+
+
+def offline() -> bool:
+    """Whether the user turned the hub off: `HF_HUB_OFFLINE=1` (or `TRANSFORMERS_OFFLINE=1`, which the hub
+    client reads the same way)."""
+    raw = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def fetch_config_file(model_id: str, timeout_s: float | None = None) -> Path:
+    """The local path of `model_id`'s config.json, downloaded (or found in the hub cache).
+
+    Raises:
+        InputError: offline mode, a time-out, or any failure of the download, in one line.
+    """
+    if offline():
+        raise InputError("HF_HUB_OFFLINE is set, so it was not fetched")
+    limit = hub_timeout_s() if timeout_s is None else timeout_s
+    result: dict[str, Any] = {}
+
+    def download() -> None:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            result["path"] = hf_hub_download(
+                model_id,
+                "config.json",
+                endpoint=os.environ.get("HF_ENDPOINT") or None,
+                etag_timeout=min(limit, 10.0),
+            )
+        except BaseException as exc:  # reported to the caller below, as one line
+            result["error"] = exc
+
+    worker = threading.Thread(target=download, name="autoparallel-hub-fetch", daemon=True)
+    worker.start()
+    worker.join(limit)
+    if worker.is_alive():
+        raise InputError(
+            f"the hub did not answer within {limit:g} s (AUTOPARALLEL_HUB_TIMEOUT); set HF_HUB_OFFLINE=1 "
+            "to stay offline, or pass a local config.json"
+        )
+    if "error" in result:
+        exc = result["error"]
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"could not be fetched: {type(exc).__name__}: {text}")
+    return Path(result["path"])

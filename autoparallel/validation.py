@@ -1,0 +1,168 @@
+"""One validation layer: the divisibility, capacity and range rules a configuration must meet.
+
+Every rule answers with a sentence that names the field, its value and the rule
+(`tp=3: 32 attention heads are not divisible by tp (tp_divides_heads)`), so the CLI, `evaluate`, the
+API and the emitters (vLLM, DeepSpeed, Megatron) refuse the same inputs with the same words.
+
+    serving_problems(model, cluster, config, workload)   -> list[str]   (empty: valid)
+    training_problems(model, cluster, config)             -> list[str]
+    require_serving(...) / require_training(...)          raise InputError naming every broken rule
+
+The ranges of single numbers (`BOUNDS`, `check_number`) live one layer lower, in `autoparallel.bounds`,
+so that the workload and configuration models can use them too.
+
+The rules mirror what the engines enforce at start-up: vLLM's `ModelConfig.verify_with_parallel_config`
+and `SchedulerConfig._verify_args`, Megatron-LM's `validate_args` / `TransformerConfig.__post_init__`
+(see `frameworks/_megatron_check.py` for the exact citations), DeepSpeed's batch identity.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from autoparallel.errors import InputError
+
+if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig, TrainingConfig
+    from autoparallel.hardware import Cluster
+    from autoparallel.models.spec import ModelSpec
+    from autoparallel.workload import Serving
+
+__all__ = [
+    "MAX_CLUSTER_GPUS",
+    "cluster_problems",
+    "require_cluster",
+    "require_serving",
+    "require_training",
+    "require_training_job",
+    "serving_problems",
+    "training_problems",
+]
+
+
+# ----- cluster --------------------------------------------------------------------------------------
+MAX_CLUSTER_GPUS = 1 << 17
+"""131,072 GPUs: above the largest clusters built (about 100k GPUs in 2024-2025)."""
+BANDWIDTH_GBPS = (0.01, 1e5)
+"""Per-GPU bandwidth range, GB/s one way: from 80 Mbit/s to 100 TB/s (NVLink 5 is 900 GB/s)."""
+
+
+def cluster_problems(cluster: Cluster) -> list[str]:
+    """Sizes and bandwidths outside what any real cluster has, which would only overflow the arithmetic."""
+    out = []
+    if cluster.world_size > MAX_CLUSTER_GPUS:
+        out.append(
+            f"nodes x gpus_per_node = {cluster.nodes:,} x {cluster.gpus_per_node} = "
+            f"{cluster.world_size:,} GPUs: at most {MAX_CLUSTER_GPUS:,} (cluster_size)"
+        )
+    lo, hi = BANDWIDTH_GBPS
+    for field, value in (
+        ("inter_node_gbps (ib)", cluster.inter_node_gbps),
+        ("intra_node_gbps (nvlink)", cluster.intra_node_gbps),
+    ):
+        if not lo <= value <= hi:
+            out.append(f"{field}={value:g} GB/s: must be in [{lo:g}, {hi:g}] GB/s per GPU (bandwidth_range)")
+    return out
+
+
+def require_cluster(cluster: Cluster) -> Cluster:
+    """`cluster`, or InputError naming every bound it breaks."""
+    problems = cluster_problems(cluster)
+    if problems:
+        raise InputError(f"cluster {cluster.spec}: " + "; ".join(problems))
+    return cluster
+
+
+# ----- serving --------------------------------------------------------------------------------------
+def serving_problems(
+    model: ModelSpec, cluster: Cluster | None, config: ServingConfig, workload: Serving | None = None
+) -> list[str]:
+    """Every rule a vLLM deployment breaks, one sentence each (empty: valid)."""
+    out = [f"tp={config.tp}: {v}" for v in model.tp_violations(config.tp)]
+    out += [f"pp={config.pp}: {v}" for v in model.pp_violations(config.pp)]
+    if config.enable_expert_parallel and not model.is_moe:
+        out.append(f"enable_expert_parallel: {model.name} has no routed experts (ep_needs_moe)")
+    if cluster is not None and config.gpus > cluster.world_size:
+        out.append(
+            f"tp x pp x replicas = {config.tp} x {config.pp} x {config.replicas} = {config.gpus} GPUs: "
+            f"cluster {cluster.spec} has {cluster.world_size} (gpus_le_cluster)"
+        )
+    if workload is not None and config.max_model_len < workload.isl + workload.osl:
+        out.append(
+            f"max_model_len={config.max_model_len}: below isl + osl = {workload.isl} + {workload.osl} = "
+            f"{workload.isl + workload.osl}; vLLM would reject every request (max_model_len_ge_request)"
+        )
+    mbt = config.max_num_batched_tokens
+    if mbt is not None and mbt < config.max_num_seqs:
+        # vLLM SchedulerConfig._verify_args: max_num_batched_tokens >= max_num_seqs.
+        out.append(
+            f"max_num_batched_tokens={mbt}: below max_num_seqs={config.max_num_seqs}; vLLM requires "
+            "max_num_batched_tokens >= max_num_seqs (batched_tokens_ge_seqs)"
+        )
+    return out
+
+
+def require_serving(
+    model: ModelSpec, cluster: Cluster | None, config: ServingConfig, workload: Serving | None = None
+) -> None:
+    """Raise InputError naming every rule `config` breaks."""
+    problems = serving_problems(model, cluster, config, workload)
+    if problems:
+        raise InputError("invalid serving configuration: " + "; ".join(problems))
+
+
+# ----- training -------------------------------------------------------------------------------------
+def training_problems(model: ModelSpec, cluster: Cluster | None, config: TrainingConfig) -> list[str]:
+    """Every rule a Megatron / DeepSpeed training layout breaks, one sentence each (empty: valid)."""
+    out = [f"tp={config.tp}: {v}" for v in model.tp_violations(config.tp)]
+    out += [f"pp={config.pp}: {v}" for v in model.pp_violations(config.pp)]
+    out += [f"ep={config.ep}: {v}" for v in model.ep_violations(config.ep)]
+    if cluster is not None and config.world_size > cluster.world_size:
+        out.append(
+            f"tp x pp x dp x cp = {config.tp} x {config.pp} x {config.dp} x {config.cp} = "
+            f"{config.world_size} GPUs: cluster {cluster.spec} has {cluster.world_size} (gpus_le_cluster)"
+        )
+    if config.global_batch % (config.micro_batch * config.dp):
+        out.append(
+            f"global_batch={config.global_batch}: not a multiple of micro_batch x dp = {config.micro_batch} "
+            f"x {config.dp} (batch_divides)"
+        )
+    if config.cp > 1 and config.seq_len % (2 * config.cp):
+        out.append(
+            f"seq_len={config.seq_len}: not a multiple of 2 x cp = {2 * config.cp}; Megatron's load-balanced "
+            "context parallelism splits each sequence into 2 x cp chunks (seq_divides_cp)"
+        )
+    if model.is_moe:
+        etp = config.tp if config.etp is None else config.etp
+        ranks = config.tp * config.cp * config.dp
+        if ranks % (etp * config.ep):
+            out.append(
+                f"ep={config.ep}: expert grid etp x ep = {etp} x {config.ep} does not tile the {ranks} ranks "
+                "of a pipeline stage, tp x cp x dp (expert_grid)"
+            )
+    stages = config.stage_layers(model.num_layers)
+    if len(stages) != config.pp or sum(stages) != model.num_layers or min(stages, default=0) < 1:
+        out.append(
+            f"layers_per_stage={list(stages)}: must give each of pp={config.pp} stages at least one layer "
+            f"and sum to {model.num_layers} (stages_cover_layers)"
+        )
+    elif config.vp > 1 and (config.pp == 1 or min(stages) < config.vp):
+        out.append(f"vp={config.vp}: needs pp > 1 and at least vp layers on every stage (vp_fits_stages)")
+    if config.precision not in ("bf16", "fp8", "fp16"):
+        out.append(f"precision={config.precision!r}: use bf16, fp8 or fp16")
+    elif config.precision == "fp8" and cluster is not None and cluster.gpu.fp8_tflops is None:
+        out.append(f"precision=fp8: {cluster.gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
+    return out
+
+
+def require_training_job(cluster: Cluster, precision: str) -> None:
+    """Raise InputError when the cluster's GPUs cannot run the training precision (before any search)."""
+    if precision == "fp8" and cluster.gpu.fp8_tflops is None:
+        raise InputError(f"precision=fp8: {cluster.gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
+
+
+def require_training(model: ModelSpec, cluster: Cluster | None, config: TrainingConfig) -> None:
+    """Raise InputError naming every rule `config` breaks."""
+    problems = training_problems(model, cluster, config)
+    if problems:
+        raise InputError("invalid training configuration: " + "; ".join(problems))

@@ -1,0 +1,460 @@
+"""Regression tests for issue 13: hostile and odd input never gives a traceback, a hang or a wrong plan
+accepted silently. Each test is one reproduction from the issue."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import autoparallel as ap
+from autoparallel.cli import main
+from autoparallel.configs import ServingConfig, TrainingConfig
+from autoparallel.errors import InputError
+from autoparallel.models import load_model
+from autoparallel.models.zoo import find_entry
+
+M = "meta-llama/Llama-3.1-8B-Instruct"
+C = ["--cluster", "1x8xH100"]
+LLAMA_8B: dict[str, Any] = copy.deepcopy(find_entry("meta-llama/Llama-3.1-8B").config)  # type: ignore[union-attr]
+MIXTRAL: dict[str, Any] = copy.deepcopy(find_entry("mistralai/Mixtral-8x7B-v0.1").config)  # type: ignore[union-attr]
+
+
+def _strict(text: str) -> Any:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in --json output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse usage errors
+        rc = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return rc, out, err
+
+
+# ----- silent wrong results ---------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["plan", "evaluate"])
+@pytest.mark.parametrize("length", ["1", "1000"])
+def test_max_model_len_below_the_request_is_refused(
+    command: str, length: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = _run([command, M, *C, "--max-model-len", length], capsys)
+    assert rc == 2 and not out
+    assert f"max_model_len {length} is below isl + osl = 1024 + 256" in err
+    assert "max_model_len_ge_request" in err
+
+
+def test_api_evaluate_refuses_a_context_shorter_than_the_request() -> None:
+    with pytest.raises(InputError, match="max_model_len=1000: below isl \\+ osl"):
+        ap.evaluate(M, "1x8xH100", ServingConfig(tp=1, max_model_len=1000), "chatbot")
+
+
+@pytest.mark.parametrize(
+    ("model", "cluster", "flags", "rule"),
+    [
+        ("meta-llama/Llama-3.1-8B", "3x8xH100", ["--tp", "3", "--dp", "8"], "tp_divides_heads"),
+        ("Qwen/Qwen3-30B-A3B", "3x8xH100", ["--ep", "3", "--dp", "24"], "ep_divides_experts"),
+        ("meta-llama/Llama-3.1-8B", "3x8xH100", ["--cp", "3", "--dp", "8"], "seq_divides_cp"),
+        (
+            "meta-llama/Llama-3.1-8B",
+            "1x8xH100",
+            ["--cp", "8", "--dp", "1", "--seq-len", "4095"],
+            "seq_divides_cp",
+        ),
+    ],
+)
+def test_training_evaluate_refuses_what_megatron_refuses(
+    model: str, cluster: str, flags: list[str], rule: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["evaluate", model, "--cluster", cluster, "--train", "--global-batch", "48", *flags]
+    if "--seq-len" not in flags:
+        argv += ["--seq-len", "4096"]
+    if model.endswith("8B") and "--cp" not in flags:
+        argv[argv.index("48")] = "64"
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2 and not out, err
+    assert rule in err and "invalid training configuration" in err
+
+
+def test_megatron_emitter_never_returns_arguments_its_checker_refuses() -> None:
+    from autoparallel.frameworks.megatron import megatron_args
+
+    model = load_model("meta-llama/Llama-3.1-8B")
+    with pytest.raises(InputError, match="tp_divides_heads"):
+        megatron_args(
+            model, TrainingConfig(tp=3, dp=8, global_batch=64), cluster=ap.Cluster.parse("3x8xH100")
+        )
+
+
+@pytest.mark.parametrize(
+    ("update", "match"),
+    [
+        ({"num_key_value_heads": 64}, "num_key_value_heads 64 exceeds num_attention_heads 32"),
+        ({"num_key_value_heads": 5}, "num_key_value_heads 5 does not divide num_attention_heads 32"),
+    ],
+)
+def test_config_with_impossible_kv_heads_is_refused(update: dict[str, Any], match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        load_model({**LLAMA_8B, **update})
+
+
+def test_top_k_above_the_expert_count_is_refused() -> None:
+    with pytest.raises(
+        InputError, match="num_experts_per_tok 100 must be between 1 and the 8 routed experts"
+    ):
+        load_model({**MIXTRAL, "num_experts_per_tok": 100})
+
+
+def test_batched_token_budget_below_max_num_seqs_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = _run(["evaluate", M, *C, "--max-num-batched-tokens", "1"], capsys)
+    assert rc == 2 and "max_num_batched_tokens=1: below max_num_seqs=256" in err
+
+
+@pytest.mark.parametrize("command", ["plan", "evaluate"])
+def test_fp8_training_on_a100_is_refused(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [command, "meta-llama/Llama-3.1-8B", "--cluster", "1x8xA100", "--train", "--precision", "fp8"]
+    rc, out, err = _run([*argv, "--seq-len", "4096", "--global-batch", "64"], capsys)
+    assert rc == 2 and not out and "gpu_has_fp8" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["plan", M, *C, "--train", "--seq-len", "4096", "--global-batch", "64", "--isl", "100"],
+            "--isl does not apply to a training job",
+        ),
+        (
+            [
+                "evaluate",
+                M,
+                *C,
+                "--train",
+                "--seq-len",
+                "4096",
+                "--global-batch",
+                "64",
+                "--max-num-seqs",
+                "8",
+            ],
+            "--max-num-seqs does not apply to a training job",
+        ),
+        (["plan", M, *C, "--seq-len", "4096"], "--seq-len does not apply to serving"),
+        (
+            ["evaluate", M, *C, "--zero", "3", "--micro-batch", "2"],
+            "--micro-batch, --zero do not apply to serving",
+        ),
+    ],
+)
+def test_flags_of_the_other_mode_are_an_error(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2 and not out and message in err
+
+
+def test_top_is_bounded_and_json_has_one_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = _run(["plan", M, *C, "--top", "100000"], capsys)
+    assert rc == 2 and "argument --top: got 100000: must be in [1, 64]" in err
+    rc, out, err = _run(
+        ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1x2xH100", "--top", "64", "--json"], capsys
+    )
+    best = _strict(out)
+    assert rc == 0 and isinstance(best, dict) and 1 + len(best["alternatives"]) < 64
+    assert f"note: {1 + len(best['alternatives'])} distinct plan shape(s)" in err
+
+
+def test_a_local_folder_wins_over_the_zoo_entry_of_the_same_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "meta-llama" / "Llama-3.1-8B"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({**LLAMA_8B, "num_hidden_layers": 16}))
+    monkeypatch.chdir(tmp_path)
+    spec = load_model("meta-llama/Llama-3.1-8B")
+    assert spec.num_layers == 16
+    assert "local path 'meta-llama/Llama-3.1-8B'" in spec.notes and "was not used" in spec.notes
+
+
+# ----- tracebacks --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ('{"model_type": "llama", "hidden_size": NaN}', "NaN is not a JSON number"),
+        ('{"model_type": "llama", "hidden_size": Infinity}', "Infinity is not a JSON number"),
+        ('{"model_type": "llama", "hidden_size": ' + "9" * 5000 + "}", "an integer with 5000 digits"),
+        ("[" * 100_000 + "]" * 100_000, "nested 100000 levels deep"),
+        ('{"a": 1e999999}', "the number 1e999999 is not finite"),
+        ("\ufeff" + '{"a": 1}', "model_type"),
+    ],
+)
+def test_hostile_json_is_one_input_error(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(InputError, match=match):
+        load_model(path)
+
+
+def test_nan_in_a_config_dict_is_an_input_error() -> None:
+    with pytest.raises(InputError, match="`hidden_size` must be an integer, got nan"):
+        load_model({**LLAMA_8B, "hidden_size": float("nan")})
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_utf16_and_utf32_configs_are_read(tmp_path: Path, codec: str) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(json.dumps({**LLAMA_8B, "_name_or_path": "café"}).encode(codec))
+    spec = load_model(path)
+    assert spec.total_params == 8_030_261_248 and spec.name == "café"
+
+
+def test_latin1_config_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(json.dumps({**LLAMA_8B, "_name_or_path": "café"}, ensure_ascii=False).encode("latin-1"))
+    with pytest.raises(InputError, match=r"not valid UTF-8 \(byte 0xe9 at offset \d+\).*re-save it as UTF-8"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--seed", "-5", "argument --seed: got -5: must be in [0, 2,147,483,647]"),
+        ("--seed", "99999999999999999999", "argument --seed: got 99999999999999999999"),
+        ("--request-rate", "1e300", "argument --request-rate: got 1e+300: must be in"),
+        ("--ttft-ms", "1e308", "argument --ttft-ms: got 1e+308: must be in"),
+        ("--tpot-ms", "nan", "argument --tpot-ms: got nan: must be a finite number"),
+        ("--workers", "0", "argument --workers: got 0"),
+        ("--time-limit", "1e9", "argument --time-limit: got 1e+09"),
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors(
+    flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = _run(["plan", M, *C, flag, value], capsys)
+    assert rc == 2 and not out and message in err
+
+
+def test_api_wrong_types_are_input_errors() -> None:
+    with pytest.raises(InputError, match="objective must be a name"):
+        ap.solve(M, "1x8xH100", objective=3)
+    with pytest.raises(InputError, match="objectives must be a list of objective names, got 'throughput'"):
+        ap.pareto(M, "1x8xH100", objectives="throughput")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="config must be a ServingConfig or a TrainingConfig, got dict"):
+        ap.evaluate(M, "1x8xH100", {"tp": 3})  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="models must be a non-empty list"):
+        ap.sweep(models="meta-llama/Llama-3.1-8B", clusters=["1x8xH100"], workloads=["chatbot"])  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"settings must come from SolverSettings\.create"):
+        ap.solve(M, "1x8xH100", settings=3)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="seed=-5"):
+        ap.SolverSettings.create(seed=-5)
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_pipe_ends_quietly(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import autoparallel.cli as cli
+
+    monkeypatch.setattr(cli, "_quiet_stdout", lambda: None)
+    monkeypatch.setattr("sys.stdout", _ClosedPipe())
+    assert main(["models"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+# ----- hangs and unbounded work -----------------------------------------------------------------------
+def test_a_billion_layers_is_refused_at_once() -> None:
+    start = time.perf_counter()
+    with pytest.raises(InputError, match="`num_hidden_layers` = 1000000000 is above 4,096"):
+        load_model({**LLAMA_8B, "num_hidden_layers": 1_000_000_000})
+    assert time.perf_counter() - start < 1.0
+
+
+_SILENT_HUB = """
+import os, socket, sys, threading, time
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(16)
+held = []
+def accept():
+    while True:
+        held.append(server.accept()[0])
+threading.Thread(target=accept, daemon=True).start()
+url = f"http://127.0.0.1:{server.getsockname()[1]}"
+os.environ["AUTOPARALLEL_HUB_TIMEOUT"] = "1.5"
+os.environ["HF_HUB_CACHE"] = sys.argv[1]
+from huggingface_hub import hf_hub_download  # imported before any clock starts (a loaded machine is slow)
+from huggingface_hub.utils import close_session
+from autoparallel.errors import InputError
+from autoparallel.models import load_model
+for via in ("endpoint", "proxy"):
+    close_session()  # the hub client keeps one session: a fresh one reads the proxy settings
+    os.environ.pop("HF_ENDPOINT", None)
+    if via == "proxy":
+        os.environ["HTTPS_PROXY"] = os.environ["HTTP_PROXY"] = url
+    else:
+        os.environ["HF_ENDPOINT"] = url
+    start, before = time.perf_counter(), len(held)
+    try:
+        load_model("someone/not-in-the-zoo")
+    except InputError as exc:
+        reached = len(held) > before  # the silent server did accept a connection
+        print(via, "did not answer within 1.5 s" in str(exc), reached, time.perf_counter() - start < 3.0)
+print("imported", "transformers" in sys.modules, "torch" in sys.modules)
+"""
+
+
+def test_a_hub_that_never_answers_costs_the_timeout_only(tmp_path: Path) -> None:
+    """A server (then a proxy) on 127.0.0.1 that accepts the connection and never answers: the fetch gives
+    up after AUTOPARALLEL_HUB_TIMEOUT in all, and never imports transformers or torch (run in a fresh
+    interpreter: the hub client reads its environment once)."""
+    import subprocess
+    import sys
+
+    drop = ("NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "TRANSFORMERS_OFFLINE", "HF_HUB_OFFLINE")
+    env = {k: v for k, v in os.environ.items() if k.upper() not in drop}
+    run = subprocess.run(
+        [sys.executable, "-c", _SILENT_HUB, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    lines = [line.split() for line in run.stdout.splitlines()]
+    assert lines == [
+        ["endpoint", "True", "True", "True"],
+        ["proxy", "True", "True", "True"],
+        ["imported", "False", "False"],
+    ], run.stderr[-2000:]
+
+
+def test_workers_above_the_cores_are_capped_with_a_note(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = _run(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--workers", "1000"], capsys)
+    assert rc == 0 and "--workers 1000 capped at this machine's" in err
+
+
+def test_ctrl_c_exits_130_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autoparallel.cli import model_cmd
+
+    def interrupted(args: Any) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model_cmd, "cmd_models", interrupted)
+    rc, _, err = _run(["models"], capsys)
+    assert rc == 130 and err == "autoparallel: interrupted\n"
+
+
+def test_an_internal_error_exits_3_and_asks_for_a_report(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from autoparallel.cli import model_cmd
+
+    def bug(args: Any) -> int:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(model_cmd, "cmd_models", bug)
+    rc, _, err = _run(["models"], capsys)
+    assert rc == 3 and err.count("\n") == 1
+    assert "internal error: ZeroDivisionError: division by zero" in err and "please report it" in err
+
+
+# ----- messages -----------------------------------------------------------------------------------------
+def test_json_output_is_strict(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = _run(
+        ["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "1xH100", "--tp", "1", "--json"], capsys
+    )
+    d = _strict(out)
+    assert rc == 1 and not d["fits"]
+    for path, reason in d.get("null_reasons", {}).items():
+        assert "not a finite number" in reason and path
+
+
+def test_terminal_escapes_from_a_config_are_not_printed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**LLAMA_8B, "_name_or_path": "evil\x1b[2J\x1b]0;pwned\x07\rname"}))
+    rc, out, _ = _run(["model", str(path)], capsys)
+    assert rc == 0 and "\x1b" not in out and "\x07" not in out and "\r" not in out
+    assert "evil?[2J?]0;pwned??name" in out
+
+
+def test_a_huge_error_is_cut_to_one_short_line(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = _run(["plan", "x" * 200_000, *C], capsys)
+    assert rc == 2 and err.count("\n") == 1 and len(err) < 700
+
+
+def test_range_errors_name_the_field(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = _run(["evaluate", M, *C, "--gpu-memory-utilization", "2"], capsys)
+    assert rc == 2 and "argument --gpu-memory-utilization: got 2: must be in [1e-06, 1]" in err
+
+
+def test_hub_timeout_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autoparallel.models.hub import DEFAULT_TIMEOUT_S, hub_timeout_s
+
+    monkeypatch.delenv("AUTOPARALLEL_HUB_TIMEOUT", raising=False)
+    assert hub_timeout_s() == DEFAULT_TIMEOUT_S
+    monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
+    assert hub_timeout_s() == 2.5
+    for bad in ("soon", "0", "-1", "1e9", "nan"):
+        monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", bad)
+        with pytest.raises(InputError, match="AUTOPARALLEL_HUB_TIMEOUT"):
+            hub_timeout_s()
+
+
+def test_non_finite_numbers_become_null_with_a_reason() -> None:
+    from autoparallel.cli._output import strict_json
+
+    d = json.loads(
+        strict_json({"perf": {"usd_per_million_tokens": float("inf"), "ok": 1.0}, "xs": [float("nan")]})
+    )
+    assert d["perf"] == {"usd_per_million_tokens": None, "ok": 1.0} and d["xs"] == [None]
+    assert set(d["null_reasons"]) == {"perf.usd_per_million_tokens", "xs[0]"}
+    rows = json.loads(strict_json([{"a": float("-inf")}, {"a": 2}]))
+    assert rows == [{"a": None, "null_reasons": {"a": rows[0]["null_reasons"]["a"]}}, {"a": 2}]
+
+
+def test_cluster_bounds_are_checked_by_the_api() -> None:
+    with pytest.raises(InputError, match=r"99999999 nodes in cluster spec '99999999x8xH100': at most 100000"):
+        ap.analyze("meta-llama/Llama-3.2-1B", "99999999x8xH100")
+    with pytest.raises(InputError, match=r"option ib=1e-300 is outside 1..100000 Gbit/s per GPU"):
+        ap.analyze("meta-llama/Llama-3.2-1B", "1x8xH100,ib=1e-300")
+    with pytest.raises(InputError, match="cluster must be a Cluster or a spec string"):
+        ap.analyze("meta-llama/Llama-3.2-1B", 8)  # type: ignore[arg-type]
+
+
+def test_ctrl_c_during_a_training_solve_exits_130_at_once() -> None:
+    """A real SIGINT while CP-SAT searches: CP-SAT no longer swallows it (it used to stop the search and
+    report "time limit reached" with exit 0)."""
+    import signal
+    import subprocess
+    import sys
+
+    argv = ["plan", "deepseek-ai/DeepSeek-V3", "--cluster", "32x8xH100", "--train", "--seq-len", "4096"]
+    argv += ["--global-batch", "4096", "--time-limit", "60"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoparallel", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4.0)
+    sent = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err, out) == (130, "autoparallel: interrupted\n", "")
+    assert time.perf_counter() - sent < 5.0
