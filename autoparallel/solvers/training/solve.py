@@ -35,6 +35,7 @@ from autoparallel.solvers.training.points import (
     evaluate_point,
     memory_rules_out_everything,
     point_bounds,
+    refine_bounds,
 )
 from autoparallel.solvers.training.space import TrainingOptions, build_space
 from autoparallel.solvers.training.tables import MIB_BYTES, TrainingTables, build_tables
@@ -130,8 +131,9 @@ def prepare(
     splits of the most promising triples for up to `budget_s` seconds."""
     if not options.hints:
         return point_bounds(t), None
-    hint = best_uniform_point(t, point_bounds(t, refine_below=0), per_stage=options.per_stage_recompute)
-    bounds = point_bounds(t, refine_below=hint[1].step_us + 1 if hint else None)
+    base = point_bounds(t, refine_below=0)
+    hint = best_uniform_point(t, base, per_stage=options.per_stage_recompute)
+    bounds = refine_bounds(t, base, hint[1].step_us + 1 if hint else None)
     if options.non_uniform_stages and options.per_stage_recompute:
         hint = best_partitioned_point(t, bounds, hint, budget_s)
     return bounds, hint[0] if hint else None
