@@ -140,8 +140,13 @@ def prepare(
 
 
 def solve_training(
-    model: ModelSpec, cluster: Cluster, workload: Training, *, objective: Objective = "throughput",
-    settings: SolverSettings | None = None, options: TrainingOptions | None = None,
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Training,
+    *,
+    objective: Objective = "throughput",
+    settings: SolverSettings | None = None,
+    options: TrainingOptions | None = None,
     timings: dict[str, float] | None = None,
 ) -> TrainingSolution:
     """The best training layout of `model` on `cluster` for `workload`, decided by CP-SAT.
