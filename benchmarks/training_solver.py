@@ -17,9 +17,10 @@ must agree on the uniform optimum (`same`).
 `--scale` runs solve_training with default settings (10 s limit, runner-up on, seq 4096, global batch
 1024) on the large MoE cases, and splits each call's wall time into its phases: `tables` (integer
 tables from the float model), `bounds` (lower bounds per triple and the warm starts), `cpsat` (the
-decomposition's sub-models: building and solving), `decode` (the float re-check) and `runner`; `solves` counts the CP-SAT calls (one per triple left
-after pruning, each cut at the incumbent's step time). The
-whole call must stay within the time limit + 1 s, and `status` is CP-SAT's: OPTIMAL only when proven.
+decomposition's sub-models: building and solving), `decode` (the float re-check) and `runner`.
+`solves` counts the CP-SAT calls (one per triple left after pruning, each cut at the incumbent's step
+time). The whole call must stay within the time limit + 1 s, and `status` is CP-SAT's: OPTIMAL only
+when proven.
 """
 
 from __future__ import annotations
