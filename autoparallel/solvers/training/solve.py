@@ -159,7 +159,8 @@ def solve_training(
         timings: when given, filled with the seconds of each phase (tables, bounds_hints, cpsat, decode,
             runner_up) for benchmarks.
 
-    The step-time objective alone (`throughput`, the default) is solved by decomposition over
+    The step-time objective alone (`throughput`, the default; `mfu` and `cost` when every shape uses the
+    whole cluster) is solved by decomposition over
     (shape, micro-batch, state mode) triples (`training/decompose.py`); other objectives by one CP-SAT
     model over the whole space.
 
@@ -184,7 +185,7 @@ def solve_training(
     clock.lap("bounds_hints")
     runner_point: Point | None = None
     enc: EncodedTraining | None = None
-    if chain == ("throughput",):
+    if _step_time_only(chain, t):
         # The step time alone: exact decomposition over (shape, micro-batch, state) triples.
         parts = solve_by_triples(t, bounds, hint, settings, deadline, options.runner_up)
         clock.lap("cpsat")
@@ -221,6 +222,14 @@ def solve_training(
         binding=binding_constraints(t, point, config, memory, perf),
         runner_up=runner,
     )
+
+
+def _step_time_only(chain: Chain, t: TrainingTables) -> bool:
+    """The objective is the step time: throughput, or mfu / cost when every shape uses as many GPUs
+    (`training/objective.py` then minimizes the step time itself)."""
+    if chain == ("throughput",):
+        return True
+    return chain in (("mfu",), ("cost",)) and len({s.world for s in t.space.shapes}) == 1
 
 
 def _runner_of(t: TrainingTables, point: Point | None, best_perf: TrainingPerf) -> RunnerUp | None:
