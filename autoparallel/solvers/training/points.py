@@ -112,7 +112,7 @@ class PointBound:
     stage_us: int
     """The slowest stage's time: ⌈work / pp⌉."""
     step_us: int
-    """(grad_accum − 1)·stage + work."""
+    """(grad_accum − 1)·stage + work + the stage averages of the exposed sync and optimizer step."""
 
 
 def point_bounds(t: TrainingTables, refine_below: int | None = None) -> dict[Triple, PointBound]:
@@ -125,8 +125,10 @@ def point_bounds(t: TrainingTables, refine_below: int | None = None) -> dict[Tri
     stage with the most in flight). Time: the least Σ layer time whose activations fit in R, choosing a
     recompute mode per layer fractionally (a knapsack over each kind's lower convex hull of
     (activation, time) per mode). Triples absent from the result cannot fit.
-    Slowest stage: `_stage_floor`, computed only where the step bound is still below `refine_below`
-    (None: everywhere), since it costs a bisection per triple.
+    Step: (grad_accum − 1)·slowest stage + work + the stage averages of the exposed data-parallel sync
+    and of the optimizer step (`_step_floor`). Slowest stage: `_stage_floor`, computed only where the
+    step bound is still below `refine_below` (None: everywhere), since it costs a bisection per triple
+    (`refine_bounds` applies it later to the triples that still matter).
     """
     sp = t.space
     counts = [sp.kind_of_layer.count(k) for k in range(t.num_kinds)]
