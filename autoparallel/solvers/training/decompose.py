@@ -77,7 +77,8 @@ class Decomposed:
     solved: int = 0
     """Triples whose sub-model was built and solved (at least once)."""
     pruned: int = 0
-    """Triples never solved: their bound was at least the incumbent's step time."""
+    """Triples never built: their bound reached the incumbent's step time (or, see `left`, the deadline
+    came first)."""
     left: int = 0
     """Triples still open at the deadline (FEASIBLE)."""
     build_s: float = 0.0
