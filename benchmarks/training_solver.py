@@ -2,6 +2,7 @@
 
     uv run python benchmarks/training_solver.py            # the full table (~5 minutes)
     uv run python benchmarks/training_solver.py --quick    # the three smallest rows
+    uv run python benchmarks/training_solver.py --scale    # the default solve at scale, phase by phase
 
 For each case, both sides search the UNIFORM-stage space (Megatron's even split, one recompute mode
 for all stages), where the enumeration oracle is exact: `points` is that space's size (shape ×
@@ -12,12 +13,21 @@ on the uniform space that pruned loop is already exact and fast, and CP-SAT most
 CP-SAT time with free stage sizes and per-stage recompute on, whose space no enumeration can cover:
 `free_points` counts the layer compositions × recompute modes per stage that it implies. Both sides
 must agree on the uniform optimum (`same`).
+
+`--scale` runs solve_training with default settings (10 s limit, runner-up on, seq 4096, global batch
+1024) on the large MoE cases, and splits each call's wall time into its phases: `tables` (integer
+tables from the float model), `bounds` (lower bounds per triple and the warm starts), `cpsat` (the
+decomposition's sub-models: building and solving), `decode` (the float re-check) and `runner`.
+`solves` counts the CP-SAT calls (one per triple left after pruning, each cut at the incumbent's step
+time). The whole call must stay within the time limit + 1 s, and `status` is CP-SAT's: OPTIMAL only
+when proven.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 from autoparallel.hardware import Cluster
@@ -40,6 +50,13 @@ CASES = [
     ("mistralai/Mixtral-8x7B-v0.1", "8x8xH100", 4096, 512),
     ("meta-llama/Llama-3.1-405B", "32x8xH100", 8192, 1024),
     ("deepseek-ai/DeepSeek-V3", "256x8xH100", 4096, 15360),
+]
+SCALE = [
+    # model, cluster, offload (DeepSeek-V3 fits 16 nodes only with its optimizer states offloaded)
+    ("deepseek-ai/DeepSeek-V3", "16x8xH100", True),
+    ("deepseek-ai/DeepSeek-V3", "64x8xH100", False),
+    ("deepseek-ai/DeepSeek-V3", "256x8xH100", False),
+    ("moonshotai/Kimi-K2-Instruct", "256x8xH100", False),
 ]
 SETTINGS = SolverSettings(time_limit_s=60.0, workers=1, seed=0)
 UNIFORM = TrainingOptions(non_uniform_stages=False, per_stage_recompute=False, runner_up=False)
@@ -111,10 +128,58 @@ def _line(r: dict[str, object]) -> str:
     )
 
 
+def run_scale(global_batch: int) -> list[dict[str, object]]:
+    """The default solve of each SCALE case, its status and gap, and the seconds of each phase."""
+    solve_training(load_model("meta-llama/Llama-3.2-1B"), Cluster.parse("1x8xH100"), Training())  # warm-up
+    print(f"load: {os.getloadavg()[0]:.2f} (1-minute average, {os.cpu_count()} CPUs)")
+    print(
+        "| case                            | status   | gap   | wall_s | tables | bounds | cpsat  | decode | "
+        "runner | solves | step_s  |"
+    )
+    print("|" + "---|" * 11)
+    rows = []
+    for name, spec, offload in SCALE:
+        phases: dict[str, float] = {}
+        start = time.perf_counter()
+        sol = solve_training(
+            load_model(name),
+            Cluster.parse(spec),
+            Training(seq_len=4096, global_batch=global_batch),
+            options=TrainingOptions(offload=offload),
+            timings=phases,
+        )
+        wall = time.perf_counter() - start
+        row: dict[str, object] = {
+            "case": f"{name.split('/')[-1]} {spec}{' offload' if offload else ''}",
+            "status": sol.stats.status,
+            "gap": sol.stats.gap,
+            "wall_s": wall,
+            **phases,
+            "solves": sol.stats.solves,
+            "step_s": sol.perf.step_time_s,
+        }
+        rows.append(row)
+        print(
+            f"| {row['case']:<32} | {sol.stats.status:<8} | {100 * sol.stats.gap:4.1f}% | {wall:6.2f} | "
+            + " | ".join(
+                f"{phases.get(k, 0.0):6.2f}"
+                for k in ("tables", "bounds_hints", "cpsat", "decode", "runner_up")
+            )
+            + f" | {sol.stats.solves:6d} | {sol.perf.step_time_s:7.3f} |",
+            flush=True,
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="only the three smallest cases")
+    parser.add_argument("--scale", action="store_true", help="the default solve of the large MoE cases")
+    parser.add_argument("--global-batch", type=int, default=1024, help="--scale: sequences per step")
     args = parser.parse_args()
+    if args.scale:
+        run_scale(args.global_batch)
+        return
     print(
         "| case                           | points | cpsat_s | solve  |  enum_s | enum/cp | table_s | same | "
         "free_s (status) | free pts  | gain  |"

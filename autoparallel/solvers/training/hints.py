@@ -56,22 +56,18 @@ def _fastest_first(t: TrainingTables) -> list[int]:
 
 
 def _fastest_fitting(t: TrainingTables, p: Point, fast: list[int]) -> Point | None:
-    """Per stage, the fastest recompute mode whose memory fits (stages are independent given the rest)."""
+    """Per stage, the fastest recompute mode whose memory fits (a stage's memory depends only on its own
+    layers and mode, so one evaluation per mode gives every stage's memory under it)."""
+    pp = len(p.layers)
+    memory = {
+        c: evaluate_point(t, Point(p.shape, p.micro, p.state, p.layers, (c,) * pp)).memory_mib for c in fast
+    }
     chosen = []
-    for s in range(len(p.layers)):
-        for c in fast:
-            trial = Point(
-                shape=p.shape,
-                micro=p.micro,
-                state=p.state,
-                layers=p.layers,
-                recompute=tuple(c if k == s else fast[-1] for k in range(len(p.layers))),
-            )
-            if evaluate_point(t, trial).memory_mib[s] <= t.capacity_mib:
-                chosen.append(c)
-                break
-        else:
+    for s in range(pp):
+        fitting = [c for c in fast if memory[c][s] <= t.capacity_mib]
+        if not fitting:
             return None
+        chosen.append(fitting[0])
     return Point(shape=p.shape, micro=p.micro, state=p.state, layers=p.layers, recompute=tuple(chosen))
 
 

@@ -59,14 +59,12 @@ def zero_pipeline_ok(t: TrainingTables, i: int, z: int) -> bool:
 def evaluate_point(t: TrainingTables, p: Point) -> StageValues:
     """Stage memory, time, sync, optimizer and the step time of `p`, in the solver's integers."""
     i, m, z = p.shape, p.micro, p.state
-    kinds, pp = t.space.kind_of_layer, len(p.layers)
+    prefix, pp = t.kind_prefix, len(p.layers)
     num, den = t.overlap
     mem, time, sync, optim, mterms, tterms = [], [], [], [], [], []
     start = 0
     for s, (n, c) in enumerate(zip(p.layers, p.recompute, strict=True)):
-        cnt = [0] * t.num_kinds
-        for layer in range(start, start + n):
-            cnt[kinds[layer]] += 1
+        cnt = [row[start + n] - row[start] for row in prefix]
         start += n
         first, last = s == 0, s == pp - 1
         fly = t.inflight(i, m, s)
@@ -114,7 +112,7 @@ class PointBound:
     stage_us: int
     """The slowest stage's time: ⌈work / pp⌉."""
     step_us: int
-    """(grad_accum − 1)·stage + work."""
+    """(grad_accum − 1)·stage + work + the stage averages of the exposed sync and optimizer step."""
 
 
 def point_bounds(t: TrainingTables, refine_below: int | None = None) -> dict[Triple, PointBound]:
@@ -127,8 +125,10 @@ def point_bounds(t: TrainingTables, refine_below: int | None = None) -> dict[Tri
     stage with the most in flight). Time: the least Σ layer time whose activations fit in R, choosing a
     recompute mode per layer fractionally (a knapsack over each kind's lower convex hull of
     (activation, time) per mode). Triples absent from the result cannot fit.
-    Slowest stage: `_stage_floor`, computed only where the step bound is still below `refine_below`
-    (None: everywhere), since it costs a bisection per triple.
+    Step: (grad_accum − 1)·slowest stage + work + the stage averages of the exposed data-parallel sync
+    and of the optimizer step (`_step_floor`). Slowest stage: `_stage_floor`, computed only where the
+    step bound is still below `refine_below` (None: everywhere), since it costs a bisection per triple
+    (`refine_bounds` applies it later to the triples that still matter).
     """
     sp = t.space
     counts = [sp.kind_of_layer.count(k) for k in range(t.num_kinds)]
@@ -150,13 +150,49 @@ def point_bounds(t: TrainingTables, refine_below: int | None = None) -> dict[Tri
                 if work is None:
                     continue
                 slowest = -(-work // shape.pp)
-                if refine_below is None or (ga - 1) * slowest + work < refine_below:
-                    floor = _stage_floor(t, i, m, z, shape.pp, ga)
-                    if floor is None:
-                        continue
-                    slowest = max(slowest, floor)
-                out[(i, m, z)] = PointBound(work_us=work, stage_us=slowest, step_us=(ga - 1) * slowest + work)
+                step = _step_floor(t, (i, m, z), work, slowest, counts)
+                out[(i, m, z)] = PointBound(work_us=work, stage_us=slowest, step_us=step)
+    return refine_bounds(t, out, refine_below)
+
+
+def refine_bounds(
+    t: TrainingTables, bounds: dict[Triple, PointBound], below: int | None = None
+) -> dict[Triple, PointBound]:
+    """`bounds` with the slowest-stage floor (`_stage_floor`) applied to the pp > 1 triples whose step
+    bound is below `below` (None: all of them); triples it proves unable to fit are dropped."""
+    out = dict(bounds)
+    counts = [t.space.kind_of_layer.count(k) for k in range(t.num_kinds)]
+    for (i, m, z), b in bounds.items():
+        pp = t.space.shapes[i].pp
+        if pp == 1 or b.stage_us > -(-b.work_us // pp) or (below is not None and b.step_us >= below):
+            continue  # exact, already refined, or not asked for
+        ga = t.grad_accum[i][m]
+        floor = _stage_floor(t, i, m, z, pp, ga)
+        if floor is None:
+            del out[(i, m, z)]
+            continue
+        slowest = max(b.stage_us, floor)
+        step = _step_floor(t, (i, m, z), b.work_us, slowest, counts)
+        out[(i, m, z)] = PointBound(work_us=b.work_us, stage_us=slowest, step_us=step)
     return out
+
+
+def _step_floor(t: TrainingTables, key: Triple, work: int, slowest: int, counts: list[int]) -> int:
+    """step = (grad_accum − 1)·max time + Σ time + max sync + max optimizer ≥ (grad_accum − 1)·slowest
+    + W + (S − overlap·W)/pp + O/pp with W = Σ time ≥ work: each max is at least its stages' average;
+    S = Σ_j sync total_j (every layer's bandwidth term, each stage at least the least latency, the
+    embedding and head), of which stage j hides at most overlap·time_j; O the whole optimizer step.
+    W + max(0, S − overlap·W)/pp grows with W, so W = work gives the bound."""
+    i, m, z = key
+    pp, ga = t.space.shapes[i].pp, t.grad_accum[i][m]
+    num, den = t.overlap
+    optim = sum(n * t.optim_us[k][i][z] for k, n in enumerate(counts))
+    optim += t.optim_first_us[i][z] + t.optim_last_us[i][z]
+    sync = sum(n * t.sync_bw_us[k][i][z] for k, n in enumerate(counts))
+    sync += pp * min(t.sync_lat_us[k][i][z] for k in range(t.num_kinds))
+    sync += t.sync_first_us[i][z] + t.sync_last_us[i][z]
+    exposed = max(0, -(-(sync * den - work * num) // (den * pp)))
+    return (ga - 1) * slowest + work + exposed + -(-optim // pp)
 
 
 def _single_stage(t: TrainingTables, i: int, m: int, z: int) -> PointBound | None:

@@ -25,6 +25,7 @@ from autoparallel.solvers.training.decoder import (
     recompute_rank,
     why_lost,
 )
+from autoparallel.solvers.training.decompose import solve_by_triples
 from autoparallel.solvers.training.encoder import EncodedTraining, build
 from autoparallel.solvers.training.hints import best_partitioned_point, best_uniform_point
 from autoparallel.solvers.training.points import (
@@ -34,6 +35,7 @@ from autoparallel.solvers.training.points import (
     evaluate_point,
     memory_rules_out_everything,
     point_bounds,
+    refine_bounds,
 )
 from autoparallel.solvers.training.space import TrainingOptions, build_space
 from autoparallel.solvers.training.tables import MIB_BYTES, TrainingTables, build_tables
@@ -129,16 +131,23 @@ def prepare(
     splits of the most promising triples for up to `budget_s` seconds."""
     if not options.hints:
         return point_bounds(t), None
-    hint = best_uniform_point(t, point_bounds(t, refine_below=0), per_stage=options.per_stage_recompute)
-    bounds = point_bounds(t, refine_below=hint[1].step_us + 1 if hint else None)
+    base = point_bounds(t, refine_below=0)
+    hint = best_uniform_point(t, base, per_stage=options.per_stage_recompute)
+    bounds = refine_bounds(t, base, hint[1].step_us + 1 if hint else None)
     if options.non_uniform_stages and options.per_stage_recompute:
         hint = best_partitioned_point(t, bounds, hint, budget_s)
     return bounds, hint[0] if hint else None
 
 
 def solve_training(
-    model: ModelSpec, cluster: Cluster, workload: Training, *, objective: Objective = "throughput",
-    settings: SolverSettings | None = None, options: TrainingOptions | None = None,
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Training,
+    *,
+    objective: Objective = "throughput",
+    settings: SolverSettings | None = None,
+    options: TrainingOptions | None = None,
+    timings: dict[str, float] | None = None,
 ) -> TrainingSolution:
     """The best training layout of `model` on `cluster` for `workload`, decided by CP-SAT.
 
@@ -147,6 +156,13 @@ def solve_training(
             sequence of them for a lexicographic order; or {name: weight} for a weighted sum.
         settings: time limit, workers, seed (copied into the result).
         options: the knobs' domains and switches (non-uniform stages, per-stage recompute, offload ...).
+        timings: when given, filled with the seconds of each phase (tables, bounds_hints, cpsat, decode,
+            runner_up) for benchmarks.
+
+    The step-time objective alone (`throughput`, the default; `mfu` and `cost` when every shape uses the
+    whole cluster) is solved by decomposition over
+    (shape, micro-batch, state mode) triples (`training/decompose.py`); other objectives by one CP-SAT
+    model over the whole space.
 
     Raises:
         InputError: an unknown objective or an invalid option.
@@ -155,29 +171,46 @@ def solve_training(
         InternalError: the solver's integers disagree with the float model.
     """
     settings = settings or SolverSettings()
+    clock = _Clock(timings)
     deadline = time.perf_counter() + settings.time_limit_s  # the time limit bounds the whole call
     options = options or TrainingOptions()
     chain = parse_objective(objective, "training")
     t = build_tables(build_space(model, cluster, workload, options))
+    clock.lap("tables")
     if memory_rules_out_everything(t):
         # Memory alone is the usual cause; proving the other families innocent by deletion trials can
         # take CP-SAT longer than the time limit, and this certificate from the tables settles it.
         raise explain_infeasible(t, driver.Core(needed=("memory",)))
     bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10))
-    run = driver.Run(settings, deadline=deadline)
-    enc = build(t, bounds)
-    primary = None
-    if hint is not None:
-        # Out of time before CP-SAT holds a solution, the warm start is the best found; its value and
-        # the tables' lower bound on the step time are the gap's ends.
-        floor_us = min((b.step_us for b in bounds.values()), default=0)
-        value = evaluate_point(t, hint).step_us
-        primary = (float(value), float(floor_us)) if chain == ("throughput",) else (float(value), 0.0)
-    point = driver.optimize(enc, chain, run, fallback=hint, fallback_primary=primary)
-    if point is None:
-        raise explain_infeasible(t, driver.minimal_core(enc, settings, deadline=deadline))
+    clock.lap("bounds_hints")
+    runner_point: Point | None = None
+    enc: EncodedTraining | None = None
+    if _step_time_only(chain, t):
+        # The step time alone: exact decomposition over (shape, micro-batch, state) triples.
+        parts = solve_by_triples(t, bounds, hint, settings, deadline, options.runner_up)
+        clock.lap("cpsat")
+        if parts.best is None:
+            raise explain_infeasible(t, driver.minimal_core(build(t, bounds), settings, deadline=deadline))
+        point, run, runner_point = parts.best, parts.run, parts.runner_up
+    else:
+        run = driver.Run(settings, deadline=deadline)
+        enc = build(t, bounds)
+        # Out of time before CP-SAT holds a solution, the warm start is the best found (no bound).
+        primary = None if hint is None else (float(evaluate_point(t, hint).step_us), 0.0)
+        found = driver.optimize(enc, chain, run, fallback=hint, fallback_primary=primary)
+        clock.lap("cpsat")
+        if found is None:
+            raise explain_infeasible(t, driver.minimal_core(enc, settings, deadline=deadline))
+        point = found
     config, memory, perf, _ = evaluate(t, point)
-    runner = _runner_up(enc, chain, point, perf, settings, deadline) if options.runner_up else None
+    clock.lap("decode")
+    runner = None
+    if options.runner_up:
+        if enc is None:
+            runner = _runner_of(t, runner_point, perf)
+        else:
+            runner = _runner_up(enc, chain, point, perf, settings, deadline)
+    clock.lap("runner_up")
     cost = cost_to_tokens(model, cluster, config, workload.tokens, perf=perf) if workload.tokens else None
     return TrainingSolution(
         config=config,
@@ -189,3 +222,33 @@ def solve_training(
         binding=binding_constraints(t, point, config, memory, perf),
         runner_up=runner,
     )
+
+
+def _step_time_only(chain: Chain, t: TrainingTables) -> bool:
+    """The objective is the step time: throughput, or mfu / cost when every shape uses as many GPUs
+    (`training/objective.py` then minimizes the step time itself)."""
+    if chain == ("throughput",):
+        return True
+    return chain in (("mfu",), ("cost",)) and len({s.world for s in t.space.shapes}) == 1
+
+
+def _runner_of(t: TrainingTables, point: Point | None, best_perf: TrainingPerf) -> RunnerUp | None:
+    """The decomposition's best point of another shape, decoded and checked by the float model."""
+    if point is None:
+        return None
+    config, _, perf, _ = evaluate(t, point)
+    return RunnerUp(config=config, step_time_s=perf.step_time_s, reason=why_lost(best_perf, perf))
+
+
+class _Clock:
+    """Seconds per phase of one call, added into `timings` (when given) under each phase's name."""
+
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[phase] = self.timings.get(phase, 0.0) + now - self.last
+        self.last = now

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from autoparallel.workload import Training
 
 
-
 # ----- settings and options -------------------------------------------------------------------------
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)

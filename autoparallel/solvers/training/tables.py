@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import partial
+from functools import cached_property, partial
 from typing import TYPE_CHECKING
 
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
@@ -116,6 +116,17 @@ class TrainingTables:
         """Distinct layer kinds."""
         return len(self.state_mib)
 
+    @cached_property
+    def kind_prefix(self) -> tuple[tuple[int, ...], ...]:
+        """[k][n]: decoder layers of kind k among the first n (stage counts by difference)."""
+        out = []
+        for k in range(self.num_kinds):
+            row = [0]
+            for kind in self.space.kind_of_layer:
+                row.append(row[-1] + (kind == k))
+            out.append(tuple(row))
+        return tuple(out)
+
     def inflight(self, i: int, m: int, stage: int) -> int:
         """1F1B micro-batches in flight on `stage`: min(pp − stage, grad_accum); 1 when pp = 1."""
         pp = self.space.shapes[i].pp
@@ -177,11 +188,19 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
     def iz(fn: Callable[[TrainingConfig], float], conv: Callable[[float], int] = us_up) -> Table2:
         return tuple(tuple(conv(fn(c)) for c in row) for row in cfg_iz)
 
+    memo: dict[tuple[str, int, int, tuple[int, ...]], float] = {}  # each probe is asked for 2-3 times
+
     def sync(c: TrainingConfig, stage: int, idx: tuple[int, ...]) -> float:
-        return perf.dp_sync_time_s(model, cluster, c, stage, idx, 0.0)  # no overlap: the total
+        key = ("sync", id(c), stage, idx)
+        if key not in memo:
+            memo[key] = perf.dp_sync_time_s(model, cluster, c, stage, idx, 0.0)  # no overlap: the total
+        return memo[key]
 
     def optim(c: TrainingConfig, stage: int, idx: tuple[int, ...]) -> float:
-        return perf.optimizer_step_s(model, gpu, c, stage, idx)
+        key = ("optim", id(c), stage, idx)
+        if key not in memo:
+            memo[key] = perf.optimizer_step_s(model, gpu, c, stage, idx)
+        return memo[key]
 
     def extra(fn: Callable[[TrainingConfig, int, tuple[int, ...]], float], last: bool) -> Table2:
         def one(c: TrainingConfig) -> float:

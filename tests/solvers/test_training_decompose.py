@@ -1,0 +1,85 @@
+"""The step-time decomposition over (shape, micro-batch, state) triples: restricted tables, valid bounds,
+the same optimum as one CP-SAT model over the whole space, and honest statuses at the deadline."""
+
+from __future__ import annotations
+
+import time
+from functools import cache
+
+from autoparallel.hardware import Cluster
+from autoparallel.models import load_model
+from autoparallel.solvers import driver
+from autoparallel.solvers.partition import even_partition
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.training.decompose import Decomposed, _solve_triple, restrict, solve_by_triples
+from autoparallel.solvers.training.encoder import build
+from autoparallel.solvers.training.hints import best_uniform_point
+from autoparallel.solvers.training.points import Point, PointBound, Triple, evaluate_point, point_bounds
+from autoparallel.solvers.training.space import TrainingOptions, build_space
+from autoparallel.solvers.training.tables import TrainingTables, build_tables
+from autoparallel.workload import Training
+
+FAST = SolverSettings(time_limit_s=20.0, workers=1, seed=0)
+LITE = "deepseek-ai/DeepSeek-V2-Lite"  # layer 0 dense, 26 MoE layers: two layer kinds
+
+
+@cache
+def _tables() -> tuple[TrainingTables, dict[Triple, PointBound]]:
+    space = build_space(
+        load_model(LITE),
+        Cluster.parse("1x4xH100"),
+        Training(seq_len=4096, global_batch=32),
+        TrainingOptions(),
+    )
+    t = build_tables(space)
+    return t, point_bounds(t)
+
+
+def test_restricted_tables_evaluate_like_the_full_ones() -> None:
+    t, bounds = _tables()
+    for i, m, z in sorted(bounds)[::7]:
+        pp = t.space.shapes[i].pp
+        layers = even_partition(t.space.num_layers, pp)
+        modes = tuple(s % len(t.space.recompute_modes) for s in range(pp))
+        full = evaluate_point(t, Point(shape=i, micro=m, state=z, layers=layers, recompute=modes))
+        sub = evaluate_point(
+            restrict(t, (i, m, z)), Point(shape=0, micro=0, state=0, layers=layers, recompute=modes)
+        )
+        assert sub == full
+
+
+def test_bounds_never_exceed_a_triples_optimum() -> None:
+    t, bounds = _tables()
+    deep = sorted((key for key in bounds if t.space.shapes[key[0]].pp > 1), key=lambda k: bounds[k].step_us)
+    out = Decomposed(best=None, runner_up=None, run=driver.Run(FAST, deadline=time.perf_counter() + 60))
+    for key in deep[:10]:
+        point, status, _ = _solve_triple(t, key, bounds[key], None, None, out)
+        assert status in ("OPTIMAL", "INFEASIBLE")
+        if point is not None:
+            assert bounds[key].step_us <= evaluate_point(t, point).step_us
+
+
+def test_decomposition_finds_the_whole_models_optimum() -> None:
+    t, bounds = _tables()
+    parts = solve_by_triples(t, bounds, None, FAST, time.perf_counter() + 60, runner_up=True)  # no warm start
+    assert parts.run.status == "OPTIMAL" and parts.best is not None and parts.left == 0
+    assert 0 < parts.solved < len(bounds) and parts.pruned == len(bounds) - parts.solved
+    run = driver.Run(FAST, deadline=time.perf_counter() + 60)
+    whole = driver.optimize(build(t, bounds), ("throughput",), run)
+    assert run.status == "OPTIMAL" and whole is not None
+    assert evaluate_point(t, parts.best).step_us == evaluate_point(t, whole).step_us == parts.run.primary[0]
+    assert parts.runner_up is not None and parts.runner_up.shape != parts.best.shape
+    assert evaluate_point(t, parts.runner_up).step_us >= parts.run.primary[0]
+
+
+def test_deadline_leaves_a_feasible_plan_with_its_true_gap() -> None:
+    t, bounds = _tables()
+    worst = max(bounds, key=lambda k: bounds[k].step_us)
+    poor = best_uniform_point(t, {worst: bounds[worst]})  # a warm start far from the optimum
+    assert poor is not None
+    parts = solve_by_triples(t, bounds, poor[0], FAST, time.perf_counter(), runner_up=False)  # no time left
+    value, floor = parts.run.primary
+    assert parts.best == poor[0] and value == poor[1].step_us and parts.run.solves == 0
+    below = [b.step_us for b in bounds.values() if b.step_us < value]
+    assert below and parts.left == len(below) and floor == min(below)
+    assert parts.run.status == "FEASIBLE"
