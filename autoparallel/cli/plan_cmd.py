@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from autoparallel import objectives
-from autoparallel.cli import fleet_cmd
+from autoparallel.cli import disagg_cmd, fleet_cmd
 from autoparallel.errors import InputError
 
 
@@ -81,6 +81,7 @@ def add_plan_parser(sub: Any) -> None:
         help=objectives.help_text() + ". Default: throughput (a deployment with a --request-rate: goodput)",
     )
     fleet_cmd.add_fleet_arguments(p)
+    disagg_cmd.add_disagg_arguments(p)
     p.add_argument("--top", type=_positive_int, default=1, help="show the K best configurations")
     allowed = p.add_argument_group("serving knobs the planner may choose (comma-separated vLLM values)")
     allowed.add_argument("--kv-cache-dtype", default=None, help="allowed KV-cache dtypes, e.g. auto,fp8")
@@ -244,17 +245,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
         top=args.top,
     )
     whole = None if args.train else fleet_cmd.whole_cluster(args, workload, plans[0].served_id)
+    comp = None if args.train else disagg_cmd.comparison(args, workload, plans[0].served_id, whole)
     if args.json:
         payload: Any = plans[0].to_dict() if len(plans) == 1 else [p.to_dict() for p in plans]
+        first = payload if isinstance(payload, dict) else payload[0]
         if whole is not None:
-            (payload if isinstance(payload, dict) else payload[0])["deployment"] = fleet_cmd.deployment_dict(
-                whole
-            )
+            first["deployment"] = fleet_cmd.deployment_dict(whole)
+        if comp is not None:
+            disagg_cmd.merge_json(first, comp)
         _emit(args, payload, "")
     else:
         text = "\n\n".join(p.explain() for p in plans).rstrip()
         if whole is not None:
             text += "\n\nWhole cluster (deployment planner, several engines):\n" + whole.explain()
+        if comp is not None:
+            text += "\n\n" + comp.explain()
         sys.stdout.write(text + "\n")
     if whole is not None and args.plan_file:
         fleet_cmd.write_plan_file(args.plan_file, whole)

@@ -130,7 +130,13 @@ class DisaggRequest:
     @property
     def ttft_ms(self) -> float:
         """Queueing + prefill + KV transfer + first decode step + the server's per-request overhead."""
-        return self.prefill_wait_ms + self.prefill_ms + self.transfer_ms + self.first_decode_ms + self.overhead_ms
+        return (
+            self.prefill_wait_ms
+            + self.prefill_ms
+            + self.transfer_ms
+            + self.first_decode_ms
+            + self.overhead_ms
+        )
 
 
 def disagg_request(

@@ -115,10 +115,9 @@ def test_cpsat_optimum_equals_brute_force_per_role(space: DeploymentSpace) -> No
         if oracle is not None:
             assert mine == oracle[0], (objective, mine, oracle)
             if objective == "throughput":
-                event(
-                    f"P:D = {sum(n for e, n in zip(space.engines, oracle[1], strict=True) if e.role == 'prefill')}:"
-                    f"{sum(n for e, n in zip(space.engines, oracle[1], strict=True) if e.role == 'decode')}"
-                )
+                picked = list(zip(space.engines, oracle[1], strict=True))
+                ps = sum(n for e, n in picked if e.role == "prefill")
+                event(f"P:D = {ps}:{sum(n for e, n in picked if e.role == 'decode')}")
 
 
 def test_the_solver_chooses_the_ratio() -> None:

@@ -33,10 +33,9 @@ from autoparallel.solvers.deployment.space import (
     DeploymentSpace,
     Engine,
     FleetModel,
-    deployment_workload,
     undominated,
 )
-from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space
+from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
 
 ROLES = ("prefill", "decode")
 
@@ -48,6 +47,8 @@ class RoleTimes:
     prefill_s: float
     decode_s: float
     """Pure decode step at the engine's max_num_seqs."""
+    budget_s: float = math.inf
+    """Prefill engines: the TTFT budget of queueing + prefill their capacity was computed at."""
 
 
 def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
@@ -204,7 +205,7 @@ def prefill_engines(
         )
         rating = math.floor(MILLI * dp * per_rank)
         if s not in best or rating > best[s][0]:
-            best[s] = (rating, i, utils[0], RoleTimes(st.prefill_s, st.decode_s))
+            best[s] = (rating, i, utils[0], RoleTimes(st.prefill_s, st.decode_s, budget))
     out = []
     for s, (rating, i, u, rt) in sorted(best.items()):
         e = _engine(space, m, p, s, i, u, "prefill", rating)
