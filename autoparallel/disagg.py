@@ -170,7 +170,7 @@ def compare_disagg(
     if mode not in MODES:
         raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
     agg_error = "no aggregated deployment meets the SLOs"
-    if mode != "on" and aggregated is None:
+    if aggregated is None:
         try:
             aggregated = solve_fleet(
                 fleet_of_one(model, workload),

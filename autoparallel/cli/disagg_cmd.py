@@ -54,6 +54,18 @@ def comparison(
         return None
 
 
+def required(args: argparse.Namespace, workload: Any) -> Comparison | None:
+    """With --disagg on (serving): the comparison, solved before the single-engine plan so that an
+    impossible disaggregation is reported with its own numbers; None otherwise.
+
+    Raises:
+        InfeasibleError: no disaggregated deployment exists.
+    """
+    if args.train or args.disagg != "on":
+        return None
+    return comparison(args, workload, "", None)
+
+
 def merge_json(payload: dict[str, Any], comp: Comparison) -> None:
     """deployment.mode / prefill[] / decode[] into the plan's deployment section; comparison beside it."""
     d = comp.to_dict()

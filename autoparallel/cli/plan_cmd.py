@@ -235,6 +235,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
     options = None if args.train else _serving_options(args)
+    early = disagg_cmd.required(args, workload)  # --disagg on: its infeasibility first, with numbers
     plans: list[Any] = api.solve_top(
         args.model,
         fleet_cmd.priced_cluster(args),
@@ -245,7 +246,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         top=args.top,
     )
     whole = None if args.train else fleet_cmd.whole_cluster(args, workload, plans[0].served_id)
-    comp = None if args.train else disagg_cmd.comparison(args, workload, plans[0].served_id, whole)
+    comp = early or (None if args.train else disagg_cmd.comparison(args, workload, plans[0].served_id, whole))
     if args.json:
         payload: Any = plans[0].to_dict() if len(plans) == 1 else [p.to_dict() for p in plans]
         first = payload if isinstance(payload, dict) else payload[0]
