@@ -4,13 +4,14 @@
 and as prefill / decode roles) through the common CP-SAT driver and says which wins at the SLOs:
 more goodput tokens/s per GPU wins (ties: lower $/M tokens).
 
-mode: "off" (aggregated only), "on" (disaggregated required: a cluster too small for a prefill and a
+mode: "off" (aggregated only), "on" (the disaggregated deployment is the answer, still compared: a cluster too small for a prefill and a
 decode engine, or a TTFT limit the KV transfer alone exceeds, is infeasible with numbers), "auto"
 (compare when the cluster holds two of the smallest engines, else say why not).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ class Comparison:
     """solvers.deployment.disagg_plan.DisaggDeployment, or None."""
     why: str
     """Why the winner wins, or why disaggregation was not compared."""
+    launch: dict[str, Any] | None = None
+    """The disaggregated deployment's launch lines (`disagg_launch.pd_launch`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """{deployment: {mode, prefill[], decode[]}, comparison: {aggregated, disaggregated, winner, why}}."""
@@ -82,6 +85,15 @@ class Comparison:
         lines = ["Aggregated vs disaggregated (prefill/decode) serving:"]
         lines += ["  " + "  ".join(c.ljust(width[i]) for i, c in enumerate(r)).rstrip() for r in rows]
         lines.append(f"  -> {self.mode}: {self.why}")
+        if self.mode == "disaggregated" and self.launch is not None:
+            lines.append("Launch (first replica of each engine; --json for all):")
+            for role in ("prefill", "decode"):
+                for engine in self.launch[role]:
+                    r = engine["replicas"][0]
+                    env = " ".join(f"{k}={v}" for k, v in r["env"].items())
+                    for node in r["commands"]:
+                        lines += [f"  [{role} {r['host']}] {env} {line}" for line in node]
+            lines.append(f"  [router] {self.launch['router']}")
         return "\n".join(lines)
 
 
@@ -205,9 +217,21 @@ def compare_disagg(
         if mode == "on" or aggregated is None:
             raise InfeasibleError(reason if mode == "on" else agg_error) from None
         return Comparison("aggregated", aggregated, None, f"no disaggregated deployment: {reason}")
+    from autoparallel.disagg_launch import pd_launch
+
+    launch = pd_launch(disaggregated, cluster, models[0].model)
     if aggregated is None:
-        return Comparison("disaggregated", None, disaggregated, f"no aggregated deployment: {agg_error}")
-    return _verdict(aggregated, disaggregated, workload)
+        return Comparison(
+            "disaggregated", None, disaggregated, f"no aggregated deployment: {agg_error}", launch
+        )
+    verdict = _verdict(aggregated, disaggregated, workload)
+    if mode == "on" and verdict.mode == "aggregated":
+        verdict = dataclasses.replace(
+            verdict,
+            mode="disaggregated",
+            why=f"required by --disagg on, though aggregated would win: {verdict.why}",
+        )
+    return dataclasses.replace(verdict, launch=launch)
 
 
 def _smallest_engine(space: Any, aggregated: FleetPlan | None) -> int | None:
