@@ -4,9 +4,10 @@
 and as prefill / decode roles) through the common CP-SAT driver and says which wins at the SLOs:
 more goodput tokens/s per GPU wins (ties: lower $/M tokens).
 
-mode: "off" (aggregated only), "on" (the disaggregated deployment is the answer, still compared: a cluster too small for a prefill and a
-decode engine, or a TTFT limit the KV transfer alone exceeds, is infeasible with numbers), "auto"
-(compare when the cluster holds two of the smallest engines, else say why not).
+mode: "off" (aggregated only); "on" (the disaggregated deployment is the answer, still compared: a
+cluster too small for a prefill and a decode engine, or a TTFT limit below the KV transfer + first
+decode step + request overhead, is infeasible with numbers); "auto" (compare when the cluster holds
+two of the smallest engines, else say why not).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Comparison:
 
     def explain(self) -> str:
         """Side by side: tokens/s/GPU, TTFT, TPOT, $/M tokens, GPUs; then the verdict."""
-        rows = [("", "aggregated", "disaggregated")]
+        rows: list[tuple[str, ...]] = [("", "aggregated", "disaggregated")]
         a, d = _agg_summary(self.aggregated), _disagg_summary(self.disaggregated)
         for key, label, fmt in (
             ("layout", "engines", "{}"),
