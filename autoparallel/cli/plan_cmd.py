@@ -227,6 +227,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from autoparallel import api
 
     if fleet_cmd.wants_fleet(args):
+        if args.disagg == "on":
+            raise InputError(
+                "--disagg on plans one MODEL on a cluster of one GPU pool, not --fleet or mixed pools"
+            )
         return fleet_cmd.cmd_fleet(args, None if args.fleet else _serving_workload(args))
     if args.model is None:
         raise InputError("plan needs a MODEL (or --fleet FILE)")

@@ -62,3 +62,8 @@ def test_bad_mode_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main([*LLAMA70, "--cluster", "2x8xH100", "--disagg", "maybe"])
     assert exc.value.code == 2
+
+
+def test_on_with_mixed_pools_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*LLAMA70, "--cluster", "1x8xH100+1x8xA100-80G", "--disagg", "on"]) == 2
+    assert "--disagg on plans one MODEL" in capsys.readouterr().err
