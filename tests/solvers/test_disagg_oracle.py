@@ -140,3 +140,22 @@ def test_the_solver_chooses_the_ratio() -> None:
     )
     assert p > 0 and d > 0
     assert small.capacity_milli_rps(counts, 0) == min(p // 2048, d)
+
+
+def test_role_coefficients_are_the_float_model_rounded_down() -> None:
+    """Decode capacity = ⌊1000 · dp · b / (osl · T_d(b))⌋; prefill = ⌊1000 · dp · isl · ρ* / S_p⌋; the
+    decode step meets TPOT and the prefill budget leaves room for the prefill itself."""
+    from autoparallel.hardware import Cluster as C
+    from autoparallel.perf import disagg
+
+    fm = base_space().models[0]
+    rs = build_role_space([fm], C.parse("2x8xH100"), OPTIONS)
+    w = fm.workload
+    for e, t in zip(rs.space.engines, rs.times, strict=True):
+        if e.role == "decode":
+            exact = 1000 * e.dp * disagg.decode_capacity_rps(e.config.max_num_seqs, w.osl, t.decode_s)
+            assert e.capacity_milli_rps == int(exact) and t.decode_s <= 0.020
+        else:
+            assert t.prefill_s < t.budget_s < w.ttft_ms / 1e3  # type: ignore[operator]
+            exact = 1000 * e.dp * disagg.prefill_capacity_tokens_per_s(t.prefill_s, t.budget_s, w.isl)
+            assert e.prefill_milli_tps == int(exact)
