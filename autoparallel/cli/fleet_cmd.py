@@ -56,6 +56,16 @@ def _cluster(args: argparse.Namespace) -> Cluster:
     return Cluster.parse(args.cluster, gpus=gpus, prices=prices)
 
 
+def cluster_of(args: argparse.Namespace) -> Cluster:
+    """The cluster with --price and --gpus-file applied."""
+    return _cluster(args)
+
+
+def solver_settings(args: argparse.Namespace) -> Any:
+    """SolverSettings from --time-limit, --workers, --seed."""
+    return _settings(args)
+
+
 def priced_cluster(args: argparse.Namespace) -> Cluster | str:
     """The cluster with --price and --gpus-file applied (the plain string when neither is given)."""
     if not args.price and not args.gpus_file:

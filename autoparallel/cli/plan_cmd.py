@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from autoparallel import objectives
 from autoparallel.bounds import cpu_cores, input_error
-from autoparallel.cli import fleet_cmd
+from autoparallel.cli import disagg_cmd, fleet_cmd
 from autoparallel.cli._output import bounded, strict_json
 from autoparallel.errors import InputError
 
@@ -94,6 +94,7 @@ def add_plan_parser(sub: Any) -> None:
         help=objectives.help_text() + ". Default: throughput (a deployment with a --request-rate: goodput)",
     )
     fleet_cmd.add_fleet_arguments(p)
+    disagg_cmd.add_disagg_arguments(p)
     p.add_argument(
         "--top", type=bounded("top"), default=None, help="show the K best configurations (at most 64)"
     )
@@ -305,6 +306,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if fleet_cmd.wants_fleet(args):
+        if args.disagg == "on":
+            raise InputError(
+                "--disagg on plans one MODEL on a cluster of one GPU pool, not --fleet or mixed pools"
+            )
         return fleet_cmd.cmd_fleet(args, None if args.fleet else _serving_workload(args))
     if args.model is None:
         raise InputError("plan needs a MODEL (or --fleet FILE)")
@@ -313,6 +318,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
     options = None if args.train else _serving_options(args)
+    early = disagg_cmd.required(args, workload)  # --disagg on: its infeasibility first, with numbers
     plans: list[Any] = api.solve_top(
         args.model,
         fleet_cmd.priced_cluster(args),
@@ -329,16 +335,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     whole = None if args.train else fleet_cmd.whole_cluster(args, workload, plans[0].served_id)
+    comp = early or (None if args.train else disagg_cmd.comparison(args, workload, plans[0].served_id, whole))
     if args.json:
         # One shape whatever --top is: the best plan's object, the others under "alternatives".
         payload: Any = {**plans[0].to_dict(), "alternatives": [p.to_dict() for p in plans[1:]]}
         if whole is not None:
             payload["deployment"] = fleet_cmd.deployment_dict(whole)
+        if comp is not None:
+            disagg_cmd.merge_json(payload, comp)
         _emit(args, payload, "")
     else:
         text = "\n\n".join(p.explain() for p in plans).rstrip()
         if whole is not None:
             text += "\n\nWhole cluster (deployment planner, several engines):\n" + whole.explain()
+        if comp is not None:
+            text += "\n\n" + comp.explain()
         sys.stdout.write(text + "\n")
     if whole is not None and args.plan_file:
         fleet_cmd.write_plan_file(args.plan_file, whole)

@@ -37,6 +37,7 @@ FROZEN: dict[str, set[str]] = {
         "--price",
         "--gpus-file",
         "--plan-file",
+        "--disagg",
     },
     "evaluate": _SERVING
     | _TRAINING

@@ -288,7 +288,7 @@ def _services(
 
 
 def _capacity(space: DeploymentSpace, counts: list[int], m: int) -> int:
-    return sum(space.engines[k].capacity_milli_rps * counts[k] for k in space.engines_of(model=m))
+    return space.capacity_milli_rps(counts, m)
 
 
 def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> tuple[str, ...]:

@@ -60,6 +60,11 @@ def optimize(
 def expr_value(enc: EncodedDeployment, name: str, counts: list[int]) -> int:
     """Objective `name`'s value at replica counts `counts` (served = min(capacity, demand))."""
     space = enc.space
+    if name == "throughput" and space.disaggregated:
+        return sum(
+            model_weight(space, m) * fm.workload.osl * space.capacity_milli_rps(counts, m)
+            for m, fm in enumerate(space.models)
+        )
     if name != "goodput":
         coeffs = {
             "throughput": lambda e: (
@@ -71,9 +76,7 @@ def expr_value(enc: EncodedDeployment, name: str, counts: list[int]) -> int:
         return sum(coeffs(e) * n for e, n in zip(space.engines, counts, strict=True))
     total = 0
     for m, fm in enumerate(space.models):
-        cap = sum(
-            e.capacity_milli_rps * n for e, n in zip(space.engines, counts, strict=True) if e.model == m
-        )
+        cap = space.capacity_milli_rps(counts, m)
         served = min(cap, fm.demand_milli_rps) if fm.demand_milli_rps else cap
         total += model_weight(space, m) * fm.workload.osl * served
     return total

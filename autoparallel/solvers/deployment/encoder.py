@@ -12,6 +12,14 @@ pass them as assumptions and CP-SAT names the conflicting ones:
     demand_milli_rps[m]      Σ_e capacity_milli_rps_e · replicas[e] ≥ rate_m × 1000   (hard demand)
     deployed[m]              Σ_e replicas[e] ≥ 1    (every model of the fleet is served)
 
+Disaggregated spaces (deployment/roles.py: every engine is a prefill or a decode engine) replace a
+model's capacity Σ_e capacity_e · replicas[e] by a variable flow_milli_rps[m], the requests/s both
+roles carry, and add the role families:
+    prefill_balance[m]       Σ_P prefill_milli_tps_e · replicas[e] ≥ isl_m · flow_milli_rps[m]
+    decode_balance[m]        Σ_D capacity_milli_rps_e · replicas[e] ≥ flow_milli_rps[m]
+    roles_deployed[m]        Σ_P replicas[e] ≥ 1 and Σ_D replicas[e] ≥ 1
+so the P:D ratio is the solver's choice; throughput counts flow_milli_rps.
+
 Objectives (all linear in the replica counts; the per-engine numbers are float-model coefficients):
     goodput      max Σ_m weight_m · osl_m · served_milli_rps[m]       (milli-tokens/s within SLO)
     throughput   max Σ_m weight_m · osl_m · capacity_milli_rps[m]
@@ -103,6 +111,11 @@ class EncodedDeployment:
                 v.served_milli_rps,
                 [model_weight(space, m) * fm.workload.osl for m, fm in enumerate(space.models)],
             )
+        if name == "throughput" and space.disaggregated:
+            return LinearExpr.weighted_sum(
+                v.capacity_milli_rps,
+                [model_weight(space, m) * fm.workload.osl for m, fm in enumerate(space.models)],
+            )
         if name == "throughput":
             return LinearExpr.weighted_sum(
                 v.replicas,
@@ -157,11 +170,15 @@ def build(space: DeploymentSpace, *, hard_demand: bool, explain: bool = False) -
     served: list[cp_model.IntVar] = []
     for m, fm in enumerate(space.models):
         ks = space.engines_of(model=m)
-        cap = LinearExpr.weighted_sum(
-            [replicas[k] for k in ks], [space.engines[k].capacity_milli_rps for k in ks]
-        )
-        capacity.append(cap)
         top = sum(space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]) for k in ks)
+        cap: cp_model.LinearExpr
+        if space.disaggregated:
+            cap = model.new_int_var(0, top, f"flow_milli_rps[{fm.name}]")
+        else:
+            cap = LinearExpr.weighted_sum(
+                [replicas[k] for k in ks], [space.engines[k].capacity_milli_rps for k in ks]
+            )
+        capacity.append(cap)
         upper = min(top, fm.demand_milli_rps) if fm.demand_milli_rps else top
         var = model.new_int_var(0, upper, f"served_milli_rps[{fm.name}]")
         model.add(var <= cap).with_name(f"served<=capacity[{fm.name}]")
@@ -172,7 +189,12 @@ def build(space: DeploymentSpace, *, hard_demand: bool, explain: bool = False) -
     add_pool_nodes(enc)
     add_node_packing_gpus(enc)
     add_demand_milli_rps(enc)
-    add_every_model_deployed(enc)
+    if space.disaggregated:
+        add_prefill_balance(enc)
+        add_decode_balance(enc)
+        add_roles_deployed(enc)
+    else:
+        add_every_model_deployed(enc)
     return enc
 
 
@@ -221,6 +243,47 @@ def add_every_model_deployed(enc: EncodedDeployment) -> None:
         enc.model.add(LinearExpr.sum([v.replicas[k] for k in ks]) >= 1).only_enforce_if(
             enc.family(f"deployed[{m}]")
         ).with_name(f"deployed[{fm.name}]")
+
+
+def _role(enc: EncodedDeployment, m: int, role: str) -> list[int]:
+    return [k for k in enc.space.engines_of(model=m) if enc.space.engines[k].role == role]
+
+
+def add_prefill_balance(enc: EncodedDeployment) -> None:
+    """Prefill capacity ≥ λ · ISL: Σ_P prefill_milli_tps_e · replicas[e] ≥ isl · flow_milli_rps[m]."""
+    space, v = enc.space, enc.vars
+    for m, fm in enumerate(space.models):
+        ks = _role(enc, m, "prefill")
+        tokens = LinearExpr.weighted_sum(
+            [v.replicas[k] for k in ks], [space.engines[k].prefill_milli_tps for k in ks]
+        )
+        enc.model.add(tokens >= fm.workload.isl * v.capacity_milli_rps[m]).only_enforce_if(
+            enc.family(f"prefill_balance[{m}]")
+        ).with_name(f"prefill_balance[{fm.name}]")
+
+
+def add_decode_balance(enc: EncodedDeployment) -> None:
+    """Decode capacity ≥ λ requests at the TPOT limit: Σ_D capacity_milli_rps_e · replicas[e] ≥ flow[m]."""
+    space, v = enc.space, enc.vars
+    for m, fm in enumerate(space.models):
+        ks = _role(enc, m, "decode")
+        rps = LinearExpr.weighted_sum(
+            [v.replicas[k] for k in ks], [space.engines[k].capacity_milli_rps for k in ks]
+        )
+        enc.model.add(rps >= v.capacity_milli_rps[m]).only_enforce_if(
+            enc.family(f"decode_balance[{m}]")
+        ).with_name(f"decode_balance[{fm.name}]")
+
+
+def add_roles_deployed(enc: EncodedDeployment) -> None:
+    """Each model of a disaggregated fleet gets at least one prefill and one decode engine."""
+    space, v = enc.space, enc.vars
+    for m, fm in enumerate(space.models):
+        for role in ("prefill", "decode"):
+            ks = _role(enc, m, role)
+            enc.model.add(LinearExpr.sum([v.replicas[k] for k in ks]) >= 1).only_enforce_if(
+                enc.family(f"deployed[{m}]")
+            ).with_name(f"{role}_deployed[{fm.name}]")
 
 
 # ----- objectives -------------------------------------------------------------------------------

@@ -37,14 +37,26 @@ def fits(space: DeploymentSpace, counts: tuple[int, ...]) -> bool:
 
 
 def capacity(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> int:
-    """Requests/s ×1000 model m's engines sustain."""
-    return sum(e.capacity_milli_rps * n for e, n in zip(space.engines, counts, strict=True) if e.model == m)
+    """Requests/s ×1000 model m's engines sustain; with prefill and decode roles, the requests/s both
+    carry: min(⌊Σ prefill milli-tokens/s ÷ isl⌋, Σ decode milli-requests/s)."""
+    mine = [(e, n) for e, n in zip(space.engines, counts, strict=True) if e.model == m]
+    if not space.disaggregated:
+        return sum(e.capacity_milli_rps * n for e, n in mine)
+    prompts = sum(e.prefill_milli_tps * n for e, n in mine if e.role == "prefill")
+    finished = sum(e.capacity_milli_rps * n for e, n in mine if e.role == "decode")
+    return min(prompts // space.models[m].workload.isl, finished)
+
+
+def deployed(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
+    """Model m has an engine (aggregated) or a prefill and a decode engine (disaggregated)."""
+    roles = {e.role for e, n in zip(space.engines, counts, strict=True) if e.model == m and n}
+    return roles >= {"prefill", "decode"} if space.disaggregated else bool(roles)
 
 
 def feasible(space: DeploymentSpace, counts: tuple[int, ...], hard_demand: bool) -> bool:
     """Every model deployed, node granularity, and (hard demand) every rate met."""
     for m, fm in enumerate(space.models):
-        if not any(n for e, n in zip(space.engines, counts, strict=True) if e.model == m):
+        if not deployed(space, counts, m):
             return False
         if hard_demand and capacity(space, counts, m) < fm.demand_milli_rps:
             return False

@@ -96,6 +96,15 @@ class Engine:
     micro_usd_per_hour: int
     config: ServingConfig
     """The engine's vLLM configuration (replicas = its data-parallel ranks)."""
+    role: str = "aggregated"
+    """`aggregated` (prefill and decode in one engine), `prefill` or `decode` (deployment/roles.py)."""
+    prefill_milli_tps: int = 0
+    """Prefill engines: prompt tokens/s the engine prefills within its TTFT budget ×1000 (rounded down)."""
+
+    @property
+    def rating(self) -> int:
+        """What one replica contributes: prompt milli-tokens/s (prefill) or milli-requests/s."""
+        return self.prefill_milli_tps if self.role == "prefill" else self.capacity_milli_rps
 
     @property
     def label(self) -> str:
@@ -118,6 +127,8 @@ class DeploymentSpace:
     """Candidate engines dropped because copies of another engine of theirs dominate them."""
     unpruned_enumeration_size: int = 0
     """`enumeration_size` before dominated engines were dropped."""
+    disaggregated: bool = False
+    """Engines are prefill and decode roles (deployment/roles.py), not aggregated engines."""
 
     def pool_gpus(self, pool: int) -> int:
         return self.cluster.pools[pool].world_size
@@ -136,6 +147,16 @@ class DeploymentSpace:
             for k, e in enumerate(self.engines)
             if (model is None or e.model == model) and (pool is None or e.pool == pool)
         ]
+
+    def capacity_milli_rps(self, counts: list[int] | tuple[int, ...], m: int) -> int:
+        """Requests/s ×1000 model m's engines sustain at replica counts `counts`; disaggregated, the
+        smaller of ⌊prefill tokens/s ÷ isl⌋ and the decode engines' requests/s (the balance)."""
+        picked = [(e, n) for e, n in zip(self.engines, counts, strict=True) if e.model == m and n]
+        if not self.disaggregated:
+            return sum(e.capacity_milli_rps * n for e, n in picked)
+        prefill = sum(e.prefill_milli_tps * n for e, n in picked if e.role == "prefill")
+        decode = sum(e.capacity_milli_rps * n for e, n in picked if e.role == "decode")
+        return min(prefill // self.models[m].workload.isl, decode)
 
     def enumeration_size(self) -> int:
         """Replica-count vectors an enumeration over the engines would face: Π (max replicas + 1)."""
@@ -258,22 +279,18 @@ def undominated(engines: list[Engine]) -> list[Engine]:
     pool constraint, uses no more GPUs or dollars (same pool, k · gpus_b ≤ gpus_a) and no less capacity,
     so no objective (goodput, throughput, cost, GPUs, $ per token) gets worse and the optimum over
     the remaining engines is the optimum over all of them. Of engines equal in every respect the
-    first is kept."""
+    first is kept. Engines of different roles never dominate each other; a prefill engine's
+    capacity is its prompt tokens/s (`Engine.rating`)."""
     out = []
     for i, a in enumerate(engines):
         dominated = False
         for j, b in enumerate(engines):
-            if i == j:
+            if i == j or a.role != b.role:
                 continue
             k = copies_fitting(a, b)
-            if k < 1 or k * b.capacity_milli_rps < a.capacity_milli_rps:
+            if k < 1 or k * b.rating < a.rating:
                 continue
-            equal = (
-                k == 1
-                and b.gpus == a.gpus
-                and b.nodes == a.nodes
-                and b.capacity_milli_rps == a.capacity_milli_rps
-            )
+            equal = k == 1 and b.gpus == a.gpus and b.nodes == a.nodes and b.rating == a.rating
             if not equal or j < i:
                 dominated = True
                 break

@@ -1,0 +1,73 @@
+"""`plan MODEL --cluster ... --disagg auto|on|off`: the aggregated vs disaggregated comparison section
+(adapter of `autoparallel.disagg`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from autoparallel.errors import InfeasibleError
+
+if TYPE_CHECKING:
+    from autoparallel.disagg import Comparison
+    from autoparallel.fleet import FleetPlan
+    from autoparallel.workload import Serving
+
+
+def add_disagg_arguments(p: argparse.ArgumentParser) -> None:
+    """--disagg."""
+    p.add_argument(
+        "--disagg",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="prefill/decode disaggregation: compare with aggregated serving (auto: when the cluster "
+        "holds two engines), require it (on) or skip it (off)",
+    )
+
+
+def comparison(
+    args: argparse.Namespace, workload: Serving, model_id: str, whole: FleetPlan | None
+) -> Comparison | None:
+    """The comparison for a single-model serving plan; None with --disagg off.
+
+    Raises:
+        InfeasibleError: --disagg on and no disaggregated deployment exists (with numbers).
+    """
+    from autoparallel import disagg
+    from autoparallel.cli import fleet_cmd
+
+    if args.disagg == "off":
+        return None
+    try:
+        return disagg.compare_disagg(
+            model_id or args.model,
+            workload,
+            fleet_cmd.cluster_of(args),
+            mode=args.disagg,
+            objective=fleet_cmd.fleet_objective(args.objective, workload.request_rate is not None),
+            settings=fleet_cmd.solver_settings(args),
+            aggregated=whole,
+        )
+    except InfeasibleError:
+        if args.disagg == "on":
+            raise
+        return None
+
+
+def required(args: argparse.Namespace, workload: Any) -> Comparison | None:
+    """With --disagg on (serving): the comparison, solved before the single-engine plan so that an
+    impossible disaggregation is reported with its own numbers; None otherwise.
+
+    Raises:
+        InfeasibleError: no disaggregated deployment exists.
+    """
+    if args.train or args.disagg != "on":
+        return None
+    return comparison(args, workload, "", None)
+
+
+def merge_json(payload: dict[str, Any], comp: Comparison) -> None:
+    """deployment.mode / prefill[] / decode[] into the plan's deployment section; comparison beside it."""
+    d = comp.to_dict()
+    payload.setdefault("deployment", {}).update(d["deployment"])
+    payload["comparison"] = d["comparison"]

@@ -1,0 +1,115 @@
+"""Launch lines of a disaggregated deployment: vLLM 0.32 prefill / decode engines with the NIXL KV
+connector, and the proxy that pairs them.
+
+From vLLM 0.32's own source and docs (features/nixl_connector_usage.md, config/kv_transfer.py,
+envs.py, tests/v1/kv_connector/nixl_integration/toy_proxy_server.py):
+- each engine: `vllm serve ... --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":ROLE}'`
+  with ROLE `kv_producer` (prefill) or `kv_consumer` (decode) (`KVTransferConfig.kv_role`);
+- the NIXL handshake listens on `VLLM_NIXL_SIDE_CHANNEL_HOST`:`VLLM_NIXL_SIDE_CHANNEL_PORT` (default
+  localhost:5600); engines sharing a node need distinct ports: here 5600 + the engine's first GPU
+  id, so the per-rank ports of engines on one node never overlap;
+- the proxy (vLLM's toy proxy, a test script of vLLM's repository, not part of the wheel): `--port`,
+  `--prefiller-hosts/--prefiller-ports`, `--decoder-hosts/--decoder-ports`; it sends every request
+  to a prefiller (max_tokens=1), then its KV transfer parameters to a decoder, round robin.
+Hosts are placeholders `${POOL<p>_NODE<n>_IP}` the user fills in.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from autoparallel.frameworks.vllm import vllm_launch
+from autoparallel.hardware import Cluster
+from autoparallel.models import ModelSpec
+
+SIDE_CHANNEL_PORT = 5600
+"""vLLM's default `VLLM_NIXL_SIDE_CHANNEL_PORT`."""
+PROXY_PORT = 8192
+"""The proxy's port (engines take 8000 and up on their nodes)."""
+PROXY_SCRIPT = "tests/v1/kv_connector/nixl_integration/toy_proxy_server.py"
+"""vLLM's proxy for NIXL P/D, relative to a vLLM source checkout."""
+ROLE = {"prefill": "kv_producer", "decode": "kv_consumer"}
+
+
+def host(pool: int, node: int) -> str:
+    """The address placeholder of a node."""
+    return f"${{POOL{pool}_NODE{node}_IP}}"
+
+
+def kv_transfer_config(role: str) -> str:
+    """The `--kv-transfer-config` JSON of a prefill or decode engine."""
+    return json.dumps({"kv_connector": "NixlConnector", "kv_role": ROLE[role]}, separators=(",", ":"))
+
+
+def engine_launch(engine: Any, cluster: Cluster, spec: ModelSpec) -> dict[str, Any]:
+    """Per replica of a RoleEngine: shell lines per node, its environment and its API port."""
+    pool = cluster.pools[engine.pool]
+    sub = Cluster.from_shape(
+        nodes=max(len(engine.placement[0].nodes), 1),
+        gpus_per_node=pool.gpus_per_node,
+        gpu=pool.gpu,
+        intra_node_gbps=pool.intra_node_gbps,
+        inter_node_gbps=pool.inter_node_gbps,
+    )
+    launch = vllm_launch(engine.model, engine.config, cluster=sub, model=spec)
+    flag = f"--kv-transfer-config {shlex.quote(kv_transfer_config(engine.role))}"
+    replicas = []
+    for r in engine.placement:
+        narrow = engine.gpus_per_replica < pool.gpus_per_node
+        env = dict(launch.env) | {
+            "VLLM_NIXL_SIDE_CHANNEL_HOST": host(engine.pool, r.nodes[0]),
+            "VLLM_NIXL_SIDE_CHANNEL_PORT": str(SIDE_CHANNEL_PORT + r.gpu_ids[0]),
+        }
+        if narrow:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, r.gpu_ids))
+        commands = [
+            [
+                f"{line} --port {r.port} {flag}" if i == 0 and line.startswith("vllm serve") else line
+                for line in node
+            ]
+            for i, node in enumerate(launch.commands)
+        ]
+        replicas.append(
+            {"host": host(engine.pool, r.nodes[0]), "port": r.port, "env": env, "commands": commands}
+        )
+    return {
+        "role": engine.role,
+        "kv_role": ROLE[engine.role],
+        "replicas": replicas,
+        "notes": list(launch.notes),
+    }
+
+
+def proxy_line(prefill: list[dict[str, Any]], decode: list[dict[str, Any]]) -> str:
+    """The proxy that pairs every prefill replica with every decode replica."""
+
+    def side(launches: list[dict[str, Any]], name: str) -> str:
+        reps = [r for launch in launches for r in launch["replicas"]]
+        hosts = " ".join(r["host"] for r in reps)
+        ports = " ".join(str(r["port"]) for r in reps)
+        return f"--{name}-hosts {hosts} --{name}-ports {ports}"
+
+    return (
+        f"python {PROXY_SCRIPT} --host 0.0.0.0 --port {PROXY_PORT} "
+        f"{side(prefill, 'prefiller')} {side(decode, 'decoder')}"
+    )
+
+
+def pd_launch(deployment: Any, cluster: Cluster, spec: ModelSpec) -> dict[str, Any]:
+    """{prefill: [per engine], decode: [per engine], router: line, notes} of a DisaggDeployment."""
+    prefill = [engine_launch(e, cluster, spec) for e in deployment.prefill]
+    decode = [engine_launch(e, cluster, spec) for e in deployment.decode]
+    return {
+        "prefill": prefill,
+        "decode": decode,
+        "router": proxy_line(prefill, decode),
+        "notes": [
+            "install NIXL beside vLLM on every node (vLLM's kv_connectors requirements)",
+            f"the proxy is {PROXY_SCRIPT} from vLLM's source tree; it alternates prefill and decode "
+            "engines round robin, which matches the plan when engines of a role are equal",
+            "fill in the ${POOL<p>_NODE<n>_IP} addresses; prefill and decode nodes must reach each "
+            "other's NIXL side-channel ports",
+        ],
+    }

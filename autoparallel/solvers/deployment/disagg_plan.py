@@ -1,0 +1,252 @@
+"""A disaggregated deployment: solve the role space through the common driver, decode it with floats.
+
+The counts come from the same encoder and driver as aggregated deployments (encoder.py's role
+families). Decoding re-evaluates every chosen engine with perf/disagg.py: requests/s carried =
+min(Σ prefill tokens/s ÷ isl, Σ decode requests/s), each P rank loaded in proportion to its
+capacity (M/D/1 wait at that load), and the TTFT of the worst (P, D) pair, checked against the
+limit; the TPOT of the slowest D engine, checked against the limit.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from pydantic import BaseModel, ConfigDict
+
+from autoparallel.configs import ServingConfig
+from autoparallel.errors import InfeasibleError, InternalError
+from autoparallel.perf import disagg
+from autoparallel.perf.serving_efficiency import efficiency_for
+from autoparallel.solvers.deployment.decoder import BASE_PORT, ReplicaPlacement, place
+from autoparallel.solvers.deployment.driver import Objective, default_objective, objective_chain, optimize
+from autoparallel.solvers.deployment.roles import RoleSpace
+from autoparallel.solvers.driver import Run
+from autoparallel.solvers.settings import SolverSettings, SolverStats
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RoleEngine(_Frozen):
+    """Identical replicas of one prefill or decode engine."""
+
+    role: str
+    model: str
+    gpu: str
+    pool: int
+    tp: int
+    pp: int
+    ep: int
+    dp: int
+    gpus_per_replica: int
+    replicas: int
+    placement: tuple[ReplicaPlacement, ...]
+    capacity_rps: float
+    """Requests/s one replica carries: prompts within the TTFT budget (P), finished requests (D)."""
+    prefill_ms: float
+    """One prompt alone (P engines)."""
+    decode_step_ms: float
+    """The pure decode step at max_num_seqs (D engines: the TPOT)."""
+    max_num_seqs: int
+    usd_per_hour: float
+    """All replicas, US$ per hour."""
+    config: ServingConfig
+
+
+class DisaggDeployment(_Frozen):
+    """Prefill and decode engines of one model with the float model's figures."""
+
+    cluster: str
+    prefill: tuple[RoleEngine, ...]
+    decode: tuple[RoleEngine, ...]
+    capacity_rps: float
+    """min(prefill tokens/s ÷ isl, decode requests/s)."""
+    served_rps: float
+    goodput_tokens_per_s: float
+    gpus_used: int
+    gpus_idle: int
+    usd_per_hour: float
+    usd_per_million_tokens: float
+    worst: disagg.DisaggRequest
+    """The TTFT parts of the slowest (P, D) pair at the served load."""
+    ttft_ms: float
+    tpot_ms: float
+    objective: str
+    solver: SolverStats
+    bound: str
+    """What limits the carried rate: `prefill` or `decode`."""
+
+    @property
+    def ratio(self) -> str:
+        """xP:yD, counted in engines."""
+        return f"{sum(e.replicas for e in self.prefill)}P:{sum(e.replicas for e in self.decode)}D"
+
+    @property
+    def tokens_per_s_per_gpu(self) -> float:
+        return self.goodput_tokens_per_s / self.gpus_used if self.gpus_used else 0.0
+
+
+def solve_roles(
+    rs: RoleSpace, objective: Objective | None = None, settings: SolverSettings | None = None
+) -> DisaggDeployment:
+    """The optimal disaggregated deployment of a role space.
+
+    Raises:
+        InfeasibleError: no prefill or no decode engine, or the rate cannot be met (capacity objectives).
+    """
+    settings = settings or SolverSettings()
+    name = objective if objective is not None else default_objective(rs.space)
+    run = Run(settings, deadline=time.perf_counter() + settings.time_limit_s)
+    counts = optimize(rs.space, objective_chain(name), run) if rs.space.engines else None
+    if counts is None:
+        raise InfeasibleError(_why_infeasible(rs))
+    label = name if isinstance(name, str) else ("+".join(name) if isinstance(name, tuple) else str(name))
+    return decode_roles(rs, counts, label, run.stats())
+
+
+def _why_infeasible(rs: RoleSpace) -> str:
+    space = rs.space
+    fm = space.models[0]
+    roles = {e.role for e in space.engines}
+    if "decode" not in roles:
+        return (
+            f"no decode engine of {fm.name} starts and meets TPOT {fm.workload.tpot_ms} ms "
+            f"on {space.cluster.spec}"
+        )
+    if "prefill" not in roles:
+        return f"no prefill engine of {fm.name} meets TTFT {fm.workload.ttft_ms} ms on {space.cluster.spec}"
+    smallest = min(e.gpus for e in space.engines)
+    if space.cluster.world_size < 2 * smallest:
+        return (
+            f"disaggregation needs a prefill and a decode engine: the smallest takes {smallest} GPUs, "
+            f"the cluster has {space.cluster.world_size}"
+        )
+    return (
+        f"the prefill and decode engines that fit {space.cluster.spec} cannot carry "
+        f"{fm.workload.request_rate} req/s"
+    )
+
+
+def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: SolverStats) -> DisaggDeployment:
+    """Figures of replica counts `counts` from the float model (module doc).
+
+    Raises:
+        InternalError: the float model misses an SLO the tables promised.
+    """
+    space = rs.space
+    fm = space.models[0]
+    w = fm.workload
+    spots = place(space, counts)
+    chosen = [k for k, n in enumerate(counts) if n]
+    p_cap = {
+        k: space.engines[k].dp * _prefill_tps(rs, k, w.isl)
+        for k in chosen
+        if space.engines[k].role == "prefill"
+    }
+    d_cap = {
+        k: space.engines[k].dp
+        * disagg.decode_capacity_rps(space.engines[k].config.max_num_seqs, w.osl, rs.times[k].decode_s)
+        for k in chosen
+        if space.engines[k].role == "decode"
+    }
+    prefill_rps = sum(counts[k] * c for k, c in p_cap.items()) / w.isl
+    decode_rps = sum(counts[k] * c for k, c in d_cap.items())
+    capacity = min(prefill_rps, decode_rps)
+    served = capacity if w.request_rate is None else min(capacity, w.request_rate)
+    single_node = len(space.cluster.pools) == 1 and space.cluster.pools[0].nodes == 1
+    worst: disagg.DisaggRequest | None = None
+    for kp in p_cap:
+        ep = space.engines[kp]
+        share = served * w.isl / (prefill_rps * w.isl) if prefill_rps else 0.0
+        rank_rate = share * p_cap[kp] / ep.dp / w.isl
+        sub = space.cluster.pool_cluster(ep.pool)
+        for kd in d_cap:
+            ed = space.engines[kd]
+            x = disagg.kv_transfer_s(
+                fm.model,
+                sub,
+                ed.config.kv_cache_dtype,
+                w.isl,
+                tp_prefill=ep.tp,
+                tp_decode=ed.tp,
+                same_node=single_node,
+            )
+            r = disagg.disagg_request(
+                prefill_s=rs.times[kp].prefill_s,
+                prefill_rate_per_rank=rank_rate,
+                transfer_s=x,
+                decode_s=rs.times[kd].decode_s,
+                overhead_s=efficiency_for(sub.gpu).request_overhead_s,
+            )
+            if worst is None or r.ttft_ms > worst.ttft_ms:
+                worst = r
+    if worst is None:
+        raise InternalError("a disaggregated deployment without a prefill or a decode engine")
+    tpot = max(rs.times[k].decode_s for k in d_cap) * 1e3
+    where = f"disaggregated solver and float model disagree on {fm.name}"
+    if w.ttft_ms is not None and worst.ttft_ms > w.ttft_ms * (1 + 1e-9):
+        raise InternalError(f"{where}: TTFT {worst.ttft_ms:.1f} ms > {w.ttft_ms} ms")
+    if w.tpot_ms is not None and tpot > w.tpot_ms * (1 + 1e-9):
+        raise InternalError(f"{where}: TPOT {tpot:.2f} ms > {w.tpot_ms} ms")
+    ports: dict[tuple[int, int], int] = {}
+    engines: list[RoleEngine] = []
+    for k in chosen:
+        e = space.engines[k]
+        pool = space.cluster.pools[e.pool]
+        placement = []
+        for nodes, gpu_ids in spots[k]:
+            port = ports.get((e.pool, nodes[0]), BASE_PORT)
+            ports[e.pool, nodes[0]] = port + 1
+            placement.append(ReplicaPlacement(nodes=nodes, gpu_ids=gpu_ids, port=port))
+        engines.append(
+            RoleEngine(
+                role=e.role,
+                model=fm.name,
+                gpu=pool.gpu.name,
+                pool=e.pool,
+                tp=e.tp,
+                pp=e.pp,
+                ep=e.ep,
+                dp=e.dp,
+                gpus_per_replica=e.gpus,
+                replicas=counts[k],
+                placement=tuple(placement),
+                capacity_rps=p_cap[k] / w.isl if e.role == "prefill" else d_cap[k],
+                prefill_ms=rs.times[k].prefill_s * 1e3,
+                decode_step_ms=rs.times[k].decode_s * 1e3,
+                max_num_seqs=e.config.max_num_seqs,
+                usd_per_hour=counts[k] * e.gpus * pool.usd_per_hour,
+                config=e.config,
+            )
+        )
+    used = sum(e.gpus_per_replica * e.replicas for e in engines)
+    usd = sum(e.usd_per_hour for e in engines)
+    goodput = served * w.osl
+    return DisaggDeployment(
+        cluster=space.cluster.spec,
+        prefill=tuple(e for e in engines if e.role == "prefill"),
+        decode=tuple(e for e in engines if e.role == "decode"),
+        capacity_rps=capacity,
+        served_rps=served,
+        goodput_tokens_per_s=goodput,
+        gpus_used=used,
+        gpus_idle=space.cluster.world_size - used,
+        usd_per_hour=usd,
+        usd_per_million_tokens=usd / (goodput * 3600.0) * 1e6 if goodput > 0 else math.inf,
+        worst=worst,
+        ttft_ms=worst.ttft_ms,
+        tpot_ms=tpot,
+        objective=objective,
+        solver=stats,
+        bound="prefill" if prefill_rps <= decode_rps else "decode",
+    )
+
+
+def _prefill_tps(rs: RoleSpace, k: int, isl: int) -> float:
+    """Prompt tokens/s of one rank of prefill engine k at its TTFT budget (float model)."""
+    t = rs.times[k]
+    if math.isinf(t.budget_s):
+        return isl / t.prefill_s
+    return disagg.prefill_capacity_tokens_per_s(t.prefill_s, t.budget_s, isl)

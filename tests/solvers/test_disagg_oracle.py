@@ -1,0 +1,161 @@
+"""Disaggregated deployments: CP-SAT optimum == brute force over (shape, count) per role (Hypothesis).
+
+Instances: ≤ 16 GPUs, one model, ≤ 3 prefill shapes and ≤ 3 decode shapes drawn from the role
+engines the float model gives Llama-3.1-8B on H100 and A100 pools (built once); node counts, prices
+and rates drawn. Objectives: throughput, goodput at a rate, cost at a rate. The oracle walks every
+drawn engine; CP-SAT gets the undominated ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from autoparallel.hardware import Cluster
+from autoparallel.models import load_model
+from autoparallel.solvers import units
+from autoparallel.solvers.deployment import DeploymentSpace, FleetModel
+from autoparallel.solvers.deployment.driver import expr_value, optimize
+from autoparallel.solvers.deployment.encoder import build
+from autoparallel.solvers.deployment.oracle import brute_force
+from autoparallel.solvers.deployment.roles import build_role_space
+from autoparallel.solvers.deployment.space import undominated
+from autoparallel.solvers.driver import Run
+from autoparallel.solvers.serving.space import ServingOptions
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.workload import Serving
+
+EXAMPLES = 120
+OPTIONS = ServingOptions(max_num_seqs=(8, 32, 128), enforce_eager=(False,))
+
+
+@functools.cache
+def base_space() -> DeploymentSpace:
+    fm = FleetModel(
+        load_model("meta-llama/Llama-3.1-8B-Instruct"), Serving(isl=2048, osl=256, ttft_ms=1000, tpot_ms=20)
+    )
+    space = build_role_space([fm], Cluster.parse("2x8xH100+2x4xA100-80G"), OPTIONS, prune=False).space
+    assert {e.role for e in space.engines} == {"prefill", "decode"}
+    return space
+
+
+@st.composite
+def instances(draw: st.DrawFn) -> DeploymentSpace:
+    base = base_space()
+    pools = draw(st.sampled_from([(0,), (1,), (0, 1)]))
+    nodes = {p: draw(st.integers(1, base.cluster.pools[p].nodes)) for p in pools}
+    if sum(nodes[p] * base.cluster.pools[p].gpus_per_node for p in pools) > 16:
+        nodes[pools[0]] = 1
+    new_pool = {p: i for i, p in enumerate(pools)}
+    prices = {p: draw(st.sampled_from([0.8, 1.2, 2.49])) for p in pools}
+    engines = []
+    for role in ("prefill", "decode"):
+        fitting = [
+            e
+            for e in base.engines
+            if e.role == role
+            and e.pool in pools
+            and (e.nodes <= nodes[e.pool] if e.nodes else e.gpus <= base.cluster.pools[e.pool].gpus_per_node)
+        ]
+        chosen = (
+            draw(st.lists(st.sampled_from(fitting), min_size=1, max_size=3, unique=True)) if fitting else []
+        )
+        engines += [
+            dataclasses.replace(
+                e, pool=new_pool[e.pool], micro_usd_per_hour=units.micro_usd(prices[e.pool]) * e.gpus
+            )
+            for e in chosen
+        ]
+    fm = base.models[0]
+    best = max((e.capacity_milli_rps for e in engines if e.role == "decode"), default=1000)
+    quarters = draw(st.one_of(st.none(), st.integers(1, 12)))
+    rate = None if quarters is None else quarters * best / 4000
+    fleet = (dataclasses.replace(fm, workload=fm.workload.model_copy(update={"request_rate": rate})),)
+    cluster = Cluster(
+        pools=tuple(base.cluster.pools[p].model_copy(update={"nodes": nodes[p]}) for p in pools)
+    )
+    return DeploymentSpace(fleet, cluster, tuple(engines), {}, disaggregated=True)
+
+
+def pruned(space: DeploymentSpace) -> DeploymentSpace:
+    keep = []
+    for p in range(len(space.cluster.pools)):
+        for role in ("prefill", "decode"):
+            keep += undominated([e for e in space.engines if (e.pool, e.role) == (p, role)])
+    return dataclasses.replace(space, engines=tuple(keep))
+
+
+def _cpsat(space: DeploymentSpace, objective: str) -> int | None:
+    small = pruned(space)
+    counts = optimize(small, (objective,), Run(SolverSettings(time_limit_s=5)))
+    if counts is None:
+        return None
+    return expr_value(build(small, hard_demand=objective != "goodput"), objective, counts)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(instances())
+def test_cpsat_optimum_equals_brute_force_per_role(space: DeploymentSpace) -> None:
+    assert space.cluster.world_size <= 16
+    objectives = ("throughput",) if space.models[0].workload.request_rate is None else ("goodput", "cost")
+    for objective in objectives:
+        oracle = brute_force(space, objective)
+        mine = _cpsat(space, objective)
+        event(f"{objective}: {'infeasible' if oracle is None else 'feasible'}")
+        assert (mine is None) == (oracle is None), (objective, mine, oracle)
+        if oracle is not None:
+            assert mine == oracle[0], (objective, mine, oracle)
+            if objective == "throughput":
+                picked = list(zip(space.engines, oracle[1], strict=True))
+                ps = sum(n for e, n in picked if e.role == "prefill")
+                event(f"P:D = {ps}:{sum(n for e, n in picked if e.role == 'decode')}")
+
+
+def test_the_solver_chooses_the_ratio() -> None:
+    """One decode engine outruns one prefill engine: the optimum takes several P per D, and it is
+    prefill- and decode-balanced within one engine of each."""
+    base = base_space()
+    space = dataclasses.replace(
+        base,
+        cluster=Cluster(pools=(base.cluster.pools[0],)),
+        engines=tuple(e for e in base.engines if e.pool == 0),
+    )
+    counts = optimize(pruned(space), ("throughput", "cost"), Run(SolverSettings()))
+    assert counts is not None
+    small = pruned(space)
+    p = sum(
+        e.prefill_milli_tps * n for e, n in zip(small.engines, counts, strict=True) if e.role == "prefill"
+    )
+    d = sum(
+        e.capacity_milli_rps * n for e, n in zip(small.engines, counts, strict=True) if e.role == "decode"
+    )
+    assert p > 0 and d > 0
+    assert small.capacity_milli_rps(counts, 0) == min(p // 2048, d)
+
+
+def test_role_coefficients_are_the_float_model_rounded_down() -> None:
+    """Decode capacity = ⌊1000 · dp · b / (osl · T_d(b))⌋; prefill = ⌊1000 · dp · isl · ρ* / S_p⌋; the
+    decode step meets TPOT and the prefill budget leaves room for the prefill itself."""
+    from autoparallel.hardware import Cluster as C
+    from autoparallel.perf import disagg
+
+    fm = base_space().models[0]
+    rs = build_role_space([fm], C.parse("2x8xH100"), OPTIONS)
+    w = fm.workload
+    for e, t in zip(rs.space.engines, rs.times, strict=True):
+        if e.role == "decode":
+            exact = 1000 * e.dp * disagg.decode_capacity_rps(e.config.max_num_seqs, w.osl, t.decode_s)
+            assert e.capacity_milli_rps == int(exact) and t.decode_s <= 0.020
+        else:
+            assert t.prefill_s < t.budget_s < w.ttft_ms / 1e3  # type: ignore[operator]
+            exact = 1000 * e.dp * disagg.prefill_capacity_tokens_per_s(t.prefill_s, t.budget_s, w.isl)
+            assert e.prefill_milli_tps == int(exact)
