@@ -81,3 +81,50 @@ def test_the_oracle_imports_only_the_space_and_the_tables(path: Path) -> None:
     solver_imports = {n for n in _imports(path) if n.startswith("autoparallel.solvers")}
     bad = sorted(n for n in solver_imports if n not in ORACLE_MAY_IMPORT)
     assert not bad, f"{path.name} imports the player's {bad}"
+
+
+def _runtime_imports(path: Path, modules: set[str]) -> set[str]:
+    """Package modules `path` imports at run time: module level and inside functions (`if TYPE_CHECKING:`
+    blocks excluded); `from pkg import sub` counts as importing the submodule, not the package."""
+    tree = ast.parse(path.read_text())
+    type_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = {f"{node.module}.{a.name}" for a in node.names} & modules
+            out |= subs
+            if len(subs) < len(node.names) and node.module in modules:
+                out.add(node.module)
+    return out
+
+
+def test_the_import_graph_has_no_cycles() -> None:
+    def name(p: Path) -> str:
+        parts = list(p.relative_to(PACKAGE.parent).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    paths = {name(p): p for p in _modules()}
+    graph = {m: _runtime_imports(p, set(paths)) - {m} for m, p in paths.items()}
+    done: set[str] = set()
+
+    def visit(m: str, stack: list[str]) -> None:
+        if m in stack:
+            cycle = [*stack[stack.index(m):], m]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if m in done:
+            return
+        for dep in sorted(graph[m]):
+            visit(dep, [*stack, m])
+        done.add(m)
+
+    for m in sorted(graph):
+        visit(m, [])

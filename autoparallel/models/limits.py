@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from autoparallel.models.spec import AttentionKind, LimitRule, MlpKind
-
 if TYPE_CHECKING:
     from autoparallel.models.spec import ModelSpec
 
@@ -46,17 +44,17 @@ def tp_violations(model: ModelSpec, tp: int) -> list[str]:
         seen.add(key)
         if att.num_heads % tp:
             out.append(f"tp_divides_heads: {att.num_heads} attention heads are not divisible by tp={tp}")
-        if att.kind is AttentionKind.LINEAR:
+        if att.kind == "linear":
             if att.linear_num_value_heads % tp or att.num_kv_heads % tp:
                 out.append(f"tp_divides_linear_heads: linear-attention heads ({att.num_kv_heads} key, "
                            f"{att.linear_num_value_heads} value) are not divisible by tp={tp}")
-        elif att.kind is not AttentionKind.MLA:
+        elif att.kind != "mla":
             kv = att.num_kv_heads
             if (tp <= kv and kv % tp) or (tp > kv and tp % kv):
                 out.append(f"tp_kv_heads: {kv} KV heads can be neither split evenly nor replicated "
                            f"evenly over tp={tp} (tp must divide {kv} or be a multiple of it)")
         widths = [mlp.intermediate_size]
-        if mlp.kind is MlpKind.MOE and mlp.num_shared_experts:
+        if mlp.kind == "moe" and mlp.num_shared_experts:
             widths.append(mlp.shared_intermediate_size * mlp.num_shared_experts)
         for width in widths:
             if width % tp or (width // tp) % unit:
@@ -87,35 +85,43 @@ def ep_violations(model: ModelSpec, ep: int) -> list[str]:
     return []
 
 
-def limit_rules(model: ModelSpec) -> tuple[LimitRule, ...]:
-    """The rules that constrain this model's parallel degrees, for the model card."""
+def limit_rules(model: ModelSpec) -> tuple[tuple[str, str], ...]:
+    """The rules that constrain this model's parallel degrees, for the model card: (name, reason).
+
+    Kinds are compared by their string values and rules returned as pairs, so that this module needs
+    `models.spec` only for types (spec's methods call it: no import cycle).
+    """
     rules = [
-        LimitRule(name="tp_divides_heads",
+        _rule(name="tp_divides_heads",
                   reason=f"tp must divide the {model.num_heads} query heads: each rank owns whole heads"),
-        LimitRule(name="pp_le_layers",
+        _rule(name="pp_le_layers",
                   reason=f"pp <= {model.num_layers}: each pipeline stage needs at least one decoder layer"),
     ]
     if not model.is_mla:
         kv = model.num_kv_heads
-        rules.append(LimitRule(
+        rules.append(_rule(
             name="tp_kv_heads",
             reason=f"tp must divide the {kv} KV heads or be a multiple of them; above {kv}, "
                    "vLLM replicates KV heads so each rank caches ceil(kv/tp) heads"))
     else:
-        rules.append(LimitRule(
+        rules.append(_rule(
             name="mla_latent_replicated",
             reason="MLA caches one latent per token that every TP rank holds whole: KV per GPU does "
                    "not shrink with tp (attention data parallelism avoids the copies)"))
     unit = _shard_unit(model)
-    rules.append(LimitRule(
+    rules.append(_rule(
         name="tp_divides_mlp",
         reason="tp must split every MLP/expert width evenly" +
                (f" into whole {unit}-wide quantization groups" if unit > 1 else "")))
     if model.is_moe:
-        rules.append(LimitRule(
+        rules.append(_rule(
             name="ep_divides_experts",
             reason=f"ep must divide the {model.num_experts} routed experts; in vLLM, EP is a switch and "
                    "the EP degree equals tp x dp"))
     else:
-        rules.append(LimitRule(name="ep_needs_moe", reason="dense model: expert parallelism does not apply"))
+        rules.append(_rule(name="ep_needs_moe", reason="dense model: expert parallelism does not apply"))
     return tuple(rules)
+
+
+def _rule(*, name: str, reason: str) -> tuple[str, str]:
+    return name, reason

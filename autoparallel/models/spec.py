@@ -417,7 +417,7 @@ class ModelSpec(_Frozen):
         """Every architecture rule that constrains a parallel degree, with its reason."""
         from autoparallel.models.limits import limit_rules
 
-        return limit_rules(self)
+        return tuple(LimitRule(name=name, reason=reason) for name, reason in limit_rules(self))
 
     def kv_heads_per_rank(self, tp: int) -> int:
         """KV heads each TP rank stores: ceil(kv/tp), i.e. replicated when tp > kv (vLLM)."""
