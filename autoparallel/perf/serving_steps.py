@@ -36,14 +36,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from autoparallel.memo import Memo, memoized
 from autoparallel.perf import comm
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_facts import (
-    Memo,
     ModelFacts,
     flops_per_token,
     kv_bytes_per_sequence_per_gpu,
-    memoized,
     model_facts,
     stage_fraction,
     unique_experts,
@@ -272,7 +271,33 @@ def replica_step_times(
     osl: int,
     batched_tokens: int,
 ) -> StepTimes:
-    """Step, decode, prefill and TTFT times of one replica running `batch` sequences (see module doc)."""
+    """Step, decode, prefill and TTFT times of one replica running `batch` sequences (see module doc);
+    memoized per model and cluster object (the solvers' tables, the oracles and sweeps ask for the same
+    replica at the same batch many times)."""
+    key = (shape, batch, isl, osl, batched_tokens)
+    return memoized(
+        _STEP_TIMES,
+        (model, cluster),
+        key,
+        lambda: _replica_step_times(
+            model, cluster, shape, batch=batch, isl=isl, osl=osl, batched_tokens=batched_tokens
+        ),
+    )
+
+
+_STEP_TIMES: Memo[StepTimes] = {}
+
+
+def _replica_step_times(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    *,
+    batch: float,
+    isl: int,
+    osl: int,
+    batched_tokens: int,
+) -> StepTimes:
     pp = shape.pp
     m = batch / micro_batches(batch, pp)
     context = isl + osl / 2.0
