@@ -1,7 +1,5 @@
 """`python -m autoparallel`."""
 
-import sys
+from autoparallel.cli import entry
 
-from autoparallel.cli import main
-
-sys.exit(main())
+entry()

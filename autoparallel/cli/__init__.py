@@ -142,3 +142,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def entry() -> None:
+    """The `autoparallel` script and `python -m autoparallel`: `main`, then exit with its code. After a
+    Ctrl-C the command's thread may still be inside CP-SAT's C++ search; the process ends at once
+    (`os._exit`) instead of finalizing the interpreter around it."""
+    import os
+
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
