@@ -27,7 +27,6 @@ from autoparallel.errors import InputError, SolverTimeoutError
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
 from autoparallel.objectives import canonical, parse_objective
-from autoparallel.perf.training import cost_to_tokens
 from autoparallel.solvers import driver
 from autoparallel.solvers.serving.decoder import ServingSolution
 from autoparallel.solvers.serving.encoder import build, candidate_entries
@@ -35,9 +34,10 @@ from autoparallel.solvers.serving.explain import explain_infeasible
 from autoparallel.solvers.serving.solve import make_solution
 from autoparallel.solvers.serving.space import Point, ServingOptions, build_space
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.solvers.training.decoder import TrainingSolution, evaluate
+from autoparallel.solvers.training.decoder import TrainingSolution
 from autoparallel.solvers.training.encoder import build as build_training
 from autoparallel.solvers.training.points import Point as TrainingPoint
+from autoparallel.solvers.training.solve import make_solution as make_training_solution
 from autoparallel.solvers.training.solve import prepare, solve_training
 from autoparallel.solvers.training.space import TrainingOptions
 from autoparallel.solvers.training.space import build_space as build_training_space
@@ -214,18 +214,7 @@ def pareto_training(
     front: Front[TrainingSolution] = Front(objectives=names, cap=points)
 
     def solution(point: TrainingPoint, run: driver.Run) -> TrainingSolution:
-        config, memory, perf, _ = evaluate(t, point)
-        cost = cost_to_tokens(model, cluster, config, workload.tokens, perf=perf) if workload.tokens else None
-        return TrainingSolution(
-            config=config,
-            memory=memory,
-            perf=perf,
-            cost=cost,
-            objective=">".join(names),
-            stats=run.stats(),
-            binding=(),
-            runner_up=None,
-        )
+        return make_training_solution(t, point, run, ">".join(names))
 
     ok = _front(
         front,

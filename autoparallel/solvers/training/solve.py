@@ -211,17 +211,26 @@ def solve_training(
         else:
             runner = _runner_up(enc, chain, point, perf, settings, deadline)
     clock.lap("runner_up")
-    cost = cost_to_tokens(model, cluster, config, workload.tokens, perf=perf) if workload.tokens else None
-    return TrainingSolution(
-        config=config,
-        memory=memory,
-        perf=perf,
-        cost=cost,
-        objective=label(chain),
-        stats=run.stats(),
-        binding=binding_constraints(t, point, config, memory, perf),
-        runner_up=runner,
-    )
+    binding = binding_constraints(t, point, config, memory, perf)
+    return make_solution(t, point, run, label(chain), binding=binding, runner_up=runner)
+
+
+def make_solution(
+    t: TrainingTables,
+    point: Point,
+    run: driver.Run,
+    objective: str,
+    *,
+    binding: tuple[str, ...] = (),
+    runner_up: RunnerUp | None = None,
+) -> TrainingSolution:
+    """The decoded, float-checked layout of `point`, with the time and cost to the token budget."""
+    config, memory, perf, _ = evaluate(t, point)
+    sp = t.space
+    tokens = sp.workload.tokens
+    cost = cost_to_tokens(sp.model, sp.cluster, config, tokens, perf=perf) if tokens else None
+    return TrainingSolution(config=config, memory=memory, perf=perf, cost=cost, objective=objective,
+                            stats=run.stats(), binding=binding, runner_up=runner_up)
 
 
 def _step_time_only(chain: Chain, t: TrainingTables) -> bool:
