@@ -114,7 +114,6 @@ def _cpsat(space: DeploymentSpace, objective: str) -> int | None:
     return expr_value(build(small, hard_demand=objective != "goodput"), objective, counts)
 
 
-@pytest.mark.no_cover  # covered by the unit tests; tracing doubles this property's time
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -202,7 +201,6 @@ def test_lexicographic_and_weighted_objectives() -> None:
 
 
 def test_unmet_demand_under_goodput_and_explained_under_cost() -> None:
-    import pytest
 
     from autoparallel.errors import InfeasibleError
 

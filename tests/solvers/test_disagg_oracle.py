@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -97,7 +96,6 @@ def _cpsat(space: DeploymentSpace, objective: str) -> int | None:
     return expr_value(build(small, hard_demand=objective != "goodput"), objective, counts)
 
 
-@pytest.mark.no_cover  # covered by the unit tests; tracing doubles this property's time
 @settings(
     max_examples=EXAMPLES,
     deadline=None,

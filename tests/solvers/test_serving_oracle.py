@@ -83,7 +83,6 @@ def options(draw: st.DrawFn) -> ServingOptions:
     )
 
 
-@pytest.mark.no_cover  # the same code is covered by the unit tests; tracing doubles this property's time
 @pytest.mark.parametrize("model", MODELS)
 @settings(max_examples=-(-EXAMPLES // len(MODELS)), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -128,7 +128,6 @@ def _slack_s(t: TrainingTables, sol: TrainingEnumeration) -> float:
     return ((cfg.grad_accum + cfg.pp) * (t.space.num_layers + 6) + 4 * (t.space.num_layers + 8)) * 1e-6
 
 
-@pytest.mark.no_cover  # covered by the unit tests; tracing doubles this property's time
 @pytest.mark.parametrize("cluster_spec", CLUSTERS)
 @settings(
     max_examples=34,
