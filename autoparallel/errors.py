@@ -1,10 +1,10 @@
 """The exceptions autoparallel raises.
 
-    AutoParallelError            base; the CLI prints it as one line, never a traceback
-    ├── InputError               bad user input: unknown id, malformed config or option (exit 2)
-    ├── InfeasibleError          the request cannot be met; says which constraint and by how much (exit 1)
-    ├── SolverTimeoutError       no solution within the time limit (exit 1)
-    └── InternalError            our own bug: solver and float model disagree, invalid CP-SAT model
+AutoParallelError            base; the CLI prints it as one line, never a traceback
+├── InputError               bad user input: unknown id, malformed config or option (exit 2)
+├── InfeasibleError          the request cannot be met; says which constraint and by how much (exit 1)
+├── SolverTimeoutError       no solution within the time limit (exit 1)
+└── InternalError            our own bug: solver and float model disagree, invalid CP-SAT model
 """
 
 from __future__ import annotations

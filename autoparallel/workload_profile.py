@@ -80,8 +80,14 @@ class WorkloadProfile(BaseModel):
 def _stats(values: np.ndarray) -> LengthStats:
     mean = float(values.mean())
     p50, p90, p99 = (float(x) for x in np.percentile(values, [50, 90, 99]))
-    return LengthStats(mean=mean, cv=float(values.std() / mean) if mean else 0.0, p50=p50, p90=p90, p99=p99,
-                       max=int(values.max()))
+    return LengthStats(
+        mean=mean,
+        cv=float(values.std() / mean) if mean else 0.0,
+        p50=p50,
+        p90=p90,
+        p99=p99,
+        max=int(values.max()),
+    )
 
 
 def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
@@ -207,8 +213,9 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
             times.append(t)
     if runs and not isl:
         prof = _bench(runs, "sglang-bench", path)
-        return prof.model_copy(update={"malformed": prof.malformed + len(bad_lines),
-                                       "malformed_lines": tuple(bad_lines[:10])})
+        return prof.model_copy(
+            update={"malformed": prof.malformed + len(bad_lines), "malformed_lines": tuple(bad_lines[:10])}
+        )
     if not isl:
         raise InputError(f"{path}: no usable request ({len(bad_lines)} malformed lines)")
     rate = cv = None

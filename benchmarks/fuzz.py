@@ -50,18 +50,72 @@ ZOO = (
 )
 JUNK_IDS = ("", " ", "x" * 5000, "no-such/model", "../../etc/passwd", "llama🚀", "-", "a/b/c/d", "\x1b[2J")
 CLUSTERS = (
-    "1xH100", "1x2xH100", "1x8xH100", "2x8xH100", "3x8xH100", "1x8xA100", "1x4xL4", "1xL40S", "4x8xH200",
-    "16xH200,ib=400", "2x8xH100,ib=100,nvlink=300", "0xH100", "-1x8xH100", "1x0xH100", "1x8xFOO", "", "x",
-    "1x8xH100,ib=nan", "1x8xH100,ib=0", "1x8xH100,ib=1e-300", "1x8xH100,nvlink=1e-12", "99999999x8xH100",
-    "1x8xH100,foo=1", "1x8xH100;2x8xA100", "1x8xH100🚀",
+    "1xH100",
+    "1x2xH100",
+    "1x8xH100",
+    "2x8xH100",
+    "3x8xH100",
+    "1x8xA100",
+    "1x4xL4",
+    "1xL40S",
+    "4x8xH200",
+    "16xH200,ib=400",
+    "2x8xH100,ib=100,nvlink=300",
+    "0xH100",
+    "-1x8xH100",
+    "1x0xH100",
+    "1x8xFOO",
+    "",
+    "x",
+    "1x8xH100,ib=nan",
+    "1x8xH100,ib=0",
+    "1x8xH100,ib=1e-300",
+    "1x8xH100,nvlink=1e-12",
+    "99999999x8xH100",
+    "1x8xH100,foo=1",
+    "1x8xH100;2x8xA100",
+    "1x8xH100🚀",
 )
-NUMBERS = ("1", "2", "3", "4", "8", "0", "-5", "7", "64", "1000", "1e300", "nan", "inf", "abc", "",
-           "99999999999999999999", "4095", "4096", "131072", "1000000000", "0.5", "1.5")
+NUMBERS = (
+    "1",
+    "2",
+    "3",
+    "4",
+    "8",
+    "0",
+    "-5",
+    "7",
+    "64",
+    "1000",
+    "1e300",
+    "nan",
+    "inf",
+    "abc",
+    "",
+    "99999999999999999999",
+    "4095",
+    "4096",
+    "131072",
+    "1000000000",
+    "0.5",
+    "1.5",
+)
 SERVING_FLAGS = ("--isl", "--osl", "--concurrency", "--request-rate", "--ttft-ms", "--tpot-ms")
 TRAINING_FLAGS = ("--seq-len", "--global-batch", "--tokens")
 PLAN_ONLY = ("--top", "--time-limit", "--workers", "--seed", "--max-model-len")
-EVAL_FLAGS = ("--tp", "--pp", "--dp", "--cp", "--ep", "--vp", "--micro-batch", "--max-num-seqs",
-              "--max-model-len", "--max-num-batched-tokens", "--gpu-memory-utilization")
+EVAL_FLAGS = (
+    "--tp",
+    "--pp",
+    "--dp",
+    "--cp",
+    "--ep",
+    "--vp",
+    "--micro-batch",
+    "--max-num-seqs",
+    "--max-model-len",
+    "--max-num-batched-tokens",
+    "--gpu-memory-utilization",
+)
 CHOICES: dict[str, tuple[str, ...]] = {
     "--workload": ("chatbot", "batch", "rag", "long-context", "reasoning", "nope"),
     "--objective": ("throughput", "ttft", "tpot", "cost", "headroom", "mfu"),
@@ -99,8 +153,9 @@ def hostile_configs(folder: Path) -> list[str]:
         "strings": json.dumps({k: "x" for k in base}).encode(),
         "negative": json.dumps({**base, "intermediate_size": -8192}).encode(),
         "zero_heads": json.dumps({**base, "num_attention_heads": 0}).encode(),
-        "moe_topk": json.dumps({**base, "model_type": "mixtral", "num_local_experts": 8,
-                                "num_experts_per_tok": 100}).encode(),
+        "moe_topk": json.dumps(
+            {**base, "model_type": "mixtral", "num_local_experts": 8, "num_experts_per_tok": 100}
+        ).encode(),
     }
     paths = []
     for name, data in texts.items():
@@ -125,19 +180,33 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
         return ["model", model, *(["--json"] if rng.random() < 0.5 else [])]
     if command == "memory":
         argv = ["memory", model, "--gpu", rng.choice(("H100", "A100", "L4", "NOPE", ""))]
-        for flag in rng.sample(("--tp", "--pp", "--dp", "--max-model-len", "--max-num-seqs",
-                                "--gpu-memory-utilization"), rng.randint(0, 3)):
+        for flag in rng.sample(
+            ("--tp", "--pp", "--dp", "--max-model-len", "--max-num-seqs", "--gpu-memory-utilization"),
+            rng.randint(0, 3),
+        ):
             argv += [flag, rng.choice(NUMBERS)]
         return [*argv, *(["--json"] if rng.random() < 0.5 else [])]
     if command == "sweep":
-        return ["sweep", "--models", ",".join(rng.sample(ZOO, 2)), "--clusters", rng.choice(CLUSTERS[:6]),
-                "--workloads", rng.choice(("chatbot", "chatbot,batch", "nope", ""))]
+        return [
+            "sweep",
+            "--models",
+            ",".join(rng.sample(ZOO, 2)),
+            "--clusters",
+            rng.choice(CLUSTERS[:6]),
+            "--workloads",
+            rng.choice(("chatbot", "chatbot,batch", "nope", "")),
+        ]
     cluster = rng.choice(CLUSTERS) if rng.random() < 0.3 else rng.choice(CLUSTERS[:7])
     argv = [command, model, "--cluster", cluster]
     train = command != "pareto" and rng.random() < 0.4
     if train:
-        argv += ["--train", "--seq-len", rng.choice(("2048", "4096", "4095", "8192")),
-                 "--global-batch", rng.choice(("8", "64", "48", "256"))]
+        argv += [
+            "--train",
+            "--seq-len",
+            rng.choice(("2048", "4096", "4095", "8192")),
+            "--global-batch",
+            rng.choice(("8", "64", "48", "256")),
+        ]
     pool = [*SERVING_FLAGS, *TRAINING_FLAGS, "--workload", "--precision"]
     if command == "plan":
         pool += [*PLAN_ONLY, "--objective"]
@@ -158,10 +227,20 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
 
 def _number(rng: random.Random, flag: str) -> str:
     """Mostly sensible values for the flag, sometimes hostile ones."""
-    sensible = {"--tp": ("1", "2", "4", "8"), "--pp": ("1", "2"), "--dp": ("1", "2", "8"), "--cp": ("1", "2"),
-                "--ep": ("1", "2", "8"), "--top": ("1", "2", "3"), "--time-limit": ("2", "5"),
-                "--workers": ("1", "2"), "--seed": ("0", "1", "42"), "--isl": ("128", "1024", "4096"),
-                "--osl": ("64", "256"), "--max-model-len": ("2048", "8192")}
+    sensible = {
+        "--tp": ("1", "2", "4", "8"),
+        "--pp": ("1", "2"),
+        "--dp": ("1", "2", "8"),
+        "--cp": ("1", "2"),
+        "--ep": ("1", "2", "8"),
+        "--top": ("1", "2", "3"),
+        "--time-limit": ("2", "5"),
+        "--workers": ("1", "2"),
+        "--seed": ("0", "1", "42"),
+        "--isl": ("128", "1024", "4096"),
+        "--osl": ("64", "256"),
+        "--max-model-len": ("2048", "8192"),
+    }
     if flag in sensible and rng.random() < 0.6:
         return rng.choice(sensible[flag])
     return rng.choice(NUMBERS)
@@ -306,8 +385,10 @@ def main() -> int:
             pool.close()
             pool.join()
     walls.sort()
-    print(f"fuzz: {args.inputs} generated inputs through autoparallel.cli.main (seed {args.seed}, "
-          f"{args.jobs} process(es)), {time.perf_counter() - start:.0f} s")
+    print(
+        f"fuzz: {args.inputs} generated inputs through autoparallel.cli.main (seed {args.seed}, "
+        f"{args.jobs} process(es)), {time.perf_counter() - start:.0f} s"
+    )
     for outcome, n in sorted(counts.items()):
         print(f"  {outcome:<10} {n:6d}")
     for bad in ("traceback", "slow", "rejected", "exit 3"):

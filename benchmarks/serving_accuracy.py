@@ -142,9 +142,17 @@ def predict(row: dict[str, str]) -> list[Result]:
     # "kv_cache_quant_algo": "FP8", e.g. reference/model_configs/nvidia__Llama-3.1-70B-Instruct-FP8),
     # which TensorRT-LLM uses.
     kv_dtype = "fp8" if "kv fp8" in row["quantization"] or "ModelOpt" in row["quantization"] else "auto"
-    config = ServingConfig(tp=tp, pp=pp, replicas=replicas, enable_expert_parallel=ep, max_num_seqs=1024,
-                           max_model_len=mml, gpu_memory_utilization=0.9, kv_cache_dtype=kv_dtype,
-                           quantization=_quantization(row, model))
+    config = ServingConfig(
+        tp=tp,
+        pp=pp,
+        replicas=replicas,
+        enable_expert_parallel=ep,
+        max_num_seqs=1024,
+        max_model_len=mml,
+        gpu_memory_utilization=0.9,
+        kv_cache_dtype=kv_dtype,
+        quantization=_quantization(row, model),
+    )
     memory = serving_memory(model, gpu, config)
     if not memory.weights_gib < gpu.memory_bytes / 2**30:
         raise LookupError("weights do not fit")
@@ -160,8 +168,9 @@ def predict(row: dict[str, str]) -> list[Result]:
         shape = replace(ReplicaShape.of(config), engine=engine)
         batch = conc / replicas
         layout = kv_layout(model, gpu, config, Serving(isl=isl, osl=osl))
-        times = replica_step_times(model, nodes, shape, batch=batch, isl=isl, osl=osl,
-                                   batched_tokens=layout.batched_tokens)
+        times = replica_step_times(
+            model, nodes, shape, batch=batch, isl=isl, osl=osl, batched_tokens=layout.batched_tokens
+        )
         eff = efficiency_for(gpu, engine)
         tps = batch * osl / (times.ttft_s + (osl - 1) * times.step_s) * replicas
         add("output tok/s", tps, row["output_tok_s_total"])
@@ -195,14 +204,18 @@ def summarize(results: list[Result]) -> list[str]:
     groups: dict[tuple[str, str, str, str], list[Result]] = {}
     for r in results:
         groups.setdefault((r.engine, r.kind, r.split, r.what), []).append(r)
-    lines = [f"{'engine':7s} {'kind':19s} {'split':8s} {'metric':13s} {'n':>3s} {'within 20%':>11s} "
-             f"{'median |err|':>13s} {'geo-mean ratio':>15s}"]
+    lines = [
+        f"{'engine':7s} {'kind':19s} {'split':8s} {'metric':13s} {'n':>3s} {'within 20%':>11s} "
+        f"{'median |err|':>13s} {'geo-mean ratio':>15s}"
+    ]
     for (engine, kind, split, what), rs in sorted(groups.items()):
         errs = [abs(r.ratio - 1) for r in rs]
         within = sum(e <= 0.2 for e in errs)
         geo = math.exp(statistics.fmean(math.log(r.ratio) for r in rs))
-        lines.append(f"{engine:7s} {kind:19s} {split:8s} {what:13s} {len(rs):3d} {within:5d}/{len(rs):<4d} "
-                     f"{statistics.median(errs):12.0%} {geo:15.2f}")
+        lines.append(
+            f"{engine:7s} {kind:19s} {split:8s} {what:13s} {len(rs):3d} {within:5d}/{len(rs):<4d} "
+            f"{statistics.median(errs):12.0%} {geo:15.2f}"
+        )
     return lines
 
 
@@ -241,8 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     results, skipped = evaluate_csv(args.csv)
     if args.rows:
         for r in results:
-            print(f"{r.row} {r.engine:6s} {r.kind:18s} {r.split:7s} {r.what:12s} pred {r.predicted:10.1f} "
-                  f"meas {r.measured:10.1f} ratio {r.ratio:5.2f} {r.note}")
+            print(
+                f"{r.row} {r.engine:6s} {r.kind:18s} {r.split:7s} {r.what:12s} pred {r.predicted:10.1f} "
+                f"meas {r.measured:10.1f} ratio {r.ratio:5.2f} {r.note}"
+            )
     print("\n".join(summarize(results)))
     for split in ("fit", "checked"):
         for what in ("output tok/s", "TPOT ms"):

@@ -33,8 +33,12 @@ from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
 PLAIN = ServingOptions()
-KNOBS = ServingOptions(kv_cache_dtypes=("auto", "fp8"), quantizations=(None, "fp8"),
-                       gpu_memory_utilizations=(0.85, 0.92, 0.95), max_model_lens=(2048, 8192))
+KNOBS = ServingOptions(
+    kv_cache_dtypes=("auto", "fp8"),
+    quantizations=(None, "fp8"),
+    gpu_memory_utilizations=(0.85, 0.92, 0.95),
+    max_model_lens=(2048, 8192),
+)
 ROWS = (
     ("meta-llama/Llama-3.1-8B", "1x8xH100", "plain"),
     ("meta-llama/Llama-3.1-70B", "1x8xH100", "plain"),
@@ -54,8 +58,13 @@ ROWS = (
 def points(space: ServingSpace) -> int:
     """Configurations brute force evaluates: valid shapes × replica counts × the other knobs."""
     per_shape = sum((1 if s.ep else s.max_replicas) for s in space.shapes if not s.violations)
-    return (per_shape * len(space.runtimes) * len(space.batches) * len(space.utilizations)
-            * len(space.max_model_lens))
+    return (
+        per_shape
+        * len(space.runtimes)
+        * len(space.batches)
+        * len(space.utilizations)
+        * len(space.max_model_lens)
+    )
 
 
 def table_scan(space: ServingSpace) -> float:
@@ -79,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = SolverSettings(workers=args.workers, seed=0)
     workload = Serving.preset("chatbot")
-    print(f"{'model':30s} {'cluster':11s} {'knobs':5s} {'tuples':>6s} {'points':>10s} | {'tables':>7s} "
-          f"{'cp-sat':>7s} {'scan':>6s} {'brute':>8s} {'brute/cp':>8s} | {'tok/s cp-sat':>12s} "
-          f"{'tok/s brute':>12s}")
+    print(
+        f"{'model':30s} {'cluster':11s} {'knobs':5s} {'tuples':>6s} {'points':>10s} | {'tables':>7s} "
+        f"{'cp-sat':>7s} {'scan':>6s} {'brute':>8s} {'brute/cp':>8s} | {'tok/s cp-sat':>12s} "
+        f"{'tok/s brute':>12s}"
+    )
     per_point: list[float] = []
     for model_id, cluster_spec, kind in ROWS:
         model, cluster = load_model(model_id), Cluster.parse(cluster_spec)
@@ -99,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         brute, t_brute = "", ""
         ratio = ""
         if n <= args.oracle_limit:
-            res = enumerate_serving(model, cluster, workload, objective=("throughput", "tpot"),
-                                    options=options)
+            res = enumerate_serving(
+                model, cluster, workload, objective=("throughput", "tpot"), options=options
+            )
             brute = f"{res.objective_value:12.0f}" if res.objective_value is not None else f"{'none':>12s}"
             t_brute = f"{res.wall_s:7.2f}s"
             ratio = f"{res.wall_s / t_cp:7.1f}x"
@@ -109,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
             estimate = n * (sum(per_point) / len(per_point)) if per_point else float("nan")
             brute, t_brute, ratio = f"{'(skipped)':>12s}", f"~{estimate:6.0f}s", f"~{estimate / t_cp:6.0f}x"
         tuples = len(candidate_entries(space))
-        print(f"{model_id.split('/')[1][:30]:30s} {cluster_spec:11s} {kind:5s} {tuples:6d} {n:10d} | "
-              f"{t_tables:6.2f}s {t_cp:6.2f}s {t_scan:5.2f}s {t_brute:>8s} {ratio:>8s} | "
-              f"{sol.objective_value:12.0f} {brute} (scan {scan:.0f})")
+        print(
+            f"{model_id.split('/')[1][:30]:30s} {cluster_spec:11s} {kind:5s} {tuples:6d} {n:10d} | "
+            f"{t_tables:6.2f}s {t_cp:6.2f}s {t_scan:5.2f}s {t_brute:>8s} {ratio:>8s} | "
+            f"{sol.objective_value:12.0f} {brute} (scan {scan:.0f})"
+        )
     return 0
 
 

@@ -58,8 +58,9 @@ def test_analyze_lists_shapes_with_vllm_memory() -> None:
 
 
 def test_sweep_keeps_infeasible_rows() -> None:
-    rows = ap.sweep(models=["meta-llama/Llama-3.1-8B"], clusters=["1xH100", "1xT4"], workloads=["rag"],
-                    workers=1)
+    rows = ap.sweep(
+        models=["meta-llama/Llama-3.1-8B"], clusters=["1xH100", "1xT4"], workloads=["rag"], workers=1
+    )
     assert [r["status"] for r in rows] == ["ok", "infeasible"]
     assert "T4" in rows[1]["message"]
 

@@ -36,10 +36,26 @@ ANY_VALUE = st.recursive(
 )
 KEYS = st.sampled_from(
     (
-        "model_type", "num_hidden_layers", "hidden_size", "num_attention_heads", "num_key_value_heads",
-        "intermediate_size", "vocab_size", "head_dim", "max_position_embeddings", "tie_word_embeddings",
-        "num_local_experts", "num_experts_per_tok", "layer_types", "torch_dtype", "quantization_config",
-        "rope_scaling", "text_config", "vision_config", "sliding_window", "_name_or_path",
+        "model_type",
+        "num_hidden_layers",
+        "hidden_size",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "intermediate_size",
+        "vocab_size",
+        "head_dim",
+        "max_position_embeddings",
+        "tie_word_embeddings",
+        "num_local_experts",
+        "num_experts_per_tok",
+        "layer_types",
+        "torch_dtype",
+        "quantization_config",
+        "rope_scaling",
+        "text_config",
+        "vision_config",
+        "sliding_window",
+        "_name_or_path",
     )
 )
 SMALL_INTS = st.integers(min_value=-2, max_value=70)
@@ -76,8 +92,30 @@ def test_config_text_parses_or_raises_input_error(text: str) -> None:
 
 
 CLUSTER_PIECES = st.sampled_from(
-    ("1", "2", "8", "0", "-1", "x", "X", "×", "*", "H100", "A100", "L4", ",", "ib=", "nvlink=", "400",
-     "1e-300", "nan", "🚀", " ", ";", "99999")
+    (
+        "1",
+        "2",
+        "8",
+        "0",
+        "-1",
+        "x",
+        "X",
+        "×",
+        "*",
+        "H100",
+        "A100",
+        "L4",
+        ",",
+        "ib=",
+        "nvlink=",
+        "400",
+        "1e-300",
+        "nan",
+        "🚀",
+        " ",
+        ";",
+        "99999",
+    )
 )
 
 

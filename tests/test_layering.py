@@ -25,12 +25,29 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "api": ("cli",),
     "sweeps": ("cli",),
     "validation": ("memory", "perf", "solvers", "frameworks", "api", "cli", "plan", "explain"),
-    "bounds": ("models", "hardware", "workload", "configs", "memory", "perf", "solvers", "frameworks", "api",
-               "cli", "plan", "explain", "validation"),
+    "bounds": (
+        "models",
+        "hardware",
+        "workload",
+        "configs",
+        "memory",
+        "perf",
+        "solvers",
+        "frameworks",
+        "api",
+        "cli",
+        "plan",
+        "explain",
+        "validation",
+    ),
 }
 
-ORACLE_MAY_IMPORT = ("autoparallel.solvers.serving.space", "autoparallel.solvers.training.space",
-                     "autoparallel.solvers.training.tables", "autoparallel.solvers.partition")
+ORACLE_MAY_IMPORT = (
+    "autoparallel.solvers.serving.space",
+    "autoparallel.solvers.training.space",
+    "autoparallel.solvers.training.tables",
+    "autoparallel.solvers.partition",
+)
 """The brute-force referee reads the space and the tables, never the CP-SAT player's modules."""
 
 
@@ -118,7 +135,7 @@ def test_the_import_graph_has_no_cycles() -> None:
 
     def visit(m: str, stack: list[str]) -> None:
         if m in stack:
-            cycle = [*stack[stack.index(m):], m]
+            cycle = [*stack[stack.index(m) :], m]
             raise AssertionError("import cycle: " + " -> ".join(cycle))
         if m in done:
             return

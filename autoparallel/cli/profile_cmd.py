@@ -39,8 +39,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
         print(json.dumps({"profile": prof.model_dump(), "serving": serving.model_dump()}, indent=2))
         return 0
     rate = f"{prof.request_rate:.3f} requests/s" if prof.request_rate else "all at once / not recorded"
-    burst = (f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape "
-             f"{prof.gamma_shape:.2f})" if prof.interarrival_cv else "no arrival gaps")
+    burst = (
+        f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape {prof.gamma_shape:.2f})"
+        if prof.interarrival_cv
+        else "no arrival gaps"
+    )
     lines = [
         f"{prof.requests} requests from {args.log} ({prof.source})",
         f"prompt tokens: mean {prof.isl.mean:.0f}, spread {prof.isl.cv:.2f}, p50 {prof.isl.p50:.0f}, "

@@ -79,8 +79,16 @@ def trtllm_yaml(
 def trtllm_command(model_id: str, config: ServingConfig) -> str:
     """The `trtllm-serve` line (parallel sizes on the line, the rest in the extra-options YAML)."""
     opts = trtllm_options(config)
-    parts = ["trtllm-serve", model_id, "--backend", "pytorch", "--tp_size", str(opts["tensor_parallel_size"]),
-             "--pp_size", str(opts["pipeline_parallel_size"])]
+    parts = [
+        "trtllm-serve",
+        model_id,
+        "--backend",
+        "pytorch",
+        "--tp_size",
+        str(opts["tensor_parallel_size"]),
+        "--pp_size",
+        str(opts["pipeline_parallel_size"]),
+    ]
     if "moe_expert_parallel_size" in opts:
         parts += ["--ep_size", str(opts["moe_expert_parallel_size"])]
     parts += ["--extra_llm_api_options", EXTRA_OPTIONS_FILE]

@@ -98,8 +98,9 @@ def parse_config_text(text: str, shown: str) -> dict[str, Any]:
     if depth > MAX_DEPTH:
         raise InputError(f"{shown}: JSON nested {depth} levels deep; at most {MAX_DEPTH} are read")
     try:
-        data = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int,
-                          parse_float=_finite_float)
+        data = json.loads(
+            text, parse_constant=_refuse_constant, parse_int=_bounded_int, parse_float=_finite_float
+        )
     except InputError as exc:
         raise InputError(f"{shown}: {exc}") from None
     except json.JSONDecodeError as exc:

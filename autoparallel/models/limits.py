@@ -37,8 +37,15 @@ def tp_violations(model: ModelSpec, tp: int) -> list[str]:
     seen: set[tuple[object, ...]] = set()
     for layer in model.layers:
         att, mlp = layer.attention, layer.mlp
-        key = (att.kind, att.num_heads, att.num_kv_heads, mlp.kind, mlp.intermediate_size,
-               mlp.shared_intermediate_size, att.linear_num_value_heads)
+        key = (
+            att.kind,
+            att.num_heads,
+            att.num_kv_heads,
+            mlp.kind,
+            mlp.intermediate_size,
+            mlp.shared_intermediate_size,
+            att.linear_num_value_heads,
+        )
         if key in seen:
             continue
         seen.add(key)
@@ -46,13 +53,17 @@ def tp_violations(model: ModelSpec, tp: int) -> list[str]:
             out.append(f"tp_divides_heads: {att.num_heads} attention heads are not divisible by tp={tp}")
         if att.kind == "linear":
             if att.linear_num_value_heads % tp or att.num_kv_heads % tp:
-                out.append(f"tp_divides_linear_heads: linear-attention heads ({att.num_kv_heads} key, "
-                           f"{att.linear_num_value_heads} value) are not divisible by tp={tp}")
+                out.append(
+                    f"tp_divides_linear_heads: linear-attention heads ({att.num_kv_heads} key, "
+                    f"{att.linear_num_value_heads} value) are not divisible by tp={tp}"
+                )
         elif att.kind != "mla":
             kv = att.num_kv_heads
             if (tp <= kv and kv % tp) or (tp > kv and tp % kv):
-                out.append(f"tp_kv_heads: {kv} KV heads can be neither split evenly nor replicated "
-                           f"evenly over tp={tp} (tp must divide {kv} or be a multiple of it)")
+                out.append(
+                    f"tp_kv_heads: {kv} KV heads can be neither split evenly nor replicated "
+                    f"evenly over tp={tp} (tp must divide {kv} or be a multiple of it)"
+                )
         widths = [mlp.intermediate_size]
         if mlp.kind == "moe" and mlp.num_shared_experts:
             widths.append(mlp.shared_intermediate_size * mlp.num_shared_experts)
@@ -92,32 +103,48 @@ def limit_rules(model: ModelSpec) -> tuple[tuple[str, str], ...]:
     `models.spec` only for types (spec's methods call it: no import cycle).
     """
     rules = [
-        _rule(name="tp_divides_heads",
-                  reason=f"tp must divide the {model.num_heads} query heads: each rank owns whole heads"),
-        _rule(name="pp_le_layers",
-                  reason=f"pp <= {model.num_layers}: each pipeline stage needs at least one decoder layer"),
+        _rule(
+            name="tp_divides_heads",
+            reason=f"tp must divide the {model.num_heads} query heads: each rank owns whole heads",
+        ),
+        _rule(
+            name="pp_le_layers",
+            reason=f"pp <= {model.num_layers}: each pipeline stage needs at least one decoder layer",
+        ),
     ]
     if not model.is_mla:
         kv = model.num_kv_heads
-        rules.append(_rule(
-            name="tp_kv_heads",
-            reason=f"tp must divide the {kv} KV heads or be a multiple of them; above {kv}, "
-                   "vLLM replicates KV heads so each rank caches ceil(kv/tp) heads"))
+        rules.append(
+            _rule(
+                name="tp_kv_heads",
+                reason=f"tp must divide the {kv} KV heads or be a multiple of them; above {kv}, "
+                "vLLM replicates KV heads so each rank caches ceil(kv/tp) heads",
+            )
+        )
     else:
-        rules.append(_rule(
-            name="mla_latent_replicated",
-            reason="MLA caches one latent per token that every TP rank holds whole: KV per GPU does "
-                   "not shrink with tp (attention data parallelism avoids the copies)"))
+        rules.append(
+            _rule(
+                name="mla_latent_replicated",
+                reason="MLA caches one latent per token that every TP rank holds whole: KV per GPU does "
+                "not shrink with tp (attention data parallelism avoids the copies)",
+            )
+        )
     unit = _shard_unit(model)
-    rules.append(_rule(
-        name="tp_divides_mlp",
-        reason="tp must split every MLP/expert width evenly" +
-               (f" into whole {unit}-wide quantization groups" if unit > 1 else "")))
+    rules.append(
+        _rule(
+            name="tp_divides_mlp",
+            reason="tp must split every MLP/expert width evenly"
+            + (f" into whole {unit}-wide quantization groups" if unit > 1 else ""),
+        )
+    )
     if model.is_moe:
-        rules.append(_rule(
-            name="ep_divides_experts",
-            reason=f"ep must divide the {model.num_experts} routed experts; in vLLM, EP is a switch and "
-                   "the EP degree equals tp x dp"))
+        rules.append(
+            _rule(
+                name="ep_divides_experts",
+                reason=f"ep must divide the {model.num_experts} routed experts; in vLLM, EP is a switch and "
+                "the EP degree equals tp x dp",
+            )
+        )
     else:
         rules.append(_rule(name="ep_needs_moe", reason="dense model: expert parallelism does not apply"))
     return tuple(rules)

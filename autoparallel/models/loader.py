@@ -51,11 +51,17 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec | _HasToDict) -> 
         return _load_str(source)
     if isinstance(source, _HasToDict):
         cfg = source.to_dict()
-        name = str(getattr(source, "name_or_path", "") or cfg.get("_name_or_path") or cfg.get("model_type")
-                   or "custom-model")
+        name = str(
+            getattr(source, "name_or_path", "")
+            or cfg.get("_name_or_path")
+            or cfg.get("model_type")
+            or "custom-model"
+        )
         return spec_from_config(cfg, name=name)
-    raise InputError(f"cannot load a model from a {type(source).__name__}; pass an id, a path, a dict "
-                     "or a PretrainedConfig")
+    raise InputError(
+        f"cannot load a model from a {type(source).__name__}; pass an id, a path, a dict "
+        "or a PretrainedConfig"
+    )
 
 
 def _load_str(source: str) -> ModelSpec:
@@ -76,8 +82,10 @@ def _load_str(source: str) -> ModelSpec:
         spec = _load_path(path, text)
         if entry is None:
             return spec
-        note = (f"Loaded from the local path {clean_text(text, 200)!r}, which exists; the zoo entry "
-                f"{entry.id!r} of the same name was not used.")
+        note = (
+            f"Loaded from the local path {clean_text(text, 200)!r}, which exists; the zoo entry "
+            f"{entry.id!r} of the same name was not used."
+        )
         return spec.model_copy(update={"notes": f"{note} {spec.notes}".strip()})
     if entry is not None:
         return entry.spec()
@@ -87,8 +95,12 @@ def _load_str(source: str) -> ModelSpec:
 
 
 def _looks_like_path(text: str) -> bool:
-    return (text.startswith(("/", "./", "../", "~", "\\")) or text.endswith(".json") or "\\" in text
-            or text.count("/") > 1)
+    return (
+        text.startswith(("/", "./", "../", "~", "\\"))
+        or text.endswith(".json")
+        or "\\" in text
+        or text.count("/") > 1
+    )
 
 
 def _load_path(path: Path, shown: str) -> ModelSpec:
@@ -119,9 +131,12 @@ def _modelopt_quant(data: dict[str, Any], path: Path) -> dict[str, Any]:
     q = data.get("quantization")
     if not isinstance(q, dict):
         raise InputError(f"{path}: expected a `quantization` object")
-    return {"quant_method": "modelopt", "quant_algo": q.get("quant_algo"),
-            "kv_cache_quant_algo": q.get("kv_cache_quant_algo"),
-            "exclude_modules": q.get("exclude_modules", [])}
+    return {
+        "quant_method": "modelopt",
+        "quant_algo": q.get("quant_algo"),
+        "kv_cache_quant_algo": q.get("kv_cache_quant_algo"),
+        "exclude_modules": q.get("exclude_modules", []),
+    }
 
 
 def _not_found(model_id: str, reason: str) -> InputError:

@@ -37,28 +37,47 @@ def _generic(r: RawConfig) -> Parts:
     """Unknown model_type: a llama-like decoder, with routed experts when the config names any."""
     experts = r.num("num_local_experts", "num_experts", "n_routed_experts", default=0, allow_zero=True)
     parts = moe.build_moe_llama_like(r) if experts else llama_like.build_llama_like(r)
-    parts.notes.append(f"model_type {r.model_type!r} is not a known family: parsed as a generic llama-like "
-                       f"{'MoE ' if experts else ''}decoder from its raw keys; family-specific parameters "
-                       "(e.g. linear attention, MTP) are not counted.")
+    parts.notes.append(
+        f"model_type {r.model_type!r} is not a known family: parsed as a generic llama-like "
+        f"{'MoE ' if experts else ''}decoder from its raw keys; family-specific parameters "
+        "(e.g. linear attention, MTP) are not counted."
+    )
     return parts
 
 
 # model_type -> builder + defaults; anything else is parsed by `_generic` without defaults.
 _FAMILIES: dict[str, Family] = {
-    **llama_like.FAMILIES, **moe.FAMILIES, **mla.FAMILIES, **classic.FAMILIES, **phi.FAMILIES,
+    **llama_like.FAMILIES,
+    **moe.FAMILIES,
+    **mla.FAMILIES,
+    **classic.FAMILIES,
+    **phi.FAMILIES,
     **mllama.FAMILIES,
 }
 _GENERIC = Family(_generic, {})
 
 # Outer multimodal model_type -> model_type of its text model.
-_TEXT_TYPE = {"gemma3": "gemma3_text", "llama4": "llama4_text", "qwen2_5_vl": "qwen2_5_vl_text",
-              "mistral3": "mistral", "mllama": "mllama_text_model"}
+_TEXT_TYPE = {
+    "gemma3": "gemma3_text",
+    "llama4": "llama4_text",
+    "qwen2_5_vl": "qwen2_5_vl_text",
+    "mistral3": "mistral",
+    "mllama": "mllama_text_model",
+}
 
 KNOWN_MODEL_TYPES: tuple[str, ...] = tuple(sorted({*_FAMILIES, *_TEXT_TYPE}))
 """model_type values parsed with exact family rules (others: a generic llama-like parse)."""
 
-_DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "half": 2, "fp16": 2, "bf16": 2,
-                "float32": 4, "float": 4, "fp32": 4}
+_DTYPE_BYTES = {
+    "bfloat16": 2,
+    "float16": 2,
+    "half": 2,
+    "fp16": 2,
+    "bf16": 2,
+    "float32": 4,
+    "float": 4,
+    "fp32": 4,
+}
 
 
 def _dtype_bytes(cfg: Mapping[str, Any], text: Mapping[str, Any]) -> int:
@@ -98,19 +117,31 @@ def _check_structure(parts: Parts, name: str) -> None:
         seen.add(key)
         if att.kind not in (AttentionKind.MLA, AttentionKind.LINEAR):
             if att.num_kv_heads > att.num_heads:
-                raise InputError(f"{name}: num_key_value_heads {att.num_kv_heads} exceeds "
-                                 f"num_attention_heads "
-                                 f"{att.num_heads} (each KV head serves a group of query heads)")
+                raise InputError(
+                    f"{name}: num_key_value_heads {att.num_kv_heads} exceeds "
+                    f"num_attention_heads "
+                    f"{att.num_heads} (each KV head serves a group of query heads)"
+                )
             if att.num_heads % att.num_kv_heads:
-                raise InputError(f"{name}: num_key_value_heads {att.num_kv_heads} does not divide "
-                                 f"num_attention_heads {att.num_heads} (GQA groups must be equal)")
+                raise InputError(
+                    f"{name}: num_key_value_heads {att.num_kv_heads} does not divide "
+                    f"num_attention_heads {att.num_heads} (GQA groups must be equal)"
+                )
         if mlp.kind is MlpKind.MOE and not 1 <= mlp.experts_per_token <= mlp.num_experts:
-            raise InputError(f"{name}: num_experts_per_tok {mlp.experts_per_token} must be between 1 and the "
-                             f"{mlp.num_experts} routed experts")
+            raise InputError(
+                f"{name}: num_experts_per_tok {mlp.experts_per_token} must be between 1 and the "
+                f"{mlp.num_experts} routed experts"
+            )
 
 
-def spec_from_config(cfg: dict[str, Any], *, name: str, published_total: int | None = None,
-                     published_active: int | None = None, notes: str = "") -> ModelSpec:
+def spec_from_config(
+    cfg: dict[str, Any],
+    *,
+    name: str,
+    published_total: int | None = None,
+    published_active: int | None = None,
+    notes: str = "",
+) -> ModelSpec:
     """Build a ModelSpec from a raw `config.json` dict (no transformers import).
 
     Args:
@@ -139,8 +170,9 @@ def spec_from_config(cfg: dict[str, Any], *, name: str, published_total: int | N
         raise InputError(f"{name}: malformed config ({type(exc).__name__}: {detail})") from None
 
 
-def _spec_from_config(cfg: dict[str, Any], name: str, published_total: int | None,
-                      published_active: int | None, notes: str) -> ModelSpec:
+def _spec_from_config(
+    cfg: dict[str, Any], name: str, published_total: int | None, published_active: int | None, notes: str
+) -> ModelSpec:
     text_type, text_cfg = _text_model(cfg, name)
     family = _FAMILIES.get(text_type, _GENERIC)
     raw = RawConfig(text_cfg, family.defaults, name, text_type)
@@ -160,8 +192,9 @@ def _spec_from_config(cfg: dict[str, Any], name: str, published_total: int | Non
         model_type=text_type,
         hidden_size=hidden,
         vocab_size=raw.num("vocab_size"),
-        max_position_embeddings=raw.num("max_position_embeddings", "n_positions", "seq_length",
-                                        default=raw.get("n_ctx", 2048)),
+        max_position_embeddings=raw.num(
+            "max_position_embeddings", "n_positions", "seq_length", default=raw.get("n_ctx", 2048)
+        ),
         layers=tuple(parts.layers),
         tie_word_embeddings=parts.lm_head == 0,
         embedding_params=parts.embedding,

@@ -51,8 +51,9 @@ layers, hidden 18k, vocabularies of 256k, 512 experts), so a hostile config is r
 class RawConfig:
     """Typed, validated access to one config dict (plus family defaults)."""
 
-    def __init__(self, cfg: Mapping[str, Any], defaults: Mapping[str, Any], name: str,
-                 model_type: str) -> None:
+    def __init__(
+        self, cfg: Mapping[str, Any], defaults: Mapping[str, Any], name: str, model_type: str
+    ) -> None:
         self.cfg = cfg
         self.defaults = defaults
         self.name = name
@@ -80,20 +81,26 @@ class RawConfig:
             raise InputError(
                 f"{self.name}: config.json (model_type {self.model_type!r}) is missing `{keys[0]}`"
                 + (f" (also looked for {', '.join(f'`{k}`' for k in keys[1:])})" if len(keys) > 1 else "")
-                + "; add it to the config")
+                + "; add it to the config"
+            )
         return int(default)
 
     def _check(self, key: str, value: Any, allow_zero: bool) -> int:
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or (isinstance(value, float) and not value.is_integer())):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not value.is_integer())
+        ):
             raise InputError(f"{self.name}: `{key}` must be an integer, got {clean_text(repr(value), 40)}")
         v = int(value)
         if v < 0 or (v == 0 and not allow_zero):
             raise InputError(f"{self.name}: `{key}` must be {'>= 0' if allow_zero else 'positive'}, got {v}")
         limit = CONFIG_LIMITS.get(key, MAX_CONFIG_INT)
         if v > limit:
-            raise InputError(f"{self.name}: `{key}` = {clean_text(str(v), 40)} is above {limit:,}, the most "
-                             "autoparallel plans for (config_bounds)")
+            raise InputError(
+                f"{self.name}: `{key}` = {clean_text(str(v), 40)} is above {limit:,}, the most "
+                "autoparallel plans for (config_bounds)"
+            )
         return v
 
     def flag(self, key: str, default: bool = False) -> bool:
@@ -101,8 +108,17 @@ class RawConfig:
 
 
 DROPOUT_KEYS = (
-    "attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop", "emb_pdrop", "attn_pdrop",
-    "hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "activation_dropout", "ffn_dropout",
+    "attention_dropout",
+    "hidden_dropout",
+    "resid_pdrop",
+    "embd_pdrop",
+    "emb_pdrop",
+    "attn_pdrop",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "dropout",
+    "activation_dropout",
+    "ffn_dropout",
 )
 """Dropout probabilities of the text model, under the names families use (Llama / Qwen / Mistral /
 BLOOM / NeoX: attention_dropout, hidden_dropout; GPT-2 / Phi: resid_pdrop, embd_pdrop, attn_pdrop;
@@ -147,12 +163,25 @@ def linear_params(n_in: int, n_out: int, bias: bool = False) -> int:
     return n_in * n_out + (n_out if bias else 0)
 
 
-def gqa_attention(h: int, nh: int, nkv: int, hd: int, *, qkv_bias: bool = False, o_bias: bool = False,
-                  qk_norm: bool = False, q_gate: bool = False, sinks: bool = False) -> int:
+def gqa_attention(
+    h: int,
+    nh: int,
+    nkv: int,
+    hd: int,
+    *,
+    qkv_bias: bool = False,
+    o_bias: bool = False,
+    qk_norm: bool = False,
+    q_gate: bool = False,
+    sinks: bool = False,
+) -> int:
     """q/k/v/o projections (+ biases, per-head q/k norms, output gate, attention sinks)."""
     q_out = nh * hd * (2 if q_gate else 1)
-    n = (linear_params(h, q_out, qkv_bias) + 2 * linear_params(h, nkv * hd, qkv_bias)
-         + linear_params(nh * hd, h, o_bias))
+    n = (
+        linear_params(h, q_out, qkv_bias)
+        + 2 * linear_params(h, nkv * hd, qkv_bias)
+        + linear_params(nh * hd, h, o_bias)
+    )
     if qk_norm:
         n += 2 * hd
     if sinks:
@@ -166,8 +195,16 @@ def mlp_params(h: int, i: int, gated: bool = True, bias: bool = False) -> int:
     return linear_params(h, i, bias) + linear_params(i, h, bias)
 
 
-def dense_layer(att: AttentionSpec, attention: int, h: int, i: int, norms: int, *, gated: bool = True,
-                mlp_bias: bool = False) -> LayerSpec:
+def dense_layer(
+    att: AttentionSpec,
+    attention: int,
+    h: int,
+    i: int,
+    norms: int,
+    *,
+    gated: bool = True,
+    mlp_bias: bool = False,
+) -> LayerSpec:
     return LayerSpec(
         attention=att,
         mlp=MlpSpec(kind=MlpKind.DENSE, intermediate_size=i, gated=gated),
@@ -175,27 +212,49 @@ def dense_layer(att: AttentionSpec, attention: int, h: int, i: int, norms: int, 
     )
 
 
-def moe_layer(att: AttentionSpec, attention: int, h: int, *, experts: int, top_k: int, expert_i: int,
-              router: int, norms: int, shared: int = 0, shared_i: int = 0, shared_extra: int = 0,
-              expert_bias: bool = False) -> LayerSpec:
+def moe_layer(
+    att: AttentionSpec,
+    attention: int,
+    h: int,
+    *,
+    experts: int,
+    top_k: int,
+    expert_i: int,
+    router: int,
+    norms: int,
+    shared: int = 0,
+    shared_i: int = 0,
+    shared_extra: int = 0,
+    expert_bias: bool = False,
+) -> LayerSpec:
     """MoE layer; `shared` shared experts of width `shared_i` (`shared_extra`: e.g. a shared-expert gate)."""
     routed = experts * mlp_params(h, expert_i, True, expert_bias)
     return LayerSpec(
         attention=att,
-        mlp=MlpSpec(kind=MlpKind.MOE, intermediate_size=expert_i, num_experts=experts,
-                    experts_per_token=top_k, num_shared_experts=shared, shared_intermediate_size=shared_i),
-        params=ParamGroups(attention=attention, routed_experts=routed,
-                           shared_experts=(mlp_params(h, shared_i * shared) if shared else 0) + shared_extra,
-                           router=router, norms=norms),
+        mlp=MlpSpec(
+            kind=MlpKind.MOE,
+            intermediate_size=expert_i,
+            num_experts=experts,
+            experts_per_token=top_k,
+            num_shared_experts=shared,
+            shared_intermediate_size=shared_i,
+        ),
+        params=ParamGroups(
+            attention=attention,
+            routed_experts=routed,
+            shared_experts=(mlp_params(h, shared_i * shared) if shared else 0) + shared_extra,
+            router=router,
+            norms=norms,
+        ),
     )
 
 
-def softmax_spec(kind: AttentionKind, nh: int, nkv: int, hd: int,
-                 window: int | None = None) -> AttentionSpec:
+def softmax_spec(kind: AttentionKind, nh: int, nkv: int, hd: int, window: int | None = None) -> AttentionSpec:
     if kind is AttentionKind.FULL:
         window = None
-    return AttentionSpec(kind=kind, num_heads=nh, num_kv_heads=nkv, head_dim=hd, v_head_dim=hd,
-                         window_tokens=window)
+    return AttentionSpec(
+        kind=kind, num_heads=nh, num_kv_heads=nkv, head_dim=hd, v_head_dim=hd, window_tokens=window
+    )
 
 
 def read_heads(r: RawConfig) -> tuple[int, int, int, int]:
@@ -259,4 +318,5 @@ def add_mtp(r: RawConfig, parts: Parts, h: int) -> None:
     parts.notes.append(
         f"mtp counts {mtp} MTP module(s) of unique parameters: eh_proj (2h x h), enorm, hnorm, "
         "shared_head.norm and one decoder block like the last layer; the embedding and output head the "
-        "checkpoint copies into the MTP layer are shared with the main model and not counted again.")
+        "checkpoint copies into the MTP layer are shared with the main model and not counted again."
+    )

@@ -9,8 +9,13 @@ from typing import Any
 from autoparallel.errors import InputError
 from autoparallel.models.quant import QuantMethod, QuantSpec
 
-_NOT_CONVERTED_KEYS = ("modules_to_not_convert", "ignored_layers", "ignore", "exclude_modules",
-                       "llm_int8_skip_modules")
+_NOT_CONVERTED_KEYS = (
+    "modules_to_not_convert",
+    "ignored_layers",
+    "ignore",
+    "exclude_modules",
+    "llm_int8_skip_modules",
+)
 
 
 def _not_converted(qc: Mapping[str, Any]) -> list[str]:
@@ -45,10 +50,17 @@ def _qint(qc: Mapping[str, Any], name: str, keys: tuple[str, ...], default: int)
 def _fp8(block: Any, groups: tuple[str, ...], source: str, *, per_channel: bool = False) -> QuantSpec:
     """FP8 weights: block-scaled when `block` is an [n, k] pair, else per-tensor (or per-channel)."""
     if isinstance(block, list) and len(block) == 2:
-        return QuantSpec(method=QuantMethod.FP8, bits=8, block_n=int(block[0]), block_k=int(block[1]),
-                         quantized_groups=groups, source=source)
-    return QuantSpec(method=QuantMethod.FP8, bits=8, per_channel=per_channel, quantized_groups=groups,
-                     source=source)
+        return QuantSpec(
+            method=QuantMethod.FP8,
+            bits=8,
+            block_n=int(block[0]),
+            block_k=int(block[1]),
+            quantized_groups=groups,
+            source=source,
+        )
+    return QuantSpec(
+        method=QuantMethod.FP8, bits=8, per_channel=per_channel, quantized_groups=groups, source=source
+    )
 
 
 def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
@@ -71,23 +83,37 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
     if method in ("gptq", "awq"):
         bits = _qint(qc, name, ("bits", "w_bit"), 4)
         group = _qint(qc, name, ("group_size", "q_group_size"), 128)
-        return QuantSpec(method=QuantMethod(method), bits=bits, group_size=group, quantized_groups=groups,
-                         source=f"{src}, bits={bits}, group_size={group}")
+        return QuantSpec(
+            method=QuantMethod(method),
+            bits=bits,
+            group_size=group,
+            quantized_groups=groups,
+            source=f"{src}, bits={bits}, group_size={group}",
+        )
     if method == "fp8":
         block = qc.get("weight_block_size")
         if isinstance(block, list) and len(block) == 2:
             return _fp8(block, groups, f"{src}, weight_block_size={block}")
         return _fp8(None, groups, f"{src}, per-tensor scales")
     if method == "mxfp4":
-        return QuantSpec(method=QuantMethod.MXFP4, bits=4, group_size=32,
-                         quantized_groups=("routed_experts",),
-                         source=f"{src}: routed experts only (modules_to_not_convert: {', '.join(excluded)})")
+        return QuantSpec(
+            method=QuantMethod.MXFP4,
+            bits=4,
+            group_size=32,
+            quantized_groups=("routed_experts",),
+            source=f"{src}: routed experts only (modules_to_not_convert: {', '.join(excluded)})",
+        )
     if method == "bitsandbytes":
         four = bool(qc.get("load_in_4bit"))
         dq = bool(qc.get("bnb_4bit_use_double_quant", False))
-        return QuantSpec(method=QuantMethod.BITSANDBYTES, bits=4 if four else 8, double_quant=dq,
-                         group_size=64, quantized_groups=groups,
-                         source=f"{src}, {'nf4' if four else 'int8'}, double_quant={dq}")
+        return QuantSpec(
+            method=QuantMethod.BITSANDBYTES,
+            bits=4 if four else 8,
+            double_quant=dq,
+            group_size=64,
+            quantized_groups=groups,
+            source=f"{src}, {'nf4' if four else 'int8'}, double_quant={dq}",
+        )
     if method == "modelopt":
         algo = str(qc.get("quant_algo", "")).upper()
         if algo == "FP8":
@@ -95,8 +121,10 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
         raise InputError(f"{name}: ModelOpt quant_algo {algo!r} is not supported (only FP8)")
     if method == "compressed-tensors":
         return _compressed_tensors(qc, name, groups)
-    raise InputError(f"{name}: quantization method {method!r} is not supported "
-                     "(gptq, awq, fp8, mxfp4, bitsandbytes, compressed-tensors, modelopt FP8)")
+    raise InputError(
+        f"{name}: quantization method {method!r} is not supported "
+        "(gptq, awq, fp8, mxfp4, bitsandbytes, compressed-tensors, modelopt FP8)"
+    )
 
 
 def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...]) -> QuantSpec:
@@ -114,9 +142,15 @@ def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...
         block = weights.get("block_structure") if strategy == "block" else None
         return _fp8(block, groups, src, per_channel=strategy == "channel")
     if kind == "int" and bits in (2, 3, 4, 8) and strategy == "group":
-        return QuantSpec(method=QuantMethod.GPTQ, bits=bits, group_size=int(weights.get("group_size") or 128),
-                         quantized_groups=groups, source=src + " (accounted as GPTQ-style packed groups)")
+        return QuantSpec(
+            method=QuantMethod.GPTQ,
+            bits=bits,
+            group_size=int(weights.get("group_size") or 128),
+            quantized_groups=groups,
+            source=src + " (accounted as GPTQ-style packed groups)",
+        )
     if kind == "int" and bits == 8:
-        return QuantSpec(method=QuantMethod.INT8, bits=8, per_channel=True, quantized_groups=groups,
-                         source=src)
+        return QuantSpec(
+            method=QuantMethod.INT8, bits=8, per_channel=True, quantized_groups=groups, source=src
+        )
     raise InputError(f"{name}: compressed-tensors weights {kind}{bits} ({strategy}) are not supported")

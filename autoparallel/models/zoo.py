@@ -115,8 +115,13 @@ def _spec_for(model_id: str) -> ModelSpec:
     from autoparallel.models.parse import spec_from_config
 
     entry = _index()[model_id.lower()]
-    return spec_from_config(entry.config, name=entry.id, published_total=entry.published_total_params,
-                            published_active=entry.published_active_params, notes=entry.notes)
+    return spec_from_config(
+        entry.config,
+        name=entry.id,
+        published_total=entry.published_total_params,
+        published_active=entry.published_active_params,
+        notes=entry.notes,
+    )
 
 
 def zoo_entry_or_raise(model_id: str) -> ZooEntry:

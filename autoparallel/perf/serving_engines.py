@@ -83,12 +83,21 @@ def engine_kv_for(
     memory = serving_memory(model, cluster.gpu, config)
     if engine == "sglang":
         dp_att = config.replicas if config.enable_expert_parallel and config.replicas > 1 else 1
-        kv = sglang_kv(memory, cluster.gpu, context_len=config.max_model_len, dp_attention_size=dp_att,
-                       chunked_prefill_size=config.max_num_batched_tokens,
-                       max_running_requests=config.max_num_seqs)
+        kv = sglang_kv(
+            memory,
+            cluster.gpu,
+            context_len=config.max_model_len,
+            dp_attention_size=dp_att,
+            chunked_prefill_size=config.max_num_batched_tokens,
+            max_running_requests=config.max_num_seqs,
+        )
     elif engine == "trtllm":
-        kv = trtllm_kv(memory, cluster.gpu, max_batch_size=config.max_num_seqs,
-                       max_num_tokens=config.max_num_batched_tokens or 8192)
+        kv = trtllm_kv(
+            memory,
+            cluster.gpu,
+            max_batch_size=config.max_num_seqs,
+            max_num_tokens=config.max_num_batched_tokens or 8192,
+        )
     else:
         from autoparallel.errors import InputError
 
@@ -109,15 +118,26 @@ def evaluate_engine(
         options.append((workload.concurrency / config.replicas, "concurrency"))
     batch, limit = min(options, key=lambda o: o[0])
     headroom = (kv.kv_cache_tokens - batch * per_seq_tokens) * kv.kv_bytes_per_token_per_gpu
-    perf = perf_at_batch(model, cluster, config, workload, batch=batch, batch_limit=limit,
-                         batched_tokens=kv.step_tokens, kv_capacity_seqs=capacity,
-                         kv_headroom_bytes=headroom, engine=engine)
+    perf = perf_at_batch(
+        model,
+        cluster,
+        config,
+        workload,
+        batch=batch,
+        batch_limit=limit,
+        batched_tokens=kv.step_tokens,
+        kv_capacity_seqs=capacity,
+        kv_headroom_bytes=headroom,
+        engine=engine,
+    )
     problems: list[str] = []
     if kv.kv_cache_gib <= 0:
         problems.append(f"weights ({kv.weights_gib:.1f} GiB per GPU) leave no KV pool under {kv.rule}")
     elif kv.kv_cache_tokens < config.max_model_len:
-        problems.append(f"the KV pool holds {kv.kv_cache_tokens:,} tokens, fewer than max_model_len "
-                        f"{config.max_model_len}")
+        problems.append(
+            f"the KV pool holds {kv.kv_cache_tokens:,} tokens, fewer than max_model_len "
+            f"{config.max_model_len}"
+        )
     problems += deployment_problems(cluster, config, workload)
     fits = not problems
     problems += slo_violations(perf, workload)

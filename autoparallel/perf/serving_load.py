@@ -297,8 +297,20 @@ def _replay(
     max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
     while (waiting or len(running)) and steps < max_steps:
         # 0. Nothing can change but the decodes: jump to the next request's last token at once.
-        span = _decode_span(running, waiting, prompt, done_pf, generated, osl, held, free, max_running,
-                            policy, budget, blocks_for)
+        span = _decode_span(
+            running,
+            waiting,
+            prompt,
+            done_pf,
+            generated,
+            osl,
+            held,
+            free,
+            max_running,
+            policy,
+            budget,
+            blocks_for,
+        )
         if span > 1:
             d = len(running)
             k = micro_batches(float(d), shape.pp)

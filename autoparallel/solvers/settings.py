@@ -28,8 +28,9 @@ class SolverSettings(BaseModel):
     """Print CP-SAT's search log (debugging)."""
 
     @classmethod
-    def create(cls, *, time_limit_s: float | None = None, workers: int | None = None,
-               seed: int = 0) -> SolverSettings:
+    def create(
+        cls, *, time_limit_s: float | None = None, workers: int | None = None, seed: int = 0
+    ) -> SolverSettings:
         """Settings with only the given fields changed from the defaults (None keeps a default); each is
         checked against its bound (`autoparallel.bounds.BOUNDS`), and `workers` is capped at the
         machine's CPU cores (more CP-SAT workers than cores only slow every worker down)."""
@@ -69,9 +70,18 @@ class SolverStats(BaseModel):
     """Per-solve time limit, seconds."""
 
     @classmethod
-    def of(cls, *, status: str, wall_s: float, value: float, bound: float, solves: int,
-           settings: SolverSettings) -> SolverStats:
+    def of(
+        cls, *, status: str, wall_s: float, value: float, bound: float, solves: int, settings: SolverSettings
+    ) -> SolverStats:
         """Statistics of a run under `settings`, the gap computed from the primary value and bound."""
-        return cls(status=status, wall_s=wall_s, objective_value=value, bound=bound,
-                   gap=abs(value - bound) / max(1.0, abs(value)), solves=solves, seed=settings.seed,
-                   workers=settings.workers, time_limit_s=settings.time_limit_s)
+        return cls(
+            status=status,
+            wall_s=wall_s,
+            objective_value=value,
+            bound=bound,
+            gap=abs(value - bound) / max(1.0, abs(value)),
+            solves=solves,
+            seed=settings.seed,
+            workers=settings.workers,
+            time_limit_s=settings.time_limit_s,
+        )

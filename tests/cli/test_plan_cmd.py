@@ -219,8 +219,19 @@ def test_plan_bad_allowed_values_exit_2(flag: list[str], capsys: pytest.CaptureF
 # ----- regressions of issue 8 (one solver core, one registry, one source per fact) -------------------
 def test_bfloat16_kv_cache_plans_normally(capsys: pytest.CaptureFixture[str]) -> None:
     # The tables and the float model once took KV bytes from two functions (1 vs 2 bytes): exit 3.
-    argv = ["plan", "meta-llama/Llama-3.1-70B", "--cluster", "1x4xH100", "--isl", "8192", "--osl", "1024",
-            "--kv-cache-dtype", "bfloat16", "--json"]
+    argv = [
+        "plan",
+        "meta-llama/Llama-3.1-70B",
+        "--cluster",
+        "1x4xH100",
+        "--isl",
+        "8192",
+        "--osl",
+        "1024",
+        "--kv-cache-dtype",
+        "bfloat16",
+        "--json",
+    ]
     assert main(argv) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["config"]["kv_cache_dtype"] == "bfloat16" and d["fits"]
@@ -228,8 +239,22 @@ def test_bfloat16_kv_cache_plans_normally(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_training_headroom_objective_from_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1x8xH100", "--train", "--seq-len", "2048",
-            "--global-batch", "64", "--objective", "headroom", "--json", "--time-limit", "5"]
+    argv = [
+        "plan",
+        "meta-llama/Llama-3.2-1B",
+        "--cluster",
+        "1x8xH100",
+        "--train",
+        "--seq-len",
+        "2048",
+        "--global-batch",
+        "64",
+        "--objective",
+        "headroom",
+        "--json",
+        "--time-limit",
+        "5",
+    ]
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["objective"] == "memory"
 
@@ -241,8 +266,16 @@ def test_a_training_objective_for_serving_is_a_clear_input_error(capsys: pytest.
 
 
 def test_pareto_accepts_the_headroom_alias(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["pareto", "meta-llama/Llama-3.2-1B", "--cluster", "1x2xH100",
-            "--objectives", "throughput,headroom", "--points", "3"]
+    argv = [
+        "pareto",
+        "meta-llama/Llama-3.2-1B",
+        "--cluster",
+        "1x2xH100",
+        "--objectives",
+        "throughput,headroom",
+        "--points",
+        "3",
+    ]
     assert main(argv) == 0
     assert "throughput vs memory" in capsys.readouterr().out
 
@@ -256,8 +289,17 @@ def test_sweep_with_an_objective_no_workload_accepts_exits_2(capsys: pytest.Capt
 def test_deepseek_v3_training_is_explained_by_memory_alone(capsys: pytest.CaptureFixture[str]) -> None:
     # 1024 = micro-batch 1 × dp 128 × grad-accum 8: the batch, ZeRO/pipeline and stage rules all hold, so
     # none of them may be blamed; memory is the cause, with its numbers.
-    argv = ["plan", "deepseek-ai/DeepSeek-V3", "--cluster", "16x8xH100", "--train", "--seq-len", "4096",
-            "--global-batch", "1024"]
+    argv = [
+        "plan",
+        "deepseek-ai/DeepSeek-V3",
+        "--cluster",
+        "16x8xH100",
+        "--train",
+        "--seq-len",
+        "4096",
+        "--global-batch",
+        "1024",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     reasons = [line for line in err.splitlines() if line.startswith("  - ")]

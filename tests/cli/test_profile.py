@@ -23,8 +23,10 @@ def _log(path: Path, n: int = 10_000, rate: float = 5.0, bad: int = 0) -> None:
 
     isl, osl = lengths(600, 0.8), lengths(200, 1.0)
     t = 1.7e9 + np.cumsum(rng.exponential(1.0 / rate, n))
-    rows = [json.dumps({"timestamp": float(a), "prompt_tokens": int(i), "completion_tokens": int(o)})
-            for a, i, o in zip(t, isl, osl, strict=True)]
+    rows = [
+        json.dumps({"timestamp": float(a), "prompt_tokens": int(i), "completion_tokens": int(o)})
+        for a, i, o in zip(t, isl, osl, strict=True)
+    ]
     broken = ["not json", '{"prompt_tokens": 10}', '{"prompt_tokens": -3, "output_tokens": 4}', "[1, 2]"]
     rows[5:5] = broken[:bad]
     path.write_text("\n".join(rows) + "\n")
@@ -63,8 +65,17 @@ def test_evaluate_accepts_the_workload_file(tmp_path: Path, capsys: pytest.Captu
 
 def test_vllm_and_sglang_benchmark_results(tmp_path: Path) -> None:
     vllm = tmp_path / "vllm.json"
-    vllm.write_text(json.dumps({"request_rate": "inf", "max_concurrency": None, "completed": 3,
-                                "input_lens": [100, 200, 300], "output_lens": [10, 20, 30]}))
+    vllm.write_text(
+        json.dumps(
+            {
+                "request_rate": "inf",
+                "max_concurrency": None,
+                "completed": 3,
+                "input_lens": [100, 200, 300],
+                "output_lens": [10, 20, 30],
+            }
+        )
+    )
     prof = profile_file(vllm)
     assert prof.source == "vllm-bench" and prof.requests == 3 and prof.isl.mean == 200
     w = to_serving(prof)

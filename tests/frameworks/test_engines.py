@@ -20,9 +20,18 @@ from autoparallel.hardware import Cluster
 from autoparallel.workload import Serving
 
 SGLANG_FLAGS = {
-    "--model-path": str, "--tp-size": int, "--pp-size": int, "--dp-size": int, "--ep-size": int,
-    "--enable-dp-attention": bool, "--mem-fraction-static": float, "--max-running-requests": int,
-    "--chunked-prefill-size": int, "--context-length": int, "--kv-cache-dtype": str, "--quantization": str,
+    "--model-path": str,
+    "--tp-size": int,
+    "--pp-size": int,
+    "--dp-size": int,
+    "--ep-size": int,
+    "--enable-dp-attention": bool,
+    "--mem-fraction-static": float,
+    "--max-running-requests": int,
+    "--chunked-prefill-size": int,
+    "--context-length": int,
+    "--kv-cache-dtype": str,
+    "--quantization": str,
     "--disable-cuda-graph": bool,
 }
 """SGLang 0.5 `ServerArgs` flags the emitter may write (server_args.py)."""
@@ -41,12 +50,14 @@ def _parse_sglang(line: str) -> argparse.Namespace:
 
 
 def test_sglang_dense_and_expert_parallel_lines() -> None:
-    dense = _parse_sglang(sglang_command("meta-llama/Llama-3.1-70B", ServingConfig(tp=4, replicas=2),
-                                         mem_fraction_static=0.85))
+    dense = _parse_sglang(
+        sglang_command("meta-llama/Llama-3.1-70B", ServingConfig(tp=4, replicas=2), mem_fraction_static=0.85)
+    )
     assert (dense.tp_size, dense.dp_size, dense.ep_size, dense.enable_dp_attention) == (4, 2, None, False)
     assert dense.mem_fraction_static == 0.85 and dense.max_running_requests == 256
-    moe = ServingConfig(tp=1, replicas=8, enable_expert_parallel=True, kv_cache_dtype="fp8",
-                        enforce_eager=True)
+    moe = ServingConfig(
+        tp=1, replicas=8, enable_expert_parallel=True, kv_cache_dtype="fp8", enforce_eager=True
+    )
     ep = _parse_sglang(sglang_command("Qwen/Qwen3-30B-A3B", moe, mem_fraction_static=0.8))
     assert (ep.tp_size, ep.dp_size, ep.ep_size, ep.enable_dp_attention) == (8, 8, 8, True)
     assert ep.kv_cache_dtype == "fp8_e4m3" and ep.disable_cuda_graph
@@ -64,11 +75,14 @@ def _check_schema(doc: dict[str, object], schema: dict[str, object], where: str 
             assert isinstance(value, kind), (key, value, kind)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("config", [
-    ServingConfig(tp=8),
-    ServingConfig(tp=2, pp=2, max_num_batched_tokens=4096, kv_cache_dtype="fp8"),
-    ServingConfig(tp=1, replicas=8, enable_expert_parallel=True, enforce_eager=True),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        ServingConfig(tp=8),
+        ServingConfig(tp=2, pp=2, max_num_batched_tokens=4096, kv_cache_dtype="fp8"),
+        ServingConfig(tp=1, replicas=8, enable_expert_parallel=True, enforce_eager=True),
+    ],
+)
 def test_trtllm_yaml_keys_follow_the_llm_api_schema(config: ServingConfig) -> None:
     doc = yaml.safe_load(trtllm_yaml(config))
     _check_schema(doc, TRTLLM_YAML_SCHEMA)
@@ -82,12 +96,18 @@ def test_trtllm_yaml_keys_follow_the_llm_api_schema(config: ServingConfig) -> No
 
 
 @pytest.mark.parametrize("engine", ["sglang", "trtllm"])
-@pytest.mark.parametrize("model, cluster, config", [
-    ("meta-llama/Llama-3.1-8B", "1x1xH100", ServingConfig(max_model_len=4096)),  # dense
-    ("Qwen/Qwen3-30B-A3B", "1x2xH100",
-     ServingConfig(tp=2, enable_expert_parallel=True, max_model_len=4096)),  # MoE
-    ("deepseek-ai/DeepSeek-V3", "1x8xH200", ServingConfig(tp=8, max_model_len=8192)),  # MLA + MoE
-])
+@pytest.mark.parametrize(
+    "model, cluster, config",
+    [
+        ("meta-llama/Llama-3.1-8B", "1x1xH100", ServingConfig(max_model_len=4096)),  # dense
+        (
+            "Qwen/Qwen3-30B-A3B",
+            "1x2xH100",
+            ServingConfig(tp=2, enable_expert_parallel=True, max_model_len=4096),
+        ),  # MoE
+        ("deepseek-ai/DeepSeek-V3", "1x8xH200", ServingConfig(tp=8, max_model_len=8192)),  # MLA + MoE
+    ],
+)
 def test_evaluate_engine_on_dense_moe_and_mla(
     engine: str, model: str, cluster: str, config: ServingConfig
 ) -> None:
@@ -100,8 +120,13 @@ def test_evaluate_engine_on_dense_moe_and_mla(
 
 
 def test_engines_refuse_what_does_not_fit() -> None:
-    ev = evaluate_engine("meta-llama/Llama-3.1-70B", Cluster.parse("1x1xH100"),
-                         ServingConfig(max_model_len=4096), Serving(), "sglang")
+    ev = evaluate_engine(
+        "meta-llama/Llama-3.1-70B",
+        Cluster.parse("1x1xH100"),
+        ServingConfig(max_model_len=4096),
+        Serving(),
+        "sglang",
+    )
     assert not ev.fits and "no KV pool" in ev.problems[0]
 
 
@@ -113,15 +138,28 @@ def test_cli_evaluate_engine(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "1x1xH100", "--engine", "sglang"]) == 1
 
 
-@pytest.mark.skipif(not os.environ.get("SGLANG_CHECK_PYTHON"), reason="SGLANG_CHECK_PYTHON (a Python with "
-                    "SGLang installed) is not set; SGLang's own ServerArgs parser is not available")
+@pytest.mark.skipif(
+    not os.environ.get("SGLANG_CHECK_PYTHON"),
+    reason="SGLANG_CHECK_PYTHON (a Python with "
+    "SGLang installed) is not set; SGLang's own ServerArgs parser is not available",
+)
 def test_sglang_lines_pass_sglangs_own_parser() -> None:
-    code = ("import sys, argparse; from sglang.srt.server_args import ServerArgs; "
-            "p = argparse.ArgumentParser(); ServerArgs.add_cli_args(p); p.parse_args(sys.argv[1:])")
-    configs = [ServingConfig(tp=4, replicas=2), ServingConfig(tp=1, replicas=8, enable_expert_parallel=True,
-                                                              kv_cache_dtype="fp8", enforce_eager=True)]
+    code = (
+        "import sys, argparse; from sglang.srt.server_args import ServerArgs; "
+        "p = argparse.ArgumentParser(); ServerArgs.add_cli_args(p); p.parse_args(sys.argv[1:])"
+    )
+    configs = [
+        ServingConfig(tp=4, replicas=2),
+        ServingConfig(
+            tp=1, replicas=8, enable_expert_parallel=True, kv_cache_dtype="fp8", enforce_eager=True
+        ),
+    ]
     for cfg in configs:
         words = shlex.split(sglang_command("Qwen/Qwen3-30B-A3B", cfg, mem_fraction_static=0.8))[3:]
-        done = subprocess.run([os.environ["SGLANG_CHECK_PYTHON"], "-c", code, *words], capture_output=True,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [os.environ["SGLANG_CHECK_PYTHON"], "-c", code, *words],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr[-2000:]

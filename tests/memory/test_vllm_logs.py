@@ -100,6 +100,9 @@ def test_headline_targets(results: dict[str, object]) -> None:
     inside, total = (int(x) for x in summary["kv_gib_within_10pct_standard"].split("/"))
     assert inside >= 0.9 * total
     bench = _benchmark()
-    known = set(bench.KNOWN_DEVIATIONS) | {r.row_id for r in results.values()  # type: ignore[attr-defined]
-                                           if not r.standard}  # type: ignore[attr-defined]
+    known = set(bench.KNOWN_DEVIATIONS) | {
+        r.row_id
+        for r in results.values()  # type: ignore[attr-defined]
+        if not r.standard
+    }  # type: ignore[attr-defined]
     assert {row_id for row_id, *_ in summary["weights_outside"]} <= known

@@ -46,29 +46,35 @@ def test_new_cards_exact_totals_and_vision_groups(model_id: str) -> None:
 
 # ----- phi -----------------------------------------------------------------------------------------
 def _phi(**over: Any) -> dict[str, Any]:
-    cfg: dict[str, Any] = {"model_type": "phi", "hidden_size": 64, "intermediate_size": 256,
-                           "num_attention_heads": 8, "num_hidden_layers": 2, "vocab_size": 1000}
+    cfg: dict[str, Any] = {
+        "model_type": "phi",
+        "hidden_size": 64,
+        "intermediate_size": 256,
+        "num_attention_heads": 8,
+        "num_hidden_layers": 2,
+        "vocab_size": 1000,
+    }
     cfg.update(over)
     return cfg
 
 
 def test_phi_counts_by_hand() -> None:
     h, i, v, n = 64, 256, 1000, 2
-    layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * h   # q/k/v/dense, fc1/fc2, one LayerNorm
+    layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * h  # q/k/v/dense, fc1/fc2, one LayerNorm
     s = spec_from_config(_phi(), name="phi")
     assert s.total_params == v * h + n * layer + 2 * h + (v * h + v)
     assert s.lm_head_params == v * h + v and s.final_norm_params == 2 * h
     assert s.layers[0].mlp.gated is False
-    assert s.max_position_embeddings == 2048   # PhiConfig default
+    assert s.max_position_embeddings == 2048  # PhiConfig default
 
 
 def test_phi_gqa_and_qk_layernorm() -> None:
     base = spec_from_config(_phi(num_key_value_heads=2), name="phi")
     mha = spec_from_config(_phi(), name="phi")
     hd = 8
-    assert mha.total_params - base.total_params == 2 * 2 * (64 * 6 * hd + 6 * hd)   # k/v rows dropped
+    assert mha.total_params - base.total_params == 2 * 2 * (64 * 6 * hd + 6 * hd)  # k/v rows dropped
     qk = spec_from_config(_phi(qk_layernorm=True), name="phi")
-    assert qk.total_params - mha.total_params == 2 * 4 * hd   # per layer: q/k LayerNorm weight + bias
+    assert qk.total_params - mha.total_params == 2 * 4 * hd  # per layer: q/k LayerNorm weight + bias
     assert base.num_kv_heads == 2
 
 
@@ -80,9 +86,19 @@ def test_phi_tied_head_keeps_its_bias() -> None:
 # ----- Qwen2.5-VL -----------------------------------------------------------------------------------
 def test_qwen2_5_vl_flat_and_nested_configs_agree() -> None:
     flat = copy.deepcopy(_entry("Qwen/Qwen2.5-VL-7B-Instruct").config)
-    text_keys = ("hidden_size", "intermediate_size", "max_position_embeddings", "max_window_layers",
-                 "num_attention_heads", "num_hidden_layers", "num_key_value_heads", "rms_norm_eps",
-                 "sliding_window", "use_sliding_window", "vocab_size")
+    text_keys = (
+        "hidden_size",
+        "intermediate_size",
+        "max_position_embeddings",
+        "max_window_layers",
+        "num_attention_heads",
+        "num_hidden_layers",
+        "num_key_value_heads",
+        "rms_norm_eps",
+        "sliding_window",
+        "use_sliding_window",
+        "vocab_size",
+    )
     nested = {k: v for k, v in flat.items() if k not in text_keys and k != "tie_word_embeddings"}
     nested["tie_word_embeddings"] = False
     nested["text_config"] = {"model_type": "qwen2_5_vl_text", **{k: flat[k] for k in text_keys}}
@@ -108,12 +124,22 @@ def test_qwen2_5_vl_sliding_window_layers_follow_max_window_layers() -> None:
 
 def test_nested_text_config_takes_the_outer_tie_flag() -> None:
     cfg = copy.deepcopy(_entry("Qwen/Qwen2.5-VL-7B-Instruct").config)
-    tied = {"model_type": "qwen2_5_vl", "tie_word_embeddings": True, "vision_config": cfg["vision_config"],
-            "text_config": {"model_type": "qwen2_5_vl_text", "hidden_size": 2048, "intermediate_size": 11008,
-                            "num_attention_heads": 16, "num_key_value_heads": 2, "num_hidden_layers": 36,
-                            "vocab_size": 151936}}
+    tied = {
+        "model_type": "qwen2_5_vl",
+        "tie_word_embeddings": True,
+        "vision_config": cfg["vision_config"],
+        "text_config": {
+            "model_type": "qwen2_5_vl_text",
+            "hidden_size": 2048,
+            "intermediate_size": 11008,
+            "num_attention_heads": 16,
+            "num_key_value_heads": 2,
+            "num_hidden_layers": 36,
+            "vocab_size": 151936,
+        },
+    }
     assert spec_from_config(tied, name="q").tie_word_embeddings
-    tied["text_config"]["tie_word_embeddings"] = False   # the text config's own value wins
+    tied["text_config"]["tie_word_embeddings"] = False  # the text config's own value wins
     assert not spec_from_config(tied, name="q").tie_word_embeddings
 
 
@@ -134,7 +160,7 @@ def test_pixtral_projector_options() -> None:
     cfg["multimodal_projector_bias"] = False
     cfg["vision_feature_layer"] = [-1, -2]
     assert spec_from_config(cfg, name="m").vision_params - base == 1024 * 5120
-    del cfg["vision_feature_layer"]   # Mistral3Config default: -1
+    del cfg["vision_feature_layer"]  # Mistral3Config default: -1
     assert spec_from_config(cfg, name="m").vision_params == base
 
 
@@ -174,7 +200,7 @@ def test_mllama_defaults_fill_a_sparse_config() -> None:
     s = spec_from_config(sparse, name="m")
     full = _entry("meta-llama/Llama-3.2-11B-Vision").spec()
     assert s.total_params - s.vision_params == full.total_params - full.vision_params
-    assert s.vision_params < full.vision_params   # default image_size 448 < 560
+    assert s.vision_params < full.vision_params  # default image_size 448 < 560
 
 
 def test_new_zoo_models_import_neither_transformers_nor_torch() -> None:
@@ -202,8 +228,11 @@ def test_new_cards_match_transformers_meta_model(model_id: str) -> None:
     if model_type not in transformers.CONFIG_MAPPING:
         pytest.skip(f"transformers {transformers.__version__} has no {model_type!r}")
     config = transformers.AutoConfig.for_model(model_type, **cfg)
-    auto = (transformers.AutoModelForImageTextToText if "vision_config" in cfg
-            else transformers.AutoModelForCausalLM)
+    auto = (
+        transformers.AutoModelForImageTextToText
+        if "vision_config" in cfg
+        else transformers.AutoModelForCausalLM
+    )
     with torch.device("meta"):
         model = auto.from_config(config)
     hf = sum(p.numel() for p in model.parameters())

@@ -36,11 +36,14 @@ def test_fit_rows_come_from_the_factor_sources(acc: ModuleType) -> None:
     assert acc.fit_rows("sglang") == set()  # SGLang's factors are vLLM's: every SGLang row is checked
 
 
-@pytest.mark.parametrize("row_id, split", [
-    ("I180", "fit"),      # TensorRT-LLM, Llama-3.1-8B FP8, 1×H100, 1000/1000
-    ("I149", "checked"),  # TensorRT-LLM, Llama-3.1-405B FP8, 8×H200, 1000/1000
-    ("I185", "checked"),  # TensorRT-LLM, Llama-3.1-8B FP8, 1×H200, 2048/2048
-])
+@pytest.mark.parametrize(
+    "row_id, split",
+    [
+        ("I180", "fit"),  # TensorRT-LLM, Llama-3.1-8B FP8, 1×H100, 1000/1000
+        ("I149", "checked"),  # TensorRT-LLM, Llama-3.1-405B FP8, 8×H200, 1000/1000
+        ("I185", "checked"),  # TensorRT-LLM, Llama-3.1-8B FP8, 1×H200, 2048/2048
+    ],
+)
 def test_tensorrt_offline_dense_rows_within_20_percent(acc: ModuleType, row_id: str, split: str) -> None:
     results = [r for r in acc.predict(_row(row_id)) if r.what == "output tok/s"]
     assert len(results) == 1 and results[0].split == split and results[0].kind == "offline"

@@ -50,10 +50,12 @@ def test_length_spread_adds_a_ramp_down_tail(qwen8b) -> None:  # type: ignore[no
 
 def test_a_full_kv_cache_preempts_and_still_finishes(qwen8b) -> None:  # type: ignore[no-untyped-def]
     w = Serving(isl=512, osl=512, num_prompts=300)
-    roomy = simulate_benchmark(qwen8b, H100, CFG, w, kv_blocks=100_000, block_size=16, blocks_per_seq=48,
-                               batched_tokens=8192)
-    tight = simulate_benchmark(qwen8b, H100, CFG, w, kv_blocks=3_000, block_size=16, blocks_per_seq=48,
-                               batched_tokens=8192)
+    roomy = simulate_benchmark(
+        qwen8b, H100, CFG, w, kv_blocks=100_000, block_size=16, blocks_per_seq=48, batched_tokens=8192
+    )
+    tight = simulate_benchmark(
+        qwen8b, H100, CFG, w, kv_blocks=3_000, block_size=16, blocks_per_seq=48, batched_tokens=8192
+    )
     assert roomy.preemptions == 0 and tight.preemptions > 0
     assert tight.peak_batch < roomy.peak_batch
     assert tight.duration_s > roomy.duration_s

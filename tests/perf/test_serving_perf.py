@@ -26,11 +26,19 @@ CHAT = Serving(isl=1024, osl=256)
 
 
 def _times(model: str, cluster: Cluster, batch: float, decode_only: bool = False, **shape: object) -> float:
-    args: dict[str, object] = dict(tp=1, pp=1, ep_ranks=1, quantization=None, kv_cache_dtype="auto",
-                                   enforce_eager=False)
+    args: dict[str, object] = dict(
+        tp=1, pp=1, ep_ranks=1, quantization=None, kv_cache_dtype="auto", enforce_eager=False
+    )
     args.update(shape)
-    times = replica_step_times(load_model(model), cluster, ReplicaShape(**args),  # type: ignore[arg-type]
-                               batch=batch, isl=1024, osl=256, batched_tokens=8192)
+    times = replica_step_times(
+        load_model(model),
+        cluster,
+        ReplicaShape(**args),  # type: ignore[arg-type]
+        batch=batch,
+        isl=1024,
+        osl=256,
+        batched_tokens=8192,
+    )
     return times.decode_s if decode_only else times.step_s
 
 
@@ -38,8 +46,15 @@ def _times(model: str, cluster: Cluster, batch: float, decode_only: bool = False
 def test_small_batch_decode_is_weight_streaming() -> None:
     model = load_model("meta-llama/Llama-3.1-8B")
     eff = efficiency_for(H100.gpu)
-    times = replica_step_times(model, H100, ReplicaShape(1, 1, 1, None, "auto", False), batch=1, isl=1024,
-                               osl=256, batched_tokens=8192)
+    times = replica_step_times(
+        model,
+        H100,
+        ReplicaShape(1, 1, 1, None, "auto", False),
+        batch=1,
+        isl=1024,
+        osl=256,
+        batched_tokens=8192,
+    )
     floor = model.weight_bytes() / (H100.gpu.hbm_tbps * 1e12 * eff.hbm_fraction)
     assert times.memory_bound
     assert floor < times.decode_s < floor * 1.05 + eff.step_overhead_s + 1e-3
@@ -55,10 +70,12 @@ def test_step_time_and_throughput_grow_with_batch() -> None:
 def test_large_batch_becomes_compute_bound() -> None:
     model = load_model("meta-llama/Llama-3.1-8B")
     shape = ReplicaShape(1, 1, 1, None, "auto", False)
-    _, small = stage_step_s(model, H100, shape, decode_seqs=1, context_tokens=1100, prefill_tokens=4,
-                            prefill_context=512)
-    _, big = stage_step_s(model, H100, shape, decode_seqs=512, context_tokens=1100, prefill_tokens=2048,
-                          prefill_context=512)
+    _, small = stage_step_s(
+        model, H100, shape, decode_seqs=1, context_tokens=1100, prefill_tokens=4, prefill_context=512
+    )
+    _, big = stage_step_s(
+        model, H100, shape, decode_seqs=512, context_tokens=1100, prefill_tokens=2048, prefill_context=512
+    )
     assert small and not big
 
 
@@ -136,16 +153,21 @@ def test_batch_limits_and_fleet_totals() -> None:
 
 def test_kv_cache_limits_the_batch_on_a_small_gpu() -> None:
     cfg = ServingConfig(tp=1, max_num_seqs=1024, max_model_len=16384)
-    est = evaluate_serving(load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x1xL4"), cfg,
-                           Serving(isl=8192, osl=1024))
+    est = evaluate_serving(
+        load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x1xL4"), cfg, Serving(isl=8192, osl=1024)
+    )
     assert est.fits and est.perf.batch_limit == "kv_cache"
     assert 0 < est.perf.batch_size == est.perf.kv_capacity_seqs < 1024
     assert est.perf.kv_headroom_gib >= 0
 
 
 def test_problems_and_slo_violations_are_reported() -> None:
-    est = evaluate_serving(load_model("meta-llama/Llama-3.1-70B"), Cluster.parse("1x1xL4"),
-                           ServingConfig(max_model_len=1024), CHAT.model_copy(update={"tpot_ms": 1.0}))
+    est = evaluate_serving(
+        load_model("meta-llama/Llama-3.1-70B"),
+        Cluster.parse("1x1xL4"),
+        ServingConfig(max_model_len=1024),
+        CHAT.model_copy(update={"tpot_ms": 1.0}),
+    )
     assert not est.fits and est.problems
     assert any("shorter than the workload's requests" in p for p in est.problems)
     assert any("TPOT" in v for v in est.slo_violations)
@@ -166,26 +188,38 @@ def test_pin_vllm_qwen3_8b_h100_concurrency_4() -> None:
     """I301: vLLM 0.11, Qwen3-8B bf16, 1×H100, 4 concurrent ShareGPT requests."""
     row = _row("I301")
     w = Serving(isl=round(float(row["isl"])), osl=round(float(row["osl"])), concurrency=4)
-    est = evaluate_serving(load_model("Qwen/Qwen3-8B"), Cluster.parse("1x1xH100"),
-                           ServingConfig(max_num_seqs=1024, max_model_len=4096), w)
+    est = evaluate_serving(
+        load_model("Qwen/Qwen3-8B"),
+        Cluster.parse("1x1xH100"),
+        ServingConfig(max_num_seqs=1024, max_model_len=4096),
+        w,
+    )
     assert est.perf.tpot_ms == pytest.approx(float(row["mean_tpot_ms"]), rel=0.10)
     assert est.perf.ttft_ms == pytest.approx(float(row["mean_ttft_ms"]), rel=0.25)
     assert est.perf.output_tokens_per_s == pytest.approx(float(row["output_tok_s_total"]), rel=0.25)
 
 
-@pytest.mark.parametrize("row_id, model, gpu", [
-    ("I180", "meta-llama/Llama-3.1-8B", "H100"),    # TensorRT-LLM, FP8, 1000/1000
-    ("I150", "meta-llama/Llama-3.1-405B", "H100"),  # TensorRT-LLM, FP8, TP8, 1000/1000
-    ("I158", "meta-llama/Llama-3.1-405B", "H100"),  # TensorRT-LLM, FP8, TP8, 2048/128 (prefill-heavy)
-])
+@pytest.mark.parametrize(
+    "row_id, model, gpu",
+    [
+        ("I180", "meta-llama/Llama-3.1-8B", "H100"),  # TensorRT-LLM, FP8, 1000/1000
+        ("I150", "meta-llama/Llama-3.1-405B", "H100"),  # TensorRT-LLM, FP8, TP8, 1000/1000
+        ("I158", "meta-llama/Llama-3.1-405B", "H100"),  # TensorRT-LLM, FP8, TP8, 2048/128 (prefill-heavy)
+    ],
+)
 def test_pin_tensorrt_offline_within_the_engine_gap(row_id: str, model: str, gpu: str) -> None:
     """TensorRT-LLM offline max-throughput rows: vLLM factors predict within ±40 % (another engine)."""
     row = _row(row_id)
     tp = int(row["tp"])
     nodes = Cluster.from_shape(nodes=1, gpus_per_node=tp, gpu=get_gpu(gpu))
     w = Serving(isl=int(row["isl"]), osl=int(row["osl"]))
-    cfg = ServingConfig(tp=tp, max_num_seqs=2048, max_model_len=max(w.isl + w.osl, 2048),
-                        gpu_memory_utilization=0.95, quantization="fp8")
+    cfg = ServingConfig(
+        tp=tp,
+        max_num_seqs=2048,
+        max_model_len=max(w.isl + w.osl, 2048),
+        gpu_memory_utilization=0.95,
+        quantization="fp8",
+    )
     est = evaluate_serving(load_model(model), nodes, cfg, w)
     ratio = est.perf.output_tokens_per_s / float(row["output_tok_s_total"])
     assert 0.6 < ratio < 1.4, ratio
@@ -198,18 +232,27 @@ def test_pin_deepseek_tp8_decode_step_at_the_measured_batch() -> None:
     itl_s = float(row["mean_itl_ms"]) / 1e3
     batch = float(row["output_tok_s_total"]) * itl_s
     isl, osl = round(float(row["isl"])), round(float(row["osl"]))
-    times = replica_step_times(load_model("deepseek-ai/DeepSeek-V3"), Cluster.parse("1x8xH200"),
-                               ReplicaShape(8, 1, 1, None, "auto", False), batch=batch, isl=isl, osl=osl,
-                               batched_tokens=8192)
+    times = replica_step_times(
+        load_model("deepseek-ai/DeepSeek-V3"),
+        Cluster.parse("1x8xH200"),
+        ReplicaShape(8, 1, 1, None, "auto", False),
+        batch=batch,
+        isl=isl,
+        osl=osl,
+        batched_tokens=8192,
+    )
     assert math.isclose(times.decode_s, itl_s, rel_tol=0.35), (times.decode_s, itl_s)
 
 
 # ----- pipeline stages never shorten one sequence ---------------------------------------------------
-@pytest.mark.parametrize("model, tp", [
-    ("deepseek-ai/DeepSeek-V3", 8),       # MoE + MLA: fewer sequences per stage must not mean fewer experts
-    ("mistralai/Mixtral-8x7B-v0.1", 2),   # MoE
-    ("meta-llama/Llama-3.1-70B", 4),      # dense
-])
+@pytest.mark.parametrize(
+    "model, tp",
+    [
+        ("deepseek-ai/DeepSeek-V3", 8),  # MoE + MLA: fewer sequences per stage must not mean fewer experts
+        ("mistralai/Mixtral-8x7B-v0.1", 2),  # MoE
+        ("meta-llama/Llama-3.1-70B", 4),  # dense
+    ],
+)
 def test_pipeline_stages_never_lower_single_sequence_tpot(model: str, tp: int) -> None:
     cluster = Cluster.parse("16x8xH100")
     steps = [_times(model, cluster, 1, tp=tp, pp=pp) for pp in (1, 2, 4, 8)]
@@ -238,10 +281,15 @@ def test_wide_ep_overlap_and_fp8_dispatch_only_shorten_the_step() -> None:
 
     def step(**extra: object) -> float:
         shape = ReplicaShape(**{**base, **extra})  # type: ignore[arg-type]
-        t, _ = stage_step_s(model, cluster, shape, decode_seqs=128, context_tokens=1100, prefill_tokens=0,
-                            prefill_context=0)
+        t, _ = stage_step_s(
+            model, cluster, shape, decode_seqs=128, context_tokens=1100, prefill_tokens=0, prefill_context=0
+        )
         return t
 
-    plain, fp8, overlap, both = step(), step(fp8_dispatch=True), step(ep_overlap=True), \
-        step(ep_overlap=True, fp8_dispatch=True)
+    plain, fp8, overlap, both = (
+        step(),
+        step(fp8_dispatch=True),
+        step(ep_overlap=True),
+        step(ep_overlap=True, fp8_dispatch=True),
+    )
     assert plain > fp8 > both and plain > overlap >= both

@@ -17,15 +17,19 @@ OPTIONS = ServingOptions(max_num_seqs=(1, 4, 16, 64, 256), enforce_eager=(False,
 SETTINGS = SolverSettings(workers=1, seed=0)
 
 
-@pytest.mark.parametrize("model, cluster, objectives", [
-    ("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "tpot")),
-    ("Qwen/Qwen3-30B-A3B", "1x4xH100", ("cost", "ttft")),
-    ("meta-llama/Llama-3.1-70B", "1x8xH100", ("throughput", "memory")),
-])
+@pytest.mark.parametrize(
+    "model, cluster, objectives",
+    [
+        ("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "tpot")),
+        ("Qwen/Qwen3-30B-A3B", "1x4xH100", ("cost", "ttft")),
+        ("meta-llama/Llama-3.1-70B", "1x8xH100", ("throughput", "memory")),
+    ],
+)
 def test_front_equals_the_oracle_front(model: str, cluster: str, objectives: tuple[str, str]) -> None:
     spec, nodes, w = load_model(model), Cluster.parse(cluster), Serving.preset("batch")
-    front = pareto_serving(spec, nodes, w, objectives=objectives, options=OPTIONS, settings=SETTINGS,
-                           points=64)
+    front = pareto_serving(
+        spec, nodes, w, objectives=objectives, options=OPTIONS, settings=SETTINGS, points=64
+    )
     oracle = pareto_front(spec, nodes, w, objectives, options=OPTIONS)
     got = [tuple(objective_of(s.estimate, n) for n in objectives) for s in front]
     assert len(got) == len(oracle)
@@ -35,9 +39,14 @@ def test_front_equals_the_oracle_front(model: str, cluster: str, objectives: tup
 
 
 def test_front_is_ordered_and_non_dominated() -> None:
-    front = pareto_serving(load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100"),
-                           Serving.preset("chatbot"), objectives=("throughput", "tpot"), options=OPTIONS,
-                           settings=SETTINGS)
+    front = pareto_serving(
+        load_model("meta-llama/Llama-3.1-8B"),
+        Cluster.parse("1x2xH100"),
+        Serving.preset("chatbot"),
+        objectives=("throughput", "tpot"),
+        options=OPTIONS,
+        settings=SETTINGS,
+    )
     thr = [s.estimate.perf.output_tokens_per_s for s in front]
     tpot = [s.estimate.perf.tpot_ms for s in front]
     assert len(front) >= 3
@@ -46,21 +55,32 @@ def test_front_is_ordered_and_non_dominated() -> None:
 
 
 def test_points_caps_the_front() -> None:
-    front = pareto_serving(load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100"),
-                           Serving.preset("chatbot"), options=OPTIONS, settings=SETTINGS, points=2)
+    front = pareto_serving(
+        load_model("meta-llama/Llama-3.1-8B"),
+        Cluster.parse("1x2xH100"),
+        Serving.preset("chatbot"),
+        options=OPTIONS,
+        settings=SETTINGS,
+        points=2,
+    )
     assert len(front) == 2
 
 
 def test_same_objective_twice_is_an_input_error() -> None:
     with pytest.raises(InputError):
-        pareto_serving(load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x1xH100"), "chatbot",
-                       objectives=("tpot", "tpot"))
+        pareto_serving(
+            load_model("meta-llama/Llama-3.1-8B"),
+            Cluster.parse("1x1xH100"),
+            "chatbot",
+            objectives=("tpot", "tpot"),
+        )
 
 
 def test_infeasible_front_explains() -> None:
     with pytest.raises(InfeasibleError) as exc:
-        pareto_serving(load_model("meta-llama/Llama-3.1-405B"), Cluster.parse("1x4xL4"), "chatbot",
-                       settings=SETTINGS)
+        pareto_serving(
+            load_model("meta-llama/Llama-3.1-405B"), Cluster.parse("1x4xL4"), "chatbot", settings=SETTINGS
+        )
     assert exc.value.reasons and exc.value.reasons[0].startswith("memory")
 
 
@@ -78,31 +98,44 @@ def _rounded(vector: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(round(x, 3) for x in vector)
 
 
-@pytest.mark.parametrize("model, cluster, objectives", [
-    ("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "ttft")),
-    ("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "tpot", "memory")),
-    ("Qwen/Qwen3-30B-A3B", "1x4xH100", ("cost", "ttft", "tpot")),
-])
+@pytest.mark.parametrize(
+    "model, cluster, objectives",
+    [
+        ("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "ttft")),
+        ("meta-llama/Llama-3.1-8B", "1x4xH100", ("throughput", "tpot", "memory")),
+        ("Qwen/Qwen3-30B-A3B", "1x4xH100", ("cost", "ttft", "tpot")),
+    ],
+)
 def test_n_objective_front_equals_the_brute_force_non_dominated_set(
     model: str, cluster: str, objectives: tuple[str, ...]
 ) -> None:
     spec, nodes, w = load_model(model), Cluster.parse(cluster), Serving.preset("batch")
     front = pareto_serving(spec, nodes, w, objectives=objectives, options=OPTIONS, settings=SETTINGS)
     found, _ = evaluate_all(spec, nodes, w, OPTIONS)
-    oracle = _non_dominated({_rounded(tuple(objective_of(e, n) for n in objectives)) for _, e in found},
-                            objectives)
+    oracle = _non_dominated(
+        {_rounded(tuple(objective_of(e, n) for n in objectives)) for _, e in found}, objectives
+    )
     got = [_rounded(tuple(objective_of(s.estimate, n) for n in objectives)) for s in front]
     assert front.complete and len(front) == len(set(got)) == len(oracle) >= 3
     assert _non_dominated(set(got), objectives) == set(got)  # no point dominates another
     for vector in got:
-        assert any(all(x == pytest.approx(y, rel=1e-4, abs=2e-3) for x, y in zip(vector, o, strict=True))
-                   for o in oracle), vector
+        assert any(
+            all(x == pytest.approx(y, rel=1e-4, abs=2e-3) for x, y in zip(vector, o, strict=True))
+            for o in oracle
+        ), vector
 
 
 def test_cap_is_reported_and_one_objective_is_refused() -> None:
     spec, nodes = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100")
-    capped = pareto_serving(spec, nodes, "chatbot", objectives=("throughput", "tpot", "ttft"),
-                            options=OPTIONS, settings=SETTINGS, points=2)
+    capped = pareto_serving(
+        spec,
+        nodes,
+        "chatbot",
+        objectives=("throughput", "tpot", "ttft"),
+        options=OPTIONS,
+        settings=SETTINGS,
+        points=2,
+    )
     assert len(capped) == 2 and not capped.complete and capped.cap == 2
     with pytest.raises(InputError, match="two or more"):
         pareto_serving(spec, nodes, "chatbot", objectives=("throughput",))

@@ -21,20 +21,44 @@ SETTINGS = SolverSettings(workers=1, seed=0, time_limit_s=10.0)
 
 def _tiny(**overrides: object) -> ModelSpec:
     config: dict[str, object] = dict(
-        model_type="llama", architectures=["LlamaForCausalLM"], hidden_size=1024, intermediate_size=4096,
-        num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4, vocab_size=32000,
-        max_position_embeddings=16384, torch_dtype="bfloat16", tie_word_embeddings=False, rms_norm_eps=1e-5,
-        head_dim=128)
+        model_type="llama",
+        architectures=["LlamaForCausalLM"],
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        vocab_size=32000,
+        max_position_embeddings=16384,
+        torch_dtype="bfloat16",
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-5,
+        head_dim=128,
+    )
     config.update(overrides)
     return spec_from_config(config, name="tiny-llama")
 
 
 def _tiny_moe() -> ModelSpec:
-    return spec_from_config(dict(
-        model_type="mixtral", architectures=["MixtralForCausalLM"], hidden_size=1024, intermediate_size=2048,
-        num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4, vocab_size=32000,
-        max_position_embeddings=16384, torch_dtype="bfloat16", tie_word_embeddings=False, num_local_experts=8,
-        num_experts_per_tok=2, rms_norm_eps=1e-5), name="tiny-moe")
+    return spec_from_config(
+        dict(
+            model_type="mixtral",
+            architectures=["MixtralForCausalLM"],
+            hidden_size=1024,
+            intermediate_size=2048,
+            num_hidden_layers=4,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            vocab_size=32000,
+            max_position_embeddings=16384,
+            torch_dtype="bfloat16",
+            tie_word_embeddings=False,
+            num_local_experts=8,
+            num_experts_per_tok=2,
+            rms_norm_eps=1e-5,
+        ),
+        name="tiny-moe",
+    )
 
 
 def _reasons(exc: pytest.ExceptionInfo[InfeasibleError]) -> list[str]:
@@ -43,8 +67,9 @@ def _reasons(exc: pytest.ExceptionInfo[InfeasibleError]) -> list[str]:
 
 # ----- feasible baseline --------------------------------------------------------------------------
 def test_tiny_model_feasible_and_checked_by_the_float_model() -> None:
-    sol = solve_serving(_tiny(), Cluster.parse("1x2xL4"), Serving(isl=512, osl=128), options=SMALL,
-                        settings=SETTINGS)
+    sol = solve_serving(
+        _tiny(), Cluster.parse("1x2xL4"), Serving(isl=512, osl=128), options=SMALL, settings=SETTINGS
+    )
     assert sol.solver.status == "OPTIMAL" and sol.solver.gap == 0
     assert sol.estimate.fits and sol.estimate.perf.batch_size == sol.config.max_num_seqs
     assert sol.config.gpus <= 2
@@ -55,8 +80,12 @@ def test_tiny_model_feasible_and_checked_by_the_float_model() -> None:
 # ----- one family at a time -----------------------------------------------------------------------
 def test_memory_family_infeasible_names_weights_with_numbers() -> None:
     with pytest.raises(InfeasibleError) as exc:
-        solve_serving(load_model("meta-llama/Llama-3.1-405B"), Cluster.parse("1x4xL4"),
-                      Serving.preset("chatbot"), settings=SETTINGS)
+        solve_serving(
+            load_model("meta-llama/Llama-3.1-405B"),
+            Cluster.parse("1x4xL4"),
+            Serving.preset("chatbot"),
+            settings=SETTINGS,
+        )
     assert _reasons(exc) == ["memory"]
     text = str(exc.value)
     assert "weights alone need" in text and "GiB" in text and "4×L4" in text and "0.92" in text
@@ -65,8 +94,9 @@ def test_memory_family_infeasible_names_weights_with_numbers() -> None:
 def test_memory_family_limits_the_batch() -> None:
     # Llama-3.1-8B on one L4: weights fit, the KV cache holds only a few long sequences.
     w = Serving(isl=8192, osl=1024)
-    sol = solve_serving(load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x1xL4"), w, options=SMALL,
-                        settings=SETTINGS)
+    sol = solve_serving(
+        load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x1xL4"), w, options=SMALL, settings=SETTINGS
+    )
     assert sol.config.max_num_seqs < 256
     assert any(b.startswith("kv_cache") for b in sol.binding)
     assert sol.estimate.perf.kv_capacity_seqs >= sol.config.max_num_seqs
@@ -78,8 +108,13 @@ def test_max_model_len_family() -> None:
     ok = solve_serving(model, Cluster.parse("1x1xL4"), w, options=SMALL, settings=SETTINGS)
     assert ok.config.max_model_len == w.context_len
     with pytest.raises(InfeasibleError) as exc:
-        solve_serving(model, Cluster.parse("1x1xL4"), w, settings=SETTINGS,
-                      options=SMALL.model_copy(update={"max_model_lens": (131072,)}))
+        solve_serving(
+            model,
+            Cluster.parse("1x1xL4"),
+            w,
+            settings=SETTINGS,
+            options=SMALL.model_copy(update={"max_model_lens": (131072,)}),
+        )
     assert _reasons(exc) == ["max_model_len"]
 
 
@@ -93,8 +128,13 @@ def test_architecture_family() -> None:
     odd = _tiny(num_attention_heads=6, num_key_value_heads=6, head_dim=128)
     w = Serving(isl=512, osl=128)
     with pytest.raises(InfeasibleError) as exc:
-        solve_serving(odd, Cluster.parse("1x8xH100"), w, settings=SETTINGS,
-                      options=SMALL.model_copy(update={"tp_values": (4,)}))
+        solve_serving(
+            odd,
+            Cluster.parse("1x8xH100"),
+            w,
+            settings=SETTINGS,
+            options=SMALL.model_copy(update={"tp_values": (4,)}),
+        )
     assert _reasons(exc) == ["tp_divides_heads"]
     assert "6 attention heads are not divisible by tp=4" in str(exc.value)
     sol = solve_serving(odd, Cluster.parse("1x8xH100"), w, options=SMALL, settings=SETTINGS)
@@ -148,8 +188,9 @@ def test_concurrency_family_caps_batch_times_replicas() -> None:
 
 
 def test_replicas_fill_the_cluster_for_throughput() -> None:
-    sol = solve_serving(_tiny(), Cluster.parse("1x4xL4"), Serving(isl=512, osl=128), options=SMALL,
-                        settings=SETTINGS)
+    sol = solve_serving(
+        _tiny(), Cluster.parse("1x4xL4"), Serving(isl=512, osl=128), options=SMALL, settings=SETTINGS
+    )
     assert sol.config.gpus == 4
     assert any(b.startswith("gpus") for b in sol.binding)
 
@@ -160,8 +201,9 @@ def test_expert_parallel_shapes_fix_replicas_to_the_ep_group() -> None:
     ep = [s for s in space.shapes if s.ep]
     assert ep and all(s.tp * s.ep_replicas <= 8 and not s.violations for s in ep)
     forced = SMALL.model_copy(update={"tp_values": (1,), "pp_values": (1,)})
-    sol = solve_serving(model, Cluster.parse("1x8xH100"), Serving(isl=512, osl=128), options=forced,
-                        settings=SETTINGS)
+    sol = solve_serving(
+        model, Cluster.parse("1x8xH100"), Serving(isl=512, osl=128), options=forced, settings=SETTINGS
+    )
     assert sol.config.tp == 1 and sol.config.replicas == 8
     dense = build_space(_tiny(), Cluster.parse("1x8xH100"), Serving(isl=512, osl=128), SMALL)
     assert not any(s.ep for s in dense.shapes)
@@ -181,11 +223,20 @@ def test_runtime_knobs_quantization_kv_dtype_and_eager() -> None:
 
 
 # ----- objectives, decoding, solver status ----------------------------------------------------------
-@pytest.mark.parametrize("objective", ["throughput", "ttft", "tpot", "cost", "memory",
-                                       ("tpot", "cost"), {"throughput": 1.0, "tpot": 1.0}])
+@pytest.mark.parametrize(
+    "objective",
+    ["throughput", "ttft", "tpot", "cost", "memory", ("tpot", "cost"), {"throughput": 1.0, "tpot": 1.0}],
+)
 def test_objectives(objective: object) -> None:
-    sol = solve_serving(_tiny(), Cluster.parse("1x2xL4"), Serving(isl=512, osl=128), options=SMALL,
-                        objective=objective, settings=SETTINGS, runner_up=False)  # type: ignore[arg-type]
+    sol = solve_serving(
+        _tiny(),
+        Cluster.parse("1x2xL4"),
+        Serving(isl=512, osl=128),
+        options=SMALL,
+        objective=objective,
+        settings=SETTINGS,
+        runner_up=False,
+    )  # type: ignore[arg-type]
     assert sol.estimate.fits
 
 
@@ -200,15 +251,24 @@ def test_single_objectives_pull_the_batch_apart() -> None:
 def test_lexicographic_tolerance_trades_primary_for_secondary() -> None:
     args = (_tiny(), Cluster.parse("1x2xL4"), Serving(isl=512, osl=128))
     exact = solve_serving(*args, objective="tpot", options=SMALL, settings=SETTINGS)
-    loose = solve_serving(*args, objective="tpot", options=SMALL,
-                          settings=SETTINGS.model_copy(update={"lexicographic_tolerance": 0.5}))
+    loose = solve_serving(
+        *args,
+        objective="tpot",
+        options=SMALL,
+        settings=SETTINGS.model_copy(update={"lexicographic_tolerance": 0.5}),
+    )
     assert loose.estimate.perf.tpot_ms <= exact.estimate.perf.tpot_ms * 1.5 + 1e-6
     assert loose.estimate.perf.output_tokens_per_s >= exact.estimate.perf.output_tokens_per_s
 
 
 def test_runner_up_has_another_shape_and_says_why() -> None:
-    sol = solve_serving(load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x4xH100"),
-                        Serving.preset("chatbot"), options=SMALL, settings=SETTINGS)
+    sol = solve_serving(
+        load_model("meta-llama/Llama-3.1-8B"),
+        Cluster.parse("1x4xH100"),
+        Serving.preset("chatbot"),
+        options=SMALL,
+        settings=SETTINGS,
+    )
     assert sol.runner_up is not None
     a, b = sol.config, sol.runner_up.config
     assert (a.tp, a.pp, a.enable_expert_parallel) != (b.tp, b.pp, b.enable_expert_parallel)
@@ -243,29 +303,53 @@ def test_decoder_raises_when_tables_and_float_model_disagree() -> None:
 def test_time_limit_maps_to_timeout_or_a_solution() -> None:
     tiny_limit = SolverSettings(time_limit_s=1e-6)
     try:
-        sol = solve_serving(_tiny(), Cluster.parse("1x2xL4"), Serving(isl=512, osl=128), options=SMALL,
-                            settings=tiny_limit, runner_up=False)
+        sol = solve_serving(
+            _tiny(),
+            Cluster.parse("1x2xL4"),
+            Serving(isl=512, osl=128),
+            options=SMALL,
+            settings=tiny_limit,
+            runner_up=False,
+        )
     except SolverTimeoutError:
         return
     assert sol.solver.status in ("OPTIMAL", "FEASIBLE")
     assert sol.solver.time_limit_s == 1e-6
 
 
-@pytest.mark.parametrize("model, cluster, shape_filter, runtime", [
-    ("meta-llama/Llama-3.1-8B", "1x1xL4", lambda s: s.tp == 1, dict()),
-    ("meta-llama/Llama-3.1-70B", "1x8xH100", lambda s: (s.tp, s.pp) == (2, 4), dict(enforce_eager=(True,))),
-    ("Qwen/Qwen3-30B-A3B", "1x8xH100", lambda s: s.ep and s.ep_replicas == 4, dict(kv_cache_dtypes=("fp8",))),
-    ("google/gemma-2-9b", "1x2xL4", lambda s: s.pp == 2, dict(quantizations=("fp8",))),
-    ("deepseek-ai/DeepSeek-V3", "2x8xH200", lambda s: (s.tp, s.pp) == (8, 2), dict()),
-])
-def test_memory_terms_match_serving_memory(model: str, cluster: str, shape_filter: object,
-                                           runtime: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "model, cluster, shape_filter, runtime",
+    [
+        ("meta-llama/Llama-3.1-8B", "1x1xL4", lambda s: s.tp == 1, dict()),
+        (
+            "meta-llama/Llama-3.1-70B",
+            "1x8xH100",
+            lambda s: (s.tp, s.pp) == (2, 4),
+            dict(enforce_eager=(True,)),
+        ),
+        (
+            "Qwen/Qwen3-30B-A3B",
+            "1x8xH100",
+            lambda s: s.ep and s.ep_replicas == 4,
+            dict(kv_cache_dtypes=("fp8",)),
+        ),
+        ("google/gemma-2-9b", "1x2xL4", lambda s: s.pp == 2, dict(quantizations=("fp8",))),
+        ("deepseek-ai/DeepSeek-V3", "2x8xH200", lambda s: (s.tp, s.pp) == (8, 2), dict()),
+    ],
+)
+def test_memory_terms_match_serving_memory(
+    model: str, cluster: str, shape_filter: object, runtime: dict[str, object]
+) -> None:
     """The tables' per-term sum equals vLLM's accounting in memory/serving.py, stage by stage."""
     from autoparallel.memory.serving import serving_memory
     from autoparallel.solvers.serving.memory_terms import MemoryTerms
 
-    space = build_space(load_model(model), Cluster.parse(cluster), Serving(isl=1024, osl=256),
-                        SMALL.model_copy(update=runtime))
+    space = build_space(
+        load_model(model),
+        Cluster.parse(cluster),
+        Serving(isl=1024, osl=256),
+        SMALL.model_copy(update=runtime),
+    )
     terms = MemoryTerms(space.model, space.cluster, space.rules, space.workload)
     shapes = [i for i, s in enumerate(space.shapes) if shape_filter(s) and not s.violations]  # type: ignore[operator]
     assert shapes
@@ -273,8 +357,9 @@ def test_memory_terms_match_serving_memory(model: str, cluster: str, shape_filte
         for b in range(len(space.batches)):
             config = space.config(s, 0, b, 0, 0, space.shapes[s].ep_replicas or 1)
             report = serving_memory(space.model, space.cluster.gpu, config)
-            _, _, fixed, tokens = terms.terms(space.shapes[s], space.runtimes[0], config.max_num_seqs,
-                                              config.max_model_len)
+            _, _, fixed, tokens = terms.terms(
+                space.shapes[s], space.runtimes[0], config.max_num_seqs, config.max_model_len
+            )
             budget = report.budget_gib * 2**30
             expected = max(budget - st.kv_cache_gib * 2**30 for st in report.stages)
             assert fixed == pytest.approx(expected, rel=1e-9, abs=64)
@@ -291,6 +376,10 @@ def test_no_placeable_shape_names_the_placement_rule() -> None:
 
     model = load_model("meta-llama/Llama-3.1-8B")
     with pytest.raises(InfeasibleError) as info:
-        solve_serving(model, Cluster.parse("1x8xH100"), Serving.preset("chatbot"),
-                      options=ServingOptions(tp_values=(3,), pp_values=(1,)))
+        solve_serving(
+            model,
+            Cluster.parse("1x8xH100"),
+            Serving.preset("chatbot"),
+            options=ServingOptions(tp_values=(3,), pp_values=(1,)),
+        )
     assert "placement" in str(info.value) and "inside one node" in str(info.value)

@@ -37,8 +37,16 @@ MODELS = (
     "openai/gpt-oss-20b",
     "microsoft/phi-4",
 )
-CLUSTERS = ("1x1xH100", "1x2xL4", "1x4xL4", "1x4xH100", "1x8xH100", "2x4xA100-SXM-80G", "1x2xH200",
-            "2x2xL40S")
+CLUSTERS = (
+    "1x1xH100",
+    "1x2xL4",
+    "1x4xL4",
+    "1x4xH100",
+    "1x8xH100",
+    "2x4xA100-SXM-80G",
+    "1x2xH200",
+    "2x2xL40S",
+)
 EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "300"))
 """Instances to draw over all models (300 by default; set ORACLE_EXAMPLES to change): the property runs
 once per model with EXAMPLES / len(MODELS) instances each, so that no single test runs long."""
@@ -74,8 +82,9 @@ def options(draw: st.DrawFn) -> ServingOptions:
     seqs = draw(st.lists(st.sampled_from(DEFAULT_MAX_NUM_SEQS), min_size=2, max_size=5, unique=True))
     return ServingOptions(
         max_num_seqs=tuple(sorted(seqs)),
-        gpu_memory_utilizations=tuple(sorted(draw(st.sets(st.sampled_from((0.8, 0.92, 0.95)), min_size=1,
-                                                            max_size=2)))),
+        gpu_memory_utilizations=tuple(
+            sorted(draw(st.sets(st.sampled_from((0.8, 0.92, 0.95)), min_size=1, max_size=2)))
+        ),
         kv_cache_dtypes=tuple(draw(st.sets(st.sampled_from(("auto", "fp8")), min_size=1))),
         quantizations=(None, "fp8") if draw(st.booleans()) else (None,),
         enforce_eager=tuple(draw(st.sets(st.booleans(), min_size=1))),
@@ -84,19 +93,36 @@ def options(draw: st.DrawFn) -> ServingOptions:
 
 
 @pytest.mark.parametrize("model", MODELS)
-@settings(max_examples=-(-EXAMPLES // len(MODELS)), deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(cluster=st.sampled_from(CLUSTERS), workload=workloads, objective=st.sampled_from(OBJECTIVES),
-       opts=options(), longer_context=st.booleans())
-def test_solver_optimum_equals_oracle_optimum(model: str, cluster: str, workload: Serving, objective: str,
-                                               opts: ServingOptions, longer_context: bool) -> None:
+@settings(
+    max_examples=-(-EXAMPLES // len(MODELS)),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    cluster=st.sampled_from(CLUSTERS),
+    workload=workloads,
+    objective=st.sampled_from(OBJECTIVES),
+    opts=options(),
+    longer_context=st.booleans(),
+)
+def test_solver_optimum_equals_oracle_optimum(
+    model: str, cluster: str, workload: Serving, objective: str, opts: ServingOptions, longer_context: bool
+) -> None:
     spec = _model(model)
     if longer_context and workload.context_len * 2 <= spec.max_position_embeddings:
         opts = opts.model_copy(update={"max_model_lens": (workload.context_len, workload.context_len * 2)})
     oracle = enumerate_serving(spec, _cluster(cluster), workload, objective=objective, options=opts)
     try:
-        sol = solve_serving(spec, _cluster(cluster), workload, objective=objective, options=opts,
-                            settings=SETTINGS, runner_up=False)
+        sol = solve_serving(
+            spec,
+            _cluster(cluster),
+            workload,
+            objective=objective,
+            options=opts,
+            settings=SETTINGS,
+            runner_up=False,
+        )
     except InfeasibleError as exc:
         event("infeasible")
         assert oracle.config is None, f"solver infeasible ({exc}) but the oracle found {oracle.config}"

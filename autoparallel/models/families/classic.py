@@ -22,10 +22,10 @@ def _mlp_width_and_positions(r: RawConfig, h: int) -> tuple[int, int]:
         return r.num("n_inner", default=4 * h), r.num("n_positions") * h
     if mt == "opt":
         i = r.num("ffn_dim")
-        return i, (r.num("max_position_embeddings") + 2) * h   # OPTLearnedPositionalEmbedding offset 2
+        return i, (r.num("max_position_embeddings") + 2) * h  # OPTLearnedPositionalEmbedding offset 2
     if mt == "gpt_neox":
         return r.num("intermediate_size"), 0
-    return 4 * h, 0   # bloom: ALiBi, no positions
+    return 4 * h, 0  # bloom: ALiBi, no positions
 
 
 def build_classic(r: RawConfig) -> Parts:
@@ -45,7 +45,7 @@ def build_classic(r: RawConfig) -> Parts:
     if mt == "opt":
         embed_dim = r.num("word_embed_proj_dim", default=h)
         if embed_dim != h:
-            extra = 2 * embed_dim * h   # project_in / project_out, no bias
+            extra = 2 * embed_dim * h  # project_in / project_out, no bias
     emb = vocab * embed_dim + positions + extra + (ln if mt == "bloom" else 0)
     head = 0 if r.flag("tie_word_embeddings") else vocab * h
     final = ln
@@ -60,14 +60,32 @@ def build_classic(r: RawConfig) -> Parts:
 
 
 FAMILIES: dict[str, Family] = {
-    "gpt2": Family(build_classic, {"tie_word_embeddings": True, "n_inner": None, "n_positions": 1024,
-                                   "resid_pdrop": 0.1, "embd_pdrop": 0.1, "attn_pdrop": 0.1}),
-    "gpt_neox": Family(build_classic, {"tie_word_embeddings": False, "attention_bias": True,
-                                       "max_position_embeddings": 2048}),
-    "opt": Family(build_classic, {"tie_word_embeddings": True, "enable_bias": True,
-                                  "do_layer_norm_before": True, "_remove_final_layer_norm": False,
-                                  "layer_norm_elementwise_affine": True, "max_position_embeddings": 2048,
-                                  "dropout": 0.1}),
+    "gpt2": Family(
+        build_classic,
+        {
+            "tie_word_embeddings": True,
+            "n_inner": None,
+            "n_positions": 1024,
+            "resid_pdrop": 0.1,
+            "embd_pdrop": 0.1,
+            "attn_pdrop": 0.1,
+        },
+    ),
+    "gpt_neox": Family(
+        build_classic, {"tie_word_embeddings": False, "attention_bias": True, "max_position_embeddings": 2048}
+    ),
+    "opt": Family(
+        build_classic,
+        {
+            "tie_word_embeddings": True,
+            "enable_bias": True,
+            "do_layer_norm_before": True,
+            "_remove_final_layer_norm": False,
+            "layer_norm_elementwise_affine": True,
+            "max_position_embeddings": 2048,
+            "dropout": 0.1,
+        },
+    ),
     "bloom": Family(build_classic, {"tie_word_embeddings": True}),
 }
 """model_type -> builder and transformers config-class defaults (dropout: GPT2Config resid / embd / attn_pdrop

@@ -49,8 +49,14 @@ def build_llama_like(r: RawConfig) -> Parts:
         kinds = layer_kinds(r, n, lambda j: "sliding_attention" if window else "full_attention")
     attention = gqa_attention(h, nh, nkv, hd, qkv_bias=qkv_bias, o_bias=o_bias, qk_norm=qk_norm)
     layers = [
-        dense_layer(softmax_spec(attention_kind(r, kinds[j]), nh, nkv, hd, window), attention, h, i, norms,
-                    mlp_bias=r.flag("mlp_bias"))
+        dense_layer(
+            softmax_spec(attention_kind(r, kinds[j]), nh, nkv, hd, window),
+            attention,
+            h,
+            i,
+            norms,
+            mlp_bias=r.flag("mlp_bias"),
+        )
         for j in range(n)
     ]
     parts = decoder_parts(r, layers, vocab, h)
@@ -60,31 +66,83 @@ def build_llama_like(r: RawConfig) -> Parts:
 
 
 FAMILIES: dict[str, Family] = {
-    "llama": Family(build_llama_like, {"tie_word_embeddings": False, "attention_bias": False,
-                                       "mlp_bias": False, "max_position_embeddings": 2048}),
-    "mistral": Family(build_llama_like, {"tie_word_embeddings": False, "sliding_window": 4096,
-                                         "max_position_embeddings": 131072}),
-    "qwen2": Family(build_llama_like, {"tie_word_embeddings": False, "use_sliding_window": False,
-                                       "max_position_embeddings": 32768}),
+    "llama": Family(
+        build_llama_like,
+        {
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+            "mlp_bias": False,
+            "max_position_embeddings": 2048,
+        },
+    ),
+    "mistral": Family(
+        build_llama_like,
+        {"tie_word_embeddings": False, "sliding_window": 4096, "max_position_embeddings": 131072},
+    ),
+    "qwen2": Family(
+        build_llama_like,
+        {"tie_word_embeddings": False, "use_sliding_window": False, "max_position_embeddings": 32768},
+    ),
     # Qwen2.5-VL's text model (`Qwen2_5_VLTextConfig`): Qwen2 layers; the vision tower is in `vision.py`.
-    "qwen2_5_vl_text": Family(build_llama_like, {
-        "vocab_size": 152064, "hidden_size": 8192, "intermediate_size": 29568, "num_hidden_layers": 80,
-        "num_attention_heads": 64, "num_key_value_heads": 8, "max_position_embeddings": 32768,
-        "tie_word_embeddings": False, "use_sliding_window": False, "sliding_window": 4096,
-        "max_window_layers": 80}),
-    "qwen3": Family(build_llama_like, {"tie_word_embeddings": False, "use_sliding_window": False,
-                                       "attention_bias": False, "max_position_embeddings": 32768}),
-    "phi3": Family(build_llama_like, {"tie_word_embeddings": False, "sliding_window": None,
-                                      "max_position_embeddings": 4096}),
-    "gemma": Family(build_llama_like, {"tie_word_embeddings": True, "attention_bias": False,
-                                       "max_position_embeddings": 8192}),
-    "gemma2": Family(build_llama_like, {"tie_word_embeddings": True, "attention_bias": False,
-                                        "sliding_window": 4096, "head_dim": 256,
-                                        "max_position_embeddings": 8192}),
-    "gemma3_text": Family(build_llama_like, {
-        "vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
-        "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256,
-        "max_position_embeddings": 131_072, "tie_word_embeddings": True, "attention_bias": False,
-        "sliding_window": 4096, "sliding_window_pattern": 6}),
+    "qwen2_5_vl_text": Family(
+        build_llama_like,
+        {
+            "vocab_size": 152064,
+            "hidden_size": 8192,
+            "intermediate_size": 29568,
+            "num_hidden_layers": 80,
+            "num_attention_heads": 64,
+            "num_key_value_heads": 8,
+            "max_position_embeddings": 32768,
+            "tie_word_embeddings": False,
+            "use_sliding_window": False,
+            "sliding_window": 4096,
+            "max_window_layers": 80,
+        },
+    ),
+    "qwen3": Family(
+        build_llama_like,
+        {
+            "tie_word_embeddings": False,
+            "use_sliding_window": False,
+            "attention_bias": False,
+            "max_position_embeddings": 32768,
+        },
+    ),
+    "phi3": Family(
+        build_llama_like,
+        {"tie_word_embeddings": False, "sliding_window": None, "max_position_embeddings": 4096},
+    ),
+    "gemma": Family(
+        build_llama_like,
+        {"tie_word_embeddings": True, "attention_bias": False, "max_position_embeddings": 8192},
+    ),
+    "gemma2": Family(
+        build_llama_like,
+        {
+            "tie_word_embeddings": True,
+            "attention_bias": False,
+            "sliding_window": 4096,
+            "head_dim": 256,
+            "max_position_embeddings": 8192,
+        },
+    ),
+    "gemma3_text": Family(
+        build_llama_like,
+        {
+            "vocab_size": 262_208,
+            "hidden_size": 2304,
+            "intermediate_size": 9216,
+            "num_hidden_layers": 26,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+            "head_dim": 256,
+            "max_position_embeddings": 131_072,
+            "tie_word_embeddings": True,
+            "attention_bias": False,
+            "sliding_window": 4096,
+            "sliding_window_pattern": 6,
+        },
+    ),
 }
 """model_type -> builder and transformers config-class defaults."""

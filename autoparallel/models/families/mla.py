@@ -27,8 +27,16 @@ def _mla_attention(r: RawConfig, h: int, nh: int) -> tuple[AttentionSpec, int]:
     q = linear_params(h, q_lora, bias) + q_lora + q_lora * nh * qk if q_lora else h * nh * qk
     kv = linear_params(h, kv_lora + rope, bias) + kv_lora + kv_lora * nh * (nope + v)
     o = linear_params(nh * v, h, bias)
-    spec = AttentionSpec(kind=AttentionKind.MLA, num_heads=nh, num_kv_heads=nh, head_dim=qk, v_head_dim=v,
-                         kv_lora_rank=kv_lora, qk_rope_head_dim=rope, q_lora_rank=q_lora)
+    spec = AttentionSpec(
+        kind=AttentionKind.MLA,
+        num_heads=nh,
+        num_kv_heads=nh,
+        head_dim=qk,
+        v_head_dim=v,
+        kv_lora_rank=kv_lora,
+        qk_rope_head_dim=rope,
+        q_lora_rank=q_lora,
+    )
     return spec, q + kv + o
 
 
@@ -43,14 +51,24 @@ def build_deepseek(r: RawConfig) -> Parts:
     first_dense = r.num("first_k_dense_replace", allow_zero=True)
     freq = r.num("moe_layer_freq")
     shared = r.num("n_shared_experts", default=0, allow_zero=True)
-    has_bias = r.get("topk_method") == "noaux_tc"   # e_score_correction_bias (V3 routing)
+    has_bias = r.get("topk_method") == "noaux_tc"  # e_score_correction_bias (V3 routing)
     layers = []
     for j in range(n):
         if experts and j >= first_dense and j % freq == 0:
-            layers.append(moe_layer(att, attention, h, experts=experts, top_k=r.num("num_experts_per_tok"),
-                                    expert_i=r.num("moe_intermediate_size"),
-                                    router=h * experts + (experts if has_bias else 0), norms=2 * h,
-                                    shared=shared, shared_i=r.num("moe_intermediate_size")))
+            layers.append(
+                moe_layer(
+                    att,
+                    attention,
+                    h,
+                    experts=experts,
+                    top_k=r.num("num_experts_per_tok"),
+                    expert_i=r.num("moe_intermediate_size"),
+                    router=h * experts + (experts if has_bias else 0),
+                    norms=2 * h,
+                    shared=shared,
+                    shared_i=r.num("moe_intermediate_size"),
+                )
+            )
         else:
             layers.append(dense_layer(att, attention, h, r.num("intermediate_size"), 2 * h))
     parts = decoder_parts(r, layers, vocab, h)
@@ -60,15 +78,39 @@ def build_deepseek(r: RawConfig) -> Parts:
     return parts
 
 
-_MLA_COMMON = {"tie_word_embeddings": False, "attention_bias": False, "moe_layer_freq": 1,
-               "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
-               "v_head_dim": 128, "num_nextn_predict_layers": 0}
-_DEEPSEEK_V3 = Family(build_deepseek, {**_MLA_COMMON, "first_k_dense_replace": 3, "n_shared_experts": 1,
-                                       "topk_method": "noaux_tc", "max_position_embeddings": 4096})
+_MLA_COMMON = {
+    "tie_word_embeddings": False,
+    "attention_bias": False,
+    "moe_layer_freq": 1,
+    "kv_lora_rank": 512,
+    "q_lora_rank": 1536,
+    "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64,
+    "v_head_dim": 128,
+    "num_nextn_predict_layers": 0,
+}
+_DEEPSEEK_V3 = Family(
+    build_deepseek,
+    {
+        **_MLA_COMMON,
+        "first_k_dense_replace": 3,
+        "n_shared_experts": 1,
+        "topk_method": "noaux_tc",
+        "max_position_embeddings": 4096,
+    },
+)
 
 FAMILIES: dict[str, Family] = {
-    "deepseek_v2": Family(build_deepseek, {**_MLA_COMMON, "first_k_dense_replace": 0, "n_shared_experts": 2,
-                                           "topk_method": "greedy", "max_position_embeddings": 2048}),
+    "deepseek_v2": Family(
+        build_deepseek,
+        {
+            **_MLA_COMMON,
+            "first_k_dense_replace": 0,
+            "n_shared_experts": 2,
+            "topk_method": "greedy",
+            "max_position_embeddings": 2048,
+        },
+    ),
     "deepseek_v3": _DEEPSEEK_V3,
     "kimi_k2": _DEEPSEEK_V3,
 }

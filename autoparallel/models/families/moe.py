@@ -32,8 +32,15 @@ def build_moe_llama_like(r: RawConfig) -> Parts:
     moe_width = mt != "mixtral" and (mt in ("qwen2_moe", "qwen3_moe") or r.has("moe_intermediate_size"))
     expert_i = r.num("moe_intermediate_size") if moe_width else r.num("intermediate_size")
     qkv_bias = (mt == "qwen2_moe" and r.flag("qkv_bias", True)) or r.flag("attention_bias")
-    attention = gqa_attention(h, nh, nkv, hd, qkv_bias=qkv_bias, o_bias=r.flag("attention_bias"),
-                              qk_norm=mt == "qwen3_moe" or r.flag("use_qk_norm"))
+    attention = gqa_attention(
+        h,
+        nh,
+        nkv,
+        hd,
+        qkv_bias=qkv_bias,
+        o_bias=r.flag("attention_bias"),
+        qk_norm=mt == "qwen3_moe" or r.flag("use_qk_norm"),
+    )
     window = r.get("sliding_window")
     use_window = bool(window) and (mt == "mixtral" or r.flag("use_sliding_window"))
     step = r.num("decoder_sparse_step", default=1)
@@ -45,12 +52,34 @@ def build_moe_llama_like(r: RawConfig) -> Parts:
             layers.append(dense_layer(att, attention, h, r.num("intermediate_size"), 2 * h))
         elif mt == "qwen2_moe":
             shared_i = r.num("shared_expert_intermediate_size")
-            layers.append(moe_layer(att, attention, h, experts=experts, top_k=top_k, expert_i=expert_i,
-                                    router=h * experts, norms=2 * h, shared=1, shared_i=shared_i,
-                                    shared_extra=h))
+            layers.append(
+                moe_layer(
+                    att,
+                    attention,
+                    h,
+                    experts=experts,
+                    top_k=top_k,
+                    expert_i=expert_i,
+                    router=h * experts,
+                    norms=2 * h,
+                    shared=1,
+                    shared_i=shared_i,
+                    shared_extra=h,
+                )
+            )
         else:
-            layers.append(moe_layer(att, attention, h, experts=experts, top_k=top_k, expert_i=expert_i,
-                                    router=h * experts, norms=2 * h))
+            layers.append(
+                moe_layer(
+                    att,
+                    attention,
+                    h,
+                    experts=experts,
+                    top_k=top_k,
+                    expert_i=expert_i,
+                    router=h * experts,
+                    norms=2 * h,
+                )
+            )
     return decoder_parts(r, layers, vocab, h)
 
 
@@ -60,14 +89,23 @@ def _gated_deltanet(r: RawConfig, h: int) -> tuple[AttentionSpec, int]:
     dk, dv = r.num("linear_key_head_dim"), r.num("linear_value_head_dim")
     kernel = r.num("linear_conv_kernel_dim")
     key_dim, value_dim = nk * dk, nv * dv
-    params = (h * (2 * key_dim + 2 * value_dim)      # in_proj_qkvz
-              + h * 2 * nv                           # in_proj_ba
-              + (2 * key_dim + value_dim) * kernel   # depthwise conv1d, no bias
-              + 2 * nv                               # dt_bias, A_log
-              + dv                                   # gated RMSNorm over the value head
-              + value_dim * h)                       # out_proj
-    spec = AttentionSpec(kind=AttentionKind.LINEAR, num_heads=nk, num_kv_heads=nk, head_dim=dk,
-                         v_head_dim=dv, linear_num_value_heads=nv, linear_conv_kernel=kernel)
+    params = (
+        h * (2 * key_dim + 2 * value_dim)  # in_proj_qkvz
+        + h * 2 * nv  # in_proj_ba
+        + (2 * key_dim + value_dim) * kernel  # depthwise conv1d, no bias
+        + 2 * nv  # dt_bias, A_log
+        + dv  # gated RMSNorm over the value head
+        + value_dim * h
+    )  # out_proj
+    spec = AttentionSpec(
+        kind=AttentionKind.LINEAR,
+        num_heads=nk,
+        num_kv_heads=nk,
+        head_dim=dk,
+        v_head_dim=dv,
+        linear_num_value_heads=nv,
+        linear_conv_kernel=kernel,
+    )
     return spec, params
 
 
@@ -79,8 +117,16 @@ def build_qwen3_next(r: RawConfig) -> Parts:
     interval = r.num("full_attention_interval")
     kinds = layer_kinds(r, n, lambda j: "full_attention" if (j + 1) % interval == 0 else "linear_attention")
     linear_spec, linear = _gated_deltanet(r, h)
-    full = gqa_attention(h, nh, nkv, hd, qkv_bias=r.flag("attention_bias"), o_bias=r.flag("attention_bias"),
-                         qk_norm=True, q_gate=True)
+    full = gqa_attention(
+        h,
+        nh,
+        nkv,
+        hd,
+        qkv_bias=r.flag("attention_bias"),
+        o_bias=r.flag("attention_bias"),
+        qk_norm=True,
+        q_gate=True,
+    )
     experts = r.num("num_experts")
     top_k = r.num("num_experts_per_tok")
     expert_i = r.num("moe_intermediate_size")
@@ -97,9 +143,21 @@ def build_qwen3_next(r: RawConfig) -> Parts:
         if j in mlp_only or (j + 1) % step:
             layers.append(dense_layer(att, attention, h, r.num("intermediate_size"), 2 * h))
         else:
-            layers.append(moe_layer(att, attention, h, experts=experts, top_k=top_k, expert_i=expert_i,
-                                    router=h * experts, norms=2 * h, shared=1 if shared_i else 0,
-                                    shared_i=shared_i, shared_extra=h if shared_i else 0))
+            layers.append(
+                moe_layer(
+                    att,
+                    attention,
+                    h,
+                    experts=experts,
+                    top_k=top_k,
+                    expert_i=expert_i,
+                    router=h * experts,
+                    norms=2 * h,
+                    shared=1 if shared_i else 0,
+                    shared_i=shared_i,
+                    shared_extra=h if shared_i else 0,
+                )
+            )
     parts = decoder_parts(r, layers, vocab, h)
     parts.notes.append("shared_experts includes the 1-output shared_expert_gate.")
     mtp = r.num("num_nextn_predict_layers", "mtp_num_hidden_layers", default=0, allow_zero=True)
@@ -117,8 +175,9 @@ def build_glm4_moe(r: RawConfig) -> Parts:
     h, nh, nkv, hd = read_heads(r)
     n = r.num("num_hidden_layers")
     vocab = r.num("vocab_size")
-    attention = gqa_attention(h, nh, nkv, hd, qkv_bias=r.flag("attention_bias"),
-                              qk_norm=r.flag("use_qk_norm"))
+    attention = gqa_attention(
+        h, nh, nkv, hd, qkv_bias=r.flag("attention_bias"), qk_norm=r.flag("use_qk_norm")
+    )
     att = softmax_spec(AttentionKind.FULL, nh, nkv, hd)
     experts = r.num("n_routed_experts")
     first_dense = r.num("first_k_dense_replace", allow_zero=True)
@@ -126,9 +185,20 @@ def build_glm4_moe(r: RawConfig) -> Parts:
     layers = []
     for j in range(n):
         if j >= first_dense:
-            layers.append(moe_layer(att, attention, h, experts=experts, top_k=r.num("num_experts_per_tok"),
-                                    expert_i=r.num("moe_intermediate_size"), router=h * experts + experts,
-                                    norms=2 * h, shared=shared, shared_i=r.num("moe_intermediate_size")))
+            layers.append(
+                moe_layer(
+                    att,
+                    attention,
+                    h,
+                    experts=experts,
+                    top_k=r.num("num_experts_per_tok"),
+                    expert_i=r.num("moe_intermediate_size"),
+                    router=h * experts + experts,
+                    norms=2 * h,
+                    shared=shared,
+                    shared_i=r.num("moe_intermediate_size"),
+                )
+            )
         else:
             layers.append(dense_layer(att, attention, h, r.num("intermediate_size"), 2 * h))
     parts = decoder_parts(r, layers, vocab, h)
@@ -150,7 +220,7 @@ def build_llama4(r: RawConfig) -> Parts:
     no_rope = r.get("no_rope_layers")
     interval = r.num("no_rope_layer_interval")
     if not isinstance(no_rope, list) or len(no_rope) != n:
-        no_rope = [int((j + 1) % interval != 0) for j in range(n)]   # 1: RoPE (chunked), 0: NoPE (full)
+        no_rope = [int((j + 1) % interval != 0) for j in range(n)]  # 1: RoPE (chunked), 0: NoPE (full)
     chunk = r.num("attention_chunk_size")
     kinds = layer_kinds(r, n, lambda j: "chunked_attention" if no_rope[j] else "full_attention")
     experts = r.num("num_local_experts")
@@ -160,8 +230,20 @@ def build_llama4(r: RawConfig) -> Parts:
     for j in range(n):
         att = softmax_spec(attention_kind(r, kinds[j]), nh, nkv, hd, chunk)
         if j in moe_set:
-            layers.append(moe_layer(att, attention, h, experts=experts, top_k=top_k, expert_i=expert_i,
-                                    router=h * experts, norms=2 * h, shared=1, shared_i=expert_i))
+            layers.append(
+                moe_layer(
+                    att,
+                    attention,
+                    h,
+                    experts=experts,
+                    top_k=top_k,
+                    expert_i=expert_i,
+                    router=h * experts,
+                    norms=2 * h,
+                    shared=1,
+                    shared_i=expert_i,
+                )
+            )
         else:
             layers.append(dense_layer(att, attention, h, r.num("intermediate_size_mlp"), 2 * h))
     parts = decoder_parts(r, layers, vocab, h)
@@ -182,9 +264,17 @@ def build_gpt_oss(r: RawConfig) -> Parts:
     top_k = r.num("num_experts_per_tok", "experts_per_token")
     expert_i = r.num("intermediate_size")
     layers = [
-        moe_layer(softmax_spec(attention_kind(r, kinds[j]), nh, nkv, hd, window), attention, h,
-                  experts=experts, top_k=top_k, expert_i=expert_i, router=h * experts + experts,
-                  norms=2 * h, expert_bias=True)
+        moe_layer(
+            softmax_spec(attention_kind(r, kinds[j]), nh, nkv, hd, window),
+            attention,
+            h,
+            experts=experts,
+            top_k=top_k,
+            expert_i=expert_i,
+            router=h * experts + experts,
+            norms=2 * h,
+            expert_bias=True,
+        )
         for j in range(n)
     ]
     parts = decoder_parts(r, layers, vocab, h)
@@ -192,30 +282,78 @@ def build_gpt_oss(r: RawConfig) -> Parts:
     return parts
 
 
-_QWEN_MOE_COMMON = {"tie_word_embeddings": False, "decoder_sparse_step": 1, "mlp_only_layers": [],
-                    "max_position_embeddings": 32768}
+_QWEN_MOE_COMMON = {
+    "tie_word_embeddings": False,
+    "decoder_sparse_step": 1,
+    "mlp_only_layers": [],
+    "max_position_embeddings": 32768,
+}
 
 FAMILIES: dict[str, Family] = {
-    "mixtral": Family(build_moe_llama_like, {
-        "tie_word_embeddings": False, "sliding_window": None, "num_local_experts": 8,
-        "num_experts_per_tok": 2, "max_position_embeddings": 131072}),
+    "mixtral": Family(
+        build_moe_llama_like,
+        {
+            "tie_word_embeddings": False,
+            "sliding_window": None,
+            "num_local_experts": 8,
+            "num_experts_per_tok": 2,
+            "max_position_embeddings": 131072,
+        },
+    ),
     "qwen2_moe": Family(build_moe_llama_like, {**_QWEN_MOE_COMMON, "qkv_bias": True}),
     "qwen3_moe": Family(build_moe_llama_like, {**_QWEN_MOE_COMMON, "attention_bias": False}),
-    "qwen3_next": Family(build_qwen3_next, {
-        **_QWEN_MOE_COMMON, "attention_bias": False, "full_attention_interval": 4, "head_dim": 256,
-        "linear_conv_kernel_dim": 4, "linear_key_head_dim": 128, "linear_value_head_dim": 128,
-        "linear_num_key_heads": 16, "linear_num_value_heads": 32}),
-    "glm4_moe": Family(build_glm4_moe, {
-        "tie_word_embeddings": False, "attention_bias": False, "first_k_dense_replace": 1,
-        "n_shared_experts": 1, "use_qk_norm": False, "num_nextn_predict_layers": 1,
-        "max_position_embeddings": 131072}),
-    "llama4_text": Family(build_llama4, {
-        "tie_word_embeddings": False, "attention_bias": False, "interleave_moe_layer_step": 1,
-        "no_rope_layer_interval": 4, "attention_chunk_size": 8192, "num_local_experts": 16,
-        "num_experts_per_tok": 1, "intermediate_size_mlp": 16384, "head_dim": 128,
-        "max_position_embeddings": 131072}),
-    "gpt_oss": Family(build_gpt_oss, {
-        "tie_word_embeddings": False, "attention_bias": True, "sliding_window": 128, "head_dim": 64,
-        "num_local_experts": 128, "num_experts_per_tok": 4, "max_position_embeddings": 131072}),
+    "qwen3_next": Family(
+        build_qwen3_next,
+        {
+            **_QWEN_MOE_COMMON,
+            "attention_bias": False,
+            "full_attention_interval": 4,
+            "head_dim": 256,
+            "linear_conv_kernel_dim": 4,
+            "linear_key_head_dim": 128,
+            "linear_value_head_dim": 128,
+            "linear_num_key_heads": 16,
+            "linear_num_value_heads": 32,
+        },
+    ),
+    "glm4_moe": Family(
+        build_glm4_moe,
+        {
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+            "first_k_dense_replace": 1,
+            "n_shared_experts": 1,
+            "use_qk_norm": False,
+            "num_nextn_predict_layers": 1,
+            "max_position_embeddings": 131072,
+        },
+    ),
+    "llama4_text": Family(
+        build_llama4,
+        {
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+            "interleave_moe_layer_step": 1,
+            "no_rope_layer_interval": 4,
+            "attention_chunk_size": 8192,
+            "num_local_experts": 16,
+            "num_experts_per_tok": 1,
+            "intermediate_size_mlp": 16384,
+            "head_dim": 128,
+            "max_position_embeddings": 131072,
+        },
+    ),
+    "gpt_oss": Family(
+        build_gpt_oss,
+        {
+            "tie_word_embeddings": False,
+            "attention_bias": True,
+            "sliding_window": 128,
+            "head_dim": 64,
+            "num_local_experts": 128,
+            "num_experts_per_tok": 4,
+            "max_position_embeddings": 131072,
+        },
+    ),
 }
 """model_type -> builder and transformers config-class defaults."""

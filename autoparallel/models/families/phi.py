@@ -29,20 +29,31 @@ def build_phi(r: RawConfig) -> Parts:
     vocab = r.num("vocab_size")
     attention = gqa_attention(h, nh, nkv, hd, qkv_bias=True, o_bias=True)
     if r.flag("qk_layernorm"):
-        attention += 2 * 2 * hd   # q_layernorm and k_layernorm over head_dim, weight + bias each
+        attention += 2 * 2 * hd  # q_layernorm and k_layernorm over head_dim, weight + bias each
     att = softmax_spec(AttentionKind.FULL, nh, nkv, hd)
     layers = [dense_layer(att, attention, h, i, 2 * h, gated=False, mlp_bias=True) for _ in range(n)]
-    head = (0 if r.flag("tie_word_embeddings") else vocab * h) + vocab   # the LM head's bias is never tied
+    head = (0 if r.flag("tie_word_embeddings") else vocab * h) + vocab  # the LM head's bias is never tied
     parts = Parts(layers=layers, embedding=vocab * h, lm_head=head, final_norm=2 * h)
-    parts.notes.append("Phi: one LayerNorm (weight + bias) per block feeds attention and MLP in parallel; "
-                       "lm_head includes its bias; partial rotary embeddings add no parameters.")
+    parts.notes.append(
+        "Phi: one LayerNorm (weight + bias) per block feeds attention and MLP in parallel; "
+        "lm_head includes its bias; partial rotary embeddings add no parameters."
+    )
     return parts
 
 
 FAMILIES: dict[str, Family] = {
-    "phi": Family(build_phi, {"vocab_size": 51200, "hidden_size": 2048, "intermediate_size": 8192,
-                              "num_hidden_layers": 24, "num_attention_heads": 32,
-                              "max_position_embeddings": 2048, "tie_word_embeddings": False,
-                              "qk_layernorm": False}),
+    "phi": Family(
+        build_phi,
+        {
+            "vocab_size": 51200,
+            "hidden_size": 2048,
+            "intermediate_size": 8192,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 32,
+            "max_position_embeddings": 2048,
+            "tie_word_embeddings": False,
+            "qk_layernorm": False,
+        },
+    ),
 }
 """model_type -> builder and transformers config-class defaults (`configuration_phi.PhiConfig`)."""

@@ -14,20 +14,50 @@ from autoparallel.models.families.mllama import mllama_vision
 from autoparallel.models.parse_common import RawConfig, linear_params
 
 # Defaults of the transformers vision config classes, for keys that published configs omit.
-_SIGLIP_DEFAULTS: dict[str, Any] = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-                                    "num_channels": 3, "image_size": 224, "patch_size": 16,
-                                    "vision_use_head": True, "num_attention_heads": 12}
+_SIGLIP_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_channels": 3,
+    "image_size": 224,
+    "patch_size": 16,
+    "vision_use_head": True,
+    "num_attention_heads": 12,
+}
 _LLAMA4_VISION_DEFAULTS: dict[str, Any] = {
-    "hidden_size": 768, "num_hidden_layers": 34, "num_channels": 3, "intermediate_size": 5632,
-    "vision_output_dim": 7680, "image_size": 448, "patch_size": 14, "projector_input_dim": 4096,
-    "projector_output_dim": 4096, "multi_modal_projector_bias": False}
+    "hidden_size": 768,
+    "num_hidden_layers": 34,
+    "num_channels": 3,
+    "intermediate_size": 5632,
+    "vision_output_dim": 7680,
+    "image_size": 448,
+    "patch_size": 14,
+    "projector_input_dim": 4096,
+    "projector_output_dim": 4096,
+    "multi_modal_projector_bias": False,
+}
 _QWEN2_5_VL_VISION_DEFAULTS: dict[str, Any] = {
-    "depth": 32, "hidden_size": 3584, "intermediate_size": 3420, "in_channels": 3, "patch_size": 14,
-    "spatial_merge_size": 2, "temporal_patch_size": 2, "out_hidden_size": 3584}
-_PIXTRAL_DEFAULTS: dict[str, Any] = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
-                                     "num_channels": 3, "patch_size": 16}
-_MISTRAL3_DEFAULTS: dict[str, Any] = {"spatial_merge_size": 2, "multimodal_projector_bias": False,
-                                      "vision_feature_layer": -1}
+    "depth": 32,
+    "hidden_size": 3584,
+    "intermediate_size": 3420,
+    "in_channels": 3,
+    "patch_size": 14,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "out_hidden_size": 3584,
+}
+_PIXTRAL_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 1024,
+    "intermediate_size": 4096,
+    "num_hidden_layers": 24,
+    "num_channels": 3,
+    "patch_size": 16,
+}
+_MISTRAL3_DEFAULTS: dict[str, Any] = {
+    "spatial_merge_size": 2,
+    "multimodal_projector_bias": False,
+    "vision_feature_layer": -1,
+}
 
 
 def _mlp(vh: int, vi: int) -> int:
@@ -49,7 +79,7 @@ def _siglip(v: RawConfig, outer: RawConfig, text_hidden: int) -> tuple[int, str]
     if v.flag("vision_use_head"):
         # SiglipMultiheadAttentionPoolingHead: probe, MultiheadAttention (in/out proj), LN, MLP
         head = vh + 3 * vh * vh + 3 * vh + vh * vh + vh + 2 * vh + _mlp(vh, vi)
-    projector = vh * text_hidden + vh   # mm_input_projection_weight, mm_soft_emb_norm
+    projector = vh * text_hidden + vh  # mm_input_projection_weight, mm_soft_emb_norm
     total = embed + layers * _encoder_layer(vh, vi) + 2 * vh + head + projector
     return total, "vision counts the SigLIP tower and projector."
 
@@ -58,7 +88,7 @@ def _llama4_vision(v: RawConfig, outer: RawConfig, text_hidden: int) -> tuple[in
     """Llama 4: vision encoder, pixel-shuffle adapter, multimodal projector."""
     vh, vi, layers = v.num("hidden_size"), v.num("intermediate_size"), v.num("num_hidden_layers")
     p, img, ch = v.num("patch_size"), v.num("image_size"), v.num("num_channels")
-    embed = vh + ((img // p) ** 2 + 1) * vh + ch * p * p * vh   # class emb, positions, patch linear
+    embed = vh + ((img // p) ** 2 + 1) * vh + ch * p * p * vh  # class emb, positions, patch linear
     adapter = vi * v.num("projector_input_dim") + v.num("projector_output_dim") ** 2
     projector = linear_params(v.num("vision_output_dim"), text_hidden, v.flag("multi_modal_projector_bias"))
     total = embed + 4 * vh + layers * _encoder_layer(vh, vi) + adapter + projector
@@ -69,12 +99,16 @@ def _qwen2_5_vl(v: RawConfig, outer: RawConfig, text_hidden: int) -> tuple[int, 
     """Qwen2.5-VL: Conv3d patch embedding, RMSNorm blocks (biased qkv/proj, biased gated MLP), merger."""
     vh, vi = v.num("hidden_size"), v.num("intermediate_size")
     p, tp = v.num("patch_size"), v.num("temporal_patch_size")
-    ch = v.num("in_channels")   # published configs also carry `in_chans`, which transformers ignores
+    ch = v.num("in_channels")  # published configs also carry `in_chans`, which transformers ignores
     merged = vh * v.num("spatial_merge_size") ** 2
-    embed = ch * tp * p * p * vh   # Conv3d, no bias
-    block = (2 * vh                                   # norm1, norm2 (RMSNorm)
-             + linear_params(vh, 3 * vh, True) + linear_params(vh, vh, True)   # qkv, proj
-             + 2 * linear_params(vh, vi, True) + linear_params(vi, vh, True))  # gate/up, down
+    embed = ch * tp * p * p * vh  # Conv3d, no bias
+    block = (
+        2 * vh  # norm1, norm2 (RMSNorm)
+        + linear_params(vh, 3 * vh, True)
+        + linear_params(vh, vh, True)  # qkv, proj
+        + 2 * linear_params(vh, vi, True)
+        + linear_params(vi, vh, True)
+    )  # gate/up, down
     merger = vh + linear_params(merged, merged, True) + linear_params(merged, v.num("out_hidden_size"), True)
     return embed + v.num("depth") * block + merger, "vision counts the Qwen2.5-VL ViT and patch merger."
 
@@ -89,10 +123,12 @@ def _pixtral(v: RawConfig, outer: RawConfig, text_hidden: int) -> tuple[int, str
     n_features = len(feature) if isinstance(feature, list) else 1
     bias = outer.flag("multimodal_projector_bias")
     merge = outer.num("spatial_merge_size")
-    projector = (vh                                   # norm
-                 + vh * merge * merge * vh            # patch_merger.merging_layer, no bias
-                 + linear_params(vh * n_features, text_hidden, bias)
-                 + linear_params(text_hidden, text_hidden, bias))
+    projector = (
+        vh  # norm
+        + vh * merge * merge * vh  # patch_merger.merging_layer, no bias
+        + linear_params(vh * n_features, text_hidden, bias)
+        + linear_params(text_hidden, text_hidden, bias)
+    )
     return encoder + projector, "vision counts the Pixtral encoder and the Mistral 3 projector."
 
 

@@ -116,6 +116,7 @@ def _solve(enc: EncodedDeployment, run: driver.Run) -> cp_model.CpSolver | None:
     """One driver call: the solver with a solution, None when infeasible; a time-out without one raises."""
     solver = driver.solve_once(enc, run)
     if solver is None and run.status == "UNKNOWN":
-        raise SolverTimeoutError(f"no feasible deployment found within {run.settings.time_limit_s:g} s "
-                                 "(raise --time-limit)")
+        raise SolverTimeoutError(
+            f"no feasible deployment found within {run.settings.time_limit_s:g} s (raise --time-limit)"
+        )
     return solver

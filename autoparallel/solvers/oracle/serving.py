@@ -140,7 +140,11 @@ def evaluate_all(
 
 
 def enumerate_serving(
-    model: ModelSpec, cluster: Cluster, workload: Serving, *, objective: str | tuple[str, ...] = "throughput",
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Serving,
+    *,
+    objective: str | tuple[str, ...] = "throughput",
     options: ServingOptions | None = None,
 ) -> EnumerationResult:
     """The optimum of `objective` (a name, or names compared lexicographically) by brute force."""

@@ -56,9 +56,12 @@ class TrainingEnumeration(BaseModel):
     """Time taken, seconds."""
 
 
-
 def enumerate_training(
-    model: ModelSpec, cluster: Cluster, workload: Training, *, objective: str = "throughput",
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Training,
+    *,
+    objective: str = "throughput",
     options: TrainingOptions | None = None,
 ) -> TrainingEnumeration:
     """Brute force over the uniform-stage space (Megatron's even split), evaluated by the float model.
@@ -107,7 +110,11 @@ def enumerate_training(
         )
     value, cfg, memory, perf = best
     return TrainingEnumeration(
-        config=cfg, memory=memory, perf=perf, objective_value=value, evaluated=evaluated,
+        config=cfg,
+        memory=memory,
+        perf=perf,
+        objective_value=value,
+        evaluated=evaluated,
         wall_s=time.perf_counter() - start,
     )
 

@@ -108,14 +108,25 @@ class EncodedServing:
         def pick(lits: list[cp_model.IntVar]) -> int:
             return next(i for i, x in enumerate(lits) if solver.boolean_value(x))
 
-        return Point(pick(v.shape), pick(v.runtime), pick(v.batch), pick(v.util), pick(v.mml),
-                     int(solver.value(v.replicas)))
+        return Point(
+            pick(v.shape),
+            pick(v.runtime),
+            pick(v.batch),
+            pick(v.util),
+            pick(v.mml),
+            int(solver.value(v.replicas)),
+        )
 
     def hint(self, point: Point) -> None:
         self.model.clear_hints()
         v = self.vars
-        for lits, chosen in ((v.shape, point.shape), (v.runtime, point.runtime), (v.batch, point.batch),
-                             (v.util, point.util), (v.mml, point.mml)):
+        for lits, chosen in (
+            (v.shape, point.shape),
+            (v.runtime, point.runtime),
+            (v.batch, point.batch),
+            (v.util, point.util),
+            (v.mml, point.mml),
+        ):
             for k, lit in enumerate(lits):
                 self.model.add_hint(lit, k == chosen)
         self.model.add_hint(v.replicas, point.replicas)
@@ -123,8 +134,11 @@ class EncodedServing:
     def shape_literals(self, point: Point) -> list[cp_model.IntVar]:
         """The literals of every shape with the (tp, pp, EP ranks) of `point`'s shape."""
         win = self.space.shapes[point.shape]
-        return [x for s, x in zip(self.space.shapes, self.vars.shape, strict=True)
-                if (s.tp, s.pp, s.ep_ranks) == (win.tp, win.pp, win.ep_ranks)]
+        return [
+            x
+            for s, x in zip(self.space.shapes, self.vars.shape, strict=True)
+            if (s.tp, s.pp, s.ep_ranks) == (win.tp, win.pp, win.ep_ranks)
+        ]
 
 
 # ----- variables --------------------------------------------------------------------------------

@@ -40,8 +40,14 @@ def solve_serving(model: ModelSpec, cluster: Cluster, workload: Serving, **kwarg
 
 
 def solve_serving_top(
-    model: ModelSpec, cluster: Cluster, workload: Serving, *, objective: Objective = "throughput",
-    settings: SolverSettings | None = None, options: ServingOptions | None = None, runner_up: bool = True,
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Serving,
+    *,
+    objective: Objective = "throughput",
+    settings: SolverSettings | None = None,
+    options: ServingOptions | None = None,
+    runner_up: bool = True,
     top: int = 1,
 ) -> list[ServingSolution]:
     """The `top` best vLLM deployments of `model` on `cluster` for `workload`, each of another

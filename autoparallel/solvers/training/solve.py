@@ -229,8 +229,16 @@ def make_solution(
     sp = t.space
     tokens = sp.workload.tokens
     cost = cost_to_tokens(sp.model, sp.cluster, config, tokens, perf=perf) if tokens else None
-    return TrainingSolution(config=config, memory=memory, perf=perf, cost=cost, objective=objective,
-                            stats=run.stats(), binding=binding, runner_up=runner_up)
+    return TrainingSolution(
+        config=config,
+        memory=memory,
+        perf=perf,
+        cost=cost,
+        objective=objective,
+        stats=run.stats(),
+        binding=binding,
+        runner_up=runner_up,
+    )
 
 
 def _step_time_only(chain: Chain, t: TrainingTables) -> bool:
