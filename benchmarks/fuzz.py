@@ -331,6 +331,8 @@ def _check_plan(argv: list[str], plan: dict[str, Any]) -> list[str]:
     serving = ServingConfig(**{k: v for k, v in plan["config"].items() if k in ServingConfig.model_fields})
     workload = Serving(**plan["workload"])
     problems = serving_problems(model, cluster, serving, workload)
+    if "vllm" not in plan:  # an SGLang / TensorRT-LLM evaluation: its launch line, no vLLM arguments
+        return problems
     vargs = plan["vllm"]["args"]
     if vargs["max_model_len"] < workload.isl + workload.osl:
         problems.append(f"vllm max_model_len {vargs['max_model_len']} below the request")

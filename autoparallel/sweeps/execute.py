@@ -139,7 +139,11 @@ def open_executor(
         yield executor
         return
     spec = (executor or "process").strip()
-    if (spec == "process" and workers == 1) or spec == "serial":
+    import multiprocessing
+
+    # A daemonic process (a worker of someone else's pool) may not start children: run serially there.
+    daemon = multiprocessing.current_process().daemon
+    if (spec == "process" and (workers == 1 or daemon)) or spec == "serial":
         yield None
         return
     if spec == "process":
