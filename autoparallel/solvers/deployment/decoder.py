@@ -335,5 +335,5 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
             else:
                 out.append(f"{head}: every request rate is met without them (objective {objective})")
         else:
-            out.append(f"{head}: leaving them idle is optimal for objective {objective}")
+            out.append(f"{head}: the plan CP-SAT returned for objective {objective} leaves them idle")
     return tuple(out)
