@@ -289,6 +289,8 @@ def _replay(
     counts: list[int] = []  # steps in the span
 
     def blocks_for(tokens: np.ndarray) -> np.ndarray:
+        if groups == 1.0:  # one KV-cache group: integer arithmetic (the replay's hot path)
+            return -(-tokens // bs)
         return np.ceil(np.ceil(tokens / bs) * groups).astype(np.int64)
 
     if int(blocks_for(np.asarray([prompt.min() + 1]))[0]) > pool.blocks:
@@ -351,11 +353,12 @@ def _replay(
                 and int(blocks_for(np.asarray([min(int(prompt[waiting[0]]), budget)]))[0]) <= free
             )
         )
+        preempted_now = False
         while True:
             rem = prompt[running] - done_pf[running]
             want = np.where(rem > 0, rem, 0 if prefill_only else 1)
             before = np.cumsum(want) - want
-            take = np.clip(budget - before, 0, want)
+            take = np.minimum(np.maximum(budget - before, 0), want)
             tokens = np.where(rem > 0, done_pf[running] + take, prompt[running] + generated[running])
             need = np.maximum(blocks_for(tokens) - held[running], 0)
             if int(need.sum()) <= free or len(running) <= 1:
@@ -368,6 +371,7 @@ def _replay(
             done_pf[victim] = 0
             waiting.appendleft(victim)
             preemptions += 1
+            preempted_now = True
         if len(running) and int(need.sum()) > free:
             raise InputError(
                 "the benchmark replay: one request outgrows the KV cache "
@@ -378,10 +382,11 @@ def _replay(
         sched = take > 0
         is_decode = (rem <= 0) & sched
         left = budget - int(take.sum())
-        # 2. Waiting requests, first come first served.
+        # 2. Waiting requests, first come first served; none in a step that preempted (vLLM V1
+        #    `Scheduler.schedule`: "if not preempted_reqs", so a victim is not re-admitted at once).
         new: list[int] = []
         new_take: list[int] = []
-        while waiting and left > 0 and len(running) + len(new) < max_running:
+        while waiting and not preempted_now and left > 0 and len(running) + len(new) < max_running:
             r = waiting[0]
             t = min(int(prompt[r] - done_pf[r]), left)
             reserve = prompt[r] + osl[r] if policy == "no_evict" else done_pf[r] + t
@@ -462,7 +467,8 @@ def _decode_span(
     blocks_for: Callable[[np.ndarray], np.ndarray],
 ) -> int:
     """Decode-only steps that can run before anything but the decodes changes (0 or 1: step one by
-    one): no prompt in flight, no request admissible, no KV block short, until the first finish."""
+    one): no prompt in flight, no request admissible, until the first finish or the last step before
+    the running requests' new KV blocks outgrow the free pool (a preemption)."""
     if not len(running) or bool((done_pf[running] < prompt[running]).any()) or len(running) > budget:
         return 0
     if waiting and len(running) < max_running:
@@ -473,5 +479,20 @@ def _decode_span(
     span = int((osl[running] - generated[running]).min())
     if span <= 1:
         return 0
-    grow = np.maximum(blocks_for(prompt[running] + generated[running] + span) - held[running], 0)
-    return span if int(grow.sum()) <= free else 0
+    context = prompt[running] + generated[running]
+    held_now = held[running]
+
+    def fits(s: int) -> bool:
+        return int(np.maximum(blocks_for(context + s) - held_now, 0).sum()) <= free
+
+    if fits(span):
+        return span
+    if not fits(2):
+        return 0
+    # The longest span whose new KV blocks still fit (growth is monotone in the span): the steps
+    # up to the next preemption run as one span too.
+    lo, hi = 0, span
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return lo
