@@ -52,10 +52,22 @@ MODELS = {
     "deepseek-ai/DeepSeek-V3.2 (local copy)": "deepseek-ai/DeepSeek-V3",
     "Qwen/Qwen3-8B-FP8": "Qwen/Qwen3-8B",
 }
-TRTLLM_BENCH_REQUESTS = {(128, 128): 30000, (20000, 2000): 1000}
-"""trtllm-bench request counts the rows' notes give; other shapes: `TRTLLM_BENCH_DEFAULT_REQUESTS`."""
+TRTLLM_BENCH_REQUESTS = {
+    (128, 128): 30000,
+    (128, 2048): 3000,
+    (128, 4096): 1500,
+    (1000, 2000): 1500,
+    (2048, 128): 3000,
+    (2048, 2048): 1500,
+    (5000, 500): 1500,
+    (1000, 1000): 3000,
+    (500, 2000): 3000,
+    (20000, 2000): 1000,
+}
+"""trtllm-bench request counts per (ISL, OSL): the `$num_requests` table of TensorRT-LLM's perf-overview
+(v1.0 docs, "Preparing a Dataset"), the source of the offline rows."""
 TRTLLM_BENCH_DEFAULT_REQUESTS = 3000
-"""Request count assumed for the other offline shapes (the doc table's middle value)."""
+"""Request count assumed for an offline shape that table does not list."""
 KINDS = ("offline", "burst", "concurrency-capped")
 
 
@@ -116,8 +128,11 @@ def _layout(row: dict[str, str], model: ModelSpec, engine: str) -> tuple[int, in
     dp = int(float(row["dp"])) if row["dp"] else 1
     ep_text = row["ep"]
     ep = "expert-parallel" in ep_text or (ep_text.isdigit() and int(ep_text) > 1)
-    offline_moe_dp = engine == "trtllm" and kind_of(row) == "offline" and model.is_moe and ep
-    if offline_moe_dp or (row["dp_attention"] == "yes" and dp > 1):
+    # TensorRT-LLM's perf-overview MoE rows: the table header says TP8 and the runs pass `--ep`; the
+    # published llm_options.yml nests `enable_attention_dp` inside `cuda_graph_config`, whose strict
+    # schema (`CudaGraphConfig(StrictBaseModel)`) has no such field, so attention DP is not taken as
+    # given: attention TP8 and experts EP8 (the rows' "dp_attention" column is empty).
+    if row["dp_attention"] == "yes" and dp > 1:
         return 1, gpus, model.is_moe
     if tp == 1 and ep and dp == 1:
         dp = gpus

@@ -27,6 +27,7 @@ class ModelFacts:
     expert_groups: tuple[tuple[int, int, int, float], ...]  # (layers, experts, top_k, bytes per expert)
     moe_layers: int
     fp8_compute: bool
+    expert_params_per_token: float  # routed-expert weights one token multiplies (top-k per MoE layer)
 
 
 _FACTS: Memo[ModelFacts] = {}
@@ -43,12 +44,14 @@ def _model_facts(model: ModelSpec, quantization: str | None) -> ModelFacts:
     eff = apply_dtype_and_quant(model, "auto", quantization)
     groups: dict[tuple[int, int, float], int] = {}
     dense = 0.0
+    expert_params = 0.0
     for layer in eff.layers:
         p = layer.params
         dense += eff.weight_bytes(p.model_copy(update={"routed_experts": 0}))
         if layer.mlp.kind is MlpKind.MOE and layer.mlp.num_experts:
             per = eff.weight_bytes(ParamGroups(routed_experts=p.routed_experts)) / layer.mlp.num_experts
             gkey = (layer.mlp.num_experts, layer.mlp.experts_per_token, per)
+            expert_params += p.routed_experts * layer.mlp.experts_per_token / layer.mlp.num_experts
             groups[gkey] = groups.get(gkey, 0) + 1
     head = eff.weight_bytes(ParamGroups(lm_head=eff.lm_head_params or eff.embedding_params))
     q = eff.quantization
@@ -60,6 +63,7 @@ def _model_facts(model: ModelSpec, quantization: str | None) -> ModelFacts:
         expert_groups=tuple((n, e, k, per) for (e, k, per), n in sorted(groups.items())),
         moe_layers=sum(groups.values()),
         fp8_compute=q is not None and q.method is QuantMethod.FP8,
+        expert_params_per_token=expert_params,
     )
 
 

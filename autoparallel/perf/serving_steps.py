@@ -11,21 +11,26 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   one is prefilled. In steady state each micro-batch step therefore carries m decode tokens and
   m · isl / osl prefill tokens (the prefill work interleaved by chunked prefill). When those exceed
   the step token budget (`max_num_batched_tokens`), the work spreads over several steps.
-- One stage step is a roofline over the mixed batch, plus exposed communication:
+- One stage step is a sum of per-operator rooflines over the mixed batch, plus exposed
+  communication:
 
-      t_stage = max(bytes / (HBM · η_hbm), flops / (peak · η_flops)) + t_allreduce(TP) + t_all2all(EP)
+      t_stage = Σ_op max(bytes_op / (HBM · η_op), flops_op / (peak · η_op)) + t_allreduce(TP) + t_all2all(EP)
 
-  bytes = the stage's non-expert weights / tp + the routed experts the step actually touches
-  (expected unique experts per layer E·(1 − (1 − k/E)^tokens), Fedus et al. 2021 routing with
-  uniform load) + the KV cache the decode tokens read; flops = 2 · active parameters per token +
-  attention over the context (`ModelSpec.forward_flops_per_token`), split over tp.
+  over three operators that run one after another inside every layer: the dense GEMMs (the
+  stage's non-expert weights / tp; 2 FLOPs per weight and token), the routed-expert GEMMs (the
+  experts the step actually touches, expected unique experts per layer E·(1 − (1 − k/E)^tokens),
+  Fedus et al. 2021 routing with uniform load; their own grouped-GEMM efficiency) and attention
+  (the KV cache the decode tokens read; the score and value products over the context). One
+  roofline per operator (LLM-Viewer, Yuan et al. 2024; AIConfigurator sums per-operation
+  latencies): a large decode batch is compute-bound in its GEMMs and memory-bound in attention at
+  the same time, and the two add rather than hide under each other.
 - The replica step (one token for every running sequence) is
 
       T(b) = pp · t_stage(m) + (pp − 1) · t_hop + t_host (+ eager launch cost per layer)
 
-  TPOT = T(b). This "mixed-step roofline" replaces the additive T = decode(b) + b · prefill / osl:
-  a mixed batch reads the weights once for its decode and prefill tokens, so compute and memory
-  overlap instead of adding (the two agree when one term dominates).
+  TPOT = T(b). A mixed batch reads the weights once for its decode and prefill tokens, so a
+  prompt chunk's GEMM work rides under the decode GEMMs' weight reads until the GEMMs turn
+  compute-bound; its attention adds.
 - The GPU part of TTFT = prefill(isl) + (n_chunks + ½) · decode(b): half a step of waiting, then the
   prompt's n_chunks = ceil(isl / max_num_batched_tokens) chunks ride along decode steps.
 """
@@ -117,24 +122,32 @@ def stage_step_s(
         model, shape.kv_cache_dtype, tp, pp, context_tokens
     )
     hbm = gpu.hbm_tbps * 1e12
-    t_mem = (
-        (dense_bytes + kv_bytes) / (hbm * eff.hbm_fraction)
-        + expert_bytes / (hbm * eff.moe_hbm_fraction)
-        + expert_calls * eff.moe_expert_overhead_s
-    )
-    # FLOPs per GPU: 2 per active weight and token plus attention over the context, split over tp.
-    flops = (
-        (
-            decode_seqs * flops_per_token(model, context_tokens)
-            + prefill_tokens * flops_per_token(model, prefill_context)
-        )
-        * frac
-        / tp
-    )
-    peak = (gpu.fp8_tflops if f.fp8_compute and gpu.fp8_tflops else gpu.bf16_tflops) * 1e12
-    t_compute = flops / (peak * eff.flops_fraction)
+    # FLOPs per GPU, by operator: 2 per weight and token for the dense and the routed-expert GEMMs,
+    # the score and value products over the context for attention, split over tp.
+    tokens = decode_seqs + prefill_tokens
+    param_flops = flops_per_token(model, 0.0)
+    expert_flops = 2.0 * f.expert_params_per_token
+    attention_flops = decode_seqs * (
+        flops_per_token(model, context_tokens) - param_flops
+    ) + prefill_tokens * (flops_per_token(model, prefill_context) - param_flops)
+    tensor_peak = (gpu.fp8_tflops if f.fp8_compute and gpu.fp8_tflops else gpu.bf16_tflops) * 1e12
+    gemm_peak = tensor_peak * eff.flops_fraction
+    attention_peak = gpu.bf16_tflops * 1e12 * eff.flops_fraction
+    # One roofline per operator, summed: within a layer the GEMMs, the MoE kernels and attention run
+    # one after another, so one's compute does not hide under another's memory traffic (the
+    # per-operator roofline of LLM-Viewer, Yuan et al. 2024, and of NVIDIA AIConfigurator's sum of
+    # per-operation latencies). Decode attention streams the KV cache; GEMMs at a large batch are
+    # compute-bound.
+    dense_mem = dense_bytes / (hbm * eff.hbm_fraction)
+    dense_cmp = tokens * (param_flops - expert_flops) * frac / tp / gemm_peak
+    moe_mem = expert_bytes / (hbm * eff.moe_hbm_fraction) + expert_calls * eff.moe_expert_overhead_s
+    moe_cmp = tokens * expert_flops * frac / tp / (tensor_peak * eff.moe_flops_fraction)
+    attn_mem = kv_bytes / (hbm * eff.attention_hbm_fraction)
+    attn_cmp = attention_flops * frac / tp / attention_peak
+    t_mem = dense_mem + moe_mem + attn_mem
+    t_compute = dense_cmp + moe_cmp + attn_cmp
+    gpu_s = max(dense_mem, dense_cmp) + max(moe_mem, moe_cmp) + max(attn_mem, attn_cmp)
     tp_s, ep_s = _comm_parts_s(cluster, shape, f, frac, tokens_per_step)
-    gpu_s = max(t_mem, t_compute)
     if shape.ep_overlap:
         # Two-batch overlap (SGLang --enable-two-batch-overlap, vLLM dual-batch overlap, DeepEP's
         # hook-based overlap): one half-batch's all-to-all runs under the other's compute, so only
