@@ -97,8 +97,18 @@ def fit_rows(engine: str) -> set[str]:
     return ids
 
 
+BLOCK_FP8_CHECKPOINTS = {"Qwen/Qwen3-8B-FP8": "Qwen/Qwen3-32B-FP8"}
+"""Qwen's FP8 releases share one format (`quant_method` fp8, `weight_block_size` [128, 128]); a row's
+checkpoint outside the zoo takes its weights from the base model and its format from a zoo sibling."""
+
+
 def _model(name: str) -> ModelSpec:
-    return load_model(MODELS.get(name, name).replace("-Instruct", "").strip())
+    model = load_model(MODELS.get(name, name).replace("-Instruct", "").strip())
+    if name in BLOCK_FP8_CHECKPOINTS:
+        model = model.model_copy(
+            update={"quantization": load_model(BLOCK_FP8_CHECKPOINTS[name]).quantization}
+        )
+    return model
 
 
 def _quantization(row: dict[str, str], model: ModelSpec) -> str | None:

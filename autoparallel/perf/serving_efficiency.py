@@ -25,6 +25,12 @@ class ServingEfficiency(BaseModel):
     """Fraction of the dense tensor-core peak reached by GEMMs of a mixed prefill/decode step."""
     hbm_fraction: float
     """Fraction of peak HBM bandwidth reached streaming dense weights (GEMMs at a decode batch)."""
+    block_fp8_hbm_fraction: float
+    """Fraction of peak HBM bandwidth reached streaming block-scaled FP8 weights (128×128 blocks,
+    DeepSeek-V3 and Qwen3 FP8 checkpoints) at decode batches, dense and expert GEMMs alike: the
+    per-block scales are applied in the GEMM main loop. DeepGEMM's README (normal FP8 GEMMs with
+    fine-grained scaling at M = 64 on H800) reports 1688–2455 GB/s of 3,350 GB/s, 0.50–0.73; the
+    middle, 0.6, is taken (not fitted)."""
     attention_hbm_fraction: float
     """Fraction of peak HBM bandwidth reached by decode attention streaming the KV cache (one long
     contiguous read per sequence and head, unlike a small-batch GEMM's weight tiles)."""
@@ -51,23 +57,26 @@ class ServingEfficiency(BaseModel):
 _HOPPER = ServingEfficiency(
     flops_fraction=0.45,
     hbm_fraction=0.75,
+    block_fp8_hbm_fraction=0.60,
     attention_hbm_fraction=0.75,
     moe_hbm_fraction=0.75,
     moe_flops_fraction=0.45,
-    moe_expert_overhead_s=5e-6,
+    moe_expert_overhead_s=3e-6,
     step_overhead_s=1.0e-3,
     eager_layer_overhead_s=80e-6,
     request_overhead_s=0.045,
     source="vLLM rows of reference/inference_benchmarks_dev.csv (benchmarks/serving_accuracy.py): "
     "hbm_fraction + step overhead from I301 (Qwen3-8B, H100, 4 concurrent: TPOT 7.38 ms, predicted "
-    "7.5); request overhead from its TTFT (64 ms for a 233-token prompt); the MoE expert cost from "
-    "the DeepSeek-V3.2 TP8 rows' ITL at their Little's-law batch (I201, I206-I208; V3.2's indexer "
-    "is inside it). flops_fraction 0.45 of the dense peak: TensorRT-LLM's compute-bound rows (isl "
-    "2048 / osl 128) reach ~0.5, vLLM is taken slightly lower (engines differ).",
+    "7.1); request overhead from its TTFT (64 ms for a 233-token prompt); the MoE expert cost from "
+    "the DeepSeek-V3.2 TP8 burst rows' output tokens/s under the per-operator roofline (I201, "
+    "I206-I208: a grid over 0-5 µs gives 3 µs, ratios 0.95-0.98; V3.2's indexer is inside it). "
+    "flops_fraction 0.45 of the dense peak, lower than TensorRT-LLM's fitted 0.55 (engines differ); "
+    "block_fp8_hbm_fraction from DeepGEMM's published small-M figures (not fitted).",
 )
 _DEFAULT = ServingEfficiency(
     flops_fraction=0.40,
     hbm_fraction=0.70,
+    block_fp8_hbm_fraction=0.55,
     attention_hbm_fraction=0.70,
     moe_hbm_fraction=0.70,
     moe_flops_fraction=0.40,

@@ -138,9 +138,13 @@ def stage_step_s(
     # per-operator roofline of LLM-Viewer, Yuan et al. 2024, and of NVIDIA AIConfigurator's sum of
     # per-operation latencies). Decode attention streams the KV cache; GEMMs at a large batch are
     # compute-bound.
-    dense_mem = dense_bytes / (hbm * eff.hbm_fraction)
+    weight_hbm = eff.block_fp8_hbm_fraction if f.block_fp8 else eff.hbm_fraction
+    dense_mem = dense_bytes / (hbm * weight_hbm)
     dense_cmp = tokens * (param_flops - expert_flops) * frac / tp / gemm_peak
-    moe_mem = expert_bytes / (hbm * eff.moe_hbm_fraction) + expert_calls * eff.moe_expert_overhead_s
+    expert_hbm = (
+        min(eff.moe_hbm_fraction, eff.block_fp8_hbm_fraction) if f.block_fp8 else eff.moe_hbm_fraction
+    )
+    moe_mem = expert_bytes / (hbm * expert_hbm) + expert_calls * eff.moe_expert_overhead_s
     moe_cmp = tokens * expert_flops * frac / tp / (tensor_peak * eff.moe_flops_fraction)
     attn_mem = kv_bytes / (hbm * eff.attention_hbm_fraction)
     attn_cmp = attention_flops * frac / tp / attention_peak

@@ -54,6 +54,14 @@ def test_tensorrt_offline_rows_within_20_percent(acc: ModuleType, row_id: str, s
     assert 0.8 <= results[0].ratio <= 1.2, results[0]
 
 
+@pytest.mark.parametrize("row_id", ["I201", "I206"])
+def test_vllm_deepseek_tp8_burst_fit_rows_within_20_percent(acc: ModuleType, row_id: str) -> None:
+    """The rows vLLM's MoE expert cost is fitted to: 1,000 ShareGPT prompts at once on 8×H200 TP8."""
+    got = {r.what: r for r in acc.predict(_row(row_id))}
+    assert got["output tok/s"].split == "fit" and got["output tok/s"].kind == "burst"
+    assert 0.8 <= got["output tok/s"].ratio <= 1.2, got["output tok/s"]
+
+
 def test_concurrency_capped_rows_within_20_percent(acc: ModuleType) -> None:
     for row_id in ("I301", "I302", "I303"):  # vLLM, SGLang, TensorRT-LLM: Qwen3-8B, 1×H100, 4 in flight
         got = {r.what: r.ratio for r in acc.predict(_row(row_id))}
