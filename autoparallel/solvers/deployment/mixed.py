@@ -1,0 +1,405 @@
+"""Aggregated and disaggregated deployments of one model in ONE CP-SAT model: the mode is a decision.
+
+The space is the union of two candidate sets built from the same serving tables (one per pool):
+
+aggregated engines  every admissible entry (starts, meets the TTFT / TPOT limits) of every shape,
+    kept when no other entry of the same shape has at least its tokens/s and at most its TPOT, then
+    `undominated_at` across shapes (k copies of b replace a: k · capacity_b ≥ capacity_a and
+    TPOT_b ≤ TPOT_a). Unlike the deployment planner's one engine per shape (its fastest), a front
+    over TPOT needs the slower-batched, lower-TPOT entries too.
+decode engines      every entry that starts, TPOT = its pure decode step T_d(b) (perf/disagg.py),
+    capacity b / (osl · T_d(b)); pruned the same way on (capacity, T_d).
+prefill engines     deployment/roles.py's `prefill_engines`, rated at the TTFT budget that holds
+    against every decode candidate (the slowest KV transfer, the first decode step bounded by the
+    TPOT limit or, without one, the slowest decode candidate's step).
+
+Variables and constraints (on top of the deployment encoder's node families, over all engines):
+    disaggregated            ∈ {0, 1}: 0 ⇒ every role replica is 0; 1 ⇒ every aggregated replica is 0
+    flow_milli_rps           ≤ Σ_P prefill_milli_tps_e · r_e / isl,  ≤ Σ_D capacity_milli_rps_e · r_e
+    deployed                 ¬disaggregated ⇒ Σ_A r_e ≥ 1;  disaggregated ⇒ Σ_P r_e ≥ 1 and Σ_D r_e ≥ 1
+    used[e] (A and D)        r_e ≥ 1 ⇒ used[e];   used[e] ⇒ tpot_us ≥ TPOT_e
+    demand (with a rate)     Σ_A capacity_e · r_e + flow ≥ rate × 1000
+Objectives (solver units):
+    throughput  max osl · (Σ_A capacity_milli_rps_e · r_e + flow_milli_rps)     milli-tokens/s
+    tpot        min tpot_us (the slowest engine's TPOT: an aggregated engine's step with prefill
+                interference, or a decode engine's pure decode step)                  µs
+    cost        min Σ micro_usd_per_hour_e · r_e                                    µ$ per hour
+    gpus        min Σ gpus_e · r_e
+TTFT is a limit here (the workload's `ttft_ms`), not an objective: a disaggregated TTFT depends on
+the prefill ranks' queueing at the carried load, which is not linear in the replica counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from autoparallel.errors import InputError
+from autoparallel.hardware import Cluster
+from autoparallel.objectives import DEPLOYMENT, SERVING, ObjectiveInfo
+from autoparallel.perf import disagg
+from autoparallel.solvers import units
+from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.deployment.roles import (
+    RoleSpace,
+    RoleTimes,
+    _engine,
+    _starts,
+    _times,
+    prefill_engines,
+    undominated,
+)
+from autoparallel.solvers.deployment.space import (
+    MILLI,
+    DeploymentSpace,
+    Engine,
+    FleetModel,
+    admissible_utils,
+    build_deployment_space,
+    copies_fitting,
+)
+from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
+
+LinearExpr = cp_model.LinearExpr
+
+MODES = ("auto", "on", "off")
+"""`auto`: either mode per point; `on`: disaggregated points only; `off`: aggregated points only."""
+OBJECTIVES: dict[str, ObjectiveInfo] = {
+    "throughput": DEPLOYMENT["throughput"],
+    "tpot": SERVING["tpot"],
+    "cost": ObjectiveInfo("cost", False, "US$ per hour of the GPUs used"),
+    "gpus": DEPLOYMENT["gpus"],
+}
+"""Objectives of a deployment front (the registry's entries for the same quantities)."""
+
+
+@dataclass
+class MixedSpace:
+    """Aggregated candidates and prefill / decode candidates of one model on a cluster."""
+
+    aggregated: DeploymentSpace
+    """Aggregated engines (empty with mode `on`)."""
+    roles: RoleSpace
+    """Prefill and decode engines (empty with mode `off`)."""
+    agg_tpot_us: list[int]
+    """TPOT of each aggregated engine (the serving table's step, µs)."""
+    decode_tpot_us: list[int]
+    """Per role engine: its pure decode step (decode engines; 0 for prefill), µs rounded up."""
+    mode: str
+    note: str = ""
+    """Why one mode has no candidate (said next to the front)."""
+    unpruned: int = 0
+    """Candidates before dominated ones were dropped."""
+
+    @property
+    def fleet_model(self) -> FleetModel:
+        return self.aggregated.models[0]
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.aggregated.cluster
+
+    @property
+    def engines(self) -> list[Engine]:
+        """Aggregated engines, then role engines (the order of a point's counts)."""
+        return [*self.aggregated.engines, *self.roles.space.engines]
+
+    def split(self, counts: tuple[int, ...] | list[int]) -> tuple[list[int], list[int]]:
+        """(aggregated counts, role counts) of a point."""
+        a = len(self.aggregated.engines)
+        return list(counts[:a]), list(counts[a:])
+
+    def tpot_us(self, k: int) -> int:
+        """TPOT of engine k of `engines` (0: a prefill engine, which sets no TPOT)."""
+        a = len(self.agg_tpot_us)
+        return self.agg_tpot_us[k] if k < a else self.decode_tpot_us[k - a]
+
+
+def undominated_at(engines: list[Engine], tpot: list[int]) -> list[int]:
+    """Indices of the engines no other engine dominates with a TPOT no worse (`space.undominated`'s
+    rule plus TPOT_b ≤ TPOT_a: swapping a for copies of b keeps every objective of the front)."""
+    keep = []
+    for i, a in enumerate(engines):
+        beaten = False
+        for j, b in enumerate(engines):
+            if i == j or a.role != b.role or tpot[j] > tpot[i]:
+                continue
+            k = copies_fitting(a, b)
+            if k < 1 or k * b.rating < a.rating:
+                continue
+            equal = k == 1 and b.gpus == a.gpus and b.nodes == a.nodes and b.rating == a.rating
+            if not equal or tpot[j] < tpot[i] or j < i:
+                beaten = True
+                break
+        if not beaten:
+            keep.append(i)
+    return keep
+
+
+def _aggregated(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], list[int]]:
+    """Every admissible entry of every shape as an engine, with its TPOT (µs)."""
+    engines: list[Engine] = []
+    tpot: list[int] = []
+    for i in range(len(space.tables.evaluated)):
+        ok = admissible_utils(space, i)
+        if not ok:
+            continue
+        e = _engine(
+            space, m, p, space.unflat(i)[0], i, ok[0], "decode", 1
+        )  # shape and granularity; figures below
+        if e is None:
+            continue
+        tps = space.tables.tps_milli[i] * e.dp
+        if tps // fm.workload.osl <= 0:
+            continue
+        engines.append(
+            dataclasses.replace(
+                e, role="aggregated", capacity_milli_rps=tps // fm.workload.osl, milli_tokens_per_s=tps
+            )
+        )
+        tpot.append(space.tables.step_us[i])
+    return engines, tpot
+
+
+def _shape_fronts(engines: list[Engine], tpot: list[int]) -> list[int]:
+    """Indices of the entries on their shape's (capacity ↑, TPOT ↓) front (one sort per shape), so that
+    `undominated_at` (quadratic) runs on few engines."""
+    keep = []
+    for shape in {(e.pool, e.shape) for e in engines}:
+        mine = sorted(
+            (i for i, e in enumerate(engines) if (e.pool, e.shape) == shape),
+            key=lambda i: (-engines[i].rating, tpot[i], i),
+        )
+        best = math.inf
+        for i in mine:
+            if tpot[i] < best:
+                keep.append(i)
+                best = tpot[i]
+    return sorted(keep)
+
+
+def _prune(engines: list[Engine], tpot: list[int]) -> list[int]:
+    first = _shape_fronts(engines, tpot)
+    kept = undominated_at([engines[i] for i in first], [tpot[i] for i in first])
+    return [first[i] for i in kept]
+
+
+def _decode(space: ServingSpace, m: int, p: int) -> tuple[list[Engine], list[RoleTimes]]:
+    """Every entry that starts and meets the TPOT limit with its pure decode step, as a decode engine."""
+    w = space.workload
+    kv = space.options.kv_cache_dtypes[0]
+    engines: list[Engine] = []
+    times: list[RoleTimes] = []
+    for i in range(len(space.tables.evaluated)):
+        s, r, b, mm = space.unflat(i)
+        utils = _starts(space, i)
+        if not utils or space.runtimes[r].kv_cache_dtype != kv:
+            continue
+        st = _times(space, s, r, b, mm)
+        if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
+            continue
+        dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
+        rating = math.floor(MILLI * dp * disagg.decode_capacity_rps(space.batches[b], w.osl, st.decode_s))
+        e = _engine(space, m, p, s, i, utils[0], "decode", rating)
+        if e is not None:
+            engines.append(e)
+            times.append(RoleTimes(st.prefill_s, st.decode_s))
+    return engines, times
+
+
+def build_mixed_space(
+    fm: FleetModel, cluster: Cluster, options: ServingOptions | None = None, *, mode: str = "auto"
+) -> MixedSpace:
+    """Both candidate sets of `fm` on `cluster` (module doc); `mode` leaves one of them empty.
+
+    Raises:
+        InputError: an unknown mode, or what `build_deployment_space` refuses.
+        InfeasibleError: the workload's context exceeds the model's.
+    """
+    if mode not in MODES:
+        raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
+    base = build_deployment_space([fm], cluster, options, prune=False)
+    agg: list[Engine] = []
+    agg_tpot: list[int] = []
+    roles: list[Engine] = []
+    role_times: list[RoleTimes] = []
+    role_tpot: list[int] = []
+    unpruned = 0
+    pools = range(len(cluster.pools))
+    if mode != "on":
+        for p in pools:
+            found, tpot = _aggregated(base.serving[0, p], fm, 0, p)
+            unpruned += len(found)
+            keep = _prune(found, tpot)
+            agg += [found[i] for i in keep]
+            agg_tpot += [tpot[i] for i in keep]
+    bound = 0.0
+    if mode != "off":
+        decode = {p: _decode(base.serving[0, p], 0, p) for p in pools}
+        every = [e for engines, _ in decode.values() for e in engines]
+        slowest = max((t.decode_s for _, ts in decode.values() for t in ts), default=0.0)
+        bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
+        for p in pools:
+            times: dict[int, RoleTimes] = {}
+            prefill = prefill_engines(base.serving[0, p], fm, cluster, 0, p, every, bound, times)
+            unpruned += len(prefill)
+            for e in undominated(prefill):
+                roles.append(e)
+                role_times.append(times[id(e)])
+                role_tpot.append(0)
+            engines, ts = decode[p]
+            unpruned += len(engines)
+            steps = [units.us_up(t.decode_s) for t in ts]
+            for i in _prune(engines, steps):
+                roles.append(engines[i])
+                role_times.append(ts[i])
+                role_tpot.append(steps[i])
+    aggregated = dataclasses.replace(base, engines=tuple(agg), dominated=0)
+    role_space = dataclasses.replace(base, engines=tuple(roles), disaggregated=True, dominated=0)
+    note = ""
+    if mode != "off":
+        kinds = {e.role for e in roles}
+        smallest = min((e.gpus for e in [*agg, *roles]), default=0)
+        if smallest and cluster.world_size < 2 * smallest:
+            note = (
+                f"disaggregation needs a prefill and a decode engine: the smallest takes {smallest} GPUs, "
+                f"the cluster has {cluster.world_size}"
+            )
+        elif kinds != {"prefill", "decode"}:
+            missing = sorted({"prefill", "decode"} - kinds)[0]
+            limit = (
+                f"TTFT {fm.workload.ttft_ms} ms" if missing == "prefill" else f"TPOT {fm.workload.tpot_ms} ms"
+            )
+            note = f"no {missing} engine of {fm.name} starts and meets {limit} on {cluster.spec}"
+    return MixedSpace(
+        aggregated,
+        RoleSpace(role_space, role_times, [bound]),
+        agg_tpot,
+        role_tpot,
+        mode,
+        note,
+        unpruned,
+    )
+
+
+def max_replicas(space: MixedSpace, e: Engine) -> int:
+    return space.aggregated.max_replicas(e)
+
+
+@dataclass
+class MixedVars:
+    replicas: list[cp_model.IntVar]
+    disaggregated: cp_model.IntVar
+    flow_milli_rps: cp_model.IntVar
+    tpot_us: cp_model.IntVar
+    small_nodes: list[cp_model.IntVar]
+    families: dict[str, cp_model.IntVar] = field(default_factory=dict)
+
+
+@dataclass
+class MixedEncoding:
+    """The CP-SAT model of a mixed space (module doc); a `solvers.driver.Encoding` of replica counts."""
+
+    model: cp_model.CpModel
+    vars: MixedVars
+    space: MixedSpace
+
+    @property
+    def families(self) -> dict[str, cp_model.IntVar]:
+        return self.vars.families
+
+    def maximized(self, name: str) -> bool:
+        return OBJECTIVES[name].maximize
+
+    def objective_scale(self, name: str) -> int:
+        s = self.space
+        if name == "tpot":
+            return max([*s.agg_tpot_us, *s.decode_tpot_us, 1])
+        per = {
+            "throughput": lambda e: (
+                s.fleet_model.workload.osl * max(e.capacity_milli_rps, e.prefill_milli_tps)
+            ),
+            "cost": lambda e: e.micro_usd_per_hour,
+            "gpus": lambda e: e.gpus,
+        }[name]
+        return max(1, sum(per(e) * max_replicas(s, e) for e in s.engines))
+
+    def objective_expr(self, name: str) -> cp_model.LinearExprT:
+        s, v = self.space, self.vars
+        engines = s.engines
+        if name == "throughput":
+            a = len(s.aggregated.engines)
+            osl = s.fleet_model.workload.osl
+            agg = LinearExpr.weighted_sum(v.replicas[:a], [osl * e.capacity_milli_rps for e in engines[:a]])
+            return agg + osl * v.flow_milli_rps
+        if name == "tpot":
+            return v.tpot_us
+        if name == "cost":
+            return LinearExpr.weighted_sum(v.replicas, [e.micro_usd_per_hour for e in engines])
+        if name == "gpus":
+            return LinearExpr.weighted_sum(v.replicas, [e.gpus for e in engines])
+        raise KeyError(name)
+
+    def read(self, solver: cp_model.CpSolver) -> tuple[int, ...]:
+        return tuple(int(solver.value(x)) for x in self.vars.replicas)
+
+    def hint(self, point: tuple[int, ...]) -> None:
+        self.model.clear_hints()
+        for x, n in zip(self.vars.replicas, point, strict=True):
+            self.model.add_hint(x, n)
+
+    def shape_literals(self, point: tuple[int, ...]) -> list[cp_model.IntVar]:
+        return []
+
+
+def build_mixed(space: MixedSpace) -> MixedEncoding:
+    """Variables and constraints of the module doc."""
+    model = cp_model.CpModel()
+    engines = space.engines
+    fm = space.fleet_model
+    a = len(space.aggregated.engines)
+    r = [
+        model.new_int_var(0, max_replicas(space, e), f"replicas[{e.role} | pool {e.pool} | {e.label} #{k}]")
+        for k, e in enumerate(engines)
+    ]
+    d = model.new_bool_var("disaggregated")
+    if space.mode == "on" or not a:
+        model.add(d == 1)
+    if space.mode == "off" or a == len(engines):
+        model.add(d == 0)
+    top_flow = sum(e.capacity_milli_rps * max_replicas(space, e) for e in engines[a:] if e.role == "decode")
+    flow = model.new_int_var(0, top_flow, "flow_milli_rps")
+    top_tpot = max([*space.agg_tpot_us, *space.decode_tpot_us, 0])
+    tpot = model.new_int_var(0, top_tpot, "tpot_us")
+    small = [
+        model.new_int_var(0, pool.nodes, f"small_nodes[pool {p}]")
+        for p, pool in enumerate(space.cluster.pools)
+    ]
+    v = MixedVars(r, d, flow, tpot, small)
+    for k in range(len(engines)):
+        model.add(r[k] == 0).only_enforce_if(d if k < a else d.Not())
+        if space.tpot_us(k):
+            used = model.new_bool_var(f"used[{k}]")
+            model.add(r[k] == 0).only_enforce_if(used.Not())
+            model.add(tpot >= space.tpot_us(k)).only_enforce_if(used)
+    for p, pool in enumerate(space.cluster.pools):
+        wide = [k for k, e in enumerate(engines) if e.pool == p and e.nodes]
+        narrow = [k for k, e in enumerate(engines) if e.pool == p and not e.nodes]
+        nodes = LinearExpr.weighted_sum([r[k] for k in wide], [engines[k].nodes for k in wide])
+        model.add(nodes + small[p] <= pool.nodes).with_name(f"pool_nodes[{p}]")
+        gpus = LinearExpr.weighted_sum([r[k] for k in narrow], [engines[k].gpus for k in narrow])
+        model.add(gpus <= pool.gpus_per_node * small[p]).with_name(f"node_packing_gpus[{p}]")
+    prefill = [k for k in range(a, len(engines)) if engines[k].role == "prefill"]
+    decode = [k for k in range(a, len(engines)) if engines[k].role == "decode"]
+    tokens = LinearExpr.weighted_sum([r[k] for k in prefill], [engines[k].prefill_milli_tps for k in prefill])
+    model.add(tokens >= fm.workload.isl * flow).with_name("prefill_balance")
+    rps = LinearExpr.weighted_sum([r[k] for k in decode], [engines[k].capacity_milli_rps for k in decode])
+    model.add(rps >= flow).with_name("decode_balance")
+    model.add(LinearExpr.sum(r[:a]) >= 1).only_enforce_if(d.Not()).with_name("aggregated_deployed")
+    model.add(LinearExpr.sum([r[k] for k in prefill]) >= 1).only_enforce_if(d).with_name("prefill_deployed")
+    model.add(LinearExpr.sum([r[k] for k in decode]) >= 1).only_enforce_if(d).with_name("decode_deployed")
+    if fm.demand_milli_rps:
+        capacity = LinearExpr.weighted_sum(r[:a], [e.capacity_milli_rps for e in engines[:a]]) + flow
+        model.add(capacity >= fm.demand_milli_rps).with_name("demand_milli_rps")
+    return MixedEncoding(model, v, space)
