@@ -164,7 +164,7 @@ class DeploymentPoint:
 
 
 @dataclass
-class DeploymentFront(Front[DeploymentPoint]):
+class MixedFront(Front[DeploymentPoint]):
     """A front over deployments, with why a mode is missing (`note`) and the candidates' count."""
 
     mode: str = "auto"
@@ -204,7 +204,7 @@ def pareto_mixed(
     settings: SolverSettings | None = None,
     options: ServingOptions | None = None,
     points: int = DEFAULT_CAP,
-) -> DeploymentFront:
+) -> MixedFront:
     """Non-dominated deployments of one model on the whole cluster, aggregated or disaggregated per
     point (`mode` auto; `on` / `off` keep one mode), best first on the first objective.
 
@@ -217,7 +217,7 @@ def pareto_mixed(
     space = build_mixed_space(fm, cluster, options, mode=mode)
     if mode == "on" and space.note:
         raise InfeasibleError(space.note)
-    front = DeploymentFront(
+    front = MixedFront(
         objectives=names, cap=points, mode=mode, note=space.note, candidates=len(space.engines)
     )
 
