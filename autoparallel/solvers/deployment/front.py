@@ -16,7 +16,8 @@ from autoparallel.hardware import Cluster
 from autoparallel.solvers import driver
 from autoparallel.solvers.deployment.decoder import Deployment, decode
 from autoparallel.solvers.deployment.disagg_plan import DisaggDeployment, decode_roles
-from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace, build_mixed, build_mixed_space
+from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace, build_mixed_space
+from autoparallel.solvers.deployment.mixed_encoder import build_mixed
 from autoparallel.solvers.deployment.space import FleetModel
 from autoparallel.solvers.pareto import DEFAULT_CAP, Front, _front, _names
 from autoparallel.solvers.serving.space import ServingOptions
