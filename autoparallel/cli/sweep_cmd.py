@@ -49,6 +49,12 @@ def add_sweep_parser(sub: Any) -> None:
     grid.add_argument(
         "--engines", default=None, help="engines (serving: vllm; training: megatron, deepspeed)"
     )
+    grid.add_argument(
+        "--disagg",
+        default=None,
+        help="compare aggregated with prefill/decode disaggregated serving per scenario (plan --disagg): "
+        "auto, on, off, or a list such as auto,off; rows get mode, pd_ratio and both sides' tokens/s/GPU",
+    )
     run = p.add_argument_group("running")
     run.add_argument("--out", default=None, help="results file: .parquet, .csv or .jsonl (resumes)")
     run.add_argument("--executor", default="process", help="process (default), serial or dask://HOST:PORT")
@@ -124,6 +130,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.scenarios is not None:
         if args.models or args.clusters:
             raise InputError("give either a scenario file or --models/--clusters, not both")
+        if args.disagg:
+            raise InputError("--disagg is a grid flag; in a scenario file give a `disagg` column or grid key")
         scenarios = load_scenarios(args.scenarios)
     else:
         if not args.models or not args.clusters:
@@ -135,6 +143,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             _workloads(args),
             _list(args.objectives, "--objectives"),
             [*_list(args.engines, "--engines")] or [None],
+            [*_list(args.disagg, "--disagg")] or [None],
         )
     result = run_scenarios(
         scenarios,
