@@ -231,7 +231,8 @@ def build_mixed_space(
     bound = 0.0
     if mode != "off":
         decode = {p: _decode(base.serving[0, p], 0, p) for p in pools}
-        every = [e for engines, _ in decode.values() for e in engines]
+        # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
+        every = list({e.tp: e for engines, _ in decode.values() for e in engines}.values())
         slowest = max((t.decode_s for _, ts in decode.values() for t in ts), default=0.0)
         bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
         for p in pools:
