@@ -219,7 +219,7 @@ def make_scenario(
         workload=tuple(sorted(fields.items())),
         objective=objective,
         engine=engine,
-        disagg=mode,  # type: ignore[arg-type]
+        disagg=mode,
     )
     try:
         scenario.to_workload()
