@@ -3,6 +3,8 @@
     autoparallel pareto meta-llama/Llama-3.1-8B --cluster 1x8xH100 \\
         --objectives throughput,ttft,cost --plot front.png --out front.csv \\
         --weights throughput=1,ttft=1 --normalize range
+    autoparallel pareto meta-llama/Llama-3.1-70B --cluster 2x8xH100 --isl 2048 --osl 512 \\
+        --ttft-ms 2000 --disagg auto --json      # deployments: aggregated or disaggregated per point
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def add_pareto_parser(sub: Any) -> None:
         "--objectives",
         default="throughput,tpot",
         help="two or more of: throughput, ttft, tpot, cost, headroom (serving); "
-        "throughput, mfu (= cost), headroom (--train)",
+        "throughput, mfu (= cost), headroom (--train); throughput, tpot, cost ($/hour), gpus (--disagg)",
     )
     p.add_argument(
         "--points",
