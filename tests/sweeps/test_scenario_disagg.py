@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,6 @@ def test_yaml_and_csv(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_bad_disagg_is_an_input_error(kwargs: dict, match: str) -> None:  # type: ignore[type-arg]
+def test_bad_disagg_is_an_input_error(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(InputError, match=match):
         make_scenario(MODEL, "1x8xH100", **kwargs)
