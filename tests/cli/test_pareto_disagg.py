@@ -61,6 +61,9 @@ def test_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(one) == 1
     err = capsys.readouterr().err.strip()
     assert "the smallest takes 1 GPUs, the cluster has 1" in err and "\n" not in err
+    assert main(["pareto", *LONG[:-1], "20", "--disagg", "on"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "TTFT limit 20 ms < KV transfer" in err and "over NVLink" in err and "\n" not in err
     assert main(["pareto", *LONG, "--disagg", "auto", "--objectives", "throughput,ttft"]) == 2
     err = capsys.readouterr().err.strip()
     assert "ttft is a limit" in err and "\n" not in err

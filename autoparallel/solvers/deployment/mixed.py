@@ -38,6 +38,7 @@ from autoparallel.solvers.deployment.roles import (
     _starts,
     _times,
     prefill_engines,
+    ttft_below_transfer,
     undominated,
 )
 from autoparallel.solvers.deployment.space import (
@@ -263,10 +264,12 @@ def build_mixed_space(
             )
         elif kinds != {"prefill", "decode"}:
             missing = sorted({"prefill", "decode"} - kinds)[0]
+            gap = ttft_below_transfer(RoleSpace(role_space, role_times, [bound]), fm.workload, cluster)
             limit = (
                 f"TTFT {fm.workload.ttft_ms} ms" if missing == "prefill" else f"TPOT {fm.workload.tpot_ms} ms"
             )
             note = f"no {missing} engine of {fm.name} starts and meets {limit} on {cluster.spec}"
+            note += f": {gap}" if gap and missing == "prefill" else ""
     return MixedSpace(
         aggregated,
         RoleSpace(role_space, role_times, [bound]),
