@@ -252,6 +252,17 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
     )
     table = _table(("#", "mode", "engines", "GPUs", "tok/s/GPU", "TTFT ms", *[c[10:] for c in cols]), body)
     sys.stdout.write(head + "\n" + table + "\n")
+    spans = []
+    for mode in ("aggregated", "disaggregated"):
+        mine = [p for p in front if p.mode == mode]
+        if mine:
+            ranges = ", ".join(
+                f"{n} {min(p.value(n) for p in mine):.4g}-{max(p.value(n) for p in mine):.4g}"
+                for n in front.objectives
+            )
+            spans.append(f"{mode} {len(mine)} ({ranges})")
+    if len(spans) == 2:
+        sys.stdout.write("modes: " + "; ".join(spans) + "\n")
     if front.note:
         sys.stdout.write(f"note: {front.note}\n")
     for flag, path in (("table", args.out), ("plot", args.plot)):
