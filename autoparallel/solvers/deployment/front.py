@@ -272,7 +272,7 @@ def check_point(
     slack = {
         "throughput": osl * (sum(counts) + 2) + 1e-6 * point.throughput_tokens_per_s * 1e3,
         "tpot": 1.0,
-        "cost": len(counts) + 1.0,
+        "cost": point.gpus_used + 1.0,  # µ$ per GPU-hour rounded once per GPU
         "gpus": 0.0,
     }
     for name, solver_value in zip(names, point.vector, strict=True):
