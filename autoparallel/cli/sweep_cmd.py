@@ -3,6 +3,8 @@
     autoparallel sweep scenarios.yaml --out results.parquet
     autoparallel sweep --models meta-llama/Llama-3.1-8B --clusters "1x8xH100;1x8xA100-80G" \\
         --workloads chatbot,rag --isl 1024,4096 --osl 256 --out results.csv --executor dask://host:8786
+    autoparallel sweep --models meta-llama/Llama-3.1-70B --clusters 2x8xH100 --isl 2048 --osl 512 \\
+        --ttft-ms 2000 --tpot-ms 15,30,60 --disagg auto --out results.parquet   # where P/D wins
 
 Each comma list is one axis of the grid; `--isl/--osl/...` override the presets in `--workloads` (or,
 without it, describe custom request shapes). `--train` with `--seq-len/--global-batch` sweeps training.

@@ -3,13 +3,15 @@
 A sweep is a list of scenarios, built as a grid (every model × cluster × workload × objective ×
 engine) from keyword lists or command-line flags, or read from a file:
 
-    YAML  `grid:` {models, clusters, workloads, objectives, engines} and/or `scenarios:` [rows]
+    YAML  `grid:` {models, clusters, workloads, objectives, engines, disagg} and/or `scenarios:` [rows]
           (a bare list is the same as `scenarios:`)
     CSV   one scenario per row; the columns are the keys of a row (`SCENARIO_COLUMNS`)
 
 A workload is a serving preset name (chatbot, batch, rag, long-context, reasoning) or a mapping:
 serving fields (`preset`, `isl`, `osl`, `concurrency`, `request_rate`, `ttft_ms`, `tpot_ms`,
 `max_model_len`, `name`) or training fields (`seq_len`, `global_batch`, `tokens`, `precision`).
+A serving scenario may carry `disagg` (auto, on, off): its row is then `plan --disagg`'s comparison of
+aggregated and prefill/decode disaggregated deployments of the whole cluster (execute.py).
 A scenario's `id` hashes its inputs and the package version, so results computed by another release
 are not mistaken for this one's; its `label` is for people.
 """
