@@ -13,6 +13,7 @@ from autoparallel.api import (
     evaluate,
     optimize,
     pareto,
+    pareto_deployment,
     solve,
 )
 from autoparallel.configs import Recompute, ServingConfig, TrainingConfig, ZeroStage
@@ -72,6 +73,7 @@ __all__ = [
     "load_model",
     "optimize",
     "pareto",
+    "pareto_deployment",
     "parse_prices",
     "solve",
     "solve_fleet",

@@ -25,6 +25,7 @@ from autoparallel.validation import require_cluster, require_serving, require_tr
 from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
+    from autoparallel.sweeps.deployment_front import DeploymentFront
     from autoparallel.sweeps.front import Front
 
 Plan = ServingPlan | TrainingPlan
@@ -457,6 +458,62 @@ def pareto(
     )
     plans = [_serving_plan(m, c, w, s, mid) for s in sf]
     return Front(plans, sf.objectives, sf.complete, sf.cap, sf.solves, sf.wall_s)
+
+
+def pareto_deployment(
+    model: Any,
+    cluster: Cluster | str,
+    objectives: tuple[str, ...] = ("throughput", "tpot"),
+    *,
+    workload: Serving | str = "chatbot",
+    disagg: str = "auto",
+    points: int | None = None,
+    settings: SolverSettings | None = None,
+    options: ServingOptions | None = None,
+) -> DeploymentFront:
+    """The exact front over deployments of `model` on the whole cluster whose points may be aggregated or
+    disaggregated (prefill / decode engines): the mode is one more decision of the CP-SAT model.
+
+    objectives: two or more of throughput (tokens/s), tpot, cost ($/hour), gpus; the workload's TTFT
+        and TPOT are limits. disagg: "auto" (either mode per point), "on" (disaggregated only),
+        "off" (aggregated only).
+
+    Raises:
+        InfeasibleError: no deployment meets the limits (with "on": why no disaggregated one, with numbers).
+        InputError: bad objectives, mode or workload (a training workload).
+    """
+    from autoparallel.solvers.deployment.front import pareto_mixed
+    from autoparallel.solvers.deployment.space import FleetModel
+    from autoparallel.solvers.pareto import DEFAULT_CAP
+    from autoparallel.sweeps.deployment_front import DeploymentFront
+
+    if isinstance(objectives, str) or not isinstance(objectives, (tuple, list)):
+        raise InputError(f"objectives must be a list of objective names, got {objectives!r:.60}")
+    m, c, w = _model(model), _cluster(cluster), _workload(workload)
+    if not isinstance(w, Serving):
+        raise InputError("a deployment front (--disagg) is for serving workloads, not training")
+    opts = _options(options, w)
+    fm = FleetModel(m, w, served_id(model, m))
+    mf = pareto_mixed(
+        fm,
+        c,
+        objectives=tuple(objectives),
+        mode=disagg,
+        settings=settings,
+        options=opts,
+        points=points or DEFAULT_CAP,
+    )
+    return DeploymentFront(
+        list(mf),
+        mf.objectives,
+        mf.complete,
+        mf.cap,
+        mf.solves,
+        mf.wall_s,
+        mode=disagg,
+        note=mf.note,
+        candidates=mf.candidates,
+    )
 
 
 class AutoParallel:

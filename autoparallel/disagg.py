@@ -178,7 +178,7 @@ def compare_disagg(
     aggregated: the aggregated deployment when the caller already solved it (else solved here).
     """
     from autoparallel.solvers.deployment.disagg_plan import solve_roles
-    from autoparallel.solvers.deployment.roles import build_role_space
+    from autoparallel.solvers.deployment.roles import build_role_space, ttft_below_transfer
 
     if mode not in MODES:
         raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
@@ -210,7 +210,7 @@ def compare_disagg(
         if mode == "on" or aggregated is None:
             raise InfeasibleError(why if mode == "on" else agg_error)
         return Comparison("aggregated", aggregated, None, why)
-    ttft_gap = _ttft_below_transfer(rs, workload, cluster)
+    ttft_gap = ttft_below_transfer(rs, workload, cluster)
     try:
         disaggregated = solve_roles(rs, objective, settings)
     except InfeasibleError as exc:
@@ -240,35 +240,6 @@ def _smallest_engine(space: Any, aggregated: FleetPlan | None) -> int | None:
     if aggregated is not None:
         sizes += [e.gpus_per_replica for e in aggregated.deployment.engines]
     return min(sizes) if sizes else None
-
-
-def _ttft_below_transfer(rs: Any, workload: Serving, cluster: Cluster) -> str:
-    """When the TTFT limit is below the fastest KV transfer + first decode step + overhead, the numbers."""
-    from autoparallel.perf import disagg
-    from autoparallel.perf.serving_efficiency import efficiency_for
-
-    if workload.ttft_ms is None:
-        return ""
-    fm = rs.space.models[0]
-    sub = cluster.pool_cluster(0)
-    tps = sorted({e.tp for e in rs.space.engines} | {1})
-    same_node = len(cluster.pools) == 1 and cluster.pools[0].nodes == 1
-    kv = rs.space.engines[0].config.kv_cache_dtype if rs.space.engines else "auto"
-    fastest = min(
-        disagg.kv_transfer_s(fm.model, sub, kv, workload.isl, tp_prefill=t, tp_decode=t, same_node=same_node)
-        for t in tps
-    )
-    overhead = efficiency_for(sub.gpu).request_overhead_s
-    first = min((t.decode_s for t in rs.times), default=0.0)
-    floor_ms = (fastest + overhead + first) * 1e3
-    if workload.ttft_ms >= floor_ms:
-        return ""
-    return (
-        f"TTFT limit {workload.ttft_ms:g} ms < KV transfer {fastest * 1e3:.1f} ms "
-        f"({workload.isl} prompt tokens {'over NVLink' if same_node else 'over the NIC'}) "
-        f"+ first decode step {first * 1e3:.1f} ms + request overhead {overhead * 1e3:.0f} ms "
-        f"= {floor_ms:.1f} ms, before any prefill"
-    )
 
 
 def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving) -> Comparison:

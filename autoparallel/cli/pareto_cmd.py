@@ -3,6 +3,8 @@
     autoparallel pareto meta-llama/Llama-3.1-8B --cluster 1x8xH100 \\
         --objectives throughput,ttft,cost --plot front.png --out front.csv \\
         --weights throughput=1,ttft=1 --normalize range
+    autoparallel pareto meta-llama/Llama-3.1-70B --cluster 2x8xH100 --isl 2048 --osl 512 \\
+        --ttft-ms 2000 --disagg auto --json      # deployments: aggregated or disaggregated per point
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from autoparallel.errors import InputError
 
 _NAMES = ("throughput", "ttft", "tpot", "cost", "headroom", "memory")
 _TRAINING_NAMES = ("throughput", "mfu", "cost", "headroom", "memory")
+_DEPLOYMENT_NAMES = ("throughput", "tpot", "cost", "gpus")
 
 
 def add_pareto_parser(sub: Any) -> None:
@@ -39,7 +42,7 @@ def add_pareto_parser(sub: Any) -> None:
         "--objectives",
         default="throughput,tpot",
         help="two or more of: throughput, ttft, tpot, cost, headroom (serving); "
-        "throughput, mfu (= cost), headroom (--train)",
+        "throughput, mfu (= cost), headroom (--train); throughput, tpot, cost ($/hour), gpus (--disagg)",
     )
     p.add_argument(
         "--points",
@@ -60,6 +63,14 @@ def add_pareto_parser(sub: Any) -> None:
         "max (value / largest), none",
     )
     p.add_argument("--time-limit", type=float, default=None, help="solver time limit per query (s)")
+    p.add_argument(
+        "--disagg",
+        choices=("auto", "on", "off"),
+        default=None,
+        help="a front over deployments of the whole cluster whose points may be aggregated or "
+        "prefill/decode disaggregated (auto), only disaggregated (on) or only aggregated (off); "
+        "objectives: throughput, tpot, cost ($/hour), gpus (TTFT stays a limit: --ttft-ms)",
+    )
 
 
 def _weights(text: str) -> dict[str, float]:
@@ -81,6 +92,10 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from autoparallel.explain import _table
 
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
+    if args.disagg is not None and args.train:
+        raise InputError("--disagg makes a front over serving deployments; it does not apply to --train")
+    if args.disagg is not None:
+        return _deployment_front(args, objectives)
     names = _TRAINING_NAMES if args.train else _NAMES
     if len(objectives) < 2 or any(o not in names for o in objectives):
         raise InputError(
@@ -145,6 +160,111 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     sys.stdout.write(
         head + "\n" + _table(("#", "configuration", "GPUs", *[c[10:] for c in cols]), body) + "\n"
     )
+    for flag, path in (("table", args.out), ("plot", args.plot)):
+        if path:
+            sys.stdout.write(f"{flag}: {path}\n")
+    return 0
+
+
+def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> int:
+    """`pareto MODEL --cluster C --disagg auto|on|off`: the mixed front (aggregated and disaggregated)."""
+    from autoparallel import api
+    from autoparallel.explain import _table
+
+    if "ttft" in objectives:
+        raise InputError(
+            "--disagg: ttft is a limit of a deployment front (--ttft-ms), not an objective: a disaggregated "
+            "TTFT depends on prefill queueing at the carried load; use two or more of "
+            + ", ".join(_DEPLOYMENT_NAMES)
+        )
+    if len(objectives) < 2 or any(o not in _DEPLOYMENT_NAMES for o in objectives):
+        raise InputError(
+            f"--objectives with --disagg needs two or more of {', '.join(_DEPLOYMENT_NAMES)}, "
+            f"got {args.objectives!r}"
+        )
+    weights = _weights(args.weights) if args.weights else None
+    if args.time_limit is not None and not args.time_limit > 0:
+        raise InputError(f"--time-limit must be positive, got {args.time_limit}")
+    front = api.pareto_deployment(
+        args.model,
+        args.cluster,
+        objectives,
+        workload=_serving_workload(args),
+        disagg=args.disagg,
+        points=args.points,
+        settings=api.SolverSettings.create(time_limit_s=args.time_limit),
+    )
+    chosen = front.pick(weights, args.normalize) if weights else None
+    if args.out:
+        front.write(args.out)
+    if args.plot:
+        front.plot(args.plot)
+    if args.json:
+        knee = front.knee()
+        json.dump(
+            {
+                "objectives": list(front.objectives),
+                "disagg": front.mode,
+                "complete": front.complete,
+                "cap": front.cap,
+                "knee": knee,
+                "weighted_choice": chosen,
+                "note": front.note or None,
+                "solves": front.solves,
+                "wall_s": front.wall_s,
+                "points": [
+                    {"point": i, **p.to_dict(), "objectives": {n: p.value(n) for n in front.objectives}}
+                    for i, p in enumerate(front)
+                ],
+            },
+            sys.stdout,
+            indent=2,
+            default=str,
+        )
+        sys.stdout.write("\n")
+        return 0
+    rows = front.rows()
+    cols = [k for k in rows[0] if k.startswith("objective_")]
+    body = [
+        (
+            r["point"],
+            {"aggregated": "agg", "disaggregated": "disagg"}[r["mode"]]
+            + (f" {r['pd_ratio']}" if r["pd_ratio"] else ""),
+            r["label"] + (" *knee" if r["knee"] else "") + (" <- weighted" if r["point"] == chosen else ""),
+            r["gpus"],
+            round(r["throughput_tok_s_per_gpu"]),
+            round(r["ttft_ms"]),
+            *[float(r[c]) for c in cols],
+        )
+        for r in rows
+    ]
+    status = (
+        "complete (proved by CP-SAT)"
+        if front.complete
+        else f"CUT at --points {front.cap}: more non-dominated deployments exist"
+        if len(front) + front.merged >= front.cap
+        else "not proven complete (a solve hit its time limit)"
+    )
+    mixed = len(front.disaggregated)
+    head = (
+        f"Deployment front: {' vs '.join(front.objectives)} (--disagg {front.mode}): {len(front)} points, "
+        f"{mixed} disaggregated, {status}"
+    )
+    table = _table(("#", "mode", "engines", "GPUs", "tok/s/GPU", "TTFT ms", *[c[10:] for c in cols]), body)
+    sys.stdout.write(head + "\n" + table + "\n")
+    spans = []
+    for mode in ("aggregated", "disaggregated"):
+        mine = [p for p in front if p.mode == mode]
+        if mine:
+            ranges = ", ".join(
+                f"{n} {min(p.value(n) for p in mine):.4g}-{max(p.value(n) for p in mine):.4g}"
+                for n in front.objectives
+            )
+            spans.append(f"{mode} {len(mine)} ({ranges})")
+    if len(spans) == 2:
+        sys.stdout.write("modes: " + "; ".join(spans) + "\n")
+    if front.note:
+        sys.stdout.write(f"note: {front.note}\n")
     for flag, path in (("table", args.out), ("plot", args.plot)):
         if path:
             sys.stdout.write(f"{flag}: {path}\n")

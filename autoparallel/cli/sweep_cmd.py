@@ -3,6 +3,8 @@
     autoparallel sweep scenarios.yaml --out results.parquet
     autoparallel sweep --models meta-llama/Llama-3.1-8B --clusters "1x8xH100;1x8xA100-80G" \\
         --workloads chatbot,rag --isl 1024,4096 --osl 256 --out results.csv --executor dask://host:8786
+    autoparallel sweep --models meta-llama/Llama-3.1-70B --clusters 2x8xH100 --isl 2048 --osl 512 \\
+        --ttft-ms 2000 --tpot-ms 15,30,60 --disagg auto --out results.parquet   # where P/D wins
 
 Each comma list is one axis of the grid; `--isl/--osl/...` override the presets in `--workloads` (or,
 without it, describe custom request shapes). `--train` with `--seq-len/--global-batch` sweeps training.
@@ -48,6 +50,12 @@ def add_sweep_parser(sub: Any) -> None:
     )
     grid.add_argument(
         "--engines", default=None, help="engines (serving: vllm; training: megatron, deepspeed)"
+    )
+    grid.add_argument(
+        "--disagg",
+        default=None,
+        help="compare aggregated with prefill/decode disaggregated serving per scenario (plan --disagg): "
+        "auto, on, off, or a list such as auto,off; rows get mode, pd_ratio and both sides' tokens/s/GPU",
     )
     run = p.add_argument_group("running")
     run.add_argument("--out", default=None, help="results file: .parquet, .csv or .jsonl (resumes)")
@@ -124,6 +132,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.scenarios is not None:
         if args.models or args.clusters:
             raise InputError("give either a scenario file or --models/--clusters, not both")
+        if args.disagg:
+            raise InputError("--disagg is a grid flag; in a scenario file give a `disagg` column or grid key")
         scenarios = load_scenarios(args.scenarios)
     else:
         if not args.models or not args.clusters:
@@ -135,6 +145,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             _workloads(args),
             _list(args.objectives, "--objectives"),
             [*_list(args.engines, "--engines")] or [None],
+            [*_list(args.disagg, "--disagg")] or [None],
         )
     result = run_scenarios(
         scenarios,

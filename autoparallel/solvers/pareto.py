@@ -95,6 +95,15 @@ def _not_dominated_by(
     enc.model.add_bool_or(better).with_name(f"not_dominated[{k}]")
 
 
+def _no_better_first(enc: driver.Encoding[P], name: str, last: int) -> None:
+    """A redundant cut: the first objective is no better than at the last point found. Each query's
+    feasible set lies inside the previous one's, whose lexicographic optimum that point was; the cut
+    lets CP-SAT drop the earlier points' "first objective better" branches at once (measured: a
+    deployment front's queries went from seconds to tens of milliseconds)."""
+    expr = enc.objective_expr(name)
+    enc.model.add(expr <= last if enc.maximized(name) else expr >= last).with_name(f"no_better[{name}]")
+
+
 def _front(
     front: Front[S],
     encode: Callable[[], driver.Encoding[P]],
@@ -109,6 +118,8 @@ def _front(
         enc = encode()
         for k, vector in enumerate(front.vectors):
             _not_dominated_by(enc, front.objectives, vector, k)
+        if front.vectors:
+            _no_better_first(enc, front.objectives[0], front.vectors[-1][0])
         run = driver.Run(settings)
         try:
             # Only the first query is seeded with the planner's warm start: later ones exclude it.

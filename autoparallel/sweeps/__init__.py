@@ -32,6 +32,7 @@ def sweep(
     objectives: Sequence[str] = (),
     objective: str = "throughput",
     engines: Sequence[str | None] = (None,),
+    disagg: Sequence[str | None] = (None,),
     executor: Executor | str | None = None,
     workers: int | None = None,
     out: str | Path | None = None,
@@ -45,6 +46,9 @@ def sweep(
         scenarios: Scenario objects, or the path of a YAML / CSV scenario file (see `scenario`).
         models, clusters, workloads, objectives, engines: the grid, when `scenarios` is not given;
             a workload is a preset name or a mapping of serving or training fields.
+        disagg: the grid's disaggregation modes ("auto", "on", "off"; None: the single-engine plan);
+            a serving row with a mode records the winner's `mode`, `pd_ratio` and both sides'
+            tokens/s/GPU (`plan --disagg`).
         objective: the single objective when `objectives` is empty.
         executor: "process" (default: a local pool), "serial", "dask://HOST:PORT" or an Executor.
         workers: local pool size (default: one per core; 1: in this process).
@@ -68,6 +72,7 @@ def sweep(
             list(workloads),
             list(objectives) or [objective],
             list(engines),
+            list(disagg) if not isinstance(disagg, str) else [disagg],
         )
     elif isinstance(scenarios, (str, Path)):
         todo = load_scenarios(scenarios)

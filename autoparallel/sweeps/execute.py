@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoparallel.errors import InputError
 from autoparallel.sweeps.scenario import Scenario
+from autoparallel.workload import Training
 
 if TYPE_CHECKING:
     from autoparallel.models import ModelSpec
@@ -47,12 +48,18 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
     """One result row: the scenario's inputs, then the plan's headline numbers or the failure."""
     from autoparallel.api import solve
     from autoparallel.errors import AutoParallelError, InfeasibleError, SolverTimeoutError
+    from autoparallel.plan import ServingPlan
     from autoparallel.solvers.settings import SolverSettings
 
     start = time.perf_counter()
     row = input_row(scenario)
     try:
         settings = SolverSettings.create(time_limit_s=time_limit_s, workers=1)
+        if scenario.disagg is not None:
+            row.update(disagg_columns(scenario, settings))
+            row["wall_s"] = time.perf_counter() - start
+            row["version"] = _version()
+            return row
         plan = solve(
             _load(scenario.model),
             scenario.cluster,
@@ -61,6 +68,8 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
             settings=settings,
         )
         row.update(plan_columns(plan))
+        if isinstance(plan, ServingPlan):
+            row.update(mode="aggregated", pd_ratio="")
         row["status"] = "ok" if plan.fits else "error"
         row["message"] = "" if plan.fits else "; ".join(plan.problems)[:500]
     except AutoParallelError as exc:
@@ -123,6 +132,46 @@ def plan_columns(plan: Any) -> dict[str, Any]:
             plan.model, plan.cluster, c, plan.workload.tokens, perf=TrainingPerf.model_validate(p)
         )
         out.update(usd_to_train=cost.usd, hours_to_train=cost.time_s / 3600.0)
+    return out
+
+
+def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
+    """The `plan --disagg` comparison of a serving scenario as columns: the winner's mode, P:D ratio,
+    engines and figures, and both sides' tokens/s/GPU (empty when a side has no deployment). The
+    deployment planner's default objective applies (throughput; goodput with a request rate).
+
+    Raises:
+        AutoParallelError: what `compare_disagg` raises (no deployment; `on` and no disaggregated one).
+    """
+    from autoparallel.disagg import _agg_summary, _disagg_summary, compare_disagg
+    from autoparallel.hardware import Cluster
+
+    w = scenario.to_workload()
+    assert not isinstance(w, Training)
+    comp = compare_disagg(
+        scenario.model, w, Cluster.parse(scenario.cluster), mode=scenario.disagg or "auto", settings=settings
+    )
+    agg, dis = _agg_summary(comp.aggregated), _disagg_summary(comp.disaggregated)
+    win = dis if comp.mode == "disaggregated" else agg
+    assert win is not None
+    out: dict[str, Any] = {
+        "mode": comp.mode,
+        "pd_ratio": win.get("ratio", ""),
+        "engines": win["layout"],
+        "gpus": win["gpus_used"],
+        "throughput_tok_s": win["goodput_tokens_per_s"],
+        "throughput_tok_s_per_gpu": win["tokens_per_s_per_gpu"],
+        "ttft_ms": win["ttft_ms"],
+        "tpot_ms": win["tpot_ms"],
+        "usd_per_million_tokens": win["usd_per_million_tokens"],
+        "solver_status": win["solver_status"],
+        "solver_wall_s": (agg or {}).get("wall_s", 0.0) + (dis or {}).get("wall_s", 0.0),
+        "agg_tok_s_per_gpu": agg["tokens_per_s_per_gpu"] if agg else None,
+        "disagg_tok_s_per_gpu": dis["tokens_per_s_per_gpu"] if dis else None,
+        "disagg_why": comp.why[:500],
+        "status": "ok",
+        "message": "",
+    }
     return out
 
 

@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from autoparallel import objectives
 from autoparallel.errors import InputError
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Plan = ServingPlan | TrainingPlan
+T = TypeVar("T")
 
 SERVING_METRICS: dict[str, tuple[str, bool]] = {
     "throughput": ("throughput (tok/s)", True),
@@ -141,10 +142,10 @@ def plan_columns(plan: Plan) -> dict[str, Any]:
 
 
 @dataclass
-class Front:
-    """Serving or training plans on a Pareto front (best first on the first objective)."""
+class BaseFront(Generic[T]):
+    """Points on a Pareto front (best first on the first objective); subclasses say how to read a point."""
 
-    plans: list[Plan]
+    plans: list[T]
     objectives: tuple[str, ...]
     complete: bool
     """True when the solver proved nothing else is non-dominated."""
@@ -164,7 +165,9 @@ class Front:
     def _dominated(self, i: int) -> bool:
         """Point i is weakly dominated (in floats) by another point (of lower index, on a tie)."""
         signs = [1.0 if self.maximized(n) else -1.0 for n in self.objectives]
-        vals = [[s * metric(p, n) for s, n in zip(signs, self.objectives, strict=True)] for p in self.plans]
+        vals = [
+            [s * self.metric(p, n) for s, n in zip(signs, self.objectives, strict=True)] for p in self.plans
+        ]
 
         def at_least(a: list[float], b: list[float]) -> bool:
             return all(x >= y - 1e-9 * max(1.0, abs(y)) for x, y in zip(a, b, strict=True))
@@ -177,19 +180,39 @@ class Front:
     def __len__(self) -> int:
         return len(self.plans)
 
-    def __iter__(self) -> Iterator[Plan]:
+    def __iter__(self) -> Iterator[T]:
         return iter(self.plans)
 
-    def __getitem__(self, i: int) -> Plan:
+    def __getitem__(self, i: int) -> T:
         return self.plans[i]
+
+    def metric(self, point: T, name: str) -> float:
+        """Objective `name` of one point, in its own units."""
+        raise NotImplementedError
+
+    def titles(self) -> dict[str, tuple[str, bool]]:
+        """Objective -> (axis title, maximized)."""
+        raise NotImplementedError
+
+    def label(self, point: T) -> str:
+        """A point's configuration in a few characters."""
+        raise NotImplementedError
+
+    def columns(self, point: T) -> dict[str, Any]:
+        """The configuration and headline numbers of one point (the table's columns)."""
+        raise NotImplementedError
+
+    def group(self, point: T) -> str:
+        """The plot series of a point ("": one series)."""
+        return ""
 
     def values(self, name: str) -> list[float]:
         """Objective `name` of every point, in its own units."""
-        return [metric(p, name) for p in self.plans]
+        return [self.metric(p, name) for p in self.plans]
 
     def maximized(self, name: str) -> bool:
         """Whether larger values of `name` are better."""
-        return metrics(self.plans[0])[ALIASES.get(name, name)][1] if self.plans else False
+        return self.titles()[ALIASES.get(name, name)][1] if self.plans else False
 
     def normalized(self, normalize: Normalize = "range") -> list[list[float]]:
         """Per point, each objective normalised (smaller is better; see the module docstring)."""
@@ -240,11 +263,10 @@ class Front:
         return [
             {
                 "point": i,
-                "label": config_label(p),
+                "label": self.label(p),
                 "knee": i == knee,
-                **{f"objective_{ALIASES.get(n, n)}": metric(p, n) for n in self.objectives},
-                **plan_columns(p),
-                "solver_status": p.solver.status,
+                **{f"objective_{ALIASES.get(n, n)}": self.metric(p, n) for n in self.objectives},
+                **self.columns(p),
             }
             for i, p in enumerate(self.plans)
         ]
@@ -267,7 +289,28 @@ class Front:
         return plot_front(self, Path(path), title=title)
 
 
-def plot_front(front: Front, path: Path, *, title: str | None = None) -> int:
+@dataclass
+class Front(BaseFront[Plan]):
+    """Serving or training plans on a Pareto front (best first on the first objective)."""
+
+    def metric(self, point: Plan, name: str) -> float:
+        return metric(point, name)
+
+    def titles(self) -> dict[str, tuple[str, bool]]:
+        return metrics(self.plans[0])
+
+    def label(self, point: Plan) -> str:
+        return config_label(point)
+
+    def columns(self, point: Plan) -> dict[str, Any]:
+        return {**plan_columns(point), "solver_status": point.solver.status}
+
+
+MARKERS = {"": ("o", "tab:blue"), "aggregated": ("o", "tab:blue"), "disaggregated": ("s", "tab:orange")}
+"""Plot series -> (marker, colour); other series get the default cycle."""
+
+
+def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -> int:
     """See `Front.plot`."""
     if path.suffix.lower() not in (".png", ".svg"):
         raise InputError(f"--plot {str(path)!r}: use a .png or .svg file name")
@@ -284,12 +327,24 @@ def plot_front(front: Front, path: Path, *, title: str | None = None) -> int:
     rows = math.ceil(len(pairs) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.8 * rows), squeeze=False)
     knee = front.knee()
-    labels = [config_label(p) for p in front.plans]
+    labels = [front.label(p) for p in front.plans]
+    groups = [front.group(p) for p in front.plans]
     drawn = 0
     for ax, (a, b) in zip(axes.flat, pairs, strict=False):
         xs, ys = front.values(a), front.values(b)
-        dots = ax.scatter(xs, ys, s=28, color="tab:blue", zorder=2, label="front")
-        drawn = len(dots.get_offsets())
+        drawn = 0
+        for g in dict.fromkeys(groups):
+            marker, colour = MARKERS.get(g, ("^", None))
+            dots = ax.scatter(
+                [x for x, h in zip(xs, groups, strict=True) if h == g],
+                [y for y, h in zip(ys, groups, strict=True) if h == g],
+                s=28,
+                marker=marker,
+                color=colour,
+                zorder=2,
+                label=g or "front",
+            )
+            drawn += len(dots.get_offsets())
         ax.scatter(
             [xs[knee]],
             [ys[knee]],
@@ -301,7 +356,7 @@ def plot_front(front: Front, path: Path, *, title: str | None = None) -> int:
         )
         for x, y, text in zip(xs, ys, labels, strict=True):
             ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6, alpha=0.8)
-        titles = metrics(front.plans[0])
+        titles = front.titles()
         ax.set_xlabel(titles[a][0] + (" ↑" if titles[a][1] else " ↓"))
         ax.set_ylabel(titles[b][0] + (" ↑" if titles[b][1] else " ↓"))
         ax.grid(alpha=0.3)

@@ -228,8 +228,11 @@ class SweepResult:
         lines: list[tuple[Any, ...]] = []
         for r in self.rows:
             if r["status"] == "ok":
-                shape = f"tp={r['tp']} pp={r['pp']} dp={r['dp']}" + (
-                    f" ep={r['ep']}" if r.get("ep", 1) > 1 else ""
+                shape = (
+                    f"{r['mode']}: {r['engines']}"  # a --disagg row: the winning deployment
+                    if r.get("engines")
+                    else f"tp={r['tp']} pp={r['pp']} dp={r['dp']}"
+                    + (f" ep={r['ep']}" if r.get("ep", 1) > 1 else "")
                 )
                 lines.append(
                     (

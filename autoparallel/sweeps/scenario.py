@@ -3,13 +3,15 @@
 A sweep is a list of scenarios, built as a grid (every model × cluster × workload × objective ×
 engine) from keyword lists or command-line flags, or read from a file:
 
-    YAML  `grid:` {models, clusters, workloads, objectives, engines} and/or `scenarios:` [rows]
+    YAML  `grid:` {models, clusters, workloads, objectives, engines, disagg} and/or `scenarios:` [rows]
           (a bare list is the same as `scenarios:`)
     CSV   one scenario per row; the columns are the keys of a row (`SCENARIO_COLUMNS`)
 
 A workload is a serving preset name (chatbot, batch, rag, long-context, reasoning) or a mapping:
 serving fields (`preset`, `isl`, `osl`, `concurrency`, `request_rate`, `ttft_ms`, `tpot_ms`,
 `max_model_len`, `name`) or training fields (`seq_len`, `global_batch`, `tokens`, `precision`).
+A serving scenario may carry `disagg` (auto, on, off): its row is then `plan --disagg`'s comparison of
+aggregated and prefill/decode disaggregated deployments of the whole cluster (execute.py).
 A scenario's `id` hashes its inputs and the package version, so results computed by another release
 are not mistaken for this one's; its `label` is for people.
 """
@@ -39,6 +41,7 @@ SCENARIO_COLUMNS = (
     "cluster",
     "objective",
     "engine",
+    "disagg",
     "kind",
     "workload",
     "preset",
@@ -47,6 +50,8 @@ SCENARIO_COLUMNS = (
     *TRAINING_FIELDS,
 )
 """The keys a scenario row (CSV column, YAML mapping) may have."""
+DISAGG_MODES = ("auto", "on", "off")
+"""`disagg` values of a serving scenario (`plan --disagg`)."""
 ENGINES = {"serving": ("vllm",), "training": ("megatron", "deepspeed")}
 """Engines per kind whose behaviour the cost model covers (serving: vLLM's memory accounting and speed;
 training: the same plan emitted as a Megatron or a DeepSpeed configuration)."""
@@ -74,10 +79,14 @@ class Scenario(BaseModel):
     """(field, value) pairs, sorted; serving: `preset` plus overrides; training: its fields."""
     objective: str = "throughput"
     engine: str = "vllm"
+    disagg: Literal["auto", "on", "off"] | None = None
+    """Serving: compare aggregated with prefill/decode disaggregated deployments of the whole cluster
+    (`plan --disagg`); None: the single-engine plan only."""
 
     @property
     def inputs(self) -> dict[str, Any]:
-        """Every input as one flat mapping (the table's input columns)."""
+        """Every input as one flat mapping (the table's input columns; `disagg` only when set, so
+        that the ids of scenarios without it do not change)."""
         return {
             "kind": self.kind,
             "model": self.model,
@@ -85,6 +94,7 @@ class Scenario(BaseModel):
             **dict(self.workload),
             "objective": self.objective,
             "engine": self.engine,
+            **({"disagg": self.disagg} if self.disagg is not None else {}),
         }
 
     @property
@@ -110,7 +120,8 @@ class Scenario(BaseModel):
     def label(self) -> str:
         """Readable one-line description."""
         engine = "" if self.engine == ENGINES[self.kind][0] else f" [{self.engine}]"
-        return f"{self.model} on {self.cluster} | {self.workload_label} | {self.objective}{engine}"
+        mode = f" [disagg {self.disagg}]" if self.disagg is not None else ""
+        return f"{self.model} on {self.cluster} | {self.workload_label} | {self.objective}{engine}{mode}"
 
     def to_workload(self) -> Serving | Training:
         """The workload object `autoparallel.solve` takes."""
@@ -177,8 +188,9 @@ def make_scenario(
     workload: str | Mapping[str, Any] = "chatbot",
     objective: str = "throughput",
     engine: str | None = None,
+    disagg: str | bool | None = None,
 ) -> Scenario:
-    """A validated scenario (cluster parsed, workload built, objective and engine checked).
+    """A validated scenario (cluster parsed, workload built, objective, engine and disagg checked).
 
     Raises:
         InputError: anything the planner would refuse before solving.
@@ -194,6 +206,14 @@ def make_scenario(
         raise InputError(
             f"engine {engine!r} is not modelled for {kind}; choose from {', '.join(ENGINES[kind])}"
         )
+    # YAML 1.1 reads a bare on / off as a boolean
+    if isinstance(disagg, bool):
+        disagg = "on" if disagg else "off"
+    mode = None if disagg is None else str(disagg).strip().lower()
+    if mode is not None and mode not in DISAGG_MODES:
+        raise InputError(f"disagg {disagg!r}: expected one of {', '.join(DISAGG_MODES)}")
+    if mode is not None and kind != "serving":
+        raise InputError("disagg compares serving deployments; it does not apply to a training workload")
     scenario = Scenario(
         kind=kind,
         model=str(model).strip(),
@@ -201,6 +221,7 @@ def make_scenario(
         workload=tuple(sorted(fields.items())),
         objective=objective,
         engine=engine,
+        disagg=mode,
     )
     try:
         scenario.to_workload()
@@ -216,19 +237,25 @@ def grid(
     workloads: Sequence[str | Mapping[str, Any]] = ("chatbot",),
     objectives: Sequence[str] = ("throughput",),
     engines: Sequence[str | None] = (None,),
+    disaggs: Sequence[str | bool | None] = (None,),
 ) -> list[Scenario]:
-    """Every combination, in that nesting order (engines innermost); engines that do not apply to a
-    workload's kind are skipped for it (so vllm and megatron can share one grid)."""
+    """Every combination, in that nesting order (disagg modes innermost); engines that do not apply to
+    a workload's kind are skipped for it (so vllm and megatron can share one grid), and so are disagg
+    modes for training workloads."""
     out: list[Scenario] = []
-    for m, c, w, o, e in itertools.product(models, clusters, workloads, objectives, engines):
+    for m, c, w, o, e, d in itertools.product(models, clusters, workloads, objectives, engines, disaggs):
         kind = make_workload(w)[0]
+        if d is not None and kind == "training":
+            if None in disaggs or d != disaggs[0]:
+                continue  # a training scenario once, without disagg
+            d = None
         if (
             e is not None
             and e.lower() not in ENGINES[kind]
             and any(x is not None and x.lower() in ENGINES[kind] for x in engines)
         ):
             continue
-        out.append(make_scenario(m, c, w, o, e))
+        out.append(make_scenario(m, c, w, o, e, d))
     if not out:
         raise InputError("the sweep is empty: give at least one model, cluster and workload")
     return out
@@ -249,7 +276,11 @@ def from_rows(rows: Iterable[Mapping[str, Any]], where: str) -> list[Scenario]:
         for key in ("model", "cluster"):
             if values.get(key) is None:
                 raise InputError(f"{where}: scenario {n} has no {key}")
-        wl = {k: v for k, v in values.items() if k not in ("model", "cluster", "objective", "engine", "kind")}
+        wl = {
+            k: v
+            for k, v in values.items()
+            if k not in ("model", "cluster", "objective", "engine", "kind", "disagg")
+        }
         if values.get("kind") == "serving" and not wl:
             wl = {"preset": "chatbot"}
         try:
@@ -260,6 +291,7 @@ def from_rows(rows: Iterable[Mapping[str, Any]], where: str) -> list[Scenario]:
                     wl or "chatbot",
                     str(values.get("objective") or "throughput"),
                     values.get("engine"),
+                    values.get("disagg"),
                 )
             )
         except InputError as exc:
@@ -319,7 +351,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         g = doc["grid"]
         if not isinstance(g, dict):
             raise InputError(f"{p}: grid must be a mapping")
-        keys = ("models", "clusters", "workloads", "objectives", "engines")
+        keys = ("models", "clusters", "workloads", "objectives", "engines", "disagg")
         bad = sorted(set(g) - set(keys))
         if bad:
             raise InputError(f"{p}: unknown grid key {bad[0]!r}; known: {', '.join(keys)}")
@@ -331,6 +363,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
                 lists["workloads"] or ["chatbot"],
                 [str(o) for o in lists["objectives"]] or ["throughput"],
                 [str(e) for e in lists["engines"]] or [None],
+                lists["disagg"] or [None],
             )
         except InputError as exc:
             raise InputError(f"{p}: grid: {exc}") from None

@@ -63,11 +63,12 @@ FROZEN: dict[str, set[str]] = {
     },
     "pareto": _SERVING
     | _TRAINING
-    | {"--normalize", "--objectives", "--out", "--plot", "--points", "--time-limit", "--weights"},
+    | {"--disagg", "--normalize", "--objectives", "--out", "--plot", "--points", "--time-limit", "--weights"},
     "sweep": _TRAINING
     | {
         "--clusters",
         "--concurrency",
+        "--disagg",
         "--engines",
         "--executor",
         "--isl",

@@ -36,6 +36,7 @@ from autoparallel.solvers.deployment.space import (
     undominated,
 )
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
+from autoparallel.workload import Serving
 
 ROLES = ("prefill", "decode")
 
@@ -260,3 +261,29 @@ def build_role_space(
     )
     space.unpruned_enumeration_size = space.enumeration_size()
     return RoleSpace(space, [times[id(e)] for e in engines], bounds)
+
+
+def ttft_below_transfer(rs: RoleSpace, workload: Serving, cluster: Cluster) -> str:
+    """When the TTFT limit is below the fastest KV transfer + first decode step + overhead, the numbers."""
+    if workload.ttft_ms is None:
+        return ""
+    fm = rs.space.models[0]
+    sub = cluster.pool_cluster(0)
+    tps = sorted({e.tp for e in rs.space.engines} | {1})
+    same_node = len(cluster.pools) == 1 and cluster.pools[0].nodes == 1
+    kv = rs.space.engines[0].config.kv_cache_dtype if rs.space.engines else "auto"
+    fastest = min(
+        disagg.kv_transfer_s(fm.model, sub, kv, workload.isl, tp_prefill=t, tp_decode=t, same_node=same_node)
+        for t in tps
+    )
+    overhead = efficiency_for(sub.gpu).request_overhead_s
+    first = min((t.decode_s for t in rs.times), default=0.0)
+    floor_ms = (fastest + overhead + first) * 1e3
+    if workload.ttft_ms >= floor_ms:
+        return ""
+    return (
+        f"TTFT limit {workload.ttft_ms:g} ms < KV transfer {fastest * 1e3:.1f} ms "
+        f"({workload.isl} prompt tokens {'over NVLink' if same_node else 'over the NIC'}) "
+        f"+ first decode step {first * 1e3:.1f} ms + request overhead {overhead * 1e3:.0f} ms "
+        f"= {floor_ms:.1f} ms, before any prefill"
+    )

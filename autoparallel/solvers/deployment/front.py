@@ -1,0 +1,284 @@
+"""Exact Pareto fronts over deployments that may be aggregated or disaggregated (mixed.py's model).
+
+The front comes from `solvers/pareto.py`'s lexicographic / not-dominated loop over ONE CP-SAT model
+in which the mode is a decision, so a front can mix aggregated and disaggregated points. Each point is
+decoded by the float model (deployment/decoder.py for aggregated engines, deployment/disagg_plan.py
+for prefill / decode engines), and its figures are checked against the solver's integer values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from autoparallel.errors import InfeasibleError, InputError, InternalError
+from autoparallel.hardware import Cluster
+from autoparallel.solvers import driver
+from autoparallel.solvers.deployment.decoder import Deployment, decode
+from autoparallel.solvers.deployment.disagg_plan import DisaggDeployment, decode_roles
+from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace, build_mixed_space
+from autoparallel.solvers.deployment.mixed_encoder import build_mixed
+from autoparallel.solvers.deployment.space import FleetModel
+from autoparallel.solvers.pareto import DEFAULT_CAP, Front, _front, _names
+from autoparallel.solvers.serving.space import ServingOptions
+from autoparallel.solvers.settings import SolverSettings
+
+UNITS = {"throughput": 1e3, "tpot": 1e3, "cost": 1e6, "gpus": 1.0}
+"""Solver units per real unit: milli-tokens/s, µs, µ$ per hour, GPUs."""
+
+
+@dataclass(frozen=True)
+class DeploymentPoint:
+    """One point of a deployment front: an aggregated or a disaggregated deployment (float figures)."""
+
+    mode: str
+    """`aggregated` or `disaggregated`."""
+    aggregated: Deployment | None
+    disaggregated: DisaggDeployment | None
+    vector: tuple[int, ...]
+    """The solver's objective values (solver units, in the front's objective order)."""
+    status: str
+    """CP-SAT status of the query that found it."""
+
+    @property
+    def throughput_tokens_per_s(self) -> float:
+        """Output tokens/s at SLO capacity (float model)."""
+        if self.disaggregated is not None:
+            d = self.disaggregated
+            return d.capacity_rps * d.goodput_tokens_per_s / d.served_rps if d.served_rps else 0.0
+        assert self.aggregated is not None
+        return self.aggregated.throughput_tokens_per_s
+
+    @property
+    def gpus_used(self) -> int:
+        d = self.disaggregated or self.aggregated
+        assert d is not None
+        return d.gpus_used
+
+    @property
+    def tokens_per_s_per_gpu(self) -> float:
+        return self.throughput_tokens_per_s / self.gpus_used if self.gpus_used else 0.0
+
+    @property
+    def ttft_ms(self) -> float:
+        """Disaggregated: the worst (prefill, decode) pair at the served load; else the slowest engine."""
+        if self.disaggregated is not None:
+            return self.disaggregated.ttft_ms
+        assert self.aggregated is not None
+        return max(e.ttft_ms for e in self.aggregated.engines)
+
+    @property
+    def tpot_ms(self) -> float:
+        if self.disaggregated is not None:
+            return self.disaggregated.tpot_ms
+        assert self.aggregated is not None
+        return max(e.tpot_ms for e in self.aggregated.engines)
+
+    @property
+    def usd_per_hour(self) -> float:
+        d = self.disaggregated or self.aggregated
+        assert d is not None
+        return d.usd_per_hour
+
+    @property
+    def usd_per_million_tokens(self) -> float:
+        tps = self.throughput_tokens_per_s
+        return self.usd_per_hour / (tps * 3600.0) * 1e6 if tps > 0 else float("inf")
+
+    @property
+    def ratio(self) -> str:
+        """xP:yD for a disaggregated point, empty for an aggregated one."""
+        return self.disaggregated.ratio if self.disaggregated is not None else ""
+
+    @property
+    def label(self) -> str:
+        """`4x tp2 b64` (aggregated) or `P 4x tp2 | D 1x tp8 b128` (disaggregated)."""
+
+        def side(engines: Any) -> str:
+            return " + ".join(
+                f"{e.replicas}x tp{e.tp}"
+                + (f"pp{e.pp}" if e.pp > 1 else "")
+                + (f"ep{e.ep}" if e.ep > 1 else "")
+                + (f" b{e.max_num_seqs}" if e.role != "prefill" else "")
+                for e in engines
+            )
+
+        if self.disaggregated is not None:
+            return f"P {side(self.disaggregated.prefill)} | D {side(self.disaggregated.decode)}"
+        assert self.aggregated is not None
+        return " + ".join(
+            f"{e.replicas}x tp{e.tp}"
+            + (f"pp{e.pp}" if e.pp > 1 else "")
+            + (f"ep{e.ep}" if e.ep > 1 else "")
+            + f" b{e.max_num_seqs}"
+            for e in self.aggregated.engines
+        )
+
+    def value(self, name: str) -> float:
+        """Objective `name` in real units: tokens/s, ms, US$ per hour, GPUs."""
+        return {
+            "throughput": self.throughput_tokens_per_s,
+            "tpot": self.tpot_ms,
+            "cost": self.usd_per_hour,
+            "gpus": float(self.gpus_used),
+        }[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON: mode, figures, and `engines[]` (aggregated) or `prefill[]` / `decode[]` (disaggregated),
+        with the same engine fields as `plan --disagg ... --json`."""
+        from autoparallel.disagg import _role_dict
+
+        out: dict[str, Any] = {
+            "mode": self.mode,
+            "label": self.label,
+            "ratio": self.ratio or None,
+            "throughput_tokens_per_s": self.throughput_tokens_per_s,
+            "tokens_per_s_per_gpu": self.tokens_per_s_per_gpu,
+            "ttft_ms": self.ttft_ms,
+            "tpot_ms": self.tpot_ms,
+            "gpus_used": self.gpus_used,
+            "usd_per_hour": self.usd_per_hour,
+            "usd_per_million_tokens": self.usd_per_million_tokens,
+            "solver_status": self.status,
+            "engines": [],
+            "prefill": [],
+            "decode": [],
+        }
+        if self.disaggregated is not None:
+            d = self.disaggregated
+            out["prefill"] = [_role_dict(e) for e in d.prefill]
+            out["decode"] = [_role_dict(e) for e in d.decode]
+            out["bound"] = d.bound
+            out["ttft_parts_ms"] = {
+                "prefill_wait": d.worst.prefill_wait_ms,
+                "prefill": d.worst.prefill_ms,
+                "kv_transfer": d.worst.transfer_ms,
+                "first_decode": d.worst.first_decode_ms,
+                "overhead": d.worst.overhead_ms,
+            }
+        elif self.aggregated is not None:
+            out["engines"] = [
+                e.model_dump(mode="json", exclude={"config", "placement", "nodes"})
+                for e in self.aggregated.engines
+            ]
+        return out
+
+
+@dataclass
+class MixedFront(Front[DeploymentPoint]):
+    """A front over deployments, with why a mode is missing (`note`) and the candidates' count."""
+
+    mode: str = "auto"
+    note: str = ""
+    candidates: int = 0
+
+
+def objective_names(objectives: tuple[str, ...], points: int) -> tuple[str, ...]:
+    """Validated objective names of a deployment front.
+
+    Raises:
+        InputError: fewer than two, a repeat, or one a deployment front cannot have (ttft says why).
+    """
+
+    def resolve(name: str) -> str:
+        key = str(name).strip().lower()
+        if key == "ttft":
+            raise InputError(
+                "ttft is a limit of a deployment front (--ttft-ms), not an objective: a disaggregated "
+                "TTFT depends on prefill queueing at the carried load; use tpot, cost or gpus"
+            )
+        if key not in OBJECTIVES:
+            raise InputError(
+                f"unknown deployment front objective {name!r}; choose from {', '.join(OBJECTIVES)}"
+            )
+        return key
+
+    return _names(objectives, points, resolve)
+
+
+def pareto_mixed(
+    fm: FleetModel,
+    cluster: Cluster,
+    *,
+    objectives: tuple[str, ...] = ("throughput", "tpot"),
+    mode: str = "auto",
+    settings: SolverSettings | None = None,
+    options: ServingOptions | None = None,
+    points: int = DEFAULT_CAP,
+) -> MixedFront:
+    """Non-dominated deployments of one model on the whole cluster, aggregated or disaggregated per
+    point (`mode` auto; `on` / `off` keep one mode), best first on the first objective.
+
+    Raises:
+        InputError: bad objectives or mode.
+        InfeasibleError: no deployment at all (with `mode="on"`: why no disaggregated one, with numbers).
+    """
+    names = objective_names(tuple(objectives), points)
+    settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
+    space = build_mixed_space(fm, cluster, options, mode=mode)
+    if mode == "on" and space.note:
+        raise InfeasibleError(space.note)
+    front = MixedFront(
+        objectives=names, cap=points, mode=mode, note=space.note, candidates=len(space.engines)
+    )
+
+    def solution(counts: tuple[int, ...], run: driver.Run) -> DeploymentPoint:
+        return decode_point(space, counts, names, run)
+
+    if not space.engines or not _front(front, lambda: build_mixed(space), solution, settings):
+        raise InfeasibleError(_why_none(space))
+    return front
+
+
+def _why_none(space: MixedSpace) -> str:
+    fm = space.fleet_model
+    w = fm.workload
+    limits = ", ".join(
+        f"{k} {v:g} ms" for k, v in (("TTFT", w.ttft_ms), ("TPOT", w.tpot_ms)) if v is not None
+    )
+    rate = f" at {w.request_rate:g} req/s" if w.request_rate else ""
+    what = {"on": "disaggregated ", "off": "aggregated "}.get(space.mode, "")
+    extra = f"; {space.note}" if space.note else ""
+    meets = limits or "the workload"
+    return f"no {what}deployment of {fm.name} on {space.cluster.spec} meets {meets}{rate}{extra}"
+
+
+def decode_point(
+    space: MixedSpace, counts: tuple[int, ...], names: tuple[str, ...], run: driver.Run
+) -> DeploymentPoint:
+    """The float model's deployment of `counts`, checked against the solver's objective values.
+
+    Raises:
+        InternalError: the float figures differ from the solver's beyond its rounding.
+    """
+    agg, roles = space.split(counts)
+    stats = run.stats()
+    if any(roles):
+        d = decode_roles(space.roles, roles, "front", stats)
+        point = DeploymentPoint("disaggregated", None, d, tuple(run.values[n] for n in names), run.status)
+    else:
+        a = decode(space.aggregated, agg, "front", stats)
+        point = DeploymentPoint("aggregated", a, None, tuple(run.values[n] for n in names), run.status)
+    check_point(space, counts, point, names)
+    return point
+
+
+def check_point(
+    space: MixedSpace, counts: tuple[int, ...], point: DeploymentPoint, names: tuple[str, ...]
+) -> None:
+    """Solver values == float values within the solver's rounding (capacities floor to milli-requests/s,
+    steps round to µs)."""
+    osl = space.fleet_model.workload.osl
+    slack = {
+        "throughput": osl * (sum(counts) + 2) + 1e-6 * point.throughput_tokens_per_s * 1e3,
+        "tpot": 1.0,
+        "cost": point.gpus_used + 1.0,  # µ$ per GPU-hour rounded once per GPU
+        "gpus": 0.0,
+    }
+    for name, solver_value in zip(names, point.vector, strict=True):
+        exact = point.value(name) * UNITS[name]
+        if abs(solver_value - exact) > slack[name]:
+            raise InternalError(
+                f"deployment front: {point.mode} point {point.label}: {name} {solver_value} in solver "
+                f"units vs {exact:.3f} from the float model"
+            )

@@ -1,0 +1,281 @@
+"""Aggregated and disaggregated deployments of one model in ONE CP-SAT model: the mode is a decision.
+
+The space is the union of two candidate sets built from the same serving tables (one per pool):
+
+aggregated engines  every admissible entry (starts, meets the TTFT / TPOT limits) of every shape,
+    kept when no other entry of the same shape has at least its tokens/s and at most its TPOT, then
+    `undominated_at` across shapes (k copies of b replace a: k · capacity_b ≥ capacity_a and
+    TPOT_b ≤ TPOT_a). Unlike the deployment planner's one engine per shape (its fastest), a front
+    over TPOT needs the slower-batched, lower-TPOT entries too.
+decode engines      every entry that starts, TPOT = its pure decode step T_d(b) (perf/disagg.py),
+    capacity b / (osl · T_d(b)); pruned the same way on (capacity, T_d).
+prefill engines     deployment/roles.py's `prefill_engines`, rated at the TTFT budget that holds
+    against every decode candidate (the slowest KV transfer, the first decode step bounded by the
+    TPOT limit or, without one, the slowest decode candidate's step).
+
+The CP-SAT model over this space is mixed_encoder.py; the brute-force oracle is mixed_oracle.py.
+No ortools here.
+
+TTFT is a limit here (the workload's `ttft_ms`), not an objective: a disaggregated TTFT depends on
+the prefill ranks' queueing at the carried load, which is not linear in the replica counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from autoparallel.errors import InputError
+from autoparallel.hardware import Cluster
+from autoparallel.objectives import DEPLOYMENT, SERVING, ObjectiveInfo
+from autoparallel.perf import disagg
+from autoparallel.solvers import units
+from autoparallel.solvers.deployment.roles import (
+    RoleSpace,
+    RoleTimes,
+    _engine,
+    _starts,
+    _times,
+    prefill_engines,
+    ttft_below_transfer,
+    undominated,
+)
+from autoparallel.solvers.deployment.space import (
+    MILLI,
+    DeploymentSpace,
+    Engine,
+    FleetModel,
+    admissible_utils,
+    build_deployment_space,
+    copies_fitting,
+)
+from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
+
+MODES = ("auto", "on", "off")
+"""`auto`: either mode per point; `on`: disaggregated points only; `off`: aggregated points only."""
+OBJECTIVES: dict[str, ObjectiveInfo] = {
+    "throughput": DEPLOYMENT["throughput"],
+    "tpot": SERVING["tpot"],
+    "cost": ObjectiveInfo("cost", False, "US$ per hour of the GPUs used"),
+    "gpus": DEPLOYMENT["gpus"],
+}
+"""Objectives of a deployment front (the registry's entries for the same quantities)."""
+
+
+@dataclass
+class MixedSpace:
+    """Aggregated candidates and prefill / decode candidates of one model on a cluster."""
+
+    aggregated: DeploymentSpace
+    """Aggregated engines (empty with mode `on`)."""
+    roles: RoleSpace
+    """Prefill and decode engines (empty with mode `off`)."""
+    agg_tpot_us: list[int]
+    """TPOT of each aggregated engine (the serving table's step, µs)."""
+    decode_tpot_us: list[int]
+    """Per role engine: its pure decode step (decode engines; 0 for prefill), µs rounded up."""
+    mode: str
+    note: str = ""
+    """Why one mode has no candidate (said next to the front)."""
+    unpruned: int = 0
+    """Candidates before dominated ones were dropped."""
+
+    @property
+    def fleet_model(self) -> FleetModel:
+        return self.aggregated.models[0]
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.aggregated.cluster
+
+    @property
+    def engines(self) -> list[Engine]:
+        """Aggregated engines, then role engines (the order of a point's counts)."""
+        return [*self.aggregated.engines, *self.roles.space.engines]
+
+    def split(self, counts: tuple[int, ...] | list[int]) -> tuple[list[int], list[int]]:
+        """(aggregated counts, role counts) of a point."""
+        a = len(self.aggregated.engines)
+        return list(counts[:a]), list(counts[a:])
+
+    def tpot_us(self, k: int) -> int:
+        """TPOT of engine k of `engines` (0: a prefill engine, which sets no TPOT)."""
+        a = len(self.agg_tpot_us)
+        return self.agg_tpot_us[k] if k < a else self.decode_tpot_us[k - a]
+
+
+def undominated_at(engines: list[Engine], tpot: list[int]) -> list[int]:
+    """Indices of the engines no other engine dominates with a TPOT no worse (`space.undominated`'s
+    rule plus TPOT_b ≤ TPOT_a: swapping a for copies of b keeps every objective of the front)."""
+    keep = []
+    for i, a in enumerate(engines):
+        beaten = False
+        for j, b in enumerate(engines):
+            if i == j or a.role != b.role or tpot[j] > tpot[i]:
+                continue
+            k = copies_fitting(a, b)
+            if k < 1 or k * b.rating < a.rating:
+                continue
+            equal = k == 1 and b.gpus == a.gpus and b.nodes == a.nodes and b.rating == a.rating
+            if not equal or tpot[j] < tpot[i] or j < i:
+                beaten = True
+                break
+        if not beaten:
+            keep.append(i)
+    return keep
+
+
+def _aggregated(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], list[int]]:
+    """Every admissible entry of every shape as an engine, with its TPOT (µs)."""
+    engines: list[Engine] = []
+    tpot: list[int] = []
+    for i in range(len(space.tables.evaluated)):
+        ok = admissible_utils(space, i)
+        if not ok:
+            continue
+        e = _engine(
+            space, m, p, space.unflat(i)[0], i, ok[0], "decode", 1
+        )  # shape and granularity; figures below
+        if e is None:
+            continue
+        tps = space.tables.tps_milli[i] * e.dp
+        if tps // fm.workload.osl <= 0:
+            continue
+        engines.append(
+            dataclasses.replace(
+                e, role="aggregated", capacity_milli_rps=tps // fm.workload.osl, milli_tokens_per_s=tps
+            )
+        )
+        tpot.append(space.tables.step_us[i])
+    return engines, tpot
+
+
+def _shape_fronts(engines: list[Engine], tpot: list[int]) -> list[int]:
+    """Indices of the entries on their shape's (capacity ↑, TPOT ↓) front (one sort per shape), so that
+    `undominated_at` (quadratic) runs on few engines."""
+    keep = []
+    for shape in {(e.pool, e.shape) for e in engines}:
+        mine = sorted(
+            (i for i, e in enumerate(engines) if (e.pool, e.shape) == shape),
+            key=lambda i: (-engines[i].rating, tpot[i], i),
+        )
+        best = math.inf
+        for i in mine:
+            if tpot[i] < best:
+                keep.append(i)
+                best = tpot[i]
+    return sorted(keep)
+
+
+def _prune(engines: list[Engine], tpot: list[int]) -> list[int]:
+    first = _shape_fronts(engines, tpot)
+    kept = undominated_at([engines[i] for i in first], [tpot[i] for i in first])
+    return [first[i] for i in kept]
+
+
+def _decode(space: ServingSpace, m: int, p: int) -> tuple[list[Engine], list[RoleTimes]]:
+    """Every entry that starts and meets the TPOT limit with its pure decode step, as a decode engine."""
+    w = space.workload
+    kv = space.options.kv_cache_dtypes[0]
+    engines: list[Engine] = []
+    times: list[RoleTimes] = []
+    for i in range(len(space.tables.evaluated)):
+        s, r, b, mm = space.unflat(i)
+        utils = _starts(space, i)
+        if not utils or space.runtimes[r].kv_cache_dtype != kv:
+            continue
+        st = _times(space, s, r, b, mm)
+        if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
+            continue
+        dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
+        rating = math.floor(MILLI * dp * disagg.decode_capacity_rps(space.batches[b], w.osl, st.decode_s))
+        e = _engine(space, m, p, s, i, utils[0], "decode", rating)
+        if e is not None:
+            engines.append(e)
+            times.append(RoleTimes(st.prefill_s, st.decode_s))
+    return engines, times
+
+
+def build_mixed_space(
+    fm: FleetModel,
+    cluster: Cluster,
+    options: ServingOptions | None = None,
+    *,
+    mode: str = "auto",
+    prune: bool = True,
+) -> MixedSpace:
+    """Both candidate sets of `fm` on `cluster` (module doc); `mode` leaves one of them empty;
+    `prune=False` keeps the dominated candidates (for the oracle).
+
+    Raises:
+        InputError: an unknown mode, or what `build_deployment_space` refuses.
+        InfeasibleError: the workload's context exceeds the model's.
+    """
+    if mode not in MODES:
+        raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
+    base = build_deployment_space([fm], cluster, options, prune=False)
+    agg: list[Engine] = []
+    agg_tpot: list[int] = []
+    roles: list[Engine] = []
+    role_times: list[RoleTimes] = []
+    role_tpot: list[int] = []
+    unpruned = 0
+    pools = range(len(cluster.pools))
+    if mode != "on":
+        for p in pools:
+            found, tpot = _aggregated(base.serving[0, p], fm, 0, p)
+            unpruned += len(found)
+            keep = _prune(found, tpot) if prune else list(range(len(found)))
+            agg += [found[i] for i in keep]
+            agg_tpot += [tpot[i] for i in keep]
+    bound = 0.0
+    if mode != "off":
+        decode = {p: _decode(base.serving[0, p], 0, p) for p in pools}
+        # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
+        every = list({e.tp: e for engines, _ in decode.values() for e in engines}.values())
+        slowest = max((t.decode_s for _, ts in decode.values() for t in ts), default=0.0)
+        bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
+        for p in pools:
+            times: dict[int, RoleTimes] = {}
+            prefill = prefill_engines(base.serving[0, p], fm, cluster, 0, p, every, bound, times)
+            unpruned += len(prefill)
+            for e in undominated(prefill) if prune else prefill:
+                roles.append(e)
+                role_times.append(times[id(e)])
+                role_tpot.append(0)
+            engines, ts = decode[p]
+            unpruned += len(engines)
+            steps = [units.us_up(t.decode_s) for t in ts]
+            for i in _prune(engines, steps) if prune else range(len(engines)):
+                roles.append(engines[i])
+                role_times.append(ts[i])
+                role_tpot.append(steps[i])
+    aggregated = dataclasses.replace(base, engines=tuple(agg), dominated=0)
+    role_space = dataclasses.replace(base, engines=tuple(roles), disaggregated=True, dominated=0)
+    note = ""
+    if mode != "off":
+        kinds = {e.role for e in roles}
+        smallest = min((e.gpus for e in [*agg, *roles]), default=0)
+        if smallest and cluster.world_size < 2 * smallest:
+            note = (
+                f"disaggregation needs a prefill and a decode engine: the smallest takes {smallest} GPUs, "
+                f"the cluster has {cluster.world_size}"
+            )
+        elif kinds != {"prefill", "decode"}:
+            missing = sorted({"prefill", "decode"} - kinds)[0]
+            gap = ttft_below_transfer(RoleSpace(role_space, role_times, [bound]), fm.workload, cluster)
+            limit = (
+                f"TTFT {fm.workload.ttft_ms} ms" if missing == "prefill" else f"TPOT {fm.workload.tpot_ms} ms"
+            )
+            note = f"no {missing} engine of {fm.name} starts and meets {limit} on {cluster.spec}"
+            note += f": {gap}" if gap and missing == "prefill" else ""
+    return MixedSpace(
+        aggregated,
+        RoleSpace(role_space, role_times, [bound]),
+        agg_tpot,
+        role_tpot,
+        mode,
+        note,
+        unpruned,
+    )

@@ -1,0 +1,147 @@
+"""CP-SAT model of a mixed space (mixed.py): aggregated and disaggregated deployments, the mode a decision.
+
+Variables and constraints (on top of the deployment encoder's node families, over all engines):
+    disaggregated            ∈ {0, 1}: 0 ⇒ every role replica is 0; 1 ⇒ every aggregated replica is 0
+    flow_milli_rps           ≤ Σ_P prefill_milli_tps_e · r_e / isl,  ≤ Σ_D capacity_milli_rps_e · r_e
+    deployed                 ¬disaggregated ⇒ Σ_A r_e ≥ 1;  disaggregated ⇒ Σ_P r_e ≥ 1 and Σ_D r_e ≥ 1
+    used[e] (A and D)        r_e ≥ 1 ⇒ used[e];   used[e] ⇒ tpot_us ≥ TPOT_e
+    demand (with a rate)     Σ_A capacity_e · r_e + flow ≥ rate × 1000
+Objectives (solver units):
+    throughput  max osl · (Σ_A capacity_milli_rps_e · r_e + flow_milli_rps)     milli-tokens/s
+    tpot        min tpot_us (the slowest engine's TPOT: an aggregated engine's step with prefill
+                interference, or a decode engine's pure decode step)                  µs
+    cost        min Σ micro_usd_per_hour_e · r_e                                    µ$ per hour
+    gpus        min Σ gpus_e · r_e
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace
+from autoparallel.solvers.deployment.space import Engine
+
+LinearExpr = cp_model.LinearExpr
+
+
+def max_replicas(space: MixedSpace, e: Engine) -> int:
+    return space.aggregated.max_replicas(e)
+
+
+@dataclass
+class MixedVars:
+    replicas: list[cp_model.IntVar]
+    disaggregated: cp_model.IntVar
+    flow_milli_rps: cp_model.IntVar
+    tpot_us: cp_model.IntVar
+    small_nodes: list[cp_model.IntVar]
+    families: dict[str, cp_model.IntVar] = field(default_factory=dict)
+
+
+@dataclass
+class MixedEncoding:
+    """The CP-SAT model of a mixed space (module doc); a `solvers.driver.Encoding` of replica counts."""
+
+    model: cp_model.CpModel
+    vars: MixedVars
+    space: MixedSpace
+
+    @property
+    def families(self) -> dict[str, cp_model.IntVar]:
+        return self.vars.families
+
+    def maximized(self, name: str) -> bool:
+        return OBJECTIVES[name].maximize
+
+    def objective_scale(self, name: str) -> int:
+        s = self.space
+        if name == "tpot":
+            return max([*s.agg_tpot_us, *s.decode_tpot_us, 1])
+        per = {
+            "throughput": lambda e: (
+                s.fleet_model.workload.osl * max(e.capacity_milli_rps, e.prefill_milli_tps)
+            ),
+            "cost": lambda e: e.micro_usd_per_hour,
+            "gpus": lambda e: e.gpus,
+        }[name]
+        return max(1, sum(per(e) * max_replicas(s, e) for e in s.engines))
+
+    def objective_expr(self, name: str) -> cp_model.LinearExprT:
+        s, v = self.space, self.vars
+        engines = s.engines
+        if name == "throughput":
+            a = len(s.aggregated.engines)
+            osl = s.fleet_model.workload.osl
+            agg = LinearExpr.weighted_sum(v.replicas[:a], [osl * e.capacity_milli_rps for e in engines[:a]])
+            return agg + osl * v.flow_milli_rps
+        if name == "tpot":
+            return v.tpot_us
+        if name == "cost":
+            return LinearExpr.weighted_sum(v.replicas, [e.micro_usd_per_hour for e in engines])
+        if name == "gpus":
+            return LinearExpr.weighted_sum(v.replicas, [e.gpus for e in engines])
+        raise KeyError(name)
+
+    def read(self, solver: cp_model.CpSolver) -> tuple[int, ...]:
+        return tuple(int(solver.value(x)) for x in self.vars.replicas)
+
+    def hint(self, point: tuple[int, ...]) -> None:
+        self.model.clear_hints()
+        for x, n in zip(self.vars.replicas, point, strict=True):
+            self.model.add_hint(x, n)
+
+    def shape_literals(self, point: tuple[int, ...]) -> list[cp_model.IntVar]:
+        return []
+
+
+def build_mixed(space: MixedSpace) -> MixedEncoding:
+    """Variables and constraints of the module doc."""
+    model = cp_model.CpModel()
+    engines = space.engines
+    fm = space.fleet_model
+    a = len(space.aggregated.engines)
+    r = [
+        model.new_int_var(0, max_replicas(space, e), f"replicas[{e.role} | pool {e.pool} | {e.label} #{k}]")
+        for k, e in enumerate(engines)
+    ]
+    d = model.new_bool_var("disaggregated")
+    if space.mode == "on" or not a:
+        model.add(d == 1)
+    if space.mode == "off" or a == len(engines):
+        model.add(d == 0)
+    top_flow = sum(e.capacity_milli_rps * max_replicas(space, e) for e in engines[a:] if e.role == "decode")
+    flow = model.new_int_var(0, top_flow, "flow_milli_rps")
+    top_tpot = max([*space.agg_tpot_us, *space.decode_tpot_us, 0])
+    tpot = model.new_int_var(0, top_tpot, "tpot_us")
+    small = [
+        model.new_int_var(0, pool.nodes, f"small_nodes[pool {p}]")
+        for p, pool in enumerate(space.cluster.pools)
+    ]
+    v = MixedVars(r, d, flow, tpot, small)
+    for k in range(len(engines)):
+        model.add(r[k] == 0).only_enforce_if(d if k < a else d.Not())
+        if space.tpot_us(k):
+            used = model.new_bool_var(f"used[{k}]")
+            model.add(r[k] == 0).only_enforce_if(used.Not())
+            model.add(tpot >= space.tpot_us(k)).only_enforce_if(used)
+    for p, pool in enumerate(space.cluster.pools):
+        wide = [k for k, e in enumerate(engines) if e.pool == p and e.nodes]
+        narrow = [k for k, e in enumerate(engines) if e.pool == p and not e.nodes]
+        nodes = LinearExpr.weighted_sum([r[k] for k in wide], [engines[k].nodes for k in wide])
+        model.add(nodes + small[p] <= pool.nodes).with_name(f"pool_nodes[{p}]")
+        gpus = LinearExpr.weighted_sum([r[k] for k in narrow], [engines[k].gpus for k in narrow])
+        model.add(gpus <= pool.gpus_per_node * small[p]).with_name(f"node_packing_gpus[{p}]")
+    prefill = [k for k in range(a, len(engines)) if engines[k].role == "prefill"]
+    decode = [k for k in range(a, len(engines)) if engines[k].role == "decode"]
+    tokens = LinearExpr.weighted_sum([r[k] for k in prefill], [engines[k].prefill_milli_tps for k in prefill])
+    model.add(tokens >= fm.workload.isl * flow).with_name("prefill_balance")
+    rps = LinearExpr.weighted_sum([r[k] for k in decode], [engines[k].capacity_milli_rps for k in decode])
+    model.add(rps >= flow).with_name("decode_balance")
+    model.add(LinearExpr.sum(r[:a]) >= 1).only_enforce_if(d.Not()).with_name("aggregated_deployed")
+    model.add(LinearExpr.sum([r[k] for k in prefill]) >= 1).only_enforce_if(d).with_name("prefill_deployed")
+    model.add(LinearExpr.sum([r[k] for k in decode]) >= 1).only_enforce_if(d).with_name("decode_deployed")
+    if fm.demand_milli_rps:
+        capacity = LinearExpr.weighted_sum(r[:a], [e.capacity_milli_rps for e in engines[:a]]) + flow
+        model.add(capacity >= fm.demand_milli_rps).with_name("demand_milli_rps")
+    return MixedEncoding(model, v, space)

@@ -1,0 +1,68 @@
+"""Brute force over a mixed space (mixed.py): the oracle the CP-SAT deployment front is tested against.
+
+Shares nothing with mixed_encoder.py but the space: for each mode it walks every replica-count vector
+of that mode's engines whose GPUs fit each pool (`oracle.vectors`, node granularity by `oracle.fits`),
+keeps those that deploy the mode (an aggregated engine; a prefill and a decode engine), scores them in
+the solver's units and returns the non-dominated objective vectors. Exponential: small spaces only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from autoparallel.solvers.deployment import oracle
+from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace
+
+
+def _score(space: MixedSpace, mode: str, counts: tuple[int, ...], tpots: list[int], name: str) -> int:
+    engines = space.aggregated.engines if mode == "aggregated" else space.roles.space.engines
+    used = [(e, n, t) for e, n, t in zip(engines, counts, tpots, strict=True) if n]
+    if name == "tpot":
+        return max(t for _, _, t in used)
+    if name == "cost":
+        return sum(e.micro_usd_per_hour * n for e, n, _ in used)
+    if name == "gpus":
+        return sum(e.gpus * n for e, n, _ in used)
+    fm = space.fleet_model
+    if mode == "aggregated":
+        return fm.workload.osl * sum(e.capacity_milli_rps * n for e, n, _ in used)
+    prompts = sum(e.prefill_milli_tps * n for e, n, _ in used if e.role == "prefill")
+    finished = sum(e.capacity_milli_rps * n for e, n, _ in used if e.role == "decode")
+    return fm.workload.osl * min(prompts // fm.workload.isl, finished)
+
+
+def scored(space: MixedSpace, names: tuple[str, ...]) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
+    """(mode, counts, objective vector) of every feasible deployment of the allowed modes."""
+    out = []
+    modes = {"auto": ("aggregated", "disaggregated"), "on": ("disaggregated",), "off": ("aggregated",)}
+    rate = space.fleet_model.demand_milli_rps
+    for mode in modes[space.mode]:
+        sub = space.aggregated if mode == "aggregated" else space.roles.space
+        sub = dataclasses.replace(sub, disaggregated=False)  # `vectors` / `fits` count GPUs and nodes only
+        tpots = space.agg_tpot_us if mode == "aggregated" else space.decode_tpot_us
+        for counts in oracle.vectors(sub):
+            roles = {e.role for e, n in zip(sub.engines, counts, strict=True) if n}
+            if not roles or (mode == "disaggregated" and roles != {"prefill", "decode"}):
+                continue
+            if not oracle.fits(sub, counts):
+                continue
+            if (
+                rate
+                and _score(space, mode, counts, tpots, "throughput") < rate * space.fleet_model.workload.osl
+            ):
+                continue
+            out.append((mode, counts, tuple(_score(space, mode, counts, tpots, n) for n in names)))
+    return out
+
+
+def brute_force_front(space: MixedSpace, names: tuple[str, ...]) -> set[tuple[int, ...]]:
+    """The non-dominated objective vectors (solver units) over every deployment of the space."""
+    signs = [1 if OBJECTIVES[n].maximize else -1 for n in names]
+    vecs = {v for _, _, v in scored(space, names)}
+    keyed = {v: tuple(s * x for s, x in zip(signs, v, strict=True)) for v in vecs}
+
+    def dominated(v: tuple[int, ...]) -> bool:
+        a = keyed[v]
+        return any(w != v and all(x >= y for x, y in zip(keyed[w], a, strict=True)) for w in vecs)
+
+    return {v for v in vecs if not dominated(v)}
