@@ -28,7 +28,7 @@ CASES = {
     "long-prompt": ((2, 8, 32), 8192, 128, 2000, None, None, "auto", ("throughput", "tpot"), True),
     "long-prompt-b64": ((4, 16, 64), 8192, 128, 2000, None, None, "auto", ("throughput", "tpot"), True),
     "gpus-3d": ((4, 16, 64), 8192, 128, 2000, None, None, "auto", ("tpot", "gpus", "throughput"), True),
-    "short-prompt": ((2, 8, 32), 4096, 256, 1500, None, None, "auto", ("throughput", "tpot"), False),
+    "short-prompt": ((2, 8, 32), 4096, 256, 1500, None, None, "auto", ("throughput", "tpot"), None),
     "tpot-limit-rate": ((2, 8, 32), 8192, 128, 2000, 12.0, 5.0, "auto", ("throughput", "cost"), None),
     "on": ((2, 8, 32), 8192, 128, 2000, None, None, "on", ("throughput", "tpot"), False),
     "off": ((2, 8, 32), 8192, 128, 2000, None, None, "off", ("throughput", "tpot"), False),
