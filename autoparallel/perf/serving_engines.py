@@ -24,7 +24,26 @@ if TYPE_CHECKING:
     from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
 
-ENGINE_NAMES = {"sglang": "SGLang", "trtllm": "TensorRT-LLM"}
+ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
+ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
+    "sglang": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
+    "trtllm": ("auto", "fp8", "fp8_e4m3"),
+}
+"""KV-cache dtypes (vLLM's spelling) each engine other than vLLM can store: SGLang 0.5 `--kv-cache-dtype`
+auto / fp8_e4m3 / fp8_e5m2; TensorRT-LLM `kv_cache_config.dtype` auto / fp8 (E4M3)."""
+
+
+def engine_runtime_problem(engine: str, quantization: str | None, kv_cache_dtype: str) -> str | None:
+    """Why `engine` cannot run these precisions (None: it can). TensorRT-LLM's LLM API loads
+    checkpoints as they are quantized (ModelOpt), so it has no online weight quantization."""
+    if engine == "vllm":
+        return None
+    name = ENGINE_NAMES[engine]
+    if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
+        return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
+    if engine == "trtllm" and quantization is not None:
+        return f"{name} does not quantize weights online (--quantization {quantization}); use a quantized checkpoint"
+    return None
 
 
 class EngineEvaluation(BaseModel):

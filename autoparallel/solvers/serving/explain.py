@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from autoparallel.errors import InfeasibleError
 from autoparallel.memory.vllm_config import apply_dtype_and_quant
+from autoparallel.perf.serving_engines import ENGINE_NAMES
 from autoparallel.solvers import driver
-from autoparallel.solvers.serving.encoder import build
+from autoparallel.solvers.serving.encoder import build, engine_width
 from autoparallel.solvers.serving.space import ServingSpace, complete_tables
 from autoparallel.solvers.settings import SolverSettings
 
@@ -31,7 +32,7 @@ def explain_infeasible(
     """The InfeasibleError for a space with no admissible plan (to be raised by the caller)."""
     w = space.workload
     head = (
-        f"no vLLM deployment of {space.model.name} on {space.gpus}×{space.cluster.gpu.name} serves "
+        f"no {'/'.join(ENGINE_NAMES[e] for e in space.engines)} deployment of {space.model.name} on {space.gpus}×{space.cluster.gpu.name} serves "
         f"the {w.name} workload (isl {w.isl}, osl {w.osl}): "
     )
     if not space.shapes:
@@ -82,7 +83,18 @@ def reason(space: ServingSpace, family: str) -> str:
         "tpot_slo": _tpot_reason,
         "request_rate": _rate_reason,
         "concurrency": _concurrency_reason,
+        "single_node_engine": _single_node_reason,
     }[family](space)
+
+
+def _single_node_reason(space: ServingSpace) -> str:
+    node = space.cluster.gpus_per_node
+    wide = sorted({engine_width(s) for s in space.shapes if engine_width(s) > node and not s.violations})
+    others = [e for e in space.engines if e != "vllm"]
+    return (
+        f"single_node_engine: {', '.join(others)} plans stay inside one node of {node} GPUs (their multi-node "
+        f"launch is not emitted); the shapes that fit in memory need {', '.join(map(str, wide))} GPUs"
+    )
 
 
 def _memory_reason(space: ServingSpace) -> str:
