@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from autoparallel.engine_compare import why as why_engine
 from autoparallel.perf.serving_engines import ENGINE_NAMES
 
 if TYPE_CHECKING:
@@ -117,10 +118,45 @@ def explain_serving(plan: ServingPlan) -> str:
             head += [f"  {art['extra_options_file']}:"] + ["    " + x for x in art["extra_options_yaml"].splitlines()]
         head += [f"  note: {n}" for n in art["notes"]]
     if plan.engines:
-        from autoparallel.engine_compare import explain_comparison
-
-        head += ["", explain_comparison(plan)]
+        head += ["", explain_engines(plan)]
     return "\n".join(head)
+
+
+def explain_engines(plan: ServingPlan) -> str:
+    """The side-by-side table and one line per other engine saying why it lost or tied."""
+    rows = []
+    for best in plan.engines:
+        mark = " *" if best.engine == plan.engine else ""
+        if best.plan is None:
+            rows.append((best.name + mark, "-", "-", "-", "-", "-", "-", "-"))
+            continue
+        p, c = best.plan.perf, best.plan.config
+        rows.append(
+            (
+                best.name + mark,
+                p.output_tokens_per_s,
+                p.output_tokens_per_s_per_gpu,
+                p.ttft_ms,
+                p.tpot_ms,
+                f"{best.plan.kv_cache_tokens:,}",
+                f"{p.batch_size:g} ({p.batch_limit})",
+                f"{c.replicas}x tp{c.tp} pp{c.pp}" + (" ep" if c.enable_expert_parallel else ""),
+            )
+        )
+    lines = [
+        f"Engines compared (each engine's best plan, same request; * = the plan above, {ENGINE_NAMES[plan.engine]}):",
+        _table(
+            ("engine", "tokens/s", "tokens/s/GPU", "TTFT ms", "TPOT ms", "KV tokens", "batch", "shape"),
+            rows,
+        ),
+        "why:",
+    ]
+    for best in plan.engines:
+        if best.engine == plan.engine:
+            continue
+        text = best.note if best.plan is None else why_engine(plan, best.plan)
+        lines.append(f"  - {best.name}: {text}")
+    return "\n".join(lines)
 
 
 def _memory_lines(plan: ServingPlan) -> list[str]:
