@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from autoparallel import objectives
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.serving.space import Point, ServingSpace, Shape
+from autoparallel.solvers.serving.space import Point, ServingSpace
 
 LinearExpr = cp_model.LinearExpr
 MAXIMIZED = frozenset(n for n, o in objectives.SERVING.items() if o.maximize)
@@ -294,11 +294,6 @@ def add_architecture_limits(enc: EncodedServing) -> None:
             )
 
 
-def engine_width(shape: Shape) -> int:
-    """GPUs one engine process group spans: tp × pp, or tp × data ranks with EP."""
-    return shape.tp * shape.ep_replicas if shape.ep else shape.gpus_per_replica
-
-
 def add_single_node_engines(enc: EncodedServing) -> None:
     """SGLang and TensorRT-LLM engines stay inside one node: their multi-node launch (SGLang
     `--nnodes/--node-rank/--dist-init-addr`, TensorRT-LLM under MPI) is not emitted, so a wider shape
@@ -308,7 +303,7 @@ def add_single_node_engines(enc: EncodedServing) -> None:
         if e == "vllm":
             continue
         for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
-            if engine_width(s) > node:
+            if s.engine_width > node:
                 ct = enc.model.add_bool_or([x.Not(), lit.Not()])
                 ct.only_enforce_if(enc.family("single_node_engine")).with_name(f"single_node[{e} {s.label}]")
 

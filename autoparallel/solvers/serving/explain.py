@@ -11,7 +11,7 @@ from autoparallel.errors import InfeasibleError
 from autoparallel.memory.vllm_config import apply_dtype_and_quant
 from autoparallel.perf.serving_engines import ENGINE_NAMES
 from autoparallel.solvers import driver
-from autoparallel.solvers.serving.encoder import build, engine_width
+from autoparallel.solvers.serving.encoder import build
 from autoparallel.solvers.serving.space import ServingSpace, complete_tables
 from autoparallel.solvers.settings import SolverSettings
 
@@ -89,7 +89,7 @@ def reason(space: ServingSpace, family: str) -> str:
 
 def _single_node_reason(space: ServingSpace) -> str:
     node = space.cluster.gpus_per_node
-    wide = sorted({engine_width(s) for s in space.shapes if engine_width(s) > node and not s.violations})
+    wide = sorted({s.engine_width for s in space.shapes if s.engine_width > node and not s.violations})
     others = [e for e in space.engines if e != "vllm"]
     return (
         f"single_node_engine: {', '.join(others)} plans stay inside one node of {node} GPUs (their multi-node "

@@ -120,6 +120,11 @@ class Shape:
         return self.tp * self.ep_replicas if self.ep else 1
 
     @property
+    def engine_width(self) -> int:
+        """GPUs one engine process group spans: tp × pp, or tp × data ranks with EP."""
+        return self.tp * self.ep_replicas if self.ep else self.gpus_per_replica
+
+    @property
     def label(self) -> str:
         text = f"tp={self.tp} pp={self.pp}"
         return text + (f" ep={self.tp * self.ep_replicas}" if self.ep else "")
@@ -496,6 +501,10 @@ def _engine_entry(space: ServingSpace, t: ServingTables, s: int, r: int, b: int,
         _optimistic_times(t)
         return
     p = ev.perf
+    if not (0 < p.output_tokens_per_s_per_replica < math.inf):  # no sequence fits: nothing runs
+        _optimistic_times(t)
+        t.mem_used_kib[-1] = max(t.mem_used_kib[-1], budget + 1)
+        return
     t.evaluated.append(True)
     t.step_us.append(units.us_up(p.tpot_ms / 1e3))
     t.ttft_us.append(units.us_up(p.ttft_ms / 1e3))
