@@ -14,6 +14,8 @@ from typing import Any
 
 from autoparallel.cli.plan_cmd import (
     _add_common,
+    add_engine_argument,
+    engines_of,
     _add_serving_workload,
     _add_training_workload,
     _positive_int,
@@ -60,6 +62,7 @@ def add_pareto_parser(sub: Any) -> None:
         "max (value / largest), none",
     )
     p.add_argument("--time-limit", type=float, default=None, help="solver time limit per query (s)")
+    add_engine_argument(p)
 
 
 def _weights(text: str) -> dict[str, float]:
@@ -91,6 +94,13 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     if args.time_limit is not None and not args.time_limit > 0:
         raise InputError(f"--time-limit must be positive, got {args.time_limit}")
     settings = api.SolverSettings.create(time_limit_s=args.time_limit)
+    options = None
+    if args.engine not in (None, "vllm"):
+        if args.train:
+            raise InputError(f"--engine {args.engine} does not apply to a training job (--train)")
+        from autoparallel.solvers.serving.space import ServingOptions
+
+        options = ServingOptions(engines=engines_of(args.engine))
     front = api.pareto(
         args.model,
         args.cluster,
@@ -98,6 +108,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         workload=_training_workload(args) if args.train else _serving_workload(args),
         points=args.points,
         settings=settings,
+        options=options,
     )
     chosen = front.pick(weights, args.normalize) if weights else None
     if args.out:

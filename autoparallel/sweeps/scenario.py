@@ -47,9 +47,10 @@ SCENARIO_COLUMNS = (
     *TRAINING_FIELDS,
 )
 """The keys a scenario row (CSV column, YAML mapping) may have."""
-ENGINES = {"serving": ("vllm",), "training": ("megatron", "deepspeed")}
-"""Engines per kind whose behaviour the cost model covers (serving: vLLM's memory accounting and speed;
-training: the same plan emitted as a Megatron or a DeepSpeed configuration)."""
+ENGINES = {"serving": ("vllm", "sglang", "trtllm", "auto"), "training": ("megatron", "deepspeed")}
+"""Engines per kind whose behaviour the cost model covers (serving: vLLM, SGLang or TensorRT-LLM, each
+with its memory rule and speed, or auto: the planner picks among the three; training: the same plan
+emitted as a Megatron or a DeepSpeed configuration)."""
 
 
 def package_version() -> str:
