@@ -115,7 +115,9 @@ def explain_serving(plan: ServingPlan) -> str:
         art = plan.engine_artifacts()
         head += ["", f"{ENGINE_NAMES[plan.engine]}:", "  " + art["command"]]
         if "extra_options_yaml" in art:
-            head += [f"  {art['extra_options_file']}:"] + ["    " + x for x in art["extra_options_yaml"].splitlines()]
+            head += [f"  {art['extra_options_file']}:"] + [
+                "    " + x for x in art["extra_options_yaml"].splitlines()
+            ]
         head += [f"  note: {n}" for n in art["notes"]]
     if plan.engines:
         head += ["", explain_engines(plan)]
@@ -124,7 +126,7 @@ def explain_serving(plan: ServingPlan) -> str:
 
 def explain_engines(plan: ServingPlan) -> str:
     """The side-by-side table and one line per other engine saying why it lost or tied."""
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     for best in plan.engines:
         mark = " *" if best.engine == plan.engine else ""
         if best.plan is None:
@@ -144,7 +146,8 @@ def explain_engines(plan: ServingPlan) -> str:
             )
         )
     lines = [
-        f"Engines compared (each engine's best plan, same request; * = the plan above, {ENGINE_NAMES[plan.engine]}):",
+        "Engines compared (each engine's best plan, same request; * = the plan above, "
+        f"{ENGINE_NAMES[plan.engine]}):",
         _table(
             ("engine", "tokens/s", "tokens/s/GPU", "TTFT ms", "TPOT ms", "KV tokens", "batch", "shape"),
             rows,

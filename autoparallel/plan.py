@@ -223,7 +223,10 @@ class ServingPlan(_PlanBase):
         """How to run the engine's line for this plan."""
         c = self.config
         if self.engine == "trtllm" and c.replicas > 1 and not c.enable_expert_parallel:
-            return [f"run {c.replicas} copies of this line, one per {c.gpus_per_replica} GPU(s), behind a load balancer"]
+            return [
+                f"run {c.replicas} copies of this line, one per {c.gpus_per_replica} GPU(s), "
+                "behind a load balancer"
+            ]
         return []
 
     @property

@@ -14,13 +14,13 @@ from typing import Any
 
 from autoparallel.cli.plan_cmd import (
     _add_common,
-    add_engine_argument,
-    engines_of,
     _add_serving_workload,
     _add_training_workload,
     _positive_int,
     _serving_workload,
     _training_workload,
+    add_engine_argument,
+    engines_of,
 )
 from autoparallel.errors import InputError
 

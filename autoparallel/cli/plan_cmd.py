@@ -372,7 +372,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     # The whole-cluster and disaggregation sections plan vLLM engines: only for a vLLM plan.
     serving_vllm = vllm_only and not args.train
     whole = fleet_cmd.whole_cluster(args, workload, plans[0].served_id) if serving_vllm else None
-    comp = early or (disagg_cmd.comparison(args, workload, plans[0].served_id, whole) if serving_vllm else None)
+    comp = early or (
+        disagg_cmd.comparison(args, workload, plans[0].served_id, whole) if serving_vllm else None
+    )
     if args.json:
         # One shape whatever --top is: the best plan's object, the others under "alternatives".
         payload: Any = {**plans[0].to_dict(), "alternatives": [p.to_dict() for p in plans[1:]]}

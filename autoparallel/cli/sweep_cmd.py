@@ -47,7 +47,9 @@ def add_sweep_parser(sub: Any) -> None:
         "training: throughput, mfu, cost, headroom)",
     )
     grid.add_argument(
-        "--engines", default=None, help="engines (serving: vllm, sglang, trtllm, auto; training: megatron, deepspeed)"
+        "--engines",
+        default=None,
+        help="engines (serving: vllm, sglang, trtllm, auto; training: megatron, deepspeed)",
     )
     run = p.add_argument_group("running")
     run.add_argument("--out", default=None, help="results file: .parquet, .csv or .jsonl (resumes)")

@@ -42,7 +42,10 @@ def engine_runtime_problem(engine: str, quantization: str | None, kv_cache_dtype
     if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
         return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
     if engine == "trtllm" and quantization is not None:
-        return f"{name} does not quantize weights online (--quantization {quantization}); use a quantized checkpoint"
+        return (
+            f"{name} does not quantize weights online (--quantization {quantization}); "
+            "use a quantized checkpoint"
+        )
     return None
 
 

@@ -7,11 +7,10 @@ import shlex
 
 import pytest
 import yaml
+from test_engines import _check_schema, _parse_sglang
 
 from autoparallel.cli import main
 from autoparallel.frameworks.trtllm import TRTLLM_YAML_SCHEMA
-
-from test_engines import _check_schema, _parse_sglang
 
 MODEL, CLUSTER = "meta-llama/Llama-3.1-8B-Instruct", "1x2xH100"
 
@@ -28,7 +27,13 @@ def test_auto_json_compares_the_three_engines(capsys: pytest.CaptureFixture[str]
     assert comp["winner"] == out["engine"] and "deployment" not in out
     for entry in comp["engines"]:
         assert entry["feasible"]
-        for key in ("output_tokens_per_s", "output_tokens_per_s_per_gpu", "ttft_ms", "tpot_ms", "kv_cache_tokens"):
+        for key in (
+            "output_tokens_per_s",
+            "output_tokens_per_s_per_gpu",
+            "ttft_ms",
+            "tpot_ms",
+            "kv_cache_tokens",
+        ):
             assert entry[key] > 0
         assert entry["winner"] == (entry["engine"] == out["engine"])
         assert ("why_not" in entry) == (entry["engine"] != out["engine"])
@@ -47,7 +52,9 @@ def test_sglang_plan_emits_sglang_only(capsys: pytest.CaptureFixture[str]) -> No
     assert ns.max_running_requests == c["max_num_seqs"] and ns.context_length == c["max_model_len"]
     assert ns.mem_fraction_static == out["memory"]["mem_fraction_static"]
     assert ns.tp_size == c["tp"] and (ns.dp_size or 1) == c["replicas"]
-    assert "vllm" not in out["sglang"]["command"] and "--gpu-memory-utilization" not in out["sglang"]["command"]
+    assert (
+        "vllm" not in out["sglang"]["command"] and "--gpu-memory-utilization" not in out["sglang"]["command"]
+    )
 
 
 def test_trtllm_plan_yaml_follows_the_llm_api_schema(capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,7 +78,9 @@ def test_default_engine_is_vllm_and_unchanged(capsys: pytest.CaptureFixture[str]
 
 
 def test_auto_text_says_which_engine_wins_and_why(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", MODEL, "--cluster", CLUSTER, "--engine", "auto", "--isl", "4096", "--osl", "512"]) == 0
+    assert (
+        main(["plan", MODEL, "--cluster", CLUSTER, "--engine", "auto", "--isl", "4096", "--osl", "512"]) == 0
+    )
     text = capsys.readouterr().out
     assert "Engines compared" in text and "why:" in text
     for name in ("vLLM", "SGLang", "TensorRT-LLM"):
@@ -80,14 +89,41 @@ def test_auto_text_says_which_engine_wins_and_why(capsys: pytest.CaptureFixture[
 
 def test_engine_refusals(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", MODEL, "--cluster", CLUSTER, "--engine", "sglang", "--disagg", "on"]) == 2
-    assert main(["plan", MODEL, "--cluster", CLUSTER, "--train", "--seq-len", "2048", "--global-batch", "8", "--engine", "sglang"]) == 2
+    assert (
+        main(
+            [
+                "plan",
+                MODEL,
+                "--cluster",
+                CLUSTER,
+                "--train",
+                "--seq-len",
+                "2048",
+                "--global-batch",
+                "8",
+                "--engine",
+                "sglang",
+            ]
+        )
+        == 2
+    )
     assert main(["plan", MODEL, "--cluster", CLUSTER, "--engine", "trtllm", "--quantization", "fp8"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "does not quantize weights online" in err
 
 
 def test_pareto_with_engines(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["pareto", MODEL, "--cluster", "1x1xH100", "--engine", "trtllm", "--objectives", "throughput,ttft", "--json"]
+    argv = [
+        "pareto",
+        MODEL,
+        "--cluster",
+        "1x1xH100",
+        "--engine",
+        "trtllm",
+        "--objectives",
+        "throughput,ttft",
+        "--json",
+    ]
     assert main(argv) == 0
     points = json.loads(capsys.readouterr().out)["points"]
     assert points and {p["engine"] for p in points} == {"trtllm"}

@@ -83,12 +83,16 @@ def test_solver_equals_oracle_with_the_engine_dimension(
     spec, c = _model(model), _cluster(cluster)
     oracle = enumerate_serving(spec, c, workload, objective=objective, options=opts)
     try:
-        sol = solve_serving(spec, c, workload, objective=objective, options=opts, settings=SETTINGS, runner_up=False)
+        sol = solve_serving(
+            spec, c, workload, objective=objective, options=opts, settings=SETTINGS, runner_up=False
+        )
     except InfeasibleError as exc:
         event("infeasible")
         assert oracle.config is None, f"solver infeasible ({exc}) but the oracle found {oracle.config}"
         return
-    assert oracle.objective_value is not None, f"the oracle found nothing, the solver {sol.engine} {sol.config}"
+    assert oracle.objective_value is not None, (
+        f"the oracle found nothing, the solver {sol.engine} {sol.config}"
+    )
     assert sol.solver.status == "OPTIMAL" and sol.engine in opts.engines
     event(f"plan on {sol.engine}")
     best, got = oracle.objective_value, sol.objective_value
@@ -98,7 +102,11 @@ def test_solver_equals_oracle_with_the_engine_dimension(
         assert [b.engine for b in sol.engines] == list(opts.engines)
         for b in sol.engines:
             alone = enumerate_serving(
-                spec, c, workload, objective=objective, options=opts.model_copy(update={"engines": (b.engine,)})
+                spec,
+                c,
+                workload,
+                objective=objective,
+                options=opts.model_copy(update={"engines": (b.engine,)}),
             )
             if b.solution is None:
                 assert alone.config is None, (b.engine, alone.config)
@@ -110,11 +118,17 @@ def test_solver_equals_oracle_with_the_engine_dimension(
 @pytest.mark.parametrize("engine", ["sglang", "trtllm"])
 @pytest.mark.parametrize(
     "model, cluster",
-    [("meta-llama/Llama-3.1-8B", "1x1xH100"), ("Qwen/Qwen3-30B-A3B", "1x2xH100"), ("Qwen/Qwen3-32B", "1x8xH100")],
+    [
+        ("meta-llama/Llama-3.1-8B", "1x1xH100"),
+        ("Qwen/Qwen3-30B-A3B", "1x2xH100"),
+        ("Qwen/Qwen3-32B", "1x8xH100"),
+    ],
 )
 def test_decoded_plan_equals_the_engines_float_model(engine: str, model: str, cluster: str) -> None:
     spec, c, w = _model(model), _cluster(cluster), Serving.preset("chatbot")
-    sol = solve_serving(spec, c, w, options=ServingOptions(engines=(engine,)), settings=SETTINGS, runner_up=False)
+    sol = solve_serving(
+        spec, c, w, options=ServingOptions(engines=(engine,)), settings=SETTINGS, runner_up=False
+    )
     ev = evaluate_engine(spec, c, sol.config, w, engine, spec.name)
     assert sol.engine == engine and sol.engine_eval is not None and ev.fits
     assert sol.estimate.perf == ev.perf  # one cost model: the plan's numbers are evaluate_engine's
@@ -136,9 +150,14 @@ def test_engine_tables_admit_exactly_what_the_float_model_admits() -> None:
         if not ok and t.mem_used_kib[i] <= budget:
             continue
         config = space.config(s, r, b, space.engine_util, m, 1)
-        ev = evaluate_engine(spec, c, config, w.model_copy(update={"concurrency": None}), space.runtimes[r].engine, "m")
+        ev = evaluate_engine(
+            spec, c, config, w.model_copy(update={"concurrency": None}), space.runtimes[r].engine, "m"
+        )
         runs_all = ev.perf.batch_size == config.max_num_seqs and ev.fits
-        assert (t.mem_used_kib[i] <= budget and t.mml_used_kib[i] <= budget) == runs_all, (config, ev.perf.batch_limit)
+        assert (t.mem_used_kib[i] <= budget and t.mml_used_kib[i] <= budget) == runs_all, (
+            config,
+            ev.perf.batch_limit,
+        )
         checked += 1
     assert checked >= 12
 

@@ -98,17 +98,20 @@ def engine_points(
                 for util in utils:
                     for mml in mmls:
                         for replicas in counts:
-                            yield rt.engine, ServingConfig(
-                                tp=shape.tp,
-                                pp=shape.pp,
-                                replicas=replicas,
-                                enable_expert_parallel=shape.ep,
-                                max_num_seqs=batch,
-                                max_model_len=mml,
-                                gpu_memory_utilization=util,
-                                kv_cache_dtype=rt.kv_cache_dtype,
-                                quantization=rt.quantization,
-                                enforce_eager=rt.enforce_eager,
+                            yield (
+                                rt.engine,
+                                ServingConfig(
+                                    tp=shape.tp,
+                                    pp=shape.pp,
+                                    replicas=replicas,
+                                    enable_expert_parallel=shape.ep,
+                                    max_num_seqs=batch,
+                                    max_model_len=mml,
+                                    gpu_memory_utilization=util,
+                                    kv_cache_dtype=rt.kv_cache_dtype,
+                                    quantization=rt.quantization,
+                                    enforce_eager=rt.enforce_eager,
+                                ),
                             )
 
 
@@ -175,7 +178,10 @@ def _engine_estimate(
 ) -> ServingEstimate | None:
     """SGLang / TensorRT-LLM: the engine's evaluation as an estimate (None: weights exceed the GPU)."""
     loaded = apply_dtype_and_quant(model, "auto", config.quantization)
-    if not config.enable_expert_parallel and loaded.weight_bytes() / (config.tp * config.pp) >= cluster.gpu.memory_bytes:
+    if (
+        not config.enable_expert_parallel
+        and loaded.weight_bytes() / (config.tp * config.pp) >= cluster.gpu.memory_bytes
+    ):
         return None
     ev = evaluate_engine(model, cluster, config, workload, engine, model.name)
     slo = tuple(slo_violations(ev.perf, workload))
@@ -183,7 +189,11 @@ def _engine_estimate(
     if not ServingEstimate.__pydantic_complete__:
         ServingEstimate.model_rebuild(_types_namespace={"VllmMemoryReport": VllmMemoryReport})
     return ServingEstimate(
-        memory=memory, perf=ev.perf, fits=ev.fits, problems=tuple(p for p in ev.problems if p not in slo), slo_violations=slo
+        memory=memory,
+        perf=ev.perf,
+        fits=ev.fits,
+        problems=tuple(p for p in ev.problems if p not in slo),
+        slo_violations=slo,
     )
 
 

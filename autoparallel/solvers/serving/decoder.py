@@ -82,8 +82,6 @@ class EngineBest(_Frozen):
     """Why there is none."""
 
 
-
-
 def objective_value(estimate: ServingEstimate, name: str) -> float:
     """Objective `name` of an estimate, in float units (`objectives.value`)."""
     return objectives.value(estimate.perf, name)
@@ -113,7 +111,9 @@ def evaluate_point(
     ev = evaluate_engine(space.model, space.cluster, config, space.workload, engine, space.model.name)
     slo = tuple(slo_violations(ev.perf, space.workload))
     est = ServingEstimate(
-        memory=serving_memory(space.model, space.cluster.gpu, config, vllm_version=space.options.vllm_version),
+        memory=serving_memory(
+            space.model, space.cluster.gpu, config, vllm_version=space.options.vllm_version
+        ),
         perf=ev.perf,
         fits=ev.fits,
         problems=tuple(p for p in ev.problems if p not in slo),

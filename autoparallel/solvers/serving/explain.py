@@ -31,9 +31,10 @@ def explain_infeasible(
 ) -> InfeasibleError:
     """The InfeasibleError for a space with no admissible plan (to be raised by the caller)."""
     w = space.workload
+    engines = "/".join(ENGINE_NAMES[e] for e in space.engines)
     head = (
-        f"no {'/'.join(ENGINE_NAMES[e] for e in space.engines)} deployment of {space.model.name} on {space.gpus}×{space.cluster.gpu.name} serves "
-        f"the {w.name} workload (isl {w.isl}, osl {w.osl}): "
+        f"no {engines} deployment of {space.model.name} on {space.gpus}×{space.cluster.gpu.name} "
+        f"serves the {w.name} workload (isl {w.isl}, osl {w.osl}): "
     )
     if not space.shapes:
         # No (tp, pp) of the allowed degrees can be placed on the cluster: there is nothing to solve.
@@ -92,8 +93,8 @@ def _single_node_reason(space: ServingSpace) -> str:
     wide = sorted({s.engine_width for s in space.shapes if s.engine_width > node and not s.violations})
     others = [e for e in space.engines if e != "vllm"]
     return (
-        f"single_node_engine: {', '.join(others)} plans stay inside one node of {node} GPUs (their multi-node "
-        f"launch is not emitted); the shapes that fit in memory need {', '.join(map(str, wide))} GPUs"
+        f"single_node_engine: {', '.join(others)} plans stay inside one node of {node} GPUs (their "
+        f"multi-node launch is not emitted); the wider shapes need {', '.join(map(str, wide))} GPUs"
     )
 
 

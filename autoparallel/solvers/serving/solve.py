@@ -144,7 +144,9 @@ def engine_bests(
     for engine in enc.space.options.engines:
         lit = enc.vars.engine.get(engine)
         if lit is None:
-            out.append((engine, None, None, "no allowed precision runs on it (--kv-cache-dtype / --quantization)"))
+            out.append(
+                (engine, None, None, "no allowed precision runs on it (--kv-cache-dtype / --quantization)")
+            )
             continue
         run = driver.Run(settings, deadline=deadline)
         try:
@@ -152,7 +154,11 @@ def engine_bests(
         except SolverTimeoutError:
             out.append((engine, None, None, "no plan found within the time limit"))
             continue
-        note = "" if point is not None else "no admissible plan under the same limits (memory, SLOs, concurrency, rate)"
+        note = (
+            ""
+            if point is not None
+            else "no admissible plan under the same limits (memory, SLOs, concurrency, rate)"
+        )
         out.append((engine, point, run, note))
     return out
 

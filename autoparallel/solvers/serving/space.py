@@ -307,7 +307,9 @@ def runtime_domain(model: ModelSpec, options: ServingOptions) -> tuple[Runtime, 
                 for eager in dict.fromkeys(options.enforce_eager):
                     out.append(Runtime(quant, kv, eager, engine))
     if not out:
-        raise InputError("no allowed precision runs on the chosen engine(s): " + "; ".join(dict.fromkeys(refused)))
+        raise InputError(
+            "no allowed precision runs on the chosen engine(s): " + "; ".join(dict.fromkeys(refused))
+        )
     return tuple(out)
 
 
@@ -467,7 +469,9 @@ def engine_entry_config(space: ServingSpace, s: int, r: int, b: int, m: int) -> 
     return space.config(s, r, b, space.engine_util, m, shape.ep_replicas if shape.ep else 1)
 
 
-def _engine_entry(space: ServingSpace, t: ServingTables, s: int, r: int, b: int, m: int, *, complete: bool) -> None:
+def _engine_entry(
+    space: ServingSpace, t: ServingTables, s: int, r: int, b: int, m: int, *, complete: bool
+) -> None:
     """One SGLang / TensorRT-LLM entry from `evaluate_engine` (the float model the decoder re-checks):
     memory shifted into vLLM's currency (module docstring), times and throughput as for vLLM.
 
@@ -480,7 +484,9 @@ def _engine_entry(space: ServingSpace, t: ServingTables, s: int, r: int, b: int,
     kv = ev.memory
     budget = space.budget_kib[space.engine_util]
     per_token = kv.kv_bytes_per_token_per_gpu
-    per_seq = math.ceil(math.ceil(space.workload.isl + space.workload.osl / 2.0) / kv.block_size) * kv.block_size
+    per_seq = (
+        math.ceil(math.ceil(space.workload.isl + space.workload.osl / 2.0) / kv.block_size) * kv.block_size
+    )
     pool = units.kib_down(kv.kv_cache_tokens * per_token) if kv.kv_cache_gib > 0 else 0
     tokens = kv.kv_cache_tokens if kv.kv_cache_gib > 0 else 0
     starts = tokens >= space.max_model_lens[m] and ev.fits
