@@ -38,6 +38,7 @@ FROZEN: dict[str, set[str]] = {
         "--gpus-file",
         "--plan-file",
         "--disagg",
+        "--engine",
     },
     "evaluate": _SERVING
     | _TRAINING
@@ -63,7 +64,7 @@ FROZEN: dict[str, set[str]] = {
     },
     "pareto": _SERVING
     | _TRAINING
-    | {"--normalize", "--objectives", "--out", "--plot", "--points", "--time-limit", "--weights"},
+    | {"--engine", "--normalize", "--objectives", "--out", "--plot", "--points", "--time-limit", "--weights"},
     "sweep": _TRAINING
     | {
         "--clusters",
