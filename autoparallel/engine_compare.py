@@ -39,6 +39,16 @@ def _batch_cap(plan: ServingPlan) -> str:
     return "the largest max_num_seqs allowed"
 
 
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def _width(plan: ServingPlan) -> int:
+    """GPUs one engine (process group) of the plan spans."""
+    c = plan.config
+    return c.tp * c.replicas if c.enable_expert_parallel else c.gpus_per_replica
+
+
 def _efficiency_diff(a: ServingPlan, b: ServingPlan) -> str:
     ea, eb = a.perf.efficiency.model_dump(), b.perf.efficiency.model_dump()
     diffs = [f"{k} {ea[k]:g} vs {eb[k]:g}" for k in ea if k != "source" and ea[k] != eb[k]]
@@ -53,18 +63,25 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
     delta = (theirs - mine) / abs(mine) if mine else 0.0
     if abs(delta) <= TIE:
         return (
-            f"{o_name} ties with {w_name} on {name} ({mine:,.4g}): same running batch "
+            f"{o_name} ties with {w_name} on {name} ({_num(mine)}): same running batch "
             f"{winner.perf.batch_size:g} and TPOT {winner.perf.tpot_ms:.1f} ms at the binding limit "
             f"({_batch_cap(winner)}); equal optima go to the engine listed first"
         )
-    head = f"{o_name} {name} {theirs:,.4g} vs {mine:,.4g} ({100 * delta:+.1f}%)"
+    head = f"{o_name} {name} {_num(theirs)} vs {_num(mine)} ({100 * delta:+.1f}%)"
     wc, oc, wp, op = winner.config, other.config, winner.perf, other.perf
     if oc.gpus != wc.gpus:
         gpus = next((line for line in other.binding if line.startswith("gpus:")), f"{oc.gpus} GPUs")
-        return (
+        text = (
             f"{head}: it uses {oc.gpus} GPUs ({oc.replicas} x tp={oc.tp} pp={oc.pp}) where {w_name} uses "
             f"{wc.gpus} ({wc.replicas} x tp={wc.tp} pp={wc.pp}); {gpus}"
         )
+        node = winner.cluster.gpus_per_node
+        if other.engine != "vllm" and _width(winner) > node:
+            text += (
+                f"; {o_name} engines stay inside one node of {node} GPUs (their multi-node launch is not "
+                f"emitted), while {w_name}'s best engine spans {_width(winner)}"
+            )
+        return text
     if op.batch_size != wp.batch_size:
         return (
             f"{head}: running batch {op.batch_size:g} vs {wp.batch_size:g} per replica; {o_name}'s is capped "

@@ -388,7 +388,10 @@ def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
             weights_kib = units.kib_up(max(weights))
             t.weights_kib.append(weights_kib)
             limit = top_budget if rt.engine == "vllm" else units.kib_down(space.cluster.gpu.memory_bytes)
-            skip = bool(shape.violations) or (weights_kib >= limit and not complete)
+            # SGLang / TensorRT-LLM engines wider than a node are ruled out (encoder:
+            # add_single_node_engines); their numbers only matter to an explanation.
+            wide = rt.engine != "vllm" and shape.engine_width > space.cluster.gpus_per_node
+            skip = bool(shape.violations) or ((weights_kib >= limit or wide) and not complete)
             for b, batch in enumerate(space.batches):
                 for m, mml in enumerate(space.max_model_lens):
                     if skip:
