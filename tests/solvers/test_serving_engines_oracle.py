@@ -66,7 +66,7 @@ def options(draw: st.DrawFn) -> ServingOptions:
 
 @pytest.mark.parametrize("model", MODELS)
 @settings(
-    max_examples=12,
+    max_examples=8,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -171,3 +171,12 @@ def test_engines_keep_only_what_they_run() -> None:
         build_space(spec, c, w, ServingOptions(engines=("trtllm",), quantizations=("fp8",)))
     with pytest.raises(ValueError, match="engines must be among"):
         ServingOptions(engines=("tgi",))
+
+
+def test_an_engine_that_cannot_hold_the_model_is_explained_in_its_own_terms() -> None:
+    spec, c = _model("meta-llama/Llama-3.1-70B"), _cluster("1x1xH100")
+    with pytest.raises(InfeasibleError) as err:
+        solve_serving(spec, c, Serving(), options=ServingOptions(engines=("sglang",)), settings=SETTINGS)
+    assert "no SGLang deployment" in str(err.value)
+    (memory,) = [r for r in err.value.reasons if r.startswith("memory:")]
+    assert "--mem-fraction-static" in memory and "gpu_memory_utilization" not in memory
