@@ -335,10 +335,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     vllm_only = args.train or args.engine == "vllm"
-    if not vllm_only and (fleet_cmd.wants_fleet(args) or args.disagg == "on"):
+    if not vllm_only and args.disagg == "on":
         raise InputError(
-            f"--engine {args.engine} plans one model on one GPU pool; the fleet and disaggregation planners "
-            "plan vLLM engines (drop --engine, or use --engine vllm)"
+            f"--engine {args.engine}: prefill/decode disaggregation plans vLLM engines (NIXL KV transfer); "
+            "drop --engine or use --engine vllm"
         )
     if fleet_cmd.wants_fleet(args):
         if args.disagg == "on":
@@ -369,9 +369,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"{args.top}",
             file=sys.stderr,
         )
-    # The whole-cluster and disaggregation sections plan vLLM engines: only for a vLLM plan.
+    # The whole-cluster section takes --engine; the disaggregation comparison plans vLLM engines only.
     serving_vllm = vllm_only and not args.train
-    whole = fleet_cmd.whole_cluster(args, workload, plans[0].served_id) if serving_vllm else None
+    whole = None if args.train else fleet_cmd.whole_cluster(args, workload, plans[0].served_id)
     comp = early or (
         disagg_cmd.comparison(args, workload, plans[0].served_id, whole) if serving_vllm else None
     )

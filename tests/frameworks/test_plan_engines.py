@@ -24,7 +24,7 @@ def test_auto_json_compares_the_three_engines(capsys: pytest.CaptureFixture[str]
     out = _plan_json(capsys, "--engine", "auto", "--isl", "4096", "--osl", "512")
     comp = out["comparison"]
     assert [e["engine"] for e in comp["engines"]] == ["vllm", "sglang", "trtllm"]
-    assert comp["winner"] == out["engine"] and "deployment" not in out
+    assert comp["winner"] == out["engine"] and "deployment" in out
     for entry in comp["engines"]:
         assert entry["feasible"]
         for key in (
@@ -142,3 +142,33 @@ def test_sweep_scenarios_record_the_engine(tmp_path, capsys: pytest.CaptureFixtu
     assert [r["engine"] for r in rows] == ["sglang", "auto"]
     assert rows[0]["plan_engine"] == "sglang" and rows[1]["plan_engine"] in ("vllm", "sglang", "trtllm")
     assert all(r["status"] == "ok" for r in rows)
+
+
+def test_deployment_planner_takes_the_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _plan_json(capsys, "--engine", "sglang")
+    engines = out["deployment"]["engines"]
+    assert engines and all(e["engine"] == "sglang" and "vllm" not in e for e in engines)
+    for e in engines:
+        for replica in e["sglang"]["commands"]:
+            (line,) = replica[0]
+            ns = _parse_sglang(line.rsplit(" --port ", 1)[0])
+            assert ns.max_running_requests == e["max_num_seqs"] and ns.tp_size >= e["tp"]
+
+
+def test_deployment_candidates_are_each_engines_float_model() -> None:
+    from autoparallel.models import load_model
+    from autoparallel.solvers.deployment import FleetModel, build_deployment_space, solve_space
+    from autoparallel.solvers.deployment.decoder import evaluate_engine
+    from autoparallel.solvers.serving.space import ServingOptions
+    from autoparallel.workload import Serving
+
+    fleet = [FleetModel(load_model(MODEL), Serving(isl=4096, osl=512, tpot_ms=100))]
+    opts = ServingOptions(engines=("vllm", "sglang", "trtllm"), max_num_seqs=(16, 64, 96, 128))
+    space = build_deployment_space(
+        fleet, __import__("autoparallel").Cluster.parse("1x4xH100"), opts, prune=False
+    )
+    assert {e.engine for e in space.engines} == {"vllm", "sglang", "trtllm"}
+    for e in space.engines:  # the decoder re-evaluates each with its engine's float model
+        assert evaluate_engine(space, e).perf.batch_size == e.config.max_num_seqs
+    plan = solve_space(build_deployment_space(fleet, space.cluster, opts), "throughput")
+    assert plan.solver.status == "OPTIMAL" and plan.gpus_used == 4
