@@ -15,6 +15,7 @@ from autoparallel.objectives import SERVING, parse_objective
 from autoparallel.perf.serving_engines import ENGINE_NAMES
 
 if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
     from autoparallel.plan import ServingPlan
 
 TIE = 1e-6
@@ -43,6 +44,11 @@ def _num(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
+def _runtime(c: ServingConfig) -> str:
+    text = f"weights {c.quantization or 'as loaded'}, KV {c.kv_cache_dtype}"
+    return text + (", eager" if c.enforce_eager else "")
+
+
 def _width(plan: ServingPlan) -> int:
     """GPUs one engine (process group) of the plan spans."""
     c = plan.config
@@ -69,6 +75,8 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
         )
     head = f"{o_name} {name} {_num(theirs)} vs {_num(mine)} ({100 * delta:+.1f}%)"
     wc, oc, wp, op = winner.config, other.config, winner.perf, other.perf
+    if _runtime(oc) != _runtime(wc):  # the engines allow different precisions (engine_runtime_problem)
+        head += f" [it runs {_runtime(oc)} where {w_name} runs {_runtime(wc)}]"
     if oc.gpus != wc.gpus:
         gpus = next((line for line in other.binding if line.startswith("gpus:")), f"{oc.gpus} GPUs")
         text = (
