@@ -75,7 +75,8 @@ def priced_cluster(args: argparse.Namespace) -> Cluster | str:
 
 def fleet_objective(name: str | None, has_rate: bool) -> str | None:
     """The deployment objective of a CLI objective: cost is $/hour at the rate ($ per M tokens without
-    one); ttft / tpot / headroom (memory) / mfu are single-engine objectives: the deployment takes its default."""
+    one); ttft / tpot / headroom (memory) / mfu are single-engine objectives: the deployment takes its
+    default."""
     if name in (None, "ttft", "tpot", "headroom", "memory", "mfu"):
         return None
     if name == "cost":
