@@ -180,3 +180,30 @@ def test_an_engine_that_cannot_hold_the_model_is_explained_in_its_own_terms() ->
     assert "no SGLang deployment" in str(err.value)
     (memory,) = [r for r in err.value.reasons if r.startswith("memory:")]
     assert "--mem-fraction-static" in memory and "gpu_memory_utilization" not in memory
+
+
+@pytest.mark.parametrize("engine", ["sglang", "trtllm"])
+def test_the_memoized_vllm_report_gives_the_pool_of_the_real_config(engine: str) -> None:
+    from autoparallel.configs import ServingConfig
+    from autoparallel.memory.serving import serving_memory
+    from autoparallel.memory.sglang import sglang_kv
+    from autoparallel.memory.trtllm import trtllm_kv
+    from autoparallel.perf.serving_engines import engine_kv_for
+
+    spec, c = _model("Qwen/Qwen3-30B-A3B"), _cluster("1x2xH100")
+    for eager in (False, True):
+        for util in (0.8, 0.95):
+            for seqs in (4, 512):
+                config = ServingConfig(
+                    tp=2,
+                    max_num_seqs=seqs,
+                    max_model_len=4096,
+                    enforce_eager=eager,
+                    gpu_memory_utilization=util,
+                )
+                direct = serving_memory(spec, c.gpu, config)
+                if engine == "sglang":
+                    want = sglang_kv(direct, c.gpu, context_len=4096, max_running_requests=seqs)
+                else:
+                    want = trtllm_kv(direct, c.gpu, max_batch_size=seqs, max_num_tokens=8192)
+                assert engine_kv_for(engine, spec, c, config)[0] == want
