@@ -40,6 +40,10 @@ def _batch_cap(plan: ServingPlan) -> str:
     return "the largest max_num_seqs allowed"
 
 
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def _num(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
@@ -57,7 +61,7 @@ def _width(plan: ServingPlan) -> int:
 
 def _efficiency_diff(a: ServingPlan, b: ServingPlan) -> str:
     ea, eb = a.perf.efficiency.model_dump(), b.perf.efficiency.model_dump()
-    diffs = [f"{k} {ea[k]:g} vs {eb[k]:g}" for k in ea if k != "source" and ea[k] != eb[k]]
+    diffs = [f"{k} {_fmt(ea[k])} vs {_fmt(eb[k])}" for k in ea if k != "source" and ea[k] != eb[k]]
     return ", ".join(diffs) if diffs else "the same efficiency factors"
 
 
