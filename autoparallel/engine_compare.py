@@ -95,9 +95,18 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
             )
         return text
     if op.batch_size != wp.batch_size:
-        return (
+        cap = _batch_cap(other)
+        text = (
             f"{head}: running batch {op.batch_size:g} vs {wp.batch_size:g} per replica; {o_name}'s is capped "
-            f"by {_batch_cap(other)}. KV pool {other.kv_cache_tokens:,} vs {winner.kv_cache_tokens:,} tokens "
+            f"by {cap}"
+        )
+        if cap.startswith(("tpot_slo", "ttft_slo")):  # the step time decides the batch an SLO admits
+            text += (
+                f"; {w_name} runs batch {wp.batch_size:g} at TPOT {wp.tpot_ms:.1f} ms, TTFT "
+                f"{wp.ttft_ms:.0f} ms (efficiency factors: {_efficiency_diff(other, winner)})"
+            )
+        return (
+            f"{text}. KV pool {other.kv_cache_tokens:,} vs {winner.kv_cache_tokens:,} tokens "
             f"({other.memory_rule} vs {winner.memory_rule})"
         )
     if abs(op.tpot_ms - wp.tpot_ms) > 1e-9:
