@@ -121,7 +121,7 @@ def test_solver_equals_oracle_with_the_engine_dimension(
     [
         ("meta-llama/Llama-3.1-8B", "1x1xH100"),
         ("Qwen/Qwen3-30B-A3B", "1x2xH100"),
-        ("Qwen/Qwen3-32B", "1x8xH100"),
+        ("Qwen/Qwen3-8B", "1x2xH100"),
     ],
 )
 def test_decoded_plan_equals_the_engines_float_model(engine: str, model: str, cluster: str) -> None:
