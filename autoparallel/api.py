@@ -17,7 +17,7 @@ from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.objectives import parse_objective
-from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
+from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.space import TrainingOptions
@@ -93,8 +93,28 @@ def served_id(source: Any, model: ModelSpec) -> str:
 # ----- adapt -------------------------------------------------------------------------------------
 def _serving_plan(m: ModelSpec, c: Cluster, w: Serving, sol: Any, model_id: str) -> ServingPlan:
     est, ru = sol.estimate, sol.runner_up
-    runner = None if ru is None else RunnerUp(config=ru.config, why_lost=ru.why_lost, perf=ru.estimate.perf)
+    runner = (
+        None
+        if ru is None
+        else RunnerUp(
+            config=ru.config,
+            why_lost=ru.why_lost,
+            perf=ru.estimate.perf,
+            engine=None if ru.engine == "vllm" and sol.engine == "vllm" else ru.engine,
+        )
+    )
+    engines = tuple(
+        EngineBest(
+            engine=b.engine,
+            plan=None if b.solution is None else _serving_plan(m, c, w, b.solution, model_id),
+            note=b.note,
+        )
+        for b in sol.engines
+    )
     return ServingPlan(
+        engine=sol.engine,
+        engine_eval=sol.engine_eval,
+        engines=engines,
         model=m,
         model_id=model_id,
         cluster=c,

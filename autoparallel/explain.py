@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from autoparallel.engine_compare import why as why_engine
+from autoparallel.perf.serving_engines import ENGINE_NAMES
+
 if TYPE_CHECKING:
     from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
 
@@ -47,7 +50,7 @@ def _solver_line(solver: SolverReport) -> str:
 
 def explain_serving(plan: ServingPlan) -> str:
     """Configuration, per-GPU memory, predicted speed, reasons and the `vllm serve` line."""
-    c, mem, perf, w = plan.config, plan.memory, plan.perf, plan.workload
+    c, perf, w = plan.config, plan.perf, plan.workload
     ep = " + expert parallel" if c.enable_expert_parallel else ""
     head = [
         f"{plan.model.name} on {plan.cluster.describe()}",
@@ -56,27 +59,16 @@ def explain_serving(plan: ServingPlan) -> str:
         + (f", TPOT <= {w.tpot_ms:g} ms" if w.tpot_ms else ""),
         f"objective {plan.objective}; {_solver_line(plan.solver)}",
         "",
+        f"engine: {ENGINE_NAMES[plan.engine]}",
         f"config: {c.replicas} replica(s) x tp={c.tp} pp={c.pp}{ep} = {c.gpus} GPUs; "
         f"max_num_seqs={c.max_num_seqs}, "
-        f"max_model_len={c.max_model_len}, gpu_memory_utilization={c.gpu_memory_utilization}, "
-        f"kv_cache_dtype={c.kv_cache_dtype}"
+        f"max_model_len={c.max_model_len}, "
+        + (f"gpu_memory_utilization={c.gpu_memory_utilization}, " if plan.engine == "vllm" else "")
+        + f"kv_cache_dtype={c.kv_cache_dtype}"
         + (", enforce_eager" if c.enforce_eager else "")
         + (f", quantization={c.quantization}" if c.quantization else ""),
         "",
-        "memory per GPU (vLLM accounting, tightest GPU):",
-        _table(
-            ("component", "GiB"),
-            [
-                ("budget (total x utilization)", mem.budget_gib),
-                ("weights", mem.weights_gib),
-                ("activation peak (profile run)", mem.activation_peak_gib),
-                ("non-torch (CUDA context, NCCL)", mem.non_torch_gib),
-                ("CUDA graphs", mem.cuda_graph_gib),
-                ("KV cache", mem.kv_cache_gib),
-            ],
-        ),
-        f"KV cache: {mem.kv_cache_tokens:,} tokens, max concurrency {mem.max_concurrency:.1f} requests "
-        f"at {mem.max_model_len} tokens",
+        *_memory_lines(plan),
         "",
         "predicted performance (float cost model):",
         _table(
@@ -111,14 +103,100 @@ def explain_serving(plan: ServingPlan) -> str:
             ),
         ]
     head += _reasons(plan.binding, plan.runner_up, plan.problems)
-    launch = plan.vllm_launch
-    head += ["", "vllm serve:", "  " + plan.vllm_command]
-    if launch.nodes > 1:
-        for i, lines in enumerate(launch.commands):
-            head.append(f"  node {i}:")
-            head += [f"    {line}" for line in lines]
-        head += [f"  note: {n}" for n in launch.notes]
+    if plan.engine == "vllm":
+        launch = plan.vllm_launch
+        head += ["", "vllm serve:", "  " + plan.vllm_command]
+        if launch.nodes > 1:
+            for i, lines in enumerate(launch.commands):
+                head.append(f"  node {i}:")
+                head += [f"    {line}" for line in lines]
+            head += [f"  note: {n}" for n in launch.notes]
+    else:
+        art = plan.engine_artifacts()
+        head += ["", f"{ENGINE_NAMES[plan.engine]}:", "  " + art["command"]]
+        if "extra_options_yaml" in art:
+            head += [f"  {art['extra_options_file']}:"] + [
+                "    " + x for x in art["extra_options_yaml"].splitlines()
+            ]
+        head += [f"  note: {n}" for n in art["notes"]]
+    if plan.engines:
+        head += ["", explain_engines(plan)]
     return "\n".join(head)
+
+
+def explain_engines(plan: ServingPlan) -> str:
+    """The side-by-side table and one line per other engine saying why it lost or tied."""
+    rows: list[tuple[Any, ...]] = []
+    for best in plan.engines:
+        mark = " *" if best.engine == plan.engine else ""
+        if best.plan is None:
+            rows.append((best.name + mark, "-", "-", "-", "-", "-", "-", "-"))
+            continue
+        p, c = best.plan.perf, best.plan.config
+        rows.append(
+            (
+                best.name + mark,
+                p.output_tokens_per_s,
+                p.output_tokens_per_s_per_gpu,
+                p.ttft_ms,
+                p.tpot_ms,
+                f"{best.plan.kv_cache_tokens:,}",
+                f"{p.batch_size:g} ({p.batch_limit})",
+                f"{c.replicas}x tp{c.tp} pp{c.pp}" + (" ep" if c.enable_expert_parallel else ""),
+            )
+        )
+    lines = [
+        "Engines compared (each engine's best plan, same request; * = the plan above, "
+        f"{ENGINE_NAMES[plan.engine]}):",
+        _table(
+            ("engine", "tokens/s", "tokens/s/GPU", "TTFT ms", "TPOT ms", "KV tokens", "batch", "shape"),
+            rows,
+        ),
+        "why:",
+    ]
+    for best in plan.engines:
+        if best.engine == plan.engine:
+            continue
+        text = best.note if best.plan is None else why_engine(plan, best.plan)
+        lines.append(f"  - {best.name}: {text}")
+    return "\n".join(lines)
+
+
+def _memory_lines(plan: ServingPlan) -> list[str]:
+    mem = plan.memory
+    if plan.engine_eval is not None:
+        kv = plan.engine_eval.memory
+        return [
+            f"memory per GPU ({ENGINE_NAMES[plan.engine]}: {kv.rule}):",
+            _table(
+                ("component", "GiB"),
+                [
+                    ("total", kv.total_gib),
+                    ("weights", kv.weights_gib),
+                    ("activation peak (vLLM profile of the same tensors)", mem.activation_peak_gib),
+                    ("non-torch (CUDA context, NCCL)", mem.non_torch_gib),
+                    ("KV pool", kv.kv_cache_gib),
+                ],
+            ),
+            f"KV pool: {kv.kv_cache_tokens:,} tokens in blocks of {kv.block_size}; at most {kv.max_running} "
+            f"running requests, {kv.step_tokens} tokens per scheduler step",
+        ]
+    return [
+        "memory per GPU (vLLM accounting, tightest GPU):",
+        _table(
+            ("component", "GiB"),
+            [
+                ("budget (total x utilization)", mem.budget_gib),
+                ("weights", mem.weights_gib),
+                ("activation peak (profile run)", mem.activation_peak_gib),
+                ("non-torch (CUDA context, NCCL)", mem.non_torch_gib),
+                ("CUDA graphs", mem.cuda_graph_gib),
+                ("KV cache", mem.kv_cache_gib),
+            ],
+        ),
+        f"KV cache: {mem.kv_cache_tokens:,} tokens, max concurrency {mem.max_concurrency:.1f} requests "
+        f"at {mem.max_model_len} tokens",
+    ]
 
 
 def _reasons(binding: Sequence[str], runner_up: RunnerUp | None, problems: Sequence[str]) -> list[str]:
@@ -130,6 +208,8 @@ def _reasons(binding: Sequence[str], runner_up: RunnerUp | None, problems: Seque
     if runner_up:
         cfg = runner_up.config.model_dump()
         shape = ", ".join(f"{k}={cfg[k]}" for k in ("tp", "pp", "dp", "cp", "ep", "replicas") if k in cfg)
+        if runner_up.engine not in (None, "vllm"):
+            shape = f"{ENGINE_NAMES[runner_up.engine]}, {shape}"
         out += ["", f"runner-up ({shape}): {runner_up.why_lost}"]
     return out
 

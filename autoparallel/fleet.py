@@ -36,6 +36,7 @@ from autoparallel.errors import InputError
 from autoparallel.frameworks.vllm import vllm_launch
 from autoparallel.hardware import GPU, Cluster
 from autoparallel.models import ModelSpec, load_model
+from autoparallel.perf.serving_engines import ENGINE_NAMES
 from autoparallel.workload import Serving
 
 _MAX_FLEET_BYTES = 1 << 20
@@ -145,6 +146,9 @@ class FleetPlan(BaseModel):
                 intra_node_gbps=pool.intra_node_gbps,
                 inter_node_gbps=pool.inter_node_gbps,
             )
+            if engine.engine != "vllm":
+                out.append(self._engine_launch(engine, sub))
+                continue
             launch = vllm_launch(engine.model, engine.config, cluster=sub, model=self.specs[engine.model])
             commands = []
             visible = []
@@ -172,6 +176,30 @@ class FleetPlan(BaseModel):
             )
         return out
 
+    def _engine_launch(self, engine: Any, sub: Cluster) -> dict[str, Any]:
+        """An SGLang or TensorRT-LLM engine's launch: one server per replica, on its own port (engines
+        other than vLLM stay inside one node: one line per replica)."""
+        from autoparallel.frameworks import sglang, trtllm
+        from autoparallel.perf.serving_engines import engine_kv_for
+
+        c = engine.config
+        pool = self.cluster.pools[engine.pool]
+        narrow = engine.gpus_per_replica < pool.gpus_per_node
+        commands, visible = [], []
+        for replica in engine.placement:
+            if engine.engine == "sglang":
+                kv, _ = engine_kv_for("sglang", self.specs[engine.model], sub, c)
+                line = sglang.sglang_command(engine.model, c, mem_fraction_static=float(kv.rule.split()[-1]))
+            else:
+                line = trtllm.trtllm_command(engine.model, c)
+            commands.append([[f"{line} --port {replica.port}"]])
+            visible.append(",".join(map(str, replica.gpu_ids)) if narrow else None)
+        out: dict[str, Any] = {"commands": commands, "env": {}, "cuda_visible_devices": visible, "notes": []}
+        if engine.engine == "trtllm":
+            out["extra_options_file"] = trtllm.EXTRA_OPTIONS_FILE
+            out["extra_options_yaml"] = trtllm.trtllm_yaml(c)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: {cluster, objective, deployment: {engines[], models[], gpus_used, ...}, solver}."""
         d = self.deployment
@@ -180,7 +208,9 @@ class FleetPlan(BaseModel):
             e = engine.model_dump(mode="json", exclude={"placement", "config"})
             e["placement"] = [p.model_dump(mode="json") for p in engine.placement]
             e["gpu_ids"] = [list(p.gpu_ids) for p in engine.placement]
-            e["vllm"] = launch
+            e[engine.engine] = launch  # vllm, sglang or trtllm: that engine's launch lines
+            if engine.engine != "vllm":
+                e.pop("gpu_memory_utilization")  # a vLLM knob
             engines.append(e)
         s = d.solver
         return _round(
@@ -219,6 +249,7 @@ class FleetPlan(BaseModel):
         d = self.to_dict()
         engines = []
         for e in d["deployment"]["engines"]:
+            launch = e[e["engine"]]
             replicas = []
             for i, p in enumerate(e["placement"]):
                 replicas.append(
@@ -229,14 +260,20 @@ class FleetPlan(BaseModel):
                         "gpu_ids": p["gpu_ids"],
                         "port": p["port"],
                         "router_weight": e["traffic_share"],
-                        "cuda_visible_devices": e["vllm"]["cuda_visible_devices"][i],
-                        "env": e["vllm"]["env"],
-                        "commands": e["vllm"]["commands"][i],
+                        "cuda_visible_devices": launch["cuda_visible_devices"][i],
+                        "env": launch["env"],
+                        "commands": launch["commands"][i],
                     }
                 )
             engines.append(
                 {
                     "model": e["model"],
+                    "engine": e["engine"],
+                    **(
+                        {"extra_options_yaml": launch["extra_options_yaml"]}
+                        if "extra_options_yaml" in launch
+                        else {}
+                    ),
                     "tp": e["tp"],
                     "pp": e["pp"],
                     "ep": e["ep"],
@@ -268,7 +305,9 @@ class FleetPlan(BaseModel):
             )
             more = f"; ... {e.replicas - 4} more" if e.replicas > 4 else ""
             lines.append(
-                f"  {e.model} on {e.gpu} (pool {e.pool}): {e.replicas} x tp={e.tp} pp={e.pp} ep={e.ep} "
+                f"  {e.model} on {e.gpu} (pool {e.pool}): {e.replicas} x "
+                + ("" if e.engine == "vllm" else f"{ENGINE_NAMES[e.engine]} ")
+                + f"tp={e.tp} pp={e.pp} ep={e.ep} "
                 f"dp={e.dp} ({e.gpus_per_replica} GPUs each), {e.capacity_rps:.2f} req/s each at TTFT "
                 f"{e.ttft_ms:.0f} ms, TPOT {e.tpot_ms:.1f} ms, max_num_seqs {e.max_num_seqs}; traffic share "
                 f"{e.traffic_share:.3f} "

@@ -14,12 +14,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import ServingConfig, TrainingConfig
-from autoparallel.frameworks import deepspeed, megatron, vllm
+from autoparallel.frameworks import deepspeed, megatron, sglang, trtllm, vllm
 from autoparallel.hardware import Cluster
 from autoparallel.memory.serving import VllmMemoryReport
 from autoparallel.memory.training import TrainingMemoryReport
 from autoparallel.models import ModelSpec
 from autoparallel.perf.serving import ServingPerf
+from autoparallel.perf.serving_engines import ENGINE_NAMES, EngineEvaluation
 from autoparallel.perf.serving_load import BenchmarkRun
 from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf_dict
 from autoparallel.workload import Serving, Training
@@ -99,6 +100,8 @@ class RunnerUp(_Frozen):
     """Its configuration."""
     why_lost: str
     """One sentence comparing it with the winner, in numbers."""
+    engine: str | None = None
+    """Serving: its engine."""
     perf: ServingPerf | None = None
     """Serving: its predicted speed."""
     step_time_s: float | None = None
@@ -107,6 +110,8 @@ class RunnerUp(_Frozen):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: config, why_lost, and perf (serving) or step_time_s (training)."""
         out: dict[str, Any] = {"config": self.config.model_dump(mode="json"), "why_lost": self.why_lost}
+        if self.engine is not None:
+            out["engine"] = self.engine
         if self.perf is not None:
             out["perf"] = self.perf.model_dump(mode="json")
         if self.step_time_s is not None:
@@ -148,18 +153,100 @@ class _PlanBase(_Frozen):
 
 
 class ServingPlan(_PlanBase):
-    """A vLLM deployment with its memory, speed, reasons and launch commands."""
+    """A serving deployment (vLLM, SGLang or TensorRT-LLM) with its memory, speed, reasons and launch
+    commands."""
 
     workload: Serving
     """The request shape planned for."""
     config: ServingConfig
     """The decided configuration."""
     memory: VllmMemoryReport
-    """Per-GPU memory from the float model: vLLM's accounting on the tightest GPU."""
+    """Per-GPU memory from the float model: vLLM's accounting on the tightest GPU (for SGLang and
+    TensorRT-LLM the weights, activations and non-torch memory of the same tensors; their KV pool is
+    `engine_eval.memory`)."""
     perf: ServingPerf
     """Predicted speed from the float model: TTFT, TPOT, tokens/s and $."""
     benchmark: BenchmarkRun | None = None
     """A finite benchmark of N prompts at once (`batch` workloads): what `vllm bench serve` measures."""
+    engine: str = "vllm"
+    """The serving engine that runs the plan: vllm, sglang or trtllm."""
+    engine_eval: EngineEvaluation | None = None
+    """SGLang / TensorRT-LLM: the engine's own evaluation (KV pool under its memory rule, resolved
+    `--mem-fraction-static`)."""
+    engines: tuple[EngineBest, ...] = ()
+    """`--engine auto`: the best plan of each engine, in the order vllm, sglang, trtllm."""
+
+    @property
+    def kv_cache_tokens(self) -> int:
+        """Tokens the KV cache of one replica holds, under the plan's engine's memory rule."""
+        return self.engine_eval.memory.kv_cache_tokens if self.engine_eval else self.memory.kv_cache_tokens
+
+    @property
+    def memory_rule(self) -> str:
+        """The engine setting that sizes the KV cache, with its value."""
+        if self.engine_eval is not None:
+            return self.engine_eval.memory.rule
+        return f"--gpu-memory-utilization {self.config.gpu_memory_utilization:g}"
+
+    @property
+    def _server_config(self) -> ServingConfig:
+        """The configuration of one SGLang server: its data-parallel replicas stay on one node (the
+        planner keeps every SGLang / TensorRT-LLM engine inside a node), one server per node."""
+        c, node = self.config, self.cluster.gpus_per_node
+        if self.engine != "sglang" or c.enable_expert_parallel or c.gpus <= node:
+            return c
+        return c.model_copy(update={"replicas": max(node // c.gpus_per_replica, 1)})
+
+    @property
+    def command(self) -> str:
+        """The engine's launch line (`vllm serve`, `python -m sglang.launch_server`, `trtllm-serve`)."""
+        if self.engine == "sglang":
+            return sglang.sglang_command(
+                self.served_id, self._server_config, mem_fraction_static=self._fraction
+            )
+        if self.engine == "trtllm":
+            return trtllm.trtllm_command(self.served_id, self.config)
+        return self.vllm_command
+
+    @property
+    def _fraction(self) -> float:
+        ev = self.engine_eval
+        return ev.mem_fraction_static if ev is not None and ev.mem_fraction_static is not None else 0.0
+
+    def engine_artifacts(self) -> dict[str, Any]:
+        """The launch artifacts of an SGLang or TensorRT-LLM plan (vLLM's are `vllm_*`)."""
+        if self.engine == "sglang":
+            return {
+                "command": self.command,
+                "args": sglang.sglang_args(
+                    self.served_id, self._server_config, mem_fraction_static=self._fraction
+                ),
+                "notes": self.engine_notes,
+            }
+        return {
+            "command": self.command,
+            "extra_options_file": trtllm.EXTRA_OPTIONS_FILE,
+            "extra_options_yaml": trtllm.trtllm_yaml(self.config),
+            "options": trtllm.trtllm_options(self.config),
+            "notes": self.engine_notes,
+        }
+
+    @property
+    def engine_notes(self) -> list[str]:
+        """How to run the engine's line for this plan."""
+        c = self.config
+        per = self._server_config.replicas
+        if self.engine == "sglang" and per < c.replicas:
+            servers = -(-c.replicas // per)
+            last = c.replicas - per * (servers - 1)
+            tail = f" (the last with --dp-size {last})" if last != per else ""
+            return [f"run this line on each of {servers} nodes, {c.replicas} replicas in all{tail}"]
+        if self.engine == "trtllm" and c.replicas > 1 and not c.enable_expert_parallel:
+            return [
+                f"run {c.replicas} copies of this line, one per {c.gpus_per_replica} GPU(s), "
+                "behind a load balancer"
+            ]
+        return []
 
     @property
     def vllm_args(self) -> dict[str, object]:
@@ -182,41 +269,75 @@ class ServingPlan(_PlanBase):
         return vllm.vllm_launch(self.served_id, self.config, cluster=self.cluster, model=self.model)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: config, memory, perf, vllm {command, args, yaml, launch}, solver, reasons."""
-        launch = self.vllm_launch
-        return _round(
-            {
-                "model": self.served_id,
-                "cluster": self.cluster.spec,
-                "workload": self.workload.model_dump(),
-                "objective": self.objective,
-                "fits": self.fits,
-                "problems": list(self.problems),
-                "config": {**self.config.model_dump(), "gpus": self.config.gpus},
-                "memory": self.memory.to_dict(),
-                "perf": {
-                    **self.perf.model_dump(mode="json"),
-                    **({"benchmark": self.benchmark.model_dump(mode="json")} if self.benchmark else {}),
+        """JSON-ready: engine, config, memory, perf, the engine's artifacts (vllm {command, args, yaml,
+        launch}, sglang {command, args} or trtllm {command, extra_options_yaml, options}), solver,
+        reasons; with several engines compared, comparison.engines."""
+        config = {**self.config.model_dump(), "gpus": self.config.gpus}
+        memory = self.memory.to_dict()
+        if self.engine_eval is not None:  # vLLM's knob and KV accounting do not apply
+            config.pop("gpu_memory_utilization")
+            memory = {**self.engine_eval.memory.model_dump(mode="json"), "vllm_accounting": memory}
+            if self.engine_eval.mem_fraction_static is not None:
+                memory["mem_fraction_static"] = self.engine_eval.mem_fraction_static
+        out: dict[str, Any] = {
+            "model": self.served_id,
+            "cluster": self.cluster.spec,
+            "workload": self.workload.model_dump(),
+            "objective": self.objective,
+            "engine": self.engine,
+            "fits": self.fits,
+            "problems": list(self.problems),
+            "config": config,
+            "memory": memory,
+            "perf": {
+                **self.perf.model_dump(mode="json"),
+                **({"benchmark": self.benchmark.model_dump(mode="json")} if self.benchmark else {}),
+            },
+        }
+        if self.engine == "vllm":
+            launch = self.vllm_launch
+            out["vllm"] = {
+                "command": self.vllm_command,
+                "args": self.vllm_args,
+                "yaml": self.vllm_yaml,
+                "launch": {
+                    "commands": [list(c) for c in launch.commands],
+                    "env": launch.env,
+                    "notes": list(launch.notes),
                 },
-                "vllm": {
-                    "command": self.vllm_command,
-                    "args": self.vllm_args,
-                    "yaml": self.vllm_yaml,
-                    "launch": {
-                        "commands": [list(c) for c in launch.commands],
-                        "env": launch.env,
-                        "notes": list(launch.notes),
-                    },
-                },
-                **self._common(),
             }
-        )
+        else:
+            out[self.engine] = self.engine_artifacts()
+        if self.engines:
+            from autoparallel.engine_compare import comparison_dict
+
+            out["comparison"] = comparison_dict(self)
+        return _round({**out, **self._common()})
 
     def explain(self) -> str:
         """A readable report: configuration, memory breakdown, speed, reasons, command."""
         from autoparallel.explain import explain_serving
 
         return explain_serving(self)
+
+
+class EngineBest(_Frozen):
+    """One engine's best plan in an `--engine auto` comparison."""
+
+    engine: str
+    """vllm, sglang or trtllm."""
+    plan: ServingPlan | None
+    """Its best plan under the same request (None: none is admissible)."""
+    note: str = ""
+    """Why there is none."""
+
+    @property
+    def name(self) -> str:
+        """The engine's display name."""
+        return ENGINE_NAMES[self.engine]
+
+
+ServingPlan.model_rebuild()
 
 
 class TrainingPlan(_PlanBase):

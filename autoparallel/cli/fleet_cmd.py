@@ -75,8 +75,9 @@ def priced_cluster(args: argparse.Namespace) -> Cluster | str:
 
 def fleet_objective(name: str | None, has_rate: bool) -> str | None:
     """The deployment objective of a CLI objective: cost is $/hour at the rate ($ per M tokens without
-    one); ttft / tpot / headroom / mfu are single-engine objectives: the deployment takes its default."""
-    if name in (None, "ttft", "tpot", "headroom", "mfu"):
+    one); ttft / tpot / headroom (memory) / mfu are single-engine objectives: the deployment takes its
+    default."""
+    if name in (None, "ttft", "tpot", "headroom", "memory", "mfu"):
         return None
     if name == "cost":
         return "cost" if has_rate else "cost_per_mtok"
@@ -102,6 +103,7 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
         _cluster(args),
         objective=fleet_objective(args.objective, has_rate),
         settings=_settings(args),
+        options=engine_options(args),
     )
     if args.json:
         json.dump(plan.to_dict(), sys.stdout, indent=2, default=str)
@@ -111,6 +113,16 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
     if args.plan_file:
         write_plan_file(args.plan_file, plan)
     return 0
+
+
+def engine_options(args: argparse.Namespace) -> Any:
+    """ServingOptions with the engines of --engine (None: vLLM, the planner's default)."""
+    engine = getattr(args, "engine", None)
+    if engine in (None, "vllm"):
+        return None
+    from autoparallel.solvers.serving.space import ServingOptions
+
+    return ServingOptions(engines=("vllm", "sglang", "trtllm") if engine == "auto" else (engine,))
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -130,6 +142,7 @@ def whole_cluster(args: argparse.Namespace, workload: Serving, model_id: str) ->
             _cluster(args),
             objective=fleet_objective(args.objective, workload.request_rate is not None),
             settings=_settings(args),
+            options=engine_options(args),
         )
     except InfeasibleError:
         return None

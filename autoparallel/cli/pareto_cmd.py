@@ -21,6 +21,8 @@ from autoparallel.cli.plan_cmd import (
     _positive_int,
     _serving_workload,
     _training_workload,
+    add_engine_argument,
+    engines_of,
 )
 from autoparallel.errors import InputError
 
@@ -71,6 +73,7 @@ def add_pareto_parser(sub: Any) -> None:
         "prefill/decode disaggregated (auto), only disaggregated (on) or only aggregated (off); "
         "objectives: throughput, tpot, cost ($/hour), gpus (TTFT stays a limit: --ttft-ms)",
     )
+    add_engine_argument(p)
 
 
 def _weights(text: str) -> dict[str, float]:
@@ -94,6 +97,10 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
     if args.disagg is not None and args.train:
         raise InputError("--disagg makes a front over serving deployments; it does not apply to --train")
+    if args.disagg is not None and args.engine not in (None, "vllm"):
+        raise InputError(
+            f"--disagg plans vLLM prefill/decode deployments (NIXL); --engine {args.engine} does not apply to it"
+        )
     if args.disagg is not None:
         return _deployment_front(args, objectives)
     names = _TRAINING_NAMES if args.train else _NAMES
@@ -106,6 +113,13 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     if args.time_limit is not None and not args.time_limit > 0:
         raise InputError(f"--time-limit must be positive, got {args.time_limit}")
     settings = api.SolverSettings.create(time_limit_s=args.time_limit)
+    options = None
+    if args.engine not in (None, "vllm"):
+        if args.train:
+            raise InputError(f"--engine {args.engine} does not apply to a training job (--train)")
+        from autoparallel.solvers.serving.space import ServingOptions
+
+        options = ServingOptions(engines=engines_of(args.engine))
     front = api.pareto(
         args.model,
         args.cluster,
@@ -113,6 +127,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         workload=_training_workload(args) if args.train else _serving_workload(args),
         points=args.points,
         settings=settings,
+        options=options,
     )
     chosen = front.pick(weights, args.normalize) if weights else None
     if args.out:

@@ -98,6 +98,7 @@ def add_plan_parser(sub: Any) -> None:
     p.add_argument(
         "--top", type=bounded("top"), default=None, help="show the K best configurations (at most 64)"
     )
+    add_engine_argument(p)
     allowed = p.add_argument_group("serving knobs the planner may choose (comma-separated vLLM values)")
     allowed.add_argument("--kv-cache-dtype", default=None, help="allowed KV-cache dtypes, e.g. auto,fp8")
     allowed.add_argument("--quantization", default=None, help="allowed weight quantizations, e.g. none,fp8")
@@ -115,6 +116,26 @@ def add_plan_parser(sub: Any) -> None:
         "--workers", type=bounded("workers"), default=None, help="CP-SAT threads (capped at the cores)"
     )
     p.add_argument("--seed", type=bounded("seed"), default=0, help="CP-SAT random seed, 0 to 2^31-1")
+
+
+ENGINE_CHOICES = ("vllm", "sglang", "trtllm", "auto")
+
+
+def add_engine_argument(p: argparse.ArgumentParser) -> None:
+    """--engine for the planners (plan, pareto)."""
+    p.add_argument(
+        "--engine",
+        choices=ENGINE_CHOICES,
+        default=None,
+        help="serving engine to plan for (default vllm); auto: all three in the space, compared side by side",
+    )
+
+
+def engines_of(choice: str | None) -> tuple[str, ...]:
+    """The engines an --engine value puts in the space."""
+    if choice in (None, "vllm"):
+        return ("vllm",)
+    return ("vllm", "sglang", "trtllm") if choice == "auto" else (str(choice),)
 
 
 def add_evaluate_parser(sub: Any) -> None:
@@ -163,6 +184,7 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
         "gpu_memory_utilization",
         "max_model_len",
         "top",
+        "engine",
     ),
     "evaluate": (
         *_WORKLOAD_FLAGS,
@@ -263,12 +285,19 @@ def _split(text: str, flag: str) -> list[str]:
 
 
 def _serving_options(args: argparse.Namespace) -> Any:
-    """ServingOptions widened by the user's `--kv-cache-dtype / --quantization / --gpu-memory-utilization`."""
-    if args.kv_cache_dtype is None and args.quantization is None and args.gpu_memory_utilization is None:
+    """ServingOptions widened by the user's `--kv-cache-dtype / --quantization / --gpu-memory-utilization`,
+    with the engines of `--engine`."""
+    engines = engines_of(getattr(args, "engine", None))
+    if (
+        args.kv_cache_dtype is None
+        and args.quantization is None
+        and args.gpu_memory_utilization is None
+        and engines == ("vllm",)
+    ):
         return None
     from autoparallel.solvers.serving.space import ServingOptions
 
-    update: dict[str, Any] = {}
+    update: dict[str, Any] = {"engines": engines}
     if args.kv_cache_dtype is not None:
         update["kv_cache_dtypes"] = tuple(_split(args.kv_cache_dtype, "--kv-cache-dtype"))
     if args.quantization is not None:
@@ -305,6 +334,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"note: --workers {args.workers} capped at this machine's {cpu_cores()} CPU cores",
             file=sys.stderr,
         )
+    vllm_only = args.train or args.engine == "vllm"
+    if not vllm_only and args.disagg == "on":
+        raise InputError(
+            f"--engine {args.engine}: prefill/decode disaggregation plans vLLM engines (NIXL KV transfer); "
+            "drop --engine or use --engine vllm"
+        )
     if fleet_cmd.wants_fleet(args):
         if args.disagg == "on":
             raise InputError(
@@ -334,15 +369,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"{args.top}",
             file=sys.stderr,
         )
+    # The whole-cluster section takes --engine; the disaggregation comparison plans vLLM engines only.
+    serving_vllm = vllm_only and not args.train
     whole = None if args.train else fleet_cmd.whole_cluster(args, workload, plans[0].served_id)
-    comp = early or (None if args.train else disagg_cmd.comparison(args, workload, plans[0].served_id, whole))
+    comp = early or (
+        disagg_cmd.comparison(args, workload, plans[0].served_id, whole) if serving_vllm else None
+    )
     if args.json:
         # One shape whatever --top is: the best plan's object, the others under "alternatives".
         payload: Any = {**plans[0].to_dict(), "alternatives": [p.to_dict() for p in plans[1:]]}
         if whole is not None:
             payload["deployment"] = fleet_cmd.deployment_dict(whole)
         if comp is not None:
+            engines = payload.pop("comparison", None)
             disagg_cmd.merge_json(payload, comp)
+            if engines is not None:
+                payload["comparison"].update(engines)
         _emit(args, payload, "")
     else:
         text = "\n\n".join(p.explain() for p in plans).rstrip()

@@ -49,7 +49,9 @@ def add_sweep_parser(sub: Any) -> None:
         "training: throughput, mfu, cost, headroom)",
     )
     grid.add_argument(
-        "--engines", default=None, help="engines (serving: vllm; training: megatron, deepspeed)"
+        "--engines",
+        default=None,
+        help="engines (serving: vllm, sglang, trtllm, auto; training: megatron, deepspeed)",
     )
     grid.add_argument(
         "--disagg",

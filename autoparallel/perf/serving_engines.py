@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
 from autoparallel.perf.serving import ServingPerf, deployment_problems, perf_at_batch, slo_violations
 
@@ -24,7 +25,29 @@ if TYPE_CHECKING:
     from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
 
-ENGINE_NAMES = {"sglang": "SGLang", "trtllm": "TensorRT-LLM"}
+ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
+ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
+    "sglang": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
+    "trtllm": ("auto", "fp8", "fp8_e4m3"),
+}
+"""KV-cache dtypes (vLLM's spelling) each engine other than vLLM can store: SGLang 0.5 `--kv-cache-dtype`
+auto / fp8_e4m3 / fp8_e5m2; TensorRT-LLM `kv_cache_config.dtype` auto / fp8 (E4M3)."""
+
+
+def engine_runtime_problem(engine: str, quantization: str | None, kv_cache_dtype: str) -> str | None:
+    """Why `engine` cannot run these precisions (None: it can). TensorRT-LLM's LLM API loads
+    checkpoints as they are quantized (ModelOpt), so it has no online weight quantization."""
+    if engine == "vllm":
+        return None
+    name = ENGINE_NAMES[engine]
+    if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
+        return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
+    if engine == "trtllm" and quantization is not None:
+        return (
+            f"{name} does not quantize weights online (--quantization {quantization}); "
+            "use a quantized checkpoint"
+        )
+    return None
 
 
 class EngineEvaluation(BaseModel):
@@ -76,11 +99,10 @@ def engine_kv_for(
     engine: str, model: ModelSpec, cluster: Cluster, config: ServingConfig
 ) -> tuple[EngineKv, Any]:
     """The engine's KV pool for `config` and vLLM's memory report it was derived from."""
-    from autoparallel.memory.serving import serving_memory
     from autoparallel.memory.sglang import sglang_kv
     from autoparallel.memory.trtllm import trtllm_kv
 
-    memory = serving_memory(model, cluster.gpu, config)
+    memory = _vllm_report(engine, model, cluster, config)
     if engine == "sglang":
         dp_att = config.replicas if config.enable_expert_parallel and config.replicas > 1 else 1
         kv = sglang_kv(
@@ -103,6 +125,29 @@ def engine_kv_for(
 
         raise InputError(f"unknown engine {engine!r}; choose one of: vllm, sglang, trtllm")
     return kv, memory
+
+
+_REPORTS: Memo[Any] = {}
+
+
+def _vllm_report(engine: str, model: ModelSpec, cluster: Cluster, config: ServingConfig) -> Any:
+    """vLLM's memory report the engine's pool rule reads, memoized per model.
+
+    The rules read the tightest stage's weights, activation peak, non-torch memory and KV bytes per
+    token. With one pipeline stage that stage is stage 0 whatever the CUDA graphs and the utilization
+    (they move only vLLM's own KV budget), and SGLang does not read the activation peak (the only
+    part that depends on max_num_seqs), so those fields are left out of the key there: the report
+    is the same for every such config (the serving planner asks for thousands of them)."""
+    from autoparallel.memory.serving import serving_memory
+
+    key = config
+    if config.pp == 1:
+        key = key.model_copy(update={"enforce_eager": False, "gpu_memory_utilization": 0.92})
+        if engine == "sglang":
+            key = key.model_copy(update={"max_num_seqs": 1})
+    return memoized(
+        _REPORTS, (model,), (cluster.gpu.name, key), lambda: serving_memory(model, cluster.gpu, key)
+    )
 
 
 def evaluate_engine(

@@ -192,16 +192,20 @@ def optimize(
     fallback: P | None = None,
     fallback_primary: tuple[float, float] | None = None,
     time_limit_s: float | None = None,
+    fixed: Sequence[cp_model.IntVar] = (),
 ) -> P | None:
     """Lexicographic (each level solved, then kept within the tolerance while the next is solved) or
     weighted optimization. None when infeasible (`run.status` INFEASIBLE). The model is left as it was
     found, but for its objective and hints, so that it can be optimized again (k-best, fronts).
 
+    `fixed`: literals held true for this optimization only (a categorical choice pinned, e.g. one
+    serving engine); removed afterwards like the lexicographic locks.
+
     On a time-out without a solution, the best point so far is returned as FEASIBLE: an earlier
     level's, else `fallback` (a warm start known to be feasible) with `fallback_primary` as its
     (value, bound); with neither, SolverTimeoutError.
     """
-    locks: list[int] = []
+    locks: list[int] = [int(enc.model.add(lit == 1).with_name(f"fixed[{lit.name}]").index) for lit in fixed]
     try:
         return _optimize_levels(enc, chain, run, fallback, fallback_primary, time_limit_s, locks)
     finally:

@@ -66,10 +66,12 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
             scenario.to_workload(),
             scenario.objective,
             settings=settings,
+            options=serving_options(scenario),
         )
         row.update(plan_columns(plan))
         if isinstance(plan, ServingPlan):
             row.update(mode="aggregated", pd_ratio="")
+        row["engine"] = scenario.engine  # the scenario's choice (auto stays auto); plan_engine runs it
         row["status"] = "ok" if plan.fits else "error"
         row["message"] = "" if plan.fits else "; ".join(plan.problems)[:500]
     except AutoParallelError as exc:
@@ -86,6 +88,17 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
     row["wall_s"] = time.perf_counter() - start
     row["version"] = _version()
     return row
+
+
+def serving_options(scenario: Scenario) -> Any:
+    """ServingOptions with the scenario's engine(s) (auto: vLLM, SGLang and TensorRT-LLM compared);
+    None for training and for plain vLLM (the planner's defaults)."""
+    if scenario.kind != "serving" or scenario.engine == "vllm":
+        return None
+    from autoparallel.solvers.serving.space import ServingOptions
+
+    engines = ("vllm", "sglang", "trtllm") if scenario.engine == "auto" else (scenario.engine,)
+    return ServingOptions(engines=engines)
 
 
 def input_row(scenario: Scenario) -> dict[str, Any]:
@@ -118,7 +131,9 @@ def plan_columns(plan: Any) -> dict[str, Any]:
         **shape_and_figures(plan),
     }
     if isinstance(plan, ServingPlan):
+        out.pop("engine")
         out.update(
+            plan_engine=plan.engine,
             enable_expert_parallel=c.enable_expert_parallel,
             throughput_tok_s_per_gpu=p.output_tokens_per_s_per_gpu,
             requests_per_s=p.requests_per_s,

@@ -94,6 +94,8 @@ def config_label(plan: Plan) -> str:
         serving.append(str(sc.quantization))
     if sc.enforce_eager:
         serving.append("eager")
+    if plan.engine != "vllm":
+        serving.insert(0, plan.engine)
     return " ".join(serving)
 
 
@@ -121,6 +123,7 @@ def plan_columns(plan: Plan) -> dict[str, Any]:
     sc, p = plan.config, plan.perf
     gpus = sc.tp * sc.pp * sc.replicas
     return {
+        "engine": plan.engine,
         "tp": sc.tp,
         "pp": sc.pp,
         "dp": sc.replicas,

@@ -52,9 +52,10 @@ SCENARIO_COLUMNS = (
 """The keys a scenario row (CSV column, YAML mapping) may have."""
 DISAGG_MODES = ("auto", "on", "off")
 """`disagg` values of a serving scenario (`plan --disagg`)."""
-ENGINES = {"serving": ("vllm",), "training": ("megatron", "deepspeed")}
-"""Engines per kind whose behaviour the cost model covers (serving: vLLM's memory accounting and speed;
-training: the same plan emitted as a Megatron or a DeepSpeed configuration)."""
+ENGINES = {"serving": ("vllm", "sglang", "trtllm", "auto"), "training": ("megatron", "deepspeed")}
+"""Engines per kind whose behaviour the cost model covers (serving: vLLM, SGLang or TensorRT-LLM, each
+with its memory rule and speed, or auto: the planner picks among the three; training: the same plan
+emitted as a Megatron or a DeepSpeed configuration)."""
 
 
 def package_version() -> str:
@@ -214,6 +215,10 @@ def make_scenario(
         raise InputError(f"disagg {disagg!r}: expected one of {', '.join(DISAGG_MODES)}")
     if mode is not None and kind != "serving":
         raise InputError("disagg compares serving deployments; it does not apply to a training workload")
+    if mode is not None and engine != "vllm":
+        raise InputError(
+            f"disagg plans vLLM prefill/decode deployments; engine {engine!r} does not apply to it"
+        )
     scenario = Scenario(
         kind=kind,
         model=str(model).strip(),

@@ -38,6 +38,7 @@ FROZEN: dict[str, set[str]] = {
         "--gpus-file",
         "--plan-file",
         "--disagg",
+        "--engine",
     },
     "evaluate": _SERVING
     | _TRAINING
@@ -63,7 +64,17 @@ FROZEN: dict[str, set[str]] = {
     },
     "pareto": _SERVING
     | _TRAINING
-    | {"--disagg", "--normalize", "--objectives", "--out", "--plot", "--points", "--time-limit", "--weights"},
+    | {
+        "--disagg",
+        "--engine",
+        "--normalize",
+        "--objectives",
+        "--out",
+        "--plot",
+        "--points",
+        "--time-limit",
+        "--weights",
+    },
     "sweep": _TRAINING
     | {
         "--clusters",

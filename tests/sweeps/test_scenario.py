@@ -58,7 +58,7 @@ def test_mixed_grid_keeps_each_engine_with_its_kind() -> None:
         (("m", "1xH100", {"ilsl": 1}), "unknown workload field 'ilsl'"),
         (("m", "1xH100", "chatbott"), "unknown workload"),
         (("m", "1xH100", "chatbot", "mfu"), "unknown serving objective"),
-        (("m", "1xH100", "chatbot", "throughput", "sglang"), "not modelled"),
+        (("m", "1xH100", "chatbot", "throughput", "tgi"), "not modelled"),
         (("m", "1xZZZ"), "GPU"),
         (("m", "1xH100", {"isl": -3}), "isl"),
     ],

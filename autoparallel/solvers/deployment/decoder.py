@@ -14,6 +14,7 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving
 from autoparallel.solvers.deployment.space import DeploymentSpace, Engine, deployment_workload
+from autoparallel.solvers.serving.decoder import evaluate_point
 from autoparallel.solvers.settings import SolverStats
 
 BASE_PORT = 8000
@@ -70,6 +71,8 @@ class DeployedEngine(_Frozen):
     """All replicas, US$ per hour."""
     config: ServingConfig
     """One replica's vLLM configuration (`replicas` = its data-parallel ranks)."""
+    engine: str = "vllm"
+    """The serving engine: vllm, sglang or trtllm."""
 
 
 class ModelService(_Frozen):
@@ -121,13 +124,16 @@ def evaluate_engine(space: DeploymentSpace, engine: Engine) -> ServingEstimate:
     """
     fm = space.models[engine.model]
     serving = space.serving[engine.model, engine.pool]
-    est = evaluate_serving(
-        fm.model,
-        serving.cluster,
-        engine.config,
-        deployment_workload(fm.workload),
-        vllm_version=serving.options.vllm_version,
-    )
+    if engine.engine == "vllm":
+        est = evaluate_serving(
+            fm.model,
+            serving.cluster,
+            engine.config,
+            deployment_workload(fm.workload),
+            vllm_version=serving.options.vllm_version,
+        )
+    else:  # the serving space's workload is the deployment workload (space.build_deployment_space)
+        est, _ = evaluate_point(serving, engine.config, engine.engine)
     where = f"deployment solver and float model disagree on {fm.name} {engine.label} on pool {engine.pool}"
     if not est.fits:
         raise InternalError(f"{where}: it cannot start: {'; '.join(est.problems)}")
@@ -235,6 +241,7 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
                 enforce_eager=c.enforce_eager,
                 usd_per_hour=n * e.gpus * pool.usd_per_hour,
                 config=c,
+                engine=e.engine,
             )
         )
     services = _services(space, counts, capacity, objective)

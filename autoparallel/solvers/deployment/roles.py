@@ -136,8 +136,8 @@ def decode_engines(space: ServingSpace, m: int, p: int, times: dict[int, RoleTim
     for i in range(len(space.tables.evaluated)):
         s, r, b, mm = space.unflat(i)
         utils = _starts(space, i)
-        if not utils or space.runtimes[r].kv_cache_dtype != kv:
-            continue
+        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
+            continue  # roles are vLLM engines (NIXL KV transfer)
         st = _times(space, s, r, b, mm)
         if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
             continue
@@ -194,8 +194,8 @@ def prefill_engines(
     for i in range(len(space.tables.evaluated)):
         s, r, b, mm = space.unflat(i)
         utils = _starts(space, i)
-        if not utils or space.runtimes[r].kv_cache_dtype != kv:
-            continue
+        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
+            continue  # roles are vLLM engines (NIXL KV transfer)
         st = _times(space, s, r, b, mm)
         budget = prefill_budget_s(fm, cluster, p, space.shapes[s].tp, decode, decode_s)
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1

@@ -100,6 +100,8 @@ class Engine:
     """`aggregated` (prefill and decode in one engine), `prefill` or `decode` (deployment/roles.py)."""
     prefill_milli_tps: int = 0
     """Prefill engines: prompt tokens/s the engine prefills within its TTFT budget ×1000 (rounded down)."""
+    engine: str = "vllm"
+    """The serving engine that runs it: vllm, sglang or trtllm (`ServingOptions.engines`)."""
 
     @property
     def rating(self) -> int:
@@ -109,7 +111,8 @@ class Engine:
     @property
     def label(self) -> str:
         text = f"tp{self.tp}" + (f"pp{self.pp}" if self.pp > 1 else "")
-        return text + (f"ep{self.ep}" if self.dp > 1 or self.ep > 1 else "")
+        text += f"ep{self.ep}" if self.dp > 1 or self.ep > 1 else ""
+        return text if self.engine == "vllm" else f"{self.engine} {text}"
 
 
 @dataclass
@@ -212,21 +215,23 @@ def build_deployment_space(
 
 
 def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], int]:
-    """The best admissible entry of every shape; and how many admissible shapes node granularity drops."""
+    """The best admissible entry of every (shape, serving engine); and how many admissible ones node
+    granularity drops."""
     node = space.cluster.gpus_per_node
     price_micro = units.micro_usd(space.cluster.gpu.usd_per_hour)
-    best: dict[int, tuple[int, int, int]] = {}  # shape -> (milli tokens/s of one rank, entry, util)
+    best: dict[tuple[int, int], tuple[int, int, int]] = {}  # (shape, engine) -> (tokens/s, entry, util)
+    order = {e: k for k, e in enumerate(space.engines)}
     for i in range(len(space.tables.evaluated)):
         ok = admissible_utils(space, i)
         if not ok:
             continue
-        s = space.unflat(i)[0]
+        key = (space.unflat(i)[0], order[space.engine_of(i)])
         tps = space.tables.tps_milli[i]
-        if s not in best or tps > best[s][0]:
-            best[s] = (tps, i, ok[0])
+        if key not in best or tps > best[key][0]:
+            best[key] = (tps, i, ok[0])
     out: list[Engine] = []
     dropped = 0
-    for s, (tps, i, u) in sorted(best.items()):
+    for (s, _), (tps, i, u) in sorted(best.items()):
         shape = space.shapes[s]
         dp = shape.ep_replicas if shape.ep else 1
         gpus = shape.gpus_per_replica * dp
@@ -256,6 +261,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
                 milli_tokens_per_s=engine_tps,
                 micro_usd_per_hour=price_micro * gpus,
                 config=space.config(s, r, b, u, mm, dp),
+                engine=space.runtimes[r].engine,
             )
         )
     return [e for e in out if e.capacity_milli_rps > 0], dropped
@@ -309,4 +315,7 @@ def admissible_utils(space: ServingSpace, i: int) -> list[int]:
     if w.tpot_ms is not None and t.step_us[i] > units.us_down(w.tpot_ms / 1e3):
         return []
     need = max(t.mem_used_kib[i], t.mml_used_kib[i])
+    if space.engine_of(i) != "vllm":  # SGLang / TensorRT-LLM rows are written at one utilization
+        u = space.engine_util
+        return [u] if need <= space.budget_kib[u] else []
     return [u for u, budget in enumerate(space.budget_kib) if need <= budget]

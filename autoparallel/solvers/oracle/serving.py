@@ -23,7 +23,8 @@ from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.memory.serving import VllmMemoryReport, serving_memory
 from autoparallel.memory.vllm_config import apply_dtype_and_quant
-from autoparallel.perf.serving import ServingEstimate, evaluate_serving
+from autoparallel.perf.serving import ServingEstimate, evaluate_serving, slo_violations
+from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.solvers.serving.space import (
     ServingOptions,
     max_model_len_domain,
@@ -45,6 +46,8 @@ class EnumerationResult(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
+    engine: str | None = None
+    """The best point's serving engine."""
     config: ServingConfig | None
     """The best configuration (None: nothing admissible)."""
     estimate: ServingEstimate | None
@@ -74,33 +77,49 @@ def _memory(model: ModelSpec, cluster: Cluster, config: ServingConfig, version: 
     return hit[1]
 
 
-def points(
+def engine_points(
     model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
-) -> Iterator[ServingConfig]:
-    """Every configuration of the space whose shape vLLM accepts."""
+) -> Iterator[tuple[str, ServingConfig]]:
+    """(engine, configuration) of every point of the space whose shape the model accepts. SGLang and
+    TensorRT-LLM points stay inside one node and take the largest allowed utilization (which they
+    ignore), the space's rules."""
     gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
     mmls = max_model_len_domain(model, workload, options)
+    all_utils = sorted(set(options.gpu_memory_utilizations))
     for shape in shape_domain(model, cluster, options, gpus):
         if shape.violations:
             continue
         counts = [shape.ep_replicas] if shape.ep else range(1, shape.max_replicas + 1)
         for rt in runtime_domain(model, options):
+            if rt.engine != "vllm" and shape.engine_width > cluster.gpus_per_node:
+                continue
+            utils = all_utils if rt.engine == "vllm" else all_utils[-1:]
             for batch in sorted(set(options.max_num_seqs)):
-                for util in sorted(set(options.gpu_memory_utilizations)):
+                for util in utils:
                     for mml in mmls:
                         for replicas in counts:
-                            yield ServingConfig(
-                                tp=shape.tp,
-                                pp=shape.pp,
-                                replicas=replicas,
-                                enable_expert_parallel=shape.ep,
-                                max_num_seqs=batch,
-                                max_model_len=mml,
-                                gpu_memory_utilization=util,
-                                kv_cache_dtype=rt.kv_cache_dtype,
-                                quantization=rt.quantization,
-                                enforce_eager=rt.enforce_eager,
+                            yield (
+                                rt.engine,
+                                ServingConfig(
+                                    tp=shape.tp,
+                                    pp=shape.pp,
+                                    replicas=replicas,
+                                    enable_expert_parallel=shape.ep,
+                                    max_num_seqs=batch,
+                                    max_model_len=mml,
+                                    gpu_memory_utilization=util,
+                                    kv_cache_dtype=rt.kv_cache_dtype,
+                                    quantization=rt.quantization,
+                                    enforce_eager=rt.enforce_eager,
+                                ),
                             )
+
+
+def points(
+    model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
+) -> Iterator[ServingConfig]:
+    """Every configuration of the space whose shape the model accepts (any engine)."""
+    return (config for _, config in engine_points(model, cluster, workload, options))
 
 
 def admissible(estimate: ServingEstimate, config: ServingConfig) -> bool:
@@ -122,10 +141,25 @@ def evaluate_all(
     model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
 ) -> tuple[list[tuple[ServingConfig, ServingEstimate]], int]:
     """(admissible points with their estimates, points evaluated)."""
+    found, count = evaluate_engines(model, cluster, workload, options)
+    return [(config, est) for _, config, est in found], count
+
+
+def evaluate_engines(
+    model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
+) -> tuple[list[tuple[str, ServingConfig, ServingEstimate]], int]:
+    """(admissible (engine, point, estimate) triples, points evaluated). vLLM points by
+    `evaluate_serving`; SGLang and TensorRT-LLM points by `evaluate_engine` (its KV pool rule, speed
+    and start-up problems), the running batch again required to be max_num_seqs."""
     out = []
     count = 0
-    for config in points(model, cluster, workload, options):
+    for engine, config in engine_points(model, cluster, workload, options):
         count += 1
+        if engine != "vllm":
+            est = _engine_estimate(model, cluster, config, workload, engine, options.vllm_version)
+            if est is not None and admissible(est, config):
+                out.append((engine, config, est))
+            continue
         if _weights_cannot_fit(model, cluster, config):
             continue
         memory = _memory(model, cluster, config, options.vllm_version)
@@ -135,8 +169,32 @@ def evaluate_all(
             model, cluster, config, workload, vllm_version=options.vllm_version, memory=memory
         )
         if admissible(est, config):
-            out.append((config, est))
+            out.append((engine, config, est))
     return out, count
+
+
+def _engine_estimate(
+    model: ModelSpec, cluster: Cluster, config: ServingConfig, workload: Serving, engine: str, version: str
+) -> ServingEstimate | None:
+    """SGLang / TensorRT-LLM: the engine's evaluation as an estimate (None: weights exceed the GPU)."""
+    loaded = apply_dtype_and_quant(model, "auto", config.quantization)
+    if (
+        not config.enable_expert_parallel
+        and loaded.weight_bytes() / (config.tp * config.pp) >= cluster.gpu.memory_bytes
+    ):
+        return None
+    ev = evaluate_engine(model, cluster, config, workload, engine, model.name)
+    slo = tuple(slo_violations(ev.perf, workload))
+    memory = _memory(model, cluster, config, version)
+    if not ServingEstimate.__pydantic_complete__:
+        ServingEstimate.model_rebuild(_types_namespace={"VllmMemoryReport": VllmMemoryReport})
+    return ServingEstimate(
+        memory=memory,
+        perf=ev.perf,
+        fits=ev.fits,
+        problems=tuple(p for p in ev.problems if p not in slo),
+        slo_violations=slo,
+    )
 
 
 def enumerate_serving(
@@ -151,16 +209,17 @@ def enumerate_serving(
     start = time.perf_counter()
     options = options or ServingOptions()
     names = (objective,) if isinstance(objective, str) else tuple(objective)
-    found, count = evaluate_all(model, cluster, workload, options)
+    found, count = evaluate_engines(model, cluster, workload, options)
 
-    def key(item: tuple[ServingConfig, ServingEstimate]) -> tuple[float, ...]:
-        return tuple(objective_of(item[1], n) * (1 if n in MAXIMIZED else -1) for n in names)
+    def key(item: tuple[str, ServingConfig, ServingEstimate]) -> tuple[float, ...]:
+        return tuple(objective_of(item[2], n) * (1 if n in MAXIMIZED else -1) for n in names)
 
     best = max(found, key=key, default=None)
     return EnumerationResult(
-        config=best[0] if best else None,
-        estimate=best[1] if best else None,
-        objective_value=objective_of(best[1], names[0]) if best else None,
+        engine=best[0] if best else None,
+        config=best[1] if best else None,
+        estimate=best[2] if best else None,
+        objective_value=objective_of(best[2], names[0]) if best else None,
         evaluated=count,
         admissible=len(found),
         wall_s=time.perf_counter() - start,

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
-from autoparallel.perf.serving import ServingEstimate, evaluate_serving
+from autoparallel.perf.serving import ServingEstimate, evaluate_serving, slo_violations
+from autoparallel.perf.serving_engines import ENGINE_NAMES, EngineEvaluation, evaluate_engine
 from autoparallel.solvers import units
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 
@@ -38,13 +39,20 @@ class RunnerUp(_Frozen):
     """Its float-model estimate."""
     why_lost: str
     """One sentence comparing it with the winner."""
+    engine: str = "vllm"
+    """Its serving engine."""
 
 
 class ServingSolution(_Frozen):
-    """A planned vLLM deployment: the configuration, its float estimate, and how it was decided."""
+    """A planned deployment: the configuration, its float estimate, and how it was decided."""
 
     config: ServingConfig
-    """The vLLM configuration to run."""
+    """The configuration to run (vLLM's vocabulary; `engine` says which engine runs it)."""
+    engine: str = "vllm"
+    """The serving engine: vllm, sglang or trtllm."""
+    engine_eval: EngineEvaluation | None = None
+    """SGLang / TensorRT-LLM: the engine's own evaluation (its KV pool, resolved memory setting);
+    None for vLLM, whose memory is `estimate.memory`."""
     estimate: ServingEstimate
     """Memory and speed from the float model (every number a user sees)."""
     objective: Objective
@@ -59,6 +67,19 @@ class ServingSolution(_Frozen):
     """Best plan with a different (tp, pp, ep) shape, or None when no other shape is feasible."""
     settings: SolverSettings
     """The settings used."""
+    engines: tuple[EngineBest, ...] = ()
+    """With several engines in the space: each engine's best plan, in the options' order."""
+
+
+class EngineBest(_Frozen):
+    """The best plan of one serving engine (the same CP-SAT model with that engine fixed)."""
+
+    engine: str
+    """vllm, sglang or trtllm."""
+    solution: ServingSolution | None
+    """Its best plan (None: no admissible plan on this engine)."""
+    note: str = ""
+    """Why there is none."""
 
 
 def objective_value(estimate: ServingEstimate, name: str) -> float:
@@ -67,7 +88,45 @@ def objective_value(estimate: ServingEstimate, name: str) -> float:
 
 
 def decode(space: ServingSpace, point: Point) -> tuple[ServingConfig, ServingEstimate]:
-    """The configuration of `point`, re-evaluated with the float model and checked against the tables.
+    """`decode_engine` without the engine's own evaluation."""
+    config, est, _ = decode_engine(space, point)
+    return config, est
+
+
+def evaluate_point(
+    space: ServingSpace, config: ServingConfig, engine: str
+) -> tuple[ServingEstimate, EngineEvaluation | None]:
+    """The float model's estimate of `config` on `engine` (vLLM: `evaluate_serving`; SGLang /
+    TensorRT-LLM: `evaluate_engine`, its perf in a `ServingEstimate` beside vLLM's memory report of the
+    same tensors)."""
+    if engine == "vllm":
+        est = evaluate_serving(
+            space.model, space.cluster, config, space.workload, vllm_version=space.options.vllm_version
+        )
+        return est, None
+    from autoparallel.memory.serving import VllmMemoryReport, serving_memory
+
+    if not ServingEstimate.__pydantic_complete__:
+        ServingEstimate.model_rebuild(_types_namespace={"VllmMemoryReport": VllmMemoryReport})
+    ev = evaluate_engine(space.model, space.cluster, config, space.workload, engine, space.model.name)
+    slo = tuple(slo_violations(ev.perf, space.workload))
+    est = ServingEstimate(
+        memory=serving_memory(
+            space.model, space.cluster.gpu, config, vllm_version=space.options.vllm_version
+        ),
+        perf=ev.perf,
+        fits=ev.fits,
+        problems=tuple(p for p in ev.problems if p not in slo),
+        slo_violations=slo,
+    )
+    return est, ev
+
+
+def decode_engine(
+    space: ServingSpace, point: Point
+) -> tuple[ServingConfig, ServingEstimate, EngineEvaluation | None]:
+    """The configuration of `point`, re-evaluated with the float model of its engine and checked
+    against the tables; the engine's own evaluation for SGLang / TensorRT-LLM.
 
     Raises:
         InternalError: the float model says the plan cannot run, runs a smaller batch, misses a
@@ -75,10 +134,9 @@ def decode(space: ServingSpace, point: Point) -> tuple[ServingConfig, ServingEst
             more than rounding.
     """
     config = space.config(point.shape, point.runtime, point.batch, point.util, point.mml, point.replicas)
-    est = evaluate_serving(
-        space.model, space.cluster, config, space.workload, vllm_version=space.options.vllm_version
-    )
-    where = f"solver and float model disagree on {config!r}"
+    engine = space.runtimes[point.runtime].engine
+    est, ev = evaluate_point(space, config, engine)
+    where = f"solver and float model ({ENGINE_NAMES[engine]}) disagree on {config!r}"
     if not est.fits:
         raise InternalError(f"{where}: the float model says it cannot start: {'; '.join(est.problems)}")
     if est.perf.batch_size != config.max_num_seqs:
@@ -103,7 +161,7 @@ def decode(space: ServingSpace, point: Point) -> tuple[ServingConfig, ServingEst
     for what, scaled, exact, tolerance in checks:
         if abs(scaled - exact) > tolerance + 1e-9 * abs(exact):
             raise InternalError(f"{where}: {what} {scaled} in the tables vs {exact:.3f} from the float model")
-    return config, est
+    return config, est, ev
 
 
 def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEstimate) -> tuple[str, ...]:
@@ -115,7 +173,15 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
         nxt = space.batches[b + 1]
         j = space.flat(point.shape, point.runtime, b + 1, point.mml)
         budget = space.budget_kib[point.util]
-        if not t.evaluated[j] or t.mem_used_kib[j] > budget:
+        engine = space.runtimes[point.runtime].engine
+        if engine != "vllm" and (not t.evaluated[j] or t.mem_used_kib[j] > budget):
+            out.append(
+                f"kv_cache: max_num_seqs={nxt} would need {(t.mem_used_kib[j] - t.fixed_kib[j]) / 2**20:.2f} "
+                f"GiB of KV per GPU; the {ENGINE_NAMES[engine]} pool holds "
+                f"{(budget - t.fixed_kib[j]) / 2**20:.2f} GiB "
+                f"({estimate.perf.kv_capacity_seqs} sequences of {w.isl + w.osl // 2} tokens)"
+            )
+        elif not t.evaluated[j] or t.mem_used_kib[j] > budget:
             out.append(
                 f"kv_cache: max_num_seqs={nxt} would need {t.mem_used_kib[j] / 2**20:.2f} GiB per "
                 f"GPU, over the {budget / 2**20:.2f} GiB budget (the KV cache holds "

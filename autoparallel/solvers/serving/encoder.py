@@ -18,6 +18,10 @@ Alternatives measured on DeepSeek-V3 / 4×8 H200 (933 tuples, 1 worker, throughp
 literals); a free `replicas` with total = replicas × replica throughput by
 `add_multiplication_equality`, 0.1-0.4 s; per-tuple replica splits, 0.1-0.3 s; this, ~0.03 s.
 
+The serving engine is one more value of the runtime knob; `engine[...]` literals name it (Σ of that
+engine's runtime literals), so that a caller can fix it (`driver.optimize(..., fixed=...)`, the
+`plan --engine auto` comparison) without a second model.
+
 Each constraint family is behind an enable literal (`family[...]`). A normal solve fixes them true;
 an explanation solve passes them as assumptions so that CP-SAT names the conflicting families.
 """
@@ -55,6 +59,8 @@ class ServingVars:
     mml_used_kib: cp_model.IntVar
     budget_kib: cp_model.LinearExpr
     total_milli_tps: cp_model.IntVar
+    engine: dict[str, cp_model.IntVar] = field(default_factory=dict)
+    """Engine name -> its literal: Σ runtime[r] over the runtimes of that engine."""
     families: dict[str, cp_model.IntVar] = field(default_factory=dict)
 
     def objective_expr(self, name: str) -> cp_model.LinearExprT:
@@ -213,6 +219,23 @@ def _entries(
     return entries
 
 
+def _engines(
+    model: cp_model.CpModel, space: ServingSpace, runtime: list[cp_model.IntVar], util: list[cp_model.IntVar]
+) -> dict[str, cp_model.IntVar]:
+    """The engine knob: engine[e] = Σ runtime[r] over r of engine e (exactly one holds, as runtime is
+    one-hot). SGLang and TensorRT-LLM have no gpu_memory_utilization: choosing one pins that knob to
+    `space.engine_util`, the value their entries were evaluated at."""
+    out: dict[str, cp_model.IntVar] = {}
+    for e in space.engines:
+        lit = model.new_bool_var(f"engine=={e}")
+        members = [x for rt, x in zip(space.runtimes, runtime, strict=True) if rt.engine == e]
+        model.add(LinearExpr.sum(members) == lit).with_name(f"channel[engine=={e}]")
+        if e != "vllm":
+            model.add(util[space.engine_util] == 1).only_enforce_if(lit).with_name(f"utilization[{e}]")
+        out[e] = lit
+    return out
+
+
 def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
     """Variables, tuple tables and every constraint family of `space`.
 
@@ -225,7 +248,8 @@ def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
     runtime = _one_hot(
         model,
         [
-            f"runtime[quantization={r.quantization} kv={r.kv_cache_dtype} eager={r.enforce_eager}]"
+            f"runtime[{'' if r.engine == 'vllm' else r.engine + ' '}quantization={r.quantization} "
+            f"kv={r.kv_cache_dtype} eager={r.enforce_eager}]"
             for r in space.runtimes
         ],
     )
@@ -247,8 +271,10 @@ def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
     v = ServingVars(
         shape, runtime, batch, util, mml, replicas, entries, step, ttft, tps, cost, used, need, budget, total
     )
+    v.engine = _engines(model, space, runtime, util)
     enc = EncodedServing(model, v, space, explain)
     add_architecture_limits(enc)
+    add_single_node_engines(enc)
     add_memory_capacity(enc)
     add_max_model_len(enc)
     add_concurrency(enc)
@@ -266,6 +292,20 @@ def add_architecture_limits(enc: EncodedServing) -> None:
             enc.model.add(x == 0).only_enforce_if(enc.family(f"architecture:{rule}")).with_name(
                 f"{rule}[{s.label}]"
             )
+
+
+def add_single_node_engines(enc: EncodedServing) -> None:
+    """SGLang and TensorRT-LLM engines stay inside one node: their multi-node launch (SGLang
+    `--nnodes/--node-rank/--dist-init-addr`, TensorRT-LLM under MPI) is not emitted, so a wider shape
+    is not offered with them."""
+    node = enc.space.cluster.gpus_per_node
+    for e, lit in enc.vars.engine.items():
+        if e == "vllm":
+            continue
+        for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
+            if s.engine_width > node:
+                ct = enc.model.add_bool_or([x.Not(), lit.Not()])
+                ct.only_enforce_if(enc.family("single_node_engine")).with_name(f"single_node[{e} {s.label}]")
 
 
 def add_memory_capacity(enc: EncodedServing) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from autoparallel.errors import InfeasibleError
 from autoparallel.memory.vllm_config import apply_dtype_and_quant
-from autoparallel.solvers import driver
+from autoparallel.perf.serving_engines import ENGINE_NAMES, engine_kv_for
+from autoparallel.solvers import driver, units
 from autoparallel.solvers.serving.encoder import build
-from autoparallel.solvers.serving.space import ServingSpace, complete_tables
+from autoparallel.solvers.serving.space import ServingSpace, complete_tables, engine_entry_config
 from autoparallel.solvers.settings import SolverSettings
 
 GIB_KIB = 2**20
@@ -30,9 +31,10 @@ def explain_infeasible(
 ) -> InfeasibleError:
     """The InfeasibleError for a space with no admissible plan (to be raised by the caller)."""
     w = space.workload
+    engines = "/".join(ENGINE_NAMES[e] for e in space.engines)
     head = (
-        f"no vLLM deployment of {space.model.name} on {space.gpus}×{space.cluster.gpu.name} serves "
-        f"the {w.name} workload (isl {w.isl}, osl {w.osl}): "
+        f"no {engines} deployment of {space.model.name} on {space.gpus}×{space.cluster.gpu.name} "
+        f"serves the {w.name} workload (isl {w.isl}, osl {w.osl}): "
     )
     if not space.shapes:
         # No (tp, pp) of the allowed degrees can be placed on the cluster: there is nothing to solve.
@@ -82,26 +84,50 @@ def reason(space: ServingSpace, family: str) -> str:
         "tpot_slo": _tpot_reason,
         "request_rate": _rate_reason,
         "concurrency": _concurrency_reason,
+        "single_node_engine": _single_node_reason,
     }[family](space)
+
+
+def _single_node_reason(space: ServingSpace) -> str:
+    node = space.cluster.gpus_per_node
+    wide = sorted({s.engine_width for s in space.shapes if s.engine_width > node and not s.violations})
+    others = [e for e in space.engines if e != "vllm"]
+    return (
+        f"single_node_engine: {', '.join(others)} plans stay inside one node of {node} GPUs (their "
+        f"multi-node launch is not emitted); the wider shapes need {', '.join(map(str, wide))} GPUs"
+    )
 
 
 def _memory_reason(space: ServingSpace) -> str:
     runtimes = {r.quantization for r in space.runtimes}
     need = min(apply_dtype_and_quant(space.model, "auto", q).weight_bytes() for q in runtimes) / 1024
     top, util = max(space.budget_kib), max(space.utilizations)
-    text = (
-        f"weights alone need {_gib(need)}; {space.gpus}×{space.cluster.gpu.name} offer "
-        f"{_gib(top * space.gpus)} usable at gpu_memory_utilization {util:g}"
-    )
+    if "vllm" in space.engines:
+        offer = f"{_gib(top * space.gpus)} usable at gpu_memory_utilization {util:g}"
+    else:
+        offer = f"{_gib(units.kib_down(space.cluster.gpu.memory_bytes) * space.gpus)} in all"
+    text = f"weights alone need {_gib(need)}; {space.gpus}×{space.cluster.gpu.name} offer {offer}"
     t = space.tables
     valid = [i for i in range(len(t.mem_used_kib)) if not space.shapes[_shape_of(space, i)].violations]
-    if valid:
-        i = min(valid, key=lambda k: t.mem_used_kib[k])
+    vllm = [i for i in valid if space.engine_of(i) == "vllm"]
+    if vllm:
+        i = min(vllm, key=lambda k: t.mem_used_kib[k])
         weights = t.weights_kib[i // (len(space.batches) * len(space.max_model_lens))]
         used = t.mem_used_kib[i]
         text += (
             f"; the smallest per-GPU need ({_entry_label(space, i)}) is {_gib(used)}: weights "
             f"{_gib(weights)} + activations, graphs and KV {_gib(used - weights)} > {_gib(top)}"
+        )
+    others = [i for i in valid if space.engine_of(i) != "vllm"]
+    if others:  # SGLang / TensorRT-LLM: their own pool rule, in their own words
+        i = min(others, key=lambda k: t.mem_used_kib[k])  # need − pool, shifted
+        s, r, b, m = space.unflat(i)
+        engine = space.runtimes[r].engine
+        kv, _ = engine_kv_for(engine, space.model, space.cluster, engine_entry_config(space, s, r, b, m))
+        text += (
+            f"; {ENGINE_NAMES[engine]} at best ({_entry_label(space, i)}, {kv.rule}): weights "
+            f"{kv.weights_gib:.2f} GiB per GPU leave a KV pool of {max(kv.kv_cache_gib, 0.0):.2f} GiB "
+            f"({kv.kv_cache_tokens:,} tokens), {_gib(t.mem_used_kib[i] - t.fixed_kib[i])} needed"
         )
     return "memory: " + text
 

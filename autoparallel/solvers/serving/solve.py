@@ -20,15 +20,16 @@ from autoparallel.objectives import Chain, parse_objective
 from autoparallel.solvers import driver
 from autoparallel.solvers.serving import explain, remedies
 from autoparallel.solvers.serving.decoder import (
+    EngineBest,
     Objective,
     RunnerUp,
     ServingSolution,
     binding_constraints,
-    decode,
+    decode_engine,
     objective_value,
     why_lost,
 )
-from autoparallel.solvers.serving.encoder import build, candidate_entries
+from autoparallel.solvers.serving.encoder import EncodedServing, build, candidate_entries
 from autoparallel.solvers.serving.space import Point, ServingOptions, ServingSpace, build_space
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
@@ -102,16 +103,63 @@ def _solve_top(
     point = driver.optimize(enc, chain, run) if enc is not None else None
     if enc is None or point is None:
         raise explain.explain_infeasible(space, settings, deadline)
-    more = driver.k_best(enc, chain, point, max(top, 2 if runner_up else 1), settings, deadline=deadline)
+    bests: list[tuple[str, Point | None, driver.Run | None, str]] = []
+    if len(space.options.engines) > 1:  # before k_best: its no-good cuts stay in the model
+        bests = engine_bests(enc, chain, settings, deadline)
+        # Equal optima (every objective level): the engine listed first (vllm, sglang, trtllm) is the plan.
+        tied = [(p, r) for _, p, r, _ in bests if p is not None and r is not None and r.values == run.values]
+        if tied and run.status == "OPTIMAL" and tied[0][1].status == "OPTIMAL":
+            point, run = tied[0]
     best = make_solution(space, chain, objective, point, run)
+    if bests:
+        entries = tuple(
+            EngineBest(
+                engine=e,
+                solution=None if p is None or r is None else make_solution(space, chain, objective, p, r),
+                note=note,
+            )
+            for e, p, r, note in bests
+        )
+        best = best.model_copy(update={"engines": entries})
+    more = driver.k_best(enc, chain, point, max(top, 2 if runner_up else 1), settings, deadline=deadline)
     out = [best]
     for other, other_run in more[: top - 1]:
         out.append(make_solution(space, chain, objective, other, other_run))
     if runner_up and more:
-        config, est = decode(space, more[0][0])
+        config, est, _ = decode_engine(space, more[0][0])
         name = next(iter(chain))
         why = why_lost(name, best.estimate, best.config, est, config)
-        out[0] = best.model_copy(update={"runner_up": RunnerUp(config=config, estimate=est, why_lost=why)})
+        engine = space.runtimes[more[0][0].runtime].engine
+        ru = RunnerUp(config=config, estimate=est, why_lost=why, engine=engine)
+        out[0] = best.model_copy(update={"runner_up": ru})
+    return out
+
+
+def engine_bests(
+    enc: EncodedServing, chain: Chain, settings: SolverSettings, deadline: float
+) -> list[tuple[str, Point | None, driver.Run | None, str]]:
+    """Each engine's optimum: the same CP-SAT model optimized with that engine's literal fixed
+    (`driver.optimize(fixed=...)`); (engine, point or None, its run, why there is none)."""
+    out: list[tuple[str, Point | None, driver.Run | None, str]] = []
+    for engine in enc.space.options.engines:
+        lit = enc.vars.engine.get(engine)
+        if lit is None:
+            out.append(
+                (engine, None, None, "no allowed precision runs on it (--kv-cache-dtype / --quantization)")
+            )
+            continue
+        run = driver.Run(settings, deadline=deadline)
+        try:
+            point = driver.optimize(enc, chain, run, fixed=[lit])
+        except SolverTimeoutError:
+            out.append((engine, None, None, "no plan found within the time limit"))
+            continue
+        note = (
+            ""
+            if point is not None
+            else "no admissible plan under the same limits (memory, SLOs, concurrency, rate)"
+        )
+        out.append((engine, point, run, note))
     return out
 
 
@@ -119,9 +167,11 @@ def make_solution(
     space: ServingSpace, chain: Chain, objective: Objective, point: Point, run: driver.Run
 ) -> ServingSolution:
     """The decoded, float-checked plan of `point`."""
-    config, est = decode(space, point)
+    config, est, ev = decode_engine(space, point)
     return ServingSolution(
         config=config,
+        engine=space.runtimes[point.runtime].engine,
+        engine_eval=ev,
         estimate=est,
         objective=objective,
         objective_value=objective_value(est, next(iter(chain))),

@@ -9,7 +9,15 @@ Knobs and domains (each one variable in the CP-SAT model, never a list of whole 
   are sharded over tp × replicas ranks (vLLM `--data-parallel-size R --enable-expert-parallel`),
   so R is part of the shape. Shapes that break an architecture rule stay in the space with the
   rule's name, so that an infeasible request can say which rule blocked it.
-- runtime: (weight quantization, KV-cache dtype, enforce_eager), from `ServingOptions`.
+- runtime: (serving engine, weight quantization, KV-cache dtype, enforce_eager), from `ServingOptions`.
+  The engine (vLLM, SGLang, TensorRT-LLM) is one more categorical value of it: an entry of another
+  engine is that engine's float model (`perf.serving_engines.evaluate_engine`): its KV pool rule
+  (`--mem-fraction-static`, `free_gpu_memory_fraction`), its running-request cap and step token
+  budget, its efficiency factors. SGLang and TensorRT-LLM have no `gpu_memory_utilization`: their
+  entries are evaluated at the largest allowed value (`engine_util`), and the encoder pins that knob
+  there when they are chosen. Their memory is written in vLLM's currency (usage against the budget
+  of that utilization): usage = budget − the engine's KV pool + the KV the entry needs, so the memory
+  family, the headroom objective and the explanations read every engine alike.
 - max_num_seqs on a grid of 2^k and 3 · 2^k; max_model_len and gpu_memory_utilization from lists.
 
 A configuration is admissible when vLLM starts (memory), the KV cache holds max_num_seqs average
@@ -25,12 +33,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
+from autoparallel.perf.serving_efficiency import ENGINES
+from autoparallel.perf.serving_engines import engine_runtime_problem, evaluate_engine
 from autoparallel.solvers import units
 from autoparallel.solvers.problem import Problem
 from autoparallel.solvers.serving.memory_terms import MemoryTerms
@@ -74,6 +84,16 @@ class ServingOptions(BaseModel):
     """Use at most this many GPUs (None: the whole cluster)."""
     vllm_version: str = "0.32"
     """vLLM release whose memory accounting applies (0.21 or later)."""
+    engines: tuple[str, ...] = ("vllm",)
+    """Serving engines the planner may choose: vllm, sglang, trtllm (`perf.serving_efficiency.ENGINES`)."""
+
+    @field_validator("engines")
+    @classmethod
+    def _known_engines(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [e for e in value if e not in ENGINES]
+        if bad or not value:
+            raise ValueError(f"engines must be among {', '.join(ENGINES)}; got {', '.join(value) or 'none'}")
+        return tuple(dict.fromkeys(value))
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,11 @@ class Shape:
         return self.tp * self.ep_replicas if self.ep else 1
 
     @property
+    def engine_width(self) -> int:
+        """GPUs one engine process group spans: tp × pp, or tp × data ranks with EP."""
+        return self.tp * self.ep_replicas if self.ep else self.gpus_per_replica
+
+    @property
     def label(self) -> str:
         text = f"tp={self.tp} pp={self.pp}"
         return text + (f" ep={self.tp * self.ep_replicas}" if self.ep else "")
@@ -107,11 +132,12 @@ class Shape:
 
 @dataclass(frozen=True)
 class Runtime:
-    """One value of the runtime knob: precisions and CUDA graphs."""
+    """One value of the runtime knob: the serving engine, precisions and CUDA graphs."""
 
     quantization: str | None
     kv_cache_dtype: str
     enforce_eager: bool
+    engine: str = "vllm"
 
 
 @dataclass
@@ -162,6 +188,21 @@ class ServingSpace(Problem["Serving", ServingOptions]):
     """The float model's numbers per (shape, runtime, batch, max_model_len), scaled to integers."""
     memo: MemoryTerms | None = dataclasses.field(default=None, repr=False, compare=False)
     """Memoized memory terms, reused when the tables are completed for an explanation."""
+
+    @property
+    def engines(self) -> tuple[str, ...]:
+        """The engines of the runtime knob's values, in the options' order."""
+        return tuple(dict.fromkeys(r.engine for r in self.runtimes))
+
+    @property
+    def engine_util(self) -> int:
+        """The utilization index SGLang and TensorRT-LLM entries are evaluated at (they have no such
+        knob): the largest allowed value."""
+        return len(self.utilizations) - 1
+
+    def engine_of(self, i: int) -> str:
+        """The engine of flat table index `i`."""
+        return self.runtimes[self.unflat(i)[1]].engine
 
     def flat(self, s: int, r: int, b: int, m: int) -> int:
         """Flat table index of (shape, runtime, batch, max_model_len)."""
@@ -243,18 +284,31 @@ def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gp
 
 
 def runtime_domain(model: ModelSpec, options: ServingOptions) -> tuple[Runtime, ...]:
-    """Allowed (quantization, KV dtype, eager) triples; online quantization needs a plain checkpoint."""
-    out = []
-    for quant in dict.fromkeys(options.quantizations):
-        if quant is not None and model.quantization is not None and model.quantization.method.value != quant:
-            continue
-        for kv in dict.fromkeys(options.kv_cache_dtypes):
-            for eager in dict.fromkeys(options.enforce_eager):
-                out.append(Runtime(quant, kv, eager))
-    if not out:
+    """Allowed (engine, quantization, KV dtype, eager) values; online quantization needs a plain
+    checkpoint, and an engine keeps only the precisions it can run (`engine_runtime_problem`)."""
+    quants = [
+        q
+        for q in dict.fromkeys(options.quantizations)
+        if q is None or model.quantization is None or model.quantization.method.value == q
+    ]
+    if not quants:
         raise InputError(
             f"no allowed quantization applies to {model.name} "
             f"(checkpoint: {model.quantization.method.value if model.quantization else 'none'})"
+        )
+    out, refused = [], []
+    for engine in options.engines:
+        for quant in quants:
+            for kv in dict.fromkeys(options.kv_cache_dtypes):
+                problem = engine_runtime_problem(engine, quant, kv)
+                if problem is not None:
+                    refused.append(problem)
+                    continue
+                for eager in dict.fromkeys(options.enforce_eager):
+                    out.append(Runtime(quant, kv, eager, engine))
+    if not out:
+        raise InputError(
+            "no allowed precision runs on the chosen engine(s): " + "; ".join(dict.fromkeys(refused))
         )
     return tuple(out)
 
@@ -328,16 +382,23 @@ def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
     mem = space.memo
     t = _empty_tables()
     top_budget = max(space.budget_kib)
-    for shape in space.shapes:
-        for rt in space.runtimes:
+    for s, shape in enumerate(space.shapes):
+        for r, rt in enumerate(space.runtimes):
             weights = mem.weights(shape.tp, shape.pp, shape.ep_ranks, rt.quantization)
             weights_kib = units.kib_up(max(weights))
             t.weights_kib.append(weights_kib)
-            skip = bool(shape.violations) or (weights_kib >= top_budget and not complete)
-            for batch in space.batches:
-                for mml in space.max_model_lens:
+            limit = top_budget if rt.engine == "vllm" else units.kib_down(space.cluster.gpu.memory_bytes)
+            # SGLang / TensorRT-LLM engines wider than a node are ruled out (encoder:
+            # add_single_node_engines); their numbers only matter to an explanation.
+            wide = rt.engine != "vllm" and shape.engine_width > space.cluster.gpus_per_node
+            skip = bool(shape.violations) or ((weights_kib >= limit or wide) and not complete)
+            for b, batch in enumerate(space.batches):
+                for m, mml in enumerate(space.max_model_lens):
                     if skip:
                         _placeholder(t, weights_kib)
+                        continue
+                    if rt.engine != "vllm":
+                        _engine_entry(space, t, s, r, b, m, complete=complete)
                         continue
                     used, need, fixed, tokens = mem.terms(shape, rt, batch, mml)
                     t.mem_used_kib.append(units.kib_up(used))
@@ -402,3 +463,59 @@ def _times(space: ServingSpace, t: ServingTables, shape: Shape, rt: Runtime, bat
     t.ttft_us.append(units.us_up(ttft_s))
     t.tps_milli.append(units.milli_tokens_down(tps))
     t.cost_micro_usd.append(units.micro_usd(usd))
+
+
+def engine_entry_config(space: ServingSpace, s: int, r: int, b: int, m: int) -> ServingConfig:
+    """The configuration an SGLang / TensorRT-LLM entry is evaluated with: one replica (the EP engine's
+    data ranks with EP: they size its pool), at `engine_util`."""
+    shape = space.shapes[s]
+    return space.config(s, r, b, space.engine_util, m, shape.ep_replicas if shape.ep else 1)
+
+
+def _engine_entry(
+    space: ServingSpace, t: ServingTables, s: int, r: int, b: int, m: int, *, complete: bool
+) -> None:
+    """One SGLang / TensorRT-LLM entry from `evaluate_engine` (the float model the decoder re-checks):
+    memory shifted into vLLM's currency (module docstring), times and throughput as for vLLM.
+
+    The KV comparisons are decided in exact integers (tokens) and the KiB figures nudged by at most
+    the rounding, so that the tables admit exactly what the float model admits."""
+    engine = space.runtimes[r].engine
+    config = engine_entry_config(space, s, r, b, m)
+    alone = space.workload.model_copy(update={"concurrency": None, "request_rate": None})
+    ev = evaluate_engine(space.model, space.cluster, config, alone, engine, space.model.name)
+    kv = ev.memory
+    budget = space.budget_kib[space.engine_util]
+    per_token = kv.kv_bytes_per_token_per_gpu
+    per_seq = (
+        math.ceil(math.ceil(space.workload.isl + space.workload.osl / 2.0) / kv.block_size) * kv.block_size
+    )
+    pool = units.kib_down(kv.kv_cache_tokens * per_token) if kv.kv_cache_gib > 0 else 0
+    tokens = kv.kv_cache_tokens if kv.kv_cache_gib > 0 else 0
+    starts = tokens >= space.max_model_lens[m] and ev.fits
+
+    def need(n_tokens: int, admitted: bool) -> int:
+        kib = units.kib_up(n_tokens * per_token)
+        return min(kib, pool) if admitted else max(kib, pool + 1)
+
+    fixed, batch = budget - pool, space.batches[b]
+    t.mem_used_kib.append(fixed + need(batch * per_seq, tokens >= batch * per_seq))
+    t.mml_used_kib.append(fixed + need(space.max_model_lens[m], starts))
+    t.fixed_kib.append(fixed)
+    if ev.perf.batch_size < batch and ev.perf.batch_limit != "kv_cache":
+        _optimistic_times(t)  # the engine caps running requests below b: never admissible
+        t.mem_used_kib[-1] = max(t.mem_used_kib[-1], budget + 1)
+        return
+    if not complete and max(t.mem_used_kib[-1], t.mml_used_kib[-1]) > budget:
+        _optimistic_times(t)
+        return
+    p = ev.perf
+    if not (0 < p.output_tokens_per_s_per_replica < math.inf):  # no sequence fits: nothing runs
+        _optimistic_times(t)
+        t.mem_used_kib[-1] = max(t.mem_used_kib[-1], budget + 1)
+        return
+    t.evaluated.append(True)
+    t.step_us.append(units.us_up(p.tpot_ms / 1e3))
+    t.ttft_us.append(units.us_up(p.ttft_ms / 1e3))
+    t.tps_milli.append(units.milli_tokens_down(p.output_tokens_per_s_per_replica))
+    t.cost_micro_usd.append(units.micro_usd(p.usd_per_million_tokens))

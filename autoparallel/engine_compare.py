@@ -1,0 +1,155 @@
+"""`plan --engine auto`: vLLM, SGLang and TensorRT-LLM side by side, and why the winner wins.
+
+Each engine's best plan comes from the serving planner with that engine fixed (the same CP-SAT model,
+`solvers/serving/solve.engine_bests`); here they are only compared. The reason is read from the
+numbers of the two plans (never canned): what differs first among the GPUs in use, the running batch
+(and what caps the loser's: its KV pool under its memory rule, an SLO, the concurrency), the step time
+at that batch (the engines' efficiency factors) and TTFT (the step token budget, request overhead).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from autoparallel.objectives import SERVING, parse_objective
+from autoparallel.perf.serving_engines import ENGINE_NAMES
+
+if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
+    from autoparallel.plan import ServingPlan
+
+TIE = 1e-6
+"""Relative difference of the primary objective below which two engines tie."""
+
+
+def _primary(plan: ServingPlan) -> str:
+    chain = parse_objective(plan.objective, "serving") if plan.objective in SERVING else ("throughput",)
+    first = next(iter(chain))
+    return first if isinstance(first, str) else "throughput"
+
+
+def _value(plan: ServingPlan, name: str) -> float:
+    return float(getattr(plan.perf, SERVING[name].attribute or "output_tokens_per_s"))
+
+
+def _batch_cap(plan: ServingPlan) -> str:
+    """What stops the plan's next larger running batch (its first binding line), shortened."""
+    for line in plan.binding:
+        if not line.startswith("gpus:"):
+            return line
+    return "the largest max_num_seqs allowed"
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def _runtime(c: ServingConfig) -> str:
+    text = f"weights {c.quantization or 'as loaded'}, KV {c.kv_cache_dtype}"
+    return text + (", eager" if c.enforce_eager else "")
+
+
+def _width(plan: ServingPlan) -> int:
+    """GPUs one engine (process group) of the plan spans."""
+    c = plan.config
+    return c.tp * c.replicas if c.enable_expert_parallel else c.gpus_per_replica
+
+
+def _efficiency_diff(a: ServingPlan, b: ServingPlan) -> str:
+    ea, eb = a.perf.efficiency.model_dump(), b.perf.efficiency.model_dump()
+    diffs = [f"{k} {_fmt(ea[k])} vs {_fmt(eb[k])}" for k in ea if k != "source" and ea[k] != eb[k]]
+    return ", ".join(diffs) if diffs else "the same efficiency factors"
+
+
+def why(winner: ServingPlan, other: ServingPlan) -> str:
+    """One sentence: why `winner` beats `other` (or ties with it), from their numbers."""
+    name = _primary(winner)
+    mine, theirs = _value(winner, name), _value(other, name)
+    w_name, o_name = ENGINE_NAMES[winner.engine], ENGINE_NAMES[other.engine]
+    delta = (theirs - mine) / abs(mine) if mine else 0.0
+    if abs(delta) <= TIE:
+        return (
+            f"{o_name} ties with {w_name} on {name} ({_num(mine)}): same running batch "
+            f"{winner.perf.batch_size:g} and TPOT {winner.perf.tpot_ms:.1f} ms at the binding limit "
+            f"({_batch_cap(winner)}); equal optima go to the engine listed first"
+        )
+    head = f"{o_name} {name} {_num(theirs)} vs {_num(mine)} ({100 * delta:+.1f}%)"
+    wc, oc, wp, op = winner.config, other.config, winner.perf, other.perf
+    if _runtime(oc) != _runtime(wc):  # the engines allow different precisions (engine_runtime_problem)
+        head += f" [it runs {_runtime(oc)} where {w_name} runs {_runtime(wc)}]"
+    if oc.gpus != wc.gpus:
+        gpus = next((line for line in other.binding if line.startswith("gpus:")), f"{oc.gpus} GPUs")
+        text = (
+            f"{head}: it uses {oc.gpus} GPUs ({oc.replicas} x tp={oc.tp} pp={oc.pp}) where {w_name} uses "
+            f"{wc.gpus} ({wc.replicas} x tp={wc.tp} pp={wc.pp}); {gpus}"
+        )
+        node = winner.cluster.gpus_per_node
+        if other.engine != "vllm" and _width(winner) > node:
+            text += (
+                f"; {o_name} engines stay inside one node of {node} GPUs (their multi-node launch is not "
+                f"emitted), while {w_name}'s best engine spans {_width(winner)}"
+            )
+        return text
+    if op.batch_size != wp.batch_size:
+        cap = _batch_cap(other)
+        text = (
+            f"{head}: running batch {op.batch_size:g} vs {wp.batch_size:g} per replica; {o_name}'s is capped "
+            f"by {cap}"
+        )
+        if cap.startswith(("tpot_slo", "ttft_slo")):  # the step time decides the batch an SLO admits
+            text += (
+                f"; {w_name} runs batch {wp.batch_size:g} at TPOT {wp.tpot_ms:.1f} ms, TTFT "
+                f"{wp.ttft_ms:.0f} ms (efficiency factors: {_efficiency_diff(other, winner)})"
+            )
+        return (
+            f"{text}. KV pool {other.kv_cache_tokens:,} vs {winner.kv_cache_tokens:,} tokens "
+            f"({other.memory_rule} vs {winner.memory_rule})"
+        )
+    if abs(op.tpot_ms - wp.tpot_ms) > 1e-9:
+        return (
+            f"{head}: same batch {wp.batch_size:g}, step time {op.tpot_ms:.2f} vs {wp.tpot_ms:.2f} ms "
+            f"(efficiency factors: {_efficiency_diff(other, winner)})"
+        )
+    return (
+        f"{head}: same batch and step time; TTFT {op.ttft_ms:.0f} vs {wp.ttft_ms:.0f} ms (step token "
+        f"budget, request overhead: {_efficiency_diff(other, winner)})"
+    )
+
+
+def _row(plan: ServingPlan) -> dict[str, Any]:
+    p, c = plan.perf, plan.config
+    return {
+        "config": {**c.model_dump(mode="json"), "gpus": c.gpus},
+        "output_tokens_per_s": p.output_tokens_per_s,
+        "output_tokens_per_s_per_gpu": p.output_tokens_per_s_per_gpu,
+        "ttft_ms": p.ttft_ms,
+        "tpot_ms": p.tpot_ms,
+        "batch_size": p.batch_size,
+        "batch_limit": p.batch_limit,
+        "kv_cache_tokens": plan.kv_cache_tokens,
+        "memory_rule": plan.memory_rule,
+        "usd_per_million_tokens": p.usd_per_million_tokens,
+        "command": plan.command,
+        "binding": list(plan.binding),
+    }
+
+
+def comparison_dict(plan: ServingPlan) -> dict[str, Any]:
+    """`comparison` of the plan's JSON: winner, one entry per engine (its best plan's numbers, or why
+    there is none), and the reason against each other engine."""
+    engines = []
+    for best in plan.engines:
+        entry: dict[str, Any] = {"engine": best.engine, "feasible": best.plan is not None}
+        if best.plan is not None:
+            entry.update(_row(best.plan))
+            entry["winner"] = best.engine == plan.engine
+            if best.engine != plan.engine:
+                entry["why_not"] = why(plan, best.plan)
+        else:
+            entry["note"] = best.note
+        engines.append(entry)
+    return {"objective": plan.objective, "winner": plan.engine, "engines": engines}

@@ -1,0 +1,174 @@
+"""`plan --engine vllm|sglang|trtllm|auto`, `pareto --engine` and sweep scenarios with an engine."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import pytest
+import yaml
+from test_engines import _check_schema, _parse_sglang
+
+from autoparallel.cli import main
+from autoparallel.frameworks.trtllm import TRTLLM_YAML_SCHEMA
+
+MODEL, CLUSTER = "meta-llama/Llama-3.1-8B-Instruct", "1x2xH100"
+
+
+def _plan_json(capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
+    assert main(["plan", MODEL, "--cluster", CLUSTER, "--json", "--disagg", "off", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_auto_json_compares_the_three_engines(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _plan_json(capsys, "--engine", "auto", "--isl", "4096", "--osl", "512")
+    comp = out["comparison"]
+    assert [e["engine"] for e in comp["engines"]] == ["vllm", "sglang", "trtllm"]
+    assert comp["winner"] == out["engine"] and "deployment" in out
+    for entry in comp["engines"]:
+        assert entry["feasible"]
+        for key in (
+            "output_tokens_per_s",
+            "output_tokens_per_s_per_gpu",
+            "ttft_ms",
+            "tpot_ms",
+            "kv_cache_tokens",
+        ):
+            assert entry[key] > 0
+        assert entry["winner"] == (entry["engine"] == out["engine"])
+        assert ("why_not" in entry) == (entry["engine"] != out["engine"])
+    best = max(e["output_tokens_per_s"] for e in comp["engines"])
+    assert out["perf"]["output_tokens_per_s"] == pytest.approx(best)
+    # the engines' memory rules differ, so their KV pools do
+    assert len({e["kv_cache_tokens"] for e in comp["engines"]}) == 3
+
+
+def test_sglang_plan_emits_sglang_only(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _plan_json(capsys, "--engine", "sglang")
+    assert out["engine"] == "sglang" and "vllm" not in out and "comparison" not in out
+    assert "gpu_memory_utilization" not in out["config"]
+    ns = _parse_sglang(out["sglang"]["command"])  # the package's own SGLang flag check
+    c = out["config"]
+    assert ns.max_running_requests == c["max_num_seqs"] and ns.context_length == c["max_model_len"]
+    assert ns.mem_fraction_static == out["memory"]["mem_fraction_static"]
+    assert ns.tp_size == c["tp"] and (ns.dp_size or 1) == c["replicas"]
+    assert (
+        "vllm" not in out["sglang"]["command"] and "--gpu-memory-utilization" not in out["sglang"]["command"]
+    )
+
+
+def test_trtllm_plan_yaml_follows_the_llm_api_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _plan_json(capsys, "--engine", "trtllm")
+    art = out["trtllm"]
+    doc = yaml.safe_load(art["extra_options_yaml"])
+    _check_schema(doc, TRTLLM_YAML_SCHEMA)
+    assert doc["max_batch_size"] == out["config"]["max_num_seqs"]
+    line = shlex.split(art["command"])
+    assert line[:2] == ["trtllm-serve", MODEL] and art["extra_options_file"] in line
+    assert out["memory"]["engine"] == "trtllm" and out["memory"]["kv_cache_tokens"] > 0
+
+
+def test_default_engine_is_vllm_and_unchanged(capsys: pytest.CaptureFixture[str]) -> None:
+    default = _plan_json(capsys)
+    explicit = _plan_json(capsys, "--engine", "vllm")
+    for key in ("config", "memory", "perf", "vllm", "binding", "engine"):
+        assert default[key] == explicit[key], key
+    assert default["engine"] == "vllm" and default["vllm"]["command"].startswith("vllm serve")
+    assert "comparison" not in default and "sglang" not in default
+
+
+def test_auto_text_says_which_engine_wins_and_why(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["plan", MODEL, "--cluster", CLUSTER, "--engine", "auto", "--isl", "4096", "--osl", "512"]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "Engines compared" in text and "why:" in text
+    for name in ("vLLM", "SGLang", "TensorRT-LLM"):
+        assert name in text.split("Engines compared")[1]
+
+
+def test_engine_refusals(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", MODEL, "--cluster", CLUSTER, "--engine", "sglang", "--disagg", "on"]) == 2
+    assert (
+        main(
+            [
+                "plan",
+                MODEL,
+                "--cluster",
+                CLUSTER,
+                "--train",
+                "--seq-len",
+                "2048",
+                "--global-batch",
+                "8",
+                "--engine",
+                "sglang",
+            ]
+        )
+        == 2
+    )
+    assert main(["plan", MODEL, "--cluster", CLUSTER, "--engine", "trtllm", "--quantization", "fp8"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "does not quantize weights online" in err
+
+
+def test_pareto_with_engines(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "pareto",
+        MODEL,
+        "--cluster",
+        "1x1xH100",
+        "--engine",
+        "trtllm",
+        "--objectives",
+        "throughput,ttft",
+        "--json",
+    ]
+    assert main(argv) == 0
+    points = json.loads(capsys.readouterr().out)["points"]
+    assert points and {p["engine"] for p in points} == {"trtllm"}
+
+
+def test_sweep_scenarios_record_the_engine(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {"scenarios": [{"model": MODEL, "cluster": "1x1xH100", "engine": e} for e in ("sglang", "auto")]}
+        )
+    )
+    out = tmp_path / "r.jsonl"
+    assert main(["sweep", str(spec), "--out", str(out), "--workers", "1"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["engine"] for r in rows] == ["sglang", "auto"]
+    assert rows[0]["plan_engine"] == "sglang" and rows[1]["plan_engine"] in ("vllm", "sglang", "trtllm")
+    assert all(r["status"] == "ok" for r in rows)
+
+
+def test_deployment_planner_takes_the_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _plan_json(capsys, "--engine", "sglang")
+    engines = out["deployment"]["engines"]
+    assert engines and all(e["engine"] == "sglang" and "vllm" not in e for e in engines)
+    for e in engines:
+        for replica in e["sglang"]["commands"]:
+            (line,) = replica[0]
+            ns = _parse_sglang(line.rsplit(" --port ", 1)[0])
+            assert ns.max_running_requests == e["max_num_seqs"] and ns.tp_size >= e["tp"]
+
+
+def test_deployment_candidates_are_each_engines_float_model() -> None:
+    from autoparallel.models import load_model
+    from autoparallel.solvers.deployment import FleetModel, build_deployment_space, solve_space
+    from autoparallel.solvers.deployment.decoder import evaluate_engine
+    from autoparallel.solvers.serving.space import ServingOptions
+    from autoparallel.workload import Serving
+
+    fleet = [FleetModel(load_model(MODEL), Serving(isl=4096, osl=512, tpot_ms=100))]
+    opts = ServingOptions(engines=("vllm", "sglang", "trtllm"), max_num_seqs=(16, 64, 96, 128))
+    space = build_deployment_space(
+        fleet, __import__("autoparallel").Cluster.parse("1x4xH100"), opts, prune=False
+    )
+    assert {e.engine for e in space.engines} == {"vllm", "sglang", "trtllm"}
+    for e in space.engines:  # the decoder re-evaluates each with its engine's float model
+        assert evaluate_engine(space, e).perf.batch_size == e.config.max_num_seqs
+    plan = solve_space(build_deployment_space(fleet, space.cluster, opts), "throughput")
+    assert plan.solver.status == "OPTIMAL" and plan.gpus_used == 4

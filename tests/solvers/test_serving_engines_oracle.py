@@ -1,0 +1,209 @@
+"""The engine dimension of the serving planner (vLLM, SGLang, TensorRT-LLM): CP-SAT against the
+brute-force oracle, decoded plans against the engine's own float model, and the --engine auto
+comparison's machinery (each engine's best from the same model with the engine fixed)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from autoparallel.errors import InfeasibleError, InputError
+from autoparallel.hardware import Cluster
+from autoparallel.models import ModelSpec, load_model
+from autoparallel.objectives import value
+from autoparallel.perf.serving_engines import evaluate_engine
+from autoparallel.solvers.oracle.serving import enumerate_serving
+from autoparallel.solvers.serving.solve import solve_serving
+from autoparallel.solvers.serving.space import ServingOptions, build_space
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.workload import Serving
+
+MODELS = ("meta-llama/Llama-3.1-8B", "Qwen/Qwen3-30B-A3B", "Qwen/Qwen3-8B")
+CLUSTERS = ("1x1xH100", "1x2xH100", "1x2xL4", "2x1xL40S")
+ENGINES = ("vllm", "sglang", "trtllm")
+SETTINGS = SolverSettings(workers=1, seed=0, time_limit_s=30.0)
+ABS_TOL = {"throughput": 0.05, "ttft": 2e-3, "tpot": 2e-3, "cost": 1e-5, "memory": 1e-5}
+
+
+@cache
+def _model(name: str) -> ModelSpec:
+    return load_model(name)
+
+
+@cache
+def _cluster(spec: str) -> Cluster:
+    return Cluster.parse(spec)
+
+
+workloads = st.builds(
+    Serving,
+    isl=st.sampled_from((128, 1024, 4096)),
+    osl=st.sampled_from((32, 256)),
+    concurrency=st.one_of(st.none(), st.integers(1, 64)),
+    ttft_ms=st.one_of(st.none(), st.integers(50, 3000).map(float)),
+    tpot_ms=st.one_of(st.none(), st.integers(5, 120).map(float)),
+    request_rate=st.one_of(st.none(), st.sampled_from((0.5, 40.0))),
+)
+
+
+@st.composite
+def options(draw: st.DrawFn) -> ServingOptions:
+    engines = draw(st.lists(st.sampled_from(ENGINES), min_size=1, max_size=3, unique=True))
+    seqs = draw(st.lists(st.sampled_from((1, 4, 16, 64, 256, 1024)), min_size=2, max_size=3, unique=True))
+    return ServingOptions(
+        engines=tuple(engines),
+        max_num_seqs=tuple(sorted(seqs)),
+        gpu_memory_utilizations=tuple(sorted(draw(st.sets(st.sampled_from((0.8, 0.92)), min_size=1)))),
+        kv_cache_dtypes=tuple(draw(st.sets(st.sampled_from(("auto", "fp8")), min_size=1))),
+        enforce_eager=tuple(draw(st.sets(st.booleans(), min_size=1))),
+        expert_parallel=draw(st.booleans()),
+        pp_values=(1, 2),
+    )
+
+
+@pytest.mark.parametrize("model", MODELS)
+@settings(
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    cluster=st.sampled_from(CLUSTERS),
+    workload=workloads,
+    objective=st.sampled_from(tuple(ABS_TOL)),
+    opts=options(),
+)
+def test_solver_equals_oracle_with_the_engine_dimension(
+    model: str, cluster: str, workload: Serving, objective: str, opts: ServingOptions
+) -> None:
+    spec, c = _model(model), _cluster(cluster)
+    oracle = enumerate_serving(spec, c, workload, objective=objective, options=opts)
+    try:
+        sol = solve_serving(
+            spec, c, workload, objective=objective, options=opts, settings=SETTINGS, runner_up=False
+        )
+    except InfeasibleError as exc:
+        event("infeasible")
+        assert oracle.config is None, f"solver infeasible ({exc}) but the oracle found {oracle.config}"
+        return
+    assert oracle.objective_value is not None, (
+        f"the oracle found nothing, the solver {sol.engine} {sol.config}"
+    )
+    assert sol.solver.status == "OPTIMAL" and sol.engine in opts.engines
+    event(f"plan on {sol.engine}")
+    best, got = oracle.objective_value, sol.objective_value
+    tol = ABS_TOL[objective] * (sol.config.replicas if objective == "throughput" else 1) + 1e-6 * abs(best)
+    assert abs(got - best) <= tol, (got, best, sol.engine, sol.config, oracle.engine, oracle.config)
+    if len(opts.engines) > 1:  # each engine's best is that engine's optimum, and none beats the plan
+        assert [b.engine for b in sol.engines] == list(opts.engines)
+        for b in sol.engines:
+            alone = enumerate_serving(
+                spec,
+                c,
+                workload,
+                objective=objective,
+                options=opts.model_copy(update={"engines": (b.engine,)}),
+            )
+            if b.solution is None:
+                assert alone.config is None, (b.engine, alone.config)
+                continue
+            assert alone.objective_value is not None and b.solution.engine == b.engine
+            assert abs(b.solution.objective_value - alone.objective_value) <= tol + 1e-6 * abs(got)
+
+
+@pytest.mark.parametrize("engine", ["sglang", "trtllm"])
+@pytest.mark.parametrize(
+    "model, cluster",
+    [
+        ("meta-llama/Llama-3.1-8B", "1x1xH100"),
+        ("Qwen/Qwen3-30B-A3B", "1x2xH100"),
+        ("Qwen/Qwen3-8B", "1x2xH100"),
+    ],
+)
+def test_decoded_plan_equals_the_engines_float_model(engine: str, model: str, cluster: str) -> None:
+    spec, c, w = _model(model), _cluster(cluster), Serving.preset("chatbot")
+    sol = solve_serving(
+        spec, c, w, options=ServingOptions(engines=(engine,)), settings=SETTINGS, runner_up=False
+    )
+    ev = evaluate_engine(spec, c, sol.config, w, engine, spec.name)
+    assert sol.engine == engine and sol.engine_eval is not None and ev.fits
+    assert sol.estimate.perf == ev.perf  # one cost model: the plan's numbers are evaluate_engine's
+    assert sol.engine_eval.memory == ev.memory
+    assert sol.objective_value == value(ev.perf, "throughput")
+    assert ev.perf.batch_size == sol.config.max_num_seqs
+
+
+def test_engine_tables_admit_exactly_what_the_float_model_admits() -> None:
+    spec, c = _model("meta-llama/Llama-3.1-8B"), _cluster("1x1xH100")
+    w = Serving(isl=4096, osl=512)
+    opts = ServingOptions(engines=("sglang", "trtllm"), max_num_seqs=(64, 96, 128, 192, 256, 384))
+    space = build_space(spec, c, w, opts)
+    t = space.tables
+    budget = space.budget_kib[space.engine_util]
+    checked = 0
+    for i, ok in enumerate(t.evaluated):
+        s, r, b, m = space.unflat(i)
+        if not ok and t.mem_used_kib[i] <= budget:
+            continue
+        config = space.config(s, r, b, space.engine_util, m, 1)
+        ev = evaluate_engine(
+            spec, c, config, w.model_copy(update={"concurrency": None}), space.runtimes[r].engine, "m"
+        )
+        runs_all = ev.perf.batch_size == config.max_num_seqs and ev.fits
+        assert (t.mem_used_kib[i] <= budget and t.mml_used_kib[i] <= budget) == runs_all, (
+            config,
+            ev.perf.batch_limit,
+        )
+        checked += 1
+    assert checked >= 12
+
+
+def test_engines_keep_only_what_they_run() -> None:
+    spec, c, w = _model("meta-llama/Llama-3.1-8B"), _cluster("1x1xH100"), Serving()
+    space = build_space(spec, c, w, ServingOptions(engines=ENGINES, quantizations=(None, "fp8")))
+    trt = {(r.quantization, r.kv_cache_dtype) for r in space.runtimes if r.engine == "trtllm"}
+    assert trt == {(None, "auto")}  # no online weight quantization in TensorRT-LLM
+    with pytest.raises(InputError, match="TensorRT-LLM does not quantize"):
+        build_space(spec, c, w, ServingOptions(engines=("trtllm",), quantizations=("fp8",)))
+    with pytest.raises(ValueError, match="engines must be among"):
+        ServingOptions(engines=("tgi",))
+
+
+def test_an_engine_that_cannot_hold_the_model_is_explained_in_its_own_terms() -> None:
+    spec, c = _model("meta-llama/Llama-3.1-70B"), _cluster("1x1xH100")
+    with pytest.raises(InfeasibleError) as err:
+        solve_serving(spec, c, Serving(), options=ServingOptions(engines=("sglang",)), settings=SETTINGS)
+    assert "no SGLang deployment" in str(err.value)
+    (memory,) = [r for r in err.value.reasons if r.startswith("memory:")]
+    assert "--mem-fraction-static" in memory and "gpu_memory_utilization" not in memory
+
+
+@pytest.mark.parametrize("engine", ["sglang", "trtllm"])
+def test_the_memoized_vllm_report_gives_the_pool_of_the_real_config(engine: str) -> None:
+    from autoparallel.configs import ServingConfig
+    from autoparallel.memory.serving import serving_memory
+    from autoparallel.memory.sglang import sglang_kv
+    from autoparallel.memory.trtllm import trtllm_kv
+    from autoparallel.perf.serving_engines import engine_kv_for
+
+    spec, c = _model("Qwen/Qwen3-30B-A3B"), _cluster("1x2xH100")
+    for eager in (False, True):
+        for util in (0.8, 0.95):
+            for seqs in (4, 512):
+                config = ServingConfig(
+                    tp=2,
+                    max_num_seqs=seqs,
+                    max_model_len=4096,
+                    enforce_eager=eager,
+                    gpu_memory_utilization=util,
+                )
+                direct = serving_memory(spec, c.gpu, config)
+                if engine == "sglang":
+                    want = sglang_kv(direct, c.gpu, context_len=4096, max_running_requests=seqs)
+                else:
+                    want = trtllm_kv(direct, c.gpu, max_batch_size=seqs, max_num_tokens=8192)
+                assert engine_kv_for(engine, spec, c, config)[0] == want
