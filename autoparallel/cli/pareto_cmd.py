@@ -99,7 +99,8 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         raise InputError("--disagg makes a front over serving deployments; it does not apply to --train")
     if args.disagg is not None and args.engine not in (None, "vllm"):
         raise InputError(
-            f"--disagg plans vLLM prefill/decode deployments (NIXL); --engine {args.engine} does not apply to it"
+            f"--disagg plans vLLM prefill/decode deployments (NIXL); "
+            f"--engine {args.engine} does not apply to it"
         )
     if args.disagg is not None:
         return _deployment_front(args, objectives)
