@@ -49,6 +49,8 @@ from autoparallel.solvers.deployment.space import (
     admissible_utils,
     build_deployment_space,
     copies_fitting,
+    engine_at,
+    granularity,
 )
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
 
@@ -134,17 +136,15 @@ def _aggregated(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
         ok = admissible_utils(space, i)
         if not ok:
             continue
-        e = _engine(
-            space, m, p, space.unflat(i)[0], i, ok[0], "decode", 1
-        )  # shape and granularity; figures below
-        if e is None:
+        size = granularity(space, space.unflat(i)[0])
+        if size is None:
             continue
-        tps = space.tables.tps_milli[i] * e.dp
+        tps = space.tables.tps_milli[i] * size[0]
         if tps // fm.workload.osl <= 0:
             continue
         engines.append(
-            dataclasses.replace(
-                e, role="aggregated", capacity_milli_rps=tps // fm.workload.osl, milli_tokens_per_s=tps
+            engine_at(
+                space, m, p, i, ok[0], size, capacity_milli_rps=tps // fm.workload.osl, milli_tokens_per_s=tps
             )
         )
         tpot.append(space.tables.step_us[i])

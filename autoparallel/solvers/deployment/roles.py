@@ -33,6 +33,8 @@ from autoparallel.solvers.deployment.space import (
     DeploymentSpace,
     Engine,
     FleetModel,
+    engine_at,
+    granularity,
     undominated,
 )
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
@@ -86,45 +88,24 @@ def _starts(space: ServingSpace, i: int) -> list[int]:
     return [u for u, budget in enumerate(space.budget_kib) if need <= budget]
 
 
-def _granularity(space: ServingSpace, s: int) -> tuple[int, int, int] | None:
-    """(dp, gpus, whole nodes) of shape s, or None when its size breaks node granularity."""
-    shape, node = space.shapes[s], space.cluster.gpus_per_node
-    dp = shape.ep_replicas if shape.ep else 1
-    gpus = shape.gpus_per_replica * dp
-    if gpus >= node and gpus % node == 0:
-        return dp, gpus, gpus // node
-    if gpus < node and node % gpus == 0 and gpus & (gpus - 1) == 0:
-        return dp, gpus, 0
-    return None
-
-
 def _engine(
     space: ServingSpace, m: int, p: int, s: int, i: int, u: int, role: str, rating: int
 ) -> Engine | None:
-    size = _granularity(space, s)
+    size = granularity(space, s)
     if size is None or rating <= 0:
         return None
-    dp, gpus, nodes = size
-    shape = space.shapes[s]
-    _, r, b, mm = space.unflat(i)
-    return Engine(
-        model=m,
-        pool=p,
-        shape=s,
-        entry=i,
-        util=u,
-        tp=shape.tp,
-        pp=shape.pp,
-        ep=shape.ep_ranks,
-        dp=dp,
-        gpus=gpus,
-        nodes=nodes,
-        capacity_milli_rps=rating if role == "decode" else 0,
-        milli_tokens_per_s=rating * space.workload.osl if role == "decode" else 0,
-        micro_usd_per_hour=units.micro_usd(space.cluster.gpu.usd_per_hour) * gpus,
-        config=space.config(s, r, b, u, mm, dp),
+    decode = role == "decode"
+    return engine_at(
+        space,
+        m,
+        p,
+        i,
+        u,
+        size,
         role=role,
-        prefill_milli_tps=rating if role == "prefill" else 0,
+        capacity_milli_rps=rating if decode else 0,
+        milli_tokens_per_s=rating * space.workload.osl if decode else 0,
+        prefill_milli_tps=0 if decode else rating,
     )
 
 

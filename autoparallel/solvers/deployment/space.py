@@ -214,11 +214,60 @@ def build_deployment_space(
     return out
 
 
+def granularity(space: ServingSpace, s: int) -> tuple[int, int, int] | None:
+    """(dp, gpus, whole nodes) of shape s, or None when its size breaks node granularity (module doc)."""
+    shape, node = space.shapes[s], space.cluster.gpus_per_node
+    dp = shape.ep_replicas if shape.ep else 1
+    gpus = shape.gpus_per_replica * dp
+    if gpus >= node and gpus % node == 0:
+        return dp, gpus, gpus // node
+    if gpus < node and node % gpus == 0 and gpus & (gpus - 1) == 0:
+        return dp, gpus, 0
+    return None
+
+
+def engine_at(
+    space: ServingSpace,
+    m: int,
+    p: int,
+    i: int,
+    u: int,
+    size: tuple[int, int, int],
+    *,
+    role: str = "aggregated",
+    capacity_milli_rps: int = 0,
+    milli_tokens_per_s: int = 0,
+    prefill_milli_tps: int = 0,
+) -> Engine:
+    """The engine of table entry i at utilization index u; `size` is `granularity(space, shape)`."""
+    dp, gpus, nodes = size
+    s, r, b, mm = space.unflat(i)
+    shape = space.shapes[s]
+    return Engine(
+        model=m,
+        pool=p,
+        shape=s,
+        entry=i,
+        util=u,
+        tp=shape.tp,
+        pp=shape.pp,
+        ep=shape.ep_ranks,
+        dp=dp,
+        gpus=gpus,
+        nodes=nodes,
+        capacity_milli_rps=capacity_milli_rps,
+        milli_tokens_per_s=milli_tokens_per_s,
+        micro_usd_per_hour=units.micro_usd(space.cluster.gpu.usd_per_hour) * gpus,
+        config=space.config(s, r, b, u, mm, dp),
+        engine=space.runtimes[r].engine,
+        role=role,
+        prefill_milli_tps=prefill_milli_tps,
+    )
+
+
 def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], int]:
     """The best admissible entry of every (shape, serving engine); and how many admissible ones node
     granularity drops."""
-    node = space.cluster.gpus_per_node
-    price_micro = units.micro_usd(space.cluster.gpu.usd_per_hour)
     best: dict[tuple[int, int], tuple[int, int, int]] = {}  # (shape, engine) -> (tokens/s, entry, util)
     order = {e: k for k, e in enumerate(space.engines)}
     for i in range(len(space.tables.evaluated)):
@@ -232,36 +281,21 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
     out: list[Engine] = []
     dropped = 0
     for (s, _), (tps, i, u) in sorted(best.items()):
-        shape = space.shapes[s]
-        dp = shape.ep_replicas if shape.ep else 1
-        gpus = shape.gpus_per_replica * dp
-        if gpus >= node and gpus % node == 0:
-            nodes = gpus // node
-        elif gpus < node and node % gpus == 0 and gpus & (gpus - 1) == 0:
-            nodes = 0
-        else:
+        size = granularity(space, s)
+        if size is None:
             dropped += 1
             continue
-        _, r, b, mm = space.unflat(i)
-        engine_tps = tps * dp
+        engine_tps = tps * size[0]
         out.append(
-            Engine(
-                model=m,
-                pool=p,
-                shape=s,
-                entry=i,
-                util=u,
-                tp=shape.tp,
-                pp=shape.pp,
-                ep=shape.ep_ranks,
-                dp=dp,
-                gpus=gpus,
-                nodes=nodes,
+            engine_at(
+                space,
+                m,
+                p,
+                i,
+                u,
+                size,
                 capacity_milli_rps=engine_tps // fm.workload.osl,
                 milli_tokens_per_s=engine_tps,
-                micro_usd_per_hour=price_micro * gpus,
-                config=space.config(s, r, b, u, mm, dp),
-                engine=space.runtimes[r].engine,
             )
         )
     return [e for e in out if e.capacity_milli_rps > 0], dropped
