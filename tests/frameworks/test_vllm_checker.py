@@ -11,29 +11,17 @@ model, expert parallelism on a MoE model. About 7 s per command.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from fw_golden import SHARED_TOOLS
+from vllm_checker import CHECKER_MARKS, check_vllm_command
 
 from autoparallel.configs import ServingConfig
 from autoparallel.frameworks.vllm import vllm_command, vllm_launch, vllm_yaml
 from autoparallel.hardware import Cluster
 from autoparallel.models import list_models, load_model
 
-CHECK_PYTHON = os.environ.get("VLLM_CHECK_PYTHON")
-CHECKER = SHARED_TOOLS / "check_vllm_args.py"
-
-pytestmark = [
-    pytest.mark.skipif(
-        not CHECK_PYTHON,
-        reason="set VLLM_CHECK_PYTHON to the vLLM 0.32 checker's Python "
-        "(~/.vllmcheck/bin/python, see ../shared/tools/README.md)",
-    ),
-    pytest.mark.skipif(not CHECKER.exists(), reason=f"{CHECKER} not found (../shared/tools beside the repo)"),
-]
+pytestmark = CHECKER_MARKS
 
 KNOWN_REJECTED = {
     "TheBloke/Llama-2-13B-chat-GPTQ": (
@@ -49,26 +37,6 @@ CHECKER_ENV_GAPS = {
     "--config-dir folder holds only config.json",
 }
 """Rejections caused by the checker environment, not by the emitted flags."""
-
-
-def _check(command: str, config_dir: Path) -> dict[str, object]:
-    assert CHECK_PYTHON is not None
-    # HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set before the checker starts (tests/conftest.py sets them)
-    # make EngineArgs look the model id up in the local HF cache and fail; the checker goes offline
-    # itself once vLLM is imported.
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    done = subprocess.run(
-        [CHECK_PYTHON, str(CHECKER), "--json", "--config-dir", str(config_dir), command],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=env,
-    )
-    start = done.stdout.find("{")
-    assert start >= 0, f"checker printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}"
-    result: dict[str, object] = json.loads(done.stdout[start:])
-    return result
 
 
 def _assert_accepted(result: dict[str, object], what: str) -> None:
@@ -104,7 +72,7 @@ def _plan(model_id: str) -> ServingConfig:
 @pytest.mark.parametrize("model_id", [e.id for e in list_models()])
 def test_zoo_command_accepted_by_vllm(model_id: str, tmp_path: Path) -> None:
     command = vllm_command(model_id, _plan(model_id), model=load_model(model_id))
-    result = _check(command, _config_dir(tmp_path, model_id))
+    result = check_vllm_command(command, _config_dir(tmp_path, model_id))
     if model_id in KNOWN_REJECTED:
         assert not result["accepted"], f"{model_id} is accepted now: remove it from KNOWN_REJECTED"
         pytest.xfail(KNOWN_REJECTED[model_id])
@@ -115,7 +83,7 @@ def test_yaml_config_accepted_by_vllm(tmp_path: Path) -> None:
     model_id = "Qwen/Qwen3-30B-A3B"
     path = tmp_path / "serve.yaml"
     path.write_text(vllm_yaml(model_id, _plan(model_id)), encoding="utf-8")
-    result = _check(f"vllm serve --config {path}", _config_dir(tmp_path, model_id))
+    result = check_vllm_command(f"vllm serve --config {path}", _config_dir(tmp_path, model_id))
     _assert_accepted(result, "vllm serve --config serve.yaml")
     assert result["args"]["enable_expert_parallel"] is True  # type: ignore[index]
 
@@ -137,4 +105,4 @@ def test_multi_node_launch_accepted_by_vllm(
     for node in launch.commands:
         for line in node:
             if line.startswith("vllm serve"):
-                _assert_accepted(_check(line.replace("${HEAD_IP}", "10.0.0.1"), config_dir), line)
+                _assert_accepted(check_vllm_command(line.replace("${HEAD_IP}", "10.0.0.1"), config_dir), line)
