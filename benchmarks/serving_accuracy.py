@@ -131,7 +131,7 @@ def kind_of(row: dict[str, str]) -> str:
     return "concurrency-capped" if row["max_concurrency"] else "burst"
 
 
-def _layout(row: dict[str, str], model: ModelSpec, engine: str) -> tuple[int, int, bool]:
+def _layout(row: dict[str, str], model: ModelSpec) -> tuple[int, int, bool]:
     """(tp, replicas, expert parallel) of the row: attention-DP / EP rows run one attention replica
     per GPU with the experts sharded over all of them."""
     tp, gpus = int(row["tp"] or 1), int(row["num_gpus"])
@@ -157,7 +157,7 @@ def predict(row: dict[str, str]) -> list[Result]:
     gpu = get_gpu(GPUS[row["gpu_type"]])
     engine, kind, rid = engine_of(row), kind_of(row), row["row_id"]
     split = "fit" if rid in fit_rows(engine) else "checked"
-    tp, replicas, ep = _layout(row, model, engine)
+    tp, replicas, ep = _layout(row, model)
     pp = int(row["pp"] or 1)
     nodes = Cluster.from_shape(nodes=1, gpus_per_node=int(row["num_gpus"]), gpu=gpu)
     isl, osl = round(float(row["isl"])), round(float(row["osl"]))

@@ -1,0 +1,85 @@
+"""The grids that chose the serving model's fitted constants, over each engine's fit rows only.
+
+    uv run python benchmarks/serving_fit.py [--csv PATH]
+
+Fit rows are the ones named in the `source` of an engine's factors (`serving_accuracy.fit_rows`); no
+checked row is read. Two grids, each printing every candidate's share within 20 %, median |error| and
+geometric-mean ratio of output tokens/s on those rows, so the choice in perf/serving_efficiency.py can
+be re-derived:
+
+- TensorRT-LLM: `flops_fraction` (FP8 GEMMs) × `attention_hbm_fraction` (decode attention), weight
+  streaming kept at vLLM's `hbm_fraction`.
+- vLLM: `moe_expert_overhead_s` (cost per layer and touched expert of the fused-MoE kernels).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import itertools
+import math
+import statistics
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from autoparallel.perf import serving_efficiency as se
+from autoparallel.perf import serving_steps
+from benchmarks.serving_accuracy import DEFAULT_CSV, engine_of, fit_rows, predict
+
+TRTLLM_GRID = {
+    "flops_fraction": (0.45, 0.5, 0.55, 0.6, 0.65),
+    "attention_hbm_fraction": (0.75, 0.8, 0.85, 0.9),
+}
+VLLM_GRID = {"moe_expert_overhead_s": (0.0, 1e-6, 2e-6, 3e-6, 4e-6, 5e-6)}
+
+
+@contextmanager
+def _factors(engine: str, **update: float) -> Iterator[None]:
+    """`engine`'s factors with `update`, for every architecture, restored afterwards."""
+    saved = se.ENGINE_EFFICIENCY[engine]
+    se.ENGINE_EFFICIENCY[engine] = {arch: e.model_copy(update=update) for arch, e in saved.items()}
+    serving_steps._STEP_TIMES.clear()
+    serving_steps._PREFILL.clear()
+    try:
+        yield
+    finally:
+        se.ENGINE_EFFICIENCY[engine] = saved
+        serving_steps._STEP_TIMES.clear()
+        serving_steps._PREFILL.clear()
+
+
+def _score(rows: list[dict[str, str]]) -> str:
+    ratios = [r.ratio for row in rows for r in predict(row) if r.what == "output tok/s"]
+    errs = [abs(x - 1) for x in ratios]
+    geo = math.exp(statistics.fmean(math.log(x) for x in ratios))
+    within = sum(e <= 0.2 for e in errs)
+    return f"within 20% {within}/{len(errs)}, median |err| {statistics.median(errs):.1%}, geo {geo:.3f}"
+
+
+def grid(engine: str, axes: dict[str, tuple[float, ...]], rows: list[dict[str, str]]) -> None:
+    print(f"{engine}: {len(rows)} fit rows ({', '.join(r['row_id'] for r in rows)})")
+    for values in itertools.product(*axes.values()):
+        update = dict(zip(axes, values, strict=True))
+        with _factors(engine, **update):
+            print("  " + ", ".join(f"{k} {v:g}" for k, v in update.items()) + ": " + _score(rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    args = parser.parse_args(argv)
+    if not args.csv.exists():
+        print(f"reference data not found: {args.csv}", file=sys.stderr)
+        return 1
+    with args.csv.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for engine, axes in (("trtllm", TRTLLM_GRID), ("vllm", VLLM_GRID)):
+        mine = fit_rows(engine)
+        grid(engine, axes, [r for r in rows if r["row_id"] in mine and engine_of(r) == engine])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
