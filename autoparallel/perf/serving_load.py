@@ -21,8 +21,12 @@ one replica, one engine step at a time:
 - **Ramp-down tail**: as requests finish and the queue empties, the batch shrinks and the step's
   fixed costs (weights, host time) are spread over fewer tokens; a long-output tail dominates the
   run's end.
-- **Replicas**: prompts are spread evenly over data-parallel replicas (vLLM's DP load balancer); a
-  replica is replayed once and its timeline stands for all.
+- **Replicas**: one length draw for the whole run, dealt round robin over the data-parallel replicas
+  (vLLM's DP load balancer); every replica replays its share, and the run lasts until the slowest
+  one's last token. A share's longest request is shorter than the draw's, so replaying one share
+  for all would cut the ramp-down tail (with 8 replicas of 125 ShareGPT-like requests, the longest
+  output of one share is well under that of the 1,000). Replicas are replayed independently: the
+  lock-step of attention-DP ranks around a shared expert all-to-all is not modelled.
 
 Metrics follow `vllm bench serve`: output tokens/s = all output tokens / duration; TTFT from t = 0
 (queueing included) plus the server's per-request overhead; TPOT per request = (e2e − TTFT) /
@@ -81,9 +85,9 @@ class BenchmarkRun(BaseModel):
     mean_batch: float
     """Running requests per replica averaged over engine steps."""
     preemptions: int
-    """Requests preempted because the KV cache filled (one replica)."""
+    """Requests preempted because the KV cache filled (all replicas)."""
     steps: int
-    """Engine steps of one replica."""
+    """Engine steps of the replica that ran the most."""
     tail_fraction: float
     """Share of the run spent with fewer than half the peak batch running (the ramp-down tail)."""
 
@@ -220,24 +224,44 @@ def simulate_benchmark(
     `config.max_num_seqs`); decode batches above `graph_max_batch` run without CUDA graphs.
     """
     n_total = num_prompts or workload.num_prompts or 1000
-    replicas = config.replicas
-    n = max(1, math.ceil(n_total / replicas))
+    replicas = min(config.replicas, n_total)
     # No request is longer than the deployment accepts (a benchmark cannot send one).
     longest = config.max_model_len
-    isl = np.minimum(draw_lengths(workload.isl, workload.isl_cv, n, LENGTH_SEED), longest - 1)
-    osl = np.minimum(draw_lengths(workload.osl, workload.osl_cv, n, LENGTH_SEED + 1), longest - isl)
+    isl_all = np.minimum(draw_lengths(workload.isl, workload.isl_cv, n_total, LENGTH_SEED), longest - 1)
+    osl_all = np.minimum(
+        draw_lengths(workload.osl, workload.osl_cv, n_total, LENGTH_SEED + 1), longest - isl_all
+    )
     context = math.ceil(workload.isl + workload.osl / 2.0)
     groups = blocks_per_seq / max(1, math.ceil(context / block_size))
     pool = _Pool(max(kv_blocks, 0), block_size, max(groups, 1e-9))
     shape = dataclasses.replace(ReplicaShape.of(config), engine=engine)
     limit = max_running or config.max_num_seqs
     policy = SCHEDULING[engine]
-    gpu_run = _replay(model, cluster, shape, limit, graph_max_batch, policy, isl, osl, pool, batched_tokens)
+    # Every replica replays its own share of one draw (the DP load balancer deals requests round
+    # robin): the run lasts until the slowest replica's last token, so the longest requests of the
+    # whole draw set the duration, not those of one replica's share.
+    firsts, finishes = [], []
+    steps = peak = preempted = 0
+    batch_sum = tail_s = 0.0
+    for r in range(replicas):
+        isl, osl = isl_all[r::replicas], osl_all[r::replicas]
+        gpu_run = _replay(
+            model, cluster, shape, limit, graph_max_batch, policy, isl, osl, pool, batched_tokens
+        )
+        first_r, finish_r, steps_r, peak_r, mean_r, preempted_r, tail_r = gpu_run
+        firsts.append(first_r)
+        finishes.append(finish_r)
+        steps, preempted = max(steps, steps_r), preempted + preempted_r
+        peak = max(peak, peak_r)
+        batch_sum += mean_r
+        tail_s = max(tail_s, tail_r)
+    first, finish = np.concatenate(firsts), np.concatenate(finishes)
+    osl = np.concatenate([osl_all[r::replicas] for r in range(replicas)])
+    mean_batch = batch_sum / replicas
     eff = efficiency_for(cluster.gpu, engine)
     overhead = eff.request_overhead_s
-    first, finish, steps, peak, mean_batch, preempted, tail_s = gpu_run
     duration = float(finish.max()) + overhead
-    out_tokens = float(osl.sum()) * replicas * (n_total / (n * replicas))
+    out_tokens = float(osl.sum())
     multi = osl > 1
     gaps = (finish - first)[multi]
     tpot = float((gaps / (osl[multi] - 1)).mean()) if multi.any() else 0.0

@@ -80,6 +80,29 @@ def test_replicas_share_the_prompts(qwen8b) -> None:  # type: ignore[no-untyped-
     assert np.isfinite(four.mean_ttft_ms)
 
 
+def test_the_longest_request_of_the_whole_draw_sets_a_replicated_runs_duration(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """Eight replicas deal one draw of 1,000 requests between them: the run lasts at least as long
+    as the longest output of all 1,000 takes to decode one token per step at batch 1."""
+    from autoparallel.perf.serving_load import LENGTH_SEED
+    from autoparallel.perf.serving_steps import ReplicaShape, rotation_s
+
+    w = Serving(isl=220, osl=200, num_prompts=1000, isl_cv=1, osl_cv=1)
+    cluster = Cluster.parse("1x8xH100")
+    cfg = CFG.model_copy(update={"replicas": 8})
+    run = run_benchmark(qwen8b, cluster, cfg, w)
+    longest = int(draw_lengths(200, 1.0, 1000, LENGTH_SEED + 1).max())
+    step, _ = rotation_s(
+        qwen8b,
+        cluster,
+        ReplicaShape.of(cfg),
+        decode_seqs=1,
+        context_tokens=220,
+        prefill_tokens=0.0,
+        prefill_context=0.0,
+    )
+    assert run.duration_s > longest * step
+
+
 def test_decode_spans_agree_with_stepping_one_by_one(qwen8b, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A KV-starved run (preemptions): jumping over the decode-only steps up to the next preemption
     gives the step-by-step replay's answer (the span's mean context differs by < 1 %)."""
