@@ -40,8 +40,8 @@ from autoparallel.memory.serving import serving_memory
 from autoparallel.memory.sglang import sglang_kv
 from autoparallel.memory.trtllm import trtllm_kv
 from autoparallel.models import ModelSpec, load_model
-from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_step_times
-from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY, efficiency_for
+from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_rates, replica_step_times
+from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY
 from autoparallel.perf.serving_load import run_benchmark
 from autoparallel.workload import SHAREGPT_CV, Serving
 
@@ -69,6 +69,41 @@ TRTLLM_BENCH_REQUESTS = {
 TRTLLM_BENCH_DEFAULT_REQUESTS = 3000
 """Request count assumed for an offline shape that table does not list."""
 KINDS = ("offline", "burst", "concurrency-capped")
+
+
+def trtllm_bench_settings(
+    model: ModelSpec, gpu_memory_gib: float, tp: int, pp: int, isl: int, osl: int
+) -> tuple[int, int]:
+    """(max_batch_size, max_num_tokens) that `trtllm-bench throughput` picks when neither is passed,
+    as the perf-overview runs do: `bench/build/tuning.py` (`calc_engine_setting`, `finetune_setting`).
+
+    Its own estimate, not the runtime's: the engine is every parameter at 1 byte (FP8 checkpoints),
+    the KV cache 0.95 of the rest of all GPUs' memory at 2 · layers · max(tp, kv heads) · head size
+    bytes (FP8 KV) per token, requests of isl + osl tokens; the batch is that request count rounded
+    up (to 32 / 128 / 256, capped at 4,096) and the step budget batch · (1 + isl / osl) rounded up
+    (at least 2,048, at most 32,768). A 20,000-token prompt with 2,000 output tokens thus gets a
+    2,048-token step budget and is prefilled in ten chunks.
+    """
+    kv_heads = max(tp, model.num_kv_heads)
+    gib_per_token = 2 * model.num_layers * kv_heads * model.head_dim * 1.0 / 2**30
+    engine_gib = model.total_params * 1.0 / 2**30
+    available_gib = gpu_memory_gib * tp * pp - engine_gib
+    requests = available_gib * 0.95 / (gib_per_token * (isl + osl))
+    raw_bs = min(requests, 4096) / pp
+    raw_tokens = min(raw_bs * (1 + isl / osl), 32768)
+    if raw_bs < 256:
+        max_bs = max(64, 32 * math.ceil(raw_bs / 32))
+    elif raw_bs < 1024:
+        max_bs = 128 * math.ceil(raw_bs / 128)
+    else:
+        max_bs = 256 * math.ceil(raw_bs / 256)
+    if raw_tokens < 4096:
+        max_tokens = max(2048, 256 * math.ceil(raw_tokens / 256))
+    elif raw_tokens < 8192:
+        max_tokens = 512 * math.ceil(raw_tokens / 512)
+    else:
+        max_tokens = 1024 * math.ceil(raw_tokens / 1024)
+    return max_bs, max_tokens
 
 
 @dataclass
@@ -196,11 +231,13 @@ def predict(row: dict[str, str]) -> list[Result]:
         times = replica_step_times(
             model, nodes, shape, batch=batch, isl=isl, osl=osl, batched_tokens=layout.batched_tokens
         )
-        eff = efficiency_for(gpu, engine)
-        tps = batch * osl / (times.ttft_s + (osl - 1) * times.step_s) * replicas
+        ttft_s, _ = replica_rates(times, batch=batch, osl=osl, gpu=gpu, engine=engine)
+        # A closed loop: each of the c clients sends its next request when the last one has ended,
+        # so a slot cycles through the client-seen TTFT (server overhead included) and the decode.
+        tps = batch * osl / (ttft_s + (osl - 1) * times.step_s) * replicas
         add("output tok/s", tps, row["output_tok_s_total"])
         add("TPOT ms", times.step_s * 1e3, row["mean_tpot_ms"])
-        add("TTFT ms", (times.ttft_s + eff.request_overhead_s) * 1e3, row["mean_ttft_ms"])
+        add("TTFT ms", ttft_s * 1e3, row["mean_ttft_ms"])
         return out
     if offline:
         n = TRTLLM_BENCH_REQUESTS.get((isl, osl), TRTLLM_BENCH_DEFAULT_REQUESTS)
@@ -212,8 +249,13 @@ def predict(row: dict[str, str]) -> list[Result]:
     if engine == "sglang":
         dp_att = replicas if row["dp_attention"] == "yes" else 1
         engine_kv = sglang_kv(memory, gpu, context_len=mml, dp_attention_size=dp_att)
+    elif engine == "trtllm" and offline:
+        max_bs, max_tokens = trtllm_bench_settings(model, gpu.memory_bytes / 2**30, tp, pp, isl, osl)
+        engine_kv = trtllm_kv(
+            memory, gpu, free_gpu_memory_fraction=0.95, max_batch_size=max_bs, max_num_tokens=max_tokens
+        )
     elif engine == "trtllm":
-        engine_kv = trtllm_kv(memory, gpu, free_gpu_memory_fraction=0.95 if offline else 0.9)
+        engine_kv = trtllm_kv(memory, gpu, free_gpu_memory_fraction=0.9)
     run = run_benchmark(model, nodes, config, workload, memory=memory, engine=engine, engine_kv=engine_kv)
     note = f"peak batch {run.peak_batch}, preempt {run.preemptions}, tail {run.tail_fraction:.0%}"
     add("output tok/s", run.output_tokens_per_s, row["output_tok_s_total"], note)
