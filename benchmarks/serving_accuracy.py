@@ -38,7 +38,7 @@ from autoparallel.errors import AutoParallelError
 from autoparallel.hardware import Cluster, get_gpu
 from autoparallel.memory.serving import serving_memory
 from autoparallel.memory.sglang import sglang_kv
-from autoparallel.memory.trtllm import trtllm_kv
+from autoparallel.memory.trtllm import DEFAULT_CUDA_GRAPH_MAX_BATCH, trtllm_kv
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_rates, replica_step_times
 from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY
@@ -255,7 +255,10 @@ def predict(row: dict[str, str]) -> list[Result]:
             memory, gpu, free_gpu_memory_fraction=0.95, max_batch_size=max_bs, max_num_tokens=max_tokens
         )
     elif engine == "trtllm":
-        engine_kv = trtllm_kv(memory, gpu, free_gpu_memory_fraction=0.9)
+        # `trtllm-serve --tp_size 8` and nothing else: TensorRT-LLM's defaults, CUDA graphs to 128.
+        engine_kv = trtllm_kv(
+            memory, gpu, free_gpu_memory_fraction=0.9, cuda_graph_max_batch=DEFAULT_CUDA_GRAPH_MAX_BATCH
+        )
     run = run_benchmark(model, nodes, config, workload, memory=memory, engine=engine, engine_kv=engine_kv)
     note = f"peak batch {run.peak_batch}, preempt {run.preemptions}, tail {run.tail_fraction:.0%}"
     add("output tok/s", run.output_tokens_per_s, row["output_tok_s_total"], note)

@@ -30,6 +30,11 @@ DEFAULT_MAX_BATCH_SIZE = 2048
 """LLM API / trtllm-serve `max_batch_size` default."""
 DEFAULT_MAX_NUM_TOKENS = 8192
 """LLM API / trtllm-serve `max_num_tokens` default."""
+DEFAULT_CUDA_GRAPH_MAX_BATCH = 128
+"""Largest CUDA-graph batch when `cuda_graph_config` sets none (`CudaGraphConfig.max_batch_size`
+default 0, read as `max_batch_size or 128` in `llm_args.py`): a plain `trtllm-serve` runs larger
+decode batches eagerly. The planner's options file sets `cuda_graph_config.max_batch_size` to the
+batch it plans (frameworks/trtllm.py)."""
 
 
 def trtllm_kv(
