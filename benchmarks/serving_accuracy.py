@@ -66,6 +66,9 @@ TRTLLM_BENCH_REQUESTS = {
 }
 """trtllm-bench request counts per (ISL, OSL): the `$num_requests` table of TensorRT-LLM's perf-overview
 (v1.0 docs, "Preparing a Dataset"), the source of the offline rows."""
+PERF_OVERVIEW_CUDA_GRAPH_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048, 4096, 8192)
+"""`cuda_graph_config.batch_sizes` of the perf-overview's `llm_options.yml`, with `enable_padding: true`:
+a decode batch of 1,500 runs as a 2,048 graph."""
 TRTLLM_BENCH_DEFAULT_REQUESTS = 3000
 """Request count assumed for an offline shape that table does not list."""
 KINDS = ("offline", "burst", "concurrency-capped")
@@ -252,7 +255,12 @@ def predict(row: dict[str, str]) -> list[Result]:
     elif engine == "trtllm" and offline:
         max_bs, max_tokens = trtllm_bench_settings(model, gpu.memory_bytes / 2**30, tp, pp, isl, osl)
         engine_kv = trtllm_kv(
-            memory, gpu, free_gpu_memory_fraction=0.95, max_batch_size=max_bs, max_num_tokens=max_tokens
+            memory,
+            gpu,
+            free_gpu_memory_fraction=0.95,
+            max_batch_size=max_bs,
+            max_num_tokens=max_tokens,
+            cuda_graph_batch_sizes=PERF_OVERVIEW_CUDA_GRAPH_BATCH_SIZES,
         )
     elif engine == "trtllm":
         # `trtllm-serve --tp_size 8` and nothing else: TensorRT-LLM's defaults, CUDA graphs to 128.

@@ -37,6 +37,9 @@ class EngineKv(BaseModel):
     """Token budget of one scheduler step (SGLang chunked_prefill_size, TensorRT-LLM max_num_tokens)."""
     cuda_graph_max_batch: int
     """Largest decode batch replayed from a CUDA graph; larger ones run eagerly."""
+    cuda_graph_batch_sizes: tuple[int, ...] = ()
+    """Captured batch sizes a decode batch is padded up to (TensorRT-LLM `enable_padding`); empty:
+    every batch up to `cuda_graph_max_batch` runs at its own size (padding negligible)."""
 
     @property
     def fits(self) -> bool:

@@ -13,6 +13,7 @@ and `max_num_tokens` (default 8192) the tokens of one step.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from autoparallel.memory.engine_kv import EngineKv
@@ -37,6 +38,20 @@ decode batches eagerly. The planner's options file sets `cuda_graph_config.max_b
 batch it plans (frameworks/trtllm.py)."""
 
 
+def padded_cuda_graph_batch_sizes(max_batch_size: int) -> tuple[int, ...]:
+    """The batch sizes `cuda_graph_config: {max_batch_size: B, enable_padding: true}` captures
+    (`CudaGraphConfig._generate_cuda_graph_batch_sizes`, 1.0): 1, 2, 4, multiples of 8 to 128, powers
+    of two from 256 below B, and B itself."""
+    sizes = {
+        1,
+        2,
+        4,
+        *range(8, 129, 8),
+        *(2**i for i in range(8, math.ceil(math.log2(max(max_batch_size, 2))))),
+    }
+    return tuple(sorted({b for b in sizes if b <= max_batch_size} | {max_batch_size}))
+
+
 def trtllm_kv(
     memory: VllmMemoryReport,
     gpu: GPU,
@@ -45,17 +60,28 @@ def trtllm_kv(
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS,
     cuda_graph_max_batch: int | None = None,
+    cuda_graph_batch_sizes: tuple[int, ...] | None = None,
 ) -> EngineKv:
     """The KV pool TensorRT-LLM builds on one GPU of the deployment `memory` describes.
 
     `cuda_graph_max_batch`: the largest padded CUDA-graph batch (`cuda_graph_config.max_batch_size`);
-    None: graphs up to `max_batch_size`.
+    None: graphs up to `max_batch_size`, padded to `padded_cuda_graph_batch_sizes` (the planner's
+    options file). `cuda_graph_batch_sizes`: an explicit `cuda_graph_config.batch_sizes` list with
+    padding on; a decode batch runs at the next size up.
     """
     total = gpu.memory_bytes
     free = total - (memory.weights_gib + memory.activation_peak_gib + memory.non_torch_gib) * GIB
     kv = free_gpu_memory_fraction * free if free > 0 else free
     per_token = memory.kv_bytes_per_token_per_gpu
     blocks = int(kv // (per_token * TOKENS_PER_BLOCK)) if kv > 0 and per_token > 0 else 0
+    if cuda_graph_batch_sizes:
+        sizes = tuple(sorted(cuda_graph_batch_sizes))
+        graph_max = sizes[-1]
+    elif cuda_graph_max_batch is None:
+        graph_max = max_batch_size
+        sizes = padded_cuda_graph_batch_sizes(max_batch_size)
+    else:  # an explicit maximum without padding (TensorRT-LLM's default: 128, no padding)
+        graph_max, sizes = cuda_graph_max_batch, ()
     return EngineKv(
         engine="trtllm",
         rule=f"kv_cache_config.free_gpu_memory_fraction {free_gpu_memory_fraction:g}",
@@ -67,5 +93,6 @@ def trtllm_kv(
         kv_bytes_per_token_per_gpu=per_token,
         max_running=max_batch_size,
         step_tokens=max_num_tokens,
-        cuda_graph_max_batch=cuda_graph_max_batch or max_batch_size,
+        cuda_graph_max_batch=graph_max,
+        cuda_graph_batch_sizes=sizes,
     )

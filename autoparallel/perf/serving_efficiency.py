@@ -96,13 +96,14 @@ _SGLANG_HOPPER = _HOPPER.model_copy(update={"source": "SGLang: vLLM's Hopper fac
 _TRTLLM_HOPPER = _HOPPER.model_copy(
     update={
         "flops_fraction": 0.55,
-        "attention_hbm_fraction": 0.80,
+        "attention_hbm_fraction": 0.85,
         "source": "TensorRT-LLM (PyTorch backend), fitted on the Llama-3.1-8B FP8 (FP8 KV) 1×H100 "
         "trtllm-bench rows I172, I174, I176, I178, I180, I182, I184, I186, I188, I190 with the "
-        "per-operator roofline: a grid over the GEMM and attention fractions (weight streaming kept at "
-        "vLLM's 0.75) gives FP8 GEMMs 0.55 of the dense peak and decode attention 0.80 of peak HBM "
-        "(10 of 10 within 20 %, median error 2 %); the MoE fractions, step and request overheads are "
-        "vLLM's.",
+        "per-operator roofline, trtllm-bench's own batch / step-budget heuristic and the runs' CUDA "
+        "graphs padded to their captured sizes (benchmarks/serving_fit.py): a grid over the GEMM and "
+        "attention fractions (weight streaming kept at vLLM's 0.75) gives FP8 GEMMs 0.55 of the dense "
+        "peak and decode attention 0.85 of peak HBM (10 of 10 within 20 %, median error 2.1 %); the "
+        "MoE fractions, step and request overheads are vLLM's.",
     }
 )
 ENGINE_EFFICIENCY: dict[str, dict[str, ServingEfficiency]] = {

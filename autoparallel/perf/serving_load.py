@@ -35,6 +35,7 @@ Metrics follow `vllm bench serve`: output tokens/s = all output tokens / duratio
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from collections import deque
@@ -161,6 +162,7 @@ def run_benchmark(
         engine=engine,
         max_running=engine_kv.max_running,
         graph_max_batch=engine_kv.cuda_graph_max_batch,
+        graph_batch_sizes=engine_kv.cuda_graph_batch_sizes,
     )
 
 
@@ -216,12 +218,15 @@ def simulate_benchmark(
     engine: str = "vllm",
     max_running: int | None = None,
     graph_max_batch: int | None = None,
+    graph_batch_sizes: tuple[int, ...] = (),
 ) -> BenchmarkRun:
     """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once.
 
     `kv_blocks`, `block_size`, `blocks_per_seq` and `batched_tokens` describe one replica's KV pool
     and step budget as the engine sizes them; `max_running` caps running requests (default
-    `config.max_num_seqs`); decode batches above `graph_max_batch` run without CUDA graphs.
+    `config.max_num_seqs`); decode batches above `graph_max_batch` run without CUDA graphs, and a
+    decode-only batch is padded up to the next of `graph_batch_sizes` when the engine pads (its GEMMs
+    run at the padded size).
     """
     n_total = num_prompts or workload.num_prompts or 1000
     replicas = min(config.replicas, n_total)
@@ -246,7 +251,17 @@ def simulate_benchmark(
     for r in range(replicas):
         isl, osl = isl_all[r::replicas], osl_all[r::replicas]
         gpu_run = _replay(
-            model, cluster, shape, limit, graph_max_batch, policy, isl, osl, pool, batched_tokens
+            model,
+            cluster,
+            shape,
+            limit,
+            graph_max_batch,
+            graph_batch_sizes,
+            policy,
+            isl,
+            osl,
+            pool,
+            batched_tokens,
         )
         first_r, finish_r, steps_r, peak_r, mean_r, preempted_r, tail_r = gpu_run
         firsts.append(first_r)
@@ -287,6 +302,7 @@ def _replay(
     shape: ReplicaShape,
     max_running: int,
     graph_max_batch: int | None,
+    graph_sizes: tuple[int, ...],
     policy: str,
     isl: np.ndarray,
     osl: np.ndarray,
@@ -320,6 +336,14 @@ def _replay(
     if int(blocks_for(np.asarray([prompt.min() + 1]))[0]) > pool.blocks:
         raise InputError("the benchmark replay: the KV cache holds no single request")
     eager_shape = dataclasses.replace(shape, enforce_eager=True)
+
+    def padded(seqs: float, eager: bool) -> float | None:
+        """The captured batch a decode-only batch of `seqs` is padded to (None: no padding)."""
+        if eager or not graph_sizes:
+            return None
+        i = bisect.bisect_left(graph_sizes, math.ceil(seqs - 1e-9))
+        return float(graph_sizes[i]) if i < len(graph_sizes) else None
+
     max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
     while (waiting or len(running)) and steps < max_steps:
         # 0. Nothing can change but the decodes: jump to the next request's last token at once.
@@ -350,6 +374,7 @@ def _replay(
                 context_tokens=ctx,
                 prefill_tokens=0.0,
                 prefill_context=0.0,
+                padded_seqs=padded(d / k, eager),
             )
             grow = np.maximum(blocks_for(prompt[running] + generated[running] + span) - held[running], 0)
             free -= int(grow.sum())
@@ -447,6 +472,9 @@ def _replay(
             prefill_tokens=p_tokens / k,
             prefill_context=p_ctx,
             steps=max(1.0, p_tokens / k / budget),
+            # CUDA graphs (and their padding) replay decode-only steps; a step with a prompt chunk
+            # runs at its own size.
+            padded_seqs=padded(d / k, eager) if p_tokens == 0 and d else None,
         )
         now += step
         steps += 1

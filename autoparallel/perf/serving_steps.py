@@ -92,10 +92,13 @@ def stage_step_s(
     prefill_tokens: float,
     prefill_context: float,
     steps: float = 1.0,
+    padded_seqs: float | None = None,
 ) -> tuple[float, bool]:
     """One pipeline stage processing `decode_seqs` decode tokens (each reading `context_tokens` of
     KV) and `prefill_tokens` prompt tokens (attending on average to `prefill_context` tokens), spread
-    over `steps` engine steps (weights are re-read each step).
+    over `steps` engine steps (weights are re-read each step). `padded_seqs`: the CUDA graph's batch
+    when the engine pads a decode batch up to a captured size; the GEMMs, the experts and the
+    collectives run at it, attention reads only the real sequences' KV.
 
     Returns (seconds, memory_bound): the roofline plus exposed communication, and whether HBM
     traffic rather than FLOPs set the roofline.
@@ -105,7 +108,8 @@ def stage_step_s(
     f = model_facts(model, shape.quantization)
     tp, pp = shape.tp, shape.pp
     frac = stage_fraction(f.layers, pp)
-    tokens_per_step = (decode_seqs + prefill_tokens) / steps
+    gemm_seqs = decode_seqs if padded_seqs is None else max(padded_seqs, decode_seqs)
+    tokens_per_step = (gemm_seqs + prefill_tokens) / steps
     # Bytes streamed from HBM per GPU: weights once per step, experts only where routed, KV per decode.
     dense_bytes = (f.dense_bytes * frac + f.head_bytes) / tp * steps
     expert_bytes = expert_calls = 0.0
@@ -124,7 +128,7 @@ def stage_step_s(
     hbm = gpu.hbm_tbps * 1e12
     # FLOPs per GPU, by operator: 2 per weight and token for the dense and the routed-expert GEMMs,
     # the score and value products over the context for attention, split over tp.
-    tokens = decode_seqs + prefill_tokens
+    tokens = gemm_seqs + prefill_tokens
     param_flops = flops_per_token(model, 0.0)
     expert_flops = 2.0 * f.expert_params_per_token
     attention_flops = decode_seqs * (
@@ -253,6 +257,7 @@ def rotation_s(
     prefill_tokens: float,
     prefill_context: float,
     steps: float = 1.0,
+    padded_seqs: float | None = None,
 ) -> tuple[float, bool]:
     """One micro-batch through every stage: pp · (stage step + eager launches) + hops + host time.
 
@@ -272,8 +277,10 @@ def rotation_s(
         prefill_tokens=prefill_tokens,
         prefill_context=prefill_context,
         steps=steps,
+        padded_seqs=padded_seqs,
     )
-    hop = _hop_s(cluster, shape, f, (decode_seqs + prefill_tokens) / steps)
+    gemm_seqs = decode_seqs if padded_seqs is None else max(padded_seqs, decode_seqs)
+    hop = _hop_s(cluster, shape, f, (gemm_seqs + prefill_tokens) / steps)
     total = pp * (stage + steps * eager_s) + (pp - 1) * hop * steps + steps * eff.step_overhead_s
     return total, mem_bound
 

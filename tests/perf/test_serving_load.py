@@ -122,3 +122,32 @@ def test_decode_spans_agree_with_stepping_one_by_one(qwen8b, monkeypatch) -> Non
     assert fast.steps == slow.steps
     assert fast.output_tokens_per_s == pytest.approx(slow.output_tokens_per_s, rel=0.01)
     assert fast.mean_tpot_ms == pytest.approx(slow.mean_tpot_ms, rel=0.01)
+
+
+def test_cuda_graph_padding_runs_the_gemms_at_the_captured_size(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """TensorRT-LLM with `enable_padding` replays a decode batch of 600 as its 1,024 graph: the GEMMs
+    (compute-bound there) do 1,024 rows of work, so the run is slower than unpadded; attention still
+    reads only the real sequences' KV, so with every size captured nothing is padded."""
+    from autoparallel.memory.trtllm import padded_cuda_graph_batch_sizes
+
+    assert padded_cuda_graph_batch_sizes(2048) == (1, 2, 4, *range(8, 129, 8), 256, 512, 1024, 2048)
+    w = Serving(isl=128, osl=512, num_prompts=600)
+    cfg = CFG.model_copy(update={"max_num_seqs": 600, "quantization": "fp8"})
+
+    def run(sizes: tuple[int, ...]) -> float:
+        return simulate_benchmark(
+            qwen8b,
+            H100,
+            cfg,
+            w,
+            kv_blocks=40000,
+            block_size=16,
+            blocks_per_seq=40,
+            batched_tokens=8192,
+            engine="trtllm",
+            graph_batch_sizes=sizes,
+        ).output_tokens_per_s
+
+    plain, every, padded = run(()), run(tuple(range(1, 601))), run((1024,))
+    assert every == pytest.approx(plain, rel=1e-9)
+    assert padded < 0.9 * plain
