@@ -52,6 +52,17 @@ def padded_cuda_graph_batch_sizes(max_batch_size: int) -> tuple[int, ...]:
     return tuple(sorted({b for b in sizes if b <= max_batch_size} | {max_batch_size}))
 
 
+def captured_batch_sizes(sizes: tuple[int, ...], max_batch_size: int, max_num_tokens: int) -> tuple[int, ...]:
+    """The padded CUDA-graph sizes the engine keeps (`model_engine._filter_cuda_graph_batch_sizes`):
+    those up to the largest pure-decode batch, min(max_batch_size, max_num_tokens), plus that largest
+    batch itself when a bigger size was asked for (padding to it instead)."""
+    cap = min(max_batch_size, max_num_tokens)
+    kept = [b for b in sorted(sizes) if b <= cap]
+    if any(b > cap for b in sizes) and (not kept or kept[-1] != cap):
+        kept.append(cap)
+    return tuple(kept)
+
+
 def trtllm_kv(
     memory: VllmMemoryReport,
     gpu: GPU,
@@ -75,11 +86,13 @@ def trtllm_kv(
     per_token = memory.kv_bytes_per_token_per_gpu
     blocks = int(kv // (per_token * TOKENS_PER_BLOCK)) if kv > 0 and per_token > 0 else 0
     if cuda_graph_batch_sizes:
-        sizes = tuple(sorted(cuda_graph_batch_sizes))
-        graph_max = sizes[-1]
+        sizes = captured_batch_sizes(cuda_graph_batch_sizes, max_batch_size, max_num_tokens)
+        graph_max = sizes[-1] if sizes else 0
     elif cuda_graph_max_batch is None:
-        graph_max = max_batch_size
-        sizes = padded_cuda_graph_batch_sizes(max_batch_size)
+        sizes = captured_batch_sizes(
+            padded_cuda_graph_batch_sizes(max_batch_size), max_batch_size, max_num_tokens
+        )
+        graph_max = sizes[-1]
     else:  # an explicit maximum without padding (TensorRT-LLM's default: 128, no padding)
         graph_max, sizes = cuda_graph_max_batch, ()
     return EngineKv(

@@ -102,7 +102,7 @@ _TRTLLM_HOPPER = _HOPPER.model_copy(
         "per-operator roofline, trtllm-bench's own batch / step-budget heuristic and the runs' CUDA "
         "graphs padded to their captured sizes (benchmarks/serving_fit.py): a grid over the GEMM and "
         "attention fractions (weight streaming kept at vLLM's 0.75) gives FP8 GEMMs 0.55 of the dense "
-        "peak and decode attention 0.85 of peak HBM (10 of 10 within 20 %, median error 2.1 %); the "
+        "peak and decode attention 0.85 of peak HBM (10 of 10 within 20 %, median error 1.8 %); the "
         "MoE fractions, step and request overheads are vLLM's.",
     }
 )

@@ -151,3 +151,15 @@ def test_cuda_graph_padding_runs_the_gemms_at_the_captured_size(qwen8b) -> None:
     plain, every, padded = run(()), run(tuple(range(1, 601))), run((1024,))
     assert every == pytest.approx(plain, rel=1e-9)
     assert padded < 0.9 * plain
+
+
+def test_tensorrt_keeps_graphs_up_to_its_largest_decode_batch() -> None:
+    """`_filter_cuda_graph_batch_sizes`: sizes above min(max_batch_size, max_num_tokens) are dropped,
+    and with padding the largest decode batch itself is captured instead (a batch of 2,095 under a
+    2,304 cap runs as 2,304, not as the options file's 4,096)."""
+    from autoparallel.memory.trtllm import captured_batch_sizes
+
+    asked = (1, 2, 4, 8, 512, 1024, 2048, 4096, 8192)
+    assert captured_batch_sizes(asked, 2304, 2560) == (1, 2, 4, 8, 512, 1024, 2048, 2304)
+    assert captured_batch_sizes(asked, 4096, 8192) == (1, 2, 4, 8, 512, 1024, 2048, 4096)
+    assert captured_batch_sizes(asked, 8192, 2048) == (1, 2, 4, 8, 512, 1024, 2048)
