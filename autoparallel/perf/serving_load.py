@@ -248,22 +248,26 @@ def simulate_benchmark(
     firsts, finishes = [], []
     steps = peak = preempted = 0
     batch_sum = tail_s = 0.0
+    # Replicas dealt the same lengths replay alike (fixed lengths, an even deal): one replay each.
+    replayed: dict[tuple[bytes, bytes], tuple[np.ndarray, np.ndarray, int, int, float, int, float]] = {}
     for r in range(replicas):
         isl, osl = isl_all[r::replicas], osl_all[r::replicas]
-        gpu_run = _replay(
-            model,
-            cluster,
-            shape,
-            limit,
-            graph_max_batch,
-            graph_batch_sizes,
-            policy,
-            isl,
-            osl,
-            pool,
-            batched_tokens,
-        )
-        first_r, finish_r, steps_r, peak_r, mean_r, preempted_r, tail_r = gpu_run
+        key = (isl.tobytes(), osl.tobytes())
+        if key not in replayed:
+            replayed[key] = _replay(
+                model,
+                cluster,
+                shape,
+                limit,
+                graph_max_batch,
+                graph_batch_sizes,
+                policy,
+                isl,
+                osl,
+                pool,
+                batched_tokens,
+            )
+        first_r, finish_r, steps_r, peak_r, mean_r, preempted_r, tail_r = replayed[key]
         firsts.append(first_r)
         finishes.append(finish_r)
         steps, preempted = max(steps, steps_r), preempted + preempted_r
