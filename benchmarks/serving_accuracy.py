@@ -84,8 +84,10 @@ def trtllm_bench_settings(
     the KV cache 0.95 of the rest of all GPUs' memory at 2 · layers · max(tp, kv heads) · head size
     bytes (FP8 KV) per token, requests of isl + osl tokens; the batch is that request count rounded
     up (to 32 / 128 / 256, capped at 4,096) and the step budget batch · (1 + isl / osl) rounded up
-    (at least 2,048, at most 32,768). A 20,000-token prompt with 2,000 output tokens thus gets a
-    2,048-token step budget and is prefilled in ten chunks.
+    (at least 2,048, at most 32,768). Chunked prefill stays off (the runs do not enable it), so
+    `get_settings` (`bench/benchmark/utils/general.py`) then raises the budget to the longest prompt
+    plus the batch: a 20,000-token prompt with 2,000 output tokens gets 20,000 + 224 tokens, not the
+    heuristic's 2,560, and is prefilled whole in one step.
     """
     kv_heads = max(tp, model.num_kv_heads)
     gib_per_token = 2 * model.num_layers * kv_heads * model.head_dim * 1.0 / 2**30
@@ -106,7 +108,7 @@ def trtllm_bench_settings(
         max_tokens = 512 * math.ceil(raw_tokens / 512)
     else:
         max_tokens = 1024 * math.ceil(raw_tokens / 1024)
-    return max_bs, max_tokens
+    return max_bs, max(max_tokens, isl + max_bs)
 
 
 @dataclass
@@ -261,11 +263,17 @@ def predict(row: dict[str, str]) -> list[Result]:
             max_batch_size=max_bs,
             max_num_tokens=max_tokens,
             cuda_graph_batch_sizes=PERF_OVERVIEW_CUDA_GRAPH_BATCH_SIZES,
+            chunked_prefill=False,
         )
     elif engine == "trtllm":
-        # `trtllm-serve --tp_size 8` and nothing else: TensorRT-LLM's defaults, CUDA graphs to 128.
+        # `trtllm-serve --tp_size 8` and nothing else: TensorRT-LLM's defaults, CUDA graphs to 128,
+        # no chunked prefill.
         engine_kv = trtllm_kv(
-            memory, gpu, free_gpu_memory_fraction=0.9, cuda_graph_max_batch=DEFAULT_CUDA_GRAPH_MAX_BATCH
+            memory,
+            gpu,
+            free_gpu_memory_fraction=0.9,
+            cuda_graph_max_batch=DEFAULT_CUDA_GRAPH_MAX_BATCH,
+            chunked_prefill=False,
         )
     run = run_benchmark(model, nodes, config, workload, memory=memory, engine=engine, engine_kv=engine_kv)
     note = f"peak batch {run.peak_batch}, preempt {run.preemptions}, tail {run.tail_fraction:.0%}"

@@ -40,6 +40,9 @@ class EngineKv(BaseModel):
     cuda_graph_batch_sizes: tuple[int, ...] = ()
     """Captured batch sizes a decode batch is padded up to (TensorRT-LLM `enable_padding`); empty:
     every batch up to `cuda_graph_max_batch` runs at its own size (padding negligible)."""
+    chunked_prefill: bool = True
+    """A prompt may be split over steps (TensorRT-LLM `enable_chunked_prefill`); off, a prompt is
+    scheduled only whole, in a step with room for all of it."""
 
     @property
     def fits(self) -> bool:

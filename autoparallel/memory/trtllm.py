@@ -72,13 +72,15 @@ def trtllm_kv(
     max_num_tokens: int = DEFAULT_MAX_NUM_TOKENS,
     cuda_graph_max_batch: int | None = None,
     cuda_graph_batch_sizes: tuple[int, ...] | None = None,
+    chunked_prefill: bool = True,
 ) -> EngineKv:
     """The KV pool TensorRT-LLM builds on one GPU of the deployment `memory` describes.
 
     `cuda_graph_max_batch`: the largest padded CUDA-graph batch (`cuda_graph_config.max_batch_size`);
     None: graphs up to `max_batch_size`, padded to `padded_cuda_graph_batch_sizes` (the planner's
     options file). `cuda_graph_batch_sizes`: an explicit `cuda_graph_config.batch_sizes` list with
-    padding on; a decode batch runs at the next size up.
+    padding on; a decode batch runs at the next size up. `chunked_prefill`: `enable_chunked_prefill`
+    (the planner's options file sets it; TensorRT-LLM's own default and `trtllm-bench` leave it off).
     """
     total = gpu.memory_bytes
     free = total - (memory.weights_gib + memory.activation_peak_gib + memory.non_torch_gib) * GIB
@@ -108,4 +110,5 @@ def trtllm_kv(
         step_tokens=max_num_tokens,
         cuda_graph_max_batch=graph_max,
         cuda_graph_batch_sizes=sizes,
+        chunked_prefill=chunked_prefill,
     )

@@ -70,7 +70,7 @@ _HOPPER = ServingEfficiency(
     "7.1); request overhead from its TTFT (64 ms for a 233-token prompt); the MoE expert cost from "
     "the DeepSeek-V3.2 TP8 burst rows' output tokens/s under the per-operator roofline (I201, "
     "I206-I208: a grid over 0-5 µs gives 3 µs, ratios 0.95-0.98; V3.2's indexer is inside it). "
-    "flops_fraction 0.45 of the dense peak, lower than TensorRT-LLM's fitted 0.55 (engines differ); "
+    "flops_fraction 0.45 of the dense peak, below TensorRT-LLM's fitted 0.50 (engines differ); "
     "block_fp8_hbm_fraction from DeepGEMM's published small-M figures (not fitted).",
 )
 _DEFAULT = ServingEfficiency(
@@ -95,15 +95,16 @@ ENGINES = ("vllm", "sglang", "trtllm")
 _SGLANG_HOPPER = _HOPPER.model_copy(update={"source": "SGLang: vLLM's Hopper factors (not refitted)"})
 _TRTLLM_HOPPER = _HOPPER.model_copy(
     update={
-        "flops_fraction": 0.55,
-        "attention_hbm_fraction": 0.85,
+        "flops_fraction": 0.50,
+        "attention_hbm_fraction": 0.90,
         "source": "TensorRT-LLM (PyTorch backend), fitted on the Llama-3.1-8B FP8 (FP8 KV) 1×H100 "
         "trtllm-bench rows I172, I174, I176, I178, I180, I182, I184, I186, I188, I190 with the "
-        "per-operator roofline, trtllm-bench's own batch / step-budget heuristic and the runs' CUDA "
-        "graphs padded to their captured sizes (benchmarks/serving_fit.py): a grid over the GEMM and "
-        "attention fractions (weight streaming kept at vLLM's 0.75) gives FP8 GEMMs 0.55 of the dense "
-        "peak and decode attention 0.85 of peak HBM (10 of 10 within 20 %, median error 1.8 %); the "
-        "MoE fractions, step and request overheads are vLLM's.",
+        "per-operator roofline, trtllm-bench's own batch / step-budget heuristic (chunked prefill off, "
+        "so the budget holds the longest prompt) and the runs' CUDA graphs padded to their captured "
+        "sizes (benchmarks/serving_fit.py): a grid over the GEMM and attention fractions (weight "
+        "streaming kept at vLLM's 0.75), least median error, gives FP8 GEMMs 0.50 of the dense peak "
+        "and decode attention 0.90 of peak HBM (10 of 10 within 20 %, median error 1.7 %; 0.55 / "
+        "0.85 are a near tie at 1.8 %); the MoE fractions, step and request overheads are vLLM's.",
     }
 )
 ENGINE_EFFICIENCY: dict[str, dict[str, ServingEfficiency]] = {

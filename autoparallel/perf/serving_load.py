@@ -163,6 +163,7 @@ def run_benchmark(
         max_running=engine_kv.max_running,
         graph_max_batch=engine_kv.cuda_graph_max_batch,
         graph_batch_sizes=engine_kv.cuda_graph_batch_sizes,
+        chunked_prefill=engine_kv.chunked_prefill,
     )
 
 
@@ -219,6 +220,7 @@ def simulate_benchmark(
     max_running: int | None = None,
     graph_max_batch: int | None = None,
     graph_batch_sizes: tuple[int, ...] = (),
+    chunked_prefill: bool = True,
 ) -> BenchmarkRun:
     """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once.
 
@@ -226,7 +228,8 @@ def simulate_benchmark(
     and step budget as the engine sizes them; `max_running` caps running requests (default
     `config.max_num_seqs`); decode batches above `graph_max_batch` run without CUDA graphs, and a
     decode-only batch is padded up to the next of `graph_batch_sizes` when the engine pads (its GEMMs
-    run at the padded size).
+    run at the padded size). Without `chunked_prefill` a prompt is admitted only whole, into a step
+    with room for all of it.
     """
     n_total = num_prompts or workload.num_prompts or 1000
     replicas = min(config.replicas, n_total)
@@ -236,6 +239,11 @@ def simulate_benchmark(
     osl_all = np.minimum(
         draw_lengths(workload.osl, workload.osl_cv, n_total, LENGTH_SEED + 1), longest - isl_all
     )
+    if not chunked_prefill and int(isl_all.max()) > batched_tokens:
+        raise InputError(
+            f"the benchmark replay: a {int(isl_all.max())}-token prompt does not fit the "
+            f"{batched_tokens}-token step budget with chunked prefill off"
+        )
     context = math.ceil(workload.isl + workload.osl / 2.0)
     groups = blocks_per_seq / max(1, math.ceil(context / block_size))
     pool = _Pool(max(kv_blocks, 0), block_size, max(groups, 1e-9))
@@ -266,6 +274,7 @@ def simulate_benchmark(
                 osl,
                 pool,
                 batched_tokens,
+                chunked_prefill,
             )
         first_r, finish_r, steps_r, peak_r, mean_r, preempted_r, tail_r = replayed[key]
         firsts.append(first_r)
@@ -312,6 +321,7 @@ def _replay(
     osl: np.ndarray,
     pool: _Pool,
     budget: int,
+    chunked: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, int, int, float, int, float]:
     """One replica's engine steps: (first-token times, finish times, steps, peak batch, mean batch
     over steps, preemptions, seconds with fewer than half the peak batch)."""
@@ -442,6 +452,8 @@ def _replay(
         while waiting and not preempted_now and left > 0 and len(running) + len(new) < max_running:
             r = waiting[0]
             t = min(int(prompt[r] - done_pf[r]), left)
+            if not chunked and t < prompt[r] - done_pf[r]:
+                break  # no chunking: the prompt waits for a step with room for all of it
             reserve = prompt[r] + osl[r] if policy == "no_evict" else done_pf[r] + t
             nb = int(blocks_for(np.asarray([reserve]))[0])
             if nb > free:

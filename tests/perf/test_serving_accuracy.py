@@ -88,11 +88,14 @@ def test_trtllm_bench_picks_its_own_batch_and_step_budget(acc: ModuleType) -> No
     """trtllm-bench's heuristic on Qwen3-235B-A22B, TP8 on 8×H200, 20,000 / 2,000 tokens: KV of
     2 · 94 layers · max(8, 4) heads · 128 · 1 B per token over 0.95 · (8 · 139.81 − 218.95) GiB
     (every weight at 1 B) holds 216.7 requests -> batch 224 (multiple of 32), budget
-    216.7 · 11 = 2,383 -> 2,560 (multiple of 256)."""
+    216.7 · 11 = 2,383 -> 2,560 (multiple of 256); chunked prefill is off, so the budget is raised to
+    the longest prompt plus the batch, 20,000 + 224."""
     from autoparallel.hardware import get_gpu
 
     model = acc._model("Qwen/Qwen3-235B-A22B")
     gib = get_gpu("H200").memory_bytes / 2**30
-    assert acc.trtllm_bench_settings(model, gib, 8, 1, 20000, 2000) == (224, 2560)
+    assert acc.trtllm_bench_settings(model, gib, 8, 1, 20000, 2000) == (224, 20224)
+    # Short prompts keep the heuristic's budget: 2,166 requests · (1 + 2,048 / 128) -> capped at 32,768.
+    assert acc.trtllm_bench_settings(model, gib, 8, 1, 2048, 128) == (2304, 32768)
     # Short requests: the batch is capped at 4,096 and the budget at 32,768.
     assert acc.trtllm_bench_settings(acc._model("meta-llama/Llama-3.1-8B"), gib, 1, 1, 128, 128)[0] == 4096

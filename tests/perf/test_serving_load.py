@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from autoparallel.configs import ServingConfig
+from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
 from autoparallel.perf.serving import evaluate_serving
@@ -70,6 +71,18 @@ def test_prompt_chunks_lengthen_the_decode_steps_beside_them(qwen8b) -> None:  #
     # a smaller step budget spreads the prompts over more steps: first tokens come later
     small = run_benchmark(qwen8b, H100, CFG.model_copy(update={"max_num_batched_tokens": 1024}), w)
     assert small.mean_ttft_ms > run.mean_ttft_ms
+
+
+def test_without_chunked_prefill_a_prompt_waits_for_a_step_with_room_for_all_of_it(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """TensorRT-LLM without `enable_chunked_prefill`: two 1,000-token prompts never share a 1,500-token
+    step, so the prompts take one step each (20) where chunks pack them into 14."""
+    w = Serving(isl=1000, osl=64, num_prompts=20)
+    kw = dict(kv_blocks=100_000, block_size=32, blocks_per_seq=34, batched_tokens=1500, engine="trtllm")
+    chunked = simulate_benchmark(qwen8b, H100, CFG, w, **kw)  # type: ignore[arg-type]
+    whole = simulate_benchmark(qwen8b, H100, CFG, w, chunked_prefill=False, **kw)  # type: ignore[arg-type]
+    assert whole.steps >= chunked.steps + 5
+    with pytest.raises(InputError, match="chunked prefill off"):
+        simulate_benchmark(qwen8b, H100, CFG, w.model_copy(update={"isl": 2000}), chunked_prefill=False, **kw)  # type: ignore[arg-type]
 
 
 def test_replicas_share_the_prompts(qwen8b) -> None:  # type: ignore[no-untyped-def]
