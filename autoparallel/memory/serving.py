@@ -135,6 +135,11 @@ class VllmMemoryReport(_Frozen):
     """Requests of max_model_len the KV cache holds at once, as vLLM logs it."""
     kv_bytes_per_token_per_gpu: float
     """Bytes one more cached (full-attention) token costs on the limiting stage's GPU."""
+    kv_bytes_per_token_all_layers_per_gpu: float
+    """Bytes one cached token costs on that GPU when every attention layer keeps it, sliding-window
+    and chunked layers included: SGLang's profile (`get_cell_size_per_token` over all layers) and
+    TensorRT-LLM's default pool (one attention window for all layers). Equal to the above for models
+    without such layers."""
     stage: int
     """The pipeline stage that limits the KV cache (fewest blocks)."""
     stages: tuple[StageMemory, ...]
@@ -370,6 +375,9 @@ def _evaluate(
         kv_cache_dtype=kv_cache_dtype,
         max_concurrency=plan.max_concurrency,
         kv_bytes_per_token_per_gpu=plan.bytes_per_token,
+        kv_bytes_per_token_all_layers_per_gpu=float(
+            sum(layer.bytes_per_token for layer in kv_layers if layer.stage == worst)
+        ),
         stage=worst,
         stages=stages,
         fits=not problems,

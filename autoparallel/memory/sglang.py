@@ -77,7 +77,7 @@ def sglang_kv(
     )
     total = gpu.memory_bytes
     kv = total * frac - memory.weights_gib * GIB - memory.non_torch_gib * GIB
-    per_token = memory.kv_bytes_per_token_per_gpu
+    per_token = memory.kv_bytes_per_token_all_layers_per_gpu
     tokens = int(kv // per_token) if kv > 0 and per_token > 0 else 0
     slots = min(max(int(tokens / max(context_len, 1) * 512), 2048), 4096)
     return EngineKv(
@@ -97,5 +97,9 @@ def sglang_kv(
 
 def fraction_for_tokens(memory: VllmMemoryReport, gpu: GPU, tokens: int) -> float:
     """The smallest `--mem-fraction-static` whose pool holds `tokens` tokens."""
-    need = memory.weights_gib * GIB + memory.non_torch_gib * GIB + tokens * memory.kv_bytes_per_token_per_gpu
+    need = (
+        memory.weights_gib * GIB
+        + memory.non_torch_gib * GIB
+        + tokens * memory.kv_bytes_per_token_all_layers_per_gpu
+    )
     return math.ceil(need / gpu.memory_bytes * 1000) / 1000

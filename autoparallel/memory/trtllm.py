@@ -85,7 +85,7 @@ def trtllm_kv(
     total = gpu.memory_bytes
     free = total - (memory.weights_gib + memory.activation_peak_gib + memory.non_torch_gib) * GIB
     kv = free_gpu_memory_fraction * free if free > 0 else free
-    per_token = memory.kv_bytes_per_token_per_gpu
+    per_token = memory.kv_bytes_per_token_all_layers_per_gpu
     blocks = int(kv // (per_token * TOKENS_PER_BLOCK)) if kv > 0 and per_token > 0 else 0
     if cuda_graph_batch_sizes:
         sizes = captured_batch_sizes(cuda_graph_batch_sizes, max_batch_size, max_num_tokens)

@@ -63,3 +63,19 @@ def test_a_model_too_big_for_the_gpu_has_no_pool() -> None:
     mem = serving_memory(model, H100, ServingConfig(max_model_len=4096))
     assert not sglang_kv(mem, H100, context_len=4096).fits
     assert not trtllm_kv(mem, H100).fits
+
+
+def test_sglang_and_tensorrt_keep_every_layer_of_a_sliding_window_model_per_token() -> None:
+    """Gemma-2-9B (21 of 42 layers slide over 4,096 tokens): vLLM's hybrid allocator prices one more
+    long-context token at the 21 full layers; SGLang's profile (`get_cell_size_per_token`) and
+    TensorRT-LLM's one-window pool store it in all 42: 42 · 2 · 8 heads · 256 · 2 B = 344,064 B."""
+    model = load_model("google/gemma-2-9b")
+    mem = serving_memory(model, H100, ServingConfig(max_model_len=8192))
+    assert mem.kv_bytes_per_token_all_layers_per_gpu == 42 * 2 * 8 * 256 * 2
+    assert mem.kv_bytes_per_token_per_gpu == pytest.approx(mem.kv_bytes_per_token_all_layers_per_gpu / 2)
+    for kv in (sglang_kv(mem, H100, context_len=8192), trtllm_kv(mem, H100)):
+        assert kv.kv_bytes_per_token_per_gpu == 42 * 2 * 8 * 256 * 2
+        assert kv.kv_cache_tokens * kv.kv_bytes_per_token_per_gpu <= kv.kv_cache_gib * 2**30
+    # A model without such layers prices a token the same under all three.
+    dense = serving_memory(load_model("Qwen/Qwen3-8B"), H100, ServingConfig(max_model_len=4096))
+    assert dense.kv_bytes_per_token_all_layers_per_gpu == dense.kv_bytes_per_token_per_gpu
