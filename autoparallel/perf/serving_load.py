@@ -198,6 +198,11 @@ def draw_lengths(mean: int, cv: float, n: int, seed: int) -> np.ndarray:
     return np.maximum(np.rint(raw), 1).astype(np.int64)
 
 
+_ReplicaRun = tuple[np.ndarray, np.ndarray, int, int, float, int, float]
+"""One replica's replay: first-token times, finish times, steps, peak batch, mean batch, preemptions,
+seconds with fewer than half the peak batch."""
+
+
 @dataclass(frozen=True)
 class _Pool:
     blocks: int
@@ -257,7 +262,7 @@ def simulate_benchmark(
     steps = peak = preempted = 0
     batch_sum = tail_s = 0.0
     # Replicas dealt the same lengths replay alike (fixed lengths, an even deal): one replay each.
-    replayed: dict[tuple[bytes, bytes], tuple[np.ndarray, np.ndarray, int, int, float, int, float]] = {}
+    replayed: dict[tuple[bytes, bytes], _ReplicaRun] = {}
     for r in range(replicas):
         isl, osl = isl_all[r::replicas], osl_all[r::replicas]
         key = (isl.tobytes(), osl.tobytes())
@@ -322,7 +327,7 @@ def _replay(
     pool: _Pool,
     budget: int,
     chunked: bool = True,
-) -> tuple[np.ndarray, np.ndarray, int, int, float, int, float]:
+) -> _ReplicaRun:
     """One replica's engine steps: (first-token times, finish times, steps, peak batch, mean batch
     over steps, preemptions, seconds with fewer than half the peak batch)."""
     n = len(isl)
