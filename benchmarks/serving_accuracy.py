@@ -48,8 +48,7 @@ from autoparallel.workload import SHAREGPT_CV, Serving
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "inference_benchmarks_dev.csv"
 GPUS = {"H100-SXM-80GB": "H100-SXM", "H200-SXM-141GB": "H200", "B200-180GB": "B200", "GB200 (NVL72)": "GB200"}
 MODELS = {
-    "deepseek-ai/DeepSeek-V3.2": "deepseek-ai/DeepSeek-V3",  # V3 architecture + a sparse-attention indexer
-    "deepseek-ai/DeepSeek-V3.2 (local copy)": "deepseek-ai/DeepSeek-V3",
+    "deepseek-ai/DeepSeek-V3.2 (local copy)": "deepseek-ai/DeepSeek-V3.2",
     "Qwen/Qwen3-8B-FP8": "Qwen/Qwen3-8B",
 }
 TRTLLM_BENCH_REQUESTS = {

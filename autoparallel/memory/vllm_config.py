@@ -174,7 +174,7 @@ def _layer_kv_specs(model: ModelSpec, stages: tuple[range, ...], tp: int, kv_byt
                 state = math.ceil(att.linear_state_elements / tp) * model.dtype_bytes
                 out.append(LayerKv(kind="mamba", stage=s, state_bytes=state))
                 continue
-            per_token = int(att.kv_elements_per_token_per_rank(tp) * kv_bytes)
+            per_token = int(att.kv_bytes_per_token_per_rank(tp, kv_bytes))
             if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
                 kind: Literal["sliding", "chunked"] = (
                     "sliding" if att.kind is AttentionKind.SLIDING else "chunked"

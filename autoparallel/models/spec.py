@@ -106,6 +106,14 @@ class AttentionSpec(_Frozen):
     """MLA: decoupled RoPE key dimension (cached per token, shared by heads)."""
     q_lora_rank: int = 0
     """MLA: rank of the compressed query (0 = no query compression)."""
+    sparse_topk: int = 0
+    """DeepSeek Sparse Attention (MLA, DeepSeek-V3.2 `index_topk`): each query attends only to the
+    `sparse_topk` earlier tokens its lightning indexer selects (0: dense attention)."""
+    indexer_heads: int = 0
+    """DeepSeek Sparse Attention: heads of the lightning indexer (`index_n_heads`)."""
+    indexer_head_dim: int = 0
+    """DeepSeek Sparse Attention: head dimension of the indexer (`index_head_dim`); its single key
+    head is cached per token."""
     linear_num_value_heads: int = 0
     """Linear attention: value heads."""
     linear_conv_kernel: int = 0
@@ -131,6 +139,24 @@ class AttentionSpec(_Frozen):
         if self.kind is AttentionKind.MLA:
             return self.kv_lora_rank + self.qk_rope_head_dim
         return math.ceil(self.num_kv_heads / tp) * (self.head_dim + self.v_head_dim)
+
+    @property
+    def indexer_key_bytes_per_token(self) -> int:
+        """DeepSeek Sparse Attention: bytes the indexer caches per token, on every rank: its key in
+        FP8 plus one fp32 scale per 128 elements (vLLM's `DeepseekV32IndexerCache`, SGLang's
+        `index_k_with_scale` buffer: 128 + 4 = 132 B for V3.2), whatever the KV-cache dtype."""
+        if not self.indexer_head_dim:
+            return 0
+        return self.indexer_head_dim + 4 * math.ceil(self.indexer_head_dim / 128)
+
+    def kv_bytes_per_token_per_rank(self, tp: int, element_bytes: float) -> float:
+        """Cached bytes per token on one of `tp` ranks: the KV elements at `element_bytes` each, plus
+        the sparse-attention indexer's key."""
+        return self.kv_elements_per_token_per_rank(tp) * element_bytes + self.indexer_key_bytes_per_token
+
+    def kv_bytes_per_token(self, element_bytes: float) -> float:
+        """Cached bytes per token, all ranks together (one copy of MLA's latent)."""
+        return self.kv_bytes_per_token_per_element * element_bytes + self.indexer_key_bytes_per_token
 
     @property
     def linear_state_elements(self) -> int:
@@ -325,7 +351,7 @@ class ModelSpec(_Frozen):
         linear-attention layers add nothing per token (see `state_bytes_per_sequence`).
         """
         b = self.kv_dtype_default_bytes if kv_dtype_bytes is None else kv_dtype_bytes
-        return sum(layer.attention.kv_bytes_per_token_per_element for layer in self.layers) * b
+        return sum(layer.attention.kv_bytes_per_token(b) for layer in self.layers)
 
     def kv_bytes_per_token_by_kind(self, kv_dtype_bytes: float | None = None) -> dict[str, float]:
         """KV bytes per token summed per attention kind (`full`, `sliding`, `chunked`, `mla`)."""
@@ -335,7 +361,7 @@ class ModelSpec(_Frozen):
             kind = layer.attention.kind
             if kind is AttentionKind.LINEAR:
                 continue
-            out[kind.value] = out.get(kind.value, 0.0) + layer.attention.kv_bytes_per_token_per_element * b
+            out[kind.value] = out.get(kind.value, 0.0) + layer.attention.kv_bytes_per_token(b)
         return out
 
     def kv_bytes_per_sequence(self, context_tokens: int, kv_dtype_bytes: float | None = None) -> float:
@@ -347,7 +373,7 @@ class ModelSpec(_Frozen):
             tokens = context_tokens
             if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
                 tokens = min(context_tokens, att.window_tokens)
-            total += att.kv_bytes_per_token_per_element * b * tokens
+            total += att.kv_bytes_per_token(b) * tokens
         return total + self.state_bytes_per_sequence()
 
     def state_bytes_per_sequence(self) -> float:
@@ -378,6 +404,11 @@ class ModelSpec(_Frozen):
             ctx = context_tokens
             if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
                 ctx = min(ctx, att.window_tokens)
+            if att.sparse_topk:
+                # The indexer scores every earlier token (one ReLU'd dot product per indexer head),
+                # then attention runs over the top-k it keeps (DeepSeek-V3.2 report, §2.1).
+                flops += 2.0 * att.indexer_heads * att.indexer_head_dim * ctx
+                ctx = min(ctx, att.sparse_topk)
             flops += 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * ctx
         return flops
 

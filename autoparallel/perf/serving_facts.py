@@ -81,7 +81,7 @@ def _kv_rank(model: ModelSpec, kv_cache_dtype: str, tp: int) -> tuple[float, tup
         windows: dict[int, float] = {}
         for layer in model.layers:
             att = layer.attention
-            per = att.kv_elements_per_token_per_rank(tp) * kvb
+            per = att.kv_bytes_per_token_per_rank(tp, kvb)
             if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
                 windows[att.window_tokens] = windows.get(att.window_tokens, 0.0) + per
             else:

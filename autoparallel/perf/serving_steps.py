@@ -52,6 +52,7 @@ from autoparallel.perf.serving_facts import (
     stage_fraction,
     unique_experts,
 )
+from autoparallel.perf.sparse_attention import is_sparse, sparse_attention_cost
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -152,6 +153,21 @@ def stage_step_s(
     moe_cmp = tokens * expert_flops * frac / tp / (tensor_peak * eff.moe_flops_fraction)
     attn_mem = kv_bytes / (hbm * eff.attention_hbm_fraction)
     attn_cmp = attention_flops * frac / tp / attention_peak
+    if is_sparse(model):
+        # DeepSeek Sparse Attention runs as its kernels run it (perf/sparse_attention.py), not as the
+        # model's FLOPs over the kept tokens.
+        sparse = sparse_attention_cost(
+            model,
+            gpu,
+            shape.engine,
+            tp,
+            decode_seqs=decode_seqs,
+            context_tokens=context_tokens,
+            prefill_tokens=prefill_tokens,
+            prefill_context=prefill_context,
+            attention_fraction=eff.flops_fraction,
+        )
+        attn_cmp = (attention_flops - sparse.model_flops) * frac / tp / attention_peak + sparse.seconds * frac
     t_mem = dense_mem + moe_mem + attn_mem
     t_compute = dense_cmp + moe_cmp + attn_cmp
     gpu_s = max(dense_mem, dense_cmp) + max(moe_mem, moe_cmp) + max(attn_mem, attn_cmp)

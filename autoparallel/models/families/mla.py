@@ -1,4 +1,5 @@
-"""Multi-head latent attention MoE decoders: DeepSeek-V2/V3/R1 and Kimi-K2 (a DeepSeek-V3 config)."""
+"""Multi-head latent attention MoE decoders: DeepSeek-V2/V3/R1, DeepSeek-V3.2 (V3 plus DeepSeek Sparse
+Attention's indexer) and Kimi-K2 (a DeepSeek-V3 config)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def _mla_attention(r: RawConfig, h: int, nh: int) -> tuple[AttentionSpec, int]:
     q = linear_params(h, q_lora, bias) + q_lora + q_lora * nh * qk if q_lora else h * nh * qk
     kv = linear_params(h, kv_lora + rope, bias) + kv_lora + kv_lora * nh * (nope + v)
     o = linear_params(nh * v, h, bias)
+    topk = r.num("index_topk", default=0, allow_zero=True)
+    ih = ihd = indexer = 0
+    if topk:
+        # DeepSeek Sparse Attention's lightning indexer (DeepSeek-V3.2 inference/model.py `Indexer`):
+        # wq_b (query latent -> heads x dim), wk (hidden -> one key head), k_norm (LayerNorm, weight
+        # and bias), weights_proj (hidden -> one weight per head); no biases.
+        ih, ihd = r.num("index_n_heads"), r.num("index_head_dim")
+        indexer = (q_lora or h) * ih * ihd + h * ihd + 2 * ihd + h * ih
     spec = AttentionSpec(
         kind=AttentionKind.MLA,
         num_heads=nh,
@@ -36,8 +45,11 @@ def _mla_attention(r: RawConfig, h: int, nh: int) -> tuple[AttentionSpec, int]:
         kv_lora_rank=kv_lora,
         qk_rope_head_dim=rope,
         q_lora_rank=q_lora,
+        sparse_topk=topk,
+        indexer_heads=ih,
+        indexer_head_dim=ihd,
     )
-    return spec, q + kv + o
+    return spec, q + kv + o + indexer
 
 
 def build_deepseek(r: RawConfig) -> Parts:
@@ -112,6 +124,10 @@ FAMILIES: dict[str, Family] = {
         },
     ),
     "deepseek_v3": _DEEPSEEK_V3,
+    "deepseek_v32": Family(
+        build_deepseek,
+        {**_DEEPSEEK_V3.defaults, "index_topk": 2048, "index_n_heads": 64, "index_head_dim": 128},
+    ),
     "kimi_k2": _DEEPSEEK_V3,
 }
 """model_type -> builder and transformers config-class defaults."""

@@ -1,0 +1,106 @@
+"""DeepSeek Sparse Attention: V3.2's indexer in the spec, and its kernels' cost in the step model."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoparallel.hardware import get_gpu
+from autoparallel.models import load_model
+from autoparallel.perf.sparse_attention import sparse_attention_cost
+
+V32 = "deepseek-ai/DeepSeek-V3.2"
+LAYERS = 61
+# One query token in one layer as FlashMLA's sparse kernels run it on a rank of TP8: 16 heads padded
+# to 64, all 2,048 top-k slots, a 576-wide score and a 512-wide value product per slot and head.
+KERNEL_FLOPS_TP8 = 2 * 64 * 2048 * (576 + 512)
+KERNEL_FLOPS_TP1 = 2 * 128 * 2048 * (576 + 512)
+INDEXER_FLOPS_PER_CONTEXT_TOKEN = 2 * 64 * 128
+
+
+def test_v32_is_v3_plus_the_indexer() -> None:
+    v32, v3 = load_model(V32), load_model("deepseek-ai/DeepSeek-V3")
+    # wq_b 1536 x 64 x 128, wk 7168 x 128, k_norm weight + bias, weights_proj 7168 x 64: per layer,
+    # on the 61 decoder layers and the MTP layer's block.
+    per_layer = 1536 * 64 * 128 + 7168 * 128 + 2 * 128 + 7168 * 64
+    assert per_layer == 13_959_424
+    assert v32.total_params - v3.total_params == per_layer * (LAYERS + 1)
+    att = v32.layers[10].attention
+    assert (att.sparse_topk, att.indexer_heads, att.indexer_head_dim) == (2048, 64, 128)
+    # The indexer's FP8 key and its fp32 scale ride beside the latent, whatever the KV dtype.
+    assert att.indexer_key_bytes_per_token == 132
+    assert v32.kv_bytes_per_token(2.0) == v3.kv_bytes_per_token(2.0) + LAYERS * 132
+    assert v32.kv_bytes_per_token(1.0) == LAYERS * (576 + 132)
+
+
+def test_v32_model_flops_attend_to_the_top_k_only() -> None:
+    v32, v3 = load_model(V32), load_model("deepseek-ai/DeepSeek-V3")
+    params = v32.forward_flops_per_token(0)
+    per_ctx = 2 * 128 * (192 + 128)
+    short, long = 1_000, 100_000
+    assert v32.forward_flops_per_token(short) - params == pytest.approx(
+        LAYERS * (per_ctx + INDEXER_FLOPS_PER_CONTEXT_TOKEN) * short
+    )
+    assert v32.forward_flops_per_token(long) - params == pytest.approx(
+        LAYERS * (per_ctx * 2048 + INDEXER_FLOPS_PER_CONTEXT_TOKEN * long)
+    )
+    # Far below dense MLA at a long context.
+    assert v32.forward_flops_per_token(long) < 0.4 * v3.forward_flops_per_token(long)
+
+
+def _cost(engine: str, tp: int, **kw: float) -> float:
+    base = dict(decode_seqs=0.0, context_tokens=0.0, prefill_tokens=0.0, prefill_context=0.0)
+    base.update(kw)
+    return sparse_attention_cost(
+        load_model(V32), get_gpu("H100"), engine, tp, attention_fraction=0.45, **base
+    ).seconds
+
+
+def test_vllm_tp8_runs_every_token_through_the_padded_decode_kernel() -> None:
+    """Below 32 heads per rank, vLLM's mixed batch runs prompt and decode tokens alike through the FP8
+    decode kernel (410 TFLOPS on H800): 16 heads padded to 64, 2,048 slots even over a 200-token prompt."""
+    indexer = INDEXER_FLOPS_PER_CONTEXT_TOKEN * 200 / (get_gpu("H100").bf16_tflops * 1e12 * 0.45)
+    expected = LAYERS * (KERNEL_FLOPS_TP8 / 410e12 + indexer)
+    assert _cost("vllm", 8, decode_seqs=1, context_tokens=200) == pytest.approx(expected)
+    assert _cost("vllm", 8, prefill_tokens=1, prefill_context=200) == pytest.approx(expected)
+    # The kernel part does not shrink with the context: only the indexer's scores do.
+    assert _cost("vllm", 8, decode_seqs=1, context_tokens=20) > 0.99 * LAYERS * KERNEL_FLOPS_TP8 / 410e12
+
+
+def test_vllm_with_all_heads_on_a_rank_prefills_with_the_bf16_kernel() -> None:
+    """Attention data parallel (128 heads per rank): prompt tokens at the prefill kernel's 640 TFLOPS,
+    decode tokens at the decode kernel's 410."""
+    prefill = _cost("vllm", 1, prefill_tokens=1000, prefill_context=0)
+    decode = _cost("vllm", 1, decode_seqs=1000, context_tokens=0)
+    assert prefill == pytest.approx(1000 * LAYERS * KERNEL_FLOPS_TP1 / 640e12)
+    assert decode == pytest.approx(1000 * LAYERS * KERNEL_FLOPS_TP1 / 410e12)
+
+
+def test_sglang_decodes_over_the_valid_slots_only() -> None:
+    """SGLang's default Hopper decode backend (FA3 over the selected pages) reads only the valid slots,
+    so a short context decodes cheaper than FlashMLA's padded kernel; its prefill is FlashMLA's."""
+    short = _cost("sglang", 8, decode_seqs=100, context_tokens=200)
+    assert short < 0.1 * _cost("vllm", 8, decode_seqs=100, context_tokens=200)
+    indexer_rate = get_gpu("H100").bf16_tflops * 1e12 * 0.45
+    assert _cost("sglang", 8, decode_seqs=100, context_tokens=4000) == pytest.approx(
+        _cost("sglang", 8, decode_seqs=100, context_tokens=2048)
+        + 100 * LAYERS * INDEXER_FLOPS_PER_CONTEXT_TOKEN * (4000 - 2048) / indexer_rate
+    )
+    assert _cost("sglang", 8, prefill_tokens=1, prefill_context=0) == pytest.approx(
+        LAYERS * KERNEL_FLOPS_TP8 / 640e12
+    )
+
+
+def test_sparse_attention_slows_a_v32_prefill_step_against_v3() -> None:
+    """The step model charges the kernels: an 8k-token TP8 prefill step of V3.2 is slower than V3's."""
+    from autoparallel.hardware import Cluster
+    from autoparallel.perf.serving_steps import ReplicaShape, stage_step_s
+
+    cluster = Cluster.parse("1x8xH100")
+    shape = ReplicaShape(
+        tp=8, pp=1, ep_ranks=1, quantization=None, kv_cache_dtype="auto", enforce_eager=False
+    )
+    kw = dict(decode_seqs=0.0, context_tokens=0.0, prefill_tokens=8192.0, prefill_context=200.0)
+    v32, _ = stage_step_s(load_model(V32), cluster, shape, **kw)
+    v3, _ = stage_step_s(load_model("deepseek-ai/DeepSeek-V3"), cluster, shape, **kw)
+    kernel_s = 8192 * LAYERS * KERNEL_FLOPS_TP8 / 410e12
+    assert v32 - v3 == pytest.approx(kernel_s, rel=0.1)
