@@ -11,6 +11,8 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
   else 16384 / 512;
 - the pool is what the measured free memory after loading leaves above total · (1 − fraction):
   KV = total · fraction − weights − non-torch memory (CUDA context, NCCL); page size 1 token;
+- with DP attention each of the dp ranks prefills at most chunked_prefill_size // dp tokens a step
+  (`_handle_data_parallelism`);
 - max_running_requests defaults to min(max(pool tokens / context_len · 512, 2048), 4096) request
   slots (the req_to_token pool).
 """
@@ -90,7 +92,7 @@ def sglang_kv(
         block_size=1,
         kv_bytes_per_token_per_gpu=per_token,
         max_running=min(max_running_requests or slots, slots),
-        step_tokens=chunked_prefill_size or chunk,
+        step_tokens=max(1, (chunked_prefill_size or chunk) // dp_attention_size),
         cuda_graph_max_batch=graph_bs,
     )
 

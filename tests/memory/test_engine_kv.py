@@ -46,6 +46,18 @@ def test_sglang_pool_is_static_fraction_minus_weights() -> None:
     assert fraction_for_tokens(mem, H100, kv.kv_cache_tokens) == pytest.approx(0.8, abs=0.002)
 
 
+def test_sglang_dp_attention_splits_the_chunked_prefill_size() -> None:
+    """SGLang `_handle_data_parallelism`: with DP attention each of the dp ranks prefills at most
+    chunked_prefill_size // dp tokens a step ("to avoid MoE kernel issues")."""
+    mem = serving_memory(load_model("Qwen/Qwen3-8B"), H100, ServingConfig(max_model_len=4096))
+    assert sglang_kv(mem, H100, context_len=4096).step_tokens == 8192
+    assert sglang_kv(mem, H100, context_len=4096, dp_attention_size=8).step_tokens == 1024
+    assert (
+        sglang_kv(mem, H100, context_len=4096, dp_attention_size=4, chunked_prefill_size=4096).step_tokens
+        == 1024
+    )
+
+
 def test_trtllm_pool_is_a_fraction_of_free_memory() -> None:
     model = load_model("meta-llama/Llama-3.1-8B")
     mem = serving_memory(model, H100, ServingConfig(max_model_len=4096))
