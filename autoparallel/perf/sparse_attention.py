@@ -18,8 +18,8 @@ kernels that run it on Hopper do more, and the step model charges what they do:
 
 Which kernel runs which tokens, per engine:
 
-- **vLLM** (`flashmla_sparse.py` after PR #27532 of 2025-10, the rule the 0.13 rows ran under, as
-  their V3.2 cache defaults to `fp8_ds_mla`):
+- **vLLM** (`flashmla_sparse.py` after PR #27532, opened 2025-10-26 and merged; taken as the rule
+  of the 0.13 rows, whose V3.2 cache defaults to `fp8_ds_mla`):
   below 32 heads per rank every token, prompt or decode, runs the FP8 decode kernel as one mixed
   batch; from 32 heads up, prompt tokens run the BF16 prefill kernel and decode tokens the decode
   kernel.
