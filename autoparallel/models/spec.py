@@ -149,14 +149,26 @@ class AttentionSpec(_Frozen):
             return 0
         return self.indexer_head_dim + 4 * math.ceil(self.indexer_head_dim / 128)
 
+    def _sparse_fp8_latent_bytes(self, element_bytes: float) -> float | None:
+        """A sparse MLA layer's FP8 latent in FlashMLA's FP8 layout, the one its sparse decode kernel
+        reads (vLLM `fp8_ds_mla`, SGLang's NSA FP8 pool): the latent in FP8, one fp32 scale per 128
+        elements, the RoPE part in BF16 (656 B for V3.2); None when that layout does not apply."""
+        if not self.sparse_topk or element_bytes != 1:
+            return None
+        return self.kv_lora_rank + 4 * math.ceil(self.kv_lora_rank / 128) + 2 * self.qk_rope_head_dim
+
     def kv_bytes_per_token_per_rank(self, tp: int, element_bytes: float) -> float:
         """Cached bytes per token on one of `tp` ranks: the KV elements at `element_bytes` each, plus
         the sparse-attention indexer's key."""
-        return self.kv_elements_per_token_per_rank(tp) * element_bytes + self.indexer_key_bytes_per_token
+        fp8 = self._sparse_fp8_latent_bytes(element_bytes)
+        kv = self.kv_elements_per_token_per_rank(tp) * element_bytes if fp8 is None else fp8
+        return kv + self.indexer_key_bytes_per_token
 
     def kv_bytes_per_token(self, element_bytes: float) -> float:
         """Cached bytes per token, all ranks together (one copy of MLA's latent)."""
-        return self.kv_bytes_per_token_per_element * element_bytes + self.indexer_key_bytes_per_token
+        fp8 = self._sparse_fp8_latent_bytes(element_bytes)
+        kv = self.kv_bytes_per_token_per_element * element_bytes if fp8 is None else fp8
+        return kv + self.indexer_key_bytes_per_token
 
     @property
     def linear_state_elements(self) -> int:

@@ -29,7 +29,10 @@ def test_v32_is_v3_plus_the_indexer() -> None:
     # The indexer's FP8 key and its fp32 scale ride beside the latent, whatever the KV dtype.
     assert att.indexer_key_bytes_per_token == 132
     assert v32.kv_bytes_per_token(2.0) == v3.kv_bytes_per_token(2.0) + LAYERS * 132
-    assert v32.kv_bytes_per_token(1.0) == LAYERS * (576 + 132)
+    # An FP8 cache is FlashMLA's layout: 512 FP8 + 4 fp32 scales + 64 BF16 RoPE = 656 B, not 576.
+    assert v32.kv_bytes_per_token(1.0) == LAYERS * (656 + 132)
+    assert att.kv_bytes_per_token_per_rank(8, 1.0) == 656 + 132
+    assert v3.kv_bytes_per_token(1.0) == LAYERS * 576  # dense MLA keeps the plain FP8 latent
 
 
 def test_v32_model_flops_attend_to_the_top_k_only() -> None:
