@@ -42,6 +42,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from autoparallel.memo import Memo, memoized
+
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU
     from autoparallel.models.spec import AttentionSpec, ModelSpec
@@ -67,13 +69,25 @@ class SparseAttentionCost:
     ranks together: the generic attention roofline must leave these out."""
 
 
-def _sparse_layers(model: ModelSpec) -> list[AttentionSpec]:
-    return [layer.attention for layer in model.layers if layer.attention.sparse_topk]
+_LAYERS: Memo[tuple[tuple[AttentionSpec, int], ...]] = {}
+
+
+def _sparse_layers(model: ModelSpec) -> tuple[tuple[AttentionSpec, int], ...]:
+    """The distinct sparse attention specs of `model` with their layer counts, memoized."""
+
+    def compute() -> tuple[tuple[AttentionSpec, int], ...]:
+        counts: dict[AttentionSpec, int] = {}
+        for layer in model.layers:
+            if layer.attention.sparse_topk:
+                counts[layer.attention] = counts.get(layer.attention, 0) + 1
+        return tuple(counts.items())
+
+    return memoized(_LAYERS, (model,), (), compute)
 
 
 def is_sparse(model: ModelSpec) -> bool:
     """Whether any layer of `model` uses DeepSeek Sparse Attention."""
-    return any(layer.attention.sparse_topk for layer in model.layers)
+    return bool(_sparse_layers(model))
 
 
 def _kernel_flops_per_token(att: AttentionSpec, tp: int) -> float:
@@ -106,19 +120,20 @@ def sparse_attention_cost(
     `attention_fraction`: the engine's achieved fraction of the BF16 peak for ordinary attention."""
     peak = gpu.bf16_tflops * 1e12
     seconds = flops = 0.0
-    for att in _sparse_layers(model):
+    for att, n_layers in _sparse_layers(model):
         heads_per_rank = math.ceil(att.num_heads / tp)
         kernel = _kernel_flops_per_token(att, tp)
         d_attn, d_index = _model_flops_per_token(att, context_tokens)
         p_attn, p_index = _model_flops_per_token(att, prefill_context)
-        flops += decode_seqs * (d_attn + d_index) + prefill_tokens * (p_attn + p_index)
-        seconds += (decode_seqs * d_index + prefill_tokens * p_index) / (peak * attention_fraction)
+        layer_s = (decode_seqs * d_index + prefill_tokens * p_index) / (peak * attention_fraction)
         if engine == "vllm" and heads_per_rank < VLLM_MIN_HEADS_FOR_BF16_PREFILL:
-            seconds += (decode_seqs + prefill_tokens) * kernel / (peak * DECODE_KERNEL_FRACTION)
-            continue
-        seconds += prefill_tokens * kernel / (peak * PREFILL_KERNEL_FRACTION)
-        if engine == "sglang":
-            seconds += decode_seqs * d_attn / tp / (peak * attention_fraction)
+            layer_s += (decode_seqs + prefill_tokens) * kernel / (peak * DECODE_KERNEL_FRACTION)
         else:
-            seconds += decode_seqs * kernel / (peak * DECODE_KERNEL_FRACTION)
+            layer_s += prefill_tokens * kernel / (peak * PREFILL_KERNEL_FRACTION)
+            if engine == "sglang":
+                layer_s += decode_seqs * d_attn / tp / (peak * attention_fraction)
+            else:
+                layer_s += decode_seqs * kernel / (peak * DECODE_KERNEL_FRACTION)
+        seconds += n_layers * layer_s
+        flops += n_layers * (decode_seqs * (d_attn + d_index) + prefill_tokens * (p_attn + p_index))
     return SparseAttentionCost(seconds=seconds, model_flops=flops)
