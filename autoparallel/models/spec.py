@@ -170,6 +170,20 @@ class AttentionSpec(_Frozen):
         kv = self.kv_bytes_per_token_per_element * element_bytes if fp8 is None else fp8
         return kv + self.indexer_key_bytes_per_token
 
+    def context_flops_per_token(self, context_tokens: float) -> tuple[float, float]:
+        """(attention, indexer) FLOPs of one token of this softmax / MLA layer over `context_tokens`
+        earlier tokens, all ranks together: the score and value products, 2·heads·(qk + v) per
+        attended token (the context capped by the window on sliding / chunked layers); on a sparse
+        layer the indexer scores every earlier token (one dot product per indexer head) and attention
+        runs over the top-k it keeps (DeepSeek-V3.2 report, §2.1)."""
+        ctx = context_tokens
+        if self.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and self.window_tokens:
+            ctx = min(ctx, self.window_tokens)
+        indexer = 2.0 * self.indexer_heads * self.indexer_head_dim * ctx
+        if self.sparse_topk:
+            ctx = min(ctx, self.sparse_topk)
+        return 2.0 * self.num_heads * (self.head_dim + self.v_head_dim) * ctx, indexer
+
     @property
     def linear_state_elements(self) -> int:
         """Linear attention: recurrent state elements per sequence (SSM state + conv state)."""
@@ -403,7 +417,8 @@ class ModelSpec(_Frozen):
 
         2 FLOPs per active matmul weight (embedding lookup excluded, LM head included), plus the
         attention score and value products: 2·heads·(qk_dim + v_dim)·context per softmax layer
-        (context capped by the window on sliding/chunked layers). Linear-attention layers add
+        (context capped by the window on sliding/chunked layers; sparse layers add their indexer and
+        attend to the top-k, `AttentionSpec.context_flops_per_token`). Linear-attention layers add
         2·heads·k_dim·v_dim·2 for the state update and read. (Kaplan et al. 2020, §2.1; PaLM App. B.)
         """
         matmul = self.active_params - self.embedding_params
@@ -413,15 +428,7 @@ class ModelSpec(_Frozen):
             if att.kind is AttentionKind.LINEAR:
                 flops += 4.0 * att.linear_num_value_heads * att.head_dim * att.v_head_dim
                 continue
-            ctx = context_tokens
-            if att.kind in (AttentionKind.SLIDING, AttentionKind.CHUNKED) and att.window_tokens:
-                ctx = min(ctx, att.window_tokens)
-            if att.sparse_topk:
-                # The indexer scores every earlier token (one ReLU'd dot product per indexer head),
-                # then attention runs over the top-k it keeps (DeepSeek-V3.2 report, §2.1).
-                flops += 2.0 * att.indexer_heads * att.indexer_head_dim * ctx
-                ctx = min(ctx, att.sparse_topk)
-            flops += 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * ctx
+            flops += sum(att.context_flops_per_token(context_tokens))
         return flops
 
     # ----- weights --------------------------------------------------------------------------------

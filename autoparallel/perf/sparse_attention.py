@@ -92,15 +92,9 @@ def is_sparse(model: ModelSpec) -> bool:
 
 def _kernel_flops_per_token(att: AttentionSpec, tp: int) -> float:
     """FLOPs of one query token in one layer on one rank, as the FlashMLA sparse kernels run it."""
-    heads = HEAD_TILE * math.ceil(math.ceil(att.num_heads / tp) / HEAD_TILE)
+    heads = HEAD_TILE * math.ceil(math.ceil(att.num_heads / tp) / HEAD_TILE)  # padded per rank
     latent, rope = att.kv_lora_rank, att.qk_rope_head_dim
     return 2.0 * heads * att.sparse_topk * ((latent + rope) + latent)
-
-
-def _model_flops_per_token(att: AttentionSpec, context: float) -> tuple[float, float]:
-    """(attention, indexer) FLOPs of one token in one layer, all ranks: the model's own work."""
-    attn = 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * min(context, att.sparse_topk)
-    return attn, 2.0 * att.indexer_heads * att.indexer_head_dim * context
 
 
 def sparse_attention_cost(
@@ -123,8 +117,8 @@ def sparse_attention_cost(
     for att, n_layers in _sparse_layers(model):
         heads_per_rank = math.ceil(att.num_heads / tp)
         kernel = _kernel_flops_per_token(att, tp)
-        d_attn, d_index = _model_flops_per_token(att, context_tokens)
-        p_attn, p_index = _model_flops_per_token(att, prefill_context)
+        d_attn, d_index = att.context_flops_per_token(context_tokens)
+        p_attn, p_index = att.context_flops_per_token(prefill_context)
         layer_s = (decode_seqs * d_index + prefill_tokens * p_index) / (peak * attention_fraction)
         if engine == "vllm" and heads_per_rank < VLLM_MIN_HEADS_FOR_BF16_PREFILL:
             layer_s += (decode_seqs + prefill_tokens) * kernel / (peak * DECODE_KERNEL_FRACTION)
