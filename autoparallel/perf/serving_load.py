@@ -30,7 +30,9 @@ one replica, one engine step at a time:
 
 Metrics follow `vllm bench serve`: output tokens/s = all output tokens / duration; TTFT from t = 0
 (queueing included) plus the server's per-request overhead; TPOT per request = (e2e − TTFT) /
-(output − 1), averaged over requests; ITL = all inter-token gaps averaged.
+(output − 1), averaged over requests; ITL = all inter-token gaps averaged. Its median and P99 lines
+too: over requests for TTFT and TPOT, over every inter-token gap for ITL (a decode that waits out a
+prompt-only step, SGLang's default, sees one gap as long as the wait).
 """
 
 from __future__ import annotations
@@ -81,6 +83,18 @@ class BenchmarkRun(BaseModel):
     """Mean over requests of (e2e − TTFT) / (output tokens − 1), ms."""
     mean_itl_ms: float
     """Mean inter-token latency over all tokens, ms."""
+    median_ttft_ms: float
+    """Median time to first token over requests, ms."""
+    p99_ttft_ms: float
+    """99th percentile of time to first token over requests, ms."""
+    median_tpot_ms: float
+    """Median over requests of (e2e − TTFT) / (output tokens − 1), ms."""
+    p99_tpot_ms: float
+    """99th percentile of the same, ms."""
+    median_itl_ms: float
+    """Median of every inter-token gap of every request, ms."""
+    p99_itl_ms: float
+    """99th percentile of the same, ms."""
     peak_batch: int
     """Most requests running at once on one replica."""
     mean_batch: float
@@ -198,9 +212,35 @@ def draw_lengths(mean: int, cv: float, n: int, seed: int) -> np.ndarray:
     return np.maximum(np.rint(raw), 1).astype(np.int64)
 
 
-_ReplicaRun = tuple[np.ndarray, np.ndarray, int, int, float, int, float]
-"""One replica's replay: first-token times, finish times, steps, peak batch, mean batch, preemptions,
-seconds with fewer than half the peak batch."""
+@dataclass(frozen=True)
+class _ReplicaRun:
+    """One replica's replay."""
+
+    first: np.ndarray  # first-token time of each request, s
+    finish: np.ndarray  # last-token time of each request, s
+    steps: int
+    peak: int  # most requests running at once
+    mean_batch: float  # running requests averaged over steps
+    preemptions: int
+    tail_s: float  # seconds with fewer than half the peak batch running
+    gaps: np.ndarray  # inter-token gaps, s
+    gap_counts: np.ndarray  # how many tokens came after each
+
+
+def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """The `qs`-th percentiles (0–100) of `values` each repeated `weights` times (linear between
+    neighbouring order statistics, as `np.percentile` on the repeated list); 0 when empty."""
+    if not len(values) or weights.sum() <= 0:
+        return [0.0 for _ in qs]
+    order = np.argsort(values)
+    v, ends = values[order], np.cumsum(weights[order])  # ends: last index + 1 of each value
+    out = []
+    for q in qs:
+        pos = q / 100.0 * (float(ends[-1]) - 1.0)  # fractional index into the repeated list
+        lo, hi = np.searchsorted(ends, [math.floor(pos), math.ceil(pos)], side="right")
+        frac = pos - math.floor(pos)
+        out.append(float(v[min(lo, len(v) - 1)] * (1.0 - frac) + v[min(hi, len(v) - 1)] * frac))
+    return out
 
 
 @dataclass(frozen=True)
@@ -258,7 +298,7 @@ def simulate_benchmark(
     # Every replica replays its own share of one draw (the DP load balancer deals requests round
     # robin): the run lasts until the slowest replica's last token, so the longest requests of the
     # whole draw set the duration, not those of one replica's share.
-    firsts, finishes = [], []
+    firsts, finishes, gap_values, gap_counts = [], [], [], []
     steps = peak = preempted = 0
     batch_sum = tail_s = 0.0
     # Replicas dealt the same lengths replay alike (fixed lengths, an even deal): one replay each.
@@ -281,13 +321,15 @@ def simulate_benchmark(
                 batched_tokens,
                 chunked_prefill,
             )
-        first_r, finish_r, steps_r, peak_r, mean_r, preempted_r, tail_r = replayed[key]
-        firsts.append(first_r)
-        finishes.append(finish_r)
-        steps, preempted = max(steps, steps_r), preempted + preempted_r
-        peak = max(peak, peak_r)
-        batch_sum += mean_r
-        tail_s = max(tail_s, tail_r)
+        run = replayed[key]
+        firsts.append(run.first)
+        finishes.append(run.finish)
+        gap_values.append(run.gaps)
+        gap_counts.append(run.gap_counts)
+        steps, preempted = max(steps, run.steps), preempted + run.preemptions
+        peak = max(peak, run.peak)
+        batch_sum += run.mean_batch
+        tail_s = max(tail_s, run.tail_s)
     first, finish = np.concatenate(firsts), np.concatenate(finishes)
     osl = np.concatenate([osl_all[r::replicas] for r in range(replicas)])
     mean_batch = batch_sum / replicas
@@ -297,8 +339,13 @@ def simulate_benchmark(
     out_tokens = float(osl.sum())
     multi = osl > 1
     gaps = (finish - first)[multi]
-    tpot = float((gaps / (osl[multi] - 1)).mean()) if multi.any() else 0.0
+    tpots = gaps / (osl[multi] - 1)
+    tpot = float(tpots.mean()) if multi.any() else 0.0
     itl = float(gaps.sum() / (osl[multi] - 1).sum()) if multi.any() else 0.0
+    ttfts = first + overhead
+    itl_p50, itl_p99 = weighted_percentiles(
+        np.concatenate(gap_values), np.concatenate(gap_counts), (50.0, 99.0)
+    )
     return BenchmarkRun(
         num_prompts=n_total,
         duration_s=duration,
@@ -306,6 +353,12 @@ def simulate_benchmark(
         mean_ttft_ms=(float(first.mean()) + overhead) * 1e3,
         mean_tpot_ms=tpot * 1e3,
         mean_itl_ms=itl * 1e3,
+        median_ttft_ms=float(np.percentile(ttfts, 50)) * 1e3,
+        p99_ttft_ms=float(np.percentile(ttfts, 99)) * 1e3,
+        median_tpot_ms=float(np.percentile(tpots, 50)) * 1e3 if multi.any() else 0.0,
+        p99_tpot_ms=float(np.percentile(tpots, 99)) * 1e3 if multi.any() else 0.0,
+        median_itl_ms=itl_p50 * 1e3,
+        p99_itl_ms=itl_p99 * 1e3,
         peak_batch=peak,
         mean_batch=mean_batch,
         preemptions=preempted,
@@ -337,6 +390,15 @@ def _replay(
     held = np.zeros(n, dtype=np.int64)  # KV blocks held
     first = np.full(n, np.nan)
     finish = np.full(n, np.nan)
+    last = np.full(n, np.nan)  # time of each request's latest token
+    gaps: list[np.ndarray] = []  # inter-token gaps, s, one token after each
+    spans: list[tuple[float, int]] = []  # (gap, tokens after it) of decode spans
+
+    def emit(requests: np.ndarray, at: float) -> None:
+        """`requests` (each already holding a token) emit one more at `at`."""
+        gaps.append(at - last[requests])
+        last[requests] = at
+
     waiting: deque[int] = deque(range(n))
     running = np.zeros(0, dtype=np.int64)  # admission order
     free = pool.blocks
@@ -399,6 +461,9 @@ def _replay(
             free -= int(grow.sum())
             held[running] += grow
             generated[running] += span
+            emit(running, now + step)
+            spans.append((step, d * (span - 1)))
+            last[running] = now + span * step
             now += span * step
             steps += span
             times.append(span * step)
@@ -504,11 +569,14 @@ def _replay(
         counts.append(1)
         # 4. Tokens come out: a decode token each; a prompt whose last chunk ran samples its first.
         generated[dec] += 1
+        emit(dec, now)
         pf = running[chunk > 0]
         done_pf[pf] += chunk[chunk > 0]
         completed = pf[done_pf[pf] >= prompt[pf]]
         fresh = completed[generated[completed] == 0]
         first[fresh] = now
+        last[fresh] = now
+        emit(completed[generated[completed] > 0], now)  # resumed after a preemption
         generated[completed] = np.minimum(generated[completed] + 1, osl[completed])
         over = (generated[running] >= osl[running]) & (done_pf[running] >= prompt[running])
         if over.any():
@@ -522,7 +590,20 @@ def _replay(
     peak = max(batches, default=0)
     tail = float(sum(t for t, b in zip(times, batches, strict=True) if 2 * b < peak))
     mean_batch = sum(b * c for b, c in zip(batches, counts, strict=True)) / max(sum(counts), 1)
-    return first, finish, steps, peak, mean_batch, preemptions, tail
+    single = np.concatenate(gaps) if gaps else np.zeros(0)
+    return _ReplicaRun(
+        first,
+        finish,
+        steps,
+        peak,
+        mean_batch,
+        preemptions,
+        tail,
+        np.concatenate([single, np.asarray([g for g, _ in spans], dtype=float)]),
+        np.concatenate(
+            [np.ones(len(single), dtype=np.int64), np.asarray([c for _, c in spans], dtype=np.int64)]
+        ),
+    )
 
 
 def _decode_span(

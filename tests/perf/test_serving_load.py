@@ -10,7 +10,12 @@ from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
 from autoparallel.perf.serving import evaluate_serving
-from autoparallel.perf.serving_load import draw_lengths, run_benchmark, simulate_benchmark
+from autoparallel.perf.serving_load import (
+    draw_lengths,
+    run_benchmark,
+    simulate_benchmark,
+    weighted_percentiles,
+)
 from autoparallel.workload import Serving
 
 H100 = Cluster.parse("1x1xH100")
@@ -135,6 +140,8 @@ def test_decode_spans_agree_with_stepping_one_by_one(qwen8b, monkeypatch) -> Non
     assert fast.steps == slow.steps
     assert fast.output_tokens_per_s == pytest.approx(slow.output_tokens_per_s, rel=0.01)
     assert fast.mean_tpot_ms == pytest.approx(slow.mean_tpot_ms, rel=0.01)
+    for metric in ("median_itl_ms", "p99_itl_ms", "median_tpot_ms", "p99_tpot_ms", "p99_ttft_ms"):
+        assert getattr(fast, metric) == pytest.approx(getattr(slow, metric), rel=0.02), metric
 
 
 def test_cuda_graph_padding_runs_the_gemms_at_the_captured_size(qwen8b) -> None:  # type: ignore[no-untyped-def]
@@ -176,3 +183,36 @@ def test_tensorrt_keeps_graphs_up_to_its_largest_decode_batch() -> None:
     assert captured_batch_sizes(asked, 2304, 2560) == (1, 2, 4, 8, 512, 1024, 2048, 2304)
     assert captured_batch_sizes(asked, 4096, 8192) == (1, 2, 4, 8, 512, 1024, 2048, 4096)
     assert captured_batch_sizes(asked, 8192, 2048) == (1, 2, 4, 8, 512, 1024, 2048)
+
+
+def test_weighted_percentiles_are_numpys_on_the_repeated_list() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.lognormal(size=200)
+    weights = rng.integers(1, 40, size=200)
+    repeated = np.repeat(values, weights)
+    qs = (0.0, 10.0, 50.0, 73.3, 99.0, 100.0)
+    assert weighted_percentiles(values, weights, qs) == pytest.approx(list(np.percentile(repeated, qs)))
+    assert weighted_percentiles(np.zeros(0), np.zeros(0, dtype=np.int64), (50.0,)) == [0.0]
+
+
+def test_prompts_admitted_together_decode_in_lock_step(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """Eight fixed-length prompts in one step: every gap is one decode step (median = P99 = mean ITL),
+    every request has the same TTFT and TPOT."""
+    run = run_benchmark(qwen8b, H100, CFG, Serving(isl=256, osl=64, num_prompts=8))
+    assert run.median_itl_ms == pytest.approx(run.p99_itl_ms, rel=0.02)
+    assert run.median_itl_ms == pytest.approx(run.mean_itl_ms, rel=0.02)
+    assert run.median_ttft_ms == pytest.approx(run.p99_ttft_ms) == pytest.approx(run.mean_ttft_ms)
+    assert run.median_tpot_ms == pytest.approx(run.p99_tpot_ms) == pytest.approx(run.mean_tpot_ms)
+
+
+def test_a_decode_that_waits_out_prompt_only_steps_sees_one_long_gap(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """SGLang runs prompt-only steps while prompts wait (its default): the first requests' second
+    token waits for every later prompt, so its P99 gap spans many steps. vLLM's mixed steps give
+    each decode a token per step: its longest gaps are single mixed steps."""
+    w = Serving(isl=2000, osl=8, num_prompts=64)
+    kw = dict(kv_blocks=100_000, block_size=16, blocks_per_seq=126, batched_tokens=8192)
+    sglang = simulate_benchmark(qwen8b, H100, CFG, w, engine="sglang", **kw)  # type: ignore[arg-type]
+    vllm = simulate_benchmark(qwen8b, H100, CFG, w, engine="vllm", **kw)  # type: ignore[arg-type]
+    assert sglang.p99_itl_ms > 5 * sglang.median_itl_ms
+    assert sglang.p99_itl_ms > 3 * vllm.p99_itl_ms
+    assert sglang.p99_ttft_ms >= sglang.median_ttft_ms
