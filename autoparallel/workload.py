@@ -6,12 +6,17 @@ overridden field by field (`Serving.preset("chatbot").model_copy(update={"isl": 
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from itertools import pairwise
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from autoparallel.bounds import BOUNDS
 from autoparallel.errors import InputError
+
+MAX_QUANTILES = 1001
+"""Most points a length distribution may give (per-mille resolution)."""
 
 
 class Serving(BaseModel):
@@ -42,6 +47,32 @@ class Serving(BaseModel):
     """Coefficient of variation (std / mean) of prompt lengths; 0: every prompt is `isl` tokens."""
     osl_cv: float = Field(default=0.0, ge=0)
     """Coefficient of variation of output lengths; 0: every output is `osl` tokens."""
+    isl_quantiles: tuple[float, ...] | None = None
+    """A measured prompt-length distribution (`autoparallel profile` writes it): the lengths at
+    probabilities 0, 1/(k − 1), …, 1. The finite-benchmark replay draws from this shape, scaled to the
+    mean `isl`, instead of a log-normal of spread `isl_cv` (give one or the other)."""
+    osl_quantiles: tuple[float, ...] | None = None
+    """The same for output lengths, scaled to the mean `osl`: the short-output share that sets a
+    burst's mean TPOT is kept as measured."""
+
+    @model_validator(mode="after")
+    def _quantiles_are_a_distribution(self) -> Serving:
+        for name, q, cv in (
+            ("isl", self.isl_quantiles, self.isl_cv),
+            ("osl", self.osl_quantiles, self.osl_cv),
+        ):
+            if q is None:
+                continue
+            if cv > 0:
+                raise ValueError(f"give {name}_cv or {name}_quantiles, not both (one length distribution)")
+            if not 2 <= len(q) <= MAX_QUANTILES:
+                raise ValueError(f"{name}_quantiles holds {len(q)} values; give 2 to {MAX_QUANTILES}")
+            hi = BOUNDS[name].hi
+            if not all(1 <= x <= hi for x in q):  # NaN fails both comparisons
+                raise ValueError(f"{name}_quantiles must be lengths from 1 to {hi:,} tokens")
+            if any(b < a for a, b in pairwise(q)):
+                raise ValueError(f"{name}_quantiles must not decrease (lengths at rising probabilities)")
+        return self
 
     @model_validator(mode="after")
     def _context_holds_request(self) -> Serving:
@@ -51,6 +82,22 @@ class Serving(BaseModel):
                 f"{self.isl + self.osl}: every request would be rejected (max_model_len_ge_request)"
             )
         return self
+
+    def with_updates(self, update: Mapping[str, Any]) -> Serving:
+        """This workload with `update`'s fields, validated. A new `isl` or `osl` without a new
+        `max_model_len` drops a `max_model_len` that no longer holds isl + osl (a profiled file's is
+        sized for its own lengths): the default for the new shape applies instead.
+
+        Raises:
+            pydantic.ValidationError: an updated field is out of range or contradicts another.
+        """
+        fields = {**self.model_dump(), **update}
+        stale = (
+            fields["max_model_len"] is not None and fields["max_model_len"] < fields["isl"] + fields["osl"]
+        )
+        if stale and "max_model_len" not in update and {"isl", "osl"} & set(update):
+            fields["max_model_len"] = None
+        return Serving.model_validate(fields)
 
     @property
     def required_len(self) -> int:

@@ -15,9 +15,12 @@ Inputs (the format is recognised per file):
 
 Lines that are not JSON, or lack positive token counts, are counted and reported, never fatal.
 
-What is derived: mean and spread (std / mean) of prompt and output lengths, p50 / p90 / p99, the
-arrival rate (requests over the span of arrival times) and burstiness: the spread of inter-arrival
-gaps (1 for a Poisson stream; vLLM's `--burstiness` gamma shape is 1 / spread²).
+What is derived: mean and spread (std / mean) of prompt and output lengths and their percentiles
+(0 to 100 in steps of 1), the arrival rate (requests over the span of arrival times) and
+burstiness: the spread of inter-arrival gaps (1 for a Poisson stream; vLLM's `--burstiness` gamma
+shape is 1 / spread²). The workload written keeps the measured length percentiles
+(`Serving.isl_quantiles` / `osl_quantiles`), not only mean and spread: a burst's mean TPOT is set by
+its short requests, and a log-normal of the same mean and spread can hold far fewer of them.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from autoparallel.errors import InputError
 from autoparallel.workload import Serving
@@ -39,6 +42,10 @@ OUTPUT_KEYS = ("output_tokens", "completion_tokens", "osl", "output_len", "gener
 TIME_KEYS = ("timestamp", "arrival_time", "time", "t", "created")
 
 
+PERCENTILES = np.linspace(0.0, 100.0, 101)
+"""The length percentiles a profile keeps: 0, 1, …, 100."""
+
+
 class LengthStats(BaseModel):
     """Distribution of one length (tokens)."""
 
@@ -46,10 +53,28 @@ class LengthStats(BaseModel):
 
     mean: float
     cv: float
-    p50: float
-    p90: float
-    p99: float
-    max: int
+    quantiles: tuple[float, ...]
+    """Lengths at percentiles 0, 1, …, 100."""
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def p50(self) -> float:
+        return self.quantiles[50]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def p90(self) -> float:
+        return self.quantiles[90]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def p99(self) -> float:
+        return self.quantiles[99]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def max(self) -> int:
+        return round(self.quantiles[-1])
 
 
 class WorkloadProfile(BaseModel):
@@ -79,14 +104,10 @@ class WorkloadProfile(BaseModel):
 
 def _stats(values: np.ndarray) -> LengthStats:
     mean = float(values.mean())
-    p50, p90, p99 = (float(x) for x in np.percentile(values, [50, 90, 99]))
     return LengthStats(
         mean=mean,
         cv=float(values.std() / mean) if mean else 0.0,
-        p50=p50,
-        p90=p90,
-        p99=p99,
-        max=int(values.max()),
+        quantiles=tuple(round(float(x), 1) for x in np.percentile(values, PERCENTILES)),
     )
 
 
@@ -225,7 +246,7 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
         if span > 0:
             rate = (len(arrivals) - 1) / span
             gaps = np.diff(arrivals)
-            cv = float(gaps.std() / gaps.mean())
+            cv = round(float(gaps.std() / gaps.mean()), 6)  # evenly spaced: 0, not rounding noise
     return WorkloadProfile(
         source="request-log",
         requests=len(isl),
@@ -240,16 +261,17 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
 
 
 def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
-    """The workload a profile describes: mean lengths with their spread, the arrival rate, and a
-    max_model_len covering the longest request (p99 prompt + p99 output, at least the means)."""
+    """The workload a profile describes: mean lengths with their measured percentiles, the arrival
+    rate, and a max_model_len covering the longest request (p99 prompt + p99 output, at least the
+    means)."""
     isl, osl = max(1, round(prof.isl.mean)), max(1, round(prof.osl.mean))
     finite = prof.source != "request-log" and prof.request_rate is None and prof.max_concurrency is None
     return Serving(
         name=name,
         isl=isl,
         osl=osl,
-        isl_cv=round(prof.isl.cv, 3),
-        osl_cv=round(prof.osl.cv, 3),
+        isl_quantiles=prof.isl.quantiles,
+        osl_quantiles=prof.osl.quantiles,
         request_rate=round(prof.request_rate, 4) if prof.request_rate else None,
         concurrency=prof.max_concurrency,
         num_prompts=prof.requests if finite else None,

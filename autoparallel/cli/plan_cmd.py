@@ -259,9 +259,8 @@ def _serving_workload(args: argparse.Namespace) -> Any:
         update["max_model_len"] = args.max_model_len
     if update:
         keep = args.workload or getattr(args, "workload_file", None)
-        base = base.model_copy(update={"name": base.name if keep else "custom", **update})
         try:
-            base = Serving.model_validate(base.model_dump())
+            base = base.with_updates({"name": base.name if keep else "custom", **update})
         except ValidationError as exc:
             raise input_error(exc, "workload") from None
     return base

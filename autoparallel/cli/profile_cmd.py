@@ -42,6 +42,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     burst = (
         f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape {prof.gamma_shape:.2f})"
         if prof.interarrival_cv
+        else "evenly spaced arrivals (inter-arrival spread 0)"
+        if prof.interarrival_cv == 0
         else "no arrival gaps"
     )
     lines = [

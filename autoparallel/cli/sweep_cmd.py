@@ -34,6 +34,11 @@ def add_sweep_parser(sub: Any) -> None:
     grid.add_argument("--models", help="model ids")
     grid.add_argument("--clusters", help="cluster specs (use ; between specs that carry options)")
     grid.add_argument("--workloads", default=None, help="serving presets (default chatbot)")
+    grid.add_argument(
+        "--workload-file",
+        default=None,
+        help="workload files written by `autoparallel profile` (more values of the workload axis)",
+    )
     for axis in _SERVING_AXES:
         grid.add_argument("--" + axis.replace("_", "-"), default=None, help=f"serving {axis} values")
     grid.add_argument("--train", action="store_true", help="sweep training jobs instead of serving")
@@ -109,16 +114,19 @@ def _workloads(args: argparse.Namespace) -> list[str | dict[str, Any]]:
     elif args.precision or any(getattr(args, n) for n in _TRAINING_AXES):
         raise InputError("--seq-len, --global-batch, --tokens and --precision need --train")
     given = {n: v for n, v in axes.items() if v}
-    presets: list[str | None] = [None] if args.train else list(_list(args.workloads, "--workloads"))
-    if not presets:
-        presets = [None] if given else ["chatbot"]
+    if args.train and args.workload_file:
+        raise InputError("--workload-file holds a serving workload; it does not apply with --train")
+    bases: list[dict[str, Any]] = (
+        [] if args.train else [{"preset": p} for p in _list(args.workloads, "--workloads")]
+    )
+    bases += [{"workload_file": f} for f in _list(args.workload_file, "--workload-file")]
+    if not bases:
+        bases = [{}] if given or args.train else [{"preset": "chatbot"}]
     out: list[str | dict[str, Any]] = []
-    for preset in presets:
+    for base in bases:
         for values in itertools.product(*given.values()):
-            fields: dict[str, Any] = dict(zip(given, values, strict=True))
-            if preset is not None:
-                fields["preset"] = preset
-            out.append(fields if fields else str(preset))
+            fields: dict[str, Any] = {**dict(zip(given, values, strict=True)), **base}
+            out.append(fields if set(fields) != {"preset"} else str(fields["preset"]))
     return out
 
 

@@ -5,8 +5,10 @@ t = 0 and measure until the last one finishes. The steady-state model (perf/serv
 a full batch runs; this module says what such a run measures, by replaying the engine's scheduler on
 one replica, one engine step at a time:
 
-- **Lengths**: prompt and output lengths drawn from a log-normal of the workload's mean and spread
-  (`Serving.isl_cv`, `Serving.osl_cv`; 0 = fixed lengths), from a fixed seed (deterministic).
+- **Lengths**: prompt and output lengths drawn from a measured distribution when the workload has one
+  (`Serving.isl_quantiles` / `osl_quantiles`, from `autoparallel profile`), else from a log-normal
+  of the workload's mean and spread (`Serving.isl_cv`, `Serving.osl_cv`; 0 = fixed lengths); from a
+  fixed seed (deterministic), prompt and output drawn independently.
 - **Scheduler** (vLLM V1 `Scheduler.schedule`, FCFS, chunked prefill): running requests first, each
   decode takes one token of the step budget (`max_num_batched_tokens`), an unfinished prompt takes
   what is left; then waiting requests are admitted in order while fewer than `max_num_seqs` run,
@@ -200,11 +202,24 @@ def default_engine_kv(
     raise InputError(f"unknown serving engine {engine!r}; choose one of: vllm, sglang, trtllm")
 
 
-def draw_lengths(mean: int, cv: float, n: int, seed: int) -> np.ndarray:
-    """`n` integer lengths ≥ 1 with the given mean and spread (log-normal), deterministic for a seed."""
+def draw_lengths(
+    mean: int, cv: float, n: int, seed: int, quantiles: tuple[float, ...] | None = None
+) -> np.ndarray:
+    """`n` integer lengths ≥ 1 with the given mean, deterministic for a seed: shaped like
+    `quantiles` (lengths at evenly spaced probabilities 0…1) when given, else a log-normal of spread
+    `cv` (0: all `mean`).
+
+    A measured shape is sampled by strata: the i-th of n draws sits at probability (i + ½) / n of
+    the interpolated quantile function, and the n draws are dealt in a seeded random order, so the
+    sample has the shape's short and long shares exactly, not up to sampling noise."""
+    rng = np.random.default_rng(seed)
+    if quantiles is not None and n >= 1:
+        probs = np.linspace(0.0, 1.0, len(quantiles))
+        raw = np.interp((rng.permutation(n) + 0.5) / n, probs, np.asarray(quantiles, dtype=float))
+        raw *= mean / raw.mean()  # the shape's scale is the workload's mean
+        return np.maximum(np.rint(raw), 1).astype(np.int64)
     if cv <= 0 or n <= 1:
         return np.full(n, mean, dtype=np.int64)
-    rng = np.random.default_rng(seed)
     sigma = math.sqrt(math.log1p(cv * cv))
     raw = rng.lognormal(mean=-sigma * sigma / 2.0, sigma=sigma, size=n)
     raw = np.minimum(raw, LENGTH_CAP)
@@ -280,9 +295,13 @@ def simulate_benchmark(
     replicas = min(config.replicas, n_total)
     # No request is longer than the deployment accepts (a benchmark cannot send one).
     longest = config.max_model_len
-    isl_all = np.minimum(draw_lengths(workload.isl, workload.isl_cv, n_total, LENGTH_SEED), longest - 1)
+    isl_all = np.minimum(
+        draw_lengths(workload.isl, workload.isl_cv, n_total, LENGTH_SEED, workload.isl_quantiles),
+        longest - 1,
+    )
     osl_all = np.minimum(
-        draw_lengths(workload.osl, workload.osl_cv, n_total, LENGTH_SEED + 1), longest - isl_all
+        draw_lengths(workload.osl, workload.osl_cv, n_total, LENGTH_SEED + 1, workload.osl_quantiles),
+        longest - isl_all,
     )
     if not chunked_prefill and int(isl_all.max()) > batched_tokens:
         raise InputError(

@@ -8,8 +8,11 @@ engine) from keyword lists or command-line flags, or read from a file:
     CSV   one scenario per row; the columns are the keys of a row (`SCENARIO_COLUMNS`)
 
 A workload is a serving preset name (chatbot, batch, rag, long-context, reasoning) or a mapping:
-serving fields (`preset`, `isl`, `osl`, `concurrency`, `request_rate`, `ttft_ms`, `tpot_ms`,
-`max_model_len`, `name`) or training fields (`seq_len`, `global_batch`, `tokens`, `precision`).
+serving fields (`preset` or `workload_file`, `isl`, `osl`, `concurrency`, `request_rate`,
+`ttft_ms`, `tpot_ms`, `max_model_len`, `name`) or training fields (`seq_len`, `global_batch`,
+`tokens`, `precision`). A `workload_file` (written by `autoparallel profile`) is read when the
+scenario is made and its workload travels inside the scenario (`file_workload`, part of the id, not
+a table column), so remote workers need no copy of the file and a changed file is a new scenario.
 A serving scenario may carry `disagg` (auto, on, off): its row is then `plan --disagg`'s comparison of
 aggregated and prefill/decode disaggregated deployments of the whole cluster (execute.py).
 A scenario's `id` hashes its inputs and the package version, so results computed by another release
@@ -33,7 +36,9 @@ from autoparallel.objectives import canonical
 from autoparallel.workload import PRESETS, Serving, Training
 
 SERVING_FIELDS = ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms", "max_model_len")
-"""Serving workload fields a scenario may set (besides `preset` and `name`)."""
+"""Serving workload fields a scenario may set (besides `preset`, `workload_file` and `name`)."""
+FILE_FIELD, FILE_CONTENT = "workload_file", "file_workload"
+"""A serving scenario's workload file (path, a table column) and the workload read from it (JSON)."""
 TRAINING_FIELDS = ("seq_len", "global_batch", "tokens", "precision")
 """Training workload fields a scenario may set."""
 SCENARIO_COLUMNS = (
@@ -45,6 +50,7 @@ SCENARIO_COLUMNS = (
     "kind",
     "workload",
     "preset",
+    FILE_FIELD,
     "name",
     *SERVING_FIELDS,
     *TRAINING_FIELDS,
@@ -92,7 +98,7 @@ class Scenario(BaseModel):
             "kind": self.kind,
             "model": self.model,
             "cluster": self.cluster,
-            **dict(self.workload),
+            **{k: v for k, v in self.workload if k != FILE_CONTENT},
             "objective": self.objective,
             "engine": self.engine,
             **({"disagg": self.disagg} if self.disagg is not None else {}),
@@ -101,7 +107,10 @@ class Scenario(BaseModel):
     @property
     def id(self) -> str:
         """Stable id: 16 hex digits of SHA-256 over the inputs and the package version."""
-        text = json.dumps({**self.inputs, "version": package_version()}, sort_keys=True, default=str)
+        content = {k: v for k, v in self.workload if k == FILE_CONTENT}  # the file's workload, not its name
+        text = json.dumps(
+            {**self.inputs, **content, "version": package_version()}, sort_keys=True, default=str
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
@@ -114,7 +123,8 @@ class Scenario(BaseModel):
 
         if self.kind == "training":
             return "train " + " ".join(fmt(k) for k in TRAINING_FIELDS if k in w)
-        head = str(w.get("name") or w.get("preset") or "custom")
+        from_file = json.loads(w[FILE_CONTENT]).get("name") if FILE_CONTENT in w else None
+        head = str(w.get("name") or w.get("preset") or from_file or "custom")
         return f"{head} {' '.join(fmt(k) for k in SERVING_FIELDS if k in w)}".strip()
 
     @property
@@ -130,11 +140,16 @@ class Scenario(BaseModel):
         if self.kind == "training":
             return Training(**w)
         preset = w.pop("preset", None)
-        base = Serving.preset(preset) if preset else Serving()
+        w.pop(FILE_FIELD, None)
+        content = w.pop(FILE_CONTENT, None)
+        if content is not None:
+            base = Serving.model_validate(json.loads(content))
+        else:
+            base = Serving.preset(preset) if preset else Serving()
         name = w.pop("name", None) or (preset if preset and not w else None)
         if name is None:
-            name = self.workload_label
-        return Serving.model_validate({**base.model_dump(), **w, "name": name})
+            name = base.name if content is not None and not w else self.workload_label
+        return base.with_updates({**w, "name": name})
 
 
 def _clean(value: Any) -> Any:
@@ -165,12 +180,12 @@ def make_workload(spec: str | Mapping[str, Any]) -> tuple[Literal["serving", "tr
     fields = {str(k): _clean(v) for k, v in spec.items() if _clean(v) is not None}
     if "workload" in fields:
         fields["preset"] = fields.pop("workload")
-    allowed = {"preset", "name", *SERVING_FIELDS, *TRAINING_FIELDS}
+    allowed = {"preset", FILE_FIELD, "name", *SERVING_FIELDS, *TRAINING_FIELDS}
     unknown = sorted(set(fields) - allowed)
     if unknown:
         raise InputError(f"unknown workload field {unknown[0]!r}; known: {', '.join(sorted(allowed))}")
     training = sorted(set(fields) & set(TRAINING_FIELDS))
-    serving = sorted(set(fields) & {"preset", *SERVING_FIELDS})
+    serving = sorted(set(fields) & {"preset", FILE_FIELD, *SERVING_FIELDS})
     if training and serving:
         raise InputError(f"a workload mixes training fields {training} with serving fields {serving}")
     kind: Literal["serving", "training"] = "training" if training else "serving"
@@ -180,6 +195,16 @@ def make_workload(spec: str | Mapping[str, Any]) -> tuple[Literal["serving", "tr
         fields["preset"] = str(fields["preset"]).lower()
         if fields["preset"] not in PRESETS:
             raise InputError(f"unknown workload {fields['preset']!r}; choose one of: {', '.join(PRESETS)}")
+    if FILE_FIELD in fields:
+        if "preset" in fields:
+            raise InputError("a workload is a preset or a workload file, not both")
+        from autoparallel.workload_profile import load_workload_file
+
+        fields[FILE_FIELD] = str(fields[FILE_FIELD])
+        served = load_workload_file(fields[FILE_FIELD])
+        fields[FILE_CONTENT] = json.dumps(
+            served.model_dump(mode="json", exclude_defaults=True), sort_keys=True, separators=(",", ":")
+        )
     return kind, fields
 
 
@@ -232,7 +257,8 @@ def make_scenario(
         scenario.to_workload()
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise InputError(f"workload {dict(fields)}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        shown = {k: v for k, v in fields.items() if k != FILE_CONTENT}
+        raise InputError(f"workload {shown}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
     return scenario
 
 

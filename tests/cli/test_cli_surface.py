@@ -97,6 +97,7 @@ FROZEN: dict[str, set[str]] = {
         "--tpot-ms",
         "--ttft-ms",
         "--workers",
+        "--workload-file",
         "--workloads",
     },
     "memory": {

@@ -60,7 +60,7 @@ def test_evaluate_accepts_the_workload_file(tmp_path: Path, capsys: pytest.Captu
     assert main(args) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["workload"]["name"] == "profiled"
-    assert plan["workload"]["isl_cv"] > 0
+    assert len(plan["workload"]["isl_quantiles"]) == 101
 
 
 def test_vllm_and_sglang_benchmark_results(tmp_path: Path) -> None:
@@ -98,3 +98,60 @@ def test_unusable_input_is_one_clear_error(tmp_path: Path, capsys: pytest.Captur
     assert main(["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--workload-file", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.count("error:") == 3
+
+
+def test_the_workload_keeps_the_measured_length_shape(tmp_path: Path) -> None:
+    """A log where 30 % of the answers are 8 tokens and the rest 280 (mean 198, spread 0.65): the
+    workload file keeps that shape, so a 1,000-prompt burst replays 30 % short requests. A
+    log-normal of the same mean and spread has under 1 % below 20 tokens, and its mean TPOT is
+    lower: the short requests, whose few tokens come out beside prompt chunks, set the mean."""
+    from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import Cluster
+    from autoparallel.models import load_model
+    from autoparallel.perf.serving_load import LENGTH_SEED, draw_lengths, run_benchmark
+
+    log = tmp_path / "bimodal.jsonl"
+    outs = [8] * 300 + [280] * 700
+    log.write_text("".join(json.dumps({"prompt_tokens": 220, "completion_tokens": o}) + "\n" for o in outs))
+    out = tmp_path / "w.json"
+    assert main(["profile", str(log), "-o", str(out)]) == 0
+    w = load_workload_file(out).model_copy(update={"num_prompts": 1000})
+    assert w.osl == 198 and w.osl_quantiles is not None and w.osl_cv == 0
+    drawn = draw_lengths(w.osl, w.osl_cv, 1000, LENGTH_SEED + 1, w.osl_quantiles)
+    assert 0.28 <= (drawn < 20).mean() <= 0.31
+    cv = profile_file(log).osl.cv
+    lognormal = draw_lengths(w.osl, cv, 1000, LENGTH_SEED + 1)
+    assert (lognormal < 20).mean() < 0.05
+
+    qwen, h100 = load_model("Qwen/Qwen3-8B"), Cluster.parse("1x1xH100")
+    cfg = ServingConfig(max_num_seqs=256, max_model_len=4096)
+    shaped = run_benchmark(qwen, h100, cfg, w)
+    smooth = run_benchmark(qwen, h100, cfg, w.model_copy(update={"osl_quantiles": None, "osl_cv": cv}))
+    assert shaped.mean_tpot_ms > 1.1 * smooth.mean_tpot_ms
+
+
+def test_a_workload_file_with_a_broken_distribution_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for bad in ([300, 200], [1, float("nan")], [5]):
+        f = tmp_path / "w.json"
+        f.write_text(json.dumps({"serving": {"isl": 200, "osl": 100, "osl_quantiles": bad}}))
+        with pytest.raises(InputError, match="osl_quantiles"):
+            load_workload_file(f)
+        args = ["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--workload-file", str(f)]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "osl_quantiles" in err and "Traceback" not in err
+
+
+def test_evenly_spaced_arrivals_have_no_burstiness(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "even.jsonl"
+    rows = [{"timestamp": 0.2 * i, "prompt_tokens": 100, "completion_tokens": 50} for i in range(500)]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    prof = profile_file(log)
+    assert prof.interarrival_cv == 0 and prof.gamma_shape is None
+    assert prof.request_rate == pytest.approx(5.0)
+    assert main(["profile", str(log)]) == 0
+    assert "evenly spaced arrivals" in capsys.readouterr().out
