@@ -153,9 +153,11 @@ def profile_file(path: str | Path) -> WorkloadProfile:
     Raises:
         InputError: the file cannot be read or holds no usable request.
     """
+    from autoparallel.models.config_file import decode_lenient
+
     p = Path(path)
     try:
-        text = p.read_text()
+        text = decode_lenient(p.read_bytes())
     except OSError as exc:
         raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
     stripped = text.lstrip()
@@ -291,14 +293,14 @@ def load_workload_file(path: str | Path) -> Serving:
     Raises:
         InputError: unreadable, not JSON, or not a workload.
     """
+    from autoparallel.models.config_file import read_config
+
     p = Path(path)
     try:
-        doc = json.loads(p.read_text())
-    except OSError as exc:
-        raise InputError(f"cannot read workload file {p}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"workload file {p} is not JSON: {exc.msg} (line {exc.lineno})") from None
-    body = doc.get("serving") if isinstance(doc, dict) else None
+        doc = read_config(p)  # strict: bounded size, known encoding, finite numbers
+    except InputError as exc:
+        raise InputError(f"workload file: {exc}") from None
+    body = doc.get("serving")
     if not isinstance(body, dict):
         raise InputError(f"workload file {p} has no 'serving' object")
     try:

@@ -1,5 +1,6 @@
-"""Strict reading of a `config.json`: bounded size and nesting, a known encoding, no NaN / Infinity, no
-integers too long to be a size. Whatever the bytes, the answer is a dict or one InputError line."""
+"""Strict reading of a `config.json` (and of the other JSON files autoparallel reads: workload files):
+bounded size and nesting, a known encoding, no NaN / Infinity, no integers too long to be a size.
+Whatever the bytes, the answer is a dict or one InputError line."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from autoparallel.bounds import clean_text
 from autoparallel.errors import InputError
 
 MAX_CONFIG_BYTES = 8 << 20
-"""8 MiB: published config.json files are a few KiB (the largest, with label maps, well under 1 MiB)."""
+"""8 MiB: published config.json files are a few KiB (the largest, with label maps, well under 1 MiB);
+a workload file with its 101-point length percentiles is a few KiB."""
 MAX_DEPTH = 64
 """Deepest nesting of objects and arrays (published configs nest 3 or 4 levels)."""
 MAX_INT_DIGITS = 20
@@ -48,6 +50,13 @@ def _encoding(data: bytes) -> tuple[str, int]:
         if head[1] == 0 and head[3] == 0:
             return "utf-16-le", 0
     return "utf-8", 0
+
+
+def decode_lenient(data: bytes) -> str:
+    """The text of a JSON Lines file in UTF-8, UTF-16 or UTF-32, bytes that do not decode replaced by
+    U+FFFD: a log line holding one no longer parses and is counted malformed; the others are read."""
+    codec, skip = _encoding(data)
+    return data[skip:].decode(codec, errors="replace")
 
 
 def decode_config(data: bytes, shown: str) -> str:
@@ -93,7 +102,7 @@ def _finite_float(text: str) -> float:
 def parse_config_text(text: str, shown: str) -> dict[str, Any]:
     """A JSON object from `text`, strictly (see the module doc)."""
     if len(text) > MAX_CONFIG_BYTES:
-        raise InputError(f"{shown}: {len(text):,} characters; a config.json is at most {MAX_CONFIG_BYTES:,}")
+        raise InputError(f"{shown}: {len(text):,} characters; JSON files are read up to {MAX_CONFIG_BYTES:,}")
     depth = _depth(text)
     if depth > MAX_DEPTH:
         raise InputError(f"{shown}: JSON nested {depth} levels deep; at most {MAX_DEPTH} are read")
@@ -120,7 +129,7 @@ def read_config(path: Path) -> dict[str, Any]:
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise InputError(f"{shown}: {size:,} bytes; a config.json is at most {MAX_CONFIG_BYTES:,}")
+            raise InputError(f"{shown}: {size:,} bytes; JSON files are read up to {MAX_CONFIG_BYTES:,}")
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read {shown}: {exc.strerror or exc}") from None

@@ -130,18 +130,43 @@ def test_the_workload_keeps_the_measured_length_shape(tmp_path: Path) -> None:
     assert shaped.mean_tpot_ms > 1.1 * smooth.mean_tpot_ms
 
 
-def test_a_workload_file_with_a_broken_distribution_is_refused(
+def test_a_broken_workload_file_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for bad in ([300, 200], [1, float("nan")], [5]):
-        f = tmp_path / "w.json"
-        f.write_text(json.dumps({"serving": {"isl": 200, "osl": 100, "osl_quantiles": bad}}))
-        with pytest.raises(InputError, match="osl_quantiles"):
+    f = tmp_path / "w.json"
+    cases: list[tuple[bytes, str]] = [
+        (
+            json.dumps({"serving": {"isl": 200, "osl": 100, "osl_quantiles": [300, 200]}}).encode(),
+            "must not decrease",
+        ),
+        (
+            json.dumps({"serving": {"isl": 200, "osl": 100, "osl_quantiles": [5]}}).encode(),
+            "osl_quantiles holds 1",
+        ),
+        (b'{"serving": {"isl": 200, "osl": 100, "osl_quantiles": [1, NaN]}}', "NaN is not a JSON number"),
+        (b"\xc3\x28{}", "not valid UTF-8"),
+        (b"\xff\xfe\x00garbage", "malformed JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b"{}", "no 'serving' object"),
+    ]
+    for data, match in cases:
+        f.write_bytes(data)
+        with pytest.raises(InputError, match=match):
             load_workload_file(f)
         args = ["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--workload-file", str(f)]
         assert main(args) == 2
         err = capsys.readouterr().err
-        assert "osl_quantiles" in err and "Traceback" not in err
+        assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    f.write_bytes(b"\xef\xbb\xbf" + json.dumps({"serving": {"isl": 200, "osl": 100}}).encode())  # a BOM
+    assert load_workload_file(f).isl == 200
+
+
+def test_a_log_line_that_is_not_utf8_is_one_malformed_line(tmp_path: Path) -> None:
+    log = tmp_path / "mixed.jsonl"
+    good = [json.dumps({"prompt_tokens": 100, "completion_tokens": 20}).encode()] * 3
+    log.write_bytes(b"\n".join([good[0], b'{"prompt_tokens": \xff\xfe 7}', *good[1:]]) + b"\n")
+    prof = profile_file(log)
+    assert prof.requests == 3 and prof.malformed == 1 and prof.malformed_lines == (2,)
 
 
 def test_evenly_spaced_arrivals_have_no_burstiness(

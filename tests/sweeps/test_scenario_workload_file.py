@@ -49,7 +49,7 @@ def test_the_scenario_carries_the_files_workload_with_overrides(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("fields", "match"),
     [
-        ({"workload_file": "/no/such/w.json"}, "cannot read workload file"),
+        ({"workload_file": "/no/such/w.json"}, "workload file: cannot read"),
         ({"workload_file": "W", "preset": "rag"}, "preset or a workload file"),
         ({"workload_file": "W", "seq_len": 4096}, "mixes training fields"),
     ],
