@@ -164,7 +164,7 @@ def profile_file(path: str | Path) -> WorkloadProfile:
     if stripped.startswith("{") and "\n{" not in stripped.rstrip():
         try:
             whole = json.loads(stripped)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, a 5,000-digit integer, nesting too deep
             whole = None
         if isinstance(whole, dict) and "input_lens" in whole:
             return _bench([whole], "vllm-bench", p)
@@ -216,7 +216,7 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, a 5,000-digit integer, nesting too deep
             bad_lines.append(number)
             continue
         if not isinstance(obj, dict):

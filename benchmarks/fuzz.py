@@ -3,7 +3,8 @@
 Run: `uv run python benchmarks/fuzz.py [--inputs 10000] [--seed 0] [--jobs 2]`.
 
 Each input is an argv list built from a vocabulary of valid, odd and hostile pieces (zoo ids, junk ids,
-hostile config files written to a temporary folder, cluster strings, flags with in-range, boundary and
+hostile config, workload and request-log files written to a temporary folder, cluster strings, flags
+with in-range, boundary and
 absurd values, flags of the other mode). It runs through `autoparallel.cli.main` in this process, with
 HF_HUB_OFFLINE=1, and is classified:
 
@@ -156,6 +157,23 @@ def hostile_configs(folder: Path) -> list[str]:
         "moe_topk": json.dumps(
             {**base, "model_type": "mixtral", "num_local_experts": 8, "num_experts_per_tok": 100}
         ).encode(),
+        # workload files (`--workload-file`) and request logs (`profile`)
+        "workload": json.dumps(
+            {"serving": {"isl": 220, "osl": 200, "num_prompts": 300, "osl_quantiles": [4, 50, 180, 900]}}
+        ).encode(),
+        "workload_decreasing": json.dumps(
+            {"serving": {"isl": 220, "osl": 200, "isl_quantiles": [9, 3]}}
+        ).encode(),
+        "workload_huge": json.dumps(
+            {"serving": {"isl": 220, "osl": 200, "osl_quantiles": [1] * 200_000}}
+        ).encode(),
+        "workload_types": json.dumps({"serving": {"isl": "many", "osl_quantiles": "short"}}).encode(),
+        "workload_both": json.dumps({"serving": {"osl_cv": 1.0, "osl_quantiles": [1, 2]}}).encode(),
+        "log": "\n".join(
+            json.dumps({"timestamp": 0.1 * i, "prompt_tokens": 100 + i, "completion_tokens": 1 + i % 50})
+            for i in range(400)
+        ).encode(),
+        "log_mixed": b'{"prompt_tokens": 5, "completion_tokens": 3}\n\xff\xfe\n{"isl": -1}\n[]\n{"t": "x"}\n',
     }
     paths = []
     for name, data in texts.items():
@@ -168,12 +186,14 @@ def hostile_configs(folder: Path) -> list[str]:
 def generate(rng: random.Random, configs: list[str]) -> list[str]:
     """One argv list."""
     command = rng.choices(
-        ("plan", "evaluate", "pareto", "sweep", "memory", "model", "models", "gpus", "junk"),
-        weights=(30, 30, 4, 2, 12, 10, 1, 1, 2),
+        ("plan", "evaluate", "pareto", "sweep", "memory", "model", "models", "gpus", "junk", "profile"),
+        weights=(30, 30, 4, 2, 12, 10, 1, 1, 2, 3),
     )[0]
     model = rng.choice(ZOO) if rng.random() < 0.7 else rng.choice((*JUNK_IDS, *configs))
     if command == "junk":
         return [rng.choice(("", "plan", "--help-me", "\x00", "évaluer")), *rng.sample(NUMBERS, 2)]
+    if command == "profile":
+        return ["profile", rng.choice(configs), *(["--json"] if rng.random() < 0.5 else [])]
     if command in ("models", "gpus"):
         return [command, *(["--json"] if rng.random() < 0.5 else [])]
     if command == "model":
@@ -218,6 +238,8 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
         if flag in ("--train", "--seq-len", "--global-batch") and train:
             continue
         argv += [flag, rng.choice(CHOICES[flag]) if flag in CHOICES else _number(rng, flag)]
+    if rng.random() < 0.1:
+        argv += ["--workload-file", rng.choice(configs)]
     if command == "plan" and "--time-limit" not in argv:
         argv += ["--time-limit", "5"]
     if rng.random() < 0.8:

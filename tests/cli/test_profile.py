@@ -180,3 +180,17 @@ def test_evenly_spaced_arrivals_have_no_burstiness(
     assert prof.request_rate == pytest.approx(5.0)
     assert main(["profile", str(log)]) == 0
     assert "evenly spaced arrivals" in capsys.readouterr().out
+
+
+def test_hostile_json_in_a_log_is_malformed_lines_not_an_internal_error(tmp_path: Path) -> None:
+    log = tmp_path / "hostile.jsonl"
+    good = json.dumps({"prompt_tokens": 100, "completion_tokens": 20})
+    log.write_text(
+        "\n".join([good, "[" * 100_000 + "]" * 100_000, '{"prompt_tokens": ' + "9" * 5000 + "}", good])
+    )
+    prof = profile_file(log)
+    assert prof.requests == 2 and prof.malformed_lines == (2, 3)
+    whole = tmp_path / "deep.json"
+    whole.write_text("{" + '"a":[' * 50_000 + "]" * 50_000 + "}")
+    with pytest.raises(InputError, match="no usable request"):
+        profile_file(whole)
