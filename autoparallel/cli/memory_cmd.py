@@ -112,7 +112,9 @@ def format_report(r: VllmMemoryReport, model: str) -> str:
         f"  KV cache      {r.kv_cache_gib:8.2f} GiB  = {r.num_gpu_blocks} blocks × {r.block_size} tokens"
         + (f", {r.kv_cache_groups} groups" if r.kv_cache_groups > 1 else ""),
         f"  KV tokens     {r.kv_cache_tokens:,}  ({r.kv_bytes_per_token_per_gpu / 1024:.1f} KiB per token "
-        f"per GPU, kv dtype {r.kv_cache_dtype})",
+        f"per GPU, kv dtype {r.kv_cache_dtype}"
+        + (f", stored as {r.kv_cache_dtype_stored}" if r.kv_cache_dtype_stored != r.kv_cache_dtype else "")
+        + ")",
         f"  concurrency   {r.max_concurrency:.2f}x at max_model_len {r.max_model_len:,}",
     ]
     if r.pp > 1:

@@ -30,6 +30,7 @@ from autoparallel.memory.vllm_config import (
     layer_kv_specs,
     resolve_batch_defaults,
     validate,
+    vllm_stored_kv_dtype,
 )
 from autoparallel.memory.vllm_kv import plan_kv
 from autoparallel.memory.vllm_problems import start_problems, with_fixes
@@ -131,15 +132,18 @@ class VllmMemoryReport(_Frozen):
     """Tokens of the profile batch / per scheduler step (resolved default where not given)."""
     kv_cache_dtype: str
     """--kv-cache-dtype."""
+    kv_cache_dtype_stored: str
+    """The cache vLLM keeps: `kv_cache_dtype`, except `fp8_ds_mla` for DeepSeek-V3.2 under `auto`."""
     max_concurrency: float
     """Requests of max_model_len the KV cache holds at once, as vLLM logs it."""
     kv_bytes_per_token_per_gpu: float
     """Bytes one more cached (full-attention) token costs on the limiting stage's GPU."""
     kv_bytes_per_token_all_layers_per_gpu: float
     """Bytes one cached token costs on that GPU when every attention layer keeps it, sliding-window
-    and chunked layers included: SGLang's profile (`get_cell_size_per_token` over all layers) and
-    TensorRT-LLM's default pool (one attention window for all layers). Equal to the above for models
-    without such layers."""
+    and chunked layers included, at the KV dtype as named (`auto`: the model's dtype): SGLang's
+    profile (`get_cell_size_per_token` over all layers) and TensorRT-LLM's default pool (one
+    attention window for all layers). Equal to the above for models without such layers, except
+    DeepSeek-V3.2 under `auto`, which vLLM alone stores in FP8 (`kv_dtype_bytes`)."""
     stage: int
     """The pipeline stage that limits the KV cache (fewest blocks)."""
     stages: tuple[StageMemory, ...]
@@ -278,7 +282,7 @@ def _evaluate(
 ) -> VllmMemoryReport:
     """The report for validated inputs, problems without the fix sentence."""
     spec = apply_dtype_and_quant(spec, dtype, quantization)
-    kv_bytes = kv_dtype_bytes(spec, kv_cache_dtype)
+    kv_bytes = kv_dtype_bytes(spec, kv_cache_dtype, engine="vllm")
     mml = max_model_len or spec.max_position_embeddings
     seqs, tokens = resolve_batch_defaults(rules, g, mml, max_num_seqs, max_num_batched_tokens, usage)
     ep = tp * dp if enable_expert_parallel else 1
@@ -373,10 +377,17 @@ def _evaluate(
         max_num_seqs=seqs,
         max_num_batched_tokens=tokens,
         kv_cache_dtype=kv_cache_dtype,
+        kv_cache_dtype_stored=vllm_stored_kv_dtype(spec, kv_cache_dtype),
         max_concurrency=plan.max_concurrency,
         kv_bytes_per_token_per_gpu=plan.bytes_per_token,
         kv_bytes_per_token_all_layers_per_gpu=float(
-            sum(layer.bytes_per_token for layer in kv_layers if layer.stage == worst)
+            sum(
+                layer.bytes_per_token
+                for layer in layer_kv_specs(
+                    spec, stage_ranges, tp, kv_dtype_bytes(spec, kv_cache_dtype, engine="any")
+                )
+                if layer.stage == worst
+            )
         ),
         stage=worst,
         stages=stages,

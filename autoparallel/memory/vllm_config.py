@@ -91,15 +91,29 @@ def _loaded(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec
     return model.model_copy(update=update) if update else model
 
 
-def kv_dtype_bytes(model: ModelSpec, kv_cache_dtype: str) -> float:
-    """Bytes per cached KV element: the model's dtype for `auto`, else the named dtype's. The one
-    definition: the float model and the solver tables both call it.
+def vllm_stored_kv_dtype(model: ModelSpec, kv_cache_dtype: str) -> str:
+    """The cache vLLM keeps for `--kv-cache-dtype kv_cache_dtype`: the same, except that for DeepSeek
+    Sparse Attention models (V3.2) `DeepseekV32ForCausalLM.verify_and_update_config` turns `auto`
+    into its `fp8_ds_mla` cache (`bfloat16` keeps BF16; an fp8 dtype is FP8 either way)."""
+    return "fp8_ds_mla" if kv_cache_dtype == "auto" and model.has_sparse_attention else kv_cache_dtype
+
+
+def kv_dtype_bytes(model: ModelSpec, kv_cache_dtype: str, *, engine: str) -> float:
+    """Bytes per cached KV element as `engine` stores it: the model's dtype for `auto`, else the
+    named dtype's. The one definition: the float model and the solver tables both call it.
+
+    vLLM stores what `vllm_stored_kv_dtype` says (`fp8_ds_mla`: one FP8 byte per latent element;
+    AttentionSpec prices the layout FlashMLA reads, 656 B per token and layer). SGLang (`auto` is
+    BF16 on Hopper) and TensorRT-LLM take the dtype as named; so does `any`, the engine-neutral
+    price (`VllmMemoryReport.kv_bytes_per_token_all_layers_per_gpu`).
 
     Raises:
         InputError: not one of vLLM's `--kv-cache-dtype` values.
     """
     if kv_cache_dtype not in _KV_DTYPE_BYTES:
         raise InputError(f"kv_cache_dtype {kv_cache_dtype!r}: expected one of {', '.join(_KV_DTYPE_BYTES)}")
+    if engine == "vllm" and vllm_stored_kv_dtype(model, kv_cache_dtype) == "fp8_ds_mla":
+        return 1.0
     fixed = _KV_DTYPE_BYTES[kv_cache_dtype]
     return float(model.dtype_bytes) if fixed is None else float(fixed)
 

@@ -336,6 +336,11 @@ class ModelSpec(_Frozen):
         """Uses multi-head latent attention (DeepSeek-V2/V3, Kimi-K2)."""
         return any(layer.attention.kind is AttentionKind.MLA for layer in self.layers)
 
+    @cached_property
+    def has_sparse_attention(self) -> bool:
+        """Any layer uses DeepSeek Sparse Attention (a lightning indexer and top-k MLA: V3.2)."""
+        return any(layer.attention.sparse_topk for layer in self.layers)
+
     # ----- parameters ----------------------------------------------------------------------------
     @cached_property
     def params(self) -> ParamGroups:

@@ -55,8 +55,8 @@ def kv_transfer_bytes_per_rank(
     model: ModelSpec, kv_cache_dtype: str, isl: int, *, tp_prefill: int, tp_decode: int
 ) -> float:
     """Bytes the busiest rank moves for one prompt's KV: max(bytes per P rank, bytes per D rank)."""
-    sent = kv_bytes_per_sequence_per_gpu(model, kv_cache_dtype, tp_prefill, 1, float(isl))
-    received = kv_bytes_per_sequence_per_gpu(model, kv_cache_dtype, tp_decode, 1, float(isl))
+    sent = kv_bytes_per_sequence_per_gpu(model, kv_cache_dtype, tp_prefill, 1, float(isl), engine="vllm")
+    received = kv_bytes_per_sequence_per_gpu(model, kv_cache_dtype, tp_decode, 1, float(isl), engine="vllm")
     return max(sent, received)
 
 

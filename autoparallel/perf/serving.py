@@ -183,7 +183,9 @@ def _kv_layout(
         rules, gpu, config.max_model_len, config.max_num_seqs, config.max_num_batched_tokens
     )
     stages = vllm_profile.pp_partition(model.num_layers, config.pp)
-    layers = layer_kv_specs(model, stages, config.tp, kv_dtype_bytes(model, config.kv_cache_dtype))
+    layers = layer_kv_specs(
+        model, stages, config.tp, kv_dtype_bytes(model, config.kv_cache_dtype, engine="vllm")
+    )
     plan = vllm_kv.plan_kv(
         layers,
         [0.0] * config.pp,

@@ -69,14 +69,17 @@ def _model_facts(model: ModelSpec, quantization: str | None) -> ModelFacts:
     )
 
 
-def _kv_rank(model: ModelSpec, kv_cache_dtype: str, tp: int) -> tuple[float, tuple[tuple[int, float], ...]]:
-    """KV bytes per context token on one TP rank (all layers): full layers, and (window, bytes) pairs.
+def _kv_rank(
+    model: ModelSpec, kv_cache_dtype: str, tp: int, engine: str
+) -> tuple[float, tuple[tuple[int, float], ...]]:
+    """KV bytes per context token on one TP rank (all layers) as `engine` stores them: full layers,
+    and (window, bytes) pairs.
 
     Softmax layers hold ceil(kv_heads / tp) heads per rank; MLA holds the whole latent on every rank.
     """
 
     def compute() -> tuple[float, tuple[tuple[int, float], ...]]:
-        kvb = kv_dtype_bytes(model, kv_cache_dtype)
+        kvb = kv_dtype_bytes(model, kv_cache_dtype, engine=engine)
         full = 0.0
         windows: dict[int, float] = {}
         for layer in model.layers:
@@ -88,7 +91,7 @@ def _kv_rank(model: ModelSpec, kv_cache_dtype: str, tp: int) -> tuple[float, tup
                 full += per
         return full, tuple(sorted(windows.items()))
 
-    return memoized(_KV_RANK, (model,), (kv_cache_dtype, tp), compute)
+    return memoized(_KV_RANK, (model,), (kv_cache_dtype, tp, engine), compute)
 
 
 def flops_per_token(model: ModelSpec, context_tokens: float) -> float:
@@ -98,10 +101,11 @@ def flops_per_token(model: ModelSpec, context_tokens: float) -> float:
 
 
 def kv_bytes_per_sequence_per_gpu(
-    model: ModelSpec, kv_cache_dtype: str, tp: int, pp: int, context_tokens: float
+    model: ModelSpec, kv_cache_dtype: str, tp: int, pp: int, context_tokens: float, *, engine: str
 ) -> float:
-    """KV bytes one sequence of `context_tokens` reads on one GPU of the fullest pipeline stage."""
-    full, windows = _kv_rank(model, kv_cache_dtype, tp)
+    """KV bytes one sequence of `context_tokens` reads on one GPU of the fullest pipeline stage, as
+    `engine` stores them."""
+    full, windows = _kv_rank(model, kv_cache_dtype, tp, engine)
     per_rank = full * context_tokens + sum(b * min(context_tokens, w) for w, b in windows)
     return per_rank * stage_fraction(model.num_layers, pp)
 

@@ -124,7 +124,7 @@ def stage_step_s(
             expert_bytes += n_layers * frac * touched * per_expert / tp * steps
         expert_calls += n_layers * frac * touched * steps
     kv_bytes = decode_seqs * kv_bytes_per_sequence_per_gpu(
-        model, shape.kv_cache_dtype, tp, pp, context_tokens
+        model, shape.kv_cache_dtype, tp, pp, context_tokens, engine=shape.engine
     )
     hbm = gpu.hbm_tbps * 1e12
     # FLOPs per GPU, by operator: 2 per weight and token for the dense and the routed-expert GEMMs,

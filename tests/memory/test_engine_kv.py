@@ -91,3 +91,27 @@ def test_sglang_and_tensorrt_keep_every_layer_of_a_sliding_window_model_per_toke
     # A model without such layers prices a token the same under all three.
     dense = serving_memory(load_model("Qwen/Qwen3-8B"), H100, ServingConfig(max_model_len=4096))
     assert dense.kv_bytes_per_token_all_layers_per_gpu == dense.kv_bytes_per_token_per_gpu
+
+
+def test_vllm_stores_v32_auto_as_fp8_ds_mla_and_sglang_as_bf16() -> None:
+    """vLLM's `DeepseekV32ForCausalLM.verify_and_update_config` turns `auto` into `fp8_ds_mla`:
+    656 B of latent (FlashMLA's FP8 layout) + the indexer's 132 B per token and layer, on every TP
+    rank. `bfloat16` keeps BF16 (1,152 B). SGLang's `auto` is BF16, read from the same report."""
+    h200 = get_gpu("H200")
+    v32 = load_model("deepseek-ai/DeepSeek-V3.2")
+    cfg = ServingConfig(tp=8, max_model_len=32768)
+    auto = serving_memory(v32, h200, cfg)
+    bf16 = serving_memory(v32, h200, cfg.model_copy(update={"kv_cache_dtype": "bfloat16"}))
+    assert auto.kv_cache_dtype_stored == "fp8_ds_mla" and bf16.kv_cache_dtype_stored == "bfloat16"
+    assert auto.kv_bytes_per_token_per_gpu == 61 * (656 + 132)
+    assert bf16.kv_bytes_per_token_per_gpu == 61 * (1152 + 132)
+    assert auto.kv_cache_tokens > 1.5 * bf16.kv_cache_tokens
+    # the engine-neutral price SGLang and TensorRT-LLM read stays the dtype as named
+    assert auto.kv_bytes_per_token_all_layers_per_gpu == 61 * (1152 + 132)
+    assert (
+        sglang_kv(auto, h200, context_len=32768).kv_cache_tokens
+        == sglang_kv(bf16, h200, context_len=32768).kv_cache_tokens
+    )
+    # DeepSeek-V3 (dense MLA) keeps `auto` as BF16 in vLLM
+    v3 = serving_memory(load_model("deepseek-ai/DeepSeek-V3"), h200, cfg)
+    assert v3.kv_cache_dtype_stored == "auto" and v3.kv_bytes_per_token_per_gpu == 61 * 1152

@@ -143,7 +143,7 @@ class MemoryTerms:
             spec = self.model
             layer_key = (tp, pp, kv)
             if layer_key not in self._layer_kv:
-                kv_bytes = kv_dtype_bytes(spec, kv)
+                kv_bytes = kv_dtype_bytes(spec, kv, engine="vllm")  # vLLM runtimes only
                 self._layer_kv[layer_key] = layer_kv_specs(spec, self.stages(pp), tp, kv_bytes)
             layers = self._layer_kv[layer_key]
             plan = vllm_kv.plan_kv(
