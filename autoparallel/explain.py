@@ -198,7 +198,12 @@ def _memory_lines(plan: ServingPlan) -> list[str]:
             ],
         ),
         f"KV cache: {mem.kv_cache_tokens:,} tokens, max concurrency {mem.max_concurrency:.1f} requests "
-        f"at {mem.max_model_len} tokens",
+        f"at {mem.max_model_len} tokens"
+        + (
+            f" (--kv-cache-dtype {mem.kv_cache_dtype} is stored as {mem.kv_cache_dtype_stored})"
+            if mem.kv_cache_dtype_stored != mem.kv_cache_dtype
+            else ""
+        ),
     ]
 
 
