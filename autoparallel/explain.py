@@ -92,6 +92,7 @@ def explain_serving(plan: ServingPlan) -> str:
                 ("metric", "value"),
                 [
                     ("output tokens/s", b.output_tokens_per_s),
+                    ("peak output tokens/s (one second)", b.peak_output_tokens_per_s),
                     ("duration s", b.duration_s),
                     ("mean TTFT ms (queueing included)", b.mean_ttft_ms),
                     ("median / P99 TTFT ms", f"{b.median_ttft_ms:,.0f} / {b.p99_ttft_ms:,.0f}"),

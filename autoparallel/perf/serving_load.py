@@ -32,9 +32,10 @@ one replica, one engine step at a time:
 
 Metrics follow `vllm bench serve`: output tokens/s = all output tokens / duration; TTFT from t = 0
 (queueing included) plus the server's per-request overhead; TPOT per request = (e2e − TTFT) /
-(output − 1), averaged over requests; ITL = all inter-token gaps averaged. Its median and P99 lines
-too: over requests for TTFT and TPOT, over every inter-token gap for ITL (a decode that waits out a
-prompt-only step, SGLang's default, sees one gap as long as the wait).
+(output − 1), averaged over requests; ITL = all inter-token gaps averaged; the most output tokens
+in one second. Its median and P99 lines too: over requests for TTFT and TPOT, over every
+inter-token gap for ITL (a decode that waits out a prompt-only step, SGLang's default, sees one
+gap as long as the wait).
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class BenchmarkRun(BaseModel):
     """Median of every inter-token gap of every request, ms."""
     p99_itl_ms: float
     """99th percentile of the same, ms."""
+    peak_output_tokens_per_s: float
+    """Most output tokens (all replicas) in one whole second of the run, counted from its start
+    (`vllm bench serve`'s "Peak output token throughput")."""
     peak_batch: int
     """Most requests running at once on one replica."""
     mean_batch: float
@@ -240,6 +244,7 @@ class _ReplicaRun:
     tail_s: float  # seconds with fewer than half the peak batch running
     gaps: np.ndarray  # inter-token gaps, s
     gap_counts: np.ndarray  # how many tokens came after each
+    tokens_per_second: np.ndarray  # output tokens in each second of the run, from t = 0
 
 
 def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> list[float]:
@@ -318,6 +323,7 @@ def simulate_benchmark(
     # robin): the run lasts until the slowest replica's last token, so the longest requests of the
     # whole draw set the duration, not those of one replica's share.
     firsts, finishes, gap_values, gap_counts = [], [], [], []
+    per_second = np.zeros(0)  # output tokens of all replicas in each second
     steps = peak = preempted = 0
     batch_sum = tail_s = 0.0
     # Replicas dealt the same lengths replay alike (fixed lengths, an even deal): one replay each.
@@ -345,6 +351,10 @@ def simulate_benchmark(
         finishes.append(run.finish)
         gap_values.append(run.gaps)
         gap_counts.append(run.gap_counts)
+        width = max(len(per_second), len(run.tokens_per_second))
+        per_second = np.pad(per_second, (0, width - len(per_second))) + np.pad(
+            run.tokens_per_second, (0, width - len(run.tokens_per_second))
+        )
         steps, preempted = max(steps, run.steps), preempted + run.preemptions
         peak = max(peak, run.peak)
         batch_sum += run.mean_batch
@@ -378,6 +388,7 @@ def simulate_benchmark(
         p99_tpot_ms=float(np.percentile(tpots, 99)) * 1e3 if multi.any() else 0.0,
         median_itl_ms=itl_p50 * 1e3,
         p99_itl_ms=itl_p99 * 1e3,
+        peak_output_tokens_per_s=float(per_second.max(initial=0.0)),
         peak_batch=peak,
         mean_batch=mean_batch,
         preemptions=preempted,
@@ -412,11 +423,15 @@ def _replay(
     last = np.full(n, np.nan)  # time of each request's latest token
     gaps: list[np.ndarray] = []  # inter-token gaps, s, one token after each
     spans: list[tuple[float, int]] = []  # (gap, tokens after it) of decode spans
+    out_times: list[np.ndarray] = []  # when tokens come out, s ...
+    out_tokens: list[np.ndarray] = []  # ... and how many
 
     def emit(requests: np.ndarray, at: float) -> None:
         """`requests` (each already holding a token) emit one more at `at`."""
         gaps.append(at - last[requests])
         last[requests] = at
+        out_times.append(np.asarray([at]))
+        out_tokens.append(np.asarray([len(requests)]))
 
     waiting: deque[int] = deque(range(n))
     running = np.zeros(0, dtype=np.int64)  # admission order
@@ -482,6 +497,8 @@ def _replay(
             generated[running] += span
             emit(running, now + step)
             spans.append((step, d * (span - 1)))
+            out_times.append(now + step * np.arange(2, span + 1))
+            out_tokens.append(np.full(span - 1, d))
             last[running] = now + span * step
             now += span * step
             steps += span
@@ -595,6 +612,8 @@ def _replay(
         fresh = completed[generated[completed] == 0]
         first[fresh] = now
         last[fresh] = now
+        out_times.append(np.asarray([now]))
+        out_tokens.append(np.asarray([len(fresh)]))
         emit(completed[generated[completed] > 0], now)  # resumed after a preemption
         generated[completed] = np.minimum(generated[completed] + 1, osl[completed])
         over = (generated[running] >= osl[running]) & (done_pf[running] >= prompt[running])
@@ -621,6 +640,9 @@ def _replay(
         np.concatenate([single, np.asarray([g for g, _ in spans], dtype=float)]),
         np.concatenate(
             [np.ones(len(single), dtype=np.int64), np.asarray([c for _, c in spans], dtype=np.int64)]
+        ),
+        np.bincount(
+            np.concatenate(out_times).astype(np.int64), weights=np.concatenate(out_tokens).astype(float)
         ),
     )
 

@@ -216,3 +216,16 @@ def test_a_decode_that_waits_out_prompt_only_steps_sees_one_long_gap(qwen8b) -> 
     assert sglang.p99_itl_ms > 5 * sglang.median_itl_ms
     assert sglang.p99_itl_ms > 3 * vllm.p99_itl_ms
     assert sglang.p99_ttft_ms >= sglang.median_ttft_ms
+
+
+def test_peak_output_tokens_per_second(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """A run shorter than one second puts every token in its first second; a long one peaks above
+    its mean rate and below the whole output."""
+    short = run_benchmark(qwen8b, H100, CFG, Serving(isl=256, osl=64, num_prompts=8))
+    assert short.duration_s < 1.0
+    assert short.peak_output_tokens_per_s == 8 * 64
+    w = Serving(isl=220, osl=200, num_prompts=1000, isl_cv=1, osl_cv=1)
+    long = run_benchmark(qwen8b, Cluster.parse("1x2xH100"), CFG.model_copy(update={"replicas": 2}), w)
+    assert (
+        long.output_tokens_per_s < long.peak_output_tokens_per_s < long.output_tokens_per_s * long.duration_s
+    )
