@@ -316,6 +316,12 @@ def _evaluate(
         avail = budget - weights - act - non_torch - (graphs if rules.subtracts_cuda_graphs else 0.0)
         parts.append((weights, act, non_torch, graphs, avail))
     kv_layers = layer_kv_specs(spec, stage_ranges, tp, kv_bytes)
+    # SGLang's and TensorRT-LLM's price reads the dtype as named; it differs only where vLLM
+    # stores the cache in another dtype (DeepSeek-V3.2 under auto).
+    neutral_bytes = kv_dtype_bytes(spec, kv_cache_dtype, engine="any")
+    neutral_layers = (
+        kv_layers if neutral_bytes == kv_bytes else layer_kv_specs(spec, stage_ranges, tp, neutral_bytes)
+    )
     plan = plan_kv(
         kv_layers,
         [max(p[4], 0.0) for p in parts],
@@ -381,13 +387,7 @@ def _evaluate(
         max_concurrency=plan.max_concurrency,
         kv_bytes_per_token_per_gpu=plan.bytes_per_token,
         kv_bytes_per_token_all_layers_per_gpu=float(
-            sum(
-                layer.bytes_per_token
-                for layer in layer_kv_specs(
-                    spec, stage_ranges, tp, kv_dtype_bytes(spec, kv_cache_dtype, engine="any")
-                )
-                if layer.stage == worst
-            )
+            sum(layer.bytes_per_token for layer in neutral_layers if layer.stage == worst)
         ),
         stage=worst,
         stages=stages,

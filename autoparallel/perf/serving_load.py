@@ -423,15 +423,15 @@ def _replay(
     last = np.full(n, np.nan)  # time of each request's latest token
     gaps: list[np.ndarray] = []  # inter-token gaps, s, one token after each
     spans: list[tuple[float, int]] = []  # (gap, tokens after it) of decode spans
-    out_times: list[np.ndarray] = []  # when tokens come out, s ...
-    out_tokens: list[np.ndarray] = []  # ... and how many
+    out_times: list[float] = []  # when tokens come out, s ...
+    out_tokens: list[int] = []  # ... and how many
 
     def emit(requests: np.ndarray, at: float) -> None:
         """`requests` (each already holding a token) emit one more at `at`."""
         gaps.append(at - last[requests])
         last[requests] = at
-        out_times.append(np.asarray([at]))
-        out_tokens.append(np.asarray([len(requests)]))
+        out_times.append(at)
+        out_tokens.append(len(requests))
 
     waiting: deque[int] = deque(range(n))
     running = np.zeros(0, dtype=np.int64)  # admission order
@@ -497,8 +497,8 @@ def _replay(
             generated[running] += span
             emit(running, now + step)
             spans.append((step, d * (span - 1)))
-            out_times.append(now + step * np.arange(2, span + 1))
-            out_tokens.append(np.full(span - 1, d))
+            out_times.extend((now + step * np.arange(2, span + 1)).tolist())
+            out_tokens.extend([d] * (span - 1))
             last[running] = now + span * step
             now += span * step
             steps += span
@@ -612,8 +612,8 @@ def _replay(
         fresh = completed[generated[completed] == 0]
         first[fresh] = now
         last[fresh] = now
-        out_times.append(np.asarray([now]))
-        out_tokens.append(np.asarray([len(fresh)]))
+        out_times.append(now)
+        out_tokens.append(len(fresh))
         emit(completed[generated[completed] > 0], now)  # resumed after a preemption
         generated[completed] = np.minimum(generated[completed] + 1, osl[completed])
         over = (generated[running] >= osl[running]) & (done_pf[running] >= prompt[running])
@@ -641,9 +641,7 @@ def _replay(
         np.concatenate(
             [np.ones(len(single), dtype=np.int64), np.asarray([c for _, c in spans], dtype=np.int64)]
         ),
-        np.bincount(
-            np.concatenate(out_times).astype(np.int64), weights=np.concatenate(out_tokens).astype(float)
-        ),
+        np.bincount(np.asarray(out_times).astype(np.int64), weights=np.asarray(out_tokens, dtype=float)),
     )
 
 
