@@ -290,10 +290,17 @@ def evaluate(
 
 
 def evaluate_engine(
-    model: Any, cluster: Cluster | str, config: ServingConfig, workload: Serving | str, engine: str
+    model: Any,
+    cluster: Cluster | str,
+    config: ServingConfig,
+    workload: Serving | str,
+    engine: str,
+    *,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> Any:
     """SGLang or TensorRT-LLM running `config`: the engine's KV pool, speed and launch artifacts
-    (`perf.serving_engines.EngineEvaluation`)."""
+    (`perf.serving_engines.EngineEvaluation`). `nsa_backends`: SGLang's `--nsa-prefill-backend` /
+    `--nsa-decode-backend` for a DeepSeek Sparse Attention model (None: SGLang's default)."""
     from autoparallel.frameworks import sglang, trtllm
     from autoparallel.perf.serving_engines import evaluate_engine as evaluate_on
 
@@ -301,10 +308,13 @@ def evaluate_engine(
     if not isinstance(w, Serving):
         raise InputError("an engine evaluation needs a serving workload")
     mid = served_id(model, m)
-    ev = evaluate_on(m, c, config, w, engine, mid)
+    if nsa_backends != (None, None) and engine != "sglang":
+        raise InputError("nsa_backends are SGLang settings")
+    ev = evaluate_on(m, c, config, w, engine, mid, nsa_backends=nsa_backends)
     if engine == "sglang":
         frac = ev.mem_fraction_static or 0.0
-        return ev.model_copy(update={"command": sglang.sglang_command(mid, config, mem_fraction_static=frac)})
+        line = sglang.sglang_command(mid, config, mem_fraction_static=frac, nsa_backends=nsa_backends)
+        return ev.model_copy(update={"command": line})
     yaml_text = trtllm.trtllm_yaml(config)
     command = trtllm.trtllm_command(mid, config)
     return ev.model_copy(update={"command": command, "extra_options_yaml": yaml_text})

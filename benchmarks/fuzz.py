@@ -48,6 +48,7 @@ ZOO = (
     "Qwen/Qwen3-30B-A3B",
     "mistralai/Mixtral-8x7B-v0.1",
     "google/gemma-2-9b",
+    "deepseek-ai/DeepSeek-V3.2",
 )
 JUNK_IDS = ("", " ", "x" * 5000, "no-such/model", "../../etc/passwd", "llama🚀", "-", "a/b/c/d", "\x1b[2J")
 CLUSTERS = (
@@ -127,6 +128,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "--quantization": ("fp8", "none", "awq", "bogus"),
     "--objectives": ("throughput,tpot", "ttft,cost", "throughput", "throughput,headroom", "a,b,c"),
     "--engine": ("vllm", "sglang"),
+    "--nsa-prefill-backend": ("fa3", "flashmla_auto", "tilelang"),
+    "--nsa-decode-backend": ("flashmla_kv", "flashmla_auto", "fa3"),
 }
 SWITCHES = ("--json", "--train", "--enable-expert-parallel", "--enforce-eager")
 
@@ -232,6 +235,7 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
         pool += [*PLAN_ONLY, "--objective"]
     elif command == "evaluate":
         pool += [*EVAL_FLAGS, "--zero", "--recompute", "--kv-cache-dtype", "--engine"]
+        pool += ["--nsa-prefill-backend", "--nsa-decode-backend"]
     else:
         pool += ["--objectives"]
     for flag in rng.sample(pool, min(len(pool), rng.choice((0, 0, 1, 1, 2, 3)))):

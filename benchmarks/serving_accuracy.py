@@ -188,6 +188,16 @@ def _layout(row: dict[str, str], model: ModelSpec) -> tuple[int, int, bool]:
     return tp, dp, ep and model.is_moe
 
 
+def _nsa_backends(row: dict[str, str]) -> tuple[str | None, str | None]:
+    """The row's SGLang `--nsa-prefill-backend` / `--nsa-decode-backend` (None: not passed)."""
+
+    def flag(name: str) -> str | None:
+        found = re.search(rf"--nsa-{name}-backend[ =](\S+)", row["notes"])
+        return found.group(1) if found else None
+
+    return flag("prefill"), flag("decode")
+
+
 def predict(row: dict[str, str]) -> list[Result]:
     """Predictions for one row."""
     if any(s in row["notes"] for s in ("speculative", "EAGLE")):
@@ -252,7 +262,9 @@ def predict(row: dict[str, str]) -> list[Result]:
     engine_kv = None
     if engine == "sglang":
         dp_att = replicas if row["dp_attention"] == "yes" else 1
-        engine_kv = sglang_kv(memory, gpu, context_len=mml, dp_attention_size=dp_att)
+        engine_kv = sglang_kv(
+            memory, gpu, context_len=mml, dp_attention_size=dp_att, nsa_backends=_nsa_backends(row)
+        )
     elif engine == "trtllm" and offline:
         max_bs, max_tokens = trtllm_bench_settings(model, gpu.memory_bytes / 2**30, tp, pp, isl, osl)
         engine_kv = trtllm_kv(

@@ -13,6 +13,7 @@ from autoparallel.bounds import cpu_cores, input_error
 from autoparallel.cli import disagg_cmd, fleet_cmd
 from autoparallel.cli._output import bounded, strict_json
 from autoparallel.errors import InputError
+from autoparallel.perf.sparse_attention import SGLANG_NSA_BACKENDS
 
 
 def _positive_int(text: str) -> int:
@@ -172,6 +173,13 @@ def add_evaluate_parser(sub: Any) -> None:
     p.add_argument("--kv-cache-dtype", default=None, help="default auto")
     p.add_argument("--enforce-eager", action="store_true", default=None)
     p.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default=None, help="default vllm")
+    nsa = p.add_argument_group(
+        "SGLang, DeepSeek Sparse Attention models (default: SGLang's own by KV dtype and GPU)"
+    )
+    nsa.add_argument("--nsa-prefill-backend", choices=SGLANG_NSA_BACKENDS, default=None)
+    nsa.add_argument(
+        "--nsa-decode-backend", choices=[b for b in SGLANG_NSA_BACKENDS if b != "flashmla_auto"], default=None
+    )
 
 
 _WORKLOAD_FLAGS = ("workload", "isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms")
@@ -197,6 +205,8 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
         "kv_cache_dtype",
         "enforce_eager",
         "engine",
+        "nsa_prefill_backend",
+        "nsa_decode_backend",
     ),
 }
 """Options that only a serving request uses: given with --train they are an error, not ignored."""
@@ -420,8 +430,18 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
     cluster = Cluster.parse(args.cluster)
     model = api._model(args.model)
     config = _serving_config(args, model, cluster, workload)
+    nsa = (args.nsa_prefill_backend, args.nsa_decode_backend)
+    if nsa != (None, None):
+        if args.engine != "sglang":
+            raise InputError(
+                "--nsa-prefill-backend / --nsa-decode-backend are SGLang flags: add --engine sglang"
+            )
+        if not model.has_sparse_attention:
+            raise InputError(
+                f"--nsa-prefill-backend / --nsa-decode-backend: {args.model} has no DeepSeek Sparse Attention"
+            )
     if args.engine != "vllm":
-        return api.evaluate_engine(args.model, cluster, config, workload, args.engine)
+        return api.evaluate_engine(args.model, cluster, config, workload, args.engine, nsa_backends=nsa)
     return api.evaluate(model, cluster, config, workload)
 
 

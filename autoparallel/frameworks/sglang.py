@@ -14,7 +14,10 @@ How a plan maps onto SGLang:
 - `max_num_seqs` -> `--max-running-requests`; `max_num_batched_tokens` -> `--chunked-prefill-size`;
   `max_model_len` -> `--context-length`; `enforce_eager` -> `--disable-cuda-graph`;
 - the KV pool is sized by `--mem-fraction-static` (memory/sglang.py): emitted as resolved, so the
-  line says what the prediction assumed.
+  line says what the prediction assumed;
+- `--nsa-prefill-backend` / `--nsa-decode-backend` (DeepSeek Sparse Attention) only when the user
+  gives them (`autoparallel evaluate --engine sglang`); otherwise SGLang's defaults run, and the step
+  model prices those (perf/sparse_attention.py).
 """
 
 from __future__ import annotations
@@ -31,8 +34,15 @@ KV_CACHE_DTYPES = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "f
 """vLLM-style `kv_cache_dtype` -> SGLang's `--kv-cache-dtype` choices."""
 
 
-def sglang_args(model_id: str, config: ServingConfig, *, mem_fraction_static: float) -> dict[str, object]:
-    """`ServerArgs` field -> value for `config` (fields SGLang would otherwise default are left out)."""
+def sglang_args(
+    model_id: str,
+    config: ServingConfig,
+    *,
+    mem_fraction_static: float,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
+) -> dict[str, object]:
+    """`ServerArgs` field -> value for `config` (fields SGLang would otherwise default are left out;
+    `nsa_backends`: `--nsa-prefill-backend` / `--nsa-decode-backend` when given)."""
     if config.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise InputError(f"kv_cache_dtype {config.kv_cache_dtype!r} has no SGLang equivalent")
     args: dict[str, object] = {"model_path": model_id}
@@ -58,13 +68,25 @@ def sglang_args(model_id: str, config: ServingConfig, *, mem_fraction_static: fl
         args["quantization"] = config.quantization
     if config.enforce_eager:
         args["disable_cuda_graph"] = True
+    prefill, decode = nsa_backends
+    if prefill is not None:
+        args["nsa_prefill_backend"] = prefill
+    if decode is not None:
+        args["nsa_decode_backend"] = decode
     return args
 
 
-def sglang_command(model_id: str, config: ServingConfig, *, mem_fraction_static: float) -> str:
+def sglang_command(
+    model_id: str,
+    config: ServingConfig,
+    *,
+    mem_fraction_static: float,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
+) -> str:
     """The `python -m sglang.launch_server ...` line."""
     parts = ["python", "-m", "sglang.launch_server"]
-    for name, value in sglang_args(model_id, config, mem_fraction_static=mem_fraction_static).items():
+    args = sglang_args(model_id, config, mem_fraction_static=mem_fraction_static, nsa_backends=nsa_backends)
+    for name, value in args.items():
         flag = "--" + name.replace("_", "-")
         if value is True:
             parts.append(flag)

@@ -43,6 +43,9 @@ class EngineKv(BaseModel):
     chunked_prefill: bool = True
     """A prompt may be split over steps (TensorRT-LLM `enable_chunked_prefill`); off, a prompt is
     scheduled only whole, in a step with room for all of it."""
+    nsa_backends: tuple[str | None, str | None] = (None, None)
+    """SGLang `--nsa-prefill-backend` / `--nsa-decode-backend` as passed (None: SGLang's default for
+    the KV dtype and GPU, `perf.sparse_attention.sparse_kernels`); read for DeepSeek Sparse Attention."""
 
     @property
     def fits(self) -> bool:

@@ -70,8 +70,10 @@ def sglang_kv(
     dp_attention_size: int = 1,
     chunked_prefill_size: int | None = None,
     max_running_requests: int | None = None,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> EngineKv:
-    """The KV pool SGLang builds on one GPU of the deployment `memory` describes."""
+    """The KV pool SGLang builds on one GPU of the deployment `memory` describes (`nsa_backends`:
+    `--nsa-prefill-backend` / `--nsa-decode-backend`, carried for the step model)."""
     tp, pp = memory.tp, memory.pp
     chunk, graph_bs = sglang_defaults(gpu, tp)
     frac = mem_fraction_static or default_mem_fraction_static(
@@ -94,6 +96,7 @@ def sglang_kv(
         max_running=min(max_running_requests or slots, slots),
         step_tokens=max(1, (chunked_prefill_size or chunk) // dp_attention_size),
         cuda_graph_max_batch=graph_bs,
+        nsa_backends=nsa_backends,
     )
 
 

@@ -268,14 +268,20 @@ def perf_at_batch(
     kv_capacity_seqs: int,
     kv_headroom_bytes: float,
     engine: str = "vllm",
+    nsa_backends: tuple[str | None, str | None] = (None, None),
+    kv_pool_tokens: int = 0,
 ) -> ServingPerf:
-    """`serving_perf` at a given running batch per replica (`engine`'s efficiency factors)."""
+    """`serving_perf` at a given running batch per replica (`engine`'s efficiency factors;
+    `nsa_backends` and `kv_pool_tokens` as `ReplicaShape` takes them)."""
     gpu = cluster.gpu
     eff = efficiency_for(gpu, engine)
+    shape = dataclasses.replace(
+        ReplicaShape.of(config), engine=engine, nsa_backends=nsa_backends, kv_pool_tokens=kv_pool_tokens
+    )
     times = replica_step_times(
         model,
         cluster,
-        dataclasses.replace(ReplicaShape.of(config), engine=engine),
+        shape,
         batch=max(batch, 1e-9),
         isl=workload.isl,
         osl=workload.osl,

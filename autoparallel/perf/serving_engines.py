@@ -96,9 +96,14 @@ class EngineEvaluation(BaseModel):
 
 
 def engine_kv_for(
-    engine: str, model: ModelSpec, cluster: Cluster, config: ServingConfig
+    engine: str,
+    model: ModelSpec,
+    cluster: Cluster,
+    config: ServingConfig,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> tuple[EngineKv, Any]:
-    """The engine's KV pool for `config` and vLLM's memory report it was derived from."""
+    """The engine's KV pool for `config` and vLLM's memory report it was derived from (`nsa_backends`:
+    SGLang's DeepSeek Sparse Attention kernels as passed, carried for the step model)."""
     from autoparallel.memory.sglang import sglang_kv
     from autoparallel.memory.trtllm import trtllm_kv
 
@@ -112,6 +117,7 @@ def engine_kv_for(
             dp_attention_size=dp_att,
             chunked_prefill_size=config.max_num_batched_tokens,
             max_running_requests=config.max_num_seqs,
+            nsa_backends=nsa_backends,
         )
     elif engine == "trtllm":
         kv = trtllm_kv(
@@ -151,10 +157,18 @@ def _vllm_report(engine: str, model: ModelSpec, cluster: Cluster, config: Servin
 
 
 def evaluate_engine(
-    model: ModelSpec, cluster: Cluster, config: ServingConfig, workload: Serving, engine: str, model_id: str
+    model: ModelSpec,
+    cluster: Cluster,
+    config: ServingConfig,
+    workload: Serving,
+    engine: str,
+    model_id: str,
+    *,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> EngineEvaluation:
-    """Memory and speed of `config` on `engine` (`sglang` or `trtllm`)."""
-    kv, _ = engine_kv_for(engine, model, cluster, config)
+    """Memory and speed of `config` on `engine` (`sglang` or `trtllm`; `nsa_backends` as SGLang's
+    `--nsa-prefill-backend` / `--nsa-decode-backend` pass them)."""
+    kv, _ = engine_kv_for(engine, model, cluster, config, nsa_backends)
     context = math.ceil(workload.isl + workload.osl / 2.0)
     per_seq_tokens = math.ceil(context / kv.block_size) * kv.block_size
     capacity = kv.kv_cache_tokens // per_seq_tokens if per_seq_tokens else 0
@@ -174,6 +188,8 @@ def evaluate_engine(
         kv_capacity_seqs=capacity,
         kv_headroom_bytes=headroom,
         engine=engine,
+        nsa_backends=kv.nsa_backends,
+        kv_pool_tokens=kv.kv_cache_tokens,
     )
     problems: list[str] = []
     if kv.kv_cache_gib <= 0:

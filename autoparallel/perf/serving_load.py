@@ -184,6 +184,8 @@ def run_benchmark(
         graph_max_batch=engine_kv.cuda_graph_max_batch,
         graph_batch_sizes=engine_kv.cuda_graph_batch_sizes,
         chunked_prefill=engine_kv.chunked_prefill,
+        nsa_backends=engine_kv.nsa_backends,
+        kv_pool_tokens=engine_kv.kv_cache_tokens,
     )
 
 
@@ -286,6 +288,8 @@ def simulate_benchmark(
     graph_max_batch: int | None = None,
     graph_batch_sizes: tuple[int, ...] = (),
     chunked_prefill: bool = True,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
+    kv_pool_tokens: int = 0,
 ) -> BenchmarkRun:
     """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once.
 
@@ -294,7 +298,8 @@ def simulate_benchmark(
     `config.max_num_seqs`); decode batches above `graph_max_batch` run without CUDA graphs, and a
     decode-only batch is padded up to the next of `graph_batch_sizes` when the engine pads (its GEMMs
     run at the padded size). Without `chunked_prefill` a prompt is admitted only whole, into a step
-    with room for all of it.
+    with room for all of it. `nsa_backends` (SGLang's DeepSeek Sparse Attention kernels as passed)
+    and `kv_pool_tokens` (the pool's tokens per GPU) go to the step model (`ReplicaShape`).
     """
     n_total = num_prompts or workload.num_prompts or 1000
     replicas = min(config.replicas, n_total)
@@ -316,7 +321,9 @@ def simulate_benchmark(
     context = math.ceil(workload.isl + workload.osl / 2.0)
     groups = blocks_per_seq / max(1, math.ceil(context / block_size))
     pool = _Pool(max(kv_blocks, 0), block_size, max(groups, 1e-9))
-    shape = dataclasses.replace(ReplicaShape.of(config), engine=engine)
+    shape = dataclasses.replace(
+        ReplicaShape.of(config), engine=engine, nsa_backends=nsa_backends, kv_pool_tokens=kv_pool_tokens
+    )
     limit = max_running or config.max_num_seqs
     policy = SCHEDULING[engine]
     # Every replica replays its own share of one draw (the DP load balancer deals requests round

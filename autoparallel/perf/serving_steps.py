@@ -52,7 +52,7 @@ from autoparallel.perf.serving_facts import (
     stage_fraction,
     unique_experts,
 )
-from autoparallel.perf.sparse_attention import is_sparse, sparse_attention_cost
+from autoparallel.perf.sparse_attention import is_sparse, sparse_attention_cost, sparse_kernels
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -76,6 +76,8 @@ class ReplicaShape:
     engine: str = "vllm"  # whose kernels and scheduler: vllm, sglang, trtllm (serving_efficiency.ENGINES)
     ep_overlap: bool = False  # EP dispatch/combine overlapped with compute (two micro-batches in flight)
     fp8_dispatch: bool = False  # EP dispatch sends FP8 hidden states (combine stays bf16)
+    nsa_backends: tuple[str | None, str | None] = (None, None)  # SGLang --nsa-prefill/decode-backend
+    kv_pool_tokens: int = 0  # tokens the KV pool holds per GPU (read where a kernel touches all of it)
 
     @classmethod
     def of(cls, config: ServingConfig) -> ReplicaShape:
@@ -156,16 +158,21 @@ def stage_step_s(
     if is_sparse(model):
         # DeepSeek Sparse Attention runs as its kernels run it (perf/sparse_attention.py), not as the
         # model's FLOPs over the kept tokens.
+        kernels = sparse_kernels(
+            shape.engine, math.ceil(model.num_heads / tp), gpu, shape.kv_cache_dtype, shape.nsa_backends
+        )
         sparse = sparse_attention_cost(
             model,
             gpu,
-            shape.engine,
+            kernels,
             tp,
             decode_seqs=decode_seqs,
             context_tokens=context_tokens,
             prefill_tokens=prefill_tokens,
             prefill_context=prefill_context,
             attention_fraction=eff.flops_fraction,
+            hbm_bytes_per_s=hbm * eff.attention_hbm_fraction,
+            kv_pool_tokens=shape.kv_pool_tokens,
         )
         attn_cmp = (attention_flops - sparse.model_flops) * frac / tp / attention_peak + sparse.seconds * frac
     t_mem = dense_mem + moe_mem + attn_mem

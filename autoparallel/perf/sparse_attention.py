@@ -16,16 +16,26 @@ kernels that run it on Hopper do more, and the step model charges what they do:
 - **Rates.** 640 TFLOPS for the BF16 prefill kernel and 410 for the FP8-KV decode kernel on H800
   SXM5 (FlashMLA README): 0.65 and 0.41 of the 989 TFLOPS dense BF16 peak.
 
-Which kernel runs which tokens, per engine:
+Which kernel runs which tokens, per engine (`sparse_kernels`):
 
 - **vLLM** (`flashmla_sparse.py` after PR #27532, opened 2025-10-26 and merged; taken as the rule
   of the 0.13 rows, whose V3.2 cache defaults to `fp8_ds_mla`):
   below 32 heads per rank every token, prompt or decode, runs the FP8 decode kernel as one mixed
   batch; from 32 heads up, prompt tokens run the BF16 prefill kernel and decode tokens the decode
   kernel.
-- **SGLang** (0.5 defaults on Hopper with a BF16 cache): prompt tokens run FlashMLA's sparse
-  prefill kernel (`nsa_prefill_backend=flashmla_sparse`); decode runs FlashAttention-3 over the
-  selected pages (`nsa_decode_backend=fa3`), which reads only the valid slots: the ordinary roofline.
+- **SGLang** (0.5.6 `ServerArgs._handle_model_specific_adjustments` for DeepSeek NSA; the flags are
+  `--nsa-prefill-backend` / `--nsa-decode-backend`):
+  - `auto` KV is BF16 on Hopper, FP8 (`fp8_e4m3`) from Blackwell on;
+  - a BF16 cache prefills with FlashMLA's sparse prefill kernel (`flashmla_sparse`) and decodes with
+    FlashAttention-3 over the selected pages (`fa3`), which reads only the valid slots: the ordinary
+    roofline. Blackwell decodes with `flashmla_sparse` too;
+  - an FP8 cache prefills with `flashmla_auto` (PR #11655: the prefill kernel over a dequantized
+    copy, or the decode kernel, by a heuristic; charged as the prefill kernel) and decodes with
+    FlashMLA's FP8 decode kernel (`flashmla_kv`);
+  - `flashmla_kv` over a BF16 cache quantizes the layer's *whole* KV buffer to FP8 first, at every
+    decode step (`nsa_backend._forward_flashmla_kv`: "inefficiently quantize the whole cache",
+    `quantize_k_cache`): one read of 576 BF16 and one write of 656 bytes per pool token and layer,
+    charged at the attention HBM rate whatever the batch.
 - **TensorRT-LLM** (FlashMLA is its sparse-MLA backend on Hopper): the prefill kernel for context
   tokens, the decode kernel for generation tokens.
 
@@ -33,15 +43,17 @@ The indexer's scores (FP8 DeepGEMM `fp8_mqa_logits` over the whole context) are 
 TP rank: its projections are replicated, so they are not divided by TP.
 
 Not modelled: newer vLLM releases run short prompts as dense MHA and pass `topk_length`; SGLang's
-`--nsa-prefill-backend` / `--nsa-decode-backend` overrides (the defaults are charged).
+`tilelang`, `aiter` and `trtllm` NSA backends (refused by name) and its dense-MHA prefill of short
+prompts (PR #12868).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 
 if TYPE_CHECKING:
@@ -56,6 +68,68 @@ HEAD_TILE = 64
 """Query heads per kernel tile: a rank's heads are padded up to a multiple of it."""
 VLLM_MIN_HEADS_FOR_BF16_PREFILL = 32
 """vLLM runs the whole batch through the FP8 decode kernel below this many heads per rank."""
+BF16_LATENT_BYTES_PER_TOKEN = 2 * (512 + 64)
+"""One layer's BF16 MLA cache entry (512 latent + 64 RoPE), the input of SGLang's `quantize_k_cache`."""
+FP8_LATENT_BYTES_PER_TOKEN = 512 + 4 * 4 + 2 * 64
+"""FlashMLA's FP8 layout, its output: 512 FP8, four fp32 tile scales, 64 BF16 RoPE (656 bytes)."""
+
+SparseKernel = Literal["flashmla_sparse", "flashmla_kv", "fa3"]
+"""How one phase of a sparse layer runs: FlashMLA's BF16 sparse prefill kernel or its FP8-KV sparse
+decode kernel (both over every top-k slot, heads padded to tiles of 64), or FlashAttention-3 over the
+selected pages (the valid slots only, the ordinary attention roofline)."""
+SGLANG_NSA_BACKENDS = ("flashmla_sparse", "flashmla_kv", "flashmla_auto", "fa3")
+"""SGLang `--nsa-prefill-backend` / `--nsa-decode-backend` values the step model prices."""
+_FP8_KV = ("fp8", "fp8_e4m3", "fp8_e5m2")
+
+
+@dataclass(frozen=True)
+class SparseKernels:
+    """Which kernel runs a sparse layer's prompt tokens and which its decode tokens."""
+
+    prefill: SparseKernel
+    decode: SparseKernel
+    quantizes_pool: bool = False
+    """SGLang's `flashmla_kv` over a BF16 cache: the whole pool is quantized at every decode step."""
+
+
+def sparse_kernels(
+    engine: str,
+    heads_per_rank: int,
+    gpu: GPU,
+    kv_cache_dtype: str,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
+) -> SparseKernels:
+    """The kernels `engine` runs (see the module notes); `nsa_backends`: SGLang's
+    `--nsa-prefill-backend` / `--nsa-decode-backend` as passed (None: its default).
+
+    Raises:
+        InputError: a backend the step model does not price, or `flashmla_auto` for decode.
+    """
+    if engine == "vllm":
+        if heads_per_rank < VLLM_MIN_HEADS_FOR_BF16_PREFILL:
+            return SparseKernels("flashmla_kv", "flashmla_kv")
+        return SparseKernels("flashmla_sparse", "flashmla_kv")
+    if engine != "sglang":
+        return SparseKernels("flashmla_sparse", "flashmla_kv")
+    prefill, decode = nsa_backends
+    for flag, value in (("prefill", prefill), ("decode", decode)):
+        if value is not None and value not in SGLANG_NSA_BACKENDS:
+            raise InputError(
+                f"--nsa-{flag}-backend {value}: the step model prices {', '.join(SGLANG_NSA_BACKENDS)} only"
+            )
+    if decode == "flashmla_auto":
+        raise InputError("--nsa-decode-backend flashmla_auto: SGLang takes flashmla_auto for prefill only")
+    blackwell = gpu.arch == "blackwell"
+    fp8 = kv_cache_dtype in _FP8_KV or (kv_cache_dtype == "auto" and blackwell)
+    if fp8:
+        prefill, decode = prefill or "flashmla_auto", decode or "flashmla_kv"
+    else:
+        prefill, decode = prefill or "flashmla_sparse", decode or ("flashmla_sparse" if blackwell else "fa3")
+    return SparseKernels(
+        "flashmla_sparse" if prefill == "flashmla_auto" else prefill,  # type: ignore[arg-type]
+        decode,  # type: ignore[arg-type]
+        quantizes_pool=decode == "flashmla_kv" and not fp8,
+    )
 
 
 @dataclass(frozen=True)
@@ -100,7 +174,7 @@ def _kernel_flops_per_token(att: AttentionSpec, tp: int) -> float:
 def sparse_attention_cost(
     model: ModelSpec,
     gpu: GPU,
-    engine: str,
+    kernels: SparseKernels,
     tp: int,
     *,
     decode_seqs: float,
@@ -108,26 +182,39 @@ def sparse_attention_cost(
     prefill_tokens: float,
     prefill_context: float,
     attention_fraction: float,
+    hbm_bytes_per_s: float = 0.0,
+    kv_pool_tokens: float = 0.0,
 ) -> SparseAttentionCost:
     """The sparse layers' attention of one step: `decode_seqs` decode tokens over `context_tokens`
-    and `prefill_tokens` prompt tokens over `prefill_context` on average, on one of `tp` ranks.
-    `attention_fraction`: the engine's achieved fraction of the BF16 peak for ordinary attention."""
+    and `prefill_tokens` prompt tokens over `prefill_context` on average, on one of `tp` ranks, run
+    by `kernels` (`sparse_kernels`). `attention_fraction`: the engine's achieved fraction of the
+    BF16 peak for ordinary attention; `hbm_bytes_per_s` and `kv_pool_tokens` (per GPU) price the
+    pool quantization of `kernels.quantizes_pool`."""
     peak = gpu.bf16_tflops * 1e12
+    rate: dict[SparseKernel, float] = {
+        "flashmla_sparse": peak * PREFILL_KERNEL_FRACTION,
+        "flashmla_kv": peak * DECODE_KERNEL_FRACTION,
+    }
+    quantize_s = 0.0
+    if kernels.quantizes_pool and decode_seqs > 0:
+        if hbm_bytes_per_s <= 0:
+            raise ValueError("pricing the pool quantization needs hbm_bytes_per_s")
+        per_token = BF16_LATENT_BYTES_PER_TOKEN + FP8_LATENT_BYTES_PER_TOKEN
+        quantize_s = kv_pool_tokens * per_token / hbm_bytes_per_s
     seconds = flops = 0.0
     for att, n_layers in _sparse_layers(model):
-        heads_per_rank = math.ceil(att.num_heads / tp)
         kernel = _kernel_flops_per_token(att, tp)
         d_attn, d_index = att.context_flops_per_token(context_tokens)
         p_attn, p_index = att.context_flops_per_token(prefill_context)
         layer_s = (decode_seqs * d_index + prefill_tokens * p_index) / (peak * attention_fraction)
-        if engine == "vllm" and heads_per_rank < VLLM_MIN_HEADS_FOR_BF16_PREFILL:
-            layer_s += (decode_seqs + prefill_tokens) * kernel / (peak * DECODE_KERNEL_FRACTION)
-        else:
-            layer_s += prefill_tokens * kernel / (peak * PREFILL_KERNEL_FRACTION)
-            if engine == "sglang":
-                layer_s += decode_seqs * d_attn / tp / (peak * attention_fraction)
+        for tokens, valid_flops, kind in (
+            (prefill_tokens, p_attn, kernels.prefill),
+            (decode_seqs, d_attn, kernels.decode),
+        ):
+            if kind == "fa3":
+                layer_s += tokens * valid_flops / tp / (peak * attention_fraction)
             else:
-                layer_s += decode_seqs * kernel / (peak * DECODE_KERNEL_FRACTION)
-        seconds += n_layers * layer_s
+                layer_s += tokens * kernel / rate[kind]
+        seconds += n_layers * (layer_s + quantize_s)
         flops += n_layers * (decode_seqs * (d_attn + d_index) + prefill_tokens * (p_attn + p_index))
     return SparseAttentionCost(seconds=seconds, model_flops=flops)

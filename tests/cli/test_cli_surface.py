@@ -55,6 +55,8 @@ FROZEN: dict[str, set[str]] = {
         "--max-num-batched-tokens",
         "--max-num-seqs",
         "--micro-batch",
+        "--nsa-decode-backend",
+        "--nsa-prefill-backend",
         "--pp",
         "--quantization",
         "--recompute",

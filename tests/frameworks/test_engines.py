@@ -33,6 +33,8 @@ SGLANG_FLAGS = {
     "--kv-cache-dtype": str,
     "--quantization": str,
     "--disable-cuda-graph": bool,
+    "--nsa-prefill-backend": str,
+    "--nsa-decode-backend": str,
 }
 """SGLang 0.5 `ServerArgs` flags the emitter may write (server_args.py)."""
 
@@ -62,6 +64,11 @@ def test_sglang_dense_and_expert_parallel_lines() -> None:
     assert (ep.tp_size, ep.dp_size, ep.ep_size, ep.enable_dp_attention) == (8, 8, 8, True)
     assert ep.kv_cache_dtype == "fp8_e4m3" and ep.disable_cuda_graph
     assert "chunked_prefill_size" not in sglang_args("m", ServingConfig(), mem_fraction_static=0.8)
+    assert "nsa_decode_backend" not in sglang_args("m", ServingConfig(), mem_fraction_static=0.8)
+    nsa = _parse_sglang(
+        sglang_command("m", ServingConfig(tp=8), mem_fraction_static=0.8, nsa_backends=("fa3", "flashmla_kv"))
+    )
+    assert (nsa.nsa_prefill_backend, nsa.nsa_decode_backend) == ("fa3", "flashmla_kv")
 
 
 def _check_schema(doc: dict[str, object], schema: dict[str, object], where: str = "") -> None:
@@ -138,6 +145,33 @@ def test_cli_evaluate_engine(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "1x1xH100", "--engine", "sglang"]) == 1
 
 
+def test_cli_evaluate_sglang_nsa_backends(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--nsa-decode-backend flashmla_kv` over SGLang's default BF16 cache (Hopper) quantizes the whole
+    pool every decode step: slower than the default FA3 decode, and the flag is on the launch line."""
+    base = ["evaluate", "deepseek-ai/DeepSeek-V3.2", "--cluster", "1x8xH200", "--tp", "8", "--json"]
+    tps = {}
+    for extra in ([], ["--nsa-decode-backend", "flashmla_kv"]):
+        assert main([*base, "--engine", "sglang", *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        tps[bool(extra)] = out["perf"]["output_tokens_per_s"]
+        assert ("--nsa-decode-backend flashmla_kv" in out["command"]) == bool(extra)
+    assert tps[True] < 0.9 * tps[False]
+    assert main([*base, "--nsa-decode-backend", "fa3"]) == 2  # vLLM takes no NSA flags
+    assert "add --engine sglang" in capsys.readouterr().err
+    dense = [
+        "evaluate",
+        "deepseek-ai/DeepSeek-V3",
+        "--cluster",
+        "1x8xH200",
+        "--tp",
+        "8",
+        "--engine",
+        "sglang",
+    ]
+    assert main([*dense, "--nsa-prefill-backend", "fa3"]) == 2
+    assert "no DeepSeek Sparse Attention" in capsys.readouterr().err
+
+
 @pytest.mark.skipif(
     not os.environ.get("SGLANG_CHECK_PYTHON"),
     reason="SGLANG_CHECK_PYTHON (a Python with "
@@ -154,8 +188,10 @@ def test_sglang_lines_pass_sglangs_own_parser() -> None:
             tp=1, replicas=8, enable_expert_parallel=True, kv_cache_dtype="fp8", enforce_eager=True
         ),
     ]
-    for cfg in configs:
-        words = shlex.split(sglang_command("Qwen/Qwen3-30B-A3B", cfg, mem_fraction_static=0.8))[3:]
+    nsa = ("flashmla_sparse", "flashmla_kv")
+    for cfg, backends in [(c, (None, None)) for c in configs] + [(ServingConfig(tp=8), nsa)]:
+        line = sglang_command("Qwen/Qwen3-30B-A3B", cfg, mem_fraction_static=0.8, nsa_backends=backends)
+        words = shlex.split(line)[3:]
         done = subprocess.run(
             [os.environ["SGLANG_CHECK_PYTHON"], "-c", code, *words],
             capture_output=True,

@@ -97,6 +97,20 @@ def test_data_parallel_burst_rows_within_20_percent(acc: ModuleType, row_id: str
     assert 0.8 <= got["output tok/s"].ratio <= 1.2, got["output tok/s"]
 
 
+def test_sglang_nsa_backend_flags_are_priced_as_the_rows_pass_them(acc: ModuleType) -> None:
+    """I215 (FP8 cache: flashmla_kv decode by default), I216 (fa3 + fa3) and I217 (flashmla_sparse +
+    flashmla_kv over a BF16 cache, which quantizes the whole pool every decode step): each within 20%,
+    and I217 far slower than I216, as measured (checked rows, never fitted)."""
+    assert acc._nsa_backends(_row("I217")) == ("flashmla_sparse", "flashmla_kv")
+    assert acc._nsa_backends(_row("I214")) == (None, None)
+    tps = {}
+    for row_id in ("I215", "I216", "I217"):
+        got = {r.what: r for r in acc.predict(_row(row_id))}["output tok/s"]
+        assert got.split == "checked" and 0.8 <= got.ratio <= 1.2, got
+        tps[row_id] = got.predicted
+    assert tps["I217"] < 0.8 * tps["I216"]
+
+
 def test_trtllm_bench_picks_its_own_batch_and_step_budget(acc: ModuleType) -> None:
     """trtllm-bench's heuristic on Qwen3-235B-A22B, TP8 on 8×H200, 20,000 / 2,000 tokens: KV of
     2 · 94 layers · max(8, 4) heads · 128 · 1 B per token over 0.95 · (8 · 139.81 − 218.95) GiB

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from autoparallel.errors import InputError
 from autoparallel.hardware import get_gpu
 from autoparallel.models import load_model
-from autoparallel.perf.sparse_attention import sparse_attention_cost
+from autoparallel.perf.sparse_attention import SparseKernels, sparse_attention_cost, sparse_kernels
 
 V32 = "deepseek-ai/DeepSeek-V3.2"
 LAYERS = 61
@@ -50,12 +51,19 @@ def test_v32_model_flops_attend_to_the_top_k_only() -> None:
     assert v32.forward_flops_per_token(long) < 0.4 * v3.forward_flops_per_token(long)
 
 
-def _cost(engine: str, tp: int, **kw: float) -> float:
+def _cost(
+    engine: str, tp: int, kv: str = "auto", nsa: tuple[str | None, str | None] = (None, None), **kw: float
+) -> float:
     base = dict(decode_seqs=0.0, context_tokens=0.0, prefill_tokens=0.0, prefill_context=0.0)
     base.update(kw)
+    gpu = get_gpu("H100")
+    kernels = sparse_kernels(engine, 128 // tp, gpu, kv, nsa)
     return sparse_attention_cost(
-        load_model(V32), get_gpu("H100"), engine, tp, attention_fraction=0.45, **base
+        load_model(V32), gpu, kernels, tp, attention_fraction=0.45, hbm_bytes_per_s=HBM, **base
     ).seconds
+
+
+HBM = 3.0e12
 
 
 def test_vllm_tp8_runs_every_token_through_the_padded_decode_kernel() -> None:
@@ -107,3 +115,48 @@ def test_sparse_attention_slows_a_v32_prefill_step_against_v3() -> None:
     v3, _ = stage_step_s(load_model("deepseek-ai/DeepSeek-V3"), cluster, shape, **kw)
     kernel_s = 8192 * LAYERS * KERNEL_FLOPS_TP8 / 410e12
     assert v32 - v3 == pytest.approx(kernel_s, rel=0.1)
+
+
+def test_sglang_backends_follow_the_kv_dtype_and_the_gpu() -> None:
+    """SGLang 0.5.6's defaults for DeepSeek NSA: a BF16 cache (auto on Hopper) prefills with FlashMLA's
+    sparse kernel and decodes with FA3; an FP8 cache (auto on Blackwell) decodes with FlashMLA's FP8
+    kernel; flashmla_kv over a BF16 cache quantizes the pool each step."""
+    h100, b200 = get_gpu("H100"), get_gpu("B200")
+    assert sparse_kernels("sglang", 16, h100, "auto") == SparseKernels("flashmla_sparse", "fa3")
+    assert sparse_kernels("sglang", 16, h100, "fp8") == SparseKernels("flashmla_sparse", "flashmla_kv")
+    assert sparse_kernels("sglang", 16, b200, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
+    assert sparse_kernels("sglang", 16, h100, "auto", (None, "flashmla_kv")) == SparseKernels(
+        "flashmla_sparse", "flashmla_kv", quantizes_pool=True
+    )
+    assert sparse_kernels("sglang", 16, h100, "auto", ("fa3", "fa3")) == SparseKernels("fa3", "fa3")
+    # vLLM and TensorRT-LLM take no NSA flags; vLLM's rule is the heads per rank.
+    assert sparse_kernels("vllm", 16, h100, "auto") == SparseKernels("flashmla_kv", "flashmla_kv")
+    assert sparse_kernels("vllm", 128, h100, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
+    assert sparse_kernels("trtllm", 16, h100, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
+    with pytest.raises(InputError, match="prices"):
+        sparse_kernels("sglang", 16, h100, "auto", ("tilelang", None))
+    with pytest.raises(InputError, match="prefill only"):
+        sparse_kernels("sglang", 16, h100, "auto", (None, "flashmla_auto"))
+
+
+def test_sglang_flashmla_kv_over_a_bf16_cache_pays_for_the_whole_pool() -> None:
+    """`_forward_flashmla_kv` quantizes the layer's whole BF16 buffer (576 x 2 bytes read, 656 written
+    per token) at every decode step: the cost grows with the pool, not with the batch, and is absent
+    over an FP8 cache or in a step without decode tokens."""
+    kernel = 1 * LAYERS * KERNEL_FLOPS_TP8 / 410e12
+    decode = dict(decode_seqs=1.0, context_tokens=0.0)
+    for pool in (100_000, 400_000):
+        quantized = _cost("sglang", 8, "auto", (None, "flashmla_kv"), kv_pool_tokens=pool, **decode)
+        assert quantized == pytest.approx(kernel + LAYERS * pool * (1152 + 656) / HBM)
+    assert _cost("sglang", 8, "fp8", kv_pool_tokens=400_000, **decode) == pytest.approx(kernel)
+    prefill_only = _cost(
+        "sglang", 8, "auto", (None, "flashmla_kv"), kv_pool_tokens=400_000, prefill_tokens=1.0
+    )
+    assert prefill_only == pytest.approx(LAYERS * KERNEL_FLOPS_TP8 / 640e12)
+
+
+def test_sglang_fa3_prefill_reads_only_the_valid_slots() -> None:
+    """`--nsa-prefill-backend fa3`: a 200-token prompt costs its own context, not 2,048 padded slots."""
+    fa3 = _cost("sglang", 8, "auto", ("fa3", None), prefill_tokens=1000.0, prefill_context=200.0)
+    flashmla = _cost("sglang", 8, "auto", prefill_tokens=1000.0, prefill_context=200.0)
+    assert fa3 < 0.2 * flashmla
