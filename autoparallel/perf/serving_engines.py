@@ -189,7 +189,7 @@ def evaluate_engine(
         kv_headroom_bytes=headroom,
         engine=engine,
         nsa_backends=kv.nsa_backends,
-        kv_pool_tokens=kv.kv_cache_tokens,
+        kv_pool_tokens=kv.kv_cache_tokens if model.has_sparse_attention else 0,  # only sparse layers read it
     )
     problems: list[str] = []
     if kv.kv_cache_gib <= 0:

@@ -185,7 +185,7 @@ def run_benchmark(
         graph_batch_sizes=engine_kv.cuda_graph_batch_sizes,
         chunked_prefill=engine_kv.chunked_prefill,
         nsa_backends=engine_kv.nsa_backends,
-        kv_pool_tokens=engine_kv.kv_cache_tokens,
+        kv_pool_tokens=engine_kv.kv_cache_tokens if model.has_sparse_attention else 0,
     )
 
 
