@@ -27,9 +27,19 @@ from autoparallel.memory.engine_kv import EngineKv
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU
     from autoparallel.memory.serving import VllmMemoryReport
+    from autoparallel.models.spec import ModelSpec
 
 MIB = float(2**20)
 GIB = float(2**30)
+
+
+def sglang_stored_kv_dtype(model: ModelSpec, gpu: GPU, kv_cache_dtype: str) -> str:
+    """The KV dtype SGLang runs for `--kv-cache-dtype kv_cache_dtype`: for DeepSeek Sparse Attention
+    `auto` becomes `fp8_e4m3` from Blackwell on and stays BF16 on Hopper (0.5.6
+    `ServerArgs._handle_model_specific_adjustments`); otherwise as given."""
+    if kv_cache_dtype == "auto" and model.has_sparse_attention and gpu.arch == "blackwell":
+        return "fp8_e4m3"
+    return kv_cache_dtype
 
 
 def sglang_defaults(gpu: GPU, tp: int) -> tuple[int, int]:

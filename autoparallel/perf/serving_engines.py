@@ -143,10 +143,16 @@ def _vllm_report(engine: str, model: ModelSpec, cluster: Cluster, config: Servin
     token. With one pipeline stage that stage is stage 0 whatever the CUDA graphs and the utilization
     (they move only vLLM's own KV budget), and SGLang does not read the activation peak (the only
     part that depends on max_num_seqs), so those fields are left out of the key there: the report
-    is the same for every such config (the serving planner asks for thousands of them)."""
+    is the same for every such config (the serving planner asks for thousands of them). SGLang's pool
+    is priced in the dtype SGLang stores (`memory.sglang.sglang_stored_kv_dtype`)."""
     from autoparallel.memory.serving import serving_memory
 
     key = config
+    if engine == "sglang":
+        from autoparallel.memory.sglang import sglang_stored_kv_dtype
+
+        stored = sglang_stored_kv_dtype(model, cluster.gpu, config.kv_cache_dtype)
+        key = key.model_copy(update={"kv_cache_dtype": stored})
     if config.pp == 1:
         key = key.model_copy(update={"enforce_eager": False, "gpu_memory_utilization": 0.92})
         if engine == "sglang":

@@ -151,7 +151,13 @@ def run_benchmark(
     from autoparallel.perf.serving import kv_layout
 
     if memory is None:
-        memory = serving_memory(model, cluster.gpu, config, vllm_version=vllm_version)
+        priced = config
+        if engine == "sglang":  # SGLang's pool in the dtype SGLang stores
+            from autoparallel.memory.sglang import sglang_stored_kv_dtype
+
+            stored = sglang_stored_kv_dtype(model, cluster.gpu, config.kv_cache_dtype)
+            priced = config.model_copy(update={"kv_cache_dtype": stored})
+        memory = serving_memory(model, cluster.gpu, priced, vllm_version=vllm_version)
     if engine == "vllm":
         layout = kv_layout(model, cluster.gpu, config, workload, vllm_version=vllm_version)
         return simulate_benchmark(

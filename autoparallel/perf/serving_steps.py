@@ -158,9 +158,7 @@ def stage_step_s(
     if is_sparse(model):
         # DeepSeek Sparse Attention runs as its kernels run it (perf/sparse_attention.py), not as the
         # model's FLOPs over the kept tokens.
-        kernels = sparse_kernels(
-            shape.engine, math.ceil(model.num_heads / tp), gpu, shape.kv_cache_dtype, shape.nsa_backends
-        )
+        kernels = sparse_kernels(model, shape.engine, tp, gpu, shape.kv_cache_dtype, shape.nsa_backends)
         sparse = sparse_attention_cost(
             model,
             gpu,

@@ -93,20 +93,22 @@ class SparseKernels:
 
 
 def sparse_kernels(
+    model: ModelSpec,
     engine: str,
-    heads_per_rank: int,
+    tp: int,
     gpu: GPU,
     kv_cache_dtype: str,
     nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> SparseKernels:
-    """The kernels `engine` runs (see the module notes); `nsa_backends`: SGLang's
-    `--nsa-prefill-backend` / `--nsa-decode-backend` as passed (None: its default).
+    """The kernels `engine` runs for `model` at tensor parallelism `tp` (see the module notes);
+    `nsa_backends`: SGLang's `--nsa-prefill-backend` / `--nsa-decode-backend` as passed (None: its
+    default).
 
     Raises:
         InputError: a backend the step model does not price, or `flashmla_auto` for decode.
     """
     if engine == "vllm":
-        if heads_per_rank < VLLM_MIN_HEADS_FOR_BF16_PREFILL:
+        if math.ceil(model.num_heads / tp) < VLLM_MIN_HEADS_FOR_BF16_PREFILL:
             return SparseKernels("flashmla_kv", "flashmla_kv")
         return SparseKernels("flashmla_sparse", "flashmla_kv")
     if engine != "sglang":
@@ -119,8 +121,10 @@ def sparse_kernels(
             )
     if decode == "flashmla_auto":
         raise InputError("--nsa-decode-backend flashmla_auto: SGLang takes flashmla_auto for prefill only")
+    from autoparallel.memory.sglang import sglang_stored_kv_dtype
+
     blackwell = gpu.arch == "blackwell"
-    fp8 = kv_cache_dtype in _FP8_KV or (kv_cache_dtype == "auto" and blackwell)
+    fp8 = sglang_stored_kv_dtype(model, gpu, kv_cache_dtype) in _FP8_KV
     if fp8:
         prefill, decode = prefill or "flashmla_auto", decode or "flashmla_kv"
     else:

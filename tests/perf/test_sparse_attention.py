@@ -57,7 +57,7 @@ def _cost(
     base = dict(decode_seqs=0.0, context_tokens=0.0, prefill_tokens=0.0, prefill_context=0.0)
     base.update(kw)
     gpu = get_gpu("H100")
-    kernels = sparse_kernels(engine, 128 // tp, gpu, kv, nsa)
+    kernels = sparse_kernels(load_model(V32), engine, tp, gpu, kv, nsa)
     return sparse_attention_cost(
         load_model(V32), gpu, kernels, tp, attention_fraction=0.45, hbm_bytes_per_s=HBM, **base
     ).seconds
@@ -121,22 +121,22 @@ def test_sglang_backends_follow_the_kv_dtype_and_the_gpu() -> None:
     """SGLang 0.5.6's defaults for DeepSeek NSA: a BF16 cache (auto on Hopper) prefills with FlashMLA's
     sparse kernel and decodes with FA3; an FP8 cache (auto on Blackwell) decodes with FlashMLA's FP8
     kernel; flashmla_kv over a BF16 cache quantizes the pool each step."""
-    h100, b200 = get_gpu("H100"), get_gpu("B200")
-    assert sparse_kernels("sglang", 16, h100, "auto") == SparseKernels("flashmla_sparse", "fa3")
-    assert sparse_kernels("sglang", 16, h100, "fp8") == SparseKernels("flashmla_sparse", "flashmla_kv")
-    assert sparse_kernels("sglang", 16, b200, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
-    assert sparse_kernels("sglang", 16, h100, "auto", (None, "flashmla_kv")) == SparseKernels(
+    h100, b200, v32 = get_gpu("H100"), get_gpu("B200"), load_model(V32)
+    assert sparse_kernels(v32, "sglang", 8, h100, "auto") == SparseKernels("flashmla_sparse", "fa3")
+    assert sparse_kernels(v32, "sglang", 8, h100, "fp8") == SparseKernels("flashmla_sparse", "flashmla_kv")
+    assert sparse_kernels(v32, "sglang", 8, b200, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
+    assert sparse_kernels(v32, "sglang", 8, h100, "auto", (None, "flashmla_kv")) == SparseKernels(
         "flashmla_sparse", "flashmla_kv", quantizes_pool=True
     )
-    assert sparse_kernels("sglang", 16, h100, "auto", ("fa3", "fa3")) == SparseKernels("fa3", "fa3")
+    assert sparse_kernels(v32, "sglang", 8, h100, "auto", ("fa3", "fa3")) == SparseKernels("fa3", "fa3")
     # vLLM and TensorRT-LLM take no NSA flags; vLLM's rule is the heads per rank.
-    assert sparse_kernels("vllm", 16, h100, "auto") == SparseKernels("flashmla_kv", "flashmla_kv")
-    assert sparse_kernels("vllm", 128, h100, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
-    assert sparse_kernels("trtllm", 16, h100, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
+    assert sparse_kernels(v32, "vllm", 8, h100, "auto") == SparseKernels("flashmla_kv", "flashmla_kv")
+    assert sparse_kernels(v32, "vllm", 1, h100, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
+    assert sparse_kernels(v32, "trtllm", 8, h100, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
     with pytest.raises(InputError, match="prices"):
-        sparse_kernels("sglang", 16, h100, "auto", ("tilelang", None))
+        sparse_kernels(v32, "sglang", 8, h100, "auto", ("tilelang", None))
     with pytest.raises(InputError, match="prefill only"):
-        sparse_kernels("sglang", 16, h100, "auto", (None, "flashmla_auto"))
+        sparse_kernels(v32, "sglang", 8, h100, "auto", (None, "flashmla_auto"))
 
 
 def test_sglang_flashmla_kv_over_a_bf16_cache_pays_for_the_whole_pool() -> None:
@@ -160,3 +160,21 @@ def test_sglang_fa3_prefill_reads_only_the_valid_slots() -> None:
     fa3 = _cost("sglang", 8, "auto", ("fa3", None), prefill_tokens=1000.0, prefill_context=200.0)
     flashmla = _cost("sglang", 8, "auto", prefill_tokens=1000.0, prefill_context=200.0)
     assert fa3 < 0.2 * flashmla
+
+
+def test_sglang_prices_v32_auto_cache_on_blackwell_as_fp8() -> None:
+    """SGLang stores DeepSeek-V3.2's `auto` cache as fp8_e4m3 on Blackwell and BF16 on Hopper, so the
+    B200 pool under `auto` is the FP8 pool (656 + 132 bytes per token and layer), the H200 one BF16."""
+    from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import Cluster
+    from autoparallel.perf.serving_engines import engine_kv_for
+
+    v32 = load_model(V32)
+    tokens = {}
+    for gpu in ("B200", "H200"):
+        for kv in ("auto", "fp8", "bfloat16"):
+            config = ServingConfig(tp=8, max_model_len=32768, kv_cache_dtype=kv)
+            pool, _ = engine_kv_for("sglang", v32, Cluster.parse(f"1x8x{gpu}"), config)
+            tokens[gpu, kv] = pool.kv_cache_tokens
+    assert tokens["B200", "auto"] == tokens["B200", "fp8"] > 1.5 * tokens["B200", "bfloat16"]
+    assert tokens["H200", "auto"] == tokens["H200", "bfloat16"] < tokens["H200", "fp8"]
