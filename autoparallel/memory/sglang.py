@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from autoparallel.memory.engine_kv import EngineKv
 
 if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
     from autoparallel.hardware import GPU
     from autoparallel.memory.serving import VllmMemoryReport
     from autoparallel.models.spec import ModelSpec
@@ -40,6 +41,12 @@ def sglang_stored_kv_dtype(model: ModelSpec, gpu: GPU, kv_cache_dtype: str) -> s
     if kv_cache_dtype == "auto" and model.has_sparse_attention and gpu.arch == "blackwell":
         return "fp8_e4m3"
     return kv_cache_dtype
+
+
+def sglang_priced_config(model: ModelSpec, gpu: GPU, config: ServingConfig) -> ServingConfig:
+    """`config` with the KV dtype SGLang stores (`sglang_stored_kv_dtype`): what its pool is priced in."""
+    stored = sglang_stored_kv_dtype(model, gpu, config.kv_cache_dtype)
+    return config if stored == config.kv_cache_dtype else config.model_copy(update={"kv_cache_dtype": stored})
 
 
 def sglang_defaults(gpu: GPU, tp: int) -> tuple[int, int]:

@@ -144,15 +144,14 @@ def _vllm_report(engine: str, model: ModelSpec, cluster: Cluster, config: Servin
     (they move only vLLM's own KV budget), and SGLang does not read the activation peak (the only
     part that depends on max_num_seqs), so those fields are left out of the key there: the report
     is the same for every such config (the serving planner asks for thousands of them). SGLang's pool
-    is priced in the dtype SGLang stores (`memory.sglang.sglang_stored_kv_dtype`)."""
+    is priced in the dtype SGLang stores (`memory.sglang.sglang_priced_config`)."""
     from autoparallel.memory.serving import serving_memory
 
     key = config
     if engine == "sglang":
-        from autoparallel.memory.sglang import sglang_stored_kv_dtype
+        from autoparallel.memory.sglang import sglang_priced_config
 
-        stored = sglang_stored_kv_dtype(model, cluster.gpu, config.kv_cache_dtype)
-        key = key.model_copy(update={"kv_cache_dtype": stored})
+        key = sglang_priced_config(model, cluster.gpu, config)
     if config.pp == 1:
         key = key.model_copy(update={"enforce_eager": False, "gpu_memory_utilization": 0.92})
         if engine == "sglang":

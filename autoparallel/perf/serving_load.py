@@ -152,11 +152,10 @@ def run_benchmark(
 
     if memory is None:
         priced = config
-        if engine == "sglang":  # SGLang's pool in the dtype SGLang stores
-            from autoparallel.memory.sglang import sglang_stored_kv_dtype
+        if engine == "sglang":
+            from autoparallel.memory.sglang import sglang_priced_config
 
-            stored = sglang_stored_kv_dtype(model, cluster.gpu, config.kv_cache_dtype)
-            priced = config.model_copy(update={"kv_cache_dtype": stored})
+            priced = sglang_priced_config(model, cluster.gpu, config)
         memory = serving_memory(model, cluster.gpu, priced, vllm_version=vllm_version)
     if engine == "vllm":
         layout = kv_layout(model, cluster.gpu, config, workload, vllm_version=vllm_version)

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Literal
 
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
+from autoparallel.memory.sglang import sglang_stored_kv_dtype
 
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU
@@ -121,8 +122,6 @@ def sparse_kernels(
             )
     if decode == "flashmla_auto":
         raise InputError("--nsa-decode-backend flashmla_auto: SGLang takes flashmla_auto for prefill only")
-    from autoparallel.memory.sglang import sglang_stored_kv_dtype
-
     blackwell = gpu.arch == "blackwell"
     fp8 = sglang_stored_kv_dtype(model, gpu, kv_cache_dtype) in _FP8_KV
     if fp8:
