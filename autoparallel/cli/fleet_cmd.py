@@ -103,7 +103,7 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
         _cluster(args),
         objective=fleet_objective(args.objective, has_rate),
         settings=_settings(args),
-        options=engine_options(args),
+        options=serving_options(args),
     )
     if args.json:
         json.dump(plan.to_dict(), sys.stdout, indent=2, default=str)
@@ -115,14 +115,52 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
     return 0
 
 
-def engine_options(args: argparse.Namespace) -> Any:
-    """ServingOptions with the engines of --engine (None: vLLM, the planner's default)."""
-    engine = getattr(args, "engine", None)
-    if engine in (None, "vllm"):
+def engines_of(choice: str | None) -> tuple[str, ...]:
+    """The engines an --engine value puts in the space."""
+    if choice in (None, "vllm"):
+        return ("vllm",)
+    return ("vllm", "sglang", "trtllm") if choice == "auto" else (str(choice),)
+
+
+def _split(text: str, flag: str) -> list[str]:
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise InputError(f"{flag} needs at least one value, got {text!r}")
+    return values
+
+
+def serving_options(args: argparse.Namespace) -> Any:
+    """ServingOptions widened by the user's `--kv-cache-dtype / --quantization / --gpu-memory-utilization`,
+    with the engines of `--engine` (None: the planner's defaults). The one reading of these flags: the
+    single-engine plan, the whole-cluster deployment and the fleet all plan in the same space."""
+    engines = engines_of(getattr(args, "engine", None))
+    if (
+        getattr(args, "kv_cache_dtype", None) is None
+        and getattr(args, "quantization", None) is None
+        and getattr(args, "gpu_memory_utilization", None) is None
+        and engines == ("vllm",)
+    ):
         return None
     from autoparallel.solvers.serving.space import ServingOptions
 
-    return ServingOptions(engines=("vllm", "sglang", "trtllm") if engine == "auto" else (engine,))
+    update: dict[str, Any] = {"engines": engines}
+    if getattr(args, "kv_cache_dtype", None) is not None:
+        update["kv_cache_dtypes"] = tuple(_split(args.kv_cache_dtype, "--kv-cache-dtype"))
+    if getattr(args, "quantization", None) is not None:
+        quants = _split(args.quantization, "--quantization")
+        update["quantizations"] = tuple(None if q.lower() == "none" else q for q in quants)
+    if getattr(args, "gpu_memory_utilization", None) is not None:
+        utils: list[float] = []
+        for value in _split(args.gpu_memory_utilization, "--gpu-memory-utilization"):
+            try:
+                u = float(value)
+            except ValueError:
+                raise InputError(f"--gpu-memory-utilization: {value!r} is not a number") from None
+            if not 0 < u <= 1:
+                raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
+            utils.append(u)
+        update["gpu_memory_utilizations"] = tuple(utils)
+    return ServingOptions().model_copy(update=update)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -142,7 +180,7 @@ def whole_cluster(args: argparse.Namespace, workload: Serving, model_id: str) ->
             _cluster(args),
             objective=fleet_objective(args.objective, workload.request_rate is not None),
             settings=_settings(args),
-            options=engine_options(args),
+            options=serving_options(args),
         )
     except InfeasibleError:
         return None

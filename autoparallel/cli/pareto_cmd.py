@@ -14,6 +14,7 @@ import json
 import sys
 from typing import Any
 
+from autoparallel.cli.fleet_cmd import engines_of
 from autoparallel.cli.plan_cmd import (
     _add_common,
     _add_serving_workload,
@@ -22,7 +23,6 @@ from autoparallel.cli.plan_cmd import (
     _serving_workload,
     _training_workload,
     add_engine_argument,
-    engines_of,
 )
 from autoparallel.errors import InputError
 

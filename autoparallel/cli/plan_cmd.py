@@ -132,13 +132,6 @@ def add_engine_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
-def engines_of(choice: str | None) -> tuple[str, ...]:
-    """The engines an --engine value puts in the space."""
-    if choice in (None, "vllm"):
-        return ("vllm",)
-    return ("vllm", "sglang", "trtllm") if choice == "auto" else (str(choice),)
-
-
 def add_evaluate_parser(sub: Any) -> None:
     """`autoparallel evaluate MODEL --cluster C --tp N ...`: the cost model's verdict on one config."""
     p = sub.add_parser("evaluate", help="memory, throughput and latency of a configuration you run today")
@@ -286,46 +279,6 @@ def _training_workload(args: argparse.Namespace) -> Any:
     )
 
 
-def _split(text: str, flag: str) -> list[str]:
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    if not values:
-        raise InputError(f"{flag} needs at least one value, got {text!r}")
-    return values
-
-
-def _serving_options(args: argparse.Namespace) -> Any:
-    """ServingOptions widened by the user's `--kv-cache-dtype / --quantization / --gpu-memory-utilization`,
-    with the engines of `--engine`."""
-    engines = engines_of(getattr(args, "engine", None))
-    if (
-        args.kv_cache_dtype is None
-        and args.quantization is None
-        and args.gpu_memory_utilization is None
-        and engines == ("vllm",)
-    ):
-        return None
-    from autoparallel.solvers.serving.space import ServingOptions
-
-    update: dict[str, Any] = {"engines": engines}
-    if args.kv_cache_dtype is not None:
-        update["kv_cache_dtypes"] = tuple(_split(args.kv_cache_dtype, "--kv-cache-dtype"))
-    if args.quantization is not None:
-        quants = _split(args.quantization, "--quantization")
-        update["quantizations"] = tuple(None if q.lower() == "none" else q for q in quants)
-    if args.gpu_memory_utilization is not None:
-        utils: list[float] = []
-        for value in _split(args.gpu_memory_utilization, "--gpu-memory-utilization"):
-            try:
-                u = float(value)
-            except ValueError:
-                raise InputError(f"--gpu-memory-utilization: {value!r} is not a number") from None
-            if not 0 < u <= 1:
-                raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {u}")
-            utils.append(u)
-        update["gpu_memory_utilizations"] = tuple(utils)
-    return ServingOptions().model_copy(update=update)
-
-
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
     if args.json:
         sys.stdout.write(strict_json(payload) + "\n")
@@ -361,7 +314,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from autoparallel.solvers.settings import SolverSettings
 
     settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
-    options = None if args.train else _serving_options(args)
+    options = None if args.train else fleet_cmd.serving_options(args)
     early = disagg_cmd.required(args, workload)  # --disagg on: its infeasibility first, with numbers
     plans: list[Any] = api.solve_top(
         args.model,

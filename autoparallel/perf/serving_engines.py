@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
 from autoparallel.perf.serving import ServingPerf, deployment_problems, perf_at_batch, slo_violations
@@ -34,15 +35,31 @@ ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
 auto / fp8_e4m3 / fp8_e5m2; TensorRT-LLM `kv_cache_config.dtype` auto / fp8 (E4M3)."""
 
 
-def engine_runtime_problem(engine: str, quantization: str | None, kv_cache_dtype: str) -> str | None:
-    """Why `engine` cannot run these precisions (None: it can). TensorRT-LLM's LLM API loads
-    checkpoints as they are quantized (ModelOpt), so it has no online weight quantization."""
+SGLANG_SPARSE_KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3")
+"""KV-cache dtypes SGLang runs DeepSeek Sparse Attention with: bf16 (`auto` on Hopper) or fp8_e4m3
+(0.5.6 `ServerArgs`: "DeepSeek NSA only supports bf16/bfloat16 or fp8_e4m3 kv_cache_dtype")."""
+
+
+def engine_runtime_problem(
+    engine: str, quantization: str | None, kv_cache_dtype: str, model: ModelSpec | None = None
+) -> str | None:
+    """Why `engine` cannot run `model` at these precisions (None: it can). TensorRT-LLM's LLM API
+    loads checkpoints as they are quantized (ModelOpt), so it has no online weight quantization; a
+    `quantization` equal to the checkpoint's own method is the checkpoint as loaded. SGLang refuses
+    DeepSeek Sparse Attention over any KV dtype but bf16 and fp8_e4m3."""
     if engine == "vllm":
         return None
     name = ENGINE_NAMES[engine]
     if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
         return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
-    if engine == "trtllm" and quantization is not None:
+    sparse = model is not None and model.has_sparse_attention
+    if engine == "sglang" and sparse and kv_cache_dtype not in SGLANG_SPARSE_KV_CACHE_DTYPES:
+        return (
+            f"{name} runs DeepSeek Sparse Attention only with a bf16 or fp8_e4m3 KV cache, "
+            f"not {kv_cache_dtype!r}"
+        )
+    loaded = model.quantization.method.value if model is not None and model.quantization else None
+    if engine == "trtllm" and quantization is not None and quantization != loaded:
         return (
             f"{name} does not quantize weights online (--quantization {quantization}); "
             "use a quantized checkpoint"
@@ -127,8 +144,6 @@ def engine_kv_for(
             max_num_tokens=config.max_num_batched_tokens or 8192,
         )
     else:
-        from autoparallel.errors import InputError
-
         raise InputError(f"unknown engine {engine!r}; choose one of: vllm, sglang, trtllm")
     return kv, memory
 
@@ -172,7 +187,15 @@ def evaluate_engine(
     nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> EngineEvaluation:
     """Memory and speed of `config` on `engine` (`sglang` or `trtllm`; `nsa_backends` as SGLang's
-    `--nsa-prefill-backend` / `--nsa-decode-backend` pass them)."""
+    `--nsa-prefill-backend` / `--nsa-decode-backend` pass them).
+
+    Raises:
+        InputError: the engine cannot run the model at the config's precisions
+            (`engine_runtime_problem`).
+    """
+    problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, model)
+    if problem is not None:
+        raise InputError(problem)
     kv, _ = engine_kv_for(engine, model, cluster, config, nsa_backends)
     context = math.ceil(workload.isl + workload.osl / 2.0)
     per_seq_tokens = math.ceil(context / kv.block_size) * kv.block_size

@@ -112,6 +112,50 @@ def test_engine_refusals(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Traceback" not in err and "does not quantize weights online" in err
 
 
+def test_evaluate_refuses_what_the_engine_cannot_run(capsys: pytest.CaptureFixture[str]) -> None:
+    # The plan's runtime filter (`engine_runtime_problem`) holds for `evaluate` too: TensorRT-LLM has
+    # no online quantization, and SGLang asserts on a DeepSeek Sparse Attention cache other than
+    # bf16 / fp8_e4m3.
+    base = ["evaluate", MODEL, "--cluster", "1x1xH100"]
+    assert main([*base, "--engine", "trtllm", "--quantization", "fp8"]) == 2
+    assert "does not quantize weights online" in capsys.readouterr().err
+    v32 = [
+        "evaluate",
+        "deepseek-ai/DeepSeek-V3.2",
+        "--cluster",
+        "1x8xH200",
+        "--tp",
+        "8",
+        "--engine",
+        "sglang",
+    ]
+    assert main([*v32, "--kv-cache-dtype", "fp8_e5m2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bf16 or fp8_e4m3" in err and "Traceback" not in err
+    assert main([*v32, "--kv-cache-dtype", "fp8_e4m3"]) == 0
+
+
+def test_engine_runtime_problem_reads_the_model() -> None:
+    from autoparallel.models import load_model
+    from autoparallel.perf.serving_engines import engine_runtime_problem
+
+    v32, llama = load_model("deepseek-ai/DeepSeek-V3.2"), load_model(MODEL)
+    assert engine_runtime_problem("sglang", None, "fp8_e5m2", v32) is not None
+    assert engine_runtime_problem("sglang", None, "fp8_e5m2", llama) is None
+    assert engine_runtime_problem("sglang", None, "fp8", v32) is None
+    # An FP8 checkpoint named as loaded is not an online quantization.
+    assert engine_runtime_problem("trtllm", "fp8", "auto", v32) is None
+    assert engine_runtime_problem("trtllm", "fp8", "auto", llama) is not None
+
+
+def test_whole_cluster_plans_in_the_users_precisions(capsys: pytest.CaptureFixture[str]) -> None:
+    # The deployment section reads --kv-cache-dtype / --quantization as the single-engine plan does.
+    out = _plan_json(capsys, "--engine", "auto", "--kv-cache-dtype", "fp8")
+    assert out["config"]["kv_cache_dtype"] == "fp8"
+    engines = out["deployment"]["engines"]
+    assert engines and {e["kv_cache_dtype"] for e in engines} == {"fp8"}
+
+
 def test_pareto_with_engines(capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "pareto",

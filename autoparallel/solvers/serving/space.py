@@ -300,7 +300,7 @@ def runtime_domain(model: ModelSpec, options: ServingOptions) -> tuple[Runtime, 
     for engine in options.engines:
         for quant in quants:
             for kv in dict.fromkeys(options.kv_cache_dtypes):
-                problem = engine_runtime_problem(engine, quant, kv)
+                problem = engine_runtime_problem(engine, quant, kv, model)
                 if problem is not None:
                     refused.append(problem)
                     continue
