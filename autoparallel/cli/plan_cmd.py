@@ -302,6 +302,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"--engine {args.engine}: prefill/decode disaggregation plans vLLM engines (NIXL KV transfer); "
             "drop --engine or use --engine vllm"
         )
+    if not args.train:
+        fleet_cmd.vllm_memory_knob(fleet_cmd.engines_of(args.engine), args.gpu_memory_utilization is not None)
     if fleet_cmd.wants_fleet(args):
         if args.disagg == "on":
             raise InputError(
@@ -394,6 +396,7 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
                 f"--nsa-prefill-backend / --nsa-decode-backend: {args.model} has no DeepSeek Sparse Attention"
             )
     if args.engine != "vllm":
+        fleet_cmd.vllm_memory_knob((args.engine,), args.gpu_memory_utilization is not None)
         return api.evaluate_engine(args.model, cluster, config, workload, args.engine, nsa_backends=nsa)
     return api.evaluate(model, cluster, config, workload)
 

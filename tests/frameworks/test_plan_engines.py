@@ -156,6 +156,19 @@ def test_whole_cluster_plans_in_the_users_precisions(capsys: pytest.CaptureFixtu
     assert engines and {e["kv_cache_dtype"] for e in engines} == {"fp8"}
 
 
+def test_gpu_memory_utilization_is_vllms_knob(capsys: pytest.CaptureFixture[str]) -> None:
+    # SGLang and TensorRT-LLM size their pools by their own rules: the vLLM knob is refused where no
+    # vLLM engine is planned (it was silently ignored) and noted where engines are compared.
+    flag = ["--gpu-memory-utilization", "0.5"]
+    assert main(["plan", MODEL, "--cluster", "1x1xH100", "--engine", "trtllm", *flag]) == 2
+    assert "free_gpu_memory_fraction" in capsys.readouterr().err
+    assert main(["evaluate", MODEL, "--cluster", "1x1xH100", "--engine", "sglang", *flag]) == 2
+    assert "--mem-fraction-static" in capsys.readouterr().err
+    # Compared beside vLLM, it applies to vLLM's pool; a note says so on stderr, once.
+    assert main(["plan", MODEL, "--cluster", CLUSTER, "--engine", "auto", "--disagg", "off", *flag]) == 0
+    assert capsys.readouterr().err.count("sizes vLLM's pool only") == 1
+
+
 def test_pareto_with_engines(capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "pareto",
