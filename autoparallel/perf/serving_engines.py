@@ -191,11 +191,18 @@ def evaluate_engine(
 
     Raises:
         InputError: the engine cannot run the model at the config's precisions
-            (`engine_runtime_problem`).
+            (`engine_runtime_problem`), or TensorRT-LLM is given tensor-parallel attention-DP ranks.
     """
     problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, model)
     if problem is not None:
         raise InputError(problem)
+    if engine == "trtllm" and config.enable_expert_parallel and config.replicas > 1 and config.tp > 1:
+        width = config.tp * config.replicas
+        raise InputError(
+            f"TensorRT-LLM's attention data parallelism (enable_attention_dp) runs each rank at tp=1; "
+            f"tp={config.tp} with {config.replicas} data-parallel ranks is not a TensorRT-LLM layout "
+            f"(use tp=1 with {width} ranks, or one tp={width} engine)"
+        )
     kv, _ = engine_kv_for(engine, model, cluster, config, nsa_backends)
     context = math.ceil(workload.isl + workload.osl / 2.0)
     per_seq_tokens = math.ceil(context / kv.block_size) * kv.block_size

@@ -207,3 +207,30 @@ def test_the_memoized_vllm_report_gives_the_pool_of_the_real_config(engine: str)
                 else:
                     want = trtllm_kv(direct, c.gpu, max_batch_size=seqs, max_num_tokens=8192)
                 assert engine_kv_for(engine, spec, c, config)[0] == want
+
+
+def test_trtllm_attention_dp_ranks_are_single_gpus() -> None:
+    # TensorRT-LLM's enable_attention_dp runs attention at tp=1 on every rank: an EP engine of tp=2 ×
+    # 2 data-parallel ranks is not a TensorRT-LLM layout. The solver and the oracle both leave it out
+    # for TensorRT-LLM, not for SGLang (whose --enable-dp-attention keeps tp / dp attention TP).
+    spec, c, w = _model("Qwen/Qwen3-30B-A3B"), _cluster("1x4xH100"), Serving.preset("chatbot")
+    for engine in ("trtllm", "sglang"):
+        opts = ServingOptions(
+            engines=(engine,), tp_values=(2,), max_num_seqs=(64, 256), enforce_eager=(False,)
+        )
+        space = build_space(spec, c, w, opts)
+        tp_dp = [i for i, s in enumerate(space.shapes) if s.tensor_parallel_dp_ranks and not s.violations]
+        assert tp_dp, "the space has an EP shape of tp=2 × 2 ranks"
+        oracle = enumerate_serving(spec, c, w, objective="throughput", options=opts)
+        sol = solve_serving(
+            spec, c, w, objective="throughput", options=opts, settings=SETTINGS, runner_up=False
+        )
+        assert oracle.objective_value is not None and sol.solver.status == "OPTIMAL"
+        assert abs(sol.objective_value - oracle.objective_value) <= 0.05 * sol.config.replicas + 1e-6
+        offered = {
+            s for s, _ in ((space.unflat(i)[0], 0) for i, ok in enumerate(space.tables.evaluated) if ok)
+        }
+        assert bool(offered & set(tp_dp)) == (engine == "sglang")
+    with pytest.raises(InputError, match="enable_attention_dp"):
+        cfg = sol.config.model_copy(update={"tp": 2, "replicas": 2, "enable_expert_parallel": True})
+        evaluate_engine(spec, c, cfg, w, "trtllm", spec.name)

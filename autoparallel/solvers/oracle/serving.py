@@ -81,8 +81,8 @@ def engine_points(
     model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
 ) -> Iterator[tuple[str, ServingConfig]]:
     """(engine, configuration) of every point of the space whose shape the model accepts. SGLang and
-    TensorRT-LLM points stay inside one node and take the largest allowed utilization (which they
-    ignore), the space's rules."""
+    TensorRT-LLM points stay inside one node (TensorRT-LLM's data-parallel EP ranks at tp 1) and
+    take the largest allowed utilization (which they ignore), the space's rules."""
     gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
     mmls = max_model_len_domain(model, workload, options)
     all_utils = sorted(set(options.gpu_memory_utilizations))
@@ -92,6 +92,9 @@ def engine_points(
         counts = [shape.ep_replicas] if shape.ep else range(1, shape.max_replicas + 1)
         for rt in runtime_domain(model, options):
             if rt.engine != "vllm" and shape.engine_width > cluster.gpus_per_node:
+                continue
+            # TensorRT-LLM's enable_attention_dp: each data-parallel rank is one GPU.
+            if rt.engine == "trtllm" and shape.ep and shape.ep_replicas > 1 and shape.tp > 1:
                 continue
             utils = all_utils if rt.engine == "vllm" else all_utils[-1:]
             for batch in sorted(set(options.max_num_seqs)):

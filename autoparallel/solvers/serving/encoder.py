@@ -275,6 +275,7 @@ def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
     enc = EncodedServing(model, v, space, explain)
     add_architecture_limits(enc)
     add_single_node_engines(enc)
+    add_trtllm_attention_dp(enc)
     add_memory_capacity(enc)
     add_max_model_len(enc)
     add_concurrency(enc)
@@ -306,6 +307,19 @@ def add_single_node_engines(enc: EncodedServing) -> None:
             if s.engine_width > node:
                 ct = enc.model.add_bool_or([x.Not(), lit.Not()])
                 ct.only_enforce_if(enc.family("single_node_engine")).with_name(f"single_node[{e} {s.label}]")
+
+
+def add_trtllm_attention_dp(enc: EncodedServing) -> None:
+    """TensorRT-LLM's attention data parallelism (`enable_attention_dp`) makes every rank of the
+    engine its own data-parallel rank, attention and dense MLP at TP 1 (`mlp_tp_size = 1` "if using
+    attention DP"): an EP shape whose data-parallel ranks are tensor-parallel is not offered with it."""
+    lit = enc.vars.engine.get("trtllm")
+    if lit is None:
+        return
+    for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
+        if s.tensor_parallel_dp_ranks:
+            ct = enc.model.add_bool_or([x.Not(), lit.Not()])
+            ct.only_enforce_if(enc.family("trtllm_attention_dp")).with_name(f"trtllm_attention_dp[{s.label}]")
 
 
 def add_memory_capacity(enc: EncodedServing) -> None:

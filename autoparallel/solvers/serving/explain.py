@@ -85,7 +85,17 @@ def reason(space: ServingSpace, family: str) -> str:
         "request_rate": _rate_reason,
         "concurrency": _concurrency_reason,
         "single_node_engine": _single_node_reason,
+        "trtllm_attention_dp": _trtllm_attention_dp_reason,
     }[family](space)
+
+
+def _trtllm_attention_dp_reason(space: ServingSpace) -> str:
+    shapes = sorted({s.label for s in space.shapes if s.tensor_parallel_dp_ranks and not s.violations})
+    return (
+        "trtllm_attention_dp: TensorRT-LLM's attention data parallelism runs attention at tp=1 on "
+        f"every rank of the engine; EP shapes with tensor-parallel ranks ({'; '.join(shapes)}) are "
+        "vLLM / SGLang only"
+    )
 
 
 def _single_node_reason(space: ServingSpace) -> str:

@@ -125,6 +125,11 @@ class Shape:
         return self.tp * self.ep_replicas if self.ep else self.gpus_per_replica
 
     @property
+    def tensor_parallel_dp_ranks(self) -> bool:
+        """EP with several data-parallel ranks that are each tensor-parallel (attention at tp > 1)."""
+        return self.ep and self.ep_replicas > 1 and self.tp > 1
+
+    @property
     def label(self) -> str:
         text = f"tp={self.tp} pp={self.pp}"
         return text + (f" ep={self.tp * self.ep_replicas}" if self.ep else "")
@@ -388,10 +393,14 @@ def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
             weights_kib = units.kib_up(max(weights))
             t.weights_kib.append(weights_kib)
             limit = top_budget if rt.engine == "vllm" else units.kib_down(space.cluster.gpu.memory_bytes)
-            # SGLang / TensorRT-LLM engines wider than a node are ruled out (encoder:
-            # add_single_node_engines); their numbers only matter to an explanation.
-            wide = rt.engine != "vllm" and shape.engine_width > space.cluster.gpus_per_node
-            skip = bool(shape.violations) or ((weights_kib >= limit or wide) and not complete)
+            # SGLang / TensorRT-LLM engines wider than a node, and TensorRT-LLM's attention data
+            # parallelism at tp > 1, are ruled out (encoder: add_single_node_engines,
+            # add_trtllm_attention_dp); their numbers only matter to an explanation.
+            off = rt.engine != "vllm" and (
+                shape.engine_width > space.cluster.gpus_per_node
+                or (rt.engine == "trtllm" and shape.tensor_parallel_dp_ranks)
+            )
+            skip = bool(shape.violations) or ((weights_kib >= limit or off) and not complete)
             for b, batch in enumerate(space.batches):
                 for m, mml in enumerate(space.max_model_lens):
                     if skip:
