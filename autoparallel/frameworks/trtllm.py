@@ -12,7 +12,8 @@ How a plan maps onto TensorRT-LLM:
 - `max_num_seqs` -> `max_batch_size`; `max_num_batched_tokens` -> `max_num_tokens` (default 8192);
   `max_model_len` -> `max_seq_len`; `kv_cache_dtype` fp8 -> `kv_cache_config.dtype: fp8`;
 - the KV pool: `kv_cache_config.free_gpu_memory_fraction` (memory/trtllm.py);
-- `enforce_eager` -> no `cuda_graph_config`; otherwise CUDA graphs padded up to `max_batch_size`.
+- `enforce_eager` -> `cuda_graph_config: null` (left out, TensorRT-LLM's default turns graphs on);
+  otherwise CUDA graphs padded up to `max_batch_size`.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ TRTLLM_YAML_SCHEMA: dict[str, object] = {
     "cuda_graph_config": {"max_batch_size": int, "enable_padding": bool},
 }
 """LLM-API keys the emitter may write, with their types (nested dicts: sub-configs)."""
+TRTLLM_NULLABLE = frozenset({"cuda_graph_config"})
+"""Sub-configs typed `Optional[...]` whose null means off: `cuda_graph_config` defaults to
+`CudaGraphConfig()` (graphs on), so eager mode must write it as null, not leave it out."""
 EXTRA_OPTIONS_FILE = "extra-llm-api-config.yml"
 """The file name the command refers to."""
 
@@ -63,8 +67,9 @@ def trtllm_options(
     if config.kv_cache_dtype != "auto":
         kv["dtype"] = "fp8"
     opts["kv_cache_config"] = kv
-    if not config.enforce_eager:
-        opts["cuda_graph_config"] = {"max_batch_size": config.max_num_seqs, "enable_padding": True}
+    opts["cuda_graph_config"] = (
+        None if config.enforce_eager else {"max_batch_size": config.max_num_seqs, "enable_padding": True}
+    )
     return opts
 
 

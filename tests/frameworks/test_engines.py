@@ -15,7 +15,13 @@ from autoparallel.api import evaluate_engine
 from autoparallel.cli import main
 from autoparallel.configs import ServingConfig
 from autoparallel.frameworks.sglang import sglang_args, sglang_command
-from autoparallel.frameworks.trtllm import TRTLLM_YAML_SCHEMA, trtllm_command, trtllm_options, trtllm_yaml
+from autoparallel.frameworks.trtllm import (
+    TRTLLM_NULLABLE,
+    TRTLLM_YAML_SCHEMA,
+    trtllm_command,
+    trtllm_options,
+    trtllm_yaml,
+)
 from autoparallel.hardware import Cluster
 from autoparallel.workload import Serving
 
@@ -75,6 +81,9 @@ def _check_schema(doc: dict[str, object], schema: dict[str, object], where: str 
     for key, value in doc.items():
         assert key in schema, f"{where}{key} is not a documented LLM-API key"
         kind = schema[key]
+        if value is None:
+            assert key in TRTLLM_NULLABLE, f"{where}{key} is not an Optional sub-config"
+            continue
         if isinstance(kind, dict):
             assert isinstance(value, dict)
             _check_schema(value, kind, f"{where}{key}.")
@@ -99,7 +108,8 @@ def test_trtllm_yaml_keys_follow_the_llm_api_schema(config: ServingConfig) -> No
     assert line[0] == "trtllm-serve" and line[line.index("--tp_size") + 1] == str(doc["tensor_parallel_size"])
     if config.enable_expert_parallel:
         assert doc["enable_attention_dp"] is True and doc["moe_expert_parallel_size"] == 8
-        assert "cuda_graph_config" not in doc
+    if config.enforce_eager:  # TorchLlmArgs.cuda_graph_config defaults to CudaGraphConfig(): graphs on
+        assert "cuda_graph_config" in doc and doc["cuda_graph_config"] is None
 
 
 @pytest.mark.parametrize("engine", ["sglang", "trtllm"])
