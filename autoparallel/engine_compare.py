@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from autoparallel.objectives import SERVING, parse_objective
-from autoparallel.perf.serving_engines import ENGINE_NAMES
+from autoparallel.perf.engine_support import ENGINE_NAMES
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig

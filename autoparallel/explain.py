@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from autoparallel.engine_compare import why as why_engine
-from autoparallel.perf.serving_engines import ENGINE_NAMES
+from autoparallel.perf.engine_support import ENGINE_NAMES
 
 if TYPE_CHECKING:
     from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan

@@ -139,7 +139,7 @@ def vllm_memory_knob(engines: tuple[str, ...], given: bool) -> None:
     silently ignored), and said to apply to vLLM only when other engines are compared beside it."""
     if not given:
         return
-    from autoparallel.perf.serving_engines import ENGINE_NAMES
+    from autoparallel.perf.engine_support import ENGINE_NAMES
 
     others = [e for e in engines if e != "vllm"]
     names = " and ".join(ENGINE_NAMES[e] for e in others)

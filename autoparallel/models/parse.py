@@ -88,6 +88,13 @@ def _dtype_bytes(cfg: Mapping[str, Any], text: Mapping[str, Any]) -> int:
     return _DTYPE_BYTES.get(str(raw).replace("torch.", ""), 2)
 
 
+def _architecture(cfg: Mapping[str, Any]) -> str:
+    """`architectures[0]` when the config names one as a string, else empty."""
+    names = cfg.get("architectures")
+    first = names[0] if isinstance(names, list) and names else None
+    return first if isinstance(first, str) else ""
+
+
 def _text_model(cfg: Mapping[str, Any], name: str) -> tuple[str, Mapping[str, Any]]:
     """(model_type, config dict) of the text model: `text_config` when nested, else the config itself."""
     outer_type = str(cfg.get("model_type") or "")
@@ -190,6 +197,7 @@ def _spec_from_config(
     return ModelSpec(
         name=name,
         model_type=text_type,
+        architecture=_architecture(cfg),
         hidden_size=hidden,
         vocab_size=raw.num("vocab_size"),
         max_position_embeddings=raw.num(

@@ -251,6 +251,9 @@ class ModelSpec(_Frozen):
     """Canonical id, e.g. `meta-llama/Llama-3.1-70B`."""
     model_type: str
     """Hugging Face `model_type` of the text model (e.g. `llama`, `deepseek_v3`)."""
+    architecture: str = ""
+    """The checkpoint's `architectures[0]` (e.g. `LlamaForCausalLM`): the class a serving engine
+    looks its implementation up by; empty when the config names none."""
     hidden_size: int
     """Model width."""
     vocab_size: int

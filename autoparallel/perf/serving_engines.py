@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
+from autoparallel.perf.engine_support import ENGINE_NAMES, engine_runtime_problem, trtllm_layout_problem
 from autoparallel.perf.serving import ServingPerf, deployment_problems, perf_at_batch, slo_violations
 
 if TYPE_CHECKING:
@@ -25,46 +26,6 @@ if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
     from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
-
-ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
-ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
-    "sglang": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
-    "trtllm": ("auto", "fp8", "fp8_e4m3"),
-}
-"""KV-cache dtypes (vLLM's spelling) each engine other than vLLM can store: SGLang 0.5 `--kv-cache-dtype`
-auto / fp8_e4m3 / fp8_e5m2; TensorRT-LLM `kv_cache_config.dtype` auto / fp8 (E4M3)."""
-
-
-SGLANG_SPARSE_KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3")
-"""KV-cache dtypes SGLang runs DeepSeek Sparse Attention with: bf16 (`auto` on Hopper) or fp8_e4m3
-(0.5.6 `ServerArgs`: "DeepSeek NSA only supports bf16/bfloat16 or fp8_e4m3 kv_cache_dtype")."""
-
-
-def engine_runtime_problem(
-    engine: str, quantization: str | None, kv_cache_dtype: str, model: ModelSpec | None = None
-) -> str | None:
-    """Why `engine` cannot run `model` at these precisions (None: it can). TensorRT-LLM's LLM API
-    loads checkpoints as they are quantized (ModelOpt), so it has no online weight quantization; a
-    `quantization` equal to the checkpoint's own method is the checkpoint as loaded. SGLang refuses
-    DeepSeek Sparse Attention over any KV dtype but bf16 and fp8_e4m3."""
-    if engine == "vllm":
-        return None
-    name = ENGINE_NAMES[engine]
-    if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
-        return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
-    sparse = model is not None and model.has_sparse_attention
-    if engine == "sglang" and sparse and kv_cache_dtype not in SGLANG_SPARSE_KV_CACHE_DTYPES:
-        return (
-            f"{name} runs DeepSeek Sparse Attention only with a bf16 or fp8_e4m3 KV cache, "
-            f"not {kv_cache_dtype!r}"
-        )
-    loaded = model.quantization.method.value if model is not None and model.quantization else None
-    if engine == "trtllm" and quantization is not None and quantization != loaded:
-        return (
-            f"{name} does not quantize weights online (--quantization {quantization}); "
-            "use a quantized checkpoint"
-        )
-    return None
 
 
 class EngineEvaluation(BaseModel):
@@ -191,18 +152,15 @@ def evaluate_engine(
 
     Raises:
         InputError: the engine cannot run the model at the config's precisions
-            (`engine_runtime_problem`), or TensorRT-LLM is given tensor-parallel attention-DP ranks.
+            (`engine_runtime_problem`), or a layout TensorRT-LLM has not (`trtllm_layout_problem`).
     """
     problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, model)
     if problem is not None:
         raise InputError(problem)
-    if engine == "trtllm" and config.enable_expert_parallel and config.replicas > 1 and config.tp > 1:
-        width = config.tp * config.replicas
-        raise InputError(
-            f"TensorRT-LLM's attention data parallelism (enable_attention_dp) runs each rank at tp=1; "
-            f"tp={config.tp} with {config.replicas} data-parallel ranks is not a TensorRT-LLM layout "
-            f"(use tp=1 with {width} ranks, or one tp={width} engine)"
-        )
+    if engine == "trtllm":
+        layout = trtllm_layout_problem(config.tp, config.replicas, config.enable_expert_parallel)
+        if layout is not None:
+            raise InputError(layout)
     kv, _ = engine_kv_for(engine, model, cluster, config, nsa_backends)
     context = math.ceil(workload.isl + workload.osl / 2.0)
     per_seq_tokens = math.ceil(context / kv.block_size) * kv.block_size

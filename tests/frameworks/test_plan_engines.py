@@ -229,3 +229,57 @@ def test_deployment_candidates_are_each_engines_float_model() -> None:
         assert evaluate_engine(space, e).perf.batch_size == e.config.max_num_seqs
     plan = solve_space(build_deployment_space(fleet, space.cluster, opts), "throughput")
     assert plan.solver.status == "OPTIMAL" and plan.gpus_used == 4
+
+
+def test_engines_load_only_the_checkpoints_they_implement() -> None:
+    # TensorRT-LLM's PyTorch backend: its supported-models list and the quantized formats its
+    # ModelConfig reads; SGLang: every zoo architecture but BLOOM. vLLM runs the whole zoo.
+    from autoparallel.models import list_models, load_model
+    from autoparallel.perf.engine_support import engine_model_problem
+
+    trt_no = {
+        "bigscience/bloom",
+        "facebook/opt-66b",
+        "EleutherAI/gpt-neox-20b",
+        "openai-community/gpt2",
+        "google/gemma-2-9b",
+        "google/gemma-7b",
+        "microsoft/phi-2",
+        "ibm-granite/granite-3.3-8b-instruct",
+        "deepseek-ai/DeepSeek-Coder-V2-Lite-Base",
+        "Qwen/Qwen1.5-MoE-A2.7B",
+        "Orion-zhen/QwQ-32B-Preview-AWQ",  # an AWQ checkpoint of a supported architecture
+    }
+    trt_yes = {
+        "meta-llama/Llama-3.1-8B",
+        "deepseek-ai/DeepSeek-V3.2",
+        "moonshotai/Kimi-K2-Instruct",  # DeepseekV3ForCausalLM, FP8 128x128 blocks
+        "nvidia/Llama-3.1-70B-Instruct-FP8",  # ModelOpt FP8
+        "openai/gpt-oss-20b",  # MXFP4
+        "google/gemma-3-27b-it",
+        "Qwen/Qwen3-30B-A3B",
+    }
+    names = {e.id for e in list_models()}
+    assert trt_no | trt_yes <= names
+    for name in names:
+        spec = load_model(name)
+        assert spec.architecture, name
+        assert engine_model_problem("vllm", spec) is None
+        assert (engine_model_problem("sglang", spec) is None) == (spec.architecture != "BloomForCausalLM")
+        if name in trt_no | trt_yes:
+            assert (engine_model_problem("trtllm", spec) is None) == (name in trt_yes), name
+
+
+def test_auto_never_picks_an_engine_that_cannot_load_the_model(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "bigscience/bloom", "--cluster", "1x8xH100", "--engine", "auto", "--disagg", "off"]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["engine"] == "vllm" and {e["engine"] for e in out["deployment"]["engines"]} == {"vllm"}
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "SGLang has no implementation of BloomForCausalLM" in text
+    assert "does not run architecture BloomForCausalLM" in text
+    assert (
+        main(["evaluate", "bigscience/bloom", "--cluster", "1x8xH100", "--tp", "8", "--engine", "trtllm"])
+        == 2
+    )

@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
+from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving, slo_violations
-from autoparallel.perf.serving_engines import ENGINE_NAMES, EngineEvaluation, evaluate_engine
+from autoparallel.perf.serving_engines import EngineEvaluation, evaluate_engine
 from autoparallel.solvers import units
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from autoparallel.errors import InfeasibleError
 from autoparallel.memory.vllm_config import apply_dtype_and_quant
-from autoparallel.perf.serving_engines import ENGINE_NAMES, engine_kv_for
+from autoparallel.perf.engine_support import ENGINE_NAMES
+from autoparallel.perf.serving_engines import engine_kv_for
 from autoparallel.solvers import driver, units
 from autoparallel.solvers.serving.encoder import build
 from autoparallel.solvers.serving.space import ServingSpace, complete_tables, engine_entry_config

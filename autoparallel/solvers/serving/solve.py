@@ -30,7 +30,13 @@ from autoparallel.solvers.serving.decoder import (
     why_lost,
 )
 from autoparallel.solvers.serving.encoder import EncodedServing, build, candidate_entries
-from autoparallel.solvers.serving.space import Point, ServingOptions, ServingSpace, build_space
+from autoparallel.solvers.serving.space import (
+    Point,
+    ServingOptions,
+    ServingSpace,
+    build_space,
+    engine_refusal,
+)
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
@@ -144,9 +150,7 @@ def engine_bests(
     for engine in enc.space.options.engines:
         lit = enc.vars.engine.get(engine)
         if lit is None:
-            out.append(
-                (engine, None, None, "no allowed precision runs on it (--kv-cache-dtype / --quantization)")
-            )
+            out.append((engine, None, None, engine_refusal(enc.space.model, enc.space.options, engine)))
             continue
         run = driver.Run(settings, deadline=deadline)
         try:

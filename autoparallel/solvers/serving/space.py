@@ -39,8 +39,9 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
+from autoparallel.perf.engine_support import engine_runtime_problem
 from autoparallel.perf.serving_efficiency import ENGINES
-from autoparallel.perf.serving_engines import engine_runtime_problem, evaluate_engine
+from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.solvers import units
 from autoparallel.solvers.problem import Problem
 from autoparallel.solvers.serving.memory_terms import MemoryTerms
@@ -301,21 +302,28 @@ def runtime_domain(model: ModelSpec, options: ServingOptions) -> tuple[Runtime, 
             f"no allowed quantization applies to {model.name} "
             f"(checkpoint: {model.quantization.method.value if model.quantization else 'none'})"
         )
-    out, refused = [], []
+    out = []
     for engine in options.engines:
         for quant in quants:
             for kv in dict.fromkeys(options.kv_cache_dtypes):
-                problem = engine_runtime_problem(engine, quant, kv, model)
-                if problem is not None:
-                    refused.append(problem)
+                if engine_runtime_problem(engine, quant, kv, model) is not None:
                     continue
                 for eager in dict.fromkeys(options.enforce_eager):
                     out.append(Runtime(quant, kv, eager, engine))
     if not out:
-        raise InputError(
-            "no allowed precision runs on the chosen engine(s): " + "; ".join(dict.fromkeys(refused))
-        )
+        refused = [engine_refusal(model, options, e) for e in options.engines]
+        raise InputError("nothing allowed runs on the chosen engine(s): " + "; ".join(dict.fromkeys(refused)))
     return tuple(out)
+
+
+def engine_refusal(model: ModelSpec, options: ServingOptions, engine: str) -> str:
+    """Why `engine` has no runtime in the space: its refusals of the allowed precisions, joined."""
+    reasons = [
+        engine_runtime_problem(engine, q, kv, model)
+        for q in dict.fromkeys(options.quantizations)
+        for kv in dict.fromkeys(options.kv_cache_dtypes)
+    ]
+    return "; ".join(dict.fromkeys(r for r in reasons if r is not None)) or "no allowed precision"
 
 
 def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOptions) -> tuple[int, ...]:

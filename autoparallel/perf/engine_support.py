@@ -1,0 +1,151 @@
+"""What each serving engine can run: model architectures, checkpoint formats, KV-cache dtypes and
+online quantization. The one place for the refusals `plan` (its runtime domain, hence the deployment
+candidates and `--engine auto`) and `evaluate --engine` share.
+
+- **vLLM** is the reference engine: its model registry covers the zoo, and its own start-up checks
+  are modelled elsewhere (memory/vllm_*.py).
+- **SGLang** (`python/sglang/srt/models`): every zoo architecture has an implementation there but
+  BLOOM (no `bloom.py`); an architecture is refused only when it is known to be missing, so a hub
+  model SGLang may run is never turned away. KV cache: SGLang 0.5 `--kv-cache-dtype` auto /
+  fp8_e4m3 / fp8_e5m2, and DeepSeek Sparse Attention only over bf16 or fp8_e4m3 (0.5.6
+  `ServerArgs`: "DeepSeek NSA only supports bf16/bfloat16 or fp8_e4m3 kv_cache_dtype").
+- **TensorRT-LLM**, PyTorch backend (`trtllm-serve --backend pytorch`, what frameworks/trtllm.py
+  writes): the architectures of its supported-models list (`docs/source/models/supported-models.md`,
+  both tables) that run on that backend; those the list marks as AutoDeploy-only (Granite 3,
+  DeepSeek-V2, ...) are not. It reads quantized checkpoints in ModelOpt format (`hf_quant_config.json`)
+  or with a Hugging Face `quantization_config` of FP8 in 128 x 128 blocks or MXFP4
+  (`ModelConfig.from_pretrained` / `load_hf_quant_config`), so GPTQ, AWQ, bitsandbytes and INT8
+  checkpoints are not loaded, and it has no online weight quantization. KV cache:
+  `kv_cache_config.dtype` auto / fp8 (E4M3).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autoparallel.models.spec import ModelSpec
+
+ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
+ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
+    "sglang": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
+    "trtllm": ("auto", "fp8", "fp8_e4m3"),
+}
+"""KV-cache dtypes (vLLM's spelling) each engine other than vLLM can store."""
+SGLANG_SPARSE_KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3")
+"""KV-cache dtypes SGLang runs DeepSeek Sparse Attention with: bf16 (`auto` on Hopper) or fp8_e4m3."""
+SGLANG_MISSING_ARCHITECTURES = frozenset({"BloomForCausalLM"})
+"""Architectures SGLang has no implementation of (known ones; others are not refused)."""
+TRTLLM_ARCHITECTURES = frozenset(
+    {
+        "AfmoeForCausalLM",
+        "BertForSequenceClassification",
+        "Cohere2ForCausalLM",
+        "Cosmos3ForConditionalGeneration",
+        "DeciLMForCausalLM",
+        "DeepseekV3ForCausalLM",
+        "DeepseekV32ForCausalLM",
+        "DeepseekV4ForCausalLM",
+        "Exaone4ForCausalLM",
+        "Exaone4_5_ForConditionalGeneration",
+        "ExaoneMoEForCausalLM",
+        "Gemma3ForCausalLM",
+        "Gemma3ForConditionalGeneration",
+        "Gemma4ForConditionalGeneration",
+        "Glm4MoeForCausalLM",
+        "GlmMoeDsaForCausalLM",
+        "GptOssForCausalLM",
+        "HCXVisionForCausalLM",
+        "KimiK25ForConditionalGeneration",
+        "LlamaForCausalLM",
+        "Llama4ForConditionalGeneration",
+        "LlavaLlamaModel",
+        "LlavaNextForConditionalGeneration",
+        "Mistral3ForConditionalGeneration",
+        "MistralForCausalLM",
+        "MixtralForCausalLM",
+        "MllamaForConditionalGeneration",
+        "NemotronForCausalLM",
+        "NemotronHForCausalLM",
+        "NemotronNASForCausalLM",
+        "Phi3ForCausalLM",
+        "Phi4MMForCausalLM",
+        "Qwen2ForCausalLM",
+        "Qwen2ForProcessRewardModel",
+        "Qwen2ForRewardModel",
+        "Qwen2VLForConditionalGeneration",
+        "Qwen2_5_VLForConditionalGeneration",
+        "Qwen3ForCausalLM",
+        "Qwen3MoeForCausalLM",
+        "Qwen3NextForCausalLM",
+        "Qwen3VLForConditionalGeneration",
+        "Qwen3VLMoeForConditionalGeneration",
+        "Qwen3_5ForConditionalGeneration",
+        "Qwen3_5MoeForCausalLM",
+        "Qwen3_5MoeForConditionalGeneration",
+    }
+)
+"""Architectures TensorRT-LLM's PyTorch backend runs (its supported-models list, AutoDeploy-only
+entries left out)."""
+
+
+def engine_model_problem(engine: str, model: ModelSpec) -> str | None:
+    """Why `engine` cannot load `model`'s checkpoint at all (None: it can)."""
+    name, arch = ENGINE_NAMES.get(engine, engine), model.architecture or "(none named)"
+    if engine == "sglang" and model.architecture in SGLANG_MISSING_ARCHITECTURES:
+        return f"{name} has no implementation of {arch} ({model.name})"
+    if engine != "trtllm":
+        return None
+    if model.architecture not in TRTLLM_ARCHITECTURES:
+        return f"{name}'s PyTorch backend does not run architecture {arch} ({model.name})"
+    q = model.quantization
+    if q is None or q.source.startswith("ModelOpt") or q.method.value == "mxfp4":
+        return None
+    if q.method.value == "fp8" and (q.block_n, q.block_k) == (128, 128):
+        return None
+    return (
+        f"{name} does not load {q.method.value} checkpoints ({model.name}; it reads ModelOpt, FP8 "
+        "128x128-block and MXFP4 ones)"
+    )
+
+
+def engine_runtime_problem(
+    engine: str, quantization: str | None, kv_cache_dtype: str, model: ModelSpec | None = None
+) -> str | None:
+    """Why `engine` cannot run `model` at these precisions (None: it can): the checkpoint itself
+    (`engine_model_problem`), the KV-cache dtype, or TensorRT-LLM asked to quantize online (a
+    `quantization` equal to the checkpoint's own method is the checkpoint as loaded)."""
+    if engine == "vllm":
+        return None
+    name = ENGINE_NAMES[engine]
+    if model is not None and (problem := engine_model_problem(engine, model)) is not None:
+        return problem
+    if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
+        return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
+    sparse = model is not None and model.has_sparse_attention
+    if engine == "sglang" and sparse and kv_cache_dtype not in SGLANG_SPARSE_KV_CACHE_DTYPES:
+        return (
+            f"{name} runs DeepSeek Sparse Attention only with a bf16 or fp8_e4m3 KV cache, "
+            f"not {kv_cache_dtype!r}"
+        )
+    loaded = model.quantization.method.value if model is not None and model.quantization else None
+    if engine == "trtllm" and quantization is not None and quantization != loaded:
+        return (
+            f"{name} does not quantize weights online (--quantization {quantization}); "
+            "use a quantized checkpoint"
+        )
+    return None
+
+
+def trtllm_layout_problem(tp: int, replicas: int, expert_parallel: bool) -> str | None:
+    """TensorRT-LLM's attention data parallelism (`enable_attention_dp`) makes every rank of the engine
+    its own data-parallel rank, attention and dense MLP at TP 1 (`mlp_tp_size = 1` "if using attention
+    DP"): tensor-parallel data-parallel ranks are not a TensorRT-LLM layout (None: the layout is)."""
+    if not (expert_parallel and replicas > 1 and tp > 1):
+        return None
+    width = tp * replicas
+    return (
+        f"TensorRT-LLM's attention data parallelism (enable_attention_dp) runs each rank at tp=1; "
+        f"tp={tp} with {replicas} data-parallel ranks is not a TensorRT-LLM layout "
+        f"(use tp=1 with {width} ranks, or one tp={width} engine)"
+    )
