@@ -11,7 +11,9 @@ How a plan maps onto SGLang:
 - `enable_expert_parallel` with replicas > 1 -> attention data parallel and expert parallel over all
   tp x replicas GPUs: `--tp-size tp·replicas --dp-size replicas --enable-dp-attention
   --ep-size tp·replicas` (attention runs tp-wide per DP rank, MoE experts shard over every GPU);
-- `max_num_seqs` -> `--max-running-requests`; `max_num_batched_tokens` -> `--chunked-prefill-size`;
+- `max_num_seqs` -> `--max-running-requests` (times the DP ranks under attention DP: SGLang's cap is
+  the server's, `max_running_requests // dp_size` per rank); `max_num_batched_tokens` ->
+  `--chunked-prefill-size` (SGLang divides it over attention-DP ranks too, as memory/sglang.py does);
   `max_model_len` -> `--context-length`; `enforce_eager` -> `--disable-cuda-graph`;
 - the KV pool is sized by `--mem-fraction-static` (memory/sglang.py): emitted as resolved, so the
   line says what the prediction assumed;
@@ -58,7 +60,10 @@ def sglang_args(
     if config.pp > 1:
         args["pp_size"] = config.pp
     args["mem_fraction_static"] = round(mem_fraction_static, 3)
-    args["max_running_requests"] = config.max_num_seqs
+    # With attention DP the cap is the server's, split over its DP ranks (ModelRunner:
+    # `max_running_requests // dp_size`): a replica's max_num_seqs times the ranks.
+    dp_attention = bool(args.get("enable_dp_attention"))
+    args["max_running_requests"] = config.max_num_seqs * (config.replicas if dp_attention else 1)
     if config.max_num_batched_tokens is not None:
         args["chunked_prefill_size"] = config.max_num_batched_tokens
     args["context_length"] = config.max_model_len

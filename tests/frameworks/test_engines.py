@@ -69,6 +69,9 @@ def test_sglang_dense_and_expert_parallel_lines() -> None:
     ep = _parse_sglang(sglang_command("Qwen/Qwen3-30B-A3B", moe, mem_fraction_static=0.8))
     assert (ep.tp_size, ep.dp_size, ep.ep_size, ep.enable_dp_attention) == (8, 8, 8, True)
     assert ep.kv_cache_dtype == "fp8_e4m3" and ep.disable_cuda_graph
+    # SGLang splits --max-running-requests over the attention-DP ranks (ModelRunner:
+    # `max_running_requests // dp_size`): the line carries a replica's cap times the ranks.
+    assert ep.max_running_requests // ep.dp_size == moe.max_num_seqs
     assert "chunked_prefill_size" not in sglang_args("m", ServingConfig(), mem_fraction_static=0.8)
     assert "nsa_decode_backend" not in sglang_args("m", ServingConfig(), mem_fraction_static=0.8)
     nsa = _parse_sglang(

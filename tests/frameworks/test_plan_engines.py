@@ -209,7 +209,8 @@ def test_deployment_planner_takes_the_engine(capsys: pytest.CaptureFixture[str])
         for replica in e["sglang"]["commands"]:
             (line,) = replica[0]
             ns = _parse_sglang(line.rsplit(" --port ", 1)[0])
-            assert ns.max_running_requests == e["max_num_seqs"] and ns.tp_size >= e["tp"]
+            per_rank = ns.max_running_requests // (ns.dp_size if ns.enable_dp_attention else 1)
+            assert per_rank == e["max_num_seqs"] and ns.tp_size >= e["tp"]
 
 
 def test_deployment_candidates_are_each_engines_float_model() -> None:
