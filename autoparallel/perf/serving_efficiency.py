@@ -61,7 +61,7 @@ _HOPPER = ServingEfficiency(
     attention_hbm_fraction=0.75,
     moe_hbm_fraction=0.75,
     moe_flops_fraction=0.45,
-    moe_expert_overhead_s=2e-6,
+    moe_expert_overhead_s=0.0,
     step_overhead_s=1.0e-3,
     eager_layer_overhead_s=80e-6,
     request_overhead_s=0.045,
@@ -69,9 +69,10 @@ _HOPPER = ServingEfficiency(
     "hbm_fraction + step overhead from I301 (Qwen3-8B, H100, 4 concurrent: TPOT 7.38 ms, predicted "
     "7.1); request overhead from its TTFT (64 ms for a 233-token prompt); the MoE expert cost from "
     "the DeepSeek-V3.2 TP8 burst rows' output tokens/s under the per-operator roofline with V3.2's "
-    "sparse-attention kernels charged as they run (perf/sparse_attention.py; I201, I206-I208: a grid "
-    "over 0-5 µs in 1 µs steps, benchmarks/serving_fit.py, gives 2 µs: 5 of 5 fit rows within 20 %, "
-    "median error 7.3 %). "
+    "sparse-attention kernels charged as they run (perf/sparse_attention.py, FP8 decode kernel heads "
+    "padded to 128; I201, I206-I208: a grid over 0-5 µs in 1 µs steps, benchmarks/serving_fit.py, "
+    "gives 0: 5 of 5 fit rows within 20 %, median error 3.2 %; it gave 2 µs while the decode kernel "
+    "was charged at 64 heads, absorbing the missing half). "
     "flops_fraction 0.45 of the dense peak, below TensorRT-LLM's fitted 0.50 (engines differ); "
     "block_fp8_hbm_fraction from DeepGEMM's published small-M figures (not fitted).",
 )
@@ -82,7 +83,7 @@ _DEFAULT = ServingEfficiency(
     attention_hbm_fraction=0.70,
     moe_hbm_fraction=0.70,
     moe_flops_fraction=0.40,
-    moe_expert_overhead_s=6e-6,
+    moe_expert_overhead_s=0.0,
     step_overhead_s=1.2e-3,
     eager_layer_overhead_s=100e-6,
     request_overhead_s=0.050,

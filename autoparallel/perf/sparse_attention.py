@@ -11,8 +11,14 @@ kernels that run it on Hopper do more, and the step model charges what they do:
   over a 200-token prompt costs 2,048 slots.
 - **Absorbed (MQA) form:** per slot and head a 576-wide score (512 latent + 64 RoPE) and a 512-wide
   value product, 2·(576 + 512) FLOPs.
-- **Heads in tiles of 64.** The prefill kernel takes query heads 64 at a time (`B_H = 64`), the FP8
-  decode kernel only h_q = 64 or 128; a TP rank's 16 heads (128 heads, TP8) are padded to 64.
+- **Heads in tiles.** The prefill kernel takes query heads 64 at a time (`B_H = 64`,
+  `prefill/sparse/fwd.cu`). The FP8 decode kernel runs every query token as a cluster of two 64-head
+  CTAs that share the dequantized KV ("crossover", FlashMLA's 2025-09-29 deep-dive blog: without it
+  the kernel is dequantization-bound, 250 TFLOPS): `num_m_block = ceil_div(q_head_per_hk, 2*64) * 2`
+  with a cluster of 2 (`decode/sparse_fp8/splitkv_mla.cu`, 2025-09-24), so a rank's heads are padded
+  to 128. A TP8 rank's 16 heads (128 heads) cost 64 head-rows in the prefill kernel and 128 in the
+  decode kernel. (FlashMLA's 2026-01-16 refactoring added a 64-head single-CTA decode variant; the
+  engines priced here ship the 2025 release.)
 - **Rates.** 640 TFLOPS for the BF16 prefill kernel and 410 for the FP8-KV decode kernel on H800
   SXM5 (FlashMLA README): 0.65 and 0.41 of the 989 TFLOPS dense BF16 peak.
 
@@ -65,8 +71,9 @@ PREFILL_KERNEL_FRACTION = 640 / 989
 """FlashMLA sparse prefill (BF16): 640 TFLOPS on H800 SXM5 of its 989 dense BF16 peak (README)."""
 DECODE_KERNEL_FRACTION = 410 / 989
 """FlashMLA sparse decode (FP8 KV, BF16 math): 410 TFLOPS on H800 SXM5 (README)."""
-HEAD_TILE = 64
-"""Query heads per kernel tile: a rank's heads are padded up to a multiple of it."""
+HEAD_TILES = {"flashmla_sparse": 64, "flashmla_kv": 128}
+"""Query heads each kernel runs per query token at the least: the prefill kernel's 64-head tile
+(`B_H`), the FP8 decode kernel's cluster of two 64-head CTAs; a rank's heads are padded up to it."""
 VLLM_MIN_HEADS_FOR_BF16_PREFILL = 32
 """vLLM runs the whole batch through the FP8 decode kernel below this many heads per rank."""
 BF16_LATENT_BYTES_PER_TOKEN = 2 * (512 + 64)
@@ -167,9 +174,10 @@ def is_sparse(model: ModelSpec) -> bool:
     return bool(_sparse_layers(model))
 
 
-def _kernel_flops_per_token(att: AttentionSpec, tp: int) -> float:
-    """FLOPs of one query token in one layer on one rank, as the FlashMLA sparse kernels run it."""
-    heads = HEAD_TILE * math.ceil(math.ceil(att.num_heads / tp) / HEAD_TILE)  # padded per rank
+def _kernel_flops_per_token(att: AttentionSpec, tp: int, kernel: SparseKernel) -> float:
+    """FLOPs of one query token in one layer on one rank, as FlashMLA's sparse `kernel` runs it."""
+    tile = HEAD_TILES[kernel]
+    heads = tile * math.ceil(math.ceil(att.num_heads / tp) / tile)  # padded per rank
     latent, rope = att.kv_lora_rank, att.qk_rope_head_dim
     return 2.0 * heads * att.sparse_topk * ((latent + rope) + latent)
 
@@ -206,7 +214,6 @@ def sparse_attention_cost(
         quantize_s = kv_pool_tokens * per_token / hbm_bytes_per_s
     seconds = flops = 0.0
     for att, n_layers in _sparse_layers(model):
-        kernel = _kernel_flops_per_token(att, tp)
         d_attn, d_index = att.context_flops_per_token(context_tokens)
         p_attn, p_index = att.context_flops_per_token(prefill_context)
         layer_s = (decode_seqs * d_index + prefill_tokens * p_index) / (peak * attention_fraction)
@@ -217,7 +224,7 @@ def sparse_attention_cost(
             if kind == "fa3":
                 layer_s += tokens * valid_flops / tp / (peak * attention_fraction)
             else:
-                layer_s += tokens * kernel / rate[kind]
+                layer_s += tokens * _kernel_flops_per_token(att, tp, kind) / rate[kind]
         seconds += n_layers * (layer_s + quantize_s)
         flops += n_layers * (decode_seqs * (d_attn + d_index) + prefill_tokens * (p_attn + p_index))
     return SparseAttentionCost(seconds=seconds, model_flops=flops)

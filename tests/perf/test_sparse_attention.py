@@ -11,9 +11,11 @@ from autoparallel.perf.sparse_attention import SparseKernels, sparse_attention_c
 
 V32 = "deepseek-ai/DeepSeek-V3.2"
 LAYERS = 61
-# One query token in one layer as FlashMLA's sparse kernels run it on a rank of TP8: 16 heads padded
-# to 64, all 2,048 top-k slots, a 576-wide score and a 512-wide value product per slot and head.
+# One query token in one layer as FlashMLA's sparse kernels run it on a rank of TP8: all 2,048 top-k
+# slots, a 576-wide score and a 512-wide value product per slot and head; the prefill kernel pads 16
+# heads to its 64-head tile, the FP8 decode kernel to its cluster of two 64-head CTAs (128).
 KERNEL_FLOPS_TP8 = 2 * 64 * 2048 * (576 + 512)
+DECODE_KERNEL_FLOPS_TP8 = 2 * 128 * 2048 * (576 + 512)
 KERNEL_FLOPS_TP1 = 2 * 128 * 2048 * (576 + 512)
 INDEXER_FLOPS_PER_CONTEXT_TOKEN = 2 * 64 * 128
 
@@ -68,13 +70,21 @@ HBM = 3.0e12
 
 def test_vllm_tp8_runs_every_token_through_the_padded_decode_kernel() -> None:
     """Below 32 heads per rank, vLLM's mixed batch runs prompt and decode tokens alike through the FP8
-    decode kernel (410 TFLOPS on H800): 16 heads padded to 64, 2,048 slots even over a 200-token prompt."""
+    decode kernel (410 TFLOPS on H800): 16 heads padded to 128 (the kernel launches
+    `ceil_div(h_q, 2*64) * 2` CTAs in clusters of 2, FlashMLA 2025-09 / vLLM's fork at 46d64a8),
+    2,048 slots even over a 200-token prompt."""
     indexer = INDEXER_FLOPS_PER_CONTEXT_TOKEN * 200 / (get_gpu("H100").bf16_tflops * 1e12 * 0.45)
-    expected = LAYERS * (KERNEL_FLOPS_TP8 / 410e12 + indexer)
+    expected = LAYERS * (DECODE_KERNEL_FLOPS_TP8 / 410e12 + indexer)
     assert _cost("vllm", 8, decode_seqs=1, context_tokens=200) == pytest.approx(expected)
     assert _cost("vllm", 8, prefill_tokens=1, prefill_context=200) == pytest.approx(expected)
     # The kernel part does not shrink with the context: only the indexer's scores do.
-    assert _cost("vllm", 8, decode_seqs=1, context_tokens=20) > 0.99 * LAYERS * KERNEL_FLOPS_TP8 / 410e12
+    assert (
+        _cost("vllm", 8, decode_seqs=1, context_tokens=20) > 0.99 * LAYERS * DECODE_KERNEL_FLOPS_TP8 / 410e12
+    )
+    # Eight and sixteen heads per rank cost the same 128-head cluster; 128 heads (TP1) too.
+    assert _cost("vllm", 16, decode_seqs=1, context_tokens=20) == pytest.approx(
+        _cost("vllm", 8, decode_seqs=1, context_tokens=20), rel=0.01
+    )
 
 
 def test_vllm_with_all_heads_on_a_rank_prefills_with_the_bf16_kernel() -> None:
@@ -113,7 +123,7 @@ def test_sparse_attention_slows_a_v32_prefill_step_against_v3() -> None:
     kw = dict(decode_seqs=0.0, context_tokens=0.0, prefill_tokens=8192.0, prefill_context=200.0)
     v32, _ = stage_step_s(load_model(V32), cluster, shape, **kw)
     v3, _ = stage_step_s(load_model("deepseek-ai/DeepSeek-V3"), cluster, shape, **kw)
-    kernel_s = 8192 * LAYERS * KERNEL_FLOPS_TP8 / 410e12
+    kernel_s = 8192 * LAYERS * DECODE_KERNEL_FLOPS_TP8 / 410e12  # vLLM at TP8: the decode kernel
     assert v32 - v3 == pytest.approx(kernel_s, rel=0.1)
 
 
@@ -143,7 +153,7 @@ def test_sglang_flashmla_kv_over_a_bf16_cache_pays_for_the_whole_pool() -> None:
     """`_forward_flashmla_kv` quantizes the layer's whole BF16 buffer (576 x 2 bytes read, 656 written
     per token) at every decode step: the cost grows with the pool, not with the batch, and is absent
     over an FP8 cache or in a step without decode tokens."""
-    kernel = 1 * LAYERS * KERNEL_FLOPS_TP8 / 410e12
+    kernel = 1 * LAYERS * DECODE_KERNEL_FLOPS_TP8 / 410e12
     decode = dict(decode_seqs=1.0, context_tokens=0.0)
     for pool in (100_000, 400_000):
         quantized = _cost("sglang", 8, "auto", (None, "flashmla_kv"), kv_pool_tokens=pool, **decode)
@@ -178,3 +188,28 @@ def test_sglang_prices_v32_auto_cache_on_blackwell_as_fp8() -> None:
             tokens[gpu, kv] = pool.kv_cache_tokens
     assert tokens["B200", "auto"] == tokens["B200", "fp8"] > 1.5 * tokens["B200", "bfloat16"]
     assert tokens["H200", "auto"] == tokens["H200", "bfloat16"] < tokens["H200", "fp8"]
+
+
+def test_vllm_tp8_decode_heavy_burst_matches_a_published_run() -> None:
+    """A check on a run no constant was fitted to: gpustack's DeepSeek-V3.2 H200 page ("Other
+    Benchmark Cases", vLLM 0.13 `-tp 8`, 100 random prompts of 1,000 tokens with 2,000 output tokens
+    sent at once) measured mean TPOT 45.72 ms and 2,075 output tokens/s. Fixed lengths, so no length
+    distribution is guessed; the decode steps are the FP8 decode kernel at 128 padded heads."""
+    from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import Cluster
+    from autoparallel.memory.serving import serving_memory
+    from autoparallel.perf.serving_load import run_benchmark
+    from autoparallel.workload import Serving
+
+    model, gpu = load_model(V32), get_gpu("H200")
+    config = ServingConfig(tp=8, max_num_seqs=1024, max_model_len=163840, gpu_memory_utilization=0.9)
+    run = run_benchmark(
+        model,
+        Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=gpu),
+        config,
+        Serving(isl=1000, osl=2000, num_prompts=100),
+        memory=serving_memory(model, gpu, config),
+        engine="vllm",
+    )
+    assert 0.8 <= run.mean_tpot_ms / 45.72 <= 1.2, run.mean_tpot_ms
+    assert 0.8 <= run.output_tokens_per_s / 2075.0 <= 1.2, run.output_tokens_per_s
