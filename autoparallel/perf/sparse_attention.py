@@ -17,8 +17,9 @@ kernels that run it on Hopper do more, and the step model charges what they do:
   the kernel is dequantization-bound, 250 TFLOPS): `num_m_block = ceil_div(q_head_per_hk, 2*64) * 2`
   with a cluster of 2 (`decode/sparse_fp8/splitkv_mla.cu`, 2025-09-24), so a rank's heads are padded
   to 128. A TP8 rank's 16 heads (128 heads) cost 64 head-rows in the prefill kernel and 128 in the
-  decode kernel. (FlashMLA's 2026-01-16 refactoring added a 64-head single-CTA decode variant; the
-  engines priced here ship the 2025 release.)
+  decode kernel. (FlashMLA's 2026-01-16 refactoring added a 64-head single-CTA decode variant,
+  dequantization-bound without a partner CTA; the engines of the reference rows predate it: vLLM's
+  `flashmla.cmake` took its fork at 46d64a8, 2025-10-22, until its 2026 update.)
 - **Rates.** 640 TFLOPS for the BF16 prefill kernel and 410 for the FP8-KV decode kernel on H800
   SXM5 (FlashMLA README): 0.65 and 0.41 of the 989 TFLOPS dense BF16 peak.
 
