@@ -219,7 +219,7 @@ def test_trtllm_attention_dp_ranks_are_single_gpus() -> None:
             engines=(engine,), tp_values=(2,), max_num_seqs=(64, 256), enforce_eager=(False,)
         )
         space = build_space(spec, c, w, opts)
-        tp_dp = [i for i, s in enumerate(space.shapes) if s.tensor_parallel_dp_ranks and not s.violations]
+        tp_dp = [i for i, s in enumerate(space.shapes) if s.trtllm_problem is not None and not s.violations]
         assert tp_dp, "the space has an EP shape of tp=2 × 2 ranks"
         oracle = enumerate_serving(spec, c, w, objective="throughput", options=opts)
         sol = solve_serving(

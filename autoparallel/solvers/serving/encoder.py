@@ -317,7 +317,7 @@ def add_trtllm_attention_dp(enc: EncodedServing) -> None:
     if lit is None:
         return
     for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
-        if s.tensor_parallel_dp_ranks:
+        if s.trtllm_problem is not None:
             ct = enc.model.add_bool_or([x.Not(), lit.Not()])
             ct.only_enforce_if(enc.family("trtllm_attention_dp")).with_name(f"trtllm_attention_dp[{s.label}]")
 

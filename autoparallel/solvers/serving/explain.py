@@ -91,7 +91,7 @@ def reason(space: ServingSpace, family: str) -> str:
 
 
 def _trtllm_attention_dp_reason(space: ServingSpace) -> str:
-    shapes = sorted({s.label for s in space.shapes if s.tensor_parallel_dp_ranks and not s.violations})
+    shapes = sorted({s.label for s in space.shapes if s.trtllm_problem is not None and not s.violations})
     return (
         "trtllm_attention_dp: TensorRT-LLM's attention data parallelism runs attention at tp=1 on "
         f"every rank of the engine; EP shapes with tensor-parallel ranks ({'; '.join(shapes)}) are "

@@ -39,7 +39,7 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
-from autoparallel.perf.engine_support import engine_runtime_problem
+from autoparallel.perf.engine_support import engine_runtime_problem, trtllm_layout_problem
 from autoparallel.perf.serving_efficiency import ENGINES
 from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.solvers import units
@@ -126,9 +126,10 @@ class Shape:
         return self.tp * self.ep_replicas if self.ep else self.gpus_per_replica
 
     @property
-    def tensor_parallel_dp_ranks(self) -> bool:
-        """EP with several data-parallel ranks that are each tensor-parallel (attention at tp > 1)."""
-        return self.ep and self.ep_replicas > 1 and self.tp > 1
+    def trtllm_problem(self) -> str | None:
+        """Why TensorRT-LLM has no such layout (`engine_support.trtllm_layout_problem`: EP data-parallel
+        ranks that are themselves tensor-parallel), None when it has."""
+        return trtllm_layout_problem(self.tp, self.ep_replicas if self.ep else 1, self.ep)
 
     @property
     def label(self) -> str:
@@ -406,7 +407,7 @@ def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
             # add_trtllm_attention_dp); their numbers only matter to an explanation.
             off = rt.engine != "vllm" and (
                 shape.engine_width > space.cluster.gpus_per_node
-                or (rt.engine == "trtllm" and shape.tensor_parallel_dp_ranks)
+                or (rt.engine == "trtllm" and shape.trtllm_problem is not None)
             )
             skip = bool(shape.violations) or ((weights_kib >= limit or off) and not complete)
             for b, batch in enumerate(space.batches):
