@@ -81,6 +81,16 @@ def test_fleet_on_mixed_pools_json_and_plan_file(tmp_path: Path, capsys: pytest.
     assert doc["engines"] and doc["engines"][0]["replicas"][0]["commands"]
 
 
+def test_fleet_plans_in_the_users_precisions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `plan --fleet` reads --kv-cache-dtype / --quantization as the single-model plan does (one reader,
+    # cli/fleet_cmd.serving_options); it used to plan every engine at the default precisions.
+    fleet = _write(tmp_path, "fleet.yaml", FLEET)
+    argv = ["plan", "--fleet", fleet, "--cluster", "1x8xH100", "--kv-cache-dtype", "fp8", "--json"]
+    assert main(argv) == 0
+    engines = json.loads(capsys.readouterr().out)["deployment"]["engines"]
+    assert engines and {e["kv_cache_dtype"] for e in engines} == {"fp8"}
+
+
 def test_plan_model_without_a_rate_uses_the_whole_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "plan",
