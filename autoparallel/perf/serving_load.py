@@ -120,10 +120,21 @@ SCHEDULING = {"vllm": "mixed", "sglang": "prefill_first", "trtllm": "no_evict"}
   KV blocks are taken as tokens are written; a full cache preempts the latest request (recompute).
 - `prefill_first` (SGLang `Scheduler.get_next_batch_to_run`, `--enable-mixed-chunk` off by
   default): whenever a prefill batch can be formed it runs alone, up to `chunked_prefill_size`
-  tokens, and the running decodes wait for it.
+  tokens, and the running decodes wait for it. A request is admitted only when its whole prompt and
+  its output (clipped at 4,096) fit the free pool less what the running requests may still write,
+  their remaining output times `new_token_ratio` (`PrefillAdder.add_one_req`); the ratio starts at
+  0.7 and decays to 0.7 × 0.14 over 600 decode steps (`SGLANG_INIT_NEW_TOKEN_RATIO`,
+  `..._MIN_NEW_TOKEN_RATIO_FACTOR`, `..._NEW_TOKEN_RATIO_DECAY_STEPS`), back to 0.7 after a
+  preemption (SGLang recomputes it there; taken as the initial value).
 - `no_evict` (TensorRT-LLM `CapacitySchedulerPolicy.GUARANTEED_NO_EVICT`, the default): a request is
   admitted only when blocks for its whole prompt and output can be reserved, so nothing is ever
   preempted; context and generation requests share a step up to `max_num_tokens`."""
+
+SGLANG_CLIP_MAX_NEW_TOKENS = 4096
+"""SGLang's cap on the output a request is assumed to still write (`CLIP_MAX_NEW_TOKENS_ESTIMATION`)."""
+SGLANG_INIT_NEW_TOKEN_RATIO = 0.7
+SGLANG_MIN_NEW_TOKEN_RATIO = 0.7 * 0.14
+SGLANG_NEW_TOKEN_RATIO_DECAY = (SGLANG_INIT_NEW_TOKEN_RATIO - SGLANG_MIN_NEW_TOKEN_RATIO) / 600
 
 VLLM_CUDA_GRAPH_MAX_BATCH = 512
 """vLLM V1's largest captured CUDA-graph batch (`max_cudagraph_capture_size` default, ≥ 0.11);
@@ -471,6 +482,19 @@ def _replay(
         i = bisect.bisect_left(graph_sizes, math.ceil(seqs - 1e-9))
         return float(graph_sizes[i]) if i < len(graph_sizes) else None
 
+    ratio = SGLANG_INIT_NEW_TOKEN_RATIO  # SGLang's new_token_ratio (`prefill_first` only)
+
+    def sglang_fits(r: int, admitted: list[int], pool_free: int) -> bool:
+        """SGLang's `PrefillAdder` budget: waiting request `r`'s remaining prompt and clipped output fit
+        the free pool less what the running requests may still write (remaining prompt, remaining
+        output times `ratio`) and what this step already admitted (whole)."""
+        clip = SGLANG_CLIP_MAX_NEW_TOKENS
+        left_out = np.clip(osl[running] - generated[running], 0, clip)
+        owed = float((prompt[running] - done_pf[running]).sum()) + float(left_out.sum()) * ratio
+        for a in (*admitted, r):
+            owed += int(prompt[a] - done_pf[a]) + min(max(int(osl[a] - generated[a]), 0), clip)
+        return int(blocks_for(np.asarray([math.ceil(owed)]))[0]) < pool_free
+
     max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
     while (waiting or len(running)) and steps < max_steps:
         # 0. Nothing can change but the decodes: jump to the next request's last token at once.
@@ -488,6 +512,8 @@ def _replay(
             budget,
             blocks_for,
         )
+        if span > 1 and policy == "prefill_first" and waiting and len(running) < max_running:
+            span = 0  # SGLang's admission budget moves with the decaying ratio: step by step
         if span > 1:
             d = len(running)
             k = micro_batches(float(d), shape.pp)
@@ -514,6 +540,7 @@ def _replay(
             last[running] = now + span * step
             now += span * step
             steps += span
+            ratio = max(SGLANG_MIN_NEW_TOKEN_RATIO, ratio - span * SGLANG_NEW_TOKEN_RATIO_DECAY)
             times.append(span * step)
             batches.append(d)
             counts.append(span)
@@ -532,6 +559,7 @@ def _replay(
                 bool(waiting)
                 and len(running) < max_running
                 and int(blocks_for(np.asarray([min(int(prompt[waiting[0]]), budget)]))[0]) <= free
+                and sglang_fits(waiting[0], [], free)
             )
         )
         preempted_now = False
@@ -552,6 +580,7 @@ def _replay(
             done_pf[victim] = 0
             waiting.appendleft(victim)
             preemptions += 1
+            ratio = SGLANG_INIT_NEW_TOKEN_RATIO
             preempted_now = True
         if len(running) and int(need.sum()) > free:
             raise InputError(
@@ -567,11 +596,14 @@ def _replay(
         #    `Scheduler.schedule`: "if not preempted_reqs", so a victim is not re-admitted at once).
         new: list[int] = []
         new_take: list[int] = []
+        free_before = free  # SGLang sizes a step's admissions against the pool as the step starts
         while waiting and not preempted_now and left > 0 and len(running) + len(new) < max_running:
             r = waiting[0]
             t = min(int(prompt[r] - done_pf[r]), left)
             if not chunked and t < prompt[r] - done_pf[r]:
                 break  # no chunking: the prompt waits for a step with room for all of it
+            if policy == "prefill_first" and not sglang_fits(r, new, free_before):
+                break
             reserve = prompt[r] + osl[r] if policy == "no_evict" else done_pf[r] + t
             nb = int(blocks_for(np.asarray([reserve]))[0])
             if nb > free:
@@ -617,6 +649,8 @@ def _replay(
         counts.append(1)
         # 4. Tokens come out: a decode token each; a prompt whose last chunk ran samples its first.
         generated[dec] += 1
+        if d:
+            ratio = max(SGLANG_MIN_NEW_TOKEN_RATIO, ratio - SGLANG_NEW_TOKEN_RATIO_DECAY)
         emit(dec, now)
         pf = running[chunk > 0]
         done_pf[pf] += chunk[chunk > 0]

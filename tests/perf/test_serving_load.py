@@ -229,3 +229,17 @@ def test_peak_output_tokens_per_second(qwen8b) -> None:  # type: ignore[no-untyp
     assert (
         long.output_tokens_per_s < long.peak_output_tokens_per_s < long.output_tokens_per_s * long.duration_s
     )
+
+
+def test_sglang_admits_a_prompt_only_when_all_of_it_fits(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """SGLang's `PrefillAdder` starts a prompt only when the whole prompt and its (clipped) output fit
+    the free pool less what the running requests may still write: long prompts that only fit a few at a
+    time are admitted a few at a time, never half-prefilled into a full pool (the replay used to admit
+    them chunk by chunk and stop with "no progress")."""
+    w = Serving(isl=3000, osl=50, num_prompts=16)
+    kw = dict(kv_blocks=10_000, block_size=1, blocks_per_seq=3050, batched_tokens=512)
+    run = simulate_benchmark(
+        qwen8b, H100, CFG.model_copy(update={"max_model_len": 4096}), w, engine="sglang", **kw
+    )  # type: ignore[arg-type]
+    assert run.preemptions == 0
+    assert run.peak_batch <= 3  # 3 × (3,000 + 50) tokens fit 10,000; a fourth whole prompt does not
