@@ -16,7 +16,9 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   or with a Hugging Face `quantization_config` of FP8 in 128 x 128 blocks or MXFP4
   (`ModelConfig.from_pretrained` / `load_hf_quant_config`), so GPTQ, AWQ, bitsandbytes and INT8
   checkpoints are not loaded, and it has no online weight quantization. KV cache:
-  `kv_cache_config.dtype` auto / fp8 (E4M3).
+  `kv_cache_config.dtype` auto / fp8 (E4M3); DeepSeek Sparse Attention on Hopper runs only over a
+  BF16 cache (`_torch/modules/attention.py` sends every DSA token below SM100 through
+  `forward_sparse_mla_kvcache_bf16`, whose FlashMLA kernel checks `kv.dtype() == kBFloat16`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from autoparallel.hardware import GPU
     from autoparallel.models.spec import ModelSpec
 
 ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
@@ -110,10 +113,14 @@ def engine_model_problem(engine: str, model: ModelSpec) -> str | None:
 
 
 def engine_runtime_problem(
-    engine: str, quantization: str | None, kv_cache_dtype: str, model: ModelSpec | None = None
+    engine: str,
+    quantization: str | None,
+    kv_cache_dtype: str,
+    model: ModelSpec | None = None,
+    gpu: GPU | None = None,
 ) -> str | None:
-    """Why `engine` cannot run `model` at these precisions (None: it can): the checkpoint itself
-    (`engine_model_problem`), the KV-cache dtype, or TensorRT-LLM asked to quantize online (a
+    """Why `engine` cannot run `model` on `gpu` at these precisions (None: it can): the checkpoint
+    itself (`engine_model_problem`), the KV-cache dtype, or TensorRT-LLM asked to quantize online (a
     `quantization` equal to the checkpoint's own method is the checkpoint as loaded)."""
     if engine == "vllm":
         return None
@@ -127,6 +134,12 @@ def engine_runtime_problem(
         return (
             f"{name} runs DeepSeek Sparse Attention only with a bf16 or fp8_e4m3 KV cache, "
             f"not {kv_cache_dtype!r}"
+        )
+    hopper = gpu is not None and gpu.arch == "hopper"
+    if engine == "trtllm" and sparse and hopper and kv_cache_dtype != "auto":
+        return (
+            f"{name} runs DeepSeek Sparse Attention on Hopper only over a BF16 KV cache "
+            f"(FlashMLA's BF16 sparse kernel), not {kv_cache_dtype!r}"
         )
     loaded = model.quantization.method.value if model is not None and model.quantization else None
     if engine == "trtllm" and quantization is not None and quantization != loaded:

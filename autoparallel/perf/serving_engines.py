@@ -154,7 +154,7 @@ def evaluate_engine(
         InputError: the engine cannot run the model at the config's precisions
             (`engine_runtime_problem`), or a layout TensorRT-LLM has not (`trtllm_layout_problem`).
     """
-    problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, model)
+    problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, model, cluster.gpu)
     if problem is not None:
         raise InputError(problem)
     if engine == "trtllm":

@@ -43,8 +43,13 @@ Which kernel runs which tokens, per engine (`sparse_kernels`):
     decode step (`nsa_backend._forward_flashmla_kv`: "inefficiently quantize the whole cache",
     `quantize_k_cache`): one read of 576 BF16 and one write of 656 bytes per pool token and layer,
     charged at the attention HBM rate whatever the batch.
-- **TensorRT-LLM** (FlashMLA is its sparse-MLA backend on Hopper): the prefill kernel for context
-  tokens, the decode kernel for generation tokens.
+- **TensorRT-LLM** (`_torch/modules/attention.py`: below SM100 `forward_context_dsa` and
+  `forward_generation_dsa` both call `forward_sparse_mla_kvcache_bf16`, "for BF16 KV cache for both
+  context and generation phases"): on Hopper every token, context or generation, runs FlashMLA's
+  BF16 sparse prefill kernel (`flash_mla_sparse_fwd`, heads padded to a multiple of 64), over a BF16
+  cache only; an FP8 cache is refused there (`engine_support`). From SM100 it runs its own
+  trtllm-gen kernels, charged as the prefill kernel for context and the decode kernel for
+  generation.
 
 The indexer's scores (FP8 DeepGEMM `fp8_mqa_logits` over the whole context) are computed on every
 TP rank: its projections are replicated, so they are not divided by TP.
@@ -120,6 +125,8 @@ def sparse_kernels(
         if math.ceil(model.num_heads / tp) < VLLM_MIN_HEADS_FOR_BF16_PREFILL:
             return SparseKernels("flashmla_kv", "flashmla_kv")
         return SparseKernels("flashmla_sparse", "flashmla_kv")
+    if engine == "trtllm" and gpu.arch == "hopper":
+        return SparseKernels("flashmla_sparse", "flashmla_sparse")
     if engine != "sglang":
         return SparseKernels("flashmla_sparse", "flashmla_kv")
     prefill, decode = nsa_backends

@@ -146,6 +146,12 @@ def test_engine_runtime_problem_reads_the_model() -> None:
     # An FP8 checkpoint named as loaded is not an online quantization.
     assert engine_runtime_problem("trtllm", "fp8", "auto", v32) is None
     assert engine_runtime_problem("trtllm", "fp8", "auto", llama) is not None
+    # TensorRT-LLM's DSA on Hopper is the BF16-cache path only; Blackwell takes an FP8 cache.
+    from autoparallel.hardware import get_gpu
+
+    assert engine_runtime_problem("trtllm", None, "fp8", v32, get_gpu("H200")) is not None
+    assert engine_runtime_problem("trtllm", None, "fp8", v32, get_gpu("B200")) is None
+    assert engine_runtime_problem("trtllm", None, "fp8", llama, get_gpu("H200")) is None
 
 
 def test_whole_cluster_plans_in_the_users_precisions(capsys: pytest.CaptureFixture[str]) -> None:

@@ -142,7 +142,12 @@ def test_sglang_backends_follow_the_kv_dtype_and_the_gpu() -> None:
     # vLLM and TensorRT-LLM take no NSA flags; vLLM's rule is the heads per rank.
     assert sparse_kernels(v32, "vllm", 8, h100, "auto") == SparseKernels("flashmla_kv", "flashmla_kv")
     assert sparse_kernels(v32, "vllm", 1, h100, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
-    assert sparse_kernels(v32, "trtllm", 8, h100, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
+    # TensorRT-LLM on Hopper runs context and generation through the BF16 sparse kernel
+    # (forward_sparse_mla_kvcache_bf16); from SM100 its own kernels, charged as prefill / decode.
+    assert sparse_kernels(v32, "trtllm", 8, h100, "auto") == SparseKernels(
+        "flashmla_sparse", "flashmla_sparse"
+    )
+    assert sparse_kernels(v32, "trtllm", 8, b200, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
     with pytest.raises(InputError, match="prices"):
         sparse_kernels(v32, "sglang", 8, h100, "auto", ("tilelang", None))
     with pytest.raises(InputError, match="prefill only"):

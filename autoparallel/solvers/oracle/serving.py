@@ -90,7 +90,7 @@ def engine_points(
         if shape.violations:
             continue
         counts = [shape.ep_replicas] if shape.ep else range(1, shape.max_replicas + 1)
-        for rt in runtime_domain(model, options):
+        for rt in runtime_domain(model, options, cluster.gpu):
             if rt.engine != "vllm" and shape.engine_width > cluster.gpus_per_node:
                 continue
             # TensorRT-LLM's enable_attention_dp: each data-parallel rank is one GPU.

@@ -150,7 +150,14 @@ def engine_bests(
     for engine in enc.space.options.engines:
         lit = enc.vars.engine.get(engine)
         if lit is None:
-            out.append((engine, None, None, engine_refusal(enc.space.model, enc.space.options, engine)))
+            out.append(
+                (
+                    engine,
+                    None,
+                    None,
+                    engine_refusal(enc.space.model, enc.space.options, engine, enc.space.cluster.gpu),
+                )
+            )
             continue
         run = driver.Run(settings, deadline=deadline)
         try:

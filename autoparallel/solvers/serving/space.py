@@ -47,7 +47,7 @@ from autoparallel.solvers.problem import Problem
 from autoparallel.solvers.serving.memory_terms import MemoryTerms
 
 if TYPE_CHECKING:
-    from autoparallel.hardware import Cluster
+    from autoparallel.hardware import GPU, Cluster
     from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
 
@@ -290,9 +290,10 @@ def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gp
     return tuple(out)
 
 
-def runtime_domain(model: ModelSpec, options: ServingOptions) -> tuple[Runtime, ...]:
+def runtime_domain(model: ModelSpec, options: ServingOptions, gpu: GPU) -> tuple[Runtime, ...]:
     """Allowed (engine, quantization, KV dtype, eager) values; online quantization needs a plain
-    checkpoint, and an engine keeps only the precisions it can run (`engine_runtime_problem`)."""
+    checkpoint, and an engine keeps only the precisions it can run on `gpu`
+    (`engine_runtime_problem`)."""
     quants = [
         q
         for q in dict.fromkeys(options.quantizations)
@@ -307,20 +308,20 @@ def runtime_domain(model: ModelSpec, options: ServingOptions) -> tuple[Runtime, 
     for engine in options.engines:
         for quant in quants:
             for kv in dict.fromkeys(options.kv_cache_dtypes):
-                if engine_runtime_problem(engine, quant, kv, model) is not None:
+                if engine_runtime_problem(engine, quant, kv, model, gpu) is not None:
                     continue
                 for eager in dict.fromkeys(options.enforce_eager):
                     out.append(Runtime(quant, kv, eager, engine))
     if not out:
-        refused = [engine_refusal(model, options, e) for e in options.engines]
+        refused = [engine_refusal(model, options, e, gpu) for e in options.engines]
         raise InputError("nothing allowed runs on the chosen engine(s): " + "; ".join(dict.fromkeys(refused)))
     return tuple(out)
 
 
-def engine_refusal(model: ModelSpec, options: ServingOptions, engine: str) -> str:
+def engine_refusal(model: ModelSpec, options: ServingOptions, engine: str, gpu: GPU) -> str:
     """Why `engine` has no runtime in the space: its refusals of the allowed precisions, joined."""
     reasons = [
-        engine_runtime_problem(engine, q, kv, model)
+        engine_runtime_problem(engine, q, kv, model, gpu)
         for q in dict.fromkeys(options.quantizations)
         for kv in dict.fromkeys(options.kv_cache_dtypes)
     ]
@@ -358,7 +359,7 @@ def build_space(
         raise InputError(f"the serving planner follows vLLM >= 0.21 accounting; got {options.vllm_version}")
     gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
     shapes = shape_domain(model, cluster, options, gpus)
-    runtimes = runtime_domain(model, options)
+    runtimes = runtime_domain(model, options, cluster.gpu)
     batches = tuple(sorted(set(options.max_num_seqs)))
     utils = tuple(sorted(set(options.gpu_memory_utilizations)))
     mmls = max_model_len_domain(model, workload, options)
