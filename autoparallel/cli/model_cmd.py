@@ -9,6 +9,7 @@ from autoparallel.cli._output import strict_json
 from autoparallel.models.loader import load_model
 from autoparallel.models.spec import AttentionKind, ModelSpec, ParamGroups
 from autoparallel.models.zoo import find_entry, list_models
+from autoparallel.perf.engine_support import ENGINE_NAMES, engine_model_problem
 
 _GIB = 2**30
 _TP_RANGE = range(1, 65)
@@ -107,6 +108,8 @@ def model_card(spec: ModelSpec) -> dict[str, Any]:
     card: dict[str, Any] = {
         "name": spec.name,
         "model_type": spec.model_type,
+        "architecture": spec.architecture,
+        "engines": {e: engine_model_problem(e, spec) or "runs" for e in ("vllm", "sglang", "trtllm")},
         "num_layers": spec.num_layers,
         "hidden_size": spec.hidden_size,
         "num_heads": spec.num_heads,
@@ -160,7 +163,7 @@ def model_card(spec: ModelSpec) -> dict[str, Any]:
 def _print_card(card: dict[str, Any]) -> None:
     kinds = ", ".join(f"{n} {k}" for k, n in card["layers_by_attention_kind"].items())
     window = f" (window {', '.join(str(w) for w in card['window_tokens'])})" if card["window_tokens"] else ""
-    print(f"{card['name']}  [{card['model_type']}]")
+    print(f"{card['name']}  [{card['model_type']}, {card['architecture'] or 'no architecture named'}]")
     print(
         f"  {card['num_layers']} layers: {kinds}{window}; hidden {card['hidden_size']}, "
         f"{card['num_heads']} heads / {card['num_kv_heads']} KV heads x {card['head_dim']}; "
@@ -210,6 +213,10 @@ def _print_card(card: dict[str, Any]) -> None:
     print(f"  valid tp (1..64): {', '.join(str(t) for t in card['valid_tp'])}")
     for tp, reasons in card["invalid_tp_reasons"].items():
         print(f"    tp={tp}: {reasons[0]}")
+    runs = [ENGINE_NAMES[e] for e, why in card["engines"].items() if why == "runs"]
+    print(f"  serving engines that load it: {', '.join(runs) or 'none'}")
+    for why in (why for why in card["engines"].values() if why != "runs"):
+        print(f"    {why}")
     if card["notes"]:
         print(f"\n  notes: {card['notes']}")
 

@@ -86,3 +86,15 @@ def test_deepseek_v3_counts_the_main_model_and_mtp_apart(capsys: pytest.CaptureF
     assert abs(card["active_params"] / 37e9 - 1) < 0.02
     assert card["mtp_params"] > 11e9
     assert card["total_params"] + card["mtp_params"] == card["total_params_with_mtp"]
+
+
+def test_model_card_names_the_engines_that_load_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from autoparallel.cli import main
+
+    assert main(["model", "bigscience/bloom", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["architecture"] == "BloomForCausalLM"
+    assert card["engines"]["vllm"] == "runs"
+    assert card["engines"]["sglang"] != "runs" and card["engines"]["trtllm"] != "runs"
+    assert main(["model", "meta-llama/Llama-3.1-8B"]) == 0
+    assert "serving engines that load it: vLLM, SGLang, TensorRT-LLM" in capsys.readouterr().out
