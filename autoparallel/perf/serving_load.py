@@ -27,8 +27,12 @@ one replica, one engine step at a time:
   (vLLM's DP load balancer); every replica replays its share, and the run lasts until the slowest
   one's last token. A share's longest request is shorter than the draw's, so replaying one share
   for all would cut the ramp-down tail (with 8 replicas of 125 ShareGPT-like requests, the longest
-  output of one share is well under that of the 1,000). Replicas are replayed independently: the
-  lock-step of attention-DP ranks around a shared expert all-to-all is not modelled.
+  output of one share is well under that of the 1,000). Replicas that are separate engines replay
+  independently. The data-parallel ranks of one engine that share the experts (vLLM DP + EP, SGLang
+  and TensorRT-LLM attention DP) replay in lock-step (`_lockstep`): vLLM's docs ("forward passes
+  must be aligned", idle ranks run dummy passes), SGLang's `prepare_mlp_sync_batch_raw` (idle
+  batches, the MLP gather every step): each step lasts as long as its slowest rank's, and a rank
+  carrying a prompt chunk takes the others' decode CUDA graphs away (`LOCKSTEP_GRAPHS`).
 
 Metrics follow `vllm bench serve`: output tokens/s = all output tokens / duration; TTFT from t = 0
 (queueing included) plus the server's per-request overhead; TPOT per request = (e2e − TTFT) /
@@ -44,7 +48,7 @@ import bisect
 import dataclasses
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -123,9 +127,10 @@ SCHEDULING = {"vllm": "mixed", "sglang": "prefill_first", "trtllm": "no_evict"}
   tokens, and the running decodes wait for it. A request is admitted only when its whole prompt and
   its output (clipped at 4,096) fit the free pool less what the running requests may still write,
   their remaining output times `new_token_ratio` (`PrefillAdder.add_one_req`); the ratio starts at
-  0.7 and decays to 0.7 × 0.14 over 600 decode steps (`SGLANG_INIT_NEW_TOKEN_RATIO`,
-  `..._MIN_NEW_TOKEN_RATIO_FACTOR`, `..._NEW_TOKEN_RATIO_DECAY_STEPS`), back to 0.7 after a
-  preemption (SGLang recomputes it there; taken as the initial value).
+  0.7 (0.21 with attention DP) and decays to 0.14 of that over 600 decode steps
+  (`SGLANG_INIT_NEW_TOKEN_RATIO`, `..._MIN_NEW_TOKEN_RATIO_FACTOR`, `..._NEW_TOKEN_RATIO_DECAY_STEPS`,
+  `SGLANG_DP_ATTENTION_CONSERVATIVENESS`), back to its start after a preemption (SGLang recomputes
+  it there; taken as the initial value).
 - `no_evict` (TensorRT-LLM `CapacitySchedulerPolicy.GUARANTEED_NO_EVICT`, the default): a request is
   admitted only when blocks for its whole prompt and output can be reserved, so nothing is ever
   preempted; context and generation requests share a step up to `max_num_tokens`."""
@@ -133,8 +138,24 @@ SCHEDULING = {"vllm": "mixed", "sglang": "prefill_first", "trtllm": "no_evict"}
 SGLANG_CLIP_MAX_NEW_TOKENS = 4096
 """SGLang's cap on the output a request is assumed to still write (`CLIP_MAX_NEW_TOKENS_ESTIMATION`)."""
 SGLANG_INIT_NEW_TOKEN_RATIO = 0.7
-SGLANG_MIN_NEW_TOKEN_RATIO = 0.7 * 0.14
-SGLANG_NEW_TOKEN_RATIO_DECAY = (SGLANG_INIT_NEW_TOKEN_RATIO - SGLANG_MIN_NEW_TOKEN_RATIO) / 600
+SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR = 0.14
+SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS = 600
+SGLANG_DP_ATTENTION_CONSERVATIVENESS = 0.3
+"""SGLang multiplies `--schedule-conservativeness` (default 1.0) by 0.3 with `--enable-dp-attention`
+(`ServerArgs._handle_data_parallelism`); the scheduler's initial ratio is 0.7 × conservativeness
+(capped at 1), its floor the initial ratio × 0.14, reached over 600 decode steps
+(`Scheduler.init_new_token_ratio`, `min_new_token_ratio`, `new_token_ratio_decay`)."""
+
+LOCKSTEP_GRAPHS = {"vllm": "piecewise", "sglang": "eager", "trtllm": "eager"}
+"""What a decode-only data-parallel rank runs in a step where another rank of its engine carries a
+prompt chunk (the ranks agree on one graph mode every step):
+
+- `piecewise` (vLLM V1 `dp_utils._synchronize_dp_ranks`: the CUDA-graph mode is the minimum over the
+  DP ranks, a mixed batch's is PIECEWISE): no full decode graph, so no padding to a captured size;
+  the piecewise graphs still cover everything but attention (no eager launch cost charged);
+- `eager` (SGLang `prepare_mlp_sync_batch_raw`: `can_cuda_graph` is all-gathered and taken as the
+  minimum, and only decode or idle batches can; TensorRT-LLM `maybe_get_cuda_graph` with attention
+  DP: every rank must be generation-only): the whole step runs without CUDA graphs."""
 
 VLLM_CUDA_GRAPH_MAX_BATCH = 512
 """vLLM V1's largest captured CUDA-graph batch (`max_cudagraph_capture_size` default, ≥ 0.11);
@@ -350,25 +371,40 @@ def simulate_benchmark(
     steps = peak = preempted = 0
     batch_sum = tail_s = 0.0
     # Replicas dealt the same lengths replay alike (fixed lengths, an even deal): one replay each.
-    replayed: dict[tuple[bytes, bytes], _ReplicaRun] = {}
-    for r in range(replicas):
-        isl, osl = isl_all[r::replicas], osl_all[r::replicas]
-        key = (isl.tobytes(), osl.tobytes())
-        if key not in replayed:
-            replayed[key] = _replay(
-                model,
-                cluster,
-                shape,
-                limit,
-                graph_max_batch,
-                graph_batch_sizes,
-                policy,
-                isl,
-                osl,
-                pool,
-                batched_tokens,
-                chunked_prefill,
-            )
+    # One engine whose data-parallel ranks share the experts (vLLM DP + EP, SGLang attention DP,
+    # TensorRT-LLM attention DP): every forward pass is aligned across its ranks.
+    lockstep = replicas > 1 and shape.ep_ranks > shape.tp
+    conservativeness = SGLANG_DP_ATTENTION_CONSERVATIVENESS if lockstep and engine == "sglang" else 1.0
+    keys = [(isl_all[r::replicas].tobytes(), osl_all[r::replicas].tobytes()) for r in range(replicas)]
+    unique = list(dict.fromkeys(keys))
+    shares = {key: keys.index(key) for key in unique}
+    ranks = {
+        key: _rank_steps(
+            shape,
+            limit,
+            graph_max_batch,
+            graph_batch_sizes,
+            policy,
+            isl_all[r::replicas],
+            osl_all[r::replicas],
+            pool,
+            batched_tokens,
+            chunked_prefill,
+            conservativeness,
+        )
+        for key, r in shares.items()
+    }
+
+    def price(work: _Work) -> float:
+        return _step_s(model, cluster, shape, work)
+
+    if lockstep:
+        replayed = dict(
+            zip(ranks, _lockstep(list(ranks.values()), price, LOCKSTEP_GRAPHS[engine]), strict=True)
+        )
+    else:
+        replayed = {key: _alone(rank, price) for key, rank in ranks.items()}
+    for key in keys:
         run = replayed[key]
         firsts.append(run.first)
         finishes.append(run.finish)
@@ -420,9 +456,26 @@ def simulate_benchmark(
     )
 
 
-def _replay(
-    model: ModelSpec,
-    cluster: Cluster,
+@dataclass(frozen=True)
+class _Work:
+    """What one replica asks of its next engine step (one micro-batch's share, as `rotation_s` takes
+    it), and how many identical decode-only steps it could run in a row."""
+
+    decode_seqs: float
+    context_tokens: float
+    prefill_tokens: float
+    prefill_context: float
+    steps: float
+    padded_seqs: float | None  # the captured CUDA-graph batch a decode-only step is padded to
+    eager: bool  # the decode batch is above the largest captured graph
+    span: int  # identical decode-only steps the replica can run before anything else changes
+
+
+_Rank = Generator[_Work, tuple[float, int], _ReplicaRun]
+"""A replica's replay: yields each step's work, is sent (seconds per step, steps run), returns its run."""
+
+
+def _rank_steps(
     shape: ReplicaShape,
     max_running: int,
     graph_max_batch: int | None,
@@ -433,9 +486,11 @@ def _replay(
     pool: _Pool,
     budget: int,
     chunked: bool = True,
-) -> _ReplicaRun:
-    """One replica's engine steps: (first-token times, finish times, steps, peak batch, mean batch
-    over steps, preemptions, seconds with fewer than half the peak batch)."""
+    conservativeness: float = 1.0,
+) -> _Rank:
+    """One replica's engine steps, as a generator (its step times come from the driver: `_alone` or
+    `_lockstep`); returns (first-token times, finish times, steps, peak batch, mean batch over steps,
+    preemptions, seconds with fewer than half the peak batch, ...)."""
     n = len(isl)
     prompt = isl.astype(np.int64).copy()  # tokens to prefill (grows by the output on preemption)
     done_pf = np.zeros(n, dtype=np.int64)  # prompt tokens already computed
@@ -473,7 +528,6 @@ def _replay(
 
     if int(blocks_for(np.asarray([prompt.min() + 1]))[0]) > pool.blocks:
         raise InputError("the benchmark replay: the KV cache holds no single request")
-    eager_shape = dataclasses.replace(shape, enforce_eager=True)
 
     def padded(seqs: float, eager: bool) -> float | None:
         """The captured batch a decode-only batch of `seqs` is padded to (None: no padding)."""
@@ -482,7 +536,11 @@ def _replay(
         i = bisect.bisect_left(graph_sizes, math.ceil(seqs - 1e-9))
         return float(graph_sizes[i]) if i < len(graph_sizes) else None
 
-    ratio = SGLANG_INIT_NEW_TOKEN_RATIO  # SGLang's new_token_ratio (`prefill_first` only)
+    # SGLang's new_token_ratio (`prefill_first` only): from its initial value down to its floor.
+    init_ratio = min(SGLANG_INIT_NEW_TOKEN_RATIO * conservativeness, 1.0)
+    min_ratio = init_ratio * SGLANG_MIN_NEW_TOKEN_RATIO_FACTOR
+    decay = (init_ratio - min_ratio) / SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
+    ratio = init_ratio
 
     def sglang_fits(r: int, admitted: list[int], pool_free: int) -> bool:
         """SGLang's `PrefillAdder` budget: waiting request `r`'s remaining prompt and clipped output fit
@@ -519,16 +577,7 @@ def _replay(
             k = micro_batches(float(d), shape.pp)
             ctx = float((prompt[running] + generated[running]).mean()) + span / 2.0
             eager = graph_max_batch is not None and d / k > graph_max_batch
-            step, _ = rotation_s(
-                model,
-                cluster,
-                eager_shape if eager else shape,
-                decode_seqs=d / k,
-                context_tokens=ctx,
-                prefill_tokens=0.0,
-                prefill_context=0.0,
-                padded_seqs=padded(d / k, eager),
-            )
+            step, span = yield _Work(d / k, ctx, 0.0, 0.0, 1.0, padded(d / k, eager), eager, span)
             grow = np.maximum(blocks_for(prompt[running] + generated[running] + span) - held[running], 0)
             free -= int(grow.sum())
             held[running] += grow
@@ -540,7 +589,7 @@ def _replay(
             last[running] = now + span * step
             now += span * step
             steps += span
-            ratio = max(SGLANG_MIN_NEW_TOKEN_RATIO, ratio - span * SGLANG_NEW_TOKEN_RATIO_DECAY)
+            ratio = max(min_ratio, ratio - span * decay)
             times.append(span * step)
             batches.append(d)
             counts.append(span)
@@ -580,7 +629,7 @@ def _replay(
             done_pf[victim] = 0
             waiting.appendleft(victim)
             preemptions += 1
-            ratio = SGLANG_INIT_NEW_TOKEN_RATIO
+            ratio = init_ratio
             preempted_now = True
         if len(running) and int(need.sum()) > free:
             raise InputError(
@@ -629,18 +678,17 @@ def _replay(
         p_ctx = float(((done_pf[running] + chunk / 2.0) * chunk).sum() / p_tokens) if p_tokens else 0.0
         k = micro_batches(float(max(d, 1)), shape.pp)
         eager = graph_max_batch is not None and d / k > graph_max_batch
-        step, _ = rotation_s(
-            model,
-            cluster,
-            eager_shape if eager else shape,
-            decode_seqs=d / k,
-            context_tokens=ctx,
-            prefill_tokens=p_tokens / k,
-            prefill_context=p_ctx,
-            steps=max(1.0, p_tokens / k / budget),
+        step, _ = yield _Work(
+            d / k,
+            ctx,
+            p_tokens / k,
+            p_ctx,
+            max(1.0, p_tokens / k / budget),
             # CUDA graphs (and their padding) replay decode-only steps; a step with a prompt chunk
             # runs at its own size.
-            padded_seqs=padded(d / k, eager) if p_tokens == 0 and d else None,
+            padded(d / k, eager) if p_tokens == 0 and d else None,
+            eager,
+            1,
         )
         now += step
         steps += 1
@@ -650,7 +698,7 @@ def _replay(
         # 4. Tokens come out: a decode token each; a prompt whose last chunk ran samples its first.
         generated[dec] += 1
         if d:
-            ratio = max(SGLANG_MIN_NEW_TOKEN_RATIO, ratio - SGLANG_NEW_TOKEN_RATIO_DECAY)
+            ratio = max(min_ratio, ratio - decay)
         emit(dec, now)
         pf = running[chunk > 0]
         done_pf[pf] += chunk[chunk > 0]
@@ -689,6 +737,62 @@ def _replay(
         ),
         np.bincount(np.asarray(out_times).astype(np.int64), weights=np.asarray(out_tokens, dtype=float)),
     )
+
+
+def _step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, work: _Work) -> float:
+    """Seconds of one engine step doing `work` (the mixed-step roofline, `rotation_s`)."""
+    step, _ = rotation_s(
+        model,
+        cluster,
+        dataclasses.replace(shape, enforce_eager=True) if work.eager else shape,
+        decode_seqs=work.decode_seqs,
+        context_tokens=work.context_tokens,
+        prefill_tokens=work.prefill_tokens,
+        prefill_context=work.prefill_context,
+        steps=work.steps,
+        padded_seqs=work.padded_seqs,
+    )
+    return step
+
+
+def _alone(rank: _Rank, price: Callable[[_Work], float]) -> _ReplicaRun:
+    """Drive one replica that steps on its own: each step takes its own work's time."""
+    work = next(rank)
+    while True:
+        try:
+            work = rank.send((price(work), work.span))
+        except StopIteration as done:
+            return done.value
+
+
+def _synced(work: _Work, prompt_in_step: bool, graphs: str) -> _Work:
+    """`work` as its rank runs it in a lock-step engine step (see `_lockstep`)."""
+    if not prompt_in_step or work.prefill_tokens > 0:
+        return work
+    return dataclasses.replace(work, padded_seqs=None, eager=work.eager or graphs == "eager")
+
+
+def _lockstep(ranks: list[_Rank], price: Callable[[_Work], float], graphs: str) -> list[_ReplicaRun]:
+    """Drive the data-parallel ranks of one engine whose forward passes are aligned (the experts'
+    all-to-all or all-gather needs every rank in every step): each step lasts as long as its slowest
+    rank's, identical decode-only steps run together only as long as every rank can, and a rank that
+    carries a prompt chunk takes the others' decode CUDA graphs away (`graphs`: `LOCKSTEP_GRAPHS`).
+    A rank with nothing left runs dummy steps (not timed: the busiest rank sets the step)."""
+    works: list[_Work | None] = [next(rank) for rank in ranks]
+    runs: list[_ReplicaRun | None] = [None] * len(ranks)
+    while True:
+        live = [(i, w) for i, w in enumerate(works) if w is not None]
+        if not live:
+            break
+        prompt = any(w.prefill_tokens > 0 for _, w in live)
+        step = max(price(_synced(w, prompt, graphs)) for _, w in live)
+        n = min(w.span for _, w in live)
+        for i, _ in live:
+            try:
+                works[i] = ranks[i].send((step, n))
+            except StopIteration as done:
+                works[i], runs[i] = None, done.value
+    return [run for run in runs if run is not None]
 
 
 def _decode_span(

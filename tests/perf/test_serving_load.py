@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import autoparallel.perf.serving_load as sl
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
@@ -238,8 +239,68 @@ def test_sglang_admits_a_prompt_only_when_all_of_it_fits(qwen8b) -> None:  # typ
     them chunk by chunk and stop with "no progress")."""
     w = Serving(isl=3000, osl=50, num_prompts=16)
     kw = dict(kv_blocks=10_000, block_size=1, blocks_per_seq=3050, batched_tokens=512)
-    run = simulate_benchmark(
-        qwen8b, H100, CFG.model_copy(update={"max_model_len": 4096}), w, engine="sglang", **kw
-    )  # type: ignore[arg-type]
+    cfg = CFG.model_copy(update={"max_model_len": 4096})
+    run = simulate_benchmark(qwen8b, H100, cfg, w, engine="sglang", **kw)  # type: ignore[arg-type]
     assert run.preemptions == 0
     assert run.peak_batch <= 3  # 3 × (3,000 + 50) tokens fit 10,000; a fourth whole prompt does not
+
+
+def _fake_rank(works: list[sl._Work], got: list[tuple[float, int]]) -> sl._Rank:
+    """A replica that asks for `works` in turn and records what the driver sends back."""
+    for work in works:
+        got.append((yield work))
+    none = np.zeros(0)
+    return sl._ReplicaRun(none, none, 0, 0, 0.0, 0, 0.0, none, none, none)
+
+
+def _work(seqs: float, prompt: float = 0.0, span: int = 1) -> sl._Work:
+    """`seqs` decodes (padded to a captured 8) or, with `prompt`, a prompt chunk beside them."""
+    padded = None if prompt else 8.0
+    return sl._Work(seqs, 100.0, prompt, 50.0 if prompt else 0.0, 1.0, padded, False, span)
+
+
+def test_lockstep_steps_last_as_long_as_the_slowest_rank() -> None:
+    """Aligned forward passes: every rank's step takes the slowest rank's time, decode spans run
+    together only as far as every rank can, and (SGLang, TensorRT-LLM) a rank carrying a prompt
+    chunk makes the others' decode run without CUDA graphs."""
+    seen: list[sl._Work] = []
+
+    def price(w: sl._Work) -> float:
+        seen.append(w)
+        return w.decode_seqs + w.prefill_tokens
+
+    a_got: list[tuple[float, int]] = []
+    b_got: list[tuple[float, int]] = []
+    a = _fake_rank([_work(4.0, span=5), _work(4.0, span=3)], a_got)
+    b = _fake_rank([_work(1.0, prompt=10.0), _work(2.0, span=6)], b_got)
+    sl._lockstep([a, b], price, "eager")
+    assert a_got == [(11.0, 1), (4.0, 3)] and b_got == a_got
+    first_a = seen[0]
+    assert first_a.eager and first_a.padded_seqs is None  # its decode graph is taken away
+    assert not seen[2].eager and seen[2].padded_seqs == 8.0  # decode-only everywhere: graphs again
+    seen.clear()
+    sl._lockstep(
+        [_fake_rank([_work(4.0)], []), _fake_rank([_work(1.0, prompt=10.0)], [])], price, "piecewise"
+    )
+    assert not seen[0].eager and seen[0].padded_seqs is None  # vLLM: piecewise, no full-graph padding
+
+
+def test_lockstep_never_runs_faster_than_independent_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DP + EP ranks of one engine replay in lock-step: with a spread of lengths (ranks dealt
+    different work) the run is no faster and its gaps no shorter than the same ranks replayed on
+    their own; with fixed lengths (identical ranks) nothing changes."""
+    moe = load_model("Qwen/Qwen3-30B-A3B")
+    cluster = Cluster.parse("1x2xH100")
+    cfg = ServingConfig(replicas=2, enable_expert_parallel=True, max_num_seqs=128, max_model_len=4096)
+    spread = Serving(isl=300, osl=200, num_prompts=200, isl_cv=1, osl_cv=1)
+    fixed = Serving(isl=300, osl=200, num_prompts=200)
+    aligned = {w.isl_cv: run_benchmark(moe, cluster, cfg, w) for w in (spread, fixed)}
+
+    def independent(ranks: list[sl._Rank], price: object, graphs: str) -> list[sl._ReplicaRun]:
+        return [sl._alone(rank, price) for rank in ranks]  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sl, "_lockstep", independent)
+    alone = {w.isl_cv: run_benchmark(moe, cluster, cfg, w) for w in (spread, fixed)}
+    assert aligned[1.0].duration_s > alone[1.0].duration_s
+    assert aligned[1.0].mean_itl_ms > alone[1.0].mean_itl_ms
+    assert aligned[0.0] == alone[0.0]
