@@ -32,7 +32,7 @@ one replica, one engine step at a time:
   and TensorRT-LLM attention DP) replay in lock-step (`_lockstep`): vLLM's docs ("forward passes
   must be aligned", idle ranks run dummy passes), SGLang's `prepare_mlp_sync_batch_raw` (idle
   batches, the MLP gather every step): each step lasts as long as its slowest rank's, and a rank
-  carrying a prompt chunk takes the others' decode CUDA graphs away (`LOCKSTEP_GRAPHS`).
+  carrying a prompt chunk takes the others' decode CUDA graphs away (`PROMPT_STEP_GRAPHS`).
 
 Metrics follow `vllm bench serve`: output tokens/s = all output tokens / duration; TTFT from t = 0
 (queueing included) plus the server's per-request overhead; TPOT per request = (e2e − TTFT) /
@@ -146,16 +146,17 @@ SGLANG_DP_ATTENTION_CONSERVATIVENESS = 0.3
 (capped at 1), its floor the initial ratio × 0.14, reached over 600 decode steps
 (`Scheduler.init_new_token_ratio`, `min_new_token_ratio`, `new_token_ratio_decay`)."""
 
-LOCKSTEP_GRAPHS = {"vllm": "piecewise", "sglang": "eager", "trtllm": "eager"}
-"""What a decode-only data-parallel rank runs in a step where another rank of its engine carries a
-prompt chunk (the ranks agree on one graph mode every step):
+PROMPT_STEP_GRAPHS = {"vllm": "piecewise", "sglang": "eager", "trtllm": "eager"}
+"""How each engine runs a step that carries a prompt chunk, and so (the data-parallel ranks of one
+engine agree on one graph mode every step) how a decode-only rank runs beside another rank's prompt:
 
-- `piecewise` (vLLM V1 `dp_utils._synchronize_dp_ranks`: the CUDA-graph mode is the minimum over the
-  DP ranks, a mixed batch's is PIECEWISE): no full decode graph, so no padding to a captured size;
-  the piecewise graphs still cover everything but attention (no eager launch cost charged);
-- `eager` (SGLang `prepare_mlp_sync_batch_raw`: `can_cuda_graph` is all-gathered and taken as the
-  minimum, and only decode or idle batches can; TensorRT-LLM `maybe_get_cuda_graph` with attention
-  DP: every rank must be generation-only): the whole step runs without CUDA graphs."""
+- `piecewise` (vLLM V1: a mixed batch runs the PIECEWISE CUDA graphs, which cover everything but
+  attention, so no eager launch cost is charged; `dp_utils._synchronize_dp_ranks` takes the minimum
+  mode over the DP ranks): no full decode graph, so no padding to a captured size;
+- `eager` (SGLang: only decode or idle batches replay CUDA graphs, and with attention DP
+  `prepare_mlp_sync_batch_raw` all-gathers `can_cuda_graph` and takes the minimum; TensorRT-LLM:
+  CUDA graphs run generation-only batches, with attention DP only when every rank's is,
+  `maybe_get_cuda_graph`): the whole step runs without CUDA graphs, eager launch cost per layer."""
 
 VLLM_CUDA_GRAPH_MAX_BATCH = 512
 """vLLM V1's largest captured CUDA-graph batch (`max_cudagraph_capture_size` default, ≥ 0.11);
@@ -391,6 +392,7 @@ def simulate_benchmark(
             batched_tokens,
             chunked_prefill,
             conservativeness,
+            PROMPT_STEP_GRAPHS[engine],
         )
         for key, r in shares.items()
     }
@@ -400,7 +402,7 @@ def simulate_benchmark(
 
     if lockstep:
         replayed = dict(
-            zip(ranks, _lockstep(list(ranks.values()), price, LOCKSTEP_GRAPHS[engine]), strict=True)
+            zip(ranks, _lockstep(list(ranks.values()), price, PROMPT_STEP_GRAPHS[engine]), strict=True)
         )
     else:
         replayed = {key: _alone(rank, price) for key, rank in ranks.items()}
@@ -487,6 +489,7 @@ def _rank_steps(
     budget: int,
     chunked: bool = True,
     conservativeness: float = 1.0,
+    prompt_graphs: str = "piecewise",
 ) -> _Rank:
     """One replica's engine steps, as a generator (its step times come from the driver: `_alone` or
     `_lockstep`); returns (first-token times, finish times, steps, peak batch, mean batch over steps,
@@ -677,7 +680,9 @@ def _rank_steps(
         p_tokens = float(chunk.sum())
         p_ctx = float(((done_pf[running] + chunk / 2.0) * chunk).sum() / p_tokens) if p_tokens else 0.0
         k = micro_batches(float(max(d, 1)), shape.pp)
-        eager = graph_max_batch is not None and d / k > graph_max_batch
+        eager = (graph_max_batch is not None and d / k > graph_max_batch) or (
+            p_tokens > 0 and prompt_graphs == "eager"
+        )
         step, _ = yield _Work(
             d / k,
             ctx,
@@ -776,7 +781,7 @@ def _lockstep(ranks: list[_Rank], price: Callable[[_Work], float], graphs: str) 
     """Drive the data-parallel ranks of one engine whose forward passes are aligned (the experts'
     all-to-all or all-gather needs every rank in every step): each step lasts as long as its slowest
     rank's, identical decode-only steps run together only as long as every rank can, and a rank that
-    carries a prompt chunk takes the others' decode CUDA graphs away (`graphs`: `LOCKSTEP_GRAPHS`).
+    carries a prompt chunk takes the others' decode CUDA graphs away (`graphs`: `PROMPT_STEP_GRAPHS`).
     A rank with nothing left runs dummy steps (not timed: the busiest rank sets the step)."""
     works: list[_Work | None] = [next(rank) for rank in ranks]
     runs: list[_ReplicaRun | None] = [None] * len(ranks)

@@ -304,3 +304,26 @@ def test_lockstep_never_runs_faster_than_independent_replicas(monkeypatch: pytes
     assert aligned[1.0].duration_s > alone[1.0].duration_s
     assert aligned[1.0].mean_itl_ms > alone[1.0].mean_itl_ms
     assert aligned[0.0] == alone[0.0]
+
+
+@pytest.mark.parametrize(("engine", "eager"), [("vllm", False), ("sglang", True), ("trtllm", True)])
+def test_a_step_carrying_a_prompt_runs_as_the_engine_runs_it(qwen8b, engine: str, eager: bool) -> None:  # type: ignore[no-untyped-def]
+    """vLLM runs a mixed step in its piecewise CUDA graphs; SGLang and TensorRT-LLM replay graphs for
+    decode-only batches only, so a step carrying a prompt chunk pays the eager launch cost."""
+    seen: list[sl._Work] = []
+    original = sl._step_s
+
+    def spy(*args: object) -> float:
+        seen.append(args[-1])  # type: ignore[arg-type]
+        return original(*args)  # type: ignore[arg-type]
+
+    w = Serving(isl=512, osl=16, num_prompts=32)
+    kw = dict(kv_blocks=100_000, block_size=16, blocks_per_seq=34, batched_tokens=2048)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(sl, "_step_s", spy)
+        simulate_benchmark(qwen8b, H100, CFG, w, engine=engine, **kw)  # type: ignore[arg-type]
+    prompts = [s for s in seen if s.prefill_tokens > 0]
+    decodes = [s for s in seen if s.prefill_tokens == 0]
+    assert prompts and decodes
+    assert all(s.eager == eager for s in prompts)
+    assert not any(s.eager for s in decodes)
