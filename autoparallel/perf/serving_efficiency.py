@@ -76,6 +76,21 @@ _HOPPER = ServingEfficiency(
     "flops_fraction 0.45 of the dense peak, below TensorRT-LLM's fitted 0.50 (engines differ); "
     "block_fp8_hbm_fraction from DeepGEMM's published small-M figures (not fitted).",
 )
+MAMF_FRACTION = {"hopper": 792.1 / 989.0, "ampere": 267.9 / 312.0}
+"""Maximum achievable matmul FLOPS over the dense BF16 peak, by architecture: the best large BF16
+GEMM Stas Bekman's `mamf-finder.py` measured (ml-engineering, compute/accelerator, "Maximum
+Achievable Matmul FLOPS comparison table", CUDA 12.1): H100 SXM 792.1 of 989 TFLOPS (80.1 %),
+A100 SXM 267.9 of 312 (85.9 %). Ampere's tensor cores come closer to their peak than Hopper's."""
+_AMPERE = _HOPPER.model_copy(
+    update={
+        "flops_fraction": _HOPPER.flops_fraction * MAMF_FRACTION["ampere"] / MAMF_FRACTION["hopper"],
+        "moe_flops_fraction": _HOPPER.moe_flops_fraction * MAMF_FRACTION["ampere"] / MAMF_FRACTION["hopper"],
+        "source": "vLLM's Hopper factors with the GEMM fractions scaled by the two architectures' "
+        "maximum achievable matmul FLOPS (`MAMF_FRACTION`: 85.9 % of peak on A100 vs 80.1 % on "
+        "H100, so 0.45 becomes 0.48); no reference row runs on Ampere, so nothing was fitted. HBM "
+        "fractions, host and request overheads are Hopper's (no source separates them).",
+    }
+)
 _DEFAULT = ServingEfficiency(
     flops_fraction=0.40,
     hbm_fraction=0.70,
@@ -87,9 +102,10 @@ _DEFAULT = ServingEfficiency(
     step_overhead_s=1.2e-3,
     eager_layer_overhead_s=100e-6,
     request_overhead_s=0.050,
-    source="not calibrated (no reference rows): the Hopper factors lowered ~10 % for older kernels",
+    source="not calibrated (no reference rows, no achievable-FLOPS source): the Hopper factors "
+    "lowered ~10 % (Volta, Turing, Ada, AMD)",
 )
-VLLM_EFFICIENCY: dict[str, ServingEfficiency] = {"hopper": _HOPPER, "blackwell": _HOPPER}
+VLLM_EFFICIENCY: dict[str, ServingEfficiency] = {"hopper": _HOPPER, "blackwell": _HOPPER, "ampere": _AMPERE}
 """vLLM efficiency by GPU architecture (`GPU.arch`); other architectures use `DEFAULT_EFFICIENCY`."""
 DEFAULT_EFFICIENCY = _DEFAULT
 

@@ -247,3 +247,20 @@ def test_wide_ep_overlap_and_fp8_dispatch_only_shorten_the_step() -> None:
         step(ep_overlap=True, fp8_dispatch=True),
     )
     assert plain > fp8 > both and plain > overlap >= both
+
+
+def test_ampere_gemms_reach_more_of_their_peak_than_hoppers() -> None:
+    """No reference row runs on Ampere: its factors are Hopper's with the GEMM fractions scaled by
+    the measured maximum achievable matmul FLOPS (A100 85.9 % of peak, H100 80.1 %), so an A100's
+    compute-bound step is 989 / 312 × 0.801 / 0.859 ≈ 2.95× an H100's, not the 3.2× of the peaks."""
+    from autoparallel.hardware import get_gpu
+    from autoparallel.perf.serving_efficiency import MAMF_FRACTION
+
+    a100, h100 = efficiency_for(get_gpu("A100-80G")), efficiency_for(get_gpu("H100"))
+    assert a100.flops_fraction / h100.flops_fraction == pytest.approx(
+        MAMF_FRACTION["ampere"] / MAMF_FRACTION["hopper"]
+    )
+    assert a100.flops_fraction > h100.flops_fraction
+    assert a100.hbm_fraction == h100.hbm_fraction
+    for engine in ("sglang", "trtllm"):  # no engine-specific Ampere factors: vLLM's
+        assert efficiency_for(get_gpu("A100-80G"), engine) == a100
