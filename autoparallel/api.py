@@ -17,6 +17,7 @@ from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.objectives import parse_objective
+from autoparallel.perf.serving_engines import at_request_rate
 from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
@@ -111,7 +112,9 @@ def _serving_plan(m: ModelSpec, c: Cluster, w: Serving, sol: Any, model_id: str)
         )
         for b in sol.engines
     )
+    kv = sol.engine_eval.memory if sol.engine_eval is not None else None
     return ServingPlan(
+        at_request_rate=at_request_rate(m, c, sol.config, w, est.perf, sol.engine, kv) if est.fits else None,
         engine=sol.engine,
         engine_eval=sol.engine_eval,
         engines=engines,
@@ -311,6 +314,9 @@ def evaluate_engine(
     if nsa_backends != (None, None) and engine != "sglang":
         raise InputError("nsa_backends are SGLang settings")
     ev = evaluate_on(m, c, config, w, engine, mid, nsa_backends=nsa_backends)
+    if ev.fits:
+        at = at_request_rate(m, c, config, w, ev.perf, engine, ev.memory)
+        ev = ev.model_copy(update={"at_request_rate": at})
     if engine == "sglang":
         frac = ev.mem_fraction_static or 0.0
         line = sglang.sglang_command(mid, config, mem_fraction_static=frac, nsa_backends=nsa_backends)
@@ -362,6 +368,7 @@ def _evaluate_serving(
         mine = est.perf.output_tokens_per_s if est.fits else 0.0
         solver.update(_optimum(m, c, w, options, "output_tokens_per_s", mine))
     return ServingPlan(
+        at_request_rate=at_request_rate(m, c, config, w, est.perf) if est.fits else None,
         model=m,
         model_id=model_id,
         cluster=c,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoparallel.engine_compare import why as why_engine
 from autoparallel.perf.engine_support import ENGINE_NAMES
+from autoparallel.perf.serving_engines import rate_line
 
 if TYPE_CHECKING:
     from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
@@ -83,6 +84,8 @@ def explain_serving(plan: ServingPlan) -> str:
             ],
         ),
     ]
+    if plan.at_request_rate is not None:
+        head += ["", rate_line(plan.at_request_rate)]
     if plan.benchmark is not None:
         b = plan.benchmark
         head += [

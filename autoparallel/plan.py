@@ -19,7 +19,7 @@ from autoparallel.hardware import Cluster
 from autoparallel.memory.serving import VllmMemoryReport
 from autoparallel.memory.training import TrainingMemoryReport
 from autoparallel.models import ModelSpec
-from autoparallel.perf.serving import ServingPerf
+from autoparallel.perf.serving import OfferedLoad, ServingPerf
 from autoparallel.perf.serving_engines import ENGINE_NAMES, EngineEvaluation
 from autoparallel.perf.serving_load import BenchmarkRun
 from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf_dict
@@ -168,6 +168,8 @@ class ServingPlan(_PlanBase):
     """Predicted speed from the float model: TTFT, TPOT, tokens/s and $."""
     benchmark: BenchmarkRun | None = None
     """A finite benchmark of N prompts at once (`batch` workloads): what `vllm bench serve` measures."""
+    at_request_rate: OfferedLoad | None = None
+    """The steady state at the workload's arrival rate (`perf` is full load, where limits are checked)."""
     engine: str = "vllm"
     """The serving engine that runs the plan: vllm, sglang or trtllm."""
     engine_eval: EngineEvaluation | None = None
@@ -292,6 +294,11 @@ class ServingPlan(_PlanBase):
             "perf": {
                 **self.perf.model_dump(mode="json"),
                 **({"benchmark": self.benchmark.model_dump(mode="json")} if self.benchmark else {}),
+                **(
+                    {"at_request_rate": self.at_request_rate.model_dump(mode="json")}
+                    if self.at_request_rate
+                    else {}
+                ),
             },
         }
         if self.engine == "vllm":

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -64,6 +65,7 @@ __all__ = [
     "DEFAULT_EFFICIENCY",
     "VLLM_EFFICIENCY",
     "KvLayout",
+    "OfferedLoad",
     "ReplicaShape",
     "ServingEfficiency",
     "ServingEstimate",
@@ -74,6 +76,7 @@ __all__ = [
     "evaluate_serving",
     "kv_bytes_per_sequence_per_gpu",
     "kv_layout",
+    "offered_load",
     "perf_at_batch",
     "replica_rates",
     "replica_step_times",
@@ -309,6 +312,48 @@ def perf_at_batch(
         sustains_request_rate=rate_ok,
         efficiency=eff,
     )
+
+
+class OfferedLoad(_Frozen):
+    """The steady state at the workload's arrival rate, when the deployment has capacity to spare.
+
+    `ServingPerf` is the engine at full load (its running batch at `max_num_seqs`, the KV cache or
+    the workload's concurrency), which is what the planner checks the limits against. Requests
+    arriving at λ per second keep fewer running: by Little's law a replica holds
+    b = λ / replicas · (t_first + (osl − 1) · T(b)) requests, the rate its batch completes them at."""
+
+    request_rate: float
+    """Arriving requests per second (all replicas)."""
+    batch_size: float
+    """Running requests per replica at that rate."""
+    ttft_ms: float
+    """Time to first token at that batch (no queueing: the engine admits every arrival), ms."""
+    tpot_ms: float
+    """Time per output token at that batch, ms."""
+
+
+def offered_load(
+    workload: Serving, replicas: int, full: ServingPerf, perf_at: Callable[[float], ServingPerf]
+) -> OfferedLoad | None:
+    """The steady state at `workload.request_rate` (None: no rate, or one the deployment cannot
+    sustain). `full`: the deployment at full load; `perf_at(b)`: the same at b running requests
+    per replica (`perf_at_batch`). b solves b = λ/replicas · cycle(b) by bisection on [0, full
+    batch]: the rate a batch completes, b / cycle(b), grows with b."""
+    rate = workload.request_rate
+    if rate is None or not full.sustains_request_rate:
+        return None
+    per_replica = rate / replicas
+
+    def cycle_s(p: ServingPerf) -> float:
+        """Seconds one request holds a slot: its prefill (no client overhead) and its decode steps."""
+        return (p.ttft_ms - p.efficiency.request_overhead_s * 1e3 + (workload.osl - 1) * p.tpot_ms) / 1e3
+
+    lo, hi = 0.0, full.batch_size
+    for _ in range(40):
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if per_replica * cycle_s(perf_at(max(mid, 1.0))) > mid else (lo, mid)
+    at = perf_at(max(hi, 1.0))  # a lone request runs as a batch of one
+    return OfferedLoad(request_rate=rate, batch_size=hi, ttft_ms=at.ttft_ms, tpot_ms=at.tpot_ms)
 
 
 class ServingEstimate(_Frozen):

@@ -19,7 +19,15 @@ from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
 from autoparallel.perf.engine_support import ENGINE_NAMES, engine_runtime_problem, trtllm_layout_problem
-from autoparallel.perf.serving import ServingPerf, deployment_problems, perf_at_batch, slo_violations
+from autoparallel.perf.serving import (
+    OfferedLoad,
+    ServingPerf,
+    deployment_problems,
+    kv_layout,
+    offered_load,
+    perf_at_batch,
+    slo_violations,
+)
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -42,6 +50,8 @@ class EngineEvaluation(BaseModel):
     perf: ServingPerf
     mem_fraction_static: float | None = None
     """SGLang: the resolved `--mem-fraction-static` the pool was sized with."""
+    at_request_rate: OfferedLoad | None = None
+    """The steady state at the workload's arrival rate (`perf` is the engine at full load)."""
     fits: bool
     problems: tuple[str, ...]
     command: str = ""
@@ -49,8 +59,11 @@ class EngineEvaluation(BaseModel):
     extra_options_yaml: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return self.model_dump(mode="json")
+        """JSON-ready; the figures at the offered rate sit in `perf`, as in a plan's."""
+        out = self.model_dump(mode="json", exclude={"at_request_rate"})
+        if self.at_request_rate is not None:
+            out["perf"]["at_request_rate"] = self.at_request_rate.model_dump(mode="json")
+        return out
 
     def explain(self) -> str:
         """A short report for people."""
@@ -64,6 +77,8 @@ class EngineEvaluation(BaseModel):
             f"{p.output_tokens_per_s:,.0f} ({p.output_tokens_per_s_per_gpu:,.0f} per GPU); "
             f"TTFT {p.ttft_ms:.0f} ms; TPOT {p.tpot_ms:.1f} ms",
         ]
+        if self.at_request_rate is not None:
+            lines.append(rate_line(self.at_request_rate))
         if self.problems:
             lines += ["problems:"] + [f"  - {x}" for x in self.problems]
         lines += ["", f"{self.engine}:", "  " + self.command]
@@ -71,6 +86,54 @@ class EngineEvaluation(BaseModel):
             body = self.extra_options_yaml.splitlines()
             lines += ["  extra-llm-api-config.yml:"] + ["    " + x for x in body]
         return "\n".join(lines)
+
+
+def rate_line(at: OfferedLoad) -> str:
+    """One line on the steady state at the offered rate, for people."""
+    return (
+        f"at {at.request_rate:g} requests/s: {at.batch_size:.1f} running per replica, TTFT "
+        f"{at.ttft_ms:.0f} ms, TPOT {at.tpot_ms:.1f} ms (the figures above are full load, where "
+        "the limits are checked)"
+    )
+
+
+def at_request_rate(
+    model: ModelSpec,
+    cluster: Cluster,
+    config: ServingConfig,
+    workload: Serving,
+    full: ServingPerf,
+    engine: str = "vllm",
+    kv: EngineKv | None = None,
+) -> OfferedLoad | None:
+    """`perf.serving.offered_load` for `config` on `engine` (`kv`: the SGLang / TensorRT-LLM pool
+    its full-load figures came from; vLLM's step budget comes from its KV layout)."""
+    if workload.request_rate is None:
+        return None
+    nsa: tuple[str | None, str | None] = (None, None)
+    if kv is None:
+        budget, pool = kv_layout(model, cluster.gpu, config, workload).batched_tokens, 0
+    else:
+        budget, nsa = kv.step_tokens, kv.nsa_backends
+        pool = kv.kv_cache_tokens if model.has_sparse_attention else 0
+
+    def perf_at(batch: float) -> ServingPerf:
+        return perf_at_batch(
+            model,
+            cluster,
+            config,
+            workload,
+            batch=batch,
+            batch_limit="request_rate",
+            batched_tokens=budget,
+            kv_capacity_seqs=full.kv_capacity_seqs,
+            kv_headroom_bytes=full.kv_headroom_gib * 2**30,
+            engine=engine,
+            nsa_backends=nsa,
+            kv_pool_tokens=pool,
+        )
+
+    return offered_load(workload, config.replicas, full, perf_at)
 
 
 def engine_kv_for(

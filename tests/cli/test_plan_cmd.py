@@ -190,6 +190,33 @@ def test_evaluate_other_engines(capsys: pytest.CaptureFixture[str]) -> None:
     assert "sglang.launch_server" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_evaluate_at_a_request_rate_reports_that_load(
+    engine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --request-rate the figures at that load come beside the full-load ones (which the limits
+    are checked against): fewer running requests, a shorter TPOT."""
+    argv = [
+        "evaluate",
+        "meta-llama/Llama-3.2-1B",
+        "--cluster",
+        "1xH100",
+        "--engine",
+        engine,
+        "--request-rate",
+        "2",
+    ]
+    assert main([*argv, "--json"]) in (0, 1)
+    d = json.loads(capsys.readouterr().out)
+    perf = d["perf"]
+    at = perf["at_request_rate"]
+    assert (
+        at["request_rate"] == 2 and at["batch_size"] < perf["batch_size"] and at["tpot_ms"] < perf["tpot_ms"]
+    )
+    main(argv)
+    assert "at 2 requests/s:" in capsys.readouterr().out
+
+
 def test_custom_shape_does_not_inherit_chatbot_limits(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "65536", "--osl", "64"]
     argv.append("--json")

@@ -264,3 +264,33 @@ def test_ampere_gemms_reach_more_of_their_peak_than_hoppers() -> None:
     assert a100.hbm_fraction == h100.hbm_fraction
     for engine in ("sglang", "trtllm"):  # no engine-specific Ampere factors: vLLM's
         assert efficiency_for(get_gpu("A100-80G"), engine) == a100
+
+
+def test_a_request_rate_below_capacity_runs_the_batch_littles_law_gives() -> None:
+    """`perf` is full load; at an arrival rate λ a replica holds b = λ / replicas · (prefill + (osl −
+    1) · T(b)) requests. The batch grows with the rate and stays under full load, and so do TPOT and
+    TTFT; no rate, or one the deployment cannot sustain, gives none."""
+    from autoparallel.perf.serving_engines import at_request_rate
+
+    model, cluster = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100")
+    cfg = ServingConfig(replicas=2, max_num_seqs=256, max_model_len=2048)
+    seen = []
+    for rate in (0.5, 4.0, 12.0):
+        w = CHAT.model_copy(update={"request_rate": rate})
+        full = evaluate_serving(model, cluster, cfg, w).perf
+        at = at_request_rate(model, cluster, cfg, w, full)
+        assert at is not None and at.request_rate == rate
+        cycle_s = (at.ttft_ms - full.efficiency.request_overhead_s * 1e3 + (w.osl - 1) * at.tpot_ms) / 1e3
+        if at.batch_size >= 1:
+            assert at.batch_size == pytest.approx(rate / cfg.replicas * cycle_s, rel=0.02)
+        assert at.batch_size < full.batch_size and at.tpot_ms < full.tpot_ms
+        seen.append(at)
+    assert seen[0].batch_size < seen[1].batch_size < seen[2].batch_size
+    assert seen[0].tpot_ms <= seen[1].tpot_ms < seen[2].tpot_ms
+    assert (
+        at_request_rate(model, cluster, cfg, CHAT, evaluate_serving(model, cluster, cfg, CHAT).perf) is None
+    )
+    flood = CHAT.model_copy(update={"request_rate": 1e5})
+    assert (
+        at_request_rate(model, cluster, cfg, flood, evaluate_serving(model, cluster, cfg, flood).perf) is None
+    )
