@@ -392,10 +392,11 @@ def deployment_problems(cluster: Cluster, config: ServingConfig, workload: Servi
 def slo_violations(perf: ServingPerf, workload: Serving) -> list[str]:
     """The workload's service-level limits the prediction misses."""
     out: list[str] = []
+    at = f" at {perf.batch_size:.4g} running per replica ({perf.batch_limit})"
     if workload.ttft_ms is not None and perf.ttft_ms > workload.ttft_ms:
-        out.append(f"TTFT {perf.ttft_ms:.0f} ms > limit {workload.ttft_ms:.0f} ms")
+        out.append(f"TTFT {perf.ttft_ms:.0f} ms > limit {workload.ttft_ms:.0f} ms{at}")
     if workload.tpot_ms is not None and perf.tpot_ms > workload.tpot_ms:
-        out.append(f"TPOT {perf.tpot_ms:.1f} ms > limit {workload.tpot_ms:.1f} ms")
+        out.append(f"TPOT {perf.tpot_ms:.1f} ms > limit {workload.tpot_ms:.1f} ms{at}")
     if not perf.sustains_request_rate:
         out.append(f"{perf.requests_per_s:.2f} requests/s < arrival rate {workload.request_rate} /s")
     return out
