@@ -141,6 +141,15 @@ def plan_columns(plan: Plan) -> dict[str, Any]:
         "usd_per_million_tokens": p.usd_per_million_tokens,
         "usd_per_hour": plan.cluster.gpu.usd_per_hour * gpus,
         "kv_headroom_gib": p.kv_headroom_gib,
+        **(
+            {
+                "batch_at_rate": plan.at_request_rate.batch_size,
+                "ttft_ms_at_rate": plan.at_request_rate.ttft_ms,
+                "tpot_ms_at_rate": plan.at_request_rate.tpot_ms,
+            }
+            if plan.at_request_rate is not None
+            else {}
+        ),
     }
 
 

@@ -3,7 +3,8 @@
 A results file is Parquet, CSV or JSON lines (by its suffix) with one row per scenario: every input
 column (`scenario_id`, `label`, `kind`, model, cluster, workload fields, objective, engine), then the
 outcome (`status`, `message`, plan shape incl. EP, `gpus`, throughput, TTFT, TPOT, $/h, $/M tokens,
-headroom, solver status and wall times). Columns a row does not have (training fields in a serving
+headroom, solver status and wall times; with a request rate, `batch_at_rate`, `ttft_ms_at_rate` and
+`tpot_ms_at_rate`, the steady state at that rate). Columns a row does not have (training fields in a serving
 row) are empty.
 
 Safety: while a sweep runs, each finished row is appended (and flushed) to a journal beside the file,

@@ -81,3 +81,13 @@ def test_grid_and_sweep_api(tmp_path: Path) -> None:
     res = sweep(todo, workers=1)
     assert [r["status"] for r in res] == ["ok", "ok"]
     assert [r["workload"] for r in res] == ["profiled", "profiled osl=400"]
+
+
+def test_a_rate_sweep_reports_each_rates_steady_state() -> None:
+    """With a request rate, a row carries the batch, TTFT and TPOT at that rate beside the full-load
+    figures: a higher rate runs more requests at a longer TPOT."""
+    todo = grid([SMALL], ["1xH100"], [{"request_rate": 1}, {"request_rate": 8}])
+    low, high = sweep(todo, workers=1)
+    for row in (low, high):
+        assert row["status"] == "ok" and row["tpot_ms_at_rate"] < row["tpot_ms"]
+    assert low["batch_at_rate"] < high["batch_at_rate"] and low["tpot_ms_at_rate"] < high["tpot_ms_at_rate"]
