@@ -315,8 +315,13 @@ def evaluate_engine(
         raise InputError("nsa_backends are SGLang settings")
     ev = evaluate_on(m, c, config, w, engine, mid, nsa_backends=nsa_backends)
     if ev.fits:
+        from autoparallel.perf.serving_load import run_benchmark
+
         at = at_request_rate(m, c, config, w, ev.perf, engine, ev.memory)
-        ev = ev.model_copy(update={"at_request_rate": at})
+        bench = None
+        if w.num_prompts is not None:
+            bench = run_benchmark(m, c, config, w, engine=engine, engine_kv=ev.memory)
+        ev = ev.model_copy(update={"at_request_rate": at, "benchmark": bench})
     if engine == "sglang":
         frac = ev.mem_fraction_static or 0.0
         line = sglang.sglang_command(mid, config, mem_fraction_static=frac, nsa_backends=nsa_backends)

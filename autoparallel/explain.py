@@ -91,23 +91,7 @@ def explain_serving(plan: ServingPlan) -> str:
         head += [
             "",
             f"finite benchmark ({b.num_prompts} prompts sent at once, perf/serving_load.py):",
-            _table(
-                ("metric", "value"),
-                [
-                    ("output tokens/s", b.output_tokens_per_s),
-                    ("peak output tokens/s (one second)", b.peak_output_tokens_per_s),
-                    ("duration s", b.duration_s),
-                    ("mean TTFT ms (queueing included)", b.mean_ttft_ms),
-                    ("median / P99 TTFT ms", f"{b.median_ttft_ms:,.0f} / {b.p99_ttft_ms:,.0f}"),
-                    ("mean TPOT ms", b.mean_tpot_ms),
-                    ("median / P99 TPOT ms", f"{b.median_tpot_ms:,.1f} / {b.p99_tpot_ms:,.1f}"),
-                    ("mean ITL ms", b.mean_itl_ms),
-                    ("median / P99 ITL ms", f"{b.median_itl_ms:,.1f} / {b.p99_itl_ms:,.1f}"),
-                    ("peak / mean running batch", f"{b.peak_batch} / {b.mean_batch:.0f}"),
-                    ("preemptions (KV cache full)", b.preemptions),
-                    ("share of time in the ramp-down tail", f"{b.tail_fraction:.0%}"),
-                ],
-            ),
+            _table(("metric", "value"), b.report_rows()),
         ]
     head += _reasons(plan.binding, plan.runner_up, plan.problems)
     if plan.engine == "vllm":

@@ -28,6 +28,7 @@ from autoparallel.perf.serving import (
     perf_at_batch,
     slo_violations,
 )
+from autoparallel.perf.serving_load import BenchmarkRun
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -52,6 +53,9 @@ class EngineEvaluation(BaseModel):
     """SGLang: the resolved `--mem-fraction-static` the pool was sized with."""
     at_request_rate: OfferedLoad | None = None
     """The steady state at the workload's arrival rate (`perf` is the engine at full load)."""
+    benchmark: BenchmarkRun | None = None
+    """A finite benchmark of N prompts at once (`batch` workloads), replayed with the engine's
+    scheduler (perf/serving_load.py)."""
     fits: bool
     problems: tuple[str, ...]
     command: str = ""
@@ -60,9 +64,11 @@ class EngineEvaluation(BaseModel):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; the figures at the offered rate sit in `perf`, as in a plan's."""
-        out = self.model_dump(mode="json", exclude={"at_request_rate"})
+        out = self.model_dump(mode="json", exclude={"at_request_rate", "benchmark"})
         if self.at_request_rate is not None:
             out["perf"]["at_request_rate"] = self.at_request_rate.model_dump(mode="json")
+        if self.benchmark is not None:
+            out["perf"]["benchmark"] = self.benchmark.model_dump(mode="json")
         return out
 
     def explain(self) -> str:
@@ -79,6 +85,15 @@ class EngineEvaluation(BaseModel):
         ]
         if self.at_request_rate is not None:
             lines.append(rate_line(self.at_request_rate))
+        if self.benchmark is not None:
+            rows = self.benchmark.report_rows()
+            width = max(len(label) for label, _ in rows)
+            lines.append(f"finite benchmark ({self.benchmark.num_prompts} prompts sent at once):")
+            for label, value in rows:
+                shown = str(value)
+                if isinstance(value, float):
+                    shown = f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+                lines.append(f"  {label:<{width}}  {shown}")
         if self.problems:
             lines += ["problems:"] + [f"  - {x}" for x in self.problems]
         lines += ["", f"{self.engine}:", "  " + self.command]

@@ -116,6 +116,23 @@ class BenchmarkRun(BaseModel):
     tail_fraction: float
     """Share of the run spent with fewer than half the peak batch running (the ramp-down tail)."""
 
+    def report_rows(self) -> list[tuple[str, object]]:
+        """(metric, value) lines for people, in `vllm bench serve`'s order."""
+        return [
+            ("output tokens/s", self.output_tokens_per_s),
+            ("peak output tokens/s (one second)", self.peak_output_tokens_per_s),
+            ("duration s", self.duration_s),
+            ("mean TTFT ms (queueing included)", self.mean_ttft_ms),
+            ("median / P99 TTFT ms", f"{self.median_ttft_ms:,.0f} / {self.p99_ttft_ms:,.0f}"),
+            ("mean TPOT ms", self.mean_tpot_ms),
+            ("median / P99 TPOT ms", f"{self.median_tpot_ms:,.1f} / {self.p99_tpot_ms:,.1f}"),
+            ("mean ITL ms", self.mean_itl_ms),
+            ("median / P99 ITL ms", f"{self.median_itl_ms:,.1f} / {self.p99_itl_ms:,.1f}"),
+            ("peak / mean running batch", f"{self.peak_batch} / {self.mean_batch:.0f}"),
+            ("preemptions (KV cache full)", self.preemptions),
+            ("share of time in the ramp-down tail", f"{self.tail_fraction:.0%}"),
+        ]
+
 
 SCHEDULING = {"vllm": "mixed", "sglang": "prefill_first", "trtllm": "no_evict"}
 """How each engine's scheduler fills a step (its default policy):

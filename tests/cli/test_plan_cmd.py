@@ -217,6 +217,29 @@ def test_evaluate_at_a_request_rate_reports_that_load(
     assert "at 2 requests/s:" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("engine", ["sglang", "trtllm"])
+def test_evaluate_a_batch_on_other_engines_replays_it(
+    engine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `batch` workload (N prompts at once) on SGLang or TensorRT-LLM is replayed with that engine's
+    scheduler, as on vLLM: the finite benchmark's lines come with the steady state."""
+    argv = [
+        "evaluate",
+        "meta-llama/Llama-3.2-1B",
+        "--cluster",
+        "1xH100",
+        "--engine",
+        engine,
+        "--workload",
+        "batch",
+    ]
+    assert main([*argv, "--json"]) == 0
+    bench = json.loads(capsys.readouterr().out)["perf"]["benchmark"]
+    assert bench["num_prompts"] == 1000 and bench["output_tokens_per_s"] > 0 and bench["mean_ttft_ms"] > 0
+    assert main(argv) == 0
+    assert "finite benchmark (1000 prompts sent at once)" in capsys.readouterr().out
+
+
 def test_custom_shape_does_not_inherit_chatbot_limits(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "65536", "--osl", "64"]
     argv.append("--json")
