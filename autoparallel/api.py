@@ -345,6 +345,26 @@ def _optimum(m: ModelSpec, c: Cluster, w: Any, options: Any, rate: str, mine: fl
     return {"optimum": found, "gap_to_optimum": (top - mine) / top if top > 0 else 0.0}
 
 
+def with_benchmark(plan: ServingPlan) -> ServingPlan:
+    """`plan` with its finite benchmark replayed (`perf/serving_load.py`, the plan's engine and KV pool)
+    when its workload is N prompts at once (`num_prompts`) and the plan fits; else `plan` as is."""
+    if plan.workload.num_prompts is None or not plan.fits:
+        return plan
+    from autoparallel.perf.serving_load import run_benchmark
+
+    kv = plan.engine_eval.memory if plan.engine_eval is not None else None
+    bench = run_benchmark(
+        plan.model,
+        plan.cluster,
+        plan.config,
+        plan.workload,
+        memory=plan.memory,
+        engine=plan.engine,
+        engine_kv=kv,
+    )
+    return plan.model_copy(update={"benchmark": bench})
+
+
 def _evaluate_serving(
     m: ModelSpec, c: Cluster, config: ServingConfig, w: Serving, compare: bool, model_id: str
 ) -> ServingPlan:
@@ -352,11 +372,6 @@ def _evaluate_serving(
 
     require_serving(m, c, config, w)
     est = evaluate_serving(m, c, config, w)
-    bench = None
-    if w.num_prompts is not None and est.fits:
-        from autoparallel.perf.serving_load import run_benchmark
-
-        bench = run_benchmark(m, c, config, w, memory=est.memory)
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
         # The optimum may use the runtime choices the user's config makes, besides vLLM's defaults.
@@ -372,7 +387,7 @@ def _evaluate_serving(
         )
         mine = est.perf.output_tokens_per_s if est.fits else 0.0
         solver.update(_optimum(m, c, w, options, "output_tokens_per_s", mine))
-    return ServingPlan(
+    plan = ServingPlan(
         at_request_rate=at_request_rate(m, c, config, w, est.perf) if est.fits else None,
         model=m,
         model_id=model_id,
@@ -382,11 +397,11 @@ def _evaluate_serving(
         config=config,
         memory=est.memory,
         perf=est.perf,
-        benchmark=bench,
         fits=est.fits,
         problems=(*est.problems, *est.slo_violations),
         solver=SolverReport(**solver),
     )
+    return with_benchmark(plan)
 
 
 def _evaluate_training(

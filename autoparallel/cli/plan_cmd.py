@@ -327,6 +327,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         options=options,
         top=args.top,
     )
+    if not args.train:
+        plans[0] = api.with_benchmark(plans[0])  # the chosen plan's finite benchmark (`batch` workloads)
     if len(plans) < args.top:
         print(
             f"note: {len(plans)} distinct plan shape(s) (tp x pp x expert parallelism) fit; --top asked for "

@@ -240,6 +240,26 @@ def test_evaluate_a_batch_on_other_engines_replays_it(
     assert "finite benchmark (1000 prompts sent at once)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_plan_for_a_batch_replays_the_chosen_plan(engine: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan --workload batch` (N prompts at once) replays the chosen plan's benchmark with its engine's
+    scheduler; the alternatives of --top are not replayed."""
+    argv = [
+        "plan",
+        "meta-llama/Llama-3.2-1B",
+        "--cluster",
+        "1x2xH100",
+        "--workload",
+        "batch",
+        "--engine",
+        engine,
+    ]
+    assert main([*argv, "--top", "2", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["engine"] == engine and d["perf"]["benchmark"]["num_prompts"] == 1000
+    assert all("benchmark" not in alt["perf"] for alt in d["alternatives"])
+
+
 def test_custom_shape_does_not_inherit_chatbot_limits(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "65536", "--osl", "64"]
     argv.append("--json")
