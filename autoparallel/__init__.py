@@ -15,6 +15,7 @@ from autoparallel.api import (
     pareto,
     pareto_deployment,
     solve,
+    with_benchmark,
 )
 from autoparallel.configs import Recompute, ServingConfig, TrainingConfig, ZeroStage
 from autoparallel.errors import (
@@ -80,4 +81,5 @@ __all__ = [
     "sweep",
     "training_memory",
     "vllm_memory",
+    "with_benchmark",
 ]
