@@ -106,7 +106,7 @@ class EngineEvaluation(BaseModel):
 def rate_line(at: OfferedLoad) -> str:
     """One line on the steady state at the offered rate, for people."""
     return (
-        f"at {at.request_rate:g} requests/s: {at.batch_size:.1f} running per replica, TTFT "
+        f"at {at.request_rate:g} requests/s: {at.batch_size:.3g} running per replica, TTFT "
         f"{at.ttft_ms:.0f} ms, TPOT {at.tpot_ms:.1f} ms (the figures above are full load, where "
         "the limits are checked)"
     )
