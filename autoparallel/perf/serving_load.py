@@ -486,7 +486,7 @@ class _Work:
     prefill_context: float
     steps: float
     padded_seqs: float | None  # the captured CUDA-graph batch a decode-only step is padded to
-    eager: bool  # the decode batch is above the largest captured graph
+    eager: bool  # no CUDA graph: a decode batch above the largest captured one, or a prompt step
     span: int  # identical decode-only steps the replica can run before anything else changes
 
 
