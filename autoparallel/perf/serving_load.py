@@ -638,7 +638,9 @@ def _rank_steps(
             before = np.cumsum(want) - want
             take = np.minimum(np.maximum(budget - before, 0), want)
             tokens = np.where(rem > 0, done_pf[running] + take, prompt[running] + generated[running])
-            need = np.maximum(blocks_for(tokens) - held[running], 0)
+            # A request that does not run this step (a decode beside SGLang's prompt-only step, one past
+            # the token budget) takes no new block: slots are allocated for the tokens a step writes.
+            need = np.where(take > 0, np.maximum(blocks_for(tokens) - held[running], 0), 0)
             if int(need.sum()) <= free or len(running) <= 1:
                 break
             victim = int(running[-1])

@@ -31,6 +31,15 @@ def test_impossible_request_exits_1_with_numbers(capsys: pytest.CaptureFixture[s
     assert err.startswith("error:") and "GiB" in err and "Traceback" not in err
 
 
+def test_an_infeasible_tensorrt_plan_names_memory_not_a_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    """The infeasibility explanation prices every entry, but a TensorRT-LLM attention-DP layout at tp > 1
+    has no price (the engine refuses it): the explanation used to stop on that refusal (exit 2, a
+    layout message) instead of naming the memory that binds (exit 1, with numbers)."""
+    assert main(["plan", "Qwen/Qwen3-235B-A22B", "--cluster", "1x4xH100", "--engine", "trtllm"]) == 1
+    err = capsys.readouterr().err
+    assert "memory: weights alone need" in err and "enable_attention_dp" not in err
+
+
 @pytest.mark.parametrize(
     "argv",
     [

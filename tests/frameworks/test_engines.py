@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import subprocess
+from typing import Any
 
 import pytest
 import yaml
@@ -53,7 +54,7 @@ def _parse_sglang(line: str) -> argparse.Namespace:
         if kind is bool:
             p.add_argument(flag, action="store_true")
         else:
-            p.add_argument(flag, type=kind)  # type: ignore[call-overload]
+            p.add_argument(flag, type=kind)
     return p.parse_args(words[3:])
 
 
@@ -185,30 +186,69 @@ def test_cli_evaluate_sglang_nsa_backends(capsys: pytest.CaptureFixture[str]) ->
     assert "no DeepSeek Sparse Attention" in capsys.readouterr().err
 
 
+def _sglang_lines() -> list[str]:
+    """SGLang launch lines as users get them: every emitter option, and the lines `plan --engine
+    sglang` chose for zoo models (dense, MoE, MLA, sparse attention; data-parallel attention)."""
+    lines = []
+    for cfg in (
+        ServingConfig(tp=4, replicas=2),
+        ServingConfig(
+            tp=1, replicas=8, enable_expert_parallel=True, kv_cache_dtype="fp8", enforce_eager=True
+        ),
+        ServingConfig(tp=2, pp=2, max_num_seqs=64, max_model_len=8192, quantization="fp8"),
+        ServingConfig(tp=8, max_num_batched_tokens=4096, kv_cache_dtype="fp8_e4m3"),
+    ):
+        lines.append(sglang_command("Qwen/Qwen3-30B-A3B", cfg, mem_fraction_static=0.8))
+    nsa = ("flashmla_sparse", "flashmla_kv")
+    lines.append(
+        sglang_command(
+            "deepseek-ai/DeepSeek-V3.2", ServingConfig(tp=8), mem_fraction_static=0.85, nsa_backends=nsa
+        )
+    )
+    for model, cluster in (
+        ("meta-llama/Llama-3.1-70B-Instruct", "1x8xH100"),
+        ("Qwen/Qwen3-235B-A22B", "1x8xH200"),
+        ("deepseek-ai/DeepSeek-V3", "1x8xH200"),
+        ("deepseek-ai/DeepSeek-V3.2", "1x8xH200"),
+        ("Qwen/Qwen3-8B", "1x2xH100"),
+    ):
+        for extra in ([], ["--workload", "batch"]):
+            plan = evaluate_or_plan_json(["plan", model, "--cluster", cluster, "--engine", "sglang", *extra])
+            lines.append(plan["sglang"]["command"])
+    return lines
+
+
+def evaluate_or_plan_json(argv: list[str]) -> dict[str, Any]:
+    """`autoparallel ARGV --json`, parsed (stdout captured here, not by pytest)."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main([*argv, "--json"]) == 0
+    result: dict[str, Any] = json.loads(out.getvalue())
+    return result
+
+
 @pytest.mark.skipif(
     not os.environ.get("SGLANG_CHECK_PYTHON"),
     reason="SGLANG_CHECK_PYTHON (a Python with "
     "SGLang installed) is not set; SGLang's own ServerArgs parser is not available",
 )
 def test_sglang_lines_pass_sglangs_own_parser() -> None:
+    """Every line goes through SGLang's own `ServerArgs.add_cli_args` parser (one process for all)."""
     code = (
-        "import sys, argparse; from sglang.srt.server_args import ServerArgs; "
-        "p = argparse.ArgumentParser(); ServerArgs.add_cli_args(p); p.parse_args(sys.argv[1:])"
+        "import sys, json, shlex, argparse; from sglang.srt.server_args import ServerArgs\n"
+        "for line in json.load(sys.stdin):\n"
+        "    p = argparse.ArgumentParser(); ServerArgs.add_cli_args(p); p.parse_args(shlex.split(line)[3:])\n"
     )
-    configs = [
-        ServingConfig(tp=4, replicas=2),
-        ServingConfig(
-            tp=1, replicas=8, enable_expert_parallel=True, kv_cache_dtype="fp8", enforce_eager=True
-        ),
-    ]
-    nsa = ("flashmla_sparse", "flashmla_kv")
-    for cfg, backends in [(c, (None, None)) for c in configs] + [(ServingConfig(tp=8), nsa)]:
-        line = sglang_command("Qwen/Qwen3-30B-A3B", cfg, mem_fraction_static=0.8, nsa_backends=backends)
-        words = shlex.split(line)[3:]
-        done = subprocess.run(
-            [os.environ["SGLANG_CHECK_PYTHON"], "-c", code, *words],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
+    lines = _sglang_lines()
+    assert len(set(lines)) >= 10
+    done = subprocess.run(
+        [os.environ["SGLANG_CHECK_PYTHON"], "-c", code],
+        input=json.dumps(lines),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -327,3 +327,16 @@ def test_a_step_carrying_a_prompt_runs_as_the_engine_runs_it(qwen8b, engine: str
     assert prompts and decodes
     assert all(s.eager == eager for s in prompts)
     assert not any(s.eager for s in decodes)
+
+
+def test_sglang_decodes_take_no_slots_in_a_prompt_only_step() -> None:
+    """A decode waiting out SGLang's prompt-only step writes nothing and is given no new KV slot: the
+    replay used to reserve one for every running request, so a prompt admitted against the free pool
+    no longer fitted once those were taken, and `plan --engine sglang --workload batch` for
+    Llama-3.1-70B on 8×H100 (tp 1, pp 8) stopped with "no progress"."""
+    from autoparallel.workload import PRESETS
+
+    model = load_model("meta-llama/Llama-3.1-70B-Instruct")
+    cfg = ServingConfig(tp=1, pp=8, max_num_seqs=768, max_model_len=2048)
+    run = run_benchmark(model, Cluster.parse("1x8xH100"), cfg, PRESETS["batch"], engine="sglang")
+    assert run.peak_batch == 768 and run.output_tokens_per_s > 0

@@ -405,12 +405,11 @@ def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
             limit = top_budget if rt.engine == "vllm" else units.kib_down(space.cluster.gpu.memory_bytes)
             # SGLang / TensorRT-LLM engines wider than a node, and TensorRT-LLM's attention data
             # parallelism at tp > 1, are ruled out (encoder: add_single_node_engines,
-            # add_trtllm_attention_dp); their numbers only matter to an explanation.
-            off = rt.engine != "vllm" and (
-                shape.engine_width > space.cluster.gpus_per_node
-                or (rt.engine == "trtllm" and shape.trtllm_problem is not None)
-            )
-            skip = bool(shape.violations) or ((weights_kib >= limit or off) and not complete)
+            # add_trtllm_attention_dp); the wide ones' numbers matter to an explanation, the others
+            # have none (evaluate_engine refuses the layout), even in complete tables.
+            unpriced = rt.engine == "trtllm" and shape.trtllm_problem is not None
+            off = rt.engine != "vllm" and (shape.engine_width > space.cluster.gpus_per_node or unpriced)
+            skip = bool(shape.violations) or unpriced or ((weights_kib >= limit or off) and not complete)
             for b, batch in enumerate(space.batches):
                 for m, mml in enumerate(space.max_model_lens):
                     if skip:
