@@ -97,7 +97,7 @@ def explain_serving(plan: ServingPlan) -> str:
     if plan.engine == "vllm":
         launch = plan.vllm_launch
         head += ["", "vllm serve:", "  " + plan.vllm_command]
-        if launch.nodes > 1:
+        if launch.nodes > 1 or len(launch.commands[0]) > 1:
             for i, lines in enumerate(launch.commands):
                 head.append(f"  node {i}:")
                 head += [f"    {line}" for line in lines]

@@ -12,7 +12,11 @@ Usage:
 
 How a plan maps onto vLLM:
 - `tp`, `pp` -> `--tensor-parallel-size`, `--pipeline-parallel-size` (one engine = tp x pp GPUs);
-- `replicas` -> `--data-parallel-size`: one API endpoint balancing over `replicas` engines;
+- `replicas` -> `--data-parallel-size`: one API endpoint balancing over `replicas` engines. Not for
+  a MoE model without expert parallelism: there vLLM would shard the experts over tp x dp GPUs
+  ("expert layers form a (DP x TP) sized tensor parallel group", data-parallel deployment docs) and
+  align every forward pass across the ranks, which is not the plan of `replicas` whole engines that
+  was priced; such a plan runs `replicas` separate `vllm serve` processes behind a load balancer;
 - `enable_expert_parallel` -> `--enable-expert-parallel`: MoE layers are sharded over
   tp x data-parallel ranks (vLLM: "MoE layers will be sharded according to the product of the
   tensor, prefill-context, and data parallel sizes"), so EP = tp x replicas.
@@ -60,6 +64,7 @@ VLLM_FLAG_DEFAULTS: dict[str, object] = {
     "data_parallel_address": None,
     "data_parallel_rpc_port": None,  # None: ParallelConfig.data_parallel_rpc_port = 29550
     "headless": False,
+    "port": 8000,
 }
 """Every engine arg this module emits (vLLM's `dest` names, in emission order) with its vLLM 0.32 default.
 
@@ -132,6 +137,9 @@ DP_RPC_PORT = 29550
 """`--data-parallel-rpc-port` written on every node of a multi-node data-parallel launch (vLLM's own
 default, stated explicitly because all nodes must agree on it)."""
 
+BASE_PORT = 8000
+"""`vllm serve`'s default `--port`; separate engines on a node take BASE_PORT, BASE_PORT + 1, ..."""
+
 RAY_PORT = 6379
 """Port of the Ray head (`ray start --head --port`), Ray's default GCS port."""
 
@@ -178,7 +186,7 @@ def vllm_args(
         "model": model_id,
         "tensor_parallel_size": config.tp,
         "pipeline_parallel_size": config.pp,
-        "data_parallel_size": config.replicas,
+        "data_parallel_size": 1 if separate_engines(config, model) else config.replicas,
         "enable_expert_parallel": config.enable_expert_parallel,
         "max_model_len": config.max_model_len,
         "gpu_memory_utilization": config.gpu_memory_utilization,
@@ -193,7 +201,7 @@ def vllm_args(
         args["enforce_eager"] = True
     if cluster is not None and _spans_nodes(config, cluster):
         args["distributed_executor_backend"] = "ray"
-        if config.replicas > 1:
+        if args["data_parallel_size"] != 1:
             args["data_parallel_backend"] = "ray"
     return {k: args[k] for k in ("model", *VLLM_FLAG_DEFAULTS) if k in args}
 
@@ -209,7 +217,8 @@ def vllm_command(
     the memory plan rests on (tp, max-model-len, gpu-memory-utilization, max-num-seqs).
 
     This is the whole command for a plan on one node, and node 0's for a Ray launch; a multi-node
-    data-parallel plan needs the per-node flags of `vllm_launch`.
+    data-parallel plan needs the per-node flags of `vllm_launch`, and a MoE plan of separate engines
+    (`separate_engines`) runs this line once per engine.
     """
     args = vllm_args(model_id, config, cluster=cluster, model=model)
     return _serve_line(model_id, _non_default(args))
@@ -247,6 +256,8 @@ def vllm_launch(
     """
     args = vllm_args(model_id, config, cluster=cluster, model=model)
     flags = _non_default(args)
+    if separate_engines(config, model):
+        return _separate_launch(model_id, config, cluster, flags)
     if cluster is None or config.gpus <= cluster.gpus_per_node:
         return VllmLaunch(commands=((_serve_line(model_id, flags),),), env={}, notes=())
     if _spans_nodes(config, cluster):
@@ -255,6 +266,54 @@ def vllm_launch(
 
 
 # ----- launch shapes --------------------------------------------------------------------------------
+
+
+def separate_engines(config: ServingConfig, model: ModelSpec | None) -> bool:
+    """`config`'s replicas must run as separate `vllm serve` processes: a MoE model without expert
+    parallelism, where `--data-parallel-size` would make one engine whose ranks share TP-sliced
+    experts (module notes). Unknown without the model (then `--data-parallel-size`, as for dense)."""
+    return config.replicas > 1 and not config.enable_expert_parallel and model is not None and model.is_moe
+
+
+def _separate_launch(
+    model_id: str, config: ServingConfig, cluster: Cluster | None, flags: dict[str, object]
+) -> VllmLaunch:
+    """`replicas` separate engines, packed onto nodes in order, each on its own GPUs and port; an engine
+    wider than a node gets a Ray cluster of its own nodes, its head on its first node."""
+    per_node = cluster.gpus_per_node if cluster is not None else config.gpus
+    width = config.gpus_per_replica
+    commands: list[list[str]] = []
+    notes = [
+        f"{config.replicas} separate engines of {width} GPU(s), ports {BASE_PORT}-"
+        f"{BASE_PORT + config.replicas - 1}: put a load balancer in front (not --data-parallel-size, "
+        f"which would shard this MoE model's experts over all {config.gpus} GPUs and align every "
+        "forward pass across the engines: not the deployment priced here).",
+    ]
+    if width <= per_node:
+        engines_per_node = per_node // width
+        for e in range(config.replicas):
+            node, slot = divmod(e, engines_per_node)
+            while len(commands) <= node:
+                commands.append([])
+            gpus = ",".join(str(slot * width + g) for g in range(width))
+            line = _serve_line(model_id, {**flags, "port": BASE_PORT + e})
+            commands[node].append(f"CUDA_VISIBLE_DEVICES={gpus} {line}")
+        return VllmLaunch(commands=tuple(tuple(c) for c in commands), env={}, notes=tuple(notes))
+    nodes_each = -(-width // per_node)
+    for e in range(config.replicas):
+        head = f"${{HEAD_IP_{e}}}"
+        commands.append(
+            [f"ray start --head --port={RAY_PORT}", _serve_line(model_id, {**flags, "port": BASE_PORT + e})]
+        )
+        commands += [[f"ray start --address={head}:{RAY_PORT}"] for _ in range(1, nodes_each)]
+    notes += [
+        f"each engine spans {nodes_each} nodes with a Ray cluster of its own: export HEAD_IP_<e> (the "
+        "first node of engine e) on that engine's nodes before starting their Ray workers.",
+        "every node needs the same vLLM version and the model at the same path (or HF cache); set "
+        "VLLM_HOST_IP to each node's own address if Ray picks the wrong interface.",
+        "an engine's tensor-parallel groups should stay inside a node, with pipeline stages across nodes.",
+    ]
+    return VllmLaunch(commands=tuple(tuple(c) for c in commands), env={}, notes=tuple(notes))
 
 
 def _ray_launch(

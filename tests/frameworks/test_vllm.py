@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import shlex
 from collections.abc import Callable
 
@@ -110,6 +111,7 @@ VLLM_032_FLAGS: dict[str, tuple[object, Callable[[str], bool] | None]] = {
     "--data-parallel-address": (None, lambda s: bool(s)),
     "--data-parallel-rpc-port": (None, _port),  # ParallelConfig.data_parallel_rpc_port: 29550, 1..65535
     "--headless": (False, None),
+    "--port": (8000, _port),  # FrontendArgs.port: 8000 (separate engines of a MoE plan, one port each)
 }
 
 MODELS = {
@@ -228,13 +230,20 @@ def _grid() -> list[tuple[str, ServingConfig, Cluster | None]]:
 
 def test_every_emitted_flag_is_a_valid_vllm_032_flag() -> None:
     seen: set[str] = set()
-    for model_id, cfg, cluster in _grid():
-        lines = [vllm_command(model_id, cfg, cluster=cluster)]
+    moe = load_model(MODELS["qwen235b"])
+    separate = [  # a MoE model's replicas without EP run as separate engines, one port each
+        (MODELS["qwen235b"], ServingConfig(tp=tp, pp=pp, replicas=3), cluster, moe)
+        for tp, pp in itertools.product((1, 2, 8), (1, 2))
+        for cluster in (None, Cluster.parse("2x8xH100"), Cluster.parse("8x8xH100"))
+        if cluster is None or tp * pp * 3 <= cluster.world_size
+    ]
+    for model_id, cfg, cluster, spec in [(m, c, k, None) for m, c, k in _grid()] + separate:
+        lines = [vllm_command(model_id, cfg, cluster=cluster, model=spec)]
         lines += [
-            line.replace("${HEAD_IP}", "10.0.0.1")
-            for node in vllm_launch(model_id, cfg, cluster=cluster).commands
+            re.sub(r"\$\{HEAD_IP(_\d+)?\}", "10.0.0.1", re.sub(r"^CUDA_VISIBLE_DEVICES=\S+ ", "", line))
+            for node in vllm_launch(model_id, cfg, cluster=cluster, model=spec).commands
             for line in node
-            if line.startswith("vllm")
+            if not line.startswith("ray ")
         ]
         for line in lines:
             for flag, value in _flag_values(line):
@@ -362,3 +371,33 @@ def test_launch_is_frozen() -> None:
     launch = vllm_launch("m", ServingConfig())
     with pytest.raises(ValueError):
         launch.notes = ("x",)  # type: ignore[misc]
+
+
+def test_a_moe_models_replicas_without_ep_run_as_separate_engines() -> None:
+    """vLLM's --data-parallel-size would shard a MoE model's experts over tp x dp GPUs and align every
+    forward pass (a different deployment from the `replicas` whole engines priced), so such a plan
+    runs separate engines: each on its own GPUs and port, no data-parallel flag. Dense models, and
+    MoE with expert parallelism, keep --data-parallel-size."""
+    moe, dense = load_model(MODELS["qwen235b"]), load_model(MODELS["llama70b"])
+    node = Cluster.parse("1x8xH100")
+    cfg = ServingConfig(tp=2, replicas=4)
+    launch = vllm_launch(MODELS["qwen235b"], cfg, cluster=node, model=moe)
+    (lines,) = launch.commands
+    assert [line.split()[0] for line in lines] == [
+        f"CUDA_VISIBLE_DEVICES={g}" for g in ("0,1", "2,3", "4,5", "6,7")
+    ]
+    assert [line.split()[-1] for line in lines] == ["8000", "8001", "8002", "8003"]
+    assert not any("--data-parallel-size" in line for line in lines)
+    assert "load balancer" in launch.notes[0]
+    assert "--data-parallel-size" not in vllm_command(MODELS["qwen235b"], cfg, cluster=node, model=moe)
+    assert "--data-parallel-size 4" in vllm_command(MODELS["llama70b"], cfg, cluster=node, model=dense)
+    ep = cfg.model_copy(update={"enable_expert_parallel": True})
+    assert "--data-parallel-size 4" in vllm_command(MODELS["qwen235b"], ep, cluster=node, model=moe)
+    wide = vllm_launch(
+        MODELS["qwen235b"],
+        ServingConfig(tp=8, pp=2, replicas=2),
+        cluster=Cluster.parse("4x8xH100"),
+        model=moe,
+    )
+    heads = [i for i, cmds in enumerate(wide.commands) if cmds[0].startswith("ray start --head")]
+    assert heads == [0, 2] and "${HEAD_IP_1}" in wide.commands[3][0]
