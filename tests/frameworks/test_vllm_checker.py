@@ -11,6 +11,7 @@ model, expert parallelism on a MoE model. About 7 s per command.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,7 @@ def test_yaml_config_accepted_by_vllm(tmp_path: Path) -> None:
         ("meta-llama/Llama-3.1-8B", ServingConfig(tp=2, replicas=6), "2x8xH100"),
         ("meta-llama/Llama-3.1-70B", ServingConfig(tp=8, pp=2), "2x8xH100"),
         ("meta-llama/Llama-3.1-70B", ServingConfig(tp=8, pp=2, replicas=2), "4x8xH100"),
+        ("Qwen/Qwen3-30B-A3B", ServingConfig(tp=2, replicas=4), "1x8xH100"),  # separate MoE engines
     ],
 )
 def test_multi_node_launch_accepted_by_vllm(
@@ -104,5 +106,8 @@ def test_multi_node_launch_accepted_by_vllm(
     config_dir = _config_dir(tmp_path, model_id)
     for node in launch.commands:
         for line in node:
-            if line.startswith("vllm serve"):
-                _assert_accepted(check_vllm_command(line.replace("${HEAD_IP}", "10.0.0.1"), config_dir), line)
+            serve = re.sub(r"^CUDA_VISIBLE_DEVICES=\S+ ", "", line)
+            if serve.startswith("vllm serve"):
+                _assert_accepted(
+                    check_vllm_command(serve.replace("${HEAD_IP}", "10.0.0.1"), config_dir), line
+                )
