@@ -400,6 +400,16 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
     if args.engine != "vllm":
         fleet_cmd.vllm_memory_knob((args.engine,), args.gpu_memory_utilization is not None)
         return api.evaluate_engine(args.model, cluster, config, workload, args.engine, nsa_backends=nsa)
+    from autoparallel.frameworks.vllm import separate_engines
+
+    if separate_engines(config, model):
+        print(
+            f"note: --dp {config.replicas} without --enable-expert-parallel on a MoE model is evaluated as "
+            f"{config.replicas} separate engines (the launch lines below); vLLM's --data-parallel-size "
+            f"would instead shard the experts over all {config.gpus} GPUs and align the engines' forward "
+            "passes, which this evaluation does not model",
+            file=sys.stderr,
+        )
     return api.evaluate(model, cluster, config, workload)
 
 

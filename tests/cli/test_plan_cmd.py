@@ -269,6 +269,21 @@ def test_plan_for_a_batch_replays_the_chosen_plan(engine: str, capsys: pytest.Ca
     assert all("benchmark" not in alt["perf"] for alt in d["alternatives"])
 
 
+def test_evaluating_moe_replicas_without_ep_says_they_run_separately(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`evaluate --dp N` on a MoE model without EP prices N separate engines and launches them so;
+    a note says vLLM's --data-parallel-size would be another deployment. Dense models get no note."""
+    assert main(["evaluate", "Qwen/Qwen3-30B-A3B", "--cluster", "1x8xH100", "--tp", "2", "--dp", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert "4 separate engines" in err and "CUDA_VISIBLE_DEVICES=6,7" in out
+    assert (
+        main(["evaluate", "meta-llama/Llama-3.1-8B", "--cluster", "1x8xH100", "--tp", "2", "--dp", "4"]) == 0
+    )
+    out, err = capsys.readouterr()
+    assert "separate engines" not in err and "--data-parallel-size 4" in out
+
+
 def test_custom_shape_does_not_inherit_chatbot_limits(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "65536", "--osl", "64"]
     argv.append("--json")
