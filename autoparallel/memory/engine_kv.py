@@ -51,3 +51,9 @@ class EngineKv(BaseModel):
     def fits(self) -> bool:
         """The pool holds at least one block."""
         return self.kv_cache_tokens >= self.block_size
+
+    def pool_tokens_read(self, sparse: bool) -> int:
+        """Pool tokens a step model charges for kernels that touch the whole pool (SGLang's
+        `flashmla_kv` over a BF16 cache quantizes all of it): only sparse-attention layers do, so 0
+        for other models (`ReplicaShape.kv_pool_tokens`)."""
+        return self.kv_cache_tokens if sparse else 0

@@ -130,7 +130,7 @@ def at_request_rate(
         budget, pool = kv_layout(model, cluster.gpu, config, workload).batched_tokens, 0
     else:
         budget, nsa = kv.step_tokens, kv.nsa_backends
-        pool = kv.kv_cache_tokens if model.has_sparse_attention else 0
+        pool = kv.pool_tokens_read(model.has_sparse_attention)
 
     def perf_at(batch: float) -> ServingPerf:
         return perf_at_batch(
@@ -260,7 +260,7 @@ def evaluate_engine(
         kv_headroom_bytes=headroom,
         engine=engine,
         nsa_backends=kv.nsa_backends,
-        kv_pool_tokens=kv.kv_cache_tokens if model.has_sparse_attention else 0,  # only sparse layers read it
+        kv_pool_tokens=kv.pool_tokens_read(model.has_sparse_attention),
     )
     problems: list[str] = []
     if kv.kv_cache_gib <= 0:

@@ -240,7 +240,7 @@ def run_benchmark(
         graph_batch_sizes=engine_kv.cuda_graph_batch_sizes,
         chunked_prefill=engine_kv.chunked_prefill,
         nsa_backends=engine_kv.nsa_backends,
-        kv_pool_tokens=engine_kv.kv_cache_tokens if model.has_sparse_attention else 0,
+        kv_pool_tokens=engine_kv.pool_tokens_read(model.has_sparse_attention),
     )
 
 
@@ -394,8 +394,9 @@ def simulate_benchmark(
     lockstep = replicas > 1 and shape.ep_ranks > shape.tp
     conservativeness = SGLANG_DP_ATTENTION_CONSERVATIVENESS if lockstep and engine == "sglang" else 1.0
     keys = [(isl_all[r::replicas].tobytes(), osl_all[r::replicas].tobytes()) for r in range(replicas)]
-    unique = list(dict.fromkeys(keys))
-    shares = {key: keys.index(key) for key in unique}
+    shares: dict[tuple[bytes, bytes], int] = {}  # each distinct share, by its first replica
+    for r, key in enumerate(keys):
+        shares.setdefault(key, r)
     ranks = {
         key: _rank_steps(
             shape,

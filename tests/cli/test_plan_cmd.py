@@ -199,22 +199,18 @@ def test_evaluate_other_engines(capsys: pytest.CaptureFixture[str]) -> None:
     assert "sglang.launch_server" in capsys.readouterr().out
 
 
+def _evaluate_small(engine: str, *extra: str) -> list[str]:
+    """`evaluate` argv for Llama-3.2-1B on one H100 with `engine` and `extra` flags."""
+    return ["evaluate", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--engine", engine, *extra]
+
+
 @pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
 def test_evaluate_at_a_request_rate_reports_that_load(
     engine: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With --request-rate the figures at that load come beside the full-load ones (which the limits
     are checked against): fewer running requests, a shorter TPOT."""
-    argv = [
-        "evaluate",
-        "meta-llama/Llama-3.2-1B",
-        "--cluster",
-        "1xH100",
-        "--engine",
-        engine,
-        "--request-rate",
-        "2",
-    ]
+    argv = _evaluate_small(engine, "--request-rate", "2")
     assert main([*argv, "--json"]) in (0, 1)
     d = json.loads(capsys.readouterr().out)
     perf = d["perf"]
@@ -232,16 +228,7 @@ def test_evaluate_a_batch_on_other_engines_replays_it(
 ) -> None:
     """A `batch` workload (N prompts at once) on SGLang or TensorRT-LLM is replayed with that engine's
     scheduler, as on vLLM: the finite benchmark's lines come with the steady state."""
-    argv = [
-        "evaluate",
-        "meta-llama/Llama-3.2-1B",
-        "--cluster",
-        "1xH100",
-        "--engine",
-        engine,
-        "--workload",
-        "batch",
-    ]
+    argv = _evaluate_small(engine, "--workload", "batch")
     assert main([*argv, "--json"]) == 0
     bench = json.loads(capsys.readouterr().out)["perf"]["benchmark"]
     assert bench["num_prompts"] == 1000 and bench["output_tokens_per_s"] > 0 and bench["mean_ttft_ms"] > 0

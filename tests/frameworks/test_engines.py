@@ -213,12 +213,12 @@ def _sglang_lines() -> list[str]:
         ("Qwen/Qwen3-8B", "1x2xH100"),
     ):
         for extra in ([], ["--workload", "batch"]):
-            plan = evaluate_or_plan_json(["plan", model, "--cluster", cluster, "--engine", "sglang", *extra])
+            plan = _cli_json(["plan", model, "--cluster", cluster, "--engine", "sglang", *extra])
             lines.append(plan["sglang"]["command"])
     return lines
 
 
-def evaluate_or_plan_json(argv: list[str]) -> dict[str, Any]:
+def _cli_json(argv: list[str]) -> dict[str, Any]:
     """`autoparallel ARGV --json`, parsed (stdout captured here, not by pytest)."""
     import contextlib
     import io
