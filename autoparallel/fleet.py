@@ -136,7 +136,7 @@ class FleetPlan(BaseModel):
     def launches(self) -> list[dict[str, Any]]:
         """Per engine: {commands, env, cuda_visible_devices, notes} from frameworks/vllm.py."""
         out = []
-        for engine in self.deployment.engines:
+        for index, engine in enumerate(self.deployment.engines):
             pool = self.cluster.pools[engine.pool]
             nodes = max(len(engine.placement[0].nodes), 1)
             sub = Cluster.from_shape(
@@ -147,7 +147,7 @@ class FleetPlan(BaseModel):
                 inter_node_gbps=pool.inter_node_gbps,
             )
             if engine.engine != "vllm":
-                out.append(self._engine_launch(engine, sub))
+                out.append(self._engine_launch(engine, sub, index))
                 continue
             launch = vllm_launch(engine.model, engine.config, cluster=sub, model=self.specs[engine.model])
             commands = []
@@ -176,9 +176,11 @@ class FleetPlan(BaseModel):
             )
         return out
 
-    def _engine_launch(self, engine: Any, sub: Cluster) -> dict[str, Any]:
+    def _engine_launch(self, engine: Any, sub: Cluster, index: int) -> dict[str, Any]:
         """An SGLang or TensorRT-LLM engine's launch: one server per replica, on its own port (engines
-        other than vLLM stay inside one node: one line per replica)."""
+        other than vLLM stay inside one node: one line per replica). A TensorRT-LLM engine's options
+        go in a file of its own (`trtllm.options_file_for(index)`, `index`: the engine's place in the
+        deployment), which all its replicas read."""
         from autoparallel.frameworks import sglang, trtllm
         from autoparallel.perf.serving_engines import engine_kv_for
 
@@ -186,17 +188,18 @@ class FleetPlan(BaseModel):
         pool = self.cluster.pools[engine.pool]
         narrow = engine.gpus_per_replica < pool.gpus_per_node
         commands, visible = [], []
+        options_file = trtllm.options_file_for(index)
         for replica in engine.placement:
             if engine.engine == "sglang":
                 kv, _ = engine_kv_for("sglang", self.specs[engine.model], sub, c)
                 line = sglang.sglang_command(engine.model, c, mem_fraction_static=float(kv.rule.split()[-1]))
             else:
-                line = trtllm.trtllm_command(engine.model, c)
+                line = trtllm.trtllm_command(engine.model, c, options_file)
             commands.append([[f"{line} --port {replica.port}"]])
             visible.append(",".join(map(str, replica.gpu_ids)) if narrow else None)
         out: dict[str, Any] = {"commands": commands, "env": {}, "cuda_visible_devices": visible, "notes": []}
         if engine.engine == "trtllm":
-            out["extra_options_file"] = trtllm.EXTRA_OPTIONS_FILE
+            out["extra_options_file"] = options_file
             out["extra_options_yaml"] = trtllm.trtllm_yaml(c)
         return out
 
@@ -270,7 +273,10 @@ class FleetPlan(BaseModel):
                     "model": e["model"],
                     "engine": e["engine"],
                     **(
-                        {"extra_options_yaml": launch["extra_options_yaml"]}
+                        {
+                            "extra_options_file": launch["extra_options_file"],
+                            "extra_options_yaml": launch["extra_options_yaml"],
+                        }
                         if "extra_options_yaml" in launch
                         else {}
                     ),
@@ -333,6 +339,9 @@ class FleetPlan(BaseModel):
                         lines.append(
                             f"  [{e.model} pool {e.pool} node {e.placement[0].nodes[n]}] {prefix}{line}"
                         )
+                if "extra_options_yaml" in launch:
+                    lines.append(f"    {launch['extra_options_file']}:")
+                    lines += ["      " + x for x in launch["extra_options_yaml"].splitlines()]
         return "\n".join(lines)
 
 

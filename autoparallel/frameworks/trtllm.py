@@ -45,7 +45,13 @@ TRTLLM_NULLABLE = frozenset({"cuda_graph_config"})
 """Sub-configs typed `Optional[...]` whose null means off: `cuda_graph_config` defaults to
 `CudaGraphConfig()` (graphs on), so eager mode must write it as null, not leave it out."""
 EXTRA_OPTIONS_FILE = "extra-llm-api-config.yml"
-"""The file name the command refers to."""
+"""The file name a single engine's command refers to (`options_file` in a deployment, one per engine)."""
+
+
+def options_file_for(engine_index: int) -> str:
+    """The extra-options file of the `engine_index`-th engine of a deployment: engines of different
+    models or shapes launched from one directory must not share (and overwrite) one file."""
+    return f"extra-llm-api-config-{engine_index}.yml"
 
 
 def trtllm_options(
@@ -81,8 +87,9 @@ def trtllm_yaml(
     return yaml.safe_dump(opts, sort_keys=False)
 
 
-def trtllm_command(model_id: str, config: ServingConfig) -> str:
-    """The `trtllm-serve` line (parallel sizes on the line, the rest in the extra-options YAML)."""
+def trtllm_command(model_id: str, config: ServingConfig, options_file: str = EXTRA_OPTIONS_FILE) -> str:
+    """The `trtllm-serve` line (parallel sizes on the line, the rest in the extra-options YAML, which
+    the line reads from `options_file`)."""
     opts = trtllm_options(config)
     parts = [
         "trtllm-serve",
@@ -96,5 +103,5 @@ def trtllm_command(model_id: str, config: ServingConfig) -> str:
     ]
     if "moe_expert_parallel_size" in opts:
         parts += ["--ep_size", str(opts["moe_expert_parallel_size"])]
-    parts += ["--extra_llm_api_options", EXTRA_OPTIONS_FILE]
+    parts += ["--extra_llm_api_options", options_file]
     return shlex.join(parts)

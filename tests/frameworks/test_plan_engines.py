@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 import yaml
@@ -217,6 +218,36 @@ def test_deployment_planner_takes_the_engine(capsys: pytest.CaptureFixture[str])
             ns = _parse_sglang(line.rsplit(" --port ", 1)[0])
             per_rank = ns.max_running_requests // (ns.dp_size if ns.enable_dp_attention else 1)
             assert per_rank == e["max_num_seqs"] and ns.tp_size >= e["tp"]
+
+
+def test_a_trtllm_fleet_gives_each_engine_its_own_options_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two models on TensorRT-LLM: each engine's `trtllm-serve` lines read an options file of its
+    own, and the plan file carries that file's name with its content (one shared name would make the
+    second engine's YAML overwrite the first's)."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        "models:\n"
+        "  - {model: Qwen/Qwen3-30B-A3B, request_rate: 20, workload: chatbot}\n"
+        "  - {model: meta-llama/Llama-3.1-8B-Instruct, request_rate: 50, workload: chatbot}\n"
+    )
+    plan_file = tmp_path / "plan.yaml"
+    argv = ["plan", "--fleet", str(fleet), "--cluster", "1x8xH100", "--engine", "trtllm"]
+    assert main([*argv, "--plan-file", str(plan_file)]) == 0
+    text = capsys.readouterr().out
+    engines = yaml.safe_load(plan_file.read_text())["engines"]
+    files = [e["extra_options_file"] for e in engines]
+    assert len(engines) == 2 and len(set(files)) == 2
+    for e in engines:
+        options = yaml.safe_load(e["extra_options_yaml"])
+        _check_schema(options, TRTLLM_YAML_SCHEMA)
+        assert options["tensor_parallel_size"] == e["tp"]
+        for replica in e["replicas"]:
+            ((line,),) = replica["commands"]  # one node, one line
+            words = shlex.split(line)
+            assert words[words.index("--extra_llm_api_options") + 1] == e["extra_options_file"]
+        assert f"{e['extra_options_file']}:" in text  # the report shows each file's content
 
 
 def test_deployment_candidates_are_each_engines_float_model() -> None:
