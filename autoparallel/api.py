@@ -305,6 +305,7 @@ def evaluate_engine(
     (`perf.serving_engines.EngineEvaluation`). `nsa_backends`: SGLang's `--nsa-prefill-backend` /
     `--nsa-decode-backend` for a DeepSeek Sparse Attention model (None: SGLang's default)."""
     from autoparallel.frameworks import sglang, trtllm
+    from autoparallel.perf.engine_support import node_span_problem
     from autoparallel.perf.serving_engines import evaluate_engine as evaluate_on
 
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
@@ -313,6 +314,11 @@ def evaluate_engine(
     mid = served_id(model, m)
     if nsa_backends != (None, None) and engine != "sglang":
         raise InputError("nsa_backends are SGLang settings")
+    attention_dp = config.enable_expert_parallel and config.replicas > 1
+    width = config.tp * config.replicas if attention_dp else config.gpus_per_replica
+    span = node_span_problem(engine, width, c.gpus_per_node)
+    if span is not None:
+        raise InputError(span)
     ev = evaluate_on(m, c, config, w, engine, mid, nsa_backends=nsa_backends)
     if ev.fits:
         from autoparallel.perf.serving_load import run_benchmark
@@ -324,8 +330,16 @@ def evaluate_engine(
         ev = ev.model_copy(update={"at_request_rate": at, "benchmark": bench})
     if engine == "sglang":
         frac = ev.mem_fraction_static or 0.0
-        line = sglang.sglang_command(mid, config, mem_fraction_static=frac, nsa_backends=nsa_backends)
-        return ev.model_copy(update={"command": line})
+        launch = sglang.sglang_launch(
+            mid, config, c.gpus_per_node, mem_fraction_static=frac, nsa_backends=nsa_backends
+        )
+        return ev.model_copy(
+            update={
+                "command": launch.lines[0],
+                "node_commands": launch.lines if launch.nodes > 1 else (),
+                "launch_notes": launch.notes,
+            }
+        )
     yaml_text = trtllm.trtllm_yaml(config)
     command = trtllm.trtllm_command(mid, config)
     return ev.model_copy(update={"command": command, "extra_options_yaml": yaml_text})

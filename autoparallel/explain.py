@@ -104,7 +104,13 @@ def explain_serving(plan: ServingPlan) -> str:
             head += [f"  note: {n}" for n in launch.notes]
     else:
         art = plan.engine_artifacts()
-        head += ["", f"{ENGINE_NAMES[plan.engine]}:", "  " + art["command"]]
+        head += ["", f"{ENGINE_NAMES[plan.engine]}:"]
+        nodes = art.get("node_commands", [art["command"]])
+        if len(nodes) > 1:
+            for i, line in enumerate(nodes):
+                head += [f"  node rank {i}:", f"    {line}"]
+        else:
+            head.append("  " + art["command"])
         if "extra_options_yaml" in art:
             head += [f"  {art['extra_options_file']}:"] + [
                 "    " + x for x in art["extra_options_yaml"].splitlines()

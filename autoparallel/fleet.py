@@ -177,8 +177,9 @@ class FleetPlan(BaseModel):
         return out
 
     def _engine_launch(self, engine: Any, sub: Cluster, index: int) -> dict[str, Any]:
-        """An SGLang or TensorRT-LLM engine's launch: one server per replica, on its own port (engines
-        other than vLLM stay inside one node: one line per replica). A TensorRT-LLM engine's options
+        """An SGLang or TensorRT-LLM engine's launch: one server per replica, on its own port (one line
+        per node it spans: SGLang's multi-node servers; TensorRT-LLM's stay inside a node). A
+        TensorRT-LLM engine's options
         go in a file of its own (`trtllm.options_file_for(index)`, `index`: the engine's place in the
         deployment), which all its replicas read."""
         from autoparallel.frameworks import sglang, trtllm
@@ -187,17 +188,26 @@ class FleetPlan(BaseModel):
         c = engine.config
         pool = self.cluster.pools[engine.pool]
         narrow = engine.gpus_per_replica < pool.gpus_per_node
-        commands, visible = [], []
         options_file = trtllm.options_file_for(index)
+        notes: list[str] = []
+        if engine.engine == "sglang":
+            kv, _ = engine_kv_for("sglang", self.specs[engine.model], sub, c)
+            launch = sglang.sglang_launch(
+                engine.model, c, pool.gpus_per_node, mem_fraction_static=float(kv.rule.split()[-1])
+            )
+            node_lines, notes = list(launch.lines), [n for n in launch.notes if launch.nodes > 1]
+        else:
+            node_lines = [trtllm.trtllm_command(engine.model, c, options_file)]
+        commands, visible = [], []
         for replica in engine.placement:
-            if engine.engine == "sglang":
-                kv, _ = engine_kv_for("sglang", self.specs[engine.model], sub, c)
-                line = sglang.sglang_command(engine.model, c, mem_fraction_static=float(kv.rule.split()[-1]))
-            else:
-                line = trtllm.trtllm_command(engine.model, c, options_file)
-            commands.append([[f"{line} --port {replica.port}"]])
+            commands.append([[f"{line} --port {replica.port}"] for line in node_lines])
             visible.append(",".join(map(str, replica.gpu_ids)) if narrow else None)
-        out: dict[str, Any] = {"commands": commands, "env": {}, "cuda_visible_devices": visible, "notes": []}
+        out: dict[str, Any] = {
+            "commands": commands,
+            "env": {},
+            "cuda_visible_devices": visible,
+            "notes": notes,
+        }
         if engine.engine == "trtllm":
             out["extra_options_file"] = options_file
             out["extra_options_yaml"] = trtllm.trtllm_yaml(c)

@@ -190,22 +190,19 @@ class ServingPlan(_PlanBase):
             return self.engine_eval.memory.rule
         return f"--gpu-memory-utilization {self.config.gpu_memory_utilization:g}"
 
-    @property
-    def _server_config(self) -> ServingConfig:
-        """The configuration of one SGLang server: its data-parallel replicas stay on one node (the
-        planner keeps every SGLang / TensorRT-LLM engine inside a node), one server per node."""
-        c, node = self.config, self.cluster.gpus_per_node
-        if self.engine != "sglang" or c.enable_expert_parallel or c.gpus <= node:
-            return c
-        return c.model_copy(update={"replicas": max(node // c.gpus_per_replica, 1)})
+    @cached_property
+    def sglang_launch(self) -> sglang.SglangLaunch:
+        """SGLang's servers for this plan, their per-node lines and notes (frameworks/sglang.py)."""
+        return sglang.sglang_launch(
+            self.served_id, self.config, self.cluster.gpus_per_node, mem_fraction_static=self._fraction
+        )
 
     @property
     def command(self) -> str:
-        """The engine's launch line (`vllm serve`, `python -m sglang.launch_server`, `trtllm-serve`)."""
+        """The engine's launch line (`vllm serve`, `python -m sglang.launch_server`, `trtllm-serve`;
+        node 0's line when the server spans nodes)."""
         if self.engine == "sglang":
-            return sglang.sglang_command(
-                self.served_id, self._server_config, mem_fraction_static=self._fraction
-            )
+            return self.sglang_launch.lines[0]
         if self.engine == "trtllm":
             return trtllm.trtllm_command(self.served_id, self.config)
         return self.vllm_command
@@ -218,12 +215,13 @@ class ServingPlan(_PlanBase):
     def engine_artifacts(self) -> dict[str, Any]:
         """The launch artifacts of an SGLang or TensorRT-LLM plan (vLLM's are `vllm_*`)."""
         if self.engine == "sglang":
+            launch = self.sglang_launch
             return {
-                "command": self.command,
-                "args": sglang.sglang_args(
-                    self.served_id, self._server_config, mem_fraction_static=self._fraction
-                ),
-                "notes": self.engine_notes,
+                "command": launch.lines[0],
+                "node_commands": list(launch.lines),
+                "servers": launch.servers,
+                "args": sglang.sglang_args(self.served_id, launch.server, mem_fraction_static=self._fraction),
+                "notes": list(launch.notes),
             }
         return {
             "command": self.command,
@@ -237,12 +235,8 @@ class ServingPlan(_PlanBase):
     def engine_notes(self) -> list[str]:
         """How to run the engine's line for this plan."""
         c = self.config
-        per = self._server_config.replicas
-        if self.engine == "sglang" and per < c.replicas:
-            servers = -(-c.replicas // per)
-            last = c.replicas - per * (servers - 1)
-            tail = f" (the last with --dp-size {last})" if last != per else ""
-            return [f"run this line on each of {servers} nodes, {c.replicas} replicas in all{tail}"]
+        if self.engine == "sglang":
+            return list(self.sglang_launch.notes)
         if self.engine == "trtllm" and c.replicas > 1 and not c.enable_expert_parallel:
             return [
                 f"run {c.replicas} copies of this line, one per {c.gpus_per_replica} GPU(s), "

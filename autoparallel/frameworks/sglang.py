@@ -20,17 +20,30 @@ How a plan maps onto SGLang:
 - `--nsa-prefill-backend` / `--nsa-decode-backend` (DeepSeek Sparse Attention) only when the user
   gives them (`autoparallel evaluate --engine sglang`); otherwise SGLang's defaults run, and the step
   model prices those (perf/sparse_attention.py).
+
+Servers and nodes (`sglang_launch`):
+- a server wider than a node spans whole nodes: the same line on each, with `--nnodes N
+  --node-rank r --dist-init-addr ${HEAD_IP}:5000` (SGLang's multi-node docs; node 0 serves HTTP);
+  its width must be a multiple of the node size (SGLang puts tp·pp / nnodes GPUs on every node);
+- replicas without attention DP run as one server per node (`--dp-size` = the replicas that fit a
+  node) when a replica fits a node, else as one multi-node server per replica.
 """
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autoparallel.errors import InputError
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
+
+DIST_INIT_PORT = 5000
+"""Port of a multi-node server's `--dist-init-addr` on its first node (SGLang's multi-node examples)."""
+HEAD_ADDRESS = "${HEAD_IP}"
+"""Placeholder for a server's first node's address; the user exports HEAD_IP on each of its nodes."""
 
 KV_CACHE_DTYPES = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
 """vLLM-style `kv_cache_dtype` -> SGLang's `--kv-cache-dtype` choices."""
@@ -88,7 +101,7 @@ def sglang_command(
     mem_fraction_static: float,
     nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> str:
-    """The `python -m sglang.launch_server ...` line."""
+    """The `python -m sglang.launch_server ...` line of one server running all of `config`."""
     parts = ["python", "-m", "sglang.launch_server"]
     args = sglang_args(model_id, config, mem_fraction_static=mem_fraction_static, nsa_backends=nsa_backends)
     for name, value in args.items():
@@ -98,3 +111,79 @@ def sglang_command(
         else:
             parts += [flag, str(value)]
     return shlex.join(parts)
+
+
+@dataclass(frozen=True)
+class SglangLaunch:
+    """How a plan runs on SGLang: `servers` servers of `server` each, every one over `nodes` nodes."""
+
+    server: ServingConfig
+    """One server's configuration (its `replicas`: the data-parallel ranks behind its endpoint)."""
+    servers: int
+    """Servers the plan runs (each with its own endpoint; a load balancer in front of several)."""
+    nodes: int
+    """Nodes one server spans (1: it stays inside a node)."""
+    lines: tuple[str, ...]
+    """One server's lines, node rank 0 first (a single line when it stays inside a node)."""
+    notes: tuple[str, ...]
+    """How to run them."""
+
+
+def server_nodes(width: int, gpus_per_node: int) -> int:
+    """Nodes a server of `width` GPUs spans.
+
+    Raises:
+        InputError: a server wider than a node whose width is not a multiple of the node size.
+    """
+    if width <= gpus_per_node:
+        return 1
+    if width % gpus_per_node:
+        raise InputError(
+            f"an SGLang server of {width} GPUs cannot span nodes of {gpus_per_node}: SGLang puts the same "
+            "number of GPUs on every node of a server"
+        )
+    return width // gpus_per_node
+
+
+def sglang_launch(
+    model_id: str,
+    config: ServingConfig,
+    gpus_per_node: int,
+    *,
+    mem_fraction_static: float,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
+) -> SglangLaunch:
+    """The servers that run `config` on nodes of `gpus_per_node` GPUs, and their lines (module doc).
+
+    Raises:
+        InputError: a server wider than a node whose width is not a multiple of the node size.
+    """
+    attention_dp = config.enable_expert_parallel and config.replicas > 1
+    server, servers = config, 1
+    if not attention_dp and config.replicas > 1 and config.gpus > gpus_per_node:
+        per = max(gpus_per_node // config.gpus_per_replica, 1)
+        server = config.model_copy(update={"replicas": per})
+        servers = -(-config.replicas // per)
+    nodes = server_nodes(server.gpus, gpus_per_node)
+    line = sglang_command(
+        model_id, server, mem_fraction_static=mem_fraction_static, nsa_backends=nsa_backends
+    )
+    notes: list[str] = []
+    if servers > 1:
+        last = config.replicas - server.replicas * (servers - 1)
+        tail = f" (the last with --dp-size {last})" if last != server.replicas else ""
+        where = "node" if nodes == 1 else f"group of {nodes} nodes"
+        notes.append(
+            f"run {servers} servers, one per {where}, {config.replicas} replicas in all{tail}, behind a load "
+            "balancer"
+        )
+    if nodes == 1:
+        return SglangLaunch(server, servers, 1, (line,), tuple(notes))
+    init = f"--dist-init-addr {HEAD_ADDRESS}:{DIST_INIT_PORT}"
+    lines = tuple(f"{line} --nnodes {nodes} --node-rank {r} {init}" for r in range(nodes))
+    notes.append(
+        f"each server spans {nodes} nodes: run its line with --node-rank r on its r-th node, after "
+        "export HEAD_IP=<address of the server's node 0, reachable from the others> on each of them; node "
+        "0 serves the HTTP endpoint"
+    )
+    return SglangLaunch(server, servers, nodes, lines, tuple(notes))

@@ -150,6 +150,26 @@ def engine_runtime_problem(
     return None
 
 
+def node_span_problem(engine: str, width: int, gpus_per_node: int) -> str | None:
+    """Why `engine` cannot run one engine of `width` GPUs on nodes of `gpus_per_node` as the emitters
+    launch it (None: it can). vLLM spans nodes with Ray; SGLang with `--nnodes` over whole nodes (the
+    same GPU count on each, frameworks/sglang.py); TensorRT-LLM stays inside a node (its multi-node
+    launch under MPI is not emitted)."""
+    if width <= gpus_per_node or engine == "vllm":
+        return None
+    if engine == "sglang":
+        if width % gpus_per_node == 0:
+            return None
+        return (
+            f"an SGLang server of {width} GPUs would span part of a node: its servers span whole nodes "
+            f"of {gpus_per_node} GPUs"
+        )
+    return (
+        f"TensorRT-LLM engines stay inside one node of {gpus_per_node} GPUs (their multi-node launch "
+        f"under MPI is not emitted); this one needs {width}"
+    )
+
+
 def trtllm_layout_problem(tp: int, replicas: int, expert_parallel: bool) -> str | None:
     """TensorRT-LLM's attention data parallelism (`enable_attention_dp`) makes every rank of the engine
     its own data-parallel rank, attention and dense MLP at TP 1 (`mlp_tp_size = 1` "if using attention

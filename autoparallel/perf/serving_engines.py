@@ -59,7 +59,11 @@ class EngineEvaluation(BaseModel):
     fits: bool
     problems: tuple[str, ...]
     command: str = ""
-    """The launch line (filled in by the caller from frameworks/)."""
+    """The launch line (filled in by the caller from frameworks/; node 0's when it spans nodes)."""
+    node_commands: tuple[str, ...] = ()
+    """SGLang: one server's line per node rank, when it spans several nodes."""
+    launch_notes: tuple[str, ...] = ()
+    """How to run the lines."""
     extra_options_yaml: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +100,13 @@ class EngineEvaluation(BaseModel):
                 lines.append(f"  {label:<{width}}  {shown}")
         if self.problems:
             lines += ["problems:"] + [f"  - {x}" for x in self.problems]
-        lines += ["", f"{self.engine}:", "  " + self.command]
+        lines += ["", f"{self.engine}:"]
+        if len(self.node_commands) > 1:
+            for i, line in enumerate(self.node_commands):
+                lines += [f"  node rank {i}:", f"    {line}"]
+        else:
+            lines.append("  " + self.command)
+        lines += [f"  note: {n}" for n in self.launch_notes]
         if self.extra_options_yaml:
             body = self.extra_options_yaml.splitlines()
             lines += ["  extra-llm-api-config.yml:"] + ["    " + x for x in body]

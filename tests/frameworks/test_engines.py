@@ -15,7 +15,8 @@ import yaml
 from autoparallel.api import evaluate_engine
 from autoparallel.cli import main
 from autoparallel.configs import ServingConfig
-from autoparallel.frameworks.sglang import sglang_args, sglang_command
+from autoparallel.errors import InputError
+from autoparallel.frameworks.sglang import sglang_args, sglang_command, sglang_launch
 from autoparallel.frameworks.trtllm import (
     TRTLLM_NULLABLE,
     TRTLLM_YAML_SCHEMA,
@@ -42,6 +43,9 @@ SGLANG_FLAGS = {
     "--disable-cuda-graph": bool,
     "--nsa-prefill-backend": str,
     "--nsa-decode-backend": str,
+    "--nnodes": int,
+    "--node-rank": int,
+    "--dist-init-addr": str,
 }
 """SGLang 0.5 `ServerArgs` flags the emitter may write (server_args.py)."""
 
@@ -56,6 +60,35 @@ def _parse_sglang(line: str) -> argparse.Namespace:
         else:
             p.add_argument(flag, type=kind)
     return p.parse_args(words[3:])
+
+
+def test_sglang_servers_wider_than_a_node_span_whole_nodes() -> None:
+    """A server wider than a node runs the same line on each of its nodes with `--nnodes`, its rank and
+    the first node's address (left for the shell to expand); replicas that fit a node run one server
+    per node; a width that would split a node is refused."""
+    ep = ServingConfig(tp=2, replicas=8, enable_expert_parallel=True)
+    launch = sglang_launch("deepseek-ai/DeepSeek-V3", ep, 8, mem_fraction_static=0.75)
+    assert (launch.servers, launch.nodes, len(launch.lines)) == (1, 2, 2)
+    for rank, line in enumerate(launch.lines):
+        ns = _parse_sglang(line.replace("${HEAD_IP}", "10.0.0.1"))
+        assert (ns.tp_size, ns.dp_size, ns.ep_size, ns.enable_dp_attention) == (16, 8, 16, True)
+        assert (ns.nnodes, ns.node_rank, ns.dist_init_addr) == (2, rank, "10.0.0.1:5000")
+        assert "--dist-init-addr ${HEAD_IP}:5000" in line  # unquoted: the shell expands it
+    pipeline = sglang_launch("m", ServingConfig(tp=8, pp=2, replicas=3), 8, mem_fraction_static=0.8)
+    assert (pipeline.servers, pipeline.nodes, pipeline.server.replicas) == (3, 2, 1)
+    assert _parse_sglang(pipeline.lines[1].replace("${HEAD_IP}", "h")).pp_size == 2
+    assert any("3 servers" in n for n in pipeline.notes)
+    per_node = sglang_launch("m", ServingConfig(tp=2, replicas=6), 8, mem_fraction_static=0.8)
+    assert (per_node.servers, per_node.nodes, per_node.server.replicas) == (2, 1, 4)
+    assert any("--dp-size 2" in n for n in per_node.notes)  # the last server's share
+    one = sglang_launch("m", ServingConfig(tp=2, replicas=2), 8, mem_fraction_static=0.8)
+    assert (one.servers, one.nodes, one.lines) == (
+        1,
+        1,
+        (sglang_command("m", ServingConfig(tp=2, replicas=2), mem_fraction_static=0.8),),
+    )
+    with pytest.raises(InputError, match="same number of GPUs on every node"):
+        sglang_launch("m", ServingConfig(tp=4, pp=3), 8, mem_fraction_static=0.8)
 
 
 def test_sglang_dense_and_expert_parallel_lines() -> None:

@@ -321,3 +321,29 @@ def test_auto_never_picks_an_engine_that_cannot_load_the_model(capsys: pytest.Ca
         main(["evaluate", "bigscience/bloom", "--cluster", "1x8xH100", "--tp", "8", "--engine", "trtllm"])
         == 2
     )
+
+
+def test_sglang_plans_span_whole_nodes_and_tensorrt_stays_in_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """DeepSeek-V3 does not fit one node of H100s: SGLang serves it on two, one line per node rank
+    (plan and evaluate alike); TensorRT-LLM, which stays inside a node, is infeasible and says so."""
+    argv = ["plan", "deepseek-ai/DeepSeek-V3", "--cluster", "2x8xH100", "--disagg", "off"]
+    assert main([*argv, "--engine", "sglang", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    lines = plan["sglang"]["node_commands"]
+    assert plan["config"]["gpus"] == 16 and len(lines) == 2 and plan["sglang"]["command"] == lines[0]
+    for rank, line in enumerate(lines):
+        ns = _parse_sglang(line.replace("${HEAD_IP}", "10.0.0.1"))
+        assert (ns.nnodes, ns.node_rank) == (2, rank) and ns.tp_size * (ns.pp_size or 1) == 16
+    for engine in plan["deployment"]["engines"]:  # the whole-cluster planner's servers, too
+        for replica, nodes in zip(engine["sglang"]["commands"], engine["nodes"], strict=True):
+            assert len(replica) == len(nodes)
+            assert all(f"--node-rank {r} " in line for r, (line,) in enumerate(replica) if len(nodes) > 1)
+    assert main([*argv, "--engine", "trtllm"]) == 1
+    assert "engine_node_span" in capsys.readouterr().err
+    evaluate = ["evaluate", "deepseek-ai/DeepSeek-V3", "--cluster", "2x8xH100", "--engine", "sglang"]
+    assert main([*evaluate, "--tp", "8", "--pp", "2"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "node rank 1:" in out and "--node-rank 1 --dist-init-addr ${HEAD_IP}:5000" in out
+    trtllm = ["evaluate", "deepseek-ai/DeepSeek-V3", "--cluster", "2x8xH100", "--engine", "trtllm"]
+    assert main([*trtllm, "--tp", "8", "--pp", "2"]) == 2  # refused, one line, as plan rules it out
+    assert "stay inside one node" in capsys.readouterr().err

@@ -80,8 +80,8 @@ def _memory(model: ModelSpec, cluster: Cluster, config: ServingConfig, version: 
 def engine_points(
     model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
 ) -> Iterator[tuple[str, ServingConfig]]:
-    """(engine, configuration) of every point of the space whose shape the model accepts. SGLang and
-    TensorRT-LLM points stay inside one node (TensorRT-LLM's data-parallel EP ranks at tp 1) and
+    """(engine, configuration) of every point of the space whose shape the model accepts. TensorRT-LLM
+    points stay inside one node (data-parallel EP ranks at tp 1), SGLang's span whole nodes; both
     take the largest allowed utilization (which they ignore), the space's rules."""
     gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
     mmls = max_model_len_domain(model, workload, options)
@@ -91,8 +91,10 @@ def engine_points(
             continue
         counts = [shape.ep_replicas] if shape.ep else range(1, shape.max_replicas + 1)
         for rt in runtime_domain(model, options, cluster.gpu):
-            if rt.engine != "vllm" and shape.engine_width > cluster.gpus_per_node:
-                continue
+            node = cluster.gpus_per_node
+            wide = shape.engine_width > node
+            if wide and (rt.engine == "trtllm" or (rt.engine == "sglang" and shape.engine_width % node)):
+                continue  # TensorRT-LLM stays in a node; SGLang spans whole nodes
             # TensorRT-LLM's enable_attention_dp: each data-parallel rank is one GPU.
             if rt.engine == "trtllm" and shape.ep and shape.ep_replicas > 1 and shape.tp > 1:
                 continue

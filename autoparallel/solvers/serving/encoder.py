@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from autoparallel import objectives
+from autoparallel.perf.engine_support import node_span_problem
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.serving.space import Point, ServingSpace
@@ -274,7 +275,7 @@ def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
     v.engine = _engines(model, space, runtime, util)
     enc = EncodedServing(model, v, space, explain)
     add_architecture_limits(enc)
-    add_single_node_engines(enc)
+    add_engine_node_spans(enc)
     add_trtllm_attention_dp(enc)
     add_memory_capacity(enc)
     add_max_model_len(enc)
@@ -295,18 +296,15 @@ def add_architecture_limits(enc: EncodedServing) -> None:
             )
 
 
-def add_single_node_engines(enc: EncodedServing) -> None:
-    """SGLang and TensorRT-LLM engines stay inside one node: their multi-node launch (SGLang
-    `--nnodes/--node-rank/--dist-init-addr`, TensorRT-LLM under MPI) is not emitted, so a wider shape
-    is not offered with them."""
+def add_engine_node_spans(enc: EncodedServing) -> None:
+    """An engine spans nodes only as its launch can (`engine_support.node_span_problem`): SGLang
+    servers over whole nodes (`--nnodes`), TensorRT-LLM inside one node."""
     node = enc.space.cluster.gpus_per_node
     for e, lit in enc.vars.engine.items():
-        if e == "vllm":
-            continue
         for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
-            if s.engine_width > node:
+            if node_span_problem(e, s.engine_width, node) is not None:
                 ct = enc.model.add_bool_or([x.Not(), lit.Not()])
-                ct.only_enforce_if(enc.family("single_node_engine")).with_name(f"single_node[{e} {s.label}]")
+                ct.only_enforce_if(enc.family("engine_node_span")).with_name(f"node_span[{e} {s.label}]")
 
 
 def add_trtllm_attention_dp(enc: EncodedServing) -> None:

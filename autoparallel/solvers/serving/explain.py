@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from autoparallel.errors import InfeasibleError
 from autoparallel.memory.vllm_config import apply_dtype_and_quant
-from autoparallel.perf.engine_support import ENGINE_NAMES
+from autoparallel.perf.engine_support import ENGINE_NAMES, node_span_problem
 from autoparallel.perf.serving_engines import engine_kv_for
 from autoparallel.solvers import driver, units
 from autoparallel.solvers.serving.encoder import build
@@ -85,7 +85,7 @@ def reason(space: ServingSpace, family: str) -> str:
         "tpot_slo": _tpot_reason,
         "request_rate": _rate_reason,
         "concurrency": _concurrency_reason,
-        "single_node_engine": _single_node_reason,
+        "engine_node_span": _node_span_reason,
         "trtllm_attention_dp": _trtllm_attention_dp_reason,
     }[family](space)
 
@@ -99,14 +99,21 @@ def _trtllm_attention_dp_reason(space: ServingSpace) -> str:
     )
 
 
-def _single_node_reason(space: ServingSpace) -> str:
+def _node_span_reason(space: ServingSpace) -> str:
     node = space.cluster.gpus_per_node
-    wide = sorted({s.engine_width for s in space.shapes if s.engine_width > node and not s.violations})
-    others = [e for e in space.engines if e != "vllm"]
-    return (
-        f"single_node_engine: {', '.join(others)} plans stay inside one node of {node} GPUs (their "
-        f"multi-node launch is not emitted); the wider shapes need {', '.join(map(str, wide))} GPUs"
-    )
+    seen: list[str] = []
+    for e in space.engines:
+        widths = sorted(
+            {
+                s.engine_width
+                for s in space.shapes
+                if not s.violations and node_span_problem(e, s.engine_width, node) is not None
+            }
+        )
+        if widths:
+            why = "stay inside one node" if e == "trtllm" else "span whole nodes only"
+            seen.append(f"{ENGINE_NAMES[e]} engines {why} ({', '.join(map(str, widths))} GPUs)")
+    return f"engine_node_span: on nodes of {node} GPUs, " + "; ".join(seen)
 
 
 def _memory_reason(space: ServingSpace) -> str:
@@ -149,13 +156,27 @@ def _shape_of(space: ServingSpace, i: int) -> int:
 
 def _mml_reason(space: ServingSpace) -> str:
     t, top = space.tables, max(space.budget_kib)
-    i = min(range(len(t.mml_used_kib)), key=lambda k: (not t.evaluated[k], t.mml_used_kib[k]))
+    runnable = [k for k in range(len(t.mml_used_kib)) if _engine_can_span(space, k)]
+    i = min(runnable or range(len(t.mml_used_kib)), key=lambda k: (not t.evaluated[k], t.mml_used_kib[k]))
     kv = t.mml_used_kib[i] - t.fixed_kib[i]
+    left = top - t.fixed_kib[i]
+    weights = t.weights_kib[i // (len(space.batches) * len(space.max_model_lens))]
+    room = (
+        f"{_gib(left)} is left after weights, activations and CUDA graphs"
+        if left > 0
+        else f"the weights alone take {_gib(weights)} of the {_gib(top)} a GPU offers"
+    )
     return (
         f"max_model_len: one {min(space.max_model_lens)}-token request needs {_gib(kv)} of KV cache per "
-        f"GPU; at best ({_entry_label(space, i)}) {_gib(max(top - t.fixed_kib[i], 0))} is left after "
-        "weights, activations and CUDA graphs"
+        f"GPU; at best ({_entry_label(space, i)}) {room}"
     )
+
+
+def _engine_can_span(space: ServingSpace, i: int) -> bool:
+    """Entry i's engine can launch its shape over the nodes it needs (`node_span_problem`)."""
+    s, r, _, _ = space.unflat(i)
+    width, node = space.shapes[s].engine_width, space.cluster.gpus_per_node
+    return node_span_problem(space.runtimes[r].engine, width, node) is None
 
 
 def _best(space: ServingSpace, table: list[int], lowest: bool) -> tuple[int, int] | None:

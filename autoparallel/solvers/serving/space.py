@@ -39,7 +39,7 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
-from autoparallel.perf.engine_support import engine_runtime_problem, trtllm_layout_problem
+from autoparallel.perf.engine_support import engine_runtime_problem, node_span_problem, trtllm_layout_problem
 from autoparallel.perf.serving_efficiency import ENGINES
 from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.solvers import units
@@ -403,12 +403,13 @@ def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
             weights_kib = units.kib_up(max(weights))
             t.weights_kib.append(weights_kib)
             limit = top_budget if rt.engine == "vllm" else units.kib_down(space.cluster.gpu.memory_bytes)
-            # SGLang / TensorRT-LLM engines wider than a node, and TensorRT-LLM's attention data
-            # parallelism at tp > 1, are ruled out (encoder: add_single_node_engines,
+            # Engines spanning nodes as their launch cannot, and TensorRT-LLM's attention data
+            # parallelism at tp > 1, are ruled out (encoder: add_engine_node_spans,
             # add_trtllm_attention_dp); the wide ones' numbers matter to an explanation, the others
             # have none (evaluate_engine refuses the layout), even in complete tables.
             unpriced = rt.engine == "trtllm" and shape.trtllm_problem is not None
-            off = rt.engine != "vllm" and (shape.engine_width > space.cluster.gpus_per_node or unpriced)
+            span = node_span_problem(rt.engine, shape.engine_width, space.cluster.gpus_per_node)
+            off = span is not None or unpriced
             skip = bool(shape.violations) or unpriced or ((weights_kib >= limit or off) and not complete)
             for b, batch in enumerate(space.batches):
                 for m, mml in enumerate(space.max_model_lens):
