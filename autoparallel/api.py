@@ -340,9 +340,11 @@ def evaluate_engine(
                 "launch_notes": launch.notes,
             }
         )
+    trt = trtllm.trtllm_launch(mid, config, c.gpus_per_node)
     yaml_text = trtllm.trtllm_yaml(config)
-    command = trtllm.trtllm_command(mid, config)
-    return ev.model_copy(update={"command": command, "extra_options_yaml": yaml_text})
+    return ev.model_copy(
+        update={"command": trt.line, "launch_notes": trt.notes, "extra_options_yaml": yaml_text}
+    )
 
 
 def _optimum(m: ModelSpec, c: Cluster, w: Any, options: Any, rate: str, mine: float) -> dict[str, Any]:

@@ -196,11 +196,12 @@ class FleetPlan(BaseModel):
                 engine.model, c, pool.gpus_per_node, mem_fraction_static=float(kv.rule.split()[-1])
             )
             node_lines, notes = list(launch.lines), [n for n in launch.notes if launch.nodes > 1]
-        else:
-            node_lines = [trtllm.trtllm_command(engine.model, c, options_file)]
+        else:  # one line, on the engine's first node (under mpirun when it spans nodes)
+            trt = trtllm.trtllm_launch(engine.model, c, pool.gpus_per_node, options_file)
+            node_lines, notes = [trt.line] + [""] * (trt.nodes - 1), [n for n in trt.notes if trt.nodes > 1]
         commands, visible = [], []
         for replica in engine.placement:
-            commands.append([[f"{line} --port {replica.port}"] for line in node_lines])
+            commands.append([[f"{line} --port {replica.port}"] if line else [] for line in node_lines])
             visible.append(",".join(map(str, replica.gpu_ids)) if narrow else None)
         out: dict[str, Any] = {
             "commands": commands,

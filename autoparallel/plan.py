@@ -204,8 +204,13 @@ class ServingPlan(_PlanBase):
         if self.engine == "sglang":
             return self.sglang_launch.lines[0]
         if self.engine == "trtllm":
-            return trtllm.trtllm_command(self.served_id, self.config)
+            return self.trtllm_launch.line
         return self.vllm_command
+
+    @cached_property
+    def trtllm_launch(self) -> trtllm.TrtllmLaunch:
+        """TensorRT-LLM's engines for this plan, their line and notes (frameworks/trtllm.py)."""
+        return trtllm.trtllm_launch(self.served_id, self.config, self.cluster.gpus_per_node)
 
     @property
     def _fraction(self) -> float:
@@ -234,14 +239,10 @@ class ServingPlan(_PlanBase):
     @property
     def engine_notes(self) -> list[str]:
         """How to run the engine's line for this plan."""
-        c = self.config
         if self.engine == "sglang":
             return list(self.sglang_launch.notes)
-        if self.engine == "trtllm" and c.replicas > 1 and not c.enable_expert_parallel:
-            return [
-                f"run {c.replicas} copies of this line, one per {c.gpus_per_replica} GPU(s), "
-                "behind a load balancer"
-            ]
+        if self.engine == "trtllm":
+            return list(self.trtllm_launch.notes)
         return []
 
     @property

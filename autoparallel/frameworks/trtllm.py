@@ -14,11 +14,17 @@ How a plan maps onto TensorRT-LLM:
 - the KV pool: `kv_cache_config.free_gpu_memory_fraction` (memory/trtllm.py);
 - `enforce_eager` -> `cuda_graph_config: null` (left out, TensorRT-LLM's default turns graphs on);
   otherwise CUDA graphs padded up to `max_batch_size`.
+
+An engine wider than a node spans whole nodes in one MPI world (TensorRT-LLM's trtllm-serve docs,
+"Multi-node Serving with Slurm": every rank runs `trtllm-llmapi-launch trtllm-serve ...`):
+`mpirun -np W --hostfile hostfile --map-by ppr:G:node trtllm-llmapi-launch trtllm-serve ...`, started
+once, with W GPUs over nodes of G (`trtllm_launch`); the Slurm form is in its note.
 """
 
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import yaml
@@ -105,3 +111,45 @@ def trtllm_command(model_id: str, config: ServingConfig, options_file: str = EXT
         parts += ["--ep_size", str(opts["moe_expert_parallel_size"])]
     parts += ["--extra_llm_api_options", options_file]
     return shlex.join(parts)
+
+
+@dataclass(frozen=True)
+class TrtllmLaunch:
+    """How a plan runs on TensorRT-LLM: `engines` engines, each started by `line` over `nodes` nodes."""
+
+    line: str
+    """One engine's launch line (under `mpirun` when it spans nodes)."""
+    engines: int
+    """Separate engines the plan runs (dense replicas; one with attention data parallelism)."""
+    nodes: int
+    """Nodes one engine spans (1: inside a node)."""
+    notes: tuple[str, ...]
+    """How to run it."""
+
+
+def trtllm_launch(
+    model_id: str, config: ServingConfig, gpus_per_node: int, options_file: str = EXTRA_OPTIONS_FILE
+) -> TrtllmLaunch:
+    """The launch of `config` on nodes of `gpus_per_node` GPUs (module doc); an engine wider than a
+    node spans whole nodes (`engine_support.node_span_problem` keeps the planner to those)."""
+    attention_dp = config.enable_expert_parallel and config.replicas > 1  # as `trtllm_options`
+    width = (config.tp * config.replicas if attention_dp else config.tp) * config.pp
+    engines = 1 if attention_dp else config.replicas
+    serve = trtllm_command(model_id, config, options_file)
+    notes: list[str] = []
+    if engines > 1:
+        notes.append(f"run {engines} copies of this line, one per {width} GPU(s), behind a load balancer")
+    if width <= gpus_per_node:
+        return TrtllmLaunch(serve, engines, 1, tuple(notes))
+    nodes = -(-width // gpus_per_node)
+    line = (
+        f"mpirun -np {width} --hostfile hostfile --map-by ppr:{gpus_per_node}:node "
+        f"trtllm-llmapi-launch {serve}"
+    )
+    notes.append(
+        f"each engine spans {nodes} nodes in one MPI world: start its line once, from its first node, "
+        f"with `hostfile` listing its {nodes} nodes (slots={gpus_per_node} each) and {options_file} "
+        f"on every one; under Slurm: srun -N {nodes} --ntasks {width} --ntasks-per-node "
+        f"{gpus_per_node} --mpi=pmix trtllm-llmapi-launch {serve}"
+    )
+    return TrtllmLaunch(line, engines, nodes, tuple(notes))

@@ -152,21 +152,13 @@ def engine_runtime_problem(
 
 def node_span_problem(engine: str, width: int, gpus_per_node: int) -> str | None:
     """Why `engine` cannot run one engine of `width` GPUs on nodes of `gpus_per_node` as the emitters
-    launch it (None: it can). vLLM spans nodes with Ray; SGLang with `--nnodes` over whole nodes (the
-    same GPU count on each, frameworks/sglang.py); TensorRT-LLM stays inside a node (its multi-node
-    launch under MPI is not emitted)."""
-    if width <= gpus_per_node or engine == "vllm":
+    launch it (None: it can). vLLM spans nodes with Ray; SGLang (`--nnodes`) and TensorRT-LLM (one MPI
+    world) span whole nodes only, the same GPU count on each (frameworks/sglang.py, trtllm.py)."""
+    if width <= gpus_per_node or engine == "vllm" or width % gpus_per_node == 0:
         return None
-    if engine == "sglang":
-        if width % gpus_per_node == 0:
-            return None
-        return (
-            f"an SGLang server of {width} GPUs would span part of a node: its servers span whole nodes "
-            f"of {gpus_per_node} GPUs"
-        )
     return (
-        f"TensorRT-LLM engines stay inside one node of {gpus_per_node} GPUs (their multi-node launch "
-        f"under MPI is not emitted); this one needs {width}"
+        f"a {ENGINE_NAMES.get(engine, engine)} engine of {width} GPUs would span part of a node: its "
+        f"engines span whole nodes of {gpus_per_node} GPUs"
     )
 
 

@@ -323,9 +323,10 @@ def test_auto_never_picks_an_engine_that_cannot_load_the_model(capsys: pytest.Ca
     )
 
 
-def test_sglang_plans_span_whole_nodes_and_tensorrt_stays_in_one(capsys: pytest.CaptureFixture[str]) -> None:
-    """DeepSeek-V3 does not fit one node of H100s: SGLang serves it on two, one line per node rank
-    (plan and evaluate alike); TensorRT-LLM, which stays inside a node, is infeasible and says so."""
+def test_engines_wider_than_a_node_span_whole_nodes(capsys: pytest.CaptureFixture[str]) -> None:
+    """DeepSeek-V3 does not fit one node of H100s: SGLang serves it on two with one line per node rank,
+    TensorRT-LLM with one `mpirun` line over both (plan and evaluate alike); a width that would split
+    a node is refused by both."""
     argv = ["plan", "deepseek-ai/DeepSeek-V3", "--cluster", "2x8xH100", "--disagg", "off"]
     assert main([*argv, "--engine", "sglang", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
@@ -338,12 +339,32 @@ def test_sglang_plans_span_whole_nodes_and_tensorrt_stays_in_one(capsys: pytest.
         for replica, nodes in zip(engine["sglang"]["commands"], engine["nodes"], strict=True):
             assert len(replica) == len(nodes)
             assert all(f"--node-rank {r} " in line for r, (line,) in enumerate(replica) if len(nodes) > 1)
-    assert main([*argv, "--engine", "trtllm"]) == 1
-    assert "engine_node_span" in capsys.readouterr().err
-    evaluate = ["evaluate", "deepseek-ai/DeepSeek-V3", "--cluster", "2x8xH100", "--engine", "sglang"]
-    assert main([*evaluate, "--tp", "8", "--pp", "2"]) in (0, 1)
+    assert main([*argv, "--engine", "trtllm", "--json"]) == 0
+    trt = json.loads(capsys.readouterr().out)
+    words = shlex.split(trt["trtllm"]["command"])
+    assert words[:8] == [
+        "mpirun",
+        "-np",
+        "16",
+        "--hostfile",
+        "hostfile",
+        "--map-by",
+        "ppr:8:node",
+        "trtllm-llmapi-launch",
+    ]
+    options = yaml.safe_load(trt["trtllm"]["extra_options_yaml"])
+    assert options["tensor_parallel_size"] * options["pipeline_parallel_size"] == 16
+    for engine in trt["deployment"]["engines"]:  # one mpirun line per engine, on its first node
+        for replica, nodes in zip(engine["trtllm"]["commands"], engine["nodes"], strict=True):
+            assert len(replica) == len(nodes) and len(replica[0]) == 1 and not any(replica[1:])
+            assert replica[0][0].startswith("mpirun ") == (len(nodes) > 1)
+    evaluate = ["evaluate", "deepseek-ai/DeepSeek-V3", "--cluster", "2x8xH100", "--tp", "8", "--pp", "2"]
+    assert main([*evaluate, "--engine", "sglang"]) in (0, 1)
     out = capsys.readouterr().out
     assert "node rank 1:" in out and "--node-rank 1 --dist-init-addr ${HEAD_IP}:5000" in out
-    trtllm = ["evaluate", "deepseek-ai/DeepSeek-V3", "--cluster", "2x8xH100", "--engine", "trtllm"]
-    assert main([*trtllm, "--tp", "8", "--pp", "2"]) == 2  # refused, one line, as plan rules it out
-    assert "stay inside one node" in capsys.readouterr().err
+    assert main([*evaluate, "--engine", "trtllm"]) in (0, 1)
+    assert "mpirun -np 16" in capsys.readouterr().out
+    for engine in ("sglang", "trtllm"):  # 12 GPUs would take one node and half of another
+        split = ["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "2x8xH100", "--tp", "4", "--pp", "3"]
+        assert main([*split, "--engine", engine]) == 2
+        assert "span whole nodes" in capsys.readouterr().err

@@ -80,9 +80,9 @@ def _memory(model: ModelSpec, cluster: Cluster, config: ServingConfig, version: 
 def engine_points(
     model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
 ) -> Iterator[tuple[str, ServingConfig]]:
-    """(engine, configuration) of every point of the space whose shape the model accepts. TensorRT-LLM
-    points stay inside one node (data-parallel EP ranks at tp 1), SGLang's span whole nodes; both
-    take the largest allowed utilization (which they ignore), the space's rules."""
+    """(engine, configuration) of every point of the space whose shape the model accepts. SGLang and
+    TensorRT-LLM points span whole nodes when wider than one (TensorRT-LLM's data-parallel EP ranks
+    at tp 1); both take the largest allowed utilization (which they ignore), the space's rules."""
     gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
     mmls = max_model_len_domain(model, workload, options)
     all_utils = sorted(set(options.gpu_memory_utilizations))
@@ -92,9 +92,8 @@ def engine_points(
         counts = [shape.ep_replicas] if shape.ep else range(1, shape.max_replicas + 1)
         for rt in runtime_domain(model, options, cluster.gpu):
             node = cluster.gpus_per_node
-            wide = shape.engine_width > node
-            if wide and (rt.engine == "trtllm" or (rt.engine == "sglang" and shape.engine_width % node)):
-                continue  # TensorRT-LLM stays in a node; SGLang spans whole nodes
+            if rt.engine != "vllm" and shape.engine_width > node and shape.engine_width % node:
+                continue  # SGLang and TensorRT-LLM span whole nodes only
             # TensorRT-LLM's enable_attention_dp: each data-parallel rank is one GPU.
             if rt.engine == "trtllm" and shape.ep and shape.ep_replicas > 1 and shape.tp > 1:
                 continue

@@ -298,7 +298,7 @@ def add_architecture_limits(enc: EncodedServing) -> None:
 
 def add_engine_node_spans(enc: EncodedServing) -> None:
     """An engine spans nodes only as its launch can (`engine_support.node_span_problem`): SGLang
-    servers over whole nodes (`--nnodes`), TensorRT-LLM inside one node."""
+    (`--nnodes`) and TensorRT-LLM (one MPI world) over whole nodes."""
     node = enc.space.cluster.gpus_per_node
     for e, lit in enc.vars.engine.items():
         for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):

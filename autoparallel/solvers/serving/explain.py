@@ -111,8 +111,9 @@ def _node_span_reason(space: ServingSpace) -> str:
             }
         )
         if widths:
-            why = "stay inside one node" if e == "trtllm" else "span whole nodes only"
-            seen.append(f"{ENGINE_NAMES[e]} engines {why} ({', '.join(map(str, widths))} GPUs)")
+            seen.append(
+                f"{ENGINE_NAMES[e]} engines span whole nodes only ({', '.join(map(str, widths))} GPUs)"
+            )
     return f"engine_node_span: on nodes of {node} GPUs, " + "; ".join(seen)
 
 
