@@ -248,6 +248,12 @@ def _sglang_lines() -> list[str]:
         for extra in ([], ["--workload", "batch"]):
             plan = _cli_json(["plan", model, "--cluster", cluster, "--engine", "sglang", *extra])
             lines.append(plan["sglang"]["command"])
+    # Servers over two nodes (the shell expands HEAD_IP): the planner's DeepSeek-V3 line, a pipeline.
+    plan = _cli_json(["plan", "deepseek-ai/DeepSeek-V3", "--cluster", "2x8xH100", "--engine", "sglang"])
+    pipeline = sglang_launch("m", ServingConfig(tp=8, pp=2), 8, mem_fraction_static=0.8)
+    lines += [
+        x.replace("${HEAD_IP}", "10.0.0.1") for x in (*plan["sglang"]["node_commands"], *pipeline.lines)
+    ]
     return lines
 
 
