@@ -141,10 +141,42 @@ offline batch 1k/1k, RAG 8k/256, reasoning 1k/8k); SLOs are typical interactive 
 SLOs each preset imposes: chatbot TTFT ≤ 2 s and TPOT ≤ 50 ms; rag TTFT ≤ 5 s; reasoning TPOT ≤ 50 ms;
 batch (1,000 prompts sent at once, a finite benchmark) and long-context (8 concurrent) impose none."""
 
-SHAREGPT_CV = 1.0
-"""Length spread (std / mean) taken for ShareGPT-sampled prompts and outputs, both: an approximation of
-the heavy-tailed conversation lengths `vllm bench serve --dataset-name sharegpt` draws (mean ~220
-prompt / ~200 output tokens in the reference rows); not fitted to any throughput."""
+
+def histogram_quantiles(cumulative: tuple[tuple[int, int], ...], points: int = 101) -> tuple[float, ...]:
+    """Lengths at `points` evenly spaced probabilities 0…1 of a length histogram given as cumulative
+    counts at bucket upper edges (`(edge, count of lengths <= edge)`, the Prometheus form; the first
+    edge's count is taken as the lower bound's). Within a bucket the length rises geometrically."""
+    total = cumulative[-1][1]
+    out: list[float] = []
+    for i in range(points):
+        p = i / (points - 1) * total
+        for (lo, below), (hi, upto) in pairwise(cumulative):
+            if p <= upto or hi == cumulative[-1][0]:
+                share = 0.0 if upto == below else min(max((p - below) / (upto - below), 0.0), 1.0)
+                out.append(lo * (hi / lo) ** share)
+                break
+    return tuple(out)
+
+
+SHAREGPT_PROMPT_HISTOGRAM = (
+    (2, 0), (5, 22), (10, 191), (20, 511), (50, 825), (100, 997), (200, 1182), (500, 1748), (1000, 2102),
+    (2000, 2104),
+)  # fmt: skip
+"""Prompt lengths of a ShareGPT serving benchmark as SGLang's metrics counted them: 2,104 requests,
+mean 238 tokens (`sglang:request_prompt_tokens` in SGLang's docs, "Production Metrics", the example
+output; google/gemma-2-9b-it, SGLang's `bench_serving` ShareGPT sampler, which keeps prompts of 2 to
+1,024 tokens and prompt + output up to 2,048, as `vllm bench serve` does from 4)."""
+SHAREGPT_OUTPUT_HISTOGRAM = (
+    (2, 0), (5, 49), (10, 202), (20, 448), (50, 814), (100, 979), (200, 1266), (500, 1883), (1000, 2095),
+    (2000, 2104),
+)  # fmt: skip
+"""Output lengths of the same run (`sglang:request_generation_tokens`, mean 202 tokens): 21 % of the
+outputs are 20 tokens or fewer and the median is near 120, where a log-normal of the same mean and
+spread 1 puts 1 % under 20. A burst's mean TPOT (a mean over requests) is set by those short ones."""
+SHAREGPT_ISL_QUANTILES = histogram_quantiles(SHAREGPT_PROMPT_HISTOGRAM)
+"""The ShareGPT prompt-length shape (`Serving.isl_quantiles`), scaled to a workload's mean by the replay."""
+SHAREGPT_OSL_QUANTILES = histogram_quantiles(SHAREGPT_OUTPUT_HISTOGRAM)
+"""The ShareGPT output-length shape (`Serving.osl_quantiles`)."""
 
 
 class Training(BaseModel):

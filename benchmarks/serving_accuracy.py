@@ -9,7 +9,9 @@ memory/trtllm.py), by the kind of benchmark it is:
 - **offline** (`trtllm-bench`, every request queued, fixed lengths): the finite-benchmark replay
   (perf/serving_load.py) of the run's request count;
 - **burst** (`vllm bench serve --request-rate inf`, ShareGPT prompts all sent at once): the replay
-  with ShareGPT-like length spread (`workload.SHAREGPT_CV`), so the ramp-down tail is in it;
+  with ShareGPT's published length shape (`workload.SHAREGPT_ISL_QUANTILES` /
+  `SHAREGPT_OSL_QUANTILES`) scaled to the row's mean lengths, so the short requests that set the
+  mean TPOT and the ramp-down tail are in it;
 - **concurrency-capped** (a client cap of c requests in flight): the steady-state model at batch c.
 
 **Split.** A row is *fit* when its id is named in the `source` of the efficiency factors of its
@@ -43,7 +45,7 @@ from autoparallel.models import ModelSpec, load_model
 from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_rates, replica_step_times
 from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY
 from autoparallel.perf.serving_load import run_benchmark
-from autoparallel.workload import SHAREGPT_CV, Serving
+from autoparallel.workload import SHAREGPT_ISL_QUANTILES, SHAREGPT_OSL_QUANTILES, Serving
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "inference_benchmarks_dev.csv"
 GPUS = {"H100-SXM-80GB": "H100-SXM", "H200-SXM-141GB": "H200", "B200-180GB": "B200", "GB200 (NVL72)": "GB200"}
@@ -258,7 +260,13 @@ def predict(row: dict[str, str]) -> list[Result]:
         workload = Serving(isl=isl, osl=osl, num_prompts=n)
     else:
         n = int(float(row["num_prompts"] or 1000))
-        workload = Serving(isl=isl, osl=osl, num_prompts=n, isl_cv=SHAREGPT_CV, osl_cv=SHAREGPT_CV)
+        workload = Serving(
+            isl=isl,
+            osl=osl,
+            num_prompts=n,
+            isl_quantiles=SHAREGPT_ISL_QUANTILES,
+            osl_quantiles=SHAREGPT_OSL_QUANTILES,
+        )
     engine_kv = None
     if engine == "sglang":
         dp_att = replicas if row["dp_attention"] == "yes" else 1

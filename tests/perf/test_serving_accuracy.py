@@ -68,13 +68,24 @@ def test_vllm_deepseek_tp8_burst_fit_rows_within_20_percent(acc: ModuleType, row
 def test_vllm_deepseek_v32_tp8_burst_itl_within_20_percent(acc: ModuleType, row_id: str) -> None:
     """V3.2's sparse attention charged as FlashMLA's kernels run it (every token of the TP8 batch
     through the FP8 decode kernel, 16 heads padded to the kernel's 128, all 2,048 top-k slots): the
-    bursts' mean ITL within 20% (0.98-1.06), where V3's dense attention gave 0.60-0.71. These are
+    bursts' mean ITL within 20% (0.84-0.90), where V3's dense attention gave 0.60-0.71. These are
     vLLM's fit rows: the MoE expert cost was chosen on their output tokens/s, never on their ITL; the
-    one checked vLLM burst (I204, DP8 + EP) has ITL 0.52. I208 (--max-model-len 32768, measured ITL
-    154 ms against 131-141 ms for the same setup) comes out 0.90. Mean TPOT is 0.59-0.77 of the
-    measured."""
+    one checked vLLM burst (I204, DP8 + EP) has ITL 0.53. I208 (--max-model-len 32768, measured ITL
+    154 ms against 131-141 ms for the same setup) comes out 0.77."""
     got = {r.what: r for r in acc.predict(_row(row_id))}
     assert 0.8 <= got["ITL ms"].ratio <= 1.2, got["ITL ms"]
+
+
+@pytest.mark.parametrize("row_id", ["I201", "I206", "I207", "I208"])
+def test_vllm_burst_mean_tpot_holds_with_sharegpts_published_length_shape(
+    acc: ModuleType, row_id: str
+) -> None:
+    """A burst's mean TPOT is a mean over requests, set by the short outputs that finish while the
+    admission runs. Drawn from ShareGPT's published histograms (SGLang's docs, 21 % of outputs at 20
+    tokens or fewer) it is within 20 % on vLLM's TP8 bursts (0.89-1.16; never fitted: the expert
+    cost was chosen on tokens/s); the log-normal of spread 1 drawn before gave 0.59-0.77."""
+    got = {r.what: r for r in acc.predict(_row(row_id))}
+    assert 0.8 <= got["TPOT ms"].ratio <= 1.2, got["TPOT ms"]
 
 
 def test_concurrency_capped_rows_within_20_percent(acc: ModuleType) -> None:
@@ -90,11 +101,11 @@ def test_fp4_and_speculative_rows_are_skipped(acc: ModuleType) -> None:
         acc.predict(_row("I212"))
 
 
-@pytest.mark.parametrize("row_id", ["I210", "I214"])
+@pytest.mark.parametrize("row_id", ["I204", "I210", "I214"])
 def test_data_parallel_burst_rows_within_20_percent(acc: ModuleType, row_id: str) -> None:
-    """DeepSeek-V3.2 on 8×H200 with 8 data-parallel replicas (SGLang DP attention): the run ends with
-    the replica holding the draw's longest request (checked rows, never fitted). vLLM's DP8 + EP
-    burst (I204) is at 1.23 since the MoE expert cost refitted to 0."""
+    """DeepSeek-V3.2 on 8×H200 with 8 data-parallel replicas (vLLM DP + EP, SGLang DP attention): the
+    run ends with the replica holding the draw's longest request (checked rows, never fitted). I204
+    is at 1.14 (1.22 under the log-normal lengths)."""
     got = {r.what: r for r in acc.predict(_row(row_id))}
     assert got["output tok/s"].split == "checked" and got["output tok/s"].kind == "burst"
     assert 0.8 <= got["output tok/s"].ratio <= 1.2, got["output tok/s"]

@@ -340,3 +340,17 @@ def test_sglang_decodes_take_no_slots_in_a_prompt_only_step() -> None:
     cfg = ServingConfig(tp=1, pp=8, max_num_seqs=768, max_model_len=2048)
     run = run_benchmark(model, Cluster.parse("1x8xH100"), cfg, PRESETS["batch"], engine="sglang")
     assert run.peak_batch == 768 and run.output_tokens_per_s > 0
+
+
+def test_sharegpt_shape_keeps_the_published_short_output_share() -> None:
+    """The ShareGPT output shape, drawn at the histogram's own mean, holds its short share (448 of
+    2,104 outputs at 20 tokens or fewer) and median bucket (979 at 100 or fewer), where a log-normal
+    of spread 1 and the same mean puts about 1 % under 20."""
+    from autoparallel.workload import SHAREGPT_OSL_QUANTILES
+
+    lengths = draw_lengths(202, 0.0, 2104, seed=3, quantiles=SHAREGPT_OSL_QUANTILES)
+    assert abs((lengths <= 20).mean() - 448 / 2104) < 0.02
+    assert abs((lengths <= 100).mean() - 979 / 2104) < 0.03
+    assert abs(lengths.mean() - 202) < 1
+    lognormal = draw_lengths(202, 1.0, 2104, seed=3)
+    assert (lognormal <= 20).mean() < 0.03
