@@ -121,25 +121,11 @@ class Serving(BaseModel):
 
     @classmethod
     def preset(cls, name: str) -> Serving:
-        """A named profile: chatbot, batch, rag, long-context, reasoning."""
+        """A named profile: chatbot, batch, rag, long-context, reasoning, sharegpt."""
         try:
             return PRESETS[name.lower()]
         except KeyError:
             raise InputError(f"unknown workload {name!r}; choose one of: {', '.join(PRESETS)}") from None
-
-
-PRESETS: dict[str, Serving] = {
-    "chatbot": Serving(name="chatbot", isl=1024, osl=256, tpot_ms=50.0, ttft_ms=2000.0),
-    "batch": Serving(name="batch", isl=1024, osl=1024, num_prompts=1000),
-    "rag": Serving(name="rag", isl=8192, osl=256, ttft_ms=5000.0),
-    "long-context": Serving(name="long-context", isl=131072, osl=1024, concurrency=8),
-    "reasoning": Serving(name="reasoning", isl=1024, osl=8192, tpot_ms=50.0),
-}
-"""Serving presets. Shapes follow common serving benchmarks (ShareGPT-like chat 1k/256,
-offline batch 1k/1k, RAG 8k/256, reasoning 1k/8k); SLOs are typical interactive targets.
-
-SLOs each preset imposes: chatbot TTFT ≤ 2 s and TPOT ≤ 50 ms; rag TTFT ≤ 5 s; reasoning TPOT ≤ 50 ms;
-batch (1,000 prompts sent at once, a finite benchmark) and long-context (8 concurrent) impose none."""
 
 
 def histogram_quantiles(cumulative: tuple[tuple[int, int], ...], points: int = 101) -> tuple[float, ...]:
@@ -177,6 +163,35 @@ SHAREGPT_ISL_QUANTILES = histogram_quantiles(SHAREGPT_PROMPT_HISTOGRAM)
 """The ShareGPT prompt-length shape (`Serving.isl_quantiles`), scaled to a workload's mean by the replay."""
 SHAREGPT_OSL_QUANTILES = histogram_quantiles(SHAREGPT_OUTPUT_HISTOGRAM)
 """The ShareGPT output-length shape (`Serving.osl_quantiles`)."""
+
+
+PRESETS: dict[str, Serving] = {
+    "chatbot": Serving(name="chatbot", isl=1024, osl=256, tpot_ms=50.0, ttft_ms=2000.0),
+    "batch": Serving(name="batch", isl=1024, osl=1024, num_prompts=1000),
+    "rag": Serving(name="rag", isl=8192, osl=256, ttft_ms=5000.0),
+    "long-context": Serving(name="long-context", isl=131072, osl=1024, concurrency=8),
+    "reasoning": Serving(name="reasoning", isl=1024, osl=8192, tpot_ms=50.0),
+    "sharegpt": Serving(
+        name="sharegpt",
+        isl=238,
+        osl=202,
+        num_prompts=1000,
+        max_model_len=2048,
+        isl_quantiles=SHAREGPT_ISL_QUANTILES,
+        osl_quantiles=SHAREGPT_OSL_QUANTILES,
+    ),
+}
+"""Serving presets. Shapes follow common serving benchmarks (ShareGPT-like chat 1k/256,
+offline batch 1k/1k, RAG 8k/256, reasoning 1k/8k); SLOs are typical interactive targets.
+
+sharegpt is `vllm bench serve --dataset-name sharegpt --num-prompts 1000` (request rate inf): 1,000
+prompts at once drawn from ShareGPT's published length histograms (`SHAREGPT_*`, means 238 / 202
+tokens as SGLang's docs count them; other tokenizers give 219-230 / 197-203), requests of up to 2,048
+tokens as the benchmark's sampler keeps them.
+
+SLOs each preset imposes: chatbot TTFT ≤ 2 s and TPOT ≤ 50 ms; rag TTFT ≤ 5 s; reasoning TPOT ≤ 50 ms;
+batch and sharegpt (1,000 prompts sent at once, finite benchmarks) and long-context (8 concurrent)
+impose none."""
 
 
 class Training(BaseModel):

@@ -52,7 +52,7 @@ def _add_serving_workload(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workload",
         default=None,
-        help="serving preset: chatbot, batch, rag, long-context, reasoning (default chatbot)",
+        help="serving preset: chatbot, batch, rag, long-context, reasoning, sharegpt (default chatbot)",
     )
     p.add_argument("--workload-file", help="a workload file written by `autoparallel profile`")
     p.add_argument("--isl", type=bounded("isl"), help="input tokens per request")

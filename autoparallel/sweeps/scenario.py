@@ -7,7 +7,7 @@ engine) from keyword lists or command-line flags, or read from a file:
           (a bare list is the same as `scenarios:`)
     CSV   one scenario per row; the columns are the keys of a row (`SCENARIO_COLUMNS`)
 
-A workload is a serving preset name (chatbot, batch, rag, long-context, reasoning) or a mapping:
+A workload is a serving preset name (chatbot, batch, rag, long-context, reasoning, sharegpt) or a mapping:
 serving fields (`preset` or `workload_file`, `isl`, `osl`, `concurrency`, `request_rate`,
 `ttft_ms`, `tpot_ms`, `max_model_len`, `name`) or training fields (`seq_len`, `global_batch`,
 `tokens`, `precision`). A `workload_file` (written by `autoparallel profile`) is read when the

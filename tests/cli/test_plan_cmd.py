@@ -386,3 +386,16 @@ def test_deepseek_v3_training_is_explained_by_memory_alone(capsys: pytest.Captur
     reasons = [line for line in err.splitlines() if line.startswith("  - ")]
     assert len(reasons) == 1 and reasons[0].startswith("  - memory:"), err
     assert "GiB" in reasons[0] and "usable" in reasons[0]
+
+
+def test_sharegpt_preset_replays_1000_prompts_of_the_published_shape(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--workload sharegpt` is `vllm bench serve --dataset-name sharegpt --num-prompts 1000`: a finite
+    benchmark drawn from ShareGPT's published length histograms, so the short outputs pull the mean
+    TPOT (a mean over requests) above the median, as published ShareGPT runs show."""
+    assert main([*_evaluate_small("vllm", "--workload", "sharegpt"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["workload"]["osl_quantiles"] and d["config"]["max_model_len"] == 2048
+    bench = d["perf"]["benchmark"]
+    assert bench["num_prompts"] == 1000 and bench["mean_tpot_ms"] > 1.2 * bench["median_tpot_ms"]
