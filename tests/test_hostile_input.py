@@ -117,8 +117,12 @@ def test_top_k_above_the_expert_count_is_refused() -> None:
 
 
 def test_batched_token_budget_below_max_num_seqs_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _, err = _run(["evaluate", M, *C, "--max-num-batched-tokens", "1"], capsys)
+    argv = ["evaluate", M, *C, "--max-num-batched-tokens", "1"]
+    rc, _, err = _run([*argv, "--max-num-seqs", "256"], capsys)
     assert rc == 2 and "max_num_batched_tokens=1: below max_num_seqs=256" in err
+    # Without --max-num-seqs vLLM's own default applies, capped at the token budget as vLLM caps it.
+    rc, out, _ = _run([*argv, "--json"], capsys)
+    assert rc in (0, 1) and json.loads(out)["config"]["max_num_seqs"] == 1
 
 
 @pytest.mark.parametrize("command", ["plan", "evaluate"])

@@ -156,7 +156,13 @@ def add_evaluate_parser(sub: Any) -> None:
         help="training (default selective)",
     )
     p.add_argument("--enable-expert-parallel", action="store_true", default=None)
-    p.add_argument("--max-num-seqs", type=bounded("max_num_seqs"), default=None, help="default 256")
+    p.add_argument(
+        "--max-num-seqs",
+        type=bounded("max_num_seqs"),
+        default=None,
+        help="default: vLLM's own for the GPU (1024 on GPUs of 70 GiB+ but A100, else 256); 256 on "
+        "SGLang and TensorRT-LLM",
+    )
     p.add_argument("--max-model-len", type=bounded("max_model_len"), default=None)
     p.add_argument("--max-num-batched-tokens", type=bounded("max_num_batched_tokens"), default=None)
     p.add_argument(
@@ -208,6 +214,9 @@ _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
     "evaluate": (*_TRAINING_FLAGS, "cp", "ep", "vp", "micro_batch", "zero", "recompute"),
 }
 """Options that only a training job uses: given without --train they are an error."""
+_ENGINE_MAX_NUM_SEQS = 256
+"""`evaluate --engine sglang|trtllm` without `--max-num-seqs`: their running-request cap (vLLM's own
+default applies on vLLM, `_default_max_num_seqs`)."""
 _DEFAULTS: dict[str, Any] = {
     "precision": "bf16",
     "top": 1,
@@ -218,7 +227,6 @@ _DEFAULTS: dict[str, Any] = {
     "zero": "dist",
     "recompute": "selective",
     "enable_expert_parallel": False,
-    "max_num_seqs": 256,
     "kv_cache_dtype": "auto",
     "enforce_eager": False,
     "engine": "vllm",
@@ -413,16 +421,32 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
     return api.evaluate(model, cluster, config, workload)
 
 
+def _default_max_num_seqs(args: argparse.Namespace, cluster: Any, max_model_len: int) -> int:
+    """`max_num_seqs` when not given: vLLM's own default for the GPU (`vllm serve` at the release the
+    memory model follows: 1,024 sequences on GPUs of 70 GiB and more but A100, else 256), so that
+    `evaluate` prices what a bare `vllm serve` runs; SGLang and TensorRT-LLM take 256."""
+    if args.engine != "vllm":
+        return _ENGINE_MAX_NUM_SEQS
+    from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
+    from autoparallel.memory.vllm_config import resolve_batch_defaults
+    from autoparallel.memory.vllm_versions import parse_vllm_version, rules_for
+
+    rules = rules_for(parse_vllm_version(DEFAULT_VLLM_VERSION))
+    seqs, _ = resolve_batch_defaults(rules, cluster.gpu, max_model_len, None, args.max_num_batched_tokens)
+    return seqs
+
+
 def _serving_config(args: argparse.Namespace, model: Any, cluster: Any, workload: Any) -> Any:
     from autoparallel.configs import ServingConfig
 
+    mml = args.max_model_len or workload.deploy_len(model.max_position_embeddings)
     fields: dict[str, Any] = {
         "tp": args.tp,
         "pp": args.pp,
         "replicas": args.dp or max(1, cluster.world_size // (args.tp * args.pp)),
         "enable_expert_parallel": args.enable_expert_parallel,
-        "max_num_seqs": args.max_num_seqs,
-        "max_model_len": args.max_model_len or workload.deploy_len(model.max_position_embeddings),
+        "max_num_seqs": args.max_num_seqs or _default_max_num_seqs(args, cluster, mml),
+        "max_model_len": mml,
         "max_num_batched_tokens": args.max_num_batched_tokens,
         "kv_cache_dtype": args.kv_cache_dtype,
         "quantization": args.quantization,
