@@ -157,8 +157,8 @@ def node_span_problem(engine: str, width: int, gpus_per_node: int) -> str | None
     if width <= gpus_per_node or engine == "vllm" or width % gpus_per_node == 0:
         return None
     return (
-        f"a {ENGINE_NAMES.get(engine, engine)} engine of {width} GPUs would span part of a node: its "
-        f"engines span whole nodes of {gpus_per_node} GPUs"
+        f"{ENGINE_NAMES.get(engine, engine)} cannot run one engine over {width} GPUs on nodes of "
+        f"{gpus_per_node}: its engines span whole nodes, the same GPU count on each"
     )
 
 
