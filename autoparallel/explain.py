@@ -90,7 +90,7 @@ def explain_serving(plan: ServingPlan) -> str:
         b = plan.benchmark
         head += [
             "",
-            f"finite benchmark ({b.num_prompts} prompts sent at once, perf/serving_load.py):",
+            f"finite benchmark ({b.title}, perf/serving_load.py):",
             _table(("metric", "value"), b.report_rows()),
         ]
     head += _reasons(plan.binding, plan.runner_up, plan.problems)

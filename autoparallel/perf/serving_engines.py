@@ -92,7 +92,7 @@ class EngineEvaluation(BaseModel):
         if self.benchmark is not None:
             rows = self.benchmark.report_rows()
             width = max(len(label) for label, _ in rows)
-            lines.append(f"finite benchmark ({self.benchmark.num_prompts} prompts sent at once):")
+            lines.append(f"finite benchmark ({self.benchmark.title}):")
             for label, value in rows:
                 shown = str(value)
                 if isinstance(value, float):

@@ -80,12 +80,15 @@ class BenchmarkRun(BaseModel):
 
     num_prompts: int
     """Prompts sent (all replicas)."""
+    max_concurrency: int | None = None
+    """The client's cap on requests in flight (`vllm bench serve --max-concurrency`, the workload's
+    `concurrency`): a prompt is sent when an earlier one ends. None: all are sent at t = 0."""
     duration_s: float
     """From the first prompt sent to the last token received, s."""
     output_tokens_per_s: float
     """All output tokens / duration (all replicas)."""
     mean_ttft_ms: float
-    """Mean time to first token from t = 0, queueing included, ms."""
+    """Mean time to first token from each prompt's send (t = 0 without a cap: queueing included), ms."""
     mean_tpot_ms: float
     """Mean over requests of (e2e − TTFT) / (output tokens − 1), ms."""
     mean_itl_ms: float
@@ -116,13 +119,21 @@ class BenchmarkRun(BaseModel):
     tail_fraction: float
     """Share of the run spent with fewer than half the peak batch running (the ramp-down tail)."""
 
+    @property
+    def title(self) -> str:
+        """What was replayed, for people: "1000 prompts sent at once" or "... at most 32 in flight"."""
+        if self.max_concurrency is None:
+            return f"{self.num_prompts} prompts sent at once"
+        return f"{self.num_prompts} prompts, at most {self.max_concurrency} in flight"
+
     def report_rows(self) -> list[tuple[str, object]]:
         """(metric, value) lines for people, in `vllm bench serve`'s order."""
+        since = "queueing included" if self.max_concurrency is None else "from each prompt's send"
         return [
             ("output tokens/s", self.output_tokens_per_s),
             ("peak output tokens/s (one second)", self.peak_output_tokens_per_s),
             ("duration s", self.duration_s),
-            ("mean TTFT ms (queueing included)", self.mean_ttft_ms),
+            (f"mean TTFT ms ({since})", self.mean_ttft_ms),
             ("median / P99 TTFT ms", f"{self.median_ttft_ms:,.0f} / {self.p99_ttft_ms:,.0f}"),
             ("mean TPOT ms", self.mean_tpot_ms),
             ("median / P99 TPOT ms", f"{self.median_tpot_ms:,.1f} / {self.p99_tpot_ms:,.1f}"),
@@ -327,6 +338,16 @@ class _Pool:
     groups: float  # blocks per block_size tokens over all KV-cache groups
 
 
+def _send_times(finish: np.ndarray, in_flight: int) -> np.ndarray:
+    """When a capped client sends each of a replica's requests (in their order): the first
+    `in_flight` at t = 0, each later one as the next of the earlier ones ends (the replay admits in
+    that order, so the k-th request past the cap takes the slot of the k-th finish)."""
+    sends = np.zeros(len(finish))
+    if len(finish) > in_flight:
+        sends[in_flight:] = np.sort(finish)[: len(finish) - in_flight]
+    return sends
+
+
 def simulate_benchmark(
     model: ModelSpec,
     cluster: Cluster,
@@ -346,7 +367,8 @@ def simulate_benchmark(
     nsa_backends: tuple[str | None, str | None] = (None, None),
     kv_pool_tokens: int = 0,
 ) -> BenchmarkRun:
-    """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once.
+    """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once, or, with
+    the workload's `concurrency`, by a client that keeps that many in flight (TTFT from each send).
 
     `kv_blocks`, `block_size`, `blocks_per_seq` and `batched_tokens` describe one replica's KV pool
     and step budget as the engine sizes them; `max_running` caps running requests (default
@@ -380,11 +402,16 @@ def simulate_benchmark(
         ReplicaShape.of(config), engine=engine, nsa_backends=nsa_backends, kv_pool_tokens=kv_pool_tokens
     )
     limit = max_running or config.max_num_seqs
+    cap = workload.concurrency
+    if cap is not None:
+        # The client keeps at most `cap` requests in flight over the deployment, dealt evenly: a
+        # replica never runs more than its share, whatever its own limits.
+        limit = min(limit, max(1, math.ceil(cap / replicas)))
     policy = SCHEDULING[engine]
     # Every replica replays its own share of one draw (the DP load balancer deals requests round
     # robin): the run lasts until the slowest replica's last token, so the longest requests of the
     # whole draw set the duration, not those of one replica's share.
-    firsts, finishes, gap_values, gap_counts = [], [], [], []
+    firsts, finishes, sends, gap_values, gap_counts = [], [], [], [], []
     per_second = np.zeros(0)  # output tokens of all replicas in each second
     steps = peak = preempted = 0
     batch_sum = tail_s = 0.0
@@ -427,6 +454,7 @@ def simulate_benchmark(
     for key in keys:
         run = replayed[key]
         firsts.append(run.first)
+        sends.append(_send_times(run.finish, limit) if cap is not None else np.zeros(len(run.first)))
         finishes.append(run.finish)
         gap_values.append(run.gaps)
         gap_counts.append(run.gap_counts)
@@ -450,15 +478,16 @@ def simulate_benchmark(
     tpots = gaps / (osl[multi] - 1)
     tpot = float(tpots.mean()) if multi.any() else 0.0
     itl = float(gaps.sum() / (osl[multi] - 1).sum()) if multi.any() else 0.0
-    ttfts = first + overhead
+    ttfts = first - np.concatenate(sends) + overhead  # from each prompt's send (t = 0 uncapped)
     itl_p50, itl_p99 = weighted_percentiles(
         np.concatenate(gap_values), np.concatenate(gap_counts), (50.0, 99.0)
     )
     return BenchmarkRun(
         num_prompts=n_total,
+        max_concurrency=cap,
         duration_s=duration,
         output_tokens_per_s=out_tokens / duration,
-        mean_ttft_ms=(float(first.mean()) + overhead) * 1e3,
+        mean_ttft_ms=float(ttfts.mean()) * 1e3,
         mean_tpot_ms=tpot * 1e3,
         mean_itl_ms=itl * 1e3,
         median_ttft_ms=float(np.percentile(ttfts, 50)) * 1e3,

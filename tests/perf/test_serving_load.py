@@ -354,3 +354,25 @@ def test_sharegpt_shape_keeps_the_published_short_output_share() -> None:
     assert abs(lengths.mean() - 202) < 1
     lognormal = draw_lengths(202, 1.0, 2104, seed=3)
     assert (lognormal <= 20).mean() < 0.03
+
+
+def test_send_times_of_a_capped_client() -> None:
+    """Two in flight: the first two go at t = 0, each later one as the next earlier one ends."""
+    finish = np.array([5.0, 3.0, 9.0, 4.0])
+    assert sl._send_times(finish, 2).tolist() == [0.0, 0.0, 3.0, 4.0]
+    assert sl._send_times(finish, 8).tolist() == [0.0] * 4
+
+
+def test_a_concurrency_cap_keeps_that_many_in_flight_and_times_ttft_from_each_send(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """`vllm bench serve --max-concurrency 8`: the replica runs at most 8 requests however large its
+    own limit, TTFT counts from each prompt's send (about one prefill, not the queue), and the run
+    takes longer than the same prompts sent at once."""
+    at_once = Serving(isl=220, osl=200, num_prompts=200)
+    capped = at_once.model_copy(update={"concurrency": 8})
+    free = run_benchmark(qwen8b, H100, CFG, at_once)
+    run = run_benchmark(qwen8b, H100, CFG, capped)
+    assert run.max_concurrency == 8 and run.peak_batch == 8 and "at most 8 in flight" in run.title
+    assert run.p99_ttft_ms < 0.2 * free.p99_ttft_ms and run.p99_ttft_ms < 250  # 8 prompts' prefill
+    assert run.duration_s > free.duration_s and run.mean_tpot_ms < free.mean_tpot_ms
+    two = run_benchmark(qwen8b, Cluster.parse("1x2xH100"), CFG.model_copy(update={"replicas": 2}), capped)
+    assert two.peak_batch == 4  # the cap is over the deployment, dealt over its replicas
