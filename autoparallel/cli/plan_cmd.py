@@ -160,8 +160,8 @@ def add_evaluate_parser(sub: Any) -> None:
         "--max-num-seqs",
         type=bounded("max_num_seqs"),
         default=None,
-        help="default: vLLM's own for the GPU (1024 on GPUs of 70 GiB+ but A100, else 256); 256 on "
-        "SGLang and TensorRT-LLM",
+        help="default: the engine's own: vLLM's for the GPU (1024 on GPUs of 70 GiB+ but A100, else "
+        "256), SGLang's from its pool (2048-4096); 256 on TensorRT-LLM",
     )
     p.add_argument("--max-model-len", type=bounded("max_model_len"), default=None)
     p.add_argument("--max-num-batched-tokens", type=bounded("max_num_batched_tokens"), default=None)
@@ -215,8 +215,8 @@ _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
 }
 """Options that only a training job uses: given without --train they are an error."""
 _ENGINE_MAX_NUM_SEQS = 256
-"""`evaluate --engine sglang|trtllm` without `--max-num-seqs`: their running-request cap (vLLM's own
-default applies on vLLM, `_default_max_num_seqs`)."""
+"""`evaluate --engine trtllm` without `--max-num-seqs`: its `max_batch_size` (vLLM's and SGLang's own
+defaults apply on those engines, `_default_max_num_seqs`)."""
 _DEFAULTS: dict[str, Any] = {
     "precision": "bf16",
     "top": 1,
@@ -407,6 +407,8 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
             )
     if args.engine != "vllm":
         fleet_cmd.vllm_memory_knob((args.engine,), args.gpu_memory_utilization is not None)
+        if args.engine == "sglang" and args.max_num_seqs is None:
+            config = _sglang_default_running(model, cluster, config, nsa)
         return api.evaluate_engine(args.model, cluster, config, workload, args.engine, nsa_backends=nsa)
     from autoparallel.frameworks.vllm import separate_engines
 
@@ -421,10 +423,23 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
     return api.evaluate(model, cluster, config, workload)
 
 
+def _sglang_default_running(model: Any, cluster: Any, config: Any, nsa: tuple[str | None, str | None]) -> Any:
+    """`config` with SGLang's own default running-request cap per rank: the request slots its pool
+    gives (`memory.sglang.sglang_kv`, 2,048 to 4,096), what a server without
+    `--max-running-requests` runs."""
+    from autoparallel.memory.sglang import MAX_REQUEST_SLOTS
+    from autoparallel.perf.serving_engines import engine_kv_for
+
+    widest = config.model_copy(update={"max_num_seqs": MAX_REQUEST_SLOTS})
+    kv, _ = engine_kv_for("sglang", model, cluster, widest, nsa)
+    return config.model_copy(update={"max_num_seqs": kv.max_running})
+
+
 def _default_max_num_seqs(args: argparse.Namespace, cluster: Any, max_model_len: int) -> int:
     """`max_num_seqs` when not given: vLLM's own default for the GPU (`vllm serve` at the release the
     memory model follows: 1,024 sequences on GPUs of 70 GiB and more but A100, else 256), so that
-    `evaluate` prices what a bare `vllm serve` runs; SGLang and TensorRT-LLM take 256."""
+    `evaluate` prices what a bare `vllm serve` runs; SGLang's is set from its pool later
+    (`_sglang_default_running`); TensorRT-LLM takes 256."""
     if args.engine != "vllm":
         return _ENGINE_MAX_NUM_SEQS
     from autoparallel.memory.serving import DEFAULT_VLLM_VERSION

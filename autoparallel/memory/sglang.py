@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 MIB = float(2**20)
 GIB = float(2**30)
+MAX_REQUEST_SLOTS = 4096
+"""The most request slots SGLang's default `max_running_requests` gives a rank (`ModelRunner`:
+min(max(pool tokens / context_len · 512, 2048), 4096))."""
 
 
 def sglang_stored_kv_dtype(model: ModelSpec, gpu: GPU, kv_cache_dtype: str) -> str:
@@ -100,7 +103,7 @@ def sglang_kv(
     kv = total * frac - memory.weights_gib * GIB - memory.non_torch_gib * GIB
     per_token = memory.kv_bytes_per_token_all_layers_per_gpu
     tokens = int(kv // per_token) if kv > 0 and per_token > 0 else 0
-    slots = min(max(int(tokens / max(context_len, 1) * 512), 2048), 4096)
+    slots = min(max(int(tokens / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
     return EngineKv(
         engine="sglang",
         rule=f"--mem-fraction-static {frac:.3f}",

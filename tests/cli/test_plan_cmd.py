@@ -403,13 +403,20 @@ def test_sharegpt_preset_replays_1000_prompts_of_the_published_shape(
 
 @pytest.mark.parametrize(
     ("cluster", "engine", "seqs"),
-    [("1xH100", "vllm", 1024), ("1xA100-80G", "vllm", 256), ("1xL4", "vllm", 256), ("1xH100", "sglang", 256)],
+    [
+        ("1xH100", "vllm", 1024),
+        ("1xA100-80G", "vllm", 256),
+        ("1xL4", "vllm", 256),
+        ("1xH100", "sglang", 4096),  # the request slots its pool gives, 2,048 to 4,096
+        ("1xH100", "trtllm", 256),
+    ],
 )
 def test_evaluate_without_max_num_seqs_takes_the_engines_default(
     cluster: str, engine: str, seqs: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`evaluate` prices what a bare `vllm serve` runs: vLLM's own max_num_seqs for the GPU (1,024 on
-    GPUs of 70 GiB and more but A100, 256 on the rest); SGLang and TensorRT-LLM take 256."""
+    """`evaluate` prices what a bare server runs: vLLM's own max_num_seqs for the GPU (1,024 on GPUs of
+    70 GiB and more but A100, 256 on the rest), SGLang's from its pool (`--max-running-requests` left
+    to SGLang); TensorRT-LLM takes 256."""
     argv = ["evaluate", "meta-llama/Llama-3.2-1B", "--cluster", cluster, "--engine", engine, "--json"]
     assert main(argv) in (0, 1)
     assert json.loads(capsys.readouterr().out)["config"]["max_num_seqs"] == seqs
