@@ -22,7 +22,7 @@ from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
 MODELS = ("meta-llama/Llama-3.1-8B", "Qwen/Qwen3-30B-A3B", "Qwen/Qwen3-8B")
-CLUSTERS = ("1x1xH100", "1x2xH100", "1x2xL4", "2x1xL40S")
+CLUSTERS = ("1x1xH100", "1x2xH100", "1x2xL4", "2x1xL40S", "2x4xL4")
 ENGINES = ("vllm", "sglang", "trtllm")
 SETTINGS = SolverSettings(workers=1, seed=0, time_limit_s=30.0)
 ABS_TOL = {"throughput": 0.05, "ttft": 2e-3, "tpot": 2e-3, "cost": 1e-5, "memory": 1e-5}
