@@ -12,6 +12,11 @@ Inputs (the format is recognised per file):
   (`sglang.bench_serving --output-file`: JSON Lines, one object per run with the same lists under
   `--output-details`): per-request lengths; the load is the benchmark's (`request_rate` inf = every
   prompt at once, a finite benchmark of `completed` prompts).
+- **a server's Prometheus metrics** (a scrape of vLLM's or SGLang's `/metrics`): the
+  `vllm:` / `sglang:` `request_prompt_tokens` and `request_generation_tokens` histograms, summed
+  over their label sets. Mean lengths are exact (`_sum` / `_count`); percentiles rise geometrically
+  inside a bucket (`workload.histogram_quantiles`), and requests above the last finite bucket are
+  counted at its edge. One scrape holds no arrival times, so no rate is derived.
 
 Lines that are not JSON, or lack positive token counts, are counted and reported, never fatal.
 
@@ -27,7 +32,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +90,7 @@ class WorkloadProfile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     source: str
-    """`request-log`, `vllm-bench` or `sglang-bench`."""
+    """`request-log`, `vllm-bench`, `sglang-bench` or `prometheus`."""
     requests: int
     """Requests read."""
     malformed: int
@@ -161,6 +168,8 @@ def profile_file(path: str | Path) -> WorkloadProfile:
     except OSError as exc:
         raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
     stripped = text.lstrip()
+    if PROMPT_HISTOGRAM in text and OUTPUT_HISTOGRAM in text and not stripped.startswith("{"):
+        return _prometheus(text, p)
     if stripped.startswith("{") and "\n{" not in stripped.rstrip():
         try:
             whole = json.loads(stripped)
@@ -169,6 +178,98 @@ def profile_file(path: str | Path) -> WorkloadProfile:
         if isinstance(whole, dict) and "input_lens" in whole:
             return _bench([whole], "vllm-bench", p)
     return _lines(text, p)
+
+
+PROMPT_HISTOGRAM = "request_prompt_tokens_bucket"
+OUTPUT_HISTOGRAM = "request_generation_tokens_bucket"
+"""The length histograms vLLM and SGLang export (`vllm:` / `sglang:` prefixes)."""
+_SAMPLE = re.compile(
+    r"^(?:vllm|sglang):(request_(?:prompt|generation)_tokens)_(bucket|sum|count)(\{[^}]*\})?\s+(\S+)"
+)
+_LE = re.compile(r'le="([^"]+)"')
+
+
+def _prometheus(text: str, path: Path) -> WorkloadProfile:
+    """A Prometheus scrape: the two length histograms (module doc)."""
+    buckets: dict[str, dict[float, float]] = {"request_prompt_tokens": {}, "request_generation_tokens": {}}
+    sums = dict.fromkeys(buckets, 0.0)
+    counts = dict.fromkeys(buckets, 0.0)
+    bad: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        m = _SAMPLE.match(line)
+        if m is None:
+            continue
+        name, kind, labels, raw = m.groups()
+        try:
+            value = float(raw)
+        except ValueError:
+            bad.append(number)
+            continue
+        if not math.isfinite(value) or value < 0:
+            bad.append(number)
+            continue
+        if kind == "sum":
+            sums[name] += value
+        elif kind == "count":
+            counts[name] += value
+        else:
+            le = _LE.search(labels or "")
+            if le is not None and le.group(1) == "+Inf":
+                continue  # the total, which `_count` holds too
+            edge = _seconds(le.group(1)) if le else None
+            if edge is None or not math.isfinite(edge) or edge <= 0:
+                bad.append(number)
+                continue
+            buckets[name][edge] = buckets[name].get(edge, 0.0) + value
+    stats = []
+    for name, what in (("request_prompt_tokens", "prompt"), ("request_generation_tokens", "output")):
+        edges = sorted(buckets[name].items())
+        if not edges or counts[name] <= 0 or sums[name] <= 0:
+            raise InputError(f"{path}: the metrics hold no {what}-length histogram with requests in it")
+        cumulative = [(max(e, 1.0), c) for e, c in edges]
+        top = cumulative[-1][0]
+        cumulative.append((top, counts[name]))  # above the last finite bucket: counted at its edge
+        if not all(b[1] >= a[1] for a, b in pairwise(cumulative)):
+            raise InputError(f"{path}: the {what}-length histogram's buckets are not cumulative")
+        points = _cumulative_quantiles(cumulative)
+        mean = sums[name] / counts[name]
+        stats.append(
+            LengthStats(
+                mean=mean,
+                cv=float(np.std(points) / mean),
+                quantiles=tuple(round(x, 1) for x in points),
+            )
+        )
+    return WorkloadProfile(
+        source="prometheus",
+        requests=round(counts["request_prompt_tokens"]),
+        malformed=len(bad),
+        malformed_lines=tuple(bad[:10]),
+        isl=stats[0],
+        osl=stats[1],
+        request_rate=None,
+        interarrival_cv=None,
+        gamma_shape=None,
+    )
+
+
+def _cumulative_quantiles(cumulative: list[tuple[float, float]]) -> list[float]:
+    """Lengths at percentiles 0…100 of a cumulative histogram (`workload.histogram_quantiles` over
+    rounded edges; an edge that repeats adds nothing)."""
+    from autoparallel.workload import histogram_quantiles
+
+    while len(cumulative) > 1 and cumulative[1][1] <= 0:  # empty leading buckets: the next edge bounds
+        cumulative = cumulative[1:]
+    merged: list[tuple[int, int]] = []
+    for edge, count in cumulative:
+        point = (max(1, round(edge)), round(count))
+        if merged and merged[-1][0] == point[0]:
+            merged[-1] = point
+        else:
+            merged.append(point)
+    if len(merged) == 1:
+        return [float(merged[0][0])] * len(PERCENTILES)
+    return list(histogram_quantiles(tuple(merged), len(PERCENTILES)))
 
 
 def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfile:
@@ -265,9 +366,11 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
 def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
     """The workload a profile describes: mean lengths with their measured percentiles, the arrival
     rate, and a max_model_len covering the longest request (p99 prompt + p99 output, at least the
-    means)."""
+    means). A benchmark result sent all at once is a finite benchmark of its prompts; a request log or
+    a metrics scrape is a stream."""
     isl, osl = max(1, round(prof.isl.mean)), max(1, round(prof.osl.mean))
-    finite = prof.source != "request-log" and prof.request_rate is None and prof.max_concurrency is None
+    benchmark = prof.source in ("vllm-bench", "sglang-bench")
+    finite = benchmark and prof.request_rate is None and prof.max_concurrency is None
     return Serving(
         name=name,
         isl=isl,

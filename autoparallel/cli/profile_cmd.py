@@ -1,4 +1,4 @@
-"""The `profile` subcommand: a request log or benchmark result -> a workload file.
+"""The `profile` subcommand: a request log, benchmark result or metrics scrape -> a workload file.
 
     autoparallel profile requests.jsonl [-o workload.json] [--json]
 
@@ -17,10 +17,14 @@ def add_profile_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.
     """Register `profile LOG [-o FILE] [--json]`; the parser's `func` default is `cmd_profile`."""
     p = subparsers.add_parser(
         "profile",
-        help="derive a serving workload from a request log or a vLLM / SGLang benchmark result",
+        help="derive a serving workload from a request log, a vLLM / SGLang benchmark result or a "
+        "vLLM / SGLang /metrics scrape",
         description=__doc__.splitlines()[0],
     )
-    p.add_argument("log", help="JSON Lines request log, or a vLLM / SGLang benchmark result file")
+    p.add_argument(
+        "log",
+        help="JSON Lines request log, a vLLM / SGLang benchmark result file, or a saved /metrics scrape",
+    )
     p.add_argument("-o", "--output", help="write the workload file here (JSON)")
     p.add_argument("--name", default="profiled", help="workload name in the file (default profiled)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -38,7 +42,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"profile": prof.model_dump(), "serving": serving.model_dump()}, indent=2))
         return 0
-    rate = f"{prof.request_rate:.3f} requests/s" if prof.request_rate else "all at once / not recorded"
+    rate = (
+        f"{prof.request_rate:.3f} requests/s"
+        if prof.request_rate
+        else "not recorded (one metrics scrape has no arrival times)"
+        if prof.source == "prometheus"
+        else "all at once / not recorded"
+    )
     burst = (
         f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape {prof.gamma_shape:.2f})"
         if prof.interarrival_cv

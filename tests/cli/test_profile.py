@@ -194,3 +194,71 @@ def test_hostile_json_in_a_log_is_malformed_lines_not_an_internal_error(tmp_path
     whole.write_text("{" + '"a":[' * 50_000 + "]" * 50_000 + "}")
     with pytest.raises(InputError, match="no usable request"):
         profile_file(whole)
+
+
+def _scrape(path: Path, prompts: np.ndarray, outputs: np.ndarray) -> None:
+    """A vLLM /metrics scrape of these lengths: 1-2-5 buckets, split over two label sets."""
+    edges = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
+    lines = [
+        "# HELP vllm:request_prompt_tokens Number of prefill tokens processed.",
+        "vllm:num_requests_running 3.0",
+    ]
+    for name, values in (("request_prompt_tokens", prompts), ("request_generation_tokens", outputs)):
+        for label, part in (('model_name="a"', values[::2]), ('model_name="b"', values[1::2])):
+            lines.append(f"vllm:{name}_sum{{{label}}} {float(part.sum())}")
+            lines.append(f"vllm:{name}_count{{{label}}} {float(len(part))}")
+            for e in edges:
+                lines.append(f'vllm:{name}_bucket{{le="{float(e)}",{label}}} {float((part <= e).sum())}')
+            lines.append(f'vllm:{name}_bucket{{le="+Inf",{label}}} {float(len(part))}')
+    lines.append('vllm:request_prompt_tokens_bucket{le="7.0",model_name="c"} NaN')  # malformed, skipped
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_metrics_scrape_profiles_the_servers_length_histograms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A vLLM (or SGLang) /metrics scrape: the length histograms summed over label sets, exact means,
+    percentiles inside the right buckets; one scrape has no arrival times, so the workload is a stream
+    without a rate, and plans take it."""
+    rng = np.random.default_rng(5)
+    prompts = np.maximum(np.rint(rng.lognormal(5.0, 1.0, 4000)), 1)
+    outputs = np.maximum(np.rint(rng.lognormal(4.2, 1.3, 4000)), 2)
+    scrape = tmp_path / "metrics.txt"
+    _scrape(scrape, prompts, outputs)
+    prof = profile_file(scrape)
+    assert prof.source == "prometheus" and prof.requests == 4000 and prof.malformed == 1
+    assert abs(prof.isl.mean - prompts.mean()) < 1e-6 and abs(prof.osl.mean - outputs.mean()) < 1e-6
+    for stats, values in ((prof.isl, prompts), (prof.osl, outputs)):
+        assert list(stats.quantiles) == sorted(stats.quantiles)
+        edges = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
+        true = float(np.percentile(values, 50))
+        lo = max(e for e in edges if e <= true)
+        hi = min(e for e in edges if e >= true)
+        assert lo / 1.01 <= stats.p50 <= hi * 1.01  # the median falls in its bucket
+    serving = to_serving(prof)
+    assert serving.num_prompts is None and serving.request_rate is None
+    out = tmp_path / "w.json"
+    assert main(["profile", str(scrape), "-o", str(out)]) == 0
+    assert "prometheus" in capsys.readouterr().out
+    assert main(["plan", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--workload-file", str(out)]) in (0, 1)
+
+
+def test_a_broken_metrics_scrape_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Buckets that fall, or histograms with no request in them, are refused in one line."""
+    falling = tmp_path / "falling.txt"
+    falling.write_text(
+        'vllm:request_prompt_tokens_bucket{le="10.0"} 5\nvllm:request_prompt_tokens_bucket{le="20.0"} 3\n'
+        "vllm:request_prompt_tokens_count 5\nvllm:request_prompt_tokens_sum 40\n"
+        'vllm:request_generation_tokens_bucket{le="10.0"} 5\nvllm:request_generation_tokens_count 5\n'
+        "vllm:request_generation_tokens_sum 30\n"
+    )
+    empty = tmp_path / "empty.txt"
+    empty.write_text(
+        'vllm:request_prompt_tokens_bucket{le="10.0"} 0\nvllm:request_generation_tokens_bucket{le="10.0"} 0\n'
+    )
+    for path, why in ((falling, "not cumulative"), (empty, "no prompt-length histogram")):
+        assert main(["profile", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert why in err and len(err.strip().splitlines()) == 1
