@@ -314,9 +314,7 @@ def evaluate_engine(
     mid = served_id(model, m)
     if nsa_backends != (None, None) and engine != "sglang":
         raise InputError("nsa_backends are SGLang settings")
-    attention_dp = config.enable_expert_parallel and config.replicas > 1
-    width = config.tp * config.replicas if attention_dp else config.gpus_per_replica
-    span = node_span_problem(engine, width, c.gpus_per_node)
+    span = node_span_problem(engine, config.engine_gpus, c.gpus_per_node)
     if span is not None:
         raise InputError(span)
     ev = evaluate_on(m, c, config, w, engine, mid, nsa_backends=nsa_backends)

@@ -59,6 +59,12 @@ class ServingConfig(_Frozen):
         """GPUs all replicas use."""
         return self.tp * self.pp * self.replicas
 
+    @property
+    def engine_gpus(self) -> int:
+        """GPUs one engine process group spans: all replicas when they share the experts (expert
+        parallelism over data-parallel ranks, one engine), else one replica's."""
+        return self.gpus if self.enable_expert_parallel and self.replicas > 1 else self.gpus_per_replica
+
 
 class ZeroStage(str, Enum):
     """How model states are sharded over data-parallel ranks."""

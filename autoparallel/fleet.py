@@ -177,11 +177,11 @@ class FleetPlan(BaseModel):
         return out
 
     def _engine_launch(self, engine: Any, sub: Cluster, index: int) -> dict[str, Any]:
-        """An SGLang or TensorRT-LLM engine's launch: one server per replica, on its own port (one line
-        per node it spans: SGLang's multi-node servers; TensorRT-LLM's stay inside a node). A
-        TensorRT-LLM engine's options
-        go in a file of its own (`trtllm.options_file_for(index)`, `index`: the engine's place in the
-        deployment), which all its replicas read."""
+        """An SGLang or TensorRT-LLM engine's launch: one server per replica, on its own port, with a
+        line list per node it spans (SGLang: the same line on each node rank; TensorRT-LLM: one
+        `mpirun` line on the first node). A TensorRT-LLM engine's options go in a file of its own
+        (`trtllm.options_file_for(index)`, `index`: the engine's place in the deployment), which all
+        its replicas read."""
         from autoparallel.frameworks import sglang, trtllm
         from autoparallel.perf.serving_engines import engine_kv_for
 

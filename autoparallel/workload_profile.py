@@ -216,8 +216,11 @@ def _prometheus(text: str, path: Path) -> WorkloadProfile:
             le = _LE.search(labels or "")
             if le is not None and le.group(1) == "+Inf":
                 continue  # the total, which `_count` holds too
-            edge = _seconds(le.group(1)) if le else None
-            if edge is None or not math.isfinite(edge) or edge <= 0:
+            try:
+                edge = float(le.group(1)) if le else math.nan
+            except ValueError:
+                edge = math.nan
+            if not math.isfinite(edge) or edge <= 0:
                 bad.append(number)
                 continue
             buckets[name][edge] = buckets[name].get(edge, 0.0) + value

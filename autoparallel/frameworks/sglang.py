@@ -133,16 +133,15 @@ def server_nodes(width: int, gpus_per_node: int) -> int:
     """Nodes a server of `width` GPUs spans.
 
     Raises:
-        InputError: a server wider than a node whose width is not a multiple of the node size.
+        InputError: a server wider than a node whose width is not a multiple of the node size
+            (`engine_support.node_span_problem`, the planner's rule).
     """
-    if width <= gpus_per_node:
-        return 1
-    if width % gpus_per_node:
-        raise InputError(
-            f"an SGLang server of {width} GPUs cannot span nodes of {gpus_per_node}: SGLang puts the same "
-            "number of GPUs on every node of a server"
-        )
-    return width // gpus_per_node
+    from autoparallel.perf.engine_support import node_span_problem
+
+    problem = node_span_problem("sglang", width, gpus_per_node)
+    if problem is not None:
+        raise InputError(problem)
+    return max(1, width // gpus_per_node)
 
 
 def sglang_launch(

@@ -132,9 +132,8 @@ def trtllm_launch(
 ) -> TrtllmLaunch:
     """The launch of `config` on nodes of `gpus_per_node` GPUs (module doc); an engine wider than a
     node spans whole nodes (`engine_support.node_span_problem` keeps the planner to those)."""
-    attention_dp = config.enable_expert_parallel and config.replicas > 1  # as `trtllm_options`
-    width = (config.tp * config.replicas if attention_dp else config.tp) * config.pp
-    engines = 1 if attention_dp else config.replicas
+    width = config.engine_gpus  # one engine: attention-DP ranks together, as `trtllm_options`
+    engines = config.replicas * config.gpus_per_replica // width
     serve = trtllm_command(model_id, config, options_file)
     notes: list[str] = []
     if engines > 1:
