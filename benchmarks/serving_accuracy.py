@@ -20,8 +20,9 @@ the factors themselves, so it cannot drift from what was fitted. Both are report
 per benchmark kind: the share of rows whose output tokens/s is within 20 %, the median |error|, and the
 same for TPOT where the row publishes it.
 
-Rows are skipped with a reason when the model is not in the zoo, the precision is not modelled
-(NVFP4 / FP4 checkpoints) or the run uses speculative decoding.
+Rows are skipped with a reason when the model is not in the zoo, the precision is not modelled or the
+run uses speculative decoding. FP4 rows (NVIDIA's ModelOpt FP4 releases) run the base model in the
+NVFP4 format those releases declare (`NVFP4_CHECKPOINT`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from autoparallel.memory.serving import serving_memory
 from autoparallel.memory.sglang import sglang_kv
 from autoparallel.memory.trtllm import DEFAULT_CUDA_GRAPH_MAX_BATCH, trtllm_kv
 from autoparallel.models import ModelSpec, load_model
+from autoparallel.models.parse_quant import quant_from_config
 from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_rates, replica_step_times
 from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY
 from autoparallel.perf.serving_load import run_benchmark
@@ -76,12 +78,19 @@ KINDS = ("offline", "burst", "concurrency-capped")
 
 
 def trtllm_bench_settings(
-    model: ModelSpec, gpu_memory_gib: float, tp: int, pp: int, isl: int, osl: int
+    model: ModelSpec,
+    gpu_memory_gib: float,
+    tp: int,
+    pp: int,
+    isl: int,
+    osl: int,
+    weight_bytes_per_param: float = 1.0,
 ) -> tuple[int, int]:
     """(max_batch_size, max_num_tokens) that `trtllm-bench throughput` picks when neither is passed,
     as the perf-overview runs do: `bench/build/tuning.py` (`calc_engine_setting`, `finetune_setting`).
 
-    Its own estimate, not the runtime's: the engine is every parameter at 1 byte (FP8 checkpoints),
+    Its own estimate, not the runtime's: the engine is every parameter at 1 byte (FP8 checkpoints;
+    0.5 for NVFP4, its `BYTES_PER_ELEM`),
     the KV cache 0.95 of the rest of all GPUs' memory at 2 · layers · max(tp, kv heads) · head size
     bytes (FP8 KV) per token, requests of isl + osl tokens; the batch is that request count rounded
     up (to 32 / 128 / 256, capped at 4,096) and the step budget batch · (1 + isl / osl) rounded up
@@ -92,7 +101,7 @@ def trtllm_bench_settings(
     """
     kv_heads = max(tp, model.num_kv_heads)
     gib_per_token = 2 * model.num_layers * kv_heads * model.head_dim * 1.0 / 2**30
-    engine_gib = model.total_params * 1.0 / 2**30
+    engine_gib = model.total_params * weight_bytes_per_param / 2**30
     available_gib = gpu_memory_gib * tp * pp - engine_gib
     requests = available_gib * 0.95 / (gib_per_token * (isl + osl))
     raw_bs = min(requests, 4096) / pp
@@ -128,10 +137,12 @@ class Result:
         return self.predicted / self.measured
 
 
-def fit_rows(engine: str) -> set[str]:
-    """Row ids named in the `source` of `engine`'s factors (ranges like I206-I208 expanded)."""
+def fit_rows(engine: str, arch: str | None = None) -> set[str]:
+    """Row ids named in the `source` of `engine`'s factors (ranges like I206-I208 expanded), of every
+    GPU architecture or of `arch` only."""
     ids: set[str] = set()
-    for eff in ENGINE_EFFICIENCY.get(engine, {}).values():
+    table = ENGINE_EFFICIENCY.get(engine, {})
+    for eff in table.values() if arch is None else [table[arch]] if arch in table else []:
         for a, b in re.findall(r"\bI(\d{3})(?:-I?(\d{3}))?\b", eff.source):
             lo, hi = int(a), int(b or a)
             ids.update(f"I{i:03d}" for i in range(lo, hi + 1))
@@ -143,19 +154,31 @@ BLOCK_FP8_CHECKPOINTS = {"Qwen/Qwen3-8B-FP8": "Qwen/Qwen3-32B-FP8"}
 checkpoint outside the zoo takes its weights from the base model and its format from a zoo sibling."""
 
 
-def _model(name: str) -> ModelSpec:
+NVFP4_CHECKPOINT = {
+    "quant_method": "modelopt",
+    "quant_algo": "NVFP4",
+    "group_size": 16,
+    "exclude_modules": ["lm_head"],
+}
+"""NVIDIA's ModelOpt FP4 releases (nvidia/*-FP4) as their hf_quant_config.json declares them: NVFP4 in
+groups of 16, every linear layer but the LM head (ModelOpt's default), an FP8 KV cache. The rows name
+no checkpoint file, so the base model takes this format (taken as given for the MoE routers too)."""
+
+
+def _model(name: str, quantization: str = "") -> ModelSpec:
     model = load_model(MODELS.get(name, name).replace("-Instruct", "").strip())
     if name in BLOCK_FP8_CHECKPOINTS:
         model = model.model_copy(
             update={"quantization": load_model(BLOCK_FP8_CHECKPOINTS[name]).quantization}
         )
+    if "fp4" in quantization.lower():
+        nvfp4 = quant_from_config({"quantization_config": NVFP4_CHECKPOINT}, name)
+        model = model.model_copy(update={"quantization": nvfp4})
     return model
 
 
 def _quantization(row: dict[str, str], model: ModelSpec) -> str | None:
     q = row["quantization"].lower()
-    if "fp4" in q:
-        raise LookupError("FP4 checkpoints are not modelled")
     if "fp8" in q and model.quantization is None:
         return "fp8"
     return None
@@ -204,7 +227,7 @@ def predict(row: dict[str, str]) -> list[Result]:
     """Predictions for one row."""
     if any(s in row["notes"] for s in ("speculative", "EAGLE")):
         raise LookupError("speculative decoding is not modelled")
-    model = _model(row["model"])
+    model = _model(row["model"], row["quantization"])
     gpu = get_gpu(GPUS[row["gpu_type"]])
     engine, kind, rid = engine_of(row), kind_of(row), row["row_id"]
     split = "fit" if rid in fit_rows(engine) else "checked"
@@ -274,7 +297,10 @@ def predict(row: dict[str, str]) -> list[Result]:
             memory, gpu, context_len=mml, dp_attention_size=dp_att, nsa_backends=_nsa_backends(row)
         )
     elif engine == "trtllm" and offline:
-        max_bs, max_tokens = trtllm_bench_settings(model, gpu.memory_bytes / 2**30, tp, pp, isl, osl)
+        fp4 = model.quantization is not None and model.quantization.method.value == "modelopt_fp4"
+        max_bs, max_tokens = trtllm_bench_settings(
+            model, gpu.memory_bytes / 2**30, tp, pp, isl, osl, 0.5 if fp4 else 1.0
+        )
         engine_kv = trtllm_kv(
             memory,
             gpu,

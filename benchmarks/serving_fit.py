@@ -3,12 +3,13 @@
     uv run python benchmarks/serving_fit.py [--csv PATH]
 
 Fit rows are the ones named in the `source` of an engine's factors (`serving_accuracy.fit_rows`); no
-checked row is read. Two grids, each printing every candidate's share within 20 %, median |error| and
+checked row is read. Three grids, each printing every candidate's share within 20 %, median |error| and
 geometric-mean ratio of output tokens/s on those rows, so the choice in perf/serving_efficiency.py can
 be re-derived:
 
-- TensorRT-LLM: `flops_fraction` (FP8 GEMMs) × `attention_hbm_fraction` (decode attention), weight
-  streaming kept at vLLM's `hbm_fraction`.
+- TensorRT-LLM, per GPU architecture (Hopper: the FP8 Llama-3.1-8B rows; Blackwell: the NVFP4
+  Llama-3.1-405B rows): `flops_fraction` (the weights' GEMMs) × `attention_hbm_fraction` (decode
+  attention), weight streaming kept at vLLM's `hbm_fraction`.
 - vLLM: `moe_expert_overhead_s` (cost per layer and touched expert of the fused-MoE kernels).
 """
 
@@ -32,14 +33,24 @@ TRTLLM_GRID = {
     "flops_fraction": (0.45, 0.5, 0.55, 0.6, 0.65),
     "attention_hbm_fraction": (0.75, 0.8, 0.85, 0.9),
 }
+TRTLLM_BLACKWELL_GRID = {
+    "flops_fraction": (0.3, 0.35, 0.4, 0.45, 0.5, 0.55),
+    "attention_hbm_fraction": (0.75, 0.8, 0.85, 0.9),
+}
 VLLM_GRID = {"moe_expert_overhead_s": (0.0, 1e-6, 2e-6, 3e-6, 4e-6, 5e-6)}
+FITS = (
+    ("trtllm", "hopper", TRTLLM_GRID),
+    ("trtllm", "blackwell", TRTLLM_BLACKWELL_GRID),
+    ("vllm", "hopper", VLLM_GRID),
+)
+"""(engine, GPU architecture, grid): each grid varies that architecture's factors over its fit rows."""
 
 
 @contextmanager
-def _factors(engine: str, **update: float) -> Iterator[None]:
-    """`engine`'s factors with `update`, for every architecture, restored afterwards."""
+def _factors(engine: str, arch: str, **update: float) -> Iterator[None]:
+    """`engine`'s factors on GPU architecture `arch` with `update`, restored afterwards."""
     saved = se.ENGINE_EFFICIENCY[engine]
-    se.ENGINE_EFFICIENCY[engine] = {arch: e.model_copy(update=update) for arch, e in saved.items()}
+    se.ENGINE_EFFICIENCY[engine] = {**saved, arch: saved[arch].model_copy(update=update)}
     serving_steps._STEP_TIMES.clear()
     serving_steps._PREFILL.clear()
     try:
@@ -58,11 +69,11 @@ def _score(rows: list[dict[str, str]]) -> str:
     return f"within 20% {within}/{len(errs)}, median |err| {statistics.median(errs):.1%}, geo {geo:.3f}"
 
 
-def grid(engine: str, axes: dict[str, tuple[float, ...]], rows: list[dict[str, str]]) -> None:
-    print(f"{engine}: {len(rows)} fit rows ({', '.join(r['row_id'] for r in rows)})")
+def grid(engine: str, arch: str, axes: dict[str, tuple[float, ...]], rows: list[dict[str, str]]) -> None:
+    print(f"{engine} on {arch}: {len(rows)} fit rows ({', '.join(r['row_id'] for r in rows)})")
     for values in itertools.product(*axes.values()):
         update = dict(zip(axes, values, strict=True))
-        with _factors(engine, **update):
+        with _factors(engine, arch, **update):
             print("  " + ", ".join(f"{k} {v:g}" for k, v in update.items()) + ": " + _score(rows))
 
 
@@ -75,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with args.csv.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    for engine, axes in (("trtllm", TRTLLM_GRID), ("vllm", VLLM_GRID)):
-        mine = fit_rows(engine)
-        grid(engine, axes, [r for r in rows if r["row_id"] in mine and engine_of(r) == engine])
+    for engine, arch, axes in FITS:
+        mine = fit_rows(engine, arch)
+        grid(engine, arch, axes, [r for r in rows if r["row_id"] in mine and engine_of(r) == engine])
     return 0
 
 

@@ -22,6 +22,8 @@ def _shard_unit(model: ModelSpec) -> int:
         return q.group_size
     if q.method.value == "fp8" and q.block_k:
         return q.block_k
+    if q.method.value == "modelopt_fp4":
+        return q.group_size  # one FP8 scale per 16 input elements: a shard holds whole groups
     # MXFP4 (gpt-oss) quantizes only the routed experts, and vLLM's `Mxfp4MoEMethod.create_weights` pads
     # each rank's expert width ("to hold non-uniform sharded tensor as well as swizzling", round_up to
     # 64-256), so it adds no divisibility rule: gpt-oss (expert width 2880) is served with tp 1, 2, 4, 8.

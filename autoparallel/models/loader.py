@@ -136,6 +136,7 @@ def _modelopt_quant(data: dict[str, Any], path: Path) -> dict[str, Any]:
         "quant_algo": q.get("quant_algo"),
         "kv_cache_quant_algo": q.get("kv_cache_quant_algo"),
         "exclude_modules": q.get("exclude_modules", []),
+        **({"group_size": q["group_size"]} if "group_size" in q else {}),
     }
 
 

@@ -1,5 +1,5 @@
 """Parse a config's `quantization_config` into a QuantSpec (GPTQ, AWQ, FP8, MXFP4, bitsandbytes,
-compressed-tensors, ModelOpt FP8), without transformers."""
+compressed-tensors, ModelOpt FP8 and NVFP4), without transformers."""
 
 from __future__ import annotations
 
@@ -63,6 +63,17 @@ def _fp8(block: Any, groups: tuple[str, ...], source: str, *, per_channel: bool 
     )
 
 
+def _nvfp4(group: int, groups: tuple[str, ...], source: str, name: str) -> QuantSpec:
+    """NVFP4 weights: E2M1 packed two per byte, an FP8 E4M3 scale per `group` (16) input elements;
+    vLLM's and FlashInfer's FP4 GEMMs take 16 only (`FP4_MARLIN_SUPPORTED_GROUP_SIZES = [16]`)."""
+    if group != 16:
+        shown = str(group) if len(str(group)) <= 12 else str(group)[:12] + "..."
+        raise InputError(f"{name}: NVFP4 with group_size {shown} is not supported (the kernels take 16)")
+    return QuantSpec(
+        method=QuantMethod.NVFP4, bits=4, group_size=group, quantized_groups=groups, source=source
+    )
+
+
 def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
     """QuantSpec from `quantization_config` (GPTQ, AWQ, FP8, MXFP4, bitsandbytes, compressed-tensors,
     ModelOpt), or None for an unquantized checkpoint.
@@ -118,12 +129,15 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
         algo = str(qc.get("quant_algo", "")).upper()
         if algo == "FP8":
             return _fp8(None, groups, "ModelOpt quant_algo=FP8 (per-tensor scales)")
-        raise InputError(f"{name}: ModelOpt quant_algo {algo!r} is not supported (only FP8)")
+        if algo == "NVFP4":
+            group = _qint(qc, name, ("group_size",), 16)
+            return _nvfp4(group, groups, f"ModelOpt quant_algo=NVFP4, group_size={group}", name)
+        raise InputError(f"{name}: ModelOpt quant_algo {algo!r} is not supported (FP8 and NVFP4 are)")
     if method == "compressed-tensors":
         return _compressed_tensors(qc, name, groups)
     raise InputError(
         f"{name}: quantization method {method!r} is not supported "
-        "(gptq, awq, fp8, mxfp4, bitsandbytes, compressed-tensors, modelopt FP8)"
+        "(gptq, awq, fp8, mxfp4, bitsandbytes, compressed-tensors, modelopt FP8 / NVFP4)"
     )
 
 
@@ -138,6 +152,8 @@ def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...
     kind = str(weights.get("type", "int"))
     strategy = str(weights.get("strategy", "tensor"))
     src = f"compressed-tensors: {kind}{bits}, strategy={strategy}"
+    if kind == "float" and bits == 4 and strategy == "tensor_group":
+        return _nvfp4(int(weights.get("group_size") or 16), groups, src + " (NVFP4)", name)
     if kind == "float" and bits == 8:
         block = weights.get("block_structure") if strategy == "block" else None
         return _fp8(block, groups, src, per_channel=strategy == "channel")

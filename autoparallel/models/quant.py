@@ -7,6 +7,9 @@ Each format stores packed low-bit weights plus scales (and zeros) per group or b
 - FP8 (E4M3): 1 byte per weight; fp32 scales per tensor, per output channel, or per
   `block_n × block_k` block (DeepSeek-V3, Qwen3-FP8: 128×128).
 - MXFP4 (OCP Microscaling v1.0; gpt-oss): 4 bits per weight and one 8-bit E8M0 scale per 32.
+- NVFP4 (NVIDIA ModelOpt `quant_algo` NVFP4, also compressed-tensors `nvfp4-pack-quantized`): 4-bit
+  E2M1 weights packed two per byte, one FP8 E4M3 scale per 16 input elements, and two fp32 scalars
+  per tensor (`weight_scale_2`, `input_scale`), left out as negligible.
 - bitsandbytes NF4 (Dettmers et al. 2023): 4 bits, one absmax per 64 weights, stored as 8 bits
   with double quantization (plus one fp32 per 256 absmax blocks), or fp32 without it.
 - INT8 weight-only / W8A8: 1 byte plus an fp32 scale per output channel.
@@ -34,6 +37,7 @@ class QuantMethod(str, Enum):
     AWQ = "awq"
     FP8 = "fp8"
     MXFP4 = "mxfp4"
+    NVFP4 = "modelopt_fp4"
     BITSANDBYTES = "bitsandbytes"
     INT8 = "int8"
 
@@ -49,9 +53,9 @@ class QuantSpec(BaseModel):
     method: QuantMethod
     """The format."""
     bits: int = 4
-    """Bits per quantized weight (GPTQ/AWQ: 2, 3, 4, 8; FP8 and INT8: 8; MXFP4 and NF4: 4)."""
+    """Bits per quantized weight (GPTQ/AWQ: 2, 3, 4, 8; FP8 and INT8: 8; MXFP4, NVFP4 and NF4: 4)."""
     group_size: int = 128
-    """GPTQ/AWQ: input elements per scale group (-1: one group per row, i.e. per channel)."""
+    """GPTQ/AWQ, NVFP4: input elements per scale group (-1: one group per row, i.e. per channel)."""
     block_n: int = 0
     """FP8 block quantization: block rows (0: not block-quantized)."""
     block_k: int = 0
@@ -78,6 +82,8 @@ class QuantSpec(BaseModel):
             return 1.0 + (4 / 4096 if self.per_channel else 0.0)
         if m is QuantMethod.MXFP4:
             return 0.5 + 1 / 32
+        if m is QuantMethod.NVFP4:
+            return 0.5 + 1 / self.group_size
         if m is QuantMethod.BITSANDBYTES:
             if self.bits == 8:
                 return 1 + 4 / 4096

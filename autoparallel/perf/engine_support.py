@@ -15,7 +15,9 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   DeepSeek-V2, ...) are not. It reads quantized checkpoints in ModelOpt format (`hf_quant_config.json`)
   or with a Hugging Face `quantization_config` of FP8 in 128 x 128 blocks or MXFP4
   (`ModelConfig.from_pretrained` / `load_hf_quant_config`), so GPTQ, AWQ, bitsandbytes and INT8
-  checkpoints are not loaded, and it has no online weight quantization. KV cache:
+  checkpoints are not loaded, and it has no online weight quantization. NVFP4 needs FP4 tensor
+  cores (Blackwell) in TensorRT-LLM and SGLang (their FP4 GEMMs are SM100 kernels); vLLM runs it on
+  older GPUs too, as W4A16 GEMMs (its FP4 Marlin kernels, SM80 on). KV cache:
   `kv_cache_config.dtype` auto / fp8 (E4M3); DeepSeek Sparse Attention on Hopper runs only over a
   BF16 cache (`_torch/modules/attention.py` sends every DSA token below SM100 through
   `forward_sparse_mla_kvcache_bf16`, whose FlashMLA kernel checks `kv.dtype() == kBFloat16`).
@@ -106,6 +108,8 @@ def engine_model_problem(engine: str, model: ModelSpec) -> str | None:
         return None
     if q.method.value == "fp8" and (q.block_n, q.block_k) == (128, 128):
         return None
+    if q.method.value == "modelopt_fp4":
+        return f"{name} reads NVFP4 only as a ModelOpt checkpoint (hf_quant_config.json), not {q.source}"
     return (
         f"{name} does not load {q.method.value} checkpoints ({model.name}; it reads ModelOpt, FP8 "
         "128x128-block and MXFP4 ones)"
@@ -135,6 +139,13 @@ def engine_runtime_problem(
             f"{name} runs DeepSeek Sparse Attention only with a bf16 or fp8_e4m3 KV cache, "
             f"not {kv_cache_dtype!r}"
         )
+    nvfp4 = (
+        model is not None
+        and model.quantization is not None
+        and model.quantization.method.value == "modelopt_fp4"
+    )
+    if nvfp4 and gpu is not None and not gpu.fp4_tflops:
+        return f"{name} runs NVFP4 checkpoints only on GPUs with FP4 tensor cores (Blackwell), not {gpu.name}"
     hopper = gpu is not None and gpu.arch == "hopper"
     if engine == "trtllm" and sparse and hopper and kv_cache_dtype != "auto":
         return (

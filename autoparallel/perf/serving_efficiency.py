@@ -129,10 +129,23 @@ _TRTLLM_HOPPER = _HOPPER.model_copy(
         "fractions, step and request overheads are vLLM's.",
     }
 )
+_TRTLLM_BLACKWELL = _TRTLLM_HOPPER.model_copy(
+    update={
+        "flops_fraction": 0.35,
+        "attention_hbm_fraction": 0.75,
+        "source": "TensorRT-LLM on Blackwell, fitted on the Llama-3.1-405B NVFP4 (FP8 KV) 4xB200 "
+        "trtllm-bench rows I131, I135, I139, I143, I147, I151, I155, I159, I163, I167 with the same "
+        "grid and rule as on Hopper (benchmarks/serving_fit.py; least median error among those with "
+        "every row within 20 %): NVFP4 GEMMs at 0.35 of the dense FP4 peak, decode attention 0.75 of "
+        "peak HBM (10 of 10, median error 7.4 %; 0.30 / 0.75 8.7 %; Hopper's 0.55 / 0.90 puts 0 of "
+        "10 within 20 %, 36 % too fast). The Qwen3-235B and Maverick B200 rows and every GB200 row are "
+        "checked only; the MoE fractions, step and request overheads are vLLM's.",
+    }
+)
 ENGINE_EFFICIENCY: dict[str, dict[str, ServingEfficiency]] = {
     "vllm": VLLM_EFFICIENCY,
     "sglang": {"hopper": _SGLANG_HOPPER, "blackwell": _SGLANG_HOPPER},
-    "trtllm": {"hopper": _TRTLLM_HOPPER, "blackwell": _TRTLLM_HOPPER},
+    "trtllm": {"hopper": _TRTLLM_HOPPER, "blackwell": _TRTLLM_BLACKWELL},
 }
 """Efficiency by engine, then GPU architecture."""
 

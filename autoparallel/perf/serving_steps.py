@@ -56,7 +56,7 @@ from autoparallel.perf.sparse_attention import is_sparse, sparse_attention_cost,
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
-    from autoparallel.hardware import Cluster
+    from autoparallel.hardware import GPU, Cluster
     from autoparallel.models.spec import ModelSpec
 
 ACTIVATION_BYTES = 2.0
@@ -137,7 +137,7 @@ def stage_step_s(
     attention_flops = decode_seqs * (
         flops_per_token(model, context_tokens) - param_flops
     ) + prefill_tokens * (flops_per_token(model, prefill_context) - param_flops)
-    tensor_peak = (gpu.fp8_tflops if f.fp8_compute and gpu.fp8_tflops else gpu.bf16_tflops) * 1e12
+    tensor_peak = _tensor_tflops(gpu, f) * 1e12
     gemm_peak = tensor_peak * eff.flops_fraction
     attention_peak = gpu.bf16_tflops * 1e12 * eff.flops_fraction
     # One roofline per operator, summed: within a layer the GEMMs, the MoE kernels and attention run
@@ -183,6 +183,18 @@ def stage_step_s(
         # the part of the all-to-all longer than the compute stays exposed.
         return gpu_s + steps * tp_s + max(0.0, steps * ep_s - gpu_s), t_mem >= t_compute
     return gpu_s + steps * (tp_s + ep_s), t_mem >= t_compute
+
+
+def _tensor_tflops(gpu: GPU, f: ModelFacts) -> float:
+    """The dense tensor-core peak the weights' GEMMs run at: FP8 weights on FP8 tensor cores; NVFP4 on
+    FP4 tensor cores (W4A4: the engines quantize activations to NVFP4 on Blackwell), and as BF16 GEMMs
+    where the GPU has none (vLLM's FP4 Marlin kernels, W4A16, SM80 on: `is_fp4_marlin_supported`);
+    everything else at the BF16 peak."""
+    if f.fp4_compute and gpu.fp4_tflops:
+        return gpu.fp4_tflops
+    if f.fp8_compute and gpu.fp8_tflops:
+        return gpu.fp8_tflops
+    return gpu.bf16_tflops
 
 
 _LINKS: Memo[comm.Link] = {}

@@ -368,3 +368,47 @@ def test_engines_wider_than_a_node_span_whole_nodes(capsys: pytest.CaptureFixtur
         split = ["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "2x8xH100", "--tp", "4", "--pp", "3"]
         assert main([*split, "--engine", engine]) == 2
         assert "span whole nodes" in capsys.readouterr().err
+
+
+def _nvfp4_checkpoint(tmp_path: Path, zoo_id: str) -> Path:
+    """A ModelOpt NVFP4 checkpoint directory as NVIDIA publishes them (config.json + hf_quant_config.json)."""
+    from autoparallel.models.zoo import find_entry
+
+    path = tmp_path / "nvfp4"
+    path.mkdir()
+    entry = find_entry(zoo_id)
+    assert entry is not None
+    (path / "config.json").write_text(json.dumps(entry.config))
+    quant = {
+        "quant_algo": "NVFP4",
+        "kv_cache_quant_algo": "FP8",
+        "group_size": 16,
+        "exclude_modules": ["lm_head"],
+    }
+    (path / "hf_quant_config.json").write_text(
+        json.dumps({"producer": {"name": "modelopt"}, "quantization": quant})
+    )
+    return path
+
+
+def test_nvfp4_checkpoints_plan_on_blackwell_and_only_vllm_runs_them_on_hopper(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autoparallel.hardware import get_gpu
+    from autoparallel.models import load_model
+    from autoparallel.perf.serving_engines import engine_runtime_problem
+
+    path = _nvfp4_checkpoint(tmp_path, "Qwen/Qwen3-8B")
+    model = load_model(str(path))
+    assert model.quantization is not None and model.quantization.method.value == "modelopt_fp4"
+    for engine in ("sglang", "trtllm"):
+        assert "Blackwell" in (engine_runtime_problem(engine, None, "auto", model, get_gpu("H100")) or "")
+        assert engine_runtime_problem(engine, None, "auto", model, get_gpu("B200")) is None
+    assert engine_runtime_problem("vllm", None, "auto", model, get_gpu("H100")) is None  # FP4 Marlin
+    for engine in ("trtllm", "sglang", "vllm"):
+        args = ["plan", str(path), "--cluster", "1x2xB200", "--engine", engine, "--disagg", "off", "--json"]
+        assert main(args) == 0
+        plan = json.loads(capsys.readouterr().out)
+        assert plan["deployment"]["throughput_tokens_per_s"] > 0
+    assert main(["evaluate", str(path), "--cluster", "1x1xH100", "--engine", "trtllm", "--tp", "1"]) == 2
+    assert "FP4 tensor cores" in capsys.readouterr().err

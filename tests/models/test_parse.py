@@ -256,6 +256,29 @@ def test_unknown_type_is_parsed_generically_with_note() -> None:
         ),
         ({"quant_method": "modelopt", "quant_algo": "FP8"}, QuantMethod.FP8, lambda q: q.block_n == 0),
         (
+            {"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16},
+            QuantMethod.NVFP4,
+            lambda q: q.group_size == 16 and q.bytes_per_weight == 0.5 + 1 / 16,
+        ),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "format": "nvfp4-pack-quantized",
+                "config_groups": {
+                    "group_0": {
+                        "weights": {
+                            "num_bits": 4,
+                            "type": "float",
+                            "strategy": "tensor_group",
+                            "group_size": 16,
+                        }
+                    }
+                },
+            },
+            QuantMethod.NVFP4,
+            lambda q: q.bits == 4 and "NVFP4" in q.source,
+        ),
+        (
             {
                 "quant_method": "compressed-tensors",
                 "config_groups": {
@@ -306,6 +329,13 @@ def test_quantization_config(qc: dict[str, Any], method: QuantMethod, check: Any
 def test_unsupported_quantization_raises() -> None:
     with pytest.raises(InputError, match="hqq"):
         spec_from_config(_llama(quantization_config={"quant_method": "hqq"}), name="q")
+    with pytest.raises(InputError, match="group_size 32"):
+        nvfp4 = {"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 32}
+        spec_from_config(_llama(quantization_config=nvfp4), name="q")
+    with pytest.raises(InputError, match=r"W4A8_AWQ.*FP8 and NVFP4"):
+        spec_from_config(
+            _llama(quantization_config={"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"}), name="q"
+        )
 
 
 # ----- bad input ----------------------------------------------------------------------------------

@@ -31,8 +31,11 @@ def test_fit_rows_come_from_the_factor_sources(acc: ModuleType) -> None:
     vllm = acc.fit_rows("vllm")
     assert {"I301", "I201", "I206", "I207", "I208"} <= vllm  # "I206-I208" is expanded
     assert "I204" not in vllm and "I205" not in vllm
-    trt = acc.fit_rows("trtllm")
+    trt = acc.fit_rows("trtllm", "hopper")
     assert len(trt) == 10 and all(int(r[1:]) % 2 == 0 for r in trt)  # the 1×H100 Llama-3.1-8B rows
+    blackwell = acc.fit_rows("trtllm", "blackwell")  # the 4×B200 Llama-3.1-405B NVFP4 rows
+    assert len(blackwell) == 10 and {"I131", "I167"} <= blackwell and not blackwell & trt
+    assert acc.fit_rows("trtllm") == trt | blackwell
     assert acc.fit_rows("sglang") == set()  # SGLang's factors are vLLM's: every SGLang row is checked
 
 
@@ -45,6 +48,10 @@ def test_fit_rows_come_from_the_factor_sources(acc: ModuleType) -> None:
         ("I150", "checked"),  # TensorRT-LLM, Llama-3.1-405B FP8, TP8 on 8×H100, 1000/1000
         ("I158", "checked"),  # TensorRT-LLM, Llama-3.1-405B FP8, TP8 on 8×H100, 2048/128 (prefill-heavy)
         ("I120", "checked"),  # TensorRT-LLM, Llama-4-Maverick FP8, TP8 EP8 on 8×H200, 1000/2000
+        ("I147", "fit"),  # TensorRT-LLM, Llama-3.1-405B NVFP4, TP4 on 4×B200, 1000/1000
+        ("I148", "checked"),  # the same on 4×GB200
+        ("I116", "checked"),  # TensorRT-LLM, Llama-4-Maverick NVFP4, TP8 EP8 on 8×B200, 1000/1000
+        ("I090", "checked"),  # TensorRT-LLM, Qwen3-235B-A22B NVFP4, TP8 EP8 on 8×B200, 1000/1000
     ],
 )
 def test_tensorrt_offline_rows_within_20_percent(acc: ModuleType, row_id: str, split: str) -> None:
@@ -94,11 +101,19 @@ def test_concurrency_capped_rows_within_20_percent(acc: ModuleType) -> None:
         assert 0.8 <= got["output tok/s"] <= 1.2 and 0.8 <= got["TPOT ms"] <= 1.2, (row_id, got)
 
 
-def test_fp4_and_speculative_rows_are_skipped(acc: ModuleType) -> None:
-    with pytest.raises(LookupError, match="FP4"):
-        acc.predict(_row("I079"))
+def test_speculative_rows_are_skipped(acc: ModuleType) -> None:
     with pytest.raises(LookupError, match="speculative"):
         acc.predict(_row("I212"))
+
+
+def test_fp4_rows_run_nvfp4_checkpoints_and_trtllm_benchs_fp4_estimate(acc: ModuleType) -> None:
+    """NVIDIA's FP4 releases are NVFP4 (ModelOpt); trtllm-bench sizes its batch with 0.5 bytes per
+    parameter for them (`BYTES_PER_ELEM`), so a 405B model leaves room for more requests."""
+    model = acc._model("meta-llama/Llama-3.1-405B-Instruct", "FP4 (nvidia ModelOpt checkpoint)")
+    assert model.quantization is not None and model.quantization.method.value == "modelopt_fp4"
+    fp8 = acc.trtllm_bench_settings(model, 178.36, 4, 1, 1000, 1000)
+    fp4 = acc.trtllm_bench_settings(model, 178.36, 4, 1, 1000, 1000, 0.5)
+    assert fp4[0] > fp8[0]
 
 
 @pytest.mark.parametrize("row_id", ["I204", "I210", "I214"])

@@ -294,3 +294,37 @@ def test_a_request_rate_below_capacity_runs_the_batch_littles_law_gives() -> Non
     assert (
         at_request_rate(model, cluster, cfg, flood, evaluate_serving(model, cluster, cfg, flood).perf) is None
     )
+
+
+def test_nvfp4_gemms_run_on_fp4_tensor_cores_where_the_gpu_has_them() -> None:
+    """NVFP4 weights stream at 0.5625 bytes per weight everywhere; their GEMMs run at the FP4 peak on
+    Blackwell and as BF16 (vLLM's FP4 Marlin, W4A16) on Hopper."""
+    from autoparallel.models.parse_quant import quant_from_config
+
+    base = load_model("meta-llama/Llama-3.1-8B")
+    qc = {"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16, "exclude_modules": ["lm_head"]}
+    nvfp4 = base.model_copy(update={"quantization": quant_from_config({"quantization_config": qc}, "q")})
+    shape = ReplicaShape(1, 1, 1, None, "auto", False)
+    b200 = Cluster.parse("1x1xB200")
+
+    def step(model: object, cluster: Cluster, fp8: bool = False) -> float:
+        s = ReplicaShape(1, 1, 1, "fp8" if fp8 else None, "auto", False)
+        t, _ = stage_step_s(
+            model,  # type: ignore[arg-type]
+            cluster,
+            s,
+            decode_seqs=1024,
+            context_tokens=64,
+            prefill_tokens=8192,
+            prefill_context=512,
+        )
+        return t
+
+    assert (
+        step(nvfp4, b200) < step(base, b200, fp8=True) < step(base, b200)
+    )  # compute-bound: FP4 < FP8 < BF16
+    small = dict(decode_seqs=1, context_tokens=64, prefill_tokens=0, prefill_context=0)
+    t4, mem4 = stage_step_s(nvfp4, H100, shape, **small)  # type: ignore[arg-type]
+    t16, mem16 = stage_step_s(base, H100, shape, **small)  # type: ignore[arg-type]
+    assert mem4 and mem16 and t4 < 0.5 * t16  # weight streaming: a quarter of the linear bytes
+    assert step(nvfp4, H100) == pytest.approx(step(base, H100), rel=0.1)  # W4A16 at the BF16 peak
