@@ -289,6 +289,12 @@ def evaluate(
         return _evaluate_training(m, c, config, w, compare, mid)
     if not isinstance(w, Serving):
         raise InputError("a ServingConfig needs a serving workload")
+    from autoparallel.perf.engine_support import engine_runtime_problem
+
+    if (
+        problem := engine_runtime_problem("vllm", config.quantization, config.kv_cache_dtype, m, c.gpu)
+    ) is not None:
+        raise InputError(problem)
     return _evaluate_serving(m, c, config, w, compare, mid)
 
 

@@ -41,6 +41,9 @@ SGLANG_SPARSE_KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3")
 """KV-cache dtypes SGLang runs DeepSeek Sparse Attention with: bf16 (`auto` on Hopper) or fp8_e4m3."""
 SGLANG_MISSING_ARCHITECTURES = frozenset({"BloomForCausalLM"})
 """Architectures SGLang has no implementation of (known ones; others are not refused)."""
+VLLM_FP4_MARLIN_ARCHS = ("ampere", "ada", "hopper")
+"""GPU architectures without FP4 tensor cores where vLLM still runs NVFP4 weights: its FP4 Marlin
+kernels (W4A16), `is_fp4_marlin_supported`: NVIDIA compute capability 8.0 and up."""
 TRTLLM_ARCHITECTURES = frozenset(
     {
         "AfmoeForCausalLM",
@@ -126,9 +129,15 @@ def engine_runtime_problem(
     """Why `engine` cannot run `model` on `gpu` at these precisions (None: it can): the checkpoint
     itself (`engine_model_problem`), the KV-cache dtype, or TensorRT-LLM asked to quantize online (a
     `quantization` equal to the checkpoint's own method is the checkpoint as loaded)."""
+    name = ENGINE_NAMES.get(engine, engine)
+    q = model.quantization if model is not None else None
+    if q is not None and q.method.value == "modelopt_fp4" and gpu is not None and not gpu.fp4_tflops:
+        if engine != "vllm":
+            return f"{name} runs NVFP4 checkpoints only with FP4 tensor cores (Blackwell), not on {gpu.name}"
+        if gpu.arch not in VLLM_FP4_MARLIN_ARCHS:
+            return f"vLLM runs NVFP4 on FP4 tensor cores or FP4 Marlin kernels (SM80 on), not on {gpu.name}"
     if engine == "vllm":
         return None
-    name = ENGINE_NAMES[engine]
     if model is not None and (problem := engine_model_problem(engine, model)) is not None:
         return problem
     if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
@@ -139,13 +148,6 @@ def engine_runtime_problem(
             f"{name} runs DeepSeek Sparse Attention only with a bf16 or fp8_e4m3 KV cache, "
             f"not {kv_cache_dtype!r}"
         )
-    nvfp4 = (
-        model is not None
-        and model.quantization is not None
-        and model.quantization.method.value == "modelopt_fp4"
-    )
-    if nvfp4 and gpu is not None and not gpu.fp4_tflops:
-        return f"{name} runs NVFP4 checkpoints only on GPUs with FP4 tensor cores (Blackwell), not {gpu.name}"
     hopper = gpu is not None and gpu.arch == "hopper"
     if engine == "trtllm" and sparse and hopper and kv_cache_dtype != "auto":
         return (
