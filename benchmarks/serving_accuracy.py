@@ -157,6 +157,7 @@ checkpoint outside the zoo takes its weights from the base model and its format 
 NVFP4_CHECKPOINT = {
     "quant_method": "modelopt",
     "quant_algo": "NVFP4",
+    "kv_cache_quant_algo": "FP8",
     "group_size": 16,
     "exclude_modules": ["lm_head"],
 }

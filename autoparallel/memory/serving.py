@@ -133,7 +133,8 @@ class VllmMemoryReport(_Frozen):
     kv_cache_dtype: str
     """--kv-cache-dtype."""
     kv_cache_dtype_stored: str
-    """The cache vLLM keeps: `kv_cache_dtype`, except `fp8_ds_mla` for DeepSeek-V3.2 under `auto`."""
+    """The cache vLLM keeps: `kv_cache_dtype`, except under `auto` the checkpoint's declared KV dtype
+    (ModelOpt FP8 KV: `fp8`) and `fp8_ds_mla` for DeepSeek-V3.2."""
     max_concurrency: float
     """Requests of max_model_len the KV cache holds at once, as vLLM logs it."""
     kv_bytes_per_token_per_gpu: float
@@ -282,7 +283,9 @@ def _evaluate(
 ) -> VllmMemoryReport:
     """The report for validated inputs, problems without the fix sentence."""
     spec = apply_dtype_and_quant(spec, dtype, quantization)
-    kv_bytes = kv_dtype_bytes(spec, kv_cache_dtype, engine="vllm")
+    kv_bytes = kv_dtype_bytes(
+        spec, kv_cache_dtype, engine="vllm", from_checkpoint=rules.kv_dtype_from_checkpoint
+    )
     mml = max_model_len or spec.max_position_embeddings
     seqs, tokens = resolve_batch_defaults(rules, g, mml, max_num_seqs, max_num_batched_tokens, usage)
     ep = tp * dp if enable_expert_parallel else 1
@@ -383,7 +386,9 @@ def _evaluate(
         max_num_seqs=seqs,
         max_num_batched_tokens=tokens,
         kv_cache_dtype=kv_cache_dtype,
-        kv_cache_dtype_stored=vllm_stored_kv_dtype(spec, kv_cache_dtype),
+        kv_cache_dtype_stored=vllm_stored_kv_dtype(
+            spec, kv_cache_dtype, from_checkpoint=rules.kv_dtype_from_checkpoint
+        ),
         max_concurrency=plan.max_concurrency,
         kv_bytes_per_token_per_gpu=plan.bytes_per_token,
         kv_bytes_per_token_all_layers_per_gpu=float(

@@ -23,6 +23,7 @@ import math
 from typing import TYPE_CHECKING
 
 from autoparallel.memory.engine_kv import EngineKv
+from autoparallel.memory.vllm_config import checkpoint_kv_dtype
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -43,6 +44,8 @@ def sglang_stored_kv_dtype(model: ModelSpec, gpu: GPU, kv_cache_dtype: str) -> s
     `ServerArgs._handle_model_specific_adjustments`); otherwise as given."""
     if kv_cache_dtype == "auto" and model.has_sparse_attention and gpu.arch == "blackwell":
         return "fp8_e4m3"
+    if checkpoint_kv_dtype(model, kv_cache_dtype) == "fp8":
+        return "fp8_e4m3"  # `ModelRunner.init_memory_pool`: a ModelOpt FP8-KV checkpoint under `auto`
     return kv_cache_dtype
 
 

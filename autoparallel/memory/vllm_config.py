@@ -7,7 +7,7 @@ Each rule cites the vLLM 0.32 file it follows.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from autoparallel.configs import KvCacheDtype
 from autoparallel.errors import InputError
@@ -91,30 +91,53 @@ def _loaded(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec
     return model.model_copy(update=update) if update else model
 
 
-def vllm_stored_kv_dtype(model: ModelSpec, kv_cache_dtype: str) -> str:
-    """The cache vLLM keeps for `--kv-cache-dtype kv_cache_dtype`: the same, except that for DeepSeek
-    Sparse Attention models (V3.2) `DeepseekV32ForCausalLM.verify_and_update_config` turns `auto`
-    into its `fp8_ds_mla` cache (`bfloat16` keeps BF16; an fp8 dtype is FP8 either way)."""
-    return "fp8_ds_mla" if kv_cache_dtype == "auto" and model.has_sparse_attention else kv_cache_dtype
+def checkpoint_kv_dtype(model: ModelSpec, kv_cache_dtype: str, *, from_checkpoint: bool = True) -> str:
+    """`kv_cache_dtype` with `auto` resolved to the KV dtype the checkpoint declares (a ModelOpt
+    `kv_cache_quant_algo` FP8: `fp8`), as the engines resolve it: TensorRT-LLM (`KvCacheConfig(dtype=
+    "auto")` inherits the checkpoint's KV quantization), SGLang 0.5 (`ModelRunner.init_memory_pool`:
+    `auto` with `kv_cache_quant_algo` FP8 is `float8_e4m3fn`) and vLLM from 0.14 (PR #30785, merged
+    2025-12-16: `CacheConfig` reads `hf_quant_config.json`; `from_checkpoint` False for releases before
+    it). Anything else is returned as given (`auto`: the model's dtype)."""
+    q = model.quantization
+    if kv_cache_dtype == "auto" and from_checkpoint and q is not None and q.kv_cache_dtype:
+        return q.kv_cache_dtype
+    return kv_cache_dtype
 
 
-def kv_dtype_bytes(model: ModelSpec, kv_cache_dtype: str, *, engine: str) -> float:
+def vllm_stored_kv_dtype(model: ModelSpec, kv_cache_dtype: str, *, from_checkpoint: bool = True) -> str:
+    """The cache vLLM keeps for `--kv-cache-dtype kv_cache_dtype`: the same (`auto` resolved from the
+    checkpoint, `checkpoint_kv_dtype`), except that for DeepSeek Sparse Attention models (V3.2)
+    `DeepseekV32ForCausalLM.verify_and_update_config` turns `auto` into its `fp8_ds_mla` cache
+    (`bfloat16` keeps BF16; an fp8 dtype is FP8 either way)."""
+    kv = checkpoint_kv_dtype(model, kv_cache_dtype, from_checkpoint=from_checkpoint)
+    return "fp8_ds_mla" if kv == "auto" and model.has_sparse_attention else kv
+
+
+def kv_dtype_bytes(
+    model: ModelSpec, kv_cache_dtype: str, *, engine: str, from_checkpoint: bool = True
+) -> float:
     """Bytes per cached KV element as `engine` stores it: the model's dtype for `auto`, else the
     named dtype's. The one definition: the float model and the solver tables both call it.
 
     vLLM stores what `vllm_stored_kv_dtype` says (`fp8_ds_mla`: one FP8 byte per latent element;
     AttentionSpec prices the layout FlashMLA reads, 656 B per token and layer). SGLang (`auto` is
     BF16 on Hopper) and TensorRT-LLM take the dtype as named; so does `any`, the engine-neutral
-    price (`VllmMemoryReport.kv_bytes_per_token_all_layers_per_gpu`).
+    price (`VllmMemoryReport.kv_bytes_per_token_all_layers_per_gpu`). Every engine reads `auto` as
+    the checkpoint's declared KV dtype where it has one (`checkpoint_kv_dtype`; `from_checkpoint`
+    False: a vLLM release before that rule).
 
     Raises:
         InputError: not one of vLLM's `--kv-cache-dtype` values.
     """
     if kv_cache_dtype not in _KV_DTYPE_BYTES:
         raise InputError(f"kv_cache_dtype {kv_cache_dtype!r}: expected one of {', '.join(_KV_DTYPE_BYTES)}")
-    if engine == "vllm" and vllm_stored_kv_dtype(model, kv_cache_dtype) == "fp8_ds_mla":
+    if (
+        engine == "vllm"
+        and vllm_stored_kv_dtype(model, kv_cache_dtype, from_checkpoint=from_checkpoint) == "fp8_ds_mla"
+    ):
         return 1.0
-    fixed = _KV_DTYPE_BYTES[kv_cache_dtype]
+    stored = cast("KvCacheDtype", checkpoint_kv_dtype(model, kv_cache_dtype, from_checkpoint=from_checkpoint))
+    fixed = _KV_DTYPE_BYTES[stored]
     return float(model.dtype_bytes) if fixed is None else float(fixed)
 
 

@@ -111,6 +111,9 @@ class VllmRules(BaseModel):
     async_scheduling_default: bool
     """Async scheduling is on by default (two batches in flight when pp == 1), which widens the KV a
     sliding-window layer must keep per request."""
+    kv_dtype_from_checkpoint: bool
+    """`--kv-cache-dtype auto` takes the KV dtype a ModelOpt checkpoint declares (`kv_cache_quant_algo`)
+    rather than the model's dtype."""
 
 
 def rules_for(version: VllmVersion) -> VllmRules:
@@ -163,4 +166,8 @@ def rules_for(version: VllmVersion) -> VllmRules:
         # 0.32 config/vllm.py: async_scheduling defaults to True unless an option forbids it, and
         # max_concurrent_batches is then 2 for pp == 1; taken from 0.25 (no log distinguishes it).
         async_scheduling_default=v1 and v.at_least(25),
+        # vLLM PR #30785 (merged 2025-12-16, "Load kv-cache dtype from hf_quant_config.json
+        # automatically"): resolved when `CacheConfig` is built; taken from 0.14, the first release cut
+        # after it (no log distinguishes it).
+        kv_dtype_from_checkpoint=v1 and v.at_least(14),
     )

@@ -127,11 +127,16 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
         )
     if method == "modelopt":
         algo = str(qc.get("quant_algo", "")).upper()
+        # An FP8 KV cache the checkpoint declares (kv scales calibrated with the weights); other
+        # algorithms (NVFP4 KV) are not a `--kv-cache-dtype` the planner prices, so `auto` keeps BF16.
+        kv = "fp8" if str(qc.get("kv_cache_quant_algo") or "").upper() == "FP8" else None
         if algo == "FP8":
-            return _fp8(None, groups, "ModelOpt quant_algo=FP8 (per-tensor scales)")
+            spec = _fp8(None, groups, "ModelOpt quant_algo=FP8 (per-tensor scales)")
+            return spec.model_copy(update={"kv_cache_dtype": kv})
         if algo == "NVFP4":
             group = _qint(qc, name, ("group_size",), 16)
-            return _nvfp4(group, groups, f"ModelOpt quant_algo=NVFP4, group_size={group}", name)
+            spec = _nvfp4(group, groups, f"ModelOpt quant_algo=NVFP4, group_size={group}", name)
+            return spec.model_copy(update={"kv_cache_dtype": kv})
         raise InputError(f"{name}: ModelOpt quant_algo {algo!r} is not supported (FP8 and NVFP4 are)")
     if method == "compressed-tensors":
         return _compressed_tensors(qc, name, groups)

@@ -143,7 +143,10 @@ class MemoryTerms:
             spec = self.model
             layer_key = (tp, pp, kv)
             if layer_key not in self._layer_kv:
-                kv_bytes = kv_dtype_bytes(spec, kv, engine="vllm")  # vLLM runtimes only
+                # vLLM runtimes only
+                kv_bytes = kv_dtype_bytes(
+                    spec, kv, engine="vllm", from_checkpoint=self.rules.kv_dtype_from_checkpoint
+                )
                 self._layer_kv[layer_key] = layer_kv_specs(spec, self.stages(pp), tp, kv_bytes)
             layers = self._layer_kv[layer_key]
             plan = vllm_kv.plan_kv(
