@@ -33,10 +33,7 @@ TRTLLM_GRID = {
     "flops_fraction": (0.45, 0.5, 0.55, 0.6, 0.65),
     "attention_hbm_fraction": (0.75, 0.8, 0.85, 0.9),
 }
-TRTLLM_BLACKWELL_GRID = {
-    "flops_fraction": (0.3, 0.35, 0.4, 0.45, 0.5, 0.55),
-    "attention_hbm_fraction": (0.75, 0.8, 0.85, 0.9),
-}
+TRTLLM_BLACKWELL_GRID = {"fp4_gemm_scale": (0.5, 0.55, 0.575, 0.6, 0.625, 0.65, 0.7, 0.8, 0.9, 1.0)}
 VLLM_GRID = {"moe_expert_overhead_s": (0.0, 1e-6, 2e-6, 3e-6, 4e-6, 5e-6)}
 FITS = (
     ("trtllm", "hopper", TRTLLM_GRID),

@@ -44,6 +44,10 @@ class ServingEfficiency(BaseModel):
     moe_expert_overhead_s: float
     """Fixed cost per (layer, local expert a step touches) of the fused-MoE kernels, s: many small
     experts (DeepSeek: 256 per layer, TP-sliced to 256 columns) stay far below the HBM roofline."""
+    fp4_gemm_scale: float = 1.0
+    """NVFP4 GEMMs (dense and expert) reach this share of the fraction of their peak that FP8 GEMMs
+    reach (`flops_fraction`, `moe_flops_fraction`): the FP4 peak is twice the FP8 one, and the
+    kernels get less of it. 1.0 where no FP4 row was fitted and no GPU of the architecture has FP4."""
     step_overhead_s: float
     """Host time per engine step not hidden by the GPU (scheduler, sampler, output processing), s."""
     eager_layer_overhead_s: float
@@ -129,17 +133,20 @@ _TRTLLM_HOPPER = _HOPPER.model_copy(
         "fractions, step and request overheads are vLLM's.",
     }
 )
+FP4_GEMM_SCALE = 0.6
+"""`fp4_gemm_scale` on Blackwell, fitted with TensorRT-LLM (see its source) and taken for every engine:
+no vLLM or SGLang FP4 row exists to fit their own."""
 _TRTLLM_BLACKWELL = _TRTLLM_HOPPER.model_copy(
     update={
-        "flops_fraction": 0.35,
-        "attention_hbm_fraction": 0.75,
-        "source": "TensorRT-LLM on Blackwell, fitted on the Llama-3.1-405B NVFP4 (FP8 KV) 4xB200 "
-        "trtllm-bench rows I131, I135, I139, I143, I147, I151, I155, I159, I163, I167 with the same "
-        "grid and rule as on Hopper (benchmarks/serving_fit.py; least median error among those with "
-        "every row within 20 %): NVFP4 GEMMs at 0.35 of the dense FP4 peak, decode attention 0.75 of "
-        "peak HBM (10 of 10, median error 7.4 %; 0.30 / 0.75 8.7 %; Hopper's 0.55 / 0.90 puts 0 of "
-        "10 within 20 %, 36 % too fast). The Qwen3-235B and Maverick B200 rows and every GB200 row are "
-        "checked only; the MoE fractions, step and request overheads are vLLM's.",
+        "fp4_gemm_scale": FP4_GEMM_SCALE,
+        "source": "TensorRT-LLM on Blackwell: Hopper's factors, and the NVFP4 GEMM scale fitted on the "
+        "Llama-3.1-405B NVFP4 (FP8 KV) 4xB200 trtllm-bench rows I131, I135, I139, I143, I147, I151, "
+        "I155, I159, I163, I167 (benchmarks/serving_fit.py, one parameter; the same rule as on "
+        "Hopper, least median error among the values with every row within 20 %): 0.6, so NVFP4 "
+        "GEMMs run at 0.33 of the dense FP4 peak (10 of 10, median error 8.9 %, geometric-mean ratio "
+        "1.015; 0.55 and 0.575 10 of 10 at 10.5 and 10.3 %, 0.625 9 of 10; 1.0, FP4 GEMMs at FP8's "
+        "fraction, 0 of 10, 38 % too fast). FP8 and BF16 GEMMs keep Hopper's fractions (no Blackwell "
+        "FP8 row). The Qwen3-235B and Maverick B200 rows and every GB200 row are checked only.",
     }
 )
 ENGINE_EFFICIENCY: dict[str, dict[str, ServingEfficiency]] = {

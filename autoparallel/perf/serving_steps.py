@@ -138,7 +138,8 @@ def stage_step_s(
         flops_per_token(model, context_tokens) - param_flops
     ) + prefill_tokens * (flops_per_token(model, prefill_context) - param_flops)
     tensor_peak = _tensor_tflops(gpu, f) * 1e12
-    gemm_peak = tensor_peak * eff.flops_fraction
+    fp4 = eff.fp4_gemm_scale if f.fp4_compute and gpu.fp4_tflops else 1.0
+    gemm_peak = tensor_peak * eff.flops_fraction * fp4
     attention_peak = gpu.bf16_tflops * 1e12 * eff.flops_fraction
     # One roofline per operator, summed: within a layer the GEMMs, the MoE kernels and attention run
     # one after another, so one's compute does not hide under another's memory traffic (the
@@ -152,7 +153,7 @@ def stage_step_s(
         min(eff.moe_hbm_fraction, eff.block_fp8_hbm_fraction) if f.block_fp8 else eff.moe_hbm_fraction
     )
     moe_mem = expert_bytes / (hbm * expert_hbm) + expert_calls * eff.moe_expert_overhead_s
-    moe_cmp = tokens * expert_flops * frac / tp / (tensor_peak * eff.moe_flops_fraction)
+    moe_cmp = tokens * expert_flops * frac / tp / (tensor_peak * eff.moe_flops_fraction * fp4)
     attn_mem = kv_bytes / (hbm * eff.attention_hbm_fraction)
     attn_cmp = attention_flops * frac / tp / attention_peak
     if is_sparse(model):
