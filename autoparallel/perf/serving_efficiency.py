@@ -110,7 +110,21 @@ _DEFAULT = ServingEfficiency(
     source="not calibrated (no reference rows, no achievable-FLOPS source): the Hopper factors "
     "lowered ~10 % (Volta, Turing, Ada, AMD)",
 )
-VLLM_EFFICIENCY: dict[str, ServingEfficiency] = {"hopper": _HOPPER, "blackwell": _HOPPER, "ampere": _AMPERE}
+FP4_GEMM_SCALE = 0.6
+"""`fp4_gemm_scale` on Blackwell, fitted with TensorRT-LLM (see its source) and taken for every engine:
+no vLLM or SGLang FP4 row exists to fit their own."""
+_BLACKWELL = _HOPPER.model_copy(
+    update={
+        "fp4_gemm_scale": FP4_GEMM_SCALE,
+        "source": "vLLM's Hopper factors, with TensorRT-LLM's fitted NVFP4 GEMM scale (no vLLM or SGLang "
+        "Blackwell row; nothing fitted here)",
+    }
+)
+VLLM_EFFICIENCY: dict[str, ServingEfficiency] = {
+    "hopper": _HOPPER,
+    "blackwell": _BLACKWELL,
+    "ampere": _AMPERE,
+}
 """vLLM efficiency by GPU architecture (`GPU.arch`); other architectures use `DEFAULT_EFFICIENCY`."""
 DEFAULT_EFFICIENCY = _DEFAULT
 
@@ -133,9 +147,6 @@ _TRTLLM_HOPPER = _HOPPER.model_copy(
         "fractions, step and request overheads are vLLM's.",
     }
 )
-FP4_GEMM_SCALE = 0.6
-"""`fp4_gemm_scale` on Blackwell, fitted with TensorRT-LLM (see its source) and taken for every engine:
-no vLLM or SGLang FP4 row exists to fit their own."""
 _TRTLLM_BLACKWELL = _TRTLLM_HOPPER.model_copy(
     update={
         "fp4_gemm_scale": FP4_GEMM_SCALE,
@@ -151,7 +162,10 @@ _TRTLLM_BLACKWELL = _TRTLLM_HOPPER.model_copy(
 )
 ENGINE_EFFICIENCY: dict[str, dict[str, ServingEfficiency]] = {
     "vllm": VLLM_EFFICIENCY,
-    "sglang": {"hopper": _SGLANG_HOPPER, "blackwell": _SGLANG_HOPPER},
+    "sglang": {
+        "hopper": _SGLANG_HOPPER,
+        "blackwell": _BLACKWELL.model_copy(update={"source": "SGLang: " + _BLACKWELL.source}),
+    },
     "trtllm": {"hopper": _TRTLLM_HOPPER, "blackwell": _TRTLLM_BLACKWELL},
 }
 """Efficiency by engine, then GPU architecture."""
