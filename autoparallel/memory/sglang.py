@@ -44,7 +44,7 @@ def sglang_stored_kv_dtype(model: ModelSpec, gpu: GPU, kv_cache_dtype: str) -> s
     `ServerArgs._handle_model_specific_adjustments`); otherwise as given."""
     if kv_cache_dtype == "auto" and model.has_sparse_attention and gpu.arch == "blackwell":
         return "fp8_e4m3"
-    if checkpoint_kv_dtype(model, kv_cache_dtype) == "fp8":
+    if checkpoint_kv_dtype(model, kv_cache_dtype) == "fp8_e4m3":
         return "fp8_e4m3"  # `ModelRunner.init_memory_pool`: a ModelOpt FP8-KV checkpoint under `auto`
     return kv_cache_dtype
 

@@ -93,11 +93,13 @@ def _loaded(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec
 
 def checkpoint_kv_dtype(model: ModelSpec, kv_cache_dtype: str, *, from_checkpoint: bool = True) -> str:
     """`kv_cache_dtype` with `auto` resolved to the KV dtype the checkpoint declares (a ModelOpt
-    `kv_cache_quant_algo` FP8: `fp8`), as the engines resolve it: TensorRT-LLM (`KvCacheConfig(dtype=
-    "auto")` inherits the checkpoint's KV quantization), SGLang 0.5 (`ModelRunner.init_memory_pool`:
+    `kv_cache_quant_algo` FP8: `fp8_e4m3`), as the engines resolve it: TensorRT-LLM (`KvCacheConfig(
+    dtype="auto")` inherits the checkpoint's KV quantization), SGLang 0.5 (`ModelRunner.init_memory_pool`:
     `auto` with `kv_cache_quant_algo` FP8 is `float8_e4m3fn`) and vLLM from 0.14 (PR #30785, merged
-    2025-12-16: `CacheConfig` reads `hf_quant_config.json`; `from_checkpoint` False for releases before
-    it). Anything else is returned as given (`auto`: the model's dtype)."""
+    2025-12-16; 0.32 `EngineArgs.create_engine_config` builds `CacheConfig` from
+    `resolve_kv_cache_dtype_string`, `MODELOPT_TO_VLLM_KV_CACHE_DTYPE_MAP` fp8 -> fp8_e4m3; a declared
+    NVFP4 cache, which 0.32 maps to `nvfp4`, is not priced and stays the model dtype here; `from_checkpoint`
+    False for releases before 0.14). Anything else is returned as given (`auto`: the model's dtype)."""
     q = model.quantization
     if kv_cache_dtype == "auto" and from_checkpoint and q is not None and q.kv_cache_dtype:
         return q.kv_cache_dtype

@@ -129,7 +129,7 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
         algo = str(qc.get("quant_algo", "")).upper()
         # An FP8 KV cache the checkpoint declares (kv scales calibrated with the weights); other
         # algorithms (NVFP4 KV) are not a `--kv-cache-dtype` the planner prices, so `auto` keeps BF16.
-        kv = "fp8" if str(qc.get("kv_cache_quant_algo") or "").upper() == "FP8" else None
+        kv = "fp8_e4m3" if str(qc.get("kv_cache_quant_algo") or "").upper() == "FP8" else None
         if algo == "FP8":
             spec = _fp8(None, groups, "ModelOpt quant_algo=FP8 (per-tensor scales)")
             return spec.model_copy(update={"kv_cache_dtype": kv})

@@ -65,7 +65,7 @@ class QuantSpec(BaseModel):
     double_quant: bool = True
     """bitsandbytes NF4: absmax scales themselves quantized to 8 bits."""
     kv_cache_dtype: str | None = None
-    """The KV-cache dtype the checkpoint declares (ModelOpt `kv_cache_quant_algo` FP8: `fp8`), which
+    """The KV-cache dtype the checkpoint declares (ModelOpt `kv_cache_quant_algo` FP8: `fp8_e4m3`), which
     the engines take for `--kv-cache-dtype auto`; None: the model's dtype."""
     quantized_groups: tuple[str, ...] = _LINEAR_GROUPS
     """Parameter groups stored quantized; the rest stay in the checkpoint dtype."""

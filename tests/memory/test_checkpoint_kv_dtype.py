@@ -22,16 +22,16 @@ def _config(kv: str) -> ServingConfig:
 def test_the_checkpoints_kv_algorithm_is_parsed() -> None:
     with_kv = {"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8"}
     spec = quant_from_config({"quantization_config": with_kv}, "q")
-    assert spec is not None and spec.kv_cache_dtype == "fp8"
+    assert spec is not None and spec.kv_cache_dtype == "fp8_e4m3"
     bare = quant_from_config({"quantization_config": {"quant_method": "modelopt", "quant_algo": "FP8"}}, "q")
     assert bare is not None and bare.kv_cache_dtype is None
-    assert load_model(FP8_KV).quantization.kv_cache_dtype == "fp8"  # type: ignore[union-attr]
+    assert load_model(FP8_KV).quantization.kv_cache_dtype == "fp8_e4m3"  # type: ignore[union-attr]
 
 
 def test_vllm_auto_is_the_checkpoints_fp8_cache_from_0_14() -> None:
     model = load_model(FP8_KV)
     auto, bf16, fp8 = (serving_memory(model, H100, _config(kv)) for kv in ("auto", "bfloat16", "fp8"))
-    assert auto.kv_cache_dtype_stored == "fp8"
+    assert auto.kv_cache_dtype_stored == "fp8_e4m3"
     assert auto.kv_bytes_per_token_per_gpu == fp8.kv_bytes_per_token_per_gpu
     assert bf16.kv_bytes_per_token_per_gpu == 2 * fp8.kv_bytes_per_token_per_gpu
     old = serving_memory(model, H100, _config("auto"), vllm_version="0.13")
