@@ -48,6 +48,8 @@ def _quant_label(spec: ModelSpec) -> str:
         return f"{q.method.value} int{q.bits} g{q.group_size}"
     if q.method.value == "fp8" and q.block_n:
         return f"fp8 block {q.block_n}x{q.block_k}"
+    if q.method.value == "modelopt_fp4":
+        return f"nvfp4 g{q.group_size}"
     return q.method.value
 
 
@@ -178,6 +180,8 @@ def _print_card(card: dict[str, Any]) -> None:
         f"  weights: {card['weight_gib']:.2f} GiB ({'quantized: ' + q['source'] if q else 'unquantized'}, "
         f"{card['dtype_bytes']} bytes per unquantized weight)"
     )
+    if q and q.get("kv_cache_dtype"):
+        print(f"  KV cache: the checkpoint declares {q['kv_cache_dtype']}, which the engines take for auto")
     print("\n  parameters by group            count        share   GiB")
     total = card["total_params_with_mtp"]
     for name, count in card["params_by_group"].items():

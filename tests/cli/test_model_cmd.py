@@ -98,3 +98,10 @@ def test_model_card_names_the_engines_that_load_it(capsys: pytest.CaptureFixture
     assert card["engines"]["sglang"] != "runs" and card["engines"]["trtllm"] != "runs"
     assert main(["model", "meta-llama/Llama-3.1-8B"]) == 0
     assert "serving engines that load it: vLLM, SGLang, TensorRT-LLM" in capsys.readouterr().out
+
+
+def test_model_card_says_which_kv_cache_the_checkpoint_declares(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cmd_model(_parse("model", "nvidia/Llama-3.1-70B-Instruct-FP8")) == 0
+    assert "KV cache: the checkpoint declares fp8_e4m3" in capsys.readouterr().out
+    assert cmd_model(_parse("model", "meta-llama/Llama-3.1-70B")) == 0
+    assert "KV cache: the checkpoint" not in capsys.readouterr().out
