@@ -56,7 +56,11 @@ TP rank: its projections are replicated, so they are not divided by TP.
 
 Not modelled: newer vLLM releases run short prompts as dense MHA and pass `topk_length`; SGLang's
 `tilelang`, `aiter` and `trtllm` NSA backends (refused by name) and its dense-MHA prefill of short
-prompts (PR #12868).
+prompts (PR #12868; in 0.5.6 `NativeSparseAttnBackend.set_nsa_prefill_impl` takes MHA on SM90 and
+SM100 for an extend batch whose longest sequence fits `index_topk` and whose tokens fit one chunk,
+so `--nsa-prefill-backend` does not matter for ShareGPT prompts: I216 `fa3` and I214
+`flashmla_sparse` measure the same TTFT. The step model sees a batch's mean prompt context, not its
+longest, and charging MHA would only shorten the V3.2 bursts' TTFT, already 2-3x short).
 """
 
 from __future__ import annotations
