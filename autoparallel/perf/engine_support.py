@@ -17,7 +17,7 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   (`ModelConfig.from_pretrained` / `load_hf_quant_config`), so GPTQ, AWQ, bitsandbytes and INT8
   checkpoints are not loaded, and it has no online weight quantization. NVFP4 needs FP4 tensor
   cores (Blackwell) in TensorRT-LLM and SGLang (their FP4 GEMMs are SM100 kernels); vLLM runs it on
-  older GPUs too, as W4A16 GEMMs (its FP4 Marlin kernels, SM80 on). KV cache:
+  older GPUs too, as W4A16 GEMMs (its FP4 Marlin kernels, SM75 on). KV cache:
   `kv_cache_config.dtype` auto / fp8 (E4M3); DeepSeek Sparse Attention on Hopper runs only over a
   BF16 cache (`_torch/modules/attention.py` sends every DSA token below SM100 through
   `forward_sparse_mla_kvcache_bf16`, whose FlashMLA kernel checks `kv.dtype() == kBFloat16`).
@@ -41,9 +41,9 @@ SGLANG_SPARSE_KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3")
 """KV-cache dtypes SGLang runs DeepSeek Sparse Attention with: bf16 (`auto` on Hopper) or fp8_e4m3."""
 SGLANG_MISSING_ARCHITECTURES = frozenset({"BloomForCausalLM"})
 """Architectures SGLang has no implementation of (known ones; others are not refused)."""
-VLLM_FP4_MARLIN_ARCHS = ("ampere", "ada", "hopper")
+VLLM_FP4_MARLIN_ARCHS = ("turing", "ampere", "ada", "hopper")
 """GPU architectures without FP4 tensor cores where vLLM still runs NVFP4 weights: its FP4 Marlin
-kernels (W4A16), `is_fp4_marlin_supported`: NVIDIA compute capability 8.0 and up."""
+kernels (W4A16); 0.32 `marlin_utils_fp4.is_fp4_marlin_supported`: CUDA, compute capability 7.5 and up."""
 TRTLLM_ARCHITECTURES = frozenset(
     {
         "AfmoeForCausalLM",
@@ -135,7 +135,7 @@ def engine_runtime_problem(
         if engine != "vllm":
             return f"{name} runs NVFP4 checkpoints only with FP4 tensor cores (Blackwell), not on {gpu.name}"
         if gpu.arch not in VLLM_FP4_MARLIN_ARCHS:
-            return f"vLLM runs NVFP4 on FP4 tensor cores or FP4 Marlin kernels (SM80 on), not on {gpu.name}"
+            return f"vLLM runs NVFP4 on FP4 tensor cores or FP4 Marlin kernels (SM75 on), not on {gpu.name}"
     if engine == "vllm":
         return None
     if model is not None and (problem := engine_model_problem(engine, model)) is not None:

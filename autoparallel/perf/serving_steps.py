@@ -189,7 +189,7 @@ def stage_step_s(
 def _tensor_tflops(gpu: GPU, f: ModelFacts) -> float:
     """The dense tensor-core peak the weights' GEMMs run at: FP8 weights on FP8 tensor cores; NVFP4 on
     FP4 tensor cores (W4A4: the engines quantize activations to NVFP4 on Blackwell), and as BF16 GEMMs
-    where the GPU has none (vLLM's FP4 Marlin kernels, W4A16, SM80 on: `is_fp4_marlin_supported`);
+    where the GPU has none (vLLM's FP4 Marlin kernels, W4A16, SM75 on: `is_fp4_marlin_supported`);
     everything else at the BF16 peak."""
     if f.fp4_compute and gpu.fp4_tflops:
         return gpu.fp4_tflops

@@ -405,7 +405,8 @@ def test_nvfp4_checkpoints_plan_on_blackwell_and_only_vllm_runs_them_on_hopper(
         assert "Blackwell" in (engine_runtime_problem(engine, None, "auto", model, get_gpu("H100")) or "")
         assert engine_runtime_problem(engine, None, "auto", model, get_gpu("B200")) is None
     assert engine_runtime_problem("vllm", None, "auto", model, get_gpu("H100")) is None  # FP4 Marlin
-    assert "SM80" in (engine_runtime_problem("vllm", None, "auto", model, get_gpu("V100")) or "")
+    assert "SM75" in (engine_runtime_problem("vllm", None, "auto", model, get_gpu("V100")) or "")
+    assert engine_runtime_problem("vllm", None, "auto", model, get_gpu("T4")) is None  # Turing: FP4 Marlin
     assert main(["evaluate", str(path), "--cluster", "1x1xV100", "--tp", "1"]) == 2
     assert "FP4 Marlin" in capsys.readouterr().err
     for engine in ("trtllm", "sglang", "vllm"):
