@@ -16,7 +16,8 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   or with a Hugging Face `quantization_config` of FP8 in 128 x 128 blocks or MXFP4
   (`ModelConfig.from_pretrained` / `load_hf_quant_config`), so GPTQ, AWQ, bitsandbytes and INT8
   checkpoints are not loaded, and it has no online weight quantization. NVFP4 needs FP4 tensor
-  cores (Blackwell) in TensorRT-LLM and SGLang (their FP4 GEMMs are SM100 kernels); vLLM runs it on
+  cores (Blackwell) in TensorRT-LLM and SGLang (their FP4 GEMMs are SM100 kernels; SGLang 0.5.6's
+  `ModelOptNvFp4FusedMoEMethod` raises "Please use Blackwell and above"); vLLM runs it on
   older GPUs too, as W4A16 GEMMs (its FP4 Marlin kernels, SM75 on). KV cache:
   `kv_cache_config.dtype` auto / fp8 (E4M3); DeepSeek Sparse Attention on Hopper runs only over a
   BF16 cache (`_torch/modules/attention.py` sends every DSA token below SM100 through
