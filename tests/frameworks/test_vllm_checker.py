@@ -111,3 +111,25 @@ def test_multi_node_launch_accepted_by_vllm(
                 _assert_accepted(
                     check_vllm_command(serve.replace("${HEAD_IP}", "10.0.0.1"), config_dir), line
                 )
+
+
+def test_nvfp4_checkpoint_accepted_by_vllm(tmp_path: Path) -> None:
+    """A ModelOpt NVFP4 checkpoint (its `quantization_config` in config.json, an FP8 KV cache declared):
+    vLLM builds its engine config from the planner's line, reads the checkpoint as `modelopt_fp4` and
+    resolves `--kv-cache-dtype auto` to the declared fp8_e4m3, as `checkpoint_kv_dtype` prices it."""
+    entry = next(e for e in list_models() if e.id == "Qwen/Qwen3-30B-A3B")
+    quant = {
+        "quant_method": "modelopt",
+        "quant_algo": "NVFP4",
+        "kv_cache_quant_algo": "FP8",
+        "group_size": 16,
+        "exclude_modules": ["lm_head"],
+    }
+    (tmp_path / "config.json").write_text(json.dumps({**entry.config, "quantization_config": quant}))
+    model = load_model(str(tmp_path))
+    assert model.quantization is not None and model.quantization.kv_cache_dtype == "fp8_e4m3"
+    config = ServingConfig(
+        tp=2, replicas=2, enable_expert_parallel=True, max_model_len=8192, max_num_seqs=128
+    )
+    command = vllm_command(str(tmp_path), config, model=model)
+    _assert_accepted(check_vllm_command(command, tmp_path), command)
