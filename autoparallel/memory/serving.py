@@ -134,7 +134,7 @@ class VllmMemoryReport(_Frozen):
     """--kv-cache-dtype."""
     kv_cache_dtype_stored: str
     """The cache vLLM keeps: `kv_cache_dtype`, except under `auto` the checkpoint's declared KV dtype
-    (ModelOpt FP8 KV: `fp8`) and `fp8_ds_mla` for DeepSeek-V3.2."""
+    (ModelOpt FP8 KV: `fp8_e4m3`) and `fp8_ds_mla` for DeepSeek-V3.2."""
     max_concurrency: float
     """Requests of max_model_len the KV cache holds at once, as vLLM logs it."""
     kv_bytes_per_token_per_gpu: float
