@@ -15,7 +15,9 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   DeepSeek-V2, ...) are not. It reads quantized checkpoints in ModelOpt format (`hf_quant_config.json`)
   or with a Hugging Face `quantization_config` of FP8 in 128 x 128 blocks or MXFP4
   (`ModelConfig.from_pretrained` / `load_hf_quant_config`), so GPTQ, AWQ, bitsandbytes and INT8
-  checkpoints are not loaded, and it has no online weight quantization. NVFP4 needs FP4 tensor
+  checkpoints are not loaded, and it has no online weight quantization. FP8 weights or KV cache need
+  FP8 tensor cores (its support matrix: Ampere runs FP32, FP16, BF16, INT8, INT4; SGLang and vLLM run
+  FP8 weights there as Marlin W8A16 GEMMs, SGLang's `can_auto_enable_marlin_fp8`). NVFP4 needs FP4 tensor
   cores (Blackwell) in TensorRT-LLM and SGLang (their FP4 GEMMs are SM100 kernels; SGLang 0.5.6's
   `ModelOptNvFp4FusedMoEMethod` raises "Please use Blackwell and above"); vLLM runs it on
   older GPUs too, as W4A16 GEMMs (its FP4 Marlin kernels, SM75 on). KV cache:
@@ -141,6 +143,16 @@ def engine_runtime_problem(
         return None
     if model is not None and (problem := engine_model_problem(engine, model)) is not None:
         return problem
+    if engine == "trtllm" and gpu is not None and not gpu.fp8_tflops:
+        from autoparallel.memory.vllm_config import checkpoint_kv_dtype
+
+        fp8_weights = q is not None and q.method.value == "fp8"
+        fp8_kv = (
+            checkpoint_kv_dtype(model, kv_cache_dtype) if model is not None else kv_cache_dtype
+        ) != "auto"
+        if fp8_weights or (fp8_kv and kv_cache_dtype in ENGINE_KV_CACHE_DTYPES[engine]):
+            what = "FP8 weights" if fp8_weights else "an FP8 KV cache"
+            return f"{name} runs {what} only on GPUs with FP8 tensor cores (Ada and later), not on {gpu.name}"
     if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
         return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
     sparse = model is not None and model.has_sparse_attention

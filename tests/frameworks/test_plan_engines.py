@@ -416,3 +416,20 @@ def test_nvfp4_checkpoints_plan_on_blackwell_and_only_vllm_runs_them_on_hopper(
         assert plan["deployment"]["throughput_tokens_per_s"] > 0
     assert main(["evaluate", str(path), "--cluster", "1x1xH100", "--engine", "trtllm", "--tp", "1"]) == 2
     assert "FP4 tensor cores" in capsys.readouterr().err
+
+
+def test_trtllm_needs_fp8_tensor_cores_for_fp8_weights_or_kv() -> None:
+    """TensorRT-LLM's support matrix lists Ampere as FP32/FP16/BF16/INT8/INT4: an FP8 checkpoint or KV
+    cache is refused there, while vLLM and SGLang run FP8 weights as Marlin W8A16 GEMMs."""
+    from autoparallel.hardware import get_gpu
+    from autoparallel.models import load_model
+    from autoparallel.perf.serving_engines import engine_runtime_problem
+
+    a100, h100 = get_gpu("A100-80G"), get_gpu("H100")
+    fp8, plain = load_model("nvidia/Llama-3.1-70B-Instruct-FP8"), load_model("meta-llama/Llama-3.1-70B")
+    assert "FP8 weights" in (engine_runtime_problem("trtllm", None, "auto", fp8, a100) or "")
+    assert "FP8 KV cache" in (engine_runtime_problem("trtllm", None, "fp8", plain, a100) or "")
+    assert engine_runtime_problem("trtllm", None, "auto", plain, a100) is None
+    assert engine_runtime_problem("trtllm", None, "auto", fp8, h100) is None
+    for engine in ("vllm", "sglang"):
+        assert engine_runtime_problem(engine, None, "auto", fp8, a100) is None
