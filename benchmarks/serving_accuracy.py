@@ -142,7 +142,7 @@ def fit_rows(engine: str, arch: str | None = None) -> set[str]:
     GPU architecture or of `arch` only."""
     ids: set[str] = set()
     table = ENGINE_EFFICIENCY.get(engine, {})
-    for eff in table.values() if arch is None else [table[arch]] if arch in table else []:
+    for eff in [e for a, e in table.items() if arch is None or a == arch]:
         for a, b in re.findall(r"\bI(\d{3})(?:-I?(\d{3}))?\b", eff.source):
             lo, hi = int(a), int(b or a)
             ids.update(f"I{i:03d}" for i in range(lo, hi + 1))

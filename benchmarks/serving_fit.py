@@ -7,9 +7,10 @@ checked row is read. Three grids, each printing every candidate's share within 2
 geometric-mean ratio of output tokens/s on those rows, so the choice in perf/serving_efficiency.py can
 be re-derived:
 
-- TensorRT-LLM, per GPU architecture (Hopper: the FP8 Llama-3.1-8B rows; Blackwell: the NVFP4
-  Llama-3.1-405B rows): `flops_fraction` (the weights' GEMMs) × `attention_hbm_fraction` (decode
-  attention), weight streaming kept at vLLM's `hbm_fraction`.
+- TensorRT-LLM on Hopper (the FP8 Llama-3.1-8B rows): `flops_fraction` (the weights' GEMMs) ×
+  `attention_hbm_fraction` (decode attention), weight streaming kept at vLLM's `hbm_fraction`.
+- TensorRT-LLM on Blackwell (the NVFP4 Llama-3.1-405B rows): `fp4_gemm_scale` alone, the other
+  factors Hopper's.
 - vLLM: `moe_expert_overhead_s` (cost per layer and touched expert of the fused-MoE kernels).
 """
 

@@ -41,12 +41,11 @@ min(max(pool tokens / context_len · 512, 2048), 4096))."""
 def sglang_stored_kv_dtype(model: ModelSpec, gpu: GPU, kv_cache_dtype: str) -> str:
     """The KV dtype SGLang runs for `--kv-cache-dtype kv_cache_dtype`: for DeepSeek Sparse Attention
     `auto` becomes `fp8_e4m3` from Blackwell on and stays BF16 on Hopper (0.5.6
-    `ServerArgs._handle_model_specific_adjustments`); otherwise as given."""
+    `ServerArgs._handle_model_specific_adjustments`); `auto` on a checkpoint that declares its KV
+    dtype is that dtype (`ModelRunner.init_memory_pool`, `checkpoint_kv_dtype`); otherwise as given."""
     if kv_cache_dtype == "auto" and model.has_sparse_attention and gpu.arch == "blackwell":
         return "fp8_e4m3"
-    if checkpoint_kv_dtype(model, kv_cache_dtype) == "fp8_e4m3":
-        return "fp8_e4m3"  # `ModelRunner.init_memory_pool`: a ModelOpt FP8-KV checkpoint under `auto`
-    return kv_cache_dtype
+    return checkpoint_kv_dtype(model, kv_cache_dtype)
 
 
 def sglang_priced_config(model: ModelSpec, gpu: GPU, config: ServingConfig) -> ServingConfig:

@@ -143,18 +143,17 @@ def engine_runtime_problem(
         return None
     if model is not None and (problem := engine_model_problem(engine, model)) is not None:
         return problem
+    if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
+        return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
     if engine == "trtllm" and gpu is not None and not gpu.fp8_tflops:
         from autoparallel.memory.vllm_config import checkpoint_kv_dtype
 
-        fp8_weights = q is not None and q.method.value == "fp8"
-        fp8_kv = (
-            checkpoint_kv_dtype(model, kv_cache_dtype) if model is not None else kv_cache_dtype
-        ) != "auto"
-        if fp8_weights or (fp8_kv and kv_cache_dtype in ENGINE_KV_CACHE_DTYPES[engine]):
-            what = "FP8 weights" if fp8_weights else "an FP8 KV cache"
+        # Past the dtype check the cache is auto (the model's or the checkpoint's declared dtype) or FP8.
+        kv = checkpoint_kv_dtype(model, kv_cache_dtype) if model is not None else kv_cache_dtype
+        what = "FP8 weights" if q is not None and q.method.value == "fp8" else None
+        what = what or ("an FP8 KV cache" if kv != "auto" else None)
+        if what is not None:
             return f"{name} runs {what} only on GPUs with FP8 tensor cores (Ada and later), not on {gpu.name}"
-    if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
-        return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
     sparse = model is not None and model.has_sparse_attention
     if engine == "sglang" and sparse and kv_cache_dtype not in SGLANG_SPARSE_KV_CACHE_DTYPES:
         return (

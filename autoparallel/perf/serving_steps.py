@@ -137,8 +137,9 @@ def stage_step_s(
     attention_flops = decode_seqs * (
         flops_per_token(model, context_tokens) - param_flops
     ) + prefill_tokens * (flops_per_token(model, prefill_context) - param_flops)
-    tensor_peak = _tensor_tflops(gpu, f) * 1e12
-    fp4 = eff.fp4_gemm_scale if f.fp4_compute and gpu.fp4_tflops else 1.0
+    tflops, fp4_cores = _tensor_tflops(gpu, f)
+    tensor_peak = tflops * 1e12
+    fp4 = eff.fp4_gemm_scale if fp4_cores else 1.0
     gemm_peak = tensor_peak * eff.flops_fraction * fp4
     attention_peak = gpu.bf16_tflops * 1e12 * eff.flops_fraction
     # One roofline per operator, summed: within a layer the GEMMs, the MoE kernels and attention run
@@ -186,16 +187,16 @@ def stage_step_s(
     return gpu_s + steps * (tp_s + ep_s), t_mem >= t_compute
 
 
-def _tensor_tflops(gpu: GPU, f: ModelFacts) -> float:
-    """The dense tensor-core peak the weights' GEMMs run at: FP8 weights on FP8 tensor cores; NVFP4 on
-    FP4 tensor cores (W4A4: the engines quantize activations to NVFP4 on Blackwell), and as BF16 GEMMs
-    where the GPU has none (vLLM's FP4 Marlin kernels, W4A16, SM75 on: `is_fp4_marlin_supported`);
-    everything else at the BF16 peak."""
+def _tensor_tflops(gpu: GPU, f: ModelFacts) -> tuple[float, bool]:
+    """(the dense tensor-core peak the weights' GEMMs run at, whether they run on FP4 tensor cores):
+    FP8 weights on FP8 tensor cores; NVFP4 on FP4 tensor cores (W4A4: the engines quantize activations
+    to NVFP4 on Blackwell), and as BF16 GEMMs where the GPU has none (vLLM's FP4 Marlin kernels, W4A16,
+    SM75 on: `is_fp4_marlin_supported`); everything else at the BF16 peak."""
     if f.fp4_compute and gpu.fp4_tflops:
-        return gpu.fp4_tflops
+        return gpu.fp4_tflops, True
     if f.fp8_compute and gpu.fp8_tflops:
-        return gpu.fp8_tflops
-    return gpu.bf16_tflops
+        return gpu.fp8_tflops, False
+    return gpu.bf16_tflops, False
 
 
 _LINKS: Memo[comm.Link] = {}
