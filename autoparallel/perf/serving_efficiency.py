@@ -41,6 +41,10 @@ class ServingEfficiency(BaseModel):
     row count (tokens routed to one expert) is far smaller than a dense GEMM's (DeepGEMM's README:
     masked grouped FP8 GEMMs at 256–1024 rows per group reach 815–1233 of H800's 1979 TFLOPS, where
     dense GEMMs of the same shapes reach up to 1550)."""
+    block_fp8_moe_flops_fraction: float | None = None
+    """Fraction of the FP8 dense peak reached by grouped expert GEMMs over block-scaled FP8 weights
+    where the engine runs them in a kernel slower than `moe_flops_fraction` describes (None: that
+    fraction)."""
     moe_expert_overhead_s: float
     """Fixed cost per (layer, local expert a step touches) of the fused-MoE kernels, s: many small
     experts (DeepSeek: 256 per layer, TP-sliced to 256 columns) stay far below the HBM roofline."""
@@ -130,7 +134,21 @@ DEFAULT_EFFICIENCY = _DEFAULT
 
 ENGINES = ("vllm", "sglang", "trtllm")
 """Serving engines the model knows."""
-_SGLANG_HOPPER = _HOPPER.model_copy(update={"source": "SGLang: vLLM's Hopper factors (not refitted)"})
+TRITON_BLOCK_FP8_FRACTION = 0.20
+"""Fraction of the FP8 dense peak Triton's block-scaled FP8 GEMMs reach at prefill row counts on
+Hopper: 367, 396, 403 and 407 TFLOPS at 1,024, 2,048, 4,096 and 8,192 rows for DeepSeek-V3's
+2112 × 7168 projection on H100 SXM (vLLM PR #23280's kernel benchmark, `w8a8-block-fp8-triton`;
+CUTLASS 351–490, torch BF16 620–716), 0.19–0.21 of 1,979 TFLOPS. Read off, not fitted."""
+_SGLANG_HOPPER = _HOPPER.model_copy(
+    update={
+        "block_fp8_moe_flops_fraction": TRITON_BLOCK_FP8_FRACTION,
+        "source": "SGLang: vLLM's Hopper factors (not refitted), but block-FP8 expert GEMMs at "
+        "Triton's block-FP8 rate (`TRITON_BLOCK_FP8_FRACTION`, read off a kernel benchmark): SGLang "
+        "0.5.6 runs block-FP8 MoE on Hopper with its Triton fused-MoE kernel unless DeepEP is the "
+        "all-to-all backend (`Fp8MoEMethod.create_moe_runner`), where vLLM's DeepGEMM path keeps "
+        "`moe_flops_fraction`.",
+    }
+)
 _TRTLLM_HOPPER = _HOPPER.model_copy(
     update={
         "flops_fraction": 0.55,

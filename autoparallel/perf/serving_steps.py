@@ -154,7 +154,10 @@ def stage_step_s(
         min(eff.moe_hbm_fraction, eff.block_fp8_hbm_fraction) if f.block_fp8 else eff.moe_hbm_fraction
     )
     moe_mem = expert_bytes / (hbm * expert_hbm) + expert_calls * eff.moe_expert_overhead_s
-    moe_cmp = tokens * expert_flops * frac / tp / (tensor_peak * eff.moe_flops_fraction * fp4)
+    moe_fraction = eff.moe_flops_fraction
+    if f.block_fp8 and eff.block_fp8_moe_flops_fraction is not None:
+        moe_fraction = eff.block_fp8_moe_flops_fraction
+    moe_cmp = tokens * expert_flops * frac / tp / (tensor_peak * moe_fraction * fp4)
     attn_mem = kv_bytes / (hbm * eff.attention_hbm_fraction)
     attn_cmp = attention_flops * frac / tp / attention_peak
     if is_sparse(model):
@@ -178,7 +181,7 @@ def stage_step_s(
     t_mem = dense_mem + moe_mem + attn_mem
     t_compute = dense_cmp + moe_cmp + attn_cmp
     gpu_s = max(dense_mem, dense_cmp) + max(moe_mem, moe_cmp) + max(attn_mem, attn_cmp)
-    tp_s, ep_s = _comm_parts_s(cluster, shape, f, frac, tokens_per_step)
+    tp_s, ep_s = _comm_parts_s(cluster, shape, f, frac, tokens_per_step, prefill_tokens > 0)
     if shape.ep_overlap:
         # Two-batch overlap (SGLang --enable-two-batch-overlap, vLLM dual-batch overlap, DeepEP's
         # hook-based overlap): one half-batch's all-to-all runs under the other's compute, so only
@@ -207,20 +210,16 @@ def _link(cluster: Cluster, size: int, stride: int) -> comm.Link:
     return memoized(_LINKS, (cluster,), (size, stride), lambda: comm.group_link(cluster, size, stride))
 
 
-def _comm_per_step_s(
-    cluster: Cluster, shape: ReplicaShape, f: ModelFacts, frac: float, tokens: float
-) -> float:
-    """TP all-reduces plus EP all-to-alls of one stage step carrying `tokens` tokens."""
-    return sum(_comm_parts_s(cluster, shape, f, frac, tokens))
-
-
 def _comm_parts_s(
-    cluster: Cluster, shape: ReplicaShape, f: ModelFacts, frac: float, tokens: float
+    cluster: Cluster, shape: ReplicaShape, f: ModelFacts, frac: float, tokens: float, extend: bool
 ) -> tuple[float, float]:
-    """(TP all-reduces, EP dispatch + combine) of one stage step carrying `tokens` tokens, s."""
+    """(TP all-reduces, EP dispatch + combine) of one stage step carrying `tokens` tokens, s
+    (`extend`: the step carries prompt tokens)."""
     layers = math.ceil(f.layers * frac - 1e-9)
     moe_layers = f.moe_layers * frac
     msg = tokens * f.hidden * ACTIVATION_BYTES
+    if shape.engine == "sglang" and shape.ep_ranks > 1:
+        return _sglang_moe_comm_s(cluster, shape, layers, msg, extend)
     tp_s = ep_s = 0.0
     if shape.tp > 1:
         # Two all-reduces per layer (attention output, MLP output); with EP the MoE output is
@@ -239,6 +238,31 @@ def _comm_parts_s(
             comm.all_to_all_s(dispatch, shape.ep_ranks, link) + comm.all_to_all_s(send, shape.ep_ranks, link)
         )
     return tp_s, ep_s
+
+
+def _sglang_moe_comm_s(
+    cluster: Cluster, shape: ReplicaShape, layers: int, msg: float, extend: bool
+) -> tuple[float, float]:
+    """(attention all-reduces, MLP gather + scatter) of one SGLang stage step with experts sharded
+    over `shape.ep_ranks` GPUs, `msg` bytes of this rank's hidden states, s.
+
+    SGLang 0.5.6 shards experts without an all-to-all unless DeepEP is its `--moe-a2a-backend`
+    (never emitted here). Without attention DP (`ep_ranks == tp`) the MoE output is all-reduced over
+    the TP group like a dense MLP's: two all-reduces a layer. With attention DP
+    (`layers/dp_attention.py`, `communicator.py`) every layer's MLP, dense or MoE, runs on the
+    hidden states of all the DP ranks: a step carrying prompt tokens gathers them by an all-reduce
+    of the summed buffer (`DpPaddingMode.SUM_LEN`, `_dp_gather_via_all_reduce`) and all-reduces the
+    MLP output before each rank copies its rows back; a decode step (CUDA graphs,
+    `DpPaddingMode.MAX_LEN`) all-gathers the padded buffer and reduce-scatters the output, the
+    traffic of one all-reduce. The gathered buffer is taken as this rank's tokens times the DP
+    ranks (balanced ranks, as the all-to-all's routed count is)."""
+    tp, ranks = shape.tp, shape.ep_ranks
+    if ranks <= tp:
+        return 2 * layers * comm.all_reduce_s(msg, tp, _link(cluster, tp, 1)), 0.0
+    attention_s = layers * comm.all_reduce_s(msg, tp, _link(cluster, tp, 1)) if tp > 1 else 0.0
+    gathered = msg * (ranks // tp)
+    mlp_s = layers * (2 if extend else 1) * comm.all_reduce_s(gathered, ranks, _link(cluster, ranks, 1))
+    return attention_s, mlp_s
 
 
 def _hop_s(cluster: Cluster, shape: ReplicaShape, f: ModelFacts, tokens: float) -> float:

@@ -60,7 +60,7 @@ prompts (PR #12868; in 0.5.6 `NativeSparseAttnBackend.set_nsa_prefill_impl` take
 SM100 for an extend batch whose longest sequence fits `index_topk` and whose tokens fit one chunk,
 so `--nsa-prefill-backend` does not matter for ShareGPT prompts: I216 `fa3` and I214
 `flashmla_sparse` measure the same TTFT. The step model sees a batch's mean prompt context, not its
-longest, and charging MHA would only shorten the V3.2 bursts' TTFT, already 2-3x short).
+longest, and charging MHA would only shorten the V3.2 bursts' TTFT, still 1.2-2x short).
 """
 
 from __future__ import annotations

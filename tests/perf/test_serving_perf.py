@@ -328,3 +328,64 @@ def test_nvfp4_gemms_run_on_fp4_tensor_cores_where_the_gpu_has_them() -> None:
     t16, mem16 = stage_step_s(base, H100, shape, **small)  # type: ignore[arg-type]
     assert mem4 and mem16 and t4 < 0.5 * t16  # weight streaming: a quarter of the linear bytes
     assert step(nvfp4, H100) == pytest.approx(step(base, H100), rel=0.1)  # W4A16 at the BF16 peak
+
+
+def test_sglang_runs_block_fp8_experts_at_tritons_rate() -> None:
+    """SGLang 0.5.6 runs block-FP8 MoE on Hopper with its Triton fused-MoE kernel (no DeepEP), which
+    reaches about 0.20 of the FP8 peak at prefill sizes where vLLM's DeepGEMM path keeps 0.45: a
+    prefill step's expert GEMMs cost more under SGLang; a small decode step streams the same weights."""
+    from autoparallel.models.parse_quant import quant_from_config
+    from autoparallel.perf.serving_efficiency import TRITON_BLOCK_FP8_FRACTION
+
+    base = load_model("Qwen/Qwen3-30B-A3B")
+    qc = {"quant_method": "fp8", "weight_block_size": [128, 128], "activation_scheme": "dynamic"}
+    fp8 = base.model_copy(update={"quantization": quant_from_config({"quantization_config": qc}, "q")})
+    h100 = H100.model_copy(update={"gpus_per_node": 1})
+    assert efficiency_for(h100.gpu, "sglang").block_fp8_moe_flops_fraction == TRITON_BLOCK_FP8_FRACTION
+    assert efficiency_for(h100.gpu, "vllm").block_fp8_moe_flops_fraction is None
+
+    def step(model: object, engine: str, **work: float) -> float:
+        shape = ReplicaShape(1, 1, 1, "fp8", "auto", False, engine=engine)
+        t, _ = stage_step_s(model, h100, shape, **work)  # type: ignore[arg-type]
+        return t
+
+    prefill = dict(decode_seqs=0, context_tokens=0, prefill_tokens=8192, prefill_context=1024)
+    decode = dict(decode_seqs=4, context_tokens=1024, prefill_tokens=0, prefill_context=0)
+    assert step(fp8, "sglang", **prefill) > 1.2 * step(fp8, "vllm", **prefill)
+    assert step(fp8, "sglang", **decode) == pytest.approx(step(fp8, "vllm", **decode))
+    assert step(base, "sglang", **prefill) == pytest.approx(step(base, "vllm", **prefill))  # BF16 experts
+
+
+def test_sglang_shards_experts_by_all_reduce_not_all_to_all() -> None:
+    """SGLang without DeepEP moves no token by all-to-all: with attention DP every layer gathers the DP
+    ranks' hidden states and scatters the MLP output (two all-reduces of the gathered buffer in a
+    step with prompt tokens, one all-gather + reduce-scatter in a decode step); without it the MoE
+    output is all-reduced over TP. FP8 dispatch and dispatch overlap, all-to-all options, change
+    nothing there."""
+    from autoparallel.perf import comm
+    from autoparallel.perf.serving_facts import model_facts
+    from autoparallel.perf.serving_steps import _comm_parts_s, _link
+
+    model, cluster = load_model("deepseek-ai/DeepSeek-V3"), Cluster.parse("1x8xH200")
+    f = model_facts(model, None)
+    dp8 = ReplicaShape(1, 1, 8, None, "auto", False, engine="sglang")
+    msg = 1024 * f.hidden * 2.0
+    ar = comm.all_reduce_s(8 * msg, 8, _link(cluster, 8, 1))
+    assert _comm_parts_s(cluster, dp8, f, 1.0, 1024, True) == pytest.approx((0.0, 2 * f.layers * ar))
+    assert _comm_parts_s(cluster, dp8, f, 1.0, 1024, False) == pytest.approx((0.0, f.layers * ar))
+    tp8 = ReplicaShape(8, 1, 8, None, "auto", False, engine="sglang")
+    tp_ar = comm.all_reduce_s(msg, 8, _link(cluster, 8, 1))
+    assert _comm_parts_s(cluster, tp8, f, 1.0, 1024, True) == pytest.approx((2 * f.layers * tp_ar, 0.0))
+    vllm = ReplicaShape(1, 1, 8, None, "auto", False)
+    assert _comm_parts_s(cluster, vllm, f, 1.0, 1024, True) == _comm_parts_s(
+        cluster, vllm, f, 1.0, 1024, False
+    )
+
+    def step(**extra: object) -> float:
+        shape = ReplicaShape(1, 1, 8, None, "auto", False, engine="sglang", **extra)  # type: ignore[arg-type]
+        t, _ = stage_step_s(
+            model, cluster, shape, decode_seqs=128, context_tokens=1100, prefill_tokens=0, prefill_context=0
+        )
+        return t
+
+    assert step() == step(fp8_dispatch=True)
