@@ -463,3 +463,27 @@ def test_ctrl_c_during_a_training_solve_exits_130_at_once() -> None:
     out, err = proc.communicate(timeout=60)
     assert (proc.returncode, err, out) == (130, "autoparallel: interrupted\n", "")
     assert time.perf_counter() - sent < 5.0
+
+
+def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log() -> None:
+    """The hub client logs every retry of a failed request ("... thrown while requesting HEAD ...",
+    "Retrying in 2s"); the CLI's error must stay its one line (an `.invalid` host never resolves)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k.upper() not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(
+        HF_ENDPOINT="http://hub.invalid",
+        AUTOPARALLEL_HUB_TIMEOUT="3",
+        HF_HOME=str(Path(env.get("TMPDIR", "/tmp")) / "ap-hub-test"),
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "autoparallel", "model", "no-such-org/no-such-model"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: 'no-such-org/no-such-model'"), run.stderr[-2000:]

@@ -10,6 +10,7 @@ accepts the connection and never answers costs that long at most.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -53,10 +54,13 @@ def fetch_config_file(model_id: str, timeout_s: float | None = None) -> Path:
     limit = hub_timeout_s() if timeout_s is None else timeout_s
     result: dict[str, Any] = {}
 
+    try:  # imported here, not in the thread: the import configures the logger quieted below
+        from huggingface_hub import hf_hub_download
+    except ImportError as missing:
+        raise InputError(f"could not be fetched: the hub client is not installed ({missing})") from None
+
     def download() -> None:
         try:
-            from huggingface_hub import hf_hub_download
-
             result["path"] = hf_hub_download(
                 model_id,
                 "config.json",
@@ -66,9 +70,17 @@ def fetch_config_file(model_id: str, timeout_s: float | None = None) -> Path:
         except BaseException as exc:  # reported to the caller below, as one line
             result["error"] = exc
 
+    # The hub client logs each retry of a failed request ("... thrown while requesting HEAD ...",
+    # "Retrying in 4s"); the caller's one-line error says what happened, so only its errors are let
+    # through while the fetch runs. Left so when the fetch is abandoned (its thread may still retry).
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(max(level, logging.ERROR))
     worker = threading.Thread(target=download, name="autoparallel-hub-fetch", daemon=True)
     worker.start()
     worker.join(limit)
+    if not worker.is_alive():
+        hub_log.setLevel(level)
     if worker.is_alive():
         raise InputError(
             f"the hub did not answer within {limit:g} s (AUTOPARALLEL_HUB_TIMEOUT); set HF_HUB_OFFLINE=1 "
