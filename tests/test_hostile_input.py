@@ -465,7 +465,7 @@ def test_ctrl_c_during_a_training_solve_exits_130_at_once() -> None:
     assert time.perf_counter() - sent < 5.0
 
 
-def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log() -> None:
+def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log(tmp_path: Path) -> None:
     """The hub client logs every retry of a failed request ("... thrown while requesting HEAD ...",
     "Retrying in 2s"); the CLI's error must stay its one line (an `.invalid` host never resolves)."""
     import subprocess
@@ -475,7 +475,7 @@ def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log() -> None:
     env.update(
         HF_ENDPOINT="http://hub.invalid",
         AUTOPARALLEL_HUB_TIMEOUT="3",
-        HF_HOME=str(Path(env.get("TMPDIR", "/tmp")) / "ap-hub-test"),
+        HF_HOME=str(tmp_path),
     )
     run = subprocess.run(
         [sys.executable, "-m", "autoparallel", "model", "no-such-org/no-such-model"],
