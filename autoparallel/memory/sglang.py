@@ -5,12 +5,20 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
 - `mem_fraction_static` is (weights + KV pool) / GPU memory. Unset, it is
   (gpu_mem − reserved) / gpu_mem with gpu_mem in MiB and
   reserved = 512 + 1.5 · max(chunked_prefill_size, 2048) + 1024 · tp · pp / 8 + 2 · cuda_graph_max_bs
-  (+ 3 · cuda_graph_max_bs · dp with DP attention), at least 10 GiB on GPUs above 60 GiB;
+  (+ 3 · cuda_graph_max_bs · dp with DP attention, and 1.5 · cuda_graph_max_bs · dp more when
+  cuda_graph_max_bs > 300), at least 10 GiB on GPUs above 60 GiB;
 - chunked_prefill_size and cuda_graph_max_bs default by GPU memory: < 20 GiB 2048 / 8, < 35 GiB
   4096 / 48 (160 at tp ≥ 4), < 60 GiB 4096 / 32 (160), < 160 GiB 8192 / 256 (512 at tp ≥ 4),
   else 16384 / 512;
+- `tp` in these rules is the server's `--tp-size`: with DP attention the attention TP times the DP
+  ranks (`frameworks/sglang.py` launches `--tp-size tp · dp --dp-size dp`), so a DP8 server of
+  one-GPU attention ranks takes the tp ≥ 4 defaults;
 - the pool is what the measured free memory after loading leaves above total · (1 − fraction):
   KV = total · fraction − weights − non-torch memory (CUDA context, NCCL); page size 1 token;
+- the weights are vLLM's layout, except under attention DP (`models/deepseek_v2.py`): there only
+  attention runs per DP rank; dense MLPs, shared experts and the LM head stay sharded over the
+  server's whole TP group (`DeepseekV2MLP` at the full tp, `ParallelLMHead` without
+  `--enable-dp-lm-head`), where vLLM's DP ranks each hold them whole (`dp_attention_sharded_gib`);
 - with DP attention each of the dp ranks prefills at most chunked_prefill_size // dp tokens a step
   (`_handle_data_parallelism`);
 - max_running_requests defaults to min(max(pool tokens / context_len · 512, 2048), 4096) request
@@ -19,11 +27,12 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from autoparallel.memory.engine_kv import EngineKv
-from autoparallel.memory.vllm_config import checkpoint_kv_dtype
+from autoparallel.memory.vllm_config import apply_dtype_and_quant, checkpoint_kv_dtype
+from autoparallel.memory.vllm_profile import stage_params_per_rank
+from autoparallel.models.spec import ParamGroups
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -54,6 +63,25 @@ def sglang_priced_config(model: ModelSpec, gpu: GPU, config: ServingConfig) -> S
     return config if stored == config.kv_cache_dtype else config.model_copy(update={"kv_cache_dtype": stored})
 
 
+def dp_attention_size(config: ServingConfig) -> int:
+    """SGLang's `--dp-size` with `--enable-dp-attention` for `config` (1: no attention DP): replicas
+    that share their experts run as one server's attention-DP ranks (`frameworks/sglang.py`)."""
+    return config.replicas if config.enable_expert_parallel and config.replicas > 1 else 1
+
+
+def dp_attention_sharded_gib(model: ModelSpec, config: ServingConfig) -> float:
+    """GiB per GPU of the weights vLLM's DP layout holds whole on every rank and SGLang's attention
+    DP shards over the server's TP group: the dense MLPs, shared experts and LM head of one
+    attention-TP rank (`config.tp`), at the checkpoint's precision. 0 without attention DP."""
+    if dp_attention_size(config) == 1:
+        return 0.0
+    spec = apply_dtype_and_quant(model, "auto", config.quantization)
+    ep = config.tp * config.replicas
+    g = stage_params_per_rank(spec, range(spec.num_layers), 0, 1, config.tp, ep)
+    shardable = ParamGroups(dense_mlp=g.dense_mlp, shared_experts=g.shared_experts, lm_head=g.lm_head)
+    return spec.weight_bytes(shardable) / GIB
+
+
 def sglang_defaults(gpu: GPU, tp: int) -> tuple[int, int]:
     """(chunked_prefill_size, cuda_graph_max_bs) SGLang picks from the GPU's memory."""
     mem = gpu.memory_bytes / MIB
@@ -71,13 +99,16 @@ def sglang_defaults(gpu: GPU, tp: int) -> tuple[int, int]:
 def default_mem_fraction_static(
     gpu: GPU, *, tp: int, pp: int = 1, dp_attention_size: int = 1, chunked_prefill_size: int | None = None
 ) -> float:
-    """SGLang's default `--mem-fraction-static` for this GPU and parallel layout."""
+    """SGLang's default `--mem-fraction-static` for this GPU and parallel layout (`tp`: the server's
+    `--tp-size`, DP ranks included)."""
     chunk, graph_bs = sglang_defaults(gpu, tp)
     chunk = chunked_prefill_size or chunk
     mem = gpu.memory_bytes / MIB
     reserved = 512 + 1.5 * max(chunk, 2048) + 1024 * tp * pp / 8 + 2 * graph_bs
     if dp_attention_size > 1:
         reserved += 3 * graph_bs * dp_attention_size
+        if graph_bs > 300:
+            reserved += 1.5 * graph_bs * dp_attention_size
     if mem > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
     return round((mem - reserved) / mem, 3)
@@ -93,16 +124,19 @@ def sglang_kv(
     chunked_prefill_size: int | None = None,
     max_running_requests: int | None = None,
     nsa_backends: tuple[str | None, str | None] = (None, None),
+    dp_sharded_gib: float = 0.0,
 ) -> EngineKv:
     """The KV pool SGLang builds on one GPU of the deployment `memory` describes (`nsa_backends`:
-    `--nsa-prefill-backend` / `--nsa-decode-backend`, carried for the step model)."""
-    tp, pp = memory.tp, memory.pp
+    `--nsa-prefill-backend` / `--nsa-decode-backend`, carried for the step model;
+    `dp_sharded_gib`: `dp_attention_sharded_gib`, of which each GPU holds 1 / dp_attention_size)."""
+    tp, pp = memory.tp * dp_attention_size, memory.pp  # the server's --tp-size
     chunk, graph_bs = sglang_defaults(gpu, tp)
     frac = mem_fraction_static or default_mem_fraction_static(
         gpu, tp=tp, pp=pp, dp_attention_size=dp_attention_size, chunked_prefill_size=chunked_prefill_size
     )
     total = gpu.memory_bytes
-    kv = total * frac - memory.weights_gib * GIB - memory.non_torch_gib * GIB
+    weights_gib = memory.weights_gib - dp_sharded_gib * (1.0 - 1.0 / dp_attention_size)
+    kv = total * frac - weights_gib * GIB - memory.non_torch_gib * GIB
     per_token = memory.kv_bytes_per_token_all_layers_per_gpu
     tokens = int(kv // per_token) if kv > 0 and per_token > 0 else 0
     slots = min(max(int(tokens / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
@@ -110,7 +144,7 @@ def sglang_kv(
         engine="sglang",
         rule=f"--mem-fraction-static {frac:.3f}",
         total_gib=total / GIB,
-        weights_gib=memory.weights_gib,
+        weights_gib=weights_gib,
         kv_cache_gib=kv / GIB,
         kv_cache_tokens=tokens,
         block_size=1,
@@ -122,11 +156,23 @@ def sglang_kv(
     )
 
 
-def fraction_for_tokens(memory: VllmMemoryReport, gpu: GPU, tokens: int) -> float:
-    """The smallest `--mem-fraction-static` whose pool holds `tokens` tokens."""
-    need = (
-        memory.weights_gib * GIB
-        + memory.non_torch_gib * GIB
-        + tokens * memory.kv_bytes_per_token_all_layers_per_gpu
+def sglang_server_kv(
+    model: ModelSpec,
+    memory: VllmMemoryReport,
+    gpu: GPU,
+    config: ServingConfig,
+    *,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
+) -> EngineKv:
+    """`sglang_kv` for the server `frameworks/sglang.py` launches for `config`: its attention-DP
+    ranks, `--chunked-prefill-size` and `--max-running-requests` as the config sets them."""
+    return sglang_kv(
+        memory,
+        gpu,
+        context_len=config.max_model_len,
+        dp_attention_size=dp_attention_size(config),
+        chunked_prefill_size=config.max_num_batched_tokens,
+        max_running_requests=config.max_num_seqs,
+        nsa_backends=nsa_backends,
+        dp_sharded_gib=dp_attention_sharded_gib(model, config),
     )
-    return math.ceil(need / gpu.memory_bytes * 1000) / 1000

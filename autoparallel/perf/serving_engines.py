@@ -170,21 +170,12 @@ def engine_kv_for(
 ) -> tuple[EngineKv, Any]:
     """The engine's KV pool for `config` and vLLM's memory report it was derived from (`nsa_backends`:
     SGLang's DeepSeek Sparse Attention kernels as passed, carried for the step model)."""
-    from autoparallel.memory.sglang import sglang_kv
+    from autoparallel.memory.sglang import sglang_server_kv
     from autoparallel.memory.trtllm import trtllm_kv
 
     memory = _vllm_report(engine, model, cluster, config)
     if engine == "sglang":
-        dp_att = config.replicas if config.enable_expert_parallel and config.replicas > 1 else 1
-        kv = sglang_kv(
-            memory,
-            cluster.gpu,
-            context_len=config.max_model_len,
-            dp_attention_size=dp_att,
-            chunked_prefill_size=config.max_num_batched_tokens,
-            max_running_requests=config.max_num_seqs,
-            nsa_backends=nsa_backends,
-        )
+        kv = sglang_server_kv(model, memory, cluster.gpu, config, nsa_backends=nsa_backends)
     elif engine == "trtllm":
         kv = trtllm_kv(
             memory,

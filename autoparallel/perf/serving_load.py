@@ -233,7 +233,7 @@ def run_benchmark(
             graph_max_batch=min(VLLM_CUDA_GRAPH_MAX_BATCH, 2 * config.max_num_seqs),
         )
     if engine_kv is None:
-        engine_kv = default_engine_kv(engine, memory, cluster.gpu, config, workload)
+        engine_kv = default_engine_kv(engine, model, memory, cluster.gpu, config)
     context = math.ceil(workload.isl + workload.osl / 2.0)
     return simulate_benchmark(
         model,
@@ -256,15 +256,14 @@ def run_benchmark(
 
 
 def default_engine_kv(
-    engine: str, memory: VllmMemoryReport, gpu: GPU, config: ServingConfig, workload: Serving
+    engine: str, model: ModelSpec, memory: VllmMemoryReport, gpu: GPU, config: ServingConfig
 ) -> EngineKv:
-    """The KV pool `engine` builds with its default settings (and `config.max_num_seqs` as its cap)."""
+    """The KV pool `engine` builds for `config` with its default settings (and `config.max_num_seqs`
+    as its cap)."""
     if engine == "sglang":
-        from autoparallel.memory.sglang import sglang_kv
+        from autoparallel.memory.sglang import sglang_server_kv
 
-        return sglang_kv(
-            memory, gpu, context_len=config.max_model_len, max_running_requests=config.max_num_seqs
-        )
+        return sglang_server_kv(model, memory, gpu, config)
     if engine == "trtllm":
         from autoparallel.memory.trtllm import trtllm_kv
 

@@ -9,7 +9,6 @@ from autoparallel.hardware import get_gpu
 from autoparallel.memory.serving import serving_memory
 from autoparallel.memory.sglang import (
     default_mem_fraction_static,
-    fraction_for_tokens,
     sglang_defaults,
     sglang_kv,
 )
@@ -43,7 +42,6 @@ def test_sglang_pool_is_static_fraction_minus_weights() -> None:
     assert 2048 <= kv.max_running <= 4096
     more = sglang_kv(mem, H100, context_len=4096, mem_fraction_static=0.9)
     assert more.kv_cache_tokens > kv.kv_cache_tokens
-    assert fraction_for_tokens(mem, H100, kv.kv_cache_tokens) == pytest.approx(0.8, abs=0.002)
 
 
 def test_sglang_dp_attention_splits_the_chunked_prefill_size() -> None:
@@ -115,3 +113,22 @@ def test_vllm_stores_v32_auto_as_fp8_ds_mla_and_sglang_as_bf16() -> None:
     # DeepSeek-V3 (dense MLA) keeps `auto` as BF16 in vLLM
     v3 = serving_memory(load_model("deepseek-ai/DeepSeek-V3"), h200, cfg)
     assert v3.kv_cache_dtype_stored == "auto" and v3.kv_bytes_per_token_per_gpu == 61 * 1152
+
+
+def test_sglang_dp_attention_server_takes_its_full_tp_sizes_defaults() -> None:
+    """`--tp-size 8 --dp-size 8 --enable-dp-attention` (one-GPU attention ranks): SGLang 0.5.6's
+    `_handle_gpu_memory_settings` reads the server's tp_size, 8, so on an H200 cuda_graph_max_bs is
+    512 and reserved = 512 + 1.5·8192 + 2·512 + 1024·8/8 + 3·512·8 + 1.5·512·8 (cuda_graph_max_bs
+    above 300) = 33,280 MiB; read as tp 1 it had been 19,584 MiB (fraction 0.863, not 0.768)."""
+    h200 = get_gpu("H200")
+    model = load_model("deepseek-ai/DeepSeek-V3.2")
+    config = ServingConfig(tp=1, replicas=8, enable_expert_parallel=True, max_model_len=32768)
+    mem = serving_memory(model, h200, config)
+    kv = sglang_kv(mem, h200, context_len=32768, dp_attention_size=8)
+    gpu_mib = h200.memory_bytes / 2**20
+    assert kv.cuda_graph_max_batch == 512 and kv.step_tokens == 1024
+    assert kv.rule == f"--mem-fraction-static {round((gpu_mib - 33280) / gpu_mib, 3):.3f}"
+    tp8 = sglang_kv(
+        serving_memory(model, h200, ServingConfig(tp=8, max_model_len=32768)), h200, context_len=32768
+    )
+    assert tp8.rule == f"--mem-fraction-static {round((gpu_mib - 14848) / gpu_mib, 3):.3f}"

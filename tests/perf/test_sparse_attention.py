@@ -231,7 +231,7 @@ def test_sglang_attention_dp_prompt_heavy_burst_matches_a_published_run() -> Non
     from autoparallel.configs import ServingConfig
     from autoparallel.hardware import Cluster
     from autoparallel.memory.serving import serving_memory
-    from autoparallel.memory.sglang import sglang_kv
+    from autoparallel.memory.sglang import dp_attention_sharded_gib, sglang_kv
     from autoparallel.perf.serving_load import run_benchmark
     from autoparallel.workload import Serving
 
@@ -240,7 +240,14 @@ def test_sglang_attention_dp_prompt_heavy_burst_matches_a_published_run() -> Non
         tp=1, replicas=8, enable_expert_parallel=True, max_num_seqs=1024, max_model_len=32768
     )
     memory = serving_memory(model, gpu, config)
-    kv = sglang_kv(memory, gpu, context_len=32768, dp_attention_size=8, nsa_backends=("fa3", "fa3"))
+    kv = sglang_kv(
+        memory,
+        gpu,
+        context_len=32768,
+        dp_attention_size=8,
+        nsa_backends=("fa3", "fa3"),
+        dp_sharded_gib=dp_attention_sharded_gib(model, config),
+    )
     run = run_benchmark(
         model,
         Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=gpu),
