@@ -15,8 +15,8 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
   one-GPU attention ranks takes the tp ≥ 4 defaults;
 - the pool is what the measured free memory after loading leaves above total · (1 − fraction):
   KV = total · fraction − weights − non-torch memory (CUDA context, NCCL); page size 1 token;
-- the weights are vLLM's layout, except under attention DP (`models/deepseek_v2.py`): there only
-  attention runs per DP rank; dense MLPs, shared experts and the LM head stay sharded over the
+- the weights are vLLM's layout, except under attention DP (`models/deepseek_v2.py`; the LM head
+  likewise in `qwen2_moe.py`, `qwen3_moe.py`, `glm4_moe.py`): there only attention runs per DP rank; dense MLPs, shared experts and the LM head stay sharded over the
   server's whole TP group (`DeepseekV2MLP` at the full tp, `ParallelLMHead` without
   `--enable-dp-lm-head`), where vLLM's DP ranks each hold them whole (`dp_attention_sharded_gib`);
 - with DP attention each of the dp ranks prefills at most chunked_prefill_size // dp tokens a step
