@@ -16,9 +16,10 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
 - the pool is what the measured free memory after loading leaves above total · (1 − fraction):
   KV = total · fraction − weights − non-torch memory (CUDA context, NCCL); page size 1 token;
 - the weights are vLLM's layout, except under attention DP (`models/deepseek_v2.py`; the LM head
-  likewise in `qwen2_moe.py`, `qwen3_moe.py`, `glm4_moe.py`): there only attention runs per DP rank; dense MLPs, shared experts and the LM head stay sharded over the
-  server's whole TP group (`DeepseekV2MLP` at the full tp, `ParallelLMHead` without
-  `--enable-dp-lm-head`), where vLLM's DP ranks each hold them whole (`dp_attention_sharded_gib`);
+  likewise in `qwen2_moe.py`, `qwen3_moe.py`, `glm4_moe.py`): there only attention runs per DP
+  rank; dense MLPs, shared experts and the LM head stay sharded over the server's whole TP group
+  (`DeepseekV2MLP` at the full tp, `ParallelLMHead` without `--enable-dp-lm-head`), where vLLM's DP
+  ranks each hold them whole (`dp_attention_sharded_gib`);
 - with DP attention each of the dp ranks prefills at most chunked_prefill_size // dp tokens a step
   (`_handle_data_parallelism`);
 - max_running_requests defaults to min(max(pool tokens / context_len · 512, 2048), 4096) request

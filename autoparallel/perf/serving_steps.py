@@ -181,7 +181,7 @@ def stage_step_s(
     t_mem = dense_mem + moe_mem + attn_mem
     t_compute = dense_cmp + moe_cmp + attn_cmp
     gpu_s = max(dense_mem, dense_cmp) + max(moe_mem, moe_cmp) + max(attn_mem, attn_cmp)
-    tp_s, ep_s = _comm_parts_s(cluster, shape, f, frac, tokens_per_step, prefill_tokens > 0)
+    tp_s, ep_s = _comm_parts_s(cluster, shape, f, frac, tokens_per_step, prefill_tokens / steps)
     if shape.ep_overlap:
         # Two-batch overlap (SGLang --enable-two-batch-overlap, vLLM dual-batch overlap, DeepEP's
         # hook-based overlap): one half-batch's all-to-all runs under the other's compute, so only
@@ -211,15 +211,16 @@ def _link(cluster: Cluster, size: int, stride: int) -> comm.Link:
 
 
 def _comm_parts_s(
-    cluster: Cluster, shape: ReplicaShape, f: ModelFacts, frac: float, tokens: float, extend: bool
+    cluster: Cluster, shape: ReplicaShape, f: ModelFacts, frac: float, tokens: float, prompt_tokens: float
 ) -> tuple[float, float]:
-    """(TP all-reduces, EP dispatch + combine) of one stage step carrying `tokens` tokens, s
-    (`extend`: the step carries prompt tokens)."""
+    """(TP all-reduces, EP dispatch + combine) of one stage step carrying `tokens` tokens, of which
+    `prompt_tokens` are prompt tokens, s."""
     layers = math.ceil(f.layers * frac - 1e-9)
     moe_layers = f.moe_layers * frac
     msg = tokens * f.hidden * ACTIVATION_BYTES
     if shape.engine == "sglang" and shape.ep_ranks > 1:
-        return _sglang_moe_comm_s(cluster, shape, layers, msg, extend)
+        prompt_msg = min(prompt_tokens, tokens) * f.hidden * ACTIVATION_BYTES
+        return _sglang_moe_comm_s(cluster, shape, layers, msg, prompt_msg)
     tp_s = ep_s = 0.0
     if shape.tp > 1:
         # Two all-reduces per layer (attention output, MLP output); with EP the MoE output is
@@ -241,10 +242,11 @@ def _comm_parts_s(
 
 
 def _sglang_moe_comm_s(
-    cluster: Cluster, shape: ReplicaShape, layers: int, msg: float, extend: bool
+    cluster: Cluster, shape: ReplicaShape, layers: int, msg: float, prompt_msg: float
 ) -> tuple[float, float]:
     """(attention all-reduces, MLP gather + scatter) of one SGLang stage step with experts sharded
-    over `shape.ep_ranks` GPUs, `msg` bytes of this rank's hidden states, s.
+    over `shape.ep_ranks` GPUs, `msg` bytes of this rank's hidden states (`prompt_msg` of them of
+    prompt tokens), s.
 
     SGLang 0.5.6 shards experts without an all-to-all unless DeepEP is its `--moe-a2a-backend`
     (never emitted here). Without attention DP (`ep_ranks == tp`) the MoE output is all-reduced over
@@ -253,15 +255,20 @@ def _sglang_moe_comm_s(
     hidden states of all the DP ranks: a step carrying prompt tokens gathers them by an all-reduce
     of the summed buffer (`DpPaddingMode.SUM_LEN`, `_dp_gather_via_all_reduce`) and all-reduces the
     MLP output before each rank copies its rows back; a decode step (CUDA graphs,
-    `DpPaddingMode.MAX_LEN`) all-gathers the padded buffer and reduce-scatters the output, the
-    traffic of one all-reduce. The gathered buffer is taken as this rank's tokens times the DP
-    ranks (balanced ranks, as the all-to-all's routed count is)."""
+    `DpPaddingMode.MAX_LEN`) all-gathers the buffer padded to the busiest rank and reduce-scatters
+    the output, the traffic of one all-reduce. SGLang runs prompt and decode tokens in separate
+    steps; a step the model mixes pays each part its own way. The gathered buffer is this rank's
+    tokens times the DP ranks: the padded buffer itself when this rank is the busiest (the
+    lock-step replay takes the slowest rank's step), the summed one when the ranks are balanced."""
     tp, ranks = shape.tp, shape.ep_ranks
     if ranks <= tp:
         return 2 * layers * comm.all_reduce_s(msg, tp, _link(cluster, tp, 1)), 0.0
     attention_s = layers * comm.all_reduce_s(msg, tp, _link(cluster, tp, 1)) if tp > 1 else 0.0
-    gathered = msg * (ranks // tp)
-    mlp_s = layers * (2 if extend else 1) * comm.all_reduce_s(gathered, ranks, _link(cluster, ranks, 1))
+    dp, link = ranks // tp, _link(cluster, ranks, 1)
+    mlp_s = layers * (
+        comm.all_reduce_s((msg - prompt_msg) * dp, ranks, link)
+        + 2 * comm.all_reduce_s(prompt_msg * dp, ranks, link)
+    )
     return attention_s, mlp_s
 
 

@@ -371,15 +371,15 @@ def test_sglang_shards_experts_by_all_reduce_not_all_to_all() -> None:
     dp8 = ReplicaShape(1, 1, 8, None, "auto", False, engine="sglang")
     msg = 1024 * f.hidden * 2.0
     ar = comm.all_reduce_s(8 * msg, 8, _link(cluster, 8, 1))
-    assert _comm_parts_s(cluster, dp8, f, 1.0, 1024, True) == pytest.approx((0.0, 2 * f.layers * ar))
-    assert _comm_parts_s(cluster, dp8, f, 1.0, 1024, False) == pytest.approx((0.0, f.layers * ar))
+    assert _comm_parts_s(cluster, dp8, f, 1.0, 1024, 1024) == pytest.approx((0.0, 2 * f.layers * ar))
+    assert _comm_parts_s(cluster, dp8, f, 1.0, 1024, 0) == pytest.approx((0.0, f.layers * ar))
+    mixed = _comm_parts_s(cluster, dp8, f, 1.0, 1024, 512)[1]  # each part its own way
+    assert f.layers * ar < mixed < 2 * f.layers * ar
     tp8 = ReplicaShape(8, 1, 8, None, "auto", False, engine="sglang")
     tp_ar = comm.all_reduce_s(msg, 8, _link(cluster, 8, 1))
-    assert _comm_parts_s(cluster, tp8, f, 1.0, 1024, True) == pytest.approx((2 * f.layers * tp_ar, 0.0))
+    assert _comm_parts_s(cluster, tp8, f, 1.0, 1024, 1024) == pytest.approx((2 * f.layers * tp_ar, 0.0))
     vllm = ReplicaShape(1, 1, 8, None, "auto", False)
-    assert _comm_parts_s(cluster, vllm, f, 1.0, 1024, True) == _comm_parts_s(
-        cluster, vllm, f, 1.0, 1024, False
-    )
+    assert _comm_parts_s(cluster, vllm, f, 1.0, 1024, 1024) == _comm_parts_s(cluster, vllm, f, 1.0, 1024, 0)
 
     def step(**extra: object) -> float:
         shape = ReplicaShape(1, 1, 8, None, "auto", False, engine="sglang", **extra)  # type: ignore[arg-type]
