@@ -44,7 +44,7 @@ class ServingEfficiency(BaseModel):
     block_fp8_moe_flops_fraction: float | None = None
     """Fraction of the FP8 dense peak reached by grouped expert GEMMs over block-scaled FP8 weights
     where the engine runs them in a kernel slower than `moe_flops_fraction` describes (None: that
-    fraction)."""
+    fraction; `block_fp8_moe_fraction` resolves it)."""
     moe_expert_overhead_s: float
     """Fixed cost per (layer, local expert a step touches) of the fused-MoE kernels, s: many small
     experts (DeepSeek: 256 per layer, TP-sliced to 256 columns) stay far below the HBM roofline."""
@@ -60,6 +60,14 @@ class ServingEfficiency(BaseModel):
     """Per-request time outside the GPU steps (HTTP, tokenization, scheduling, detokenization), s."""
     source: str
     """Where the numbers come from."""
+
+    @property
+    def block_fp8_moe_fraction(self) -> float:
+        """The fraction block-FP8 expert GEMMs reach: `block_fp8_moe_flops_fraction`, else
+        `moe_flops_fraction`."""
+        if self.block_fp8_moe_flops_fraction is None:
+            return self.moe_flops_fraction
+        return self.block_fp8_moe_flops_fraction
 
 
 _HOPPER = ServingEfficiency(

@@ -154,9 +154,7 @@ def stage_step_s(
         min(eff.moe_hbm_fraction, eff.block_fp8_hbm_fraction) if f.block_fp8 else eff.moe_hbm_fraction
     )
     moe_mem = expert_bytes / (hbm * expert_hbm) + expert_calls * eff.moe_expert_overhead_s
-    moe_fraction = eff.moe_flops_fraction
-    if f.block_fp8 and eff.block_fp8_moe_flops_fraction is not None:
-        moe_fraction = eff.block_fp8_moe_flops_fraction
+    moe_fraction = eff.block_fp8_moe_fraction if f.block_fp8 else eff.moe_flops_fraction
     moe_cmp = tokens * expert_flops * frac / tp / (tensor_peak * moe_fraction * fp4)
     attn_mem = kv_bytes / (hbm * eff.attention_hbm_fraction)
     attn_cmp = attention_flops * frac / tp / attention_peak
