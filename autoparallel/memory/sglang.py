@@ -73,8 +73,9 @@ def dp_attention_size(config: ServingConfig) -> int:
 def dp_attention_sharded_gib(model: ModelSpec, config: ServingConfig) -> float:
     """GiB per GPU of the weights vLLM's DP layout holds whole on every rank and SGLang's attention
     DP shards over the server's TP group: the dense MLPs, shared experts and LM head of one
-    attention-TP rank (`config.tp`), at the checkpoint's precision. 0 without attention DP."""
-    if dp_attention_size(config) == 1:
+    attention-TP rank (`config.tp`), at the checkpoint's precision. 0 without attention DP, and with
+    pipeline stages (the pool rule reads the tightest stage's weights; none is taken off there)."""
+    if dp_attention_size(config) == 1 or config.pp > 1:
         return 0.0
     spec = apply_dtype_and_quant(model, "auto", config.quantization)
     ep = config.tp * config.replicas
