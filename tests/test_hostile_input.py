@@ -465,15 +465,17 @@ def test_ctrl_c_during_a_training_solve_exits_130_at_once() -> None:
     assert time.perf_counter() - sent < 5.0
 
 
-def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log(tmp_path: Path) -> None:
+@pytest.mark.parametrize("endpoint", ["http://hub.invalid", "http://[::1"])
+def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log(tmp_path: Path, endpoint: str) -> None:
     """The hub client logs every retry of a failed request ("... thrown while requesting HEAD ...",
-    "Retrying in 2s"); the CLI's error must stay its one line (an `.invalid` host never resolves)."""
+    "Retrying in 2s"), and fails to import over an endpoint it cannot parse; the CLI's error must
+    stay its one line, exit 2 (an `.invalid` host never resolves)."""
     import subprocess
     import sys
 
     env = {k: v for k, v in os.environ.items() if k.upper() not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     env.update(
-        HF_ENDPOINT="http://hub.invalid",
+        HF_ENDPOINT=endpoint,
         AUTOPARALLEL_HUB_TIMEOUT="3",
         HF_HOME=str(tmp_path),
     )

@@ -56,8 +56,8 @@ def fetch_config_file(model_id: str, timeout_s: float | None = None) -> Path:
 
     try:  # imported here, not in the thread: the import configures the logger quieted below
         from huggingface_hub import hf_hub_download
-    except ImportError as missing:
-        raise InputError(f"could not be fetched: the hub client is not installed ({missing})") from None
+    except Exception as exc:  # not installed, or its environment unreadable (HF_ENDPOINT="http://[::1")
+        raise InputError(f"could not be fetched: {_one_line(exc)}") from None
 
     def download() -> None:
         try:
@@ -87,7 +87,11 @@ def fetch_config_file(model_id: str, timeout_s: float | None = None) -> Path:
             "to stay offline, or pass a local config.json"
         )
     if "error" in result:
-        exc = result["error"]
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"could not be fetched: {type(exc).__name__}: {text}")
+        raise InputError(f"could not be fetched: {_one_line(result['error'])}")
     return Path(result["path"])
+
+
+def _one_line(exc: BaseException) -> str:
+    """`Type: first line of the message` (the type alone for an empty message)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
