@@ -85,7 +85,8 @@ def dp_attention_sharded_gib(model: ModelSpec, config: ServingConfig) -> float:
 
 
 def sglang_defaults(gpu: GPU, tp: int) -> tuple[int, int]:
-    """(chunked_prefill_size, cuda_graph_max_bs) SGLang picks from the GPU's memory."""
+    """(chunked_prefill_size, cuda_graph_max_bs) SGLang picks from the GPU's memory and the server's
+    `--tp-size` `tp`."""
     mem = gpu.memory_bytes / MIB
     if mem < 20 * 1024:
         return 2048, 8
