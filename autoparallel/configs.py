@@ -60,10 +60,16 @@ class ServingConfig(_Frozen):
         return self.tp * self.pp * self.replicas
 
     @property
+    def shares_experts(self) -> bool:
+        """The replicas are the data-parallel ranks of one engine that shard the experts over all of
+        them (vLLM DP + EP; SGLang and TensorRT-LLM attention DP), not separate engines."""
+        return self.enable_expert_parallel and self.replicas > 1
+
+    @property
     def engine_gpus(self) -> int:
-        """GPUs one engine process group spans: all replicas when they share the experts (expert
-        parallelism over data-parallel ranks, one engine), else one replica's."""
-        return self.gpus if self.enable_expert_parallel and self.replicas > 1 else self.gpus_per_replica
+        """GPUs one engine process group spans: all replicas when they share the experts, else one
+        replica's."""
+        return self.gpus if self.shares_experts else self.gpus_per_replica
 
 
 class ZeroStage(str, Enum):

@@ -61,7 +61,7 @@ def sglang_args(
     if config.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise InputError(f"kv_cache_dtype {config.kv_cache_dtype!r} has no SGLang equivalent")
     args: dict[str, object] = {"model_path": model_id}
-    if config.enable_expert_parallel and config.replicas > 1:
+    if config.shares_experts:
         width = config.tp * config.replicas
         args.update(tp_size=width, dp_size=config.replicas, enable_dp_attention=True, ep_size=width)
     else:
@@ -157,7 +157,7 @@ def sglang_launch(
     Raises:
         InputError: a server wider than a node whose width is not a multiple of the node size.
     """
-    attention_dp = config.enable_expert_parallel and config.replicas > 1
+    attention_dp = config.shares_experts
     server, servers = config, 1
     if not attention_dp and config.replicas > 1 and config.gpus > gpus_per_node:
         per = max(gpus_per_node // config.gpus_per_replica, 1)

@@ -64,7 +64,7 @@ def trtllm_options(
     config: ServingConfig, *, free_gpu_memory_fraction: float = DEFAULT_FREE_GPU_MEMORY_FRACTION
 ) -> dict[str, object]:
     """The extra-options YAML content for `config`."""
-    attention_dp = config.enable_expert_parallel and config.replicas > 1
+    attention_dp = config.shares_experts
     tp = config.tp * config.replicas if attention_dp else config.tp
     opts: dict[str, object] = {"tensor_parallel_size": tp, "pipeline_parallel_size": config.pp}
     if config.enable_expert_parallel:

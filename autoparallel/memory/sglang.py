@@ -67,7 +67,7 @@ def sglang_priced_config(model: ModelSpec, gpu: GPU, config: ServingConfig) -> S
 def dp_attention_size(config: ServingConfig) -> int:
     """SGLang's `--dp-size` with `--enable-dp-attention` for `config` (1: no attention DP): replicas
     that share their experts run as one server's attention-DP ranks (`frameworks/sglang.py`)."""
-    return config.replicas if config.enable_expert_parallel and config.replicas > 1 else 1
+    return config.replicas if config.shares_experts else 1
 
 
 def dp_attention_sharded_gib(model: ModelSpec, config: ServingConfig) -> float:
