@@ -40,7 +40,7 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import AutoParallelError
 from autoparallel.hardware import Cluster, get_gpu
 from autoparallel.memory.serving import serving_memory
-from autoparallel.memory.sglang import dp_attention_sharded_gib, sglang_kv
+from autoparallel.memory.sglang import dp_attention_sharded_gib, page_size, sglang_kv
 from autoparallel.memory.trtllm import DEFAULT_CUDA_GRAPH_MAX_BATCH, trtllm_kv
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.parse_quant import quant_from_config
@@ -301,6 +301,7 @@ def predict(row: dict[str, str]) -> list[Result]:
             dp_attention_size=dp_att,
             nsa_backends=_nsa_backends(row),
             dp_sharded_gib=dp_attention_sharded_gib(model, config) if dp_att > 1 else 0.0,
+            page_tokens=page_size(model),
         )
     elif engine == "trtllm" and offline:
         fp4 = model.quantization is not None and model.quantization.method.value == "modelopt_fp4"

@@ -14,7 +14,9 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
   ranks (`frameworks/sglang.py` launches `--tp-size tp · dp --dp-size dp`), so a DP8 server of
   one-GPU attention ranks takes the tp ≥ 4 defaults;
 - the pool is what the measured free memory after loading leaves above total · (1 − fraction):
-  KV = total · fraction − weights − non-torch memory (CUDA context, NCCL); page size 1 token;
+  KV = total · fraction − weights − non-torch memory (CUDA context, NCCL); page size 1 token, 64
+  for DeepSeek Sparse Attention (`_handle_model_specific_adjustments`: "Setting page size to 64
+  for DeepSeek NSA"), so a request holds whole 64-token pages;
 - the weights are vLLM's layout, except under attention DP (`models/deepseek_v2.py`; the LM head
   likewise in `qwen2_moe.py`, `qwen3_moe.py`, `glm4_moe.py`): there only attention runs per DP
   rank; dense MLPs, shared experts and the LM head stay sharded over the server's whole TP group
@@ -62,6 +64,12 @@ def sglang_priced_config(model: ModelSpec, gpu: GPU, config: ServingConfig) -> S
     """`config` with the KV dtype SGLang stores (`sglang_stored_kv_dtype`): what its pool is priced in."""
     stored = sglang_stored_kv_dtype(model, gpu, config.kv_cache_dtype)
     return config if stored == config.kv_cache_dtype else config.model_copy(update={"kv_cache_dtype": stored})
+
+
+def page_size(model: ModelSpec) -> int:
+    """Tokens per KV page SGLang 0.5.6 runs `model` with: 64 for DeepSeek Sparse Attention, else 1
+    (its default; other attention backends' page sizes are not modelled)."""
+    return 64 if model.has_sparse_attention else 1
 
 
 def dp_attention_size(config: ServingConfig) -> int:
@@ -128,10 +136,12 @@ def sglang_kv(
     max_running_requests: int | None = None,
     nsa_backends: tuple[str | None, str | None] = (None, None),
     dp_sharded_gib: float = 0.0,
+    page_tokens: int = 1,
 ) -> EngineKv:
     """The KV pool SGLang builds on one GPU of the deployment `memory` describes (`nsa_backends`:
     `--nsa-prefill-backend` / `--nsa-decode-backend`, carried for the step model;
-    `dp_sharded_gib`: `dp_attention_sharded_gib`, of which each GPU holds 1 / dp_attention_size)."""
+    `dp_sharded_gib`: `dp_attention_sharded_gib`, of which each GPU holds 1 / dp_attention_size;
+    `page_tokens`: `page_size`)."""
     tp, pp = memory.tp * dp_attention_size, memory.pp  # the server's --tp-size
     chunk, graph_bs = sglang_defaults(gpu, tp)
     frac = mem_fraction_static or default_mem_fraction_static(
@@ -141,7 +151,7 @@ def sglang_kv(
     weights_gib = memory.weights_gib - dp_sharded_gib * (1.0 - 1.0 / dp_attention_size)
     kv = total * frac - weights_gib * GIB - memory.non_torch_gib * GIB
     per_token = memory.kv_bytes_per_token_all_layers_per_gpu
-    tokens = int(kv // per_token) if kv > 0 and per_token > 0 else 0
+    tokens = int(kv // per_token) // page_tokens * page_tokens if kv > 0 and per_token > 0 else 0
     slots = min(max(int(tokens / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
     return EngineKv(
         engine="sglang",
@@ -150,7 +160,7 @@ def sglang_kv(
         weights_gib=weights_gib,
         kv_cache_gib=kv / GIB,
         kv_cache_tokens=tokens,
-        block_size=1,
+        block_size=page_tokens,
         kv_bytes_per_token_per_gpu=per_token,
         max_running=min(max_running_requests or slots, slots),
         step_tokens=max(1, (chunked_prefill_size or chunk) // dp_attention_size),
@@ -178,4 +188,5 @@ def sglang_server_kv(
         max_running_requests=config.max_num_seqs,
         nsa_backends=nsa_backends,
         dp_sharded_gib=dp_attention_sharded_gib(model, config),
+        page_tokens=page_size(model),
     )

@@ -132,3 +132,16 @@ def test_sglang_dp_attention_server_takes_its_full_tp_sizes_defaults() -> None:
         serving_memory(model, h200, ServingConfig(tp=8, max_model_len=32768)), h200, context_len=32768
     )
     assert tp8.rule == f"--mem-fraction-static {round((gpu_mib - 14848) / gpu_mib, 3):.3f}"
+
+
+def test_sglang_pages_deepseek_sparse_attention_in_64_tokens() -> None:
+    """SGLang 0.5.6 sets page_size 64 for DeepSeek NSA (`_handle_model_specific_adjustments`), 1
+    otherwise: a V3.2 request holds whole 64-token pages, and the pool is whole pages."""
+    from autoparallel.memory.sglang import sglang_server_kv
+
+    h200 = get_gpu("H200")
+    for name, page in (("deepseek-ai/DeepSeek-V3.2", 64), ("deepseek-ai/DeepSeek-V3", 1)):
+        model = load_model(name)
+        config = ServingConfig(tp=8, max_model_len=4096)
+        kv = sglang_server_kv(model, serving_memory(model, h200, config), h200, config)
+        assert kv.block_size == page and kv.kv_cache_tokens % page == 0 and kv.kv_cache_tokens > 0

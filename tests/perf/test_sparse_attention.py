@@ -231,7 +231,7 @@ def test_sglang_attention_dp_prompt_heavy_burst_matches_a_published_run() -> Non
     from autoparallel.configs import ServingConfig
     from autoparallel.hardware import Cluster
     from autoparallel.memory.serving import serving_memory
-    from autoparallel.memory.sglang import dp_attention_sharded_gib, sglang_kv
+    from autoparallel.memory.sglang import dp_attention_sharded_gib, page_size, sglang_kv
     from autoparallel.perf.serving_load import run_benchmark
     from autoparallel.workload import Serving
 
@@ -247,6 +247,7 @@ def test_sglang_attention_dp_prompt_heavy_burst_matches_a_published_run() -> Non
         dp_attention_size=8,
         nsa_backends=("fa3", "fa3"),
         dp_sharded_gib=dp_attention_sharded_gib(model, config),
+        page_tokens=page_size(model),
     )
     run = run_benchmark(
         model,
