@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from autoparallel.configs import ServingConfig
 from autoparallel.hardware import Cluster, get_gpu
 from autoparallel.memory.serving import serving_memory
-from autoparallel.memory.sglang import dp_attention_sharded_gib, page_size, sglang_kv
+from autoparallel.memory.sglang import sglang_server_kv
 from autoparallel.models import load_model
 from autoparallel.perf.serving_load import BenchmarkRun, run_benchmark
 from autoparallel.workload import Serving
@@ -68,15 +68,7 @@ def predict(run: Run) -> BenchmarkRun:
         tp=1, replicas=8, enable_expert_parallel=True, max_num_seqs=1024, max_model_len=32768
     )
     memory = serving_memory(model, gpu, config)
-    kv = sglang_kv(
-        memory,
-        gpu,
-        context_len=32768,
-        dp_attention_size=8,
-        nsa_backends=("fa3", "fa3"),
-        dp_sharded_gib=dp_attention_sharded_gib(model, config),
-        page_tokens=page_size(model),
-    )
+    kv = sglang_server_kv(model, memory, gpu, config, nsa_backends=("fa3", "fa3"))
     return run_benchmark(model, cluster, config, workload, memory=memory, engine="sglang", engine_kv=kv)
 
 

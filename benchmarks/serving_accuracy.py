@@ -40,7 +40,7 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import AutoParallelError
 from autoparallel.hardware import Cluster, get_gpu
 from autoparallel.memory.serving import serving_memory
-from autoparallel.memory.sglang import dp_attention_sharded_gib, page_size, sglang_kv
+from autoparallel.memory.sglang import sglang_server_kv
 from autoparallel.memory.trtllm import DEFAULT_CUDA_GRAPH_MAX_BATCH, trtllm_kv
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.parse_quant import quant_from_config
@@ -293,16 +293,7 @@ def predict(row: dict[str, str]) -> list[Result]:
         )
     engine_kv = None
     if engine == "sglang":
-        dp_att = replicas if row["dp_attention"] == "yes" else 1
-        engine_kv = sglang_kv(
-            memory,
-            gpu,
-            context_len=mml,
-            dp_attention_size=dp_att,
-            nsa_backends=_nsa_backends(row),
-            dp_sharded_gib=dp_attention_sharded_gib(model, config) if dp_att > 1 else 0.0,
-            page_tokens=page_size(model),
-        )
+        engine_kv = sglang_server_kv(model, memory, gpu, config, nsa_backends=_nsa_backends(row))
     elif engine == "trtllm" and offline:
         fp4 = model.quantization is not None and model.quantization.method.value == "modelopt_fp4"
         max_bs, max_tokens = trtllm_bench_settings(
