@@ -24,6 +24,18 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   `kv_cache_config.dtype` auto / fp8 (E4M3); DeepSeek Sparse Attention on Hopper runs only over a
   BF16 cache (`_torch/modules/attention.py` sends every DSA token below SM100 through
   `forward_sparse_mla_kvcache_bf16`, whose FlashMLA kernel checks `kv.dtype() == kBFloat16`).
+  It runs on NVIDIA GPUs only, Ampere and later (its supported-hardware list: Blackwell, Hopper, Ada
+  Lovelace, Ampere; Volta and Turing are not on it).
+- **DeepSeek Sparse Attention** (V3.2) needs sparse-MLA and indexer kernels that exist for few
+  architectures. vLLM 0.32 has sparse MLA backends for compute capability 9.x (FlashMLA-Sparse,
+  FlashAttention-MLA-Sparse, FlashInfer SM90), 10.x (FlashMLA-Sparse, FlashInfer) and, on ROCm,
+  AITER's (`platforms/cuda.py` backend priorities, each backend's `supports_compute_capability`); none
+  below 9.0. SGLang 0.5.6's NSA backend computes the indexer with DeepGEMM (`nsa_indexer.py`:
+  `fp8_mqa_logits`, `fp8_paged_mqa_logits`; DeepGEMM runs on SM90 and SM100) and attention with
+  FlashMLA or FlashAttention-3 (Hopper, Blackwell); its AMD path needs `--nsa-*-backend aiter`, which
+  the emitters never pass and the step model does not price. TensorRT-LLM's DSA runs FlashMLA on
+  Hopper and its own kernels on Blackwell. So: Hopper and Blackwell for every engine, and AMD CDNA3
+  for vLLM.
 """
 
 from __future__ import annotations
@@ -35,6 +47,15 @@ if TYPE_CHECKING:
     from autoparallel.models.spec import ModelSpec
 
 ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
+TRTLLM_GPU_ARCHS = ("ampere", "ada", "hopper", "blackwell")
+"""NVIDIA architectures TensorRT-LLM supports (its supported-hardware list)."""
+SPARSE_ATTENTION_ARCHS: dict[str, tuple[str, ...]] = {
+    "vllm": ("hopper", "blackwell", "cdna3"),
+    "sglang": ("hopper", "blackwell"),
+    "trtllm": ("hopper", "blackwell"),
+}
+"""GPU architectures each engine runs DeepSeek Sparse Attention on (module docstring)."""
+ARCH_NAMES = {"hopper": "Hopper", "blackwell": "Blackwell", "cdna3": "AMD CDNA3"}
 ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
     "sglang": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
     "trtllm": ("auto", "fp8", "fp8_e4m3"),
@@ -133,6 +154,8 @@ def engine_runtime_problem(
     itself (`engine_model_problem`), the KV-cache dtype, or TensorRT-LLM asked to quantize online (a
     `quantization` equal to the checkpoint's own method is the checkpoint as loaded)."""
     name = ENGINE_NAMES.get(engine, engine)
+    if gpu is not None and (problem := engine_gpu_problem(engine, gpu, model)) is not None:
+        return problem
     q = model.quantization if model is not None else None
     if q is not None and q.method.value == "modelopt_fp4" and gpu is not None and not gpu.fp4_tflops:
         if engine != "vllm":
@@ -171,6 +194,26 @@ def engine_runtime_problem(
         return (
             f"{name} does not quantize weights online (--quantization {quantization}); "
             "use a quantized checkpoint"
+        )
+    return None
+
+
+def engine_gpu_problem(engine: str, gpu: GPU, model: ModelSpec | None = None) -> str | None:
+    """Why `engine` cannot run on `gpu` at all, or cannot run `model`'s attention there (None: it
+    can): TensorRT-LLM off NVIDIA GPUs or below Ampere; DeepSeek Sparse Attention off the
+    architectures `SPARSE_ATTENTION_ARCHS` names."""
+    name = ENGINE_NAMES.get(engine, engine)
+    if engine == "trtllm" and (gpu.vendor != "nvidia" or gpu.arch not in TRTLLM_GPU_ARCHS):
+        return (
+            f"{name} runs on NVIDIA Ampere, Ada, Hopper and Blackwell GPUs only, not on {gpu.name} "
+            f"({gpu.vendor} {gpu.arch})"
+        )
+    archs = SPARSE_ATTENTION_ARCHS.get(engine, ())
+    if model is not None and model.has_sparse_attention and gpu.arch not in archs:
+        where = " or ".join(", ".join(ARCH_NAMES[a] for a in archs).rsplit(", ", 1))
+        return (
+            f"{name} has no DeepSeek Sparse Attention kernels for {gpu.name} ({gpu.arch}): it runs "
+            f"{model.name} on {where} GPUs only"
         )
     return None
 

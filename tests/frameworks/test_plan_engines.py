@@ -433,3 +433,45 @@ def test_trtllm_needs_fp8_tensor_cores_for_fp8_weights_or_kv() -> None:
     assert engine_runtime_problem("trtllm", None, "auto", fp8, h100) is None
     for engine in ("vllm", "sglang"):
         assert engine_runtime_problem(engine, None, "auto", fp8, a100) is None
+
+
+def test_engines_run_only_on_the_gpus_they_support() -> None:
+    """TensorRT-LLM is NVIDIA's, Ampere and later (its supported-hardware list); DeepSeek Sparse
+    Attention has kernels for Hopper and Blackwell (and, in vLLM, AMD's AITER): a V3.2 plan on an
+    A100 or an L40S is refused by every engine, with the architecture named."""
+    from autoparallel.hardware import get_gpu
+    from autoparallel.models import load_model
+    from autoparallel.perf.serving_engines import engine_runtime_problem
+
+    llama, v32 = load_model("meta-llama/Llama-3.1-8B"), load_model("deepseek-ai/DeepSeek-V3.2")
+    for name in ("MI300X", "MI325X", "T4", "V100"):
+        assert "NVIDIA Ampere" in (engine_runtime_problem("trtllm", None, "auto", llama, get_gpu(name)) or "")
+    for name in ("A100-80G", "A10G", "L40S", "H100", "B200"):
+        assert engine_runtime_problem("trtllm", None, "auto", llama, get_gpu(name)) is None
+    for engine in ("vllm", "sglang", "trtllm"):
+        for name in ("A100-80G", "L40S"):
+            problem = engine_runtime_problem(engine, None, "auto", v32, get_gpu(name))
+            assert problem is not None and "Sparse Attention" in problem and "Hopper" in problem
+            assert engine_runtime_problem(engine, None, "auto", llama, get_gpu(name)) is None
+        for name in ("H200", "B200"):
+            assert engine_runtime_problem(engine, None, "auto", v32, get_gpu(name)) is None
+    assert engine_runtime_problem("vllm", None, "auto", v32, get_gpu("MI300X")) is None  # ROCm AITER
+    on_amd = engine_runtime_problem("sglang", None, "auto", v32, get_gpu("MI300X"))
+    assert "Sparse Attention" in (on_amd or "")
+
+
+def test_a_pool_no_engine_runs_the_model_on_stays_idle_with_the_reason(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On H200 + A100 nodes a V3.2 deployment uses the H200s and names why the A100s stay idle (two
+    A100 nodes hold it at pp=2, so memory is not the reason); on A100s alone it is one line, exit 2."""
+    v32 = "deepseek-ai/DeepSeek-V3.2"
+    assert main(["plan", v32, "--cluster", "8xH200+2x8xA100-80G", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)["deployment"]
+    assert {e["pool"] for e in plan["engines"]} == {0}
+    assert any("A100" in r and "Sparse Attention" in r for r in plan["idle_reasons"])
+    assert main(["plan", v32, "--cluster", "2x8xA100-80G"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Sparse Attention" in err
+    assert main(["evaluate", "meta-llama/Llama-3.1-8B", "--cluster", "1xMI300X", "--engine", "trtllm"]) == 2
+    assert "not on MI300X" in capsys.readouterr().err

@@ -29,6 +29,8 @@ def why_no_engine(space: ServingSpace) -> str:
     """Why no shape of a model starts and meets its SLOs on a pool, with the nearest numbers."""
     t, w = space.tables, space.workload
     pool = f"{space.cluster.nodes}x{space.cluster.gpus_per_node}x{space.cluster.gpu.name}"
+    if space.refused is not None:
+        return f"on {pool}: {space.refused}"
     fits = [
         i
         for i, ok in enumerate(t.evaluated)

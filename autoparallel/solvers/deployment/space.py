@@ -203,12 +203,17 @@ def build_deployment_space(
     everything: list[Engine] = []
     for m, fm in enumerate(fleet):
         for p in range(len(cluster.pools)):
-            space = build_space(fm.model, cluster.pool_cluster(p), deployment_workload(fm.workload), opts)
+            pool = cluster.pool_cluster(p)
+            space = build_space(fm.model, pool, deployment_workload(fm.workload), opts, refusable=True)
             serving[m, p] = space
             found, dropped = _candidates(space, fm, m, p)
             everything += found
             engines += undominated(found) if prune else found
             left_out[m, p] = dropped
+        refusals = [r for p in range(len(cluster.pools)) if (r := serving[m, p].refused) is not None]
+        if len(refusals) == len(cluster.pools):
+            why = "; ".join(dict.fromkeys(refusals))
+            raise InputError(f"{fm.name}: nothing allowed runs on the cluster: {why}")
     out = DeploymentSpace(fleet, cluster, tuple(engines), serving, left_out, len(everything) - len(engines))
     out.unpruned_enumeration_size = math.prod(out.max_replicas(e) + 1 for e in everything)
     return out

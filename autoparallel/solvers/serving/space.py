@@ -195,6 +195,9 @@ class ServingSpace(Problem["Serving", ServingOptions]):
     """The float model's numbers per (shape, runtime, batch, max_model_len), scaled to integers."""
     memo: MemoryTerms | None = dataclasses.field(default=None, repr=False, compare=False)
     """Memoized memory terms, reused when the tables are completed for an explanation."""
+    refused: str | None = None
+    """Why no allowed engine runs on these GPUs (`runtimes` then empty; `build_space(...,
+    refusable=True)` only: a deployment pool the model cannot use)."""
 
     @property
     def engines(self) -> tuple[str, ...]:
@@ -290,10 +293,13 @@ def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gp
     return tuple(out)
 
 
-def runtime_domain(model: ModelSpec, options: ServingOptions, gpu: GPU) -> tuple[Runtime, ...]:
+def runtime_domain(
+    model: ModelSpec, options: ServingOptions, gpu: GPU, *, refusable: bool = False
+) -> tuple[Runtime, ...]:
     """Allowed (engine, quantization, KV dtype, eager) values; online quantization needs a plain
     checkpoint, and an engine keeps only the precisions it can run on `gpu`
-    (`engine_runtime_problem`)."""
+    (`engine_runtime_problem`). Empty when nothing runs on `gpu` and `refusable`, else an InputError
+    naming each engine's refusal."""
     quants = [
         q
         for q in dict.fromkeys(options.quantizations)
@@ -312,10 +318,15 @@ def runtime_domain(model: ModelSpec, options: ServingOptions, gpu: GPU) -> tuple
                     continue
                 for eager in dict.fromkeys(options.enforce_eager):
                     out.append(Runtime(quant, kv, eager, engine))
-    if not out:
-        refused = [engine_refusal(model, options, e, gpu) for e in options.engines]
-        raise InputError("nothing allowed runs on the chosen engine(s): " + "; ".join(dict.fromkeys(refused)))
+    if not out and not refusable:
+        why = runtime_refusal(model, options, gpu)
+        raise InputError(f"nothing allowed runs on the chosen engine(s): {why}")
     return tuple(out)
+
+
+def runtime_refusal(model: ModelSpec, options: ServingOptions, gpu: GPU) -> str:
+    """Every allowed engine's refusals on `gpu`, joined."""
+    return "; ".join(dict.fromkeys(engine_refusal(model, options, e, gpu) for e in options.engines))
 
 
 def engine_refusal(model: ModelSpec, options: ServingOptions, engine: str, gpu: GPU) -> str:
@@ -346,9 +357,10 @@ def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOp
 
 # ----- building ----------------------------------------------------------------------------------
 def build_space(
-    model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
+    model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions, *, refusable: bool = False
 ) -> ServingSpace:
-    """Domains and integer tables for one problem.
+    """Domains and integer tables for one problem. `refusable`: GPUs no allowed engine runs the model
+    on give a space without entries and the reason in `refused` (a deployment pool), not an error.
 
     Raises:
         InputError: options the planner cannot honour (old vLLM release, no applicable quantization).
@@ -359,7 +371,7 @@ def build_space(
         raise InputError(f"the serving planner follows vLLM >= 0.21 accounting; got {options.vllm_version}")
     gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
     shapes = shape_domain(model, cluster, options, gpus)
-    runtimes = runtime_domain(model, options, cluster.gpu)
+    runtimes = runtime_domain(model, options, cluster.gpu, refusable=refusable)
     batches = tuple(sorted(set(options.max_num_seqs)))
     utils = tuple(sorted(set(options.gpu_memory_utilizations)))
     mmls = max_model_len_domain(model, workload, options)
@@ -378,6 +390,7 @@ def build_space(
         mmls,
         budget,
         _empty_tables(),
+        refused=None if runtimes else runtime_refusal(model, options, cluster.gpu),
     )
     space.tables = _tables(space)
     return space
