@@ -36,6 +36,12 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   the emitters never pass and the step model does not price. TensorRT-LLM's DSA runs FlashMLA on
   Hopper and its own kernels on Blackwell. So: Hopper and Blackwell for every engine, and AMD CDNA3
   for vLLM.
+- **Quantized checkpoints** need a least compute capability, each engine's `get_min_capability` of the
+  format's config, checked at start-up ("The quantization method ... is not supported for the current
+  GPU. Minimum capability: ..."; vLLM 0.32 `config/vllm.py`, SGLang 0.5.6 `model_loader/loader.py`):
+  vLLM FP8 7.5 (`Fp8Config`, also `--quantization fp8` online), ModelOpt FP8 8.0, AWQ 7.5, GPTQ 6.0,
+  MXFP4 8.0; SGLang FP8 8.0, ModelOpt FP8 8.9, AWQ 7.5, GPTQ 6.0, MXFP4 8.0. NVFP4 has its own rule
+  above.
 """
 
 from __future__ import annotations
@@ -56,6 +62,15 @@ SPARSE_ATTENTION_ARCHS: dict[str, tuple[str, ...]] = {
 }
 """GPU architectures each engine runs DeepSeek Sparse Attention on (module docstring)."""
 ARCH_NAMES = {"hopper": "Hopper", "blackwell": "Blackwell", "cdna3": "AMD CDNA3"}
+ARCH_COMPUTE_CAPABILITY = {"volta": 70, "turing": 75, "ampere": 80, "ada": 89, "hopper": 90, "blackwell": 100}
+"""The lowest compute capability (major·10 + minor) of the catalog's NVIDIA architectures (A100 8.0,
+A10 8.6 both Ampere: 8.0 is the one every rule below can rely on)."""
+QUANT_MIN_CAPABILITY: dict[str, dict[str, int]] = {
+    "vllm": {"fp8": 75, "modelopt_fp8": 80, "awq": 75, "gptq": 60, "mxfp4": 80},
+    "sglang": {"fp8": 80, "modelopt_fp8": 89, "awq": 75, "gptq": 60, "mxfp4": 80},
+}
+"""Least compute capability of each engine's config for a weight format (module docstring)."""
+QUANT_NAMES = {"fp8": "FP8", "modelopt_fp8": "ModelOpt FP8", "awq": "AWQ", "gptq": "GPTQ", "mxfp4": "MXFP4"}
 ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
     "sglang": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
     "trtllm": ("auto", "fp8", "fp8_e4m3"),
@@ -162,6 +177,9 @@ def engine_runtime_problem(
             return f"{name} runs NVFP4 checkpoints only with FP4 tensor cores (Blackwell), not on {gpu.name}"
         if gpu.arch not in VLLM_FP4_MARLIN_ARCHS:
             return f"vLLM runs NVFP4 on FP4 tensor cores or FP4 Marlin kernels (SM75 on), not on {gpu.name}"
+    least = quant_capability_problem(engine, quantization, model, gpu) if gpu is not None else None
+    if least is not None:
+        return least
     if engine == "vllm":
         return None
     if model is not None and (problem := engine_model_problem(engine, model)) is not None:
@@ -216,6 +234,25 @@ def engine_gpu_problem(engine: str, gpu: GPU, model: ModelSpec | None = None) ->
             f"{model.name} on {where} GPUs only"
         )
     return None
+
+
+def quant_capability_problem(
+    engine: str, quantization: str | None, model: ModelSpec | None, gpu: GPU
+) -> str | None:
+    """Why `engine` refuses the weight format (the checkpoint's, or `quantization` applied online) on
+    `gpu`'s compute capability (None: it does not, or no rule is known)."""
+    q = model.quantization if model is not None else None
+    fmt = quantization or (q.method.value if q is not None else None)
+    if fmt == "fp8" and q is not None and q.method.value == "fp8" and q.source.startswith("ModelOpt"):
+        fmt = "modelopt_fp8"
+    need = QUANT_MIN_CAPABILITY.get(engine, {}).get(fmt or "")
+    have = ARCH_COMPUTE_CAPABILITY.get(gpu.arch) if gpu.vendor == "nvidia" else None
+    if need is None or have is None or have >= need:
+        return None
+    return (
+        f"{ENGINE_NAMES.get(engine, engine)} runs {QUANT_NAMES[fmt or '']} weights on compute capability "
+        f"{need // 10}.{need % 10} and up, not on {gpu.name} ({have // 10}.{have % 10})"
+    )
 
 
 def node_span_problem(engine: str, width: int, gpus_per_node: int) -> str | None:

@@ -431,8 +431,13 @@ def test_trtllm_needs_fp8_tensor_cores_for_fp8_weights_or_kv() -> None:
     assert "FP8 KV cache" in (engine_runtime_problem("trtllm", None, "fp8", plain, a100) or "")
     assert engine_runtime_problem("trtllm", None, "auto", plain, a100) is None
     assert engine_runtime_problem("trtllm", None, "auto", fp8, h100) is None
+    # vLLM runs a ModelOpt FP8 checkpoint from compute capability 8.0 (`ModelOptFp8Config`), SGLang
+    # from 8.9 (its `ModelOptFp8Config.get_min_capability`); a block-FP8 one from 7.5 and 8.0 (`Fp8Config`).
+    assert engine_runtime_problem("vllm", None, "auto", fp8, a100) is None
+    assert "8.9" in (engine_runtime_problem("sglang", None, "auto", fp8, a100) or "")
+    block = load_model("Qwen/Qwen3-32B-FP8")
     for engine in ("vllm", "sglang"):
-        assert engine_runtime_problem(engine, None, "auto", fp8, a100) is None
+        assert engine_runtime_problem(engine, None, "auto", block, a100) is None
 
 
 def test_engines_run_only_on_the_gpus_they_support() -> None:
@@ -475,3 +480,25 @@ def test_a_pool_no_engine_runs_the_model_on_stays_idle_with_the_reason(
     assert len(err.strip().splitlines()) == 1 and "Sparse Attention" in err
     assert main(["evaluate", "meta-llama/Llama-3.1-8B", "--cluster", "1xMI300X", "--engine", "trtllm"]) == 2
     assert "not on MI300X" in capsys.readouterr().err
+
+
+def test_quantized_checkpoints_need_the_engines_least_compute_capability() -> None:
+    """Each engine's start-up check (`capability < quant_config.get_min_capability()`): MXFP4 from 8.0,
+    FP8 from 7.5 in vLLM and 8.0 in SGLang, AWQ from 7.5, GPTQ from 6.0; online FP8 as FP8."""
+    from autoparallel.hardware import get_gpu
+    from autoparallel.models import load_model
+    from autoparallel.perf.serving_engines import engine_runtime_problem
+
+    v100, t4, a100 = get_gpu("V100-SXM2-32G"), get_gpu("T4"), get_gpu("A100-80G")
+    oss, fp8 = load_model("openai/gpt-oss-20b"), load_model("Qwen/Qwen3-32B-FP8")
+    awq, gptq = load_model("Orion-zhen/QwQ-32B-Preview-AWQ"), load_model("TheBloke/Llama-2-13B-chat-GPTQ")
+    plain = load_model("meta-llama/Llama-3.1-8B")
+    for engine in ("vllm", "sglang"):
+        assert "8.0 and up" in (engine_runtime_problem(engine, None, "auto", oss, t4) or "")
+        assert engine_runtime_problem(engine, None, "auto", oss, a100) is None
+        assert "7.5 and up" in (engine_runtime_problem(engine, None, "auto", awq, v100) or "")
+        assert engine_runtime_problem(engine, None, "auto", gptq, v100) is None
+        assert engine_runtime_problem(engine, "fp8", "auto", plain, v100) is not None
+        assert engine_runtime_problem(engine, None, "auto", plain, v100) is None
+    assert engine_runtime_problem("vllm", None, "auto", fp8, t4) is None
+    assert "8.0 and up" in (engine_runtime_problem("sglang", None, "auto", fp8, t4) or "")
