@@ -40,8 +40,9 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   format's config, checked at start-up ("The quantization method ... is not supported for the current
   GPU. Minimum capability: ..."; vLLM 0.32 `config/vllm.py`, SGLang 0.5.6 `model_loader/loader.py`):
   vLLM FP8 7.5 (`Fp8Config`, also `--quantization fp8` online), ModelOpt FP8 8.0, AWQ 7.5, GPTQ 6.0,
-  MXFP4 8.0; SGLang FP8 8.0, ModelOpt FP8 8.9, AWQ 7.5, GPTQ 6.0, MXFP4 8.0. NVFP4 has its own rule
-  above.
+  MXFP4 8.0; SGLang FP8 8.0, ModelOpt FP8 8.9, AWQ 7.5, GPTQ 6.0, MXFP4 8.0. TensorRT-LLM's MXFP4
+  experts run on Blackwell (its TRTLLM MoE backend) and Hopper (TRITON) only (its GPT-OSS deployment
+  guide's MoE-backend support matrix): 9.0. NVFP4 has its own rule above.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ A10 8.6 both Ampere: 8.0 is the one every rule below can rely on)."""
 QUANT_MIN_CAPABILITY: dict[str, dict[str, int]] = {
     "vllm": {"fp8": 75, "modelopt_fp8": 80, "awq": 75, "gptq": 60, "mxfp4": 80},
     "sglang": {"fp8": 80, "modelopt_fp8": 89, "awq": 75, "gptq": 60, "mxfp4": 80},
+    "trtllm": {"mxfp4": 90},
 }
 """Least compute capability of each engine's config for a weight format (module docstring)."""
 QUANT_NAMES = {"fp8": "FP8", "modelopt_fp8": "ModelOpt FP8", "awq": "AWQ", "gptq": "GPTQ", "mxfp4": "MXFP4"}

@@ -502,3 +502,6 @@ def test_quantized_checkpoints_need_the_engines_least_compute_capability() -> No
         assert engine_runtime_problem(engine, None, "auto", plain, v100) is None
     assert engine_runtime_problem("vllm", None, "auto", fp8, t4) is None
     assert "8.0 and up" in (engine_runtime_problem("sglang", None, "auto", fp8, t4) or "")
+    # TensorRT-LLM's MXFP4 experts: Blackwell (TRTLLM backend) and Hopper (TRITON) only.
+    assert "9.0 and up" in (engine_runtime_problem("trtllm", None, "auto", oss, a100) or "")
+    assert engine_runtime_problem("trtllm", None, "auto", oss, get_gpu("H100")) is None
