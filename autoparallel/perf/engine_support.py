@@ -54,8 +54,9 @@ if TYPE_CHECKING:
     from autoparallel.models.spec import ModelSpec
 
 ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
-TRTLLM_GPU_ARCHS = ("ampere", "ada", "hopper", "blackwell")
-"""NVIDIA architectures TensorRT-LLM supports (its supported-hardware list)."""
+TRTLLM_UNSUPPORTED_ARCHS = ("volta", "turing")
+"""NVIDIA architectures older than TensorRT-LLM's supported-hardware list (Ampere, Ada Lovelace, Hopper,
+Blackwell); an architecture this list does not know (a custom GPU file's) is not refused."""
 SPARSE_ATTENTION_ARCHS: dict[str, tuple[str, ...]] = {
     "vllm": ("hopper", "blackwell", "cdna3"),
     "sglang": ("hopper", "blackwell"),
@@ -220,16 +221,18 @@ def engine_runtime_problem(
 
 def engine_gpu_problem(engine: str, gpu: GPU, model: ModelSpec | None = None) -> str | None:
     """Why `engine` cannot run on `gpu` at all, or cannot run `model`'s attention there (None: it
-    can): TensorRT-LLM off NVIDIA GPUs or below Ampere; DeepSeek Sparse Attention off the
-    architectures `SPARSE_ATTENTION_ARCHS` names."""
+    can): TensorRT-LLM off NVIDIA GPUs or below Ampere; DeepSeek Sparse Attention on a known
+    architecture `SPARSE_ATTENTION_ARCHS` does not name (a custom GPU of an architecture the catalog
+    does not know is given the benefit of the doubt)."""
     name = ENGINE_NAMES.get(engine, engine)
-    if engine == "trtllm" and (gpu.vendor != "nvidia" or gpu.arch not in TRTLLM_GPU_ARCHS):
+    if engine == "trtllm" and (gpu.vendor != "nvidia" or gpu.arch in TRTLLM_UNSUPPORTED_ARCHS):
         return (
             f"{name} runs on NVIDIA Ampere, Ada, Hopper and Blackwell GPUs only, not on {gpu.name} "
             f"({gpu.vendor} {gpu.arch})"
         )
     archs = SPARSE_ATTENTION_ARCHS.get(engine, ())
-    if model is not None and model.has_sparse_attention and gpu.arch not in archs:
+    known = gpu.arch in ARCH_COMPUTE_CAPABILITY or gpu.arch in ARCH_NAMES
+    if model is not None and model.has_sparse_attention and known and gpu.arch not in archs:
         where = " or ".join(", ".join(ARCH_NAMES[a] for a in archs).rsplit(", ", 1))
         return (
             f"{name} has no DeepSeek Sparse Attention kernels for {gpu.name} ({gpu.arch}): it runs "
