@@ -461,6 +461,9 @@ def test_engines_run_only_on_the_gpus_they_support() -> None:
         for name in ("H200", "B200"):
             assert engine_runtime_problem(engine, None, "auto", v32, get_gpu(name)) is None
     assert engine_runtime_problem("vllm", None, "auto", v32, get_gpu("MI300X")) is None  # ROCm AITER
+    newer = get_gpu("B200").model_copy(update={"name": "Rubin-test", "arch": "rubin"})  # a custom GPU file's
+    for engine in ("vllm", "sglang", "trtllm"):
+        assert engine_runtime_problem(engine, None, "auto", v32, newer) is None
     on_amd = engine_runtime_problem("sglang", None, "auto", v32, get_gpu("MI300X"))
     assert "Sparse Attention" in (on_amd or "")
 
