@@ -259,8 +259,8 @@ def validate(
         if max_model_len > model.max_position_embeddings:
             raise InputError(
                 f"--max-model-len {max_model_len} exceeds {model.name}'s max_position_embeddings "
-                f"({model.max_position_embeddings}); vLLM refuses it unless "
-                "VLLM_ALLOW_LONG_MAX_MODEL_LEN=1"
+                f"({model.max_position_embeddings}); vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, "
+                "SGLang unless SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1"
             )
     if partition is not None and (len(partition) != pp or sum(partition) != model.num_layers):
         raise InputError(
