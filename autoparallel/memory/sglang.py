@@ -25,17 +25,30 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
 - with DP attention each of the dp ranks prefills at most chunked_prefill_size // dp tokens a step
   (`_handle_data_parallelism`);
 - max_running_requests defaults to min(max(pool tokens / context_len · 512, 2048), 4096) request
-  slots (the req_to_token pool).
+  slots (the req_to_token pool);
+- sliding-window models SGLang runs with its hybrid SWA pool (the architectures whose model class
+  has `get_attention_sliding_window_size`: Gemma 2/3/3n, gpt-oss, OLMo 2/3; `ModelRunner.__init__`)
+  split the profiled tokens · layers between full-attention and sliding layers so that the sliding
+  layers hold `--swa-full-tokens-ratio` (0.8) of the full ones (`init_memory_pool`:
+  full = tokens · L / (L_full + 0.8 · L_swa)); a request is limited by the full-attention pool;
+- Qwen3-Next's linear-attention layers keep a recurrent state per request in a mamba pool that
+  takes `--mamba-full-memory-ratio` (0.9) of the KV memory for every 1 left to the KV cache
+  (`handle_max_mamba_cache`, with the radix cache on, as it is for this architecture): slots =
+  memory · 0.9 / 1.9 / state bytes (divided by the DP ranks under attention DP), the state being
+  the short-convolution state in BF16 and the SSM state in `--mamba-ssm-dtype` float32, per
+  attention-TP rank (`configs/mamba_utils.py`), and at most slots // 3 requests run
+  (`MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from autoparallel.memory.engine_kv import EngineKv
 from autoparallel.memory.vllm_config import apply_dtype_and_quant, checkpoint_kv_dtype
 from autoparallel.memory.vllm_profile import stage_params_per_rank
-from autoparallel.models.spec import ParamGroups
+from autoparallel.models.spec import AttentionKind, ParamGroups
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -48,6 +61,28 @@ GIB = float(2**30)
 MAX_REQUEST_SLOTS = 4096
 """The most request slots SGLang's default `max_running_requests` gives a rank (`ModelRunner`:
 min(max(pool tokens / context_len · 512, 2048), 4096))."""
+HYBRID_SWA_ARCHITECTURES = frozenset(
+    {
+        "Gemma2ForCausalLM",
+        "Gemma3ForCausalLM",
+        "Gemma3ForConditionalGeneration",
+        "Gemma3nForCausalLM",
+        "Gemma3nForConditionalGeneration",
+        "GptOssForCausalLM",
+        "Olmo2ForCausalLM",
+        "Olmo3ForCausalLM",
+    }
+)
+"""Architectures SGLang 0.5.6 gives its hybrid sliding-window pool (module docstring)."""
+SWA_FULL_TOKENS_RATIO = 0.8
+"""`--swa-full-tokens-ratio` default: sliding-layer tokens per full-attention-layer token."""
+RADIX_MAMBA_ARCHITECTURES = frozenset({"Qwen3NextForCausalLM"})
+"""Linear-attention architectures SGLang runs with the radix cache on (`MambaRadixCache`), whose mamba
+pool is sized by `--mamba-full-memory-ratio` (others, e.g. Kimi-Linear, turn the radix cache off)."""
+MAMBA_FULL_MEMORY_RATIO = 0.9
+"""`--mamba-full-memory-ratio` default: mamba-state memory per unit of KV-cache memory."""
+MAMBA_SLOTS_PER_RUNNING_REQUEST = 3
+"""`MAMBA_CACHE_SIZE_MAX_RUNNING_REQUESTS_RATIO`: mamba pool slots per running request."""
 
 
 def sglang_stored_kv_dtype(model: ModelSpec, gpu: GPU, kv_cache_dtype: str) -> str:
@@ -70,6 +105,34 @@ def page_size(model: ModelSpec) -> int:
     """Tokens per KV page SGLang 0.5.6 runs `model` with: 64 for DeepSeek Sparse Attention, else 1
     (its default; other attention backends' page sizes are not modelled)."""
     return 64 if model.has_sparse_attention else 1
+
+
+def hybrid_swa_gain(model: ModelSpec, pp: int) -> float:
+    """Full-attention tokens SGLang's hybrid sliding-window pool holds per token of its all-layer
+    profile: L / (L_full + 0.8 · L_swa) for the `HYBRID_SWA_ARCHITECTURES` with both kinds of layer;
+    1 otherwise, and with pipeline stages (not modelled: no gain is taken)."""
+    if pp > 1 or model.architecture not in HYBRID_SWA_ARCHITECTURES:
+        return 1.0
+    swa = sum(1 for layer in model.layers if layer.attention.kind is AttentionKind.SLIDING)
+    full = sum(1 for layer in model.layers if layer.attention.kind is AttentionKind.FULL)
+    if not swa or not full:
+        return 1.0
+    return (swa + full) / (full + SWA_FULL_TOKENS_RATIO * swa)
+
+
+def mamba_state_bytes(model: ModelSpec, tp: int) -> float:
+    """Bytes of one request's linear-attention state on one attention-TP rank as SGLang keeps it for
+    the `RADIX_MAMBA_ARCHITECTURES` (BF16 convolution state, float32 SSM state, both split over tp); 0
+    for other models."""
+    if model.architecture not in RADIX_MAMBA_ARCHITECTURES:
+        return 0.0
+    total = 0.0
+    for layer in model.layers:
+        att = layer.attention
+        if att.kind is AttentionKind.LINEAR:
+            conv, ssm = math.ceil(att.linear_conv_elements / tp), math.ceil(att.linear_ssm_elements / tp)
+            total += 2.0 * conv + 4.0 * ssm
+    return total
 
 
 def dp_attention_size(config: ServingConfig) -> int:
@@ -137,11 +200,14 @@ def sglang_kv(
     nsa_backends: tuple[str | None, str | None] = (None, None),
     dp_sharded_gib: float = 0.0,
     page_tokens: int = 1,
+    swa_gain: float = 1.0,
+    mamba_bytes_per_request: float = 0.0,
 ) -> EngineKv:
     """The KV pool SGLang builds on one GPU of the deployment `memory` describes (`nsa_backends`:
     `--nsa-prefill-backend` / `--nsa-decode-backend`, carried for the step model;
     `dp_sharded_gib`: `dp_attention_sharded_gib`, of which each GPU holds 1 / dp_attention_size;
-    `page_tokens`: `page_size`)."""
+    `page_tokens`: `page_size`; `swa_gain`: `hybrid_swa_gain`; `mamba_bytes_per_request`:
+    `mamba_state_bytes`)."""
     tp, pp = memory.tp * dp_attention_size, memory.pp  # the server's --tp-size
     chunk, graph_bs = sglang_defaults(gpu, tp)
     frac = mem_fraction_static or default_mem_fraction_static(
@@ -150,9 +216,17 @@ def sglang_kv(
     total = gpu.memory_bytes
     weights_gib = memory.weights_gib - dp_sharded_gib * (1.0 - 1.0 / dp_attention_size)
     kv = total * frac - weights_gib * GIB - memory.non_torch_gib * GIB
+    mamba_slots = None
+    if mamba_bytes_per_request > 0 and kv > 0:
+        share = MAMBA_FULL_MEMORY_RATIO / (1.0 + MAMBA_FULL_MEMORY_RATIO)
+        mamba_slots = int(kv * share // mamba_bytes_per_request) // dp_attention_size
+        kv -= mamba_slots * mamba_bytes_per_request
     per_token = memory.kv_bytes_per_token_all_layers_per_gpu
-    tokens = int(kv // per_token) // page_tokens * page_tokens if kv > 0 and per_token > 0 else 0
-    slots = min(max(int(tokens / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
+    profiled = int(kv // per_token) // page_tokens * page_tokens if kv > 0 and per_token > 0 else 0
+    slots = min(max(int(profiled / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
+    if mamba_slots is not None:
+        slots = min(slots, mamba_slots // MAMBA_SLOTS_PER_RUNNING_REQUEST)
+    tokens = int(profiled * swa_gain) // page_tokens * page_tokens
     return EngineKv(
         engine="sglang",
         rule=f"--mem-fraction-static {frac:.3f}",
@@ -189,4 +263,6 @@ def sglang_server_kv(
         nsa_backends=nsa_backends,
         dp_sharded_gib=dp_attention_sharded_gib(model, config),
         page_tokens=page_size(model),
+        swa_gain=hybrid_swa_gain(model, config.pp),
+        mamba_bytes_per_request=mamba_state_bytes(model, config.tp),
     )

@@ -187,13 +187,25 @@ class AttentionSpec(_Frozen):
     @property
     def linear_state_elements(self) -> int:
         """Linear attention: recurrent state elements per sequence (SSM state + conv state)."""
+        return self.linear_ssm_elements + self.linear_conv_elements
+
+    @property
+    def linear_ssm_elements(self) -> int:
+        """Linear attention: elements of the recurrent (SSM) state per sequence, value heads × key dim
+        × value dim."""
+        if self.kind is not AttentionKind.LINEAR:
+            return 0
+        return self.linear_num_value_heads * self.head_dim * self.v_head_dim
+
+    @property
+    def linear_conv_elements(self) -> int:
+        """Linear attention: elements of the short-convolution state per sequence, (kernel − 1) ×
+        (2 key dims + value dims)."""
         if self.kind is not AttentionKind.LINEAR:
             return 0
         k_dim = self.num_kv_heads * self.head_dim
         v_dim = self.linear_num_value_heads * self.v_head_dim
-        ssm = self.linear_num_value_heads * self.head_dim * self.v_head_dim
-        conv = (self.linear_conv_kernel - 1) * (2 * k_dim + v_dim)
-        return ssm + conv
+        return (self.linear_conv_kernel - 1) * (2 * k_dim + v_dim)
 
 
 class MlpSpec(_Frozen):
