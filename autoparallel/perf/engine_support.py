@@ -81,6 +81,31 @@ ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
 """KV-cache dtypes (vLLM's spelling) each engine other than vLLM can store."""
 SGLANG_SPARSE_KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3")
 """KV-cache dtypes SGLang runs DeepSeek Sparse Attention with: bf16 (`auto` on Hopper) or fp8_e4m3."""
+SGLANG_DP_ATTENTION_ARCHITECTURES = frozenset(
+    {
+        "BailingMoEForCausalLM",
+        "BailingMoeForCausalLM",
+        "BailingMoeV2ForCausalLM",
+        "DeepseekV2ForCausalLM",
+        "DeepseekV3ForCausalLM",
+        "DeepseekV32ForCausalLM",
+        "Glm4MoeForCausalLM",
+        "GptOssForCausalLM",
+        "Llama4ForCausalLM",
+        "Llama4ForConditionalGeneration",
+        "LongcatFlashForCausalLM",
+        "MiniMaxM2ForCausalLM",
+        "PhiMoEForCausalLM",
+        "Qwen2MoeForCausalLM",
+        "Qwen3MoeForCausalLM",
+        "Qwen3NextForCausalLM",
+        "Step3VLForConditionalGeneration",
+    }
+)
+"""Mixture-of-experts architectures whose SGLang 0.5.6 model code runs attention data parallelism
+(`--enable-dp-attention`): those that shard attention by the attention-TP size
+(`get_attention_tp_size`, `LayerCommunicator`). Mixtral, OLMoE, Grok and DBRX do not: their attention
+stays tensor-parallel over the whole server, so their experts are shared by one TP engine only."""
 SGLANG_MISSING_ARCHITECTURES = frozenset({"BloomForCausalLM"})
 """Architectures SGLang has no implementation of (known ones; others are not refused)."""
 VLLM_FP4_MARLIN_ARCHS = ("turing", "ampere", "ada", "hopper")
@@ -269,6 +294,19 @@ def node_span_problem(engine: str, width: int, gpus_per_node: int) -> str | None
     return (
         f"{ENGINE_NAMES.get(engine, engine)} cannot run one engine over {width} GPUs on nodes of "
         f"{gpus_per_node}: its engines span whole nodes, the same GPU count on each"
+    )
+
+
+def sglang_layout_problem(model: ModelSpec, tp: int, replicas: int, expert_parallel: bool) -> str | None:
+    """Why SGLang cannot run `replicas` data-parallel ranks sharing `model`'s experts (attention DP,
+    `frameworks/sglang.py`): its model code for the architecture has no attention data parallelism
+    (`SGLANG_DP_ATTENTION_ARCHITECTURES`). None: it can, or the layout is not attention DP."""
+    if not (expert_parallel and replicas > 1) or model.architecture in SGLANG_DP_ATTENTION_ARCHITECTURES:
+        return None
+    return (
+        f"SGLang has no attention data parallelism (--enable-dp-attention) for "
+        f"{model.architecture or 'this architecture'} ({model.name}); use one tp={tp * replicas} engine "
+        "with expert parallelism, or independent replicas"
     )
 
 

@@ -18,7 +18,12 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
-from autoparallel.perf.engine_support import ENGINE_NAMES, engine_runtime_problem, trtllm_layout_problem
+from autoparallel.perf.engine_support import (
+    ENGINE_NAMES,
+    engine_runtime_problem,
+    sglang_layout_problem,
+    trtllm_layout_problem,
+)
 from autoparallel.perf.serving import (
     OfferedLoad,
     ServingPerf,
@@ -231,15 +236,18 @@ def evaluate_engine(
 
     Raises:
         InputError: the engine cannot run the model at the config's precisions
-            (`engine_runtime_problem`), or a layout TensorRT-LLM has not (`trtllm_layout_problem`).
+            (`engine_runtime_problem`), or a layout the engine has not (`trtllm_layout_problem`,
+            `sglang_layout_problem`).
     """
     problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, model, cluster.gpu)
     if problem is not None:
         raise InputError(problem)
     if engine == "trtllm":
         layout = trtllm_layout_problem(config.tp, config.replicas, config.enable_expert_parallel)
-        if layout is not None:
-            raise InputError(layout)
+    else:
+        layout = sglang_layout_problem(model, config.tp, config.replicas, config.enable_expert_parallel)
+    if layout is not None:
+        raise InputError(layout)
     kv, _ = engine_kv_for(engine, model, cluster, config, nsa_backends)
     context = math.ceil(workload.isl + workload.osl / 2.0)
     per_seq_tokens = math.ceil(context / kv.block_size) * kv.block_size

@@ -234,3 +234,29 @@ def test_trtllm_attention_dp_ranks_are_single_gpus() -> None:
     with pytest.raises(InputError, match="enable_attention_dp"):
         cfg = sol.config.model_copy(update={"tp": 2, "replicas": 2, "enable_expert_parallel": True})
         evaluate_engine(spec, c, cfg, w, "trtllm", spec.name)
+
+
+def test_sglang_attention_dp_only_where_its_model_code_has_it() -> None:
+    # SGLang's --enable-dp-attention needs the architecture's model code to shard attention by the
+    # attention-TP size: Qwen3-MoE has it, Mixtral (mixtral.py) does not. The solver and the oracle
+    # both leave Mixtral's EP shapes with data-parallel ranks out for SGLang, and agree on the optimum;
+    # evaluate refuses the layout in one sentence.
+    c, w = _cluster("1x4xH100"), Serving.preset("chatbot")
+    opts = ServingOptions(engines=("sglang",), max_num_seqs=(64, 256), enforce_eager=(False,))
+    for name, offered in (("Qwen/Qwen3-30B-A3B", True), ("mistralai/Mixtral-8x7B-v0.1", False)):
+        spec = _model(name)
+        space = build_space(spec, c, w, opts)
+        dp_ranks = [i for i, s in enumerate(space.shapes) if s.ep and s.ep_replicas > 1 and not s.violations]
+        assert dp_ranks, "the space has EP shapes with data-parallel ranks"
+        priced = {space.unflat(i)[0] for i, ok in enumerate(space.tables.evaluated) if ok}
+        assert bool(priced & set(dp_ranks)) == offered
+        oracle = enumerate_serving(spec, c, w, objective="throughput", options=opts)
+        sol = solve_serving(
+            spec, c, w, objective="throughput", options=opts, settings=SETTINGS, runner_up=False
+        )
+        assert oracle.objective_value is not None and sol.solver.status == "OPTIMAL"
+        assert abs(sol.objective_value - oracle.objective_value) <= 0.05 * sol.config.replicas + 1e-6
+        assert not (sol.config.enable_expert_parallel and sol.config.replicas > 1) or offered
+    cfg = sol.config.model_copy(update={"tp": 1, "replicas": 4, "enable_expert_parallel": True})
+    with pytest.raises(InputError, match="attention data parallelism"):
+        evaluate_engine(_model("mistralai/Mixtral-8x7B-v0.1"), c, cfg, w, "sglang", "mixtral")

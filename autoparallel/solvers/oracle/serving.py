@@ -23,6 +23,7 @@ from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.memory.serving import VllmMemoryReport, serving_memory
 from autoparallel.memory.vllm_config import apply_dtype_and_quant
+from autoparallel.perf.engine_support import SGLANG_DP_ATTENTION_ARCHITECTURES
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving, slo_violations
 from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.solvers.serving.space import (
@@ -96,6 +97,14 @@ def engine_points(
                 continue  # SGLang and TensorRT-LLM span whole nodes only
             # TensorRT-LLM's enable_attention_dp: each data-parallel rank is one GPU.
             if rt.engine == "trtllm" and shape.ep and shape.ep_replicas > 1 and shape.tp > 1:
+                continue
+            # SGLang's attention DP exists only in some architectures' model code.
+            dp_attention = shape.ep and shape.ep_replicas > 1
+            if (
+                rt.engine == "sglang"
+                and dp_attention
+                and model.architecture not in SGLANG_DP_ATTENTION_ARCHITECTURES
+            ):
                 continue
             utils = all_utils if rt.engine == "vllm" else all_utils[-1:]
             for batch in sorted(set(options.max_num_seqs)):

@@ -277,6 +277,7 @@ def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
     add_architecture_limits(enc)
     add_engine_node_spans(enc)
     add_trtllm_attention_dp(enc)
+    add_sglang_attention_dp(enc)
     add_memory_capacity(enc)
     add_max_model_len(enc)
     add_concurrency(enc)
@@ -318,6 +319,20 @@ def add_trtllm_attention_dp(enc: EncodedServing) -> None:
         if s.trtllm_problem is not None:
             ct = enc.model.add_bool_or([x.Not(), lit.Not()])
             ct.only_enforce_if(enc.family("trtllm_attention_dp")).with_name(f"trtllm_attention_dp[{s.label}]")
+
+
+def add_sglang_attention_dp(enc: EncodedServing) -> None:
+    """SGLang runs data-parallel ranks that share the experts as attention DP
+    (`--enable-dp-attention`), which only some architectures' model code implements
+    (`engine_support.SGLANG_DP_ATTENTION_ARCHITECTURES`): on the others such a shape is not offered
+    with SGLang."""
+    lit = enc.vars.engine.get("sglang")
+    if lit is None:
+        return
+    for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
+        if enc.space.layout_problem("sglang", s) is not None:
+            ct = enc.model.add_bool_or([x.Not(), lit.Not()])
+            ct.only_enforce_if(enc.family("sglang_attention_dp")).with_name(f"sglang_attention_dp[{s.label}]")
 
 
 def add_memory_capacity(enc: EncodedServing) -> None:

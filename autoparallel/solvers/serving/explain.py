@@ -87,7 +87,16 @@ def reason(space: ServingSpace, family: str) -> str:
         "concurrency": _concurrency_reason,
         "engine_node_span": _node_span_reason,
         "trtllm_attention_dp": _trtllm_attention_dp_reason,
+        "sglang_attention_dp": _sglang_attention_dp_reason,
     }[family](space)
+
+
+def _sglang_attention_dp_reason(space: ServingSpace) -> str:
+    shapes = sorted({s.label for s in space.shapes if space.layout_problem("sglang", s) and not s.violations})
+    return (
+        f"sglang_attention_dp: SGLang has no attention data parallelism for {space.model.architecture}; "
+        f"EP shapes with data-parallel ranks ({'; '.join(shapes)}) are vLLM / TensorRT-LLM only"
+    )
 
 
 def _trtllm_attention_dp_reason(space: ServingSpace) -> str:

@@ -39,7 +39,12 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
-from autoparallel.perf.engine_support import engine_runtime_problem, node_span_problem, trtllm_layout_problem
+from autoparallel.perf.engine_support import (
+    engine_runtime_problem,
+    node_span_problem,
+    sglang_layout_problem,
+    trtllm_layout_problem,
+)
 from autoparallel.perf.serving_efficiency import ENGINES
 from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.solvers import units
@@ -209,6 +214,15 @@ class ServingSpace(Problem["Serving", ServingOptions]):
         """The utilization index SGLang and TensorRT-LLM entries are evaluated at (they have no such
         knob): the largest allowed value."""
         return len(self.utilizations) - 1
+
+    def layout_problem(self, engine: str, shape: Shape) -> str | None:
+        """Why `engine` has no such layout for this model (TensorRT-LLM: tensor-parallel attention-DP
+        ranks; SGLang: attention DP on an architecture without it), None when it has."""
+        if engine == "trtllm":
+            return shape.trtllm_problem
+        if engine == "sglang":
+            return sglang_layout_problem(self.model, shape.tp, shape.ep_replicas if shape.ep else 1, shape.ep)
+        return None
 
     def engine_of(self, i: int) -> str:
         """The engine of flat table index `i`."""
@@ -416,11 +430,12 @@ def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
             weights_kib = units.kib_up(max(weights))
             t.weights_kib.append(weights_kib)
             limit = top_budget if rt.engine == "vllm" else units.kib_down(space.cluster.gpu.memory_bytes)
-            # Engines spanning nodes as their launch cannot, and TensorRT-LLM's attention data
-            # parallelism at tp > 1, are ruled out (encoder: add_engine_node_spans,
-            # add_trtllm_attention_dp); the wide ones' numbers matter to an explanation, the others
-            # have none (evaluate_engine refuses the layout), even in complete tables.
-            unpriced = rt.engine == "trtllm" and shape.trtllm_problem is not None
+            # Engines spanning nodes as their launch cannot, TensorRT-LLM's attention data
+            # parallelism at tp > 1 and SGLang's on architectures without it are ruled out (encoder:
+            # add_engine_node_spans, add_trtllm_attention_dp, add_sglang_attention_dp); the wide ones'
+            # numbers matter to an explanation, the others have none (evaluate_engine refuses the
+            # layout), even in complete tables.
+            unpriced = space.layout_problem(rt.engine, shape) is not None
             span = node_span_problem(rt.engine, shape.engine_width, space.cluster.gpus_per_node)
             off = span is not None or unpriced
             skip = bool(shape.violations) or unpriced or ((weights_kib >= limit or off) and not complete)
