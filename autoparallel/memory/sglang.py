@@ -26,11 +26,9 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
   (`_handle_data_parallelism`);
 - max_running_requests defaults to min(max(pool tokens / context_len · 512, 2048), 4096) request
   slots (the req_to_token pool);
-- sliding-window models SGLang runs with its hybrid SWA pool (the architectures whose model class
-  has `get_attention_sliding_window_size`: Gemma 2/3/3n, gpt-oss, OLMo 2/3; `ModelRunner.__init__`)
-  split the profiled tokens · layers between full-attention and sliding layers so that the sliding
-  layers hold `--swa-full-tokens-ratio` (0.8) of the full ones (`init_memory_pool`:
-  full = tokens · L / (L_full + 0.8 · L_swa)); a request is limited by the full-attention pool;
+- sliding-window models keep every token at every layer: 0.5.6 turns its hybrid SWA pool off for
+  gpt-oss, Gemma 2/3/3n and OLMo 2/3 (`_handle_model_specific_adjustments`:
+  `disable_hybrid_swa_memory = True`), and Llama 4's chunked pool needs `--hybrid-kvcache-ratio`;
 - Qwen3-Next's linear-attention layers keep a recurrent state per request in a mamba pool that
   takes `--mamba-full-memory-ratio` (0.9) of the KV memory for every 1 left to the KV cache
   (`handle_max_mamba_cache`, with the radix cache on, as it is for this architecture): slots =
@@ -61,21 +59,6 @@ GIB = float(2**30)
 MAX_REQUEST_SLOTS = 4096
 """The most request slots SGLang's default `max_running_requests` gives a rank (`ModelRunner`:
 min(max(pool tokens / context_len · 512, 2048), 4096))."""
-HYBRID_SWA_ARCHITECTURES = frozenset(
-    {
-        "Gemma2ForCausalLM",
-        "Gemma3ForCausalLM",
-        "Gemma3ForConditionalGeneration",
-        "Gemma3nForCausalLM",
-        "Gemma3nForConditionalGeneration",
-        "GptOssForCausalLM",
-        "Olmo2ForCausalLM",
-        "Olmo3ForCausalLM",
-    }
-)
-"""Architectures SGLang 0.5.6 gives its hybrid sliding-window pool (module docstring)."""
-SWA_FULL_TOKENS_RATIO = 0.8
-"""`--swa-full-tokens-ratio` default: sliding-layer tokens per full-attention-layer token."""
 RADIX_MAMBA_ARCHITECTURES = frozenset({"Qwen3NextForCausalLM"})
 """Linear-attention architectures SGLang runs with the radix cache on (`MambaRadixCache`), whose mamba
 pool is sized by `--mamba-full-memory-ratio` (others, e.g. Kimi-Linear, turn the radix cache off)."""
@@ -105,19 +88,6 @@ def page_size(model: ModelSpec) -> int:
     """Tokens per KV page SGLang 0.5.6 runs `model` with: 64 for DeepSeek Sparse Attention, else 1
     (its default; other attention backends' page sizes are not modelled)."""
     return 64 if model.has_sparse_attention else 1
-
-
-def hybrid_swa_gain(model: ModelSpec, pp: int) -> float:
-    """Full-attention tokens SGLang's hybrid sliding-window pool holds per token of its all-layer
-    profile: L / (L_full + 0.8 · L_swa) for the `HYBRID_SWA_ARCHITECTURES` with both kinds of layer;
-    1 otherwise, and with pipeline stages (not modelled: no gain is taken)."""
-    if pp > 1 or model.architecture not in HYBRID_SWA_ARCHITECTURES:
-        return 1.0
-    swa = sum(1 for layer in model.layers if layer.attention.kind is AttentionKind.SLIDING)
-    full = sum(1 for layer in model.layers if layer.attention.kind is AttentionKind.FULL)
-    if not swa or not full:
-        return 1.0
-    return (swa + full) / (full + SWA_FULL_TOKENS_RATIO * swa)
 
 
 def mamba_state_bytes(model: ModelSpec, tp: int) -> float:
@@ -200,14 +170,12 @@ def sglang_kv(
     nsa_backends: tuple[str | None, str | None] = (None, None),
     dp_sharded_gib: float = 0.0,
     page_tokens: int = 1,
-    swa_gain: float = 1.0,
     mamba_bytes_per_request: float = 0.0,
 ) -> EngineKv:
     """The KV pool SGLang builds on one GPU of the deployment `memory` describes (`nsa_backends`:
     `--nsa-prefill-backend` / `--nsa-decode-backend`, carried for the step model;
     `dp_sharded_gib`: `dp_attention_sharded_gib`, of which each GPU holds 1 / dp_attention_size;
-    `page_tokens`: `page_size`; `swa_gain`: `hybrid_swa_gain`; `mamba_bytes_per_request`:
-    `mamba_state_bytes`)."""
+    `page_tokens`: `page_size`; `mamba_bytes_per_request`: `mamba_state_bytes`)."""
     tp, pp = memory.tp * dp_attention_size, memory.pp  # the server's --tp-size
     chunk, graph_bs = sglang_defaults(gpu, tp)
     frac = mem_fraction_static or default_mem_fraction_static(
@@ -222,11 +190,10 @@ def sglang_kv(
         mamba_slots = int(kv * share // mamba_bytes_per_request) // dp_attention_size
         kv -= mamba_slots * mamba_bytes_per_request
     per_token = memory.kv_bytes_per_token_all_layers_per_gpu
-    profiled = int(kv // per_token) // page_tokens * page_tokens if kv > 0 and per_token > 0 else 0
-    slots = min(max(int(profiled / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
+    tokens = int(kv // per_token) // page_tokens * page_tokens if kv > 0 and per_token > 0 else 0
+    slots = min(max(int(tokens / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
     if mamba_slots is not None:
         slots = min(slots, mamba_slots // MAMBA_SLOTS_PER_RUNNING_REQUEST)
-    tokens = int(profiled * swa_gain) // page_tokens * page_tokens
     return EngineKv(
         engine="sglang",
         rule=f"--mem-fraction-static {frac:.3f}",
@@ -263,6 +230,5 @@ def sglang_server_kv(
         nsa_backends=nsa_backends,
         dp_sharded_gib=dp_attention_sharded_gib(model, config),
         page_tokens=page_size(model),
-        swa_gain=hybrid_swa_gain(model, config.pp),
         mamba_bytes_per_request=mamba_state_bytes(model, config.tp),
     )

@@ -79,7 +79,8 @@ def test_sglang_and_tensorrt_keep_every_layer_of_a_sliding_window_model_per_toke
     """Gemma-2-9B (21 of 42 layers slide over 4,096 tokens): vLLM's hybrid allocator prices one more
     long-context token at the 21 full layers; SGLang's profile (`get_cell_size_per_token`) and
     TensorRT-LLM's one-window pool store it in all 42: 42 · 2 · 8 heads · 256 · 2 B = 344,064 B
-    (SGLang then splits that profile into its hybrid sliding-window pool: the next test)."""
+    (SGLang 0.5.6 turns its hybrid sliding-window pool off for Gemma 2/3 and gpt-oss:
+    `disable_hybrid_swa_memory = True` in `_handle_model_specific_adjustments`)."""
     model = load_model("google/gemma-2-9b")
     mem = serving_memory(model, H100, ServingConfig(max_model_len=8192))
     assert mem.kv_bytes_per_token_all_layers_per_gpu == 42 * 2 * 8 * 256 * 2
@@ -146,31 +147,6 @@ def test_sglang_pages_deepseek_sparse_attention_in_64_tokens() -> None:
         config = ServingConfig(tp=8, max_model_len=4096)
         kv = sglang_server_kv(model, serving_memory(model, h200, config), h200, config)
         assert kv.block_size == page and kv.kv_cache_tokens % page == 0 and kv.kv_cache_tokens > 0
-
-
-def test_sglang_hybrid_sliding_window_pool_holds_more_full_layer_tokens() -> None:
-    """SGLang 0.5.6's hybrid SWA pool (Gemma 2/3, gpt-oss): the profiled tokens × layers are split so
-    that sliding layers hold 0.8 of the full layers' tokens, so a request's full-attention tokens get
-    L / (L_full + 0.8 · L_swa) of the profile: 42 / (21 + 16.8) for Gemma-2, 62 / (10 + 41.6) for
-    Gemma-3-27B. Llama 4's chunked layers (its own rule, not taken) and an all-sliding model keep 1."""
-    from autoparallel.memory.sglang import hybrid_swa_gain, sglang_server_kv
-
-    assert hybrid_swa_gain(load_model("google/gemma-2-9b"), 1) == pytest.approx(42 / 37.8)
-    assert hybrid_swa_gain(load_model("google/gemma-3-27b-it"), 1) == pytest.approx(62 / 51.6)
-    assert hybrid_swa_gain(load_model("openai/gpt-oss-120b"), 1) == pytest.approx(36 / 32.4)
-    for plain in (
-        "meta-llama/Llama-4-Scout-17B-16E-Instruct",
-        "microsoft/Phi-3-mini-4k-instruct",
-        "Qwen/Qwen3-8B",
-    ):
-        assert hybrid_swa_gain(load_model(plain), 1) == 1.0
-    assert hybrid_swa_gain(load_model("google/gemma-2-9b"), 2) == 1.0  # pipeline stages: not taken
-    model, config = load_model("google/gemma-2-9b"), ServingConfig(max_model_len=8192, max_num_seqs=4096)
-    mem = serving_memory(model, H100, config)
-    profiled = sglang_kv(mem, H100, context_len=8192)
-    hybrid = sglang_server_kv(model, mem, H100, config)
-    assert hybrid.kv_cache_tokens == int(profiled.kv_cache_tokens * 42 / 37.8)
-    assert hybrid.max_running == profiled.max_running  # SGLang sizes its request slots before the split
 
 
 def test_sglang_qwen3_next_mamba_pool_takes_its_share_and_caps_running_requests() -> None:
