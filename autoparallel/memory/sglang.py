@@ -29,6 +29,12 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
 - sliding-window models keep every token at every layer: 0.5.6 turns its hybrid SWA pool off for
   gpt-oss, Gemma 2/3/3n and OLMo 2/3 (`_handle_model_specific_adjustments`:
   `disable_hybrid_swa_memory = True`), and Llama 4's chunked pool needs `--hybrid-kvcache-ratio`;
+- a multimodal model's default fraction is scaled by 0.95 · clamp(1 − 0.1 · (r − 1), 0.8, 1.05), r
+  its vision tower's layers × hidden² over ViT-L/14's 24 × 1024² (`adjust_mem_fraction_for_vlm`,
+  `vision_config.num_hidden_layers` (Qwen2-VL's `depth` through transformers' attribute map) and
+  `hidden_size`, 24 / 1024 when absent), for the architectures
+  SGLang serves as multimodal by default (its `multimodal_model_archs`, less Gemma 3, Llama 4 and
+  Step3-VL, whose multimodality is off unless `--enable-multimodal`);
 - Qwen3-Next's linear-attention layers keep a recurrent state per request in a mamba pool that
   takes `--mamba-full-memory-ratio` (0.9) of the KV memory for every 1 left to the KV cache
   (`handle_max_mamba_cache`, with the radix cache on, as it is for this architecture): slots =
@@ -59,6 +65,50 @@ GIB = float(2**30)
 MAX_REQUEST_SLOTS = 4096
 """The most request slots SGLang's default `max_running_requests` gives a rank (`ModelRunner`:
 min(max(pool tokens / context_len · 512, 2048), 4096))."""
+MULTIMODAL_ARCHITECTURES = frozenset(
+    {
+        "CLIPModel",
+        "DeepseekVL2ForCausalLM",
+        "DeepseekOCRForCausalLM",
+        "DotsOCRForCausalLM",
+        "DotsVLMForCausalLM",
+        "Gemma3nForConditionalGeneration",
+        "Glm4vForConditionalGeneration",
+        "Glm4vMoeForConditionalGeneration",
+        "Grok1AForCausalLM",
+        "Grok1VForCausalLM",
+        "InternS1ForConditionalGeneration",
+        "InternVLChatModel",
+        "JetVLMForConditionalGeneration",
+        "KimiVLForConditionalGeneration",
+        "LlavaForConditionalGeneration",
+        "LlavaLlamaForCausalLM",
+        "LlavaMistralForCausalLM",
+        "LlavaQwenForCausalLM",
+        "LlavaVidForCausalLM",
+        "MiniCPMO",
+        "MiniCPMV",
+        "Mistral3ForConditionalGeneration",
+        "MllamaForConditionalGeneration",
+        "MultiModalityCausalLM",
+        "NVILAForConditionalGeneration",
+        "NVILALiteForConditionalGeneration",
+        "NemotronH_Nano_VL_V2",
+        "POINTSV15ChatModel",
+        "Phi4MMForCausalLM",
+        "Qwen2AudioForConditionalGeneration",
+        "Qwen2VLForConditionalGeneration",
+        "Qwen2_5_VLForConditionalGeneration",
+        "Qwen3OmniMoeForConditionalGeneration",
+        "Qwen3VLForConditionalGeneration",
+        "Qwen3VLMoeForConditionalGeneration",
+        "Sarashina2VisionForCausalLM",
+    }
+)
+"""Architectures SGLang 0.5.6 serves as multimodal by default (`configs/model_config.py`
+`multimodal_model_archs`, without the three whose multimodality is off by default)."""
+VIT_L14_SIZE = 24 * 1024**2
+"""ViT-L/14's layers × hidden², the base of SGLang's multimodal memory adjustment."""
 RADIX_MAMBA_ARCHITECTURES = frozenset({"Qwen3NextForCausalLM"})
 """Linear-attention architectures SGLang runs with the radix cache on (`MambaRadixCache`), whose mamba
 pool is sized by `--mamba-full-memory-ratio` (others, e.g. Kimi-Linear, turn the radix cache off)."""
@@ -88,6 +138,17 @@ def page_size(model: ModelSpec) -> int:
     """Tokens per KV page SGLang 0.5.6 runs `model` with: 64 for DeepSeek Sparse Attention, else 1
     (its default; other attention backends' page sizes are not modelled)."""
     return 64 if model.has_sparse_attention else 1
+
+
+def vlm_fraction_factor(model: ModelSpec) -> float:
+    """The factor SGLang scales its default `--mem-fraction-static` by for a multimodal model's vision
+    tower (module docstring); 1 for text-only models and those served text-only by default."""
+    has_vision = model.vision_params > 0 or model.vision_hidden_size is not None
+    if not has_vision or model.architecture not in MULTIMODAL_ARCHITECTURES:
+        return 1.0
+    layers, hidden = model.vision_layers or 24, model.vision_hidden_size or 1024
+    ratio = layers * hidden**2 / VIT_L14_SIZE
+    return 0.95 * min(1.05, max(0.8, 1.0 - 0.1 * (ratio - 1.0)))
 
 
 def mamba_state_bytes(model: ModelSpec, tp: int) -> float:
@@ -141,10 +202,17 @@ def sglang_defaults(gpu: GPU, tp: int) -> tuple[int, int]:
 
 
 def default_mem_fraction_static(
-    gpu: GPU, *, tp: int, pp: int = 1, dp_attention_size: int = 1, chunked_prefill_size: int | None = None
+    gpu: GPU,
+    *,
+    tp: int,
+    pp: int = 1,
+    dp_attention_size: int = 1,
+    chunked_prefill_size: int | None = None,
+    vlm_factor: float = 1.0,
 ) -> float:
     """SGLang's default `--mem-fraction-static` for this GPU and parallel layout (`tp`: the server's
-    `--tp-size`, DP ranks included)."""
+    `--tp-size`, DP ranks included; `vlm_factor`: `vlm_fraction_factor`, applied after the rounding as
+    SGLang applies it)."""
     chunk, graph_bs = sglang_defaults(gpu, tp)
     chunk = chunked_prefill_size or chunk
     mem = gpu.memory_bytes / MIB
@@ -155,7 +223,7 @@ def default_mem_fraction_static(
             reserved += 1.5 * graph_bs * dp_attention_size
     if mem > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
-    return round((mem - reserved) / mem, 3)
+    return round((mem - reserved) / mem, 3) * vlm_factor
 
 
 def sglang_kv(
@@ -171,15 +239,22 @@ def sglang_kv(
     dp_sharded_gib: float = 0.0,
     page_tokens: int = 1,
     mamba_bytes_per_request: float = 0.0,
+    vlm_factor: float = 1.0,
 ) -> EngineKv:
     """The KV pool SGLang builds on one GPU of the deployment `memory` describes (`nsa_backends`:
     `--nsa-prefill-backend` / `--nsa-decode-backend`, carried for the step model;
     `dp_sharded_gib`: `dp_attention_sharded_gib`, of which each GPU holds 1 / dp_attention_size;
-    `page_tokens`: `page_size`; `mamba_bytes_per_request`: `mamba_state_bytes`)."""
+    `page_tokens`: `page_size`; `mamba_bytes_per_request`: `mamba_state_bytes`; `vlm_factor`:
+    `vlm_fraction_factor`, for the default fraction)."""
     tp, pp = memory.tp * dp_attention_size, memory.pp  # the server's --tp-size
     chunk, graph_bs = sglang_defaults(gpu, tp)
     frac = mem_fraction_static or default_mem_fraction_static(
-        gpu, tp=tp, pp=pp, dp_attention_size=dp_attention_size, chunked_prefill_size=chunked_prefill_size
+        gpu,
+        tp=tp,
+        pp=pp,
+        dp_attention_size=dp_attention_size,
+        chunked_prefill_size=chunked_prefill_size,
+        vlm_factor=vlm_factor,
     )
     total = gpu.memory_bytes
     weights_gib = memory.weights_gib - dp_sharded_gib * (1.0 - 1.0 / dp_attention_size)
@@ -231,4 +306,5 @@ def sglang_server_kv(
         dp_sharded_gib=dp_attention_sharded_gib(model, config),
         page_tokens=page_size(model),
         mamba_bytes_per_request=mamba_state_bytes(model, config.tp),
+        vlm_factor=vlm_fraction_factor(model),
     )

@@ -80,6 +80,15 @@ _DTYPE_BYTES = {
 }
 
 
+def _vision_int(cfg: Mapping[str, Any], key: str) -> int | None:
+    """`vision_config[key]` when it is a positive integer below 2^20 (None otherwise)."""
+    vision = cfg.get("vision_config")
+    value = vision.get(key) if isinstance(vision, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 1 << 20:
+        return None
+    return value
+
+
 def _dtype_bytes(cfg: Mapping[str, Any], text: Mapping[str, Any]) -> int:
     """Bytes per weight element from `torch_dtype` / `dtype` (outer config first); 2 when unset."""
     raw = cfg.get("torch_dtype") or cfg.get("dtype") or text.get("torch_dtype") or text.get("dtype")
@@ -211,6 +220,8 @@ def _spec_from_config(
         mtp_layers=parts.mtp_layers,
         mtp_params=parts.mtp_params,
         vision_params=vision,
+        vision_layers=_vision_int(cfg, "num_hidden_layers") or _vision_int(cfg, "depth"),
+        vision_hidden_size=_vision_int(cfg, "hidden_size"),
         dtype_bytes=_dtype_bytes(cfg, text_cfg),
         dropout=trains_with_dropout(raw),
         quantization=quant,

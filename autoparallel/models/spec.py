@@ -288,6 +288,11 @@ class ModelSpec(_Frozen):
     """Parameters of all MTP modules together."""
     vision_params: int = 0
     """Vision tower + projector parameters (0 for text-only)."""
+    vision_layers: int | None = None
+    """`vision_config.num_hidden_layers` as the config writes it, or its `depth` (Qwen2-VL and
+    Qwen2.5-VL, which transformers maps to `num_hidden_layers`); None: no vision config, or neither."""
+    vision_hidden_size: int | None = None
+    """`vision_config.hidden_size` as the config writes it (None: absent)."""
     dtype_bytes: int = 2
     """Bytes per unquantized weight in the checkpoint (bf16/fp16: 2, fp32: 4)."""
     dropout: bool = False

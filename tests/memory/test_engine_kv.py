@@ -168,3 +168,28 @@ def test_sglang_qwen3_next_mamba_pool_takes_its_share_and_caps_running_requests(
     assert kv.max_running == slots // 3 < 1000  # 4,096 without the mamba pool
     assert kv.kv_cache_gib * 2**30 == pytest.approx(rest - slots * state)
     assert kv.kv_cache_tokens == int(kv.kv_cache_gib * 2**30 // mem.kv_bytes_per_token_all_layers_per_gpu)
+
+
+def test_sglang_lowers_the_default_fraction_of_multimodal_models_by_their_vision_tower() -> None:
+    """SGLang 0.5.6 `adjust_mem_fraction_for_vlm`: 0.95 · clamp(1 − 0.1 · (r − 1), 0.8, 1.05), r = the
+    tower's layers × hidden² over ViT-L/14's 24 × 1024². Pixtral (24 × 1024, Mistral-Small-3.1) is
+    r = 1; Llama-3.2-Vision and Qwen2.5-VL (32 × 1280; Qwen writes `depth`) r = 2.083. Gemma 3 and
+    Llama 4 are served text-only by default (no adjustment), text models too."""
+    from autoparallel.memory.sglang import sglang_server_kv, vlm_fraction_factor
+
+    wide = 0.95 * (1 - 0.1 * (32 * 1280**2 / (24 * 1024**2) - 1))
+    assert vlm_fraction_factor(load_model("mistralai/Mistral-Small-3.1-24B-Instruct-2503")) == pytest.approx(
+        0.95
+    )
+    assert vlm_fraction_factor(load_model("meta-llama/Llama-3.2-11B-Vision")) == pytest.approx(wide)
+    assert vlm_fraction_factor(load_model("Qwen/Qwen2.5-VL-7B-Instruct")) == pytest.approx(wide)
+    for text_only in ("google/gemma-3-27b-it", "meta-llama/Llama-4-Scout-17B-16E-Instruct", "Qwen/Qwen3-8B"):
+        assert vlm_fraction_factor(load_model(text_only)) == 1.0
+    model, config = load_model("Qwen/Qwen2.5-VL-7B-Instruct"), ServingConfig(max_model_len=4096)
+    mem = serving_memory(model, H100, config)
+    kv = sglang_server_kv(model, mem, H100, config)
+    assert kv.rule == f"--mem-fraction-static {default_mem_fraction_static(H100, tp=1) * wide:.3f}"
+    plain = sglang_kv(mem, H100, context_len=4096)
+    assert kv.kv_cache_gib == pytest.approx(
+        plain.kv_cache_gib - H100.memory_bytes / 2**30 * default_mem_fraction_static(H100, tp=1) * (1 - wide)
+    )
