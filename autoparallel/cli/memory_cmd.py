@@ -12,11 +12,15 @@ InputError (the dispatcher prints one line and exits 2).
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoparallel.cli._output import bounded, strict_json
 from autoparallel.errors import InputError
 from autoparallel.memory.serving import DEFAULT_VLLM_VERSION, VllmMemoryReport, vllm_memory
+
+if TYPE_CHECKING:
+    from autoparallel.hardware import GPU
+    from autoparallel.models.spec import ModelSpec
 
 
 def add_memory_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
@@ -73,9 +77,13 @@ def cmd_memory(args: argparse.Namespace) -> int:
     """Print the breakdown (or JSON); 0 when vLLM can start, 1 when it cannot."""
     if args.gpu_memory_utilization is not None and not 0 < args.gpu_memory_utilization <= 1:
         raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {args.gpu_memory_utilization}")
+    from autoparallel.hardware import get_gpu
+    from autoparallel.models import load_model
+
+    model, gpu = load_model(args.model), get_gpu(args.gpu)
     report = vllm_memory(
-        args.model,
-        args.gpu,
+        model,
+        gpu,
         tp=args.tp,
         pp=args.pp,
         enable_expert_parallel=args.enable_expert_parallel,
@@ -90,11 +98,26 @@ def cmd_memory(args: argparse.Namespace) -> int:
         vllm_version=args.vllm_version,
         dtype=args.dtype,
     )
+    report = _with_runtime_problem(report, model, gpu, args)
     if args.json:
         print(strict_json(report.to_dict()))
     else:
         print(format_report(report, args.model))
     return 0 if report.fits else 1
+
+
+def _with_runtime_problem(
+    report: VllmMemoryReport, model: ModelSpec, gpu: GPU, args: argparse.Namespace
+) -> VllmMemoryReport:
+    """The report, marked as not starting when vLLM cannot run the model on the GPU at all
+    (`engine_support.engine_runtime_problem`: sparse-attention kernels, a weight format below its
+    least compute capability, NVFP4 without FP4 Marlin), whatever the memory says."""
+    from autoparallel.perf.engine_support import engine_runtime_problem
+
+    problem = engine_runtime_problem("vllm", args.quantization, args.kv_cache_dtype, model, gpu)
+    if problem is None:
+        return report
+    return report.model_copy(update={"fits": False, "problems": (problem, *report.problems)})
 
 
 def format_report(r: VllmMemoryReport, model: str) -> str:

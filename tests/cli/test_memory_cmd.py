@@ -104,3 +104,19 @@ def test_cmd_memory_is_the_registered_handler() -> None:
     add_memory_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["memory", "x", "--gpu", "H100"])
     assert args.func is cmd_memory
+
+
+def test_memory_says_vllm_cannot_start_a_model_its_kernels_do_not_run_on_the_gpu(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The memory fits, but vLLM refuses the format or the attention on that GPU: gpt-oss (MXFP4,
+    least compute capability 8.0) on T4s, DeepSeek-V3.2 (sparse-attention kernels on Hopper and
+    Blackwell) on A100s. `memory` says it cannot start, with the reason, and exits 1."""
+    assert _run(["openai/gpt-oss-20b", "--gpu", "T4", "--tp", "2", "--max-model-len", "4096"]) == 1
+    out = capsys.readouterr().out
+    assert "fits: NO" in out and "compute capability 8.0" in out
+    args = ["deepseek-ai/DeepSeek-V3.2", "--gpu", "A100-80G", "--tp", "8", "--pp", "2", "--json"]
+    assert _run([*args, "--max-model-len", "4096"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["fits"] is False and "Sparse Attention" in report["problems"][0]
+    assert _run(["openai/gpt-oss-20b", "--gpu", "A100-80G", "--max-model-len", "4096"]) == 0
