@@ -41,7 +41,7 @@ from autoparallel.errors import AutoParallelError
 from autoparallel.hardware import Cluster, get_gpu
 from autoparallel.memory.serving import serving_memory
 from autoparallel.memory.sglang import sglang_server_kv
-from autoparallel.memory.trtllm import DEFAULT_CUDA_GRAPH_MAX_BATCH, trtllm_kv
+from autoparallel.memory.trtllm import DEFAULT_CUDA_GRAPH_MAX_BATCH, tokens_per_block, trtllm_kv
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.parse_quant import quant_from_config
 from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_rates, replica_step_times
@@ -307,6 +307,7 @@ def predict(row: dict[str, str]) -> list[Result]:
             max_num_tokens=max_tokens,
             cuda_graph_batch_sizes=PERF_OVERVIEW_CUDA_GRAPH_BATCH_SIZES,
             chunked_prefill=False,
+            block_tokens=tokens_per_block(model, gpu),
         )
     elif engine == "trtllm":
         # `trtllm-serve --tp_size 8` and nothing else: TensorRT-LLM's defaults, CUDA graphs to 128,
@@ -317,6 +318,7 @@ def predict(row: dict[str, str]) -> list[Result]:
             free_gpu_memory_fraction=0.9,
             cuda_graph_max_batch=DEFAULT_CUDA_GRAPH_MAX_BATCH,
             chunked_prefill=False,
+            block_tokens=tokens_per_block(model, gpu),
         )
     run = run_benchmark(model, nodes, config, workload, memory=memory, engine=engine, engine_kv=engine_kv)
     note = f"peak batch {run.peak_batch}, preempt {run.preemptions}, tail {run.tail_fraction:.0%}"

@@ -7,7 +7,8 @@ free memory:
 
     KV = fraction · (total − weights − activation peak − non-torch memory)
 
-in blocks of `tokens_per_block` = 32 tokens. `max_batch_size` (default 2048) caps running requests
+in blocks of `tokens_per_block` = 32 tokens (64 for DeepSeek's MLA on Hopper, which runs FlashMLA).
+`max_batch_size` (default 2048) caps running requests
 and `max_num_tokens` (default 8192) the tokens of one step.
 """
 
@@ -21,12 +22,17 @@ from autoparallel.memory.engine_kv import EngineKv
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU
     from autoparallel.memory.serving import VllmMemoryReport
+    from autoparallel.models.spec import ModelSpec
 
 GIB = float(2**30)
 DEFAULT_FREE_GPU_MEMORY_FRACTION = 0.9
 """`KvCacheConfig.free_gpu_memory_fraction` default."""
 TOKENS_PER_BLOCK = 32
 """`tokens_per_block` default."""
+FLASH_MLA_TOKENS_PER_BLOCK = 64
+"""`tokens_per_block` TensorRT-LLM forces on Hopper for MLA models whose latent + RoPE is 576 wide
+(DeepSeek V2/V3/V3.2, Kimi-K2): `ModelConfig.enable_flash_mla` and the executor creator's override;
+its attention op runs FlashMLA only on SM90 with 64-token blocks."""
 DEFAULT_MAX_BATCH_SIZE = 2048
 """LLM API / trtllm-serve `max_batch_size` default."""
 DEFAULT_MAX_NUM_TOKENS = 8192
@@ -36,6 +42,17 @@ DEFAULT_CUDA_GRAPH_MAX_BATCH = 128
 default 0, read as `max_batch_size or 128` in `llm_args.py`): a plain `trtllm-serve` runs larger
 decode batches eagerly. The planner's options file sets `cuda_graph_config.max_batch_size` to the
 batch it plans (frameworks/trtllm.py)."""
+
+
+def tokens_per_block(model: ModelSpec, gpu: GPU) -> int:
+    """TensorRT-LLM's KV block for `model` on `gpu`: 64 tokens for FlashMLA-eligible MLA on Hopper,
+    else its 32-token default."""
+    flash_mla = any(
+        layer.attention.kv_lora_rank + layer.attention.qk_rope_head_dim == 576
+        for layer in model.layers
+        if layer.attention.kv_lora_rank
+    )
+    return FLASH_MLA_TOKENS_PER_BLOCK if flash_mla and gpu.arch == "hopper" else TOKENS_PER_BLOCK
 
 
 def padded_cuda_graph_batch_sizes(max_batch_size: int) -> tuple[int, ...]:
@@ -73,6 +90,7 @@ def trtllm_kv(
     cuda_graph_max_batch: int | None = None,
     cuda_graph_batch_sizes: tuple[int, ...] | None = None,
     chunked_prefill: bool = True,
+    block_tokens: int = TOKENS_PER_BLOCK,
 ) -> EngineKv:
     """The KV pool TensorRT-LLM builds on one GPU of the deployment `memory` describes.
 
@@ -81,12 +99,13 @@ def trtllm_kv(
     options file). `cuda_graph_batch_sizes`: an explicit `cuda_graph_config.batch_sizes` list with
     padding on; a decode batch runs at the next size up. `chunked_prefill`: `enable_chunked_prefill`
     (the planner's options file sets it; TensorRT-LLM's own default and `trtllm-bench` leave it off).
+    `block_tokens`: `tokens_per_block(model, gpu)`.
     """
     total = gpu.memory_bytes
     free = total - (memory.weights_gib + memory.activation_peak_gib + memory.non_torch_gib) * GIB
     kv = free_gpu_memory_fraction * free if free > 0 else free
     per_token = memory.kv_bytes_per_token_all_layers_per_gpu
-    blocks = int(kv // (per_token * TOKENS_PER_BLOCK)) if kv > 0 and per_token > 0 else 0
+    blocks = int(kv // (per_token * block_tokens)) if kv > 0 and per_token > 0 else 0
     if cuda_graph_batch_sizes:
         sizes = captured_batch_sizes(cuda_graph_batch_sizes, max_batch_size, max_num_tokens)
         graph_max = sizes[-1] if sizes else 0
@@ -103,8 +122,8 @@ def trtllm_kv(
         total_gib=total / GIB,
         weights_gib=memory.weights_gib,
         kv_cache_gib=kv / GIB,
-        kv_cache_tokens=blocks * TOKENS_PER_BLOCK,
-        block_size=TOKENS_PER_BLOCK,
+        kv_cache_tokens=blocks * block_tokens,
+        block_size=block_tokens,
         kv_bytes_per_token_per_gpu=per_token,
         max_running=max_batch_size,
         step_tokens=max_num_tokens,

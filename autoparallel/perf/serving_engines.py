@@ -176,7 +176,7 @@ def engine_kv_for(
     """The engine's KV pool for `config` and vLLM's memory report it was derived from (`nsa_backends`:
     SGLang's DeepSeek Sparse Attention kernels as passed, carried for the step model)."""
     from autoparallel.memory.sglang import sglang_server_kv
-    from autoparallel.memory.trtllm import trtllm_kv
+    from autoparallel.memory.trtllm import tokens_per_block, trtllm_kv
 
     memory = _vllm_report(engine, model, cluster, config)
     if engine == "sglang":
@@ -187,6 +187,7 @@ def engine_kv_for(
             cluster.gpu,
             max_batch_size=config.max_num_seqs,
             max_num_tokens=config.max_num_batched_tokens or 8192,
+            block_tokens=tokens_per_block(model, cluster.gpu),
         )
     else:
         raise InputError(f"unknown engine {engine!r}; choose one of: vllm, sglang, trtllm")

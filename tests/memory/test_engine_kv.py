@@ -193,3 +193,19 @@ def test_sglang_lowers_the_default_fraction_of_multimodal_models_by_their_vision
     assert kv.kv_cache_gib == pytest.approx(
         plain.kv_cache_gib - H100.memory_bytes / 2**30 * default_mem_fraction_static(H100, tp=1) * (1 - wide)
     )
+
+
+def test_trtllm_blocks_deepseek_mla_in_64_tokens_on_hopper() -> None:
+    """TensorRT-LLM forces `tokens_per_block` 64 on SM90 for MLA with a 576-wide latent + RoPE (its
+    attention op runs FlashMLA only there); elsewhere its default is 32."""
+    from autoparallel.hardware import Cluster
+    from autoparallel.memory.trtllm import tokens_per_block
+    from autoparallel.perf.serving_engines import engine_kv_for
+
+    v3, llama = load_model("deepseek-ai/DeepSeek-V3"), load_model("Qwen/Qwen3-8B")
+    assert tokens_per_block(v3, get_gpu("H200")) == 64
+    assert tokens_per_block(v3, get_gpu("B200")) == TOKENS_PER_BLOCK == 32
+    assert tokens_per_block(llama, get_gpu("H200")) == 32
+    cluster = Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=get_gpu("H200"))
+    kv, _ = engine_kv_for("trtllm", v3, cluster, ServingConfig(tp=8, max_model_len=4096))
+    assert kv.block_size == 64 and kv.kv_cache_tokens % 64 == 0
