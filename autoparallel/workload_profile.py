@@ -281,7 +281,11 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
     osl: list[int] = []
     bad = 0
     for run in runs:
-        for a, b in zip(run.get("input_lens") or [], run.get("output_lens") or [], strict=False):
+        ins, outs = run.get("input_lens") or [], run.get("output_lens") or []
+        if not isinstance(ins, list) or not isinstance(outs, list):
+            ins, outs = [], []
+        bad += abs(len(ins) - len(outs))  # a request with one length only is not usable
+        for a, b in zip(ins, outs, strict=False):
             ia, ob = _tokens(a), _tokens(b)
             if ia is None or ob is None:
                 bad += 1
@@ -312,7 +316,8 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
 def _lines(text: str, path: Path) -> WorkloadProfile:
     isl: list[int] = []
     osl: list[int] = []
-    times: list[float] = []
+    times: list[float] = []  # NaN: the line has no stamp
+    numbers: list[int] = []
     bad_lines: list[int] = []
     runs: list[dict[str, Any]] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -330,14 +335,21 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
             runs.append(obj)
             continue
         ia, ob = _tokens(_first(obj, PROMPT_KEYS)), _tokens(_first(obj, OUTPUT_KEYS))
-        if ia is None or ob is None:
+        stamp = _first(obj, TIME_KEYS)
+        t = _seconds(stamp)
+        if ia is None or ob is None or (stamp is not None and t is None):  # NaN, "soon", true
             bad_lines.append(number)
             continue
         isl.append(ia)
         osl.append(ob)
-        t = _seconds(_first(obj, TIME_KEYS))
-        if t is not None:
-            times.append(t)
+        times.append(math.nan if t is None else t)
+        numbers.append(number)
+    timed = [i for i, t in enumerate(times) if not math.isnan(t)]
+    if timed and len(timed) < len(times):
+        # A log that stamps its requests: a line without a stamp cannot be placed in time.
+        keep = set(timed)
+        bad_lines = sorted(bad_lines + [n for i, n in enumerate(numbers) if i not in keep])
+        isl, osl, times = [isl[i] for i in timed], [osl[i] for i in timed], [times[i] for i in timed]
     if runs and not isl:
         prof = _bench(runs, "sglang-bench", path)
         return prof.model_copy(
@@ -346,7 +358,7 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
     if not isl:
         raise InputError(f"{path}: no usable request ({len(bad_lines)} malformed lines)")
     rate = cv = None
-    if len(times) == len(isl) and len(times) >= 2:
+    if len(times) >= 2 and not math.isnan(times[0]):
         arrivals = np.sort(np.asarray(times))
         span = float(arrivals[-1] - arrivals[0])
         if span > 0:

@@ -262,3 +262,33 @@ def test_a_broken_metrics_scrape_is_one_line_exit_2(
         assert main(["profile", str(path)]) == 2
         err = capsys.readouterr().err
         assert why in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bad_timestamp_is_one_malformed_line_not_a_burst(tmp_path: Path) -> None:
+    """A log at 2 requests/s with one line stamped NaN, one Infinity and one without a stamp keeps its
+    rate from the 100 stamped lines and reports the three as malformed; before, the whole log was
+    read as sent all at once. A log with no stamps at all is still a burst, with nothing malformed."""
+    lines = [
+        json.dumps({"prompt_tokens": 100, "output_tokens": 50, "timestamp": i * 0.5}) for i in range(100)
+    ]
+    lines += [
+        '{"prompt_tokens": 100, "output_tokens": 50, "timestamp": NaN}',
+        '{"prompt_tokens": 100, "output_tokens": 50, "timestamp": Infinity}',
+        '{"prompt_tokens": 100, "output_tokens": 50}',
+    ]
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join(lines) + "\n")
+    prof = profile_file(log)
+    assert prof.requests == 100 and prof.malformed == 3 and prof.malformed_lines == (101, 102, 103)
+    assert prof.request_rate == pytest.approx(2.0)
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text('{"prompt_tokens": 10, "output_tokens": 5}\n{"prompt_tokens": 12, "output_tokens": 6}\n')
+    prof = profile_file(plain)
+    assert prof.requests == 2 and prof.malformed == 0 and prof.request_rate is None
+
+
+def test_a_benchmark_result_whose_length_lists_differ_counts_the_unpaired_requests(tmp_path: Path) -> None:
+    result = tmp_path / "bench.json"
+    result.write_text(json.dumps({"input_lens": [100, 200, 300], "output_lens": [10], "request_rate": 4.0}))
+    prof = profile_file(result)
+    assert prof.requests == 1 and prof.malformed == 2
