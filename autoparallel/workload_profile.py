@@ -298,6 +298,8 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
         )
     last = runs[-1]
     rate = _seconds(last.get("request_rate"))
+    rate = rate if rate is not None and 0 < rate < math.inf else None  # inf: all at once
+    burstiness = _seconds(last.get("burstiness"))  # vLLM's --burstiness: a gamma shape, > 0
     conc = last.get("max_concurrency")
     return WorkloadProfile(
         source=source,
@@ -306,10 +308,10 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
         malformed_lines=(),
         isl=_stats(np.asarray(isl)),
         osl=_stats(np.asarray(osl)),
-        request_rate=rate if rate is not None and 0 < rate < math.inf else None,
+        request_rate=rate,
         interarrival_cv=None,
-        gamma_shape=_seconds(last.get("burstiness")) if rate is not None and rate < math.inf else None,
-        max_concurrency=int(conc) if isinstance(conc, int) and conc > 0 else None,
+        gamma_shape=burstiness if rate is not None and burstiness is not None and burstiness > 0 else None,
+        max_concurrency=conc if isinstance(conc, int) and not isinstance(conc, bool) and conc > 0 else None,
     )
 
 

@@ -292,3 +292,16 @@ def test_a_benchmark_result_whose_length_lists_differ_counts_the_unpaired_reques
     result.write_text(json.dumps({"input_lens": [100, 200, 300], "output_lens": [10], "request_rate": 4.0}))
     prof = profile_file(result)
     assert prof.requests == 1 and prof.malformed == 2
+
+
+def test_a_benchmark_results_nonsense_load_fields_are_not_read_as_a_load(tmp_path: Path) -> None:
+    """`max_concurrency: true` is not a cap of 1 client, a negative rate is no rate, and a burstiness
+    of 0 or below (vLLM's gamma shape must be positive) is no burstiness."""
+    result = tmp_path / "bench.json"
+    fields = {"input_lens": [100, 200], "output_lens": [10, 20]}
+    result.write_text(json.dumps({**fields, "request_rate": -5, "burstiness": 1.0, "max_concurrency": True}))
+    prof = profile_file(result)
+    assert prof.request_rate is None and prof.gamma_shape is None and prof.max_concurrency is None
+    result.write_text(json.dumps({**fields, "request_rate": 5, "burstiness": -1.0, "max_concurrency": 8}))
+    prof = profile_file(result)
+    assert prof.request_rate == 5 and prof.gamma_shape is None and prof.max_concurrency == 8
