@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
 from autoparallel.errors import InputError
 from autoparallel.workload import Serving
@@ -425,6 +425,10 @@ def load_workload_file(path: str | Path) -> Serving:
         raise InputError(f"workload file {p} has no 'serving' object")
     try:
         return Serving.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(["serving", *(str(part) for part in first["loc"])])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise InputError(f"workload file {p}: {where}: {first['msg']}{more}") from None
     except ValueError as exc:
-        first = str(exc).splitlines()
-        raise InputError(f"workload file {p}: {first[1] if len(first) > 1 else first[0]}") from None
+        raise InputError(f"workload file {p}: {str(exc).splitlines()[0]}") from None

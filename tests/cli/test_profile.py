@@ -148,6 +148,11 @@ def test_a_broken_workload_file_is_one_line_exit_2(
         (b"\xff\xfe\x00garbage", "malformed JSON"),
         (b"[1, 2]", "expected a JSON object"),
         (b"{}", "no 'serving' object"),
+        (
+            b'{"serving": {"isl": 200, "osl": 100, "request_rate": -1}}',
+            "serving.request_rate: Input should be greater than 0",
+        ),
+        (b'{"serving": {"isl": "abc", "osl": 100}}', "serving.isl: Input should be a valid integer"),
     ]
     for data, match in cases:
         f.write_bytes(data)
@@ -157,6 +162,7 @@ def test_a_broken_workload_file_is_one_line_exit_2(
         assert main(args) == 2
         err = capsys.readouterr().err
         assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+        assert "input_value" not in err  # the reason, not pydantic's dump of the input
     f.write_bytes(b"\xef\xbb\xbf" + json.dumps({"serving": {"isl": 200, "osl": 100}}).encode())  # a BOM
     assert load_workload_file(f).isl == 200
 
