@@ -508,3 +508,17 @@ def test_quantized_checkpoints_need_the_engines_least_compute_capability() -> No
     # TensorRT-LLM's MXFP4 experts: Blackwell (TRTLLM backend) and Hopper (TRITON) only.
     assert "9.0 and up" in (engine_runtime_problem("trtllm", None, "auto", oss, a100) or "")
     assert engine_runtime_problem("trtllm", None, "auto", oss, get_gpu("H100")) is None
+
+
+def test_disaggregation_counts_only_the_pools_that_can_run_the_model() -> None:
+    """DeepSeek-V3.2 on 8 H200s + 16 A100s: its smallest engine takes the 8 H200s, and the A100s
+    cannot run it, so a prefill and a decode engine do not fit; the reason counts the usable pool,
+    not the 24 GPUs of the cluster (the message had read "cannot carry None req/s")."""
+    from autoparallel.disagg import compare_disagg
+    from autoparallel.errors import InfeasibleError
+    from autoparallel.hardware import Cluster
+    from autoparallel.workload import Serving
+
+    cluster = Cluster.parse("8xH200+2x8xA100-80G")
+    with pytest.raises(InfeasibleError, match="the pools that run it have 8"):
+        compare_disagg("deepseek-ai/DeepSeek-V3.2", Serving.preset("chatbot"), cluster, mode="on")

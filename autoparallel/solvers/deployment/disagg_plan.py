@@ -118,11 +118,16 @@ def _why_infeasible(rs: RoleSpace) -> str:
     if "prefill" not in roles:
         return f"no prefill engine of {fm.name} meets TTFT {fm.workload.ttft_ms} ms on {space.cluster.spec}"
     smallest = min(e.gpus for e in space.engines)
-    if space.cluster.world_size < 2 * smallest:
+    pools = sorted({e.pool for e in space.engines})
+    usable = sum(space.cluster.pools[p].world_size for p in pools)  # pools the model's engines run on
+    if usable < 2 * smallest:
+        where = "the cluster has" if len(pools) == len(space.cluster.pools) else "the pools that run it have"
         return (
             f"disaggregation needs a prefill and a decode engine: the smallest takes {smallest} GPUs, "
-            f"the cluster has {space.cluster.world_size}"
+            f"{where} {usable}"
         )
+    if fm.workload.request_rate is None:
+        return f"no prefill and decode engines of {fm.name} fit {space.cluster.spec} side by side"
     return (
         f"the prefill and decode engines that fit {space.cluster.spec} cannot carry "
         f"{fm.workload.request_rate} req/s"
