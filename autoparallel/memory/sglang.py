@@ -212,7 +212,7 @@ def default_mem_fraction_static(
 ) -> float:
     """SGLang's default `--mem-fraction-static` for this GPU and parallel layout (`tp`: the server's
     `--tp-size`, DP ranks included; `vlm_factor`: `vlm_fraction_factor`, applied after the rounding as
-    SGLang applies it)."""
+    SGLang applies it, then rounded to the 3 decimals the launch line passes)."""
     chunk, graph_bs = sglang_defaults(gpu, tp)
     chunk = chunked_prefill_size or chunk
     mem = gpu.memory_bytes / MIB
@@ -223,7 +223,10 @@ def default_mem_fraction_static(
             reserved += 1.5 * graph_bs * dp_attention_size
     if mem > 60 * 1024:
         reserved = max(reserved, 10 * 1024)
-    return round((mem - reserved) / mem, 3) * vlm_factor
+    base = round((mem - reserved) / mem, 3)
+    # SGLang scales its own default unrounded; the launch line passes it to 3 decimals, and the pool
+    # is priced at the value the line passes.
+    return base if vlm_factor == 1.0 else round(base * vlm_factor, 3)
 
 
 def sglang_kv(
