@@ -34,6 +34,7 @@ class ModelFacts:
 
 _FACTS: Memo[ModelFacts] = {}
 _KV_RANK: Memo[tuple[float, tuple[tuple[int, float], ...]]] = {}
+_STATE: Memo[float] = {}
 _FLOPS: Memo[float] = {}
 
 
@@ -109,6 +110,32 @@ def kv_bytes_per_sequence_per_gpu(
     `engine` stores them."""
     full, windows = _kv_rank(model, kv_cache_dtype, tp, engine)
     per_rank = full * context_tokens + sum(b * min(context_tokens, w) for w, b in windows)
+    return per_rank * stage_fraction(model.num_layers, pp)
+
+
+SSM_STATE_BYTES = {"sglang": 4}
+"""Bytes per recurrent (SSM) state element where the engine does not keep the model's dtype: SGLang's
+`--mamba-ssm-dtype` default float32 (`configs/mamba_utils.py`); vLLM (`mamba_ssm_cache_dtype` auto:
+the model's dtype, `MambaStateDtypeCalculator`) and TensorRT-LLM (auto: from the model config) keep the
+model's dtype."""
+
+
+def linear_state_bytes_per_sequence_per_gpu(model: ModelSpec, tp: int, pp: int, *, engine: str) -> float:
+    """Recurrent state of one sequence's linear-attention layers (Gated DeltaNet, Mamba) on one GPU of
+    the fullest pipeline stage, as `engine` keeps it: a decode step reads all of it and writes it
+    back (the recurrent update of every token). 0 for models without such layers."""
+
+    def compute() -> float:
+        ssm_bytes = SSM_STATE_BYTES.get(engine, model.dtype_bytes)
+        total = 0.0
+        for layer in model.layers:
+            att = layer.attention
+            if att.kind is AttentionKind.LINEAR:
+                conv, ssm = math.ceil(att.linear_conv_elements / tp), math.ceil(att.linear_ssm_elements / tp)
+                total += conv * model.dtype_bytes + ssm * ssm_bytes
+        return total
+
+    per_rank = memoized(_STATE, (model,), (tp, engine), compute)
     return per_rank * stage_fraction(model.num_layers, pp)
 
 

@@ -48,6 +48,7 @@ from autoparallel.perf.serving_facts import (
     ModelFacts,
     flops_per_token,
     kv_bytes_per_sequence_per_gpu,
+    linear_state_bytes_per_sequence_per_gpu,
     model_facts,
     stage_fraction,
     unique_experts,
@@ -127,6 +128,11 @@ def stage_step_s(
         expert_calls += n_layers * frac * touched * steps
     kv_bytes = decode_seqs * kv_bytes_per_sequence_per_gpu(
         model, shape.kv_cache_dtype, tp, pp, context_tokens, engine=shape.engine
+    )
+    # Linear-attention layers (Gated DeltaNet, Mamba) read each decode sequence's recurrent state and
+    # write it back every step; a prompt chunk touches it once per chunk, which is left out.
+    kv_bytes += (
+        2.0 * decode_seqs * linear_state_bytes_per_sequence_per_gpu(model, tp, pp, engine=shape.engine)
     )
     hbm = gpu.hbm_tbps * 1e12
     # FLOPs per GPU, by operator: 2 per weight and token for the dense and the routed-expert GEMMs,

@@ -389,3 +389,31 @@ def test_sglang_shards_experts_by_all_reduce_not_all_to_all() -> None:
         return t
 
     assert step() == step(fp8_dispatch=True)
+
+
+def test_a_decode_step_reads_and_writes_the_linear_attention_state() -> None:
+    """Qwen3-Next's 36 Gated DeltaNet layers keep a recurrent state per sequence (32 value heads x
+    128 x 128 SSM, plus a 3 x 8192 convolution state), which a decode step reads and writes back:
+    at TP4 vLLM keeps it in BF16, SGLang its SSM part in float32. A transformer has none."""
+    from autoparallel.hardware import get_gpu
+    from autoparallel.perf.serving_facts import linear_state_bytes_per_sequence_per_gpu
+    from autoparallel.perf.serving_steps import ReplicaShape, stage_step_s
+
+    nxt = load_model("Qwen/Qwen3-Next-80B-A3B-Instruct")
+    conv, ssm = 3 * 8192 // 4, 32 * 128 * 128 // 4
+    assert linear_state_bytes_per_sequence_per_gpu(nxt, 4, 1, engine="vllm") == 36 * (2 * conv + 2 * ssm)
+    assert linear_state_bytes_per_sequence_per_gpu(nxt, 4, 1, engine="sglang") == 36 * (2 * conv + 4 * ssm)
+    assert linear_state_bytes_per_sequence_per_gpu(load_model("Qwen/Qwen3-8B"), 4, 1, engine="vllm") == 0.0
+    cluster = Cluster.from_shape(nodes=1, gpus_per_node=4, gpu=get_gpu("H200"))
+    shape = ReplicaShape(
+        tp=4, pp=1, ep_ranks=1, quantization=None, kv_cache_dtype="auto", enforce_eager=False
+    )
+
+    def step(seqs: int) -> float:
+        return stage_step_s(
+            nxt, cluster, shape, decode_seqs=seqs, context_tokens=1, prefill_tokens=0, prefill_context=0
+        )[0]
+
+    # 256 more sequences move at least their state twice through HBM (a 1-token context adds ~no KV).
+    state = linear_state_bytes_per_sequence_per_gpu(nxt, 4, 1, engine="vllm")
+    assert step(512) - step(256) >= 2 * 256 * state / (cluster.gpu.hbm_tbps * 1e12)
