@@ -148,6 +148,11 @@ def training_problems(model: ModelSpec, cluster: Cluster | None, config: Trainin
         )
     elif config.vp > 1 and (config.pp == 1 or min(stages) < config.vp):
         out.append(f"vp={config.vp}: needs pp > 1 and at least vp layers on every stage (vp_fits_stages)")
+    if config.cp > 1 and cluster is not None and not cluster.gpu.fused_attention:
+        out.append(
+            f"cp={config.cp}: context parallelism needs a fused attention kernel, which "
+            f"{cluster.gpu.name} (below sm80) lacks (cp_needs_fused_attention)"
+        )
     if config.precision not in ("bf16", "fp8", "fp16"):
         out.append(f"precision={config.precision!r}: use bf16, fp8 or fp16")
     elif config.precision == "fp8" and cluster is not None and cluster.gpu.fp8_tflops is None:

@@ -80,6 +80,16 @@ class GPU(BaseModel):
         return int(self.memory_gib * 2**30)
 
     @property
+    def fused_attention(self) -> bool:
+        """Training attention runs a fused kernel here (FlashAttention or cuDNN). Transformer Engine's
+        `get_attention_backend`, which Megatron-Core's `TEDotProductAttention` uses, turns both off
+        below compute capability 8.0 ("Filter: Compute capability"). That leaves
+        `UnfusedDotProductAttention`, which keeps the s x s scores and "does not support context
+        parallelism". So it is False on NVIDIA Volta and Turing, and True on every other
+        architecture, including ones the catalog does not know."""
+        return not (self.vendor == "nvidia" and self.arch in ("volta", "turing"))
+
+    @property
     def has_nvlink(self) -> bool:
         """True when GPUs in one node are joined all-to-all by NVLink / Infinity Fabric."""
         return self.nvlink_gbps > 0

@@ -156,7 +156,7 @@ def stage_memory_bytes(
     recompute: Recompute,
     *,
     fragmentation: float = DEFAULT_FRAGMENTATION,
-    flash_attention: bool = True,
+    flash_attention: bool | None = None,
 ) -> StageMemory:
     """Peak memory of one GPU of pipeline stage `stage` holding decoder layers `layer_indices`.
 
@@ -165,7 +165,8 @@ def stage_memory_bytes(
     / vp (+ embedding dropout mask on the first stage); logits: one micro-batch's logits on the last
     stage; fragmentation: `fragmentation` × the sum.
     """
-    del gpu  # part of the stable signature (per-GPU kernels' workspaces may depend on it later)
+    if flash_attention is None:
+        flash_attention = gpu.fused_attention
     state = ZERO_STATE
     act = 0.0
     for i in layer_indices:

@@ -212,7 +212,7 @@ def training_perf(
     cluster: Cluster,
     cfg: TrainingConfig,
     *,
-    flash_attention: bool = True,
+    flash_attention: bool | None = None,
     attention_kernel: str = "te",
 ) -> TrainingPerf:
     """Step time, throughput and utilisation of `cfg` on `cluster` (`flash_attention=False`: the

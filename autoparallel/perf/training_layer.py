@@ -230,12 +230,15 @@ def layer_time_breakdown(
     cfg: TrainingConfig,
     recompute: Recompute,
     *,
-    flash_attention: bool = True,
+    flash_attention: bool | None = None,
     attention_kernel: str = "te",
 ) -> LayerTime:
     """Forward + backward of one decoder layer for one micro-batch on one GPU, by part
-    (`attention_kernel`: see `perf/efficiency.py` ATTENTION_KERNELS)."""
+    (`attention_kernel`: see `perf/efficiency.py` ATTENTION_KERNELS; `flash_attention` None: whether
+    the GPU runs a fused attention kernel, `GPU.fused_attention`)."""
     gpu = cluster.gpu
+    if flash_attention is None:
+        flash_attention = gpu.fused_attention
     compute = _compute_s(model, layer, gpu, cfg, recompute, flash_attention, attention_kernel)
     msg = activation_message_bytes(model, cfg)
     fwd_passes = 2 if recompute is Recompute.FULL else 1
@@ -277,7 +280,7 @@ def layer_time_s(
     cfg: TrainingConfig,
     recompute: Recompute,
     *,
-    flash_attention: bool = True,
+    flash_attention: bool | None = None,
     attention_kernel: str = "te",
 ) -> float:
     """Forward + backward of one decoder layer for one micro-batch on one GPU, s."""

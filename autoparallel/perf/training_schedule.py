@@ -66,7 +66,7 @@ def stage_time_s(
     layer_indices: Sequence[int],
     recompute: Recompute,
     *,
-    flash_attention: bool = True,
+    flash_attention: bool | None = None,
     attention_kernel: str = "te",
 ) -> float:
     """One micro-batch forward + backward through pipeline stage `stage` (all its vp chunks), with

@@ -351,3 +351,52 @@ def test_mtp_modules_sit_on_the_last_stage() -> None:
         a = stage_memory_bytes(v3, gpu, cfg, stage, idx, Recompute.SELECTIVE)
         b = stage_memory_bytes(plain, gpu, cfg, stage, idx, Recompute.SELECTIVE)
         assert a == b
+
+
+def test_training_below_sm80_runs_unfused_attention_without_context_parallelism() -> None:
+    """Transformer Engine (Megatron-Core's attention) has no FlashAttention or cuDNN backend below
+    compute capability 8.0 and runs UnfusedDotProductAttention, which keeps the s x s scores and does
+    not support context parallelism: on V100 / T4 a layer without recompute keeps more activations
+    than on an A100, the planner offers no cp > 1 (rule named), and evaluate refuses it."""
+    from autoparallel.cli import main
+    from autoparallel.hardware import Cluster
+    from autoparallel.models import load_model
+    from autoparallel.solvers.training.space import TrainingOptions, build_space
+    from autoparallel.workload import Training
+
+    v100, t4, a100 = get_gpu("V100-SXM2-32G"), get_gpu("T4"), get_gpu("A100-80G")
+    assert not v100.fused_attention and not t4.fused_attention
+    assert a100.fused_attention and get_gpu("MI300X").fused_attention
+    assert a100.model_copy(update={"arch": "rubin"}).fused_attention  # an architecture not in the catalog
+    model = load_model("meta-llama/Llama-3.1-8B")
+    cfg = TrainingConfig(tp=1, seq_len=4096, global_batch=8, micro_batch=1, recompute=Recompute.NONE)
+    idx = tuple(range(model.num_layers))
+    unfused = stage_memory_bytes(model, v100, cfg, 0, idx, Recompute.NONE)
+    fused = stage_memory_bytes(model, v100, cfg, 0, idx, Recompute.NONE, flash_attention=True)
+    assert unfused.activations_gib > 1.5 * fused.activations_gib
+    cluster = Cluster.parse("8xV100-SXM2-32G")
+    work = Training(seq_len=8192, global_batch=64)
+    space = build_space(model, cluster, work, TrainingOptions())
+    assert {s.cp for s in space.shapes} == {1}
+    assert (
+        main(
+            [
+                "evaluate",
+                "meta-llama/Llama-3.1-8B",
+                "--train",
+                "--seq-len",
+                "8192",
+                "--global-batch",
+                "64",
+                "--cluster",
+                "8xV100-SXM2-32G",
+                "--tp",
+                "2",
+                "--cp",
+                "4",
+                "--dp",
+                "1",
+            ]
+        )
+        == 2
+    )

@@ -30,7 +30,7 @@ from autoparallel.memory.margins import MemoryConfig
 from autoparallel.solvers.problem import Problem
 
 if TYPE_CHECKING:
-    from autoparallel.hardware import Cluster
+    from autoparallel.hardware import GPU, Cluster
     from autoparallel.models.spec import LayerSpec, ModelSpec
     from autoparallel.workload import Training
 
@@ -241,7 +241,7 @@ def _pp_domain(
     return keep
 
 
-def _cp_domain(seq_len: int, opts: TrainingOptions, out: dict[str, list[str]]) -> list[int]:
+def _cp_domain(seq_len: int, gpu: GPU, opts: TrainingOptions, out: dict[str, list[str]]) -> list[int]:
     if opts.cp_values is not None:
         cand = opts.cp_values
     else:
@@ -253,6 +253,12 @@ def _cp_domain(seq_len: int, opts: TrainingOptions, out: dict[str, list[str]]) -
         if cp > 1 and seq_len % (2 * cp):
             out.setdefault("cp_divides_sequence", []).append(
                 f"cp={cp}: sequence length {seq_len} is not divisible by 2·cp={2 * cp}"
+            )
+            continue
+        if cp > 1 and not gpu.fused_attention:
+            out.setdefault("cp_needs_fused_attention", []).append(
+                f"cp={cp}: context parallelism needs a fused attention kernel, which {gpu.name} (below "
+                "sm80) lacks"
             )
             continue
         keep.append(cp)
@@ -317,7 +323,7 @@ def build_space(
     out: dict[str, list[str]] = {}
     tps = _tp_domain(model, cluster, options, out)
     pps = _pp_domain(model, worlds, options, out)
-    cps = _cp_domain(workload.seq_len, options, out)
+    cps = _cp_domain(workload.seq_len, cluster.gpu, options, out)
     eps = _ep_domain(model, options, out)
     shapes = []
     for w in worlds:

@@ -226,8 +226,10 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
     def state(ly: LayerSpec, c: TrainingConfig) -> float:
         return mem.layer_state_bytes(model, ly, c)
 
+    fused = gpu.fused_attention  # unfused attention below sm80
+
     def act(ly: LayerSpec, r: Recompute, c: TrainingConfig) -> float:
-        return mem.layer_activation_bytes(model, ly, c, r)
+        return mem.layer_activation_bytes(model, ly, c, r, flash_attention=fused)
 
     def layer(ly: LayerSpec, r: Recompute, c: TrainingConfig) -> float:
         return perf.layer_time_s(model, ly, cluster, c, r)
