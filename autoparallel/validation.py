@@ -24,7 +24,7 @@ from autoparallel.errors import InputError
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig, TrainingConfig
-    from autoparallel.hardware import Cluster
+    from autoparallel.hardware import GPU, Cluster
     from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
 
@@ -148,16 +148,21 @@ def training_problems(model: ModelSpec, cluster: Cluster | None, config: Trainin
         )
     elif config.vp > 1 and (config.pp == 1 or min(stages) < config.vp):
         out.append(f"vp={config.vp}: needs pp > 1 and at least vp layers on every stage (vp_fits_stages)")
-    if config.cp > 1 and cluster is not None and not cluster.gpu.fused_attention:
-        out.append(
-            f"cp={config.cp}: context parallelism needs a fused attention kernel, which "
-            f"{cluster.gpu.name} (below sm80) lacks (cp_needs_fused_attention)"
-        )
+    if cluster is not None and (problem := cp_attention_problem(config.cp, cluster.gpu)) is not None:
+        out.append(f"{problem} (cp_needs_fused_attention)")
     if config.precision not in ("bf16", "fp8", "fp16"):
         out.append(f"precision={config.precision!r}: use bf16, fp8 or fp16")
     elif config.precision == "fp8" and cluster is not None and cluster.gpu.fp8_tflops is None:
         out.append(f"precision=fp8: {cluster.gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
     return out
+
+
+def cp_attention_problem(cp: int, gpu: GPU) -> str | None:
+    """Why context parallelism `cp` cannot run on `gpu`: its ring attention needs a fused attention
+    kernel (`GPU.fused_attention`), which GPUs below sm80 lack. None: it can."""
+    if cp <= 1 or gpu.fused_attention:
+        return None
+    return f"cp={cp}: context parallelism needs a fused attention kernel, which {gpu.name} (below sm80) lacks"
 
 
 def require_training_job(cluster: Cluster, precision: str) -> None:

@@ -46,13 +46,12 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
 from autoparallel.memory.engine_kv import EngineKv
 from autoparallel.memory.vllm_config import apply_dtype_and_quant, checkpoint_kv_dtype
 from autoparallel.memory.vllm_profile import stage_params_per_rank
-from autoparallel.models.spec import AttentionKind, ParamGroups
+from autoparallel.models.spec import ParamGroups
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -112,6 +111,10 @@ VIT_L14_SIZE = 24 * 1024**2
 RADIX_MAMBA_ARCHITECTURES = frozenset({"Qwen3NextForCausalLM"})
 """Linear-attention architectures SGLang runs with the radix cache on (`MambaRadixCache`), whose mamba
 pool is sized by `--mamba-full-memory-ratio` (others, e.g. Kimi-Linear, turn the radix cache off)."""
+CONV_STATE_BYTES = 2
+"""SGLang's convolution-state dtype, BF16 (`mamba_utils.CONV_DTYPE`)."""
+SSM_STATE_BYTES = 4
+"""SGLang's SSM-state dtype, `--mamba-ssm-dtype` default float32."""
 MAMBA_FULL_MEMORY_RATIO = 0.9
 """`--mamba-full-memory-ratio` default: mamba-state memory per unit of KV-cache memory."""
 MAMBA_SLOTS_PER_RUNNING_REQUEST = 3
@@ -151,19 +154,16 @@ def vlm_fraction_factor(model: ModelSpec) -> float:
     return 0.95 * min(1.05, max(0.8, 1.0 - 0.1 * (ratio - 1.0)))
 
 
+def linear_state_bytes(model: ModelSpec, tp: int) -> float:
+    """One request's linear-attention state on one attention-TP rank as SGLang keeps it: the
+    convolution state in BF16, the SSM state in `--mamba-ssm-dtype` float32 (`configs/mamba_utils.py`)."""
+    return model.linear_state_bytes(tp, conv_bytes=CONV_STATE_BYTES, ssm_bytes=SSM_STATE_BYTES)
+
+
 def mamba_state_bytes(model: ModelSpec, tp: int) -> float:
-    """Bytes of one request's linear-attention state on one attention-TP rank as SGLang keeps it for
-    the `RADIX_MAMBA_ARCHITECTURES` (BF16 convolution state, float32 SSM state, both split over tp); 0
-    for other models."""
-    if model.architecture not in RADIX_MAMBA_ARCHITECTURES:
-        return 0.0
-    total = 0.0
-    for layer in model.layers:
-        att = layer.attention
-        if att.kind is AttentionKind.LINEAR:
-            conv, ssm = math.ceil(att.linear_conv_elements / tp), math.ceil(att.linear_ssm_elements / tp)
-            total += 2.0 * conv + 4.0 * ssm
-    return total
+    """`linear_state_bytes` for the `RADIX_MAMBA_ARCHITECTURES`, whose mamba pool SGLang sizes by
+    `--mamba-full-memory-ratio`; 0 for other models."""
+    return linear_state_bytes(model, tp) if model.architecture in RADIX_MAMBA_ARCHITECTURES else 0.0
 
 
 def dp_attention_size(config: ServingConfig) -> int:

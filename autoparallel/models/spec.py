@@ -429,7 +429,23 @@ class ModelSpec(_Frozen):
 
     def state_bytes_per_sequence(self) -> float:
         """Recurrent state bytes per sequence of linear-attention layers (kept in the model dtype)."""
-        return float(sum(layer.attention.linear_state_elements for layer in self.layers) * self.dtype_bytes)
+        return self.linear_state_bytes()
+
+    def linear_state_bytes(
+        self, tp: int = 1, *, conv_bytes: float | None = None, ssm_bytes: float | None = None
+    ) -> float:
+        """Recurrent state of one sequence's linear-attention layers on one of `tp` ranks (both parts
+        split over the heads): the short-convolution state at `conv_bytes` and the SSM state at
+        `ssm_bytes` per element (None: the model's dtype)."""
+        conv_b = self.dtype_bytes if conv_bytes is None else conv_bytes
+        ssm_b = self.dtype_bytes if ssm_bytes is None else ssm_bytes
+        total = 0.0
+        for layer in self.layers:
+            att = layer.attention
+            if att.kind is AttentionKind.LINEAR:
+                total += math.ceil(att.linear_conv_elements / tp) * conv_b
+                total += math.ceil(att.linear_ssm_elements / tp) * ssm_b
+        return total
 
     @property
     def kv_dtype_default_bytes(self) -> float:

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from autoparallel.memo import Memo, memoized
+from autoparallel.memory.sglang import linear_state_bytes as sglang_state_bytes
 from autoparallel.memory.vllm_config import apply_dtype_and_quant, kv_dtype_bytes
 from autoparallel.models.quant import QuantMethod
 from autoparallel.models.spec import AttentionKind, MlpKind, ModelSpec, ParamGroups
@@ -113,27 +114,16 @@ def kv_bytes_per_sequence_per_gpu(
     return per_rank * stage_fraction(model.num_layers, pp)
 
 
-SSM_STATE_BYTES = {"sglang": 4}
-"""Bytes per recurrent (SSM) state element where the engine does not keep the model's dtype: SGLang's
-`--mamba-ssm-dtype` default float32 (`configs/mamba_utils.py`); vLLM (`mamba_ssm_cache_dtype` auto:
-the model's dtype, `MambaStateDtypeCalculator`) and TensorRT-LLM (auto: from the model config) keep the
-model's dtype."""
-
-
 def linear_state_bytes_per_sequence_per_gpu(model: ModelSpec, tp: int, pp: int, *, engine: str) -> float:
     """Recurrent state of one sequence's linear-attention layers (Gated DeltaNet, Mamba) on one GPU of
     the fullest pipeline stage, as `engine` keeps it: a decode step reads all of it and writes it
-    back (the recurrent update of every token). 0 for models without such layers."""
+    back (the recurrent update of every token). SGLang keeps its SSM part in float32
+    (`memory.sglang.linear_state_bytes`); vLLM (`mamba_ssm_cache_dtype` auto,
+    `MambaStateDtypeCalculator`) and TensorRT-LLM (auto: the model config) the model's dtype. 0 for
+    models without such layers."""
 
     def compute() -> float:
-        ssm_bytes = SSM_STATE_BYTES.get(engine, model.dtype_bytes)
-        total = 0.0
-        for layer in model.layers:
-            att = layer.attention
-            if att.kind is AttentionKind.LINEAR:
-                conv, ssm = math.ceil(att.linear_conv_elements / tp), math.ceil(att.linear_ssm_elements / tp)
-                total += conv * model.dtype_bytes + ssm * ssm_bytes
-        return total
+        return sglang_state_bytes(model, tp) if engine == "sglang" else model.linear_state_bytes(tp)
 
     per_rank = memoized(_STATE, (model,), (tp, engine), compute)
     return per_rank * stage_fraction(model.num_layers, pp)

@@ -257,6 +257,11 @@ def test_sglang_attention_dp_only_where_its_model_code_has_it() -> None:
         assert oracle.objective_value is not None and sol.solver.status == "OPTIMAL"
         assert abs(sol.objective_value - oracle.objective_value) <= 0.05 * sol.config.replicas + 1e-6
         assert not (sol.config.enable_expert_parallel and sol.config.replicas > 1) or offered
+        if not offered:  # the infeasibility explanation names the family, the architecture, the shapes
+            from autoparallel.solvers.serving.explain import reason
+
+            why = reason(space, "sglang_attention_dp")
+            assert "MixtralForCausalLM" in why and space.shapes[dp_ranks[0]].label in why
     cfg = sol.config.model_copy(update={"tp": 1, "replicas": 4, "enable_expert_parallel": True})
     with pytest.raises(InputError, match="attention data parallelism"):
         evaluate_engine(_model("mistralai/Mixtral-8x7B-v0.1"), c, cfg, w, "sglang", "mixtral")

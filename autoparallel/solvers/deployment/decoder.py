@@ -318,14 +318,11 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
             or (not space.engines[k].nodes and (space.engines[k].gpus <= free_in_nodes or free_nodes > 0))
         ]
         head = f"pool {p} ({pool.gpu.name}): {idle} of {pool.world_size} GPUs idle"
-        refused = [r for m in range(len(space.models)) if (r := space.serving[m, p].refused) is not None]
-        if not ks and len(refused) == len(space.models):
-            out.append(f"{head}: " + "; ".join(dict.fromkeys(refused)))
-        elif not ks:
-            out.append(
-                f"{head}: no model of the fleet has an engine that starts and meets its SLOs on "
-                f"{pool.gpu.name}"
-            )
+        if not ks:
+            refused = [r for m in range(len(space.models)) if (r := space.serving[m, p].refused) is not None]
+            generic = f"no model of the fleet has an engine that starts and meets its SLOs on {pool.gpu.name}"
+            why = "; ".join(dict.fromkeys(refused)) if len(refused) == len(space.models) else generic
+            out.append(f"{head}: {why}")
         elif not fits:
             smallest = min(ks, key=lambda k: space.engines[k].gpus)
             e = space.engines[smallest]

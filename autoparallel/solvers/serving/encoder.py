@@ -276,8 +276,7 @@ def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
     enc = EncodedServing(model, v, space, explain)
     add_architecture_limits(enc)
     add_engine_node_spans(enc)
-    add_trtllm_attention_dp(enc)
-    add_sglang_attention_dp(enc)
+    add_engine_layouts(enc)
     add_memory_capacity(enc)
     add_max_model_len(enc)
     add_concurrency(enc)
@@ -308,31 +307,23 @@ def add_engine_node_spans(enc: EncodedServing) -> None:
                 ct.only_enforce_if(enc.family("engine_node_span")).with_name(f"node_span[{e} {s.label}]")
 
 
-def add_trtllm_attention_dp(enc: EncodedServing) -> None:
-    """TensorRT-LLM's attention data parallelism (`enable_attention_dp`) makes every rank of the
-    engine its own data-parallel rank, attention and dense MLP at TP 1 (`mlp_tp_size = 1` "if using
-    attention DP"): an EP shape whose data-parallel ranks are tensor-parallel is not offered with it."""
-    lit = enc.vars.engine.get("trtllm")
-    if lit is None:
-        return
-    for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
-        if s.trtllm_problem is not None:
-            ct = enc.model.add_bool_or([x.Not(), lit.Not()])
-            ct.only_enforce_if(enc.family("trtllm_attention_dp")).with_name(f"trtllm_attention_dp[{s.label}]")
-
-
-def add_sglang_attention_dp(enc: EncodedServing) -> None:
-    """SGLang runs data-parallel ranks that share the experts as attention DP
+def add_engine_layouts(enc: EncodedServing) -> None:
+    """Shapes an engine has no layout for are not offered with it (`ServingSpace.layout_problem`):
+    TensorRT-LLM's attention data parallelism (`enable_attention_dp`) makes every rank its own
+    data-parallel rank, attention and dense MLP at TP 1 (`mlp_tp_size = 1` "if using attention DP"),
+    so EP shapes whose data-parallel ranks are tensor-parallel are not TensorRT-LLM's (family
+    `trtllm_attention_dp`); SGLang runs data-parallel ranks that share the experts as attention DP
     (`--enable-dp-attention`), which only some architectures' model code implements
-    (`engine_support.SGLANG_DP_ATTENTION_ARCHITECTURES`): on the others such a shape is not offered
-    with SGLang."""
-    lit = enc.vars.engine.get("sglang")
-    if lit is None:
-        return
-    for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
-        if enc.space.layout_problem("sglang", s) is not None:
-            ct = enc.model.add_bool_or([x.Not(), lit.Not()])
-            ct.only_enforce_if(enc.family("sglang_attention_dp")).with_name(f"sglang_attention_dp[{s.label}]")
+    (`engine_support.SGLANG_DP_ATTENTION_ARCHITECTURES`; family `sglang_attention_dp`)."""
+    for engine in ("trtllm", "sglang"):
+        lit = enc.vars.engine.get(engine)
+        if lit is None:
+            continue
+        family = f"{engine}_attention_dp"
+        for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
+            if enc.space.layout_problem(engine, s) is not None:
+                ct = enc.model.add_bool_or([x.Not(), lit.Not()])
+                ct.only_enforce_if(enc.family(family)).with_name(f"{family}[{s.label}]")
 
 
 def add_memory_capacity(enc: EncodedServing) -> None:

@@ -86,26 +86,24 @@ def reason(space: ServingSpace, family: str) -> str:
         "request_rate": _rate_reason,
         "concurrency": _concurrency_reason,
         "engine_node_span": _node_span_reason,
-        "trtllm_attention_dp": _trtllm_attention_dp_reason,
-        "sglang_attention_dp": _sglang_attention_dp_reason,
+        "trtllm_attention_dp": lambda sp: _layout_reason(sp, "trtllm"),
+        "sglang_attention_dp": lambda sp: _layout_reason(sp, "sglang"),
     }[family](space)
 
 
-def _sglang_attention_dp_reason(space: ServingSpace) -> str:
-    shapes = sorted({s.label for s in space.shapes if space.layout_problem("sglang", s) and not s.violations})
-    return (
-        f"sglang_attention_dp: SGLang has no attention data parallelism for {space.model.architecture}; "
-        f"EP shapes with data-parallel ranks ({'; '.join(shapes)}) are vLLM / TensorRT-LLM only"
-    )
+_LAYOUT_REASONS = {
+    "trtllm": "TensorRT-LLM's attention data parallelism runs attention at tp=1 on every rank of the "
+    "engine; EP shapes with tensor-parallel ranks ({shapes}) are vLLM / SGLang only",
+    "sglang": "SGLang has no attention data parallelism for {arch}; EP shapes with data-parallel ranks "
+    "({shapes}) are vLLM / TensorRT-LLM only",
+}
 
 
-def _trtllm_attention_dp_reason(space: ServingSpace) -> str:
-    shapes = sorted({s.label for s in space.shapes if s.trtllm_problem is not None and not s.violations})
-    return (
-        "trtllm_attention_dp: TensorRT-LLM's attention data parallelism runs attention at tp=1 on "
-        f"every rank of the engine; EP shapes with tensor-parallel ranks ({'; '.join(shapes)}) are "
-        "vLLM / SGLang only"
-    )
+def _layout_reason(space: ServingSpace, engine: str) -> str:
+    """The `{engine}_attention_dp` family: the valid shapes `ServingSpace.layout_problem` refuses."""
+    shapes = sorted({s.label for s in space.shapes if space.layout_problem(engine, s) and not s.violations})
+    text = _LAYOUT_REASONS[engine].format(shapes="; ".join(shapes), arch=space.model.architecture)
+    return f"{engine}_attention_dp: {text}"
 
 
 def _node_span_reason(space: ServingSpace) -> str:

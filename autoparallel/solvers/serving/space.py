@@ -432,7 +432,7 @@ def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
             limit = top_budget if rt.engine == "vllm" else units.kib_down(space.cluster.gpu.memory_bytes)
             # Engines spanning nodes as their launch cannot, TensorRT-LLM's attention data
             # parallelism at tp > 1 and SGLang's on architectures without it are ruled out (encoder:
-            # add_engine_node_spans, add_trtllm_attention_dp, add_sglang_attention_dp); the wide ones'
+            # add_engine_node_spans, add_engine_layouts); the wide ones'
             # numbers matter to an explanation, the others have none (evaluate_engine refuses the
             # layout), even in complete tables.
             unpriced = space.layout_problem(rt.engine, shape) is not None

@@ -28,6 +28,7 @@ from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.solvers.problem import Problem
+from autoparallel.validation import cp_attention_problem
 
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU, Cluster
@@ -255,11 +256,8 @@ def _cp_domain(seq_len: int, gpu: GPU, opts: TrainingOptions, out: dict[str, lis
                 f"cp={cp}: sequence length {seq_len} is not divisible by 2·cp={2 * cp}"
             )
             continue
-        if cp > 1 and not gpu.fused_attention:
-            out.setdefault("cp_needs_fused_attention", []).append(
-                f"cp={cp}: context parallelism needs a fused attention kernel, which {gpu.name} (below "
-                "sm80) lacks"
-            )
+        if (problem := cp_attention_problem(cp, gpu)) is not None:
+            out.setdefault("cp_needs_fused_attention", []).append(problem)
             continue
         keep.append(cp)
     return keep
