@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoparallel.errors import InputError
-from autoparallel.sweeps.scenario import Scenario, grid, load_scenarios, make_scenario
+from autoparallel.sweeps.scenario import Scenario, from_rows, grid, load_scenarios, make_scenario
 
 if TYPE_CHECKING:
     from autoparallel.sweeps.results import SweepResult
@@ -24,7 +24,7 @@ __all__ = ["Scenario", "grid", "load_scenarios", "make_scenario", "sweep"]
 
 
 def sweep(
-    scenarios: Sequence[Scenario] | str | Path | None = None,
+    scenarios: Sequence[Scenario | Mapping[str, Any]] | str | Path | None = None,
     *,
     models: Sequence[Any] = (),
     clusters: Sequence[Any] = (),
@@ -43,7 +43,9 @@ def sweep(
     workloads × objectives × engines. Failures are rows (status and message), never exceptions.
 
     Args:
-        scenarios: Scenario objects, or the path of a YAML / CSV scenario file (see `scenario`).
+        scenarios: Scenario objects or row mappings (the keys of a scenario file's row, e.g.
+            {"model": ..., "cluster": ..., "isl": 4096}), or the path of a YAML / CSV scenario file
+            (see `scenario`).
         models, clusters, workloads, objectives, engines: the grid, when `scenarios` is not given;
             a workload is a preset name or a mapping of serving or training fields.
         disagg: the grid's disaggregation modes ("auto", "on", "off"; None: the single-engine plan);
@@ -76,8 +78,20 @@ def sweep(
         )
     elif isinstance(scenarios, (str, Path)):
         todo = load_scenarios(scenarios)
+    elif isinstance(scenarios, Sequence) and not isinstance(scenarios, bytes):
+        todo = [_scenario(item, n) for n, item in enumerate(scenarios, 1)]
     else:
-        todo = list(scenarios)
+        kind = type(scenarios).__name__
+        raise InputError(f"scenarios must be a list or a scenario file's path, got {kind}")
     return run_scenarios(
         todo, executor=executor, workers=workers, out=out, progress=progress, time_limit_s=time_limit_s
     )
+
+
+def _scenario(item: object, n: int) -> Scenario:
+    """The `n`-th item of `sweep`'s scenario list as a Scenario (a mapping is a scenario file's row)."""
+    if isinstance(item, Scenario):
+        return item
+    if not isinstance(item, Mapping):
+        raise InputError(f"scenarios: scenario {n} ({type(item).__name__}) is not a Scenario or a mapping")
+    return from_rows([item], "scenarios", first=n)[0]

@@ -292,10 +292,11 @@ def grid(
     return out
 
 
-def from_rows(rows: Iterable[Mapping[str, Any]], where: str) -> list[Scenario]:
-    """Scenarios from row mappings (CSV rows, YAML list items); `where` names the source in errors."""
+def from_rows(rows: Iterable[Mapping[str, Any]], where: str, first: int = 1) -> list[Scenario]:
+    """Scenarios from row mappings (CSV rows, YAML list items); `where` names the source in errors,
+    whose scenarios are numbered from `first`."""
     out = []
-    for n, row in enumerate(rows, 1):
+    for n, row in enumerate(rows, first):
         if not isinstance(row, Mapping):
             raise InputError(f"{where}: scenario {n} is not a mapping")
         unknown = [k for k in row if k not in SCENARIO_COLUMNS]

@@ -116,3 +116,20 @@ def test_malformed_files_are_one_line_input_errors(tmp_path: Path, name: str, te
 def test_missing_file() -> None:
     with pytest.raises(InputError, match="not found"):
         load_scenarios("/no/such/file.yaml")
+
+
+def test_sweep_takes_scenarios_as_row_mappings_and_refuses_anything_else() -> None:
+    from autoparallel.sweeps import sweep
+
+    rows = [{"model": "meta-llama/Llama-3.2-1B", "cluster": "1xH100", "isl": 512, "osl": 64}]
+    table = sweep(rows, executor="serial", progress=False).to_pandas()
+    assert list(table["status"]) == ["ok"]
+    assert list(table["isl"]) == [512]
+    for bad, match in (
+        ([{"model": 1}], "scenario 1 has no cluster"),
+        ([rows[0], 3], r"scenario 2 \(int\) is not a Scenario or a mapping"),
+        ([{**rows[0], "gpu": "H100"}], "unknown column 'gpu'"),
+        (5, "must be a list or a scenario file's path, got int"),
+    ):
+        with pytest.raises(InputError, match=match):
+            sweep(bad, executor="serial", progress=False)  # type: ignore[arg-type]
