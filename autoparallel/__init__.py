@@ -15,6 +15,7 @@ from autoparallel.api import (
     pareto,
     pareto_deployment,
     solve,
+    training_memory,
     with_benchmark,
 )
 from autoparallel.configs import Recompute, ServingConfig, TrainingConfig, ZeroStage
@@ -28,7 +29,6 @@ from autoparallel.errors import (
 from autoparallel.fleet import FleetEntry, FleetPlan, solve_fleet
 from autoparallel.hardware import GPU, Cluster, Pool, detect_cluster, get_gpu, list_gpus, parse_prices
 from autoparallel.memory.serving import VllmMemoryReport, vllm_memory
-from autoparallel.memory.training import training_memory
 from autoparallel.models import ModelSpec, list_models, load_model
 from autoparallel.plan import ServingPlan, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions

@@ -26,6 +26,9 @@ from autoparallel.validation import require_cluster, require_serving, require_tr
 from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
+    from autoparallel.hardware import GPU
+    from autoparallel.memory.margins import MemoryConfig
+    from autoparallel.memory.training import TrainingMemoryReport
     from autoparallel.sweeps.deployment_front import DeploymentFront
     from autoparallel.sweeps.front import Front
 
@@ -286,7 +289,7 @@ def evaluate(
     if isinstance(config, TrainingConfig):
         if not isinstance(w, Training):
             w = Training(seq_len=config.seq_len, global_batch=config.global_batch, precision=config.precision)
-        return _evaluate_training(m, c, config, w, compare, mid)
+        return _evaluate_training(m, c, _with_job(config, w), w, compare, mid)
     if not isinstance(w, Serving):
         raise InputError("a ServingConfig needs a serving workload")
     from autoparallel.perf.engine_support import engine_runtime_problem
@@ -424,14 +427,54 @@ def _evaluate_serving(
     return with_benchmark(plan)
 
 
+JOB_FIELDS = ("seq_len", "global_batch", "precision")
+"""What a training job (`Training`) and a layout (`TrainingConfig`) both state."""
+
+
+def _with_job(config: TrainingConfig, w: Training) -> TrainingConfig:
+    """`config` running the job `w`: the job's sequence length, global batch and precision where the
+    config leaves them at their defaults; a value the config sets that differs is an InputError (the
+    plan would price one job and report another)."""
+    update = {f: getattr(w, f) for f in JOB_FIELDS if f not in config.model_fields_set}
+    clash = [
+        f"{f}={getattr(config, f)} (the workload's is {getattr(w, f)})"
+        for f in JOB_FIELDS
+        if f in config.model_fields_set and getattr(config, f) != getattr(w, f)
+    ]
+    if clash:
+        raise InputError(
+            "the TrainingConfig sets another job than the Training workload: " + "; ".join(clash)
+        )
+    return config.model_copy(update=update)
+
+
+def training_memory(
+    model: Any, gpu: GPU | str, config: TrainingConfig, *, margins: MemoryConfig | None = None
+) -> TrainingMemoryReport:
+    """Per-GPU memory of every pipeline stage of the training layout `config` on `gpu`, and whether it
+    fits after margins. `model`: an id, a path or a ModelSpec; `gpu`: a GPU or its name.
+
+    Raises:
+        InputError: a layout the model or the GPU rules out (`validation.training_problems`).
+    """
+    from autoparallel.hardware import get_gpu
+    from autoparallel.memory import training
+
+    if not isinstance(config, TrainingConfig):
+        raise InputError(f"config must be a TrainingConfig, got {type(config).__name__}")
+    m, g = _model(model), get_gpu(gpu) if isinstance(gpu, str) else gpu
+    require_training(m, None, config, g)
+    return training.training_memory(m, g, config, margins=margins)
+
+
 def _evaluate_training(
     m: ModelSpec, c: Cluster, config: TrainingConfig, w: Training, compare: bool, model_id: str
 ) -> TrainingPlan:
-    from autoparallel.memory.training import training_memory
+    from autoparallel.memory import training
     from autoparallel.perf.training import cost_to_tokens, training_perf
 
     require_training(m, c, config)
-    mem, perf = training_memory(m, c.gpu, config), training_perf(m, c, config)
+    mem, perf = training.training_memory(m, c.gpu, config), training_perf(m, c, config)
     cost = cost_to_tokens(m, c, config, w.tokens, perf=perf) if w.tokens else None
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:

@@ -112,8 +112,12 @@ def require_serving(
 
 
 # ----- training -------------------------------------------------------------------------------------
-def training_problems(model: ModelSpec, cluster: Cluster | None, config: TrainingConfig) -> list[str]:
-    """Every rule a Megatron / DeepSpeed training layout breaks, one sentence each (empty: valid)."""
+def training_problems(
+    model: ModelSpec, cluster: Cluster | None, config: TrainingConfig, gpu: GPU | None = None
+) -> list[str]:
+    """Every rule a Megatron / DeepSpeed training layout breaks, one sentence each (empty: valid).
+    Without a cluster, `gpu` (if given) is checked for the GPU rules alone."""
+    gpu = cluster.gpu if cluster is not None else gpu
     out = [f"tp={config.tp}: {v}" for v in model.tp_violations(config.tp)]
     out += [f"pp={config.pp}: {v}" for v in model.pp_violations(config.pp)]
     out += [f"ep={config.ep}: {v}" for v in model.ep_violations(config.ep)]
@@ -141,19 +145,26 @@ def training_problems(model: ModelSpec, cluster: Cluster | None, config: Trainin
                 "of a pipeline stage, tp x cp x dp (expert_grid)"
             )
     stages = config.stage_layers(model.num_layers)
-    if len(stages) != config.pp or sum(stages) != model.num_layers or min(stages, default=0) < 1:
+    if config.layers_per_stage is None and config.pp > model.num_layers:
+        pass  # the even split leaves stages empty: pp_le_layers above says so
+    elif len(stages) != config.pp or sum(stages) != model.num_layers or min(stages, default=0) < 1:
         out.append(
             f"layers_per_stage={list(stages)}: must give each of pp={config.pp} stages at least one layer "
             f"and sum to {model.num_layers} (stages_cover_layers)"
         )
     elif config.vp > 1 and (config.pp == 1 or min(stages) < config.vp):
         out.append(f"vp={config.vp}: needs pp > 1 and at least vp layers on every stage (vp_fits_stages)")
-    if cluster is not None and (problem := cp_attention_problem(config.cp, cluster.gpu)) is not None:
+    if config.stage_recompute is not None and len(config.stage_recompute) != config.pp:
+        out.append(
+            f"stage_recompute has {len(config.stage_recompute)} entries: needs one per pipeline stage, "
+            f"pp={config.pp} (stage_recompute_per_stage)"
+        )
+    if gpu is not None and (problem := cp_attention_problem(config.cp, gpu)) is not None:
         out.append(f"{problem} (cp_needs_fused_attention)")
     if config.precision not in ("bf16", "fp8", "fp16"):
         out.append(f"precision={config.precision!r}: use bf16, fp8 or fp16")
-    elif config.precision == "fp8" and cluster is not None and cluster.gpu.fp8_tflops is None:
-        out.append(f"precision=fp8: {cluster.gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
+    elif config.precision == "fp8" and gpu is not None and gpu.fp8_tflops is None:
+        out.append(f"precision=fp8: {gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
     return out
 
 
@@ -171,8 +182,10 @@ def require_training_job(cluster: Cluster, precision: str) -> None:
         raise InputError(f"precision=fp8: {cluster.gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
 
 
-def require_training(model: ModelSpec, cluster: Cluster | None, config: TrainingConfig) -> None:
+def require_training(
+    model: ModelSpec, cluster: Cluster | None, config: TrainingConfig, gpu: GPU | None = None
+) -> None:
     """Raise InputError naming every rule `config` breaks."""
-    problems = training_problems(model, cluster, config)
+    problems = training_problems(model, cluster, config, gpu)
     if problems:
         raise InputError("invalid training configuration: " + "; ".join(problems))

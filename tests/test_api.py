@@ -92,6 +92,43 @@ def test_evaluate_training_compares_with_the_optimum() -> None:
     assert ev.solver.gap_to_optimum >= 0  # tp=8 on a 1B model is not better than the optimum
 
 
+def test_evaluate_training_runs_the_workloads_job_and_refuses_another() -> None:
+    layout = ap.TrainingConfig(tp=1, pp=1, dp=8, micro_batch=1)
+    job = ap.Training(seq_len=2048, global_batch=64)
+    ev = ap.evaluate("meta-llama/Llama-3.2-1B", "1x8xH100", layout, job, compare=False)
+    assert (ev.config.seq_len, ev.config.global_batch, ev.config.grad_accum) == (2048, 64, 8)
+    same = ap.TrainingConfig(tp=1, pp=1, dp=8, micro_batch=1, seq_len=2048, global_batch=64)
+    assert ap.evaluate("meta-llama/Llama-3.2-1B", "1x8xH100", same, compare=False).perf == ev.perf
+    other = ap.TrainingConfig(tp=1, pp=1, dp=8, micro_batch=1, global_batch=8)
+    with pytest.raises(ap.InputError, match=r"global_batch=8 \(the workload's is 64\)"):
+        ap.evaluate("meta-llama/Llama-3.2-1B", "1x8xH100", other, job, compare=False)
+
+
+@pytest.mark.parametrize(
+    ("gpu", "config", "rule"),
+    [
+        ("H100", ap.TrainingConfig(tp=5), "tp_divides_heads"),
+        ("H100", ap.TrainingConfig(pp=100), "pp_le_layers"),
+        ("H100", ap.TrainingConfig(pp=2, layers_per_stage=(1, 2)), "stages_cover_layers"),
+        ("H100", ap.TrainingConfig(ep=4), "ep_needs_moe"),
+        ("H100", ap.TrainingConfig(pp=2, stage_recompute=(ap.Recompute.FULL,)), "stage_recompute_per_stage"),
+        ("V100", ap.TrainingConfig(cp=2), "cp_needs_fused_attention"),
+        ("A100", ap.TrainingConfig(precision="fp8"), "gpu_has_fp8"),
+    ],
+)
+def test_training_memory_refuses_layouts_the_model_or_gpu_rules_out(
+    gpu: str, config: ap.TrainingConfig, rule: str
+) -> None:
+    with pytest.raises(ap.InputError, match=rule) as exc:
+        ap.training_memory("meta-llama/Llama-3.2-1B", gpu, config)
+    assert "\n" not in str(exc.value) and "[1, 1, 1" not in str(exc.value)
+
+
+def test_training_memory_takes_ids_and_names() -> None:
+    report = ap.training_memory("meta-llama/Llama-3.2-1B", "H100", ap.TrainingConfig(tp=2, pp=2))
+    assert report.fits and len(report.stages) == 2
+
+
 def test_solve_top_returns_distinct_shapes() -> None:
     from autoparallel.api import solve_top
 
