@@ -567,14 +567,20 @@ def pareto(
             c,
             w,
             objectives=tuple(objectives),
-            points=points or DEFAULT_CAP,
+            points=DEFAULT_CAP if points is None else points,
             settings=settings,
             options=opts,
         )
         plans: list[Plan] = [_training_plan(m, c, w, s, mid) for s in tf]
         return Front(plans, tf.objectives, tf.complete, tf.cap, tf.solves, tf.wall_s)
     sf = pareto_serving(
-        m, c, w, objectives=tuple(objectives), points=points or DEFAULT_CAP, settings=settings, options=opts
+        m,
+        c,
+        w,
+        objectives=tuple(objectives),
+        points=DEFAULT_CAP if points is None else points,
+        settings=settings,
+        options=opts,
     )
     plans = [_serving_plan(m, c, w, s, mid) for s in sf]
     return Front(plans, sf.objectives, sf.complete, sf.cap, sf.solves, sf.wall_s)
@@ -621,7 +627,7 @@ def pareto_deployment(
         mode=disagg,
         settings=settings,
         options=opts,
-        points=points or DEFAULT_CAP,
+        points=DEFAULT_CAP if points is None else points,
     )
     return DeploymentFront(
         list(mf),

@@ -175,3 +175,9 @@ def test_context_near_the_model_limit_is_capped_not_rounded_past_it() -> None:
     assert w.deploy_len(10_485_760) == 10_485_760
     plan = ap.solve("meta-llama/Llama-4-Scout-17B-16E-Instruct", "2x8xH200", workload=w)
     assert plan.config.max_model_len == 10_485_760 and plan.memory.kv_cache_tokens >= 10_485_760
+
+
+@pytest.mark.parametrize("points", [0, -1])
+def test_a_front_of_no_points_is_an_input_error(points: int) -> None:
+    with pytest.raises(ap.InputError, match=f"points must be at least 1, got {points}"):
+        ap.pareto("meta-llama/Llama-3.2-1B", "1xH100", points=points)
