@@ -292,6 +292,7 @@ def evaluate(
         return _evaluate_training(m, c, _with_job(config, w), w, compare, mid)
     if not isinstance(w, Serving):
         raise InputError("a ServingConfig needs a serving workload")
+    config = _with_context(config, w, m)
     from autoparallel.perf.engine_support import engine_runtime_problem
 
     if (
@@ -425,6 +426,20 @@ def _evaluate_serving(
         solver=SolverReport(**solver),
     )
     return with_benchmark(plan)
+
+
+def _with_context(config: ServingConfig, w: Serving, m: ModelSpec) -> ServingConfig:
+    """`config` serving the workload `w`: the context `plan` would deploy for it (`deploy_len`) where
+    the config leaves `max_model_len` at its default; a set one shorter than the context the workload
+    asks for is an InputError (the plan would serve shorter requests than it reports)."""
+    if "max_model_len" not in config.model_fields_set:
+        return config.model_copy(update={"max_model_len": w.deploy_len(m.max_position_embeddings)})
+    if w.max_model_len is not None and config.max_model_len < w.max_model_len:
+        raise InputError(
+            f"the ServingConfig's max_model_len={config.max_model_len} is shorter than the workload's "
+            f"{w.max_model_len}"
+        )
+    return config
 
 
 JOB_FIELDS = ("seq_len", "global_batch", "precision")

@@ -181,3 +181,15 @@ def test_context_near_the_model_limit_is_capped_not_rounded_past_it() -> None:
 def test_a_front_of_no_points_is_an_input_error(points: int) -> None:
     with pytest.raises(ap.InputError, match=f"points must be at least 1, got {points}"):
         ap.pareto("meta-llama/Llama-3.2-1B", "1xH100", points=points)
+
+
+def test_evaluate_serving_deploys_the_workloads_context_unless_the_config_sets_one() -> None:
+    long = ap.Serving(isl=1024, osl=256, max_model_len=32768)
+    ev = ap.evaluate("meta-llama/Llama-3.1-8B", "1xH100", ap.ServingConfig(), long, compare=False)
+    assert ev.config.max_model_len == 32768
+    # A prompt longer than the field's default (8192) needs no max_model_len from the caller, as on the CLI.
+    ev = ap.evaluate("meta-llama/Llama-3.1-8B", "1xH100", ap.ServingConfig(), ap.Serving(isl=10000, osl=256))
+    assert ev.config.max_model_len == 16384 and ev.fits
+    short = ap.ServingConfig(max_model_len=8192)
+    with pytest.raises(ap.InputError, match="max_model_len=8192 is shorter than the workload's 32768"):
+        ap.evaluate("meta-llama/Llama-3.1-8B", "1xH100", short, long, compare=False)
