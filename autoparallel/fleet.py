@@ -418,12 +418,20 @@ def solve_fleet(
         spec = load_fleet(fleet)
     elif isinstance(fleet, FleetFile):
         spec = fleet
+    elif isinstance(fleet, Sequence) and not isinstance(fleet, bytes):
+        entries = []
+        for n, entry in enumerate(fleet, 1):
+            try:
+                entries.append(FleetEntry.model_validate(entry))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                field = ".".join(map(str, first["loc"]))
+                raise InputError(f"fleet entry {n}: {field + ': ' if field else ''}{first['msg']}") from None
+        spec = FleetFile(models=tuple(entries))
     else:
-        try:
-            spec = FleetFile(models=tuple(FleetEntry.model_validate(e) for e in fleet))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InputError(f"fleet entry: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise InputError(
+            f"fleet must be a fleet file's path or a list of entries, got {type(fleet).__name__}"
+        )
     custom = tuple(GPU.from_file(gpus)) if isinstance(gpus, str | Path) else tuple(gpus)
     chosen = cluster if cluster is not None else spec.cluster
     if chosen is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import autoparallel as ap
@@ -193,3 +195,24 @@ def test_evaluate_serving_deploys_the_workloads_context_unless_the_config_sets_o
     short = ap.ServingConfig(max_model_len=8192)
     with pytest.raises(ap.InputError, match="max_model_len=8192 is shorter than the workload's 32768"):
         ap.evaluate("meta-llama/Llama-3.1-8B", "1xH100", short, long, compare=False)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (
+            lambda: ap.solve_fleet(3, "8xH100"),
+            "fleet must be a fleet file's path or a list of entries, got int",
+        ),
+        (lambda: ap.solve_fleet([3], "8xH100"), "fleet entry 1: Input should be a valid dictionary"),
+        (
+            lambda: ap.solve_fleet([{"model": "x/y", "rate": 3}], "8xH100"),
+            "fleet entry 1: rate: Extra inputs",
+        ),
+        (lambda: ap.get_gpu(5), "a GPU name must be a string, got int"),
+        (lambda: ap.Cluster.parse(5), "a cluster spec must be a string, got int"),
+    ],
+)
+def test_wrong_types_at_the_api_are_input_errors(call: Any, match: str) -> None:
+    with pytest.raises(ap.InputError, match=match):
+        call()

@@ -268,7 +268,9 @@ class Cluster(BaseModel):
             InputError: malformed string, counts out of range, unknown GPU or option, options out of
                 range, or more GPUs per node than the GPU's `max_gpus_per_node`.
         """
-        if not isinstance(spec, str) or not spec.strip():
+        if not isinstance(spec, str):
+            raise InputError(f"a cluster spec must be a string, got {type(spec).__name__}; {_VALID_FORMS}")
+        if not spec.strip():
             raise InputError(f"empty cluster spec {spec!r}; {_VALID_FORMS}")
         extra = tuple(gpus)
         texts = spec.split("+")

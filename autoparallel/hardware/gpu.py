@@ -226,6 +226,8 @@ def get_gpu(name: str) -> GPU:
     Raises:
         InputError: the name is not in the catalog; the message lists the nearest names.
     """
+    if not isinstance(name, str):
+        raise InputError(f"a GPU name must be a string, got {type(name).__name__}")
     catalog = _catalog()
     key = normalize_gpu_name(name)
     gpu = catalog.index.get(key)
