@@ -110,11 +110,14 @@ def _with_runtime_problem(
     report: VllmMemoryReport, model: ModelSpec, gpu: GPU, args: argparse.Namespace
 ) -> VllmMemoryReport:
     """The report, marked as not starting when vLLM cannot run the model on the GPU at all
-    (`engine_support.engine_runtime_problem`: sparse-attention kernels, a weight format below its
-    least compute capability, NVFP4 without FP4 Marlin), whatever the memory says."""
+    (`engine_support.engine_runtime_problem`: an architecture the release dropped, sparse-attention
+    kernels, a weight format below its least compute capability, NVFP4 without FP4 Marlin), whatever
+    the memory says."""
     from autoparallel.perf.engine_support import engine_runtime_problem
 
-    problem = engine_runtime_problem("vllm", args.quantization, args.kv_cache_dtype, model, gpu)
+    problem = engine_runtime_problem(
+        "vllm", args.quantization, args.kv_cache_dtype, model, gpu, vllm_version=args.vllm_version
+    )
     if problem is None:
         return report
     return report.model_copy(update={"fits": False, "problems": (problem, *report.problems)})

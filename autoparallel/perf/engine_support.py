@@ -2,8 +2,11 @@
 online quantization. The one place for the refusals `plan` (its runtime domain, hence the deployment
 candidates and `--engine auto`) and `evaluate --engine` share.
 
-- **vLLM** is the reference engine: its model registry covers the zoo, and its own start-up checks
-  are modelled elsewhere (memory/vllm_*.py).
+- **vLLM** is the reference engine: its model registry covers the zoo but for Llama 3.2 Vision, and
+  its own start-up checks are modelled elsewhere (memory/vllm_*.py). It drops architectures over
+  releases: 0.32's registry (`_PREVIOUSLY_SUPPORTED_MODELS`) refuses each with "was supported in vLLM
+  until v…, and is not supported anymore"; the encoder-decoder ones, Mllama among them, went with the
+  V0 engine after 0.10.2 (`VLLM_REMOVED_ARCHITECTURES`, checked against the vLLM version planned for).
 - **SGLang** (`python/sglang/srt/models`): every zoo architecture has an implementation there but
   BLOOM (no `bloom.py`); an architecture is refused only when it is known to be missing, so a hub
   model SGLang may run is never turned away. KV cache: SGLang 0.5 `--kv-cache-dtype` auto /
@@ -54,6 +57,47 @@ if TYPE_CHECKING:
     from autoparallel.models.spec import ModelSpec
 
 ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "trtllm": "TensorRT-LLM"}
+VLLM_REMOVED_ARCHITECTURES: dict[str, str] = {
+    "AquilaForCausalLM": "0.24.0",
+    "AquilaModel": "0.24.0",
+    "ArcticForCausalLM": "0.28.0",
+    "AyaVisionForConditionalGeneration": "0.24.0",
+    "BaiChuanForCausalLM": "0.23.0",
+    "BaichuanForCausalLM": "0.23.0",
+    "BambaForCausalLM": "0.23.0",
+    "ChameleonForConditionalGeneration": "0.28.0",
+    "Dots1ForCausalLM": "0.23.0",
+    "Fairseq2LlamaForCausalLM": "0.28.0",
+    "FuyuForCausalLM": "0.25.0",
+    "Grok1ForCausalLM": "0.24.0",
+    "Grok1ModelForCausalLM": "0.24.0",
+    "HCXVisionForCausalLM": "0.28.0",
+    "InternLM2VEForCausalLM": "0.23.0",
+    "InternLMForCausalLM": "0.23.0",
+    "JAISLMHeadModel": "0.22.0",
+    "MPTForCausalLM": "0.28.0",
+    "MiniMaxForCausalLM": "0.23.0",
+    "MiniMaxM1ForCausalLM": "0.23.0",
+    "MiniMaxText01ForCausalLM": "0.23.0",
+    "MiniMaxVL01ForConditionalGeneration": "0.23.0",
+    "MllamaForConditionalGeneration": "0.10.2",
+    "MotifForCausalLM": "0.10.2",
+    "MptForCausalLM": "0.28.0",
+    "OuroForCausalLM": "0.26.0",
+    "PersimmonForCausalLM": "0.25.0",
+    "Phi3SmallForCausalLM": "0.9.2",
+    "Phi4FlashForCausalLM": "0.10.2",
+    "Phi4MultimodalForCausalLM": "0.12.0",
+    "Plamo2ForCausalLM": "0.26.0",
+    "QWenLMHeadModel": "0.23.0",
+    "QwenVLForConditionalGeneration": "0.23.0",
+    "RWForCausalLM": "0.28.0",
+    "StableLMEpochForCausalLM": "0.28.0",
+    "TeleChatForCausalLM": "0.25.0",
+    "XverseForCausalLM": "0.23.0",
+}
+"""Generative architectures vLLM ran and dropped, with the last release that ran each (vLLM 0.32's
+`_PREVIOUSLY_SUPPORTED_MODELS`; pooling, speech and geospatial entries left out)."""
 TRTLLM_UNSUPPORTED_ARCHS = ("volta", "turing")
 """NVIDIA architectures older than TensorRT-LLM's supported-hardware list (Ampere, Ada Lovelace, Hopper,
 Blackwell); an architecture this list does not know (a custom GPU file's) is not refused."""
@@ -164,9 +208,12 @@ TRTLLM_ARCHITECTURES = frozenset(
 entries left out)."""
 
 
-def engine_model_problem(engine: str, model: ModelSpec) -> str | None:
-    """Why `engine` cannot load `model`'s checkpoint at all (None: it can)."""
+def engine_model_problem(engine: str, model: ModelSpec, vllm_version: str | None = None) -> str | None:
+    """Why `engine` cannot load `model`'s checkpoint at all (None: it can); `vllm_version`: the vLLM
+    release planned for (None: the one the memory model defaults to)."""
     name, arch = ENGINE_NAMES.get(engine, engine), model.architecture or "(none named)"
+    if engine == "vllm":
+        return _vllm_removed_problem(model, vllm_version)
     if engine == "sglang" and model.architecture in SGLANG_MISSING_ARCHITECTURES:
         return f"{name} has no implementation of {arch} ({model.name})"
     if engine != "trtllm":
@@ -186,17 +233,39 @@ def engine_model_problem(engine: str, model: ModelSpec) -> str | None:
     )
 
 
+def _vllm_removed_problem(model: ModelSpec, vllm_version: str | None) -> str | None:
+    """Why the vLLM release `vllm_version` no longer runs `model`'s architecture (None: it does)."""
+    last = VLLM_REMOVED_ARCHITECTURES.get(model.architecture or "")
+    if last is None:
+        return None
+    from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
+    from autoparallel.memory.vllm_versions import parse_vllm_version
+
+    text = vllm_version or DEFAULT_VLLM_VERSION
+    version, until = parse_vllm_version(text), parse_vllm_version(last)
+    if (version.major, version.minor, version.patch) <= (until.major, until.minor, until.patch):
+        return None
+    return (
+        f"vLLM {text} does not run {model.architecture} ({model.name}): vLLM ran it until v{last}; "
+        "plan for SGLang or TensorRT-LLM (--engine), or size an older vLLM with `memory --vllm-version`"
+    )
+
+
 def engine_runtime_problem(
     engine: str,
     quantization: str | None,
     kv_cache_dtype: str,
     model: ModelSpec | None = None,
     gpu: GPU | None = None,
+    vllm_version: str | None = None,
 ) -> str | None:
     """Why `engine` cannot run `model` on `gpu` at these precisions (None: it can): the checkpoint
-    itself (`engine_model_problem`), the KV-cache dtype, or TensorRT-LLM asked to quantize online (a
-    `quantization` equal to the checkpoint's own method is the checkpoint as loaded)."""
+    itself (`engine_model_problem`; `vllm_version` as there), the KV-cache dtype, or TensorRT-LLM
+    asked to quantize online (a `quantization` equal to the checkpoint's own method is the checkpoint
+    as loaded)."""
     name = ENGINE_NAMES.get(engine, engine)
+    if model is not None and (problem := engine_model_problem(engine, model, vllm_version)) is not None:
+        return problem
     if gpu is not None and (problem := engine_gpu_problem(engine, gpu, model)) is not None:
         return problem
     q = model.quantization if model is not None else None
@@ -210,8 +279,6 @@ def engine_runtime_problem(
         return least
     if engine == "vllm":
         return None
-    if model is not None and (problem := engine_model_problem(engine, model)) is not None:
-        return problem
     if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
         return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
     if engine == "trtllm" and gpu is not None and not gpu.fp8_tflops:

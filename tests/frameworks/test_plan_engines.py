@@ -271,7 +271,8 @@ def test_deployment_candidates_are_each_engines_float_model() -> None:
 
 def test_engines_load_only_the_checkpoints_they_implement() -> None:
     # TensorRT-LLM's PyTorch backend: its supported-models list and the quantized formats its
-    # ModelConfig reads; SGLang: every zoo architecture but BLOOM. vLLM runs the whole zoo.
+    # ModelConfig reads; SGLang: every zoo architecture but BLOOM. vLLM 0.32 runs the whole zoo but
+    # Llama 3.2 Vision (Mllama, dropped after 0.10.2 with the other encoder-decoder models).
     from autoparallel.models import list_models, load_model
     from autoparallel.perf.engine_support import engine_model_problem
 
@@ -302,7 +303,9 @@ def test_engines_load_only_the_checkpoints_they_implement() -> None:
     for name in names:
         spec = load_model(name)
         assert spec.architecture, name
-        assert engine_model_problem("vllm", spec) is None
+        mllama = spec.architecture == "MllamaForConditionalGeneration"
+        assert (engine_model_problem("vllm", spec) is None) == (not mllama), name
+        assert engine_model_problem("vllm", spec, vllm_version="0.10.2") is None
         assert (engine_model_problem("sglang", spec) is None) == (spec.architecture != "BloomForCausalLM")
         if name in trt_no | trt_yes:
             assert (engine_model_problem("trtllm", spec) is None) == (name in trt_yes), name
@@ -522,3 +525,14 @@ def test_disaggregation_counts_only_the_pools_that_can_run_the_model() -> None:
     cluster = Cluster.parse("8xH200+2x8xA100-80G")
     with pytest.raises(InfeasibleError, match="the pools that run it have 8"):
         compare_disagg("deepseek-ai/DeepSeek-V3.2", Serving.preset("chatbot"), cluster, mode="on")
+
+
+def test_vllm_refuses_an_architecture_its_release_dropped(capsys: pytest.CaptureFixture[str]) -> None:
+    model = "meta-llama/Llama-3.2-11B-Vision"
+    assert main(["plan", model, "--cluster", "1x8xH100", "--disagg", "off"]) == 2
+    assert "vLLM 0.32 does not run MllamaForConditionalGeneration" in capsys.readouterr().err
+    assert main(["plan", model, "--cluster", "1x8xH100", "--engine", "auto", "--disagg", "off", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["engine"] in ("sglang", "trtllm")
+    assert main(["memory", model, "--gpu", "H100"]) == 1
+    assert "vLLM ran it until v0.10.2" in capsys.readouterr().out
+    assert main(["memory", model, "--gpu", "H100", "--vllm-version", "0.10.2"]) == 0
