@@ -278,7 +278,7 @@ def engine_runtime_problem(
     if least is not None:
         return least
     if engine == "vllm":
-        return None
+        return vllm_fp8_kv_problem(model, kv_cache_dtype, gpu, vllm_version) if gpu is not None else None
     if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
         return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
     if engine == "trtllm" and gpu is not None and not gpu.fp8_tflops:
@@ -309,6 +309,39 @@ def engine_runtime_problem(
             "use a quantized checkpoint"
         )
     return None
+
+
+def vllm_fp8_kv_problem(
+    model: ModelSpec | None, kv_cache_dtype: str, gpu: GPU, vllm_version: str | None = None
+) -> str | None:
+    """Why vLLM 0.32 has no attention backend for an FP8 KV cache of `model` on `gpu` (None: it has,
+    or the rule is not known for `vllm_version`), as read in 0.32's backend selection
+    (`platforms/cuda.py` priorities, each backend's compute-capability and KV-dtype checks): its
+    Triton attention and Triton MLA backends refuse an FP8 cache below SM89 ("native FP8 (fp8e4nv)
+    requires SM89+"); FlashAttention stores FP8 only as FA3 (Hopper), FlashInfer runs from SM80, and
+    the other MLA backends need Hopper or Blackwell. So on Ampere an FP8 cache runs on FlashInfer but
+    not for MLA models (Triton MLA is their only backend there), and below Ampere not at all. `auto`
+    is the checkpoint's declared KV dtype (`checkpoint_kv_dtype`); an explicit 16-bit one overrides it."""
+    if model is None or gpu.vendor != "nvidia" or gpu.arch not in ("volta", "turing", "ampere"):
+        return None
+    from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
+    from autoparallel.memory.vllm_config import checkpoint_kv_dtype
+    from autoparallel.memory.vllm_versions import parse_vllm_version
+
+    version = parse_vllm_version(vllm_version or DEFAULT_VLLM_VERSION)
+    if (version.major, version.minor) < (0, 32) or not checkpoint_kv_dtype(model, kv_cache_dtype).startswith(
+        "fp8"
+    ):
+        return None
+    if gpu.arch == "ampere" and not model.is_mla:
+        return None
+    if gpu.arch == "ampere":
+        why = "its only MLA backend there, Triton MLA, stores FP8 only from SM89 (Ada) on"
+    else:
+        why = "FlashInfer and FlashAttention need SM80, and its Triton backends store FP8 only from SM89"
+    plain = "bfloat16" if gpu.arch == "ampere" else "float16"  # vLLM's own advice in its error
+    where = f"{model.name} on {gpu.name} ({gpu.arch})"
+    return f"vLLM has no FP8 KV cache for {where}: {why}; use --kv-cache-dtype {plain}"
 
 
 def engine_gpu_problem(engine: str, gpu: GPU, model: ModelSpec | None = None) -> str | None:

@@ -409,7 +409,9 @@ def test_nvfp4_checkpoints_plan_on_blackwell_and_only_vllm_runs_them_on_hopper(
         assert engine_runtime_problem(engine, None, "auto", model, get_gpu("B200")) is None
     assert engine_runtime_problem("vllm", None, "auto", model, get_gpu("H100")) is None  # FP4 Marlin
     assert "SM75" in (engine_runtime_problem("vllm", None, "auto", model, get_gpu("V100")) or "")
-    assert engine_runtime_problem("vllm", None, "auto", model, get_gpu("T4")) is None  # Turing: FP4 Marlin
+    # Turing: FP4 Marlin, but vLLM 0.32 has no FP8 KV cache there, and the checkpoint declares one.
+    assert "no FP8 KV cache" in (engine_runtime_problem("vllm", None, "auto", model, get_gpu("T4")) or "")
+    assert engine_runtime_problem("vllm", None, "float16", model, get_gpu("T4")) is None
     assert main(["evaluate", str(path), "--cluster", "1x1xV100", "--tp", "1"]) == 2
     assert "FP4 Marlin" in capsys.readouterr().err
     for engine in ("trtllm", "sglang", "vllm"):
@@ -531,8 +533,40 @@ def test_vllm_refuses_an_architecture_its_release_dropped(capsys: pytest.Capture
     model = "meta-llama/Llama-3.2-11B-Vision"
     assert main(["plan", model, "--cluster", "1x8xH100", "--disagg", "off"]) == 2
     assert "vLLM 0.32 does not run MllamaForConditionalGeneration" in capsys.readouterr().err
-    assert main(["plan", model, "--cluster", "1x8xH100", "--engine", "auto", "--disagg", "off", "--json"]) == 0
+    assert (
+        main(["plan", model, "--cluster", "1x8xH100", "--engine", "auto", "--disagg", "off", "--json"]) == 0
+    )
     assert json.loads(capsys.readouterr().out)["engine"] in ("sglang", "trtllm")
     assert main(["memory", model, "--gpu", "H100"]) == 1
     assert "vLLM ran it until v0.10.2" in capsys.readouterr().out
     assert main(["memory", model, "--gpu", "H100", "--vllm-version", "0.10.2"]) == 0
+
+
+def test_vllm_has_an_fp8_kv_cache_only_where_a_backend_stores_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """vLLM 0.32's Triton attention and Triton MLA backends store FP8 only from SM89; FlashInfer (SM80 on)
+    covers plain attention on Ampere; MLA on Ampere has only Triton MLA."""
+    from autoparallel.hardware import get_gpu
+    from autoparallel.models import load_model
+    from autoparallel.perf.engine_support import engine_runtime_problem
+
+    mla, plain = load_model("deepseek-ai/DeepSeek-Coder-V2-Lite-Base"), load_model("meta-llama/Llama-3.1-8B")
+    for model, gpu, runs in (
+        (mla, "A100", False),
+        (mla, "L40S", True),
+        (mla, "H100", True),
+        (plain, "A100", True),
+        (plain, "A10", True),
+        (plain, "T4", False),
+        (plain, "V100", False),
+        (plain, "MI300X", True),
+    ):
+        problem = engine_runtime_problem("vllm", None, "fp8", model, get_gpu(gpu))
+        assert (problem is None) == runs, (model.name, gpu, problem)
+        assert engine_runtime_problem("vllm", None, "auto", model, get_gpu(gpu)) is None
+        assert engine_runtime_problem("vllm", None, "fp8", model, get_gpu(gpu), vllm_version="0.19") is None
+    lite = "deepseek-ai/DeepSeek-Coder-V2-Lite-Base"
+    args = ["plan", lite, "--cluster", "1xA100", "--kv-cache-dtype", "auto,fp8", "--disagg", "off", "--json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["kv_cache_dtype"] == "auto"
+    assert main(["evaluate", lite, "--cluster", "1xA100", "--tp", "1", "--kv-cache-dtype", "fp8"]) == 2
+    assert "Triton MLA" in capsys.readouterr().err

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from autoparallel.errors import InfeasibleError
+from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.solvers.oracle.serving import enumerate_serving
 from autoparallel.solvers.serving.solve import solve_serving
-from autoparallel.solvers.serving.space import DEFAULT_MAX_NUM_SEQS, ServingOptions
+from autoparallel.solvers.serving.space import DEFAULT_MAX_NUM_SEQS, ServingOptions, runtime_domain
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
@@ -112,6 +112,15 @@ def test_solver_optimum_equals_oracle_optimum(
     spec = _model(model)
     if longer_context and workload.context_len * 2 <= spec.max_position_embeddings:
         opts = opts.model_copy(update={"max_model_lens": (workload.context_len, workload.context_len * 2)})
+    if not runtime_domain(spec, opts, _cluster(cluster).gpu, refusable=True):
+        event("refused")  # e.g. vLLM has no FP8 KV cache for MLA on Ampere: both sides refuse the request
+        with pytest.raises(InputError, match="nothing allowed runs"):
+            enumerate_serving(spec, _cluster(cluster), workload, objective=objective, options=opts)
+        with pytest.raises(InputError, match="nothing allowed runs"):
+            solve_serving(
+                spec, _cluster(cluster), workload, objective=objective, options=opts, settings=SETTINGS
+            )
+        return
     oracle = enumerate_serving(spec, _cluster(cluster), workload, objective=objective, options=opts)
     try:
         sol = solve_serving(

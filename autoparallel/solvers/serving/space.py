@@ -328,7 +328,7 @@ def runtime_domain(
     for engine in options.engines:
         for quant in quants:
             for kv in dict.fromkeys(options.kv_cache_dtypes):
-                if engine_runtime_problem(engine, quant, kv, model, gpu) is not None:
+                if engine_runtime_problem(engine, quant, kv, model, gpu, options.vllm_version) is not None:
                     continue
                 for eager in dict.fromkeys(options.enforce_eager):
                     out.append(Runtime(quant, kv, eager, engine))
@@ -346,7 +346,7 @@ def runtime_refusal(model: ModelSpec, options: ServingOptions, gpu: GPU) -> str:
 def engine_refusal(model: ModelSpec, options: ServingOptions, engine: str, gpu: GPU) -> str:
     """Why `engine` has no runtime in the space: its refusals of the allowed precisions, joined."""
     reasons = [
-        engine_runtime_problem(engine, q, kv, model, gpu)
+        engine_runtime_problem(engine, q, kv, model, gpu, options.vllm_version)
         for q in dict.fromkeys(options.quantizations)
         for kv in dict.fromkeys(options.kv_cache_dtypes)
     ]
