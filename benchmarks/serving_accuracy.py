@@ -33,6 +33,7 @@ import math
 import re
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.parse_quant import quant_from_config
 from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_rates, replica_step_times
 from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY
-from autoparallel.perf.serving_load import run_benchmark
+from autoparallel.perf.serving_load import BenchmarkRun, run_benchmark
 from autoparallel.workload import SHAREGPT_ISL_QUANTILES, SHAREGPT_OSL_QUANTILES, Serving
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "inference_benchmarks_dev.csv"
@@ -224,8 +225,8 @@ def _nsa_backends(row: dict[str, str]) -> tuple[str | None, str | None]:
     return flag("prefill"), flag("decode")
 
 
-def predict(row: dict[str, str]) -> list[Result]:
-    """Predictions for one row."""
+def predict(row: dict[str, str], on_run: Callable[[BenchmarkRun], None] | None = None) -> list[Result]:
+    """Predictions for one row; `on_run` is handed the replay of a burst or offline row."""
     if any(s in row["notes"] for s in ("speculative", "EAGLE")):
         raise LookupError("speculative decoding is not modelled")
     model = _model(row["model"], row["quantization"])
@@ -321,6 +322,8 @@ def predict(row: dict[str, str]) -> list[Result]:
             block_tokens=tokens_per_block(model, gpu),
         )
     run = run_benchmark(model, nodes, config, workload, memory=memory, engine=engine, engine_kv=engine_kv)
+    if on_run is not None:
+        on_run(run)
     note = f"peak batch {run.peak_batch}, preempt {run.preemptions}, tail {run.tail_fraction:.0%}"
     add("output tok/s", run.output_tokens_per_s, row["output_tok_s_total"], note)
     add("TPOT ms", run.mean_tpot_ms, row["mean_tpot_ms"])
