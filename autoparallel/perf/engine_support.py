@@ -278,9 +278,11 @@ def engine_runtime_problem(
     if least is not None:
         return least
     if engine == "vllm":
-        return vllm_fp8_kv_problem(model, kv_cache_dtype, gpu, vllm_version) if gpu is not None else None
+        return fp8_kv_problem(engine, model, kv_cache_dtype, gpu, vllm_version) if gpu is not None else None
     if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
         return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
+    if gpu is not None and (problem := fp8_kv_problem(engine, model, kv_cache_dtype, gpu)) is not None:
+        return problem
     if engine == "trtllm" and gpu is not None and not gpu.fp8_tflops:
         from autoparallel.memory.vllm_config import checkpoint_kv_dtype
 
@@ -311,36 +313,55 @@ def engine_runtime_problem(
     return None
 
 
-def vllm_fp8_kv_problem(
-    model: ModelSpec | None, kv_cache_dtype: str, gpu: GPU, vllm_version: str | None = None
+TRITON_FP8E4_ARCHS = ("volta", "turing", "ampere")
+"""NVIDIA architectures below SM89, where Triton has no `fp8e4nv` (E4M3) type: the engines' Triton
+attention kernels cannot read an E4M3 KV cache there (vLLM 0.32's Triton backends: "native FP8
+(fp8e4nv) requires SM89+")."""
+
+
+def fp8_kv_problem(
+    engine: str, model: ModelSpec | None, kv_cache_dtype: str, gpu: GPU, vllm_version: str | None = None
 ) -> str | None:
-    """Why vLLM 0.32 has no attention backend for an FP8 KV cache of `model` on `gpu` (None: it has,
-    or the rule is not known for `vllm_version`), as read in 0.32's backend selection
-    (`platforms/cuda.py` priorities, each backend's compute-capability and KV-dtype checks): its
-    Triton attention and Triton MLA backends refuse an FP8 cache below SM89 ("native FP8 (fp8e4nv)
-    requires SM89+"); FlashAttention stores FP8 only as FA3 (Hopper), FlashInfer runs from SM80, and
-    the other MLA backends need Hopper or Blackwell. So on Ampere an FP8 cache runs on FlashInfer but
-    not for MLA models (Triton MLA is their only backend there), and below Ampere not at all. `auto`
-    is the checkpoint's declared KV dtype (`checkpoint_kv_dtype`); an explicit 16-bit one overrides it."""
-    if model is None or gpu.vendor != "nvidia" or gpu.arch not in ("volta", "turing", "ampere"):
+    """Why `engine` has no attention backend that reads `model`'s FP8 KV cache on `gpu` (None: it has,
+    or no rule is known). `auto` is the checkpoint's declared KV dtype (`checkpoint_kv_dtype`); an
+    explicit 16-bit dtype overrides it.
+
+    - **vLLM 0.32** (its backend selection, `platforms/cuda.py` priorities and each backend's
+      compute-capability and KV-dtype checks; `vllm_version` older than 0.32: not known): the Triton
+      attention and Triton MLA backends refuse any FP8 cache below SM89; FlashAttention stores FP8
+      only as FA3 (Hopper), FlashInfer runs from SM80, the other MLA backends need Hopper or
+      Blackwell. So on Ampere an FP8 cache runs on FlashInfer but not for MLA models (Triton MLA is
+      their only backend there), and below Ampere not at all.
+    - **SGLang 0.5.6** runs MLA below Hopper on its Triton backend (`ServerArgs` default attention
+      backend: FA3 on Hopper, FlashInfer on SM100, else Triton), whose decode kernel loads the cache
+      in its own dtype: an E4M3 cache (fp8 / fp8_e4m3) cannot be read below SM89; E5M2 can.
+    """
+    if model is None or gpu.vendor != "nvidia" or gpu.arch not in TRITON_FP8E4_ARCHS:
+        return None
+    from autoparallel.memory.vllm_config import checkpoint_kv_dtype
+
+    kv = checkpoint_kv_dtype(model, kv_cache_dtype)
+    where = f"{model.name} on {gpu.name} ({gpu.arch})"
+    if engine == "sglang":
+        if not model.is_mla or kv not in ("fp8", "fp8_e4m3"):
+            return None
+        return (
+            f"SGLang has no FP8 (E4M3) KV cache for {where}: it runs MLA there on its Triton backend, and "
+            "Triton reads E4M3 only from SM89 (Ada) on; use --kv-cache-dtype fp8_e5m2 or auto"
+        )
+    if engine != "vllm" or not kv.startswith("fp8"):
         return None
     from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
-    from autoparallel.memory.vllm_config import checkpoint_kv_dtype
     from autoparallel.memory.vllm_versions import parse_vllm_version
 
     version = parse_vllm_version(vllm_version or DEFAULT_VLLM_VERSION)
-    if (version.major, version.minor) < (0, 32) or not checkpoint_kv_dtype(model, kv_cache_dtype).startswith(
-        "fp8"
-    ):
-        return None
-    if gpu.arch == "ampere" and not model.is_mla:
+    if (version.major, version.minor) < (0, 32) or (gpu.arch == "ampere" and not model.is_mla):
         return None
     if gpu.arch == "ampere":
         why = "its only MLA backend there, Triton MLA, stores FP8 only from SM89 (Ada) on"
     else:
         why = "FlashInfer and FlashAttention need SM80, and its Triton backends store FP8 only from SM89"
     plain = "bfloat16" if gpu.arch == "ampere" else "float16"  # vLLM's own advice in its error
-    where = f"{model.name} on {gpu.name} ({gpu.arch})"
     return f"vLLM has no FP8 KV cache for {where}: {why}; use --kv-cache-dtype {plain}"
 
 

@@ -542,7 +542,7 @@ def test_vllm_refuses_an_architecture_its_release_dropped(capsys: pytest.Capture
     assert main(["memory", model, "--gpu", "H100", "--vllm-version", "0.10.2"]) == 0
 
 
-def test_vllm_has_an_fp8_kv_cache_only_where_a_backend_stores_one(capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_fp8_kv_cache_only_where_a_backend_reads_one(capsys: pytest.CaptureFixture[str]) -> None:
     """vLLM 0.32's Triton attention and Triton MLA backends store FP8 only from SM89; FlashInfer (SM80 on)
     covers plain attention on Ampere; MLA on Ampere has only Triton MLA."""
     from autoparallel.hardware import get_gpu
@@ -564,6 +564,12 @@ def test_vllm_has_an_fp8_kv_cache_only_where_a_backend_stores_one(capsys: pytest
         assert (problem is None) == runs, (model.name, gpu, problem)
         assert engine_runtime_problem("vllm", None, "auto", model, get_gpu(gpu)) is None
         assert engine_runtime_problem("vllm", None, "fp8", model, get_gpu(gpu), vllm_version="0.19") is None
+    # SGLang runs MLA below Hopper on its Triton backend: E4M3 cannot be read below SM89, E5M2 can.
+    a100 = get_gpu("A100")
+    assert "Triton" in (engine_runtime_problem("sglang", None, "fp8_e4m3", mla, a100) or "")
+    assert engine_runtime_problem("sglang", None, "fp8_e5m2", mla, a100) is None
+    assert engine_runtime_problem("sglang", None, "fp8_e4m3", mla, get_gpu("L40S")) is None
+    assert engine_runtime_problem("sglang", None, "fp8_e4m3", plain, a100) is None  # FlashInfer
     lite = "deepseek-ai/DeepSeek-Coder-V2-Lite-Base"
     args = ["plan", lite, "--cluster", "1xA100", "--kv-cache-dtype", "auto,fp8", "--disagg", "off", "--json"]
     assert main(args) == 0
