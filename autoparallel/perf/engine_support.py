@@ -313,6 +313,11 @@ def engine_runtime_problem(
     return None
 
 
+FLASHINFER_HEAD_SIZES = (64, 128, 256, 512)
+"""Head sizes vLLM 0.32's FlashInfer backend takes (`FlashInferBackend.get_supported_head_sizes`)."""
+ATTENTION_SINK_MODEL_TYPES = ("gpt_oss",)
+"""Models with attention sinks, which vLLM 0.32's FlashInfer backend serves only through TensorRT-LLM's
+kernels on SM90, SM100 and SM120 (`FlashInferBackend.supports_sink`)."""
 TRITON_FP8E4_ARCHS = ("volta", "turing", "ampere")
 """NVIDIA architectures below SM89, where Triton has no `fp8e4nv` (E4M3) type: the engines' Triton
 attention kernels cannot read an E4M3 KV cache there (vLLM 0.32's Triton backends: "native FP8
@@ -329,9 +334,11 @@ def fp8_kv_problem(
     - **vLLM 0.32** (its backend selection, `platforms/cuda.py` priorities and each backend's
       compute-capability and KV-dtype checks; `vllm_version` older than 0.32: not known): the Triton
       attention and Triton MLA backends refuse any FP8 cache below SM89; FlashAttention stores FP8
-      only as FA3 (Hopper), FlashInfer runs from SM80, the other MLA backends need Hopper or
-      Blackwell. So on Ampere an FP8 cache runs on FlashInfer but not for MLA models (Triton MLA is
-      their only backend there), and below Ampere not at all.
+      only as FA3 (Hopper), FlashInfer runs from SM80 at head sizes 64/128/256/512 and without
+      attention sinks, the other MLA backends need Hopper or Blackwell. So on Ampere an FP8 cache
+      runs where FlashInfer takes the model, not for MLA models (Triton MLA is their only backend
+      there), gpt-oss (sinks) or odd head sizes (Phi-2's 80, GPT-NeoX-20B's 96); below Ampere not
+      at all.
     - **SGLang 0.5.6** runs MLA below Hopper on its Triton backend (`ServerArgs` default attention
       backend: FA3 on Hopper, FlashInfer on SM100, else Triton), whose decode kernel loads the cache
       in its own dtype: an E4M3 cache (fp8 / fp8_e4m3) cannot be read below SM89; E5M2 can.
@@ -355,10 +362,20 @@ def fp8_kv_problem(
     from autoparallel.memory.vllm_versions import parse_vllm_version
 
     version = parse_vllm_version(vllm_version or DEFAULT_VLLM_VERSION)
-    if (version.major, version.minor) < (0, 32) or (gpu.arch == "ampere" and not model.is_mla):
+    if (version.major, version.minor) < (0, 32):
         return None
-    if gpu.arch == "ampere":
+    heads = {
+        layer.attention.head_dim for layer in model.layers if layer.attention.kind not in ("mla", "linear")
+    }
+    odd = sorted(heads - set(FLASHINFER_HEAD_SIZES))
+    if gpu.arch == "ampere" and model.is_mla:
         why = "its only MLA backend there, Triton MLA, stores FP8 only from SM89 (Ada) on"
+    elif gpu.arch == "ampere" and model.model_type in ATTENTION_SINK_MODEL_TYPES:
+        why = "FlashInfer serves attention sinks only from SM90, and Triton stores FP8 only from SM89"
+    elif gpu.arch == "ampere" and odd:
+        why = f"FlashInfer takes no head size {odd[0]}, and Triton stores FP8 only from SM89"
+    elif gpu.arch == "ampere":
+        return None
     else:
         why = "FlashInfer and FlashAttention need SM80, and its Triton backends store FP8 only from SM89"
     plain = "bfloat16" if gpu.arch == "ampere" else "float16"  # vLLM's own advice in its error

@@ -559,6 +559,9 @@ def test_an_fp8_kv_cache_only_where_a_backend_reads_one(capsys: pytest.CaptureFi
         (plain, "T4", False),
         (plain, "V100", False),
         (plain, "MI300X", True),
+        (load_model("openai/gpt-oss-20b"), "A100", False),  # attention sinks: no FlashInfer on SM80
+        (load_model("microsoft/phi-2"), "A100", False),  # head size 80: no FlashInfer
+        (load_model("google/gemma-2-9b"), "A100", True),  # head size 256
     ):
         problem = engine_runtime_problem("vllm", None, "fp8", model, get_gpu(gpu))
         assert (problem is None) == runs, (model.name, gpu, problem)
