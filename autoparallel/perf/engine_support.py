@@ -278,10 +278,10 @@ def engine_runtime_problem(
     if least is not None:
         return least
     if engine == "vllm":
-        return fp8_kv_problem(engine, model, kv_cache_dtype, gpu, vllm_version) if gpu is not None else None
+        return kv_dtype_problem(engine, model, kv_cache_dtype, gpu, vllm_version) if gpu is not None else None
     if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
         return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
-    if gpu is not None and (problem := fp8_kv_problem(engine, model, kv_cache_dtype, gpu)) is not None:
+    if gpu is not None and (problem := kv_dtype_problem(engine, model, kv_cache_dtype, gpu)) is not None:
         return problem
     if engine == "trtllm" and gpu is not None and not gpu.fp8_tflops:
         from autoparallel.memory.vllm_config import checkpoint_kv_dtype
@@ -324,12 +324,12 @@ attention kernels cannot read an E4M3 KV cache there (vLLM 0.32's Triton backend
 (fp8e4nv) requires SM89+")."""
 
 
-def fp8_kv_problem(
+def kv_dtype_problem(
     engine: str, model: ModelSpec | None, kv_cache_dtype: str, gpu: GPU, vllm_version: str | None = None
 ) -> str | None:
-    """Why `engine` has no attention backend that reads `model`'s FP8 KV cache on `gpu` (None: it has,
-    or no rule is known). `auto` is the checkpoint's declared KV dtype (`checkpoint_kv_dtype`); an
-    explicit 16-bit dtype overrides it.
+    """Why `engine` has no attention backend that reads `model`'s KV cache in this dtype on `gpu` (None:
+    it has, or no rule is known): an FP8 cache, or vLLM's bfloat16 one below SM80. `auto` is the
+    checkpoint's declared KV dtype (`checkpoint_kv_dtype`); an explicit 16-bit dtype overrides it.
 
     - **vLLM 0.32** (its backend selection, `platforms/cuda.py` priorities and each backend's
       compute-capability and KV-dtype checks; `vllm_version` older than 0.32: not known): the Triton
@@ -349,6 +349,9 @@ def fp8_kv_problem(
 
     kv = checkpoint_kv_dtype(model, kv_cache_dtype)
     where = f"{model.name} on {gpu.name} ({gpu.arch})"
+    if engine == "vllm" and kv == "bfloat16" and gpu.arch != "ampere":
+        # 0.32's Triton backends, the only ones below SM80: "bfloat16 requires SM80+".
+        return f"vLLM has no bfloat16 KV cache for {where} (it needs SM80); use --kv-cache-dtype float16"
     if engine == "sglang":
         if not model.is_mla or kv not in ("fp8", "fp8_e4m3"):
             return None

@@ -567,6 +567,8 @@ def test_an_fp8_kv_cache_only_where_a_backend_reads_one(capsys: pytest.CaptureFi
         assert (problem is None) == runs, (model.name, gpu, problem)
         assert engine_runtime_problem("vllm", None, "auto", model, get_gpu(gpu)) is None
         assert engine_runtime_problem("vllm", None, "fp8", model, get_gpu(gpu), vllm_version="0.19") is None
+    assert "SM80" in (engine_runtime_problem("vllm", None, "bfloat16", plain, get_gpu("V100")) or "")
+    assert engine_runtime_problem("vllm", None, "float16", plain, get_gpu("V100")) is None
     # SGLang runs MLA below Hopper on its Triton backend: E4M3 cannot be read below SM89, E5M2 can.
     a100 = get_gpu("A100")
     assert "Triton" in (engine_runtime_problem("sglang", None, "fp8_e4m3", mla, a100) or "")
