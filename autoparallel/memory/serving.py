@@ -25,9 +25,11 @@ from autoparallel.memory import vllm_profile as prof
 from autoparallel.memory.vllm_config import (
     Usage,
     apply_dtype_and_quant,
+    dtype_problem,
     kv_block_size,
     kv_dtype_bytes,
     layer_kv_specs,
+    load_dtype,
     resolve_batch_defaults,
     validate,
     vllm_stored_kv_dtype,
@@ -282,7 +284,9 @@ def _evaluate(
     pp_layer_partition: tuple[int, ...] | None,
 ) -> VllmMemoryReport:
     """The report for validated inputs, problems without the fix sentence."""
-    spec = apply_dtype_and_quant(spec, dtype, quantization)
+    if (problem := dtype_problem(spec, g, dtype)) is not None:
+        raise InputError(problem)
+    spec = apply_dtype_and_quant(spec, load_dtype(spec, g) if dtype == "auto" else dtype, quantization)
     kv_bytes = kv_dtype_bytes(
         spec, kv_cache_dtype, engine="vllm", from_checkpoint=rules.kv_dtype_from_checkpoint
     )

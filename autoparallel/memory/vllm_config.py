@@ -50,6 +50,35 @@ _SAME_METHOD = {
 }
 
 
+FLOAT16_UNSTABLE_MODEL_TYPES = ("gemma2", "gemma3", "gemma3_text", "glm4")
+"""Model types vLLM refuses to run in float16 ("Numerical instability. Please use bfloat16 or float32
+instead.", 0.32 `config/model.py` `_FLOAT16_NOT_SUPPORTED_MODELS`)."""
+
+
+def load_dtype(model: ModelSpec, gpu: GPU, engine: str = "vllm") -> str:
+    """The `--dtype` that `auto` resolves to, where it changes the bytes per weight: vLLM 0.32's
+    `_resolve_auto_dtype` takes the first dtype the GPU supports that the model allows, so on a GPU
+    without bfloat16 (V100, T4: float16, float32) a model in `FLOAT16_UNSTABLE_MODEL_TYPES` runs in
+    float32. Everything else is `auto` (16 bits; see `apply_dtype_and_quant`)."""
+    if engine == "vllm" and not gpu.bf16_native and model.model_type in FLOAT16_UNSTABLE_MODEL_TYPES:
+        return "float32"
+    return "auto"
+
+
+def dtype_problem(model: ModelSpec, gpu: GPU, dtype: str) -> str | None:
+    """Why vLLM refuses `--dtype dtype` for `model` on `gpu` (None: it does not)."""
+    if dtype in ("float16", "half") and model.model_type in FLOAT16_UNSTABLE_MODEL_TYPES:
+        return (
+            f"dtype {dtype!r}: vLLM does not run model type {model.model_type!r} in float16 "
+            "(numerical instability); use bfloat16 or float32"
+        )
+    if dtype == "bfloat16" and not gpu.bf16_native:
+        return (
+            f"dtype 'bfloat16': {gpu.name} has no bfloat16 (vLLM needs compute capability 8.0); use float16"
+        )
+    return None
+
+
 _LOADED: Memo[ModelSpec] = {}
 
 
@@ -63,8 +92,10 @@ def _loaded(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec
     if dtype not in _DTYPE_BYTES:
         raise InputError(f"dtype {dtype!r}: expected one of {', '.join(_DTYPE_BYTES)}")
     update: dict[str, Any] = {}
-    dtype_bytes = _DTYPE_BYTES[dtype]
-    if dtype_bytes is not None and dtype_bytes != model.dtype_bytes:
+    # `auto` of a float32 checkpoint is 16 bits: vLLM 0.32 `_resolve_auto_dtype` ("Downcast for float32
+    # models") and SGLang 0.5.6 `_get_and_verify_dtype` both cast it down.
+    dtype_bytes = _DTYPE_BYTES[dtype] or min(model.dtype_bytes, 2)
+    if dtype_bytes != model.dtype_bytes:
         update["dtype_bytes"] = dtype_bytes
     current = model.quantization
     if current is not None and current.method is QuantMethod.BITSANDBYTES and current.double_quant:

@@ -39,13 +39,14 @@ _STATE: Memo[float] = {}
 _FLOPS: Memo[float] = {}
 
 
-def model_facts(model: ModelSpec, quantization: str | None) -> ModelFacts:
-    """The `ModelFacts` of `model` as vLLM holds it under `quantization`, memoized per model object."""
-    return memoized(_FACTS, (model,), (quantization,), lambda: _model_facts(model, quantization))
+def model_facts(model: ModelSpec, quantization: str | None, dtype: str = "auto") -> ModelFacts:
+    """The `ModelFacts` of `model` as the engine holds it under `quantization` and `--dtype` `dtype`
+    (`vllm_config.load_dtype`), memoized per model object."""
+    return memoized(_FACTS, (model,), (quantization, dtype), lambda: _model_facts(model, quantization, dtype))
 
 
-def _model_facts(model: ModelSpec, quantization: str | None) -> ModelFacts:
-    eff = apply_dtype_and_quant(model, "auto", quantization)
+def _model_facts(model: ModelSpec, quantization: str | None, dtype: str) -> ModelFacts:
+    eff = apply_dtype_and_quant(model, dtype, quantization)
     groups: dict[tuple[int, int, float], int] = {}
     dense = 0.0
     expert_params = 0.0

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autoparallel.memo import Memo, memoized
+from autoparallel.memory.vllm_config import load_dtype
 from autoparallel.perf import comm
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_facts import (
@@ -109,7 +110,7 @@ def stage_step_s(
     """
     gpu = cluster.gpu
     eff = efficiency_for(gpu, shape.engine)
-    f = model_facts(model, shape.quantization)
+    f = model_facts(model, shape.quantization, load_dtype(model, cluster.gpu, shape.engine))
     tp, pp = shape.tp, shape.pp
     frac = stage_fraction(f.layers, pp)
     gemm_seqs = decode_seqs if padded_seqs is None else max(padded_seqs, decode_seqs)
@@ -335,7 +336,7 @@ def rotation_s(
     (seconds, memory_bound) as `stage_step_s` does.
     """
     eff = efficiency_for(cluster.gpu, shape.engine)
-    f = model_facts(model, shape.quantization)
+    f = model_facts(model, shape.quantization, load_dtype(model, cluster.gpu, shape.engine))
     pp = shape.pp
     eager_s = eff.eager_layer_overhead_s * math.ceil(f.layers / pp) if shape.enforce_eager else 0.0
     stage, mem_bound = stage_step_s(

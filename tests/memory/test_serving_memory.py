@@ -354,3 +354,38 @@ def test_margins_usable_bytes() -> None:
     assert cfg.with_fragmentation(100.0) == pytest.approx(110.0)
     with pytest.raises(ValueError):
         MemoryConfig(utilization=1.5)
+
+
+def test_auto_dtype_resolves_as_vllm_does_on_the_gpu() -> None:
+    """vLLM 0.32 `_resolve_auto_dtype`: a float32 checkpoint is cast down to 16 bits, and a model it
+    refuses in float16 (Gemma 2/3, GLM-4) runs in float32 on a GPU without bfloat16."""
+    from autoparallel.models import load_model
+
+    gemma, t4, a100 = load_model("google/gemma-2-2b-it"), get_gpu("T4"), get_gpu("A100")
+    on_t4 = vllm_memory(gemma, t4, max_model_len=2048)
+    on_a100 = vllm_memory(gemma, a100, max_model_len=2048)
+    assert on_t4.weights_gib == pytest.approx(2 * on_a100.weights_gib, rel=0.01)
+    assert on_t4.kv_bytes_per_token_per_gpu == 2 * on_a100.kv_bytes_per_token_per_gpu
+    llama = load_model("meta-llama/Llama-3.2-1B")  # bfloat16: float16 on a T4, same bytes
+    assert vllm_memory(llama, t4, max_model_len=2048).weights_gib == pytest.approx(
+        vllm_memory(llama, a100, max_model_len=2048).weights_gib
+    )
+    fp32 = llama.model_copy(update={"dtype_bytes": 4})
+    assert vllm_memory(fp32, a100, max_model_len=2048).weights_gib == pytest.approx(
+        vllm_memory(llama, a100, max_model_len=2048).weights_gib
+    )
+    with pytest.raises(InputError, match="does not run model type 'gemma2' in float16"):
+        vllm_memory(gemma, a100, dtype="float16")
+    with pytest.raises(InputError, match="T4 has no bfloat16"):
+        vllm_memory(llama, t4, dtype="bfloat16")
+
+
+def test_the_planner_prices_gemma_on_a_t4_in_float32() -> None:
+    """The CP-SAT tables and the step model load the model as the float memory model does."""
+    import autoparallel as ap
+
+    with pytest.raises(ap.InfeasibleError, match="memory"):
+        ap.solve("google/gemma-3-4b-it", "1xT4", workload="chatbot")  # 16 GiB of float32 weights
+    plan = ap.solve("google/gemma-3-4b-it", "2xT4", workload="chatbot")
+    assert plan.config.tp * plan.config.pp == 2
+    assert plan.memory.weights_gib > 7.5  # half of 16 GiB per GPU, where bfloat16 would be 4

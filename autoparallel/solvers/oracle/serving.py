@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.memory.serving import VllmMemoryReport, serving_memory
-from autoparallel.memory.vllm_config import apply_dtype_and_quant
+from autoparallel.memory.vllm_config import apply_dtype_and_quant, load_dtype
 from autoparallel.perf.engine_support import SGLANG_DP_ATTENTION_ARCHITECTURES
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving, slo_violations
 from autoparallel.perf.serving_engines import evaluate_engine
@@ -145,7 +145,7 @@ def _weights_cannot_fit(model: ModelSpec, cluster: Cluster, config: ServingConfi
     cannot start (skips the memory module's slower failure path; EP shapes are always evaluated)."""
     if config.enable_expert_parallel:
         return False
-    loaded = apply_dtype_and_quant(model, "auto", config.quantization)
+    loaded = apply_dtype_and_quant(model, load_dtype(model, cluster.gpu), config.quantization)
     weights = loaded.weight_bytes() / (config.tp * config.pp)
     return weights >= cluster.gpu.memory_bytes * config.gpu_memory_utilization
 
