@@ -284,7 +284,7 @@ def _evaluate(
     pp_layer_partition: tuple[int, ...] | None,
 ) -> VllmMemoryReport:
     """The report for validated inputs, problems without the fix sentence."""
-    if (problem := dtype_problem(spec, g, dtype)) is not None:
+    if (problem := dtype_problem(spec, g, dtype, quantization)) is not None:
         raise InputError(problem)
     spec = apply_dtype_and_quant(spec, load_dtype(spec, g) if dtype == "auto" else dtype, quantization)
     kv_bytes = kv_dtype_bytes(

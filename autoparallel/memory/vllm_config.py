@@ -65,8 +65,22 @@ def load_dtype(model: ModelSpec, gpu: GPU, engine: str = "vllm") -> str:
     return "auto"
 
 
-def dtype_problem(model: ModelSpec, gpu: GPU, dtype: str) -> str | None:
-    """Why vLLM refuses `--dtype dtype` for `model` on `gpu` (None: it does not)."""
+def dtype_problem(model: ModelSpec, gpu: GPU, dtype: str, quantization: str | None = None) -> str | None:
+    """Why vLLM refuses `--dtype dtype` for `model` on `gpu` (None: it does not): float16 for the
+    models it keeps out of float16, bfloat16 on a GPU without it, or a float32 model (`load_dtype`)
+    with quantized weights, whose kernels take 16-bit activations only (0.32 `VllmConfig`: "{dtype} is
+    not supported for quantization method ..."; every method's `get_supported_act_dtypes` but
+    compressed-tensors')."""
+    q = model.quantization
+    method = quantization or (q.method.value if q is not None else None)
+    resolved = load_dtype(model, gpu) if dtype == "auto" else dtype
+    fp32_safe = quantization is None and q is not None and q.source.startswith("compressed-tensors")
+    if resolved == "float32" and method is not None and not fp32_safe:
+        why = " (no bfloat16 there, no float16 for this model)" if dtype == "auto" else ""
+        return (
+            f"vLLM runs {model.name} on {gpu.name} in float32{why}, and its {method} weights take "
+            "16-bit activations only"
+        )
     if dtype in ("float16", "half") and model.model_type in FLOAT16_UNSTABLE_MODEL_TYPES:
         return (
             f"dtype {dtype!r}: vLLM does not run model type {model.model_type!r} in float16 "

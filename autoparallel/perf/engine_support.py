@@ -277,6 +277,11 @@ def engine_runtime_problem(
     least = quant_capability_problem(engine, quantization, model, gpu) if gpu is not None else None
     if least is not None:
         return least
+    if engine == "vllm" and gpu is not None and model is not None:
+        from autoparallel.memory.vllm_config import dtype_problem
+
+        if (problem := dtype_problem(model, gpu, "auto", quantization)) is not None:
+            return problem
     if engine == "vllm":
         return kv_dtype_problem(engine, model, kv_cache_dtype, gpu, vllm_version) if gpu is not None else None
     if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:

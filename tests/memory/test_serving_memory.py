@@ -378,6 +378,14 @@ def test_auto_dtype_resolves_as_vllm_does_on_the_gpu() -> None:
         vllm_memory(gemma, a100, dtype="float16")
     with pytest.raises(InputError, match="T4 has no bfloat16"):
         vllm_memory(llama, t4, dtype="bfloat16")
+    # float32 activations: no quantized weights (fp8's kernels take 16-bit activations only).
+    with pytest.raises(InputError, match=r"in float32 .* take 16-bit activations only"):
+        vllm_memory(gemma, t4, quantization="fp8")
+    assert vllm_memory(gemma, a100, quantization="fp8", max_model_len=2048).fits
+    from autoparallel.perf.engine_support import engine_runtime_problem
+
+    assert "float32" in (engine_runtime_problem("vllm", "fp8", "auto", gemma, t4) or "")
+    assert engine_runtime_problem("vllm", None, "auto", gemma, t4) is None
 
 
 def test_the_planner_prices_gemma_on_a_t4_in_float32() -> None:
