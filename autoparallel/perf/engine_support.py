@@ -150,6 +150,45 @@ SGLANG_DP_ATTENTION_ARCHITECTURES = frozenset(
 (`--enable-dp-attention`): those that shard attention by the attention-TP size
 (`get_attention_tp_size`, `LayerCommunicator`). Mixtral, OLMoE, Grok and DBRX do not: their attention
 stays tensor-parallel over the whole server, so their experts are shared by one TP engine only."""
+SGLANG_PP_ARCHITECTURES = frozenset(
+    {
+        "ApertusForCausalLM",
+        "ArceeForCausalLM",
+        "BailingMoEForCausalLM",
+        "BailingMoeForCausalLM",
+        "BailingMoeV2ForCausalLM",
+        "DeciLMForCausalLM",
+        "DeepseekV2ForCausalLM",
+        "DeepseekV32ForCausalLM",
+        "DeepseekV3ForCausalLM",
+        "DotsVLMForCausalLM",
+        "Glm4ForCausalLM",
+        "Glm4MoeForCausalLM",
+        "GptOssForCausalLM",
+        "InternLM3ForCausalLM",
+        "KimiLinearForCausalLM",
+        "LLaDA2MoeModelLM",
+        "Llama4ForCausalLM",
+        "LlamaForCausalLM",
+        "LlavaForConditionalGeneration",
+        "Mistral3ForConditionalGeneration",
+        "MistralForCausalLM",
+        "MixtralForCausalLM",
+        "NemotronHForCausalLM",
+        "OPTForCausalLM",
+        "Phi3ForCausalLM",
+        "Qwen2ForCausalLM",
+        "Qwen2MoeForCausalLM",
+        "Qwen2_5_VLForConditionalGeneration",
+        "Qwen3ForCausalLM",
+        "Qwen3MoeForCausalLM",
+        "TeleFLMForCausalLM",
+    }
+)
+"""Architectures SGLang 0.5.6 runs with pipeline stages (`--pp-size`): those whose model class's
+`forward` takes `pp_proxy_tensors` (`ModelRunner`: "Pipeline Parallel is not compatible with this
+model." otherwise; Mistral 3 delegates to LLaVA's). Gemma, Granite, Phi-2, GPT-2, Llama 4's multimodal
+class, Qwen3-Next and the Transformers fallback (GPT-NeoX) are not among them."""
 SGLANG_MISSING_ARCHITECTURES = frozenset({"BloomForCausalLM"})
 """Architectures SGLang has no implementation of (known ones; others are not refused)."""
 VLLM_FP4_MARLIN_ARCHS = ("turing", "ampere", "ada", "hopper")
@@ -453,6 +492,16 @@ def sglang_layout_problem(model: ModelSpec, tp: int, replicas: int, expert_paral
         f"SGLang has no attention data parallelism (--enable-dp-attention) for "
         f"{model.architecture or 'this architecture'} ({model.name}); use one tp={tp * replicas} engine "
         "with expert parallelism, or independent replicas"
+    )
+
+
+def sglang_pipeline_problem(model: ModelSpec, pp: int) -> str | None:
+    """Why SGLang cannot run `model` in `pp` pipeline stages (`SGLANG_PP_ARCHITECTURES`; None: it can)."""
+    if pp <= 1 or model.architecture in SGLANG_PP_ARCHITECTURES:
+        return None
+    return (
+        f"SGLang has no pipeline parallelism (--pp-size) for {model.architecture or 'this architecture'} "
+        f"({model.name}): its model code takes no pp_proxy_tensors"
     )
 
 

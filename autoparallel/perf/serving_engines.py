@@ -22,6 +22,7 @@ from autoparallel.perf.engine_support import (
     ENGINE_NAMES,
     engine_runtime_problem,
     sglang_layout_problem,
+    sglang_pipeline_problem,
     trtllm_layout_problem,
 )
 from autoparallel.perf.serving import (
@@ -238,7 +239,7 @@ def evaluate_engine(
     Raises:
         InputError: the engine cannot run the model at the config's precisions
             (`engine_runtime_problem`), or a layout the engine has not (`trtllm_layout_problem`,
-            `sglang_layout_problem`).
+            `sglang_layout_problem`, `sglang_pipeline_problem`).
     """
     problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, model, cluster.gpu)
     if problem is not None:
@@ -246,7 +247,9 @@ def evaluate_engine(
     if engine == "trtllm":
         layout = trtllm_layout_problem(config.tp, config.replicas, config.enable_expert_parallel)
     else:
-        layout = sglang_layout_problem(model, config.tp, config.replicas, config.enable_expert_parallel)
+        layout = sglang_layout_problem(
+            model, config.tp, config.replicas, config.enable_expert_parallel
+        ) or sglang_pipeline_problem(model, config.pp)
     if layout is not None:
         raise InputError(layout)
     kv, _ = engine_kv_for(engine, model, cluster, config, nsa_backends)

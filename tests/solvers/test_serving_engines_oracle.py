@@ -265,3 +265,34 @@ def test_sglang_attention_dp_only_where_its_model_code_has_it() -> None:
     cfg = sol.config.model_copy(update={"tp": 1, "replicas": 4, "enable_expert_parallel": True})
     with pytest.raises(InputError, match="attention data parallelism"):
         evaluate_engine(_model("mistralai/Mixtral-8x7B-v0.1"), c, cfg, w, "sglang", "mixtral")
+
+
+def test_sglang_pipeline_stages_only_where_its_model_code_has_them() -> None:
+    # SGLang's ModelRunner asserts that the model's forward takes pp_proxy_tensors when --pp-size > 1:
+    # Llama's does, Gemma 2's does not. The solver and the oracle both leave Gemma's pipeline shapes out
+    # for SGLang, and agree on the optimum; evaluate refuses the layout in one sentence.
+    c, w = _cluster("1x4xH100"), Serving.preset("chatbot")
+    opts = ServingOptions(engines=("sglang",), max_num_seqs=(64, 256), enforce_eager=(False,))
+    for name, offered in (("meta-llama/Llama-3.1-8B", True), ("google/gemma-2-9b", False)):
+        spec = _model(name)
+        space = build_space(spec, c, w, opts)
+        staged = [i for i, s in enumerate(space.shapes) if s.pp > 1 and not s.violations]
+        assert staged, "the space has pipeline shapes"
+        priced = {space.unflat(i)[0] for i, ok in enumerate(space.tables.evaluated) if ok}
+        assert bool(priced & set(staged)) == offered
+        oracle = enumerate_serving(spec, c, w, objective="tpot", options=opts)
+        sol = solve_serving(spec, c, w, objective="tpot", options=opts, settings=SETTINGS, runner_up=False)
+        assert oracle.objective_value is not None and sol.solver.status == "OPTIMAL"
+        assert abs(sol.objective_value - oracle.objective_value) <= 0.05 + 1e-6
+        assert sol.config.pp == 1 or offered
+        if not offered:
+            from autoparallel.solvers.serving.explain import reason
+
+            why = reason(space, "sglang_pipeline")
+            assert "Gemma2ForCausalLM" in why and space.shapes[staged[0]].label in why
+    from autoparallel.configs import ServingConfig
+
+    gemma = _model("google/gemma-2-9b")
+    cfg = ServingConfig(tp=2, pp=2, max_num_seqs=64, max_model_len=2048)
+    with pytest.raises(InputError, match="no pipeline parallelism"):
+        evaluate_engine(gemma, c, cfg, w, "sglang", gemma.name)

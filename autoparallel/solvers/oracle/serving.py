@@ -23,7 +23,7 @@ from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.memory.serving import VllmMemoryReport, serving_memory
 from autoparallel.memory.vllm_config import apply_dtype_and_quant, load_dtype
-from autoparallel.perf.engine_support import SGLANG_DP_ATTENTION_ARCHITECTURES
+from autoparallel.perf.engine_support import SGLANG_DP_ATTENTION_ARCHITECTURES, SGLANG_PP_ARCHITECTURES
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving, slo_violations
 from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.solvers.serving.space import (
@@ -105,6 +105,9 @@ def engine_points(
                 and dp_attention
                 and model.architecture not in SGLANG_DP_ATTENTION_ARCHITECTURES
             ):
+                continue
+            # SGLang's pipeline stages likewise.
+            if rt.engine == "sglang" and shape.pp > 1 and model.architecture not in SGLANG_PP_ARCHITECTURES:
                 continue
             utils = all_utils if rt.engine == "vllm" else all_utils[-1:]
             for batch in sorted(set(options.max_num_seqs)):

@@ -34,7 +34,7 @@ from autoparallel import objectives
 from autoparallel.perf.engine_support import node_span_problem
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.serving.space import Point, ServingSpace
+from autoparallel.solvers.serving.space import LAYOUT_FAMILIES, Point, ServingSpace
 
 LinearExpr = cp_model.LinearExpr
 MAXIMIZED = frozenset(n for n, o in objectives.SERVING.items() if o.maximize)
@@ -308,22 +308,24 @@ def add_engine_node_spans(enc: EncodedServing) -> None:
 
 
 def add_engine_layouts(enc: EncodedServing) -> None:
-    """Shapes an engine has no layout for are not offered with it (`ServingSpace.layout_problem`):
-    TensorRT-LLM's attention data parallelism (`enable_attention_dp`) makes every rank its own
-    data-parallel rank, attention and dense MLP at TP 1 (`mlp_tp_size = 1` "if using attention DP"),
-    so EP shapes whose data-parallel ranks are tensor-parallel are not TensorRT-LLM's (family
-    `trtllm_attention_dp`); SGLang runs data-parallel ranks that share the experts as attention DP
-    (`--enable-dp-attention`), which only some architectures' model code implements
-    (`engine_support.SGLANG_DP_ATTENTION_ARCHITECTURES`; family `sglang_attention_dp`)."""
-    for engine in ("trtllm", "sglang"):
+    """Shapes an engine has no layout for are not offered with it (`ServingSpace.layout_problem`, one
+    family per rule, `LAYOUT_FAMILIES`): TensorRT-LLM's attention data parallelism
+    (`enable_attention_dp`) makes every rank its own data-parallel rank, attention and dense MLP at
+    TP 1 (`mlp_tp_size = 1` "if using attention DP"), so EP shapes whose data-parallel ranks are
+    tensor-parallel are not TensorRT-LLM's (family `trtllm_attention_dp`); SGLang runs data-parallel
+    ranks that share the experts as attention DP (`--enable-dp-attention`), and pipeline stages
+    (`--pp-size`), only where an architecture's model code implements them
+    (`engine_support.SGLANG_DP_ATTENTION_ARCHITECTURES`, `SGLANG_PP_ARCHITECTURES`; families
+    `sglang_attention_dp`, `sglang_pipeline`)."""
+    for engine, families in LAYOUT_FAMILIES.items():
         lit = enc.vars.engine.get(engine)
         if lit is None:
             continue
-        family = f"{engine}_attention_dp"
-        for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
-            if enc.space.layout_problem(engine, s) is not None:
-                ct = enc.model.add_bool_or([x.Not(), lit.Not()])
-                ct.only_enforce_if(enc.family(family)).with_name(f"{family}[{s.label}]")
+        for family in families:
+            for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
+                if enc.space.layout_problem(family, s) is not None:
+                    ct = enc.model.add_bool_or([x.Not(), lit.Not()])
+                    ct.only_enforce_if(enc.family(family)).with_name(f"{family}[{s.label}]")
 
 
 def add_memory_capacity(enc: EncodedServing) -> None:

@@ -78,6 +78,8 @@ def reason(space: ServingSpace, family: str) -> str:
         rule = family.split(":", 1)[1]
         seen = sorted({v for s in space.shapes for v in s.violations if v.startswith(rule + ":")})
         return "; ".join(seen[:3]) + (f" (and {len(seen) - 3} more)" if len(seen) > 3 else "")
+    if family in _LAYOUT_REASONS:
+        return _layout_reason(space, family)
     return {
         "memory": _memory_reason,
         "max_model_len": _mml_reason,
@@ -86,24 +88,24 @@ def reason(space: ServingSpace, family: str) -> str:
         "request_rate": _rate_reason,
         "concurrency": _concurrency_reason,
         "engine_node_span": _node_span_reason,
-        "trtllm_attention_dp": lambda sp: _layout_reason(sp, "trtllm"),
-        "sglang_attention_dp": lambda sp: _layout_reason(sp, "sglang"),
     }[family](space)
 
 
 _LAYOUT_REASONS = {
-    "trtllm": "TensorRT-LLM's attention data parallelism runs attention at tp=1 on every rank of the "
-    "engine; EP shapes with tensor-parallel ranks ({shapes}) are vLLM / SGLang only",
-    "sglang": "SGLang has no attention data parallelism for {arch}; EP shapes with data-parallel ranks "
+    "trtllm_attention_dp": "TensorRT-LLM's attention data parallelism runs attention at tp=1 on every "
+    "rank of the engine; EP shapes with tensor-parallel ranks ({shapes}) are vLLM / SGLang only",
+    "sglang_attention_dp": "SGLang has no attention data parallelism for {arch}; EP shapes with "
+    "data-parallel ranks ({shapes}) are vLLM / TensorRT-LLM only",
+    "sglang_pipeline": "SGLang has no pipeline parallelism for {arch}; shapes with pipeline stages "
     "({shapes}) are vLLM / TensorRT-LLM only",
 }
 
 
-def _layout_reason(space: ServingSpace, engine: str) -> str:
-    """The `{engine}_attention_dp` family: the valid shapes `ServingSpace.layout_problem` refuses."""
-    shapes = sorted({s.label for s in space.shapes if space.layout_problem(engine, s) and not s.violations})
-    text = _LAYOUT_REASONS[engine].format(shapes="; ".join(shapes), arch=space.model.architecture)
-    return f"{engine}_attention_dp: {text}"
+def _layout_reason(space: ServingSpace, family: str) -> str:
+    """A layout family (`LAYOUT_FAMILIES`): the valid shapes `ServingSpace.layout_problem` refuses."""
+    shapes = sorted({s.label for s in space.shapes if space.layout_problem(family, s) and not s.violations})
+    text = _LAYOUT_REASONS[family].format(shapes="; ".join(shapes), arch=space.model.architecture)
+    return f"{family}: {text}"
 
 
 def _node_span_reason(space: ServingSpace) -> str:

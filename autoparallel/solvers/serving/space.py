@@ -36,13 +36,14 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from autoparallel.configs import ServingConfig
-from autoparallel.errors import InfeasibleError, InputError
+from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
 from autoparallel.perf.engine_support import (
     engine_runtime_problem,
     node_span_problem,
     sglang_layout_problem,
+    sglang_pipeline_problem,
     trtllm_layout_problem,
 )
 from autoparallel.perf.serving_efficiency import ENGINES
@@ -56,6 +57,13 @@ if TYPE_CHECKING:
     from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
 
+LAYOUT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "vllm": (),
+    "sglang": ("sglang_attention_dp", "sglang_pipeline"),
+    "trtllm": ("trtllm_attention_dp",),
+}
+"""Each engine's layout constraint families (`ServingSpace.layout_problem`; encoder
+`add_engine_layouts`)."""
 DEFAULT_MAX_NUM_SEQS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 """max_num_seqs grid: 2^k and 3·2^k up to vLLM 0.32's default of 1024 on H100-class GPUs."""
 
@@ -215,14 +223,23 @@ class ServingSpace(Problem["Serving", ServingOptions]):
         knob): the largest allowed value."""
         return len(self.utilizations) - 1
 
-    def layout_problem(self, engine: str, shape: Shape) -> str | None:
-        """Why `engine` has no such layout for this model (TensorRT-LLM: tensor-parallel attention-DP
-        ranks; SGLang: attention DP on an architecture without it), None when it has."""
-        if engine == "trtllm":
+    def layout_problem(self, family: str, shape: Shape) -> str | None:
+        """Why the engine of layout family `family` (`LAYOUT_FAMILIES`) has no such layout for this
+        model, None when it has: TensorRT-LLM's tensor-parallel attention-DP ranks, SGLang's attention
+        DP or pipeline stages on an architecture without them."""
+        if family == "trtllm_attention_dp":
             return shape.trtllm_problem
-        if engine == "sglang":
+        if family == "sglang_attention_dp":
             return sglang_layout_problem(self.model, shape.tp, shape.ep_replicas if shape.ep else 1, shape.ep)
-        return None
+        if family == "sglang_pipeline":
+            return sglang_pipeline_problem(self.model, shape.pp)
+        raise InternalError(f"unknown layout family {family!r}")
+
+    def engine_layout_problem(self, engine: str, shape: Shape) -> str | None:
+        """The first of `engine`'s layout families that rules `shape` out (None: none does)."""
+        return next(
+            (p for f in LAYOUT_FAMILIES[engine] if (p := self.layout_problem(f, shape)) is not None), None
+        )
 
     def engine_of(self, i: int) -> str:
         """The engine of flat table index `i`."""
@@ -435,7 +452,7 @@ def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
             # add_engine_node_spans, add_engine_layouts); the wide ones'
             # numbers matter to an explanation, the others have none (evaluate_engine refuses the
             # layout), even in complete tables.
-            unpriced = space.layout_problem(rt.engine, shape) is not None
+            unpriced = space.engine_layout_problem(rt.engine, shape) is not None
             span = node_span_problem(rt.engine, shape.engine_width, space.cluster.gpus_per_node)
             off = span is not None or unpriced
             skip = bool(shape.violations) or unpriced or ((weights_kib >= limit or off) and not complete)
