@@ -98,6 +98,9 @@ VLLM_REMOVED_ARCHITECTURES: dict[str, str] = {
 }
 """Generative architectures vLLM ran and dropped, with the last release that ran each (vLLM 0.32's
 `_PREVIOUSLY_SUPPORTED_MODELS`; pooling, speech and geospatial entries left out)."""
+SGLANG_UNSUPPORTED_ARCHS = ("volta",)
+"""NVIDIA architectures SGLang 0.5.6 refuses at start-up (`ModelRunner.load_model`: "SGLang only supports
+sm75 and above."). Below SM80 it runs every model in float16 (no bfloat16), the same 2 bytes."""
 TRTLLM_UNSUPPORTED_ARCHS = ("volta", "turing")
 """NVIDIA architectures older than TensorRT-LLM's supported-hardware list (Ampere, Ada Lovelace, Hopper,
 Blackwell); an architecture this list does not know (a custom GPU file's) is not refused."""
@@ -431,7 +434,7 @@ def kv_dtype_problem(
 
 def engine_gpu_problem(engine: str, gpu: GPU, model: ModelSpec | None = None) -> str | None:
     """Why `engine` cannot run on `gpu` at all, or cannot run `model`'s attention there (None: it
-    can): TensorRT-LLM off NVIDIA GPUs or below Ampere; DeepSeek Sparse Attention on a known
+    can): TensorRT-LLM off NVIDIA GPUs or below Ampere; SGLang on Volta; DeepSeek Sparse Attention on a known
     architecture `SPARSE_ATTENTION_ARCHS` does not name (a custom GPU of an architecture the catalog
     does not know is given the benefit of the doubt)."""
     name = ENGINE_NAMES.get(engine, engine)
@@ -439,6 +442,10 @@ def engine_gpu_problem(engine: str, gpu: GPU, model: ModelSpec | None = None) ->
         return (
             f"{name} runs on NVIDIA Ampere, Ada, Hopper and Blackwell GPUs only, not on {gpu.name} "
             f"({gpu.vendor} {gpu.arch})"
+        )
+    if engine == "sglang" and gpu.vendor == "nvidia" and gpu.arch in SGLANG_UNSUPPORTED_ARCHS:
+        return (
+            f"{name} runs on NVIDIA GPUs from compute capability 7.5 (Turing), not on {gpu.name} ({gpu.arch})"
         )
     archs = SPARSE_ATTENTION_ARCHS.get(engine, ())
     known = gpu.arch in ARCH_COMPUTE_CAPABILITY or gpu.arch in ARCH_NAMES

@@ -504,10 +504,15 @@ def test_quantized_checkpoints_need_the_engines_least_compute_capability() -> No
     for engine in ("vllm", "sglang"):
         assert "8.0 and up" in (engine_runtime_problem(engine, None, "auto", oss, t4) or "")
         assert engine_runtime_problem(engine, None, "auto", oss, a100) is None
-        assert "7.5 and up" in (engine_runtime_problem(engine, None, "auto", awq, v100) or "")
-        assert engine_runtime_problem(engine, None, "auto", gptq, v100) is None
-        assert engine_runtime_problem(engine, "fp8", "auto", plain, v100) is not None
-        assert engine_runtime_problem(engine, None, "auto", plain, v100) is None
+        assert engine_runtime_problem(engine, None, "auto", awq, t4) is None
+        assert engine_runtime_problem(engine, None, "auto", gptq, t4) is None
+    assert "7.5 and up" in (engine_runtime_problem("vllm", None, "auto", awq, v100) or "")
+    assert engine_runtime_problem("vllm", None, "auto", gptq, v100) is None
+    assert engine_runtime_problem("vllm", "fp8", "auto", plain, v100) is not None
+    assert engine_runtime_problem("vllm", None, "auto", plain, v100) is None
+    # SGLang does not start on Volta at all ("SGLang only supports sm75 and above.").
+    assert "7.5 (Turing)" in (engine_runtime_problem("sglang", None, "auto", plain, v100) or "")
+    assert "8.0 and up" in (engine_runtime_problem("sglang", "fp8", "auto", plain, t4) or "")
     assert engine_runtime_problem("vllm", None, "auto", fp8, t4) is None
     assert "8.0 and up" in (engine_runtime_problem("sglang", None, "auto", fp8, t4) or "")
     # TensorRT-LLM's MXFP4 experts: Blackwell (TRTLLM backend) and Hopper (TRITON) only.
@@ -568,6 +573,9 @@ def test_an_fp8_kv_cache_only_where_a_backend_reads_one(capsys: pytest.CaptureFi
         assert engine_runtime_problem("vllm", None, "auto", model, get_gpu(gpu)) is None
         assert engine_runtime_problem("vllm", None, "fp8", model, get_gpu(gpu), vllm_version="0.19") is None
     assert "SM80" in (engine_runtime_problem("vllm", None, "bfloat16", plain, get_gpu("V100")) or "")
+    # SGLang starts from sm75 ("SGLang only supports sm75 and above."): T4 yes, V100 no.
+    assert "7.5" in (engine_runtime_problem("sglang", None, "auto", plain, get_gpu("V100")) or "")
+    assert engine_runtime_problem("sglang", None, "auto", plain, get_gpu("T4")) is None
     assert engine_runtime_problem("vllm", None, "float16", plain, get_gpu("V100")) is None
     # SGLang runs MLA below Hopper on its Triton backend: E4M3 cannot be read below SM89, E5M2 can.
     a100 = get_gpu("A100")
