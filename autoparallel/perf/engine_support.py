@@ -301,10 +301,12 @@ def engine_runtime_problem(
     gpu: GPU | None = None,
     vllm_version: str | None = None,
 ) -> str | None:
-    """Why `engine` cannot run `model` on `gpu` at these precisions (None: it can): the checkpoint
-    itself (`engine_model_problem`; `vllm_version` as there), the KV-cache dtype, or TensorRT-LLM
-    asked to quantize online (a `quantization` equal to the checkpoint's own method is the checkpoint
-    as loaded)."""
+    """Why `engine` cannot run `model` on `gpu` at these precisions (None: it can), in this order: the
+    checkpoint itself (`engine_model_problem`; `vllm_version` as there), the GPU (`engine_gpu_problem`),
+    NVFP4 without FP4 tensor cores or Marlin, a weight format below its least compute capability,
+    vLLM's dtype rules (`vllm_config.dtype_problem`), the KV-cache dtype (`kv_dtype_problem` and each
+    engine's own), or TensorRT-LLM asked to quantize online (a `quantization` equal to the
+    checkpoint's own method is the checkpoint as loaded)."""
     name = ENGINE_NAMES.get(engine, engine)
     if model is not None and (problem := engine_model_problem(engine, model, vllm_version)) is not None:
         return problem
@@ -319,13 +321,14 @@ def engine_runtime_problem(
     least = quant_capability_problem(engine, quantization, model, gpu) if gpu is not None else None
     if least is not None:
         return least
-    if engine == "vllm" and gpu is not None and model is not None:
+    if engine == "vllm":
+        if gpu is None or model is None:
+            return None
         from autoparallel.memory.vllm_config import dtype_problem
 
-        if (problem := dtype_problem(model, gpu, "auto", quantization)) is not None:
-            return problem
-    if engine == "vllm":
-        return kv_dtype_problem(engine, model, kv_cache_dtype, gpu, vllm_version) if gpu is not None else None
+        return dtype_problem(model, gpu, "auto", quantization) or kv_dtype_problem(
+            engine, model, kv_cache_dtype, gpu, vllm_version
+        )
     if kv_cache_dtype not in ENGINE_KV_CACHE_DTYPES[engine]:
         return f"{name} has no KV-cache dtype {kv_cache_dtype!r}"
     if gpu is not None and (problem := kv_dtype_problem(engine, model, kv_cache_dtype, gpu)) is not None:
