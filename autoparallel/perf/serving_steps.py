@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autoparallel.memo import Memo, memoized
-from autoparallel.memory.vllm_config import load_dtype
+from autoparallel.memory.vllm_config import apply_dtype_and_quant, load_dtype
 from autoparallel.perf import comm
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_facts import (
@@ -127,13 +127,15 @@ def stage_step_s(
             touched = unique_experts(experts, top_k, tokens_per_step)
             expert_bytes += n_layers * frac * touched * per_expert / tp * steps
         expert_calls += n_layers * frac * touched * steps
+    # KV and recurrent state in the dtype the engine loads the model in (`load_dtype`).
+    loaded = apply_dtype_and_quant(model, load_dtype(model, gpu, shape.engine), shape.quantization)
     kv_bytes = decode_seqs * kv_bytes_per_sequence_per_gpu(
-        model, shape.kv_cache_dtype, tp, pp, context_tokens, engine=shape.engine
+        loaded, shape.kv_cache_dtype, tp, pp, context_tokens, engine=shape.engine
     )
     # Linear-attention layers (Gated DeltaNet, Mamba) read each decode sequence's recurrent state and
     # write it back every step; a prompt chunk touches it once per chunk, which is left out.
     kv_bytes += (
-        2.0 * decode_seqs * linear_state_bytes_per_sequence_per_gpu(model, tp, pp, engine=shape.engine)
+        2.0 * decode_seqs * linear_state_bytes_per_sequence_per_gpu(loaded, tp, pp, engine=shape.engine)
     )
     hbm = gpu.hbm_tbps * 1e12
     # FLOPs per GPU, by operator: 2 per weight and token for the dense and the routed-expert GEMMs,

@@ -397,3 +397,7 @@ def test_the_planner_prices_gemma_on_a_t4_in_float32() -> None:
     plan = ap.solve("google/gemma-3-4b-it", "2xT4", workload="chatbot")
     assert plan.config.tp * plan.config.pp == 2
     assert plan.memory.weights_gib > 7.5  # half of 16 GiB per GPU, where bfloat16 would be 4
+    # Where the KV cache binds, the tables' float32 cache agrees with the float model's (the decoder
+    # re-evaluates the plan and raises on any disagreement).
+    plan = ap.solve("google/gemma-3-12b-it", "4xV100-SXM2-32G", workload="chatbot")
+    assert plan.memory.kv_bytes_per_token_per_gpu % 4 == 0 and plan.solver.status == "OPTIMAL"

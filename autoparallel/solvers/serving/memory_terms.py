@@ -141,7 +141,7 @@ class MemoryTerms:
         """(KV plan, blocks per average sequence, bytes of one max_model_len request on stage 0)."""
         key = (tp, pp, kv, mml, tokens)
         if key not in self._plans:
-            spec = self.model
+            spec = self.spec(None)  # the dtype vLLM loads the model in (`load_dtype`) sizes an `auto` cache
             layer_key = (tp, pp, kv)
             if layer_key not in self._layer_kv:
                 # vLLM runtimes only
