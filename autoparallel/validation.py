@@ -145,13 +145,13 @@ def training_problems(
                 "of a pipeline stage, tp x cp x dp (expert_grid)"
             )
     stages = config.stage_layers(model.num_layers)
-    if config.layers_per_stage is None and config.pp > model.num_layers:
-        pass  # the even split leaves stages empty: pp_le_layers above says so
-    elif len(stages) != config.pp or sum(stages) != model.num_layers or min(stages, default=0) < 1:
-        out.append(
-            f"layers_per_stage={list(stages)}: must give each of pp={config.pp} stages at least one layer "
-            f"and sum to {model.num_layers} (stages_cover_layers)"
-        )
+    thin = config.layers_per_stage is None and config.pp > model.num_layers  # pp_le_layers says so
+    if len(stages) != config.pp or sum(stages) != model.num_layers or min(stages, default=0) < 1:
+        if not thin:
+            out.append(
+                f"layers_per_stage={list(stages)}: must give each of pp={config.pp} stages at least one "
+                f"layer and sum to {model.num_layers} (stages_cover_layers)"
+            )
     elif config.vp > 1 and (config.pp == 1 or min(stages) < config.vp):
         out.append(f"vp={config.vp}: needs pp > 1 and at least vp layers on every stage (vp_fits_stages)")
     if config.stage_recompute is not None and len(config.stage_recompute) != config.pp:

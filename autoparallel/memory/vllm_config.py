@@ -65,6 +65,11 @@ def load_dtype(model: ModelSpec, gpu: GPU, engine: str = "vllm") -> str:
     return "auto"
 
 
+def loaded_on(model: ModelSpec, gpu: GPU, quantization: str | None, engine: str = "vllm") -> ModelSpec:
+    """`model` as `engine` loads it on `gpu` under `--dtype auto` and `quantization`."""
+    return apply_dtype_and_quant(model, load_dtype(model, gpu, engine), quantization)
+
+
 def dtype_problem(model: ModelSpec, gpu: GPU, dtype: str, quantization: str | None = None) -> str | None:
     """Why vLLM refuses `--dtype dtype` for `model` on `gpu` (None: it does not): float16 for the
     models it keeps out of float16, bfloat16 on a GPU without it, or a float32 model (`load_dtype`)

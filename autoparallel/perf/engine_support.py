@@ -284,8 +284,7 @@ def _vllm_removed_problem(model: ModelSpec, vllm_version: str | None) -> str | N
     from autoparallel.memory.vllm_versions import parse_vllm_version
 
     text = vllm_version or DEFAULT_VLLM_VERSION
-    version, until = parse_vllm_version(text), parse_vllm_version(last)
-    if (version.major, version.minor, version.patch) <= (until.major, until.minor, until.patch):
+    if parse_vllm_version(text).key <= parse_vllm_version(last).key:
         return None
     return (
         f"vLLM {text} does not run {model.architecture} ({model.name}): vLLM ran it until v{last}; "
@@ -414,32 +413,31 @@ def kv_dtype_problem(
     from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
     from autoparallel.memory.vllm_versions import parse_vllm_version
 
-    version = parse_vllm_version(vllm_version or DEFAULT_VLLM_VERSION)
-    if (version.major, version.minor) < (0, 32):
+    if not parse_vllm_version(vllm_version or DEFAULT_VLLM_VERSION).at_least(32):
         return None
+    if gpu.arch != "ampere":
+        why = "FlashInfer and FlashAttention need SM80, and its Triton backends store FP8 only from SM89"
+        return f"vLLM has no FP8 KV cache for {where}: {why}; use --kv-cache-dtype float16"
     heads = {
         layer.attention.head_dim for layer in model.layers if layer.attention.kind not in ("mla", "linear")
     }
     odd = sorted(heads - set(FLASHINFER_HEAD_SIZES))
-    if gpu.arch == "ampere" and model.is_mla:
+    if model.is_mla:
         why = "its only MLA backend there, Triton MLA, stores FP8 only from SM89 (Ada) on"
-    elif gpu.arch == "ampere" and model.model_type in ATTENTION_SINK_MODEL_TYPES:
+    elif model.model_type in ATTENTION_SINK_MODEL_TYPES:
         why = "FlashInfer serves attention sinks only from SM90, and Triton stores FP8 only from SM89"
-    elif gpu.arch == "ampere" and odd:
+    elif odd:
         why = f"FlashInfer takes no head size {odd[0]}, and Triton stores FP8 only from SM89"
-    elif gpu.arch == "ampere":
-        return None
     else:
-        why = "FlashInfer and FlashAttention need SM80, and its Triton backends store FP8 only from SM89"
-    plain = "bfloat16" if gpu.arch == "ampere" else "float16"  # vLLM's own advice in its error
-    return f"vLLM has no FP8 KV cache for {where}: {why}; use --kv-cache-dtype {plain}"
+        return None  # FlashInfer stores it
+    return f"vLLM has no FP8 KV cache for {where}: {why}; use --kv-cache-dtype bfloat16"
 
 
 def engine_gpu_problem(engine: str, gpu: GPU, model: ModelSpec | None = None) -> str | None:
     """Why `engine` cannot run on `gpu` at all, or cannot run `model`'s attention there (None: it
-    can): TensorRT-LLM off NVIDIA GPUs or below Ampere; SGLang on Volta; DeepSeek Sparse Attention on a known
-    architecture `SPARSE_ATTENTION_ARCHS` does not name (a custom GPU of an architecture the catalog
-    does not know is given the benefit of the doubt)."""
+    can): TensorRT-LLM off NVIDIA GPUs or below Ampere; SGLang on Volta; DeepSeek Sparse Attention on
+    a known architecture `SPARSE_ATTENTION_ARCHS` does not name (a custom GPU of an architecture the
+    catalog does not know is given the benefit of the doubt)."""
     name = ENGINE_NAMES.get(engine, engine)
     if engine == "trtllm" and (gpu.vendor != "nvidia" or gpu.arch in TRTLLM_UNSUPPORTED_ARCHS):
         return (

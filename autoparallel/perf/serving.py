@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.memo import Memo, memoized
-from autoparallel.memory.vllm_config import apply_dtype_and_quant, kv_dtype_bytes, load_dtype
+from autoparallel.memory.vllm_config import kv_dtype_bytes, loaded_on
 from autoparallel.perf.serving_efficiency import (
     DEFAULT_EFFICIENCY,
     VLLM_EFFICIENCY,
@@ -186,7 +186,7 @@ def _kv_layout(
         rules, gpu, config.max_model_len, config.max_num_seqs, config.max_num_batched_tokens
     )
     # The cache of an `auto` dtype is the dtype vLLM loads the model in (`load_dtype`).
-    model = apply_dtype_and_quant(model, load_dtype(model, gpu), config.quantization)
+    model = loaded_on(model, gpu, config.quantization)
     stages = vllm_profile.pp_partition(model.num_layers, config.pp)
     layers = layer_kv_specs(
         model, stages, config.tp, kv_dtype_bytes(model, config.kv_cache_dtype, engine="vllm")

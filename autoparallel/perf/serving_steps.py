@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autoparallel.memo import Memo, memoized
-from autoparallel.memory.vllm_config import apply_dtype_and_quant, load_dtype
+from autoparallel.memory.vllm_config import load_dtype, loaded_on
 from autoparallel.perf import comm
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_facts import (
@@ -128,7 +128,7 @@ def stage_step_s(
             expert_bytes += n_layers * frac * touched * per_expert / tp * steps
         expert_calls += n_layers * frac * touched * steps
     # KV and recurrent state in the dtype the engine loads the model in (`load_dtype`).
-    loaded = apply_dtype_and_quant(model, load_dtype(model, gpu, shape.engine), shape.quantization)
+    loaded = loaded_on(model, gpu, shape.quantization, shape.engine)
     kv_bytes = decode_seqs * kv_bytes_per_sequence_per_gpu(
         loaded, shape.kv_cache_dtype, tp, pp, context_tokens, engine=shape.engine
     )

@@ -236,63 +236,77 @@ def test_trtllm_attention_dp_ranks_are_single_gpus() -> None:
         evaluate_engine(spec, c, cfg, w, "trtllm", spec.name)
 
 
-def test_sglang_attention_dp_only_where_its_model_code_has_it() -> None:
-    # SGLang's --enable-dp-attention needs the architecture's model code to shard attention by the
-    # attention-TP size: Qwen3-MoE has it, Mixtral (mixtral.py) does not. The solver and the oracle
-    # both leave Mixtral's EP shapes with data-parallel ranks out for SGLang, and agree on the optimum;
-    # evaluate refuses the layout in one sentence.
+@pytest.mark.parametrize(
+    ("family", "has_it", "lacks_it", "arch", "objective", "layout", "refused", "match"),
+    [
+        # --enable-dp-attention needs the model code to shard attention by the attention-TP size:
+        # Qwen3-MoE has it, Mixtral (mixtral.py) does not.
+        (
+            "sglang_attention_dp",
+            "Qwen/Qwen3-30B-A3B",
+            "mistralai/Mixtral-8x7B-v0.1",
+            "MixtralForCausalLM",
+            "throughput",
+            "dp_ranks",
+            {"tp": 1, "pp": 1, "replicas": 4, "enable_expert_parallel": True},
+            "attention data parallelism",
+        ),
+        # --pp-size > 1: ModelRunner asserts that the model's forward takes pp_proxy_tensors; Llama's
+        # does, Gemma 2's does not.
+        (
+            "sglang_pipeline",
+            "meta-llama/Llama-3.1-8B",
+            "google/gemma-2-9b",
+            "Gemma2ForCausalLM",
+            "tpot",
+            "stages",
+            {"tp": 2, "pp": 2, "replicas": 1, "enable_expert_parallel": False},
+            "no pipeline parallelism",
+        ),
+    ],
+)
+def test_sglang_layouts_only_where_its_model_code_has_them(
+    family: str,
+    has_it: str,
+    lacks_it: str,
+    arch: str,
+    objective: str,
+    layout: str,
+    refused: dict[str, object],
+    match: str,
+) -> None:
+    # The solver and the oracle both leave the layout out for the model whose SGLang code lacks it,
+    # and agree on the optimum; the infeasibility explanation names the family, the architecture and
+    # the shapes; evaluate refuses the layout in one sentence.
+    from autoparallel.solvers.serving.explain import reason
+
+    def uses(tp_pp_ep_replicas: tuple[int, int, bool, int]) -> bool:
+        _, pp, ep, replicas = tp_pp_ep_replicas
+        return ep and replicas > 1 if layout == "dp_ranks" else pp > 1
+
     c, w = _cluster("1x4xH100"), Serving.preset("chatbot")
     opts = ServingOptions(engines=("sglang",), max_num_seqs=(64, 256), enforce_eager=(False,))
-    for name, offered in (("Qwen/Qwen3-30B-A3B", True), ("mistralai/Mixtral-8x7B-v0.1", False)):
+    for name, offered in ((has_it, True), (lacks_it, False)):
         spec = _model(name)
         space = build_space(spec, c, w, opts)
-        dp_ranks = [i for i, s in enumerate(space.shapes) if s.ep and s.ep_replicas > 1 and not s.violations]
-        assert dp_ranks, "the space has EP shapes with data-parallel ranks"
+        shapes = [
+            i
+            for i, s in enumerate(space.shapes)
+            if uses((s.tp, s.pp, s.ep, s.ep_replicas)) and not s.violations
+        ]
+        assert shapes, f"the space has {layout} shapes"
         priced = {space.unflat(i)[0] for i, ok in enumerate(space.tables.evaluated) if ok}
-        assert bool(priced & set(dp_ranks)) == offered
-        oracle = enumerate_serving(spec, c, w, objective="throughput", options=opts)
-        sol = solve_serving(
-            spec, c, w, objective="throughput", options=opts, settings=SETTINGS, runner_up=False
-        )
+        assert bool(priced & set(shapes)) == offered
+        oracle = enumerate_serving(spec, c, w, objective=objective, options=opts)
+        sol = solve_serving(spec, c, w, objective=objective, options=opts, settings=SETTINGS, runner_up=False)
         assert oracle.objective_value is not None and sol.solver.status == "OPTIMAL"
-        assert abs(sol.objective_value - oracle.objective_value) <= 0.05 * sol.config.replicas + 1e-6
-        assert not (sol.config.enable_expert_parallel and sol.config.replicas > 1) or offered
-        if not offered:  # the infeasibility explanation names the family, the architecture, the shapes
-            from autoparallel.solvers.serving.explain import reason
-
-            why = reason(space, "sglang_attention_dp")
-            assert "MixtralForCausalLM" in why and space.shapes[dp_ranks[0]].label in why
-    cfg = sol.config.model_copy(update={"tp": 1, "replicas": 4, "enable_expert_parallel": True})
-    with pytest.raises(InputError, match="attention data parallelism"):
-        evaluate_engine(_model("mistralai/Mixtral-8x7B-v0.1"), c, cfg, w, "sglang", "mixtral")
-
-
-def test_sglang_pipeline_stages_only_where_its_model_code_has_them() -> None:
-    # SGLang's ModelRunner asserts that the model's forward takes pp_proxy_tensors when --pp-size > 1:
-    # Llama's does, Gemma 2's does not. The solver and the oracle both leave Gemma's pipeline shapes out
-    # for SGLang, and agree on the optimum; evaluate refuses the layout in one sentence.
-    c, w = _cluster("1x4xH100"), Serving.preset("chatbot")
-    opts = ServingOptions(engines=("sglang",), max_num_seqs=(64, 256), enforce_eager=(False,))
-    for name, offered in (("meta-llama/Llama-3.1-8B", True), ("google/gemma-2-9b", False)):
-        spec = _model(name)
-        space = build_space(spec, c, w, opts)
-        staged = [i for i, s in enumerate(space.shapes) if s.pp > 1 and not s.violations]
-        assert staged, "the space has pipeline shapes"
-        priced = {space.unflat(i)[0] for i, ok in enumerate(space.tables.evaluated) if ok}
-        assert bool(priced & set(staged)) == offered
-        oracle = enumerate_serving(spec, c, w, objective="tpot", options=opts)
-        sol = solve_serving(spec, c, w, objective="tpot", options=opts, settings=SETTINGS, runner_up=False)
-        assert oracle.objective_value is not None and sol.solver.status == "OPTIMAL"
-        assert abs(sol.objective_value - oracle.objective_value) <= 0.05 + 1e-6
-        assert sol.config.pp == 1 or offered
+        tol = 0.05 * (sol.config.replicas if objective == "throughput" else 1) + 1e-6
+        assert abs(sol.objective_value - oracle.objective_value) <= tol
+        cfg = sol.config
+        assert offered or not uses((cfg.tp, cfg.pp, cfg.enable_expert_parallel, cfg.replicas))
         if not offered:
-            from autoparallel.solvers.serving.explain import reason
-
-            why = reason(space, "sglang_pipeline")
-            assert "Gemma2ForCausalLM" in why and space.shapes[staged[0]].label in why
-    from autoparallel.configs import ServingConfig
-
-    gemma = _model("google/gemma-2-9b")
-    cfg = ServingConfig(tp=2, pp=2, max_num_seqs=64, max_model_len=2048)
-    with pytest.raises(InputError, match="no pipeline parallelism"):
-        evaluate_engine(gemma, c, cfg, w, "sglang", gemma.name)
+            why = reason(space, family)
+            assert arch in why and space.shapes[shapes[0]].label in why
+    cfg = sol.config.model_copy(update=refused)
+    with pytest.raises(InputError, match=match):
+        evaluate_engine(_model(lacks_it), c, cfg, w, "sglang", lacks_it)

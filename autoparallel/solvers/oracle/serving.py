@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.memory.serving import VllmMemoryReport, serving_memory
-from autoparallel.memory.vllm_config import apply_dtype_and_quant, load_dtype
+from autoparallel.memory.vllm_config import loaded_on
 from autoparallel.perf.engine_support import SGLANG_DP_ATTENTION_ARCHITECTURES, SGLANG_PP_ARCHITECTURES
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving, slo_violations
 from autoparallel.perf.serving_engines import evaluate_engine
@@ -148,7 +148,7 @@ def _weights_cannot_fit(model: ModelSpec, cluster: Cluster, config: ServingConfi
     cannot start (skips the memory module's slower failure path; EP shapes are always evaluated)."""
     if config.enable_expert_parallel:
         return False
-    loaded = apply_dtype_and_quant(model, load_dtype(model, cluster.gpu), config.quantization)
+    loaded = loaded_on(model, cluster.gpu, config.quantization)
     weights = loaded.weight_bytes() / (config.tp * config.pp)
     return weights >= cluster.gpu.memory_bytes * config.gpu_memory_utilization
 
@@ -193,7 +193,7 @@ def _engine_estimate(
     model: ModelSpec, cluster: Cluster, config: ServingConfig, workload: Serving, engine: str, version: str
 ) -> ServingEstimate | None:
     """SGLang / TensorRT-LLM: the engine's evaluation as an estimate (None: weights exceed the GPU)."""
-    loaded = apply_dtype_and_quant(model, "auto", config.quantization)
+    loaded = loaded_on(model, cluster.gpu, config.quantization, engine)
     if (
         not config.enable_expert_parallel
         and loaded.weight_bytes() / (config.tp * config.pp) >= cluster.gpu.memory_bytes

@@ -8,7 +8,7 @@ filter). Each family then states its numbers from the float-model tables.
 from __future__ import annotations
 
 from autoparallel.errors import InfeasibleError
-from autoparallel.memory.vllm_config import apply_dtype_and_quant, load_dtype
+from autoparallel.memory.vllm_config import loaded_on
 from autoparallel.perf.engine_support import ENGINE_NAMES, node_span_problem
 from autoparallel.perf.serving_engines import engine_kv_for
 from autoparallel.solvers import driver, units
@@ -128,8 +128,8 @@ def _node_span_reason(space: ServingSpace) -> str:
 
 def _memory_reason(space: ServingSpace) -> str:
     runtimes = {r.quantization for r in space.runtimes}
-    dtype = load_dtype(space.model, space.cluster.gpu) if "vllm" in space.engines else "auto"
-    need = min(apply_dtype_and_quant(space.model, dtype, q).weight_bytes() for q in runtimes) / 1024
+    engine = "vllm" if "vllm" in space.engines else "other"  # vLLM's dtype rule, if vLLM is allowed
+    need = min(loaded_on(space.model, space.cluster.gpu, q, engine).weight_bytes() for q in runtimes) / 1024
     top, util = max(space.budget_kib), max(space.utilizations)
     if "vllm" in space.engines:
         offer = f"{_gib(top * space.gpus)} usable at gpu_memory_utilization {util:g}"

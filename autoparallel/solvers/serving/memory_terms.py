@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from autoparallel.memory import vllm_kv, vllm_profile
 from autoparallel.memory.serving import kv_block_size, layer_kv_specs, resolve_batch_defaults
-from autoparallel.memory.vllm_config import apply_dtype_and_quant, kv_dtype_bytes, load_dtype
+from autoparallel.memory.vllm_config import kv_dtype_bytes, loaded_on
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
@@ -58,8 +58,7 @@ class MemoryTerms:
 
     def spec(self, quantization: str | None) -> ModelSpec:
         if quantization not in self._specs:
-            dtype = load_dtype(self.model, self.gpu)
-            self._specs[quantization] = apply_dtype_and_quant(self.model, dtype, quantization)
+            self._specs[quantization] = loaded_on(self.model, self.gpu, quantization)
         return self._specs[quantization]
 
     def weights(self, tp: int, pp: int, ep: int, quant: str | None) -> list[float]:
