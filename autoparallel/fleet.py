@@ -193,9 +193,14 @@ class FleetPlan(BaseModel):
         if engine.engine == "sglang":
             kv, _ = engine_kv_for("sglang", self.specs[engine.model], sub, c)
             launch = sglang.sglang_launch(
-                engine.model, c, pool.gpus_per_node, mem_fraction_static=float(kv.rule.split()[-1])
+                engine.model,
+                c,
+                pool.gpus_per_node,
+                mem_fraction_static=float(kv.rule.split()[-1]),
+                model=self.specs[engine.model],
             )
-            node_lines, notes = list(launch.lines), [n for n in launch.notes if launch.nodes > 1]
+            node_lines = list(launch.lines)
+            notes = [n for n in launch.notes if launch.nodes > 1 or n in launch.model_notes]
         else:  # one line, on the engine's first node (under mpirun when it spans nodes)
             trt = trtllm.trtllm_launch(engine.model, c, pool.gpus_per_node, options_file)
             node_lines, notes = [trt.line] + [""] * (trt.nodes - 1), [n for n in trt.notes if trt.nodes > 1]

@@ -194,7 +194,11 @@ class ServingPlan(_PlanBase):
     def sglang_launch(self) -> sglang.SglangLaunch:
         """SGLang's servers for this plan, their per-node lines and notes (frameworks/sglang.py)."""
         return sglang.sglang_launch(
-            self.served_id, self.config, self.cluster.gpus_per_node, mem_fraction_static=self._fraction
+            self.served_id,
+            self.config,
+            self.cluster.gpus_per_node,
+            mem_fraction_static=self._fraction,
+            model=self.model,
         )
 
     @property
@@ -225,7 +229,9 @@ class ServingPlan(_PlanBase):
                 "command": launch.lines[0],
                 "node_commands": list(launch.lines),
                 "servers": launch.servers,
-                "args": sglang.sglang_args(self.served_id, launch.server, mem_fraction_static=self._fraction),
+                "args": sglang.sglang_args(
+                    self.served_id, launch.server, mem_fraction_static=self._fraction, model=self.model
+                ),
                 "notes": list(launch.notes),
             }
         return {

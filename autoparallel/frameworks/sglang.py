@@ -19,7 +19,9 @@ How a plan maps onto SGLang:
   line says what the prediction assumed;
 - `--nsa-prefill-backend` / `--nsa-decode-backend` (DeepSeek Sparse Attention) only when the user
   gives them (`autoparallel evaluate --engine sglang`); otherwise SGLang's defaults run, and the step
-  model prices those (perf/sparse_attention.py).
+  model prices those (perf/sparse_attention.py);
+- `--trust-remote-code` only for a checkpoint whose config class is its own code
+  (`REMOTE_CONFIG_MODEL_TYPES`), with a note saying so: SGLang cannot read its config.json otherwise.
 
 Servers and nodes (`sglang_launch`):
 - a server wider than a node spans whole nodes: the same line on each, with `--nnodes N
@@ -39,11 +41,24 @@ from autoparallel.errors import InputError
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
+    from autoparallel.models.spec import ModelSpec
 
 DIST_INIT_PORT = 5000
 """Port of a multi-node server's `--dist-init-addr` on its first node (SGLang's multi-node examples)."""
 HEAD_ADDRESS = "${HEAD_IP}"
 """Placeholder for a server's first node's address; the user exports HEAD_IP on each of its nodes."""
+
+REMOTE_CONFIG_MODEL_TYPES = frozenset({"kimi_k2"})
+"""`model_type`s of zoo families whose config class neither transformers 4.57.1 (SGLang 0.5.6's pin)
+nor SGLang's own config registry provides, so SGLang reads the checkpoint's config.json only by running
+its `auto_map` code (`--trust-remote-code`). Kimi-K2's `kimi_k2` is the one (vLLM 0.32 maps it onto
+DeepseekV3Config itself); DeepSeek-V3.2's `deepseek_v32` SGLang reads as `deepseek_v3`
+(`_load_deepseek_v32_model`). tests/frameworks/test_sglang_checker.py runs SGLang's start-up code over
+every zoo model's line."""
+REMOTE_CODE_NOTE = (
+    "--trust-remote-code: this checkpoint's config.json names its own config class (model_type {}), which "
+    "SGLang 0.5.6's transformers lacks; SGLang runs that code from the checkpoint to read the config"
+)
 
 KV_CACHE_DTYPES = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
 """vLLM-style `kv_cache_dtype` -> SGLang's `--kv-cache-dtype` choices."""
@@ -55,9 +70,11 @@ def sglang_args(
     *,
     mem_fraction_static: float,
     nsa_backends: tuple[str | None, str | None] = (None, None),
+    model: ModelSpec | None = None,
 ) -> dict[str, object]:
     """`ServerArgs` field -> value for `config` (fields SGLang would otherwise default are left out;
-    `nsa_backends`: `--nsa-prefill-backend` / `--nsa-decode-backend` when given)."""
+    `nsa_backends`: `--nsa-prefill-backend` / `--nsa-decode-backend` when given; `model`: the parsed
+    model, for `--trust-remote-code`)."""
     if config.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise InputError(f"kv_cache_dtype {config.kv_cache_dtype!r} has no SGLang equivalent")
     args: dict[str, object] = {"model_path": model_id}
@@ -91,7 +108,14 @@ def sglang_args(
         args["nsa_prefill_backend"] = prefill
     if decode is not None:
         args["nsa_decode_backend"] = decode
+    if needs_remote_code(model):
+        args["trust_remote_code"] = True
     return args
+
+
+def needs_remote_code(model: ModelSpec | None) -> bool:
+    """SGLang reads `model`'s config only with `--trust-remote-code` (`REMOTE_CONFIG_MODEL_TYPES`)."""
+    return model is not None and model.model_type in REMOTE_CONFIG_MODEL_TYPES
 
 
 def sglang_command(
@@ -100,10 +124,13 @@ def sglang_command(
     *,
     mem_fraction_static: float,
     nsa_backends: tuple[str | None, str | None] = (None, None),
+    model: ModelSpec | None = None,
 ) -> str:
     """The `python -m sglang.launch_server ...` line of one server running all of `config`."""
     parts = ["python", "-m", "sglang.launch_server"]
-    args = sglang_args(model_id, config, mem_fraction_static=mem_fraction_static, nsa_backends=nsa_backends)
+    args = sglang_args(
+        model_id, config, mem_fraction_static=mem_fraction_static, nsa_backends=nsa_backends, model=model
+    )
     for name, value in args.items():
         flag = "--" + name.replace("_", "-")
         if value is True:
@@ -126,7 +153,9 @@ class SglangLaunch:
     lines: tuple[str, ...]
     """One server's lines, node rank 0 first (a single line when it stays inside a node)."""
     notes: tuple[str, ...]
-    """How to run them."""
+    """How to run them (`model_notes` first)."""
+    model_notes: tuple[str, ...] = ()
+    """Notes on the model that hold wherever its servers run (`--trust-remote-code`)."""
 
 
 def server_nodes(width: int, gpus_per_node: int) -> int:
@@ -151,6 +180,7 @@ def sglang_launch(
     *,
     mem_fraction_static: float,
     nsa_backends: tuple[str | None, str | None] = (None, None),
+    model: ModelSpec | None = None,
 ) -> SglangLaunch:
     """The servers that run `config` on nodes of `gpus_per_node` GPUs, and their lines (module doc).
 
@@ -165,9 +195,10 @@ def sglang_launch(
         servers = -(-config.replicas // per)
     nodes = server_nodes(server.gpus, gpus_per_node)
     line = sglang_command(
-        model_id, server, mem_fraction_static=mem_fraction_static, nsa_backends=nsa_backends
+        model_id, server, mem_fraction_static=mem_fraction_static, nsa_backends=nsa_backends, model=model
     )
-    notes: list[str] = []
+    model_notes = (REMOTE_CODE_NOTE.format(model.model_type),) if model and needs_remote_code(model) else ()
+    notes = list(model_notes)
     if servers > 1:
         last = config.replicas - server.replicas * (servers - 1)
         tail = f" (the last with --dp-size {last})" if last != server.replicas else ""
@@ -177,7 +208,7 @@ def sglang_launch(
             "balancer"
         )
     if nodes == 1:
-        return SglangLaunch(server, servers, 1, (line,), tuple(notes))
+        return SglangLaunch(server, servers, 1, (line,), tuple(notes), model_notes)
     init = f"--dist-init-addr {HEAD_ADDRESS}:{DIST_INIT_PORT}"
     lines = tuple(f"{line} --nnodes {nodes} --node-rank {r} {init}" for r in range(nodes))
     notes.append(
@@ -185,4 +216,4 @@ def sglang_launch(
         "export HEAD_IP=<address of the server's node 0, reachable from the others> on each of them; node "
         "0 serves the HTTP endpoint"
     )
-    return SglangLaunch(server, servers, nodes, lines, tuple(notes))
+    return SglangLaunch(server, servers, nodes, lines, tuple(notes), model_notes)

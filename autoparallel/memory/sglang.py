@@ -8,7 +8,7 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
   (+ 3 · cuda_graph_max_bs · dp with DP attention, and 1.5 · cuda_graph_max_bs · dp more when
   cuda_graph_max_bs > 300), at least 10 GiB on GPUs above 60 GiB;
 - chunked_prefill_size and cuda_graph_max_bs default by GPU memory: < 20 GiB 2048 / 8, < 35 GiB
-  4096 / 48 (160 at tp ≥ 4), < 60 GiB 4096 / 32 (160), < 160 GiB 8192 / 256 (512 at tp ≥ 4),
+  2048 / 24 (80 at tp ≥ 4), < 60 GiB 4096 / 32 (160), < 160 GiB 8192 / 256 (512 at tp ≥ 4),
   else 16384 / 512;
 - `tp` in these rules is the server's `--tp-size`: with DP attention the attention TP times the DP
   ranks (`frameworks/sglang.py` launches `--tp-size tp · dp --dp-size dp`), so a DP8 server of
@@ -16,7 +16,8 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
 - the pool is what the measured free memory after loading leaves above total · (1 − fraction):
   KV = total · fraction − weights − non-torch memory (CUDA context, NCCL); page size 1 token, 64
   for DeepSeek Sparse Attention (`_handle_model_specific_adjustments`: "Setting page size to 64
-  for DeepSeek NSA"), so a request holds whole 64-token pages;
+  for DeepSeek NSA") and for the TensorRT-LLM attention kernels SGLang picks on Blackwell
+  (`page_size`), so a request holds whole 64-token pages;
 - the weights are vLLM's layout, except under attention DP (`models/deepseek_v2.py`; the LM head
   likewise in `qwen2_moe.py`, `qwen3_moe.py`, `glm4_moe.py`): there only attention runs per DP
   rank; dense MLPs, shared experts and the LM head stay sharded over the server's whole TP group
@@ -137,10 +138,21 @@ def sglang_priced_config(model: ModelSpec, gpu: GPU, config: ServingConfig) -> S
     return config if stored == config.kv_cache_dtype else config.model_copy(update={"kv_cache_dtype": stored})
 
 
-def page_size(model: ModelSpec) -> int:
-    """Tokens per KV page SGLang 0.5.6 runs `model` with: 64 for DeepSeek Sparse Attention, else 1
-    (its default; other attention backends' page sizes are not modelled)."""
-    return 64 if model.has_sparse_attention else 1
+TRTLLM_BACKEND_ARCHITECTURES = frozenset(
+    {"DeepseekV3ForCausalLM", "GptOssForCausalLM", "Llama4ForConditionalGeneration", "Llama4ForCausalLM"}
+)
+"""Architectures SGLang 0.5.6 runs on Blackwell with a TensorRT-LLM attention kernel by default
+(`_handle_model_specific_adjustments`: `trtllm_mla` for DeepSeek-V3's architecture, `trtllm_mha` for
+gpt-oss and Llama 4), whose pages hold 64 tokens (`_handle_attention_backend_compatibility`)."""
+
+
+def page_size(model: ModelSpec, gpu: GPU) -> int:
+    """Tokens per KV page SGLang 0.5.6 runs `model` with on `gpu` by default: 64 for DeepSeek Sparse
+    Attention, and on Blackwell for the `TRTLLM_BACKEND_ARCHITECTURES`; else 1 (FlashAttention 3,
+    FlashInfer and Triton's default)."""
+    if model.has_sparse_attention:
+        return 64
+    return 64 if gpu.arch == "blackwell" and model.architecture in TRTLLM_BACKEND_ARCHITECTURES else 1
 
 
 def vlm_fraction_factor(model: ModelSpec) -> float:
@@ -193,7 +205,7 @@ def sglang_defaults(gpu: GPU, tp: int) -> tuple[int, int]:
     if mem < 20 * 1024:
         return 2048, 8
     if mem < 35 * 1024:
-        return 4096, 48 if tp < 4 else 160
+        return 2048, 24 if tp < 4 else 80
     if mem < 60 * 1024:
         return 4096, 32 if tp < 4 else 160
     if mem < 160 * 1024:
@@ -307,7 +319,7 @@ def sglang_server_kv(
         max_running_requests=config.max_num_seqs,
         nsa_backends=nsa_backends,
         dp_sharded_gib=dp_attention_sharded_gib(model, config),
-        page_tokens=page_size(model),
+        page_tokens=page_size(model, gpu),
         mamba_bytes_per_request=mamba_state_bytes(model, config.tp),
         vlm_factor=vlm_fraction_factor(model),
     )

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 from typing import Any
 
 import pytest
@@ -24,7 +23,8 @@ from autoparallel.frameworks.trtllm import (
     trtllm_options,
     trtllm_yaml,
 )
-from autoparallel.hardware import Cluster
+from autoparallel.hardware import Cluster, get_gpu
+from autoparallel.models import list_models
 from autoparallel.workload import Serving
 
 SGLANG_FLAGS = {
@@ -271,23 +271,54 @@ def _cli_json(argv: list[str]) -> dict[str, Any]:
 
 @pytest.mark.skipif(
     not os.environ.get("SGLANG_CHECK_PYTHON"),
-    reason="SGLANG_CHECK_PYTHON (a Python with "
-    "SGLang installed) is not set; SGLang's own ServerArgs parser is not available",
+    reason="SGLANG_CHECK_PYTHON (a Python with SGLang 0.5.6 and transformers 4.57.1) is not set; SGLang's "
+    "own ServerArgs code is not available",
 )
 def test_sglang_lines_pass_sglangs_own_parser() -> None:
-    """Every line goes through SGLang's own `ServerArgs.add_cli_args` parser (one process for all)."""
-    code = (
-        "import sys, json, shlex, argparse; from sglang.srt.server_args import ServerArgs\n"
-        "for line in json.load(sys.stdin):\n"
-        "    p = argparse.ArgumentParser(); ServerArgs.add_cli_args(p); p.parse_args(shlex.split(line)[3:])\n"
-    )
+    """Every line goes through SGLang's own parser and start-up arguments code (`ServerArgs.__post_init__`
+    and `check_server_args`, tests/frameworks/check_sglang_args.py), on an H200, one process for all."""
+    from sglang_checker import check_sglang_lines, sglang_case
+
+    configs = {e.id: e.config for e in list_models()}
     lines = _sglang_lines()
     assert len(set(lines)) >= 10
-    done = subprocess.run(
-        [os.environ["SGLANG_CHECK_PYTHON"], "-c", code],
-        input=json.dumps(lines),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    cases = []
+    for line in lines:
+        model_id = shlex.split(line)[shlex.split(line).index("--model-path") + 1]
+        config = configs.get(model_id, configs["meta-llama/Llama-3.1-70B"])  # "m": any dense model
+        cases.append(sglang_case(line, config, get_gpu("H200")))
+    refused = [
+        f"{line}: {r['error']}"
+        for line, r in zip(lines, check_sglang_lines(cases), strict=True)
+        if not r["accepted"]
+    ]
+    assert not refused, "\n".join(refused)
+
+
+def test_sglang_line_trusts_remote_code_only_for_a_checkpoint_whose_config_is_its_own_code() -> None:
+    """Kimi-K2's `kimi_k2` config class is the checkpoint's code (transformers 4.57.1, which SGLang
+    0.5.6 pins, has none): its line carries `--trust-remote-code` with a note saying why, on one node
+    and across nodes; DeepSeek-V3, the same architecture under a known model_type, does not."""
+    from autoparallel.models import load_model
+
+    kimi = load_model("moonshotai/Kimi-K2-Instruct")
+    for gpus_per_node in (16, 8):
+        launch = sglang_launch(
+            "moonshotai/Kimi-K2-Instruct",
+            ServingConfig(tp=16),
+            gpus_per_node,
+            mem_fraction_static=0.8,
+            model=kimi,
+        )
+        assert all(_parse_sglang_flags(line).get("--trust-remote-code") for line in launch.lines)
+        assert launch.model_notes and launch.model_notes[0] in launch.notes
+        assert "kimi_k2" in launch.model_notes[0]
+    v3 = load_model("deepseek-ai/DeepSeek-V3")
+    launch = sglang_launch(
+        "deepseek-ai/DeepSeek-V3", ServingConfig(tp=8), 8, mem_fraction_static=0.8, model=v3
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--trust-remote-code" not in launch.lines[0] and not launch.model_notes
+
+
+def _parse_sglang_flags(line: str) -> dict[str, bool]:
+    return {word: True for word in shlex.split(line) if word.startswith("--")}

@@ -9,6 +9,7 @@ from autoparallel.hardware import get_gpu
 from autoparallel.memory.serving import serving_memory
 from autoparallel.memory.sglang import (
     default_mem_fraction_static,
+    page_size,
     sglang_defaults,
     sglang_kv,
 )
@@ -19,7 +20,9 @@ H100 = get_gpu("H100-SXM")
 
 
 def test_sglang_defaults_follow_gpu_memory() -> None:
-    assert sglang_defaults(get_gpu("L4"), 1) == (4096, 48)
+    # 24 GB (L4, A10): SGLang 0.5.6's "A10, 4090, 5090" branch
+    assert sglang_defaults(get_gpu("L4"), 1) == (2048, 24)
+    assert sglang_defaults(get_gpu("A10"), 4) == (2048, 80)
     assert sglang_defaults(H100, 1) == (8192, 256)
     assert sglang_defaults(H100, 8) == (8192, 512)
     # 80 GB: reserved = max(512 + 1.5·8192 + 1024/8 + 2·256, 10 GiB) = 13440 MiB
@@ -209,3 +212,19 @@ def test_trtllm_blocks_deepseek_mla_in_64_tokens_on_hopper() -> None:
     cluster = Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=get_gpu("H200"))
     kv, _ = engine_kv_for("trtllm", v3, cluster, ServingConfig(tp=8, max_model_len=4096))
     assert kv.block_size == 64 and kv.kv_cache_tokens % 64 == 0
+
+
+def test_sglang_page_size_follows_its_attention_backend() -> None:
+    """64-token pages for DeepSeek Sparse Attention everywhere, and on Blackwell for the architectures
+    SGLang 0.5.6 gives TensorRT-LLM attention kernels (trtllm_mla, trtllm_mha); 1 elsewhere."""
+    b200 = get_gpu("B200")
+    assert page_size(load_model("deepseek-ai/DeepSeek-V3.2"), H100) == 64
+    for model_id in (
+        "deepseek-ai/DeepSeek-V3",
+        "openai/gpt-oss-120b",
+        "meta-llama/Llama-4-Scout-17B-16E-Instruct",
+    ):
+        assert page_size(load_model(model_id), b200) == 64
+        assert page_size(load_model(model_id), H100) == 1
+    assert page_size(load_model("Qwen/Qwen3-8B"), b200) == 1
+    assert page_size(load_model("deepseek-ai/DeepSeek-Coder-V2-Lite-Base"), b200) == 1  # MLA on FlashInfer

@@ -1,0 +1,179 @@
+"""Does SGLang accept this `python -m sglang.launch_server` line? SGLang's own start-up arguments code,
+run offline on a CPU.
+
+Run with a Python that has SGLang 0.5.x installed ($SGLANG_CHECK_PYTHON), not with the project's:
+
+    $SGLANG_CHECK_PYTHON check_sglang_args.py < cases.json
+
+Each case is {"line": ..., "config": config.json as a dict, "gpu_mem_mib": ..., "capability": [9, 0]},
+and optionally "remote_config_as": the transformers `model_type` whose config class the checkpoint's
+own config code is (Kimi-K2's `configuration_deepseek.DeepseekV3Config`: "deepseek_v3"). The
+checkpoint's code is not here to run, so for a line with `--trust-remote-code` that class stands in
+for it; without the flag nothing does, and transformers refuses the unknown `model_type` as it would.
+For each it writes the config to a folder, points `--model-path` there, and builds `ServerArgs` from the
+parsed line as `launch_server` does: `__post_init__` (the defaults SGLang derives from the GPU's memory,
+the model-specific adjustments, attention backend, page size, data / pipeline / expert parallelism
+handling and their asserts) and `check_server_args`. What a CPU lacks is faked, no more: the GPU's
+memory (`get_device_memory_capacity`, nvidia-smi's value on a GPU), its compute capability, a CUDA
+version, FlashInfer's presence, and the compiled kernel packages the arguments code imports but never
+calls (`sgl_kernel`, `compressed_tensors`, `gguf`: modules whose attributes are mocks). Checks SGLang
+makes later, while loading the model (`ModelRunner`: the pipeline-parallel model list, the sm75
+floor), are not run here.
+
+Prints one JSON list: per case {"accepted", "error" (the exception's message), "resolved" (the values
+SGLang settled on: mem_fraction_static, chunked_prefill_size, cuda_graph_max_bs, page_size,
+kv_cache_dtype, attention backends, max_running_requests)}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.abc
+import importlib.machinery
+import io
+import json
+import shlex
+import sys
+import tempfile
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest.mock import MagicMock
+
+import torch
+
+MISSING_ON_CPU = {"sgl_kernel", "compressed_tensors", "gguf"}
+"""Packages of compiled kernels (or their optional helpers) SGLang's arguments code imports at module
+level without calling them."""
+
+
+class _MockModule(types.ModuleType):
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return MagicMock(name=f"{self.__name__}.{name}")
+
+
+class _MockFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if name.split(".")[0] in MISSING_ON_CPU:
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+        return None
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        module = _MockModule(spec.name)
+        module.__path__ = []
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
+_GPU: dict[str, Any] = {"capability": (9, 0), "mem": 81559.0}
+
+sys.meta_path.append(_MockFinder())
+torch.library.register_fake = lambda *a, **k: lambda f: f  # the kernels' fake impls
+torch.cuda.is_available = lambda: True
+torch.cuda.device_count = lambda: 8
+torch.cuda.get_device_capability = lambda *a, **k: _GPU["capability"]
+
+import sglang.srt.server_args as server_args  # noqa: E402
+import sglang.srt.utils.common as sglang_common  # noqa: E402
+from transformers import AutoConfig  # noqa: E402
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING  # noqa: E402
+
+# A CUDA version only after the imports: set earlier, it sends transformers' lazy imports looking for
+# CUDA libraries. SGLang's device probes read it when called, through these caches.
+torch.version.cuda = "12.9"  # type: ignore[misc]
+
+
+def _forget_device_probes() -> None:
+    """Clear SGLang's cached device probes (`is_cuda`, `is_sm90_supported`, ... are `lru_cache`d), so
+    each case sees its own GPU."""
+    for value in vars(sglang_common).values():
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()
+
+
+server_args.get_device_memory_capacity = lambda device=None: _GPU["mem"]
+# SGLang's CUDA install brings FlashInfer (a dependency of its wheel), which a CPU environment lacks.
+server_args.is_flashinfer_available = lambda: True
+server_args.ServerArgs.check_torch_2_9_1_cudnn_compatibility = lambda self: None
+
+RESOLVED = (
+    "mem_fraction_static",
+    "chunked_prefill_size",
+    "cuda_graph_max_bs",
+    "page_size",
+    "kv_cache_dtype",
+    "attention_backend",
+    "prefill_attention_backend",
+    "decode_attention_backend",
+    "nsa_prefill_backend",
+    "nsa_decode_backend",
+    "max_running_requests",
+    "tp_size",
+    "dp_size",
+    "ep_size",
+    "pp_size",
+    "enable_dp_attention",
+    "disable_cuda_graph",
+    "moe_a2a_backend",
+    "quantization",
+)
+
+
+@contextlib.contextmanager
+def _remote_config(case: dict[str, Any], trusted: bool) -> Iterator[None]:
+    """While one case runs: the stand-in for the checkpoint's own config class (module docstring)."""
+    model_type, base = case["config"].get("model_type"), case.get("remote_config_as")
+    if not (trusted and base):
+        yield
+        return
+    parent = CONFIG_MAPPING[base]
+    AutoConfig.register(model_type, type("RemoteConfig", (parent,), {"model_type": model_type}))
+    try:
+        yield
+    finally:
+        CONFIG_MAPPING._extra_content.pop(model_type, None)
+
+
+def check(case: dict[str, Any], folder: Path) -> dict[str, Any]:
+    words = shlex.split(case["line"])
+    if words[:3] != ["python", "-m", "sglang.launch_server"]:
+        return {"accepted": False, "error": "not a `python -m sglang.launch_server` line", "resolved": {}}
+    (folder / "config.json").write_text(json.dumps(case["config"]), encoding="utf-8")
+    _GPU["capability"] = tuple(case["capability"])
+    _GPU["mem"] = float(case["gpu_mem_mib"])
+    _forget_device_probes()
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    server_args.ServerArgs.add_cli_args(parser)
+    try:
+        ns = parser.parse_args(words[3:])
+        ns.model_path = str(folder)
+        ns.device = "cuda"
+        with contextlib.redirect_stdout(io.StringIO()), _remote_config(case, ns.trust_remote_code):
+            args = server_args.ServerArgs.from_cli_args(ns)
+            args.check_server_args()
+    except (Exception, SystemExit) as exc:  # SGLang's refusals are asserts, ValueErrors and the like
+        return {"accepted": False, "error": f"{type(exc).__name__}: {exc}", "resolved": {}}
+    resolved = {k: getattr(args, k, None) for k in RESOLVED}
+    return {"accepted": True, "error": "", "resolved": resolved}
+
+
+def main() -> int:
+    cases = json.load(sys.stdin)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, case in enumerate(cases):
+            folder = Path(tmp) / str(i)
+            folder.mkdir()
+            out.append(check(case, folder))
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

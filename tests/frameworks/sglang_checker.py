@@ -1,0 +1,62 @@
+"""The opt-in harness of the tests that run SGLang's own start-up arguments code over emitted lines.
+
+check_sglang_args.py (beside this file) runs under $SGLANG_CHECK_PYTHON, a Python with SGLang 0.5.6
+and the transformers it pins (4.57.1) installed; `CHECKER_MARKS` skip a test module, with the reason,
+where it is not set. One process checks a whole batch of lines (SGLang's import takes about 6 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoparallel.hardware import GPU
+from autoparallel.perf.engine_support import ARCH_COMPUTE_CAPABILITY
+
+CHECK_PYTHON = os.environ.get("SGLANG_CHECK_PYTHON")
+CHECKER = Path(__file__).with_name("check_sglang_args.py")
+
+CHECKER_MARKS = [
+    pytest.mark.skipif(
+        not CHECK_PYTHON,
+        reason="set SGLANG_CHECK_PYTHON to a Python with SGLang 0.5.6 and transformers 4.57.1 installed",
+    ),
+]
+
+
+REMOTE_CONFIG_AS = {"kimi_k2": "deepseek_v3"}
+"""model_type -> the transformers model_type whose config class the checkpoint's own config code is
+(Kimi-K2 ships DeepSeek's `configuration_deepseek.DeepseekV3Config`)."""
+
+
+def sglang_case(line: str, config: dict[str, Any], gpu: GPU) -> dict[str, Any]:
+    """One line to check: the model's config.json and what SGLang would probe on `gpu` (its memory in
+    MiB as the driver reports it, its architecture's compute capability)."""
+    cc = ARCH_COMPUTE_CAPABILITY[gpu.arch]
+    mib = gpu.memory_bytes / 2**20
+    case = {"line": line, "config": config, "gpu_mem_mib": mib, "capability": divmod(cc, 10)}
+    remote = REMOTE_CONFIG_AS.get(str(config.get("model_type")))
+    return case if remote is None else {**case, "remote_config_as": remote}
+
+
+def check_sglang_lines(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """SGLang's verdict on each case: {"accepted", "error", "resolved": {ServerArgs field: value}}."""
+    assert CHECK_PYTHON is not None
+    done = subprocess.run(
+        [CHECK_PYTHON, str(CHECKER)],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    start = done.stdout.find("[")
+    assert start >= 0, f"checker printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}"
+    results: list[dict[str, Any]] = json.loads(done.stdout[start:])
+    assert len(results) == len(cases)
+    return results
