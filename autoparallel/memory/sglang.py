@@ -138,21 +138,16 @@ def sglang_priced_config(model: ModelSpec, gpu: GPU, config: ServingConfig) -> S
     return config if stored == config.kv_cache_dtype else config.model_copy(update={"kv_cache_dtype": stored})
 
 
-TRTLLM_BACKEND_ARCHITECTURES = frozenset(
-    {"DeepseekV3ForCausalLM", "GptOssForCausalLM", "Llama4ForConditionalGeneration", "Llama4ForCausalLM"}
-)
-"""Architectures SGLang 0.5.6 runs on Blackwell with a TensorRT-LLM attention kernel by default
-(`_handle_model_specific_adjustments`: `trtllm_mla` for DeepSeek-V3's architecture, `trtllm_mha` for
-gpt-oss and Llama 4), whose pages hold 64 tokens (`_handle_attention_backend_compatibility`)."""
-
-
 def page_size(model: ModelSpec, gpu: GPU) -> int:
     """Tokens per KV page SGLang 0.5.6 runs `model` with on `gpu` by default: 64 for DeepSeek Sparse
-    Attention, and on Blackwell for the `TRTLLM_BACKEND_ARCHITECTURES`; else 1 (FlashAttention 3,
-    FlashInfer and Triton's default)."""
+    Attention, and on Blackwell for the architectures it gives TensorRT-LLM attention kernels
+    (`engine_support.SGLANG_BLACKWELL_ATTENTION`); else 1 (FlashAttention 3, FlashInfer and Triton's
+    default)."""
+    from autoparallel.perf.engine_support import SGLANG_BLACKWELL_ATTENTION
+
     if model.has_sparse_attention:
         return 64
-    return 64 if gpu.arch == "blackwell" and model.architecture in TRTLLM_BACKEND_ARCHITECTURES else 1
+    return 64 if gpu.arch == "blackwell" and model.architecture in SGLANG_BLACKWELL_ATTENTION else 1
 
 
 def vlm_fraction_factor(model: ModelSpec) -> float:

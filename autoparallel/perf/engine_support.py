@@ -367,6 +367,16 @@ FLASHINFER_HEAD_SIZES = (64, 128, 256, 512)
 ATTENTION_SINK_MODEL_TYPES = ("gpt_oss",)
 """Models with attention sinks, which vLLM 0.32's FlashInfer backend serves only through TensorRT-LLM's
 kernels on SM90, SM100 and SM120 (`FlashInferBackend.supports_sink`)."""
+SGLANG_BLACKWELL_ATTENTION = {
+    "DeepseekV3ForCausalLM": "trtllm_mla",
+    "GptOssForCausalLM": "trtllm_mha",
+    "Llama4ForConditionalGeneration": "trtllm_mha",
+    "Llama4ForCausalLM": "trtllm_mha",
+}
+"""Architectures SGLang 0.5.6 runs on Blackwell with a TensorRT-LLM attention kernel by default
+(`ServerArgs._handle_model_specific_adjustments`): `trtllm_mla` for DeepSeek-V3's architecture (DeepSeek
+Sparse Attention aside, which runs its own backends), `trtllm_mha` for gpt-oss and Llama 4. Both keep
+64-token pages (`_handle_attention_backend_compatibility`), and `trtllm_mla` takes no E5M2 cache."""
 TRITON_FP8E4_ARCHS = ("volta", "turing", "ampere")
 """NVIDIA architectures below SM89, where Triton has no `fp8e4nv` (E4M3) type: the engines' Triton
 attention kernels cannot read an E4M3 KV cache there (vLLM 0.32's Triton backends: "native FP8
@@ -390,14 +400,25 @@ def kv_dtype_problem(
       at all.
     - **SGLang 0.5.6** runs MLA below Hopper on its Triton backend (`ServerArgs` default attention
       backend: FA3 on Hopper, FlashInfer on SM100, else Triton), whose decode kernel loads the cache
-      in its own dtype: an E4M3 cache (fp8 / fp8_e4m3) cannot be read below SM89; E5M2 can.
+      in its own dtype: an E4M3 cache (fp8 / fp8_e4m3) cannot be read below SM89; E5M2 can. On
+      Blackwell DeepSeek-V3's architecture runs `trtllm_mla` (`SGLANG_BLACKWELL_ATTENTION`), which
+      refuses E5M2 ("TensorRT-LLM MLA backend only supports kv-cache-dtype of fp8_e4m3, fp4_e2m1, or
+      auto").
     """
-    if model is None or gpu.vendor != "nvidia" or gpu.arch not in TRITON_FP8E4_ARCHS:
+    if model is None or gpu.vendor != "nvidia":
         return None
     from autoparallel.memory.vllm_config import checkpoint_kv_dtype
 
     kv = checkpoint_kv_dtype(model, kv_cache_dtype)
     where = f"{model.name} on {gpu.name} ({gpu.arch})"
+    trtllm_mla = SGLANG_BLACKWELL_ATTENTION.get(model.architecture) == "trtllm_mla"
+    if engine == "sglang" and gpu.arch == "blackwell" and kv == "fp8_e5m2" and trtllm_mla:
+        return (
+            f"SGLang has no E5M2 KV cache for {where}: it runs this architecture on its TensorRT-LLM MLA "
+            "kernel there, which reads fp8_e4m3 or auto only; use --kv-cache-dtype fp8_e4m3"
+        )
+    if gpu.arch not in TRITON_FP8E4_ARCHS:
+        return None
     if engine == "vllm" and kv == "bfloat16" and gpu.arch != "ampere":
         # 0.32's Triton backends, the only ones below SM80: "bfloat16 requires SM80+".
         return f"vLLM has no bfloat16 KV cache for {where} (it needs SM80); use --kv-cache-dtype float16"

@@ -583,6 +583,15 @@ def test_an_fp8_kv_cache_only_where_a_backend_reads_one(capsys: pytest.CaptureFi
     assert engine_runtime_problem("sglang", None, "fp8_e5m2", mla, a100) is None
     assert engine_runtime_problem("sglang", None, "fp8_e4m3", mla, get_gpu("L40S")) is None
     assert engine_runtime_problem("sglang", None, "fp8_e4m3", plain, a100) is None  # FlashInfer
+    # On Blackwell SGLang runs DeepSeek-V3's architecture on trtllm_mla, which refuses E5M2 (its
+    # ServerArgs: "only supports kv-cache-dtype of fp8_e4m3, fp4_e2m1, or auto"); MLA on FlashInfer
+    # (DeepSeek-V2's architecture) and gpt-oss's trtllm_mha take it.
+    b200, v3 = get_gpu("B200"), load_model("deepseek-ai/DeepSeek-V3")
+    assert "TensorRT-LLM MLA" in (engine_runtime_problem("sglang", None, "fp8_e5m2", v3, b200) or "")
+    assert engine_runtime_problem("sglang", None, "fp8_e4m3", v3, b200) is None
+    assert engine_runtime_problem("sglang", None, "fp8_e5m2", v3, get_gpu("H100")) is None
+    assert engine_runtime_problem("sglang", None, "fp8_e5m2", mla, b200) is None
+    assert engine_runtime_problem("sglang", None, "fp8_e5m2", load_model("openai/gpt-oss-20b"), b200) is None
     lite = "deepseek-ai/DeepSeek-Coder-V2-Lite-Base"
     args = ["plan", lite, "--cluster", "1xA100", "--kv-cache-dtype", "auto,fp8", "--disagg", "off", "--json"]
     assert main(args) == 0

@@ -116,3 +116,60 @@ def test_remote_config_checkpoint_needs_the_flag() -> None:
     line = sglang_command(model_id, ServingConfig(tp=8), mem_fraction_static=0.85)
     (result,) = check_sglang_lines([sglang_case(line, _configs()[model_id], get_gpu("H200"))])
     assert not result["accepted"] and "kimi_k2" in result["error"]
+
+
+GRID_MODELS = (
+    "meta-llama/Llama-3.1-8B",
+    "Qwen/Qwen3-30B-A3B",
+    "deepseek-ai/DeepSeek-Coder-V2-Lite-Base",
+    "deepseek-ai/DeepSeek-V3",
+    "deepseek-ai/DeepSeek-V3.2",
+    "openai/gpt-oss-20b",
+    "google/gemma-3-12b-it",
+    "Qwen/Qwen3-Next-80B-A3B-Instruct",
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct",
+    "Qwen/Qwen3-32B-FP8",
+    "Orion-zhen/QwQ-32B-Preview-AWQ",
+    "Qwen/Qwen2.5-VL-7B-Instruct",
+)
+
+
+def test_every_line_evaluate_emits_starts_sglang() -> None:
+    """`evaluate --engine sglang` over models x GPUs (Ampere, Ada, Hopper, Blackwell) x KV dtypes x
+    weight formats x layouts (TP, attention DP + EP, pipeline): every line it emits passes SGLang's
+    start-up arguments code; what SGLang's arguments refuse, the planner refuses first (a refusal of
+    ours may also be a check SGLang makes later, at model load)."""
+    from autoparallel.api import evaluate_engine
+    from autoparallel.errors import AutoParallelError
+    from autoparallel.hardware import Cluster
+
+    configs, cases, what = _configs(), [], []
+    layouts = {
+        "tp": ServingConfig(tp=8),
+        "dp-attention": ServingConfig(tp=1, replicas=8, enable_expert_parallel=True),
+        "pipeline": ServingConfig(tp=4, pp=2),
+    }
+    for gpu_name in ("A100-SXM-80G", "L40S", "H100-SXM", "B200"):
+        cluster = Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=get_gpu(gpu_name))
+        for model_id in GRID_MODELS:
+            model = load_model(model_id)
+            for kv in ("auto", "fp8_e4m3", "fp8_e5m2"):
+                for quant in (None, "fp8"):
+                    for name, layout in layouts.items():
+                        if name == "dp-attention" and not model.is_moe:
+                            continue
+                        update = {"kv_cache_dtype": kv, "quantization": quant, "max_model_len": 4096}
+                        config = layout.model_copy(update=update)
+                        try:
+                            ev = evaluate_engine(model_id, cluster, config, "chatbot", "sglang")
+                        except AutoParallelError:
+                            continue
+                        cases.append(sglang_case(ev.command, configs[model_id], cluster.gpu))
+                        what.append(f"{model_id} {name} kv {kv} quant {quant} on {gpu_name}")
+    assert len(cases) > 500
+    refused = [
+        f"{w}: {r['error']}"
+        for w, r in zip(what, check_sglang_lines(cases), strict=True)
+        if not r["accepted"]
+    ]
+    assert not refused, "\n".join(refused)
