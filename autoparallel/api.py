@@ -339,7 +339,13 @@ def evaluate_engine(
     if engine == "sglang":
         frac = ev.mem_fraction_static or 0.0
         launch = sglang.sglang_launch(
-            mid, config, c.gpus_per_node, mem_fraction_static=frac, nsa_backends=nsa_backends, model=m
+            mid,
+            config,
+            c.gpus_per_node,
+            mem_fraction_static=frac,
+            nsa_backends=nsa_backends,
+            model=m,
+            gpu=c.gpu,
         )
         return ev.model_copy(
             update={

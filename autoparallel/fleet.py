@@ -198,6 +198,7 @@ class FleetPlan(BaseModel):
                 pool.gpus_per_node,
                 mem_fraction_static=float(kv.rule.split()[-1]),
                 model=self.specs[engine.model],
+                gpu=sub.gpu,
             )
             node_lines = list(launch.lines)
             notes = [n for n in launch.notes if launch.nodes > 1 or n in launch.model_notes]

@@ -199,6 +199,7 @@ class ServingPlan(_PlanBase):
             self.cluster.gpus_per_node,
             mem_fraction_static=self._fraction,
             model=self.model,
+            gpu=self.cluster.gpu,
         )
 
     @property
@@ -230,7 +231,11 @@ class ServingPlan(_PlanBase):
                 "node_commands": list(launch.lines),
                 "servers": launch.servers,
                 "args": sglang.sglang_args(
-                    self.served_id, launch.server, mem_fraction_static=self._fraction, model=self.model
+                    self.served_id,
+                    launch.server,
+                    mem_fraction_static=self._fraction,
+                    model=self.model,
+                    gpu=self.cluster.gpu,
                 ),
                 "notes": list(launch.notes),
             }

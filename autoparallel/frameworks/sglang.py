@@ -21,7 +21,8 @@ How a plan maps onto SGLang:
   gives them (`autoparallel evaluate --engine sglang`); otherwise SGLang's defaults run, and the step
   model prices those (perf/sparse_attention.py);
 - `--trust-remote-code` only for a checkpoint whose config class is its own code
-  (`REMOTE_CONFIG_MODEL_TYPES`), with a note saying so: SGLang cannot read its config.json otherwise.
+  (`REMOTE_CONFIG_MODEL_TYPES`), with a note saying so: SGLang cannot read its config.json otherwise;
+- `--attention-backend aiter` for Llama 4 on AMD GPUs (`rocm_attention_backend`), with a note.
 
 Servers and nodes (`sglang_launch`):
 - a server wider than a node spans whole nodes: the same line on each, with `--nnodes N
@@ -41,6 +42,7 @@ from autoparallel.errors import InputError
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import GPU
     from autoparallel.models.spec import ModelSpec
 
 DIST_INIT_PORT = 5000
@@ -60,6 +62,11 @@ REMOTE_CODE_NOTE = (
     "SGLang 0.5.6's transformers lacks; SGLang runs that code from the checkpoint to read the config"
 )
 
+ROCM_BACKEND_NOTE = (
+    "--attention-backend aiter: SGLang 0.5.6's default-backend probe for Llama 4 raises on ROCm "
+    "(it compares torch.version.cuda, None there); naming the backend skips it"
+)
+
 KV_CACHE_DTYPES = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
 """vLLM-style `kv_cache_dtype` -> SGLang's `--kv-cache-dtype` choices."""
 
@@ -71,10 +78,11 @@ def sglang_args(
     mem_fraction_static: float,
     nsa_backends: tuple[str | None, str | None] = (None, None),
     model: ModelSpec | None = None,
+    gpu: GPU | None = None,
 ) -> dict[str, object]:
     """`ServerArgs` field -> value for `config` (fields SGLang would otherwise default are left out;
     `nsa_backends`: `--nsa-prefill-backend` / `--nsa-decode-backend` when given; `model`: the parsed
-    model, for `--trust-remote-code`)."""
+    model, for `--trust-remote-code`; `gpu`: the GPU, for `rocm_attention_backend`)."""
     if config.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise InputError(f"kv_cache_dtype {config.kv_cache_dtype!r} has no SGLang equivalent")
     args: dict[str, object] = {"model_path": model_id}
@@ -110,7 +118,20 @@ def sglang_args(
         args["nsa_decode_backend"] = decode
     if needs_remote_code(model):
         args["trust_remote_code"] = True
+    if (backend := rocm_attention_backend(model, gpu)) is not None:
+        args["attention_backend"] = backend
     return args
+
+
+def rocm_attention_backend(model: ModelSpec | None, gpu: GPU | None) -> str | None:
+    """`--attention-backend` the line must name on an AMD GPU (None: SGLang's default starts):
+    aiter for Llama 4. SGLang 0.5.6 picks Llama 4's default backend by probing `is_sm90_supported()`
+    before `is_hip()`, and on ROCm that probe compares `torch.version.cuda` (None there) with "12.3"
+    and raises TypeError whenever the GPU reports major 9 (CDNA3's gfx942 reports 9.4); with aiter
+    named, the probe is skipped and aiter, where the chain would have led, runs."""
+    if model is None or gpu is None or gpu.vendor != "amd":
+        return None
+    return "aiter" if model.architecture.startswith("Llama4") else None
 
 
 def needs_remote_code(model: ModelSpec | None) -> bool:
@@ -125,11 +146,17 @@ def sglang_command(
     mem_fraction_static: float,
     nsa_backends: tuple[str | None, str | None] = (None, None),
     model: ModelSpec | None = None,
+    gpu: GPU | None = None,
 ) -> str:
     """The `python -m sglang.launch_server ...` line of one server running all of `config`."""
     parts = ["python", "-m", "sglang.launch_server"]
     args = sglang_args(
-        model_id, config, mem_fraction_static=mem_fraction_static, nsa_backends=nsa_backends, model=model
+        model_id,
+        config,
+        mem_fraction_static=mem_fraction_static,
+        nsa_backends=nsa_backends,
+        model=model,
+        gpu=gpu,
     )
     for name, value in args.items():
         flag = "--" + name.replace("_", "-")
@@ -181,6 +208,7 @@ def sglang_launch(
     mem_fraction_static: float,
     nsa_backends: tuple[str | None, str | None] = (None, None),
     model: ModelSpec | None = None,
+    gpu: GPU | None = None,
 ) -> SglangLaunch:
     """The servers that run `config` on nodes of `gpus_per_node` GPUs, and their lines (module doc).
 
@@ -195,9 +223,18 @@ def sglang_launch(
         servers = -(-config.replicas // per)
     nodes = server_nodes(server.gpus, gpus_per_node)
     line = sglang_command(
-        model_id, server, mem_fraction_static=mem_fraction_static, nsa_backends=nsa_backends, model=model
+        model_id,
+        server,
+        mem_fraction_static=mem_fraction_static,
+        nsa_backends=nsa_backends,
+        model=model,
+        gpu=gpu,
     )
-    model_notes = (REMOTE_CODE_NOTE.format(model.model_type),) if model and needs_remote_code(model) else ()
+    model_notes: tuple[str, ...] = ()
+    if model is not None and needs_remote_code(model):
+        model_notes += (REMOTE_CODE_NOTE.format(model.model_type),)
+    if rocm_attention_backend(model, gpu) is not None:
+        model_notes += (ROCM_BACKEND_NOTE,)
     notes = list(model_notes)
     if servers > 1:
         last = config.replicas - server.replicas * (servers - 1)

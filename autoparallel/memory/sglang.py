@@ -30,6 +30,8 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
 - sliding-window models keep every token at every layer: 0.5.6 turns its hybrid SWA pool off for
   gpt-oss, Gemma 2/3/3n and OLMo 2/3 (`_handle_model_specific_adjustments`:
   `disable_hybrid_swa_memory = True`), and Llama 4's chunked pool needs `--hybrid-kvcache-ratio`;
+- on AMD GPUs, where SGLang runs attention on aiter (`aiter_fraction_scale`), a context longer than
+  8,192 tokens scales the fraction, given or default, by 0.85 after it is read;
 - a multimodal model's default fraction is scaled by 0.95 · clamp(1 − 0.1 · (r − 1), 0.8, 1.05), r
   its vision tower's layers × hidden² over ViT-L/14's 24 × 1024² (`adjust_mem_fraction_for_vlm`,
   `vision_config.num_hidden_layers` (Qwen2-VL's `depth` through transformers' attribute map) and
@@ -250,12 +252,15 @@ def sglang_kv(
     page_tokens: int = 1,
     mamba_bytes_per_request: float = 0.0,
     vlm_factor: float = 1.0,
+    fraction_scale: float = 1.0,
 ) -> EngineKv:
     """The KV pool SGLang builds on one GPU of the deployment `memory` describes (`nsa_backends`:
     `--nsa-prefill-backend` / `--nsa-decode-backend`, carried for the step model;
     `dp_sharded_gib`: `dp_attention_sharded_gib`, of which each GPU holds 1 / dp_attention_size;
     `page_tokens`: `page_size`; `mamba_bytes_per_request`: `mamba_state_bytes`; `vlm_factor`:
-    `vlm_fraction_factor`, for the default fraction)."""
+    `vlm_fraction_factor`, for the default fraction; `fraction_scale`: `aiter_fraction_scale`, what
+    SGLang multiplies the fraction by after reading it, so the pool is priced at the scaled value
+    while the rule names the one the line passes)."""
     tp, pp = memory.tp * dp_attention_size, memory.pp  # the server's --tp-size
     chunk, graph_bs = sglang_defaults(gpu, tp)
     frac = mem_fraction_static or default_mem_fraction_static(
@@ -268,7 +273,7 @@ def sglang_kv(
     )
     total = gpu.memory_bytes
     weights_gib = memory.weights_gib - dp_sharded_gib * (1.0 - 1.0 / dp_attention_size)
-    kv = total * frac - weights_gib * GIB - memory.non_torch_gib * GIB
+    kv = total * frac * fraction_scale - weights_gib * GIB - memory.non_torch_gib * GIB
     mamba_slots = None
     if mamba_bytes_per_request > 0 and kv > 0:
         share = MAMBA_FULL_MEMORY_RATIO / (1.0 + MAMBA_FULL_MEMORY_RATIO)
@@ -317,4 +322,29 @@ def sglang_server_kv(
         page_tokens=page_size(model, gpu),
         mamba_bytes_per_request=mamba_state_bytes(model, config.tp),
         vlm_factor=vlm_fraction_factor(model),
+        fraction_scale=aiter_fraction_scale(
+            model, gpu, config.tp * dp_attention_size(config), config.max_model_len
+        ),
     )
+
+
+AITER_LONG_CONTEXT = 8192
+"""Context length above which SGLang 0.5.6 shrinks the static fraction on ROCm's aiter backend."""
+AITER_FRACTION_SCALE = 0.85
+"""What it multiplies `mem_fraction_static` by then (`_handle_attention_backend_compatibility`)."""
+AITER_MLA_HEADS = (16, 128)
+"""KV heads per rank (`get_num_kv_heads(tp_size)`) at which SGLang runs MLA on aiter on ROCm; Triton
+otherwise."""
+
+
+def aiter_fraction_scale(model: ModelSpec, gpu: GPU, server_tp: int, context_len: int) -> float:
+    """The factor SGLang 0.5.6 applies to `--mem-fraction-static`, given or default, after reading it:
+    0.85 on an AMD GPU when the attention backend is aiter (every non-MLA model; MLA at 16 or 128 KV
+    heads per rank of the server's `--tp-size`) and the context is longer than 8,192 tokens
+    (`_handle_attention_backend_compatibility`: "if model_config.context_len > 8192:
+    self.mem_fraction_static *= 0.85"); else 1."""
+    if gpu.vendor != "amd" or context_len <= AITER_LONG_CONTEXT:
+        return 1.0
+    if model.is_mla and max(1, model.num_kv_heads // server_tp) not in AITER_MLA_HEADS:
+        return 1.0
+    return AITER_FRACTION_SCALE

@@ -120,6 +120,10 @@ QUANT_MIN_CAPABILITY: dict[str, dict[str, int]] = {
     "trtllm": {"mxfp4": 90},
 }
 """Least compute capability of each engine's config for a weight format (module docstring)."""
+SGLANG_AMD_MXFP4_ARCHS = ("cdna4",)
+"""AMD architectures SGLang 0.5.6 runs MXFP4 weights on: `QUANTIZATION_METHODS` gains "mxfp4" on ROCm
+only where `mxfp_supported()` (a gfx95x ISA); on CDNA3 (gfx942: MI300X, MI325X) an MXFP4 checkpoint
+such as gpt-oss's is "Unknown quantization method: mxfp4" at start-up."""
 QUANT_NAMES = {"fp8": "FP8", "modelopt_fp8": "ModelOpt FP8", "awq": "AWQ", "gptq": "GPTQ", "mxfp4": "MXFP4"}
 ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
     "sglang": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
@@ -489,6 +493,16 @@ def quant_capability_problem(
     fmt = quantization or (q.method.value if q is not None else None)
     if fmt == "fp8" and q is not None and q.method.value == "fp8" and q.source.startswith("ModelOpt"):
         fmt = "modelopt_fp8"
+    if (
+        engine == "sglang"
+        and fmt == "mxfp4"
+        and gpu.vendor == "amd"
+        and gpu.arch not in SGLANG_AMD_MXFP4_ARCHS
+    ):
+        return (
+            f"SGLang runs MXFP4 weights on AMD GPUs only from CDNA4 (gfx950: MI350, MI355), not on "
+            f"{gpu.name} ({gpu.arch}): 0.5.6 registers its mxfp4 method on ROCm only where `mxfp_supported`"
+        )
     need = QUANT_MIN_CAPABILITY.get(engine, {}).get(fmt or "")
     have = ARCH_COMPUTE_CAPABILITY.get(gpu.arch) if gpu.vendor == "nvidia" else None
     if need is None or have is None or have >= need:

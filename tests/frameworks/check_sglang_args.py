@@ -5,7 +5,9 @@ Run with a Python that has SGLang 0.5.x installed ($SGLANG_CHECK_PYTHON), not wi
 
     $SGLANG_CHECK_PYTHON check_sglang_args.py < cases.json
 
-Each case is {"line": ..., "config": config.json as a dict, "gpu_mem_mib": ..., "capability": [9, 0]},
+Each case is {"line": ..., "config": config.json as a dict, "gpu_mem_mib": ..., "capability": [9, 0],
+"vendor": "nvidia" or "amd"} (an AMD GPU runs as ROCm: torch reports a HIP version and no CUDA one;
+some SGLang modules read that once, when first imported, so one process checks one vendor's cases),
 and optionally "remote_config_as": the transformers `model_type` whose config class the checkpoint's
 own config code is (Kimi-K2's `configuration_deepseek.DeepseekV3Config`: "deepseek_v3"). The
 checkpoint's code is not here to run, so for a line with `--trust-remote-code` that class stands in
@@ -44,9 +46,10 @@ from unittest.mock import MagicMock
 
 import torch
 
-MISSING_ON_CPU = {"sgl_kernel", "compressed_tensors", "gguf"}
+MISSING_ON_CPU = {"sgl_kernel", "compressed_tensors", "gguf", "aiter", "vllm"}
 """Packages of compiled kernels (or their optional helpers) SGLang's arguments code imports at module
-level without calling them."""
+level without calling them (`aiter`: AMD's, which SGLang's ROCm images run with `SGLANG_USE_AITER=1`; `vllm`:
+whose kernels its ROCm code imports)."""
 
 
 class _MockModule(types.ModuleType):
@@ -78,6 +81,14 @@ torch.library.register_fake = lambda *a, **k: lambda f: f  # the kernels' fake i
 torch.cuda.is_available = lambda: True
 torch.cuda.device_count = lambda: 8
 torch.cuda.get_device_capability = lambda *a, **k: _GPU["capability"]
+torch.cuda.get_device_properties = lambda *a, **k: types.SimpleNamespace(
+    major=_GPU["capability"][0],
+    minor=_GPU["capability"][1],
+    total_memory=int(_GPU["mem"] * 2**20),
+    gcnArchName=_GPU.get("gcn", ""),  # AMD's ISA name (gfx942: MI300X, MI325X)
+    name=_GPU.get("gcn") or "NVIDIA GPU",
+    multi_processor_count=132,
+)
 
 import sglang.srt.server_args as server_args  # noqa: E402
 import sglang.srt.utils.common as sglang_common  # noqa: E402
@@ -147,6 +158,9 @@ def check(case: dict[str, Any], folder: Path) -> dict[str, Any]:
     (folder / "config.json").write_text(json.dumps(case["config"]), encoding="utf-8")
     _GPU["capability"] = tuple(case["capability"])
     _GPU["mem"] = float(case["gpu_mem_mib"])
+    amd = case.get("vendor") == "amd"  # ROCm: torch reports HIP, not CUDA
+    _GPU["gcn"] = "gfx942" if amd else ""
+    torch.version.cuda, torch.version.hip = (None, "6.4") if amd else ("12.9", None)  # type: ignore[misc]
     _forget_device_probes()
     parser = argparse.ArgumentParser(exit_on_error=False)
     server_args.ServerArgs.add_cli_args(parser)

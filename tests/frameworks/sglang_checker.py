@@ -37,26 +37,42 @@ REMOTE_CONFIG_AS = {"kimi_k2": "deepseek_v3"}
 def sglang_case(line: str, config: dict[str, Any], gpu: GPU) -> dict[str, Any]:
     """One line to check: the model's config.json and what SGLang would probe on `gpu` (its memory in
     MiB as the driver reports it, its architecture's compute capability)."""
-    cc = ARCH_COMPUTE_CAPABILITY[gpu.arch]
+    cc = ARCH_COMPUTE_CAPABILITY.get(gpu.arch, 94)  # AMD CDNA3 (MI300X, MI325X): gfx942, 9.4
     mib = gpu.memory_bytes / 2**20
-    case = {"line": line, "config": config, "gpu_mem_mib": mib, "capability": divmod(cc, 10)}
+    case = {
+        "line": line,
+        "config": config,
+        "gpu_mem_mib": mib,
+        "capability": divmod(cc, 10),
+        "vendor": gpu.vendor,
+    }
     remote = REMOTE_CONFIG_AS.get(str(config.get("model_type")))
     return case if remote is None else {**case, "remote_config_as": remote}
 
 
 def check_sglang_lines(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """SGLang's verdict on each case: {"accepted", "error", "resolved": {ServerArgs field: value}}."""
+    """SGLang's verdict on each case: {"accepted", "error", "resolved": {ServerArgs field: value}}.
+    One process per GPU vendor (SGLang reads CUDA vs ROCm once per module); AMD's with
+    `SGLANG_USE_AITER=1`, as SGLang's ROCm images set it."""
     assert CHECK_PYTHON is not None
-    done = subprocess.run(
-        [CHECK_PYTHON, str(CHECKER)],
-        input=json.dumps(cases),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    start = done.stdout.find("[")
-    assert start >= 0, f"checker printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}"
-    results: list[dict[str, Any]] = json.loads(done.stdout[start:])
-    assert len(results) == len(cases)
-    return results
+    results: dict[int, dict[str, Any]] = {}
+    for vendor in ("nvidia", "amd"):
+        mine = [i for i, case in enumerate(cases) if case.get("vendor", "nvidia") == vendor]
+        if not mine:
+            continue
+        env = {**os.environ, "SGLANG_USE_AITER": "1"} if vendor == "amd" else None
+        done = subprocess.run(
+            [CHECK_PYTHON, str(CHECKER)],
+            input=json.dumps([cases[i] for i in mine]),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            env=env,
+        )
+        start = done.stdout.find("[")
+        assert start >= 0, f"checker printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}"
+        verdicts: list[dict[str, Any]] = json.loads(done.stdout[start:])
+        assert len(verdicts) == len(mine)
+        results.update(zip(mine, verdicts, strict=True))
+    return [results[i] for i in range(len(cases))]

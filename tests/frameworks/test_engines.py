@@ -322,3 +322,20 @@ def test_sglang_line_trusts_remote_code_only_for_a_checkpoint_whose_config_is_it
 
 def _parse_sglang_flags(line: str) -> dict[str, bool]:
     return {word: True for word in shlex.split(line) if word.startswith("--")}
+
+
+def test_sglang_on_rocm_refuses_mxfp4_and_names_llama4s_backend(capsys: pytest.CaptureFixture[str]) -> None:
+    """SGLang 0.5.6 on CDNA3 (MI300X): no MXFP4 method (gpt-oss is refused, exit 2, and `plan --engine
+    auto` serves it on vLLM); Llama 4's line names `--attention-backend aiter` with a note, on AMD only."""
+    assert (
+        main(["evaluate", "openai/gpt-oss-20b", "--cluster", "1x1xMI300X", "--tp", "1", "--engine", "sglang"])
+        == 2
+    )
+    assert "CDNA4" in capsys.readouterr().err
+    scout = "meta-llama/Llama-4-Scout-17B-16E-Instruct"
+    for cluster, named in (("1x4xMI300X", True), ("1x4xH100", False)):
+        argv = ["evaluate", scout, "--cluster", cluster, "--tp", "4", "--engine", "sglang", "--json"]
+        assert main(argv) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert ("--attention-backend aiter" in out["command"]) == named
+        assert any("aiter" in n for n in out["launch_notes"]) == named

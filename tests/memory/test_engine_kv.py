@@ -8,10 +8,12 @@ from autoparallel.configs import ServingConfig
 from autoparallel.hardware import get_gpu
 from autoparallel.memory.serving import serving_memory
 from autoparallel.memory.sglang import (
+    aiter_fraction_scale,
     default_mem_fraction_static,
     page_size,
     sglang_defaults,
     sglang_kv,
+    sglang_server_kv,
 )
 from autoparallel.memory.trtllm import TOKENS_PER_BLOCK, trtllm_kv
 from autoparallel.models import load_model
@@ -228,3 +230,27 @@ def test_sglang_page_size_follows_its_attention_backend() -> None:
         assert page_size(load_model(model_id), H100) == 1
     assert page_size(load_model("Qwen/Qwen3-8B"), b200) == 1
     assert page_size(load_model("deepseek-ai/DeepSeek-Coder-V2-Lite-Base"), b200) == 1  # MLA on FlashInfer
+
+
+def test_sglang_on_rocm_shrinks_its_fraction_past_8k_tokens() -> None:
+    """On AMD GPUs SGLang 0.5.6 multiplies the fraction it read (given or default) by 0.85 when attention
+    runs on aiter and the context passes 8,192 tokens: the pool is priced at the scaled fraction, while
+    the rule keeps the value the line passes. MLA runs on aiter only at 16 or 128 KV heads per rank."""
+    mi300x, model = get_gpu("MI300X"), load_model("Qwen/Qwen3-8B")
+    assert aiter_fraction_scale(model, mi300x, 1, 8192) == 1.0
+    assert aiter_fraction_scale(model, mi300x, 1, 8193) == 0.85
+    assert aiter_fraction_scale(model, H100, 1, 32768) == 1.0
+    v3 = load_model("deepseek-ai/DeepSeek-V3")  # 128 KV heads in its config
+    assert aiter_fraction_scale(v3, mi300x, 8, 32768) == 0.85  # 16 per rank: aiter
+    assert aiter_fraction_scale(v3, mi300x, 4, 32768) == 1.0  # 32 per rank: Triton
+    short, long = (ServingConfig(max_model_len=n) for n in (8192, 32768))
+    pools = []
+    for config in (short, long):
+        memory = serving_memory(model, mi300x, config)
+        kv = sglang_server_kv(model, memory, mi300x, config)
+        pools.append(kv)
+    assert pools[0].rule == pools[1].rule  # the line passes the same fraction
+    frac = float(pools[0].rule.split()[-1])
+    assert pools[0].kv_cache_gib - pools[1].kv_cache_gib == pytest.approx(
+        mi300x.memory_bytes * frac * 0.15 / 2**30, rel=0.01
+    )
