@@ -76,3 +76,13 @@ def check_sglang_lines(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
         assert len(verdicts) == len(mine)
         results.update(zip(mine, verdicts, strict=True))
     return [results[i] for i in range(len(cases))]
+
+
+def assert_all_start(labels: list[str], cases: list[dict[str, Any]]) -> None:
+    """Fail, with SGLang's own message for each, unless SGLang accepts every case (`labels`: what each
+    case is, in the same order)."""
+    verdicts = check_sglang_lines(cases)
+    refused = [
+        f"{label}: {v['error']}" for label, v in zip(labels, verdicts, strict=True) if not v["accepted"]
+    ]
+    assert not refused, "\n".join(refused)

@@ -13,7 +13,7 @@ import itertools
 import re
 
 import pytest
-from sglang_checker import CHECKER_MARKS, check_sglang_lines, sglang_case
+from sglang_checker import CHECKER_MARKS, assert_all_start, check_sglang_lines, sglang_case
 
 from autoparallel.configs import ServingConfig
 from autoparallel.frameworks.sglang import REMOTE_CONFIG_MODEL_TYPES, sglang_command
@@ -121,12 +121,7 @@ def test_zoo_lines_accepted_by_sglang(gpu_name: str) -> None:
         assert ("--trust-remote-code" in line) == (model.model_type in REMOTE_CONFIG_MODEL_TYPES), line
         cases.append(sglang_case(line, config_json, gpu))
         ids.append(model_id)
-    refused = [
-        f"{model_id}: {r['error']}"
-        for model_id, r in zip(ids, check_sglang_lines(cases), strict=True)
-        if not r["accepted"]
-    ]
-    assert not refused, "\n".join(refused)
+    assert_all_start(ids, cases)
 
 
 def test_remote_config_checkpoint_needs_the_flag() -> None:
@@ -187,12 +182,7 @@ def test_every_line_evaluate_emits_starts_sglang() -> None:
                         cases.append(sglang_case(ev.command, configs[model_id], cluster.gpu))
                         what.append(f"{model_id} {name} kv {kv} quant {quant} on {gpu_name}")
     assert len(cases) > 500
-    refused = [
-        f"{w}: {r['error']}"
-        for w, r in zip(what, check_sglang_lines(cases), strict=True)
-        if not r["accepted"]
-    ]
-    assert not refused, "\n".join(refused)
+    assert_all_start(what, cases)
 
 
 def test_what_sglang_refuses_on_rocm_the_planner_refuses_or_works_around() -> None:
