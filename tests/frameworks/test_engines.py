@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -334,3 +335,25 @@ def test_sglang_on_rocm_refuses_mxfp4_and_names_llama4s_backend(capsys: pytest.C
         out = json.loads(capsys.readouterr().out)
         assert ("--attention-backend aiter" in out["command"]) == named
         assert any("aiter" in n for n in out["launch_notes"]) == named
+
+
+def test_a_fleet_on_rocm_carries_llama4s_backend_and_its_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The deployment planner's SGLang engines on MI300X: Llama 4's lines name aiter and its engine
+    carries the note saying why; the other model's line names no backend."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        "models:\n"
+        "  - {model: meta-llama/Llama-4-Scout-17B-16E-Instruct, request_rate: 2, workload: chatbot}\n"
+        "  - {model: Qwen/Qwen3-8B, request_rate: 5, workload: chatbot}\n"
+    )
+    argv = ["plan", "--fleet", str(fleet), "--cluster", "1x8xMI300X", "--engine", "sglang", "--json"]
+    assert main(argv) == 0
+    engines = json.loads(capsys.readouterr().out)["deployment"]["engines"]
+    assert len(engines) == 2
+    for engine in engines:
+        scout = "Llama-4" in engine["model"]
+        lines = [line for replica in engine["sglang"]["commands"] for node in replica for line in node]
+        assert lines and all(("--attention-backend aiter" in line) == scout for line in lines)
+        assert any("aiter" in note for note in engine["sglang"]["notes"]) == scout
