@@ -253,6 +253,7 @@ def sglang_kv(
     mamba_bytes_per_request: float = 0.0,
     vlm_factor: float = 1.0,
     fraction_scale: float = 1.0,
+    counted_bytes_ratio: float = 1.0,
 ) -> EngineKv:
     """The KV pool SGLang builds on one GPU of the deployment `memory` describes (`nsa_backends`:
     `--nsa-prefill-backend` / `--nsa-decode-backend`, carried for the step model;
@@ -260,7 +261,8 @@ def sglang_kv(
     `page_tokens`: `page_size`; `mamba_bytes_per_request`: `mamba_state_bytes`; `vlm_factor`:
     `vlm_fraction_factor`, for the default fraction; `fraction_scale`: `aiter_fraction_scale`, what
     SGLang multiplies the fraction by after reading it, so the pool is priced at the scaled value
-    while the rule names the one the line passes)."""
+    while the rule names the one the line passes; `counted_bytes_ratio`: `profiled_cell_ratio`, the
+    bytes a token is counted at when SGLang sizes the pool over those it stores)."""
     tp, pp = memory.tp * dp_attention_size, memory.pp  # the server's --tp-size
     chunk, graph_bs = sglang_defaults(gpu, tp)
     frac = mem_fraction_static or default_mem_fraction_static(
@@ -280,7 +282,8 @@ def sglang_kv(
         mamba_slots = int(kv * share // mamba_bytes_per_request) // dp_attention_size
         kv -= mamba_slots * mamba_bytes_per_request
     per_token = memory.kv_bytes_per_token_all_layers_per_gpu
-    tokens = int(kv // per_token) // page_tokens * page_tokens if kv > 0 and per_token > 0 else 0
+    counted = per_token * counted_bytes_ratio
+    tokens = int(kv // counted) // page_tokens * page_tokens if kv > 0 and per_token > 0 else 0
     slots = min(max(int(tokens / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
     if mamba_slots is not None:
         slots = min(slots, mamba_slots // MAMBA_SLOTS_PER_RUNNING_REQUEST)
@@ -325,7 +328,29 @@ def sglang_server_kv(
         fraction_scale=aiter_fraction_scale(
             model, gpu, config.tp * dp_attention_size(config), config.max_model_len
         ),
+        counted_bytes_ratio=profiled_cell_ratio(
+            model, sglang_stored_kv_dtype(model, gpu, config.kv_cache_dtype)
+        ),
     )
+
+
+def profiled_cell_ratio(model: ModelSpec, stored_kv_dtype: str) -> float:
+    """Bytes SGLang 0.5.6 counts a token at when it sizes the pool, over the bytes it stores. Its
+    `profile_max_num_token` divides the budget by (kv_lora_rank + qk_rope_head_dim) x element size
+    (+ the indexer key) per MLA layer, but the NSA pool with an FP8 cache stores FlashMLA's FP8 layout
+    (`NSATokenToKVPool`: scales, and the RoPE part in BF16; 656 B for V3.2 where 576 were counted). So
+    that pool holds budget / (576 + 132) tokens a layer, and allocates 656 + 132 B for each: about
+    11 % more than its budget. 1 for every other cache, where the two agree."""
+    if not model.has_sparse_attention or not stored_kv_dtype.startswith("fp8"):
+        return 1.0
+    counted = stored = 0.0
+    for layer in model.layers:
+        a = layer.attention
+        if a.kind != "mla":
+            continue
+        counted += a.kv_lora_rank + a.qk_rope_head_dim + a.indexer_key_bytes_per_token
+        stored += a.kv_bytes_per_token_per_rank(1, 1)
+    return counted / stored if stored else 1.0
 
 
 AITER_LONG_CONTEXT = 8192

@@ -11,6 +11,7 @@ from autoparallel.memory.sglang import (
     aiter_fraction_scale,
     default_mem_fraction_static,
     page_size,
+    profiled_cell_ratio,
     sglang_defaults,
     sglang_kv,
     sglang_server_kv,
@@ -254,3 +255,24 @@ def test_sglang_on_rocm_shrinks_its_fraction_past_8k_tokens() -> None:
     assert pools[0].kv_cache_gib - pools[1].kv_cache_gib == pytest.approx(
         mi300x.memory_bytes * frac * 0.15 / 2**30, rel=0.01
     )
+
+
+def test_sglang_counts_a_sparse_fp8_token_at_its_profiled_cell() -> None:
+    """SGLang 0.5.6 sizes DeepSeek-V3.2's FP8 pool dividing the budget by (512 + 64) x 1 B + the
+    132-B indexer key per layer, while the pool stores 656 + 132 B (FlashMLA's FP8 layout): it holds
+    788 / 708 as many tokens as the stored size would give. BF16 caches and other models count what
+    they store."""
+    v32 = load_model("deepseek-ai/DeepSeek-V3.2")
+    assert profiled_cell_ratio(v32, "fp8_e4m3") == pytest.approx(708 / 788)
+    assert profiled_cell_ratio(v32, "auto") == 1.0
+    assert profiled_cell_ratio(load_model("deepseek-ai/DeepSeek-V3"), "fp8_e4m3") == 1.0
+    h200 = get_gpu("H200")
+    tokens = {}
+    for kv in ("fp8_e4m3", "auto"):
+        config = ServingConfig(tp=8, max_model_len=8192, kv_cache_dtype=kv)
+        memory = serving_memory(v32, h200, config)
+        pool = sglang_server_kv(v32, memory, h200, config)
+        counted = memory.kv_bytes_per_token_all_layers_per_gpu * profiled_cell_ratio(v32, kv)
+        assert pool.kv_cache_tokens == int(pool.kv_cache_gib * 2**30 // counted) // 64 * 64
+        tokens[kv] = pool.kv_cache_tokens
+    assert tokens["fp8_e4m3"] / tokens["auto"] == pytest.approx(1284 / 708, rel=0.01)
