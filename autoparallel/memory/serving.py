@@ -196,12 +196,15 @@ def vllm_memory(
     dtype: str = "auto",
     usage: Usage = "serve",
     pp_layer_partition: tuple[int, ...] | None = None,
+    engine: str = "vllm",
 ) -> VllmMemoryReport:
     """Per-GPU memory of `vllm serve MODEL` with these flags, on `gpu`, as `vllm_version` accounts it.
 
     `max_num_seqs` / `max_num_batched_tokens` None: the release's defaults for the GPU; `dtype` is
     vLLM's --dtype; `usage` "offline" uses the `LLM` class defaults; `pp_layer_partition` mirrors
-    VLLM_PP_LAYER_PARTITION.
+    VLLM_PP_LAYER_PARTITION; `engine`: whose loader resolves `--dtype auto` (`load_dtype`: SGLang and
+    TensorRT-LLM keep 16-bit weights where vLLM runs float32), for the reports the other engines'
+    pool rules read; vLLM's `--dtype` refusals apply to vLLM only.
 
     Raises:
         InputError: a degree the model or vLLM rejects, an unknown dtype / quantization / KV dtype, a
@@ -235,6 +238,7 @@ def vllm_memory(
         dtype=dtype,
         usage=usage,
         pp_layer_partition=pp_layer_partition,
+        engine=engine,
     )
     report = _evaluate(spec, g, rules, **settings)
     if report.fits:
@@ -282,11 +286,14 @@ def _evaluate(
     dtype: str,
     usage: Usage,
     pp_layer_partition: tuple[int, ...] | None,
+    engine: str,
 ) -> VllmMemoryReport:
     """The report for validated inputs, problems without the fix sentence."""
-    if (problem := dtype_problem(spec, g, dtype, quantization)) is not None:
+    if engine == "vllm" and (problem := dtype_problem(spec, g, dtype, quantization)) is not None:
         raise InputError(problem)
-    spec = apply_dtype_and_quant(spec, load_dtype(spec, g) if dtype == "auto" else dtype, quantization)
+    spec = apply_dtype_and_quant(
+        spec, load_dtype(spec, g, engine) if dtype == "auto" else dtype, quantization
+    )
     kv_bytes = kv_dtype_bytes(
         spec, kv_cache_dtype, engine="vllm", from_checkpoint=rules.kv_dtype_from_checkpoint
     )
@@ -406,9 +413,15 @@ def _evaluate(
 
 
 def serving_memory(
-    model: ModelSpec, gpu: GPU, config: ServingConfig, *, vllm_version: str = DEFAULT_VLLM_VERSION
+    model: ModelSpec,
+    gpu: GPU,
+    config: ServingConfig,
+    *,
+    vllm_version: str = DEFAULT_VLLM_VERSION,
+    engine: str = "vllm",
 ) -> VllmMemoryReport:
-    """`vllm_memory` for a `ServingConfig` (one replica; replicas are data-parallel engines)."""
+    """`vllm_memory` for a `ServingConfig` (one replica; replicas are data-parallel engines; `engine`:
+    whose loader resolves the dtype, see `vllm_memory`)."""
     return vllm_memory(
         model,
         gpu,
@@ -424,4 +437,5 @@ def serving_memory(
         kv_cache_dtype=config.kv_cache_dtype,
         enforce_eager=config.enforce_eager,
         vllm_version=vllm_version,
+        engine=engine,
     )

@@ -206,7 +206,8 @@ def _vllm_report(engine: str, model: ModelSpec, cluster: Cluster, config: Servin
     (they move only vLLM's own KV budget), and SGLang does not read the activation peak (the only
     part that depends on max_num_seqs), so those fields are left out of the key there: the report
     is the same for every such config (the serving planner asks for thousands of them). SGLang's pool
-    is priced in the dtype SGLang stores (`memory.sglang.sglang_priced_config`)."""
+    is priced in the dtype SGLang stores (`memory.sglang.sglang_priced_config`), and every engine's
+    weights in the dtype its own loader resolves (`serving_memory(engine=...)`)."""
     from autoparallel.memory.serving import serving_memory
 
     key = config
@@ -219,7 +220,10 @@ def _vllm_report(engine: str, model: ModelSpec, cluster: Cluster, config: Servin
         if engine == "sglang":
             key = key.model_copy(update={"max_num_seqs": 1})
     return memoized(
-        _REPORTS, (model,), (cluster.gpu.name, key), lambda: serving_memory(model, cluster.gpu, key)
+        _REPORTS,
+        (model,),
+        (engine, cluster.gpu.name, key),
+        lambda: serving_memory(model, cluster.gpu, key, engine=engine),
     )
 
 

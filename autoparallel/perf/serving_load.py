@@ -217,7 +217,7 @@ def run_benchmark(
             from autoparallel.memory.sglang import sglang_priced_config
 
             priced = sglang_priced_config(model, cluster.gpu, config)
-        memory = serving_memory(model, cluster.gpu, priced, vllm_version=vllm_version)
+        memory = serving_memory(model, cluster.gpu, priced, vllm_version=vllm_version, engine=engine)
     if engine == "vllm":
         layout = kv_layout(model, cluster.gpu, config, workload, vllm_version=vllm_version)
         return simulate_benchmark(

@@ -24,7 +24,9 @@ floor), are not run here.
 
 Prints one JSON list: per case {"accepted", "error" (the exception's message), "resolved" (the values
 SGLang settled on: mem_fraction_static, chunked_prefill_size, cuda_graph_max_bs, page_size,
-kv_cache_dtype, attention backends, max_running_requests)}.
+kv_cache_dtype, attention backends, max_running_requests; and `profiled_cell_bytes`, the bytes a token
+is counted at when the pool is sized, restated from `ModelRunner.profile_max_num_token` with SGLang's
+own `ModelConfig` values)}.
 """
 
 from __future__ import annotations
@@ -174,7 +176,38 @@ def check(case: dict[str, Any], folder: Path) -> dict[str, Any]:
     except (Exception, SystemExit) as exc:  # SGLang's refusals are asserts, ValueErrors and the like
         return {"accepted": False, "error": f"{type(exc).__name__}: {exc}", "resolved": {}}
     resolved = {k: getattr(args, k, None) for k in RESOLVED}
+    with contextlib.redirect_stdout(io.StringIO()), _remote_config(case, ns.trust_remote_code):
+        resolved["profiled_cell_bytes"] = _profiled_cell_bytes(args)
     return {"accepted": True, "error": "", "resolved": resolved}
+
+
+def _profiled_cell_bytes(args: Any) -> int | None:
+    """Bytes per token `ModelRunner.profile_max_num_token` divides the KV budget by, on one rank of
+    one pipeline stage of 1, from SGLang's own `ModelConfig`: (kv_lora_rank + qk_rope_head_dim) x
+    element size per MLA layer, plus the indexer key (index_head_dim + 4 per 128) for DeepSeek Sparse
+    Attention; KV heads at the attention TP size x head_dim x 2 x element size otherwise; layers are
+    the full-attention ones of a linear-attention hybrid. None where `auto` defers to a KV dtype the
+    checkpoint's quantization config declares (read at model load, not here)."""
+    from sglang.srt.configs.model_config import AttentionArch, is_deepseek_nsa
+
+    mc = args.get_model_config()
+    hf = mc.hf_config
+    if args.kv_cache_dtype == "auto":
+        if getattr(hf, "quantization_config", None) and "kv_cache_quant_algo" in str(hf.quantization_config):
+            return None
+        element = mc.dtype.itemsize
+    else:
+        element = 1 if args.kv_cache_dtype.startswith("fp8") else 2
+    text = mc.hf_text_config
+    full = getattr(text, "full_attention_layer_ids", None) or getattr(hf, "full_attention_layer_ids", None)
+    layers = len(full) if full else mc.num_hidden_layers
+    if mc.attention_arch == AttentionArch.MLA:
+        cell = (mc.kv_lora_rank + mc.qk_rope_head_dim) * element
+        if is_deepseek_nsa(hf):
+            cell += hf.index_head_dim + hf.index_head_dim // 128 * 4
+        return int(cell * layers)
+    attention_tp = args.tp_size // (args.dp_size if args.enable_dp_attention else 1)
+    return int(mc.get_num_kv_heads(attention_tp) * mc.head_dim * 2 * element * layers)
 
 
 def main() -> int:

@@ -357,3 +357,21 @@ def test_a_fleet_on_rocm_carries_llama4s_backend_and_its_note(
         lines = [line for replica in engine["sglang"]["commands"] for node in replica for line in node]
         assert lines and all(("--attention-backend aiter" in line) == scout for line in lines)
         assert any("aiter" in note for note in engine["sglang"]["notes"]) == scout
+
+
+def test_sglang_pool_loads_gemma_in_float16_where_vllm_runs_float32(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Gemma 3 on a T4: vLLM runs it in float32 (16 GiB of weights for the 4B model, more than the GPU),
+    SGLang in float16 below SM80, so SGLang's pool is priced with 8 GiB of weights and 2-byte KV."""
+    argv = ["evaluate", "google/gemma-3-4b-it", "--cluster", "1x1xT4", "--tp", "1", "--json"]
+    assert main([*argv, "--engine", "sglang"]) == 0
+    sglang = json.loads(capsys.readouterr().out)
+    main(argv)
+    vllm = json.loads(capsys.readouterr().out)
+    assert sglang["memory"]["weights_gib"] == pytest.approx(vllm["memory"]["weights_gib"] / 2, rel=0.01)
+    assert (
+        sglang["memory"]["kv_bytes_per_token_per_gpu"] * 2
+        == vllm["memory"]["kv_bytes_per_token_all_layers_per_gpu"]
+    )
+    assert sglang["fits"] and not vllm["memory"]["fits"]

@@ -17,16 +17,11 @@ from sglang_checker import CHECKER_MARKS, assert_all_start, check_sglang_lines, 
 
 from autoparallel.configs import ServingConfig
 from autoparallel.frameworks.sglang import REMOTE_CONFIG_MODEL_TYPES, sglang_command
-from autoparallel.hardware import get_gpu
-from autoparallel.memory.serving import serving_memory
-from autoparallel.memory.sglang import (
-    aiter_fraction_scale,
-    sglang_priced_config,
-    sglang_server_kv,
-    sglang_stored_kv_dtype,
-)
+from autoparallel.hardware import Cluster, get_gpu
+from autoparallel.memory.sglang import aiter_fraction_scale, profiled_cell_ratio, sglang_stored_kv_dtype
 from autoparallel.models import list_models, load_model
 from autoparallel.perf.engine_support import engine_runtime_problem
+from autoparallel.perf.serving_engines import engine_kv_for
 
 pytestmark = CHECKER_MARKS
 
@@ -57,7 +52,8 @@ def _configs() -> dict[str, dict[str, object]]:
 def test_sglang_resolves_the_defaults_the_pool_is_priced_with() -> None:
     """A line without `--mem-fraction-static`, at a 4,096- and a 32,768-token context: SGLang's own
     fraction (after its own scaling), chunked-prefill size (per attention-DP rank), CUDA-graph batch,
-    page size and KV dtype are the ones memory/sglang.py prices the pool with."""
+    page size, KV dtype and the bytes a token is counted at are the ones the planner prices SGLang's
+    pool with (`engine_kv_for`)."""
     configs, cases, ours = _configs(), [], []
     for name, context in itertools.product(GPUS, (4096, 32768)):
         gpu = get_gpu(name)
@@ -70,8 +66,10 @@ def test_sglang_resolves_the_defaults_the_pool_is_priced_with() -> None:
                 "",
                 sglang_command(model_id, config, mem_fraction_static=1, model=model, gpu=gpu),
             )
-            memory = serving_memory(model, gpu, sglang_priced_config(model, gpu, config))
-            kv = sglang_server_kv(model, memory, gpu, config)
+            kv, _ = engine_kv_for(
+                "sglang", model, Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=gpu), config
+            )
+            stored = sglang_stored_kv_dtype(model, gpu, config.kv_cache_dtype)
             cases.append(sglang_case(line, configs[model_id], gpu))
             server_tp = config.tp * (config.replicas if config.shares_experts else 1)
             scale = aiter_fraction_scale(model, gpu, server_tp, context)
@@ -81,6 +79,9 @@ def test_sglang_resolves_the_defaults_the_pool_is_priced_with() -> None:
                 "cuda_graph_max_bs": kv.cuda_graph_max_batch,
                 "page_size": kv.block_size,
                 "kv_cache_dtype": sglang_stored_kv_dtype(model, gpu, "auto"),
+                "profiled_cell_bytes": round(
+                    kv.kv_bytes_per_token_per_gpu * profiled_cell_ratio(model, stored)
+                ),
             }
             ours.append((f"{model_id} {config.tp}x{config.replicas} at {context} on {name}", priced))
     wrong = []
@@ -156,7 +157,6 @@ def test_every_line_evaluate_emits_starts_sglang() -> None:
     ours may also be a check SGLang makes later, at model load)."""
     from autoparallel.api import evaluate_engine
     from autoparallel.errors import AutoParallelError
-    from autoparallel.hardware import Cluster
 
     configs, cases, what = _configs(), [], []
     layouts = {

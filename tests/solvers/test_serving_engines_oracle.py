@@ -310,3 +310,17 @@ def test_sglang_layouts_only_where_its_model_code_has_them(
     cfg = sol.config.model_copy(update=refused)
     with pytest.raises(InputError, match=match):
         evaluate_engine(_model(lacks_it), c, cfg, w, "sglang", lacks_it)
+
+
+def test_each_engine_loads_gemma_on_a_t4_in_its_own_dtype() -> None:
+    """Gemma-3-4B on one T4: vLLM runs it in float32 (16 GiB, more than the GPU), SGLang in float16
+    (8 GiB): the solver's weight tables, the oracle and the float model all put it on SGLang alone."""
+    spec, c = _model("google/gemma-3-4b-it"), _cluster("1x1xT4")
+    w = Serving(isl=1024, osl=256)
+    opts = ServingOptions(engines=("vllm", "sglang"), max_num_seqs=(1, 8, 32))
+    oracle = enumerate_serving(spec, c, w, objective="throughput", options=opts)
+    sol = solve_serving(spec, c, w, objective="throughput", options=opts, settings=SETTINGS, runner_up=False)
+    assert sol.engine == oracle.engine == "sglang" and sol.solver.status == "OPTIMAL"
+    assert abs(sol.objective_value - oracle.objective_value) <= ABS_TOL["throughput"]
+    with pytest.raises(InfeasibleError, match="memory"):
+        solve_serving(spec, c, w, options=ServingOptions(engines=("vllm",)), settings=SETTINGS)

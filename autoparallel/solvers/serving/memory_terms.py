@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from autoparallel.memory import vllm_kv, vllm_profile
 from autoparallel.memory.serving import kv_block_size, layer_kv_specs, resolve_batch_defaults
-from autoparallel.memory.vllm_config import kv_dtype_bytes, loaded_on
+from autoparallel.memory.vllm_config import kv_dtype_bytes, load_dtype, loaded_on
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
@@ -35,12 +35,12 @@ class MemoryTerms:
 
     def __init__(self, space_model: ModelSpec, cluster: Cluster, rules: VllmRules, workload: Serving) -> None:
         self.model, self.gpu, self.rules, self.workload = space_model, cluster.gpu, rules, workload
-        self._weights: dict[tuple[int, int, int, str | None], list[float]] = {}
+        self._weights: dict[tuple[int, int, int, str | None, str], list[float]] = {}
         self._act: dict[tuple[object, ...], float] = {}
         self._plans: dict[tuple[int, int, str, int, int], tuple[vllm_kv.KvPlan, int, int]] = {}
         self._layer_kv: dict[tuple[int, int, str], tuple[vllm_kv.LayerKv, ...]] = {}
         self._stages: dict[int, tuple[range, ...]] = {}
-        self._specs: dict[str | None, ModelSpec] = {}
+        self._specs: dict[tuple[str | None, str], ModelSpec] = {}
         self._classes: dict[int, tuple[int, ...]] = {}
         self._checked = False
         self._sigs: dict[object, int] = {}
@@ -56,17 +56,19 @@ class MemoryTerms:
             self._classes[pp] = tuple(sorted(seen.values()))
         return self._classes[pp]
 
-    def spec(self, quantization: str | None) -> ModelSpec:
-        if quantization not in self._specs:
-            self._specs[quantization] = loaded_on(self.model, self.gpu, quantization)
-        return self._specs[quantization]
+    def spec(self, quantization: str | None, engine: str = "vllm") -> ModelSpec:
+        """The model as `engine` loads it here (`loaded_on`), one per (quantization, load dtype)."""
+        key = (quantization, load_dtype(self.model, self.gpu, engine))
+        if key not in self._specs:
+            self._specs[key] = loaded_on(self.model, self.gpu, quantization, engine)
+        return self._specs[key]
 
-    def weights(self, tp: int, pp: int, ep: int, quant: str | None) -> list[float]:
-        """Weight bytes of one rank of each stage (parameters + RoPE cache); identical stages are
-        computed once."""
-        key = (tp, pp, ep, quant)
+    def weights(self, tp: int, pp: int, ep: int, quant: str | None, engine: str = "vllm") -> list[float]:
+        """Weight bytes of one rank of each stage (parameters + RoPE cache) as `engine` loads the
+        model; identical stages are computed once."""
+        key = (tp, pp, ep, quant, load_dtype(self.model, self.gpu, engine))
         if key not in self._weights:
-            spec = self.spec(quant)
+            spec = self.spec(quant, engine)
             stages = vllm_profile.pp_partition(spec.num_layers, pp)
             by_class: dict[tuple[object, ...], float] = {}
             out = []

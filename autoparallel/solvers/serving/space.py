@@ -443,7 +443,7 @@ def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
     top_budget = max(space.budget_kib)
     for s, shape in enumerate(space.shapes):
         for r, rt in enumerate(space.runtimes):
-            weights = mem.weights(shape.tp, shape.pp, shape.ep_ranks, rt.quantization)
+            weights = mem.weights(shape.tp, shape.pp, shape.ep_ranks, rt.quantization, rt.engine)
             weights_kib = units.kib_up(max(weights))
             t.weights_kib.append(weights_kib)
             limit = top_budget if rt.engine == "vllm" else units.kib_down(space.cluster.gpu.memory_bytes)
