@@ -183,11 +183,12 @@ def check(case: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 def _profiled_cell_bytes(args: Any) -> int | None:
     """Bytes per token `ModelRunner.profile_max_num_token` divides the KV budget by, on one rank of
-    one pipeline stage of 1, from SGLang's own `ModelConfig`: (kv_lora_rank + qk_rope_head_dim) x
-    element size per MLA layer, plus the indexer key (index_head_dim + 4 per 128) for DeepSeek Sparse
-    Attention; KV heads at the attention TP size x head_dim x 2 x element size otherwise; layers are
-    the full-attention ones of a linear-attention hybrid. None where `auto` defers to a KV dtype the
-    checkpoint's quantization config declares (read at model load, not here)."""
+    the pipeline stage with the most layers (`get_pp_indices`), from SGLang's own `ModelConfig`:
+    (kv_lora_rank + qk_rope_head_dim) x element size per MLA layer, plus the indexer key
+    (index_head_dim + 4 per 128) for DeepSeek Sparse Attention; KV heads at the attention TP size x
+    head_dim x 2 x element size otherwise; layers are the full-attention ones of a linear-attention
+    hybrid. None where `auto` defers to a KV dtype the checkpoint's quantization config declares
+    (read at model load, not here)."""
     from sglang.srt.configs.model_config import AttentionArch, is_deepseek_nsa
 
     mc = args.get_model_config()
@@ -198,9 +199,12 @@ def _profiled_cell_bytes(args: Any) -> int | None:
         element = mc.dtype.itemsize
     else:
         element = 1 if args.kv_cache_dtype.startswith("fp8") else 2
+    from sglang.srt.distributed.utils import get_pp_indices
+
     text = mc.hf_text_config
     full = getattr(text, "full_attention_layer_ids", None) or getattr(hf, "full_attention_layer_ids", None)
-    layers = len(full) if full else mc.num_hidden_layers
+    spans = (get_pp_indices(mc.num_hidden_layers, r, args.pp_size) for r in range(args.pp_size))
+    layers = len(full) if full else max(end - start for start, end in spans)
     if mc.attention_arch == AttentionArch.MLA:
         cell = (mc.kv_lora_rank + mc.qk_rope_head_dim) * element
         if is_deepseek_nsa(hf):

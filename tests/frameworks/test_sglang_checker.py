@@ -32,6 +32,7 @@ LAYOUTS = (
     ("Qwen/Qwen3-8B", ServingConfig(tp=1)),
     ("Qwen/Qwen3-8B", ServingConfig(tp=4)),
     ("meta-llama/Llama-3.1-70B", ServingConfig(tp=8)),
+    ("meta-llama/Llama-3.1-70B", ServingConfig(tp=4, pp=2)),
     ("Qwen/Qwen3-30B-A3B", ServingConfig(tp=1, replicas=8, enable_expert_parallel=True)),
     ("deepseek-ai/DeepSeek-V3", ServingConfig(tp=8)),
     ("deepseek-ai/DeepSeek-V3.2", ServingConfig(tp=8)),
@@ -41,8 +42,9 @@ LAYOUTS = (
     ("openai/gpt-oss-120b", ServingConfig(tp=2)),
     ("meta-llama/Llama-4-Scout-17B-16E-Instruct", ServingConfig(tp=4)),
 )
-"""Dense, MoE with attention DP, MLA, DeepSeek Sparse Attention (TP and attention DP), sliding window,
-multimodal, linear attention, and the architectures SGLang gives TensorRT-LLM kernels on Blackwell."""
+"""Dense (also in pipeline stages), MoE with attention DP, MLA, DeepSeek Sparse Attention (TP and
+attention DP), sliding window, multimodal, linear attention, and the architectures SGLang gives
+TensorRT-LLM kernels on Blackwell."""
 
 
 def _configs() -> dict[str, dict[str, object]]:
