@@ -120,10 +120,11 @@ QUANT_MIN_CAPABILITY: dict[str, dict[str, int]] = {
     "trtllm": {"mxfp4": 90},
 }
 """Least compute capability of each engine's config for a weight format (module docstring)."""
-SGLANG_AMD_MXFP4_ARCHS = ("cdna4",)
-"""AMD architectures SGLang 0.5.6 runs MXFP4 weights on: `QUANTIZATION_METHODS` gains "mxfp4" on ROCm
-only where `mxfp_supported()` (a gfx95x ISA); on CDNA3 (gfx942: MI300X, MI325X) an MXFP4 checkpoint
-such as gpt-oss's is "Unknown quantization method: mxfp4" at start-up."""
+SGLANG_AMD_NO_MXFP4_ARCHS = ("cdna", "cdna2", "cdna3")
+"""AMD architectures SGLang 0.5.6 has no MXFP4 method on: `QUANTIZATION_METHODS` gains "mxfp4" on ROCm
+only where `mxfp_supported()` (a gfx95x ISA, CDNA4: MI350, MI355); on CDNA3 (gfx942: MI300X, MI325X)
+an MXFP4 checkpoint such as gpt-oss's is "Unknown quantization method: mxfp4" at start-up. A custom
+GPU of another architecture is given the benefit of the doubt."""
 QUANT_NAMES = {"fp8": "FP8", "modelopt_fp8": "ModelOpt FP8", "awq": "AWQ", "gptq": "GPTQ", "mxfp4": "MXFP4"}
 ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
     "sglang": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
@@ -497,7 +498,7 @@ def quant_capability_problem(
         engine == "sglang"
         and fmt == "mxfp4"
         and gpu.vendor == "amd"
-        and gpu.arch not in SGLANG_AMD_MXFP4_ARCHS
+        and gpu.arch in SGLANG_AMD_NO_MXFP4_ARCHS
     ):
         return (
             f"SGLang runs MXFP4 weights on AMD GPUs only from CDNA4 (gfx950: MI350, MI355), not on "
