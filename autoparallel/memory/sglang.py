@@ -34,8 +34,8 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
   8,192 tokens scales the fraction, given or default, by 0.85 after it is read;
 - a multimodal model's default fraction is scaled by 0.95 · clamp(1 − 0.1 · (r − 1), 0.8, 1.05), r
   its vision tower's layers × hidden² over ViT-L/14's 24 × 1024² (`adjust_mem_fraction_for_vlm`,
-  `vision_config.num_hidden_layers` (Qwen2-VL's `depth` through transformers' attribute map) and
-  `hidden_size`, 24 / 1024 when absent), for the architectures
+  `vision_config.num_hidden_layers` and `hidden_size`, 24 / 1024 when absent: Qwen2-VL's and
+  Qwen2.5-VL's `depth` has no alias in transformers 4.57.1, SGLang 0.5.6's pin), for the architectures
   SGLang serves as multimodal by default (its `multimodal_model_archs`, less Gemma 3, Llama 4 and
   Step3-VL, whose multimodality is off unless `--enable-multimodal`);
 - Qwen3-Next's linear-attention layers keep a recurrent state per request in a mamba pool that

@@ -220,7 +220,7 @@ def _spec_from_config(
         mtp_layers=parts.mtp_layers,
         mtp_params=parts.mtp_params,
         vision_params=vision,
-        vision_layers=_vision_int(cfg, "num_hidden_layers") or _vision_int(cfg, "depth"),
+        vision_layers=_vision_int(cfg, "num_hidden_layers"),
         vision_hidden_size=_vision_int(cfg, "hidden_size"),
         dtype_bytes=_dtype_bytes(cfg, text_cfg),
         dropout=trains_with_dropout(raw),

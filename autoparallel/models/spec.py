@@ -289,8 +289,9 @@ class ModelSpec(_Frozen):
     vision_params: int = 0
     """Vision tower + projector parameters (0 for text-only)."""
     vision_layers: int | None = None
-    """`vision_config.num_hidden_layers` as the config writes it, or its `depth` (Qwen2-VL and
-    Qwen2.5-VL, which transformers maps to `num_hidden_layers`); None: no vision config, or neither."""
+    """`vision_config.num_hidden_layers` as the config writes it; None: no vision config, or none
+    written (Qwen2-VL and Qwen2.5-VL write `depth`, which transformers 4.57.1, SGLang 0.5.6's pin, has
+    no alias for, so SGLang's `adjust_mem_fraction_for_vlm` reads its default of 24 there)."""
     vision_hidden_size: int | None = None
     """`vision_config.hidden_size` as the config writes it (None: absent)."""
     dtype_bytes: int = 2

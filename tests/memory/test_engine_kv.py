@@ -179,23 +179,26 @@ def test_sglang_qwen3_next_mamba_pool_takes_its_share_and_caps_running_requests(
 def test_sglang_lowers_the_default_fraction_of_multimodal_models_by_their_vision_tower() -> None:
     """SGLang 0.5.6 `adjust_mem_fraction_for_vlm`: 0.95 · clamp(1 − 0.1 · (r − 1), 0.8, 1.05), r = the
     tower's layers × hidden² over ViT-L/14's 24 × 1024². Pixtral (24 × 1024, Mistral-Small-3.1) is
-    r = 1; Llama-3.2-Vision and Qwen2.5-VL (32 × 1280; Qwen writes `depth`) r = 2.083. Gemma 3 and
-    Llama 4 are served text-only by default (no adjustment), text models too."""
+    r = 1; Llama-3.2-Vision (32 × 1280) r = 2.083; Qwen2.5-VL writes its 32 layers as `depth`, which
+    SGLang's transformers (4.57.1) does not alias to `num_hidden_layers`, so SGLang reads the default
+    24: 24 × 1280, r = 1.5625. Gemma 3 and Llama 4 are served text-only by default (no adjustment),
+    text models too."""
     from autoparallel.memory.sglang import sglang_server_kv, vlm_fraction_factor
 
     wide = 0.95 * (1 - 0.1 * (32 * 1280**2 / (24 * 1024**2) - 1))
+    qwen = 0.95 * (1 - 0.1 * (1280**2 / 1024**2 - 1))
     assert vlm_fraction_factor(load_model("mistralai/Mistral-Small-3.1-24B-Instruct-2503")) == pytest.approx(
         0.95
     )
     assert vlm_fraction_factor(load_model("meta-llama/Llama-3.2-11B-Vision")) == pytest.approx(wide)
-    assert vlm_fraction_factor(load_model("Qwen/Qwen2.5-VL-7B-Instruct")) == pytest.approx(wide)
+    assert vlm_fraction_factor(load_model("Qwen/Qwen2.5-VL-7B-Instruct")) == pytest.approx(qwen)
     for text_only in ("google/gemma-3-27b-it", "meta-llama/Llama-4-Scout-17B-16E-Instruct", "Qwen/Qwen3-8B"):
         assert vlm_fraction_factor(load_model(text_only)) == 1.0
     model, config = load_model("Qwen/Qwen2.5-VL-7B-Instruct"), ServingConfig(max_model_len=4096)
     mem = serving_memory(model, H100, config)
     kv = sglang_server_kv(model, mem, H100, config)
     base = default_mem_fraction_static(H100, tp=1)
-    scaled = round(base * wide, 3)  # the 3 decimals the launch line passes, and the pool is priced at
+    scaled = round(base * qwen, 3)  # the 3 decimals the launch line passes, and the pool is priced at
     assert kv.rule == f"--mem-fraction-static {scaled:.3f}"
     plain = sglang_kv(mem, H100, context_len=4096)
     assert kv.kv_cache_gib == pytest.approx(plain.kv_cache_gib - H100.memory_bytes / 2**30 * (base - scaled))
