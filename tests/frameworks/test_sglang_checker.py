@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import itertools
 import re
+from typing import Any
 
 import pytest
 from sglang_checker import CHECKER_MARKS, assert_all_start, check_sglang_lines, sglang_case
 
 from autoparallel.configs import ServingConfig
 from autoparallel.frameworks.sglang import REMOTE_CONFIG_MODEL_TYPES, sglang_command
-from autoparallel.hardware import Cluster, get_gpu
+from autoparallel.hardware import GPU, Cluster, get_gpu
 from autoparallel.memory.sglang import aiter_fraction_scale, profiled_cell_ratio, sglang_stored_kv_dtype
 from autoparallel.models import list_models, load_model
 from autoparallel.perf.engine_support import engine_runtime_problem
@@ -54,57 +55,95 @@ def _configs() -> dict[str, dict[str, object]]:
     return {e.id: e.config for e in list_models()}
 
 
-def test_sglang_resolves_the_defaults_the_pool_is_priced_with() -> None:
-    """A line without `--mem-fraction-static`, at a 4,096- and a 32,768-token context: SGLang's own
-    fraction (after its own scaling), chunked-prefill size (per attention-DP rank), CUDA-graph batch,
-    page size, KV dtype and the bytes a token is counted at are the ones the planner prices SGLang's
-    pool with (`engine_kv_for`)."""
-    configs, cases, ours = _configs(), [], []
-    for name, context in itertools.product(GPUS, (4096, 32768)):
-        gpu = get_gpu(name)
-        for model_id, layout in LAYOUTS:
-            model, config = load_model(model_id), layout.model_copy(update={"max_model_len": context})
-            if engine_runtime_problem("sglang", None, "auto", model, gpu) is not None:
-                continue  # refused before any line is written (MXFP4 on CDNA3)
-            line = re.sub(
-                r" --mem-fraction-static \S+",
-                "",
-                sglang_command(model_id, config, mem_fraction_static=1, model=model, gpu=gpu),
-            )
-            kv, _ = engine_kv_for(
-                "sglang", model, Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=gpu), config
-            )
-            stored = sglang_stored_kv_dtype(model, gpu, config.kv_cache_dtype)
-            cases.append(sglang_case(line, configs[model_id], gpu))
-            server_tp = config.tp * (config.replicas if config.shares_experts else 1)
-            scale = aiter_fraction_scale(model, gpu, server_tp, context)
-            priced = {
-                "mem_fraction_static": float(kv.rule.split()[-1]) * scale,
-                "chunked_prefill_size": kv.step_tokens,
-                "cuda_graph_max_bs": kv.cuda_graph_max_batch,
-                "page_size": kv.block_size,
-                "kv_cache_dtype": sglang_stored_kv_dtype(model, gpu, "auto"),
-                "profiled_cell_bytes": round(
-                    kv.kv_bytes_per_token_per_gpu * profiled_cell_ratio(model, stored)
-                ),
-            }
-            ours.append((f"{model_id} {config.tp}x{config.replicas} at {context} on {name}", priced))
+def _priced(model_id: str, config: ServingConfig, gpu: GPU) -> tuple[dict[str, Any], dict[str, float | str]]:
+    """A line without `--mem-fraction-static` for `config`, and what the planner prices SGLang's pool
+    with (`engine_kv_for`): the fraction after SGLang's own scaling, chunked-prefill size per rank,
+    CUDA-graph batch, page size, stored KV dtype and the bytes a token is counted at."""
+    model = load_model(model_id)
+    line = re.sub(
+        r" --mem-fraction-static \S+",
+        "",
+        sglang_command(model_id, config, mem_fraction_static=1, model=model, gpu=gpu),
+    )
+    kv, _ = engine_kv_for("sglang", model, Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=gpu), config)
+    stored = sglang_stored_kv_dtype(model, gpu, config.kv_cache_dtype)
+    server_tp = config.tp * (config.replicas if config.shares_experts else 1)
+    priced: dict[str, float | str] = {
+        "mem_fraction_static": float(kv.rule.split()[-1])
+        * aiter_fraction_scale(model, gpu, server_tp, config.max_model_len),
+        "chunked_prefill_size": kv.step_tokens,
+        "cuda_graph_max_bs": kv.cuda_graph_max_batch,
+        "page_size": kv.block_size,
+        "kv_cache_dtype": stored,
+        "profiled_cell_bytes": round(kv.kv_bytes_per_token_per_gpu * profiled_cell_ratio(model, stored)),
+    }
+    return sglang_case(line, _configs()[model_id], gpu), priced
+
+
+def _assert_priced_as_resolved(
+    labels: list[str], cases: list[dict[str, Any]], priced: list[dict[str, float | str]]
+) -> None:
     wrong = []
-    for (what, priced), result in zip(ours, check_sglang_lines(cases), strict=True):
+    for what, want, result in zip(labels, priced, check_sglang_lines(cases), strict=True):
         if not result["accepted"]:
             wrong.append(f"{what}: refused: {result['error']}")
             continue
         resolved = dict(result["resolved"])
         if resolved["kv_cache_dtype"] == "bfloat16":  # DeepSeek Sparse Attention's 16-bit cache on Hopper
             resolved["kv_cache_dtype"] = "auto"
+        if resolved["profiled_cell_bytes"] is None:  # `auto` on a checkpoint that declares its cache,
+            for key in ("profiled_cell_bytes", "kv_cache_dtype"):  # which SGLang reads at model load
+                resolved[key] = want[key]
         # A multimodal model's default is scaled after SGLang rounds it; the line passes, and the pool
         # is priced at, 3 decimals of it.
-        if abs(resolved["mem_fraction_static"] - priced["mem_fraction_static"]) <= 5e-4:
-            resolved["mem_fraction_static"] = priced["mem_fraction_static"]
-        differ = {k: (v, resolved[k]) for k, v in priced.items() if v != resolved[k]}
+        if abs(float(resolved["mem_fraction_static"]) - float(want["mem_fraction_static"])) <= 5e-4:
+            resolved["mem_fraction_static"] = want["mem_fraction_static"]
+        differ = {k: (v, resolved[k]) for k, v in want.items() if v != resolved[k]}
         if differ:
             wrong.append(f"{what}: (priced, SGLang) {differ}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_sglang_resolves_the_defaults_the_pool_is_priced_with() -> None:
+    """The `LAYOUTS` on every GPU of `GPUS` at a 4,096- and a 32,768-token context: SGLang's own
+    fraction (after its own scaling), chunked-prefill size (per attention-DP rank), CUDA-graph batch,
+    page size, KV dtype and the bytes a token is counted at are the ones the planner prices SGLang's
+    pool with."""
+    labels, cases, priced = [], [], []
+    for name, context in itertools.product(GPUS, (4096, 32768)):
+        gpu = get_gpu(name)
+        for model_id, layout in LAYOUTS:
+            if engine_runtime_problem("sglang", None, "auto", load_model(model_id), gpu) is not None:
+                continue  # refused before any line is written (MXFP4 on CDNA3)
+            config = layout.model_copy(update={"max_model_len": context})
+            case, want = _priced(model_id, config, gpu)
+            labels.append(f"{model_id} {config.tp}x{config.replicas} pp{config.pp} at {context} on {name}")
+            cases.append(case)
+            priced.append(want)
+    _assert_priced_as_resolved(labels, cases, priced)
+
+
+def test_every_zoo_pool_is_priced_as_sglang_sizes_it() -> None:
+    """Every zoo model SGLang runs, at its widest valid tp <= 8 and a 16k context (or its own, when
+    shorter), with a 16-bit and an FP8 cache, on a T4, an H100, a B200 and an MI300X: the same checks."""
+    labels, cases, priced = [], [], []
+    for name in ("T4", "H100-SXM", "B200", "MI300X"):
+        gpu = get_gpu(name)
+        for model_id in _configs():
+            model = load_model(model_id)
+            tp = max(t for t in (1, 2, 4, 8) if not model.tp_violations(t))
+            for kv in ("auto", "fp8_e4m3"):
+                if engine_runtime_problem("sglang", None, kv, model, gpu) is not None:
+                    continue
+                mml = min(16384, model.max_position_embeddings)
+                case, want = _priced(
+                    model_id, ServingConfig(tp=tp, max_model_len=mml, kv_cache_dtype=kv), gpu
+                )
+                labels.append(f"{model_id} tp{tp} {kv} on {name}")
+                cases.append(case)
+                priced.append(want)
+    assert len(cases) > 400
+    _assert_priced_as_resolved(labels, cases, priced)
 
 
 @pytest.mark.parametrize("gpu_name", ["H100-SXM", "B200", "MI300X"])
