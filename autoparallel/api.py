@@ -355,7 +355,7 @@ def evaluate_engine(
             }
         )
     trt = trtllm.trtllm_launch(mid, config, c.gpus_per_node)
-    yaml_text = trtllm.trtllm_yaml(config)
+    yaml_text = trtllm.trtllm_yaml(config, model=m)
     return ev.model_copy(
         update={"command": trt.line, "launch_notes": trt.notes, "extra_options_yaml": yaml_text}
     )

@@ -217,7 +217,7 @@ class FleetPlan(BaseModel):
         }
         if engine.engine == "trtllm":
             out["extra_options_file"] = options_file
-            out["extra_options_yaml"] = trtllm.trtllm_yaml(c)
+            out["extra_options_yaml"] = trtllm.trtllm_yaml(c, model=self.specs[engine.model])
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -242,8 +242,8 @@ class ServingPlan(_PlanBase):
         return {
             "command": self.command,
             "extra_options_file": trtllm.EXTRA_OPTIONS_FILE,
-            "extra_options_yaml": trtllm.trtllm_yaml(self.config),
-            "options": trtllm.trtllm_options(self.config),
+            "extra_options_yaml": trtllm.trtllm_yaml(self.config, model=self.model),
+            "options": trtllm.trtllm_options(self.config, model=self.model),
             "notes": self.engine_notes,
         }
 

@@ -21,7 +21,8 @@ How a plan maps onto SGLang:
   gives them (`autoparallel evaluate --engine sglang`); otherwise SGLang's defaults run, and the step
   model prices those (perf/sparse_attention.py);
 - `--trust-remote-code` only for a checkpoint whose config class is its own code
-  (`REMOTE_CONFIG_MODEL_TYPES`), with a note saying so: SGLang cannot read its config.json otherwise;
+  (`engine_support.REMOTE_CONFIG_MODEL_TYPES`), with a note saying so: SGLang cannot read its
+  config.json otherwise;
 - `--attention-backend aiter` for Llama 4 on AMD GPUs (`rocm_attention_backend`), with a note.
 
 Servers and nodes (`sglang_launch`):
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autoparallel.errors import InputError
+from autoparallel.perf.engine_support import needs_remote_code
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -50,13 +52,6 @@ DIST_INIT_PORT = 5000
 HEAD_ADDRESS = "${HEAD_IP}"
 """Placeholder for a server's first node's address; the user exports HEAD_IP on each of its nodes."""
 
-REMOTE_CONFIG_MODEL_TYPES = frozenset({"kimi_k2"})
-"""`model_type`s of zoo families whose config class neither transformers 4.57.1 (SGLang 0.5.6's pin)
-nor SGLang's own config registry provides, so SGLang reads the checkpoint's config.json only by running
-its `auto_map` code (`--trust-remote-code`). Kimi-K2's `kimi_k2` is the one (vLLM 0.32 maps it onto
-DeepseekV3Config itself); DeepSeek-V3.2's `deepseek_v32` SGLang reads as `deepseek_v3`
-(`_load_deepseek_v32_model`). tests/frameworks/test_sglang_checker.py runs SGLang's start-up code over
-every zoo model's line."""
 REMOTE_CODE_NOTE = (
     "--trust-remote-code: this checkpoint's config.json names its own config class (model_type {}), which "
     "SGLang 0.5.6's transformers lacks; SGLang runs that code from the checkpoint to read the config"
@@ -116,7 +111,7 @@ def sglang_args(
         args["nsa_prefill_backend"] = prefill
     if decode is not None:
         args["nsa_decode_backend"] = decode
-    if needs_remote_code(model):
+    if needs_remote_code("sglang", model):
         args["trust_remote_code"] = True
     if (backend := rocm_attention_backend(model, gpu)) is not None:
         args["attention_backend"] = backend
@@ -132,11 +127,6 @@ def rocm_attention_backend(model: ModelSpec | None, gpu: GPU | None) -> str | No
     if model is None or gpu is None or gpu.vendor != "amd":
         return None
     return "aiter" if model.architecture.startswith("Llama4") else None
-
-
-def needs_remote_code(model: ModelSpec | None) -> bool:
-    """SGLang reads `model`'s config only with `--trust-remote-code` (`REMOTE_CONFIG_MODEL_TYPES`)."""
-    return model is not None and model.model_type in REMOTE_CONFIG_MODEL_TYPES
 
 
 def sglang_command(
@@ -231,7 +221,7 @@ def sglang_launch(
         gpu=gpu,
     )
     model_notes: tuple[str, ...] = ()
-    if model is not None and needs_remote_code(model):
+    if model is not None and needs_remote_code("sglang", model):
         model_notes += (REMOTE_CODE_NOTE.format(model.model_type),)
     if rocm_attention_backend(model, gpu) is not None:
         model_notes += (ROCM_BACKEND_NOTE,)

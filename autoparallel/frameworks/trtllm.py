@@ -13,7 +13,9 @@ How a plan maps onto TensorRT-LLM:
   `max_model_len` -> `max_seq_len`; `kv_cache_dtype` fp8 -> `kv_cache_config.dtype: fp8`;
 - the KV pool: `kv_cache_config.free_gpu_memory_fraction` (memory/trtllm.py);
 - `enforce_eager` -> `cuda_graph_config: null` (left out, TensorRT-LLM's default turns graphs on);
-  otherwise CUDA graphs padded up to `max_batch_size`.
+  otherwise CUDA graphs padded up to `max_batch_size`;
+- `trust_remote_code: true` only for a checkpoint whose config class is its own code
+  (`engine_support.REMOTE_CONFIG_MODEL_TYPES`: Kimi-K2, as TensorRT-LLM's Kimi K2 guide sets it).
 
 An engine wider than a node spans whole nodes in one MPI world (TensorRT-LLM's trtllm-serve docs,
 "Multi-node Serving with Slurm": every rank runs `trtllm-llmapi-launch trtllm-serve ...`):
@@ -30,9 +32,11 @@ from typing import TYPE_CHECKING
 import yaml
 
 from autoparallel.memory.trtllm import DEFAULT_FREE_GPU_MEMORY_FRACTION, DEFAULT_MAX_NUM_TOKENS
+from autoparallel.perf.engine_support import needs_remote_code
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
+    from autoparallel.models.spec import ModelSpec
 
 TRTLLM_YAML_SCHEMA: dict[str, object] = {
     "tensor_parallel_size": int,
@@ -45,6 +49,7 @@ TRTLLM_YAML_SCHEMA: dict[str, object] = {
     "enable_chunked_prefill": bool,
     "kv_cache_config": {"free_gpu_memory_fraction": float, "dtype": str, "enable_block_reuse": bool},
     "cuda_graph_config": {"max_batch_size": int, "enable_padding": bool},
+    "trust_remote_code": bool,
 }
 """LLM-API keys the emitter may write, with their types (nested dicts: sub-configs)."""
 TRTLLM_NULLABLE = frozenset({"cuda_graph_config"})
@@ -61,9 +66,13 @@ def options_file_for(engine_index: int) -> str:
 
 
 def trtllm_options(
-    config: ServingConfig, *, free_gpu_memory_fraction: float = DEFAULT_FREE_GPU_MEMORY_FRACTION
+    config: ServingConfig,
+    *,
+    free_gpu_memory_fraction: float = DEFAULT_FREE_GPU_MEMORY_FRACTION,
+    model: ModelSpec | None = None,
 ) -> dict[str, object]:
-    """The extra-options YAML content for `config`."""
+    """The extra-options YAML content for `config` (`model`: the parsed model, for
+    `trust_remote_code`, `engine_support.needs_remote_code`)."""
     attention_dp = config.shares_experts
     tp = config.tp * config.replicas if attention_dp else config.tp
     opts: dict[str, object] = {"tensor_parallel_size": tp, "pipeline_parallel_size": config.pp}
@@ -82,14 +91,19 @@ def trtllm_options(
     opts["cuda_graph_config"] = (
         None if config.enforce_eager else {"max_batch_size": config.max_num_seqs, "enable_padding": True}
     )
+    if needs_remote_code("trtllm", model):
+        opts["trust_remote_code"] = True
     return opts
 
 
 def trtllm_yaml(
-    config: ServingConfig, *, free_gpu_memory_fraction: float = DEFAULT_FREE_GPU_MEMORY_FRACTION
+    config: ServingConfig,
+    *,
+    free_gpu_memory_fraction: float = DEFAULT_FREE_GPU_MEMORY_FRACTION,
+    model: ModelSpec | None = None,
 ) -> str:
     """The extra-options YAML file's text."""
-    opts = trtllm_options(config, free_gpu_memory_fraction=free_gpu_memory_fraction)
+    opts = trtllm_options(config, free_gpu_memory_fraction=free_gpu_memory_fraction, model=model)
     return yaml.safe_dump(opts, sort_keys=False)
 
 

@@ -372,6 +372,27 @@ FLASHINFER_HEAD_SIZES = (64, 128, 256, 512)
 ATTENTION_SINK_MODEL_TYPES = ("gpt_oss",)
 """Models with attention sinks, which vLLM 0.32's FlashInfer backend serves only through TensorRT-LLM's
 kernels on SM90, SM100 and SM120 (`FlashInferBackend.supports_sink`)."""
+REMOTE_CONFIG_MODEL_TYPES = frozenset({"kimi_k2"})
+"""`model_type`s of zoo families whose config class is the checkpoint's own code (its `auto_map`), which
+an engine reading configs through transformers runs only with `trust_remote_code`. Kimi-K2's
+`kimi_k2` is the one: transformers 4.57.1 (SGLang 0.5.6's pin) and 5.x have no such type, SGLang's own
+config registry neither, and TensorRT-LLM's Kimi K2 Thinking deployment guide sets
+`trust_remote_code: true`; vLLM 0.32 maps it onto DeepseekV3Config itself. DeepSeek-V3.2's
+`deepseek_v32` SGLang reads as `deepseek_v3` (`_load_deepseek_v32_model`).
+tests/frameworks/test_sglang_checker.py runs SGLang's start-up code over every zoo model's line."""
+REMOTE_CONFIG_ENGINES = ("sglang", "trtllm")
+"""Engines that need `trust_remote_code` for the `REMOTE_CONFIG_MODEL_TYPES`."""
+
+
+def needs_remote_code(engine: str, model: ModelSpec | None) -> bool:
+    """`engine` reads `model`'s config only with `trust_remote_code` (`REMOTE_CONFIG_MODEL_TYPES`)."""
+    return (
+        engine in REMOTE_CONFIG_ENGINES
+        and model is not None
+        and model.model_type in REMOTE_CONFIG_MODEL_TYPES
+    )
+
+
 SGLANG_BLACKWELL_ATTENTION = {
     "DeepseekV3ForCausalLM": "trtllm_mla",
     "GptOssForCausalLM": "trtllm_mha",

@@ -375,3 +375,19 @@ def test_sglang_pool_loads_gemma_in_float16_where_vllm_runs_float32(
         == vllm["memory"]["kv_bytes_per_token_all_layers_per_gpu"]
     )
     assert sglang["fits"] and not vllm["memory"]["fits"]
+
+
+def test_trtllm_options_trust_remote_code_only_for_kimi() -> None:
+    """TensorRT-LLM reads configs through transformers as SGLang does: Kimi-K2's options carry
+    `trust_remote_code: true` (as TensorRT-LLM's Kimi K2 guide sets it), within the documented schema;
+    DeepSeek-V3's do not."""
+    from autoparallel.models import load_model
+
+    config = ServingConfig(tp=8, max_model_len=8192)
+    kimi = trtllm_options(config, model=load_model("moonshotai/Kimi-K2-Instruct"))
+    assert kimi["trust_remote_code"] is True
+    assert "trust_remote_code" not in trtllm_options(config, model=load_model("deepseek-ai/DeepSeek-V3"))
+    assert set(kimi) <= set(TRTLLM_YAML_SCHEMA) and isinstance(
+        kimi["trust_remote_code"], TRTLLM_YAML_SCHEMA["trust_remote_code"]
+    )
+    assert "trust_remote_code: true" in trtllm_yaml(config, model=load_model("moonshotai/Kimi-K2-Instruct"))

@@ -17,11 +17,11 @@ import pytest
 from sglang_checker import CHECKER_MARKS, assert_all_start, check_sglang_lines, sglang_case
 
 from autoparallel.configs import ServingConfig
-from autoparallel.frameworks.sglang import REMOTE_CONFIG_MODEL_TYPES, sglang_command
+from autoparallel.frameworks.sglang import sglang_command
 from autoparallel.hardware import GPU, Cluster, get_gpu
 from autoparallel.memory.sglang import aiter_fraction_scale, profiled_cell_ratio, sglang_stored_kv_dtype
 from autoparallel.models import list_models, load_model
-from autoparallel.perf.engine_support import engine_runtime_problem
+from autoparallel.perf.engine_support import REMOTE_CONFIG_MODEL_TYPES, engine_runtime_problem
 from autoparallel.perf.serving_engines import engine_kv_for
 
 pytestmark = CHECKER_MARKS
