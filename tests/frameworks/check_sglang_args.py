@@ -1,7 +1,8 @@
 """Does SGLang accept this `python -m sglang.launch_server` line? SGLang's own start-up arguments code,
 run offline on a CPU.
 
-Run with a Python that has SGLang 0.5.x installed ($SGLANG_CHECK_PYTHON), not with the project's:
+Run with a Python that has SGLang 0.5.6 and the transformers it pins, 4.57.1, installed
+($SGLANG_CHECK_PYTHON), not with the project's:
 
     $SGLANG_CHECK_PYTHON check_sglang_args.py < cases.json
 
@@ -16,11 +17,11 @@ For each it writes the config to a folder, points `--model-path` there, and buil
 parsed line as `launch_server` does: `__post_init__` (the defaults SGLang derives from the GPU's memory,
 the model-specific adjustments, attention backend, page size, data / pipeline / expert parallelism
 handling and their asserts) and `check_server_args`. What a CPU lacks is faked, no more: the GPU's
-memory (`get_device_memory_capacity`, nvidia-smi's value on a GPU), its compute capability, a CUDA
-version, FlashInfer's presence, and the compiled kernel packages the arguments code imports but never
-calls (`sgl_kernel`, `compressed_tensors`, `gguf`: modules whose attributes are mocks). Checks SGLang
-makes later, while loading the model (`ModelRunner`: the pipeline-parallel model list, the sm75
-floor), are not run here.
+memory (`get_device_memory_capacity`, nvidia-smi's value on a GPU), its compute capability and
+device properties, a CUDA (or HIP) version, FlashInfer's presence, and the compiled kernel packages
+the arguments code imports but never calls (`MISSING_ON_CPU`: modules whose attributes are mocks).
+Checks SGLang makes later, while loading the model (`ModelRunner`: the pipeline-parallel model list,
+the sm75 floor), are not run here.
 
 Prints one JSON list: per case {"accepted", "error" (the exception's message), "resolved" (the values
 SGLang settled on: mem_fraction_static, chunked_prefill_size, cuda_graph_max_bs, page_size,
