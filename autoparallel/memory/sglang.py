@@ -54,7 +54,8 @@ from typing import TYPE_CHECKING
 from autoparallel.memory.engine_kv import EngineKv
 from autoparallel.memory.vllm_config import apply_dtype_and_quant, checkpoint_kv_dtype
 from autoparallel.memory.vllm_profile import stage_params_per_rank
-from autoparallel.models.spec import ParamGroups
+from autoparallel.models.spec import AttentionKind, ParamGroups
+from autoparallel.perf.engine_support import SGLANG_BLACKWELL_ATTENTION
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -145,8 +146,6 @@ def page_size(model: ModelSpec, gpu: GPU) -> int:
     Attention, and on Blackwell for the architectures it gives TensorRT-LLM attention kernels
     (`engine_support.SGLANG_BLACKWELL_ATTENTION`); else 1 (FlashAttention 3, FlashInfer and Triton's
     default)."""
-    from autoparallel.perf.engine_support import SGLANG_BLACKWELL_ATTENTION
-
     if model.has_sparse_attention:
         return 64
     return 64 if gpu.arch == "blackwell" and model.architecture in SGLANG_BLACKWELL_ATTENTION else 1
@@ -346,7 +345,7 @@ def profiled_cell_ratio(model: ModelSpec, stored_kv_dtype: str) -> float:
     counted = stored = 0.0
     for layer in model.layers:
         a = layer.attention
-        if a.kind != "mla":
+        if a.kind is not AttentionKind.MLA:
             continue
         counted += a.kv_lora_rank + a.qk_rope_head_dim + a.indexer_key_bytes_per_token
         stored += a.kv_bytes_per_token_per_rank(1, 1)

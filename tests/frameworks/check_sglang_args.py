@@ -195,7 +195,8 @@ def _profiled_cell_bytes(args: Any) -> int | None:
     mc = args.get_model_config()
     hf = mc.hf_config
     if args.kv_cache_dtype == "auto":
-        if getattr(hf, "quantization_config", None) and "kv_cache_quant_algo" in str(hf.quantization_config):
+        declared = getattr(hf, "quantization_config", None) or {}
+        if isinstance(declared, dict) and declared.get("kv_cache_quant_algo"):
             return None
         element = mc.dtype.itemsize
     else:

@@ -37,7 +37,8 @@ REMOTE_CONFIG_AS = {"kimi_k2": "deepseek_v3"}
 def sglang_case(line: str, config: dict[str, Any], gpu: GPU) -> dict[str, Any]:
     """One line to check: the model's config.json and what SGLang would probe on `gpu` (its memory in
     MiB as the driver reports it, its architecture's compute capability)."""
-    cc = ARCH_COMPUTE_CAPABILITY.get(gpu.arch, 94)  # AMD CDNA3 (MI300X, MI325X): gfx942, 9.4
+    # An AMD CDNA3 GPU (MI300X, MI325X: gfx942) reports capability 9.4 under ROCm.
+    cc = 94 if gpu.vendor == "amd" else ARCH_COMPUTE_CAPABILITY[gpu.arch]
     mib = gpu.memory_bytes / 2**20
     case = {
         "line": line,
