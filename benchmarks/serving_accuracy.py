@@ -48,6 +48,7 @@ from autoparallel.models.parse_quant import quant_from_config
 from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_rates, replica_step_times
 from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY
 from autoparallel.perf.serving_load import BenchmarkRun, run_benchmark
+from autoparallel.perf.serving_steps import vllm_async_scheduling
 from autoparallel.workload import SHAREGPT_ISL_QUANTILES, SHAREGPT_OSL_QUANTILES, Serving
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "inference_benchmarks_dev.csv"
@@ -215,6 +216,11 @@ def _layout(row: dict[str, str], model: ModelSpec) -> tuple[int, int, bool]:
     return tp, dp, ep and model.is_moe
 
 
+def _vllm_version(row: dict[str, str]) -> str:
+    """The vLLM release a vLLM row ran (its `engine_version`), else the one the planner targets."""
+    return row["engine_version"] if engine_of(row) == "vllm" and row["engine_version"] else "0.32"
+
+
 def _nsa_backends(row: dict[str, str]) -> tuple[str | None, str | None]:
     """The row's SGLang `--nsa-prefill-backend` / `--nsa-decode-backend` (None: not passed)."""
 
@@ -266,7 +272,7 @@ def predict(row: dict[str, str], on_run: Callable[[BenchmarkRun], None] | None =
 
     if kind == "concurrency-capped":
         conc = int(row["max_concurrency"])
-        shape = replace(ReplicaShape.of(config), engine=engine)
+        shape = replace(ReplicaShape.of(config, _vllm_version(row)), engine=engine)
         batch = conc / replicas
         layout = kv_layout(model, gpu, config, Serving(isl=isl, osl=osl))
         times = replica_step_times(
@@ -321,7 +327,16 @@ def predict(row: dict[str, str], on_run: Callable[[BenchmarkRun], None] | None =
             chunked_prefill=False,
             block_tokens=tokens_per_block(model, gpu),
         )
-    run = run_benchmark(model, nodes, config, workload, memory=memory, engine=engine, engine_kv=engine_kv)
+    run = run_benchmark(
+        model,
+        nodes,
+        config,
+        workload,
+        memory=memory,
+        engine=engine,
+        engine_kv=engine_kv,
+        async_scheduling=vllm_async_scheduling(_vllm_version(row)),
+    )
     if on_run is not None:
         on_run(run)
     note = f"peak batch {run.peak_batch}, preempt {run.preemptions}, tail {run.tail_fraction:.0%}"

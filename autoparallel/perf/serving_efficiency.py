@@ -54,6 +54,11 @@ class ServingEfficiency(BaseModel):
     kernels get less of it. 1.0 where no FP4 row was fitted and no GPU of the architecture has FP4."""
     step_overhead_s: float
     """Host time per engine step not hidden by the GPU (scheduler, sampler, output processing), s."""
+    request_step_overhead_s: float = 0.0
+    """Host time per running request and engine step, s: the engine core's scheduler pass over its
+    running requests and its update from the step's sampled tokens. Serial with the GPU step where
+    the engine schedules synchronously, hidden under it where it schedules one step ahead
+    (`ReplicaShape.async_scheduling`). 0 where it was not measured."""
     eager_layer_overhead_s: float
     """Extra host time per decoder layer and step without CUDA graphs (`--enforce-eager`), s."""
     request_overhead_s: float
@@ -70,6 +75,13 @@ class ServingEfficiency(BaseModel):
         return self.block_fp8_moe_flops_fraction
 
 
+VLLM_SCHEDULER_S_PER_REQUEST = 10e-6
+"""vLLM V1's engine-core host time per running request and decode step: its own `Scheduler.schedule`
+plus `Scheduler.update_from_output` (vLLM 0.32's code, run on a CPU with a synthetic KV cache,
+`benchmarks/vllm_scheduler_cost.py`): 8.6-10.0 µs per request at 64, 256 and 1,024 running requests
+over two runs (about 10 ms a step at 1,024) on this project's 2-core Xeon machine. Measured, not
+fitted; a lower bound of the host work per request (the model runner's input preparation and the output
+serialization are not in it). GPU-independent: the same on every architecture."""
 _HOPPER = ServingEfficiency(
     flops_fraction=0.45,
     hbm_fraction=0.75,
@@ -79,6 +91,7 @@ _HOPPER = ServingEfficiency(
     moe_flops_fraction=0.45,
     moe_expert_overhead_s=0.0,
     step_overhead_s=1.0e-3,
+    request_step_overhead_s=VLLM_SCHEDULER_S_PER_REQUEST,
     eager_layer_overhead_s=80e-6,
     request_overhead_s=0.045,
     source="vLLM rows of reference/inference_benchmarks_dev.csv (benchmarks/serving_accuracy.py): "
@@ -117,6 +130,7 @@ _DEFAULT = ServingEfficiency(
     moe_flops_fraction=0.40,
     moe_expert_overhead_s=0.0,
     step_overhead_s=1.2e-3,
+    request_step_overhead_s=VLLM_SCHEDULER_S_PER_REQUEST,
     eager_layer_overhead_s=100e-6,
     request_overhead_s=0.050,
     source="not calibrated (no reference rows, no achievable-FLOPS source): the Hopper factors "
@@ -149,6 +163,7 @@ Hopper: 367, 396, 403 and 407 TFLOPS at 1,024, 2,048, 4,096 and 8,192 rows for D
 CUTLASS 351–490, torch BF16 620–716), 0.19–0.21 of 1,979 TFLOPS. Read off, not fitted."""
 _SGLANG_HOPPER = _HOPPER.model_copy(
     update={
+        "request_step_overhead_s": 0.0,
         "block_fp8_moe_flops_fraction": TRITON_BLOCK_FP8_FRACTION,
         "source": "SGLang: vLLM's Hopper factors (not refitted), but block-FP8 expert GEMMs at "
         "Triton's block-FP8 rate (`TRITON_BLOCK_FP8_FRACTION`, read off a kernel benchmark): SGLang "
@@ -159,6 +174,7 @@ _SGLANG_HOPPER = _HOPPER.model_copy(
 )
 _TRTLLM_HOPPER = _HOPPER.model_copy(
     update={
+        "request_step_overhead_s": 0.0,
         "flops_fraction": 0.55,
         "attention_hbm_fraction": 0.90,
         "source": "TensorRT-LLM (PyTorch backend), fitted on the Llama-3.1-8B FP8 (FP8 KV) 1×H100 "
@@ -190,7 +206,9 @@ ENGINE_EFFICIENCY: dict[str, dict[str, ServingEfficiency]] = {
     "vllm": VLLM_EFFICIENCY,
     "sglang": {
         "hopper": _SGLANG_HOPPER,
-        "blackwell": _BLACKWELL.model_copy(update={"source": "SGLang: " + _BLACKWELL.source}),
+        "blackwell": _BLACKWELL.model_copy(
+            update={"request_step_overhead_s": 0.0, "source": "SGLang: " + _BLACKWELL.source}
+        ),
     },
     "trtllm": {"hopper": _TRTLLM_HOPPER, "blackwell": _TRTLLM_BLACKWELL},
 }

@@ -57,7 +57,7 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError, InternalError
 from autoparallel.perf.serving_efficiency import efficiency_for
-from autoparallel.perf.serving_steps import ReplicaShape, micro_batches, rotation_s
+from autoparallel.perf.serving_steps import ReplicaShape, micro_batches, rotation_s, vllm_async_scheduling
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -202,11 +202,13 @@ def run_benchmark(
     vllm_version: str = "0.32",
     engine: str = "vllm",
     engine_kv: EngineKv | None = None,
+    async_scheduling: bool | None = None,
 ) -> BenchmarkRun:
     """`simulate_benchmark` with the KV pool and step budget `engine` gives `config`.
 
-    vLLM: its memory report and block layout (`perf.serving.kv_layout`), `max_num_seqs`. SGLang and
-    TensorRT-LLM: `engine_kv` (memory/sglang.py, memory/trtllm.py; their defaults when None).
+    vLLM: its memory report and block layout (`perf.serving.kv_layout`), `max_num_seqs`, and its
+    scheduling (`async_scheduling`; None: `vllm_version`'s default, `vllm_async_scheduling`). SGLang
+    and TensorRT-LLM: `engine_kv` (memory/sglang.py, memory/trtllm.py; their defaults when None).
     """
     from autoparallel.memory.serving import serving_memory
     from autoparallel.perf.serving import kv_layout
@@ -231,6 +233,9 @@ def run_benchmark(
             batched_tokens=layout.batched_tokens,
             num_prompts=num_prompts,
             graph_max_batch=min(VLLM_CUDA_GRAPH_MAX_BATCH, 2 * config.max_num_seqs),
+            async_scheduling=(
+                vllm_async_scheduling(vllm_version) if async_scheduling is None else async_scheduling
+            ),
         )
     if engine_kv is None:
         engine_kv = default_engine_kv(engine, model, memory, cluster.gpu, config)
@@ -367,6 +372,7 @@ def simulate_benchmark(
     chunked_prefill: bool = True,
     nsa_backends: tuple[str | None, str | None] = (None, None),
     kv_pool_tokens: int = 0,
+    async_scheduling: bool = True,
 ) -> BenchmarkRun:
     """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once, or, with
     the workload's `concurrency`, by a client that keeps that many in flight (TTFT from each send).
@@ -377,7 +383,8 @@ def simulate_benchmark(
     decode-only batch is padded up to the next of `graph_batch_sizes` when the engine pads (its GEMMs
     run at the padded size). Without `chunked_prefill` a prompt is admitted only whole, into a step
     with room for all of it. `nsa_backends` (SGLang's DeepSeek Sparse Attention kernels as passed)
-    and `kv_pool_tokens` (the pool's tokens per GPU) go to the step model (`ReplicaShape`).
+    and `kv_pool_tokens` (the pool's tokens per GPU) go to the step model (`ReplicaShape`), and so does
+    `async_scheduling` (the host schedules the next step while the GPU runs this one).
     """
     n_total = num_prompts or workload.num_prompts or 1000
     replicas = min(config.replicas, n_total)
@@ -400,7 +407,11 @@ def simulate_benchmark(
     groups = blocks_per_seq / max(1, math.ceil(context / block_size))
     pool = _Pool(max(kv_blocks, 0), block_size, max(groups, 1e-9))
     shape = dataclasses.replace(
-        ReplicaShape.of(config), engine=engine, nsa_backends=nsa_backends, kv_pool_tokens=kv_pool_tokens
+        ReplicaShape.of(config),
+        engine=engine,
+        nsa_backends=nsa_backends,
+        kv_pool_tokens=kv_pool_tokens,
+        async_scheduling=async_scheduling,
     )
     limit = max_running or config.max_num_seqs
     cap = workload.concurrency

@@ -80,11 +80,36 @@ class ReplicaShape:
     fp8_dispatch: bool = False  # EP dispatch sends FP8 hidden states (combine stays bf16)
     nsa_backends: tuple[str | None, str | None] = (None, None)  # SGLang --nsa-prefill/decode-backend
     kv_pool_tokens: int = 0  # tokens the KV pool holds per GPU (read where a kernel touches all of it)
+    async_scheduling: bool = True  # the host schedules step n + 1 while the GPU runs step n (pp = 1 only)
 
     @classmethod
-    def of(cls, config: ServingConfig) -> ReplicaShape:
+    def of(cls, config: ServingConfig, vllm_version: str = "0.32") -> ReplicaShape:
+        """The step shape of `config` as `vllm_version` runs it (SGLang and TensorRT-LLM: `replace`
+        the engine; their host cost per request is not charged, so `async_scheduling` is moot)."""
         ep = config.tp * config.replicas if config.enable_expert_parallel else 1
-        return cls(config.tp, config.pp, ep, config.quantization, config.kv_cache_dtype, config.enforce_eager)
+        return cls(
+            config.tp,
+            config.pp,
+            ep,
+            config.quantization,
+            config.kv_cache_dtype,
+            config.enforce_eager,
+            async_scheduling=vllm_async_scheduling(vllm_version),
+        )
+
+
+VLLM_ASYNC_SCHEDULING_SINCE = 14
+"""vLLM minor release from which async scheduling is on by default (v0.14.0 release notes, PR #27614:
+"Async scheduling is now enabled by default", excluding pipeline parallelism); before it the engine
+core schedules, runs the step, then updates from its output, one after another."""
+
+
+def vllm_async_scheduling(vllm_version: str) -> bool:
+    """Whether vLLM `vllm_version` overlaps its scheduler with the GPU step by default: from 0.14 on
+    (where it has pipeline stages it does not; `rotation_s` applies that part)."""
+    from autoparallel.memory.vllm_versions import parse_vllm_version
+
+    return parse_vllm_version(vllm_version).at_least(VLLM_ASYNC_SCHEDULING_SINCE)
 
 
 def stage_step_s(
@@ -334,6 +359,12 @@ def rotation_s(
 ) -> tuple[float, bool]:
     """One micro-batch through every stage: pp · (stage step + eager launches) + hops + host time.
 
+    Host time is a fixed part per step (`step_overhead_s`) and the scheduler's pass over the running
+    requests (`request_step_overhead_s` per decode sequence and step), which adds to the GPU time
+    where the engine schedules synchronously and hides under it where it schedules one step ahead
+    (`ReplicaShape.async_scheduling`: the step lasts the longer of the two). Never ahead with
+    pipeline stages: vLLM 0.32's `VllmConfig` turns async scheduling off there (V1 model runner).
+
     `decode_seqs` and `prefill_tokens` are one micro-batch's work (see `micro_batches`); returns
     (seconds, memory_bound) as `stage_step_s` does.
     """
@@ -354,8 +385,11 @@ def rotation_s(
     )
     gemm_seqs = decode_seqs if padded_seqs is None else max(padded_seqs, decode_seqs)
     hop = _hop_s(cluster, shape, f, (gemm_seqs + prefill_tokens) / steps)
-    total = pp * (stage + steps * eager_s) + (pp - 1) * hop * steps + steps * eff.step_overhead_s
-    return total, mem_bound
+    gpu_s = pp * (stage + steps * eager_s) + (pp - 1) * hop * steps
+    scheduler_s = steps * eff.request_step_overhead_s * decode_seqs
+    ahead = shape.async_scheduling and pp == 1
+    busy_s = max(gpu_s, scheduler_s) if ahead else gpu_s + scheduler_s
+    return busy_s + steps * eff.step_overhead_s, mem_bound
 
 
 def replica_step_times(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from autoparallel.perf.serving import (
     replica_step_times,
     stage_step_s,
 )
+from autoparallel.perf.serving_steps import rotation_s, vllm_async_scheduling
 from autoparallel.workload import Serving
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "inference_benchmarks_dev.csv"
@@ -417,3 +419,47 @@ def test_a_decode_step_reads_and_writes_the_linear_attention_state() -> None:
     # 256 more sequences move at least their state twice through HBM (a 1-token context adds ~no KV).
     state = linear_state_bytes_per_sequence_per_gpu(nxt, 4, 1, engine="vllm")
     assert step(512) - step(256) >= 2 * 256 * state / (cluster.gpu.hbm_tbps * 1e12)
+
+
+# ----- the scheduler's host time per running request ----------------------------------------------
+def test_vllm_schedules_asynchronously_from_0_14_without_pipeline_stages() -> None:
+    assert not vllm_async_scheduling("v0.13.0")
+    assert not vllm_async_scheduling("0.11.0")
+    assert vllm_async_scheduling("0.14.0")
+    assert vllm_async_scheduling("0.32")
+    config = ServingConfig(tp=1, pp=1, max_num_seqs=256, max_model_len=4096)
+    assert not ReplicaShape.of(config, "0.13.0").async_scheduling
+    assert ReplicaShape.of(config).async_scheduling
+
+
+def test_synchronous_scheduling_adds_the_scheduler_pass_to_every_step() -> None:
+    """vLLM before 0.14 schedules between GPU steps: the step grows by the measured scheduler time per
+    running request; from 0.14 it hides under a GPU step longer than itself."""
+    eff = efficiency_for(H100.gpu)
+    assert eff.request_step_overhead_s > 0
+    for batch in (8.0, 256.0):
+        sync = _times("meta-llama/Llama-3.1-8B", H100, batch, decode_only=True, async_scheduling=False)
+        hidden = _times("meta-llama/Llama-3.1-8B", H100, batch, decode_only=True)
+        assert sync - hidden == pytest.approx(eff.request_step_overhead_s * batch, rel=1e-6)
+        # With pipeline stages vLLM schedules synchronously whatever the release.
+        staged = _times("meta-llama/Llama-3.1-8B", H100, batch, decode_only=True, pp=2)
+        staged_sync = _times(
+            "meta-llama/Llama-3.1-8B", H100, batch, decode_only=True, pp=2, async_scheduling=False
+        )
+        assert staged == staged_sync
+    # Where the scheduler outlasts the GPU step, the asynchronous step lasts as long as the scheduler.
+    tiny = load_model("Qwen/Qwen3-0.6B")
+    shape = ReplicaShape(1, 1, 1, None, "auto", False)
+    gpu_only, _ = rotation_s(
+        tiny,
+        H100,
+        replace(shape, engine="sglang"),
+        decode_seqs=4096,
+        context_tokens=64,
+        prefill_tokens=0,
+        prefill_context=0,
+    )
+    step, _ = rotation_s(
+        tiny, H100, shape, decode_seqs=4096, context_tokens=64, prefill_tokens=0, prefill_context=0
+    )
+    assert step >= max(gpu_only, eff.request_step_overhead_s * 4096 + eff.step_overhead_s) - 1e-12
