@@ -100,9 +100,10 @@ _HOPPER = ServingEfficiency(
     "the DeepSeek-V3.2 TP8 burst rows' output tokens/s under the per-operator roofline with V3.2's "
     "sparse-attention kernels charged as they run (perf/sparse_attention.py, FP8 decode kernel heads "
     "padded to 128; I201, I206-I208: a grid over 0-5 µs in 1 µs steps, benchmarks/serving_fit.py, "
-    "gives 0: 5 of 5 fit rows within 20 %, median error 1.8 % with the bursts drawn from ShareGPT's "
-    "published length shape (3.2 % under the log-normal draw before); it gave 2 µs while the decode "
-    "kernel was charged at 64 heads, absorbing the missing half). "
+    "gives 0: 5 of 5 fit rows within 20 %, median error 4.3 % with the bursts drawn from ShareGPT's "
+    "published length shape and vLLM 0.13's synchronous scheduler charged per running request "
+    "(`request_step_overhead_s`, measured; 1.8 % before it was charged); it gave 2 µs while the "
+    "decode kernel was charged at 64 heads, absorbing the missing half). "
     "flops_fraction 0.45 of the dense peak, below TensorRT-LLM's fitted 0.55 (engines differ); "
     "block_fp8_hbm_fraction from DeepGEMM's published small-M figures (not fitted).",
 )
