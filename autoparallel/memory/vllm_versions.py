@@ -49,11 +49,13 @@ class VllmVersion(BaseModel):
 
 
 _NUMBER = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
-_ENGINE = re.compile(r"\b[vV]([01])\b")
+_ENGINE = re.compile(r"\b[vV]([01])\b(?![.\d])")
+"""An engine marker ("V0", "V1 engine"), not a release written with a leading v ("v0.13.0")."""
 
 
 def parse_vllm_version(text: str) -> VllmVersion:
-    """Parse "0.19", "0.19.0 (V1)", "0.8.3rc2.dev224 (V0)", "main ~0.6.5 (2024-12-13)", ">=0.21".
+    """Parse "0.19", "v0.13.0", "0.19.0 (V1)", "0.8.3rc2.dev224 (V0)", "main ~0.6.5 (2024-12-13)",
+    ">=0.21".
 
     The engine is V1 from 0.8.0 on (vLLM 0.8.0 made `VLLM_USE_V1=1` the default) unless the text
     says "V0"; earlier releases are V0 unless the text says "V1" (0.7.x could opt in).

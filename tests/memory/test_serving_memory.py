@@ -285,6 +285,17 @@ def test_release_rules() -> None:
         parse_vllm_version("latest")
 
 
+def test_a_release_written_with_a_leading_v_is_not_the_v0_engine() -> None:
+    """"v0.13.0" is release 0.13.0 (V1 engine); only a standalone "V0" / "V1" names the engine."""
+    assert parse_vllm_version("v0.13.0").engine == "v1"
+    assert parse_vllm_version("v0.13.0").key == (0, 13, 0)
+    assert parse_vllm_version("V0.8.5").engine == "v1"
+    assert parse_vllm_version("v0.6.4").engine == "v0"  # before 0.8 by its number
+    assert parse_vllm_version("V0 ~0.7.2 (2025-02)").engine == "v0"
+    assert parse_vllm_version("0.8.3rc2.dev224 (V0)").engine == "v0"
+    assert parse_vllm_version("V1 ~0.7.1").engine == "v1"
+
+
 # ----- cannot start, inputs ---------------------------------------------------------------------------
 
 
