@@ -286,7 +286,7 @@ def test_release_rules() -> None:
 
 
 def test_a_release_written_with_a_leading_v_is_not_the_v0_engine() -> None:
-    """"v0.13.0" is release 0.13.0 (V1 engine); only a standalone "V0" / "V1" names the engine."""
+    """ "v0.13.0" is release 0.13.0 (V1 engine); only a standalone "V0" / "V1" names the engine."""
     assert parse_vllm_version("v0.13.0").engine == "v1"
     assert parse_vllm_version("v0.13.0").key == (0, 13, 0)
     assert parse_vllm_version("V0.8.5").engine == "v1"
