@@ -335,7 +335,7 @@ def predict(row: dict[str, str], on_run: Callable[[BenchmarkRun], None] | None =
         memory=memory,
         engine=engine,
         engine_kv=engine_kv,
-        async_scheduling=vllm_async_scheduling(_vllm_version(row)),
+        async_scheduling=vllm_async_scheduling(_vllm_version(row), pp),
     )
     if on_run is not None:
         on_run(run)

@@ -234,7 +234,9 @@ def run_benchmark(
             num_prompts=num_prompts,
             graph_max_batch=min(VLLM_CUDA_GRAPH_MAX_BATCH, 2 * config.max_num_seqs),
             async_scheduling=(
-                vllm_async_scheduling(vllm_version) if async_scheduling is None else async_scheduling
+                vllm_async_scheduling(vllm_version, config.pp)
+                if async_scheduling is None
+                else async_scheduling
             ),
         )
     if engine_kv is None:

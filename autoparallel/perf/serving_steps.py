@@ -80,7 +80,7 @@ class ReplicaShape:
     fp8_dispatch: bool = False  # EP dispatch sends FP8 hidden states (combine stays bf16)
     nsa_backends: tuple[str | None, str | None] = (None, None)  # SGLang --nsa-prefill/decode-backend
     kv_pool_tokens: int = 0  # tokens the KV pool holds per GPU (read where a kernel touches all of it)
-    async_scheduling: bool = True  # the host schedules step n + 1 while the GPU runs step n (pp = 1 only)
+    async_scheduling: bool = True  # the host schedules step n + 1 while the GPU runs step n
 
     @classmethod
     def of(cls, config: ServingConfig, vllm_version: str = "0.32") -> ReplicaShape:
@@ -94,7 +94,7 @@ class ReplicaShape:
             config.quantization,
             config.kv_cache_dtype,
             config.enforce_eager,
-            async_scheduling=vllm_async_scheduling(vllm_version),
+            async_scheduling=vllm_async_scheduling(vllm_version, config.pp),
         )
 
 
@@ -102,14 +102,21 @@ VLLM_ASYNC_SCHEDULING_SINCE = 14
 """vLLM minor release from which async scheduling is on by default (v0.14.0 release notes, PR #27614:
 "Async scheduling is now enabled by default", excluding pipeline parallelism); before it the engine
 core schedules, runs the step, then updates from its output, one after another."""
+VLLM_ASYNC_PIPELINE_SINCE = 15
+"""vLLM minor release from which async scheduling runs with pipeline stages too: PR #32359 landed
+after 0.14.0 was cut (a maintainer on PR #32775, 2026-01-21: "PP has already been supported with
+#32359"); in 0.32 the V2 model runner, the default, keeps it on with pipeline stages
+(`VllmConfig`: only the V1 runner turns it off there)."""
 
 
-def vllm_async_scheduling(vllm_version: str) -> bool:
-    """Whether vLLM `vllm_version` overlaps its scheduler with the GPU step by default: from 0.14 on
-    (where it has pipeline stages it does not; `rotation_s` applies that part)."""
+def vllm_async_scheduling(vllm_version: str, pp: int = 1) -> bool:
+    """Whether vLLM `vllm_version` overlaps its scheduler with the GPU step by default, with `pp`
+    pipeline stages: from 0.14 on, and with pipeline stages from 0.15 on."""
     from autoparallel.memory.vllm_versions import parse_vllm_version
 
-    return parse_vllm_version(vllm_version).at_least(VLLM_ASYNC_SCHEDULING_SINCE)
+    version = parse_vllm_version(vllm_version)
+    since = VLLM_ASYNC_SCHEDULING_SINCE if pp == 1 else VLLM_ASYNC_PIPELINE_SINCE
+    return version.at_least(since)
 
 
 def stage_step_s(
@@ -362,8 +369,8 @@ def rotation_s(
     Host time is a fixed part per step (`step_overhead_s`) and the scheduler's pass over the running
     requests (`request_step_overhead_s` per decode sequence and step), which adds to the GPU time
     where the engine schedules synchronously and hides under it where it schedules one step ahead
-    (`ReplicaShape.async_scheduling`: the step lasts the longer of the two). Never ahead with
-    pipeline stages: vLLM 0.32's `VllmConfig` turns async scheduling off there (V1 model runner).
+    (`ReplicaShape.async_scheduling`: the step lasts the longer of the two; `vllm_async_scheduling`
+    says which by release).
 
     `decode_seqs` and `prefill_tokens` are one micro-batch's work (see `micro_batches`); returns
     (seconds, memory_bound) as `stage_step_s` does.
@@ -387,8 +394,7 @@ def rotation_s(
     hop = _hop_s(cluster, shape, f, (gemm_seqs + prefill_tokens) / steps)
     gpu_s = pp * (stage + steps * eager_s) + (pp - 1) * hop * steps
     scheduler_s = steps * eff.request_step_overhead_s * decode_seqs
-    ahead = shape.async_scheduling and pp == 1
-    busy_s = max(gpu_s, scheduler_s) if ahead else gpu_s + scheduler_s
+    busy_s = max(gpu_s, scheduler_s) if shape.async_scheduling else gpu_s + scheduler_s
     return busy_s + steps * eff.step_overhead_s, mem_bound
 
 
