@@ -37,6 +37,7 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -109,6 +110,7 @@ after 0.14.0 was cut (a maintainer on PR #32775, 2026-01-21: "PP has already bee
 (`VllmConfig`: only the V1 runner turns it off there)."""
 
 
+@functools.cache
 def vllm_async_scheduling(vllm_version: str, pp: int = 1) -> bool:
     """Whether vLLM `vllm_version` overlaps its scheduler with the GPU step by default, with `pp`
     pipeline stages: from 0.14 on, and with pipeline stages from 0.15 on."""

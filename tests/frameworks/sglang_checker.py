@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fw_golden import run_json_checker
 
 from autoparallel.hardware import GPU
 from autoparallel.perf.engine_support import ARCH_COMPUTE_CAPABILITY
@@ -62,18 +62,9 @@ def check_sglang_lines(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not mine:
             continue
         env = {**os.environ, "SGLANG_USE_AITER": "1"} if vendor == "amd" else None
-        done = subprocess.run(
-            [CHECK_PYTHON, str(CHECKER)],
-            input=json.dumps([cases[i] for i in mine]),
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-            env=env,
+        verdicts: list[dict[str, Any]] = run_json_checker(
+            [CHECK_PYTHON, str(CHECKER)], opener="[", stdin=json.dumps([cases[i] for i in mine]), env=env
         )
-        start = done.stdout.find("[")
-        assert start >= 0, f"checker printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}"
-        verdicts: list[dict[str, Any]] = json.loads(done.stdout[start:])
         assert len(verdicts) == len(mine)
         results.update(zip(mine, verdicts, strict=True))
     return [results[i] for i in range(len(cases))]

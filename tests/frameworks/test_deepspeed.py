@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from fw_golden import SHARED_TOOLS, check_golden
+from fw_golden import SHARED_TOOLS, check_golden, run_json_checker
 
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InputError
@@ -249,16 +248,9 @@ def test_deepspeed_accepts_config(label: str, config: TrainingConfig, tmp_path: 
     assert DS_CHECK_PYTHON is not None
     path = tmp_path / "ds_config.json"
     path.write_text(json.dumps(deepspeed_config(load_model(LLAMA_8B), config)), encoding="utf-8")
-    done = subprocess.run(
-        [DS_CHECK_PYTHON, str(VALIDATOR), str(path), "--world-size", str(config.dp), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_json_checker(
+        [DS_CHECK_PYTHON, str(VALIDATOR), str(path), "--world-size", str(config.dp), "--json"], timeout=300
     )
-    start = done.stdout.find("{")
-    assert start >= 0, f"validator printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}"
-    result = json.loads(done.stdout[start:])
     assert result["valid"], f"{label}: {result['errors']}"
     assert result["warnings"] == [], f"{label}: {result['warnings']}"
     assert result["derived"]["train_batch_size"] == config.global_batch

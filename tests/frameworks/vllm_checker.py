@@ -6,13 +6,11 @@ tools/README.md); `CHECKER_MARKS` skip a test module, with the reason, where eit
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from fw_golden import SHARED_TOOLS
+from fw_golden import SHARED_TOOLS, run_json_checker
 
 CHECK_PYTHON = os.environ.get("VLLM_CHECK_PYTHON")
 CHECKER = SHARED_TOOLS / "check_vllm_args.py"
@@ -34,15 +32,7 @@ def check_vllm_command(command: str, config_dir: Path) -> dict[str, object]:
     # make EngineArgs look the model id up in the local HF cache and fail; the checker goes offline
     # itself once vLLM is imported.
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    done = subprocess.run(
-        [CHECK_PYTHON, str(CHECKER), "--json", "--config-dir", str(config_dir), command],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=env,
+    result: dict[str, object] = run_json_checker(
+        [CHECK_PYTHON, str(CHECKER), "--json", "--config-dir", str(config_dir), command], env=env
     )
-    start = done.stdout.find("{")
-    assert start >= 0, f"checker printed no JSON (exit {done.returncode}): {done.stderr[-2000:]}"
-    result: dict[str, object] = json.loads(done.stdout[start:])
     return result
