@@ -207,6 +207,20 @@ def solve_top(
         raise InputError(f"settings must come from SolverSettings.create(...), got {type(settings).__name__}")
     if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
         raise InputError(f"top must be an integer from 1 to 100, got {top!r:.40}")
+    return _plans(m, c, w, objective, settings, opts, top, mid)
+
+
+def _plans(
+    m: ModelSpec,
+    c: Cluster,
+    w: Serving | Training,
+    objective: Any,
+    settings: SolverSettings | None,
+    opts: Any,
+    top: int,
+    mid: str,
+) -> list[ServingPlan] | list[TrainingPlan]:
+    """`solve_top` past its argument checks, the plans serving the model as `mid`."""
     if isinstance(w, Training):
         from autoparallel.solvers.training.solve import solve_training
 
@@ -279,97 +293,58 @@ def evaluate(
     workload: Serving | Training | str = "chatbot",
     *,
     compare: bool = True,
+    engine: str = "vllm",
+    nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> Plan:
     """The cost model's verdict on a configuration the user runs today (solver status EVALUATED) and,
-    with `compare`, the planner's optimum for the same request and the relative gap to it."""
+    with `compare`, the planner's optimum for the same request on the same engine and the relative
+    gap to it.
+
+    Args:
+        engine: the serving engine that runs `config`: vllm, sglang or trtllm (serving only).
+        nsa_backends: SGLang's `--nsa-prefill-backend` / `--nsa-decode-backend` for a DeepSeek Sparse
+            Attention model (None: SGLang's default).
+    """
     if not isinstance(config, (ServingConfig, TrainingConfig)):
         raise InputError(f"config must be a ServingConfig or a TrainingConfig, got {type(config).__name__}")
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     mid = served_id(model, m)
     if isinstance(config, TrainingConfig):
+        if engine != "vllm" or nsa_backends != (None, None):
+            raise InputError("engine and nsa_backends are serving settings")
         if not isinstance(w, Training):
             w = Training(seq_len=config.seq_len, global_batch=config.global_batch, precision=config.precision)
         return _evaluate_training(m, c, _with_job(config, w), w, compare, mid)
     if not isinstance(w, Serving):
         raise InputError("a ServingConfig needs a serving workload")
-    config = _with_context(config, w, m)
-    from autoparallel.perf.engine_support import engine_runtime_problem
+    from autoparallel.perf.engine_support import ENGINE_NAMES, engine_runtime_problem, node_span_problem
 
-    if (
-        problem := engine_runtime_problem("vllm", config.quantization, config.kv_cache_dtype, m, c.gpu)
-    ) is not None:
-        raise InputError(problem)
-    return _evaluate_serving(m, c, config, w, compare, mid)
-
-
-def evaluate_engine(
-    model: Any,
-    cluster: Cluster | str,
-    config: ServingConfig,
-    workload: Serving | str,
-    engine: str,
-    *,
-    nsa_backends: tuple[str | None, str | None] = (None, None),
-) -> Any:
-    """SGLang or TensorRT-LLM running `config`: the engine's KV pool, speed and launch artifacts
-    (`perf.serving_engines.EngineEvaluation`). `nsa_backends`: SGLang's `--nsa-prefill-backend` /
-    `--nsa-decode-backend` for a DeepSeek Sparse Attention model (None: SGLang's default)."""
-    from autoparallel.frameworks import sglang, trtllm
-    from autoparallel.perf.engine_support import node_span_problem
-    from autoparallel.perf.serving_engines import evaluate_engine as evaluate_on
-
-    m, c, w = _model(model), _cluster(cluster), _workload(workload)
-    if not isinstance(w, Serving):
-        raise InputError("an engine evaluation needs a serving workload")
-    mid = served_id(model, m)
+    if engine not in ENGINE_NAMES:
+        raise InputError(f"unknown serving engine {engine!r}; choose one of: {', '.join(ENGINE_NAMES)}")
     if nsa_backends != (None, None) and engine != "sglang":
         raise InputError("nsa_backends are SGLang settings")
-    span = node_span_problem(engine, config.engine_gpus, c.gpus_per_node)
-    if span is not None:
+    config = _with_context(config, w, m)
+    problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, m, c.gpu)
+    if problem is not None:
+        raise InputError(problem)
+    if engine != "vllm" and (span := node_span_problem(engine, config.engine_gpus, c.gpus_per_node)):
         raise InputError(span)
-    ev = evaluate_on(m, c, config, w, engine, mid, nsa_backends=nsa_backends)
-    if ev.fits:
-        from autoparallel.perf.serving_load import run_benchmark
-
-        at = at_request_rate(m, c, config, w, ev.perf, engine, ev.memory)
-        bench = None
-        if w.num_prompts is not None:
-            bench = run_benchmark(m, c, config, w, engine=engine, engine_kv=ev.memory)
-        ev = ev.model_copy(update={"at_request_rate": at, "benchmark": bench})
-    if engine == "sglang":
-        frac = ev.mem_fraction_static or 0.0
-        launch = sglang.sglang_launch(
-            mid,
-            config,
-            c.gpus_per_node,
-            mem_fraction_static=frac,
-            nsa_backends=nsa_backends,
-            model=m,
-            gpu=c.gpu,
-        )
-        return ev.model_copy(
-            update={
-                "command": launch.lines[0],
-                "node_commands": launch.lines if launch.nodes > 1 else (),
-                "launch_notes": launch.notes,
-            }
-        )
-    trt = trtllm.trtllm_launch(mid, config, c.gpus_per_node)
-    yaml_text = trtllm.trtllm_yaml(config, model=m)
-    return ev.model_copy(
-        update={"command": trt.line, "launch_notes": trt.notes, "extra_options_yaml": yaml_text}
-    )
+    return _evaluate_serving(m, c, config, w, compare, mid, engine, nsa_backends)
 
 
-def _optimum(m: ModelSpec, c: Cluster, w: Any, options: Any, rate: str, mine: float) -> dict[str, Any]:
+def _optimum(
+    m: ModelSpec, c: Cluster, w: Any, options: Any, rate: str, mine: float, model_id: str
+) -> dict[str, Any]:
+    """The planner's best plan for the same request (its launch line serving the model as the user
+    named it, `model_id`) and the evaluated configuration's gap to it in `rate`."""
     try:
-        best = solve(m, c, w, "throughput", options=options)
+        best = _plans(m, c, w, "throughput", None, _options(options, w), 1, model_id)[0]
     except AutoParallelError as exc:
         return {"optimum": None, "optimum_error": str(exc).splitlines()[0]}
     top = float(getattr(best.perf, rate))
     found: dict[str, Any] = {"config": best.config.model_dump(mode="json"), rate: top}
     if isinstance(best, ServingPlan):
-        found["vllm_command"] = best.vllm_command
+        found["command"] = best.command
     else:
         found["mfu"] = best.perf.mfu
     return {"optimum": found, "gap_to_optimum": (top - mine) / top if top > 0 else 0.0}
@@ -396,40 +371,61 @@ def with_benchmark(plan: ServingPlan) -> ServingPlan:
 
 
 def _evaluate_serving(
-    m: ModelSpec, c: Cluster, config: ServingConfig, w: Serving, compare: bool, model_id: str
+    m: ModelSpec,
+    c: Cluster,
+    config: ServingConfig,
+    w: Serving,
+    compare: bool,
+    model_id: str,
+    engine: str,
+    nsa_backends: tuple[str | None, str | None],
 ) -> ServingPlan:
+    """`config` on `engine` as a plan (status EVALUATED): vLLM's float model, or the engine's own
+    evaluation (its KV pool rule and running-request cap) beside vLLM's report of the same tensors,
+    as the planner's decoder does (`solvers.serving.decoder.evaluate_point`)."""
+    from autoparallel.memory.serving import serving_memory
     from autoparallel.perf.serving import evaluate_serving
+    from autoparallel.perf.serving_engines import evaluate_engine
 
     require_serving(m, c, config, w)
-    est = evaluate_serving(m, c, config, w)
+    ev = None
+    if engine == "vllm":
+        est = evaluate_serving(m, c, config, w)
+        memory, perf, fits, problems = est.memory, est.perf, est.fits, (*est.problems, *est.slo_violations)
+    else:
+        ev = evaluate_engine(m, c, config, w, engine, model_id, nsa_backends=nsa_backends)
+        memory, perf, fits, problems = serving_memory(m, c.gpu, config), ev.perf, ev.fits, ev.problems
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
-        # The optimum may use the runtime choices the user's config makes, besides vLLM's defaults.
-        d = ServingOptions()
-        options = d.model_copy(
-            update={
-                "kv_cache_dtypes": tuple(dict.fromkeys((*d.kv_cache_dtypes, config.kv_cache_dtype))),
-                "quantizations": tuple(dict.fromkeys((*d.quantizations, config.quantization))),
-                "gpu_memory_utilizations": tuple(
-                    dict.fromkeys((*d.gpu_memory_utilizations, config.gpu_memory_utilization))
-                ),
-            }
-        )
-        mine = est.perf.output_tokens_per_s if est.fits else 0.0
-        solver.update(_optimum(m, c, w, options, "output_tokens_per_s", mine))
+        # The optimum on the same engine may use the runtime choices the user's config makes, besides
+        # the defaults.
+        d = ServingOptions(engines=(engine,))
+        update: dict[str, Any] = {
+            "kv_cache_dtypes": tuple(dict.fromkeys((*d.kv_cache_dtypes, config.kv_cache_dtype))),
+            "quantizations": tuple(dict.fromkeys((*d.quantizations, config.quantization))),
+        }
+        if engine == "vllm":
+            update["gpu_memory_utilizations"] = tuple(
+                dict.fromkeys((*d.gpu_memory_utilizations, config.gpu_memory_utilization))
+            )
+        mine = perf.output_tokens_per_s if fits else 0.0
+        solver.update(_optimum(m, c, w, d.model_copy(update=update), "output_tokens_per_s", mine, model_id))
+    kv = ev.memory if ev is not None else None
     plan = ServingPlan(
-        at_request_rate=at_request_rate(m, c, config, w, est.perf) if est.fits else None,
+        at_request_rate=at_request_rate(m, c, config, w, perf, engine, kv) if fits else None,
         model=m,
         model_id=model_id,
         cluster=c,
         workload=w,
         objective="evaluate",
         config=config,
-        memory=est.memory,
-        perf=est.perf,
-        fits=est.fits,
-        problems=(*est.problems, *est.slo_violations),
+        memory=memory,
+        perf=perf,
+        fits=fits,
+        problems=problems,
         solver=SolverReport(**solver),
+        engine=engine,
+        engine_eval=ev,
     )
     return with_benchmark(plan)
 
@@ -499,7 +495,8 @@ def _evaluate_training(
     cost = cost_to_tokens(m, c, config, w.tokens, perf=perf) if w.tokens else None
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
-        solver.update(_optimum(m, c, w, None, "tokens_per_s", perf.tokens_per_s if mem.fits else 0.0))
+        mine = perf.tokens_per_s if mem.fits else 0.0
+        solver.update(_optimum(m, c, w, None, "tokens_per_s", mine, model_id))
     return TrainingPlan(
         model=m,
         model_id=model_id,

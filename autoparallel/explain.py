@@ -7,10 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 from autoparallel.engine_compare import why as why_engine
 from autoparallel.perf.engine_support import ENGINE_NAMES
-from autoparallel.perf.serving_engines import rate_line
 
 if TYPE_CHECKING:
+    from autoparallel.perf.serving import OfferedLoad
     from autoparallel.plan import RunnerUp, ServingPlan, SolverReport, TrainingPlan
+
+
+def rate_line(at: OfferedLoad) -> str:
+    """One line on the steady state at the offered rate, for people."""
+    return (
+        f"at {at.request_rate:g} requests/s: {at.batch_size:.3g} running per replica, TTFT "
+        f"{at.ttft_ms:.0f} ms, TPOT {at.tpot_ms:.1f} ms (the figures above are full load, where "
+        "the limits are checked)"
+    )
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

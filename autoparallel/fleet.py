@@ -36,7 +36,7 @@ from autoparallel.errors import InputError
 from autoparallel.frameworks.vllm import vllm_launch
 from autoparallel.hardware import GPU, Cluster
 from autoparallel.models import ModelSpec, load_model
-from autoparallel.perf.serving_engines import ENGINE_NAMES
+from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.workload import Serving
 
 _MAX_FLEET_BYTES = 1 << 20

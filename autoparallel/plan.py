@@ -19,8 +19,9 @@ from autoparallel.hardware import Cluster
 from autoparallel.memory.serving import VllmMemoryReport
 from autoparallel.memory.training import TrainingMemoryReport
 from autoparallel.models import ModelSpec
+from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.perf.serving import OfferedLoad, ServingPerf
-from autoparallel.perf.serving_engines import ENGINE_NAMES, EngineEvaluation
+from autoparallel.perf.serving_engines import EngineEvaluation
 from autoparallel.perf.serving_load import BenchmarkRun
 from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf_dict
 from autoparallel.workload import Serving, Training
@@ -198,6 +199,7 @@ class ServingPlan(_PlanBase):
             self.config,
             self.cluster.gpus_per_node,
             mem_fraction_static=self._fraction,
+            nsa_backends=self._nsa_backends,
             model=self.model,
             gpu=self.cluster.gpu,
         )
@@ -218,6 +220,12 @@ class ServingPlan(_PlanBase):
         return trtllm.trtllm_launch(self.served_id, self.config, self.cluster.gpus_per_node)
 
     @property
+    def _nsa_backends(self) -> tuple[str | None, str | None]:
+        """SGLang's DeepSeek Sparse Attention kernels the pool was priced with, as passed (the planner
+        leaves them to SGLang: (None, None))."""
+        return self.engine_eval.memory.nsa_backends if self.engine_eval is not None else (None, None)
+
+    @property
     def _fraction(self) -> float:
         ev = self.engine_eval
         return ev.mem_fraction_static if ev is not None and ev.mem_fraction_static is not None else 0.0
@@ -234,6 +242,7 @@ class ServingPlan(_PlanBase):
                     self.served_id,
                     launch.server,
                     mem_fraction_static=self._fraction,
+                    nsa_backends=self._nsa_backends,
                     model=self.model,
                     gpu=self.cluster.gpu,
                 ),

@@ -387,8 +387,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
-    """`autoparallel evaluate` (serving): the user's engine flags as a ServingConfig, evaluated (vLLM:
-    a plan compared with the optimum; SGLang / TensorRT-LLM: the engine's own evaluation)."""
+    """`autoparallel evaluate` (serving): the user's engine flags as a ServingConfig, evaluated on the
+    engine as a plan compared with that engine's optimum."""
     from autoparallel import api
     from autoparallel.hardware import Cluster
 
@@ -409,7 +409,7 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
         fleet_cmd.vllm_memory_knob((args.engine,), args.gpu_memory_utilization is not None)
         if args.engine == "sglang" and args.max_num_seqs is None:
             config = _sglang_default_running(model, cluster, config, nsa)
-        return api.evaluate_engine(args.model, cluster, config, workload, args.engine, nsa_backends=nsa)
+        return api.evaluate(args.model, cluster, config, workload, engine=args.engine, nsa_backends=nsa)
     from autoparallel.frameworks.vllm import separate_engines
 
     if separate_engines(config, model):
@@ -420,7 +420,7 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
             "passes, which this evaluation does not model",
             file=sys.stderr,
         )
-    return api.evaluate(model, cluster, config, workload)
+    return api.evaluate(args.model, cluster, config, workload)  # the id as named: the line serves it
 
 
 def _sglang_default_running(model: Any, cluster: Any, config: Any, nsa: tuple[str | None, str | None]) -> Any:

@@ -6,6 +6,7 @@ config.json fetched by `models.hub`, under a total time limit); nothing ever run
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -147,7 +148,11 @@ def _not_found(model_id: str, reason: str) -> InputError:
     return InputError(f"{shown} {reason}; known ids like {known} (`autoparallel models`)")
 
 
+@functools.cache
 def _load_hub(model_id: str) -> ModelSpec:
+    """A hub id's config, fetched once per process (a command that reads the model twice, as
+    `evaluate` does to build the configuration and then to plan it, touches the network once; a
+    failed fetch is not kept)."""
     if "/" not in model_id.strip("/"):
         raise _not_found(model_id, "is not in the zoo (a hub id has the form owner/name)")
     if offline():

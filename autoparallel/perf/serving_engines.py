@@ -1,9 +1,10 @@
-"""One deployment on SGLang or TensorRT-LLM: its KV pool, speed and launch line.
+"""One deployment on SGLang or TensorRT-LLM: its KV pool and speed.
 
 The same float model as vLLM's (perf/serving.py, perf/serving_steps.py) with the engine's own parts:
 the KV pool rule (memory/sglang.py, memory/trtllm.py), the running-request cap and step budget it
-defaults to, its efficiency factors (`serving_efficiency.ENGINE_EFFICIENCY`) and its launch artifacts
-(frameworks/sglang.py, frameworks/trtllm.py, attached by the caller: perf/ sits below frameworks/).
+defaults to and its efficiency factors (`serving_efficiency.ENGINE_EFFICIENCY`). The launch artifacts
+(frameworks/sglang.py, frameworks/trtllm.py) are the plan's (`plan.ServingPlan`): perf/ sits below
+frameworks/.
 Weights, activations and non-torch memory come from
 `memory.serving` (the same tensors whichever engine loads them).
 """
@@ -19,7 +20,6 @@ from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
 from autoparallel.perf.engine_support import (
-    ENGINE_NAMES,
     engine_runtime_problem,
     sglang_layout_problem,
     sglang_pipeline_problem,
@@ -34,7 +34,6 @@ from autoparallel.perf.serving import (
     perf_at_batch,
     slo_violations,
 )
-from autoparallel.perf.serving_load import BenchmarkRun
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -44,7 +43,8 @@ if TYPE_CHECKING:
 
 
 class EngineEvaluation(BaseModel):
-    """Memory, speed and launch artifacts of one deployment on SGLang or TensorRT-LLM."""
+    """Memory and speed of one deployment on SGLang or TensorRT-LLM (a `ServingPlan` carries it as
+    `engine_eval`, with the launch artifacts)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -57,75 +57,8 @@ class EngineEvaluation(BaseModel):
     perf: ServingPerf
     mem_fraction_static: float | None = None
     """SGLang: the resolved `--mem-fraction-static` the pool was sized with."""
-    at_request_rate: OfferedLoad | None = None
-    """The steady state at the workload's arrival rate (`perf` is the engine at full load)."""
-    benchmark: BenchmarkRun | None = None
-    """A finite benchmark of N prompts at once (`batch` workloads), replayed with the engine's
-    scheduler (perf/serving_load.py)."""
     fits: bool
     problems: tuple[str, ...]
-    command: str = ""
-    """The launch line (filled in by the caller from frameworks/; node 0's when it spans nodes)."""
-    node_commands: tuple[str, ...] = ()
-    """SGLang: one server's line per node rank, when it spans several nodes."""
-    launch_notes: tuple[str, ...] = ()
-    """How to run the lines."""
-    extra_options_yaml: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; the figures at the offered rate sit in `perf`, as in a plan's."""
-        out = self.model_dump(mode="json", exclude={"at_request_rate", "benchmark"})
-        if self.at_request_rate is not None:
-            out["perf"]["at_request_rate"] = self.at_request_rate.model_dump(mode="json")
-        if self.benchmark is not None:
-            out["perf"]["benchmark"] = self.benchmark.model_dump(mode="json")
-        return out
-
-    def explain(self) -> str:
-        """A short report for people."""
-        m, p = self.memory, self.perf
-        lines = [
-            f"{self.model_id} on {self.cluster} with {ENGINE_NAMES[self.engine]} (float cost model)",
-            "config: " + ", ".join(f"{k}={v}" for k, v in self.config.items() if v is not None),
-            f"memory per GPU: weights {m.weights_gib:.1f} GiB, KV pool {m.kv_cache_gib:.1f} GiB "
-            f"({m.kv_cache_tokens:,} tokens) under {m.rule}",
-            f"running batch per replica {p.batch_size:g} ({p.batch_limit}); output tokens/s "
-            f"{p.output_tokens_per_s:,.0f} ({p.output_tokens_per_s_per_gpu:,.0f} per GPU); "
-            f"TTFT {p.ttft_ms:.0f} ms; TPOT {p.tpot_ms:.1f} ms",
-        ]
-        if self.at_request_rate is not None:
-            lines.append(rate_line(self.at_request_rate))
-        if self.benchmark is not None:
-            rows = self.benchmark.report_rows()
-            width = max(len(label) for label, _ in rows)
-            lines.append(f"finite benchmark ({self.benchmark.title}):")
-            for label, value in rows:
-                shown = str(value)
-                if isinstance(value, float):
-                    shown = f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
-                lines.append(f"  {label:<{width}}  {shown}")
-        if self.problems:
-            lines += ["problems:"] + [f"  - {x}" for x in self.problems]
-        lines += ["", f"{self.engine}:"]
-        if len(self.node_commands) > 1:
-            for i, line in enumerate(self.node_commands):
-                lines += [f"  node rank {i}:", f"    {line}"]
-        else:
-            lines.append("  " + self.command)
-        lines += [f"  note: {n}" for n in self.launch_notes]
-        if self.extra_options_yaml:
-            body = self.extra_options_yaml.splitlines()
-            lines += ["  extra-llm-api-config.yml:"] + ["    " + x for x in body]
-        return "\n".join(lines)
-
-
-def rate_line(at: OfferedLoad) -> str:
-    """One line on the steady state at the offered rate, for people."""
-    return (
-        f"at {at.request_rate:g} requests/s: {at.batch_size:.3g} running per replica, TTFT "
-        f"{at.ttft_ms:.0f} ms, TPOT {at.tpot_ms:.1f} ms (the figures above are full load, where "
-        "the limits are checked)"
-    )
 
 
 def at_request_rate(

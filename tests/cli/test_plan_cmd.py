@@ -74,6 +74,19 @@ def test_evaluate_serving_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert "gap_to_optimum" in d["solver"]
 
 
+@pytest.mark.parametrize("engine", ["vllm", "sglang"])
+def test_evaluate_optimum_serves_the_model_the_user_named(
+    engine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The optimum an evaluation is compared with launches the id the user named: an `-Instruct`
+    alias of a zoo entry stays instruct (it used to launch the base model's id), on every engine."""
+    argv = ["evaluate", "meta-llama/Llama-3.1-8B-Instruct", "--cluster", "1xH100", "--engine", engine]
+    assert main([*argv, "--max-num-seqs", "64", "--json"]) == 0
+    solver = json.loads(capsys.readouterr().out)["solver"]
+    assert "meta-llama/Llama-3.1-8B-Instruct " in solver["optimum"]["command"]
+    assert solver["gap_to_optimum"] > 0
+
+
 def test_evaluate_that_cannot_start_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "1xH100", "--tp", "1", "--json"])
     d = json.loads(capsys.readouterr().out)
@@ -233,7 +246,7 @@ def test_evaluate_a_batch_on_other_engines_replays_it(
     bench = json.loads(capsys.readouterr().out)["perf"]["benchmark"]
     assert bench["num_prompts"] == 1000 and bench["output_tokens_per_s"] > 0 and bench["mean_ttft_ms"] > 0
     assert main(argv) == 0
-    assert "finite benchmark (1000 prompts sent at once)" in capsys.readouterr().out
+    assert "finite benchmark (1000 prompts sent at once" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from autoparallel.api import evaluate_engine
+from autoparallel.api import evaluate
 from autoparallel.cli import main
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InputError
@@ -167,29 +167,50 @@ def test_evaluate_engine_on_dense_moe_and_mla(
     engine: str, model: str, cluster: str, config: ServingConfig
 ) -> None:
     workload = Serving(isl=1024, osl=256)
-    ev = evaluate_engine(model, Cluster.parse(cluster), config, workload, engine)
-    assert ev.fits, ev.problems
-    assert ev.memory.kv_cache_tokens >= config.max_model_len
-    assert ev.perf.output_tokens_per_s > 0 and ev.perf.tpot_ms > 0
-    assert (ev.mem_fraction_static is not None) == (engine == "sglang")
+    plan = evaluate(model, Cluster.parse(cluster), config, workload, compare=False, engine=engine)
+    assert plan.fits, plan.problems
+    assert plan.engine == engine and plan.engine_eval is not None
+    assert plan.kv_cache_tokens == plan.engine_eval.memory.kv_cache_tokens >= config.max_model_len
+    assert plan.perf.output_tokens_per_s > 0 and plan.perf.tpot_ms > 0
+    assert (plan.engine_eval.mem_fraction_static is not None) == (engine == "sglang")
+
+
+@pytest.mark.parametrize("engine", ["sglang", "trtllm"])
+def test_evaluating_a_plan_on_its_engine_gives_the_plan(engine: str) -> None:
+    """`evaluate` of the configuration `plan --engine E` chose, on E, is that plan: the same speed,
+    pool, memory rule, launch line and finite benchmark (`solve` leaves the replay to the caller, as
+    the CLI's `plan` does), and it sits at the engine's optimum."""
+    from autoparallel.api import solve, with_benchmark
+    from autoparallel.solvers.serving.space import ServingOptions
+
+    cluster, workload = Cluster.parse("1x2xH100"), Serving(isl=512, osl=256, num_prompts=200)
+    plan = solve("Qwen/Qwen3-8B", cluster, workload, options=ServingOptions(engines=(engine,)))
+    ev = evaluate("Qwen/Qwen3-8B", cluster, plan.config, workload, engine=engine)
+    assert ev.engine == plan.engine == engine and ev.solver.status == "EVALUATED"
+    assert ev.perf == plan.perf and ev.kv_cache_tokens == plan.kv_cache_tokens
+    assert ev.memory_rule == plan.memory_rule and ev.command == plan.command
+    assert ev.benchmark is not None and ev.benchmark == with_benchmark(plan).benchmark
+    assert ev.solver.gap_to_optimum is not None and abs(ev.solver.gap_to_optimum) < 1e-9
 
 
 def test_engines_refuse_what_does_not_fit() -> None:
-    ev = evaluate_engine(
+    plan = evaluate(
         "meta-llama/Llama-3.1-70B",
         Cluster.parse("1x1xH100"),
         ServingConfig(max_model_len=4096),
         Serving(),
-        "sglang",
+        compare=False,
+        engine="sglang",
     )
-    assert not ev.fits and "no KV pool" in ev.problems[0]
+    assert not plan.fits and "no KV pool" in plan.problems[0]
 
 
 def test_cli_evaluate_engine(capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--engine", "trtllm", "--json"])
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["engine"] == "trtllm" and out["extra_options_yaml"]
+    assert out["engine"] == "trtllm" and out["trtllm"]["extra_options_yaml"]
+    assert out["solver"]["status"] == "EVALUATED" and "gap_to_optimum" in out["solver"]
     assert main(["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "1x1xH100", "--engine", "sglang"]) == 1
 
 
@@ -202,7 +223,8 @@ def test_cli_evaluate_sglang_nsa_backends(capsys: pytest.CaptureFixture[str]) ->
         assert main([*base, "--engine", "sglang", *extra]) == 0
         out = json.loads(capsys.readouterr().out)
         tps[bool(extra)] = out["perf"]["output_tokens_per_s"]
-        assert ("--nsa-decode-backend flashmla_kv" in out["command"]) == bool(extra)
+        assert ("--nsa-decode-backend flashmla_kv" in out["sglang"]["command"]) == bool(extra)
+        assert (out["sglang"]["args"].get("nsa_decode_backend") == "flashmla_kv") == bool(extra)
     assert tps[True] < 0.9 * tps[False]
     assert main([*base, "--nsa-decode-backend", "fa3"]) == 2  # vLLM takes no NSA flags
     assert "add --engine sglang" in capsys.readouterr().err
@@ -333,8 +355,8 @@ def test_sglang_on_rocm_refuses_mxfp4_and_names_llama4s_backend(capsys: pytest.C
         argv = ["evaluate", scout, "--cluster", cluster, "--tp", "4", "--engine", "sglang", "--json"]
         assert main(argv) == 0
         out = json.loads(capsys.readouterr().out)
-        assert ("--attention-backend aiter" in out["command"]) == named
-        assert any("aiter" in n for n in out["launch_notes"]) == named
+        assert ("--attention-backend aiter" in out["sglang"]["command"]) == named
+        assert any("aiter" in n for n in out["sglang"]["notes"]) == named
 
 
 def test_a_fleet_on_rocm_carries_llama4s_backend_and_its_note(

@@ -202,7 +202,7 @@ def test_every_line_evaluate_emits_starts_sglang() -> None:
     weight formats x layouts (TP, attention DP + EP, pipeline): every line it emits passes SGLang's
     start-up arguments code; what SGLang's arguments refuse, the planner refuses first (a refusal of
     ours may also be a check SGLang makes later, at model load)."""
-    from autoparallel.api import evaluate_engine
+    from autoparallel.api import evaluate
     from autoparallel.errors import AutoParallelError
 
     configs, cases, what = _configs(), [], []
@@ -223,10 +223,12 @@ def test_every_line_evaluate_emits_starts_sglang() -> None:
                         update = {"kv_cache_dtype": kv, "quantization": quant, "max_model_len": 4096}
                         config = layout.model_copy(update=update)
                         try:
-                            ev = evaluate_engine(model_id, cluster, config, "chatbot", "sglang")
+                            plan = evaluate(
+                                model_id, cluster, config, "chatbot", compare=False, engine="sglang"
+                            )
                         except AutoParallelError:
                             continue
-                        cases.append(sglang_case(ev.command, configs[model_id], cluster.gpu))
+                        cases.append(sglang_case(plan.command, configs[model_id], cluster.gpu))
                         what.append(f"{model_id} {name} kv {kv} quant {quant} on {gpu_name}")
     assert len(cases) > 500
     assert_all_start(what, cases)

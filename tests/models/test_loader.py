@@ -114,8 +114,12 @@ def test_hub_id_fetches_its_config_json(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setattr(loader_mod, "fetch_config_file", fetch)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    loader_mod._load_hub.cache_clear()
     spec = load_model("someone/custom-llama")
     assert seen == ["someone/custom-llama"] and spec.name == "someone/custom-llama"
+    # Once per process: `evaluate` reads the model to build the configuration, then again to plan it.
+    assert load_model("someone/custom-llama") is spec and seen == ["someone/custom-llama"]
+    loader_mod._load_hub.cache_clear()
 
 
 def test_bad_source_types() -> None:
