@@ -63,7 +63,7 @@ def explain_serving(plan: ServingPlan) -> str:
     c, perf, w = plan.config, plan.perf, plan.workload
     ep = " + expert parallel" if c.enable_expert_parallel else ""
     head = [
-        f"{plan.model.name} on {plan.cluster.describe()}",
+        f"{plan.served_id} on {plan.cluster.describe()}",
         f"workload {w.name}: {w.isl} in / {w.osl} out tokens per request"
         + (f", TTFT <= {w.ttft_ms:g} ms" if w.ttft_ms else "")
         + (f", TPOT <= {w.tpot_ms:g} ms" if w.tpot_ms else ""),
@@ -231,7 +231,7 @@ def explain_training(plan: TrainingPlan) -> str:
     w = plan.workload
     stages = mem.stages
     lines = [
-        f"{plan.model.name} training on {plan.cluster.describe()}",
+        f"{plan.served_id} training on {plan.cluster.describe()}",
         f"seq_len {w.seq_len}, global batch {w.global_batch} sequences "
         f"({w.seq_len * w.global_batch:,} tokens)",
         f"objective {plan.objective}; {_solver_line(plan.solver)}",
