@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.bounds import clean_text
 from autoparallel.configs import ServingConfig, TrainingConfig
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import Cluster
@@ -321,8 +322,7 @@ def evaluate(
 
     if engine not in ENGINE_NAMES:
         raise InputError(f"unknown serving engine {engine!r}; choose one of: {', '.join(ENGINE_NAMES)}")
-    if nsa_backends != (None, None) and engine != "sglang":
-        raise InputError("nsa_backends are SGLang settings")
+    _require_nsa_backends(nsa_backends, engine, m, mid)
     config = _with_context(config, w, m)
     problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, m, c.gpu)
     if problem is not None:
@@ -368,6 +368,25 @@ def with_benchmark(plan: ServingPlan) -> ServingPlan:
         engine_kv=kv,
     )
     return plan.model_copy(update={"benchmark": bench})
+
+
+def _require_nsa_backends(nsa_backends: Any, engine: str, m: ModelSpec, model_id: str) -> None:
+    """SGLang's DeepSeek Sparse Attention kernels (`--nsa-prefill-backend` / `--nsa-decode-backend`):
+    a pair of names or None, for SGLang, on a model with sparse attention; the names themselves are
+    checked where they are priced (`perf.sparse_attention`)."""
+    flags = "nsa_backends (--nsa-prefill-backend / --nsa-decode-backend)"
+    if (
+        not isinstance(nsa_backends, tuple)
+        or len(nsa_backends) != 2
+        or not all(b is None or isinstance(b, str) for b in nsa_backends)
+    ):
+        raise InputError(f"{flags} must be a pair of kernel names or None, got {nsa_backends!r:.60}")
+    if nsa_backends == (None, None):
+        return
+    if engine != "sglang":
+        raise InputError(f"{flags} are SGLang settings: add --engine sglang (engine='sglang')")
+    if not m.has_sparse_attention:
+        raise InputError(f"{flags}: {clean_text(model_id, 120)} has no DeepSeek Sparse Attention")
 
 
 def _evaluate_serving(

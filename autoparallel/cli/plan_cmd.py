@@ -395,16 +395,7 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
     cluster = Cluster.parse(args.cluster)
     model = api._model(args.model)
     config = _serving_config(args, model, cluster, workload)
-    nsa = (args.nsa_prefill_backend, args.nsa_decode_backend)
-    if nsa != (None, None):
-        if args.engine != "sglang":
-            raise InputError(
-                "--nsa-prefill-backend / --nsa-decode-backend are SGLang flags: add --engine sglang"
-            )
-        if not model.has_sparse_attention:
-            raise InputError(
-                f"--nsa-prefill-backend / --nsa-decode-backend: {args.model} has no DeepSeek Sparse Attention"
-            )
+    nsa = (args.nsa_prefill_backend, args.nsa_decode_backend)  # checked by api.evaluate
     if args.engine != "vllm":
         fleet_cmd.vllm_memory_knob((args.engine,), args.gpu_memory_utilization is not None)
         if args.engine == "sglang" and args.max_num_seqs is None:
@@ -420,7 +411,8 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
             "passes, which this evaluation does not model",
             file=sys.stderr,
         )
-    return api.evaluate(args.model, cluster, config, workload)  # the id as named: the line serves it
+    # The id as named: the line serves it.
+    return api.evaluate(args.model, cluster, config, workload, nsa_backends=nsa)
 
 
 def _sglang_default_running(model: Any, cluster: Any, config: Any, nsa: tuple[str | None, str | None]) -> Any:

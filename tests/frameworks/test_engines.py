@@ -193,6 +193,31 @@ def test_evaluating_a_plan_on_its_engine_gives_the_plan(engine: str) -> None:
     assert ev.solver.gap_to_optimum is not None and abs(ev.solver.gap_to_optimum) < 1e-9
 
 
+@pytest.mark.parametrize(
+    "engine, nsa, message",
+    [
+        ("sglang", "fa3", "must be a pair"),
+        ("sglang", ("fa3", None, None), "must be a pair"),
+        ("sglang", ("fa3", 3), "must be a pair"),
+        ("vllm", ("fa3", None), "SGLang settings"),
+        ("sglang", ("fa3", None), "has no DeepSeek Sparse Attention"),
+    ],
+)
+def test_api_evaluate_checks_nsa_backends(engine: str, nsa: Any, message: str) -> None:
+    """From Python as from the command line: SGLang's sparse-attention kernels are a pair, for SGLang,
+    on a model with DeepSeek Sparse Attention; anything else is one InputError, not a pydantic trace
+    or a silently ignored setting."""
+    with pytest.raises(InputError, match=message):
+        evaluate(
+            "meta-llama/Llama-3.1-8B",
+            "1x1xH100",
+            ServingConfig(),
+            compare=False,
+            engine=engine,
+            nsa_backends=nsa,
+        )
+
+
 def test_engines_refuse_what_does_not_fit() -> None:
     plan = evaluate(
         "meta-llama/Llama-3.1-70B",
