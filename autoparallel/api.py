@@ -353,6 +353,8 @@ def _optimum(
 def with_benchmark(plan: ServingPlan) -> ServingPlan:
     """`plan` with its finite benchmark replayed (`perf/serving_load.py`, the plan's engine and KV pool)
     when its workload is N prompts at once (`num_prompts`) and the plan fits; else `plan` as is."""
+    if not isinstance(plan, ServingPlan):
+        raise InputError(f"with_benchmark takes a ServingPlan, got {type(plan).__name__}")
     if plan.workload.num_prompts is None or not plan.fits:
         return plan
     from autoparallel.perf.serving_load import run_benchmark

@@ -190,6 +190,8 @@ def test_evaluating_a_plan_on_its_engine_gives_the_plan(engine: str) -> None:
     assert ev.perf == plan.perf and ev.kv_cache_tokens == plan.kv_cache_tokens
     assert ev.memory_rule == plan.memory_rule and ev.command == plan.command
     assert ev.benchmark is not None and ev.benchmark == with_benchmark(plan).benchmark
+    with pytest.raises(InputError, match="takes a ServingPlan"):
+        with_benchmark(None)  # type: ignore[arg-type]
     assert ev.solver.gap_to_optimum is not None and abs(ev.solver.gap_to_optimum) < 1e-9
 
 
