@@ -8,6 +8,7 @@ them from there, reports those rows as "fit" and every other row as "checked".
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
@@ -92,6 +93,21 @@ the server keeps up with the engine to about 1 / 7 µs = 140,000 output tokens/s
 model predicts (Llama-3.2-1B's ShareGPT burst on one H100 peaks at 74,000). Once a step is shorter
 than about 13 µs (6.6 + 6.3) per running request, chunks merge, which lengthens ITL, not TPOT or
 tokens/s; that ITL is not modelled."""
+SGLANG_SCHEDULER_S_PER_REQUEST = 2.5e-6
+"""SGLang's scheduler host time per running request and decode step: its own
+`process_batch_result_decode` with the `stream_output_generation` that sends every step's token ids to
+the detokenizer (SGLang 0.5.6's code on a CPU, `benchmarks/sglang_host_cost.py`): 2.1-2.6 µs per request
+at 64, 256 and 1,024 running requests over three runs on this project's 2-core Xeon machine, a quarter
+of vLLM's pass. Measured, not fitted; a lower bound (the next batch's preparation and the message's
+pickling are not in it; the detokenizer and the tokenizer manager are their own processes). SGLang's
+overlap scheduler (on by default) runs it under the GPU step."""
+SCHEDULER_S_PER_REQUEST = {
+    "vllm": VLLM_SCHEDULER_S_PER_REQUEST,
+    "sglang": SGLANG_SCHEDULER_S_PER_REQUEST,
+    "trtllm": 0.0,
+}
+"""`request_step_overhead_s` by engine, whatever the GPU: host work follows the engine's code, not the
+GPU. TensorRT-LLM's is not measured (its PyTorch executor was not run here), so it is 0."""
 _HOPPER = ServingEfficiency(
     flops_fraction=0.45,
     hbm_fraction=0.75,
@@ -174,9 +190,10 @@ Hopper: 367, 396, 403 and 407 TFLOPS at 1,024, 2,048, 4,096 and 8,192 rows for D
 CUTLASS 351–490, torch BF16 620–716), 0.19–0.21 of 1,979 TFLOPS. Read off, not fitted."""
 _SGLANG_HOPPER = _HOPPER.model_copy(
     update={
-        "request_step_overhead_s": 0.0,
+        "request_step_overhead_s": SGLANG_SCHEDULER_S_PER_REQUEST,
         "block_fp8_moe_flops_fraction": TRITON_BLOCK_FP8_FRACTION,
-        "source": "SGLang: vLLM's Hopper factors (not refitted), but block-FP8 expert GEMMs at "
+        "source": "SGLang: vLLM's Hopper factors (not refitted) with SGLang's own measured scheduler "
+        "pass per request (`SGLANG_SCHEDULER_S_PER_REQUEST`), and block-FP8 expert GEMMs at "
         "Triton's block-FP8 rate (`TRITON_BLOCK_FP8_FRACTION`, read off a kernel benchmark): SGLang "
         "0.5.6 runs block-FP8 MoE on Hopper with its Triton fused-MoE kernel unless DeepEP is the "
         "all-to-all backend (`Fp8MoEMethod.create_moe_runner`), where vLLM's DeepGEMM path keeps "
@@ -185,7 +202,7 @@ _SGLANG_HOPPER = _HOPPER.model_copy(
 )
 _TRTLLM_HOPPER = _HOPPER.model_copy(
     update={
-        "request_step_overhead_s": 0.0,
+        "request_step_overhead_s": SCHEDULER_S_PER_REQUEST["trtllm"],
         "flops_fraction": 0.55,
         "attention_hbm_fraction": 0.90,
         "source": "TensorRT-LLM (PyTorch backend), fitted on the Llama-3.1-8B FP8 (FP8 KV) 1×H100 "
@@ -218,7 +235,10 @@ ENGINE_EFFICIENCY: dict[str, dict[str, ServingEfficiency]] = {
     "sglang": {
         "hopper": _SGLANG_HOPPER,
         "blackwell": _BLACKWELL.model_copy(
-            update={"request_step_overhead_s": 0.0, "source": "SGLang: " + _BLACKWELL.source}
+            update={
+                "request_step_overhead_s": SGLANG_SCHEDULER_S_PER_REQUEST,
+                "source": "SGLang: " + _BLACKWELL.source + " SGLang's own scheduler pass per request.",
+            }
         ),
     },
     "trtllm": {"hopper": _TRTLLM_HOPPER, "blackwell": _TRTLLM_BLACKWELL},
@@ -227,10 +247,27 @@ ENGINE_EFFICIENCY: dict[str, dict[str, ServingEfficiency]] = {
 
 
 def efficiency_for(gpu: GPU, engine: str = "vllm") -> ServingEfficiency:
-    """The efficiency factors of `engine` on `gpu` (vLLM's where the engine has none for the arch)."""
+    """The efficiency factors of `engine` on `gpu`: its own for the architecture, else vLLM's for it
+    (`DEFAULT_EFFICIENCY` where vLLM has none) with the engine's own host cost per request."""
     table = ENGINE_EFFICIENCY.get(engine)
     if table is None:
         from autoparallel.errors import InputError
 
         raise InputError(f"unknown serving engine {engine!r}; choose one of: {', '.join(ENGINES)}")
-    return table.get(gpu.arch) or VLLM_EFFICIENCY.get(gpu.arch, DEFAULT_EFFICIENCY)
+    return table.get(gpu.arch) or _borrowed(engine, gpu.arch)
+
+
+@functools.cache
+def _borrowed(engine: str, arch: str) -> ServingEfficiency:
+    """vLLM's factors for `arch` as `engine` runs them: the same kernels' fractions, the engine's own
+    scheduler cost per request (`SCHEDULER_S_PER_REQUEST`)."""
+    base = VLLM_EFFICIENCY.get(arch, DEFAULT_EFFICIENCY)
+    if engine == "vllm":
+        return base
+    return base.model_copy(
+        update={
+            "request_step_overhead_s": SCHEDULER_S_PER_REQUEST[engine],
+            "source": f"{engine} on {arch}: vLLM's factors for the architecture (none of its own, nothing "
+            "fitted), with the engine's own scheduler cost per request",
+        }
+    )

@@ -86,7 +86,7 @@ class ReplicaShape:
     @classmethod
     def of(cls, config: ServingConfig, vllm_version: str = "0.32") -> ReplicaShape:
         """The step shape of `config` as `vllm_version` runs it (SGLang and TensorRT-LLM: `replace`
-        the engine; their host cost per request is not charged, so `async_scheduling` is moot)."""
+        the engine; whether they schedule ahead is their own rule, `schedules_ahead`)."""
         ep = config.tp * config.replicas if config.enable_expert_parallel else 1
         return cls(
             config.tp,
@@ -371,8 +371,8 @@ def rotation_s(
     Host time is a fixed part per step (`step_overhead_s`) and the scheduler's pass over the running
     requests (`request_step_overhead_s` per decode sequence and step), which adds to the GPU time
     where the engine schedules synchronously and hides under it where it schedules one step ahead
-    (`ReplicaShape.async_scheduling`: the step lasts the longer of the two; `vllm_async_scheduling`
-    says which by release).
+    (the step lasts the longer of the two; `schedules_ahead` says which, by engine, release, layout
+    and architecture).
 
     `decode_seqs` and `prefill_tokens` are one micro-batch's work (see `micro_batches`); returns
     (seconds, memory_bound) as `stage_step_s` does.
@@ -396,8 +396,25 @@ def rotation_s(
     hop = _hop_s(cluster, shape, f, (gemm_seqs + prefill_tokens) / steps)
     gpu_s = pp * (stage + steps * eager_s) + (pp - 1) * hop * steps
     scheduler_s = steps * eff.request_step_overhead_s * decode_seqs
-    busy_s = max(gpu_s, scheduler_s) if shape.async_scheduling else gpu_s + scheduler_s
+    busy_s = max(gpu_s, scheduler_s) if schedules_ahead(model, shape) else gpu_s + scheduler_s
     return busy_s + steps * eff.step_overhead_s, mem_bound
+
+
+SGLANG_NO_OVERLAP_ARCHITECTURES = frozenset({"Qwen3NextForCausalLM"})
+"""Architectures SGLang 0.5.6 serves without its overlap scheduler unless `--disable-radix-cache` is
+passed (never emitted here): `ServerArgs` turns it off for them ("MambaRadixCache is not compatible
+with overlap schedule")."""
+
+
+def schedules_ahead(model: ModelSpec, shape: ReplicaShape) -> bool:
+    """Whether the engine's host schedules step n + 1 while the GPU runs step n: vLLM by its release
+    (`shape.async_scheduling`, `vllm_async_scheduling`); SGLang 0.5.6's overlap scheduler, except with
+    pipeline stages ("Pipeline parallelism is incompatible with overlap schedule",
+    `_handle_pipeline_parallelism`) and for `SGLANG_NO_OVERLAP_ARCHITECTURES`; TensorRT-LLM's host
+    cost is not charged, so its answer is moot."""
+    if shape.engine == "sglang":
+        return shape.pp == 1 and model.architecture not in SGLANG_NO_OVERLAP_ARCHITECTURES
+    return shape.async_scheduling
 
 
 def replica_step_times(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from autoparallel.configs import ServingConfig
 from autoparallel.hardware import Cluster
+from autoparallel.memory.vllm_config import load_dtype
 from autoparallel.models import load_model
 from autoparallel.perf.serving import (
     ReplicaShape,
@@ -18,7 +18,13 @@ from autoparallel.perf.serving import (
     replica_step_times,
     stage_step_s,
 )
-from autoparallel.perf.serving_steps import rotation_s, vllm_async_scheduling
+from autoparallel.perf.serving_facts import model_facts
+from autoparallel.perf.serving_steps import (
+    _hop_s,
+    rotation_s,
+    schedules_ahead,
+    vllm_async_scheduling,
+)
 from autoparallel.workload import Serving
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "inference_benchmarks_dev.csv"
@@ -256,7 +262,7 @@ def test_ampere_gemms_reach_more_of_their_peak_than_hoppers() -> None:
     the measured maximum achievable matmul FLOPS (A100 85.9 % of peak, H100 80.1 %), so an A100's
     compute-bound step is 989 / 312 × 0.801 / 0.859 ≈ 2.95× an H100's, not the 3.2× of the peaks."""
     from autoparallel.hardware import get_gpu
-    from autoparallel.perf.serving_efficiency import MAMF_FRACTION
+    from autoparallel.perf.serving_efficiency import MAMF_FRACTION, SCHEDULER_S_PER_REQUEST
 
     a100, h100 = efficiency_for(get_gpu("A100-80G")), efficiency_for(get_gpu("H100"))
     assert a100.flops_fraction / h100.flops_fraction == pytest.approx(
@@ -264,8 +270,14 @@ def test_ampere_gemms_reach_more_of_their_peak_than_hoppers() -> None:
     )
     assert a100.flops_fraction > h100.flops_fraction
     assert a100.hbm_fraction == h100.hbm_fraction
-    for engine in ("sglang", "trtllm"):  # no engine-specific Ampere factors: vLLM's
-        assert efficiency_for(get_gpu("A100-80G"), engine) == a100
+    for engine in ("sglang", "trtllm"):  # no engine-specific Ampere factors: vLLM's kernels' fractions
+        other = efficiency_for(get_gpu("A100-80G"), engine)
+        kernels = {"request_step_overhead_s", "source"}
+        assert other.model_dump(exclude=kernels) == a100.model_dump(exclude=kernels)
+        # ... and the engine's own host cost per request, which follows its code, not the GPU.
+        hopper = efficiency_for(get_gpu("H100"), engine).request_step_overhead_s
+        assert other.request_step_overhead_s == hopper == SCHEDULER_S_PER_REQUEST[engine]
+    assert SCHEDULER_S_PER_REQUEST["sglang"] < a100.request_step_overhead_s == SCHEDULER_S_PER_REQUEST["vllm"]
 
 
 def test_a_request_rate_below_capacity_runs_the_batch_littles_law_gives() -> None:
@@ -453,18 +465,36 @@ def test_synchronous_scheduling_adds_the_scheduler_pass_to_every_step() -> None:
     # Where the scheduler outlasts the GPU step, the asynchronous step lasts as long as the scheduler.
     tiny = load_model("Qwen/Qwen3-0.6B")
     shape = ReplicaShape(1, 1, 1, None, "auto", False)
-    gpu_only, _ = rotation_s(
-        tiny,
-        H100,
-        replace(shape, engine="sglang"),
-        decode_seqs=4096,
-        context_tokens=64,
-        prefill_tokens=0,
-        prefill_context=0,
-    )
-    step, _ = rotation_s(
-        tiny, H100, shape, decode_seqs=4096, context_tokens=64, prefill_tokens=0, prefill_context=0
-    )
+    work = {"decode_seqs": 4096, "context_tokens": 64, "prefill_tokens": 0, "prefill_context": 0}
+    gpu_only, _ = stage_step_s(tiny, H100, shape, **work)
+    step, _ = rotation_s(tiny, H100, shape, **work)
     scheduler_s = eff.request_step_overhead_s * 4096
     assert scheduler_s > gpu_only  # the case this checks: the pass outlasts the GPU step
     assert step == pytest.approx(scheduler_s + eff.step_overhead_s, rel=1e-9)
+
+
+def test_sglang_overlaps_its_scheduler_pass_except_with_stages_or_mamba_caches() -> None:
+    """SGLang's measured pass (a quarter of vLLM's) hides under the GPU step with its overlap scheduler,
+    which 0.5.6 turns off with pipeline stages and for Qwen3-Next (its Mamba radix cache): there the
+    pass adds to every step."""
+    from autoparallel.perf.serving_efficiency import SCHEDULER_S_PER_REQUEST
+
+    per_request = efficiency_for(H100.gpu, "sglang").request_step_overhead_s
+    assert per_request == SCHEDULER_S_PER_REQUEST["sglang"] < SCHEDULER_S_PER_REQUEST["vllm"]
+    work = {"decode_seqs": 256.0, "context_tokens": 1024, "prefill_tokens": 0, "prefill_context": 0}
+    eight = load_model("meta-llama/Llama-3.1-8B")
+    for model, pp, ahead in (
+        (eight, 1, True),
+        (eight, 2, False),
+        (load_model("Qwen/Qwen3-Next-80B-A3B-Instruct"), 1, False),
+    ):
+        cluster = Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=H100.gpu)
+        shape = ReplicaShape(4 if pp == 1 else 2, pp, 1, None, "auto", False, engine="sglang")
+        assert schedules_ahead(model, shape) is ahead
+        step, _ = rotation_s(model, cluster, shape, **work)
+        gpu_s = pp * stage_step_s(model, cluster, shape, **work)[0] + (pp - 1) * _hop_s(
+            cluster, shape, model_facts(model, None, load_dtype(model, cluster.gpu, "sglang")), 256.0
+        )
+        host_s = per_request * 256.0
+        expected = max(gpu_s, host_s) if ahead else gpu_s + host_s
+        assert step == pytest.approx(expected + efficiency_for(H100.gpu, "sglang").step_overhead_s, rel=1e-9)
