@@ -90,7 +90,7 @@ measures its output processing (detokenization, `RequestOutput`, the stream's co
 6.6-7.4 µs per request and step and a streamed chunk's response object and JSON line at 6.3 µs. A
 stream that lags merges its pending tokens into one chunk, so only the first part is paid per token:
 the server keeps up with the engine to about 1 / 7 µs = 140,000 output tokens/s, above any rate the
-model predicts (Llama-3.2-1B's ShareGPT burst on one H100 peaks at 74,000). Once a step is shorter
+model predicts (Llama-3.2-1B's ShareGPT burst on one H100 peaks at 73,000). Once a step is shorter
 than about 13 µs (6.6 + 6.3) per running request, chunks merge, which lengthens ITL, not TPOT or
 tokens/s; that ITL is not modelled."""
 SGLANG_SCHEDULER_S_PER_REQUEST = 2.5e-6
@@ -126,7 +126,7 @@ _HOPPER = ServingEfficiency(
     "the DeepSeek-V3.2 TP8 burst rows' output tokens/s under the per-operator roofline with V3.2's "
     "sparse-attention kernels charged as they run (perf/sparse_attention.py, FP8 decode kernel heads "
     "padded to 128; I201, I206-I208: a grid over 0-5 µs in 1 µs steps, benchmarks/serving_fit.py, "
-    "gives 0: 5 of 5 fit rows within 20 %, median error 4.3 % with the bursts drawn from ShareGPT's "
+    "gives 0: 5 of 5 fit rows within 20 %, median error 4.5 % with the bursts drawn from ShareGPT's "
     "published length shape and vLLM 0.13's synchronous scheduler charged per running request "
     "(`request_step_overhead_s`, measured; 1.8 % before it was charged); it gave 2 µs while the "
     "decode kernel was charged at 64 heads, absorbing the missing half). "
@@ -212,8 +212,9 @@ _TRTLLM_HOPPER = _HOPPER.model_copy(
         "sizes, its context steps run without CUDA graphs (benchmarks/serving_fit.py): a grid over the "
         "GEMM and attention fractions (weight streaming kept at vLLM's 0.75), least median error "
         "among those with every row within 20 %, gives FP8 GEMMs 0.55 of the dense peak and decode "
-        "attention 0.90 of peak HBM (10 of 10, median error 1.7 %; 0.55 / 0.85 2.1 %, 0.50 / 0.90 "
-        "2.6 %: 0.50 was the pick before context steps paid the eager launch cost); the MoE "
+        "attention 0.90 of peak HBM (10 of 10, median error 1.6 % with the sampler's pass over the logits "
+        "charged, 1.7 % before; 0.55 / 0.85 2.5 %, 0.50 / 0.90 3.0 %: 0.50 was the pick before context "
+        "steps paid the eager launch cost); the MoE "
         "fractions, step and request overheads are vLLM's.",
     }
 )
@@ -224,8 +225,8 @@ _TRTLLM_BLACKWELL = _TRTLLM_HOPPER.model_copy(
         "Llama-3.1-405B NVFP4 (FP8 KV) 4xB200 trtllm-bench rows I131, I135, I139, I143, I147, I151, "
         "I155, I159, I163, I167 (benchmarks/serving_fit.py, one parameter; the same rule as on "
         "Hopper, least median error among the values with every row within 20 %): 0.6, so NVFP4 "
-        "GEMMs run at 0.33 of the dense FP4 peak (10 of 10, median error 8.9 %, geometric-mean ratio "
-        "1.015; 0.55 and 0.575 10 of 10 at 10.5 and 10.3 %, 0.625 9 of 10; 1.0, FP4 GEMMs at FP8's "
+        "GEMMs run at 0.33 of the dense FP4 peak (10 of 10, median error 8.8 %, geometric-mean ratio "
+        "1.014; 0.55 and 0.575 10 of 10 at 10.2 and 10.4 %, 0.625 9 of 10; 1.0, FP4 GEMMs at FP8's "
         "fraction, 0 of 10, 38 % too fast). FP8 and BF16 GEMMs keep Hopper's fractions (no Blackwell "
         "FP8 row). The Qwen3-235B and Maverick B200 rows and every GB200 row are checked only.",
     }

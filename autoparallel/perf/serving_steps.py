@@ -366,7 +366,8 @@ def rotation_s(
     steps: float = 1.0,
     padded_seqs: float | None = None,
 ) -> tuple[float, bool]:
-    """One micro-batch through every stage: pp · (stage step + eager launches) + hops + host time.
+    """One micro-batch through every stage: pp · (stage step + eager launches) + hops + the sampler's
+    pass over the logits (`sampler_s`) + host time.
 
     Host time is a fixed part per step (`step_overhead_s`) and the scheduler's pass over the running
     requests (`request_step_overhead_s` per decode sequence and step), which adds to the GPU time
@@ -394,10 +395,40 @@ def rotation_s(
     )
     gemm_seqs = decode_seqs if padded_seqs is None else max(padded_seqs, decode_seqs)
     hop = _hop_s(cluster, shape, f, (gemm_seqs + prefill_tokens) / steps)
-    gpu_s = pp * (stage + steps * eager_s) + (pp - 1) * hop * steps
+    gpu_s = (
+        pp * (stage + steps * eager_s)
+        + (pp - 1) * hop * steps
+        + sampler_s(model, cluster, shape, decode_seqs)
+    )
     scheduler_s = steps * eff.request_step_overhead_s * decode_seqs
     busy_s = max(gpu_s, scheduler_s) if schedules_ahead(model, shape) else gpu_s + scheduler_s
     return busy_s + steps * eff.step_overhead_s, mem_bound
+
+
+LOGITS_BYTES_PER_ENTRY = {"vllm": 12.0, "sglang": 12.0, "trtllm": 4.0}
+"""HBM bytes per (decode sequence, vocabulary entry) of a greedy decode step after the LM head, by
+engine: vLLM 0.32 (`Sampler.forward`, `logits.to(torch.float32)`, then the greedy `argmax`) and SGLang
+0.5.6 (`LogitsProcessor._get_logits`, `logits[:, :vocab_size].float()`, then `torch.argmax`) write the
+logits in bf16 (2), read them (2), write them again in float32 (4) and read those (4); TensorRT-LLM is
+charged the floor every engine pays, bf16 logits written and read by `argmax` (4): its PyTorch
+sampler's greedy path differs by release (some also take a softmax), and the rows name none.
+Temperature, top-k and top-p sampling pass over the logits more often, by kernel and release; that
+is not modelled."""
+
+
+def sampler_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, decode_seqs: float) -> float:
+    """The logits of one step's `decode_seqs` sequences from the LM head to the sampled tokens, s: the
+    vocabulary-parallel LM head's slices all-gathered over the tensor-parallel group in bf16 (vLLM's
+    `LogitsProcessor._gather_logits`, SGLang's `tensor_model_parallel_all_gather`), then the engine's
+    `LOGITS_BYTES_PER_ENTRY` through HBM on each GPU at its streaming fraction, once per step (the
+    last pipeline stage's)."""
+    entries = decode_seqs * model.vocab_size
+    eff = efficiency_for(cluster.gpu, shape.engine)
+    per_entry = LOGITS_BYTES_PER_ENTRY[shape.engine]
+    hbm_s = entries * per_entry / (cluster.gpu.hbm_tbps * 1e12 * eff.hbm_fraction)
+    if shape.tp == 1:
+        return hbm_s
+    return hbm_s + comm.all_gather_s(entries * ACTIVATION_BYTES, shape.tp, _link(cluster, shape.tp, 1))
 
 
 SGLANG_NO_OVERLAP_ARCHITECTURES = frozenset({"Qwen3NextForCausalLM"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from autoparallel.perf.serving_facts import model_facts
 from autoparallel.perf.serving_steps import (
     _hop_s,
     rotation_s,
+    sampler_s,
     schedules_ahead,
     vllm_async_scheduling,
 )
@@ -433,6 +435,25 @@ def test_a_decode_step_reads_and_writes_the_linear_attention_state() -> None:
     assert step(512) - step(256) >= 2 * 256 * state / (cluster.gpu.hbm_tbps * 1e12)
 
 
+def test_the_sampler_moves_every_decode_sequences_logits() -> None:
+    """After the LM head, a greedy step moves each decode sequence's logits through HBM: 12 bytes per
+    vocabulary entry on vLLM and SGLang (bf16 written and read, float32 written and read by argmax),
+    the 4-byte floor on TensorRT-LLM; with tensor parallelism the vocabulary slices are all-gathered
+    first. Llama 4's 202,048-token vocabulary at 1,024 sequences is 2.5 GB a step on vLLM."""
+    maverick = load_model("meta-llama/Llama-4-Maverick-17B-128E-Instruct")
+    cluster = Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=H100.gpu)
+    one = ReplicaShape(1, 1, 1, None, "auto", False)
+    hbm = H100.gpu.hbm_tbps * 1e12 * efficiency_for(H100.gpu).hbm_fraction
+    vllm_s = sampler_s(maverick, cluster, one, 1024)
+    assert vllm_s == pytest.approx(1024 * 202048 * 12 / hbm, rel=1e-12)
+    assert sampler_s(maverick, cluster, replace(one, engine="sglang"), 1024) == pytest.approx(vllm_s)
+    assert sampler_s(maverick, cluster, replace(one, engine="trtllm"), 1024) == pytest.approx(vllm_s / 3)
+    assert sampler_s(maverick, cluster, replace(one, tp=8), 1024) > vllm_s  # + the all-gather
+    assert sampler_s(load_model("meta-llama/Llama-3.1-8B"), cluster, one, 1024) == pytest.approx(
+        vllm_s * 128256 / 202048
+    )
+
+
 # ----- the scheduler's host time per running request ----------------------------------------------
 def test_vllm_schedules_asynchronously_from_0_14_and_with_pipeline_stages_from_0_15() -> None:
     assert not vllm_async_scheduling("v0.13.0")
@@ -466,7 +487,7 @@ def test_synchronous_scheduling_adds_the_scheduler_pass_to_every_step() -> None:
     tiny = load_model("Qwen/Qwen3-0.6B")
     shape = ReplicaShape(1, 1, 1, None, "auto", False)
     work = {"decode_seqs": 4096, "context_tokens": 64, "prefill_tokens": 0, "prefill_context": 0}
-    gpu_only, _ = stage_step_s(tiny, H100, shape, **work)
+    gpu_only = stage_step_s(tiny, H100, shape, **work)[0] + sampler_s(tiny, H100, shape, 4096)
     step, _ = rotation_s(tiny, H100, shape, **work)
     scheduler_s = eff.request_step_overhead_s * 4096
     assert scheduler_s > gpu_only  # the case this checks: the pass outlasts the GPU step
@@ -492,8 +513,11 @@ def test_sglang_overlaps_its_scheduler_pass_except_with_stages_or_mamba_caches()
         shape = ReplicaShape(4 if pp == 1 else 2, pp, 1, None, "auto", False, engine="sglang")
         assert schedules_ahead(model, shape) is ahead
         step, _ = rotation_s(model, cluster, shape, **work)
-        gpu_s = pp * stage_step_s(model, cluster, shape, **work)[0] + (pp - 1) * _hop_s(
-            cluster, shape, model_facts(model, None, load_dtype(model, cluster.gpu, "sglang")), 256.0
+        facts = model_facts(model, None, load_dtype(model, cluster.gpu, "sglang"))
+        gpu_s = (
+            pp * stage_step_s(model, cluster, shape, **work)[0]
+            + (pp - 1) * _hop_s(cluster, shape, facts, 256.0)
+            + sampler_s(model, cluster, shape, 256.0)
         )
         host_s = per_request * 256.0
         expected = max(gpu_s, host_s) if ahead else gpu_s + host_s
