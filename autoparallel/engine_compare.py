@@ -63,7 +63,13 @@ def _efficiency_diff(a: ServingPlan, b: ServingPlan) -> str:
     ea, eb = a.perf.efficiency.model_dump(), b.perf.efficiency.model_dump()
     for eff, dump in ((a.perf.efficiency, ea), (b.perf.efficiency, eb)):
         dump["block_fp8_moe_flops_fraction"] = eff.block_fp8_moe_fraction  # None reads as its fallback
-    diffs = [f"{k} {_fmt(ea[k])} vs {_fmt(eb[k])}" for k in ea if k != "source" and ea[k] != eb[k]]
+    diffs = [
+        f"{k} {ea[k] * 1e6:g} vs {eb[k] * 1e6:g} µs"
+        if k.endswith("_s")
+        else f"{k} {_fmt(ea[k])} vs {_fmt(eb[k])}"
+        for k in ea
+        if k != "source" and ea[k] != eb[k]
+    ]
     return ", ".join(diffs) if diffs else "the same efficiency factors"
 
 
