@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
-import os
 import statistics
-import subprocess
 import sys
 import time
 import types
+from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo root
+from benchmarks.checker_env import rerun_in_checker
 
 RUNNING = (64, 256, 1024)
 STEPS = 40
@@ -132,14 +134,9 @@ def measure(running: int) -> float:
 
 
 def main() -> int:
-    try:
-        import sglang  # noqa: F401
-    except ImportError:
-        python = os.environ.get("SGLANG_CHECK_PYTHON")
-        if not python:
-            print("needs SGLang: set SGLANG_CHECK_PYTHON to the SGLang checker's Python", file=sys.stderr)
-            return 2
-        return subprocess.run([python, __file__, *sys.argv[1:]], check=False).returncode
+    rerun = rerun_in_checker("sglang", "SGLANG_CHECK_PYTHON", __file__)
+    if rerun is not None:
+        return rerun
     sys.meta_path.insert(0, _StubFinder())
     import torch
 

@@ -24,11 +24,13 @@ host stages every output token passes, each pure Python, so the figures are this
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo root
+from benchmarks.checker_env import rerun_in_checker
 
 CONFIG = (
     Path(__file__).resolve().parents[2] / "shared" / "reference" / "model_configs" / "Qwen__Qwen3-8B.json"
@@ -187,14 +189,9 @@ def measure_chunk() -> float:
 
 
 def main() -> int:
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        python = os.environ.get("VLLM_CHECK_PYTHON")
-        if not python:
-            print("needs vLLM: set VLLM_CHECK_PYTHON to the vLLM checker's Python", file=sys.stderr)
-            return 2
-        return subprocess.run([python, __file__, *sys.argv[1:]], check=False).returncode
+    rerun = rerun_in_checker("vllm", "VLLM_CHECK_PYTHON", __file__)
+    if rerun is not None:
+        return rerun
     if not CONFIG.is_file():
         print(f"model config not found: {CONFIG}", file=sys.stderr)
         return 2

@@ -80,24 +80,24 @@ VLLM_SCHEDULER_S_PER_REQUEST = 10e-6
 """vLLM V1's engine-core host time per running request and decode step: its own `Scheduler.schedule`
 plus `Scheduler.update_from_output` (vLLM 0.32's code, run on a CPU with a synthetic KV cache,
 `benchmarks/vllm_host_cost.py`): 8.6-10.0 µs per request at 64, 256 and 1,024 running requests
-over three runs (about 10 ms a step at 1,024) on this project's 2-core Xeon machine. Measured, not
+over four runs (about 10 ms a step at 1,024) on this project's 2-core Xeon machine. Measured, not
 fitted; a lower bound of the host work per request (the model runner's input preparation is not in
 it). GPU-independent: the same on every architecture.
 
 The API server's share is not charged, and why: it runs in its own process (one per data-parallel
 rank in vLLM 0.32, `--api-server-count`), pipelined with the engine core, and the same benchmark
 measures its output processing (detokenization, `RequestOutput`, the stream's collector) at
-6.6-7.4 µs per request and step and a streamed chunk's response object and JSON line at 6.3 µs. A
-stream that lags merges its pending tokens into one chunk, so only the first part is paid per token:
-the server keeps up with the engine to about 1 / 7 µs = 140,000 output tokens/s, above any rate the
-model predicts (Llama-3.2-1B's ShareGPT burst on one H100 peaks at 73,000). Once a step is shorter
-than about 13 µs (6.6 + 6.3) per running request, chunks merge, which lengthens ITL, not TPOT or
-tokens/s; that ITL is not modelled."""
+6.6-8.0 µs per request and step and a streamed chunk's response object and JSON line at 6.3-6.7 µs
+(two runs). A stream that lags merges its pending tokens into one chunk, so only the first part is
+paid per token: the server keeps up with the engine to about 1 / 8 µs = 125,000 output tokens/s,
+above any rate the model predicts (Llama-3.2-1B's ShareGPT burst on one H100 peaks at 73,000). Once
+a step is shorter than about 13-15 µs per running request, chunks merge, which lengthens ITL, not
+TPOT or tokens/s; that ITL is not modelled."""
 SGLANG_SCHEDULER_S_PER_REQUEST = 2.5e-6
 """SGLang's scheduler host time per running request and decode step: its own
 `process_batch_result_decode` with the `stream_output_generation` that sends every step's token ids to
-the detokenizer (SGLang 0.5.6's code on a CPU, `benchmarks/sglang_host_cost.py`): 2.1-2.6 µs per request
-at 64, 256 and 1,024 running requests over three runs on this project's 2-core Xeon machine, a quarter
+the detokenizer (SGLang 0.5.6's code on a CPU, `benchmarks/sglang_host_cost.py`): 2.1-2.9 µs per request
+at 64, 256 and 1,024 running requests over four runs on this project's 2-core Xeon machine, a quarter
 of vLLM's pass. Measured, not fitted; a lower bound (the next batch's preparation and the message's
 pickling are not in it; the detokenizer and the tokenizer manager are their own processes). SGLang's
 overlap scheduler (on by default) runs it under the GPU step."""
