@@ -26,7 +26,10 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   the same time, and the two add rather than hide under each other.
 - The replica step (one token for every running sequence) is
 
-      T(b) = pp · t_stage(m) + (pp − 1) · t_hop + t_host (+ eager launch cost per layer)
+      T(b) = pp · t_stage(m) + (pp − 1) · t_hop + t_sample + t_host (+ eager launch cost per layer)
+
+  where t_sample moves each decode sequence's logits from the LM head to its sampled token
+  (`sampler_s`) and t_host is the engine's host time, hidden where it schedules ahead.
 
   TPOT = T(b). A mixed batch reads the weights once for its decode and prefill tokens, so a
   prompt chunk's GEMM work rides under the decode GEMMs' weight reads until the GEMMs turn
