@@ -402,20 +402,18 @@ def _evaluate_serving(
     nsa_backends: tuple[str | None, str | None],
 ) -> ServingPlan:
     """`config` on `engine` as a plan (status EVALUATED): vLLM's float model, or the engine's own
-    evaluation (its KV pool rule and running-request cap) beside vLLM's report of the same tensors,
-    as the planner's decoder does (`solvers.serving.decoder.evaluate_point`)."""
-    from autoparallel.memory.serving import serving_memory
+    evaluation (its KV pool rule and running-request cap) as the planner's decoder takes it
+    (`perf.serving_engines.engine_estimate`)."""
     from autoparallel.perf.serving import evaluate_serving
-    from autoparallel.perf.serving_engines import evaluate_engine
+    from autoparallel.perf.serving_engines import engine_estimate
 
     require_serving(m, c, config, w)
     ev = None
     if engine == "vllm":
         est = evaluate_serving(m, c, config, w)
-        memory, perf, fits, problems = est.memory, est.perf, est.fits, (*est.problems, *est.slo_violations)
     else:
-        ev = evaluate_engine(m, c, config, w, engine, model_id, nsa_backends=nsa_backends)
-        memory, perf, fits, problems = serving_memory(m, c.gpu, config), ev.perf, ev.fits, ev.problems
+        est, ev = engine_estimate(m, c, config, w, engine, model_id, nsa_backends=nsa_backends)
+    perf, fits = est.perf, est.fits
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
         # The optimum on the same engine may use the runtime choices the user's config makes, besides
@@ -440,10 +438,10 @@ def _evaluate_serving(
         workload=w,
         objective="evaluate",
         config=config,
-        memory=memory,
+        memory=est.memory,
         perf=perf,
         fits=fits,
-        problems=problems,
+        problems=(*est.problems, *est.slo_violations),
         solver=SolverReport(**solver),
         engine=engine,
         engine_eval=ev,

@@ -27,6 +27,7 @@ from autoparallel.perf.engine_support import (
 )
 from autoparallel.perf.serving import (
     OfferedLoad,
+    ServingEstimate,
     ServingPerf,
     deployment_problems,
     kv_layout,
@@ -235,3 +236,32 @@ def evaluate_engine(
         fits=fits,
         problems=tuple(dict.fromkeys(problems)),
     )
+
+
+def engine_estimate(
+    model: ModelSpec,
+    cluster: Cluster,
+    config: ServingConfig,
+    workload: Serving,
+    engine: str,
+    model_id: str,
+    *,
+    vllm_version: str = "0.32",
+    nsa_backends: tuple[str | None, str | None] = (None, None),
+) -> tuple[ServingEstimate, EngineEvaluation]:
+    """`evaluate_engine` as the float model's `ServingEstimate` (what plans and evaluations carry): its
+    speed and problems beside vLLM's memory report of the same tensors, SLO misses apart."""
+    from autoparallel.memory.serving import VllmMemoryReport, serving_memory
+
+    if not ServingEstimate.__pydantic_complete__:
+        ServingEstimate.model_rebuild(_types_namespace={"VllmMemoryReport": VllmMemoryReport})
+    ev = evaluate_engine(model, cluster, config, workload, engine, model_id, nsa_backends=nsa_backends)
+    slo = tuple(slo_violations(ev.perf, workload))
+    est = ServingEstimate(
+        memory=serving_memory(model, cluster.gpu, config, vllm_version=vllm_version),
+        perf=ev.perf,
+        fits=ev.fits,
+        problems=tuple(p for p in ev.problems if p not in slo),
+        slo_violations=slo,
+    )
+    return est, ev

@@ -15,8 +15,8 @@ from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.perf.engine_support import ENGINE_NAMES
-from autoparallel.perf.serving import ServingEstimate, evaluate_serving, slo_violations
-from autoparallel.perf.serving_engines import EngineEvaluation, evaluate_engine
+from autoparallel.perf.serving import ServingEstimate, evaluate_serving
+from autoparallel.perf.serving_engines import EngineEvaluation, engine_estimate
 from autoparallel.solvers import units
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 
@@ -98,29 +98,21 @@ def evaluate_point(
     space: ServingSpace, config: ServingConfig, engine: str
 ) -> tuple[ServingEstimate, EngineEvaluation | None]:
     """The float model's estimate of `config` on `engine` (vLLM: `evaluate_serving`; SGLang /
-    TensorRT-LLM: `evaluate_engine`, its perf in a `ServingEstimate` beside vLLM's memory report of the
-    same tensors)."""
+    TensorRT-LLM: `engine_estimate`)."""
     if engine == "vllm":
         est = evaluate_serving(
             space.model, space.cluster, config, space.workload, vllm_version=space.options.vllm_version
         )
         return est, None
-    from autoparallel.memory.serving import VllmMemoryReport, serving_memory
-
-    if not ServingEstimate.__pydantic_complete__:
-        ServingEstimate.model_rebuild(_types_namespace={"VllmMemoryReport": VllmMemoryReport})
-    ev = evaluate_engine(space.model, space.cluster, config, space.workload, engine, space.model.name)
-    slo = tuple(slo_violations(ev.perf, space.workload))
-    est = ServingEstimate(
-        memory=serving_memory(
-            space.model, space.cluster.gpu, config, vllm_version=space.options.vllm_version
-        ),
-        perf=ev.perf,
-        fits=ev.fits,
-        problems=tuple(p for p in ev.problems if p not in slo),
-        slo_violations=slo,
+    return engine_estimate(
+        space.model,
+        space.cluster,
+        config,
+        space.workload,
+        engine,
+        space.model.name,
+        vllm_version=space.options.vllm_version,
     )
-    return est, ev
 
 
 def decode_engine(
