@@ -187,7 +187,21 @@ TRITON_BLOCK_FP8_FRACTION = 0.20
 """Fraction of the FP8 dense peak Triton's block-scaled FP8 GEMMs reach at prefill row counts on
 Hopper: 367, 396, 403 and 407 TFLOPS at 1,024, 2,048, 4,096 and 8,192 rows for DeepSeek-V3's
 2112 × 7168 projection on H100 SXM (vLLM PR #23280's kernel benchmark, `w8a8-block-fp8-triton`;
-CUTLASS 351–490, torch BF16 620–716), 0.19–0.21 of 1,979 TFLOPS. Read off, not fitted."""
+CUTLASS 351–490, torch BF16 620–716), 0.19–0.21 of 1,979 TFLOPS. Read off, not fitted.
+
+Charged to SGLang only, a known inconsistency: vLLM too runs block-FP8 experts on Hopper in Triton's
+fused-MoE kernel: at TP 8 since PR #29346 (merged 2025-11-24, before the reference rows' 0.13:
+DeepGEMM MoE off by default at TP 8, Triton's being faster for DeepSeek-V3 there) and in 0.32 at any
+TP without EP, FlashInfer's CUTLASS kernel with EP (`fused_moe/oracle/fp8.py`,
+`_get_priority_backends`), yet vLLM's experts keep `moe_flops_fraction` (0.45). Charged at this
+rate, vLLM's DeepSeek-V3.2 TP8 fit rows' TPOT goes from 1.13-1.18 to 1.19-1.24 (3 of 5 fit rows
+within 20 %; tokens/s 0.92-0.95) and the prompt-heavy fixed-length checks' from 1.56-2.12 to
+1.66-2.22 (benchmarks/fixed_length_checks.py), while SGLang's checked bursts and its prompt-heavy
+DP8 check (`test_sglang_attention_dp_prompt_heavy_burst_...`) want the slow rate. Nor is a dense
+GEMM's rate the fused-MoE kernel's at TP 8: vLLM PR #13932's H100 table (DeepSeek-V3 shapes,
+February 2025) has Triton faster than DeepGEMM at TP 8 for every batch from 128 to 2,048 tokens. One
+kernel family, two engines' rows pulling apart: its rate at these shapes is not known, so neither
+engine's factor was moved to match the other's rows."""
 _SGLANG_HOPPER = _HOPPER.model_copy(
     update={
         "request_step_overhead_s": SGLANG_SCHEDULER_S_PER_REQUEST,
@@ -196,8 +210,9 @@ _SGLANG_HOPPER = _HOPPER.model_copy(
         "pass per request (`SGLANG_SCHEDULER_S_PER_REQUEST`), and block-FP8 expert GEMMs at "
         "Triton's block-FP8 rate (`TRITON_BLOCK_FP8_FRACTION`, read off a kernel benchmark): SGLang "
         "0.5.6 runs block-FP8 MoE on Hopper with its Triton fused-MoE kernel unless DeepEP is the "
-        "all-to-all backend (`Fp8MoEMethod.create_moe_runner`), where vLLM's DeepGEMM path keeps "
-        "`moe_flops_fraction`.",
+        "all-to-all backend (`Fp8MoEMethod.create_moe_runner`). vLLM keeps `moe_flops_fraction` "
+        "although it runs the same kernel family there (`TRITON_BLOCK_FP8_FRACTION`): a known "
+        "inconsistency, not a mechanism.",
     }
 )
 _TRTLLM_HOPPER = _HOPPER.model_copy(

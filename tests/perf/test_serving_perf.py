@@ -348,7 +348,7 @@ def test_nvfp4_gemms_run_on_fp4_tensor_cores_where_the_gpu_has_them() -> None:
 
 def test_sglang_runs_block_fp8_experts_at_tritons_rate() -> None:
     """SGLang 0.5.6 runs block-FP8 MoE on Hopper with its Triton fused-MoE kernel (no DeepEP), which
-    reaches about 0.20 of the FP8 peak at prefill sizes where vLLM's DeepGEMM path keeps 0.45: a
+    reaches about 0.20 of the FP8 peak at prefill sizes where vLLM's experts are charged 0.45: a
     prefill step's expert GEMMs cost more under SGLang; a small decode step streams the same weights."""
     from autoparallel.models.parse_quant import quant_from_config
     from autoparallel.perf.serving_efficiency import TRITON_BLOCK_FP8_FRACTION
