@@ -186,10 +186,6 @@ engine agree on one graph mode every step) how a decode-only rank runs beside an
   CUDA graphs run generation-only batches, with attention DP only when every rank's is,
   `maybe_get_cuda_graph`): the whole step runs without CUDA graphs, eager launch cost per layer."""
 
-VLLM_CUDA_GRAPH_MAX_BATCH = 512
-"""vLLM V1's largest captured CUDA-graph batch (`max_cudagraph_capture_size` default, ≥ 0.11);
-larger decode batches run eagerly."""
-
 
 def run_benchmark(
     model: ModelSpec,
@@ -211,6 +207,7 @@ def run_benchmark(
     and TensorRT-LLM: `engine_kv` (memory/sglang.py, memory/trtllm.py; their defaults when None).
     """
     from autoparallel.memory.serving import serving_memory
+    from autoparallel.memory.vllm_profile import capture_sizes
     from autoparallel.perf.serving import kv_layout
 
     if memory is None:
@@ -232,7 +229,11 @@ def run_benchmark(
             blocks_per_seq=layout.blocks_per_seq,
             batched_tokens=layout.batched_tokens,
             num_prompts=num_prompts,
-            graph_max_batch=min(VLLM_CUDA_GRAPH_MAX_BATCH, 2 * config.max_num_seqs),
+            # vLLM V1's largest captured graph (larger decode batches run eagerly): the memory
+            # model's capture sizes, so one rule prices the graphs' memory and their reach.
+            graph_max_batch=capture_sizes(
+                config.max_num_seqs, layout.batched_tokens, blackwell=cluster.gpu.arch == "blackwell"
+            )[-1],
             async_scheduling=(
                 vllm_async_scheduling(vllm_version, config.pp)
                 if async_scheduling is None

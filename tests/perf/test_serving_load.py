@@ -9,7 +9,7 @@ import autoparallel.perf.serving_load as sl
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
-from autoparallel.models import load_model
+from autoparallel.models import ModelSpec, load_model
 from autoparallel.perf.serving import evaluate_serving
 from autoparallel.perf.serving_load import (
     draw_lengths,
@@ -376,3 +376,29 @@ def test_a_concurrency_cap_keeps_that_many_in_flight_and_times_ttft_from_each_se
     assert run.duration_s > free.duration_s and run.mean_tpot_ms < free.mean_tpot_ms
     two = run_benchmark(qwen8b, Cluster.parse("1x2xH100"), CFG.model_copy(update={"replicas": 2}), capped)
     assert two.peak_batch == 4  # the cap is over the deployment, dealt over its replicas
+
+
+@pytest.mark.parametrize(
+    ("gpu", "tokens", "graphs"), [("H100", 8192, 512), ("B200", 8192, 1024), ("H100", 384, 384)]
+)
+def test_vllm_replay_runs_graphs_as_far_as_the_memory_model_captures(
+    qwen8b: ModelSpec, monkeypatch: pytest.MonkeyPatch, gpu: str, tokens: int, graphs: int
+) -> None:
+    """vLLM 0.32 captures decode graphs up to min(2 x max_num_seqs, 512, or 1024 on data-centre
+    Blackwell, max_num_batched_tokens) (`_set_cudagraph_sizes`); the replay runs larger decode batches
+    eagerly. Its reach is the memory model's capture list (`vllm_profile.capture_sizes`), one rule for
+    the graphs' memory and for which batches they cover: it was a flat 512, so a B200 decode batch of
+    600 paid eager launches that vLLM does not."""
+    from autoparallel.memory.vllm_profile import capture_sizes
+
+    seen: dict[str, object] = {}
+
+    def record(*args: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        raise StopIteration
+
+    monkeypatch.setattr(sl, "simulate_benchmark", record)
+    cfg = CFG.model_copy(update={"max_num_seqs": 1024, "max_num_batched_tokens": tokens})
+    with pytest.raises(StopIteration):
+        run_benchmark(qwen8b, Cluster.parse(f"1x1x{gpu}"), cfg, Serving(isl=256, osl=64, num_prompts=8))
+    assert seen["graph_max_batch"] == graphs == capture_sizes(1024, tokens, blackwell=gpu == "B200")[-1]
