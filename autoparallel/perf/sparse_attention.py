@@ -54,13 +54,26 @@ Which kernel runs which tokens, per engine (`sparse_kernels`):
 The indexer's scores (FP8 DeepGEMM `fp8_mqa_logits` over the whole context) are computed on every
 TP rank: its projections are replicated, so they are not divided by TP.
 
-Not modelled: newer vLLM releases run short prompts as dense MHA and pass `topk_length`; SGLang's
-`tilelang`, `aiter` and `trtllm` NSA backends (refused by name) and its dense-MHA prefill of short
-prompts (PR #12868; in 0.5.6 `NativeSparseAttnBackend.set_nsa_prefill_impl` takes MHA on SM90 and
-SM100 for an extend batch whose longest sequence fits `index_topk` and whose tokens fit one chunk,
-so `--nsa-prefill-backend` does not matter for ShareGPT prompts: I216 `fa3` and I214
-`flashmla_sparse` measure the same TTFT. The step model sees a batch's mean prompt context, not its
-longest, and charging MHA would only shorten the V3.2 bursts' TTFT, still 1.2-2x short).
+Not modelled, so these kernels are charged at every release:
+
+- **Newer vLLM** (read in 0.32's source): a prompt step whose longest sequence fits `index_topk`
+  runs as dense MHA, not through the sparse kernels (`sparse_mla_attention._use_dense_mha_prefill`,
+  `DeepseekV32Attention._use_sparse_mha`; PR #47327, merged 2026-07-01); the FP8 decode kernel pads
+  a rank's heads to 64 below 65 heads (`FlashMLASparseImpl._compute_fp8_decode_padded_heads`, the
+  64-head variant of FlashMLA's 2026-01-16 refactoring, whose rate is not published); FlashMLA is
+  passed each query's valid top-k length. No row runs those releases, so V3.2 prompt steps on them
+  are priced slower than they run (README, Accuracy).
+- **SGLang's dense-MHA prefill of short prompts** (PR #11892, documented in PR #12868; in 0.5.6
+  `NativeSparseAttnBackend.set_nsa_prefill_impl` takes MHA on SM90 and SM100 for an extend batch
+  whose longest sequence fits `index_topk` and whose tokens fit one chunk), so `--nsa-prefill-backend`
+  does not matter for ShareGPT prompts: I216 `fa3` and I214 `flashmla_sparse` measure the same
+  TTFT. The step model sees a batch's mean prompt context, not its longest. Charged as the ordinary
+  attention roofline wherever the mean prompt context is at most 1,024 tokens (a trial, not kept),
+  it moves the DP-attention bursts' TTFT from 0.47-0.84 of the measured to 0.41-0.71 and SGLang's
+  checked TPOT within 20% from 10 of 13 to 9, tokens/s barely (0.81-1.05 to 0.82-1.07): the same
+  rows say a cost of SGLang's prompt steps is still missing, and the true kernel choice would only
+  widen that gap.
+- SGLang's `tilelang`, `aiter` and `trtllm` NSA backends (refused by name).
 """
 
 from __future__ import annotations
