@@ -53,6 +53,9 @@ RUNS = (
     Run("sglang", 1000, 2000, 100, 2469.32, 2103.54, 39.45, 40.56),
 )
 """(engine, prompt / output tokens, prompts, measured output tokens/s, mean TTFT / TPOT / ITL ms)."""
+VLLM_VERSION = "0.13"
+"""The vLLM release the page's vLLM runs used (its serving section's image, as in the reference CSV's
+rows from the same page): its synchronous scheduler and its sparse-MLA kernels."""
 
 
 def predict(run: Run) -> BenchmarkRun:
@@ -63,7 +66,7 @@ def predict(run: Run) -> BenchmarkRun:
     if run.engine == "vllm":
         config = ServingConfig(tp=8, max_num_seqs=1024, max_model_len=163840, gpu_memory_utilization=0.9)
         memory = serving_memory(model, gpu, config)
-        return run_benchmark(model, cluster, config, workload, memory=memory)
+        return run_benchmark(model, cluster, config, workload, memory=memory, vllm_version=VLLM_VERSION)
     config = ServingConfig(
         tp=1, replicas=8, enable_expert_parallel=True, max_num_seqs=1024, max_model_len=32768
     )

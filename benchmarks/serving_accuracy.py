@@ -48,7 +48,6 @@ from autoparallel.models.parse_quant import quant_from_config
 from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_rates, replica_step_times
 from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY
 from autoparallel.perf.serving_load import BenchmarkRun, run_benchmark
-from autoparallel.perf.serving_steps import vllm_async_scheduling
 from autoparallel.workload import SHAREGPT_ISL_QUANTILES, SHAREGPT_OSL_QUANTILES, Serving
 
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "inference_benchmarks_dev.csv"
@@ -335,7 +334,7 @@ def predict(row: dict[str, str], on_run: Callable[[BenchmarkRun], None] | None =
         memory=memory,
         engine=engine,
         engine_kv=engine_kv,
-        async_scheduling=vllm_async_scheduling(_vllm_version(row), pp),
+        vllm_version=_vllm_version(row),
     )
     if on_run is not None:
         on_run(run)

@@ -196,8 +196,8 @@ TP without EP, FlashInfer's CUTLASS kernel with EP (`fused_moe/oracle/fp8.py`,
 `_get_priority_backends`), yet vLLM's experts keep `moe_flops_fraction` (0.45). One rate for both
 engines (benchmarks/triton_moe_rate.py): at 0.20, vLLM's fit rows' TPOT is 3 of 5 within 20 % (the
 DeepSeek-V3.2 TP8 bursts I201, I206, I207 go from 1.13-1.18 to 1.19-1.24) and the prompt-heavy vLLM
-fixed-length checks' TPOT from 1.56-2.12 to 1.66-2.22, while SGLang's checked TPOT is 10 of 13 at
-0.20, 9 at 0.30 and 6 at 0.45, and its prompt-heavy DP8 check
+fixed-length checks' TPOT from 1.57-2.12 to 1.67-2.22, while SGLang's checked TPOT is 8 of 13 at
+0.20, 7 at 0.30 and 4 at 0.45, and its prompt-heavy DP8 check
 (`test_sglang_attention_dp_prompt_heavy_burst_...`) wants the slow rate too. Nor is a dense GEMM's
 rate the fused-MoE kernel's at TP 8: vLLM PR #13932's H100 table (DeepSeek-V3 shapes, February 2025)
 has Triton faster than DeepGEMM at TP 8 for every batch from 128 to 2,048 tokens. One kernel family,

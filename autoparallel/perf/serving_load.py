@@ -57,7 +57,13 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError, InternalError
 from autoparallel.perf.serving_efficiency import efficiency_for
-from autoparallel.perf.serving_steps import ReplicaShape, micro_batches, rotation_s, vllm_async_scheduling
+from autoparallel.perf.serving_steps import (
+    ReplicaShape,
+    micro_batches,
+    rotation_s,
+    vllm_async_scheduling,
+    vllm_dense_short_prefill,
+)
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -202,8 +208,9 @@ def run_benchmark(
 ) -> BenchmarkRun:
     """`simulate_benchmark` with the KV pool and step budget `engine` gives `config`.
 
-    vLLM: its memory report and block layout (`perf.serving.kv_layout`), `max_num_seqs`, and its
-    scheduling (`async_scheduling`; None: `vllm_version`'s default, `vllm_async_scheduling`). SGLang
+    vLLM: its memory report and block layout (`perf.serving.kv_layout`), `max_num_seqs`, its
+    scheduling (`async_scheduling`; None: `vllm_version`'s default, `vllm_async_scheduling`) and
+    `vllm_version`'s sparse-MLA prompt kernels (`vllm_dense_short_prefill`). SGLang
     and TensorRT-LLM: `engine_kv` (memory/sglang.py, memory/trtllm.py; their defaults when None).
     """
     from autoparallel.memory.serving import serving_memory
@@ -239,6 +246,7 @@ def run_benchmark(
                 if async_scheduling is None
                 else async_scheduling
             ),
+            dense_short_prefill=vllm_dense_short_prefill(vllm_version),
         )
     if engine_kv is None:
         engine_kv = default_engine_kv(engine, model, memory, cluster.gpu, config)
@@ -376,6 +384,7 @@ def simulate_benchmark(
     nsa_backends: tuple[str | None, str | None] = (None, None),
     kv_pool_tokens: int = 0,
     async_scheduling: bool = True,
+    dense_short_prefill: bool = True,
 ) -> BenchmarkRun:
     """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once, or, with
     the workload's `concurrency`, by a client that keeps that many in flight (TTFT from each send).
@@ -386,8 +395,9 @@ def simulate_benchmark(
     decode-only batch is padded up to the next of `graph_batch_sizes` when the engine pads (its GEMMs
     run at the padded size). Without `chunked_prefill` a prompt is admitted only whole, into a step
     with room for all of it. `nsa_backends` (SGLang's DeepSeek Sparse Attention kernels as passed)
-    and `kv_pool_tokens` (the pool's tokens per GPU) go to the step model (`ReplicaShape`), and so does
-    `async_scheduling` (the host schedules the next step while the GPU runs this one).
+    and `kv_pool_tokens` (the pool's tokens per GPU) go to the step model (`ReplicaShape`), and so do
+    `async_scheduling` (the host schedules the next step while the GPU runs this one) and
+    `dense_short_prefill` (vLLM's release runs short sparse-MLA prompt steps as dense MHA).
     """
     n_total = num_prompts or workload.num_prompts or 1000
     replicas = min(config.replicas, n_total)
@@ -415,6 +425,7 @@ def simulate_benchmark(
         nsa_backends=nsa_backends,
         kv_pool_tokens=kv_pool_tokens,
         async_scheduling=async_scheduling,
+        dense_short_prefill=dense_short_prefill,
     )
     limit = max_running or config.max_num_seqs
     cap = workload.concurrency
@@ -533,6 +544,7 @@ class _Work:
     padded_seqs: float | None  # the captured CUDA-graph batch a decode-only step is padded to
     eager: bool  # no CUDA graph: a decode batch above the largest captured one, or a prompt step
     span: int  # identical decode-only steps the replica can run before anything else changes
+    prefill_longest: float | None = None  # the longest prompt sequence (context and chunk) in the step
 
 
 _Rank = Generator[_Work, tuple[float, int], _ReplicaRun]
@@ -743,6 +755,7 @@ def _rank_steps(
         ctx = float((prompt[dec] + generated[dec]).mean()) if d else 0.0
         p_tokens = float(chunk.sum())
         p_ctx = float(((done_pf[running] + chunk / 2.0) * chunk).sum() / p_tokens) if p_tokens else 0.0
+        p_longest = float((done_pf[running] + chunk)[chunk > 0].max()) if p_tokens else None
         k = micro_batches(float(max(d, 1)), shape.pp)
         eager = (graph_max_batch is not None and d / k > graph_max_batch) or (
             p_tokens > 0 and prompt_graphs == "eager"
@@ -758,6 +771,7 @@ def _rank_steps(
             padded(d / k, eager) if p_tokens == 0 and d else None,
             eager,
             1,
+            p_longest,
         )
         now += step
         steps += 1
@@ -820,6 +834,7 @@ def _step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, work: _Work
         prefill_context=work.prefill_context,
         steps=work.steps,
         padded_seqs=work.padded_seqs,
+        prefill_longest=work.prefill_longest,
     )
     return step
 

@@ -85,6 +85,7 @@ class ReplicaShape:
     nsa_backends: tuple[str | None, str | None] = (None, None)  # SGLang --nsa-prefill/decode-backend
     kv_pool_tokens: int = 0  # tokens the KV pool holds per GPU (read where a kernel touches all of it)
     async_scheduling: bool = True  # the host schedules step n + 1 while the GPU runs step n
+    dense_short_prefill: bool = True  # vLLM runs a sparse-MLA prompt step within top-k as dense MHA
 
     @classmethod
     def of(cls, config: ServingConfig, vllm_version: str = "0.32") -> ReplicaShape:
@@ -99,6 +100,7 @@ class ReplicaShape:
             config.kv_cache_dtype,
             config.enforce_eager,
             async_scheduling=vllm_async_scheduling(vllm_version, config.pp),
+            dense_short_prefill=vllm_dense_short_prefill(vllm_version),
         )
 
 
@@ -111,6 +113,23 @@ VLLM_ASYNC_PIPELINE_SINCE = 15
 after 0.14.0 was cut (a maintainer on PR #32775, 2026-01-21: "PP has already been supported with
 #32359"); in 0.32 the V2 model runner, the default, keeps it on with pipeline stages
 (`VllmConfig`: only the V1 runner turns it off there)."""
+
+
+VLLM_DENSE_SHORT_PREFILL_SINCE = 26
+"""vLLM minor release from which a sparse-MLA (DeepSeek-V3.2) prompt step whose longest sequence fits
+`index_topk` runs as dense MHA instead of the top-k kernels: PR #47327, merged 2026-07-01
+(`sparse_mla_attention._use_dense_mha_prefill` and `DeepseekV32Attention._use_sparse_mha` in 0.32's
+source). 0.25.0 was published about two weeks after the merge, and whether its branch holds it is not
+established, so the rule starts at 0.26, the first release certain to; 0.25 is priced as before."""
+
+
+@functools.cache
+def vllm_dense_short_prefill(vllm_version: str) -> bool:
+    """Whether `vllm_version` runs a DeepSeek Sparse Attention prompt step whose longest sequence fits
+    `index_topk` as dense MHA (`VLLM_DENSE_SHORT_PREFILL_SINCE`)."""
+    from autoparallel.memory.vllm_versions import parse_vllm_version
+
+    return parse_vllm_version(vllm_version).at_least(VLLM_DENSE_SHORT_PREFILL_SINCE)
 
 
 @functools.cache
@@ -135,12 +154,15 @@ def stage_step_s(
     prefill_context: float,
     steps: float = 1.0,
     padded_seqs: float | None = None,
+    prefill_longest: float | None = None,
 ) -> tuple[float, bool]:
     """One pipeline stage processing `decode_seqs` decode tokens (each reading `context_tokens` of
     KV) and `prefill_tokens` prompt tokens (attending on average to `prefill_context` tokens), spread
     over `steps` engine steps (weights are re-read each step). `padded_seqs`: the CUDA graph's batch
     when the engine pads a decode batch up to a captured size; the GEMMs, the experts and the
-    collectives run at it, attention reads only the real sequences' KV.
+    collectives run at it, attention reads only the real sequences' KV. `prefill_longest`: the
+    longest prompt sequence (context and chunk) among the step's prompts, which decides the kernel of
+    a sparse-attention prompt step (`sparse_attention_cost`; None: not known, the top-k kernels).
 
     Returns (seconds, memory_bound): the roofline plus exposed communication, and whether HBM
     traffic rather than FLOPs set the roofline.
@@ -207,7 +229,15 @@ def stage_step_s(
     if is_sparse(model):
         # DeepSeek Sparse Attention runs as its kernels run it (perf/sparse_attention.py), not as the
         # model's FLOPs over the kept tokens.
-        kernels = sparse_kernels(model, shape.engine, tp, gpu, shape.kv_cache_dtype, shape.nsa_backends)
+        kernels = sparse_kernels(
+            model,
+            shape.engine,
+            tp,
+            gpu,
+            shape.kv_cache_dtype,
+            shape.nsa_backends,
+            vllm_dense_short_prefill=shape.dense_short_prefill,
+        )
         sparse = sparse_attention_cost(
             model,
             gpu,
@@ -217,6 +247,7 @@ def stage_step_s(
             context_tokens=context_tokens,
             prefill_tokens=prefill_tokens,
             prefill_context=prefill_context,
+            prefill_longest=prefill_longest,
             attention_fraction=eff.flops_fraction,
             hbm_bytes_per_s=hbm * eff.attention_hbm_fraction,
             kv_pool_tokens=shape.kv_pool_tokens,
@@ -368,6 +399,7 @@ def rotation_s(
     prefill_context: float,
     steps: float = 1.0,
     padded_seqs: float | None = None,
+    prefill_longest: float | None = None,
 ) -> tuple[float, bool]:
     """One micro-batch through every stage: pp · (stage step + eager launches) + hops + the sampler's
     pass over the logits (`sampler_s`) + host time.
@@ -379,7 +411,7 @@ def rotation_s(
     and architecture).
 
     `decode_seqs` and `prefill_tokens` are one micro-batch's work (see `micro_batches`); returns
-    (seconds, memory_bound) as `stage_step_s` does.
+    (seconds, memory_bound) as `stage_step_s` does (`prefill_longest` as it takes it).
     """
     eff = efficiency_for(cluster.gpu, shape.engine)
     f = model_facts(model, shape.quantization, load_dtype(model, cluster.gpu, shape.engine))
@@ -395,6 +427,7 @@ def rotation_s(
         prefill_context=prefill_context,
         steps=steps,
         padded_seqs=padded_seqs,
+        prefill_longest=prefill_longest,
     )
     gemm_seqs = decode_seqs if padded_seqs is None else max(padded_seqs, decode_seqs)
     hop = _hop_s(cluster, shape, f, (gemm_seqs + prefill_tokens) / steps)
@@ -504,6 +537,7 @@ def _replica_step_times(
             prefill_tokens=prefill,
             prefill_context=isl / 2.0,
             steps=n_steps,
+            prefill_longest=float(isl),
         )
 
     step_s, memory_bound = rotation(m, prefill_tokens, steps)

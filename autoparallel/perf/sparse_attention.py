@@ -54,26 +54,29 @@ Which kernel runs which tokens, per engine (`sparse_kernels`):
 The indexer's scores (FP8 DeepGEMM `fp8_mqa_logits` over the whole context) are computed on every
 TP rank: its projections are replicated, so they are not divided by TP.
 
-Not modelled, so these kernels are charged at every release:
+**Dense MHA for a prompt step within the top-k** (`SparseKernels.short_prefill_mha`): a prompt
+step whose longest sequence (context and chunk) fits `index_topk` runs as dense MHA over the prompts'
+own tokens, the ordinary attention roofline (2 · heads · (qk + v) FLOPs per attended token), and the
+indexer writes its keys without scoring:
 
-- **Newer vLLM** (read in 0.32's source): a prompt step whose longest sequence fits `index_topk`
-  runs as dense MHA, not through the sparse kernels (`sparse_mla_attention._use_dense_mha_prefill`,
-  `DeepseekV32Attention._use_sparse_mha`; PR #47327, merged 2026-07-01); the FP8 decode kernel pads
-  a rank's heads to 64 below 65 heads (`FlashMLASparseImpl._compute_fp8_decode_padded_heads`, the
-  64-head variant of FlashMLA's 2026-01-16 refactoring, whose rate is not published); FlashMLA is
-  passed each query's valid top-k length. No row runs those releases, so V3.2 prompt steps on them
-  are priced slower than they run (README, Accuracy).
-- **SGLang's dense-MHA prefill of short prompts** (PR #11892, documented in PR #12868; in 0.5.6
-  `NativeSparseAttnBackend.set_nsa_prefill_impl` takes MHA on SM90 and SM100 for an extend batch
-  whose longest sequence fits `index_topk` and whose tokens fit one chunk), so `--nsa-prefill-backend`
-  does not matter for ShareGPT prompts: I216 `fa3` and I214 `flashmla_sparse` measure the same
-  TTFT. The step model sees a batch's mean prompt context, not its longest. Charged as the ordinary
-  attention roofline wherever the mean prompt context is at most 1,024 tokens (a trial, not kept),
-  it moves the DP-attention bursts' TTFT from 0.47-0.84 of the measured to 0.41-0.71 and SGLang's
-  checked TPOT within 20% from 10 of 13 to 9, tokens/s barely (0.81-1.05 to 0.82-1.07): the same
-  rows say a cost of SGLang's prompt steps is still missing, and the true kernel choice would only
-  widen that gap.
-- SGLang's `tilelang`, `aiter` and `trtllm` NSA backends (refused by name).
+- SGLang 0.5.6 (PR #11892, documented in PR #12868): `NativeSparseAttnBackend.set_nsa_prefill_impl`
+  takes MHA on SM90 and SM100 over a BF16 or FP8 E4M3 pool for an extend batch whose longest
+  sequence fits `index_topk` and whose sequences sum to at most 128 Ki tokens (always so in the
+  replay: no prefix cache, a step budget of at most 32 Ki, every sequence within 2,048), whatever
+  `--nsa-prefill-backend` says; its indexer is called with `return_indices=False` ("auto-skip topk").
+  I214 (default `flashmla_sparse`) and I216 (`fa3`) measured mean TTFT 5.62 and 5.30 s; charged
+  through each flag's kernel they came out 4.04 and 3.32 s, now both 3.31.
+- vLLM from PR #47327 (merged 2026-07-01; `sparse_mla_attention._use_dense_mha_prefill`,
+  `DeepseekV32Attention._use_sparse_mha` and its short-prefill scoring skip, read in 0.32's source),
+  from the release `serving_steps.VLLM_DENSE_SHORT_PREFILL_SINCE` says.
+
+The step model is told the step's longest prompt sequence (`prefill_longest`: the replay knows it, the
+steady state takes the workload's mean prompt); without it, the top-k kernels.
+
+Not modelled, in releases no reference row ran: vLLM 0.32 pads a rank's FP8 decode heads to 64 rather
+than 128 below 65 heads (`FlashMLASparseImpl._compute_fp8_decode_padded_heads`, the 64-head variant
+of FlashMLA's 2026-01-16 refactoring, whose rate is not published) and passes FlashMLA each query's
+valid top-k length; SGLang's `tilelang`, `aiter` and `trtllm` NSA backends are refused by name.
 """
 
 from __future__ import annotations
@@ -121,6 +124,9 @@ class SparseKernels:
     decode: SparseKernel
     quantizes_pool: bool = False
     """SGLang's `flashmla_kv` over a BF16 cache: the whole pool is quantized at every decode step."""
+    short_prefill_mha: bool = False
+    """A prompt step whose longest sequence fits `index_topk` runs as dense MHA (un-absorbed, over the
+    prompts' own tokens), not through `prefill`, and skips the indexer's scoring."""
 
 
 def sparse_kernels(
@@ -130,18 +136,22 @@ def sparse_kernels(
     gpu: GPU,
     kv_cache_dtype: str,
     nsa_backends: tuple[str | None, str | None] = (None, None),
+    *,
+    vllm_dense_short_prefill: bool = False,
 ) -> SparseKernels:
     """The kernels `engine` runs for `model` at tensor parallelism `tp` (see the module notes);
     `nsa_backends`: SGLang's `--nsa-prefill-backend` / `--nsa-decode-backend` as passed (None: its
-    default).
+    default); `vllm_dense_short_prefill`: the vLLM release runs short prompt steps as dense MHA
+    (`serving_steps.vllm_dense_short_prefill`).
 
     Raises:
         InputError: a backend the step model does not price, or `flashmla_auto` for decode.
     """
     if engine == "vllm":
+        mha = vllm_dense_short_prefill
         if math.ceil(model.num_heads / tp) < VLLM_MIN_HEADS_FOR_BF16_PREFILL:
-            return SparseKernels("flashmla_kv", "flashmla_kv")
-        return SparseKernels("flashmla_sparse", "flashmla_kv")
+            return SparseKernels("flashmla_kv", "flashmla_kv", short_prefill_mha=mha)
+        return SparseKernels("flashmla_sparse", "flashmla_kv", short_prefill_mha=mha)
     if engine == "trtllm" and gpu.arch == "hopper":
         return SparseKernels("flashmla_sparse", "flashmla_sparse")
     if engine != "sglang":
@@ -155,7 +165,10 @@ def sparse_kernels(
     if decode == "flashmla_auto":
         raise InputError("--nsa-decode-backend flashmla_auto: SGLang takes flashmla_auto for prefill only")
     blackwell = gpu.arch == "blackwell"
-    fp8 = sglang_stored_kv_dtype(model, gpu, kv_cache_dtype) in _FP8_KV
+    stored = sglang_stored_kv_dtype(model, gpu, kv_cache_dtype)
+    fp8 = stored in _FP8_KV
+    # `set_nsa_prefill_impl`: MHA on SM90 and SM100 over a BF16 or FP8 E4M3 pool (FP8 E5M2 not).
+    mha = gpu.arch in ("hopper", "blackwell") and stored != "fp8_e5m2"
     if fp8:
         prefill, decode = prefill or "flashmla_auto", decode or "flashmla_kv"
     else:
@@ -164,6 +177,7 @@ def sparse_kernels(
         "flashmla_sparse" if prefill == "flashmla_auto" else prefill,  # type: ignore[arg-type]
         decode,  # type: ignore[arg-type]
         quantizes_pool=decode == "flashmla_kv" and not fp8,
+        short_prefill_mha=mha,
     )
 
 
@@ -218,14 +232,17 @@ def sparse_attention_cost(
     prefill_tokens: float,
     prefill_context: float,
     attention_fraction: float,
+    prefill_longest: float | None = None,
     hbm_bytes_per_s: float = 0.0,
     kv_pool_tokens: float = 0.0,
 ) -> SparseAttentionCost:
     """The sparse layers' attention of one step: `decode_seqs` decode tokens over `context_tokens`
     and `prefill_tokens` prompt tokens over `prefill_context` on average, on one of `tp` ranks, run
     by `kernels` (`sparse_kernels`). `attention_fraction`: the engine's achieved fraction of the
-    BF16 peak for ordinary attention; `hbm_bytes_per_s` and `kv_pool_tokens` (per GPU) price the
-    pool quantization of `kernels.quantizes_pool`."""
+    BF16 peak for ordinary attention; `prefill_longest`: the step's longest prompt sequence, which
+    sends the prompt tokens to dense MHA where `kernels.short_prefill_mha` and it fits `index_topk`
+    (None: not known, the top-k kernels); `hbm_bytes_per_s` and `kv_pool_tokens` (per GPU) price
+    the pool quantization of `kernels.quantizes_pool`."""
     peak = gpu.bf16_tflops * 1e12
     rate: dict[SparseKernel, float] = {
         "flashmla_sparse": peak * PREFILL_KERNEL_FRACTION,
@@ -241,12 +258,16 @@ def sparse_attention_cost(
     for att, n_layers in _sparse_layers(model):
         d_attn, d_index = att.context_flops_per_token(context_tokens)
         p_attn, p_index = att.context_flops_per_token(prefill_context)
-        layer_s = (decode_seqs * d_index + prefill_tokens * p_index) / (peak * attention_fraction)
+        dense = (
+            kernels.short_prefill_mha and prefill_longest is not None and prefill_longest <= att.sparse_topk
+        )
+        scored = decode_seqs * d_index + (0.0 if dense else prefill_tokens * p_index)
+        layer_s = scored / (peak * attention_fraction)
         for tokens, valid_flops, kind in (
-            (prefill_tokens, p_attn, kernels.prefill),
+            (prefill_tokens, p_attn, "fa3" if dense else kernels.prefill),
             (decode_seqs, d_attn, kernels.decode),
         ):
-            if kind == "fa3":
+            if kind == "fa3":  # FlashAttention over the valid tokens, or dense MHA: the ordinary roofline
                 layer_s += tokens * valid_flops / tp / (peak * attention_fraction)
             else:
                 layer_s += tokens * _kernel_flops_per_token(att, tp, kind) / rate[kind]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from autoparallel.configs import ServingConfig
 from autoparallel.errors import InputError
-from autoparallel.hardware import get_gpu
+from autoparallel.hardware import Cluster, get_gpu
 from autoparallel.models import load_model
+from autoparallel.perf.serving_load import run_benchmark
+from autoparallel.perf.serving_steps import ReplicaShape, vllm_dense_short_prefill
 from autoparallel.perf.sparse_attention import SparseKernels, sparse_attention_cost, sparse_kernels
+from autoparallel.workload import Serving
 
 V32 = "deepseek-ai/DeepSeek-V3.2"
 LAYERS = 61
@@ -130,18 +134,33 @@ def test_sparse_attention_slows_a_v32_prefill_step_against_v3() -> None:
 def test_sglang_backends_follow_the_kv_dtype_and_the_gpu() -> None:
     """SGLang 0.5.6's defaults for DeepSeek NSA: a BF16 cache (auto on Hopper) prefills with FlashMLA's
     sparse kernel and decodes with FA3; an FP8 cache (auto on Blackwell) decodes with FlashMLA's FP8
-    kernel; flashmla_kv over a BF16 cache quantizes the pool each step."""
-    h100, b200, v32 = get_gpu("H100"), get_gpu("B200"), load_model(V32)
-    assert sparse_kernels(v32, "sglang", 8, h100, "auto") == SparseKernels("flashmla_sparse", "fa3")
-    assert sparse_kernels(v32, "sglang", 8, h100, "fp8") == SparseKernels("flashmla_sparse", "flashmla_kv")
-    assert sparse_kernels(v32, "sglang", 8, b200, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
-    assert sparse_kernels(v32, "sglang", 8, h100, "auto", (None, "flashmla_kv")) == SparseKernels(
-        "flashmla_sparse", "flashmla_kv", quantizes_pool=True
+    kernel; flashmla_kv over a BF16 cache quantizes the pool each step. Whatever the flags, a prompt
+    step within the top-k runs as dense MHA on SM90 and SM100 over a BF16 or FP8 E4M3 pool
+    (`set_nsa_prefill_impl`)."""
+    h100, b200, a100, v32 = get_gpu("H100"), get_gpu("B200"), get_gpu("A100"), load_model(V32)
+    mha = {"short_prefill_mha": True}
+    assert sparse_kernels(v32, "sglang", 8, h100, "auto") == SparseKernels("flashmla_sparse", "fa3", **mha)
+    assert sparse_kernels(v32, "sglang", 8, h100, "fp8") == SparseKernels(
+        "flashmla_sparse", "flashmla_kv", **mha
     )
-    assert sparse_kernels(v32, "sglang", 8, h100, "auto", ("fa3", "fa3")) == SparseKernels("fa3", "fa3")
-    # vLLM and TensorRT-LLM take no NSA flags; vLLM's rule is the heads per rank.
+    assert sparse_kernels(v32, "sglang", 8, b200, "auto") == SparseKernels(
+        "flashmla_sparse", "flashmla_kv", **mha
+    )
+    assert sparse_kernels(v32, "sglang", 8, h100, "auto", (None, "flashmla_kv")) == SparseKernels(
+        "flashmla_sparse", "flashmla_kv", quantizes_pool=True, short_prefill_mha=True
+    )
+    assert sparse_kernels(v32, "sglang", 8, h100, "auto", ("fa3", "fa3")) == SparseKernels(
+        "fa3", "fa3", **mha
+    )
+    assert not sparse_kernels(v32, "sglang", 8, h100, "fp8_e5m2").short_prefill_mha
+    assert not sparse_kernels(v32, "sglang", 8, a100, "auto").short_prefill_mha
+    # vLLM and TensorRT-LLM take no NSA flags; vLLM's rule is the heads per rank, and its release
+    # says whether short prompt steps run as dense MHA.
     assert sparse_kernels(v32, "vllm", 8, h100, "auto") == SparseKernels("flashmla_kv", "flashmla_kv")
     assert sparse_kernels(v32, "vllm", 1, h100, "auto") == SparseKernels("flashmla_sparse", "flashmla_kv")
+    assert sparse_kernels(v32, "vllm", 8, h100, "auto", vllm_dense_short_prefill=True) == SparseKernels(
+        "flashmla_kv", "flashmla_kv", **mha
+    )
     # TensorRT-LLM on Hopper runs context and generation through the BF16 sparse kernel
     # (forward_sparse_mla_kvcache_bf16); from SM100 its own kernels, charged as prefill / decode.
     assert sparse_kernels(v32, "trtllm", 8, h100, "auto") == SparseKernels(
@@ -193,3 +212,55 @@ def test_sglang_prices_v32_auto_cache_on_blackwell_as_fp8() -> None:
             tokens[gpu, kv] = pool.kv_cache_tokens
     assert tokens["B200", "auto"] == tokens["B200", "fp8"] > 1.5 * tokens["B200", "bfloat16"]
     assert tokens["H200", "auto"] == tokens["H200", "bfloat16"] < tokens["H200", "fp8"]
+
+
+def test_a_prompt_step_within_the_top_k_runs_as_dense_mha_where_the_engine_does() -> None:
+    """SGLang 0.5.6 (`set_nsa_prefill_impl`) and vLLM from PR #47327 (`_use_dense_mha_prefill`) run a
+    prompt step whose longest sequence fits the 2,048 top-k slots as dense MHA over the prompts' own
+    tokens, skipping the indexer's scoring: the ordinary attention roofline, 2 x 128 heads x (192 +
+    128) FLOPs per attended token. One sequence past the top-k sends the whole step back to the
+    sparse kernels, and so does a step whose longest sequence is not known."""
+    h100, v32 = get_gpu("H100"), load_model(V32)
+    peak = h100.bf16_tflops * 1e12 * 0.45
+    step = dict(decode_seqs=0.0, context_tokens=0.0, prefill_tokens=4096.0, prefill_context=100.0)
+
+    def seconds(kernels: SparseKernels, longest: float | None) -> float:
+        return sparse_attention_cost(
+            v32, h100, kernels, 8, attention_fraction=0.45, prefill_longest=longest, **step
+        ).seconds
+
+    for engine, flag in (("sglang", False), ("vllm", True)):
+        kernels = sparse_kernels(v32, engine, 8, h100, "auto", vllm_dense_short_prefill=flag)
+        dense = 4096 * LAYERS * 2 * 128 * (192 + 128) * 100 / 8 / peak
+        assert seconds(kernels, 200.0) == pytest.approx(dense)
+        assert seconds(kernels, 2048.0) == pytest.approx(dense)
+        assert seconds(kernels, 2049.0) == seconds(kernels, None) > 20 * dense
+    # A vLLM release before the rule prices the sparse kernels whatever the prompts.
+    old = sparse_kernels(v32, "vllm", 8, h100, "auto")
+    assert seconds(old, 200.0) == seconds(old, None)
+
+
+def test_the_vllm_release_decides_the_short_prompt_kernel() -> None:
+    """PR #47327 merged on 2026-07-01; 0.26 is the first release certain to hold it."""
+    assert not vllm_dense_short_prefill("v0.13.0")
+    assert not vllm_dense_short_prefill("0.25.0")
+    assert vllm_dense_short_prefill("0.26.0") and vllm_dense_short_prefill("0.32")
+    assert ReplicaShape.of(ServingConfig(tp=8), "0.13").dense_short_prefill is False
+    assert ReplicaShape.of(ServingConfig(tp=8)).dense_short_prefill is True
+
+
+def test_the_replay_prices_a_v32_burst_with_its_release_s_prompt_kernels() -> None:
+    """DeepSeek-V3.2 at TP8 on 8 x H200, 200 prompts of 200 tokens at once: on vLLM 0.13 every prompt
+    token pays the padded decode kernel over 2,048 slots (about 84 us a token on every rank); on 0.32
+    the prompt steps run as dense MHA, so the prompts are taken in several times faster. Prompts past
+    the top-k keep the sparse kernels on both."""
+    v32, gpu = load_model(V32), get_gpu("H200")
+    cluster = Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=gpu)
+    config = ServingConfig(tp=8, max_num_seqs=256, max_model_len=8192)
+
+    def ttft_ms(version: str, isl: int) -> float:
+        workload = Serving(isl=isl, osl=8, num_prompts=200)
+        return run_benchmark(v32, cluster, config, workload, vllm_version=version).mean_ttft_ms
+
+    assert ttft_ms("0.32", 200) < ttft_ms("0.13", 200) / 3
+    assert ttft_ms("0.32", 3000) == pytest.approx(ttft_ms("0.13", 3000), rel=0.05)
