@@ -245,6 +245,7 @@ def serving_perf(
         batched_tokens=layout.batched_tokens,
         kv_capacity_seqs=capacity,
         kv_headroom_bytes=headroom,
+        vllm_version=vllm_version,
     )
 
 
@@ -275,13 +276,18 @@ def perf_at_batch(
     engine: str = "vllm",
     nsa_backends: tuple[str | None, str | None] = (None, None),
     kv_pool_tokens: int = 0,
+    vllm_version: str = "0.32",
 ) -> ServingPerf:
     """`serving_perf` at a given running batch per replica (`engine`'s efficiency factors;
-    `nsa_backends` and `kv_pool_tokens` as `ReplicaShape` takes them)."""
+    `nsa_backends` and `kv_pool_tokens` as `ReplicaShape` takes them; `vllm_version`'s release
+    rules, `ReplicaShape.of`)."""
     gpu = cluster.gpu
     eff = efficiency_for(gpu, engine)
     shape = dataclasses.replace(
-        ReplicaShape.of(config), engine=engine, nsa_backends=nsa_backends, kv_pool_tokens=kv_pool_tokens
+        ReplicaShape.of(config, vllm_version),
+        engine=engine,
+        nsa_backends=nsa_backends,
+        kv_pool_tokens=kv_pool_tokens,
     )
     times = replica_step_times(
         model,

@@ -92,14 +92,37 @@ class ReplicaShape:
         """The step shape of `config` as `vllm_version` runs it (SGLang and TensorRT-LLM: `replace`
         the engine; whether they schedule ahead is their own rule, `schedules_ahead`)."""
         ep = config.tp * config.replicas if config.enable_expert_parallel else 1
-        return cls(
+        return cls.vllm(
             config.tp,
             config.pp,
             ep,
             config.quantization,
             config.kv_cache_dtype,
             config.enforce_eager,
-            async_scheduling=vllm_async_scheduling(vllm_version, config.pp),
+            vllm_version,
+        )
+
+    @classmethod
+    def vllm(
+        cls,
+        tp: int,
+        pp: int,
+        ep_ranks: int,
+        quantization: str | None,
+        kv_cache_dtype: str,
+        enforce_eager: bool,
+        vllm_version: str = "0.32",
+    ) -> ReplicaShape:
+        """A vLLM replica's step shape with `vllm_version`'s release rules (its scheduling and its
+        sparse-MLA prompt kernels)."""
+        return cls(
+            tp,
+            pp,
+            ep_ranks,
+            quantization,
+            kv_cache_dtype,
+            enforce_eager,
+            async_scheduling=vllm_async_scheduling(vllm_version, pp),
             dense_short_prefill=vllm_dense_short_prefill(vllm_version),
         )
 

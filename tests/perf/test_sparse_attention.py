@@ -264,3 +264,20 @@ def test_the_replay_prices_a_v32_burst_with_its_release_s_prompt_kernels() -> No
 
     assert ttft_ms("0.32", 200) < ttft_ms("0.13", 200) / 3
     assert ttft_ms("0.32", 3000) == pytest.approx(ttft_ms("0.13", 3000), rel=0.05)
+
+
+def test_the_steady_state_prices_v32_by_its_vllm_release() -> None:
+    """`evaluate_serving` (the float model the planner's decoder and oracle use) and the planner's
+    tables build the step shape with the release's rules: DeepSeek-V3.2 at TP8 on 8 x H200 with
+    1,024-token prompts costs the sparse prompt kernels on vLLM 0.25, dense MHA on 0.26."""
+    from autoparallel.perf.serving import evaluate_serving
+
+    v32, gpu = load_model(V32), get_gpu("H200")
+    cluster = Cluster.from_shape(nodes=1, gpus_per_node=8, gpu=gpu)
+    config = ServingConfig(tp=8, max_num_seqs=256, max_model_len=2048, gpu_memory_utilization=0.92)
+    workload = Serving(isl=1024, osl=256)
+    old, new = (
+        evaluate_serving(v32, cluster, config, workload, vllm_version=v).perf for v in ("0.25", "0.26")
+    )
+    assert new.tpot_ms < old.tpot_ms / 2
+    assert new.output_tokens_per_s > 2 * old.output_tokens_per_s

@@ -59,13 +59,14 @@ def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
     _, tokens = resolve_batch_defaults(
         space.rules, space.cluster.gpu, space.max_model_lens[m], space.batches[b], None
     )
-    replica = ReplicaShape(
+    replica = ReplicaShape.vllm(
         shape.tp,
         shape.pp,
         shape.ep_ranks if shape.ep else 1,
         rt.quantization,
         rt.kv_cache_dtype,
         rt.enforce_eager,
+        space.options.vllm_version,
     )
     w = space.workload
     return replica_step_times(

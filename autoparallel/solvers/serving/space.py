@@ -503,13 +503,14 @@ def replica_perf(
 ) -> tuple[float, float, float, float]:
     """(TPOT s, TTFT s, output tokens/s per replica, US$ per million tokens) of one entry."""
     w = space.workload
-    replica = perf.ReplicaShape(
+    replica = perf.ReplicaShape.vllm(
         shape.tp,
         shape.pp,
         shape.ep_ranks if shape.ep else 1,
         rt.quantization,
         rt.kv_cache_dtype,
         rt.enforce_eager,
+        space.options.vllm_version,
     )
     times = perf.replica_step_times(
         space.model, space.cluster, replica, batch=float(batch), isl=w.isl, osl=w.osl, batched_tokens=tokens
