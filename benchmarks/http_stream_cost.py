@@ -16,6 +16,11 @@ strip, cut "data: ", parse the JSON, timestamp). Prints, per N, each side's CPU 
 process's user + system time over the streaming, divided by the chunks) and the chunks delivered per
 second. The figures are this machine's CPU's, as the host-cost benchmarks' are.
 
+Then the intake: `INTAKE` requests sent at once, as a burst sends them (a `vllm bench serve`
+completion body with a 219-token prompt, parsed into a pydantic request model as the OpenAI servers
+parse theirs, answered at once); prints the server's CPU time per request (connection, HTTP parsing,
+validation). Tokenization and the engine's input processing come after it and are not in it.
+
 What they are for: a single front-end process (vLLM 0.13 ran one API server for every DP engine;
 SGLang one tokenizer manager) caps the rate tokens reach the client near 1 / (its CPU per token), and
 the benchmark client caps it near 1 / (its own).
@@ -40,6 +45,8 @@ STEP_S = 0.05
 TOKENS = 60
 """Chunks per stream."""
 PORT = 8765
+INTAKE = 1000
+"""Requests of the intake measurement, sent at once."""
 
 SERVER = """
 import asyncio, json, os, sys
@@ -47,6 +54,8 @@ import uvicorn
 from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from typing import Optional
 
 STEP_S, TOKENS = float(sys.argv[2]), int(sys.argv[3])
 state = {"tick": None}
@@ -79,6 +88,19 @@ async def completions(request: Request):
             yield f"data: {json.dumps(chunk)}\\n\\n"
         yield "data: [DONE]\\n\\n"
     return StreamingResponse(chunks(), media_type="text/event-stream")
+
+class CompletionRequest(BaseModel):
+    model: str
+    prompt: str
+    max_tokens: int = 16
+    temperature: float = 0.0
+    stream: bool = False
+    ignore_eos: bool = False
+    stream_options: Optional[dict] = None
+
+@app.post("/v1/intake")
+async def intake(request: CompletionRequest):
+    return {"id": "cmpl", "choices": [{"index": 0, "text": ""}]}
 
 @app.get("/cpu")
 async def cpu():
@@ -130,6 +152,34 @@ async def _measure(streams: int) -> tuple[float, float, float]:
     return (server1 - server0) / chunks, client / chunks, chunks / wall
 
 
+async def _measure_intake() -> float:
+    """Server CPU seconds per request of `INTAKE` completion requests sent at once."""
+    import aiohttp
+
+    base = f"http://127.0.0.1:{PORT}"
+    body = {
+        "model": "deepseek-ai/DeepSeek-V3.2",
+        "prompt": " ".join(["word"] * 219),
+        "max_tokens": 197,
+        "temperature": 0.0,
+        "stream": True,
+        "ignore_eos": False,
+        "stream_options": {"include_usage": True},
+    }
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        async with session.get(f"{base}/cpu") as r:
+            server0 = (await r.json())["cpu"]
+
+        async def one() -> None:
+            async with session.post(f"{base}/v1/intake", json=body) as response:
+                await response.read()
+
+        await asyncio.gather(*(one() for _ in range(INTAKE)))
+        async with session.get(f"{base}/cpu") as r:
+            server1 = (await r.json())["cpu"]
+    return float(server1 - server0) / INTAKE
+
+
 def _wait_for_server() -> None:
     import urllib.request
 
@@ -156,6 +206,14 @@ def main() -> int:
             server.terminate()
             server.wait()
         print(f"{streams:7d}  {server_s * 1e6:15.1f}  {client_s * 1e6:15.1f}  {rate:18,.0f}")
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(PORT), str(STEP_S), str(TOKENS)])
+    try:
+        _wait_for_server()
+        intake_s = asyncio.run(_measure_intake())
+    finally:
+        server.terminate()
+        server.wait()
+    print(f"intake of {INTAKE} requests at once: {intake_s * 1e3:.2f} ms of server CPU per request")
     return 0
 
 
