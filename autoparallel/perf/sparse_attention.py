@@ -76,7 +76,11 @@ steady state takes the workload's mean prompt); without it, the top-k kernels.
 Not modelled, in releases no reference row ran: vLLM 0.32 pads a rank's FP8 decode heads to 64 rather
 than 128 below 65 heads (`FlashMLASparseImpl._compute_fp8_decode_padded_heads`, the 64-head variant
 of FlashMLA's 2026-01-16 refactoring, whose rate is not published) and passes FlashMLA each query's
-valid top-k length; SGLang's `tilelang`, `aiter` and `trtllm` NSA backends are refused by name.
+valid top-k length; TensorRT-LLM's own short-context MHA path (PR #11677, merged 2026-02-24:
+`forward_context_dsa` hands a context batch of at most `TRTLLM_MLA_SHORT_SEQ_MHA_THRESHOLD` = 10,240
+packed tokens to dense MHA and skips the indexer), after the reference rows' `trtllm-serve`, and the
+model has no TensorRT-LLM release to gate it on; SGLang's `tilelang`, `aiter` and `trtllm` NSA
+backends are refused by name.
 """
 
 from __future__ import annotations
