@@ -57,13 +57,7 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError, InternalError
 from autoparallel.perf.serving_efficiency import efficiency_for
-from autoparallel.perf.serving_steps import (
-    ReplicaShape,
-    micro_batches,
-    rotation_s,
-    vllm_async_scheduling,
-    vllm_dense_short_prefill,
-)
+from autoparallel.perf.serving_steps import ReplicaShape, micro_batches, rotation_s
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -204,13 +198,12 @@ def run_benchmark(
     vllm_version: str = "0.32",
     engine: str = "vllm",
     engine_kv: EngineKv | None = None,
-    async_scheduling: bool | None = None,
 ) -> BenchmarkRun:
     """`simulate_benchmark` with the KV pool and step budget `engine` gives `config`.
 
-    vLLM: its memory report and block layout (`perf.serving.kv_layout`), `max_num_seqs`, its
-    scheduling (`async_scheduling`; None: `vllm_version`'s default, `vllm_async_scheduling`) and
-    `vllm_version`'s sparse-MLA prompt kernels (`vllm_dense_short_prefill`). SGLang
+    vLLM: its memory report and block layout (`perf.serving.kv_layout`), `max_num_seqs`, and
+    `vllm_version`'s release rules in the step (`ReplicaShape.of`: its scheduling, its sparse-MLA
+    prompt kernels). SGLang
     and TensorRT-LLM: `engine_kv` (memory/sglang.py, memory/trtllm.py; their defaults when None).
     """
     from autoparallel.memory.serving import serving_memory
@@ -241,12 +234,7 @@ def run_benchmark(
             graph_max_batch=capture_sizes(
                 config.max_num_seqs, layout.batched_tokens, blackwell=cluster.gpu.arch == "blackwell"
             )[-1],
-            async_scheduling=(
-                vllm_async_scheduling(vllm_version, config.pp)
-                if async_scheduling is None
-                else async_scheduling
-            ),
-            dense_short_prefill=vllm_dense_short_prefill(vllm_version),
+            vllm_version=vllm_version,
         )
     if engine_kv is None:
         engine_kv = default_engine_kv(engine, model, memory, cluster.gpu, config)
@@ -383,8 +371,7 @@ def simulate_benchmark(
     chunked_prefill: bool = True,
     nsa_backends: tuple[str | None, str | None] = (None, None),
     kv_pool_tokens: int = 0,
-    async_scheduling: bool = True,
-    dense_short_prefill: bool = True,
+    vllm_version: str = "0.32",
 ) -> BenchmarkRun:
     """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once, or, with
     the workload's `concurrency`, by a client that keeps that many in flight (TTFT from each send).
@@ -395,9 +382,9 @@ def simulate_benchmark(
     decode-only batch is padded up to the next of `graph_batch_sizes` when the engine pads (its GEMMs
     run at the padded size). Without `chunked_prefill` a prompt is admitted only whole, into a step
     with room for all of it. `nsa_backends` (SGLang's DeepSeek Sparse Attention kernels as passed)
-    and `kv_pool_tokens` (the pool's tokens per GPU) go to the step model (`ReplicaShape`), and so do
-    `async_scheduling` (the host schedules the next step while the GPU runs this one) and
-    `dense_short_prefill` (vLLM's release runs short sparse-MLA prompt steps as dense MHA).
+    and `kv_pool_tokens` (the pool's tokens per GPU) go to the step model (`ReplicaShape`), built with
+    `vllm_version`'s release rules (`ReplicaShape.of`: whether the host schedules the next step while
+    the GPU runs this one, whether short sparse-MLA prompt steps run as dense MHA).
     """
     n_total = num_prompts or workload.num_prompts or 1000
     replicas = min(config.replicas, n_total)
@@ -420,12 +407,10 @@ def simulate_benchmark(
     groups = blocks_per_seq / max(1, math.ceil(context / block_size))
     pool = _Pool(max(kv_blocks, 0), block_size, max(groups, 1e-9))
     shape = dataclasses.replace(
-        ReplicaShape.of(config),
+        ReplicaShape.of(config, vllm_version),
         engine=engine,
         nsa_backends=nsa_backends,
         kv_pool_tokens=kv_pool_tokens,
-        async_scheduling=async_scheduling,
-        dense_short_prefill=dense_short_prefill,
     )
     limit = max_running or config.max_num_seqs
     cap = workload.concurrency
