@@ -46,7 +46,9 @@ from autoparallel.workload import Serving
 
 PROMPT_KEYS = ("prompt_tokens", "input_tokens", "isl", "input_len", "prompt_len", "num_prompt_tokens")
 OUTPUT_KEYS = ("output_tokens", "completion_tokens", "osl", "output_len", "generated_tokens")
-TIME_KEYS = ("timestamp", "arrival_time", "time", "t", "created")
+TIME_KEYS = ("timestamp", "arrival_time", "arrival", "time", "t", "ts", "created", "send_time", "start_time")
+"""Keys a request log's line may stamp its arrival under (seconds, or an ISO 8601 time); the first
+present wins. A log with none of them on any line is read as sent all at once, and says so."""
 
 
 PERCENTILES = np.linspace(0.0, 100.0, 101)
@@ -107,6 +109,10 @@ class WorkloadProfile(BaseModel):
     """vLLM `--burstiness` equivalent: 1 / cv² (None when there are no gaps)."""
     max_concurrency: int | None = None
     """The benchmark's client cap, where the file records one."""
+    stamped: int = 0
+    """Requests whose line stamped its arrival (`TIME_KEYS`; request logs only)."""
+    time_unit: str = "s"
+    """The unit numeric stamps were read in (`epoch_unit`): s, ms, us or ns."""
 
 
 def _stats(values: np.ndarray) -> LengthStats:
@@ -140,10 +146,27 @@ def _seconds(value: Any) -> float | None:
             return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         except ValueError:
             try:
-                return float(value)
+                seconds = float(value)
             except ValueError:
                 return None
+            return seconds if math.isfinite(seconds) else None  # "inf", "NaN"
     return None
+
+
+EPOCH_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+"""Stamps per second, by the unit a log's numeric stamps are read in."""
+
+
+def epoch_unit(earliest: float) -> str:
+    """The unit of a log's numeric stamps, from its earliest one: an epoch time counted in seconds
+    stays below 1e11 until the year 5138, so larger stamps are epoch milliseconds (from 1e11, 1973
+    on), microseconds (from 1e14) or nanoseconds (from 1e17), as JavaScript's `Date.now()`, Java's
+    `currentTimeMillis` or Go's `UnixNano` write them. Seconds otherwise: a stamp relative to the
+    log's start in milliseconds cannot be told from one in seconds."""
+    for unit, start in (("ns", 1e17), ("us", 1e14), ("ms", 1e11)):
+        if earliest >= start:
+            return unit
+    return "s"
 
 
 def _tokens(value: Any) -> int | None:
@@ -360,6 +383,10 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
     if not isl:
         raise InputError(f"{path}: no usable request ({len(bad_lines)} malformed lines)")
     rate = cv = None
+    unit = "s"
+    if timed:
+        unit = epoch_unit(min(times))
+        times = [t / EPOCH_UNITS[unit] for t in times]
     if len(times) >= 2 and not math.isnan(times[0]):
         arrivals = np.sort(np.asarray(times))
         span = float(arrivals[-1] - arrivals[0])
@@ -377,6 +404,8 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
         request_rate=rate,
         interarrival_cv=cv,
         gamma_shape=1.0 / (cv * cv) if cv else None,
+        stamped=len(timed),
+        time_unit=unit,
     )
 
 

@@ -33,7 +33,7 @@ def add_profile_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from autoparallel.workload_profile import profile_file, to_serving, write_workload_file
+    from autoparallel.workload_profile import TIME_KEYS, profile_file, to_serving, write_workload_file
 
     prof = profile_file(args.log)
     serving = to_serving(prof, args.name)
@@ -42,13 +42,20 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"profile": prof.model_dump(), "serving": serving.model_dump()}, indent=2))
         return 0
-    rate = (
-        f"{prof.request_rate:.3f} requests/s"
-        if prof.request_rate
-        else "not recorded (one metrics scrape has no arrival times)"
-        if prof.source == "prometheus"
-        else "all at once / not recorded"
-    )
+    if prof.request_rate:
+        unit = "" if prof.time_unit == "s" else f" (stamps read as epoch {prof.time_unit})"
+        rate = f"{prof.request_rate:.3f} requests/s{unit}"
+    elif prof.source == "prometheus":
+        rate = "not recorded (one metrics scrape has no arrival times)"
+    elif prof.source != "request-log":
+        rate = "all at once"
+    elif prof.stamped:
+        rate = "all at once (every request stamped at the same time)"
+    else:
+        rate = (
+            f"not recorded: no line stamps its arrival under {', '.join(TIME_KEYS)}, so the log is "
+            "planned as a stream at whatever rate the deployment sustains"
+        )
     burst = (
         f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape {prof.gamma_shape:.2f})"
         if prof.interarrival_cv

@@ -311,3 +311,54 @@ def test_a_benchmark_results_nonsense_load_fields_are_not_read_as_a_load(tmp_pat
     result.write_text(json.dumps({**fields, "request_rate": 5, "burstiness": -1.0, "max_concurrency": 8}))
     prof = profile_file(result)
     assert prof.request_rate == 5 and prof.gamma_shape is None and prof.max_concurrency == 8
+
+
+def test_a_stamp_written_as_the_string_inf_is_malformed_not_a_nan_rate(tmp_path: Path) -> None:
+    """A stamp given as the string "inf" or "NaN" is one malformed line: before, "inf" parsed as a
+    float and the whole log's rate and spread came out NaN."""
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        '{"prompt_tokens": 10, "output_tokens": 5, "arrival_time": "inf"}\n'
+        '{"prompt_tokens": 10, "output_tokens": 5, "arrival_time": "NaN"}\n'
+        '{"prompt_tokens": 10, "output_tokens": 5, "arrival_time": "5"}\n'
+        '{"prompt_tokens": 10, "output_tokens": 5, "arrival_time": "7"}\n'
+    )
+    prof = profile_file(log)
+    assert prof.requests == 2 and prof.malformed_lines == (1, 2)
+    assert prof.request_rate == pytest.approx(0.5) and prof.interarrival_cv == 0
+
+
+@pytest.mark.parametrize(("scale", "unit"), [(1.0, "s"), (1e3, "ms"), (1e6, "us"), (1e9, "ns")])
+def test_epoch_stamps_in_milliseconds_or_finer_keep_the_rate(tmp_path: Path, scale: float, unit: str) -> None:
+    """Epoch stamps in ms, µs or ns (JavaScript, Java, Go loggers) give the rate the same arrivals in
+    seconds give: read as seconds, a 4 requests/s log at epoch ms would plan for 0.004."""
+    start = 1_733_400_000.5
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        "".join(
+            json.dumps({"prompt_tokens": 100, "output_tokens": 20, "ts": (start + i * 0.25) * scale}) + "\n"
+            for i in range(9)
+        )
+    )
+    prof = profile_file(log)
+    assert prof.time_unit == unit and prof.request_rate == pytest.approx(4.0)
+
+
+def test_a_log_without_arrival_stamps_says_which_keys_were_looked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A request log whose lines carry no stamp under any known key is planned as a stream, and the
+    profile says so and names the keys, instead of reading it as a burst in silence; "arrival" is one
+    of them."""
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text('{"prompt_tokens": 10, "output_time": 5, "output_tokens": 5, "when": 3}\n')
+    assert main(["profile", str(plain)]) == 0
+    out = capsys.readouterr().out
+    assert "not recorded: no line stamps its arrival under timestamp, arrival_time, arrival" in out
+    stamped = tmp_path / "stamped.jsonl"
+    stamped.write_text(
+        '{"prompt_tokens": 10, "output_tokens": 5, "arrival": 1}\n'
+        '{"prompt_tokens": 10, "output_tokens": 5, "arrival": 3}\n'
+    )
+    assert main(["profile", str(stamped)]) == 0
+    assert "0.500 requests/s" in capsys.readouterr().out
