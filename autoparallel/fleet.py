@@ -38,6 +38,7 @@ from autoparallel.hardware import GPU, Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.workload import Serving
+from autoparallel.yaml_file import read_yaml
 
 _MAX_FLEET_BYTES = 1 << 20
 _MAX_MODELS = 64
@@ -98,16 +99,7 @@ def load_fleet(path: str | Path) -> FleetFile:
         InputError: unreadable, not YAML/JSON, or an entry that fails validation (named, one line).
     """
     file = Path(path)
-    try:
-        if file.stat().st_size > _MAX_FLEET_BYTES:
-            raise InputError(f"fleet file {str(file)!r} is larger than 1 MiB")
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read fleet file {str(file)!r}: {exc.__class__.__name__}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"fleet file {str(file)!r} is not valid YAML or JSON{where}") from None
+    data = read_yaml(file, "fleet file", _MAX_FLEET_BYTES)
     if not isinstance(data, dict) or "models" not in data:
         raise InputError(f"fleet file {str(file)!r} must be a mapping with a `models:` list")
     try:

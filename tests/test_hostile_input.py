@@ -489,3 +489,21 @@ def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log(tmp_path: Path
     assert run.returncode == 2, run.stderr[-2000:]
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: 'no-such-org/no-such-model'"), run.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("flag", "text"),
+    [
+        ("--fleet", "models: " + "[" * 5000 + "]" * 5000 + "\n"),
+        ("--gpus-file", "gpus: " + "[" * 5000 + "]" * 5000 + "\n"),
+    ],
+)
+def test_a_deeply_nested_yaml_file_is_one_line_exit_2(
+    tmp_path: Path, flag: str, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PyYAML's composer recurses per nesting level: 5,000 brackets were a RecursionError, exit 3."""
+    f = tmp_path / "deep.yaml"
+    f.write_text(text)
+    argv = ["plan", *C, flag, str(f)] if flag == "--fleet" else ["plan", M, *C, flag, str(f)]
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2 and not out and "nests too deeply to read" in err and len(err.strip().splitlines()) == 1

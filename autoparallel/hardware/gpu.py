@@ -19,10 +19,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoparallel.errors import InputError, InternalError
+from autoparallel.yaml_file import read_yaml
 
 _CATALOG_FILE = "gpus.json"
 _MAX_FILE_BYTES = 1 << 20
@@ -114,16 +114,7 @@ class GPU(BaseModel):
                 (the message names the entry and the field).
         """
         file = Path(path)
-        try:
-            if file.stat().st_size > _MAX_FILE_BYTES:
-                raise InputError(f"GPU file {str(file)!r} is larger than {_MAX_FILE_BYTES >> 20} MiB")
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read GPU file {str(file)!r}: {exc.__class__.__name__}") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            raise InputError(f"GPU file {str(file)!r} is not valid YAML or JSON{where}") from None
+        data = read_yaml(file, "GPU file", _MAX_FILE_BYTES)
         entries = data.get("gpus") if isinstance(data, dict) else data
         if not isinstance(entries, list) or not entries:
             raise InputError(f"GPU file {str(file)!r} must hold a non-empty list of GPUs (or gpus: [...])")

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from autoparallel.errors import InputError
 from autoparallel.objectives import canonical
 from autoparallel.workload import PRESETS, Serving, Training
+from autoparallel.yaml_file import read_yaml
 
 SERVING_FIELDS = ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms", "max_model_len")
 """Serving workload fields a scenario may set (besides `preset`, `workload_file` and `name`)."""
@@ -41,6 +42,9 @@ FILE_FIELD, FILE_CONTENT = "workload_file", "file_workload"
 """A serving scenario's workload file (path, a table column) and the workload read from it (JSON)."""
 TRAINING_FIELDS = ("seq_len", "global_batch", "tokens", "precision")
 """Training workload fields a scenario may set."""
+MAX_SCENARIO_FILE_BYTES = 64 << 20
+"""Largest scenario file `load_scenarios` reads (a million-row sweep is about 100 MiB of CSV: split
+it)."""
 SCENARIO_COLUMNS = (
     "model",
     "cluster",
@@ -178,8 +182,18 @@ def make_workload(spec: str | Mapping[str, Any]) -> tuple[Literal["serving", "tr
             raise InputError(f"unknown workload {spec!r}; choose one of: {', '.join(PRESETS)}")
         return "serving", {"preset": spec.lower()}
     fields = {str(k): _clean(v) for k, v in spec.items() if _clean(v) is not None}
-    if "workload" in fields:
-        fields["preset"] = fields.pop("workload")
+    nested = fields.pop("workload", None)
+    if isinstance(nested, Mapping):
+        # A scenario row's `workload: {isl: 4096, osl: 512}`, the grid's form, is its fields.
+        if isinstance(nested.get("workload"), Mapping):
+            raise InputError("a `workload:` mapping holds another `workload:` mapping; give its fields once")
+        inner = make_workload(nested)[1]
+        twice = sorted(set(inner) & set(fields))
+        if twice:
+            raise InputError(f"workload field {twice[0]!r} is given both inside `workload:` and beside it")
+        fields.update(inner)
+    elif nested is not None:
+        fields["preset"] = nested
     allowed = {"preset", FILE_FIELD, "name", *SERVING_FIELDS, *TRAINING_FIELDS}
     unknown = sorted(set(fields) - allowed)
     if unknown:
@@ -350,6 +364,8 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     p = Path(path)
     if not p.is_file():
         raise InputError(f"scenario file {str(p)!r} not found")
+    if p.stat().st_size > MAX_SCENARIO_FILE_BYTES:
+        raise InputError(f"scenario file {str(p)!r} is larger than {MAX_SCENARIO_FILE_BYTES >> 20} MiB")
     suffix = p.suffix.lower()
     if suffix == ".csv":
         try:
@@ -364,13 +380,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         return from_rows(rows, str(p))
     if suffix not in (".yaml", ".yml"):
         raise InputError(f"{p}: scenario files are .yaml, .yml or .csv")
-    import yaml
-
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        line = str(exc).replace("\n", " ")
-        raise InputError(f"{p}: malformed YAML: {line}") from None
+    doc = read_yaml(p, "scenario file", MAX_SCENARIO_FILE_BYTES)
     if isinstance(doc, list):
         doc = {"scenarios": doc}
     if not isinstance(doc, dict):

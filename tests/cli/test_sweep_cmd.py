@@ -78,7 +78,7 @@ def test_sweep_scenario_file(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 @pytest.mark.parametrize(
     "content, extra, match",
     [
-        ("grid: [models: x\n", [], "malformed YAML"),
+        ("grid: [models: x\n", [], "not valid YAML or JSON"),
         ("scenarios:\n  - {model: m, cluster: 1xH100, gpu: H100}\n", [], "unknown column 'gpu'"),
         (
             f"scenarios:\n  - {{model: {SMALL}, cluster: 1xH100}}\n",

@@ -96,13 +96,24 @@ def test_csv_rows(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "name, text, match",
     [
-        ("bad.yaml", "grid: [models: x\n", "malformed YAML"),
+        ("bad.yaml", "grid: [models: x\n", "not valid YAML or JSON"),
         ("bad.yaml", "grid:\n  model: [x]\n  clusters: [1xH100]\n", "unknown grid key 'model'"),
         ("bad.yaml", "runs: []\n", "unknown key 'runs'"),
         ("bad.csv", "model,cluster,gpu\nm,1xH100,H100\n", "unknown column 'gpu'"),
         ("bad.csv", "model,cluster\n", "no scenarios"),
         ("bad.csv", "model,cluster\n,1xH100\n", "has no model"),
         ("bad.txt", "x", ".yaml, .yml or .csv"),
+        ("deep.yaml", "scenarios: " + "[" * 5000 + "]" * 5000 + "\n", "nests too deeply to read"),
+        (
+            "twice.yaml",
+            "scenarios:\n  - {model: m, cluster: 1xH100, isl: 5, workload: {isl: 100}}\n",
+            "'isl' is given both inside `workload:` and beside it",
+        ),
+        (
+            "nested.yaml",
+            "scenarios:\n  - {model: m, cluster: 1xH100, workload: {workload: {isl: 7}}}\n",
+            "holds another `workload:` mapping",
+        ),
     ],
 )
 def test_malformed_files_are_one_line_input_errors(tmp_path: Path, name: str, text: str, match: str) -> None:
@@ -133,3 +144,19 @@ def test_sweep_takes_scenarios_as_row_mappings_and_refuses_anything_else() -> No
     ):
         with pytest.raises(InputError, match=match):
             sweep(bad, executor="serial", progress=False)  # type: ignore[arg-type]
+
+
+def test_a_scenario_rows_workload_mapping_is_its_fields(tmp_path: Path) -> None:
+    """`workload: {isl: 4096, osl: 512}` in a scenario row means what it means in the grid; it was
+    read as a preset name and refused."""
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "grid:\n  models: [meta-llama/Llama-3.2-1B]\n  clusters: [1xH100]\n"
+        "  workloads: [{isl: 4096, osl: 512, ttft_ms: 1500}, {preset: rag, request_rate: 5}]\n"
+        "scenarios:\n"
+        "  - {model: meta-llama/Llama-3.2-1B, cluster: 1xH100, workload: {isl: 4096, osl: 512, ttft_ms: 1500}}\n"
+        "  - {model: meta-llama/Llama-3.2-1B, cluster: 1xH100, workload: {preset: rag, request_rate: 5}}\n"
+    )
+    grid_a, grid_b, row_a, row_b = load_scenarios(f)
+    assert row_a.workload == grid_a.workload and row_b.workload == grid_b.workload
+    assert row_a.id == grid_a.id

@@ -1,0 +1,39 @@
+"""Reading a user's YAML (or JSON) file: fleet, GPU and sweep files alike.
+
+One reader, so every such file is bounded in size and fails as one line: unreadable, not YAML,
+or nested too deeply for Python's parser stack (PyYAML's composer recurses per level, so a few
+thousand nested brackets end in RecursionError, which was exit 3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autoparallel.errors import InputError
+
+
+def read_yaml(path: Path, what: str, max_bytes: int) -> Any:
+    """The document in `path` (`what`: how messages name the file, e.g. "fleet file").
+
+    Raises:
+        InputError: larger than `max_bytes`, unreadable, not UTF-8, not YAML, or nested too deeply.
+    """
+    name = f"{what} {str(path)!r}"
+    try:
+        if path.stat().st_size > max_bytes:
+            raise InputError(f"{name} is larger than {max_bytes >> 20} MiB")
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {name}: {exc.__class__.__name__}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        raise InputError(
+            f"{name} is not valid YAML or JSON{where}" + (f": {problem}" if problem else "")
+        ) from None
+    except RecursionError:
+        raise InputError(f"{name} nests too deeply to read") from None
