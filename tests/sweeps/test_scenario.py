@@ -154,7 +154,8 @@ def test_a_scenario_rows_workload_mapping_is_its_fields(tmp_path: Path) -> None:
         "grid:\n  models: [meta-llama/Llama-3.2-1B]\n  clusters: [1xH100]\n"
         "  workloads: [{isl: 4096, osl: 512, ttft_ms: 1500}, {preset: rag, request_rate: 5}]\n"
         "scenarios:\n"
-        "  - {model: meta-llama/Llama-3.2-1B, cluster: 1xH100, workload: {isl: 4096, osl: 512, ttft_ms: 1500}}\n"
+        "  - {model: meta-llama/Llama-3.2-1B, cluster: 1xH100,\n"
+        "     workload: {isl: 4096, osl: 512, ttft_ms: 1500}}\n"
         "  - {model: meta-llama/Llama-3.2-1B, cluster: 1xH100, workload: {preset: rag, request_rate: 5}}\n"
     )
     grid_a, grid_b, row_a, row_b = load_scenarios(f)
