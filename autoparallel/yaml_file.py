@@ -2,7 +2,8 @@
 
 One reader, so every such file is bounded in size and fails as one line: unreadable, not YAML,
 or nested too deeply for Python's parser stack (PyYAML's composer recurses per level, so a few
-thousand nested brackets end in RecursionError, which was exit 3).
+thousand nested brackets end in RecursionError, which was exit 3, as was a 5,000-digit integer's
+ValueError).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def read_yaml(path: Path, what: str, max_bytes: int) -> Any:
     """The document in `path` (`what`: how messages name the file, e.g. "fleet file").
 
     Raises:
-        InputError: larger than `max_bytes`, unreadable, not UTF-8, not YAML, or nested too deeply.
+        InputError: larger than `max_bytes`, unreadable, not UTF-8, not YAML, nested too deeply, or
+            a scalar its constructor refuses.
     """
     name = f"{what} {str(path)!r}"
     try:
@@ -37,3 +39,8 @@ def read_yaml(path: Path, what: str, max_bytes: int) -> Any:
         ) from None
     except RecursionError:
         raise InputError(f"{name} nests too deeply to read") from None
+    except ValueError as exc:  # a constructor's: a 5,000-digit integer, the date 2026-13-45
+        text = str(exc).splitlines()[0]
+        if "integer string conversion" in text:
+            text = "an integer of more than 4,300 digits"
+        raise InputError(f"{name} holds a value that cannot be read: {text[:120]}") from None

@@ -177,6 +177,16 @@ def hostile_configs(folder: Path) -> list[str]:
             for i in range(400)
         ).encode(),
         "log_mixed": b'{"prompt_tokens": 5, "completion_tokens": 3}\n\xff\xfe\n{"isl": -1}\n[]\n{"t": "x"}\n',
+        "log_units": b'{"prompt_tokens": 5, "output_tokens": 3, "ts": 1733400000123}\n'
+        b'{"prompt_tokens": 5, "output_tokens": 3, "ts": "inf"}\n'
+        b'{"prompt_tokens": 5, "output_tokens": 3, "ts": 1733400000623}\n',
+        # YAML files (`--fleet`, `--gpus-file`): nesting past the parser's stack, an alias bomb
+        "deep_yaml": ("models: " + "[" * 5000 + "]" * 5000).encode(),
+        "alias_yaml": (
+            "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 20))
+            + "models: *a19\ngpus: *a19\n"
+        ).encode(),
     }
     paths = []
     for name, data in texts.items():
@@ -244,6 +254,8 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
         argv += [flag, rng.choice(CHOICES[flag]) if flag in CHOICES else _number(rng, flag)]
     if rng.random() < 0.1:
         argv += ["--workload-file", rng.choice(configs)]
+    if command == "plan" and rng.random() < 0.05:
+        argv += [rng.choice(("--gpus-file", "--fleet")), rng.choice(configs)]
     if command == "plan" and "--time-limit" not in argv:
         argv += ["--time-limit", "5"]
     if rng.random() < 0.8:

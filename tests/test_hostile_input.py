@@ -496,14 +496,18 @@ def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log(tmp_path: Path
     [
         ("--fleet", "models: " + "[" * 5000 + "]" * 5000 + "\n"),
         ("--gpus-file", "gpus: " + "[" * 5000 + "]" * 5000 + "\n"),
+        ("--gpus-file", "gpus:\n  - name: X\n    memory_gb: " + "9" * 5000 + "\n"),
+        ("--fleet", "models:\n  - model: m\n    since: 2026-13-45\n"),
     ],
 )
 def test_a_deeply_nested_yaml_file_is_one_line_exit_2(
     tmp_path: Path, flag: str, text: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """PyYAML's composer recurses per nesting level: 5,000 brackets were a RecursionError, exit 3."""
+    """PyYAML's composer recurses per nesting level: 5,000 brackets were a RecursionError, exit 3, and
+    its constructors raise ValueError on a 5,000-digit integer or a 13th month, exit 3 too."""
     f = tmp_path / "deep.yaml"
     f.write_text(text)
     argv = ["plan", *C, flag, str(f)] if flag == "--fleet" else ["plan", M, *C, flag, str(f)]
     rc, out, err = _run(argv, capsys)
-    assert rc == 2 and not out and "nests too deeply to read" in err and len(err.strip().splitlines()) == 1
+    why = "nests too deeply to read" if "[[" in text else "holds a value that cannot be read"
+    assert rc == 2 and not out and why in err and len(err.strip().splitlines()) == 1
