@@ -431,9 +431,18 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
 
 
 def write_workload_file(path: str | Path, prof: WorkloadProfile, serving: Serving) -> None:
-    """A workload file: {"serving": Serving fields, "profile": what the log said}."""
+    """A workload file: {"serving": Serving fields, "profile": what the log said}.
+
+    Raises:
+        InputError: the file cannot be written.
+    """
     doc = {"serving": serving.model_dump(exclude_defaults=True), "profile": prof.model_dump()}
-    Path(path).write_text(json.dumps(doc, indent=2) + "\n")
+    try:
+        Path(path).write_text(json.dumps(doc, indent=2) + "\n")
+    except OSError as exc:
+        raise InputError(
+            f"cannot write workload file {str(path)!r}: {exc.strerror or exc.__class__.__name__}"
+        ) from None
 
 
 def load_workload_file(path: str | Path) -> Serving:

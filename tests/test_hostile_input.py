@@ -22,6 +22,7 @@ from autoparallel.models.zoo import find_entry
 
 M = "meta-llama/Llama-3.1-8B-Instruct"
 C = ["--cluster", "1x8xH100"]
+C2 = ["--cluster", "1x2xH100"]
 LLAMA_8B: dict[str, Any] = copy.deepcopy(find_entry("meta-llama/Llama-3.1-8B").config)  # type: ignore[union-attr]
 MIXTRAL: dict[str, Any] = copy.deepcopy(find_entry("mistralai/Mixtral-8x7B-v0.1").config)  # type: ignore[union-attr]
 
@@ -511,3 +512,41 @@ def test_a_deeply_nested_yaml_file_is_one_line_exit_2(
     rc, out, err = _run(argv, capsys)
     why = "nests too deeply to read" if "[[" in text else "holds a value that cannot be read"
     assert rc == 2 and not out and why in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "suffix", "why"),
+    [
+        (["profile", "LOG", "-o"], ".json", "cannot write workload file"),
+        (["pareto", "Qwen/Qwen3-8B", "--cluster", "1x2xH100", "--out"], ".csv", "cannot write results file"),
+        (["pareto", "Qwen/Qwen3-8B", "--cluster", "1x2xH100", "--plot"], ".png", "cannot write --plot"),
+        (
+            ["plan", "Qwen/Qwen3-8B", "--cluster", "1x2xH100", "--plan-file"],
+            ".yaml",
+            "cannot write plan file",
+        ),
+    ],
+)
+@pytest.mark.parametrize("target", ["a directory", "a full disk", "a missing folder"])
+def test_an_output_file_that_cannot_be_written_is_one_line_exit_2(
+    tmp_path: Path, argv: list[str], suffix: str, why: str, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Writing the workload file, a front's table or plot, or the plan file into a directory of that
+    name, onto a full disk or into a folder that is not there was an OSError at exit 3."""
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"prompt_tokens": 10, "output_tokens": 5, "timestamp": 1}\n')
+    if target == "a directory":
+        out = tmp_path / f"taken{suffix}"
+        out.mkdir()
+    elif target == "a full disk":
+        if not Path("/dev/full").exists():
+            pytest.skip("no /dev/full on this system")
+        if "--out" in argv:
+            pytest.skip("the results writer renames a temporary file over the link: the link, not the disk")
+        out = tmp_path / f"full{suffix}"
+        out.symlink_to("/dev/full")
+    else:
+        out = tmp_path / "missing" / f"x{suffix}"
+        why = "not found" if argv[0] == "pareto" else why
+    rc, _, err = _run([str(log) if a == "LOG" else a for a in argv] + [str(out)], capsys)
+    assert rc == 2 and why in err and len(err.strip().splitlines()) == 1

@@ -225,4 +225,6 @@ def write_plan_file(path: str, plan: FleetPlan) -> None:
     try:
         Path(path).write_text(plan.to_yaml(), encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"cannot write plan file {path!r}: {exc.__class__.__name__}") from None
+        raise InputError(
+            f"cannot write plan file {path!r}: {exc.strerror or exc.__class__.__name__}"
+        ) from None

@@ -384,6 +384,12 @@ def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -
     )
     fig.suptitle(title or f"Pareto front: {' vs '.join(names)} ({len(front)} points, {status})")
     fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata={"Description": f"points={len(front)} panels={len(pairs)}"})
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=110, metadata={"Description": f"points={len(front)} panels={len(pairs)}"})
+    except OSError as exc:
+        raise InputError(
+            f"cannot write --plot {str(path)!r}: {exc.strerror or exc.__class__.__name__}"
+        ) from None
+    finally:
+        plt.close(fig)
     return drawn

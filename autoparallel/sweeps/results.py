@@ -133,9 +133,16 @@ def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
 
 def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write rows to `path` atomically (a temporary file renamed over it)."""
+    """Write rows to `path` atomically (a temporary file renamed over it).
+
+    Raises:
+        InputError: an unknown suffix, a folder that does not exist, or the write fails (a directory
+            of that name, no permission, a full disk).
+    """
     p = Path(path)
     kind = _format(p)
+    if not p.parent.is_dir():
+        raise InputError(f"results file {str(p)!r}: folder {str(p.parent)!r} not found")
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
     try:
         if kind == ".jsonl":
@@ -147,6 +154,10 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
         else:
             frame(rows).to_parquet(tmp, index=False)
         os.replace(tmp, p)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write results file {str(p)!r}: {exc.strerror or exc.__class__.__name__}"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
 
