@@ -196,6 +196,23 @@ def hostile_configs(folder: Path) -> list[str]:
     return paths
 
 
+def _output(rng: random.Random, configs: list[str], suffix: str) -> str:
+    """An output path: a fresh file, a directory of that name, a missing folder or a full disk."""
+    folder = Path(configs[0]).parent
+    taken = folder / f"taken{suffix}"
+    taken.mkdir(exist_ok=True)
+    return str(
+        rng.choice(
+            (
+                folder / f"out{rng.randint(0, 9)}{suffix}",
+                taken,
+                folder / "missing" / f"x{suffix}",
+                Path("/dev/full"),
+            )
+        )
+    )
+
+
 def generate(rng: random.Random, configs: list[str]) -> list[str]:
     """One argv list."""
     command = rng.choices(
@@ -206,7 +223,8 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
     if command == "junk":
         return [rng.choice(("", "plan", "--help-me", "\x00", "évaluer")), *rng.sample(NUMBERS, 2)]
     if command == "profile":
-        return ["profile", rng.choice(configs), *(["--json"] if rng.random() < 0.5 else [])]
+        out = ["-o", _output(rng, configs, ".json")] if rng.random() < 0.3 else []
+        return ["profile", rng.choice(configs), *out, *(["--json"] if rng.random() < 0.5 else [])]
     if command in ("models", "gpus"):
         return [command, *(["--json"] if rng.random() < 0.5 else [])]
     if command == "model":
@@ -256,6 +274,11 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
         argv += ["--workload-file", rng.choice(configs)]
     if command == "plan" and rng.random() < 0.05:
         argv += [rng.choice(("--gpus-file", "--fleet")), rng.choice(configs)]
+    if command == "plan" and rng.random() < 0.05:
+        argv += ["--plan-file", _output(rng, configs, ".yaml")]
+    if command == "pareto" and rng.random() < 0.3:
+        flag, suffix = rng.choice((("--out", ".csv"), ("--out", ".parquet"), ("--plot", ".png")))
+        argv += [flag, _output(rng, configs, suffix)]
     if command == "plan" and "--time-limit" not in argv:
         argv += ["--time-limit", "5"]
     if rng.random() < 0.8:
