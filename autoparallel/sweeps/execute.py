@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -222,7 +223,7 @@ def open_executor(
         pool.shutdown(wait=True)
         return
     if spec.startswith(("dask://", "tcp://")):
-        address = "tcp://" + spec.split("://", 1)[1]
+        address = _dask_address(spec)
         try:
             from distributed import Client
         except ImportError:  # pragma: no cover - a declared dependency
@@ -240,6 +241,25 @@ def open_executor(
             client.close()
         return
     raise InputError(f"unknown executor {spec!r}; use process, serial or dask://HOST:PORT")
+
+
+def _dask_address(spec: str) -> str:
+    """The scheduler address `tcp://HOST:PORT` of `dask://HOST:PORT`, checked before a `Client` is
+    made: a client built on a malformed address fails, then its finalizer spends 20 s closing and
+    prints a traceback at exit.
+
+    Raises:
+        InputError: no host, no port, or a port outside 1-65535.
+    """
+    address = "tcp://" + spec.split("://", 1)[1]
+    try:
+        parts = urllib.parse.urlsplit(address)
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:  # "[::1" (an unclosed IPv6 bracket), port 99999
+        raise InputError(f"--executor {spec!r}: {exc}; use dask://HOST:PORT") from None
+    if not host or port is None or port == 0:
+        raise InputError(f"--executor {spec!r}: use dask://HOST:PORT (the scheduler's port, 8786 by default)")
+    return address
 
 
 def _progress(total: int, show: bool | None) -> Any:

@@ -4,6 +4,7 @@ same sweep runs on a real local Dask cluster."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,25 @@ def test_unreachable_scheduler_is_an_input_error(monkeypatch: pytest.MonkeyPatch
         pass
     with pytest.raises(InputError, match="unknown executor"), execute.open_executor("ray://x", None):
         pass
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("dask://", "use dask://HOST:PORT"),
+        ("dask://host", "use dask://HOST:PORT"),
+        ("dask://:8786", "use dask://HOST:PORT"),
+        ("dask://[::1", "Invalid IPv6 URL"),
+        ("dask://127.0.0.1:99999", "Port out of range"),
+    ],
+)
+def test_a_malformed_scheduler_address_is_refused_before_a_client_is_made(spec: str, match: str) -> None:
+    """A `Client` built on "dask://" or "dask://[::1" failed, then its finalizer spent 20 s closing and
+    printed a traceback at exit; the address is now checked first."""
+    started = time.monotonic()
+    with pytest.raises(InputError, match=match), execute.open_executor(spec, None):
+        pass
+    assert time.monotonic() - started < 5.0  # not the 20 s finalizer
 
 
 def test_process_pool_and_a_real_local_dask_cluster_give_the_serial_rows() -> None:
