@@ -14,8 +14,9 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   `ServerArgs`: "DeepSeek NSA only supports bf16/bfloat16 or fp8_e4m3 kv_cache_dtype").
 - **TensorRT-LLM**, PyTorch backend (`trtllm-serve --backend pytorch`, what frameworks/trtllm.py
   writes): the architectures of its supported-models list (`docs/source/models/supported-models.md`,
-  both tables) that run on that backend; those the list marks as AutoDeploy-only (Granite 3,
-  DeepSeek-V2, ...) are not. It reads quantized checkpoints in ModelOpt format (`hf_quant_config.json`)
+  both tables) that run on that backend, and the decoders its code registers
+  (`TRTLLM_ARCHITECTURES`); those the list marks as AutoDeploy-only (Granite 3, DeepSeek-V2, ...)
+  are not. It reads quantized checkpoints in ModelOpt format (`hf_quant_config.json`)
   or with a Hugging Face `quantization_config` of FP8 in 128 x 128 blocks or MXFP4
   (`ModelConfig.from_pretrained` / `load_hf_quant_config`), so GPTQ, AWQ, bitsandbytes and INT8
   checkpoints are not loaded, and it has no online weight quantization. FP8 weights or KV cache need
@@ -209,36 +210,53 @@ TRTLLM_ARCHITECTURES = frozenset(
         "Cohere2ForCausalLM",
         "Cosmos3ForConditionalGeneration",
         "DeciLMForCausalLM",
-        "DeepseekV3ForCausalLM",
         "DeepseekV32ForCausalLM",
+        "DeepseekV3ForCausalLM",
         "DeepseekV4ForCausalLM",
         "Exaone4ForCausalLM",
         "Exaone4_5_ForConditionalGeneration",
         "ExaoneMoEForCausalLM",
         "Gemma3ForCausalLM",
         "Gemma3ForConditionalGeneration",
+        "Gemma4ForCausalLM",
         "Gemma4ForConditionalGeneration",
+        "Gemma4UnifiedForConditionalGeneration",
         "Glm4MoeForCausalLM",
         "GlmMoeDsaForCausalLM",
         "GptOssForCausalLM",
         "HCXVisionForCausalLM",
+        "HunYuanDenseV1ForCausalLM",
+        "HunYuanMoEV1ForCausalLM",
         "KimiK25ForConditionalGeneration",
-        "LlamaForCausalLM",
+        "KimiK3ForConditionalGeneration",
+        "KimiLinearForCausalLM",
+        "LagunaForCausalLM",
         "Llama4ForConditionalGeneration",
+        "LlamaForCausalLM",
         "LlavaLlamaModel",
         "LlavaNextForConditionalGeneration",
+        "MiniCPMV4_6ForConditionalGeneration",
+        "MiniMaxM2ForCausalLM",
+        "MiniMaxM3SparseForCausalLM",
+        "MiniMaxM3SparseForConditionalGeneration",
         "Mistral3ForConditionalGeneration",
         "MistralForCausalLM",
+        "MistralLarge3ForCausalLM",
         "MixtralForCausalLM",
         "MllamaForConditionalGeneration",
         "NemotronForCausalLM",
         "NemotronHForCausalLM",
+        "NemotronHPuzzleForCausalLM",
+        "NemotronH_Nano_Omni_Reasoning_V3",
+        "NemotronH_Nano_VL_V2",
         "NemotronNASForCausalLM",
         "Phi3ForCausalLM",
         "Phi4MMForCausalLM",
+        "PixtralForConditionalGeneration",
         "Qwen2ForCausalLM",
         "Qwen2ForProcessRewardModel",
         "Qwen2ForRewardModel",
+        "Qwen2MoeForCausalLM",
         "Qwen2VLForConditionalGeneration",
         "Qwen2_5_VLForConditionalGeneration",
         "Qwen3ForCausalLM",
@@ -246,13 +264,21 @@ TRTLLM_ARCHITECTURES = frozenset(
         "Qwen3NextForCausalLM",
         "Qwen3VLForConditionalGeneration",
         "Qwen3VLMoeForConditionalGeneration",
+        "Qwen3_5ForCausalLM",
         "Qwen3_5ForConditionalGeneration",
         "Qwen3_5MoeForCausalLM",
         "Qwen3_5MoeForConditionalGeneration",
+        "SeedOssForCausalLM",
+        "Starcoder2ForCausalLM",
+        "Step3p5ForCausalLM",
+        "Step3p7ForConditionalGeneration",
     }
 )
-"""Architectures TensorRT-LLM's PyTorch backend runs (its supported-models list, AutoDeploy-only
-entries left out)."""
+"""Architectures TensorRT-LLM's PyTorch backend runs: its supported-models list (AutoDeploy-only
+entries left out) and the decoder models its code registers (`@register_auto_model`, indexed in
+`_torch/models/_arch_index.py` `MODEL_ARCH_TO_MODULE`; speculative drafts, vision towers, encoders
+and encoder-decoders left out). The list alone missed registered ones: Qwen2-MoE
+(`modeling_qwen_moe.py`, Qwen1.5-MoE's architecture), StarCoder 2, Seed-OSS, Hunyuan, Kimi Linear."""
 
 
 def engine_model_problem(engine: str, model: ModelSpec, vllm_version: str | None = None) -> str | None:
