@@ -46,6 +46,7 @@ BOUNDS: dict[str, Bound] = {
     "osl": Bound(1, _TOKENS, "at most 2^24 tokens per request"),
     "max_model_len": Bound(1, _TOKENS, "at most 2^24 tokens of context"),
     "concurrency": Bound(1, 1 << 24, "at most 2^24 requests in flight"),
+    "num_prompts": Bound(1, 1_000_000, "at most 10^6 prompts (the replay steps through each)"),
     "request_rate": Bound(1e-9, 1e7, "at most 10^7 requests per second"),
     "ttft_ms": Bound(1e-6, 8.64e7, "at most one day, in ms"),
     "tpot_ms": Bound(1e-6, 8.64e7, "at most one day, in ms"),

@@ -40,7 +40,7 @@ class Serving(BaseModel):
     """Service-level limit on time to first token, ms."""
     tpot_ms: float | None = Field(default=None, gt=0, le=BOUNDS["tpot_ms"].hi)
     """Service-level limit on time per output token, ms."""
-    num_prompts: int | None = Field(default=None, ge=1)
+    num_prompts: int | None = Field(default=None, ge=1, le=BOUNDS["num_prompts"].hi)
     """A finite benchmark: this many prompts sent at once (`vllm bench serve --request-rate inf`,
     offline batch runs). None: an endless steady stream."""
     isl_cv: float = Field(default=0.0, ge=0)

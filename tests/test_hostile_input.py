@@ -550,3 +550,15 @@ def test_an_output_file_that_cannot_be_written_is_one_line_exit_2(
         why = "not found" if argv[0] == "pareto" else why
     rc, _, err = _run([str(log) if a == "LOG" else a for a in argv] + [str(out)], capsys)
     assert rc == 2 and why in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_billion_prompts_is_refused_not_replayed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`num_prompts` had no ceiling: a workload file asking for 10^9 prompts sent `evaluate` into a
+    replay that ran out of memory (killed after 87 s). The replay steps through every prompt; 10^6
+    take about 25 s, and that is the bound."""
+    f = tmp_path / "w.json"
+    f.write_text(json.dumps({"serving": {"isl": 200, "osl": 200, "num_prompts": 10**9}}))
+    rc, out, err = _run(["evaluate", M, *C, "--workload-file", str(f)], capsys)
+    assert rc == 2 and not out and "num_prompts" in err and "1000000" in err
