@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 from typing import Any
 
 from autoparallel.errors import InputError
+from autoparallel.sweeps.scenario import check_sweep_size
 
 _SERVING_AXES = ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms", "max_model_len")
 _TRAINING_AXES = ("seq_len", "global_batch", "tokens")
@@ -122,6 +124,7 @@ def _workloads(args: argparse.Namespace) -> list[str | dict[str, Any]]:
     bases += [{"workload_file": f} for f in _list(args.workload_file, "--workload-file")]
     if not bases:
         bases = [{}] if given or args.train else [{"preset": "chatbot"}]
+    check_sweep_size(len(bases) * math.prod(map(len, given.values())), "the workload axes")
     out: list[str | dict[str, Any]] = []
     for base in bases:
         for values in itertools.product(*given.values()):

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from autoparallel.errors import InputError
-from autoparallel.sweeps.scenario import Scenario, from_rows, grid, load_scenarios, make_scenario
+from autoparallel.sweeps.scenario import (
+    Scenario,
+    check_sweep_size,
+    from_rows,
+    grid,
+    load_scenarios,
+    make_scenario,
+)
 
 if TYPE_CHECKING:
     from autoparallel.sweeps.results import SweepResult
@@ -79,6 +86,7 @@ def sweep(
     elif isinstance(scenarios, (str, Path)):
         todo = load_scenarios(scenarios)
     elif isinstance(scenarios, Sequence) and not isinstance(scenarios, bytes):
+        check_sweep_size(len(scenarios), "scenarios")
         todo = [_scenario(item, n) for n, item in enumerate(scenarios, 1)]
     else:
         kind = type(scenarios).__name__

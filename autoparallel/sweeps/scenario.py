@@ -25,6 +25,7 @@ import csv
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +43,9 @@ FILE_FIELD, FILE_CONTENT = "workload_file", "file_workload"
 """A serving scenario's workload file (path, a table column) and the workload read from it (JSON)."""
 TRAINING_FIELDS = ("seq_len", "global_batch", "tokens", "precision")
 """Training workload fields a scenario may set."""
+MAX_SCENARIOS = 100_000
+"""Most scenarios one sweep holds: building them is not free (a 3,000 x 3,000 `--isl` / `--osl`
+grid, 9 million scenarios, ran for minutes without a word), and 1,000 take 71-356 s serial."""
 MAX_SCENARIO_FILE_BYTES = 64 << 20
 """Largest scenario file `load_scenarios` reads (a million-row sweep is about 100 MiB of CSV: split
 it)."""
@@ -287,6 +291,9 @@ def grid(
     """Every combination, in that nesting order (disagg modes innermost); engines that do not apply to
     a workload's kind are skipped for it (so vllm and megatron can share one grid), and so are disagg
     modes for training workloads."""
+    check_sweep_size(
+        math.prod(map(len, (models, clusters, workloads, objectives, engines, disaggs))), "the grid"
+    )
     out: list[Scenario] = []
     for m, c, w, o, e, d in itertools.product(models, clusters, workloads, objectives, engines, disaggs):
         kind = make_workload(w)[0]
@@ -304,6 +311,19 @@ def grid(
     if not out:
         raise InputError("the sweep is empty: give at least one model, cluster and workload")
     return out
+
+
+def check_sweep_size(count: int, what: str) -> None:
+    """Refuse a sweep of more than `MAX_SCENARIOS` scenarios before building them.
+
+    Raises:
+        InputError: `count` is above the limit.
+    """
+    if count > MAX_SCENARIOS:
+        raise InputError(
+            f"{what}: {count:,} scenarios; a sweep holds at most {MAX_SCENARIOS:,} "
+            "(split it over several results files)"
+        )
 
 
 def from_rows(rows: Iterable[Mapping[str, Any]], where: str, first: int = 1) -> list[Scenario]:
@@ -377,6 +397,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
             raise InputError(f"{p}: no scenarios (a header row and one row per scenario)")
         if any(None in r for r in rows):
             raise InputError(f"{p}: a row has more cells than the header")
+        check_sweep_size(len(rows), str(p))
         return from_rows(rows, str(p))
     if suffix not in (".yaml", ".yml"):
         raise InputError(f"{p}: scenario files are .yaml, .yml or .csv")
@@ -412,6 +433,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     if doc.get("scenarios") is not None:
         if not isinstance(doc["scenarios"], list):
             raise InputError(f"{p}: scenarios must be a list")
+        check_sweep_size(len(out) + len(doc["scenarios"]), str(p))
         out += from_rows(doc["scenarios"], str(p))
     if not out:
         raise InputError(f"{p}: no scenarios")

@@ -161,3 +161,24 @@ def test_a_scenario_rows_workload_mapping_is_its_fields(tmp_path: Path) -> None:
     grid_a, grid_b, row_a, row_b = load_scenarios(f)
     assert row_a.workload == grid_a.workload and row_b.workload == grid_b.workload
     assert row_a.id == grid_a.id
+
+
+def test_a_sweep_of_more_than_a_hundred_thousand_scenarios_is_refused_before_it_is_built(
+    tmp_path: Path,
+) -> None:
+    """A 3,000 x 3,000 `--isl` / `--osl` grid (9 million scenarios) ran for minutes without a word
+    while it built them; the count is checked first, from the axes' lengths."""
+    from autoparallel.cli import main
+    from autoparallel.sweeps import sweep
+
+    values = ",".join(str(i) for i in range(1, 3001))
+    argv = ["sweep", "--models", "m", "--clusters", "1xH100", "--isl", values, "--osl", values]
+    assert main(argv) == 2
+    with pytest.raises(InputError, match="the grid: 400,000 scenarios; a sweep holds at most 100,000"):
+        grid(["a", "b"], ["1xH100"] * 2000, [{"isl": i} for i in range(1, 101)])
+    with pytest.raises(InputError, match="scenarios: 100,001 scenarios"):
+        sweep([{"model": "m", "cluster": "1xH100"}] * 100_001)
+    f = tmp_path / "s.csv"
+    f.write_text("model,cluster\n" + "m,1xH100\n" * 100_001)
+    with pytest.raises(InputError, match="100,001 scenarios"):
+        load_scenarios(f)
