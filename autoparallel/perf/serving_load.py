@@ -590,6 +590,8 @@ def _rank_steps(
 
     if int(blocks_for(np.asarray([prompt.min() + 1]))[0]) > pool.blocks:
         raise InputError("the benchmark replay: the KV cache holds no single request")
+    _check_replay_work(isl, osl, pool.blocks, blocks_for, max_running, policy)
+    passes = 0
 
     def padded(seqs: float, eager: bool) -> float | None:
         """The captured batch a decode-only batch of `seqs` is padded to (None: no padding)."""
@@ -617,6 +619,9 @@ def _rank_steps(
 
     max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
     while (waiting or len(running)) and steps < max_steps:
+        passes += 1
+        if passes > MAX_REPLAY_PASSES:
+            raise InputError(_replay_too_long(n, isl, osl, passes))
         # 0. Nothing can change but the decodes: jump to the next request's last token at once.
         span = _decode_span(
             running,
@@ -805,6 +810,48 @@ def _rank_steps(
         ),
         np.bincount(np.asarray(out_times).astype(np.int64), weights=np.asarray(out_tokens, dtype=float)),
     )
+
+
+MAX_REPLAY_PASSES = 250_000
+"""Most scheduler passes one replica's replay takes (about 50 s on this project's 2-core machine).
+Under KV pressure the replay steps one engine step at a time: 1,000 prompts of 1,000,000 output
+tokens on a pool that holds 13 of them at once are 77 waves of a million steps each, which ran
+until killed."""
+
+
+def _replay_too_long(n: int, isl: np.ndarray, osl: np.ndarray, passes: float) -> str:
+    return (
+        f"the benchmark replay would take about {passes:,.0f} scheduler passes ({n:,} prompts of "
+        f"{float(isl.mean()):,.0f} + {float(osl.mean()):,.0f} tokens a replica; at most "
+        f"{MAX_REPLAY_PASSES:,}): give fewer prompts or shorter outputs, or no prompt count for the "
+        "steady-state model"
+    )
+
+
+def _check_replay_work(
+    isl: np.ndarray,
+    osl: np.ndarray,
+    pool_blocks: int,
+    blocks_for: Callable[[np.ndarray], np.ndarray],
+    max_running: int,
+    policy: str,
+) -> None:
+    """Refuse up front a replay whose KV pool holds fewer requests than it is sent, when the waves
+    that forces, stepped one engine step at a time as a full pool makes them, pass `MAX_REPLAY_PASSES`.
+    A request holds its prompt and half its output on average, or all of both where the scheduler
+    reserves them at admission (`no_evict`).
+
+    Raises:
+        InputError: the estimate is above the limit.
+    """
+    n = len(isl)
+    held = isl + (osl if policy == "no_evict" else osl // 2)
+    at_once = min(max_running, pool_blocks // max(1, int(blocks_for(held).mean())))
+    if at_once >= n:
+        return  # every request runs at once: the decode spans jump to each finish
+    estimate = math.ceil(n / max(at_once, 1)) * float(osl.mean())
+    if estimate > MAX_REPLAY_PASSES:
+        raise InputError(_replay_too_long(n, isl, osl, estimate))
 
 
 def _step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, work: _Work) -> float:

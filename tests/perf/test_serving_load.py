@@ -402,3 +402,27 @@ def test_vllm_replay_runs_graphs_as_far_as_the_memory_model_captures(
     with pytest.raises(StopIteration):
         run_benchmark(qwen8b, Cluster.parse(f"1x1x{gpu}"), cfg, Serving(isl=256, osl=64, num_prompts=8))
     assert seen["graph_max_batch"] == graphs == capture_sizes(1024, tokens, blackwell=gpu == "B200")[-1]
+
+
+def test_a_replay_too_long_to_run_is_refused_up_front(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """1,000 prompts of 30,000 output tokens on a pool that holds 4 of them at once: 250 waves stepped
+    one step at a time (a Llama 4 Scout batch of million-token outputs ran until it was killed); the
+    estimate refuses it at once and says what to change."""
+    cfg = ServingConfig(max_num_seqs=256, max_model_len=40_000)
+    w = Serving(isl=100, osl=30_000, num_prompts=1000)
+    with pytest.raises(InputError, match=r"about [\d,]+ scheduler passes .*at most 250,000"):
+        simulate_benchmark(
+            qwen8b, H100, cfg, w, kv_blocks=4_000, block_size=16, blocks_per_seq=2500, batched_tokens=8192
+        )
+
+
+def test_a_replay_that_outruns_the_estimate_stops_at_the_pass_limit(
+    qwen8b, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The estimate is a guess; the scheduler passes themselves are counted too (a backstop)."""
+    monkeypatch.setattr(sl, "MAX_REPLAY_PASSES", 50)
+    w = Serving(isl=512, osl=512, num_prompts=300)
+    with pytest.raises(InputError, match="scheduler passes"):
+        simulate_benchmark(
+            qwen8b, H100, CFG, w, kv_blocks=3_000, block_size=16, blocks_per_seq=48, batched_tokens=8192
+        )
