@@ -23,6 +23,7 @@ from autoparallel.cli.plan_cmd import (
     _serving_workload,
     _training_workload,
     add_engine_argument,
+    check_mode,
 )
 from autoparallel.errors import InputError
 
@@ -42,9 +43,10 @@ def add_pareto_parser(sub: Any) -> None:
     _add_training_workload(p)
     p.add_argument(
         "--objectives",
-        default="throughput,tpot",
-        help="two or more of: throughput, ttft, tpot, cost, headroom (serving); "
-        "throughput, mfu (= cost), headroom (--train); throughput, tpot, cost ($/hour), gpus (--disagg)",
+        default=None,
+        help="two or more of: throughput, ttft, tpot, cost, headroom (serving; default throughput,tpot); "
+        "throughput, mfu (= cost), headroom (--train; default throughput,headroom); "
+        "throughput, tpot, cost ($/hour), gpus (--disagg; default throughput,tpot)",
     )
     p.add_argument(
         "--points",
@@ -94,9 +96,12 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     from autoparallel import api
     from autoparallel.explain import _table
 
-    objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
     if args.disagg is not None and args.train:
         raise InputError("--disagg makes a front over serving deployments; it does not apply to --train")
+    check_mode(args, "pareto")  # flags of the other mode are an error; --precision defaults to bf16
+    if args.objectives is None:
+        args.objectives = "throughput,headroom" if args.train else "throughput,tpot"
+    objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
     if args.disagg is not None and args.engine not in (None, "vllm"):
         raise InputError(
             f"--disagg plans vLLM prefill/decode deployments (NIXL); "

@@ -207,11 +207,13 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
         "nsa_prefill_backend",
         "nsa_decode_backend",
     ),
+    "pareto": (*_WORKLOAD_FLAGS, "workload_file", "engine", "disagg"),
 }
 """Options that only a serving request uses: given with --train they are an error, not ignored."""
 _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
     "plan": _TRAINING_FLAGS,
     "evaluate": (*_TRAINING_FLAGS, "cp", "ep", "vp", "micro_batch", "zero", "recompute"),
+    "pareto": _TRAINING_FLAGS,
 }
 """Options that only a training job uses: given without --train they are an error."""
 _ENGINE_MAX_NUM_SEQS = 256

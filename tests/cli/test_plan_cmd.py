@@ -206,6 +206,23 @@ def test_pareto_and_sweep_tables(capsys: pytest.CaptureFixture[str]) -> None:
     assert "tok/s" in capsys.readouterr().out
 
 
+def test_pareto_train_takes_the_training_defaults_and_refuses_serving_flags(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`pareto --train` without `--precision` failed on "precision=None", without `--objectives` it
+    refused its own serving default (throughput,tpot), and it ignored `--ttft-ms` in silence; it now
+    fills the training defaults (bf16; throughput vs headroom) and refuses the other mode's flags,
+    as `plan` and `evaluate` do."""
+    train = ["pareto", "meta-llama/Llama-3.2-1B", "--cluster", "1x2xH100", "--train", "--seq-len", "2048"]
+    assert main([*train, "--global-batch", "16", "--points", "3", "--json"]) == 0
+    front = json.loads(capsys.readouterr().out)
+    assert front["objectives"] == ["throughput", "memory"]
+    assert main([*train, "--global-batch", "16", "--ttft-ms", "5"]) == 2
+    assert "--ttft-ms does not apply to a training job" in capsys.readouterr().err
+    assert main(["pareto", "meta-llama/Llama-3.2-1B", "--cluster", "1x2xH100", "--seq-len", "2048"]) == 2
+    assert "--seq-len does not apply to serving" in capsys.readouterr().err
+
+
 def test_evaluate_other_engines(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["evaluate", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--engine", "sglang"]
     assert main(argv) == 0
