@@ -110,6 +110,9 @@ def _workloads(args: argparse.Namespace) -> list[str | dict[str, Any]]:
     names = _TRAINING_AXES if args.train else _SERVING_AXES
     axes = {n: _numbers(getattr(args, n), "--" + n.replace("_", "-")) for n in names}
     if args.train:
+        serving = [f"--{n.replace('_', '-')}" for n in (*_SERVING_AXES, "workloads") if getattr(args, n)]
+        if serving:
+            raise InputError(f"{', '.join(serving)}: serving only; not with --train")
         axes["precision"] = _list(args.precision, "--precision") or ["bf16"]  # type: ignore[assignment]
         if not axes["seq_len"] or not axes["global_batch"]:
             raise InputError("--train needs --seq-len and --global-batch")

@@ -114,6 +114,10 @@ def test_sweep_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sweep", "--models", SMALL, "--clusters", "1xH100", "--seq-len", "1024"]) == 2
     assert main(["sweep", "--models", SMALL, "--clusters", "1xH100", "--isl", "x"]) == 2
     assert "not a number" in capsys.readouterr().err
+    # Serving axes beside --train were dropped in silence.
+    train = ["sweep", "--models", SMALL, "--clusters", "1xH100", "--train", "--seq-len", "1024"]
+    assert main([*train, "--global-batch", "16", "--ttft-ms", "5", "--workloads", "rag"]) == 2
+    assert "--ttft-ms, --workloads: serving only; not with --train" in capsys.readouterr().err
 
 
 def test_pareto_table_plot_weights_and_stated_cap(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
