@@ -579,10 +579,14 @@ def analyze(model: Any, cluster: Cluster | str, *, max_model_len: int | None = N
     )
 
 
+DEFAULT_FRONT_OBJECTIVES = {"serving": ("throughput", "tpot"), "training": ("throughput", "headroom")}
+"""The front `pareto` draws when no objectives are given, by the workload's kind."""
+
+
 def pareto(
     model: Any,
     cluster: Cluster | str,
-    objectives: tuple[str, ...] = ("throughput", "tpot"),
+    objectives: tuple[str, ...] | None = None,
     *,
     workload: Serving | Training | str = "chatbot",
     points: int | None = None,
@@ -590,13 +594,17 @@ def pareto(
     options: Any = None,
 ) -> Front:
     """The exact trade-off front between two or more objectives (serving, or training for a `Training`
-    workload), best first on the first; complete unless `points` (default 200) cuts it (`Front.complete`)."""
+    workload), best first on the first; complete unless `points` (default 200) cuts it (`Front.complete`).
+    `objectives` default: throughput vs TPOT for serving, throughput vs headroom for training
+    (`DEFAULT_FRONT_OBJECTIVES`)."""
     from autoparallel.solvers.pareto import DEFAULT_CAP, pareto_serving, pareto_training
     from autoparallel.sweeps.front import Front
 
+    m, c, w = _model(model), _cluster(cluster), _workload(workload)
+    if objectives is None:
+        objectives = DEFAULT_FRONT_OBJECTIVES["training" if isinstance(w, Training) else "serving"]
     if isinstance(objectives, str) or not isinstance(objectives, (tuple, list)):
         raise InputError(f"objectives must be a list of objective names, got {objectives!r:.60}")
-    m, c, w = _model(model), _cluster(cluster), _workload(workload)
     opts, mid = _options(options, w), served_id(model, m)
     if isinstance(w, Training):
         tf = pareto_training(
@@ -715,7 +723,7 @@ class AutoParallel:
         self,
         model: Any,
         cluster: Cluster | str,
-        objectives: tuple[str, ...] = ("throughput", "tpot"),
+        objectives: tuple[str, ...] | None = None,
         workload: Serving | Training | str = "chatbot",
         points: int | None = None,
     ) -> Front:

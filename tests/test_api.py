@@ -148,6 +148,15 @@ def test_pareto_front_trades_throughput_for_latency() -> None:
     assert tpots[best_tps] >= tpots[best_tpot] and tps[best_tpot] <= tps[best_tps]
 
 
+def test_pareto_defaults_its_objectives_by_the_workloads_kind() -> None:
+    """Without objectives a training front is throughput vs headroom; the serving default (tpot)
+    used to be passed to training too, which refused it."""
+    job = ap.Training(seq_len=2048, global_batch=16)
+    train = ap.pareto("meta-llama/Llama-3.2-1B", "1x2xH100", workload=job)
+    assert train.objectives == ("throughput", "memory") and len(train) >= 1
+    assert ap.pareto("meta-llama/Llama-3.2-1B", "1x2xH100", points=2).objectives == ("throughput", "tpot")
+
+
 def test_autoparallel_object_applies_its_settings() -> None:
     auto = ap.AutoParallel(time_limit_s=5, workers=1, seed=3)
     plan = auto.solve("meta-llama/Llama-3.2-1B", "1xH100", "chatbot")

@@ -100,7 +100,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         raise InputError("--disagg makes a front over serving deployments; it does not apply to --train")
     check_mode(args, "pareto")  # flags of the other mode are an error; --precision defaults to bf16
     if args.objectives is None:
-        args.objectives = "throughput,headroom" if args.train else "throughput,tpot"
+        args.objectives = ",".join(api.DEFAULT_FRONT_OBJECTIVES["training" if args.train else "serving"])
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
     if args.disagg is not None and args.engine not in (None, "vllm"):
         raise InputError(
