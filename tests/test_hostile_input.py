@@ -23,6 +23,7 @@ from autoparallel.models.zoo import find_entry
 M = "meta-llama/Llama-3.1-8B-Instruct"
 C = ["--cluster", "1x8xH100"]
 C2 = ["--cluster", "1x2xH100"]
+TRAIN = ["--train", "--seq-len", "4096", "--global-batch", "8"]
 LLAMA_8B: dict[str, Any] = copy.deepcopy(find_entry("meta-llama/Llama-3.1-8B").config)  # type: ignore[union-attr]
 MIXTRAL: dict[str, Any] = copy.deepcopy(find_entry("mistralai/Mixtral-8x7B-v0.1").config)  # type: ignore[union-attr]
 
@@ -156,6 +157,9 @@ def test_fp8_training_on_a100_is_refused(command: str, capsys: pytest.CaptureFix
             "--max-num-seqs does not apply to a training job",
         ),
         (["plan", M, *C, "--seq-len", "4096"], "--seq-len does not apply to serving"),
+        # --disagg (it had a default, so it never counted as given) and --workload-file were dropped
+        (["plan", M, *C, *TRAIN, "--disagg", "on"], "--disagg does not apply to a training job"),
+        (["evaluate", M, *C, *TRAIN, "--workload-file", "w"], "--workload-file does not apply to a training"),
         (
             ["evaluate", M, *C, "--zero", "3", "--micro-batch", "2"],
             "--micro-batch, --zero do not apply to serving",

@@ -19,9 +19,9 @@ def add_disagg_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--disagg",
         choices=("auto", "on", "off"),
-        default="auto",
-        help="prefill/decode disaggregation: compare with aggregated serving (auto: when the cluster "
-        "holds two engines), require it (on) or skip it (off)",
+        default=None,
+        help="prefill/decode disaggregation: compare with aggregated serving (auto, the default: when "
+        "the cluster holds two engines), require it (on) or skip it (off)",
     )
 
 
@@ -43,7 +43,7 @@ def comparison(
             model_id or args.model,
             workload,
             fleet_cmd.cluster_of(args),
-            mode=args.disagg,
+            mode=args.disagg or "auto",
             objective=fleet_cmd.fleet_objective(args.objective, workload.request_rate is not None),
             settings=fleet_cmd.solver_settings(args),
             aggregated=whole,
