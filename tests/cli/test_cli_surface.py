@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from autoparallel.cli import build_parser
 
 _SERVING = {
@@ -139,3 +141,15 @@ def test_cli_options_are_frozen() -> None:
     }
     assert found == FROZEN
     assert all(callable(p.get_default("func")) for p in sub.choices.values())
+
+
+@pytest.mark.parametrize("command", ["plan", "evaluate", "pareto"])
+def test_every_mode_specific_flag_defaults_to_none(command: str) -> None:
+    """`check_mode` tells a given flag by its value not being None: a mode-specific flag with a
+    default (as --disagg had, "auto") is never seen as given, and is dropped in silence in the
+    other mode."""
+    from autoparallel.cli.plan_cmd import _SERVING_ONLY, _TRAINING_ONLY
+
+    args = vars(build_parser().parse_args([command, "m", "--cluster", "1xH100"]))
+    for dest in (*_SERVING_ONLY[command], *_TRAINING_ONLY[command]):
+        assert dest in args and args[dest] is None, dest
