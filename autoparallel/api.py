@@ -291,7 +291,7 @@ def evaluate(
     model: Any,
     cluster: Cluster | str,
     config: ServingConfig | TrainingConfig,
-    workload: Serving | Training | str = "chatbot",
+    workload: Serving | Training | str | None = None,
     *,
     compare: bool = True,
     engine: str = "vllm",
@@ -302,19 +302,29 @@ def evaluate(
     gap to it.
 
     Args:
+        workload: the request (default: the chatbot preset for a ServingConfig, the job a
+            TrainingConfig names for itself); a serving workload with a TrainingConfig, or the
+            reverse, is an error.
         engine: the serving engine that runs `config`: vllm, sglang or trtllm (serving only).
         nsa_backends: SGLang's `--nsa-prefill-backend` / `--nsa-decode-backend` for a DeepSeek Sparse
             Attention model (None: SGLang's default).
     """
     if not isinstance(config, (ServingConfig, TrainingConfig)):
         raise InputError(f"config must be a ServingConfig or a TrainingConfig, got {type(config).__name__}")
-    m, c, w = _model(model), _cluster(cluster), _workload(workload)
+    m, c = _model(model), _cluster(cluster)
+    w: Serving | Training | None
+    if workload is None:
+        w = None if isinstance(config, TrainingConfig) else _workload("chatbot")
+    else:
+        w = _workload(workload)
     mid = served_id(model, m)
     if isinstance(config, TrainingConfig):
         if engine != "vllm" or nsa_backends != (None, None):
             raise InputError("engine and nsa_backends are serving settings")
-        if not isinstance(w, Training):
+        if w is None:
             w = Training(seq_len=config.seq_len, global_batch=config.global_batch, precision=config.precision)
+        if not isinstance(w, Training):
+            raise InputError("a TrainingConfig needs a training workload (or none: the job it names)")
         return _evaluate_training(m, c, _with_job(config, w), w, compare, mid)
     if not isinstance(w, Serving):
         raise InputError("a ServingConfig needs a serving workload")
@@ -738,7 +748,7 @@ class AutoParallel:
         model: Any,
         cluster: Cluster | str,
         config: ServingConfig | TrainingConfig,
-        workload: Serving | Training | str = "chatbot",
+        workload: Serving | Training | str | None = None,
     ) -> Plan:
         """`evaluate` (no settings involved; for symmetry)."""
         return evaluate(model, cluster, config, workload)

@@ -157,6 +157,27 @@ def test_pareto_defaults_its_objectives_by_the_workloads_kind() -> None:
     assert ap.pareto("meta-llama/Llama-3.2-1B", "1x2xH100", points=2).objectives == ("throughput", "tpot")
 
 
+def test_evaluate_refuses_a_workload_of_the_other_kind_both_ways() -> None:
+    """A TrainingConfig with a serving workload was evaluated as the config's own training job,
+    the serving workload dropped in silence (the reverse was already an error)."""
+    from autoparallel.configs import TrainingConfig
+    from autoparallel.errors import InputError
+
+    with pytest.raises(InputError, match="a TrainingConfig needs a training workload"):
+        ap.evaluate("meta-llama/Llama-3.2-1B", "1x2xH100", TrainingConfig(tp=1), "rag")
+    with pytest.raises(InputError, match="a ServingConfig needs a serving workload"):
+        ap.evaluate(
+            "meta-llama/Llama-3.2-1B",
+            "1x2xH100",
+            ap.ServingConfig(tp=1),
+            ap.Training(seq_len=2048, global_batch=8),
+        )
+    own = ap.evaluate(
+        "meta-llama/Llama-3.2-1B", "1x2xH100", TrainingConfig(tp=1, seq_len=2048, global_batch=8)
+    )
+    assert own.workload.seq_len == 2048
+
+
 def test_autoparallel_object_applies_its_settings() -> None:
     auto = ap.AutoParallel(time_limit_s=5, workers=1, seed=3)
     plan = auto.solve("meta-llama/Llama-3.2-1B", "1xH100", "chatbot")
