@@ -836,8 +836,9 @@ def _check_replay_work(
     max_running: int,
     policy: str,
 ) -> None:
-    """Refuse up front a replay whose KV pool holds fewer requests than it is sent, when the waves
-    that forces, stepped one engine step at a time as a full pool makes them, pass `MAX_REPLAY_PASSES`.
+    """Refuse up front a replay whose KV pool, not its running-request cap, limits the batch, when the
+    waves that forces, stepped one engine step at a time as a full pool makes them, pass
+    `MAX_REPLAY_PASSES`. (Below the cap with room in the pool, decode spans jump to each finish.)
     A request holds its prompt and half its output on average, or all of both where the scheduler
     reserves them at admission (`no_evict`).
 
@@ -846,10 +847,10 @@ def _check_replay_work(
     """
     n = len(isl)
     held = isl + (osl if policy == "no_evict" else osl // 2)
-    at_once = min(max_running, pool_blocks // max(1, int(blocks_for(held).mean())))
-    if at_once >= n:
-        return  # every request runs at once: the decode spans jump to each finish
-    estimate = math.ceil(n / max(at_once, 1)) * float(osl.mean())
+    kv_at_once = pool_blocks // max(1, int(blocks_for(held).mean()))
+    if kv_at_once >= min(n, max_running):
+        return  # the pool is not what limits the batch: the decode spans jump to each finish
+    estimate = math.ceil(n / max(kv_at_once, 1)) * float(osl.mean())
     if estimate > MAX_REPLAY_PASSES:
         raise InputError(_replay_too_long(n, isl, osl, estimate))
 

@@ -426,3 +426,14 @@ def test_a_replay_that_outruns_the_estimate_stops_at_the_pass_limit(
         simulate_benchmark(
             qwen8b, H100, CFG, w, kv_blocks=3_000, block_size=16, blocks_per_seq=48, batched_tokens=8192
         )
+
+
+def test_a_capped_client_is_not_mistaken_for_kv_pressure(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """A client that keeps 2 of 1,000 prompts in flight runs 500 waves, but with room in the pool its
+    decode spans jump to each finish: it is not refused as a full pool would be (the first estimate
+    counted the cap as the pool and refused `plan --workload batch --concurrency 4`)."""
+    w = Serving(isl=1024, osl=1024, num_prompts=1000, concurrency=2)
+    run = simulate_benchmark(
+        qwen8b, H100, CFG, w, kv_blocks=100_000, block_size=16, blocks_per_seq=256, batched_tokens=8192
+    )
+    assert run.peak_batch == 2 and run.preemptions == 0
