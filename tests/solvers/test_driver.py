@@ -124,3 +124,20 @@ def test_serving_infeasibility_names_only_the_violated_family(workload: Serving,
     with pytest.raises(InfeasibleError) as exc:
         solve_serving(model, cluster, workload, options=options, settings=SETTINGS)
     assert [r.split(":", 1)[0] for r in exc.value.reasons] == [family]
+
+
+def test_a_rate_beyond_what_the_concurrency_lets_complete_says_so_with_numbers() -> None:
+    """4 requests in flight cannot complete 5/s when each takes about a second: the rate's reason is
+    computed within the client's concurrency (it quoted the uncapped best, 32/s, which contradicted
+    the infeasibility it explained)."""
+    import re
+
+    model, cluster = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100")
+    options = ServingOptions(max_num_seqs=(1, 2, 4, 64), enforce_eager=(False,))
+    with pytest.raises(InfeasibleError) as exc:
+        solve_serving(
+            model, cluster, Serving(isl=1024, osl=256, concurrency=4, request_rate=5), options=options
+        )
+    (rate,) = [r for r in exc.value.reasons if r.startswith("request_rate")]
+    found = re.search(r"with at most 4 in flight completes ([\d.]+)/s", rate)
+    assert found and float(found.group(1)) < 5

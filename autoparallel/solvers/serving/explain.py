@@ -221,12 +221,19 @@ def _tpot_reason(space: ServingSpace) -> str:
 def _rate_reason(space: ServingSpace) -> str:
     w, t = space.workload, space.tables
     fits = [i for i in range(len(t.tps_milli)) if _fits(space, i)]
-    best = max(
-        (t.tps_milli[i] / 1e3 * space.shapes[_shape_of(space, i)].max_replicas / w.osl for i in fits),
-        default=0.0,
-    )
+
+    def replicas(i: int) -> int:
+        """Entry i's most replicas, within the client's concurrency when it has one."""
+        most = space.shapes[_shape_of(space, i)].max_replicas
+        if w.concurrency is None:
+            return most
+        return min(most, w.concurrency // space.batches[space.unflat(i)[2]])
+
+    best = max((t.tps_milli[i] / 1e3 * replicas(i) / w.osl for i in fits), default=0.0)
+    within = f" with at most {w.concurrency} in flight" if w.concurrency is not None else ""
     return (
-        f"request_rate: {w.request_rate:g} requests/s arrive; the best plan that fits completes {best:.2f}/s"
+        f"request_rate: {w.request_rate:g} requests/s arrive; the best plan that fits{within} "
+        f"completes {best:.2f}/s"
     )
 
 
