@@ -425,7 +425,10 @@ def solve_fleet(
                 first = exc.errors()[0]
                 field = ".".join(map(str, first["loc"]))
                 raise InputError(f"fleet entry {n}: {field + ': ' if field else ''}{first['msg']}") from None
-        spec = FleetFile(models=tuple(entries))
+        try:
+            spec = FleetFile(models=tuple(entries))
+        except ValidationError as exc:  # no entry, more than the limit, a model listed twice
+            raise InputError(f"fleet: {exc.errors()[0]['msg']} ({len(entries)} entries)") from None
     else:
         raise InputError(
             f"fleet must be a fleet file's path or a list of entries, got {type(fleet).__name__}"

@@ -267,6 +267,8 @@ def test_api_wrong_types_are_input_errors() -> None:
         ap.solve(M, "1x8xH100", settings=3)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="seed=-5"):
         ap.SolverSettings.create(seed=-5)
+    with pytest.raises(InputError, match=r"fleet: .*at least 1 item.*\(0 entries\)"):
+        ap.solve_fleet([], "1x8xH100")  # was pydantic's ValidationError
 
 
 class _ClosedPipe(io.StringIO):
