@@ -269,6 +269,10 @@ def test_api_wrong_types_are_input_errors() -> None:
         ap.SolverSettings.create(seed=-5)
     with pytest.raises(InputError, match=r"fleet: .*at least 1 item.*\(0 entries\)"):
         ap.solve_fleet([], "1x8xH100")  # was pydantic's ValidationError
+    with pytest.raises(InputError, match="engine 'tgi': expected one of vllm, sglang, trtllm"):
+        ap.vllm_memory(M, "H100", engine="tgi")  # was accepted, priced as vLLM
+    with pytest.raises(InputError, match="usage 'train'"):
+        ap.vllm_memory(M, "H100", usage="train")  # type: ignore[arg-type]
 
 
 class _ClosedPipe(io.StringIO):

@@ -207,9 +207,15 @@ def vllm_memory(
     pool rules read; vLLM's `--dtype` refusals apply to vLLM only.
 
     Raises:
-        InputError: a degree the model or vLLM rejects, an unknown dtype / quantization / KV dtype, a
-            max_model_len beyond the model's, a utilization outside (0, 1].
+        InputError: a degree the model or vLLM rejects, an unknown dtype / quantization / KV dtype /
+            engine / usage, a max_model_len beyond the model's, a utilization outside (0, 1].
     """
+    from autoparallel.perf.serving_efficiency import ENGINES
+
+    if engine not in ENGINES:
+        raise InputError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if usage not in ("serve", "offline"):
+        raise InputError(f"usage {usage!r}: expected serve (`vllm serve`) or offline (the `LLM` class)")
     spec = _resolve_model(model)
     g = _resolve_gpu(gpu)
     rules = rules_for(parse_vllm_version(vllm_version))
