@@ -572,3 +572,31 @@ def test_a_billion_prompts_is_refused_not_replayed(
     f.write_text(json.dumps({"serving": {"isl": 200, "osl": 200, "num_prompts": 10**9}}))
     rc, out, err = _run(["evaluate", M, *C, "--workload-file", str(f)], capsys)
     assert rc == 2 and not out and "num_prompts" in err and "1000000" in err
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"kind": "serving", "max_num_seqs": (0,)}, "max_num_seqs: 0 is out of range"),
+        ({"kind": "serving", "max_num_seqs": ()}, "max_num_seqs allows no value"),
+        ({"kind": "serving", "tp_values": (0,)}, "tp_values: 0 is out of range"),
+        (
+            {"kind": "serving", "gpu_memory_utilizations": (0.0,)},
+            "gpu_memory_utilizations: 0.0 is out of range",
+        ),
+        ({"kind": "serving", "enforce_eager": ()}, "enforce_eager allows no value"),
+        ({"kind": "training", "tp_values": (0,)}, "tp_values: 0 is out of range"),
+        ({"kind": "training", "cp_values": (0,)}, "cp_values: 0 is out of range"),
+        ({"kind": "training", "tp_values": ()}, "tp_values allows no degree"),
+    ],
+)
+def test_planner_options_refuse_empty_or_out_of_range_knobs(options: dict[str, Any], match: str) -> None:
+    """A max_num_seqs or tp of 0 divided by zero deep in the tables (ZeroDivisionError), an empty
+    tuple was `min()` of nothing, a utilization of 0 came back as a memory infeasibility."""
+    from autoparallel.solvers.serving.space import ServingOptions
+    from autoparallel.solvers.training.space import TrainingOptions
+
+    fields = {k: v for k, v in options.items() if k != "kind"}
+    cls = ServingOptions if options["kind"] == "serving" else TrainingOptions
+    with pytest.raises(ValueError, match=match):
+        cls(**fields)

@@ -33,8 +33,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from autoparallel.bounds import BOUNDS
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
@@ -108,6 +109,44 @@ class ServingOptions(BaseModel):
         if bad or not value:
             raise ValueError(f"engines must be among {', '.join(ENGINES)}; got {', '.join(value) or 'none'}")
         return tuple(dict.fromkeys(value))
+
+    @field_validator(
+        "max_num_seqs",
+        "max_model_lens",
+        "gpu_memory_utilizations",
+        "kv_cache_dtypes",
+        "quantizations",
+        "enforce_eager",
+        "tp_values",
+        "pp_values",
+    )
+    @classmethod
+    def _allowed_values(
+        cls, value: tuple[object, ...] | None, info: ValidationInfo
+    ) -> tuple[object, ...] | None:
+        """Every knob allows at least one value, and numbers lie in their `BOUNDS` (a max_num_seqs of
+        0 or a tp of 0 divided by zero deep in the tables; an empty tuple was `min()` of nothing)."""
+        if value is None:
+            return None
+        name = info.field_name or ""
+        if not value:
+            raise ValueError(f"{name} allows no value; give at least one (or leave the default)")
+        bound = BOUNDS.get(_OPTION_BOUNDS.get(name, ""))
+        if bound is not None:
+            bad = [v for v in value if not (isinstance(v, int | float) and bound.lo <= v <= bound.hi)]
+            if bad:
+                raise ValueError(f"{name}: {bad[0]!r} is out of range (at least {bound.lo:g}; {bound.why})")
+        return value
+
+
+_OPTION_BOUNDS = {
+    "max_num_seqs": "max_num_seqs",
+    "max_model_lens": "max_model_len",
+    "gpu_memory_utilizations": "gpu_memory_utilization",
+    "tp_values": "tp",
+    "pp_values": "pp",
+}
+"""The `BOUNDS` entry each numeric `ServingOptions` knob is checked against."""
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from autoparallel.bounds import BOUNDS
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.margins import MemoryConfig
@@ -80,6 +81,22 @@ class TrainingOptions(_Frozen):
     """Solve again without the chosen shape, to report the runner-up and why it lost."""
     hints: bool = True
     """Seed CP-SAT with the best uniform-stage plan computed from the tables."""
+
+    @field_validator("tp_values", "pp_values", "cp_values", "ep_values")
+    @classmethod
+    def _degrees(cls, value: tuple[int, ...] | None, info: ValidationInfo) -> tuple[int, ...] | None:
+        """A degree list allows at least one degree, each in its `BOUNDS` (a tp or cp of 0 divided by
+        zero in the degree domain)."""
+        if value is None:
+            return None
+        name = info.field_name or ""
+        if not value:
+            raise ValueError(f"{name} allows no degree; give at least one (or leave None: the default)")
+        bound = BOUNDS[name.removesuffix("_values")]
+        bad = [v for v in value if not bound.lo <= v <= bound.hi]
+        if bad:
+            raise ValueError(f"{name}: {bad[0]!r} is out of range (at least {bound.lo:g}; {bound.why})")
+        return value
 
 
 # ----- domains --------------------------------------------------------------------------------------
