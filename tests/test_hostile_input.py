@@ -600,3 +600,28 @@ def test_planner_options_refuse_empty_or_out_of_range_knobs(options: dict[str, A
     cls = ServingOptions if options["kind"] == "serving" else TrainingOptions
     with pytest.raises(ValueError, match=match):
         cls(**fields)
+
+
+def test_a_custom_gpu_too_small_for_the_model_is_explained_not_unknown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The "more GPUs" remedy parsed the pool's GPU name again, without --gpus-file, so an infeasible
+    plan on a custom GPU ended in "unknown GPU 'XG'" instead of its memory numbers."""
+    f = tmp_path / "g.yaml"
+    f.write_text("gpus:\n  - name: XG\n    base: H100\n    memory_gib: 8\n")
+    argv = ["plan", "meta-llama/Llama-3.1-70B", "--cluster", "1x8xXG", "--gpus-file", str(f)]
+    rc, _, err = _run(argv, capsys)
+    assert rc == 1 and "unknown GPU" not in err and "memory:" in err
+
+
+@pytest.mark.parametrize("field", ["bf16_tflops: 1.0e-9", "memory_gib: 0.5", "hbm_tbps: 0.001"])
+def test_a_gpu_of_absurd_speed_or_size_is_refused(
+    tmp_path: Path, field: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A GPU of 10^-9 TFLOPS made times that overflowed CP-SAT's integers ("invalid CP-SAT model",
+    exit 3); GPU fields now start at 1 GiB, 1 TFLOPS and 10 GB/s (the catalog's smallest: 14.7 GiB,
+    65 TFLOPS, 300 GB/s)."""
+    f = tmp_path / "g.yaml"
+    f.write_text(f"gpus:\n  - name: XG\n    base: H100\n    {field}\n")
+    rc, _, err = _run(["plan", M, "--cluster", "1x8xXG", "--gpus-file", str(f)], capsys)
+    assert rc == 2 and "greater than or equal to" in err

@@ -43,28 +43,28 @@ class GPU(BaseModel):
     """Who makes it: "nvidia" or "amd"."""
     arch: str
     """Architecture family, lower case: "volta", "turing", "ampere", "ada", "hopper", "blackwell", "cdna3"."""
-    memory_gb_nominal: float = Field(gt=0, le=100_000, allow_inf_nan=False)
+    memory_gb_nominal: float = Field(ge=1, le=100_000, allow_inf_nan=False)
     """Memory on the datasheet, decimal-marketing GB (80 for an H100)."""
-    memory_gib: float = Field(gt=0, le=100_000, allow_inf_nan=False)
+    memory_gib: float = Field(ge=1, le=100_000, allow_inf_nan=False)
     """Total memory as the driver reports it (torch.cuda.mem_get_info total), GiB: 79.19 for an H100 80GB."""
-    bf16_tflops: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
+    bf16_tflops: float = Field(ge=1, le=1_000_000, allow_inf_nan=False)
     """Dense (no sparsity) BF16 tensor-core peak, TFLOP/s. Where `bf16_native` is False, the FP16 rate."""
     bf16_native: bool = True
     """False on GPUs without BF16 tensor cores (V100, T4): frameworks run bf16 models in FP16 there."""
-    fp8_tflops: float | None = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False)
+    fp8_tflops: float | None = Field(default=None, ge=1, le=1_000_000, allow_inf_nan=False)
     """Dense FP8 tensor-core peak, TFLOP/s; None where the GPU has no FP8 tensor cores."""
-    fp4_tflops: float | None = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False)
+    fp4_tflops: float | None = Field(default=None, ge=1, le=1_000_000, allow_inf_nan=False)
     """Dense FP4 tensor-core peak, TFLOP/s; None where the GPU has no FP4 tensor cores."""
-    fp16_tflops: float = Field(gt=0, le=1_000_000, allow_inf_nan=False)
+    fp16_tflops: float = Field(ge=1, le=1_000_000, allow_inf_nan=False)
     """Dense FP16 tensor-core peak with FP32 accumulate, TFLOP/s (equal to BF16 on most GPUs)."""
-    hbm_tbps: float = Field(gt=0, le=1_000, allow_inf_nan=False)
+    hbm_tbps: float = Field(ge=0.01, le=1_000, allow_inf_nan=False)
     """Peak device-memory bandwidth (HBM or GDDR), TB/s."""
     nvlink_gbps: float = Field(ge=0, le=100_000, allow_inf_nan=False)
     """All-to-all scale-up bandwidth per GPU inside a node, GB/s one way (H100 SXM NVLink4: 450 = 900
     bidirectional; MI300X Infinity Fabric: 448). 0 when GPUs in a node talk over PCIe only."""
     pcie_gen: int = Field(ge=0, le=16)
     """PCIe generation of the host link; 0 where the host link is not PCIe (GB200: NVLink-C2C)."""
-    pcie_gbps: float = Field(gt=0, le=100_000, allow_inf_nan=False)
+    pcie_gbps: float = Field(ge=1, le=100_000, allow_inf_nan=False)
     """Host link bandwidth per GPU, GB/s one way (PCIe Gen4 x16: 32, Gen5 x16: 64)."""
     max_gpus_per_node: int = Field(ge=1, le=1024)
     """Largest usual node (scale-up domain) for this GPU; `Cluster.parse` splits bigger counts into

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from autoparallel.errors import AutoParallelError
 from autoparallel.hardware import Cluster
+from autoparallel.hardware.cluster import MAX_NODES
 from autoparallel.models.spec import ModelSpec
 from autoparallel.solvers.serving.decoder import ServingSolution
 from autoparallel.solvers.serving.space import ServingOptions
@@ -78,7 +79,12 @@ def nearest_fixes(
         )
     if short - {"ttft_slo"}:
         for factor in (2, 4):
-            bigger = Cluster.parse(f"{cluster.nodes * factor}x{cluster.gpus_per_node}x{cluster.gpu.name}")
+            pool = cluster.pools[0]
+            if pool.nodes * factor > MAX_NODES:
+                break
+            # The same pool with more nodes: its GPU object (a custom or priced one) and bandwidths
+            # kept; parsing its name again lost a --gpus-file GPU ("unknown GPU") and --price.
+            bigger = Cluster(pools=(pool.model_copy(update={"nodes": pool.nodes * factor}),))
             tries.append(
                 (
                     f"{bigger.world_size} x {cluster.gpu.name} ({factor}x the GPUs)",
