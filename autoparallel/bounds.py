@@ -21,6 +21,7 @@ __all__ = [
     "BOUNDS",
     "MAX_MESSAGE_CHARS",
     "Bound",
+    "check_choices",
     "check_number",
     "clean_text",
     "cpu_cores",
@@ -86,6 +87,27 @@ def check_number(field: str, value: float, *, integer: bool = True) -> None:
         hi = f"{bound.hi:g}" if not integer or bound.hi >= 1e15 else f"{int(bound.hi):,}"
         shown = f"{value:g}" if isinstance(value, float) else clean_text(str(value), 40)
         raise InputError(f"{field}={shown}: must be in [{lo}, {hi}] ({bound.why})")
+
+
+def check_choices(
+    name: str, values: tuple[Any, ...] | None, field: str | None, noun: str = "value"
+) -> tuple[Any, ...] | None:
+    """A planner knob's allowed values (`ServingOptions`, `TrainingOptions`): None (the default
+    domain), or at least one `noun`, each a number in BOUNDS[field] when `field` is given.
+
+    Raises:
+        InputError: no value, or one out of range.
+    """
+    if values is None:
+        return None
+    if not values:
+        raise InputError(f"{name} allows no {noun}; give at least one (or leave the default)")
+    if field is not None:
+        bound = BOUNDS[field]
+        bad = [v for v in values if not (isinstance(v, int | float) and bound.lo <= v <= bound.hi)]
+        if bad:
+            raise InputError(f"{name}: {bad[0]!r} is out of range (at least {bound.lo:g}; {bound.why})")
+    return values
 
 
 def cpu_cores() -> int:

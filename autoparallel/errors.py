@@ -21,6 +21,12 @@ class InputError(AutoParallelError, ValueError):
 
     exit_code = 2
 
+    @classmethod
+    def cannot_write(cls, what: str, path: object, exc: OSError) -> InputError:
+        """A file the user named could not be written: a directory of that name, a missing folder,
+        no permission, a full disk."""
+        return cls(f"cannot write {what} {str(path)!r}: {exc.strerror or exc.__class__.__name__}")
+
 
 class InfeasibleError(AutoParallelError):
     """No configuration satisfies the request.

@@ -440,9 +440,7 @@ def write_workload_file(path: str | Path, prof: WorkloadProfile, serving: Servin
     try:
         Path(path).write_text(json.dumps(doc, indent=2) + "\n")
     except OSError as exc:
-        raise InputError(
-            f"cannot write workload file {str(path)!r}: {exc.strerror or exc.__class__.__name__}"
-        ) from None
+        raise InputError.cannot_write("workload file", path, exc) from None
 
 
 def load_workload_file(path: str | Path) -> Serving:

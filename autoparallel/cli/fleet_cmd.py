@@ -225,6 +225,4 @@ def write_plan_file(path: str, plan: FleetPlan) -> None:
     try:
         Path(path).write_text(plan.to_yaml(), encoding="utf-8")
     except OSError as exc:
-        raise InputError(
-            f"cannot write plan file {path!r}: {exc.strerror or exc.__class__.__name__}"
-        ) from None
+        raise InputError.cannot_write("plan file", path, exc) from None

@@ -387,9 +387,7 @@ def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -
     try:
         fig.savefig(path, dpi=110, metadata={"Description": f"points={len(front)} panels={len(pairs)}"})
     except OSError as exc:
-        raise InputError(
-            f"cannot write --plot {str(path)!r}: {exc.strerror or exc.__class__.__name__}"
-        ) from None
+        raise InputError.cannot_write("--plot", path, exc) from None
     finally:
         plt.close(fig)
     return drawn

@@ -132,6 +132,19 @@ def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]].convert_dtypes()
 
 
+def _target(path: str | Path) -> tuple[Path, str]:
+    """A results file to write: its path and format, its folder checked to exist.
+
+    Raises:
+        InputError: an unknown suffix, or a folder that does not exist.
+    """
+    p = Path(path)
+    kind = _format(p)
+    if not p.parent.is_dir():
+        raise InputError(f"results file {str(p)!r}: folder {str(p.parent)!r} not found")
+    return p, kind
+
+
 def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     """Write rows to `path` atomically (a temporary file renamed over it).
 
@@ -139,10 +152,7 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
         InputError: an unknown suffix, a folder that does not exist, or the write fails (a directory
             of that name, no permission, a full disk).
     """
-    p = Path(path)
-    kind = _format(p)
-    if not p.parent.is_dir():
-        raise InputError(f"results file {str(p)!r}: folder {str(p.parent)!r} not found")
+    p, kind = _target(path)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
     try:
         if kind == ".jsonl":
@@ -155,9 +165,7 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
             frame(rows).to_parquet(tmp, index=False)
         os.replace(tmp, p)
     except OSError as exc:
-        raise InputError(
-            f"cannot write results file {str(p)!r}: {exc.strerror or exc.__class__.__name__}"
-        ) from None
+        raise InputError.cannot_write("results file", p, exc) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -166,10 +174,7 @@ class ResultStore:
     """The results file of a sweep and its journal (see the module docstring)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        _format(self.path)
-        if not self.path.parent.is_dir():
-            raise InputError(f"results file {str(self.path)!r}: folder {str(self.path.parent)!r} not found")
+        self.path, _ = _target(path)
         self.journal = self.path.with_name(self.path.name + ".journal.jsonl")
         self._rows: dict[str, dict[str, Any]] = {}
         self._new = 0

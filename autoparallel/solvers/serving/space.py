@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from autoparallel.bounds import BOUNDS
+from autoparallel.bounds import check_choices
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
@@ -126,17 +126,8 @@ class ServingOptions(BaseModel):
     ) -> tuple[object, ...] | None:
         """Every knob allows at least one value, and numbers lie in their `BOUNDS` (a max_num_seqs of
         0 or a tp of 0 divided by zero deep in the tables; an empty tuple was `min()` of nothing)."""
-        if value is None:
-            return None
         name = info.field_name or ""
-        if not value:
-            raise ValueError(f"{name} allows no value; give at least one (or leave the default)")
-        bound = BOUNDS.get(_OPTION_BOUNDS.get(name, ""))
-        if bound is not None:
-            bad = [v for v in value if not (isinstance(v, int | float) and bound.lo <= v <= bound.hi)]
-            if bad:
-                raise ValueError(f"{name}: {bad[0]!r} is out of range (at least {bound.lo:g}; {bound.why})")
-        return value
+        return check_choices(name, value, _OPTION_BOUNDS.get(name))
 
 
 _OPTION_BOUNDS = {

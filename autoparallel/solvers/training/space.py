@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from autoparallel.bounds import BOUNDS
+from autoparallel.bounds import check_choices
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.margins import MemoryConfig
@@ -87,16 +87,8 @@ class TrainingOptions(_Frozen):
     def _degrees(cls, value: tuple[int, ...] | None, info: ValidationInfo) -> tuple[int, ...] | None:
         """A degree list allows at least one degree, each in its `BOUNDS` (a tp or cp of 0 divided by
         zero in the degree domain)."""
-        if value is None:
-            return None
         name = info.field_name or ""
-        if not value:
-            raise ValueError(f"{name} allows no degree; give at least one (or leave None: the default)")
-        bound = BOUNDS[name.removesuffix("_values")]
-        bad = [v for v in value if not bound.lo <= v <= bound.hi]
-        if bad:
-            raise ValueError(f"{name}: {bad[0]!r} is out of range (at least {bound.lo:g}; {bound.why})")
-        return value
+        return check_choices(name, value, name.removesuffix("_values"), noun="degree")
 
 
 # ----- domains --------------------------------------------------------------------------------------
