@@ -40,9 +40,13 @@ class Serving(BaseModel):
     """Service-level limit on time to first token, ms."""
     tpot_ms: float | None = Field(default=None, gt=0, le=BOUNDS["tpot_ms"].hi)
     """Service-level limit on time per output token, ms."""
+    burstiness: float = Field(default=1.0, ge=BOUNDS["burstiness"].lo, le=BOUNDS["burstiness"].hi)
+    """Shape of the gamma distribution of the gaps between arrivals at `request_rate` (`vllm bench
+    serve --burstiness`): 1 is a Poisson process, below 1 burstier, above 1 more even. Only the
+    finite-benchmark replay draws arrivals; the steady-state model uses the mean rate."""
     num_prompts: int | None = Field(default=None, ge=1, le=BOUNDS["num_prompts"].hi)
-    """A finite benchmark: this many prompts sent at once (`vllm bench serve --request-rate inf`,
-    offline batch runs). None: an endless steady stream."""
+    """A finite benchmark: this many prompts, sent at once (`vllm bench serve --request-rate inf`,
+    offline batch runs) or at `request_rate`. None: an endless steady stream."""
     isl_cv: float = Field(default=0.0, ge=0)
     """Coefficient of variation (std / mean) of prompt lengths; 0: every prompt is `isl` tokens."""
     osl_cv: float = Field(default=0.0, ge=0)
@@ -72,6 +76,14 @@ class Serving(BaseModel):
                 raise ValueError(f"{name}_quantiles must be lengths from 1 to {hi:,} tokens")
             if any(b < a for a, b in pairwise(q)):
                 raise ValueError(f"{name}_quantiles must not decrease (lengths at rising probabilities)")
+        return self
+
+    @model_validator(mode="after")
+    def _burstiness_needs_a_rate(self) -> Serving:
+        if self.burstiness != 1.0 and self.request_rate is None:
+            raise ValueError(
+                "burstiness shapes the gaps between arrivals at request_rate: give a request_rate"
+            )
         return self
 
     @model_validator(mode="after")

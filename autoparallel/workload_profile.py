@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
+from autoparallel.bounds import BOUNDS
 from autoparallel.errors import InputError
 from autoparallel.workload import Serving
 
@@ -411,12 +412,14 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
 
 def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
     """The workload a profile describes: mean lengths with their measured percentiles, the arrival
-    rate, and a max_model_len covering the longest request (p99 prompt + p99 output, at least the
-    means). A benchmark result sent all at once is a finite benchmark of its prompts; a request log or
-    a metrics scrape is a stream."""
+    rate and its burstiness (the gamma shape, within `BOUNDS["burstiness"]`), and a max_model_len
+    covering the longest request (p99 prompt + p99 output, at least the means). A benchmark result is
+    a finite benchmark of its prompts (sent at once or at its rate, under its cap); a request log or a
+    metrics scrape is a stream."""
     isl, osl = max(1, round(prof.isl.mean)), max(1, round(prof.osl.mean))
-    benchmark = prof.source in ("vllm-bench", "sglang-bench")
-    finite = benchmark and prof.request_rate is None and prof.max_concurrency is None
+    finite = prof.source in ("vllm-bench", "sglang-bench")
+    shape = prof.gamma_shape if prof.request_rate and prof.gamma_shape else 1.0
+    bound = BOUNDS["burstiness"]
     return Serving(
         name=name,
         isl=isl,
@@ -424,6 +427,7 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
         isl_quantiles=prof.isl.quantiles,
         osl_quantiles=prof.osl.quantiles,
         request_rate=round(prof.request_rate, 4) if prof.request_rate else None,
+        burstiness=round(min(max(shape, bound.lo), bound.hi), 4),
         concurrency=prof.max_concurrency,
         num_prompts=prof.requests if finite else None,
         max_model_len=max(isl + osl, math.ceil(prof.isl.p99 + prof.osl.p99)),

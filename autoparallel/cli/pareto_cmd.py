@@ -39,7 +39,7 @@ def add_pareto_parser(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_pareto)
     _add_common(p)
-    _add_serving_workload(p)
+    _add_serving_workload(p, replay=False)
     _add_training_workload(p)
     p.add_argument(
         "--objectives",

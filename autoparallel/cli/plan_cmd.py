@@ -48,7 +48,8 @@ def _add_common(p: argparse.ArgumentParser, *, model_optional: bool = False) -> 
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
-def _add_serving_workload(p: argparse.ArgumentParser) -> None:
+def _add_serving_workload(p: argparse.ArgumentParser, replay: bool = True) -> None:
+    """The serving workload's flags; `replay`: the command replays a finite benchmark (--num-prompts)."""
     p.add_argument(
         "--workload",
         default=None,
@@ -61,6 +62,25 @@ def _add_serving_workload(p: argparse.ArgumentParser) -> None:
         "--concurrency", type=bounded("concurrency"), help="requests in flight over the deployment"
     )
     p.add_argument("--request-rate", type=bounded("request_rate", integer=False), help="arriving requests/s")
+    if not replay:
+        _add_slos(p)
+        return
+    p.add_argument(
+        "--num-prompts",
+        type=bounded("num_prompts"),
+        help="a finite benchmark of this many prompts, replayed as `vllm bench serve` runs it: all at "
+        "once, or at --request-rate (Poisson), at most --concurrency in flight",
+    )
+    p.add_argument(
+        "--burstiness",
+        type=bounded("burstiness", integer=False),
+        help="with --request-rate: the gamma shape of the gaps between arrivals (vllm bench serve's; "
+        "default 1, Poisson; below 1 burstier)",
+    )
+    _add_slos(p)
+
+
+def _add_slos(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ttft-ms", type=bounded("ttft_ms", integer=False), help="limit on time to first token, ms"
     )
@@ -182,10 +202,13 @@ def add_evaluate_parser(sub: Any) -> None:
 
 
 _WORKLOAD_FLAGS = ("workload", "isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms")
+_REPLAY_FLAGS = ("num_prompts", "burstiness")
+"""The finite-benchmark replay's flags (`plan` and `evaluate` replay, `pareto` does not)."""
 _TRAINING_FLAGS = ("seq_len", "global_batch", "tokens", "precision")
 _SERVING_ONLY: dict[str, tuple[str, ...]] = {
     "plan": (
         *_WORKLOAD_FLAGS,
+        *_REPLAY_FLAGS,
         "kv_cache_dtype",
         "quantization",
         "gpu_memory_utilization",
@@ -199,6 +222,7 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
     ),
     "evaluate": (
         *_WORKLOAD_FLAGS,
+        *_REPLAY_FLAGS,
         "workload_file",
         "enable_expert_parallel",
         "max_num_seqs",
@@ -269,7 +293,7 @@ def _serving_workload(args: argparse.Namespace) -> Any:
 
         base = load_workload_file(args.workload_file)
     update: dict[str, Any] = {}
-    for field in ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms"):
+    for field in (*_WORKLOAD_FLAGS[1:], *_REPLAY_FLAGS):
         value = getattr(args, field, None)
         if value is not None:
             update[field] = value
@@ -281,6 +305,11 @@ def _serving_workload(args: argparse.Namespace) -> Any:
             base = base.with_updates({"name": base.name if keep else "custom", **update})
         except ValidationError as exc:
             raise input_error(exc, "workload") from None
+    if getattr(args, "burstiness", None) is not None and base.num_prompts is None:
+        raise InputError(
+            "--burstiness shapes the arrivals of a finite benchmark's replay: add --num-prompts (the "
+            "steady-state model takes the mean rate)"
+        )
     return base
 
 
@@ -320,6 +349,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not args.train:
         fleet_cmd.vllm_memory_knob(fleet_cmd.engines_of(args.engine), args.gpu_memory_utilization is not None)
     if fleet_cmd.wants_fleet(args):
+        if args.num_prompts is not None or args.burstiness is not None:
+            raise InputError(
+                "--num-prompts and --burstiness replay one engine's benchmark; a --fleet or mixed-pool "
+                "deployment has no replay (drop them)"
+            )
         if args.disagg == "on":
             raise InputError(
                 "--disagg on plans one MODEL on a cluster of one GPU pool, not --fleet or mixed pools"

@@ -1,14 +1,19 @@
-"""A finite serving benchmark under load: N prompts sent at once, replayed step by step.
+"""A finite serving benchmark under load: N prompts sent at once or at a rate, replayed step by step.
 
 `vllm bench serve --request-rate inf` (and offline runs such as `trtllm-bench`) queue every prompt at
-t = 0 and measure until the last one finishes. The steady-state model (perf/serving.py) says how fast
-a full batch runs; this module says what such a run measures, by replaying the engine's scheduler on
-one replica, one engine step at a time:
+t = 0 and measure until the last one finishes; `--request-rate R` sends them as a Poisson process of
+rate R instead. The steady-state model (perf/serving.py) says how fast a full batch runs; this module
+says what such a run measures, by replaying the engine's scheduler on one replica, one engine step at
+a time:
 
 - **Lengths**: prompt and output lengths drawn from a measured distribution when the workload has one
   (`Serving.isl_quantiles` / `osl_quantiles`, from `autoparallel profile`), else from a log-normal
   of the workload's mean and spread (`Serving.isl_cv`, `Serving.osl_cv`; 0 = fixed lengths); from a
   fixed seed (deterministic), prompt and output drawn independently.
+- **Arrivals** (with the workload's `request_rate`): the send times `vllm bench serve` draws
+  (`arrival_times`); a request joins the queue when it is sent, an engine with nothing to do idles
+  until the next one, and a run of identical decode steps ends at the first step boundary past an
+  arrival. Without a rate every prompt is queued at t = 0.
 - **Scheduler** (vLLM V1 `Scheduler.schedule`, FCFS, chunked prefill): running requests first, each
   decode takes one token of the step budget (`max_num_batched_tokens`), an unfinished prompt takes
   what is left; then waiting requests are admitted in order while fewer than `max_num_seqs` run,
@@ -34,12 +39,12 @@ one replica, one engine step at a time:
   batches, the MLP gather every step): each step lasts as long as its slowest rank's, and a rank
   carrying a prompt chunk takes the others' decode CUDA graphs away (`PROMPT_STEP_GRAPHS`).
 
-Metrics follow `vllm bench serve`: output tokens/s = all output tokens / duration; TTFT from t = 0
-(queueing included) plus the server's per-request overhead; TPOT per request = (e2e − TTFT) /
-(output − 1), averaged over requests; ITL = all inter-token gaps averaged; the most output tokens
-in one second. Its median and P99 lines too: over requests for TTFT and TPOT, over every
-inter-token gap for ITL (a decode that waits out a prompt-only step, SGLang's default, sees one
-gap as long as the wait).
+Metrics follow `vllm bench serve`: output tokens/s = all output tokens / duration; TTFT from each
+prompt's send (t = 0 when all are sent at once: queueing included) plus the server's per-request
+overhead; TPOT per request = (e2e − TTFT) / (output − 1), averaged over requests; ITL = all
+inter-token gaps averaged; the most output tokens in one second. Its median and P99 lines too:
+over requests for TTFT and TPOT, over every inter-token gap for ITL (a decode that waits out a
+prompt-only step, SGLang's default, sees one gap as long as the wait).
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ LENGTH_SEED = 20240601
 """Seed of the length draw (any fixed value: runs must be repeatable)."""
 LENGTH_CAP = 8.0
 """Drawn lengths are capped at this multiple of their mean (benchmarks drop pathological samples)."""
+ARRIVAL_SEED = 20240603
+"""Seed of the arrival draw (any fixed value: runs must be repeatable)."""
 
 
 class BenchmarkRun(BaseModel):
@@ -80,6 +87,10 @@ class BenchmarkRun(BaseModel):
 
     num_prompts: int
     """Prompts sent (all replicas)."""
+    request_rate: float | None = None
+    """Prompts sent per second (`vllm bench serve --request-rate`). None: all are sent at t = 0."""
+    burstiness: float = 1.0
+    """The gamma shape of the gaps between sends at `request_rate` (1: a Poisson process)."""
     max_concurrency: int | None = None
     """The client's cap on requests in flight (`vllm bench serve --max-concurrency`, the workload's
     `concurrency`): a prompt is sent when an earlier one ends. None: all are sent at t = 0."""
@@ -88,7 +99,8 @@ class BenchmarkRun(BaseModel):
     output_tokens_per_s: float
     """All output tokens / duration (all replicas)."""
     mean_ttft_ms: float
-    """Mean time to first token from each prompt's send (t = 0 without a cap: queueing included), ms."""
+    """Mean time to first token from each prompt's send (t = 0 without a rate or a cap: queueing
+    included), ms."""
     mean_tpot_ms: float
     """Mean over requests of (e2e − TTFT) / (output tokens − 1), ms."""
     mean_itl_ms: float
@@ -117,18 +129,35 @@ class BenchmarkRun(BaseModel):
     steps: int
     """Engine steps of the replica that ran the most."""
     tail_fraction: float
-    """Share of the run spent with fewer than half the peak batch running (the ramp-down tail)."""
+    """Share of the run spent with fewer than half the peak batch running (the ramp-down tail when
+    all are sent at once; idle and lightly loaded time too when they are sent at a rate)."""
 
     @property
     def title(self) -> str:
-        """What was replayed, for people: "1000 prompts sent at once" or "... at most 32 in flight"."""
+        """What was replayed, for people: "1000 prompts sent at once", "1000 prompts at 2 requests/s,
+        Poisson arrivals", either with ", at most 32 in flight"."""
+        if self.request_rate is None:
+            sent = f"{self.num_prompts} prompts sent at once"
+        else:
+            how = (
+                "Poisson arrivals"
+                if self.burstiness == 1.0
+                else f"gamma arrivals, burstiness {self.burstiness:g}"
+            )
+            sent = f"{self.num_prompts} prompts at {self.request_rate:g} requests/s, {how}"
         if self.max_concurrency is None:
-            return f"{self.num_prompts} prompts sent at once"
-        return f"{self.num_prompts} prompts, at most {self.max_concurrency} in flight"
+            return sent
+        return f"{sent}, at most {self.max_concurrency} in flight"
 
     def report_rows(self) -> list[tuple[str, object]]:
         """(metric, value) lines for people, in `vllm bench serve`'s order."""
-        since = "queueing included" if self.max_concurrency is None else "from each prompt's send"
+        at_once = self.max_concurrency is None and self.request_rate is None
+        since = "queueing included" if at_once else "from each prompt's send"
+        tail = (
+            "share of time in the ramp-down tail"
+            if self.request_rate is None
+            else "share of time below half the peak batch"
+        )
         return [
             ("output tokens/s", self.output_tokens_per_s),
             ("peak output tokens/s (one second)", self.peak_output_tokens_per_s),
@@ -141,7 +170,7 @@ class BenchmarkRun(BaseModel):
             ("median / P99 ITL ms", f"{self.median_itl_ms:,.1f} / {self.p99_itl_ms:,.1f}"),
             ("peak / mean running batch", f"{self.peak_batch} / {self.mean_batch:.0f}"),
             ("preemptions (KV cache full)", self.preemptions),
-            ("share of time in the ramp-down tail", f"{self.tail_fraction:.0%}"),
+            (tail, f"{self.tail_fraction:.0%}"),
         ]
 
 
@@ -304,6 +333,22 @@ def draw_lengths(
     return np.maximum(np.rint(raw), 1).astype(np.int64)
 
 
+def arrival_times(
+    n: int, rate: float | None, burstiness: float = 1.0, seed: int = ARRIVAL_SEED
+) -> np.ndarray:
+    """When each of `n` prompts is sent, s from the benchmark's start, as `vllm bench serve
+    --request-rate R --burstiness B` (no ramp-up) sends them (vLLM 0.32 `benchmarks/serve.py`,
+    `get_request`): gaps drawn from a gamma of shape B and mean 1 / R (B = 1: exponential, a Poisson
+    process), the first prompt waiting one gap too, summed, then scaled so that the last prompt is
+    sent at exactly n / R ("to close the gap for stabilizing the throughput data from different
+    random seeds"). `rate` None (inf): every prompt at t = 0."""
+    if rate is None or n < 1:
+        return np.zeros(max(n, 0))
+    gaps = np.random.default_rng(seed).gamma(burstiness, 1.0 / (rate * burstiness), size=n)
+    sends = np.cumsum(gaps)
+    return sends * (n / rate / float(sends[-1]))
+
+
 @dataclass(frozen=True)
 class _ReplicaRun:
     """One replica's replay."""
@@ -343,13 +388,14 @@ class _Pool:
     groups: float  # blocks per block_size tokens over all KV-cache groups
 
 
-def _send_times(finish: np.ndarray, in_flight: int) -> np.ndarray:
-    """When a capped client sends each of a replica's requests (in their order): the first
-    `in_flight` at t = 0, each later one as the next of the earlier ones ends (the replay admits in
-    that order, so the k-th request past the cap takes the slot of the k-th finish)."""
-    sends = np.zeros(len(finish))
+def _send_times(finish: np.ndarray, in_flight: int, arrive: np.ndarray) -> np.ndarray:
+    """When a capped client sends each of a replica's requests (in their order): at its arrival
+    (`arrive`, all 0 without a rate) once fewer than `in_flight` are out, i.e. request k past the cap
+    no earlier than the k-th finish (requests are sent in order and only sent ones finish, so the
+    k-th slot to free is the k-th finish)."""
+    sends = arrive.astype(float)
     if len(finish) > in_flight:
-        sends[in_flight:] = np.sort(finish)[: len(finish) - in_flight]
+        sends[in_flight:] = np.maximum(sends[in_flight:], np.sort(finish)[: len(finish) - in_flight])
     return sends
 
 
@@ -373,8 +419,9 @@ def simulate_benchmark(
     kv_pool_tokens: int = 0,
     vllm_version: str = "0.32",
 ) -> BenchmarkRun:
-    """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once, or, with
-    the workload's `concurrency`, by a client that keeps that many in flight (TTFT from each send).
+    """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once, or at the
+    workload's `request_rate` (`arrival_times`), by a client that keeps at most the workload's
+    `concurrency` in flight when it has one (TTFT from each send).
 
     `kv_blocks`, `block_size`, `blocks_per_seq` and `batched_tokens` describe one replica's KV pool
     and step budget as the engine sizes them; `max_running` caps running requests (default
@@ -398,6 +445,7 @@ def simulate_benchmark(
         draw_lengths(workload.osl, workload.osl_cv, n_total, LENGTH_SEED + 1, workload.osl_quantiles),
         longest - isl_all,
     )
+    arrive_all = arrival_times(n_total, workload.request_rate, workload.burstiness)
     if not chunked_prefill and int(isl_all.max()) > batched_tokens:
         raise InputError(
             f"the benchmark replay: a {int(isl_all.max())}-token prompt does not fit the "
@@ -426,13 +474,16 @@ def simulate_benchmark(
     per_second = np.zeros(0)  # output tokens of all replicas in each second
     steps = peak = preempted = 0
     batch_sum = tail_s = 0.0
-    # Replicas dealt the same lengths replay alike (fixed lengths, an even deal): one replay each.
-    # One engine whose data-parallel ranks share the experts (vLLM DP + EP, SGLang attention DP,
-    # TensorRT-LLM attention DP): every forward pass is aligned across its ranks.
+    # Replicas dealt the same lengths (and sends) replay alike (fixed lengths, an even deal, all sent
+    # at once): one replay each. One engine whose data-parallel ranks share the experts (vLLM DP + EP,
+    # SGLang attention DP, TensorRT-LLM attention DP): every forward pass is aligned across its ranks.
     lockstep = replicas > 1 and shape.ep_ranks > shape.tp
     conservativeness = SGLANG_DP_ATTENTION_CONSERVATIVENESS if lockstep and engine == "sglang" else 1.0
-    keys = [(isl_all[r::replicas].tobytes(), osl_all[r::replicas].tobytes()) for r in range(replicas)]
-    shares: dict[tuple[bytes, bytes], int] = {}  # each distinct share, by its first replica
+    keys = [
+        (isl_all[r::replicas].tobytes(), osl_all[r::replicas].tobytes(), arrive_all[r::replicas].tobytes())
+        for r in range(replicas)
+    ]
+    shares: dict[tuple[bytes, bytes, bytes], int] = {}  # each distinct share, by its first replica
     for r, key in enumerate(keys):
         shares.setdefault(key, r)
     ranks = {
@@ -449,6 +500,7 @@ def simulate_benchmark(
             chunked_prefill,
             conservativeness,
             PROMPT_STEP_GRAPHS[engine],
+            arrive_all[r::replicas],
         )
         for key, r in shares.items()
     }
@@ -462,10 +514,11 @@ def simulate_benchmark(
         )
     else:
         replayed = {key: _alone(rank, price) for key, rank in ranks.items()}
-    for key in keys:
+    for r, key in enumerate(keys):
         run = replayed[key]
         firsts.append(run.first)
-        sends.append(_send_times(run.finish, limit) if cap is not None else np.zeros(len(run.first)))
+        arrive = arrive_all[r::replicas]
+        sends.append(_send_times(run.finish, limit, arrive) if cap is not None else arrive)
         finishes.append(run.finish)
         gap_values.append(run.gaps)
         gap_counts.append(run.gap_counts)
@@ -489,12 +542,14 @@ def simulate_benchmark(
     tpots = gaps / (osl[multi] - 1)
     tpot = float(tpots.mean()) if multi.any() else 0.0
     itl = float(gaps.sum() / (osl[multi] - 1).sum()) if multi.any() else 0.0
-    ttfts = first - np.concatenate(sends) + overhead  # from each prompt's send (t = 0 uncapped)
+    ttfts = first - np.concatenate(sends) + overhead  # from each prompt's send
     itl_p50, itl_p99 = weighted_percentiles(
         np.concatenate(gap_values), np.concatenate(gap_counts), (50.0, 99.0)
     )
     return BenchmarkRun(
         num_prompts=n_total,
+        request_rate=workload.request_rate,
+        burstiness=workload.burstiness,
         max_concurrency=cap,
         duration_s=duration,
         output_tokens_per_s=out_tokens / duration,
@@ -530,6 +585,20 @@ class _Work:
     eager: bool  # no CUDA graph: a decode batch above the largest captured one, or a prompt step
     span: int  # identical decode-only steps the replica can run before anything else changes
     prefill_longest: float | None = None  # the longest prompt sequence (context and chunk) in the step
+    until_s: float = math.inf  # to the replica's next arrival: a span ends at the first step past it
+    idle: bool = False  # nothing to run until then (no GPU work of its own)
+
+
+IDLE_SPAN = 1 << 62
+"""An idle replica's span: it waits as many steps of the others as its next arrival takes."""
+
+
+def _steps_run(work: _Work, step_s: float) -> int:
+    """Steps of `step_s` seconds a replica runs of `work`: its span, cut at the first step boundary at
+    or past its next arrival."""
+    if math.isinf(work.until_s):
+        return work.span
+    return max(1, min(work.span, math.ceil(work.until_s / step_s - 1e-9)))
 
 
 _Rank = Generator[_Work, tuple[float, int], _ReplicaRun]
@@ -549,11 +618,14 @@ def _rank_steps(
     chunked: bool = True,
     conservativeness: float = 1.0,
     prompt_graphs: str = "piecewise",
+    arrive: np.ndarray | None = None,
 ) -> _Rank:
     """One replica's engine steps, as a generator (its step times come from the driver: `_alone` or
     `_lockstep`); returns (first-token times, finish times, steps, peak batch, mean batch over steps,
-    preemptions, seconds with fewer than half the peak batch, ...)."""
+    preemptions, seconds with fewer than half the peak batch, ...). Request i joins the queue at
+    `arrive[i]` s (in order; None: all at t = 0)."""
     n = len(isl)
+    arrive = np.zeros(n) if arrive is None else arrive
     prompt = isl.astype(np.int64).copy()  # tokens to prefill (grows by the output on preemption)
     done_pf = np.zeros(n, dtype=np.int64)  # prompt tokens already computed
     generated = np.zeros(n, dtype=np.int64)
@@ -573,7 +645,8 @@ def _rank_steps(
         out_times.append(at)
         out_tokens.append(len(requests))
 
-    waiting: deque[int] = deque(range(n))
+    waiting: deque[int] = deque()
+    sent = 0  # requests that have arrived (they arrive in order)
     running = np.zeros(0, dtype=np.int64)  # admission order
     free = pool.blocks
     bs, groups = pool.block_size, pool.groups
@@ -618,10 +691,25 @@ def _rank_steps(
         return int(blocks_for(np.asarray([math.ceil(owed)]))[0]) < pool_free
 
     max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
-    while (waiting or len(running)) and steps < max_steps:
+    while (waiting or len(running) or sent < n) and steps < max_steps:
         passes += 1
         if passes > MAX_REPLAY_PASSES:
             raise InputError(_replay_too_long(n, isl, osl, passes))
+        while sent < n and arrive[sent] <= now + 1e-12:
+            waiting.append(sent)
+            sent += 1
+        until = float(arrive[sent]) - now if sent < n else math.inf  # s to the next arrival
+        if not waiting and not len(running):
+            # Nothing to run until the next request arrives: the engine idles (beside the others' steps
+            # when its ranks run in lock-step).
+            step, waited = yield _Work(
+                0.0, 0.0, 0.0, 0.0, 1.0, None, False, IDLE_SPAN, until_s=until, idle=True
+            )
+            now += step * waited
+            times.append(step * waited)
+            batches.append(0)
+            counts.append(0)
+            continue
         # 0. Nothing can change but the decodes: jump to the next request's last token at once.
         span = _decode_span(
             running,
@@ -644,7 +732,9 @@ def _rank_steps(
             k = micro_batches(float(d), shape.pp)
             ctx = float((prompt[running] + generated[running]).mean()) + span / 2.0
             eager = graph_max_batch is not None and d / k > graph_max_batch
-            step, span = yield _Work(d / k, ctx, 0.0, 0.0, 1.0, padded(d / k, eager), eager, span)
+            step, span = yield _Work(
+                d / k, ctx, 0.0, 0.0, 1.0, padded(d / k, eager), eager, span, until_s=until
+            )
             grow = np.maximum(blocks_for(prompt[running] + generated[running] + span) - held[running], 0)
             free -= int(grow.sum())
             held[running] += grow
@@ -873,11 +963,13 @@ def _step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, work: _Work
 
 
 def _alone(rank: _Rank, price: Callable[[_Work], float]) -> _ReplicaRun:
-    """Drive one replica that steps on its own: each step takes its own work's time."""
+    """Drive one replica that steps on its own: each step takes its own work's time; an idle replica
+    waits for its next arrival."""
     work = next(rank)
     while True:
+        step = work.until_s if work.idle else price(work)
         try:
-            work = rank.send((price(work), work.span))
+            work = rank.send((step, _steps_run(work, step)))
         except StopIteration as done:
             return done.value
 
@@ -894,16 +986,21 @@ def _lockstep(ranks: list[_Rank], price: Callable[[_Work], float], graphs: str) 
     all-to-all or all-gather needs every rank in every step): each step lasts as long as its slowest
     rank's, identical decode-only steps run together only as long as every rank can, and a rank that
     carries a prompt chunk takes the others' decode CUDA graphs away (`graphs`: `PROMPT_STEP_GRAPHS`).
-    A rank with nothing left runs dummy steps (not timed: the busiest rank sets the step)."""
+    A rank with nothing left, or nothing until its next arrival, runs dummy steps (not timed: the
+    busiest rank sets the step); when every rank waits, the engine idles to the first arrival."""
     works: list[_Work | None] = [next(rank) for rank in ranks]
     runs: list[_ReplicaRun | None] = [None] * len(ranks)
     while True:
         live = [(i, w) for i, w in enumerate(works) if w is not None]
         if not live:
             break
-        prompt = any(w.prefill_tokens > 0 for _, w in live)
-        step = max(price(_synced(w, prompt, graphs)) for _, w in live)
-        n = min(w.span for _, w in live)
+        busy = [w for _, w in live if not w.idle]
+        if busy:
+            prompt = any(w.prefill_tokens > 0 for w in busy)
+            step = max(price(_synced(w, prompt, graphs)) for w in busy)
+            n = min(_steps_run(w, step) for _, w in live)
+        else:
+            step, n = min(w.until_s for _, w in live), 1
         for i, _ in live:
             try:
                 works[i] = ranks[i].send((step, n))

@@ -20,10 +20,13 @@ _SERVING = {
     "--workload",
     "--workload-file",
 }
+_REPLAY = {"--num-prompts", "--burstiness"}
+"""Flags of the finite-benchmark replay: `plan` and `evaluate` run it, `pareto` does not."""
 _TRAINING = {"--global-batch", "--precision", "--seq-len", "--tokens", "--train"}
 
 FROZEN: dict[str, set[str]] = {
     "plan": _SERVING
+    | _REPLAY
     | _TRAINING
     | {
         "--gpu-memory-utilization",
@@ -43,6 +46,7 @@ FROZEN: dict[str, set[str]] = {
         "--engine",
     },
     "evaluate": _SERVING
+    | _REPLAY
     | _TRAINING
     | {
         "--cp",

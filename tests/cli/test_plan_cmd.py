@@ -266,6 +266,49 @@ def test_evaluate_a_batch_on_other_engines_replays_it(
     assert "finite benchmark (1000 prompts sent at once" in capsys.readouterr().out
 
 
+def test_num_prompts_at_a_rate_replays_vllm_bench_serve_at_that_rate(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--num-prompts 300 --request-rate 4`: the replay sends 300 prompts as `vllm bench serve
+    --request-rate 4` does (Poisson), so it lasts at least 75 s and delivers about 4 x osl tokens/s,
+    where the same prompts sent at once take a few seconds. `--burstiness 0.1` sends them in
+    clumps: the same mean rate, longer queues."""
+    argv = ["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--isl", "300", "--osl", "100"]
+    argv += ["--num-prompts", "300", "--json"]
+    runs = {}
+    for name, extra in (("at once", []), ("poisson", ["--request-rate", "4"])):
+        assert main([*argv, *extra]) == 0
+        runs[name] = json.loads(capsys.readouterr().out)["perf"]["benchmark"]
+    assert main([*argv, "--request-rate", "4", "--burstiness", "0.1"]) == 0
+    runs["bursty"] = json.loads(capsys.readouterr().out)["perf"]["benchmark"]
+    at_once, poisson, bursty = runs["at once"], runs["poisson"], runs["bursty"]
+    assert at_once["request_rate"] is None and at_once["duration_s"] < 20
+    assert poisson["request_rate"] == 4 and poisson["duration_s"] >= 75
+    assert 0.9 * 400 < poisson["output_tokens_per_s"] <= 400 * 1.01
+    assert poisson["mean_ttft_ms"] < 0.1 * at_once["mean_ttft_ms"]
+    assert bursty["burstiness"] == 0.1 and bursty["peak_batch"] > 2 * poisson["peak_batch"]
+    assert bursty["p99_ttft_ms"] > poisson["p99_ttft_ms"]
+    assert main([*argv[:-1], "--request-rate", "4"]) == 0
+    assert "300 prompts at 4 requests/s, Poisson arrivals" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--burstiness", "0.5", "--request-rate", "2"], "add --num-prompts"),
+        (["--burstiness", "0.5", "--num-prompts", "10"], "give a request_rate"),
+        (["--num-prompts", "10", "--cluster", "1x1xH100+1x1xA100-80G"], "has no replay"),
+    ],
+)
+def test_replay_flags_that_would_do_nothing_are_refused(
+    extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["plan", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", *extra]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("engine", ["vllm", "sglang"])
 def test_plan_for_a_batch_replays_the_chosen_plan(engine: str, capsys: pytest.CaptureFixture[str]) -> None:
     """`plan --workload batch` (N prompts at once) replays the chosen plan's benchmark with its engine's

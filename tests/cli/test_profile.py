@@ -85,7 +85,12 @@ def test_vllm_and_sglang_benchmark_results(tmp_path: Path) -> None:
     sglang.write_text(json.dumps(run) + "\n" + json.dumps(run) + "\n")
     prof = profile_file(sglang)
     assert prof.source == "sglang-bench" and prof.requests == 4 and prof.max_concurrency == 16
-    assert to_serving(prof).concurrency == 16
+    w = to_serving(prof)  # a finite benchmark at its rate and under its cap, replayed as it ran
+    assert (w.num_prompts, w.request_rate, w.concurrency, w.burstiness) == (4, 4.0, 16, 1.0)
+    bursty = tmp_path / "bursty.json"
+    bursty.write_text(json.dumps({**run, "burstiness": 0.25, "max_concurrency": None}))
+    w = to_serving(profile_file(bursty))
+    assert (w.num_prompts, w.request_rate, w.burstiness) == (2, 4.0, 0.25)
 
 
 def test_unusable_input_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,6 +12,7 @@ from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.perf.serving import evaluate_serving
 from autoparallel.perf.serving_load import (
+    arrival_times,
     draw_lengths,
     run_benchmark,
     simulate_benchmark,
@@ -359,8 +360,73 @@ def test_sharegpt_shape_keeps_the_published_short_output_share() -> None:
 def test_send_times_of_a_capped_client() -> None:
     """Two in flight: the first two go at t = 0, each later one as the next earlier one ends."""
     finish = np.array([5.0, 3.0, 9.0, 4.0])
-    assert sl._send_times(finish, 2).tolist() == [0.0, 0.0, 3.0, 4.0]
-    assert sl._send_times(finish, 8).tolist() == [0.0] * 4
+    assert sl._send_times(finish, 2, np.zeros(4)).tolist() == [0.0, 0.0, 3.0, 4.0]
+    assert sl._send_times(finish, 8, np.zeros(4)).tolist() == [0.0] * 4
+    # at a rate: a request is sent at its arrival, or later when no slot is free then
+    assert sl._send_times(finish, 2, np.array([0.5, 1.0, 2.0, 6.0])).tolist() == [0.5, 1.0, 3.0, 6.0]
+
+
+def test_arrivals_are_those_vllm_bench_serve_draws() -> None:
+    """`vllm bench serve --request-rate 4 --num-prompts 2000`: exponential gaps of mean 1/4 s, scaled
+    so that the last prompt goes at exactly 2000 / 4 s; deterministic; inf sends all at t = 0."""
+    sends = arrival_times(2000, 4.0)
+    gaps = np.diff(np.concatenate([[0.0], sends]))
+    assert sends[-1] == pytest.approx(500.0) and (gaps > 0).all()
+    assert gaps.mean() == pytest.approx(0.25)
+    assert 0.9 < gaps.std() / gaps.mean() < 1.1  # exponential: spread 1
+    assert (arrival_times(2000, 4.0) == sends).all()
+    assert (arrival_times(5, None) == 0).all()
+
+
+def test_prompts_sent_at_a_rate_are_served_as_they_come(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """Far below the replica's capacity, a run at 2 requests/s delivers the offered load (rate × mean
+    output, the last send at N / rate), each prompt's TTFT is about one prefill (not the queue of a
+    burst) and the batch stays near rate × e2e (Little's law); near and past capacity, TTFT and TPOT
+    grow, and at a rate no engine keeps up with the run approaches the burst."""
+    burst = Serving(isl=220, osl=200, num_prompts=400, isl_cv=1, osl_cv=1)
+    slow = run_benchmark(qwen8b, H100, CFG, burst.model_copy(update={"request_rate": 2.0}))
+    assert "400 prompts at 2 requests/s, Poisson arrivals" in slow.title
+    assert slow.duration_s > 400 / 2.0
+    assert 0.9 * 2.0 * 200 < slow.output_tokens_per_s <= 2.0 * 200 * 1.01
+    assert slow.mean_ttft_ms < 100 and slow.p99_ttft_ms < 200
+    e2e_s = (slow.mean_ttft_ms + slow.mean_tpot_ms * 199) / 1e3
+    assert slow.mean_batch == pytest.approx(2.0 * e2e_s, rel=0.5)
+    assert slow.peak_batch < 20 and slow.preemptions == 0
+    runs = [
+        run_benchmark(qwen8b, H100, CFG, burst.model_copy(update={"request_rate": rate}))
+        for rate in (8, 32, 1e4)
+    ]
+    ttft = [slow.mean_ttft_ms] + [r.mean_ttft_ms for r in runs]
+    tpot = [slow.mean_tpot_ms] + [r.mean_tpot_ms for r in runs]
+    assert ttft == sorted(ttft) and tpot == sorted(tpot)
+    at_once = run_benchmark(qwen8b, H100, CFG, burst)
+    assert runs[-1].output_tokens_per_s == pytest.approx(at_once.output_tokens_per_s, rel=0.02)
+    assert runs[-1].mean_ttft_ms == pytest.approx(at_once.mean_ttft_ms, rel=0.05)
+
+
+def test_lock_step_ranks_wait_for_their_own_arrivals(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """Data-parallel ranks that share experts (vLLM DP + EP) step together: at a low rate most steps
+    run one rank's few requests while the others idle, so the run delivers the offered load with
+    single-request latencies; the run still finishes when every rank has long waits."""
+    moe = load_model("Qwen/Qwen3-30B-A3B")
+    cluster = Cluster.parse("1x8xH100")
+    cfg = ServingConfig(tp=1, replicas=8, enable_expert_parallel=True, max_num_seqs=256, max_model_len=4096)
+    w = Serving(isl=220, osl=200, num_prompts=200, osl_cv=1, request_rate=1.0)
+    run = run_benchmark(moe, cluster, cfg, w)
+    assert 0.9 * 200 < run.output_tokens_per_s <= 200 * 1.01
+    assert run.peak_batch <= 3 and run.mean_ttft_ms < 150
+    busier = run_benchmark(moe, cluster, cfg, w.model_copy(update={"request_rate": 40.0}))
+    assert busier.mean_tpot_ms > run.mean_tpot_ms
+
+
+def test_a_rate_and_a_cap_together(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """`--request-rate 50 --max-concurrency 4`: the cap binds (4 in flight complete far fewer than 50 a
+    second), so TTFT counts from each send, which waits for a free slot, not from the arrival."""
+    w = Serving(isl=220, osl=200, num_prompts=100, request_rate=50.0, concurrency=4)
+    run = run_benchmark(qwen8b, H100, CFG, w)
+    assert run.peak_batch == 4 and "at most 4 in flight" in run.title and "50 requests/s" in run.title
+    assert run.mean_ttft_ms < 200
+    assert run.duration_s > 100 / 50.0 * 3  # the cap, not the rate, sets the pace
 
 
 def test_a_concurrency_cap_keeps_that_many_in_flight_and_times_ttft_from_each_send(qwen8b) -> None:  # type: ignore[no-untyped-def]
