@@ -633,14 +633,18 @@ def _rank_steps(
     first = np.full(n, np.nan)
     finish = np.full(n, np.nan)
     last = np.full(n, np.nan)  # time of each request's latest token
-    gaps: list[np.ndarray] = []  # inter-token gaps, s, one token after each
+    gaps: list[np.ndarray] = []  # each step's distinct inter-token gaps, s ...
+    gap_tokens: list[np.ndarray] = []  # ... and how many tokens came after each (a step's decodes
+    # mostly share one gap: a token per step kept 8 bytes a token, 1.6 GB for 10^6 prompts)
     spans: list[tuple[float, int]] = []  # (gap, tokens after it) of decode spans
     out_times: list[float] = []  # when tokens come out, s ...
     out_tokens: list[int] = []  # ... and how many
 
     def emit(requests: np.ndarray, at: float) -> None:
         """`requests` (each already holding a token) emit one more at `at`."""
-        gaps.append(at - last[requests])
+        values, tokens = np.unique(at - last[requests], return_counts=True)
+        gaps.append(values)
+        gap_tokens.append(tokens)
         last[requests] = at
         out_times.append(at)
         out_tokens.append(len(requests))
@@ -694,7 +698,7 @@ def _rank_steps(
     while (waiting or len(running) or sent < n) and steps < max_steps:
         passes += 1
         if passes > MAX_REPLAY_PASSES:
-            raise InputError(_replay_too_long(n, isl, osl, passes))
+            raise InputError(_replay_too_long(n, isl, osl, None))
         while sent < n and arrive[sent] <= now + 1e-12:
             waiting.append(sent)
             sent += 1
@@ -885,7 +889,6 @@ def _rank_steps(
     peak = max(batches, default=0)
     tail = float(sum(t for t, b in zip(times, batches, strict=True) if 2 * b < peak))
     mean_batch = sum(b * c for b, c in zip(batches, counts, strict=True)) / max(sum(counts), 1)
-    single = np.concatenate(gaps) if gaps else np.zeros(0)
     return _ReplicaRun(
         first,
         finish,
@@ -894,10 +897,8 @@ def _rank_steps(
         mean_batch,
         preemptions,
         tail,
-        np.concatenate([single, np.asarray([g for g, _ in spans], dtype=float)]),
-        np.concatenate(
-            [np.ones(len(single), dtype=np.int64), np.asarray([c for _, c in spans], dtype=np.int64)]
-        ),
+        np.concatenate([*gaps, np.asarray([g for g, _ in spans], dtype=float)]),
+        np.concatenate([*gap_tokens, np.asarray([c for _, c in spans], dtype=np.int64)]).astype(np.int64),
         np.bincount(np.asarray(out_times).astype(np.int64), weights=np.asarray(out_tokens, dtype=float)),
     )
 
@@ -909,12 +910,16 @@ tokens on a pool that holds 13 of them at once are 77 waves of a million steps e
 until killed."""
 
 
-def _replay_too_long(n: int, isl: np.ndarray, osl: np.ndarray, passes: float) -> str:
+def _replay_too_long(n: int, isl: np.ndarray, osl: np.ndarray, passes: float | None) -> str:
+    """Why a replay is refused: its estimated `passes`, or (None) the count run past the limit."""
+    what = f"{n:,} prompts of {float(isl.mean()):,.0f} + {float(osl.mean()):,.0f} tokens a replica"
+    if passes is None:
+        took = f"ran past its {MAX_REPLAY_PASSES:,} scheduler passes ({what})"
+    else:
+        took = f"would take about {passes:,.0f} scheduler passes ({what}; at most {MAX_REPLAY_PASSES:,})"
     return (
-        f"the benchmark replay would take about {passes:,.0f} scheduler passes ({n:,} prompts of "
-        f"{float(isl.mean()):,.0f} + {float(osl.mean()):,.0f} tokens a replica; at most "
-        f"{MAX_REPLAY_PASSES:,}): give fewer prompts or shorter outputs, or no prompt count for the "
-        "steady-state model"
+        f"the benchmark replay {took}: give fewer prompts or shorter outputs, or no prompt count for "
+        "the steady-state model"
     )
 
 
