@@ -567,11 +567,23 @@ def test_a_billion_prompts_is_refused_not_replayed(
 ) -> None:
     """`num_prompts` had no ceiling: a workload file asking for 10^9 prompts sent `evaluate` into a
     replay that ran out of memory (killed after 87 s). The replay steps through every prompt; 10^6
-    take about 25 s, and that is the bound."""
+    at once take about 45 s on the 2-core machine, and that is the bound."""
     f = tmp_path / "w.json"
     f.write_text(json.dumps({"serving": {"isl": 200, "osl": 200, "num_prompts": 10**9}}))
     rc, out, err = _run(["evaluate", M, *C, "--workload-file", str(f)], capsys)
     assert rc == 2 and not out and "num_prompts" in err and "1000000" in err
+
+
+def test_a_benchmark_sent_at_the_slowest_rate_is_replayed_not_allocated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """1,000 prompts at 10^-9 requests/s last 10^12 s: the replay counted output tokens in a dense
+    array with one slot per second of the run (7.28 TiB, exit 3). The seconds are kept sparse."""
+    argv = ["evaluate", M, *C, "--workload", "sharegpt", "--num-prompts", "1000", "--request-rate", "1e-9"]
+    rc, out, _ = _run([*argv, "--json"], capsys)
+    bench = json.loads(out)["perf"]["benchmark"]
+    assert rc == 0 and bench["duration_s"] > 1e11
+    assert 0 < bench["peak_output_tokens_per_s"] < 1000 and bench["peak_batch"] == 1
 
 
 @pytest.mark.parametrize(

@@ -362,7 +362,8 @@ class _ReplicaRun:
     tail_s: float  # seconds with fewer than half the peak batch running
     gaps: np.ndarray  # inter-token gaps, s
     gap_counts: np.ndarray  # how many tokens came after each
-    tokens_per_second: np.ndarray  # output tokens in each second of the run, from t = 0
+    seconds: np.ndarray  # the whole seconds of the run (from t = 0) in which tokens came out ...
+    second_tokens: np.ndarray  # ... and how many (sparse: a run at 10^-9 requests/s lasts 10^12 s)
 
 
 def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: tuple[float, ...]) -> list[float]:
@@ -471,7 +472,7 @@ def simulate_benchmark(
     # robin): the run lasts until the slowest replica's last token, so the longest requests of the
     # whole draw set the duration, not those of one replica's share.
     firsts, finishes, sends, gap_values, gap_counts = [], [], [], [], []
-    per_second = np.zeros(0)  # output tokens of all replicas in each second
+    seconds, second_tokens = [], []  # output tokens of each replica by whole second
     steps = peak = preempted = 0
     batch_sum = tail_s = 0.0
     # Replicas dealt the same lengths (and sends) replay alike (fixed lengths, an even deal, all sent
@@ -522,10 +523,8 @@ def simulate_benchmark(
         finishes.append(run.finish)
         gap_values.append(run.gaps)
         gap_counts.append(run.gap_counts)
-        width = max(len(per_second), len(run.tokens_per_second))
-        per_second = np.pad(per_second, (0, width - len(per_second))) + np.pad(
-            run.tokens_per_second, (0, width - len(run.tokens_per_second))
-        )
+        seconds.append(run.seconds)
+        second_tokens.append(run.second_tokens)
         steps, preempted = max(steps, run.steps), preempted + run.preemptions
         peak = max(peak, run.peak)
         batch_sum += run.mean_batch
@@ -562,7 +561,9 @@ def simulate_benchmark(
         p99_tpot_ms=float(np.percentile(tpots, 99)) * 1e3 if multi.any() else 0.0,
         median_itl_ms=itl_p50 * 1e3,
         p99_itl_ms=itl_p99 * 1e3,
-        peak_output_tokens_per_s=float(per_second.max(initial=0.0)),
+        peak_output_tokens_per_s=float(
+            _per_second(np.concatenate(seconds), np.concatenate(second_tokens))[1].max(initial=0.0)
+        ),
         peak_batch=peak,
         mean_batch=mean_batch,
         preemptions=preempted,
@@ -899,8 +900,14 @@ def _rank_steps(
         tail,
         np.concatenate([*gaps, np.asarray([g for g, _ in spans], dtype=float)]),
         np.concatenate([*gap_tokens, np.asarray([c for _, c in spans], dtype=np.int64)]).astype(np.int64),
-        np.bincount(np.asarray(out_times).astype(np.int64), weights=np.asarray(out_tokens, dtype=float)),
+        *_per_second(np.floor(np.asarray(out_times)), np.asarray(out_tokens, dtype=float)),
     )
+
+
+def _per_second(seconds: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct whole `seconds` and the `tokens` summed in each."""
+    distinct, where = np.unique(seconds, return_inverse=True)
+    return distinct, np.bincount(where, weights=tokens, minlength=len(distinct))
 
 
 MAX_REPLAY_PASSES = 250_000
