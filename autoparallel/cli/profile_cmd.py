@@ -44,7 +44,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return 0
     if prof.request_rate:
         unit = "" if prof.time_unit == "s" else f" (stamps read as epoch {prof.time_unit})"
-        rate = f"{prof.request_rate:.3f} requests/s{unit}"
+        rate = f"{prof.request_rate:.4g} requests/s{unit}"
     elif prof.source == "prometheus":
         rate = "not recorded (one metrics scrape has no arrival times)"
     elif prof.source != "request-log":
@@ -61,6 +61,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         if prof.interarrival_cv
         else "evenly spaced arrivals (inter-arrival spread 0)"
         if prof.interarrival_cv == 0
+        else f"burstiness {prof.gamma_shape:g} (the benchmark's gamma shape; 1 = Poisson)"
+        if prof.gamma_shape
         else "no arrival gaps"
     )
     lines = [
