@@ -366,4 +366,4 @@ def test_a_log_without_arrival_stamps_says_which_keys_were_looked_for(
         '{"prompt_tokens": 10, "output_tokens": 5, "arrival": 3}\n'
     )
     assert main(["profile", str(stamped)]) == 0
-    assert "0.500 requests/s" in capsys.readouterr().out
+    assert "arrival rate: 0.5 requests/s" in capsys.readouterr().out
