@@ -105,6 +105,7 @@ NUMBERS = (
 SERVING_FLAGS = ("--isl", "--osl", "--concurrency", "--request-rate", "--ttft-ms", "--tpot-ms")
 TRAINING_FLAGS = ("--seq-len", "--global-batch", "--tokens")
 PLAN_ONLY = ("--top", "--time-limit", "--workers", "--seed", "--max-model-len")
+REPLAY_FLAGS = ("--num-prompts", "--burstiness")
 EVAL_FLAGS = (
     "--tp",
     "--pp",
@@ -260,9 +261,9 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
         ]
     pool = [*SERVING_FLAGS, *TRAINING_FLAGS, "--workload", "--precision"]
     if command == "plan":
-        pool += [*PLAN_ONLY, "--objective"]
+        pool += [*PLAN_ONLY, *REPLAY_FLAGS, "--objective"]
     elif command == "evaluate":
-        pool += [*EVAL_FLAGS, "--zero", "--recompute", "--kv-cache-dtype", "--engine"]
+        pool += [*EVAL_FLAGS, *REPLAY_FLAGS, "--zero", "--recompute", "--kv-cache-dtype", "--engine"]
         pool += ["--nsa-prefill-backend", "--nsa-decode-backend"]
     else:
         pool += ["--objectives"]
@@ -301,6 +302,9 @@ def _number(rng: random.Random, flag: str) -> str:
         "--isl": ("128", "1024", "4096"),
         "--osl": ("64", "256"),
         "--max-model-len": ("2048", "8192"),
+        "--num-prompts": ("10", "200", "1000"),
+        "--burstiness": ("0.5", "1", "2"),
+        "--request-rate": ("0.5", "5", "50"),
     }
     if flag in sensible and rng.random() < 0.6:
         return rng.choice(sensible[flag])
