@@ -274,7 +274,7 @@ def _fake_rank(works: list[sl._Work], got: list[tuple[float, int]]) -> sl._Rank:
     for work in works:
         got.append((yield work))
     none = np.zeros(0)
-    return sl._ReplicaRun(none, none, 0, 0, 0.0, 0, 0.0, none, none, none)
+    return sl._ReplicaRun(none, none, 0, 0, 0.0, 0, 0.0, none, none, none, none)
 
 
 def _work(seqs: float, prompt: float = 0.0, span: int = 1) -> sl._Work:
