@@ -73,7 +73,8 @@ def at_request_rate(
 ) -> OfferedLoad | None:
     """`perf.serving.offered_load` for `config` on `engine` (`kv`: the SGLang / TensorRT-LLM pool
     its full-load figures came from; vLLM's step budget comes from its KV layout)."""
-    if workload.request_rate is None:
+    rate = workload.request_rate
+    if rate is None:
         return None
     nsa: tuple[str | None, str | None] = (None, None)
     if kv is None:
@@ -96,6 +97,7 @@ def at_request_rate(
             engine=engine,
             nsa_backends=nsa,
             kv_pool_tokens=pool,
+            arrivals_per_s=rate / config.replicas,
         )
 
     return offered_load(workload, config.replicas, full, perf_at)

@@ -507,6 +507,144 @@ def schedules_ahead(model: ModelSpec, shape: ReplicaShape) -> bool:
     return shape.async_scheduling
 
 
+def poisson_weights(mean: float) -> list[tuple[int, float]]:
+    """(n, probability) of a Poisson count of `mean`, over the n within eight standard deviations
+    (log-space: no underflow at large means), normalized to sum to 1."""
+    if mean <= 0:
+        return [(0, 1.0)]
+    spread = 8.0 * math.sqrt(mean) + 8.0
+    lo, hi = max(0, math.floor(mean - spread)), math.ceil(mean + spread)
+    logs = [(n, n * math.log(mean) - mean - math.lgamma(n + 1.0)) for n in range(lo, hi + 1)]
+    top = max(lp for _, lp in logs)
+    weights = [(n, math.exp(lp - top)) for n, lp in logs]
+    total = sum(w for _, w in weights)
+    return [(n, w / total) for n, w in weights if w / total > 1e-12]
+
+
+OPEN_LOOP_MAX_PROMPTS = 4096.0
+"""Most prompts one rotation may carry in expectation while the open-loop step time is sought: past
+it the arrivals outrun the replica's prompt work (no steady state), and the last estimate stands."""
+
+
+def open_loop_step_times(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    *,
+    batch: float,
+    isl: int,
+    osl: int,
+    batched_tokens: int,
+    arrivals_per_s: float,
+) -> StepTimes:
+    """`replica_step_times` for requests that arrive as a Poisson process of `arrivals_per_s` per
+    replica (an open-loop client, `vllm bench serve --request-rate`), not one for each that finishes.
+
+    The engine schedules every prompt that arrived during a step whole into the next one (vLLM V1
+    takes waiting requests into the step's token budget; TensorRT-LLM alike), so a step carries n
+    whole prompts, n ~ Poisson(λ · T̄), not the even share b · isl / osl per step of a closed loop.
+    A step's time is convex in its prompt tokens (its GEMMs turn compute-bound past the roofline's
+    ridge), so the mean over n is longer than the step at the mean n: at 45 requests/s of 238 / 202
+    tokens on Qwen3-8B / H100, 13 ms where the even share gives 8.7 (the step-by-step replay of the
+    same arrivals, `perf/serving_load.py`, measures 14 ms). T̄ = Σₙ P(n; λ · T̄) · T(n) is found by
+    iteration from T(0) (it rises to the least fixed point); TPOT is T̄ over the engine steps a
+    rotation takes on average (a step past the token budget runs as several). TTFT's GPU part: the
+    rest of the rotation in progress when the prompt arrives (its length-biased mean,
+    E[T²] / (2 · E[T])), then the rotation that carries it with the others that arrived meanwhile.
+    SGLang, which runs prompts in steps of their own, is charged the same mixed steps, as its
+    closed-loop steady state is."""
+    key = (shape, batch, isl, osl, batched_tokens, arrivals_per_s)
+    return memoized(
+        _OPEN_STEP_TIMES,
+        (model, cluster),
+        key,
+        lambda: _open_loop_step_times(
+            model,
+            cluster,
+            shape,
+            batch=batch,
+            isl=isl,
+            osl=osl,
+            batched_tokens=batched_tokens,
+            arrivals_per_s=arrivals_per_s,
+        ),
+    )
+
+
+_OPEN_STEP_TIMES: Memo[StepTimes] = {}
+
+
+def _open_loop_step_times(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    *,
+    batch: float,
+    isl: int,
+    osl: int,
+    batched_tokens: int,
+    arrivals_per_s: float,
+) -> StepTimes:
+    k = micro_batches(batch, shape.pp)
+    m = batch / k
+    context = isl + osl / 2.0
+    rotations: dict[int, tuple[float, float, bool]] = {}
+
+    def rotation(n: int) -> tuple[float, float, bool]:
+        """(seconds, engine steps, memory-bound) of one rotation carrying `n` whole prompts."""
+        if n not in rotations:
+            prefill = n * isl / k
+            steps = max(1.0, (m + prefill) / batched_tokens)
+            seconds, bound = rotation_s(
+                model,
+                cluster,
+                shape,
+                decode_seqs=m,
+                context_tokens=context,
+                prefill_tokens=prefill,
+                prefill_context=isl / 2.0,
+                steps=steps,
+                prefill_longest=float(isl),
+            )
+            rotations[n] = (seconds, steps, bound)
+        return rotations[n]
+
+    mean_s = rotation(0)[0]
+    weights = poisson_weights(0.0)
+    for _ in range(200):
+        mu = min(arrivals_per_s * mean_s, OPEN_LOOP_MAX_PROMPTS)
+        weights = poisson_weights(mu)
+        new_s = sum(p * rotation(n)[0] for n, p in weights)
+        converged = abs(new_s - mean_s) <= 1e-9 * new_s
+        mean_s = new_s
+        if converged or mu >= OPEN_LOOP_MAX_PROMPTS:
+            break
+    mean_steps = sum(p * rotation(n)[1] for n, p in weights)
+    second_moment = sum(p * rotation(n)[0] ** 2 for n, p in weights)
+    carrying_s = sum(p * rotation(n + 1)[0] for n, p in weights)
+    decode_s = rotation(0)[0]
+    chunks = math.ceil(isl / batched_tokens)
+    prefill_s, _ = rotation_s(
+        model,
+        cluster,
+        shape,
+        decode_seqs=0.0,
+        context_tokens=context,
+        prefill_tokens=float(isl),
+        prefill_context=isl / 2.0,
+        steps=float(chunks),
+        prefill_longest=float(isl),
+    )
+    mode = max(weights, key=lambda nw: nw[1])[0]
+    return StepTimes(
+        step_s=mean_s / mean_steps,
+        decode_s=decode_s,
+        prefill_s=prefill_s,
+        ttft_s=second_moment / (2.0 * mean_s) + carrying_s,
+        memory_bound=rotation(mode)[2],
+    )
+
+
 def replica_step_times(
     model: ModelSpec,
     cluster: Cluster,
