@@ -62,7 +62,13 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError, InternalError
 from autoparallel.perf.serving_efficiency import efficiency_for
-from autoparallel.perf.serving_steps import ReplicaShape, micro_batches, rotation_s
+from autoparallel.perf.serving_steps import (
+    PROMPT_STEP_GRAPHS,
+    SCHEDULING,
+    ReplicaShape,
+    micro_batches,
+    rotation_s,
+)
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -174,24 +180,6 @@ class BenchmarkRun(BaseModel):
         ]
 
 
-SCHEDULING = {"vllm": "mixed", "sglang": "prefill_first", "trtllm": "no_evict"}
-"""How each engine's scheduler fills a step (its default policy):
-
-- `mixed` (vLLM V1): decodes first, prompt chunks fill the rest of the token budget in the same step;
-  KV blocks are taken as tokens are written; a full cache preempts the latest request (recompute).
-- `prefill_first` (SGLang `Scheduler.get_next_batch_to_run`, `--enable-mixed-chunk` off by
-  default): whenever a prefill batch can be formed it runs alone, up to `chunked_prefill_size`
-  tokens, and the running decodes wait for it. A request is admitted only when its whole prompt and
-  its output (clipped at 4,096) fit the free pool less what the running requests may still write,
-  their remaining output times `new_token_ratio` (`PrefillAdder.add_one_req`); the ratio starts at
-  0.7 (0.21 with attention DP) and decays to 0.14 of that over 600 decode steps
-  (`SGLANG_INIT_NEW_TOKEN_RATIO`, `..._MIN_NEW_TOKEN_RATIO_FACTOR`, `..._NEW_TOKEN_RATIO_DECAY_STEPS`,
-  `SGLANG_DP_ATTENTION_CONSERVATIVENESS`), back to its start after a preemption (SGLang recomputes
-  it there; taken as the initial value).
-- `no_evict` (TensorRT-LLM `CapacitySchedulerPolicy.GUARANTEED_NO_EVICT`, the default): a request is
-  admitted only when blocks for its whole prompt and output can be reserved, so nothing is ever
-  preempted; context and generation requests share a step up to `max_num_tokens`."""
-
 SGLANG_CLIP_MAX_NEW_TOKENS = 4096
 """SGLang's cap on the output a request is assumed to still write (`CLIP_MAX_NEW_TOKENS_ESTIMATION`)."""
 SGLANG_INIT_NEW_TOKEN_RATIO = 0.7
@@ -202,18 +190,6 @@ SGLANG_DP_ATTENTION_CONSERVATIVENESS = 0.3
 (`ServerArgs._handle_data_parallelism`); the scheduler's initial ratio is 0.7 × conservativeness
 (capped at 1), its floor the initial ratio × 0.14, reached over 600 decode steps
 (`Scheduler.init_new_token_ratio`, `min_new_token_ratio`, `new_token_ratio_decay`)."""
-
-PROMPT_STEP_GRAPHS = {"vllm": "piecewise", "sglang": "eager", "trtllm": "eager"}
-"""How each engine runs a step that carries a prompt chunk, and so (the data-parallel ranks of one
-engine agree on one graph mode every step) how a decode-only rank runs beside another rank's prompt:
-
-- `piecewise` (vLLM V1: a mixed batch runs the PIECEWISE CUDA graphs, which cover everything but
-  attention, so no eager launch cost is charged; `dp_utils._synchronize_dp_ranks` takes the minimum
-  mode over the DP ranks): no full decode graph, so no padding to a captured size;
-- `eager` (SGLang: only decode or idle batches replay CUDA graphs, and with attention DP
-  `prepare_mlp_sync_batch_raw` all-gathers `can_cuda_graph` and takes the minimum; TensorRT-LLM:
-  CUDA graphs run generation-only batches, with attention DP only when every rank's is,
-  `maybe_get_cuda_graph`): the whole step runs without CUDA graphs, eager launch cost per layer."""
 
 
 def run_benchmark(

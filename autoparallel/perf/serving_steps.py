@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from autoparallel.memo import Memo, memoized
@@ -507,6 +507,37 @@ def schedules_ahead(model: ModelSpec, shape: ReplicaShape) -> bool:
     return shape.async_scheduling
 
 
+SCHEDULING = {"vllm": "mixed", "sglang": "prefill_first", "trtllm": "no_evict"}
+"""How each engine's scheduler fills a step (its default policy):
+
+- `mixed` (vLLM V1): decodes first, prompt chunks fill the rest of the token budget in the same step;
+  KV blocks are taken as tokens are written; a full cache preempts the latest request (recompute).
+- `prefill_first` (SGLang `Scheduler.get_next_batch_to_run`, `--enable-mixed-chunk` off by
+  default): whenever a prefill batch can be formed it runs alone, up to `chunked_prefill_size`
+  tokens, and the running decodes wait for it. A request is admitted only when its whole prompt and
+  its output (clipped at 4,096) fit the free pool less what the running requests may still write,
+  their remaining output times `new_token_ratio` (`PrefillAdder.add_one_req`); the ratio starts at
+  0.7 (0.21 with attention DP) and decays to 0.14 of that over 600 decode steps
+  (`serving_load.SGLANG_INIT_NEW_TOKEN_RATIO`, `..._MIN_NEW_TOKEN_RATIO_FACTOR`,
+  `..._NEW_TOKEN_RATIO_DECAY_STEPS`, `SGLANG_DP_ATTENTION_CONSERVATIVENESS`), back to its start
+  after a preemption (SGLang recomputes it there; taken as the initial value).
+- `no_evict` (TensorRT-LLM `CapacitySchedulerPolicy.GUARANTEED_NO_EVICT`, the default): a request is
+  admitted only when blocks for its whole prompt and output can be reserved, so nothing is ever
+  preempted; context and generation requests share a step up to `max_num_tokens`."""
+
+PROMPT_STEP_GRAPHS = {"vllm": "piecewise", "sglang": "eager", "trtllm": "eager"}
+"""How each engine runs a step that carries a prompt chunk, and so (the data-parallel ranks of one
+engine agree on one graph mode every step) how a decode-only rank runs beside another rank's prompt:
+
+- `piecewise` (vLLM V1: a mixed batch runs the PIECEWISE CUDA graphs, which cover everything but
+  attention, so no eager launch cost is charged; `dp_utils._synchronize_dp_ranks` takes the minimum
+  mode over the DP ranks): no full decode graph, so no padding to a captured size;
+- `eager` (SGLang: only decode or idle batches replay CUDA graphs, and with attention DP
+  `prepare_mlp_sync_batch_raw` all-gathers `can_cuda_graph` and takes the minimum; TensorRT-LLM:
+  CUDA graphs run generation-only batches, with attention DP only when every rank's is,
+  `maybe_get_cuda_graph`): the whole step runs without CUDA graphs, eager launch cost per layer."""
+
+
 def poisson_weights(mean: float) -> list[tuple[int, float]]:
     """(n, probability) of a Poisson count of `mean`, over the n within eight standard deviations
     (log-space: no underflow at large means), normalized to sum to 1."""
@@ -550,9 +581,11 @@ def open_loop_step_times(
     iteration from T(0) (it rises to the least fixed point); TPOT is T̄ over the engine steps a
     rotation takes on average (a step past the token budget runs as several). TTFT's GPU part: the
     rest of the rotation in progress when the prompt arrives (its length-biased mean,
-    E[T²] / (2 · E[T])), then the rotation that carries it with the others that arrived meanwhile.
-    SGLang, which runs prompts in steps of their own, is charged the same mixed steps, as its
-    closed-loop steady state is."""
+    E[T²] / (2 · E[T])), then the rotation that carries it with the others that arrived meanwhile,
+    to its first token. Each engine's policy, as the replay runs it: a step with prompts runs
+    without CUDA graphs on SGLang and TensorRT-LLM (`PROMPT_STEP_GRAPHS`), and SGLang runs the
+    prompts in a step of their own while the decodes wait (`SCHEDULING`), its first tokens at that
+    step's end."""
     key = (shape, batch, isl, osl, batched_tokens, arrivals_per_s)
     return memoized(
         _OPEN_STEP_TIMES,
@@ -588,41 +621,58 @@ def _open_loop_step_times(
     k = micro_batches(batch, shape.pp)
     m = batch / k
     context = isl + osl / 2.0
-    rotations: dict[int, tuple[float, float, bool]] = {}
+    # A step with prompt tokens runs without CUDA graphs where the engine does so.
+    prompt_shape = (
+        replace(shape, enforce_eager=True) if PROMPT_STEP_GRAPHS[shape.engine] == "eager" else shape
+    )
+    alone = SCHEDULING[shape.engine] == "prefill_first"
+    rotations: dict[int, _Rotation] = {}
 
-    def rotation(n: int) -> tuple[float, float, bool]:
-        """(seconds, engine steps, memory-bound) of one rotation carrying `n` whole prompts."""
+    def run(decode: float, prefill: float, step_shape: ReplicaShape) -> tuple[float, float, bool]:
+        """(seconds, engine steps, memory-bound) of `decode` sequences and `prefill` prompt tokens."""
+        steps = max(1.0, (decode + prefill) / batched_tokens)
+        seconds, bound = rotation_s(
+            model,
+            cluster,
+            step_shape,
+            decode_seqs=decode,
+            context_tokens=context,
+            prefill_tokens=prefill,
+            prefill_context=isl / 2.0,
+            steps=steps,
+            prefill_longest=float(isl),
+        )
+        return seconds, steps, bound
+
+    def rotation(n: int) -> _Rotation:
+        """One rotation of the running decodes with the `n` whole prompts that arrived during the last."""
         if n not in rotations:
-            prefill = n * isl / k
-            steps = max(1.0, (m + prefill) / batched_tokens)
-            seconds, bound = rotation_s(
-                model,
-                cluster,
-                shape,
-                decode_seqs=m,
-                context_tokens=context,
-                prefill_tokens=prefill,
-                prefill_context=isl / 2.0,
-                steps=steps,
-                prefill_longest=float(isl),
-            )
-            rotations[n] = (seconds, steps, bound)
+            if n == 0:
+                seconds, steps, bound = run(m, 0.0, shape)
+                rotations[n] = _Rotation(seconds, steps, seconds, bound)
+            elif alone:  # the prompts' own step first, the decodes waiting, then the decode step
+                prompt_s, _, _ = run(0.0, n * isl / k, prompt_shape)
+                decode = rotation(0)
+                rotations[n] = _Rotation(prompt_s + decode.seconds, 1.0, prompt_s, decode.memory_bound)
+            else:
+                seconds, steps, bound = run(m, n * isl / k, prompt_shape)
+                rotations[n] = _Rotation(seconds, steps, seconds, bound)
         return rotations[n]
 
-    mean_s = rotation(0)[0]
+    mean_s = rotation(0).seconds
     weights = poisson_weights(0.0)
     for _ in range(200):
         mu = min(arrivals_per_s * mean_s, OPEN_LOOP_MAX_PROMPTS)
         weights = poisson_weights(mu)
-        new_s = sum(p * rotation(n)[0] for n, p in weights)
+        new_s = sum(p * rotation(n).seconds for n, p in weights)
         converged = abs(new_s - mean_s) <= 1e-9 * new_s
         mean_s = new_s
         if converged or mu >= OPEN_LOOP_MAX_PROMPTS:
             break
-    mean_steps = sum(p * rotation(n)[1] for n, p in weights)
-    second_moment = sum(p * rotation(n)[0] ** 2 for n, p in weights)
-    carrying_s = sum(p * rotation(n + 1)[0] for n, p in weights)
-    decode_s = rotation(0)[0]
+    mean_steps = sum(p * rotation(n).decode_steps for n, p in weights)
+    second_moment = sum(p * rotation(n).seconds ** 2 for n, p in weights)
+    carrying_s = sum(p * rotation(n + 1).first_token_s for n, p in weights)
+    decode_s = rotation(0).seconds
     chunks = math.ceil(isl / batched_tokens)
     prefill_s, _ = rotation_s(
         model,
@@ -641,8 +691,19 @@ def _open_loop_step_times(
         decode_s=decode_s,
         prefill_s=prefill_s,
         ttft_s=second_moment / (2.0 * mean_s) + carrying_s,
-        memory_bound=rotation(mode)[2],
+        memory_bound=rotation(mode).memory_bound,
     )
+
+
+@dataclass(frozen=True)
+class _Rotation:
+    """One open-loop rotation: its seconds, the engine steps that give each decode a token, when
+    the prompts it carries sample their first token (from its start), and whether HBM bounds it."""
+
+    seconds: float
+    decode_steps: float
+    first_token_s: float
+    memory_bound: bool
 
 
 def replica_step_times(
