@@ -49,7 +49,6 @@ from autoparallel.perf.serving_steps import (
     ACTIVATION_BYTES,
     ReplicaShape,
     StepTimes,
-    open_loop_step_times,
     replica_step_times,
     stage_step_s,
 )
@@ -283,8 +282,8 @@ def perf_at_batch(
     """`serving_perf` at a given running batch per replica (`engine`'s efficiency factors;
     `nsa_backends` and `kv_pool_tokens` as `ReplicaShape` takes them; `vllm_version`'s release
     rules, `ReplicaShape.of`). `arrivals_per_s`: requests arrive per replica as a Poisson process of
-    that rate (`open_loop_step_times`); None: each finished request is replaced at once (full load,
-    a closed loop)."""
+    that rate; None: each finished request is replaced at once (full load, a closed loop;
+    `replica_step_times`)."""
     gpu = cluster.gpu
     eff = efficiency_for(gpu, engine)
     shape = dataclasses.replace(
@@ -293,27 +292,16 @@ def perf_at_batch(
         nsa_backends=nsa_backends,
         kv_pool_tokens=kv_pool_tokens,
     )
-    if arrivals_per_s is None:
-        times = replica_step_times(
-            model,
-            cluster,
-            shape,
-            batch=max(batch, 1e-9),
-            isl=workload.isl,
-            osl=workload.osl,
-            batched_tokens=batched_tokens,
-        )
-    else:
-        times = open_loop_step_times(
-            model,
-            cluster,
-            shape,
-            batch=max(batch, 1e-9),
-            isl=workload.isl,
-            osl=workload.osl,
-            batched_tokens=batched_tokens,
-            arrivals_per_s=arrivals_per_s,
-        )
+    times = replica_step_times(
+        model,
+        cluster,
+        shape,
+        batch=max(batch, 1e-9),
+        isl=workload.isl,
+        osl=workload.osl,
+        batched_tokens=batched_tokens,
+        arrivals_per_s=arrivals_per_s,
+    )
     ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
     total = per_replica * config.replicas
     usd = gpu.usd_per_hour * config.gpus / (total * 3600.0) * 1e6 if total > 0 else math.inf
@@ -345,7 +333,7 @@ class OfferedLoad(_Frozen):
     the workload's concurrency), which is what the planner checks the limits against. Requests
     arriving at λ per second keep fewer running: by Little's law a replica holds
     b = λ / replicas · (t_first + (osl − 1) · T(b)) requests, the rate its batch completes them at,
-    with T(b) and t_first those of Poisson arrivals (`open_loop_step_times`)."""
+    with T(b) and t_first those of Poisson arrivals (`replica_step_times` with `arrivals_per_s`)."""
 
     request_rate: float
     """Arriving requests per second (all replicas)."""

@@ -7,10 +7,13 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   micro-batches of m = b / k sequences. One sequence alone is one micro-batch that walks through
   every stage in turn, so pipeline stages never shorten a single sequence's step (with fewer
   sequences than stages, stages sit idle rather than splitting a sequence).
-- Every decode token of a sequence is one step; every `osl` steps a sequence finishes and a new
-  one is prefilled. In steady state each micro-batch step therefore carries m decode tokens and
-  m · isl / osl prefill tokens (the prefill work interleaved by chunked prefill). When those exceed
-  the step token budget (`max_num_batched_tokens`), the work spreads over several steps.
+- Every decode token of a sequence is one step; a sequence finishes on a given token with
+  probability 1 / osl and a new one is prefilled (a closed loop), or new ones arrive at a rate (an
+  open loop). The engine takes each waiting prompt whole into its next step, so a rotation carries
+  m decode tokens and n whole prompts, n a Poisson count of mean b / osl (or λ · T), and the step
+  time is the mean over n (`replica_step_times`): convex in its prompt tokens, it is longer than
+  the step at the mean count. Prompt tokens past the step token budget
+  (`max_num_batched_tokens`) spread over several steps.
 - One stage step is a sum of per-operator rooflines over the mixed batch, plus exposed
   communication:
 
@@ -31,15 +34,16 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   where t_sample moves each decode sequence's logits from the LM head to its sampled token
   (`sampler_s`) and t_host is the engine's host time, hidden where it schedules ahead.
 
-  TPOT = T(b). A mixed batch reads the weights once for its decode and prefill tokens, so a
-  prompt chunk's GEMM work rides under the decode GEMMs' weight reads until the GEMMs turn
-  compute-bound; its attention adds.
-- The GPU part of TTFT = prefill(isl) + (n_chunks + ½) · decode(b): half a step of waiting, then the
-  prompt's n_chunks = ceil(isl / max_num_batched_tokens) chunks ride along decode steps.
+  TPOT = E[T(b, n)] over the steps a rotation takes. A mixed batch reads the weights once for its
+  decode and prefill tokens, so a prompt's GEMM work rides under the decode GEMMs' weight reads
+  until the GEMMs turn compute-bound; its attention adds.
+- The GPU part of TTFT: the rest of the rotation in progress, then the rotation that carries the
+  prompt with the others that came meanwhile, to its first token.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 from dataclasses import dataclass, replace
@@ -538,26 +542,78 @@ engine agree on one graph mode every step) how a decode-only rank runs beside an
   `maybe_get_cuda_graph`): the whole step runs without CUDA graphs, eager launch cost per layer."""
 
 
-def poisson_weights(mean: float) -> list[tuple[int, float]]:
-    """(n, probability) of a Poisson count of `mean`, over the n within eight standard deviations
-    (log-space: no underflow at large means), normalized to sum to 1."""
+POISSON_POINTS = 16
+"""Points a Poisson count is summarized by when its support (eight standard deviations each side)
+holds more than three times as many: equal-probability strata, each at its conditional mean, so a
+step time linear in the count comes out exact and a convex one within the chords' error."""
+
+
+POISSON_TAIL = 1e-6
+"""Counts less likely than this are dropped (and the rest renormalized): each costs a computed
+rotation, and together they move a mean step by far less than the model's own error."""
+
+
+def poisson_weights(mean: float) -> list[tuple[float, float]]:
+    """(count, probability) pairs of a Poisson count of `mean`: every count within eight standard
+    deviations and above `POISSON_TAIL` (log-space: no underflow at large means), normalized to sum
+    to 1; `POISSON_POINTS`
+    strata of equal probability, each at its mean count, where that support is wider than three
+    times as many points. The pairs keep the count's mean and (exactly, below that width) its
+    spread."""
     if mean <= 0:
-        return [(0, 1.0)]
+        return [(0.0, 1.0)]
     spread = 8.0 * math.sqrt(mean) + 8.0
     lo, hi = max(0, math.floor(mean - spread)), math.ceil(mean + spread)
     logs = [(n, n * math.log(mean) - mean - math.lgamma(n + 1.0)) for n in range(lo, hi + 1)]
     top = max(lp for _, lp in logs)
-    weights = [(n, math.exp(lp - top)) for n, lp in logs]
-    total = sum(w for _, w in weights)
-    return [(n, w / total) for n, w in weights if w / total > 1e-12]
+    raw = [(float(n), math.exp(lp - top)) for n, lp in logs]
+    total = sum(w for _, w in raw)
+    exact = [(n, w / total) for n, w in raw if w / total > POISSON_TAIL]
+    kept = sum(p for _, p in exact)
+    exact = [(n, p / kept) for n, p in exact]
+    if len(exact) <= 3 * POISSON_POINTS:
+        return exact
+    strata: list[tuple[float, float]] = []
+    mass = weighted = below = 0.0  # this stratum's probability and count-weighted sum; all before
+    for n, p in exact:
+        mass, weighted = mass + p, weighted + n * p
+        if below + mass >= (len(strata) + 1) / POISSON_POINTS - 1e-12 or n == exact[-1][0]:
+            strata.append((weighted / mass, mass))
+            below, mass, weighted = below + mass, 0.0, 0.0
+    return strata
 
 
-OPEN_LOOP_MAX_PROMPTS = 4096.0
-"""Most prompts one rotation may carry in expectation while the open-loop step time is sought: past
-it the arrivals outrun the replica's prompt work (no steady state), and the last estimate stands."""
+PROMPT_GRID: tuple[float, ...] = (
+    0.0,
+    1.0,
+    2.0,
+    3.0,
+    4.0,
+    *sorted({float(round(4 * 1.25**i)) for i in range(1, 40)}),
+)
+"""Prompt counts a rotation is computed at (every count to 4, then about 25 % apart to ~30,000);
+counts between are linear between neighbours. A rotation's time is piecewise linear and convex in
+its prompt tokens (a sum of per-operator rooflines), so a chord is above it by little; a Poisson
+count of mean 5 is summed over 12 computed rotations instead of 37."""
+MAX_PROMPTS_PER_STEP = 4096.0
+"""Most whole prompts one rotation may carry in expectation while an arrival rate's step time is
+sought: past it the arrivals outrun the replica's prompt work (no steady state), and the last
+estimate stands."""
 
 
-def open_loop_step_times(
+@dataclass(frozen=True)
+class _Rotation:
+    """One rotation of the running decodes with some whole prompts: its seconds, the engine steps
+    that give each decode a token, when its prompts sample their first token (from its start), and
+    whether HBM bounds it."""
+
+    seconds: float
+    decode_steps: float
+    first_token_s: float
+    memory_bound: bool
+
+
+def replica_step_times(
     model: ModelSpec,
     cluster: Cluster,
     shape: ReplicaShape,
@@ -566,32 +622,46 @@ def open_loop_step_times(
     isl: int,
     osl: int,
     batched_tokens: int,
-    arrivals_per_s: float,
+    arrivals_per_s: float | None = None,
 ) -> StepTimes:
-    """`replica_step_times` for requests that arrive as a Poisson process of `arrivals_per_s` per
-    replica (an open-loop client, `vllm bench serve --request-rate`), not one for each that finishes.
+    """Step, decode, prefill and TTFT times of one replica running `batch` sequences, with new
+    prompts coming one for each request that finishes (None: a closed loop, full load or a client's
+    concurrency cap) or arriving as a Poisson process of `arrivals_per_s` per replica (an open loop,
+    `vllm bench serve --request-rate`); memoized per model and cluster object (the solvers' tables,
+    the oracles and sweeps ask for the same replica at the same batch many times).
 
-    The engine schedules every prompt that arrived during a step whole into the next one (vLLM V1
-    takes waiting requests into the step's token budget; TensorRT-LLM alike), so a step carries n
-    whole prompts, n ~ Poisson(λ · T̄), not the even share b · isl / osl per step of a closed loop.
-    A step's time is convex in its prompt tokens (its GEMMs turn compute-bound past the roofline's
-    ridge), so the mean over n is longer than the step at the mean n: at 45 requests/s of 238 / 202
-    tokens on Qwen3-8B / H100, 13 ms where the even share gives 8.7 (the step-by-step replay of the
-    same arrivals, `perf/serving_load.py`, measures 14 ms). T̄ = Σₙ P(n; λ · T̄) · T(n) is found by
-    iteration from T(0) (it rises to the least fixed point); TPOT is T̄ over the engine steps a
-    rotation takes on average (a step past the token budget runs as several). TTFT's GPU part: the
-    rest of the rotation in progress when the prompt arrives (its length-biased mean,
-    E[T²] / (2 · E[T])), then the rotation that carries it with the others that arrived meanwhile,
-    to its first token. Each engine's policy, as the replay runs it: a step with prompts runs
-    without CUDA graphs on SGLang and TensorRT-LLM (`PROMPT_STEP_GRAPHS`), and SGLang runs the
-    prompts in a step of their own while the decodes wait (`SCHEDULING`), its first tokens at that
-    step's end."""
+    The engine schedules every prompt that is waiting whole into its next step (vLLM V1 takes
+    waiting requests into the step's token budget; TensorRT-LLM alike; SGLang into a prompt step of
+    its own), so a rotation carries n whole prompts, not an even share b · isl / osl of prompt tokens:
+
+    - closed loop: n ~ Poisson(b / osl · steps), the requests that finished in the last rotation
+      (b running, each ending on a given token with probability 1 / osl; outputs of spread lengths);
+    - open loop: n ~ Poisson(λ · T̄), the arrivals during the last rotation.
+
+    A rotation's time is convex in its prompt tokens (its GEMMs turn compute-bound past the
+    roofline's ridge), so the mean over n is longer than the rotation at the mean n: at 45
+    requests/s of 238 / 202 tokens on Qwen3-8B / H100, 13.9 ms where the even share gave 8.7 (the
+    step-by-step replay of the same arrivals, `perf/serving_load.py`, measures 14.0); at a
+    concurrency of 64 ShareGPT requests 10.2 ms where it gave 8.3 (replay 10.7). T̄ = Σₙ P(n) · T(n)
+    is found by iteration (the open loop rises to its least fixed point); TPOT is T̄ over the engine
+    steps a rotation takes on average (one past the token budget runs as several). TTFT's GPU part:
+    the rest of the rotation in progress when the prompt reaches the engine (its length-biased mean,
+    E[T²] / (2 · E[T]); a closed loop's client sends on the last token, but the HTTP round and the
+    server's own time put the prompt mid-rotation), then the rotation that carries it with the
+    others that came meanwhile (a size-biased draw: one more than a Poisson count), to its first
+    token. Each engine's
+    policy, as the replay runs it: a rotation with prompts runs without CUDA graphs on SGLang and
+    TensorRT-LLM (`PROMPT_STEP_GRAPHS`), and SGLang runs the prompts in a step of their own while
+    the decodes wait (`SCHEDULING`), their first tokens at that step's end.
+
+    `decode_s` is the rotation without prompts; `prefill_s` one prompt alone through the pipeline.
+    """
     key = (shape, batch, isl, osl, batched_tokens, arrivals_per_s)
     return memoized(
-        _OPEN_STEP_TIMES,
+        _STEP_TIMES,
         (model, cluster),
         key,
-        lambda: _open_loop_step_times(
+        lambda: _step_times(
             model,
             cluster,
             shape,
@@ -604,10 +674,10 @@ def open_loop_step_times(
     )
 
 
-_OPEN_STEP_TIMES: Memo[StepTimes] = {}
+_STEP_TIMES: Memo[StepTimes] = {}
 
 
-def _open_loop_step_times(
+def _step_times(
     model: ModelSpec,
     cluster: Cluster,
     shape: ReplicaShape,
@@ -616,17 +686,16 @@ def _open_loop_step_times(
     isl: int,
     osl: int,
     batched_tokens: int,
-    arrivals_per_s: float,
+    arrivals_per_s: float | None,
 ) -> StepTimes:
     k = micro_batches(batch, shape.pp)
     m = batch / k
     context = isl + osl / 2.0
-    # A step with prompt tokens runs without CUDA graphs where the engine does so.
-    prompt_shape = (
-        replace(shape, enforce_eager=True) if PROMPT_STEP_GRAPHS[shape.engine] == "eager" else shape
-    )
+    # A rotation with prompt tokens runs without CUDA graphs where the engine does so.
+    eager = PROMPT_STEP_GRAPHS[shape.engine] == "eager"
+    prompt_shape = replace(shape, enforce_eager=True) if eager else shape
     alone = SCHEDULING[shape.engine] == "prefill_first"
-    rotations: dict[int, _Rotation] = {}
+    rotations: dict[float, _Rotation] = {}
 
     def run(decode: float, prefill: float, step_shape: ReplicaShape) -> tuple[float, float, bool]:
         """(seconds, engine steps, memory-bound) of `decode` sequences and `prefill` prompt tokens."""
@@ -644,134 +713,79 @@ def _open_loop_step_times(
         )
         return seconds, steps, bound
 
-    def rotation(n: int) -> _Rotation:
-        """One rotation of the running decodes with the `n` whole prompts that arrived during the last."""
+    def rotation(n: float) -> _Rotation:
+        """One rotation of the running decodes with `n` whole prompts: computed at the counts of
+        `PROMPT_GRID`, linear between them (a mean count of a stratum falls between)."""
+        i = bisect.bisect_left(PROMPT_GRID, n)
+        if i < len(PROMPT_GRID) and PROMPT_GRID[i] == n:
+            return exact(n)
+        lo = PROMPT_GRID[i - 1] if i > 0 else 0.0
+        hi = PROMPT_GRID[i] if i < len(PROMPT_GRID) else n
+        if hi == n:  # past the grid
+            return exact(n)
+        a, b, t = exact(lo), exact(hi), (n - lo) / (hi - lo)
+        return _Rotation(
+            a.seconds + t * (b.seconds - a.seconds),
+            a.decode_steps + t * (b.decode_steps - a.decode_steps),
+            a.first_token_s + t * (b.first_token_s - a.first_token_s),
+            a.memory_bound if t < 0.5 else b.memory_bound,
+        )
+
+    def exact(n: float) -> _Rotation:
+        """`rotation(n)` computed."""
         if n not in rotations:
-            if n == 0:
+            if n <= 0:
                 seconds, steps, bound = run(m, 0.0, shape)
                 rotations[n] = _Rotation(seconds, steps, seconds, bound)
             elif alone:  # the prompts' own step first, the decodes waiting, then the decode step
                 prompt_s, _, _ = run(0.0, n * isl / k, prompt_shape)
-                decode = rotation(0)
+                decode = exact(0.0)
                 rotations[n] = _Rotation(prompt_s + decode.seconds, 1.0, prompt_s, decode.memory_bound)
             else:
                 seconds, steps, bound = run(m, n * isl / k, prompt_shape)
                 rotations[n] = _Rotation(seconds, steps, seconds, bound)
         return rotations[n]
 
-    mean_s = rotation(0).seconds
+    mean_s, mean_steps = rotation(0.0).seconds, 1.0
     weights = poisson_weights(0.0)
     for _ in range(200):
-        mu = min(arrivals_per_s * mean_s, OPEN_LOOP_MAX_PROMPTS)
+        if arrivals_per_s is None:
+            mu = batch * mean_steps / osl
+        else:
+            mu = min(arrivals_per_s * mean_s, MAX_PROMPTS_PER_STEP)
         weights = poisson_weights(mu)
         new_s = sum(p * rotation(n).seconds for n, p in weights)
+        mean_steps = sum(p * rotation(n).decode_steps for n, p in weights)
         converged = abs(new_s - mean_s) <= 1e-9 * new_s
         mean_s = new_s
-        if converged or mu >= OPEN_LOOP_MAX_PROMPTS:
+        if converged or mu >= MAX_PROMPTS_PER_STEP:
             break
-    mean_steps = sum(p * rotation(n).decode_steps for n, p in weights)
-    second_moment = sum(p * rotation(n).seconds ** 2 for n, p in weights)
-    carrying_s = sum(p * rotation(n + 1).first_token_s for n, p in weights)
-    decode_s = rotation(0).seconds
-    chunks = math.ceil(isl / batched_tokens)
-    prefill_s, _ = rotation_s(
-        model,
-        cluster,
-        shape,
-        decode_seqs=0.0,
-        context_tokens=context,
-        prefill_tokens=float(isl),
-        prefill_context=isl / 2.0,
-        steps=float(chunks),
-        prefill_longest=float(isl),
-    )
-    mode = max(weights, key=lambda nw: nw[1])[0]
-    return StepTimes(
-        step_s=mean_s / mean_steps,
-        decode_s=decode_s,
-        prefill_s=prefill_s,
-        ttft_s=second_moment / (2.0 * mean_s) + carrying_s,
-        memory_bound=rotation(mode).memory_bound,
-    )
-
-
-@dataclass(frozen=True)
-class _Rotation:
-    """One open-loop rotation: its seconds, the engine steps that give each decode a token, when
-    the prompts it carries sample their first token (from its start), and whether HBM bounds it."""
-
-    seconds: float
-    decode_steps: float
-    first_token_s: float
-    memory_bound: bool
-
-
-def replica_step_times(
-    model: ModelSpec,
-    cluster: Cluster,
-    shape: ReplicaShape,
-    *,
-    batch: float,
-    isl: int,
-    osl: int,
-    batched_tokens: int,
-) -> StepTimes:
-    """Step, decode, prefill and TTFT times of one replica running `batch` sequences (see module doc);
-    memoized per model and cluster object (the solvers' tables, the oracles and sweeps ask for the same
-    replica at the same batch many times)."""
-    key = (shape, batch, isl, osl, batched_tokens)
-    return memoized(
-        _STEP_TIMES,
-        (model, cluster),
-        key,
-        lambda: _replica_step_times(
-            model, cluster, shape, batch=batch, isl=isl, osl=osl, batched_tokens=batched_tokens
-        ),
-    )
-
-
-_STEP_TIMES: Memo[StepTimes] = {}
-
-
-def _replica_step_times(
-    model: ModelSpec,
-    cluster: Cluster,
-    shape: ReplicaShape,
-    *,
-    batch: float,
-    isl: int,
-    osl: int,
-    batched_tokens: int,
-) -> StepTimes:
-    pp = shape.pp
-    m = batch / micro_batches(batch, pp)
-    context = isl + osl / 2.0
-    prefill_tokens = m * isl / osl
-    steps = max(1.0, (m + prefill_tokens) / batched_tokens)
-
-    def rotation(decode: float, prefill: float, n_steps: float) -> tuple[float, bool]:
-        return rotation_s(
-            model,
-            cluster,
-            shape,
-            decode_seqs=decode,
-            context_tokens=context,
-            prefill_tokens=prefill,
-            prefill_context=isl / 2.0,
-            steps=n_steps,
-            prefill_longest=float(isl),
-        )
-
-    step_s, memory_bound = rotation(m, prefill_tokens, steps)
-    decode_s, _ = rotation(m, 0.0, 1.0)
+    # A prompt reaches the engine mid-rotation (after the client's and the server's own time), and
+    # waits out the rest of it: a length-biased mean.
+    waiting_s = sum(p * rotation(n).seconds ** 2 for n, p in weights) / (2.0 * mean_s)
+    carrying_s = sum(p * rotation(n + 1.0).first_token_s for n, p in weights)
     chunks = math.ceil(isl / batched_tokens)
     prefill_s = memoized(
         _PREFILL,
         (model, cluster),
         (shape, isl, osl, chunks),
-        lambda: rotation(0.0, float(isl), float(chunks))[0],
+        lambda: rotation_s(
+            model,
+            cluster,
+            shape,
+            decode_seqs=0.0,
+            context_tokens=context,
+            prefill_tokens=float(isl),
+            prefill_context=isl / 2.0,
+            steps=float(chunks),
+            prefill_longest=float(isl),
+        )[0],
     )
-    ttft_s = prefill_s + (chunks + 0.5) * decode_s
+    mode = max(weights, key=lambda nw: nw[1])[0]
     return StepTimes(
-        step_s=step_s, decode_s=decode_s, prefill_s=prefill_s, ttft_s=ttft_s, memory_bound=memory_bound
+        step_s=mean_s / mean_steps,
+        decode_s=rotation(0.0).seconds,
+        prefill_s=prefill_s,
+        ttft_s=waiting_s + carrying_s,
+        memory_bound=rotation(mode).memory_bound,
     )

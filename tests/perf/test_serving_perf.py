@@ -318,9 +318,11 @@ def test_poisson_weights_are_a_poisson_count() -> None:
     for mean in (0.0, 0.3, 5.0, 2000.0):
         weights = poisson_weights(mean)
         assert sum(p for _, p in weights) == pytest.approx(1.0)
-        assert sum(n * p for n, p in weights) == pytest.approx(mean, abs=1e-6)
-        if mean:
-            assert sum((n - mean) ** 2 * p for n, p in weights) == pytest.approx(mean, rel=1e-4)
+        assert sum(n * p for n, p in weights) == pytest.approx(mean, rel=1e-4, abs=1e-9)
+        if mean:  # strata (2000: 16 points) keep the spread between their means, most of it
+            spread = sum((n - mean) ** 2 * p for n, p in weights)
+            assert mean * (0.9 if len(weights) <= 16 else 0.999) < spread <= mean * 1.0001
+    assert len(poisson_weights(2000.0)) == 16 and len(poisson_weights(5.0)) < 30
 
 
 @pytest.mark.parametrize(
@@ -334,13 +336,12 @@ def test_the_steady_state_at_a_rate_agrees_with_the_replay_of_those_arrivals(
     a Poisson count of them per step, each engine's prompt-step policy, Little's law) and the
     step-by-step replay of 4,000 prompts sent at λ (`perf/serving_load.py`). They share only the
     step cost (`rotation_s`) and the policies' tables, and agree within 10 % on the running batch,
-    TPOT and TTFT. Spreading the prompts evenly over the steps (the closed loop of full load)
-    underestimates TPOT: a step's time is convex in its prompt tokens; vLLM at 45 requests/s gave
-    8.7 ms where the replay measures 14. Near saturation the mean-value model and the replay part
+    TPOT and TTFT. Spreading the prompt tokens evenly over the steps, as the model did, fails
+    this: a step's time is convex in its prompt tokens; vLLM at 45 requests/s gave 8.7 ms where the
+    replay measures 14. Near saturation the mean-value model and the replay part
     (SGLang, whose decodes wait out every prompt step, at 45 requests/s: TPOT 27.5 ms against the
     replay's 45), so that is not pinned."""
     from autoparallel import api
-    from autoparallel.perf.serving import ServingPerf, offered_load, perf_at_batch
 
     model, cluster = load_model("Qwen/Qwen3-8B"), Cluster.parse("1x1xH100")
     cfg = ServingConfig(max_num_seqs=1024, max_model_len=1024)
@@ -351,27 +352,23 @@ def test_the_steady_state_at_a_rate_agrees_with_the_replay_of_those_arrivals(
     assert at.batch_size == pytest.approx(run.mean_batch, rel=0.1)
     assert at.tpot_ms == pytest.approx(run.mean_tpot_ms, rel=0.1)
     assert at.ttft_ms == pytest.approx(run.mean_ttft_ms, rel=0.1)
-    if engine != "vllm":
-        return
-    full = plan.perf
 
-    def closed_loop(batch: float) -> ServingPerf:  # prompts spread evenly over the steps
-        return perf_at_batch(
-            model,
-            cluster,
-            cfg,
-            w,
-            batch=batch,
-            batch_limit="request_rate",
-            batched_tokens=8192,
-            kv_capacity_seqs=full.kv_capacity_seqs,
-            kv_headroom_bytes=0.0,
-        )
 
-    even = offered_load(w, 1, full, closed_loop)
-    assert even is not None and even.tpot_ms <= at.tpot_ms * 1.001
-    if rate == 45.0:
-        assert even.tpot_ms < 0.7 * run.mean_tpot_ms and even.batch_size < 0.7 * run.mean_batch
+@pytest.mark.parametrize("concurrency", [32, 64])
+def test_full_load_under_a_cap_agrees_with_the_replay_of_that_client(concurrency: int) -> None:
+    """The closed loop (a client that keeps c ShareGPT requests in flight): the steady state takes a
+    Poisson count of whole prompts per step, those replacing the requests that finished, and its
+    TPOT is within 10 % of the replay of 4,000 such prompts under that cap. An even share of prompt
+    tokens per step gave 7.7 and 8.3 ms where the replay measures 8.7 and 10.7."""
+    from autoparallel import api
+    from autoparallel.workload import PRESETS
+
+    model, cluster = load_model("Qwen/Qwen3-8B"), Cluster.parse("1x1xH100")
+    cfg = ServingConfig(max_num_seqs=1024, max_model_len=2048)
+    w = PRESETS["sharegpt"].model_copy(update={"concurrency": concurrency, "num_prompts": 4000})
+    plan = api.evaluate(model, cluster, cfg, w, compare=False)
+    assert plan.benchmark is not None and plan.perf.batch_size == concurrency
+    assert plan.perf.tpot_ms == pytest.approx(plan.benchmark.mean_tpot_ms, rel=0.1)
 
 
 def test_nvfp4_gemms_run_on_fp4_tensor_cores_where_the_gpu_has_them() -> None:
