@@ -583,18 +583,11 @@ def poisson_weights(mean: float) -> list[tuple[float, float]]:
     return strata
 
 
-PROMPT_GRID: tuple[float, ...] = (
-    0.0,
-    1.0,
-    2.0,
-    3.0,
-    4.0,
-    *sorted({float(round(4 * 1.25**i)) for i in range(1, 40)}),
-)
-"""Prompt counts a rotation is computed at (every count to 4, then about 25 % apart to ~30,000);
+PROMPT_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, *sorted({float(round(2 * 1.5**i)) for i in range(1, 30)}))
+"""Prompt counts a rotation is computed at (every count to 3, then about 50 % apart to ~250,000);
 counts between are linear between neighbours. A rotation's time is piecewise linear and convex in
 its prompt tokens (a sum of per-operator rooflines), so a chord is above it by little; a Poisson
-count of mean 5 is summed over 12 computed rotations instead of 37."""
+count of mean 5 is summed over 8 computed rotations instead of 17."""
 MAX_PROMPTS_PER_STEP = 4096.0
 """Most whole prompts one rotation may carry in expectation while an arrival rate's step time is
 sought: past it the arrivals outrun the replica's prompt work (no steady state), and the last
