@@ -145,3 +145,23 @@ def test_the_import_graph_has_no_cycles() -> None:
 
     for m in sorted(graph):
         visit(m, [])
+
+
+@pytest.mark.parametrize(
+    "module", ["autoparallel.solvers.oracle.serving", "autoparallel.perf.serving", "autoparallel.plan"]
+)
+def test_pydantic_models_are_complete_when_their_module_is_imported_alone(module: str) -> None:
+    """A model whose field type was imported only for type checking is incomplete until someone
+    rebuilds it: the brute-force oracle's `EnumerationResult` (a `ServingEstimate` field, whose
+    `VllmMemoryReport` field was such a type) failed with PydanticUserError when the oracle was the
+    first module imported, and passed only in a suite whose earlier tests had rebuilt it."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import importlib, pydantic; m = importlib.import_module({module!r}); "
+        "bad = [n for n, c in vars(m).items() if isinstance(c, type) and issubclass(c, pydantic.BaseModel) "
+        "and c.__module__ == m.__name__ and not c.__pydantic_complete__]; print(bad); assert not bad"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr[-500:]

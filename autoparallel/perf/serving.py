@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.memo import Memo, memoized
+from autoparallel.memory.serving import VllmMemoryReport  # a field type of ServingEstimate
 from autoparallel.memory.vllm_config import kv_dtype_bytes, loaded_on
 from autoparallel.perf.serving_efficiency import (
     DEFAULT_EFFICIENCY,
@@ -56,7 +57,6 @@ from autoparallel.perf.serving_steps import (
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
     from autoparallel.hardware import GPU, Cluster
-    from autoparallel.memory.serving import VllmMemoryReport
     from autoparallel.models.spec import ModelSpec
     from autoparallel.workload import Serving
 
@@ -431,10 +431,8 @@ def evaluate_serving(
     Raises:
         InputError: a degree the model or vLLM rejects (see `memory.serving.vllm_memory`).
     """
-    from autoparallel.memory.serving import VllmMemoryReport, serving_memory
+    from autoparallel.memory.serving import serving_memory
 
-    if not ServingEstimate.__pydantic_complete__:
-        ServingEstimate.model_rebuild(_types_namespace={"VllmMemoryReport": VllmMemoryReport})
     if memory is None:
         memory = serving_memory(model, cluster.gpu, config, vllm_version=vllm_version)
     perf = serving_perf(model, cluster, config, workload, memory=memory, vllm_version=vllm_version)

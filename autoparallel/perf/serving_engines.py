@@ -253,10 +253,8 @@ def engine_estimate(
 ) -> tuple[ServingEstimate, EngineEvaluation]:
     """`evaluate_engine` as the float model's `ServingEstimate` (what plans and evaluations carry): its
     speed and problems beside vLLM's memory report of the same tensors, SLO misses apart."""
-    from autoparallel.memory.serving import VllmMemoryReport, serving_memory
+    from autoparallel.memory.serving import serving_memory
 
-    if not ServingEstimate.__pydantic_complete__:
-        ServingEstimate.model_rebuild(_types_namespace={"VllmMemoryReport": VllmMemoryReport})
     ev = evaluate_engine(model, cluster, config, workload, engine, model_id, nsa_backends=nsa_backends)
     slo = tuple(slo_violations(ev.perf, workload))
     est = ServingEstimate(

@@ -202,8 +202,6 @@ def _engine_estimate(
     ev = evaluate_engine(model, cluster, config, workload, engine, model.name)
     slo = tuple(slo_violations(ev.perf, workload))
     memory = _memory(model, cluster, config, version)
-    if not ServingEstimate.__pydantic_complete__:
-        ServingEstimate.model_rebuild(_types_namespace={"VllmMemoryReport": VllmMemoryReport})
     return ServingEstimate(
         memory=memory,
         perf=ev.perf,
