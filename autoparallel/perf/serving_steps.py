@@ -49,6 +49,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_config import load_dtype, loaded_on
 from autoparallel.perf import comm
@@ -553,38 +555,42 @@ POISSON_TAIL = 1e-6
 rotation, and together they move a mean step by far less than the model's own error."""
 
 
-def poisson_weights(mean: float) -> list[tuple[float, float]]:
-    """(count, probability) pairs of a Poisson count of `mean`: every count within eight standard
+def poisson_weights(mean: float) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, probabilities) of a Poisson count of `mean`: every count within eight standard
     deviations and above `POISSON_TAIL` (log-space: no underflow at large means), normalized to sum
-    to 1; `POISSON_POINTS`
-    strata of equal probability, each at its mean count, where that support is wider than three
-    times as many points. The pairs keep the count's mean and (exactly, below that width) its
-    spread."""
+    to 1; `POISSON_POINTS` strata of equal probability, each at its mean count, where that support
+    is wider than three times as many points. They keep the count's mean and (exactly, below that
+    width) its spread."""
+    return _poisson_weights(float(mean))
+
+
+@functools.lru_cache(maxsize=65536)
+def _poisson_weights(mean: float) -> tuple[np.ndarray, np.ndarray]:
     if mean <= 0:
-        return [(0.0, 1.0)]
+        return np.zeros(1), np.ones(1)
     spread = 8.0 * math.sqrt(mean) + 8.0
     lo, hi = max(0, math.floor(mean - spread)), math.ceil(mean + spread)
-    logs = [(n, n * math.log(mean) - mean - math.lgamma(n + 1.0)) for n in range(lo, hi + 1)]
-    top = max(lp for _, lp in logs)
-    raw = [(float(n), math.exp(lp - top)) for n, lp in logs]
-    total = sum(w for _, w in raw)
-    exact = [(n, w / total) for n, w in raw if w / total > POISSON_TAIL]
-    kept = sum(p for _, p in exact)
-    exact = [(n, p / kept) for n, p in exact]
-    if len(exact) <= 3 * POISSON_POINTS:
-        return exact
-    strata: list[tuple[float, float]] = []
-    mass = weighted = below = 0.0  # this stratum's probability and count-weighted sum; all before
-    for n, p in exact:
-        mass, weighted = mass + p, weighted + n * p
-        if below + mass >= (len(strata) + 1) / POISSON_POINTS - 1e-12 or n == exact[-1][0]:
-            strata.append((weighted / mass, mass))
-            below, mass, weighted = below + mass, 0.0, 0.0
-    return strata
+    counts = np.arange(lo, hi + 1, dtype=float)
+    # log n! from lgamma at the low end, then running sums of log n.
+    log_factorial = math.lgamma(lo + 1.0) + np.concatenate(([0.0], np.cumsum(np.log(counts[1:]))))
+    log_p = counts * math.log(mean) - mean - log_factorial
+    p = np.exp(log_p - log_p.max())
+    p /= p.sum()
+    keep = p > POISSON_TAIL
+    counts, p = counts[keep], p[keep] / p[keep].sum()
+    if len(counts) <= 3 * POISSON_POINTS:
+        return counts, p
+    # A count's stratum: where the probability before it falls among POISSON_POINTS equal parts.
+    before = np.cumsum(p) - p
+    stratum = np.minimum((before * POISSON_POINTS + 1e-12).astype(np.int64), POISSON_POINTS - 1)
+    mass = np.bincount(stratum, weights=p, minlength=POISSON_POINTS)
+    weighted = np.bincount(stratum, weights=p * counts, minlength=POISSON_POINTS)
+    used = mass > 0
+    return weighted[used] / mass[used], mass[used]
 
 
-PROMPT_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, *sorted({float(round(2 * 1.5**i)) for i in range(1, 30)}))
-"""Prompt counts a rotation is computed at (every count to 3, then about 50 % apart to ~250,000);
+PROMPT_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, *sorted({float(round(2 * 1.5**i)) for i in range(1, 40)}))
+"""Prompt counts a rotation is computed at (every count to 3, then about 50 % apart to ~10^7);
 counts between are linear between neighbours. A rotation's time is piecewise linear and convex in
 its prompt tokens (a sum of per-operator rooflines), so a chord is above it by little; a Poisson
 count of mean 5 is summed over 8 computed rotations instead of 17."""
@@ -706,26 +712,8 @@ def _step_times(
         )
         return seconds, steps, bound
 
-    def rotation(n: float) -> _Rotation:
-        """One rotation of the running decodes with `n` whole prompts: computed at the counts of
-        `PROMPT_GRID`, linear between them (a mean count of a stratum falls between)."""
-        i = bisect.bisect_left(PROMPT_GRID, n)
-        if i < len(PROMPT_GRID) and PROMPT_GRID[i] == n:
-            return exact(n)
-        lo = PROMPT_GRID[i - 1] if i > 0 else 0.0
-        hi = PROMPT_GRID[i] if i < len(PROMPT_GRID) else n
-        if hi == n:  # past the grid
-            return exact(n)
-        a, b, t = exact(lo), exact(hi), (n - lo) / (hi - lo)
-        return _Rotation(
-            a.seconds + t * (b.seconds - a.seconds),
-            a.decode_steps + t * (b.decode_steps - a.decode_steps),
-            a.first_token_s + t * (b.first_token_s - a.first_token_s),
-            a.memory_bound if t < 0.5 else b.memory_bound,
-        )
-
     def exact(n: float) -> _Rotation:
-        """`rotation(n)` computed."""
+        """The rotation with `n` whole prompts, computed."""
         if n not in rotations:
             if n <= 0:
                 seconds, steps, bound = run(m, 0.0, shape)
@@ -739,24 +727,38 @@ def _step_times(
                 rotations[n] = _Rotation(seconds, steps, seconds, bound)
         return rotations[n]
 
-    mean_s, mean_steps = rotation(0.0).seconds, 1.0
-    weights = poisson_weights(0.0)
+    def table(counts: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(seconds, decode steps, first-token time) of rotations with `counts` prompts: computed at
+        the `PROMPT_GRID` counts around them, linear between (past the grid's end, computed)."""
+        lo = bisect.bisect_right(PROMPT_GRID, float(counts.min())) - 1
+        hi = bisect.bisect_left(PROMPT_GRID, float(counts.max()))
+        points = [*PROMPT_GRID[lo : hi + 1], *(float(n) for n in counts if n > PROMPT_GRID[-1])]
+        at = [exact(n) for n in points]
+        return tuple(
+            np.interp(counts, points, [getattr(r, field) for r in at])
+            for field in ("seconds", "decode_steps", "first_token_s")
+        )
+
+    mean_s, mean_steps, mu = exact(0.0).seconds, 1.0, -1.0
+    counts, weights = poisson_weights(0.0)
+    seconds = np.asarray([mean_s])
     for _ in range(200):
         if arrivals_per_s is None:
-            mu = batch * mean_steps / osl
+            new_mu = batch * mean_steps / osl
         else:
-            mu = min(arrivals_per_s * mean_s, MAX_PROMPTS_PER_STEP)
-        weights = poisson_weights(mu)
-        new_s = sum(p * rotation(n).seconds for n, p in weights)
-        mean_steps = sum(p * rotation(n).decode_steps for n, p in weights)
-        converged = abs(new_s - mean_s) <= 1e-9 * new_s
-        mean_s = new_s
-        if converged or mu >= MAX_PROMPTS_PER_STEP:
+            new_mu = min(arrivals_per_s * mean_s, MAX_PROMPTS_PER_STEP)
+        if abs(new_mu - mu) <= 1e-9 * new_mu:
+            break  # the same count as the last pass: nothing moves
+        mu = new_mu
+        counts, weights = poisson_weights(mu)
+        seconds, steps, _ = table(counts)
+        mean_s, mean_steps = float(weights @ seconds), float(weights @ steps)
+        if mu >= MAX_PROMPTS_PER_STEP:
             break
     # A prompt reaches the engine mid-rotation (after the client's and the server's own time), and
     # waits out the rest of it: a length-biased mean.
-    waiting_s = sum(p * rotation(n).seconds ** 2 for n, p in weights) / (2.0 * mean_s)
-    carrying_s = sum(p * rotation(n + 1.0).first_token_s for n, p in weights)
+    waiting_s = float(weights @ seconds**2) / (2.0 * mean_s)
+    carrying_s = float(weights @ table(counts + 1.0)[2])
     chunks = math.ceil(isl / batched_tokens)
     prefill_s = memoized(
         _PREFILL,
@@ -774,11 +776,12 @@ def _step_times(
             prefill_longest=float(isl),
         )[0],
     )
-    mode = max(weights, key=lambda nw: nw[1])[0]
+    mode = float(counts[int(np.argmax(weights))])
+    nearest = min(rotations, key=lambda n: abs(n - mode))
     return StepTimes(
         step_s=mean_s / mean_steps,
-        decode_s=rotation(0.0).seconds,
+        decode_s=exact(0.0).seconds,
         prefill_s=prefill_s,
         ttft_s=waiting_s + carrying_s,
-        memory_bound=rotation(mode).memory_bound,
+        memory_bound=rotations[nearest].memory_bound,
     )
