@@ -5,12 +5,12 @@ Everything a user sees about speed comes from here; `solvers/` turns it into int
 The model (per replica of tp × pp GPUs, continuous batching with chunked prefill, steady state):
 
 - A replica keeps `b` sequences running, clamp(b, 1, pp) micro-batches in flight; each step carries
-  one decode token per sequence plus the prefill work chunked prefill interleaves. One replica step
-  T(b) is a mixed-step roofline plus exposed communication, pipeline hops and host overhead
-  (perf/serving_steps.py gives the formulas); TPOT = T(b).
-- TTFT = prefill(isl) + (n_chunks + ½) · decode(b) + the server's per-request overhead: half a step
-  of waiting, then the prompt's n_chunks = ceil(isl / max_num_batched_tokens) chunks ride along
-  decode steps. Queueing beyond the running batch is not modelled.
+  one decode token per sequence plus the whole prompts that came since the last one, a Poisson
+  count (those replacing finished requests, or arrivals at a rate). One replica step is a
+  mixed-step roofline plus exposed communication, pipeline hops and host overhead, and T(b) is its
+  mean over that count (perf/serving_steps.py gives the formulas, `replica_step_times`); TPOT = T(b).
+- TTFT = the rest of the step in progress + the step that carries the prompt, to its first token,
+  + the server's per-request overhead. Queueing beyond the running batch is not modelled.
 - Each running slot serves one request per t_first + (osl − 1) · T(b) (t_first: the GPU part of
   TTFT), so output tokens/s per replica = b · osl / (t_first + (osl − 1) · T(b)) ≈ b / T(b).
 - The running batch is min(max_num_seqs, KV capacity in sequences of isl + osl/2 tokens counted in
@@ -96,8 +96,8 @@ class ServingPerf(_Frozen):
     """Predicted speed and cost of one deployment under one workload (steady state)."""
 
     ttft_ms: float
-    """Time to first token: the prompt's prefill plus (chunks + ½) decode steps plus the server's
-    per-request overhead, ms (no queueing)."""
+    """Time to first token: the rest of the step in progress and the step that carries the prompt
+    (`replica_step_times`) plus the server's per-request overhead, ms (no queueing)."""
     tpot_ms: float
     """Time per output token: one replica step T(b) with interleaved prefill work, ms."""
     decode_step_ms: float

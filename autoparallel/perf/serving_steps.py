@@ -403,13 +403,13 @@ class StepTimes:
     """One replica step at a given running batch, seconds."""
 
     step_s: float
-    """T(b): one token for every running sequence, interleaved prefill work included (= TPOT)."""
+    """T(b): one token for every running sequence, the mean over the prompts a step carries (= TPOT)."""
     decode_s: float
     """The same step without prefill work (pure decode)."""
     prefill_s: float
     """One prompt of `isl` tokens alone through the whole pipeline."""
     ttft_s: float
-    """prefill + (chunks + ½) pure decode steps of the running batch."""
+    """The GPU part of TTFT: the rest of the rotation in progress and the one carrying the prompt."""
     memory_bound: bool
     """The step's stage time is set by HBM traffic rather than FLOPs."""
 
