@@ -112,6 +112,20 @@ class Serving(BaseModel):
         return Serving.model_validate(fields)
 
     @property
+    def prompt_spread(self) -> float:
+        """E[isl²] / isl² − 1, the squared coefficient of variation of prompt lengths: from the
+        measured shape (`isl_quantiles`, its quantile function integrated by trapezoids) when there
+        is one, else `isl_cv`² (0: every prompt is `isl` tokens). It sizes how unevenly the prompt
+        tokens arriving in an engine step vary (`perf.serving_steps.replica_step_times`)."""
+        if self.isl_quantiles is None:
+            return self.isl_cv**2
+        q = self.isl_quantiles
+        step = 1.0 / (len(q) - 1)
+        mean = sum((a + b) / 2.0 for a, b in pairwise(q)) * step
+        square = sum((a * a + a * b + b * b) / 3.0 for a, b in pairwise(q)) * step
+        return max(square / (mean * mean) - 1.0, 0.0)
+
+    @property
     def required_len(self) -> int:
         """Tokens one request must fit: `max_model_len` when given, else isl + osl."""
         if self.max_model_len is not None:

@@ -119,13 +119,13 @@ _HOPPER = ServingEfficiency(
     step_overhead_s=1.0e-3,
     request_step_overhead_s=VLLM_SCHEDULER_S_PER_REQUEST,
     eager_layer_overhead_s=80e-6,
-    request_overhead_s=0.051,
+    request_overhead_s=0.048,
     source="vLLM rows of reference/inference_benchmarks_dev.csv (benchmarks/serving_accuracy.py): "
     "hbm_fraction + step overhead from I301 (Qwen3-8B, H100, 4 concurrent: TPOT 7.38 ms, predicted "
-    "7.1); request overhead from its TTFT (64 ms for a 233-token prompt, of which the GPU part is "
-    "12.9 ms: the rest of the rotation in progress and the rotation that carries the prompt, "
-    "`replica_step_times`; 45 ms while that part was a prompt alone plus 1.5 decode steps); the MoE "
-    "expert cost from "
+    "7.1); request overhead from its TTFT (64 ms for a 233-token ShareGPT prompt, of which the GPU "
+    "part is 16.4 ms: the rest of the rotation in progress and the rotation that carries the "
+    "prompt, with ShareGPT's spread of prompt lengths, `replica_step_times`; 45 ms while that part "
+    "was a prompt alone plus 1.5 decode steps); the MoE expert cost from "
     "the DeepSeek-V3.2 TP8 burst rows' output tokens/s under the per-operator roofline with V3.2's "
     "sparse-attention kernels charged as they run (perf/sparse_attention.py, FP8 decode kernel heads "
     "padded to 128; I201, I206-I208: a grid over 0-5 µs in 1 µs steps, benchmarks/serving_fit.py, "

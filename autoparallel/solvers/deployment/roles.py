@@ -77,6 +77,7 @@ def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
         isl=w.isl,
         osl=w.osl,
         batched_tokens=tokens,
+        prompt_spread=w.prompt_spread,
     )
 
 

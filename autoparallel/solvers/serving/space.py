@@ -543,7 +543,14 @@ def replica_perf(
         space.options.vllm_version,
     )
     times = perf.replica_step_times(
-        space.model, space.cluster, replica, batch=float(batch), isl=w.isl, osl=w.osl, batched_tokens=tokens
+        space.model,
+        space.cluster,
+        replica,
+        batch=float(batch),
+        isl=w.isl,
+        osl=w.osl,
+        batched_tokens=tokens,
+        prompt_spread=w.prompt_spread,
     )
     ttft_s, tps = perf.replica_rates(times, batch=batch, osl=w.osl, gpu=space.cluster.gpu)
     gpus = shape.gpus_per_replica
