@@ -50,6 +50,7 @@ BOUNDS: dict[str, Bound] = {
     "num_prompts": Bound(1, 1_000_000, "at most 10^6 prompts (the replay steps through each)"),
     "request_rate": Bound(1e-9, 1e7, "at most 10^7 requests per second"),
     "burstiness": Bound(0.01, 1000, "a gamma shape from 0.01 (bursty) to 1000 (near-even gaps)"),
+    "length_cv": Bound(0, 100, "a spread (std / mean) of lengths up to 100"),
     "ttft_ms": Bound(1e-6, 8.64e7, "at most one day, in ms"),
     "tpot_ms": Bound(1e-6, 8.64e7, "at most one day, in ms"),
     "seq_len": Bound(1, _TOKENS, "at most 2^24 tokens per training sequence"),

@@ -47,9 +47,9 @@ class Serving(BaseModel):
     num_prompts: int | None = Field(default=None, ge=1, le=BOUNDS["num_prompts"].hi)
     """A finite benchmark: this many prompts, sent at once (`vllm bench serve --request-rate inf`,
     offline batch runs) or at `request_rate`. None: an endless steady stream."""
-    isl_cv: float = Field(default=0.0, ge=0)
+    isl_cv: float = Field(default=0.0, ge=0, le=BOUNDS["length_cv"].hi)
     """Coefficient of variation (std / mean) of prompt lengths; 0: every prompt is `isl` tokens."""
-    osl_cv: float = Field(default=0.0, ge=0)
+    osl_cv: float = Field(default=0.0, ge=0, le=BOUNDS["length_cv"].hi)
     """Coefficient of variation of output lengths; 0: every output is `osl` tokens."""
     isl_quantiles: tuple[float, ...] | None = None
     """A measured prompt-length distribution (`autoparallel profile` writes it): the lengths at

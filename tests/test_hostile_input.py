@@ -574,6 +574,17 @@ def test_a_billion_prompts_is_refused_not_replayed(
     assert rc == 2 and not out and "num_prompts" in err and "1000000" in err
 
 
+def test_a_length_spread_past_its_bound_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`isl_cv` had no ceiling: a workload file with a spread of 1e308 overflowed the prompt-length
+    spread's square (OverflowError, exit 3). Spreads are bounded at 100 (`BOUNDS["length_cv"]`)."""
+    f = tmp_path / "w.json"
+    f.write_text(json.dumps({"serving": {"isl": 200, "osl": 100, "isl_cv": 1e308, "num_prompts": 10}}))
+    rc, out, err = _run(["evaluate", M, *C, "--workload-file", str(f)], capsys)
+    assert rc == 2 and not out and "isl_cv" in err and "100" in err
+
+
 def test_a_benchmark_sent_at_the_slowest_rate_is_replayed_not_allocated(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
