@@ -322,6 +322,8 @@ def arrival_times(
         return np.zeros(max(n, 0))
     gaps = np.random.default_rng(seed).gamma(burstiness, 1.0 / (rate * burstiness), size=n)
     sends = np.cumsum(gaps)
+    if not sends[-1] > 0.0:  # every gap underflowed (a gamma of tiny shape): one clump, at n / R
+        return np.full(n, n / rate)
     return sends * (n / rate / float(sends[-1]))
 
 

@@ -399,6 +399,9 @@ def test_arrivals_are_those_vllm_bench_serve_draws() -> None:
     assert 0.9 < gaps.std() / gaps.mean() < 1.1  # exponential: spread 1
     assert (arrival_times(2000, 4.0) == sends).all()
     assert (arrival_times(5, None) == 0).all()
+    for n in range(1, 200):  # the burstiest shape: finite sends, the last at n / R
+        sends = arrival_times(n, 2.0, burstiness=0.01)
+        assert np.isfinite(sends).all() and sends[-1] == pytest.approx(n / 2.0)
 
 
 def test_prompts_sent_at_a_rate_are_served_as_they_come(qwen8b) -> None:  # type: ignore[no-untyped-def]
