@@ -612,18 +612,34 @@ def _rank_steps(
     first = np.full(n, np.nan)
     finish = np.full(n, np.nan)
     last = np.full(n, np.nan)  # time of each request's latest token
-    gaps: list[np.ndarray] = []  # each step's distinct inter-token gaps, s ...
-    gap_tokens: list[np.ndarray] = []  # ... and how many tokens came after each (a step's decodes
-    # mostly share one gap: a token per step kept 8 bytes a token, 1.6 GB for 10^6 prompts)
+    gaps: list[np.ndarray] = []  # distinct inter-token gaps, s ...
+    gap_tokens: list[np.ndarray] = []  # ... and how many tokens came after each
+    # The last steps' gaps, one per token, folded into distinct values with their counts once they
+    # pass GAP_FOLD (a step's decodes mostly share one gap; a float per token kept 1.6 GB for 10^6
+    # prompts, and folding every step on its own cost a sort per step).
+    pending: list[np.ndarray] = []
+    pending_len = 0
+
+    def fold() -> None:
+        nonlocal pending_len
+        if pending:
+            values, tokens = np.unique(np.concatenate(pending), return_counts=True)
+            gaps.append(values)
+            gap_tokens.append(tokens)
+            pending.clear()
+            pending_len = 0
+
     spans: list[tuple[float, int]] = []  # (gap, tokens after it) of decode spans
     out_times: list[float] = []  # when tokens come out, s ...
     out_tokens: list[int] = []  # ... and how many
 
     def emit(requests: np.ndarray, at: float) -> None:
         """`requests` (each already holding a token) emit one more at `at`."""
-        values, tokens = np.unique(at - last[requests], return_counts=True)
-        gaps.append(values)
-        gap_tokens.append(tokens)
+        nonlocal pending_len
+        pending.append(at - last[requests])
+        pending_len += len(requests)
+        if pending_len > GAP_FOLD:
+            fold()
         last[requests] = at
         out_times.append(at)
         out_tokens.append(len(requests))
@@ -865,6 +881,7 @@ def _rank_steps(
             running = running[~over]
     if waiting or len(running):
         raise InternalError("the benchmark replay did not finish")
+    fold()
     peak = max(batches, default=0)
     tail = float(sum(t for t, b in zip(times, batches, strict=True) if 2 * b < peak))
     mean_batch = sum(b * c for b, c in zip(batches, counts, strict=True)) / max(sum(counts), 1)
@@ -877,7 +894,7 @@ def _rank_steps(
         preemptions,
         tail,
         np.concatenate([*gaps, np.asarray([g for g, _ in spans], dtype=float)]),
-        np.concatenate([*gap_tokens, np.asarray([c for _, c in spans], dtype=np.int64)]).astype(np.int64),
+        np.concatenate([*gap_tokens, np.asarray([c for _, c in spans], dtype=np.int64)]),
         *_per_second(np.floor(np.asarray(out_times)), np.asarray(out_tokens, dtype=float)),
     )
 
@@ -888,6 +905,9 @@ def _per_second(seconds: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np
     return distinct, np.bincount(where, weights=tokens, minlength=len(distinct))
 
 
+GAP_FOLD = 1 << 20
+"""Inter-token gaps a replica's replay holds one per token before folding them into distinct values
+with counts (8 MiB)."""
 MAX_REPLAY_PASSES = 250_000
 """Most scheduler passes one replica's replay takes (about 50 s on this project's 2-core machine).
 Under KV pressure the replay steps one engine step at a time: 1,000 prompts of 1,000,000 output

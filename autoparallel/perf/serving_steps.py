@@ -642,17 +642,16 @@ def replica_step_times(
     roofline's ridge), so the mean over n is longer than the rotation at the mean n: at 45
     requests/s of 238 / 202 tokens on Qwen3-8B / H100, 13.9 ms where the even share gave 8.7 (the
     step-by-step replay of the same arrivals, `perf/serving_load.py`, measures 14.0); at a
-    concurrency of 64 ShareGPT requests 10.2 ms where it gave 8.3 (replay 10.7). T̄ = Σₙ P(n) · T(n)
+    concurrency of 64 ShareGPT requests 10.4 ms where it gave 8.3 (replay 10.7). T̄ = Σₙ P(n) · T(n)
     is found by iteration (the open loop rises to its least fixed point); TPOT is T̄ over the engine
     steps a rotation takes on average (one past the token budget runs as several). TTFT's GPU part:
     the rest of the rotation in progress when the prompt reaches the engine (its length-biased mean,
     E[T²] / (2 · E[T]); a closed loop's client sends on the last token, but the HTTP round and the
     server's own time put the prompt mid-rotation), then the rotation that carries it with the
     others that came meanwhile (a size-biased draw: one more than a Poisson count), to its first
-    token. Each engine's
-    policy, as the replay runs it: a rotation with prompts runs without CUDA graphs on SGLang and
-    TensorRT-LLM (`PROMPT_STEP_GRAPHS`), and SGLang runs the prompts in a step of their own while
-    the decodes wait (`SCHEDULING`), their first tokens at that step's end.
+    token. Each engine's policy, as the replay runs it: a rotation with prompts runs without CUDA
+    graphs on SGLang and TensorRT-LLM (`PROMPT_STEP_GRAPHS`), and SGLang runs the prompts in a step
+    of their own while the decodes wait (`SCHEDULING`), their first tokens at that step's end.
 
     Prompts of spread lengths (`prompt_spread` = E[isl²] / isl² − 1, `Serving.prompt_spread`) make
     a step's prompt tokens a compound Poisson sum; it is taken as a Poisson count of units of
@@ -707,9 +706,12 @@ def _step_times(
     alone = SCHEDULING[shape.engine] == "prefill_first"
     rotations: dict[float, _Rotation] = {}
 
-    def run(decode: float, prefill: float, step_shape: ReplicaShape) -> tuple[float, float, bool]:
-        """(seconds, engine steps, memory-bound) of `decode` sequences and `prefill` prompt tokens."""
-        steps = max(1.0, (decode + prefill) / batched_tokens)
+    def run(
+        decode: float, prefill: float, step_shape: ReplicaShape, steps: float | None = None
+    ) -> tuple[float, float, bool]:
+        """(seconds, engine steps, memory-bound) of `decode` sequences and `prefill` prompt tokens,
+        over as many steps as the token budget takes (or `steps`)."""
+        steps = max(1.0, (decode + prefill) / batched_tokens) if steps is None else steps
         seconds, bound = rotation_s(
             model,
             cluster,
@@ -775,17 +777,7 @@ def _step_times(
         _PREFILL,
         (model, cluster),
         (shape, isl, osl, chunks),
-        lambda: rotation_s(
-            model,
-            cluster,
-            shape,
-            decode_seqs=0.0,
-            context_tokens=context,
-            prefill_tokens=float(isl),
-            prefill_context=isl / 2.0,
-            steps=float(chunks),
-            prefill_longest=float(isl),
-        )[0],
+        lambda: run(0.0, float(isl), shape, float(chunks))[0],
     )
     mode = float(counts[int(np.argmax(weights))])
     nearest = min(rotations, key=lambda n: abs(n - mode))

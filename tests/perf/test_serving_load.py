@@ -123,21 +123,26 @@ def test_the_longest_request_of_the_whole_draw_sets_a_replicated_runs_duration(q
     assert run.duration_s > longest * step
 
 
-def test_decode_spans_agree_with_stepping_one_by_one(qwen8b, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """A KV-starved run (preemptions): jumping over the decode-only steps up to the next preemption
-    gives the step-by-step replay's answer (the span's mean context differs by < 1 %)."""
-    from autoparallel.perf import serving_load
+def _spans_and_steps(
+    model: ModelSpec, monkeypatch: pytest.MonkeyPatch, w: Serving, kv_blocks: int
+) -> tuple[sl.BenchmarkRun, sl.BenchmarkRun]:
+    """The replay of `w` with decode spans, then stepping one engine step at a time."""
 
-    w = Serving(isl=128, osl=600, num_prompts=60, osl_cv=0.5)
-
-    def run() -> serving_load.BenchmarkRun:
+    def run() -> sl.BenchmarkRun:
         return simulate_benchmark(
-            qwen8b, H100, CFG, w, kv_blocks=400, block_size=16, blocks_per_seq=46, batched_tokens=2048
+            model, H100, CFG, w, kv_blocks=kv_blocks, block_size=16, blocks_per_seq=46, batched_tokens=2048
         )
 
     fast = run()
-    monkeypatch.setattr(serving_load, "_decode_span", lambda *a, **k: 0)
-    slow = run()
+    monkeypatch.setattr(sl, "_decode_span", lambda *a, **k: 0)
+    return fast, run()
+
+
+def test_decode_spans_agree_with_stepping_one_by_one(qwen8b, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A KV-starved run (preemptions): jumping over the decode-only steps up to the next preemption
+    gives the step-by-step replay's answer (the span's mean context differs by < 1 %)."""
+    w = Serving(isl=128, osl=600, num_prompts=60, osl_cv=0.5)
+    fast, slow = _spans_and_steps(qwen8b, monkeypatch, w, kv_blocks=400)
     assert fast.preemptions == slow.preemptions > 0
     assert fast.steps == slow.steps
     assert fast.output_tokens_per_s == pytest.approx(slow.output_tokens_per_s, rel=0.01)
@@ -151,18 +156,8 @@ def test_decode_spans_end_at_the_next_arrival(qwen8b, monkeypatch) -> None:  # t
     admits it. The span's steps all take its mean step time, so its boundaries (and the step an
     arrival waits for) shift a little and a preempting run's trajectory drifts: within a few % of
     the step-by-step replay, not equal to it."""
-    from autoparallel.perf import serving_load
-
     w = Serving(isl=128, osl=600, num_prompts=60, osl_cv=0.5, request_rate=20.0)
-
-    def run() -> serving_load.BenchmarkRun:
-        return simulate_benchmark(
-            qwen8b, H100, CFG, w, kv_blocks=1000, block_size=16, blocks_per_seq=46, batched_tokens=2048
-        )
-
-    fast = run()
-    monkeypatch.setattr(serving_load, "_decode_span", lambda *a, **k: 0)
-    slow = run()
+    fast, slow = _spans_and_steps(qwen8b, monkeypatch, w, kv_blocks=1000)
     assert fast.preemptions == pytest.approx(slow.preemptions, rel=0.1) and slow.preemptions > 0
     assert fast.steps == pytest.approx(slow.steps, rel=0.01)
     for metric in ("output_tokens_per_s", "mean_tpot_ms", "mean_ttft_ms", "p99_ttft_ms", "p99_tpot_ms"):
