@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.bounds import clean_text
+from autoparallel.bounds import check_number, clean_text
 from autoparallel.configs import ServingConfig, TrainingConfig
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import Cluster
@@ -206,9 +206,7 @@ def solve_top(
     opts, mid = _options(options, w), served_id(model, m)
     if settings is not None and not isinstance(settings, SolverSettings):
         raise InputError(f"settings must come from SolverSettings.create(...), got {type(settings).__name__}")
-    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 100:
-        raise InputError(f"top must be an integer from 1 to 100, got {top!r:.40}")
-    return _plans(m, c, w, objective, settings, opts, top, mid)
+    return _plans(m, c, w, objective, settings, opts, check_number("top", top), mid)
 
 
 def _plans(
@@ -330,7 +328,7 @@ def evaluate(
         raise InputError("a ServingConfig needs a serving workload")
     from autoparallel.perf.engine_support import ENGINE_NAMES, engine_runtime_problem, node_span_problem
 
-    if engine not in ENGINE_NAMES:
+    if not isinstance(engine, str) or engine not in ENGINE_NAMES:
         raise InputError(f"unknown serving engine {engine!r}; choose one of: {', '.join(ENGINE_NAMES)}")
     _require_nsa_backends(nsa_backends, engine, m, mid)
     config = _with_context(config, w, m)
@@ -567,6 +565,8 @@ def analyze(model: Any, cluster: Cluster | str, *, max_model_len: int | None = N
     from autoparallel.memory.serving import vllm_memory
 
     m, c = _model(model), _cluster(cluster)
+    if max_model_len is not None:
+        max_model_len = check_number("max_model_len", max_model_len)
     rows: list[dict[str, Any]] = []
     for tp in (t for t in (1, 2, 4, 8, 16, 32, 64) if t <= c.gpus_per_node and not m.tp_violations(t)):
         for pp in (p for p in (1, 2, 4, 8, 16) if tp * p <= c.world_size and not m.pp_violations(p)):
@@ -622,7 +622,7 @@ def pareto(
             c,
             w,
             objectives=tuple(objectives),
-            points=DEFAULT_CAP if points is None else points,
+            points=DEFAULT_CAP if points is None else check_number("points", points),
             settings=settings,
             options=opts,
         )
@@ -633,7 +633,7 @@ def pareto(
         c,
         w,
         objectives=tuple(objectives),
-        points=DEFAULT_CAP if points is None else points,
+        points=DEFAULT_CAP if points is None else check_number("points", points),
         settings=settings,
         options=opts,
     )
@@ -682,7 +682,7 @@ def pareto_deployment(
         mode=disagg,
         settings=settings,
         options=opts,
-        points=DEFAULT_CAP if points is None else points,
+        points=DEFAULT_CAP if points is None else check_number("points", points),
     )
     return DeploymentFront(
         list(mf),

@@ -8,6 +8,7 @@ each limit. `clean_text` makes strings from configs and error messages safe to p
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -60,7 +61,7 @@ BOUNDS: dict[str, Bound] = {
     "time_limit_s": Bound(1e-3, 86400, "at most one day, in s"),
     "workers": Bound(1, 4096, "at most the machine's cores"),
     "top": Bound(1, 64, "at most 64 plans"),
-    "points": Bound(2, 64, "at most 64 points on a front"),
+    "points": Bound(1, 1_000_000, "at most 10^6 points on a front"),
     "tp": Bound(1, 4096, "at most 4096 GPUs"),
     "pp": Bound(1, 4096, "at most 4096 stages"),
     "dp": Bound(1, 1 << 20, "at most 2^20 replicas"),
@@ -75,20 +76,28 @@ BOUNDS: dict[str, Bound] = {
 """The range of every number a user can give, by field name (CLI flags use the same names)."""
 
 
-def check_number(field: str, value: float, *, integer: bool = True) -> None:
-    """Raise InputError unless `value` is a finite number (an integer when `integer`) in BOUNDS[field]."""
+def check_number(field: str, value: Any, *, integer: bool = True) -> Any:
+    """`value` as a Python int (when `integer`) or float, once it is a finite number in BOUNDS[field]; any
+    integral or real type passes (numpy's included, as from a pandas sweep), a bool does not.
+
+    Raises:
+        InputError: not such a number, or out of the bound.
+    """
     bound = BOUNDS[field]
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok and isinstance(value, float):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok and not isinstance(value, numbers.Integral):
+        value = float(value)
         ok = math.isfinite(value) and (not integer or value.is_integer())
     if not ok:
         kind = "an integer" if integer else "a finite number"
         raise InputError(f"{field}={clean_text(repr(value), 40)}: must be {kind} ({bound.why})")
+    value = int(value) if integer else float(value)
     if not bound.lo <= value <= bound.hi:
         lo = f"{bound.lo:g}" if not integer else str(int(bound.lo))
         hi = f"{bound.hi:g}" if not integer or bound.hi >= 1e15 else f"{int(bound.hi):,}"
         shown = f"{value:g}" if isinstance(value, float) else clean_text(str(value), 40)
         raise InputError(f"{field}={shown}: must be in [{lo}, {hi}] ({bound.why})")
+    return value
 
 
 def check_choices(

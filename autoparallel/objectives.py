@@ -11,6 +11,7 @@ A single name is expanded to its default chain, so that ties are broken by a sec
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -143,7 +144,8 @@ def parse_objective(objective: object, kind: Kind) -> Chain:
         weights: dict[str, float] = {}
         for name, weight in objective.items():
             key = canonical(name, kind)
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < 1e12:
+            real = isinstance(weight, numbers.Real) and not isinstance(weight, bool)
+            if not real or not 0 <= (weight if isinstance(weight, (int, float)) else float(weight)) < 1e12:
                 raise InputError(
                     f"objective weight for {key!r} must be a number in [0, 1e12), got {weight!r:.40}"
                 )

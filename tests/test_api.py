@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 import autoparallel as ap
+from autoparallel.api import solve_top
+
+TINY = "meta-llama/Llama-3.2-1B"
 
 
 @pytest.fixture(scope="module")
@@ -209,12 +213,6 @@ def test_context_near_the_model_limit_is_capped_not_rounded_past_it() -> None:
     assert plan.config.max_model_len == 10_485_760 and plan.memory.kv_cache_tokens >= 10_485_760
 
 
-@pytest.mark.parametrize("points", [0, -1])
-def test_a_front_of_no_points_is_an_input_error(points: int) -> None:
-    with pytest.raises(ap.InputError, match=f"points must be at least 1, got {points}"):
-        ap.pareto("meta-llama/Llama-3.2-1B", "1xH100", points=points)
-
-
 def test_evaluate_serving_deploys_the_workloads_context_unless_the_config_sets_one() -> None:
     long = ap.Serving(isl=1024, osl=256, max_model_len=32768)
     ev = ap.evaluate("meta-llama/Llama-3.1-8B", "1xH100", ap.ServingConfig(), long, compare=False)
@@ -241,8 +239,55 @@ def test_evaluate_serving_deploys_the_workloads_context_unless_the_config_sets_o
         ),
         (lambda: ap.get_gpu(5), "a GPU name must be a string, got int"),
         (lambda: ap.Cluster.parse(5), "a cluster spec must be a string, got int"),
+        (
+            lambda: ap.analyze("meta-llama/Llama-3.2-1B", "1xH100", max_model_len="4096"),
+            "max_model_len='4096': must be an integer",
+        ),
+        (
+            lambda: ap.analyze("meta-llama/Llama-3.2-1B", "1xH100", max_model_len=True),
+            "max_model_len=True: must be an integer",
+        ),
+        (
+            lambda: ap.pareto("meta-llama/Llama-3.2-1B", "1xH100", points="5"),
+            "points='5': must be an integer",
+        ),
+        (
+            lambda: ap.pareto("meta-llama/Llama-3.2-1B", "1xH100", points=2.5),
+            "points=2.5: must be an integer",
+        ),
+        (
+            lambda: ap.pareto("meta-llama/Llama-3.2-1B", "1xH100", points=True),
+            "points=True: must be an integer",
+        ),
+        (lambda: ap.pareto("meta-llama/Llama-3.2-1B", "1xH100", points=0), r"points=0: must be in \[1, "),
+        (
+            lambda: ap.evaluate("meta-llama/Llama-3.2-1B", "1xH100", ap.ServingConfig(), engine=["vllm"]),  # type: ignore[arg-type]
+            "unknown serving engine",
+        ),
+        (lambda: solve_top("meta-llama/Llama-3.2-1B", "1xH100", top=65), r"top=65: must be in \[1, 64\]"),
     ],
 )
 def test_wrong_types_at_the_api_are_input_errors(call: Any, match: str) -> None:
     with pytest.raises(ap.InputError, match=match):
         call()
+
+
+def test_numpy_numbers_pass_where_python_numbers_do() -> None:
+    """A sweep built with pandas hands over numpy integers and floats: they are numbers like any other."""
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "num_hidden_layers": np.int64(4),
+        "hidden_size": np.int32(512),
+        "intermediate_size": 1024,
+        "num_attention_heads": 8,
+        "vocab_size": 32000,
+    }
+    settings = ap.SolverSettings.create(workers=np.int64(1), time_limit_s=np.float32(5.0))
+    assert type(settings.workers) is int and type(settings.time_limit_s) is float
+    plan = ap.solve(
+        config, "1xH100", "chatbot", {"throughput": np.float64(1.0), "tpot": np.int64(1)}, settings=settings
+    )
+    assert plan.model.num_layers == 4 and plan.model.hidden_size == 512
+    rows = ap.analyze("meta-llama/Llama-3.2-1B", "1xH100", max_model_len=np.int64(4096)).rows
+    assert rows and all(r["fits"] for r in rows)

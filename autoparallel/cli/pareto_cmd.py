@@ -14,12 +14,12 @@ import json
 import sys
 from typing import Any
 
+from autoparallel.cli._output import bounded
 from autoparallel.cli.fleet_cmd import engines_of
 from autoparallel.cli.plan_cmd import (
     _add_common,
     _add_serving_workload,
     _add_training_workload,
-    _positive_int,
     _serving_workload,
     _training_workload,
     add_engine_argument,
@@ -50,7 +50,7 @@ def add_pareto_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--points",
-        type=_positive_int,
+        type=bounded("points"),
         default=None,
         help="most points on the front (default 200; the output says when it cut the front)",
     )

@@ -7,6 +7,7 @@ malformed key. A family registers a `Family` (builder + defaults) per model_type
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,11 +89,11 @@ class RawConfig:
     def _check(self, key: str, value: Any, allow_zero: bool) -> int:
         if (
             isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or (isinstance(value, float) and not value.is_integer())
+            or not isinstance(value, numbers.Real)
+            or not (isinstance(value, numbers.Integral) or float(value).is_integer())
         ):
             raise InputError(f"{self.name}: `{key}` must be an integer, got {clean_text(repr(value), 40)}")
-        v = int(value)
+        v = int(float(value)) if not isinstance(value, numbers.Integral) else int(value)
         if v < 0 or (v == 0 and not allow_zero):
             raise InputError(f"{self.name}: `{key}` must be {'>= 0' if allow_zero else 'positive'}, got {v}")
         limit = CONFIG_LIMITS.get(key, MAX_CONFIG_INT)

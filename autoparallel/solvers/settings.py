@@ -34,12 +34,11 @@ class SolverSettings(BaseModel):
         """Settings with only the given fields changed from the defaults (None keeps a default); each is
         checked against its bound (`autoparallel.bounds.BOUNDS`), and `workers` is capped at the
         machine's CPU cores (more CP-SAT workers than cores only slow every worker down)."""
-        check_number("seed", seed)
+        seed = check_number("seed", seed)
         if time_limit_s is not None:
-            check_number("time_limit_s", time_limit_s, integer=False)
+            time_limit_s = check_number("time_limit_s", time_limit_s, integer=False)
         if workers is not None:
-            check_number("workers", workers)
-            workers = min(workers, cpu_cores())
+            workers = min(check_number("workers", workers), cpu_cores())
         fields = {"seed": seed, "time_limit_s": time_limit_s, "workers": workers}
         return cls(**{k: v for k, v in fields.items() if v is not None})
 
