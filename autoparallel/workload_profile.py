@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
 from autoparallel.bounds import BOUNDS
 from autoparallel.errors import InputError
+from autoparallel.user_file import read_capped
 from autoparallel.workload import Serving
 
 PROMPT_KEYS = ("prompt_tokens", "input_tokens", "isl", "input_len", "prompt_len", "num_prompt_tokens")
@@ -52,6 +53,9 @@ TIME_KEYS = ("timestamp", "arrival_time", "arrival", "time", "t", "ts", "created
 present wins. A log with none of them on any line is read as sent all at once, and says so."""
 
 
+MAX_LOG_BYTES = 1 << 30
+"""1 GiB: about ten million request lines, read (and held) whole; a bigger log is sampled or split by the
+user, not read for minutes."""
 PERCENTILES = np.linspace(0.0, 100.0, 101)
 """The length percentiles a profile keeps: 0, 1, …, 100."""
 
@@ -187,10 +191,9 @@ def profile_file(path: str | Path) -> WorkloadProfile:
     from autoparallel.models.config_file import decode_lenient
 
     p = Path(path)
-    try:
-        text = decode_lenient(p.read_bytes())
-    except OSError as exc:
-        raise InputError(f"cannot read {p}: {exc.strerror or exc}") from None
+    text = decode_lenient(read_capped(p, "request log", MAX_LOG_BYTES))
+    if not text.strip():
+        raise InputError(f"request log {str(p)!r} is empty")
     stripped = text.lstrip()
     if PROMPT_HISTOGRAM in text and OUTPUT_HISTOGRAM in text and not stripped.startswith("{"):
         return _prometheus(text, p)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from autoparallel.errors import InputError
+from autoparallel.user_file import read_capped
 
 
 def read_yaml(path: Path, what: str, max_bytes: int) -> Any:
@@ -24,11 +25,10 @@ def read_yaml(path: Path, what: str, max_bytes: int) -> Any:
             a scalar its constructor refuses.
     """
     name = f"{what} {str(path)!r}"
+    data = read_capped(path, what, max_bytes)
     try:
-        if path.stat().st_size > max_bytes:
-            raise InputError(f"{name} is larger than {max_bytes >> 20} MiB")
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
+        return yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise InputError(f"cannot read {name}: {exc.__class__.__name__}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

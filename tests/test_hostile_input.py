@@ -648,3 +648,63 @@ def test_a_gpu_of_absurd_speed_or_size_is_refused(
     f.write_text(f"gpus:\n  - name: XG\n    base: H100\n    {field}\n")
     rc, _, err = _run(["plan", M, "--cluster", "1x8xXG", "--gpus-file", str(f)], capsys)
     assert rc == 2 and "greater than or equal to" in err
+
+
+# ----- files that are not files ---------------------------------------------------------------------
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero on this system")
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["profile", "/dev/zero"], "request log '/dev/zero' is larger than 1 MiB"),
+        (["profile", "/dev/urandom"], "request log '/dev/urandom' is larger than 1 MiB"),
+        (["plan", "/dev/zero", *C], "JSON file '/dev/zero' is larger than 8 MiB"),
+        (["plan", M, *C, "--workload-file", "/dev/urandom"], "JSON file '/dev/urandom' is larger than 8 MiB"),
+        (["plan", M, *C, "--gpus-file", "/dev/zero"], "GPU file '/dev/zero' is larger than"),
+    ],
+)
+def test_a_device_that_never_ends_is_refused_at_the_size_bound_not_read_into_memory(
+    argv: list[str], why: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A size check by stat() passed /dev/zero (0 bytes), then read_bytes() filled memory: `profile
+    /dev/zero` was killed after 15 s, `profile /dev/urandom` ran on. The read itself is bounded now."""
+    monkeypatch.setattr("autoparallel.workload_profile.MAX_LOG_BYTES", 1 << 20)
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2 and not out and why in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+def test_a_named_pipe_nobody_writes_to_reads_as_empty_instead_of_hanging(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    rc, _, err = _run(["profile", str(fifo)], capsys)
+    assert rc == 2 and f"request log {str(fifo)!r} is empty" in err and time.monotonic() - start < 10
+
+
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="no /dev/fd on this system")
+def test_a_pipe_is_read_like_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`autoparallel profile <(zcat log.gz)`: the shell hands over /dev/fd/N, a pipe."""
+    import threading
+
+    lines = "".join(
+        json.dumps({"prompt_tokens": 100 + i, "output_tokens": 50, "timestamp": i / 4}) + "\n"
+        for i in range(400)
+    ).encode()
+    read_end, write_end = os.pipe()
+
+    def write() -> None:
+        with os.fdopen(write_end, "wb") as fh:
+            fh.write(lines)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        out = tmp_path / "w.json"
+        rc, text, err = _run(["profile", f"/dev/fd/{read_end}", "-o", str(out)], capsys)
+    finally:
+        writer.join()
+        os.close(read_end)
+    assert rc == 0, err
+    assert "400 requests" in text and "arrival rate: 4 requests/s" in text and out.is_file()

@@ -13,6 +13,7 @@ from typing import Any
 
 from autoparallel.bounds import clean_text
 from autoparallel.errors import InputError
+from autoparallel.user_file import read_capped
 
 MAX_CONFIG_BYTES = 8 << 20
 """8 MiB: published config.json files are a few KiB (the largest, with label maps, well under 1 MiB);
@@ -126,11 +127,5 @@ def parse_config_text(text: str, shown: str) -> dict[str, Any]:
 def read_config(path: Path) -> dict[str, Any]:
     """The JSON object in the file at `path`, strictly."""
     shown = clean_text(str(path), 200)
-    try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise InputError(f"{shown}: {size:,} bytes; JSON files are read up to {MAX_CONFIG_BYTES:,}")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {shown}: {exc.strerror or exc}") from None
+    data = read_capped(path, "JSON file", MAX_CONFIG_BYTES)
     return parse_config_text(decode_config(data, shown), shown)

@@ -115,9 +115,9 @@ def _load_path(path: Path, shown: str) -> ModelSpec:
             cfg = {**cfg, "quantization_config": _modelopt_quant(_read_json(quant_path), quant_path)}
         name = str(cfg.get("_name_or_path") or path.resolve().name)
         return spec_from_config(cfg, name=name)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"no such file or directory: {shown}")
-    cfg = _read_json(path)
+    cfg = _read_json(path)  # a file, a pipe or a device: the read is bounded (user_file.read_capped)
     default_name = path.resolve().parent.name if path.name == "config.json" else path.stem
     name = str(cfg.get("_name_or_path") or default_name)
     return spec_from_config(cfg, name=name)

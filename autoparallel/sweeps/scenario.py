@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -34,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autoparallel.errors import InputError
 from autoparallel.objectives import canonical
+from autoparallel.user_file import read_capped
 from autoparallel.workload import PRESETS, Serving, Training
 from autoparallel.yaml_file import read_yaml
 
@@ -382,16 +384,12 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         InputError: missing or malformed file, unknown key or column, invalid scenario.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"scenario file {str(p)!r} not found")
-    if p.stat().st_size > MAX_SCENARIO_FILE_BYTES:
-        raise InputError(f"scenario file {str(p)!r} is larger than {MAX_SCENARIO_FILE_BYTES >> 20} MiB")
     suffix = p.suffix.lower()
     if suffix == ".csv":
+        data = read_capped(p, "scenario file", MAX_SCENARIO_FILE_BYTES)
         try:
-            with p.open(newline="") as fh:
-                rows = list(csv.DictReader(fh))
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+        except (UnicodeDecodeError, csv.Error) as exc:
             raise InputError(f"{p}: cannot read CSV: {exc}") from None
         if not rows:
             raise InputError(f"{p}: no scenarios (a header row and one row per scenario)")

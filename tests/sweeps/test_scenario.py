@@ -125,8 +125,10 @@ def test_malformed_files_are_one_line_input_errors(tmp_path: Path, name: str, te
 
 
 def test_missing_file() -> None:
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="cannot read scenario file '/no/such/file.yaml': No such file"):
         load_scenarios("/no/such/file.yaml")
+    with pytest.raises(InputError, match="cannot read scenario file '/no/such/file.csv': No such file"):
+        load_scenarios("/no/such/file.csv")
 
 
 def test_sweep_takes_scenarios_as_row_mappings_and_refuses_anything_else() -> None:

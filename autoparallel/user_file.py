@@ -1,0 +1,42 @@
+"""Reading a file the user named, whatever it turns out to be: a bounded number of bytes, or one line.
+
+`stat().st_size` cannot bound a read: a device (`/dev/zero`, `/dev/urandom`) or a pipe reports 0
+bytes and never ends, so a size check then `read_bytes()` filled memory or hung. The read itself is
+bounded here. A pipe is read (`autoparallel profile <(zcat log.gz)`); a named pipe nobody writes to
+is opened without waiting for a writer, so it reads as empty instead of hanging.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from autoparallel.bounds import clean_text
+from autoparallel.errors import InputError
+
+
+def read_capped(path: Path, what: str, max_bytes: int) -> bytes:
+    """The bytes of the file at `path` (`what`: how messages name it, e.g. "fleet file").
+
+    Raises:
+        InputError: missing, a directory, unreadable (the system's reason), or more than `max_bytes`.
+    """
+    name = f"{what} {clean_text(str(path), 200)!r}"
+    try:
+        # O_NONBLOCK only for the open (a FIFO without a writer), then blocking reads.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        try:
+            os.set_blocking(fd, True)
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = fh.read(max_bytes + 1)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or exc.__class__.__name__}") from None
+    if len(data) > max_bytes:
+        raise InputError(f"{name} is larger than {_size(max_bytes)}; autoparallel reads such files up to it")
+    return data
+
+
+def _size(n: int) -> str:
+    return f"{n >> 30} GiB" if n >= 1 << 30 and n % (1 << 30) == 0 else f"{n >> 20} MiB"
