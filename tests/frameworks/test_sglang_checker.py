@@ -261,3 +261,29 @@ def test_what_sglang_refuses_on_rocm_the_planner_refuses_or_works_around() -> No
     assert not refused_oss["accepted"] and "mxfp4" in refused_oss["error"]
     assert not refused_plain["accepted"] and "TypeError" in refused_plain["error"]
     assert started["accepted"] and started["resolved"]["attention_backend"] == "aiter", started["error"]
+
+
+def test_the_reference_rows_named_one_server_resolve_to_one_server() -> None:
+    """`benchmarks/serving_accuracy.py` reports `SAME_SERVER` rows as one configuration measured twice:
+    SGLang's own arguments code must resolve their published launch lines to the same server (the memory
+    fraction aside, which the note names)."""
+    import csv
+    from pathlib import Path
+
+    from benchmarks.serving_accuracy import DEFAULT_CSV, SAME_SERVER
+
+    if not DEFAULT_CSV.exists():
+        pytest.skip(f"reference data not found at {DEFAULT_CSV}")
+    with Path(DEFAULT_CSV).open(newline="") as fh:
+        notes = {row["row_id"]: row["notes"] for row in csv.DictReader(fh)}
+    config = _configs()["deepseek-ai/DeepSeek-V3.2"]
+    for rows in SAME_SERVER:
+        lines = [re.sub(r"^.*?python3 ", "python ", notes[r]) for r in rows]
+        verdicts = check_sglang_lines([sglang_case(line, config, get_gpu("H200")) for line in lines])
+        assert all(v["accepted"] for v in verdicts), [v["error"] for v in verdicts]
+        resolved = [
+            {k: v for k, v in verdict["resolved"].items() if k != "mem_fraction_static"}
+            for verdict in verdicts
+        ]
+        assert all(r == resolved[0] for r in resolved), rows
+        assert resolved[0]["enable_dp_attention"] is False and resolved[0]["dp_size"] == 1

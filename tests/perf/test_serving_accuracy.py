@@ -179,3 +179,19 @@ def test_sglang_prefill_backend_does_not_matter_for_sharegpt_prompts(acc: Module
     ttft = {rid: {r.what: r for r in acc.predict(_row(rid))}["TTFT ms"] for rid in ("I214", "I216")}
     assert ttft["I214"].measured / ttft["I216"].measured == pytest.approx(1.06, abs=0.01)
     assert ttft["I214"].predicted == pytest.approx(ttft["I216"].predicted, rel=0.02)
+
+
+def test_rows_of_one_server_get_one_prediction_and_their_spread_is_reported(acc: ModuleType) -> None:
+    """I202 and I209 are one SGLang server (`SAME_SERVER`, checked against SGLang's own arguments code in
+    test_sglang_checker.py): the model predicts them alike, and the report says their measured TPOTs
+    (1,104 and 609 ms) are further apart than any one prediction within 20 % of both allows."""
+    (rows,) = [g for g in acc.SAME_SERVER if "I202" in g]
+    results = [r for row in rows for r in acc.predict(_row(row))]
+    for what in ("output tok/s", "TPOT ms"):
+        predicted = [r.predicted for r in results if r.what == what]
+        assert len(predicted) == 2 and max(predicted) / min(predicted) < 1.01
+    lines = acc.repeat_spreads(results)
+    tpot = next(line for line in lines if "TPOT ms" in line)
+    assert "I202 1,104.0 / I209 608.9" in tpot and "no one prediction is within 20 % of all" in tpot
+    tokens = next(line for line in lines if "output tok/s" in line)
+    assert "one prediction can be within 20 % of all" in tokens and "no one" not in tokens
