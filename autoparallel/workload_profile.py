@@ -158,6 +158,12 @@ def _seconds(value: Any) -> float | None:
     return None
 
 
+MAX_STAMP = 1e20
+"""Largest |timestamp| read, in the log's own unit: epoch nanoseconds reach it in the year 5138 (as
+epoch seconds reach 1e11, `epoch_unit`); a line stamped beyond it is malformed (two stamps of ±1e308
+overflowed the log's span to infinity and wrote a workload file with a NaN rate)."""
+MAX_RATE = BOUNDS["request_rate"].hi
+"""An arrival rate above the workload's bound is every request at once (stamps nanoseconds apart)."""
 EPOCH_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 """Stamps per second, by the unit a log's numeric stamps are read in."""
 
@@ -177,7 +183,7 @@ def epoch_unit(earliest: float) -> str:
 def _tokens(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if not math.isfinite(value) or value < 1:
+    if not math.isfinite(value) or not 1 <= value <= BOUNDS["isl"].hi:  # isl's bound is osl's
         return None
     return int(value)
 
@@ -325,7 +331,7 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
         )
     last = runs[-1]
     rate = _seconds(last.get("request_rate"))
-    rate = rate if rate is not None and 0 < rate < math.inf else None  # inf: all at once
+    rate = rate if rate is not None and 0 < rate <= MAX_RATE else None  # inf: all at once
     burstiness = _seconds(last.get("burstiness"))  # vLLM's --burstiness: a gamma shape, > 0
     conc = last.get("max_concurrency")
     return WorkloadProfile(
@@ -366,7 +372,7 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
         ia, ob = _tokens(_first(obj, PROMPT_KEYS)), _tokens(_first(obj, OUTPUT_KEYS))
         stamp = _first(obj, TIME_KEYS)
         t = _seconds(stamp)
-        if ia is None or ob is None or (stamp is not None and t is None):  # NaN, "soon", true
+        if ia is None or ob is None or (stamp is not None and (t is None or not abs(t) <= MAX_STAMP)):
             bad_lines.append(number)
             continue
         isl.append(ia)
@@ -394,7 +400,7 @@ def _lines(text: str, path: Path) -> WorkloadProfile:
     if len(times) >= 2 and not math.isnan(times[0]):
         arrivals = np.sort(np.asarray(times))
         span = float(arrivals[-1] - arrivals[0])
-        if span > 0:
+        if span > 0 and (len(arrivals) - 1) / span <= MAX_RATE:
             rate = (len(arrivals) - 1) / span
             gaps = np.diff(arrivals)
             cv = round(float(gaps.std() / gaps.mean()), 6)  # evenly spaced: 0, not rounding noise

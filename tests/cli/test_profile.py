@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -367,3 +368,39 @@ def test_a_log_without_arrival_stamps_says_which_keys_were_looked_for(
     )
     assert main(["profile", str(stamped)]) == 0
     assert "arrival rate: 0.5 requests/s" in capsys.readouterr().out
+
+
+def test_values_past_every_bound_are_malformed_not_an_overflow(tmp_path: Path) -> None:
+    """Stamps of ±1e308 overflowed the log's span to infinity: `profile` printed numpy's overflow
+    warnings and wrote a workload file with a NaN rate that `evaluate` then refused. A length of 1e308
+    in a benchmark result ran into the same overflow before its one-line error. Each is now a
+    malformed line or request, as any value out of its bound is; a rate above the workload's bound
+    (stamps nanoseconds apart, a result's rate of 1e308) is every request at once."""
+    log = tmp_path / "log.jsonl"
+    rows = [{"prompt_tokens": 100, "output_tokens": 50, "timestamp": 10.0 + i} for i in range(20)]
+    rows += [
+        {"prompt_tokens": 100, "output_tokens": 50, "timestamp": -1e308},
+        {"prompt_tokens": 100, "output_tokens": 50, "timestamp": 1e308},
+        {"prompt_tokens": 1e308, "output_tokens": 50, "timestamp": 40.0},
+        {"prompt_tokens": 100, "output_tokens": 2**24 + 1, "timestamp": 41.0},
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warnings were the first sign
+        prof = profile_file(log)
+    assert prof.requests == 20 and prof.malformed_lines == (21, 22, 23, 24)
+    assert prof.request_rate == pytest.approx(1.0)
+    result = tmp_path / "bench.json"
+    lens = {"input_lens": [1e308, 5, 6], "output_lens": [3, 4, 5]}
+    result.write_text(json.dumps({**lens, "request_rate": 1e308}))
+    prof = profile_file(result)
+    assert prof.requests == 2 and prof.malformed == 1 and prof.request_rate is None
+    close = tmp_path / "close.jsonl"
+    stamps = (i * 1e-12 for i in range(5))
+    close.write_text(
+        "".join(json.dumps({"prompt_tokens": 9, "output_tokens": 9, "timestamp": t}) + "\n" for t in stamps)
+    )
+    assert profile_file(close).request_rate is None
+    out = tmp_path / "w.json"
+    assert main(["profile", str(log), "-o", str(out)]) == 0
+    assert load_workload_file(out).request_rate == pytest.approx(1.0)
