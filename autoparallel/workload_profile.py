@@ -426,6 +426,12 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
     a finite benchmark of its prompts (sent at once or at its rate, under its cap); a request log or a
     metrics scrape is a stream."""
     isl, osl = max(1, round(prof.isl.mean)), max(1, round(prof.osl.mean))
+    most = BOUNDS["max_model_len"].hi
+    if isl + osl > most:
+        raise InputError(
+            f"the profiled requests average {isl:,} + {osl:,} tokens, more than the {most:,}-token "
+            "context autoparallel plans for"
+        )
     finite = prof.source in ("vllm-bench", "sglang-bench")
     shape = prof.gamma_shape if prof.request_rate and prof.gamma_shape else 1.0
     bound = BOUNDS["burstiness"]
@@ -439,7 +445,7 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
         burstiness=round(min(max(shape, bound.lo), bound.hi), 4),
         concurrency=prof.max_concurrency,
         num_prompts=prof.requests if finite else None,
-        max_model_len=max(isl + osl, math.ceil(prof.isl.p99 + prof.osl.p99)),
+        max_model_len=min(max(isl + osl, math.ceil(prof.isl.p99 + prof.osl.p99)), most),
     )
 
 

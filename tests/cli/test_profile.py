@@ -404,3 +404,24 @@ def test_values_past_every_bound_are_malformed_not_an_overflow(tmp_path: Path) -
     out = tmp_path / "w.json"
     assert main(["profile", str(log), "-o", str(out)]) == 0
     assert load_workload_file(out).request_rate == pytest.approx(1.0)
+
+
+def test_requests_longer_than_any_context_are_one_clear_error(tmp_path: Path) -> None:
+    """Requests of 2^24 + 2^24 tokens gave "max_model_len=33554432: Input should be less than or equal to
+    16777216", a field the user never set; a long p99 tail now caps the file's max_model_len at the
+    bound instead."""
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        "".join(json.dumps({"prompt_tokens": 2**24, "output_tokens": 2**24}) + "\n" for _ in range(3))
+    )
+    with pytest.raises(
+        InputError, match="average 16,777,216 \\+ 16,777,216 tokens, more than the 16,777,216-token"
+    ):
+        to_serving(profile_file(log))
+    tail = tmp_path / "tail.jsonl"
+    rows = [
+        {"prompt_tokens": 2**23 if i % 2 else 10, "output_tokens": 2**23 + 5 if i % 2 else 10}
+        for i in range(10)
+    ]
+    tail.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert to_serving(profile_file(tail)).max_model_len == 2**24

@@ -409,8 +409,13 @@ def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOp
         raise InfeasibleError(
             f"{model.name} cannot serve a {need}-token context",
             (
-                f"max_model_len: the workload needs {need} tokens (isl {workload.isl} + osl {workload.osl}) "
-                f"but {model.name} allows {model.max_position_embeddings}",
+                f"max_model_len: the workload needs {need} tokens ("
+                + (
+                    f"its max_model_len; mean isl {workload.isl} + osl {workload.osl}"
+                    if workload.max_model_len is not None
+                    else f"isl {workload.isl} + osl {workload.osl}"
+                )
+                + f") but {model.name} allows {model.max_position_embeddings}",
             ),
         )
     return out
