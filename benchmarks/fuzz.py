@@ -194,6 +194,15 @@ def hostile_configs(folder: Path) -> list[str]:
         path = folder / f"{name}.json"
         path.write_bytes(data)
         paths.append(str(path))
+    # Files that are not files: a device that never ends (stat() says 0 bytes), a named pipe nobody
+    # writes to, a directory.
+    if Path("/dev/zero").exists():
+        paths.append("/dev/zero")
+    if hasattr(os, "mkfifo"):
+        if not (folder / "fifo.json").exists():  # every process of a run writes the same folder
+            os.mkfifo(folder / "fifo.json")
+        paths.append(str(folder / "fifo.json"))
+    paths.append(str(folder))
     return paths
 
 
