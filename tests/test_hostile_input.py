@@ -467,6 +467,9 @@ def test_ctrl_c_during_a_training_solve_exits_130_at_once() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a shell: SIGINT at its default disposition. One ignored in the runner's process would be
+        # inherited through exec, and Python then keeps ignoring it (the run went on to exit 0 once).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(4.0)
     sent = time.perf_counter()
