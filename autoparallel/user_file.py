@@ -34,7 +34,7 @@ def read_capped(path: Path, what: str, max_bytes: int) -> bytes:
     except OSError as exc:
         raise InputError(f"cannot read {name}: {exc.strerror or exc.__class__.__name__}") from None
     if len(data) > max_bytes:
-        raise InputError(f"{name} is larger than {_size(max_bytes)}; autoparallel reads such files up to it")
+        raise InputError(f"{name} is larger than {_size(max_bytes)}, the most autoparallel reads of one")
     return data
 
 
