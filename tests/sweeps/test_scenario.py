@@ -125,9 +125,9 @@ def test_malformed_files_are_one_line_input_errors(tmp_path: Path, name: str, te
 
 
 def test_missing_file() -> None:
-    with pytest.raises(InputError, match="cannot read scenario file '/no/such/file.yaml': No such file"):
+    with pytest.raises(InputError, match=r"cannot read scenario file '/no/such/file\.yaml': No such file"):
         load_scenarios("/no/such/file.yaml")
-    with pytest.raises(InputError, match="cannot read scenario file '/no/such/file.csv': No such file"):
+    with pytest.raises(InputError, match=r"cannot read scenario file '/no/such/file\.csv': No such file"):
         load_scenarios("/no/such/file.csv")
 
 
