@@ -91,13 +91,14 @@ def check_number(field: str, value: Any, *, integer: bool = True) -> Any:
     if not ok:
         kind = "an integer" if integer else "a finite number"
         raise InputError(f"{field}={clean_text(repr(value), 40)}: must be {kind} ({bound.why})")
-    value = int(value) if integer else float(value)
+    if isinstance(value, numbers.Integral):
+        value = int(value)  # compared as an int: 10**400 is out of bounds, not a float overflow
     if not bound.lo <= value <= bound.hi:
         lo = f"{bound.lo:g}" if not integer else str(int(bound.lo))
         hi = f"{bound.hi:g}" if not integer or bound.hi >= 1e15 else f"{int(bound.hi):,}"
         shown = f"{value:g}" if isinstance(value, float) else clean_text(str(value), 40)
         raise InputError(f"{field}={shown}: must be in [{lo}, {hi}] ({bound.why})")
-    return value
+    return int(value) if integer else float(value)
 
 
 def check_choices(

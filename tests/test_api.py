@@ -265,6 +265,10 @@ def test_evaluate_serving_deploys_the_workloads_context_unless_the_config_sets_o
             "unknown serving engine",
         ),
         (lambda: solve_top("meta-llama/Llama-3.2-1B", "1xH100", top=65), r"top=65: must be in \[1, 64\]"),
+        (
+            lambda: ap.SolverSettings.create(time_limit_s=10**400),
+            r"time_limit_s=1000.*: must be in \[0\.001, ",
+        ),
     ],
 )
 def test_wrong_types_at_the_api_are_input_errors(call: Any, match: str) -> None:
