@@ -23,10 +23,13 @@ def read_capped(path: Path, what: str, max_bytes: int) -> bytes:
     """
     name = f"{what} {clean_text(str(path), 200)!r}"
     try:
-        # O_NONBLOCK only for the open (a FIFO without a writer), then blocking reads.
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        # O_NONBLOCK only for the open (a FIFO without a writer), then blocking reads; a system without
+        # it (Windows) has no named pipes to wait on either.
+        nonblock = getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_BINARY", 0))
         try:
-            os.set_blocking(fd, True)
+            if nonblock:
+                os.set_blocking(fd, True)
             with os.fdopen(fd, "rb", closefd=False) as fh:
                 data = fh.read(max_bytes + 1)
         finally:
