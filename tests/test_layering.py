@@ -9,6 +9,23 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "autoparallel"
 
+BOTTOM = (
+    "models",
+    "hardware",
+    "workload",
+    "configs",
+    "memory",
+    "perf",
+    "solvers",
+    "frameworks",
+    "api",
+    "cli",
+    "plan",
+    "explain",
+    "validation",
+)
+"""Every layer above the bottom ones (bounds, user_file), which import none of them."""
+
 # layer -> layers it must never import
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "models": ("memory", "perf", "solvers", "frameworks", "api", "cli", "plan"),
@@ -25,36 +42,8 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "api": ("cli",),
     "sweeps": ("cli",),
     "validation": ("memory", "perf", "solvers", "frameworks", "api", "cli", "plan", "explain"),
-    "user_file": (
-        "models",
-        "hardware",
-        "workload",
-        "configs",
-        "memory",
-        "perf",
-        "solvers",
-        "frameworks",
-        "api",
-        "cli",
-        "plan",
-        "explain",
-        "validation",
-    ),
-    "bounds": (
-        "models",
-        "hardware",
-        "workload",
-        "configs",
-        "memory",
-        "perf",
-        "solvers",
-        "frameworks",
-        "api",
-        "cli",
-        "plan",
-        "explain",
-        "validation",
-    ),
+    "user_file": BOTTOM,
+    "bounds": BOTTOM,
 }
 
 ORACLE_MAY_IMPORT = (
