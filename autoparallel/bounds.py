@@ -7,11 +7,15 @@ each limit. `clean_text` makes strings from configs and error messages safe to p
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
+import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, model_validator
 
 from autoparallel.errors import InputError
 
@@ -22,10 +26,12 @@ __all__ = [
     "BOUNDS",
     "MAX_MESSAGE_CHARS",
     "Bound",
+    "UserInput",
     "check_choices",
     "check_number",
     "clean_text",
     "cpu_cores",
+    "first_error",
     "input_error",
     "json_safe",
 ]
@@ -146,17 +152,82 @@ def clean_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return out
 
 
+def _mentions(annotation: Any, kinds: tuple[type, ...]) -> bool:
+    """Whether a field's type annotation admits one of `kinds` (through unions, optionals, tuples)."""
+    if annotation in kinds:
+        return True
+    if typing.get_origin(annotation) is typing.Literal:
+        return any(isinstance(arg, kinds) for arg in typing.get_args(annotation))
+    return any(_mentions(arg, kinds) for arg in typing.get_args(annotation))
+
+
+@functools.cache
+def _numeric_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of `model` that hold numbers and never a boolean."""
+    return frozenset(
+        name
+        for name, field in model.model_fields.items()
+        if _mentions(field.annotation, (int, float)) and not _mentions(field.annotation, (bool,))
+    )
+
+
+class UserInput(BaseModel):
+    """Base of the models a user fills in (workloads, configurations, options, scenarios, GPUs):
+    a boolean given for a number is refused. Pydantic reads True as 1, and YAML reads yes, no, on,
+    off, true and false as booleans, so `isl: yes` in a scenario file was a 1-token prompt."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for key, value in data.items():
+            # Cheap first: most values are neither a boolean nor a sequence holding one.
+            suspect = value is True or value is False or (type(value) in (tuple, list) and _holds_bool(value))
+            if suspect and key in _numeric_fields(cls):
+                raise ValueError(
+                    f"{key}={clean_text(repr(value), 40)}: a boolean is not a number here "
+                    "(YAML reads yes, no, on, off, true and false as booleans)"
+                )
+        return data
+
+
+def _holds_bool(values: list[Any] | tuple[Any, ...]) -> bool:
+    return any(isinstance(v, bool) for v in values)
+
+
+def _where(loc: tuple[Any, ...], at: str = "") -> str:
+    """A pydantic error location as a field path: `models[0].request_rate`, under `at` when given."""
+    path = at
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}" if path else str(part)
+    return path
+
+
+def _rule(err: Any) -> str:
+    """A pydantic error's message without pydantic's "Value error, " prefix."""
+    return str(err.get("msg", "")).removeprefix("Value error, ")
+
+
+def first_error(exc: ValidationError, at: str = "") -> str:
+    """The first error of a pydantic ValidationError on one line, `where: rule` (only the rule where it
+    spans several fields and names them), then how many more there are."""
+    err = exc.errors()[0]
+    where = _where(tuple(err.get("loc", ())), at)
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return (f"{where}: " if where else "") + _rule(err) + more
+
+
 def input_error(exc: ValidationError, subject: str = "") -> InputError:
     """A pydantic ValidationError as one InputError naming each field, its value and the rule."""
     parts = []
     for err in exc.errors()[:3]:
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        field = ".".join(str(p) for p in err.get("loc", ()))
+        field = _where(tuple(err.get("loc", ())))
         if not field:  # a rule over several fields: its message names them
-            parts.append(msg)
+            parts.append(_rule(err))
             continue
         value = clean_text(repr(err.get("input")), 60)
-        parts.append(f"{field}={value}: {msg}")
+        parts.append(f"{field}={value}: {_rule(err)}")
     prefix = f"{subject}: " if subject else ""
     return InputError(prefix + "; ".join(parts))
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from autoparallel.bounds import BOUNDS
+from autoparallel.bounds import BOUNDS, UserInput
 
 KvCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc"]
 """vLLM 0.32's `--kv-cache-dtype` values (config/cache.py `CacheDType`); bytes per element in
 `memory/vllm_config.py`."""
 
 
-class _Frozen(BaseModel):
+class _Frozen(UserInput):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 

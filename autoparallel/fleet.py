@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from autoparallel.bounds import UserInput, first_error
 from autoparallel.errors import InputError
 from autoparallel.frameworks.vllm import vllm_launch
 from autoparallel.hardware import GPU, Cluster
@@ -44,7 +45,7 @@ _MAX_FLEET_BYTES = 1 << 20
 _MAX_MODELS = 64
 
 
-class FleetEntry(BaseModel):
+class FleetEntry(UserInput):
     """One model of a fleet file."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
@@ -79,7 +80,7 @@ class FleetEntry(BaseModel):
         return Serving.model_validate({**base.model_dump(), **update})
 
 
-class FleetFile(BaseModel):
+class FleetFile(UserInput):
     """A fleet file: the models, and optionally the cluster and prices."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
@@ -105,13 +106,7 @@ def load_fleet(path: str | Path) -> FleetFile:
     try:
         return FleetFile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = first["loc"]
-        where = ".".join(str(p) for p in loc) or "file"
-        if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
-            where = f"models[{loc[1]}]" + ("." + ".".join(str(p) for p in loc[2:]) if loc[2:] else "")
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise InputError(f"fleet file {str(file)!r}: {where}: {first['msg']}{more}") from None
+        raise InputError(f"fleet file {str(file)!r}: {first_error(exc)}") from None
 
 
 class FleetPlan(BaseModel):
@@ -422,13 +417,11 @@ def solve_fleet(
             try:
                 entries.append(FleetEntry.model_validate(entry))
             except ValidationError as exc:
-                first = exc.errors()[0]
-                field = ".".join(map(str, first["loc"]))
-                raise InputError(f"fleet entry {n}: {field + ': ' if field else ''}{first['msg']}") from None
+                raise InputError(f"fleet entry {n}: {first_error(exc)}") from None
         try:
             spec = FleetFile(models=tuple(entries))
         except ValidationError as exc:  # no entry, more than the limit, a model listed twice
-            raise InputError(f"fleet: {exc.errors()[0]['msg']} ({len(entries)} entries)") from None
+            raise InputError(f"fleet: {first_error(exc)} ({len(entries)} entries)") from None
     else:
         raise InputError(
             f"fleet must be a fleet file's path or a list of entries, got {type(fleet).__name__}"

@@ -10,16 +10,16 @@ from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from autoparallel.bounds import BOUNDS
+from autoparallel.bounds import BOUNDS, UserInput
 from autoparallel.errors import InputError
 
 MAX_QUANTILES = 1001
 """Most points a length distribution may give (per-mille resolution)."""
 
 
-class Serving(BaseModel):
+class Serving(UserInput):
     """An inference workload: request shape, load, and service-level limits."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -220,7 +220,7 @@ batch and sharegpt (1,000 prompts sent at once, finite benchmarks) and long-cont
 impose none."""
 
 
-class Training(BaseModel):
+class Training(UserInput):
     """A training job: sequence length, global batch and (optionally) a token budget."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
-from autoparallel.bounds import BOUNDS
+from autoparallel.bounds import BOUNDS, first_error
 from autoparallel.errors import InputError
 from autoparallel.user_file import read_capped
 from autoparallel.workload import Serving
@@ -481,9 +481,6 @@ def load_workload_file(path: str | Path) -> Serving:
     try:
         return Serving.model_validate(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(["serving", *(str(part) for part in first["loc"])])
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise InputError(f"workload file {p}: {where}: {first['msg']}{more}") from None
+        raise InputError(f"workload file {p}: {first_error(exc, 'serving')}") from None
     except ValueError as exc:
         raise InputError(f"workload file {p}: {str(exc).splitlines()[0]}") from None

@@ -653,6 +653,52 @@ def test_a_gpu_of_absurd_speed_or_size_is_refused(
     assert rc == 2 and "greater than or equal to" in err
 
 
+BOOLEAN = "a boolean is not a number here"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "argv"),
+    [
+        ("g.yaml", "gpus:\n  - name: XG\n    base: H100\n    nvlink_gbps: yes\n", ["--cluster", "1x8xXG"]),
+        ("f.yaml", "models:\n  - model: meta-llama/Llama-3.2-1B\n    request_rate: on\n", C),
+        ("s.yaml", "scenarios:\n  - {model: meta-llama/Llama-3.2-1B, cluster: 1xH100, isl: yes}\n", []),
+        ("w.json", '{"serving": {"isl": true, "osl": 100}}', [*C]),
+    ],
+    ids=["gpus-file", "fleet", "scenarios", "workload-file"],
+)
+def test_a_boolean_for_a_number_is_refused_not_read_as_1(
+    tmp_path: Path, name: str, text: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """YAML reads yes / on / true as booleans and pydantic read a boolean as 1: `nvlink_gbps: yes` was an
+    NVLink of 1 GB/s, `isl: yes` a 1-token prompt, `request_rate: on` one request a second."""
+    f = tmp_path / name
+    f.write_text(text)
+    cmd = {
+        "g.yaml": ["plan", M, "--gpus-file", str(f)],
+        "f.yaml": ["plan", "--fleet", str(f)],
+        "s.yaml": ["sweep", str(f)],
+        "w.json": ["plan", M, "--workload-file", str(f)],
+    }[name]
+    rc, _, err = _run([*cmd, *argv], capsys)
+    assert rc == 2 and BOOLEAN in err and "Value error" not in err, err
+
+
+def test_the_api_refuses_booleans_for_numbers_and_keeps_them_for_flags() -> None:
+    for build in (
+        lambda: ap.Serving(isl=True),
+        lambda: ap.Training(global_batch=True),
+        lambda: ServingConfig(tp=True),
+        lambda: ap.ServingOptions(max_num_seqs=(8, True)),
+        lambda: ap.SolverSettings(workers=True),
+    ):
+        with pytest.raises(ValueError, match=BOOLEAN):
+            build()
+    assert ServingConfig(enforce_eager=True).enforce_eager
+    assert ap.ServingOptions(enforce_eager=(True,)).enforce_eager == (True,)
+    with pytest.raises(InputError, match="must be a string"):
+        ap.parse_prices(None)  # type: ignore[arg-type]
+
+
 # ----- files that are not files ---------------------------------------------------------------------
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero on this system")
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from autoparallel import objectives
-from autoparallel.bounds import cpu_cores, input_error
+from autoparallel.bounds import cpu_cores, first_error, input_error
 from autoparallel.cli import disagg_cmd, fleet_cmd
 from autoparallel.cli._output import bounded, strict_json
 from autoparallel.errors import InputError
@@ -494,10 +494,8 @@ def _serving_config(args: argparse.Namespace, model: Any, cluster: Any, workload
         fields["gpu_memory_utilization"] = args.gpu_memory_utilization
     try:
         config = ServingConfig(**fields)
-    except ValueError as exc:
-        errors = exc.errors() if hasattr(exc, "errors") else None
-        where = f"{errors[0]['loc'][0]}: {errors[0]['msg']}" if errors else str(exc)
-        raise InputError(f"invalid configuration: {where}") from None
+    except ValidationError as exc:
+        raise InputError(f"invalid configuration: {first_error(exc)}") from None
     return config
 
 

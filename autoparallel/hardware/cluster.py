@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from autoparallel.bounds import UserInput
 from autoparallel.errors import InputError
 from autoparallel.hardware.gpu import GPU, get_gpu
 
@@ -61,7 +62,7 @@ _GPU_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
 """Characters a GPU name may use in a cluster string (ASCII letters, digits, space, '.', '_', '-')."""
 
 
-class Pool(BaseModel):
+class Pool(UserInput):
     """`nodes` nodes of `gpus_per_node` identical GPUs.
 
     Bandwidths are per GPU and one way, in GB/s, as the cost model uses them: TP collectives inside a
@@ -304,6 +305,8 @@ def parse_prices(text: str) -> dict[str, float]:
     Raises:
         InputError: malformed entry, a name given twice, or a price outside (0, 10000].
     """
+    if not isinstance(text, str):
+        raise InputError(f"prices must be a string like H100=2.49,A100-80G=1.2, got {type(text).__name__}")
     out: dict[str, float] = {}
     for item in text.split(","):
         name, sep, raw = (part.strip() for part in item.partition("="))

@@ -19,8 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from autoparallel.bounds import UserInput, first_error
 from autoparallel.errors import InputError, InternalError
 from autoparallel.yaml_file import read_yaml
 
@@ -30,7 +31,7 @@ _MAX_FILE_BYTES = 1 << 20
 _CUSTOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class GPU(BaseModel):
+class GPU(UserInput):
     """One GPU model: datasheet facts in explicit units, with their sources."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
@@ -157,10 +158,7 @@ def _custom_gpu(entry: Any, number: int, file: Path) -> GPU:
     try:
         return GPU.model_validate(fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(part) for part in first["loc"]) or "entry"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise InputError(f"{where}: {loc}: {first['msg']}{more}") from None
+        raise InputError(f"{where}: {first_error(exc)}") from None
 
 
 _VENDOR_WORDS = re.compile(r"\b(nvidia|geforce|tesla|amd|instinct)\b")

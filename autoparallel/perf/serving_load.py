@@ -465,6 +465,7 @@ def simulate_benchmark(
     shares: dict[tuple[bytes, bytes, bytes], int] = {}  # each distinct share, by its first replica
     for r, key in enumerate(keys):
         shares.setdefault(key, r)
+    max_passes = max(1, MAX_REPLAY_PASSES // len(shares))  # the replay's passes, split over what it steps
     ranks = {
         key: _rank_steps(
             shape,
@@ -480,6 +481,7 @@ def simulate_benchmark(
             conservativeness,
             PROMPT_STEP_GRAPHS[engine],
             arrive_all[r::replicas],
+            max_passes=max_passes,
         )
         for key, r in shares.items()
     }
@@ -598,11 +600,14 @@ def _rank_steps(
     conservativeness: float = 1.0,
     prompt_graphs: str = "piecewise",
     arrive: np.ndarray | None = None,
+    *,
+    max_passes: int,
 ) -> _Rank:
     """One replica's engine steps, as a generator (its step times come from the driver: `_alone` or
     `_lockstep`); returns (first-token times, finish times, steps, peak batch, mean batch over steps,
     preemptions, seconds with fewer than half the peak batch, ...). Request i joins the queue at
-    `arrive[i]` s (in order; None: all at t = 0)."""
+    `arrive[i]` s (in order; None: all at t = 0). More than `max_passes` scheduler passes (its part of
+    `MAX_REPLAY_PASSES`) is an InputError."""
     n = len(isl)
     arrive = np.zeros(n) if arrive is None else arrive
     prompt = isl.astype(np.int64).copy()  # tokens to prefill (grows by the output on preemption)
@@ -662,7 +667,7 @@ def _rank_steps(
 
     if int(blocks_for(np.asarray([prompt.min() + 1]))[0]) > pool.blocks:
         raise InputError("the benchmark replay: the KV cache holds no single request")
-    _check_replay_work(isl, osl, pool.blocks, blocks_for, max_running, policy)
+    _check_replay_work(isl, osl, pool.blocks, blocks_for, max_running, policy, max_passes)
     passes = 0
 
     def padded(seqs: float, eager: bool) -> float | None:
@@ -692,8 +697,8 @@ def _rank_steps(
     max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
     while (waiting or len(running) or sent < n) and steps < max_steps:
         passes += 1
-        if passes > MAX_REPLAY_PASSES:
-            raise InputError(_replay_too_long(n, isl, osl, None))
+        if passes > max_passes:
+            raise InputError(_replay_too_long(n, isl, osl, None, max_passes))
         while sent < n and arrive[sent] <= now + 1e-12:
             waiting.append(sent)
             sent += 1
@@ -908,20 +913,22 @@ def _per_second(seconds: np.ndarray, tokens: np.ndarray) -> tuple[np.ndarray, np
 GAP_FOLD = 1 << 20
 """Inter-token gaps a replica's replay holds one per token before folding them into distinct values
 with counts (8 MiB)."""
-MAX_REPLAY_PASSES = 250_000
-"""Most scheduler passes one replica's replay takes (about 50 s on this project's 2-core machine).
-Under KV pressure the replay steps one engine step at a time: 1,000 prompts of 1,000,000 output
-tokens on a pool that holds 13 of them at once are 77 waves of a million steps each, which ran
-until killed."""
+MAX_REPLAY_PASSES = 40_000
+"""Most scheduler passes one benchmark replay takes, over all the replicas it steps (about 7 s on this
+project's 2-core machine, at 150-200 µs a pass; the development rows' replays take at most 4,000
+and the test suite's 11,000). Its replicas that replay distinct shares split it. Under KV pressure
+the replay steps one engine step at a time: 1,000 prompts of 1,000,000 output tokens on a pool that
+holds 13 of them at once are 77 waves of a million steps each, which ran until killed; 131,072
+prompts sent at once are about 140,000 passes (26 s, under an earlier limit of 250,000)."""
 
 
-def _replay_too_long(n: int, isl: np.ndarray, osl: np.ndarray, passes: float | None) -> str:
-    """Why a replay is refused: its estimated `passes`, or (None) the count run past the limit."""
+def _replay_too_long(n: int, isl: np.ndarray, osl: np.ndarray, passes: float | None, limit: int) -> str:
+    """Why a replay is refused: its estimated `passes`, or (None) the count run past `limit`."""
     what = f"{n:,} prompts of {float(isl.mean()):,.0f} + {float(osl.mean()):,.0f} tokens a replica"
     if passes is None:
-        took = f"ran past its {MAX_REPLAY_PASSES:,} scheduler passes ({what})"
+        took = f"ran past its {limit:,} scheduler passes ({what})"
     else:
-        took = f"would take about {passes:,.0f} scheduler passes ({what}; at most {MAX_REPLAY_PASSES:,})"
+        took = f"would take about {passes:,.0f} scheduler passes ({what}; at most {limit:,})"
     return (
         f"the benchmark replay {took}: give fewer prompts or shorter outputs, or no prompt count for "
         "the steady-state model"
@@ -935,10 +942,11 @@ def _check_replay_work(
     blocks_for: Callable[[np.ndarray], np.ndarray],
     max_running: int,
     policy: str,
+    max_passes: int,
 ) -> None:
     """Refuse up front a replay whose KV pool, not its running-request cap, limits the batch, when the
     waves that forces, stepped one engine step at a time as a full pool makes them, pass
-    `MAX_REPLAY_PASSES`. (Below the cap with room in the pool, decode spans jump to each finish.)
+    `max_passes`. (Below the cap with room in the pool, decode spans jump to each finish.)
     A request holds its prompt and half its output on average, or all of both where the scheduler
     reserves them at admission (`no_evict`).
 
@@ -951,8 +959,8 @@ def _check_replay_work(
     if kv_at_once >= min(n, max_running):
         return  # the pool is not what limits the batch: the decode spans jump to each finish
     estimate = math.ceil(n / max(kv_at_once, 1)) * float(osl.mean())
-    if estimate > MAX_REPLAY_PASSES:
-        raise InputError(_replay_too_long(n, isl, osl, estimate))
+    if estimate > max_passes:
+        raise InputError(_replay_too_long(n, isl, osl, estimate, max_passes))
 
 
 def _step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, work: _Work) -> float:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from autoparallel.bounds import check_number, cpu_cores
+from autoparallel.bounds import UserInput, check_number, cpu_cores
 
 
-class SolverSettings(BaseModel):
+class SolverSettings(UserInput):
     """How CP-SAT runs. The same settings on the same input give the same answer."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)

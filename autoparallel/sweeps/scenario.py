@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from autoparallel.bounds import first_error
 from autoparallel.errors import InputError
 from autoparallel.objectives import canonical
 from autoparallel.user_file import read_capped
@@ -276,9 +277,8 @@ def make_scenario(
     try:
         scenario.to_workload()
     except ValidationError as exc:
-        err = exc.errors()[0]
         shown = {k: v for k, v in fields.items() if k != FILE_CONTENT}
-        raise InputError(f"workload {shown}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise InputError(f"workload {shown}: {first_error(exc)}") from None
     return scenario
 
 

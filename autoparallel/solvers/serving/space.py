@@ -33,9 +33,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from autoparallel.bounds import check_choices
+from autoparallel.bounds import UserInput, check_choices
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
@@ -69,7 +69,7 @@ DEFAULT_MAX_NUM_SEQS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 
 """max_num_seqs grid: 2^k and 3·2^k up to vLLM 0.32's default of 1024 on H100-class GPUs."""
 
 
-class ServingOptions(BaseModel):
+class ServingOptions(UserInput):
     """What the serving planner may choose. Tuples are the allowed values of each knob."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)

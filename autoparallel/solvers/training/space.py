@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from autoparallel.bounds import check_choices
+from autoparallel.bounds import UserInput, check_choices
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.margins import MemoryConfig
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 
 # ----- settings and options -------------------------------------------------------------------------
-class _Frozen(BaseModel):
+class _Frozen(UserInput):
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
