@@ -182,9 +182,7 @@ class UserInput(BaseModel):
         if not isinstance(data, dict):
             return data
         for key, value in data.items():
-            # Cheap first: most values are neither a boolean nor a sequence holding one.
-            suspect = value is True or value is False or (type(value) in (tuple, list) and _holds_bool(value))
-            if suspect and key in _numeric_fields(cls):
+            if type(value) not in _PLAIN and _boolean(value) and key in _numeric_fields(cls):
                 raise ValueError(
                     f"{key}={clean_text(repr(value), 40)}: a boolean is not a number here "
                     "(YAML reads yes, no, on, off, true and false as booleans)"
@@ -192,8 +190,15 @@ class UserInput(BaseModel):
         return data
 
 
-def _holds_bool(values: list[Any] | tuple[Any, ...]) -> bool:
-    return any(isinstance(v, bool) for v in values)
+_PLAIN = frozenset({int, float, str, type(None)})
+"""Value types that are never a boolean (the common case, checked first)."""
+
+
+def _boolean(value: Any) -> bool:
+    """A boolean, Python's or numpy's (a pandas column of flags), or a sequence holding one."""
+    if isinstance(value, (list, tuple)):
+        return any(_boolean(v) for v in value)
+    return isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b"
 
 
 def _where(loc: tuple[Any, ...], at: str = "") -> str:

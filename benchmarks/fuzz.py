@@ -173,6 +173,7 @@ def hostile_configs(folder: Path) -> list[str]:
         ).encode(),
         "workload_types": json.dumps({"serving": {"isl": "many", "osl_quantiles": "short"}}).encode(),
         "workload_both": json.dumps({"serving": {"osl_cv": 1.0, "osl_quantiles": [1, 2]}}).encode(),
+        "workload_bool": json.dumps({"serving": {"isl": True, "osl": 200, "num_prompts": False}}).encode(),
         "log": "\n".join(
             json.dumps({"timestamp": 0.1 * i, "prompt_tokens": 100 + i, "completion_tokens": 1 + i % 50})
             for i in range(400)
@@ -181,7 +182,12 @@ def hostile_configs(folder: Path) -> list[str]:
         "log_units": b'{"prompt_tokens": 5, "output_tokens": 3, "ts": 1733400000123}\n'
         b'{"prompt_tokens": 5, "output_tokens": 3, "ts": "inf"}\n'
         b'{"prompt_tokens": 5, "output_tokens": 3, "ts": 1733400000623}\n',
-        # YAML files (`--fleet`, `--gpus-file`): nesting past the parser's stack, an alias bomb
+        # YAML files (`--fleet`, `--gpus-file`): booleans where numbers go (YAML's yes / on), nesting
+        # past the parser's stack, an alias bomb
+        "bool_yaml": (
+            b"models:\n  - model: meta-llama/Llama-3.2-1B\n    request_rate: yes\n"
+            b"gpus:\n  - name: XG\n    base: H100\n    memory_gib: on\n"
+        ),
         "deep_yaml": ("models: " + "[" * 5000 + "]" * 5000).encode(),
         "alias_yaml": (
             "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import autoparallel as ap
@@ -686,6 +687,7 @@ def test_a_boolean_for_a_number_is_refused_not_read_as_1(
 def test_the_api_refuses_booleans_for_numbers_and_keeps_them_for_flags() -> None:
     for build in (
         lambda: ap.Serving(isl=True),
+        lambda: ap.Serving(osl=np.bool_(True)),  # a pandas column of flags
         lambda: ap.Training(global_batch=True),
         lambda: ServingConfig(tp=True),
         lambda: ap.ServingOptions(max_num_seqs=(8, True)),
