@@ -356,6 +356,21 @@ def test_a_hub_that_never_answers_costs_the_timeout_only(tmp_path: Path) -> None
     ], run.stderr[-2000:]
 
 
+def test_a_terminal_that_cannot_encode_the_output_gets_question_marks_not_an_internal_error() -> None:
+    """`plan --engine auto` prints "≤" and "×"; with an ASCII stdout (PYTHONIOENCODING=ascii, a legacy
+    Windows code page) the command ended in exit 3, "UnicodeEncodeError"."""
+    import subprocess
+    import sys
+
+    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--engine", "auto"]
+    env = {**os.environ, "PYTHONIOENCODING": "ascii", "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "autoparallel", *argv], capture_output=True, timeout=120, env=env
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert b"?" in run.stdout and max(run.stdout) < 128
+
+
 def test_workers_above_the_cores_are_capped_with_a_note(capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = _run(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--workers", "1000"], capsys)
     assert rc == 0 and "--workers 1000 capped at this machine's" in err

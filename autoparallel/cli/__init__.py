@@ -150,6 +150,12 @@ def entry() -> None:
     (`os._exit`) instead of finalizing the interpreter around it."""
     import os
 
+    # A terminal or pipe that cannot encode the output's few non-ASCII signs (≤, ×, …: an ASCII
+    # PYTHONIOENCODING, a legacy Windows code page) shows "?" for them instead of failing the command.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
     code = main()
     if code == 130:
         sys.stdout.flush()
