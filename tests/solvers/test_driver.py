@@ -100,6 +100,18 @@ def test_timeout_without_a_solution_uses_the_fallback_or_raises() -> None:
             driver.optimize(Toy(), ("x",), driver.Run(tiny))
 
 
+def test_a_limit_spent_before_the_search_says_so() -> None:
+    """The deadline counts the float model's tables: when they take it all (`plan --time-limit 1` on a
+    235B MoE over 128 GPUs with three engines spent 6 s on them), no CP-SAT call is made and the
+    error says the search never started, not that CP-SAT found nothing."""
+    import time
+
+    run = driver.Run(SETTINGS, deadline=time.perf_counter() - 1.0)
+    with pytest.raises(SolverTimeoutError, match="ran out before CP-SAT could start searching"):
+        driver.optimize(Toy(), ("x",), run)
+    assert run.solves == 0
+
+
 def test_serving_top_k_gives_distinct_shapes_inside_one_model() -> None:
     model, cluster = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x4xH100")
     options = ServingOptions(max_num_seqs=(16, 64, 256), enforce_eager=(False,))
