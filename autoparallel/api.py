@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
@@ -602,11 +602,13 @@ def pareto(
     points: int | None = None,
     settings: SolverSettings | None = None,
     options: Any = None,
+    on_point: Callable[[int], None] | None = None,
 ) -> Front:
     """The exact trade-off front between two or more objectives (serving, or training for a `Training`
     workload), best first on the first; complete unless `points` (default 200) cuts it (`Front.complete`).
     `objectives` default: throughput vs TPOT for serving, throughput vs headroom for training
-    (`DEFAULT_FRONT_OBJECTIVES`)."""
+    (`DEFAULT_FRONT_OBJECTIVES`). `on_point` is called with the count of points found after each one
+    (every point is one or more CP-SAT queries of up to `settings.time_limit_s`)."""
     from autoparallel.solvers.pareto import DEFAULT_CAP, pareto_serving, pareto_training
     from autoparallel.sweeps.front import Front
 
@@ -625,6 +627,7 @@ def pareto(
             points=DEFAULT_CAP if points is None else check_number("points", points),
             settings=settings,
             options=opts,
+            on_point=on_point,
         )
         plans: list[Plan] = [_training_plan(m, c, w, s, mid) for s in tf]
         return Front(plans, tf.objectives, tf.complete, tf.cap, tf.solves, tf.wall_s)
@@ -636,6 +639,7 @@ def pareto(
         points=DEFAULT_CAP if points is None else check_number("points", points),
         settings=settings,
         options=opts,
+        on_point=on_point,
     )
     plans = [_serving_plan(m, c, w, s, mid) for s in sf]
     return Front(plans, sf.objectives, sf.complete, sf.cap, sf.solves, sf.wall_s)
@@ -651,13 +655,14 @@ def pareto_deployment(
     points: int | None = None,
     settings: SolverSettings | None = None,
     options: ServingOptions | None = None,
+    on_point: Callable[[int], None] | None = None,
 ) -> DeploymentFront:
     """The exact front over deployments of `model` on the whole cluster whose points may be aggregated or
     disaggregated (prefill / decode engines): the mode is one more decision of the CP-SAT model.
 
     objectives: two or more of throughput (tokens/s), tpot, cost ($/hour), gpus; the workload's TTFT
         and TPOT are limits. disagg: "auto" (either mode per point), "on" (disaggregated only),
-        "off" (aggregated only).
+        "off" (aggregated only). on_point: as `pareto` takes it.
 
     Raises:
         InfeasibleError: no deployment meets the limits (with "on": why no disaggregated one, with numbers).
@@ -683,6 +688,7 @@ def pareto_deployment(
         settings=settings,
         options=opts,
         points=DEFAULT_CAP if points is None else check_number("points", points),
+        on_point=on_point,
     )
     return DeploymentFront(
         list(mf),

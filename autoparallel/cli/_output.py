@@ -1,5 +1,5 @@
-"""What every command shares on its way in and out: numeric flags checked against their bounds, and
-strict JSON (no NaN / Infinity) on the way out."""
+"""What every command shares on its way in and out: numeric flags checked against their bounds, the
+progress-bar flags, and strict JSON (no NaN / Infinity) on the way out."""
 
 from __future__ import annotations
 
@@ -35,6 +35,19 @@ def bounded(field: str, *, integer: bool = True) -> Callable[[str], Any]:
 
     parse.__name__ = field  # argparse names the type in its messages
     return parse
+
+
+def add_progress_flags(parser: argparse.ArgumentParser | Any) -> None:
+    """`--progress` / `--no-progress`: a progress bar on stderr (default: when stderr is a terminal)."""
+    bar = parser.add_mutually_exclusive_group()
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
 
 
 def strict_json(payload: Any) -> str:

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from autoparallel.cli._output import bounded
+from autoparallel.cli._output import add_progress_flags, bounded
 from autoparallel.cli.fleet_cmd import engines_of
 from autoparallel.cli.plan_cmd import (
     _add_common,
@@ -66,7 +66,13 @@ def add_pareto_parser(sub: Any) -> None:
         help="scale of each objective in --weights: range (front's best..worst, default), "
         "max (value / largest), none",
     )
-    p.add_argument("--time-limit", type=float, default=None, help="solver time limit per query (s)")
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="solver time limit per query (s); a front is one or two queries a point",
+    )
+    add_progress_flags(p)
     p.add_argument(
         "--disagg",
         choices=("auto", "on", "off"),
@@ -95,6 +101,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     """Solve the front; print it (table or JSON); optionally save the table and the plot."""
     from autoparallel import api
     from autoparallel.explain import _table
+    from autoparallel.sweeps.execute import progress_bar
 
     if args.disagg is not None and args.train:
         raise InputError("--disagg makes a front over serving deployments; it does not apply to --train")
@@ -126,15 +133,17 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         from autoparallel.solvers.serving.space import ServingOptions
 
         options = ServingOptions(engines=engines_of(args.engine))
-    front = api.pareto(
-        args.model,
-        args.cluster,
-        objectives=objectives,
-        workload=_training_workload(args) if args.train else _serving_workload(args),
-        points=args.points,
-        settings=settings,
-        options=options,
-    )
+    with progress_bar(None, args.progress, unit=" points") as bar:
+        front = api.pareto(
+            args.model,
+            args.cluster,
+            objectives=objectives,
+            workload=_training_workload(args) if args.train else _serving_workload(args),
+            points=args.points,
+            settings=settings,
+            options=options,
+            on_point=lambda _: bar.update(1),
+        )
     chosen = front.pick(weights, args.normalize) if weights else None
     if args.out:
         front.write(args.out)
@@ -191,6 +200,7 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
     """`pareto MODEL --cluster C --disagg auto|on|off`: the mixed front (aggregated and disaggregated)."""
     from autoparallel import api
     from autoparallel.explain import _table
+    from autoparallel.sweeps.execute import progress_bar
 
     if "ttft" in objectives:
         raise InputError(
@@ -206,15 +216,17 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
     weights = _weights(args.weights) if args.weights else None
     if args.time_limit is not None and not args.time_limit > 0:
         raise InputError(f"--time-limit must be positive, got {args.time_limit}")
-    front = api.pareto_deployment(
-        args.model,
-        args.cluster,
-        objectives,
-        workload=_serving_workload(args),
-        disagg=args.disagg,
-        points=args.points,
-        settings=api.SolverSettings.create(time_limit_s=args.time_limit),
-    )
+    with progress_bar(None, args.progress, unit=" points") as bar:
+        front = api.pareto_deployment(
+            args.model,
+            args.cluster,
+            objectives,
+            workload=_serving_workload(args),
+            disagg=args.disagg,
+            points=args.points,
+            settings=api.SolverSettings.create(time_limit_s=args.time_limit),
+            on_point=lambda _: bar.update(1),
+        )
     chosen = front.pick(weights, args.normalize) if weights else None
     if args.out:
         front.write(args.out)

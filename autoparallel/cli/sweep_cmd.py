@@ -20,6 +20,7 @@ import math
 import sys
 from typing import Any
 
+from autoparallel.cli._output import add_progress_flags
 from autoparallel.errors import InputError
 from autoparallel.sweeps.scenario import check_sweep_size
 
@@ -71,15 +72,7 @@ def add_sweep_parser(sub: Any) -> None:
     run.add_argument("--executor", default="process", help="process (default), serial or dask://HOST:PORT")
     run.add_argument("--workers", type=int, default=None, help="local processes (default: one per core)")
     run.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT time limit per solve (s)")
-    bar = run.add_mutually_exclusive_group()
-    bar.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="progress bar on stderr (default: when stderr is a terminal)",
-    )
-    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_flags(run)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
 
 

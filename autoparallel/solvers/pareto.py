@@ -49,6 +49,8 @@ DEFAULT_CAP = 200
 
 S = TypeVar("S")
 P = TypeVar("P")
+Progress = Callable[[int], None]
+"""Hears the number of points a front has after each new one (a progress bar's update)."""
 
 
 @dataclass
@@ -110,9 +112,10 @@ def _front(
     solution_of: Callable[[P, driver.Run], S],
     settings: SolverSettings,
     hint: P | None = None,
+    on_point: Progress | None = None,
 ) -> bool:
     """Fill `front` by lexicographic queries through the driver; False when the very first query is
-    infeasible (the caller explains it)."""
+    infeasible (the caller explains it). `on_point` hears the number of points found after each."""
     proven = True
     while len(front.vectors) < front.cap:
         enc = encode()
@@ -136,6 +139,8 @@ def _front(
         proven = proven and run.status == "OPTIMAL"
         front.solutions.append(solution_of(point, run))
         front.vectors.append(tuple(run.values[n] for n in front.objectives))
+        if on_point is not None:
+            on_point(len(front.vectors))
     return True
 
 
@@ -161,8 +166,10 @@ def pareto_serving(
     settings: SolverSettings | None = None,
     options: ServingOptions | None = None,
     points: int = DEFAULT_CAP,
+    on_point: Progress | None = None,
 ) -> Front[ServingSolution]:
-    """Non-dominated plans for `objectives` (two or more), best first on the first.
+    """Non-dominated plans for `objectives` (two or more), best first on the first (`on_point`: called
+    with the count of points found after each, e.g. to drive a progress bar).
 
     Raises:
         InfeasibleError: no plan meets the request at all (the reasons name the constraint families).
@@ -181,7 +188,7 @@ def pareto_serving(
     def solution(point: Point, run: driver.Run) -> ServingSolution:
         return make_solution(space, names, names, point, run)
 
-    if not _front(front, lambda: build(space), solution, settings):
+    if not _front(front, lambda: build(space), solution, settings, on_point=on_point):
         raise explain_infeasible(space, settings)
     return front
 
@@ -202,10 +209,11 @@ def pareto_training(
     settings: SolverSettings | None = None,
     options: TrainingOptions | None = None,
     points: int = DEFAULT_CAP,
+    on_point: Progress | None = None,
 ) -> Front[TrainingSolution]:
     """Non-dominated training layouts for `objectives` (two or more of throughput, mfu / cost,
-    memory / headroom), by the same lexicographic queries as `pareto_serving`. `cost` differs from
-    `throughput` only when layouts may use fewer GPUs than the cluster has.
+    memory / headroom), by the same lexicographic queries as `pareto_serving` (`on_point` too).
+    `cost` differs from `throughput` only when layouts may use fewer GPUs than the cluster has.
 
     Raises:
         InfeasibleError: nothing fits (the reasons name the conflicting families with numbers).
@@ -233,6 +241,7 @@ def pareto_training(
         solution,
         settings,
         hint,
+        on_point,
     )
     if not ok:  # the planner's own explanation of why nothing fits
         solve_training(model, cluster, workload, settings=settings, options=options)

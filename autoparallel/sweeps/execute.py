@@ -213,7 +213,7 @@ def open_executor(
         return
     if spec == "process":
         # Python's default start method (fork on Linux before 3.14): scripts need no __main__ guard there.
-        # This process starts no threads of its own before the pool forks (see `_progress`).
+        # This process starts no threads of its own before the pool forks (see `progress_bar`).
         pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
         try:
             yield pool
@@ -262,13 +262,15 @@ def _dask_address(spec: str) -> str:
     return address
 
 
-def _progress(total: int, show: bool | None) -> Any:
+def progress_bar(total: int | None, show: bool | None, unit: str = "scenario") -> Any:
+    """A tqdm bar on stderr (`total` None: a count without an end), shown when `show` says so, by default
+    when stderr is a terminal (the sweep's scenarios, a front's points)."""
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: the process pool may fork after the bar starts
     visible = sys.stderr.isatty() if show is None else show
     return tqdm(
-        total=total, file=sys.stderr, disable=not visible, unit="scenario", smoothing=0.1, dynamic_ncols=True
+        total=total, file=sys.stderr, disable=not visible, unit=unit, smoothing=0.1, dynamic_ncols=True
     )
 
 
@@ -313,7 +315,7 @@ def run_scenarios(
         bar.update(1)
 
     try:
-        with open_executor(executor, workers) as pool, _progress(len(todo), progress) as bar:
+        with open_executor(executor, workers) as pool, progress_bar(len(todo), progress) as bar:
             if pool is None:
                 for s in todo:
                     record(solve_scenario(s, time_limit_s))

@@ -75,11 +75,13 @@ FROZEN: dict[str, set[str]] = {
     | {
         "--disagg",
         "--engine",
+        "--no-progress",
         "--normalize",
         "--objectives",
         "--out",
         "--plot",
         "--points",
+        "--progress",
         "--time-limit",
         "--weights",
     },

@@ -206,6 +206,24 @@ def test_pareto_and_sweep_tables(capsys: pytest.CaptureFixture[str]) -> None:
     assert "tok/s" in capsys.readouterr().out
 
 
+TRAIN_FRONT = ["--train", "--seq-len", "2048", "--global-batch", "16"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--disagg", "auto"], TRAIN_FRONT])
+def test_pareto_counts_its_points_on_a_progress_bar(
+    extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A front is one or two CP-SAT queries a point, each up to --time-limit (a 27-point training front
+    of Qwen3-30B-A3B on 16 H100s took 2 minutes): `--progress` counts the points on stderr, as `sweep`
+    counts its scenarios, and the JSON on stdout stays clean."""
+    argv = ["pareto", "meta-llama/Llama-3.2-1B", "--cluster", "1x2xH100", "--points", "3", "--json", *extra]
+    assert main([*argv, "--progress"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["points"] and "3 points" in err
+    assert main([*argv, "--no-progress"]) == 0
+    assert "points" not in capsys.readouterr().err
+
+
 def test_pareto_train_takes_the_training_defaults_and_refuses_serving_flags(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

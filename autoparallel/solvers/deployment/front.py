@@ -19,7 +19,7 @@ from autoparallel.solvers.deployment.disagg_plan import DisaggDeployment, decode
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace, build_mixed_space
 from autoparallel.solvers.deployment.mixed_encoder import build_mixed
 from autoparallel.solvers.deployment.space import FleetModel
-from autoparallel.solvers.pareto import DEFAULT_CAP, Front, _front, _names
+from autoparallel.solvers.pareto import DEFAULT_CAP, Front, Progress, _front, _names
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 
@@ -205,9 +205,11 @@ def pareto_mixed(
     settings: SolverSettings | None = None,
     options: ServingOptions | None = None,
     points: int = DEFAULT_CAP,
+    on_point: Progress | None = None,
 ) -> MixedFront:
     """Non-dominated deployments of one model on the whole cluster, aggregated or disaggregated per
-    point (`mode` auto; `on` / `off` keep one mode), best first on the first objective.
+    point (`mode` auto; `on` / `off` keep one mode), best first on the first objective (`on_point`:
+    as `pareto_serving` takes it).
 
     Raises:
         InputError: bad objectives or mode.
@@ -225,7 +227,9 @@ def pareto_mixed(
     def solution(counts: tuple[int, ...], run: driver.Run) -> DeploymentPoint:
         return decode_point(space, counts, names, run)
 
-    if not space.engines or not _front(front, lambda: build_mixed(space), solution, settings):
+    if not space.engines or not _front(
+        front, lambda: build_mixed(space), solution, settings, on_point=on_point
+    ):
         raise InfeasibleError(_why_none(space))
     return front
 
