@@ -122,7 +122,11 @@ def check_choices(
         raise InputError(f"{name} allows no {noun}; give at least one (or leave the default)")
     if field is not None:
         bound = BOUNDS[field]
-        bad = [v for v in values if not (isinstance(v, int | float) and bound.lo <= v <= bound.hi)]
+        bad = [
+            v
+            for v in values
+            if isinstance(v, bool) or not (isinstance(v, int | float) and bound.lo <= v <= bound.hi)
+        ]
         if bad:
             raise InputError(f"{name}: {bad[0]!r} is out of range (at least {bound.lo:g}; {bound.why})")
     return values
@@ -195,9 +199,11 @@ _PLAIN = frozenset({int, float, str, type(None)})
 
 
 def _boolean(value: Any) -> bool:
-    """A boolean, Python's or numpy's (a pandas column of flags), or a sequence holding one."""
+    """A boolean, Python's or numpy's (a pandas column of flags), or a sequence or mapping holding one."""
     if isinstance(value, (list, tuple)):
         return any(_boolean(v) for v in value)
+    if isinstance(value, dict):
+        return any(_boolean(v) for v in value.values())
     return isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b"
 
 

@@ -679,14 +679,16 @@ BOOLEAN = "a boolean is not a number here"
         ("f.yaml", "models:\n  - model: meta-llama/Llama-3.2-1B\n    request_rate: on\n", C),
         ("s.yaml", "scenarios:\n  - {model: meta-llama/Llama-3.2-1B, cluster: 1xH100, isl: yes}\n", []),
         ("w.json", '{"serving": {"isl": true, "osl": 100}}', [*C]),
+        ("p.yaml", "models:\n  - model: meta-llama/Llama-3.2-1B\nprices:\n  H100: yes\n", C),
     ],
-    ids=["gpus-file", "fleet", "scenarios", "workload-file"],
+    ids=["gpus-file", "fleet", "scenarios", "workload-file", "fleet-prices"],
 )
 def test_a_boolean_for_a_number_is_refused_not_read_as_1(
     tmp_path: Path, name: str, text: str, argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """YAML reads yes / on / true as booleans and pydantic read a boolean as 1: `nvlink_gbps: yes` was an
-    NVLink of 1 GB/s, `isl: yes` a 1-token prompt, `request_rate: on` one request a second."""
+    NVLink of 1 GB/s, `isl: yes` a 1-token prompt, `request_rate: on` one request a second, a price of
+    `yes` one dollar an hour."""
     f = tmp_path / name
     f.write_text(text)
     cmd = {
@@ -694,6 +696,7 @@ def test_a_boolean_for_a_number_is_refused_not_read_as_1(
         "f.yaml": ["plan", "--fleet", str(f)],
         "s.yaml": ["sweep", str(f)],
         "w.json": ["plan", M, "--workload-file", str(f)],
+        "p.yaml": ["plan", "--fleet", str(f)],
     }[name]
     rc, _, err = _run([*cmd, *argv], capsys)
     assert rc == 2 and BOOLEAN in err and "Value error" not in err, err
@@ -714,6 +717,8 @@ def test_the_api_refuses_booleans_for_numbers_and_keeps_them_for_flags() -> None
     assert ap.ServingOptions(enforce_eager=(True,)).enforce_eager == (True,)
     with pytest.raises(InputError, match="must be a string"):
         ap.parse_prices(None)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="US\\$ per GPU-hour, got True"):
+        ap.Cluster.parse("1xH100").with_prices({"H100": True})
 
 
 # ----- files that are not files ---------------------------------------------------------------------

@@ -329,7 +329,8 @@ def parse_prices(text: str) -> dict[str, float]:
 
 def check_price(name: str, price: float) -> None:
     """Reject a GPU-hour price that is not a finite number in (0, MAX_USD_PER_GPU_HOUR]."""
-    if not isinstance(price, int | float) or not (0 < price <= MAX_USD_PER_GPU_HOUR):
+    number = isinstance(price, int | float) and not isinstance(price, bool)
+    if not number or not (0 < price <= MAX_USD_PER_GPU_HOUR):
         raise InputError(
             f"price for {_short(name)} must be in (0, {MAX_USD_PER_GPU_HOUR:g}] US$ per GPU-hour, "
             f"got {price!r}"
