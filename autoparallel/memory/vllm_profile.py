@@ -16,6 +16,7 @@ Constants fitted on /work/shared/reference/vllm_logs_dev.csv name their rows.
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_versions import VllmRules
@@ -94,10 +95,26 @@ def stage_params_per_rank(
     return memoized(_STAGE_PARAMS, (model,), key, lambda: _stage_params(model, layers, stage, pp, tp, ep))
 
 
+_LAYER_KINDS: Memo[tuple[tuple[int, ...], tuple[LayerSpec, ...]]] = {}
+
+
+def layer_kinds(model: ModelSpec) -> tuple[tuple[int, ...], tuple[LayerSpec, ...]]:
+    """Each decoder layer's index among the model's distinct layers, and those layers: a model repeats
+    one to a few layer specs (DeepSeek-V3: 2 over 61 layers), so per-layer sums are counted per kind."""
+
+    def compute() -> tuple[tuple[int, ...], tuple[LayerSpec, ...]]:
+        index: dict[LayerSpec, int] = {}
+        kinds = tuple(index.setdefault(layer, len(index)) for layer in model.layers)
+        return kinds, tuple(index)
+
+    return memoized(_LAYER_KINDS, (model,), (), compute)
+
+
 def _stage_params(model: ModelSpec, layers: range, stage: int, pp: int, tp: int, ep: int) -> ParamGroups:
+    kinds, distinct = layer_kinds(model)
     total = ParamGroups()
-    for i in layers:
-        total = total + layer_params_per_rank(model.layers[i], model.hidden_size, tp, ep)
+    for kind, count in Counter(kinds[i] for i in layers).items():
+        total = total + layer_params_per_rank(distinct[kind], model.hidden_size, tp, ep).times(count)
     rows = vocab_rows_per_rank(model.vocab_size, tp)
     share = rows / model.vocab_size
     if stage == 0:

@@ -78,6 +78,10 @@ class ParamGroups(_Frozen):
             **{k: getattr(self, k) + getattr(other, k) for k in ParamGroups.model_fields}
         )
 
+    def times(self, n: int) -> ParamGroups:
+        """`n` copies of these counts (n identical layers)."""
+        return ParamGroups.model_construct(**{k: getattr(self, k) * n for k in ParamGroups.model_fields})
+
     @property
     def total(self) -> int:
         """All parameters."""
