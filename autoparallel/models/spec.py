@@ -341,22 +341,22 @@ class ModelSpec(_Frozen):
                 return layer
         return self.layers[0]
 
-    @property
+    @cached_property
     def is_moe(self) -> bool:
         """Any layer has routed experts."""
         return any(layer.mlp.kind is MlpKind.MOE for layer in self.layers)
 
-    @property
+    @cached_property
     def num_experts(self) -> int:
         """Routed experts per MoE layer (0 for dense models)."""
         return max((layer.mlp.num_experts for layer in self.layers), default=0)
 
-    @property
+    @cached_property
     def experts_per_token(self) -> int:
         """Top-k of the MoE layers (0 for dense models)."""
         return max((layer.mlp.experts_per_token for layer in self.layers), default=0)
 
-    @property
+    @cached_property
     def is_mla(self) -> bool:
         """Uses multi-head latent attention (DeepSeek-V2/V3, Kimi-K2)."""
         return any(layer.attention.kind is AttentionKind.MLA for layer in self.layers)
