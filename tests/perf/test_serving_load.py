@@ -497,7 +497,7 @@ def test_a_replay_too_long_to_run_is_refused_up_front(qwen8b) -> None:  # type: 
     estimate refuses it at once and says what to change."""
     cfg = ServingConfig(max_num_seqs=256, max_model_len=40_000)
     w = Serving(isl=100, osl=30_000, num_prompts=1000)
-    with pytest.raises(InputError, match=r"about [\d,]+ scheduler passes .*at most 40,000"):
+    with pytest.raises(InputError, match=r"about [\d,]+ scheduler passes .*at most 250,000"):
         simulate_benchmark(
             qwen8b, H100, cfg, w, kv_blocks=4_000, block_size=16, blocks_per_seq=2500, batched_tokens=8192
         )
