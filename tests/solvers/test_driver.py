@@ -112,6 +112,20 @@ def test_a_limit_spent_before_the_search_says_so() -> None:
     assert run.solves == 0
 
 
+def test_the_tables_stop_at_the_deadline() -> None:
+    """The float model's tables count in the limit and stop at it (checked once a shape), so a small
+    --time-limit on a large problem ends near the limit: `plan Qwen/Qwen3-235B-A22B --cluster 16x8xH200
+    --engine auto --time-limit 1` spent 6 s on them before it said so, now under 2 s."""
+    import time
+
+    from autoparallel.solvers.serving.space import build_space
+
+    model, cluster = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x4xH100")
+    with pytest.raises(SolverTimeoutError, match="tables were computed, before CP-SAT could start"):
+        build_space(model, cluster, Serving(), ServingOptions(), deadline=time.perf_counter() - 1.0)
+    assert build_space(model, cluster, Serving(), ServingOptions(), deadline=None).tables.step_us
+
+
 def test_serving_top_k_gives_distinct_shapes_inside_one_model() -> None:
     model, cluster = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x4xH100")
     options = ServingOptions(max_num_seqs=(16, 64, 256), enforce_eager=(False,))

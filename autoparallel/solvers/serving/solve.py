@@ -103,7 +103,7 @@ def _solve_top(
     deadline: float,
 ) -> list[ServingSolution]:
     chain = parse_objective(objective, "serving")
-    space = build_space(model, cluster, workload, options)
+    space = build_space(model, cluster, workload, options, deadline=deadline)
     run = driver.Run(settings, deadline=deadline)
     enc = build(space) if candidate_entries(space) else None
     point = driver.optimize(enc, chain, run) if enc is not None else None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -37,7 +38,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from autoparallel.bounds import UserInput, check_choices
 from autoparallel.configs import ServingConfig
-from autoparallel.errors import InfeasibleError, InputError, InternalError
+from autoparallel.errors import InfeasibleError, InputError, InternalError, SolverTimeoutError
 from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
 from autoparallel.perf.engine_support import (
@@ -423,14 +424,22 @@ def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOp
 
 # ----- building ----------------------------------------------------------------------------------
 def build_space(
-    model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions, *, refusable: bool = False
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Serving,
+    options: ServingOptions,
+    *,
+    refusable: bool = False,
+    deadline: float | None = None,
 ) -> ServingSpace:
     """Domains and integer tables for one problem. `refusable`: GPUs no allowed engine runs the model
     on give a space without entries and the reason in `refused` (a deployment pool), not an error.
+    `deadline`: the `time.perf_counter()` by which the planning call must end; the tables count in it.
 
     Raises:
         InputError: options the planner cannot honour (old vLLM release, no applicable quantization).
         InfeasibleError: the workload's context exceeds the model's.
+        SolverTimeoutError: the deadline passed while the tables were computed.
     """
     rules = rules_for(parse_vllm_version(options.vllm_version))
     if not rules.subtracts_cuda_graphs:
@@ -458,7 +467,7 @@ def build_space(
         _empty_tables(),
         refused=None if runtimes else runtime_refusal(model, options, cluster.gpu),
     )
-    space.tables = _tables(space)
+    space.tables = _tables(space, deadline=deadline)
     return space
 
 
@@ -468,15 +477,21 @@ def complete_tables(space: ServingSpace) -> ServingSpace:
     return dataclasses.replace(space, tables=_tables(space, complete=True))
 
 
-def _tables(space: ServingSpace, *, complete: bool = False) -> ServingTables:
+def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | None = None) -> ServingTables:
     """Memory and time tables; without `complete`, entries that cannot fit in the largest budget
-    skip the time model and hold optimistic placeholders (`evaluated` False)."""
+    skip the time model and hold optimistic placeholders (`evaluated` False). Past `deadline` (checked
+    once a shape), a SolverTimeoutError."""
     if space.memo is None:
         space.memo = MemoryTerms(space.model, space.cluster, space.rules, space.workload)
     mem = space.memo
     t = _empty_tables()
     top_budget = max(space.budget_kib)
     for s, shape in enumerate(space.shapes):
+        if deadline is not None and time.perf_counter() > deadline:
+            raise SolverTimeoutError(
+                "no feasible plan found within the time limit: it ran out while the cost model's "
+                "tables were computed, before CP-SAT could start (raise --time-limit)"
+            )
         for r, rt in enumerate(space.runtimes):
             weights = mem.weights(shape.tp, shape.pp, shape.ep_ranks, rt.quantization, rt.engine)
             weights_kib = units.kib_up(max(weights))
