@@ -2,7 +2,9 @@
 
 `BOUNDS` maps a field name (the CLI flag's name with `_` for `-`) to its closed range; the workload and
 configuration models, the CLI's argument types and the API check numbers against it, so one place holds
-each limit. `clean_text` makes strings from configs and error messages safe to print.
+each limit. `UserInput` is the base of every model a user fills in: no boolean is read as a number.
+`first_error` / `input_error` put a pydantic error on one line. `clean_text` makes strings from configs
+and error messages safe to print.
 """
 
 from __future__ import annotations
