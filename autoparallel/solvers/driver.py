@@ -163,8 +163,8 @@ def solve_once(
 
 def timeout_message(run: Run) -> str:
     """Why no plan came within the limit: CP-SAT found none in its time, or (no CP-SAT call made) the
-    limit ran out before the search could start (building the float model's tables counts in it: on
-    Qwen3-235B-A22B over 16x8xH200 with three engines they take about 6 s)."""
+    limit ran out before the search could start (what came before it, the tables or earlier solves,
+    counts in the limit)."""
     limit = run.settings.time_limit_s
     if run.solves == 0:
         return (
