@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,14 +175,19 @@ def compare_disagg(
         InputError: an unknown mode; a mixed cluster is fine.
         InfeasibleError: `mode="on"` and no disaggregated deployment exists (reason with numbers), or
             neither exists.
+        SolverTimeoutError: the time limit ran out before a deployment was found (tables included).
 
     aggregated: the aggregated deployment when the caller already solved it (else solved here).
+    The settings' time limit bounds the whole comparison, both deployments and their tables.
     """
     from autoparallel.solvers.deployment.disagg_plan import solve_roles
     from autoparallel.solvers.deployment.roles import build_role_space, ttft_below_transfer
+    from autoparallel.solvers.settings import SolverSettings
 
     if mode not in MODES:
         raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
+    settings = settings or SolverSettings()
+    deadline = time.perf_counter() + settings.time_limit_s
     agg_error = "no aggregated deployment meets the SLOs"
     if aggregated is None:
         try:
@@ -199,7 +205,7 @@ def compare_disagg(
             raise InfeasibleError(agg_error)
         return Comparison("aggregated", aggregated, None, "--disagg off")
     models = fleet_models(fleet_of_one(model, workload))
-    rs = build_role_space(models, cluster, options)
+    rs = build_role_space(models, cluster, options, deadline=deadline)
     smallest = _smallest_engine(rs.space, aggregated)
     too_small = smallest is not None and cluster.world_size < 2 * smallest
     if too_small:
@@ -212,7 +218,7 @@ def compare_disagg(
         return Comparison("aggregated", aggregated, None, why)
     ttft_gap = ttft_below_transfer(rs, workload, cluster)
     try:
-        disaggregated = solve_roles(rs, objective, settings)
+        disaggregated = solve_roles(rs, objective, settings, deadline=deadline)
     except InfeasibleError as exc:
         reason = ttft_gap or str(exc)
         if mode == "on" or aggregated is None:

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
-from autoparallel.errors import InfeasibleError
+from autoparallel.errors import InfeasibleError, SolverTimeoutError
 
 if TYPE_CHECKING:
     from autoparallel.disagg import Comparison
@@ -51,6 +52,11 @@ def comparison(
     except InfeasibleError:
         if args.disagg == "on":
             raise
+        return None
+    except SolverTimeoutError as exc:
+        if args.disagg == "on":
+            raise
+        print(f"note: no disaggregation comparison: {exc}", file=sys.stderr)
         return None
 
 

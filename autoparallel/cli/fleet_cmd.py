@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoparallel.errors import InfeasibleError, InputError
+from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 
 if TYPE_CHECKING:
     from autoparallel.fleet import FleetPlan
@@ -199,7 +199,8 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def whole_cluster(args: argparse.Namespace, workload: Serving, model_id: str) -> FleetPlan | None:
     """The deployment of one model on the whole cluster (several replicas / EP engines), or None when
-    no deployment exists (the single-engine plan above then says why)."""
+    no deployment exists (the single-engine plan above then says why) or none is found within the
+    time limit (said on stderr: the plan above stands)."""
     from autoparallel.fleet import fleet_of_one, solve_fleet
 
     try:
@@ -211,6 +212,9 @@ def whole_cluster(args: argparse.Namespace, workload: Serving, model_id: str) ->
             options=serving_options(args),
         )
     except InfeasibleError:
+        return None
+    except SolverTimeoutError as exc:
+        print(f"note: no whole-cluster deployment section: {exc}", file=sys.stderr)
         return None
 
 

@@ -19,6 +19,7 @@ Points come out best-first on the first objective.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -169,18 +170,21 @@ def pareto_serving(
     on_point: Progress | None = None,
 ) -> Front[ServingSolution]:
     """Non-dominated plans for `objectives` (two or more), best first on the first (`on_point`: called
-    with the count of points found after each, e.g. to drive a progress bar).
+    with the count of points found after each, e.g. to drive a progress bar). Each query has the
+    settings' time limit, and so do the tables before the first.
 
     Raises:
         InfeasibleError: no plan meets the request at all (the reasons name the constraint families).
         InputError: fewer than two objectives, an unknown one, or the same one twice.
+        SolverTimeoutError: the tables outlast the time limit.
     """
     names = _names(tuple(objectives), points, lambda n: canonical(n, "serving"))
     parse_objective(names, "serving")
     # Exactness needs ties only on the earlier objectives of each lexicographic query.
     settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
     w = Serving.preset(workload) if isinstance(workload, str) else workload
-    space = build_space(model, cluster, w, options or ServingOptions())
+    deadline = time.perf_counter() + settings.time_limit_s  # the tables within one query's limit
+    space = build_space(model, cluster, w, options or ServingOptions(), deadline=deadline)
     if not candidate_entries(space):
         raise explain_infeasible(space, settings)
     front: Front[ServingSolution] = Front(objectives=names, cap=points)

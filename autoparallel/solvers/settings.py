@@ -16,8 +16,9 @@ class SolverSettings(UserInput):
     """Wall-clock limit of the whole planning call, seconds (`--time-limit`): CP-SAT's solves (the
     lexicographic levels, the runner-up, an explanation) share what the tables leave of it. On
     time-out the best solution found is returned with its bound and gap (status FEASIBLE); with none
-    found, SolverTimeoutError. The serving planner's tables stop at the limit too (checked once a
-    shape); a front (`pareto`) gives each of its queries the whole limit."""
+    found, SolverTimeoutError. The serving tables stop at the limit too (checked once a shape), in
+    the serving and the deployment planners; a front (`pareto`) gives its tables and each of its
+    queries the whole limit."""
     workers: int = Field(default=1, ge=1)
     """CP-SAT search workers. 1 is fastest on the small serving models and fully deterministic; with
     more, the search is interleaved (`interleave_search`) so results stay reproducible."""

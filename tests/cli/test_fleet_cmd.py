@@ -182,3 +182,26 @@ def test_infeasible_demand_is_explained_with_numbers(
     assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100", "--objective", "cost"]) == 1
     err = capsys.readouterr().err
     assert "5000 req/s" in err and "needs >= " in err and "pool 0 holds" in err and "TPOT 40 ms" in err
+
+
+def test_a_whole_cluster_section_out_of_time_leaves_the_plan_standing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole-cluster deployment and the disaggregation comparison are sections after the plan,
+    each a planning call of its own: when one runs out of time, the plan above stands (exit 0) and
+    stderr says which section is missing and why."""
+    from autoparallel import disagg, fleet
+    from autoparallel.errors import SolverTimeoutError
+
+    def out_of_time(*args: object, **kwargs: object) -> None:
+        raise SolverTimeoutError("no feasible plan found within the time limit (raise --time-limit)")
+
+    monkeypatch.setattr(fleet, "solve_fleet", out_of_time)
+    monkeypatch.setattr(disagg, "compare_disagg", out_of_time)
+    argv = ["plan", "meta-llama/Llama-3.1-8B-Instruct", "--cluster", "1x8xH100", "--engine", "vllm"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "config:" in captured.out and "Whole cluster" not in captured.out
+    assert "note: no whole-cluster deployment section: no feasible plan found" in captured.err
+    assert "note: no disaggregation comparison: no feasible plan found" in captured.err
+    assert main([*argv, "--disagg", "on"]) == 1

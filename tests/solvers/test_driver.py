@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -167,3 +167,45 @@ def test_a_rate_beyond_what_the_concurrency_lets_complete_says_so_with_numbers()
     (rate,) = [r for r in exc.value.reasons if r.startswith("request_rate")]
     found = re.search(r"with at most 4 in flight completes ([\d.]+)/s", rate)
     assert found and float(found.group(1)) < 5
+
+
+SPENT = SolverSettings(time_limit_s=1e-6)
+"""A limit that has passed before the first shape's tables (the fleet's checks alone take longer)."""
+ENTRY = [{"model": "meta-llama/Llama-3.1-8B", "request_rate": 5}]
+
+
+def _fleet(settings: SolverSettings) -> object:
+    from autoparallel.fleet import solve_fleet
+
+    return solve_fleet(ENTRY, "1x4xH100", settings=settings)
+
+
+def _disagg(settings: SolverSettings) -> object:
+    from autoparallel.disagg import compare_disagg
+
+    return compare_disagg("meta-llama/Llama-3.1-8B", Serving(), Cluster.parse("1x4xH100"), settings=settings)
+
+
+def _serving_front(settings: SolverSettings) -> object:
+    from autoparallel import api
+
+    return api.pareto("meta-llama/Llama-3.1-8B", "1x4xH100", settings=settings)
+
+
+def _deployment_front(settings: SolverSettings) -> object:
+    from autoparallel import api
+
+    return api.pareto_deployment("meta-llama/Llama-3.1-8B", "1x4xH100", settings=settings)
+
+
+@pytest.mark.parametrize("call", [_fleet, _disagg, _serving_front, _deployment_front])
+def test_every_planning_entry_point_counts_its_tables_in_the_limit(
+    call: Callable[[SolverSettings], object],
+) -> None:
+    """The deployment planner's tables stop at the limit as the serving planner's do: `plan --fleet`
+    with four large models on 32x8xH100+32x8xH200 and `--engine auto --time-limit 1` spent 24 s on
+    them and then said OPTIMAL. A front's tables get one query's limit; `--disagg`'s comparison one
+    limit for both of its deployments."""
+    with pytest.raises(SolverTimeoutError, match="tables were computed"):
+        call(SPENT)
+    assert call(SETTINGS)

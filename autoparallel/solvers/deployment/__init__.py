@@ -41,9 +41,14 @@ __all__ = [
 
 
 def solve_space(
-    space: DeploymentSpace, objective: Objective | None = None, settings: SolverSettings | None = None
+    space: DeploymentSpace,
+    objective: Objective | None = None,
+    settings: SolverSettings | None = None,
+    *,
+    deadline: float | None = None,
 ) -> Deployment:
-    """The optimal deployment over a built space.
+    """The optimal deployment over a built space, by `deadline` (a `time.perf_counter()`; default:
+    the settings' time limit from now).
 
     Raises:
         InfeasibleError: the demand cannot be met (capacity objectives) or a model has no engine.
@@ -53,7 +58,9 @@ def solve_space(
     settings = settings or SolverSettings()
     name = objective if objective is not None else default_objective(space)
     chain = objective_chain(name)
-    run = Run(settings, deadline=time.perf_counter() + settings.time_limit_s)
+    if deadline is None:
+        deadline = time.perf_counter() + settings.time_limit_s
+    run = Run(settings, deadline=deadline)
     counts = optimize(space, chain, run) if space.engines else None
     if counts is None:
         raise explain_infeasible(space, settings)
@@ -74,6 +81,11 @@ def solve_deployment(
     objective: "goodput" (default with rates: served tokens/s within SLO, then $/hour), "throughput"
         (default without rates), "cost" ($/hour meeting every rate), "gpus", "cost_per_mtok"; a tuple
         for a lexicographic order; {name: weight} for a weighted sum.
+
+    The settings' time limit bounds the whole call, the serving tables of every (model, pool)
+    included (SolverTimeoutError when they outlast it).
     """
-    space = build_deployment_space(models, cluster, options)
-    return solve_space(space, objective, settings)
+    settings = settings or SolverSettings()
+    deadline = time.perf_counter() + settings.time_limit_s
+    space = build_deployment_space(models, cluster, options, deadline=deadline)
+    return solve_space(space, objective, settings, deadline=deadline)

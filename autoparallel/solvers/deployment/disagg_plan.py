@@ -89,16 +89,23 @@ class DisaggDeployment(_Frozen):
 
 
 def solve_roles(
-    rs: RoleSpace, objective: Objective | None = None, settings: SolverSettings | None = None
+    rs: RoleSpace,
+    objective: Objective | None = None,
+    settings: SolverSettings | None = None,
+    *,
+    deadline: float | None = None,
 ) -> DisaggDeployment:
-    """The optimal disaggregated deployment of a role space.
+    """The optimal disaggregated deployment of a role space, by `deadline` (a `time.perf_counter()`;
+    default: the settings' time limit from now).
 
     Raises:
         InfeasibleError: no prefill or no decode engine, or the rate cannot be met (capacity objectives).
     """
     settings = settings or SolverSettings()
     name = objective if objective is not None else default_objective(rs.space)
-    run = Run(settings, deadline=time.perf_counter() + settings.time_limit_s)
+    if deadline is None:
+        deadline = time.perf_counter() + settings.time_limit_s
+    run = Run(settings, deadline=deadline)
     counts = optimize(rs.space, objective_chain(name), run) if rs.space.engines else None
     if counts is None:
         raise InfeasibleError(_why_infeasible(rs))

@@ -8,6 +8,7 @@ for prefill / decode engines), and its figures are checked against the solver's 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,15 +210,17 @@ def pareto_mixed(
 ) -> MixedFront:
     """Non-dominated deployments of one model on the whole cluster, aggregated or disaggregated per
     point (`mode` auto; `on` / `off` keep one mode), best first on the first objective (`on_point`:
-    as `pareto_serving` takes it).
+    as `pareto_serving` takes it). Each query has the settings' time limit, and so do the tables.
 
     Raises:
         InputError: bad objectives or mode.
         InfeasibleError: no deployment at all (with `mode="on"`: why no disaggregated one, with numbers).
+        SolverTimeoutError: the tables outlast the time limit.
     """
     names = objective_names(tuple(objectives), points)
     settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
-    space = build_mixed_space(fm, cluster, options, mode=mode)
+    deadline = time.perf_counter() + settings.time_limit_s  # the tables within one query's limit
+    space = build_mixed_space(fm, cluster, options, mode=mode, deadline=deadline)
     if mode == "on" and space.note:
         raise InfeasibleError(space.note)
     front = MixedFront(

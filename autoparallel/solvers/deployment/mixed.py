@@ -204,17 +204,20 @@ def build_mixed_space(
     *,
     mode: str = "auto",
     prune: bool = True,
+    deadline: float | None = None,
 ) -> MixedSpace:
     """Both candidate sets of `fm` on `cluster` (module doc); `mode` leaves one of them empty;
-    `prune=False` keeps the dominated candidates (for the oracle).
+    `prune=False` keeps the dominated candidates (for the oracle); `deadline` as
+    `build_deployment_space` takes it.
 
     Raises:
         InputError: an unknown mode, or what `build_deployment_space` refuses.
         InfeasibleError: the workload's context exceeds the model's.
+        SolverTimeoutError: the deadline passed while the tables were computed.
     """
     if mode not in MODES:
         raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
-    base = build_deployment_space([fm], cluster, options, prune=False)
+    base = build_deployment_space([fm], cluster, options, prune=False, deadline=deadline)
     agg: list[Engine] = []
     agg_tpot: list[int] = []
     roles: list[Engine] = []

@@ -215,16 +215,18 @@ def build_role_space(
     options: ServingOptions | None = None,
     *,
     prune: bool = True,
+    deadline: float | None = None,
 ) -> RoleSpace:
-    """Prefill and decode candidate engines of every model on every pool (`prune`: undominated only).
+    """Prefill and decode candidate engines of every model on every pool (`prune`: undominated only;
+    `deadline`: as `build_deployment_space` takes it).
 
     Raises:
-        InputError / InfeasibleError: as `build_deployment_space`.
+        InputError / InfeasibleError / SolverTimeoutError: as `build_deployment_space`.
     """
     from autoparallel.solvers.deployment.space import build_deployment_space
 
     fleet = tuple(models)
-    aggregated = build_deployment_space(fleet, cluster, options, prune=prune)  # validation + tables
+    aggregated = build_deployment_space(fleet, cluster, options, prune=prune, deadline=deadline)  # + tables
     times: dict[int, RoleTimes] = {}
     engines: list[Engine] = []
     bounds: list[float] = []

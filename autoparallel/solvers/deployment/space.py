@@ -177,13 +177,16 @@ def build_deployment_space(
     options: ServingOptions | None = None,
     *,
     prune: bool = True,
+    deadline: float | None = None,
 ) -> DeploymentSpace:
     """Serving tables per (model, pool) and the candidate engine of every admissible shape
-    (`prune`: without the engines `undominated` drops).
+    (`prune`: without the engines `undominated` drops). `deadline`: the `time.perf_counter()` by
+    which the planning call must end; the tables count in it (`build_space`).
 
     Raises:
         InputError: an empty fleet, a rate out of range, or options the serving planner refuses.
         InfeasibleError: a workload's context exceeds its model's.
+        SolverTimeoutError: the deadline passed while the tables were computed.
     """
     fleet = tuple(models)
     if not fleet:
@@ -204,7 +207,9 @@ def build_deployment_space(
     for m, fm in enumerate(fleet):
         for p in range(len(cluster.pools)):
             pool = cluster.pool_cluster(p)
-            space = build_space(fm.model, pool, deployment_workload(fm.workload), opts, refusable=True)
+            space = build_space(
+                fm.model, pool, deployment_workload(fm.workload), opts, refusable=True, deadline=deadline
+            )
             serving[m, p] = space
             found, dropped = _candidates(space, fm, m, p)
             everything += found
