@@ -77,6 +77,9 @@ CLUSTERS = (
     "1x8xH100,foo=1",
     "1x8xH100;2x8xA100",
     "1x8xH100🚀",
+    "512x8xH100",
+    "4x8xH100+4x8xA100-80G",
+    "32x8xH100+32x8xH200",
 )
 NUMBERS = (
     "1",
@@ -128,7 +131,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "--kv-cache-dtype": ("auto", "fp8", "int2", "auto,fp8"),
     "--quantization": ("fp8", "none", "awq", "bogus"),
     "--objectives": ("throughput,tpot", "ttft,cost", "throughput", "throughput,headroom", "a,b,c"),
-    "--engine": ("vllm", "sglang"),
+    "--engine": ("vllm", "sglang", "trtllm", "auto"),
     "--nsa-prefill-backend": ("fa3", "flashmla_auto", "tilelang"),
     "--nsa-decode-backend": ("flashmla_kv", "flashmla_auto", "fa3"),
 }
@@ -187,6 +190,14 @@ def hostile_configs(folder: Path) -> list[str]:
         "bool_yaml": (
             b"models:\n  - model: meta-llama/Llama-3.2-1B\n    request_rate: yes\n"
             b"gpus:\n  - name: XG\n    base: H100\n    memory_gib: on\n"
+        ),
+        # a fleet of large models for large and mixed clusters (every planner's tables count in
+        # --time-limit)
+        "fleet_large_yaml": (
+            b"models:\n  - {model: deepseek-ai/DeepSeek-V3, request_rate: 20, isl: 2048, osl: 512}\n"
+            b"  - {model: Qwen/Qwen3-235B-A22B, request_rate: 30}\n"
+            b"  - {model: meta-llama/Llama-3.1-70B, request_rate: 50, isl: 1024, osl: 256}\n"
+            b"  - {model: Qwen/Qwen3-30B-A3B, request_rate: 100}\n"
         ),
         "deep_yaml": ("models: " + "[" * 5000 + "]" * 5000).encode(),
         "alias_yaml": (
@@ -264,6 +275,21 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
             rng.choice(("chatbot", "chatbot,batch", "nope", "")),
         ]
     cluster = rng.choice(CLUSTERS) if rng.random() < 0.3 else rng.choice(CLUSTERS[:7])
+    if command == "plan" and rng.random() < 0.03:  # a fleet of large models on a large or mixed cluster
+        fleet = next(c for c in configs if c.endswith("fleet_large_yaml.json"))
+        engine = rng.choice(CHOICES["--engine"])
+        return [
+            "plan",
+            "--fleet",
+            fleet,
+            "--cluster",
+            rng.choice(CLUSTERS[-3:]),
+            "--engine",
+            engine,
+            "--time-limit",
+            rng.choice(("1", "5")),
+            *(["--json"] if rng.random() < 0.5 else []),
+        ]
     argv = [command, model, "--cluster", cluster]
     train = command != "pareto" and rng.random() < 0.4
     if train:
@@ -276,7 +302,7 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
         ]
     pool = [*SERVING_FLAGS, *TRAINING_FLAGS, "--workload", "--precision"]
     if command == "plan":
-        pool += [*PLAN_ONLY, *REPLAY_FLAGS, "--objective"]
+        pool += [*PLAN_ONLY, *REPLAY_FLAGS, "--objective", "--engine"]
     elif command == "evaluate":
         pool += [*EVAL_FLAGS, *REPLAY_FLAGS, "--zero", "--recompute", "--kv-cache-dtype", "--engine"]
         pool += ["--nsa-prefill-backend", "--nsa-decode-backend"]
@@ -381,6 +407,8 @@ def check_output(argv: list[str], stdout: str) -> list[str]:
         return [f"not strict JSON: {exc}"]
     if argv[0] not in ("plan", "evaluate") or not isinstance(data, dict):
         return []
+    if "config" not in data and "deployment" in data:  # a fleet or a mixed-pool cluster
+        return _check_deployment(data)
     plans = [data, *data.get("alternatives", [])]
     return [p for plan in plans for p in _check_plan(argv, plan)]
 
@@ -416,6 +444,36 @@ def _check_plan(argv: list[str], plan: dict[str, Any]) -> list[str]:
     vargs = plan["vllm"]["args"]
     if vargs["max_model_len"] < workload.isl + workload.osl:
         problems.append(f"vllm max_model_len {vargs['max_model_len']} below the request")
+    return problems
+
+
+def _check_deployment(data: dict[str, Any]) -> list[str]:
+    """A deployment's engines: each replica's configuration valid for its model on its pool, no GPU
+    given twice, the GPUs used as counted."""
+    from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import Cluster
+    from autoparallel.models import load_model
+    from autoparallel.validation import serving_problems
+
+    cluster = Cluster.parse(data["cluster"])
+    problems: list[str] = []
+    taken: set[tuple[int, int, int]] = set()
+    used = 0
+    for e in data["deployment"]["engines"]:
+        fields = {k: v for k, v in e.items() if k in ServingConfig.model_fields and k != "replicas"}
+        config = ServingConfig(**fields, enable_expert_parallel=e["ep"] > 1)
+        problems += serving_problems(load_model(e["model"]), cluster.pool_cluster(e["pool"]), config)
+        for place in e["placement"]:
+            for node in place["nodes"]:
+                for gpu in place["gpu_ids"]:
+                    if (e["pool"], node, gpu) in taken:
+                        problems.append(f"pool {e['pool']} node {node} GPU {gpu} given twice")
+                    taken.add((e["pool"], node, gpu))
+        used += e["gpus_per_replica"] * e["replicas"]  # an EP engine's data ranks included
+    if used != data["deployment"]["gpus_used"] or len(taken) != used:
+        problems.append(
+            f"GPUs used {data['deployment']['gpus_used']}, engines take {used}, placed {len(taken)}"
+        )
     return problems
 
 

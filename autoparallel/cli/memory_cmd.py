@@ -12,6 +12,7 @@ InputError (the dispatcher prints one line and exits 2).
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING, Any
 
 from autoparallel.cli._output import bounded, strict_json
@@ -80,7 +81,11 @@ def cmd_memory(args: argparse.Namespace) -> int:
     from autoparallel.hardware import get_gpu
     from autoparallel.models import load_model
 
+    from autoparallel.memory.vllm_versions import beyond_modelled
+
     model, gpu = load_model(args.model), get_gpu(args.gpu)
+    if note := beyond_modelled(args.vllm_version):
+        print(f"note: {note}", file=sys.stderr)
     report = vllm_memory(
         model,
         gpu,

@@ -35,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError
+from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.validation import serving_problems
 
 if TYPE_CHECKING:
@@ -42,8 +43,9 @@ if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
     from autoparallel.models.spec import ModelSpec
 
-VLLM_TARGET_VERSION = "0.32"
-"""The vLLM release whose flags, defaults and validation the emitted artifacts follow."""
+VLLM_TARGET_VERSION = DEFAULT_VLLM_VERSION
+"""The vLLM release whose flags, defaults and validation the emitted artifacts follow: the one whose
+memory accounting is modelled (`memory.vllm_versions`)."""
 
 VLLM_FLAG_DEFAULTS: dict[str, object] = {
     "tensor_parallel_size": 1,

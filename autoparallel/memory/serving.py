@@ -36,7 +36,7 @@ from autoparallel.memory.vllm_config import (
 )
 from autoparallel.memory.vllm_kv import plan_kv
 from autoparallel.memory.vllm_problems import start_problems, with_fixes
-from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
+from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, VllmRules, parse_vllm_version, rules_for
 from autoparallel.models.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -55,8 +55,6 @@ __all__ = [
     "vllm_memory",
 ]
 
-DEFAULT_VLLM_VERSION = "0.32"
-"""The vLLM release the emitters target."""
 
 GIB = float(2**30)
 

@@ -20,6 +20,10 @@ from autoparallel.errors import InputError
 
 Engine = Literal["v0", "v1"]
 
+DEFAULT_VLLM_VERSION = "0.32"
+"""The newest vLLM release whose source the rules were read in: the release the emitters target and
+every model's default. A later release is taken to keep its rules (`beyond_modelled` says so)."""
+
 
 class VllmVersion(BaseModel):
     """A parsed vLLM release: numbers plus the engine generation that ran."""
@@ -75,6 +79,22 @@ def parse_vllm_version(text: str) -> VllmVersion:
     else:
         engine = "v1" if (major, minor) >= (0, 8) else "v0"
     return VllmVersion(major=major, minor=minor, patch=patch, engine=engine)
+
+
+def beyond_modelled(text: str) -> str | None:
+    """A note when `text` names a release after `DEFAULT_VLLM_VERSION`'s minor series, whose rules it
+    is then given (None for a modelled release; patch releases keep their minor's accounting).
+
+    Raises:
+        InputError: no version number in the text.
+    """
+    newest = parse_vllm_version(DEFAULT_VLLM_VERSION)
+    if parse_vllm_version(text).key[:2] <= newest.key[:2]:
+        return None
+    return (
+        f"vLLM {text} is newer than {DEFAULT_VLLM_VERSION}, the newest release whose memory accounting "
+        f"is modelled; {DEFAULT_VLLM_VERSION}'s rules are applied to it"
+    )
 
 
 TokensReport = Literal["blocks", "groups_min_block", "concurrency"]

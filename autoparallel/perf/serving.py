@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.serving import VllmMemoryReport  # a field type of ServingEstimate
 from autoparallel.memory.vllm_config import kv_dtype_bytes, loaded_on
+from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.perf.serving_efficiency import (
     DEFAULT_EFFICIENCY,
     VLLM_EFFICIENCY,
@@ -150,7 +151,12 @@ _LAYOUTS: Memo[KvLayout] = {}
 
 
 def kv_layout(
-    model: ModelSpec, gpu: GPU, config: ServingConfig, workload: Serving, *, vllm_version: str = "0.32"
+    model: ModelSpec,
+    gpu: GPU,
+    config: ServingConfig,
+    workload: Serving,
+    *,
+    vllm_version: str = DEFAULT_VLLM_VERSION,
 ) -> KvLayout:
     """The KV layout of `config` (memoized): blocks per average sequence and bytes per block per stage.
 
@@ -226,7 +232,7 @@ def serving_perf(
     workload: Serving,
     *,
     memory: VllmMemoryReport,
-    vllm_version: str = "0.32",
+    vllm_version: str = DEFAULT_VLLM_VERSION,
 ) -> ServingPerf:
     """Latency, throughput and cost of `config` serving `workload`, given vLLM's memory report."""
     layout = kv_layout(model, cluster.gpu, config, workload, vllm_version=vllm_version)
@@ -276,7 +282,7 @@ def perf_at_batch(
     engine: str = "vllm",
     nsa_backends: tuple[str | None, str | None] = (None, None),
     kv_pool_tokens: int = 0,
-    vllm_version: str = "0.32",
+    vllm_version: str = DEFAULT_VLLM_VERSION,
     arrivals_per_s: float | None = None,
 ) -> ServingPerf:
     """`serving_perf` at a given running batch per replica (`engine`'s efficiency factors;
@@ -422,7 +428,7 @@ def evaluate_serving(
     config: ServingConfig,
     workload: Serving,
     *,
-    vllm_version: str = "0.32",
+    vllm_version: str = DEFAULT_VLLM_VERSION,
     memory: VllmMemoryReport | None = None,
 ) -> ServingEstimate:
     """Memory (vLLM's accounting) and speed of `config` on `cluster` serving `workload`.

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
+from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.perf.engine_support import (
     engine_runtime_problem,
     sglang_layout_problem,
@@ -248,7 +249,7 @@ def engine_estimate(
     engine: str,
     model_id: str,
     *,
-    vllm_version: str = "0.32",
+    vllm_version: str = DEFAULT_VLLM_VERSION,
     nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> tuple[ServingEstimate, EngineEvaluation]:
     """`evaluate_engine` as the float model's `ServingEstimate` (what plans and evaluations carry): its

@@ -61,6 +61,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError, InternalError
+from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_steps import (
     PROMPT_STEP_GRAPHS,
@@ -200,7 +201,7 @@ def run_benchmark(
     *,
     memory: VllmMemoryReport | None = None,
     num_prompts: int | None = None,
-    vllm_version: str = "0.32",
+    vllm_version: str = DEFAULT_VLLM_VERSION,
     engine: str = "vllm",
     engine_kv: EngineKv | None = None,
 ) -> BenchmarkRun:
@@ -396,7 +397,7 @@ def simulate_benchmark(
     chunked_prefill: bool = True,
     nsa_backends: tuple[str | None, str | None] = (None, None),
     kv_pool_tokens: int = 0,
-    vllm_version: str = "0.32",
+    vllm_version: str = DEFAULT_VLLM_VERSION,
 ) -> BenchmarkRun:
     """Replay `num_prompts` (default `workload.num_prompts`, else 1,000) prompts sent at once, or at the
     workload's `request_rate` (`arrival_times`), by a client that keeps at most the workload's

@@ -53,6 +53,7 @@ import numpy as np
 
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_config import load_dtype, loaded_on
+from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.perf import comm
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_facts import (
@@ -94,7 +95,7 @@ class ReplicaShape:
     dense_short_prefill: bool = True  # vLLM runs a sparse-MLA prompt step within top-k as dense MHA
 
     @classmethod
-    def of(cls, config: ServingConfig, vllm_version: str = "0.32") -> ReplicaShape:
+    def of(cls, config: ServingConfig, vllm_version: str = DEFAULT_VLLM_VERSION) -> ReplicaShape:
         """The step shape of `config` as `vllm_version` runs it (SGLang and TensorRT-LLM: `replace`
         the engine; whether they schedule ahead is their own rule, `schedules_ahead`)."""
         ep = config.tp * config.replicas if config.enable_expert_parallel else 1
@@ -117,7 +118,7 @@ class ReplicaShape:
         quantization: str | None,
         kv_cache_dtype: str,
         enforce_eager: bool,
-        vllm_version: str = "0.32",
+        vllm_version: str = DEFAULT_VLLM_VERSION,
     ) -> ReplicaShape:
         """A vLLM replica's step shape with `vllm_version`'s release rules (its scheduling and its
         sparse-MLA prompt kernels)."""

@@ -120,3 +120,16 @@ def test_memory_says_vllm_cannot_start_a_model_its_kernels_do_not_run_on_the_gpu
     report = json.loads(capsys.readouterr().out)
     assert report["fits"] is False and "Sparse Attention" in report["problems"][0]
     assert _run(["openai/gpt-oss-20b", "--gpu", "A100-80G", "--max-model-len", "4096"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("version", "noted"), [("0.33", True), ("1.0", True), ("0.32.4", False), ("0.19", False)]
+)
+def test_a_release_after_the_modelled_one_is_said_to_get_its_rules(
+    version: str, noted: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--vllm-version 9.9` printed "vLLM 9.9.0 (V1)" over 0.32's accounting as if 9.9 were modelled;
+    a later minor series is now named as given 0.32's rules (a 0.32 patch release is not)."""
+    assert _run(["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--vllm-version", version]) == 0
+    err = capsys.readouterr().err
+    assert (f"note: vLLM {version} is newer than 0.32" in err) is noted

@@ -39,7 +39,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from autoparallel.bounds import UserInput, check_choices
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError, InternalError, SolverTimeoutError
-from autoparallel.memory.vllm_versions import VllmRules, parse_vllm_version, rules_for
+from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
 from autoparallel.perf.engine_support import (
     engine_runtime_problem,
@@ -98,7 +98,7 @@ class ServingOptions(UserInput):
     """Allowed pipeline degrees (None: powers of two up to the layers and the GPUs)."""
     max_gpus: int | None = Field(default=None, ge=1)
     """Use at most this many GPUs (None: the whole cluster)."""
-    vllm_version: str = "0.32"
+    vllm_version: str = DEFAULT_VLLM_VERSION
     """vLLM release whose memory accounting applies (0.21 or later)."""
     engines: tuple[str, ...] = ("vllm",)
     """Serving engines the planner may choose: vllm, sglang, trtllm (`perf.serving_efficiency.ENGINES`)."""
