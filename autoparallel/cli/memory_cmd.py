@@ -79,9 +79,8 @@ def cmd_memory(args: argparse.Namespace) -> int:
     if args.gpu_memory_utilization is not None and not 0 < args.gpu_memory_utilization <= 1:
         raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {args.gpu_memory_utilization}")
     from autoparallel.hardware import get_gpu
-    from autoparallel.models import load_model
-
     from autoparallel.memory.vllm_versions import beyond_modelled
+    from autoparallel.models import load_model
 
     model, gpu = load_model(args.model), get_gpu(args.gpu)
     if note := beyond_modelled(args.vllm_version):

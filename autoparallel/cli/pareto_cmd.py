@@ -70,7 +70,7 @@ def add_pareto_parser(sub: Any) -> None:
         "--time-limit",
         type=float,
         default=None,
-        help="solver time limit per query (s); a front is one or two queries a point",
+        help="limit per query, and on the tables before the first (s); a front is one or two queries a point",
     )
     add_progress_flags(p)
     p.add_argument(

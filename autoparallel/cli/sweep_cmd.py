@@ -71,7 +71,12 @@ def add_sweep_parser(sub: Any) -> None:
     run.add_argument("--out", default=None, help="results file: .parquet, .csv or .jsonl (resumes)")
     run.add_argument("--executor", default="process", help="process (default), serial or dask://HOST:PORT")
     run.add_argument("--workers", type=int, default=None, help="local processes (default: one per core)")
-    run.add_argument("--time-limit", type=float, default=10.0, help="CP-SAT time limit per solve (s)")
+    run.add_argument(
+        "--time-limit",
+        type=float,
+        default=10.0,
+        help="limit on each scenario's planning call, tables included (s)",
+    )
     add_progress_flags(run)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
 
