@@ -779,3 +779,21 @@ def test_a_pipe_is_read_like_a_file(tmp_path: Path, capsys: pytest.CaptureFixtur
         os.close(read_end)
     assert rc == 0, err
     assert "400 requests" in text and "arrival rate: 4 requests/s" in text and out.is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "value"),
+    [
+        (["pareto", M, *C, "--time-limit"], "0"),
+        (["pareto", M, *C, "--disagg", "auto", "--time-limit"], "1e9"),
+        (["sweep", "--models", M, "--clusters", "1xH100", "--time-limit"], "nan"),
+    ],
+)
+def test_every_time_limit_flag_has_the_plan_commands_bounds(
+    argv: list[str], value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pareto` and `sweep` took any positive float (1e9 s) and said "--time-limit must be positive" in
+    their own words; all three commands now share the one bound of `time_limit_s`."""
+    rc, out, err = _run([*argv, value], capsys)
+    assert rc == 2 and not out
+    assert "argument --time-limit: got" in err and "must be" in err and "(at most one day, in s)" in err

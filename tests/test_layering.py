@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -55,14 +56,21 @@ ORACLE_MAY_IMPORT = (
 """The brute-force referee reads the space and the tables, never the CP-SAT player's modules."""
 
 
-def _imports(path: Path) -> set[str]:
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """The module's syntax tree, parsed once for every test that reads it."""
+    return ast.parse(path.read_text())
+
+
+@functools.cache
+def _imports(path: Path) -> frozenset[str]:
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-    return names
+    return frozenset(names)
 
 
 def _modules() -> list[Path]:
@@ -107,7 +115,7 @@ def test_the_oracle_imports_only_the_space_and_the_tables(path: Path) -> None:
 def _runtime_imports(path: Path, modules: set[str]) -> set[str]:
     """Package modules `path` imports at run time: module level and inside functions (`if TYPE_CHECKING:`
     blocks excluded); `from pkg import sub` counts as importing the submodule, not the package."""
-    tree = ast.parse(path.read_text())
+    tree = _tree(path)
     type_only = {
         id(n)
         for node in ast.walk(tree)

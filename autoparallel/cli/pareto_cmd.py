@@ -68,7 +68,7 @@ def add_pareto_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--time-limit",
-        type=float,
+        type=bounded("time_limit_s", integer=False),
         default=None,
         help="limit per query, and on the tables before the first (s); a front is one or two queries a point",
     )
@@ -123,8 +123,6 @@ def cmd_pareto(args: argparse.Namespace) -> int:
             f"{' (with --train)' if args.train else ''}, got {args.objectives!r}"
         )
     weights = _weights(args.weights) if args.weights else None
-    if args.time_limit is not None and not args.time_limit > 0:
-        raise InputError(f"--time-limit must be positive, got {args.time_limit}")
     settings = api.SolverSettings.create(time_limit_s=args.time_limit)
     options = None
     if args.engine not in (None, "vllm"):
@@ -214,8 +212,6 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
             f"got {args.objectives!r}"
         )
     weights = _weights(args.weights) if args.weights else None
-    if args.time_limit is not None and not args.time_limit > 0:
-        raise InputError(f"--time-limit must be positive, got {args.time_limit}")
     with progress_bar(None, args.progress, unit=" points") as bar:
         front = api.pareto_deployment(
             args.model,

@@ -20,7 +20,7 @@ import math
 import sys
 from typing import Any
 
-from autoparallel.cli._output import add_progress_flags
+from autoparallel.cli._output import add_progress_flags, bounded
 from autoparallel.errors import InputError
 from autoparallel.sweeps.scenario import check_sweep_size
 
@@ -73,7 +73,7 @@ def add_sweep_parser(sub: Any) -> None:
     run.add_argument("--workers", type=int, default=None, help="local processes (default: one per core)")
     run.add_argument(
         "--time-limit",
-        type=float,
+        type=bounded("time_limit_s", integer=False),
         default=10.0,
         help="limit on each scenario's planning call, tables included (s)",
     )
@@ -141,8 +141,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be at least 1, got {args.workers}")
-    if not args.time_limit > 0:
-        raise InputError(f"--time-limit must be positive, got {args.time_limit}")
     if args.scenarios is not None:
         if args.models or args.clusters:
             raise InputError("give either a scenario file or --models/--clusters, not both")
