@@ -18,6 +18,7 @@ by pool (`cluster.pools`, `cluster.pool_cluster(i)`), as the deployment planner 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -201,8 +202,11 @@ class Cluster(BaseModel):
         return " + ".join(pool.describe() for pool in self.pools)
 
     def pool_cluster(self, index: int) -> Cluster:
-        """Pool `index` as a single-pool cluster (what the per-engine float model takes)."""
-        return Cluster(pools=(self.pools[index],))
+        """Pool `index` as a single-pool cluster (what the per-engine float model takes): the cluster
+        itself when it has one pool, so that the float model's memos, keyed by the cluster object,
+        serve a single-model plan's tables and its whole-cluster deployment's alike."""
+        pool = self.pools[index]
+        return self if len(self.pools) == 1 else Cluster(pools=(pool,))
 
     def with_prices(self, prices: Mapping[str, float], gpus: Iterable[GPU] = ()) -> Cluster:
         """The cluster with the GPU-hour price of each named GPU replaced.
@@ -271,9 +275,15 @@ class Cluster(BaseModel):
         """
         if not isinstance(spec, str):
             raise InputError(f"a cluster spec must be a string, got {type(spec).__name__}; {_VALID_FORMS}")
+        extra = tuple(gpus)
+        if not extra and not prices:
+            return _parse_catalog(spec)
+        return cls._parse(spec, extra, prices)
+
+    @classmethod
+    def _parse(cls, spec: str, extra: tuple[GPU, ...], prices: Mapping[str, float] | None) -> Cluster:
         if not spec.strip():
             raise InputError(f"empty cluster spec {spec!r}; {_VALID_FORMS}")
-        extra = tuple(gpus)
         texts = spec.split("+")
         if len(texts) > MAX_POOLS:
             raise InputError(f"cluster spec lists {len(texts)} pools; at most {MAX_POOLS}")
@@ -375,6 +385,14 @@ def _pool(
         intra_node_gbps=default_intra_node_gbps(gpu) if intra_node_gbps is None else intra_node_gbps,
         inter_node_gbps=default_inter_node_gbps() if inter_node_gbps is None else inter_node_gbps,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_catalog(spec: str) -> Cluster:
+    """`Cluster.parse` of catalog GPUs at catalog prices, one object per spec string (the object is
+    frozen): the float model memoizes its tables by the cluster object, so the sections of one command
+    (a plan, its whole-cluster deployment, its disaggregation comparison) share them."""
+    return Cluster._parse(spec, (), None)
 
 
 def _parse_pool(text: str, spec: str, extra: tuple[GPU, ...]) -> Pool:

@@ -11,6 +11,7 @@ and vLLM pull requests; each says so.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Literal
 
@@ -57,9 +58,10 @@ _ENGINE = re.compile(r"\b[vV]([01])\b(?![.\d])")
 """An engine marker ("V0", "V1 engine"), not a release written with a leading v ("v0.13.0")."""
 
 
+@functools.cache
 def parse_vllm_version(text: str) -> VllmVersion:
     """Parse "0.19", "v0.13.0", "0.19.0 (V1)", "0.8.3rc2.dev224 (V0)", "main ~0.6.5 (2024-12-13)",
-    ">=0.21".
+    ">=0.21" (cached: the result is frozen).
 
     The engine is V1 from 0.8.0 on (vLLM 0.8.0 made `VLLM_USE_V1=1` the default) unless the text
     says "V0"; earlier releases are V0 unless the text says "V1" (0.7.x could opt in).
@@ -138,8 +140,10 @@ class VllmRules(BaseModel):
     rather than the model's dtype."""
 
 
+@functools.cache
 def rules_for(version: VllmVersion) -> VllmRules:
-    """The accounting rules of `version` (see each field's source comment below)."""
+    """The accounting rules of `version` (see each field's source comment below). Cached: one
+    release is one frozen object, so the memos keyed by its identity (`vllm_kv.build_groups`) hit."""
     v = version
     v1 = v.engine == "v1"
     return VllmRules(

@@ -160,3 +160,25 @@ def test_from_shape_fills_default_bandwidths() -> None:
 
 def test_every_field_is_documented() -> None:
     assert [name for name, field in Cluster.model_fields.items() if not field.description] == []
+
+
+def test_one_spec_is_one_cluster_so_the_float_models_memos_are_shared() -> None:
+    """The float model memoizes its step times by the cluster object. A single-model plan parsed its
+    cluster string once for the plan and once for the whole-cluster deployment, whose pool was a third
+    object: its tables were computed again (`plan Qwen/Qwen3-235B-A22B --cluster 16x8xH200 --engine
+    auto`: 9-12 s, now 7-10 s). One catalog spec is now one frozen object, and a one-pool cluster is
+    its own pool."""
+    from autoparallel.hardware import GPU
+
+    cluster = Cluster.parse("2x8xH100,ib=400")
+    assert Cluster.parse("2x8xH100,ib=400") is cluster
+    assert cluster.pool_cluster(0) is cluster
+    with pytest.raises(IndexError):
+        cluster.pool_cluster(1)
+    mixed = Cluster.parse("1x8xH100+1x8xA100-80G")
+    assert mixed.pool_cluster(1).gpu.name == "A100-SXM-80G" and mixed.pool_cluster(1) is not mixed
+    # A custom GPU or a price makes another cluster, never the catalog one.
+    cheap = GPU.model_validate({**get_gpu("H100").model_dump(), "name": "H100-cheap", "usd_per_hour": 1.0})
+    assert Cluster.parse("2x8xH100-cheap", gpus=[cheap]).gpu.usd_per_hour == 1.0
+    priced = Cluster.parse("2x8xH100,ib=400", prices={"H100": 9.0})
+    assert priced.gpu.usd_per_hour == 9.0 and Cluster.parse("2x8xH100,ib=400").gpu.usd_per_hour != 9.0
