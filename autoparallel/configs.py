@@ -7,6 +7,7 @@ Megatron/DeepSpeed training layout. Both are frozen; the solver's decoder builds
 
 from __future__ import annotations
 
+import numbers
 from enum import Enum
 from typing import Literal
 
@@ -85,6 +86,14 @@ class ZeroStage(str, Enum):
     """ZeRO-3 / FSDP: everything sharded; parameters gathered per layer."""
     DISTRIBUTED_OPTIMIZER = "dist"
     """Megatron distributed optimizer: fp32 master + Adam states sharded (like ZeRO-1)."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> ZeroStage | None:
+        """The stage as DeepSpeed writes it, an integer 0-3 (`zero_optimization.stage`); a boolean is
+        not a stage."""
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool) and 0 <= int(value) <= 3:
+            return cls(str(int(value)))
+        return None
 
 
 class Recompute(str, Enum):

@@ -797,3 +797,28 @@ def test_every_time_limit_flag_has_the_plan_commands_bounds(
     rc, out, err = _run([*argv, value], capsys)
     assert rc == 2 and not out
     assert "argument --time-limit: got" in err and "must be" in err and "(at most one day, in s)" in err
+
+
+@pytest.mark.parametrize(("value", "stage"), [(1, "1"), (3, "3"), ("2", "2"), ("dist", "dist")])
+def test_a_zero_stage_reads_as_deepspeed_writes_it(value: object, stage: str) -> None:
+    """DeepSpeed's `zero_optimization.stage` is an integer; `TrainingConfig(zero=1)` was refused
+    ("Input should be '0', '1', '2', '3' or 'dist'") while `zero="1"` passed. A boolean, a float and an
+    integer out of 0-3 stay refused."""
+    from pydantic import ValidationError
+
+    from autoparallel.configs import TrainingConfig
+    from autoparallel.solvers.training.space import TrainingOptions
+
+    job = {"tp": 1, "seq_len": 4096, "global_batch": 64}
+    assert TrainingConfig(**job, zero=value).zero.value == stage
+    assert (
+        TrainingConfig.model_validate_json(
+            f'{{"zero": {value!r}, "seq_len": 4096, "global_batch": 64}}'.replace("'", '"')
+        ).zero.value
+        == stage
+    )
+    assert TrainingOptions(zero_stages=(value,)).zero_stages[0].value == stage
+    assert TrainingConfig(**job, zero=np.int64(2)).zero.value == "2"
+    for bad in (True, np.bool_(True), 4, -1, 1.0):
+        with pytest.raises(ValidationError):
+            TrainingConfig(**job, zero=bad)
