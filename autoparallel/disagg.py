@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,7 +186,7 @@ def compare_disagg(
     if mode not in MODES:
         raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
     settings = settings or SolverSettings()
-    deadline = time.perf_counter() + settings.time_limit_s
+    deadline = settings.deadline()
     agg_error = "no aggregated deployment meets the SLOs"
     if aggregated is None:
         try:

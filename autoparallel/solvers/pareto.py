@@ -19,7 +19,6 @@ Points come out best-first on the first objective.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -183,7 +182,7 @@ def pareto_serving(
     # Exactness needs ties only on the earlier objectives of each lexicographic query.
     settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
     w = Serving.preset(workload) if isinstance(workload, str) else workload
-    deadline = time.perf_counter() + settings.time_limit_s  # the tables within one query's limit
+    deadline = settings.deadline()  # the tables within one query's limit
     space = build_space(model, cluster, w, options or ServingOptions(), deadline=deadline)
     if not candidate_entries(space):
         raise explain_infeasible(space, settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from autoparallel.bounds import UserInput, check_number, cpu_cores
@@ -28,6 +30,10 @@ class SolverSettings(UserInput):
     """Relative slack kept on an earlier objective while optimizing the next one (0: ties only)."""
     log_search: bool = False
     """Print CP-SAT's search log (debugging)."""
+
+    def deadline(self) -> float:
+        """The `time.perf_counter()` by which a planning call that starts now must end."""
+        return time.perf_counter() + self.time_limit_s
 
     @classmethod
     def create(

@@ -10,8 +10,6 @@ oracle.py   brute force over replica counts (shares only the space with the CP-S
 
 from __future__ import annotations
 
-import time
-
 from autoparallel.hardware import Cluster
 from autoparallel.solvers.deployment.decoder import DeployedEngine, Deployment, ModelService, decode
 from autoparallel.solvers.deployment.driver import (
@@ -59,7 +57,7 @@ def solve_space(
     name = objective if objective is not None else default_objective(space)
     chain = objective_chain(name)
     if deadline is None:
-        deadline = time.perf_counter() + settings.time_limit_s
+        deadline = settings.deadline()
     run = Run(settings, deadline=deadline)
     counts = optimize(space, chain, run) if space.engines else None
     if counts is None:
@@ -86,6 +84,6 @@ def solve_deployment(
     included (SolverTimeoutError when they outlast it).
     """
     settings = settings or SolverSettings()
-    deadline = time.perf_counter() + settings.time_limit_s
+    deadline = settings.deadline()
     space = build_deployment_space(models, cluster, options, deadline=deadline)
     return solve_space(space, objective, settings, deadline=deadline)

@@ -10,7 +10,6 @@ limit; the TPOT of the slowest D engine, checked against the limit.
 from __future__ import annotations
 
 import math
-import time
 
 from pydantic import BaseModel, ConfigDict
 
@@ -104,7 +103,7 @@ def solve_roles(
     settings = settings or SolverSettings()
     name = objective if objective is not None else default_objective(rs.space)
     if deadline is None:
-        deadline = time.perf_counter() + settings.time_limit_s
+        deadline = settings.deadline()
     run = Run(settings, deadline=deadline)
     counts = optimize(rs.space, objective_chain(name), run) if rs.space.engines else None
     if counts is None:

@@ -8,7 +8,6 @@ for prefill / decode engines), and its figures are checked against the solver's 
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,7 +218,7 @@ def pareto_mixed(
     """
     names = objective_names(tuple(objectives), points)
     settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
-    deadline = time.perf_counter() + settings.time_limit_s  # the tables within one query's limit
+    deadline = settings.deadline()  # the tables within one query's limit
     space = build_mixed_space(fm, cluster, options, mode=mode, deadline=deadline)
     if mode == "on" and space.note:
         raise InfeasibleError(space.note)

@@ -10,7 +10,6 @@ explain on INFEASIBLE: driver.minimal_core names the conflicting families; expla
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from autoparallel.errors import InfeasibleError, SolverTimeoutError
@@ -75,7 +74,7 @@ def solve_serving_top(
     """
     settings = settings or SolverSettings()
     options = options or ServingOptions()
-    deadline = time.perf_counter() + settings.time_limit_s  # the time limit bounds the whole call
+    deadline = settings.deadline()  # the time limit bounds the whole call
     try:
         return _solve_top(model, cluster, workload, objective, settings, options, runner_up, top, deadline)
     except InfeasibleError as err:

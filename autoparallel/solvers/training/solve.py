@@ -172,7 +172,7 @@ def solve_training(
     """
     settings = settings or SolverSettings()
     clock = _Clock(timings)
-    deadline = time.perf_counter() + settings.time_limit_s  # the time limit bounds the whole call
+    deadline = settings.deadline()  # the time limit bounds the whole call
     options = options or TrainingOptions()
     chain = parse_objective(objective, "training")
     t = build_tables(build_space(model, cluster, workload, options))
