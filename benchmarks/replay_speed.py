@@ -4,8 +4,8 @@
 
 DeepSeek-V3 on H200 with ShareGPT-like spread lengths (1,000 in / 300 out, spread 1): one TP8 engine,
 and data-parallel + EP engines of 8 and 64 ranks, whose ranks replay in lock-step. Each lock-step run
-is timed beside the same ranks replayed independently (`_alone` per rank), in the same process, so
-the ratio is the driver's cost. Prints seconds per replay (best of three) and the ratio.
+is timed beside the same ranks replayed independently (`serving_replay.alone` per rank), in the same
+process, so the ratio is the driver's cost. Prints seconds per replay (best of three) and the ratio.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import autoparallel.perf.serving_load as sl
+import autoparallel.perf.serving_replay as sr
 from autoparallel.configs import ServingConfig
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
@@ -30,10 +31,8 @@ def _best_of(runs: int, fn: Callable[[], object]) -> float:
     return best
 
 
-def _independent(
-    ranks: list[sl._Rank], price: Callable[[sl._Work], float], graphs: str
-) -> list[sl._ReplicaRun]:
-    return [sl._alone(rank, price) for rank in ranks]
+def _independent(ranks: list[sr.Rank], price: Callable[[sr.Work], float], graphs: str) -> list[sr.ReplicaRun]:
+    return [sr.alone(rank, price) for rank in ranks]
 
 
 def main() -> int:
@@ -53,12 +52,12 @@ def main() -> int:
             return sl.run_benchmark(model, cl, cf, wl)
 
         locked = _best_of(3, run)
-        original = sl._lockstep
-        sl._lockstep = _independent
+        original = sl.lockstep
+        sl.lockstep = _independent
         try:
             alone = _best_of(3, run)
         finally:
-            sl._lockstep = original
+            sl.lockstep = original
         print(f"{name:16s}  {prompts:7d}   {locked:11.2f}   {alone:13.2f}   {locked / alone:5.2f}")
     return 0
 

@@ -525,7 +525,7 @@ SCHEDULING = {"vllm": "mixed", "sglang": "prefill_first", "trtllm": "no_evict"}
   its output (clipped at 4,096) fit the free pool less what the running requests may still write,
   their remaining output times `new_token_ratio` (`PrefillAdder.add_one_req`); the ratio starts at
   0.7 (0.21 with attention DP) and decays to 0.14 of that over 600 decode steps
-  (`serving_load.SGLANG_INIT_NEW_TOKEN_RATIO`, `..._MIN_NEW_TOKEN_RATIO_FACTOR`,
+  (`serving_replay.SGLANG_INIT_NEW_TOKEN_RATIO`, `..._MIN_NEW_TOKEN_RATIO_FACTOR`,
   `..._NEW_TOKEN_RATIO_DECAY_STEPS`, `SGLANG_DP_ATTENTION_CONSERVATIVENESS`), back to its start
   after a preemption (SGLang recomputes it there; taken as the initial value).
 - `no_evict` (TensorRT-LLM `CapacitySchedulerPolicy.GUARANTEED_NO_EVICT`, the default): a request is

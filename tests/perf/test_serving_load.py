@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import autoparallel.perf.serving_load as sl
+import autoparallel.perf.serving_replay as sr
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
@@ -134,7 +135,7 @@ def _spans_and_steps(
         )
 
     fast = run()
-    monkeypatch.setattr(sl, "_decode_span", lambda *a, **k: 0)
+    monkeypatch.setattr(sr, "_decode_span", lambda *a, **k: 0)
     return fast, run()
 
 
@@ -264,27 +265,27 @@ def test_sglang_admits_a_prompt_only_when_all_of_it_fits(qwen8b) -> None:  # typ
     assert run.peak_batch <= 3  # 3 × (3,000 + 50) tokens fit 10,000; a fourth whole prompt does not
 
 
-def _fake_rank(works: list[sl._Work], got: list[tuple[float, int]]) -> sl._Rank:
+def _fake_rank(works: list[sr.Work], got: list[tuple[float, int]]) -> sr.Rank:
     """A replica that asks for `works` in turn and records what the driver sends back."""
     for work in works:
         got.append((yield work))
     none = np.zeros(0)
-    return sl._ReplicaRun(none, none, 0, 0, 0.0, 0, 0.0, none, none, none, none)
+    return sr.ReplicaRun(none, none, 0, 0, 0.0, 0, 0.0, none, none, none, none)
 
 
-def _work(seqs: float, prompt: float = 0.0, span: int = 1) -> sl._Work:
+def _work(seqs: float, prompt: float = 0.0, span: int = 1) -> sr.Work:
     """`seqs` decodes (padded to a captured 8) or, with `prompt`, a prompt chunk beside them."""
     padded = None if prompt else 8.0
-    return sl._Work(seqs, 100.0, prompt, 50.0 if prompt else 0.0, 1.0, padded, False, span)
+    return sr.Work(seqs, 100.0, prompt, 50.0 if prompt else 0.0, 1.0, padded, False, span)
 
 
 def test_lockstep_steps_last_as_long_as_the_slowest_rank() -> None:
     """Aligned forward passes: every rank's step takes the slowest rank's time, decode spans run
     together only as far as every rank can, and (SGLang, TensorRT-LLM) a rank carrying a prompt
     chunk makes the others' decode run without CUDA graphs."""
-    seen: list[sl._Work] = []
+    seen: list[sr.Work] = []
 
-    def price(w: sl._Work) -> float:
+    def price(w: sr.Work) -> float:
         seen.append(w)
         return w.decode_seqs + w.prefill_tokens
 
@@ -292,15 +293,13 @@ def test_lockstep_steps_last_as_long_as_the_slowest_rank() -> None:
     b_got: list[tuple[float, int]] = []
     a = _fake_rank([_work(4.0, span=5), _work(4.0, span=3)], a_got)
     b = _fake_rank([_work(1.0, prompt=10.0), _work(2.0, span=6)], b_got)
-    sl._lockstep([a, b], price, "eager")
+    sr.lockstep([a, b], price, "eager")
     assert a_got == [(11.0, 1), (4.0, 3)] and b_got == a_got
     first_a = seen[0]
     assert first_a.eager and first_a.padded_seqs is None  # its decode graph is taken away
     assert not seen[2].eager and seen[2].padded_seqs == 8.0  # decode-only everywhere: graphs again
     seen.clear()
-    sl._lockstep(
-        [_fake_rank([_work(4.0)], []), _fake_rank([_work(1.0, prompt=10.0)], [])], price, "piecewise"
-    )
+    sr.lockstep([_fake_rank([_work(4.0)], []), _fake_rank([_work(1.0, prompt=10.0)], [])], price, "piecewise")
     assert not seen[0].eager and seen[0].padded_seqs is None  # vLLM: piecewise, no full-graph padding
 
 
@@ -315,10 +314,10 @@ def test_lockstep_never_runs_faster_than_independent_replicas(monkeypatch: pytes
     fixed = Serving(isl=300, osl=200, num_prompts=200)
     aligned = {w.isl_cv: run_benchmark(moe, cluster, cfg, w) for w in (spread, fixed)}
 
-    def independent(ranks: list[sl._Rank], price: object, graphs: str) -> list[sl._ReplicaRun]:
-        return [sl._alone(rank, price) for rank in ranks]  # type: ignore[arg-type]
+    def independent(ranks: list[sr.Rank], price: object, graphs: str) -> list[sr.ReplicaRun]:
+        return [sr.alone(rank, price) for rank in ranks]  # type: ignore[arg-type]
 
-    monkeypatch.setattr(sl, "_lockstep", independent)
+    monkeypatch.setattr(sl, "lockstep", independent)
     alone = {w.isl_cv: run_benchmark(moe, cluster, cfg, w) for w in (spread, fixed)}
     assert aligned[1.0].duration_s > alone[1.0].duration_s
     assert aligned[1.0].mean_itl_ms > alone[1.0].mean_itl_ms
@@ -329,7 +328,7 @@ def test_lockstep_never_runs_faster_than_independent_replicas(monkeypatch: pytes
 def test_a_step_carrying_a_prompt_runs_as_the_engine_runs_it(qwen8b, engine: str, eager: bool) -> None:  # type: ignore[no-untyped-def]
     """vLLM runs a mixed step in its piecewise CUDA graphs; SGLang and TensorRT-LLM replay graphs for
     decode-only batches only, so a step carrying a prompt chunk pays the eager launch cost."""
-    seen: list[sl._Work] = []
+    seen: list[sr.Work] = []
     original = sl._step_s
 
     def spy(*args: object) -> float:
