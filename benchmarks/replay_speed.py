@@ -5,7 +5,9 @@
 DeepSeek-V3 on H200 with ShareGPT-like spread lengths (1,000 in / 300 out, spread 1): one TP8 engine,
 and data-parallel + EP engines of 8 and 64 ranks, whose ranks replay in lock-step. Each lock-step run
 is timed beside the same ranks replayed independently (`serving_replay.alone` per rank), in the same
-process, so the ratio is the driver's cost. Prints seconds per replay (best of three) and the ratio.
+process, so the ratio is the driver's cost. Prints seconds per replay (best of three) and the ratio;
+then, for replays from one replica to 64 lock-step ranks, the scheduler passes, the requests running
+in them and the seconds per pass, against which the replay's pass budget is charged.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import autoparallel.perf.serving_replay as sr
 from autoparallel.configs import ServingConfig
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
-from autoparallel.workload import Serving
+from autoparallel.workload import SHAREGPT_ISL_QUANTILES, SHAREGPT_OSL_QUANTILES, Serving
 
 
 def _best_of(runs: int, fn: Callable[[], object]) -> float:
@@ -33,6 +35,75 @@ def _best_of(runs: int, fn: Callable[[], object]) -> float:
 
 def _independent(ranks: list[sr.Rank], price: Callable[[sr.Work], float], graphs: str) -> list[sr.ReplicaRun]:
     return [sr.alone(rank, price) for rank in ranks]
+
+
+class _Counted(sr.PassBudget):
+    """The run's budget, adding up the requests running in its passes."""
+
+    running = 0
+
+    def charge(self, running: int) -> None:
+        _Counted.running += running
+        super().charge(running)
+
+
+def _pass_cases() -> list[tuple[str, str, ServingConfig, Serving]]:
+    def sharegpt(n: int) -> Serving:
+        return Serving(
+            isl=300,
+            osl=200,
+            num_prompts=n,
+            isl_quantiles=SHAREGPT_ISL_QUANTILES,
+            osl_quantiles=SHAREGPT_OSL_QUANTILES,
+        )
+
+    def spread(isl: int, osl: int, n: int) -> Serving:
+        return Serving(isl=isl, osl=osl, num_prompts=n, isl_cv=1.0, osl_cv=1.0)
+
+    qwen, v3 = "Qwen/Qwen3-8B", "deepseek-ai/DeepSeek-V3"
+    one = ServingConfig(max_num_seqs=1024)
+    wide = ServingConfig(tp=1, replicas=64, enable_expert_parallel=True)
+    return [
+        (qwen, "1x1xH100", one, sharegpt(1000)),
+        (qwen, "1x1xH100", one, sharegpt(10000)),
+        (qwen, "1x1xH100", one, spread(1000, 1000, 4000)),
+        (qwen, "1x8xH100", ServingConfig(replicas=8), sharegpt(8000)),
+        ("meta-llama/Llama-3.1-70B", "1x4xH100", ServingConfig(tp=4), spread(1000, 300, 3000)),
+        (v3, "1x8xH200", wide.model_copy(update={"replicas": 8}), spread(1000, 300, 1000)),
+        (v3, "8x8xH200", wide, spread(1000, 300, 5000)),
+    ]
+
+
+def pass_costs() -> None:
+    """Seconds per scheduler pass against the requests running in it, over replays from one replica to
+    64 lock-step ranks: the source of `serving_replay.PASS_REQUEST_WEIGHT` and of
+    `serving_load.MAX_REPLAY_PASSES`'s seconds."""
+    print("\nmodel                     cluster  replicas prompts  passes running/pass us/pass  units us/unit")
+    original = sl.PassBudget
+    budgets: list[sr.PassBudget] = []
+
+    def counted(limit: float, run: str) -> sr.PassBudget:
+        budgets.append(_Counted(limit, run))
+        return budgets[-1]
+
+    sl.PassBudget = counted  # type: ignore[misc, assignment]
+    try:
+        for name, cluster, config, workload in _pass_cases():
+            model, c = load_model(name), Cluster.parse(cluster)
+            cfg = config.model_copy(update={"max_model_len": 4096})
+            sl.run_benchmark(model, c, cfg, workload.model_copy(update={"num_prompts": 16}))  # warm memos
+            _Counted.running = 0
+            start = time.perf_counter()
+            sl.run_benchmark(model, c, cfg, workload)
+            took = time.perf_counter() - start
+            b = budgets[-1]
+            print(
+                f"{name:24s}  {cluster:8s} {cfg.replicas:8d} {workload.num_prompts:7d} {b.passes:7d} "
+                f"{_Counted.running / b.passes:12.1f} {took / b.passes * 1e6:7.0f} {b.spent:6.0f} "
+                f"{took / b.spent * 1e6:7.0f}"
+            )
+    finally:
+        sl.PassBudget = original  # type: ignore[misc]
 
 
 def main() -> int:
@@ -59,6 +130,7 @@ def main() -> int:
         finally:
             sl.lockstep = original
         print(f"{name:16s}  {prompts:7d}   {locked:11.2f}   {alone:13.2f}   {locked / alone:5.2f}")
+    pass_costs()
     return 0
 
 

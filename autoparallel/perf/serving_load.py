@@ -55,9 +55,11 @@ from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_replay import (
     SGLANG_DP_ATTENTION_CONSERVATIVENESS,
+    PassBudget,
     Pool,
     Work,
     alone,
+    lengths_text,
     lockstep,
     per_second,
     rank_steps,
@@ -78,13 +80,16 @@ LENGTH_CAP = 8.0
 """Drawn lengths are capped at this multiple of their mean (benchmarks drop pathological samples)."""
 ARRIVAL_SEED = 20240603
 """Seed of the arrival draw (any fixed value: runs must be repeatable)."""
-MAX_REPLAY_PASSES = 40_000
-"""Most scheduler passes one benchmark replay takes, over all the replicas it steps (about 7 s on this
-project's 2-core machine, at 150-200 µs a pass; every development row replays within 10,000: none is
-refused with the limit lowered to that). Its replicas that replay distinct shares split it. Under KV pressure
-the replay steps one engine step at a time: 1,000 prompts of 1,000,000 output tokens on a pool that
-holds 13 of them at once are 77 waves of a million steps each, which ran until killed; 131,072
-prompts sent at once are about 140,000 passes (26 s, under an earlier limit of 250,000)."""
+MAX_REPLAY_PASSES = 75_000
+"""Most scheduler passes one benchmark replay takes, over all the replicas it steps, counted in passes
+at an almost empty batch (`serving_replay.PassBudget`: a pass of b running requests counts
+1 + b / 300): 5-10 s on this project's 2-core machine, at the 64-140 µs a unit that
+`benchmarks/replay_speed.py` measures from one replica to 64 lock-step ranks. Every development row
+replays within 10,000 passes. Under KV pressure the replay steps one engine step at a time: 1,000
+prompts of 1,000,000 output tokens on a pool that holds 13 of them at once are 77 waves of a million
+steps each, which ran until killed. The replicas share the budget: split evenly (40,000 passes
+before), it refused 5,000 ShareGPT-like prompts on a 64-rank DP + EP engine, whose lock-step ranks
+take 57,000 passes of 23 running requests (61,000 units, 4.6 s)."""
 
 
 class BenchmarkRun(BaseModel):
@@ -430,7 +435,7 @@ def simulate_benchmark(
     shares: dict[tuple[bytes, bytes, bytes], int] = {}  # each distinct share, by its first replica
     for r, key in enumerate(keys):
         shares.setdefault(key, r)
-    max_passes = max(1, MAX_REPLAY_PASSES // len(shares))  # the replay's passes, split over what it steps
+    passes = PassBudget(MAX_REPLAY_PASSES, f"{lengths_text(isl_all, osl_all)} over {replicas} replica(s)")
     ranks = {
         key: rank_steps(
             shape,
@@ -446,7 +451,7 @@ def simulate_benchmark(
             conservativeness,
             PROMPT_STEP_GRAPHS[engine],
             arrive_all[r::replicas],
-            max_passes=max_passes,
+            passes=passes,
         )
         for key, r in shares.items()
     }

@@ -117,13 +117,13 @@ def rank_steps(
     prompt_graphs: str = "piecewise",
     arrive: np.ndarray | None = None,
     *,
-    max_passes: int,
+    passes: PassBudget,
 ) -> Rank:
     """One replica's engine steps, as a generator (its step times come from the driver: `alone` or
     `lockstep`); returns (first-token times, finish times, steps, peak batch, mean batch over steps,
     preemptions, seconds with fewer than half the peak batch, ...). Request i joins the queue at
-    `arrive[i]` s (in order; None: all at t = 0). More than `max_passes` scheduler passes (its part of
-    `serving_load.MAX_REPLAY_PASSES`) is an InputError."""
+    `arrive[i]` s (in order; None: all at t = 0). Every scheduler pass is charged to `passes`, the
+    budget the whole run's replicas share; past it, an InputError."""
     n = len(isl)
     arrive = np.zeros(n) if arrive is None else arrive
     prompt = isl.astype(np.int64).copy()  # tokens to prefill (grows by the output on preemption)
@@ -184,7 +184,6 @@ def rank_steps(
     if int(blocks_for(np.asarray([prompt.min() + 1]))[0]) > pool.blocks:
         raise InputError("the benchmark replay: the KV cache holds no single request")
     _check_replay_work(isl, osl, pool.blocks, blocks_for, max_running, policy)
-    passes = 0
 
     def padded(seqs: float, eager: bool) -> float | None:
         """The captured batch a decode-only batch of `seqs` is padded to (None: no padding)."""
@@ -212,9 +211,7 @@ def rank_steps(
 
     max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
     while (waiting or len(running) or sent < n) and steps < max_steps:
-        passes += 1
-        if passes > max_passes:
-            raise InputError(_replay_too_long(n, isl, osl, None, max_passes))
+        passes.charge(len(running))
         while sent < n and arrive[sent] <= now + 1e-12:
             waiting.append(sent)
             sent += 1
@@ -435,21 +432,57 @@ MAX_REPLAY_ESTIMATE = 250_000
 """The most scheduler passes `_check_replay_work`'s up-front estimate lets a replay start with. The
 estimate steps every KV-bound wave one engine step at a time, where the replay jumps decode spans
 between finishes: on the development rows it says 42,000-54,000 for replays that run in under
-4,000, so it refuses only what is far past `serving_load.MAX_REPLAY_PASSES` (1,000 prompts of 30,000 output
-tokens on a pool that holds 4: 7.5 million); the pass counter holds the limit itself."""
+4,000, so it refuses only what is far past `serving_load.MAX_REPLAY_PASSES` (1,000 prompts of
+30,000 output tokens on a pool that holds 4: 7.5 million); `PassBudget` holds the limit itself."""
 
 
-def _replay_too_long(n: int, isl: np.ndarray, osl: np.ndarray, passes: float | None, limit: int) -> str:
-    """Why a replay is refused: its estimated `passes`, or (None) the count run past `limit`."""
-    what = f"{n:,} prompts of {float(isl.mean()):,.0f} + {float(osl.mean()):,.0f} tokens a replica"
-    if passes is None:
-        took = f"ran past its {limit:,} scheduler passes ({what})"
-    else:
-        took = f"would take about {passes:,.0f} scheduler passes ({what}; at most {limit:,})"
+PASS_REQUEST_WEIGHT = 300
+"""Running requests that make a scheduler pass cost twice what an almost empty one costs: a pass takes
+about 75 µs plus 0.2-0.25 µs per running request on this project's 2-core machine (its array work
+grows with the batch; `benchmarks/replay_speed.py` prints both for a range of replays), so
+`PassBudget` charges a pass of b running requests 1 + b / 300."""
+
+
+def lengths_text(isl: np.ndarray, osl: np.ndarray) -> str:
+    """`n prompts of i + o tokens` (the means) for a refusal."""
+    return f"{len(isl):,} prompts of {float(isl.mean()):,.0f} + {float(osl.mean()):,.0f} tokens"
+
+
+def _replay_too_long(took: str) -> str:
     return (
         f"the benchmark replay {took}: give fewer prompts or shorter outputs, or no prompt count for "
         "the steady-state model"
     )
+
+
+@dataclass
+class PassBudget:
+    """The scheduler passes one benchmark replay may take, shared by every replica it steps, in passes
+    at an almost empty batch (`PASS_REQUEST_WEIGHT`): a bound on its wall time, whatever the replicas
+    and however they split the work (64 lock-step ranks of a few requests each step many cheap
+    passes; one replica of a thousand requests fewer, dearer ones). `run`: the replay, for the
+    refusal."""
+
+    limit: float
+    run: str
+    spent: float = 0.0
+    passes: int = 0
+
+    def charge(self, running: int) -> None:
+        """One pass with `running` requests running.
+
+        Raises:
+            InputError: the budget is spent.
+        """
+        self.passes += 1
+        self.spent += 1.0 + running / PASS_REQUEST_WEIGHT
+        if self.spent > self.limit:
+            raise InputError(
+                _replay_too_long(
+                    f"ran past its budget of {self.limit:,.0f} scheduler passes ({self.run}; a pass "
+                    f"with b requests running counts 1 + b / {PASS_REQUEST_WEIGHT})"
+                )
+            )
 
 
 def _check_replay_work(
@@ -476,7 +509,12 @@ def _check_replay_work(
         return  # the pool is not what limits the batch: the decode spans jump to each finish
     estimate = math.ceil(n / max(kv_at_once, 1)) * float(osl.mean())
     if estimate > MAX_REPLAY_ESTIMATE:
-        raise InputError(_replay_too_long(n, isl, osl, estimate, MAX_REPLAY_ESTIMATE))
+        raise InputError(
+            _replay_too_long(
+                f"would take about {estimate:,.0f} scheduler passes ({lengths_text(isl, osl)} a "
+                f"replica; at most {MAX_REPLAY_ESTIMATE:,})"
+            )
+        )
 
 
 def alone(rank: Rank, price: Callable[[Work], float]) -> ReplicaRun:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
@@ -510,10 +512,68 @@ def test_a_replay_that_outruns_the_estimate_stops_at_the_pass_limit(
     passes each (10^6 of them at that rate met the limit after about 18 s)."""
     monkeypatch.setattr(sl, "MAX_REPLAY_PASSES", 50)
     w = Serving(isl=200, osl=50, num_prompts=300, request_rate=0.5)
-    with pytest.raises(InputError, match="ran past its 50 scheduler passes"):
+    with pytest.raises(InputError, match="ran past its budget of 50 scheduler passes"):
         simulate_benchmark(
             qwen8b, H100, CFG, w, kv_blocks=30_000, block_size=16, blocks_per_seq=16, batched_tokens=8192
         )
+
+
+def test_a_pass_is_charged_by_its_running_requests() -> None:
+    budget = sr.PassBudget(3.0, "a run")
+    budget.charge(0)
+    budget.charge(sr.PASS_REQUEST_WEIGHT)
+    assert budget.spent == 3.0 and budget.passes == 2
+    with pytest.raises(InputError, match=r"budget of 3 scheduler passes \(a run; a pass with b"):
+        budget.charge(0)
+
+
+def test_the_replicas_share_the_pass_budget(qwen8b, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Eight replicas dealt unequal shares of spread lengths: a budget just above what the whole run
+    spends lets it finish, though the busiest share spends more than an eighth of it (split evenly,
+    it ran out: 5,000 ShareGPT-like prompts on a 64-rank DP + EP engine were refused after 4 s of a
+    5 s replay), and one just below refuses it, naming the whole run."""
+    shares: list[sr.PassBudget] = []
+    replay = sl.rank_steps
+
+    @dataclass
+    class Tallied:
+        """The run's budget, with what one share spends of it."""
+
+        run: sr.PassBudget
+        share: sr.PassBudget
+
+        def charge(self, running: int) -> None:
+            self.share.charge(running)
+            self.run.charge(running)
+
+    def tallied(*args: object, passes: sr.PassBudget, **kwargs: object) -> sr.Rank:
+        shares.append(sr.PassBudget(float("inf"), "one share"))
+        return replay(*args, passes=Tallied(passes, shares[-1]), **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sl, "rank_steps", tallied)
+    cfg = CFG.model_copy(update={"replicas": 8})
+    w = Serving(isl=200, osl=100, num_prompts=400, isl_cv=1.0, osl_cv=1.0)
+
+    def run() -> sl.BenchmarkRun:
+        return simulate_benchmark(
+            qwen8b,
+            Cluster.parse("1x8xH100"),
+            cfg,
+            w,
+            kv_blocks=2_000,
+            block_size=16,
+            blocks_per_seq=20,
+            batched_tokens=2048,
+        )
+
+    run()
+    total = sum(share.spent for share in shares)
+    assert len(shares) == 8 and max(share.spent for share in shares) > total / 8 * 1.01
+    monkeypatch.setattr(sl, "MAX_REPLAY_PASSES", total * 1.01)
+    run()
+    monkeypatch.setattr(sl, "MAX_REPLAY_PASSES", total * 0.9)
+    with pytest.raises(InputError, match=r"400 prompts of \d+ \+ \d+ tokens over 8 replica\(s\)"):
+        run()
 
 
 def test_a_capped_client_is_not_mistaken_for_kv_pressure(qwen8b) -> None:  # type: ignore[no-untyped-def]
