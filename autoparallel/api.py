@@ -218,8 +218,10 @@ def _plans(
     opts: Any,
     top: int,
     mid: str,
+    fixes: bool = True,
 ) -> list[ServingPlan] | list[TrainingPlan]:
-    """`solve_top` past its argument checks, the plans serving the model as `mid`."""
+    """`solve_top` past its argument checks, the plans serving the model as `mid` (`fixes`: an
+    infeasible serving request's error carries its nearest fixes, each a further planning call)."""
     if isinstance(w, Training):
         from autoparallel.solvers.training.solve import solve_training
 
@@ -230,7 +232,9 @@ def _plans(
     from autoparallel.solvers.serving.solve import solve_serving_top
 
     parse_objective(objective, "serving")
-    sols = solve_serving_top(m, c, w, objective=objective, settings=settings, options=opts, top=top)
+    sols = solve_serving_top(
+        m, c, w, objective=objective, settings=settings, options=opts, top=top, fixes=fixes
+    )
     return [_serving_plan(m, c, w, s, mid) for s in sols]
 
 
@@ -345,8 +349,8 @@ def _optimum(
 ) -> dict[str, Any]:
     """The planner's best plan for the same request (its launch line serving the model as the user
     named it, `model_id`) and the evaluated configuration's gap to it in `rate`."""
-    try:
-        best = _plans(m, c, w, "throughput", None, _options(options, w), 1, model_id)[0]
+    try:  # the error's first line is all that is kept: no nearest fixes
+        best = _plans(m, c, w, "throughput", None, _options(options, w), 1, model_id, fixes=False)[0]
     except AutoParallelError as exc:
         return {"optimum": None, "optimum_error": str(exc).splitlines()[0]}
     top = float(getattr(best.perf, rate))

@@ -55,6 +55,7 @@ def solve_serving_top(
     options: ServingOptions | None = None,
     runner_up: bool = True,
     top: int = 1,
+    fixes: bool = True,
 ) -> list[ServingSolution]:
     """The `top` best vLLM deployments of `model` on `cluster` for `workload`, each of another
     (tp, pp, EP) shape, best first.
@@ -65,6 +66,8 @@ def solve_serving_top(
         options: the knobs' allowed values.
         runner_up: give the first plan its runner-up (the second best shape), one more solve.
         top: how many plans of different shapes.
+        fixes: on an infeasible request, solve its nearest fixes (`remedies`, further planning calls
+            within the same time limit) for the error.
 
     Raises:
         InfeasibleError: no plan meets the request; `reasons` names each conflicting constraint family
@@ -78,6 +81,8 @@ def solve_serving_top(
     try:
         return _solve_top(model, cluster, workload, objective, settings, options, runner_up, top, deadline)
     except InfeasibleError as err:
+        if not fixes:
+            raise
         families = tuple(r.split(":", 1)[0] for r in err.reasons)
 
         def solve(c: Cluster, w: Serving, o: ServingOptions, name: str) -> ServingSolution:
@@ -86,8 +91,8 @@ def solve_serving_top(
                 raise SolverTimeoutError("no time left") from None
             return _solve_top(model, c, w, name, left, o, False, 1, deadline)[0]
 
-        fixes = remedies.nearest_fixes(model, cluster, workload, options, families, solve, deadline)
-        raise InfeasibleError(err.args[0], err.reasons, fixes) from None
+        found = remedies.nearest_fixes(model, cluster, workload, options, families, solve, deadline)
+        raise InfeasibleError(err.args[0], err.reasons, found) from None
 
 
 def _solve_top(
