@@ -115,6 +115,29 @@ def test_solver_equals_oracle_with_the_engine_dimension(
             assert abs(b.solution.objective_value - alone.objective_value) <= tol + 1e-6 * abs(got)
 
 
+def test_the_winners_engine_is_not_solved_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proven optimum over all engines is its own engine's optimum: the comparison solves only the
+    others (one CP-SAT optimization fewer per `plan --engine auto`), and reports the same best."""
+    from autoparallel.solvers.serving import solve as serving_solve
+
+    fixed: list[object] = []
+    optimize = serving_solve.driver.optimize
+
+    def counted(*args: object, **kwargs: object) -> object:
+        if kwargs.get("fixed"):
+            fixed.append(kwargs["fixed"])
+        return optimize(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(serving_solve.driver, "optimize", counted)
+    opts = ServingOptions(engines=ENGINES, max_num_seqs=(16, 256), pp_values=(1,))
+    sol = solve_serving(
+        _model("Qwen/Qwen3-8B"), _cluster("1x2xH100"), Serving(), options=opts, settings=SETTINGS
+    )
+    assert sol.solver.status == "OPTIMAL" and len(fixed) == len(ENGINES) - 1
+    mine = next(b for b in sol.engines if b.engine == sol.engine)
+    assert mine.solution is not None and mine.solution.config == sol.config
+
+
 @pytest.mark.parametrize("engine", ["sglang", "trtllm"])
 @pytest.mark.parametrize(
     "model, cluster",

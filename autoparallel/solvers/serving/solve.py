@@ -115,7 +115,8 @@ def _solve_top(
         raise explain.explain_infeasible(space, settings, deadline)
     bests: list[tuple[str, Point | None, driver.Run | None, str]] = []
     if len(space.options.engines) > 1:  # before k_best: its no-good cuts stay in the model
-        bests = engine_bests(enc, chain, settings, deadline)
+        known = (space.runtimes[point.runtime].engine, point, run) if run.status == "OPTIMAL" else None
+        bests = engine_bests(enc, chain, settings, deadline, known)
         # Equal optima (every objective level): the engine listed first (vllm, sglang, trtllm) is the plan.
         tied = [(p, r) for _, p, r, _ in bests if p is not None and r is not None and r.values == run.values]
         if tied and run.status == "OPTIMAL" and tied[0][1].status == "OPTIMAL":
@@ -146,12 +147,20 @@ def _solve_top(
 
 
 def engine_bests(
-    enc: EncodedServing, chain: Chain, settings: SolverSettings, deadline: float
+    enc: EncodedServing,
+    chain: Chain,
+    settings: SolverSettings,
+    deadline: float,
+    known: tuple[str, Point, driver.Run] | None = None,
 ) -> list[tuple[str, Point | None, driver.Run | None, str]]:
     """Each engine's optimum: the same CP-SAT model optimized with that engine's literal fixed
-    (`driver.optimize(fixed=...)`); (engine, point or None, its run, why there is none)."""
+    (`driver.optimize(fixed=...)`); (engine, point or None, its run, why there is none). `known`: the
+    proven optimum over all engines, which is its own engine's optimum too (not solved again)."""
     out: list[tuple[str, Point | None, driver.Run | None, str]] = []
     for engine in enc.space.options.engines:
+        if known is not None and engine == known[0]:
+            out.append((engine, known[1], known[2], ""))
+            continue
         lit = enc.vars.engine.get(engine)
         if lit is None:
             out.append(
