@@ -2,11 +2,11 @@
 
 Inputs (the format is recognised per file):
 
-- **request logs**, JSON Lines, one request per line: prompt tokens (`prompt_tokens`,
-  `input_tokens`, `isl`, `input_len` or `prompt_len`), output tokens (`output_tokens`,
-  `completion_tokens`, `osl`, `output_len` or `generated_tokens`) and an arrival time (`timestamp`,
-  `arrival_time`, `time` or `t`: seconds, or an ISO-8601 date-time). A `usage` object with
-  `prompt_tokens` / `completion_tokens` (OpenAI's response shape) is read too.
+- **request logs**, JSON Lines, one request per line: prompt tokens (`PROMPT_KEYS`), output tokens
+  (`OUTPUT_KEYS`) and an arrival time (`TIME_KEYS`: seconds, epoch milli- to nanoseconds, or an
+  ISO-8601 date-time). A `usage` object with
+  `prompt_tokens` / `completion_tokens` (OpenAI's response shape) is read too. A JSON array of the
+  same objects is read as if each element were a line (malformed ones are reported by position).
 - **vLLM benchmark results** (`vllm bench serve --save-result [--save-detailed]`: one JSON object
   with `input_lens`, `output_lens`, `request_rate`, `max_concurrency`) and **SGLang's**
   (`sglang.bench_serving --output-file`: JSON Lines, one object per run with the same lists under
@@ -210,6 +210,13 @@ def profile_file(path: str | Path) -> WorkloadProfile:
             whole = None
         if isinstance(whole, dict) and "input_lens" in whole:
             return _bench([whole], "vllm-bench", p)
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except (ValueError, RecursionError):
+            items = None
+        if isinstance(items, list):  # a JSON array of requests: element k is read as line k
+            return _lines("\n".join(json.dumps(item) for item in items), p)
     return _lines(text, p)
 
 

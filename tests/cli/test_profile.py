@@ -51,6 +51,19 @@ def test_round_trip_recovers_distribution_and_rate(tmp_path: Path) -> None:
     assert w.max_model_len is not None and w.max_model_len >= w.isl + w.osl
 
 
+def test_a_json_array_of_requests_reads_as_its_lines(tmp_path: Path) -> None:
+    """The same requests as JSON Lines and as one (pretty-printed) JSON array profile alike; an
+    element that is no request is reported by its position."""
+    log = tmp_path / "requests.jsonl"
+    _log(log, n=500, bad=4)
+    items = [json.loads(line) if line.startswith("{") else line for line in log.read_text().splitlines()]
+    array = tmp_path / "requests.json"
+    array.write_text(json.dumps(items, indent=2))
+    lines, whole = profile_file(log), profile_file(array)
+    assert whole.requests == lines.requests == 500 and whole.malformed_lines == (6, 7, 8, 9)
+    assert whole.isl == lines.isl and whole.request_rate == lines.request_rate
+
+
 def test_evaluate_accepts_the_workload_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = tmp_path / "requests.jsonl"
     _log(log, n=500)
