@@ -530,11 +530,26 @@ def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log(tmp_path: Path
         ("--fleet", "models:\n  - model: m\n    since: 2026-13-45\n"),
     ],
 )
+@pytest.mark.parametrize("loader", ["libyaml", "pure Python"])
 def test_a_deeply_nested_yaml_file_is_one_line_exit_2(
-    tmp_path: Path, flag: str, text: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    flag: str,
+    text: str,
+    loader: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """PyYAML's composer recurses per nesting level: 5,000 brackets were a RecursionError, exit 3, and
-    its constructors raise ValueError on a 5,000-digit integer or a 13th month, exit 3 too."""
+    """PyYAML's composer recurses per nesting level: 5,000 brackets were a RecursionError, exit 3
+    (libyaml stops at its own limit), and its constructors raise ValueError on a 5,000-digit integer
+    or a 13th month, exit 3 too. Either loader (PyYAML built with libyaml or without) says so."""
+    import yaml
+
+    from autoparallel import yaml_file
+
+    if loader == "pure Python":
+        monkeypatch.setattr(yaml_file, "SAFE_LOADER", yaml.SafeLoader)
+    elif yaml_file.SAFE_LOADER is yaml.SafeLoader:
+        pytest.skip("PyYAML was built without libyaml")
     f = tmp_path / "deep.yaml"
     f.write_text(text)
     argv = ["plan", *C, flag, str(f)] if flag == "--fleet" else ["plan", M, *C, flag, str(f)]
