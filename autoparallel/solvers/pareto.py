@@ -117,12 +117,19 @@ def _front(
     """Fill `front` by lexicographic queries through the driver; False when the very first query is
     infeasible (the caller explains it). `on_point` hears the number of points found after each."""
     proven = True
+    last: P | None = None
     while len(front.vectors) < front.cap:
         enc = encode()
         for k, vector in enumerate(front.vectors):
             _not_dominated_by(enc, front.objectives, vector, k)
         if front.vectors:
             _no_better_first(enc, front.objectives[0], front.vectors[-1][0])
+        if last is not None:
+            # The last point is excluded now, but the next lies near it (one step along the front):
+            # CP-SAT starts its search there (a hint may be infeasible; it is repaired or dropped).
+            # Measured on the first 12 points of Qwen3-30B-A3B's training front on 16 H100s, in
+            # alternating runs: 42-45 s without, 39-41 s with; the same points.
+            enc.hint(last)
         run = driver.Run(settings)
         try:
             # Only the first query is seeded with the planner's warm start: later ones exclude it.
@@ -137,6 +144,7 @@ def _front(
             front.complete = proven
             break
         proven = proven and run.status == "OPTIMAL"
+        last = point
         front.solutions.append(solution_of(point, run))
         front.vectors.append(tuple(run.values[n] for n in front.objectives))
         if on_point is not None:
