@@ -1,7 +1,8 @@
 """`plan --engine auto`: vLLM, SGLang and TensorRT-LLM side by side, and why the winner wins.
 
 Each engine's best plan comes from the serving planner with that engine fixed (the same CP-SAT model,
-`solvers/serving/solve.engine_bests`); here they are only compared. The reason is read from the
+`solvers/serving/solve.engine_bests`; the winner's is the proven optimum over all three); here they
+are only compared. The reason is read from the
 numbers of the two plans (never canned): what differs first among the GPUs in use, the running batch
 (and what caps the loser's: its KV pool under its memory rule, an SLO, the concurrency), the step time
 at that batch (the engines' efficiency factors) and TTFT (the step token budget, request overhead).
