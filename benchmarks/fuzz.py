@@ -500,6 +500,7 @@ def main() -> int:
     counts: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
     walls: list[float] = []
+    slowest: tuple[float, list[str]] = (0.0, [])
     start = time.perf_counter()
     chunk = 100
     with tempfile.TemporaryDirectory() as tmp:
@@ -516,6 +517,7 @@ def main() -> int:
             for outcome, wall, detail, argv in rows:
                 counts[outcome] += 1
                 walls.append(wall)
+                slowest = max(slowest, (wall, argv))
                 shown = examples.setdefault(outcome, [])
                 if outcome in ("traceback", "slow", "rejected", "exit 3") and len(shown) < args.show:
                     shown.append(f"{argv!r:.300} -> {detail[:300]}")
@@ -536,6 +538,7 @@ def main() -> int:
         for line in examples.get(bad, []):
             print(f"    {line}")
     print(f"  wall per input: median {walls[len(walls) // 2] * 1e3:.0f} ms, max {walls[-1]:.1f} s")
+    print(f"  slowest: {slowest[1]!r:.300}")
     return 0 if not any(counts.get(b) for b in ("traceback", "slow", "rejected")) else 1
 
 

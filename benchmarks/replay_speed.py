@@ -41,10 +41,15 @@ class _Counted(sr.PassBudget):
     """The run's budget, adding up the requests running in its passes."""
 
     running = 0
+    prompts = 0
 
     def charge(self, running: int) -> None:
         _Counted.running += running
         super().charge(running)
+
+    def charge_prompt(self) -> None:
+        _Counted.prompts += 1
+        super().charge_prompt()
 
 
 def _pass_cases() -> list[tuple[str, str, ServingConfig, Serving]]:
@@ -57,6 +62,9 @@ def _pass_cases() -> list[tuple[str, str, ServingConfig, Serving]]:
             osl_quantiles=SHAREGPT_OSL_QUANTILES,
         )
 
+    def fixed(n: int) -> Serving:
+        return Serving(isl=1024, osl=256, num_prompts=n)
+
     def spread(isl: int, osl: int, n: int) -> Serving:
         return Serving(isl=isl, osl=osl, num_prompts=n, isl_cv=1.0, osl_cv=1.0)
 
@@ -68,6 +76,7 @@ def _pass_cases() -> list[tuple[str, str, ServingConfig, Serving]]:
         (qwen, "1x1xH100", one, sharegpt(10000)),
         (qwen, "1x1xH100", one, spread(1000, 1000, 4000)),
         (qwen, "1x8xH100", ServingConfig(replicas=8), sharegpt(8000)),
+        ("meta-llama/Llama-3.1-8B-Instruct", "1x4xL4", ServingConfig(tp=4, max_num_seqs=48), fixed(20000)),
         ("meta-llama/Llama-3.1-70B", "1x4xH100", ServingConfig(tp=4), spread(1000, 300, 3000)),
         (v3, "1x8xH200", wide.model_copy(update={"replicas": 8}), spread(1000, 300, 1000)),
         (v3, "8x8xH200", wide, spread(1000, 300, 5000)),
@@ -76,9 +85,12 @@ def _pass_cases() -> list[tuple[str, str, ServingConfig, Serving]]:
 
 def pass_costs() -> None:
     """Seconds per scheduler pass against the requests running in it, over replays from one replica to
-    64 lock-step ranks: the source of `serving_replay.PASS_REQUEST_WEIGHT` and of
-    `serving_load.MAX_REPLAY_PASSES`'s seconds."""
-    print("\nmodel                     cluster  replicas prompts  passes running/pass us/pass  units us/unit")
+    64 lock-step ranks: the source of `serving_replay.PASS_REQUEST_WEIGHT` and `PROMPT_PASS_UNITS`
+    and of `serving_load.MAX_REPLAY_PASSES`'s seconds."""
+    print(
+        "\nmodel                     cluster  replicas prompts  passes running/pass with-prompt us/pass"
+        "  units us/unit"
+    )
     original = sl.PassBudget
     budgets: list[sr.PassBudget] = []
 
@@ -92,14 +104,15 @@ def pass_costs() -> None:
             model, c = load_model(name), Cluster.parse(cluster)
             cfg = config.model_copy(update={"max_model_len": 4096})
             sl.run_benchmark(model, c, cfg, workload.model_copy(update={"num_prompts": 16}))  # warm memos
-            _Counted.running = 0
+            _Counted.running = _Counted.prompts = 0
             start = time.perf_counter()
             sl.run_benchmark(model, c, cfg, workload)
             took = time.perf_counter() - start
             b = budgets[-1]
             print(
                 f"{name:24s}  {cluster:8s} {cfg.replicas:8d} {workload.num_prompts:7d} {b.passes:7d} "
-                f"{_Counted.running / b.passes:12.1f} {took / b.passes * 1e6:7.0f} {b.spent:6.0f} "
+                f"{_Counted.running / b.passes:12.1f} {_Counted.prompts / b.passes:11.0%} "
+                f"{took / b.passes * 1e6:7.0f} {b.spent:6.0f} "
                 f"{took / b.spent * 1e6:7.0f}"
             )
     finally:

@@ -351,6 +351,8 @@ def rank_steps(
         d = len(dec)
         ctx = float((prompt[dec] + generated[dec]).mean()) if d else 0.0
         p_tokens = float(chunk.sum())
+        if p_tokens:
+            passes.charge_prompt()
         p_ctx = float(((done_pf[running] + chunk / 2.0) * chunk).sum() / p_tokens) if p_tokens else 0.0
         p_longest = float((done_pf[running] + chunk)[chunk > 0].max()) if p_tokens else None
         k = micro_batches(float(max(d, 1)), shape.pp)
@@ -437,10 +439,15 @@ between finishes: on the development rows it says 42,000-54,000 for replays that
 
 
 PASS_REQUEST_WEIGHT = 300
-"""Running requests that make a scheduler pass cost twice what an almost empty one costs: a pass takes
-about 75 µs plus 0.2-0.25 µs per running request on this project's 2-core machine (its array work
-grows with the batch; `benchmarks/replay_speed.py` prints both for a range of replays), so
-`PassBudget` charges a pass of b running requests 1 + b / 300."""
+"""Running requests that make a scheduler pass cost twice what an almost empty one costs."""
+PROMPT_PASS_UNITS = 1.0
+"""What a pass whose step carries prompt tokens costs on top (admission and a mixed step priced anew).
+
+A pass takes about 70 µs, plus 0.2 µs per running request, plus 50 µs when its step carries prompt
+tokens, on this project's 2-core machine (fitted on three replays of `benchmarks/replay_speed.py`'s
+table: 64 lock-step ranks of 23 requests, 1% of passes with a prompt, 73 µs a pass; one
+Llama-3.1-8B engine on L4s admitting a prompt at 98% of its passes, 127 µs; one Qwen3-8B engine of
+667 requests, 59% with a prompt, 232 µs). `PassBudget` charges a pass 1 + b / 300, plus 1 with a prompt."""
 
 
 def lengths_text(isl: np.ndarray, osl: np.ndarray) -> str:
@@ -458,7 +465,7 @@ def _replay_too_long(took: str) -> str:
 @dataclass
 class PassBudget:
     """The scheduler passes one benchmark replay may take, shared by every replica it steps, in passes
-    at an almost empty batch (`PASS_REQUEST_WEIGHT`): a bound on its wall time, whatever the replicas
+    at an almost empty batch (`PROMPT_PASS_UNITS`): a bound on its wall time, whatever the replicas
     and however they split the work (64 lock-step ranks of a few requests each step many cheap
     passes; one replica of a thousand requests fewer, dearer ones). `run`: the replay, for the
     refusal."""
@@ -475,12 +482,24 @@ class PassBudget:
             InputError: the budget is spent.
         """
         self.passes += 1
-        self.spent += 1.0 + running / PASS_REQUEST_WEIGHT
+        self._spend(1.0 + running / PASS_REQUEST_WEIGHT)
+
+    def charge_prompt(self) -> None:
+        """The pass's step carries prompt tokens (`PROMPT_PASS_UNITS` more).
+
+        Raises:
+            InputError: the budget is spent.
+        """
+        self._spend(PROMPT_PASS_UNITS)
+
+    def _spend(self, units: float) -> None:
+        self.spent += units
         if self.spent > self.limit:
             raise InputError(
                 _replay_too_long(
                     f"ran past its budget of {self.limit:,.0f} scheduler passes ({self.run}; a pass "
-                    f"with b requests running counts 1 + b / {PASS_REQUEST_WEIGHT})"
+                    f"with b requests running counts 1 + b / {PASS_REQUEST_WEIGHT}, and "
+                    f"{PROMPT_PASS_UNITS:g} more with a prompt)"
                 )
             )
 

@@ -518,13 +518,34 @@ def test_a_replay_that_outruns_the_estimate_stops_at_the_pass_limit(
         )
 
 
-def test_a_pass_is_charged_by_its_running_requests() -> None:
-    budget = sr.PassBudget(3.0, "a run")
+def test_a_pass_is_charged_by_its_running_requests_and_its_prompt() -> None:
+    budget = sr.PassBudget(4.0, "a run")
     budget.charge(0)
     budget.charge(sr.PASS_REQUEST_WEIGHT)
-    assert budget.spent == 3.0 and budget.passes == 2
-    with pytest.raises(InputError, match=r"budget of 3 scheduler passes \(a run; a pass with b"):
+    budget.charge_prompt()
+    assert budget.spent == 3.0 + sr.PROMPT_PASS_UNITS and budget.passes == 2
+    with pytest.raises(InputError, match=r"budget of 4 scheduler passes \(a run; a pass with b"):
         budget.charge(0)
+
+
+def test_steps_with_a_prompt_are_charged(qwen8b, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """A pass whose step admits a prompt costs about 50 µs more (the L4 replay of 131,072 fixed-length
+    prompts, a prompt at 98% of its passes, took 10.5 s to reach a budget that counted only the
+    batch): every prompt chunk the replay schedules is charged."""
+    budgets: list[sr.PassBudget] = []
+
+    def recorded(limit: float, run: str) -> sr.PassBudget:
+        budgets.append(sr.PassBudget(limit, run))
+        return budgets[-1]
+
+    monkeypatch.setattr(sl, "PassBudget", recorded)
+    monkeypatch.setattr(sr, "PROMPT_PASS_UNITS", 1000.0)  # prompt charges stand out of the rest
+    w = Serving(isl=200, osl=4, num_prompts=50)
+    simulate_benchmark(
+        qwen8b, H100, CFG, w, kv_blocks=30_000, block_size=16, blocks_per_seq=16, batched_tokens=256
+    )
+    # 10,000 prompt tokens through a 256-token step budget: at least 40 steps carry a prompt chunk.
+    assert budgets[-1].spent >= 40 * 1000.0 > 2 * budgets[-1].passes
 
 
 def test_the_replicas_share_the_pass_budget(qwen8b, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -545,6 +566,10 @@ def test_the_replicas_share_the_pass_budget(qwen8b, monkeypatch: pytest.MonkeyPa
         def charge(self, running: int) -> None:
             self.share.charge(running)
             self.run.charge(running)
+
+        def charge_prompt(self) -> None:
+            self.share.charge_prompt()
+            self.run.charge_prompt()
 
     def tallied(*args: object, passes: sr.PassBudget, **kwargs: object) -> sr.Rank:
         shares.append(sr.PassBudget(float("inf"), "one share"))
