@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -216,8 +217,8 @@ def profile_file(path: str | Path) -> WorkloadProfile:
         except (ValueError, RecursionError):
             items = None
         if isinstance(items, list):  # a JSON array of requests: element k is read as line k
-            return _lines("\n".join(json.dumps(item) for item in items), p)
-    return _lines(text, p)
+            return _requests(enumerate(items, start=1), p)
+    return _requests(_json_lines(text), p)
 
 
 PROMPT_HISTOGRAM = "request_prompt_tokens_bucket"
@@ -355,21 +356,27 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
     )
 
 
-def _lines(text: str, path: Path) -> WorkloadProfile:
+def _json_lines(text: str) -> Iterator[tuple[int, Any]]:
+    """(line number, its JSON value) for each non-blank line; None for one that is not JSON (malformed,
+    as is any value that is not a request object)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except (ValueError, RecursionError):  # not JSON, a 5,000-digit integer, nesting too deep
+            yield number, None
+
+
+def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile:
+    """The profile of a request log's (line number, decoded line) records."""
     isl: list[int] = []
     osl: list[int] = []
     times: list[float] = []  # NaN: the line has no stamp
     numbers: list[int] = []
     bad_lines: list[int] = []
     runs: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):  # not JSON, a 5,000-digit integer, nesting too deep
-            bad_lines.append(number)
-            continue
+    for number, obj in records:
         if not isinstance(obj, dict):
             bad_lines.append(number)
             continue

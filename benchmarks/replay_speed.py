@@ -16,6 +16,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 import autoparallel.perf.serving_load as sl
 import autoparallel.perf.serving_replay as sr
 from autoparallel.configs import ServingConfig
@@ -37,22 +39,7 @@ def _independent(ranks: list[sr.Rank], price: Callable[[sr.Work], float], graphs
     return [sr.alone(rank, price) for rank in ranks]
 
 
-class _Counted(sr.PassBudget):
-    """The run's budget, adding up the requests running in its passes."""
-
-    running = 0
-    prompts = 0
-
-    def charge(self, running: int) -> None:
-        _Counted.running += running
-        super().charge(running)
-
-    def charge_prompt(self) -> None:
-        _Counted.prompts += 1
-        super().charge_prompt()
-
-
-def _pass_cases() -> list[tuple[str, str, ServingConfig, Serving]]:
+def _pass_cases() -> list[tuple[str, str, ServingConfig, Serving, bool]]:
     def sharegpt(n: int) -> Serving:
         return Serving(
             isl=300,
@@ -68,55 +55,71 @@ def _pass_cases() -> list[tuple[str, str, ServingConfig, Serving]]:
     def spread(isl: int, osl: int, n: int) -> Serving:
         return Serving(isl=isl, osl=osl, num_prompts=n, isl_cv=1.0, osl_cv=1.0)
 
-    qwen, v3 = "Qwen/Qwen3-8B", "deepseek-ai/DeepSeek-V3"
+    qwen, llama, v3 = "Qwen/Qwen3-8B", "meta-llama/Llama-3.1-8B-Instruct", "deepseek-ai/DeepSeek-V3"
     one = ServingConfig(max_num_seqs=1024)
     wide = ServingConfig(tp=1, replicas=64, enable_expert_parallel=True)
+    # The last field: the replay is one the pass cost is fitted on (the others are only checked).
     return [
-        (qwen, "1x1xH100", one, sharegpt(1000)),
-        (qwen, "1x1xH100", one, sharegpt(10000)),
-        (qwen, "1x1xH100", one, spread(1000, 1000, 4000)),
-        (qwen, "1x8xH100", ServingConfig(replicas=8), sharegpt(8000)),
-        ("meta-llama/Llama-3.1-8B-Instruct", "1x4xL4", ServingConfig(tp=4, max_num_seqs=48), fixed(20000)),
-        ("meta-llama/Llama-3.1-70B", "1x4xH100", ServingConfig(tp=4), spread(1000, 300, 3000)),
-        (v3, "1x8xH200", wide.model_copy(update={"replicas": 8}), spread(1000, 300, 1000)),
-        (v3, "8x8xH200", wide, spread(1000, 300, 5000)),
-    ]
+        (qwen, "1x1xH100", one, sharegpt(1000), False),
+        (qwen, "1x1xH100", one, sharegpt(10000), True),
+        (qwen, "1x1xH100", one, spread(1000, 1000, 4000), False),
+        (qwen, "1x8xH100", ServingConfig(replicas=8), sharegpt(8000), False),
+        (llama, "1x4xL4", ServingConfig(tp=4, max_num_seqs=48), fixed(20000), True),
+        ("meta-llama/Llama-3.1-70B", "1x4xH100", ServingConfig(tp=4), spread(1000, 300, 3000), False),
+        (v3, "1x8xH200", wide.model_copy(update={"replicas": 8}), spread(1000, 300, 1000), False),
+        (v3, "8x8xH200", wide, spread(1000, 300, 5000), True),
+    ]  # fmt: skip
 
 
 def pass_costs() -> None:
-    """Seconds per scheduler pass against the requests running in it, over replays from one replica to
-    64 lock-step ranks: the source of `serving_replay.PASS_REQUEST_WEIGHT` and `PROMPT_PASS_UNITS`
-    and of `serving_load.MAX_REPLAY_PASSES`'s seconds."""
-    print(
-        "\nmodel                     cluster  replicas prompts  passes running/pass with-prompt us/pass"
-        "  units us/unit"
-    )
+    """Seconds per scheduler pass against the requests running in it and whether its step carries a
+    prompt, over replays from one replica to 64 lock-step ranks: a pass's cost fitted as
+    a + c · running + p · [prompt] (least squares) on the replays marked fit and checked on the
+    others, the source of `serving_replay.PASS_REQUEST_WEIGHT` (a / c) and `PROMPT_PASS_UNITS`
+    (p / a), and of `serving_load.MAX_REPLAY_PASSES`'s seconds (µs a unit)."""
     original = sl.PassBudget
     budgets: list[sr.PassBudget] = []
 
-    def counted(limit: float, run: str) -> sr.PassBudget:
-        budgets.append(_Counted(limit, run))
+    def kept(limit: float, run: str) -> sr.PassBudget:
+        budgets.append(original(limit, run))
         return budgets[-1]
 
-    sl.PassBudget = counted  # type: ignore[misc, assignment]
+    rows: list[tuple[str, str, int, int, sr.PassBudget, float, bool]] = []
+    sl.PassBudget = kept  # type: ignore[misc]
     try:
-        for name, cluster, config, workload in _pass_cases():
+        for name, cluster, config, workload, fit in _pass_cases():
             model, c = load_model(name), Cluster.parse(cluster)
             cfg = config.model_copy(update={"max_model_len": 4096})
             sl.run_benchmark(model, c, cfg, workload.model_copy(update={"num_prompts": 16}))  # warm memos
-            _Counted.running = _Counted.prompts = 0
             start = time.perf_counter()
             sl.run_benchmark(model, c, cfg, workload)
             took = time.perf_counter() - start
-            b = budgets[-1]
-            print(
-                f"{name:24s}  {cluster:8s} {cfg.replicas:8d} {workload.num_prompts:7d} {b.passes:7d} "
-                f"{_Counted.running / b.passes:12.1f} {_Counted.prompts / b.passes:11.0%} "
-                f"{took / b.passes * 1e6:7.0f} {b.spent:6.0f} "
-                f"{took / b.spent * 1e6:7.0f}"
-            )
+            rows.append((name, cluster, cfg.replicas, workload.num_prompts or 0, budgets[-1], took, fit))
     finally:
         sl.PassBudget = original  # type: ignore[misc]
+    features = np.array([[1.0, b.requests / b.passes, b.prompt_passes / b.passes] for *_, b, _, _ in rows])
+    us = np.array([took / b.passes * 1e6 for *_, b, took, _ in rows])
+    fit = np.array([row[-1] for row in rows])
+    (a, c, p), *_ = np.linalg.lstsq(features[fit], us[fit], rcond=None)
+    print(
+        "\nmodel                     cluster  replicas prompts  passes running/pass with-prompt us/pass"
+        "  model  units us/unit  split"
+    )
+    for (name, cluster, replicas, prompts, b, took, is_fit), f, measured in zip(
+        rows, features, us, strict=True
+    ):
+        print(
+            f"{name:24s}  {cluster:8s} {replicas:8d} {prompts:7d} {b.passes:7d} {f[1]:12.1f} {f[2]:11.0%} "
+            f"{measured:7.0f} {float(f @ (a, c, p)):6.0f} {b.spent:6.0f} {took / b.spent * 1e6:7.0f}  "
+            f"{'fit' if is_fit else 'checked'}"
+        )
+    per_unit = [took / b.spent * 1e6 for *_, b, took, _ in rows]
+    print(
+        f"a pass: {a:.0f} us + {c:.2f} us a running request + {p:.0f} us with a prompt; "
+        f"a / c = {a / c:.0f} (PASS_REQUEST_WEIGHT {sr.PASS_REQUEST_WEIGHT}), "
+        f"p / a = {p / a:.2f} (PROMPT_PASS_UNITS {sr.PROMPT_PASS_UNITS:g}); "
+        f"{min(per_unit):.0f}-{max(per_unit):.0f} us a unit"
+    )
 
 
 def main() -> int:

@@ -81,15 +81,15 @@ LENGTH_CAP = 8.0
 ARRIVAL_SEED = 20240603
 """Seed of the arrival draw (any fixed value: runs must be repeatable)."""
 MAX_REPLAY_PASSES = 75_000
-"""Most scheduler passes one benchmark replay takes, over all the replicas it steps, counted in passes
-at an almost empty batch (`serving_replay.PassBudget`: a pass of b running requests counts
-1 + b / 300, and 1 more when its step carries a prompt): 4-9 s on this project's 2-core machine, at
-the 58-116 µs a unit that `benchmarks/replay_speed.py` measures from one replica to 64 lock-step
-ranks. Every development row replays within 10,000 passes. Under KV pressure the replay steps one
-engine step at a time: 1,000 prompts of 1,000,000 output tokens on a pool that holds 13 of them at
-once are 77 waves of a million steps each, which ran until killed. The replicas share the budget:
-split evenly (40,000 passes before), it refused 5,000 ShareGPT-like prompts on a 64-rank DP + EP
-engine, whose lock-step ranks take 57,000 passes of 23 running requests (62,000 units, 4 s)."""
+"""Most scheduler passes one benchmark replay takes, over all the replicas it steps, counted in passes at
+an almost empty batch (`serving_replay.PassBudget` says what a pass counts): 4-10 s on this project's
+2-core machine, at the 58-126 µs a unit that `benchmarks/replay_speed.py` measures (two runs) from one
+replica to 64 lock-step ranks. Every development row replays within 10,000 passes. Under KV pressure
+the replay steps one engine step at a time: 1,000 prompts of 1,000,000 output tokens on a pool that
+holds 13 of them at once are 77 waves of a million steps each, which ran until killed. The replicas
+share the budget: split evenly (40,000 passes before), it refused 5,000 ShareGPT-like prompts on a
+64-rank DP + EP engine, whose lock-step ranks take 57,000 passes of 23 running requests (62,000 units,
+4 s)."""
 
 
 class BenchmarkRun(BaseModel):

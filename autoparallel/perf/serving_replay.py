@@ -441,13 +441,17 @@ between finishes: on the development rows it says 42,000-54,000 for replays that
 PASS_REQUEST_WEIGHT = 300
 """Running requests that make a scheduler pass cost twice what an almost empty one costs."""
 PROMPT_PASS_UNITS = 1.0
-"""What a pass whose step carries prompt tokens costs on top (admission and a mixed step priced anew).
+"""What a pass whose step carries prompt tokens costs on top (admission and a mixed step priced anew),
+in almost empty passes.
 
-A pass takes about 70 µs, plus 0.2 µs per running request, plus 50 µs when its step carries prompt
-tokens, on this project's 2-core machine (fitted on three replays of `benchmarks/replay_speed.py`'s
-table: 64 lock-step ranks of 23 requests, 1% of passes with a prompt, 73 µs a pass; one
-Llama-3.1-8B engine on L4s admitting a prompt at 98% of its passes, 127 µs; one Qwen3-8B engine of
-667 requests, 59% with a prompt, 232 µs). `PassBudget` charges a pass 1 + b / 300, plus 1 with a prompt."""
+Both come from `benchmarks/replay_speed.py`, which times eight replays and fits a pass's cost as
+a + c · running + p · [prompt] on three of them (64 lock-step ranks of 23 requests; one Llama-3.1-8B
+engine on L4s admitting a prompt at 98% of its passes; one Qwen3-8B engine of 667 requests) and
+checks it on the other five. On this project's 2-core machine, two runs gave about 70 µs + 0.2 µs
+per request + 50-90 µs with a prompt: a / c 300-380, p / a 0.7-1.2, charged as 300 and 1. The
+checked replays cost up to 1.6x what the fit says (a KV-bound replay's preemptions, Llama-3.1-70B's
+dearer steps); the limit's seconds (`serving_load.MAX_REPLAY_PASSES`) are measured per unit on all
+eight."""
 
 
 def lengths_text(isl: np.ndarray, osl: np.ndarray) -> str:
@@ -465,15 +469,19 @@ def _replay_too_long(took: str) -> str:
 @dataclass
 class PassBudget:
     """The scheduler passes one benchmark replay may take, shared by every replica it steps, in passes
-    at an almost empty batch (`PROMPT_PASS_UNITS`): a bound on its wall time, whatever the replicas
-    and however they split the work (64 lock-step ranks of a few requests each step many cheap
-    passes; one replica of a thousand requests fewer, dearer ones). `run`: the replay, for the
-    refusal."""
+    at an almost empty batch (a pass costs 1 + running / `PASS_REQUEST_WEIGHT`, and
+    `PROMPT_PASS_UNITS` more with a prompt): a bound on its wall time, whatever the replicas and
+    however they split the work (64 lock-step ranks of a few requests each step many cheap passes;
+    one replica of a thousand requests fewer, dearer ones). `run`: the replay, for the refusal."""
 
     limit: float
     run: str
     spent: float = 0.0
     passes: int = 0
+    requests: int = 0
+    """Running requests summed over the passes."""
+    prompt_passes: int = 0
+    """Passes whose step carried a prompt."""
 
     def charge(self, running: int) -> None:
         """One pass with `running` requests running.
@@ -482,6 +490,7 @@ class PassBudget:
             InputError: the budget is spent.
         """
         self.passes += 1
+        self.requests += running
         self._spend(1.0 + running / PASS_REQUEST_WEIGHT)
 
     def charge_prompt(self) -> None:
@@ -490,6 +499,7 @@ class PassBudget:
         Raises:
             InputError: the budget is spent.
         """
+        self.prompt_passes += 1
         self._spend(PROMPT_PASS_UNITS)
 
     def _spend(self, units: float) -> None:
