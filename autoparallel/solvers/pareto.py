@@ -230,6 +230,7 @@ def pareto_training(
         InfeasibleError: nothing fits (the reasons name the conflicting families with numbers).
         InputError: fewer than two objectives, an unknown one, or the same one twice (also under
             another name, e.g. mfu and cost).
+        SolverTimeoutError: the tables outlast the time limit.
     """
     names = _names(
         tuple(objectives),
@@ -239,8 +240,9 @@ def pareto_training(
     )
     settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
     options = (options or TrainingOptions()).model_copy(update={"runner_up": False})
-    t = build_tables(build_training_space(model, cluster, workload, options))
-    bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10))
+    deadline = settings.deadline()  # the tables within one query's limit, as for serving
+    t = build_tables(build_training_space(model, cluster, workload, options), deadline)
+    bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10), deadline)
     front: Front[TrainingSolution] = Front(objectives=names, cap=points)
 
     def solution(point: TrainingPoint, run: driver.Run) -> TrainingSolution:

@@ -7,6 +7,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from autoparallel.bounds import UserInput, check_number, cpu_cores
+from autoparallel.errors import SolverTimeoutError
 
 
 class SolverSettings(UserInput):
@@ -18,9 +19,9 @@ class SolverSettings(UserInput):
     """Wall-clock limit of the whole planning call, seconds (`--time-limit`): CP-SAT's solves (the
     lexicographic levels, the runner-up, an explanation) share what the tables leave of it. On
     time-out the best solution found is returned with its bound and gap (status FEASIBLE); with none
-    found, SolverTimeoutError. The serving tables stop at the limit too (checked once a shape), in
-    the serving and the deployment planners; a front (`pareto`) gives its tables and each of its
-    queries the whole limit."""
+    found, SolverTimeoutError. The cost model's tables stop at the limit too (`check_deadline`, once
+    a shape), in the serving, deployment and training planners; a front (`pareto`) gives its tables
+    and each of its queries the whole limit."""
     workers: int = Field(default=1, ge=1)
     """CP-SAT search workers. 1 is fastest on the small serving models and fully deterministic; with
     more, the search is interleaved (`interleave_search`) so results stay reproducible."""
@@ -49,6 +50,16 @@ class SolverSettings(UserInput):
             workers = min(check_number("workers", workers), cpu_cores())
         fields = {"seed": seed, "time_limit_s": time_limit_s, "workers": workers}
         return cls(**{k: v for k, v in fields.items() if v is not None})
+
+
+def check_deadline(deadline: float | None) -> None:
+    """Raise SolverTimeoutError when `deadline` (a `time.perf_counter()`; None: no limit) has passed
+    while the cost model's tables were computed, before any CP-SAT call."""
+    if deadline is not None and time.perf_counter() > deadline:
+        raise SolverTimeoutError(
+            "no feasible plan found within the time limit: it ran out while the cost model's "
+            "tables were computed, before CP-SAT could start (raise --time-limit)"
+        )
 
 
 class SolverStats(BaseModel):

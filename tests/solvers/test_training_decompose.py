@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from functools import cache
 
+import pytest
+
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
 from autoparallel.solvers import driver
@@ -83,3 +85,24 @@ def test_deadline_leaves_a_feasible_plan_with_its_true_gap() -> None:
     below = [b.step_us for b in bounds.values() if b.step_us < value]
     assert below and parts.left == len(below) and floor == min(below)
     assert parts.run.status == "FEASIBLE"
+
+
+def test_the_tables_and_bounds_stop_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The training tables and lower bounds count in the limit, as the serving tables do: `plan
+    Qwen/Qwen3-235B-A22B --cluster 256x8xH200 --train --seq-len 131072 --global-batch 512 --time-limit 1`
+    spent 4.5 s on them and 1.6 s on the bounds before it answered; now it says the limit ran out."""
+    from autoparallel.errors import SolverTimeoutError
+    from autoparallel.solvers.training.solve import solve_training
+
+    job = Training(seq_len=4096, global_batch=32)
+    space = build_space(load_model(LITE), Cluster.parse("1x4xH100"), job, TrainingOptions())
+    past = time.perf_counter() - 1.0
+    with pytest.raises(SolverTimeoutError, match="tables were computed, before CP-SAT could start"):
+        build_tables(space, past)
+    t, bounds = _tables()
+    with pytest.raises(SolverTimeoutError, match="tables were computed"):
+        point_bounds(t, deadline=past)
+    assert point_bounds(t, deadline=time.perf_counter() + 60) == bounds
+    monkeypatch.setattr(SolverSettings, "deadline", lambda self: past)
+    with pytest.raises(SolverTimeoutError, match="tables were computed"):
+        solve_training(space.model, space.cluster, space.workload, settings=FAST)

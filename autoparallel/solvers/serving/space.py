@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,7 +37,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from autoparallel.bounds import UserInput, check_choices
 from autoparallel.configs import ServingConfig
-from autoparallel.errors import InfeasibleError, InputError, InternalError, SolverTimeoutError
+from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
 from autoparallel.perf.engine_support import (
@@ -53,6 +52,7 @@ from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.solvers import units
 from autoparallel.solvers.problem import Problem
 from autoparallel.solvers.serving.memory_terms import MemoryTerms
+from autoparallel.solvers.settings import check_deadline
 
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU, Cluster
@@ -487,11 +487,7 @@ def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | No
     t = _empty_tables()
     top_budget = max(space.budget_kib)
     for s, shape in enumerate(space.shapes):
-        if deadline is not None and time.perf_counter() > deadline:
-            raise SolverTimeoutError(
-                "no feasible plan found within the time limit: it ran out while the cost model's "
-                "tables were computed, before CP-SAT could start (raise --time-limit)"
-            )
+        check_deadline(deadline)
         for r, rt in enumerate(space.runtimes):
             weights = mem.weights(shape.tp, shape.pp, shape.ep_ranks, rt.quantization, rt.engine)
             weights_kib = units.kib_up(max(weights))

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 from autoparallel.configs import ZeroStage
+from autoparallel.solvers.settings import check_deadline
 from autoparallel.solvers.training.space import ZERO_WITHOUT_PIPELINE
 from autoparallel.solvers.training.tables import TrainingTables
 
@@ -115,7 +116,9 @@ class PointBound:
     """(grad_accum − 1)·stage + work + the stage averages of the exposed sync and optimizer step."""
 
 
-def point_bounds(t: TrainingTables, refine_below: int | None = None) -> dict[Triple, PointBound]:
+def point_bounds(
+    t: TrainingTables, refine_below: int | None = None, deadline: float | None = None
+) -> dict[Triple, PointBound]:
     """Lower bounds per (i, m, z) that pass the batch and ZeRO/pipeline rules and can fit in memory at all.
 
     Memory (fluid relaxation, valid for any partition and per-stage recompute): stage j from the last
@@ -128,12 +131,14 @@ def point_bounds(t: TrainingTables, refine_below: int | None = None) -> dict[Tri
     Step: (grad_accum − 1)·slowest stage + work + the stage averages of the exposed data-parallel sync
     and of the optimizer step (`_step_floor`). Slowest stage: `_stage_floor`, computed only where the
     step bound is still below `refine_below` (None: everywhere), since it costs a bisection per triple
-    (`refine_bounds` applies it later to the triples that still matter).
+    (`refine_bounds` applies it later to the triples that still matter). Past `deadline` (checked once
+    a shape; None: no limit), a SolverTimeoutError.
     """
     sp = t.space
     counts = [sp.kind_of_layer.count(k) for k in range(t.num_kinds)]
     out: dict[Triple, PointBound] = {}
     for i, shape in enumerate(sp.shapes):
+        check_deadline(deadline)
         for m in range(len(sp.micro_batches)):
             ga = t.grad_accum[i][m]
             if not ga:

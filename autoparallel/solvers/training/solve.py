@@ -125,13 +125,14 @@ def _runner_up(
 
 
 def prepare(
-    t: TrainingTables, options: TrainingOptions, budget_s: float = 1.0
+    t: TrainingTables, options: TrainingOptions, budget_s: float = 1.0, deadline: float | None = None
 ) -> tuple[dict[Triple, PointBound], Point | None]:
     """Lower bounds and a hint: the best even split, improved (free stages only) by exact min-max
-    splits of the most promising triples for up to `budget_s` seconds."""
+    splits of the most promising triples for up to `budget_s` seconds. The bounds stop at `deadline`
+    (a SolverTimeoutError, as the tables do)."""
     if not options.hints:
-        return point_bounds(t), None
-    base = point_bounds(t, refine_below=0)
+        return point_bounds(t, deadline=deadline), None
+    base = point_bounds(t, refine_below=0, deadline=deadline)
     hint = best_uniform_point(t, base, per_stage=options.per_stage_recompute)
     bounds = refine_bounds(t, base, hint[1].step_us + 1 if hint else None)
     if options.non_uniform_stages and options.per_stage_recompute:
@@ -167,7 +168,7 @@ def solve_training(
     Raises:
         InputError: an unknown objective or an invalid option.
         InfeasibleError: nothing fits; the reasons name the conflicting constraint families with numbers.
-        SolverTimeoutError: no plan found within the time limit.
+        SolverTimeoutError: no plan found within the time limit (also: the tables or the bounds outlast it).
         InternalError: the solver's integers disagree with the float model.
     """
     settings = settings or SolverSettings()
@@ -175,13 +176,13 @@ def solve_training(
     deadline = settings.deadline()  # the time limit bounds the whole call
     options = options or TrainingOptions()
     chain = parse_objective(objective, "training")
-    t = build_tables(build_space(model, cluster, workload, options))
+    t = build_tables(build_space(model, cluster, workload, options), deadline)
     clock.lap("tables")
     if memory_rules_out_everything(t):
         # Memory alone is the usual cause; proving the other families innocent by deletion trials can
         # take CP-SAT longer than the time limit, and this certificate from the tables settles it.
         raise explain_infeasible(t, driver.Core(needed=("memory",)))
-    bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10))
+    bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10), deadline)
     clock.lap("bounds_hints")
     runner_point: Point | None = None
     enc: EncodedTraining | None = None

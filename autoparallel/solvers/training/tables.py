@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InternalError
 from autoparallel.memory.margins import MemoryConfig
+from autoparallel.solvers.settings import check_deadline
 from autoparallel.solvers.units import us_up
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def _frac(x: float) -> tuple[int, int]:
     return f.numerator, f.denominator
 
 
-def build_tables(space: TrainingSpace) -> TrainingTables:
+def build_tables(space: TrainingSpace, deadline: float | None = None) -> TrainingTables:
     """Integer tables from the float cost model: one float call per (layer kind, knob values).
 
     Per-stage extras of the data-parallel sync and optimizer step are isolated by differencing the
@@ -157,8 +158,12 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
     TODO(float model): public per-stage building blocks for the sync total before overlap and the p2p
     hop time would replace the stage -1 probes.
 
+    `deadline`: the `time.perf_counter()` by which the planning call must end (checked once a shape
+    per table; None: no limit).
+
     Raises:
         InternalError: the float model's in-flight count is not min(pp − stage, grad_accum).
+        SolverTimeoutError: the deadline passed while the tables were computed.
     """
     from autoparallel.memory import training as mem
     from autoparallel.perf import training as perf
@@ -183,10 +188,10 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
     mid = -1  # a stage index that is neither first nor last: the float functions add no extras there
 
     def im(fn: Callable[[TrainingConfig], float], conv: Callable[[float], int] = us_up) -> Table2:
-        return tuple(tuple(0 if c is None else conv(fn(c)) for c in row) for row in cfg_im)
+        return tuple(_timed(tuple(0 if c is None else conv(fn(c)) for c in row), deadline) for row in cfg_im)
 
     def iz(fn: Callable[[TrainingConfig], float], conv: Callable[[float], int] = us_up) -> Table2:
-        return tuple(tuple(conv(fn(c)) for c in row) for row in cfg_iz)
+        return tuple(_timed(tuple(conv(fn(c)) for c in row), deadline) for row in cfg_iz)
 
     memo: dict[tuple[str, int, int, tuple[int, ...]], float] = {}  # each probe is asked for 2-3 times
 
@@ -281,6 +286,12 @@ def build_tables(space: TrainingSpace) -> TrainingTables:
         optim_first_us=extra(optim, last=False),
         optim_last_us=extra(optim, last=True),
     )
+
+
+def _timed(row: tuple[int, ...], deadline: float | None) -> tuple[int, ...]:
+    """`row`, once the deadline is checked after computing it."""
+    check_deadline(deadline)
+    return row
 
 
 def _check_inflight(
