@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from autoparallel.errors import InternalError, SolverTimeoutError
 from autoparallel.objectives import Chain
@@ -98,6 +98,14 @@ class Run:
             solves=self.solves,
             settings=self.settings,
         )
+
+
+@dataclass(frozen=True)
+class Answer(Generic[P]):
+    """What one query found: a point (None: nothing meets it) and the statistics of its solves."""
+
+    point: P | None
+    run: Run
 
 
 def make_solver(settings: SolverSettings, time_limit_s: float | None = None) -> cp_model.CpSolver:

@@ -22,7 +22,7 @@ from autoparallel.solvers.deployment.mixed_encoder import build_mixed
 from autoparallel.solvers.deployment.mixed_oracle import brute_force_front
 from autoparallel.solvers.deployment.roles import RoleSpace
 from autoparallel.solvers.deployment.space import FleetModel
-from autoparallel.solvers.pareto import Front, _front
+from autoparallel.solvers.pareto import Front, _front, _model_queries
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
@@ -93,7 +93,8 @@ def test_cpsat_front_equals_brute_force(instance: tuple[MixedSpace, tuple[str, .
     oracle = brute_force_front(space, names)
     front: Front[tuple[int, ...]] = Front(objectives=names)
     cfg = SolverSettings(lexicographic_tolerance=0.0)
-    found = bool(space.engines) and _front(front, lambda: build_mixed(space), lambda p, run: p, cfg)
+    queries = _model_queries(front, lambda: build_mixed(space), cfg)
+    found = bool(space.engines) and _front(front, queries, lambda p, run: p)
     if not oracle:
         event("infeasible")
         assert not found

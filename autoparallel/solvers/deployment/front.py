@@ -19,7 +19,7 @@ from autoparallel.solvers.deployment.disagg_plan import DisaggDeployment, decode
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace, build_mixed_space
 from autoparallel.solvers.deployment.mixed_encoder import build_mixed
 from autoparallel.solvers.deployment.space import FleetModel
-from autoparallel.solvers.pareto import DEFAULT_CAP, Front, Progress, _front, _names
+from autoparallel.solvers.pareto import DEFAULT_CAP, Front, Progress, _front, _model_queries, _names
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 
@@ -230,7 +230,7 @@ def pareto_mixed(
         return decode_point(space, counts, names, run)
 
     if not space.engines or not _front(
-        front, lambda: build_mixed(space), solution, settings, on_point=on_point
+        front, _model_queries(front, lambda: build_mixed(space), settings), solution, on_point
     ):
         raise InfeasibleError(_why_none(space))
     return front

@@ -137,27 +137,54 @@ def point_bounds(
     sp = t.space
     counts = [sp.kind_of_layer.count(k) for k in range(t.num_kinds)]
     out: dict[Triple, PointBound] = {}
-    for i, shape in enumerate(sp.shapes):
+    for i in range(len(sp.shapes)):
         check_deadline(deadline)
         for m in range(len(sp.micro_batches)):
-            ga = t.grad_accum[i][m]
-            if not ga:
+            if not t.grad_accum[i][m]:
                 continue
             for z in range(len(sp.state_modes)):
-                if not zero_pipeline_ok(t, i, z):
-                    continue
-                if shape.pp == 1:
-                    exact = _single_stage(t, i, m, z)
-                    if exact is not None:
-                        out[(i, m, z)] = exact
-                    continue
-                work = _fluid_work(t, i, m, z, shape.pp, ga, counts)
-                if work is None:
-                    continue
-                slowest = -(-work // shape.pp)
-                step = _step_floor(t, (i, m, z), work, slowest, counts)
-                out[(i, m, z)] = PointBound(work_us=work, stage_us=slowest, step_us=step)
+                if zero_pipeline_ok(t, i, z) and (
+                    found := _coarse_bound(t, (i, m, z), t.capacity_mib, counts)
+                ):
+                    out[(i, m, z)] = found
     return refine_bounds(t, out, refine_below)
+
+
+def bound_under_cap(t: TrainingTables, key: Triple, cap_mib: int) -> PointBound | None:
+    """`point_bounds` of one triple (refined) for plans whose every stage stays within `cap_mib` (and the
+    capacity): the same relaxations at the smaller capacity; None when nothing can stay within it."""
+    counts = [t.space.kind_of_layer.count(k) for k in range(t.num_kinds)]
+    capacity = min(cap_mib, t.capacity_mib)
+    coarse = _coarse_bound(t, key, capacity, counts)
+    return None if coarse is None else _refined(t, key, coarse, capacity, counts)
+
+
+def _coarse_bound(t: TrainingTables, key: Triple, capacity_mib: int, counts: list[int]) -> PointBound | None:
+    """pp = 1: the exact best mode (`_single_stage`); pp > 1: the fluid work bound, unrefined."""
+    i, m, z = key
+    pp, ga = t.space.shapes[i].pp, t.grad_accum[i][m]
+    if pp == 1:
+        return _single_stage(t, i, m, z, capacity_mib)
+    work = _fluid_work(t, i, m, z, pp, ga, counts, capacity_mib)
+    if work is None:
+        return None
+    slowest = -(-work // pp)
+    return PointBound(work_us=work, stage_us=slowest, step_us=_step_floor(t, key, work, slowest, counts))
+
+
+def _refined(
+    t: TrainingTables, key: Triple, b: PointBound, capacity_mib: int, counts: list[int]
+) -> PointBound | None:
+    """`b` with the slowest-stage floor (`_stage_floor`) applied; None when it proves nothing fits."""
+    i, m, z = key
+    pp = t.space.shapes[i].pp
+    if pp == 1 or b.stage_us > -(-b.work_us // pp):
+        return b  # exact, or already refined
+    floor = _stage_floor(t, i, m, z, pp, t.grad_accum[i][m], capacity_mib)
+    if floor is None:
+        return None
+    slowest = max(b.stage_us, floor)
+    return PointBound(b.work_us, slowest, _step_floor(t, key, b.work_us, slowest, counts))
 
 
 def refine_bounds(
@@ -167,18 +194,14 @@ def refine_bounds(
     bound is below `below` (None: all of them); triples it proves unable to fit are dropped."""
     out = dict(bounds)
     counts = [t.space.kind_of_layer.count(k) for k in range(t.num_kinds)]
-    for (i, m, z), b in bounds.items():
-        pp = t.space.shapes[i].pp
-        if pp == 1 or b.stage_us > -(-b.work_us // pp) or (below is not None and b.step_us >= below):
-            continue  # exact, already refined, or not asked for
-        ga = t.grad_accum[i][m]
-        floor = _stage_floor(t, i, m, z, pp, ga)
-        if floor is None:
-            del out[(i, m, z)]
-            continue
-        slowest = max(b.stage_us, floor)
-        step = _step_floor(t, (i, m, z), b.work_us, slowest, counts)
-        out[(i, m, z)] = PointBound(work_us=b.work_us, stage_us=slowest, step_us=step)
+    for key, b in bounds.items():
+        if below is not None and b.step_us >= below:
+            continue  # not asked for
+        found = _refined(t, key, b, t.capacity_mib, counts)
+        if found is None:
+            del out[key]
+        else:
+            out[key] = found
     return out
 
 
@@ -200,26 +223,28 @@ def _step_floor(t: TrainingTables, key: Triple, work: int, slowest: int, counts:
     return (ga - 1) * slowest + work + exposed + -(-optim // pp)
 
 
-def _single_stage(t: TrainingTables, i: int, m: int, z: int) -> PointBound | None:
+def _single_stage(t: TrainingTables, i: int, m: int, z: int, capacity_mib: int) -> PointBound | None:
     """pp = 1: every layer is on the one stage, so the bound is the exact value of the best fitting mode."""
     best = None
     for c in range(len(t.space.recompute_modes)):
         values = evaluate_point(
             t, Point(shape=i, micro=m, state=z, layers=(t.space.num_layers,), recompute=(c,))
         )
-        if values.memory_mib[0] <= t.capacity_mib and (best is None or values.step_us < best.step_us):
+        if values.memory_mib[0] <= capacity_mib and (best is None or values.step_us < best.step_us):
             best = PointBound(work_us=values.time_us[0], stage_us=values.time_us[0], step_us=values.step_us)
     return best
 
 
-def _stage_floor(t: TrainingTables, i: int, m: int, z: int, pp: int, ga: int) -> int | None:
+def _stage_floor(
+    t: TrainingTables, i: int, m: int, z: int, pp: int, ga: int, capacity_mib: int
+) -> int | None:
     """The least T such that stages of time ≤ T can hold the layers (per-stage mode, integer layers):
     stage j from the last holds ≤ max_c min(⌊(T − extra_j)/time_c⌋, ⌊B_j / (state + f_j·act_c)⌋) layers.
     Checked for all layers with the lightest kind's coefficients (every stage needs one) and for each
     kind alone with its own; the largest T is valid. None when no T works."""
     modes, kinds = range(len(t.space.recompute_modes)), range(t.num_kinds)
     fly = [min(j + 1, ga) for j in range(pp)]
-    budget = [t.capacity_mib] * pp
+    budget = [capacity_mib] * pp
     extra = [t.hop_us[i][m]] * pp
     budget[0] -= t.last_state_mib[i][z] + t.last_act_mib[i][m]
     extra[0] += t.last_us[i][m]
@@ -277,10 +302,11 @@ def _least_time(tau: list[int], fits: list[list[int]], extra: list[int], count: 
     return lo
 
 
-def _fluid_work(t: TrainingTables, i: int, m: int, z: int, pp: int, ga: int, counts: list[int]) -> int | None:
-    cap = t.capacity_mib
+def _fluid_work(
+    t: TrainingTables, i: int, m: int, z: int, pp: int, ga: int, counts: list[int], capacity_mib: int
+) -> int | None:
     fly = [1 if pp == 1 else min(j + 1, ga) for j in range(pp)]
-    budget = [float(cap)] * pp
+    budget = [float(capacity_mib)] * pp
     budget[0] -= t.last_state_mib[i][z] + t.last_act_mib[i][m]
     budget[pp - 1] -= t.first_state_mib[i][z] + t.first_act_mib[i][m]
     sigma = [t.state_mib[k][i][z] for k in range(t.num_kinds)]
@@ -347,7 +373,7 @@ def memory_rules_out_everything(t: TrainingTables) -> bool:
         for m in range(len(sp.micro_batches)):
             for z in range(len(sp.state_modes)):
                 if shape.pp == 1:
-                    if _single_stage(t, i, m, z) is not None:
+                    if _single_stage(t, i, m, z, t.capacity_mib) is not None:
                         return False
                     continue
                 room = shape.pp * t.capacity_mib - (
