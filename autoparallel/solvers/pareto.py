@@ -36,8 +36,7 @@ from autoparallel.solvers.serving.space import Point, ServingOptions, build_spac
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.decoder import TrainingSolution
 from autoparallel.solvers.training.encoder import build as build_training
-from autoparallel.solvers.training.front import OBJECTIVES as TRIPLE_FRONT_OBJECTIVES
-from autoparallel.solvers.training.front import TripleFront
+from autoparallel.solvers.training.front import step_peak_queries
 from autoparallel.solvers.training.points import Point as TrainingPoint
 from autoparallel.solvers.training.solve import make_solution as make_training_solution
 from autoparallel.solvers.training.solve import prepare, solve_training
@@ -267,9 +266,9 @@ def pareto_training(
     def solution(point: TrainingPoint, run: driver.Run) -> TrainingSolution:
         return make_training_solution(t, point, run, ">".join(names))
 
-    if names == TRIPLE_FRONT_OBJECTIVES:
-        query: Query[TrainingPoint] = TripleFront(t, bounds, settings).next  # the same front, faster
-    else:
+    # The (step, peak) front by triples (training/front.py): the same front as the one-model queries.
+    query = step_peak_queries(t, bounds, names, settings)
+    if query is None:
         query = _model_queries(front, lambda: build_training(t, bounds), settings, hint)
     ok = _front(front, query, solution, on_point)
     if not ok:  # the planner's own explanation of why nothing fits

@@ -101,14 +101,18 @@ def test_the_step_and_memory_front_by_triples_equals_the_brute_force_front() -> 
     assert steps == sorted(steps)
 
 
-def test_the_front_by_triples_equals_the_whole_model_queries() -> None:
+@pytest.mark.parametrize(
+    "names", [("throughput", "memory"), ("memory", "throughput"), ("throughput", "memory", "cost")]
+)
+def test_the_front_by_triples_equals_the_whole_model_queries(names: tuple[str, ...]) -> None:
     """Free stage splits and per-stage recompute, two layer kinds: the triples' front is the whole
-    CP-SAT model's, point for point (the whole-model queries took 69 s on Qwen3-30B-A3B's front on
-    16 H100s, the triples 2 s, the same 28 vectors)."""
+    CP-SAT model's, point for point and in the same order, also with memory first and with cost (the
+    step time when every shape uses the whole cluster) added (the whole-model queries took 69 s on
+    Qwen3-30B-A3B's front on 16 H100s, the triples 2 s, the same 28 vectors)."""
     from autoparallel.solvers import driver
     from autoparallel.solvers.pareto import Front, _front, _model_queries
     from autoparallel.solvers.training.encoder import build
-    from autoparallel.solvers.training.front import OBJECTIVES, TripleFront
+    from autoparallel.solvers.training.front import step_peak_queries
     from autoparallel.solvers.training.solve import prepare
 
     options = TrainingOptions(runner_up=False)
@@ -119,10 +123,10 @@ def test_the_front_by_triples_equals_the_whole_model_queries() -> None:
     bounds, hint = prepare(t, options)
 
     def vectors(by_triples: bool) -> list[tuple[int, ...]]:
-        front: Front[Point] = Front(objectives=OBJECTIVES)
-        if by_triples:
-            ask = TripleFront(t, bounds, SETTINGS).next
-        else:
+        front: Front[Point] = Front(objectives=names)
+        ask = step_peak_queries(t, bounds, names, SETTINGS) if by_triples else None
+        if ask is None:
+            assert not by_triples
             ask = _model_queries(front, lambda: build(t, bounds), SETTINGS, hint)
 
         def keep(point: Point, run: driver.Run) -> Point:
@@ -174,3 +178,15 @@ def test_the_bound_under_a_cap_never_exceeds_the_best_plan_under_it() -> None:
                 assert bound.step_us <= min(under)
                 checked += 1
     assert checked >= 20
+
+
+def test_a_capped_memory_first_front_keeps_its_lowest_memory_points() -> None:
+    """With memory first, the triples find the whole front and hand it out lowest memory first, so
+    `points=N` keeps the N best on memory, as the lexicographic queries would, and says it was cut."""
+    spec, nodes = load_model("deepseek-ai/DeepSeek-V2-Lite"), Cluster.parse("1x4xH100")
+    w, names = Training(seq_len=4096, global_batch=32), ("memory", "throughput")
+    whole = pareto_training(spec, nodes, w, objectives=names, settings=SETTINGS)
+    cut = pareto_training(spec, nodes, w, objectives=names, settings=SETTINGS, points=3)
+    assert whole.complete and len(whole) > 3
+    assert cut.vectors == whole.vectors[:3] and not cut.complete
+    assert [v[0] for v in whole.vectors] == sorted(v[0] for v in whole.vectors)

@@ -26,6 +26,7 @@ cap is added to a sub-model as it falls (it stays valid), the cut behind a liter
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from autoparallel.errors import SolverTimeoutError
@@ -145,3 +146,46 @@ class TripleFront:
             raise SolverTimeoutError(f"a front query ran past {self.settings.time_limit_s:g} s")
         i, m, z = key
         return one.values["throughput"], one.values["memory"], replace(found, shape=i, micro=m, state=z)
+
+
+def step_peak_queries(
+    t: TrainingTables, bounds: dict[Triple, PointBound], names: tuple[str, ...], settings: SolverSettings
+) -> Callable[[], driver.Answer[Point]] | None:
+    """Front queries by `TripleFront` for the objectives `names` when their front is the (step, peak)
+    front, else None: memory with the step time (throughput), and cost (= mfu) only where it is the
+    step time itself (every shape on as many GPUs, `training/objective.py`). Each answer's values are
+    given under `names`. With memory first, the points come best-first on memory: the whole front is
+    found first and handed out in reverse (a front of two objectives is one set of vectors in either
+    order); a time-out there hands out the points found, then ends the front, not proven complete."""
+    same_world = len({s.world for s in t.space.shapes}) == 1
+    steps = [n for n in names if n == "throughput" or (n == "cost" and same_world)]
+    if "memory" not in names or not steps or len(steps) + 1 != len(names):
+        return None
+    front = TripleFront(t, bounds, settings)
+
+    def named(found: driver.Answer[Point]) -> driver.Answer[Point]:
+        if found.point is not None:
+            step_us, peak_mib = (found.run.values[n] for n in OBJECTIVES)
+            found.run.values = {n: peak_mib if n == "memory" else step_us for n in names}
+        return found
+
+    if names[0] != "memory":
+        return lambda: named(front.next())
+    found: list[driver.Answer[Point]] = []
+    ended: list[driver.Answer[Point] | SolverTimeoutError] = []
+
+    def by_memory() -> driver.Answer[Point]:
+        if not ended:
+            try:
+                while (answer := front.next()).point is not None:
+                    found.append(named(answer))
+                ended.append(answer)
+            except SolverTimeoutError as exc:
+                ended.append(exc)
+        if found:
+            return found.pop()
+        if isinstance(ended[0], SolverTimeoutError):
+            raise ended[0]
+        return ended[0]
+
+    return by_memory
