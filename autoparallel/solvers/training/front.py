@@ -88,15 +88,15 @@ class TripleFront:
                 heapq.heappush(self.heap, (step_us, peak_mib, key))  # re-solved when popped again
                 return driver.Answer(point, run)
             self.solved.pop(key, None)
-            floor = self._floor(key, step_us)
+            floor = self._floor(key)
             if floor is None:
                 self.models.pop(key, None)  # nothing under this cap, nor under any later one
                 continue
-            if floor > step_us:  # the cap has raised the triple's bound: back in the queue
-                heapq.heappush(self.heap, (floor, -1, key))
+            if floor.step_us > step_us:  # the cap has raised the triple's bound: back in the queue
+                heapq.heappush(self.heap, (floor.step_us, -1, key))
                 continue
             cutoff = None if incumbent is None else incumbent[0]
-            found = self._solve(key, cutoff, run)
+            found = self._solve(key, floor, cutoff, run)
             if found is not None:
                 self.solved[key] = found
                 heapq.heappush(self.heap, (found[0], found[1], key))
@@ -109,25 +109,34 @@ class TripleFront:
         run.status = "INFEASIBLE"
         return driver.Answer(None, run)
 
-    def _floor(self, key: Triple, step_us: int) -> int | None:
-        """A lower bound on the triple's step time under the cap (None: nothing fits under it)."""
+    def _floor(self, key: Triple) -> PointBound | None:
+        """The triple's lower bounds under the cap (None: nothing fits under it)."""
         if self.cap_mib is None:
-            return step_us
-        found = bound_under_cap(self.t, key, self.cap_mib)
-        return None if found is None else found.step_us
+            return self.bounds[key]
+        return bound_under_cap(self.t, key, self.cap_mib)
 
     def _under_cap(self, peak_mib: int) -> bool:
         return self.cap_mib is None or peak_mib <= self.cap_mib
 
-    def _solve(self, key: Triple, cutoff_us: int | None, run: driver.Run) -> tuple[int, int, Point] | None:
-        """The triple's optimum under the cap with step ≤ `cutoff_us` (None: no cut), or None."""
+    def _solve(
+        self, key: Triple, floor: PointBound, cutoff_us: int | None, run: driver.Run
+    ) -> tuple[int, int, Point] | None:
+        """The triple's optimum under the cap with step ≤ `cutoff_us` (None: no cut), or None. `floor`:
+        its bounds under the cap, added with the cap as redundant cuts (both only tighten as it falls)."""
         sub = self.models.get(key)
         if sub is None:
             sub = self.models[key] = _SubModel(build(restrict(self.t, key), {(0, 0, 0): self.bounds[key]}))
         v = sub.enc.vars
-        assert v.step_us is not None and v.peak_mib is not None
+        assert v.step_us is not None and v.peak_mib is not None and v.max_time_us is not None
         if self.cap_mib is not None and (sub.cap_mib is None or self.cap_mib < sub.cap_mib):
             sub.enc.model.add(v.peak_mib <= self.cap_mib).with_name("cap")
+            on = [sub.enc.families[k] for k in ("global_batch", "zero_pipeline", "stage_layers", "memory")]
+            for target, low in (
+                (sum(v.time_us), floor.work_us),
+                (v.max_time_us, floor.stage_us),
+                (v.step_us, floor.step_us),
+            ):
+                sub.enc.model.add(target >= low).only_enforce_if(on)
             sub.cap_mib = self.cap_mib
         fixed: list[cp_model.IntVar] = []
         if cutoff_us is not None:
