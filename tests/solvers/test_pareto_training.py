@@ -190,3 +190,29 @@ def test_a_capped_memory_first_front_keeps_its_lowest_memory_points() -> None:
     assert whole.complete and len(whole) > 3
     assert cut.vectors == whole.vectors[:3] and not cut.complete
     assert [v[0] for v in whole.vectors] == sorted(v[0] for v in whole.vectors)
+
+
+@pytest.mark.parametrize("names", [("throughput", "memory"), ("memory", "throughput")])
+def test_a_front_by_triples_out_of_time_ends_unproven(names: tuple[str, ...]) -> None:
+    """A sub-solve without the time to finish ends the front where it is, not proven complete (no
+    query answers from an unproven sub-model)."""
+    from autoparallel.solvers import driver
+    from autoparallel.solvers.pareto import Front, _front
+    from autoparallel.solvers.training.front import step_peak_queries
+    from autoparallel.solvers.training.solve import prepare
+
+    options = TrainingOptions(runner_up=False)
+    w = Training(seq_len=4096, global_batch=32)
+    t = build_tables(
+        build_space(load_model("deepseek-ai/DeepSeek-V2-Lite"), Cluster.parse("1x4xH100"), w, options)
+    )
+    bounds, _ = prepare(t, options)
+    ask = step_peak_queries(t, bounds, names, SolverSettings(time_limit_s=0.001))
+    assert ask is not None
+    front: Front[Point] = Front(objectives=names)
+
+    def keep(point: Point, run: driver.Run) -> Point:
+        return point
+
+    assert _front(front, ask, keep)
+    assert not front.complete and len(front) == 0
