@@ -106,3 +106,37 @@ def test_the_tables_and_bounds_stop_at_the_deadline(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(SolverSettings, "deadline", lambda self: past)
     with pytest.raises(SolverTimeoutError, match="tables were computed"):
         solve_training(space.model, space.cluster, space.workload, settings=FAST)
+
+
+def test_decomposition_finds_the_whole_models_least_peak_memory() -> None:
+    """The peak memory alone (`plan --train --objective memory`) by the same decomposition, ordered
+    and pruned by `points.peak_floor_mib`: the whole model's optimum, proven, with pruning."""
+    t, bounds = _tables()
+    parts = solve_by_triples(
+        t, bounds, None, FAST, time.perf_counter() + 60, runner_up=True, objective="memory"
+    )
+    assert parts.run.status == "OPTIMAL" and parts.best is not None and parts.left == 0
+    assert 0 < parts.solved < len(bounds)
+    run = driver.Run(FAST, deadline=time.perf_counter() + 60)
+    whole = driver.optimize(build(t, bounds), ("memory",), run)
+    assert whole is not None
+    least = max(evaluate_point(t, parts.best).memory_mib)
+    assert least == max(evaluate_point(t, whole).memory_mib) == parts.run.primary[0]
+    assert parts.runner_up is not None and parts.runner_up.shape != parts.best.shape
+
+
+def test_the_peak_floor_never_exceeds_a_triples_least_peak() -> None:
+    """`points.peak_floor_mib` is a lower bound on every plan of its triple: checked against each
+    triple's least peak solved by CP-SAT (free splits, per-stage recompute), and tight where pp = 1."""
+    from autoparallel.solvers.training.points import peak_floor_mib
+
+    t, bounds = _tables()
+    out = Decomposed(best=None, runner_up=None, run=driver.Run(FAST, deadline=time.perf_counter() + 60))
+    for key in sorted(bounds)[::3]:
+        floor = peak_floor_mib(t, key)
+        point, status, _ = _solve_triple(t, key, bounds[key], None, None, out, "memory", floor)
+        assert status == "OPTIMAL" and point is not None
+        least = max(evaluate_point(t, point).memory_mib)
+        assert floor <= least
+        if t.space.shapes[key[0]].pp == 1:
+            assert floor == least

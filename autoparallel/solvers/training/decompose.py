@@ -1,29 +1,39 @@
-"""The step-time objective solved by decomposition over (shape, micro-batch, state mode) triples.
+"""The step-time objective (or the peak memory alone) solved by decomposition over (shape,
+micro-batch, state mode) triples.
 
 With the shape, micro-batch and state mode fixed, what is left is the stage partition and the recompute
 mode per stage: a small CP-SAT model (the same encoder, on tables restricted to the one triple). The
-triples are visited by increasing lower bound (`points.point_bounds`); a triple whose bound is at least
-the incumbent's step time cannot improve it and is pruned, and each sub-model is solved with the cut
-step < incumbent, so that a triple that cannot improve is proven so quickly (INFEASIBLE).
+triples are visited by increasing lower bound (`points.point_bounds` for the step time,
+`points.peak_floor_mib` for the peak memory); a triple whose bound is at least the incumbent's value
+cannot improve it and is pruned, and each sub-model is solved with the cut value < incumbent, so that
+a triple that cannot improve is proven so quickly (INFEASIBLE).
 
-    OPTIMAL    every triple whose bound is below the best step time was solved to optimality (or proven
+    OPTIMAL    every triple whose bound is below the best value was solved to optimality (or proven
                unable to improve it), the rest pruned by their bounds;
     FEASIBLE   the deadline came first: the gap's lower end is the least bound of the triples left.
 
 The runner-up (the best plan of another shape) comes from the same pass: triples of other shapes are
-kept while their bound is below the best other-shape step time found.
+kept while their bound is below the best other-shape value found.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from autoparallel.errors import SolverTimeoutError
 from autoparallel.solvers import driver
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.encoder import build
-from autoparallel.solvers.training.points import Point, PointBound, Triple, evaluate_point
+from autoparallel.solvers.training.points import (
+    Point,
+    PointBound,
+    StageValues,
+    Triple,
+    evaluate_point,
+    peak_floor_mib,
+)
 from autoparallel.solvers.training.tables import Table2, TrainingTables
 
 
@@ -96,16 +106,22 @@ def solve_by_triples(
     settings: SolverSettings,
     deadline: float,
     runner_up: bool,
+    objective: str = "throughput",
 ) -> Decomposed:
-    """The least step time over every triple in `bounds` (triples absent from it cannot fit), by
-    increasing lower bound with pruning; and, with `runner_up`, the best point of another shape.
+    """The least value of `objective` (`throughput`: the step time; `memory`: the peak stage memory)
+    over every triple in `bounds` (triples absent from it cannot fit), by increasing lower bound with
+    pruning; and, with `runner_up`, the best point of another shape. The lower bounds: the step
+    bounds of `bounds`, or `points.peak_floor_mib`.
 
     Raises:
         SolverTimeoutError: the deadline came before any plan was found (and no `hint`).
     """
     out = Decomposed(best=None, runner_up=None, run=driver.Run(settings, deadline=deadline))
     best_of_shape: dict[int, tuple[int, Point]] = {}
-    low = {key: b.step_us for key, b in bounds.items()}  # proven lower bounds, raised by sub-solves
+    value_of = VALUES[objective]
+    low = {  # proven lower bounds, raised by sub-solves
+        key: b.step_us if objective == "throughput" else peak_floor_mib(t, key) for key, b in bounds.items()
+    }
     exact = out.values
     built: set[Triple] = set()
 
@@ -119,7 +135,7 @@ def solve_by_triples(
         return (ranked[0] if ranked else None), (ranked[1] if len(ranked) > 1 else None)
 
     def cutoff(key: Triple, second: bool) -> int | None:
-        """The step time a triple must beat to matter (None: any value matters)."""
+        """The value a triple must beat to matter (None: any value matters)."""
         first, other = top()
         if first is None:
             return None
@@ -128,8 +144,8 @@ def solve_by_triples(
         return None if other is None else other[0]
 
     if hint is not None:
-        offer(hint, evaluate_point(t, hint).step_us)
-    order = sorted(bounds, key=lambda k: (bounds[k].step_us, k))
+        offer(hint, value_of(evaluate_point(t, hint)))
+    order = sorted(bounds, key=lambda k: (low[k], k))
     for second in (False, True) if runner_up else (False,):
         for key in order:
             limit = cutoff(key, second)
@@ -137,12 +153,14 @@ def solve_by_triples(
                 continue
             if time.perf_counter() >= deadline - driver.MIN_SOLVE_S:
                 break
-            found, status, bound = _solve_triple(t, key, bounds[key], limit, best_of_shape.get(key[0]), out)
+            found, status, bound = _solve_triple(
+                t, key, bounds[key], limit, best_of_shape.get(key[0]), out, objective, low[key]
+            )
             built.add(key)
             if status == "INFEASIBLE":  # nothing below the cutoff (or nothing at all)
                 low[key] = max(low[key], limit if limit is not None else NEVER)
             elif found is not None:
-                value = evaluate_point(t, found).step_us
+                value = value_of(evaluate_point(t, found))
                 offer(found, value)
                 low[key] = value if status == "OPTIMAL" else max(low[key], bound)
                 if status == "OPTIMAL":
@@ -173,6 +191,13 @@ NEVER = 2**62
 """The lower bound of a triple proven infeasible."""
 
 
+VALUES: dict[str, Callable[[StageValues], int]] = {
+    "throughput": lambda v: v.step_us,
+    "memory": lambda v: max(v.memory_mib),
+}
+"""The objectives the decomposition solves: a point's value in solver units (training/objective.py)."""
+
+
 def _solve_triple(
     t: TrainingTables,
     key: Triple,
@@ -180,25 +205,27 @@ def _solve_triple(
     limit: int | None,
     incumbent: tuple[int, Point] | None,
     out: Decomposed,
+    objective: str = "throughput",
+    floor: int | None = None,
 ) -> tuple[Point | None, str, int]:
-    """One sub-model: the triple's best point below `limit` (None: unbounded), CP-SAT's status and bound.
-    Seeded with the incumbent of the same shape when it is this triple."""
+    """One sub-model: the triple's best point of `objective` below `limit` (None: unbounded), CP-SAT's
+    status and bound (`floor`, default the step bound, when it finds nothing). Seeded with the
+    incumbent of the same shape when it is this triple."""
     start = time.perf_counter()
     sub = build(restrict(t, key), {(0, 0, 0): bound})
     if limit is not None:
-        assert sub.vars.step_us is not None
-        sub.model.add(sub.vars.step_us <= limit - 1).with_name("cutoff")
+        sub.model.add(sub.objective_expr(objective) <= limit - 1).with_name("cutoff")
     if incumbent is not None and (incumbent[1].micro, incumbent[1].state) == key[1:]:
         sub.hint(replace(incumbent[1], shape=0, micro=0, state=0))
     out.build_s += time.perf_counter() - start
     run = driver.Run(out.run.settings, deadline=out.run.deadline)
     try:
-        found = driver.optimize(sub, ("throughput",), run)
+        found = driver.optimize(sub, (objective,), run)
     except SolverTimeoutError:
         found = None
     out.run.wall_s += run.wall_s
     out.run.solves += run.solves
     if found is None:
-        return None, run.status, bound.step_us
+        return None, run.status, bound.step_us if floor is None else floor
     point = replace(found, shape=key[0], micro=key[1], state=key[2])
     return point, run.status, int(run.primary[1])

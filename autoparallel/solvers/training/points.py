@@ -302,6 +302,43 @@ def _least_time(tau: list[int], fits: list[list[int]], extra: list[int], count: 
     return lo
 
 
+def peak_floor_mib(t: TrainingTables, key: Triple) -> int:
+    """A lower bound on the peak stage memory (MiB) of every plan of the triple, any partition and
+    per-stage recompute. pp = 1: the least over recompute modes (exact). pp > 1: the least capacity C
+    at which `point_bounds`' fluid relaxation holds: every slot j (from the last) holds a layer in its
+    lightest mode, C ≥ extras_j + least state + f_j·least activations, and all activations fit in
+    what the states leave, Σ_j (C − extras_j) / f_j ≥ least Σ_j states_j / f_j + Σ lightest
+    activations (`_fluid_work` with the capacity as the unknown)."""
+    i, m, z = key
+    sp = t.space
+    pp, ga = sp.shapes[i].pp, t.grad_accum[i][m]
+    if pp == 1:
+        return min(
+            evaluate_point(
+                t, Point(shape=i, micro=m, state=z, layers=(sp.num_layers,), recompute=(c,))
+            ).memory_mib[0]
+            for c in range(len(sp.recompute_modes))
+        )
+    counts = [sp.kind_of_layer.count(k) for k in range(t.num_kinds)]
+    fly = [min(j + 1, ga) for j in range(pp)]
+    extras = [0] * pp
+    extras[0] += t.last_state_mib[i][z] + t.last_act_mib[i][m]
+    extras[pp - 1] += t.first_state_mib[i][z] + t.first_act_mib[i][m]
+    sigma = [t.state_mib[k][i][z] for k in range(t.num_kinds)]
+    modes = range(len(sp.recompute_modes))
+    alpha = [min(t.act_mib[k][c][i][m] for c in modes) for k in range(t.num_kinds)]
+    one_layer = max(e + min(sigma) + f * min(alpha) for e, f in zip(extras, fly, strict=True))
+    jmax = max(range(pp), key=lambda j: fly[j])
+    states = sum(n * s for n, s in zip(counts, sigma, strict=True))
+    least = (
+        sum(min(sigma) / fly[j] for j in range(pp) if j != jmax)
+        + (states - (pp - 1) * min(sigma)) / fly[jmax]
+    )
+    acts = sum(n * a for n, a in zip(counts, alpha, strict=True))
+    spread = (least + acts + sum(e / f for e, f in zip(extras, fly, strict=True))) / sum(1 / f for f in fly)
+    return max(one_layer, math.ceil(spread - 1e-6))
+
+
 def _fluid_work(
     t: TrainingTables, i: int, m: int, z: int, pp: int, ga: int, counts: list[int], capacity_mib: int
 ) -> int | None:

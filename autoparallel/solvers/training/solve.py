@@ -186,9 +186,9 @@ def solve_training(
     clock.lap("bounds_hints")
     runner_point: Point | None = None
     enc: EncodedTraining | None = None
-    if _step_time_only(chain, t):
-        # The step time alone: exact decomposition over (shape, micro-batch, state) triples.
-        parts = solve_by_triples(t, bounds, hint, settings, deadline, options.runner_up)
+    if (single := _decomposable(chain, t)) is not None:
+        # The step time or the peak memory alone: exact decomposition over (shape, micro-batch, state).
+        parts = solve_by_triples(t, bounds, hint, settings, deadline, options.runner_up, single)
         clock.lap("cpsat")
         if parts.best is None:
             raise explain_infeasible(t, driver.minimal_core(build(t, bounds), settings, deadline=deadline))
@@ -242,12 +242,14 @@ def make_solution(
     )
 
 
-def _step_time_only(chain: Chain, t: TrainingTables) -> bool:
-    """The objective is the step time: throughput, or mfu / cost when every shape uses as many GPUs
-    (`training/objective.py` then minimizes the step time itself)."""
-    if chain == ("throughput",):
-        return True
-    return chain in (("mfu",), ("cost",)) and len({s.world for s in t.space.shapes}) == 1
+def _decomposable(chain: Chain, t: TrainingTables) -> str | None:
+    """The objective `solve_by_triples` solves for `chain`, or None: `throughput` (the step time:
+    throughput, or mfu / cost when every shape uses as many GPUs, `training/objective.py` then
+    minimizing the step time itself) or `memory` (the peak stage memory) alone."""
+    if chain in (("throughput",), ("memory",)):
+        return chain[0]
+    same_world = len({s.world for s in t.space.shapes}) == 1
+    return "throughput" if chain in (("mfu",), ("cost",)) and same_world else None
 
 
 def _runner_of(t: TrainingTables, point: Point | None, best_perf: TrainingPerf) -> RunnerUp | None:
