@@ -304,11 +304,13 @@ def _least_time(tau: list[int], fits: list[list[int]], extra: list[int], count: 
 
 def peak_floor_mib(t: TrainingTables, key: Triple) -> int:
     """A lower bound on the peak stage memory (MiB) of every plan of the triple, any partition and
-    per-stage recompute. pp = 1: the least over recompute modes (exact). pp > 1: the least capacity C
-    at which `point_bounds`' fluid relaxation holds: every slot j (from the last) holds a layer in its
-    lightest mode, C ≥ extras_j + least state + f_j·least activations, and all activations fit in
-    what the states leave, Σ_j (C − extras_j) / f_j ≥ least Σ_j states_j / f_j + Σ lightest
-    activations (`_fluid_work` with the capacity as the unknown)."""
+    per-stage recompute. pp = 1: the least over recompute modes (exact). pp > 1: the larger of two
+    least capacities C. The fluid one, at which `point_bounds`' relaxation holds: all activations fit
+    in what the states leave, Σ_j (C − extras_j) / f_j ≥ least Σ_j states_j / f_j + Σ lightest
+    activations (`_fluid_work` with the capacity as the unknown). The packing one (`_stage_floor`
+    with memory only): slot j (from the last) holds at most ⌊(C − extras_j) / (state + f_j·act)⌋
+    layers, with the lightest state and activations of any layer (each slot at least one, all layers
+    placed) and with those of the most common kind for its layers alone."""
     i, m, z = key
     sp = t.space
     pp, ga = sp.shapes[i].pp, t.grad_accum[i][m]
@@ -336,7 +338,24 @@ def peak_floor_mib(t: TrainingTables, key: Triple) -> int:
     )
     acts = sum(n * a for n, a in zip(counts, alpha, strict=True))
     spread = (least + acts + sum(e / f for e, f in zip(extras, fly, strict=True))) / sum(1 / f for f in fly)
-    return max(one_layer, math.ceil(spread - 1e-6))
+    common = max(range(t.num_kinds), key=counts.__getitem__)
+    cases = [(sp.num_layers, min(sigma), min(alpha), 1), (counts[common], sigma[common], alpha[common], 0)]
+
+    def packs(cap: int) -> bool:
+        for count, state, act, each in cases:
+            rooms = [(cap - e) // max(state + f * act, 1) for e, f in zip(extras, fly, strict=True)]
+            if min(rooms) < each or sum(max(r, 0) for r in rooms) < count:
+                return False
+        return True
+
+    lo, hi = one_layer, max(extras) + sp.num_layers * (max(sigma) + max(fly) * max(alpha)) + 1
+    while lo < hi:  # the least capacity that packs: packs() only gains as the capacity grows
+        mid = (lo + hi) // 2
+        if packs(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return max(lo, math.ceil(spread - 1e-6))
 
 
 def _fluid_work(
