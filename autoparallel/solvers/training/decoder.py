@@ -154,8 +154,17 @@ def recompute_rank(mode: Recompute) -> int:
     return {Recompute.NONE: 0, Recompute.SELECTIVE: 1, Recompute.FULL: 2}[mode]
 
 
-def why_lost(best: TrainingPerf, other: TrainingPerf) -> str:
-    """The runner-up's step-time difference and the component that grew most."""
+def why_lost(best: TrainingPerf, other: TrainingPerf, peaks_gib: tuple[float, float] | None = None) -> str:
+    """The runner-up's step-time difference and the component that grew most; with `peaks_gib` (the
+    chosen plan's and the runner-up's peak stage memory: the memory objective), its peak difference
+    instead, and its step time beside the chosen one's."""
+    if peaks_gib is not None:
+        mine, theirs = peaks_gib
+        more = 100.0 * (theirs / mine - 1.0)
+        return (
+            f"needs {theirs:.2f} GiB at its peak stage vs {mine:.2f} GiB (+{more:.1f}%); "
+            f"its step takes {other.step_time_s:.3f} s vs {best.step_time_s:.3f} s"
+        )
     pct = 100.0 * (other.step_time_s / best.step_time_s - 1.0)
     if pct < 0.01:
         return (

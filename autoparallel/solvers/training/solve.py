@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from autoparallel.errors import InfeasibleError
-from autoparallel.memory.training import GIB
+from autoparallel.memory.training import GIB, TrainingMemoryReport
 from autoparallel.objectives import Chain, label, parse_objective
 from autoparallel.perf.training import TrainingPerf, cost_to_tokens
 from autoparallel.solvers import driver
@@ -110,7 +110,7 @@ def _runner_up(
     enc: EncodedTraining,
     chain: Chain,
     best: Point,
-    best_perf: TrainingPerf,
+    chosen: tuple[TrainingMemoryReport, TrainingPerf],
     settings: SolverSettings,
     deadline: float,
 ) -> RunnerUp | None:
@@ -118,10 +118,18 @@ def _runner_up(
     found = driver.k_best(
         enc, chain, best, 2, settings, time_limit_s=max(1.0, settings.time_limit_s / 4), deadline=deadline
     )
-    if not found:
-        return None
-    config, _, perf, _ = evaluate(enc.tables, found[0][0])
-    return RunnerUp(config=config, step_time_s=perf.step_time_s, reason=why_lost(best_perf, perf))
+    return None if not found else _runner(enc.tables, found[0][0], chosen, chain)
+
+
+def _runner(
+    t: TrainingTables, point: Point, chosen: tuple[TrainingMemoryReport, TrainingPerf], chain: Chain
+) -> RunnerUp:
+    """The runner-up `point`, decoded and checked by the float model, and why it lost to the chosen
+    plan: by peak memory when that is the first objective, else by step time."""
+    config, memory, perf, _ = evaluate(t, point)
+    by_memory = isinstance(chain, tuple) and chain[0] == "memory"
+    peaks = (chosen[0].peak_gib, memory.peak_gib) if by_memory else None
+    return RunnerUp(config=config, step_time_s=perf.step_time_s, reason=why_lost(chosen[1], perf, peaks))
 
 
 def prepare(
@@ -208,9 +216,9 @@ def solve_training(
     runner = None
     if options.runner_up:
         if enc is None:
-            runner = _runner_of(t, runner_point, perf)
+            runner = None if runner_point is None else _runner(t, runner_point, (memory, perf), chain)
         else:
-            runner = _runner_up(enc, chain, point, perf, settings, deadline)
+            runner = _runner_up(enc, chain, point, (memory, perf), settings, deadline)
     clock.lap("runner_up")
     binding = binding_constraints(t, point, config, memory, perf)
     return make_solution(t, point, run, label(chain), binding=binding, runner_up=runner)
@@ -250,14 +258,6 @@ def _decomposable(chain: Chain, t: TrainingTables) -> str | None:
         return chain[0]
     same_world = len({s.world for s in t.space.shapes}) == 1
     return "throughput" if chain in (("mfu",), ("cost",)) and same_world else None
-
-
-def _runner_of(t: TrainingTables, point: Point | None, best_perf: TrainingPerf) -> RunnerUp | None:
-    """The decomposition's best point of another shape, decoded and checked by the float model."""
-    if point is None:
-        return None
-    config, _, perf, _ = evaluate(t, point)
-    return RunnerUp(config=config, step_time_s=perf.step_time_s, reason=why_lost(best_perf, perf))
 
 
 class _Clock:
