@@ -12,6 +12,10 @@ With two objectives the constraint reduces to the classic ε-constraint (the sec
 than the last point's). Values are compared in the solver units of units.py (µs, milli-tokens/s,
 µ$/M tokens, KiB), so plans closer than one unit on every objective count as one point.
 
+The queries are one CP-SAT model over the whole space each (`_model_queries`), except the training
+front of step time and peak memory, whose queries `training/front.py` answers from sub-models of
+one (shape, micro-batch, ZeRO mode) triple each: the same answers, tens of times faster.
+
 The loop stops early at `points` points (the cap; the result says whether it was reached) or when a
 solve hits its time limit (that point is then only FEASIBLE and the front is not proven complete).
 Points come out best-first on the first objective.
