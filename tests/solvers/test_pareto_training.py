@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from functools import cache
 from typing import Any
 
 import pytest
@@ -11,12 +12,23 @@ from autoparallel.configs import Recompute, ZeroStage
 from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
-from autoparallel.solvers.pareto import pareto_training
+from autoparallel.solvers import driver
+from autoparallel.solvers.pareto import Front, _front, _model_queries, pareto_training
 from autoparallel.solvers.partition import even_partition
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.solvers.training.points import Point, evaluate_point, zero_pipeline_ok
+from autoparallel.solvers.training.encoder import build
+from autoparallel.solvers.training.front import step_peak_queries
+from autoparallel.solvers.training.points import (
+    Point,
+    PointBound,
+    Triple,
+    bound_under_cap,
+    evaluate_point,
+    zero_pipeline_ok,
+)
+from autoparallel.solvers.training.solve import prepare
 from autoparallel.solvers.training.space import TrainingOptions, build_space
-from autoparallel.solvers.training.tables import build_tables
+from autoparallel.solvers.training.tables import TrainingTables, build_tables
 from autoparallel.workload import Training
 
 # Megatron's even split and one recompute mode for all stages: a space small enough to enumerate.
@@ -30,6 +42,20 @@ OPTIONS = TrainingOptions(
     max_pp=2,
 )
 SETTINGS = SolverSettings(workers=1, time_limit_s=60)  # each solve takes ~0.3 s; room for a loaded machine
+LITE = "deepseek-ai/DeepSeek-V2-Lite"  # layer 0 dense, 26 MoE layers: two layer kinds
+
+
+@cache
+def _lite() -> tuple[TrainingTables, dict[Triple, PointBound], Point | None]:
+    """DeepSeek-V2-Lite on 1x4xH100: free stage splits, per-stage recompute, two layer kinds."""
+    options = TrainingOptions(runner_up=False)
+    w = Training(seq_len=4096, global_batch=32)
+    t = build_tables(build_space(load_model(LITE), Cluster.parse("1x4xH100"), w, options))
+    return (t, *prepare(t, options))
+
+
+def _keep(point: Point, run: driver.Run) -> Point:
+    return point
 
 
 def _brute_front(model: str, cluster: str, w: Training, names: tuple[str, ...]) -> set[tuple[int, ...]]:
@@ -65,8 +91,14 @@ def _vector(t: Any, p: Point, names: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(by_name[n] for n in names)
 
 
-def test_training_front_equals_the_brute_force_front() -> None:
-    names = ("memory", "throughput", "cost")  # memory first: its lexicographic queries solve fastest
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("memory", "throughput", "cost"),  # varied GPU counts: one CP-SAT model per query
+        ("throughput", "memory"),  # the default: training/front.py's decomposition over triples
+    ],
+)
+def test_training_front_equals_the_brute_force_front(names: tuple[str, ...]) -> None:
     model, cluster, w = "meta-llama/Llama-3.2-1B", "1x4xH100", Training(seq_len=2048, global_batch=32)
     front = pareto_training(
         load_model(model), Cluster.parse(cluster), w, objectives=names, options=OPTIONS, settings=SETTINGS
@@ -74,8 +106,8 @@ def test_training_front_equals_the_brute_force_front() -> None:
     assert front.complete
     oracle = _brute_front(model, cluster, w, names)
     assert set(front.vectors) == oracle and len(front) == len(oracle) >= 3
-    peak = [v[0] for v in front.vectors]
-    assert peak == sorted(peak) and {s.config.world_size for s in front} <= {2, 4}
+    first = [v[0] for v in front.vectors]
+    assert first == sorted(first) and {s.config.world_size for s in front} <= {2, 4}
 
 
 def test_training_front_input_errors() -> None:
@@ -86,21 +118,6 @@ def test_training_front_input_errors() -> None:
         pareto_training(spec, nodes, w, objectives=("throughput", "ttft"))
 
 
-def test_the_step_and_memory_front_by_triples_equals_the_brute_force_front() -> None:
-    """The default training front (throughput, memory) comes from `training/front.py`'s lazy
-    decomposition over triples; on the enumerable space it is the brute force's front."""
-    names = ("throughput", "memory")
-    model, cluster, w = "meta-llama/Llama-3.2-1B", "1x4xH100", Training(seq_len=2048, global_batch=32)
-    front = pareto_training(
-        load_model(model), Cluster.parse(cluster), w, objectives=names, options=OPTIONS, settings=SETTINGS
-    )
-    assert front.complete
-    oracle = _brute_front(model, cluster, w, names)
-    assert set(front.vectors) == oracle and len(front) == len(oracle) >= 3
-    steps = [v[0] for v in front.vectors]
-    assert steps == sorted(steps)
-
-
 @pytest.mark.parametrize(
     "names", [("throughput", "memory"), ("memory", "throughput"), ("throughput", "memory", "cost")]
 )
@@ -109,18 +126,7 @@ def test_the_front_by_triples_equals_the_whole_model_queries(names: tuple[str, .
     CP-SAT model's, point for point and in the same order, also with memory first and with cost (the
     step time when every shape uses the whole cluster) added (the whole-model queries took 69 s on
     Qwen3-30B-A3B's front on 16 H100s, the triples 2 s, the same 28 vectors)."""
-    from autoparallel.solvers import driver
-    from autoparallel.solvers.pareto import Front, _front, _model_queries
-    from autoparallel.solvers.training.encoder import build
-    from autoparallel.solvers.training.front import step_peak_queries
-    from autoparallel.solvers.training.solve import prepare
-
-    options = TrainingOptions(runner_up=False)
-    w = Training(seq_len=4096, global_batch=32)
-    t = build_tables(
-        build_space(load_model("deepseek-ai/DeepSeek-V2-Lite"), Cluster.parse("1x4xH100"), w, options)
-    )
-    bounds, hint = prepare(t, options)
+    t, bounds, hint = _lite()
 
     def vectors(by_triples: bool) -> list[tuple[int, ...]]:
         front: Front[Point] = Front(objectives=names)
@@ -128,11 +134,7 @@ def test_the_front_by_triples_equals_the_whole_model_queries(names: tuple[str, .
         if ask is None:
             assert not by_triples
             ask = _model_queries(front, lambda: build(t, bounds), SETTINGS, hint)
-
-        def keep(point: Point, run: driver.Run) -> Point:
-            return point
-
-        assert _front(front, ask, keep) and front.complete
+        assert _front(front, ask, _keep) and front.complete
         return front.vectors
 
     whole = vectors(by_triples=False)
@@ -143,8 +145,6 @@ def test_the_bound_under_a_cap_never_exceeds_the_best_plan_under_it() -> None:
     """`points.bound_under_cap`, which orders and prunes the triples of the front: at every cap, below
     the best step of the plans whose peak is within it (brute force over the enumerable space), and
     None only where no plan is within it."""
-    from autoparallel.solvers.training.points import bound_under_cap
-
     t = build_tables(
         build_space(
             load_model("meta-llama/Llama-3.2-1B"),
@@ -183,7 +183,7 @@ def test_the_bound_under_a_cap_never_exceeds_the_best_plan_under_it() -> None:
 def test_a_capped_memory_first_front_keeps_its_lowest_memory_points() -> None:
     """With memory first, the triples find the whole front and hand it out lowest memory first, so
     `points=N` keeps the N best on memory, as the lexicographic queries would, and says it was cut."""
-    spec, nodes = load_model("deepseek-ai/DeepSeek-V2-Lite"), Cluster.parse("1x4xH100")
+    spec, nodes = load_model(LITE), Cluster.parse("1x4xH100")
     w, names = Training(seq_len=4096, global_batch=32), ("memory", "throughput")
     whole = pareto_training(spec, nodes, w, objectives=names, settings=SETTINGS)
     cut = pareto_training(spec, nodes, w, objectives=names, settings=SETTINGS, points=3)
@@ -196,23 +196,9 @@ def test_a_capped_memory_first_front_keeps_its_lowest_memory_points() -> None:
 def test_a_front_by_triples_out_of_time_ends_unproven(names: tuple[str, ...]) -> None:
     """A sub-solve without the time to finish ends the front where it is, not proven complete (no
     query answers from an unproven sub-model)."""
-    from autoparallel.solvers import driver
-    from autoparallel.solvers.pareto import Front, _front
-    from autoparallel.solvers.training.front import step_peak_queries
-    from autoparallel.solvers.training.solve import prepare
-
-    options = TrainingOptions(runner_up=False)
-    w = Training(seq_len=4096, global_batch=32)
-    t = build_tables(
-        build_space(load_model("deepseek-ai/DeepSeek-V2-Lite"), Cluster.parse("1x4xH100"), w, options)
-    )
-    bounds, _ = prepare(t, options)
+    t, bounds, _ = _lite()
     ask = step_peak_queries(t, bounds, names, SolverSettings(time_limit_s=0.001))
     assert ask is not None
     front: Front[Point] = Front(objectives=names)
-
-    def keep(point: Point, run: driver.Run) -> Point:
-        return point
-
-    assert _front(front, ask, keep)
+    assert _front(front, ask, _keep)
     assert not front.complete and len(front) == 0

@@ -280,6 +280,29 @@ def test_time_limit_returns_best_found_with_gap(monkeypatch: pytest.MonkeyPatch)
         assert sol.stats.gap >= 0
 
 
+def test_a_warm_start_returned_at_the_limit_is_valued_by_the_first_objective(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Out of time before CP-SAT holds a solution, a chain returns the warm start as FEASIBLE; its
+    value is the first objective's (here MiB of peak memory), not the step time's µs it used to be."""
+    from autoparallel.solvers.training import solve as training_solve
+    from autoparallel.solvers.training.objective import point_value
+    from autoparallel.solvers.training.space import build_space
+
+    tables, prepare = training_solve.build_tables, training_solve.prepare
+    monkeypatch.setattr(training_solve, "build_tables", lambda space, deadline: tables(space))
+    monkeypatch.setattr(training_solve, "prepare", lambda t, opts, s, deadline: prepare(t, opts, s))
+    monkeypatch.setattr(SolverSettings, "deadline", lambda self: 0.0)  # no time left for CP-SAT
+    model, cluster = load_model(LLAMA_8B), Cluster.parse("1x8xH100")
+    job, options = Training(seq_len=4096, global_batch=64), TrainingOptions(runner_up=False)
+    sol = solve_training(model, cluster, job, objective=("memory", "throughput"), options=options)
+    assert sol.stats.status == "FEASIBLE" and sol.stats.solves == 0
+    t = tables(build_space(model, cluster, job, options))
+    _, hint = prepare(t, options, 1.0)
+    assert hint is not None
+    assert sol.stats.objective_value == point_value(t, hint, "memory") != point_value(t, hint, "throughput")
+
+
 def test_deterministic_and_settings_recorded() -> None:
     a = _solve(LITE, "1x8xH100")
     b = _solve(LITE, "1x8xH100")

@@ -19,21 +19,14 @@ kept while their bound is below the best other-shape value found.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from autoparallel.errors import SolverTimeoutError
 from autoparallel.solvers import driver
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.encoder import build
-from autoparallel.solvers.training.points import (
-    Point,
-    PointBound,
-    StageValues,
-    Triple,
-    evaluate_point,
-    peak_floor_mib,
-)
+from autoparallel.solvers.training.objective import point_value
+from autoparallel.solvers.training.points import Point, PointBound, Triple, peak_floor_mib
 from autoparallel.solvers.training.tables import Table2, TrainingTables
 
 
@@ -118,7 +111,6 @@ def solve_by_triples(
     """
     out = Decomposed(best=None, runner_up=None, run=driver.Run(settings, deadline=deadline))
     best_of_shape: dict[int, tuple[int, Point]] = {}
-    value_of = VALUES[objective]
     low = {  # proven lower bounds, raised by sub-solves
         key: b.step_us if objective == "throughput" else peak_floor_mib(t, key) for key, b in bounds.items()
     }
@@ -144,7 +136,7 @@ def solve_by_triples(
         return None if other is None else other[0]
 
     if hint is not None:
-        offer(hint, value_of(evaluate_point(t, hint)))
+        offer(hint, point_value(t, hint, objective))
     order = sorted(bounds, key=lambda k: (low[k], k))
     for second in (False, True) if runner_up else (False,):
         for key in order:
@@ -160,7 +152,7 @@ def solve_by_triples(
             if status == "INFEASIBLE":  # nothing below the cutoff (or nothing at all)
                 low[key] = max(low[key], limit if limit is not None else NEVER)
             elif found is not None:
-                value = value_of(evaluate_point(t, found))
+                value = point_value(t, found, objective)
                 offer(found, value)
                 low[key] = value if status == "OPTIMAL" else max(low[key], bound)
                 if status == "OPTIMAL":
@@ -189,13 +181,6 @@ def solve_by_triples(
 
 NEVER = 2**62
 """The lower bound of a triple proven infeasible."""
-
-
-VALUES: dict[str, Callable[[StageValues], int]] = {
-    "throughput": lambda v: v.step_us,
-    "memory": lambda v: max(v.memory_mib),
-}
-"""The objectives the decomposition solves: a point's value in solver units (training/objective.py)."""
 
 
 def _solve_triple(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.training.points import Point, evaluate_point
 from autoparallel.solvers.training.tables import TrainingTables
 from autoparallel.solvers.training.vars import Expr, TrainingVars, equal_var, product_var, upper_bound
 
@@ -30,3 +31,16 @@ def objective_expr(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, 
     if name == "memory":
         return v.peak_mib
     raise ValueError(f"no CP-SAT expression for training objective {name!r}")
+
+
+def point_value(t: TrainingTables, p: Point, name: str) -> int:
+    """The value `objective_expr(name)` takes at `p`, from the same integer tables (`evaluate_point`)."""
+    values = evaluate_point(t, p)
+    if name == "throughput":
+        return values.step_us
+    if name in ("mfu", "cost"):
+        worlds = {s.world for s in t.space.shapes}
+        return values.step_us * (1 if len(worlds) == 1 else t.space.shapes[p.shape].world)
+    if name == "memory":
+        return max(values.memory_mib)
+    raise ValueError(f"no value for training objective {name!r}")

@@ -302,6 +302,27 @@ def _least_time(tau: list[int], fits: list[list[int]], extra: list[int], count: 
     return lo
 
 
+def _slots(
+    t: TrainingTables, key: Triple, pp: int, ga: int, counts: list[int]
+) -> tuple[list[int], list[int], float]:
+    """Per pipeline slot j, counted from the last: the micro-batches in flight f_j (1 when pp = 1) and
+    the extras in MiB (LM head on slot 0, embedding on slot pp − 1); and the least Σ_j states_j / f_j
+    over partitions (one lightest layer per slot, the rest on the slot with the most in flight)."""
+    i, m, z = key
+    fly = [1 if pp == 1 else min(j + 1, ga) for j in range(pp)]
+    extras = [0] * pp
+    extras[0] += t.last_state_mib[i][z] + t.last_act_mib[i][m]
+    extras[pp - 1] += t.first_state_mib[i][z] + t.first_act_mib[i][m]
+    sigma = [t.state_mib[k][i][z] for k in range(t.num_kinds)]
+    jmax = max(range(pp), key=lambda j: fly[j])
+    states = sum(n * s for n, s in zip(counts, sigma, strict=True))
+    least = (
+        sum(min(sigma) / fly[j] for j in range(pp) if j != jmax)
+        + (states - (pp - 1) * min(sigma)) / fly[jmax]
+    )
+    return fly, extras, least
+
+
 def peak_floor_mib(t: TrainingTables, key: Triple) -> int:
     """A lower bound on the peak stage memory (MiB) of every plan of the triple, any partition and
     per-stage recompute. pp = 1: the least over recompute modes (exact). pp > 1: the larger of two
@@ -322,20 +343,11 @@ def peak_floor_mib(t: TrainingTables, key: Triple) -> int:
             for c in range(len(sp.recompute_modes))
         )
     counts = [sp.kind_of_layer.count(k) for k in range(t.num_kinds)]
-    fly = [min(j + 1, ga) for j in range(pp)]
-    extras = [0] * pp
-    extras[0] += t.last_state_mib[i][z] + t.last_act_mib[i][m]
-    extras[pp - 1] += t.first_state_mib[i][z] + t.first_act_mib[i][m]
+    fly, extras, least = _slots(t, key, pp, ga, counts)
     sigma = [t.state_mib[k][i][z] for k in range(t.num_kinds)]
     modes = range(len(sp.recompute_modes))
     alpha = [min(t.act_mib[k][c][i][m] for c in modes) for k in range(t.num_kinds)]
     one_layer = max(e + min(sigma) + f * min(alpha) for e, f in zip(extras, fly, strict=True))
-    jmax = max(range(pp), key=lambda j: fly[j])
-    states = sum(n * s for n, s in zip(counts, sigma, strict=True))
-    least = (
-        sum(min(sigma) / fly[j] for j in range(pp) if j != jmax)
-        + (states - (pp - 1) * min(sigma)) / fly[jmax]
-    )
     acts = sum(n * a for n, a in zip(counts, alpha, strict=True))
     spread = (least + acts + sum(e / f for e, f in zip(extras, fly, strict=True))) / sum(1 / f for f in fly)
     common = max(range(t.num_kinds), key=counts.__getitem__)
@@ -361,10 +373,8 @@ def peak_floor_mib(t: TrainingTables, key: Triple) -> int:
 def _fluid_work(
     t: TrainingTables, i: int, m: int, z: int, pp: int, ga: int, counts: list[int], capacity_mib: int
 ) -> int | None:
-    fly = [1 if pp == 1 else min(j + 1, ga) for j in range(pp)]
-    budget = [float(capacity_mib)] * pp
-    budget[0] -= t.last_state_mib[i][z] + t.last_act_mib[i][m]
-    budget[pp - 1] -= t.first_state_mib[i][z] + t.first_act_mib[i][m]
+    fly, extras, least = _slots(t, (i, m, z), pp, ga, counts)
+    budget = [float(capacity_mib - e) for e in extras]
     sigma = [t.state_mib[k][i][z] for k in range(t.num_kinds)]
     modes = range(len(t.space.recompute_modes))
     alpha = [[t.act_mib[k][c][i][m] for c in modes] for k in range(t.num_kinds)]
@@ -372,12 +382,6 @@ def _fluid_work(
     lightest = min(min(a) for a in alpha)
     if any(min(sigma) + f * lightest > b for b, f in zip(budget, fly, strict=True)):
         return None  # even one layer in its lightest mode does not fit some stage
-    jmax = max(range(pp), key=lambda j: fly[j])
-    states = sum(n * s for n, s in zip(counts, sigma, strict=True))
-    least = (
-        sum(min(sigma) / fly[j] for j in range(pp) if j != jmax)
-        + (states - (pp - 1) * min(sigma)) / fly[jmax]
-    )
     room = sum(b / f for b, f in zip(budget, fly, strict=True)) - least
     base_a = sum(n * min(a) for n, a in zip(counts, alpha, strict=True))
     if base_a > room + 1e-6:

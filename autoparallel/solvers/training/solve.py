@@ -28,6 +28,7 @@ from autoparallel.solvers.training.decoder import (
 from autoparallel.solvers.training.decompose import solve_by_triples
 from autoparallel.solvers.training.encoder import EncodedTraining, build
 from autoparallel.solvers.training.hints import best_partitioned_point, best_uniform_point
+from autoparallel.solvers.training.objective import point_value
 from autoparallel.solvers.training.points import (
     Point,
     PointBound,
@@ -204,8 +205,10 @@ def solve_training(
     else:
         run = driver.Run(settings, deadline=deadline)
         enc = build(t, bounds)
-        # Out of time before CP-SAT holds a solution, the warm start is the best found (no bound).
-        primary = None if hint is None else (float(evaluate_point(t, hint).step_us), 0.0)
+        # Out of time before CP-SAT holds a solution, the warm start is the best found (no bound),
+        # valued by the first objective (a weighted sum: no single value).
+        first = chain[0] if isinstance(chain, tuple) else None
+        primary = None if hint is None or first is None else (float(point_value(t, hint, first)), 0.0)
         found = driver.optimize(enc, chain, run, fallback=hint, fallback_primary=primary)
         clock.lap("cpsat")
         if found is None:
