@@ -43,7 +43,13 @@ class Encoding(Protocol[P]):
 
     @property
     def families(self) -> dict[str, cp_model.IntVar]:
-        """Constraint family name -> the literal that enables it (solved as assumptions)."""
+        """Constraint family name -> the literal that enables it: fixed true when optimizing, passed as
+        assumptions by `minimal_core` (see `explain`)."""
+
+    @property
+    def explain(self) -> bool:
+        """The family literals are free, for `minimal_core` to pass as assumptions (True), or fixed
+        true in the model (False: what every optimization solves)."""
 
     def objective_expr(self, name: str) -> cp_model.LinearExprT:
         """The scaled integer expression of objective `name`."""
@@ -132,9 +138,9 @@ def make_solver(settings: SolverSettings, time_limit_s: float | None = None) -> 
 def _call(
     enc: Encoding[P], run: Run, assumptions: Sequence[str] | None, time_limit_s: float | None
 ) -> tuple[str, cp_model.CpSolver]:
-    names = list(enc.families) if assumptions is None else list(assumptions)
     enc.model.clear_assumptions()
-    enc.model.add_assumptions([enc.families[n] for n in names])
+    if assumptions is not None:
+        enc.model.add_assumptions([enc.families[n] for n in assumptions])
     limit = run.budget(time_limit_s)
     solver = make_solver(run.settings, limit)
     if limit < MIN_SOLVE_S:  # the call's time is spent: as a time-out without a solution
@@ -154,8 +160,9 @@ def _call(
 def solve_once(
     enc: Encoding[P], run: Run, assumptions: Sequence[str] | None = None, time_limit_s: float | None = None
 ) -> cp_model.CpSolver | None:
-    """One CP-SAT call with the named families assumed (all of them by default). Returns the solver with
-    a solution, or None: `run.status` then says INFEASIBLE or UNKNOWN.
+    """One CP-SAT call, with the named families passed as assumptions (an explanation's trial; None: no
+    assumptions, the families being fixed on in an optimization's model). Returns the solver with a
+    solution, or None: `run.status` then says INFEASIBLE or UNKNOWN.
 
     Raises:
         InternalError: CP-SAT calls the model invalid.
@@ -330,11 +337,14 @@ def minimal_core(
     stays infeasible) but reports it as undecided, never as needed.
 
     Raises:
-        InternalError: the model is feasible with every family assumed.
+        InternalError: the encoding fixes its families on (not built to explain), or the model is
+            feasible with every family assumed.
     """
+    if not enc.explain:
+        raise InternalError("an infeasibility explanation needs an encoding built with free family literals")
     limit = settings.time_limit_s if time_limit_s is None else time_limit_s
     enc.model.clear_objective()
-    status, solver = _call(enc, Run(settings, deadline=deadline), None, limit)
+    status, solver = _call(enc, Run(settings, deadline=deadline), list(enc.families), limit)
     if status in ("OPTIMAL", "FEASIBLE"):
         raise InternalError("the model is feasible with every constraint family on; nothing to explain")
     if status == "UNKNOWN":

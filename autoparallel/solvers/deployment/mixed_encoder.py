@@ -46,6 +46,8 @@ class MixedEncoding:
     model: cp_model.CpModel
     vars: MixedVars
     space: MixedSpace
+    explain: bool = False
+    """No constraint families: the mixed front says why nothing exists from its spaces (front._why_none)."""
 
     @property
     def families(self) -> dict[str, cp_model.IntVar]:

@@ -1,9 +1,9 @@
 """Constraint families of the CP-SAT training model, one function each (STYLE.md §4).
 
 A family that can make the model infeasible takes the literal that enables it (`EncodedTraining.families`,
-assumed true when solving), so that an INFEASIBLE answer names the families in conflict; the cost
-families (stage time, step time) only define variables. Each docstring states its inequality in real
-units; the formulation (slots, counts, products) is in training_encoder's docstring.
+true when optimizing, assumed by an explanation), so that an INFEASIBLE answer names the families in
+conflict; the cost families (stage time, step time) only define variables. Each docstring states its
+inequality in real units; the formulation (slots, counts, products) is in training_encoder's docstring.
 """
 
 from __future__ import annotations

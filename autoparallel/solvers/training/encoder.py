@@ -13,7 +13,8 @@ Variables (DESIGN.md "The CP-SAT formulation"; never a list of whole candidate c
 Stage sums multiply layer counts by per-layer costs (add_multiplication_equality on small domains);
 products with small-domain factors (in-flight count, grad_accum) are split over their values instead.
 
-Each constraint family sits behind one literal (`EncodedTraining.families`), assumed true, so that an
+Each constraint family sits behind one literal (`EncodedTraining.families`): fixed true when optimizing,
+free in an explanation's model (`explain`), where `driver.minimal_core` assumes them so that an
 INFEASIBLE answer names the families in conflict. Units: MiB, µs (training_tables, solvers/units.py).
 
 Layout: solvers/training_vars.py (the variables and expression helpers), solvers/training_constraints.py
@@ -50,7 +51,9 @@ class EncodedTraining:
     vars: TrainingVars
     tables: TrainingTables
     families: dict[str, IntVar]
-    """Family name → the literal enabling that family's constraints (solved with all assumed true)."""
+    """Family name → the literal enabling that family's constraints (fixed true unless `explain`)."""
+    explain: bool = False
+    """Families are free literals to be passed as assumptions (True) or fixed on (False)."""
     objectives: dict[str, Expr] = field(default_factory=dict)
     """Objective expressions built so far (mfu / cost add product variables: built once)."""
 
@@ -100,9 +103,14 @@ def add_hint(enc: EncodedTraining, p: Point) -> None:
             m.add_hint(lit, c == (modes[j] if j < len(modes) else 0))
 
 
-def build(t: TrainingTables, bounds: dict[Triple, PointBound] | None = None) -> EncodedTraining:
+def build(
+    t: TrainingTables, bounds: dict[Triple, PointBound] | None = None, *, explain: bool = False
+) -> EncodedTraining:
     """The CP-SAT model of `t.space`: variables, every constraint family behind its literal, cost terms,
-    and (with `bounds`) the redundant lower-bound cuts."""
+    and (with `bounds`) the redundant lower-bound cuts.
+
+    explain: leave the family literals free, for `driver.minimal_core` to pass as assumptions; else
+    they are fixed true."""
     model = cp_model.CpModel()
     v = add_choices(model, t)
     fam: dict[str, IntVar] = {}
@@ -110,6 +118,8 @@ def build(t: TrainingTables, bounds: dict[Triple, PointBound] | None = None) -> 
 
     def family(name: str) -> IntVar:
         fam[name] = model.new_bool_var(f"family[{name}]")
+        if not explain:
+            model.add(fam[name] == 1)
         return fam[name]
 
     add_global_batch(model, t, v, family("global_batch"))
@@ -125,4 +135,4 @@ def build(t: TrainingTables, bounds: dict[Triple, PointBound] | None = None) -> 
     if bounds is not None:
         on = [fam[k] for k in ("global_batch", "zero_pipeline", "stage_layers", "memory")]
         add_implied_bounds(model, t, v, bounds, on)
-    return EncodedTraining(model=model, vars=v, tables=t, families=fam)
+    return EncodedTraining(model=model, vars=v, tables=t, families=fam, explain=explain)

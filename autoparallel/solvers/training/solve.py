@@ -200,7 +200,7 @@ def solve_training(
         parts = solve_by_triples(t, bounds, hint, settings, deadline, options.runner_up, single)
         clock.lap("cpsat")
         if parts.best is None:
-            raise explain_infeasible(t, driver.minimal_core(build(t, bounds), settings, deadline=deadline))
+            raise _nothing_fits(t, bounds, settings, deadline)
         point, run, runner_point = parts.best, parts.run, parts.runner_up
     else:
         run = driver.Run(settings, deadline=deadline)
@@ -212,7 +212,7 @@ def solve_training(
         found = driver.optimize(enc, chain, run, fallback=hint, fallback_primary=primary)
         clock.lap("cpsat")
         if found is None:
-            raise explain_infeasible(t, driver.minimal_core(enc, settings, deadline=deadline))
+            raise _nothing_fits(t, bounds, settings, deadline)
         point = found
     config, memory, perf, _ = evaluate(t, point)
     clock.lap("decode")
@@ -251,6 +251,14 @@ def make_solution(
         binding=binding,
         runner_up=runner_up,
     )
+
+
+def _nothing_fits(
+    t: TrainingTables, bounds: dict[Triple, PointBound], settings: SolverSettings, deadline: float
+) -> InfeasibleError:
+    """The explanation of an infeasible space: its minimal core, found on a model with free families."""
+    core = driver.minimal_core(build(t, bounds, explain=True), settings, deadline=deadline)
+    return explain_infeasible(t, core)
 
 
 def _decomposable(chain: Chain, t: TrainingTables) -> str | None:
