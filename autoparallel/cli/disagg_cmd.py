@@ -12,6 +12,7 @@ from autoparallel.errors import InfeasibleError, SolverTimeoutError
 if TYPE_CHECKING:
     from autoparallel.disagg import Comparison
     from autoparallel.fleet import FleetPlan
+    from autoparallel.solvers.settings import SolverSettings
     from autoparallel.workload import Serving
 
 
@@ -27,9 +28,14 @@ def add_disagg_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def comparison(
-    args: argparse.Namespace, workload: Serving, model_id: str, whole: FleetPlan | None
+    args: argparse.Namespace,
+    workload: Serving,
+    model_id: str,
+    whole: FleetPlan | None,
+    settings: SolverSettings | None,
 ) -> Comparison | None:
-    """The comparison for a single-model serving plan; None with --disagg off.
+    """The comparison for a single-model serving plan within `settings`' limit (what the command's
+    limit leaves; None: nothing left, said on stderr); None with --disagg off.
 
     Raises:
         InfeasibleError: --disagg on and no disaggregated deployment exists (with numbers).
@@ -39,6 +45,9 @@ def comparison(
 
     if args.disagg == "off":
         return None
+    if settings is None:
+        print(f"note: no disaggregation comparison: {fleet_cmd.SPENT}", file=sys.stderr)
+        return None
     try:
         return disagg.compare_disagg(
             model_id or args.model,
@@ -46,7 +55,7 @@ def comparison(
             fleet_cmd.cluster_of(args),
             mode=args.disagg or "auto",
             objective=fleet_cmd.fleet_objective(args.objective, workload.request_rate is not None),
-            settings=fleet_cmd.solver_settings(args),
+            settings=settings,
             aggregated=whole,
         )
     except InfeasibleError:
@@ -60,7 +69,7 @@ def comparison(
         return None
 
 
-def required(args: argparse.Namespace, workload: Any) -> Comparison | None:
+def required(args: argparse.Namespace, workload: Any, settings: SolverSettings) -> Comparison | None:
     """With --disagg on (serving): the comparison, solved before the single-engine plan so that an
     impossible disaggregation is reported with its own numbers; None otherwise.
 
@@ -69,7 +78,7 @@ def required(args: argparse.Namespace, workload: Any) -> Comparison | None:
     """
     if args.train or args.disagg != "on":
         return None
-    return comparison(args, workload, "", None)
+    return comparison(args, workload, "", None, settings)
 
 
 def merge_json(payload: dict[str, Any], comp: Comparison) -> None:

@@ -14,8 +14,11 @@ from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 if TYPE_CHECKING:
     from autoparallel.fleet import FleetPlan
     from autoparallel.hardware import GPU, Cluster
+    from autoparallel.solvers.settings import SolverSettings
     from autoparallel.workload import Serving
 
+SPENT = "the sections above spent the time limit (raise --time-limit)"
+"""Why a later section of `plan MODEL` was skipped: the command's one limit ran out before it."""
 FLEET_OBJECTIVES = ("goodput", "gpus", "cost-per-mtok")
 """Objectives only the deployment planner has (the others map: cost -> $/hour at the rate)."""
 
@@ -59,11 +62,6 @@ def _cluster(args: argparse.Namespace) -> Cluster:
 def cluster_of(args: argparse.Namespace) -> Cluster:
     """The cluster with --price and --gpus-file applied."""
     return _cluster(args)
-
-
-def solver_settings(args: argparse.Namespace) -> Any:
-    """SolverSettings from --time-limit, --workers, --seed."""
-    return _settings(args)
 
 
 def priced_cluster(args: argparse.Namespace) -> Cluster | str:
@@ -197,18 +195,24 @@ def _settings(args: argparse.Namespace) -> Any:
     return api.SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
 
 
-def whole_cluster(args: argparse.Namespace, workload: Serving, model_id: str) -> FleetPlan | None:
-    """The deployment of one model on the whole cluster (several replicas / EP engines), or None when
-    no deployment exists (the single-engine plan above then says why) or none is found within the
-    time limit (said on stderr: the plan above stands)."""
+def whole_cluster(
+    args: argparse.Namespace, workload: Serving, model_id: str, settings: SolverSettings | None
+) -> FleetPlan | None:
+    """The deployment of one model on the whole cluster (several replicas / EP engines) within
+    `settings`' limit (what the command's limit leaves; None: nothing left), or None when no
+    deployment exists (the single-engine plan above then says why) or none is found within the time
+    limit (said on stderr: the plan above stands)."""
     from autoparallel.fleet import fleet_of_one, solve_fleet
 
+    if settings is None:
+        print(f"note: no whole-cluster deployment section: {SPENT}", file=sys.stderr)
+        return None
     try:
         return solve_fleet(
             fleet_of_one(model_id or args.model, workload),
             _cluster(args),
             objective=fleet_objective(args.objective, workload.request_rate is not None),
-            settings=_settings(args),
+            settings=settings,
             options=serving_options(args),
         )
     except InfeasibleError:

@@ -12,7 +12,7 @@ from autoparallel import objectives
 from autoparallel.bounds import cpu_cores, first_error, input_error
 from autoparallel.cli import disagg_cmd, fleet_cmd
 from autoparallel.cli._output import bounded, strict_json
-from autoparallel.errors import InputError
+from autoparallel.errors import InputError, SolverTimeoutError
 from autoparallel.perf.sparse_attention import SGLANG_NSA_BACKENDS
 
 
@@ -121,7 +121,8 @@ def add_plan_parser(sub: Any) -> None:
         "--time-limit",
         type=bounded("time_limit_s", integer=False),
         default=None,
-        help="limit on the whole planning call, s (default 10)",
+        help="limit on the whole command, s (default 10): the plan first, then the whole-cluster "
+        "deployment and the disaggregation comparison in what it leaves",
     )
     p.add_argument(
         "--workers", type=bounded("workers"), default=None, help="CP-SAT threads (capped at the cores)"
@@ -355,14 +356,21 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from autoparallel.solvers.settings import SolverSettings
 
     settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
+    deadline = settings.deadline()  # one limit for the command: each section gets what is left of it
     options = None if args.train else fleet_cmd.serving_options(args)
-    early = disagg_cmd.required(args, workload)  # --disagg on: its infeasibility first, with numbers
+    early = disagg_cmd.required(args, workload, settings)  # --disagg on: its infeasibility first
+    left = settings.until(deadline)
+    if left is None:
+        raise SolverTimeoutError(
+            "no plan found within the time limit: the disaggregation comparison (--disagg on) spent it "
+            "(raise --time-limit)"
+        )
     plans: list[Any] = api.solve_top(
         args.model,
         fleet_cmd.priced_cluster(args),
         workload=workload,
         objective=args.objective or "throughput",
-        settings=settings,
+        settings=left,
         options=options,
         top=args.top,
     )
@@ -376,9 +384,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     # The whole-cluster section takes --engine; the disaggregation comparison plans vLLM engines only.
     serving_vllm = vllm_only and not args.train
-    whole = None if args.train else fleet_cmd.whole_cluster(args, workload, plans[0].served_id)
+    whole = (
+        None
+        if args.train
+        else fleet_cmd.whole_cluster(args, workload, plans[0].served_id, settings.until(deadline))
+    )
     comp = early or (
-        disagg_cmd.comparison(args, workload, plans[0].served_id, whole) if serving_vllm else None
+        disagg_cmd.comparison(args, workload, plans[0].served_id, whole, settings.until(deadline))
+        if serving_vllm
+        else None
     )
     if args.json:
         # One shape whatever --top is: the best plan's object, the others under "alternatives".

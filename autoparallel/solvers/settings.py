@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from autoparallel.bounds import UserInput, check_number, cpu_cores
 from autoparallel.errors import SolverTimeoutError
 
+MIN_LEFT_S = 0.05
+"""Less time than this left before a call's deadline: a later part of the call is not started."""
+
 
 class SolverSettings(UserInput):
     """How CP-SAT runs. The same settings on the same input give the same answer."""
@@ -21,7 +24,8 @@ class SolverSettings(UserInput):
     time-out the best solution found is returned with its bound and gap (status FEASIBLE); with none
     found, SolverTimeoutError. The cost model's tables stop at the limit too (`check_deadline`, once
     a shape), in the serving, deployment and training planners; a front (`pareto`) gives its tables
-    and each of its queries the whole limit."""
+    and each of its queries the whole limit. `plan MODEL` holds one limit for the command: the
+    sections after the plan get what it leaves (`until`)."""
     workers: int = Field(default=1, ge=1)
     """CP-SAT search workers. 1 is fastest on the small serving models and fully deterministic; with
     more, the search is interleaved (`interleave_search`) so results stay reproducible."""
@@ -35,6 +39,12 @@ class SolverSettings(UserInput):
     def deadline(self) -> float:
         """The `time.perf_counter()` by which a planning call that starts now must end."""
         return time.perf_counter() + self.time_limit_s
+
+    def until(self, deadline: float) -> SolverSettings | None:
+        """These settings with the time left before `deadline` (a `time.perf_counter()`) as the limit,
+        for a later part of the same call; None when under MIN_LEFT_S is left."""
+        left = deadline - time.perf_counter()
+        return self.model_copy(update={"time_limit_s": left}) if left > MIN_LEFT_S else None
 
     @classmethod
     def create(

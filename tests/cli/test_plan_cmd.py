@@ -511,3 +511,44 @@ def test_evaluate_without_max_num_seqs_takes_the_engines_default(
     argv = ["evaluate", "meta-llama/Llama-3.2-1B", "--cluster", cluster, "--engine", engine, "--json"]
     assert main(argv) in (0, 1)
     assert json.loads(capsys.readouterr().out)["config"]["max_num_seqs"] == seqs
+
+
+def test_the_time_limit_bounds_the_whole_plan_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`plan MODEL` solves the single-engine plan, then the whole-cluster deployment and the
+    disaggregation comparison: each section gets what the one --time-limit leaves, and a section with
+    nothing left is skipped with a note. Each used to get the whole limit (`plan meta-llama/Llama-3.2-1B
+    --cluster 512x8xH100 --time-limit 5` took 6.4 s in the fuzz)."""
+    import time
+
+    from autoparallel import api, disagg, fleet
+
+    limits: dict[str, float] = {}
+    real_top, real_fleet, real_compare = api.solve_top, fleet.solve_fleet, disagg.compare_disagg
+
+    def slow_top(*a: object, **k: object) -> object:
+        limits["plan"] = k["settings"].time_limit_s  # type: ignore[union-attr]
+        time.sleep(0.6)
+        return real_top(*a, **k)  # type: ignore[arg-type]
+
+    def spy(name: str, real: object) -> object:
+        def call(*a: object, **k: object) -> object:
+            limits[name] = k["settings"].time_limit_s  # type: ignore[union-attr]
+            return real(*a, **k)  # type: ignore[operator]
+
+        return call
+
+    monkeypatch.setattr(api, "solve_top", slow_top)
+    monkeypatch.setattr(fleet, "solve_fleet", spy("whole", real_fleet))
+    monkeypatch.setattr(disagg, "compare_disagg", spy("disagg", real_compare))
+    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "2x8xH100", "--json"]
+    assert main([*argv, "--time-limit", "20"]) == 0
+    assert 19.9 < limits["plan"] <= 20 and limits["disagg"] <= limits["whole"] < 19.4
+    capsys.readouterr()
+    limits.clear()
+    assert main([*argv, "--time-limit", "0.5"]) == 0  # the plan itself ends at its limit
+    err = capsys.readouterr().err
+    assert "no whole-cluster deployment section: the sections above spent the time limit" in err
+    assert "no disaggregation comparison: the sections above spent the time limit" in err
+    assert set(limits) == {"plan"}

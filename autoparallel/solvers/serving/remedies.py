@@ -18,7 +18,6 @@ from autoparallel.hardware.cluster import MAX_NODES
 from autoparallel.models.spec import ModelSpec
 from autoparallel.solvers.serving.decoder import ServingSolution
 from autoparallel.solvers.serving.space import ServingOptions
-from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
 Solve = Callable[[Cluster, Serving, ServingOptions, str], ServingSolution]
@@ -115,9 +114,3 @@ def nearest_fixes(
         else:
             out.append(f"with {label}: {_describe(sol)}")
     return tuple(out)
-
-
-def settings_until(settings: SolverSettings, deadline: float) -> SolverSettings | None:
-    """The settings with the time left before `deadline` as the limit (None: no time left)."""
-    left = deadline - time.perf_counter()
-    return settings.model_copy(update={"time_limit_s": left}) if left > 0.05 else None

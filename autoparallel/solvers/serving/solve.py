@@ -86,7 +86,7 @@ def solve_serving_top(
         families = tuple(r.split(":", 1)[0] for r in err.reasons)
 
         def solve(c: Cluster, w: Serving, o: ServingOptions, name: str) -> ServingSolution:
-            left = remedies.settings_until(settings, deadline)
+            left = settings.until(deadline)
             if left is None:
                 raise SolverTimeoutError("no time left") from None
             return _solve_top(model, c, w, name, left, o, False, 1, deadline)[0]
