@@ -118,7 +118,12 @@ def make_solver(settings: SolverSettings, time_limit_s: float | None = None) -> 
     """A CpSolver with the settings' limit, workers and seed, and the presolve steps that cost more than
     they give on these table-driven models switched off (measured in benchmarks/: probing alone took 3 s
     of a 10 s training solve; the serving models spend 2-10× the search in inclusion / overlap
-    detection)."""
+    detection).
+
+    Several workers run CP-SAT's parallel portfolio, never `interleave_search` (deterministic, but
+    marked experimental): in ortools 9.15 it aborted the process on a training model
+    (`Check failed: heuristics.fixed_search != nullptr`, exit 134), and it made eight plans 2.3× slower
+    than one worker (a Qwen3-30B-A3B training plan 0.1 s -> 5 s of CP-SAT)."""
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.max_time_in_seconds = settings.time_limit_s if time_limit_s is None else time_limit_s
@@ -130,8 +135,6 @@ def make_solver(settings: SolverSettings, time_limit_s: float | None = None) -> 
     p.find_big_linear_overlap = False
     p.presolve_inclusion_work_limit = 0
     p.symmetry_level = 0
-    if settings.workers > 1:
-        p.interleave_search = True  # reproducible with several workers
     return solver
 
 

@@ -14,7 +14,7 @@ MIN_LEFT_S = 0.05
 
 
 class SolverSettings(UserInput):
-    """How CP-SAT runs. The same settings on the same input give the same answer."""
+    """How CP-SAT runs. With one worker, the same settings on the same input give the same answer."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
@@ -27,8 +27,10 @@ class SolverSettings(UserInput):
     and each of its queries the whole limit. `plan MODEL` holds one limit for the command: the
     sections after the plan get what it leaves (`until`)."""
     workers: int = Field(default=1, ge=1)
-    """CP-SAT search workers. 1 is fastest on the small serving models and fully deterministic; with
-    more, the search is interleaved (`interleave_search`) so results stay reproducible."""
+    """CP-SAT search workers. 1 (the default) is fully deterministic and, on these table-driven models,
+    as fast as 2 on two cores (benchmarks/solver_workers.py). More run CP-SAT's parallel portfolio: a
+    proven optimum has the same value, but which of several equally good plans is shown, and the plan
+    found by a time limit, may vary from run to run."""
     seed: int = Field(default=0, ge=0)
     """CP-SAT `random_seed`."""
     lexicographic_tolerance: float = Field(default=0.0, ge=0, lt=1)

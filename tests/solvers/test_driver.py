@@ -230,3 +230,21 @@ def test_every_planning_entry_point_counts_its_tables_in_the_limit(
     with pytest.raises(SolverTimeoutError, match="tables were computed"):
         call(SPENT)
     assert call(SETTINGS)
+
+
+def test_several_workers_run_the_parallel_portfolio_not_the_interleaved_search() -> None:
+    """ortools 9.15's interleaved search (`interleave_search`, once used for --workers > 1) aborted the
+    whole process on this training plan (`Check failed: heuristics.fixed_search != nullptr`, exit 134),
+    and was 2.3× slower than one worker over benchmarks/solver_workers.py's plans."""
+    from autoparallel.solvers.training.solve import solve_training
+    from autoparallel.workload import Training
+
+    assert not driver.make_solver(SolverSettings(workers=2)).parameters.interleave_search
+    sol = solve_training(
+        load_model("Qwen/Qwen3-30B-A3B"),
+        Cluster.parse("3x8xH100"),
+        Training(seq_len=4096, global_batch=240),
+        objective="mfu",
+        settings=SolverSettings.create(workers=2),
+    )
+    assert sol.stats.status == "OPTIMAL"
