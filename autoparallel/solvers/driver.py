@@ -121,9 +121,12 @@ def make_solver(settings: SolverSettings, time_limit_s: float | None = None) -> 
     detection).
 
     Several workers run CP-SAT's parallel portfolio, never `interleave_search` (deterministic, but
-    marked experimental): in ortools 9.15 it aborted the process on a training model
-    (`Check failed: heuristics.fixed_search != nullptr`, exit 134), and it made eight plans 2.3× slower
-    than one worker (a Qwen3-30B-A3B training plan 0.1 s -> 5 s of CP-SAT)."""
+    marked experimental). With the families passed as assumptions on every solve, as they once were,
+    two interleaved workers stalled a disaggregated deployment at 112 of 4,096 GPUs for the whole
+    limit; without assumptions, ortools 9.15's interleaved search aborted the process on a training
+    plan (`Check failed: heuristics.fixed_search != nullptr`, exit 134) and took a Qwen3-30B-A3B
+    training plan from 0.1 s to 5 s of CP-SAT. benchmarks/solver_workers.py's ten plans took 23.9 s
+    with two interleaved workers (9.7 s with one); 10.9 s with two in the portfolio (10.3 s with one)."""
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.max_time_in_seconds = settings.time_limit_s if time_limit_s is None else time_limit_s
@@ -328,6 +331,14 @@ class Core:
     """Families whose trial ran out of time: neither blamed nor cleared."""
 
 
+def _sufficient(enc: Encoding[P], solver: cp_model.CpSolver, assumed: list[str]) -> set[str]:
+    """The families among `assumed` that CP-SAT's last INFEASIBLE answer names as sufficient (all of
+    them when it names none, as it may when presolve alone proves it)."""
+    index = {enc.families[n].index: n for n in assumed}
+    named = {index[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in index}
+    return named or set(assumed)
+
+
 def minimal_core(
     enc: Encoding[P],
     settings: SolverSettings,
@@ -335,9 +346,17 @@ def minimal_core(
     time_limit_s: float | None = None,
     deadline: float | None = None,
 ) -> Core:
-    """The deletion filter: start from CP-SAT's sufficient assumptions and drop each family whose
-    removal leaves the rest infeasible. A trial that times out leaves the family in the set (so the set
-    stays infeasible) but reports it as undecided, never as needed.
+    """The deletion filter: drop each family whose removal leaves the rest infeasible. A trial that
+    times out leaves the family in the set (so the set stays infeasible) but reports it as undecided,
+    never as needed.
+
+    The families are tried in the reverse of the order the encoding created them, which runs from the
+    most basic rule to the most specific (serving: architecture, layouts, memory, max_model_len,
+    SLOs, rate), so that of two families that rule out the same plans the earlier one is kept: a model
+    whose weights fit nowhere is explained by memory, not by max_model_len (whose KV-cache numbers
+    for one request would not show why). A family outside the last infeasible solve's sufficient
+    assumptions (CP-SAT's, refined after each trial) is dropped without a solve, since a superset of
+    an infeasible set stays infeasible.
 
     Raises:
         InternalError: the encoding fixes its families on (not built to explain), or the model is
@@ -347,22 +366,23 @@ def minimal_core(
         raise InternalError("an infeasibility explanation needs an encoding built with free family literals")
     limit = settings.time_limit_s if time_limit_s is None else time_limit_s
     enc.model.clear_objective()
-    status, solver = _call(enc, Run(settings, deadline=deadline), list(enc.families), limit)
+    keep = list(enc.families)
+    status, solver = _call(enc, Run(settings, deadline=deadline), keep, limit)
     if status in ("OPTIMAL", "FEASIBLE"):
         raise InternalError("the model is feasible with every constraint family on; nothing to explain")
     if status == "UNKNOWN":
-        return Core(needed=(), undecided=tuple(enc.families))
-    index = {lit.index: name for name, lit in enc.families.items()}
-    keep = [index[i] for i in solver.sufficient_assumptions_for_infeasibility() if i in index]
-    keep = keep or list(enc.families)
+        return Core(needed=(), undecided=tuple(keep))
+    sufficient = _sufficient(enc, solver, keep)
     undecided: list[str] = []
-    for name in list(keep):
+    for name in reversed(list(keep)):  # the later, more specific families first (see above)
         trial = [n for n in keep if n != name]
-        trial_run = Run(settings, deadline=deadline)
-        if solve_once(enc, trial_run, trial, time_limit_s=max(0.5, limit / 4)) is not None:
-            continue  # feasible without it: needed
-        if trial_run.status == "INFEASIBLE":
-            keep = trial
-        else:
+        if name not in sufficient:
+            keep = trial  # the sufficient set is still assumed: infeasible without a solve
+            continue
+        status, solver = _call(enc, Run(settings, deadline=deadline), trial, max(0.5, limit / 4))
+        if status == "INFEASIBLE":
+            keep, sufficient = trial, _sufficient(enc, solver, trial)
+        elif status == "UNKNOWN":
             undecided.append(name)
+        # else feasible without it: needed
     return Core(needed=tuple(n for n in keep if n not in undecided), undecided=tuple(undecided))

@@ -98,6 +98,20 @@ def test_minimal_core_blames_only_the_conflicting_families() -> None:
     assert sorted(core.needed) == ["at_least_5", "at_most_3"] and core.undecided == ()
 
 
+def test_a_core_keeps_the_more_basic_of_two_families_that_rule_out_the_same_points() -> None:
+    """`weights` and `one_request` (created in that order, as memory and max_model_len are) both rule
+    out every point that meets `slo`: the core names the earlier, though CP-SAT's sufficient
+    assumptions name the later. An
+    explanation of Kimi-K2 on 512x8xH100 used to blame max_model_len ("one 2048-token request needs
+    0.00 GiB ... 66.20 GiB is left") for plans whose weights do not fit."""
+    toy = Toy(explain=True)
+    toy.model.add(toy.x + toy.y <= 3).only_enforce_if(toy.family("weights"))  # CP-SAT names the other
+    toy.model.add(toy.x <= 3).only_enforce_if(toy.family("one_request"))
+    toy.model.add(toy.x >= 5).only_enforce_if(toy.family("slo"))
+    core = driver.minimal_core(toy, SETTINGS)
+    assert core.needed == ("weights", "slo") and core.undecided == ()
+
+
 def test_an_optimization_passes_no_assumptions() -> None:
     """The families are fixed on in an optimization's model and never passed as assumptions: with
     assumptions, CP-SAT's interleaved search on two workers stalled at a 112-GPU disaggregated
@@ -234,8 +248,9 @@ def test_every_planning_entry_point_counts_its_tables_in_the_limit(
 
 def test_several_workers_run_the_parallel_portfolio_not_the_interleaved_search() -> None:
     """ortools 9.15's interleaved search (`interleave_search`, once used for --workers > 1) aborted the
-    whole process on this training plan (`Check failed: heuristics.fixed_search != nullptr`, exit 134),
-    and was 2.3× slower than one worker over benchmarks/solver_workers.py's plans."""
+    whole process on this training plan once the families were no longer passed as assumptions
+    (`Check failed: heuristics.fixed_search != nullptr`, exit 134); with them, it stalled a
+    disaggregated solve (`test_disagg_oracle.py`)."""
     from autoparallel.solvers.training.solve import solve_training
     from autoparallel.workload import Training
 

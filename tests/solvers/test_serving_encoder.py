@@ -383,3 +383,27 @@ def test_no_placeable_shape_names_the_placement_rule() -> None:
             options=ServingOptions(tp_values=(3,), pp_values=(1,)),
         )
     assert "placement" in str(info.value) and "inside one node" in str(info.value)
+
+
+def test_a_memory_reason_beside_other_families_says_which_plans_it_rules_out() -> None:
+    """When memory rules out only some plans (an SLO the rest), its reason counts those and names the
+    smallest, instead of calling the best plan's need, which fits, larger than the GPU ("6.65 GiB ... >
+    72.85 GiB" for Kimi-K2 on 512x8xH100)."""
+    import re
+
+    from autoparallel.solvers.serving.explain import reason
+    from autoparallel.solvers.serving.space import complete_tables
+
+    space = complete_tables(
+        build_space(
+            load_model("meta-llama/Llama-3.1-70B"),
+            Cluster.parse("1x8xH100"),
+            Serving(),
+            ServingOptions(engines=("vllm", "sglang")),
+        )
+    )
+    text = reason(space, "memory")
+    found = re.search(r"([\d,]+) of the ([\d,]+) plans .* needing ([\d.]+) GiB per GPU of ([\d.]+) GiB", text)
+    assert found is not None, text
+    unfit, valid, need, top = (float(g.replace(",", "")) for g in found.groups())
+    assert 0 < unfit < valid and need > top

@@ -52,7 +52,8 @@ def explain_infeasible(
     reasons = [reason(space, name) for name in core.needed]
     if core.undecided:
         reasons.append(f"undecided within the time limit (raise --time-limit): {', '.join(core.undecided)}")
-    return InfeasibleError(head + ", ".join(core.needed or core.undecided), tuple(reasons))
+    named = ", ".join(core.needed) or "no conflicting family named within the time limit"
+    return InfeasibleError(head + named, tuple(reasons))
 
 
 def _gib(kib: float) -> str:
@@ -138,6 +139,14 @@ def _memory_reason(space: ServingSpace) -> str:
     text = f"weights alone need {_gib(need)}; {space.gpus}×{space.cluster.gpu.name} offer {offer}"
     t = space.tables
     valid = [i for i in range(len(t.mem_used_kib)) if not space.shapes[_shape_of(space, i)].violations]
+    unfit = [i for i in valid if t.mem_used_kib[i] > top]
+    if len(unfit) < len(valid):  # memory rules out some plans; the families beside it, the others
+        i = min(unfit, key=lambda k: t.mem_used_kib[k])
+        return (
+            f"memory: {text}; {len(unfit):,} of the {len(valid):,} plans the model's rules allow do not "
+            f"fit, the smallest of them ({ENGINE_NAMES[space.engine_of(i)]}, {_entry_label(space, i)}) "
+            f"needing {_gib(t.mem_used_kib[i])} per GPU of {_gib(top)}"
+        )
     vllm = [i for i in valid if space.engine_of(i) == "vllm"]
     if vllm:
         i = min(vllm, key=lambda k: t.mem_used_kib[k])
