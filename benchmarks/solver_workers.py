@@ -6,9 +6,9 @@ Each case is a `plan ... --json` command run in this process (`autoparallel.cli.
 (to warm the caches), then once with one CP-SAT worker and once with two; the columns are each run's
 wall time (tables and sections included), the single-engine plan's status and CP-SAT seconds, and
 whether the two runs reached the same objective values (the plan's and, for serving, the
-whole-cluster deployment's). Several workers run CP-SAT's parallel portfolio
-(`solvers/driver.py::make_solver`): a proven optimum must have the same value either way. One run
-each, on whatever machine runs it: the ratio is the figure to quote.
+whole-cluster deployment's), and the disaggregation comparison's status. Several workers run
+CP-SAT's parallel portfolio (`solvers/driver.py::make_solver`): a proven optimum must have the same
+value either way. One run each, on whatever machine runs it: the ratio is the figure to quote.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ CASES = (
     "deepseek-ai/DeepSeek-V3 --cluster 16x8xH200 --engine auto",
     "meta-llama/Llama-3.1-70B --cluster 32x8xH100 --request-rate 200",
     "meta-llama/Llama-3.2-1B --cluster 512x8xH100",
+    "mistralai/Mixtral-8x7B-v0.1 --cluster 512x8xH100 --objective cost",
 )
 
 
@@ -57,8 +58,16 @@ def values(d: dict[str, Any]) -> tuple[Any, ...]:
     return plan, d.get("deployment", {}).get("solver", {}).get("objective_value")
 
 
+def disagg(d: dict[str, Any]) -> str:
+    """The disaggregation comparison's CP-SAT status ('-' where the plan has none)."""
+    return str(d.get("comparison", {}).get("disaggregated", {}).get("solver_status", "-"))
+
+
 def main_() -> None:
-    print(f"{'case':<96} {'1 worker s':>10} {'2 workers s':>11}  status(1/2)        cpsat s(1/2)  same")
+    print(
+        f"{'case':<96} {'1 worker s':>10} {'2 workers s':>11}  status(1/2)        cpsat s(1/2)  same"
+        "  disagg(1/2)"
+    )
     totals = [0.0, 0.0]
     for case in CASES:
         run(case, 1)  # warm the model and memo caches, so that neither timed run pays for them
@@ -70,7 +79,7 @@ def main_() -> None:
         same = "yes" if values(d1) == values(d2) else ("NO" if proven else "-")
         print(
             f"{case:<96} {w1:>10.2f} {w2:>11.2f}  {s1['status']}/{s2['status']:<9} "
-            f"{s1['wall_s']:>5.2f}/{s2['wall_s']:<5.2f}   {same}"
+            f"{s1['wall_s']:>5.2f}/{s2['wall_s']:<5.2f}   {same:<4}  {disagg(d1)}/{disagg(d2)}"
         )
     print(f"{'total':<96} {totals[0]:>10.1f} {totals[1]:>11.1f}   ({os.cpu_count()} CPUs)")
 

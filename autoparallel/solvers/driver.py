@@ -30,6 +30,9 @@ from autoparallel.solvers.settings import SolverSettings, SolverStats
 P = TypeVar("P")
 MIN_SOLVE_S = 0.01
 """Less time than this left before the deadline: no CP-SAT call is made (a time-out)."""
+PARALLEL_MIN_VARIABLES = 1000
+"""Models with fewer CP-SAT variables run on one worker (`make_solver`): the deployment models (one
+count per engine) and most training sub-models."""
 WEIGHTED_SCALE = 10**12
 """A weighted objective term is at most weight × WEIGHTED_SCALE (see the module docstring)."""
 
@@ -114,7 +117,9 @@ class Answer(Generic[P]):
     run: Run
 
 
-def make_solver(settings: SolverSettings, time_limit_s: float | None = None) -> cp_model.CpSolver:
+def make_solver(
+    settings: SolverSettings, time_limit_s: float | None = None, variables: int | None = None
+) -> cp_model.CpSolver:
     """A CpSolver with the settings' limit, workers and seed, and the presolve steps that cost more than
     they give on these table-driven models switched off (measured in benchmarks/: probing alone took 3 s
     of a 10 s training solve; the serving models spend 2-10× the search in inclusion / overlap
@@ -126,11 +131,17 @@ def make_solver(settings: SolverSettings, time_limit_s: float | None = None) -> 
     limit; without assumptions, ortools 9.15's interleaved search aborted the process on a training
     plan (`Check failed: heuristics.fixed_search != nullptr`, exit 134) and took a Qwen3-30B-A3B
     training plan from 0.1 s to 5 s of CP-SAT. benchmarks/solver_workers.py's ten plans took 23.9 s
-    with two interleaved workers (9.7 s with one); 10.9 s with two in the portfolio (10.3 s with one)."""
+    with two interleaved workers (9.7 s with one); 10.9 s with two in the portfolio (10.3 s with one).
+
+    A model of fewer than PARALLEL_MIN_VARIABLES `variables` gets one worker whatever the settings:
+    CP-SAT's presolve and LP settle such models alone, and a second worker's neighbourhood search
+    only disturbs them (a Dinkelbach step of Mixtral-8x7B's disaggregated deployment on 512x8xH100,
+    11 variables: 0.03 s on one worker, FEASIBLE after 8.5 s on two, most runs)."""
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.max_time_in_seconds = settings.time_limit_s if time_limit_s is None else time_limit_s
-    p.num_workers = settings.workers
+    small = variables is not None and variables < PARALLEL_MIN_VARIABLES
+    p.num_workers = 1 if small else settings.workers
     p.random_seed = settings.seed
     p.log_search_progress = settings.log_search
     p.catch_sigint_signal = False  # Ctrl-C interrupts the command (exit 130), not "time limit reached"
@@ -148,7 +159,7 @@ def _call(
     if assumptions is not None:
         enc.model.add_assumptions([enc.families[n] for n in assumptions])
     limit = run.budget(time_limit_s)
-    solver = make_solver(run.settings, limit)
+    solver = make_solver(run.settings, limit, len(enc.model.proto.variables))
     if limit < MIN_SOLVE_S:  # the call's time is spent: as a time-out without a solution
         run.statuses.append("UNKNOWN")
         return "UNKNOWN", solver

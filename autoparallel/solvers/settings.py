@@ -30,7 +30,8 @@ class SolverSettings(UserInput):
     """CP-SAT search workers. 1 (the default) is fully deterministic and, on these table-driven models,
     as fast as 2 on two cores (benchmarks/solver_workers.py). More run CP-SAT's parallel portfolio: a
     proven optimum has the same value, but which of several equally good plans is shown, and the plan
-    found by a time limit, may vary from run to run."""
+    found by a time limit, may vary from run to run. Models under `driver.PARALLEL_MIN_VARIABLES`
+    variables (deployments, most training sub-models) run on one worker whatever this says."""
     seed: int = Field(default=0, ge=0)
     """CP-SAT `random_seed`."""
     lexicographic_tolerance: float = Field(default=0.0, ge=0, lt=1)
