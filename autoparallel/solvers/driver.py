@@ -130,8 +130,9 @@ def make_solver(
     two interleaved workers stalled a disaggregated deployment at 112 of 4,096 GPUs for the whole
     limit; without assumptions, ortools 9.15's interleaved search aborted the process on a training
     plan (`Check failed: heuristics.fixed_search != nullptr`, exit 134) and took a Qwen3-30B-A3B
-    training plan from 0.1 s to 5 s of CP-SAT. benchmarks/solver_workers.py's ten plans took 23.9 s
-    with two interleaved workers (9.7 s with one); 10.9 s with two in the portfolio (10.3 s with one).
+    training plan from 0.1 s to 5 s of CP-SAT. benchmarks/solver_workers.py's eleven plans, one run
+    each: two interleaved workers with assumptions 37.5 s against one worker's 17.0 s, two of the
+    disaggregation comparisons left FEASIBLE; now 14.1 s against 13.1 s, all OPTIMAL.
 
     A model of fewer than PARALLEL_MIN_VARIABLES `variables` gets one worker whatever the settings:
     CP-SAT's presolve and LP settle such models alone, and a second worker's neighbourhood search
