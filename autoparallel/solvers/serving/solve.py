@@ -89,7 +89,7 @@ def solve_serving_top(
             left = settings.until(deadline)
             if left is None:
                 raise SolverTimeoutError("no time left") from None
-            return _solve_top(model, c, w, name, left, o, False, 1, deadline)[0]
+            return _solve_top(model, c, w, name, left, o, False, 1, deadline, explained=False)[0]
 
         found = remedies.nearest_fixes(model, cluster, workload, options, families, solve, deadline)
         raise InfeasibleError(err.args[0], err.reasons, found) from None
@@ -105,12 +105,19 @@ def _solve_top(
     runner_up: bool,
     top: int,
     deadline: float,
+    *,
+    explained: bool = True,
 ) -> list[ServingSolution]:
+    """The plans; on infeasibility an InfeasibleError that names the conflicting families with their
+    numbers, or (not `explained`: a nearest fix's trial, whose failure is only skipped) one without
+    reasons, sparing the complete tables and the core's solves."""
     chain = parse_objective(objective, "serving")
     space = build_space(model, cluster, workload, options, deadline=deadline)
     run = driver.Run(settings, deadline=deadline)
     enc = build(space) if candidate_entries(space) else None
     point = driver.optimize(enc, chain, run) if enc is not None else None
+    if (enc is None or point is None) and not explained:
+        raise InfeasibleError("no plan under this change")
     if enc is None or point is None:
         raise explain.explain_infeasible(space, settings, deadline)
     bests: list[tuple[str, Point | None, driver.Run | None, str]] = []
