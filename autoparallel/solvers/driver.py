@@ -153,9 +153,23 @@ def make_solver(
     return solver
 
 
+def family_literal(
+    model: cp_model.CpModel, families: dict[str, cp_model.IntVar], name: str, explain: bool
+) -> cp_model.IntVar:
+    """The enable literal of constraint family `name` in `families`, created on first use: free in an
+    explanation's model (`minimal_core` assumes it), fixed true in an optimization's."""
+    if name not in families:
+        lit = model.new_bool_var(f"family[{name}]")
+        if not explain:
+            model.add(lit == 1)
+        families[name] = lit
+    return families[name]
+
+
 def _call(
     enc: Encoding[P], run: Run, assumptions: Sequence[str] | None, time_limit_s: float | None
 ) -> tuple[str, cp_model.CpSolver]:
+    """One CP-SAT call, the named families passed as assumptions (an explanation's trial; None: none)."""
     enc.model.clear_assumptions()
     if assumptions is not None:
         enc.model.add_assumptions([enc.families[n] for n in assumptions])
@@ -175,17 +189,14 @@ def _call(
     return name, solver
 
 
-def solve_once(
-    enc: Encoding[P], run: Run, assumptions: Sequence[str] | None = None, time_limit_s: float | None = None
-) -> cp_model.CpSolver | None:
-    """One CP-SAT call, with the named families passed as assumptions (an explanation's trial; None: no
-    assumptions, the families being fixed on in an optimization's model). Returns the solver with a
-    solution, or None: `run.status` then says INFEASIBLE or UNKNOWN.
+def solve_once(enc: Encoding[P], run: Run, time_limit_s: float | None = None) -> cp_model.CpSolver | None:
+    """One CP-SAT call of an optimization (no assumptions: its model fixes the families on). Returns
+    the solver with a solution, or None: `run.status` then says INFEASIBLE or UNKNOWN.
 
     Raises:
         InternalError: CP-SAT calls the model invalid.
     """
-    name, solver = _call(enc, run, assumptions, time_limit_s)
+    name, solver = _call(enc, run, None, time_limit_s)
     if name in ("INFEASIBLE", "UNKNOWN"):
         run.status = name
         return None

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from autoparallel import objectives
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.deployment.space import DeploymentSpace
-from autoparallel.solvers.driver import WEIGHTED_SCALE
+from autoparallel.solvers.driver import WEIGHTED_SCALE, family_literal
 
 LinearExpr = cp_model.LinearExpr
 
@@ -71,13 +71,8 @@ class EncodedDeployment:
     explain: bool
 
     def family(self, name: str) -> cp_model.IntVar:
-        """The enable literal of constraint family `name`, created on first use."""
-        if name not in self.vars.families:
-            lit = self.model.new_bool_var(f"family[{name}]")
-            if not self.explain:
-                self.model.add(lit == 1)
-            self.vars.families[name] = lit
-        return self.vars.families[name]
+        """The enable literal of constraint family `name` (`driver.family_literal`)."""
+        return family_literal(self.model, self.vars.families, name, self.explain)
 
     @property
     def families(self) -> dict[str, cp_model.IntVar]:

@@ -34,6 +34,7 @@ from autoparallel import objectives
 from autoparallel.perf.engine_support import node_span_problem
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.driver import family_literal
 from autoparallel.solvers.serving.space import LAYOUT_FAMILIES, Point, ServingSpace
 
 LinearExpr = cp_model.LinearExpr
@@ -91,13 +92,8 @@ class EncodedServing:
         return self.vars.families
 
     def family(self, name: str) -> cp_model.IntVar:
-        """The enable literal of constraint family `name`, created on first use."""
-        if name not in self.vars.families:
-            lit = self.model.new_bool_var(f"family[{name}]")
-            if not self.explain:
-                self.model.add(lit == 1)
-            self.vars.families[name] = lit
-        return self.vars.families[name]
+        """The enable literal of constraint family `name` (`driver.family_literal`)."""
+        return family_literal(self.model, self.vars.families, name, self.explain)
 
     def objective_expr(self, name: str) -> cp_model.LinearExprT:
         return self.vars.objective_expr(name)

@@ -140,7 +140,7 @@ def _memory_reason(space: ServingSpace) -> str:
     t = space.tables
     valid = [i for i in range(len(t.mem_used_kib)) if not space.shapes[_shape_of(space, i)].violations]
     unfit = [i for i in valid if t.mem_used_kib[i] > top]
-    if len(unfit) < len(valid):  # memory rules out some plans; the families beside it, the others
+    if unfit and len(unfit) < len(valid):  # memory rules out some plans; the families beside it, the rest
         i = min(unfit, key=lambda k: t.mem_used_kib[k])
         return (
             f"memory: {text}; {len(unfit):,} of the {len(valid):,} plans the model's rules allow do not "

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.driver import family_literal
 from autoparallel.solvers.training.constraints import (
     add_global_batch,
     add_implied_bounds,
@@ -117,10 +118,7 @@ def build(
     opts = t.space.options
 
     def family(name: str) -> IntVar:
-        fam[name] = model.new_bool_var(f"family[{name}]")
-        if not explain:
-            model.add(fam[name] == 1)
-        return fam[name]
+        return family_literal(model, fam, name, explain)
 
     add_global_batch(model, t, v, family("global_batch"))
     add_zero_pipeline(model, t, v, family("zero_pipeline"))
