@@ -17,7 +17,7 @@ from autoparallel.solvers.pareto import Front, _front, _model_queries, pareto_tr
 from autoparallel.solvers.partition import even_partition
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.solvers.training.encoder import build
-from autoparallel.solvers.training.front import step_peak_queries
+from autoparallel.solvers.training.front import OBJECTIVES, WINDOW_PERMILLE, TripleFront, step_peak_queries
 from autoparallel.solvers.training.points import (
     Point,
     PointBound,
@@ -202,3 +202,25 @@ def test_a_front_by_triples_out_of_time_ends_unproven(names: tuple[str, ...]) ->
     front: Front[Point] = Front(objectives=names)
     assert _front(front, ask, _keep)
     assert not front.complete and len(front) == 0
+
+
+def test_the_window_never_changes_the_front() -> None:
+    """Each sub-solve first looks just above its triple's key (`TripleFront.window_permille`): the
+    front is the one without the window whatever its width, also at width 0, where nearly every window
+    holds no plan, so that each such triple goes back keyed past it and is solved again without one,
+    and a triple with nothing under the cap is still dropped (the front ends, complete)."""
+    t, bounds, _ = _lite()
+
+    def front(width: int | None) -> Front[Point]:
+        out: Front[Point] = Front(objectives=OBJECTIVES)
+        assert _front(out, TripleFront(t, bounds, SETTINGS, window_permille=width).next, _keep)
+        assert out.complete
+        return out
+
+    plain = front(None)
+    assert len(plain) >= 5
+    for width in (0, 1, WINDOW_PERMILLE, 1000):
+        windowed = front(width)
+        assert windowed.vectors == plain.vectors, width
+        if width == 0:
+            assert windowed.solves > plain.solves  # the windows that held nothing, solved again

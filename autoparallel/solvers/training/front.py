@@ -21,6 +21,15 @@ sub-model of Qwen3-30B-A3B on 16 H100s took CP-SAT 11 s to solve to optimality f
 back with its new key; a triple with no plan under the cap and no cut is dropped for good. The
 re-bound does most of the work: on that front, 5,558 sub-solves without it, 114 with it.
 
+A solve also looks first within a window just above the triple's key: step ≤ key · (1 + WINDOW_PERMILLE
+/ 1000), when that is tighter than the incumbent. A triple solved again after the cap fell has its
+next optimum a step or two along its own front, just above its last one (its key); a fresh triple's
+often lies near its bound. Found within the window, it is the optimum (every plan outside is slower).
+Not found, the triple goes back keyed past the window, like any cut, and its next solve has no
+window, so a triple with nothing under the cap is still dropped after one more solve. Most of a
+sub-solve's time is CP-SAT walking its incumbents down from a poor first plan, which the window
+skips: `benchmarks/training_front.py --window`.
+
 The answers are the whole-model queries' (the tests compare the fronts with the brute-force
 enumeration's and with the whole-model queries'), from sub-models of one triple each, built once: the
 cap and the triple's bounds under it are added to a sub-model as the cap falls (they stay valid), the
@@ -45,6 +54,9 @@ from autoparallel.solvers.training.tables import TrainingTables
 OBJECTIVES = ("throughput", "memory")
 """The front this module computes: step time first (the triples' bounds are on it), then peak memory."""
 
+WINDOW_PERMILLE = 20
+"""A re-solved triple first looks for its optimum within 2% above its last one (the module docstring)."""
+
 
 @dataclass
 class _SubModel:
@@ -67,6 +79,10 @@ class TripleFront:
     solved: dict[Triple, tuple[int, int, Point]] = field(default_factory=dict)
     """Each triple's last optimum (step µs, peak MiB, point) under the cap of its solve."""
     models: dict[Triple, _SubModel] = field(default_factory=dict)
+    window_permille: int | None = WINDOW_PERMILLE
+    """The window's width above the key, ‰ (None: no window, each solve cut by the incumbent only)."""
+    unwindowed: set[Triple] = field(default_factory=set)
+    """Triples whose last solve found no plan within its window: the next one has none."""
 
     def __post_init__(self) -> None:
         self.heap = [(b.step_us, -1, key) for key, b in self.bounds.items()]
@@ -100,12 +116,20 @@ class TripleFront:
                 heapq.heappush(self.heap, (floor.step_us, -1, key))
                 continue
             cutoff = None if incumbent is None else incumbent[0]
-            found = self._solve(key, floor, cutoff, run)
+            width = None if key in self.unwindowed else self.window_permille
+            window = None if width is None else step_us * (1000 + width) // 1000
+            if window is not None and cutoff is not None and window >= cutoff:
+                window = None  # the incumbent cuts more
+            self.unwindowed.discard(key)
+            found = self._solve(key, floor, cutoff if window is None else window, run)
             if found is not None:
                 self.solved[key] = found
                 heapq.heappush(self.heap, (found[0], found[1], key))
                 if incumbent is None or found[:2] < incumbent:
                     incumbent = found[:2]
+            elif window is not None:  # no plan within the window: the next solve looks past it
+                self.unwindowed.add(key)
+                heapq.heappush(self.heap, (window + 1, -1, key))
             elif cutoff is not None:
                 heapq.heappush(self.heap, (cutoff + 1, -1, key))
             else:
