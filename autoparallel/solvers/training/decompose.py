@@ -198,7 +198,8 @@ NEVER = 2**62
 """The lower bound of a triple proven infeasible."""
 
 WINDOW_PERMILLE = 20
-"""A sub-solve first looks within 2% above its triple's lower bound (the module docstring)."""
+"""The first window's width above a triple's bound, ‰: here (the module docstring) and in
+training/front.py, where a re-solved triple's next optimum lies just past its last one."""
 
 
 def _windows(low: int, limit: int | None) -> Iterator[int | None]:

@@ -46,16 +46,13 @@ from autoparallel.errors import SolverTimeoutError
 from autoparallel.solvers import driver
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.solvers.training.decompose import restrict
+from autoparallel.solvers.training.decompose import WINDOW_PERMILLE, restrict
 from autoparallel.solvers.training.encoder import EncodedTraining, build
 from autoparallel.solvers.training.points import Point, PointBound, Triple, bound_under_cap
 from autoparallel.solvers.training.tables import TrainingTables
 
 OBJECTIVES = ("throughput", "memory")
 """The front this module computes: step time first (the triples' bounds are on it), then peak memory."""
-
-WINDOW_PERMILLE = 20
-"""A re-solved triple first looks for its optimum within 2% above its last one (the module docstring)."""
 
 
 @dataclass
