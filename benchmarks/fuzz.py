@@ -4,9 +4,9 @@ Run: `uv run python benchmarks/fuzz.py [--inputs 10000] [--seed 0] [--jobs 2]`.
 
 Each input is an argv list built from a vocabulary of valid, odd and hostile pieces (zoo ids, junk ids,
 hostile config, workload and request-log files written to a temporary folder, cluster strings, flags
-with in-range, boundary and
-absurd values, flags of the other mode). It runs through `autoparallel.cli.main` in this process, with
-HF_HUB_OFFLINE=1, and is classified:
+with in-range, boundary and absurd values, flags of the other mode; training fronts, `pareto --train`,
+with a few points and a short limit, since each query has the whole limit). It runs through
+`autoparallel.cli.main` in this process, with HF_HUB_OFFLINE=1, and is classified:
 
     exit 0 / 1 / 2 / 130    the documented outcomes (2 includes argparse usage errors)
     exit 3                  an internal error (a bug, reported as one line)
@@ -130,7 +130,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "--recompute": ("none", "selective", "full"),
     "--kv-cache-dtype": ("auto", "fp8", "int2", "auto,fp8"),
     "--quantization": ("fp8", "none", "awq", "bogus"),
-    "--objectives": ("throughput,tpot", "ttft,cost", "throughput", "throughput,headroom", "a,b,c"),
+    "--objectives": (
+        "throughput,tpot",
+        "ttft,cost",
+        "throughput",
+        "throughput,headroom",
+        "a,b,c",
+        "memory,throughput",
+        "mfu,cost",
+        "throughput,mfu,headroom",
+    ),
     "--engine": ("vllm", "sglang", "trtllm", "auto"),
     "--nsa-prefill-backend": ("fa3", "flashmla_auto", "tilelang"),
     "--nsa-decode-backend": ("flashmla_kv", "flashmla_auto", "fa3"),
@@ -291,7 +300,7 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
             *(["--json"] if rng.random() < 0.5 else []),
         ]
     argv = [command, model, "--cluster", cluster]
-    train = command != "pareto" and rng.random() < 0.4
+    train = rng.random() < 0.4
     if train:
         argv += [
             "--train",
@@ -306,6 +315,8 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
     elif command == "evaluate":
         pool += [*EVAL_FLAGS, *REPLAY_FLAGS, "--zero", "--recompute", "--kv-cache-dtype", "--engine"]
         pool += ["--nsa-prefill-backend", "--nsa-decode-backend"]
+    elif train:  # a training front: mostly valid, so that its queries run
+        pool = [*TRAINING_FLAGS, "--precision", "--objectives"]
     else:
         pool += ["--objectives"]
     for flag in rng.sample(pool, min(len(pool), rng.choice((0, 0, 1, 1, 2, 3)))):
@@ -318,6 +329,8 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
         argv += [rng.choice(("--gpus-file", "--fleet")), rng.choice(configs)]
     if command == "plan" and rng.random() < 0.05:
         argv += ["--plan-file", _output(rng, configs, ".yaml")]
+    if command == "pareto" and train:  # a training front's queries: a few points of a short limit each
+        argv += ["--points", rng.choice(("1", "3", "5", "0")), "--time-limit", rng.choice(("1", "2"))]
     if command == "pareto" and rng.random() < 0.3:
         flag, suffix = rng.choice((("--out", ".csv"), ("--out", ".parquet"), ("--plot", ".png")))
         argv += [flag, _output(rng, configs, suffix)]
