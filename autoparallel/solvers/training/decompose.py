@@ -14,8 +14,9 @@ WINDOW_PERMILLE, twice that, ... up to twice the bound: the first window holding
 triple's optimum (every plan outside it is worse), each empty one raises the bound past it, and no cut
 comes last. Without a cut, most of a sub-solve's time is CP-SAT walking its incumbents down from a poor
 first plan, which a window skips: the runner-up of gemma-3-27b-it on 512x8xH100 (a 16-stage split of
-two layer kinds) took CP-SAT 5.3 s, within its second window 0.7 s. With the incumbent's cut, the
-windows only added solves (DeepSeek-V3 on 64x8xH100: 5 → 8, 1.4 → 2.1 s of CP-SAT), so they stay off.
+two layer kinds) took CP-SAT 5.3 s, its empty first window and its second 0.9-1.5 s. With the
+incumbent's cut, the windows only added solves (DeepSeek-V3 on 64x8xH100: 5 → 8, 1.4 → 2.1 s of
+CP-SAT), so they stay off.
 
     OPTIMAL    every triple whose bound is below the best value was solved to optimality (or proven
                unable to improve it), the rest pruned by their bounds;
@@ -155,7 +156,6 @@ def solve_by_triples(
                 continue
             if time.perf_counter() >= deadline - driver.MIN_SOLVE_S:
                 break
-            found, status, bound = None, "UNKNOWN", low[key]
             for cut in _windows(low[key], limit):
                 found, status, bound = _solve_triple(
                     t, key, bounds[key], cut, best_of_shape.get(key[0]), out, objective, low[key]
