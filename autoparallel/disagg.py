@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from autoparallel.errors import InfeasibleError, InputError
-from autoparallel.fleet import FleetPlan, fleet_models, fleet_of_one, solve_fleet
+from autoparallel.fleet import FleetPlan, fleet_of_one, solve_fleet
 from autoparallel.hardware import Cluster
+from autoparallel.models import ModelSpec
 from autoparallel.workload import Serving
 
 MODES = ("auto", "on", "off")
@@ -158,7 +159,7 @@ def _disagg_summary(d: Any) -> dict[str, Any] | None:
 
 
 def compare_disagg(
-    model: str,
+    model: str | ModelSpec,
     workload: Serving,
     cluster: Cluster,
     *,
@@ -187,11 +188,12 @@ def compare_disagg(
         raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
     settings = settings or SolverSettings()
     deadline = settings.deadline()
+    models = fleet_of_one(model, workload)
     agg_error = "no aggregated deployment meets the SLOs"
     if aggregated is None:
         try:
             aggregated = solve_fleet(
-                fleet_of_one(model, workload),
+                models,
                 cluster,
                 objective=objective,
                 settings=settings,
@@ -203,7 +205,6 @@ def compare_disagg(
         if aggregated is None:
             raise InfeasibleError(agg_error)
         return Comparison("aggregated", aggregated, None, "--disagg off")
-    models = fleet_models(fleet_of_one(model, workload))
     rs = build_role_space(models, cluster, options, deadline=deadline)
     smallest = _smallest_engine(rs.space, aggregated)
     too_small = smallest is not None and cluster.world_size < 2 * smallest

@@ -14,6 +14,7 @@ A fleet file (YAML or JSON):
         osl: 256
         ttft_ms: 1000
         tpot_ms: 40
+        concurrency: 256        # most requests in flight (omit: no cap)
         priority: 2             # weight of its tokens in goodput / throughput (default 1)
     cluster: 4x8xH100+4x8xA100-80G   # optional; --cluster wins
     prices: {H100: 2.49}             # optional; --price wins
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -40,6 +41,9 @@ from autoparallel.models import ModelSpec, load_model
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.workload import Serving
 from autoparallel.yaml_file import read_yaml
+
+if TYPE_CHECKING:
+    from autoparallel.solvers.deployment import FleetModel
 
 _MAX_FLEET_BYTES = 1 << 20
 _MAX_MODELS = 64
@@ -66,6 +70,9 @@ class FleetEntry(UserInput):
     """Limit on time per output token, ms."""
     max_model_len: int | None = Field(default=None, ge=1, le=100_000_000)
     """Context the engines must accept (default isl + osl rounded up to a power of two)."""
+    concurrency: int | None = Field(default=None, ge=1, le=1 << 24)
+    """Most requests in flight at once (a closed-loop client): the engines' max_num_seqs × replicas
+    stay within it (None: no cap)."""
     priority: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False)
     """Weight of this model's tokens in the goodput and throughput objectives."""
 
@@ -74,7 +81,7 @@ class FleetEntry(UserInput):
         base = Serving.preset(self.workload) if self.workload else Serving()
         update = {
             k: getattr(self, k)
-            for k in ("request_rate", "isl", "osl", "ttft_ms", "tpot_ms", "max_model_len")
+            for k in ("request_rate", "isl", "osl", "ttft_ms", "tpot_ms", "max_model_len", "concurrency")
             if getattr(self, k) is not None
         }
         return Serving.model_validate({**base.model_dump(), **update})
@@ -381,7 +388,7 @@ def fleet_models(entries: Sequence[FleetEntry]) -> list[Any]:
 
 
 def solve_fleet(
-    fleet: str | Path | FleetFile | Sequence[FleetEntry | Mapping[str, Any]],
+    fleet: str | Path | FleetFile | Sequence[FleetEntry | Mapping[str, Any]] | Sequence[FleetModel],
     cluster: Cluster | str | None = None,
     *,
     objective: str | tuple[str, ...] | dict[str, float] | None = None,
@@ -393,7 +400,8 @@ def solve_fleet(
     """The optimal deployment of several models on a cluster of one or more GPU pools.
 
     Args:
-        fleet: a fleet file path, a FleetFile, or a list of FleetEntry / mappings with FleetEntry's keys.
+        fleet: a fleet file path, a FleetFile, a list of FleetEntry / mappings with FleetEntry's keys,
+            or a list of `FleetModel` (a loaded model with its whole workload: `fleet_of_one`).
         cluster: Cluster or string ("4x8xH100+4x8xA100-80G"); default: the fleet file's.
         objective: "goodput" (default with rates), "throughput" (default without), "cost" ($/hour
             meeting every rate), "gpus", "cost_per_mtok"; a tuple (lexicographic) or {name: weight}.
@@ -405,9 +413,13 @@ def solve_fleet(
         InputError: bad fleet, cluster, price or GPU file. InfeasibleError: the demand cannot be met
         (capacity objectives) or a model has no engine on any pool, with numbers.
     """
-    from autoparallel.solvers.deployment import solve_deployment
+    from autoparallel.solvers.deployment import FleetModel, solve_deployment
 
-    if isinstance(fleet, str | Path):
+    loaded: list[FleetModel] | None = None
+    if isinstance(fleet, Sequence) and fleet and all(isinstance(f, FleetModel) for f in fleet):
+        loaded = list(fleet)  # type: ignore[arg-type]
+        spec = FleetFile(models=tuple(FleetEntry(model=fm.name) for fm in loaded))
+    elif isinstance(fleet, str | Path):
         spec = load_fleet(fleet)
     elif isinstance(fleet, FleetFile):
         spec = fleet
@@ -434,22 +446,22 @@ def solve_fleet(
     c = chosen if isinstance(chosen, Cluster) else Cluster.parse(chosen, gpus=custom)
     if price_map:
         c = c.with_prices(price_map, custom)
-    models = fleet_models(spec.models)
+    models = loaded if loaded is not None else fleet_models(spec.models)
     deployment = solve_deployment(models, c, objective=objective, settings=settings, options=options)
     return FleetPlan(cluster=c, deployment=deployment, specs={fm.name: fm.model for fm in models})
 
 
-def fleet_of_one(model: str | ModelSpec, workload: Serving, model_id: str = "") -> list[FleetEntry]:
-    """The fleet entry of a single-model plan (`plan MODEL --cluster ...` on the whole cluster)."""
+def fleet_of_one(model: str | ModelSpec, workload: Serving, model_id: str = "") -> list[FleetModel]:
+    """The fleet of a single-model plan (`plan MODEL --cluster ...` on the whole cluster): one
+    `FleetModel` with the whole workload, so that the deployment's tables see the same request
+    shape as the single-engine plan's (its length spread and quantiles, `Serving.prompt_spread`),
+    and a ModelSpec is used as given, not reloaded by its name.
+
+    Raises:
+        InputError: a model id or path that does not load.
+    """
+    from autoparallel.solvers.deployment import FleetModel
+
+    spec = model if isinstance(model, ModelSpec) else load_model(model)
     name = model_id or (model if isinstance(model, str) else model.name)
-    return [
-        FleetEntry(
-            model=name,
-            request_rate=workload.request_rate,
-            isl=workload.isl,
-            osl=workload.osl,
-            ttft_ms=workload.ttft_ms,
-            tpot_ms=workload.tpot_ms,
-            max_model_len=workload.max_model_len,
-        )
-    ]
+    return [FleetModel(spec, workload, name)]

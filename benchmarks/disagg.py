@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from autoparallel.disagg import _agg_summary, _disagg_summary
-from autoparallel.fleet import FleetPlan, fleet_models, fleet_of_one
+from autoparallel.fleet import FleetPlan, fleet_of_one
 from autoparallel.hardware import Cluster
 from autoparallel.solvers.deployment import build_deployment_space, solve_space
 from autoparallel.solvers.deployment.disagg_plan import solve_roles
@@ -34,7 +34,7 @@ OBJECTIVE = ("throughput", "cost")
 
 def scenario(model: str, cluster_spec: str, workload: Serving) -> dict[str, Any]:
     cluster = Cluster.parse(cluster_spec)
-    fleet = fleet_models(fleet_of_one(model, workload))
+    fleet = fleet_of_one(model, workload)
     t0 = time.perf_counter()
     agg: dict[str, Any] | None
     try:

@@ -108,6 +108,19 @@ def test_plan_model_without_a_rate_uses_the_whole_cluster(capsys: pytest.Capture
     assert d["deployment"]["objective"] == "throughput"
 
 
+def test_the_whole_cluster_keeps_the_workloads_concurrency(capsys: pytest.CaptureFixture[str]) -> None:
+    """At most 24 requests in flight: the single-engine plan and the whole-cluster deployment both hold
+    max_num_seqs × data-parallel ranks × replicas ≤ 24 (the deployment once ignored the cap and
+    planned 64-request batches), the deployment serving at least what the single engine does."""
+    argv = ["plan", "meta-llama/Llama-3.1-8B-Instruct", "--cluster", "2x8xH100", "--concurrency", "24"]
+    assert main([*argv, "--disagg", "off", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["config"]["max_num_seqs"] * d["config"]["replicas"] <= 24
+    engines = d["deployment"]["engines"]
+    assert sum(e["max_num_seqs"] * e["dp"] * e["replicas"] for e in engines) <= 24
+    assert d["deployment"]["throughput_tokens_per_s"] >= 0.999 * d["perf"]["output_tokens_per_s"]
+
+
 def test_custom_gpu_file_and_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gpus = _write(tmp_path, "gpus.yaml", "- name: H100-cheap\n  base: H100\n  usd_per_hour: 1.0\n")
     argv = [
@@ -182,6 +195,20 @@ def test_infeasible_demand_is_explained_with_numbers(
     assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100", "--objective", "cost"]) == 1
     err = capsys.readouterr().err
     assert "5000 req/s" in err and "needs >= " in err and "pool 0 holds" in err and "TPOT 40 ms" in err
+
+
+def test_a_rate_beyond_the_concurrency_cap_is_explained_by_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """30 req/s with at most 8 in flight: 16 GPUs hold the engines, the cap does not (a fleet file's
+    `concurrency:`), and the explanation says how many requests/s the cap allows at best."""
+    entry = "  - model: meta-llama/Llama-3.1-8B-Instruct\n    request_rate: 30\n    concurrency: 8\n"
+    fleet = _write(tmp_path, "fleet.yaml", "models:\n" + entry)
+    assert main(["plan", "--fleet", fleet, "--cluster", "2x8xH100", "--objective", "cost"]) == 1
+    err = capsys.readouterr().err
+    assert "at most 8 requests in flight" in err and "so at most 8 x " in err
+    rps = float(err.split("so at most 8 x ")[1].split("= ")[1].split(" req/s")[0])
+    assert 0 < rps < 30
 
 
 def test_a_whole_cluster_section_out_of_time_leaves_the_plan_standing(

@@ -25,13 +25,14 @@ from autoparallel.solvers.deployment import DeploymentSpace, FleetModel, build_d
 from autoparallel.solvers.deployment.driver import expr_value, optimize
 from autoparallel.solvers.deployment.encoder import build
 from autoparallel.solvers.deployment.oracle import brute_force
-from autoparallel.solvers.deployment.space import undominated
+from autoparallel.solvers.deployment.space import _candidates, undominated
 from autoparallel.solvers.driver import Run
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
 EXAMPLES = 220
+CAPPED_EXAMPLES = 80
 BASE_CLUSTER = "2x8xH100+2x4xA100-80G"
 OPTIONS = ServingOptions(max_num_seqs=(8, 32, 128), enforce_eager=(False,))
 
@@ -46,9 +47,22 @@ def base_space() -> DeploymentSpace:
     return build_deployment_space(models, Cluster.parse(BASE_CLUSTER), OPTIONS, prune=False)
 
 
-@st.composite
-def instances(draw: st.DrawFn) -> DeploymentSpace:
+@functools.cache
+def capped_space() -> DeploymentSpace:
+    """The base tables' candidates under a cap of 256 requests in flight: every max_num_seqs of a shape
+    that beats its smaller ones (`space.staircase`), not only its fastest."""
     base = base_space()
+    fleet = tuple(
+        dataclasses.replace(fm, workload=fm.workload.model_copy(update={"concurrency": 256}))
+        for fm in base.models
+    )
+    engines = [e for (m, p), serving in base.serving.items() for e in _candidates(serving, fleet[m], m, p)[0]]
+    return dataclasses.replace(base, models=fleet, engines=tuple(engines))
+
+
+@st.composite
+def instances(draw: st.DrawFn, capped: bool = False) -> DeploymentSpace:
+    base = capped_space() if capped else base_space()
     pools = draw(st.sampled_from([(0,), (1,), (0, 1)]))
     nodes = {p: draw(st.integers(1, base.cluster.pools[p].nodes)) for p in pools}
     if sum(nodes[p] * base.cluster.pools[p].gpus_per_node for p in pools) > 16:
@@ -85,10 +99,10 @@ def instances(draw: st.DrawFn) -> DeploymentSpace:
         quarters = draw(st.one_of(st.none(), st.integers(1, 12)))
         rate = None if quarters is None else quarters * best / 4000
         priority = draw(st.sampled_from([1.0, 2.0, 0.5]))
+        cap = draw(st.sampled_from([None, 8, 24, 64, 160, 256])) if capped else None
+        update = {"request_rate": rate, "concurrency": cap}
         fleet.append(
-            dataclasses.replace(
-                fm, workload=fm.workload.model_copy(update={"request_rate": rate}), priority=priority
-            )
+            dataclasses.replace(fm, workload=fm.workload.model_copy(update=update), priority=priority)
         )
     cluster = Cluster(
         pools=tuple(base.cluster.pools[p].model_copy(update={"nodes": nodes[p]}) for p in pools)
@@ -101,7 +115,8 @@ def pruned(space: DeploymentSpace) -> DeploymentSpace:
     keep = []
     for m in range(len(space.models)):
         for p in range(len(space.cluster.pools)):
-            keep += undominated([e for e in space.engines if (e.model, e.pool) == (m, p)])
+            capped = space.models[m].concurrency is not None
+            keep += undominated([e for e in space.engines if (e.model, e.pool) == (m, p)], capped)
     return dataclasses.replace(space, engines=tuple(keep))
 
 
@@ -132,6 +147,60 @@ def test_cpsat_optimum_equals_brute_force(space: DeploymentSpace) -> None:
         assert (mine is None) == (oracle is None), (objective, mine, oracle)
         if oracle is not None:
             assert mine == oracle[0], (objective, mine, oracle)
+
+
+@settings(
+    max_examples=CAPPED_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(instances(capped=True))
+def test_cpsat_optimum_equals_brute_force_under_concurrency_caps(space: DeploymentSpace) -> None:
+    """The same, each model under a cap on requests in flight (or none), over candidates at several
+    max_num_seqs per shape; the cap binds on some instances."""
+    binding = False
+    for objective in ("goodput", "cost"):
+        oracle = brute_force(space, objective)
+        mine = _cpsat(space, objective)
+        assert (mine is None) == (oracle is None), (objective, mine, oracle)
+        if oracle is not None:
+            assert mine == oracle[0], (objective, mine, oracle)
+            free = brute_force(dataclasses.replace(space, models=_uncapped(space)), objective)
+            binding |= free is None or free[0] != oracle[0]
+    event(f"a cap changes the optimum: {binding}")
+
+
+def _uncapped(space: DeploymentSpace) -> tuple[FleetModel, ...]:
+    return tuple(
+        dataclasses.replace(fm, workload=fm.workload.model_copy(update={"concurrency": None}))
+        for fm in space.models
+    )
+
+
+def test_a_cap_on_requests_in_flight_binds_and_holds() -> None:
+    """Llama-3.1-8B on 1x8xH100 + 1x4xA100-80G at most 40 requests in flight: the throughput optimum
+    holds ≤ 40 (max_num_seqs × replicas) and serves less than the uncapped one."""
+    base = capped_space()
+    cluster = Cluster(pools=tuple(p.model_copy(update={"nodes": 1}) for p in base.cluster.pools))
+    engines = tuple(
+        e
+        for e in base.engines
+        if e.model == 0 and e.nodes <= 1 and e.gpus <= cluster.pools[e.pool].world_size
+    )
+    fm = base.models[0]
+
+    def solved(cap: int | None) -> tuple[int, float]:
+        model = dataclasses.replace(fm, workload=fm.workload.model_copy(update={"concurrency": cap}))
+        plan = solve_space(pruned(DeploymentSpace((model,), cluster, engines, base.serving)), "throughput")
+        assert plan.solver.status == "OPTIMAL"
+        return sum(e.max_num_seqs * e.dp * e.replicas for e in plan.engines), plan.models[0].capacity_rps
+
+    held, rps = solved(40)
+    free_held, free_rps = solved(None)
+    assert held <= 40 < free_held
+    assert rps < free_rps
 
 
 def test_decoded_plan_agrees_with_the_float_model() -> None:

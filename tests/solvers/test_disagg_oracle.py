@@ -165,10 +165,10 @@ def test_a_large_role_space_is_solved_to_the_optimum_on_two_workers() -> None:
     """Llama-3.2-1B on 512x8xH100: one prefill and one decode engine shape, replicas up to 4,096 each.
     The optimum fills the cluster at the balanced P:D ratio, proven at once. With the families passed
     as assumptions, two interleaved workers stalled at 57P:55D (112 GPUs) for the whole 5 s limit."""
-    from autoparallel.fleet import fleet_models, fleet_of_one
+    from autoparallel.fleet import fleet_of_one
     from autoparallel.solvers.deployment.disagg_plan import solve_roles
 
-    fleet = fleet_models(fleet_of_one("meta-llama/Llama-3.2-1B", Serving.preset("chatbot")))
+    fleet = fleet_of_one("meta-llama/Llama-3.2-1B", Serving.preset("chatbot"))
     rs = build_role_space(fleet, Cluster.parse("512x8xH100"))
     d = solve_roles(rs, "throughput", SolverSettings.create(time_limit_s=5, workers=2))
     assert d.solver.status == "OPTIMAL"  # proven within the limit (the stall was FEASIBLE at it)

@@ -2,7 +2,8 @@
 
 Instances: ≤ 8 GPUs (one or two 4-GPU H100 nodes), ≤ 3 aggregated, ≤ 2 prefill and ≤ 3 decode
 engines drawn from the unpruned candidates the float model gives Llama-3.1-8B with an 8192-token
-prompt (built once); the mode (auto / on / off), two or three objectives and the request rate drawn.
+prompt (built once); the mode (auto / on / off), two or three objectives, the request rate and a cap
+on requests in flight drawn.
 The oracle (mixed_oracle.py) walks every replica-count vector of each allowed mode. About a fifth of
 the 80 instances have both modes on their front (`--hypothesis-show-statistics`).
 """
@@ -56,7 +57,9 @@ def instances(draw: st.DrawFn) -> tuple[MixedSpace, tuple[str, ...]]:
     top = max((b.engines[i].capacity_milli_rps for i in agg + roles), default=1000)
     quarters = draw(st.one_of(st.none(), st.integers(1, 8)))
     rate = None if quarters is None else quarters * top / 4000
-    fleet = (dataclasses.replace(fm, workload=fm.workload.model_copy(update={"request_rate": rate})),)
+    cap = draw(st.sampled_from([None, None, 4, 10, 40]))  # requests in flight (batches 2, 8, 32)
+    update = {"request_rate": rate, "concurrency": cap}
+    fleet = (dataclasses.replace(fm, workload=fm.workload.model_copy(update=update)),)
     cluster = Cluster(pools=(b.cluster.pools[0].model_copy(update={"nodes": nodes}),))
     role_ks = [i - a for i in roles]
     space = MixedSpace(

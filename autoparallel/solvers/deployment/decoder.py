@@ -279,6 +279,11 @@ def _services(
                 f"{fm.name}: capacity {capacity[m]:.4f} req/s < rate {rate} in the float model"
             )
         ks = [k for k in space.engines_of(model=m) if counts[k]]
+        held = sum(counts[k] * space.engines[k].config.max_num_seqs * space.engines[k].dp for k in ks)
+        if fm.concurrency is not None and held > fm.concurrency:
+            raise InternalError(
+                f"{fm.name}: the engines hold {held} requests, over its concurrency {fm.concurrency}"
+            )
         out.append(
             ModelService(
                 model=fm.name,

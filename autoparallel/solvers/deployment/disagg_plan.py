@@ -151,6 +151,11 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
     w = fm.workload
     spots = place(space, counts)
     chosen = [k for k, n in enumerate(counts) if n]
+    held = sum(counts[k] * space.engines[k].config.max_num_seqs * space.engines[k].dp for k in chosen)
+    if fm.concurrency is not None and held > fm.concurrency:
+        raise InternalError(
+            f"{fm.name}: the engines hold {held} requests, over its concurrency {fm.concurrency}"
+        )
     p_cap = {
         k: space.engines[k].dp * _prefill_tps(rs, k, w.isl)
         for k in chosen

@@ -11,6 +11,8 @@ pass them as assumptions and CP-SAT names the conflicting ones:
     node_packing_gpus[p]     Σ_narrow gpus_e · replicas[e] ≤ GPUs per node · small_nodes[p]
     demand_milli_rps[m]      Σ_e capacity_milli_rps_e · replicas[e] ≥ rate_m × 1000   (hard demand)
     deployed[m]              Σ_e replicas[e] ≥ 1    (every model of the fleet is served)
+    concurrency[m]           Σ_e in_flight_e · replicas[e] ≤ concurrency_m (a closed-loop client's cap:
+                             max_num_seqs × data-parallel ranks per replica, of every role)
 
 Disaggregated spaces (deployment/roles.py: every engine is a prefill or a decode engine) replace a
 model's capacity Σ_e capacity_e · replicas[e] by a variable flow_milli_rps[m], the requests/s both
@@ -184,6 +186,7 @@ def build(space: DeploymentSpace, *, hard_demand: bool, explain: bool = False) -
     add_pool_nodes(enc)
     add_node_packing_gpus(enc)
     add_demand_milli_rps(enc)
+    add_concurrency(enc)
     if space.disaggregated:
         add_prefill_balance(enc)
         add_decode_balance(enc)
@@ -228,6 +231,20 @@ def add_demand_milli_rps(enc: EncodedDeployment) -> None:
             enc.model.add(enc.vars.capacity_milli_rps[m] >= fm.demand_milli_rps).only_enforce_if(
                 enc.family(f"demand[{m}]")
             ).with_name(f"demand_milli_rps[{fm.name}]")
+
+
+def add_concurrency(enc: EncodedDeployment) -> None:
+    """A model with a concurrency cap: its replicas' running batches hold at most that many requests,
+    Σ_e in_flight_e · replicas[e] ≤ concurrency (no slot waits for a request that never comes)."""
+    space, v = enc.space, enc.vars
+    for m, fm in enumerate(space.models):
+        if fm.concurrency is None:
+            continue
+        ks = space.engines_of(model=m)
+        held = LinearExpr.weighted_sum([v.replicas[k] for k in ks], [space.engines[k].in_flight for k in ks])
+        enc.model.add(held <= fm.concurrency).only_enforce_if(enc.family(f"concurrency[{m}]")).with_name(
+            f"concurrency[{fm.name}]"
+        )
 
 
 def add_every_model_deployed(enc: EncodedDeployment) -> None:

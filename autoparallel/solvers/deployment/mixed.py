@@ -107,9 +107,10 @@ class MixedSpace:
         return self.agg_tpot_us[k] if k < a else self.decode_tpot_us[k - a]
 
 
-def undominated_at(engines: list[Engine], tpot: list[int]) -> list[int]:
+def undominated_at(engines: list[Engine], tpot: list[int], capped: bool = False) -> list[int]:
     """Indices of the engines no other engine dominates with a TPOT no worse (`space.undominated`'s
-    rule plus TPOT_b ≤ TPOT_a: swapping a for copies of b keeps every objective of the front)."""
+    rule plus TPOT_b ≤ TPOT_a: swapping a for copies of b keeps every objective of the front; with a
+    concurrency cap, the copies also hold no more requests in flight)."""
     keep = []
     for i, a in enumerate(engines):
         beaten = False
@@ -117,9 +118,15 @@ def undominated_at(engines: list[Engine], tpot: list[int]) -> list[int]:
             if i == j or a.role != b.role or tpot[j] > tpot[i]:
                 continue
             k = copies_fitting(a, b)
-            if k < 1 or k * b.rating < a.rating:
+            if k < 1 or k * b.rating < a.rating or (capped and k * b.in_flight > a.in_flight):
                 continue
-            equal = k == 1 and b.gpus == a.gpus and b.nodes == a.nodes and b.rating == a.rating
+            equal = (
+                k == 1
+                and b.gpus == a.gpus
+                and b.nodes == a.nodes
+                and b.rating == a.rating
+                and (not capped or b.in_flight == a.in_flight)
+            )
             if not equal or tpot[j] < tpot[i] or j < i:
                 beaten = True
                 break
@@ -151,9 +158,12 @@ def _aggregated(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
     return engines, tpot
 
 
-def _shape_fronts(engines: list[Engine], tpot: list[int]) -> list[int]:
+def _shape_fronts(engines: list[Engine], tpot: list[int], capped: bool) -> list[int]:
     """Indices of the entries on their shape's (capacity ↑, TPOT ↓) front (one sort per shape), so that
-    `undominated_at` (quadratic) runs on few engines."""
+    `undominated_at` (quadratic) runs on few engines. With a concurrency cap the front has a third
+    axis, requests in flight ↓, and `undominated_at` alone prunes."""
+    if capped:
+        return list(range(len(engines)))
     keep = []
     for shape in {(e.pool, e.shape) for e in engines}:
         mine = sorted(
@@ -168,10 +178,15 @@ def _shape_fronts(engines: list[Engine], tpot: list[int]) -> list[int]:
     return sorted(keep)
 
 
-def _prune(engines: list[Engine], tpot: list[int]) -> list[int]:
-    first = _shape_fronts(engines, tpot)
-    kept = undominated_at([engines[i] for i in first], [tpot[i] for i in first])
+def _prune(engines: list[Engine], tpot: list[int], capped: bool) -> list[int]:
+    first = _shape_fronts(engines, tpot, capped)
+    kept = undominated_at([engines[i] for i in first], [tpot[i] for i in first], capped)
     return [first[i] for i in kept]
+
+
+def _within(engines: list[Engine], concurrency: int | None) -> list[int]:
+    """Indices of the engines one replica of which fits the concurrency cap (all without one)."""
+    return [k for k, e in enumerate(engines) if concurrency is None or e.in_flight <= concurrency]
 
 
 def _decode(space: ServingSpace, m: int, p: int) -> tuple[list[Engine], list[RoleTimes]]:
@@ -218,6 +233,7 @@ def build_mixed_space(
     if mode not in MODES:
         raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
     base = build_deployment_space([fm], cluster, options, prune=False, deadline=deadline)
+    cap = fm.concurrency
     agg: list[Engine] = []
     agg_tpot: list[int] = []
     roles: list[Engine] = []
@@ -228,8 +244,10 @@ def build_mixed_space(
     if mode != "on":
         for p in pools:
             found, tpot = _aggregated(base.serving[0, p], fm, 0, p)
+            fit = _within(found, cap)
+            found, tpot = [found[k] for k in fit], [tpot[k] for k in fit]
             unpruned += len(found)
-            keep = _prune(found, tpot) if prune else list(range(len(found)))
+            keep = _prune(found, tpot, cap is not None) if prune else list(range(len(found)))
             agg += [found[i] for i in keep]
             agg_tpot += [tpot[i] for i in keep]
     bound = 0.0
@@ -243,14 +261,16 @@ def build_mixed_space(
             times: dict[int, RoleTimes] = {}
             prefill = prefill_engines(base.serving[0, p], fm, cluster, 0, p, every, bound, times)
             unpruned += len(prefill)
-            for e in undominated(prefill) if prune else prefill:
+            for e in undominated(prefill, cap is not None) if prune else prefill:
                 roles.append(e)
                 role_times.append(times[id(e)])
                 role_tpot.append(0)
             engines, ts = decode[p]
+            fit = _within(engines, cap)
+            engines, ts = [engines[k] for k in fit], [ts[k] for k in fit]
             unpruned += len(engines)
             steps = [units.us_up(t.decode_s) for t in ts]
-            for i in _prune(engines, steps) if prune else range(len(engines)):
+            for i in _prune(engines, steps, cap is not None) if prune else range(len(engines)):
                 roles.append(engines[i])
                 role_times.append(ts[i])
                 role_tpot.append(steps[i])

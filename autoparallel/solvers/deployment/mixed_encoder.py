@@ -4,6 +4,7 @@ Variables and constraints (on top of the deployment encoder's node families, ove
     disaggregated            ∈ {0, 1}: 0 ⇒ every role replica is 0; 1 ⇒ every aggregated replica is 0
     flow_milli_rps           ≤ Σ_P prefill_milli_tps_e · r_e / isl,  ≤ Σ_D capacity_milli_rps_e · r_e
     deployed                 ¬disaggregated ⇒ Σ_A r_e ≥ 1;  disaggregated ⇒ Σ_P r_e ≥ 1 and Σ_D r_e ≥ 1
+    concurrency (with a cap) Σ_e in_flight_e · r_e ≤ concurrency (every role)
     used[e] (A and D)        r_e ≥ 1 ⇒ used[e];   used[e] ⇒ tpot_us ≥ TPOT_e
     demand (with a rate)     Σ_A capacity_e · r_e + flow ≥ rate × 1000
 Objectives (solver units):
@@ -143,6 +144,9 @@ def build_mixed(space: MixedSpace) -> MixedEncoding:
     model.add(LinearExpr.sum(r[:a]) >= 1).only_enforce_if(d.Not()).with_name("aggregated_deployed")
     model.add(LinearExpr.sum([r[k] for k in prefill]) >= 1).only_enforce_if(d).with_name("prefill_deployed")
     model.add(LinearExpr.sum([r[k] for k in decode]) >= 1).only_enforce_if(d).with_name("decode_deployed")
+    if fm.concurrency is not None:
+        held = LinearExpr.weighted_sum(r, [e.in_flight for e in engines])
+        model.add(held <= fm.concurrency).with_name("concurrency")
     if fm.demand_milli_rps:
         capacity = LinearExpr.weighted_sum(r[:a], [e.capacity_milli_rps for e in engines[:a]]) + flow
         model.add(capacity >= fm.demand_milli_rps).with_name("demand_milli_rps")

@@ -2,7 +2,8 @@
 
 Shares nothing with mixed_encoder.py but the space: for each mode it walks every replica-count vector
 of that mode's engines whose GPUs fit each pool (`oracle.vectors`, node granularity by `oracle.fits`),
-keeps those that deploy the mode (an aggregated engine; a prefill and a decode engine), scores them in
+keeps those that deploy the mode (an aggregated engine; a prefill and a decode engine) within the
+concurrency cap (`oracle.within_concurrency`), scores them in
 the solver's units and returns the non-dominated objective vectors. Exponential: small spaces only.
 """
 
@@ -44,7 +45,7 @@ def scored(space: MixedSpace, names: tuple[str, ...]) -> list[tuple[str, tuple[i
             roles = {e.role for e, n in zip(sub.engines, counts, strict=True) if n}
             if not roles or (mode == "disaggregated" and roles != {"prefill", "decode"}):
                 continue
-            if not oracle.fits(sub, counts):
+            if not oracle.fits(sub, counts) or not oracle.within_concurrency(sub, counts, 0):
                 continue
             if (
                 rate

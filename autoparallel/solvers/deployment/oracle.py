@@ -2,8 +2,9 @@
 
 Shares nothing with the encoder but the space (candidate engines and their coefficients): it walks
 every vector of replica counts whose GPUs fit each pool, checks node granularity by counting nodes
-(whole nodes for wide engines, ⌈narrow GPUs / node⌉ for narrow ones), every model deployed and,
-for capacity objectives, every rate met, and scores the objective in the same integer units.
+(whole nodes for wide engines, ⌈narrow GPUs / node⌉ for narrow ones), every model deployed, its
+requests in flight within its concurrency cap and, for capacity objectives, every rate met, and
+scores the objective in the same integer units.
 Exponential: for small fleets only (tests).
 """
 
@@ -53,10 +54,17 @@ def deployed(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
     return roles >= {"prefill", "decode"} if space.disaggregated else bool(roles)
 
 
+def within_concurrency(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
+    """Model m's replicas hold no more requests in flight than its concurrency cap (if any)."""
+    cap = space.models[m].workload.concurrency
+    held = sum(e.in_flight * n for e, n in zip(space.engines, counts, strict=True) if e.model == m)
+    return cap is None or held <= cap
+
+
 def feasible(space: DeploymentSpace, counts: tuple[int, ...], hard_demand: bool) -> bool:
-    """Every model deployed, node granularity, and (hard demand) every rate met."""
+    """Every model deployed, node granularity, concurrency caps, and (hard demand) every rate met."""
     for m, fm in enumerate(space.models):
-        if not deployed(space, counts, m):
+        if not deployed(space, counts, m) or not within_concurrency(space, counts, m):
             return False
         if hard_demand and capacity(space, counts, m) < fm.demand_milli_rps:
             return False

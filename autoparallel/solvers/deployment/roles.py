@@ -35,6 +35,7 @@ from autoparallel.solvers.deployment.space import (
     FleetModel,
     engine_at,
     granularity,
+    staircase,
     undominated,
 )
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
@@ -111,11 +112,15 @@ def _engine(
     )
 
 
-def decode_engines(space: ServingSpace, m: int, p: int, times: dict[int, RoleTimes]) -> list[Engine]:
-    """The decode engine of every shape (module doc); `times` gets each engine's float times."""
+def decode_engines(
+    space: ServingSpace, m: int, p: int, times: dict[int, RoleTimes], concurrency: int | None = None
+) -> list[Engine]:
+    """The decode engine of every shape (module doc; with a `concurrency` cap, every entry on the
+    shape's (in flight ↓, capacity ↑) front, `space.staircase`); `times` gets each engine's float times."""
     w = space.workload
     kv = space.options.kv_cache_dtypes[0]
-    best: dict[int, tuple[int, int, int, RoleTimes]] = {}
+    found: dict[int, list[tuple[int, int, int]]] = {}  # shape -> [(batch, rating, entry)]
+    picked: dict[int, tuple[int, RoleTimes]] = {}  # entry -> (util, times)
     for i in range(len(space.tables.evaluated)):
         s, r, b, mm = space.unflat(i)
         utils = _starts(space, i)
@@ -126,14 +131,18 @@ def decode_engines(space: ServingSpace, m: int, p: int, times: dict[int, RoleTim
             continue
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
         rating = math.floor(MILLI * dp * disagg.decode_capacity_rps(space.batches[b], w.osl, st.decode_s))
-        if s not in best or rating > best[s][0]:
-            best[s] = (rating, i, utils[0], RoleTimes(st.prefill_s, st.decode_s))
+        found.setdefault(s, []).append((space.batches[b], rating, i))
+        picked[i] = (utils[0], RoleTimes(st.prefill_s, st.decode_s))
     out = []
-    for s, (rating, i, u, rt) in sorted(best.items()):
-        e = _engine(space, m, p, s, i, u, "decode", rating)
-        if e is not None:
-            times[id(e)] = rt
-            out.append(e)
+    for s, entries in sorted(found.items()):
+        dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
+        for i in staircase(entries, concurrency, dp):
+            u, rt = picked[i]
+            rating = next(r for _, r, k in entries if k == i)
+            e = _engine(space, m, p, s, i, u, "decode", rating)
+            if e is not None:
+                times[id(e)] = rt
+                out.append(e)
     return out
 
 
@@ -231,7 +240,10 @@ def build_role_space(
     engines: list[Engine] = []
     bounds: list[float] = []
     for m, fm in enumerate(fleet):
-        decode = {p: decode_engines(aggregated.serving[m, p], m, p, times) for p in range(len(cluster.pools))}
+        decode = {
+            p: decode_engines(aggregated.serving[m, p], m, p, times, fm.concurrency)
+            for p in range(len(cluster.pools))
+        }
         every_decode = [e for d in decode.values() for e in d]
         slowest = max((times[id(e)].decode_s for e in every_decode), default=0.0)
         bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
@@ -240,7 +252,7 @@ def build_role_space(
             serving = aggregated.serving[m, p]
             prefill = prefill_engines(serving, fm, cluster, m, p, every_decode, bound, times)
             for role_engines in (prefill, decode[p]):
-                engines += undominated(role_engines) if prune else role_engines
+                engines += undominated(role_engines, fm.concurrency is not None) if prune else role_engines
     space = dataclasses.replace(
         aggregated, engines=tuple(engines), disaggregated=True, dominated=0, left_out=aggregated.left_out
     )

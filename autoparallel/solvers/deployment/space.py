@@ -10,10 +10,13 @@ max_model_len / gpu_memory_utilization entry with its TPOT, TTFT, memory and tok
 the model's TTFT and TPOT limits. That entry dominates the shape's others for every fleet
 objective: an engine's GPUs and price depend on the shape alone, and its capacity is the tokens/s
 it sustains with the SLOs holding (the float model's steady state at a running batch of
-max_num_seqs, no queueing beyond it), so more is never worse.
+max_num_seqs, no queueing beyond it), so more is never worse. Under a concurrency cap (most
+requests in flight) it is not: a capped model's candidates are every entry of a shape within the
+cap that beats each smaller batch on tokens/s (`staircase`), each holding `in_flight` requests.
 
 Coefficients (scaled integers, rounded conservatively: capacities down, demands up):
     capacity_milli_rps     requests/s the engine sustains ×1000 = ⌊tokens/s × 1000⌋ // osl
+    in_flight              requests it holds: max_num_seqs × data-parallel ranks
     gpus                   tp × pp × data-parallel ranks (EP engines) or tp × pp
     nodes                  whole nodes an engine wider than a node takes (gpus / node size)
     micro_usd_per_hour     gpus × the pool's US$ per GPU-hour × 1e6
@@ -61,6 +64,11 @@ class FleetModel:
         return self.model_id or self.model.name
 
     @property
+    def concurrency(self) -> int | None:
+        """Most requests of this model in flight at once (a closed-loop client), None: no cap."""
+        return self.workload.concurrency
+
+    @property
     def demand_milli_rps(self) -> int:
         """The request rate to meet, ×1000 rounded up; 0 without a rate."""
         rate = self.workload.request_rate
@@ -102,6 +110,10 @@ class Engine:
     """Prefill engines: prompt tokens/s the engine prefills within its TTFT budget ×1000 (rounded down)."""
     engine: str = "vllm"
     """The serving engine that runs it: vllm, sglang or trtllm (`ServingOptions.engines`)."""
+    in_flight: int = 0
+    """Requests one replica holds at its running batch: max_num_seqs × its data-parallel ranks, what
+    a closed-loop client's concurrency counts. Every engine is rated at that batch (prefill engines
+    at full load too), so each holds it; a request's KV transfer between roles is not counted."""
 
     @property
     def rating(self) -> int:
@@ -213,7 +225,7 @@ def build_deployment_space(
             serving[m, p] = space
             found, dropped = _candidates(space, fm, m, p)
             everything += found
-            engines += undominated(found) if prune else found
+            engines += undominated(found, fm.concurrency is not None) if prune else found
             left_out[m, p] = dropped
         refusals = [r for p in range(len(cluster.pools)) if (r := serving[m, p].refused) is not None]
         if len(refusals) == len(cluster.pools):
@@ -272,43 +284,59 @@ def engine_at(
         engine=space.runtimes[r].engine,
         role=role,
         prefill_milli_tps=prefill_milli_tps,
+        in_flight=space.batches[b] * dp,
     )
 
 
 def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], int]:
-    """The best admissible entry of every (shape, serving engine); and how many admissible ones node
-    granularity drops."""
-    best: dict[tuple[int, int], tuple[int, int, int]] = {}  # (shape, engine) -> (tokens/s, entry, util)
+    """The candidate entries of every (shape, serving engine), and how many admissible shapes node
+    granularity drops. Without a concurrency cap a shape's candidate is its entry of most tokens/s;
+    with one, every entry whose in-flight requests fit the cap and that no entry of fewer in flight
+    beats on tokens/s (`staircase`), since replicas of smaller batches may then serve more."""
+    found: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (shape, engine) -> [(batch, tps, entry)]
     order = {e: k for k, e in enumerate(space.engines)}
     for i in range(len(space.tables.evaluated)):
-        ok = admissible_utils(space, i)
-        if not ok:
-            continue
-        key = (space.unflat(i)[0], order[space.engine_of(i)])
-        tps = space.tables.tps_milli[i]
-        if key not in best or tps > best[key][0]:
-            best[key] = (tps, i, ok[0])
+        if admissible_utils(space, i):
+            s, _, b, _ = space.unflat(i)
+            found.setdefault((s, order[space.engine_of(i)]), []).append(
+                (space.batches[b], space.tables.tps_milli[i], i)
+            )
     out: list[Engine] = []
     dropped = 0
-    for (s, _), (tps, i, u) in sorted(best.items()):
+    for (s, _), entries in sorted(found.items()):
         size = granularity(space, s)
         if size is None:
             dropped += 1
             continue
-        engine_tps = tps * size[0]
-        out.append(
-            engine_at(
-                space,
-                m,
-                p,
-                i,
-                u,
-                size,
-                capacity_milli_rps=engine_tps // fm.workload.osl,
-                milli_tokens_per_s=engine_tps,
+        for i in staircase(entries, fm.concurrency, size[0]):
+            engine_tps = space.tables.tps_milli[i] * size[0]
+            out.append(
+                engine_at(
+                    space,
+                    m,
+                    p,
+                    i,
+                    admissible_utils(space, i)[0],
+                    size,
+                    capacity_milli_rps=engine_tps // fm.workload.osl,
+                    milli_tokens_per_s=engine_tps,
+                )
             )
-        )
     return [e for e in out if e.capacity_milli_rps > 0], dropped
+
+
+def staircase(entries: list[tuple[int, int, int]], concurrency: int | None, dp: int) -> list[int]:
+    """Of one shape's admissible (batch, tokens/s, entry) triples: the first of most tokens/s without a
+    cap; with a cap, those of batch × dp ≤ it that beat every smaller batch on tokens/s (the
+    (in flight ↓, tokens/s ↑) front), smallest batch first."""
+    if concurrency is None:
+        return [max(entries, key=lambda t: (t[1], -t[2]))[2]]
+    out, best = [], -1
+    for batch, tps, i in sorted(entries, key=lambda t: (t[0], -t[1], t[2])):
+        if batch * dp <= concurrency and tps > best:
+            out.append(i)
+            best = tps
+    return out
 
 
 def copies_fitting(a: Engine, b: Engine) -> int:
@@ -321,16 +349,17 @@ def copies_fitting(a: Engine, b: Engine) -> int:
     return a.gpus // b.gpus
 
 
-def undominated(engines: list[Engine]) -> list[Engine]:
+def undominated(engines: list[Engine], capped: bool = False) -> list[Engine]:
     """The engines of one (model, pool) that no other engine dominates.
 
     Engine a is dominated when k = copies_fitting(a, b) ≥ 1 copies of another engine b fit where a
     runs and serve at least as much (k · capacity_b ≥ capacity_a): swapping a for them keeps every
     pool constraint, uses no more GPUs or dollars (same pool, k · gpus_b ≤ gpus_a) and no less capacity,
     so no objective (goodput, throughput, cost, GPUs, $ per token) gets worse and the optimum over
-    the remaining engines is the optimum over all of them. Of engines equal in every respect the
-    first is kept. Engines of different roles never dominate each other; a prefill engine's
-    capacity is its prompt tokens/s (`Engine.rating`)."""
+    the remaining engines is the optimum over all of them. `capped` (the model has a concurrency
+    cap): the k copies must also hold no more requests in flight (k · in_flight_b ≤ in_flight_a).
+    Of engines equal in every respect the first is kept. Engines of different roles never dominate
+    each other; a prefill engine's capacity is its prompt tokens/s (`Engine.rating`)."""
     out = []
     for i, a in enumerate(engines):
         dominated = False
@@ -338,9 +367,15 @@ def undominated(engines: list[Engine]) -> list[Engine]:
             if i == j or a.role != b.role:
                 continue
             k = copies_fitting(a, b)
-            if k < 1 or k * b.rating < a.rating:
+            if k < 1 or k * b.rating < a.rating or (capped and k * b.in_flight > a.in_flight):
                 continue
-            equal = k == 1 and b.gpus == a.gpus and b.nodes == a.nodes and b.rating == a.rating
+            equal = (
+                k == 1
+                and b.gpus == a.gpus
+                and b.nodes == a.nodes
+                and b.rating == a.rating
+                and (not capped or b.in_flight == a.in_flight)
+            )
             if not equal or j < i:
                 dominated = True
                 break
