@@ -263,7 +263,7 @@ def test_api_wrong_types_are_input_errors() -> None:
     with pytest.raises(InputError, match="config must be a ServingConfig or a TrainingConfig, got dict"):
         ap.evaluate(M, "1x8xH100", {"tp": 3})  # type: ignore[arg-type]
     with pytest.raises(InputError, match="models must be a non-empty list"):
-        ap.sweep(models="meta-llama/Llama-3.1-8B", clusters=["1x8xH100"], workloads=["chatbot"])  # type: ignore[arg-type]
+        ap.sweep(models=[], clusters=["1x8xH100"], workloads=["chatbot"])
     with pytest.raises(InputError, match=r"settings must come from SolverSettings\.create"):
         ap.solve(M, "1x8xH100", settings=3)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="seed=-5"):

@@ -70,7 +70,9 @@ def add_sweep_parser(sub: Any) -> None:
     run = p.add_argument_group("running")
     run.add_argument("--out", default=None, help="results file: .parquet, .csv or .jsonl (resumes)")
     run.add_argument("--executor", default="process", help="process (default), serial or dask://HOST:PORT")
-    run.add_argument("--workers", type=int, default=None, help="local processes (default: one per core)")
+    run.add_argument(
+        "--workers", type=bounded("workers"), default=None, help="local processes (default: one per core)"
+    )
     run.add_argument(
         "--time-limit",
         type=bounded("time_limit_s", integer=False),
@@ -139,8 +141,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from autoparallel.sweeps import grid, load_scenarios
     from autoparallel.sweeps.execute import run_scenarios
 
-    if args.workers is not None and args.workers < 1:
-        raise InputError(f"--workers must be at least 1, got {args.workers}")
     if args.scenarios is not None:
         if args.models or args.clusters:
             raise InputError("give either a scenario file or --models/--clusters, not both")

@@ -9,12 +9,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
+from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoparallel.bounds import check_number
 from autoparallel.errors import InputError
+from autoparallel.hardware import Cluster
+from autoparallel.models import ModelSpec
 from autoparallel.sweeps.scenario import (
     Scenario,
     check_sweep_size,
@@ -23,6 +27,7 @@ from autoparallel.sweeps.scenario import (
     load_scenarios,
     make_scenario,
 )
+from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
     from autoparallel.sweeps.results import SweepResult
@@ -33,13 +38,15 @@ __all__ = ["Scenario", "grid", "load_scenarios", "make_scenario", "sweep"]
 def sweep(
     scenarios: Sequence[Scenario | Mapping[str, Any]] | str | Path | None = None,
     *,
-    models: Sequence[Any] = (),
-    clusters: Sequence[Any] = (),
-    workloads: Sequence[str | Mapping[str, Any]] = ("chatbot",),
-    objectives: Sequence[str] = (),
+    models: Sequence[str | ModelSpec] | str | ModelSpec = (),
+    clusters: Sequence[str | Cluster] | str | Cluster = (),
+    workloads: Sequence[str | Mapping[str, Any] | Serving | Training] | str | Serving | Training = (
+        "chatbot",
+    ),
+    objectives: Sequence[str] | str = (),
     objective: str = "throughput",
-    engines: Sequence[str | None] = (None,),
-    disagg: Sequence[str | None] = (None,),
+    engines: Sequence[str | None] | str = (None,),
+    disagg: Sequence[str | bool | None] | str = (None,),
     executor: Executor | str | None = None,
     workers: int | None = None,
     out: str | Path | None = None,
@@ -53,8 +60,11 @@ def sweep(
         scenarios: Scenario objects or row mappings (the keys of a scenario file's row, e.g.
             {"model": ..., "cluster": ..., "isl": 4096}), or the path of a YAML / CSV scenario file
             (see `scenario`).
-        models, clusters, workloads, objectives, engines: the grid, when `scenarios` is not given;
-            a workload is a preset name or a mapping of serving or training fields.
+        models, clusters, workloads, objectives, engines: the grid, when `scenarios` is not given
+            (a lone item is a one-item list); a model is an id, a path or a ModelSpec, a cluster a
+            spec string or a Cluster, a workload a preset name, a mapping of serving or training
+            fields, or a Serving / Training object. Objects travel with their scenarios, so workers
+            plan exactly what was passed.
         disagg: the grid's disaggregation modes ("auto", "on", "off"; None: the single-engine plan);
             a serving row with a mode records the winner's `mode`, `pd_ratio` and both sides'
             tokens/s/GPU (`plan --disagg`).
@@ -66,22 +76,36 @@ def sweep(
         time_limit_s: CP-SAT time limit per solve.
 
     Raises:
-        InputError: bad scenarios, executor or results file (before anything is solved).
+        InputError: bad scenarios, grid, executor, workers, time limit or results file (before
+            anything is solved).
     """
     from autoparallel.sweeps.execute import run_scenarios
 
+    if workers is not None:
+        workers = check_number("workers", workers)
+    time_limit_s = check_number("time_limit_s", time_limit_s, integer=False)
+    if executor is not None and not isinstance(executor, str | Executor):
+        raise InputError(
+            "executor must be 'process', 'serial', 'dask://HOST:PORT' or an Executor, got "
+            f"{type(executor).__name__}"
+        )
+    if out is not None and not isinstance(out, str | PathLike):
+        raise InputError(f"out must be a results file's path, got {type(out).__name__}")
+    if progress is not None and not isinstance(progress, bool):
+        raise InputError(f"progress must be True, False or None, got {type(progress).__name__}")
     if scenarios is None:
-        for arg, value in (("models", models), ("clusters", clusters), ("workloads", workloads)):
-            if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-                raise InputError(f"{arg} must be a non-empty list (e.g. {arg}=[...]), got {value!r:.80}")
-        names = [m if isinstance(m, str) else str(getattr(m, "name", m)) for m in models]
         todo = grid(
-            names,
-            [str(c) if isinstance(c, str) else c.spec for c in clusters],
-            list(workloads),
-            list(objectives) or [objective],
-            list(engines),
-            list(disagg) if not isinstance(disagg, str) else [disagg],
+            _axis(models, "models", (ModelSpec,), "a model id, a path or a ModelSpec"),
+            _axis(clusters, "clusters", (Cluster,), "a cluster string like '2x8xH100' or a Cluster"),
+            _axis(
+                workloads,
+                "workloads",
+                (Mapping, Serving, Training),
+                "a preset name, a mapping of workload fields, Serving or Training",
+            ),
+            _axis(objectives, "objectives", (), "an objective name", empty=[objective]),
+            _axis(engines, "engines", (type(None),), "an engine name or None"),
+            _axis(disagg, "disagg", (bool, type(None)), "auto, on, off or None"),
         )
     elif isinstance(scenarios, (str, Path)):
         todo = load_scenarios(scenarios)
@@ -94,6 +118,30 @@ def sweep(
     return run_scenarios(
         todo, executor=executor, workers=workers, out=out, progress=progress, time_limit_s=time_limit_s
     )
+
+
+def _axis(
+    value: Any, name: str, kinds: tuple[type, ...], what: str, empty: list[Any] | None = None
+) -> list[Any]:
+    """A grid axis as a list: a lone string or `kinds` instance is one item (not its characters);
+    else a non-empty list of them (`empty`: what an empty one means, where it means something).
+
+    Raises:
+        InputError: not such a list, or an item of another type (named by its index).
+    """
+    if isinstance(value, (str, *kinds)):
+        return [value]
+    if isinstance(value, bytes | Mapping) or not isinstance(value, Iterable):
+        raise InputError(f"{name} must be a list of {what}, got {type(value).__name__}")
+    items = list(value)
+    if not items:
+        if empty is not None:
+            return empty
+        raise InputError(f"{name} must be a non-empty list (e.g. {name}=[...]), got []")
+    for n, item in enumerate(items):
+        if not isinstance(item, (str, *kinds)):
+            raise InputError(f"{name}[{n}] must be {what}, got {type(item).__name__}")
+    return items
 
 
 def _scenario(item: object, n: int) -> Scenario:

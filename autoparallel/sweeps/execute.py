@@ -21,7 +21,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,19 +29,10 @@ from autoparallel.sweeps.scenario import Scenario
 from autoparallel.workload import Training
 
 if TYPE_CHECKING:
-    from autoparallel.models import ModelSpec
     from autoparallel.sweeps.results import SweepResult
 
 DASK_CONNECT_TIMEOUT_S = 10.0
 """How long to wait for a Dask scheduler before giving up with an input error."""
-
-
-@lru_cache(maxsize=64)
-def _load(model: str) -> ModelSpec:
-    """Models are loaded once per worker process."""
-    from autoparallel.models import load_model
-
-    return load_model(model)
 
 
 def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, Any]:
@@ -62,8 +52,8 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
             row["version"] = _version()
             return row
         plan = solve(
-            _load(scenario.model),
-            scenario.cluster,
+            scenario.load_model(),
+            scenario.load_cluster(),
             scenario.to_workload(),
             scenario.objective,
             settings=settings,
@@ -160,12 +150,11 @@ def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
         AutoParallelError: what `compare_disagg` raises (no deployment; `on` and no disaggregated one).
     """
     from autoparallel.disagg import _agg_summary, _disagg_summary, compare_disagg
-    from autoparallel.hardware import Cluster
 
     w = scenario.to_workload()
     assert not isinstance(w, Training)
     comp = compare_disagg(
-        scenario.model, w, Cluster.parse(scenario.cluster), mode=scenario.disagg or "auto", settings=settings
+        scenario.load_model(), w, scenario.load_cluster(), mode=scenario.disagg or "auto", settings=settings
     )
     agg, dis = _agg_summary(comp.aggregated), _disagg_summary(comp.disaggregated)
     win = dis if comp.mode == "disaggregated" else agg

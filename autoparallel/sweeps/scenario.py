@@ -15,6 +15,10 @@ scenario is made and its workload travels inside the scenario (`file_workload`, 
 a table column), so remote workers need no copy of the file and a changed file is a new scenario.
 A serving scenario may carry `disagg` (auto, on, off): its row is then `plan --disagg`'s comparison of
 aggregated and prefill/decode disaggregated deployments of the whole cluster (execute.py).
+From Python a scenario may also be built from objects: a Serving travels whole (as a workload file's
+content does) and a Training as its fields; a ModelSpec or a Cluster whose name or spec string does
+not load back to it (a config dict, an edited spec, custom GPUs or prices) travels as JSON
+(`model_json`, `cluster_json`), so a worker plans what the caller passed, never a namesake.
 A scenario's `id` hashes its inputs and the package version, so results computed by another release
 are not mistaken for this one's; its `label` is for people.
 """
@@ -22,6 +26,7 @@ are not mistaken for this one's; its `label` is for people.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -35,6 +40,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autoparallel.bounds import first_error
 from autoparallel.errors import InputError
+from autoparallel.hardware import Cluster
+from autoparallel.models import ModelSpec
 from autoparallel.objectives import canonical
 from autoparallel.user_file import read_capped
 from autoparallel.workload import PRESETS, Serving, Training
@@ -100,6 +107,12 @@ class Scenario(BaseModel):
     disagg: Literal["auto", "on", "off"] | None = None
     """Serving: compare aggregated with prefill/decode disaggregated deployments of the whole cluster
     (`plan --disagg`); None: the single-engine plan only."""
+    model_json: str | None = None
+    """A ModelSpec the caller passed that its name does not load back (a config dict, an edited
+    spec), as JSON: workers rebuild it from here, never from the name. Part of the id."""
+    cluster_json: str | None = None
+    """A Cluster the caller passed that its spec string does not parse back to (custom GPUs, prices),
+    as JSON. Part of the id."""
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -119,8 +132,11 @@ class Scenario(BaseModel):
     def id(self) -> str:
         """Stable id: 16 hex digits of SHA-256 over the inputs and the package version."""
         content = {k: v for k, v in self.workload if k == FILE_CONTENT}  # the file's workload, not its name
+        objects = {
+            k: v for k, v in (("model_json", self.model_json), ("cluster_json", self.cluster_json)) if v
+        }
         text = json.dumps(
-            {**self.inputs, **content, "version": package_version()}, sort_keys=True, default=str
+            {**self.inputs, **content, **objects, "version": package_version()}, sort_keys=True, default=str
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -145,6 +161,19 @@ class Scenario(BaseModel):
         mode = f" [disagg {self.disagg}]" if self.disagg is not None else ""
         return f"{self.model} on {self.cluster} | {self.workload_label} | {self.objective}{engine}{mode}"
 
+    def load_model(self) -> ModelSpec:
+        """The model to plan: the caller's spec when it travelled as JSON, else loaded by name (once
+        per process)."""
+        return _spec_from_json(self.model_json) if self.model_json else _load_model(self.model)
+
+    def load_cluster(self) -> Cluster:
+        """The cluster to plan on."""
+        return (
+            Cluster.model_validate_json(self.cluster_json)
+            if self.cluster_json
+            else Cluster.parse(self.cluster)
+        )
+
     def to_workload(self) -> Serving | Training:
         """The workload object `autoparallel.solve` takes."""
         w = dict(self.workload)
@@ -163,6 +192,58 @@ class Scenario(BaseModel):
         return base.with_updates({**w, "name": name})
 
 
+@functools.lru_cache(maxsize=64)
+def _load_model(name: str) -> ModelSpec:
+    from autoparallel.models import load_model
+
+    return load_model(name)
+
+
+@functools.lru_cache(maxsize=16)
+def _spec_from_json(text: str) -> ModelSpec:
+    return ModelSpec.model_validate_json(text)
+
+
+def model_ref(model: str | ModelSpec) -> tuple[str, str | None]:
+    """(name, JSON or None) of a scenario's model: a ModelSpec travels by name when the zoo gives the
+    same spec for it (no network: a name outside the zoo always travels with its JSON).
+
+    Raises:
+        InputError: neither a string nor a ModelSpec.
+    """
+    if isinstance(model, str):
+        return model.strip(), None
+    if not isinstance(model, ModelSpec):
+        raise InputError(f"a model must be an id, a path or a ModelSpec, got {type(model).__name__}")
+    from autoparallel.models.zoo import find_entry
+
+    if find_entry(model.name) is not None and _load_model(model.name) == model:
+        return model.name, None
+    return model.name, model.model_dump_json()
+
+
+def cluster_ref(cluster: str | Cluster) -> tuple[str, str | None]:
+    """(spec, JSON or None) of a scenario's cluster: a Cluster travels as its spec string when that
+    parses back to it, else with its JSON too (custom GPUs, prices).
+
+    Raises:
+        InputError: neither a string nor a Cluster, or a string that does not parse.
+    """
+    if isinstance(cluster, str):
+        text = cluster.strip()
+        Cluster.parse(text)
+        return text, None
+    if not isinstance(cluster, Cluster):
+        raise InputError(
+            f"a cluster must be a spec string like '2x8xH100' or a Cluster, got {type(cluster).__name__}"
+        )
+    try:
+        same = Cluster.parse(cluster.spec) == cluster
+    except InputError:  # a custom GPU the catalog does not know
+        same = False
+    return cluster.spec, None if same else cluster.model_dump_json()
+
+
 def _clean(value: Any) -> Any:
     """Blank CSV cells are unset; numeric text becomes a number."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -178,8 +259,11 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def make_workload(spec: str | Mapping[str, Any]) -> tuple[Literal["serving", "training"], dict[str, Any]]:
-    """(kind, fields) of a workload given as a preset name or a mapping.
+def make_workload(
+    spec: str | Mapping[str, Any] | Serving | Training,
+) -> tuple[Literal["serving", "training"], dict[str, Any]]:
+    """(kind, fields) of a workload given as a preset name, a mapping, or a Serving / Training object
+    (a Serving travels whole, as a workload file's content does, with its shape and SLO fields shown).
 
     Raises:
         InputError: unknown preset or field, serving and training fields mixed, or a bad value.
@@ -188,8 +272,22 @@ def make_workload(spec: str | Mapping[str, Any]) -> tuple[Literal["serving", "tr
         if spec.lower() not in PRESETS:
             raise InputError(f"unknown workload {spec!r}; choose one of: {', '.join(PRESETS)}")
         return "serving", {"preset": spec.lower()}
+    if isinstance(spec, Training):
+        return "training", spec.model_dump(mode="json", exclude_none=True)
+    if isinstance(spec, Serving):
+        shown = {k: getattr(spec, k) for k in SERVING_FIELDS if getattr(spec, k) is not None}
+        content = spec.model_dump(mode="json", exclude_defaults=True)
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+        return "serving", {**shown, "name": spec.name, FILE_CONTENT: text}
+    if not isinstance(spec, Mapping):
+        raise InputError(
+            "a workload must be a preset name, a mapping of workload fields, Serving or Training, got "
+            f"{type(spec).__name__}"
+        )
     fields = {str(k): _clean(v) for k, v in spec.items() if _clean(v) is not None}
     nested = fields.pop("workload", None)
+    if isinstance(nested, Serving | Training):
+        nested = dict(make_workload(nested)[1])
     if isinstance(nested, Mapping):
         # A scenario row's `workload: {isl: 4096, osl: 512}`, the grid's form, is its fields.
         if isinstance(nested.get("workload"), Mapping):
@@ -230,24 +328,25 @@ def make_workload(spec: str | Mapping[str, Any]) -> tuple[Literal["serving", "tr
 
 
 def make_scenario(
-    model: str,
-    cluster: str,
-    workload: str | Mapping[str, Any] = "chatbot",
+    model: str | ModelSpec,
+    cluster: str | Cluster,
+    workload: str | Mapping[str, Any] | Serving | Training = "chatbot",
     objective: str = "throughput",
     engine: str | None = None,
     disagg: str | bool | None = None,
 ) -> Scenario:
-    """A validated scenario (cluster parsed, workload built, objective, engine and disagg checked).
+    """A validated scenario (cluster parsed, workload built, objective, engine and disagg checked); a
+    ModelSpec or Cluster object travels with the scenario (`model_ref`, `cluster_ref`).
 
     Raises:
         InputError: anything the planner would refuse before solving.
     """
-    from autoparallel.hardware import Cluster
-
     kind, fields = make_workload(workload)
-    cluster = str(cluster).strip()
-    Cluster.parse(cluster)
+    model_name, model_json = model_ref(model)
+    cluster, cluster_json = cluster_ref(cluster)
     canonical(objective, kind)  # InputError naming the kind's objectives (and the other kind's)
+    if engine is not None and not isinstance(engine, str):
+        raise InputError(f"an engine must be a name like 'vllm', got {type(engine).__name__}")
     engine = (engine or ENGINES[kind][0]).lower()
     if engine not in ENGINES[kind]:
         raise InputError(
@@ -267,12 +366,14 @@ def make_scenario(
         )
     scenario = Scenario(
         kind=kind,
-        model=str(model).strip(),
+        model=model_name,
         cluster=cluster,
         workload=tuple(sorted(fields.items())),
         objective=objective,
         engine=engine,
         disagg=mode,
+        model_json=model_json,
+        cluster_json=cluster_json,
     )
     try:
         scenario.to_workload()
@@ -283,9 +384,9 @@ def make_scenario(
 
 
 def grid(
-    models: Sequence[str],
-    clusters: Sequence[str],
-    workloads: Sequence[str | Mapping[str, Any]] = ("chatbot",),
+    models: Sequence[str | ModelSpec],
+    clusters: Sequence[str | Cluster],
+    workloads: Sequence[str | Mapping[str, Any] | Serving | Training] = ("chatbot",),
     objectives: Sequence[str] = ("throughput",),
     engines: Sequence[str | None] = (None,),
     disaggs: Sequence[str | bool | None] = (None,),
@@ -303,10 +404,12 @@ def grid(
             if None in disaggs or d != disaggs[0]:
                 continue  # a training scenario once, without disagg
             d = None
+        if e is not None and not isinstance(e, str):
+            raise InputError(f"an engine must be a name like 'vllm', got {type(e).__name__}")
         if (
             e is not None
             and e.lower() not in ENGINES[kind]
-            and any(x is not None and x.lower() in ENGINES[kind] for x in engines)
+            and any(isinstance(x, str) and x.lower() in ENGINES[kind] for x in engines)
         ):
             continue
         out.append(make_scenario(m, c, w, o, e, d))
@@ -354,8 +457,8 @@ def from_rows(rows: Iterable[Mapping[str, Any]], where: str, first: int = 1) -> 
         try:
             out.append(
                 make_scenario(
-                    str(values["model"]),
-                    str(values["cluster"]),
+                    values["model"] if isinstance(values["model"], ModelSpec) else str(values["model"]),
+                    values["cluster"] if isinstance(values["cluster"], Cluster) else str(values["cluster"]),
                     wl or "chatbot",
                     str(values.get("objective") or "throughput"),
                     values.get("engine"),
