@@ -15,19 +15,18 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.bounds import check_number, clean_text
 from autoparallel.configs import ServingConfig, TrainingConfig
 from autoparallel.errors import AutoParallelError, InputError
-from autoparallel.hardware import Cluster
+from autoparallel.hardware import GPU, Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.objectives import parse_objective
 from autoparallel.perf.serving_engines import at_request_rate
 from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions
-from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.settings import SolverSettings, given_settings
 from autoparallel.solvers.training.space import TrainingOptions
 from autoparallel.validation import require_cluster, require_serving, require_training, require_training_job
 from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
-    from autoparallel.hardware import GPU
     from autoparallel.memory.margins import MemoryConfig
     from autoparallel.memory.training import TrainingMemoryReport
     from autoparallel.sweeps.deployment_front import DeploymentFront
@@ -67,6 +66,13 @@ def _options(options: Any, workload: Serving | Training) -> Any:
     if options is not None and not isinstance(options, kind):
         raise InputError(f"options for this workload must be {cls}, got {type(options).__name__}")
     return options
+
+
+def _callback(value: Any, name: str) -> Any:
+    """A callback argument: None or callable."""
+    if value is not None and not callable(value):
+        raise InputError(f"{name} must be a function (or None), got {type(value).__name__}")
+    return value
 
 
 def _list(values: Any, name: str) -> list[Any]:
@@ -204,9 +210,7 @@ def solve_top(
     """
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     opts, mid = _options(options, w), served_id(model, m)
-    if settings is not None and not isinstance(settings, SolverSettings):
-        raise InputError(f"settings must come from SolverSettings.create(...), got {type(settings).__name__}")
-    return _plans(m, c, w, objective, settings, opts, check_number("top", top), mid)
+    return _plans(m, c, w, objective, given_settings(settings), opts, check_number("top", top), mid)
 
 
 def _plans(
@@ -510,7 +514,10 @@ def training_memory(
 
     if not isinstance(config, TrainingConfig):
         raise InputError(f"config must be a TrainingConfig, got {type(config).__name__}")
-    m, g = _model(model), get_gpu(gpu) if isinstance(gpu, str) else gpu
+    m = _model(model)
+    if not isinstance(gpu, str | GPU):
+        raise InputError(f"gpu must be a GPU or its name, got {type(gpu).__name__}")
+    g = get_gpu(gpu) if isinstance(gpu, str) else gpu
     require_training(m, None, config, g)
     return training.training_memory(m, g, config, margins=margins)
 
@@ -622,6 +629,7 @@ def pareto(
     if isinstance(objectives, str) or not isinstance(objectives, (tuple, list)):
         raise InputError(f"objectives must be a list of objective names, got {objectives!r:.60}")
     opts, mid = _options(options, w), served_id(model, m)
+    settings, on_point = given_settings(settings), _callback(on_point, "on_point")
     if isinstance(w, Training):
         tf = pareto_training(
             m,
@@ -683,6 +691,7 @@ def pareto_deployment(
     if not isinstance(w, Serving):
         raise InputError("a deployment front (--disagg) is for serving workloads, not training")
     opts = _options(options, w)
+    settings, on_point = given_settings(settings), _callback(on_point, "on_point")
     fm = FleetModel(m, w, served_id(model, m))
     mf = pareto_mixed(
         fm,

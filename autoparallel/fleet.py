@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from autoparallel.bounds import UserInput, first_error
 from autoparallel.errors import InputError
 from autoparallel.frameworks.vllm import vllm_launch
-from autoparallel.hardware import GPU, Cluster
+from autoparallel.hardware import GPU, Cluster, parse_prices
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.workload import Serving
@@ -373,17 +373,32 @@ def _round(value: Any, digits: int = 4) -> Any:
     return value
 
 
-def fleet_models(entries: Sequence[FleetEntry]) -> list[Any]:
-    """FleetModel per entry (models loaded; never running their code)."""
+def _custom_gpus(gpus: object) -> tuple[GPU, ...]:
+    """`solve_fleet`'s custom GPU types: a file's path, or GPU objects.
+
+    Raises:
+        InputError: anything else, or an unreadable file.
+    """
+    if isinstance(gpus, str | Path):
+        return tuple(GPU.from_file(gpus))
+    if not isinstance(gpus, Sequence) or not all(isinstance(g, GPU) for g in gpus):
+        raise InputError(f"gpus must be a GPU file's path or a list of GPU, got {type(gpus).__name__}")
+    return tuple(gpus)
+
+
+def fleet_models(entries: Sequence[FleetEntry], given: Mapping[int, ModelSpec] | None = None) -> list[Any]:
+    """FleetModel per entry (models loaded, never running their code; `given`: entry index -> the
+    ModelSpec a caller passed, used as it is)."""
     from autoparallel.solvers.deployment import FleetModel
 
     out = []
     names: set[str] = set()
-    for entry in entries:
+    for n, entry in enumerate(entries):
         if entry.model in names:
             raise InputError(f"model {entry.model!r} is listed twice in the fleet; give one rate per model")
         names.add(entry.model)
-        out.append(FleetModel(load_model(entry.model), entry.serving(), entry.model, entry.priority))
+        spec = (given or {}).get(n) or load_model(entry.model)
+        out.append(FleetModel(spec, entry.serving(), entry.model, entry.priority))
     return out
 
 
@@ -400,12 +415,14 @@ def solve_fleet(
     """The optimal deployment of several models on a cluster of one or more GPU pools.
 
     Args:
-        fleet: a fleet file path, a FleetFile, a list of FleetEntry / mappings with FleetEntry's keys,
-            or a list of `FleetModel` (a loaded model with its whole workload: `fleet_of_one`).
+        fleet: a fleet file path, a FleetFile, a list of FleetEntry / mappings with FleetEntry's keys
+            (a mapping's `model` may be a ModelSpec, used as it is), or a list of `FleetModel` (a
+            loaded model with its whole workload: `fleet_of_one`).
         cluster: Cluster or string ("4x8xH100+4x8xA100-80G"); default: the fleet file's.
         objective: "goodput" (default with rates), "throughput" (default without), "cost" ($/hour
             meeting every rate), "gpus", "cost_per_mtok"; a tuple (lexicographic) or {name: weight}.
-        prices: US$ per GPU-hour by GPU name (default: the fleet file's, then the catalog's).
+        prices: US$ per GPU-hour by GPU name, or "H100=2.49,..." (default: the fleet file's, then the
+            catalog's).
         gpus: custom GPU types, or a YAML/JSON file of them (`GPU.from_file`).
         settings: solvers.settings.SolverSettings; options: solvers.serving.space.ServingOptions.
 
@@ -414,8 +431,14 @@ def solve_fleet(
         (capacity objectives) or a model has no engine on any pool, with numbers.
     """
     from autoparallel.solvers.deployment import FleetModel, solve_deployment
+    from autoparallel.solvers.serving.space import ServingOptions
+    from autoparallel.solvers.settings import given_settings
 
+    settings = given_settings(settings)
+    if options is not None and not isinstance(options, ServingOptions):
+        raise InputError(f"options must be ServingOptions, got {type(options).__name__}")
     loaded: list[FleetModel] | None = None
+    given: dict[int, ModelSpec] = {}  # entry index -> the ModelSpec it named
     if isinstance(fleet, Sequence) and fleet and all(isinstance(f, FleetModel) for f in fleet):
         loaded = list(fleet)  # type: ignore[arg-type]
         spec = FleetFile(models=tuple(FleetEntry(model=fm.name) for fm in loaded))
@@ -426,6 +449,9 @@ def solve_fleet(
     elif isinstance(fleet, Sequence) and not isinstance(fleet, bytes):
         entries = []
         for n, entry in enumerate(fleet, 1):
+            if isinstance(entry, Mapping) and isinstance(entry.get("model"), ModelSpec):
+                given[n - 1] = entry["model"]
+                entry = {**entry, "model": entry["model"].name}
             try:
                 entries.append(FleetEntry.model_validate(entry))
             except ValidationError as exc:
@@ -438,7 +464,13 @@ def solve_fleet(
         raise InputError(
             f"fleet must be a fleet file's path or a list of entries, got {type(fleet).__name__}"
         )
-    custom = tuple(GPU.from_file(gpus)) if isinstance(gpus, str | Path) else tuple(gpus)
+    custom = _custom_gpus(gpus)
+    if isinstance(prices, str):
+        prices = parse_prices(prices)
+    elif prices is not None and not isinstance(prices, Mapping):
+        raise InputError(
+            f"prices must be {{GPU name: US$ per GPU-hour}} or 'H100=2.49,...', got {type(prices).__name__}"
+        )
     chosen = cluster if cluster is not None else spec.cluster
     if chosen is None:
         raise InputError("no cluster: pass --cluster (or `cluster:` in the fleet file)")
@@ -446,7 +478,7 @@ def solve_fleet(
     c = chosen if isinstance(chosen, Cluster) else Cluster.parse(chosen, gpus=custom)
     if price_map:
         c = c.with_prices(price_map, custom)
-    models = loaded if loaded is not None else fleet_models(spec.models)
+    models = loaded if loaded is not None else fleet_models(spec.models, given)
     deployment = solve_deployment(models, c, objective=objective, settings=settings, options=options)
     return FleetPlan(cluster=c, deployment=deployment, specs={fm.name: fm.model for fm in models})
 

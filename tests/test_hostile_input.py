@@ -276,6 +276,58 @@ def test_api_wrong_types_are_input_errors() -> None:
         ap.vllm_memory(M, "H100", usage="train")  # type: ignore[arg-type]
 
 
+_FLEET = [{"model": "meta-llama/Llama-3.2-1B"}]
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: ap.pareto(M, "1x8xH100", settings=3), "settings must come from SolverSettings"),
+        (lambda: ap.pareto(M, "1x8xH100", points=2, on_point=3), "on_point must be a function"),
+        (lambda: ap.pareto_deployment(M, "1x8xH100", settings=3), "settings must come from SolverSettings"),
+        (lambda: ap.solve_fleet(_FLEET, "1x8xH100", settings=3), "settings must come from SolverSettings"),
+        (
+            lambda: ap.solve_fleet(_FLEET, "1x8xH100", options=ap.TrainingOptions()),
+            "options must be ServingOptions",
+        ),
+        (lambda: ap.solve_fleet(_FLEET, "1x8xH100", prices=3), "prices must be"),
+        (
+            lambda: ap.solve_fleet(_FLEET, "1x8xH100", gpus=3),
+            "gpus must be a GPU file's path or a list of GPU",
+        ),
+        (lambda: ap.training_memory(M, 3, TrainingConfig()), "gpu must be a GPU or its name, got int"),
+        (lambda: ap.vllm_memory(M, None), "gpu must be a GPU or its name, got NoneType"),
+        (lambda: ap.vllm_memory(M, "H100", tp="2"), "tp='2': must be an integer"),
+        (lambda: ap.vllm_memory(M, "H100", tp=3.5), "tp=3.5: must be an integer"),
+        (lambda: ap.vllm_memory(M, "H100", max_num_seqs=0), r"max_num_seqs=0: must be in \[1"),
+        (lambda: ap.vllm_memory(M, "H100", enforce_eager="yes"), "enforce_eager must be True or False"),
+        (lambda: ap.vllm_memory(M, "H100", quantization=3), "quantization must be a name, got int"),
+    ],
+)
+def test_wrong_arguments_of_every_entry_point_are_input_errors(call: Any, match: str) -> None:
+    """Each was an AttributeError or a TypeError, or (max_num_seqs=0, tp=3.5, enforce_eager="yes")
+    an answer to a question vLLM would refuse."""
+    with pytest.raises(InputError, match=match):
+        call()
+
+
+def test_solve_fleet_takes_model_specs_and_price_strings() -> None:
+    """A fleet entry's model may be a ModelSpec (planned as given, not reloaded by name); prices may be
+    the command line's "H100=2.49" form."""
+    zoo = load_model("meta-llama/Llama-3.2-1B")
+    edited = zoo.model_copy(update={"layers": zoo.layers[:4]})
+    plans = [
+        ap.solve_fleet([{"model": m, "isl": 512, "osl": 64}], "1x8xH100", prices="H100=1.5")
+        for m in (zoo, edited)
+    ]
+    assert all(p.deployment.usd_per_hour == 1.5 * p.deployment.gpus_used for p in plans)
+    assert (
+        plans[0].specs["meta-llama/Llama-3.2-1B"] == zoo
+        and plans[1].specs["meta-llama/Llama-3.2-1B"] == edited
+    )
+    assert plans[1].deployment.throughput_tokens_per_s > plans[0].deployment.throughput_tokens_per_s
+
+
 class _ClosedPipe(io.StringIO):
     def write(self, text: str) -> int:
         raise BrokenPipeError(32, "Broken pipe")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.bounds import check_number, clean_text
 from autoparallel.errors import InputError
 from autoparallel.memory import vllm_profile as prof
 from autoparallel.memory.vllm_config import (
@@ -168,11 +169,37 @@ def _resolve_model(model: ModelSpec | str) -> ModelSpec:
 
 
 def _resolve_gpu(gpu: GPU | str) -> GPU:
-    if isinstance(gpu, str):
-        from autoparallel.hardware import get_gpu
+    from autoparallel.hardware import GPU, get_gpu
 
+    if isinstance(gpu, str):
         return get_gpu(gpu)
+    if not isinstance(gpu, GPU):
+        raise InputError(f"gpu must be a GPU or its name, got {type(gpu).__name__}")
     return gpu
+
+
+def _checked_flags(values: dict[str, Any]) -> dict[str, Any]:
+    """`vllm_memory`'s keyword arguments once each has its type and range: numbers within BOUNDS (None
+    where a default applies), booleans as booleans, names as strings.
+
+    Raises:
+        InputError: the first that does not, named.
+    """
+    out = dict(values)
+    for name in ("tp", "pp", "dp", "max_model_len", "max_num_seqs", "max_num_batched_tokens"):
+        if out[name] is not None:
+            out[name] = check_number(name, out[name])
+    if out["gpu_memory_utilization"] is not None:
+        out["gpu_memory_utilization"] = check_number(
+            "gpu_memory_utilization", out["gpu_memory_utilization"], integer=False
+        )
+    for name in ("enable_expert_parallel", "enforce_eager"):
+        if not isinstance(out[name], bool):
+            raise InputError(f"{name} must be True or False, got {clean_text(repr(out[name]), 40)}")
+    for name in ("quantization", "kv_cache_dtype", "vllm_version", "dtype"):
+        if out[name] is not None and not isinstance(out[name], str):
+            raise InputError(f"{name} must be a name, got {type(out[name]).__name__}")
+    return out
 
 
 def vllm_memory(
@@ -214,6 +241,27 @@ def vllm_memory(
         raise InputError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if usage not in ("serve", "offline"):
         raise InputError(f"usage {usage!r}: expected serve (`vllm serve`) or offline (the `LLM` class)")
+    flags = _checked_flags(
+        dict(
+            tp=tp,
+            pp=pp,
+            dp=dp,
+            max_model_len=max_model_len,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_expert_parallel=enable_expert_parallel,
+            enforce_eager=enforce_eager,
+            quantization=quantization,
+            kv_cache_dtype=kv_cache_dtype,
+            vllm_version=vllm_version,
+            dtype=dtype,
+        )
+    )
+    tp, pp, dp = flags["tp"], flags["pp"], flags["dp"]
+    max_model_len, max_num_seqs = flags["max_model_len"], flags["max_num_seqs"]
+    max_num_batched_tokens = flags["max_num_batched_tokens"]
+    gpu_memory_utilization = flags["gpu_memory_utilization"]
     spec = _resolve_model(model)
     g = _resolve_gpu(gpu)
     rules = rules_for(parse_vllm_version(vllm_version))

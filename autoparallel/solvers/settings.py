@@ -7,7 +7,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from autoparallel.bounds import UserInput, check_number, cpu_cores
-from autoparallel.errors import SolverTimeoutError
+from autoparallel.errors import InputError, SolverTimeoutError
 
 MIN_LEFT_S = 0.05
 """Less time than this left before a call's deadline: a later part of the call is not started."""
@@ -63,6 +63,17 @@ class SolverSettings(UserInput):
             workers = min(check_number("workers", workers), cpu_cores())
         fields = {"seed": seed, "time_limit_s": time_limit_s, "workers": workers}
         return cls(**{k: v for k, v in fields.items() if v is not None})
+
+
+def given_settings(settings: object) -> SolverSettings | None:
+    """A public function's `settings` argument, once it is None or SolverSettings.
+
+    Raises:
+        InputError: anything else.
+    """
+    if settings is not None and not isinstance(settings, SolverSettings):
+        raise InputError(f"settings must come from SolverSettings.create(...), got {type(settings).__name__}")
+    return settings
 
 
 def check_deadline(deadline: float | None) -> None:
