@@ -201,12 +201,13 @@ def hostile_configs(folder: Path) -> list[str]:
             b"gpus:\n  - name: XG\n    base: H100\n    memory_gib: on\n"
         ),
         # a fleet of large models for large and mixed clusters (every planner's tables count in
-        # --time-limit)
+        # --time-limit), two of them under a concurrency cap
         "fleet_large_yaml": (
             b"models:\n  - {model: deepseek-ai/DeepSeek-V3, request_rate: 20, isl: 2048, osl: 512}\n"
             b"  - {model: Qwen/Qwen3-235B-A22B, request_rate: 30}\n"
             b"  - {model: meta-llama/Llama-3.1-70B, request_rate: 50, isl: 1024, osl: 256}\n"
-            b"  - {model: Qwen/Qwen3-30B-A3B, request_rate: 100}\n"
+            b"  - {model: Qwen/Qwen3-30B-A3B, request_rate: 100, concurrency: 256}\n"
+            b"  - {model: meta-llama/Llama-3.2-1B, concurrency: 3}\n"
         ),
         "deep_yaml": ("models: " + "[" * 5000 + "]" * 5000).encode(),
         "alias_yaml": (
