@@ -16,6 +16,9 @@ Three parts, all measured in one run on this machine:
 3. throughput: DeepSeek-V3, Kimi-K2, Qwen3-235B-A22B and Llama-4-Maverick on 64x8xH100 (chatbot:
    1024 / 256 tokens, TTFT 2 s, TPOT 50 ms): GPUs used out of 512 by the deployment planner and by
    the single-engine planner.
+4. concurrency caps: the fleet of part 1 without rates, objective throughput, uncapped and with
+   each model capped at 1024 / 256 / 128 requests in flight: candidates, CP-SAT status and time,
+   requests the plan holds.
 """
 
 from __future__ import annotations
@@ -189,6 +192,39 @@ def throughput_part() -> list[dict[str, Any]]:
     return rows
 
 
+CAPS = (1024, 256, 128)
+"""Part 4: most requests in flight for each model of the fleet (a closed-loop client each)."""
+
+
+def capped_part() -> dict[str, Any]:
+    """The part-1 fleet without rates and under concurrency caps: candidates at several max_num_seqs per
+    shape (`space.staircase`) and the `concurrency[m]` family, against the same fleet uncapped."""
+    cluster = Cluster.parse(FLEET_CLUSTER, prices=PRICES)
+    out: dict[str, Any] = {"caps": list(CAPS)}
+    for label, caps in (("uncapped", (None,) * len(FLEET)), ("capped", CAPS)):
+        models = [
+            FleetModel(load_model(m), w.model_copy(update={"request_rate": None, "concurrency": cap}), m)
+            for (m, w), cap in zip(FLEET, caps, strict=True)
+        ]
+        space, build_s = _timed(lambda ms=models: build_deployment_space(ms, cluster))
+        plan, wall = _timed(lambda sp=space: solve_space(sp, "throughput", SolverSettings(time_limit_s=10)))
+        held = {
+            fm.name: sum(e.max_num_seqs * e.dp * e.replicas for e in plan.engines if e.model == fm.name)
+            for fm in models
+        }
+        out[label] = {
+            "candidate_engines": len(space.engines),
+            "table_build_s": round(build_s, 2),
+            "status": plan.solver.status,
+            "cp_sat_s": round(plan.solver.wall_s, 3),
+            "solve_and_decode_s": round(wall, 3),
+            "gpus_used": plan.gpus_used,
+            "tokens_per_s": round(plan.throughput_tokens_per_s),
+            "requests_held": held,
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
@@ -198,6 +234,7 @@ def main() -> None:
         "fleet": fleet_part(per_vector),
         "cost_at_rate": cost_part(),
         "throughput": throughput_part(),
+        "capped": capped_part(),
     }
     if args.json:
         print(json.dumps(report, indent=2))
@@ -233,6 +270,16 @@ def main() -> None:
             "single-engine "
             f"planner {r['single_engine_gpus']}/512 GPUs {r['single_engine_tokens_per_s']} tok/s"
             + (f"; idle: {' '.join(r['idle_reasons'])}" if r["idle_reasons"] else "")
+        )
+
+    k = report["capped"]
+    print(f"4. the fleet without rates, throughput, caps {k['caps']} requests in flight:")
+    for label in ("uncapped", "capped"):
+        r = k[label]
+        print(
+            f"   {label:<9} {r['candidate_engines']} candidates, {r['status']} CP-SAT {r['cp_sat_s']} s "
+            f"(with decode {r['solve_and_decode_s']} s), {r['gpus_used']} GPUs, {r['tokens_per_s']} tok/s, "
+            f"held {r['requests_held']}"
         )
 
 
