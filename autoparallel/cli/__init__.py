@@ -24,7 +24,13 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that exits 2 with one line on a usage error."""
+    """argparse that exits 2 with one line on a usage error, and takes no abbreviated flags: argparse's
+    prefix matching read `plan MODEL --tp 2` (a flag of `evaluate`, not `plan`) as `--tpot-ms 2` and
+    planned for a 2 ms TPOT limit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {clean_text(message, MAX_MESSAGE_CHARS)}\n")

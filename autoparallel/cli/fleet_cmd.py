@@ -85,7 +85,15 @@ def fleet_objective(name: str | None, has_rate: bool) -> str | None:
 def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
     """Plan a fleet file, or one model on a mixed cluster; print text or JSON; exit 0."""
     from autoparallel.fleet import fleet_of_one, load_fleet, solve_fleet
+    from autoparallel.objectives import DEPLOYMENT
 
+    if args.objective is not None and fleet_objective(args.objective, False) is None:
+        names = ", ".join(n.replace("_", "-") for n in DEPLOYMENT)
+        raise InputError(
+            f"--objective {args.objective} is for one engine on one GPU pool or a training job; a deployment "
+            "(--fleet, a mixed-pool cluster) "
+            f"optimizes {names}"
+        )
     if args.fleet:
         spec = load_fleet(args.fleet)
         has_rate = any(e.request_rate is not None for e in spec.models)

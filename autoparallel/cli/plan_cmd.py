@@ -340,10 +340,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if not args.train:
         fleet_cmd.vllm_memory_knob(fleet_cmd.engines_of(args.engine), args.gpu_memory_utilization is not None)
     if fleet_cmd.wants_fleet(args):
+        given = [f for f in (*_WORKLOAD_FLAGS, "workload_file", "max_model_len") if getattr(args, f, None)]
+        if args.fleet and given:
+            flags = ", ".join("--" + f.replace("_", "-") for f in given)
+            raise InputError(
+                f"{flags}: a fleet file gives each model's workload (its entries' isl, osl, request_rate, "
+                "ttft_ms, tpot_ms, max_model_len, concurrency, workload); put them there"
+            )
         if args.num_prompts is not None or args.burstiness is not None:
             raise InputError(
                 "--num-prompts and --burstiness replay one engine's benchmark; a --fleet or mixed-pool "
                 "deployment has no replay (drop them)"
+            )
+        if args.top is not None and args.top > 1:
+            raise InputError(
+                f"--top {args.top} ranks one engine's plans by shape; a --fleet or mixed-pool deployment "
+                "is one optimal plan (drop --top)"
             )
         if args.disagg == "on":
             raise InputError(

@@ -159,3 +159,17 @@ def test_every_mode_specific_flag_defaults_to_none(command: str) -> None:
     args = vars(build_parser().parse_args([command, "m", "--cluster", "1xH100"]))
     for dest in (*_SERVING_ONLY[command], *_TRAINING_ONLY[command]):
         assert dest in args and args[dest] is None, dest
+
+
+def test_no_flag_is_taken_by_a_prefix_of_another(capsys: pytest.CaptureFixture[str]) -> None:
+    """argparse's abbreviations once read `plan MODEL --tp 2` (an `evaluate` flag) as `--tpot-ms 2`
+    and planned for a 2 ms TPOT limit; no parser takes a prefix of a flag now."""
+    from autoparallel.cli import main
+
+    parser = build_parser()
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert not parser.allow_abbrev and not any(p.allow_abbrev for p in subs.values())
+    with pytest.raises(SystemExit) as exit_:
+        main(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1x8xH100", "--tp", "2"])
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --tp 2" in capsys.readouterr().err

@@ -211,6 +211,29 @@ def test_a_rate_beyond_the_concurrency_cap_is_explained_by_it(
     assert 0 < rps < 30
 
 
+@pytest.mark.parametrize("flags", [["--ttft-ms", "100"], ["--concurrency", "8"], ["--workload", "rag"]])
+def test_workload_flags_beside_a_fleet_file_are_refused(
+    flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They were ignored: `--ttft-ms 100` planned engines at TTFT 113 ms without a word."""
+    fleet = _write(tmp_path, "fleet.yaml", "models:\n  - model: meta-llama/Llama-3.2-1B\n")
+    assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100", *flags]) == 2
+    err = capsys.readouterr().err
+    assert f"{flags[0]}: a fleet file gives each model's workload" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("objective", ["tpot", "mfu"])
+def test_a_single_engine_objective_for_a_deployment_is_refused(
+    objective: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was replaced by the deployment's default (throughput) without a word."""
+    fleet = _write(tmp_path, "fleet.yaml", "models:\n  - model: meta-llama/Llama-3.2-1B\n")
+    assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100", "--objective", objective]) == 2
+    assert f"--objective {objective} is for one engine" in capsys.readouterr().err
+    assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100", "--top", "3"]) == 2  # was ignored
+    assert "--top 3 ranks one engine's plans" in capsys.readouterr().err
+
+
 def test_a_whole_cluster_section_out_of_time_leaves_the_plan_standing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
