@@ -287,7 +287,11 @@ def make_workload(
     fields = {str(k): _clean(v) for k, v in spec.items() if _clean(v) is not None}
     nested = fields.pop("workload", None)
     if isinstance(nested, Serving | Training):
-        nested = dict(make_workload(nested)[1])
+        if fields:
+            raise InputError(
+                f"a `workload:` object and workload fields beside it ({sorted(fields)[0]!r}): give one"
+            )
+        return make_workload(nested)
     if isinstance(nested, Mapping):
         # A scenario row's `workload: {isl: 4096, osl: 512}`, the grid's form, is its fields.
         if isinstance(nested.get("workload"), Mapping):

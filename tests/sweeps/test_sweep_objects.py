@@ -78,3 +78,16 @@ def test_a_lone_item_is_one_item_not_its_characters() -> None:
         models=M, clusters="1x8xH100", workloads="chatbot", objectives="throughput", engines="vllm"
     )
     assert row["status"] == "ok" and row["objective"] == "throughput"
+
+
+def test_a_scenario_rows_workload_may_be_an_object() -> None:
+    """`{"model": ..., "cluster": ..., "workload": Serving(...)}` is that workload, whole (a row's
+    `workload:` key was read as a mapping of fields and refused the object's content)."""
+    from autoparallel.sweeps.scenario import from_rows
+
+    row = {"model": M, "cluster": "1x8xH100"}
+    for w in (Serving(isl=700, osl=90, isl_cv=0.5), Training(seq_len=1024, global_batch=8)):
+        (s,) = from_rows([{**row, "workload": w}], "rows")
+        assert s.to_workload() == w
+    with pytest.raises(InputError, match="workload fields beside it"):
+        from_rows([{**row, "workload": Serving(), "isl": 5}], "rows")
