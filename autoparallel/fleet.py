@@ -437,11 +437,11 @@ def solve_fleet(
     settings = given_settings(settings)
     if options is not None and not isinstance(options, ServingOptions):
         raise InputError(f"options must be ServingOptions, got {type(options).__name__}")
-    loaded: list[FleetModel] | None = None
+    loaded: list[FleetModel] = []
     given: dict[int, ModelSpec] = {}  # entry index -> the ModelSpec it named
+    spec: FleetFile | None = None
     if isinstance(fleet, Sequence) and fleet and all(isinstance(f, FleetModel) for f in fleet):
         loaded = list(fleet)  # type: ignore[arg-type]
-        spec = FleetFile(models=tuple(FleetEntry(model=fm.name) for fm in loaded))
     elif isinstance(fleet, str | Path):
         spec = load_fleet(fleet)
     elif isinstance(fleet, FleetFile):
@@ -471,14 +471,14 @@ def solve_fleet(
         raise InputError(
             f"prices must be {{GPU name: US$ per GPU-hour}} or 'H100=2.49,...', got {type(prices).__name__}"
         )
-    chosen = cluster if cluster is not None else spec.cluster
+    chosen = cluster if cluster is not None or spec is None else spec.cluster
     if chosen is None:
         raise InputError("no cluster: pass --cluster (or `cluster:` in the fleet file)")
-    price_map = dict(spec.prices or {}) | dict(prices or {})
+    price_map = dict((spec and spec.prices) or {}) | dict(prices or {})
     c = chosen if isinstance(chosen, Cluster) else Cluster.parse(chosen, gpus=custom)
     if price_map:
         c = c.with_prices(price_map, custom)
-    models = loaded if loaded is not None else fleet_models(spec.models, given)
+    models = loaded if spec is None else fleet_models(spec.models, given)
     deployment = solve_deployment(models, c, objective=objective, settings=settings, options=options)
     return FleetPlan(cluster=c, deployment=deployment, specs={fm.name: fm.model for fm in models})
 
