@@ -15,6 +15,7 @@ A fleet file (YAML or JSON):
         ttft_ms: 1000
         tpot_ms: 40
         concurrency: 256        # most requests in flight (omit: no cap)
+        # workload_file: llama.json   # or start from a profiled workload (`autoparallel profile`)
         priority: 2             # weight of its tokens in goodput / throughput (default 1)
     cluster: 4x8xH100+4x8xA100-80G   # optional; --cluster wins
     prices: {H100: 2.49}             # optional; --price wins
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from autoparallel.bounds import UserInput, first_error
 from autoparallel.errors import InputError
@@ -58,6 +59,9 @@ class FleetEntry(UserInput):
     """Zoo id, hub id or path of the model."""
     workload: str | None = None
     """Serving preset the request shape starts from (default: no SLOs, 1024 / 256 tokens)."""
+    workload_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    """Or a workload file (`autoparallel profile`) it starts from: lengths with their spread and
+    quantiles, rate, SLOs. A relative path is read from the fleet file's folder."""
     request_rate: float | None = Field(default=None, gt=0, le=1e7, allow_inf_nan=False)
     """Requests/s to sustain (None: as many as the GPUs give)."""
     isl: int | None = Field(default=None, ge=1, le=10_000_000)
@@ -76,15 +80,34 @@ class FleetEntry(UserInput):
     priority: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False)
     """Weight of this model's tokens in the goodput and throughput objectives."""
 
+    @model_validator(mode="after")
+    def _one_base(self) -> FleetEntry:
+        if self.workload is not None and self.workload_file is not None:
+            raise ValueError("give workload (a preset) or workload_file, not both")
+        return self
+
     def serving(self) -> Serving:
-        """The request shape, rate and SLOs."""
-        base = Serving.preset(self.workload) if self.workload else Serving()
+        """The request shape, rate and SLOs: the preset's or the workload file's, with this entry's
+        fields over them.
+
+        Raises:
+            InputError: an unreadable workload file, or fields that contradict it.
+        """
+        if self.workload_file is not None:
+            from autoparallel.workload_profile import load_workload_file
+
+            base = load_workload_file(self.workload_file)
+        else:
+            base = Serving.preset(self.workload) if self.workload else Serving()
         update = {
             k: getattr(self, k)
             for k in ("request_rate", "isl", "osl", "ttft_ms", "tpot_ms", "max_model_len", "concurrency")
             if getattr(self, k) is not None
         }
-        return Serving.model_validate({**base.model_dump(), **update})
+        try:
+            return base.with_updates(update)
+        except ValidationError as exc:
+            raise InputError(f"{self.model}: {first_error(exc)}") from None
 
 
 class FleetFile(UserInput):
@@ -111,9 +134,16 @@ def load_fleet(path: str | Path) -> FleetFile:
     if not isinstance(data, dict) or "models" not in data:
         raise InputError(f"fleet file {str(file)!r} must be a mapping with a `models:` list")
     try:
-        return FleetFile.model_validate(data)
+        fleet = FleetFile.model_validate(data)
     except ValidationError as exc:
         raise InputError(f"fleet file {str(file)!r}: {first_error(exc)}") from None
+    entries = tuple(
+        e.model_copy(update={"workload_file": str(file.parent / e.workload_file)})
+        if e.workload_file is not None and not Path(e.workload_file).is_absolute()
+        else e
+        for e in fleet.models
+    )
+    return fleet.model_copy(update={"models": entries})
 
 
 class FleetPlan(BaseModel):
@@ -398,7 +428,11 @@ def fleet_models(entries: Sequence[FleetEntry], given: Mapping[int, ModelSpec] |
             raise InputError(f"model {entry.model!r} is listed twice in the fleet; give one rate per model")
         names.add(entry.model)
         spec = (given or {}).get(n) or load_model(entry.model)
-        out.append(FleetModel(spec, entry.serving(), entry.model, entry.priority))
+        try:
+            workload = entry.serving()
+        except InputError as exc:
+            raise InputError(f"fleet entry {n + 1}: {exc}") from None
+        out.append(FleetModel(spec, workload, entry.model, entry.priority))
     return out
 
 

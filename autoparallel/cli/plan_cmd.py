@@ -345,7 +345,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             flags = ", ".join("--" + f.replace("_", "-") for f in given)
             raise InputError(
                 f"{flags}: a fleet file gives each model's workload (its entries' isl, osl, request_rate, "
-                "ttft_ms, tpot_ms, max_model_len, concurrency, workload); put them there"
+                "ttft_ms, tpot_ms, max_model_len, concurrency, workload or workload_file); put them there"
             )
         if args.num_prompts is not None or args.burstiness is not None:
             raise InputError(

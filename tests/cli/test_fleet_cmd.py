@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from autoparallel.cli import main
+from autoparallel.errors import InputError
 
 FLEET = """
 models:
@@ -232,6 +233,37 @@ def test_a_single_engine_objective_for_a_deployment_is_refused(
     assert f"--objective {objective} is for one engine" in capsys.readouterr().err
     assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100", "--top", "3"]) == 2  # was ignored
     assert "--top 3 ranks one engine's plans" in capsys.readouterr().err
+
+
+def test_a_fleet_entry_starts_from_a_profiled_workload_file(tmp_path: Path) -> None:
+    """`workload_file:` (relative to the fleet file) gives the entry the profiled lengths, their
+    quantiles and rate, with the entry's own fields over them; it was not a fleet file key."""
+    from autoparallel.fleet import fleet_models, load_fleet
+    from autoparallel.workload_profile import load_workload_file
+
+    rows = [
+        {"timestamp": 0.5 * i, "prompt_tokens": 300 + i, "completion_tokens": 8 + i % 90} for i in range(200)
+    ]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["profile", str(tmp_path / "log.jsonl"), "-o", str(tmp_path / "w.json")]) == 0
+    fleet = _write(
+        tmp_path,
+        "fleet.yaml",
+        "models:\n  - {model: meta-llama/Llama-3.2-1B, workload_file: w.json, ttft_ms: 900}\n",
+    )
+    (fm,) = fleet_models(load_fleet(fleet).models)
+    profiled = load_workload_file(tmp_path / "w.json")
+    assert fm.workload == profiled.with_updates({"ttft_ms": 900.0})
+    assert fm.workload.isl_quantiles is not None and fm.workload.request_rate == profiled.request_rate
+    assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100", "--json"]) == 0
+    both = _write(tmp_path, "both.yaml", "models:\n  - {model: m, workload: rag, workload_file: w.json}\n")
+    with pytest.raises(InputError, match=r"workload \(a preset\) or workload_file, not both"):
+        load_fleet(both)
+    missing = _write(
+        tmp_path, "missing.yaml", "models:\n  - {model: meta-llama/Llama-3.2-1B, workload_file: no.json}\n"
+    )
+    with pytest.raises(InputError, match="fleet entry 1: workload file: "):
+        fleet_models(load_fleet(missing).models)
 
 
 def test_a_whole_cluster_section_out_of_time_leaves_the_plan_standing(
