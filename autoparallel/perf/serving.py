@@ -54,6 +54,7 @@ from autoparallel.perf.serving_steps import (
     replica_step_times,
     stage_step_s,
 )
+from autoparallel.workload import ms_over
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -414,9 +415,13 @@ def slo_violations(perf: ServingPerf, workload: Serving) -> list[str]:
     out: list[str] = []
     at = f" at {perf.batch_size:.4g} running per replica ({perf.batch_limit})"
     if workload.ttft_ms is not None and perf.ttft_ms > workload.ttft_ms:
-        out.append(f"TTFT {perf.ttft_ms:.0f} ms > limit {workload.ttft_ms:.0f} ms{at}")
+        out.append(
+            f"TTFT {ms_over(perf.ttft_ms, workload.ttft_ms, 0)} ms > limit {workload.ttft_ms:g} ms{at}"
+        )
     if workload.tpot_ms is not None and perf.tpot_ms > workload.tpot_ms:
-        out.append(f"TPOT {perf.tpot_ms:.1f} ms > limit {workload.tpot_ms:.1f} ms{at}")
+        out.append(
+            f"TPOT {ms_over(perf.tpot_ms, workload.tpot_ms, 1)} ms > limit {workload.tpot_ms:g} ms{at}"
+        )
     if not perf.sustains_request_rate:
         out.append(f"{perf.requests_per_s:.2f} requests/s < arrival rate {workload.request_rate} /s")
     return out

@@ -48,3 +48,25 @@ def test_a_fix_that_fails_is_skipped_without_an_explanation(monkeypatch: pytest.
         model = load_model("meta-llama/Llama-3.1-405B")
         solve_serving(model, Cluster.parse("1x4xL4"), Serving.preset("chatbot"))
     assert exc.value.fixes == () and len(calls) == 1  # every fix failed; only the request explained
+
+
+def test_a_looser_limit_is_one_the_plan_meets_and_the_reason_shows_it_above() -> None:
+    """DeepSeek-V3 on 8 H200 reaches TPOT 5.03 ms: the reason said "reaches 5.0 ms" against a 5 ms
+    limit, and the fix "reaches 5.0 ms", a limit that still fails. Now the reason shows 5.03 and the
+    fix names a limit, rounded up, that the planner then meets."""
+    model, cluster = load_model("deepseek-ai/DeepSeek-V3"), Cluster.parse("1x8xH200")
+    with pytest.raises(InfeasibleError) as exc:
+        solve_serving(model, cluster, Serving(tpot_ms=5))
+    (reason,) = exc.value.reasons
+    reached = float(reason.split("reaches ")[1].split(" ms")[0])
+    assert reached > 5
+    fix = next(f for f in exc.value.fixes if "--tpot-ms" in f and "admits it" in f)
+    limit = float(fix.split("so --tpot-ms ")[1].split(" admits")[0])
+    assert solve_serving(model, cluster, Serving(tpot_ms=limit)).estimate.perf.tpot_ms <= limit
+
+
+def test_a_value_over_its_limit_is_never_shown_equal_to_it() -> None:
+    from autoparallel.workload import ms_over
+
+    assert (ms_over(5.03, 5, 1), ms_over(11.02, 3, 1), ms_over(50.004, 50, 1)) == ("5.03", "11.0", "50.004")
+    assert (ms_over(2000.4, 2000, 0), ms_over(2100.0, 2000, 0)) == ("2000.4", "2100")

@@ -16,6 +16,7 @@ from autoparallel.solvers.deployment.encoder import build
 from autoparallel.solvers.deployment.space import MILLI, DeploymentSpace, admissible_utils
 from autoparallel.solvers.serving.space import ServingSpace
 from autoparallel.solvers.settings import SolverSettings
+from autoparallel.workload import ms_over
 
 
 def conflicting_families(space: DeploymentSpace, settings: SolverSettings) -> list[str]:
@@ -50,12 +51,16 @@ def why_no_engine(space: ServingSpace) -> str:
         best = min(fits, key=lambda i: t.step_us[i])
         s = space.shapes[space.unflat(best)[0]]
         if t.step_us[best] > units.us_down(w.tpot_ms / 1e3):
-            parts.append(f"best TPOT {t.step_us[best] / 1e3:.1f} ms ({s.label}) > {w.tpot_ms:g} ms")
+            parts.append(
+                f"best TPOT {ms_over(t.step_us[best] / 1e3, w.tpot_ms, 1)} ms ({s.label}) > {w.tpot_ms:g} ms"
+            )
     if w.ttft_ms is not None:
         best = min(fits, key=lambda i: t.ttft_us[i])
         s = space.shapes[space.unflat(best)[0]]
         if t.ttft_us[best] > units.us_down(w.ttft_ms / 1e3):
-            parts.append(f"best TTFT {t.ttft_us[best] / 1e3:.0f} ms ({s.label}) > {w.ttft_ms:g} ms")
+            parts.append(
+                f"best TTFT {ms_over(t.ttft_us[best] / 1e3, w.ttft_ms, 0)} ms ({s.label}) > {w.ttft_ms:g} ms"
+            )
     if not parts:
         both = [i for i in fits if admissible_utils(space, i)]
         parts.append(

@@ -19,6 +19,7 @@ from autoparallel.perf.serving import ServingEstimate, evaluate_serving
 from autoparallel.perf.serving_engines import EngineEvaluation, engine_estimate
 from autoparallel.solvers import units
 from autoparallel.solvers.settings import SolverSettings, SolverStats
+from autoparallel.workload import ms_over
 
 if TYPE_CHECKING:
     from autoparallel.solvers.serving.space import Point, ServingSpace
@@ -187,11 +188,13 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
             )
         elif w.tpot_ms is not None and t.step_us[j] > units.us_down(w.tpot_ms / 1e3):
             out.append(
-                f"tpot_slo: max_num_seqs={nxt} would give TPOT {t.step_us[j] / 1e3:.1f} ms > {w.tpot_ms:g} ms"
+                f"tpot_slo: max_num_seqs={nxt} would give TPOT "
+                f"{ms_over(t.step_us[j] / 1e3, w.tpot_ms, 1)} ms > {w.tpot_ms:g} ms"
             )
         elif w.ttft_ms is not None and t.ttft_us[j] > units.us_down(w.ttft_ms / 1e3):
             out.append(
-                f"ttft_slo: max_num_seqs={nxt} would give TTFT {t.ttft_us[j] / 1e3:.0f} ms > {w.ttft_ms:g} ms"
+                f"ttft_slo: max_num_seqs={nxt} would give TTFT "
+                f"{ms_over(t.ttft_us[j] / 1e3, w.ttft_ms, 0)} ms > {w.ttft_ms:g} ms"
             )
     else:
         out.append(f"max_num_seqs: {space.batches[b]} is the largest allowed value")

@@ -15,6 +15,7 @@ from autoparallel.solvers import driver, units
 from autoparallel.solvers.serving.encoder import build
 from autoparallel.solvers.serving.space import ServingSpace, complete_tables, engine_entry_config
 from autoparallel.solvers.settings import SolverSettings
+from autoparallel.workload import ms_over
 
 GIB_KIB = 2**20
 
@@ -209,8 +210,10 @@ def _best(space: ServingSpace, table: list[int], lowest: bool) -> tuple[int, int
 
 def _ttft_reason(space: ServingSpace) -> str:
     best = _best(space, space.tables.ttft_us, lowest=True)
+    limit = space.workload.ttft_ms or 0.0
     got = (
-        f"the fastest plan that fits reaches {best[1] / 1e3:.0f} ms ({_entry_label(space, best[0])})"
+        f"the fastest plan that fits reaches {ms_over(best[1] / 1e3, limit, 0)} ms "
+        f"({_entry_label(space, best[0])})"
         if best
         else "no plan fits in memory"
     )
@@ -219,8 +222,10 @@ def _ttft_reason(space: ServingSpace) -> str:
 
 def _tpot_reason(space: ServingSpace) -> str:
     best = _best(space, space.tables.step_us, lowest=True)
+    limit = space.workload.tpot_ms or 0.0
     got = (
-        f"the fastest plan that fits reaches {best[1] / 1e3:.1f} ms ({_entry_label(space, best[0])})"
+        f"the fastest plan that fits reaches {ms_over(best[1] / 1e3, limit, 1)} ms "
+        f"({_entry_label(space, best[0])})"
         if best
         else "no plan fits in memory"
     )

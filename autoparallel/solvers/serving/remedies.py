@@ -9,6 +9,7 @@ deadline; those that do not fit in it are left out.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -110,7 +111,12 @@ def nearest_fixes(
             continue
         if objective in ("tpot", "ttft"):
             value = sol.estimate.perf.tpot_ms if objective == "tpot" else sol.estimate.perf.ttft_ms
-            out.append(f"{label}: the fastest plan reaches {value:.1f} ms ({_describe(sol)})")
+            # a limit the plan meets: rounded up (5.03 ms is met by 5.1, not by the 5.0 it rounds to)
+            admits = math.ceil(value * 10 - 1e-9) / 10
+            out.append(
+                f"{label}: the fastest plan reaches {value:.2f} ms, so --{objective}-ms {admits:g} admits it "
+                f"({_describe(sol)})"
+            )
         else:
             out.append(f"with {label}: {_describe(sol)}")
     return tuple(out)
