@@ -37,7 +37,7 @@ DASK_CONNECT_TIMEOUT_S = 10.0
 
 def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, Any]:
     """One result row: the scenario's inputs, then the plan's headline numbers or the failure."""
-    from autoparallel.api import solve
+    from autoparallel.api import solve, with_benchmark
     from autoparallel.errors import AutoParallelError, InfeasibleError, SolverTimeoutError
     from autoparallel.plan import ServingPlan
     from autoparallel.solvers.settings import SolverSettings
@@ -59,6 +59,10 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
             settings=settings,
             options=serving_options(scenario),
         )
+        if isinstance(plan, ServingPlan):
+            plan = with_benchmark(
+                plan
+            )  # N prompts at once: what `vllm bench serve` measures, as `plan` shows
         row.update(plan_columns(plan))
         if isinstance(plan, ServingPlan):
             row.update(mode="aggregated", pd_ratio="")

@@ -150,6 +150,18 @@ def plan_columns(plan: Plan) -> dict[str, Any]:
             if plan.at_request_rate is not None
             else {}
         ),
+        **(
+            {
+                "bench_output_tok_s": plan.benchmark.output_tokens_per_s,
+                "bench_duration_s": plan.benchmark.duration_s,
+                "bench_mean_ttft_ms": plan.benchmark.mean_ttft_ms,
+                "bench_mean_tpot_ms": plan.benchmark.mean_tpot_ms,
+                "bench_p99_ttft_ms": plan.benchmark.p99_ttft_ms,
+                "bench_preemptions": plan.benchmark.preemptions,
+            }
+            if plan.benchmark is not None
+            else {}
+        ),
     }
 
 

@@ -4,8 +4,10 @@ A results file is Parquet, CSV or JSON lines (by its suffix) with one row per sc
 column (`scenario_id`, `label`, `kind`, model, cluster, workload fields, objective, engine), then the
 outcome (`status`, `message`, plan shape incl. EP, `gpus`, throughput, TTFT, TPOT, $/h, $/M tokens,
 headroom, solver status and wall times; with a request rate, `batch_at_rate`, `ttft_ms_at_rate` and
-`tpot_ms_at_rate`, the steady state at that rate). Columns a row does not have (training fields in a serving
-row) are empty.
+`tpot_ms_at_rate`, the steady state at that rate; with a finite benchmark (`num_prompts`: the batch
+preset, a profiled file), `bench_output_tok_s`, `bench_duration_s`, `bench_mean_ttft_ms`,
+`bench_mean_tpot_ms`, `bench_p99_ttft_ms` and `bench_preemptions`, its replay as `plan` shows it).
+Columns a row does not have (training fields in a serving row) are empty.
 
 Safety: while a sweep runs, each finished row is appended (and flushed) to a journal beside the file,
 `<out>.journal.jsonl`; at the end the file is rewritten atomically (temporary file, then rename) with
