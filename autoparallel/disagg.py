@@ -65,6 +65,8 @@ class Comparison:
         """Side by side: tokens/s/GPU, TTFT, TPOT, $/M tokens, GPUs; then the verdict."""
         rows: list[tuple[str, ...]] = [("", "aggregated", "disaggregated")]
         a, d = _agg_summary(self.aggregated), _disagg_summary(self.disaggregated)
+        if d is not None and d.get("ttft_ms") is not None and math.isinf(d["ttft_ms"]):
+            d = {**d, "ttft_ms": None}  # shown as "unbounded" below
         for key, label, fmt in (
             ("layout", "engines", "{}"),
             ("tokens_per_s_per_gpu", "tokens/s/GPU", "{:.0f}"),
@@ -78,7 +80,11 @@ class Comparison:
                 (
                     label,
                     *(
-                        fmt.format(s[key]) if s is not None and s.get(key) is not None else "-"
+                        fmt.format(s[key])
+                        if s is not None and s.get(key) is not None
+                        else UNBOUNDED
+                        if s is d and s is not None and key == "ttft_ms"
+                        else "-"
                         for s in (a, d)
                     ),
                 )
@@ -156,6 +162,17 @@ def _disagg_summary(d: Any) -> dict[str, Any] | None:
         "solver_status": d.solver.status,
         "wall_s": d.solver.wall_s,
     }
+
+
+UNBOUNDED = "unbounded"
+"""The TTFT of prefill engines rated at full load (no TTFT limit): an open loop's queue wait grows
+without bound there; set --ttft-ms to rate them below it."""
+
+
+def _ttft_text(ttft_ms: float, transfer_ms: float) -> str:
+    if math.isinf(ttft_ms):
+        return f"TTFT {UNBOUNDED}: prefill at full load without a --ttft-ms; KV transfer {transfer_ms:.1f} ms"
+    return f"TTFT {ttft_ms:.0f} ms incl. KV transfer {transfer_ms:.1f} ms"
 
 
 def compare_disagg(
@@ -261,8 +278,7 @@ def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving) -> Co
     if wins:
         why = (
             f"{lead}: decode engines run batches at {limit} without prefill interference "
-            f"({d.ratio}, carried rate bound by {d.bound}; TTFT {d.ttft_ms:.0f} ms incl. KV transfer "
-            f"{d.worst.transfer_ms:.1f} ms)"
+            f"({d.ratio}, carried rate bound by {d.bound}; {_ttft_text(d.ttft_ms, d.worst.transfer_ms)})"
         )
         return Comparison("disaggregated", aggregated, d, why)
     why = (

@@ -67,3 +67,23 @@ def test_bad_mode_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
 def test_on_with_mixed_pools_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*LLAMA70, "--cluster", "1x8xH100+1x8xA100-80G", "--disagg", "on"]) == 2
     assert "--disagg on plans one MODEL" in capsys.readouterr().err
+
+
+def test_prefill_at_full_load_has_an_unbounded_ttft_said_in_words(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without a TTFT limit the prefill engines are rated at full load, where an open loop's queue wait
+    grows without bound: the table said "TTFT ms ... inf" and the verdict "TTFT inf ms"."""
+    argv = [
+        "plan",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--cluster",
+        "2x8xH100",
+        "--isl",
+        "100000",
+        "--osl",
+        "1024",
+    ]
+    assert main([*argv, "--disagg", "on", "--concurrency", "8"]) == 0
+    out = capsys.readouterr().out
+    comparison = out[out.index("Aggregated vs disaggregated") :]
+    assert "inf" not in comparison.split("Launch")[0]
+    assert "unbounded" in comparison and "prefill at full load without a --ttft-ms" in comparison
