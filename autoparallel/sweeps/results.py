@@ -241,9 +241,11 @@ class SweepResult:
         return out
 
     def table(self) -> str:
-        """A plain-text summary, one line per scenario."""
+        """A plain-text summary, one line per scenario (with a `bench tok/s` column, the finite
+        benchmark's replay, when a row has one)."""
         from autoparallel.explain import _table
 
+        bench = any(_opt(r, "bench_output_tok_s") != "" for r in self.rows)
         lines: list[tuple[Any, ...]] = []
         for r in self.rows:
             if r["status"] == "ok":
@@ -262,6 +264,7 @@ class SweepResult:
                         shape,
                         r["gpus"],
                         float(r["throughput_tok_s"]),
+                        *((_opt(r, "bench_output_tok_s"),) if bench else ()),
                         _opt(r, "tpot_ms"),
                         _opt(r, "usd_per_million_tokens"),
                         "",
@@ -277,6 +280,7 @@ class SweepResult:
                         r["status"],
                         "",
                         "",
+                        *(("",) if bench else ()),
                         "",
                         "",
                         str(r.get("message", ""))[:70],
@@ -295,6 +299,7 @@ class SweepResult:
                 "plan",
                 "GPUs",
                 "tok/s",
+                *(("bench tok/s",) if bench else ()),
                 "TPOT ms",
                 "$/Mtok",
                 "reason",

@@ -96,8 +96,11 @@ def test_a_scenario_rows_workload_may_be_an_object() -> None:
 def test_a_finite_benchmark_row_carries_the_replay_plan_shows() -> None:
     """`batch` (1,000 prompts at once): `plan` prints the replay (what `vllm bench serve` measures) next
     to the steady state; a sweep row carried the steady state only."""
-    batch, chatbot = _rows(models=M, clusters="1x8xH100", workloads=["batch", "chatbot"])
+    result = ap.sweep(models=M, clusters="1x8xH100", workloads=["batch", "chatbot"], executor="serial")
+    batch, chatbot = list(result)
+    assert "bench tok/s" in result.table()
     bench = ap.with_benchmark(ap.solve(M, "1x8xH100", "batch")).benchmark
     assert bench is not None and batch["bench_output_tok_s"] == pytest.approx(bench.output_tokens_per_s)
     assert batch["bench_output_tok_s"] < batch["throughput_tok_s"]  # the ramp-down tail
     assert chatbot.get("bench_output_tok_s") is None
+    assert "bench tok/s" not in ap.sweep(models=M, clusters="1x8xH100", executor="serial").table()
