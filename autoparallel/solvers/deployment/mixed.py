@@ -4,7 +4,7 @@ The space is the union of two candidate sets built from the same serving tables 
 
 aggregated engines  every admissible entry (starts, meets the TTFT / TPOT limits) of every shape,
     kept when no other entry of the same shape has at least its tokens/s and at most its TPOT, then
-    `undominated_at` across shapes (k copies of b replace a: k · capacity_b ≥ capacity_a and
+    `space.undominated_indices` across shapes (k copies of b replace a: k · capacity_b ≥ capacity_a and
     TPOT_b ≤ TPOT_a). Unlike the deployment planner's one engine per shape (its fastest), a front
     over TPOT needs the slower-batched, lower-TPOT entries too.
 decode engines      every entry that starts, TPOT = its pure decode step T_d(b) (perf/disagg.py),
@@ -48,9 +48,9 @@ from autoparallel.solvers.deployment.space import (
     FleetModel,
     admissible_utils,
     build_deployment_space,
-    copies_fitting,
     engine_at,
     granularity,
+    undominated_indices,
 )
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
 
@@ -107,34 +107,6 @@ class MixedSpace:
         return self.agg_tpot_us[k] if k < a else self.decode_tpot_us[k - a]
 
 
-def undominated_at(engines: list[Engine], tpot: list[int], capped: bool = False) -> list[int]:
-    """Indices of the engines no other engine dominates with a TPOT no worse (`space.undominated`'s
-    rule plus TPOT_b ≤ TPOT_a: swapping a for copies of b keeps every objective of the front; with a
-    concurrency cap, the copies also hold no more requests in flight)."""
-    keep = []
-    for i, a in enumerate(engines):
-        beaten = False
-        for j, b in enumerate(engines):
-            if i == j or a.role != b.role or tpot[j] > tpot[i]:
-                continue
-            k = copies_fitting(a, b)
-            if k < 1 or k * b.rating < a.rating or (capped and k * b.in_flight > a.in_flight):
-                continue
-            equal = (
-                k == 1
-                and b.gpus == a.gpus
-                and b.nodes == a.nodes
-                and b.rating == a.rating
-                and (not capped or b.in_flight == a.in_flight)
-            )
-            if not equal or tpot[j] < tpot[i] or j < i:
-                beaten = True
-                break
-        if not beaten:
-            keep.append(i)
-    return keep
-
-
 def _aggregated(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], list[int]]:
     """Every admissible entry of every shape as an engine, with its TPOT (µs)."""
     engines: list[Engine] = []
@@ -160,8 +132,8 @@ def _aggregated(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
 
 def _shape_fronts(engines: list[Engine], tpot: list[int], capped: bool) -> list[int]:
     """Indices of the entries on their shape's (capacity ↑, TPOT ↓) front (one sort per shape), so that
-    `undominated_at` (quadratic) runs on few engines. With a concurrency cap the front has a third
-    axis, requests in flight ↓, and `undominated_at` alone prunes."""
+    `undominated_indices` (quadratic) runs on few engines. With a concurrency cap the front has a third
+    axis, requests in flight ↓, and `undominated_indices` alone prunes."""
     if capped:
         return list(range(len(engines)))
     keep = []
@@ -180,7 +152,7 @@ def _shape_fronts(engines: list[Engine], tpot: list[int], capped: bool) -> list[
 
 def _prune(engines: list[Engine], tpot: list[int], capped: bool) -> list[int]:
     first = _shape_fronts(engines, tpot, capped)
-    kept = undominated_at([engines[i] for i in first], [tpot[i] for i in first], capped)
+    kept = undominated_indices([engines[i] for i in first], capped, [tpot[i] for i in first])
     return [first[i] for i in kept]
 
 

@@ -360,11 +360,20 @@ def undominated(engines: list[Engine], capped: bool = False) -> list[Engine]:
     cap): the k copies must also hold no more requests in flight (k · in_flight_b ≤ in_flight_a).
     Of engines equal in every respect the first is kept. Engines of different roles never dominate
     each other; a prefill engine's capacity is its prompt tokens/s (`Engine.rating`)."""
-    out = []
+    return [engines[i] for i in undominated_indices(engines, capped)]
+
+
+def undominated_indices(
+    engines: list[Engine], capped: bool = False, tpot: list[int] | None = None
+) -> list[int]:
+    """Indices of the engines `undominated` keeps; with `tpot` (per engine), b must also have a TPOT no
+    worse than a's, so that the swap keeps a front over TPOT too (deployment/mixed.py)."""
+    t = tpot or [0] * len(engines)
+    keep = []
     for i, a in enumerate(engines):
         dominated = False
         for j, b in enumerate(engines):
-            if i == j or a.role != b.role:
+            if i == j or a.role != b.role or t[j] > t[i]:
                 continue
             k = copies_fitting(a, b)
             if k < 1 or k * b.rating < a.rating or (capped and k * b.in_flight > a.in_flight):
@@ -375,13 +384,14 @@ def undominated(engines: list[Engine], capped: bool = False) -> list[Engine]:
                 and b.nodes == a.nodes
                 and b.rating == a.rating
                 and (not capped or b.in_flight == a.in_flight)
+                and t[j] == t[i]
             )
             if not equal or j < i:
                 dominated = True
                 break
         if not dominated:
-            out.append(a)
-    return out
+            keep.append(i)
+    return keep
 
 
 def admissible_utils(space: ServingSpace, i: int) -> list[int]:
