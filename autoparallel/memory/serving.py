@@ -178,28 +178,17 @@ def _resolve_gpu(gpu: GPU | str) -> GPU:
     return gpu
 
 
-def _checked_flags(values: dict[str, Any]) -> dict[str, Any]:
-    """`vllm_memory`'s keyword arguments once each has its type and range: numbers within BOUNDS (None
-    where a default applies), booleans as booleans, names as strings.
+def _require_kinds(flags: dict[str, Any]) -> None:
+    """`vllm_memory`'s switches are booleans and its names strings (or None).
 
     Raises:
-        InputError: the first that does not, named.
+        InputError: the first that is not, named.
     """
-    out = dict(values)
-    for name in ("tp", "pp", "dp", "max_model_len", "max_num_seqs", "max_num_batched_tokens"):
-        if out[name] is not None:
-            out[name] = check_number(name, out[name])
-    if out["gpu_memory_utilization"] is not None:
-        out["gpu_memory_utilization"] = check_number(
-            "gpu_memory_utilization", out["gpu_memory_utilization"], integer=False
-        )
-    for name in ("enable_expert_parallel", "enforce_eager"):
-        if not isinstance(out[name], bool):
-            raise InputError(f"{name} must be True or False, got {clean_text(repr(out[name]), 40)}")
-    for name in ("quantization", "kv_cache_dtype", "vllm_version", "dtype"):
-        if out[name] is not None and not isinstance(out[name], str):
-            raise InputError(f"{name} must be a name, got {type(out[name]).__name__}")
-    return out
+    for name, value in flags.items():
+        if name in ("enable_expert_parallel", "enforce_eager") and not isinstance(value, bool):
+            raise InputError(f"{name} must be True or False, got {clean_text(repr(value), 40)}")
+        if name not in ("enable_expert_parallel", "enforce_eager") and not isinstance(value, str | None):
+            raise InputError(f"{name} must be a name, got {type(value).__name__}")
 
 
 def vllm_memory(
@@ -241,15 +230,19 @@ def vllm_memory(
         raise InputError(f"engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if usage not in ("serve", "offline"):
         raise InputError(f"usage {usage!r}: expected serve (`vllm serve`) or offline (the `LLM` class)")
-    flags = _checked_flags(
+    tp, pp, dp = (check_number(n, v) for n, v in (("tp", tp), ("pp", pp), ("dp", dp)))
+    max_model_len, max_num_seqs, max_num_batched_tokens = (
+        None if v is None else check_number(n, v)
+        for n, v in (
+            ("max_model_len", max_model_len),
+            ("max_num_seqs", max_num_seqs),
+            ("max_num_batched_tokens", max_num_batched_tokens),
+        )
+    )
+    if gpu_memory_utilization is not None:
+        gpu_memory_utilization = check_number("gpu_memory_utilization", gpu_memory_utilization, integer=False)
+    _require_kinds(
         dict(
-            tp=tp,
-            pp=pp,
-            dp=dp,
-            max_model_len=max_model_len,
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens,
-            gpu_memory_utilization=gpu_memory_utilization,
             enable_expert_parallel=enable_expert_parallel,
             enforce_eager=enforce_eager,
             quantization=quantization,
@@ -258,10 +251,6 @@ def vllm_memory(
             dtype=dtype,
         )
     )
-    tp, pp, dp = flags["tp"], flags["pp"], flags["dp"]
-    max_model_len, max_num_seqs = flags["max_model_len"], flags["max_num_seqs"]
-    max_num_batched_tokens = flags["max_num_batched_tokens"]
-    gpu_memory_utilization = flags["gpu_memory_utilization"]
     spec = _resolve_model(model)
     g = _resolve_gpu(gpu)
     rules = rules_for(parse_vllm_version(vllm_version))
