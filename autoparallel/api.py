@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
@@ -73,15 +73,6 @@ def _callback(value: Any, name: str) -> Any:
     if value is not None and not callable(value):
         raise InputError(f"{name} must be a function (or None), got {type(value).__name__}")
     return value
-
-
-def _list(values: Any, name: str) -> list[Any]:
-    """A list argument; a lone string is one item, not its characters."""
-    if isinstance(values, (str, ModelSpec, Cluster, Serving, Training)):
-        return [values]
-    if not isinstance(values, Iterable):
-        raise InputError(f"{name} must be a list, got {type(values).__name__}")
-    return list(values)
 
 
 def served_id(source: Any, model: ModelSpec) -> str:

@@ -65,8 +65,6 @@ class Comparison:
         """Side by side: tokens/s/GPU, TTFT, TPOT, $/M tokens, GPUs; then the verdict."""
         rows: list[tuple[str, ...]] = [("", "aggregated", "disaggregated")]
         a, d = _agg_summary(self.aggregated), _disagg_summary(self.disaggregated)
-        if d is not None and d.get("ttft_ms") is not None and math.isinf(d["ttft_ms"]):
-            d = {**d, "ttft_ms": None}  # shown as "unbounded" below
         for key, label, fmt in (
             ("layout", "engines", "{}"),
             ("tokens_per_s_per_gpu", "tokens/s/GPU", "{:.0f}"),
@@ -79,14 +77,7 @@ class Comparison:
             rows.append(
                 (
                     label,
-                    *(
-                        fmt.format(s[key])
-                        if s is not None and s.get(key) is not None
-                        else UNBOUNDED
-                        if s is d and s is not None and key == "ttft_ms"
-                        else "-"
-                        for s in (a, d)
-                    ),
+                    *(_cell(s, key, fmt) for s in (a, d)),
                 )
             )
         width = [max(len(r[i]) for r in rows) for i in range(3)]
@@ -167,6 +158,14 @@ def _disagg_summary(d: Any) -> dict[str, Any] | None:
 UNBOUNDED = "unbounded"
 """The TTFT of prefill engines rated at full load (no TTFT limit): an open loop's queue wait grows
 without bound there; set --ttft-ms to rate them below it."""
+
+
+def _cell(summary: dict[str, Any] | None, key: str, fmt: str) -> str:
+    """One figure of the side-by-side table: "-" where a side has none, UNBOUNDED for an infinite one."""
+    value = None if summary is None else summary.get(key)
+    if value is None:
+        return "-"
+    return UNBOUNDED if isinstance(value, float) and math.isinf(value) else fmt.format(value)
 
 
 def _ttft_text(ttft_ms: float, transfer_ms: float) -> str:

@@ -59,10 +59,8 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
             settings=settings,
             options=serving_options(scenario),
         )
-        if isinstance(plan, ServingPlan):
-            plan = with_benchmark(
-                plan
-            )  # N prompts at once: what `vllm bench serve` measures, as `plan` shows
+        if isinstance(plan, ServingPlan):  # N prompts at once: what `vllm bench serve` measures
+            plan = with_benchmark(plan)
         row.update(plan_columns(plan))
         if isinstance(plan, ServingPlan):
             row.update(mode="aggregated", pd_ratio="")
