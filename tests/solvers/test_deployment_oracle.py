@@ -129,6 +129,18 @@ def _cpsat(space: DeploymentSpace, objective: str) -> int | None:
     return expr_value(build(small, hard_demand=objective != "goodput"), objective, counts)
 
 
+def _assert_cpsat_is_the_brute_force_optimum(
+    space: DeploymentSpace, objective: str
+) -> tuple[int, tuple[int, ...]] | None:
+    """CP-SAT and the oracle agree on feasibility and on the optimum; the oracle's answer."""
+    oracle = brute_force(space, objective)
+    mine = _cpsat(space, objective)
+    assert (mine is None) == (oracle is None), (objective, mine, oracle)
+    if oracle is not None:
+        assert mine == oracle[0], (objective, mine, oracle)
+    return oracle
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -141,12 +153,8 @@ def test_cpsat_optimum_equals_brute_force(space: DeploymentSpace) -> None:
     assert space.cluster.world_size <= 16
     event(f"dominated engines dropped: {len(space.engines) > len(pruned(space).engines)}")
     for objective in ("goodput", "cost"):
-        oracle = brute_force(space, objective)
-        mine = _cpsat(space, objective)
+        oracle = _assert_cpsat_is_the_brute_force_optimum(space, objective)
         event(f"{objective}: {'infeasible' if oracle is None else 'feasible'}")
-        assert (mine is None) == (oracle is None), (objective, mine, oracle)
-        if oracle is not None:
-            assert mine == oracle[0], (objective, mine, oracle)
 
 
 @settings(
@@ -162,11 +170,8 @@ def test_cpsat_optimum_equals_brute_force_under_concurrency_caps(space: Deployme
     max_num_seqs per shape; the cap binds on some instances."""
     binding = False
     for objective in ("goodput", "cost"):
-        oracle = brute_force(space, objective)
-        mine = _cpsat(space, objective)
-        assert (mine is None) == (oracle is None), (objective, mine, oracle)
+        oracle = _assert_cpsat_is_the_brute_force_optimum(space, objective)
         if oracle is not None:
-            assert mine == oracle[0], (objective, mine, oracle)
             free = brute_force(dataclasses.replace(space, models=_uncapped(space)), objective)
             binding |= free is None or free[0] != oracle[0]
     event(f"a cap changes the optimum: {binding}")

@@ -295,8 +295,10 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
     beats on tokens/s (`staircase`), since replicas of smaller batches may then serve more."""
     found: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (shape, engine) -> [(batch, tps, entry)]
     order = {e: k for k, e in enumerate(space.engines)}
+    first_util: dict[int, int] = {}  # entry -> the lowest utilization it is admissible at
     for i in range(len(space.tables.evaluated)):
-        if admissible_utils(space, i):
+        if ok := admissible_utils(space, i):
+            first_util[i] = ok[0]
             s, _, b, _ = space.unflat(i)
             found.setdefault((s, order[space.engine_of(i)]), []).append(
                 (space.batches[b], space.tables.tps_milli[i], i)
@@ -316,7 +318,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
                     m,
                     p,
                     i,
-                    admissible_utils(space, i)[0],
+                    first_util[i],
                     size,
                     capacity_milli_rps=engine_tps // fm.workload.osl,
                     milli_tokens_per_s=engine_tps,
