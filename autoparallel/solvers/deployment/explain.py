@@ -109,7 +109,7 @@ def demand_numbers(space: DeploymentSpace, m: int) -> str:
 
 def concurrency_numbers(space: DeploymentSpace, m: int) -> str:
     """ "...: at most 8 requests in flight: ...; the most requests/s per request held is tp8 on
-    H100-SXM's (1.31 req/s holding 1), so at most 8 x 1.31 = 10.48 req/s"."""
+    H100-SXM's (1.31 req/s holding 1), so at most 8 x 1.31 = 10.50 req/s"."""
     fm = space.models[m]
     cap = fm.concurrency or 0
     held = [k for k in space.engines_of(model=m) if space.engines[k].in_flight]

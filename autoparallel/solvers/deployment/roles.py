@@ -120,7 +120,7 @@ def decode_engines(
     w = space.workload
     kv = space.options.kv_cache_dtypes[0]
     found: dict[int, list[tuple[int, int, int]]] = {}  # shape -> [(batch, rating, entry)]
-    picked: dict[int, tuple[int, RoleTimes]] = {}  # entry -> (util, times)
+    picked: dict[int, tuple[int, int, RoleTimes]] = {}  # entry -> (util, rating, times)
     for i in range(len(space.tables.evaluated)):
         s, r, b, mm = space.unflat(i)
         utils = _starts(space, i)
@@ -132,13 +132,12 @@ def decode_engines(
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
         rating = math.floor(MILLI * dp * disagg.decode_capacity_rps(space.batches[b], w.osl, st.decode_s))
         found.setdefault(s, []).append((space.batches[b], rating, i))
-        picked[i] = (utils[0], RoleTimes(st.prefill_s, st.decode_s))
+        picked[i] = (utils[0], rating, RoleTimes(st.prefill_s, st.decode_s))
     out = []
     for s, entries in sorted(found.items()):
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
         for i in staircase(entries, concurrency, dp):
-            u, rt = picked[i]
-            rating = next(r for _, r, k in entries if k == i)
+            u, rating, rt = picked[i]
             e = _engine(space, m, p, s, i, u, "decode", rating)
             if e is not None:
                 times[id(e)] = rt
