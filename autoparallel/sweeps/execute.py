@@ -75,12 +75,26 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
             if isinstance(exc, SolverTimeoutError)
             else "error"
         )
-        row.update(status=kind, message=str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__)
+        row.update(status=kind, message=failure_message(exc))
     except Exception as exc:
         row.update(status="internal", message=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
     row["wall_s"] = time.perf_counter() - start
     row["version"] = _version()
     return row
+
+
+def failure_message(exc: Exception) -> str:
+    """One line for a failed row: an infeasible request's binding constraints with their numbers, and
+    its nearest feasible change (the headline's model, cluster and workload are the row's columns);
+    else the error's first line."""
+    from autoparallel.errors import InfeasibleError
+
+    if isinstance(exc, InfeasibleError) and exc.reasons:
+        fix = f"; nearest feasible change: {exc.fixes[0]}" if exc.fixes else ""
+        text = "; ".join(exc.reasons) + fix
+    else:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:500]
 
 
 def serving_options(scenario: Scenario) -> Any:

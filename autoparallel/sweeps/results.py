@@ -261,6 +261,7 @@ class SweepResult:
                         r["cluster"],
                         r["workload"],
                         r["objective"],
+                        _engine(r),
                         shape,
                         r["gpus"],
                         float(r["throughput_tok_s"]),
@@ -277,6 +278,7 @@ class SweepResult:
                         r["cluster"],
                         r["workload"],
                         r["objective"],
+                        _engine(r),
                         r["status"],
                         "",
                         "",
@@ -296,6 +298,7 @@ class SweepResult:
                 "cluster",
                 "workload",
                 "objective",
+                "engine",
                 "plan",
                 "GPUs",
                 "tok/s",
@@ -311,6 +314,12 @@ class SweepResult:
     def to_dicts(self) -> list[dict[str, Any]]:
         """JSON-ready rows."""
         return [dict(r) for r in self.rows]
+
+
+def _engine(row: dict[str, Any]) -> str:
+    """The row's engine as asked, and the one that won where the scenario asked for `auto`."""
+    asked, ran = str(row.get("engine") or ""), row.get("plan_engine")
+    return f"{asked} ({ran})" if ran and ran != asked else asked
 
 
 def _opt(row: dict[str, Any], key: str) -> Any:

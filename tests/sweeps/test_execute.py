@@ -30,13 +30,32 @@ def test_failures_are_rows_and_the_sweep_goes_on() -> None:
     ]
     res = sweep(todo, workers=1)
     assert [r["status"] for r in res] == ["error", "ok", "infeasible", "ok"]
-    assert "no such file" in res[0]["message"] and "context" in res[2]["message"]
+    assert "no such file" in res[0]["message"] and "allows 131072" in res[2]["message"]
     ok, train = res[1], res[3]
     assert ok["solver_status"] == "OPTIMAL" and ok["ep"] == 1 and ok["engine"] == "vllm"
     assert ok["usd_per_hour"] > 0 and ok["usd_per_million_tokens"] > 0 and ok["wall_s"] > 0
     assert train["kind"] == "training" and train["engine"] == "megatron" and train["usd_to_train"] > 0
     df = res.to_pandas()
     assert list(df.columns[:3]) == ["scenario_id", "label", "kind"] and len(df) == 4
+
+
+def test_an_infeasible_row_names_its_binding_constraint_with_numbers() -> None:
+    """The row's message was the error's headline ("... serves the workload: memory"), its numbers and
+    nearest fix on the lines a row dropped; the table's engine column says which engine `auto` chose."""
+    res = sweep(
+        [
+            make_scenario("meta-llama/Llama-3.1-70B", "1xH100", {"concurrency": 16}),
+            make_scenario(SMALL, "1xH100", {"concurrency": 16}, engine="auto"),
+        ],
+        workers=1,
+    )
+    infeasible, auto = res.rows
+    assert infeasible["status"] == "infeasible"
+    assert infeasible["message"].startswith("memory: weights alone need 131.42 GiB; 1×H100-SXM offers")
+    assert "nearest feasible change: with --quantization fp8" in infeasible["message"]
+    lines = res.table().splitlines()
+    assert lines[1].split()[-8] == "engine" and " vllm " in lines[3]
+    assert f"auto ({auto['plan_engine']})" in lines[4]
 
 
 def test_internal_errors_are_rows(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -137,7 +137,8 @@ def _memory_reason(space: ServingSpace) -> str:
         offer = f"{_gib(top * space.gpus)} usable at gpu_memory_utilization {util:g}"
     else:
         offer = f"{_gib(units.kib_down(space.cluster.gpu.memory_bytes) * space.gpus)} in all"
-    text = f"weights alone need {_gib(need)}; {space.gpus}×{space.cluster.gpu.name} offer {offer}"
+    gpus = f"{space.gpus}×{space.cluster.gpu.name} offer{'s' * (space.gpus == 1)}"
+    text = f"weights alone need {_gib(need)}; {gpus} {offer}"
     t = space.tables
     valid = [i for i in range(len(t.mem_used_kib)) if not space.shapes[_shape_of(space, i)].violations]
     unfit = [i for i in valid if t.mem_used_kib[i] > top]

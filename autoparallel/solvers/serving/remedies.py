@@ -28,7 +28,8 @@ Solve = Callable[[Cluster, Serving, ServingOptions, str], ServingSolution]
 def _describe(sol: ServingSolution) -> str:
     p, c = sol.estimate.perf, sol.config
     return (
-        f"{c.gpus} GPUs as {c.replicas} x tp={c.tp} pp={c.pp}, {p.output_tokens_per_s:,.0f} output tokens/s, "
+        f"{c.gpus} GPU{'s' * (c.gpus != 1)} as {c.replicas} x tp={c.tp} pp={c.pp}, "
+        f"{p.output_tokens_per_s:,.0f} output tokens/s, "
         f"TTFT {p.ttft_ms:.0f} ms, TPOT {p.tpot_ms:.1f} ms"
     )
 
