@@ -18,8 +18,9 @@ and `SchedulerConfig._verify_args`, Megatron-LM's `validate_args` / `Transformer
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
+from autoparallel.configs import ZeroStage
 from autoparallel.errors import InputError
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CLUSTER_GPUS",
     "cluster_problems",
+    "framework_zero_stages",
     "require_cluster",
     "require_serving",
     "require_training",
@@ -45,6 +47,22 @@ MAX_CLUSTER_GPUS = 1 << 17
 """131,072 GPUs: above the largest clusters built (about 100k GPUs in 2024-2025)."""
 BANDWIDTH_GBPS = (0.01, 1e5)
 """Per-GPU bandwidth range, GB/s one way: from 80 Mbit/s to 100 TB/s (NVLink 5 is 900 GB/s)."""
+
+
+TrainingFramework = Literal["megatron", "deepspeed"]
+"""The training framework a plan is emitted for (`TrainingOptions.framework`, `--engine` with --train)."""
+
+
+def framework_zero_stages(framework: TrainingFramework, model: ModelSpec) -> tuple[ZeroStage, ...]:
+    """The sharding modes `framework` initializes for `model`. Megatron: all (ZeRO-3 is Megatron-FSDP,
+    MoE layers included). DeepSpeed: none of stage 3 for a model with MoE layers, whose engine refuses
+    its own MoE layers (`deepspeed.moe.layer.MoE`, which Megatron-DeepSpeed builds for every expert
+    layer) under ZeRO-3 (deepspeed/runtime/engine.py `_validate_zero3_moe_compatibility`: "Native
+    DeepSpeed MoE is not supported with ZeRO Stage 3. Use AutoEP or choose ZeRO stage 1/2."; AutoEP
+    replaces a Hugging Face model's MoE blocks and is not what a ds_config sets up)."""
+    if framework == "deepspeed" and model.is_moe:
+        return tuple(z for z in ZeroStage if z is not ZeroStage.PARAMETERS)
+    return tuple(ZeroStage)
 
 
 def cluster_problems(cluster: Cluster) -> list[str]:

@@ -140,7 +140,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
         "mfu,cost",
         "throughput,mfu,headroom",
     ),
-    "--engine": ("vllm", "sglang", "trtllm", "auto"),
+    "--engine": ("vllm", "sglang", "trtllm", "auto", "megatron", "deepspeed"),
     "--nsa-prefill-backend": ("fa3", "flashmla_auto", "tilelang"),
     "--nsa-decode-backend": ("flashmla_kv", "flashmla_auto", "fa3"),
 }
@@ -317,7 +317,7 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
         pool += [*EVAL_FLAGS, *REPLAY_FLAGS, "--zero", "--recompute", "--kv-cache-dtype", "--engine"]
         pool += ["--nsa-prefill-backend", "--nsa-decode-backend"]
     elif train:  # a training front: mostly valid, so that its queries run
-        pool = [*TRAINING_FLAGS, "--precision", "--objectives"]
+        pool = [*TRAINING_FLAGS, "--precision", "--objectives", "--engine"]
     else:
         pool += ["--objectives"]
     for flag in rng.sample(pool, min(len(pool), rng.choice((0, 0, 1, 1, 2, 3)))):
@@ -445,6 +445,8 @@ def _check_plan(argv: list[str], plan: dict[str, Any]) -> list[str]:
         if isinstance(args, list):
             problems += check_megatron_consistency(args, model, cluster, world_size=config.world_size)
         ds = plan["deepspeed"]["config"]
+        if "deepspeed" in argv and "unavailable" in ds:
+            problems.append(f"a DeepSpeed plan DeepSpeed cannot run: {ds['unavailable']}")
         if isinstance(ds, dict) and "train_batch_size" in ds:
             identity = ds["train_micro_batch_size_per_gpu"] * ds["gradient_accumulation_steps"] * config.dp
             if identity != ds["train_batch_size"] or ds["train_batch_size"] != config.global_batch:

@@ -17,6 +17,7 @@ from typing import Any
 from autoparallel.cli._output import add_progress_flags, bounded
 from autoparallel.cli.fleet_cmd import engines_of
 from autoparallel.cli.plan_cmd import (
+    TRAINING_ENGINES,
     _add_common,
     _add_serving_workload,
     _add_training_workload,
@@ -24,6 +25,7 @@ from autoparallel.cli.plan_cmd import (
     _training_workload,
     add_engine_argument,
     check_mode,
+    training_options,
 )
 from autoparallel.errors import InputError
 
@@ -124,10 +126,8 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         )
     weights = _weights(args.weights) if args.weights else None
     settings = api.SolverSettings.create(time_limit_s=args.time_limit)
-    options = None
-    if args.engine not in (None, "vllm"):
-        if args.train:
-            raise InputError(f"--engine {args.engine} does not apply to a training job (--train)")
+    options = training_options(args)
+    if args.engine not in ("vllm", *TRAINING_ENGINES):
         from autoparallel.solvers.serving.space import ServingOptions
 
         options = ServingOptions(engines=engines_of(args.engine))

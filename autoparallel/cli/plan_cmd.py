@@ -130,17 +130,43 @@ def add_plan_parser(sub: Any) -> None:
     p.add_argument("--seed", type=bounded("seed"), default=0, help="CP-SAT random seed, 0 to 2^31-1")
 
 
-ENGINE_CHOICES = ("vllm", "sglang", "trtllm", "auto")
+SERVING_ENGINES = ("vllm", "sglang", "trtllm", "auto")
+TRAINING_ENGINES = ("megatron", "deepspeed")
 
 
 def add_engine_argument(p: argparse.ArgumentParser) -> None:
-    """--engine for the planners (plan, pareto)."""
+    """--engine for the planners (plan, pareto): a serving engine, or with --train a framework."""
     p.add_argument(
         "--engine",
-        choices=ENGINE_CHOICES,
+        choices=(*SERVING_ENGINES, *TRAINING_ENGINES),
         default=None,
-        help="serving engine to plan for (default vllm); auto: all three in the space, compared side by side",
+        help="serving engine to plan for (default vllm); auto: all three in the space, compared side by "
+        "side. With --train, the framework (default megatron; deepspeed keeps to the ZeRO stages DeepSpeed "
+        "runs: no ZeRO-3 with MoE layers)",
     )
+
+
+def check_engine(args: argparse.Namespace) -> None:
+    """`--engine` names a serving engine without --train and a training framework with it."""
+    engine, train = getattr(args, "engine", None), bool(getattr(args, "train", False))
+    if engine is None:
+        return
+    if train and engine not in TRAINING_ENGINES:
+        raise InputError(
+            f"--engine {engine} is a serving engine; a training job (--train) takes --engine megatron or "
+            "deepspeed"
+        )
+    if not train and engine in TRAINING_ENGINES:
+        raise InputError(f"--engine {engine} is a training framework: add --train, or name a serving engine")
+
+
+def training_options(args: argparse.Namespace) -> Any:
+    """TrainingOptions for `--engine deepspeed` (None: the planner's defaults, Megatron)."""
+    if getattr(args, "engine", None) != "deepspeed":
+        return None
+    from autoparallel.solvers.training.space import TrainingOptions
+
+    return TrainingOptions(framework="deepspeed")
 
 
 def add_evaluate_parser(sub: Any) -> None:
@@ -205,7 +231,6 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
         "gpu_memory_utilization",
         "max_model_len",
         "top",
-        "engine",
         "workload_file",
         "disagg",
         "fleet",
@@ -227,7 +252,7 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
         "nsa_prefill_backend",
         "nsa_decode_backend",
     ),
-    "pareto": (*_WORKLOAD_FLAGS, "workload_file", "engine", "disagg"),
+    "pareto": (*_WORKLOAD_FLAGS, "workload_file", "disagg"),
 }
 """Options that only a serving request uses: given with --train they are an error, not ignored."""
 _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
@@ -268,9 +293,11 @@ def check_mode(args: argparse.Namespace, command: str) -> None:
     if given:
         mode = "a training job (--train)" if train else "serving (add --train to plan training)"
         raise InputError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to {mode}")
+    if command != "evaluate":
+        check_engine(args)
     for dest, default in _DEFAULTS.items():
         if hasattr(args, dest) and getattr(args, dest) is None:
-            setattr(args, dest, default)
+            setattr(args, dest, "megatron" if dest == "engine" and train else default)
 
 
 def _serving_workload(args: argparse.Namespace) -> Any:
@@ -369,7 +396,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
     deadline = settings.deadline()  # one limit for the command: each section gets what is left of it
-    options = None if args.train else fleet_cmd.serving_options(args)
+    options = training_options(args) if args.train else fleet_cmd.serving_options(args)
     early = disagg_cmd.required(args, workload, settings)  # --disagg on: its infeasibility first
     left = settings.until(deadline)
     if left is None:

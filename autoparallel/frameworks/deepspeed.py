@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from autoparallel.configs import Recompute, ZeroStage
 from autoparallel.errors import InputError
 from autoparallel.frameworks._common import effective_precision, node_shape
-from autoparallel.validation import require_training
+from autoparallel.validation import framework_zero_stages, require_training
 
 if TYPE_CHECKING:
     from autoparallel.configs import TrainingConfig
@@ -58,7 +58,8 @@ def deepspeed_config(
     Raises:
         InputError: the global batch does not split into micro-batches over dp, offload with a stage
             that cannot offload, ZeRO-2/3 with pipeline parallelism (DeepSpeed's PipelineEngine refuses
-            them), an unknown precision, or more GPUs than the cluster has.
+            them), ZeRO-3 with MoE layers (`validation.framework_zero_stages`), an unknown precision,
+            or more GPUs than the cluster has.
     """
     stage = ZERO_STAGE_NUMBER[config.zero]
     _validate(config, stage, cluster, model)
@@ -192,6 +193,12 @@ def _validate(
             f"ZeRO stage {stage} with pp={config.pp}: DeepSpeed's PipelineEngine accepts only ZeRO 0 or 1 "
             "(deepspeed/runtime/pipe/engine.py: 'ZeRO-2 and ZeRO-3 are incompatible with pipeline "
             "parallelism')"
+        )
+    if model is not None and config.zero not in framework_zero_stages("deepspeed", model):
+        raise InputError(
+            f"ZeRO stage {stage} with {model.num_experts} routed experts: DeepSpeed's engine refuses its MoE "
+            "layers under ZeRO-3 (deepspeed/runtime/engine.py: 'Native DeepSpeed MoE is not supported with "
+            "ZeRO Stage 3'); plan with ZeRO 1 or 2 for DeepSpeed"
         )
     if cluster is not None and config.world_size > cluster.world_size:
         raise InputError(

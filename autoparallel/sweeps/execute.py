@@ -57,7 +57,7 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
             scenario.to_workload(),
             scenario.objective,
             settings=settings,
-            options=serving_options(scenario),
+            options=planner_options(scenario),
         )
         if isinstance(plan, ServingPlan):  # N prompts at once: what `vllm bench serve` measures
             plan = with_benchmark(plan)
@@ -97,10 +97,15 @@ def failure_message(exc: Exception) -> str:
     return text[:500]
 
 
-def serving_options(scenario: Scenario) -> Any:
-    """ServingOptions with the scenario's engine(s) (auto: vLLM, SGLang and TensorRT-LLM compared);
-    None for training and for plain vLLM (the planner's defaults)."""
-    if scenario.kind != "serving" or scenario.engine == "vllm":
+def planner_options(scenario: Scenario) -> Any:
+    """The planner's options for the scenario's engine: serving, the engine(s) (auto: vLLM, SGLang and
+    TensorRT-LLM compared); training, the framework (DeepSpeed keeps to the ZeRO stages it runs); None
+    for the planner's defaults (vLLM, Megatron)."""
+    if scenario.kind == "training":
+        from autoparallel.solvers.training.space import TrainingOptions
+
+        return TrainingOptions(framework="deepspeed") if scenario.engine == "deepspeed" else None
+    if scenario.engine == "vllm":
         return None
     from autoparallel.solvers.serving.space import ServingOptions
 

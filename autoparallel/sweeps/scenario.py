@@ -78,8 +78,8 @@ DISAGG_MODES = ("auto", "on", "off")
 """`disagg` values of a serving scenario (`plan --disagg`)."""
 ENGINES = {"serving": ("vllm", "sglang", "trtllm", "auto"), "training": ("megatron", "deepspeed")}
 """Engines per kind whose behaviour the cost model covers (serving: vLLM, SGLang or TensorRT-LLM, each
-with its memory rule and speed, or auto: the planner picks among the three; training: the same plan
-emitted as a Megatron or a DeepSpeed configuration)."""
+with its memory rule and speed, or auto: the planner picks among the three; training: Megatron, or
+DeepSpeed, whose plans keep to the ZeRO stages its engine initializes, `TrainingOptions.framework`)."""
 
 
 def package_version() -> str:

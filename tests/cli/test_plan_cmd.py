@@ -124,6 +124,27 @@ def test_plan_train_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert d["deepspeed"]["config"]["train_batch_size"] == 64
 
 
+def test_plan_train_for_deepspeed_keeps_to_what_deepspeed_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """Training plans were Megatron's only: an MoE plan under ZeRO-3 (Megatron-FSDP) came with a
+    ds_config that DeepSpeed's engine refuses, and no way to plan for DeepSpeed. `--engine deepspeed`
+    keeps to the stages DeepSpeed runs; the Megatron plan says why its ds_config is not expressible."""
+    argv = ["plan", "Qwen/Qwen3-30B-A3B", "--cluster", "1x8xH100", "--train", "--seq-len", "4096"]
+    argv += ["--global-batch", "64", "--json"]
+    assert main(argv) == 0
+    megatron = json.loads(capsys.readouterr().out)
+    assert megatron["config"]["zero"] == "3"
+    assert "Native DeepSpeed MoE is not supported" in megatron["deepspeed"]["config"]["unavailable"]
+    assert main([*argv, "--engine", "deepspeed"]) == 0
+    ds = json.loads(capsys.readouterr().out)
+    assert ds["config"]["zero"] != "3" and "train_batch_size" in ds["deepspeed"]["config"]
+    assert main([*argv, "--engine", "megatron"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"] == megatron["config"]
+    assert main([*argv, "--engine", "vllm"]) == 2
+    assert "takes --engine megatron or deepspeed" in capsys.readouterr().err
+    assert main(["plan", "Qwen/Qwen3-30B-A3B", "--cluster", "1x8xH100", "--engine", "deepspeed"]) == 2
+    assert "is a training framework: add --train" in capsys.readouterr().err
+
+
 def test_evaluate_training_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     argv = [
         "evaluate",

@@ -270,3 +270,16 @@ def test_precision_follows_the_gpus() -> None:
             TrainingConfig(dp=8, global_batch=8, precision="fp8"),
             cluster=Cluster.parse("1x8xA100-80G"),
         )
+
+
+def test_moe_under_zero3_is_refused_as_deepspeed_refuses_it() -> None:
+    """DeepSpeed's engine asserts on its MoE layers under ZeRO-3 (engine.py
+    `_validate_zero3_moe_compatibility`); the ds_config of such a plan was emitted as if it ran."""
+    moe, cluster = load_model("Qwen/Qwen3-30B-A3B"), Cluster.parse("2x8xH100")
+    three = TrainingConfig(dp=16, ep=8, global_batch=64, zero=ZeroStage.PARAMETERS)
+    with pytest.raises(InputError, match="ZeRO stage 3 with 128 routed experts"):
+        deepspeed_config(moe, three, cluster=cluster)
+    two = deepspeed_config(moe, three.model_copy(update={"zero": ZeroStage.GRADIENTS}), cluster=cluster)
+    assert two["zero_optimization"]["stage"] == 2  # type: ignore[index]
+    dense = TrainingConfig(dp=16, global_batch=64, zero=ZeroStage.PARAMETERS)
+    assert deepspeed_config(load_model(LLAMA_8B), dense)["zero_optimization"]["stage"] == 3  # type: ignore[index]

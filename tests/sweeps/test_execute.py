@@ -176,3 +176,16 @@ def test_an_interrupted_pool_stops_and_saves_what_finished(tmp_path: Path) -> No
     with pytest.raises(KeyboardInterrupt):
         execute.run_scenarios(_grid(), workers=2, out=out, on_row=stop)
     assert 1 <= len(read_rows(out)) < len(_grid())
+
+
+def test_a_deepspeed_training_row_keeps_to_what_deepspeed_runs() -> None:
+    """`engine: deepspeed` was a label: the row was the Megatron plan, ZeRO-3 with MoE layers included,
+    which DeepSpeed's engine refuses. Now the planner keeps to the stages DeepSpeed initializes."""
+    work = {"seq_len": 4096, "global_batch": 64}
+    megatron, ds = sweep(
+        [make_scenario("Qwen/Qwen3-30B-A3B", "1x8xH100", work, engine=e) for e in ("megatron", "deepspeed")],
+        workers=1,
+    ).rows
+    assert megatron["status"] == ds["status"] == "ok"
+    assert megatron["zero"] == "3" and ds["zero"] != "3"
+    assert ds["throughput_tok_s"] <= megatron["throughput_tok_s"]

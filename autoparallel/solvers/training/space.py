@@ -29,7 +29,7 @@ from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.solvers.problem import Problem
-from autoparallel.validation import cp_attention_problem
+from autoparallel.validation import TrainingFramework, cp_attention_problem, framework_zero_stages
 
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU, Cluster
@@ -81,6 +81,9 @@ class TrainingOptions(_Frozen):
     """Solve again without the chosen shape, to report the runner-up and why it lost."""
     hints: bool = True
     """Seed CP-SAT with the best uniform-stage plan computed from the tables."""
+    framework: TrainingFramework = "megatron"
+    """The framework the plan is for: its sharding modes only (`validation.framework_zero_stages`:
+    DeepSpeed runs no ZeRO-3 with MoE layers). Both frameworks' artifacts are emitted either way."""
 
     @field_validator("tp_values", "pp_values", "cp_values", "ep_values")
     @classmethod
@@ -290,9 +293,16 @@ def _etp_domain(model: ModelSpec, tp: int) -> list[int]:
     return [1] if model.is_moe and tp > 1 else []
 
 
-def _state_modes(opts: TrainingOptions) -> list[StateMode]:
+def _state_modes(model: ModelSpec, opts: TrainingOptions, out: dict[str, list[str]]) -> list[StateMode]:
+    """Sharding modes (with ZeRO-Offload's variants when `offload`) of the allowed ZeRO stages that the
+    framework initializes for the model; the others are recorded under `framework_zero_stages`."""
+    runs = framework_zero_stages(opts.framework, model)
+    for zero in dict.fromkeys(z for z in opts.zero_stages if z not in runs):
+        out.setdefault("framework_zero_stages", []).append(
+            f"zero={zero.value}: {opts.framework} does not run it with {model.num_experts} routed experts"
+        )
     modes = []
-    for zero in opts.zero_stages:
+    for zero in dict.fromkeys(z for z in opts.zero_stages if z in runs):
         modes.append(StateMode(zero=zero))
         if not opts.offload or zero in (ZeroStage.NONE, ZeroStage.DISTRIBUTED_OPTIMIZER):
             continue
@@ -358,6 +368,9 @@ def build_space(
                                 )
                                 continue
                             shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, etp=etp))
+    state_modes = _state_modes(model, options, out)
+    if options.zero_stages and not state_modes:
+        raise InputError(f"no allowed ZeRO stage runs: {'; '.join(out['framework_zero_stages'])}")
     excluded = {k: tuple(dict.fromkeys(v)) for k, v in out.items()}
     if not shapes:
         reasons = tuple(f"{rule}: {'; '.join(msgs[:4])}" for rule, msgs in excluded.items())
@@ -379,7 +392,7 @@ def build_space(
         options=options,
         shapes=tuple(shapes),
         micro_batches=micro,
-        state_modes=tuple(_state_modes(options)),
+        state_modes=tuple(state_modes),
         recompute_modes=tuple(dict.fromkeys(options.recompute_modes)),
         kind_of_layer=kind_of,
         kind_layer=reps,
