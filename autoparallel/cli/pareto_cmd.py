@@ -186,7 +186,10 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     )
     head = f"Pareto front: {' vs '.join(front.objectives)}: {len(front)} points, {status}{merged}"
     sys.stdout.write(
-        head + "\n" + _table(("#", "configuration", "GPUs", *[c[10:] for c in cols]), body) + "\n"
+        head
+        + "\n"
+        + _table(("#", "configuration", "GPUs", *[front.title(c[10:]) for c in cols]), body)
+        + "\n"
     )
     for flag, path in (("table", args.out), ("plot", args.plot)):
         if path:
@@ -279,7 +282,8 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
         f"Deployment front: {' vs '.join(front.objectives)} (--disagg {front.mode}): {len(front)} points, "
         f"{mixed} disaggregated, {status}"
     )
-    table = _table(("#", "mode", "engines", "GPUs", "tok/s/GPU", "TTFT ms", *[c[10:] for c in cols]), body)
+    titles = [front.title(c[10:]) for c in cols]
+    table = _table(("#", "mode", "engines", "GPUs", "tok/s/GPU", "TTFT ms", *titles), body)
     sys.stdout.write(head + "\n" + table + "\n")
     spans = []
     for mode in ("aggregated", "disaggregated"):

@@ -234,6 +234,10 @@ class BaseFront(Generic[T]):
         """Objective `name` of every point, in its own units."""
         return [self.metric(p, name) for p in self.plans]
 
+    def title(self, name: str) -> str:
+        """The axis title of objective `name`, units included ("KV headroom (GiB)", not "memory")."""
+        return self.titles()[ALIASES.get(name, name)][0] if self.plans else name
+
     def maximized(self, name: str) -> bool:
         """Whether larger values of `name` are better."""
         return self.titles()[ALIASES.get(name, name)][1] if self.plans else False
