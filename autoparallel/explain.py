@@ -282,6 +282,7 @@ def explain_training(plan: TrainingPlan) -> str:
         "",
         "Megatron-LM:",
         "  " + _safe(lambda: plan.torchrun_command),
+        *(f"  note: {n}" for n in plan.megatron_notes),
         "",
         "DeepSpeed:",
         "  " + _safe(lambda: plan.deepspeed_command),

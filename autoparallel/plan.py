@@ -392,6 +392,11 @@ class TrainingPlan(_PlanBase):
         return megatron.megatron_args(self.model, self.config, cluster=self.cluster)
 
     @property
+    def megatron_notes(self) -> list[str]:
+        """Where the Megatron arguments only approximate the plan, or what the user must add."""
+        return megatron.megatron_notes(self.model, self.config)
+
+    @property
     def torchrun_command(self) -> str:
         """The `torchrun ... pretrain_gpt.py ARGS` line (one line for every node)."""
         return megatron.torchrun_command(self.model, self.config, cluster=self.cluster)
@@ -427,7 +432,7 @@ class TrainingPlan(_PlanBase):
                 "megatron": {
                     "args": self._artifact(lambda: self.megatron_args),
                     "command": self._artifact(lambda: self.torchrun_command),
-                    "notes": megatron.megatron_notes(self.model, self.config),
+                    "notes": self.megatron_notes,
                 },
                 **self._common(),
             }

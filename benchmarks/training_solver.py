@@ -60,7 +60,7 @@ SCALE = [
 ]
 SETTINGS = SolverSettings(time_limit_s=60.0, workers=1, seed=0)
 UNIFORM = TrainingOptions(non_uniform_stages=False, per_stage_recompute=False, runner_up=False)
-FREE = TrainingOptions(runner_up=False)
+FREE = TrainingOptions(per_stage_recompute=True, runner_up=False)
 
 
 def _free_points(name: str, cluster: str, seq: int, batch: int) -> float:

@@ -76,7 +76,7 @@ def deepspeed_config(
     if Recompute.FULL in _stage_modes(config):
         ds["activation_checkpointing"] = _activation_checkpointing(model, config)
     if config.pp > 1:
-        ds["pipeline"] = _pipeline_section(config)
+        ds["pipeline"] = _pipeline_section(model, config)
     return ds
 
 
@@ -156,13 +156,19 @@ def _activation_checkpointing(model: ModelSpec, config: TrainingConfig) -> dict[
     return section
 
 
-def _pipeline_section(config: TrainingConfig) -> dict[str, object]:
+def _pipeline_section(model: ModelSpec, config: TrainingConfig) -> dict[str, object]:
     """Pipeline-engine options. `stages` and `partition` document the PipelineModule the script must
-    build (num_stages=pp, partition_method); the engine itself reads activation_checkpoint_interval."""
+    build (num_stages=pp, partition_method); the engine itself reads activation_checkpoint_interval.
+    `uniform` where the plan's stages are DeepSpeed's uniform split (`partition_uniform`, deepspeed/
+    runtime/utils.py: the remainder on the first stages); else the plan's `layers_per_stage`, which
+    no partition_method gives (the script partitions the layers itself)."""
     full_everywhere = all(mode is Recompute.FULL for mode in _stage_modes(config))
+    stages = config.stage_layers(model.num_layers)
+    base, extra = divmod(model.num_layers, config.pp)
+    uniform = tuple(base + (s < extra) for s in range(config.pp))
     return {
         "stages": config.pp,
-        "partition": "uniform",
+        **({"partition": "uniform"} if stages == uniform else {"layers_per_stage": list(stages)}),
         "activation_checkpoint_interval": 1 if full_everywhere else 0,
     }
 

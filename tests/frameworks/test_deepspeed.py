@@ -283,3 +283,13 @@ def test_moe_under_zero3_is_refused_as_deepspeed_refuses_it() -> None:
     assert two["zero_optimization"]["stage"] == 2  # type: ignore[index]
     dense = TrainingConfig(dp=16, global_batch=64, zero=ZeroStage.PARAMETERS)
     assert deepspeed_config(load_model(LLAMA_8B), dense)["zero_optimization"]["stage"] == 3  # type: ignore[index]
+
+
+def test_pipeline_section_names_uneven_stages_instead_of_calling_them_uniform() -> None:
+    """`partition: uniform` documented a PipelineModule split the plan's uneven stages are not."""
+    model = load_model(LLAMA_70B)
+    even = TrainingConfig(pp=2, dp=4, global_batch=8, zero=ZeroStage.NONE)
+    assert deepspeed_config(model, even)["pipeline"]["partition"] == "uniform"  # type: ignore[index]
+    uneven = even.model_copy(update={"layers_per_stage": (39, 41)})
+    pipe = deepspeed_config(model, uneven)["pipeline"]
+    assert pipe == {"stages": 2, "layers_per_stage": [39, 41], "activation_checkpoint_interval": 0}
