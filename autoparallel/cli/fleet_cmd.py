@@ -230,6 +230,18 @@ def whole_cluster(
         return None
 
 
+def versus_single(whole: FleetPlan, single: Any) -> str:
+    """One line setting the whole-cluster deployment beside the single-engine plan printed above it
+    (the deployment may split the GPUs into several engines the single-engine plan cannot hold)."""
+    d, p = whole.deployment, single.perf
+    mine, theirs = d.throughput_tokens_per_s, p.output_tokens_per_s
+    change = f" ({100 * (mine / theirs - 1):+.1f}%)" if theirs > 0 else ""
+    return (
+        f"vs the single-engine plan above: {mine:,.0f} vs {theirs:,.0f} output tokens/s at capacity"
+        f"{change}, on {d.gpus_used} vs {single.config.gpus} GPUs"
+    )
+
+
 def deployment_dict(plan: FleetPlan) -> dict[str, Any]:
     """The deployment section of a single-model plan's JSON: the fleet JSON's deployment + solver."""
     d = plan.to_dict()

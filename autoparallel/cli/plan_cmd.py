@@ -447,7 +447,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         text = "\n\n".join(p.explain() for p in plans).rstrip()
         if whole is not None:
-            text += "\n\nWhole cluster (deployment planner, several engines):\n" + whole.explain()
+            text += "\n\nWhole cluster (deployment planner, several engines):\n"
+            text += fleet_cmd.versus_single(whole, plans[0]) + "\n" + whole.explain()
         if comp is not None:
             text += "\n\n" + comp.explain()
         sys.stdout.write(text + "\n")

@@ -573,3 +573,20 @@ def test_the_time_limit_bounds_the_whole_plan_command(
     assert "no whole-cluster deployment section: the sections above spent the time limit" in err
     assert "no disaggregation comparison: the sections above spent the time limit" in err
     assert set(limits) == {"plan"}
+
+
+def test_the_whole_cluster_section_says_how_it_compares_with_the_plan_above(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The single-engine plan holds one EP engine; the deployment below it may split the GPUs into
+    several (Qwen3-30B-A3B under SGLang on 2x8xH100: 21% more). The two sections gave two answers
+    and no word on which serves more."""
+    argv = ["plan", "Qwen/Qwen3-30B-A3B", "--cluster", "2x8xH100", "--engine", "sglang"]
+    assert main([*argv, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    mine, theirs = d["deployment"]["throughput_tokens_per_s"], d["perf"]["output_tokens_per_s"]
+    assert mine > theirs
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    line = f"vs the single-engine plan above: {mine:,.0f} vs {theirs:,.0f} output tokens/s at capacity"
+    assert line in out and out.index("Whole cluster") < out.index(line) < out.index("Deployment on")
