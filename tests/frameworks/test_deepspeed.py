@@ -221,6 +221,12 @@ def _validation_grid() -> list[tuple[str, TrainingConfig]]:
     )
     grid.append(
         (
+            "pp=2 uneven stages (layers_per_stage in the pipeline section)",
+            TrainingConfig(pp=2, dp=4, zero=ZeroStage.NONE, global_batch=32, layers_per_stage=(15, 17)),
+        )
+    )
+    grid.append(
+        (
             "pp=2 zero=0 fp16 stage recompute",
             TrainingConfig(
                 pp=2,
