@@ -130,7 +130,8 @@ def test_uniform_recompute_option() -> None:
         per_stage_recompute=False,
         margins=MemoryConfig(utilization=0.5),
     )
-    assert sol.config.stage_recompute is not None and len(set(sol.config.stage_recompute)) == 1
+    assert sol.config.stage_recompute is None  # one mode: recompute says it, as the frameworks take it
+    assert len({sol.config.recompute_of(s) for s in range(8)}) == 1
 
 
 def test_non_uniform_stages_beat_the_even_split() -> None:

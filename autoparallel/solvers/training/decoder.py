@@ -68,7 +68,8 @@ class TrainingSolution(_Frozen):
 
 # ----- decoding ---------------------------------------------------------------------------------------
 def to_config(space: TrainingSpace, p: Point) -> TrainingConfig:
-    """The TrainingConfig of a point (recompute = the first stage's mode; stage_recompute per stage)."""
+    """The TrainingConfig of a point (recompute = the first stage's mode; stage_recompute per stage
+    where the stages differ, else None: one mode, as the frameworks take it)."""
     modes = tuple(space.recompute_modes[c] for c in p.recompute)
     return space.config(
         space.shapes[p.shape],
@@ -76,7 +77,7 @@ def to_config(space: TrainingSpace, p: Point) -> TrainingConfig:
         space.state_modes[p.state],
         modes[0],
         layers_per_stage=p.layers,
-        stage_recompute=modes,
+        stage_recompute=modes if len(set(modes)) > 1 else None,
     )
 
 
