@@ -407,3 +407,14 @@ def test_default_plans_recompute_alike_on_every_stage_as_the_frameworks_do() -> 
     assert not ds.non_uniform_stages and not ds.per_stage_recompute
     with pytest.raises(ValueError, match="DeepSpeed runs even stages"):
         ap.TrainingOptions(framework="deepspeed", non_uniform_stages=True)
+
+
+def test_parameter_offload_only_where_the_framework_has_it() -> None:
+    """Megatron-Core offloads optimizer states only: a Megatron plan never offloads parameters (the
+    emitter's note said "parameters stay on the GPU" under a plan that counted them on the host)."""
+    work = Training(seq_len=2048, global_batch=8)
+    for framework, params in (("megatron", False), ("deepspeed", True)):
+        opts = TrainingOptions(offload=True, framework=framework)  # type: ignore[arg-type]
+        space = build_space(load_model(LLAMA_8B), Cluster.parse("1x8xH100"), work, opts)
+        assert any(m.offload_optimizer for m in space.state_modes)
+        assert any(m.offload_params for m in space.state_modes) is params

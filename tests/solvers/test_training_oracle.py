@@ -74,6 +74,9 @@ def instances(
         global_batch=draw(st.sampled_from([8, 12, 16, 32, 48])),
     )
     zero = draw(st.lists(st.sampled_from(list(ZeroStage)), min_size=1, max_size=3, unique=True))
+    framework = draw(st.sampled_from(["megatron", "deepspeed"]))
+    if framework == "deepspeed" and model.is_moe and zero == [ZeroStage.PARAMETERS]:
+        zero.append(ZeroStage.GRADIENTS)  # DeepSpeed runs no ZeRO-3 with MoE layers
     modes = draw(st.lists(st.sampled_from(list(Recompute)), min_size=1, max_size=3, unique=True))
     options = TrainingOptions(
         pp_values=draw(st.sampled_from([None, (2,), (2, 4), (4,), (2, 4, 8)])),
@@ -85,6 +88,7 @@ def instances(
         zero_stages=tuple(zero),
         recompute_modes=tuple(modes),
         offload=draw(st.booleans()),
+        framework=framework,
         margins=MemoryConfig(utilization=draw(st.sampled_from([0.004, 0.008, 0.02, 0.05, 0.85]))),
         non_uniform_stages=False,
         per_stage_recompute=False,

@@ -64,9 +64,10 @@ class TrainingOptions(_Frozen):
     recompute_modes: tuple[Recompute, ...] = tuple(Recompute)
     """Allowed activation-recomputation modes."""
     offload: bool = False
-    """May offload optimizer states (ZeRO 1-3) and parameters (ZeRO-3) to CPU memory. Off by default
-    (Megatron's usual runs keep states on the GPU); perf/training.py charges the CPU Adam step and
-    the PCIe copies, but not ZeRO-3 parameter offload's per-micro-batch fetch."""
+    """May offload optimizer states (ZeRO 1-3) and, under DeepSpeed, parameters (ZeRO-3; Megatron-Core
+    has no parameter offload) to CPU memory. Off by default (Megatron's usual runs keep states on the
+    GPU); perf/training.py charges the CPU Adam step and the PCIe copies, but not ZeRO-3 parameter
+    offload's per-micro-batch fetch."""
     world_sizes: tuple[int, ...] | None = None
     """GPU counts the job may use (default: the whole cluster)."""
     non_uniform_stages: bool = True
@@ -324,9 +325,10 @@ def _state_modes(model: ModelSpec, opts: TrainingOptions, out: dict[str, list[st
         if not opts.offload or zero in (ZeroStage.NONE, ZeroStage.DISTRIBUTED_OPTIMIZER):
             continue
         # ZeRO-Offload: optimizer offload with ZeRO 1-3; parameter offload with ZeRO-3 only
-        # (DeepSpeed docs, "offload_optimizer" / "offload_param").
+        # (DeepSpeed docs, "offload_optimizer" / "offload_param"), and only under DeepSpeed:
+        # Megatron-Core offloads optimizer states alone (megatron/core/optimizer/cpu_offloading).
         modes.append(StateMode(zero=zero, offload_optimizer=True))
-        if zero is ZeroStage.PARAMETERS:
+        if zero is ZeroStage.PARAMETERS and opts.framework == "deepspeed":
             modes.append(StateMode(zero=zero, offload_params=True))
             modes.append(StateMode(zero=zero, offload_optimizer=True, offload_params=True))
     return modes
