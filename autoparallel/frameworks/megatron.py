@@ -65,6 +65,7 @@ def megatron_arg_dict(model: ModelSpec, config: TrainingConfig, *, cluster: Clus
         args["--expert-model-parallel-size"] = config.ep
         if config.etp is not None:
             args["--expert-tensor-parallel-size"] = config.etp
+        args.update(_moe_args(config))
     if config.sequence_parallel and config.tp > 1:
         args["--sequence-parallel"] = True
     args.update(_pipeline_args(model, config))
@@ -217,6 +218,20 @@ def _pipeline_args(model: ModelSpec, config: TrainingConfig) -> ArgDict:
     return {"--pipeline-model-parallel-layout": pipeline_layout(stages, vp, model.mtp_layers)}
 
 
+def _moe_args(config: TrainingConfig) -> ArgDict:
+    """The expert path the cost model prices (perf/training_moe.py), which Megatron-Core's defaults
+    are not (TransformerConfig: moe_grouped_gemm False, a loop over the local experts;
+    moe_token_dispatcher_type "allgather"): grouped GEMMs, all-to-all dispatch, and the capacity
+    factor with padding or the EP all-to-all overlap where the configuration has them."""
+    args: ArgDict = {"--moe-grouped-gemm": True, "--moe-token-dispatcher-type": "alltoall"}
+    if config.moe_capacity_factor is not None:
+        args["--moe-expert-capacity-factor"] = config.moe_capacity_factor
+        args["--moe-pad-expert-input-to-capacity"] = True
+    if config.ep_overlap:
+        args["--overlap-moe-expert-parallel-comm"] = True
+    return args
+
+
 def _first_last(stages: tuple[int, ...]) -> ArgDict:
     """--decoder-first/last-pipeline-num-layers for the stages that differ from the middle ones."""
     if len(stages) == 2:
@@ -340,7 +355,29 @@ def _validate(model: ModelSpec, config: TrainingConfig, cluster: Cluster | None)
         raise InputError(
             f"the plan needs {config.world_size} GPUs but cluster {cluster.spec} has {cluster.world_size}"
         )
+    if config.ep_overlap and (refused := _ep_overlap_problems(model, config)):
+        raise InputError(
+            "ep_overlap: Megatron-Core refuses --overlap-moe-expert-parallel-comm here: "
+            f"{'; '.join(refused)} (transformer_config.py; DeepSeek-V3's DualPipe, which ep_overlap "
+            "also prices, is not in Megatron-LM)"
+        )
     require_training(model, cluster, config)
+
+
+def _ep_overlap_problems(model: ModelSpec, config: TrainingConfig) -> list[str]:
+    """What Megatron-Core's TransformerConfig asserts under overlap_moe_expert_parallel_comm
+    (transformer_config.py `__post_init__`): expert parallelism, no full recomputation, virtual
+    stages when pp > 1, at most one MTP layer (the alltoall dispatcher is what `_moe_args` sets)."""
+    out = []
+    if not model.is_moe or config.ep < 2:
+        out.append(f"it needs expert parallelism (ep={config.ep})")
+    if Recompute.FULL in _stage_modes(config):
+        out.append("full recomputation")
+    if config.pp > 1 and config.vp < 2:
+        out.append(f"pp={config.pp} without virtual stages (vp={config.vp})")
+    if model.mtp_layers > 1:
+        out.append(f"{model.mtp_layers} MTP layers (at most one)")
+    return out
 
 
 def _parse_argv(argv: list[str]) -> ArgDict:

@@ -349,3 +349,22 @@ def test_megatron_accepts_args(name: str, tmp_path: Path) -> None:
         env=env,
     )
     assert "MEGATRON-ACCEPTED" in done.stdout, f"{name}: {done.stderr[-3000:]}"
+
+
+def test_moe_args_run_the_expert_path_the_cost_model_prices() -> None:
+    """Megatron-Core's defaults loop over the local experts (moe_grouped_gemm False) and dispatch by
+    all-gather; perf/training_moe.py prices grouped GEMMs and the all-to-all dispatcher. The args said
+    neither, nor the capacity factor or the EP overlap a configuration may carry."""
+    model = load_model(QWEN_MOE)
+    base = TrainingConfig(tp=1, dp=8, ep=8, global_batch=8)
+    args = megatron_arg_dict(model, base)
+    assert args["--moe-grouped-gemm"] is True and args["--moe-token-dispatcher-type"] == "alltoall"
+    capped = megatron_arg_dict(model, base.model_copy(update={"moe_capacity_factor": 1.25}))
+    assert capped["--moe-expert-capacity-factor"] == 1.25 and capped["--moe-pad-expert-input-to-capacity"]
+    overlap = base.model_copy(update={"ep_overlap": True, "recompute": Recompute.SELECTIVE})
+    assert megatron_arg_dict(model, overlap)["--overlap-moe-expert-parallel-comm"] is True
+    refused = overlap.model_copy(update={"recompute": Recompute.FULL, "pp": 2, "dp": 4, "ep": 4})
+    with pytest.raises(InputError, match="full recomputation; pp=2 without virtual stages"):
+        megatron_arg_dict(model, refused)
+    dense = TrainingConfig(dp=8, global_batch=8)
+    assert "--moe-grouped-gemm" not in megatron_arg_dict(load_model(LLAMA_70B), dense)
