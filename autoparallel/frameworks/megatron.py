@@ -65,7 +65,7 @@ def megatron_arg_dict(model: ModelSpec, config: TrainingConfig, *, cluster: Clus
         args["--expert-model-parallel-size"] = config.ep
         if config.etp is not None:
             args["--expert-tensor-parallel-size"] = config.etp
-        args.update(_moe_args(config))
+        args.update(_moe_args(config, cluster))
     if config.sequence_parallel and config.tp > 1:
         args["--sequence-parallel"] = True
     args.update(_pipeline_args(model, config))
@@ -218,12 +218,16 @@ def _pipeline_args(model: ModelSpec, config: TrainingConfig) -> ArgDict:
     return {"--pipeline-model-parallel-layout": pipeline_layout(stages, vp, model.mtp_layers)}
 
 
-def _moe_args(config: TrainingConfig) -> ArgDict:
+def _moe_args(config: TrainingConfig, cluster: Cluster | None) -> ArgDict:
     """The expert path the cost model prices (perf/training_moe.py), which Megatron-Core's defaults
     are not (TransformerConfig: moe_grouped_gemm False, a loop over the local experts;
-    moe_token_dispatcher_type "allgather"): grouped GEMMs, all-to-all dispatch, and the capacity
-    factor with padding or the EP all-to-all overlap where the configuration has them."""
-    args: ArgDict = {"--moe-grouped-gemm": True, "--moe-token-dispatcher-type": "alltoall"}
+    moe_token_dispatcher_type "allgather"): grouped GEMMs (where the GPU runs them, `GPU.sm80`),
+    all-to-all dispatch, and the capacity factor with padding or the EP all-to-all overlap where the
+    configuration has them."""
+    args: ArgDict = {}
+    if cluster is None or cluster.gpu.sm80:
+        args["--moe-grouped-gemm"] = True
+    args["--moe-token-dispatcher-type"] = "alltoall"
     if config.moe_capacity_factor is not None:
         args["--moe-expert-capacity-factor"] = config.moe_capacity_factor
         args["--moe-pad-expert-input-to-capacity"] = True

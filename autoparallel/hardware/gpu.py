@@ -86,8 +86,15 @@ class GPU(UserInput):
         `get_attention_backend`, which Megatron-Core's `TEDotProductAttention` uses, turns both off
         below compute capability 8.0 ("Filter: Compute capability"). That leaves
         `UnfusedDotProductAttention`, which keeps the s x s scores and "does not support context
-        parallelism". So it is False on NVIDIA Volta and Turing, and True on every other
-        architecture, including ones the catalog does not know."""
+        parallelism". So it is False on NVIDIA Volta and Turing (`sm80`)."""
+        return self.sm80
+
+    @property
+    def sm80(self) -> bool:
+        """Compute capability 8.0 or newer: every architecture but NVIDIA Volta and Turing, including
+        ones the catalog does not know. The floor of Transformer Engine's fused attention
+        (`fused_attention`) and of Megatron-Core's grouped expert GEMMs (arguments.py
+        `validate_args`: "Unsupported compute capability for GroupedGEMM kernels")."""
         return not (self.vendor == "nvidia" and self.arch in ("volta", "turing"))
 
     @property

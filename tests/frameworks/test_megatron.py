@@ -102,6 +102,20 @@ CASES: dict[str, tuple[str, TrainingConfig, str]] = {
         ),
         "4x8xH100",
     ),
+    "mg_qwen_moe_ep_overlap_capacity": (
+        QWEN_MOE,
+        TrainingConfig(
+            dp=16,
+            ep=8,
+            micro_batch=1,
+            global_batch=64,
+            seq_len=4096,
+            recompute=Recompute.SELECTIVE,
+            moe_capacity_factor=1.25,
+            ep_overlap=True,
+        ),
+        "2x8xH100",
+    ),
 }
 
 
@@ -303,6 +317,8 @@ _DRIVER = textwrap.dedent("""
     import megatron.core.transformer.transformer_config as TC
     from megatron.training.argument_utils import core_transformer_config_from_args
     A.get_device_arch_version = lambda: 9  # Hopper: no GPU on the checking machine
+    import torch
+    torch.cuda.get_device_capability = lambda *a, **k: (9, 0)
     TC.is_te_min_version = lambda *a, **k: True  # a GPU box has a current Transformer Engine
     os.environ["WORLD_SIZE"], os.environ["RANK"] = str(job["world_size"]), "0"
     # Data/tokenizer/schedule stand-ins, and no fused kernels (no Transformer Engine / Apex on a CPU box).
@@ -366,5 +382,7 @@ def test_moe_args_run_the_expert_path_the_cost_model_prices() -> None:
     refused = overlap.model_copy(update={"recompute": Recompute.FULL, "pp": 2, "dp": 4, "ep": 4})
     with pytest.raises(InputError, match="full recomputation; pp=2 without virtual stages"):
         megatron_arg_dict(model, refused)
+    volta = megatron_arg_dict(model, base, cluster=Cluster.parse("1x8xV100"))
+    assert "--moe-grouped-gemm" not in volta  # Megatron refuses its kernels below compute capability 8.0
     dense = TrainingConfig(dp=8, global_batch=8)
     assert "--moe-grouped-gemm" not in megatron_arg_dict(load_model(LLAMA_70B), dense)
