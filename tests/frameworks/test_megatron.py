@@ -336,8 +336,8 @@ _DRIVER = textwrap.dedent("""
 
 @pytest.mark.skipif(
     not (MEGATRON_CHECK_PYTHON and MEGATRON_LM_PATH),
-    reason="set MEGATRON_CHECK_PYTHON (a Python with torch and triton) and MEGATRON_LM_PATH (a "
-    "Megatron-LM checkout importable by it) to run Megatron's own argument validation",
+    reason="set MEGATRON_CHECK_PYTHON (a Python 3.12+ with torch, triton, einops and packaging) and "
+    "MEGATRON_LM_PATH (a Megatron-LM checkout importable by it) to run Megatron's own argument validation",
 )
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_megatron_accepts_args(name: str, tmp_path: Path) -> None:
