@@ -122,12 +122,19 @@ def _front(
     on_point: Progress | None = None,
 ) -> bool:
     """Fill `front` by `query` calls; False when the very first finds nothing (the caller explains
-    it). `on_point` hears the number of points found after each."""
+    it). `on_point` hears the number of points found after each.
+
+    Raises:
+        SolverTimeoutError: the very first query ran out of time (a later one ends the front, which
+            is then not proven complete).
+    """
     proven = True
     while len(front.vectors) < front.cap:
         try:
             found = query()
         except SolverTimeoutError:
+            if not front.vectors:
+                raise
             break
         point, run = found.point, found.run
         front.solves += run.solves

@@ -194,13 +194,16 @@ def test_a_capped_memory_first_front_keeps_its_lowest_memory_points() -> None:
 
 @pytest.mark.parametrize("names", [("throughput", "memory"), ("memory", "throughput")])
 def test_a_front_by_triples_out_of_time_ends_unproven(names: tuple[str, ...]) -> None:
-    """A sub-solve without the time to finish ends the front where it is, not proven complete (no
-    query answers from an unproven sub-model)."""
+    """A sub-solve without the time to finish ends the search where it is, not proven complete (no
+    query answers from an unproven sub-model); with no point found yet that is a time-out."""
+    from autoparallel.errors import SolverTimeoutError
+
     t, bounds, _ = _lite()
     ask = step_peak_queries(t, bounds, names, SolverSettings(time_limit_s=0.001))
     assert ask is not None
     front: Front[Point] = Front(objectives=names)
-    assert _front(front, ask, _keep)
+    with pytest.raises(SolverTimeoutError):
+        _front(front, ask, _keep)
     assert not front.complete and len(front) == 0
 
 
@@ -224,3 +227,26 @@ def test_the_window_never_changes_the_front() -> None:
         assert windowed.vectors == plain.vectors, width
         if width == 0:
             assert windowed.solves > plain.solves  # the windows that held nothing, solved again
+
+
+def test_a_front_whose_first_query_runs_out_of_time_is_a_timeout_not_an_empty_front() -> None:
+    """`pareto gemma-2-9b --cluster 3x8xH100 --train ... --time-limit 2` returned no point and called
+    it a front; the CLI then failed on the empty front's knee (exit 3). A later time-out still ends a
+    front it has points of, not proven complete."""
+    from autoparallel.errors import SolverTimeoutError
+
+    def late(answers: list[Any]) -> Any:
+        def query() -> Any:
+            answer = answers.pop(0)
+            if answer is None:
+                raise SolverTimeoutError("no feasible plan found within 2 s")
+            return answer
+
+        return query
+
+    with pytest.raises(SolverTimeoutError):
+        _front(Front(objectives=("throughput", "memory"), cap=5), late([None]), lambda p, run: p)
+    run = driver.Run(SolverSettings(), status="OPTIMAL", values={"throughput": 1, "memory": 2}, solves=1)
+    some: Front[Any] = Front(objectives=("throughput", "memory"), cap=5)
+    assert _front(some, late([driver.Answer(point="p", run=run), None]), lambda p, run: p)
+    assert some.solutions == ["p"] and not some.complete
