@@ -191,7 +191,9 @@ def test_solver_optimum_equals_uniform_oracle(cluster_spec: str, data: st.DataOb
 def test_free_stages_never_lose_to_the_uniform_oracle(cluster_spec: str, data: st.DataObject) -> None:
     case = data.draw(instances(cluster_spec))
     model, cluster, workload, options, _ = case
-    free = options.model_copy(update={"non_uniform_stages": True, "per_stage_recompute": True})
+    free = options.model_copy(
+        update={"non_uniform_stages": True, "per_stage_recompute": True, "framework": "megatron"}
+    )
     try:
         oracle = enumerate_training(model, cluster, workload, options=options)
     except InfeasibleError:
