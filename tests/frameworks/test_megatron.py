@@ -8,6 +8,7 @@ import os
 import subprocess
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fw_golden import check_golden
@@ -334,21 +335,22 @@ _DRIVER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.skipif(
+_MEGATRON_CHECK = pytest.mark.skipif(
     not (MEGATRON_CHECK_PYTHON and MEGATRON_LM_PATH),
     reason="set MEGATRON_CHECK_PYTHON (a Python 3.12+ with torch, triton, einops and packaging) and "
     "MEGATRON_LM_PATH (a Megatron-LM checkout importable by it) to run Megatron's own argument validation",
 )
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_megatron_accepts_args(name: str, tmp_path: Path) -> None:
+
+
+def _megatron_verdict(model: Any, cfg: TrainingConfig, cluster: Cluster, tmp_path: Path) -> str:
+    """Megatron-LM's parse_args + validate_args + TransformerConfig on the emitted arguments: the
+    driver's stdout ("MEGATRON-ACCEPTED") and stderr."""
     assert MEGATRON_CHECK_PYTHON is not None and MEGATRON_LM_PATH is not None
-    model_id, cfg, cluster = CASES[name]
-    model = load_model(model_id)
     job = {
-        "argv": megatron_args(model, cfg, cluster=Cluster.parse(cluster)),
+        "argv": megatron_args(model, cfg, cluster=cluster),
         "world_size": cfg.world_size,
         "vocab": model.vocab_size,
-        "env": megatron_env(cfg, Cluster.parse(cluster)),
+        "env": megatron_env(cfg, cluster),
     }
     (tmp_path / "job.json").write_text(json.dumps(job), encoding="utf-8")
     (tmp_path / "driver.py").write_text(_DRIVER, encoding="utf-8")
@@ -364,25 +366,32 @@ def test_megatron_accepts_args(name: str, tmp_path: Path) -> None:
         check=False,
         env=env,
     )
-    assert "MEGATRON-ACCEPTED" in done.stdout, f"{name}: {done.stderr[-3000:]}"
+    return done.stdout + done.stderr[-3000:]
 
 
-def test_moe_args_run_the_expert_path_the_cost_model_prices() -> None:
-    """Megatron-Core's defaults loop over the local experts (moe_grouped_gemm False) and dispatch by
-    all-gather; perf/training_moe.py prices grouped GEMMs and the all-to-all dispatcher. The args said
-    neither, nor the capacity factor or the EP overlap a configuration may carry."""
-    model = load_model(QWEN_MOE)
-    base = TrainingConfig(tp=1, dp=8, ep=8, global_batch=8)
-    args = megatron_arg_dict(model, base)
-    assert args["--moe-grouped-gemm"] is True and args["--moe-token-dispatcher-type"] == "alltoall"
-    capped = megatron_arg_dict(model, base.model_copy(update={"moe_capacity_factor": 1.25}))
-    assert capped["--moe-expert-capacity-factor"] == 1.25 and capped["--moe-pad-expert-input-to-capacity"]
-    overlap = base.model_copy(update={"ep_overlap": True, "recompute": Recompute.SELECTIVE})
-    assert megatron_arg_dict(model, overlap)["--overlap-moe-expert-parallel-comm"] is True
-    refused = overlap.model_copy(update={"recompute": Recompute.FULL, "pp": 2, "dp": 4, "ep": 4})
-    with pytest.raises(InputError, match="full recomputation; pp=2 without virtual stages"):
-        megatron_arg_dict(model, refused)
-    volta = megatron_arg_dict(model, base, cluster=Cluster.parse("1x8xV100"))
-    assert "--moe-grouped-gemm" not in volta  # Megatron refuses its kernels below compute capability 8.0
-    dense = TrainingConfig(dp=8, global_batch=8)
-    assert "--moe-grouped-gemm" not in megatron_arg_dict(load_model(LLAMA_70B), dense)
+@_MEGATRON_CHECK
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_megatron_accepts_args(name: str, tmp_path: Path) -> None:
+    model_id, cfg, cluster = CASES[name]
+    verdict = _megatron_verdict(load_model(model_id), cfg, Cluster.parse(cluster), tmp_path)
+    assert "MEGATRON-ACCEPTED" in verdict, f"{name}: {verdict}"
+
+
+@_MEGATRON_CHECK
+@pytest.mark.parametrize(
+    ("model_id", "cluster", "framework"),
+    [
+        (QWEN_MOE, "2x8xH100", "megatron"),
+        (QWEN_MOE, "2x8xH100", "deepspeed"),
+        (DSV3, "32x8xH100", "megatron"),
+        (LLAMA_70B, "2x8xH100", "megatron"),
+    ],
+)
+def test_megatron_accepts_planned_args(model_id: str, cluster: str, framework: str, tmp_path: Path) -> None:
+    """What `plan --train` hands out, not only the golden cases (MoE flags, Megatron-FSDP, layouts)."""
+    import autoparallel as ap
+
+    options = ap.TrainingOptions(framework=framework)  # type: ignore[arg-type]
+    plan = ap.solve(model_id, cluster, ap.Training(seq_len=4096, global_batch=256), options=options)
+    verdict = _megatron_verdict(plan.model, plan.config, Cluster.parse(cluster), tmp_path)
+    assert "MEGATRON-ACCEPTED" in verdict, f"{model_id} {framework}: {verdict}"
