@@ -135,7 +135,9 @@ def _serving_plan(m: ModelSpec, c: Cluster, w: Serving, sol: Any, model_id: str)
     )
 
 
-def _training_plan(m: ModelSpec, c: Cluster, w: Training, sol: Any, model_id: str) -> TrainingPlan:
+def _training_plan(
+    m: ModelSpec, c: Cluster, w: Training, sol: Any, model_id: str, opts: TrainingOptions | None = None
+) -> TrainingPlan:
     ru = sol.runner_up
     runner = (
         None if ru is None else RunnerUp(config=ru.config, why_lost=ru.reason, step_time_s=ru.step_time_s)
@@ -155,6 +157,7 @@ def _training_plan(m: ModelSpec, c: Cluster, w: Training, sol: Any, model_id: st
         solver=SolverReport.of(sol.stats),
         binding=tuple(sol.binding),
         runner_up=runner,
+        framework=opts.framework if opts is not None else "megatron",
     )
 
 
@@ -223,7 +226,7 @@ def _plans(
         parse_objective(objective, "training")
         require_training_job(c, w.precision)
         sol = solve_training(m, c, w, objective=objective, settings=settings, options=opts)
-        return [_training_plan(m, c, w, sol, mid)]
+        return [_training_plan(m, c, w, sol, mid, opts)]
     from autoparallel.solvers.serving.solve import solve_serving_top
 
     parse_objective(objective, "serving")
@@ -632,7 +635,7 @@ def pareto(
             options=opts,
             on_point=on_point,
         )
-        plans: list[Plan] = [_training_plan(m, c, w, s, mid) for s in tf]
+        plans: list[Plan] = [_training_plan(m, c, w, s, mid, opts) for s in tf]
         return Front(plans, tf.objectives, tf.complete, tf.cap, tf.solves, tf.wall_s)
     sf = pareto_serving(
         m,

@@ -235,6 +235,11 @@ def explain_training(plan: TrainingPlan) -> str:
         f"seq_len {w.seq_len}, global batch {w.global_batch} sequences "
         f"({w.seq_len * w.global_batch:,} tokens)",
         f"objective {plan.objective}; {_solver_line(plan.solver)}",
+        *(
+            ["framework: DeepSpeed (the ZeRO stages, even stages and one recompute mode it runs)"]
+            if plan.framework == "deepspeed"
+            else []
+        ),
         "",
         f"config: tp={c.tp} pp={c.pp} dp={c.dp} cp={c.cp} ep={c.ep} vp={c.vp}; micro-batch {c.micro_batch} x "
         f"grad-accum {c.grad_accum}; ZeRO {c.zero.value}; recompute "

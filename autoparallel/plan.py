@@ -375,6 +375,8 @@ class TrainingPlan(_PlanBase):
     """Step time, tokens/s, TFLOP/s per GPU, MFU, HFU and the time breakdown (float model)."""
     cost: TrainingCost | None = None
     """Time, GPU-hours and US$ to the workload's token budget (None without `tokens`)."""
+    framework: str = "megatron"
+    """The framework the plan keeps to (`TrainingOptions.framework`); both artifacts are emitted."""
 
     @property
     def deepspeed_config(self) -> dict[str, object]:
@@ -415,6 +417,7 @@ class TrainingPlan(_PlanBase):
                 "cluster": self.cluster.spec,
                 "workload": self.workload.model_dump(),
                 "objective": self.objective,
+                "framework": self.framework,
                 "fits": self.fits,
                 "problems": list(self.problems),
                 "config": {

@@ -137,6 +137,7 @@ def test_plan_train_for_deepspeed_keeps_to_what_deepspeed_runs(capsys: pytest.Ca
     assert main([*argv, "--engine", "deepspeed"]) == 0
     ds = json.loads(capsys.readouterr().out)
     assert ds["config"]["zero"] != "3" and "train_batch_size" in ds["deepspeed"]["config"]
+    assert (megatron["framework"], ds["framework"]) == ("megatron", "deepspeed")
     assert main([*argv, "--engine", "megatron"]) == 0
     assert json.loads(capsys.readouterr().out)["config"] == megatron["config"]
     assert main([*argv, "--engine", "vllm"]) == 2
