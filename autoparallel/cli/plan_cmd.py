@@ -141,8 +141,8 @@ def add_engine_argument(p: argparse.ArgumentParser) -> None:
         choices=(*SERVING_ENGINES, *TRAINING_ENGINES),
         default=None,
         help="serving engine to plan for (default vllm); auto: all three in the space, compared side by "
-        "side. With --train, the framework (default megatron; deepspeed keeps to the ZeRO stages DeepSpeed "
-        "runs: no ZeRO-3 with MoE layers)",
+        "side. With --train, the framework (default megatron; deepspeed keeps to what DeepSpeed runs: no "
+        "ZeRO-3 with MoE layers, even pipeline stages, one recompute mode)",
     )
 
 

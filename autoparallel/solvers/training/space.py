@@ -88,8 +88,10 @@ class TrainingOptions(_Frozen):
     hints: bool = True
     """Seed CP-SAT with the best uniform-stage plan computed from the tables."""
     framework: TrainingFramework = "megatron"
-    """The framework the plan is for: its sharding modes only (`validation.framework_zero_stages`:
-    DeepSpeed runs no ZeRO-3 with MoE layers). Both frameworks' artifacts are emitted either way."""
+    """The framework the plan is for, which narrows the space to what it runs: DeepSpeed, no ZeRO-3
+    with MoE layers (`validation.framework_zero_stages`), even stages and one recompute mode (the
+    validator below); Megatron, no parameter offload (`_state_modes`). Both frameworks' artifacts
+    are emitted either way."""
 
     @model_validator(mode="before")
     @classmethod
