@@ -31,6 +31,11 @@ _MAX_FILE_BYTES = 1 << 20
 _CUSTOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+ARCH_COMPUTE_CAPABILITY = {"volta": 70, "turing": 75, "ampere": 80, "ada": 89, "hopper": 90, "blackwell": 100}
+"""The lowest compute capability (major·10 + minor) of the catalog's NVIDIA architectures (A100 8.0,
+A10 8.6 both Ampere: 8.0 is the one every rule can rely on)."""
+
+
 class GPU(UserInput):
     """One GPU model: datasheet facts in explicit units, with their sources."""
 
@@ -90,12 +95,19 @@ class GPU(UserInput):
         return self.sm80
 
     @property
+    def compute_capability(self) -> int | None:
+        """NVIDIA compute capability (major·10 + minor) of the architecture, `ARCH_COMPUTE_CAPABILITY`;
+        None for another vendor or an architecture the catalog does not know."""
+        return ARCH_COMPUTE_CAPABILITY.get(self.arch) if self.vendor == "nvidia" else None
+
+    @property
     def sm80(self) -> bool:
-        """Compute capability 8.0 or newer: every architecture but NVIDIA Volta and Turing, including
-        ones the catalog does not know. The floor of Transformer Engine's fused attention
-        (`fused_attention`) and of Megatron-Core's grouped expert GEMMs (arguments.py
-        `validate_args`: "Unsupported compute capability for GroupedGEMM kernels")."""
-        return not (self.vendor == "nvidia" and self.arch in ("volta", "turing"))
+        """Compute capability 8.0 or newer, or not an NVIDIA architecture the catalog knows to be
+        older (Volta, Turing): the floor of Transformer Engine's fused attention (`fused_attention`)
+        and of Megatron-Core's grouped expert GEMMs (arguments.py `validate_args`: "Unsupported
+        compute capability for GroupedGEMM kernels")."""
+        cc = self.compute_capability
+        return cc is None or cc >= 80
 
     @property
     def has_nvlink(self) -> bool:

@@ -53,6 +53,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from autoparallel.hardware.gpu import ARCH_COMPUTE_CAPABILITY
+
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU
     from autoparallel.models.spec import ModelSpec
@@ -112,9 +114,6 @@ SPARSE_ATTENTION_ARCHS: dict[str, tuple[str, ...]] = {
 }
 """GPU architectures each engine runs DeepSeek Sparse Attention on (module docstring)."""
 ARCH_NAMES = {"hopper": "Hopper", "blackwell": "Blackwell", "cdna3": "AMD CDNA3"}
-ARCH_COMPUTE_CAPABILITY = {"volta": 70, "turing": 75, "ampere": 80, "ada": 89, "hopper": 90, "blackwell": 100}
-"""The lowest compute capability (major·10 + minor) of the catalog's NVIDIA architectures (A100 8.0,
-A10 8.6 both Ampere: 8.0 is the one every rule below can rely on)."""
 QUANT_MIN_CAPABILITY: dict[str, dict[str, int]] = {
     "vllm": {"fp8": 75, "modelopt_fp8": 80, "awq": 75, "gptq": 60, "mxfp4": 80},
     "sglang": {"fp8": 80, "modelopt_fp8": 89, "awq": 75, "gptq": 60, "mxfp4": 80},
@@ -552,7 +551,7 @@ def quant_capability_problem(
             f"{gpu.name} ({gpu.arch}): 0.5.6 registers its mxfp4 method on ROCm only where `mxfp_supported`"
         )
     need = QUANT_MIN_CAPABILITY.get(engine, {}).get(fmt or "")
-    have = ARCH_COMPUTE_CAPABILITY.get(gpu.arch) if gpu.vendor == "nvidia" else None
+    have = gpu.compute_capability
     if need is None or have is None or have >= need:
         return None
     return (

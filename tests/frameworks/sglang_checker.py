@@ -16,7 +16,7 @@ import pytest
 from fw_golden import run_json_checker
 
 from autoparallel.hardware import GPU
-from autoparallel.perf.engine_support import ARCH_COMPUTE_CAPABILITY
+from autoparallel.hardware.gpu import ARCH_COMPUTE_CAPABILITY
 
 CHECK_PYTHON = os.environ.get("SGLANG_CHECK_PYTHON")
 CHECKER = Path(__file__).with_name("check_sglang_args.py")
