@@ -292,6 +292,7 @@ def explain_training(plan: TrainingPlan) -> str:
         "DeepSpeed:",
         "  " + _safe(lambda: plan.deepspeed_command),
         "  ds_config: " + _safe(lambda: _json(plan.deepspeed_config)),
+        *(f"  note: {n}" for n in plan.deepspeed_notes),
     ]
     return "\n".join(lines)
 

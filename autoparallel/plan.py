@@ -394,6 +394,11 @@ class TrainingPlan(_PlanBase):
         return megatron.megatron_args(self.model, self.config, cluster=self.cluster)
 
     @property
+    def deepspeed_notes(self) -> list[str]:
+        """What the training script must build beside the ds_config (groups, experts, FP8 layers)."""
+        return deepspeed.deepspeed_notes(self.model, self.config)
+
+    @property
     def megatron_notes(self) -> list[str]:
         """Where the Megatron arguments only approximate the plan, or what the user must add."""
         return megatron.megatron_notes(self.model, self.config)
@@ -431,6 +436,7 @@ class TrainingPlan(_PlanBase):
                 "deepspeed": {
                     "config": self._artifact(lambda: self.deepspeed_config),
                     "command": self._artifact(lambda: self.deepspeed_command),
+                    "notes": self.deepspeed_notes,
                 },
                 "megatron": {
                     "args": self._artifact(lambda: self.megatron_args),

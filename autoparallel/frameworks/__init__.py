@@ -4,7 +4,7 @@ Small pure functions, no I/O: vLLM 0.32 engine args / `vllm serve` line / YAML /
 DeepSpeed `ds_config` and launcher line, Megatron-LM arguments and torchrun line.
 """
 
-from autoparallel.frameworks.deepspeed import deepspeed_command, deepspeed_config
+from autoparallel.frameworks.deepspeed import deepspeed_command, deepspeed_config, deepspeed_notes
 from autoparallel.frameworks.megatron import (
     check_megatron_consistency,
     megatron_arg_dict,
@@ -31,6 +31,7 @@ __all__ = [
     "check_megatron_consistency",
     "deepspeed_command",
     "deepspeed_config",
+    "deepspeed_notes",
     "megatron_arg_dict",
     "megatron_args",
     "megatron_env",

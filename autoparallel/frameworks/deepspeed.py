@@ -106,6 +106,44 @@ def deepspeed_command(
     return " ".join(parts)
 
 
+def deepspeed_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
+    """What the training script must build beside the ds_config for this plan, in sentences (the
+    config carries batch, precision, ZeRO, offload and checkpointing, nothing of the groups)."""
+    notes = []
+    groups = [f"tensor-parallel groups of {config.tp}"] * (config.tp > 1)
+    groups += [f"a PipelineModule of {config.pp} stages"] * (config.pp > 1)
+    if groups:
+        notes.append(
+            f"{' and '.join(groups)} come from the script (Megatron-DeepSpeed's model-parallel unit, mpu)."
+        )
+    stages = config.stage_layers(model.num_layers)
+    if config.pp > 1 and len(set(stages)) > 1 and stages != _uniform(model.num_layers, config.pp):
+        notes.append(f"partition the layers as {list(stages)} per stage: no partition_method gives it.")
+    if config.cp > 1:
+        notes.append(
+            f"cp={config.cp} is priced as Megatron's context parallelism (ring attention); DeepSpeed runs "
+            f"it as Ulysses sequence parallelism (Megatron-DeepSpeed --ds-sequence-parallel-size "
+            f"{config.cp}, which it does not combine with Megatron's --sequence-parallel), an all-to-all "
+            "over attention heads whose exchange the step time does not price."
+        )
+    if model.is_moe:
+        notes.append(
+            f"experts: deepspeed.moe.layer.MoE(num_experts={model.num_experts}, ep_size={config.ep}) in the "
+            "model code, with the MoE parameter groups DeepSpeed's optimizer needs "
+            "(split_params_into_different_moe_groups_for_optimizer)."
+        )
+    if config.precision == "fp8":
+        notes.append("FP8 GEMMs come from Transformer Engine layers in the model code (no ds_config key).")
+    return notes
+
+
+def _uniform(layers: int, pp: int) -> tuple[int, ...]:
+    """DeepSpeed's uniform partition (deepspeed/runtime/utils.py `partition_uniform`): the remainder on
+    the first stages."""
+    base, extra = divmod(layers, pp)
+    return tuple(base + (s < extra) for s in range(pp))
+
+
 # ----- sections -------------------------------------------------------------------------------------
 
 
@@ -164,11 +202,10 @@ def _pipeline_section(model: ModelSpec, config: TrainingConfig) -> dict[str, obj
     no partition_method gives (the script partitions the layers itself)."""
     full_everywhere = all(mode is Recompute.FULL for mode in _stage_modes(config))
     stages = config.stage_layers(model.num_layers)
-    base, extra = divmod(model.num_layers, config.pp)
-    uniform = tuple(base + (s < extra) for s in range(config.pp))
+    uniform = stages == _uniform(model.num_layers, config.pp)
     return {
         "stages": config.pp,
-        **({"partition": "uniform"} if stages == uniform else {"layers_per_stage": list(stages)}),
+        **({"partition": "uniform"} if uniform else {"layers_per_stage": list(stages)}),
         "activation_checkpoint_interval": 1 if full_everywhere else 0,
     }
 
