@@ -241,7 +241,7 @@ def _validate(
         raise InputError(
             f"ZeRO stage {stage} with {model.num_experts} routed experts: DeepSpeed's engine refuses its MoE "
             "layers under ZeRO-3 (deepspeed/runtime/engine.py: 'Native DeepSpeed MoE is not supported with "
-            "ZeRO Stage 3'); plan with ZeRO 1 or 2 for DeepSpeed"
+            "ZeRO Stage 3'); `plan --train --engine deepspeed` plans for what DeepSpeed runs"
         )
     if cluster is not None and config.world_size > cluster.world_size:
         raise InputError(
