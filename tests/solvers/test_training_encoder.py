@@ -418,3 +418,16 @@ def test_parameter_offload_only_where_the_framework_has_it() -> None:
         space = build_space(load_model(LLAMA_8B), Cluster.parse("1x8xH100"), work, opts)
         assert any(m.offload_optimizer for m in space.state_modes)
         assert any(m.offload_params for m in space.state_modes) is params
+
+
+def test_the_memory_reason_names_an_allowed_layout() -> None:
+    """The least footprint "of any allowed layout" was taken over every (shape, ZeRO mode) pair, ZeRO-3
+    with pipeline stages included, which the rules forbid: Qwen3-235B-A22B on 4x8xH100 was told its
+    smallest need was tp=8 pp=2 cp=2 under ZeRO-3."""
+    import re
+
+    with pytest.raises(InfeasibleError) as info:
+        _solve("Qwen/Qwen3-235B-A22B", "4x8xH100", seq=4096, batch=64)
+    (memory,) = [r for r in info.value.reasons if r.startswith("memory:")]
+    pp, zero = re.search(r"pp=(\d+),.*zero=(\w+)", memory).groups()  # type: ignore[union-attr]
+    assert pp == "1" or zero in ("0", "1", "dist"), memory

@@ -37,6 +37,7 @@ from autoparallel.solvers.training.points import (
     memory_rules_out_everything,
     point_bounds,
     refine_bounds,
+    zero_pipeline_ok,
 )
 from autoparallel.solvers.training.space import TrainingOptions, build_space
 from autoparallel.solvers.training.tables import MIB_BYTES, TrainingTables, build_tables
@@ -72,6 +73,8 @@ def _reason(t: TrainingTables, family: str) -> str:
                 if not t.grad_accum[i][m]:
                     continue
                 for z, mode in enumerate(sp.state_modes):
+                    if not zero_pipeline_ok(t, i, z):  # not an allowed layout: ZeRO-2/3 with pp > 1
+                        continue
                     layers = tuple(sp.config(shape, 1, mode).stage_layers(sp.num_layers))
                     point = Point(shape=i, micro=m, state=z, layers=layers, recompute=(lightest,) * shape.pp)
                     gib = max(evaluate_point(t, point).memory_mib) * MIB_BYTES * (1 + t.fragmentation) / GIB
