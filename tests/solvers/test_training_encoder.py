@@ -403,6 +403,7 @@ def test_default_plans_recompute_alike_on_every_stage_as_the_frameworks_do() -> 
     )
     assert any("per-stage recompute" in n for n in per_stage.megatron_notes)
     assert per_stage.perf.step_time_s <= plan.perf.step_time_s
+    assert any(b.startswith("recompute: every stage recomputes (full);") for b in plan.binding)
     ds = ap.TrainingOptions(framework="deepspeed")
     assert not ds.non_uniform_stages and not ds.per_stage_recompute
     with pytest.raises(ValueError, match="DeepSpeed runs even stages"):

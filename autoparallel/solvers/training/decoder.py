@@ -136,11 +136,13 @@ def binding_constraints(
     fastest = min(range(len(sp.recompute_modes)), key=lambda c: recompute_rank(sp.recompute_modes[c]))
     slowed = [s for s, c in enumerate(p.recompute) if c != fastest]
     if slowed:
-        modes = ", ".join(f"{s}:{sp.recompute_modes[p.recompute[s]].value}" for s in slowed)
-        out.append(
-            f"recompute: stages {modes} recompute activations; keeping them "
-            f"({sp.recompute_modes[fastest].value}) would not fit or not pay off"
-        )
+        if len(slowed) == len(p.recompute) and len(set(p.recompute)) == 1:
+            who = f"every stage recomputes ({sp.recompute_modes[p.recompute[0]].value})"
+        else:
+            modes = ", ".join(f"{s}:{sp.recompute_modes[p.recompute[s]].value}" for s in slowed)
+            who = f"stages {modes} recompute activations"
+        keep = sp.recompute_modes[fastest].value
+        out.append(f"recompute: {who}; keeping activations ({keep}) would not fit or not pay off")
     if config.pp > 1:
         times = perf.stage_times_s
         slow = max(range(len(times)), key=lambda s: times[s])
