@@ -104,9 +104,13 @@ def _reason(t: TrainingTables, family: str) -> str:
     if family == "stage_layers":
         return f"stage_layers: every pipeline stage needs at least one of the {sp.num_layers} decoder layers"
     if family == "uniform_stages":
-        return "uniform_stages: options.non_uniform_stages=False forces Megatron's even split of the layers"
+        why = ", the only split DeepSpeed runs" if sp.options.framework == "deepspeed" else ""
+        return f"uniform_stages: Megatron's even split of the layers{why} (options.non_uniform_stages=False)"
     if family == "uniform_recompute":
-        return "uniform_recompute: options.per_stage_recompute=False forces one recompute mode for all stages"
+        return (
+            "uniform_recompute: one recompute mode for all stages, as Megatron-LM and DeepSpeed take it "
+            "(options.per_stage_recompute=False)"
+        )
     return family
 
 
