@@ -107,6 +107,13 @@ class Recompute(str, Enum):
     """Keep only each layer's input; recompute the layer in backward."""
 
 
+def even_split(num_layers: int, pp: int) -> tuple[int, ...]:
+    """Layers per stage as Megatron splits them by default and DeepSpeed's `partition_uniform`
+    (deepspeed/runtime/utils.py) does: as even as possible, the remainder on the first stages."""
+    base, extra = divmod(num_layers, pp)
+    return tuple(base + (1 if s < extra else 0) for s in range(pp))
+
+
 class TrainingConfig(_Frozen):
     """One training layout (Megatron-Core / DeepSpeed vocabulary)."""
 
@@ -167,8 +174,7 @@ class TrainingConfig(_Frozen):
         """Layers on each pipeline stage."""
         if self.layers_per_stage is not None:
             return self.layers_per_stage
-        base, extra = divmod(num_layers, self.pp)
-        return tuple(base + (1 if s < extra else 0) for s in range(self.pp))
+        return even_split(num_layers, self.pp)
 
     def recompute_of(self, stage: int) -> Recompute:
         """Recomputation mode of pipeline stage `stage`."""

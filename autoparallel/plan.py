@@ -24,6 +24,7 @@ from autoparallel.perf.serving import OfferedLoad, ServingPerf
 from autoparallel.perf.serving_engines import EngineEvaluation
 from autoparallel.perf.serving_load import BenchmarkRun
 from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf_dict
+from autoparallel.validation import TrainingFramework
 from autoparallel.workload import Serving, Training
 
 
@@ -375,7 +376,7 @@ class TrainingPlan(_PlanBase):
     """Step time, tokens/s, TFLOP/s per GPU, MFU, HFU and the time breakdown (float model)."""
     cost: TrainingCost | None = None
     """Time, GPU-hours and US$ to the workload's token budget (None without `tokens`)."""
-    framework: str = "megatron"
+    framework: TrainingFramework = "megatron"
     """The framework the plan keeps to (`TrainingOptions.framework`); both artifacts are emitted."""
 
     @property

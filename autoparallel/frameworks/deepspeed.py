@@ -20,7 +20,7 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from autoparallel.configs import Recompute, ZeroStage
+from autoparallel.configs import Recompute, ZeroStage, even_split
 from autoparallel.errors import InputError
 from autoparallel.frameworks._common import effective_precision, node_shape
 from autoparallel.validation import framework_zero_stages, require_training
@@ -117,7 +117,7 @@ def deepspeed_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
             f"{' and '.join(groups)} come from the script (Megatron-DeepSpeed's model-parallel unit, mpu)."
         )
     stages = config.stage_layers(model.num_layers)
-    if config.pp > 1 and len(set(stages)) > 1 and stages != _uniform(model.num_layers, config.pp):
+    if config.pp > 1 and stages != even_split(model.num_layers, config.pp):
         notes.append(f"partition the layers as {list(stages)} per stage: no partition_method gives it.")
     if config.cp > 1:
         notes.append(
@@ -135,13 +135,6 @@ def deepspeed_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
     if config.precision == "fp8":
         notes.append("FP8 GEMMs come from Transformer Engine layers in the model code (no ds_config key).")
     return notes
-
-
-def _uniform(layers: int, pp: int) -> tuple[int, ...]:
-    """DeepSpeed's uniform partition (deepspeed/runtime/utils.py `partition_uniform`): the remainder on
-    the first stages."""
-    base, extra = divmod(layers, pp)
-    return tuple(base + (s < extra) for s in range(pp))
 
 
 # ----- sections -------------------------------------------------------------------------------------
@@ -197,12 +190,11 @@ def _activation_checkpointing(model: ModelSpec, config: TrainingConfig) -> dict[
 def _pipeline_section(model: ModelSpec, config: TrainingConfig) -> dict[str, object]:
     """Pipeline-engine options. `stages` and `partition` document the PipelineModule the script must
     build (num_stages=pp, partition_method); the engine itself reads activation_checkpoint_interval.
-    `uniform` where the plan's stages are DeepSpeed's uniform split (`partition_uniform`, deepspeed/
-    runtime/utils.py: the remainder on the first stages); else the plan's `layers_per_stage`, which
-    no partition_method gives (the script partitions the layers itself)."""
+    `uniform` where the plan's stages are DeepSpeed's uniform split (`configs.even_split`); else the
+    plan's `layers_per_stage`, which no partition_method gives (the script partitions the layers)."""
     full_everywhere = all(mode is Recompute.FULL for mode in _stage_modes(config))
     stages = config.stage_layers(model.num_layers)
-    uniform = stages == _uniform(model.num_layers, config.pp)
+    uniform = stages == even_split(model.num_layers, config.pp)
     return {
         "stages": config.pp,
         **({"partition": "uniform"} if uniform else {"layers_per_stage": list(stages)}),

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.configs import even_split
 from autoparallel.errors import InternalError
 
 StageCost = Callable[[int, int, int], "float | None"]
@@ -41,14 +42,10 @@ class StagePartition(BaseModel):
 
 
 def even_partition(num_items: int, num_stages: int) -> tuple[int, ...]:
-    """Megatron's default split: as even as possible, the remainder on the first stages.
-
-    Matches `TrainingConfig.stage_layers` when `layers_per_stage` is None.
-    """
+    """Megatron's default split (`configs.even_split`), each stage non-empty."""
     if num_stages < 1 or num_items < num_stages:
         raise ValueError(f"cannot split {num_items} layers into {num_stages} non-empty stages")
-    base, extra = divmod(num_items, num_stages)
-    return tuple(base + (1 if s < extra else 0) for s in range(num_stages))
+    return even_split(num_items, num_stages)
 
 
 def min_max_partition(num_items: int, num_stages: int, stage_cost: StageCost) -> StagePartition | None:

@@ -389,8 +389,10 @@ def build_space(
                                 )
                                 continue
                             shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, etp=etp))
+    if not options.zero_stages or not options.recompute_modes:
+        raise InputError("zero_stages and recompute_modes must each allow at least one value")
     state_modes = _state_modes(model, options, out)
-    if options.zero_stages and not state_modes:
+    if not state_modes:
         raise InputError(f"no allowed ZeRO stage runs: {'; '.join(out['framework_zero_stages'])}")
     excluded = {k: tuple(dict.fromkeys(v)) for k, v in out.items()}
     if not shapes:
@@ -403,8 +405,6 @@ def build_space(
     micro = tuple(sorted(set(options.micro_batch_values)))
     if not micro or micro[0] < 1:
         raise InputError(f"micro_batch_values must be positive integers, got {options.micro_batch_values}")
-    if not options.zero_stages or not options.recompute_modes:
-        raise InputError("zero_stages and recompute_modes must each allow at least one value")
     kind_of, reps = _layer_kinds(model)
     return TrainingSpace(
         model=model,
