@@ -124,7 +124,13 @@ class TrainingConfig(_Frozen):
     dp: int = Field(default=1, ge=1, le=BOUNDS["dp"].hi)
     """Data-parallel degree (replicas of the model, sharded by ZeRO)."""
     cp: int = Field(default=1, ge=1, le=BOUNDS["cp"].hi)
-    """Context-parallel degree (sequence split over ranks, ring attention)."""
+    """Context-parallel degree (sequence split over ranks; how they exchange: `cp_comm`)."""
+    cp_comm: Literal["p2p", "a2a"] = "p2p"
+    """How context-parallel ranks exchange attention inputs, named as Megatron-Core's `--cp-comm-type`:
+    `p2p`, ring attention (K/V chunks passed round the ring, overlapped with the attention core);
+    `a2a`, all-to-all over attention heads (DeepSpeed-Ulysses; Transformer Engine's
+    `AttnFuncWithCPAndQKVOA2A`): each rank gets the whole sequence for heads/cp heads, on the
+    critical path. DeepSpeed runs only `a2a` (`validation.cp_comm_problem` has both kinds' head rules)."""
     ep: int = Field(default=1, ge=1, le=BOUNDS["ep"].hi)
     """Expert-parallel degree (MoE experts split over ranks, carved out of dp × cp)."""
     etp: int | None = None

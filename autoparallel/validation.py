@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 from autoparallel.configs import ZeroStage
 from autoparallel.errors import InputError
+from autoparallel.models.spec import AttentionKind
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig, TrainingConfig
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CLUSTER_GPUS",
     "cluster_problems",
+    "cp_comm_problem",
+    "cp_sequence_problem",
     "framework_zero_stages",
     "require_cluster",
     "require_serving",
@@ -63,6 +66,64 @@ def framework_zero_stages(framework: TrainingFramework, model: ModelSpec) -> tup
     if framework == "deepspeed" and model.is_moe:
         return tuple(z for z in ZeroStage if z is not ZeroStage.PARAMETERS)
     return tuple(ZeroStage)
+
+
+def cp_sequence_problem(seq_len: int, cp: int, framework: TrainingFramework = "megatron") -> str | None:
+    """Why `seq_len` cannot be split over `cp` ranks (None: it can). Megatron cuts each sequence into
+    2·cp chunks for its causal load balance (megatron/core/utils.py `get_batch_on_this_cp_rank`,
+    whatever `--cp-comm-type`); DeepSpeed-Ulysses into cp (ulysses_sp.py: "batch's seqlen isn't
+    divisible by sp-size")."""
+    chunks = 2 * cp if framework == "megatron" else cp
+    if cp <= 1 or seq_len % chunks == 0:
+        return None
+    how = "Megatron's load-balanced context parallelism" if framework == "megatron" else "DeepSpeed-Ulysses"
+    return f"seq_len={seq_len}: not a multiple of {chunks}, the chunks {how} cuts it into at cp={cp}"
+
+
+def cp_comm_problem(
+    model: ModelSpec, tp: int, pp: int, cp: int, cp_comm: str, framework: TrainingFramework = "megatron"
+) -> str | None:
+    """Why context parallelism `cp` cannot exchange as `cp_comm` (`TrainingConfig.cp_comm`) under
+    `framework` for `model`'s attention heads at `tp` (None: it can; linear-attention layers aside).
+
+    - Megatron, p2p (ring attention): no head rule.
+    - Megatron, a2a: Transformer Engine's `AttnFuncWithCPAndQKVOA2A` asserts that each rank's query
+      and key heads are divisible by cp ("The number of attention heads needs to be divisible by CP
+      size!").
+    - DeepSpeed runs only a2a (Ulysses), and only without tensor or pipeline parallelism (Megatron-
+      DeepSpeed's examples_deepspeed/sequence_parallel/README.md: "currently incompatible with
+      Megatron-LM's tensor or pipeline parallelism"). DeepSpeed's `UlyssesSPAttentionHF`
+      (deepspeed/runtime/sequence_parallel/ulysses_sp.py, "Arctic Long Sequence Training") needs the
+      query heads divisible by cp and the KV heads divisible by cp or dividing it (then replicated)."""
+    if cp <= 1:
+        return None
+    if framework == "deepspeed":
+        if cp_comm != "a2a":
+            return f"cp={cp}: DeepSpeed runs context parallelism all-to-all (Ulysses, a2a), not {cp_comm}"
+        if tp > 1 or pp > 1:
+            return (
+                f"cp={cp} with tp={tp}, pp={pp}: DeepSpeed-Ulysses runs without tensor or pipeline "
+                "parallelism (Megatron-DeepSpeed's sequence-parallel README)"
+            )
+    if cp_comm == "p2p":
+        return None
+    for att in dict.fromkeys(layer.attention for layer in model.layers):
+        if att.kind is AttentionKind.LINEAR:
+            continue
+        q, kv = att.num_heads, att.num_kv_heads
+        q_rank, kv_rank = max(1, q // tp), max(1, kv // tp)
+        if framework == "megatron":
+            if q_rank % cp or kv_rank % cp:
+                return (
+                    f"cp={cp}: all-to-all context parallelism needs each rank's {q_rank} query and {kv_rank} "
+                    f"KV heads (tp={tp}) divisible by cp (Transformer Engine)"
+                )
+        elif q % cp or (kv % cp and cp % kv):
+            return (
+                f"cp={cp}: DeepSpeed-Ulysses needs the {q} query heads divisible by cp and the {kv} KV "
+                "heads divisible by cp or dividing it (UlyssesSPAttentionHF)"
+            )
+    return None
 
 
 def cluster_problems(cluster: Cluster) -> list[str]:
@@ -131,9 +192,13 @@ def require_serving(
 
 # ----- training -------------------------------------------------------------------------------------
 def training_problems(
-    model: ModelSpec, cluster: Cluster | None, config: TrainingConfig, gpu: GPU | None = None
+    model: ModelSpec,
+    cluster: Cluster | None,
+    config: TrainingConfig,
+    gpu: GPU | None = None,
+    framework: TrainingFramework = "megatron",
 ) -> list[str]:
-    """Every rule a Megatron / DeepSpeed training layout breaks, one sentence each (empty: valid).
+    """Every rule a training layout breaks under `framework`, one sentence each (empty: valid).
     Without a cluster, `gpu` (if given) is checked for the GPU rules alone."""
     gpu = cluster.gpu if cluster is not None else gpu
     out = [f"tp={config.tp}: {v}" for v in model.tp_violations(config.tp)]
@@ -149,11 +214,8 @@ def training_problems(
             f"global_batch={config.global_batch}: not a multiple of micro_batch x dp = {config.micro_batch} "
             f"x {config.dp} (batch_divides)"
         )
-    if config.cp > 1 and config.seq_len % (2 * config.cp):
-        out.append(
-            f"seq_len={config.seq_len}: not a multiple of 2 x cp = {2 * config.cp}; Megatron's load-balanced "
-            "context parallelism splits each sequence into 2 x cp chunks (seq_divides_cp)"
-        )
+    if (problem := cp_sequence_problem(config.seq_len, config.cp, framework)) is not None:
+        out.append(f"{problem} (seq_divides_cp)")
     if model.is_moe:
         etp = config.tp if config.etp is None else config.etp
         ranks = config.tp * config.cp * config.dp
@@ -179,6 +241,9 @@ def training_problems(
         )
     if gpu is not None and (problem := cp_attention_problem(config.cp, gpu)) is not None:
         out.append(f"{problem} (cp_needs_fused_attention)")
+    problem = cp_comm_problem(model, config.tp, config.pp, config.cp, config.cp_comm, framework)
+    if problem is not None:
+        out.append(f"{problem} (cp_heads)")
     if config.precision not in ("bf16", "fp8", "fp16"):
         out.append(f"precision={config.precision!r}: use bf16, fp8 or fp16")
     elif config.precision == "fp8" and gpu is not None and gpu.fp8_tflops is None:
@@ -201,9 +266,13 @@ def require_training_job(cluster: Cluster, precision: str) -> None:
 
 
 def require_training(
-    model: ModelSpec, cluster: Cluster | None, config: TrainingConfig, gpu: GPU | None = None
+    model: ModelSpec,
+    cluster: Cluster | None,
+    config: TrainingConfig,
+    gpu: GPU | None = None,
+    framework: TrainingFramework = "megatron",
 ) -> None:
-    """Raise InputError naming every rule `config` breaks."""
-    problems = training_problems(model, cluster, config, gpu)
+    """Raise InputError naming every rule `config` breaks under `framework`."""
+    problems = training_problems(model, cluster, config, gpu, framework)
     if problems:
         raise InputError("invalid training configuration: " + "; ".join(problems))

@@ -180,6 +180,13 @@ def add_evaluate_parser(sub: Any) -> None:
     p.add_argument("--pp", type=bounded("pp"), default=1)
     p.add_argument("--dp", type=bounded("dp"), default=None, help="data-parallel replicas")
     p.add_argument("--cp", type=bounded("cp"), default=None, help="training: context-parallel degree")
+    p.add_argument(
+        "--cp-comm-type",
+        choices=("p2p", "a2a"),
+        default=None,
+        help="training: how context-parallel ranks exchange, as Megatron-Core's flag: p2p (ring attention, "
+        "default) or a2a (all-to-all over heads, DeepSpeed-Ulysses; the only one DeepSpeed runs)",
+    )
     p.add_argument("--ep", type=bounded("ep"), default=None, help="training: expert-parallel degree")
     p.add_argument("--vp", type=bounded("vp"), default=None, help="training: virtual pipeline stages")
     p.add_argument("--micro-batch", type=bounded("micro_batch"), default=None, help="training (default 1)")
@@ -257,7 +264,7 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
 """Options that only a serving request uses: given with --train they are an error, not ignored."""
 _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
     "plan": _TRAINING_FLAGS,
-    "evaluate": (*_TRAINING_FLAGS, "cp", "ep", "vp", "micro_batch", "zero", "recompute"),
+    "evaluate": (*_TRAINING_FLAGS, "cp", "cp_comm_type", "ep", "vp", "micro_batch", "zero", "recompute"),
     "pareto": _TRAINING_FLAGS,
 }
 """Options that only a training job uses: given without --train they are an error."""
@@ -268,6 +275,7 @@ _DEFAULTS: dict[str, Any] = {
     "precision": "bf16",
     "top": 1,
     "cp": 1,
+    "cp_comm_type": "p2p",
     "ep": 1,
     "vp": 1,
     "micro_batch": 1,
@@ -571,6 +579,7 @@ def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
         pp=args.pp,
         dp=dp,
         cp=args.cp,
+        cp_comm=args.cp_comm_type,
         ep=args.ep,
         vp=args.vp,
         micro_batch=args.micro_batch,

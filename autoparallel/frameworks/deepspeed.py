@@ -119,12 +119,11 @@ def deepspeed_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
     stages = config.stage_layers(model.num_layers)
     if config.pp > 1 and stages != even_split(model.num_layers, config.pp):
         notes.append(f"partition the layers as {list(stages)} per stage: no partition_method gives it.")
-    if config.cp > 1:
+    if config.cp > 1 and config.cp_comm == "a2a":
         notes.append(
-            f"cp={config.cp} is priced as Megatron's context parallelism (ring attention); DeepSpeed runs "
-            f"it as Ulysses sequence parallelism (Megatron-DeepSpeed --ds-sequence-parallel-size "
-            f"{config.cp}, which it does not combine with Megatron's --sequence-parallel), an all-to-all "
-            "over attention heads whose exchange the step time does not price."
+            f"cp={config.cp} runs as DeepSpeed-Ulysses sequence parallelism, an all-to-all over attention "
+            "heads: the script wraps the model's attention in "
+            "deepspeed.runtime.sequence_parallel.UlyssesSPAttentionHF (the ds_config has no key for it)."
         )
     if model.is_moe:
         notes.append(
@@ -235,10 +234,16 @@ def _validate(
             "layers under ZeRO-3 (deepspeed/runtime/engine.py: 'Native DeepSpeed MoE is not supported with "
             "ZeRO Stage 3'); `plan --train --engine deepspeed` plans for what DeepSpeed runs"
         )
+    if config.cp > 1 and config.cp_comm != "a2a":
+        raise InputError(
+            f"cp={config.cp} is priced as ring attention ({config.cp_comm}); DeepSpeed runs context "
+            "parallelism only as Ulysses all-to-all: `plan --train --engine deepspeed` plans for it, "
+            "`evaluate --train --cp-comm-type a2a` prices it"
+        )
     if cluster is not None and config.world_size > cluster.world_size:
         raise InputError(
             f"the plan needs {config.world_size} GPUs (tp x pp x dp x cp) but cluster {cluster.spec} has "
             f"{cluster.world_size}"
         )
     if model is not None:
-        require_training(model, cluster, config)
+        require_training(model, cluster, config, framework="deepspeed")

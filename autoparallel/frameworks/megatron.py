@@ -61,6 +61,8 @@ def megatron_arg_dict(model: ModelSpec, config: TrainingConfig, *, cluster: Clus
         "--pipeline-model-parallel-size": config.pp,
         "--context-parallel-size": config.cp,
     }
+    if config.cp > 1 and config.cp_comm != "p2p":
+        args["--cp-comm-type"] = config.cp_comm
     if model.is_moe:
         args["--expert-model-parallel-size"] = config.ep
         if config.etp is not None:

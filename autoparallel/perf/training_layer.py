@@ -223,6 +223,29 @@ def activation_message_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
     return local_tokens(cfg) * model.hidden_size * 2.0
 
 
+def cp_all_to_all_s(layer: LayerSpec, cluster: Cluster, cfg: TrainingConfig, fwd_passes: int) -> float:
+    """All-to-all context parallelism (`cp_comm="a2a"`: DeepSpeed-Ulysses, Jacobs et al. 2023; TE's
+    `AttnFuncWithCPAndQKVOA2A`): each forward pass sends Q, K and V from the rank's sequence shard
+    to the ranks owning their heads and the attention output back (4 all-to-alls), the backward pass
+    their 4 gradients. Nothing overlaps them: the attention core waits for its inputs. KV heads that
+    cp replicates (UlyssesSPAttentionHF, cp > KV heads) are sent once per replica."""
+    att = layer.attention
+    if att.kind is AttentionKind.LINEAR:
+        return 0.0
+    tokens = local_tokens(cfg)
+    q_heads = att.num_heads / cfg.tp
+    kv_heads = max(att.num_kv_heads / cfg.tp, cfg.cp)
+    link = comm.all_to_all_link(cluster, cfg.cp, stride=cfg.tp)
+    sends = (
+        q_heads * att.head_dim,
+        kv_heads * att.head_dim,
+        kv_heads * att.v_head_dim,
+        q_heads * att.v_head_dim,
+    )
+    per_pass = sum(comm.all_to_all_s(tokens * width * 2.0, cfg.cp, link) for width in sends)
+    return (fwd_passes + 1) * per_pass
+
+
 def layer_time_breakdown(
     model: ModelSpec,
     layer: LayerSpec,
@@ -247,10 +270,12 @@ def layer_time_breakdown(
     if cfg.tp > 1:
         link = comm.group_link(cluster, cfg.tp)
         tp = (fwd_passes + 1) * 2 * comm.all_reduce_s(msg, cfg.tp, link) * TP_COMM_EXPOSED
-    # CP ring attention: each rank receives the other cp − 1 K/V chunks forward, and K/V + their
-    # gradients backward; overlapped with the attention core, only the excess is exposed.
     cp = 0.0
-    if cfg.cp > 1:
+    if cfg.cp > 1 and cfg.cp_comm == "a2a":
+        cp = cp_all_to_all_s(layer, cluster, cfg, fwd_passes)
+    elif cfg.cp > 1:
+        # CP ring attention: each rank receives the other cp − 1 K/V chunks forward, and K/V + their
+        # gradients backward; overlapped with the attention core, only the excess is exposed.
         att = layer.attention
         kv_bytes = (
             local_tokens(cfg) * math.ceil(att.num_kv_heads / cfg.tp) * (att.head_dim + att.v_head_dim) * 2

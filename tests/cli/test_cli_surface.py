@@ -50,6 +50,7 @@ FROZEN: dict[str, set[str]] = {
     | _TRAINING
     | {
         "--cp",
+        "--cp-comm-type",
         "--dp",
         "--enable-expert-parallel",
         "--enforce-eager",

@@ -303,20 +303,21 @@ def test_pipeline_section_names_uneven_stages_instead_of_calling_them_uniform() 
 
 def test_notes_say_what_the_script_builds_beside_the_ds_config() -> None:
     """The ds_config carries batch, precision, ZeRO and checkpointing only: the groups, the experts,
-    an uneven split, FP8 layers and context parallelism (run as Ulysses, priced as ring attention) are
-    the script's, and a plan said nothing of them."""
+    an uneven split, FP8 layers and context parallelism (Ulysses) are the script's, and a plan said
+    nothing of them."""
     from autoparallel.frameworks.deepspeed import deepspeed_notes
 
     assert deepspeed_notes(load_model(LLAMA_8B), TrainingConfig(dp=8, global_batch=8)) == []
-    moe = TrainingConfig(tp=2, pp=2, cp=2, dp=2, ep=4, global_batch=8, precision="fp8")
+    moe = TrainingConfig(tp=2, pp=2, dp=2, ep=4, global_batch=8, precision="fp8")
     notes = " ".join(deepspeed_notes(load_model("Qwen/Qwen3-30B-A3B"), moe))
     for part in (
         "tensor-parallel groups of 2",
         "PipelineModule of 2 stages",
-        "--ds-sequence-parallel-size 2",
         "MoE(num_experts=128, ep_size=4)",
         "Transformer Engine",
     ):
         assert part in notes
+    ulysses = TrainingConfig(cp=4, dp=2, global_batch=8, cp_comm="a2a")
+    assert "UlyssesSPAttentionHF" in " ".join(deepspeed_notes(load_model(LLAMA_8B), ulysses))
     uneven = TrainingConfig(pp=2, dp=4, global_batch=8, layers_per_stage=(39, 41))
     assert "partition the layers as [39, 41]" in " ".join(deepspeed_notes(load_model(LLAMA_70B), uneven))

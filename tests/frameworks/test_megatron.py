@@ -289,7 +289,9 @@ def test_consistency_finds_each_broken_rule() -> None:
 
 def test_context_parallel_needs_sequence_multiple() -> None:
     model = load_model(LLAMA_70B)
-    with pytest.raises(InputError, match=r"seq_len=4098: not a multiple of 2 x cp = 4.*\(seq_divides_cp\)"):
+    with pytest.raises(
+        InputError, match=r"seq_len=4098: not a multiple of 4, the chunks Megatron.*\(seq_divides_cp\)"
+    ):
         megatron_arg_dict(model, TrainingConfig(tp=8, cp=2, dp=1, global_batch=8, seq_len=4098))
     args = megatron_arg_dict(model, TrainingConfig(tp=8, cp=2, dp=1, global_batch=8, seq_len=4096))
     args["--seq-length"] = 4098  # a hand-edited argument list: the checker still catches it
@@ -395,3 +397,13 @@ def test_megatron_accepts_planned_args(model_id: str, cluster: str, framework: s
     plan = ap.solve(model_id, cluster, ap.Training(seq_len=4096, global_batch=256), options=options)
     verdict = _megatron_verdict(plan.model, plan.config, Cluster.parse(cluster), tmp_path)
     assert "MEGATRON-ACCEPTED" in verdict, f"{model_id} {framework}: {verdict}"
+
+
+@_MEGATRON_CHECK
+def test_megatron_accepts_all_to_all_context_parallelism(tmp_path: Path) -> None:
+    """`--cp-comm-type a2a` (TrainingConfig.cp_comm) passes Megatron's own argument checks."""
+    cfg = TrainingConfig(tp=2, cp=4, dp=1, global_batch=8, seq_len=32768, cp_comm="a2a")
+    verdict = _megatron_verdict(
+        load_model("meta-llama/Llama-3.1-8B"), cfg, Cluster.parse("1x8xH100"), tmp_path
+    )
+    assert "MEGATRON-ACCEPTED" in verdict, verdict

@@ -180,6 +180,25 @@ def test_context_parallel_chunks_run_shorter_kernels() -> None:
     assert attention_shape_factor(HOPPER, 128, 8192) < attention_shape_factor(HOPPER, 128, 131072)
 
 
+def test_all_to_all_context_parallelism_is_on_the_critical_path() -> None:
+    """cp_comm a2a (DeepSpeed-Ulysses, TE's A2A): Q, K, V and the output cross the cp group once
+    per forward pass and their gradients once backward, each rank sending its sequence shard of
+    every head but its own share, with nothing to hide behind; ring attention (p2p) at the same
+    layout hides its K/V passes behind the attention core on NVLink."""
+    llama = gpt_like_spec(1, 4096, 32, 32000, 32768, gated=True, bias=False, learned_positions=False)
+    cluster = Cluster.parse("1x8xH100")
+    ring = TrainingConfig(cp=8, seq_len=32768, global_batch=1)
+    a2a = ring.model_copy(update={"cp_comm": "a2a"})
+    layer = llama.layers[0]
+    assert layer_time_breakdown(llama, layer, cluster, ring, Recompute.NONE).cp_comm_s == 0.0
+    link = comm.all_to_all_link(cluster, 8)
+    shard = 32768 / 8 * 4096 * 2  # bf16 Q (or K, V, output) of the rank's tokens, all 32 heads
+    one_pass = 4 * comm.all_to_all_s(shard, 8, link)
+    for recompute, passes in ((Recompute.NONE, 2), (Recompute.FULL, 3)):
+        got = layer_time_breakdown(llama, layer, cluster, a2a, recompute).cp_comm_s
+        assert got == pytest.approx(passes * one_pass)
+
+
 # ----- the step's components and the cost to train ----------------------------------------------------------
 def test_components_add_up_to_the_step() -> None:
     model = gpt_like_spec(32, 4096, 32, 32000, 4096, gated=True, bias=False, learned_positions=False)

@@ -432,3 +432,53 @@ def test_the_memory_reason_names_an_allowed_layout() -> None:
     (memory,) = [r for r in info.value.reasons if r.startswith("memory:")]
     pp, zero = re.search(r"pp=(\d+),.*zero=(\w+)", memory).groups()  # type: ignore[union-attr]
     assert pp == "1" or zero in ("0", "1", "dist"), memory
+
+
+def test_deepspeed_runs_context_parallelism_as_ulysses() -> None:
+    """DeepSpeed has no ring attention: its cp is Ulysses (all-to-all over heads), without tensor or
+    pipeline parallelism, on heads cp divides. A DeepSpeed plan prices that exchange, and both its
+    artifacts say it; a Megatron plan's ring cp is not expressible as a ds_config."""
+    import autoparallel as ap
+    from autoparallel.frameworks.deepspeed import deepspeed_config
+
+    work = Training(seq_len=65536, global_batch=8)
+    model, cluster = load_model(LLAMA_8B), Cluster.parse("1x8xH100")
+    ds = TrainingOptions(framework="deepspeed", cp_values=(1, 2, 8))
+    space = build_space(model, cluster, work, ds)
+    assert {(s.tp, s.pp) for s in space.shapes if s.cp > 1} == {(1, 1)}
+    assert any("without tensor or pipeline parallelism" in r for r in space.excluded["cp_heads"])
+    plan = ap.solve(model, cluster, work, options=ds.model_copy(update={"cp_values": (8,)}))
+    assert plan.config.cp == 8 and plan.config.cp_comm == "a2a" and plan.perf.cp_comm_s > 0
+    assert isinstance(plan.deepspeed_config, dict)
+    assert any("UlyssesSPAttentionHF" in n for n in plan.deepspeed_notes)
+    assert "--cp-comm-type a2a" in " ".join(map(str, plan.megatron_args))
+    ring = ap.solve(model, cluster, work, options=TrainingOptions(cp_values=(8,)))
+    assert ring.config.cp_comm == "p2p"
+    with pytest.raises(InputError, match="DeepSpeed runs context parallelism only as Ulysses"):
+        deepspeed_config(model, ring.config, cluster=cluster)
+
+
+@pytest.mark.parametrize(
+    ("heads", "kv", "tp", "pp", "cp", "framework", "ok"),
+    [
+        (32, 8, 4, 1, 2, "megatron", True),  # TE: 8 and 2 heads per rank, both divisible by 2
+        (32, 8, 4, 1, 4, "megatron", False),  # 2 KV heads per rank over cp 4
+        (32, 8, 1, 1, 16, "deepspeed", True),  # Ulysses replicates 8 KV heads over 16 ranks
+        (40, 8, 1, 1, 16, "deepspeed", False),  # 40 query heads over 16
+        (32, 32, 2, 1, 2, "deepspeed", False),  # no Ulysses with tensor parallelism
+        (32, 32, 1, 2, 2, "deepspeed", False),  # nor with pipeline stages
+    ],
+)
+def test_cp_head_rules(heads: int, kv: int, tp: int, pp: int, cp: int, framework: str, ok: bool) -> None:
+    from autoparallel.memory.training import gpt_like_spec
+    from autoparallel.validation import cp_comm_problem
+
+    model = gpt_like_spec(4, heads * 128, heads, 32000, 8192, gated=True, bias=False, learned_positions=False)
+    layers = [
+        lay.model_copy(update={"attention": lay.attention.model_copy(update={"num_kv_heads": kv})})
+        for lay in model.layers
+    ]
+    model = model.model_copy(update={"layers": tuple(layers)})
+    problem = cp_comm_problem(model, tp, pp, cp, "a2a", framework)  # type: ignore[arg-type]
+    assert (problem is None) is ok, problem
+    assert cp_comm_problem(model, tp, pp, cp, "p2p", "megatron") is None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -29,7 +29,13 @@ from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.solvers.problem import Problem
-from autoparallel.validation import TrainingFramework, cp_attention_problem, framework_zero_stages
+from autoparallel.validation import (
+    TrainingFramework,
+    cp_attention_problem,
+    cp_comm_problem,
+    cp_sequence_problem,
+    framework_zero_stages,
+)
 
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU, Cluster
@@ -92,6 +98,12 @@ class TrainingOptions(_Frozen):
     with MoE layers (`validation.framework_zero_stages`), even stages and one recompute mode (the
     validator below); Megatron, no parameter offload (`_state_modes`). Both frameworks' artifacts
     are emitted either way."""
+
+    @property
+    def cp_comm(self) -> Literal["p2p", "a2a"]:
+        """How the plans' context-parallel ranks exchange (`TrainingConfig.cp_comm`): DeepSpeed's
+        Ulysses all-to-all, or Megatron-Core's default ring (p2p)."""
+        return "a2a" if self.framework == "deepspeed" else "p2p"
 
     @model_validator(mode="before")
     @classmethod
@@ -220,6 +232,7 @@ class TrainingSpace(Problem["Training", TrainingOptions]):
             pp=shape.pp,
             dp=shape.dp,
             cp=shape.cp,
+            cp_comm=self.options.cp_comm,
             ep=shape.ep,
             etp=None if shape.etp == shape.tp else shape.etp,
             micro_batch=micro,
@@ -281,12 +294,8 @@ def _cp_domain(seq_len: int, gpu: GPU, opts: TrainingOptions, out: dict[str, lis
         cand = tuple(1 << k for k in range(8) if seq_len >> k >= opts.min_tokens_per_cp_rank or k == 0)
     keep = []
     for cp in sorted(set(cand)):
-        # Megatron's load-balanced ring attention cuts each sequence into 2·cp chunks
-        # (megatron/core/utils.py get_batch_on_this_cp_rank).
-        if cp > 1 and seq_len % (2 * cp):
-            out.setdefault("cp_divides_sequence", []).append(
-                f"cp={cp}: sequence length {seq_len} is not divisible by 2·cp={2 * cp}"
-            )
+        if (problem := cp_sequence_problem(seq_len, cp, opts.framework)) is not None:
+            out.setdefault("cp_divides_sequence", []).append(problem)
             continue
         if (problem := cp_attention_problem(cp, gpu)) is not None:
             out.setdefault("cp_needs_fused_attention", []).append(problem)
@@ -369,6 +378,11 @@ def build_space(
             for pp in pps:
                 for cp in cps:
                     if w % (tp * pp * cp):
+                        continue
+                    if (
+                        problem := cp_comm_problem(model, tp, pp, cp, options.cp_comm, options.framework)
+                    ) is not None:
+                        out.setdefault("cp_heads", []).append(problem)
                         continue
                     dp = w // (tp * pp * cp)
                     for ep in eps:
