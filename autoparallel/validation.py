@@ -42,6 +42,7 @@ __all__ = [
     "require_training_job",
     "serving_problems",
     "training_problems",
+    "zero_stage_problem",
 ]
 
 
@@ -57,15 +58,40 @@ TrainingFramework = Literal["megatron", "deepspeed"]
 
 
 def framework_zero_stages(framework: TrainingFramework, model: ModelSpec) -> tuple[ZeroStage, ...]:
-    """The sharding modes `framework` initializes for `model`. Megatron: all (ZeRO-3 is Megatron-FSDP,
-    MoE layers included). DeepSpeed: none of stage 3 for a model with MoE layers, whose engine refuses
-    its own MoE layers (`deepspeed.moe.layer.MoE`, which Megatron-DeepSpeed builds for every expert
-    layer) under ZeRO-3 (deepspeed/runtime/engine.py `_validate_zero3_moe_compatibility`: "Native
-    DeepSpeed MoE is not supported with ZeRO Stage 3. Use AutoEP or choose ZeRO stage 1/2."; AutoEP
-    replaces a Hugging Face model's MoE blocks and is not what a ds_config sets up)."""
-    if framework == "deepspeed" and model.is_moe:
-        return tuple(z for z in ZeroStage if z is not ZeroStage.PARAMETERS)
-    return tuple(ZeroStage)
+    """The sharding modes `framework` runs for `model`, each as priced (`zero_stage_problem` says why
+    the others are not).
+
+    - Megatron: its distributed optimizer ("dist") and Megatron-FSDP (2, 3). Under bf16 Megatron
+      accumulates and reduces gradients in an fp32 `main_grad` buffer whatever the sharding
+      (megatron/training/arguments.py: "bfloat16 requires gradient accumulation and all-reduce to be
+      done in fp32", `accumulate_allreduce_grads_in_fp32`). ZeRO 0 / 1 with gradients in bf16 ("0",
+      "1") need `--grad-reduce-in-bf16`, which changes the numerics Megatron chose, so plans keep to
+      its default; an `evaluate`d "0" or "1" emits the flag. Plain DDP in fp32 would never be lighter
+      or faster than "dist" (the same gradient traffic as a reduce-scatter plus an all-gather,
+      Rajbhandari et al. §5).
+    - DeepSpeed: ZeRO 0-3, gradients in the model's dtype (`data_types.grad_accum_dtype` defaults to
+      it, engine.py `get_data_types`); "dist" is Megatron's. None of stage 3 for a model with MoE
+      layers, whose engine refuses its own MoE layers (`deepspeed.moe.layer.MoE`, which
+      Megatron-DeepSpeed builds for every expert layer) under ZeRO-3
+      (deepspeed/runtime/engine.py `_validate_zero3_moe_compatibility`: "Native DeepSpeed MoE is not
+      supported with ZeRO Stage 3. Use AutoEP or choose ZeRO stage 1/2."; AutoEP replaces a Hugging
+      Face model's MoE blocks and is not what a ds_config sets up)."""
+    return tuple(z for z in ZeroStage if zero_stage_problem(framework, model, z) is None)
+
+
+def zero_stage_problem(framework: TrainingFramework, model: ModelSpec, zero: ZeroStage) -> str | None:
+    """Why `framework` does not run sharding mode `zero` for `model` as priced (None: it does);
+    `framework_zero_stages` has the sources."""
+    if framework == "megatron" and zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER):
+        return (
+            f"zero={zero.value}: its bf16 gradients run in Megatron only with --grad-reduce-in-bf16 (what "
+            "`evaluate` emits for it); plans keep Megatron's fp32 main_grad (zero=dist, or FSDP)"
+        )
+    if framework == "deepspeed" and zero is ZeroStage.DISTRIBUTED_OPTIMIZER:
+        return "zero=dist: Megatron's distributed optimizer; DeepSpeed's ZeRO-1 is zero=1"
+    if framework == "deepspeed" and zero is ZeroStage.PARAMETERS and model.is_moe:
+        return f"zero=3: DeepSpeed refuses its MoE layers ({model.num_experts} routed experts) under ZeRO-3"
+    return None
 
 
 def cp_sequence_problem(seq_len: int, cp: int, framework: TrainingFramework = "megatron") -> str | None:
@@ -234,6 +260,14 @@ def training_problems(
             )
     elif config.vp > 1 and (config.pp == 1 or min(stages) < config.vp):
         out.append(f"vp={config.vp}: needs pp > 1 and at least vp layers on every stage (vp_fits_stages)")
+    elif config.vp > 1 and config.grad_accum % config.pp:
+        # megatron/core/pipeline_parallel/schedules.py (interleaved 1F1B): micro-batches run in groups of
+        # microbatch_group_size_per_vp_stage (default pp); fewer than one group is a ValueError, a last
+        # group short of pp a RuntimeError ("dependency bubbles").
+        out.append(
+            f"vp={config.vp}: the interleaved schedule runs micro-batches in groups of pp={config.pp}; "
+            f"grad-accum {config.grad_accum} is not a multiple of it (vp_microbatch_groups)"
+        )
     if config.stage_recompute is not None and len(config.stage_recompute) != config.pp:
         out.append(
             f"stage_recompute has {len(config.stage_recompute)} entries: needs one per pipeline stage, "

@@ -8,6 +8,7 @@ from autoparallel.errors import InputError
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
+    from autoparallel.models.spec import ModelSpec
 
 
 def node_shape(world_size: int, cluster: Cluster) -> tuple[int, int]:
@@ -49,3 +50,15 @@ def effective_precision(precision: str, cluster: Cluster | None) -> str:
     if precision == "bf16" and not cluster.gpu.bf16_native:
         return "fp16"
     return precision
+
+
+def vision_tower_note(model: ModelSpec) -> str | None:
+    """What a training plan of a multimodal model leaves out (None: a text model): the training
+    memory and step time model the decoder stack alone."""
+    if model.vision_params <= 0:
+        return None
+    return (
+        f"the vision tower ({model.vision_params / 1e9:.2f}B parameters) is outside the plan: memory and "
+        "step time cover the language model; freeze it, or add its weights, gradients and optimizer "
+        "states to the first stage."
+    )

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 from autoparallel.configs import Recompute, ZeroStage, even_split
 from autoparallel.errors import InputError
-from autoparallel.frameworks._common import effective_precision, node_shape
-from autoparallel.validation import framework_zero_stages, require_training
+from autoparallel.frameworks._common import effective_precision, node_shape, vision_tower_note
+from autoparallel.validation import require_training, zero_stage_problem
 
 if TYPE_CHECKING:
     from autoparallel.configs import TrainingConfig
@@ -126,11 +126,17 @@ def deepspeed_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
             "deepspeed.runtime.sequence_parallel.UlyssesSPAttentionHF (the ds_config has no key for it)."
         )
     if model.is_moe:
+        # DeepSpeed's MoE keeps whole experts on every tensor-parallel rank unless asked to split them
+        # (deepspeed/moe/layer.py: enable_expert_tensor_parallelism=False by default).
+        etp = config.tp if config.etp is None else config.etp
+        split = ", enable_expert_tensor_parallelism=True" if etp > 1 else ""
         notes.append(
-            f"experts: deepspeed.moe.layer.MoE(num_experts={model.num_experts}, ep_size={config.ep}) in the "
-            "model code, with the MoE parameter groups DeepSpeed's optimizer needs "
+            f"experts: deepspeed.moe.layer.MoE(num_experts={model.num_experts}, ep_size={config.ep}{split}) "
+            "in the model code, with the MoE parameter groups DeepSpeed's optimizer needs "
             "(split_params_into_different_moe_groups_for_optimizer)."
         )
+    if (vision := vision_tower_note(model)) is not None:
+        notes.append(vision)
     if config.precision == "fp8":
         notes.append("FP8 GEMMs come from Transformer Engine layers in the model code (no ds_config key).")
     return notes
@@ -228,7 +234,11 @@ def _validate(
             "(deepspeed/runtime/pipe/engine.py: 'ZeRO-2 and ZeRO-3 are incompatible with pipeline "
             "parallelism')"
         )
-    if model is not None and config.zero not in framework_zero_stages("deepspeed", model):
+    if (
+        model is not None
+        and config.zero is ZeroStage.PARAMETERS
+        and zero_stage_problem("deepspeed", model, config.zero)
+    ):
         raise InputError(
             f"ZeRO stage {stage} with {model.num_experts} routed experts: DeepSpeed's engine refuses its MoE "
             "layers under ZeRO-3 (deepspeed/runtime/engine.py: 'Native DeepSpeed MoE is not supported with "

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from autoparallel.configs import Recompute, ZeroStage
 from autoparallel.errors import InputError
-from autoparallel.frameworks._common import effective_precision, node_shape
+from autoparallel.frameworks._common import effective_precision, node_shape, vision_tower_note
 from autoparallel.frameworks._megatron_model import architecture_args
 from autoparallel.models.spec import AttentionKind
 from autoparallel.validation import require_training
@@ -122,6 +122,8 @@ def megatron_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
         )
     if config.offload_params:
         notes.append("offload_params has no Megatron-Core equivalent; parameters stay on the GPU.")
+    if (vision := vision_tower_note(model)) is not None:
+        notes.append(vision)
     kinds = {layer.attention.kind for layer in model.layers}
     if AttentionKind.LINEAR in kinds:
         notes.append(
@@ -292,7 +294,9 @@ def _recompute_args(model: ModelSpec, config: TrainingConfig) -> ArgDict:
         return {
             "--recompute-granularity": "full",
             "--recompute-method": "block",
-            "--recompute-num-layers": max(1, n // config.vp),
+            # Per model chunk (vp of them per stage): the largest chunk of a fully recomputed stage
+            # holds ceil(n / vp) layers, all of which the plan prices as recomputed.
+            "--recompute-num-layers": -(-n // config.vp),
         }
     if Recompute.SELECTIVE in modes:
         return {"--recompute-granularity": "selective"}
@@ -308,6 +312,11 @@ def _optimizer_args(config: TrainingConfig) -> ArgDict:
     args: ArgDict = {}
     if config.zero in (ZeroStage.OPTIMIZER, ZeroStage.DISTRIBUTED_OPTIMIZER):
         args["--use-distributed-optimizer"] = True
+    if config.zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and config.precision != "fp16":
+        # ZeRO 0 / 1 are priced with gradients in the model's dtype (DeepSpeed's default); under bf16
+        # Megatron keeps an fp32 main_grad buffer unless told otherwise (arguments.py
+        # `accumulate_allreduce_grads_in_fp32`), which zero=dist prices.
+        args["--grad-reduce-in-bf16"] = True
     elif config.zero in _SHARDING:
         args["--use-megatron-fsdp"] = True
         args["--use-distributed-optimizer"] = True  # Megatron-FSDP v1 requires it

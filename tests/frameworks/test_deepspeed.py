@@ -313,10 +313,12 @@ def test_notes_say_what_the_script_builds_beside_the_ds_config() -> None:
     for part in (
         "tensor-parallel groups of 2",
         "PipelineModule of 2 stages",
-        "MoE(num_experts=128, ep_size=4)",
+        "MoE(num_experts=128, ep_size=4, enable_expert_tensor_parallelism=True)",  # experts split over tp
         "Transformer Engine",
     ):
         assert part in notes
+    whole = " ".join(deepspeed_notes(load_model("Qwen/Qwen3-30B-A3B"), moe.model_copy(update={"etp": 1})))
+    assert "MoE(num_experts=128, ep_size=4) " in whole
     ulysses = TrainingConfig(cp=4, dp=2, global_batch=8, cp_comm="a2a")
     assert "UlyssesSPAttentionHF" in " ".join(deepspeed_notes(load_model(LLAMA_8B), ulysses))
     uneven = TrainingConfig(pp=2, dp=4, global_batch=8, layers_per_stage=(39, 41))

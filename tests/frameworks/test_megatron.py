@@ -407,3 +407,57 @@ def test_megatron_accepts_all_to_all_context_parallelism(tmp_path: Path) -> None
         load_model("meta-llama/Llama-3.1-8B"), cfg, Cluster.parse("1x8xH100"), tmp_path
     )
     assert "MEGATRON-ACCEPTED" in verdict, verdict
+
+
+def test_zero_0_and_1_reduce_gradients_in_bf16_as_priced() -> None:
+    """ZeRO 0 / 1 are priced with bf16 gradients; under bf16 Megatron keeps an fp32 main_grad buffer
+    (2 bytes more per parameter) unless `--grad-reduce-in-bf16`: a Llama-3.1-405B plan at ZeRO-1 on
+    32x8xH200 fitted with 1.4 GiB to spare and needed 49 GiB more as emitted."""
+    model = load_model(LLAMA_70B)
+    for zero, dist in ((ZeroStage.NONE, False), (ZeroStage.OPTIMIZER, True)):
+        args = megatron_arg_dict(model, TrainingConfig(tp=8, dp=2, zero=zero, global_batch=8))
+        assert args["--grad-reduce-in-bf16"] is True and ("--use-distributed-optimizer" in args) is dist
+    for zero in (ZeroStage.DISTRIBUTED_OPTIMIZER, ZeroStage.PARAMETERS):
+        args = megatron_arg_dict(model, TrainingConfig(tp=8, dp=2, zero=zero, global_batch=8))
+        assert "--grad-reduce-in-bf16" not in args
+
+
+def test_interleaved_schedule_needs_whole_microbatch_groups() -> None:
+    """Megatron's interleaved 1F1B runs micro-batches in groups of pp: grad-accum 6 at pp 4 is a
+    RuntimeError at the first step (schedules.py), and was emitted."""
+    model = load_model(LLAMA_70B)
+    cfg = TrainingConfig(tp=8, pp=4, dp=2, vp=2, global_batch=12, recompute=Recompute.FULL)
+    with pytest.raises(InputError, match=r"grad-accum 6 is not a multiple of it \(vp_microbatch_groups\)"):
+        megatron_arg_dict(model, cfg)
+    whole = megatron_arg_dict(model, cfg.model_copy(update={"global_batch": 16}))
+    assert whole["--num-layers-per-virtual-pipeline-stage"] == 10
+
+
+def test_block_recompute_covers_the_largest_model_chunk() -> None:
+    """A fully recomputed stage of 22 layers in 3 model chunks has a chunk of 8: --recompute-num-layers
+    counts per chunk, so 22 // 3 = 7 kept one layer's activations the plan priced as recomputed."""
+    cfg = TrainingConfig(
+        tp=8,
+        pp=4,
+        vp=3,
+        dp=2,
+        global_batch=64,
+        layers_per_stage=(22, 20, 19, 19),
+        stage_recompute=(Recompute.FULL, Recompute.NONE, Recompute.NONE, Recompute.NONE),
+    )
+    assert megatron_arg_dict(load_model(LLAMA_70B), cfg)["--recompute-num-layers"] == 8
+
+
+def test_a_vision_tower_outside_the_plan_is_said() -> None:
+    cfg = TrainingConfig(tp=8, dp=1, global_batch=8)
+    notes = " ".join(megatron_notes(load_model("meta-llama/Llama-3.2-11B-Vision"), cfg))
+    assert "vision tower (0.90B parameters) is outside the plan" in notes
+    assert "vision tower" not in " ".join(megatron_notes(load_model(LLAMA_70B), cfg))
+
+
+@_MEGATRON_CHECK
+def test_megatron_accepts_bf16_gradient_reduction(tmp_path: Path) -> None:
+    """`--grad-reduce-in-bf16` (ZeRO 0 / 1 as priced) passes Megatron's own argument checks."""
+    cfg = TrainingConfig(tp=8, dp=1, global_batch=8, zero=ZeroStage.OPTIMIZER)
+    verdict = _megatron_verdict(load_model(LLAMA_70B), cfg, Cluster.parse("1x8xH100"), tmp_path)
+    assert "MEGATRON-ACCEPTED" in verdict, verdict

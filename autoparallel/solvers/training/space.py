@@ -35,6 +35,7 @@ from autoparallel.validation import (
     cp_comm_problem,
     cp_sequence_problem,
     framework_zero_stages,
+    zero_stage_problem,
 )
 
 if TYPE_CHECKING:
@@ -328,16 +329,17 @@ def _state_modes(model: ModelSpec, opts: TrainingOptions, out: dict[str, list[st
     runs = framework_zero_stages(opts.framework, model)
     for zero in dict.fromkeys(z for z in opts.zero_stages if z not in runs):
         out.setdefault("framework_zero_stages", []).append(
-            f"zero={zero.value}: {opts.framework} does not run it with {model.num_experts} routed experts"
+            zero_stage_problem(opts.framework, model, zero) or f"zero={zero.value}"
         )
     modes = []
     for zero in dict.fromkeys(z for z in opts.zero_stages if z in runs):
         modes.append(StateMode(zero=zero))
-        if not opts.offload or zero in (ZeroStage.NONE, ZeroStage.DISTRIBUTED_OPTIMIZER):
+        if not opts.offload or zero is ZeroStage.NONE:
             continue
-        # ZeRO-Offload: optimizer offload with ZeRO 1-3; parameter offload with ZeRO-3 only
-        # (DeepSpeed docs, "offload_optimizer" / "offload_param"), and only under DeepSpeed:
-        # Megatron-Core offloads optimizer states alone (megatron/core/optimizer/cpu_offloading).
+        # ZeRO-Offload: optimizer offload with ZeRO 1-3 (DeepSpeed) or the distributed optimizer
+        # (Megatron-Core's --optimizer-cpu-offload); parameter offload with ZeRO-3 only (DeepSpeed docs,
+        # "offload_optimizer" / "offload_param"), and only under DeepSpeed: Megatron-Core offloads
+        # optimizer states alone (megatron/core/optimizer/cpu_offloading).
         modes.append(StateMode(zero=zero, offload_optimizer=True))
         if zero is ZeroStage.PARAMETERS and opts.framework == "deepspeed":
             modes.append(StateMode(zero=zero, offload_params=True))
