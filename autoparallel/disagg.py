@@ -39,27 +39,116 @@ class Comparison:
     """Why the winner wins, or why disaggregation was not compared."""
     launch: dict[str, Any] | None = None
     """The disaggregated deployment's launch lines (`disagg_launch.pd_launch`)."""
+    request_rate: float | None = None
+    """The workload's request rate (None: as much as the GPUs give)."""
+
+    @property
+    def unmet_rps(self) -> float:
+        """Requests/s of the rate the recommended deployment cannot carry (0 without a rate)."""
+        if self.request_rate is None:
+            return 0.0
+        return max(self.request_rate - _capacity_rps(self.aggregated, self.disaggregated, self.mode), 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        """{deployment: {mode, prefill[], decode[]}, comparison: {aggregated, disaggregated, winner, why}}."""
-        d = self.disaggregated
+        """{deployment: the recommended deployment, comparison: {aggregated, disaggregated, winner, why}}.
+
+        The deployment holds its own figures only: `mode`; an aggregated one is `FleetPlan.deployment_dict`
+        (engines[], models[], totals, objective, solver); a disaggregated one has `prefill[]` / `decode[]`
+        (each engine's figures and, under `vllm`, every replica's host, port, env and NIXL `vllm serve`
+        lines), the `proxy` line that pairs them, its `notes`, its own totals, objective and solver. The
+        other mode's engine lists are empty."""
         return {
-            "deployment": {
-                "mode": self.mode,
-                "prefill": [_role_dict(e) for e in d.prefill]
-                if d is not None and self.mode == "disaggregated"
-                else [],
-                "decode": [_role_dict(e) for e in d.decode]
-                if d is not None and self.mode == "disaggregated"
-                else [],
-            },
+            "deployment": self.deployment_dict(),
             "comparison": {
                 "aggregated": _agg_summary(self.aggregated),
-                "disaggregated": _disagg_summary(d),
+                "disaggregated": _disagg_summary(self.disaggregated),
                 "winner": self.mode,
                 "why": self.why,
             },
         }
+
+    def deployment_dict(self) -> dict[str, Any]:
+        """The recommended deployment (`to_dict`)."""
+        if self.mode == "aggregated":
+            assert self.aggregated is not None
+            return {"mode": "aggregated", **self.aggregated.deployment_dict(), "prefill": [], "decode": []}
+        d, launch = self.disaggregated, self.launch
+        assert d is not None and launch is not None
+        summary = _disagg_summary(d)
+        assert summary is not None
+
+        def engines(role: str) -> list[dict[str, Any]]:
+            return [
+                {**_role_dict(e), "vllm": {k: v for k, v in lines.items() if k != "role"}}
+                for e, lines in zip(getattr(d, role), launch[role], strict=True)
+            ]
+
+        return {
+            "mode": "disaggregated",
+            "cluster": d.cluster,
+            "engines": [],
+            "prefill": engines("prefill"),
+            "decode": engines("decode"),
+            "proxy": launch["proxy"],
+            "notes": launch["notes"],
+            **{k: v for k, v in summary.items() if k not in ("solver_status", "wall_s")},
+            "capacity_rps": d.capacity_rps,
+            "served_rps": d.served_rps,
+            "unmet_rps": self.unmet_rps,
+            "gpus_idle": d.gpus_idle,
+            "usd_per_hour": d.usd_per_hour,
+            "objective": d.objective,
+            "solver": d.solver.model_dump(mode="json"),
+        }
+
+    def to_yaml(self) -> str:
+        """The plan file of the recommended deployment: an aggregated one's is `FleetPlan.to_yaml`; a
+        disaggregated one's has `mode: disaggregated`, `prefill` and `decode` engines (each replica's
+        pool, nodes, GPUs, host, port, env and NIXL lines) and the `proxy` line, and no `engines` key,
+        so that a launcher of aggregated plan files stops there rather than start prefill and decode
+        engines as plain ones."""
+        if self.mode == "aggregated":
+            assert self.aggregated is not None
+            return self.aggregated.to_yaml()
+        from autoparallel.fleet import plan_yaml
+
+        d = self.deployment_dict()
+
+        def engine(e: dict[str, Any]) -> dict[str, Any]:
+            lines = e["vllm"]
+            return {
+                "model": e["model"],
+                "engine": "vllm",
+                "kv_role": lines["kv_role"],
+                **{k: e[k] for k in ("tp", "pp", "ep", "dp", "capacity_rps", "load_rps")},
+                "replicas": [
+                    {
+                        "pool": e["pool"],
+                        "gpu": e["gpu"],
+                        "nodes": p["nodes"],
+                        "gpu_ids": p["gpu_ids"],
+                        "host": r["host"],
+                        "port": r["port"],
+                        "env": r["env"],
+                        "commands": r["commands"],
+                    }
+                    for p, r in zip(e["placement"], lines["replicas"], strict=True)
+                ],
+            }
+
+        doc = {
+            "cluster": d["cluster"],
+            "objective": d["objective"],
+            "mode": "disaggregated",
+            "ratio": d["ratio"],
+            "prefill": [engine(e) for e in d["prefill"]],
+            "decode": [engine(e) for e in d["decode"]],
+            "proxy": d["proxy"],
+            "notes": d["notes"],
+            "usd_per_hour": d["usd_per_hour"],
+            "solver_status": d["solver"]["status"],
+        }
+        return plan_yaml(doc)
 
     def explain(self) -> str:
         """Side by side: tokens/s/GPU, TTFT, TPOT, $/M tokens, GPUs; then the verdict."""
@@ -85,15 +174,23 @@ class Comparison:
         lines += ["  " + "  ".join(c.ljust(width[i]) for i, c in enumerate(r)).rstrip() for r in rows]
         lines.append(f"  -> {self.mode}: {self.why}")
         if self.mode == "disaggregated" and self.launch is not None:
-            lines.append("Launch (first replica of each engine; --json for all):")
+            lines.append("Launch (first replica of each engine; --json or --plan-file for all):")
             for role in ("prefill", "decode"):
                 for engine in self.launch[role]:
                     r = engine["replicas"][0]
                     env = " ".join(f"{k}={v}" for k, v in r["env"].items())
                     for node in r["commands"]:
                         lines += [f"  [{role} {r['host']}] {env} {line}" for line in node]
-            lines.append(f"  [router] {self.launch['router']}")
+            lines.append(f"  [proxy] {self.launch['proxy']}")
+            lines += [f"  note: {n}" for n in self.launch["notes"]]
         return "\n".join(lines)
+
+
+def _capacity_rps(aggregated: FleetPlan | None, disaggregated: Any, mode: str) -> float:
+    """Requests/s the deployment of `mode` carries at its SLOs (0: none)."""
+    if mode == "disaggregated":
+        return float(disaggregated.capacity_rps) if disaggregated is not None else 0.0
+    return float(aggregated.deployment.models[0].capacity_rps) if aggregated is not None else 0.0
 
 
 def _role_dict(e: Any) -> dict[str, Any]:
@@ -205,6 +302,7 @@ def compare_disagg(
     settings = settings or SolverSettings()
     deadline = settings.deadline()
     models = fleet_of_one(model, workload)
+    rate = workload.request_rate
     agg_error = "no aggregated deployment meets the SLOs"
     if aggregated is None:
         try:
@@ -220,7 +318,7 @@ def compare_disagg(
     if mode == "off":
         if aggregated is None:
             raise InfeasibleError(agg_error)
-        return Comparison("aggregated", aggregated, None, "--disagg off")
+        return Comparison("aggregated", aggregated, None, "--disagg off", request_rate=rate)
     rs = build_role_space(models, cluster, options, deadline=deadline)
     smallest = _smallest_engine(rs.space, aggregated)
     too_small = smallest is not None and cluster.world_size < 2 * smallest
@@ -231,7 +329,7 @@ def compare_disagg(
         )
         if mode == "on" or aggregated is None:
             raise InfeasibleError(why if mode == "on" else agg_error)
-        return Comparison("aggregated", aggregated, None, why)
+        return Comparison("aggregated", aggregated, None, why, request_rate=rate)
     ttft_gap = ttft_below_transfer(rs, workload, cluster)
     try:
         disaggregated = solve_roles(rs, objective, settings, deadline=deadline)
@@ -239,14 +337,14 @@ def compare_disagg(
         reason = ttft_gap or str(exc)
         if mode == "on" or aggregated is None:
             raise InfeasibleError(reason if mode == "on" else agg_error) from None
-        return Comparison("aggregated", aggregated, None, f"no disaggregated deployment: {reason}")
+        why = f"no disaggregated deployment: {reason}"
+        return Comparison("aggregated", aggregated, None, why, request_rate=rate)
     from autoparallel.disagg_launch import pd_launch
 
     launch = pd_launch(disaggregated, cluster, models[0].model)
     if aggregated is None:
-        return Comparison(
-            "disaggregated", None, disaggregated, f"no aggregated deployment: {agg_error}", launch
-        )
+        why = f"no aggregated deployment: {agg_error}"
+        return Comparison("disaggregated", None, disaggregated, why, launch, rate)
     verdict = _verdict(aggregated, disaggregated, workload)
     if mode == "on" and verdict.mode == "aggregated":
         verdict = dataclasses.replace(
@@ -254,7 +352,7 @@ def compare_disagg(
             mode="disaggregated",
             why=f"required by --disagg on, though aggregated would win: {verdict.why}",
         )
-    return dataclasses.replace(verdict, launch=launch)
+    return dataclasses.replace(verdict, launch=launch, request_rate=rate)
 
 
 def _smallest_engine(space: Any, aggregated: FleetPlan | None) -> int | None:
@@ -265,9 +363,23 @@ def _smallest_engine(space: Any, aggregated: FleetPlan | None) -> int | None:
 
 
 def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving) -> Comparison:
+    """The deployment that serves the workload's rate when only one does (the rate is a demand, as in
+    `plan`); else more goodput tokens/s per GPU, ties to lower $/M tokens."""
     a = _agg_summary(aggregated)
     assert a is not None
     d = disaggregated
+    rate = workload.request_rate
+    carried = {m: _capacity_rps(aggregated, d, m) for m in ("aggregated", "disaggregated")}
+    serves = {m: rate is None or c >= rate * (1 - 1e-9) for m, c in carried.items()}
+    if serves["aggregated"] != serves["disaggregated"]:
+        win = "aggregated" if serves["aggregated"] else "disaggregated"
+        lose = "disaggregated" if win == "aggregated" else "aggregated"
+        layout = (a if win == "aggregated" else _disagg_summary(d) or {})["layout"]
+        why = (
+            f"only the {win} deployment serves {rate:g} req/s ({layout}: {carried[win]:.2f} req/s at the "
+            f"SLOs); the {lose} one carries {carried[lose]:.2f} req/s at most"
+        )
+        return Comparison(win, aggregated, d, why)
     ta, td = a["tokens_per_s_per_gpu"], d.tokens_per_s_per_gpu
     wins = td > ta * (1 + 1e-9) or (
         math.isclose(td, ta) and d.usd_per_million_tokens < a["usd_per_million_tokens"]

@@ -10,7 +10,9 @@ envs.py, tests/v1/kv_connector/nixl_integration/toy_proxy_server.py):
   id, so the per-rank ports of engines on one node never overlap;
 - the proxy (vLLM's toy proxy, a test script of vLLM's repository, not part of the wheel): `--port`,
   `--prefiller-hosts/--prefiller-ports`, `--decoder-hosts/--decoder-ports`; it sends every request
-  to a prefiller (max_tokens=1), then its KV transfer parameters to a decoder, round robin.
+  to a prefiller (max_tokens=1), then its KV transfer parameters to a decoder, round robin over each
+  list, whatever the engines' capacities; so the planner prices each of a role's n replicas at 1/n
+  of the rate (`space.round_robin_milli_rps`).
 Hosts are placeholders `${POOL<p>_NODE<n>_IP}` the user fills in.
 """
 
@@ -98,17 +100,20 @@ def proxy_line(prefill: list[dict[str, Any]], decode: list[dict[str, Any]]) -> s
 
 
 def pd_launch(deployment: Any, cluster: Cluster, spec: ModelSpec) -> dict[str, Any]:
-    """{prefill: [per engine], decode: [per engine], router: line, notes} of a DisaggDeployment."""
+    """{prefill: [per engine], decode: [per engine], proxy: line, notes} of a DisaggDeployment."""
     prefill = [engine_launch(e, cluster, spec) for e in deployment.prefill]
     decode = [engine_launch(e, cluster, spec) for e in deployment.decode]
+    n_p, n_d = (sum(e.replicas for e in side) for side in (deployment.prefill, deployment.decode))
     return {
         "prefill": prefill,
         "decode": decode,
-        "router": proxy_line(prefill, decode),
+        "proxy": proxy_line(prefill, decode),
         "notes": [
             "install NIXL beside vLLM on every node (vLLM's kv_connectors requirements)",
-            f"the proxy is {PROXY_SCRIPT} from vLLM's source tree; it alternates prefill and decode "
-            "engines round robin, which matches the plan when engines of a role are equal",
+            f"the proxy is {PROXY_SCRIPT} from vLLM's source tree; it deals requests round robin, "
+            f"whatever the engines' capacities: each prefill replica gets 1/{n_p} of them "
+            f"({deployment.served_rps / n_p:.2f} req/s) and each decode replica 1/{n_d} "
+            f"({deployment.served_rps / n_d:.2f} req/s), the load the plan prices each at",
             "fill in the ${POOL<p>_NODE<n>_IP} addresses; prefill and decode nodes must reach each "
             "other's NIXL side-channel ports",
         ],

@@ -288,8 +288,15 @@ class FleetPlan(BaseModel):
             }
         )
 
+    def deployment_dict(self) -> dict[str, Any]:
+        """The deployment section of a single-model plan's JSON: `to_dict()`'s deployment with its
+        objective and solver."""
+        d = self.to_dict()
+        return {**d["deployment"], "objective": d["objective"], "solver": d["solver"]}
+
     def to_yaml(self) -> str:
-        """A plan file a launcher can read: per engine and replica, pool, nodes, GPUs, port, lines."""
+        """A plan file a launcher can read: `mode: aggregated`, and per engine and replica, pool, nodes,
+        GPUs, port, lines (a disaggregated deployment's plan file: `disagg.Comparison.to_yaml`)."""
         d = self.to_dict()
         engines = []
         for e in d["deployment"]["engines"]:
@@ -332,11 +339,12 @@ class FleetPlan(BaseModel):
         doc = {
             "cluster": d["cluster"],
             "objective": d["objective"],
+            "mode": "aggregated",
             "engines": engines,
             "usd_per_hour": d["deployment"]["usd_per_hour"],
             "solver_status": d["solver"]["status"],
         }
-        return yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False)
+        return plan_yaml(doc)
 
     def explain(self) -> str:
         """A readable report: engines per pool, per-model service, GPUs, $ and the solver's status."""
@@ -391,6 +399,11 @@ class _PlainDumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+
+def plan_yaml(doc: dict[str, Any]) -> str:
+    """A plan file's text: safe YAML, keys in the order given, no anchors."""
+    return yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False)
 
 
 def _round(value: Any, digits: int = 4) -> Any:

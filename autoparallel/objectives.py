@@ -169,6 +169,19 @@ def parse_objective(objective: object, kind: Kind) -> Chain:
     )
 
 
+def deployment_objective(name: str | None, has_rate: bool) -> str | None:
+    """The deployment planner's objective for a serving objective name (`plan --objective`, a sweep
+    scenario's `objective`), for the sections and rows that plan a deployment of the same request:
+    cost is $/hour at the rate ($ per million tokens without one); ttft / tpot / headroom (memory) /
+    mfu are single-engine objectives, so the deployment takes its default (None: goodput with a rate,
+    throughput without); the rest are deployment objectives already."""
+    if name in (None, "ttft", "tpot", "headroom", "memory", "mfu"):
+        return None
+    if name == "cost":
+        return "cost" if has_rate else "cost_per_mtok"
+    return ALIASES.get(name, name)
+
+
 def label(chain: Chain) -> str:
     """`throughput>tpot` for a chain, `throughput=1,ttft=0.5` for weights."""
     if isinstance(chain, dict):

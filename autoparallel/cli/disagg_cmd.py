@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from autoparallel.errors import InfeasibleError, SolverTimeoutError
+from autoparallel.objectives import deployment_objective
 
 if TYPE_CHECKING:
     from autoparallel.disagg import Comparison
@@ -38,7 +39,8 @@ def comparison(
     limit leaves; None: nothing left, said on stderr); None with --disagg off.
 
     Raises:
-        InfeasibleError: --disagg on and no disaggregated deployment exists (with numbers).
+        InfeasibleError: --disagg on and no disaggregated deployment exists, or none carries the
+            request rate (with numbers).
     """
     from autoparallel import disagg
     from autoparallel.cli import fleet_cmd
@@ -49,13 +51,14 @@ def comparison(
         print(f"note: no disaggregation comparison: {fleet_cmd.SPENT}", file=sys.stderr)
         return None
     try:
-        return disagg.compare_disagg(
+        comp = disagg.compare_disagg(
             model_id or args.model,
             workload,
             fleet_cmd.cluster_of(args),
             mode=args.disagg or "auto",
-            objective=fleet_cmd.fleet_objective(args.objective, workload.request_rate is not None),
+            objective=deployment_objective(args.objective, workload.request_rate is not None),
             settings=settings,
+            options=fleet_cmd.serving_options(args),
             aggregated=whole,
         )
     except InfeasibleError:
@@ -67,6 +70,14 @@ def comparison(
             raise
         print(f"note: no disaggregation comparison: {exc}", file=sys.stderr)
         return None
+    if args.disagg == "on" and comp.unmet_rps > 0:  # a rate is a demand, as the plan's own
+        d = comp.disaggregated
+        raise InfeasibleError(
+            f"--disagg on: no disaggregated deployment of {model_id or args.model} carries "
+            f"{workload.request_rate:g} req/s at the SLOs; the best ({d.ratio}, {d.capacity_rps:.2f} req/s, "
+            f"bound by {d.bound}) falls {comp.unmet_rps:.2f} req/s short"
+        )
+    return comp
 
 
 def required(args: argparse.Namespace, workload: Any, settings: SolverSettings) -> Comparison | None:
@@ -82,7 +93,6 @@ def required(args: argparse.Namespace, workload: Any, settings: SolverSettings) 
 
 
 def merge_json(payload: dict[str, Any], comp: Comparison) -> None:
-    """deployment.mode / prefill[] / decode[] into the plan's deployment section; comparison beside it."""
-    d = comp.to_dict()
-    payload.setdefault("deployment", {}).update(d["deployment"])
-    payload["comparison"] = d["comparison"]
+    """The recommended deployment (`Comparison.to_dict`: its mode, engines and figures only) as the
+    plan's deployment section; the comparison beside it."""
+    payload.update(comp.to_dict())

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
+from autoparallel.errors import AutoParallelError, InfeasibleError, InputError, SolverTimeoutError
+from autoparallel.objectives import deployment_objective
 
 if TYPE_CHECKING:
     from autoparallel.fleet import FleetPlan
@@ -29,7 +30,12 @@ def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fleet", default=None, help="YAML/JSON file listing models with their rates and SLOs")
     g.add_argument("--price", default=None, help="US$ per GPU-hour, e.g. H100=2.49,A100-80G=1.2")
     g.add_argument("--gpus-file", default=None, help="YAML/JSON file of custom GPU types (GPU.from_file)")
-    g.add_argument("--plan-file", default=None, help="write the deployment as a YAML plan file")
+    g.add_argument(
+        "--plan-file",
+        default=None,
+        help="write the deployment as a YAML plan file (plan MODEL: the whole-cluster one, or the "
+        "disaggregated one --disagg picks; an error when none was planned)",
+    )
 
 
 def wants_fleet(args: argparse.Namespace) -> bool:
@@ -71,23 +77,12 @@ def priced_cluster(args: argparse.Namespace) -> Cluster | str:
     return _cluster(args)
 
 
-def fleet_objective(name: str | None, has_rate: bool) -> str | None:
-    """The deployment objective of a CLI objective: cost is $/hour at the rate ($ per M tokens without
-    one); ttft / tpot / headroom (memory) / mfu are single-engine objectives: the deployment takes its
-    default."""
-    if name in (None, "ttft", "tpot", "headroom", "memory", "mfu"):
-        return None
-    if name == "cost":
-        return "cost" if has_rate else "cost_per_mtok"
-    return {"cost-per-mtok": "cost_per_mtok"}.get(name, name)
-
-
 def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
     """Plan a fleet file, or one model on a mixed cluster; print text or JSON; exit 0."""
     from autoparallel.fleet import fleet_of_one, load_fleet, solve_fleet
     from autoparallel.objectives import DEPLOYMENT
 
-    if args.objective is not None and fleet_objective(args.objective, False) is None:
+    if args.objective is not None and deployment_objective(args.objective, False) is None:
         names = ", ".join(n.replace("_", "-") for n in DEPLOYMENT)
         raise InputError(
             f"--objective {args.objective} is for one engine on one GPU pool or a training job; a deployment "
@@ -96,7 +91,7 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
         )
     if args.fleet:
         spec = load_fleet(args.fleet)
-        has_rate = any(e.request_rate is not None for e in spec.models)
+        has_rate = any(e.serving().request_rate is not None for e in spec.models)  # a workload file's too
         fleet: Any = spec
     else:
         if args.model is None:
@@ -107,7 +102,7 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
     plan = solve_fleet(
         fleet,
         _cluster(args),
-        objective=fleet_objective(args.objective, has_rate),
+        objective=deployment_objective(args.objective, has_rate),
         settings=_settings(args),
         options=serving_options(args),
     )
@@ -117,7 +112,7 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
     else:
         sys.stdout.write(plan.explain().rstrip() + "\n")
     if args.plan_file:
-        write_plan_file(args.plan_file, plan)
+        write_plan_file(args.plan_file, plan.to_yaml())
     return 0
 
 
@@ -205,29 +200,30 @@ def _settings(args: argparse.Namespace) -> Any:
 
 def whole_cluster(
     args: argparse.Namespace, workload: Serving, model_id: str, settings: SolverSettings | None
-) -> FleetPlan | None:
+) -> tuple[FleetPlan | None, AutoParallelError | None]:
     """The deployment of one model on the whole cluster (several replicas / EP engines) within
-    `settings`' limit (what the command's limit leaves; None: nothing left), or None when no
-    deployment exists (the single-engine plan above then says why) or none is found within the time
+    `settings`' limit (what the command's limit leaves; None: nothing left), or None with why: no
+    deployment exists (the single-engine plan above then says why), or none is found within the time
     limit (said on stderr: the plan above stands)."""
     from autoparallel.fleet import fleet_of_one, solve_fleet
 
     if settings is None:
         print(f"note: no whole-cluster deployment section: {SPENT}", file=sys.stderr)
-        return None
+        return None, SolverTimeoutError(SPENT)
     try:
-        return solve_fleet(
+        plan = solve_fleet(
             fleet_of_one(model_id or args.model, workload),
             _cluster(args),
-            objective=fleet_objective(args.objective, workload.request_rate is not None),
+            objective=deployment_objective(args.objective, workload.request_rate is not None),
             settings=settings,
             options=serving_options(args),
         )
-    except InfeasibleError:
-        return None
+    except InfeasibleError as exc:
+        return None, exc
     except SolverTimeoutError as exc:
         print(f"note: no whole-cluster deployment section: {exc}", file=sys.stderr)
-        return None
+        return None, exc
+    return plan, None
 
 
 def versus_single(whole: FleetPlan, single: Any) -> str:
@@ -242,15 +238,9 @@ def versus_single(whole: FleetPlan, single: Any) -> str:
     )
 
 
-def deployment_dict(plan: FleetPlan) -> dict[str, Any]:
-    """The deployment section of a single-model plan's JSON: the fleet JSON's deployment + solver."""
-    d = plan.to_dict()
-    return {**d["deployment"], "objective": d["objective"], "solver": d["solver"]}
-
-
-def write_plan_file(path: str, plan: FleetPlan) -> None:
-    """Write the YAML plan file."""
+def write_plan_file(path: str, text: str) -> None:
+    """Write the YAML plan file (`FleetPlan.to_yaml`, `Comparison.to_yaml`)."""
     try:
-        Path(path).write_text(plan.to_yaml(), encoding="utf-8")
+        Path(path).write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError.cannot_write("plan file", path, exc) from None

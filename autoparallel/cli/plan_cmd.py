@@ -12,7 +12,7 @@ from autoparallel import objectives
 from autoparallel.bounds import cpu_cores, first_error, input_error
 from autoparallel.cli import disagg_cmd, fleet_cmd
 from autoparallel.cli._output import bounded, strict_json
-from autoparallel.errors import InputError, SolverTimeoutError
+from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.perf.sparse_attention import SGLANG_NSA_BACKENDS
 
 
@@ -309,8 +309,16 @@ def check_mode(args: argparse.Namespace, command: str) -> None:
 
 
 def _serving_workload(args: argparse.Namespace) -> Any:
+    """The workload of `plan`, `evaluate` and `pareto`: a preset or a workload file, with the flags over
+    it; a preset and a file together are refused, as fleet entries and sweep scenarios refuse them (a
+    file's SLOs would silently replace the preset's)."""
     from autoparallel.workload import Serving
 
+    if args.workload is not None and getattr(args, "workload_file", None):
+        raise InputError(
+            f"--workload {args.workload} --workload-file {args.workload_file}: a workload is a preset or a "
+            "workload file, not both (give its SLOs as --ttft-ms / --tpot-ms)"
+        )
     custom_shape = args.workload is None and (args.isl is not None or args.osl is not None)
     # A request shape of the user's own starts from no service-level limits (not the chatbot preset's).
     base = Serving() if custom_shape else Serving.preset(args.workload or "chatbot")
@@ -412,40 +420,52 @@ def cmd_plan(args: argparse.Namespace) -> int:
             "no plan found within the time limit: the disaggregation comparison (--disagg on) spent it "
             "(raise --time-limit)"
         )
-    plans: list[Any] = api.solve_top(
-        args.model,
-        fleet_cmd.priced_cluster(args),
-        workload=workload,
-        objective=args.objective or "throughput",
-        settings=left,
-        options=options,
-        top=args.top,
-    )
-    if not args.train:
+    # The whole-cluster section takes --engine; the disaggregation comparison plans vLLM engines only.
+    serving_vllm = vllm_only and not args.train
+    plans: list[Any] = []
+    single_error: InfeasibleError | None = None
+    try:
+        plans = api.solve_top(
+            args.model,
+            fleet_cmd.priced_cluster(args),
+            workload=workload,
+            objective=args.objective or "throughput",
+            settings=left,
+            options=options,
+            top=args.top,
+        )
+    except InfeasibleError as exc:
+        if not serving_vllm or args.disagg == "off":
+            raise
+        single_error = exc  # disaggregation may serve what no aggregated engine does: compared below
+    if plans and not args.train:
         plans[0] = api.with_benchmark(plans[0])  # the chosen plan's finite benchmark (`batch` workloads)
-    if len(plans) < args.top:
+    if plans and len(plans) < args.top:
         print(
             f"note: {len(plans)} distinct plan shape(s) (tp x pp x expert parallelism) fit; --top asked for "
             f"{args.top}",
             file=sys.stderr,
         )
-    # The whole-cluster section takes --engine; the disaggregation comparison plans vLLM engines only.
-    serving_vllm = vllm_only and not args.train
-    whole = (
-        None
+    served_id = plans[0].served_id if plans else ""
+    whole, no_whole = (
+        (None, None)
         if args.train
-        else fleet_cmd.whole_cluster(args, workload, plans[0].served_id, settings.until(deadline))
+        else fleet_cmd.whole_cluster(args, workload, served_id, settings.until(deadline))
     )
     comp = early or (
-        disagg_cmd.comparison(args, workload, plans[0].served_id, whole, settings.until(deadline))
+        disagg_cmd.comparison(args, workload, served_id, whole, settings.until(deadline))
         if serving_vllm
         else None
     )
-    if args.json:
+    if single_error is not None:  # only a disaggregated deployment that serves the request stands in
+        if comp is None or comp.mode != "disaggregated" or comp.unmet_rps > 0:
+            raise single_error
+        _emit_disaggregated_only(args, workload, comp, single_error)
+    elif args.json:
         # One shape whatever --top is: the best plan's object, the others under "alternatives".
         payload: Any = {**plans[0].to_dict(), "alternatives": [p.to_dict() for p in plans[1:]]}
         if whole is not None:
-            payload["deployment"] = fleet_cmd.deployment_dict(whole)
+            payload["deployment"] = {"mode": "aggregated", **whole.deployment_dict()}
         if comp is not None:
             engines = payload.pop("comparison", None)
             disagg_cmd.merge_json(payload, comp)
@@ -460,9 +480,51 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if comp is not None:
             text += "\n\n" + comp.explain()
         sys.stdout.write(text + "\n")
-    if whole is not None and args.plan_file:
-        fleet_cmd.write_plan_file(args.plan_file, whole)
+    if args.plan_file:
+        fleet_cmd.write_plan_file(args.plan_file, _plan_file_text(args.plan_file, whole, no_whole, comp))
     return 0
+
+
+def _emit_disaggregated_only(
+    args: argparse.Namespace, workload: Any, comp: Any, single_error: InfeasibleError
+) -> None:
+    """`plan` when no aggregated engine serves the request and a disaggregated deployment does: that
+    deployment is the answer, printed after why the single-engine plan could not be made."""
+    if args.json:
+        head = {"model": args.model, "cluster": args.cluster, "workload": workload.model_dump()}
+        error = {
+            "error": str(single_error).splitlines()[0],
+            "reasons": list(single_error.reasons),
+            "fixes": list(single_error.fixes),
+        }
+        _emit(args, {**head, "engine": "vllm", "single_engine": error, **comp.to_dict()}, "")
+        return
+    text = "\n".join(["No single-engine (aggregated) plan serves the request:", *_indent(str(single_error))])
+    sys.stdout.write(text + "\n\n" + comp.explain() + "\n")
+
+
+def _indent(text: str) -> list[str]:
+    return ["  " + line for line in text.splitlines()]
+
+
+def _plan_file_text(path: str, whole: Any, no_whole: Exception | None, comp: Any) -> str:
+    """The plan file of the deployment `plan MODEL` recommends: the disaggregated one when the
+    comparison picks it, else the whole-cluster deployment.
+
+    Raises:
+        SolverTimeoutError / InfeasibleError: there is none (why the whole-cluster section has none);
+            the file is not touched.
+    """
+    if comp is not None and (comp.mode == "disaggregated" or whole is None):
+        return str(comp.to_yaml())
+    if whole is not None:
+        return str(whole.to_yaml())
+    why = str(no_whole).splitlines()[0] if no_whole is not None else "none was planned"
+    error = SolverTimeoutError if isinstance(no_whole, SolverTimeoutError) else InfeasibleError
+    raise error(
+        f"--plan-file {path}: not written (a file of that name is left as it was): it holds the "
+        f"whole-cluster deployment, and there is none: {why}"
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

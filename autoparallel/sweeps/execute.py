@@ -92,6 +92,8 @@ def failure_message(exc: Exception) -> str:
     if isinstance(exc, InfeasibleError) and exc.reasons:
         fix = f"; nearest feasible change: {exc.fixes[0]}" if exc.fixes else ""
         text = "; ".join(exc.reasons) + fix
+    elif isinstance(exc, InfeasibleError):  # the deployment planner's: its numbers on the lines below
+        text = "; ".join(line.strip().removeprefix("- ") for line in str(exc).splitlines() if line.strip())
     else:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:500]
@@ -165,17 +167,25 @@ def plan_columns(plan: Any) -> dict[str, Any]:
 def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
     """The `plan --disagg` comparison of a serving scenario as columns: the winner's mode, P:D ratio,
     engines and figures, and both sides' tokens/s/GPU (empty when a side has no deployment). The
-    deployment planner's default objective applies (throughput; goodput with a request rate).
+    scenario's objective is planned as `plan --objective` plans its deployments
+    (`objectives.deployment_objective`: cost is $/hour at the rate), and a request rate is a demand,
+    as in `plan`: a winner that cannot carry it makes the row `infeasible`, with the numbers.
 
     Raises:
         AutoParallelError: what `compare_disagg` raises (no deployment; `on` and no disaggregated one).
     """
     from autoparallel.disagg import _agg_summary, _disagg_summary, compare_disagg
+    from autoparallel.objectives import deployment_objective
 
     w = scenario.to_workload()
     assert not isinstance(w, Training)
     comp = compare_disagg(
-        scenario.load_model(), w, scenario.load_cluster(), mode=scenario.disagg or "auto", settings=settings
+        scenario.load_model(),
+        w,
+        scenario.load_cluster(),
+        mode=scenario.disagg or "auto",
+        objective=deployment_objective(scenario.objective, w.request_rate is not None),
+        settings=settings,
     )
     agg, dis = _agg_summary(comp.aggregated), _disagg_summary(comp.disaggregated)
     win = dis if comp.mode == "disaggregated" else agg
@@ -198,6 +208,13 @@ def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
         "status": "ok",
         "message": "",
     }
+    if comp.unmet_rps > 0:
+        carried = (w.request_rate or 0.0) - comp.unmet_rps
+        out.update(
+            status="infeasible",
+            message=f"request_rate: {w.request_rate:g} requests/s arrive; the best {comp.mode} deployment "
+            f"({win['layout']}) carries {carried:.2f}/s at the SLOs",
+        )
     return out
 
 

@@ -287,3 +287,47 @@ def test_a_whole_cluster_section_out_of_time_leaves_the_plan_standing(
     assert "note: no whole-cluster deployment section: no feasible plan found" in captured.err
     assert "note: no disaggregation comparison: no feasible plan found" in captured.err
     assert main([*argv, "--disagg", "on"]) == 1
+
+
+def test_cost_takes_a_rate_that_comes_from_a_workload_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--objective cost` is $/hour at the rates when a model has one, $ per M tokens otherwise; a rate
+    given by an entry's `workload_file` was not seen (the entry's own `request_rate` was read), so the
+    CLI solved $ per M tokens where `ap.solve_fleet(..., objective="cost")` met the rate at least $/hour."""
+    rows = [
+        {"timestamp": 0.5 * i, "prompt_tokens": 900 + i % 7 * 40, "output_tokens": 240} for i in range(200)
+    ]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["profile", str(tmp_path / "log.jsonl"), "-o", str(tmp_path / "traffic.json")]) == 0
+    fleet = _write(
+        tmp_path,
+        "fleet.yaml",
+        "models:\n  - {model: Qwen/Qwen3-8B, workload_file: traffic.json, ttft_ms: 2000, tpot_ms: 50}\n"
+        "  - {model: meta-llama/Llama-3.2-1B, isl: 1024, osl: 256}\n",
+    )
+    capsys.readouterr()
+    assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100", "--objective", "cost", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["objective"] == "cost"  # $/hour at the rate (was cost_per_mtok)
+    qwen = d["deployment"]["models"][0]
+    assert qwen["request_rate"] == pytest.approx(2.0) and qwen["unmet_rps"] == 0
+
+
+def test_idle_gpus_name_the_model_whose_engines_do_not_fit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model without a rate would add goodput with any engine that fits: GPUs left idle beside it are
+    idle because none of its engines fits them, not because "every request rate is met"."""
+    fleet = _write(
+        tmp_path,
+        "fleet.yaml",
+        "models:\n  - model: meta-llama/Llama-3.1-70B-Instruct\n"
+        "  - {model: meta-llama/Llama-3.2-1B, request_rate: 5}\n",
+    )
+    assert main(["plan", "--fleet", fleet, "--cluster", "1x8xH100", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["deployment"]
+    assert d["gpus_idle"] == 1
+    (reason,) = d["idle_reasons"]
+    assert "no engine of meta-llama/Llama-3.1-70B-Instruct (no rate) fits the rest" in reason
+    assert "1 GPUs in a shared node" in reason and "every request rate is met" not in reason

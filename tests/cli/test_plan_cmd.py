@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -591,3 +592,45 @@ def test_the_whole_cluster_section_says_how_it_compares_with_the_plan_above(
     out = capsys.readouterr().out
     line = f"vs the single-engine plan above: {mine:,.0f} vs {theirs:,.0f} output tokens/s at capacity"
     assert line in out and out.index("Whole cluster") < out.index(line) < out.index("Deployment on")
+
+
+def test_a_plan_file_that_cannot_be_written_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--plan-file` holds the whole-cluster deployment (or the disaggregated one the comparison picks).
+    When the time limit is spent before that section, the command exited 0 and wrote nothing, leaving
+    an older file of that name as if it were this plan's; now it exits 1 and says so."""
+    import time
+
+    from autoparallel import api
+
+    real_top = api.solve_top
+
+    def slow_top(*a: object, **k: object) -> object:
+        time.sleep(2.1)  # the plan then has its 2 s from here; the sections after it none
+        return real_top(*a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api, "solve_top", slow_top)
+    path = tmp_path / "pf.yaml"
+    path.write_text("stale\n")
+    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "2x8xH100", "--time-limit", "2"]
+    assert main([*argv, "--plan-file", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"--plan-file {path}: not written (a file of that name is left as it was)" in err
+    assert "time limit" in err and path.read_text() == "stale\n"
+
+
+@pytest.mark.parametrize("command", ["plan", "evaluate", "pareto"])
+def test_a_preset_and_a_workload_file_together_are_refused(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A workload file's SLOs silently replaced the preset's; fleet entries and sweep scenarios refuse
+    the pair, and so do the commands."""
+    from autoparallel.workload import Serving
+
+    traffic = tmp_path / "traffic.json"
+    traffic.write_text(Serving(isl=512, osl=128, request_rate=2).model_dump_json())
+    argv = [command, "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--workload", "chatbot"]
+    assert main([*argv, "--workload-file", str(traffic)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "a workload is a preset or a workload file, not both" in err and err.count("\n") == 0

@@ -44,4 +44,4 @@ def test_pd_lines_accepted_by_vllm(model: str, cluster: str, workload: Serving, 
                             assert result["accepted"], (line, result.get("errors"))
                             roles.add(role)
     assert roles == {"prefill", "decode"}
-    assert "--prefiller-hosts" in comp.launch["router"] and "--decoder-ports" in comp.launch["router"]
+    assert "--prefiller-hosts" in comp.launch["proxy"] and "--decoder-ports" in comp.launch["proxy"]

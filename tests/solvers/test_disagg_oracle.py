@@ -176,3 +176,18 @@ def test_a_large_role_space_is_solved_to_the_optimum_on_two_workers() -> None:
     prefill_rps = sum(e.replicas * e.capacity_rps for e in d.prefill)
     decode_rps = sum(e.replicas * e.capacity_rps for e in d.decode)
     assert abs(prefill_rps - decode_rps) < max(e.capacity_rps for e in (*d.prefill, *d.decode))
+
+
+def test_a_role_of_unequal_engines_carries_its_replicas_times_the_least() -> None:
+    """vLLM's P/D proxy deals requests round robin, so one replica of a role gets 1/n of them whatever
+    its capacity: a role of 1 weak + 2 strong replicas carries 3 × the weak one's, not the sum."""
+    base = base_space()
+    prefill = sorted((e for e in base.engines if e.role == "prefill"), key=lambda e: e.rating)
+    decode = max((e for e in base.engines if e.role == "decode"), key=lambda e: e.rating)
+    weak, strong = prefill[0], prefill[-1]
+    assert weak.rating < strong.rating
+    space = dataclasses.replace(base, engines=(weak, strong, decode))
+    isl = space.models[0].workload.isl
+    counts = (1, 2, 50)  # decode far from binding
+    assert space.capacity_milli_rps(counts, 0) == 3 * weak.rating // isl
+    assert space.capacity_milli_rps((0, 2, 50), 0) == 2 * strong.rating // isl

@@ -51,3 +51,27 @@ def test_yaml_and_csv(tmp_path: Path) -> None:
 def test_bad_disagg_is_an_input_error(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(InputError, match=match):
         make_scenario(MODEL, "1x8xH100", **kwargs)
+
+
+def test_disagg_rows_plan_the_objective_and_a_rate_as_plan_does() -> None:
+    """A `disagg` row is `plan --disagg`'s answer: the scenario's objective is planned (cost: $/hour at
+    the rate, where the rows used the default objective) and a rate the winner cannot carry makes the
+    row infeasible with the numbers (an `off` row reported 6.7 req/s of 8 as ok; `plan` exits 1)."""
+    from autoparallel.sweeps.execute import solve_scenario
+
+    workload = {"isl": 2048, "osl": 512, "ttft_ms": 2000, "tpot_ms": 20, "request_rate": 8}
+    model = "meta-llama/Llama-3.1-70B-Instruct"
+
+    def row(objective: str, disagg: str) -> dict[str, Any]:
+        return solve_scenario(make_scenario(model, "2x8xH100", workload, objective, disagg=disagg))
+
+    off = row("cost", "off")
+    assert off["status"] == "infeasible" and "needs >= 2 engines" in off["message"]
+    auto = row("cost", "auto")
+    assert auto["status"] == "ok" and auto["mode"] == "disaggregated" and auto["throughput_tok_s"] == 8 * 512
+    soft = row(
+        "ttft", "off"
+    )  # a single-engine objective: the deployment's default, goodput, counts up to the rate
+    assert soft["status"] == "infeasible"
+    assert "request_rate: 8 requests/s arrive; the best aggregated deployment" in soft["message"]
+    assert "carries 6.70/s at the SLOs" in soft["message"]

@@ -303,6 +303,15 @@ def _capacity(space: DeploymentSpace, counts: list[int], m: int) -> int:
     return space.capacity_milli_rps(counts, m)
 
 
+def _wanting(space: DeploymentSpace, counts: list[int]) -> list[int]:
+    """Models whose served tokens more capacity would raise: no rate, or capacity below it."""
+    return [
+        m
+        for m, fm in enumerate(space.models)
+        if not fm.demand_milli_rps or _capacity(space, counts, m) < fm.demand_milli_rps
+    ]
+
+
 def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> tuple[str, ...]:
     """Why GPUs stay idle, per pool, with numbers."""
     out = []
@@ -336,16 +345,25 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
                 "in a "
                 f"shared node); the smallest is {space.models[e.model].name} {e.label} with {e.gpus} GPUs"
             )
+        elif objective == "goodput" and (wanting := _wanting(space, counts)):
+            # goodput grows with a model that has no rate or is short of it: none of its engines fits
+            names = ", ".join(
+                space.models[m].name
+                + (" (short of its rate)" if space.models[m].demand_milli_rps else " (no rate)")
+                for m in wanting
+            )
+            own = [k for k in ks if space.engines[k].model in wanting]
+            if any(e.model in wanting for e in fits) or not own:
+                out.append(f"{head}: the plan CP-SAT returned for objective {objective} leaves them idle")
+                continue
+            e = space.engines[min(own, key=lambda k: space.engines[k].gpus)]
+            met = "; the other models' rates are met" if len(wanting) < len(space.models) else ""
+            out.append(
+                f"{head}: no engine of {names} fits the rest ({free_nodes} whole nodes, {free_in_nodes} GPUs "
+                f"in a shared node; the smallest is {e.label} with {e.gpus} GPUs){met}"
+            )
         elif objective in ("goodput", "cost", "gpus", "cost_per_mtok"):
-            short = [
-                fm.name
-                for m, fm in enumerate(space.models)
-                if _capacity(space, counts, m) < fm.demand_milli_rps
-            ]
-            if short and objective == "goodput":
-                out.append(f"{head}: no engine of {', '.join(short)} (still short of its rate) fits the rest")
-            else:
-                out.append(f"{head}: every request rate is met without them (objective {objective})")
+            out.append(f"{head}: every request rate is met without them (objective {objective})")
         else:
             out.append(f"{head}: the plan CP-SAT returned for objective {objective} leaves them idle")
     return tuple(out)

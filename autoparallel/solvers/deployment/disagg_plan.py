@@ -1,10 +1,12 @@
 """A disaggregated deployment: solve the role space through the common driver, decode it with floats.
 
 The counts come from the same encoder and driver as aggregated deployments (encoder.py's role
-families). Decoding re-evaluates every chosen engine with perf/disagg.py: requests/s carried =
-min(Σ prefill tokens/s ÷ isl, Σ decode requests/s), each P rank loaded in proportion to its
-capacity (M/D/1 wait at that load), and the TTFT of the worst (P, D) pair, checked against the
-limit; the TPOT of the slowest D engine, checked against the limit.
+families). Decoding re-evaluates every chosen engine with perf/disagg.py. vLLM's P/D proxy deals
+requests round robin over each role's replicas (disagg_launch.py), so each of a role's n replicas
+carries 1/n of the rate whatever its capacity: requests/s carried = min(n_P × the least prefill
+replica's prompts/s, n_D × the least decode replica's requests/s); each P rank's M/D/1 wait is taken
+at its share, and the TTFT of the worst (P, D) pair is checked against the limit; the TPOT of the
+slowest D engine, checked against the limit.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ class RoleEngine(_Frozen):
     replicas: int
     placement: tuple[ReplicaPlacement, ...]
     capacity_rps: float
-    """Requests/s one replica carries: prompts within the TTFT budget (P), finished requests (D)."""
+    """Requests/s one replica can carry: prompts within the TTFT budget (P), finished requests (D)."""
+    load_rps: float
+    """Requests/s the proxy sends each replica: the served rate ÷ the role's replicas (round robin)."""
     prefill_ms: float
     """One prompt alone (P engines)."""
     decode_step_ms: float
@@ -61,7 +65,7 @@ class DisaggDeployment(_Frozen):
     prefill: tuple[RoleEngine, ...]
     decode: tuple[RoleEngine, ...]
     capacity_rps: float
-    """min(prefill tokens/s ÷ isl, decode requests/s)."""
+    """Requests/s both roles carry, round robin: min(n_P × least prefill, n_D × least decode)."""
     served_rps: float
     goodput_tokens_per_s: float
     gpus_used: int
@@ -167,16 +171,21 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
         for k in chosen
         if space.engines[k].role == "decode"
     }
-    prefill_rps = sum(counts[k] * c for k, c in p_cap.items()) / w.isl
-    decode_rps = sum(counts[k] * c for k, c in d_cap.items())
+    n_prefill = sum(counts[k] for k in p_cap)
+    n_decode = sum(counts[k] for k in d_cap)
+    prefill_rps = n_prefill * min(p_cap.values(), default=0.0) / w.isl
+    decode_rps = n_decode * min(d_cap.values(), default=0.0)
     capacity = min(prefill_rps, decode_rps)
     served = capacity if w.request_rate is None else min(capacity, w.request_rate)
+    load = {
+        "prefill": served / n_prefill if n_prefill else 0.0,
+        "decode": served / n_decode if n_decode else 0.0,
+    }
     single_node = len(space.cluster.pools) == 1 and space.cluster.pools[0].nodes == 1
     worst: disagg.DisaggRequest | None = None
     for kp in p_cap:
         ep = space.engines[kp]
-        share = served * w.isl / (prefill_rps * w.isl) if prefill_rps else 0.0
-        rank_rate = share * p_cap[kp] / ep.dp / w.isl
+        rank_rate = load["prefill"] / ep.dp
         sub = space.cluster.pool_cluster(ep.pool)
         for kd in d_cap:
             ed = space.engines[kd]
@@ -230,6 +239,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
                 replicas=counts[k],
                 placement=tuple(placement),
                 capacity_rps=p_cap[k] / w.isl if e.role == "prefill" else d_cap[k],
+                load_rps=load[e.role],
                 prefill_ms=rs.times[k].prefill_s * 1e3,
                 decode_step_ms=rs.times[k].decode_s * 1e3,
                 max_num_seqs=e.config.max_num_seqs,

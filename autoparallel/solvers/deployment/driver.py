@@ -16,7 +16,12 @@ from autoparallel.errors import InputError, InternalError, SolverTimeoutError
 from autoparallel.objectives import DEFAULT_CHAINS, parse_objective
 from autoparallel.solvers import driver
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.deployment.encoder import EncodedDeployment, build, model_weight
+from autoparallel.solvers.deployment.encoder import (
+    EncodedDeployment,
+    build,
+    model_weight,
+    objective_upper_bound,
+)
 from autoparallel.solvers.deployment.space import DeploymentSpace
 
 Objective = str | tuple[str, ...] | dict[str, float]
@@ -85,7 +90,8 @@ def expr_value(enc: EncodedDeployment, name: str, counts: list[int]) -> int:
 def _dinkelbach(enc: EncodedDeployment, run: driver.Run) -> list[int] | None:
     """min cost / goodput: start from the cheapest plan, then minimize cost·T0 − C0·goodput while it
     finds a strictly lower ratio (Dinkelbach 1967; finite: each step strictly lowers the ratio over a
-    finite set of plans). λ = C0/T0 is exact while the products stay below 2^62, else rounded."""
+    finite set of plans). λ = C0/T0 is exact while the products stay below 2^62 and the objective's
+    terms at their bounds below 2^61 (CP-SAT's overflow check), else rounded."""
     driver.set_objective(enc, "cost")
     solver = _solve(enc, run)
     if solver is None:
@@ -94,10 +100,14 @@ def _dinkelbach(enc: EncodedDeployment, run: driver.Run) -> list[int] | None:
     cost, goodput = expr_value(enc, "cost", counts), expr_value(enc, "goodput", counts)
     served = enc.objective_expr("goodput")
     spend = enc.objective_expr("cost")
+    # CP-SAT refuses an objective whose terms at their bounds could pass 2^63 (integer overflow)
+    tops = objective_upper_bound(enc.space, "cost"), objective_upper_bound(enc.space, "goodput")
     for _ in range(64):
         lam = Fraction(cost, max(goodput, 1))
         if max(lam.numerator, lam.denominator) * 10**10 > 2**62:
             lam = lam.limit_denominator(10**6)
+        if lam.denominator * tops[0] + lam.numerator * tops[1] > 2**61:  # q · cost + p · goodput ≲ 2^60
+            lam = lam.limit_denominator(max(1, int(2**60 / (tops[0] + lam * tops[1] + 1))))
         enc.model.minimize(spend * lam.denominator - served * lam.numerator)
         enc.hint(counts)
         solver = _solve(enc, run)

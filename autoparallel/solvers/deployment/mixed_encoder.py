@@ -2,10 +2,13 @@
 
 Variables and constraints (on top of the deployment encoder's node families, over all engines):
     disaggregated            ∈ {0, 1}: 0 ⇒ every role replica is 0; 1 ⇒ every aggregated replica is 0
-    flow_milli_rps           ≤ Σ_P prefill_milli_tps_e · r_e / isl,  ≤ Σ_D capacity_milli_rps_e · r_e
+    flow_milli_rps           0 unless disaggregated; each role's used replicas carry flow / n (round
+                             robin, encoder.py):
+                             used_e ⇒ prefill_milli_tps_e · Σ_P r ≥ isl · flow,
+                             used_e ⇒ capacity_milli_rps_e · Σ_D r ≥ flow
     deployed                 ¬disaggregated ⇒ Σ_A r_e ≥ 1;  disaggregated ⇒ Σ_P r_e ≥ 1 and Σ_D r_e ≥ 1
     concurrency (with a cap) Σ_e in_flight_e · r_e ≤ concurrency (every role)
-    used[e] (A and D)        r_e ≥ 1 ⇒ used[e];   used[e] ⇒ tpot_us ≥ TPOT_e
+    used[e]                  r_e ≥ 1 ⇒ used[e];   used[e] ⇒ tpot_us ≥ TPOT_e (A and D)
     demand (with a rate)     Σ_A capacity_e · r_e + flow ≥ rate × 1000
 Objectives (solver units):
     throughput  max osl · (Σ_A capacity_milli_rps_e · r_e + flow_milli_rps)     milli-tokens/s
@@ -20,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.deployment.encoder import used_literals
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace
 from autoparallel.solvers.deployment.space import Engine
 
@@ -122,12 +126,11 @@ def build_mixed(space: MixedSpace) -> MixedEncoding:
         for p, pool in enumerate(space.cluster.pools)
     ]
     v = MixedVars(r, d, flow, tpot, small)
+    used = used_literals(model, r)
     for k in range(len(engines)):
         model.add(r[k] == 0).only_enforce_if(d if k < a else d.Not())
         if space.tpot_us(k):
-            used = model.new_bool_var(f"used[{k}]")
-            model.add(r[k] == 0).only_enforce_if(used.Not())
-            model.add(tpot >= space.tpot_us(k)).only_enforce_if(used)
+            model.add(tpot >= space.tpot_us(k)).only_enforce_if(used[k])
     for p, pool in enumerate(space.cluster.pools):
         wide = [k for k, e in enumerate(engines) if e.pool == p and e.nodes]
         narrow = [k for k, e in enumerate(engines) if e.pool == p and not e.nodes]
@@ -137,10 +140,15 @@ def build_mixed(space: MixedSpace) -> MixedEncoding:
         model.add(gpus <= pool.gpus_per_node * small[p]).with_name(f"node_packing_gpus[{p}]")
     prefill = [k for k in range(a, len(engines)) if engines[k].role == "prefill"]
     decode = [k for k in range(a, len(engines)) if engines[k].role == "decode"]
-    tokens = LinearExpr.weighted_sum([r[k] for k in prefill], [engines[k].prefill_milli_tps for k in prefill])
-    model.add(tokens >= fm.workload.isl * flow).with_name("prefill_balance")
-    rps = LinearExpr.weighted_sum([r[k] for k in decode], [engines[k].capacity_milli_rps for k in decode])
-    model.add(rps >= flow).with_name("decode_balance")
+    model.add(flow == 0).only_enforce_if(d.Not())  # aggregated: no role replica carries anything
+    for role, ks, need in (("prefill", prefill, fm.workload.isl * flow), ("decode", decode, flow)):
+        n = LinearExpr.sum([r[k] for k in ks])
+        rated = LinearExpr.weighted_sum([r[k] for k in ks], [engines[k].rating for k in ks])
+        model.add(rated >= need).with_name(f"{role}_rated")  # implied (n × least ≤ Σ); a tighter LP
+        for k in ks:
+            model.add(engines[k].rating * n >= need).only_enforce_if(used[k]).with_name(
+                f"{role}_balance[{k}]"
+            )
     model.add(LinearExpr.sum(r[:a]) >= 1).only_enforce_if(d.Not()).with_name("aggregated_deployed")
     model.add(LinearExpr.sum([r[k] for k in prefill]) >= 1).only_enforce_if(d).with_name("prefill_deployed")
     model.add(LinearExpr.sum([r[k] for k in decode]) >= 1).only_enforce_if(d).with_name("decode_deployed")

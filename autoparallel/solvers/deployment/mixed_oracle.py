@@ -13,6 +13,7 @@ import dataclasses
 
 from autoparallel.solvers.deployment import oracle
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace
+from autoparallel.solvers.deployment.space import round_robin_milli_rps
 
 
 def _score(space: MixedSpace, mode: str, counts: tuple[int, ...], tpots: list[int], name: str) -> int:
@@ -27,9 +28,7 @@ def _score(space: MixedSpace, mode: str, counts: tuple[int, ...], tpots: list[in
     fm = space.fleet_model
     if mode == "aggregated":
         return fm.workload.osl * sum(e.capacity_milli_rps * n for e, n, _ in used)
-    prompts = sum(e.prefill_milli_tps * n for e, n, _ in used if e.role == "prefill")
-    finished = sum(e.capacity_milli_rps * n for e, n, _ in used if e.role == "decode")
-    return fm.workload.osl * min(prompts // fm.workload.isl, finished)
+    return fm.workload.osl * round_robin_milli_rps([(e, n) for e, n, _ in used], fm.workload.isl)
 
 
 def scored(space: MixedSpace, names: tuple[str, ...]) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:

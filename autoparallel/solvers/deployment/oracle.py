@@ -38,14 +38,9 @@ def fits(space: DeploymentSpace, counts: tuple[int, ...]) -> bool:
 
 
 def capacity(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> int:
-    """Requests/s ×1000 model m's engines sustain; with prefill and decode roles, the requests/s both
-    carry: min(⌊Σ prefill milli-tokens/s ÷ isl⌋, Σ decode milli-requests/s)."""
-    mine = [(e, n) for e, n in zip(space.engines, counts, strict=True) if e.model == m]
-    if not space.disaggregated:
-        return sum(e.capacity_milli_rps * n for e, n in mine)
-    prompts = sum(e.prefill_milli_tps * n for e, n in mine if e.role == "prefill")
-    finished = sum(e.capacity_milli_rps * n for e, n in mine if e.role == "decode")
-    return min(prompts // space.models[m].workload.isl, finished)
+    """Requests/s ×1000 model m's engines sustain (`DeploymentSpace.capacity_milli_rps`: with prefill
+    and decode roles, what both carry when the proxy deals each role's requests round robin)."""
+    return space.capacity_milli_rps(counts, m)
 
 
 def deployed(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:

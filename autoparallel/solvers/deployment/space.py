@@ -165,17 +165,25 @@ class DeploymentSpace:
 
     def capacity_milli_rps(self, counts: list[int] | tuple[int, ...], m: int) -> int:
         """Requests/s ×1000 model m's engines sustain at replica counts `counts`; disaggregated, the
-        smaller of ⌊prefill tokens/s ÷ isl⌋ and the decode engines' requests/s (the balance)."""
+        rate both roles carry when the proxy deals requests round robin (`round_robin_milli_rps`)."""
         picked = [(e, n) for e, n in zip(self.engines, counts, strict=True) if e.model == m and n]
         if not self.disaggregated:
             return sum(e.capacity_milli_rps * n for e, n in picked)
-        prefill = sum(e.prefill_milli_tps * n for e, n in picked if e.role == "prefill")
-        decode = sum(e.capacity_milli_rps * n for e, n in picked if e.role == "decode")
-        return min(prefill // self.models[m].workload.isl, decode)
+        return round_robin_milli_rps(picked, self.models[m].workload.isl)
 
     def enumeration_size(self) -> int:
         """Replica-count vectors an enumeration over the engines would face: Π (max replicas + 1)."""
         return math.prod(self.max_replicas(e) + 1 for e in self.engines)
+
+
+def round_robin_milli_rps(picked: list[tuple[Engine, int]], isl: int) -> int:
+    """Requests/s ×1000 that prefill and decode replicas (engine, count) carry under vLLM's P/D proxy,
+    which deals requests round robin over each role's replicas (disagg_launch.py): each of a role's n
+    replicas gets 1/n of the rate, so the role carries n × its least capacity,
+    min(⌊n_P · least prompt milli-tokens/s ÷ isl⌋, n_D · least decode milli-requests/s); 0 without both."""
+    n = {role: sum(c for e, c in picked if e.role == role and c) for role in ("prefill", "decode")}
+    least = {role: min((e.rating for e, c in picked if e.role == role and c), default=0) for role in n}
+    return min(n["prefill"] * least["prefill"] // isl, n["decode"] * least["decode"])
 
 
 def deployment_workload(workload: Serving) -> Serving:
@@ -361,7 +369,11 @@ def undominated(engines: list[Engine], capped: bool = False) -> list[Engine]:
     the remaining engines is the optimum over all of them. `capped` (the model has a concurrency
     cap): the k copies must also hold no more requests in flight (k · in_flight_b ≤ in_flight_a).
     Of engines equal in every respect the first is kept. Engines of different roles never dominate
-    each other; a prefill engine's capacity is its prompt tokens/s (`Engine.rating`)."""
+    each other; a prefill engine's capacity is its prompt tokens/s (`Engine.rating`). A role engine
+    (prefill, decode) carries 1/n of its role's rate whatever its capacity (the proxy's round robin,
+    `round_robin_milli_rps`), so its k copies must each have its capacity (capacity_b ≥ capacity_a):
+    the role then has k − 1 more replicas and no lower least capacity, where k copies of a weaker
+    engine would lower the least capacity every replica of the role is held to."""
     return [engines[i] for i in undominated_indices(engines, capped)]
 
 
@@ -378,7 +390,8 @@ def undominated_indices(
             if i == j or a.role != b.role or t[j] > t[i]:
                 continue
             k = copies_fitting(a, b)
-            if k < 1 or k * b.rating < a.rating or (capped and k * b.in_flight > a.in_flight):
+            each = 1 if a.role == "aggregated" else k  # round robin: each copy as strong as a
+            if k < 1 or k * b.rating < each * a.rating or (capped and k * b.in_flight > a.in_flight):
                 continue
             equal = (
                 k == 1
