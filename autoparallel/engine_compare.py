@@ -60,16 +60,43 @@ def _width(plan: ServingPlan) -> int:
     return c.tp * c.replicas if c.enable_expert_parallel else c.gpus_per_replica
 
 
+def _unused_factors(plan: ServingPlan) -> set[str]:
+    """Efficiency factors the plan's step time does not read (perf/serving_steps.py): the MoE ones for
+    a dense model, the block-FP8 ones without block-FP8 weights, FP4's scale without FP4 weights, the
+    eager per-layer cost under CUDA graphs."""
+    from autoparallel.perf.serving_facts import model_facts
+
+    f = model_facts(plan.model, plan.config.quantization)
+    out = {"source"}
+    if not plan.model.is_moe:
+        out |= {
+            "moe_hbm_fraction",
+            "moe_flops_fraction",
+            "block_fp8_moe_flops_fraction",
+            "moe_expert_overhead_s",
+        }
+    if not f.block_fp8:
+        out |= {"block_fp8_hbm_fraction", "block_fp8_moe_flops_fraction"}
+    else:
+        out |= {"moe_flops_fraction"} if plan.model.is_moe else set()
+    if not (f.fp4_compute and plan.cluster.gpu.fp4_tflops):  # FP4 tensor cores (`_tensor_tflops`)
+        out.add("fp4_gemm_scale")
+    if not plan.config.enforce_eager:
+        out.add("eager_layer_overhead_s")
+    return out
+
+
 def _efficiency_diff(a: ServingPlan, b: ServingPlan) -> str:
     ea, eb = a.perf.efficiency.model_dump(), b.perf.efficiency.model_dump()
     for eff, dump in ((a.perf.efficiency, ea), (b.perf.efficiency, eb)):
         dump["block_fp8_moe_flops_fraction"] = eff.block_fp8_moe_fraction  # None reads as its fallback
+    unused = _unused_factors(a) & _unused_factors(b)
     diffs = [
         f"{k} {ea[k] * 1e6:g} vs {eb[k] * 1e6:g} µs"
         if k.endswith("_s")
         else f"{k} {_fmt(ea[k])} vs {_fmt(eb[k])}"
         for k in ea
-        if k != "source" and ea[k] != eb[k]
+        if k not in unused and ea[k] != eb[k]
     ]
     return ", ".join(diffs) if diffs else "the same efficiency factors"
 

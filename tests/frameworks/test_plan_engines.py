@@ -598,3 +598,28 @@ def test_an_fp8_kv_cache_only_where_a_backend_reads_one(capsys: pytest.CaptureFi
     assert json.loads(capsys.readouterr().out)["config"]["kv_cache_dtype"] == "auto"
     assert main(["evaluate", lite, "--cluster", "1xA100", "--tp", "1", "--kv-cache-dtype", "fp8"]) == 2
     assert "Triton MLA" in capsys.readouterr().err
+
+
+def test_why_names_only_the_factors_the_step_reads() -> None:
+    """A dense BF16 model's comparison listed the block-FP8 MoE kernel's rate among its reasons."""
+    import autoparallel as ap
+
+    plan = ap.solve(
+        "meta-llama/Llama-3.1-70B",
+        "1x8xH100",
+        options=ap.ServingOptions(engines=("vllm", "sglang", "trtllm"), quantizations=("fp8",)),
+    )
+    from autoparallel.engine_compare import why
+
+    whys = " ".join(why(plan, b.plan) for b in plan.engines if b.plan is not None and b.engine != plan.engine)
+    assert "efficiency factors" in whys and "moe" not in whys and "block_fp8" not in whys, whys
+
+
+def test_the_memory_reason_quotes_the_layout_nearest_to_fitting(capsys: pytest.CaptureFixture[str]) -> None:
+    """SGLang's tables clip a negative KV pool at 0, so the least need won: DeepSeek-V3 on 8 H100s was
+    quoted at tp=1 pp=8 (85.79 GiB of weights per GPU) where tp=8 leaves more room (79.31 GiB)."""
+    code = main(["plan", "deepseek-ai/DeepSeek-V3", "--cluster", "1x8xH100", "--engine", "auto"])
+    err = capsys.readouterr().err
+    assert code == 1
+    for engine in ("SGLang", "TensorRT-LLM"):
+        assert f"{engine} at best (tp=8 pp=1" in err, err

@@ -70,3 +70,29 @@ def test_a_value_over_its_limit_is_never_shown_equal_to_it() -> None:
 
     assert (ms_over(5.03, 5, 1), ms_over(11.02, 3, 1), ms_over(50.004, 50, 1)) == ("5.03", "11.0", "50.004")
     assert (ms_over(2000.4, 2000, 0), ms_over(2100.0, 2000, 0)) == ("2000.4", "2100")
+
+
+def test_fp8_weights_are_suggested_on_gpus_without_fp8_cores() -> None:
+    """vLLM runs FP8 weights on Ampere (Marlin W8A16): Llama-3.1-405B on 8 A100s fits with them, and
+    the suggestion was skipped because the GPU has no FP8 tensor cores."""
+    with pytest.raises(InfeasibleError) as exc:
+        solve_serving(
+            load_model("meta-llama/Llama-3.1-405B"), Cluster.parse("1x8xA100-80G"), Serving.preset("chatbot")
+        )
+    assert any(f.startswith("with --quantization fp8") for f in exc.value.fixes), exc.value.fixes
+
+
+def test_an_expert_parallel_fix_reads_as_one_engine() -> None:
+    """DeepSeek-V3 on 16 H100s under TensorRT-LLM is one attention-DP + EP engine, not "16 x tp=1"
+    copies of a 671B model."""
+    from autoparallel.solvers.serving.space import ServingOptions
+
+    with pytest.raises(InfeasibleError) as exc:
+        solve_serving(
+            load_model("deepseek-ai/DeepSeek-V3"),
+            Cluster.parse("1x8xH100"),
+            Serving.preset("chatbot"),
+            options=ServingOptions(engines=("trtllm",)),
+        )
+    more = [f for f in exc.value.fixes if "the GPUs" in f]
+    assert more and all("one expert-parallel engine of" in f for f in more), more

@@ -158,9 +158,12 @@ def _memory_reason(space: ServingSpace) -> str:
             f"; the smallest per-GPU need ({_entry_label(space, i)}) is {_gib(used)}: weights "
             f"{_gib(weights)} + activations, graphs and KV {_gib(used - weights)} > {_gib(top)}"
         )
-    others = [i for i in valid if space.engine_of(i) != "vllm"]
-    if others:  # SGLang / TensorRT-LLM: their own pool rule, in their own words
-        i = min(others, key=lambda k: t.mem_used_kib[k])  # need − pool, shifted
+    per_entry = len(space.batches) * len(space.max_model_lens)
+    for other in dict.fromkeys(space.engine_of(i) for i in valid if space.engine_of(i) != "vllm"):
+        # SGLang / TensorRT-LLM, each in its own words: the entry nearest to fitting is the one whose
+        # weights leave the most per GPU (their tables clip a negative pool at 0), then the least need.
+        mine = [i for i in valid if space.engine_of(i) == other]
+        i = min(mine, key=lambda k: (t.weights_kib[k // per_entry], t.mem_used_kib[k]))
         s, r, b, m = space.unflat(i)
         engine = space.runtimes[r].engine
         kv, _ = engine_kv_for(engine, space.model, space.cluster, engine_entry_config(space, s, r, b, m))

@@ -27,8 +27,13 @@ Solve = Callable[[Cluster, Serving, ServingOptions, str], ServingSolution]
 
 def _describe(sol: ServingSolution) -> str:
     p, c = sol.estimate.perf, sol.config
+    shape = (
+        f"one expert-parallel engine of {c.replicas} data-parallel ranks of tp={c.tp} pp={c.pp}"
+        if c.enable_expert_parallel
+        else f"{c.replicas} x tp={c.tp} pp={c.pp}"
+    )
     return (
-        f"{c.gpus} GPU{'s' * (c.gpus != 1)} as {c.replicas} x tp={c.tp} pp={c.pp}, "
+        f"{c.gpus} GPU{'s' * (c.gpus != 1)} as {shape}, "
         f"{p.output_tokens_per_s:,.0f} output tokens/s, "
         f"TTFT {p.ttft_ms:.0f} ms, TPOT {p.tpot_ms:.1f} ms"
     )
@@ -66,8 +71,9 @@ def nearest_fixes(
                 "throughput",
             )
         )
-    fp8_ok = model.quantization is None and cluster.gpu.fp8_tflops is not None
-    if short and fp8_ok and "fp8" not in options.quantizations:
+    # FP8 weights run without FP8 tensor cores too (vLLM's and SGLang's Marlin W8A16 on Ampere): the
+    # solve says whether an engine of the request runs them on this GPU.
+    if short and model.quantization is None and "fp8" not in options.quantizations:
         quant = (*options.quantizations, "fp8")
         tries.append(
             (
