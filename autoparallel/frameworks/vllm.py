@@ -199,6 +199,10 @@ def vllm_args(
         args["max_num_batched_tokens"] = config.max_num_batched_tokens
     if config.quantization is not None:
         args["quantization"] = config.quantization
+        if config.quantization == "fp8" and model is not None and model.quantization is None:
+            # Online FP8 of an unquantized checkpoint: vLLM 0.32 resolves `fp8` to its `fp8_per_tensor`
+            # shorthand and warns that `fp8` is deprecated for it (model_loader/weight_utils.py).
+            args["quantization"] = "fp8_per_tensor"
     if config.enforce_eager:
         args["enforce_eager"] = True
     if cluster is not None and _spans_nodes(config, cluster):

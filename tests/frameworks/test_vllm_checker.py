@@ -133,3 +133,15 @@ def test_nvfp4_checkpoint_accepted_by_vllm(tmp_path: Path) -> None:
     )
     command = vllm_command(str(tmp_path), config, model=model)
     _assert_accepted(check_vllm_command(command, tmp_path), command)
+
+
+def test_online_fp8_uses_the_shorthand_vllm_resolves_it_to(tmp_path: Path) -> None:
+    """`--quantization fp8` over an unquantized checkpoint is deprecated in vLLM 0.32 (it warns and
+    resolves it to `fp8_per_tensor`): the line names the shorthand itself."""
+    model_id = "meta-llama/Llama-3.1-70B"
+    config = ServingConfig(tp=8, max_model_len=8192, max_num_seqs=128, quantization="fp8")
+    command = vllm_command(model_id, config, model=load_model(model_id))
+    assert "--quantization fp8_per_tensor" in command
+    result = check_vllm_command(command, _config_dir(tmp_path, model_id))
+    _assert_accepted(result, command)
+    assert result["args"]["quantization"] == "fp8_per_tensor"  # type: ignore[index]
