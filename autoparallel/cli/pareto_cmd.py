@@ -24,6 +24,7 @@ from autoparallel.cli.plan_cmd import (
     _serving_workload,
     _training_workload,
     add_engine_argument,
+    add_grad_reduce_flag,
     check_mode,
     training_options,
 )
@@ -43,6 +44,7 @@ def add_pareto_parser(sub: Any) -> None:
     _add_common(p)
     _add_serving_workload(p, replay=False)
     _add_training_workload(p)
+    add_grad_reduce_flag(p)
     p.add_argument(
         "--objectives",
         default=None,

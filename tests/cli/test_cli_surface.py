@@ -44,6 +44,7 @@ FROZEN: dict[str, set[str]] = {
         "--plan-file",
         "--disagg",
         "--engine",
+        "--grad-reduce-in-bf16",
     },
     "evaluate": _SERVING
     | _REPLAY
@@ -76,6 +77,7 @@ FROZEN: dict[str, set[str]] = {
     | {
         "--disagg",
         "--engine",
+        "--grad-reduce-in-bf16",
         "--no-progress",
         "--normalize",
         "--objectives",

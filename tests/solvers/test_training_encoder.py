@@ -504,3 +504,7 @@ def test_each_framework_plans_the_zero_modes_it_runs_as_priced() -> None:
     only = TrainingOptions(zero_stages=(ZeroStage.OPTIMIZER,))
     with pytest.raises(InputError, match="--grad-reduce-in-bf16"):
         build_space(model, cluster, work, only)
+    bf16 = build_space(model, cluster, work, only.model_copy(update={"grad_reduce_in_bf16": True}))
+    assert {m.zero for m in bf16.state_modes} == {ZeroStage.OPTIMIZER}  # asked for: Megatron's flag
+    with pytest.raises(ValueError, match="Megatron's flag"):
+        TrainingOptions(framework="deepspeed", grad_reduce_in_bf16=True)

@@ -94,6 +94,10 @@ class TrainingOptions(_Frozen):
     """Solve again without the chosen shape, to report the runner-up and why it lost."""
     hints: bool = True
     """Seed CP-SAT with the best uniform-stage plan computed from the tables."""
+    grad_reduce_in_bf16: bool = False
+    """Megatron only: also plan ZeRO 0 / 1 with gradients accumulated and reduced in bf16
+    (`--grad-reduce-in-bf16`), 2 bytes per parameter lighter than Megatron's default fp32 main_grad,
+    at the numerics that default guards (`validation.framework_zero_stages`)."""
     framework: TrainingFramework = "megatron"
     """The framework the plan is for, which narrows the space to what it runs: DeepSpeed, no ZeRO-3
     with MoE layers (`validation.framework_zero_stages`), even stages and one recompute mode (the
@@ -113,6 +117,10 @@ class TrainingOptions(_Frozen):
         stage alike: a DeepSpeed plan keeps even stages and one recompute mode."""
         if not isinstance(data, Mapping) or data.get("framework") != "deepspeed":
             return data
+        if data.get("grad_reduce_in_bf16"):
+            raise ValueError(
+                "grad_reduce_in_bf16=True is Megatron's flag; DeepSpeed reduces bf16 gradients already"
+            )
         for key in ("non_uniform_stages", "per_stage_recompute"):
             if data.get(key):
                 raise ValueError(f"{key}=True: DeepSpeed runs even stages with one recompute mode")
@@ -327,6 +335,8 @@ def _state_modes(model: ModelSpec, opts: TrainingOptions, out: dict[str, list[st
     """Sharding modes (with ZeRO-Offload's variants when `offload`) of the allowed ZeRO stages that the
     framework initializes for the model; the others are recorded under `framework_zero_stages`."""
     runs = framework_zero_stages(opts.framework, model)
+    if opts.grad_reduce_in_bf16 and opts.framework == "megatron":
+        runs = (ZeroStage.NONE, ZeroStage.OPTIMIZER, *runs)
     for zero in dict.fromkeys(z for z in opts.zero_stages if z not in runs):
         out.setdefault("framework_zero_stages", []).append(
             zero_stage_problem(opts.framework, model, zero) or f"zero={zero.value}"
