@@ -143,8 +143,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "--engine": ("vllm", "sglang", "trtllm", "auto", "megatron", "deepspeed"),
     "--nsa-prefill-backend": ("fa3", "flashmla_auto", "tilelang"),
     "--nsa-decode-backend": ("flashmla_kv", "flashmla_auto", "fa3"),
+    "--cp-comm-type": ("p2p", "a2a"),
 }
-SWITCHES = ("--json", "--train", "--enable-expert-parallel", "--enforce-eager")
+SWITCHES = ("--json", "--train", "--enable-expert-parallel", "--enforce-eager", "--grad-reduce-in-bf16")
+"""Flags that take no value."""
 
 
 def hostile_configs(folder: Path) -> list[str]:
@@ -312,16 +314,20 @@ def generate(rng: random.Random, configs: list[str]) -> list[str]:
         ]
     pool = [*SERVING_FLAGS, *TRAINING_FLAGS, "--workload", "--precision"]
     if command == "plan":
-        pool += [*PLAN_ONLY, *REPLAY_FLAGS, "--objective", "--engine"]
+        pool += [*PLAN_ONLY, *REPLAY_FLAGS, "--objective", "--engine", "--grad-reduce-in-bf16"]
     elif command == "evaluate":
         pool += [*EVAL_FLAGS, *REPLAY_FLAGS, "--zero", "--recompute", "--kv-cache-dtype", "--engine"]
+        pool += ["--cp-comm-type"]
         pool += ["--nsa-prefill-backend", "--nsa-decode-backend"]
     elif train:  # a training front: mostly valid, so that its queries run
-        pool = [*TRAINING_FLAGS, "--precision", "--objectives", "--engine"]
+        pool = [*TRAINING_FLAGS, "--precision", "--objectives", "--engine", "--grad-reduce-in-bf16"]
     else:
         pool += ["--objectives"]
     for flag in rng.sample(pool, min(len(pool), rng.choice((0, 0, 1, 1, 2, 3)))):
         if flag in ("--train", "--seq-len", "--global-batch") and train:
+            continue
+        if flag in SWITCHES:
+            argv.append(flag)
             continue
         argv += [flag, rng.choice(CHOICES[flag]) if flag in CHOICES else _number(rng, flag)]
     if rng.random() < 0.1:
