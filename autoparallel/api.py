@@ -625,6 +625,7 @@ def pareto(
     opts, mid = _options(options, w), served_id(model, m)
     settings, on_point = given_settings(settings), _callback(on_point, "on_point")
     if isinstance(w, Training):
+        require_training_job(c, w.precision)
         tf = pareto_training(
             m,
             c,

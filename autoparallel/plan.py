@@ -396,18 +396,33 @@ class TrainingPlan(_PlanBase):
 
     @property
     def deepspeed_notes(self) -> list[str]:
-        """What the training script must build beside the ds_config (groups, experts, FP8 layers)."""
+        """What the training script must build beside the ds_config (groups, experts, FP8 layers);
+        none when DeepSpeed cannot express the plan (the ds_config's refusal says why)."""
+        if not self._expressible(lambda: self.deepspeed_config):
+            return []
         return deepspeed.deepspeed_notes(self.model, self.config)
 
     @property
     def megatron_notes(self) -> list[str]:
-        """Where the Megatron arguments only approximate the plan, or what the user must add."""
+        """Where the Megatron arguments only approximate the plan, or what the user must add; none when
+        Megatron cannot express it."""
+        if not self._expressible(lambda: self.megatron_args):
+            return []
         return megatron.megatron_notes(self.model, self.config)
 
     @property
     def torchrun_command(self) -> str:
         """The `torchrun ... pretrain_gpt.py ARGS` line (one line for every node)."""
         return megatron.torchrun_command(self.model, self.config, cluster=self.cluster)
+
+    @staticmethod
+    def _expressible(build: Any) -> bool:
+        """Whether the framework's emitter accepts the plan (`_artifact` says why not)."""
+        try:
+            build()
+        except ValueError:
+            return False
+        return True
 
     def _artifact(self, build: Any) -> Any:
         try:

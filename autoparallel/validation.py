@@ -27,7 +27,7 @@ from autoparallel.models.spec import AttentionKind
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig, TrainingConfig
     from autoparallel.hardware import GPU, Cluster
-    from autoparallel.models.spec import ModelSpec
+    from autoparallel.models.spec import AttentionSpec, ModelSpec
     from autoparallel.workload import Serving
 
 __all__ = [
@@ -110,17 +110,25 @@ def cp_comm_problem(
     model: ModelSpec, tp: int, pp: int, cp: int, cp_comm: str, framework: TrainingFramework = "megatron"
 ) -> str | None:
     """Why context parallelism `cp` cannot exchange as `cp_comm` (`TrainingConfig.cp_comm`) under
-    `framework` for `model`'s attention heads at `tp` (None: it can; linear-attention layers aside).
+    `framework` for `model`'s layers at `tp` (None: it can).
 
-    - Megatron, p2p (ring attention): no head rule.
-    - Megatron, a2a: Transformer Engine's `AttnFuncWithCPAndQKVOA2A` asserts that each rank's query
-      and key heads are divisible by cp ("The number of attention heads needs to be divisible by CP
-      size!").
+    - Megatron, p2p (ring attention): no head rule, but no sliding-window layers: Transformer
+      Engine runs those (and attention sinks, which come with them in the zoo) only with a2a or
+      all_gather (`attn_forward_func_with_cp`: "Context parallelism does not support sliding window
+      attention with cp_comm_type='p2p'").
+    - Megatron, a2a: TE's `AttnFuncWithCPAndQKVOA2A` asserts that each rank's query and key heads
+      are divisible by cp ("The number of attention heads needs to be divisible by CP size!").
+    - Megatron, linear-attention (Gated DeltaNet) layers, whatever `cp_comm`: they scatter each
+      tensor-parallel rank's key and value heads over cp (megatron/core/ssm/gated_delta_net/gdn.py,
+      `feat_dim_split`), so those must divide by cp.
     - DeepSpeed runs only a2a (Ulysses), and only without tensor or pipeline parallelism (Megatron-
       DeepSpeed's examples_deepspeed/sequence_parallel/README.md: "currently incompatible with
       Megatron-LM's tensor or pipeline parallelism"). DeepSpeed's `UlyssesSPAttentionHF`
-      (deepspeed/runtime/sequence_parallel/ulysses_sp.py, "Arctic Long Sequence Training") needs the
-      query heads divisible by cp and the KV heads divisible by cp or dividing it (then replicated)."""
+      (deepspeed/runtime/sequence_parallel/ulysses_sp.py, "Arctic Long Sequence Training") wraps a
+      Hugging Face model's attention: it needs the query heads divisible by cp, the KV heads divisible
+      by cp or dividing it (then replicated), keys and values of one shape (it asserts
+      `key.shape == value.shape`, which MLA's 192 / 128 breaks), and no linear-attention layers
+      (they are not attention it wraps)."""
     if cp <= 1:
         return None
     if framework == "deepspeed":
@@ -131,24 +139,58 @@ def cp_comm_problem(
                 f"cp={cp} with tp={tp}, pp={pp}: DeepSpeed-Ulysses runs without tensor or pipeline "
                 "parallelism (Megatron-DeepSpeed's sequence-parallel README)"
             )
-    if cp_comm == "p2p":
-        return None
     for att in dict.fromkeys(layer.attention for layer in model.layers):
-        if att.kind is AttentionKind.LINEAR:
-            continue
-        q, kv = att.num_heads, att.num_kv_heads
-        q_rank, kv_rank = max(1, q // tp), max(1, kv // tp)
-        if framework == "megatron":
-            if q_rank % cp or kv_rank % cp:
-                return (
-                    f"cp={cp}: all-to-all context parallelism needs each rank's {q_rank} query and {kv_rank} "
-                    f"KV heads (tp={tp}) divisible by cp (Transformer Engine)"
-                )
-        elif q % cp or (kv % cp and cp % kv):
+        problem = (
+            _deepspeed_ulysses_problem(att, cp)
+            if framework == "deepspeed"
+            else _megatron_cp_problem(att, tp, cp, cp_comm)
+        )
+        if problem is not None:
+            return problem
+    return None
+
+
+def _megatron_cp_problem(att: AttentionSpec, tp: int, cp: int, cp_comm: str) -> str | None:
+    """`cp_comm_problem` for one Megatron attention block (its docstring has the sources)."""
+    if att.kind is AttentionKind.LINEAR:
+        keys, values = max(1, att.num_heads // tp), max(1, att.linear_num_value_heads // tp)
+        if keys % cp or values % cp:
             return (
-                f"cp={cp}: DeepSpeed-Ulysses needs the {q} query heads divisible by cp and the {kv} KV "
-                "heads divisible by cp or dividing it (UlyssesSPAttentionHF)"
+                f"cp={cp}: Megatron's linear-attention layers split each rank's {keys} key and {values} "
+                f"value heads (tp={tp}) over cp"
             )
+        return None
+    if cp_comm == "p2p":
+        if att.kind is AttentionKind.SLIDING:
+            return (
+                f"cp={cp}: ring attention (p2p) does not run sliding-window layers (Transformer Engine: a2a "
+                "or all_gather only)"
+            )
+        return None
+    q_rank, kv_rank = max(1, att.num_heads // tp), max(1, att.num_kv_heads // tp)
+    if q_rank % cp or kv_rank % cp:
+        return (
+            f"cp={cp}: all-to-all context parallelism needs each rank's {q_rank} query and {kv_rank} "
+            f"KV heads (tp={tp}) divisible by cp (Transformer Engine)"
+        )
+    return None
+
+
+def _deepspeed_ulysses_problem(att: AttentionSpec, cp: int) -> str | None:
+    """`cp_comm_problem` for one attention block under DeepSpeed-Ulysses (tp = pp = 1)."""
+    if att.kind is AttentionKind.LINEAR:
+        return f"cp={cp}: DeepSpeed-Ulysses wraps softmax attention, not linear-attention layers"
+    if att.head_dim != att.v_head_dim:
+        return (
+            f"cp={cp}: DeepSpeed-Ulysses needs keys and values of one head size, not {att.head_dim} and "
+            f"{att.v_head_dim} (UlyssesSPAttentionHF)"
+        )
+    q, kv = att.num_heads, att.num_kv_heads
+    if q % cp or (kv % cp and cp % kv):
+        return (
+            f"cp={cp}: DeepSpeed-Ulysses needs the {q} query heads divisible by cp and the {kv} KV "
+            "heads divisible by cp or dividing it (UlyssesSPAttentionHF)"
+        )
     return None
 
 
@@ -277,7 +319,7 @@ def training_problems(
         out.append(f"{problem} (cp_needs_fused_attention)")
     problem = cp_comm_problem(model, config.tp, config.pp, config.cp, config.cp_comm, framework)
     if problem is not None:
-        out.append(f"{problem} (cp_heads)")
+        out.append(f"{problem} (cp_comm_rule)")
     if config.precision not in ("bf16", "fp8", "fp16"):
         out.append(f"precision={config.precision!r}: use bf16, fp8 or fp16")
     elif config.precision == "fp8" and gpu is not None and gpu.fp8_tflops is None:

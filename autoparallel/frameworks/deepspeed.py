@@ -77,6 +77,11 @@ def deepspeed_config(
         ds["activation_checkpointing"] = _activation_checkpointing(model, config)
     if config.pp > 1:
         ds["pipeline"] = _pipeline_section(model, config)
+    if config.cp > 1:
+        # Ulysses without an mpu (a Hugging Face model under zero.Init): DeepSpeed takes the data-
+        # parallel size as world / sequence_parallel_size from here (deepspeed/runtime/config.py),
+        # else as the whole world, and the batch identity above fails.
+        ds["sequence_parallel_size"] = config.cp
     return ds
 
 
@@ -123,7 +128,8 @@ def deepspeed_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
         notes.append(
             f"cp={config.cp} runs as DeepSpeed-Ulysses sequence parallelism, an all-to-all over attention "
             "heads: the script wraps the model's attention in "
-            "deepspeed.runtime.sequence_parallel.UlyssesSPAttentionHF (the ds_config has no key for it)."
+            "deepspeed.runtime.sequence_parallel.UlyssesSPAttentionHF (the ds_config carries "
+            "sequence_parallel_size)."
         )
     if model.is_moe:
         # DeepSpeed's MoE keeps whole experts on every tensor-parallel rank unless asked to split them
@@ -200,11 +206,17 @@ def _pipeline_section(model: ModelSpec, config: TrainingConfig) -> dict[str, obj
     full_everywhere = all(mode is Recompute.FULL for mode in _stage_modes(config))
     stages = config.stage_layers(model.num_layers)
     uniform = stages == even_split(model.num_layers, config.pp)
-    return {
+    section: dict[str, object] = {
         "stages": config.pp,
         **({"partition": "uniform"} if uniform else {"layers_per_stage": list(stages)}),
         "activation_checkpoint_interval": 1 if full_everywhere else 0,
     }
+    if model.is_moe:
+        # MoE stages pass a second tensor that needs a gradient (the aux loss), which PipelineEngine
+        # refuses to partition (pipe/engine.py); DeepSpeed partitions both by default (runtime/config.py)
+        # and Megatron-DeepSpeed asserts they are off for MoE with tp > 1 (gpt_model.py).
+        section |= {"pipe_partitioned": False, "grad_partitioned": False}
+    return section
 
 
 # ----- checks ---------------------------------------------------------------------------------------

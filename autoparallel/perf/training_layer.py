@@ -225,22 +225,26 @@ def activation_message_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
 
 def cp_all_to_all_s(layer: LayerSpec, cluster: Cluster, cfg: TrainingConfig, fwd_passes: int) -> float:
     """All-to-all context parallelism (`cp_comm="a2a"`: DeepSpeed-Ulysses, Jacobs et al. 2023; TE's
-    `AttnFuncWithCPAndQKVOA2A`): each forward pass sends Q, K and V from the rank's sequence shard
-    to the ranks owning their heads and the attention output back (4 all-to-alls), the backward pass
-    their 4 gradients. Nothing overlaps them: the attention core waits for its inputs. KV heads that
-    cp replicates (UlyssesSPAttentionHF, cp > KV heads) are sent once per replica."""
+    `AttnFuncWithCPAndQKVOA2A`; Megatron's Gated DeltaNet layers under any cp): each forward pass
+    sends Q, K and V from the rank's sequence shard to the ranks owning their heads and the output
+    back (4 all-to-alls), the backward pass their 4 gradients. Nothing overlaps them: the attention
+    (or the delta rule) waits for its inputs. KV heads that cp replicates (UlyssesSPAttentionHF,
+    cp > KV heads) are sent once per replica; a linear-attention layer sends its key heads as Q and K
+    and its value heads as V and the output."""
     att = layer.attention
-    if att.kind is AttentionKind.LINEAR:
-        return 0.0
     tokens = local_tokens(cfg)
-    q_heads = att.num_heads / cfg.tp
-    kv_heads = max(att.num_kv_heads / cfg.tp, cfg.cp)
+    if att.kind is AttentionKind.LINEAR:
+        q_heads = kv_heads = att.num_heads / cfg.tp
+        v_heads = out_heads = att.linear_num_value_heads / cfg.tp
+    else:
+        q_heads = out_heads = att.num_heads / cfg.tp
+        kv_heads = v_heads = max(att.num_kv_heads / cfg.tp, cfg.cp)
     link = comm.all_to_all_link(cluster, cfg.cp, stride=cfg.tp)
     sends = (
         q_heads * att.head_dim,
         kv_heads * att.head_dim,
-        kv_heads * att.v_head_dim,
-        q_heads * att.v_head_dim,
+        v_heads * att.v_head_dim,
+        out_heads * att.v_head_dim,
     )
     per_pass = sum(comm.all_to_all_s(tokens * width * 2.0, cfg.cp, link) for width in sends)
     return (fwd_passes + 1) * per_pass
@@ -271,7 +275,7 @@ def layer_time_breakdown(
         link = comm.group_link(cluster, cfg.tp)
         tp = (fwd_passes + 1) * 2 * comm.all_reduce_s(msg, cfg.tp, link) * TP_COMM_EXPOSED
     cp = 0.0
-    if cfg.cp > 1 and cfg.cp_comm == "a2a":
+    if cfg.cp > 1 and (cfg.cp_comm == "a2a" or layer.attention.kind is AttentionKind.LINEAR):
         cp = cp_all_to_all_s(layer, cluster, cfg, fwd_passes)
     elif cfg.cp > 1:
         # CP ring attention: each rank receives the other cp − 1 K/V chunks forward, and K/V + their

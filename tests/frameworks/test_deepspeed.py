@@ -227,6 +227,14 @@ def _validation_grid() -> list[tuple[str, TrainingConfig]]:
     )
     grid.append(
         (
+            "cp=8 Ulysses (sequence_parallel_size: the world is dp x cp)",
+            TrainingConfig(
+                cp=8, dp=2, zero=ZeroStage.PARAMETERS, global_batch=8, seq_len=65536, cp_comm="a2a"
+            ),
+        )
+    )
+    grid.append(
+        (
             "pp=2 zero=0 fp16 stage recompute",
             TrainingConfig(
                 pp=2,
@@ -255,7 +263,8 @@ def test_deepspeed_accepts_config(label: str, config: TrainingConfig, tmp_path: 
     path = tmp_path / "ds_config.json"
     path.write_text(json.dumps(deepspeed_config(load_model(LLAMA_8B), config)), encoding="utf-8")
     result = run_json_checker(
-        [DS_CHECK_PYTHON, str(VALIDATOR), str(path), "--world-size", str(config.dp), "--json"], timeout=300
+        [DS_CHECK_PYTHON, str(VALIDATOR), str(path), "--world-size", str(config.dp * config.cp), "--json"],
+        timeout=300,
     )
     assert result["valid"], f"{label}: {result['errors']}"
     assert result["warnings"] == [], f"{label}: {result['warnings']}"
@@ -323,3 +332,33 @@ def test_notes_say_what_the_script_builds_beside_the_ds_config() -> None:
     assert "UlyssesSPAttentionHF" in " ".join(deepspeed_notes(load_model(LLAMA_8B), ulysses))
     uneven = TrainingConfig(pp=2, dp=4, global_batch=8, layers_per_stage=(39, 41))
     assert "partition the layers as [39, 41]" in " ".join(deepspeed_notes(load_model(LLAMA_70B), uneven))
+
+
+def test_ulysses_and_moe_pipelines_carry_their_keys() -> None:
+    """DeepSpeed takes its data-parallel size as world / sequence_parallel_size only when the config
+    says so (no mpu: a Hugging Face model under zero.Init), else the batch identity fails; and an MoE
+    pipeline's stages pass the aux loss, which PipelineEngine refuses to partition (on by default)."""
+    ulysses = TrainingConfig(cp=16, dp=1, global_batch=16, seq_len=131072, cp_comm="a2a")
+    assert deepspeed_config(load_model(LLAMA_8B), ulysses)["sequence_parallel_size"] == 16
+    assert "sequence_parallel_size" not in deepspeed_config(
+        load_model(LLAMA_8B), TrainingConfig(dp=8, global_batch=8)
+    )
+    moe = TrainingConfig(tp=8, pp=4, dp=1, global_batch=8, zero=ZeroStage.NONE)
+    pipe = deepspeed_config(load_model("mistralai/Mixtral-8x7B-v0.1"), moe)["pipeline"]
+    assert pipe["pipe_partitioned"] is False and pipe["grad_partitioned"] is False  # type: ignore[index]
+    dense = deepspeed_config(load_model(LLAMA_70B), moe)["pipeline"]
+    assert "pipe_partitioned" not in dense  # type: ignore[operator]
+
+
+def test_a_plan_deepspeed_cannot_express_has_no_deepspeed_notes() -> None:
+    """The notes told how to build groups and wrap attention for a ds_config that was refused."""
+    import autoparallel as ap
+
+    plan = ap.solve(
+        "meta-llama/Llama-3.1-8B",
+        "1x8xH100",
+        ap.Training(seq_len=65536, global_batch=8),
+        options=ap.TrainingOptions(cp_values=(2,), tp_values=(4,)),
+    )
+    assert plan.config.cp == 2 and "unavailable" in plan.to_dict()["deepspeed"]["config"]
+    assert plan.deepspeed_notes == [] and plan.megatron_notes

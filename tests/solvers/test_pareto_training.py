@@ -251,3 +251,15 @@ def test_a_front_whose_first_query_runs_out_of_time_is_a_timeout_not_an_empty_fr
     some: Front[Any] = Front(objectives=("throughput", "memory"), cap=5)
     assert _front(some, late([driver.Answer(point="p", run=run), None]), lambda p, run: p)
     assert some.solutions == ["p"] and not some.complete
+
+
+def test_a_training_front_in_fp8_needs_fp8_tensor_cores() -> None:
+    """`pareto --train --precision fp8` on A100s returned an fp8-priced front where `plan` refuses."""
+    import autoparallel as ap
+
+    with pytest.raises(InputError, match="no FP8 tensor cores"):
+        ap.pareto(
+            "meta-llama/Llama-3.1-8B",
+            "1x8xA100-80G",
+            workload=ap.Training(seq_len=4096, global_batch=64, precision="fp8"),
+        )

@@ -450,7 +450,7 @@ def test_deepspeed_runs_context_parallelism_as_ulysses() -> None:
     ds = TrainingOptions(framework="deepspeed", cp_values=(1, 2, 8))
     space = build_space(model, cluster, work, ds)
     assert {(s.tp, s.pp) for s in space.shapes if s.cp > 1} == {(1, 1)}
-    assert any("without tensor or pipeline parallelism" in r for r in space.excluded["cp_heads"])
+    assert any("without tensor or pipeline parallelism" in r for r in space.excluded["cp_comm_rule"])
     plan = ap.solve(model, cluster, work, options=ds.model_copy(update={"cp_values": (8,)}))
     assert plan.config.cp == 8 and plan.config.cp_comm == "a2a" and plan.perf.cp_comm_s > 0
     assert isinstance(plan.deepspeed_config, dict)
@@ -508,3 +508,39 @@ def test_each_framework_plans_the_zero_modes_it_runs_as_priced() -> None:
     assert {m.zero for m in bf16.state_modes} == {ZeroStage.OPTIMIZER}  # asked for: Megatron's flag
     with pytest.raises(ValueError, match="Megatron's flag"):
         TrainingOptions(framework="deepspeed", grad_reduce_in_bf16=True)
+
+
+def test_megatron_exchanges_all_to_all_where_the_ring_does_not_run() -> None:
+    """Transformer Engine runs sliding-window layers under context parallelism only all-to-all (or
+    all-gather): gemma-2-9b and gpt-oss-20b plans at seq 65,536 had ring cp, which TE refuses once
+    --window-size is set. A shape keeps ring attention where it runs, else all-to-all where the
+    heads allow, else no cp. Megatron's linear-attention layers split their heads over cp."""
+    work = Training(seq_len=65536, global_batch=32)
+    cluster = Cluster.parse("2x8xH100")
+    for model_id in ("google/gemma-2-9b", "openai/gpt-oss-20b"):
+        space = build_space(load_model(model_id), cluster, work, TrainingOptions())
+        assert all(s.cp_comm == "a2a" for s in space.shapes if s.cp > 1), model_id
+        assert any("sliding-window" in r for r in space.excluded["cp_comm_rule"]), model_id
+    plan = solve_training(load_model("openai/gpt-oss-20b"), cluster, work, settings=FAST)
+    assert plan.config.cp == 1 or plan.config.cp_comm == "a2a"
+    llama = build_space(load_model(LLAMA_8B), cluster, work, TrainingOptions())
+    assert {s.cp_comm for s in llama.shapes if s.cp > 1} == {"p2p"}
+    nxt = build_space(
+        load_model("Qwen/Qwen3-Next-80B-A3B-Instruct"), Cluster.parse("4x8xH100"), work, TrainingOptions()
+    )
+    assert all((16 // s.tp) % s.cp == 0 for s in nxt.shapes)  # 16 key heads per layer over tp x cp
+    assert any("linear-attention layers split" in r for r in nxt.excluded["cp_comm_rule"])
+
+
+def test_ulysses_refuses_what_its_wrapper_cannot_run() -> None:
+    """UlyssesSPAttentionHF asserts keys and values of one shape (MLA's are 192 and 128) and wraps
+    softmax attention only (not Qwen3-Next's Gated DeltaNet layers)."""
+    from autoparallel.validation import cp_comm_problem
+
+    mla = load_model("deepseek-ai/DeepSeek-Coder-V2-Lite-Base")
+    assert "one head size" in (cp_comm_problem(mla, 1, 1, 2, "a2a", "deepspeed") or "")
+    nxt = load_model("Qwen/Qwen3-Next-80B-A3B-Instruct")
+    assert "linear-attention" in (cp_comm_problem(nxt, 1, 1, 2, "a2a", "deepspeed") or "")
+    gemma = load_model("google/gemma-2-9b")
+    assert "sliding-window" in (cp_comm_problem(gemma, 1, 1, 2, "p2p") or "")
+    assert cp_comm_problem(gemma, 1, 1, 2, "a2a") is None

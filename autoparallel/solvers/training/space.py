@@ -105,10 +105,11 @@ class TrainingOptions(_Frozen):
     are emitted either way."""
 
     @property
-    def cp_comm(self) -> Literal["p2p", "a2a"]:
-        """How the plans' context-parallel ranks exchange (`TrainingConfig.cp_comm`): DeepSpeed's
-        Ulysses all-to-all, or Megatron-Core's default ring (p2p)."""
-        return "a2a" if self.framework == "deepspeed" else "p2p"
+    def cp_comms(self) -> tuple[Literal["p2p", "a2a"], ...]:
+        """How the plans' context-parallel ranks may exchange (`TrainingConfig.cp_comm`), in order of
+        preference: DeepSpeed's Ulysses all-to-all only; Megatron-Core's default ring (p2p), else its
+        all-to-all where the ring does not run (sliding-window layers)."""
+        return ("a2a",) if self.framework == "deepspeed" else ("p2p", "a2a")
 
     @model_validator(mode="before")
     @classmethod
@@ -152,6 +153,8 @@ class Shape(_Frozen):
     etp: int | None = None
     """Expert tensor-parallel degree of the MoE layers (Megatron's --expert-tensor-parallel-size);
     None: the same as tp."""
+    cp_comm: Literal["p2p", "a2a"] = "p2p"
+    """How its context-parallel ranks exchange (`TrainingConfig.cp_comm`; p2p when cp = 1)."""
 
     @property
     def world(self) -> int:
@@ -241,7 +244,7 @@ class TrainingSpace(Problem["Training", TrainingOptions]):
             pp=shape.pp,
             dp=shape.dp,
             cp=shape.cp,
-            cp_comm=self.options.cp_comm,
+            cp_comm=shape.cp_comm,
             ep=shape.ep,
             etp=None if shape.etp == shape.tp else shape.etp,
             micro_batch=micro,
@@ -325,6 +328,15 @@ def _ep_domain(model: ModelSpec, opts: TrainingOptions, out: dict[str, list[str]
     return keep
 
 
+def _cp_comm(
+    model: ModelSpec, tp: int, pp: int, cp: int, opts: TrainingOptions
+) -> tuple[Literal["p2p", "a2a"], str | None]:
+    """The first exchange of `opts.cp_comms` that runs (tp, pp, cp) for `model`, and None; or the
+    first one with why it does not (`validation.cp_comm_problem`)."""
+    problems = [(c, cp_comm_problem(model, tp, pp, cp, c, opts.framework)) for c in opts.cp_comms]
+    return next(((c, None) for c, p in problems if p is None), problems[0])
+
+
 def _etp_domain(model: ModelSpec, tp: int) -> list[int]:
     """Expert tensor-parallel degrees other than tp: 1 for MoE models with tp > 1 (Megatron-Core's
     --expert-tensor-parallel-size, commonly 1 with a large ep); none for dense models."""
@@ -391,10 +403,9 @@ def build_space(
                 for cp in cps:
                     if w % (tp * pp * cp):
                         continue
-                    if (
-                        problem := cp_comm_problem(model, tp, pp, cp, options.cp_comm, options.framework)
-                    ) is not None:
-                        out.setdefault("cp_heads", []).append(problem)
+                    comm, problem = _cp_comm(model, tp, pp, cp, options)
+                    if problem is not None:
+                        out.setdefault("cp_comm_rule", []).append(problem)
                         continue
                     dp = w // (tp * pp * cp)
                     for ep in eps:
@@ -404,7 +415,7 @@ def build_space(
                                 f"ep={ep} does not divide dp·cp={dp * cp} (tp={tp}, pp={pp}, cp={cp})"
                             )
                             continue
-                        shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp))
+                        shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, cp_comm=comm))
                         for etp in _etp_domain(model, tp):
                             # Megatron-Core's expert mesh etp × ep × edp × pp covers the world
                             # (parallel_state.py), so etp·ep must divide tp·dp·cp (`expert_dp`).
@@ -414,7 +425,7 @@ def build_space(
                                     f"(tp={tp}, pp={pp}, cp={cp})"
                                 )
                                 continue
-                            shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, etp=etp))
+                            shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, etp=etp, cp_comm=comm))
     if not options.zero_stages or not options.recompute_modes:
         raise InputError("zero_stages and recompute_modes must each allow at least one value")
     state_modes = _state_modes(model, options, out)
