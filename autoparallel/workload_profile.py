@@ -435,8 +435,9 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
 
 def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
     """The workload a profile describes: mean lengths with their measured percentiles, the arrival
-    rate and its burstiness (the gamma shape, within `BOUNDS["burstiness"]`), and a max_model_len
-    covering the longest request (p99 prompt + p99 output, at least the means). A benchmark result is
+    rate and its burstiness (the gamma shape, within `BOUNDS["burstiness"]`; evenly spaced arrivals
+    its upper bound), and a max_model_len of the p99 prompt + the p99 output (at least the means),
+    which the longest requests may exceed (`profile` says so). A benchmark result is
     a finite benchmark of its prompts (sent at once or at its rate, under its cap); a request log or a
     metrics scrape is a stream."""
     isl, osl = max(1, round(prof.isl.mean)), max(1, round(prof.osl.mean))
@@ -447,8 +448,11 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
             "context autoparallel plans for"
         )
     finite = prof.source in ("vllm-bench", "sglang-bench")
-    shape = prof.gamma_shape if prof.request_rate and prof.gamma_shape else 1.0
     bound = BOUNDS["burstiness"]
+    shape = prof.gamma_shape if prof.request_rate and prof.gamma_shape else 1.0
+    if prof.request_rate and prof.interarrival_cv == 0:
+        shape = bound.hi  # evenly spaced arrivals: the evenest gaps a gamma process of the bound gives
+
     return Serving(
         name=name,
         isl=isl,

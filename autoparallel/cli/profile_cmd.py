@@ -77,6 +77,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
         where = ", ".join(map(str, prof.malformed_lines))
         more = ", ..." if prof.malformed > len(prof.malformed_lines) else ""
         lines.append(f"malformed: {prof.malformed} skipped" + (f" (lines {where}{more})" if where else ""))
+    if serving.max_model_len is not None and prof.isl.max + prof.osl.max > serving.max_model_len:
+        lines.append(
+            f"max_model_len {serving.max_model_len:,} covers the p99 prompt and output; the longest prompt "
+            f"({prof.isl.max:,}) and output ({prof.osl.max:,}) do not fit it: plan with --max-model-len "
+            "to serve them (a replay cuts them to it)"
+        )
     if args.output:
         lines.append(f"workload written to {args.output} (use --workload-file {args.output})")
     print("\n".join(lines))

@@ -384,6 +384,13 @@ def simulate_benchmark(
     """
     n_total = num_prompts or workload.num_prompts or 1000
     replicas = min(config.replicas, n_total)
+    cap = workload.concurrency
+    if cap is not None:
+        # A client with at most `cap` requests out keeps at most `cap` replicas busy at once (its
+        # round robin hands the next request to the next replica as one finishes): the draw is dealt
+        # over that many, each with its share of the cap (ceil(cap / replicas) each let 4 replicas
+        # run 4 requests at --concurrency 1).
+        replicas = min(replicas, cap)
     # No request is longer than the deployment accepts (a benchmark cannot send one).
     longest = config.max_model_len
     isl_all = np.minimum(
@@ -409,12 +416,13 @@ def simulate_benchmark(
         nsa_backends=nsa_backends,
         kv_pool_tokens=kv_pool_tokens,
     )
-    limit = max_running or config.max_num_seqs
-    cap = workload.concurrency
-    if cap is not None:
-        # The client keeps at most `cap` requests in flight over the deployment, dealt evenly: a
-        # replica never runs more than its share, whatever its own limits.
-        limit = min(limit, max(1, math.ceil(cap / replicas)))
+    engine_limit = max_running or config.max_num_seqs
+    # The client keeps at most `cap` requests in flight over the deployment, dealt evenly: a replica
+    # never runs more than its share (cap // replicas, one more for the first cap % replicas).
+    limits = [
+        engine_limit if cap is None else min(engine_limit, cap // replicas + (r < cap % replicas))
+        for r in range(replicas)
+    ]
     policy = SCHEDULING[engine]
     # Every replica replays its own share of one draw (the DP load balancer deals requests round
     # robin): the run lasts until the slowest replica's last token, so the longest requests of the
@@ -429,17 +437,22 @@ def simulate_benchmark(
     aligned = replicas > 1 and shape.ep_ranks > shape.tp
     conservativeness = SGLANG_DP_ATTENTION_CONSERVATIVENESS if aligned and engine == "sglang" else 1.0
     keys = [
-        (isl_all[r::replicas].tobytes(), osl_all[r::replicas].tobytes(), arrive_all[r::replicas].tobytes())
+        (
+            isl_all[r::replicas].tobytes(),
+            osl_all[r::replicas].tobytes(),
+            arrive_all[r::replicas].tobytes(),
+            limits[r],
+        )
         for r in range(replicas)
     ]
-    shares: dict[tuple[bytes, bytes, bytes], int] = {}  # each distinct share, by its first replica
+    shares: dict[tuple[bytes, bytes, bytes, int], int] = {}  # each distinct share, by its first replica
     for r, key in enumerate(keys):
         shares.setdefault(key, r)
     passes = PassBudget(MAX_REPLAY_PASSES, f"{lengths_text(isl_all, osl_all)} over {replicas} replica(s)")
     ranks = {
         key: rank_steps(
             shape,
-            limit,
+            limits[r],
             graph_max_batch,
             graph_batch_sizes,
             policy,
@@ -469,7 +482,7 @@ def simulate_benchmark(
         run = replayed[key]
         firsts.append(run.first)
         arrive = arrive_all[r::replicas]
-        sends.append(_send_times(run.finish, limit, arrive) if cap is not None else arrive)
+        sends.append(_send_times(run.finish, limits[r], arrive) if cap is not None else arrive)
         finishes.append(run.finish)
         gap_values.append(run.gaps)
         gap_counts.append(run.gap_counts)

@@ -705,6 +705,17 @@ def _step_times(
     eager = PROMPT_STEP_GRAPHS[shape.engine] == "eager"
     prompt_shape = replace(shape, enforce_eager=True) if eager else shape
     alone = SCHEDULING[shape.engine] == "prefill_first"
+    # Decode-first steps (vLLM, TensorRT-LLM): each running sequence decodes a token every step and the
+    # prompts take the rest of the budget. A closed loop replaces every finished request with a prompt,
+    # isl prompt tokens per osl decode tokens, so in the long run at most budget · osl / (isl + osl)
+    # sequences decode per step; the rest of the running batch waits for its prompt's turn (in TTFT
+    # below). Without this bound a rotation past the budget ran several steps, each credited a token
+    # per decode while its work counted the decodes once: more steps finished more requests, which sent
+    # more prompts, and at isl · b > osl · budget the loop ran away (62 tokens/s at osl 40 against
+    # the replay's 1,031, Qwen3-8B on one H100).
+    running = m
+    if arrivals_per_s is None and not alone:
+        m = min(m, batched_tokens * osl / (isl + osl))
     rotations: dict[float, _Rotation] = {}
 
     def run(
@@ -758,7 +769,7 @@ def _step_times(
     seconds = np.asarray([mean_s])
     for _ in range(200):
         if arrivals_per_s is None:
-            new_mu = batch * mean_steps / osl / unit
+            new_mu = m * k * mean_steps / osl / unit
         else:
             new_mu = min(arrivals_per_s * mean_s / unit, MAX_PROMPTS_PER_STEP)
         if abs(new_mu - mu) <= 1e-9 * new_mu:
@@ -782,10 +793,13 @@ def _step_times(
     )
     mode = float(counts[int(np.argmax(weights))])
     nearest = min(rotations, key=lambda n: abs(n - mode))
+    # Running requests beyond those that decode wait their turn: each slot's cycle lasts running / m
+    # times its osl decode steps.
+    queued_s = (running / m - 1.0) * osl * mean_s / mean_steps
     return StepTimes(
         step_s=mean_s / mean_steps,
         decode_s=exact(0.0).seconds,
         prefill_s=prefill_s,
-        ttft_s=waiting_s + carrying_s,
+        ttft_s=waiting_s + carrying_s + queued_s,
         memory_bound=rotations[nearest].memory_bound,
     )

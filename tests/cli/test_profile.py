@@ -438,3 +438,30 @@ def test_requests_longer_than_any_context_are_one_clear_error(tmp_path: Path) ->
     ]
     tail.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert to_serving(profile_file(tail)).max_model_len == 2**24
+
+
+def test_evenly_spaced_arrivals_stay_even(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A log stamped every 50 ms was said to be evenly spaced, and its workload file replayed it as
+    Poisson (no burstiness written: the default 1)."""
+    log = tmp_path / "even.jsonl"
+    log.write_text(
+        "".join(
+            json.dumps({"prompt_tokens": 200, "output_tokens": 100, "timestamp": i * 0.05}) + "\n"
+            for i in range(400)
+        )
+    )
+    serving = to_serving(profile_file(log))
+    assert serving.request_rate == pytest.approx(20.0, rel=0.01) and serving.burstiness == 1000.0
+
+
+def test_requests_longer_than_the_profiled_context_are_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """max_model_len covers the p99 prompt and output; 1% of prompts at 30,000 tokens were cut
+    without a word."""
+    log = tmp_path / "tail.jsonl"
+    lines = [{"prompt_tokens": 30000 if i % 100 == 0 else 500, "output_tokens": 100} for i in range(1000)]
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert main(["profile", str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "the longest prompt (30,000)" in out and "do not fit it" in out

@@ -610,3 +610,19 @@ def test_a_capped_client_is_not_mistaken_for_kv_pressure(qwen8b) -> None:  # typ
         qwen8b, H100, CFG, w, kv_blocks=100_000, block_size=16, blocks_per_seq=256, batched_tokens=8192
     )
     assert run.peak_batch == 2 and run.preemptions == 0
+
+
+def test_a_concurrency_cap_holds_over_data_parallel_replicas() -> None:
+    """At --concurrency 1 four replicas each took one slot (ceil(1 / 4)): four requests ran at once and
+    the replay finished 4x sooner than one replica's."""
+    import autoparallel as ap
+
+    work = ap.Serving.preset("chatbot").model_copy(update={"concurrency": 1, "num_prompts": 12})
+    runs = [
+        ap.with_benchmark(
+            ap.evaluate("Qwen/Qwen3-8B", "1x4xH100", ap.ServingConfig(replicas=r), work)
+        ).benchmark
+        for r in (1, 4)
+    ]
+    assert runs[1] is not None and runs[0] is not None
+    assert runs[1].duration_s == pytest.approx(runs[0].duration_s, rel=0.02)

@@ -583,3 +583,19 @@ def test_sglang_overlaps_its_scheduler_pass_except_with_stages_or_mamba_caches()
         host_s = per_request * 256.0
         expected = max(gpu_s, host_s) if ahead else gpu_s + host_s
         assert step == pytest.approx(expected + efficiency_for(H100.gpu, "sglang").step_overhead_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("osl", [2, 16, 40])
+def test_full_load_with_short_outputs_keeps_to_the_token_budget(osl: int) -> None:
+    """A closed loop replaces each finished request with a prompt: past budget · osl / (isl + osl)
+    decoding sequences the prompts outrun the budget. The rotation past the budget was credited a
+    token per decode per step while its work counted each decode once, so the loop ran away: 62
+    tokens/s at osl 40 where the replay of the same requests (`serving_load`) gives 1,031."""
+    import autoparallel as ap
+
+    work = ap.Serving(isl=1024, osl=osl, num_prompts=2000)
+    ev = ap.with_benchmark(
+        ap.evaluate("Qwen/Qwen3-8B", "1x1xH100", ap.ServingConfig(max_model_len=2048), work)
+    )
+    assert ev.benchmark is not None
+    assert ev.perf.output_tokens_per_s == pytest.approx(ev.benchmark.output_tokens_per_s, rel=0.1)
