@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
@@ -20,7 +21,7 @@ from autoparallel.models import ModelSpec, load_model
 from autoparallel.objectives import parse_objective
 from autoparallel.perf.serving_engines import at_request_rate
 from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan
-from autoparallel.solvers.serving.space import ServingOptions
+from autoparallel.solvers.serving.space import ServingOptions, foreign_memory_knob, given_memory_knob
 from autoparallel.solvers.settings import SolverSettings, given_settings
 from autoparallel.solvers.training.space import TrainingOptions
 from autoparallel.validation import require_cluster, require_serving, require_training, require_training_job
@@ -65,6 +66,8 @@ def _options(options: Any, workload: Serving | Training) -> Any:
     )
     if options is not None and not isinstance(options, kind):
         raise InputError(f"options for this workload must be {cls}, got {type(options).__name__}")
+    if isinstance(options, ServingOptions):
+        given_memory_knob(options)
     return options
 
 
@@ -77,19 +80,31 @@ def _callback(value: Any, name: str) -> Any:
 
 def served_id(source: Any, model: ModelSpec) -> str:
     """The id to hand to the engine: the zoo id or alias the user named (its published spelling, so
-    `...-Instruct` stays instruct), a local path as given, else the model's canonical id."""
+    `...-Instruct` stays instruct), a local folder as given, the folder of a local file (a path to a
+    `config.json`: `vllm serve` and SGLang's `--model-path` load a folder, not a file), else the
+    model's canonical id."""
     from pathlib import Path
 
     from autoparallel.models.zoo import find_entry
 
     if isinstance(source, Path):
-        return str(source)
+        return _served_path(source, str(source))
     if not isinstance(source, str):
         return model.name
     entry = find_entry(source)
     if entry is None:
-        return source
+        return _served_path(Path(source.strip()).expanduser(), source)
     return next((n for n in (entry.id, *entry.aliases) if n.lower() == source.strip().lower()), entry.id)
+
+
+def _served_path(path: Path, shown: str) -> str:
+    """`shown` for a folder, a hub id or a path that does not exist; for a file, its folder as the user
+    spelled it (`/m/config.json` -> `/m`, `config.json` -> `.`)."""
+    try:
+        is_file = path.exists() and not path.is_dir()
+    except (OSError, ValueError):
+        is_file = False
+    return str(Path(shown.strip()).parent) if is_file else shown
 
 
 # ----- adapt -------------------------------------------------------------------------------------
@@ -333,6 +348,14 @@ def evaluate(
     if not isinstance(engine, str) or engine not in ENGINE_NAMES:
         raise InputError(f"unknown serving engine {engine!r}; choose one of: {', '.join(ENGINE_NAMES)}")
     _require_nsa_backends(nsa_backends, engine, m, mid)
+    # A value set by the caller, other than the default a plan's own config carries on any engine.
+    util, default = (
+        config.gpu_memory_utilization,
+        ServingConfig.model_fields["gpu_memory_utilization"].default,
+    )
+    knob = foreign_memory_knob((engine,), "gpu_memory_utilization")
+    if knob is not None and "gpu_memory_utilization" in config.model_fields_set and util != default:
+        raise InputError(knob)
     config = _with_context(config, w, m)
     problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, m, c.gpu)
     if problem is not None:

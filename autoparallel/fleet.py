@@ -478,12 +478,14 @@ def solve_fleet(
         (capacity objectives) or a model has no engine on any pool, with numbers.
     """
     from autoparallel.solvers.deployment import FleetModel, solve_deployment
-    from autoparallel.solvers.serving.space import ServingOptions
+    from autoparallel.solvers.serving.space import ServingOptions, given_memory_knob
     from autoparallel.solvers.settings import given_settings
 
     settings = given_settings(settings)
     if options is not None and not isinstance(options, ServingOptions):
         raise InputError(f"options must be ServingOptions, got {type(options).__name__}")
+    if options is not None:
+        given_memory_knob(options)
     loaded: list[FleetModel] = []
     given: dict[int, ModelSpec] = {}  # entry index -> the ModelSpec it named
     spec: FleetFile | None = None

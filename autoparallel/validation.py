@@ -239,14 +239,21 @@ def serving_problems(
             f"max_model_len={config.max_model_len}: below isl + osl = {workload.isl} + {workload.osl} = "
             f"{workload.isl + workload.osl}; vLLM would reject every request (max_model_len_ge_request)"
         )
-    mbt = config.max_num_batched_tokens
-    if mbt is not None and mbt < config.max_num_seqs:
-        # vLLM SchedulerConfig._verify_args: max_num_batched_tokens >= max_num_seqs.
-        out.append(
-            f"max_num_batched_tokens={mbt}: below max_num_seqs={config.max_num_seqs}; vLLM requires "
-            "max_num_batched_tokens >= max_num_seqs (batched_tokens_ge_seqs)"
-        )
+    if (problem := batched_tokens_problem(config.max_num_batched_tokens, config.max_num_seqs)) is not None:
+        out.append(problem)
     return out
+
+
+def batched_tokens_problem(max_num_batched_tokens: int | None, max_num_seqs: int | None) -> str | None:
+    """vLLM SchedulerConfig._verify_args: max_num_batched_tokens >= max_num_seqs, else the engine
+    refuses to start (None: a value left to vLLM's default, which keeps the rule)."""
+    mbt, seqs = max_num_batched_tokens, max_num_seqs
+    if mbt is None or seqs is None or mbt >= seqs:
+        return None
+    return (
+        f"max_num_batched_tokens={mbt}: below max_num_seqs={seqs}; vLLM requires "
+        "max_num_batched_tokens >= max_num_seqs (batched_tokens_ge_seqs)"
+    )
 
 
 def require_serving(

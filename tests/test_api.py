@@ -234,6 +234,30 @@ def test_plan_from_a_local_config_dir_keeps_its_path(tmp_path: object) -> None:
     assert plan.vllm_command.startswith(f"vllm serve {folder} ")
 
 
+def test_a_path_to_a_config_file_serves_its_folder(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vllm serve DIR/config.json` (and SGLang's `--model-path DIR/config.json`) cannot start: the
+    engines load a folder. A model named by its config.json is served by the file's folder."""
+    import json
+
+    from autoparallel.api import served_id
+    from autoparallel.models.zoo import find_entry
+
+    entry = find_entry("meta-llama/Llama-3.2-1B")
+    assert entry is not None
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    config = folder / "config.json"
+    config.write_text(json.dumps(entry.config))
+    spec = ap.load_model(str(config))
+    assert served_id(str(config), spec) == str(folder)
+    assert served_id(config, spec) == str(folder)
+    monkeypatch.chdir(folder)
+    assert served_id("config.json", spec) == "."
+    assert served_id(str(folder), spec) == str(folder)
+    plan = ap.solve(str(config), "1xH100", "chatbot")
+    assert plan.vllm_command.startswith(f"vllm serve {folder} ")
+
+
 def test_context_near_the_model_limit_is_capped_not_rounded_past_it() -> None:
     w = ap.Serving(isl=9_000_000, osl=1000, concurrency=1)
     assert w.context_len == 1 << 24 and w.required_len == 9_001_000
@@ -324,3 +348,36 @@ def test_numpy_numbers_pass_where_python_numbers_do() -> None:
     assert plan.model.num_layers == 4 and plan.model.hidden_size == 512
     rows = ap.analyze("meta-llama/Llama-3.2-1B", "1xH100", max_model_len=np.int64(4096)).rows
     assert rows and all(r["fits"] for r in rows)
+
+
+def test_a_max_model_len_above_the_models_limit_is_named_as_the_cause() -> None:
+    """`ServingOptions(max_model_lens=(65536,))` on a 40,960-token model said "cannot serve a 1280-token
+    context ... needs 1280 tokens ... but allows 40960", which contradicts itself; the cause is the
+    requested max_model_len."""
+    opts = ap.ServingOptions(max_model_lens=(512, 65536))
+    with pytest.raises(ap.InfeasibleError) as info:
+        ap.solve("Qwen/Qwen3-8B", "1x8xH100", options=opts)
+    text = str(info.value)
+    assert "max_model_len 65536: above Qwen/Qwen3-8B's limit of 40960 tokens" in text
+    assert "max_model_len 512: below the 1280 tokens" in text
+    assert "1280-token context" not in text
+
+
+def test_vllms_memory_knob_is_refused_for_other_engines_as_the_cli_refuses_it() -> None:
+    """`gpu_memory_utilization` is vLLM's knob: the CLI refused it for SGLang and TensorRT-LLM, the API
+    accepted it and priced the engine's default pool as if the value were used."""
+    half = ap.ServingConfig(gpu_memory_utilization=0.5)
+    for engine, knob in (("sglang", "--mem-fraction-static"), ("trtllm", "free_gpu_memory_fraction")):
+        with pytest.raises(ap.InputError, match=f"gpu_memory_utilization is vLLM's knob.*{knob}"):
+            ap.evaluate("Qwen/Qwen3-8B", "1x1xH100", half, engine=engine, compare=False)
+    # The default, which a plan's own config carries on every engine, is not refused (a plan round-trips).
+    for config in (ap.ServingConfig(), ap.ServingConfig(gpu_memory_utilization=0.92)):
+        assert ap.evaluate("Qwen/Qwen3-8B", "1x1xH100", config, engine="sglang", compare=False).fits
+    sglang = ap.ServingOptions(engines=("sglang",), gpu_memory_utilizations=(0.5,))
+    with pytest.raises(ap.InputError, match="gpu_memory_utilizations is vLLM's knob; SGLang"):
+        ap.solve("Qwen/Qwen3-8B", "1x1xH100", options=sglang)
+    with pytest.raises(ap.InputError, match="gpu_memory_utilizations is vLLM's knob"):
+        ap.solve_fleet([{"model": "Qwen/Qwen3-8B"}], "1x8xH100", options=sglang)
+    # With vLLM among the engines the value sizes vLLM's pool (the CLI's --engine auto).
+    both = sglang.model_copy(update={"engines": ("vllm", "sglang")})
+    assert ap.solve("Qwen/Qwen3-8B", "1x1xH100", options=both).fits

@@ -130,26 +130,20 @@ def _split(text: str, flag: str) -> list[str]:
     return values
 
 
-MEMORY_KNOBS = {"sglang": "--mem-fraction-static", "trtllm": "kv_cache_config.free_gpu_memory_fraction"}
-"""Each engine's own memory knob; the planner sizes its pool by the engine's default rule
-(memory/sglang.py, memory/trtllm.py)."""
-
-
 def vllm_memory_knob(engines: tuple[str, ...], given: bool) -> None:
     """`--gpu-memory-utilization` is vLLM's knob: refused when no vLLM engine is planned (it would be
-    silently ignored), and said to apply to vLLM only when other engines are compared beside it."""
+    silently ignored; `solvers.serving.space.foreign_memory_knob`, as the API refuses it), and said
+    to apply to vLLM only when other engines are compared beside it."""
     if not given:
         return
     from autoparallel.perf.engine_support import ENGINE_NAMES
+    from autoparallel.solvers.serving.space import MEMORY_KNOBS, foreign_memory_knob
 
+    if (problem := foreign_memory_knob(engines, "--gpu-memory-utilization")) is not None:
+        raise InputError(problem)
     others = [e for e in engines if e != "vllm"]
     names = " and ".join(ENGINE_NAMES[e] for e in others)
     knobs = ", ".join(MEMORY_KNOBS[e] for e in others)
-    if "vllm" not in engines:
-        raise InputError(
-            f"--gpu-memory-utilization is vLLM's knob; {names} sizes its pool by its own rule "
-            f"({knobs}, at its default): drop the flag"
-        )
     if others:
         print(
             f"note: --gpu-memory-utilization sizes vLLM's pool only; {names} are planned at their own "

@@ -78,6 +78,10 @@ def cmd_memory(args: argparse.Namespace) -> int:
     """Print the breakdown (or JSON); 0 when vLLM can start, 1 when it cannot."""
     if args.gpu_memory_utilization is not None and not 0 < args.gpu_memory_utilization <= 1:
         raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {args.gpu_memory_utilization}")
+    from autoparallel.validation import batched_tokens_problem
+
+    if (problem := batched_tokens_problem(args.max_num_batched_tokens, args.max_num_seqs)) is not None:
+        raise InputError(f"invalid serving configuration: {problem}")  # as `evaluate` refuses it
     from autoparallel.hardware import get_gpu
     from autoparallel.memory.vllm_versions import beyond_modelled
     from autoparallel.models import load_model

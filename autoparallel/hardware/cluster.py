@@ -24,9 +24,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from autoparallel.bounds import UserInput
+from autoparallel.bounds import UserInput, first_error
 from autoparallel.errors import InputError
 from autoparallel.hardware.gpu import GPU, get_gpu
 
@@ -83,6 +83,14 @@ class Pool(UserInput):
     """Per-GPU scale-up bandwidth inside a node, GB/s one way: the GPU's NVLink if it has one, else PCIe."""
     inter_node_gbps: float = Field(gt=0, allow_inf_nan=False)
     """Per-GPU network bandwidth across nodes, GB/s one way (default 400 Gbit/s InfiniBand NDR = 50 GB/s)."""
+
+    @model_validator(mode="after")
+    def _node_fits_the_gpu(self) -> Pool:
+        """The node-size rule `Cluster.parse` applies (`node_size_problem`), for a pool built directly."""
+        problem = node_size_problem(self.gpus_per_node, self.gpu)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @property
     def world_size(self) -> int:
@@ -211,12 +219,13 @@ class Cluster(BaseModel):
     def with_prices(self, prices: Mapping[str, float], gpus: Iterable[GPU] = ()) -> Cluster:
         """The cluster with the GPU-hour price of each named GPU replaced.
 
-        `prices` maps any name `get_gpu` (or the custom `gpus`) accepts to US$ per GPU-hour.
+        `prices` maps any name `get_gpu` accepts, a custom GPU of `gpus` or a GPU of the cluster's own
+        pools (a custom GPU the cluster was parsed with) to US$ per GPU-hour.
 
         Raises:
             InputError: an unknown GPU, a GPU no pool has, or a price that is not in (0, 10000].
         """
-        extra = tuple(gpus)
+        extra = (*gpus, *(pool.gpu for pool in self.pools))
         by_name: dict[str, float] = {}
         for name, price in prices.items():
             check_price(name, price)
@@ -305,8 +314,16 @@ class Cluster(BaseModel):
         intra_node_gbps: float | None = None,
         inter_node_gbps: float | None = None,
     ) -> Cluster:
-        """A one-pool cluster with the default bandwidths wherever none is given (no node-size check)."""
-        return cls(pools=(_pool(nodes, gpus_per_node, gpu, intra_node_gbps, inter_node_gbps),))
+        """A one-pool cluster with the default bandwidths wherever none is given.
+
+        Raises:
+            InputError: a field out of range, or more GPUs per node than the GPU's `max_gpus_per_node`
+                (the rule `parse` applies).
+        """
+        try:
+            return cls(pools=(_pool(nodes, gpus_per_node, gpu, intra_node_gbps, inter_node_gbps),))
+        except ValidationError as exc:
+            raise InputError(f"cluster: {first_error(exc)}") from None
 
 
 def parse_prices(text: str) -> dict[str, float]:
@@ -448,14 +465,24 @@ def _check_count(what: str, value: int, spec: str) -> None:
         raise InputError(f"{what} must be at least 1, got {value} in cluster spec {spec!r}; {_VALID_FORMS}")
 
 
+def node_size_problem(gpus_per_node: int, gpu: GPU, spec: str = "") -> str | None:
+    """Why a node of `gpus_per_node` GPUs does not exist, or None: more than the GPU's
+    `max_gpus_per_node` (its largest NVLink / board domain: 8 on HGX/DGX and OAM boards, 72 on GB200
+    NVL72). `Cluster.parse` and a Pool built directly both apply it."""
+    if gpus_per_node <= gpu.max_gpus_per_node:
+        return None
+    where = f", in cluster spec {spec!r}" if spec else ""
+    return (
+        f"{gpus_per_node} GPUs per node is more than a {gpu.name} node holds "
+        f"({gpu.max_gpus_per_node}){where}; write NODESxGPUSxGPU, e.g. {_example_split(gpus_per_node, gpu)}"
+    )
+
+
 def _check_node_size(gpus_per_node: int, gpu: GPU, spec: str) -> None:
     """Reject nodes bigger than the GPU's usual node."""
-    if gpus_per_node > gpu.max_gpus_per_node:
-        raise InputError(
-            f"{gpus_per_node} GPUs per node is more than a {gpu.name} node holds "
-            f"({gpu.max_gpus_per_node}), in cluster spec {spec!r}; "
-            f"write NODESxGPUSxGPU, e.g. {_example_split(gpus_per_node, gpu)}"
-        )
+    problem = node_size_problem(gpus_per_node, gpu, spec)
+    if problem is not None:
+        raise InputError(problem)
 
 
 def _split_count(count: int, gpu: GPU, spec: str) -> tuple[int, int]:

@@ -120,7 +120,8 @@ class GPU(UserInput):
 
         The file holds a list of entries, or {"gpus": [...]}. Each entry has every `GPU` field, or
         `base: <catalog GPU>` and the fields that differ from it; `sources` defaults to the file's
-        name. Names are letters, digits, '.', '_', '-' and must not be a catalog name or alias.
+        name. Names are letters, digits, '.', '_', '-'; a name or alias must not be a catalog name or
+        alias (it would replace that catalog GPU in a cluster string), nor another entry's.
 
         Example:
             gpus:
@@ -143,6 +144,15 @@ class GPU(UserInput):
             gpu = _custom_gpu(entry, number, file)
             if any(g.name.lower() == gpu.name.lower() for g in gpus):
                 raise InputError(f"GPU file {str(file)!r}: GPU {gpu.name!r} is listed twice")
+            for other in gpus:  # `cluster.lookup_gpu` takes the first custom GPU a spelling names
+                shared = {s.lower() for s in (gpu.name, *gpu.aliases)} & {
+                    s.lower() for s in (other.name, *other.aliases)
+                }
+                if shared:
+                    raise InputError(
+                        f"GPU file {str(file)!r}: GPUs {other.name!r} and {gpu.name!r} share the name or "
+                        f"alias {sorted(shared)[0]!r}"
+                    )
             gpus.append(gpu)
         return tuple(gpus)
 
@@ -175,9 +185,17 @@ def _custom_gpu(entry: Any, number: int, file: Path) -> GPU:
         fields["sources"] = (*fields["sources"], f"every field not set in {file.name}: catalog {parent.name}")
     fields.setdefault("sources", (f"all fields: user file {file.name}",))
     try:
-        return GPU.model_validate(fields)
+        gpu = GPU.model_validate(fields)
     except ValidationError as exc:
         raise InputError(f"{where}: {first_error(exc)}") from None
+    for alias in gpu.aliases:
+        clash = _catalog().index.get(normalize_gpu_name(alias))
+        if clash is not None:
+            raise InputError(
+                f"{where}: alias {alias!r} is the catalog GPU {clash.name}; a custom GPU's names and "
+                "aliases must not be catalog names (it would replace the catalog GPU)"
+            )
+    return gpu
 
 
 _VENDOR_WORDS = re.compile(r"\b(nvidia|geforce|tesla|amd|instinct)\b")

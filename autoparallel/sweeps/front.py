@@ -108,6 +108,7 @@ def plan_columns(plan: Plan) -> dict[str, Any]:
             "pp": c.pp,
             "dp": c.dp,
             "cp": c.cp,
+            "cp_comm": c.cp_comm,
             "ep": c.ep,
             "vp": c.vp,
             "micro_batch": c.micro_batch,

@@ -253,7 +253,8 @@ class SweepResult:
                     f"{r['mode']}: {r['engines']}"  # a --disagg row: the winning deployment
                     if r.get("engines")
                     else f"tp={r['tp']} pp={r['pp']} dp={r['dp']}"
-                    + (f" ep={r['ep']}" if r.get("ep", 1) > 1 else "")
+                    + (f" cp={r['cp']}" if (r.get("cp") or 1) > 1 else "")
+                    + (f" ep={r['ep']}" if (r.get("ep") or 1) > 1 else "")
                 )
                 lines.append(
                     (

@@ -92,6 +92,15 @@ def test_bad_input_raises_input_error(argv: list[str]) -> None:
         _run(argv)
 
 
+def test_fewer_batched_tokens_than_sequences_is_refused_as_evaluate_refuses_it() -> None:
+    """vLLM's SchedulerConfig._verify_args refuses max_num_batched_tokens < max_num_seqs; `memory`
+    said "fits: yes" (exit 0) where `evaluate` exits 2 (validation.batched_tokens_problem)."""
+    argv = ["Qwen/Qwen3-8B", "--gpu", "H100", "--max-num-seqs", "1024"]
+    with pytest.raises(InputError, match=r"max_num_batched_tokens=16: below max_num_seqs=1024.*ge_seqs"):
+        _run([*argv, "--max-num-batched-tokens", "16"])
+    assert _run([*argv, "--max-num-batched-tokens", "1024"]) == 0
+
+
 def test_out_of_range_utilization_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         _run(["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--gpu-memory-utilization", "1.5"])

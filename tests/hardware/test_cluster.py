@@ -158,6 +158,19 @@ def test_from_shape_fills_default_bandwidths() -> None:
     assert (cluster.intra_node_gbps, cluster.inter_node_gbps) == (32, 50)
 
 
+def test_a_cluster_built_directly_keeps_the_node_size_rule_of_parse() -> None:
+    """`Cluster.parse("1x16xH100")` is refused (an H100 node holds 8), but `from_shape` and
+    `Cluster(...)` built the same 16-GPU node and planned on it. Every construction applies the rule."""
+    h100 = get_gpu("H100")
+    with pytest.raises(InputError, match=r"16 GPUs per node is more than a H100-SXM node holds \(8\)"):
+        Cluster.from_shape(nodes=1, gpus_per_node=16, gpu=h100)
+    with pytest.raises(ValidationError, match="more than a H100-SXM node holds"):
+        Cluster(nodes=1, gpus_per_node=16, gpu=h100, intra_node_gbps=450, inter_node_gbps=50)
+    with pytest.raises(InputError, match="nodes: Input should be greater than or equal to 1"):
+        Cluster.from_shape(nodes=0, gpus_per_node=8, gpu=h100)
+    assert Cluster.from_shape(nodes=1, gpus_per_node=72, gpu=get_gpu("GB200")).spec == "1x72xGB200"
+
+
 def test_every_field_is_documented() -> None:
     assert [name for name, field in Cluster.model_fields.items() if not field.description] == []
 

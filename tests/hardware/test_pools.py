@@ -119,6 +119,17 @@ def test_custom_gpu_from_yaml_with_a_base(tmp_path: Path) -> None:
     assert cluster.pools[0].usd_per_hour == 1.5
 
 
+def test_prices_name_a_custom_gpu_of_the_clusters_own_pools(tmp_path: Path) -> None:
+    """A cluster parsed with custom GPUs, priced afterwards without passing them again, raised
+    "unknown GPU 'H100-slow'": the names were looked up in the catalog only."""
+    path = _write(tmp_path, "gpus.yaml", "gpus:\n  - name: H100-slow\n    base: H100\n    aliases: [slowh]\n")
+    cluster = Cluster.parse("1x8xH100-slow+1x8xH100", gpus=GPU.from_file(path))
+    priced = cluster.with_prices({"H100-slow": 0.5, "SLOWH": 0.5, "H100": 2.0})
+    assert [p.usd_per_hour for p in priced.pools] == [0.5, 2.0]
+    with pytest.raises(InputError, match="unknown GPU 'H100-fast'"):
+        cluster.with_prices({"H100-fast": 0.5})
+
+
 def test_custom_gpu_from_json_with_every_field(tmp_path: Path) -> None:
     entry = get_gpu("L4").model_dump(mode="json")
     entry.update(name="MyL4", aliases=[])
@@ -145,6 +156,12 @@ def test_custom_gpu_from_json_with_every_field(tmp_path: Path) -> None:
         ("- name: G1\n  base: H100\n  speed: 3", "speed: Extra inputs are not permitted"),
         ("- name: G1\n  vendor: nvidia", "GPU 'G1': arch: Field required"),
         ("- name: G1\n  base: H100\n- name: g1\n  base: H100", "listed twice"),
+        ("- name: MyGPU\n  base: H100\n  aliases: [H100]", "alias 'H100' is the catalog GPU H100-SXM"),
+        ("- name: MyGPU\n  base: H100\n  aliases: ['a100 80g']", "is the catalog GPU A100-SXM-80G"),
+        (
+            "- name: G1\n  base: H100\n- name: G2\n  base: H100\n  aliases: [g1]",
+            "GPUs 'G1' and 'G2' share the name or alias 'g1'",
+        ),
     ],
 )
 def test_bad_gpu_files_are_one_line_errors(tmp_path: Path, text: str, fragment: str) -> None:

@@ -41,6 +41,7 @@ from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
 from autoparallel.perf.engine_support import (
+    ENGINE_NAMES,
     engine_runtime_problem,
     node_span_problem,
     sglang_layout_problem,
@@ -139,6 +140,39 @@ _OPTION_BOUNDS = {
     "pp_values": "pp",
 }
 """The `BOUNDS` entry each numeric `ServingOptions` knob is checked against."""
+
+MEMORY_KNOBS = {"sglang": "--mem-fraction-static", "trtllm": "kv_cache_config.free_gpu_memory_fraction"}
+"""Each engine's own memory knob; the planner sizes its pool by the engine's default rule
+(memory/sglang.py, memory/trtllm.py)."""
+
+
+def foreign_memory_knob(engines: tuple[str, ...], name: str) -> str | None:
+    """Why vLLM's `--gpu-memory-utilization` (here called `name`) cannot be given for `engines`, or None:
+    none of them is vLLM, and SGLang and TensorRT-LLM size their pools by their own rules
+    (`MEMORY_KNOBS`, at their defaults), so the value would be silently ignored. The CLI
+    (`cli.fleet_cmd.vllm_memory_knob`) and the API (`api.evaluate`, `api.solve`, `solve_fleet`) refuse it."""
+    if "vllm" in engines:
+        return None
+    names = " and ".join(ENGINE_NAMES[e] for e in engines)
+    knobs = ", ".join(MEMORY_KNOBS[e] for e in engines)
+    return (
+        f"{name} is vLLM's knob; {names} sizes its pool by its own rule ({knobs}, at its default): "
+        f"drop {name}"
+    )
+
+
+def given_memory_knob(options: ServingOptions) -> None:
+    """InputError when `options` sets `gpu_memory_utilizations` explicitly, to values other than the
+    default, but plans no vLLM engine (`foreign_memory_knob`)."""
+    default = ServingOptions.model_fields["gpu_memory_utilizations"].default
+    if (
+        "gpu_memory_utilizations" not in options.model_fields_set
+        or options.gpu_memory_utilizations == default
+    ):
+        return
+    problem = foreign_memory_knob(options.engines, "gpu_memory_utilizations")
+    if problem is not None:
+        raise InputError(problem)
 
 
 @dataclass(frozen=True)
@@ -402,24 +436,44 @@ def engine_refusal(model: ModelSpec, options: ServingOptions, engine: str, gpu: 
 
 
 def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOptions) -> tuple[int, ...]:
-    """Allowed max_model_len values: at least the workload's request length, at most the model's."""
-    need = workload.required_len
-    wanted = options.max_model_lens or (workload.deploy_len(model.max_position_embeddings),)
-    out = tuple(sorted({m for m in wanted if need <= m <= model.max_position_embeddings}))
-    if not out:
+    """Allowed max_model_len values: at least the workload's request length, at most the model's
+    (vLLM refuses a max_model_len above the model's `max_position_embeddings`: "User-specified
+    max_model_len ... is greater than the derived max_model_len"). When none is left, the error names
+    the values of `options.max_model_lens` each bound removed."""
+    need, limit = workload.required_len, model.max_position_embeddings
+    wanted = options.max_model_lens or (workload.deploy_len(limit),)
+    out = tuple(sorted({m for m in wanted if need <= m <= limit}))
+    if out:
+        return out
+    needs = (
+        f"{need} tokens (its max_model_len; mean isl {workload.isl} + osl {workload.osl})"
+        if workload.max_model_len is not None
+        else f"{need} tokens (isl {workload.isl} + osl {workload.osl})"
+    )
+    if options.max_model_lens is None:
         raise InfeasibleError(
             f"{model.name} cannot serve a {need}-token context",
-            (
-                f"max_model_len: the workload needs {need} tokens ("
-                + (
-                    f"its max_model_len; mean isl {workload.isl} + osl {workload.osl}"
-                    if workload.max_model_len is not None
-                    else f"isl {workload.isl} + osl {workload.osl}"
-                )
-                + f") but {model.name} allows {model.max_position_embeddings}",
-            ),
+            (f"max_model_len: the workload needs {needs} but {model.name} allows {limit}",),
         )
-    return out
+    above = sorted({m for m in wanted if m > limit})
+    below = sorted({m for m in wanted if m < need})
+    reasons = []
+    if above:
+        reasons.append(
+            f"max_model_len {_listed(above)}: above {model.name}'s limit of {limit} tokens "
+            "(max_position_embeddings), which vLLM refuses"
+        )
+    if below:
+        reasons.append(f"max_model_len {_listed(below)}: below the {needs} the workload needs")
+    raise InfeasibleError(
+        f"{model.name} cannot serve with the allowed max_model_len {_listed(sorted(set(wanted)))}",
+        tuple(reasons),
+    )
+
+
+def _listed(values: list[int]) -> str:
+    """`65536` or `[1024, 65536]`: the values as one short text."""
+    return str(values[0]) if len(values) == 1 else str(values)
 
 
 # ----- building ----------------------------------------------------------------------------------
