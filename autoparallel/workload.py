@@ -117,13 +117,23 @@ class Serving(UserInput):
         measured shape (`isl_quantiles`, its quantile function integrated by trapezoids) when there
         is one, else `isl_cv`² (0: every prompt is `isl` tokens). It sizes how unevenly the prompt
         tokens arriving in an engine step vary (`perf.serving_steps.replica_step_times`)."""
-        if self.isl_quantiles is None:
-            return self.isl_cv**2
-        q = self.isl_quantiles
-        step = 1.0 / (len(q) - 1)
-        mean = sum((a + b) / 2.0 for a, b in pairwise(q)) * step
-        square = sum((a * a + a * b + b * b) / 3.0 for a, b in pairwise(q)) * step
-        return max(square / (mean * mean) - 1.0, 0.0)
+        return _spread(self.isl_cv, self.isl_quantiles)
+
+    @property
+    def output_spread(self) -> float:
+        """E[osl²] / osl² − 1, the squared coefficient of variation of output lengths (from
+        `osl_quantiles` when measured, else `osl_cv`²), as `prompt_spread` for prompts."""
+        return _spread(self.osl_cv, self.osl_quantiles)
+
+    @property
+    def running_context(self) -> float:
+        """Tokens the average running request holds (prompt plus the output so far). A request runs
+        for its osl steps, so the running set samples requests in proportion to their output length
+        (the inspection paradox), each halfway through: E[o · (i + o/2)] / E[o] = isl + osl · (1 +
+        output_spread) / 2 for independent lengths. Fixed lengths give isl + osl/2; ShareGPT's
+        outputs (spread 1.0) 480 tokens where isl + osl/2 gave 339, as the replay's running set
+        holds (`perf/serving_load.py`)."""
+        return self.isl + self.osl * (1.0 + self.output_spread) / 2.0
 
     @property
     def required_len(self) -> int:
@@ -243,3 +253,14 @@ class Training(UserInput):
     """Training token budget, for time and cost to train (None: report per step only)."""
     precision: Literal["bf16", "fp8"] = "bf16"
     """`bf16` or `fp8`."""
+
+
+def _spread(cv: float, quantiles: tuple[float, ...] | None) -> float:
+    """E[x²] / E[x]² − 1 of a length distribution: from its measured quantile function, integrated by
+    trapezoids (piecewise linear between the quantiles), when there is one, else cv²."""
+    if quantiles is None:
+        return cv**2
+    step = 1.0 / (len(quantiles) - 1)
+    mean = sum((a + b) / 2.0 for a, b in pairwise(quantiles)) * step
+    square = sum((a * a + a * b + b * b) / 3.0 for a, b in pairwise(quantiles)) * step
+    return max(square / (mean * mean) - 1.0, 0.0)

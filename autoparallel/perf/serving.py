@@ -13,7 +13,8 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   + the server's per-request overhead. Queueing beyond the running batch is not modelled.
 - Each running slot serves one request per t_first + (osl − 1) · T(b) (t_first: the GPU part of
   TTFT), so output tokens/s per replica = b · osl / (t_first + (osl − 1) · T(b)) ≈ b / T(b).
-- The running batch is min(max_num_seqs, KV capacity in sequences of isl + osl/2 tokens counted in
+- The running batch is min(max_num_seqs, KV capacity in sequences of the running set's mean context
+  (`Serving.running_context`: isl + osl/2 for fixed lengths, more when outputs spread) counted in
   vLLM's own blocks (memory/vllm_kv.py), the workload's concurrency / replicas).
 
 Efficiency factors per GPU (`VLLM_EFFICIENCY`, perf/serving_efficiency.py) are calibrated on the vLLM
@@ -111,7 +112,8 @@ class ServingPerf(_Frozen):
     batch_limit: str
     """What sets the batch: `max_num_seqs`, `kv_cache` or `concurrency`."""
     kv_capacity_seqs: int
-    """Sequences of isl + osl/2 tokens the KV cache of one replica holds (vLLM's block accounting)."""
+    """Sequences of the running context (`Serving.running_context`) the KV cache of one replica holds
+    (vLLM's block accounting)."""
     kv_headroom_gib: float
     """KV-cache memory the running batch leaves unused on the tightest GPU, GiB."""
     memory_bound: bool
@@ -141,7 +143,7 @@ class KvLayout:
     bytes_per_block: tuple[int, ...]
     """Per pipeline stage: bytes of one pool block on one GPU."""
     blocks_per_seq: int
-    """Pool blocks one average sequence (isl + osl/2 tokens) occupies over all groups."""
+    """Pool blocks one average running sequence (`Serving.running_context`) occupies over all groups."""
     batched_tokens: int
     """The step token budget (`max_num_batched_tokens`, resolved default)."""
     null_blocks: int
@@ -206,7 +208,7 @@ def _kv_layout(
         max_model_len=config.max_model_len,
         max_num_batched_tokens=tokens,
     )
-    context = math.ceil(workload.isl + workload.osl / 2.0)
+    context = math.ceil(workload.running_context)
     need = vllm_kv.bytes_for_request(plan, 0, context, rules, tokens, config.pp)
     blocks = need // plan.bytes_per_block[0] if plan.bytes_per_block[0] else 0
     return KvLayout(
@@ -309,6 +311,7 @@ def perf_at_batch(
         batched_tokens=batched_tokens,
         arrivals_per_s=arrivals_per_s,
         prompt_spread=workload.prompt_spread,
+        output_spread=workload.output_spread,
     )
     ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
     total = per_replica * config.replicas

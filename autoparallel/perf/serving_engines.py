@@ -194,7 +194,7 @@ def evaluate_engine(
     if layout is not None:
         raise InputError(layout)
     kv, _ = engine_kv_for(engine, model, cluster, config, nsa_backends)
-    context = math.ceil(workload.isl + workload.osl / 2.0)
+    context = math.ceil(workload.running_context)
     per_seq_tokens = math.ceil(context / kv.block_size) * kv.block_size
     capacity = kv.kv_cache_tokens // per_seq_tokens if per_seq_tokens else 0
     options = [(float(kv.max_running), "max_running"), (float(capacity), "kv_cache")]

@@ -237,7 +237,7 @@ def run_benchmark(
         )
     if engine_kv is None:
         engine_kv = default_engine_kv(engine, model, memory, cluster.gpu, config)
-    context = math.ceil(workload.isl + workload.osl / 2.0)
+    context = math.ceil(workload.running_context)
     return simulate_benchmark(
         model,
         cluster,
@@ -407,7 +407,7 @@ def simulate_benchmark(
             f"the benchmark replay: a {int(isl_all.max())}-token prompt does not fit the "
             f"{batched_tokens}-token step budget with chunked prefill off"
         )
-    context = math.ceil(workload.isl + workload.osl / 2.0)
+    context = math.ceil(workload.running_context)
     groups = blocks_per_seq / max(1, math.ceil(context / block_size))
     pool = Pool(max(kv_blocks, 0), block_size, max(groups, 1e-9))
     shape = dataclasses.replace(

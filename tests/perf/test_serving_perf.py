@@ -599,3 +599,21 @@ def test_full_load_with_short_outputs_keeps_to_the_token_budget(osl: int) -> Non
     )
     assert ev.benchmark is not None
     assert ev.perf.output_tokens_per_s == pytest.approx(ev.benchmark.output_tokens_per_s, rel=0.1)
+
+
+def test_the_running_set_holds_long_outputs_longer() -> None:
+    """Requests run for their osl steps, so the running set samples them in proportion to their
+    output length: ShareGPT's running context is 480 tokens, not isl + osl/2 = 339. One H100 was
+    planned to hold 1,121 such sequences (the replay peaks at 849) and to sustain 48 requests/s,
+    where its own replay of those arrivals queues without end."""
+    import autoparallel as ap
+
+    share = ap.Serving.preset("sharegpt")
+    assert share.running_context == pytest.approx(480, rel=0.02)
+    fixed = ap.Serving(isl=238, osl=202)
+    assert fixed.running_context == 238 + 101
+    ev = ap.evaluate(
+        "Qwen/Qwen3-8B", "1x1xH100", ap.ServingConfig(), share.model_copy(update={"request_rate": 48.0})
+    )
+    assert any("arrival rate 48" in p for p in ev.problems)
+    assert ev.perf.kv_capacity_seqs < 900

@@ -159,7 +159,7 @@ class MemoryTerms:
                 max_model_len=mml,
                 max_num_batched_tokens=tokens,
             )
-            ctx = math.ceil(self.workload.isl + self.workload.osl / 2.0)
+            ctx = math.ceil(self.workload.running_context)
             block = plan.bytes_per_block[0]
             per_seq = vllm_kv.bytes_for_request(plan, 0, ctx, self.rules, tokens, pp) // block
             blocks_mml = vllm_kv.bytes_for_request(plan, 0, mml, self.rules, tokens, pp) // block

@@ -21,9 +21,10 @@ Knobs and domains (each one variable in the CP-SAT model, never a list of whole 
 - max_num_seqs on a grid of 2^k and 3 · 2^k; max_model_len and gpu_memory_utilization from lists.
 
 A configuration is admissible when vLLM starts (memory), the KV cache holds max_num_seqs average
-sequences of isl + osl/2 tokens (the running batch never preempts), max_num_seqs × replicas ≤ the
-workload's concurrency, and the SLOs and arrival rate are met. Then the running batch equals
-max_num_seqs, so one table entry per (shape, runtime, max_num_seqs, max_model_len) describes it.
+running sequences (`Serving.running_context` tokens: the running batch never preempts),
+max_num_seqs × replicas ≤ the workload's concurrency, and the SLOs and arrival rate are met. Then
+the running batch equals max_num_seqs, so one table entry per (shape, runtime, max_num_seqs,
+max_model_len) describes it.
 """
 
 from __future__ import annotations
@@ -621,6 +622,7 @@ def replica_perf(
         osl=w.osl,
         batched_tokens=tokens,
         prompt_spread=w.prompt_spread,
+        output_spread=w.output_spread,
     )
     ttft_s, tps = perf.replica_rates(times, batch=batch, osl=w.osl, gpu=space.cluster.gpu)
     gpus = shape.gpus_per_replica
@@ -659,9 +661,7 @@ def _engine_entry(
     kv = ev.memory
     budget = space.budget_kib[space.engine_util]
     per_token = kv.kv_bytes_per_token_per_gpu
-    per_seq = (
-        math.ceil(math.ceil(space.workload.isl + space.workload.osl / 2.0) / kv.block_size) * kv.block_size
-    )
+    per_seq = math.ceil(math.ceil(space.workload.running_context) / kv.block_size) * kv.block_size
     pool = units.kib_down(kv.kv_cache_tokens * per_token) if kv.kv_cache_gib > 0 else 0
     tokens = kv.kv_cache_tokens if kv.kv_cache_gib > 0 else 0
     starts = tokens >= space.max_model_lens[m] and ev.fits
