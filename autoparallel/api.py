@@ -316,6 +316,11 @@ def evaluate(
     with `compare`, the planner's optimum for the same request on the same engine and the relative
     gap to it.
 
+    The configuration is taken as given, its unset fields at the class defaults (`ServingConfig`:
+    one replica, `max_num_seqs` 256; `TrainingConfig`: dp 1), where `autoparallel evaluate` fills
+    in the engine's own defaults and the replicas or dp the cluster holds; only an unset
+    `max_model_len` takes the workload's.
+
     Args:
         workload: the request (default: the chatbot preset for a ServingConfig, the job a
             TrainingConfig names for itself); a serving workload with a TrainingConfig, or the
