@@ -317,7 +317,22 @@ def _cumulative_quantiles(cumulative: list[tuple[float, float]]) -> list[float]:
 
 
 def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfile:
-    """A benchmark result: per-request lengths; the load as the benchmark set it."""
+    """A benchmark result: per-request lengths; the load as the benchmark set it. Several runs of one
+    load (an SGLang result file gets a line per run) profile as one benchmark of all their prompts;
+    runs of different loads are refused (merged, they were replayed as one run that never happened).
+
+    Raises:
+        InputError: no per-request lengths, or runs of different rates, caps or burstiness.
+    """
+    loads = {
+        tuple(str(run.get(k)) for k in ("request_rate", "max_concurrency", "burstiness")) for run in runs
+    }
+    if len(loads) > 1:
+        seen = "; ".join(f"rate {r}, max_concurrency {c}, burstiness {b}" for r, c, b in sorted(loads)[:4])
+        raise InputError(
+            f"{path}: {len(runs)} benchmark runs of {len(loads)} different loads ({seen}): profile one "
+            "run at a time (one line of the file each)"
+        )
     isl: list[int] = []
     osl: list[int] = []
     bad = 0

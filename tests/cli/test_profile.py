@@ -465,3 +465,15 @@ def test_requests_longer_than_the_profiled_context_are_said(
     assert main(["profile", str(log)]) == 0
     out = capsys.readouterr().out
     assert "the longest prompt (30,000)" in out and "do not fit it" in out
+
+
+def test_benchmark_runs_of_different_loads_are_not_merged(tmp_path: Path) -> None:
+    """Three SGLang runs (100 at 1/s, 200 at 8/s, 300 at 32/s) were profiled as 600 prompts at 32/s."""
+    path = tmp_path / "runs.jsonl"
+    runs = [
+        {"request_rate": r, "max_concurrency": None, "input_lens": [100] * n, "output_lens": [10] * n}
+        for r, n in ((1.0, 100), (8.0, 200), (32.0, 300))
+    ]
+    path.write_text("".join(json.dumps(x) + "\n" for x in runs))
+    with pytest.raises(InputError, match="3 benchmark runs of 3 different loads"):
+        profile_file(path)
