@@ -65,6 +65,7 @@ def _unused_factors(plan: ServingPlan) -> set[str]:
     a dense model, the block-FP8 ones without block-FP8 weights, FP4's scale without FP4 weights, the
     eager per-layer cost under CUDA graphs."""
     from autoparallel.perf.serving_facts import model_facts
+    from autoparallel.perf.serving_steps import _tensor_tflops
 
     f = model_facts(plan.model, plan.config.quantization)
     out = {"source"}
@@ -75,11 +76,11 @@ def _unused_factors(plan: ServingPlan) -> set[str]:
             "block_fp8_moe_flops_fraction",
             "moe_expert_overhead_s",
         }
-    if not f.block_fp8:
-        out |= {"block_fp8_hbm_fraction", "block_fp8_moe_flops_fraction"}
-    else:
-        out |= {"moe_flops_fraction"} if plan.model.is_moe else set()
-    if not (f.fp4_compute and plan.cluster.gpu.fp4_tflops):  # FP4 tensor cores (`_tensor_tflops`)
+    # Block-FP8 experts run at their own rate in place of the plain one (`stage_step_s`).
+    out |= (
+        {"moe_flops_fraction"} if f.block_fp8 else {"block_fp8_hbm_fraction", "block_fp8_moe_flops_fraction"}
+    )
+    if not _tensor_tflops(plan.cluster.gpu, f)[1]:  # the weights' GEMMs off FP4 tensor cores
         out.add("fp4_gemm_scale")
     if not plan.config.enforce_eager:
         out.add("eager_layer_overhead_s")

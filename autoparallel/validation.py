@@ -57,7 +57,9 @@ TrainingFramework = Literal["megatron", "deepspeed"]
 """The training framework a plan is emitted for (`TrainingOptions.framework`, `--engine` with --train)."""
 
 
-def framework_zero_stages(framework: TrainingFramework, model: ModelSpec) -> tuple[ZeroStage, ...]:
+def framework_zero_stages(
+    framework: TrainingFramework, model: ModelSpec, *, bf16_grads: bool = False
+) -> tuple[ZeroStage, ...]:
     """The sharding modes `framework` runs for `model`, each as priced (`zero_stage_problem` says why
     the others are not).
 
@@ -66,7 +68,8 @@ def framework_zero_stages(framework: TrainingFramework, model: ModelSpec) -> tup
       (megatron/training/arguments.py: "bfloat16 requires gradient accumulation and all-reduce to be
       done in fp32", `accumulate_allreduce_grads_in_fp32`). ZeRO 0 / 1 with gradients in bf16 ("0",
       "1") need `--grad-reduce-in-bf16`, which changes the numerics Megatron chose, so plans keep to
-      its default; an `evaluate`d "0" or "1" emits the flag. Plain DDP in fp32 would never be lighter
+      its default unless asked (`bf16_grads`, `TrainingOptions.grad_reduce_in_bf16`); an `evaluate`d
+      "0" or "1" emits the flag. Plain DDP in fp32 would never be lighter
       or faster than "dist" (the same gradient traffic as a reduce-scatter plus an all-gather,
       Rajbhandari et al. §5).
     - DeepSpeed: ZeRO 0-3, gradients in the model's dtype (`data_types.grad_accum_dtype` defaults to
@@ -76,13 +79,17 @@ def framework_zero_stages(framework: TrainingFramework, model: ModelSpec) -> tup
       (deepspeed/runtime/engine.py `_validate_zero3_moe_compatibility`: "Native DeepSpeed MoE is not
       supported with ZeRO Stage 3. Use AutoEP or choose ZeRO stage 1/2."; AutoEP replaces a Hugging
       Face model's MoE blocks and is not what a ds_config sets up)."""
-    return tuple(z for z in ZeroStage if zero_stage_problem(framework, model, z) is None)
+    return tuple(
+        z for z in ZeroStage if zero_stage_problem(framework, model, z, bf16_grads=bf16_grads) is None
+    )
 
 
-def zero_stage_problem(framework: TrainingFramework, model: ModelSpec, zero: ZeroStage) -> str | None:
+def zero_stage_problem(
+    framework: TrainingFramework, model: ModelSpec, zero: ZeroStage, *, bf16_grads: bool = False
+) -> str | None:
     """Why `framework` does not run sharding mode `zero` for `model` as priced (None: it does);
     `framework_zero_stages` has the sources."""
-    if framework == "megatron" and zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER):
+    if framework == "megatron" and zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and not bf16_grads:
         return (
             f"zero={zero.value}: its bf16 gradients run in Megatron only with --grad-reduce-in-bf16 (what "
             "`evaluate` emits for it); plans keep Megatron's fp32 main_grad (zero=dist, or FSDP)"

@@ -282,8 +282,11 @@ def predict(row: dict[str, str], on_run: Callable[[BenchmarkRun], None] | None =
         shape = replace(ReplicaShape.of(config, _vllm_version(row)), engine=engine)
         batch = conc / replicas
         layout = kv_layout(model, gpu, config, Serving(isl=isl, osl=osl))
-        # ShareGPT prompts (every capped row's dataset): their spread of lengths, as the bursts draw.
-        spread = Serving(isl=isl, osl=osl, isl_quantiles=SHAREGPT_ISL_QUANTILES).prompt_spread
+        # ShareGPT requests (every capped row's dataset): their spread of lengths, as the bursts draw:
+        # prompts in the step's prompt tokens, outputs in the running set's context.
+        sharegpt = Serving(
+            isl=isl, osl=osl, isl_quantiles=SHAREGPT_ISL_QUANTILES, osl_quantiles=SHAREGPT_OSL_QUANTILES
+        )
         times = replica_step_times(
             model,
             nodes,
@@ -292,7 +295,8 @@ def predict(row: dict[str, str], on_run: Callable[[BenchmarkRun], None] | None =
             isl=isl,
             osl=osl,
             batched_tokens=layout.batched_tokens,
-            prompt_spread=spread,
+            prompt_spread=sharegpt.prompt_spread,
+            context=sharegpt.running_context,
         )
         ttft_s, _ = replica_rates(times, batch=batch, osl=osl, gpu=gpu, engine=engine)
         # A closed loop: each of the c clients sends its next request when the last one has ended,

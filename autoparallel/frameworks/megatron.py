@@ -310,13 +310,13 @@ def _recompute_summary(model: ModelSpec, config: TrainingConfig) -> str:
 def _optimizer_args(config: TrainingConfig) -> ArgDict:
     """ZeRO-1 / distributed optimizer, Megatron-FSDP for ZeRO-2/3, optimizer CPU offload."""
     args: ArgDict = {}
-    if config.zero in (ZeroStage.OPTIMIZER, ZeroStage.DISTRIBUTED_OPTIMIZER):
-        args["--use-distributed-optimizer"] = True
     if config.zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and config.precision != "fp16":
         # ZeRO 0 / 1 are priced with gradients in the model's dtype (DeepSpeed's default); under bf16
         # Megatron keeps an fp32 main_grad buffer unless told otherwise (arguments.py
         # `accumulate_allreduce_grads_in_fp32`), which zero=dist prices.
         args["--grad-reduce-in-bf16"] = True
+    if config.zero in (ZeroStage.OPTIMIZER, ZeroStage.DISTRIBUTED_OPTIMIZER):
+        args["--use-distributed-optimizer"] = True
     elif config.zero in _SHARDING:
         args["--use-megatron-fsdp"] = True
         args["--use-distributed-optimizer"] = True  # Megatron-FSDP v1 requires it

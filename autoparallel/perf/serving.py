@@ -311,7 +311,7 @@ def perf_at_batch(
         batched_tokens=batched_tokens,
         arrivals_per_s=arrivals_per_s,
         prompt_spread=workload.prompt_spread,
-        output_spread=workload.output_spread,
+        context=workload.running_context,
     )
     ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
     total = per_replica * config.replicas

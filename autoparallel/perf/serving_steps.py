@@ -624,7 +624,7 @@ def replica_step_times(
     batched_tokens: int,
     arrivals_per_s: float | None = None,
     prompt_spread: float = 0.0,
-    output_spread: float = 0.0,
+    context: float | None = None,
 ) -> StepTimes:
     """Step, decode, prefill and TTFT times of one replica running `batch` sequences, with new
     prompts coming one for each request that finishes (None: a closed loop, full load or a client's
@@ -659,14 +659,15 @@ def replica_step_times(
     a step's prompt tokens a compound Poisson sum; it is taken as a Poisson count of units of
     isl · (1 + spread) tokens at 1 / (1 + spread) of the prompts' rate, which keeps the sum's mean
     and variance. A prompt's own first token comes with its own (mean) length beside such units.
-    ShareGPT's spread is 1.37. Outputs of spread lengths (`output_spread`) set the running set's
-    mean context, isl + osl · (1 + spread) / 2 (`Serving.running_context`): under a cap of 64 on
-    Qwen3-8B / H100, TPOT 11.0 ms where isl + osl/2 gave 10.4 (the replay: 10.9); at 45 requests/s
-    18.9 ms where it gave 15.0 (the replay of 20,000 such arrivals: 19.8).
+    ShareGPT's spread is 1.37. `context` is the running set's mean context
+    (`Serving.running_context`; None: isl + osl/2, lengths that do not spread), which outputs of
+    spread lengths raise: under a cap of 64 on Qwen3-8B / H100, TPOT 11.0 ms where isl + osl/2
+    gave 10.4 (the replay: 10.9); at 45 requests/s 18.9 ms where it gave 15.0 (the replay of 20,000
+    such arrivals: 19.8).
 
     `decode_s` is the rotation without prompts; `prefill_s` one prompt alone through the pipeline.
     """
-    key = (shape, batch, isl, osl, batched_tokens, arrivals_per_s, prompt_spread, output_spread)
+    key = (shape, batch, isl, osl, batched_tokens, arrivals_per_s, prompt_spread, context)
     return memoized(
         _STEP_TIMES,
         (model, cluster),
@@ -681,7 +682,7 @@ def replica_step_times(
             batched_tokens=batched_tokens,
             arrivals_per_s=arrivals_per_s,
             prompt_spread=prompt_spread,
-            output_spread=output_spread,
+            context=isl + osl / 2.0 if context is None else context,
         ),
     )
 
@@ -700,11 +701,10 @@ def _step_times(
     batched_tokens: int,
     arrivals_per_s: float | None,
     prompt_spread: float,
-    output_spread: float = 0.0,
+    context: float,
 ) -> StepTimes:
     k = micro_batches(batch, shape.pp)
     m = batch / k
-    context = isl + osl * (1.0 + output_spread) / 2.0  # the running set's mean (`Serving.running_context`)
     unit = 1.0 + max(prompt_spread, 0.0)  # prompts per counted unit of isl · unit tokens: 1 / unit
     # A rotation with prompt tokens runs without CUDA graphs where the engine does so.
     eager = PROMPT_STEP_GRAPHS[shape.engine] == "eager"

@@ -79,7 +79,7 @@ def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
         osl=w.osl,
         batched_tokens=tokens,
         prompt_spread=w.prompt_spread,
-        output_spread=w.output_spread,
+        context=w.running_context,
     )
 
 

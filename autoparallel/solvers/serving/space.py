@@ -622,7 +622,7 @@ def replica_perf(
         osl=w.osl,
         batched_tokens=tokens,
         prompt_spread=w.prompt_spread,
-        output_spread=w.output_spread,
+        context=w.running_context,
     )
     ttft_s, tps = perf.replica_rates(times, batch=batch, osl=w.osl, gpu=space.cluster.gpu)
     gpus = shape.gpus_per_replica

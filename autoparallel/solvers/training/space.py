@@ -346,12 +346,11 @@ def _etp_domain(model: ModelSpec, tp: int) -> list[int]:
 def _state_modes(model: ModelSpec, opts: TrainingOptions, out: dict[str, list[str]]) -> list[StateMode]:
     """Sharding modes (with ZeRO-Offload's variants when `offload`) of the allowed ZeRO stages that the
     framework initializes for the model; the others are recorded under `framework_zero_stages`."""
-    runs = framework_zero_stages(opts.framework, model)
-    if opts.grad_reduce_in_bf16 and opts.framework == "megatron":
-        runs = (ZeroStage.NONE, ZeroStage.OPTIMIZER, *runs)
+    bf16 = opts.grad_reduce_in_bf16
+    runs = framework_zero_stages(opts.framework, model, bf16_grads=bf16)
     for zero in dict.fromkeys(z for z in opts.zero_stages if z not in runs):
         out.setdefault("framework_zero_stages", []).append(
-            zero_stage_problem(opts.framework, model, zero) or f"zero={zero.value}"
+            zero_stage_problem(opts.framework, model, zero, bf16_grads=bf16) or f"zero={zero.value}"
         )
     modes = []
     for zero in dict.fromkeys(z for z in opts.zero_stages if z in runs):
