@@ -26,7 +26,14 @@ from autoparallel.bounds import clean_text, input_error
 from autoparallel.errors import InputError
 from autoparallel.models.families import classic, llama_like, mla, mllama, moe, phi
 from autoparallel.models.families.vision import vision_params
-from autoparallel.models.parse_common import HIDDEN_KEYS, Family, Parts, RawConfig, trains_with_dropout
+from autoparallel.models.parse_common import (
+    CONFIG_LIMITS,
+    HIDDEN_KEYS,
+    Family,
+    Parts,
+    RawConfig,
+    trains_with_dropout,
+)
 from autoparallel.models.parse_quant import quant_from_config
 from autoparallel.models.spec import AttentionKind, MlpKind, ModelSpec
 
@@ -150,6 +157,63 @@ def _check_structure(parts: Parts, name: str) -> None:
             )
 
 
+# vLLM 0.32's length keys (`ModelArchConfigConvertor.derive_max_model_len_and_key`): the least wins.
+_LENGTH_KEYS = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_seq_len",
+    "seq_length",
+    "model_max_length",
+    "max_target_positions",
+    "max_sequence_length",
+    "max_seq_length",
+    "seq_len",
+)
+# RoPE types whose `factor` is already counted in max_position_embeddings (vLLM 0.32 config/model.py).
+_PRESCALED_ROPE = ("su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling")
+
+
+def _rope_dicts(raw: RawConfig) -> list[Mapping[str, Any]]:
+    """The config's RoPE parameter sets (`rope_parameters` or the legacy `rope_scaling`; one per layer
+    type where nested), as vLLM's `iter_rope_parameters` yields them."""
+    rope = raw.get("rope_parameters") or raw.get("rope_scaling")
+    if not isinstance(rope, Mapping):
+        return []
+    nested = [v for v in rope.values() if isinstance(v, Mapping) and v]
+    return nested if nested else [rope]
+
+
+def context_limit(raw: RawConfig, outer_type: str) -> int:
+    """The longest context vLLM 0.32 serves the config with (`_get_and_verify_max_len`): the least of
+    its length keys (`model_max_length` wins where set, as for Command-R; 2048 with none), times the
+    `factor` of a RoPE scaling that has not already counted it in that length (linear, dynamic; not
+    YaRN, Llama 3, LongRoPE; never for Gemma 3, whose length "is already scaled by RoPE scaling")."""
+    lengths = {k: raw.num(k) for k in _LENGTH_KEYS if raw.has(k)}
+    limit = lengths.get("model_max_length") or min(lengths.values(), default=2048)
+    if "gemma3" in outer_type or "gemma3" in raw.model_type:
+        return limit
+    factor = 1.0
+    for rope in _rope_dicts(raw):
+        if str(rope.get("rope_type", rope.get("type", "default"))) in _PRESCALED_ROPE:
+            continue
+        value = rope.get("factor", factor)
+        if value is None:
+            continue  # vLLM: a null factor falls back to 1.0
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
+            raise InputError(
+                f"{raw.name}: RoPE scaling `factor` must be a number from 0 to 1e6, "
+                f"got {clean_text(repr(value), 40)}"
+            )
+        factor = float(value)
+    scaled = int(limit * factor)
+    if scaled < 1 or scaled > CONFIG_LIMITS["max_position_embeddings"]:
+        raise InputError(
+            f"{raw.name}: the context length {limit:,} x RoPE scaling factor {factor:g} is outside 1 to "
+            f"{CONFIG_LIMITS['max_position_embeddings']:,} tokens"
+        )
+    return scaled
+
+
 def spec_from_config(
     cfg: dict[str, Any],
     *,
@@ -209,9 +273,7 @@ def _spec_from_config(
         architecture=_architecture(cfg),
         hidden_size=hidden,
         vocab_size=raw.num("vocab_size"),
-        max_position_embeddings=raw.num(
-            "max_position_embeddings", "n_positions", "seq_length", default=raw.get("n_ctx", 2048)
-        ),
+        max_position_embeddings=context_limit(raw, str(cfg.get("model_type") or "")),
         layers=tuple(parts.layers),
         tie_word_embeddings=parts.lm_head == 0,
         embedding_params=parts.embedding,

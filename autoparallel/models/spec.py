@@ -275,7 +275,9 @@ class ModelSpec(_Frozen):
     vocab_size: int
     """Vocabulary size (rows of the embedding and LM head)."""
     max_position_embeddings: int
-    """Longest context the model was configured for (before any user override)."""
+    """Longest context the engines serve the config with, as vLLM derives it (`parse.context_limit`:
+    the least of its length keys, times a linear or dynamic RoPE scaling factor); a longer
+    max_model_len is refused."""
     layers: tuple[LayerSpec, ...]
     """Decoder layers in order (excluding MTP modules)."""
     tie_word_embeddings: bool

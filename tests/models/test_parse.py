@@ -41,6 +41,34 @@ def test_llama_counts_by_hand() -> None:
     assert all(layer.attention.kind is AttentionKind.FULL for layer in s.layers)
 
 
+@pytest.mark.parametrize(
+    ("over", "limit"),
+    [
+        ({}, 512),
+        ({"rope_scaling": {"type": "linear", "factor": 4.0}}, 2048),  # vLLM multiplies linear/dynamic
+        ({"rope_scaling": {"rope_type": "dynamic", "factor": 2}}, 1024),
+        ({"rope_parameters": {"rope_type": "linear", "factor": 3.0}}, 1536),
+        ({"rope_scaling": {"rope_type": "linear", "factor": None}}, 512),  # null factor: 1.0
+        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}}, 512),
+        ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, 512),
+        ({"rope_scaling": {"type": "mrope", "mrope_section": [2, 1, 1]}}, 512),
+        ({"seq_length": 256}, 256),  # the least length key wins
+        ({"seq_length": 256, "model_max_length": 1024}, 1024),  # Command-R's key wins where set
+        ({"model_type": "gemma3_text", "rope_scaling": {"rope_type": "linear", "factor": 8.0}}, 512),
+    ],
+)
+def test_context_limit_is_vllms_derived_max_model_len(over: dict[str, Any], limit: int) -> None:
+    """vLLM 0.32 `_get_and_verify_max_len`: the least length key, times a RoPE factor not already
+    counted in it (linear, dynamic), never for YaRN, Llama 3 or Gemma 3."""
+    assert spec_from_config(_llama(**over), name="tiny").max_position_embeddings == limit
+
+
+@pytest.mark.parametrize("factor", ["8", -2.0, True, 1e30])
+def test_a_bad_rope_factor_is_one_line(factor: object) -> None:
+    with pytest.raises(InputError, match="factor"):
+        spec_from_config(_llama(rope_scaling={"type": "linear", "factor": factor}), name="tiny")
+
+
 def test_tied_embeddings_drop_lm_head() -> None:
     s = spec_from_config(_llama(tie_word_embeddings=True), name="tiny")
     assert s.lm_head_params == 0 and s.tie_word_embeddings

@@ -438,7 +438,8 @@ def engine_refusal(model: ModelSpec, options: ServingOptions, engine: str, gpu: 
 
 def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOptions) -> tuple[int, ...]:
     """Allowed max_model_len values: at least the workload's request length, at most the model's
-    (vLLM refuses a max_model_len above the model's `max_position_embeddings`: "User-specified
+    (vLLM refuses a max_model_len above the length it derives from the config, `max_position_embeddings`
+    here: "User-specified
     max_model_len ... is greater than the derived max_model_len"). When none is left, the error names
     the values of `options.max_model_lens` each bound removed."""
     need, limit = workload.required_len, model.max_position_embeddings
@@ -462,7 +463,7 @@ def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOp
     if above:
         reasons.append(
             f"max_model_len {_listed(above)}: above {model.name}'s limit of {limit} tokens "
-            "(max_position_embeddings), which vLLM refuses"
+            "(derived from its config), which vLLM refuses"
         )
     if below:
         reasons.append(f"max_model_len {_listed(below)}: below the {needs} the workload needs")
