@@ -90,7 +90,7 @@ def served_id(source: Any, model: ModelSpec) -> str:
     if isinstance(source, Path):
         return _served_path(source, str(source))
     if not isinstance(source, str):
-        return model.name
+        return model.source or model.name  # a spec read from a local folder serves that folder
     entry = find_entry(source)
     if entry is None:
         return _served_path(Path(source.strip()).expanduser(), source)

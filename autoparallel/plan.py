@@ -144,7 +144,7 @@ class _PlanBase(_Frozen):
     @property
     def served_id(self) -> str:
         """The model id or path the launch commands load."""
-        return self.model_id or self.model.name
+        return self.model_id or self.model.source or self.model.name
 
     def _common(self) -> dict[str, Any]:
         return {

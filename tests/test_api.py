@@ -256,6 +256,12 @@ def test_a_path_to_a_config_file_serves_its_folder(tmp_path: Any, monkeypatch: p
     assert served_id(str(folder), spec) == str(folder)
     plan = ap.solve(str(config), "1xH100", "chatbot")
     assert plan.vllm_command.startswith(f"vllm serve {folder} ")
+    # A spec loaded from a path, then handed over as a spec, still serves that folder.
+    assert served_id(spec, spec) == str(folder)
+    assert ap.solve(ap.load_model(str(folder)), "1xH100", "chatbot").vllm_command.startswith(
+        f"vllm serve {folder} "
+    )
+    assert ap.load_model("meta-llama/Llama-3.2-1B").source is None
 
 
 def test_context_near_the_model_limit_is_capped_not_rounded_past_it() -> None:

@@ -114,13 +114,14 @@ def _load_path(path: Path, shown: str) -> ModelSpec:
         if "quantization_config" not in cfg and quant_path.is_file():
             cfg = {**cfg, "quantization_config": _modelopt_quant(_read_json(quant_path), quant_path)}
         name = str(cfg.get("_name_or_path") or path.resolve().name)
-        return spec_from_config(cfg, name=name)
+        return spec_from_config(cfg, name=name).model_copy(update={"source": shown})
     if not path.exists():
         raise InputError(f"no such file or directory: {shown}")
     cfg = _read_json(path)  # a file, a pipe or a device: the read is bounded (user_file.read_capped)
     default_name = path.resolve().parent.name if path.name == "config.json" else path.stem
     name = str(cfg.get("_name_or_path") or default_name)
-    return spec_from_config(cfg, name=name)
+    folder = str(Path(shown.strip()).parent)  # the engines load the file's folder
+    return spec_from_config(cfg, name=name).model_copy(update={"source": folder})
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -314,6 +314,9 @@ class ModelSpec(_Frozen):
     """Active parameters per token as published (MoE)."""
     notes: str = ""
     """How counts differ from the published ones, and why."""
+    source: str | None = None
+    """The local folder the config was read from, as the user spelled it (what `vllm serve` and the
+    other engines load); None for a zoo, hub or in-memory config."""
 
     # ----- shape helpers -------------------------------------------------------------------------
     @property
