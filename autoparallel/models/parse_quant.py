@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from autoparallel.bounds import clean_text
 from autoparallel.errors import InputError
 from autoparallel.models.quant import QuantMethod, QuantSpec
 
@@ -47,14 +48,27 @@ def _qint(qc: Mapping[str, Any], name: str, keys: tuple[str, ...], default: int)
     return default
 
 
-def _fp8(block: Any, groups: tuple[str, ...], source: str, *, per_channel: bool = False) -> QuantSpec:
-    """FP8 weights: block-scaled when `block` is an [n, k] pair, else per-tensor (or per-channel)."""
-    if isinstance(block, list) and len(block) == 2:
+def _fp8(
+    block: Any, groups: tuple[str, ...], source: str, name: str, *, per_channel: bool = False
+) -> QuantSpec:
+    """FP8 weights: block-scaled when `block` is given (an [n, k] pair of positive integers, as vLLM's
+    `Fp8Config` requires: "The quantization block size of weight must have 2 dimensions"), else
+    per-tensor (or per-channel)."""
+    if block is not None:
+        if not (
+            isinstance(block, list)
+            and len(block) == 2
+            and all(isinstance(b, int) and not isinstance(b, bool) and 0 < b <= 1 << 16 for b in block)
+        ):
+            raise InputError(
+                f"{name}: the FP8 weight block size must be two positive integers [n, k], "
+                f"got {clean_text(repr(block), 40)}"
+            )
         return QuantSpec(
             method=QuantMethod.FP8,
             bits=8,
-            block_n=int(block[0]),
-            block_k=int(block[1]),
+            block_n=block[0],
+            block_k=block[1],
             quantized_groups=groups,
             source=source,
         )
@@ -94,18 +108,25 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
     if method in ("gptq", "awq"):
         bits = _qint(qc, name, ("bits", "w_bit"), 4)
         group = _qint(qc, name, ("group_size", "q_group_size"), 128)
+        if method == "awq" and bits != 4:  # vLLM 0.32 AutoAWQConfig.TYPE_MAP, SGLang 0.5.6 AWQConfig
+            raise InputError(
+                f"{name}: AWQ checkpoints with {bits}-bit weights are not served "
+                "(vLLM and SGLang run 4-bit AWQ only)"
+            )
+        sym = qc.get("sym", True) is not False
         return QuantSpec(
             method=QuantMethod(method),
             bits=bits,
             group_size=group,
+            symmetric=sym,
             quantized_groups=groups,
-            source=f"{src}, bits={bits}, group_size={group}",
+            source=f"{src}, bits={bits}, group_size={group}" + ("" if sym else ", asymmetric"),
         )
     if method == "fp8":
         block = qc.get("weight_block_size")
-        if isinstance(block, list) and len(block) == 2:
-            return _fp8(block, groups, f"{src}, weight_block_size={block}")
-        return _fp8(None, groups, f"{src}, per-tensor scales")
+        if block is not None:
+            return _fp8(block, groups, f"{src}, weight_block_size={clean_text(repr(block), 40)}", name)
+        return _fp8(None, groups, f"{src}, per-tensor scales", name)
     if method == "mxfp4":
         return QuantSpec(
             method=QuantMethod.MXFP4,
@@ -131,7 +152,7 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
         # algorithms (NVFP4 KV) are not a `--kv-cache-dtype` the planner prices, so `auto` keeps BF16.
         kv = "fp8_e4m3" if str(qc.get("kv_cache_quant_algo") or "").upper() == "FP8" else None
         if algo == "FP8":
-            spec = _fp8(None, groups, "ModelOpt quant_algo=FP8 (per-tensor scales)")
+            spec = _fp8(None, groups, "ModelOpt quant_algo=FP8 (per-tensor scales)", name)
             return spec.model_copy(update={"kv_cache_dtype": kv})
         if algo == "NVFP4":
             group = _qint(qc, name, ("group_size",), 16)
@@ -161,7 +182,7 @@ def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...
         return _nvfp4(int(weights.get("group_size") or 16), groups, src + " (NVFP4)", name)
     if kind == "float" and bits == 8:
         block = weights.get("block_structure") if strategy == "block" else None
-        return _fp8(block, groups, src, per_channel=strategy == "channel")
+        return _fp8(block, groups, src, name, per_channel=strategy == "channel")
     if kind == "int" and bits in (2, 3, 4, 8) and strategy == "group":
         return QuantSpec(
             method=QuantMethod.GPTQ,

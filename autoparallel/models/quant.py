@@ -64,6 +64,8 @@ class QuantSpec(BaseModel):
     """FP8/INT8: one scale per output channel rather than per tensor."""
     double_quant: bool = True
     """bitsandbytes NF4: absmax scales themselves quantized to 8 bits."""
+    symmetric: bool = True
+    """GPTQ: weights without a zero point (`sym`); vLLM's Marlin GPTQ kernels take symmetric ones only."""
     kv_cache_dtype: str | None = None
     """The KV-cache dtype the checkpoint declares (ModelOpt `kv_cache_quant_algo` FP8: `fp8_e4m3`), which
     the engines take for `--kv-cache-dtype auto`; None: the model's dtype."""

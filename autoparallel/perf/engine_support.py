@@ -285,7 +285,7 @@ def engine_model_problem(engine: str, model: ModelSpec, vllm_version: str | None
     release planned for (None: the one the memory model defaults to)."""
     name, arch = ENGINE_NAMES.get(engine, engine), model.architecture or "(none named)"
     if engine == "vllm":
-        return _vllm_removed_problem(model, vllm_version)
+        return _vllm_removed_problem(model, vllm_version) or _vllm_gptq_problem(model, vllm_version)
     if engine == "sglang" and model.architecture in SGLANG_MISSING_ARCHITECTURES:
         return f"{name} has no implementation of {arch} ({model.name})"
     if engine != "trtllm":
@@ -302,6 +302,27 @@ def engine_model_problem(engine: str, model: ModelSpec, vllm_version: str | None
     return (
         f"{name} does not load {q.method.value} checkpoints ({model.name}; it reads ModelOpt, FP8 "
         "128x128-block and MXFP4 ones)"
+    )
+
+
+def _vllm_gptq_problem(model: ModelSpec, vllm_version: str | None) -> str | None:
+    """Why vLLM `vllm_version` cannot load `model`'s GPTQ checkpoint (None: it can). vLLM 0.32 runs
+    GPTQ on Marlin kernels only (`AutoGPTQConfig.TYPE_MAP`: 4- and 8-bit, symmetric: "Unsupported
+    quantization config: bits=..., sym=..."; the exllama kernels for 2/3-bit and zero points went
+    with vLLM PR #37770). Checked for 0.32 and later only: the release that dropped them is not pinned."""
+    q = model.quantization
+    if q is None or q.method.value != "gptq":
+        return None
+    from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
+    from autoparallel.memory.vllm_versions import parse_vllm_version
+
+    text = vllm_version or DEFAULT_VLLM_VERSION
+    if not parse_vllm_version(text).at_least(32) or (q.bits in (4, 8) and q.symmetric):
+        return None
+    shape = f"{q.bits}-bit{'' if q.symmetric else ' asymmetric'}"
+    return (
+        f"vLLM {text} does not load {shape} GPTQ weights ({model.name}): its Marlin GPTQ kernels take "
+        "4- or 8-bit symmetric ones; plan for SGLang (--engine sglang)"
     )
 
 

@@ -49,7 +49,10 @@ def test_llama_counts_by_hand() -> None:
         ({"rope_scaling": {"rope_type": "dynamic", "factor": 2}}, 1024),
         ({"rope_parameters": {"rope_type": "linear", "factor": 3.0}}, 1536),
         ({"rope_scaling": {"rope_type": "linear", "factor": None}}, 512),  # null factor: 1.0
-        ({"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}}, 512),
+        (
+            {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 128}},
+            512,
+        ),
         ({"rope_scaling": {"rope_type": "llama3", "factor": 8.0}}, 512),
         ({"rope_scaling": {"type": "mrope", "mrope_section": [2, 1, 1]}}, 512),
         ({"seq_length": 256}, 256),  # the least length key wins
@@ -364,6 +367,38 @@ def test_unsupported_quantization_raises() -> None:
         spec_from_config(
             _llama(quantization_config={"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"}), name="q"
         )
+
+
+@pytest.mark.parametrize(
+    ("qc", "match"),
+    [
+        ({"quant_method": "awq", "bits": 3, "group_size": 128}, "4-bit AWQ only"),  # AWQConfig, both engines
+        ({"quant_method": "fp8", "weight_block_size": [128, 128, 1]}, "two positive integers"),
+        ({"quant_method": "fp8", "weight_block_size": ["a", 128]}, "two positive integers"),
+        ({"quant_method": "fp8", "weight_block_size": [0, 128]}, "two positive integers"),
+        ({"quant_method": "fp8", "weight_block_size": 128}, "two positive integers"),
+    ],
+)
+def test_quantization_the_engines_refuse_is_refused(qc: dict[str, Any], match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        spec_from_config(_llama(quantization_config=qc), name="q")
+
+
+def test_gptq_shapes_vllm_032_does_not_load_are_refused_for_vllm_only() -> None:
+    """vLLM 0.32's Marlin-only GPTQ (`AutoGPTQConfig.TYPE_MAP`: (4, sym), (8, sym)); SGLang's GPTQConfig
+    takes 2, 3, 4, 8 bits."""
+    from autoparallel.perf.engine_support import engine_model_problem
+
+    def spec(bits: int, sym: bool) -> Any:
+        qc = {"quant_method": "gptq", "bits": bits, "group_size": 128, "sym": sym, "desc_act": False}
+        return spec_from_config(_llama(quantization_config=qc), name="q")
+
+    assert engine_model_problem("vllm", spec(4, True)) is None
+    assert engine_model_problem("vllm", spec(8, True)) is None
+    assert "3-bit GPTQ" in str(engine_model_problem("vllm", spec(3, True)))
+    assert "4-bit asymmetric GPTQ" in str(engine_model_problem("vllm", spec(4, False)))
+    assert engine_model_problem("vllm", spec(3, True), vllm_version="0.10.2") is None  # not pinned before
+    assert engine_model_problem("sglang", spec(3, False)) is None
 
 
 # ----- bad input ----------------------------------------------------------------------------------
