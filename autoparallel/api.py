@@ -24,7 +24,13 @@ from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, T
 from autoparallel.solvers.serving.space import ServingOptions, foreign_memory_knob, given_memory_knob
 from autoparallel.solvers.settings import SolverSettings, given_settings
 from autoparallel.solvers.training.space import TrainingOptions
-from autoparallel.validation import require_cluster, require_serving, require_training, require_training_job
+from autoparallel.validation import (
+    job_precision,
+    require_cluster,
+    require_serving,
+    require_training,
+    require_training_job,
+)
 from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
@@ -540,6 +546,7 @@ def training_memory(
     if not isinstance(gpu, str | GPU):
         raise InputError(f"gpu must be a GPU or its name, got {type(gpu).__name__}")
     g = get_gpu(gpu) if isinstance(gpu, str) else gpu
+    config = config.model_copy(update={"precision": job_precision(config.precision, g)})
     require_training(m, None, config, g)
     return training.training_memory(m, g, config, margins=margins)
 
@@ -550,6 +557,7 @@ def _evaluate_training(
     from autoparallel.memory import training
     from autoparallel.perf.training import cost_to_tokens, training_perf
 
+    config = config.model_copy(update={"precision": job_precision(config.precision, c.gpu)})
     require_training(m, c, config)
     mem, perf = training.training_memory(m, c.gpu, config), training_perf(m, c, config)
     cost = cost_to_tokens(m, c, config, w.tokens, perf=perf) if w.tokens else None

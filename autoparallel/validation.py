@@ -57,6 +57,13 @@ TrainingFramework = Literal["megatron", "deepspeed"]
 """The training framework a plan is emitted for (`TrainingOptions.framework`, `--engine` with --train)."""
 
 
+def job_precision(precision: str, gpu: GPU) -> str:
+    """The precision a training job runs in on `gpu`: bf16 becomes fp16 (with dynamic loss scaling) on
+    GPUs without BF16 tensor cores (V100, T4: the catalog's `bf16_native`), as the frameworks run it
+    there; what a plan prices and what its artifacts say."""
+    return "fp16" if precision == "bf16" and not gpu.bf16_native else precision
+
+
 def framework_zero_stages(
     framework: TrainingFramework, model: ModelSpec, *, bf16_grads: bool = False
 ) -> tuple[ZeroStage, ...]:
@@ -69,7 +76,9 @@ def framework_zero_stages(
       done in fp32", `accumulate_allreduce_grads_in_fp32`). ZeRO 0 / 1 with gradients in bf16 ("0",
       "1") need `--grad-reduce-in-bf16`, which changes the numerics Megatron chose, so plans keep to
       its default unless asked (`bf16_grads`, `TrainingOptions.grad_reduce_in_bf16`); an `evaluate`d
-      "0" or "1" emits the flag. Plain DDP in fp32 would never be lighter
+      "0" or "1" emits the flag. Under fp16 (`job_precision`) Megatron keeps gradients in fp16 whatever
+      the sharding (`accumulate_allreduce_grads_in_fp32` is set for bf16 only), so every mode is
+      priced as run there (`bf16_grads` True). Plain DDP in fp32 would never be lighter
       or faster than "dist" (the same gradient traffic as a reduce-scatter plus an all-gather,
       Rajbhandari et al. §5).
     - DeepSpeed: ZeRO 0-3, gradients in the model's dtype (`data_types.grad_accum_dtype` defaults to

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autoparallel.errors import InputError
+from autoparallel.validation import job_precision
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
@@ -47,9 +48,7 @@ def effective_precision(precision: str, cluster: Cluster | None) -> str:
         return precision
     if precision == "fp8" and cluster.gpu.fp8_tflops is None:
         raise InputError(f"precision='fp8' needs FP8 tensor cores; {cluster.gpu.name} has none (use bf16)")
-    if precision == "bf16" and not cluster.gpu.bf16_native:
-        return "fp16"
-    return precision
+    return job_precision(precision, cluster.gpu)
 
 
 def vision_tower_note(model: ModelSpec) -> str | None:

@@ -72,8 +72,9 @@ def megatron_arg_dict(model: ModelSpec, config: TrainingConfig, *, cluster: Clus
         args["--sequence-parallel"] = True
     args.update(_pipeline_args(model, config))
     args.update(_recompute_args(model, config))
-    args.update(_optimizer_args(config))
-    args.update(_precision_args(effective_precision(config.precision, cluster)))
+    precision = effective_precision(config.precision, cluster)
+    args.update(_optimizer_args(config, precision))
+    args.update(_precision_args(precision))
     args["--micro-batch-size"] = config.micro_batch
     args["--global-batch-size"] = config.global_batch
     args["--seq-length"] = config.seq_len
@@ -307,10 +308,11 @@ def _recompute_summary(model: ModelSpec, config: TrainingConfig) -> str:
     return " ".join(f"{k} {v}" for k, v in _recompute_args(model, config).items()) or "no recompute"
 
 
-def _optimizer_args(config: TrainingConfig) -> ArgDict:
-    """ZeRO-1 / distributed optimizer, Megatron-FSDP for ZeRO-2/3, optimizer CPU offload."""
+def _optimizer_args(config: TrainingConfig, precision: str) -> ArgDict:
+    """ZeRO-1 / distributed optimizer, Megatron-FSDP for ZeRO-2/3, optimizer CPU offload; `precision`:
+    the one the job runs in (`effective_precision`)."""
     args: ArgDict = {}
-    if config.zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and config.precision != "fp16":
+    if config.zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and precision != "fp16":
         # ZeRO 0 / 1 are priced with gradients in the model's dtype (DeepSpeed's default); under bf16
         # Megatron keeps an fp32 main_grad buffer unless told otherwise (arguments.py
         # `accumulate_allreduce_grads_in_fp32`), which zero=dist prices.

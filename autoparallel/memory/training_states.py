@@ -121,7 +121,8 @@ def _state_of_params(params_per_gpu: float, shard: float, cfg: TrainingConfig) -
     """Model states of `params_per_gpu` parameters (after TP/EP) replicated over `shard` data ranks.
 
     ZeRO §5 / Figure 1: stage 0: (2 + 2 + 12)Ψ; 1: (2 + 2)Ψ + 12Ψ/Nd; 2: 2Ψ + (2 + 12)Ψ/Nd;
-    3: (2 + 2 + 12)Ψ/Nd. Megatron distributed optimizer: 2Ψ + 4Ψ + 12Ψ/d.
+    3: (2 + 2 + 12)Ψ/Nd. Megatron distributed optimizer: 2Ψ + 4Ψ + 12Ψ/d (2Ψ + 2Ψ + 12Ψ/d under fp16,
+    where Megatron sets `accumulate_allreduce_grads_in_fp32` for bf16 only: arguments.py).
     Offload (ZeRO-Offload, Ren et al. 2021): optimizer states (and ZeRO-3 parameters) leave the GPU.
     """
     z = cfg.zero
@@ -129,7 +130,8 @@ def _state_of_params(params_per_gpu: float, shard: float, cfg: TrainingConfig) -
     g = GRAD_BYTES_PER_PARAM * params_per_gpu
     o = OPTIMIZER_BYTES_PER_PARAM * params_per_gpu
     if z is ZeroStage.DISTRIBUTED_OPTIMIZER:
-        g = MEGATRON_MAIN_GRAD_BYTES_PER_PARAM * params_per_gpu
+        if cfg.precision != "fp16":  # fp16: Megatron keeps fp16 gradients (no fp32 main_grad)
+            g = MEGATRON_MAIN_GRAD_BYTES_PER_PARAM * params_per_gpu
         o /= shard
     elif z is ZeroStage.OPTIMIZER:
         o /= shard

@@ -212,6 +212,14 @@ def test_sharding_and_precision_flags() -> None:
         model, TrainingConfig(dp=8, global_batch=8), cluster=Cluster.parse("1x8xV100-SXM2-32G")
     )
     assert v100.get("--fp16") is True and "--bf16" not in v100
+    # fp16 keeps fp16 gradients in Megatron whatever the sharding: no bf16 flag beside --fp16.
+    v100_z1 = megatron_arg_dict(
+        model,
+        TrainingConfig(dp=8, global_batch=8, zero=ZeroStage.OPTIMIZER),
+        cluster=Cluster.parse("1x8xV100-SXM2-32G"),
+    )
+    assert v100_z1.get("--fp16") is True and "--grad-reduce-in-bf16" not in v100_z1
+    assert flags(zero=ZeroStage.OPTIMIZER)["--grad-reduce-in-bf16"] is True
     assert "--sequence-parallel" not in flags()  # tp = 1
     gqa = flags()
     assert gqa["--group-query-attention"] is True and gqa["--num-query-groups"] == 8

@@ -87,6 +87,9 @@ def test_zero_formulas_exact(nd: int) -> None:
     assert state(ZeroStage.PARAMETERS) == pytest.approx(16 * psi / nd, rel=1e-12)
     # Megatron distributed optimizer, bf16 params + fp32 grads: 6 + 12/d (dist_optimizer.md).
     assert state(ZeroStage.DISTRIBUTED_OPTIMIZER) == pytest.approx(6 * psi + 12 * psi / nd, rel=1e-12)
+    # Under fp16 Megatron keeps fp16 gradients (accumulate_allreduce_grads_in_fp32 is a bf16 rule).
+    fp16 = TrainingConfig(dp=nd, global_batch=nd, zero=ZeroStage.DISTRIBUTED_OPTIMIZER, precision="fp16")
+    assert layer_state_bytes(model, layer, fp16) == pytest.approx(4 * psi + 12 * psi / nd, rel=1e-12)
     # ZeRO-Offload: optimizer states leave the GPU; ZeRO-3 + parameter offload: weights too.
     assert state(ZeroStage.OPTIMIZER, offload_optimizer=True) == 4 * psi
     assert state(ZeroStage.PARAMETERS, offload_optimizer=True, offload_params=True) == pytest.approx(

@@ -508,6 +508,13 @@ def test_each_framework_plans_the_zero_modes_it_runs_as_priced() -> None:
     assert {m.zero for m in bf16.state_modes} == {ZeroStage.OPTIMIZER}  # asked for: Megatron's flag
     with pytest.raises(ValueError, match="Megatron's flag"):
         TrainingOptions(framework="deepspeed", grad_reduce_in_bf16=True)
+    # V100 runs the job in fp16, where Megatron's gradients stay fp16 in every mode: all of them run
+    # as priced, and the points carry the precision they run in.
+    v100 = build_space(
+        load_model("Qwen/Qwen3-8B"), Cluster.parse("1x8xV100-SXM2-32G"), work, TrainingOptions()
+    )
+    assert {m.zero for m in v100.state_modes} == set(ZeroStage)
+    assert v100.config(v100.shapes[0], 1, v100.state_modes[0]).precision == "fp16"
 
 
 def test_megatron_exchanges_all_to_all_where_the_ring_does_not_run() -> None:

@@ -35,6 +35,7 @@ from autoparallel.validation import (
     cp_comm_problem,
     cp_sequence_problem,
     framework_zero_stages,
+    job_precision,
     zero_stage_problem,
 )
 
@@ -257,7 +258,7 @@ class TrainingSpace(Problem["Training", TrainingOptions]):
             offload_optimizer=state.offload_optimizer,
             offload_params=state.offload_params,
             layers_per_stage=layers_per_stage,
-            precision=self.workload.precision,
+            precision=job_precision(self.workload.precision, self.cluster.gpu),
         )
 
 
@@ -343,10 +344,13 @@ def _etp_domain(model: ModelSpec, tp: int) -> list[int]:
     return [1] if model.is_moe and tp > 1 else []
 
 
-def _state_modes(model: ModelSpec, opts: TrainingOptions, out: dict[str, list[str]]) -> list[StateMode]:
+def _state_modes(
+    model: ModelSpec, opts: TrainingOptions, fp16: bool, out: dict[str, list[str]]
+) -> list[StateMode]:
     """Sharding modes (with ZeRO-Offload's variants when `offload`) of the allowed ZeRO stages that the
-    framework initializes for the model; the others are recorded under `framework_zero_stages`."""
-    bf16 = opts.grad_reduce_in_bf16
+    framework initializes for the model; the others are recorded under `framework_zero_stages`. Under
+    fp16 (`job_precision`) gradients stay in the model's dtype in every framework."""
+    bf16 = opts.grad_reduce_in_bf16 or fp16
     runs = framework_zero_stages(opts.framework, model, bf16_grads=bf16)
     for zero in dict.fromkeys(z for z in opts.zero_stages if z not in runs):
         out.setdefault("framework_zero_stages", []).append(
@@ -427,7 +431,8 @@ def build_space(
                             shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, etp=etp, cp_comm=comm))
     if not options.zero_stages or not options.recompute_modes:
         raise InputError("zero_stages and recompute_modes must each allow at least one value")
-    state_modes = _state_modes(model, options, out)
+    fp16 = job_precision(workload.precision, cluster.gpu) == "fp16"
+    state_modes = _state_modes(model, options, fp16, out)
     if not state_modes:
         raise InputError(f"no allowed ZeRO stage runs: {'; '.join(out['framework_zero_stages'])}")
     excluded = {k: tuple(dict.fromkeys(v)) for k, v in out.items()}
