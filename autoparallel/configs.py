@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numbers
 from enum import Enum
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 
 from autoparallel.bounds import BOUNDS, UserInput
 
@@ -23,9 +23,31 @@ KvCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5
 class _Frozen(UserInput):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    DERIVED: ClassVar[tuple[str, ...]] = ()
+    """Properties a plan's JSON writes beside the fields (`plan --json`'s config): read back, each is
+    checked against the fields rather than refused, so that JSON round-trips into the config."""
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _derived_agree(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        if not isinstance(data, dict) or not any(k in data for k in cls.DERIVED):
+            return handler(data)
+        given = {k: data[k] for k in cls.DERIVED if k in data}
+        made = handler({k: v for k, v in data.items() if k not in given})
+        wrong = [
+            f"{k}={v!r} (the fields give {getattr(made, k)!r})"
+            for k, v in given.items()
+            if getattr(made, k) != v
+        ]
+        if wrong:
+            raise ValueError("derived values disagree with the fields: " + "; ".join(wrong))
+        return made
+
 
 class ServingConfig(_Frozen):
     """One vLLM deployment: `replicas` identical engines of tp × pp GPUs each."""
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("gpus",)
 
     tp: int = Field(default=1, ge=1, le=BOUNDS["tp"].hi)
     """Tensor-parallel degree (`--tensor-parallel-size`). 1 means disabled."""
@@ -116,6 +138,8 @@ def even_split(num_layers: int, pp: int) -> tuple[int, ...]:
 
 class TrainingConfig(_Frozen):
     """One training layout (Megatron-Core / DeepSpeed vocabulary)."""
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("grad_accum", "world_size")
 
     tp: int = Field(default=1, ge=1, le=BOUNDS["tp"].hi)
     """Tensor-parallel degree."""

@@ -35,6 +35,27 @@ def test_plan_json_has_the_documented_keys(plan_8b: ap.ServingPlan) -> None:
     assert d["perf"]["output_tokens_per_s_per_gpu"] > 0
 
 
+def test_a_plans_json_config_reads_back_into_its_config(plan_8b: ap.ServingPlan) -> None:
+    """The JSON config carries derived values (`gpus`; training: `grad_accum`, `world_size`) beside
+    the fields; read back they are checked, not refused, and evaluate prices the same deployment."""
+    import json
+
+    from pydantic import ValidationError
+
+    config = json.loads(json.dumps(plan_8b.to_dict()))["config"]
+    back = ap.ServingConfig(**config)
+    assert back == plan_8b.config
+    again = ap.evaluate("meta-llama/Llama-3.1-8B-Instruct", "1x2xH100", back, "chatbot", compare=False)
+    assert again.perf.output_tokens_per_s == pytest.approx(plan_8b.perf.output_tokens_per_s)
+    with pytest.raises(ValidationError, match="gpus=99"):
+        ap.ServingConfig(**{**config, "gpus": 99})
+    train = ap.TrainingConfig(tp=2, dp=4, global_batch=64, micro_batch=2)
+    dumped = {**train.model_dump(mode="json"), "grad_accum": 8, "world_size": 8}
+    assert ap.TrainingConfig(**dumped) == train
+    with pytest.raises(ValidationError, match="world_size=16"):
+        ap.TrainingConfig(**{**dumped, "world_size": 16})
+
+
 def test_explain_mentions_memory_speed_and_command(plan_8b: ap.ServingPlan) -> None:
     text = plan_8b.explain()
     for needle in ("KV cache", "TPOT ms", "vllm serve", "weights"):
