@@ -262,7 +262,8 @@ def serving_problems(
 
 def batched_tokens_problem(max_num_batched_tokens: int | None, max_num_seqs: int | None) -> str | None:
     """vLLM SchedulerConfig._verify_args: max_num_batched_tokens >= max_num_seqs, else the engine
-    refuses to start (None: a value left to vLLM's default, which keeps the rule)."""
+    refuses to start (None: it starts, or a value is left to vLLM's default, which the memory model fills
+    in and checks: `memory.vllm_problems.start_problems`)."""
     mbt, seqs = max_num_batched_tokens, max_num_seqs
     if mbt is None or seqs is None or mbt >= seqs:
         return None

@@ -411,6 +411,7 @@ def _evaluate(
         total_gib=total / GIB,
         max_model_len=mml,
         tokens=tokens,
+        seqs=seqs,
         pp=pp,
         enforce_eager=enforce_eager,
     )

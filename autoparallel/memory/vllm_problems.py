@@ -35,12 +35,21 @@ def start_problems(
     total_gib: float,
     max_model_len: int,
     tokens: int,
+    seqs: int,
     pp: int,
     enforce_eager: bool,
 ) -> list[str]:
-    """The reasons vLLM would refuse to start (empty: it starts)."""
+    """The reasons vLLM would refuse to start (empty: it starts). `tokens` / `seqs`: the batch limits as
+    the release fills them in (`resolve_batch_defaults`): a max_num_seqs above the default token budget
+    fails `SchedulerConfig` ("max_num_batched_tokens (2048) must be greater than or equal to
+    max_num_seqs"; vLLM 0.32 engine/arg_utils.py does not raise the default to meet it)."""
     st = stages[stage]
     out: list[str] = []
+    if tokens < seqs:
+        out.append(
+            f"max_num_batched_tokens {tokens} (vLLM's default here) is below max_num_seqs {seqs}, which "
+            f"vLLM refuses; set max_num_batched_tokens to at least {seqs} (batched_tokens_ge_seqs)"
+        )
     budget = f"gpu_memory_utilization {util:g} × {total_gib:.2f} GiB = {budget_gib:.2f} GiB"
     if st.weights_gib >= budget_gib:
         out.append(

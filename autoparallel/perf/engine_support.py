@@ -305,6 +305,26 @@ def engine_model_problem(engine: str, model: ModelSpec, vllm_version: str | None
     )
 
 
+def nixl_role_problem(model: ModelSpec, pp: int, role: str) -> str | None:
+    """Why vLLM 0.32's NIXL connector refuses a disaggregated `role` engine ("prefill" / "decode") of
+    `pp` pipeline stages (None: it runs). `NixlConnector`, what the P/D launches name, is the pull
+    connector; `NixlBaseConnectorWorker.__init__` (nixl/base_worker.py) raises NotImplementedError for
+    pp > 1 on the decode side ("consumer (decode) does not support pipeline_parallel_size > 1") and for
+    pp > 1 with a hybrid KV layout in either role (HMA: a sliding-window, chunked or linear-attention
+    layer beside full ones; Mamba/SSM layers)."""
+    if pp <= 1:
+        return None
+    if role == "decode":
+        return f"pp={pp}: vLLM's NIXL connector runs decode engines without pipeline stages"
+    hybrid = {"sliding", "chunked", "linear"} & {layer.attention.kind.value for layer in model.layers}
+    if hybrid:
+        return (
+            f"pp={pp}: vLLM's NIXL pull connector runs no pipeline stages over a hybrid KV layout "
+            f"({', '.join(sorted(hybrid))} layers)"
+        )
+    return None
+
+
 def _vllm_gptq_problem(model: ModelSpec, vllm_version: str | None) -> str | None:
     """Why vLLM `vllm_version` cannot load `model`'s GPTQ checkpoint (None: it can). vLLM 0.32 runs
     GPTQ on Marlin kernels only (`AutoGPTQConfig.TYPE_MAP`: 4- and 8-bit, symmetric: "Unsupported

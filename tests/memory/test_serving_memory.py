@@ -154,6 +154,16 @@ def test_kv_is_budget_minus_components_and_whole_blocks() -> None:
     assert not r.cuda_graph_in_budget and r.fits
 
 
+def test_max_num_seqs_above_the_default_token_budget_does_not_start() -> None:
+    """vLLM 0.32 leaves the default token budget (2048 on an A100 for `vllm serve`) below a larger
+    max_num_seqs given alone, and SchedulerConfig refuses: evaluate said fits for a line that fails."""
+    a100 = get_gpu("A100-80G")
+    r = vllm_memory(_model(), a100, max_model_len=4096, max_num_seqs=4096)
+    assert not r.fits and any("max_num_batched_tokens 2048" in p for p in r.problems)
+    ok = vllm_memory(_model(), a100, max_model_len=4096, max_num_seqs=4096, max_num_batched_tokens=4096)
+    assert not any("max_num_batched_tokens" in p for p in ok.problems)
+
+
 def test_cuda_graphs_come_out_of_the_budget_from_0_21_and_vanish_with_eager() -> None:
     old = vllm_memory(_model(), H100, gpu_memory_utilization=0.9, vllm_version="0.19")
     new = vllm_memory(_model(), H100, gpu_memory_utilization=0.9, vllm_version="0.21")

@@ -191,3 +191,21 @@ def test_a_role_of_unequal_engines_carries_its_replicas_times_the_least() -> Non
     counts = (1, 2, 50)  # decode far from binding
     assert space.capacity_milli_rps(counts, 0) == 3 * weak.rating // isl
     assert space.capacity_milli_rps((0, 2, 50), 0) == 2 * strong.rating // isl
+
+
+def test_role_engines_are_what_vllms_nixl_connector_runs() -> None:
+    """vLLM 0.32's NIXL pull connector raises for a decode engine with pipeline stages and for pipeline
+    stages over a hybrid KV layout (nixl/base_worker.py): a 70B plan on 16 H100s proposed
+    `D 1x tp2pp2`, whose decode engine cannot start."""
+    from autoparallel.perf.engine_support import nixl_role_problem
+
+    llama, gemma = load_model("meta-llama/Llama-3.1-70B"), load_model("google/gemma-3-27b-it")
+    assert nixl_role_problem(llama, 1, "decode") is None
+    assert "decode" in str(nixl_role_problem(llama, 2, "decode"))
+    assert nixl_role_problem(llama, 2, "prefill") is None
+    assert "sliding" in str(nixl_role_problem(gemma, 2, "prefill"))
+    fm = FleetModel(llama, Serving(isl=1024, osl=256, ttft_ms=2000, tpot_ms=50))
+    space = build_role_space([fm], Cluster.parse("2x8xH100"), ServingOptions(), prune=False).space
+    decode = [e for e in space.engines if e.role == "decode"]
+    assert decode and all(e.pp == 1 for e in decode)
+    assert any(e.pp > 1 for e in space.engines if e.role == "prefill")

@@ -25,6 +25,7 @@ import math
 from autoparallel.hardware import Cluster
 from autoparallel.memory.vllm_config import resolve_batch_defaults
 from autoparallel.perf import disagg
+from autoparallel.perf.engine_support import nixl_role_problem
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_steps import ReplicaShape, StepTimes, replica_step_times
 from autoparallel.solvers import units
@@ -127,6 +128,8 @@ def decode_engines(
         utils = _starts(space, i)
         if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
             continue  # roles are vLLM engines (NIXL KV transfer)
+        if nixl_role_problem(space.model, space.shapes[s].pp, "decode") is not None:
+            continue
         st = _times(space, s, r, b, mm)
         if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
             continue
@@ -188,6 +191,8 @@ def prefill_engines(
         utils = _starts(space, i)
         if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
             continue  # roles are vLLM engines (NIXL KV transfer)
+        if nixl_role_problem(space.model, space.shapes[s].pp, "prefill") is not None:
+            continue
         st = _times(space, s, r, b, mm)
         budget = prefill_budget_s(fm, cluster, p, space.shapes[s].tp, decode, decode_s)
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
