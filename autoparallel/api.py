@@ -371,7 +371,8 @@ def evaluate(
     problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, m, c.gpu)
     if problem is not None:
         raise InputError(problem)
-    if engine != "vllm" and (span := node_span_problem(engine, config.engine_gpus, c.gpus_per_node)):
+    width = config.gpus_per_replica if engine == "vllm" else config.engine_gpus
+    if span := node_span_problem(engine, width, c.gpus_per_node):
         raise InputError(span)
     return _evaluate_serving(m, c, config, w, compare, mid, engine, nsa_backends)
 

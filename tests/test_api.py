@@ -408,3 +408,14 @@ def test_vllms_memory_knob_is_refused_for_other_engines_as_the_cli_refuses_it() 
     # With vLLM among the engines the value sizes vLLM's pool (the CLI's --engine auto).
     both = sglang.model_copy(update={"engines": ("vllm", "sglang")})
     assert ap.solve("Qwen/Qwen3-8B", "1x1xH100", options=both).fits
+
+
+def test_a_vllm_rank_spans_whole_nodes_as_its_launch_can() -> None:
+    """vLLM's Ray `span` packing asserts world_size % devices_per_node == 0 for a multi-node rank, and
+    the launch gives each multi-node replica nodes of its own: tp 4 x pp 3 x 2 replicas on 3 nodes of
+    8 fitted, with a launch of 4 nodes."""
+    config = ap.ServingConfig(tp=4, pp=3, replicas=2, max_model_len=2048)
+    with pytest.raises(ap.InputError, match="data-parallel rank over 12 GPUs on nodes of 8"):
+        ap.evaluate("meta-llama/Llama-3.1-70B", "3x8xH100", config, "chatbot", compare=False)
+    whole = ap.ServingConfig(tp=8, pp=2, max_model_len=2048)
+    assert ap.evaluate("meta-llama/Llama-3.1-70B", "2x8xH100", whole, "chatbot", compare=False).fits

@@ -602,14 +602,19 @@ def quant_capability_problem(
 
 
 def node_span_problem(engine: str, width: int, gpus_per_node: int) -> str | None:
-    """Why `engine` cannot run one engine of `width` GPUs on nodes of `gpus_per_node` as the emitters
-    launch it (None: it can). vLLM spans nodes with Ray; SGLang (`--nnodes`) and TensorRT-LLM (one MPI
-    world) span whole nodes only, the same GPU count on each (frameworks/sglang.py, trtllm.py)."""
-    if width <= gpus_per_node or engine == "vllm" or width % gpus_per_node == 0:
+    """Why `engine` cannot run a process group of `width` GPUs (`span_width`) on nodes of
+    `gpus_per_node` as the emitters launch it (None: it can). Every engine spans whole nodes, the same
+    GPU count on each: SGLang (`--nnodes`) and TensorRT-LLM (one MPI world) an engine; vLLM one
+    data-parallel rank or replica (tp × pp): its Ray `span` packing asserts "world_size must be a
+    multiple of number of devices per node" (0.32 v1/engine/utils.py), its multiprocessing backend
+    splits a rank evenly over `--nnodes` (multiproc_executor.py), and frameworks/vllm.py gives each
+    multi-node replica nodes of its own."""
+    if width <= gpus_per_node or width % gpus_per_node == 0:
         return None
+    unit = "data-parallel rank" if engine == "vllm" else "engine"
     return (
-        f"{ENGINE_NAMES.get(engine, engine)} cannot run one engine over {width} GPUs on nodes of "
-        f"{gpus_per_node}: its engines span whole nodes, the same GPU count on each"
+        f"{ENGINE_NAMES.get(engine, engine)} cannot run one {unit} over {width} GPUs on nodes of "
+        f"{gpus_per_node}: multi-node {unit}s span whole nodes, the same GPU count on each"
     )
 
 

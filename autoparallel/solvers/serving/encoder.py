@@ -293,12 +293,12 @@ def add_architecture_limits(enc: EncodedServing) -> None:
 
 
 def add_engine_node_spans(enc: EncodedServing) -> None:
-    """An engine spans nodes only as its launch can (`engine_support.node_span_problem`): SGLang
-    (`--nnodes`) and TensorRT-LLM (one MPI world) over whole nodes."""
+    """An engine spans nodes only as its launch can (`engine_support.node_span_problem`): over whole
+    nodes (SGLang `--nnodes`, TensorRT-LLM's MPI world, a vLLM rank)."""
     node = enc.space.cluster.gpus_per_node
     for e, lit in enc.vars.engine.items():
         for s, x in zip(enc.space.shapes, enc.vars.shape, strict=True):
-            if node_span_problem(e, s.engine_width, node) is not None:
+            if node_span_problem(e, s.span_width(e), node) is not None:
                 ct = enc.model.add_bool_or([x.Not(), lit.Not()])
                 ct.only_enforce_if(enc.family("engine_node_span")).with_name(f"node_span[{e} {s.label}]")
 

@@ -116,9 +116,9 @@ def _node_span_reason(space: ServingSpace) -> str:
     for e in space.engines:
         widths = sorted(
             {
-                s.engine_width
+                s.span_width(e)
                 for s in space.shapes
-                if not s.violations and node_span_problem(e, s.engine_width, node) is not None
+                if not s.violations and node_span_problem(e, s.span_width(e), node) is not None
             }
         )
         if widths:
@@ -200,8 +200,8 @@ def _mml_reason(space: ServingSpace) -> str:
 def _engine_can_span(space: ServingSpace, i: int) -> bool:
     """Entry i's engine can launch its shape over the nodes it needs (`node_span_problem`)."""
     s, r, _, _ = space.unflat(i)
-    width, node = space.shapes[s].engine_width, space.cluster.gpus_per_node
-    return node_span_problem(space.runtimes[r].engine, width, node) is None
+    engine = space.runtimes[r].engine
+    return node_span_problem(engine, space.shapes[s].span_width(engine), space.cluster.gpus_per_node) is None
 
 
 def _best(space: ServingSpace, table: list[int], lowest: bool) -> tuple[int, int] | None:

@@ -204,6 +204,11 @@ class Shape:
         """GPUs one engine process group spans: tp × pp, or tp × data ranks with EP."""
         return self.tp * self.ep_replicas if self.ep else self.gpus_per_replica
 
+    def span_width(self, engine: str) -> int:
+        """GPUs that must sit on whole nodes when they span several (`node_span_problem`): the engine
+        for SGLang and TensorRT-LLM, one data-parallel rank or replica (tp × pp) for vLLM."""
+        return self.gpus_per_replica if engine == "vllm" else self.engine_width
+
     @property
     def trtllm_problem(self) -> str | None:
         """Why TensorRT-LLM has no such layout (`engine_support.trtllm_layout_problem`: EP data-parallel
@@ -555,7 +560,7 @@ def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | No
             # numbers matter to an explanation, the others have none (evaluate_engine refuses the
             # layout), even in complete tables.
             unpriced = space.engine_layout_problem(rt.engine, shape) is not None
-            span = node_span_problem(rt.engine, shape.engine_width, space.cluster.gpus_per_node)
+            span = node_span_problem(rt.engine, shape.span_width(rt.engine), space.cluster.gpus_per_node)
             off = span is not None or unpriced
             skip = bool(shape.violations) or unpriced or ((weights_kib >= limit or off) and not complete)
             for b, batch in enumerate(space.batches):
