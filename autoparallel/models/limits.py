@@ -30,8 +30,11 @@ def _shard_unit(model: ModelSpec) -> int:
     return 1
 
 
-def tp_violations(model: ModelSpec, tp: int) -> list[str]:
-    """Why tensor-parallel degree `tp` cannot run this model (empty list: it can)."""
+def tp_violations(model: ModelSpec, tp: int, *, expert_parallel: bool = False) -> list[str]:
+    """Why tensor-parallel degree `tp` cannot run this model (empty list: it can). With
+    `expert_parallel` the routed experts are not split over tp: vLLM's `FusedMoEParallelConfig.make`
+    sets the MoE layer's tp_size to 1 under EP (fused_moe/config.py), so each rank holds whole experts
+    and only the attention, dense and shared-expert widths split."""
     if tp < 1:
         return [f"tensor-parallel degree must be >= 1, got {tp}"]
     out: list[str] = []
@@ -66,7 +69,8 @@ def tp_violations(model: ModelSpec, tp: int) -> list[str]:
                     f"tp_kv_heads: {kv} KV heads can be neither split evenly nor replicated "
                     f"evenly over tp={tp} (tp must divide {kv} or be a multiple of it)"
                 )
-        widths = [mlp.intermediate_size]
+        routed_whole = expert_parallel and mlp.kind == "moe"
+        widths = [] if routed_whole else [mlp.intermediate_size]
         if mlp.kind == "moe" and mlp.num_shared_experts:
             widths.append(mlp.shared_intermediate_size * mlp.num_shared_experts)
         for width in widths:

@@ -491,16 +491,17 @@ class ModelSpec(_Frozen):
         return self.quantization.group_bytes(g, self.dtype_bytes)
 
     # ----- limits ---------------------------------------------------------------------------------
-    def tp_violations(self, tp: int) -> list[str]:
+    def tp_violations(self, tp: int, *, expert_parallel: bool = False) -> list[str]:
         """Reasons tensor-parallel degree `tp` is invalid for this model (empty = valid).
 
         Rules follow vLLM: query heads divide evenly; KV heads either divide evenly or are
-        replicated (tp a multiple of KV heads); MLP and expert widths split evenly; quantized
-        row-parallel shards keep whole quantization groups / blocks.
+        replicated (tp a multiple of KV heads); MLP and expert widths split evenly (routed experts
+        only without `expert_parallel`, which keeps them whole); quantized row-parallel shards keep
+        whole quantization groups / blocks.
         """
         from autoparallel.models.limits import tp_violations
 
-        return tp_violations(self, tp)
+        return tp_violations(self, tp, expert_parallel=expert_parallel)
 
     def pp_violations(self, pp: int) -> list[str]:
         """Reasons pipeline degree `pp` is invalid (more stages than layers)."""

@@ -401,6 +401,20 @@ def test_gptq_shapes_vllm_032_does_not_load_are_refused_for_vllm_only() -> None:
     assert engine_model_problem("sglang", spec(3, False)) is None
 
 
+def test_expert_parallelism_keeps_routed_experts_whole_over_tp() -> None:
+    """vLLM's FusedMoE runs at tp_size 1 under EP (`FusedMoEParallelConfig.make`): FP8-block Qwen3 MoE
+    (expert width 1536, 128-wide blocks) runs tp 8 with EP though 1536 / 8 = 192 splits no block."""
+    from autoparallel.models.zoo import find_entry
+
+    entry = find_entry("Qwen/Qwen3-235B-A22B")
+    assert entry is not None
+    fp8 = {"quant_method": "fp8", "weight_block_size": [128, 128]}
+    spec = spec_from_config({**entry.config, "quantization_config": fp8}, name="q")
+    assert any("tp_divides_mlp" in v for v in spec.tp_violations(8))
+    assert spec.tp_violations(8, expert_parallel=True) == []
+    assert spec.tp_violations(3, expert_parallel=True)  # heads still split
+
+
 # ----- bad input ----------------------------------------------------------------------------------
 def test_missing_heads_names_the_field() -> None:
     cfg = _llama()
