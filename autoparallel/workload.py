@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from itertools import pairwise
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from autoparallel.bounds import BOUNDS, UserInput
 from autoparallel.errors import InputError
@@ -24,15 +24,18 @@ class Serving(UserInput):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = "custom"
-    """Preset name or `custom`."""
+    name: str = Field(default="custom", min_length=1, max_length=100)
+    """Preset name or `custom`: printable text on one line (a workload file's name is printed in every
+    report; an escape sequence in it cleared the terminal, a newline forged a line of the plan)."""
     isl: int = Field(default=1024, ge=1, le=BOUNDS["isl"].hi)
     """Input (prompt) tokens per request."""
     osl: int = Field(default=256, ge=1, le=BOUNDS["osl"].hi)
     """Output tokens per request."""
     concurrency: int | None = Field(default=None, ge=1, le=BOUNDS["concurrency"].hi)
     """Requests in flight over the whole deployment (None: as many as fit, i.e. max throughput)."""
-    request_rate: float | None = Field(default=None, gt=0, le=BOUNDS["request_rate"].hi)
+    request_rate: float | None = Field(
+        default=None, ge=BOUNDS["request_rate"].lo, le=BOUNDS["request_rate"].hi
+    )
     """Arriving requests per second (None: not rate-limited)."""
     max_model_len: int | None = Field(default=None, ge=1, le=BOUNDS["max_model_len"].hi)
     """Context the deployment must accept (None: isl + osl rounded up to a power of two)."""
@@ -58,6 +61,13 @@ class Serving(UserInput):
     osl_quantiles: tuple[float, ...] | None = None
     """The same for output lengths, scaled to the mean `osl`: the short-output share that sets a
     burst's mean TPOT is kept as measured."""
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        if not name.isprintable():
+            raise ValueError("must be printable text on one line (no control characters)")
+        return name
 
     @model_validator(mode="after")
     def _quantiles_are_a_distribution(self) -> Serving:

@@ -169,14 +169,14 @@ EPOCH_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 """Stamps per second, by the unit a log's numeric stamps are read in."""
 
 
-def epoch_unit(earliest: float) -> str:
-    """The unit of a log's numeric stamps, from its earliest one: an epoch time counted in seconds
+def epoch_unit(stamp: float) -> str:
+    """The unit of a log's numeric stamps, from a typical one (the median): an epoch time counted in seconds
     stays below 1e11 until the year 5138, so larger stamps are epoch milliseconds (from 1e11, 1973
     on), microseconds (from 1e14) or nanoseconds (from 1e17), as JavaScript's `Date.now()`, Java's
     `currentTimeMillis` or Go's `UnixNano` write them. Seconds otherwise: a stamp relative to the
     log's start in milliseconds cannot be told from one in seconds."""
     for unit, start in (("ns", 1e17), ("us", 1e14), ("ms", 1e11)):
-        if earliest >= start:
+        if stamp >= start:
             return unit
     return "s"
 
@@ -261,7 +261,7 @@ def _prometheus(text: str, path: Path) -> WorkloadProfile:
                 edge = float(le.group(1)) if le else math.nan
             except ValueError:
                 edge = math.nan
-            if not math.isfinite(edge) or edge <= 0:
+            if not math.isfinite(edge) or not 0 < edge <= BOUNDS["isl"].hi:  # no request is longer
                 bad.append(number)
                 continue
             buckets[name][edge] = buckets[name].get(edge, 0.0) + value
@@ -374,7 +374,9 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
 def _json_lines(text: str) -> Iterator[tuple[int, Any]]:
     """(line number, its JSON value) for each non-blank line; None for one that is not JSON (malformed,
     as is any value that is not a request object)."""
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines end at "\n" only: str.splitlines also splits at U+0085, U+2028 and U+2029, which a
+    # JSON string may hold raw (json.dumps(ensure_ascii=False) writes them).
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -414,6 +416,7 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
         keep = set(timed)
         bad_lines = sorted(bad_lines + [n for i, n in enumerate(numbers) if i not in keep])
         isl, osl, times = [isl[i] for i in timed], [osl[i] for i in timed], [times[i] for i in timed]
+        numbers = [numbers[i] for i in timed]
     if runs and not isl:
         prof = _bench(runs, "sglang-bench", path)
         return prof.model_copy(
@@ -424,7 +427,14 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
     rate = cv = None
     unit = "s"
     if timed:
-        unit = epoch_unit(min(times))
+        # The log's unit from its middle stamp; a stamp read in another (a 0 or an ISO date among
+        # epoch milliseconds) is malformed, not a cue to read every stamp in its unit.
+        unit = epoch_unit(float(np.median(times)))
+        odd = {i for i, t in enumerate(times) if epoch_unit(t) != unit}
+        if odd and len(odd) < len(times):
+            bad_lines = sorted(bad_lines + [numbers[i] for i in sorted(odd)])
+            kept = [i for i in range(len(times)) if i not in odd]
+            isl, osl, times = [isl[i] for i in kept], [osl[i] for i in kept], [times[i] for i in kept]
         times = [t / EPOCH_UNITS[unit] for t in times]
     if len(times) >= 2 and not math.isnan(times[0]):
         arrivals = np.sort(np.asarray(times))

@@ -611,6 +611,32 @@ def test_a_deeply_nested_yaml_file_is_one_line_exit_2(
     assert rc == 2 and not out and why in err and len(err.strip().splitlines()) == 1
 
 
+BOMB = (
+    "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 20))
+)
+
+
+@pytest.mark.parametrize(
+    ("flag", "text", "why"),
+    [
+        ("--fleet", BOMB + "models: *a19\ngpus: *a19\n", "expands (through YAML aliases)"),
+        ("--gpus-file", BOMB + "gpus: *a19\n", "expands (through YAML aliases)"),
+        ("--fleet", "models: &m [*m]\n", "refers to itself"),
+    ],
+)
+def test_a_yaml_alias_bomb_is_one_line_exit_2_at_once(
+    tmp_path: Path, flag: str, text: str, why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 1 KB file of nested aliases stands for 9^20 values: `plan --fleet` hung walking them (the
+    boolean check of every value), a sweep grid of them wrote 700 MB. Refused as read."""
+    f = tmp_path / "bomb.yaml"
+    f.write_text(text)
+    argv = ["plan", *C, flag, str(f)] if flag == "--fleet" else ["plan", M, *C, flag, str(f)]
+    rc, out, err = _run(argv, capsys)
+    assert rc == 2 and not out and why in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("argv", "suffix", "why"),
     [

@@ -33,10 +33,16 @@ def add_profile_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from autoparallel.bounds import input_error
     from autoparallel.workload_profile import TIME_KEYS, profile_file, to_serving, write_workload_file
 
     prof = profile_file(args.log)
-    serving = to_serving(prof, args.name)
+    try:
+        serving = to_serving(prof, args.name)
+    except ValidationError as exc:  # a legal log beyond what a workload holds (10^6+ prompts, ...)
+        raise input_error(exc, f"{args.log}: its workload") from None
     if args.output:
         write_workload_file(args.output, prof, serving)
     if args.json:

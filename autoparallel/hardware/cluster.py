@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from autoparallel.bounds import UserInput, first_error
 from autoparallel.errors import InputError
-from autoparallel.hardware.gpu import GPU, get_gpu
+from autoparallel.hardware.gpu import GPU, MAX_USD_PER_GPU_HOUR, MIN_USD_PER_GPU_HOUR, get_gpu
 
 DEFAULT_IB_GBITPS = 400.0
 """Default network per GPU, Gbit/s one way: one 400 Gb/s InfiniBand NDR (ConnectX-7) port per GPU, as on
@@ -42,8 +42,6 @@ IB_GBITPS_RANGE = (1.0, 100_000.0)
 """Accepted network per GPU, Gbit/s (1 Gbit/s Ethernet up to far beyond today's 1.6 Tbit/s ports)."""
 NVLINK_GBPS_RANGE = (1.0, 100_000.0)
 """Accepted scale-up bandwidth per GPU, GB/s (PCIe Gen1 x4 up to far beyond NVLink5's 900 GB/s)."""
-MAX_USD_PER_GPU_HOUR = 10_000.0
-"""Highest accepted price of one GPU-hour, US$."""
 
 _BITS_PER_BYTE = 8.0
 
@@ -355,12 +353,12 @@ def parse_prices(text: str) -> dict[str, float]:
 
 
 def check_price(name: str, price: float) -> None:
-    """Reject a GPU-hour price that is not a finite number in (0, MAX_USD_PER_GPU_HOUR]."""
+    """Reject a GPU-hour price that is not a finite number in [MIN_USD_PER_GPU_HOUR, MAX_USD_PER_GPU_HOUR]."""
     number = isinstance(price, int | float) and not isinstance(price, bool)
-    if not number or not (0 < price <= MAX_USD_PER_GPU_HOUR):
+    if not number or not (MIN_USD_PER_GPU_HOUR <= price <= MAX_USD_PER_GPU_HOUR):
         raise InputError(
-            f"price for {_short(name)} must be in (0, {MAX_USD_PER_GPU_HOUR:g}] US$ per GPU-hour, "
-            f"got {price!r}"
+            f"price for {_short(name)} must be in [{MIN_USD_PER_GPU_HOUR:g}, {MAX_USD_PER_GPU_HOUR:g}] "
+            f"US$ per GPU-hour, got {price!r}"
         )
 
 

@@ -36,6 +36,13 @@ ARCH_COMPUTE_CAPABILITY = {"volta": 70, "turing": 75, "ampere": 80, "ada": 89, "
 A10 8.6 both Ampere: 8.0 is the one every rule can rely on)."""
 
 
+MIN_USD_PER_GPU_HOUR = 0.001
+"""Least GPU-hour price read (a tenth of a cent): costs are solved in micro-US$, where a price of
+5e-7 $/h rounded to 0 and made every GPU free."""
+MAX_USD_PER_GPU_HOUR = 10_000.0
+"""Largest GPU-hour price read."""
+
+
 class GPU(UserInput):
     """One GPU model: datasheet facts in explicit units, with their sources."""
 
@@ -75,7 +82,7 @@ class GPU(UserInput):
     max_gpus_per_node: int = Field(ge=1, le=1024)
     """Largest usual node (scale-up domain) for this GPU; `Cluster.parse` splits bigger counts into
     nodes of this size (8 for HGX / OAM / PCIe servers, 72 for a GB200 NVL72 rack)."""
-    usd_per_hour: float = Field(gt=0, le=10_000, allow_inf_nan=False)
+    usd_per_hour: float = Field(ge=MIN_USD_PER_GPU_HOUR, le=MAX_USD_PER_GPU_HOUR, allow_inf_nan=False)
     """Default on-demand cloud price per GPU-hour, US$ (an estimate unless `sources` says otherwise)."""
     sources: tuple[str, ...] = Field(min_length=1)
     """Where each number comes from, as "field, field: datasheet name or URL, and any derivation"."""

@@ -169,7 +169,7 @@ def test_a_broken_workload_file_is_one_line_exit_2(
         (b"{}", "no 'serving' object"),
         (
             b'{"serving": {"isl": 200, "osl": 100, "request_rate": -1}}',
-            "serving.request_rate: Input should be greater than 0",
+            "serving.request_rate: Input should be greater than or equal to 0.000000001",
         ),
         (b'{"serving": {"isl": "abc", "osl": 100}}', "serving.isl: Input should be a valid integer"),
     ]
@@ -477,3 +477,62 @@ def test_benchmark_runs_of_different_loads_are_not_merged(tmp_path: Path) -> Non
     path.write_text("".join(json.dumps(x) + "\n" for x in runs))
     with pytest.raises(InputError, match="3 benchmark runs of 3 different loads"):
         profile_file(path)
+
+
+def test_a_stamp_in_another_unit_is_one_malformed_line_not_the_logs_unit(tmp_path: Path) -> None:
+    """The unit was read from the earliest stamp: one 0 among epoch-ms stamps read every stamp as
+    seconds, a rate of 5.8e-10 requests/s. The middle stamp sets it; the odd line is malformed."""
+    f = tmp_path / "ms.jsonl"
+    lines = [
+        json.dumps({"prompt_tokens": 100, "output_tokens": 50, "timestamp": 1.7e12 + 100 * i})
+        for i in range(1000)
+    ]
+    lines.insert(500, json.dumps({"prompt_tokens": 100, "output_tokens": 50, "timestamp": 0}))
+    f.write_text("\n".join(lines) + "\n")
+    prof = profile_file(f)
+    assert prof.time_unit == "ms" and prof.request_rate == pytest.approx(10.0)
+    assert prof.requests == 1000 and prof.malformed_lines == (501,)
+
+
+def test_json_lines_end_at_newlines_only(tmp_path: Path) -> None:
+    """U+0085 / U+2028 inside a JSON string is legal (json.dumps(ensure_ascii=False) writes them raw);
+    str.splitlines split those lines and counted them malformed."""
+    f = tmp_path / "nel.jsonl"
+    rows = [
+        {"prompt": "a\u0085b\u2028c" if i % 10 == 0 else "x", "prompt_tokens": 100, "output_tokens": 50}
+        for i in range(100)
+    ]
+    f.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    prof = profile_file(f)
+    assert prof.requests == 100 and prof.malformed == 0
+
+
+def test_a_bucket_edge_beyond_any_length_is_a_malformed_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "m.txt"
+    text = ""
+    for name in ("request_prompt_tokens", "request_generation_tokens"):
+        text += f'vllm:{name}_bucket{{le="100.0"}} 10\nvllm:{name}_bucket{{le="1e300"}} 20\n'
+        text += f'vllm:{name}_bucket{{le="+Inf"}} 20\nvllm:{name}_sum 1500\nvllm:{name}_count 20\n'
+    f.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["profile", str(f)]) == 0
+    assert "malformed: 2 skipped" in capsys.readouterr().out
+
+
+def test_a_workload_file_rate_below_the_floor_or_a_name_with_escapes_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rate of 1e-310 was a NaN in the replay (exit 3); a name with an escape sequence cleared the
+    terminal of every report that printed it."""
+    for serving, why in (
+        ({"isl": 500, "osl": 100, "request_rate": 1e-310, "num_prompts": 1000}, "request_rate"),
+        ({"isl": 500, "osl": 100, "name": "evil\u001b[2J\nline2"}, "printable text on one line"),
+    ):
+        f = tmp_path / "w.json"
+        f.write_text(json.dumps({"serving": serving}))
+        rc = main(["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--workload-file", str(f)])
+        err = capsys.readouterr().err
+        assert rc == 2 and why in err and len(err.strip().splitlines()) == 1

@@ -51,10 +51,11 @@ def test_prices_replace_catalog_prices() -> None:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("H100=-1", "must be in (0, 10000]"),
-        ("H100=0", "must be in (0, 10000]"),
-        ("H100=nan", "must be in (0, 10000]"),
-        ("H100=inf", "must be in (0, 10000]"),
+        ("H100=-1", "must be in [0.001, 10000]"),
+        ("H100=0", "must be in [0.001, 10000]"),
+        ("H100=nan", "must be in [0.001, 10000]"),
+        ("H100=inf", "must be in [0.001, 10000]"),
+        ("H100=1e-7", "must be in [0.001, 10000]"),  # rounded to 0 micro-US$: every GPU free
         ("H100", "malformed price"),
         ("H100=cheap", "is not a number"),
         ("H100=1,H100=2", "given twice"),

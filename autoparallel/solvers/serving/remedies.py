@@ -19,7 +19,7 @@ from autoparallel.hardware.cluster import MAX_NODES
 from autoparallel.models.spec import ModelSpec
 from autoparallel.solvers.serving.decoder import ServingSolution
 from autoparallel.solvers.serving.space import ServingOptions
-from autoparallel.workload import Serving
+from autoparallel.workload import PRESETS, Serving
 
 Solve = Callable[[Cluster, Serving, ServingOptions, str], ServingSolution]
 """(cluster, workload, options, objective) -> the best plan, or an AutoParallelError."""
@@ -105,7 +105,11 @@ def nearest_fixes(
         if family in families:
             relaxed = workload.model_copy(update={field: None})
             preset = (
-                f" (the {workload.name} preset imposes it)" if workload.name not in ("custom", "") else ""
+                f" (the {workload.name} preset imposes it)"
+                if workload.name in PRESETS
+                else f" (the workload {workload.name!r} sets it)"
+                if workload.name not in ("custom", "")
+                else ""
             )
             tries.append((f"a looser --{field.replace('_', '-')}{preset}", cluster, relaxed, options, metric))
     out: list[str] = []
