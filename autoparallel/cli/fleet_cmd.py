@@ -60,6 +60,8 @@ def _gpus(args: argparse.Namespace) -> tuple[GPU, ...]:
 def _cluster(args: argparse.Namespace) -> Cluster:
     from autoparallel.hardware import Cluster, parse_prices
 
+    if args.cluster is None:
+        raise InputError("--cluster is required (a --fleet file's `cluster:` may give it instead)")
     gpus = _gpus(args)
     prices = parse_prices(args.price) if args.price else None
     return Cluster.parse(args.cluster, gpus=gpus, prices=prices)
@@ -72,7 +74,7 @@ def cluster_of(args: argparse.Namespace) -> Cluster:
 
 def priced_cluster(args: argparse.Namespace) -> Cluster | str:
     """The cluster with --price and --gpus-file applied (the plain string when neither is given)."""
-    if not args.price and not args.gpus_file:
+    if not args.price and not args.gpus_file and args.cluster is not None:
         return str(args.cluster)
     return _cluster(args)
 
@@ -99,10 +101,14 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
         assert workload is not None
         has_rate = workload.request_rate is not None
         fleet = fleet_of_one(args.model, workload)
+    # A fleet file may give the cluster and prices: --cluster wins, and --price per GPU name over its
+    # `prices:` (solve_fleet merges them; a cluster priced here would be re-priced by the file's).
     plan = solve_fleet(
         fleet,
-        _cluster(args),
+        args.cluster,
         objective=deployment_objective(args.objective, has_rate),
+        prices=args.price or None,
+        gpus=args.gpus_file or (),
         settings=_settings(args),
         options=serving_options(args),
     )

@@ -101,6 +101,21 @@ def _weights(text: str) -> dict[str, float]:
     return out
 
 
+def _checked_outputs(args: argparse.Namespace, objectives: tuple[str, ...]) -> dict[str, float] | None:
+    """--out's and --plot's file names and --weights, checked before the front is solved (a front can
+    take minutes); the weights by canonical objective name (None: no --weights)."""
+    from pathlib import Path
+
+    from autoparallel.sweeps.front import check_plot_path, check_weights
+    from autoparallel.sweeps.results import table_target
+
+    if args.out:
+        table_target(args.out)
+    if args.plot:
+        check_plot_path(Path(args.plot))
+    return check_weights(_weights(args.weights), objectives) if args.weights else None
+
+
 def cmd_pareto(args: argparse.Namespace) -> int:
     """Solve the front; print it (table or JSON); optionally save the table and the plot."""
     from autoparallel import api
@@ -126,7 +141,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
             f"--objectives needs two or more of {', '.join(names[: 4 if args.train else 5])}"
             f"{' (with --train)' if args.train else ''}, got {args.objectives!r}"
         )
-    weights = _weights(args.weights) if args.weights else None
+    weights = _checked_outputs(args, objectives)
     settings = api.SolverSettings.create(time_limit_s=args.time_limit)
     options = training_options(args)
     if args.engine not in ("vllm", *TRAINING_ENGINES):
@@ -216,7 +231,7 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
             f"--objectives with --disagg needs two or more of {', '.join(_DEPLOYMENT_NAMES)}, "
             f"got {args.objectives!r}"
         )
-    weights = _weights(args.weights) if args.weights else None
+    weights = _checked_outputs(args, objectives)
     with progress_bar(None, args.progress, unit=" points") as bar:
         front = api.pareto_deployment(
             args.model,

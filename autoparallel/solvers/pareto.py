@@ -16,8 +16,9 @@ The queries are one CP-SAT model over the whole space each (`_model_queries`), e
 front of step time and peak memory, whose queries `training/front.py` answers from sub-models of
 one (shape, micro-batch, ZeRO mode) triple each: the same answers, tens of times faster.
 
-The loop stops early at `points` points (the cap; the result says whether it was reached) or when a
-solve hits its time limit (that point is then only FEASIBLE and the front is not proven complete).
+The loop stops early at `points` points (the cap; one more query says whether the front goes on past
+it) or when a solve hits its time limit (that point is then only FEASIBLE and the front is not proven
+complete).
 Points come out best-first on the first objective.
 """
 
@@ -122,14 +123,15 @@ def _front(
     on_point: Progress | None = None,
 ) -> bool:
     """Fill `front` by `query` calls; False when the very first finds nothing (the caller explains
-    it). `on_point` hears the number of points found after each.
+    it). `on_point` hears the number of points found after each. At the cap one more query says
+    whether the front is complete (nothing beyond it) or cut (its answer is dropped).
 
     Raises:
         SolverTimeoutError: the very first query ran out of time (a later one ends the front, which
             is then not proven complete).
     """
     proven = True
-    while len(front.vectors) < front.cap:
+    while True:
         try:
             found = query()
         except SolverTimeoutError:
@@ -144,6 +146,8 @@ def _front(
                 return False
             front.complete = proven
             break
+        if len(front.vectors) == front.cap:
+            break  # one more point exists: the front is cut at the cap
         proven = proven and run.status == "OPTIMAL"
         front.solutions.append(solution_of(point, run))
         front.vectors.append(tuple(run.values[n] for n in front.objectives))

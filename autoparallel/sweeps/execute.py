@@ -14,6 +14,7 @@ across scenarios). A failure of any kind becomes that scenario's row (status `in
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -171,10 +172,17 @@ def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
     (`objectives.deployment_objective`: cost is $/hour at the rate), and a request rate is a demand,
     as in `plan`: a winner that cannot carry it makes the row `infeasible`, with the numbers.
 
+    The figures mean what a plan row's do: `throughput_tok_s` (and per GPU), `usd_per_million_tokens`,
+    `ttft_ms` and `tpot_ms` at the winner's capacity within the SLOs, `usd_per_hour` of its GPUs. What it
+    serves of the rate is `goodput_tok_s` (the throughput without a rate); a disaggregated winner's TTFT
+    at a rate below its capacity is `ttft_ms_at_rate` (its prefill queues at that load; `ttft_ms` is then
+    empty: the deployment is not priced at capacity). `agg_tok_s_per_gpu` / `disagg_tok_s_per_gpu` are
+    the comparison's measure, goodput per GPU.
+
     Raises:
         AutoParallelError: what `compare_disagg` raises (no deployment; `on` and no disaggregated one).
     """
-    from autoparallel.disagg import _agg_summary, _disagg_summary, compare_disagg
+    from autoparallel.disagg import _agg_summary, _capacity_rps, _disagg_summary, compare_disagg
     from autoparallel.objectives import deployment_objective
 
     w = scenario.to_workload()
@@ -190,16 +198,27 @@ def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
     agg, dis = _agg_summary(comp.aggregated), _disagg_summary(comp.disaggregated)
     win = dis if comp.mode == "disaggregated" else agg
     assert win is not None
+    capacity_rps = _capacity_rps(comp.aggregated, comp.disaggregated, comp.mode)
+    capacity = capacity_rps * w.osl
+    if comp.mode == "disaggregated":
+        usd_per_hour = comp.disaggregated.usd_per_hour
+        below_capacity = comp.disaggregated.served_rps < capacity_rps * (1 - 1e-9)
+    else:
+        assert comp.aggregated is not None
+        usd_per_hour, below_capacity = comp.aggregated.deployment.usd_per_hour, False
     out: dict[str, Any] = {
         "mode": comp.mode,
         "pd_ratio": win.get("ratio", ""),
         "engines": win["layout"],
         "gpus": win["gpus_used"],
-        "throughput_tok_s": win["goodput_tokens_per_s"],
-        "throughput_tok_s_per_gpu": win["tokens_per_s_per_gpu"],
-        "ttft_ms": win["ttft_ms"],
+        "throughput_tok_s": capacity,
+        "throughput_tok_s_per_gpu": capacity / win["gpus_used"] if win["gpus_used"] else 0.0,
+        "goodput_tok_s": win["goodput_tokens_per_s"],
+        "ttft_ms": None if below_capacity else win["ttft_ms"],
         "tpot_ms": win["tpot_ms"],
-        "usd_per_million_tokens": win["usd_per_million_tokens"],
+        "usd_per_hour": usd_per_hour,
+        "usd_per_million_tokens": usd_per_hour / (capacity * 3600.0) * 1e6 if capacity else math.inf,
+        **({"ttft_ms_at_rate": win["ttft_ms"]} if below_capacity else {}),
         "solver_status": win["solver_status"],
         "solver_wall_s": (agg or {}).get("wall_s", 0.0) + (dis or {}).get("wall_s", 0.0),
         "agg_tok_s_per_gpu": agg["tokens_per_s_per_gpu"] if agg else None,

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from autoparallel import objectives
+from autoparallel.configs import ServingConfig, TrainingConfig, even_split
 from autoparallel.errors import InputError
 from autoparallel.plan import ServingPlan, TrainingPlan
 
@@ -74,16 +75,11 @@ def metric(plan: Plan, name: str) -> float:
 
 
 def config_label(plan: Plan) -> str:
-    """A point's configuration in a few characters: `tp2 pp1 x4 b64 fp8kv`, `tp2 pp1 dp4 mb2 zdist full`."""
+    """A point's configuration in a few characters: `tp2 pp1 x4 b64 fp8kv`, `tp2 pp4 dp2 mb1 zdist none
+    L13/13/13/9`. A training label names every field of the configuration that is not at its default
+    (`training_label`), so that two points of a front never share a label."""
     if isinstance(plan, TrainingPlan):
-        c = plan.config
-        parts = (
-            [f"tp{c.tp}", f"pp{c.pp}", f"dp{c.dp}"] + [f"cp{c.cp}"] * (c.cp > 1) + [f"ep{c.ep}"] * (c.ep > 1)
-        )
-        mode = (
-            "/".join(sorted({r.value for r in c.stage_recompute})) if c.stage_recompute else c.recompute.value
-        )
-        return " ".join([*parts, f"mb{c.micro_batch}", f"z{c.zero.value}", mode])
+        return training_label(plan.config, plan.model.num_layers)
     sc = plan.config
     serving = [f"tp{sc.tp}", f"pp{sc.pp}", f"x{sc.replicas}", f"b{sc.max_num_seqs}"]
     if sc.enable_expert_parallel:
@@ -94,9 +90,46 @@ def config_label(plan: Plan) -> str:
         serving.append(str(sc.quantization))
     if sc.enforce_eager:
         serving.append("eager")
+    if sc.gpu_memory_utilization != ServingConfig.model_fields["gpu_memory_utilization"].default:
+        serving.append(f"mem{sc.gpu_memory_utilization:g}")
     if plan.engine != "vllm":
         serving.insert(0, plan.engine)
     return " ".join(serving)
+
+
+def training_label(c: TrainingConfig, num_layers: int) -> str:
+    """`tp4 pp4 dp1 mb2 zdist none L13/13/13/9`: tp, pp, dp, micro-batch, ZeRO mode and recompute always;
+    the other fields of `TrainingConfig` only where they differ from its defaults (a stage split other
+    than the even one, per-stage recompute in stage order, `etp` unlike tp, ...)."""
+    parts = [f"tp{c.tp}", f"pp{c.pp}", f"dp{c.dp}"]
+    if c.cp > 1:
+        parts.append(f"cp{c.cp}" + ("a2a" if c.cp_comm == "a2a" else ""))
+    parts += [f"ep{c.ep}"] * (c.ep > 1) + [f"etp{c.etp}"] * (c.etp not in (None, c.tp))
+    parts += [f"vp{c.vp}"] * (c.vp > 1) + [f"mb{c.micro_batch}", f"z{c.zero.value}"]
+    stages = c.stage_recompute
+    parts.append("/".join(r.value for r in stages) if stages is not None else c.recompute.value)
+    if c.stage_layers(num_layers) != even_split(num_layers, c.pp):
+        parts.append("L" + "/".join(map(str, c.stage_layers(num_layers))))
+    flags = [
+        ("nosp", not c.sequence_parallel and c.tp > 1),
+        ("offload-opt", c.offload_optimizer),
+        ("offload-params", c.offload_params),
+        (c.precision, c.precision != "bf16"),
+        (f"cf{c.moe_capacity_factor or 0:g}", c.moe_capacity_factor is not None),
+        ("ep-overlap", c.ep_overlap),
+    ]
+    return " ".join(parts + [name for name, on in flags if on])
+
+
+def training_columns(c: TrainingConfig, num_layers: int) -> dict[str, Any]:
+    """Every field of the configuration, one column each (the workload's seq_len and global_batch
+    aside); sequences as `13/13/13/9`: a row holds the whole configuration, not only its shape."""
+    out: dict[str, Any] = {}
+    for name, value in c.model_dump(mode="json", exclude={"global_batch", "seq_len"}).items():
+        if name == "layers_per_stage":  # the split every stage runs, the even one when none was set
+            value = c.stage_layers(num_layers)
+        out[name] = "/".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+    return out
 
 
 def plan_columns(plan: Plan) -> dict[str, Any]:
@@ -104,16 +137,8 @@ def plan_columns(plan: Plan) -> dict[str, Any]:
     if isinstance(plan, TrainingPlan):
         c, tp_ = plan.config, plan.perf
         return {
-            "tp": c.tp,
-            "pp": c.pp,
-            "dp": c.dp,
-            "cp": c.cp,
-            "cp_comm": c.cp_comm,
-            "ep": c.ep,
-            "vp": c.vp,
-            "micro_batch": c.micro_batch,
-            "zero": c.zero.value,
-            "recompute": c.recompute.value,
+            **training_columns(c, plan.model.num_layers),
+            "framework": plan.framework,
             "gpus": c.world_size,
             "step_time_s": tp_.step_time_s,
             "throughput_tok_s": tp_.tokens_per_s,
@@ -131,6 +156,7 @@ def plan_columns(plan: Plan) -> dict[str, Any]:
         "ep": sc.tp * sc.replicas if sc.enable_expert_parallel else 1,  # vLLM: experts over tp × dp ranks
         "max_num_seqs": sc.max_num_seqs,
         "max_model_len": sc.max_model_len,
+        "max_num_batched_tokens": sc.max_num_batched_tokens,
         "gpu_memory_utilization": sc.gpu_memory_utilization,
         "kv_cache_dtype": sc.kv_cache_dtype,
         "quantization": sc.quantization or "none",
@@ -164,6 +190,24 @@ def plan_columns(plan: Plan) -> dict[str, Any]:
             else {}
         ),
     }
+
+
+def check_weights(weights: Mapping[str, float], names: tuple[str, ...]) -> dict[str, float]:
+    """The weights of a weighted choice among the objectives `names`, keyed by canonical name.
+
+    Raises:
+        InputError: a weight for an objective not in `names`, a negative weight, or none > 0.
+    """
+    canon = [ALIASES.get(n, n) for n in names]
+    w = {ALIASES.get(k, k): float(v) for k, v in weights.items()}
+    bad = sorted(set(w) - set(canon))
+    if bad:
+        raise InputError(
+            f"weight for {bad[0]!r}, which is not an objective of this front ({', '.join(canon)})"
+        )
+    if any(v < 0 for v in w.values()) or not any(v > 0 for v in w.values()):
+        raise InputError(f"weights must be >= 0 with one > 0, got {dict(weights)}")
+    return w
 
 
 @dataclass
@@ -272,14 +316,7 @@ class BaseFront(Generic[T]):
             InputError: a weight for an objective not on the front, or a negative weight.
         """
         names = [ALIASES.get(n, n) for n in self.objectives]
-        w = {ALIASES.get(k, k): float(v) for k, v in weights.items()}
-        bad = sorted(set(w) - set(names))
-        if bad:
-            raise InputError(
-                f"weight for {bad[0]!r}, which is not an objective of this front ({', '.join(names)})"
-            )
-        if any(v < 0 for v in w.values()) or not any(v > 0 for v in w.values()):
-            raise InputError(f"weights must be >= 0 with one > 0, got {dict(weights)}")
+        w = check_weights(weights, self.objectives)
         rows = self.normalized(normalize)
         return min(
             range(len(rows)),
@@ -339,12 +376,23 @@ MARKERS = {"": ("o", "tab:blue"), "aggregated": ("o", "tab:blue"), "disaggregate
 """Plot series -> (marker, colour); other series get the default cycle."""
 
 
-def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -> int:
-    """See `Front.plot`."""
+def _plain(text: str) -> str:
+    """`text` as matplotlib draws it literally: a pair of `$` would start mathtext (`$ per step (... x
+    $/GPU-h)` was drawn in math italics without its dollars); `\\$` is a literal dollar there."""
+    return text.replace("$", r"\$")
+
+
+def check_plot_path(path: Path) -> None:
+    """InputError unless `path` names a .png or .svg file in a folder that exists."""
     if path.suffix.lower() not in (".png", ".svg"):
         raise InputError(f"--plot {str(path)!r}: use a .png or .svg file name")
     if not path.parent.is_dir():
         raise InputError(f"--plot {str(path)!r}: folder {str(path.parent)!r} not found")
+
+
+def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -> int:
+    """See `Front.plot`."""
+    check_plot_path(path)
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -371,7 +419,7 @@ def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -
                 marker=marker,
                 color=colour,
                 zorder=2,
-                label=g or "front",
+                label=_plain(g or "front"),
             )
             drawn += len(dots.get_offsets())
         ax.scatter(
@@ -381,13 +429,15 @@ def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -
             marker="*",
             color="tab:red",
             zorder=3,
-            label=f"knee: {labels[knee]}",
+            label=_plain(f"knee: {labels[knee]}"),
         )
         for x, y, text in zip(xs, ys, labels, strict=True):
-            ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6, alpha=0.8)
+            ax.annotate(
+                _plain(text), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6, alpha=0.8
+            )
         titles = front.titles()
-        ax.set_xlabel(titles[a][0] + (" ↑" if titles[a][1] else " ↓"))
-        ax.set_ylabel(titles[b][0] + (" ↑" if titles[b][1] else " ↓"))
+        ax.set_xlabel(_plain(titles[a][0] + (" ↑" if titles[a][1] else " ↓")))
+        ax.set_ylabel(_plain(titles[b][0] + (" ↑" if titles[b][1] else " ↓")))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     for ax in list(axes.flat)[len(pairs) :]:
@@ -396,10 +446,10 @@ def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -
         "complete"
         if front.complete
         else f"cut at {front.cap} points"
-        if len(front) >= front.cap
+        if len(front) + front.merged >= front.cap
         else "not proven complete"
     )
-    fig.suptitle(title or f"Pareto front: {' vs '.join(names)} ({len(front)} points, {status})")
+    fig.suptitle(_plain(title or f"Pareto front: {' vs '.join(names)} ({len(front)} points, {status})"))
     fig.tight_layout()
     try:
         fig.savefig(path, dpi=110, metadata={"Description": f"points={len(front)} panels={len(pairs)}"})

@@ -134,7 +134,7 @@ def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df[first + [c for c in df.columns if c not in first]].convert_dtypes()
 
 
-def _target(path: str | Path) -> tuple[Path, str]:
+def table_target(path: str | Path) -> tuple[Path, str]:
     """A results file to write: its path and format, its folder checked to exist.
 
     Raises:
@@ -154,7 +154,7 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
         InputError: an unknown suffix, a folder that does not exist, or the write fails (a directory
             of that name, no permission, a full disk).
     """
-    p, kind = _target(path)
+    p, kind = table_target(path)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
     try:
         if kind == ".jsonl":
@@ -176,7 +176,7 @@ class ResultStore:
     """The results file of a sweep and its journal (see the module docstring)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path, _ = _target(path)
+        self.path, _ = table_target(path)
         self.journal = self.path.with_name(self.path.name + ".journal.jsonl")
         self._rows: dict[str, dict[str, Any]] = {}
         self._new = 0

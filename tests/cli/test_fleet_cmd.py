@@ -144,7 +144,7 @@ def test_custom_gpu_file_and_text_output(tmp_path: Path, capsys: pytest.CaptureF
         (["--cluster", "2x8xH100+"], 2, "empty pool"),
         (["--cluster", "1x8xH100🚀"], 2, "characters other than ASCII"),
         (["--cluster", "1x8xH100,ib=1e-300"], 2, "outside 1..100000 Gbit/s"),
-        (["--cluster", "1x8xH100", "--price", "H100=-1"], 2, "must be in (0, 10000]"),
+        (["--cluster", "1x8xH100", "--price", "H100=-1"], 2, "must be in [0.001, 10000]"),
         (["--cluster", "1x8xH100", "--price", "A100=1"], 2, "no pool of cluster"),
         (["--cluster", "1x8xH100", "--gpus-file", "/nonexistent/gpus.yaml"], 2, "cannot read GPU file"),
     ],
@@ -331,3 +331,50 @@ def test_idle_gpus_name_the_model_whose_engines_do_not_fit(
     (reason,) = d["idle_reasons"]
     assert "no engine of meta-llama/Llama-3.1-70B-Instruct (no rate) fits the rest" in reason
     assert "1 GPUs in a shared node" in reason and "every request rate is met" not in reason
+
+
+def test_price_flag_wins_over_the_fleet_files_prices_per_gpu(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--price` wins over a fleet file's `prices:`, GPU by GPU (the file's H100 price was applied over
+    the command line's: 1 GPU of H100 at the file's $1 beat 2 A100s at --price's $1 each)."""
+    fleet = _write(
+        tmp_path,
+        "fleet.yaml",
+        "models:\n  - {model: meta-llama/Llama-3.1-8B-Instruct, request_rate: 10, ttft_ms: 1000, "
+        "tpot_ms: 40}\nprices: {H100: 1.0, A100-80G: 5.0}\n",
+    )
+    argv = ["plan", "--fleet", fleet, "--cluster", "1x8xH100+1x8xA100-80G", "--objective", "cost", "--json"]
+
+    def priced(flag: str) -> tuple[float, set[str]]:
+        assert main([*argv, "--price", flag]) == 0
+        d = json.loads(capsys.readouterr().out)["deployment"]
+        return d["usd_per_hour"], {e["gpu"] for e in d["engines"]}
+
+    assert priced("H100=5,A100-80G=1") == (pytest.approx(2.0), {"A100-SXM-80G"})  # both from --price
+    assert priced("A100-80G=0.5") == (pytest.approx(1.0), {"H100-SXM"})  # H100 still the file's $1
+
+
+def test_a_fleet_files_cluster_stands_in_for_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`cluster:` in a fleet file is used without --cluster (--cluster wins when given); neither is one
+    line. Called past the parser: `plan_cmd._add_common` declares --cluster (its owner makes it optional
+    for `plan`)."""
+    from autoparallel.cli import build_parser, fleet_cmd
+
+    entry = "models:\n  - {model: meta-llama/Llama-3.2-1B, request_rate: 5}\n"
+    with_cluster = _write(tmp_path, "with.yaml", entry + "cluster: 1x2xH100\n")
+    without = _write(tmp_path, "without.yaml", entry)
+    args = build_parser().parse_args(["plan", "--fleet", with_cluster, "--cluster", "1x8xH100", "--json"])
+    assert fleet_cmd.cmd_fleet(args, None) == 0
+    assert json.loads(capsys.readouterr().out)["cluster"] == "1x8xH100-SXM"
+    args.cluster = None
+    assert fleet_cmd.cmd_fleet(args, None) == 0
+    assert json.loads(capsys.readouterr().out)["cluster"] == "1x2xH100-SXM"
+    args.fleet = without
+    with pytest.raises(InputError, match="no cluster: pass --cluster"):
+        fleet_cmd.cmd_fleet(args, None)
+    args.fleet, args.model = None, "meta-llama/Llama-3.2-1B"
+    with pytest.raises(InputError, match="--cluster is required"):
+        fleet_cmd.wants_fleet(args)

@@ -155,3 +155,35 @@ def test_pareto_bad_objectives_and_weights_exit_2(capsys: pytest.CaptureFixture[
     assert main(["pareto", SMALL, "--cluster", "1x2xH100", "--objectives", "throughput,gpus"]) == 2
     assert main(["pareto", SMALL, "--cluster", "1x2xH100", "--weights", "ttft=x"]) == 2
     assert "--objectives needs two or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--out", "f.txt"], "use one of .parquet, .csv, .jsonl"),
+        (["--out", "no/such/f.csv"], "folder 'no/such' not found"),
+        (["--plot", "f.jpg"], "use a .png or .svg file name"),
+        (["--weights", "ttft=1"], "weight for 'ttft', which is not an objective of this front"),
+        (["--weights", "tpot=-1"], "weights must be >= 0 with one > 0"),
+    ],
+)
+@pytest.mark.parametrize("disagg", [[], ["--disagg", "auto"]])
+def test_pareto_checks_its_outputs_and_weights_before_solving(
+    flags: list[str],
+    fragment: str,
+    disagg: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bad --out / --plot file name or --weights was an error only after the whole front was solved."""
+    from autoparallel import api
+
+    def solved(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the front was solved before the flags were checked")
+
+    monkeypatch.setattr(api, "pareto", solved)
+    monkeypatch.setattr(api, "pareto_deployment", solved)
+    argv = ["pareto", SMALL, "--cluster", "1x2xH100", "--objectives", "throughput,tpot", *disagg, *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.splitlines()) == 1

@@ -141,3 +141,32 @@ def test_cap_is_reported_and_one_objective_is_refused() -> None:
         pareto_serving(spec, nodes, "chatbot", objectives=("throughput",))
     with pytest.raises(InputError, match="different"):
         pareto_serving(spec, nodes, "chatbot", objectives=("memory", "headroom"))
+
+
+def test_a_front_of_exactly_the_cap_is_complete() -> None:
+    """`--points N` on a front of exactly N points said "CUT at --points N": the loop stopped at the cap
+    without asking whether anything lies beyond. One more query now says so either way."""
+    from typing import Any
+
+    from autoparallel.solvers import driver
+    from autoparallel.solvers.pareto import Front, _front
+
+    def answers(n: int) -> Any:
+        left = [
+            driver.Answer(
+                point=k, run=driver.Run(SETTINGS, status="OPTIMAL", values={"a": k, "b": -k}, solves=1)
+            )
+            for k in range(n)
+        ]
+        return lambda: left.pop(0) if left else driver.Answer(point=None, run=driver.Run(SETTINGS, solves=1))
+
+    exact: Front[Any] = Front(objectives=("a", "b"), cap=2)
+    assert _front(exact, answers(2), lambda p, run: p)
+    assert exact.solutions == [0, 1] and exact.complete and exact.solves == 3
+    cut: Front[Any] = Front(objectives=("a", "b"), cap=2)
+    assert _front(cut, answers(3), lambda p, run: p)
+    assert cut.solutions == [0, 1] and not cut.complete and cut.solves == 3
+    spec, nodes = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x2xH100")
+    whole = pareto_serving(spec, nodes, "chatbot", options=OPTIONS, settings=SETTINGS)
+    again = pareto_serving(spec, nodes, "chatbot", options=OPTIONS, settings=SETTINGS, points=len(whole))
+    assert whole.complete and again.complete and again.vectors == whole.vectors

@@ -131,3 +131,81 @@ def test_training_front_through_the_api_has_no_float_dominated_point(tmp_path: P
         rows[0]
     )
     assert rows[0]["label"].startswith("tp")
+
+
+def _small_training_front(objectives: tuple[str, ...]) -> Front:
+    from autoparallel.configs import Recompute, ZeroStage
+    from autoparallel.solvers.training.space import TrainingOptions
+
+    options = TrainingOptions(
+        non_uniform_stages=False,
+        per_stage_recompute=False,
+        micro_batch_values=(1, 4),
+        zero_stages=(ZeroStage.NONE, ZeroStage.PARAMETERS),
+        recompute_modes=(Recompute.NONE, Recompute.FULL),
+        max_pp=2,
+    )
+    workload = ap.Training(seq_len=2048, global_batch=32)
+    return ap.pareto("meta-llama/Llama-3.2-1B", "1x4xH100", objectives, workload=workload, options=options)
+
+
+def test_plot_text_is_drawn_literally_not_as_mathtext(tmp_path: Path) -> None:
+    """The training cost axis, `$ per step (GPUs x step time x $/GPU-h)`, holds two `$`: matplotlib drew
+    the text between them as mathtext (italics, no dollars). Every text the plot draws is escaped."""
+    import matplotlib
+    from matplotlib import cbook
+
+    from autoparallel.sweeps.deployment_front import DEPLOYMENT_METRICS
+    from autoparallel.sweeps.front import SERVING_METRICS, TRAINING_METRICS, _plain
+
+    for title, _ in (*SERVING_METRICS.values(), *TRAINING_METRICS.values(), *DEPLOYMENT_METRICS.values()):
+        assert not cbook.is_math_text(_plain(title)), title
+    front = _small_training_front(("headroom", "mfu"))  # mfu is cost: the two-dollar axis
+    svg = tmp_path / "f.svg"
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text, to read back
+        front.plot(svg, title="$5 and $6")
+    text = svg.read_text()
+    assert "$ per step (GPUs x step time x $/GPU-h) ↓" in text and "$5 and $6" in text
+
+
+def test_every_training_field_that_tells_points_apart_is_in_the_label_and_the_row() -> None:
+    """Rows of `pareto Qwen/Qwen3-30B-A3B --train` shared labels (`tp4 pp4 dp1 mb2 zdist none` three
+    times) and columns: the stage split, etp and per-stage recompute were in neither. Now the label
+    names every non-default field and the row holds every field of the configuration."""
+    from autoparallel.configs import Recompute, TrainingConfig
+    from autoparallel.solvers.training.space import TrainingOptions
+    from autoparallel.sweeps.front import training_columns, training_label
+
+    base = TrainingConfig(tp=2, pp=2, dp=2, ep=2, micro_batch=2, global_batch=64, recompute=Recompute.NONE)
+    variants = [
+        {},
+        {"layers_per_stage": (9, 7)},
+        {"etp": 1},
+        {"stage_recompute": (Recompute.FULL, Recompute.NONE)},
+        {"stage_recompute": (Recompute.NONE, Recompute.FULL)},
+        {"vp": 2},
+        {"cp": 2, "dp": 1},
+        {"cp": 2, "dp": 1, "cp_comm": "a2a"},
+        {"offload_optimizer": True},
+        {"sequence_parallel": False},
+        {"precision": "fp8"},
+        {"moe_capacity_factor": 1.25},
+        {"ep_overlap": True},
+    ]
+    configs = [base.model_copy(update=v) for v in variants]
+    labels = [training_label(c, 16) for c in configs]
+    assert len(set(labels)) == len(labels), labels
+    assert labels[0] == "tp2 pp2 dp2 ep2 mb2 zdist none" and labels[1].endswith(" L9/7")
+    assert "full/none" in labels[3] and "none/full" in labels[4]
+    columns = [training_columns(c, 16) for c in configs]
+    assert len({tuple(sorted(c.items())) for c in columns}) == len(columns)
+    assert columns[0]["layers_per_stage"] == "8/8" and columns[3]["stage_recompute"] == "full/none"
+    assert set(columns[0]) == set(TrainingConfig.model_fields) - {"global_batch", "seq_len"}
+    front = ap.pareto(
+        "Qwen/Qwen3-30B-A3B",
+        "1x8xH100",
+        workload=ap.Training(seq_len=2048, global_batch=64),
+        options=TrainingOptions(micro_batch_values=(1,)),
+    )
+    rows = front.rows()
+    assert len({r["label"] for r in rows}) == len(rows) and {r["etp"] for r in rows} == {None, 1}

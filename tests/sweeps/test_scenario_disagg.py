@@ -68,10 +68,36 @@ def test_disagg_rows_plan_the_objective_and_a_rate_as_plan_does() -> None:
     off = row("cost", "off")
     assert off["status"] == "infeasible" and "needs >= 2 engines" in off["message"]
     auto = row("cost", "auto")
-    assert auto["status"] == "ok" and auto["mode"] == "disaggregated" and auto["throughput_tok_s"] == 8 * 512
+    assert auto["status"] == "ok" and auto["mode"] == "disaggregated" and auto["goodput_tok_s"] == 8 * 512
     soft = row(
         "ttft", "off"
     )  # a single-engine objective: the deployment's default, goodput, counts up to the rate
     assert soft["status"] == "infeasible"
     assert "request_rate: 8 requests/s arrive; the best aggregated deployment" in soft["message"]
     assert "carries 6.70/s at the SLOs" in soft["message"]
+
+
+def test_disagg_rows_report_what_plan_rows_report() -> None:
+    """A `disagg` row's throughput was the goodput served at the rate (an aggregated row's is its capacity
+    within the SLOs), its TTFT at that load, its $/M tokens over the goodput, and it had no
+    usd_per_hour. Now both modes' rows give capacity figures under the plan rows' names, and what is
+    served of the rate as `goodput_tok_s` (a disaggregated TTFT at the rate as `ttft_ms_at_rate`)."""
+    from autoparallel.sweeps.execute import solve_scenario
+
+    def row(disagg: str, **rate: float) -> dict[str, Any]:
+        workload = {"isl": 2048, "osl": 256, "ttft_ms": 2000, **rate}
+        return solve_scenario(make_scenario(MODEL, "1x8xH100", workload, "throughput", disagg=disagg))
+
+    full, at_rate, agg = row("on"), row("on", request_rate=20), row("off", request_rate=20)
+    assert full["mode"] == at_rate["mode"] == "disaggregated" and agg["mode"] == "aggregated"
+    for r in (full, at_rate, agg):
+        assert r["status"] == "ok" and r["usd_per_hour"] == 3 * r["gpus"]  # H100 at $3/GPU-hour
+        assert r["usd_per_million_tokens"] == pytest.approx(
+            r["usd_per_hour"] / r["throughput_tok_s"] / 3600 * 1e6
+        )
+        assert r["throughput_tok_s_per_gpu"] == pytest.approx(r["throughput_tok_s"] / r["gpus"])
+    assert at_rate["throughput_tok_s"] == pytest.approx(full["throughput_tok_s"])  # capacity (was 5,120)
+    assert at_rate["goodput_tok_s"] == agg["goodput_tok_s"] == 20 * 256
+    assert full["goodput_tok_s"] == full["throughput_tok_s"] and full["ttft_ms"] > 1000
+    assert at_rate["ttft_ms"] is None and 0 < at_rate["ttft_ms_at_rate"] < full["ttft_ms"]
+    assert agg["throughput_tok_s"] > 20 * 256 and agg["ttft_ms"] > 0
