@@ -33,7 +33,9 @@ def _add_common(p: argparse.ArgumentParser, *, model_optional: bool = False) -> 
         help="zoo id (see `autoparallel models`), a config.json or a folder holding one",
     )
     p.add_argument(
-        "--cluster", required=True, help="e.g. 2x8xH100, 8xA100-80G, 16xH200,ib=400, 2x8xH100+4x8xA100-80G"
+        "--cluster",
+        required=not model_optional,  # plan: a --fleet file's `cluster:` may give it
+        help="e.g. 2x8xH100, 8xA100-80G, 16xH200,ib=400, 2x8xH100+4x8xA100-80G",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 

@@ -378,3 +378,19 @@ def test_a_fleet_files_cluster_stands_in_for_the_flag(
     args.fleet, args.model = None, "meta-llama/Llama-3.2-1B"
     with pytest.raises(InputError, match="--cluster is required"):
         fleet_cmd.wants_fleet(args)
+
+
+def test_plan_takes_the_cluster_from_the_fleet_file_through_the_parser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = "models:\n  - {model: meta-llama/Llama-3.2-1B, request_rate: 5}\n"
+    assert (
+        main(["plan", "--fleet", _write(tmp_path, "with.yaml", entry + "cluster: 1x2xH100\n"), "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["cluster"] == "1x2xH100-SXM"
+    assert main(["plan", "--fleet", _write(tmp_path, "without.yaml", entry)]) == 2
+    assert "no cluster" in capsys.readouterr().err
+    assert main(["plan", "meta-llama/Llama-3.2-1B"]) == 2
+    assert "--cluster is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "meta-llama/Llama-3.2-1B"])  # evaluate still requires it
