@@ -484,6 +484,29 @@ def _as_list(value: Any, key: str, where: str) -> list[Any]:
     raise InputError(f"{where}: grid.{key} must be a list, got {type(value).__name__}")
 
 
+def _names(values: list[Any], key: str, where: str) -> list[str]:
+    """A grid list of names (models, clusters, objectives, engines): each one a scalar, not a list or a
+    mapping (`str()` of a list was planned as a model id)."""
+    for v in values:
+        if isinstance(v, (list, dict)):
+            raise InputError(f"{where}: grid.{key} holds a {type(v).__name__}; give names")
+    return [str(v) for v in values]
+
+
+def _anchored(obj: Any, base: Path) -> Any:
+    """`obj` with every relative `workload_file` read from the scenario file's folder (as a fleet
+    file's are), not from wherever `sweep` runs."""
+    if isinstance(obj, list):
+        return [_anchored(v, base) for v in obj]
+    if not isinstance(obj, Mapping):
+        return obj
+    out = {k: _anchored(v, base) for k, v in obj.items()}
+    value = out.get(FILE_FIELD)
+    if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+        out[FILE_FIELD] = str(base / value)
+    return out
+
+
 def load_scenarios(path: str | Path) -> list[Scenario]:
     """Scenarios from a YAML (.yaml/.yml) or CSV (.csv) file.
 
@@ -503,10 +526,10 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         if any(None in r for r in rows):
             raise InputError(f"{p}: a row has more cells than the header")
         check_sweep_size(len(rows), str(p))
-        return from_rows(rows, str(p))
+        return from_rows(_anchored(rows, p.parent), str(p))
     if suffix not in (".yaml", ".yml"):
         raise InputError(f"{p}: scenario files are .yaml, .yml or .csv")
-    doc = read_yaml(p, "scenario file", MAX_SCENARIO_FILE_BYTES)
+    doc = _anchored(read_yaml(p, "scenario file", MAX_SCENARIO_FILE_BYTES), p.parent)
     if isinstance(doc, list):
         doc = {"scenarios": doc}
     if not isinstance(doc, dict):
@@ -526,11 +549,11 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         lists = {k: _as_list(g.get(k), k, str(p)) for k in keys}
         try:
             out += grid(
-                [str(m) for m in lists["models"]],
-                [str(c) for c in lists["clusters"]],
+                _names(lists["models"], "models", str(p)),
+                _names(lists["clusters"], "clusters", str(p)),
                 lists["workloads"] or ["chatbot"],
-                [str(o) for o in lists["objectives"]] or ["throughput"],
-                [str(e) for e in lists["engines"]] or [None],
+                _names(lists["objectives"], "objectives", str(p)) or ["throughput"],
+                list(_names(lists["engines"], "engines", str(p))) or [None],
                 lists["disagg"] or [None],
             )
         except InputError as exc:

@@ -91,3 +91,25 @@ def test_a_rate_sweep_reports_each_rates_steady_state() -> None:
     for row in (low, high):
         assert row["status"] == "ok" and row["tpot_ms_at_rate"] < row["tpot_ms"]
     assert low["batch_at_rate"] < high["batch_at_rate"] and low["tpot_ms_at_rate"] < high["tpot_ms_at_rate"]
+
+
+def test_a_relative_workload_file_is_read_beside_the_scenario_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a fleet file's are: the sweep ran from another folder failed to read 'w.json'."""
+    from autoparallel.sweeps import load_scenarios
+
+    f = _profiled(tmp_path, [8, 40, 300, 500] * 10)
+    (tmp_path / "s.yaml").write_text(
+        f"grid:\n  models: [{SMALL}]\n  clusters: [1xH100]\n  workloads: [{{workload_file: {f.name}}}]\n"
+    )
+    (tmp_path / "s.csv").write_text(f"model,cluster,workload_file\n{SMALL},1xH100,{f.name}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for name in ("s.yaml", "s.csv"):
+        (s,) = load_scenarios(tmp_path / name)
+        assert s.to_workload() == load_workload_file(f).model_copy(update={"name": s.to_workload().name})
+    (tmp_path / "bad.yaml").write_text("grid:\n  models: [[a, b]]\n  clusters: [1xH100]\n")
+    with pytest.raises(InputError, match="grid.models holds a list"):
+        load_scenarios(tmp_path / "bad.yaml")
