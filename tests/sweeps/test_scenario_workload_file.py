@@ -111,5 +111,5 @@ def test_a_relative_workload_file_is_read_beside_the_scenario_file(
         (s,) = load_scenarios(tmp_path / name)
         assert s.to_workload() == load_workload_file(f).model_copy(update={"name": s.to_workload().name})
     (tmp_path / "bad.yaml").write_text("grid:\n  models: [[a, b]]\n  clusters: [1xH100]\n")
-    with pytest.raises(InputError, match="grid.models holds a list"):
+    with pytest.raises(InputError, match=r"grid\.models holds a list"):
         load_scenarios(tmp_path / "bad.yaml")
