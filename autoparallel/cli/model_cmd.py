@@ -62,7 +62,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             {
                 "id": entry.id,
                 "family": entry.family,
-                "total_params": spec.total_params,
+                "total_params": spec.served_params.total,  # as `model` reports it: MTP apart
                 "active_params": spec.active_params,
                 "quantization": _quant_label(spec),
                 "aliases": list(entry.aliases),
@@ -119,20 +119,22 @@ def model_card(spec: ModelSpec) -> dict[str, Any]:
         "head_dim": spec.head_dim,
         "vocab_size": spec.vocab_size,
         "max_position_embeddings": spec.max_position_embeddings,
+        "vllm_default_max_model_len": spec.vllm_default_max_model_len,
         "layers_by_attention_kind": kinds,
         "window_tokens": windows,
         "num_experts": spec.num_experts,
         "experts_per_token": spec.experts_per_token,
         "mtp_layers": spec.mtp_layers,
-        # The main model, as publishers count it; multi-token-prediction modules (DeepSeek-V3, GLM-4.5)
-        # are reported apart: they run only for speculative decoding or MTP training.
-        "total_params": spec.total_params - spec.mtp_params,
+        # The main model, as publishers count it and engines serve it; multi-token-prediction modules
+        # (DeepSeek-V3, GLM-4.5) are reported apart: they run only for speculative decoding or MTP training.
+        "total_params": spec.served_params.total,
         "mtp_params": spec.mtp_params,
         "total_params_with_mtp": spec.total_params,
         "active_params": spec.active_params,
         "params_by_group": by_group,
         "weight_gib_by_group": gib_by_group,
-        "weight_gib": spec.weight_bytes() / _GIB,
+        "weight_gib": spec.weight_bytes(spec.served_params) / _GIB,
+        "weight_gib_with_mtp": spec.weight_bytes() / _GIB,
         "dtype_bytes": spec.dtype_bytes,
         "quantization": None if spec.quantization is None else spec.quantization.model_dump(mode="json"),
         "kv_bytes_per_token": {
@@ -162,6 +164,14 @@ def model_card(spec: ModelSpec) -> dict[str, Any]:
     return card
 
 
+def _default_len_note(card: dict[str, Any]) -> str:
+    """Where vLLM serves a shorter context than the limit without `--max-model-len` (LongRoPE)."""
+    default = card["vllm_default_max_model_len"]
+    if default == card["max_position_embeddings"]:
+        return ""
+    return f" (vLLM's max_model_len without --max-model-len: {default})"
+
+
 def _print_card(card: dict[str, Any]) -> None:
     kinds = ", ".join(f"{n} {k}" for k, n in card["layers_by_attention_kind"].items())
     window = f" (window {', '.join(str(w) for w in card['window_tokens'])})" if card["window_tokens"] else ""
@@ -169,19 +179,24 @@ def _print_card(card: dict[str, Any]) -> None:
     print(
         f"  {card['num_layers']} layers: {kinds}{window}; hidden {card['hidden_size']}, "
         f"{card['num_heads']} heads / {card['num_kv_heads']} KV heads x {card['head_dim']}; "
-        f"vocab {card['vocab_size']}; context {card['max_position_embeddings']}"
+        f"vocab {card['vocab_size']}; context {card['max_position_embeddings']}" + _default_len_note(card)
     )
     if card["num_experts"]:
         print(f"  MoE: {card['num_experts']} routed experts, top-{card['experts_per_token']}")
     if card["mtp_layers"]:
         print(f"  MTP modules: {card['mtp_layers']}")
     q = card["quantization"]
+    mtp_gib = card["weight_gib_with_mtp"] - card["weight_gib"]
     print(
         f"  weights: {card['weight_gib']:.2f} GiB ({'quantized: ' + q['source'] if q else 'unquantized'}, "
         f"{card['dtype_bytes']} bytes per unquantized weight)"
+        + (f"; MTP modules {mtp_gib:.2f} GiB more, loaded for speculative decoding only" if mtp_gib else "")
     )
     if q and q.get("kv_cache_dtype"):
-        print(f"  KV cache: the checkpoint declares {q['kv_cache_dtype']}, which the engines take for auto")
+        print(
+            f"  KV cache: the checkpoint declares {q['kv_cache_dtype']}, which vLLM takes for "
+            "--kv-cache-dtype auto"
+        )
     print("\n  parameters by group            count        share   GiB")
     total = card["total_params_with_mtp"]
     for name, count in card["params_by_group"].items():

@@ -338,7 +338,7 @@ def _evaluate(
     kv_bytes = kv_dtype_bytes(
         spec, kv_cache_dtype, engine="vllm", from_checkpoint=rules.kv_dtype_from_checkpoint
     )
-    mml = max_model_len or spec.max_position_embeddings
+    mml = max_model_len or spec.vllm_default_max_model_len
     seqs, tokens = resolve_batch_defaults(rules, g, mml, max_num_seqs, max_num_batched_tokens, usage)
     ep = tp * dp if enable_expert_parallel else 1
     util = (

@@ -2,6 +2,7 @@
 
 - Weights: the parameters a rank loads (vLLM's TP layers: QKV/MLP/experts column/row-sharded,
   embedding and LM head sharded by vocabulary padded to 64, norms and the MoE router replicated;
+  MXFP4 experts padded to the MoE backend's tile, `vllm_mxfp4_alignment`;
   `distributed/utils.get_pp_indices` for pipeline stages) plus the RoPE cos/sin cache
   (`rotary_embedding/base.py`: max_position × rotary_dim in the model dtype).
 - Activation peak: the torch allocator peak of `gpu_model_runner.profile_run`: a dummy forward of
@@ -18,8 +19,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from autoparallel.hardware import GPU
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_versions import VllmRules
+from autoparallel.models.quant import QuantMethod
 from autoparallel.models.spec import AttentionKind, LayerSpec, MlpKind, ModelSpec, ParamGroups
 
 GIB = float(2**30)
@@ -65,14 +68,49 @@ def _attention_params_per_rank(layer: LayerSpec, hidden: int, tp: int) -> float:
     return (total - kv) / tp + kv * math.ceil(att.num_kv_heads / tp) / att.num_kv_heads
 
 
-def layer_params_per_rank(layer: LayerSpec, hidden: int, tp: int, ep: int) -> ParamGroups:
-    """Parameters of one decoder layer on one rank (`ep` > 1: experts split over ep ranks)."""
+NO_PADDING = (1, 1)
+"""Expert shapes as the checkpoint has them."""
+
+
+def vllm_mxfp4_alignment(gpu: GPU) -> tuple[int, int]:
+    """(per-rank expert intermediate, hidden) sizes vLLM 0.32 rounds MXFP4 (gpt-oss) experts up to on
+    `gpu`, allocating the padded weights, scales and biases (`GptOssMxfp4MoEMethod.maybe_roundup_sizes`,
+    `fused_moe/oracle/mxfp4.py` `mxfp4_round_up_hidden_size_and_intermediate_size`), for the backend
+    `select_mxfp4_moe_backend` picks first (`_get_priority_backends_for_gpt_oss`): Blackwell (SM100)
+    FlashInfer TRT-LLM, 128 and 256; Hopper the OAI Triton kernels (SM90 to SM12x), 64 and unpadded;
+    Ampere, Ada and Turing Marlin (SM75+), 128 and 256; ROCm (the ROCm branch, gpt-oss's SwiGLU-OAI
+    activation), 256 and 256. An NVIDIA architecture the catalog does not know: unpadded."""
+    if gpu.vendor == "amd":
+        return 256, 256
+    cc = gpu.compute_capability
+    if cc is None:
+        return NO_PADDING
+    if cc >= 100:
+        return 128, 256
+    if cc >= 90:
+        return 64, 1
+    return 128, 256
+
+
+def _round_up(n: float, to: int) -> float:
+    return math.ceil(n / to) * to
+
+
+def layer_params_per_rank(
+    layer: LayerSpec, hidden: int, tp: int, ep: int, expert_align: tuple[int, int] = NO_PADDING
+) -> ParamGroups:
+    """Parameters of one decoder layer on one rank (`ep` > 1: experts split over ep ranks), the routed
+    experts' per-rank intermediate and hidden sizes rounded up to `expert_align` (biases scaled alike)."""
     p = layer.params
     experts = layer.mlp.num_experts
     if ep > 1 and experts:
         routed = p.routed_experts * math.ceil(experts / ep) / experts
     else:
         routed = p.routed_experts / tp
+    if experts and expert_align != NO_PADDING:
+        width = layer.mlp.intermediate_size / (1 if ep > 1 else tp)
+        padded = _round_up(width, expert_align[0]) * _round_up(hidden, expert_align[1])
+        routed *= padded / (width * hidden)
     return ParamGroups(
         attention=round(_attention_params_per_rank(layer, hidden, tp)),
         dense_mlp=round(p.dense_mlp / tp),
@@ -87,12 +125,28 @@ _STAGE_PARAMS: Memo[ParamGroups] = {}
 
 
 def stage_params_per_rank(
-    model: ModelSpec, layers: range, stage: int, pp: int, tp: int, ep: int
+    model: ModelSpec,
+    layers: range,
+    stage: int,
+    pp: int,
+    tp: int,
+    ep: int,
+    *,
+    mxfp4_align: tuple[int, int] = NO_PADDING,
 ) -> ParamGroups:
     """Parameter groups one rank of `stage` loads (MTP modules are not loaded without speculation);
-    memoized per model object."""
-    key = (layers.start, layers.stop, stage, pp, tp, ep)
-    return memoized(_STAGE_PARAMS, (model,), key, lambda: _stage_params(model, layers, stage, pp, tp, ep))
+    MXFP4 routed experts padded to `mxfp4_align` (vLLM: `vllm_mxfp4_alignment` of the GPU); memoized
+    per model object."""
+    align = mxfp4_align if _mxfp4_experts(model) else NO_PADDING
+    key = (layers.start, layers.stop, stage, pp, tp, ep, align)
+    return memoized(
+        _STAGE_PARAMS, (model,), key, lambda: _stage_params(model, layers, stage, pp, tp, ep, align)
+    )
+
+
+def _mxfp4_experts(model: ModelSpec) -> bool:
+    q = model.quantization
+    return q is not None and q.method is QuantMethod.MXFP4 and "routed_experts" in q.quantized_groups
 
 
 _LAYER_KINDS: Memo[tuple[tuple[int, ...], tuple[LayerSpec, ...]]] = {}
@@ -110,11 +164,20 @@ def layer_kinds(model: ModelSpec) -> tuple[tuple[int, ...], tuple[LayerSpec, ...
     return memoized(_LAYER_KINDS, (model,), (), compute)
 
 
-def _stage_params(model: ModelSpec, layers: range, stage: int, pp: int, tp: int, ep: int) -> ParamGroups:
+def _stage_params(
+    model: ModelSpec,
+    layers: range,
+    stage: int,
+    pp: int,
+    tp: int,
+    ep: int,
+    align: tuple[int, int] = NO_PADDING,
+) -> ParamGroups:
     kinds, distinct = layer_kinds(model)
     total = ParamGroups()
     for kind, count in Counter(kinds[i] for i in layers).items():
-        total = total + layer_params_per_rank(distinct[kind], model.hidden_size, tp, ep).times(count)
+        layer = layer_params_per_rank(distinct[kind], model.hidden_size, tp, ep, align)
+        total = total + layer.times(count)
     rows = vocab_rows_per_rank(model.vocab_size, tp)
     share = rows / model.vocab_size
     if stage == 0:

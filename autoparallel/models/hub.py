@@ -1,11 +1,14 @@
 """Fetching the `config.json` of a hub model that the zoo does not hold, within a total time limit.
 
 The only network access of autoparallel. It happens only for a hub id outside the zoo, never with
-`HF_HUB_OFFLINE=1`, and it downloads one file (`config.json`) through `huggingface_hub` (the hub
-client transformers itself uses: endpoint `HF_ENDPOINT`, token `HF_TOKEN`, proxies, the local cache),
-without importing transformers or torch. The download runs in a daemon thread that the caller stops
-waiting for after `AUTOPARALLEL_HUB_TIMEOUT` seconds (default 20) in all, so a server or proxy that
-accepts the connection and never answers costs that long at most.
+`HF_HUB_OFFLINE=1`, and it downloads `config.json` and, where the repository has one, the
+`hf_quant_config.json` NVIDIA ModelOpt (0.29 and before) saves beside it, which vLLM 0.32 reads as the
+quantization config of a config.json without one (`transformers_utils/config.py` `get_config`:
+`file_or_path_exists(model, "hf_quant_config.json", revision)`, locally or on the hub). Both go through
+`huggingface_hub` (the hub client transformers itself uses: endpoint `HF_ENDPOINT`, token `HF_TOKEN`,
+proxies, the local cache), without importing transformers or torch. The downloads run in one daemon
+thread that the caller stops waiting for after `AUTOPARALLEL_HUB_TIMEOUT` seconds (default 20) in all,
+so a server or proxy that accepts the connection and never answers costs that long at most.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from autoparallel.errors import InputError
 
@@ -43,11 +46,25 @@ def offline() -> bool:
     return raw.strip().lower() in ("1", "true", "yes", "on")
 
 
-def fetch_config_file(model_id: str, timeout_s: float | None = None) -> Path:
-    """The local path of `model_id`'s config.json, downloaded (or found in the hub cache).
+QUANT_CONFIG_FILE = "hf_quant_config.json"
+"""The quantization config NVIDIA ModelOpt 0.29 and before saves beside config.json."""
+
+
+class HubFiles(NamedTuple):
+    """The local paths of a hub model's config files (downloaded or found in the hub cache)."""
+
+    config: Path
+    """config.json."""
+    quant_config: Path | None
+    """hf_quant_config.json; None where the repository has none."""
+
+
+def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFiles:
+    """`model_id`'s config.json and its hf_quant_config.json where the repository has one, both within
+    one time limit; the hub's "no such file" for the second is its absence, not an error.
 
     Raises:
-        InputError: offline mode, a time-out, or any failure of the download, in one line.
+        InputError: offline mode, a time-out, or any other failure of a download, in one line.
     """
     if offline():
         raise InputError("HF_HUB_OFFLINE is set, so it was not fetched")
@@ -56,17 +73,30 @@ def fetch_config_file(model_id: str, timeout_s: float | None = None) -> Path:
 
     try:  # imported here, not in the thread: the import configures the logger quieted below
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
     except Exception as exc:  # not installed, or its environment unreadable (HF_ENDPOINT="http://[::1")
         raise InputError(f"could not be fetched: {_one_line(exc)}") from None
 
-    def download() -> None:
-        try:
-            result["path"] = hf_hub_download(
+    def get(filename: str) -> Path:
+        return Path(
+            hf_hub_download(
                 model_id,
-                "config.json",
+                filename,
                 endpoint=os.environ.get("HF_ENDPOINT") or None,
                 etag_timeout=min(limit, 10.0),
             )
+        )
+
+    def download() -> None:
+        try:
+            config = get("config.json")
+            try:
+                quant: Path | None = get(QUANT_CONFIG_FILE)
+            except EntryNotFoundError as exc:  # the server's 404; a cache miss offline is an error
+                if isinstance(exc, LocalEntryNotFoundError):
+                    raise
+                quant = None
+            result["files"] = HubFiles(config, quant)
         except BaseException as exc:  # reported to the caller below, as one line
             result["error"] = exc
 
@@ -88,7 +118,8 @@ def fetch_config_file(model_id: str, timeout_s: float | None = None) -> Path:
         )
     if "error" in result:
         raise InputError(f"could not be fetched: {_one_line(result['error'])}")
-    return Path(result["path"])
+    files: HubFiles = result["files"]
+    return files
 
 
 def _one_line(exc: BaseException) -> str:

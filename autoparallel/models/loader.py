@@ -1,7 +1,10 @@
 """`load_model`: a ModelSpec from a zoo id, a local config, a dict, a PretrainedConfig or a hub id.
 
 Zoo ids, local files, dicts and hub ids never import transformers (a hub id outside the zoo has its
-config.json fetched by `models.hub`, under a total time limit); nothing ever runs a model's code.
+config.json fetched by `models.hub`, under a total time limit); nothing ever runs a model's code. A
+config without `quantization_config` takes the NVIDIA ModelOpt `hf_quant_config.json` beside it, in a
+folder, beside a named config.json, or in the hub repository, as vLLM 0.32 does
+(`transformers_utils/config.py` `get_config`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from autoparallel.bounds import clean_text
 from autoparallel.errors import InputError
 from autoparallel.models.config_file import read_config
-from autoparallel.models.hub import fetch_config_file, offline
+from autoparallel.models.hub import QUANT_CONFIG_FILE, fetch_config_files, offline
 from autoparallel.models.parse import spec_from_config
 from autoparallel.models.spec import ModelSpec
 from autoparallel.models.zoo import ZooEntry, find_entry, list_models, nearest_ids
@@ -109,15 +112,13 @@ def _load_path(path: Path, shown: str) -> ModelSpec:
         config_path = path / "config.json"
         if not config_path.is_file():
             raise InputError(f"{shown}: directory has no config.json")
-        cfg = _read_json(config_path)
-        quant_path = path / "hf_quant_config.json"
-        if "quantization_config" not in cfg and quant_path.is_file():
-            cfg = {**cfg, "quantization_config": _modelopt_quant(_read_json(quant_path), quant_path)}
+        cfg = _with_quant_file(_read_json(config_path), path / QUANT_CONFIG_FILE)
         name = str(cfg.get("_name_or_path") or path.resolve().name)
         return spec_from_config(cfg, name=name).model_copy(update={"source": shown})
     if not path.exists():
         raise InputError(f"no such file or directory: {shown}")
     cfg = _read_json(path)  # a file, a pipe or a device: the read is bounded (user_file.read_capped)
+    cfg = _with_quant_file(cfg, path.parent / QUANT_CONFIG_FILE)
     default_name = path.resolve().parent.name if path.name == "config.json" else path.stem
     name = str(cfg.get("_name_or_path") or default_name)
     folder = str(Path(shown.strip()).parent)  # the engines load the file's folder
@@ -126,6 +127,16 @@ def _load_path(path: Path, shown: str) -> ModelSpec:
 
 def _read_json(path: Path) -> dict[str, Any]:
     return read_config(path)
+
+
+def _with_quant_file(cfg: dict[str, Any], quant_path: Path | None) -> dict[str, Any]:
+    """`cfg` with the ModelOpt `hf_quant_config.json` at `quant_path` as its `quantization_config`, where
+    it has none (absent or null) and that file exists: vLLM 0.32 `transformers_utils/config.py`
+    `get_config` ("ModelOpt 0.29.0 and before saves the quantization config in a separate
+    hf_quant_config.json in the same directory as the model config file")."""
+    if cfg.get("quantization_config") is not None or quant_path is None or not quant_path.is_file():
+        return cfg
+    return {**cfg, "quantization_config": _modelopt_quant(_read_json(quant_path), quant_path)}
 
 
 def _modelopt_quant(data: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -159,7 +170,7 @@ def _load_hub(model_id: str) -> ModelSpec:
     if offline():
         raise _not_found(model_id, "is not in the zoo, and HF_HUB_OFFLINE is set so it was not fetched")
     try:
-        path = fetch_config_file(model_id)
+        files = fetch_config_files(model_id)
     except InputError as exc:
         raise _not_found(model_id, f"is not in the zoo and {exc}") from None
-    return spec_from_config(read_config(path), name=model_id)
+    return spec_from_config(_with_quant_file(read_config(files.config), files.quant_config), name=model_id)

@@ -17,7 +17,7 @@ config access and layer shapes in `parse_common`, quantization parsing in `parse
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,8 +40,52 @@ from autoparallel.models.spec import AttentionKind, MlpKind, ModelSpec
 __all__ = ["KNOWN_MODEL_TYPES", "quant_from_config", "spec_from_config"]
 
 
+def _all(value: object, softmax: object) -> bool:
+    return isinstance(value, list) and all(v == softmax for v in value)
+
+
+# Keys by which a config declares layers other than softmax attention + MLP (linear / lightning
+# attention, state-space blocks), with the values that still mean softmax attention in every layer, as
+# vLLM 0.32 `config/model.py` `get_num_layers_by_block_type` counts them: MiniMax `attn_type_list`
+# (1: softmax; MiniMax-Text-01 / M1's 0s are lightning attention, MiniMax-M2's list is all 1s), Jamba /
+# Zamba `layers_block_type` ("attention"), RecurrentGemma `block_types`, Nemotron-H
+# `hybrid_override_pattern` (Mamba "M", attention-only "*" and MLP-only "-" layers), Kimi-Linear
+# `linear_attn_config`, Jamba's `attn_layer_period`.
+_HYBRID_KEYS: dict[str, Callable[[object], bool]] = {
+    "attn_type_list": lambda v: _all(v, 1),
+    "layers_block_type": lambda v: _all(v, "attention"),
+    "block_types": lambda v: _all(v, "attention"),
+    "hybrid_override_pattern": lambda v: False,
+    "linear_attn_config": lambda v: False,
+    "attn_layer_period": lambda v: v == 1,
+}
+_GENERIC_LAYER_TYPES = ("full_attention", "sliding_attention")
+
+
+def _refuse_hybrid(r: RawConfig) -> None:
+    """An unknown model_type whose config declares per-layer mixers the generic parse cannot price (a
+    linear-attention or state-space layer holds a recurrent state, not a KV cache, and other projections)
+    is refused, naming the key, rather than priced as that many softmax-attention layers."""
+    for key, softmax_only in _HYBRID_KEYS.items():
+        if r.has(key) and not softmax_only(r.get(key)):
+            raise InputError(
+                f"{r.name}: model_type {r.model_type!r} is not a known family and its config declares "
+                f"per-layer attention types in `{key}` (linear attention or state-space layers), which "
+                "the generic llama-like parse cannot price"
+            )
+    types = r.get("layer_types")
+    if isinstance(types, list) and (other := sorted({str(t) for t in types} - set(_GENERIC_LAYER_TYPES))):
+        raise InputError(
+            f"{r.name}: model_type {r.model_type!r} is not a known family and its `layer_types` hold "
+            f"{clean_text(', '.join(other), 80)}, which the generic llama-like parse cannot price "
+            f"(it prices {' and '.join(_GENERIC_LAYER_TYPES)})"
+        )
+
+
 def _generic(r: RawConfig) -> Parts:
-    """Unknown model_type: a llama-like decoder, with routed experts when the config names any."""
+    """Unknown model_type: a llama-like decoder, with routed experts when the config names any; refused
+    where the config declares layers it cannot price (`_refuse_hybrid`)."""
+    _refuse_hybrid(r)
     experts = r.num("num_local_experts", "num_experts", "n_routed_experts", default=0, allow_zero=True)
     parts = moe.build_moe_llama_like(r) if experts else llama_like.build_llama_like(r)
     parts.notes.append(
@@ -214,6 +258,27 @@ def context_limit(raw: RawConfig, outer_type: str) -> int:
     return scaled
 
 
+_LONGROPE = ("longrope", "su")  # "su": LongRoPE's legacy name (vLLM 0.32 `patch_legacy_rope_type`)
+
+
+def vllm_default_len(raw: RawConfig, limit: int) -> int | None:
+    """The max_model_len vLLM 0.32 serves a LongRoPE config with when none is given
+    (`_get_and_verify_max_len`: "For LongRoPE, default to original_max_position_embeddings to avoid
+    performance degradation for shorter sequences"; the limit stays the scaled length): the config's
+    `original_max_position_embeddings` (Phi-3's config class default 4096; Phi-3.5-MoE's class copies it
+    from its RoPE parameters), where it is below `limit`. None otherwise: the limit is the default."""
+    ropes = _rope_dicts(raw)
+    if not any(str(rope.get("rope_type", rope.get("type"))) in _LONGROPE for rope in ropes):
+        return None
+    key = "original_max_position_embeddings"
+    found = [raw.get(key), *(rope.get(key) for rope in ropes)]
+    original = next((v for v in found if v is not None), None)
+    if original is None:
+        return None
+    value = RawConfig({key: original}, {}, raw.name, raw.model_type).num(key)
+    return value if value < limit else None
+
+
 def spec_from_config(
     cfg: dict[str, Any],
     *,
@@ -261,6 +326,7 @@ def _spec_from_config(
         raise InputError(f"{name}: the config has no decoder layers")
     _check_structure(parts, name)
     hidden = raw.num(*HIDDEN_KEYS)
+    limit = context_limit(raw, str(cfg.get("model_type") or ""))
     vision, vision_note = vision_params(str(cfg.get("model_type") or ""), cfg, hidden, name)
     quant = quant_from_config(cfg, name)
     all_notes = [notes] if notes else []
@@ -273,7 +339,8 @@ def _spec_from_config(
         architecture=_architecture(cfg),
         hidden_size=hidden,
         vocab_size=raw.num("vocab_size"),
-        max_position_embeddings=context_limit(raw, str(cfg.get("model_type") or "")),
+        max_position_embeddings=limit,
+        default_max_model_len=vllm_default_len(raw, limit),
         layers=tuple(parts.layers),
         tie_word_embeddings=parts.lm_head == 0,
         embedding_params=parts.embedding,

@@ -148,9 +148,7 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
         )
     if method == "modelopt":
         algo = str(qc.get("quant_algo", "")).upper()
-        # An FP8 KV cache the checkpoint declares (kv scales calibrated with the weights); other
-        # algorithms (NVFP4 KV) are not a `--kv-cache-dtype` the planner prices, so `auto` keeps BF16.
-        kv = "fp8_e4m3" if str(qc.get("kv_cache_quant_algo") or "").upper() == "FP8" else None
+        kv = _modelopt_kv_dtype(qc)
         if algo == "FP8":
             spec = _fp8(None, groups, "ModelOpt quant_algo=FP8 (per-tensor scales)", name)
             return spec.model_copy(update={"kv_cache_dtype": kv})
@@ -160,11 +158,41 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
             return spec.model_copy(update={"kv_cache_dtype": kv})
         raise InputError(f"{name}: ModelOpt quant_algo {algo!r} is not supported (FP8 and NVFP4 are)")
     if method == "compressed-tensors":
-        return _compressed_tensors(qc, name, groups)
+        spec = _compressed_tensors(qc, name, groups)
+        return spec.model_copy(update={"kv_cache_dtype": _compressed_tensors_kv_dtype(qc)})
     raise InputError(
         f"{name}: quantization method {method!r} is not supported "
         "(gptq, awq, fp8, mxfp4, bitsandbytes, compressed-tensors, modelopt FP8 / NVFP4)"
     )
+
+
+def _modelopt_kv_dtype(qc: Mapping[str, Any]) -> str | None:
+    """The KV dtype a ModelOpt checkpoint declares, as vLLM 0.32 resolves `--kv-cache-dtype auto` from it
+    (`utils/torch_utils.py` `get_kv_cache_quant_algo_string`, called by `resolve_kv_cache_dtype_string`):
+    `kv_cache_scheme` (the config.json form, a dict) before `kv_cache_quant_algo` (hf_quant_config.json,
+    a string); a static 8-bit float scheme or "FP8" is `fp8_e4m3` (`MODELOPT_TO_VLLM_KV_CACHE_DTYPE_MAP`).
+    SGLang 0.5.6 reads the same (`ModelOptFp8Config.from_config`: an 8-bit float `kv_cache_scheme` is
+    `kv_cache_quant_algo` FP8). A declared NVFP4 cache is not a `--kv-cache-dtype` the planner prices, and
+    anything else vLLM falls back to auto on: None, the model's dtype."""
+    algo = qc.get("kv_cache_scheme") or qc.get("kv_cache_quant_algo")
+    if isinstance(algo, Mapping):
+        fp8 = algo.get("dynamic") is False and algo.get("num_bits") == 8 and algo.get("type") == "float"
+        return "fp8_e4m3" if fp8 else None
+    return "fp8_e4m3" if isinstance(algo, str) and algo.lower() == "fp8" else None
+
+
+def _compressed_tensors_kv_dtype(qc: Mapping[str, Any]) -> str | None:
+    """An FP8 KV cache where a compressed-tensors (llm-compressor) checkpoint declares an 8-bit float
+    `kv_cache_scheme`: vLLM 0.32 `layers/attention/attention.py` `Attention.__init__` turns
+    `--kv-cache-dtype auto` into `fp8` (E4M3 on CUDA) for a quant config with a `kv_cache_scheme`.
+    Other schemes are None: vLLM refuses them at load (`CompressedTensorsKVCacheMethod.
+    validate_kv_cache_scheme`: 8-bit float only), which is its refusal, not this parse's. (SGLang 0.5.6
+    keeps the model dtype: its `ModelRunner.init_memory_pool` reads `kv_cache_quant_algo`, which its
+    compressed-tensors config lacks.)"""
+    scheme = qc.get("kv_cache_scheme")
+    if isinstance(scheme, Mapping) and scheme.get("type") == "float" and scheme.get("num_bits") == 8:
+        return "fp8_e4m3"
+    return None
 
 
 def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...]) -> QuantSpec:

@@ -67,8 +67,9 @@ class QuantSpec(BaseModel):
     symmetric: bool = True
     """GPTQ: weights without a zero point (`sym`); vLLM's Marlin GPTQ kernels take symmetric ones only."""
     kv_cache_dtype: str | None = None
-    """The KV-cache dtype the checkpoint declares (ModelOpt `kv_cache_quant_algo` FP8: `fp8_e4m3`), which
-    the engines take for `--kv-cache-dtype auto`; None: the model's dtype."""
+    """The KV-cache dtype the checkpoint declares (ModelOpt `kv_cache_quant_algo` FP8 or an 8-bit float
+    `kv_cache_scheme`, compressed-tensors `kv_cache_scheme`: `fp8_e4m3`), which vLLM takes for
+    `--kv-cache-dtype auto` (`parse_quant`); None: the model's dtype."""
     quantized_groups: tuple[str, ...] = _LINEAR_GROUPS
     """Parameter groups stored quantized; the rest stay in the checkpoint dtype."""
     source: str = ""

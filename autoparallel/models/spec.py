@@ -278,6 +278,10 @@ class ModelSpec(_Frozen):
     """Longest context the engines serve the config with, as vLLM derives it (`parse.context_limit`:
     the least of its length keys, times a linear or dynamic RoPE scaling factor); a longer
     max_model_len is refused."""
+    default_max_model_len: int | None = None
+    """The max_model_len vLLM serves the config with when none is given, where it is below
+    `max_position_embeddings` (LongRoPE: `original_max_position_embeddings`, `parse.vllm_default_len`);
+    None: the limit itself. Read through `vllm_default_max_model_len`."""
     layers: tuple[LayerSpec, ...]
     """Decoder layers in order (excluding MTP modules)."""
     tie_word_embeddings: bool
@@ -319,6 +323,13 @@ class ModelSpec(_Frozen):
     other engines load); None for a zoo, hub or in-memory config."""
 
     # ----- shape helpers -------------------------------------------------------------------------
+    @property
+    def vllm_default_max_model_len(self) -> int:
+        """vLLM's max_model_len without `--max-model-len`: `default_max_model_len` where set, capped at
+        the limit, else `max_position_embeddings` (vLLM 0.32 `config/model.py` `_get_and_verify_max_len`)."""
+        limit = self.max_position_embeddings
+        return limit if self.default_max_model_len is None else min(self.default_max_model_len, limit)
+
     @property
     def num_layers(self) -> int:
         """Decoder layers (excluding MTP)."""
@@ -390,6 +401,13 @@ class ModelSpec(_Frozen):
     def total_params(self) -> int:
         """All parameters, MTP and vision included."""
         return self.params.total
+
+    @property
+    def served_params(self) -> ParamGroups:
+        """The parameter groups a serving engine loads without speculative decoding: all but the MTP
+        modules (vLLM 0.32 `deepseek_v2.py` `load_weights`: "skip spec decode layers for main model";
+        `memory.vllm_profile.stage_params_per_rank` likewise)."""
+        return self.params.model_copy(update={"mtp": 0}) if self.mtp_params else self.params
 
     @property
     def active_params(self) -> int:

@@ -105,3 +105,46 @@ def test_model_card_says_which_kv_cache_the_checkpoint_declares(capsys: pytest.C
     assert "KV cache: the checkpoint declares fp8_e4m3" in capsys.readouterr().out
     assert cmd_model(_parse("model", "meta-llama/Llama-3.1-70B")) == 0
     assert "KV cache: the checkpoint" not in capsys.readouterr().out
+
+
+def test_the_zoo_card_and_plan_count_deepseek_v3_as_served_mtp_apart(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`models` listed 682.6B (MTP included) where `model --json` says 671.0B, and the card's weights
+    and the plan's "weights alone need" counted ~10.8 GiB of MTP that vLLM does not load without
+    speculative decoding (deepseek_v2.py load_weights skips the spec-decode layers)."""
+    from autoparallel.cli import main
+
+    assert cmd_models(_parse("models", "--json")) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out) if r["id"] == "deepseek-ai/DeepSeek-V3")
+    assert main(["model", "deepseek-ai/DeepSeek-V3", "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert row["total_params"] == card["total_params"] < card["total_params_with_mtp"]
+    assert card["weight_gib_with_mtp"] - card["weight_gib"] == pytest.approx(10.8, abs=0.1)
+    assert main(["model", "deepseek-ai/DeepSeek-V3"]) == 0
+    text = capsys.readouterr().out
+    assert f"weights: {card['weight_gib']:.2f} GiB" in text and "MTP modules 10.82 GiB more" in text
+    assert main(["plan", "deepseek-ai/DeepSeek-V3", "--cluster", "1xH100"]) != 0
+    assert f"weights alone need {card['weight_gib']:.2f} GiB" in capsys.readouterr().err
+
+
+def test_model_card_shows_vllms_default_context_for_longrope(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pathlib import Path
+
+    from autoparallel.models.zoo import find_entry
+
+    cfg = dict(find_entry("microsoft/phi-4").config)  # type: ignore[union-attr]
+    cfg.update(
+        max_position_embeddings=131072,
+        original_max_position_embeddings=4096,
+        rope_scaling={"type": "longrope", "long_factor": [1.0] * 48, "short_factor": [1.0] * 48},
+    )
+    path = Path(str(tmp_path)) / "config.json"
+    path.write_text(json.dumps(cfg))
+    assert cmd_model(_parse("model", str(path), "--json")) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert (card["max_position_embeddings"], card["vllm_default_max_model_len"]) == (131072, 4096)
+    assert cmd_model(_parse("model", str(path))) == 0
+    assert "context 131072 (vLLM's max_model_len without --max-model-len: 4096)" in capsys.readouterr().out

@@ -11,7 +11,9 @@ import pytest
 
 from autoparallel.errors import InputError
 from autoparallel.models import ModelSpec, QuantMethod, load_model
+from autoparallel.models import hub as hub_mod
 from autoparallel.models import loader as loader_mod
+from autoparallel.models.hub import HubFiles
 from autoparallel.models.zoo import find_entry
 
 LLAMA_8B = copy.deepcopy(find_entry("meta-llama/Llama-3.1-8B").config)  # type: ignore[union-attr]
@@ -39,22 +41,97 @@ def test_directory_and_config_path(tmp_path: Path) -> None:
     assert by_dir.name == tmp_path.name
 
 
+_MODELOPT_FP8 = {
+    "producer": {"name": "modelopt"},
+    "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8", "exclude_modules": ["lm_head"]},
+}
+
+
 def test_directory_with_modelopt_quant_config(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps(LLAMA_8B))
-    (tmp_path / "hf_quant_config.json").write_text(
-        json.dumps(
-            {
-                "producer": {"name": "modelopt"},
-                "quantization": {
-                    "quant_algo": "FP8",
-                    "kv_cache_quant_algo": "FP8",
-                    "exclude_modules": ["lm_head"],
-                },
-            }
-        )
-    )
+    (tmp_path / "hf_quant_config.json").write_text(json.dumps(_MODELOPT_FP8))
     spec = load_model(tmp_path)
     assert spec.quantization is not None and spec.quantization.method is QuantMethod.FP8
+
+
+def test_config_path_reads_the_modelopt_quant_config_beside_it(tmp_path: Path) -> None:
+    """vLLM loads the file's folder and reads hf_quant_config.json there (transformers_utils/config.py
+    get_config); the config.json path was priced BF16 while the folder was FP8."""
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_8B))
+    (tmp_path / "hf_quant_config.json").write_text(json.dumps(_MODELOPT_FP8))
+    q = load_model(str(tmp_path / "config.json")).quantization
+    assert q is not None and q.method is QuantMethod.FP8 and q.kv_cache_dtype == "fp8_e4m3"
+    # A config.json that has its own quantization_config keeps it, as vLLM does.
+    (tmp_path / "config.json").write_text(
+        json.dumps({**LLAMA_8B, "quantization_config": {"quant_method": "awq"}})
+    )
+    q = load_model(str(tmp_path / "config.json")).quantization
+    assert q is not None and q.method is QuantMethod.AWQ
+
+
+def test_hub_id_takes_the_repos_hf_quant_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA_8B))
+    (tmp_path / "hf_quant_config.json").write_text(json.dumps(_MODELOPT_FP8))
+    files = HubFiles(tmp_path / "config.json", tmp_path / "hf_quant_config.json")
+    monkeypatch.setattr(loader_mod, "fetch_config_files", lambda model_id: files)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    loader_mod._load_hub.cache_clear()
+    try:
+        q = load_model("someone/llama-fp8").quantization
+    finally:
+        loader_mod._load_hub.cache_clear()
+    assert q is not None and q.method is QuantMethod.FP8 and q.kv_cache_dtype == "fp8_e4m3"
+
+
+def _fake_hub(monkeypatch: pytest.MonkeyPatch, files: dict[str, Any]) -> list[str]:
+    """`hf_hub_download` answering from `files` (a path, or an exception to raise, or a delay in s)."""
+    import time
+
+    import huggingface_hub
+
+    asked: list[str] = []
+
+    def download(model_id: str, filename: str, **kwargs: Any) -> str:
+        asked.append(filename)
+        answer = files[filename]
+        if isinstance(answer, float):
+            time.sleep(answer)
+            return "/nowhere"
+        if isinstance(answer, BaseException):
+            raise answer
+        return str(answer)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    return asked
+
+
+def test_hub_fetch_takes_a_404_for_the_quant_config_as_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
+
+    asked = _fake_hub(
+        monkeypatch, {"config.json": "/c/config.json", "hf_quant_config.json": EntryNotFoundError("404")}
+    )
+    assert hub_mod.fetch_config_files("o/m", timeout_s=5) == HubFiles(Path("/c/config.json"), None)
+    assert asked == ["config.json", "hf_quant_config.json"]
+    _fake_hub(
+        monkeypatch, {"config.json": "/c/config.json", "hf_quant_config.json": "/c/hf_quant_config.json"}
+    )
+    assert hub_mod.fetch_config_files("o/m", timeout_s=5).quant_config == Path("/c/hf_quant_config.json")
+    # A cache miss without a connection is not "absent": the file may hold the checkpoint's format.
+    _fake_hub(
+        monkeypatch, {"config.json": "/c/config.json", "hf_quant_config.json": LocalEntryNotFoundError("x")}
+    )
+    with pytest.raises(InputError, match="could not be fetched: LocalEntryNotFoundError"):
+        hub_mod.fetch_config_files("o/m", timeout_s=5)
+
+
+def test_hub_fetch_of_both_files_shares_one_time_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_hub(monkeypatch, {"config.json": 0.2, "hf_quant_config.json": 0.2})
+    with pytest.raises(InputError, match=r"did not answer within 0\.3 s"):
+        hub_mod.fetch_config_files("o/m", timeout_s=0.3)
 
 
 class _FakeConfig:
@@ -89,10 +166,10 @@ def test_malformed_json_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_unknown_id_suggests_near_names(monkeypatch: pytest.MonkeyPatch) -> None:
-    def offline(model_id: str) -> Path:
+    def offline(model_id: str) -> HubFiles:
         raise InputError("could not be fetched: OSError: We couldn't connect (offline?)")
 
-    monkeypatch.setattr(loader_mod, "fetch_config_file", offline)
+    monkeypatch.setattr(loader_mod, "fetch_config_files", offline)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     with pytest.raises(InputError) as info:
@@ -107,11 +184,11 @@ def test_hub_id_fetches_its_config_json(monkeypatch: pytest.MonkeyPatch, tmp_pat
     fetched = tmp_path / "config.json"
     fetched.write_text(json.dumps(LLAMA_8B))
 
-    def fetch(model_id: str) -> Path:
+    def fetch(model_id: str) -> HubFiles:
         seen.append(model_id)
-        return fetched
+        return HubFiles(fetched, None)
 
-    monkeypatch.setattr(loader_mod, "fetch_config_file", fetch)
+    monkeypatch.setattr(loader_mod, "fetch_config_files", fetch)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     loader_mod._load_hub.cache_clear()
@@ -139,13 +216,13 @@ def test_real_pretrained_config() -> None:
 
 def test_offline_mode_never_imports_transformers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(loader_mod, "fetch_config_file", lambda model_id: pytest.fail("tried the hub"))
+    monkeypatch.setattr(loader_mod, "fetch_config_files", lambda model_id: pytest.fail("tried the hub"))
     with pytest.raises(InputError, match="HF_HUB_OFFLINE"):
         load_model("someone/unknown-model")
 
 
 def test_id_without_owner_is_a_zoo_miss_without_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(loader_mod, "fetch_config_file", lambda model_id: pytest.fail("tried the hub"))
+    monkeypatch.setattr(loader_mod, "fetch_config_files", lambda model_id: pytest.fail("tried the hub"))
     with pytest.raises(InputError, match="owner/name"):
         load_model("llama-70")

@@ -450,3 +450,131 @@ def test_layer_types_length_mismatch() -> None:
         spec_from_config(_llama(layer_types=["full_attention"]), name="broken")
     with pytest.raises(InputError, match="unknown layer type"):
         spec_from_config(_llama(layer_types=["weird"] * 3), name="broken")
+
+
+# ----- KV dtype a checkpoint declares ----------------------------------------------------------------
+_FP8_SCHEME = {"type": "float", "num_bits": 8, "dynamic": False}
+
+
+@pytest.mark.parametrize(
+    ("qc", "kv"),
+    [
+        # ModelOpt's config.json form (ModelOpt 0.31+): `kv_cache_scheme`, not `kv_cache_quant_algo`.
+        ({"quant_method": "modelopt", "quant_algo": "FP8", "kv_cache_scheme": _FP8_SCHEME}, "fp8_e4m3"),
+        ({"quant_method": "modelopt", "quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}, "fp8_e4m3"),
+        # vLLM's get_kv_cache_quant_algo_string: a dynamic scheme falls back to auto.
+        (
+            {
+                "quant_method": "modelopt",
+                "quant_algo": "FP8",
+                "kv_cache_scheme": {**_FP8_SCHEME, "dynamic": True},
+            },
+            None,
+        ),
+        (
+            {
+                "quant_method": "modelopt",
+                "quant_algo": "NVFP4",
+                "kv_cache_scheme": {"type": "float", "num_bits": 4},
+            },
+            None,
+        ),
+        ({"quant_method": "modelopt", "quant_algo": "FP8"}, None),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "config_groups": {"g": {"weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}},
+                "kv_cache_scheme": {**_FP8_SCHEME, "strategy": "tensor", "symmetric": True},
+            },
+            "fp8_e4m3",
+        ),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "config_groups": {"g": {"weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}},
+            },
+            None,
+        ),
+    ],
+)
+def test_auto_kv_dtype_follows_the_checkpoints_kv_cache_scheme(qc: dict[str, Any], kv: str | None) -> None:
+    """vLLM 0.32 turns `--kv-cache-dtype auto` into FP8 for a checkpoint with a `kv_cache_scheme`
+    (Attention.__init__, get_kv_cache_quant_algo_string); both were priced in the model dtype."""
+    q = spec_from_config(_llama(quantization_config=qc), name="q").quantization
+    assert q is not None and q.kv_cache_dtype == kv
+
+
+# ----- generic parse refuses layers it cannot price --------------------------------------------------
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"attn_type_list": [0, 0, 1]},
+        {"layers_block_type": ["mamba", "attention", "mamba"]},
+        {"hybrid_override_pattern": "M*-"},
+        {"layer_types": ["linear_attention", "full_attention", "full_attention"]},
+    ],
+)
+def test_an_unknown_type_with_per_layer_mixers_is_refused_naming_the_key(over: dict[str, Any]) -> None:
+    key = next(iter(over))
+    with pytest.raises(InputError, match=f"not a known family.*`?{key}`?"):
+        spec_from_config(_llama(model_type="some_hybrid", **over), name="hybrid")
+    ok = spec_from_config(_llama(model_type="some_llama", layer_types=["sliding_attention"] * 3), name="ok")
+    assert ok.num_layers == 3
+    # MiniMax-M2's `attn_type_list` is all 1s, softmax attention (vLLM `get_num_layers_by_block_type`).
+    assert (
+        spec_from_config(_llama(model_type="minimax_m2", attn_type_list=[1, 1, 1]), name="m2").num_layers == 3
+    )
+
+
+def test_minimax_m1_is_refused_not_priced_as_80_softmax_layers() -> None:
+    """MiniMax-M1's `attn_type_list` makes 70 of its 80 layers lightning attention; the generic parse
+    priced all 80 as GQA layers (8x the KV cache, ~10B parameters short)."""
+    import json
+    from pathlib import Path
+
+    path = (
+        Path(__file__).parents[2]
+        / ".."
+        / "shared"
+        / "reference"
+        / "model_configs"
+        / "MiniMaxAI__MiniMax-M1.json"
+    )
+    if not path.is_file():
+        pytest.skip("reference config not found")
+    with pytest.raises(InputError, match="attn_type_list"):
+        spec_from_config(json.loads(path.read_text()), name="MiniMaxAI/MiniMax-M1")
+
+
+# ----- vLLM's default context ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("over", "default"),
+    [
+        ({"rope_scaling": {"type": "longrope", "long_factor": [1.0], "short_factor": [1.0]}}, 4096),
+        ({"rope_scaling": {"type": "su", "long_factor": [1.0], "short_factor": [1.0]}}, 4096),
+        (
+            {
+                "original_max_position_embeddings": 8192,
+                "rope_scaling": {"rope_type": "longrope", "long_factor": [1.0], "short_factor": [1.0]},
+            },
+            8192,
+        ),
+        ({}, None),
+        (
+            {"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 4096}},
+            None,
+        ),
+    ],
+)
+def test_longrope_serves_its_original_length_by_default(over: dict[str, Any], default: int | None) -> None:
+    """vLLM 0.32 `_get_and_verify_max_len`: without --max-model-len a LongRoPE config starts at
+    `original_max_position_embeddings` (Phi-3's class default 4096); the limit stays the scaled one."""
+    s = spec_from_config(_llama(model_type="phi3", max_position_embeddings=131072, **over), name="phi")
+    assert s.max_position_embeddings == 131072 and s.default_max_model_len == default
+    assert s.vllm_default_max_model_len == (default or 131072)
+
+
+def test_served_params_leave_the_mtp_modules_out() -> None:
+    s = find_entry("deepseek-ai/DeepSeek-V3").spec()  # type: ignore[union-attr]
+    assert s.served_params.mtp == 0 and s.served_params.total == s.total_params - s.mtp_params
+    assert s.weight_bytes(s.served_params) < s.weight_bytes() - 10 * 2**30

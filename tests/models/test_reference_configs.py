@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from autoparallel.errors import InputError
 from autoparallel.models import spec_from_config
 from autoparallel.models.zoo import find_entry
 
@@ -37,9 +38,21 @@ def _compare(ref: dict[str, Any], zoo: dict[str, Any], where: str) -> list[str]:
     return diffs
 
 
+REFUSED = {
+    # 70 of its 80 layers are lightning attention (`attn_type_list`), which no family prices; vLLM
+    # dropped MiniMaxM1ForCausalLM in 0.23.0.
+    "MiniMaxAI__MiniMax-M1.json": "attn_type_list",
+}
+"""Reference configs parsed as a one-line refusal naming the key, not as a wrong count."""
+
+
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
 def test_reference_config_parses(path: Path) -> None:
     cfg = json.loads(path.read_text())
+    if path.name in REFUSED:
+        with pytest.raises(InputError, match=REFUSED[path.name]):
+            spec_from_config(cfg, name=_model_id(path))
+        return
     spec = spec_from_config(cfg, name=_model_id(path))
     assert spec.total_params > 0 and spec.num_layers > 0
 

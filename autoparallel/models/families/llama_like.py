@@ -111,7 +111,12 @@ FAMILIES: dict[str, Family] = {
     ),
     "phi3": Family(
         build_llama_like,
-        {"tie_word_embeddings": False, "sliding_window": None, "max_position_embeddings": 4096},
+        {
+            "tie_word_embeddings": False,
+            "sliding_window": None,
+            "max_position_embeddings": 4096,
+            "original_max_position_embeddings": 4096,
+        },
     ),
     "gemma": Family(
         build_llama_like,

@@ -131,7 +131,8 @@ def _node_span_reason(space: ServingSpace) -> str:
 def _memory_reason(space: ServingSpace) -> str:
     runtimes = {r.quantization for r in space.runtimes}
     engine = "vllm" if "vllm" in space.engines else "other"  # vLLM's dtype rule, if vLLM is allowed
-    need = min(loaded_on(space.model, space.cluster.gpu, q, engine).weight_bytes() for q in runtimes) / 1024
+    loaded = [loaded_on(space.model, space.cluster.gpu, q, engine) for q in runtimes]
+    need = min(m.weight_bytes(m.served_params) for m in loaded) / 1024  # MTP is not served
     top, util = max(space.budget_kib), max(space.utilizations)
     if "vllm" in space.engines:
         offer = f"{_gib(top * space.gpus)} usable at gpu_memory_utilization {util:g}"
