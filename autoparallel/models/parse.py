@@ -157,6 +157,14 @@ def _architecture(cfg: Mapping[str, Any]) -> str:
 
 def _text_model(cfg: Mapping[str, Any], name: str) -> tuple[str, Mapping[str, Any]]:
     """(model_type, config dict) of the text model: `text_config` when nested, else the config itself."""
+    for key in ("model_type", "text_config", "quantization_config"):  # what transformers would refuse
+        value = cfg.get(key)
+        kind = str if key == "model_type" else dict
+        if value is not None and not isinstance(value, kind):
+            raise InputError(
+                f"{name}: `{key}` must be {'a string' if kind is str else 'an object'}, "
+                f"got {type(value).__name__}"
+            )
     outer_type = str(cfg.get("model_type") or "")
     text = cfg.get("text_config")
     if isinstance(text, dict):

@@ -272,7 +272,9 @@ def read_heads(r: RawConfig) -> tuple[int, int, int, int]:
 def layer_kinds(r: RawConfig, n_layers: int, default: Callable[[int], str]) -> list[str]:
     """Per-layer attention type names (`layer_types` if the config has it, else the family pattern)."""
     types = r.get("layer_types")
-    if isinstance(types, list) and types:
+    if types is not None and not isinstance(types, list):
+        raise InputError(f"{r.name}: `layer_types` must be a list, got {type(types).__name__}")
+    if types:
         if len(types) != n_layers:
             raise InputError(f"{r.name}: `layer_types` has {len(types)} entries for {n_layers} layers")
         return [str(t) for t in types]

@@ -96,11 +96,13 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
         InputError: a quantization method the planner cannot account for.
     """
     qc = cfg.get("quantization_config")
-    if not isinstance(qc, dict):
+    if qc is None:
         text = cfg.get("text_config")
         qc = text.get("quantization_config") if isinstance(text, dict) else None
-    if not isinstance(qc, dict):
+    if qc is None:
         return None
+    if not isinstance(qc, dict):
+        raise InputError(f"{name}: `quantization_config` must be an object, got {type(qc).__name__}")
     method = str(qc.get("quant_method") or qc.get("quant_algo") or "").lower().replace("_", "-")
     excluded = _not_converted(qc)
     groups = _groups_without(excluded)
@@ -113,6 +115,10 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
                 f"{name}: AWQ checkpoints with {bits}-bit weights are not served "
                 "(vLLM and SGLang run 4-bit AWQ only)"
             )
+        if bits not in (2, 3, 4, 8):  # SGLang 0.5.6 GPTQConfig: "Currently, only 2/3/4/8-bit ..."
+            raise InputError(f"{name}: GPTQ weights of {bits} bits are not served (2, 3, 4 or 8)")
+        if group != -1 and not 1 <= group <= 1 << 16:
+            raise InputError(f"{name}: quantization group_size {group} must be -1 (per channel) or positive")
         sym = qc.get("sym", True) is not False
         return QuantSpec(
             method=QuantMethod(method),

@@ -415,6 +415,25 @@ def test_expert_parallelism_keeps_routed_experts_whole_over_tp() -> None:
     assert spec.tp_violations(3, expert_parallel=True)  # heads still split
 
 
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [
+        ({"model_type": "mistral", "sliding_window": -1}, "sliding_window"),  # priced negative attention
+        ({"model_type": "mixtral", "num_local_experts": 4, "sliding_window": 0}, "sliding_window"),
+        ({"quantization_config": "fp8"}, "`quantization_config` must be an object"),  # was planned bf16
+        ({"text_config": "x"}, "`text_config` must be an object"),  # was parsed from the outer keys
+        ({"model_type": 5}, "`model_type` must be a string"),
+        ({"layer_types": "full_attention"}, "`layer_types` must be a list"),
+        ({"quantization_config": {"quant_method": "gptq", "bits": -4}}, "GPTQ weights of -4 bits"),
+        ({"quantization_config": {"quant_method": "gptq", "bits": 16}}, "GPTQ weights of 16 bits"),
+        ({"quantization_config": {"quant_method": "gptq", "bits": 4, "group_size": 0}}, "group_size 0"),
+    ],
+)
+def test_config_values_no_engine_reads_are_one_line_errors(over: dict[str, Any], match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        spec_from_config(_llama(**over), name="bad")
+
+
 # ----- bad input ----------------------------------------------------------------------------------
 def test_missing_heads_names_the_field() -> None:
     cfg = _llama()

@@ -35,7 +35,7 @@ def build_llama_like(r: RawConfig) -> Parts:
     o_bias = r.flag("attention_bias") and mt not in _QWEN2_TYPES
     qk_norm = mt in ("qwen3", "gemma3_text")
     norms = (4 if mt in ("gemma2", "gemma3_text") else 2) * h
-    window = r.get("sliding_window")
+    window = r.num("sliding_window") if r.has("sliding_window") else None  # a count of tokens, or null
     if mt == "gemma3_text":
         pattern = r.num("sliding_window_pattern", "_sliding_window_pattern")
         kinds = layer_kinds(r, n, lambda j: "sliding_attention" if (j + 1) % pattern else "full_attention")

@@ -41,7 +41,7 @@ def build_moe_llama_like(r: RawConfig) -> Parts:
         o_bias=r.flag("attention_bias"),
         qk_norm=mt == "qwen3_moe" or r.flag("use_qk_norm"),
     )
-    window = r.get("sliding_window")
+    window = r.num("sliding_window") if r.has("sliding_window") else None  # a count of tokens, or null
     use_window = bool(window) and (mt == "mixtral" or r.flag("use_sliding_window"))
     step = r.num("decoder_sparse_step", default=1)
     mlp_only = set(r.get("mlp_only_layers") or [])
