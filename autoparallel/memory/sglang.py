@@ -25,8 +25,9 @@ SGLang 0.5 (`server_args.handle_gpu_memory_settings`, `model_runner.profile_max_
   ranks each hold them whole (`dp_attention_sharded_gib`);
 - with DP attention each of the dp ranks prefills at most chunked_prefill_size // dp tokens a step
   (`_handle_data_parallelism`);
-- max_running_requests defaults to min(max(pool tokens / context_len · 512, 2048), 4096) request
-  slots (the req_to_token pool);
+- the req_to_token pool has `--max-running-requests` request slots, or without the flag
+  min(max(pool tokens / context_len · 512, 2048), 4096) (`model_runner.init_memory_pool`), and a rank
+  runs min(the flag / dp ranks, or pool tokens // 2 without it, the slots) (`tp_worker`);
 - sliding-window models keep every token at every layer: 0.5.6 turns its hybrid SWA pool off for
   gpt-oss, Gemma 2/3/3n and OLMo 2/3 (`_handle_model_specific_adjustments`:
   `disable_hybrid_swa_memory = True`), and Llama 4's chunked pool needs `--hybrid-kvcache-ratio`;
@@ -257,8 +258,10 @@ def sglang_kv(
     """The KV pool SGLang builds on one GPU of the deployment `memory` describes (`nsa_backends`:
     `--nsa-prefill-backend` / `--nsa-decode-backend`, carried for the step model;
     `dp_sharded_gib`: `dp_attention_sharded_gib`, of which each GPU holds 1 / dp_attention_size;
-    `page_tokens`: `page_size`; `mamba_bytes_per_request`: `mamba_state_bytes`; `vlm_factor`:
-    `vlm_fraction_factor`, for the default fraction; `fraction_scale`: `aiter_fraction_scale`, what
+    `max_running_requests`: a rank's cap, `max_num_seqs` (the line passes it times the DP ranks,
+    frameworks/sglang.py); `page_tokens`: `page_size`; `mamba_bytes_per_request`:
+    `mamba_state_bytes`; `vlm_factor`: `vlm_fraction_factor`, for the default fraction;
+    `fraction_scale`: `aiter_fraction_scale`, what
     SGLang multiplies the fraction by after reading it, so the pool is priced at the scaled value
     while the rule names the one the line passes; `counted_bytes_ratio`: `profiled_cell_ratio`, the
     bytes a token is counted at when SGLang sizes the pool over those it stores)."""
@@ -283,9 +286,11 @@ def sglang_kv(
     per_token = memory.kv_bytes_per_token_all_layers_per_gpu
     counted = per_token * counted_bytes_ratio
     tokens = int(kv // counted) // page_tokens * page_tokens if kv > 0 and per_token > 0 else 0
-    slots = min(max(int(tokens / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
+    flag = max_running_requests * dp_attention_size if max_running_requests else None
+    slots = flag or min(max(int(tokens / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
     if mamba_slots is not None:
         slots = min(slots, mamba_slots // MAMBA_SLOTS_PER_RUNNING_REQUEST)
+    running = min(max_running_requests or tokens // 2, slots)
     return EngineKv(
         engine="sglang",
         rule=f"--mem-fraction-static {frac:.3f}",
@@ -295,7 +300,7 @@ def sglang_kv(
         kv_cache_tokens=tokens,
         block_size=page_tokens,
         kv_bytes_per_token_per_gpu=per_token,
-        max_running=min(max_running_requests or slots, slots),
+        max_running=running,
         step_tokens=max(1, (chunked_prefill_size or chunk) // dp_attention_size),
         cuda_graph_max_batch=graph_bs,
         nsa_backends=nsa_backends,

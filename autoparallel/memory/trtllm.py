@@ -5,9 +5,14 @@ the model, runs a warm-up forward at `max_num_tokens` to measure the activation 
 KV cache `free_gpu_memory_fraction` (default 0.9; `trtllm-bench` uses 0.95 in NVIDIA's tables) of the
 free memory:
 
-    KV = fraction · (total − weights − activation peak − non-torch memory)
+    KV = fraction · (total − weights − activation peak − non-torch memory − recurrent states)
 
 in blocks of `tokens_per_block` = 32 tokens (64 for DeepSeek's MLA on Hopper, which runs FlashMLA).
+A hybrid linear-attention model (Qwen3-Next) keeps its recurrent states in `MambaCacheManager`
+(`_torch/pyexecutor/mamba_cache_manager.py`), `conv_states` and `ssm_states` of shape
+[local linear layers, max_batch_size, ...], allocated with the cache the profile runs beside: they are
+part of the measured peak, and only the estimation pool's attention tokens are added back
+(`_util.KvCacheCreator._cal_max_tokens`: (total − peak + estimation tokens · bytes) · fraction).
 `max_batch_size` (default 2048) caps running requests
 and `max_num_tokens` (default 8192) the tokens of one step.
 """
@@ -18,8 +23,11 @@ import math
 from typing import TYPE_CHECKING
 
 from autoparallel.memory.engine_kv import EngineKv
+from autoparallel.memory.vllm_config import loaded_on
+from autoparallel.models.spec import AttentionKind
 
 if TYPE_CHECKING:
+    from autoparallel.configs import ServingConfig
     from autoparallel.hardware import GPU
     from autoparallel.memory.serving import VllmMemoryReport
     from autoparallel.models.spec import ModelSpec
@@ -80,6 +88,22 @@ def captured_batch_sizes(sizes: tuple[int, ...], max_batch_size: int, max_num_to
     return tuple(kept)
 
 
+def mamba_state_bytes(model: ModelSpec, memory: VllmMemoryReport, gpu: GPU) -> float:
+    """One request slot of `MambaCacheManager` on one GPU of `memory`'s stage: the convolution and
+    SSM states of the stage's linear-attention layers (`get_pp_layers`), split over the attention TP
+    ranks (`memory.tp`; 1 under attention DP), both in the dtype the model loads in on `gpu`
+    (`KvCacheConfig.mamba_ssm_cache_dtype` auto: `ssm_dtype = mamba_ssm_cache_dtype or dtype`);
+    `ModelSpec.linear_state_bytes`, as SGLang's `memory.sglang.linear_state_bytes` at its own
+    dtypes. 0 for models without such layers."""
+    linear = [i for i, layer in enumerate(model.layers) if layer.attention.kind is AttentionKind.LINEAR]
+    if not linear:
+        return 0.0
+    start = sum(stage.num_layers for stage in memory.stages[: memory.stage])
+    here = range(start, start + memory.stages[memory.stage].num_layers)
+    share = sum(1 for i in linear if i in here) / len(linear)  # a model's linear layers are alike
+    return loaded_on(model, gpu, None, "trtllm").linear_state_bytes(memory.tp) * share
+
+
 def trtllm_kv(
     memory: VllmMemoryReport,
     gpu: GPU,
@@ -91,6 +115,7 @@ def trtllm_kv(
     cuda_graph_batch_sizes: tuple[int, ...] | None = None,
     chunked_prefill: bool = True,
     block_tokens: int = TOKENS_PER_BLOCK,
+    mamba_bytes_per_request: float = 0.0,
 ) -> EngineKv:
     """The KV pool TensorRT-LLM builds on one GPU of the deployment `memory` describes.
 
@@ -99,10 +124,12 @@ def trtllm_kv(
     options file). `cuda_graph_batch_sizes`: an explicit `cuda_graph_config.batch_sizes` list with
     padding on; a decode batch runs at the next size up. `chunked_prefill`: `enable_chunked_prefill`
     (the planner's options file sets it; TensorRT-LLM's own default and `trtllm-bench` leave it off).
-    `block_tokens`: `tokens_per_block(model, gpu)`.
+    `block_tokens`: `tokens_per_block(model, gpu)`. `mamba_bytes_per_request`: `mamba_state_bytes`, held
+    for each of the `max_batch_size` slots.
     """
     total = gpu.memory_bytes
-    free = total - (memory.weights_gib + memory.activation_peak_gib + memory.non_torch_gib) * GIB
+    states = max_batch_size * mamba_bytes_per_request
+    free = total - (memory.weights_gib + memory.activation_peak_gib + memory.non_torch_gib) * GIB - states
     kv = free_gpu_memory_fraction * free if free > 0 else free
     per_token = memory.kv_bytes_per_token_all_layers_per_gpu
     blocks = int(kv // (per_token * block_tokens)) if kv > 0 and per_token > 0 else 0
@@ -130,4 +157,17 @@ def trtllm_kv(
         cuda_graph_max_batch=graph_max,
         cuda_graph_batch_sizes=sizes,
         chunked_prefill=chunked_prefill,
+    )
+
+
+def trtllm_server_kv(model: ModelSpec, memory: VllmMemoryReport, gpu: GPU, config: ServingConfig) -> EngineKv:
+    """`trtllm_kv` for the engine `frameworks/trtllm.py` launches for `config`: `max_batch_size` and
+    `max_num_tokens` as the config sets them, the model's block size and recurrent states."""
+    return trtllm_kv(
+        memory,
+        gpu,
+        max_batch_size=config.max_num_seqs,
+        max_num_tokens=config.max_num_batched_tokens or DEFAULT_MAX_NUM_TOKENS,
+        block_tokens=tokens_per_block(model, gpu),
+        mamba_bytes_per_request=mamba_state_bytes(model, memory, gpu),
     )

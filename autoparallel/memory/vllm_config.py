@@ -228,18 +228,47 @@ def resolve_batch_defaults(
     return seqs, tokens
 
 
-def kv_block_size(model: ModelSpec, gpu: GPU, rules: VllmRules) -> int:
-    """Default block size: 16; MLA backends on Hopper (FlashMLA, 64) and Blackwell (CUTLASS MLA, 128).
+FLASHINFER_MLA_QK_NOPE_DIMS = (64, 128, 192)
+"""`qk_nope_head_dim` values FlashInfer MLA's kernel takes (0.32 `flashinfer_mla.py`
+`supports_combination`); other MLA models fall through to CUTLASS MLA on Blackwell."""
 
-    0.32 v1/attention/backends/mla/flashmla.py and cutlass_mla.py get_supported_kernel_block_sizes;
-    FlashMLA arrived in 0.7.3.
+
+def kv_block_size(model: ModelSpec, gpu: GPU, rules: VllmRules, kv_cache_dtype: str = "auto") -> int:
+    """Default block size: 16, or the MLA backend's, from the first backend of 0.32
+    `platforms/cuda.py` `_get_backend_priorities` that takes the model and cache, at the smallest block
+    its `get_supported_kernel_block_sizes` allows (`AttentionBackend.get_preferred_block_size`):
+
+    - Hopper: FlashAttention MLA (`MultipleOf(16)`: 16) for a 16-bit cache, FlashMLA (64) for an FP8
+      one, which FlashAttention MLA cannot read; FlashMLA for all before `mla_flash_attn_hopper`.
+      Sparse MLA (DeepSeek-V3.2) runs FlashAttention MLA sparse or FlashMLA sparse, both 64;
+    - Blackwell: FlashInfer MLA (`[32, 64]`: 32) when it takes the model's `qk_nope_head_dim`
+      (`FLASHINFER_MLA_QK_NOPE_DIMS`), else CUTLASS MLA (128); CUTLASS MLA for all before
+      `mla_flashinfer_blackwell`; 128 kept for sparse MLA (0.32 runs FlashInfer or FlashMLA sparse,
+      32 or 64, by cache dtype and heads per rank: not modelled);
+    - other GPUs: Triton MLA, 16. FlashMLA arrived in 0.7.3.
+
+    `kv_cache_dtype`: as `--kv-cache-dtype` gives it (resolved here as vLLM stores it,
+    `vllm_stored_kv_dtype`).
     """
-    if model.is_mla and rules.version.at_least(7, 3):
-        if gpu.arch == "hopper":
-            return 64
-        if gpu.arch == "blackwell" and rules.version.engine == "v1":
-            return 128
+    if not model.is_mla or not rules.version.at_least(7, 3):
+        return DEFAULT_BLOCK_SIZE
+    stored = vllm_stored_kv_dtype(model, kv_cache_dtype, from_checkpoint=rules.kv_dtype_from_checkpoint)
+    if gpu.arch == "hopper":
+        dense_fa = rules.mla_flash_attn_hopper and not model.has_sparse_attention
+        return DEFAULT_BLOCK_SIZE if dense_fa and not stored.startswith("fp8") else 64
+    if gpu.arch == "blackwell" and rules.version.engine == "v1":
+        flashinfer = rules.mla_flashinfer_blackwell and not model.has_sparse_attention
+        return 32 if flashinfer and _qk_nope_dims(model) <= set(FLASHINFER_MLA_QK_NOPE_DIMS) else 128
     return DEFAULT_BLOCK_SIZE
+
+
+def _qk_nope_dims(model: ModelSpec) -> set[int]:
+    """The MLA layers' `qk_nope_head_dim` (head_dim less the RoPE part)."""
+    return {
+        layer.attention.head_dim - layer.attention.qk_rope_head_dim
+        for layer in model.layers
+        if layer.attention.kind is AttentionKind.MLA
+    }
 
 
 _LAYER_KV: Memo[tuple[LayerKv, ...]] = {}

@@ -17,7 +17,8 @@ Follows vLLM 0.32 `v1/core/kv_cache_utils.py` and `v1/kv_cache_interface.py` (re
   pipeline stage keeps the smallest count (`get_kv_cache_configs`).
 - A max_model_len request takes cdiv(max_memory_usage_bytes, page) blocks per group: all of
   max_model_len for full attention, min(window − 1 + tokens in flight, max_model_len) + 1 block
-  for sliding windows, one state page for Mamba; max concurrency = num_blocks / that sum
+  for sliding windows, one state page for Mamba (`MambaSpec.max_memory_usage_bytes`: two under
+  `mamba_cache_mode` align, `VllmRules.mamba_align_mode`); max concurrency = num_blocks / that sum
   (`get_max_concurrency_for_kv_cache_config`).
 """
 
@@ -35,6 +36,10 @@ LayerKind = Literal["full", "sliding", "chunked", "mamba"]
 
 # 0.32 config/cache.py CacheConfig.DEFAULT_BLOCK_SIZE.
 DEFAULT_BLOCK_SIZE = 16
+MAMBA_ALIGN_STATE_PAGES = 2
+"""State pages a request holds per linear-attention group under `mamba_cache_mode` align (0.32
+`MambaSpec.max_memory_usage_bytes`: 2 + speculative blocks + prefill checkpoint blocks; the Gated
+DeltaNet layers of the models priced here declare no checkpoint block, Mamba2 mixers one more)."""
 # 0.32 platforms/interface.py _align_hybrid_block_size: attention block sizes for hybrid Mamba models
 # are multiples of the backend's smallest kernel block (FlashAttention: 16).
 KERNEL_BLOCK_ALIGNMENT = 16
@@ -190,7 +195,9 @@ def _stage_bytes_per_block(
     return max(sum(1 for i in g.layers if layers[i].stage == stage) * g.page_bytes for g in groups)
 
 
-def _blocks_per_request(groups: tuple[KvGroup, ...], max_model_len: int, in_flight_tokens: int) -> int:
+def _blocks_per_request(
+    groups: tuple[KvGroup, ...], max_model_len: int, in_flight_tokens: int, rules: VllmRules
+) -> int:
     """Blocks one request of max_model_len takes over all groups (max_memory_usage_bytes / page)."""
     total = 0
     for g in groups:
@@ -202,8 +209,8 @@ def _blocks_per_request(groups: tuple[KvGroup, ...], max_model_len: int, in_flig
         elif g.kind == "chunked":
             tokens = min(g.window + in_flight_tokens, max_model_len)
             total += math.ceil(tokens / g.block_size)
-        else:  # mamba, mamba_cache_mode "none": one state page
-            total += 1
+        else:  # mamba: one state page, two under mamba_cache_mode align
+            total += MAMBA_ALIGN_STATE_PAGES if rules.mamba_align_mode else 1
     return total
 
 
@@ -235,7 +242,7 @@ def plan_kv(
     num_blocks = min(stage_blocks)
     limiting = stage_blocks.index(num_blocks)
     flight = in_flight_tokens(rules, max_num_batched_tokens, pp)
-    per_request = _blocks_per_request(groups, max_model_len, flight)
+    per_request = _blocks_per_request(groups, max_model_len, flight, rules)
     min_block = min(g.block_size for g in groups)
     if rules.tokens_report == "blocks" or not rules.hybrid_kv_allocator:
         tokens = num_blocks * min_block
@@ -274,7 +281,7 @@ def bytes_for_request(
     if not rules.hybrid_kv_allocator:
         blocks = math.ceil(max_model_len / plan.block_size)
     else:
-        blocks = _blocks_per_request(plan.groups, max_model_len, flight)
+        blocks = _blocks_per_request(plan.groups, max_model_len, flight, rules)
     return blocks * plan.bytes_per_block[stage]
 
 

@@ -138,6 +138,15 @@ class VllmRules(BaseModel):
     kv_dtype_from_checkpoint: bool
     """`--kv-cache-dtype auto` takes the KV dtype a ModelOpt checkpoint declares (`kv_cache_quant_algo`)
     rather than the model's dtype."""
+    mamba_align_mode: bool
+    """Prefix caching is on by default for hybrid (linear-attention) models, so their
+    `mamba_cache_mode` is `align` and a request holds two state pages per linear-attention group
+    (`vllm_kv.MAMBA_ALIGN_STATE_PAGES`) rather than one."""
+    mla_flash_attn_hopper: bool
+    """Dense MLA on Hopper runs FlashAttention MLA (any multiple of 16 tokens a block) before FlashMLA
+    (64-token blocks), which is left to FP8 caches FlashAttention MLA cannot read."""
+    mla_flashinfer_blackwell: bool
+    """Dense MLA on Blackwell runs FlashInfer MLA (32- or 64-token blocks) before CUTLASS MLA (128)."""
 
 
 @functools.cache
@@ -196,4 +205,21 @@ def rules_for(version: VllmVersion) -> VllmRules:
         # automatically"): resolved when `CacheConfig` is built; taken from 0.14, the first release cut
         # after it (no log distinguishes it).
         kv_dtype_from_checkpoint=v1 and v.at_least(14),
+        # vLLM PR #50991 (merged 2026-08-04, "[Mamba] enable prefix cache by default"): 0.32
+        # `EngineArgs` defaults prefix caching on for hybrid models (`config/model.py`
+        # `is_prefix_caching_supported`), and `MambaModelConfig.verify_and_update_config`
+        # (`model_executor/models/config.py`) then turns `mamba_cache_mode` "none" into "align";
+        # 0.28 is the first release with it (0.27.0 came out 2026-08-11 with hybrid prefix caching
+        # still opt-in; vllm-metal PR #651 documents the new default for 0.28.0). No log has a hybrid
+        # model.
+        mamba_align_mode=v1 and v.at_least(28),
+        # vLLM PR #27363 ("Prefer FlashAttention MLA as default over FlashMLA", opened 2025-10-22
+        # on top of the backend-selection refactor PR #24794, still in review 2025-11-04): 0.32
+        # `platforms/cuda.py` `_get_backend_priorities` lists FLASH_ATTN_MLA first on SM90; taken
+        # from 0.12, the first release cut after it (no MLA row is on Hopper).
+        mla_flash_attn_hopper=v1 and v.at_least(12),
+        # vLLM PR #32339 (opened 2026-01-14, "Make FLASHINFER_MLA the default MLA backend on
+        # Blackwell"): FLASHINFER_MLA heads 0.32's SM100 list; 0.14.0rc0 was cut by 2026-01-11, so
+        # taken from 0.15 (no MLA row is on Blackwell).
+        mla_flashinfer_blackwell=v1 and v.at_least(15),
     )

@@ -21,6 +21,7 @@ from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.perf.engine_support import (
+    ENGINE_NAMES,
     engine_runtime_problem,
     sglang_layout_problem,
     sglang_pipeline_problem,
@@ -36,6 +37,7 @@ from autoparallel.perf.serving import (
     perf_at_batch,
     slo_violations,
 )
+from autoparallel.perf.serving_steps import SCHEDULING
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -114,19 +116,13 @@ def engine_kv_for(
     """The engine's KV pool for `config` and vLLM's memory report it was derived from (`nsa_backends`:
     SGLang's DeepSeek Sparse Attention kernels as passed, carried for the step model)."""
     from autoparallel.memory.sglang import sglang_server_kv
-    from autoparallel.memory.trtllm import tokens_per_block, trtllm_kv
+    from autoparallel.memory.trtllm import trtllm_server_kv
 
     memory = _vllm_report(engine, model, cluster, config)
     if engine == "sglang":
         kv = sglang_server_kv(model, memory, cluster.gpu, config, nsa_backends=nsa_backends)
     elif engine == "trtllm":
-        kv = trtllm_kv(
-            memory,
-            cluster.gpu,
-            max_batch_size=config.max_num_seqs,
-            max_num_tokens=config.max_num_batched_tokens or 8192,
-            block_tokens=tokens_per_block(model, cluster.gpu),
-        )
+        kv = trtllm_server_kv(model, memory, cluster.gpu, config)
     else:
         raise InputError(f"unknown engine {engine!r}; choose one of: vllm, sglang, trtllm")
     return kv, memory
@@ -194,8 +190,7 @@ def evaluate_engine(
     if layout is not None:
         raise InputError(layout)
     kv, _ = engine_kv_for(engine, model, cluster, config, nsa_backends)
-    context = math.ceil(workload.running_context)
-    per_seq_tokens = math.ceil(context / kv.block_size) * kv.block_size
+    per_seq_tokens = held_tokens(workload, engine, kv.block_size)
     capacity = kv.kv_cache_tokens // per_seq_tokens if per_seq_tokens else 0
     options = [(float(kv.max_running), "max_running"), (float(capacity), "kv_cache")]
     if workload.concurrency is not None:
@@ -216,15 +211,7 @@ def evaluate_engine(
         nsa_backends=kv.nsa_backends,
         kv_pool_tokens=kv.pool_tokens_read(model.has_sparse_attention),
     )
-    problems: list[str] = []
-    if kv.kv_cache_gib <= 0:
-        problems.append(f"weights ({kv.weights_gib:.1f} GiB per GPU) leave no KV pool under {kv.rule}")
-    elif kv.kv_cache_tokens < config.max_model_len:
-        problems.append(
-            f"the KV pool holds {kv.kv_cache_tokens:,} tokens, fewer than max_model_len "
-            f"{config.max_model_len}"
-        )
-    problems += deployment_problems(cluster, config, workload)
+    problems = pool_problems(kv, workload) + deployment_problems(cluster, config, workload)
     fits = not problems
     problems += slo_violations(perf, workload)
     return EngineEvaluation(
@@ -239,6 +226,42 @@ def evaluate_engine(
         fits=fits,
         problems=tuple(dict.fromkeys(problems)),
     )
+
+
+def held_tokens(workload: Serving, engine: str, block_size: int) -> int:
+    """KV tokens, in whole blocks, one running request holds in the engine's steady state. Under
+    TensorRT-LLM's default `CapacitySchedulerPolicy.GUARANTEED_NO_EVICT` (`SCHEDULING` `no_evict`, as
+    the replay reserves it) a request is admitted with the blocks of its prompt and whole output:
+    each running request holds its own isl + osl, and since requests run for their osl steps the
+    running set is weighted by output length, E[o · (i + o)] / E[o] = isl + osl · (1 + output_spread)
+    (isl + osl for fixed lengths). Otherwise its context so far (`Serving.running_context`)."""
+    if SCHEDULING[engine] == "no_evict":
+        tokens = workload.isl + workload.osl * (1.0 + workload.output_spread)
+    else:
+        tokens = workload.running_context
+    return math.ceil(math.ceil(tokens) / block_size) * block_size
+
+
+def pool_problems(kv: EngineKv, workload: Serving) -> list[str]:
+    """Why the engine's KV pool cannot serve the workload. Neither engine refuses to start with a pool
+    shorter than max_model_len, as vLLM does: SGLang caps a request at the pool (`tp_worker`
+    `max_req_len = min(context_len - 1, max_total_num_tokens - 1)`, only asserted > 0; longer prompts
+    are refused, outputs clipped), TensorRT-LLM lowers `max_seq_len` to the pool's whole blocks
+    (`KVCacheManager`: "maxAttentionWindow and maxSequenceLen are too large for at least one sequence
+    to fit in kvCache. They are reduced to ..."; "Impossible to fit in any sequence" below one block).
+    So the pool must hold a block, and the workload's requests (isl + osl) must fit it (SGLang's one
+    token less is not counted, as for its context length)."""
+    if kv.kv_cache_gib <= 0:
+        return [f"weights ({kv.weights_gib:.1f} GiB per GPU) leave no KV pool under {kv.rule}"]
+    if not kv.fits:
+        return [f"the KV pool holds {kv.kv_cache_tokens:,} tokens, not one {kv.block_size}-token block"]
+    request = workload.isl + workload.osl
+    if request > kv.kv_cache_tokens:
+        return [
+            f"{ENGINE_NAMES[kv.engine]} caps a request at the {kv.kv_cache_tokens:,} tokens its KV pool "
+            f"holds, fewer than the workload's {request} (isl {workload.isl} + osl {workload.osl})"
+        ]
+    return []
 
 
 def engine_estimate(

@@ -279,3 +279,34 @@ def test_sglang_counts_a_sparse_fp8_token_at_its_profiled_cell() -> None:
         assert pool.kv_cache_tokens == int(pool.kv_cache_gib * 2**30 // counted) // 64 * 64
         tokens[kv] = pool.kv_cache_tokens
     assert tokens["fp8_e4m3"] / tokens["auto"] == pytest.approx(1284 / 708, rel=0.01)
+
+
+def test_trtllm_holds_a_recurrent_state_in_every_batch_slot() -> None:
+    """TensorRT-LLM's `MambaCacheManager` allocates conv and SSM states for all `max_batch_size` slots
+    beside the cache the profile runs with, so they are in the measured peak: Qwen3-Next at TP 4 keeps
+    36 layers × (3 · 8192 / 4 + 32 · 128 · 128 / 4) BF16 elements (9.4 MiB) a slot, and its KV pool
+    is 0.9 × 512 × that smaller at 512 slots (34.4 GiB before, 30.2 now)."""
+    from autoparallel.memory.trtllm import mamba_state_bytes, trtllm_server_kv
+
+    model = load_model("Qwen/Qwen3-Next-80B-A3B-Instruct")
+    config = ServingConfig(tp=4, max_model_len=32768, max_num_seqs=512)
+    mem = serving_memory(model, H100, config, engine="trtllm")
+    state = mamba_state_bytes(model, mem, H100)
+    assert state == 36 * 2 * (3 * 8192 / 4 + 32 * 128 * 128 / 4)
+    assert mamba_state_bytes(load_model("Qwen/Qwen3-8B"), mem, H100) == 0.0
+    kv = trtllm_server_kv(model, mem, H100, config)
+    plain = trtllm_kv(mem, H100, max_batch_size=512)
+    assert (plain.kv_cache_gib - kv.kv_cache_gib) * 2**30 == pytest.approx(0.9 * 512 * state)
+    assert kv.kv_cache_gib == pytest.approx(30.2, abs=0.05)
+
+
+def test_sglang_runs_the_requests_its_flag_asks_for() -> None:
+    """SGLang 0.5.6 `init_memory_pool` gives the request pool `--max-running-requests` slots when the
+    flag is set (the 2,048-4,096 formula only without it), and `tp_worker` runs min(flag, slots): Llama
+    3.1 8B at 131,072 tokens asked for 4,096 runs 4,096, not the formula's 2,048."""
+    model = load_model("meta-llama/Llama-3.1-8B")
+    config = ServingConfig(max_model_len=131072, max_num_seqs=4096)
+    mem = serving_memory(model, H100, config)
+    assert sglang_server_kv(model, mem, H100, config).max_running == 4096
+    unset = sglang_kv(mem, H100, context_len=131072)
+    assert unset.max_running == 2048  # min(max(tokens / 131072 · 512, 2048), 4096) slots

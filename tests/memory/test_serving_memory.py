@@ -11,7 +11,7 @@ from autoparallel.errors import InputError
 from autoparallel.hardware import get_gpu
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.memory.serving import DEFAULT_VLLM_VERSION, serving_memory, vllm_memory
-from autoparallel.memory.vllm_config import resolve_batch_defaults
+from autoparallel.memory.vllm_config import kv_block_size, resolve_batch_defaults
 from autoparallel.memory.vllm_kv import LayerKv, hybrid_block_size
 from autoparallel.memory.vllm_profile import capture_sizes, pp_partition, vocab_rows_per_rank
 from autoparallel.memory.vllm_versions import parse_vllm_version, rules_for
@@ -211,7 +211,7 @@ def test_mamba_hybrids_grow_the_attention_block_to_cover_the_state_page() -> Non
     assert hybrid_block_size(layers[1:], 16) == 16
 
 
-def test_mla_latent_is_replicated_across_tp_with_flashmla_blocks_on_hopper() -> None:
+def test_mla_latent_is_replicated_across_tp_in_the_mla_backends_blocks() -> None:
     att = AttentionSpec(
         kind=AttentionKind.MLA,
         num_heads=16,
@@ -229,10 +229,18 @@ def test_mla_latent_is_replicated_across_tp_with_flashmla_blocks_on_hopper() -> 
     )
     m = _model((layer, layer))
     for tp in (1, 2, 4):
-        r = vllm_memory(m, H100, tp=tp, vllm_version="0.19")
+        r = vllm_memory(m, H100, tp=tp, vllm_version="0.11")
         assert r.kv_bytes_per_token_per_gpu == 2 * (512 + 64) * 2
-        assert r.block_size == 64
+        assert r.block_size == 64  # FlashMLA
     assert vllm_memory(m, get_gpu("A100"), vllm_version="0.19").block_size == 16
+    # 0.32 `_get_backend_priorities`: FlashAttention MLA (MultipleOf(16)) first on Hopper, FlashMLA
+    # (64) for an FP8 cache it cannot read; FlashInfer MLA ([32, 64]) first on Blackwell, CUTLASS (128)
+    # before 0.15.
+    v32, v14 = rules_for(parse_vllm_version("0.32")), rules_for(parse_vllm_version("0.14"))
+    assert vllm_memory(m, H100, vllm_version="0.32").block_size == 16
+    assert kv_block_size(m, H100, v32, "fp8") == 64
+    b200 = get_gpu("B200")
+    assert (kv_block_size(m, b200, v32), kv_block_size(m, b200, v14)) == (32, 128)
 
 
 # ----- activation, non-torch, defaults ----------------------------------------------------------------
@@ -463,3 +471,62 @@ def test_a_release_is_one_rules_object_so_the_kv_groups_are_built_once(
     for seqs in (64, 128, 256):
         vllm_memory(spec, get_gpu("H100"), tp=1, max_num_seqs=seqs, max_model_len=4096)
     assert len(built) <= 1
+
+
+def test_hybrid_requests_hold_two_state_pages_once_prefix_caching_is_their_default() -> None:
+    """vLLM 0.28 turns prefix caching on for hybrid models (PR #50991), `MambaModelConfig` then sets
+    `mamba_cache_mode` align, and `MambaSpec.max_memory_usage_bytes` counts 2 state pages a request:
+    Qwen3-Next at TP 4 and 4,096 tokens takes 16 attention blocks + 2 × 3 linear-attention groups,
+    434.91 requests where 0.27's one page a group gave 503.58."""
+    from autoparallel.models import load_model
+
+    model = load_model("Qwen/Qwen3-Next-80B-A3B-Instruct")
+    new, old = (vllm_memory(model, H100, tp=4, max_model_len=4096, vllm_version=v) for v in ("0.32", "0.27"))
+    assert new.num_gpu_blocks == old.num_gpu_blocks
+    assert new.max_concurrency == pytest.approx(new.num_gpu_blocks / (16 + 2 * 3))
+    assert old.max_concurrency == pytest.approx(old.num_gpu_blocks / (16 + 3))
+    assert round(new.max_concurrency, 2) == 434.91
+
+
+def test_a_longrope_model_is_served_at_its_original_length_without_max_model_len() -> None:
+    """vLLM 0.32 `_get_and_verify_max_len`: a LongRoPE config (Phi-3.5-mini) starts at
+    `original_max_position_embeddings` (4096) when --max-model-len is not given; it said 131,072."""
+    m = _model().model_copy(update={"max_position_embeddings": 131072, "default_max_model_len": 4096})
+    assert vllm_memory(m, H100).max_model_len == 4096
+    assert vllm_memory(m, H100, max_model_len=32768).max_model_len == 32768  # the limit stays 131072
+
+
+def test_mxfp4_experts_are_padded_to_the_moe_backends_tile() -> None:
+    """vLLM 0.32 `mxfp4_round_up_hidden_size_and_intermediate_size` for the backend it picks for gpt-oss:
+    Marlin (A100) and FlashInfer TRT-LLM (B200) round the per-rank expert width to 128 and the hidden
+    size to 256 (2880 x 2880 -> 2944 x 3072); the Hopper Triton kernels round the width to 64 (720 ->
+    768 at tp=4, 2880 unchanged at tp=1). Reference row V016 (gpt-oss-20b, A100) logs 13.72 GiB."""
+    from autoparallel.memory.vllm_profile import stage_params_per_rank, vllm_mxfp4_alignment
+    from autoparallel.models import load_model
+
+    m = load_model("openai/gpt-oss-20b")
+    a100, b200, mi300 = (get_gpu(g) for g in ("A100-SXM-80G", "B200", "MI300X"))
+    assert [vllm_mxfp4_alignment(g) for g in (a100, b200, H100, mi300)] == [(128, 256)] * 2 + [
+        (64, 1),
+        (256, 256),
+    ]
+
+    def routed(tp: int, gpu: object, ep: int = 1) -> float:
+        align = vllm_mxfp4_alignment(gpu)  # type: ignore[arg-type]
+        return stage_params_per_rank(m, range(m.num_layers), 0, 1, tp, ep, mxfp4_align=align).routed_experts
+
+    plain = m.params.routed_experts
+    assert routed(1, a100) == pytest.approx(plain * 2944 * 3072 / 2880**2, rel=1e-6)
+    assert routed(1, H100) == pytest.approx(plain, rel=1e-6)
+    assert routed(4, H100) == pytest.approx(plain / 4 * 768 / 720, rel=1e-6)
+    assert routed(1, a100, ep=4) == pytest.approx(plain / 4 * 2944 * 3072 / 2880**2, rel=1e-6)
+    weights = m.weight_bytes(
+        stage_params_per_rank(m, range(m.num_layers), 0, 1, 1, 1, mxfp4_align=(128, 256))
+    )
+    assert 13.6 < weights / GIB < 13.72
+    # Other formats keep the checkpoint's shapes.
+    dense = load_model("Qwen/Qwen3-30B-A3B")
+    full = range(dense.num_layers)
+    assert stage_params_per_rank(dense, full, 0, 1, 1, 1, mxfp4_align=(128, 256)) == stage_params_per_rank(
+        dense, full, 0, 1, 1, 1
+    )

@@ -617,3 +617,36 @@ def test_the_running_set_holds_long_outputs_longer() -> None:
     )
     assert any("arrival rate 48" in p for p in ev.problems)
     assert ev.perf.kv_capacity_seqs < 900
+
+
+def test_tensorrt_reserves_each_running_requests_whole_output() -> None:
+    """TensorRT-LLM's GUARANTEED_NO_EVICT scheduler admits a request with the blocks of its prompt and
+    whole output (`SCHEDULING` no_evict, as the replay reserves them): Llama 3.1 70B on 2 H100s holds
+    60,352 tokens, 29 requests of ceil(2000 / 32) × 32, not 40 of the running context isl + osl/2.
+    SGLang keeps the running context; spread outputs weight the reserve by output length."""
+    from autoparallel.perf.serving_engines import evaluate_engine, held_tokens
+
+    model, cluster = load_model("meta-llama/Llama-3.1-70B"), Cluster.parse("1x2xH100")
+    work = Serving(isl=1000, osl=1000)
+    ev = evaluate_engine(model, cluster, ServingConfig(tp=2, max_num_seqs=512), work, "trtllm", "m")
+    assert ev.memory.kv_cache_tokens == 60352
+    assert (ev.perf.kv_capacity_seqs, ev.perf.batch_limit) == (60352 // 2016, "kv_cache")
+    assert held_tokens(work, "sglang", 1) == 1500
+    spread = work.model_copy(update={"osl_cv": 1.0})
+    assert held_tokens(spread, "trtllm", 32) == 3008  # 1000 + 1000 · (1 + 1), in 32-token blocks
+
+
+def test_an_engine_pool_shorter_than_max_model_len_caps_requests_instead_of_refusing_to_start() -> None:
+    """SGLang starts with a pool under its context length and caps requests there (`tp_worker`
+    `max_req_len`); TensorRT-LLM lowers `max_seq_len` to the pool. Gemma 3 27B on one H100 at 131,072
+    tokens holds about 31,000 tokens under SGLang and 51,000 under TensorRT-LLM: a 2,500-token
+    workload fits both, a 91,000-token one neither."""
+    from autoparallel.perf.serving_engines import evaluate_engine
+
+    model, cluster = load_model("google/gemma-3-27b-it"), Cluster.parse("1x1xH100")
+    config = ServingConfig(max_model_len=131072, max_num_seqs=8)
+    for engine in ("sglang", "trtllm"):
+        short = evaluate_engine(model, cluster, config, Serving(isl=2000, osl=500), engine, "m")
+        assert short.fits and short.memory.kv_cache_tokens < 131072
+        long = evaluate_engine(model, cluster, config, Serving(isl=90000, osl=1000), engine, "m")
+        assert not long.fits and "caps a request" in long.problems[0]

@@ -50,7 +50,7 @@ from autoparallel.perf.engine_support import (
     trtllm_layout_problem,
 )
 from autoparallel.perf.serving_efficiency import ENGINES
-from autoparallel.perf.serving_engines import evaluate_engine
+from autoparallel.perf.serving_engines import evaluate_engine, held_tokens
 from autoparallel.solvers import units
 from autoparallel.solvers.problem import Problem
 from autoparallel.solvers.serving.memory_terms import MemoryTerms
@@ -667,10 +667,10 @@ def _engine_entry(
     kv = ev.memory
     budget = space.budget_kib[space.engine_util]
     per_token = kv.kv_bytes_per_token_per_gpu
-    per_seq = math.ceil(math.ceil(space.workload.running_context) / kv.block_size) * kv.block_size
+    per_seq = held_tokens(space.workload, engine, kv.block_size)
     pool = units.kib_down(kv.kv_cache_tokens * per_token) if kv.kv_cache_gib > 0 else 0
     tokens = kv.kv_cache_tokens if kv.kv_cache_gib > 0 else 0
-    starts = tokens >= space.max_model_lens[m] and ev.fits
+    starts = ev.fits  # a pool shorter than max_model_len caps requests (`pool_problems`)
 
     def need(n_tokens: int, admitted: bool) -> int:
         kib = units.kib_up(n_tokens * per_token)
