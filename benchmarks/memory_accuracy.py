@@ -85,7 +85,6 @@ KNOWN_DEVIATIONS = {
     "V005": "vLLM 0.2.4 counted NCCL's memory pool in the profile peak at TP>1 (the PR's fix); not modelled",
     "V006": "early V1 (0.8.5, L40S): the log implies 5.6 GiB non-KV memory besides weights; unexplained",
     "V007": "LMCacheConnectorV1 allocates GPU transfer buffers; not modelled",
-    "V016": "MXFP4 MoE weights on A100 are repacked/padded for the Marlin/Triton kernels; not modelled",
     "V018": "early V1 (0.7.1 main): 1.1 GiB more non-KV memory than the model; GPU inferred ('likely H100')",
     "V003": "multimodal: vLLM profiles the vision encoder on its largest image batch (36.6 GiB activation "
     "logged); encoder profiling is not modelled",

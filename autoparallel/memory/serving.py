@@ -350,7 +350,9 @@ def _evaluate(
     blackwell = g.arch == "blackwell"
     parts: list[tuple[float, float, float, float, float]] = []
     for s, layers in enumerate(stage_ranges):
-        groups = prof.stage_params_per_rank(spec, layers, s, pp, tp, ep)
+        groups = prof.stage_params_per_rank(
+            spec, layers, s, pp, tp, ep, mxfp4_align=prof.vllm_mxfp4_alignment(g)
+        )
         weights = spec.weight_bytes(groups) + prof.rope_cache_bytes(spec, layers, spec.dtype_bytes)
         act = prof.activation_peak_bytes(
             spec,
@@ -380,7 +382,7 @@ def _evaluate(
     plan = plan_kv(
         kv_layers,
         [max(p[4], 0.0) for p in parts],
-        block_size=kv_block_size(spec, g, rules),
+        block_size=kv_block_size(spec, g, rules, kv_cache_dtype),
         rules=rules,
         max_model_len=mml,
         max_num_batched_tokens=tokens,

@@ -203,7 +203,7 @@ def _kv_layout(
     plan = vllm_kv.plan_kv(
         layers,
         [0.0] * config.pp,
-        block_size=kv_block_size(model, gpu, rules),
+        block_size=kv_block_size(model, gpu, rules, config.kv_cache_dtype),
         rules=rules,
         max_model_len=config.max_model_len,
         max_num_batched_tokens=tokens,

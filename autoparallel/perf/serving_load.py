@@ -268,11 +268,9 @@ def default_engine_kv(
 
         return sglang_server_kv(model, memory, gpu, config)
     if engine == "trtllm":
-        from autoparallel.memory.trtllm import tokens_per_block, trtllm_kv
+        from autoparallel.memory.trtllm import trtllm_server_kv
 
-        return trtllm_kv(
-            memory, gpu, max_batch_size=config.max_num_seqs, block_tokens=tokens_per_block(model, gpu)
-        )
+        return trtllm_server_kv(model, memory, gpu, config)
     from autoparallel.errors import InputError
 
     raise InputError(f"unknown serving engine {engine!r}; choose one of: vllm, sglang, trtllm")

@@ -16,7 +16,7 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving
-from autoparallel.perf.serving_engines import EngineEvaluation, engine_estimate
+from autoparallel.perf.serving_engines import EngineEvaluation, engine_estimate, held_tokens
 from autoparallel.solvers import units
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 from autoparallel.workload import ms_over
@@ -173,7 +173,7 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
                 f"kv_cache: max_num_seqs={nxt} would need {(t.mem_used_kib[j] - t.fixed_kib[j]) / 2**20:.2f} "
                 f"GiB of KV per GPU; the {ENGINE_NAMES[engine]} pool holds "
                 f"{(budget - t.fixed_kib[j]) / 2**20:.2f} GiB "
-                f"({estimate.perf.kv_capacity_seqs} sequences of {w.isl + w.osl // 2} tokens)"
+                f"({estimate.perf.kv_capacity_seqs} sequences of {held_tokens(w, engine, 1):,} tokens)"
             )
         elif not t.evaluated[j] or t.mem_used_kib[j] > budget:
             out.append(

@@ -35,7 +35,7 @@ class MemoryTerms:
 
     def __init__(self, space_model: ModelSpec, cluster: Cluster, rules: VllmRules, workload: Serving) -> None:
         self.model, self.gpu, self.rules, self.workload = space_model, cluster.gpu, rules, workload
-        self._weights: dict[tuple[int, int, int, str | None, str], list[float]] = {}
+        self._weights: dict[tuple[int, int, int, str | None, str, bool], list[float]] = {}
         self._act: dict[tuple[object, ...], float] = {}
         self._plans: dict[tuple[int, int, str, int, int], tuple[vllm_kv.KvPlan, int, int]] = {}
         self._layer_kv: dict[tuple[int, int, str], tuple[vllm_kv.LayerKv, ...]] = {}
@@ -66,16 +66,22 @@ class MemoryTerms:
     def weights(self, tp: int, pp: int, ep: int, quant: str | None, engine: str = "vllm") -> list[float]:
         """Weight bytes of one rank of each stage (parameters + RoPE cache) as `engine` loads the
         model; identical stages are computed once."""
-        key = (tp, pp, ep, quant, load_dtype(self.model, self.gpu, engine))
+        key = (tp, pp, ep, quant, load_dtype(self.model, self.gpu, engine), engine == "vllm")
         if key not in self._weights:
             spec = self.spec(quant, engine)
+            # vLLM pads MXFP4 experts to its MoE backend's tile (`vllm_profile.vllm_mxfp4_alignment`).
+            align = (
+                vllm_profile.vllm_mxfp4_alignment(self.gpu) if engine == "vllm" else vllm_profile.NO_PADDING
+            )
             stages = vllm_profile.pp_partition(spec.num_layers, pp)
             by_class: dict[tuple[object, ...], float] = {}
             out = []
             for s, layers in enumerate(stages):
                 cls = self._stage_key(layers, s, pp)
                 if cls not in by_class:
-                    params = vllm_profile.stage_params_per_rank(spec, layers, s, pp, tp, ep)
+                    params = vllm_profile.stage_params_per_rank(
+                        spec, layers, s, pp, tp, ep, mxfp4_align=align
+                    )
                     by_class[cls] = spec.weight_bytes(params) + vllm_profile.rope_cache_bytes(
                         spec, layers, spec.dtype_bytes
                     )
@@ -154,7 +160,7 @@ class MemoryTerms:
             plan = vllm_kv.plan_kv(
                 layers,
                 [0.0] * pp,
-                block_size=kv_block_size(spec, self.gpu, self.rules),
+                block_size=kv_block_size(spec, self.gpu, self.rules, kv),
                 rules=self.rules,
                 max_model_len=mml,
                 max_num_batched_tokens=tokens,
