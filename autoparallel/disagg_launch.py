@@ -6,8 +6,15 @@ envs.py, tests/v1/kv_connector/nixl_integration/toy_proxy_server.py):
 - each engine: `vllm serve ... --kv-transfer-config '{"kv_connector":"NixlConnector","kv_role":ROLE}'`
   with ROLE `kv_producer` (prefill) or `kv_consumer` (decode) (`KVTransferConfig.kv_role`);
 - the NIXL handshake listens on `VLLM_NIXL_SIDE_CHANNEL_HOST`:`VLLM_NIXL_SIDE_CHANNEL_PORT` (default
-  localhost:5600); engines sharing a node need distinct ports: here 5600 + the engine's first GPU
-  id, so the per-rank ports of engines on one node never overlap;
+  localhost:5600) + the engine core's data-parallel rank (nixl/base_scheduler.py); engines sharing a
+  node need distinct ports: here 5600 + the engine's first GPU id, so the per-rank ports of engines
+  on one node never overlap;
+- an engine over several nodes: every node whose line is `vllm serve` runs engine cores of its own,
+  built from that node's own flags (entrypoints/cli/serve.py `run_headless`), so each such line
+  carries the `--kv-transfer-config` and its own node's `VLLM_NIXL_SIDE_CHANNEL_HOST` (the address
+  its listener binds and the one it hands the other role); the node lines name the engine's own
+  first node where vLLM's multi-node launch says `${HEAD_IP}` (`--data-parallel-address`,
+  `ray start --address`): prefill and decode engines have different heads;
 - the proxy (vLLM's toy proxy, a test script of vLLM's repository, not part of the wheel): `--port`,
   `--prefiller-hosts/--prefiller-ports`, `--decoder-hosts/--decoder-ports`; it sends every request
   to a prefiller (max_tokens=1), then its KV transfer parameters to a decoder, round robin over each
@@ -22,7 +29,8 @@ import json
 import shlex
 from typing import Any
 
-from autoparallel.frameworks.vllm import vllm_launch
+from autoparallel.fleet import node_address
+from autoparallel.frameworks.vllm import HEAD_ADDRESS, vllm_launch
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec
 
@@ -35,18 +43,15 @@ PROXY_SCRIPT = "tests/v1/kv_connector/nixl_integration/toy_proxy_server.py"
 ROLE = {"prefill": "kv_producer", "decode": "kv_consumer"}
 
 
-def host(pool: int, node: int) -> str:
-    """The address placeholder of a node."""
-    return f"${{POOL{pool}_NODE{node}_IP}}"
-
-
 def kv_transfer_config(role: str) -> str:
     """The `--kv-transfer-config` JSON of a prefill or decode engine."""
     return json.dumps({"kv_connector": "NixlConnector", "kv_role": ROLE[role]}, separators=(",", ":"))
 
 
 def engine_launch(engine: Any, cluster: Cluster, spec: ModelSpec) -> dict[str, Any]:
-    """Per replica of a RoleEngine: shell lines per node, its environment and its API port."""
+    """Per replica of a RoleEngine: shell lines per node, its environment and its API port (module doc:
+    every `vllm serve` line with the KV connector and its node's side-channel host, the engine's own
+    first node as its head)."""
     pool = cluster.pools[engine.pool]
     sub = Cluster.from_shape(
         nodes=max(len(engine.placement[0].nodes), 1),
@@ -59,29 +64,41 @@ def engine_launch(engine: Any, cluster: Cluster, spec: ModelSpec) -> dict[str, A
     flag = f"--kv-transfer-config {shlex.quote(kv_transfer_config(engine.role))}"
     replicas = []
     for r in engine.placement:
-        narrow = engine.gpus_per_replica < pool.gpus_per_node
-        env = dict(launch.env) | {
-            "VLLM_NIXL_SIDE_CHANNEL_HOST": host(engine.pool, r.nodes[0]),
-            "VLLM_NIXL_SIDE_CHANNEL_PORT": str(SIDE_CHANNEL_PORT + r.gpu_ids[0]),
-        }
-        if narrow:
+        head = node_address(engine.pool, r.nodes[0])
+        env = dict(launch.env) | {"VLLM_NIXL_SIDE_CHANNEL_PORT": str(SIDE_CHANNEL_PORT + r.gpu_ids[0])}
+        if engine.gpus_per_replica < pool.gpus_per_node:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, r.gpu_ids))
         commands = [
             [
-                f"{line} --port {r.port} {flag}" if i == 0 and line.startswith("vllm serve") else line
-                for line in node
+                _node_line(
+                    line.replace(HEAD_ADDRESS, head),
+                    node_address(engine.pool, n),
+                    flag,
+                    r.port if i == 0 else None,
+                )
+                for line in lines
             ]
-            for i, node in enumerate(launch.commands)
+            for i, (n, lines) in enumerate(zip(r.nodes, launch.commands, strict=True))
         ]
-        replicas.append(
-            {"host": host(engine.pool, r.nodes[0]), "port": r.port, "env": env, "commands": commands}
+        replicas.append({"host": head, "port": r.port, "env": env, "commands": commands})
+    notes = [n for n in launch.notes if "HEAD_IP" not in n]
+    if launch.nodes > 1:
+        notes.append(
+            f"each replica spans {launch.nodes} nodes: its first node (the replica's host, reachable from "
+            "the others) is its head, which the other nodes' lines name; where they start Ray, start "
+            "theirs before the head's `vllm serve`"
         )
-    return {
-        "role": engine.role,
-        "kv_role": ROLE[engine.role],
-        "replicas": replicas,
-        "notes": list(launch.notes),
-    }
+    return {"role": engine.role, "kv_role": ROLE[engine.role], "replicas": replicas, "notes": notes}
+
+
+def _node_line(line: str, node_host: str, flag: str, port: int | None) -> str:
+    """A node's line of a P/D engine: a `vllm serve` line with its node's NIXL side-channel host in
+    front, the KV connector flag and (the API server's node) `--port`; other lines (`ray start`) as
+    they are."""
+    if not line.startswith("vllm serve"):
+        return line
+    api = f" --port {port}" if port is not None else ""
+    return f"VLLM_NIXL_SIDE_CHANNEL_HOST={node_host} {line}{api} {flag}"
 
 
 def proxy_line(prefill: list[dict[str, Any]], decode: list[dict[str, Any]]) -> str:

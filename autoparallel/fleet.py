@@ -36,7 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from autoparallel.bounds import UserInput, first_error
 from autoparallel.errors import InputError
-from autoparallel.frameworks.vllm import vllm_launch
+from autoparallel.frameworks import sglang
+from autoparallel.frameworks.vllm import BASE_PORT, HEAD_ADDRESS, vllm_launch
 from autoparallel.hardware import GPU, Cluster, parse_prices
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.perf.engine_support import ENGINE_NAMES
@@ -158,7 +159,8 @@ class FleetPlan(BaseModel):
     """Model name -> its spec (for the vLLM emitter's architecture checks)."""
 
     def launches(self) -> list[dict[str, Any]]:
-        """Per engine: {commands, env, cuda_visible_devices, notes} from frameworks/vllm.py."""
+        """Per engine: {commands, env, cuda_visible_devices, notes} from frameworks/vllm.py (or
+        `_engine_launch`), each replica's lines naming its own first node as its head (`_own_heads`)."""
         out = []
         for index, engine in enumerate(self.deployment.engines):
             pool = self.cluster.pools[engine.pool]
@@ -171,7 +173,7 @@ class FleetPlan(BaseModel):
                 inter_node_gbps=pool.inter_node_gbps,
             )
             if engine.engine != "vllm":
-                out.append(self._engine_launch(engine, sub, index))
+                out.append(_own_heads(self._engine_launch(engine, sub, index), engine))
                 continue
             launch = vllm_launch(engine.model, engine.config, cluster=sub, model=self.specs[engine.model])
             commands = []
@@ -191,22 +193,27 @@ class FleetPlan(BaseModel):
                 narrow = engine.gpus_per_replica < pool.gpus_per_node
                 visible.append(",".join(map(str, replica.gpu_ids)) if narrow else None)
             out.append(
-                {
-                    "commands": commands,
-                    "env": dict(launch.env),
-                    "cuda_visible_devices": visible,
-                    "notes": list(launch.notes),
-                }
+                _own_heads(
+                    {
+                        "commands": commands,
+                        "env": dict(launch.env),
+                        "cuda_visible_devices": visible,
+                        "notes": list(launch.notes),
+                    },
+                    engine,
+                )
             )
         return out
 
     def _engine_launch(self, engine: Any, sub: Cluster, index: int) -> dict[str, Any]:
         """An SGLang or TensorRT-LLM engine's launch: one server per replica, on its own port, with a
         line list per node it spans (SGLang: the same line on each node rank; TensorRT-LLM: one
-        `mpirun` line on the first node). A TensorRT-LLM engine's options go in a file of its own
+        `mpirun` line on the first node). SGLang servers that may share a node take the internal ports
+        of their slot on it (`sglang.shared_node_flags`; the slot: the replica's port above 8000, which
+        the deployment's decoder numbers per node). A TensorRT-LLM engine's options go in a file of its own
         (`trtllm.options_file_for(index)`, `index`: the engine's place in the deployment), which all
         its replicas read."""
-        from autoparallel.frameworks import sglang, trtllm
+        from autoparallel.frameworks import trtllm
         from autoparallel.perf.serving_engines import engine_kv_for
 
         c = engine.config
@@ -231,7 +238,10 @@ class FleetPlan(BaseModel):
             node_lines, notes = [trt.line] + [""] * (trt.nodes - 1), [n for n in trt.notes if trt.nodes > 1]
         commands, visible = [], []
         for replica in engine.placement:
-            commands.append([[f"{line} --port {replica.port}"] if line else [] for line in node_lines])
+            ports = f"--port {replica.port}"
+            if narrow and engine.engine == "sglang":  # its internal ports apart from its neighbours'
+                ports += " " + sglang.shared_node_flags(c, replica.port - BASE_PORT)
+            commands.append([[f"{line} {ports}"] if line else [] for line in node_lines])
             visible.append(",".join(map(str, replica.gpu_ids)) if narrow else None)
         out: dict[str, Any] = {
             "commands": commands,
@@ -392,6 +402,44 @@ class FleetPlan(BaseModel):
                     lines.append(f"    {launch['extra_options_file']}:")
                     lines += ["      " + x for x in launch["extra_options_yaml"].splitlines()]
         return "\n".join(lines)
+
+
+def node_address(pool: int, node: int) -> str:
+    """The address placeholder of a node of a deployment, `${POOL<p>_NODE<n>_IP}`, for the user to fill
+    in (left unquoted in the lines, for the shell to expand)."""
+    return f"${{POOL{pool}_NODE{node}_IP}}"
+
+
+_HEADS = (HEAD_ADDRESS, sglang.HEAD_ADDRESS)
+"""The head placeholders of vLLM's and SGLang's multi-node lines."""
+
+
+def _own_heads(launch: dict[str, Any], engine: Any) -> dict[str, Any]:
+    """An engine's launch with each replica's own first node where the engine's multi-node lines name
+    their head as `${HEAD_IP}` (vLLM's `--data-parallel-address` and `ray start --address`, SGLang's
+    `--dist-init-addr`), and the notes that said to export HEAD_IP, the first node of whichever
+    replica, replaced: the replicas of one engine have different heads."""
+    lines = [line for replica in launch["commands"] for node in replica for line in node]
+    if not any(h in line for line in lines for h in _HEADS):
+        return launch
+    commands = []
+    for replica, placement in zip(launch["commands"], engine.placement, strict=True):
+        head = node_address(engine.pool, placement.nodes[0])
+        commands.append([[_named(line, head) for line in node] for node in replica])
+    notes = [n for n in launch["notes"] if "HEAD_IP" not in n]
+    notes.append(
+        "each replica's lines name its first node, ${POOL<p>_NODE<n>_IP} (fill in the addresses, reachable "
+        "from the replica's other nodes), as its head; start the other nodes' Ray, where their lines have "
+        "it, before the head's server"
+    )
+    return {**launch, "commands": commands, "notes": notes}
+
+
+def _named(line: str, address: str) -> str:
+    """`line` with `address` for its head placeholder."""
+    for head in _HEADS:
+        line = line.replace(head, address)
+    return line
 
 
 class _PlainDumper(yaml.SafeDumper):

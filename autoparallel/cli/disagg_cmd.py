@@ -50,9 +50,10 @@ def comparison(
     if settings is None:
         print(f"note: no disaggregation comparison: {fleet_cmd.SPENT}", file=sys.stderr)
         return None
+    model_id = model_id or served_id(args.model)
     try:
         comp = disagg.compare_disagg(
-            model_id or args.model,
+            model_id,
             workload,
             fleet_cmd.cluster_of(args),
             mode=args.disagg or "auto",
@@ -73,11 +74,25 @@ def comparison(
     if args.disagg == "on" and comp.unmet_rps > 0:  # a rate is a demand, as the plan's own
         d = comp.disaggregated
         raise InfeasibleError(
-            f"--disagg on: no disaggregated deployment of {model_id or args.model} carries "
+            f"--disagg on: no disaggregated deployment of {model_id} carries "
             f"{workload.request_rate:g} req/s at the SLOs; the best ({d.ratio}, {d.capacity_rps:.2f} req/s, "
             f"bound by {d.bound}) falls {comp.unmet_rps:.2f} req/s short"
         )
     return comp
+
+
+def served_id(model: str) -> str:
+    """The id the engines serve `model` by: the single-engine plan's (`api.served_id`: the zoo id or
+    alias the user named in its published spelling, a local folder as given), so that the prefill and
+    decode lines start what the plan's own line starts.
+
+    Raises:
+        InputError: a model id or path that does not load.
+    """
+    from autoparallel import api
+    from autoparallel.models import load_model
+
+    return api.served_id(model, load_model(model))
 
 
 def required(args: argparse.Namespace, workload: Any, settings: SolverSettings) -> Comparison | None:

@@ -25,6 +25,20 @@ How a plan maps onto SGLang:
   config.json otherwise;
 - `--attention-backend aiter` for Llama 4 on AMD GPUs (`rocm_attention_backend`), with a note.
 
+Every line passes `--host 0.0.0.0` (`ServerArgs.host` defaults to 127.0.0.1, which a load balancer on
+another machine cannot reach).
+
+Servers sharing a node (a deployment's narrow engines, `shared_node_flags`): SGLang 0.5.6 derives its
+internal ports from `--port` (server_args.py `PortArgs.init_new`): the NCCL port at a random
+`--port` + 100..1000, and under attention DP without `--dist-init-addr` the ZMQ ports `--port` + 233
+(`ZMQ_TCP_PORT_DELTA`) .. + 238, plus the DP handshake at + 13 (data_parallel_controller.py
+`DP_ATTENTION_HANDSHAKE_PORT_DELTA`); servers on consecutive ports collide there. Each such server
+gets a block of its own instead, `SHARED_NODE_PORT_BASE` + `SHARED_NODE_PORT_STRIDE` x its slot on
+the node: `--nccl-port` at the block's start, or under attention DP `--dist-init-addr 127.0.0.1:`
+that port (the ZMQ ports and the handshake then follow it, as they do on a multi-node server, and
+the TP group meets there instead of at the NCCL port; SGLang then also passes a multimodal model's
+input tensors through the CPU, as across nodes: tokenizer_manager.py `_determine_tensor_transport_mode`).
+
 Servers and nodes (`sglang_launch`):
 - a server wider than a node spans whole nodes: the same line on each, with `--nnodes N
   --node-rank r --dist-init-addr ${HEAD_IP}:5000` (SGLang's multi-node docs; node 0 serves HTTP);
@@ -62,6 +76,16 @@ ROCM_BACKEND_NOTE = (
     "(it compares torch.version.cuda, None there); naming the backend skips it"
 )
 
+HOST = "0.0.0.0"
+"""`--host` of every server: all interfaces (SGLang's default, 127.0.0.1, serves the node only)."""
+SHARED_NODE_PORT_BASE = 20000
+"""First port of the internal-port blocks of servers sharing a node: below Linux's ephemeral range
+(32768+, where SGLang's and vLLM's other sockets take OS-assigned ports) and clear of the HTTP ports
+(8000 + slot) and of the random NCCL ports SGLang would draw above them."""
+SHARED_NODE_PORT_STRIDE = 20
+"""Ports per server block: the dist-init port and the 5 ZMQ ports after it, and the handshake at + 13
+(`PortArgs.init_new`, `DP_ATTENTION_HANDSHAKE_PORT_DELTA`)."""
+
 KV_CACHE_DTYPES = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
 """vLLM-style `kv_cache_dtype` -> SGLang's `--kv-cache-dtype` choices."""
 
@@ -80,7 +104,7 @@ def sglang_args(
     model, for `--trust-remote-code`; `gpu`: the GPU, for `rocm_attention_backend`)."""
     if config.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise InputError(f"kv_cache_dtype {config.kv_cache_dtype!r} has no SGLang equivalent")
-    args: dict[str, object] = {"model_path": model_id}
+    args: dict[str, object] = {"model_path": model_id, "host": HOST}
     if config.shares_experts:
         width = config.tp * config.replicas
         args.update(tp_size=width, dp_size=config.replicas, enable_dp_attention=True, ep_size=width)
@@ -116,6 +140,25 @@ def sglang_args(
     if (backend := rocm_attention_backend(model, gpu)) is not None:
         args["attention_backend"] = backend
     return args
+
+
+def shared_node_flags(config: ServingConfig, slot: int) -> str:
+    """The flags that give a server sharing a node the internal ports of its `slot` (its place among
+    the node's servers: 0, 1, ...) instead of those SGLang derives from `--port` (module doc).
+
+    Raises:
+        InputError: a `--dp-size` server without attention DP, whose ranks each draw their own NCCL
+            port (data_parallel_controller.py `launch_dp_schedulers`), so that one pinned port cannot
+            serve them.
+    """
+    port = SHARED_NODE_PORT_BASE + SHARED_NODE_PORT_STRIDE * slot
+    if config.shares_experts:
+        return f"--dist-init-addr 127.0.0.1:{port}"
+    if config.replicas > 1:
+        raise InputError(
+            "a --dp-size server without attention DP cannot share a node: its ranks' ports are drawn"
+        )
+    return f"--nccl-port {port}"
 
 
 def rocm_attention_backend(model: ModelSpec | None, gpu: GPU | None) -> str | None:

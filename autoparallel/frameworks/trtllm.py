@@ -17,6 +17,11 @@ How a plan maps onto TensorRT-LLM:
 - `trust_remote_code: true` only for a checkpoint whose config class is its own code
   (`engine_support.REMOTE_CONFIG_MODEL_TYPES`: Kimi-K2, as TensorRT-LLM's Kimi K2 guide sets it).
 
+Every line passes `--host 0.0.0.0` (trtllm-serve's `--host` defaults to localhost, which a load
+balancer on another machine cannot reach). Separate engines that fit a node are packed onto nodes in
+order, each on its own GPUs (`CUDA_VISIBLE_DEVICES`) and port (trtllm-serve's `--port`, default 8000,
+then the next ones), as `trtllm_launch`'s note spells out per copy.
+
 An engine wider than a node spans whole nodes in one MPI world (TensorRT-LLM's trtllm-serve docs,
 "Multi-node Serving with Slurm": every rank runs `trtllm-llmapi-launch trtllm-serve ...`):
 `mpirun -np W --hostfile hostfile --map-by ppr:G:node trtllm-llmapi-launch trtllm-serve ...`, started
@@ -55,6 +60,10 @@ TRTLLM_YAML_SCHEMA: dict[str, object] = {
 TRTLLM_NULLABLE = frozenset({"cuda_graph_config"})
 """Sub-configs typed `Optional[...]` whose null means off: `cuda_graph_config` defaults to
 `CudaGraphConfig()` (graphs on), so eager mode must write it as null, not leave it out."""
+HOST = "0.0.0.0"
+"""`--host` of every `trtllm-serve` line: all interfaces (its default, localhost, serves the node only)."""
+BASE_PORT = 8000
+"""trtllm-serve's default `--port`; copies sharing a node take BASE_PORT, BASE_PORT + 1, ..."""
 EXTRA_OPTIONS_FILE = "extra-llm-api-config.yml"
 """The file name a single engine's command refers to (`options_file` in a deployment, one per engine)."""
 
@@ -114,6 +123,8 @@ def trtllm_command(model_id: str, config: ServingConfig, options_file: str = EXT
     parts = [
         "trtllm-serve",
         model_id,
+        "--host",
+        HOST,
         "--backend",
         "pytorch",
         "--tp_size",
@@ -150,15 +161,20 @@ def trtllm_launch(
     engines = config.replicas * config.gpus_per_replica // width
     serve = trtllm_command(model_id, config, options_file)
     notes: list[str] = []
-    if engines > 1:
-        notes.append(f"run {engines} copies of this line, one per {width} GPU(s), behind a load balancer")
     if width <= gpus_per_node:
+        if engines > 1:
+            notes.append(copies_note(engines, width, gpus_per_node))
         return TrtllmLaunch(serve, engines, 1, tuple(notes))
     nodes = -(-width // gpus_per_node)
     line = (
         f"mpirun -np {width} --hostfile hostfile --map-by ppr:{gpus_per_node}:node "
         f"trtllm-llmapi-launch {serve}"
     )
+    if engines > 1:
+        notes.append(
+            f"run {engines} copies of this line behind a load balancer, each from the first of its own "
+            f"{nodes} nodes with a hostfile of its own"
+        )
     notes.append(
         f"each engine spans {nodes} nodes in one MPI world: start its line once, from its first node, "
         f"with `hostfile` listing its {nodes} nodes (slots={gpus_per_node} each) and {options_file} "
@@ -166,3 +182,22 @@ def trtllm_launch(
         f"{gpus_per_node} --mpi=pmix trtllm-llmapi-launch {serve}"
     )
     return TrtllmLaunch(line, engines, nodes, tuple(notes))
+
+
+def copies_note(engines: int, width: int, gpus_per_node: int) -> str:
+    """How to run `engines` copies of a `width`-GPU line on nodes of `gpus_per_node` GPUs: packed onto
+    nodes in order, the k-th copy of a node on GPUs k·width .. and port BASE_PORT + k (as written,
+    every copy would take GPU 0 and port 8000)."""
+    per_node = gpus_per_node // width
+    nodes = -(-engines // per_node)
+    slots = ", ".join(
+        f"CUDA_VISIBLE_DEVICES={','.join(str(k * width + g) for g in range(width))} <this line> "
+        f"--port {BASE_PORT + k}"
+        for k in range(min(per_node, engines))
+    )
+    last = engines - per_node * (nodes - 1)
+    tail = f" (on the last node the first {last})" if nodes > 1 and last != per_node else ""
+    return (
+        f"run {engines} copies of this line behind a load balancer, {min(per_node, engines)} per node on "
+        f"{nodes} node(s), each on its own GPUs and port; on each node: {slots}{tail}"
+    )

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from autoparallel.cli import main
+from autoparallel.configs import ServingConfig
 
 LLAMA70 = ["plan", "meta-llama/Llama-3.1-70B", "--isl", "2048", "--osl", "512", "--ttft-ms", "2000"]
 
@@ -177,7 +178,7 @@ def test_the_plan_file_holds_the_chosen_deployment(
     for e in [*doc["prefill"], *doc["decode"]]:
         for r in e["replicas"]:
             assert "--kv-transfer-config" in r["commands"][0][0]
-            assert r["env"]["VLLM_NIXL_SIDE_CHANNEL_HOST"] == r["host"]
+            assert r["commands"][0][0].startswith(f"VLLM_NIXL_SIDE_CHANNEL_HOST={r['host']} vllm serve")
     assert "--decoder-ports" in doc["proxy"]
     assert (
         main(
@@ -216,3 +217,68 @@ def test_round_robin_loads_no_replica_beyond_its_capacity(capsys: pytest.Capture
             assert e["load_rps"] == pytest.approx(served / n)
             assert served / n <= e["capacity_rps"] * (1 + 1e-9), (role, e)
     assert any(f"1/{sum(e['replicas'] for e in dep['prefill'])}" in n for n in dep["notes"])
+
+
+@pytest.mark.parametrize(
+    ("model", "config"),
+    [
+        ("deepseek-ai/DeepSeek-V3", ServingConfig(tp=2, replicas=8, enable_expert_parallel=True)),
+        ("meta-llama/Llama-3.1-405B", ServingConfig(tp=8, pp=2)),
+    ],
+    ids=["dp-headless", "ray"],
+)
+def test_engines_over_several_nodes_carry_the_kv_connector_on_every_node(
+    model: str, config: ServingConfig
+) -> None:
+    """A decode engine on nodes 2 and 3 (`plan deepseek-ai/DeepSeek-V3 --cluster 4x8xH100 --workload
+    chatbot --disagg on`: P 1x tp1ep16 | D 1x tp2ep16). Only node 0's line had `--kv-transfer-config`
+    (a headless node builds its engine cores from its own flags, vLLM 0.32 entrypoints/cli/serve.py
+    `run_headless`), every node exported the first node's VLLM_NIXL_SIDE_CHANNEL_HOST, and the lines
+    named `${HEAD_IP}`, which the notes called node 0, as the head of an engine whose head is node 2.
+    Now every `vllm serve` line carries the connector and its own node's side-channel host, and every
+    line names the engine's own first node."""
+    from types import SimpleNamespace
+
+    from autoparallel.disagg_launch import engine_launch
+    from autoparallel.hardware import Cluster
+    from autoparallel.models import load_model
+
+    placement = SimpleNamespace(nodes=(2, 3), gpu_ids=tuple(range(8)), port=8000)
+    engine = SimpleNamespace(
+        role="decode", model=model, pool=0, config=config, gpus_per_replica=16, placement=(placement,)
+    )
+    launch = engine_launch(engine, Cluster.parse("4x8xH100"), load_model(model))
+    assert not any("HEAD_IP" in n for n in launch["notes"])
+    (replica,) = launch["replicas"]
+    assert replica["host"] == "${POOL0_NODE2_IP}" and "VLLM_NIXL_SIDE_CHANNEL_HOST" not in replica["env"]
+    serve = [
+        (node, line)
+        for node, lines in zip((2, 3), replica["commands"], strict=True)
+        for line in lines
+        if " vllm serve " in line
+    ]
+    assert [node for node, _ in serve] == ([2, 3] if config.replicas > 1 else [2])
+    for node, line in serve:
+        assert line.startswith(f"VLLM_NIXL_SIDE_CHANNEL_HOST=${{POOL0_NODE{node}_IP}} vllm serve")
+        assert '"kv_role":"kv_consumer"' in line and ("--port 8000" in line) == (node == 2)
+    text = json.dumps(replica["commands"])
+    assert "HEAD_IP" not in text and text.count("${POOL0_NODE2_IP}") >= 2  # the head, named by node 3
+
+
+def test_pd_lines_serve_the_id_the_plan_serves(capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan llama-3.1-8b ... --disagg on`: the single-engine line served meta-llama/Llama-3.1-8B but
+    the prefill and decode lines served the alias `llama-3.1-8b` (the comparison solved before the
+    plan was named its model by what the user typed), which `vllm serve` cannot load."""
+    argv = ["plan", "llama-3.1-8b", "--cluster", "1x8xH100", "--workload", "chatbot", "--disagg", "on"]
+    assert main([*argv, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["vllm"]["command"].startswith("vllm serve meta-llama/Llama-3.1-8B ")
+    lines = [
+        line
+        for role in ("prefill", "decode")
+        for e in d["deployment"][role]
+        for r in e["vllm"]["replicas"]
+        for node in r["commands"]
+        for line in node
+    ]
+    assert lines and all(" vllm serve meta-llama/Llama-3.1-8B " in line for line in lines)

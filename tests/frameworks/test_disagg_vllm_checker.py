@@ -7,6 +7,7 @@ NIXL connector) checked by vLLM 0.32's own parser (opt-in, like test_fleet_vllm_
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ pytestmark = CHECKER_MARKS
 CASES = [
     ("meta-llama/Llama-3.1-70B", "2x8xH100", Serving(isl=2048, osl=512, ttft_ms=2000, tpot_ms=30)),
     ("Qwen/Qwen3-30B-A3B", "2x8xH100", Serving(isl=2048, osl=512, ttft_ms=2000, tpot_ms=50)),
+    ("deepseek-ai/DeepSeek-V3", "4x8xH100", Serving.preset("chatbot")),  # engines over two nodes each
 ]
 
 
@@ -38,9 +40,12 @@ def test_pd_lines_accepted_by_vllm(model: str, cluster: str, workload: Serving, 
             for replica in engine["replicas"]:
                 for node in replica["commands"]:
                     for line in node:
-                        if line.startswith("vllm serve"):
-                            assert "--kv-transfer-config" in line
-                            result = check_vllm_command(line.replace("${HEAD_IP}", "10.0.0.1"), tmp_path)
+                        env, _, serve = line.partition(" vllm serve ")
+                        if serve:  # every node's: `VLLM_NIXL_SIDE_CHANNEL_HOST=... vllm serve ...`
+                            assert env.startswith("VLLM_NIXL_SIDE_CHANNEL_HOST=")
+                            assert "--kv-transfer-config" in serve
+                            command = re.sub(r"\$\{POOL\d+_NODE\d+_IP\}", "10.0.0.1", f"vllm serve {serve}")
+                            result = check_vllm_command(command, tmp_path)
                             assert result["accepted"], (line, result.get("errors"))
                             roles.add(role)
     assert roles == {"prefill", "decode"}

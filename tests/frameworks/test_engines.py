@@ -30,6 +30,9 @@ from autoparallel.workload import Serving
 
 SGLANG_FLAGS = {
     "--model-path": str,
+    "--host": str,
+    "--port": int,
+    "--nccl-port": int,
     "--tp-size": int,
     "--pp-size": int,
     "--dp-size": int,
@@ -61,6 +64,57 @@ def _parse_sglang(line: str) -> argparse.Namespace:
         else:
             p.add_argument(flag, type=kind)
     return p.parse_args(words[3:])
+
+
+def sglang_ports(line: str) -> tuple[set[int], set[int]]:
+    """The ports a `python -m sglang.launch_server` line needs free on its node, as SGLang 0.5.6 derives
+    them (server_args.py `PortArgs.init_new`, data_parallel_controller.py `_broadcast_worker_ports`,
+    model_runner.py `init_torch_distributed`): (ports it binds or requires free, ports its NCCL port
+    is drawn from when `--nccl-port` is not given). HTTP at `--port`; the torch store at the NCCL
+    port, or at `--dist-init-addr`'s port when given; under attention DP the dist-init port (`--port`
+    + 233 without `--dist-init-addr`) and the 5 ZMQ ports after it, and the DP handshake at 13 above
+    the dist-init address's port or above `--port`."""
+    ns = _parse_sglang(line)
+    fixed = {ns.port} | ({ns.nccl_port} if ns.nccl_port is not None else set())
+    drawn = set(range(ns.port + 100, ns.port + 1001)) if ns.nccl_port is None else set()
+    given = int(ns.dist_init_addr.rsplit(":", 1)[1]) if ns.dist_init_addr else None
+    if ns.enable_dp_attention:
+        dist = given if given is not None else ns.port + 233
+        fixed |= set(range(dist, dist + 6)) | {(given if given is not None else ns.port) + 13}
+    elif given is not None:
+        fixed.add(given)
+    return fixed, drawn
+
+
+def assert_ports_apart(lines: list[str]) -> None:
+    """Servers on one node: no port one needs is another's, nor in the range another draws its NCCL
+    port from (it may draw it before the other binds it)."""
+    ports = [sglang_ports(line) for line in lines]
+    for i, (fixed, _) in enumerate(ports):
+        for j, (other, drawn) in enumerate(ports):
+            if i != j:
+                assert not fixed & (other | drawn), (lines[i], lines[j], sorted(fixed & (other | drawn)))
+
+
+def test_sglang_servers_sharing_a_node_keep_their_internal_ports_apart() -> None:
+    """`plan Qwen/Qwen3-30B-A3B --cluster 1x8xH100 --engine sglang`: the deployment's two attention-DP
+    servers on node 0 took --port 8000 and 8001, so SGLang's derived ports (8233-8238 and 8234-8239)
+    overlapped ("dist_init_port at 8234 is not available"). Each server sharing a node now takes the
+    block of its slot (`shared_node_flags`): up to 72 servers on a node (a GB200 NVL72 domain) keep
+    every port apart, below the ephemeral range."""
+    from autoparallel.frameworks.sglang import shared_node_flags
+
+    dp_attention = ServingConfig(tp=1, replicas=4, enable_expert_parallel=True)
+    for config in (ServingConfig(tp=1), dp_attention):
+        line = sglang_command("m", config, mem_fraction_static=0.8)
+        lines = [f"{line} --port {8000 + k} {shared_node_flags(config, k)}" for k in range(72)]
+        assert_ports_apart(lines)
+        assert max(max(sglang_ports(x)[0]) for x in lines) < 32768
+    line = sglang_command("m", dp_attention, mem_fraction_static=0.8)
+    with pytest.raises(AssertionError):  # what the lines were: consecutive --port, derived ports
+        assert_ports_apart([f"{line} --port 8000", f"{line} --port 8001"])
+    with pytest.raises(InputError, match="cannot share a node"):
+        shared_node_flags(ServingConfig(tp=1, replicas=2), 0)
 
 
 def test_sglang_servers_wider_than_a_node_span_whole_nodes() -> None:
@@ -98,6 +152,7 @@ def test_sglang_dense_and_expert_parallel_lines() -> None:
     )
     assert (dense.tp_size, dense.dp_size, dense.ep_size, dense.enable_dp_attention) == (4, 2, None, False)
     assert dense.mem_fraction_static == 0.85 and dense.max_running_requests == 256
+    assert dense.host == "0.0.0.0"  # ServerArgs.host defaults to 127.0.0.1: the node only
     moe = ServingConfig(
         tp=1, replicas=8, enable_expert_parallel=True, kv_cache_dtype="fp8", enforce_eager=True
     )
@@ -148,6 +203,28 @@ def test_trtllm_yaml_keys_follow_the_llm_api_schema(config: ServingConfig) -> No
         assert doc["enable_attention_dp"] is True and doc["moe_expert_parallel_size"] == 8
     if config.enforce_eager:  # TorchLlmArgs.cuda_graph_config defaults to CudaGraphConfig(): graphs on
         assert "cuda_graph_config" in doc and doc["cuda_graph_config"] is None
+
+
+def test_trtllm_copies_each_take_their_own_gpus_and_port() -> None:
+    """`plan llama-3.1-8b --cluster 2x8xH100 --engine trtllm`: one line and "run 16 copies of this line,
+    one per 1 GPU(s), behind a load balancer"; copied as is, every copy took GPU 0 and port 8000 and
+    listened on localhost only (trtllm-serve's `--host` default). The line now listens on all
+    interfaces and the note gives each copy of a node its CUDA_VISIBLE_DEVICES and --port."""
+    from autoparallel.frameworks.trtllm import trtllm_launch
+
+    launch = trtllm_launch("meta-llama/Llama-3.1-8B", ServingConfig(tp=1, replicas=16), 8)
+    words = shlex.split(launch.line)
+    assert words[words.index("--host") + 1] == "0.0.0.0" and "--port" not in words
+    (note,) = launch.notes
+    assert "16 copies" in note and "8 per node on 2 node(s)" in note
+    for k in range(8):
+        assert f"CUDA_VISIBLE_DEVICES={k} <this line> --port {8000 + k}" in note
+    (partial,) = trtllm_launch("m", ServingConfig(tp=2, replicas=5), 8).notes
+    assert (
+        "CUDA_VISIBLE_DEVICES=6,7 <this line> --port 8003" in partial
+        and "the last node the first 1" in partial
+    )
+    assert trtllm_launch("m", ServingConfig(tp=8), 8).notes == ()
 
 
 @pytest.mark.parametrize("engine", ["sglang", "trtllm"])

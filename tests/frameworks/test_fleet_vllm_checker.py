@@ -7,6 +7,7 @@ test_vllm_checker.py): per-replica lines with --port, multi-node data-parallel E
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,7 @@ def test_fleet_lines_accepted_by_vllm(cluster: str, fleet: list[FleetEntry], tmp
                 for line in node:
                     if line.startswith("vllm serve") and line not in seen:
                         seen.add(line)
-                        result = check_vllm_command(line.replace("${HEAD_IP}", "10.0.0.1"), folder)
+                        command = re.sub(r"\$\{POOL\d+_NODE\d+_IP\}", "10.0.0.1", line)  # a replica's head
+                        result = check_vllm_command(command, folder)
                         assert result["accepted"], (line, result.get("errors"))
     assert seen

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_engines import _check_schema, _parse_sglang
+from test_engines import _check_schema, _parse_sglang, assert_ports_apart
 
 from autoparallel.cli import main
 from autoparallel.frameworks.trtllm import TRTLLM_YAML_SCHEMA
@@ -218,6 +218,53 @@ def test_deployment_planner_takes_the_engine(capsys: pytest.CaptureFixture[str])
             ns = _parse_sglang(line.rsplit(" --port ", 1)[0])
             per_rank = ns.max_running_requests // (ns.dp_size if ns.enable_dp_attention else 1)
             assert per_rank == e["max_num_seqs"] and ns.tp_size >= e["tp"]
+
+
+def sglang_servers_by_node(deployment: dict) -> dict[tuple[int, int], list[str]]:
+    """(pool, node) -> the node-0 lines of the deployment's SGLang servers whose first node it is."""
+    out: dict[tuple[int, int], list[str]] = {}
+    for e in deployment["engines"]:
+        for replica, p in zip(e["sglang"]["commands"], e["placement"], strict=True):
+            out.setdefault((e["pool"], p["nodes"][0]), []).append(replica[0][0])
+    return out
+
+
+@pytest.mark.parametrize("model", ["Qwen/Qwen3-30B-A3B", "Qwen/Qwen3-8B"], ids=["attention-dp", "dense"])
+def test_deployment_sglang_servers_on_one_node_keep_their_ports_apart(model: str) -> None:
+    """The deployment's SGLang servers sharing a node (two attention-DP servers of 4 GPUs, eight dense
+    servers of 1) took consecutive --port values, from which SGLang 0.5.6 derives its other ports
+    (`PortArgs.init_new`): attention-DP servers at 8000 and 8001 both needed 8234-8238. Each now
+    passes the internal ports of its slot on the node."""
+    from autoparallel.fleet import FleetEntry, solve_fleet
+    from autoparallel.solvers.serving.space import ServingOptions
+
+    plan = solve_fleet([FleetEntry(model=model)], "1x8xH100", options=ServingOptions(engines=("sglang",)))
+    nodes = sglang_servers_by_node(plan.to_dict()["deployment"])
+    assert max(len(lines) for lines in nodes.values()) > 1
+    for lines in nodes.values():
+        assert all("--host 0.0.0.0 " in line for line in lines)
+        assert_ports_apart(lines)
+
+
+@pytest.mark.parametrize(("engine", "cluster"), [("vllm", "8x8xH100"), ("sglang", "4x8xH100")])
+def test_each_multi_node_replica_names_its_own_head(engine: str, cluster: str) -> None:
+    """The whole-cluster deployment of DeepSeek-V3 runs 2 replicas over 4 (vLLM) or 2 (SGLang) nodes
+    each: every replica's lines said `${HEAD_IP}` (`--data-parallel-address`, `--dist-init-addr`) and
+    the notes "export HEAD_IP=<address of node 0> on every node", so the second replica's nodes
+    joined the first's head. Each replica's lines now name its own first node."""
+    from autoparallel.fleet import FleetEntry, solve_fleet
+    from autoparallel.solvers.serving.space import ServingOptions
+
+    options = ServingOptions(engines=(engine,))
+    entry = FleetEntry(model="deepseek-ai/DeepSeek-V3", workload="chatbot")
+    (e,) = solve_fleet([entry], cluster, options=options).to_dict()["deployment"]["engines"]
+    launch = e[engine]
+    assert e["replicas"] == 2 and not any("HEAD_IP" in n for n in launch["notes"])
+    for replica, p in zip(launch["commands"], e["placement"], strict=True):
+        lines = [line for node in replica for line in node]
+        assert len(replica) == len(p["nodes"]) > 1 and "HEAD_IP" not in str(lines)
+        head = f"${{POOL0_NODE{p['nodes'][0]}_IP}}"
+        assert all(f"--data-parallel-address {head} " in x or f"--dist-init-addr {head}:" in x for x in lines)
 
 
 def test_a_trtllm_fleet_gives_each_engine_its_own_options_file(

@@ -10,6 +10,7 @@ capability and the zoo entry's config.json. About 10 s per test.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from typing import Any
 
@@ -287,3 +288,100 @@ def test_the_reference_rows_named_one_server_resolve_to_one_server() -> None:
         ]
         assert all(r == resolved[0] for r in resolved), rows
         assert resolved[0]["enable_dp_attention"] is False and resolved[0]["dp_size"] == 1
+
+
+PORTS_SCRIPT = r"""
+import argparse, json, shlex, sys, types
+sys.path.insert(0, sys.argv[1])
+import check_sglang_args  # the CPU stand-ins, then SGLang's server_args
+check_sglang_args.MISSING_ON_CPU.add("einops")  # imported by the scheduler the DP controller imports
+from sglang.srt import server_args as sa
+from sglang.srt.managers.data_parallel_controller import DataParallelController
+
+def ports(line):
+    parser = argparse.ArgumentParser()
+    sa.ServerArgs.add_cli_args(parser)
+    ns = parser.parse_args(shlex.split(line)[3:])
+    waited, draws = {}, []
+    sa.wait_port_available = lambda port, name, *a, **k: waited.setdefault(name, port) > 0
+    for end in (0, 1):  # the NCCL port SGLang draws, at either end of its range
+        sa.random.randint = lambda lo, hi, end=end: (lo, hi)[end]
+        args = sa.PortArgs.init_new(ns)
+        draws.append(args.nccl_port)
+    fixed = {ns.port} | {port for name, port in waited.items() if name != "nccl_port"}
+    names = (args.tokenizer_ipc_name, args.scheduler_input_ipc_name, args.detokenizer_ipc_name,
+             args.rpc_ipc_name, args.metrics_ipc_name)
+    fixed |= {int(n.rsplit(":", 1)[1]) for n in names if n.startswith("tcp://")}
+    if ns.enable_dp_attention:
+        seen = []
+        fake = types.SimpleNamespace(_broadcast_ports_as_server=lambda endpoint, n, w: seen.append(endpoint))
+        DataParallelController._broadcast_worker_ports(fake, ns, [])
+        fixed.add(int(seen[0].rsplit(":", 1)[1]))
+    drawn = None
+    if ns.dist_init_addr is None:  # the TP group's torch store binds the NCCL port (model_runner.py)
+        if ns.nccl_port is None:
+            drawn = draws
+        else:
+            fixed.add(ns.nccl_port)
+    return {"fixed": sorted(fixed), "drawn": drawn}
+
+print(json.dumps([ports(line) for line in json.load(sys.stdin)]))
+"""
+"""Per line, the ports SGLang 0.5.6's own code derives (`PortArgs.init_new` with `wait_port_available`
+recording what it requires free, `DataParallelController._broadcast_worker_ports` for the handshake):
+{"fixed": ports it binds or requires free, "drawn": [lo, hi] of the NCCL port it draws and binds}."""
+
+
+def _sglang_ports(lines: list[str]) -> list[tuple[set[int], set[int]]]:
+    """Per line, by SGLang's own code (`PORTS_SCRIPT`): (ports it needs, ports it draws its NCCL port
+    from)."""
+    from pathlib import Path
+
+    from fw_golden import run_json_checker
+    from sglang_checker import CHECK_PYTHON
+
+    assert CHECK_PYTHON is not None
+    found = run_json_checker(
+        [CHECK_PYTHON, "-c", PORTS_SCRIPT, str(Path(__file__).parent)], opener="[", stdin=json.dumps(lines)
+    )
+    return [
+        (set(f["fixed"]), set(range(f["drawn"][0], f["drawn"][1] + 1)) if f["drawn"] else set())
+        for f in found
+    ]
+
+
+def _apart(ports: list[tuple[set[int], set[int]]]) -> bool:
+    """No port a server on the node needs is another's, nor in the range another draws its NCCL port
+    from."""
+    return all(
+        not need & (other | drawn)
+        for i, (need, _) in enumerate(ports)
+        for j, (other, drawn) in enumerate(ports)
+        if i != j
+    )
+
+
+def test_servers_sharing_a_node_get_ports_sglang_keeps_apart() -> None:
+    """The deployment's SGLang servers on one node (two attention-DP servers of 4 H100s; eight dense
+    servers of 1): SGLang accepts their lines (`--host 0.0.0.0`, `--dist-init-addr 127.0.0.1:P`,
+    `--nccl-port P` included), and by SGLang's own port code no server needs a port another takes.
+    The lines as they were (consecutive --port, nothing else) fail that check: both attention-DP
+    servers needed 8234-8238."""
+    from autoparallel.fleet import FleetEntry, solve_fleet
+    from autoparallel.solvers.serving.space import ServingOptions
+
+    h100, configs, labels, cases, nodes = get_gpu("H100-SXM"), _configs(), [], [], []
+    for model in ("Qwen/Qwen3-30B-A3B", "Qwen/Qwen3-8B"):
+        plan = solve_fleet([FleetEntry(model=model)], "1x8xH100", options=ServingOptions(engines=("sglang",)))
+        (engine,) = plan.to_dict()["deployment"]["engines"]
+        lines = [replica[0][0] for replica in engine["sglang"]["commands"]]
+        assert len(lines) > 1 and all("--host 0.0.0.0 " in line for line in lines)
+        nodes.append(lines)
+        labels += lines
+        cases += [sglang_case(line, configs[model], h100) for line in lines]
+    assert_all_start(labels, cases)
+    nodes.append([re.sub(r" --(dist-init-addr|nccl-port) \S+", "", line) for line in nodes[0]])
+    ports = iter(_sglang_ports([line for lines in nodes for line in lines]))
+    attention_dp, dense, before = ([next(ports) for _ in lines] for lines in nodes)
+    assert _apart(attention_dp) and _apart(dense) and not _apart(before)
+    assert set(range(8234, 8239)) <= before[0][0] & before[1][0]
