@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
@@ -18,6 +17,7 @@ from autoparallel.configs import ServingConfig, TrainingConfig
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import GPU, Cluster
 from autoparallel.models import ModelSpec, load_model
+from autoparallel.models.loader import served_id
 from autoparallel.objectives import parse_objective
 from autoparallel.perf.serving_engines import at_request_rate
 from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan
@@ -82,35 +82,6 @@ def _callback(value: Any, name: str) -> Any:
     if value is not None and not callable(value):
         raise InputError(f"{name} must be a function (or None), got {type(value).__name__}")
     return value
-
-
-def served_id(source: Any, model: ModelSpec) -> str:
-    """The id to hand to the engine: the zoo id or alias the user named (its published spelling, so
-    `...-Instruct` stays instruct), a local folder as given, the folder of a local file (a path to a
-    `config.json`: `vllm serve` and SGLang's `--model-path` load a folder, not a file), else the
-    model's canonical id."""
-    from pathlib import Path
-
-    from autoparallel.models.zoo import find_entry
-
-    if isinstance(source, Path):
-        return _served_path(source, str(source))
-    if not isinstance(source, str):
-        return model.source or model.name  # a spec read from a local folder serves that folder
-    entry = find_entry(source)
-    if entry is None:
-        return _served_path(Path(source.strip()).expanduser(), source)
-    return next((n for n in (entry.id, *entry.aliases) if n.lower() == source.strip().lower()), entry.id)
-
-
-def _served_path(path: Path, shown: str) -> str:
-    """`shown` for a folder, a hub id or a path that does not exist; for a file, its folder as the user
-    spelled it (`/m/config.json` -> `/m`, `config.json` -> `.`)."""
-    try:
-        is_file = path.exists() and not path.is_dir()
-    except (OSError, ValueError):
-        is_file = False
-    return str(Path(shown.strip()).parent) if is_file else shown
 
 
 # ----- adapt -------------------------------------------------------------------------------------

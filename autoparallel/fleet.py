@@ -40,6 +40,7 @@ from autoparallel.frameworks import sglang
 from autoparallel.frameworks.vllm import BASE_PORT, HEAD_ADDRESS, vllm_launch
 from autoparallel.hardware import GPU, Cluster, parse_prices
 from autoparallel.models import ModelSpec, load_model
+from autoparallel.models.loader import served_id
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.workload import Serving
 from autoparallel.yaml_file import read_yaml
@@ -493,7 +494,9 @@ def fleet_models(entries: Sequence[FleetEntry], given: Mapping[int, ModelSpec] |
             workload = entry.serving()
         except InputError as exc:
             raise InputError(f"fleet entry {n + 1}: {exc}") from None
-        out.append(FleetModel(spec, workload, entry.model, entry.priority))
+        # The engines load the id the zoo publishes (an alias typed in the file: its published spelling).
+        source = (given or {}).get(n) or entry.model
+        out.append(FleetModel(spec, workload, served_id(source, spec), entry.priority))
     return out
 
 
@@ -592,5 +595,5 @@ def fleet_of_one(model: str | ModelSpec, workload: Serving, model_id: str = "") 
     from autoparallel.solvers.deployment import FleetModel
 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
-    name = model_id or (model if isinstance(model, str) else model.name)
+    name = model_id or served_id(model, spec)
     return [FleetModel(spec, workload, name)]

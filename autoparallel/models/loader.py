@@ -174,3 +174,28 @@ def _load_hub(model_id: str) -> ModelSpec:
     except InputError as exc:
         raise _not_found(model_id, f"is not in the zoo and {exc}") from None
     return spec_from_config(_with_quant_file(read_config(files.config), files.quant_config), name=model_id)
+
+
+def served_id(source: Any, model: ModelSpec) -> str:
+    """The id to hand to the engine: the zoo id or alias the user named (its published spelling, so
+    `...-Instruct` stays instruct), a local folder as given, the folder of a local file (a path to a
+    `config.json`: `vllm serve` and SGLang's `--model-path` load a folder, not a file), else the
+    model's canonical id."""
+    if isinstance(source, Path):
+        return _served_path(source, str(source))
+    if not isinstance(source, str):
+        return model.source or model.name  # a spec read from a local folder serves that folder
+    entry = find_entry(source)
+    if entry is None:
+        return _served_path(Path(source.strip()).expanduser(), source)
+    return next((n for n in (entry.id, *entry.aliases) if n.lower() == source.strip().lower()), entry.id)
+
+
+def _served_path(path: Path, shown: str) -> str:
+    """`shown` for a folder, a hub id or a path that does not exist; for a file, its folder as the user
+    spelled it (`/m/config.json` -> `/m`, `config.json` -> `.`)."""
+    try:
+        is_file = path.exists() and not path.is_dir()
+    except (OSError, ValueError):
+        is_file = False
+    return str(Path(shown.strip()).parent) if is_file else shown

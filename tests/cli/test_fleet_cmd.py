@@ -394,3 +394,11 @@ def test_plan_takes_the_cluster_from_the_fleet_file_through_the_parser(
     assert "--cluster is required" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["evaluate", "meta-llama/Llama-3.2-1B"])  # evaluate still requires it
+
+
+def test_a_fleet_of_aliases_serves_the_published_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fleet file naming `llama-3.2-1b` printed `vllm serve llama-3.2-1b`, which no engine loads."""
+    f = _write(tmp_path, "a.yaml", "models:\n  - {model: llama-3.2-1b, request_rate: 5}\n")
+    assert main(["plan", "--fleet", f, "--cluster", "1x2xH100"]) == 0
+    out = capsys.readouterr().out
+    assert "vllm serve meta-llama/Llama-3.2-1B " in out and "vllm serve llama-3.2-1b" not in out
