@@ -241,7 +241,8 @@ def serving_problems(
     model: ModelSpec, cluster: Cluster | None, config: ServingConfig, workload: Serving | None = None
 ) -> list[str]:
     """Every rule a vLLM deployment breaks, one sentence each (empty: valid)."""
-    out = [f"tp={config.tp}: {v}" for v in model.tp_violations(config.tp)]
+    ep = config.enable_expert_parallel and model.is_moe
+    out = [f"tp={config.tp}: {v}" for v in model.tp_violations(config.tp, expert_parallel=ep)]
     out += [f"pp={config.pp}: {v}" for v in model.pp_violations(config.pp)]
     if config.enable_expert_parallel and not model.is_moe:
         out.append(f"enable_expert_parallel: {model.name} has no routed experts (ep_needs_moe)")

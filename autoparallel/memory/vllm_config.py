@@ -322,7 +322,7 @@ def validate(
     ):
         if value < 1:
             raise InputError(f"--{name} must be >= 1, got {value}")
-    reasons = model.tp_violations(tp) + model.pp_violations(pp)
+    reasons = model.tp_violations(tp, expert_parallel=ep_on and model.is_moe) + model.pp_violations(pp)
     if ep_on:
         if not model.is_moe:
             reasons.append("--enable-expert-parallel needs a mixture-of-experts model")

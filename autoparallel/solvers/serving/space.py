@@ -366,7 +366,7 @@ def _powers_of_two(limit: int) -> list[int]:
 
 
 def _shape_violations(model: ModelSpec, tp: int, pp: int, ep_ranks: int) -> tuple[str, ...]:
-    out = list(model.tp_violations(tp)) + list(model.pp_violations(pp))
+    out = list(model.tp_violations(tp, expert_parallel=ep_ranks > 0)) + list(model.pp_violations(pp))
     if ep_ranks:
         out += model.ep_violations(ep_ranks)
     return tuple(dict.fromkeys(out))
