@@ -419,3 +419,10 @@ def test_a_vllm_rank_spans_whole_nodes_as_its_launch_can() -> None:
         ap.evaluate("meta-llama/Llama-3.1-70B", "3x8xH100", config, "chatbot", compare=False)
     whole = ap.ServingConfig(tp=8, pp=2, max_model_len=2048)
     assert ap.evaluate("meta-llama/Llama-3.1-70B", "2x8xH100", whole, "chatbot", compare=False).fits
+
+
+def test_a_cluster_of_three_nodes_is_filled_by_three_pipeline_stages() -> None:
+    """Pipeline degrees were powers of two: Llama-3.1-405B on 3 nodes of 8 H100s planned tp 8 x pp 2
+    with 8 GPUs idle at 161 tokens/s, where tp 8 x pp 3 (vLLM splits 126 layers 42/42/42) gives twice."""
+    plan = ap.solve("meta-llama/Llama-3.1-405B-Instruct", "3x8xH100", "chatbot")
+    assert (plan.config.tp, plan.config.pp, plan.config.gpus) == (8, 3, 24)

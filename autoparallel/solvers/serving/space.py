@@ -372,11 +372,20 @@ def _shape_violations(model: ModelSpec, tp: int, pp: int, ep_ranks: int) -> tupl
     return tuple(dict.fromkeys(out))
 
 
+def _pp_domain(model: ModelSpec, tps: tuple[int, ...], gpus: int) -> tuple[int, ...]:
+    """Pipeline degrees searched: powers of two, and the divisors of gpus / tp that fill a cluster of
+    another size (3 nodes of 8: tp 8 x pp 3; 6 GPUs: tp 2 x pp 3); vLLM splits the layers of an
+    uneven pipeline by `get_pp_indices`, the fullest stage first (`vllm_profile.pp_partition`)."""
+    most = min(gpus, model.num_layers)
+    fills = {d for tp in tps if gpus % tp == 0 for d in range(1, gpus // tp + 1) if (gpus // tp) % d == 0}
+    return tuple(sorted({*_powers_of_two(most), *(d for d in fills if d <= most)}))
+
+
 def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gpus: int) -> tuple[Shape, ...]:
     """Every (tp, pp, ep) the cluster can place, valid or not (violations recorded)."""
     node = cluster.gpus_per_node
     tps = options.tp_values or tuple(d for d in range(1, node + 1) if node % d == 0)
-    pps = options.pp_values or tuple(_powers_of_two(min(gpus, model.num_layers)))
+    pps = options.pp_values or _pp_domain(model, tps, gpus)
     out: list[Shape] = []
     for tp in sorted(set(tps)):
         for pp in sorted(set(pps)):
