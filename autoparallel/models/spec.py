@@ -481,17 +481,23 @@ class ModelSpec(_Frozen):
         return float(self.dtype_bytes)
 
     # ----- compute --------------------------------------------------------------------------------
+    @property
+    def lm_head_flops(self) -> float:
+        """Forward FLOPs of the LM head for one token that is sampled: 2 · vocabulary · hidden."""
+        return 2.0 * self.vocab_size * self.hidden_size
+
     def forward_flops_per_token(self, context_tokens: int) -> float:
         """Forward FLOPs for one token attending to `context_tokens` earlier tokens.
 
-        2 FLOPs per active matmul weight (embedding lookup excluded, LM head included), plus the
+        2 FLOPs per active matmul weight (embedding lookup excluded, LM head included, also when tied
+        to the embedding: its GEMM runs with the embedding's matrix, `lm_head_flops`), plus the
         attention score and value products: 2·heads·(qk_dim + v_dim)·context per softmax layer
         (context capped by the window on sliding/chunked layers; sparse layers add their indexer and
         attend to the top-k, `AttentionSpec.context_flops_per_token`). Linear-attention layers add
         2·heads·k_dim·v_dim·2 for the state update and read. (Kaplan et al. 2020, §2.1; PaLM App. B.)
         """
         matmul = self.active_params - self.embedding_params
-        flops = 2.0 * matmul
+        flops = 2.0 * matmul + (0.0 if self.lm_head_params else self.lm_head_flops)
         for layer in self.layers:
             att = layer.attention
             if att.kind is AttentionKind.LINEAR:

@@ -247,7 +247,14 @@ def stage_step_s(
     # compute-bound.
     weight_hbm = eff.block_fp8_hbm_fraction if f.block_fp8 else eff.hbm_fraction
     dense_mem = dense_bytes / (hbm * weight_hbm)
-    dense_cmp = tokens * (param_flops - expert_flops) * frac / tp / gemm_peak
+    # The LM head runs only on the tokens that are sampled (vLLM `compute_logits` on
+    # `hidden_states[logits_indices]`: each decode sequence, a prompt's last token), on the last stage.
+    head_flops = model.lm_head_flops
+    dense_cmp = (
+        (tokens * (param_flops - expert_flops - head_flops) * frac + decode_seqs * head_flops)
+        / tp
+        / gemm_peak
+    )
     expert_hbm = (
         min(eff.moe_hbm_fraction, eff.block_fp8_hbm_fraction) if f.block_fp8 else eff.moe_hbm_fraction
     )

@@ -175,8 +175,6 @@ def model_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
     term × (mtp_num_layers + 1)): the block as the last layer, 2·2h² for eh_proj, 2·h·V for the head.
     """
     per_token = model.forward_flops_per_token(cfg.seq_len)
-    if model.tie_word_embeddings:
-        per_token += 2.0 * model.vocab_size * model.hidden_size
     if model.mtp_layers > 0 and model.mtp_params:
         block = model.layers[-1]
         att = block.attention

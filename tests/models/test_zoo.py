@@ -167,3 +167,13 @@ def test_zoo_path_imports_neither_transformers_nor_torch() -> None:
         "bad = [m for m in ('transformers', 'torch') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("model_id", ["meta-llama/Llama-3.2-1B", "meta-llama/Llama-3.1-8B"])
+def test_the_lm_head_is_counted_once_tied_or_not(model_id: str) -> None:
+    """A tied head runs its GEMM with the embedding's matrix: forward FLOPs per token dropped it
+    (Llama-3.2-1B 1.95e9 where 2 x matmul weights + head is 2.47e9), and serving priced it that way."""
+    spec = load_model(model_id)
+    matmul = spec.active_params - spec.embedding_params - spec.lm_head_params
+    assert spec.forward_flops_per_token(0) == pytest.approx(2.0 * matmul + spec.lm_head_flops)
+    assert spec.lm_head_flops == 2.0 * spec.vocab_size * spec.hidden_size
