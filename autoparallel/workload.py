@@ -19,6 +19,9 @@ MAX_QUANTILES = 1001
 """Most points a length distribution may give (per-mille resolution)."""
 
 
+_RATE = BOUNDS["request_rate"]
+
+
 class Serving(UserInput):
     """An inference workload: request shape, load, and service-level limits."""
 
@@ -33,9 +36,7 @@ class Serving(UserInput):
     """Output tokens per request."""
     concurrency: int | None = Field(default=None, ge=1, le=BOUNDS["concurrency"].hi)
     """Requests in flight over the whole deployment (None: as many as fit, i.e. max throughput)."""
-    request_rate: float | None = Field(
-        default=None, ge=BOUNDS["request_rate"].lo, le=BOUNDS["request_rate"].hi
-    )
+    request_rate: float | None = Field(default=None, ge=_RATE.lo, le=_RATE.hi)
     """Arriving requests per second (None: not rate-limited)."""
     max_model_len: int | None = Field(default=None, ge=1, le=BOUNDS["max_model_len"].hi)
     """Context the deployment must accept (None: isl + osl rounded up to a power of two)."""

@@ -611,9 +611,8 @@ def test_a_deeply_nested_yaml_file_is_one_line_exit_2(
     assert rc == 2 and not out and why in err and len(err.strip().splitlines()) == 1
 
 
-BOMB = (
-    "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
-    + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 20))
+BOMB = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 20)
 )
 
 

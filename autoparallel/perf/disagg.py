@@ -91,9 +91,10 @@ def kv_transfer_s(
 
 
 def prefill_wait_s(prefill_s: float, rate_per_rank: float) -> float:
-    """M/D/1 mean wait before service at `rate_per_rank` prompts/s: ρ S / (2 (1 − ρ)); inf when ρ ≥ 1."""
+    """M/D/1 mean wait before service at `rate_per_rank` prompts/s: ρ S / (2 (1 − ρ)); inf when ρ ≥ 1
+    (to rounding: a rank run at full load, rate 1 / S, gives ρ = 1 − 2^-53, and a wait of 10^19 ms)."""
     rho = rate_per_rank * prefill_s
-    if rho >= 1.0:
+    if rho >= 1.0 - 1e-9:
         return float("inf")
     return rho * prefill_s / (2.0 * (1.0 - rho))
 

@@ -396,7 +396,9 @@ def test_plan_takes_the_cluster_from_the_fleet_file_through_the_parser(
         main(["evaluate", "meta-llama/Llama-3.2-1B"])  # evaluate still requires it
 
 
-def test_a_fleet_of_aliases_serves_the_published_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_fleet_of_aliases_serves_the_published_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A fleet file naming `llama-3.2-1b` printed `vllm serve llama-3.2-1b`, which no engine loads."""
     f = _write(tmp_path, "a.yaml", "models:\n  - {model: llama-3.2-1b, request_rate: 5}\n")
     assert main(["plan", "--fleet", f, "--cluster", "1x2xH100"]) == 0
