@@ -96,3 +96,20 @@ def test_an_expert_parallel_fix_reads_as_one_engine() -> None:
         )
     more = [f for f in exc.value.fixes if "the GPUs" in f]
     assert more and all("one expert-parallel engine of" in f for f in more), more
+
+
+def test_conflicting_limits_are_each_stated_under_the_others() -> None:
+    """The rate reason took the best plan that fits whatever its TPOT (17.49/s at TPOT 85 ms against a
+    50 ms limit, 17.3/s asked: it said more than the rate it refused), and the TPOT reason a plan that
+    met the limit. Each is now the best under the workload's other limits: 17.26/s, the deployment
+    planner's capacity, and 57.3 ms at 17.3 requests/s."""
+    import re
+
+    w = Serving(isl=1024, osl=256, ttft_ms=2000, tpot_ms=50, request_rate=17.3)
+    with pytest.raises(InfeasibleError) as info:
+        solve_serving(load_model("meta-llama/Llama-3.1-8B-Instruct"), Cluster.parse("1x1xH100"), w)
+    text = str(info.value)
+    rate = re.search(r"TTFT ≤ 2000 ms, TPOT ≤ 50 ms completes ([\d.]+)/s", text)
+    tpot = re.search(r"TTFT ≤ 2000 ms, 17.3 requests/s reaches ([\d.]+) ms", text)
+    assert rate is not None and float(rate.group(1)) < 17.3
+    assert tpot is not None and float(tpot.group(1)) > 50

@@ -205,19 +205,54 @@ def _engine_can_span(space: ServingSpace, i: int) -> bool:
     return node_span_problem(engine, space.shapes[s].span_width(engine), space.cluster.gpus_per_node) is None
 
 
-def _best(space: ServingSpace, table: list[int], lowest: bool) -> tuple[int, int] | None:
+def _best(space: ServingSpace, table: list[int], lowest: bool, skip: str) -> tuple[int, int, str] | None:
+    """The entry that fits with the lowest (highest) `table` value among those meeting the workload's
+    other limits (all but `skip`), with the words saying so; among all that fit where none meets them
+    (a conflict the reason then states: the best under the other limits is out of reach)."""
     fits = [i for i in range(len(table)) if _fits(space, i)]
     if not fits:
         return None
-    i = (min if lowest else max)(fits, key=lambda k: table[k])
-    return i, table[i]
+    others = [i for i in fits if _meets(space, i, skip)]
+    pool, words = (others, _others_words(space, skip)) if others else (fits, "")
+    i = (min if lowest else max)(pool, key=lambda k: table[k])
+    return i, table[i], words
+
+
+def _meets(space: ServingSpace, i: int, skip: str) -> bool:
+    """Entry i meets the workload's TTFT and TPOT limits and carries its arrival rate, except `skip`."""
+    w, t = space.workload, space.tables
+    if skip != "ttft_slo" and w.ttft_ms is not None and t.ttft_us[i] > w.ttft_ms * 1e3:
+        return False
+    if skip != "tpot_slo" and w.tpot_ms is not None and t.step_us[i] > w.tpot_ms * 1e3:
+        return False
+    return skip == "request_rate" or w.request_rate is None or _rate_of(space, i) >= w.request_rate
+
+
+def _others_words(space: ServingSpace, skip: str) -> str:
+    w = space.workload
+    parts = [
+        f"TTFT ≤ {w.ttft_ms:g} ms" if skip != "ttft_slo" and w.ttft_ms is not None else "",
+        f"TPOT ≤ {w.tpot_ms:g} ms" if skip != "tpot_slo" and w.tpot_ms is not None else "",
+        f"{w.request_rate:g} requests/s" if skip != "request_rate" and w.request_rate is not None else "",
+    ]
+    shown = [p for p in parts if p]
+    return f" and meets {', '.join(shown)}" if shown else ""
+
+
+def _rate_of(space: ServingSpace, i: int) -> float:
+    """Requests/s entry i completes with its most replicas (within the client's concurrency)."""
+    w = space.workload
+    most = space.shapes[_shape_of(space, i)].max_replicas
+    if w.concurrency is not None:
+        most = min(most, w.concurrency // space.batches[space.unflat(i)[2]])
+    return space.tables.tps_milli[i] / 1e3 * most / w.osl
 
 
 def _ttft_reason(space: ServingSpace) -> str:
-    best = _best(space, space.tables.ttft_us, lowest=True)
+    best = _best(space, space.tables.ttft_us, lowest=True, skip="ttft_slo")
     limit = space.workload.ttft_ms or 0.0
     got = (
-        f"the fastest plan that fits reaches {ms_over(best[1] / 1e3, limit, 0)} ms "
+        f"the fastest plan that fits{best[2]} reaches {ms_over(best[1] / 1e3, limit, 0)} ms "
         f"({_entry_label(space, best[0])})"
         if best
         else "no plan fits in memory"
@@ -226,10 +261,10 @@ def _ttft_reason(space: ServingSpace) -> str:
 
 
 def _tpot_reason(space: ServingSpace) -> str:
-    best = _best(space, space.tables.step_us, lowest=True)
+    best = _best(space, space.tables.step_us, lowest=True, skip="tpot_slo")
     limit = space.workload.tpot_ms or 0.0
     got = (
-        f"the fastest plan that fits reaches {ms_over(best[1] / 1e3, limit, 1)} ms "
+        f"the fastest plan that fits{best[2]} reaches {ms_over(best[1] / 1e3, limit, 1)} ms "
         f"({_entry_label(space, best[0])})"
         if best
         else "no plan fits in memory"
@@ -238,20 +273,14 @@ def _tpot_reason(space: ServingSpace) -> str:
 
 
 def _rate_reason(space: ServingSpace) -> str:
-    w, t = space.workload, space.tables
-    fits = [i for i in range(len(t.tps_milli)) if _fits(space, i)]
-
-    def replicas(i: int) -> int:
-        """Entry i's most replicas, within the client's concurrency when it has one."""
-        most = space.shapes[_shape_of(space, i)].max_replicas
-        if w.concurrency is None:
-            return most
-        return min(most, w.concurrency // space.batches[space.unflat(i)[2]])
-
-    best = max((t.tps_milli[i] / 1e3 * replicas(i) / w.osl for i in fits), default=0.0)
+    w = space.workload
+    fits = [i for i in range(len(space.tables.tps_milli)) if _fits(space, i)]
+    others = [i for i in fits if _meets(space, i, "request_rate")]
+    best = max((_rate_of(space, i) for i in others or fits), default=0.0)
     within = f" with at most {w.concurrency} in flight" if w.concurrency is not None else ""
+    meets = _others_words(space, "request_rate") if others else ""
     return (
-        f"request_rate: {w.request_rate:g} requests/s arrive; the best plan that fits{within} "
+        f"request_rate: {w.request_rate:g} requests/s arrive; the best plan that fits{within}{meets} "
         f"completes {best:.2f}/s"
     )
 
