@@ -551,3 +551,22 @@ def test_ulysses_refuses_what_its_wrapper_cannot_run() -> None:
     gemma = load_model("google/gemma-2-9b")
     assert "sliding-window" in (cp_comm_problem(gemma, 1, 1, 2, "p2p") or "")
     assert cp_comm_problem(gemma, 1, 1, 2, "a2a") is None
+
+
+def test_a_batch_that_divides_is_not_named_beside_memory() -> None:
+    """The tables price no (shape, micro-batch) whose micro × dp does not divide the batch, so with the
+    batch rule relaxed the explanation found those free of memory: seq 1,048,576, global batch 8 on
+    8 H100s (8 = 1 x 8 x 1) was "global_batch ... and memory". Memory alone is the reason; a batch no
+    allowed pair divides is named by itself."""
+    model, cluster = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x8xH100")
+    with pytest.raises(InfeasibleError) as info:
+        solve_training(model, cluster, Training(seq_len=1 << 20, global_batch=8))
+    assert "memory" in str(info.value) and "global_batch" not in str(info.value)
+    with pytest.raises(InfeasibleError, match="global_batch: 7 sequences") as info:
+        solve_training(
+            model,
+            cluster,
+            Training(seq_len=4096, global_batch=7),
+            options=TrainingOptions(micro_batch_values=(2,)),
+        )
+    assert "memory" not in str(info.value)

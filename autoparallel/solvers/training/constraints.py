@@ -32,10 +32,15 @@ from autoparallel.solvers.training.vars import (
 
 # ----- constraint families ----------------------------------------------------------------------------
 def add_global_batch(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, lit: IntVar) -> None:
-    """micro × dp × grad_accum == global batch exactly: pairs whose micro × dp does not divide it are out."""
+    """micro × dp × grad_accum == global batch exactly: pairs whose micro × dp does not divide it are out,
+    whatever `lit` says. The tables price no such pair (no configuration has it), so with the rule
+    relaxed an explanation found them free of memory and named `global_batch` for a batch that
+    divides (Llama-3.1-8B at seq 1,048,576, global batch 8 = 1 x 8 x 1); a batch no pair divides is
+    named before any solve (`solve.batch_rules_out_everything`)."""
+    del lit
     for (i, m), pair in v.pm.items():
         if not t.grad_accum[i][m]:
-            model.add(pair == 0).only_enforce_if(lit)
+            model.add(pair == 0)
 
 
 def add_zero_pipeline(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, lit: IntVar) -> None:
@@ -139,11 +144,14 @@ def add_stage_memory(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars
             a_hi,
             f"act_per_microbatch_mib[{j}]",
         )
-        # f_j = grad_accum when it is ≤ j, else j + 1: split the activations over those cases.
-        fly: dict[int, Expr] = {
-            f: sum(p for (i, m), p in v.pm.items() if t.grad_accum[i][m] == f) for f in range(j + 1)
-        }
-        fly[j + 1] = sum(p for (i, m), p in v.pm.items() if t.grad_accum[i][m] > j)
+        # f_j = grad_accum when it is ≤ j, else j + 1: split the activations over those cases. A pair
+        # whose micro-batch does not divide the batch (grad_accum 0, ruled out by `global_batch`) still
+        # holds one micro-batch: with the batch rule relaxed (the infeasibility diagnosis), it had held
+        # none, and named `global_batch` beside `memory` for a batch that divides.
+        by_count: dict[int, list[IntVar]] = {f: [] for f in range(1, j + 2)}
+        for (i, m), p in v.pm.items():
+            by_count[min(max(t.grad_accum[i][m], 1), j + 1)].append(p)
+        fly: dict[int, Expr] = {f: lin_sum(ps) for f, ps in by_count.items()}
         acts = split_by_value(model, per_mb, a_hi, fly, f"act_in_flight_mib[{j}]")
         mem = model.new_int_var(
             0,

@@ -194,6 +194,8 @@ def solve_training(
     chain = parse_objective(objective, "training")
     t = build_tables(build_space(model, cluster, workload, options), deadline)
     clock.lap("tables")
+    if not any(g for row in t.grad_accum for g in row):
+        raise explain_infeasible(t, driver.Core(needed=("global_batch",)))
     if memory_rules_out_everything(t):
         # Memory alone is the usual cause; proving the other families innocent by deletion trials can
         # take CP-SAT longer than the time limit, and this certificate from the tables settles it.
