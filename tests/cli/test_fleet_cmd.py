@@ -404,3 +404,13 @@ def test_a_fleet_of_aliases_serves_the_published_ids(
     assert main(["plan", "--fleet", f, "--cluster", "1x2xH100"]) == 0
     out = capsys.readouterr().out
     assert "vllm serve meta-llama/Llama-3.2-1B " in out and "vllm serve llama-3.2-1b" not in out
+
+
+def test_the_smallest_weight_share_is_over_every_allowed_quantization(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It read the first --quantization value only: 189.0 GiB for `none,fp8`, 95.5 for `fp8,none`."""
+    f = _write(tmp_path, "f.yaml", "models:\n  - {model: meta-llama/Llama-3.1-405B, request_rate: 1}\n")
+    for q in ("none,fp8", "fp8,none"):
+        assert main(["plan", "--fleet", f, "--cluster", "1x4xH100", "--quantization", q]) == 1
+        assert "smallest weight share is 95.5 GiB" in capsys.readouterr().err

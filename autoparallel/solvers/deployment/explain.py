@@ -41,7 +41,8 @@ def why_no_engine(space: ServingSpace) -> str:
         valid = [k for k, s in enumerate(space.shapes) if not s.violations]
         if not valid:
             return f"on {pool}: no tp/pp/ep the architecture allows fits the pool"
-        least = min(t.weights_kib[k * len(space.runtimes)] for k in valid)
+        runtimes = len(space.runtimes)  # weights are per (shape, runtime): every quantization allowed
+        least = min(t.weights_kib[k * runtimes + r] for k in valid for r in range(runtimes))
         return (
             f"on {pool}: no engine fits in memory (the smallest weight share is "
             f"{least / 2**20:.1f} GiB per GPU of {max(space.budget_kib) / 2**20:.1f} GiB usable)"
