@@ -670,3 +670,14 @@ def test_the_memory_reason_quotes_the_layout_nearest_to_fitting(capsys: pytest.C
     assert code == 1
     for engine in ("SGLang", "TensorRT-LLM"):
         assert f"{engine} at best (tp=8 pp=1" in err, err
+
+
+def test_an_engines_memory_reason_is_in_its_own_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    """The SGLang / TensorRT-LLM reason printed the tables' figure, a pool clipped at 0 counted in vLLM's
+    budget: "needing 36.43 GiB per GPU of 36.40" for a layout whose weights leave a pool of -1.1 GiB."""
+    assert (
+        main(["plan", "mistralai/Mixtral-8x22B-v0.1", "--cluster", "2x4xA100-40G", "--engine", "sglang"]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "--mem-fraction-static" in err and "leave a KV pool of 0.00 GiB (0 tokens)" in err
+    assert "needing" not in err

@@ -143,12 +143,27 @@ def _memory_reason(space: ServingSpace) -> str:
     t = space.tables
     valid = [i for i in range(len(t.mem_used_kib)) if not space.shapes[_shape_of(space, i)].violations]
     unfit = [i for i in valid if t.mem_used_kib[i] > top]
+    per_entry = len(space.batches) * len(space.max_model_lens)
+
+    def nearest(entries: list[int]) -> int:
+        """vLLM's least need; an engine's (SGLang / TensorRT-LLM, whose tables clip a negative pool at
+        0 and count in vLLM's budget) least weights, then least need."""
+        vllm_ones = [k for k in entries if space.engine_of(k) == "vllm"]
+        if vllm_ones:
+            return min(vllm_ones, key=lambda k: t.mem_used_kib[k])
+        return min(entries, key=lambda k: (t.weights_kib[k // per_entry], t.mem_used_kib[k]))
+
     if unfit and len(unfit) < len(valid):  # memory rules out some plans; the families beside it, the rest
-        i = min(unfit, key=lambda k: t.mem_used_kib[k])
+        i = nearest(unfit)
+        words = (
+            f"needing {_gib(t.mem_used_kib[i])} per GPU of {_gib(top)}"
+            if space.engine_of(i) == "vllm"
+            else _engine_words(space, i)
+        )
         return (
             f"memory: {text}; {len(unfit):,} of the {len(valid):,} plans the model's rules allow do not "
             f"fit, the smallest of them ({ENGINE_NAMES[space.engine_of(i)]}, {_entry_label(space, i)}) "
-            f"needing {_gib(t.mem_used_kib[i])} per GPU of {_gib(top)}"
+            + words
         )
     vllm = [i for i in valid if space.engine_of(i) == "vllm"]
     if vllm:
@@ -159,21 +174,25 @@ def _memory_reason(space: ServingSpace) -> str:
             f"; the smallest per-GPU need ({_entry_label(space, i)}) is {_gib(used)}: weights "
             f"{_gib(weights)} + activations, graphs and KV {_gib(used - weights)} > {_gib(top)}"
         )
-    per_entry = len(space.batches) * len(space.max_model_lens)
     for other in dict.fromkeys(space.engine_of(i) for i in valid if space.engine_of(i) != "vllm"):
-        # SGLang / TensorRT-LLM, each in its own words: the entry nearest to fitting is the one whose
-        # weights leave the most per GPU (their tables clip a negative pool at 0), then the least need.
-        mine = [i for i in valid if space.engine_of(i) == other]
-        i = min(mine, key=lambda k: (t.weights_kib[k // per_entry], t.mem_used_kib[k]))
-        s, r, b, m = space.unflat(i)
-        engine = space.runtimes[r].engine
-        kv, _ = engine_kv_for(engine, space.model, space.cluster, engine_entry_config(space, s, r, b, m))
-        text += (
-            f"; {ENGINE_NAMES[engine]} at best ({_entry_label(space, i)}, {kv.rule}): weights "
-            f"{kv.weights_gib:.2f} GiB per GPU leave a KV pool of {max(kv.kv_cache_gib, 0.0):.2f} GiB "
-            f"({kv.kv_cache_tokens:,} tokens), {_gib(t.mem_used_kib[i] - t.fixed_kib[i])} needed"
-        )
+        # SGLang / TensorRT-LLM, each in its own words.
+        i = nearest([i for i in valid if space.engine_of(i) == other])
+        text += f"; {ENGINE_NAMES[other]} at best ({_entry_label(space, i)}): {_engine_words(space, i)}"
     return "memory: " + text
+
+
+def _engine_words(space: ServingSpace, i: int) -> str:
+    """An SGLang / TensorRT-LLM entry's memory in its own terms (the float model's numbers: the tables
+    hold them shifted into vLLM's budget)."""
+    s, r, b, m = space.unflat(i)
+    engine = space.runtimes[r].engine
+    kv, _ = engine_kv_for(engine, space.model, space.cluster, engine_entry_config(space, s, r, b, m))
+    t = space.tables
+    return (
+        f"{kv.rule}: weights {kv.weights_gib:.2f} GiB per GPU leave a KV pool of "
+        f"{max(kv.kv_cache_gib, 0.0):.2f} GiB ({kv.kv_cache_tokens:,} tokens), "
+        f"{_gib(t.mem_used_kib[i] - t.fixed_kib[i])} needed"
+    )
 
 
 def _shape_of(space: ServingSpace, i: int) -> int:
