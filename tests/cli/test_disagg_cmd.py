@@ -282,3 +282,12 @@ def test_pd_lines_serve_the_id_the_plan_serves(capsys: pytest.CaptureFixture[str
         for line in node
     ]
     assert lines and all(" vllm serve meta-llama/Llama-3.1-8B " in line for line in lines)
+
+
+def test_no_decode_engine_says_why_with_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    """It blamed the TPOT limit with no numbers when memory was the reason (70B on 4 L4s)."""
+    argv = ["plan", "meta-llama/Llama-3.1-70B-Instruct", "--cluster", "1x4xL4", "--disagg", "on"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "no engine fits in memory (the smallest weight share is" in err
+    assert len(err.strip().splitlines()) == 1

@@ -21,6 +21,7 @@ from autoparallel.perf import disagg
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.solvers.deployment.decoder import BASE_PORT, ReplicaPlacement, place
 from autoparallel.solvers.deployment.driver import Objective, default_objective, objective_chain, optimize
+from autoparallel.solvers.deployment.explain import why_no_engine
 from autoparallel.solvers.deployment.roles import RoleSpace
 from autoparallel.solvers.driver import Run
 from autoparallel.solvers.settings import SolverSettings, SolverStats
@@ -120,13 +121,16 @@ def _why_infeasible(rs: RoleSpace) -> str:
     space = rs.space
     fm = space.models[0]
     roles = {e.role for e in space.engines}
+    # Each pool's own reason, with its numbers (memory, the best TPOT / TTFT), as the aggregated plan says.
+    why = "; ".join(why_no_engine(s) for (m, _), s in sorted(space.serving.items()) if m == 0)
     if "decode" not in roles:
-        return (
-            f"no decode engine of {fm.name} starts and meets TPOT {fm.workload.tpot_ms} ms "
-            f"on {space.cluster.spec}"
-        )
+        limit = f" and meets TPOT {fm.workload.tpot_ms:g} ms" if fm.workload.tpot_ms is not None else ""
+        return f"no decode engine of {fm.name} starts{limit} on {space.cluster.spec} ({why})"
     if "prefill" not in roles:
-        return f"no prefill engine of {fm.name} meets TTFT {fm.workload.ttft_ms} ms on {space.cluster.spec}"
+        return (
+            f"no prefill engine of {fm.name} meets TTFT {fm.workload.ttft_ms} ms on {space.cluster.spec} "
+            f"({why})"
+        )
     smallest = min(e.gpus for e in space.engines)
     pools = sorted({e.pool for e in space.engines})
     usable = sum(space.cluster.pools[p].world_size for p in pools)  # pools the model's engines run on
