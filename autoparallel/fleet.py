@@ -486,17 +486,20 @@ def fleet_models(entries: Sequence[FleetEntry], given: Mapping[int, ModelSpec] |
     out = []
     names: set[str] = set()
     for n, entry in enumerate(entries):
-        if entry.model in names:
-            raise InputError(f"model {entry.model!r} is listed twice in the fleet; give one rate per model")
-        names.add(entry.model)
         spec = (given or {}).get(n) or load_model(entry.model)
+        # The engines load the id the zoo publishes (an alias typed in the file: its published spelling);
+        # two spellings of one id are one model, whose rates a router could not tell apart.
+        name = served_id((given or {}).get(n) or entry.model, spec)
+        if name in names:
+            raise InputError(
+                f"model {entry.model!r} ({name}) is listed twice in the fleet; give one rate per model"
+            )
+        names.add(name)
         try:
             workload = entry.serving()
         except InputError as exc:
             raise InputError(f"fleet entry {n + 1}: {exc}") from None
-        # The engines load the id the zoo publishes (an alias typed in the file: its published spelling).
-        source = (given or {}).get(n) or entry.model
-        out.append(FleetModel(spec, workload, served_id(source, spec), entry.priority))
+        out.append(FleetModel(spec, workload, name, entry.priority))
     return out
 
 

@@ -188,7 +188,14 @@ def served_id(source: Any, model: ModelSpec) -> str:
     entry = find_entry(source)
     if entry is None:
         return _served_path(Path(source.strip()).expanduser(), source)
-    return next((n for n in (entry.id, *entry.aliases) if n.lower() == source.strip().lower()), entry.id)
+    # The id or alias named, or the one whose name after `/` was typed (`llama-3.1-8b-instruct` is the
+    # Instruct alias, not the base id the entry is filed under).
+    typed = source.strip().lower()
+    names = (entry.id, *entry.aliases)
+    return next(
+        (n for n in names if n.lower() == typed),
+        next((n for n in names if n.split("/")[-1].lower() == typed), entry.id),
+    )
 
 
 def _served_path(path: Path, shown: str) -> str:

@@ -414,3 +414,19 @@ def test_the_smallest_weight_share_is_over_every_allowed_quantization(
     for q in ("none,fp8", "fp8,none"):
         assert main(["plan", "--fleet", f, "--cluster", "1x4xH100", "--quantization", q]) == 1
         assert "smallest weight share is 95.5 GiB" in capsys.readouterr().err
+
+
+def test_two_spellings_of_one_model_are_one_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`meta-llama/Llama-3.2-1B-Instruct` and `llama-3.2-1b-instruct` were two models serving one id,
+    each with a traffic share of 1; the short Instruct name was launched as the base model."""
+    f = _write(
+        tmp_path,
+        "d.yaml",
+        "models:\n  - {model: meta-llama/Llama-3.2-1B-Instruct, request_rate: 5}\n"
+        "  - {model: llama-3.2-1b-instruct, request_rate: 5}\n",
+    )
+    assert main(["plan", "--fleet", f, "--cluster", "1x2xH100"]) == 2
+    assert "listed twice" in capsys.readouterr().err
+    f = _write(tmp_path, "s.yaml", "models:\n  - {model: llama-3.2-1b-instruct, request_rate: 5}\n")
+    assert main(["plan", "--fleet", f, "--cluster", "1x2xH100"]) == 0
+    assert "vllm serve meta-llama/Llama-3.2-1B-Instruct " in capsys.readouterr().out
