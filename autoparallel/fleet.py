@@ -388,6 +388,10 @@ class FleetPlan(BaseModel):
             f"{d.goodput_tokens_per_s:.0f} tokens/s; ${d.usd_per_million_tokens:.3f} per M tokens"
         )
         lines += [f"  idle: {r}" for r in d.idle_reasons]
+        lines += [
+            f"  not placed (size neither whole nodes nor a power of two dividing a node): {r}"
+            for r in d.left_out
+        ]
         launches = self.launches()
         if launches:
             lines.append("Launch (first replica of each engine; --json or --plan-file for all):")

@@ -639,3 +639,14 @@ def test_a_preset_and_a_workload_file_together_are_refused(
     assert main([*argv, "--workload-file", str(traffic)]) == 2
     err = capsys.readouterr().err.strip()
     assert "a workload is a preset or a workload file, not both" in err and err.count("\n") == 0
+
+
+def test_the_whole_cluster_section_names_the_shapes_it_could_not_place(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Node packing takes engine sizes in a divisibility chain; the shapes outside it were dropped in
+    silence, under an OPTIMAL that the single-engine plan above could beat (72-GPU GB200 nodes)."""
+    assert main(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1x6xH100"]) == 0
+    out = capsys.readouterr().out
+    assert "not placed (size neither whole nodes nor a power of two dividing a node)" in out
+    assert "tp=1 pp=3" in out

@@ -113,6 +113,9 @@ class Deployment(_Frozen):
     enumeration_size: int
     """Replica-count vectors a brute-force enumeration over the candidate engines would face."""
     candidate_engines: int
+    left_out: tuple[str, ...] = ()
+    """Admissible shapes outside the candidates (their size is neither whole nodes nor a power of two
+    dividing a node, which `node_packing_gpus` needs), per model and pool: the optimum is over the rest."""
 
 
 def evaluate_engine(space: DeploymentSpace, engine: Engine) -> ServingEstimate:
@@ -264,6 +267,11 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
         solver=stats,
         enumeration_size=space.enumeration_size(),
         candidate_engines=len(space.engines),
+        left_out=tuple(
+            f"{space.models[m].name} on pool {p}: {', '.join(shapes[:6])}{' ...' if len(shapes) > 6 else ''}"
+            for (m, p), shapes in sorted(space.left_out.items())
+            if shapes
+        ),
     )
 
 

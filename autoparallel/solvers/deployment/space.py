@@ -136,8 +136,8 @@ class DeploymentSpace:
     engines: tuple[Engine, ...]
     serving: dict[tuple[int, int], ServingSpace]
     """(model, pool) -> the serving planner's space (domains and float-model tables)."""
-    left_out: dict[tuple[int, int], int] = field(default_factory=dict)
-    """(model, pool) -> admissible shapes dropped because their size breaks node granularity."""
+    left_out: dict[tuple[int, int], tuple[str, ...]] = field(default_factory=dict)
+    """(model, pool) -> the admissible shapes dropped because their size breaks node granularity."""
     dominated: int = 0
     """Candidate engines dropped because copies of another engine of theirs dominate them."""
     unpruned_enumeration_size: int = 0
@@ -222,7 +222,7 @@ def build_deployment_space(
     opts = options or ServingOptions()
     engines: list[Engine] = []
     serving: dict[tuple[int, int], ServingSpace] = {}
-    left_out: dict[tuple[int, int], int] = {}
+    left_out: dict[tuple[int, int], tuple[str, ...]] = {}
     everything: list[Engine] = []
     for m, fm in enumerate(fleet):
         for p in range(len(cluster.pools)):
@@ -296,7 +296,7 @@ def engine_at(
     )
 
 
-def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], int]:
+def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], tuple[str, ...]]:
     """The candidate entries of every (shape, serving engine), and how many admissible shapes node
     granularity drops. Without a concurrency cap a shape's candidate is its entry of most tokens/s;
     with one, every entry whose in-flight requests fit the cap and that no entry of fewer in flight
@@ -312,11 +312,11 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
                 (space.batches[b], space.tables.tps_milli[i], i)
             )
     out: list[Engine] = []
-    dropped = 0
+    dropped: list[str] = []
     for (s, _), entries in sorted(found.items()):
         size = granularity(space, s)
         if size is None:
-            dropped += 1
+            dropped.append(space.shapes[s].label)
             continue
         for i in staircase(entries, fm.concurrency, size[0]):
             engine_tps = space.tables.tps_milli[i] * size[0]
@@ -332,7 +332,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
                     milli_tokens_per_s=engine_tps,
                 )
             )
-    return [e for e in out if e.capacity_milli_rps > 0], dropped
+    return [e for e in out if e.capacity_milli_rps > 0], tuple(dict.fromkeys(dropped))
 
 
 def staircase(entries: list[tuple[int, int, int]], concurrency: int | None, dp: int) -> list[int]:
