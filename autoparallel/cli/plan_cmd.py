@@ -454,9 +454,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
             top=args.top,
         )
     except InfeasibleError as exc:
-        if not serving_vllm or args.disagg == "off":
+        if args.train:
             raise
-        single_error = exc  # disaggregation may serve what no aggregated engine does: compared below
+        # Several engines over the whole cluster, or disaggregation, may serve what no single engine
+        # does: both are tried below.
+        single_error = exc
     if plans and not args.train:
         plans[0] = api.with_benchmark(plans[0])  # the chosen plan's finite benchmark (`batch` workloads)
     if plans and len(plans) < args.top:
@@ -476,10 +478,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if serving_vllm
         else None
     )
-    if single_error is not None:  # only a disaggregated deployment that serves the request stands in
-        if comp is None or comp.mode != "disaggregated" or comp.unmet_rps > 0:
+    if single_error is not None:  # a deployment that serves the request stands in, disaggregated first
+        if comp is not None and comp.mode == "disaggregated" and comp.unmet_rps <= 0:
+            _emit_disaggregated_only(args, workload, comp, single_error)
+        elif whole is not None and all(m.unmet_rps <= 0 for m in whole.deployment.models):
+            _emit_whole_cluster_only(args, workload, whole, single_error)
+        else:
             raise single_error
-        _emit_disaggregated_only(args, workload, comp, single_error)
     elif args.json:
         # One shape whatever --top is: the best plan's object, the others under "alternatives".
         payload: Any = {**plans[0].to_dict(), "alternatives": [p.to_dict() for p in plans[1:]]}
@@ -520,6 +525,32 @@ def _emit_disaggregated_only(
         return
     text = "\n".join(["No single-engine (aggregated) plan serves the request:", *_indent(str(single_error))])
     sys.stdout.write(text + "\n\n" + comp.explain() + "\n")
+
+
+def _emit_whole_cluster_only(
+    args: argparse.Namespace, workload: Any, whole: Any, single_error: InfeasibleError
+) -> None:
+    """`plan` when no single engine serves the request and several over the whole cluster do (a rate
+    beyond one engine's capacity; Llama-3.1-70B at 55.8 requests/s on 3x8xH100 exited 1 while its
+    deployment section carried 55.91): that deployment is the answer, after why one engine cannot."""
+    if args.json:
+        head = {"model": args.model, "cluster": args.cluster, "workload": workload.model_dump()}
+        error = {
+            "error": str(single_error).splitlines()[0],
+            "reasons": list(single_error.reasons),
+            "fixes": list(single_error.fixes),
+        }
+        deployment = {"mode": "aggregated", **whole.deployment_dict()}
+        _emit(
+            args,
+            {**head, "engine": args.engine or "vllm", "single_engine": error, "deployment": deployment},
+            "",
+        )
+        return
+    text = "\n".join(["No single-engine plan serves the request:", *_indent(str(single_error))])
+    sys.stdout.write(
+        text + "\n\nWhole cluster (deployment planner, several engines):\n" + whole.explain() + "\n"
+    )
 
 
 def _indent(text: str) -> list[str]:

@@ -650,3 +650,20 @@ def test_the_whole_cluster_section_names_the_shapes_it_could_not_place(
     out = capsys.readouterr().out
     assert "not placed (size neither whole nodes nor a power of two dividing a node)" in out
     assert "tp=1 pp=3" in out
+
+
+def test_a_rate_beyond_one_engine_is_served_by_the_whole_cluster_deployment(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`plan` fell back only to disaggregation: with --disagg off (or an engine without it) a rate no
+    single engine carries exited 1 while the whole-cluster deployment it would print carried it
+    (Llama-3.1-70B on 3x8xH100 at 55.8 requests/s: the best single plan completes 55.54/s)."""
+    argv = ["plan", "meta-llama/Llama-3.1-70B", "--cluster", "3x8xH100", "--isl", "512", "--osl", "512"]
+    argv += ["--tpot-ms", "60", "--ttft-ms", "500", "--request-rate", "55.8", "--disagg", "off"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("No single-engine plan serves the request:") and "UNMET" not in out
+    assert "Whole cluster (deployment planner, several engines):" in out
+    assert main([*argv, "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert "single_engine" in d and d["deployment"]["mode"] == "aggregated"
