@@ -430,3 +430,15 @@ def test_two_spellings_of_one_model_are_one_model(tmp_path: Path, capsys: pytest
     f = _write(tmp_path, "s.yaml", "models:\n  - {model: llama-3.2-1b-instruct, request_rate: 5}\n")
     assert main(["plan", "--fleet", f, "--cluster", "1x2xH100"]) == 0
     assert "vllm serve meta-llama/Llama-3.2-1B-Instruct " in capsys.readouterr().out
+
+
+def test_idle_gpus_without_a_rate_are_not_said_to_meet_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = _write(tmp_path, "n.yaml", "models:\n  - {model: meta-llama/Llama-3.2-1B, tpot_ms: 40}\n")
+    assert (
+        main(["plan", "--fleet", f, "--cluster", "1x2xH100+1x2xA100-80G", "--objective", "cost-per-mtok"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "idle" in out and "every request rate is met" not in out

@@ -371,7 +371,10 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
                 f"in a shared node; the smallest is {e.label} with {e.gpus} GPUs){met}"
             )
         elif objective in ("goodput", "cost", "gpus", "cost_per_mtok"):
-            out.append(f"{head}: every request rate is met without them (objective {objective})")
+            # (a model without a rate under goodput is `_wanting`, above)
+            rates = all(fm.demand_milli_rps for fm in space.models)
+            why = "every request rate is met without them" if rates else "the objective is best without them"
+            out.append(f"{head}: {why} (objective {objective})")
         else:
             out.append(f"{head}: the plan CP-SAT returned for objective {objective} leaves them idle")
     return tuple(out)
