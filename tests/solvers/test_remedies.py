@@ -113,3 +113,12 @@ def test_conflicting_limits_are_each_stated_under_the_others() -> None:
     tpot = re.search(r"TTFT ≤ 2000 ms, 17.3 requests/s reaches ([\d.]+) ms", text)
     assert rate is not None and float(rate.group(1)) < 17.3
     assert tpot is not None and float(tpot.group(1)) > 50
+
+
+def test_more_gpus_fill_the_node_first_and_name_the_cluster_solved_on() -> None:
+    """ "4 x H100 (2x the GPUs)" was solved on 2x2xH100 (pp over the network) while 1x4xH100 serves
+    more; on one-GPU nodes it tried pp only and found no fix where tp 2 on one node serves."""
+    w = Serving(isl=1024, osl=256, ttft_ms=2000, tpot_ms=50, max_model_len=131072)
+    with pytest.raises(InfeasibleError) as info:
+        solve_serving(load_model("meta-llama/Llama-3.1-8B-Instruct"), Cluster.parse("1x1xL4"), w)
+    assert any(f.startswith("with --cluster 1x2xL4 (2x the GPUs)") for f in info.value.fixes)

@@ -89,12 +89,18 @@ def nearest_fixes(
             pool = cluster.pools[0]
             if pool.nodes * factor > MAX_NODES:
                 break
-            # The same pool with more nodes: its GPU object (a custom or priced one) and bandwidths
-            # kept; parsing its name again lost a --gpus-file GPU ("unknown GPU") and --price.
-            bigger = Cluster(pools=(pool.model_copy(update={"nodes": pool.nodes * factor}),))
+            # The same pool grown: fuller nodes while the GPU's usual node holds them (1x2 -> 1x4: tp
+            # over NVLink), else more nodes; its GPU object (a custom or priced one) and bandwidths
+            # kept (parsing its name again lost a --gpus-file GPU and --price). Named as the cluster
+            # string it was solved on.
+            fuller = pool.gpus_per_node * factor <= pool.gpu.max_gpus_per_node
+            grown = (
+                {"gpus_per_node": pool.gpus_per_node * factor} if fuller else {"nodes": pool.nodes * factor}
+            )
+            bigger = Cluster(pools=(pool.model_copy(update=grown),))
             tries.append(
                 (
-                    f"{bigger.world_size} x {cluster.gpu.name} ({factor}x the GPUs)",
+                    f"--cluster {bigger.spec} ({factor}x the GPUs)",
                     bigger,
                     workload,
                     options,
