@@ -388,6 +388,16 @@ class FleetPlan(BaseModel):
             f"{d.goodput_tokens_per_s:.0f} tokens/s; ${d.usd_per_million_tokens:.3f} per M tokens"
         )
         lines += [f"  idle: {r}" for r in d.idle_reasons]
+        if any(m.priority != 1.0 for m in d.models) and d.objective in (
+            "goodput",
+            "throughput",
+            "cost_per_mtok",
+        ):
+            weights = ", ".join(f"{m.model} {m.priority:g}" for m in d.models)
+            lines.append(
+                f"  priorities ({weights}) weight each model's tokens in the {d.objective} objective; "
+                "the tokens/s and $ per M tokens above are unweighted"
+            )
         lines += [
             f"  not placed (size neither whole nodes nor a power of two dividing a node): {r}"
             for r in d.left_out

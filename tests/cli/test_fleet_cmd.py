@@ -442,3 +442,18 @@ def test_idle_gpus_without_a_rate_are_not_said_to_meet_one(
     )
     out = capsys.readouterr().out
     assert "idle" in out and "every request rate is met" not in out
+
+
+def test_priorities_are_said_to_weight_the_objective(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cost_per_mtok minimizes $ per priority-weighted token and printed the unweighted $ per M tokens
+    with no word on it."""
+    f = _write(
+        tmp_path,
+        "p.yaml",
+        "models:\n  - {model: meta-llama/Llama-3.2-1B, tpot_ms: 40}\n"
+        "  - {model: Qwen/Qwen3-0.6B, tpot_ms: 40, priority: 5}\n",
+    )
+    assert main(["plan", "--fleet", f, "--cluster", "1x2xH100", "--objective", "cost-per-mtok"]) == 0
+    assert "weight each model's tokens in the cost_per_mtok objective" in capsys.readouterr().out

@@ -87,6 +87,9 @@ class ModelService(_Frozen):
     goodput_tokens_per_s: float
     replicas: int
     gpus: int
+    priority: float = 1.0
+    """The fleet entry's weight on its tokens in the token objectives (goodput, throughput and the
+    $ per M tokens minimized); the figures shown are unweighted."""
 
 
 class Deployment(_Frozen):
@@ -295,6 +298,7 @@ def _services(
         out.append(
             ModelService(
                 model=fm.name,
+                priority=fm.priority,
                 request_rate=rate,
                 capacity_rps=capacity[m],
                 served_rps=served,
