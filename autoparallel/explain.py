@@ -53,7 +53,9 @@ def _solver_line(solver: SolverReport) -> str:
         parts.append(f"gap {100 * solver.gap:.1f}% (time limit reached; best found, not proven optimal)")
     if solver.gap_to_optimum is not None:
         gap = solver.gap_to_optimum
-        if gap > 5e-4:
+        if gap >= 1.0 - 5e-4:
+            parts.append("short of the workload (its problems below), which the planner's optimum serves")
+        elif gap > 5e-4:
             parts.append(f"{100 * gap:.1f}% below the optimum")
         elif gap < -5e-4:
             # The planner searches a grid (max_num_seqs 2^k and 3·2^k, its micro-batches, ...).

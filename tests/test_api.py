@@ -426,3 +426,13 @@ def test_a_cluster_of_three_nodes_is_filled_by_three_pipeline_stages() -> None:
     with 8 GPUs idle at 161 tokens/s, where tp 8 x pp 3 (vLLM splits 126 layers 42/42/42) gives twice."""
     plan = ap.solve("meta-llama/Llama-3.1-405B-Instruct", "3x8xH100", "chatbot")
     assert (plan.config.tp, plan.config.pp, plan.config.gpus) == (8, 3, 24)
+
+
+def test_a_config_that_misses_the_limits_is_not_above_the_optimum() -> None:
+    """Two tp4 replicas at vLLM's default max_num_seqs run TPOT 190 ms against the chatbot's 50 ms:
+    evaluate called that 25.9% above the planner's optimum, "with a value off its grid"."""
+    plan = ap.evaluate(
+        "meta-llama/Llama-3.1-70B-Instruct", "1x8xH100", ap.ServingConfig(tp=4, replicas=2), "chatbot"
+    )
+    assert plan.problems and plan.solver.gap_to_optimum == pytest.approx(1.0)
+    assert "short of the workload" in plan.explain()
