@@ -54,6 +54,7 @@ from autoparallel.perf.serving_steps import (
     StepTimes,
     replica_step_times,
     stage_step_s,
+    vllm_graph_max_batch,
 )
 from autoparallel.workload import ms_over
 
@@ -255,6 +256,7 @@ def serving_perf(
         kv_capacity_seqs=capacity,
         kv_headroom_bytes=headroom,
         vllm_version=vllm_version,
+        graph_max_batch=vllm_graph_max_batch(config.max_num_seqs, layout.batched_tokens, cluster.gpu),
     )
 
 
@@ -287,6 +289,8 @@ def perf_at_batch(
     kv_pool_tokens: int = 0,
     vllm_version: str = DEFAULT_VLLM_VERSION,
     arrivals_per_s: float | None = None,
+    graph_max_batch: int | None = None,
+    graph_sizes: tuple[int, ...] = (),
 ) -> ServingPerf:
     """`serving_perf` at a given running batch per replica (`engine`'s efficiency factors;
     `nsa_backends` and `kv_pool_tokens` as `ReplicaShape` takes them; `vllm_version`'s release
@@ -300,6 +304,8 @@ def perf_at_batch(
         engine=engine,
         nsa_backends=nsa_backends,
         kv_pool_tokens=kv_pool_tokens,
+        graph_max_batch=graph_max_batch,
+        graph_sizes=graph_sizes,
     )
     times = replica_step_times(
         model,

@@ -37,7 +37,7 @@ from autoparallel.perf.serving import (
     perf_at_batch,
     slo_violations,
 )
-from autoparallel.perf.serving_steps import SCHEDULING
+from autoparallel.perf.serving_steps import SCHEDULING, vllm_graph_max_batch
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -80,11 +80,14 @@ def at_request_rate(
     if rate is None:
         return None
     nsa: tuple[str | None, str | None] = (None, None)
+    sizes: tuple[int, ...] = ()
     if kv is None:
         budget, pool = kv_layout(model, cluster.gpu, config, workload).batched_tokens, 0
+        reach: int | None = vllm_graph_max_batch(config.max_num_seqs, budget, cluster.gpu)
     else:
         budget, nsa = kv.step_tokens, kv.nsa_backends
         pool = kv.pool_tokens_read(model.has_sparse_attention)
+        reach, sizes = kv.cuda_graph_max_batch, kv.cuda_graph_batch_sizes
 
     def perf_at(batch: float) -> ServingPerf:
         return perf_at_batch(
@@ -101,6 +104,8 @@ def at_request_rate(
             nsa_backends=nsa,
             kv_pool_tokens=pool,
             arrivals_per_s=rate / config.replicas,
+            graph_max_batch=reach,
+            graph_sizes=sizes,
         )
 
     return offered_load(workload, config.replicas, full, perf_at)
@@ -210,6 +215,8 @@ def evaluate_engine(
         engine=engine,
         nsa_backends=kv.nsa_backends,
         kv_pool_tokens=kv.pool_tokens_read(model.has_sparse_attention),
+        graph_max_batch=kv.cuda_graph_max_batch,
+        graph_sizes=kv.cuda_graph_batch_sizes,
     )
     problems = pool_problems(kv, workload) + deployment_problems(cluster, config, workload)
     fits = not problems

@@ -93,6 +93,8 @@ class ReplicaShape:
     kv_pool_tokens: int = 0  # tokens the KV pool holds per GPU (read where a kernel touches all of it)
     async_scheduling: bool = True  # the host schedules step n + 1 while the GPU runs step n
     dense_short_prefill: bool = True  # vLLM runs a sparse-MLA prompt step within top-k as dense MHA
+    graph_max_batch: int | None = None  # the largest captured decode batch: above it, no CUDA graph
+    graph_sizes: tuple[int, ...] = ()  # the captured batches a decode batch is padded up to (TRT-LLM)
 
     @classmethod
     def of(cls, config: ServingConfig, vllm_version: str = DEFAULT_VLLM_VERSION) -> ReplicaShape:
@@ -119,9 +121,11 @@ class ReplicaShape:
         kv_cache_dtype: str,
         enforce_eager: bool,
         vllm_version: str = DEFAULT_VLLM_VERSION,
+        graph_max_batch: int | None = None,
     ) -> ReplicaShape:
         """A vLLM replica's step shape with `vllm_version`'s release rules (its scheduling and its
-        sparse-MLA prompt kernels)."""
+        sparse-MLA prompt kernels); `graph_max_batch`: its largest captured decode batch
+        (`vllm_graph_max_batch`)."""
         return cls(
             tp,
             pp,
@@ -131,7 +135,17 @@ class ReplicaShape:
             enforce_eager,
             async_scheduling=vllm_async_scheduling(vllm_version, pp),
             dense_short_prefill=vllm_dense_short_prefill(vllm_version),
+            graph_max_batch=graph_max_batch,
         )
+
+
+def vllm_graph_max_batch(max_num_seqs: int, batched_tokens: int, gpu: GPU) -> int:
+    """vLLM V1's largest captured decode batch (larger ones run without CUDA graphs): the memory
+    model's capture sizes (`vllm_profile.capture_sizes`), so one rule prices the graphs' memory and
+    their reach, in the steady state and the replay alike."""
+    from autoparallel.memory.vllm_profile import capture_sizes
+
+    return capture_sizes(max_num_seqs, batched_tokens, blackwell=gpu.arch == "blackwell")[-1]
 
 
 VLLM_ASYNC_SCHEDULING_SINCE = 14
@@ -749,11 +763,34 @@ def _step_times(
         )
         return seconds, steps, bound
 
+    def decode_only() -> tuple[float, float, bool]:
+        """A step of the `m` decodes alone, as the replay runs it: without CUDA graphs above the
+        largest captured batch (`graph_max_batch`), its GEMMs at the captured batch it is padded to
+        where the engine pads (`graph_sizes`)."""
+        if shape.graph_max_batch is not None and m > shape.graph_max_batch and not shape.enforce_eager:
+            return run(m, 0.0, replace(shape, enforce_eager=True))
+        i = bisect.bisect_left(shape.graph_sizes, math.ceil(m - 1e-9))
+        if shape.enforce_eager or i >= len(shape.graph_sizes):
+            return run(m, 0.0, shape)
+        seconds, bound = rotation_s(
+            model,
+            cluster,
+            shape,
+            decode_seqs=m,
+            context_tokens=context,
+            prefill_tokens=0.0,
+            prefill_context=isl / 2.0,
+            steps=1.0,
+            prefill_longest=float(isl),
+            padded_seqs=float(shape.graph_sizes[i]),
+        )
+        return seconds, 1.0, bound
+
     def exact(n: float) -> _Rotation:
         """The rotation with `n` whole prompts, computed."""
         if n not in rotations:
             if n <= 0:
-                seconds, steps, bound = run(m, 0.0, shape)
+                seconds, steps, bound = decode_only()
                 rotations[n] = _Rotation(seconds, steps, seconds, bound)
             elif alone:  # the prompts' own step first, the decodes waiting, then the decode step
                 prompt_s, _, _ = run(0.0, n * isl * unit / k, prompt_shape)

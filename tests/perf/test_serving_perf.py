@@ -650,3 +650,24 @@ def test_an_engine_pool_shorter_than_max_model_len_caps_requests_instead_of_refu
         assert short.fits and short.memory.kv_cache_tokens < 131072
         long = evaluate_engine(model, cluster, config, Serving(isl=90000, osl=1000), engine, "m")
         assert not long.fits and "caps a request" in long.problems[0]
+
+
+def test_the_steady_state_decodes_within_the_cuda_graphs_reach_as_the_replay_does() -> None:
+    """The replay padded a TensorRT-LLM decode batch to its captured size and ran a batch above the
+    largest capture without graphs; the steady state (the planner's tables, `evaluate`) did neither:
+    batch 300 priced at 300 rows where TensorRT-LLM runs its 512 graph."""
+    from autoparallel.perf.serving_steps import ReplicaShape, replica_step_times
+
+    model, cluster = load_model("meta-llama/Llama-3.1-8B-Instruct"), Cluster.parse("1x1xH100")
+    base = ReplicaShape(1, 1, 1, None, "auto", False, engine="trtllm")
+
+    def decode_ms(shape: ReplicaShape, batch: float) -> float:
+        times = replica_step_times(model, cluster, shape, batch=batch, isl=512, osl=1024, batched_tokens=8192)
+        return times.decode_s * 1e3
+
+    plain = decode_ms(base, 300.0)
+    padded = decode_ms(replace(base, graph_sizes=(256, 512, 1024)), 300.0)
+    assert plain * 1.1 < padded < decode_ms(base, 512.0)  # GEMMs at 512 rows, attention over 300
+    captured = decode_ms(replace(base, graph_max_batch=512), 300.0)
+    eager = decode_ms(replace(base, graph_max_batch=256), 300.0)
+    assert captured == pytest.approx(plain) and eager > plain

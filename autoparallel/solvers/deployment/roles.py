@@ -27,7 +27,7 @@ from autoparallel.memory.vllm_config import resolve_batch_defaults
 from autoparallel.perf import disagg
 from autoparallel.perf.engine_support import nixl_role_problem
 from autoparallel.perf.serving_efficiency import efficiency_for
-from autoparallel.perf.serving_steps import ReplicaShape, StepTimes, replica_step_times
+from autoparallel.perf.serving_steps import ReplicaShape, StepTimes, replica_step_times, vllm_graph_max_batch
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.space import (
     MILLI,
@@ -69,6 +69,7 @@ def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
         rt.kv_cache_dtype,
         rt.enforce_eager,
         space.options.vllm_version,
+        graph_max_batch=vllm_graph_max_batch(space.batches[b], tokens, space.cluster.gpu),
     )
     w = space.workload
     return replica_step_times(

@@ -627,6 +627,7 @@ def replica_perf(
         rt.kv_cache_dtype,
         rt.enforce_eager,
         space.options.vllm_version,
+        graph_max_batch=perf.vllm_graph_max_batch(batch, tokens, space.cluster.gpu),
     )
     times = perf.replica_step_times(
         space.model,
