@@ -667,3 +667,21 @@ def test_a_rate_beyond_one_engine_is_served_by_the_whole_cluster_deployment(
     assert main([*argv, "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert "single_engine" in d and d["deployment"]["mode"] == "aggregated"
+
+
+def test_top_never_repeats_a_shape_of_an_moe_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """The k-best cut forbade "not all" of a shape's twins (tp 1 with EP over one replica is the plain
+    tp 1 shape), which one-hot shapes always meet: `--top 6` of Qwen3-30B-A3B on 2 H100s listed its
+    fifth plan twice instead of saying that 5 shapes fit."""
+    assert main(["plan", "Qwen/Qwen3-30B-A3B", "--cluster", "2xH100", "--json", "--top", "6"]) == 0
+    captured = capsys.readouterr()
+    d = json.loads(captured.out)
+    configs = [
+        (p["config"]["tp"], p["config"]["pp"], p["config"]["replicas"]) for p in [d, *d["alternatives"]]
+    ]
+    shapes = [
+        (p["config"]["tp"], p["config"]["pp"], p["config"]["enable_expert_parallel"])
+        for p in [d, *d["alternatives"]]
+    ]
+    assert len(set(shapes)) == len(shapes) and len(configs) == 5
+    assert "5 distinct plan shape(s)" in captured.err

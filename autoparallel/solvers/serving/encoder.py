@@ -135,13 +135,21 @@ class EncodedServing:
         self.model.add_hint(v.replicas, point.replicas)
 
     def shape_literals(self, point: Point) -> list[cp_model.IntVar]:
-        """The literals of every shape with the (tp, pp, EP ranks) of `point`'s shape."""
+        """One literal, true when any shape with the (tp, pp, EP ranks) of `point`'s shape is chosen (EP
+        over one tp-wide replica is the plain shape); k-best forbids it. Returning the group's literals
+        themselves let `forbid_shape`'s "not all of them" pass with the twin chosen: `--top 3` of
+        Qwen3-30B-A3B on one H200 printed one plan three times."""
         win = self.space.shapes[point.shape]
-        return [
+        group = [
             x
             for s, x in zip(self.space.shapes, self.vars.shape, strict=True)
             if (s.tp, s.pp, s.ep_ranks) == (win.tp, win.pp, win.ep_ranks)
         ]
+        if len(group) == 1:
+            return group
+        any_of = self.model.new_bool_var(f"shape_group[{win.label}]")
+        self.model.add_max_equality(any_of, group)
+        return [any_of]
 
 
 # ----- variables --------------------------------------------------------------------------------
