@@ -377,11 +377,16 @@ class TrainingPlan(_PlanBase):
     cost: TrainingCost | None = None
     """Time, GPU-hours and US$ to the workload's token budget (None without `tokens`)."""
     framework: TrainingFramework = "megatron"
-    """The framework the plan keeps to (`TrainingOptions.framework`); both artifacts are emitted."""
+    """The framework the plan keeps to (`TrainingOptions.framework`). The other framework's artifact is
+    emitted where that framework can express the layout; where it cannot (DeepSpeed and ring-attention
+    context parallelism, a Megatron ZeRO mode DeepSpeed lacks), reading it raises InputError saying why."""
 
     @property
     def deepspeed_config(self) -> dict[str, object]:
-        """The `ds_config` dict."""
+        """The `ds_config` dict.
+
+        Raises:
+            InputError: DeepSpeed cannot express the layout (a Megatron plan's ring cp, its `dist`)."""
         return deepspeed.deepspeed_config(self.model, self.config, cluster=self.cluster)
 
     @property

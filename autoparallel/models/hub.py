@@ -42,8 +42,15 @@ def hub_timeout_s() -> float:
 def offline() -> bool:
     """Whether the user turned the hub off: `HF_HUB_OFFLINE=1` (or `TRANSFORMERS_OFFLINE=1`, which the hub
     client reads the same way)."""
-    raw = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+    return offline_variable() is not None
+
+
+def offline_variable() -> str | None:
+    """The variable that turned the hub off, for messages to name (None: neither is set)."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+            return name
+    return None
 
 
 QUANT_CONFIG_FILE = "hf_quant_config.json"
@@ -67,7 +74,7 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
         InputError: offline mode, a time-out, or any other failure of a download, in one line.
     """
     if offline():
-        raise InputError("HF_HUB_OFFLINE is set, so it was not fetched")
+        raise InputError(f"{offline_variable()} is set, so it was not fetched")
     limit = hub_timeout_s() if timeout_s is None else timeout_s
     result: dict[str, Any] = {}
 

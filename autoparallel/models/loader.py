@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from autoparallel.bounds import clean_text
 from autoparallel.errors import InputError
 from autoparallel.models.config_file import read_config
-from autoparallel.models.hub import QUANT_CONFIG_FILE, fetch_config_files, offline
+from autoparallel.models.hub import QUANT_CONFIG_FILE, fetch_config_files, offline, offline_variable
 from autoparallel.models.parse import spec_from_config
 from autoparallel.models.spec import ModelSpec
 from autoparallel.models.zoo import ZooEntry, find_entry, list_models, nearest_ids
@@ -35,7 +35,8 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec | _HasToDict) -> 
     Args:
         source: a zoo id or alias (case-insensitive), a directory holding `config.json`, a path to a
             `config.json`, a config dict, a transformers `PretrainedConfig`, a ModelSpec (returned as is),
-            or a Hugging Face hub id that the zoo does not hold (fetched with transformers).
+            or a Hugging Face hub id that the zoo does not hold (its config.json, and hf_quant_config.json
+            where the repository has one, downloaded with huggingface_hub; transformers is not imported).
 
     Raises:
         InputError: unknown id that cannot be fetched, missing or malformed file, invalid config.
@@ -168,7 +169,9 @@ def _load_hub(model_id: str) -> ModelSpec:
     if "/" not in model_id.strip("/"):
         raise _not_found(model_id, "is not in the zoo (a hub id has the form owner/name)")
     if offline():
-        raise _not_found(model_id, "is not in the zoo, and HF_HUB_OFFLINE is set so it was not fetched")
+        raise _not_found(
+            model_id, f"is not in the zoo, and {offline_variable()} is set so it was not fetched"
+        )
     try:
         files = fetch_config_files(model_id)
     except InputError as exc:
