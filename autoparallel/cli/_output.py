@@ -62,3 +62,8 @@ def strict_json(payload: Any) -> str:
 
     data = [one(x) for x in payload] if isinstance(payload, list) else one(payload)
     return json.dumps(data, indent=2, default=str, allow_nan=False)
+
+
+def quantization_value(text: str) -> str | None:
+    """A `--quantization` value: `none` is no weight quantization (None), as every command reads it."""
+    return None if text.strip().lower() == "none" else text

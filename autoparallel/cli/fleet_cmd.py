@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoparallel.cli._output import quantization_value
 from autoparallel.errors import AutoParallelError, InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.objectives import deployment_objective
 
@@ -177,7 +178,7 @@ def serving_options(args: argparse.Namespace) -> Any:
         update["kv_cache_dtypes"] = tuple(_split(args.kv_cache_dtype, "--kv-cache-dtype"))
     if getattr(args, "quantization", None) is not None:
         quants = _split(args.quantization, "--quantization")
-        update["quantizations"] = tuple(None if q.lower() == "none" else q for q in quants)
+        update["quantizations"] = tuple(quantization_value(q) for q in quants)
     if getattr(args, "gpu_memory_utilization", None) is not None:
         utils: list[float] = []
         for value in _split(args.gpu_memory_utilization, "--gpu-memory-utilization"):

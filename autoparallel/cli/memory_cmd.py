@@ -15,7 +15,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from autoparallel.cli._output import bounded, strict_json
+from autoparallel.cli._output import bounded, quantization_value, strict_json
 from autoparallel.errors import InputError
 from autoparallel.memory.serving import DEFAULT_VLLM_VERSION, VllmMemoryReport, vllm_memory
 
@@ -58,7 +58,12 @@ def add_memory_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.A
     parser.add_argument("--max-model-len", type=bounded("max_model_len"), default=None)
     parser.add_argument("--max-num-seqs", type=bounded("max_num_seqs"), default=None)
     parser.add_argument("--max-num-batched-tokens", type=bounded("max_num_batched_tokens"), default=None)
-    parser.add_argument("--quantization", default=None, help="e.g. fp8 (online) or the checkpoint's method")
+    parser.add_argument(
+        "--quantization",
+        type=quantization_value,
+        default=None,
+        help="e.g. fp8 (online), the checkpoint's method, or none",
+    )
     parser.add_argument(
         "--kv-cache-dtype", default="auto", help="auto, bfloat16, float16, fp8, fp8_e4m3, fp8_e5m2"
     )

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from autoparallel import objectives
 from autoparallel.bounds import cpu_cores, first_error, input_error
 from autoparallel.cli import disagg_cmd, fleet_cmd
-from autoparallel.cli._output import bounded, strict_json
+from autoparallel.cli._output import bounded, quantization_value, strict_json
 from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.perf.sparse_attention import SGLANG_NSA_BACKENDS
 
@@ -231,7 +231,9 @@ def add_evaluate_parser(sub: Any) -> None:
     p.add_argument(
         "--gpu-memory-utilization", type=bounded("gpu_memory_utilization", integer=False), default=None
     )
-    p.add_argument("--quantization", default=None)
+    p.add_argument(
+        "--quantization", type=quantization_value, default=None, help="none, fp8 or the checkpoint's"
+    )
     p.add_argument("--kv-cache-dtype", default=None, help="default auto")
     p.add_argument("--enforce-eager", action="store_true", default=None)
     p.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default=None, help="default vllm")

@@ -126,7 +126,11 @@ def _workloads(args: argparse.Namespace) -> list[str | dict[str, Any]]:
     )
     bases += [{"workload_file": f} for f in _list(args.workload_file, "--workload-file")]
     if not bases:
-        bases = [{}] if given or args.train else [{"preset": "chatbot"}]
+        # As `plan` reads its flags: a request shape of the user's own (--isl / --osl) starts from no
+        # limits; other flags adjust the chatbot preset, whose limits stay (a --request-rate alone
+        # dropped them, where plan keeps them).
+        custom = args.train or bool(given.keys() & {"isl", "osl"})
+        bases = [{}] if custom else [{"preset": "chatbot"}]
     check_sweep_size(len(bases) * math.prod(map(len, given.values())), "the workload axes")
     out: list[str | dict[str, Any]] = []
     for base in bases:

@@ -123,6 +123,12 @@ def megatron_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
         )
     if config.offload_params:
         notes.append("offload_params has no Megatron-Core equivalent; parameters stay on the GPU.")
+    if config.zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and config.precision != "fp16":
+        notes.append(
+            f"zero={config.zero.value} is priced with gradients in bf16, so the arguments carry "
+            "--grad-reduce-in-bf16; Megatron's default under bf16 keeps an fp32 main_grad (4 bytes per "
+            "parameter), which zero=dist prices."
+        )
     if (vision := vision_tower_note(model)) is not None:
         notes.append(vision)
     kinds = {layer.attention.kind for layer in model.layers}

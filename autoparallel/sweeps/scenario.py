@@ -401,6 +401,11 @@ def grid(
     check_sweep_size(
         math.prod(map(len, (models, clusters, workloads, objectives, engines, disaggs))), "the grid"
     )
+    kinds = {make_workload(w)[0] for w in workloads}
+    if kinds == {"training"} and any(d is not None for d in disaggs):
+        # `plan --train --disagg` and `pareto --train --disagg` refuse it too; a mixed grid skips it
+        # for its training workloads.
+        raise InputError("disagg applies to serving workloads; every workload of this sweep is training")
     out: list[Scenario] = []
     for m, c, w, o, e, d in itertools.product(models, clusters, workloads, objectives, engines, disaggs):
         kind = make_workload(w)[0]

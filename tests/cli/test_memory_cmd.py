@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from autoparallel.cli import main
 from autoparallel.cli.memory_cmd import add_memory_parser, cmd_memory
 from autoparallel.errors import InputError
 
@@ -142,3 +143,10 @@ def test_a_release_after_the_modelled_one_is_said_to_get_its_rules(
     assert _run(["meta-llama/Llama-3.1-8B", "--gpu", "H100", "--vllm-version", version]) == 0
     err = capsys.readouterr().err
     assert (f"note: vLLM {version} is newer than 0.32" in err) is noted
+
+
+def test_quantization_none_is_no_quantization_in_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan --quantization none,fp8` reads none as unquantized; evaluate and memory refused it."""
+    assert main(["memory", "Qwen/Qwen3-8B", "--gpu", "H100", "--quantization", "none"]) == 0
+    assert main(["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--quantization", "none"]) == 0
+    capsys.readouterr()

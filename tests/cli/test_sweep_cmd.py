@@ -3,6 +3,7 @@ input as one line with exit 2 (a results file already written is left as it was)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,20 @@ def test_pareto_checks_its_outputs_and_weights_before_solving(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert fragment in err and len(err.splitlines()) == 1
+
+
+def test_a_flag_alone_adjusts_the_chatbot_preset_as_plan_reads_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """`sweep --request-rate 5` dropped the chatbot preset's limits (max_num_seqs 384 at TPOT 85 ms)
+    where `plan --request-rate 5` keeps them (192 at 43 ms); --isl / --osl still start from none."""
+    argv = ["sweep", "--models", "meta-llama/Llama-3.2-1B", "--clusters", "1x1xH100", "--json"]
+    assert main([*argv, "--request-rate", "5"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["workload"] == "chatbot request_rate=5" and row["tpot_ms"] <= 50
+    assert main([*argv, "--isl", "512", "--osl", "128"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["workload"].startswith("custom")
+
+
+def test_disagg_on_a_training_sweep_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["sweep", "--models", "meta-llama/Llama-3.2-1B", "--clusters", "1x8xH100", "--train"]
+    assert main([*argv, "--seq-len", "4096", "--global-batch", "64", "--disagg", "on"]) == 2
+    assert "disagg applies to serving workloads" in capsys.readouterr().err

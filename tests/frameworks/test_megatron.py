@@ -469,3 +469,18 @@ def test_megatron_accepts_bf16_gradient_reduction(tmp_path: Path) -> None:
     cfg = TrainingConfig(tp=8, dp=1, global_batch=8, zero=ZeroStage.OPTIMIZER)
     verdict = _megatron_verdict(load_model(LLAMA_70B), cfg, Cluster.parse("1x8xH100"), tmp_path)
     assert "MEGATRON-ACCEPTED" in verdict, verdict
+
+
+def test_zero_0_or_1_says_why_it_reduces_gradients_in_bf16() -> None:
+    """evaluate --zero 1 put --grad-reduce-in-bf16 on the line and halved the gradients' memory without
+    a word; the notes now say so, and fp16 (V100) needs no such flag."""
+    from autoparallel.frameworks.megatron import megatron_notes
+
+    model = load_model(LLAMA_70B)
+    notes = megatron_notes(model, TrainingConfig(dp=8, global_batch=8, zero=ZeroStage.OPTIMIZER))
+    assert any("--grad-reduce-in-bf16" in n for n in notes)
+    fp16 = TrainingConfig(dp=8, global_batch=8, zero=ZeroStage.OPTIMIZER, precision="fp16")
+    assert not any("--grad-reduce-in-bf16" in n for n in megatron_notes(model, fp16))
+    assert not any(
+        "--grad-reduce-in-bf16" in n for n in megatron_notes(model, TrainingConfig(dp=8, global_batch=8))
+    )
