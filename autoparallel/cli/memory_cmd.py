@@ -94,6 +94,14 @@ def cmd_memory(args: argparse.Namespace) -> int:
     model, gpu = load_model(args.model), get_gpu(args.gpu)
     if note := beyond_modelled(args.vllm_version):
         print(f"note: {note}", file=sys.stderr)
+    if (args.dp or 1) > 1 and model.is_moe and not args.enable_expert_parallel:
+        # As `evaluate` says of the same flags (and as the planner launches such replicas).
+        print(
+            f"note: --dp {args.dp} without --enable-expert-parallel on a MoE model is sized as one of "
+            f"{args.dp} separate engines; vLLM's --data-parallel-size would instead shard the experts "
+            f"over all {args.dp * args.tp * args.pp} GPUs, which this report does not model",
+            file=sys.stderr,
+        )
     report = vllm_memory(
         model,
         gpu,

@@ -150,3 +150,12 @@ def test_quantization_none_is_no_quantization_in_every_command(capsys: pytest.Ca
     assert main(["memory", "Qwen/Qwen3-8B", "--gpu", "H100", "--quantization", "none"]) == 0
     assert main(["evaluate", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", "--quantization", "none"]) == 0
     capsys.readouterr()
+
+
+def test_dp_on_an_moe_model_without_ep_says_what_it_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    """`memory --dp 2` on Qwen3-30B-A3B printed one engine's weights with no word that vLLM's
+    --data-parallel-size would shard the experts over both GPUs (evaluate says so)."""
+    assert main(["memory", "Qwen/Qwen3-30B-A3B", "--gpu", "H100", "--dp", "2"]) == 0
+    assert "would instead shard the experts over all 2 GPUs" in capsys.readouterr().err
+    assert main(["memory", "Qwen/Qwen3-8B", "--gpu", "H100", "--dp", "2"]) == 0
+    assert "shard the experts" not in capsys.readouterr().err
