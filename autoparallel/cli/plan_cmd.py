@@ -508,6 +508,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         sys.stdout.write(text + "\n")
     if args.plan_file:
         fleet_cmd.write_plan_file(args.plan_file, _plan_file_text(args.plan_file, whole, no_whole, comp))
+        if args.objective is not None and objectives.deployment_objective(args.objective, True) is None:
+            print(
+                "note: --plan-file holds the whole-cluster deployment, planned at the deployment planner's "
+                f"default objective; --objective {args.objective} is a single-engine objective "
+                "(the plan above)",
+                file=sys.stderr,
+            )
     return 0
 
 

@@ -685,3 +685,16 @@ def test_top_never_repeats_a_shape_of_an_moe_model(capsys: pytest.CaptureFixture
     ]
     assert len(set(shapes)) == len(shapes) and len(configs) == 5
     assert "5 distinct plan shape(s)" in captured.err
+
+
+def test_a_plan_file_says_when_it_is_not_at_the_objective_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--objective ttft --plan-file` wrote the throughput deployment with no word: ttft is a
+    single-engine objective the deployment planner does not take."""
+    f = tmp_path / "p.yaml"
+    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1x2xH100", "--plan-file", str(f)]
+    assert main([*argv, "--objective", "ttft"]) == 0
+    assert "--objective ttft is a single-engine objective" in capsys.readouterr().err
+    assert main([*argv, "--objective", "throughput"]) == 0
+    assert "single-engine objective" not in capsys.readouterr().err
