@@ -355,7 +355,9 @@ def _serving_workload(args: argparse.Namespace) -> Any:
     if getattr(args, "max_model_len", None) is not None:
         update["max_model_len"] = args.max_model_len
     if update:
-        keep = args.workload or getattr(args, "workload_file", None)
+        # Flags over a preset (chatbot by default) keep its name, whose limits they keep (remedies name
+        # the preset that imposes a limit); a request shape of the user's own is "custom".
+        keep = args.workload or getattr(args, "workload_file", None) or not custom_shape
         try:
             base = base.with_updates({"name": base.name if keep else "custom", **update})
         except ValidationError as exc:

@@ -698,3 +698,19 @@ def test_a_plan_file_says_when_it_is_not_at_the_objective_asked(
     assert "--objective ttft is a single-engine objective" in capsys.readouterr().err
     assert main([*argv, "--objective", "throughput"]) == 0
     assert "single-engine objective" not in capsys.readouterr().err
+
+
+def test_flags_over_the_default_preset_keep_its_name_and_say_which_limit_it_imposes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--request-rate` alone kept the chatbot limits but named the workload custom, so the fix
+    "a looser --tpot-ms" did not say the preset imposed it; a limit the user gave is not the preset's."""
+    argv = ["plan", "meta-llama/Llama-3.1-8B-Instruct", "--cluster", "1x1xL4", "--request-rate", "0.5"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert (
+        "serves the chatbot workload" in err and "a looser --tpot-ms (the chatbot preset imposes it)" in err
+    )
+    assert main([*argv, "--tpot-ms", "60"]) == 1
+    err = capsys.readouterr().err
+    assert "a looser --tpot-ms" in err and "preset imposes it" not in err

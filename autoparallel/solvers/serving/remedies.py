@@ -110,11 +110,14 @@ def nearest_fixes(
     for family, field, metric in (("tpot_slo", "tpot_ms", "tpot"), ("ttft_slo", "ttft_ms", "ttft")):
         if family in families:
             relaxed = workload.model_copy(update={field: None})
+            from_preset = workload.name in PRESETS and getattr(PRESETS[workload.name], field) == getattr(
+                workload, field
+            )
             preset = (
                 f" (the {workload.name} preset imposes it)"
-                if workload.name in PRESETS
+                if from_preset
                 else f" (the workload {workload.name!r} sets it)"
-                if workload.name not in ("custom", "")
+                if workload.name not in ("custom", "", *PRESETS)
                 else ""
             )
             tries.append((f"a looser --{field.replace('_', '-')}{preset}", cluster, relaxed, options, metric))
