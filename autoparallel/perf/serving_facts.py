@@ -24,6 +24,7 @@ class ModelFacts:
     layers: int
     hidden: int
     dense_bytes: float  # all non-routed decoder weights (attention, dense MLP, shared experts, router, norms)
+    mlp_bytes: float  # of those, the dense MLPs and shared experts (SGLang's attention DP shards them wider)
     head_bytes: float  # LM head (the embedding when tied), read every step
     expert_groups: tuple[tuple[int, int, int, float], ...]  # (layers, experts, top_k, bytes per expert)
     moe_layers: int
@@ -48,11 +49,12 @@ def model_facts(model: ModelSpec, quantization: str | None, dtype: str = "auto")
 def _model_facts(model: ModelSpec, quantization: str | None, dtype: str) -> ModelFacts:
     eff = apply_dtype_and_quant(model, dtype, quantization)
     groups: dict[tuple[int, int, float], int] = {}
-    dense = 0.0
+    dense = mlp = 0.0
     expert_params = 0.0
     for layer in eff.layers:
         p = layer.params
         dense += eff.weight_bytes(p.model_copy(update={"routed_experts": 0}))
+        mlp += eff.weight_bytes(ParamGroups(dense_mlp=p.dense_mlp, shared_experts=p.shared_experts))
         if layer.mlp.kind is MlpKind.MOE and layer.mlp.num_experts:
             per = eff.weight_bytes(ParamGroups(routed_experts=p.routed_experts)) / layer.mlp.num_experts
             gkey = (layer.mlp.num_experts, layer.mlp.experts_per_token, per)
@@ -64,6 +66,7 @@ def _model_facts(model: ModelSpec, quantization: str | None, dtype: str) -> Mode
         layers=eff.num_layers,
         hidden=eff.hidden_size,
         dense_bytes=dense,
+        mlp_bytes=mlp,
         head_bytes=head,
         expert_groups=tuple((n, e, k, per) for (e, k, per), n in sorted(groups.items())),
         moe_layers=sum(groups.values()),

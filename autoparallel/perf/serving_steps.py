@@ -220,6 +220,12 @@ def stage_step_s(
     tokens_per_step = (gemm_seqs + prefill_tokens) / steps
     # Bytes streamed from HBM per GPU: weights once per step, experts only where routed, KV per decode.
     dense_bytes = (f.dense_bytes * frac + f.head_bytes) / tp * steps
+    if shape.engine == "sglang" and shape.ep_ranks > tp and pp == 1:
+        # SGLang's attention DP runs the dense MLPs, shared experts and LM head over the server's whole
+        # tp x dp group (`DeepseekV2MLP` at the full TP, `ParallelLMHead`; as `memory/sglang.py`
+        # `dp_attention_sharded_gib` holds them): each GPU reads its 1 / ep_ranks of those.
+        wide = f.mlp_bytes * frac + f.head_bytes
+        dense_bytes = ((f.dense_bytes - f.mlp_bytes) * frac / tp + wide / shape.ep_ranks) * steps
     expert_bytes = expert_calls = 0.0
     for n_layers, experts, top_k, per_expert in f.expert_groups:
         if shape.ep_ranks > 1:

@@ -671,3 +671,27 @@ def test_the_steady_state_decodes_within_the_cuda_graphs_reach_as_the_replay_doe
     captured = decode_ms(replace(base, graph_max_batch=512), 300.0)
     eager = decode_ms(replace(base, graph_max_batch=256), 300.0)
     assert captured == pytest.approx(plain) and eager > plain
+
+
+def test_sglang_attention_dp_reads_its_mlps_sharded_over_the_whole_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SGLang's attention DP runs the dense MLPs, shared experts and LM head over tp x dp (as its memory
+    rule holds them); the step read them as sharded over the attention TP alone (DeepSeek-V3 DP8:
+    about 4.9 GB per step too many)."""
+    import autoparallel.perf.serving_steps as steps
+
+    model, cluster = load_model("deepseek-ai/DeepSeek-V3"), Cluster.parse("1x8xH200")
+    shape = steps.ReplicaShape(1, 1, 8, None, "auto", False, engine="sglang")
+
+    def decode_s() -> float:
+        return steps.replica_step_times(
+            model, cluster, shape, batch=64.0, isl=1000, osl=1000, batched_tokens=8192
+        ).decode_s
+
+    facts = model_facts(model, None, load_dtype(model, cluster.gpu, "sglang"))
+    assert facts.mlp_bytes > 3e9  # DeepSeek-V3 FP8: three dense layers and 58 shared experts
+    sharded = decode_s()
+    steps._STEP_TIMES.clear()
+    monkeypatch.setattr(steps, "model_facts", lambda *a, **k: replace(facts, mlp_bytes=0.0))
+    assert decode_s() > sharded
