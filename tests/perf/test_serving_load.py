@@ -415,7 +415,9 @@ def test_prompts_sent_at_a_rate_are_served_as_they_come(qwen8b) -> None:  # type
     assert 0.9 * 2.0 * 200 < slow.output_tokens_per_s <= 2.0 * 200 * 1.01
     assert slow.mean_ttft_ms < 100 and slow.p99_ttft_ms < 200
     e2e_s = (slow.mean_ttft_ms + slow.mean_tpot_ms * 199) / 1e3
-    assert slow.mean_batch == pytest.approx(2.0 * e2e_s, rel=0.5)
+    # Little's law on the time-averaged batch: L = (N / duration) x W, N / duration just under 2/s
+    # (2.82 against 2.97)
+    assert slow.mean_batch == pytest.approx(2.0 * e2e_s, rel=0.1)
     assert slow.peak_batch < 20 and slow.preemptions == 0
     runs = [
         run_benchmark(qwen8b, H100, CFG, burst.model_copy(update={"request_rate": rate}))
