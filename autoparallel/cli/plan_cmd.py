@@ -35,7 +35,8 @@ def _add_common(p: argparse.ArgumentParser, *, model_optional: bool = False) -> 
     p.add_argument(
         "--cluster",
         required=not model_optional,  # plan: a --fleet file's `cluster:` may give it
-        help="e.g. 2x8xH100, 8xA100-80G, 16xH200,ib=400, 2x8xH100+4x8xA100-80G",
+        help="e.g. 2x8xH100, 8xA100-80G, 16xH200,ib=400, 2x8xH100+4x8xA100-80G; ib= is the network per "
+        "GPU in Gbit/s (as NICs are sold), nvlink= the scale-up bandwidth per GPU in GB/s",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
