@@ -36,7 +36,7 @@ def add_global_batch(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars
     whatever `lit` says. The tables price no such pair (no configuration has it), so with the rule
     relaxed an explanation found them free of memory and named `global_batch` for a batch that
     divides (Llama-3.1-8B at seq 1,048,576, global batch 8 = 1 x 8 x 1); a batch no pair divides is
-    named before any solve (`solve.batch_rules_out_everything`)."""
+    named before any solve (`solve.solve_training`)."""
     del lit
     for (i, m), pair in v.pm.items():
         if not t.grad_accum[i][m]:
