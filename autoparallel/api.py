@@ -18,6 +18,7 @@ from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import GPU, Cluster
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.loader import served_id
+from autoparallel.objectives import label as objective_label
 from autoparallel.objectives import parse_objective
 from autoparallel.perf.serving_engines import at_request_rate
 from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan
@@ -115,7 +116,8 @@ def _serving_plan(m: ModelSpec, c: Cluster, w: Serving, sol: Any, model_id: str)
         model_id=model_id,
         cluster=c,
         workload=w,
-        objective=str(sol.objective),
+        # A front's query is a chain or weights: `throughput>tpot`, as a training plan names its own.
+        objective=sol.objective if isinstance(sol.objective, str) else objective_label(sol.objective),
         config=sol.config,
         memory=est.memory,
         perf=est.perf,

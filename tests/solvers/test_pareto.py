@@ -170,3 +170,12 @@ def test_a_front_of_exactly_the_cap_is_complete() -> None:
     whole = pareto_serving(spec, nodes, "chatbot", options=OPTIONS, settings=SETTINGS)
     again = pareto_serving(spec, nodes, "chatbot", options=OPTIONS, settings=SETTINGS, points=len(whole))
     assert whole.complete and again.complete and again.vectors == whole.vectors
+
+
+def test_a_serving_fronts_points_name_their_query_as_training_fronts_do() -> None:
+    """A serving point's objective was the Python tuple as text, "('throughput', 'tpot')"; a training
+    point's is `throughput>memory`."""
+    import autoparallel as ap
+
+    front = ap.pareto("meta-llama/Llama-3.2-1B", "1x2xH100", workload="chatbot", points=2)
+    assert all(p.objective == "throughput>tpot" for p in front.plans)
