@@ -485,9 +485,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
     )
     if single_error is not None:  # a deployment that serves the request stands in, disaggregated first
         if comp is not None and comp.mode == "disaggregated" and comp.unmet_rps <= 0:
-            _emit_disaggregated_only(args, workload, comp, single_error)
+            _emit_stand_in(
+                args,
+                workload,
+                single_error,
+                {"engine": "vllm", **comp.to_dict()},
+                comp.explain(),
+                "No single-engine (aggregated) plan serves the request:",
+            )
         elif whole is not None and all(m.unmet_rps <= 0 for m in whole.deployment.models):
-            _emit_whole_cluster_only(args, workload, whole, single_error)
+            deployment = {"mode": "aggregated", **whole.deployment_dict()}
+            text = "Whole cluster (deployment planner, several engines):\n" + whole.explain()
+            _emit_stand_in(
+                args,
+                workload,
+                single_error,
+                {"engine": args.engine or "vllm", "deployment": deployment},
+                text,
+            )
         else:
             raise single_error
     elif args.json:
@@ -521,11 +536,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _emit_disaggregated_only(
-    args: argparse.Namespace, workload: Any, comp: Any, single_error: InfeasibleError
+def _emit_stand_in(
+    args: argparse.Namespace,
+    workload: Any,
+    single_error: InfeasibleError,
+    payload: dict[str, Any],
+    text: str,
+    headline: str = "No single-engine plan serves the request:",
 ) -> None:
-    """`plan` when no aggregated engine serves the request and a disaggregated deployment does: that
-    deployment is the answer, printed after why the single-engine plan could not be made."""
+    """`plan` when no single engine serves the request and a deployment does: that deployment
+    (`payload` for --json, `text` else) is the answer, printed after why one engine could not. The
+    stand-ins: a disaggregated deployment (`Comparison`), or several engines over the whole cluster
+    (a rate beyond one engine's capacity: Llama-3.1-70B at 55.8 requests/s on 3x8xH100 exited 1 while
+    its deployment section carried 55.91)."""
     if args.json:
         head = {"model": args.model, "cluster": args.cluster, "workload": workload.model_dump()}
         error = {
@@ -533,36 +556,10 @@ def _emit_disaggregated_only(
             "reasons": list(single_error.reasons),
             "fixes": list(single_error.fixes),
         }
-        _emit(args, {**head, "engine": "vllm", "single_engine": error, **comp.to_dict()}, "")
+        _emit(args, {**head, "single_engine": error, **payload}, "")
         return
-    text = "\n".join(["No single-engine (aggregated) plan serves the request:", *_indent(str(single_error))])
-    sys.stdout.write(text + "\n\n" + comp.explain() + "\n")
-
-
-def _emit_whole_cluster_only(
-    args: argparse.Namespace, workload: Any, whole: Any, single_error: InfeasibleError
-) -> None:
-    """`plan` when no single engine serves the request and several over the whole cluster do (a rate
-    beyond one engine's capacity; Llama-3.1-70B at 55.8 requests/s on 3x8xH100 exited 1 while its
-    deployment section carried 55.91): that deployment is the answer, after why one engine cannot."""
-    if args.json:
-        head = {"model": args.model, "cluster": args.cluster, "workload": workload.model_dump()}
-        error = {
-            "error": str(single_error).splitlines()[0],
-            "reasons": list(single_error.reasons),
-            "fixes": list(single_error.fixes),
-        }
-        deployment = {"mode": "aggregated", **whole.deployment_dict()}
-        _emit(
-            args,
-            {**head, "engine": args.engine or "vllm", "single_engine": error, "deployment": deployment},
-            "",
-        )
-        return
-    text = "\n".join(["No single-engine plan serves the request:", *_indent(str(single_error))])
-    sys.stdout.write(
-        text + "\n\nWhole cluster (deployment planner, several engines):\n" + whole.explain() + "\n"
-    )
+    why = "\n".join([headline, *_indent(str(single_error))])
+    sys.stdout.write(why + "\n\n" + text + "\n")
 
 
 def _indent(text: str) -> list[str]:
