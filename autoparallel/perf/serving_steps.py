@@ -353,6 +353,8 @@ def _comm_parts_s(
     if shape.engine == "sglang" and shape.ep_ranks > 1:
         prompt_msg = min(prompt_tokens, tokens) * f.hidden * ACTIVATION_BYTES
         return _sglang_moe_comm_s(cluster, shape, layers, msg, prompt_msg)
+    if shape.engine == "vllm" and shape.ep_ranks > 1 and not (shape.fp8_dispatch or shape.ep_overlap):
+        return _vllm_moe_comm_s(cluster, shape, layers, moe_layers, msg)
     tp_s = ep_s = 0.0
     if shape.tp > 1:
         # Two all-reduces per layer (attention output, MLP output); with EP the MoE output is
@@ -370,6 +372,37 @@ def _comm_parts_s(
         ep_s = moe_layers * (
             comm.all_to_all_s(dispatch, shape.ep_ranks, link) + comm.all_to_all_s(send, shape.ep_ranks, link)
         )
+    return tp_s, ep_s
+
+
+def _vllm_moe_comm_s(
+    cluster: Cluster, shape: ReplicaShape, layers: int, moe_layers: float, msg: float
+) -> tuple[float, float]:
+    """(TP collectives, EP all-gather + reduce-scatter) of one vLLM stage step with experts sharded
+    over `shape.ep_ranks` GPUs by its default exchange, `msg` bytes of this rank's hidden states.
+
+    vLLM's default `--all2all-backend` is `allgather_reducescatter` (already the default when vLLM
+    PR #33728 removed the naive backend, February 2026; `AgRsAll2AllManager` in
+    `distributed/device_communicators/all2all.py`): the dispatch all-gathers every token of the EP
+    group onto every rank (`all_gatherv`), each rank runs its own experts on them, and the combine
+    reduce-scatters the partial outputs back (`reduce_scatterv`); the bytes grow with the DP ranks,
+    not with top-k. Without DP (`ep_ranks == tp`) vLLM uses no exchange at all
+    (`ParallelConfig.use_all2all` needs DP > 1): every TP rank holds all the tokens, runs its experts
+    on them, and the MoE output is all-reduced over TP like a dense MLP's. With DP and TP both above
+    1 the MoE runs sequence-parallel (`use_sequence_parallel_moe`): each TP rank dispatches 1/tp of
+    its replica's tokens over the whole EP group, and the MoE output is all-gathered back over TP.
+    `shape.fp8_dispatch` / `ep_overlap` select the DeepEP kernels instead (`_comm_parts_s`)."""
+    tp, ranks = shape.tp, shape.ep_ranks
+    if ranks <= tp:
+        return 2 * layers * comm.all_reduce_s(msg, tp, _link(cluster, tp, 1)), 0.0
+    tp_link = _link(cluster, tp, 1)
+    tp_s = (2 * layers - moe_layers) * comm.all_reduce_s(msg, tp, tp_link) if tp > 1 else 0.0
+    tp_s += moe_layers * comm.all_gather_s(msg, tp, tp_link) if tp > 1 else 0.0
+    gathered = msg * (ranks // tp)  # every token of the EP group, on every rank
+    link = _link(cluster, ranks, shape.pp)
+    ep_s = moe_layers * (
+        comm.all_gather_s(gathered, ranks, link) + comm.reduce_scatter_s(gathered, ranks, link)
+    )
     return tp_s, ep_s
 
 

@@ -238,10 +238,19 @@ def test_pipeline_stages_never_lower_tpot_at_concurrency_one() -> None:
 
 
 def test_wide_ep_overlap_and_fp8_dispatch_only_shorten_the_step() -> None:
-    """Cross-node EP (DeepSeek-V3 over 4 nodes): FP8 dispatch halves the dispatch bytes, overlap hides
-    the all-to-all under compute."""
+    """Cross-node EP (DeepSeek-V3 over 4 nodes) by top-k all-to-all (TensorRT-LLM's pricing; in
+    vLLM the two options select DeepEP): FP8 dispatch halves the dispatch bytes, overlap hides the
+    all-to-all under compute."""
     model, cluster = load_model("deepseek-ai/DeepSeek-V3"), Cluster.parse("4x8xH100")
-    base = dict(tp=1, pp=1, ep_ranks=32, quantization=None, kv_cache_dtype="auto", enforce_eager=False)
+    base = dict(
+        tp=1,
+        pp=1,
+        ep_ranks=32,
+        quantization=None,
+        kv_cache_dtype="auto",
+        enforce_eager=False,
+        engine="trtllm",
+    )
 
     def step(**extra: object) -> float:
         shape = ReplicaShape(**{**base, **extra})  # type: ignore[arg-type]
@@ -257,6 +266,37 @@ def test_wide_ep_overlap_and_fp8_dispatch_only_shorten_the_step() -> None:
         step(ep_overlap=True, fp8_dispatch=True),
     )
     assert plain > fp8 > both and plain > overlap >= both
+
+
+def test_vllm_exchanges_experts_by_all_gather_and_reduce_scatter() -> None:
+    """vLLM's default `allgather_reducescatter` exchange (`AgRsAll2AllManager`): the dispatch gathers
+    every token of the EP group onto every rank, so its bytes grow with the DP ranks and not with
+    top-k (Mixtral's top-2 at DP 8 moves 4x what a top-2 all-to-all would); without DP there is no
+    exchange, the MoE output is all-reduced over TP; with TP and DP each TP rank dispatches its
+    1/tp shard and the MoE output is all-gathered back over TP (`use_sequence_parallel_moe`)."""
+    from autoparallel.perf import comm
+    from autoparallel.perf.serving_steps import _comm_parts_s, _link
+
+    cluster = Cluster.parse("1x8xH100")
+    mixtral = load_model("mistralai/Mixtral-8x7B-Instruct-v0.1")
+    f = model_facts(mixtral, None)
+    msg = 4096 * f.hidden * 2.0
+    link = _link(cluster, 8, 1)
+    dp8 = ReplicaShape(1, 1, 8, None, "auto", False)
+    gather = comm.all_gather_s(8 * msg, 8, link) + comm.reduce_scatter_s(8 * msg, 8, link)
+    assert _comm_parts_s(cluster, dp8, f, 1.0, 4096, 0) == pytest.approx((0.0, f.moe_layers * gather))
+    top2 = _comm_parts_s(cluster, replace(dp8, engine="trtllm"), f, 1.0, 4096, 0)[1]
+    assert 3.5 < gather * f.moe_layers / top2 < 4.0  # (7/8 of 8 msg) / (7/8 of 2 msg), less the latencies
+    tp8 = ReplicaShape(8, 1, 8, None, "auto", False)  # EP inside one TP group: no exchange
+    dense = 2 * f.layers * comm.all_reduce_s(msg, 8, link)
+    assert _comm_parts_s(cluster, tp8, f, 1.0, 4096, 0) == pytest.approx((dense, 0.0))
+    tp2dp4 = ReplicaShape(2, 1, 8, None, "auto", False)
+    tp_link = _link(cluster, 2, 1)
+    tp_s = (2 * f.layers - f.moe_layers) * comm.all_reduce_s(
+        msg, 2, tp_link
+    ) + f.moe_layers * comm.all_gather_s(msg, 2, tp_link)
+    ep_s = f.moe_layers * (comm.all_gather_s(4 * msg, 8, link) + comm.reduce_scatter_s(4 * msg, 8, link))
+    assert _comm_parts_s(cluster, tp2dp4, f, 1.0, 4096, 0) == pytest.approx((tp_s, ep_s))
 
 
 def test_ampere_gemms_reach_more_of_their_peak_than_hoppers() -> None:
