@@ -169,7 +169,7 @@ def kv_layout(
     layers, one state page for linear attention.
     """
     key = (
-        gpu.name,
+        gpu,  # the GPU itself: two custom GPUs may share a name
         config.tp,
         config.pp,
         config.kv_cache_dtype,
@@ -177,8 +177,7 @@ def kv_layout(
         config.max_model_len,
         config.max_num_seqs,
         config.max_num_batched_tokens,
-        workload.isl,
-        workload.osl,
+        math.ceil(workload.running_context),  # all the layout reads of the workload (spreads included)
         vllm_version,
     )
     return memoized(_LAYOUTS, (model,), key, lambda: _kv_layout(model, gpu, config, workload, vllm_version))

@@ -160,7 +160,7 @@ def _vllm_report(engine: str, model: ModelSpec, cluster: Cluster, config: Servin
     return memoized(
         _REPORTS,
         (model,),
-        (engine, cluster.gpu.name, key),
+        (engine, cluster.gpu, key),
         lambda: serving_memory(model, cluster.gpu, key, engine=engine),
     )
 

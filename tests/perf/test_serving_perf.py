@@ -735,3 +735,31 @@ def test_sglang_attention_dp_reads_its_mlps_sharded_over_the_whole_server(
     steps._STEP_TIMES.clear()
     monkeypatch.setattr(steps, "model_facts", lambda *a, **k: replace(facts, mlp_bytes=0.0))
     assert decode_s() > sharded
+
+
+def test_an_evaluation_does_not_depend_on_what_was_evaluated_before() -> None:
+    """The KV layout is memoized: its key holds everything it reads. Outputs of spread lengths raise
+    the running context (`Serving.running_context`), and two custom GPUs may share a name; keyed on
+    (isl, osl) and the GPU's name, an evaluation returned the layout of the call before it (1,121
+    sequences for 881; a solve then failed the tables-vs-float check)."""
+    from autoparallel.api import evaluate
+    from autoparallel.hardware import GPU, get_gpu
+    from autoparallel.perf import serving
+
+    config = ServingConfig(tp=1, max_num_seqs=1024)
+    spread = Serving(isl=238, osl=202, osl_cv=1.0)
+    h100 = get_gpu("H100")
+    half = h100.model_copy(update={"memory_gib": h100.memory_gib / 2})
+
+    def seqs(workload: Serving, gpu: GPU = h100) -> int:
+        cluster = Cluster.from_shape(nodes=1, gpus_per_node=2, gpu=gpu)
+        return evaluate("Qwen/Qwen3-8B", cluster, config, workload, compare=False).perf.kv_capacity_seqs
+
+    serving._LAYOUTS.clear()
+    alone, alone_half = seqs(spread), seqs(spread, half)
+    serving._LAYOUTS.clear()
+    seqs(Serving(isl=238, osl=202))
+    assert seqs(spread) == alone
+    serving._LAYOUTS.clear()
+    seqs(spread)
+    assert seqs(spread, half) == alone_half

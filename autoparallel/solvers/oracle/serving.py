@@ -70,7 +70,7 @@ def objective_of(estimate: ServingEstimate, name: str) -> float:
 
 def _memory(model: ModelSpec, cluster: Cluster, config: ServingConfig, version: str) -> VllmMemoryReport:
     key_config = config if config.enable_expert_parallel else config.model_copy(update={"replicas": 1})
-    key = (id(model), cluster.gpu.name, key_config, version)
+    key = (id(model), cluster.gpu, key_config, version)
     hit = _MEMORY.get(key)
     if hit is None or hit[0] is not model:
         hit = (model, serving_memory(model, cluster.gpu, config, vllm_version=version))
