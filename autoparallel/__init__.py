@@ -15,6 +15,7 @@ from autoparallel.api import (
     pareto,
     pareto_deployment,
     solve,
+    solve_top,
     training_memory,
     with_benchmark,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "parse_prices",
     "solve",
     "solve_fleet",
+    "solve_top",
     "sweep",
     "training_memory",
     "vllm_memory",

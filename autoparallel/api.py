@@ -198,7 +198,10 @@ def solve_top(
     """
     m, c, w = _model(model), _cluster(cluster), _workload(workload)
     opts, mid = _options(options, w), served_id(model, m)
-    return _plans(m, c, w, objective, given_settings(settings), opts, check_number("top", top), mid)
+    top = check_number("top", top)
+    if isinstance(w, Training) and top > 1:
+        raise InputError(f"top={top} ranks serving plans by shape; a training job has one plan (top=1)")
+    return _plans(m, c, w, objective, given_settings(settings), opts, top, mid)
 
 
 def _plans(

@@ -169,6 +169,8 @@ class Serving(UserInput):
     @classmethod
     def preset(cls, name: str) -> Serving:
         """A named profile: chatbot, batch, rag, long-context, reasoning, sharegpt."""
+        if not isinstance(name, str):
+            raise InputError(f"a workload preset is named by a string, not {type(name).__name__}")
         try:
             return PRESETS[name.lower()]
         except KeyError:

@@ -436,3 +436,16 @@ def test_a_config_that_misses_the_limits_is_not_above_the_optimum() -> None:
     )
     assert plan.problems and plan.solver.gap_to_optimum == pytest.approx(1.0)
     assert "short of the workload" in plan.explain()
+
+
+def test_top_is_refused_for_a_training_job_not_ignored() -> None:
+    """`plan --train --top 3` is refused; the API said so in its docstring and returned one plan."""
+    job = ap.Training(seq_len=4096, global_batch=64)
+    with pytest.raises(ap.InputError, match="training job has one plan"):
+        ap.solve_top("meta-llama/Llama-3.1-8B", "1x8xH100", job, top=3)
+
+
+@pytest.mark.parametrize("name", [None, 3])
+def test_a_preset_named_by_a_non_string_is_an_input_error(name: Any) -> None:
+    with pytest.raises(ap.InputError, match="named by a string"):
+        ap.Serving.preset(name)
