@@ -39,7 +39,7 @@ DASK_CONNECT_TIMEOUT_S = 10.0
 def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, Any]:
     """One result row: the scenario's inputs, then the plan's headline numbers or the failure."""
     from autoparallel.api import solve, with_benchmark
-    from autoparallel.errors import AutoParallelError, InfeasibleError, SolverTimeoutError
+    from autoparallel.errors import AutoParallelError, InfeasibleError, InternalError, SolverTimeoutError
     from autoparallel.plan import ServingPlan
     from autoparallel.solvers.settings import SolverSettings
 
@@ -68,6 +68,8 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
         row["engine"] = scenario.engine  # the scenario's choice (auto stays auto); plan_engine runs it
         row["status"] = "ok" if plan.fits else "error"
         row["message"] = "" if plan.fits else "; ".join(plan.problems)[:500]
+    except InternalError as exc:  # an AutoParallelError too, but our bug, not the scenario's input
+        row.update(status="internal", message=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
     except AutoParallelError as exc:
         kind = (
             "infeasible"

@@ -157,7 +157,9 @@ def plan_columns(plan: Plan) -> dict[str, Any]:
         "max_num_seqs": sc.max_num_seqs,
         "max_model_len": sc.max_model_len,
         "max_num_batched_tokens": sc.max_num_batched_tokens,
-        "gpu_memory_utilization": sc.gpu_memory_utilization,
+        # vLLM's knob; SGLang and TensorRT-LLM size their KV pool their own way, and `plan --json` drops
+        # it for them (`ServingPlan.to_dict`): empty here too.
+        "gpu_memory_utilization": sc.gpu_memory_utilization if plan.engine == "vllm" else None,
         "kv_cache_dtype": sc.kv_cache_dtype,
         "quantization": sc.quantization or "none",
         "enforce_eager": sc.enforce_eager,
@@ -338,10 +340,11 @@ class BaseFront(Generic[T]):
         ]
 
     def to_pandas(self) -> pd.DataFrame:
-        """The front as a DataFrame, one row per point."""
-        import pandas as pd
+        """The front as a DataFrame, one row per point, each column of its type
+        (`results.COLUMN_TYPES`, as a sweep's table and a results file have it)."""
+        from autoparallel.sweeps.results import typed_frame
 
-        return pd.DataFrame(self.rows())
+        return typed_frame(self.rows())
 
     def write(self, path: str | Path) -> None:
         """Save the table as Parquet, CSV or JSON lines (by suffix)."""

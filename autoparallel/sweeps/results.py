@@ -60,6 +60,134 @@ LEADING = (
 _RENAMED = {"ttft_ms": "ttft_ms_slo", "tpot_ms": "tpot_ms_slo", "max_model_len": "max_model_len_req"}
 """Workload inputs whose names collide with output columns get a suffix in rows."""
 
+_TEXT = (
+    *("scenario_id", "label", "kind", "model", "cluster", "workload", "preset", "name", "workload_file"),
+    *("precision", "objective", "engine", "disagg", "status", "message", "version", "solver_status"),
+    *("plan_engine", "mode", "pd_ratio", "engines", "prefill_engines", "decode_engines", "disagg_why"),
+    *("framework", "kv_cache_dtype", "quantization", "cp_comm", "zero", "recompute", "stage_recompute"),
+    "layers_per_stage",  # `13/13/13/9`; zero is "0".."3" or "dist"
+)
+_COUNTS = (
+    *("isl", "osl", "concurrency", "max_model_len_req", "seq_len", "global_batch", "tp", "pp", "dp"),
+    *("cp", "ep", "etp", "vp", "micro_batch", "max_num_seqs", "max_model_len", "max_num_batched_tokens"),
+    *("gpus", "bench_preemptions", "point"),
+)
+_FLAGS = (
+    *("enable_expert_parallel", "enforce_eager", "sequence_parallel", "offload_optimizer"),
+    *("offload_params", "ep_overlap", "knee"),
+)
+_FIGURES = (
+    *("request_rate", "ttft_ms_slo", "tpot_ms_slo", "tokens", "gpu_memory_utilization"),
+    *("moe_capacity_factor", "throughput_tok_s", "throughput_tok_s_per_gpu", "goodput_tok_s"),
+    *("requests_per_s", "ttft_ms", "tpot_ms", "usd_per_million_tokens", "usd_per_hour"),
+    *("kv_headroom_gib", "headroom_gib", "batch_at_rate", "ttft_ms_at_rate", "tpot_ms_at_rate"),
+    *("bench_output_tok_s", "bench_duration_s", "bench_mean_ttft_ms", "bench_mean_tpot_ms"),
+    *("bench_p99_ttft_ms", "step_time_s", "mfu", "usd_to_train", "hours_to_train"),
+    *("agg_tok_s_per_gpu", "disagg_tok_s_per_gpu", "solver_wall_s", "wall_s"),
+)
+COLUMN_TYPES: dict[str, str] = {
+    **dict.fromkeys(_TEXT, "text"),
+    **dict.fromkeys(_COUNTS, "count"),
+    **dict.fromkeys(_FLAGS, "flag"),
+    **dict.fromkeys(_FIGURES, "figure"),
+}
+"""The type of every column a sweep row or a front row has, by its meaning, never by its values: text
+(ids, names, `13/13/13/9`, ZeRO `3` or `dist`), count (an integer; empty where a row has none), flag
+(true/false) or figure (a float, whole or not: $3.00/h is 3.0). `objective_<name>` columns are
+figures. Every reader and writer goes through it (`frame`, `read_rows`, `Front.to_pandas`), so a
+resumed CSV gives back what was written (`0608875769752169` keeps its zero) and results files of
+different sweeps read together (a request rate of 10 in one and 2.5 in another are both floats)."""
+DTYPES = {"text": "string", "count": "Int64", "flag": "boolean", "figure": "float64"}
+"""pandas dtype per column type (nullable, so a failed row's empty cells keep a count a count)."""
+
+
+def column_type(name: str, values: Sequence[Any] = ()) -> str:
+    """The type of column `name` (see `COLUMN_TYPES`). A column outside the table (one a user added) is
+    typed from all its non-empty `values` together: flags if all are booleans or `true`/`false`,
+    counts if all are whole numbers, figures if all are numbers, else text."""
+    if name in COLUMN_TYPES:
+        return COLUMN_TYPES[name]
+    if name.startswith("objective_"):
+        return "figure"
+    present = [v for v in (_native(v) for v in values) if v is not None]
+    if not present:
+        return "text"
+    if all(isinstance(v, bool) or str(v).strip().lower() in ("true", "false") for v in present):
+        return "flag"
+    for kind in ("count", "figure"):
+        try:
+            for v in present:
+                cast_value(kind, v)
+        except ValueError:
+            continue
+        return kind
+    return "text"
+
+
+def cast_value(kind: str, value: Any) -> Any:
+    """`value` as a Python value of column type `kind` (None for an empty cell).
+
+    Raises:
+        ValueError: a value that is not of that type (`abc` in a count, 2.5 in a count).
+    """
+    value = _native(value)
+    if value is None or (isinstance(value, str) and kind != "text" and not value.strip()):
+        return None
+    if kind == "text":
+        return value if isinstance(value, str) else str(value)
+    if kind == "flag":
+        text = str(value).strip().lower()
+        if isinstance(value, bool) or value in (0, 1) or text in ("true", "false"):
+            return text == "true" if isinstance(value, str) else bool(value)
+        raise ValueError(f"{value!r} is not true or false")
+    if kind == "count":
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a whole number") from None
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"{value!r} is not a whole number")
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a number") from None
+
+
+def _column_types(rows: Sequence[dict[str, Any]]) -> dict[str, str]:
+    """Every column of `rows`, in first-seen order, with its type."""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    return {n: column_type(n, [r[n] for r in rows if n in r]) for n in names}
+
+
+def _cast_row(row: dict[str, Any], kinds: dict[str, str]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        try:
+            out[k] = cast_value(kinds[k], v)
+        except ValueError as exc:
+            raise ValueError(f"column {k!r}: {exc}") from None
+    return out
+
+
+def typed_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with every value cast to its column's type, empty cells dropped.
+
+    Raises:
+        ValueError: a value not of its column's type, naming the column.
+    """
+    kinds = _column_types(rows)
+    return [{k: v for k, v in _cast_row(r, kinds).items() if v is not None} for r in rows]
+
 
 def input_columns(inputs: dict[str, Any]) -> dict[str, Any]:
     """A scenario's inputs as row columns (SLO fields renamed away from the measured ones)."""
@@ -77,8 +205,8 @@ def _native(value: Any) -> Any:
     """numpy scalars → Python; NaN / None → None."""
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
+    if value is None or (isinstance(value, float) and math.isnan(value)) or type(value).__name__ == "NAType":
+        return None  # pandas' NA is an empty cell too
     return value
 
 
@@ -92,18 +220,29 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     kind = _format(p)
     try:
         if kind == ".jsonl":
-            return _read_jsonl(p, tolerate_torn_tail=False)
-        import pandas as pd
+            records = _read_jsonl(p, tolerate_torn_tail=False)
+        else:
+            import pandas as pd
 
-        df = pd.read_parquet(p) if kind == ".parquet" else pd.read_csv(p, keep_default_na=True)
+            # CSV: every cell as the text it is (no guessing: `0608875769752169` is an id, not a
+            # number), only an empty cell empty; the column types below turn it back into values.
+            df = (
+                pd.read_parquet(p)
+                if kind == ".parquet"
+                else pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
+            )
+            if "scenario_id" not in df.columns:
+                raise InputError(f"results file {str(p)!r} has no scenario_id column: not a sweep's results")
+            df = df.astype(object).where(df.notna(), None)
+            records = [{str(k): v for k, v in r.items()} for r in df.to_dict("records")]
     except InputError:
         raise
     except Exception as exc:
         raise InputError(f"cannot read results file {str(p)!r}: {str(exc).splitlines()[0]}") from None
-    if "scenario_id" not in df.columns:
-        raise InputError(f"results file {str(p)!r} has no scenario_id column: not a sweep's results")
-    records = df.astype(object).where(df.notna(), None).to_dict("records")
-    return [{str(k): _native(v) for k, v in r.items() if _native(v) is not None} for r in records]
+    try:
+        return typed_rows(records)
+    except ValueError as exc:
+        raise InputError(f"results file {str(p)!r}: {exc}") from None
 
 
 def _read_jsonl(p: Path, *, tolerate_torn_tail: bool) -> list[dict[str, Any]]:
@@ -125,13 +264,28 @@ def _read_jsonl(p: Path, *, tolerate_torn_tail: bool) -> list[dict[str, Any]]:
 
 
 def frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """Rows as a DataFrame, input columns first, with pandas' nullable dtypes (Int64, string, boolean)."""
+    """Rows as a DataFrame, input columns first, each column of its type (`COLUMN_TYPES`)."""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    first = [c for c in LEADING if c in names]
+    return typed_frame(rows, first + [c for c in names if c not in first])
+
+
+def typed_frame(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """Rows as a DataFrame with `columns` (default: in first-seen order), each of its column's dtype
+    (`DTYPES`: string, nullable Int64 and boolean, float64), whatever the values of these rows.
+
+    Raises:
+        ValueError: a value not of its column's type, naming the column.
+    """
     import pandas as pd
 
-    df = pd.DataFrame(list(rows))
-    first = [c for c in LEADING if c in df.columns]
-    # Nullable dtypes: a tp column stays integer when failed rows leave it empty.
-    return df[first + [c for c in df.columns if c not in first]].convert_dtypes()
+    kinds = _column_types(rows)
+    typed = [_cast_row(r, kinds) for r in rows]
+    names = list(columns) if columns is not None else list(kinds)
+    data = {
+        n: pd.Series([r.get(n) for r in typed], dtype=DTYPES[kinds.get(n, "text")], name=n) for n in names
+    }
+    return pd.DataFrame(data, index=pd.RangeIndex(len(typed)))
 
 
 def table_target(path: str | Path) -> tuple[Path, str]:
@@ -168,6 +322,9 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
         os.replace(tmp, p)
     except OSError as exc:
         raise InputError.cannot_write("results file", p, exc) from None
+    except (ValueError, TypeError, ImportError) as exc:  # a value not of its column's type; pyarrow's
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"cannot write results file {str(p)!r}: {first}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
