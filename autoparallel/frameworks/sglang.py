@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autoparallel.errors import InputError
+from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.perf.engine_support import needs_remote_code
 
 if TYPE_CHECKING:
@@ -126,8 +127,13 @@ def sglang_args(
     args["context_length"] = config.max_model_len
     if config.kv_cache_dtype != "auto":
         args["kv_cache_dtype"] = KV_CACHE_DTYPES[config.kv_cache_dtype]
-    if config.quantization is not None:
-        args["quantization"] = config.quantization
+    # A pre-quantized checkpoint runs as its quantization_config says: SGLang refuses any other
+    # --quantization for it (`ModelConfig._verify_quantization`), so none is written.
+    quantization = (
+        config.quantization if model is None else checkpoint_quantization(model, config.quantization)
+    )
+    if quantization is not None:
+        args["quantization"] = quantization
     if config.enforce_eager:
         args["disable_cuda_graph"] = True
     prefill, decode = nsa_backends

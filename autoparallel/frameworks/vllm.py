@@ -35,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError
+from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.validation import serving_problems
 
@@ -197,9 +198,14 @@ def vllm_args(
     }
     if config.max_num_batched_tokens is not None:
         args["max_num_batched_tokens"] = config.max_num_batched_tokens
-    if config.quantization is not None:
-        args["quantization"] = config.quantization
-        if config.quantization == "fp8" and model is not None and model.quantization is None:
+    # A pre-quantized checkpoint runs as its quantization_config says: vLLM refuses any other
+    # --quantization for it (`_verify_quantization`), so none is written (`checkpoint_quantization`).
+    quantization = (
+        config.quantization if model is None else checkpoint_quantization(model, config.quantization)
+    )
+    if quantization is not None:
+        args["quantization"] = quantization
+        if quantization == "fp8" and model is not None and model.quantization is None:
             # Online FP8 of an unquantized checkpoint: vLLM 0.32 resolves `fp8` to its `fp8_per_tensor`
             # shorthand and warns that `fp8` is deprecated for it (model_loader/weight_utils.py).
             args["quantization"] = "fp8_per_tensor"
@@ -391,7 +397,10 @@ def _validate(config: ServingConfig, *, cluster: Cluster | None, model: ModelSpe
             f"kv_cache_dtype={config.kv_cache_dtype!r} is not a vLLM {VLLM_TARGET_VERSION} "
             f"--kv-cache-dtype; choose one of {', '.join(VLLM_KV_CACHE_DTYPES)}"
         )
-    if config.quantization is not None and config.quantization not in VLLM_QUANTIZATION_METHODS:
+    quantization = (
+        config.quantization if model is None else checkpoint_quantization(model, config.quantization)
+    )
+    if quantization is not None and quantization not in VLLM_QUANTIZATION_METHODS:
         raise InputError(
             f"quantization={config.quantization!r} is not a vLLM {VLLM_TARGET_VERSION} --quantization "
             f"method; choose one of {', '.join(VLLM_QUANTIZATION_METHODS)}, or None to use the "

@@ -68,6 +68,9 @@ class GPU(UserInput):
     """Dense FP8 tensor-core peak, TFLOP/s; None where the GPU has no FP8 tensor cores."""
     fp4_tflops: float | None = Field(default=None, ge=1, le=1_000_000, allow_inf_nan=False)
     """Dense FP4 tensor-core peak, TFLOP/s; None where the GPU has no FP4 tensor cores."""
+    int8_tops: float | None = Field(default=None, ge=1, le=1_000_000, allow_inf_nan=False)
+    """Dense INT8 tensor-core peak, TOPS (the rate INT8 W8A8 GEMMs run at); None where the GPU has no
+    INT8 tensor cores (Volta)."""
     fp16_tflops: float = Field(ge=1, le=1_000_000, allow_inf_nan=False)
     """Dense FP16 tensor-core peak with FP32 accumulate, TFLOP/s (equal to BF16 on most GPUs)."""
     hbm_tbps: float = Field(ge=0.01, le=1_000, allow_inf_nan=False)

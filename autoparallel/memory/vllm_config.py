@@ -39,15 +39,55 @@ _DTYPE_BYTES: dict[str, int | None] = {"auto": None, "bfloat16": 2, "float16": 2
 _ONLINE_QUANT = {
     "fp8": QuantSpec(method=QuantMethod.FP8, bits=8, source="--quantization fp8 (online)"),
 }
-# Names vLLM uses for a checkpoint's own method (kernel variants and container formats).
-_SAME_METHOD = {
-    "awq_marlin": "awq",
-    "gptq_marlin": "gptq",
-    "compressed-tensors": "",
-    "modelopt": "",
-    "fbgemm_fp8": "fp8",
-    "moe_wna16": "",
+_KERNEL_NAMES: dict[QuantMethod, tuple[str, ...]] = {
+    QuantMethod.GPTQ: ("gptq_marlin", "auto_gptq", "moe_wna16"),
+    QuantMethod.AWQ: ("awq_marlin", "auto_awq", "moe_wna16"),
 }
+"""Other `--quantization` values the engines accept for a `quant_method` gptq / awq checkpoint: vLLM
+0.32's `AutoGPTQConfig.override_quantization_method` takes gptq, gptq_marlin and auto_gptq for a gptq
+checkpoint, `AutoAWQConfig`'s awq, awq_marlin and auto_awq for an awq one (both also `marlin`, which is
+no 0.32 `--quantization` choice), `MoeWNA16Config`'s moe_wna16 for either; SGLang's gptq_marlin /
+awq_marlin / moe_wna16 overrides the same."""
+
+
+def checkpoint_quant_names(q: QuantSpec) -> tuple[str, ...]:
+    """The `--quantization` values that name the pre-quantized checkpoint `q` as it is: its format
+    (`QuantMethod`, the planner's name), and the name each engine checks the checkpoint's
+    `quant_method` against (vLLM 0.32 `ModelConfig._verify_quantization` and SGLang 0.5.6's raise
+    "Quantization method specified in the model config (X) does not match the quantization method
+    specified in the `quantization` argument (Y)" for any other): `compressed-tensors` for an
+    llm-compressor checkpoint, `modelopt` (and SGLang's `modelopt_fp8` / `modelopt_fp4`) for a
+    ModelOpt one, `gptq` / `awq` with their kernel variants (`_KERNEL_NAMES`) only where the config
+    says `quant_method` gptq / awq."""
+    names = [q.method.value]
+    if q.source.startswith("compressed-tensors"):
+        return (*names, "compressed-tensors")
+    if q.source.startswith("ModelOpt"):
+        return (*names, "modelopt", "modelopt_fp8" if q.method is QuantMethod.FP8 else "modelopt_fp4")
+    return (*names, *_KERNEL_NAMES.get(q.method, ()))
+
+
+def checkpoint_quantization(model: ModelSpec, quantization: str | None) -> str | None:
+    """The `--quantization` `model` runs with when the user names `quantization`: for a pre-quantized
+    checkpoint None, the engines' own detection from its `quantization_config` (what every launch
+    line then carries: no flag), when `quantization` names the checkpoint as it is
+    (`checkpoint_quant_names`: `fp8` for a compressed-tensors FP8 checkpoint is that checkpoint, not
+    a flag the engines accept for it); for an unquantized one `quantization` unchanged (online).
+
+    Raises:
+        InputError: `quantization` contradicts the checkpoint's format.
+    """
+    q = model.quantization
+    if q is None or quantization is None:
+        return quantization
+    if quantization.lower() in checkpoint_quant_names(q):
+        return None
+    container = "compressed-tensors " if q.source.startswith("compressed-tensors") else ""
+    raise InputError(
+        f"quantization {quantization!r} does not match {model.name}'s {container}{q.method.value!r} "
+        f"weights (the engines refuse a --quantization other than the checkpoint's); omit --quantization "
+        f"or name one of {', '.join(checkpoint_quant_names(q))}"
+    )
 
 
 FLOAT16_UNSTABLE_MODEL_TYPES = ("gemma2", "gemma3", "gemma3_text", "glm4")
@@ -79,7 +119,7 @@ def dtype_problem(model: ModelSpec, gpu: GPU, dtype: str, quantization: str | No
     q = model.quantization
     method = quantization or (q.method.value if q is not None else None)
     resolved = load_dtype(model, gpu) if dtype == "auto" else dtype
-    fp32_safe = quantization is None and q is not None and q.source.startswith("compressed-tensors")
+    fp32_safe = q is not None and q.source.startswith("compressed-tensors")
     if resolved == "float32" and method is not None and not fp32_safe:
         why = " (no bfloat16 there, no float16 for this model)" if dtype == "auto" else ""
         return (
@@ -125,12 +165,7 @@ def _loaded(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec
     if quantization is not None:
         q = quantization.lower()
         if current is not None:
-            same = _SAME_METHOD.get(q, q)
-            if same and same != current.method.value:
-                raise InputError(
-                    f"quantization {quantization!r} does not match the checkpoint's "
-                    f"{current.method.value!r} weights; omit --quantization"
-                )
+            checkpoint_quantization(model, quantization)  # the checkpoint as it is, or InputError
         elif q in _ONLINE_QUANT:
             update["quantization"] = _ONLINE_QUANT[q]
         else:
@@ -160,9 +195,11 @@ def vllm_stored_kv_dtype(model: ModelSpec, kv_cache_dtype: str, *, from_checkpoi
     """The cache vLLM keeps for `--kv-cache-dtype kv_cache_dtype`: the same (`auto` resolved from the
     checkpoint, `checkpoint_kv_dtype`), except that for DeepSeek Sparse Attention models (V3.2)
     `DeepseekV32ForCausalLM.verify_and_update_config` turns `auto` into its `fp8_ds_mla` cache
-    (`bfloat16` keeps BF16; an fp8 dtype is FP8 either way)."""
+    (`bfloat16` keeps BF16), and so does every fp8 dtype, fp8_e5m2 included (`cache_dtype.
+    startswith("fp8")`): the same bytes, the one layout its sparse MLA backends read."""
     kv = checkpoint_kv_dtype(model, kv_cache_dtype, from_checkpoint=from_checkpoint)
-    return "fp8_ds_mla" if kv == "auto" and model.has_sparse_attention else kv
+    to_ds_mla = kv == "auto" or kv.startswith("fp8")
+    return "fp8_ds_mla" if to_ds_mla and model.has_sparse_attention else kv
 
 
 def kv_dtype_bytes(

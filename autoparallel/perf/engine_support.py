@@ -43,8 +43,15 @@ candidates and `--engine auto`) and `evaluate --engine` share.
 - **Quantized checkpoints** need a least compute capability, each engine's `get_min_capability` of the
   format's config, checked at start-up ("The quantization method ... is not supported for the current
   GPU. Minimum capability: ..."; vLLM 0.32 `config/vllm.py`, SGLang 0.5.6 `model_loader/loader.py`):
-  vLLM FP8 7.5 (`Fp8Config`, also `--quantization fp8` online), ModelOpt FP8 8.0, AWQ 7.5, GPTQ 6.0,
-  MXFP4 8.0; SGLang FP8 8.0, ModelOpt FP8 8.9, AWQ 7.5, GPTQ 6.0, MXFP4 8.0. TensorRT-LLM's MXFP4
+  vLLM FP8 7.5 (`Fp8Config`, also `--quantization fp8` online), ModelOpt FP8 8.0, AWQ 7.5, MXFP4
+  8.0, GPTQ 7.5 (`AutoGPTQConfig.get_min_capability` says 6.0, but 0.32 runs GPTQ on Marlin only:
+  `AutoGPTQLinearMethod.__init__` calls `verify_marlin_supported`, and `marlin_utils.
+  query_marlin_supported_quant_types` returns no type below 7.5), INT8 W8A8 7.5
+  (`CompressedTensorsW8A8Int8.get_min_capability`, checked per scheme by `CompressedTensorsConfig.
+  _check_scheme_supported`); SGLang FP8 8.0, ModelOpt FP8 8.9, AWQ 7.5, GPTQ 6.0 (`GPTQConfig`), MXFP4
+  8.0, INT8 W8A8 8.0 (its `CompressedTensorsW8A8Int8.get_min_capability`: "ampere and up"). A
+  pre-quantized checkpoint is held to its own format's floor whatever `--quantization` names it (a
+  name that contradicts it is refused by `vllm_config.checkpoint_quantization`). TensorRT-LLM's MXFP4
   experts run on Blackwell (its TRTLLM MoE backend) and Hopper (TRITON) only (its GPT-OSS deployment
   guide's MoE-backend support matrix): 9.0. NVFP4 has its own rule above.
 """
@@ -115,8 +122,8 @@ SPARSE_ATTENTION_ARCHS: dict[str, tuple[str, ...]] = {
 """GPU architectures each engine runs DeepSeek Sparse Attention on (module docstring)."""
 ARCH_NAMES = {"hopper": "Hopper", "blackwell": "Blackwell", "cdna3": "AMD CDNA3"}
 QUANT_MIN_CAPABILITY: dict[str, dict[str, int]] = {
-    "vllm": {"fp8": 75, "modelopt_fp8": 80, "awq": 75, "gptq": 60, "mxfp4": 80},
-    "sglang": {"fp8": 80, "modelopt_fp8": 89, "awq": 75, "gptq": 60, "mxfp4": 80},
+    "vllm": {"fp8": 75, "modelopt_fp8": 80, "awq": 75, "gptq": 75, "mxfp4": 80, "int8": 75},
+    "sglang": {"fp8": 80, "modelopt_fp8": 89, "awq": 75, "gptq": 60, "mxfp4": 80, "int8": 80},
     "trtllm": {"mxfp4": 90},
 }
 """Least compute capability of each engine's config for a weight format (module docstring)."""
@@ -125,7 +132,14 @@ SGLANG_AMD_NO_MXFP4_ARCHS = ("cdna", "cdna2", "cdna3")
 only where `mxfp_supported()` (a gfx95x ISA, CDNA4: MI350, MI355); on CDNA3 (gfx942: MI300X, MI325X)
 an MXFP4 checkpoint such as gpt-oss's is "Unknown quantization method: mxfp4" at start-up. A custom
 GPU of another architecture is given the benefit of the doubt."""
-QUANT_NAMES = {"fp8": "FP8", "modelopt_fp8": "ModelOpt FP8", "awq": "AWQ", "gptq": "GPTQ", "mxfp4": "MXFP4"}
+QUANT_NAMES = {
+    "fp8": "FP8",
+    "modelopt_fp8": "ModelOpt FP8",
+    "awq": "AWQ",
+    "gptq": "GPTQ",
+    "mxfp4": "MXFP4",
+    "int8": "INT8 W8A8",
+}
 ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
     "sglang": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
     "trtllm": ("auto", "fp8", "fp8_e4m3"),
@@ -424,13 +438,21 @@ def engine_runtime_problem(
             f"{name} runs DeepSeek Sparse Attention on Hopper only over a BF16 KV cache "
             f"(FlashMLA's BF16 sparse kernel), not {kv_cache_dtype!r}"
         )
-    loaded = model.quantization.method.value if model is not None and model.quantization else None
-    if engine == "trtllm" and quantization is not None and quantization != loaded:
+    if engine == "trtllm" and quantization is not None and _quantizes_online(model, quantization):
         return (
             f"{name} does not quantize weights online (--quantization {quantization}); "
             "use a quantized checkpoint"
         )
     return None
+
+
+def _quantizes_online(model: ModelSpec | None, quantization: str) -> bool:
+    """`quantization` asks for online weight quantization: the checkpoint is not quantized, or it is
+    not a name of the checkpoint's own format (`vllm_config.checkpoint_quant_names`)."""
+    from autoparallel.memory.vllm_config import checkpoint_quant_names
+
+    q = model.quantization if model is not None else None
+    return q is None or quantization.lower() not in checkpoint_quant_names(q)
 
 
 FLASHINFER_HEAD_SIZES = (64, 128, 256, 512)
@@ -496,6 +518,11 @@ def kv_dtype_problem(
       Blackwell DeepSeek-V3's architecture runs `trtllm_mla` (`SGLANG_BLACKWELL_ATTENTION`), which
       refuses E5M2 ("TensorRT-LLM MLA backend only supports kv-cache-dtype of fp8_e4m3, fp4_e2m1, or
       auto").
+    - **vLLM 0.32, MLA and E5M2**: no CUDA MLA backend stores an E5M2 cache (`supported_kv_cache_dtypes`
+      of FlashMLA, FlashAttention MLA, FlashInfer MLA, CUTLASS MLA and Triton MLA: auto, float16,
+      bfloat16, fp8, fp8_e4m3 at most), so backend selection finds none for an MLA model on any NVIDIA
+      GPU (ROCm's AITER MLA takes fp8_e5m2). DeepSeek Sparse Attention models are not refused: their
+      `verify_and_update_config` turns every fp8 dtype into `fp8_ds_mla` (`vllm_stored_kv_dtype`).
     """
     if model is None or gpu.vendor != "nvidia":
         return None
@@ -510,7 +537,7 @@ def kv_dtype_problem(
             "kernel there, which reads fp8_e4m3 or auto only; use --kv-cache-dtype fp8_e4m3"
         )
     if gpu.arch not in TRITON_FP8E4_ARCHS:
-        return None
+        return _vllm_mla_e5m2_problem(model, kv, where, vllm_version) if engine == "vllm" else None
     if engine == "vllm" and kv == "bfloat16" and gpu.arch != "ampere":
         # 0.32's Triton backends, the only ones below SM80: "bfloat16 requires SM80+".
         return f"vLLM has no bfloat16 KV cache for {where} (it needs SM80); use --kv-cache-dtype float16"
@@ -546,6 +573,22 @@ def kv_dtype_problem(
     return f"vLLM has no FP8 KV cache for {where}: {why}; use --kv-cache-dtype bfloat16"
 
 
+def _vllm_mla_e5m2_problem(model: ModelSpec, kv: str, where: str, vllm_version: str | None) -> str | None:
+    """Why vLLM has no backend for `model`'s MLA layers over an E5M2 cache from Ada on (None: it has;
+    `kv_dtype_problem`, vLLM 0.32 and later only: older releases are not checked)."""
+    if kv != "fp8_e5m2" or not model.is_mla or model.has_sparse_attention:
+        return None
+    from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
+    from autoparallel.memory.vllm_versions import parse_vllm_version
+
+    if not parse_vllm_version(vllm_version or DEFAULT_VLLM_VERSION).at_least(32):
+        return None
+    return (
+        f"vLLM has no E5M2 KV cache for {where}: none of its MLA backends (FlashMLA, FlashAttention MLA, "
+        "FlashInfer MLA, CUTLASS MLA, Triton MLA) stores fp8_e5m2; use --kv-cache-dtype fp8_e4m3 or auto"
+    )
+
+
 def engine_gpu_problem(engine: str, gpu: GPU, model: ModelSpec | None = None) -> str | None:
     """Why `engine` cannot run on `gpu` at all, or cannot run `model`'s attention there (None: it
     can): TensorRT-LLM off NVIDIA GPUs or below Ampere; SGLang on Volta; DeepSeek Sparse Attention on
@@ -576,9 +619,11 @@ def quant_capability_problem(
     engine: str, quantization: str | None, model: ModelSpec | None, gpu: GPU
 ) -> str | None:
     """Why `engine` refuses the weight format (the checkpoint's, or `quantization` applied online) on
-    `gpu`'s compute capability (None: it does not, or no rule is known)."""
+    `gpu`'s compute capability (None: it does not, or no rule is known). A pre-quantized checkpoint
+    is loaded in its own format whatever `--quantization` names it (`compressed-tensors`, `fp8`, ...):
+    its format decides."""
     q = model.quantization if model is not None else None
-    fmt = quantization or (q.method.value if q is not None else None)
+    fmt = q.method.value if q is not None else quantization
     if fmt == "fp8" and q is not None and q.method.value == "fp8" and q.source.startswith("ModelOpt"):
         fmt = "modelopt_fp8"
     if (

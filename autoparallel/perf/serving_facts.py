@@ -29,6 +29,7 @@ class ModelFacts:
     expert_groups: tuple[tuple[int, int, int, float], ...]  # (layers, experts, top_k, bytes per expert)
     moe_layers: int
     fp8_compute: bool
+    int8_compute: bool  # INT8 W8A8 weights (compressed-tensors): INT8 GEMMs on INT8 tensor cores
     fp4_compute: bool  # NVFP4 weights: FP4 tensor cores where the GPU has them (W4A4), else BF16 (Marlin)
     block_fp8: bool  # FP8 weights with per-block (e.g. 128×128) scales, dequantized inside the GEMM
     expert_params_per_token: float  # routed-expert weights one token multiplies (top-k per MoE layer)
@@ -71,6 +72,7 @@ def _model_facts(model: ModelSpec, quantization: str | None, dtype: str) -> Mode
         expert_groups=tuple((n, e, k, per) for (e, k, per), n in sorted(groups.items())),
         moe_layers=sum(groups.values()),
         fp8_compute=q is not None and q.method is QuantMethod.FP8,
+        int8_compute=q is not None and q.method is QuantMethod.INT8,
         fp4_compute=q is not None and q.method is QuantMethod.NVFP4,
         block_fp8=q is not None and q.method is QuantMethod.FP8 and bool(q.block_n and q.block_k),
         expert_params_per_token=expert_params,

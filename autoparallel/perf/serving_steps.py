@@ -326,11 +326,16 @@ def _tensor_tflops(gpu: GPU, f: ModelFacts) -> tuple[float, bool]:
     """(the dense tensor-core peak the weights' GEMMs run at, whether they run on FP4 tensor cores):
     FP8 weights on FP8 tensor cores; NVFP4 on FP4 tensor cores (W4A4: the engines quantize activations
     to NVFP4 on Blackwell), and as BF16 GEMMs where the GPU has none (vLLM's FP4 Marlin kernels, W4A16,
-    SM75 on: `is_fp4_marlin_supported`); everything else at the BF16 peak."""
+    SM75 on: `is_fp4_marlin_supported`); INT8 W8A8 weights on INT8 tensor cores (vLLM 0.32
+    `CompressedTensorsW8A8Int8.apply_weights` -> `apply_int8_linear`, CUTLASS `cutlass_scaled_mm` over
+    int8 activations quantized per token; SGLang's scheme the same through `sgl_kernel.int8_scaled_mm`);
+    everything else at the BF16 peak."""
     if f.fp4_compute and gpu.fp4_tflops:
         return gpu.fp4_tflops, True
     if f.fp8_compute and gpu.fp8_tflops:
         return gpu.fp8_tflops, False
+    if f.int8_compute and gpu.int8_tops:
+        return gpu.int8_tops, False
     return gpu.bf16_tflops, False
 
 

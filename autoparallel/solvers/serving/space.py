@@ -39,6 +39,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from autoparallel.bounds import UserInput, check_choices
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError, InternalError
+from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
 from autoparallel.perf.engine_support import (
@@ -409,18 +410,14 @@ def runtime_domain(
 ) -> tuple[Runtime, ...]:
     """Allowed (engine, quantization, KV dtype, eager) values; online quantization needs a plain
     checkpoint, and an engine keeps only the precisions it can run on `gpu`
-    (`engine_runtime_problem`). Empty when nothing runs on `gpu` and `refusable`, else an InputError
-    naming each engine's refusal."""
-    quants = [
-        q
-        for q in dict.fromkeys(options.quantizations)
-        if q is None or model.quantization is None or model.quantization.method.value == q
-    ]
+    (`engine_runtime_problem`). A value naming a pre-quantized checkpoint as it is (its format or the
+    engines' name for it, `vllm_config.checkpoint_quantization`) is the checkpoint as loaded, None:
+    the launch line then carries no `--quantization` the engines would refuse for it. Empty when
+    nothing runs on `gpu` and `refusable`, else an InputError naming each engine's refusal (or the
+    contradiction, when every allowed value contradicts the checkpoint)."""
+    quants, contradictions = _runtime_quantizations(model, options)
     if not quants:
-        raise InputError(
-            f"no allowed quantization applies to {model.name} "
-            f"(checkpoint: {model.quantization.method.value if model.quantization else 'none'})"
-        )
+        raise InputError("; ".join(contradictions))
     out = []
     for engine in options.engines:
         for quant in quants:
@@ -442,12 +439,29 @@ def runtime_refusal(model: ModelSpec, options: ServingOptions, gpu: GPU) -> str:
 
 def engine_refusal(model: ModelSpec, options: ServingOptions, engine: str, gpu: GPU) -> str:
     """Why `engine` has no runtime in the space: its refusals of the allowed precisions, joined."""
+    quants, contradictions = _runtime_quantizations(model, options)
     reasons = [
-        engine_runtime_problem(engine, q, kv, model, gpu, options.vllm_version)
-        for q in dict.fromkeys(options.quantizations)
-        for kv in dict.fromkeys(options.kv_cache_dtypes)
+        *contradictions,
+        *(
+            engine_runtime_problem(engine, q, kv, model, gpu, options.vllm_version)
+            for q in quants
+            for kv in dict.fromkeys(options.kv_cache_dtypes)
+        ),
     ]
     return "; ".join(dict.fromkeys(r for r in reasons if r is not None)) or "no allowed precision"
+
+
+def _runtime_quantizations(model: ModelSpec, options: ServingOptions) -> tuple[list[str | None], list[str]]:
+    """(the allowed `--quantization` values as the engines run `model` with them, deduplicated; why the
+    others contradict its checkpoint): `checkpoint_quantization` of each."""
+    quants: list[str | None] = []
+    contradictions: list[str] = []
+    for q in dict.fromkeys(options.quantizations):
+        try:
+            quants.append(checkpoint_quantization(model, q))
+        except InputError as exc:
+            contradictions.append(str(exc))
+    return list(dict.fromkeys(quants)), contradictions
 
 
 def max_model_len_domain(model: ModelSpec, workload: Serving, options: ServingOptions) -> tuple[int, ...]:
