@@ -204,10 +204,12 @@ def _compressed_tensors_kv_dtype(qc: Mapping[str, Any]) -> str | None:
 def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...]) -> QuantSpec:
     config_groups = qc.get("config_groups")
     weights: Mapping[str, Any] = {}
+    activations: object = None
     if isinstance(config_groups, dict) and config_groups:
         first = next(iter(config_groups.values()))
         if isinstance(first, dict) and isinstance(first.get("weights"), dict):
             weights = first["weights"]
+            activations = first.get("input_activations")
     bits = int(weights.get("num_bits", 0) or 0)
     kind = str(weights.get("type", "int"))
     strategy = str(weights.get("strategy", "tensor"))
@@ -226,7 +228,14 @@ def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...
             source=src + " (accounted as GPTQ-style packed groups)",
         )
     if kind == "int" and bits == 8:
+        # No `input_activations`: W8A16 (vLLM `CompressedTensorsWNA16`, 16-bit activations), else W8A8.
+        weight_only = not isinstance(activations, Mapping)
         return QuantSpec(
-            method=QuantMethod.INT8, bits=8, per_channel=True, quantized_groups=groups, source=src
+            method=QuantMethod.INT8,
+            bits=8,
+            per_channel=True,
+            weight_only=weight_only,
+            quantized_groups=groups,
+            source=src + (" (W8A16)" if weight_only else " (W8A8)"),
         )
     raise InputError(f"{name}: compressed-tensors weights {kind}{bits} ({strategy}) are not supported")

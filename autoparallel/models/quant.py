@@ -64,6 +64,9 @@ class QuantSpec(BaseModel):
     """FP8/INT8: one scale per output channel rather than per tensor."""
     double_quant: bool = True
     """bitsandbytes NF4: absmax scales themselves quantized to 8 bits."""
+    weight_only: bool = False
+    """INT8: the activations stay 16-bit (W8A16: compressed-tensors without `input_activations`), so
+    the GEMMs run at the 16-bit peak, not on INT8 tensor cores."""
     symmetric: bool = True
     """GPTQ: weights without a zero point (`sym`); vLLM's Marlin GPTQ kernels take symmetric ones only."""
     kv_cache_dtype: str | None = None

@@ -72,7 +72,7 @@ def _model_facts(model: ModelSpec, quantization: str | None, dtype: str) -> Mode
         expert_groups=tuple((n, e, k, per) for (e, k, per), n in sorted(groups.items())),
         moe_layers=sum(groups.values()),
         fp8_compute=q is not None and q.method is QuantMethod.FP8,
-        int8_compute=q is not None and q.method is QuantMethod.INT8,
+        int8_compute=q is not None and q.method is QuantMethod.INT8 and not q.weight_only,
         fp4_compute=q is not None and q.method is QuantMethod.NVFP4,
         block_fp8=q is not None and q.method is QuantMethod.FP8 and bool(q.block_n and q.block_k),
         expert_params_per_token=expert_params,

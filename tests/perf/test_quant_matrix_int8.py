@@ -54,3 +54,14 @@ def test_int8_peaks_are_the_datasheets_dense_figures() -> None:
         if gpu.int8_tops is not None:
             assert "int8_tops" in covered, gpu.name
             assert gpu.int8_tops >= gpu.bf16_tflops, gpu.name
+
+
+def test_int8_weight_only_runs_at_the_16_bit_peak() -> None:
+    """Without `input_activations` a compressed-tensors INT8 checkpoint is W8A16 (vLLM
+    `CompressedTensorsWNA16`): 1-byte weights, 16-bit GEMMs."""
+    w8a16 = {**W8A8, "config_groups": {"group_0": {**W8A8["config_groups"]["group_0"]}}}
+    del w8a16["config_groups"]["group_0"]["input_activations"]
+    q = quant_from_config({"quantization_config": w8a16}, "q")
+    assert q is not None and q.weight_only and q.bytes_per_weight < 1.01
+    int8 = load_model("meta-llama/Llama-3.1-8B").model_copy(update={"quantization": q})
+    assert not model_facts(int8, None).int8_compute
