@@ -392,10 +392,14 @@ def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving) -> Co
             f"({d.ratio}, carried rate bound by {d.bound}; {_ttft_text(d.ttft_ms, d.worst.transfer_ms)})"
         )
         return Comparison("disaggregated", aggregated, d, why)
+    load = (
+        "its prefill ranks are rated at full load without a --ttft-ms"
+        if workload.ttft_ms is None
+        else "its prefill ranks are held below full load to keep TTFT"
+    )
     why = (
         f"{lead}: the aggregated engines' mixed steps hide prefill work under decode's weight reads, while "
-        f"the split pays prefill GPUs separately ({d.ratio}, bound by {d.bound}; its prefill ranks are "
-        f"held below full load to keep TTFT, and every prompt's KV crosses a link, "
-        f"{d.worst.transfer_ms:.1f} ms)"
+        f"the split pays prefill GPUs separately ({d.ratio}, bound by {d.bound}; {load}, and every "
+        f"prompt's KV crosses a link, {d.worst.transfer_ms:.1f} ms)"
     )
     return Comparison("aggregated", aggregated, d, why)

@@ -424,11 +424,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 f"--top {args.top} ranks one engine's plans by shape; a --fleet or mixed-pool deployment "
                 "is one optimal plan (drop --top)"
             )
-        if args.disagg == "on":
-            raise InputError(
-                "--disagg on plans one MODEL on a cluster of one GPU pool, not --fleet or mixed pools"
-            )
-        return fleet_cmd.cmd_fleet(args, None if args.fleet else _serving_workload(args))
+        if args.fleet:
+            if args.disagg == "on":
+                raise InputError(
+                    "--disagg on plans one MODEL's prefill and decode engines, not a --fleet file"
+                )
+            if args.disagg == "auto":
+                print(
+                    "note: --disagg auto: no disaggregation comparison for a --fleet file (it compares one "
+                    "MODEL's deployments; plan each model alone to compare)",
+                    file=sys.stderr,
+                )
+            return fleet_cmd.cmd_fleet(args, None)
+        return _deployment_plan(args, _serving_workload(args))
     if args.model is None:
         raise InputError("plan needs a MODEL (or --fleet FILE)")
     workload = _training_workload(args) if args.train else _serving_workload(args)
@@ -533,6 +541,69 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 "(the plan above)",
                 file=sys.stderr,
             )
+    return 0
+
+
+def _deployment_plan(args: argparse.Namespace, workload: Any) -> int:
+    """`plan MODEL` through the deployment planner (a mixed-pool cluster, or a deployment-only
+    objective) with the disaggregation comparison `plan MODEL` on one pool prints (`--disagg`:
+    auto, the default, compares; on requires it; off skips it; vLLM engines only). The aggregated
+    deployment first, then the comparison; with no aggregated deployment a disaggregated one that
+    serves the request stands in, as for `plan MODEL` on one pool.
+
+    Raises:
+        InfeasibleError: neither deployment serves the request, or --disagg on and no disaggregated
+            one does (with numbers).
+    """
+    from autoparallel.fleet import fleet_of_one, solve_fleet
+    from autoparallel.objectives import deployment_objective
+    from autoparallel.solvers.settings import SolverSettings
+
+    refused = args.objective is not None and deployment_objective(args.objective, False) is None
+    if args.disagg == "off" or args.engine != "vllm" or refused:
+        return fleet_cmd.cmd_fleet(args, workload)  # (an objective it refuses: its one-line error)
+    settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
+    deadline = settings.deadline()
+    plan, error = None, None
+    try:
+        plan = solve_fleet(
+            fleet_of_one(args.model, workload),
+            fleet_cmd.cluster_of(args),
+            objective=deployment_objective(args.objective, workload.request_rate is not None),
+            settings=settings,
+            options=fleet_cmd.serving_options(args),
+        )
+    except InfeasibleError as exc:
+        error = exc
+    comp = disagg_cmd.comparison(args, workload, "", plan, settings.until(deadline))
+    if comp is None and args.disagg == "on":  # nothing left of the limit (said on stderr)
+        raise SolverTimeoutError(
+            "no disaggregated plan within the time limit: the aggregated deployment spent it "
+            "(raise --time-limit)"
+        )
+    if plan is None:
+        assert error is not None
+        if comp is None or comp.mode != "disaggregated" or comp.unmet_rps > 0:
+            raise error
+        _emit_stand_in(
+            args,
+            workload,
+            error,
+            {"engine": "vllm", **comp.to_dict()},
+            comp.explain(),
+            "No aggregated deployment serves the request:",
+        )
+    elif args.json:
+        payload = plan.to_dict()
+        if comp is not None:
+            disagg_cmd.merge_json(payload, comp)
+        _emit(args, payload, "")
+    else:
+        text = plan.explain().rstrip()
+        _emit(args, None, text + ("\n\n" + comp.explain() if comp is not None else ""))
+    if args.plan_file:
+        chosen: Any = comp if comp is not None else plan
+        fleet_cmd.write_plan_file(args.plan_file, str(chosen.to_yaml()))
     return 0
 
 

@@ -7,27 +7,39 @@ The float model of a disaggregated request (vLLM's P/D split with the NIXL KV co
 
 - S_p: the P engine's prefill of one prompt of `isl` tokens alone (`StepTimes.prefill_s` from
   perf/serving_steps.py: the same roofline as the aggregated engine, no decode work beside it).
-- W_p: queueing before the prefill. Each data-parallel rank of a P engine is an M/D/1 queue
-  (Poisson arrivals, deterministic service S_p): W_p = ρ · S_p / (2 (1 − ρ)) at utilisation ρ = λ · S_p.
-  A P rank prefills one prompt at a time (no credit for pipelining prompts through pp stages).
+- W_p: queueing before the prefill. Each data-parallel rank of a P engine is an M/G/1 queue
+  (Poisson arrivals, one prompt at a time): the Pollaczek-Khinchine mean wait W_p = ρ · S_p · (1 + c²)
+  / (2 (1 − ρ)) at utilisation ρ = λ · S_p, c the coefficient of variation of the service time (0:
+  prompts of one length, the M/D/1 queue; roles.py derives c from the workload's prompt lengths
+  through the prefill time model). A P rank prefills one prompt at a time (no credit for pipelining
+  prompts through pp stages).
 - X: the KV transfer. Every layer's KV of the isl prompt tokens leaves the P ranks and lands on the
-  D ranks, rank to rank in parallel. The busiest rank moves max(bytes per P rank, bytes per D rank)
-  (`kv_bytes_per_sequence_per_gpu` at each side's TP: with different TP the layout differs: a D
-  rank of lower TP gathers its heads from tp_p / tp_d P ranks, one of higher TP reads a slice of
-  one P rank's blocks; MLA's latent is whole on every rank), over NVLink when both engines share a
-  node, else over the GPU's own NIC; plus one link latency per read (tp_p / tp_d reads when P has
-  more TP).
+  D ranks, rank to rank in parallel, each D rank reading what it holds from the P ranks
+  (`kv_bytes_per_sequence_per_gpu` at each side's TP). vLLM's NIXL connector
+  (vllm/distributed/kv_transfer/kv_connector/utils.py, `TpKVTopology`): a D rank of lower TP reads
+  from tp_p / tp_d P ranks (`get_target_remote_ranks`); D ranks of higher TP read from one P rank in
+  groups of tp_d / tp_p (`tp_ratio`), each its own copy of what it holds, so a P rank sends
+  tp_d / tp_p times a D rank's bytes: its own bytes when the heads split, more where the D side
+  replicates them (MLA's latent always, `replicates_kv_cache`; softmax KV when tp_d > KV heads).
+  The busiest rank moves max(bytes a P rank sends, bytes a D rank receives), over NVLink when both
+  engines share a node, else over the GPU's own NIC; plus one link latency per read (tp_p / tp_d
+  reads when P has more TP).
+- Link rate: the same bytes cap the requests/s a rank carries: a P rank sends and a D rank receives
+  its bytes of every request over its link, so each carries at most link bytes/s ÷ its bytes per
+  request (`link_rate_rps`).
 - T_d(b): the D engine's pure decode step at its running batch b (`StepTimes.decode_s`): the D
   engine runs no prefill, so TPOT has no prefill interference. The first token after the transfer
   comes with the next decode step.
 - Decode capacity (Little's law): a D rank holding b sequences finishes b / (osl · T_d(b)) requests/s.
   Its KV cache holds the b transferred sequences (the serving tables' memory check at max_num_seqs = b).
 - Prefill capacity at a TTFT budget B (what is left of the limit after X, T_d and the overhead): the
-  highest ρ with S_p + W_p ≤ B, ρ* = 2 (B − S_p) / (2B − S_p), i.e. isl · ρ* / S_p tokens/s per rank.
+  highest ρ with S_p + W_p ≤ B, ρ* = (B − S_p) / (B − S_p + S_p (1 + c²) / 2) (2 (B − S_p) / (2B −
+  S_p) for c = 0), i.e. isl · ρ* / S_p tokens/s per rank.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,22 +54,69 @@ __all__ = [
     "DisaggRequest",
     "decode_capacity_rps",
     "disagg_request",
+    "kv_received_bytes_per_rank",
+    "kv_sent_bytes_per_rank",
     "kv_transfer_bytes_per_rank",
     "kv_transfer_s",
+    "link_rate_rps",
     "max_prefill_utilisation",
     "prefill_capacity_tokens_per_s",
+    "prefill_service_spread",
     "prefill_wait_s",
     "transfer_link",
 ]
 
 
-def kv_transfer_bytes_per_rank(
-    model: ModelSpec, kv_cache_dtype: str, isl: int, *, tp_prefill: int, tp_decode: int
+def kv_sent_bytes_per_rank(
+    model: ModelSpec,
+    kv_cache_dtype: str,
+    isl: int,
+    *,
+    tp_prefill: int,
+    tp_decode: int,
+    pp_prefill: int = 1,
 ) -> float:
-    """Bytes the busiest rank moves for one prompt's KV: max(bytes per P rank, bytes per D rank)."""
-    sent = kv_bytes_per_sequence_per_gpu(model, kv_cache_dtype, tp_prefill, 1, float(isl), engine="vllm")
-    received = kv_bytes_per_sequence_per_gpu(model, kv_cache_dtype, tp_decode, 1, float(isl), engine="vllm")
+    """Bytes one P rank sends for one prompt (module doc): its own KV when tp_d ≤ tp_p; else each of
+    the tp_d / tp_p D ranks that read from it (vLLM `TpKVTopology.tp_ratio`) takes its own copy of
+    what it holds (a D rank's bytes; more than a share of the P rank's where the D side replicates
+    the KV: MLA, or tp_d above the KV heads). `pp_prefill` stages each hold their layers only."""
+    own = kv_bytes_per_sequence_per_gpu(
+        model, kv_cache_dtype, tp_prefill, pp_prefill, float(isl), engine="vllm"
+    )
+    if tp_decode <= tp_prefill:
+        return own
+    readers = math.ceil(tp_decode / tp_prefill)
+    each = kv_bytes_per_sequence_per_gpu(
+        model, kv_cache_dtype, tp_decode, pp_prefill, float(isl), engine="vllm"
+    )
+    return max(own, readers * each)
+
+
+def kv_received_bytes_per_rank(model: ModelSpec, kv_cache_dtype: str, isl: int, *, tp_decode: int) -> float:
+    """Bytes one D rank receives for one prompt: every layer's KV it holds at its TP."""
+    return kv_bytes_per_sequence_per_gpu(model, kv_cache_dtype, tp_decode, 1, float(isl), engine="vllm")
+
+
+def kv_transfer_bytes_per_rank(
+    model: ModelSpec,
+    kv_cache_dtype: str,
+    isl: int,
+    *,
+    tp_prefill: int,
+    tp_decode: int,
+    pp_prefill: int = 1,
+) -> float:
+    """Bytes the busiest rank moves for one prompt's KV: max(bytes a P rank sends, a D rank receives)."""
+    sent = kv_sent_bytes_per_rank(
+        model, kv_cache_dtype, isl, tp_prefill=tp_prefill, tp_decode=tp_decode, pp_prefill=pp_prefill
+    )
+    received = kv_received_bytes_per_rank(model, kv_cache_dtype, isl, tp_decode=tp_decode)
     return max(sent, received)
+
+
+def link_rate_rps(link: comm.Link, bytes_per_request: float) -> float:
+    """Requests/s a rank's link carries when each request moves `bytes_per_request` over it (inf: none)."""
+    return link.bytes_per_s / bytes_per_request if bytes_per_request > 0 else math.inf
 
 
 def transfer_link(cluster: Cluster, *, same_node: bool) -> comm.Link:
@@ -82,34 +141,68 @@ def kv_transfer_s(
     tp_prefill: int,
     tp_decode: int,
     same_node: bool,
+    pp_prefill: int = 1,
 ) -> float:
     """Seconds to move one prompt's KV from the P engine to the D engine (module doc)."""
     link = transfer_link(cluster, same_node=same_node)
-    moved = kv_transfer_bytes_per_rank(model, kv_cache_dtype, isl, tp_prefill=tp_prefill, tp_decode=tp_decode)
+    moved = kv_transfer_bytes_per_rank(
+        model, kv_cache_dtype, isl, tp_prefill=tp_prefill, tp_decode=tp_decode, pp_prefill=pp_prefill
+    )
     reads = max(1, tp_prefill // tp_decode)
     return moved / link.bytes_per_s + reads * link.latency_s
 
 
-def prefill_wait_s(prefill_s: float, rate_per_rank: float) -> float:
-    """M/D/1 mean wait before service at `rate_per_rank` prompts/s: ρ S / (2 (1 − ρ)); inf when ρ ≥ 1
-    (to rounding: a rank run at full load, rate 1 / S, gives ρ = 1 − 2^-53, and a wait of 10^19 ms)."""
+def prefill_wait_s(prefill_s: float, rate_per_rank: float, service_cv2: float = 0.0) -> float:
+    """M/G/1 (Pollaczek-Khinchine) mean wait before service at `rate_per_rank` prompts/s, service
+    times of mean S and squared coefficient of variation `service_cv2` (0: M/D/1):
+    ρ S (1 + c²) / (2 (1 − ρ)); inf when ρ ≥ 1 (to rounding: a rank run at full load, rate 1 / S, gives
+    ρ = 1 − 2^-53, and a wait of 10^19 ms)."""
     rho = rate_per_rank * prefill_s
     if rho >= 1.0 - 1e-9:
         return float("inf")
-    return rho * prefill_s / (2.0 * (1.0 - rho))
+    return rho * prefill_s * (1.0 + service_cv2) / (2.0 * (1.0 - rho))
 
 
-def max_prefill_utilisation(prefill_s: float, budget_s: float) -> float:
-    """Highest ρ with S + ρ S / (2 (1 − ρ)) ≤ B: 2 (B − S) / (2B − S); 0 when the prefill alone exceeds B."""
+def max_prefill_utilisation(prefill_s: float, budget_s: float, service_cv2: float = 0.0) -> float:
+    """Highest ρ with S + `prefill_wait_s` ≤ B: (B − S) / (B − S + S (1 + c²) / 2), which is
+    2 (B − S) / (2B − S) for c = 0; 0 when the prefill alone exceeds B."""
     if budget_s <= prefill_s or prefill_s <= 0:
         return 0.0
-    return 2.0 * (budget_s - prefill_s) / (2.0 * budget_s - prefill_s)
+    if service_cv2 == 0.0:
+        return 2.0 * (budget_s - prefill_s) / (2.0 * budget_s - prefill_s)
+    slack = budget_s - prefill_s
+    return slack / (slack + prefill_s * (1.0 + service_cv2) / 2.0)
 
 
-def prefill_capacity_tokens_per_s(prefill_s: float, budget_s: float, isl: int) -> float:
+def prefill_capacity_tokens_per_s(
+    prefill_s: float, budget_s: float, isl: int, service_cv2: float = 0.0
+) -> float:
     """Prompt tokens/s one P rank sustains with queueing + prefill within `budget_s`: isl · ρ* / S."""
-    rho = max_prefill_utilisation(prefill_s, budget_s)
+    rho = max_prefill_utilisation(prefill_s, budget_s, service_cv2)
     return isl * rho / prefill_s if rho > 0 else 0.0
+
+
+def prefill_service_spread(
+    at_mean_s: float, sample_s: list[float], sample_tokens: list[float], prompt_spread: float
+) -> tuple[float, float]:
+    """(mean prefill time ÷ the time `at_mean_s` of a prompt of the mean length, squared coefficient
+    of variation of the prefill time) over prompts of spread lengths, from the prefill times
+    `sample_s` of `sample_tokens`-token prompts at evenly spaced probabilities of the length
+    distribution (their mean the workload's mean) and the distribution's own squared coefficient of
+    variation `prompt_spread` (`Serving.prompt_spread`).
+
+    A sample at a few probabilities misses the far tail of a long-tailed (log-normal) distribution,
+    so the spread of the times is the sample's relative spread of times over its relative spread of
+    lengths (the elasticity of time in length), times `prompt_spread`: a prefill time linear in tokens
+    through 0 gives c² = prompt_spread exactly, a fixed part lowers it, attention's quadratic part
+    raises it. (1, 0) for prompts of one length."""
+    n = len(sample_s)
+    if prompt_spread <= 0 or n < 2 or at_mean_s <= 0:
+        return 1.0, 0.0
+    mean_t, mean_l = sum(sample_s) / n, sum(sample_tokens) / n
+    var_t = sum((t - mean_t) ** 2 for t in sample_s) / n / mean_t**2
+    var_l = sum((x - mean_l) ** 2 for x in sample_tokens) / n / mean_l**2
+    return mean_t / at_mean_s, (prompt_spread * var_t / var_l if var_l > 0 else 0.0)
 
 
 def decode_capacity_rps(batch: float, osl: int, decode_s: float) -> float:
@@ -147,11 +240,13 @@ def disagg_request(
     transfer_s: float,
     decode_s: float,
     overhead_s: float,
+    service_cv2: float = 0.0,
 ) -> DisaggRequest:
-    """TTFT parts and TPOT of a request: P rank at `prefill_rate_per_rank` prompts/s (M/D/1), the KV
-    transfer, then the D engine's pure decode step `decode_s` for the first token and every next one."""
+    """TTFT parts and TPOT of a request: P rank at `prefill_rate_per_rank` prompts/s (M/G/1 of service
+    spread `service_cv2`), the KV transfer, then the D engine's pure decode step `decode_s` for the
+    first token and every next one."""
     return DisaggRequest(
-        prefill_wait_ms=prefill_wait_s(prefill_s, prefill_rate_per_rank) * 1e3,
+        prefill_wait_ms=prefill_wait_s(prefill_s, prefill_rate_per_rank, service_cv2) * 1e3,
         prefill_ms=prefill_s * 1e3,
         transfer_ms=transfer_s * 1e3,
         first_decode_ms=decode_s * 1e3,

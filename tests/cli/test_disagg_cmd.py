@@ -67,8 +67,11 @@ def test_bad_mode_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 2
 
 
-def test_on_with_mixed_pools_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([*LLAMA70, "--cluster", "1x8xH100+1x8xA100-80G", "--disagg", "on"]) == 2
+def test_on_with_a_fleet_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fleet file plans several models; the comparison is one MODEL's (mixed pools: test_disagg_cli)."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("models:\n  - model: meta-llama/Llama-3.1-8B\n    isl: 1024\n    osl: 256\n")
+    assert main(["plan", "--fleet", str(fleet), "--cluster", "1x8xH100+1x8xA100-80G", "--disagg", "on"]) == 2
     assert "--disagg on plans one MODEL" in capsys.readouterr().err
 
 

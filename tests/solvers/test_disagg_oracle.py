@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -143,7 +144,8 @@ def test_the_solver_chooses_the_ratio() -> None:
 
 
 def test_role_coefficients_are_the_float_model_rounded_down() -> None:
-    """Decode capacity = ⌊1000 · dp · b / (osl · T_d(b))⌋; prefill = ⌊1000 · dp · isl · ρ* / S_p⌋; the
+    """Decode capacity = ⌊1000 · dp · min(b / (osl · T_d(b)), link rate)⌋; prefill = ⌊1000 · dp · isl ·
+    min(ρ* / S_p, link rate)⌋ (link rate: what a rank's link carries of its KV bytes per request); the
     decode step meets TPOT and the prefill budget leaves room for the prefill itself."""
     from autoparallel.hardware import Cluster as C
     from autoparallel.perf import disagg
@@ -153,12 +155,14 @@ def test_role_coefficients_are_the_float_model_rounded_down() -> None:
     w = fm.workload
     for e, t in zip(rs.space.engines, rs.times, strict=True):
         if e.role == "decode":
-            exact = 1000 * e.dp * disagg.decode_capacity_rps(e.config.max_num_seqs, w.osl, t.decode_s)
-            assert e.capacity_milli_rps == int(exact) and t.decode_s <= 0.020
+            rps = disagg.decode_capacity_rps(e.config.max_num_seqs, w.osl, t.decode_s)
+            exact = 1000 * e.dp * min(rps, t.link_rps)
+            assert e.capacity_milli_rps == int(exact) and t.decode_s <= 0.020 and t.link_rps < math.inf
         else:
             assert t.prefill_s < t.budget_s < w.ttft_ms / 1e3  # type: ignore[operator]
-            exact = 1000 * e.dp * disagg.prefill_capacity_tokens_per_s(t.prefill_s, t.budget_s, w.isl)
-            assert e.prefill_milli_tps == int(exact)
+            tps = disagg.prefill_capacity_tokens_per_s(t.prefill_s, t.budget_s, w.isl, t.service_cv2)
+            exact = 1000 * e.dp * min(tps, w.isl * t.link_rps)
+            assert e.prefill_milli_tps == int(exact) and t.link_rps < math.inf
 
 
 def test_a_large_role_space_is_solved_to_the_optimum_on_two_workers() -> None:

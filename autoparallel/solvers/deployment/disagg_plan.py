@@ -4,9 +4,11 @@ The counts come from the same encoder and driver as aggregated deployments (enco
 families). Decoding re-evaluates every chosen engine with perf/disagg.py. vLLM's P/D proxy deals
 requests round robin over each role's replicas (disagg_launch.py), so each of a role's n replicas
 carries 1/n of the rate whatever its capacity: requests/s carried = min(n_P × the least prefill
-replica's prompts/s, n_D × the least decode replica's requests/s); each P rank's M/D/1 wait is taken
-at its share, and the TTFT of the worst (P, D) pair is checked against the limit; the TPOT of the
-slowest D engine, checked against the limit.
+replica's prompts/s, n_D × the least decode replica's requests/s), each replica's within the KV
+bytes its ranks' links carry (roles.py `prefill_rank_tokens_per_s`, `decode_rank_rps`: the same
+figures the tables were rated at); each P rank's M/G/1 wait is taken at its share, and the TTFT of the
+worst (P, D) pair is checked against the limit; the TPOT of the slowest D engine, checked against the
+limit.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.solvers.deployment.decoder import BASE_PORT, ReplicaPlacement, place
 from autoparallel.solvers.deployment.driver import Objective, default_objective, objective_chain, optimize
 from autoparallel.solvers.deployment.explain import why_no_engine
-from autoparallel.solvers.deployment.roles import RoleSpace
+from autoparallel.solvers.deployment.roles import (
+    RoleSpace,
+    decode_rank_rps,
+    prefill_rank_tokens_per_s,
+    single_node,
+    why_no_role,
+)
 from autoparallel.solvers.driver import Run
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 
@@ -121,15 +129,27 @@ def _why_infeasible(rs: RoleSpace) -> str:
     space = rs.space
     fm = space.models[0]
     roles = {e.role for e in space.engines}
-    # Each pool's own reason, with its numbers (memory, the best TPOT / TTFT), as the aggregated plan says.
-    why = "; ".join(why_no_engine(s) for (m, _), s in sorted(space.serving.items()) if m == 0)
+    decode = [e for e in space.engines if e.role == "decode"]
+
+    def why(role: str) -> str:
+        """Each pool's own reason for `role` with its numbers (`roles.why_no_role`)."""
+        parts = (
+            why_no_role(s, role, fm, space.cluster, p, decode, rs.decode_step_bound_s[0])
+            for (m, p), s in sorted(space.serving.items())
+            if m == 0
+        )
+        # none binds alone (entries that pass each rule but not all together): the pools' own numbers
+        return "; ".join(part for part in parts if part) or "; ".join(
+            why_no_engine(s) for (m, _), s in sorted(space.serving.items()) if m == 0
+        )
+
     if "decode" not in roles:
         limit = f" and meets TPOT {fm.workload.tpot_ms:g} ms" if fm.workload.tpot_ms is not None else ""
-        return f"no decode engine of {fm.name} starts{limit} on {space.cluster.spec} ({why})"
+        return f"no decode engine of {fm.name} starts{limit} on {space.cluster.spec} ({why('decode')})"
     if "prefill" not in roles:
         return (
             f"no prefill engine of {fm.name} meets TTFT {fm.workload.ttft_ms} ms on {space.cluster.spec} "
-            f"({why})"
+            f"({why('prefill')})"
         )
     smallest = min(e.gpus for e in space.engines)
     pools = sorted({e.pool for e in space.engines})
@@ -165,13 +185,12 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
             f"{fm.name}: the engines hold {held} requests, over its concurrency {fm.concurrency}"
         )
     p_cap = {
-        k: space.engines[k].dp * _prefill_tps(rs, k, w.isl)
+        k: space.engines[k].dp * prefill_rank_tokens_per_s(rs.times[k], w.isl)
         for k in chosen
         if space.engines[k].role == "prefill"
     }
     d_cap = {
-        k: space.engines[k].dp
-        * disagg.decode_capacity_rps(space.engines[k].config.max_num_seqs, w.osl, rs.times[k].decode_s)
+        k: space.engines[k].dp * decode_rank_rps(rs.times[k], space.engines[k].config.max_num_seqs, w.osl)
         for k in chosen
         if space.engines[k].role == "decode"
     }
@@ -185,7 +204,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
         "prefill": served / n_prefill if n_prefill else 0.0,
         "decode": served / n_decode if n_decode else 0.0,
     }
-    single_node = len(space.cluster.pools) == 1 and space.cluster.pools[0].nodes == 1
+    same_node = single_node(space.cluster)
     worst: disagg.DisaggRequest | None = None
     for kp in p_cap:
         ep = space.engines[kp]
@@ -200,7 +219,8 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
                 w.isl,
                 tp_prefill=ep.tp,
                 tp_decode=ed.tp,
-                same_node=single_node,
+                same_node=same_node,
+                pp_prefill=ep.pp,
             )
             r = disagg.disagg_request(
                 prefill_s=rs.times[kp].prefill_s,
@@ -208,6 +228,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
                 transfer_s=x,
                 decode_s=rs.times[kd].decode_s,
                 overhead_s=efficiency_for(sub.gpu).request_overhead_s,
+                service_cv2=rs.times[kp].service_cv2,
             )
             if worst is None or r.ttft_ms > worst.ttft_ms:
                 worst = r
@@ -272,11 +293,3 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
         solver=stats,
         bound="prefill" if prefill_rps <= decode_rps else "decode",
     )
-
-
-def _prefill_tps(rs: RoleSpace, k: int, isl: int) -> float:
-    """Prompt tokens/s of one rank of prefill engine k at its TTFT budget (float model)."""
-    t = rs.times[k]
-    if math.isinf(t.budget_s):
-        return isl / t.prefill_s
-    return disagg.prefill_capacity_tokens_per_s(t.prefill_s, t.budget_s, isl)

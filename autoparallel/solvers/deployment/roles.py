@@ -5,15 +5,21 @@ max_num_seqs, memory from vLLM's accounting), read differently (perf/disagg.py h
 
 decode engine of a shape   its entry of highest decode capacity among those that start (the KV
     cache holds max_num_seqs = b sequences of the workload, the transferred prompts included) and
-    whose pure decode step T_d(b) meets the TPOT limit; capacity = dp · b / (osl · T_d(b)) requests/s.
+    whose pure decode step T_d(b) meets the TPOT limit; capacity = dp · min(b / (osl · T_d(b)),
+    link rate) requests/s, the link rate what a rank's link carries of the KV bytes it receives per
+    request (perf/disagg.py `link_rate_rps`).
 prefill engine of a shape  its entry (runtime, chunk budget) of highest prompt tokens/s among those
-    that start; capacity = dp · isl · ρ* / S_p, ρ* the M/D/1 utilisation at which queueing +
-    prefill stay within the TTFT budget B = TTFT limit − request overhead − first decode step − X.
+    that start; capacity = dp · isl · min(ρ* / S_p, link rate), ρ* the M/G/1 utilisation at which
+    queueing + prefill stay within the TTFT budget B = TTFT limit − request overhead − first decode
+    step − X, S_p the mean prefill time and its spread c² over the workload's prompt lengths
+    (`prefill_spread`), the link rate what a rank's link carries of the KV bytes it sends per
+    request to the decode candidate that takes the most from it.
 
 The budget is conservative so that any pair the solver forms meets the TTFT limit: the first decode
 step is bounded by the TPOT limit (or, without one, the slowest decode candidate's step), and X is
 the slowest KV transfer from this prefill shape to any decode candidate's TP over a GPU's NIC (over
-NVLink when the whole cluster is one node). Without a TTFT limit a P rank runs at ρ = 1 (throughput).
+NVLink when the whole cluster is one node; the link rates too). Without a TTFT limit a P rank runs
+at ρ = 1 (throughput), still within its link rate.
 P and D engines share the first KV-cache dtype of the options (the transfer moves raw blocks).
 """
 
@@ -21,13 +27,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from statistics import NormalDist
+
+import numpy as np
 
 from autoparallel.hardware import Cluster
 from autoparallel.memory.vllm_config import resolve_batch_defaults
 from autoparallel.perf import disagg
 from autoparallel.perf.engine_support import nixl_role_problem
 from autoparallel.perf.serving_efficiency import efficiency_for
-from autoparallel.perf.serving_steps import ReplicaShape, StepTimes, replica_step_times, vllm_graph_max_batch
+from autoparallel.perf.serving_load import LENGTH_CAP
+from autoparallel.perf.serving_steps import (
+    ReplicaShape,
+    StepTimes,
+    replica_step_times,
+    rotation_s,
+    vllm_graph_max_batch,
+)
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.space import (
     MILLI,
@@ -43,6 +59,8 @@ from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
 from autoparallel.workload import Serving
 
 ROLES = ("prefill", "decode")
+SPREAD_STRATA = 32
+"""Prompt lengths at which `prefill_spread` times the prefill: probabilities (i + ½) / 32."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +68,39 @@ class RoleTimes:
     """Float-model times of one role engine (per data-parallel rank)."""
 
     prefill_s: float
+    """Prefill engines: the mean prefill of one prompt over the workload's prompt lengths."""
     decode_s: float
     """Pure decode step at the engine's max_num_seqs."""
     budget_s: float = math.inf
     """Prefill engines: the TTFT budget of queueing + prefill their capacity was computed at."""
+    service_cv2: float = 0.0
+    """Prefill engines: the squared coefficient of variation of the prefill time (M/G/1; 0: M/D/1)."""
+    link_rps: float = math.inf
+    """Requests/s one rank's link carries of the KV bytes it sends (P) or receives (D) per request."""
 
 
-def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
+def prefill_rank_tokens_per_s(t: RoleTimes, isl: int) -> float:
+    """Prompt tokens/s one rank of a prefill engine carries (module doc): at its TTFT budget (full
+    load without one), within its link rate."""
+    queue = (
+        isl / t.prefill_s
+        if math.isinf(t.budget_s)
+        else disagg.prefill_capacity_tokens_per_s(t.prefill_s, t.budget_s, isl, t.service_cv2)
+    )
+    return min(queue, isl * t.link_rps)
+
+
+def decode_rank_rps(t: RoleTimes, batch: int, osl: int) -> float:
+    """Requests/s one rank of a decode engine finishes (Little's law), within its link rate."""
+    return min(disagg.decode_capacity_rps(batch, osl, t.decode_s), t.link_rps)
+
+
+def single_node(cluster: Cluster) -> bool:
+    """Whether every KV transfer stays inside one node (NVLink): a cluster of one node."""
+    return len(cluster.pools) == 1 and cluster.pools[0].nodes == 1
+
+
+def _replica(space: ServingSpace, s: int, r: int, b: int, m: int) -> tuple[ReplicaShape, int]:
     shape, rt = space.shapes[s], space.runtimes[r]
     _, tokens = resolve_batch_defaults(
         space.rules, space.cluster.gpu, space.max_model_lens[m], space.batches[b], None
@@ -71,6 +115,11 @@ def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
         space.options.vllm_version,
         graph_max_batch=vllm_graph_max_batch(space.batches[b], tokens, space.cluster.gpu),
     )
+    return replica, tokens
+
+
+def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
+    replica, tokens = _replica(space, s, r, b, m)
     w = space.workload
     return replica_step_times(
         space.model,
@@ -83,6 +132,58 @@ def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
         prompt_spread=w.prompt_spread,
         context=w.running_context,
     )
+
+
+def spread_lengths(workload: Serving) -> list[float]:
+    """Prompt lengths at probabilities (i + ½) / SPREAD_STRATA of the workload's length distribution,
+    scaled to its mean `isl` as the replay draws them (perf/serving_load.py `draw_lengths`: the
+    measured `isl_quantiles` shape, else a log-normal of spread `isl_cv` cut at LENGTH_CAP × the
+    mean); [] for prompts of one length."""
+    if workload.prompt_spread <= 0:
+        return []
+    probs = (np.arange(SPREAD_STRATA) + 0.5) / SPREAD_STRATA
+    if workload.isl_quantiles is not None:
+        q = np.asarray(workload.isl_quantiles, dtype=float)
+        raw = np.interp(probs, np.linspace(0.0, 1.0, len(q)), q)
+    else:
+        sigma = math.sqrt(math.log1p(workload.isl_cv**2))
+        z = np.asarray([NormalDist().inv_cdf(float(x)) for x in probs])
+        raw = np.minimum(np.exp(sigma * z - sigma * sigma / 2.0), LENGTH_CAP)
+    raw *= workload.isl / raw.mean()
+    return [float(x) for x in np.maximum(np.rint(raw), 1.0)]
+
+
+def prefill_spread(
+    space: ServingSpace, s: int, r: int, b: int, m: int, prefill_s: float
+) -> tuple[float, float]:
+    """(mean prefill time, its squared coefficient of variation) of entry (s, r, b, m) over the
+    workload's prompt lengths (`spread_lengths`), one prompt alone through the replica as the serving
+    tables time it (`prefill_s`, `perf.serving_steps.replica_step_times`: `rotation_s` of the prompt in
+    ⌈tokens / budget⌉ chunks), the spread by `perf.disagg.prefill_service_spread`; (`prefill_s`, 0)
+    for prompts of one length."""
+    w = space.workload
+    lengths = spread_lengths(w)
+    if not lengths:
+        return prefill_s, 0.0
+    replica, tokens = _replica(space, s, r, b, m)
+
+    def alone(n: float) -> float:
+        return rotation_s(
+            space.model,
+            space.cluster,
+            replica,
+            decode_seqs=0.0,
+            context_tokens=w.running_context,
+            prefill_tokens=n,
+            prefill_context=n / 2.0,
+            steps=float(math.ceil(n / tokens)),
+            prefill_longest=n,
+        )[0]
+
+    ratio, cv2 = disagg.prefill_service_spread(
+        alone(float(w.isl)), [alone(n) for n in lengths], lengths, w.prompt_spread
+    )
+    return prefill_s * ratio, cv2
 
 
 def _starts(space: ServingSpace, i: int) -> list[int]:
@@ -116,12 +217,20 @@ def _engine(
 
 
 def decode_engines(
-    space: ServingSpace, m: int, p: int, times: dict[int, RoleTimes], concurrency: int | None = None
+    space: ServingSpace,
+    m: int,
+    p: int,
+    times: dict[int, RoleTimes],
+    concurrency: int | None = None,
+    *,
+    same_node: bool = False,
 ) -> list[Engine]:
     """The decode engine of every shape (module doc; with a `concurrency` cap, every entry on the
-    shape's (in flight ↓, capacity ↑) front, `space.staircase`); `times` gets each engine's float times."""
+    shape's (in flight ↓, capacity ↑) front, `space.staircase`); `times` gets each engine's float times.
+    `same_node`: the KV arrives over NVLink (a one-node cluster), else over the GPU's NIC."""
     w = space.workload
     kv = space.options.kv_cache_dtypes[0]
+    link = disagg.transfer_link(space.cluster, same_node=same_node)
     found: dict[int, list[tuple[int, int, int]]] = {}  # shape -> [(batch, rating, entry)]
     picked: dict[int, tuple[int, int, RoleTimes]] = {}  # entry -> (util, rating, times)
     for i in range(len(space.tables.evaluated)):
@@ -135,9 +244,11 @@ def decode_engines(
         if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
             continue
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
-        rating = math.floor(MILLI * dp * disagg.decode_capacity_rps(space.batches[b], w.osl, st.decode_s))
+        received = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=space.shapes[s].tp)
+        rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received))
+        rating = math.floor(MILLI * dp * decode_rank_rps(rt, space.batches[b], w.osl))
         found.setdefault(s, []).append((space.batches[b], rating, i))
-        picked[i] = (utils[0], rating, RoleTimes(st.prefill_s, st.decode_s))
+        picked[i] = (utils[0], rating, rt)
     out = []
     for s, entries in sorted(found.items()):
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
@@ -151,19 +262,32 @@ def decode_engines(
 
 
 def prefill_budget_s(
-    fm: FleetModel, cluster: Cluster, pool: int, tp_prefill: int, decode: list[Engine], decode_s: float
+    fm: FleetModel,
+    cluster: Cluster,
+    pool: int,
+    tp_prefill: int,
+    decode: list[Engine],
+    decode_s: float,
+    pp_prefill: int = 1,
 ) -> float:
     """TTFT budget of queueing + prefill on a P engine of `tp_prefill` (module doc); inf without a limit."""
     w = fm.workload
     if w.ttft_ms is None:
         return math.inf
     sub = cluster.pool_cluster(pool)
-    same_node = len(cluster.pools) == 1 and cluster.pools[0].nodes == 1
+    same_node = single_node(cluster)
     kv = decode[0].config.kv_cache_dtype if decode else "auto"
     transfer = max(
         (
             disagg.kv_transfer_s(
-                fm.model, sub, kv, w.isl, tp_prefill=tp_prefill, tp_decode=d.tp, same_node=same_node
+                fm.model,
+                sub,
+                kv,
+                w.isl,
+                tp_prefill=tp_prefill,
+                tp_decode=d.tp,
+                same_node=same_node,
+                pp_prefill=pp_prefill,
             )
             for d in decode
         ),
@@ -171,6 +295,25 @@ def prefill_budget_s(
     )
     overhead = efficiency_for(sub.gpu).request_overhead_s
     return w.ttft_ms / 1e3 - overhead - decode_s - transfer
+
+
+def prefill_link_rps(
+    fm: FleetModel, cluster: Cluster, pool: int, tp_prefill: int, pp_prefill: int, decode: list[Engine]
+) -> float:
+    """Requests/s a P rank's link carries when every request goes to the decode candidate that reads
+    the most from it (module doc; inf without decode candidates)."""
+    link = disagg.transfer_link(cluster.pool_cluster(pool), same_node=single_node(cluster))
+    kv = decode[0].config.kv_cache_dtype if decode else "auto"
+    sent = max(
+        (
+            disagg.kv_sent_bytes_per_rank(
+                fm.model, kv, fm.workload.isl, tp_prefill=tp_prefill, tp_decode=d.tp, pp_prefill=pp_prefill
+            )
+            for d in decode
+        ),
+        default=0.0,
+    )
+    return disagg.link_rate_rps(link, sent)
 
 
 def prefill_engines(
@@ -187,6 +330,7 @@ def prefill_engines(
     w = space.workload
     kv = space.options.kv_cache_dtypes[0]
     best: dict[int, tuple[int, int, int, RoleTimes]] = {}
+    spread: dict[tuple[int, int, int], tuple[float, float]] = {}
     for i in range(len(space.tables.evaluated)):
         s, r, b, mm = space.unflat(i)
         utils = _starts(space, i)
@@ -195,16 +339,24 @@ def prefill_engines(
         if nixl_role_problem(space.model, space.shapes[s].pp, "prefill") is not None:
             continue
         st = _times(space, s, r, b, mm)
-        budget = prefill_budget_s(fm, cluster, p, space.shapes[s].tp, decode, decode_s)
-        dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
-        per_rank = (
-            w.isl / st.prefill_s
-            if math.isinf(budget)
-            else disagg.prefill_capacity_tokens_per_s(st.prefill_s, budget, w.isl)
+        shape = space.shapes[s]
+        budget = prefill_budget_s(fm, cluster, p, shape.tp, decode, decode_s, shape.pp)
+        tokens = _replica(space, s, r, b, mm)[1]
+        key = (s, r, tokens)
+        if key not in spread:  # the prefill of one prompt depends on the chunk budget, not the batch
+            spread[key] = prefill_spread(space, s, r, b, mm, 1.0)
+        ratio, cv2 = spread[key]
+        rt = RoleTimes(
+            st.prefill_s * ratio,
+            st.decode_s,
+            budget,
+            cv2,
+            prefill_link_rps(fm, cluster, p, shape.tp, shape.pp, decode),
         )
-        rating = math.floor(MILLI * dp * per_rank)
+        dp = shape.ep_replicas if shape.ep else 1
+        rating = math.floor(MILLI * dp * prefill_rank_tokens_per_s(rt, w.isl))
         if s not in best or rating > best[s][0]:
-            best[s] = (rating, i, utils[0], RoleTimes(st.prefill_s, st.decode_s, budget))
+            best[s] = (rating, i, utils[0], rt)
     out = []
     for s, (rating, i, u, rt) in sorted(best.items()):
         e = _engine(space, m, p, s, i, u, "prefill", rating)
@@ -212,6 +364,84 @@ def prefill_engines(
             times[id(e)] = rt
             out.append(e)
     return out
+
+
+def why_no_role(
+    space: ServingSpace,
+    role: str,
+    fm: FleetModel,
+    cluster: Cluster,
+    p: int,
+    decode: list[Engine],
+    decode_s: float,
+) -> str:
+    """Why pool p holds no `role` engine of the model, naming the rule that binds with its numbers
+    (the filters of `decode_engines` / `prefill_engines` in order: memory, vLLM's NIXL connector,
+    the TPOT limit or the TTFT budget, node granularity); "" when it holds one."""
+    from autoparallel.solvers.deployment.explain import why_no_engine
+
+    w = space.workload
+    pool = f"{space.cluster.nodes}x{space.cluster.gpus_per_node}x{space.cluster.gpu.name}"
+    kv = space.options.kv_cache_dtypes[0]
+    starts = [
+        i
+        for i in range(len(space.tables.evaluated))
+        if _starts(space, i)
+        and space.runtimes[space.unflat(i)[1]].kv_cache_dtype == kv
+        and space.runtimes[space.unflat(i)[1]].engine == "vllm"
+    ]
+    if not starts:
+        return why_no_engine(space)  # nothing fits in memory: the aggregated space's own numbers
+    shapes = sorted(
+        {space.unflat(i)[0] for i in starts},
+        key=lambda s: (space.shapes[s].pp, space.shapes[s].gpus_per_replica, s),
+    )
+    refused = {s: nixl_role_problem(space.model, space.shapes[s].pp, role) for s in shapes}
+    runs = [i for i in starts if refused[space.unflat(i)[0]] is None]
+    if not runs:
+        least = space.shapes[shapes[0]]
+        top = max(shape.tp for shape in space.shapes)
+        return (
+            f"on {pool}: every shape that fits in memory has pipeline stages (the fewest: {least.label}, "
+            f"{least.gpus_per_replica} GPUs; TP searched up to {top}), and {refused[shapes[0]]} "
+            "(engine_support.nixl_role_problem)"
+        )
+    times = {i: _times(space, *space.unflat(i)) for i in runs}
+    if role == "decode" and w.tpot_ms is not None:
+        best = min(runs, key=lambda i: times[i].decode_s)
+        if units.us_up(times[best].decode_s) > units.us_down(w.tpot_ms / 1e3):
+            label = space.shapes[space.unflat(best)[0]].label
+            return (
+                f"on {pool}: the fastest pure decode step {times[best].decode_s * 1e3:.1f} ms ({label}, "
+                f"max_num_seqs {space.batches[space.unflat(best)[2]]}) > TPOT {w.tpot_ms:g} ms"
+            )
+    if role == "prefill" and w.ttft_ms is not None:
+        slack = {
+            i: prefill_budget_s(fm, cluster, p, sh.tp, decode, decode_s, sh.pp) - times[i].prefill_s
+            for i in runs
+            for sh in (space.shapes[space.unflat(i)[0]],)
+        }
+        best = max(runs, key=lambda i: slack[i])
+        if slack[best] <= 0:
+            label = space.shapes[space.unflat(best)[0]].label
+            budget = slack[best] + times[best].prefill_s
+            return (
+                f"on {pool}: the fastest prompt's prefill {times[best].prefill_s * 1e3:.0f} ms ({label}) "
+                f"leaves no queueing room in the TTFT budget {budget * 1e3:.0f} ms (TTFT {w.ttft_ms:g} ms "
+                "less the request overhead, the first decode step and the slowest KV transfer)"
+            )
+    if all(granularity(space, space.unflat(i)[0]) is None for i in runs):
+        sizes = sorted(
+            {
+                sh.gpus_per_replica * (sh.ep_replicas if sh.ep else 1)
+                for sh in (space.shapes[space.unflat(i)[0]] for i in runs)
+            }
+        )
+        return (
+            f"on {pool}: the {role} shapes that run take {', '.join(map(str, sizes))} GPUs, neither a power "
+            f"of two dividing a node of {space.cluster.gpus_per_node} nor whole nodes"
+        )
+    return ""
 
 
 @dataclasses.dataclass
@@ -247,7 +477,9 @@ def build_role_space(
     bounds: list[float] = []
     for m, fm in enumerate(fleet):
         decode = {
-            p: decode_engines(aggregated.serving[m, p], m, p, times, fm.concurrency)
+            p: decode_engines(
+                aggregated.serving[m, p], m, p, times, fm.concurrency, same_node=single_node(cluster)
+            )
             for p in range(len(cluster.pools))
         }
         every_decode = [e for d in decode.values() for e in d]
@@ -273,7 +505,7 @@ def ttft_below_transfer(rs: RoleSpace, workload: Serving, cluster: Cluster) -> s
     fm = rs.space.models[0]
     sub = cluster.pool_cluster(0)
     tps = sorted({e.tp for e in rs.space.engines} | {1})
-    same_node = len(cluster.pools) == 1 and cluster.pools[0].nodes == 1
+    same_node = single_node(cluster)
     kv = rs.space.engines[0].config.kv_cache_dtype if rs.space.engines else "auto"
     fastest = min(
         disagg.kv_transfer_s(fm.model, sub, kv, workload.isl, tp_prefill=t, tp_decode=t, same_node=same_node)
