@@ -37,7 +37,9 @@ from autoparallel.solvers.deployment.roles import (
     _engine,
     _starts,
     _times,
+    decode_rank_rps,
     prefill_engines,
+    single_node,
     ttft_below_transfer,
     undominated,
 )
@@ -161,10 +163,12 @@ def _within(engines: list[Engine], concurrency: int | None) -> list[int]:
     return [k for k, e in enumerate(engines) if concurrency is None or e.in_flight <= concurrency]
 
 
-def _decode(space: ServingSpace, m: int, p: int) -> tuple[list[Engine], list[RoleTimes]]:
-    """Every entry that starts and meets the TPOT limit with its pure decode step, as a decode engine."""
+def _decode(space: ServingSpace, m: int, p: int, *, same_node: bool) -> tuple[list[Engine], list[RoleTimes]]:
+    """Every entry that starts and meets the TPOT limit with its pure decode step, as a decode engine
+    rated as `roles.decode_engines` rates it (within the link rate of the KV it receives)."""
     w = space.workload
     kv = space.options.kv_cache_dtypes[0]
+    link = disagg.transfer_link(space.cluster, same_node=same_node)
     engines: list[Engine] = []
     times: list[RoleTimes] = []
     for i in range(len(space.tables.evaluated)):
@@ -176,11 +180,13 @@ def _decode(space: ServingSpace, m: int, p: int) -> tuple[list[Engine], list[Rol
         if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
             continue
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
-        rating = math.floor(MILLI * dp * disagg.decode_capacity_rps(space.batches[b], w.osl, st.decode_s))
+        received = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=space.shapes[s].tp)
+        rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received))
+        rating = math.floor(MILLI * dp * decode_rank_rps(rt, space.batches[b], w.osl))
         e = _engine(space, m, p, s, i, utils[0], "decode", rating)
         if e is not None:
             engines.append(e)
-            times.append(RoleTimes(st.prefill_s, st.decode_s))
+            times.append(rt)
     return engines, times
 
 
@@ -224,7 +230,7 @@ def build_mixed_space(
             agg_tpot += [tpot[i] for i in keep]
     bound = 0.0
     if mode != "off":
-        decode = {p: _decode(base.serving[0, p], 0, p) for p in pools}
+        decode = {p: _decode(base.serving[0, p], 0, p, same_node=single_node(cluster)) for p in pools}
         # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
         every = list({e.tp: e for engines, _ in decode.values() for e in engines}.values())
         slowest = max((t.decode_s for _, ts in decode.values() for t in ts), default=0.0)
