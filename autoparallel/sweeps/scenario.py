@@ -364,6 +364,8 @@ def make_scenario(
         raise InputError(f"disagg {disagg!r}: expected one of {', '.join(DISAGG_MODES)}")
     if mode is not None and kind != "serving":
         raise InputError("disagg compares serving deployments; it does not apply to a training workload")
+    if mode == "off" and engine != "vllm":
+        mode = None  # no comparison asked for: the engine's own plan, as `plan --disagg off` gives it
     if mode is not None and engine != "vllm":
         raise InputError(
             f"disagg plans vLLM prefill/decode deployments; engine {engine!r} does not apply to it"

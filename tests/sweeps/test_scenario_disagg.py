@@ -101,3 +101,12 @@ def test_disagg_rows_report_what_plan_rows_report() -> None:
     assert full["goodput_tok_s"] == full["throughput_tok_s"] and full["ttft_ms"] > 1000
     assert at_rate["ttft_ms"] is None and 0 < at_rate["ttft_ms_at_rate"] < full["ttft_ms"]
     assert agg["throughput_tok_s"] > 20 * 256 and agg["ttft_ms"] > 0
+
+
+def test_disagg_off_with_another_engine_is_that_engines_plan() -> None:
+    """`plan --engine sglang --disagg off` plans SGLang; a sweep row asking the same did exit 2
+    ("engine 'sglang' does not apply"), though off asks for no comparison. On still refuses."""
+    off = make_scenario(MODEL, "1x8xH100", "chatbot", engine="sglang", disagg="off")
+    assert off.disagg is None and off.engine == "sglang"
+    with pytest.raises(InputError, match="does not apply"):
+        make_scenario(MODEL, "1x8xH100", "chatbot", engine="sglang", disagg="on")
