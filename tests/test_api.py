@@ -449,3 +449,26 @@ def test_top_is_refused_for_a_training_job_not_ignored() -> None:
 def test_a_preset_named_by_a_non_string_is_an_input_error(name: Any) -> None:
     with pytest.raises(ap.InputError, match="named by a string"):
         ap.Serving.preset(name)
+
+
+def test_a_non_vllm_plans_config_evaluates_as_it_was_planned() -> None:
+    """With `gpu_memory_utilizations=(0.9,)` a TensorRT-LLM plan's config carried 0.9 (the value the
+    encoder pins for engines without the knob), which `evaluate` refused as vLLM's knob."""
+    from autoparallel.solvers.serving.space import ServingOptions
+
+    work = ap.Serving(isl=8192, osl=256, ttft_ms=5000)
+    opts = ServingOptions(
+        engines=("trtllm",),
+        gpu_memory_utilizations=(0.9,),
+        max_num_seqs=(4, 64),
+        enforce_eager=(False,),
+        pp_values=(1,),
+    )
+    with pytest.raises(ap.InputError, match="vLLM's knob"):
+        ap.solve("Qwen/Qwen3-0.6B", "1x2xA100-SXM-40G", work, "ttft", options=opts)
+    opts = opts.model_copy(update={"engines": ("vllm", "trtllm")})
+    plan = ap.solve("Qwen/Qwen3-0.6B", "1x2xA100-SXM-40G", work, "ttft", options=opts)
+    again = ap.evaluate(
+        "Qwen/Qwen3-0.6B", "1x2xA100-SXM-40G", plan.config, work, engine=plan.engine, compare=False
+    )
+    assert plan.engine == "trtllm" and again.perf.ttft_ms == pytest.approx(plan.perf.ttft_ms)

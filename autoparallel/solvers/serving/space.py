@@ -329,8 +329,16 @@ class ServingSpace(Problem["Serving", ServingOptions]):
         return s, r, b, m
 
     def config(self, s: int, r: int, b: int, u: int, m: int, replicas: int) -> ServingConfig:
-        """The vLLM configuration of one point of the space."""
+        """The configuration of one point of the space. SGLang and TensorRT-LLM size their pools by
+        their own rules: their configurations carry the default `gpu_memory_utilization`, not the
+        value the encoder pins for them (`engine_util`), which `api.evaluate` would refuse as a
+        vLLM knob given to another engine."""
         shape, rt = self.shapes[s], self.runtimes[r]
+        util = (
+            self.utilizations[u]
+            if rt.engine == "vllm"
+            else ServingConfig.model_fields["gpu_memory_utilization"].default
+        )
         return ServingConfig(
             tp=shape.tp,
             pp=shape.pp,
@@ -338,7 +346,7 @@ class ServingSpace(Problem["Serving", ServingOptions]):
             enable_expert_parallel=shape.ep,
             max_num_seqs=self.batches[b],
             max_model_len=self.max_model_lens[m],
-            gpu_memory_utilization=self.utilizations[u],
+            gpu_memory_utilization=util,
             kv_cache_dtype=rt.kv_cache_dtype,
             quantization=rt.quantization,
             enforce_eager=rt.enforce_eager,
