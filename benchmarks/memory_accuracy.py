@@ -25,6 +25,7 @@ from typing import Any
 from autoparallel.errors import AutoParallelError
 from autoparallel.hardware import GPU, get_gpu
 from autoparallel.memory.serving import VllmMemoryReport, vllm_memory
+from autoparallel.memory.vllm_versions import parse_vllm_version, rules_for
 from autoparallel.models.quant import QuantMethod, QuantSpec
 from autoparallel.models.spec import AttentionKind, ModelSpec
 from autoparallel.models.zoo import find_entry
@@ -80,19 +81,38 @@ _GPU_STAND_INS = {
 }
 
 
+_UNSLOTH = (
+    "Unsloth notebook: vLLM shares the process with a trainer, LoRA slots enabled, and Unsloth picks "
+    "max_num_seqs / max_num_batched_tokens from free memory; the notebooks print them ('Chunked prefill "
+    "tokens = 2048. Num Sequences = 160', the capture sizes) but the reference CSV does not carry them, so "
+    "vLLM's defaults are used"
+)
+_LORA = (
+    "weights: the LoRA slot tensors (`create_lora_weights`, allocated inside the load profile) count as "
+    "weights and the planner has no LoRA input"
+)
+
 # Why rows fall outside the targets, from each row's own notes / source (not used by the model).
 KNOWN_DEVIATIONS = {
     "V005": "vLLM 0.2.4 counted NCCL's memory pool in the profile peak at TP>1 (the PR's fix); not modelled",
-    "V006": "early V1 (0.8.5, L40S): the log implies 5.6 GiB non-KV memory besides weights; unexplained",
-    "V007": "LMCacheConnectorV1 allocates GPU transfer buffers; not modelled",
-    "V018": "early V1 (0.7.1 main): 1.1 GiB more non-KV memory than the model; GPU inferred ('likely H100')",
+    "V006": "early V1 (0.8.5, L40S): the log implies 5.6 GiB non-KV memory besides weights; the CUDA "
+    "context V1 then counted is modelled, the rest is unexplained",
+    "V007": "~0.9.2 on H100: the 4.5 GiB gap once blamed on LMCacheConnectorV1 was vLLM's 1024-sequence "
+    "default for >= 70 GiB GPUs (PR #17885, from 0.9.0) and its sampler peak; modelled, inside the bar",
+    "V018": "early V1 (0.7.1 main): its profile run (logits over the whole batch, no sampler pass) and "
+    "1024-sequence default are not modelled; the CUDA context it counted is; GPU inferred ('likely H100')",
     "V003": "multimodal: vLLM profiles the vision encoder on its largest image batch (36.6 GiB activation "
     "logged); encoder profiling is not modelled",
-    "V025": "Gemma 3 multimodal: logged weights run 0.3-0.55 GiB per rank above the text+SigLIP count "
-    "(also V020, V035); unexplained",
+    "V025": "Gemma 3 weights match since the global layers' linear-scaled RoPE cache (max_position x 8 rows, "
+    "gemma3.py + linear_scaling_rope.py) is counted; CUDA graphs: 0.10 captured every 8 up to its largest "
+    "size (V109's 0.10.2 log), the model's 0.32 list steps by 16 above 256; not version-ruled",
+    "V013": "V0 0.7.2, tp=2 on RTX 4090: the logged GiB lines come from the non-driver rank",
     "V021": "notes: config/memory pairing is an inference (cudagraph sizes [8,4,2,1] suggest max_num_seqs 8)",
-    "unsloth": "Unsloth notebook: vLLM shares the process with a trainer, LoRA slots enabled, and "
-    "Unsloth picks max_num_seqs / max_num_batched_tokens from free memory (not logged)",
+    "unsloth": _UNSLOTH,
+    "V098": f"{_LORA}; {_UNSLOTH} (here 320 sequences, which set the sampler peak)",
+    "V099": f"{_LORA}; {_UNSLOTH}",
+    "V102": f"{_LORA}; {_UNSLOTH}",
+    "V104": f"{_LORA}; {_UNSLOTH}",
 }
 
 
@@ -173,6 +193,26 @@ def resolve_gpu(row: dict[str, str]) -> GPU | str:
     return base.model_copy(update={"memory_gib": total})
 
 
+_ENGINE_MARK = re.compile(r"\b[vV][01]\b(?![.\d])")
+
+
+def _version_with_engine(row: dict[str, str]) -> str:
+    """The row's vLLM version, marked "(V0)" where its own log shows the V0 engine although the number
+    alone would mean V1: a 0.8-0.9 release whose log carries the profile's activation / non-torch split.
+    V1 logged no such split before it adopted `memory_profiling` (PR #19312; `VllmRules.
+    non_torch_counts_context`), only V0's `worker.py` did ("model weights take ...; non_torch_memory
+    takes ..."), e.g. the Unsloth notebooks of V098 / V104, whose logs also show V0's
+    `model_runner.py` "Capturing cudagraphs for decoding"."""
+    text = row["vllm_version"]
+    if _ENGINE_MARK.search(text):
+        return text
+    version = parse_vllm_version(text)
+    split = _float(row, "activation_peak_gib") is not None or _float(row, "non_torch_gib") is not None
+    if version.engine == "v1" and rules_for(version).non_torch_counts_context and split:
+        return f"{text} (V0)"
+    return text
+
+
 def _settings(row: dict[str, str]) -> dict[str, Any] | str:
     tp, pp = _int(row, "tp"), _int(row, "pp")
     if tp is None or pp is None:
@@ -192,7 +232,7 @@ def _settings(row: dict[str, str]) -> dict[str, Any] | str:
         quantization="fp8" if "runtime --quantization fp8" in dq else None,
         kv_cache_dtype=row["kv_cache_dtype"].strip() or "auto",
         enforce_eager=row["enforce_eager"].strip() == "True",
-        vllm_version=row["vllm_version"],
+        vllm_version=_version_with_engine(row),
         dtype=dtype,
         usage="offline" if offline else "serve",
     )

@@ -253,7 +253,9 @@ def vllm_memory(
     )
     spec = _resolve_model(model)
     g = _resolve_gpu(gpu)
-    rules = rules_for(parse_vllm_version(vllm_version))
+    # The engine generation depends on the GPU where the release still had V0 (0.8-0.10 fall back
+    # to V0 below compute capability 8.0: `vllm_versions.V0_FALLBACK_RELEASES`).
+    rules = rules_for(parse_vllm_version(vllm_version, g.compute_capability))
     validate(
         spec,
         tp=tp,

@@ -158,9 +158,13 @@ def _loaded(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec
         update["dtype_bytes"] = dtype_bytes
     current = model.quantization
     if current is not None and current.method is QuantMethod.BITSANDBYTES and current.double_quant:
-        # vLLM's BitsAndBytes loader dequantizes double-quantized statistics at load time
-        # (bitsandbytes_loader `_dequantize_dq`): one fp32 absmax per 64 weights stays resident.
-        # V100/V101 (0.7-0.8, bnb-4bit checkpoints) log 5.91 / 5.60 GiB, within 1 % of that.
+        # Upstream vLLM's BitsAndBytes loader dequantizes double-quantized statistics at load time
+        # (`model_loader/bitsandbytes_loader.py` `BitsAndBytesModelLoader._dequantize_dq`: "we perform
+        # the dequantization of these constants during weight loading ... at the cost of increased
+        # memory usage"): one fp32 absmax per 64 weights stays resident. The Unsloth notebook rows
+        # (V100/V101) do not test this: unsloth-zoo patches `_dequantize_dq` to return the nested
+        # states unchanged and `is_layer_skipped_bnb` to skip more modules, and their agreement with
+        # this count is a cancellation of those two, not evidence. Unsloth is not modelled.
         update["quantization"] = current.model_copy(update={"double_quant": False})
     if quantization is not None:
         q = quantization.lower()
@@ -240,9 +244,15 @@ def resolve_batch_defaults(
 ) -> tuple[int, int]:
     """(max_num_seqs, max_num_batched_tokens) as the release fills them in.
 
-    V1 (0.32 engine/arg_utils.py get_batch_defaults): >= 160 GiB devices 16384 tokens / 1024 seqs;
-    >= 70 GiB non-A100 8192 (`vllm serve`) or 16384 (offline LLM) tokens and 1024 seqs (256 before
-    0.10); otherwise 2048 / 8192 tokens and 256 seqs; then tokens <= max_num_seqs × max_model_len.
+    V1 (0.32 engine/arg_utils.py get_batch_defaults): >= 160 GiB devices 16384 tokens / 1024 seqs
+    (`rules.large_memory_batch_tier`, PR #51726); >= 70 GiB non-A100 8192 (`vllm serve`) or 16384
+    (offline LLM) tokens and 1024 seqs; otherwise 2048 / 8192 tokens and 256 seqs; then tokens <=
+    max_num_seqs × max_model_len. The 1024-sequence default of large GPUs dates from PR #17885
+    ("Use small max_num_batched_tokens for A100", merged 2025-05-09, first in 0.9.0: the >= 70 GiB
+    non-A100 test); 0.8.4-0.8.x kept 1024 for H100 / H200 only, by device name (PR #16158 "Revert the
+    default `max_num_seqs` to V0 values for most hardware", merged 2025-04-07; 0.8.5 may already carry
+    PR #17073's >= 70 GiB test, A100 included: unpinned). Earlier V1 releases defaulted to 1024 on
+    every GPU but profiled without a sampler pass, which is not modelled: 256 there.
     V0: chunked prefill only above 32K context (2048 tokens), else max(max_model_len, 2048); 256 seqs.
     """
     v = rules.version
@@ -250,12 +260,15 @@ def resolve_batch_defaults(
         seqs = max_num_seqs or 256
         tokens = max_num_batched_tokens or (2048 if max_model_len > 32768 else max(max_model_len, 2048))
         return min(seqs, tokens), tokens
-    big = gpu.memory_gib >= 70 and not gpu.name.upper().startswith("A100")
-    if gpu.memory_gib >= 160 and v.at_least(10):
+    name = gpu.name.upper()
+    big = gpu.memory_gib >= 70 and not name.startswith("A100")
+    named_big = v.at_least(8, 4) and name.startswith(("H100", "H200"))  # before 0.9: by device name
+    big_seqs = big and (v.at_least(9) or named_big)
+    if gpu.memory_gib >= 160 and rules.large_memory_batch_tier:
         default_tokens, default_seqs = 16384, 1024
     elif big:
         default_tokens = 8192 if usage == "serve" else 16384
-        default_seqs = 1024 if v.at_least(10) else 256
+        default_seqs = 1024 if big_seqs else 256
     else:
         default_tokens, default_seqs = (2048 if usage == "serve" else 8192), 256
     seqs = max_num_seqs or default_seqs

@@ -3,8 +3,8 @@
 - Weights: the parameters a rank loads (vLLM's TP layers: QKV/MLP/experts column/row-sharded,
   embedding and LM head sharded by vocabulary padded to 64, norms and the MoE router replicated;
   MXFP4 experts padded to the MoE backend's tile, `vllm_mxfp4_alignment`;
-  `distributed/utils.get_pp_indices` for pipeline stages) plus the RoPE cos/sin cache
-  (`rotary_embedding/base.py`: max_position × rotary_dim in the model dtype).
+  `distributed/utils.get_pp_indices` for pipeline stages) plus the RoPE cos/sin caches
+  (`rotary_embedding/base.py`: rows × rotary_dim in the model dtype, one per distinct RoPE setting).
 - Activation peak: the torch allocator peak of `gpu_model_runner.profile_run`: a dummy forward of
   max_num_batched_tokens tokens, then `_dummy_sampler_run` on max_num_seqs rows (last stage only).
 - Non-torch memory: CUDA memory outside torch that grows during the profile (cuBLAS workspaces,
@@ -193,7 +193,17 @@ def _stage_params(
 
 
 def rope_cache_bytes(model: ModelSpec, layers: range, dtype_bytes: int) -> float:
-    """RoPE cos/sin cache of a stage: max_position × rotary_dim × dtype (one per distinct head size)."""
+    """Rotary cos/sin caches a stage's layers hold: rows × rotary_dim × dtype bytes per cache
+    (`rotary_embedding/base.py` `RotaryEmbedding`: a [rows, rotary_dim] buffer in the model dtype).
+
+    vLLM's `get_rope` keeps one cache per distinct (head size, rotary dim, max position, base,
+    scaling parameters) and shares it between layers (`_ROPE_DICT`), each sized by its scaling type
+    (`ModelSpec.rope_caches`, built by `parse.rope_caches`): Gemma 3's global layers add a linear-scaled
+    cache of max_position × 8 rows to the sliding layers' default one. A spec without caches (built by
+    hand): one cache of `max_position_embeddings` rows per distinct head size."""
+    if model.rope_caches:
+        used = (c for c in model.rope_caches if any(i in layers for i in c.layers))
+        return float(sum(c.rows * c.rotary_dim * dtype_bytes for c in used))
     dims = set()
     for i in layers:
         att = model.layers[i].attention
@@ -301,9 +311,14 @@ def activation_peak_bytes(
 # ----- non-torch memory ---------------------------------------------------------------------------
 
 # V1 >= 0.18 single GPU: 0.24-0.27 GiB (V027-V082 rows, V087); 0.15-0.17: 0.13 (V084-V086);
-# pipeline-only ranks (tp=1, pp>1): 0.07 (V050, V051); older releases 0.03-0.35 (V008, V012,
-# V098-V108): 0.10.
+# pipeline-only ranks (tp=1, pp>1): 0.07 (V050, V051); other releases that count only what grows
+# outside torch during the profile (`memory_profiling`) 0.03-0.10 (V012, V025, V098-V109): 0.10.
 _NON_TORCH_BASE_GIB = {"v1_18": 0.25, "v1_15": 0.13, "pp_only": 0.07, "old": 0.10}
+# Releases whose profile counts all device memory outside torch's allocation
+# (`VllmRules.non_torch_counts_context`) count the CUDA context and the cuBLAS workspaces too: 0.35 GiB
+# at tp=1 on V008/V009 (0.6.3/0.6.4, RTX 3090, `non_torch_memory=0.35GiB`). The context's size is the
+# driver's, not vLLM's.
+_CUDA_CONTEXT_GIB = 0.35
 # TP >= 2 over NVLink: custom all-reduce + NCCL buffers allocated during the profile. 0.19 on H100:
 # 2.07-2.09 GiB at tp=2 (V052, V060, V061, V068, V081), 2.13-2.21 at tp=4 (V053, V062) -> 1.83 GiB
 # above the single-GPU base at tp=2, + 0.09 GiB per doubling; 0.6.5 logs the same +1.79 (V001/V002).
@@ -315,9 +330,13 @@ _NCCL_PCIE_GIB = 0.15
 
 
 def non_torch_bytes(rules: VllmRules, tp: int, pp: int, nvlink: bool) -> float:
-    """Non-torch memory the profile attributes to the engine on one rank."""
+    """Non-torch memory the profile attributes to the engine on one rank: the release's base (the
+    CUDA context included where `rules.non_torch_counts_context`) plus the communication buffers of
+    tensor parallelism."""
     v = rules.version
-    if pp > 1 and tp == 1 and v.engine == "v1":
+    if rules.non_torch_counts_context:
+        base = _CUDA_CONTEXT_GIB
+    elif pp > 1 and tp == 1 and v.engine == "v1":
         base = _NON_TORCH_BASE_GIB["pp_only"]
     elif v.engine == "v1" and v.at_least(18):
         base = _NON_TORCH_BASE_GIB["v1_18"]
@@ -346,8 +365,9 @@ _GRAPH_PER_LAYER_GIB = 0.0146 / 102
 def capture_sizes(max_num_seqs: int, max_num_batched_tokens: int, blackwell: bool) -> list[int]:
     """Default cudagraph_capture_sizes (0.32 config/vllm.py `_set_cudagraph_sizes`).
 
-    max size = min(2 × max_num_seqs, 512 (1024 on Blackwell), max_num_batched_tokens); sizes
-    1, 2, 4, then every 8 below 256, then every 16.
+    max size = min(2 × max_num_seqs, 512 (1024 with `blackwell`: data-center Blackwell from the
+    release `VllmRules.blackwell_capture_1024` names), max_num_batched_tokens); sizes 1, 2, 4, then
+    every 8 below 256, then every 16.
     """
     limit = min(2 * max_num_seqs, 1024 if blackwell else 512, max_num_batched_tokens)
     sizes = [s for s in (1, 2, 4) if s <= limit]
@@ -361,11 +381,15 @@ def capture_sizes(max_num_seqs: int, max_num_batched_tokens: int, blackwell: boo
 def cuda_graph_count(
     rules: VllmRules, max_num_seqs: int, max_num_batched_tokens: int, blackwell: bool
 ) -> int:
-    """Graphs captured: V1 piecewise sizes + FULL decode sizes up to max_num_seqs; V0 one per batch
+    """Graphs captured: V1 piecewise sizes, plus FULL decode sizes up to max_num_seqs where the
+    release's default `cudagraph_mode` is FULL_AND_PIECEWISE (`rules.full_cuda_graphs`, 0.11+: PIECEWISE
+    only before); the 1024 Blackwell limit only where `rules.blackwell_capture_1024`. V0 one per batch
     size in [1, 2, 4, 8, ..., min(max_num_seqs, 256)] (worker/model_runner.py _BATCH_SIZES_TO_CAPTURE)."""
     if rules.version.engine == "v0":
         return len([s for s in [1, 2, 4, *range(8, 257, 8)] if s <= max(max_num_seqs, 1)])
-    sizes = capture_sizes(max_num_seqs, max_num_batched_tokens, blackwell)
+    sizes = capture_sizes(max_num_seqs, max_num_batched_tokens, blackwell and rules.blackwell_capture_1024)
+    if not rules.full_cuda_graphs:
+        return len(sizes)
     full = [s for s in sizes if s <= max_num_seqs]
     return len(sizes) + len(full)
 

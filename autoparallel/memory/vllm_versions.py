@@ -1,7 +1,8 @@
 """What changed in vLLM's memory accounting from release to release, as rules.
 
-`serving.py` asks `rules_for(parse_vllm_version(text))` for the behaviour of one release and never
-compares version numbers itself. Each rule names the vLLM source it follows (read in the vLLM 0.32
+`serving.py` asks `rules_for(parse_vllm_version(text, gpu.compute_capability))` for the behaviour of
+one release on one GPU (0.8-0.10 run V0 below compute capability 8.0) and never compares version
+numbers itself. Each rule names the vLLM source it follows (read in the vLLM 0.32
 CPU install, `~/.vllmcheck`, see /work/shared/tools/README.md) or the rows of
 /work/shared/reference/vllm_logs_dev.csv it was fitted on. Rows are cited by `row_id`.
 
@@ -58,13 +59,26 @@ _ENGINE = re.compile(r"\b[vV]([01])\b(?![.\d])")
 """An engine marker ("V0", "V1 engine"), not a release written with a leading v ("v0.13.0")."""
 
 
+V0_FALLBACK_RELEASES = ((0, 8), (0, 11))
+"""[first, end) minor releases in which V1 is the default but vLLM falls back to V0 on a GPU below
+compute capability 8.0: `arg_utils.py` `_is_v1_supported_oracle` ("Compute Capability < 8.0 is not
+supported by the V1 Engine. Falling back to V0", logged by 0.8.2 and 0.8.5.post1 on T4 in the Unsloth
+notebooks behind V099-V108, and by 0.10.0 / 0.10.1.1 on V100 / T4 in third-party logs); 0.11.0 removed
+the V0 engine (PR #25033 "[V0 Deprecation] Remove LLMEngine" and the rest of the V0 removal)."""
+
+V1_MIN_COMPUTE_CAPABILITY = 80
+"""`_is_v1_supported_oracle`: V1 needs compute capability 8.0 in the fallback releases."""
+
+
 @functools.cache
-def parse_vllm_version(text: str) -> VllmVersion:
+def parse_vllm_version(text: str, compute_capability: int | None = None) -> VllmVersion:
     """Parse "0.19", "v0.13.0", "0.19.0 (V1)", "0.8.3rc2.dev224 (V0)", "main ~0.6.5 (2024-12-13)",
     ">=0.21" (cached: the result is frozen).
 
     The engine is V1 from 0.8.0 on (vLLM 0.8.0 made `VLLM_USE_V1=1` the default) unless the text
-    says "V0"; earlier releases are V0 unless the text says "V1" (0.7.x could opt in).
+    says "V0", or unless the GPU's `compute_capability` (e.g. 75 for a T4; None: not known) is below
+    8.0 in a release that still had V0 (`V0_FALLBACK_RELEASES`: 0.8-0.10 fall back to V0 there);
+    earlier releases are V0 unless the text says "V1" (0.7.x could opt in).
 
     Raises:
         InputError: no version number in the text.
@@ -76,10 +90,13 @@ def parse_vllm_version(text: str) -> VllmVersion:
     patch = int(match.group(3)) if match.group(3) else 0
     named = _ENGINE.search(text)
     engine: Engine
+    first, end = V0_FALLBACK_RELEASES
     if named is not None:
         engine = "v0" if named.group(1) == "0" else "v1"
     else:
-        engine = "v1" if (major, minor) >= (0, 8) else "v0"
+        below = compute_capability is not None and compute_capability < V1_MIN_COMPUTE_CAPABILITY
+        fallback = (major, minor) < end and below
+        engine = "v0" if (major, minor) < first or fallback else "v1"
     return VllmVersion(major=major, minor=minor, patch=patch, engine=engine)
 
 
@@ -147,6 +164,17 @@ class VllmRules(BaseModel):
     (64-token blocks), which is left to FP8 caches FlashAttention MLA cannot read."""
     mla_flashinfer_blackwell: bool
     """Dense MLA on Blackwell runs FlashInfer MLA (32- or 64-token blocks) before CUTLASS MLA (128)."""
+    full_cuda_graphs: bool
+    """The default `cudagraph_mode` is FULL_AND_PIECEWISE (FULL decode graphs besides the piecewise
+    ones) rather than PIECEWISE only."""
+    blackwell_capture_1024: bool
+    """The default largest CUDA-graph capture size is 1024 (not 512) on data-center Blackwell."""
+    large_memory_batch_tier: bool
+    """Devices of 160 GiB or more get the largest batch defaults (16384 tokens for `vllm serve` too)."""
+    non_torch_counts_context: bool
+    """The profile takes (total − free) − torch-allocated memory after the profile run as non-torch
+    memory, so the CUDA context (and any other process on the GPU) is counted, rather than only what
+    grew outside torch during the profile (`memory_profiling`)."""
 
 
 @functools.cache
@@ -222,4 +250,25 @@ def rules_for(version: VllmVersion) -> VllmRules:
         # Blackwell"): FLASHINFER_MLA heads 0.32's SM100 list; 0.14.0rc0 was cut by 2026-01-11, so
         # taken from 0.15 (no MLA row is on Blackwell).
         mla_flashinfer_blackwell=v1 and v.at_least(15),
+        # vLLM PR #25444 ("[Perf] Change default CUDAGraphMode from PIECEWISE to FULL_AND_PIECEWISE",
+        # opened 2025-09-23): V1 captured piecewise graphs only before; 0.11.0 (2025-10) is the first
+        # release with it.
+        full_cuda_graphs=v1 and v.at_least(11),
+        # vLLM PR #49390 ("[Perf] Raise Blackwell CUDA graph capture default to 1024", opened
+        # 2026-07-22 as a draft, merged): 512 everywhere before. Its merge date is not visible here;
+        # taken from 0.28 (0.27.0 came out 2026-08-11) per a third-party note: unpinned.
+        blackwell_capture_1024=v1 and v.at_least(28),
+        # vLLM PR #51726 (the `device_memory >= 160 * GiB_bytes` tier of `get_batch_defaults`, "for
+        # GPUs like B200/B300"; vLLM issue #53961, 2026-08-26, reports it in a release): taken from
+        # 0.28, unpinned like the above. Before it, B200 took the >= 70 GiB defaults.
+        large_memory_batch_tier=v1 and v.at_least(28),
+        # V0 up to 0.6.4 (`worker.py` `determine_num_available_blocks`: `total_allocated_bytes =
+        # mem_get_info()[1] - mem_get_info()[0]`, `non_torch_allocations = total_allocated_bytes -
+        # allocated_bytes.all.current`) and V1 before it adopted `memory_profiling` (`v1/worker/
+        # gpu_worker.py` `determine_available_memory`, the same subtraction, until PR #19312 "[V1]
+        # Reuse V0's memory_profiling util", opened 2025-06-07; V025 on 0.10.1 already logs the
+        # memory_profiling split, so 0.10 is taken). V0 0.6.5 replaced it with `memory_profiling`
+        # (PR #10511), whose allocated-vs-reserved mix-up PR #11809 fixed in 0.7.0; that error
+        # depends on the caching allocator's state and is not modelled (V001/V002).
+        non_torch_counts_context=(not v1 and not v.at_least(6, 5)) or (v1 and not v.at_least(10)),
     )

@@ -17,6 +17,7 @@ config access and layer shapes in `parse_common`, quantization parsing in `parse
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -35,7 +36,7 @@ from autoparallel.models.parse_common import (
     trains_with_dropout,
 )
 from autoparallel.models.parse_quant import quant_from_config
-from autoparallel.models.spec import AttentionKind, MlpKind, ModelSpec
+from autoparallel.models.spec import AttentionKind, LayerSpec, MlpKind, ModelSpec, RopeCache
 
 __all__ = ["KNOWN_MODEL_TYPES", "quant_from_config", "spec_from_config"]
 
@@ -287,6 +288,100 @@ def vllm_default_len(raw: RawConfig, limit: int) -> int | None:
     return value if value < limit else None
 
 
+# Config-class defaults of the RoPE keys vLLM reads per layer where a family's card may omit them
+# (transformers `Gemma3TextConfig`: rope_theta 1e6 for global layers, rope_local_base_freq 1e4 for
+# sliding ones); elsewhere `get_rope`'s own default base, 10000.
+_ROPE_BASE_DEFAULTS: dict[str, dict[str, float]] = {
+    "gemma3_text": {"rope_theta": 1_000_000.0, "rope_local_base_freq": 10_000.0},
+}
+_LAYER_TYPE_KEYS = {
+    AttentionKind.SLIDING: "sliding_attention",
+    AttentionKind.CHUNKED: "chunked_attention",
+    AttentionKind.FULL: "full_attention",
+    AttentionKind.MLA: "full_attention",
+}
+
+
+def _rope_number(value: object, low: float, high: float) -> float | None:
+    """`value` when it is a real number in (low, high], else None (the key is then ignored)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
+        return None
+    return float(value)
+
+
+def _layer_rope(raw: RawConfig, layer: LayerSpec) -> Mapping[str, Any]:
+    """The RoPE parameters vLLM hands `get_rope` for one layer: a nested per-layer-type set where the
+    config has one (`rope_parameters` keyed by `sliding_attention` / `full_attention`); for Gemma 3
+    (`gemma3.py` `Gemma3Attention`) sliding layers `{"rope_type": "default"}` at `rope_local_base_freq`
+    and global layers `rope_scaling` at `rope_theta`; else the model's one set."""
+    defaults = _ROPE_BASE_DEFAULTS.get(raw.model_type, {})
+    theta = raw.get("rope_theta", defaults.get("rope_theta", 10000.0))
+    rope = raw.get("rope_parameters") or raw.get("rope_scaling")
+    kind = _LAYER_TYPE_KEYS.get(layer.attention.kind, "full_attention")
+    if isinstance(rope, Mapping) and isinstance(rope.get(kind), Mapping):
+        return {"rope_theta": theta, **rope[kind]}
+    if raw.model_type == "gemma3_text" and layer.attention.kind is AttentionKind.SLIDING:
+        local = raw.get("rope_local_base_freq", defaults.get("rope_local_base_freq", theta))
+        return {"rope_type": "default", "rope_theta": local}
+    flat = dict(rope) if isinstance(rope, Mapping) else {}
+    return {"rope_theta": theta, **flat}
+
+
+def _rope_rows(rope: Mapping[str, Any], max_position: int, raw: RawConfig) -> int:
+    """Positions of the cos/sin cache vLLM builds for `rope` (`get_rope`'s class per `rope_type`, its
+    `_compute_cos_sin_cache`): linear (`LinearScalingRotaryEmbedding`: one block of max_position ×
+    factor rows per factor) and dynamic NTK with a factor, max_position × factor; YaRN and DeepSeek
+    YaRN, original_max_position_embeddings × factor; LongRoPE (`Phi3LongRoPEScaledRotaryEmbedding`),
+    a short cache of original_max_position_embeddings rows and a long one of max_position; default,
+    Llama 3, mRoPE and the rest, max_position."""
+    kind = str(rope.get("rope_type", rope.get("type", "default")))
+    factors = rope.get("factor")
+    factor_list = factors if isinstance(factors, list) else [factors]
+    valid = [f for f in (_rope_number(x, 0.0, 1e6) for x in factor_list) if f is not None]
+    factor = valid[0] if valid else None
+    original_raw = rope.get("original_max_position_embeddings", raw.get("original_max_position_embeddings"))
+    original = _rope_number(original_raw, 0.0, float(1 << 30))
+    if kind == "linear" and valid:
+        return sum(math.ceil(max_position * f) for f in valid)
+    if kind == "dynamic" and factor is not None and "alpha" not in rope:
+        return math.ceil(max_position * factor)
+    if kind in ("yarn", "deepseek_yarn", "deepseek_llama_scaling") and factor is not None:
+        return math.ceil((original or max_position) * factor)
+    if kind in ("longrope", "su") and original is not None:
+        return int(original) + max_position
+    return max_position
+
+
+def rope_caches(raw: RawConfig, layers: list[LayerSpec], limit: int) -> tuple[RopeCache, ...]:
+    """The rotary caches vLLM builds for `layers`: one per distinct (head size, rotary dim, base,
+    RoPE parameters) as `get_rope` memoizes them (`_ROPE_DICT`), each sized by its scaling type
+    (`_rope_rows`). `max_position` is the config's `max_position_embeddings` (what the model classes
+    pass), `limit` where the config names none. Linear-attention layers have no rotary embedding;
+    MLA rotates `qk_rope_head_dim` dimensions; other layers `head_dim` × `partial_rotary_factor`."""
+    max_position = raw.num("max_position_embeddings", default=limit)
+    partial_default = _rope_number(raw.get("partial_rotary_factor", raw.get("rotary_pct")), 0.0, 1.0) or 1.0
+    found: dict[tuple[object, ...], tuple[int, int, list[int]]] = {}
+    for i, layer in enumerate(layers):
+        att = layer.attention
+        if att.kind is AttentionKind.LINEAR:
+            continue
+        rope = _layer_rope(raw, layer)
+        if att.kind is AttentionKind.MLA:
+            head = rotary = att.qk_rope_head_dim
+        else:
+            head = att.head_dim
+            partial = _rope_number(rope.get("partial_rotary_factor"), 0.0, 1.0) or partial_default
+            rotary = int(head * partial)
+        if rotary <= 0:
+            continue
+        params = tuple(sorted((str(k), repr(v)) for k, v in rope.items()))
+        key = (head, rotary, params)
+        if key not in found:
+            found[key] = (rotary, _rope_rows(rope, max_position, raw), [])
+        found[key][2].append(i)
+    return tuple(RopeCache(rotary_dim=d, rows=n, layers=tuple(idx)) for d, n, idx in found.values())
+
+
 def spec_from_config(
     cfg: dict[str, Any],
     *,
@@ -359,6 +454,7 @@ def _spec_from_config(
         vision_params=vision,
         vision_layers=_vision_int(cfg, "num_hidden_layers"),
         vision_hidden_size=_vision_int(cfg, "hidden_size"),
+        rope_caches=rope_caches(raw, parts.layers, limit),
         dtype_bytes=_dtype_bytes(cfg, text_cfg),
         dropout=trains_with_dropout(raw),
         quantization=quant,

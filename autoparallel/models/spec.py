@@ -251,6 +251,21 @@ class LayerSpec(_Frozen):
         return p.total - p.routed_experts + routed
 
 
+class RopeCache(_Frozen):
+    """One rotary cos/sin cache a serving engine keeps on the GPU: vLLM's `get_rope` builds one per
+    distinct (head size, rotary dim, max position, base, scaling parameters) and shares it between the
+    layers that ask for the same one (`rotary_embedding/__init__.py` `_ROPE_DICT`)."""
+
+    rotary_dim: int
+    """Rotated dimensions per head (head size × `partial_rotary_factor`; MLA: `qk_rope_head_dim`)."""
+    rows: int
+    """Positions the cache holds: `max_position` for default / Llama 3 / mRoPE scaling, × `factor` for
+    linear and dynamic scaling, `original_max_position_embeddings` × `factor` for YaRN and DeepSeek
+    YaRN, `original_max_position_embeddings` + `max_position` for LongRoPE (short and long caches)."""
+    layers: tuple[int, ...]
+    """Decoder layers that use it."""
+
+
 class LimitRule(_Frozen):
     """One architecture rule on a parallel degree, with the reason it holds."""
 
@@ -304,6 +319,9 @@ class ModelSpec(_Frozen):
     no alias for, so SGLang's `adjust_mem_fraction_for_vlm` reads its default of 24 there)."""
     vision_hidden_size: int | None = None
     """`vision_config.hidden_size` as the config writes it (None: absent)."""
+    rope_caches: tuple[RopeCache, ...] = ()
+    """The rotary cos/sin caches vLLM builds for the decoder layers (`parse.rope_caches`); empty: one
+    cache of `max_position_embeddings` rows per distinct head size (a spec built by hand)."""
     dtype_bytes: int = 2
     """Bytes per unquantized weight in the checkpoint (bf16/fp16: 2, fp32: 4)."""
     dropout: bool = False

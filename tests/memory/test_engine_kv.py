@@ -297,7 +297,7 @@ def test_trtllm_holds_a_recurrent_state_in_every_batch_slot() -> None:
     kv = trtllm_server_kv(model, mem, H100, config)
     plain = trtllm_kv(mem, H100, max_batch_size=512)
     assert (plain.kv_cache_gib - kv.kv_cache_gib) * 2**30 == pytest.approx(0.9 * 512 * state)
-    assert kv.kv_cache_gib == pytest.approx(30.2, abs=0.05)
+    assert kv.kv_cache_gib == pytest.approx(30.29, abs=0.05)  # RoPE cache at partial_rotary_factor 0.25
 
 
 def test_sglang_runs_the_requests_its_flag_asks_for() -> None:
