@@ -43,7 +43,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _solver_line(solver: SolverReport) -> str:
+def _solver_line(solver: SolverReport, outside: str | None = None) -> str:
+    """One line on how the plan was decided. `outside`: for an evaluated configuration above the
+    planner's optimum, what puts it beyond the planner's choices (`_training_outside`); None: a
+    value between its grid points (serving's max_num_seqs 2^k / 3·2^k grid, say)."""
     parts = [f"solver: {solver.status}"]
     if solver.status == "OPTIMAL":
         parts[0] += " (proven optimal under the cost model, over the values the planner searches)"
@@ -57,6 +60,8 @@ def _solver_line(solver: SolverReport) -> str:
             parts.append("short of the workload (its problems below), which the planner's optimum serves")
         elif gap > 5e-4:
             parts.append(f"{100 * gap:.1f}% below the optimum")
+        elif gap < -5e-4 and outside is not None:
+            parts.append(f"{-100 * gap:.1f}% above the planner's optimum, which it cannot choose: {outside}")
         elif gap < -5e-4:
             # The planner searches a grid (max_num_seqs 2^k and 3·2^k, its micro-batches, ...).
             parts.append(f"{-100 * gap:.1f}% above the planner's optimum, with a value off its grid")
@@ -241,7 +246,7 @@ def explain_training(plan: TrainingPlan) -> str:
         f"{plan.served_id} training on {plan.cluster.describe()}",
         f"seq_len {w.seq_len}, global batch {w.global_batch} sequences "
         f"({w.seq_len * w.global_batch:,} tokens)",
-        f"objective {plan.objective}; {_solver_line(plan.solver)}",
+        f"objective {plan.objective}; {_solver_line(plan.solver, _training_outside(plan))}",
         *(
             ["framework: DeepSpeed (the ZeRO stages, even stages and one recompute mode it runs)"]
             if plan.framework == "deepspeed"
@@ -302,6 +307,39 @@ def explain_training(plan: TrainingPlan) -> str:
         *(f"  note: {n}" for n in plan.deepspeed_notes),
     ]
     return "\n".join(lines)
+
+
+def _training_outside(plan: TrainingPlan) -> str | None:
+    """What keeps an evaluated training configuration that beats the planner's optimum out of the
+    planner's choices, in words: the rules that exclude it, named as the planner names them
+    (zero_pipeline: ZeRO-2/3 only at pp = 1, solvers/training/space.py ZERO_WITHOUT_PIPELINE;
+    framework_zero_stages: `validation.zero_stage_problem`), and the knobs it never sets (virtual
+    stages, EP overlap, a capacity factor); else a value off its grid of degrees and micro-batches,
+    or its memory margins. None unless `plan` is such an evaluation."""
+    gap = plan.solver.gap_to_optimum
+    if plan.solver.status != "EVALUATED" or gap is None or gap >= -5e-4:
+        return None
+    from autoparallel.configs import ZeroStage
+    from autoparallel.validation import zero_stage_problem
+
+    c = plan.config
+    out: list[str] = []
+    if c.pp > 1 and c.zero in (ZeroStage.GRADIENTS, ZeroStage.PARAMETERS):
+        out.append(
+            f"rule zero_pipeline excludes ZeRO {c.zero.value} with pp={c.pp} (DeepSpeed's PipelineEngine "
+            "refuses it; Megatron-LM documents Megatron-FSDP without pipeline parallelism)"
+        )
+    problem = zero_stage_problem(plan.framework, plan.model, c.zero, bf16_grads=c.precision == "fp16")
+    if problem is not None:
+        out.append(f"rule framework_zero_stages excludes {problem}")
+    unset = [f"vp={c.vp}"] if c.vp > 1 else []
+    if c.ep_overlap:
+        unset.append("ep_overlap")
+    if c.moe_capacity_factor is not None:
+        unset.append(f"capacity factor {c.moe_capacity_factor:g}")
+    if unset:
+        out.append(f"it never sets {', '.join(unset)}")
+    return "; ".join(out) or "a value off its grid (degrees, micro-batches) or past its memory margins"
 
 
 def _training_time_lines(plan: TrainingPlan) -> list[str]:

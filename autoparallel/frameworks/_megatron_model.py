@@ -19,6 +19,43 @@ DeepseekV3TopkRouter, Glm4MoeTopkRouter, Llama4TextMoe). Megatron's default is s
 softmax with top-1 routing (Llama 4) unless the softmax runs before the top-k."""
 
 
+_CLASSIC_POSITIONS = {
+    "gpt2": "learned_absolute",
+    "opt": "learned_absolute",
+    "bloom": "none",
+    "gpt_neox": "rope",
+    "phi": "rope",
+}
+"""Families with LayerNorm (weight + bias) and biased linear layers, which Megatron's defaults
+(`--normalization LayerNorm`, `add_bias_linear`) express, by their position embedding as
+`--position-embedding-type` names it (models/families/classic.py, phi.py): GPT-2 and OPT learn a
+position table, GPT-NeoX and Phi rotate part of each head, BLOOM adds ALiBi biases to the attention
+scores, which Megatron-LM has no type for (`architecture_notes` says so)."""
+
+
+def architecture_notes(model: ModelSpec) -> list[str]:
+    """Where the classic families' architecture is beyond Megatron's GPT flags, in sentences."""
+    mt = model.model_type
+    notes = []
+    if mt == "bloom":
+        notes.append(
+            "BLOOM's ALiBi attention biases have no Megatron-LM position-embedding type (learned_absolute, "
+            "rope, yarn, mrope, relative, none): the arguments run without positions (none); its "
+            "embedding LayerNorm has no flag either."
+        )
+    if mt in ("gpt_neox", "phi"):
+        notes.append(
+            "rotary embeddings cover only part of each head: add --rotary-percent from the config "
+            "(rotary_pct / partial_rotary_factor); the attention and MLP branches run in parallel off "
+            "one residual, which Megatron's GPT layer (sequential) does not express."
+        )
+    if mt == "phi":
+        notes.append("Phi's LM head bias has no Megatron flag (the output layer has none).")
+    if mt == "opt":
+        notes.append("OPT's ReLU MLP has no Megatron flag (--squared-relu is ReLU²): GELU stands in.")
+    return notes
+
+
 def architecture_args(model: ModelSpec, config: TrainingConfig) -> dict[str, object]:
     """Shapes the memory plan assumed: layers, widths, heads, MLA / MoE structure, embeddings."""
     first = model.layers[0]
@@ -59,11 +96,13 @@ def architecture_args(model: ModelSpec, config: TrainingConfig) -> dict[str, obj
     if model.mtp_layers:
         args["--mtp-num-layers"] = model.mtp_layers
     args["--max-position-embeddings"] = max(model.max_position_embeddings, config.seq_len)
-    args["--position-embedding-type"] = "rope"
-    args["--normalization"] = "RMSNorm"
+    classic = _CLASSIC_POSITIONS.get(model.model_type)
+    args["--position-embedding-type"] = classic or "rope"
+    args["--normalization"] = "LayerNorm" if classic else "RMSNorm"
     if first.mlp.gated:
         args["--swiglu"] = True
-    args["--disable-bias-linear"] = True
+    if not classic:  # the classic families keep Megatron's default biases on every linear layer
+        args["--disable-bias-linear"] = True
     if not model.tie_word_embeddings:
         args["--untie-embeddings-and-output-weights"] = True
     return args

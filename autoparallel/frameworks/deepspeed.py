@@ -121,6 +121,13 @@ def deepspeed_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
         notes.append(
             f"{' and '.join(groups)} come from the script (Megatron-DeepSpeed's model-parallel unit, mpu)."
         )
+    if config.vp > 1:
+        notes.append(
+            f"vp={config.vp} is priced as Megatron's interleaved schedule (bubble (pp - 1)/(m x vp)); "
+            "DeepSpeed's PipelineEngine runs only its TrainSchedule, 1F1B over the pp stages "
+            "(deepspeed/runtime/pipe/schedule.py), so the run's fill/drain bubble is about "
+            f"{config.vp} times the priced one (`evaluate --vp 1` prices it)."
+        )
     stages = config.stage_layers(model.num_layers)
     if config.pp > 1 and stages != even_split(model.num_layers, config.pp):
         notes.append(f"partition the layers as {list(stages)} per stage: no partition_method gives it.")

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 from autoparallel.configs import Recompute, ZeroStage
 from autoparallel.errors import InputError
 from autoparallel.frameworks._common import effective_precision, node_shape, vision_tower_note
-from autoparallel.frameworks._megatron_model import architecture_args
+from autoparallel.frameworks._megatron_model import architecture_args, architecture_notes
+from autoparallel.memory.training_states import expert_dp
 from autoparallel.models.spec import AttentionKind
 from autoparallel.validation import require_training
 
@@ -45,6 +46,15 @@ _SHARDING = {
     ZeroStage.PARAMETERS: "optim_grads_params",
 }
 """Megatron-FSDP `--data-parallel-sharding-strategy` for ZeRO-2 / ZeRO-3 style sharding."""
+
+FSDP_PIPELINE_NOTE = (
+    "zero={zero} with pp={pp} runs on Megatron-FSDP, which Megatron-LM documents and tests without "
+    "pipeline parallelism: validate_args does not refuse it, but the Megatron-FSDP guide "
+    "(docs/user-guide/parallelism-guide.md) names TP, CP and EP, its tests and examples keep pp=1, and "
+    "--megatron-fsdp-version 2 refuses pp > 1 (mcore_fsdp_adapter.py `_validate_config`); the planner "
+    "leaves it out (rule zero_pipeline), so this layout is priced but not known to run."
+)
+"""Megatron's note on ZeRO-2/3 (Megatron-FSDP) with pipeline parallelism."""
 
 ArgDict = dict[str, object]
 
@@ -123,6 +133,8 @@ def megatron_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
         )
     if config.offload_params:
         notes.append("offload_params has no Megatron-Core equivalent; parameters stay on the GPU.")
+    if config.zero in _SHARDING and config.pp > 1:
+        notes.append(FSDP_PIPELINE_NOTE.format(zero=config.zero.value, pp=config.pp))
     if config.zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and config.precision != "fp16":
         notes.append(
             f"zero={config.zero.value} is priced with gradients in bf16, so the arguments carry "
@@ -131,6 +143,7 @@ def megatron_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
         )
     if (vision := vision_tower_note(model)) is not None:
         notes.append(vision)
+    notes += architecture_notes(model)
     kinds = {layer.attention.kind for layer in model.layers}
     if AttentionKind.LINEAR in kinds:
         notes.append(
@@ -315,8 +328,9 @@ def _recompute_summary(model: ModelSpec, config: TrainingConfig) -> str:
 
 
 def _optimizer_args(config: TrainingConfig, precision: str) -> ArgDict:
-    """ZeRO-1 / distributed optimizer, Megatron-FSDP for ZeRO-2/3, optimizer CPU offload; `precision`:
-    the one the job runs in (`effective_precision`)."""
+    """ZeRO-1 / distributed optimizer, Megatron-FSDP for ZeRO-2/3, the data-parallel overlap the cost
+    model prices (`_overlap_args`), optimizer CPU offload; `precision`: the one the job runs in
+    (`effective_precision`)."""
     args: ArgDict = {}
     if config.zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and precision != "fp16":
         # ZeRO 0 / 1 are priced with gradients in the model's dtype (DeepSpeed's default); under bf16
@@ -330,12 +344,35 @@ def _optimizer_args(config: TrainingConfig, precision: str) -> ArgDict:
         args["--use-distributed-optimizer"] = True  # Megatron-FSDP v1 requires it
         args["--data-parallel-sharding-strategy"] = _SHARDING[config.zero]
         args["--ckpt-format"] = "fsdp_dtensor"  # arguments.py: Megatron-FSDP requires it
+    args.update(_overlap_args(config))
     if config.offload_optimizer:
         # megatron/core/optimizer/cpu_offloading/README.md: offload needs the precision-aware optimizer.
         args["--optimizer-cpu-offload"] = True
         args["--optimizer-offload-fraction"] = 1.0
         args["--use-precision-aware-optimizer"] = True
         args["--overlap-cpu-optimizer-d2h-h2d"] = True
+    return args
+
+
+def _overlap_args(config: TrainingConfig) -> ArgDict:
+    """The data-parallel overlap perf/training_schedule.py prices as hidden behind compute, which
+    Megatron's DDP leaves off by default (arguments.py: both flags store_true, default False;
+    DistributedDataParallelConfig likewise): `--overlap-grad-reduce` wherever a data-parallel group
+    (dense dp × cp, or the experts' expert-data-parallel one) has more than one rank, and
+    `--overlap-param-gather` where the updated parameters are all-gathered (distributed optimizer,
+    ZeRO-2), which validate_args allows only with the distributed optimizer or Megatron-FSDP and
+    together with `--overlap-grad-reduce`. Without interleaving validate_args turns
+    `align_param_gather` off itself; with it, its default (every stage gathers at once) stands.
+    Megatron-FSDP turns on both for `optim_grads_params` and the gradient one for `optim_grads`
+    itself (megatron_fsdp.py `MegatronFSDP.__init__`), so ZeRO-3 needs neither flag and ZeRO-2
+    only the parameter one (with the gradient one validate_args asks beside it)."""
+    if config.dp * config.cp == 1 and expert_dp(config) <= 1:
+        return {}  # neither group has a second rank: nothing to reduce or gather
+    if config.zero is ZeroStage.PARAMETERS:
+        return {}
+    args: ArgDict = {"--overlap-grad-reduce": True}
+    if config.zero in (ZeroStage.OPTIMIZER, ZeroStage.DISTRIBUTED_OPTIMIZER, ZeroStage.GRADIENTS):
+        args["--overlap-param-gather"] = True
     return args
 
 
@@ -390,7 +427,9 @@ def _validate(model: ModelSpec, config: TrainingConfig, cluster: Cluster | None)
 def _ep_overlap_problems(model: ModelSpec, config: TrainingConfig) -> list[str]:
     """What Megatron-Core's TransformerConfig asserts under overlap_moe_expert_parallel_comm
     (transformer_config.py `__post_init__`): expert parallelism, no full recomputation, virtual
-    stages when pp > 1, at most one MTP layer (the alltoall dispatcher is what `_moe_args` sets)."""
+    stages when pp > 1, at most one MTP layer (the alltoall dispatcher is what `_moe_args` sets);
+    and what its interleaved schedule asserts: no Megatron-FSDP model chunks
+    (pipeline_parallel/combined_1f1b.py `combined_1f1b_schedule_for_interleaved_pipelining`)."""
     out = []
     if not model.is_moe or config.ep < 2:
         out.append(f"it needs expert parallelism (ep={config.ep})")
@@ -398,6 +437,12 @@ def _ep_overlap_problems(model: ModelSpec, config: TrainingConfig) -> list[str]:
         out.append("full recomputation")
     if config.pp > 1 and config.vp < 2:
         out.append(f"pp={config.pp} without virtual stages (vp={config.vp})")
+    if config.zero in _SHARDING and config.vp > 1:
+        out.append(
+            f"Megatron-FSDP (zero={config.zero.value}) with the interleaved pipeline (vp={config.vp}): "
+            "combined_1f1b.py asserts 'EP overlap 1F1B with FSDP is not supported for interleaved "
+            "pipeline parallelism'"
+        )
     if model.mtp_layers > 1:
         out.append(f"{model.mtp_layers} MTP layers (at most one)")
     return out

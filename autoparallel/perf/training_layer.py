@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.memory.training_activations import local_tokens, sequence_parallel_divisor
-from autoparallel.memory.training_states import expert_tp, layer_params_per_gpu
+from autoparallel.memory.training_states import expert_dp, expert_tp, layer_params_per_gpu
 from autoparallel.models.spec import AttentionKind, LayerSpec, MlpKind, ModelSpec
 from autoparallel.perf import comm
 from autoparallel.perf import training_moe as moe
@@ -293,13 +293,31 @@ def layer_time_breakdown(
     # EP: dispatch + combine all-to-all per pass (forward, backward, recompute), perf/training_moe.py.
     ep = moe.ep_all_to_all_s(model, layer, cluster, cfg, recompute, compute)
     zero3 = 0.0
-    if cfg.zero is ZeroStage.PARAMETERS and cfg.dp * cfg.cp > 1:
-        n = cfg.dp * cfg.cp
-        link = comm.group_link(cluster, n, stride=cfg.tp)
-        full = 2.0 * sum(layer_params_per_gpu(layer, cfg))
-        gathers = (fwd_passes + 1) * comm.all_gather_s(full, n, link) + comm.reduce_scatter_s(full, n, link)
+    if cfg.zero is ZeroStage.PARAMETERS:
+        # Each parameter is gathered over its own data-parallel group: dense weights over dp × cp, routed
+        # experts over the expert-data-parallel ranks (Megatron-FSDP `mcore_fsdp_adapter.py` shards
+        # experts on `get_expert_data_parallel_group()`), each on that group's link.
+        gathers = 0.0
+        for params, n, stride in dp_groups(cfg, *layer_params_per_gpu(layer, cfg)):
+            if params <= 0 or n <= 1:
+                continue
+            link = comm.group_link(cluster, n, stride=stride)
+            full = 2.0 * params
+            gathers += (fwd_passes + 1) * comm.all_gather_s(full, n, link)
+            gathers += comm.reduce_scatter_s(full, n, link)
         zero3 = max(0.0, gathers - ZERO3_OVERLAP_FRACTION * compute)
     return LayerTime(compute_s=compute, tp_comm_s=tp, cp_comm_s=cp, ep_comm_s=ep, zero3_comm_s=zero3)
+
+
+def dp_groups(cfg: TrainingConfig, dense: float, expert: float) -> tuple[tuple[float, int, int], ...]:
+    """(parameters, ranks, stride) of the two data-parallel groups that shard or reduce a GPU's
+    `dense` and `expert` parameters: dense ones over dp × cp, tp apart; routed experts over the
+    expert-data-parallel ranks (`expert_dp`), etp × ep apart (Megatron-Core's expert mesh
+    etp × ep × edp × pp). The link of each is `comm.group_link(cluster, ranks, stride)`."""
+    return (
+        (dense, cfg.dp * cfg.cp, cfg.tp),
+        (expert, round(expert_dp(cfg)), expert_tp(cfg) * cfg.ep),
+    )
 
 
 def layer_time_s(

@@ -21,7 +21,6 @@ from autoparallel.memory.training_activations import inflight_microbatches, sequ
 from autoparallel.memory.training_states import (
     embedding_params_per_gpu,
     expert_dp,
-    expert_tp,
     layer_params_per_gpu,
     lm_head_params_per_gpu,
     mtp_params_per_gpu,
@@ -30,6 +29,7 @@ from autoparallel.models.spec import ModelSpec
 from autoparallel.perf import comm
 from autoparallel.perf.training_layer import (
     activation_message_bytes,
+    dp_groups,
     embedding_time_s,
     layer_time_s,
     lm_head_time_s,
@@ -155,11 +155,7 @@ def dp_sync_time_s(
     grad_bytes = 4.0 if cfg.zero is ZeroStage.DISTRIBUTED_OPTIMIZER else 2.0
     dense, expert = _stage_params_per_gpu(model, cfg, stage, layer_indices)
     total = 0.0
-    groups = (
-        (dense, cfg.dp * cfg.cp, cfg.tp),
-        (expert, round(expert_dp(cfg)), expert_tp(cfg) * cfg.ep),
-    )
-    for params, n, stride in groups:
+    for params, n, stride in dp_groups(cfg, dense, expert):
         if params <= 0 or n <= 1:
             continue
         link = comm.group_link(cluster, n, stride=stride)

@@ -44,8 +44,12 @@ def add_global_batch(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars
 
 
 def add_zero_pipeline(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars, lit: IntVar) -> None:
-    """ZeRO-2/3 only without pipeline parallelism: DeepSpeed's PipelineEngine asserts zero stage < 2
-    ("ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism", deepspeed/runtime/pipe/engine.py)."""
+    """ZeRO-2/3 only without pipeline parallelism, for both frameworks: DeepSpeed's PipelineEngine
+    asserts zero stage < 2 ("ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism",
+    deepspeed/runtime/pipe/engine.py); Megatron runs them as Megatron-FSDP, which Megatron-LM documents
+    and tests only without it (its guides name TP, CP and EP; `--megatron-fsdp-version 2` refuses
+    pp > 1, mcore_fsdp_adapter.py), and `tables.zero3_us` prices ZeRO-3's gathers for pp = 1 only.
+    `evaluate` prices such a configuration; its Megatron notes say so (megatron.FSDP_PIPELINE_NOTE)."""
     if len(v.active) < 2:
         return
     for z, mode in enumerate(t.space.state_modes):
