@@ -10,7 +10,8 @@ Clusters Using Megatron-LM", §5.1 eq. 3: 2·tokens·params for the GEMMs, non-c
 twice the forward. Communication volumes: Megatron-LM TP (Shoeybi et al. 2019 §3: 2 all-reduces
 forward, 2 backward per layer; with sequence parallelism all-gather + reduce-scatter pairs, Korthikanti
 et al. 2022 §4.2.2); ring attention for CP (Liu et al. 2023); EP dispatch/combine all-to-all (Lepikhin
-et al. 2020); ZeRO-3 / FSDP parameter gathers (Rajbhandari et al. 2020 §5).
+et al. 2020); ZeRO-3 / FSDP parameter gathers and ZeRO-2's per-micro-batch gradient reduce-scatter
+(Rajbhandari et al. 2020 §5).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ TP_COMM_EXPOSED = 0.073
 `--tp-comm-overlap`, and NCCL kernels share the GPU with GEMMs); calibrated with the efficiency
 factors on the training runs of shared/reference (see perf/efficiency.py)."""
 ZERO3_OVERLAP_FRACTION = 0.8
-"""Fraction of a layer's compute that ZeRO-3 / FSDP parameter prefetch can hide behind."""
+"""Fraction of a layer's compute that ZeRO-3 / FSDP parameter prefetch can hide behind (of its
+backward pass, for ZeRO-2's per-micro-batch gradient reduce-scatter)."""
 RECOMPUTE_TIME_FRACTION = 1.0
 """Time of a recomputed forward relative to the original forward."""
 _UNFUSED_SOFTMAX_BYTES = 30.0
@@ -61,7 +63,9 @@ class LayerTime(_Frozen):
     ep_comm_s: float
     """Expert-parallel all-to-all dispatch and combine."""
     zero3_comm_s: float
-    """Exposed ZeRO-3 / FSDP parameter all-gathers and gradient reduce-scatter of this layer."""
+    """Exposed per-micro-batch data-parallel traffic of this layer: ZeRO-3 / FSDP parameter
+    all-gathers and gradient reduce-scatter, or ZeRO-2's gradient reduce-scatter of the step's
+    micro-batches before the last (averaged over them all)."""
 
     @property
     def total_s(self) -> float:
@@ -195,10 +199,11 @@ def _compute_s(
     recompute: Recompute,
     flash: bool,
     kernel: str = "te",
-) -> float:
-    """GEMMs and attention core (forward 1 + backward 2, the usual 3× rule), memory-bound kernels
-    (`elementwise_bytes_per_h`, forward one third of it), plus the recomputed forward parts at
-    RECOMPUTE_TIME_FRACTION of their forward time."""
+) -> tuple[float, float]:
+    """(forward + backward, forward) of one layer: GEMMs and attention core (forward 1 + backward 2,
+    the usual 3× rule), memory-bound kernels (`elementwise_bytes_per_h`, forward one third of it),
+    plus the recomputed forward parts at RECOMPUTE_TIME_FRACTION of their forward time, which run in
+    the backward pass."""
     eff = efficiency_for(gpu.arch)
     rate = _gemm_rate(gpu, cfg, eff)
     # Routed experts run as grouped GEMMs over their tokens per expert (perf/training_moe.py).
@@ -210,12 +215,13 @@ def _compute_s(
     elem = eff.elementwise_bytes_per_h * model.hidden_size * local_tokens(cfg) / sp_div / hbm
     elem += moe.permute_router_s(model, layer, gpu, cfg, sp_div)
     elem += fp8_cast_s(model, layer, gpu, cfg, sp_div)
+    forward = gemm_fwd + att_fwd + elem / 3.0
     total = 3.0 * (gemm_fwd + att_fwd) + elem
     if recompute is Recompute.FULL:
-        total += RECOMPUTE_TIME_FRACTION * (gemm_fwd + att_fwd + elem / 3.0)
+        total += RECOMPUTE_TIME_FRACTION * forward
     elif recompute is Recompute.SELECTIVE:
         total += RECOMPUTE_TIME_FRACTION * att_fwd
-    return total
+    return total, forward
 
 
 def activation_message_bytes(model: ModelSpec, cfg: TrainingConfig) -> float:
@@ -266,7 +272,7 @@ def layer_time_breakdown(
     gpu = cluster.gpu
     if flash_attention is None:
         flash_attention = gpu.fused_attention
-    compute = _compute_s(model, layer, gpu, cfg, recompute, flash_attention, attention_kernel)
+    compute, forward = _compute_s(model, layer, gpu, cfg, recompute, flash_attention, attention_kernel)
     msg = activation_message_bytes(model, cfg)
     fwd_passes = 2 if recompute is Recompute.FULL else 1
     # TP: 2 all-reduces (or all-gather + reduce-scatter pairs with SP: same volume) per pass.
@@ -306,6 +312,20 @@ def layer_time_breakdown(
             gathers += (fwd_passes + 1) * comm.all_gather_s(full, n, link)
             gathers += comm.reduce_scatter_s(full, n, link)
         zero3 = max(0.0, gathers - ZERO3_OVERLAP_FRACTION * compute)
+    elif cfg.zero is ZeroStage.GRADIENTS and cfg.grad_accum > 1:
+        # ZeRO-2 reduce-scatters every micro-batch's gradients, not only the last one's: DeepSpeed's
+        # engine.py `allreduce_gradients` ("ZeRO stage >= 2 communicates during non gradient
+        # accumulation boundaries as well"), Megatron-FSDP's `optim_grads` (megatron_fsdp.py
+        # `grad_reduce_every_bprop`). Each bucket goes as its gradients are ready, hidden behind the
+        # backward pass (recomputation included) as ZeRO-3's traffic hides behind its layer. The
+        # last micro-batch's is the step-end sync ZeRO-1 also pays (`dp_sync_time_s`); the others'
+        # are spread over the step's grad_accum micro-batches here.
+        scatter = 0.0
+        for params, n, stride in dp_groups(cfg, *layer_params_per_gpu(layer, cfg)):
+            if params > 0 and n > 1:
+                scatter += comm.reduce_scatter_s(2.0 * params, n, comm.group_link(cluster, n, stride=stride))
+        exposed = max(0.0, scatter - ZERO3_OVERLAP_FRACTION * (compute - forward))
+        zero3 = exposed * (cfg.grad_accum - 1) / cfg.grad_accum
     return LayerTime(compute_s=compute, tp_comm_s=tp, cp_comm_s=cp, ep_comm_s=ep, zero3_comm_s=zero3)
 
 

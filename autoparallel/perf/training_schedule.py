@@ -145,10 +145,12 @@ def dp_sync_time_s(
     ZeRO-0: all-reduce of the gradients; ZeRO-1/2 and Megatron's distributed optimizer:
     reduce-scatter of the gradients + all-gather of the updated bf16 parameters (ZeRO §5: the same
     volume as one all-reduce); gradients in fp32 under Megatron (`main_grad`), bf16 under ZeRO. The
-    dense group is dp × cp (stride tp), the expert group the expert-data-parallel ranks. Overlap
-    (`--overlap-grad-reduce`, `--overlap-param-gather`) hides up to DP_OVERLAP_FRACTION of
+    dense group is dp × cp (stride tp), the expert group the expert-data-parallel ranks (`dp_groups`).
+    Overlap (`--overlap-grad-reduce`, `--overlap-param-gather`) hides up to DP_OVERLAP_FRACTION of
     `overlap_window_s` (one micro-batch's forward + backward); one layer's share is always exposed.
-    ZeRO-3 traffic is per micro-batch and counted in `layer_time_breakdown`.
+    This is the step-end sync; ZeRO-2 also reduce-scatters the layers' gradients of every earlier
+    micro-batch, and ZeRO-3 moves its parameters every micro-batch: both are counted per micro-batch
+    in `layer_time_breakdown`.
     """
     if cfg.zero is ZeroStage.PARAMETERS:
         return 0.0

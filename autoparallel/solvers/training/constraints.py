@@ -13,7 +13,7 @@ from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.partition import even_partition
 from autoparallel.solvers.training.points import PointBound, Triple
 from autoparallel.solvers.training.space import ZERO_WITHOUT_PIPELINE
-from autoparallel.solvers.training.tables import TrainingTables
+from autoparallel.solvers.training.tables import Table2, TrainingTables
 from autoparallel.solvers.training.vars import (
     Expr,
     IntVar,
@@ -177,28 +177,19 @@ def add_stage_memory(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars
 
 def add_stage_time(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars) -> None:
     """Per stage, one micro-batch forward + backward, µs (perf/training_schedule.py stage_time_s):
-    Σ_k,c cnt_c·layer[k][c] + hop + [first]·(embedding + ZeRO-3 gathers) + [last]·(LM head + loss)."""
+    Σ_k,c cnt_c·layer[k][c] + hop + [first]·(embedding + ZeRO-2/3 per-micro-batch traffic)
+    + [last]·(LM head + loss)."""
     sp = t.space
     L, S, K, C = sp.num_layers, sp.max_pp, t.num_kinds, len(sp.recompute_modes)
     tau = [[pm_var(model, v, t.layer_us[k][c], f"layer_us[{k}][{c}]") for c in range(C)] for k in range(K)]
     hop = pm_var(model, v, t.hop_us, "hop_us")
     first = pm_var(model, v, t.first_us, "first_us")
     last = pm_var(model, v, t.last_us, "last_us")
-    zero3 = [lit for z, lit in enumerate(v.state) if sp.state_modes[z].zero is ZeroStage.PARAMETERS]
-    z3 = model.new_int_var(0, table_max(*t.zero3_us), "zero3_us")
-    if zero3:  # ZeRO-3 runs only with pp = 1: slot 0 is then the first and only stage
-        on = model.new_bool_var("zero3")
-        model.add(on == sum(zero3))
-        for c in range(C):
-            model.add(z3 == pm_var(model, v, t.zero3_us[c], f"zero3_us[{c}]")).only_enforce_if(
-                [on, v.recompute[0][c], v.first[0]]
-            )
-        model.add(z3 == 0).only_enforce_if(on.Not())
-        model.add(z3 == 0).only_enforce_if(v.first[0].Not())
-    else:
-        model.add(z3 == 0)
+    z3 = _zero_traffic(model, t, v, ZeroStage.PARAMETERS, t.zero3_us, "zero3")
+    z2 = _zero_traffic(model, t, v, ZeroStage.GRADIENTS, t.zero2_us, "zero2")
     t_hi = L * max(table_max(*(x for row in t.layer_us for x in row)), 1)
-    e_hi = table_max(t.hop_us) + table_max(t.first_us) + table_max(t.last_us) + table_max(*t.zero3_us)
+    e_hi = table_max(t.hop_us) + table_max(t.first_us) + table_max(t.last_us)
+    e_hi += table_max(*t.zero3_us) + table_max(*t.zero2_us)
     for j in range(S):
         parts = [
             product_var(model, part, tau[k][c], t_hi, f"layer_us[j={j},k={k},c={c}]")
@@ -211,9 +202,37 @@ def add_stage_time(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars) 
             == sum(parts)
             + gated_var(model, hop, table_max(t.hop_us), v.active[j], f"hop_us[{j}]")
             + gated_var(model, first, table_max(t.first_us), v.first[j], f"first_us[{j}]")
-            + ((last + z3) if j == 0 else 0)
+            + ((last + z3 + z2) if j == 0 else 0)
         )
         v.time_us.append(time)
+
+
+def _zero_traffic(
+    model: cp_model.CpModel,
+    t: TrainingTables,
+    v: TrainingVars,
+    zero: ZeroStage,
+    table: tuple[Table2, ...],
+    name: str,
+) -> IntVar:
+    """`table[c]` (all layers' per-micro-batch ZeRO-2 or ZeRO-3 traffic) when the state mode is
+    `zero`, else 0. That stage runs only with pp = 1 (`add_zero_pipeline`): slot 0 is then the first
+    and only stage, and its recompute mode is the one that applies."""
+    sp = t.space
+    lits = [lit for z, lit in enumerate(v.state) if sp.state_modes[z].zero is zero]
+    var = model.new_int_var(0, table_max(*table), f"{name}_us")
+    if not lits:
+        model.add(var == 0)
+        return var
+    on = model.new_bool_var(name)
+    model.add(on == sum(lits))
+    for c in range(len(sp.recompute_modes)):
+        model.add(var == pm_var(model, v, table[c], f"{name}_us[{c}]")).only_enforce_if(
+            [on, v.recompute[0][c], v.first[0]]
+        )
+    model.add(var == 0).only_enforce_if(on.Not())
+    model.add(var == 0).only_enforce_if(v.first[0].Not())
+    return var
 
 
 def add_step_time(model: cp_model.CpModel, t: TrainingTables, v: TrainingVars) -> None:

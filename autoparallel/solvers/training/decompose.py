@@ -70,6 +70,7 @@ def restrict(t: TrainingTables, key: Triple) -> TrainingTables:
         last_us=im(t.last_us),
         hop_us=im(t.hop_us),
         zero3_us=tuple(im(x) for x in t.zero3_us),
+        zero2_us=tuple(im(x) for x in t.zero2_us),
         sync_bw_us=tuple(iz(x) for x in t.sync_bw_us),
         sync_lat_us=tuple(iz(x) for x in t.sync_lat_us),
         sync_first_us=iz(t.sync_first_us),

@@ -80,6 +80,8 @@ def evaluate_point(t: TrainingTables, p: Point) -> StageValues:
         tt += (t.first_us[i][m] if first else 0) + (t.last_us[i][m] if last else 0)
         if first and t.space.state_modes[z].zero is ZeroStage.PARAMETERS:
             tt += t.zero3_us[c][i][m]
+        if first and t.space.state_modes[z].zero is ZeroStage.GRADIENTS:
+            tt += t.zero2_us[c][i][m]
         time.append(tt)
         tterms.append(n + 3 + first + last)
         total = sum(x * t.sync_bw_us[k][i][z] for k, x in enumerate(cnt))

@@ -57,7 +57,8 @@ class TrainingTables:
 
     A stage holding cnt_k layers of each kind k, with recompute c and f micro-batches in flight, costs
         memory  Σ cnt_k·state[k][i][z] + f·Σ cnt_k·act[k][c][i][m] (+ first / last stage extras)
-        time    Σ cnt_k·layer[k][c][i][m] + hop[i][m] (+ first / last stage extras)   per micro-batch
+        time    Σ cnt_k·layer[k][c][i][m] + hop[i][m] (+ first / last stage extras, + ZeRO-2/3's
+                per-micro-batch traffic: zero2_us / zero3_us, pp = 1)               per micro-batch
         sync    total = Σ cnt_k·sync_bw[k][i][z] + max over present kinds of sync_lat[k][i][z] (+ extras),
                 exposed = max(total − overlap·time, total / layers)                   per step
         optim   Σ cnt_k·optim[k][i][z] (+ extras)                                      per step
@@ -97,6 +98,9 @@ class TrainingTables:
     """[i][m] p2p sends of one micro-batch in and out of a stage (0 when pp = 1)."""
     zero3_us: tuple[Table2, ...]
     """[c][i][m] exposed ZeRO-3 gathers of all layers (pp = 1), added on stage 0 under ZeRO-3."""
+    zero2_us: tuple[Table2, ...]
+    """[c][i][m] exposed ZeRO-2 gradient reduce-scatter of all layers (pp = 1), added on stage 0
+    under ZeRO-2 (`layer_time_breakdown`: every micro-batch, not only the last)."""
     sync_bw_us: PerKind
     """[k][i][z] bandwidth part of one layer's data-parallel gradient sync."""
     sync_lat_us: PerKind
@@ -172,8 +176,10 @@ def build_tables(space: TrainingSpace, deadline: float | None = None) -> Trainin
     model, cluster, gpu = space.model, space.cluster, space.cluster.gpu
     shapes, micros, modes = space.shapes, space.micro_batches, space.state_modes
     margins = space.options.margins or MemoryConfig.for_training()
-    # Layer times without ZeRO-3's gathers (zero3_us adds them), whatever modes the options allow.
-    base = next((z for z in modes if z.zero is not ZeroStage.PARAMETERS), StateMode(zero=ZeroStage.NONE))
+    # Layer times without ZeRO-2/3's per-micro-batch traffic (zero2_us / zero3_us add it), whatever
+    # modes the options allow.
+    per_micro = (ZeroStage.GRADIENTS, ZeroStage.PARAMETERS)
+    base = next((z for z in modes if z.zero not in per_micro), StateMode(zero=ZeroStage.NONE))
     ga = tuple(tuple(space.grad_accum(s, mb) for mb in micros) for s in shapes)
     cfg_im = [
         [space.config(s, mb, base) if ga[i][m] else None for m, mb in enumerate(micros)]
@@ -219,12 +225,13 @@ def build_tables(space: TrainingSpace, deadline: float | None = None) -> Trainin
     def hop(c: TrainingConfig) -> float:
         return perf.stage_time_s(model, cluster, c, mid, (), Recompute.NONE)
 
-    def zero3(c: TrainingConfig, r: Recompute) -> float:
-        if c.pp > 1 or not any(z.zero is ZeroStage.PARAMETERS for z in modes):
+    def zero_traffic(zero: ZeroStage, r: Recompute, c: TrainingConfig) -> float:
+        """All layers' exposed per-micro-batch ZeRO-2/3 traffic (`zero` runs only with pp = 1)."""
+        if c.pp > 1 or not any(z.zero is zero for z in modes):
             return 0.0
-        c3 = c.model_copy(update={"zero": ZeroStage.PARAMETERS})
+        cz = c.model_copy(update={"zero": zero})
         return sum(
-            n * perf.layer_time_breakdown(model, ly, cluster, c3, r).zero3_comm_s
+            n * perf.layer_time_breakdown(model, ly, cluster, cz, r).zero3_comm_s
             for n, ly in zip(counts, kinds, strict=True)
         )
 
@@ -247,9 +254,6 @@ def build_tables(space: TrainingSpace, deadline: float | None = None) -> Trainin
 
     def optim_layer(k: int, c: TrainingConfig) -> float:
         return optim(c, mid, (k,))
-
-    def zero3_mode(r: Recompute, c: TrainingConfig) -> float:
-        return zero3(c, r)
 
     modes_c = space.recompute_modes
     return TrainingTables(
@@ -277,7 +281,8 @@ def build_tables(space: TrainingSpace, deadline: float | None = None) -> Trainin
         first_us=im(lambda c: perf.embedding_time_s(model, cluster, c)),
         last_us=im(lambda c: perf.lm_head_time_s(model, cluster, c)),
         hop_us=im(hop),
-        zero3_us=tuple(im(partial(zero3_mode, r)) for r in modes_c),
+        zero3_us=tuple(im(partial(zero_traffic, ZeroStage.PARAMETERS, r)) for r in modes_c),
+        zero2_us=tuple(im(partial(zero_traffic, ZeroStage.GRADIENTS, r)) for r in modes_c),
         sync_bw_us=tuple(iz(partial(sync_bw, k)) for k in reps),
         sync_lat_us=tuple(iz(partial(sync_lat, k)) for k in reps),
         sync_first_us=extra(sync, last=False),
