@@ -11,9 +11,14 @@ Inputs (the format is recognised per file):
   with `input_lens`, `output_lens`, `request_rate`, `max_concurrency`) and **SGLang's**
   (`sglang.bench_serving --output-file`: JSON Lines, one object per run with the same lists under
   `--output-details`): per-request lengths; the load is the benchmark's (`request_rate` inf = every
-  prompt at once, a finite benchmark of `completed` prompts).
+  prompt at once, a finite benchmark of `completed` prompts). Where vLLM's rate is "inf" but the run
+  was not sent at once (a `--ramp-up-strategy` run, a self-timed trace), its per-request `start_times`
+  are profiled as a log's stamps; without them a ramp is planned at its mean rate (`_bench`). Requests
+  the benchmark recorded as failed are counted apart, not profiled. Which engine wrote a result is read
+  from its keys.
 - **a server's Prometheus metrics** (a scrape of vLLM's or SGLang's `/metrics`): the
-  `vllm:` / `sglang:` `request_prompt_tokens` and `request_generation_tokens` histograms, summed
+  `vllm:` / `sglang:` `request_prompt_tokens` and `request_generation_tokens` histograms (current
+  SGLang's `prompt_tokens_histogram` / `generation_tokens_histogram`, `PROMPT_HISTOGRAM`), summed
   over their label sets. Mean lengths are exact (`_sum` / `_count`); percentiles rise geometrically
   inside a bucket (`workload.histogram_quantiles`), and requests above the last finite bucket are
   counted at its edge. One scrape holds no arrival times, so no rate is derived.
@@ -110,11 +115,19 @@ class WorkloadProfile(BaseModel):
     request_rate: float | None
     """Requests per second over the arrival span (None: all at once, or no arrival times)."""
     interarrival_cv: float | None
-    """std / mean of inter-arrival gaps (1: Poisson)."""
+    """std / mean of inter-arrival gaps (1: Poisson; 0: evenly spaced)."""
     gamma_shape: float | None
-    """vLLM `--burstiness` equivalent: 1 / cv² (None when there are no gaps)."""
+    """vLLM `--burstiness` equivalent: 1 / cv² (None when there are no gaps, or they are even)."""
     max_concurrency: int | None = None
     """The benchmark's client cap, where the file records one."""
+    failed: int = 0
+    """Benchmark requests recorded as failed (output length 0, or an error): not profiled, not malformed."""
+    load: str | None = None
+    """Where a benchmark's arrival rate came from: `configured` (its `--request-rate` / `--burstiness`),
+    `start-times` (its per-request send times, profiled as a log's stamps) or `ramp-mean` (the mean of
+    its ramp-up, `ramp_up`). None for logs and scrapes."""
+    ramp_up: str | None = None
+    """A vLLM ramp-up benchmark's ramp, e.g. `linear 1 to 20 requests/s`."""
     stamped: int = 0
     """Requests whose line stamped its arrival (`TIME_KEYS`; request logs only)."""
     time_unit: str = "s"
@@ -202,15 +215,19 @@ def profile_file(path: str | Path) -> WorkloadProfile:
     if not text.strip():
         raise InputError(f"request log {str(p)!r} is empty")
     stripped = text.lstrip()
-    if PROMPT_HISTOGRAM in text and OUTPUT_HISTOGRAM in text and not stripped.startswith("{"):
+    if (
+        any(h in text for h in PROMPT_HISTOGRAM)
+        and any(h in text for h in OUTPUT_HISTOGRAM)
+        and not stripped.startswith("{")
+    ):
         return _prometheus(text, p)
     if stripped.startswith("{") and "\n{" not in stripped.rstrip():
         try:
             whole = json.loads(stripped)
         except (ValueError, RecursionError):  # not JSON, a 5,000-digit integer, nesting too deep
             whole = None
-        if isinstance(whole, dict) and "input_lens" in whole:
-            return _bench([whole], "vllm-bench", p)
+        if isinstance(whole, dict) and _is_bench(whole):
+            return _bench([whole], _bench_source([whole], one_object=True), p)
     if stripped.startswith("["):
         try:
             items = json.loads(stripped)
@@ -221,18 +238,28 @@ def profile_file(path: str | Path) -> WorkloadProfile:
     return _requests(_json_lines(text), p)
 
 
-PROMPT_HISTOGRAM = "request_prompt_tokens_bucket"
-OUTPUT_HISTOGRAM = "request_generation_tokens_bucket"
-"""The length histograms vLLM and SGLang export (`vllm:` / `sglang:` prefixes)."""
+PROMPT_HISTOGRAM = ("request_prompt_tokens_bucket", "prompt_tokens_histogram_bucket")
+OUTPUT_HISTOGRAM = ("request_generation_tokens_bucket", "generation_tokens_histogram_bucket")
+"""The length histograms vLLM and SGLang export (`vllm:` / `sglang:` prefixes): vLLM's and old SGLang's
+`request_prompt_tokens` / `request_generation_tokens`, and current SGLang's `prompt_tokens_histogram` /
+`generation_tokens_histogram` (`TokenizerMetricsCollector` in sglang/srt/metrics/collector.py, exported
+with `--collect-tokens-histogram`)."""
 _SAMPLE = re.compile(
-    r"^(?:vllm|sglang):(request_(?:prompt|generation)_tokens)_(bucket|sum|count)(\{[^}]*\})?\s+(\S+)"
+    r"^(?:vllm|sglang):(request_(?:prompt|generation)_tokens|(?:prompt|generation)_tokens_histogram)"
+    r"_(bucket|sum|count)(\{[^}]*\})?\s+(\S+)"
 )
+_HISTOGRAMS = {
+    "prompt": ("request_prompt_tokens", "prompt_tokens_histogram"),
+    "output": ("request_generation_tokens", "generation_tokens_histogram"),
+}
+"""Each length's histogram names, in the order read: a scrape holding both is read from the first with
+requests in it (summing both would count every request twice)."""
 _LE = re.compile(r'le="([^"]+)"')
 
 
 def _prometheus(text: str, path: Path) -> WorkloadProfile:
     """A Prometheus scrape: the two length histograms (module doc)."""
-    buckets: dict[str, dict[float, float]] = {"request_prompt_tokens": {}, "request_generation_tokens": {}}
+    buckets: dict[str, dict[float, float]] = {n: {} for names in _HISTOGRAMS.values() for n in names}
     sums = dict.fromkeys(buckets, 0.0)
     counts = dict.fromkeys(buckets, 0.0)
     bad: list[int] = []
@@ -266,7 +293,10 @@ def _prometheus(text: str, path: Path) -> WorkloadProfile:
                 continue
             buckets[name][edge] = buckets[name].get(edge, 0.0) + value
     stats = []
-    for name, what in (("request_prompt_tokens", "prompt"), ("request_generation_tokens", "output")):
+    used: list[str] = []
+    for what, names in _HISTOGRAMS.items():
+        name = next((n for n in names if counts[n] > 0), names[0])
+        used.append(name)
         edges = sorted(buckets[name].items())
         if not edges or counts[name] <= 0 or sums[name] <= 0:
             raise InputError(f"{path}: the metrics hold no {what}-length histogram with requests in it")
@@ -286,7 +316,7 @@ def _prometheus(text: str, path: Path) -> WorkloadProfile:
         )
     return WorkloadProfile(
         source="prometheus",
-        requests=round(counts["request_prompt_tokens"]),
+        requests=round(counts[used[0]]),
         malformed=len(bad),
         malformed_lines=tuple(bad[:10]),
         isl=stats[0],
@@ -316,46 +346,230 @@ def _cumulative_quantiles(cumulative: list[tuple[float, float]]) -> list[float]:
     return list(histogram_quantiles(tuple(merged), len(PERCENTILES)))
 
 
-def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfile:
-    """A benchmark result: per-request lengths; the load as the benchmark set it. Several runs of one
-    load (an SGLang result file gets a line per run) profile as one benchmark of all their prompts;
-    runs of different loads are refused (merged, they were replayed as one run that never happened).
+VLLM_BENCH_KEYS = frozenset(
+    {"endpoint_type", "tokenizer_id", "ramp_up_strategy", "start_times", "queue_times"}
+)
+"""Keys only `vllm bench serve` writes in a result (vllm/benchmarks/serve.py `main_async`, `benchmark`)."""
+SGLANG_BENCH_KEYS = frozenset(
+    {"dataset_name", "sharegpt_output_len", "random_input_len", "random_range_ratio", "server_info"}
+)
+"""Keys only `sglang.bench_serving` writes in a result (python/sglang/bench_serving.py `benchmark`)."""
+LOAD_KEYS = (
+    "request_rate",
+    "max_concurrency",
+    "burstiness",
+    "ramp_up_strategy",
+    "ramp_up_start_rps",
+    "ramp_up_end_rps",
+)
+"""The fields that set a benchmark's load: runs that differ in one are different loads."""
+RAMPS = ("linear", "exponential")
+"""vLLM's `--ramp-up-strategy` values (serve.py `_get_current_request_rate`)."""
+
+
+def _is_bench(obj: dict[str, Any]) -> bool:
+    """A benchmark result (with or without its per-request lists), not a request log's line."""
+    return "input_lens" in obj or (
+        "request_rate" in obj and any(k in obj for k in ("completed", "duration", "request_throughput"))
+    )
+
+
+def _bench_source(runs: list[dict[str, Any]], *, one_object: bool) -> str:
+    """`vllm-bench` or `sglang-bench`, by the keys only one of them writes; a result with neither's is
+    read by its shape (vLLM writes one JSON object, or one per line with --append-result; SGLang a line
+    per run)."""
+    keys = {k for run in runs for k in run}
+    if keys & VLLM_BENCH_KEYS:
+        return "vllm-bench"
+    if keys & SGLANG_BENCH_KEYS:
+        return "sglang-bench"
+    return "vllm-bench" if one_object else "sglang-bench"
+
+
+def _gap_stats(gaps: list[np.ndarray]) -> tuple[float | None, float | None]:
+    """(rate, spread) of inter-arrival gaps (each array one stream's, in seconds): the number of gaps over
+    their total time (for one stream, requests - 1 over the arrival span) and std / mean of the gaps.
+    (None, None) when there are no gaps, no time between them, or a rate past `MAX_RATE` (all at once)."""
+    pooled = np.concatenate(gaps) if gaps else np.zeros(0)
+    total = float(pooled.sum())
+    if not len(pooled) or not total > 0 or len(pooled) / total > MAX_RATE:
+        return None, None
+    return len(pooled) / total, round(float(pooled.std() / pooled.mean()), 6)  # even gaps: 0, not noise
+
+
+def _number_list(value: Any, n: int) -> np.ndarray | None:
+    """`value` as n finite floats, or None."""
+    if not isinstance(value, list) or len(value) != n:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return None
+    out = np.asarray(value, dtype=float)
+    return out if bool(np.isfinite(out).all()) else None
+
+
+def _arrival_gaps(run: dict[str, Any], n: int) -> np.ndarray | None:
+    """The gaps between a run's arrivals, from its per-request `start_times` (vLLM `--save-detailed`), or
+    None where it has none, or where they are not arrival times; an empty array when the run sent every
+    request at once.
+
+    vLLM stamps `start_time` as the request function starts (serve.py `limited_request_func`), inside the
+    `--max-concurrency` semaphore: under a cap that is when a client slot freed, so an arrival is
+    `start_times - queue_times` (the client queue time it records), and without `queue_times` a capped
+    run's arrivals are unknown. A run sent at once (request rate inf) starts every request in one burst
+    before any answer comes back: when its last arrival precedes its first token (`ttfts`), it is at once,
+    not a stream of thousands of requests per second."""
+    starts = _number_list(run.get("start_times"), n)
+    if starts is None or n < 2:
+        return None
+    queue = _number_list(run.get("queue_times"), n)
+    cap = run.get("max_concurrency")
+    if queue is not None:
+        arrivals = starts - queue
+    elif isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+        return None
+    else:
+        arrivals = starts
+    ttfts = _number_list(run.get("ttfts"), n)
+    if ttfts is not None and (ttfts > 0).any():
+        first_token = float((starts + ttfts)[ttfts > 0].min())
+        if float(arrivals.max()) <= first_token:
+            return np.zeros(0)
+    return np.diff(np.sort(arrivals))
+
+
+def _ramp(run: dict[str, Any], path: Path) -> tuple[str, float, float] | None:
+    """A vLLM ramp-up run's (strategy, start, end requests/s), or None for a run without one.
 
     Raises:
-        InputError: no per-request lengths, or runs of different rates, caps or burstiness.
+        InputError: ramp-up fields vLLM would not have written.
     """
-    loads = {
-        tuple(str(run.get(k)) for k in ("request_rate", "max_concurrency", "burstiness")) for run in runs
-    }
+    strategy = run.get("ramp_up_strategy")
+    if strategy is None:
+        return None
+    raw = (run.get("ramp_up_start_rps"), run.get("ramp_up_end_rps"))
+    start, end = (_seconds(v) if isinstance(v, (int, float)) else None for v in raw)
+    if strategy not in RAMPS or start is None or end is None or not 0 < start <= end <= MAX_RATE:
+        raise InputError(
+            f"{path}: unreadable ramp-up (ramp_up_strategy {strategy!r}, ramp_up_start_rps {raw[0]!r}, "
+            f"ramp_up_end_rps {raw[1]!r}): vLLM ramps 'linear' or 'exponential' from a rate above 0 up"
+        )
+    return str(strategy), start, end
+
+
+def ramp_gaps(strategy: str, start: float, end: float, n: int, shape: float) -> tuple[float, float]:
+    """(mean rate, inter-arrival spread) of vLLM's ramp-up over n requests with gamma shape `shape` (inf:
+    constant gaps): request i is sent after a gap of mean 1 / r_i, r_i rising from `start` to `end`
+    linearly or geometrically in i / (n - 1) (serve.py `_get_current_request_rate`, `get_request`, which
+    rescales no ramp's delays). The mean rate is n over the expected span, sum(1 / r_i); the spread is
+    that of the pooled gaps, gamma noise (variance 1 / (shape r_i²)) on top of the ramp's own."""
+    progress = np.arange(n) / max(n - 1, 1)
+    rates = start + (end - start) * progress if strategy == "linear" else start * (end / start) ** progress
+    inv = 1.0 / rates
+    mean, second = float(inv.mean()), float((inv * inv).mean())
+    noise = 0.0 if math.isinf(shape) else 1.0 / shape
+    var = (1.0 + noise) * second - mean * mean
+    return 1.0 / mean, round(math.sqrt(max(var, 0.0)) / mean, 6)
+
+
+def _shape(value: Any) -> float | None:
+    """vLLM's `--burstiness` (a gamma shape > 0; inf for constant gaps, written `Infinity` or "inf")."""
+    if isinstance(value, str) and value.strip().lower() in ("inf", "+inf", "infinity"):
+        return math.inf
+    if isinstance(value, float) and math.isinf(value):
+        return math.inf if value > 0 else None
+    shape = _seconds(value)
+    return shape if shape is not None and shape > 0 else None
+
+
+def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfile:
+    """A benchmark result: per-request lengths; the load as the benchmark set it. Several runs of one
+    load (an SGLang result file gets a line per run, vLLM's `--append-result` one too) profile as one
+    benchmark of all their prompts; runs of different loads are refused (merged, they were replayed as
+    one run that never happened).
+
+    The arrival rate: the configured `request_rate` where it is a number (the generator's own
+    parameters, not a sample of them). Where it is not (vLLM writes "inf" for a ramp-up and for a
+    self-timed trace as for a burst), the arrivals the run recorded (`_arrival_gaps`) are profiled as a
+    log's stamps are; without them a ramp-up is planned at its mean rate (`ramp_gaps`: a plan holds one
+    rate, and the ramp's mean is the load it carried over its run), and SGLang's replay of a trace's own
+    times (request_rate "trace") is refused, its rate being nowhere in the file.
+
+    Raises:
+        InputError: no per-request lengths, every request failed, runs of different loads, or a
+            trace-timed run without its times.
+    """
+    loads = {tuple(str(run.get(k)) for k in LOAD_KEYS) for run in runs}
     if len(loads) > 1:
-        seen = "; ".join(f"rate {r}, max_concurrency {c}, burstiness {b}" for r, c, b in sorted(loads)[:4])
+        seen = "; ".join(
+            f"rate {r}, max_concurrency {c}, burstiness {b}"
+            + (f", ramp-up {s} {a} to {e}" if s != "None" else "")
+            for r, c, b, s, a, e in sorted(loads)[:4]
+        )
         raise InputError(
             f"{path}: {len(runs)} benchmark runs of {len(loads)} different loads ({seen}): profile one "
             "run at a time (one line of the file each)"
         )
     isl: list[int] = []
     osl: list[int] = []
-    bad = 0
+    bad = failed = 0
+    gaps: list[np.ndarray] | None = []
     for run in runs:
         ins, outs = run.get("input_lens") or [], run.get("output_lens") or []
         if not isinstance(ins, list) or not isinstance(outs, list):
             ins, outs = [], []
+        errors = run.get("errors")
+        errors = errors if isinstance(errors, list) and len(errors) == len(ins) else [""] * len(ins)
         bad += abs(len(ins) - len(outs))  # a request with one length only is not usable
-        for a, b in zip(ins, outs, strict=False):
+        for a, b, error in zip(ins, outs, errors, strict=False):
             ia, ob = _tokens(a), _tokens(b)
+            if ia is not None and (
+                (b == 0 and not isinstance(b, bool)) or (isinstance(error, str) and error)
+            ):
+                failed += 1  # vLLM's calculate_metrics records a failed request's output length as 0
+                continue
             if ia is None or ob is None:
                 bad += 1
                 continue
             isl.append(ia)
             osl.append(ob)
+        run_gaps = _arrival_gaps(run, len(ins)) if len(ins) == len(outs) else None
+        if gaps is not None and run_gaps is not None:
+            gaps.append(run_gaps)
+        else:
+            gaps = None
+    engine_flag = {"vllm-bench": "--save-detailed", "sglang-bench": "--output-details"}[source]
+    if not isl and failed:
+        raise InputError(
+            f"{path}: every one of the benchmark's {failed} requests failed: no lengths to profile"
+        )
     if not isl:
         raise InputError(
-            f"{path}: no per-request lengths (run the benchmark with --save-detailed / --output-details)"
+            f"{path}: no per-request lengths: the result was saved without them (rerun the benchmark "
+            f"with {engine_flag})"
         )
     last = runs[-1]
-    rate = _seconds(last.get("request_rate"))
+    raw_rate = last.get("request_rate")
+    rate = _seconds(raw_rate)
     rate = rate if rate is not None and 0 < rate <= MAX_RATE else None  # inf: all at once
-    burstiness = _seconds(last.get("burstiness"))  # vLLM's --burstiness: a gamma shape, > 0
+    shape = _shape(last.get("burstiness"))  # vLLM's --burstiness: a gamma shape, > 0
+    ramp = _ramp(last, path)
+    cv: float | None = None
+    load = "configured"
+    if rate is not None:
+        cv = 0.0 if shape == math.inf else None  # get_request's burstiness == inf: gaps of exactly 1/rate
+    elif (measured := _gap_stats(gaps or []))[0] is not None:  # at once: no gaps, no rate
+        rate, cv = measured
+        load = "start-times"
+        shape = 1.0 / (cv * cv) if cv else None
+    elif ramp is not None:
+        rate, cv = ramp_gaps(*ramp, _count(last), 1.0 if shape is None else shape)
+        load = "ramp-mean"
+        shape = 1.0 / (cv * cv) if cv else None
+    elif isinstance(raw_rate, str) and raw_rate.strip().lower() == "trace":
+        raise InputError(
+            f"{path}: the benchmark replayed its trace's own arrival times (request_rate 'trace'), which "
+            "its result does not hold: profile the trace itself as a request log"
+        )
     conc = last.get("max_concurrency")
     return WorkloadProfile(
         source=source,
@@ -365,10 +579,28 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
         isl=_stats(np.asarray(isl)),
         osl=_stats(np.asarray(osl)),
         request_rate=rate,
-        interarrival_cv=None,
-        gamma_shape=burstiness if rate is not None and burstiness is not None and burstiness > 0 else None,
+        interarrival_cv=cv if rate is not None else None,
+        gamma_shape=shape if rate is not None and shape is not None and math.isfinite(shape) else None,
         max_concurrency=conc if isinstance(conc, int) and not isinstance(conc, bool) and conc > 0 else None,
+        failed=failed,
+        load=load,
+        ramp_up=f"{ramp[0]} {ramp[1]:g} to {ramp[2]:g} requests/s" if ramp else None,
     )
+
+
+def _count(run: dict[str, Any]) -> int:
+    """The requests a run sent: its per-request list's length, else `num_prompts`, else `completed` +
+    `failed` (at least 1)."""
+    lens = run.get("input_lens")
+    if isinstance(lens, list) and lens:
+        return len(lens)
+    prompts = run.get("num_prompts")
+    if isinstance(prompts, int) and not isinstance(prompts, bool) and prompts > 0:
+        return prompts
+    done = [
+        v for k in ("completed", "failed") if isinstance(v := run.get(k), int) and not isinstance(v, bool)
+    ]
+    return max(1, sum(v for v in done if v > 0))
 
 
 def _json_lines(text: str) -> Iterator[tuple[int, Any]]:
@@ -397,7 +629,7 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
         if not isinstance(obj, dict):
             bad_lines.append(number)
             continue
-        if "input_lens" in obj:  # an SGLang bench_serving run
+        if _is_bench(obj):  # a benchmark run: SGLang's line per run, vLLM's --append-result
             runs.append(obj)
             continue
         ia, ob = _tokens(_first(obj, PROMPT_KEYS)), _tokens(_first(obj, OUTPUT_KEYS))
@@ -418,7 +650,7 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
         isl, osl, times = [isl[i] for i in timed], [osl[i] for i in timed], [times[i] for i in timed]
         numbers = [numbers[i] for i in timed]
     if runs and not isl:
-        prof = _bench(runs, "sglang-bench", path)
+        prof = _bench(runs, _bench_source(runs, one_object=False), path)
         return prof.model_copy(
             update={"malformed": prof.malformed + len(bad_lines), "malformed_lines": tuple(bad_lines[:10])}
         )
@@ -437,12 +669,7 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
             isl, osl, times = [isl[i] for i in kept], [osl[i] for i in kept], [times[i] for i in kept]
         times = [t / EPOCH_UNITS[unit] for t in times]
     if len(times) >= 2 and not math.isnan(times[0]):
-        arrivals = np.sort(np.asarray(times))
-        span = float(arrivals[-1] - arrivals[0])
-        if span > 0 and (len(arrivals) - 1) / span <= MAX_RATE:
-            rate = (len(arrivals) - 1) / span
-            gaps = np.diff(arrivals)
-            cv = round(float(gaps.std() / gaps.mean()), 6)  # evenly spaced: 0, not rounding noise
+        rate, cv = _gap_stats([np.diff(np.sort(np.asarray(times)))])
     return WorkloadProfile(
         source="request-log",
         requests=len(isl),

@@ -35,7 +35,7 @@ def add_profile_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.
 def cmd_profile(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from autoparallel.bounds import input_error
+    from autoparallel.bounds import BOUNDS, input_error
     from autoparallel.workload_profile import TIME_KEYS, profile_file, to_serving, write_workload_file
 
     prof = profile_file(args.log)
@@ -48,7 +48,17 @@ def cmd_profile(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"profile": prof.model_dump(), "serving": serving.model_dump()}, indent=2))
         return 0
-    if prof.request_rate:
+    if prof.request_rate and prof.load == "ramp-mean":
+        rate = (
+            f"{prof.request_rate:.4g} requests/s, the mean of the benchmark's {prof.ramp_up} ramp-up "
+            "averaged over its run (a plan holds one rate; the result has no per-request start times)"
+        )
+    elif prof.request_rate and prof.load == "start-times":
+        ramp = f" of its {prof.ramp_up} ramp-up" if prof.ramp_up else ""
+        rate = (
+            f"{prof.request_rate:.4g} requests/s, measured from the benchmark's per-request start times{ramp}"
+        )
+    elif prof.request_rate:
         unit = "" if prof.time_unit == "s" else f" (stamps read as epoch {prof.time_unit})"
         rate = f"{prof.request_rate:.4g} requests/s{unit}"
     elif prof.source == "prometheus":
@@ -62,10 +72,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
             f"not recorded: no line stamps its arrival under {', '.join(TIME_KEYS)}, so the log is "
             "planned as a stream at whatever rate the deployment sustains"
         )
+    even = (
+        "; the benchmark's burstiness inf: gaps of exactly 1/rate, planned at the burstiness bound "
+        f"{BOUNDS['burstiness'].hi:g}"
+        if prof.load == "configured"
+        else ""
+    )
     burst = (
         f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape {prof.gamma_shape:.2f})"
         if prof.interarrival_cv
-        else "evenly spaced arrivals (inter-arrival spread 0)"
+        else f"evenly spaced arrivals (inter-arrival spread 0{even})"
         if prof.interarrival_cv == 0
         else f"burstiness {prof.gamma_shape:g} (the benchmark's gamma shape; 1 = Poisson)"
         if prof.gamma_shape
@@ -79,6 +95,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
         f"p90 {prof.osl.p90:.0f}, p99 {prof.osl.p99:.0f}, max {prof.osl.max}",
         f"arrival rate: {rate}; {burst}",
     ]
+    if prof.failed:
+        lines.append(
+            f"failed: {prof.failed} requests the benchmark recorded as failed (output length 0 or an "
+            "error), not profiled"
+        )
     if prof.malformed:
         where = ", ".join(map(str, prof.malformed_lines))
         more = ", ..." if prof.malformed > len(prof.malformed_lines) else ""

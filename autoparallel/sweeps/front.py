@@ -405,7 +405,11 @@ def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     cols = min(3, len(pairs))
     rows = math.ceil(len(pairs) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.8 * rows), squeeze=False)
+    # Constrained layout places the suptitle above the top row of panels (tight_layout left it over
+    # them from 4 rows on: 5 objectives, 10 panels).
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(6.4 * cols, 4.8 * rows), squeeze=False, layout="constrained"
+    )
     knee = front.knee()
     labels = [front.label(p) for p in front.plans]
     groups = [front.group(p) for p in front.plans]
@@ -453,7 +457,6 @@ def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -
         else "not proven complete"
     )
     fig.suptitle(_plain(title or f"Pareto front: {' vs '.join(names)} ({len(front)} points, {status})"))
-    fig.tight_layout()
     try:
         fig.savefig(path, dpi=110, metadata={"Description": f"points={len(front)} panels={len(pairs)}"})
     except OSError as exc:
