@@ -194,9 +194,9 @@ def _capacity_rps(aggregated: FleetPlan | None, disaggregated: Any, mode: str) -
 
 
 def _role_dict(e: Any) -> dict[str, Any]:
-    out: dict[str, Any] = e.model_dump(mode="json", exclude={"config", "placement"})
-    out["placement"] = [p.model_dump(mode="json") for p in e.placement]
-    return out
+    from autoparallel.solvers.deployment.disagg_plan import role_dict
+
+    return role_dict(e)
 
 
 def _agg_summary(plan: FleetPlan | None) -> dict[str, Any] | None:
@@ -294,6 +294,8 @@ def compare_disagg(
     The settings' time limit bounds the whole comparison, both deployments and their tables.
     """
     from autoparallel.solvers.deployment.disagg_plan import solve_roles
+    from autoparallel.solvers.deployment.driver import leading, needs_mixed, objective_chain, objective_label
+    from autoparallel.solvers.deployment.front import solve_mixed
     from autoparallel.solvers.deployment.roles import build_role_space, ttft_below_transfer
     from autoparallel.solvers.settings import SolverSettings
 
@@ -332,7 +334,20 @@ def compare_disagg(
         return Comparison("aggregated", aggregated, None, why, request_rate=rate)
     ttft_gap = ttft_below_transfer(rs, workload, cluster)
     try:
-        disaggregated = solve_roles(rs, objective, settings, deadline=deadline)
+        if objective is not None and needs_mixed(objective_chain(objective)):
+            # the worst TPOT over every decode entry: the mixed space's query (`front.solve_mixed`)
+            disaggregated = solve_mixed(
+                models[0],
+                cluster,
+                objective_chain(objective),
+                mode="on",
+                label=objective_label(objective),
+                settings=settings,
+                options=options,
+                deadline=deadline,
+            ).disaggregated
+        else:
+            disaggregated = solve_roles(rs, objective, settings, deadline=deadline)
     except InfeasibleError as exc:
         reason = ttft_gap or str(exc)
         if mode == "on" or aggregated is None:
@@ -345,7 +360,7 @@ def compare_disagg(
     if aggregated is None:
         why = f"no aggregated deployment: {agg_error}"
         return Comparison("disaggregated", None, disaggregated, why, launch, rate)
-    verdict = _verdict(aggregated, disaggregated, workload)
+    verdict = _verdict(aggregated, disaggregated, workload, leading(objective))
     if mode == "on" and verdict.mode == "aggregated":
         verdict = dataclasses.replace(
             verdict,
@@ -362,9 +377,12 @@ def _smallest_engine(space: Any, aggregated: FleetPlan | None) -> int | None:
     return min(sizes) if sizes else None
 
 
-def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving) -> Comparison:
+def _verdict(
+    aggregated: FleetPlan, disaggregated: Any, workload: Serving, first: str | None = None
+) -> Comparison:
     """The deployment that serves the workload's rate when only one does (the rate is a demand, as in
-    `plan`); else more goodput tokens/s per GPU, ties to lower $/M tokens."""
+    `plan`); else, when both were planned for tpot first (`first`), the lower TPOT; else more goodput
+    tokens/s per GPU, ties to lower $/M tokens."""
     a = _agg_summary(aggregated)
     assert a is not None
     d = disaggregated
@@ -378,6 +396,16 @@ def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving) -> Co
         why = (
             f"only the {win} deployment serves {rate:g} req/s ({layout}: {carried[win]:.2f} req/s at the "
             f"SLOs); the {lose} one carries {carried[lose]:.2f} req/s at most"
+        )
+        return Comparison(win, aggregated, d, why)
+    pa, pd = a["tpot_ms"], d.tpot_ms
+    if first == "tpot" and not math.isclose(pa, pd, rel_tol=1e-9):
+        win = "disaggregated" if pd < pa else "aggregated"
+        layout = (_disagg_summary(d) or {})["layout"] if pd < pa else a["layout"]
+        why = (
+            f"objective tpot: TPOT {min(pa, pd):.1f} vs {max(pa, pd):.1f} ms ({layout}; "
+            f"{d.tokens_per_s_per_gpu:.0f} vs {a['tokens_per_s_per_gpu']:.0f} tokens/s/GPU disaggregated "
+            "vs aggregated)"
         )
         return Comparison(win, aggregated, d, why)
     ta, td = a["tokens_per_s_per_gpu"], d.tokens_per_s_per_gpu

@@ -64,9 +64,13 @@ DEPLOYMENT: dict[str, ObjectiveInfo] = {
         ObjectiveInfo("cost", False, "US$ per hour of the GPUs used"),
         ObjectiveInfo("gpus", False, "GPUs used"),
         ObjectiveInfo("cost_per_mtok", False, "US$ per million output tokens served (a ratio)"),
+        ObjectiveInfo(
+            "tpot", False, "the worst TPOT of one model's engines, ms (decode engines: pure decode)"
+        ),
     )
 }
-"""Deployment (fleet) objectives: replica counts over engines, pools and models."""
+"""Deployment (fleet) objectives: replica counts over engines, pools and models. `tpot` is one model's
+(`solvers/deployment/front.py::solve_mixed`: the query of a deployment front's first point)."""
 
 ALIASES: dict[str, str] = {"headroom": "memory", "cost-per-mtok": "cost_per_mtok"}
 """Other names accepted for an objective (both problems)."""
@@ -86,6 +90,7 @@ DEFAULT_CHAINS: dict[Kind, dict[str, tuple[str, ...]]] = {
         "cost": ("cost", "throughput"),
         "gpus": ("gpus", "cost", "throughput"),
         "cost_per_mtok": ("cost_per_mtok",),
+        "tpot": ("tpot", "throughput"),
     },
 }
 """The lexicographic chain a single objective name stands for."""
@@ -172,14 +177,35 @@ def parse_objective(objective: object, kind: Kind) -> Chain:
 def deployment_objective(name: str | None, has_rate: bool) -> str | None:
     """The deployment planner's objective for a serving objective name (`plan --objective`, a sweep
     scenario's `objective`), for the sections and rows that plan a deployment of the same request:
-    cost is $/hour at the rate ($ per million tokens without one); ttft / tpot / headroom (memory) /
-    mfu are single-engine objectives, so the deployment takes its default (None: goodput with a rate,
-    throughput without); the rest are deployment objectives already."""
-    if name in (None, "ttft", "tpot", "headroom", "memory", "mfu"):
+    cost is $/hour at the rate ($ per million tokens without one); tpot is the worst TPOT of the
+    deployment's engines, then throughput (`DEFAULT_CHAINS`); ttft / headroom (memory) / mfu are not
+    deployment objectives (`deployment_objective_note` says why), so the deployment takes its default
+    (None: goodput with a rate, throughput without); the rest are deployment objectives already."""
+    if name in (None, "ttft", "headroom", "memory", "mfu"):
         return None
     if name == "cost":
         return "cost" if has_rate else "cost_per_mtok"
     return ALIASES.get(name, name)
+
+
+NOT_FOR_DEPLOYMENTS: dict[str, str] = {
+    "ttft": "a deployment's TTFT is a limit (--ttft-ms), not an objective: a disaggregated TTFT is the "
+    "prefill ranks' queueing at the carried load, not linear in the replica counts (docs/design.md)",
+    "memory": "KV-cache headroom is one engine's figure, not a deployment's",
+    "mfu": "mfu is a training objective",
+}
+"""Why a serving objective name is not planned for deployments (`deployment_objective` gives None)."""
+
+
+def deployment_objective_note(name: str | None, has_rate: bool) -> str:
+    """One line saying that the deployment sections are not planned at `--objective name` and at what
+    they are planned instead (empty when they are planned at it)."""
+    if name is None or deployment_objective(name, has_rate) is not None:
+        return ""
+    key = ALIASES.get(name, name)
+    default = "goodput" if has_rate else "throughput"
+    why = NOT_FOR_DEPLOYMENTS.get(key, f"{key} is not a deployment objective")
+    return f"--objective {name}: the deployment sections are planned for {default} (their default): {why}"
 
 
 def label(chain: Chain) -> str:

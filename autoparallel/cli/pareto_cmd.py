@@ -26,6 +26,7 @@ from autoparallel.cli.plan_cmd import (
     add_engine_argument,
     add_grad_reduce_flag,
     check_mode,
+    evaluate_command,
     training_options,
 )
 from autoparallel.errors import InputError
@@ -116,6 +117,15 @@ def _checked_outputs(args: argparse.Namespace, objectives: tuple[str, ...]) -> d
     return check_weights(_weights(args.weights), objectives) if args.weights else None
 
 
+def _point_dict(point: Any, train: bool) -> dict[str, Any]:
+    """A front point's JSON; a training point's carries the `evaluate --train` line that gives back
+    its figures (`plan_cmd.evaluate_command`; None where evaluate has no flag for a field)."""
+    out: dict[str, Any] = point.to_dict()
+    if train:
+        out["evaluate"] = evaluate_command(point)
+    return out
+
+
 def cmd_pareto(args: argparse.Namespace) -> int:
     """Solve the front; print it (table or JSON); optionally save the table and the plot."""
     from autoparallel import api
@@ -172,7 +182,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
                 "cap": front.cap,
                 "knee": front.knee(),
                 "weighted_choice": chosen,
-                "points": [p.to_dict() for p in front],
+                "points": [_point_dict(p, args.train) for p in front],
             },
             sys.stdout,
             indent=2,

@@ -208,7 +208,20 @@ def add_evaluate_parser(sub: Any) -> None:
         "default) or a2a (all-to-all over heads, DeepSpeed-Ulysses; the only one DeepSpeed runs)",
     )
     p.add_argument("--ep", type=bounded("ep"), default=None, help="training: expert-parallel degree")
+    p.add_argument(
+        "--etp",
+        type=bounded("tp"),
+        default=None,
+        help="training, MoE models: expert tensor-parallel degree (Megatron-Core's "
+        "--expert-tensor-parallel-size; default: --tp)",
+    )
     p.add_argument("--vp", type=bounded("vp"), default=None, help="training: virtual pipeline stages")
+    p.add_argument(
+        "--layers-per-stage",
+        default=None,
+        help="training: decoder layers on each pipeline stage, e.g. 12,13,13,10 (or 12/13/13/10, as a "
+        "front labels it); default: as even as possible, the remainder on the first stages",
+    )
     p.add_argument("--micro-batch", type=bounded("micro_batch"), default=None, help="training (default 1)")
     p.add_argument(
         "--zero", choices=("0", "1", "2", "3", "dist"), default=None, help="training (default dist)"
@@ -286,7 +299,10 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
 """Options that only a serving request uses: given with --train they are an error, not ignored."""
 _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
     "plan": (*_TRAINING_FLAGS, "grad_reduce_in_bf16"),
-    "evaluate": (*_TRAINING_FLAGS, "cp", "cp_comm_type", "ep", "vp", "micro_batch", "zero", "recompute"),
+    "evaluate": (
+        *_TRAINING_FLAGS,
+        *("cp", "cp_comm_type", "ep", "etp", "vp", "micro_batch", "zero", "recompute", "layers_per_stage"),
+    ),
     "pareto": (*_TRAINING_FLAGS, "grad_reduce_in_bf16"),
 }
 """Options that only a training job uses: given without --train they are an error."""
@@ -491,6 +507,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if serving_vllm
         else None
     )
+    note = (
+        ""
+        if args.train
+        else objectives.deployment_objective_note(args.objective, workload.request_rate is not None)
+    )
+    if note and (whole is not None or comp is not None):  # not silently planned at another objective
+        print(f"note: {note}", file=sys.stderr)
     if single_error is not None:  # a deployment that serves the request stands in, disaggregated first
         if comp is not None and comp.mode == "disaggregated" and comp.unmet_rps <= 0:
             _emit_stand_in(
@@ -766,6 +789,11 @@ def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
             f"--global-batch {workload.global_batch} is not a multiple of micro-batch × dp = "
             f"{args.micro_batch} × {dp}"
         )
+    stages = _layers_per_stage(args.layers_per_stage, args.pp)
+    if args.etp is not None and not api._model(args.model).is_moe:
+        raise InputError(
+            f"--etp {args.etp}: {args.model} has no MoE layers; expert tensor parallelism splits experts"
+        )
     config = TrainingConfig(
         tp=args.tp,
         pp=args.pp,
@@ -773,12 +801,14 @@ def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
         cp=args.cp,
         cp_comm=args.cp_comm_type,
         ep=args.ep,
+        etp=None if args.etp in (None, args.tp) else args.etp,  # None: etp = tp, as the planner writes it
         vp=args.vp,
         micro_batch=args.micro_batch,
         global_batch=workload.global_batch,
         seq_len=workload.seq_len,
         zero=ZeroStage(args.zero),
         recompute=Recompute(args.recompute),
+        layers_per_stage=stages,
         precision=workload.precision,
     )
     if config.world_size > cluster.world_size:
@@ -786,3 +816,59 @@ def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
             f"tp × pp × dp × cp = {config.world_size} GPUs, but the cluster has {cluster.world_size}"
         )
     return api.evaluate(args.model, cluster, config, workload)
+
+
+def _layers_per_stage(text: str | None, pp: int) -> tuple[int, ...] | None:
+    """`--layers-per-stage 12,13,13,10` (or `12/13/13/10`) as a tuple of pp positive counts (their sum
+    is checked against the model's layers by `validation.training_problems`).
+
+    Raises:
+        InputError: not integers, one not positive, or not one count per stage.
+    """
+    if text is None:
+        return None
+    parts = text.replace("/", ",").split(",")
+    if len(text) > 200 or not all(p.strip().isdigit() for p in parts):
+        raise InputError(f"--layers-per-stage {text[:60]!r}: expected layer counts like 12,13,13,10")
+    stages = tuple(int(p) for p in parts)
+    if min(stages) < 1:
+        raise InputError(f"--layers-per-stage {text}: every stage needs at least one layer")
+    if len(stages) != pp:
+        raise InputError(f"--layers-per-stage {text}: {len(stages)} stages given, --pp is {pp}")
+    return stages
+
+
+def evaluate_command(plan: Any) -> str | None:
+    """The `autoparallel evaluate --train` line that re-evaluates a training plan's configuration (a
+    front point's) to the same figures: every field the planner sets, --etp and --layers-per-stage
+    included where they differ from evaluate's defaults (tp; the even split). None when the
+    configuration has a field evaluate takes no flag for (per-stage recompute, offload, sequence
+    parallelism off, an MoE capacity factor, EP overlap: options the CLI's planners never set)."""
+    import shlex
+
+    from autoparallel.configs import even_split
+
+    c = plan.config
+    if (
+        c.stage_recompute is not None
+        or c.offload_optimizer
+        or c.offload_params
+        or (not c.sequence_parallel and c.tp > 1)
+        or c.moe_capacity_factor is not None
+        or c.ep_overlap
+    ):
+        return None
+    words = ["autoparallel", "evaluate", plan.model_id or plan.model.name, "--cluster", plan.cluster.spec]
+    words += ["--train", "--seq-len", str(c.seq_len), "--global-batch", str(c.global_batch)]
+    words += ["--precision", c.precision] if c.precision != "bf16" else []
+    words += ["--tp", str(c.tp), "--pp", str(c.pp), "--dp", str(c.dp)]
+    words += ["--cp", str(c.cp)] if c.cp > 1 else []
+    words += ["--cp-comm-type", c.cp_comm] if c.cp_comm != "p2p" else []
+    words += ["--ep", str(c.ep)] if c.ep > 1 else []
+    words += ["--etp", str(c.etp)] if c.etp not in (None, c.tp) else []
+    words += ["--vp", str(c.vp)] if c.vp > 1 else []
+    words += ["--micro-batch", str(c.micro_batch), "--zero", c.zero.value, "--recompute", c.recompute.value]
+    stages = c.stage_layers(plan.model.num_layers)
+    if stages != even_split(plan.model.num_layers, c.pp):
+        words += ["--layers-per-stage", ",".join(map(str, stages))]
+    return shlex.join(words)

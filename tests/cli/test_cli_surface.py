@@ -57,6 +57,8 @@ FROZEN: dict[str, set[str]] = {
         "--enforce-eager",
         "--engine",
         "--ep",
+        "--etp",
+        "--layers-per-stage",
         "--gpu-memory-utilization",
         "--kv-cache-dtype",
         "--max-model-len",

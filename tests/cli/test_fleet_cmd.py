@@ -223,7 +223,7 @@ def test_workload_flags_beside_a_fleet_file_are_refused(
     assert f"{flags[0]}: a fleet file gives each model's workload" in err and len(err.splitlines()) == 1
 
 
-@pytest.mark.parametrize("objective", ["tpot", "mfu"])
+@pytest.mark.parametrize("objective", ["ttft", "mfu"])
 def test_a_single_engine_objective_for_a_deployment_is_refused(
     objective: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

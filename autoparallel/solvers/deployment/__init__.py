@@ -10,13 +10,16 @@ oracle.py   brute force over replica counts (shares only the space with the CP-S
 
 from __future__ import annotations
 
+from autoparallel.errors import InputError, InternalError
 from autoparallel.hardware import Cluster
 from autoparallel.solvers.deployment.decoder import DeployedEngine, Deployment, ModelService, decode
 from autoparallel.solvers.deployment.driver import (
     CHAINS,
     Objective,
     default_objective,
+    needs_mixed,
     objective_chain,
+    objective_label,
     optimize,
 )
 from autoparallel.solvers.deployment.explain import explain_infeasible
@@ -62,8 +65,7 @@ def solve_space(
     counts = optimize(space, chain, run) if space.engines else None
     if counts is None:
         raise explain_infeasible(space, settings)
-    label = name if isinstance(name, str) else ("+".join(name) if isinstance(name, tuple) else str(name))
-    return decode(space, counts, label, run.stats())
+    return decode(space, counts, objective_label(name), run.stats())
 
 
 def solve_deployment(
@@ -78,12 +80,51 @@ def solve_deployment(
 
     objective: "goodput" (default with rates: served tokens/s within SLO, then $/hour), "throughput"
         (default without rates), "cost" ($/hour meeting every rate), "gpus", "cost_per_mtok"; a tuple
-        for a lexicographic order; {name: weight} for a weighted sum.
+        for a lexicographic order; {name: weight} for a weighted sum. "tpot" (then throughput; one
+        model): the least worst TPOT of the engines, over every admissible entry of the serving
+        tables (`front.solve_mixed`, the query of a deployment front's first point), any rate a
+        demand.
 
     The settings' time limit bounds the whole call, the serving tables of every (model, pool)
     included (SolverTimeoutError when they outlast it).
+
+    Raises:
+        InputError: tpot for a fleet of several models, or with goodput or cost_per_mtok.
     """
     settings = settings or SolverSettings()
     deadline = settings.deadline()
+    if objective is not None and needs_mixed(objective_chain(objective)):
+        return _solve_tpot(models, cluster, objective, settings, options, deadline)
     space = build_deployment_space(models, cluster, options, deadline=deadline)
     return solve_space(space, objective, settings, deadline=deadline)
+
+
+def _solve_tpot(
+    models: list[FleetModel] | tuple[FleetModel, ...],
+    cluster: Cluster,
+    objective: Objective,
+    settings: SolverSettings,
+    options: ServingOptions | None,
+    deadline: float,
+) -> Deployment:
+    """`solve_deployment` at a tpot objective: one model's aggregated engines in the mixed space."""
+    from autoparallel.solvers.deployment.front import solve_mixed
+
+    if len(models) != 1:
+        raise InputError(
+            f"objective tpot is the worst TPOT of one model's engines; a fleet of {len(models)} models "
+            "optimizes goodput, throughput, cost, gpus or cost_per_mtok"
+        )
+    point = solve_mixed(
+        models[0],
+        cluster,
+        objective_chain(objective),
+        mode="off",
+        label=objective_label(objective),
+        settings=settings,
+        options=options,
+        deadline=deadline,
+    )
+    if point.aggregated is None:
+        raise InternalError("a mixed space of mode off returned a disaggregated deployment")
+    return point.aggregated

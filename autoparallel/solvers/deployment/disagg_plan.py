@@ -14,6 +14,7 @@ limit.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,7 +23,13 @@ from autoparallel.errors import InfeasibleError, InternalError
 from autoparallel.perf import disagg
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.solvers.deployment.decoder import BASE_PORT, ReplicaPlacement, place
-from autoparallel.solvers.deployment.driver import Objective, default_objective, objective_chain, optimize
+from autoparallel.solvers.deployment.driver import (
+    Objective,
+    default_objective,
+    objective_chain,
+    objective_label,
+    optimize,
+)
 from autoparallel.solvers.deployment.explain import why_no_engine
 from autoparallel.solvers.deployment.roles import (
     RoleSpace,
@@ -100,6 +107,14 @@ class DisaggDeployment(_Frozen):
         return self.goodput_tokens_per_s / self.gpus_used if self.gpus_used else 0.0
 
 
+def role_dict(e: RoleEngine) -> dict[str, Any]:
+    """A prefill or decode engine's JSON (`plan --disagg --json`, a deployment front's points): its
+    figures and placement, without the ServingConfig."""
+    out: dict[str, Any] = e.model_dump(mode="json", exclude={"config", "placement"})
+    out["placement"] = [p.model_dump(mode="json") for p in e.placement]
+    return out
+
+
 def solve_roles(
     rs: RoleSpace,
     objective: Objective | None = None,
@@ -121,8 +136,7 @@ def solve_roles(
     counts = optimize(rs.space, objective_chain(name), run) if rs.space.engines else None
     if counts is None:
         raise InfeasibleError(_why_infeasible(rs))
-    label = name if isinstance(name, str) else ("+".join(name) if isinstance(name, tuple) else str(name))
-    return decode_roles(rs, counts, label, run.stats())
+    return decode_roles(rs, counts, objective_label(name), run.stats())
 
 
 def _why_infeasible(rs: RoleSpace) -> str:

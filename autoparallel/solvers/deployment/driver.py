@@ -46,6 +46,32 @@ def objective_chain(objective: Objective) -> tuple[str, ...] | dict[str, float]:
     return chain
 
 
+MIXED_ONLY = frozenset({"tpot"})
+"""Objectives of one model's mixed space only (`front.solve_mixed`): the worst TPOT of the engines
+used needs every admissible entry (not one per shape) and a TPOT variable, which the fleet encoder
+(encoder.py) has not."""
+
+
+def needs_mixed(chain: tuple[str, ...] | dict[str, float]) -> bool:
+    """True when `chain` holds an objective only the mixed space optimizes (`MIXED_ONLY`)."""
+    return any(name in MIXED_ONLY for name in chain)
+
+
+def leading(objective: Objective | None) -> str | None:
+    """The objective a lexicographic order optimizes first (None: none given, or a weighted sum)."""
+    if objective is None:
+        return None
+    chain = objective_chain(objective)
+    return None if isinstance(chain, dict) else chain[0]
+
+
+def objective_label(objective: Objective) -> str:
+    """The objective as a deployment names it: the name, `a+b` for an order, the weights' repr."""
+    if isinstance(objective, str):
+        return objective
+    return "+".join(objective) if isinstance(objective, tuple) else str(objective)
+
+
 def needs_hard_demand(chain: tuple[str, ...] | dict[str, float]) -> bool:
     """Rates are constraints unless goodput (which counts served requests up to the rate) leads."""
     first = next(iter(chain))
@@ -55,7 +81,17 @@ def needs_hard_demand(chain: tuple[str, ...] | dict[str, float]) -> bool:
 def optimize(
     space: DeploymentSpace, chain: tuple[str, ...] | dict[str, float], run: driver.Run
 ) -> list[int] | None:
-    """Replica counts of the optimum (lexicographic, weighted or ratio); None when infeasible."""
+    """Replica counts of the optimum (lexicographic, weighted or ratio); None when infeasible.
+
+    Raises:
+        InputError: a `MIXED_ONLY` objective (solve_deployment and compare_disagg take it to the mixed
+            space; a built fleet space has no TPOT variable).
+    """
+    if needs_mixed(chain):
+        raise InputError(
+            f"objective {'>'.join(chain)}: tpot is optimized over one model's mixed space "
+            "(solve_deployment, compare_disagg), not over a built deployment or role space"
+        )
     enc = build(space, hard_demand=needs_hard_demand(chain))
     if chain == ("cost_per_mtok",):
         return _dinkelbach(enc, run)

@@ -15,7 +15,7 @@ from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.hardware import Cluster
 from autoparallel.solvers import driver
 from autoparallel.solvers.deployment.decoder import Deployment, decode
-from autoparallel.solvers.deployment.disagg_plan import DisaggDeployment, decode_roles
+from autoparallel.solvers.deployment.disagg_plan import DisaggDeployment, decode_roles, role_dict
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace, build_mixed_space
 from autoparallel.solvers.deployment.mixed_encoder import build_mixed
 from autoparallel.solvers.deployment.space import FleetModel
@@ -126,8 +126,6 @@ class DeploymentPoint:
     def to_dict(self) -> dict[str, Any]:
         """JSON: mode, figures, and `engines[]` (aggregated) or `prefill[]` / `decode[]` (disaggregated),
         with the same engine fields as `plan --disagg ... --json`."""
-        from autoparallel.disagg import _role_dict
-
         out: dict[str, Any] = {
             "mode": self.mode,
             "label": self.label,
@@ -146,8 +144,8 @@ class DeploymentPoint:
         }
         if self.disaggregated is not None:
             d = self.disaggregated
-            out["prefill"] = [_role_dict(e) for e in d.prefill]
-            out["decode"] = [_role_dict(e) for e in d.decode]
+            out["prefill"] = [role_dict(e) for e in d.prefill]
+            out["decode"] = [role_dict(e) for e in d.decode]
             out["bound"] = d.bound
             out["ttft_parts_ms"] = {
                 "prefill_wait": d.worst.prefill_wait_ms,
@@ -236,6 +234,52 @@ def pareto_mixed(
     return front
 
 
+def solve_mixed(
+    fm: FleetModel,
+    cluster: Cluster,
+    chain: tuple[str, ...] | dict[str, float],
+    *,
+    mode: str,
+    label: str,
+    settings: SolverSettings | None = None,
+    options: ServingOptions | None = None,
+    deadline: float | None = None,
+) -> DeploymentPoint:
+    """The optimum of `chain` (lexicographic, or {name: weight}) over `fm`'s mixed space on `cluster`:
+    with ("tpot", "throughput") the query that finds the first point of `pareto_mixed(objectives=
+    ("tpot", "throughput"))`, the least worst TPOT of the engines used (an aggregated engine's step,
+    a decode engine's pure decode step), then the most tokens/s at it. `mode` "off" keeps aggregated
+    engines, "on" prefill / decode engines, "auto" either. The point is decoded by the float model
+    (its figures labelled `label`) and checked against the solver's values, as a front's are;
+    `deadline` (a `time.perf_counter()`; default the settings' limit from now) bounds the tables too.
+
+    Raises:
+        InputError: an objective the mixed model has not (`OBJECTIVES`: goodput, cost_per_mtok), or
+            a bad mode.
+        InfeasibleError: no deployment meets the limits and the rate (with `mode="on"`: why no
+            disaggregated one, with numbers).
+        SolverTimeoutError: the tables or the search outlast the time limit.
+    """
+    names = tuple(chain)
+    other = [n for n in names if n not in OBJECTIVES]
+    if other:
+        raise InputError(
+            f"objective {label}: {other[0]} cannot be optimized with tpot; a deployment's TPOT goes with "
+            f"{', '.join(n for n in OBJECTIVES if n != 'tpot')}"
+        )
+    settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
+    if deadline is None:
+        deadline = settings.deadline()
+    space = build_mixed_space(fm, cluster, options, mode=mode, deadline=deadline)
+    if mode == "on" and space.note:
+        raise InfeasibleError(space.note)
+    run = driver.Run(settings, deadline=deadline)
+    counts = driver.optimize(build_mixed(space), chain, run) if space.engines else None
+    if counts is None:
+        raise InfeasibleError(_why_none(space))
+    return decode_point(space, counts, names, run, label)
+
+
 def _why_none(space: MixedSpace) -> str:
     fm = space.fleet_model
     w = fm.workload
@@ -250,9 +294,14 @@ def _why_none(space: MixedSpace) -> str:
 
 
 def decode_point(
-    space: MixedSpace, counts: tuple[int, ...], names: tuple[str, ...], run: driver.Run
+    space: MixedSpace,
+    counts: tuple[int, ...],
+    names: tuple[str, ...],
+    run: driver.Run,
+    objective: str = "front",
 ) -> DeploymentPoint:
-    """The float model's deployment of `counts`, checked against the solver's objective values.
+    """The float model's deployment of `counts` (labelled `objective`), checked against the solver's
+    objective values.
 
     Raises:
         InternalError: the float figures differ from the solver's beyond its rounding.
@@ -260,10 +309,10 @@ def decode_point(
     agg, roles = space.split(counts)
     stats = run.stats()
     if any(roles):
-        d = decode_roles(space.roles, roles, "front", stats)
+        d = decode_roles(space.roles, roles, objective, stats)
         point = DeploymentPoint("disaggregated", None, d, tuple(run.values[n] for n in names), run.status)
     else:
-        a = decode(space.aggregated, agg, "front", stats)
+        a = decode(space.aggregated, agg, objective, stats)
         point = DeploymentPoint("aggregated", a, None, tuple(run.values[n] for n in names), run.status)
     check_point(space, counts, point, names)
     return point
