@@ -26,6 +26,7 @@ from autoparallel.solvers.serving.space import ServingOptions, foreign_memory_kn
 from autoparallel.solvers.settings import SolverSettings, given_settings
 from autoparallel.solvers.training.space import TrainingOptions
 from autoparallel.validation import (
+    TrainingFramework,
     job_precision,
     require_cluster,
     require_serving,
@@ -307,7 +308,8 @@ def evaluate(
         workload: the request (default: the chatbot preset for a ServingConfig, the job a
             TrainingConfig names for itself); a serving workload with a TrainingConfig, or the
             reverse, is an error.
-        engine: the serving engine that runs `config`: vllm, sglang or trtllm (serving only).
+        engine: the serving engine that runs `config`: vllm, sglang or trtllm; for a TrainingConfig the
+            framework: megatron (the default, also for "vllm") or deepspeed, whose rules it is checked by.
         nsa_backends: SGLang's `--nsa-prefill-backend` / `--nsa-decode-backend` for a DeepSeek Sparse
             Attention model (None: SGLang's default).
     """
@@ -321,13 +323,22 @@ def evaluate(
         w = _workload(workload)
     mid = served_id(model, m)
     if isinstance(config, TrainingConfig):
-        if engine != "vllm" or nsa_backends != (None, None):
-            raise InputError("engine and nsa_backends are serving settings")
+        framework: TrainingFramework
+        if engine in ("vllm", "megatron"):  # vllm: the parameter's default
+            framework = "megatron"
+        elif engine == "deepspeed":
+            framework = "deepspeed"
+        else:
+            raise InputError(
+                f"engine {engine!r} is a serving engine; a TrainingConfig takes megatron or deepspeed"
+            )
+        if nsa_backends != (None, None):
+            raise InputError("nsa_backends are serving settings")
         if w is None:
             w = Training(seq_len=config.seq_len, global_batch=config.global_batch, precision=config.precision)
         if not isinstance(w, Training):
             raise InputError("a TrainingConfig needs a training workload (or none: the job it names)")
-        return _evaluate_training(m, c, _with_job(config, w), w, compare, mid)
+        return _evaluate_training(m, c, _with_job(config, w), w, compare, mid, framework=framework)
     if not isinstance(w, Serving):
         raise InputError("a ServingConfig needs a serving workload")
     from autoparallel.perf.engine_support import ENGINE_NAMES, engine_runtime_problem, node_span_problem
@@ -531,19 +542,30 @@ def training_memory(
 
 
 def _evaluate_training(
-    m: ModelSpec, c: Cluster, config: TrainingConfig, w: Training, compare: bool, model_id: str
+    m: ModelSpec,
+    c: Cluster,
+    config: TrainingConfig,
+    w: Training,
+    compare: bool,
+    model_id: str,
+    *,
+    framework: TrainingFramework = "megatron",
 ) -> TrainingPlan:
+    """`config` under `framework`'s rules (`validation.require_training`: DeepSpeed's Ulysses
+    replicates KV heads where Megatron's context parallelism splits them), with the optimum of the
+    same framework when `compare`."""
     from autoparallel.memory import training
     from autoparallel.perf.training import cost_to_tokens, training_perf
 
     config = config.model_copy(update={"precision": job_precision(config.precision, c.gpu)})
-    require_training(m, c, config)
+    require_training(m, c, config, framework=framework)
     mem, perf = training.training_memory(m, c.gpu, config), training_perf(m, c, config)
     cost = cost_to_tokens(m, c, config, w.tokens, perf=perf) if w.tokens else None
     solver: dict[str, Any] = {"status": "EVALUATED"}
     if compare:
         mine = perf.tokens_per_s if mem.fits else 0.0
-        solver.update(_optimum(m, c, w, None, "tokens_per_s", mine, model_id))
+        options = TrainingOptions(framework="deepspeed") if framework == "deepspeed" else None
+        solver.update(_optimum(m, c, w, options, "tokens_per_s", mine, model_id))
     return TrainingPlan(
         model=m,
         model_id=model_id,
@@ -557,6 +579,7 @@ def _evaluate_training(
         fits=mem.fits,
         problems=tuple(mem.problems),
         solver=SolverReport(**solver),
+        framework=framework,
     )
 
 

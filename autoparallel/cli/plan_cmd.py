@@ -250,7 +250,12 @@ def add_evaluate_parser(sub: Any) -> None:
     )
     p.add_argument("--kv-cache-dtype", default=None, help="default auto")
     p.add_argument("--enforce-eager", action="store_true", default=None)
-    p.add_argument("--engine", choices=("vllm", "sglang", "trtllm"), default=None, help="default vllm")
+    p.add_argument(
+        "--engine",
+        choices=("vllm", "sglang", "trtllm", *TRAINING_ENGINES),
+        default=None,
+        help="default vllm; with --train, the framework whose rules the layout meets (default megatron)",
+    )
     nsa = p.add_argument_group(
         "SGLang, DeepSeek Sparse Attention models (default: SGLang's own by KV dtype and GPU)"
     )
@@ -290,7 +295,6 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
         "quantization",
         "kv_cache_dtype",
         "enforce_eager",
-        "engine",
         "nsa_prefill_backend",
         "nsa_decode_backend",
     ),
@@ -339,8 +343,7 @@ def check_mode(args: argparse.Namespace, command: str) -> None:
     if given:
         mode = "a training job (--train)" if train else "serving (add --train to plan training)"
         raise InputError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to {mode}")
-    if command != "evaluate":
-        check_engine(args)
+    check_engine(args)
     for dest, default in _DEFAULTS.items():
         if hasattr(args, dest) and getattr(args, dest) is None:
             setattr(args, dest, "megatron" if dest == "engine" and train else default)
@@ -815,7 +818,7 @@ def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
         raise InputError(
             f"tp × pp × dp × cp = {config.world_size} GPUs, but the cluster has {cluster.world_size}"
         )
-    return api.evaluate(args.model, cluster, config, workload)
+    return api.evaluate(args.model, cluster, config, workload, engine=args.engine)
 
 
 def _layers_per_stage(text: str | None, pp: int) -> tuple[int, ...] | None:

@@ -9,7 +9,14 @@ stated tolerance:
     memory      KiB      (an 80 GiB GPU is 8.4e7 units; a block of KV cache is >= 16 KiB)
     time        µs       (TPOT 5-500 ms: 5e3-5e5 units)
     throughput  milli-tokens/s
+    request rate (deployment/space.py) 1 / (1000 · rate_scale) requests/s per model, rate_scale the
+                smallest divisor of the model's osl at which its slowest candidate engine sustains
+                >= 1000 units (else osl: one unit is one output milli-token/s)
     cost        micro-US$ per million output tokens
+
+Tolerance: a rounded-down capacity or throughput of N units loses less than one unit, under 1/N of
+it; N >= 1000 for every engine of at least 1 output token/s, so rounding changes which configuration
+is best by at most 0.1 % of its throughput.
 """
 
 from __future__ import annotations

@@ -103,13 +103,15 @@ def expr_value(enc: EncodedDeployment, name: str, counts: list[int]) -> int:
     space = enc.space
     if name == "throughput" and space.disaggregated:
         return sum(
-            model_weight(space, m) * fm.workload.osl * space.capacity_milli_rps(counts, m)
+            model_weight(space, m) * fm.milli_tokens_per_unit * space.capacity_milli_rps(counts, m)
             for m, fm in enumerate(space.models)
         )
     if name != "goodput":
         coeffs = {
             "throughput": lambda e: (
-                space.models[e.model].workload.osl * e.capacity_milli_rps * model_weight(space, e.model)
+                space.models[e.model].milli_tokens_per_unit
+                * e.capacity_milli_rps
+                * model_weight(space, e.model)
             ),
             "cost": lambda e: e.micro_usd_per_hour,
             "gpus": lambda e: e.gpus,
@@ -119,7 +121,7 @@ def expr_value(enc: EncodedDeployment, name: str, counts: list[int]) -> int:
     for m, fm in enumerate(space.models):
         cap = space.capacity_milli_rps(counts, m)
         served = min(cap, fm.demand_milli_rps) if fm.demand_milli_rps else cap
-        total += model_weight(space, m) * fm.workload.osl * served
+        total += model_weight(space, m) * fm.milli_tokens_per_unit * served
     return total
 
 

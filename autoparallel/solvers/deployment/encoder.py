@@ -3,7 +3,8 @@
 Variables (named for debug dumps):
     replicas[e]            ∈ 0 .. max replicas of engine e on its pool (one per model × pool × shape)
     small_nodes[p]         nodes of pool p given to engines narrower than a node
-    served_milli_rps[m]    requests/s of model m served within its SLOs, ×1000 (≤ capacity, ≤ demand)
+    served_milli_rps[m]    requests/s of model m served within its SLOs, in its rate unit (1 / (1000 ·
+                           rate_scale_m) requests/s, space.FleetModel; ≤ capacity, ≤ demand)
 
 Constraint families, each behind an enable literal (`family[...]`) so that an explanation can
 pass them as assumptions and CP-SAT names the conflicting ones:
@@ -27,8 +28,9 @@ roles carry, and add the role families. The proxy deals each role's requests rou
 so the P:D ratio is the solver's choice; throughput counts flow_milli_rps.
 
 Objectives (all linear in the replica counts; the per-engine numbers are float-model coefficients):
-    goodput      max Σ_m weight_m · osl_m · served_milli_rps[m]       (milli-tokens/s within SLO)
-    throughput   max Σ_m weight_m · osl_m · capacity_milli_rps[m]
+    goodput      max Σ_m weight_m · (osl_m / rate_scale_m) · served_milli_rps[m]   (milli-tokens/s
+                 within SLO; osl / rate_scale is `FleetModel.milli_tokens_per_unit`)
+    throughput   max Σ_m weight_m · (osl_m / rate_scale_m) · capacity_milli_rps[m]
     cost         min Σ_e micro_usd_per_hour_e · replicas[e]            (µ$ per hour)
     gpus         min Σ_e gpus_e · replicas[e]
 `cost_per_mtok` (a ratio) is solved by Dinkelbach's method over cost and goodput (driver.py).
@@ -110,18 +112,20 @@ class EncodedDeployment:
         if name == "goodput":
             return LinearExpr.weighted_sum(
                 v.served_milli_rps,
-                [model_weight(space, m) * fm.workload.osl for m, fm in enumerate(space.models)],
+                [model_weight(space, m) * fm.milli_tokens_per_unit for m, fm in enumerate(space.models)],
             )
         if name == "throughput" and space.disaggregated:
             return LinearExpr.weighted_sum(
                 v.capacity_milli_rps,
-                [model_weight(space, m) * fm.workload.osl for m, fm in enumerate(space.models)],
+                [model_weight(space, m) * fm.milli_tokens_per_unit for m, fm in enumerate(space.models)],
             )
         if name == "throughput":
             return LinearExpr.weighted_sum(
                 v.replicas,
                 [
-                    model_weight(space, e.model) * space.models[e.model].workload.osl * e.capacity_milli_rps
+                    model_weight(space, e.model)
+                    * space.models[e.model].milli_tokens_per_unit
+                    * e.capacity_milli_rps
                     for e in space.engines
                 ],
             )
@@ -137,7 +141,11 @@ def objective_upper_bound(space: DeploymentSpace, name: str) -> int:
     total = 0
     for e in space.engines:
         if name in MAXIMIZED:
-            per = model_weight(space, e.model) * space.models[e.model].workload.osl * e.capacity_milli_rps
+            per = (
+                model_weight(space, e.model)
+                * space.models[e.model].milli_tokens_per_unit
+                * e.capacity_milli_rps
+            )
         else:
             per = e.micro_usd_per_hour if name == "cost" else e.gpus
         total += per * space.max_replicas(e)

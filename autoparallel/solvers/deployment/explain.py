@@ -13,7 +13,7 @@ import math
 from autoparallel.errors import InfeasibleError
 from autoparallel.solvers import driver, units
 from autoparallel.solvers.deployment.encoder import build
-from autoparallel.solvers.deployment.space import MILLI, DeploymentSpace, admissible_utils
+from autoparallel.solvers.deployment.space import DeploymentSpace, admissible_utils
 from autoparallel.solvers.serving.space import ServingSpace
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import ms_over
@@ -89,7 +89,7 @@ def demand_numbers(space: DeploymentSpace, m: int) -> str:
         )
         or "no SLO"
     )
-    rate = fm.demand_milli_rps / MILLI
+    rate = fm.demand_milli_rps / fm.units_per_rps
     parts = []
     for p, pool in enumerate(space.cluster.pools):
         ks = space.engines_of(model=m, pool=p)
@@ -102,8 +102,9 @@ def demand_numbers(space: DeploymentSpace, m: int) -> str:
         most = space.max_replicas(e)
         parts.append(
             f"needs >= {need} engines of {e.label} on {pool.gpu.name} "
-            f"({e.capacity_milli_rps / MILLI:.2f} req/s "
-            f"each, {e.gpus} GPUs); pool {p} holds {most} ({most * e.capacity_milli_rps / MILLI:.2f} req/s)"
+            f"({e.capacity_milli_rps / fm.units_per_rps:.2f} req/s "
+            f"each, {e.gpus} GPUs); pool {p} holds {most} "
+            f"({most * e.capacity_milli_rps / fm.units_per_rps:.2f} req/s)"
         )
     return f"{fm.name}: {rate:g} req/s (ISL {w.isl}, OSL {w.osl}) at {slo}: " + "; ".join(parts)
 
@@ -123,10 +124,10 @@ def concurrency_numbers(space: DeploymentSpace, m: int) -> str:
     k = max(held, key=lambda k: space.engines[k].capacity_milli_rps / space.engines[k].in_flight)
     e = space.engines[k]
     pool = space.cluster.pools[e.pool].gpu.name
-    per = e.capacity_milli_rps / MILLI / e.in_flight
+    per = e.capacity_milli_rps / fm.units_per_rps / e.in_flight
     return (
         f"{text}; the most requests/s per request held is {e.label} on {pool}'s "
-        f"({e.capacity_milli_rps / MILLI:.2f} req/s holding {e.in_flight}), so at most "
+        f"({e.capacity_milli_rps / fm.units_per_rps:.2f} req/s holding {e.in_flight}), so at most "
         f"{cap} x {per:.3g} = {cap * per:.2f} req/s"
     )
 

@@ -210,7 +210,7 @@ def build_mixed_space(
     """
     if mode not in MODES:
         raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
-    base = build_deployment_space([fm], cluster, options, prune=False, deadline=deadline)
+    base = build_deployment_space([fm], cluster, options, prune=False, deadline=deadline, scale_rates=False)
     cap = fm.concurrency
     agg: list[Engine] = []
     agg_tpot: list[int] = []

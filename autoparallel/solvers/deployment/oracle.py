@@ -77,7 +77,7 @@ def value(space: DeploymentSpace, counts: tuple[int, ...], objective: str) -> in
         cap = capacity(space, counts, m)
         if objective == "goodput" and fm.demand_milli_rps:
             cap = min(cap, fm.demand_milli_rps)
-        total += _weight(space, m) * fm.workload.osl * cap
+        total += _weight(space, m) * fm.milli_tokens_per_unit * cap
     return total
 
 

@@ -471,7 +471,9 @@ def build_role_space(
     from autoparallel.solvers.deployment.space import build_deployment_space
 
     fleet = tuple(models)
-    aggregated = build_deployment_space(fleet, cluster, options, prune=prune, deadline=deadline)  # + tables
+    aggregated = build_deployment_space(
+        fleet, cluster, options, prune=prune, deadline=deadline, scale_rates=False
+    )  # + tables
     times: dict[int, RoleTimes] = {}
     engines: list[Engine] = []
     bounds: list[float] = []

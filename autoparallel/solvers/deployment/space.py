@@ -15,7 +15,8 @@ requests in flight) it is not: a capped model's candidates are every entry of a 
 cap that beats each smaller batch on tokens/s (`staircase`), each holding `in_flight` requests.
 
 Coefficients (scaled integers, rounded conservatively: capacities down, demands up):
-    capacity_milli_rps     requests/s the engine sustains ×1000 = ⌊tokens/s × 1000⌋ // osl
+    capacity_milli_rps     requests/s the engine sustains in the model's rate unit, 1 / (1000 ·
+                           rate_scale) requests/s: ⌊tokens/s × 1000⌋ · rate_scale // osl
     in_flight              requests it holds: max_num_seqs × data-parallel ranks
     gpus                   tp × pp × data-parallel ranks (EP engines) or tp × pp
     nodes                  whole nodes an engine wider than a node takes (gpus / node size)
@@ -30,6 +31,7 @@ Shapes of other sizes (tp=1 with 3 EP ranks on 8-GPU nodes, say) are left out an
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -42,7 +44,10 @@ from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, bui
 from autoparallel.workload import Serving
 
 MILLI = 1000
-"""Request-rate unit: 1/1000 request per second."""
+"""Request-rate unit: 1/1000 request per second, divided by a model's `FleetModel.rate_scale`."""
+MIN_RATE_UNITS = 1000
+"""Fewest rate units the slowest candidate engine of a model should sustain (`rate_scale_for`):
+rounding a capacity down then costs it at most 1/1000 (units.py's throughput tolerance)."""
 MAX_RATE_RPS = 1e7
 """Highest request rate a fleet entry may ask for, requests/s."""
 
@@ -58,6 +63,10 @@ class FleetModel:
     """The id `vllm serve` takes (default: the model's name)."""
     priority: float = 1.0
     """Weight of this model's tokens in the goodput and throughput objectives."""
+    rate_scale: int = 1
+    """The model's rate unit is 1 / (1000 · rate_scale) requests/s; a divisor of osl, so that one unit
+    is osl / rate_scale output milli-tokens/s (`milli_tokens_per_unit`). `build_deployment_space` sets
+    it from the model's slowest candidate engine (`rate_scale_for`)."""
 
     @property
     def name(self) -> str:
@@ -69,10 +78,20 @@ class FleetModel:
         return self.workload.concurrency
 
     @property
+    def units_per_rps(self) -> int:
+        """Rate units per request/s: 1000 · rate_scale."""
+        return MILLI * self.rate_scale
+
+    @property
+    def milli_tokens_per_unit(self) -> int:
+        """Output milli-tokens/s one rate unit carries: osl / rate_scale (an integer)."""
+        return self.workload.osl // self.rate_scale
+
+    @property
     def demand_milli_rps(self) -> int:
-        """The request rate to meet, ×1000 rounded up; 0 without a rate."""
+        """The request rate to meet in rate units (×1000 · rate_scale), rounded up; 0 without a rate."""
         rate = self.workload.request_rate
-        return 0 if rate is None else math.ceil(rate * MILLI - 1e-6)
+        return 0 if rate is None else math.ceil(rate * self.units_per_rps - 1e-6)
 
 
 @dataclass(frozen=True)
@@ -198,10 +217,13 @@ def build_deployment_space(
     *,
     prune: bool = True,
     deadline: float | None = None,
+    scale_rates: bool = True,
 ) -> DeploymentSpace:
     """Serving tables per (model, pool) and the candidate engine of every admissible shape
     (`prune`: without the engines `undominated` drops). `deadline`: the `time.perf_counter()` by
-    which the planning call must end; the tables count in it (`build_space`).
+    which the planning call must end; the tables count in it (`build_space`). `scale_rates`: give
+    each model the `rate_scale` its slowest candidate needs (`rate_scale_for`); off, rates stay in
+    milli-requests/s (the role spaces of roles.py and mixed.py, whose ratings are in that unit).
 
     Raises:
         InputError: an empty fleet, a rate out of range, or options the serving planner refuses.
@@ -224,24 +246,57 @@ def build_deployment_space(
     serving: dict[tuple[int, int], ServingSpace] = {}
     left_out: dict[tuple[int, int], tuple[str, ...]] = {}
     everything: list[Engine] = []
+    scaled: list[FleetModel] = []
     for m, fm in enumerate(fleet):
+        per_pool: list[list[Engine]] = []
         for p in range(len(cluster.pools)):
             pool = cluster.pool_cluster(p)
             space = build_space(
                 fm.model, pool, deployment_workload(fm.workload), opts, refusable=True, deadline=deadline
             )
             serving[m, p] = space
-            found, dropped = _candidates(space, fm, m, p)
-            everything += found
-            engines += undominated(found, fm.concurrency is not None) if prune else found
+            # rated in output milli-tokens/s (the finest unit) until the model's rate_scale is known
+            found, dropped = _candidates(space, dataclasses.replace(fm, rate_scale=fm.workload.osl), m, p)
+            per_pool.append(found)
             left_out[m, p] = dropped
+        slowest = min((e.milli_tokens_per_s for found in per_pool for e in found), default=0)
+        fm = dataclasses.replace(
+            fm, rate_scale=rate_scale_for(slowest, fm.workload.osl) if scale_rates else 1
+        )
+        scaled.append(fm)
+        for found in per_pool:
+            rated = [e for e in _rated(found, fm) if e.capacity_milli_rps > 0]
+            everything += rated
+            engines += undominated(rated, fm.concurrency is not None) if prune else rated
         refusals = [r for p in range(len(cluster.pools)) if (r := serving[m, p].refused) is not None]
         if len(refusals) == len(cluster.pools):
             why = "; ".join(dict.fromkeys(refusals))
             raise InputError(f"{fm.name}: nothing allowed runs on the cluster: {why}")
-    out = DeploymentSpace(fleet, cluster, tuple(engines), serving, left_out, len(everything) - len(engines))
+    out = DeploymentSpace(
+        tuple(scaled), cluster, tuple(engines), serving, left_out, len(everything) - len(engines)
+    )
     out.unpruned_enumeration_size = math.prod(out.max_replicas(e) + 1 for e in everything)
     return out
+
+
+def rate_scale_for(slowest_milli_tps: int, osl: int) -> int:
+    """The smallest divisor d of osl at which an engine of `slowest_milli_tps` output milli-tokens/s
+    sustains at least MIN_RATE_UNITS units of 1 / (1000 · d) requests/s (⌊tps · d / osl⌋), or osl
+    itself (the unit is then one output milli-token/s). A divisor of osl keeps the objectives'
+    milli-tokens/s per unit (osl / d) an integer. Milli-requests/s alone rounded 8.3 and 16.3 tokens/s
+    at 8,192 output tokens both to 1 (Llama-3.1-70B on 1x4xL40S) and dropped engines under 0.001 req/s."""
+    for d in range(1, osl + 1):
+        if osl % d == 0 and slowest_milli_tps * d >= MIN_RATE_UNITS * osl:
+            return d
+    return osl
+
+
+def _rated(found: list[Engine], fm: FleetModel) -> list[Engine]:
+    """`found` with capacities in fm's rate unit: ⌊milli-tokens/s · rate_scale / osl⌋."""
+    return [
+        dataclasses.replace(e, capacity_milli_rps=e.milli_tokens_per_s * fm.rate_scale // fm.workload.osl)
+        for e in found
+    ]
 
 
 def granularity(space: ServingSpace, s: int) -> tuple[int, int, int] | None:
@@ -297,8 +352,9 @@ def engine_at(
 
 
 def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], tuple[str, ...]]:
-    """The candidate entries of every (shape, serving engine), and how many admissible shapes node
-    granularity drops. Without a concurrency cap a shape's candidate is its entry of most tokens/s;
+    """The candidate entries of every (shape, serving engine), with capacities in fm's rate unit (those
+    of capacity 0 left out), and how many admissible shapes node granularity drops. Without a
+    concurrency cap a shape's candidate is its entry of most tokens/s;
     with one, every entry whose in-flight requests fit the cap and that no entry of fewer in flight
     beats on tokens/s (`staircase`), since replicas of smaller batches may then serve more."""
     found: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (shape, engine) -> [(batch, tps, entry)]
@@ -328,7 +384,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
                     i,
                     first_util[i],
                     size,
-                    capacity_milli_rps=engine_tps // fm.workload.osl,
+                    capacity_milli_rps=engine_tps * fm.rate_scale // fm.workload.osl,
                     milli_tokens_per_s=engine_tps,
                 )
             )
