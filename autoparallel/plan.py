@@ -8,6 +8,7 @@ are computed from it on demand by `autoparallel.frameworks`.
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 from typing import Any
 
@@ -28,9 +29,13 @@ from autoparallel.validation import TrainingFramework
 from autoparallel.workload import Serving, Training
 
 
-def _round(value: Any, digits: int = 4) -> Any:
+def _round(value: Any, digits: int = 4, significant: int = 6) -> Any:
+    """`value` with each float rounded to `digits` decimals or `significant` significant digits,
+    whichever keeps more (1e-9 stays 1e-9, 12418.34567 stays 12418.3457); ints stay ints."""
     if isinstance(value, float):
-        return round(value, digits)
+        if not math.isfinite(value) or value == 0:
+            return value
+        return round(value, max(digits, significant - 1 - math.floor(math.log10(abs(value)))))
     if isinstance(value, dict):
         return {k: _round(v, digits) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -92,9 +92,13 @@ def add_pareto_parser(sub: Any) -> None:
 def _weights(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for part in (t.strip() for t in text.split(",") if t.strip()):
-        name, sep, value = part.partition("=")
+        name, sep, value = (x.strip() for x in part.partition("="))
+        if not sep:
+            raise InputError(f"--weights: {part!r} is not NAME=NUMBER (e.g. {part}=1)")
+        if name in out:
+            raise InputError(f"--weights: {name!r} is given twice; give each objective one weight")
         try:
-            out[name.strip()] = float(value) if sep else 1.0
+            out[name] = float(value)
         except ValueError:
             raise InputError(f"--weights: {part!r} is not NAME=NUMBER") from None
     if not out:

@@ -221,10 +221,12 @@ class Cluster(BaseModel):
         pools (a custom GPU the cluster was parsed with) to US$ per GPU-hour.
 
         Raises:
-            InputError: an unknown GPU, a GPU no pool has, or a price that is not in (0, 10000].
+            InputError: an unknown GPU, a GPU no pool has, two different prices under two names of
+                one GPU (an alias and its catalog name), or a price that is not in (0, 10000].
         """
         extra = (*gpus, *(pool.gpu for pool in self.pools))
         by_name: dict[str, float] = {}
+        spelled: dict[str, str] = {}
         for name, price in prices.items():
             check_price(name, price)
             gpu = lookup_gpu(name, extra)
@@ -232,6 +234,12 @@ class Cluster(BaseModel):
                 raise InputError(
                     f"price given for {name!r} ({gpu.name}) but no pool of cluster {self.spec!r} has it"
                 )
+            if gpu.name in spelled and by_name[gpu.name] != price:  # the same price twice is no conflict
+                raise InputError(
+                    f"two prices for {gpu.name}: {by_name[gpu.name]:g} as {spelled[gpu.name]!r} and "
+                    f"{price:g} as {name!r}; give one"
+                )
+            spelled[gpu.name] = name
             by_name[gpu.name] = price
         pools = tuple(
             pool.model_copy(
@@ -328,7 +336,9 @@ def parse_prices(text: str) -> dict[str, float]:
     """{"H100": 2.49, "A100-80G": 1.2} from "H100=2.49,A100-80G=1.2" (US$ per GPU-hour).
 
     Raises:
-        InputError: malformed entry, a name given twice, or a price outside (0, 10000].
+        InputError: malformed entry, a name given twice, or a price outside (0, 10000]. (Two
+            spellings of one GPU, "H100" and "H100-SXM", are refused by `Cluster.with_prices`, which
+            resolves names against the cluster's own and custom GPUs.)
     """
     if not isinstance(text, str):
         raise InputError(f"prices must be a string like H100=2.49,A100-80G=1.2, got {type(text).__name__}")

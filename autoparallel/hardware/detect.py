@@ -136,11 +136,39 @@ def _gpus_per_node(env: Mapping[str, str], nvml_count: int) -> tuple[int, str]:
         return _positive_int(env, "LOCAL_WORLD_SIZE"), f"LOCAL_WORLD_SIZE={env['LOCAL_WORLD_SIZE']}"
     if "CUDA_VISIBLE_DEVICES" in env:
         raw = env["CUDA_VISIBLE_DEVICES"].strip()
-        devices = [d for d in raw.split(",") if d.strip()]
-        if not devices or devices[0].strip() in ("-1", "NoDevFiles"):
+        count = _visible_count(raw, nvml_count)
+        if not count:
             raise InputError(f"CUDA_VISIBLE_DEVICES={raw!r} hides every GPU; {_PASS_CLUSTER}")
-        return len(devices), f"CUDA_VISIBLE_DEVICES={raw}"
+        return count, f"CUDA_VISIBLE_DEVICES={raw}"
     return nvml_count, f"NVML device count ({nvml_count})"
+
+
+def _visible_count(raw: str, nvml_count: int) -> int:
+    """GPUs CUDA makes visible under CUDA_VISIBLE_DEVICES=`raw`: the entries before the first invalid
+    one (CUDA C Programming Guide, "CUDA Environment Variables": "If one of the indices is invalid,
+    only the devices whose index precedes the invalid index are visible"), read as PyTorch mirrors
+    CUDA (torch/cuda/__init__.py `_parse_visible_devices`, `_device_count_nvml`): each index is the
+    number an entry starts with ("1gpu" is 1); a negative, missing or (where NVML saw `nvml_count`
+    GPUs) out-of-range index ends the list; a repeated one hides every GPU. A list starting GPU- or
+    MIG- holds UUIDs: it ends at the first entry without that prefix."""
+    entries = [e.strip() for e in raw.split(",")]
+    seen: list[str] = []
+    prefix = next((p for p in ("GPU-", "MIG-") if raw.startswith(p)), None)
+    for entry in entries:
+        if prefix is not None:
+            key = entry
+            if not entry.startswith(prefix):
+                break
+        else:
+            lead = re.match(r"[+-]?[0-9]+", entry)  # ASCII digits: strtoul takes no "²"
+            index = int(lead.group()) if lead else -1
+            if index < 0 or 0 < nvml_count <= index:
+                break
+            key = str(index)
+        if key in seen:
+            return 0
+        seen.append(key)
+    return len(seen)
 
 
 def _slurm_gpu_count(raw: str) -> int:
@@ -148,7 +176,7 @@ def _slurm_gpu_count(raw: str) -> int:
     total = 0
     for part in re.sub(r"\([^)]*\)", "", raw).split(","):
         count = part.strip().rsplit(":", 1)[-1]
-        if not count.isdigit():
+        if not (count.isascii() and count.isdigit()):  # str.isdigit alone takes "²", which int() refuses
             raise InputError(f"cannot read a GPU count from SLURM_GPUS_PER_NODE={raw!r}; {_PASS_CLUSTER}")
         total += int(count)
     if total < 1:
@@ -160,6 +188,8 @@ def _positive_int(env: Mapping[str, str], var: str) -> int:
     """A positive integer environment variable, or InputError naming it."""
     raw = env[var].strip()
     try:
+        if not re.fullmatch(r"[+-]?[0-9]+", raw):  # ASCII digits only (int() takes "٣" and "1_0")
+            raise ValueError(raw)
         value = int(raw)
     except ValueError:
         raise InputError(f"{var}={raw!r} is not an integer; {_PASS_CLUSTER}") from None

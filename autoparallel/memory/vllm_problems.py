@@ -97,17 +97,43 @@ def _round_len(n: int) -> int:
     return max(n // step * step, 1)
 
 
+BATCH_PROBLEM = "(batched_tokens_ge_seqs)"
+"""The tag `start_problems` ends the batch-limit problem with (vLLM 0.32 config/scheduler.py
+`SchedulerConfig._verify_args`: max_num_batched_tokens must be >= max_num_seqs)."""
+
+
 def suggest_fix(report: VllmMemoryReport, *, quantized: bool, evaluate: Evaluate) -> str:
-    """One sentence naming the flags that would let the deployment start, each re-evaluated.
+    """One sentence naming the flags that would let the deployment start, each re-evaluated, for the
+    kinds of problem the report has: the batch limits (`BATCH_PROBLEM`: a larger
+    --max-num-batched-tokens or a smaller --max-num-seqs) and memory (more tensor parallelism, a
+    shorter max_model_len, a higher utilization, fp8 weights, eager mode).
 
     `evaluate(**overrides)` re-runs the accounting with tp / max_model_len / gpu_memory_utilization /
-    quantization changed (None when vLLM would reject that configuration).
+    quantization / max_num_seqs / max_num_batched_tokens changed (None when vLLM would reject that
+    configuration).
     """
+    batch = any(p.endswith(BATCH_PROBLEM) for p in report.problems)
+    base: dict[str, Any] = {}
     fixes: list[str] = []
+    if batch:
+        seqs, tokens = report.max_num_seqs, report.max_num_batched_tokens
+        base = {"max_num_batched_tokens": seqs}
+        for flag, overrides in (
+            (f"--max-num-batched-tokens {seqs}", base),
+            (f"--max-num-seqs {tokens}", {"max_num_seqs": tokens}),
+        ):
+            alt = evaluate(**overrides)
+            if alt is not None and alt.fits:
+                fixes.append(flag)
+        if fixes:
+            return "fix: use " + ", or ".join(fixes)
+        batch_flag = f"--max-num-batched-tokens {seqs} with "  # and a memory fix below
+    else:
+        batch_flag = ""
     for tp in (2, 4, 8, 16, 32):
         if tp <= report.tp:
             continue
-        alt = evaluate(tp=tp)
+        alt = evaluate(**base, tp=tp)
         if alt is not None and alt.fits:
             fixes.append(
                 f"--tensor-parallel-size {tp} ({alt.kv_cache_gib:.1f} GiB KV, "
@@ -119,25 +145,26 @@ def suggest_fix(report: VllmMemoryReport, *, quantized: bool, evaluate: Evaluate
         est = _estimated_len(report)
         if est:
             mml = _round_len(est)
-            alt = evaluate(max_model_len=mml)
+            alt = evaluate(**base, max_model_len=mml)
             if alt is not None and alt.fits:
                 fixes.append(f"--max-model-len {mml}")
         for util in (0.92, 0.95, MAX_SUGGESTED_UTILIZATION):
             if util <= report.gpu_memory_utilization:
                 continue
-            alt = evaluate(gpu_memory_utilization=util)
+            alt = evaluate(**base, gpu_memory_utilization=util)
             if alt is not None and alt.fits:
                 fixes.append(f"--gpu-memory-utilization {util:g}")
                 break
     if not quantized:
-        alt = evaluate(quantization="fp8")
+        alt = evaluate(**base, quantization="fp8")
         if alt is not None and alt.fits:
             fixes.append("--quantization fp8")
     if not report.cuda_graph_in_budget and any("CUDA graphs" in p for p in report.problems):
         fixes.append("--enforce-eager")
     if not fixes:
-        return "fix: more GPUs per replica (tensor / pipeline parallel) or a smaller model"
-    return "fix: use " + ", or ".join(fixes)
+        more = "more GPUs per replica (tensor / pipeline parallel) or a smaller model"
+        return f"fix: {batch_flag}{more}"
+    return f"fix: use {batch_flag}" + ", or ".join(fixes)
 
 
 def _estimated_len(report: VllmMemoryReport) -> int:

@@ -198,7 +198,8 @@ def check_weights(weights: Mapping[str, float], names: tuple[str, ...]) -> dict[
     """The weights of a weighted choice among the objectives `names`, keyed by canonical name.
 
     Raises:
-        InputError: a weight for an objective not in `names`, a negative weight, or none > 0.
+        InputError: a weight for an objective not in `names`, a non-finite or negative weight, or
+            none > 0.
     """
     canon = [ALIASES.get(n, n) for n in names]
     w = {ALIASES.get(k, k): float(v) for k, v in weights.items()}
@@ -207,6 +208,9 @@ def check_weights(weights: Mapping[str, float], names: tuple[str, ...]) -> dict[
         raise InputError(
             f"weight for {bad[0]!r}, which is not an objective of this front ({', '.join(canon)})"
         )
+    odd = sorted(k for k, v in w.items() if not math.isfinite(v))
+    if odd:
+        raise InputError(f"weight for {odd[0]!r} is {w[odd[0]]}; a weight is a finite number >= 0")
     if any(v < 0 for v in w.values()) or not any(v > 0 for v in w.values()):
         raise InputError(f"weights must be >= 0 with one > 0, got {dict(weights)}")
     return w
@@ -315,7 +319,7 @@ class BaseFront(Generic[T]):
         """Index of the point minimising Σ weight · normalised objective.
 
         Raises:
-            InputError: a weight for an objective not on the front, or a negative weight.
+            InputError: a weight for an objective not on the front, a non-finite or negative weight.
         """
         names = [ALIASES.get(n, n) for n in self.objectives]
         w = check_weights(weights, self.objectives)

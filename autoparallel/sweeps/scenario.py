@@ -397,9 +397,14 @@ def grid(
     engines: Sequence[str | None] = (None,),
     disaggs: Sequence[str | bool | None] = (None,),
 ) -> list[Scenario]:
-    """Every combination, in that nesting order (disagg modes innermost); engines that do not apply to
-    a workload's kind are skipped for it (so vllm and megatron can share one grid), and so are disagg
-    modes for training workloads."""
+    """Every combination, in that nesting order (disagg modes innermost); engines of the other kind are
+    skipped for a workload (so vllm and megatron can share one grid), and so are disagg modes for
+    training workloads.
+
+    Raises:
+        InputError: an engine that is no kind's (`ENGINES`), disagg on an all-training grid, an empty
+            or oversized grid, or an invalid scenario.
+    """
     check_sweep_size(
         math.prod(map(len, (models, clusters, workloads, objectives, engines, disaggs))), "the grid"
     )
@@ -417,6 +422,10 @@ def grid(
             d = None
         if e is not None and not isinstance(e, str):
             raise InputError(f"an engine must be a name like 'vllm', got {type(e).__name__}")
+        if e is not None and not any(e.lower() in names for names in ENGINES.values()):
+            raise InputError(
+                f"unknown engine {e!r}; choose from {', '.join(n for v in ENGINES.values() for n in v)}"
+            )
         if (
             e is not None
             and e.lower() not in ENGINES[kind]
@@ -525,9 +534,14 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
     if suffix == ".csv":
         data = read_capped(p, "scenario file", MAX_SCENARIO_FILE_BYTES)
         try:
-            rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+            reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+            header = reader.fieldnames or []
+            rows = list(reader)
         except (UnicodeDecodeError, csv.Error) as exc:
             raise InputError(f"{p}: cannot read CSV: {exc}") from None
+        twice = sorted({h for h in header if header.count(h) > 1})
+        if twice:
+            raise InputError(f"{p}: column {twice[0]!r} appears twice in the header")
         if not rows:
             raise InputError(f"{p}: no scenarios (a header row and one row per scenario)")
         if any(None in r for r in rows):
