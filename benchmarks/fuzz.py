@@ -471,7 +471,9 @@ def _check_plan(argv: list[str], plan: dict[str, Any]) -> list[str]:
 
 def _check_deployment(data: dict[str, Any]) -> list[str]:
     """A deployment's engines: each replica's configuration valid for its model on its pool, no GPU
-    given twice, the GPUs used as counted."""
+    given twice, the GPUs used as counted. A disaggregated winner (`Comparison.deployment_dict`) lists
+    no `engines` but `prefill` and `decode` engines: their GPUs and placements count alike (their JSON
+    carries no full ServingConfig, so their configurations are not rebuilt)."""
     from autoparallel.configs import ServingConfig
     from autoparallel.hardware import Cluster
     from autoparallel.models import load_model
@@ -481,10 +483,15 @@ def _check_deployment(data: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     taken: set[tuple[int, int, int]] = set()
     used = 0
-    for e in data["deployment"]["engines"]:
-        fields = {k: v for k, v in e.items() if k in ServingConfig.model_fields and k != "replicas"}
-        config = ServingConfig(**fields, enable_expert_parallel=e["ep"] > 1)
-        problems += serving_problems(load_model(e["model"]), cluster.pool_cluster(e["pool"]), config)
+    deployment = data["deployment"]
+    roles = [e for role in ("prefill", "decode") for e in deployment.get(role, [])]
+    for e in [*deployment["engines"], *roles]:
+        if "role" not in e:
+            fields = {k: v for k, v in e.items() if k in ServingConfig.model_fields and k != "replicas"}
+            config = ServingConfig(**fields, enable_expert_parallel=e["ep"] > 1)
+            problems += serving_problems(load_model(e["model"]), cluster.pool_cluster(e["pool"]), config)
+        if len(e["placement"]) != e["replicas"]:
+            problems.append(f"{e['replicas']} replicas placed {len(e['placement'])} times")
         for place in e["placement"]:
             for node in place["nodes"]:
                 for gpu in place["gpu_ids"]:
@@ -492,10 +499,8 @@ def _check_deployment(data: dict[str, Any]) -> list[str]:
                         problems.append(f"pool {e['pool']} node {node} GPU {gpu} given twice")
                     taken.add((e["pool"], node, gpu))
         used += e["gpus_per_replica"] * e["replicas"]  # an EP engine's data ranks included
-    if used != data["deployment"]["gpus_used"] or len(taken) != used:
-        problems.append(
-            f"GPUs used {data['deployment']['gpus_used']}, engines take {used}, placed {len(taken)}"
-        )
+    if used != deployment["gpus_used"] or len(taken) != used:
+        problems.append(f"GPUs used {deployment['gpus_used']}, engines take {used}, placed {len(taken)}")
     return problems
 
 

@@ -467,10 +467,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     early = disagg_cmd.required(args, workload, settings)  # --disagg on: its infeasibility first
     left = settings.until(deadline)
     if left is None:
-        raise SolverTimeoutError(
-            "no plan found within the time limit: the disaggregation comparison (--disagg on) spent it "
-            "(raise --time-limit)"
+        from autoparallel.solvers.settings import MIN_LEFT_S
+
+        spent = (
+            "the disaggregation comparison (--disagg on) spent it"
+            if early is not None
+            else f"under the {MIN_LEFT_S:g} s a solve needs was left of {settings.time_limit_s:g} s "
+            "after reading the model and the options"
         )
+        raise SolverTimeoutError(f"no plan found within the time limit: {spent} (raise --time-limit)")
     # The whole-cluster section takes --engine; the disaggregation comparison plans vLLM engines only.
     serving_vllm = vllm_only and not args.train
     plans: list[Any] = []

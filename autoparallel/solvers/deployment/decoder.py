@@ -157,6 +157,35 @@ def evaluate_engine(space: DeploymentSpace, engine: Engine) -> ServingEstimate:
     return est
 
 
+def first_fit(
+    first: int, nodes: int, gpus_per_node: int, demands: list[tuple[int, int]]
+) -> list[list[tuple[int, tuple[int, ...]]]] | None:
+    """First fit of narrow replicas into nodes `first`..`nodes` - 1 of `gpus_per_node` GPUs each:
+    per (GPUs per replica, replicas) of `demands` in order, each replica on the lowest node with room,
+    as (node, GPU ids); None when one does not fit.
+
+    Linear in nodes + replicas per distinct width: for one width the nodes without room stay without
+    it (GPUs are only taken), so a cursor past them never moves back; it restarts at `first` when the
+    width changes (a narrower replica may fit where a wider one did not).
+    """
+    used = [0] * max(nodes - first, 0)  # node - first -> GPUs taken
+    out: list[list[tuple[int, tuple[int, ...]]]] = []
+    cursor, width = 0, None
+    for g, count in demands:
+        if g != width:
+            cursor, width = 0, g
+        spots: list[tuple[int, tuple[int, ...]]] = []
+        for _ in range(count):
+            while cursor < len(used) and used[cursor] + g > gpus_per_node:
+                cursor += 1
+            if cursor == len(used):
+                return None
+            spots.append((first + cursor, tuple(range(used[cursor], used[cursor] + g))))
+            used[cursor] += g
+        out.append(spots)
+    return out
+
+
 def place(
     space: DeploymentSpace, counts: list[int]
 ) -> dict[int, list[tuple[tuple[int, ...], tuple[int, ...]]]]:
@@ -175,21 +204,18 @@ def place(
                 span = tuple(range(node, node + e.nodes))
                 out.setdefault(k, []).append((span, tuple(range(pool.gpus_per_node))))
                 node += e.nodes
-        free = {n: 0 for n in range(node, pool.nodes)}  # node -> next free GPU
         narrow = sorted(
             (k for k in space.engines_of(pool=p) if not space.engines[k].nodes),
             key=lambda k: -space.engines[k].gpus,
         )
-        for k in narrow:
-            g = space.engines[k].gpus
-            for _ in range(counts[k]):
-                target = next((n for n, used in free.items() if used + g <= pool.gpus_per_node), None)
-                if target is None:
-                    raise InternalError(
-                        f"replica counts do not fit pool {p} ({pool.spec}): the encoder is wrong"
-                    )
-                out.setdefault(k, []).append(((target,), tuple(range(free[target], free[target] + g))))
-                free[target] += g
+        spots = first_fit(
+            node, pool.nodes, pool.gpus_per_node, [(space.engines[k].gpus, counts[k]) for k in narrow]
+        )
+        if spots is None:
+            raise InternalError(f"replica counts do not fit pool {p} ({pool.spec}): the encoder is wrong")
+        for k, replicas in zip(narrow, spots, strict=True):
+            if replicas:
+                out.setdefault(k, []).extend(((n,), ids) for n, ids in replicas)
         if node > pool.nodes:
             raise InternalError(
                 f"replica counts take {node} nodes of pool {p} ({pool.spec}), which has {pool.nodes}"

@@ -165,6 +165,16 @@ def _why_infeasible(rs: RoleSpace) -> str:
             f"no prefill engine of {fm.name} meets TTFT {fm.workload.ttft_ms} ms on {space.cluster.spec} "
             f"({why('prefill')})"
         )
+    if fm.concurrency is not None:
+        # encoder.add_concurrency: every replica of either role holds its in_flight requests
+        least = {r: min(e.in_flight for e in space.engines if e.role == r) for r in ("prefill", "decode")}
+        if least["prefill"] + least["decode"] > fm.concurrency:
+            return (
+                f"concurrency {fm.concurrency}: disaggregation needs a prefill and a decode engine, and the "
+                f"least they hold is {least['prefill']} + {least['decode']} = "
+                f"{least['prefill'] + least['decode']} requests in flight (max_num_seqs × data-parallel "
+                f"ranks of each), over the cap"
+            )
     smallest = min(e.gpus for e in space.engines)
     pools = sorted({e.pool for e in space.engines})
     usable = sum(space.cluster.pools[p].world_size for p in pools)  # pools the model's engines run on

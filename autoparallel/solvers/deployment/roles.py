@@ -56,9 +56,12 @@ from autoparallel.solvers.deployment.space import (
     undominated,
 )
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
+from autoparallel.solvers.settings import check_deadline
 from autoparallel.workload import Serving
 
 ROLES = ("prefill", "decode")
+DEADLINE_STRIDE = 64
+"""Table entries between two deadline checks while the role engines are built."""
 SPREAD_STRATA = 32
 """Prompt lengths at which `prefill_spread` times the prefill: probabilities (i + ½) / 32."""
 
@@ -224,16 +227,24 @@ def decode_engines(
     concurrency: int | None = None,
     *,
     same_node: bool = False,
+    deadline: float | None = None,
 ) -> list[Engine]:
     """The decode engine of every shape (module doc; with a `concurrency` cap, every entry on the
     shape's (in flight ↓, capacity ↑) front, `space.staircase`); `times` gets each engine's float times.
-    `same_node`: the KV arrives over NVLink (a one-node cluster), else over the GPU's NIC."""
+    `same_node`: the KV arrives over NVLink (a one-node cluster), else over the GPU's NIC.
+
+    Raises:
+        SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
+    """
     w = space.workload
     kv = space.options.kv_cache_dtypes[0]
     link = disagg.transfer_link(space.cluster, same_node=same_node)
     found: dict[int, list[tuple[int, int, int]]] = {}  # shape -> [(batch, rating, entry)]
     picked: dict[int, tuple[int, int, RoleTimes]] = {}  # entry -> (util, rating, times)
+    received: dict[int, float] = {}  # decode TP -> KV bytes a rank receives per request
     for i in range(len(space.tables.evaluated)):
+        if i % DEADLINE_STRIDE == 0:
+            check_deadline(deadline)
         s, r, b, mm = space.unflat(i)
         utils = _starts(space, i)
         if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
@@ -244,8 +255,10 @@ def decode_engines(
         if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
             continue
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
-        received = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=space.shapes[s].tp)
-        rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received))
+        tp = space.shapes[s].tp
+        if tp not in received:
+            received[tp] = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=tp)
+        rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received[tp]))
         rating = math.floor(MILLI * dp * decode_rank_rps(rt, space.batches[b], w.osl))
         found.setdefault(s, []).append((space.batches[b], rating, i))
         picked[i] = (utils[0], rating, rt)
@@ -285,11 +298,11 @@ def prefill_budget_s(
                 kv,
                 w.isl,
                 tp_prefill=tp_prefill,
-                tp_decode=d.tp,
+                tp_decode=tp,
                 same_node=same_node,
                 pp_prefill=pp_prefill,
             )
-            for d in decode
+            for tp in {d.tp for d in decode}  # the transfer depends on the decode side's TP alone
         ),
         default=0.0,
     )
@@ -307,9 +320,9 @@ def prefill_link_rps(
     sent = max(
         (
             disagg.kv_sent_bytes_per_rank(
-                fm.model, kv, fm.workload.isl, tp_prefill=tp_prefill, tp_decode=d.tp, pp_prefill=pp_prefill
+                fm.model, kv, fm.workload.isl, tp_prefill=tp_prefill, tp_decode=tp, pp_prefill=pp_prefill
             )
-            for d in decode
+            for tp in {d.tp for d in decode}
         ),
         default=0.0,
     )
@@ -325,13 +338,23 @@ def prefill_engines(
     decode: list[Engine],
     decode_s: float,
     times: dict[int, RoleTimes],
+    *,
+    deadline: float | None = None,
 ) -> list[Engine]:
-    """The prefill engine of every shape (module doc)."""
+    """The prefill engine of every shape (module doc).
+
+    Raises:
+        SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
+    """
     w = space.workload
     kv = space.options.kv_cache_dtypes[0]
     best: dict[int, tuple[int, int, int, RoleTimes]] = {}
     spread: dict[tuple[int, int, int], tuple[float, float]] = {}
+    # the budget and the link rate depend on the entry's (tp, pp) only: once per distinct pair
+    budgets: dict[tuple[int, int], tuple[float, float]] = {}
     for i in range(len(space.tables.evaluated)):
+        if i % DEADLINE_STRIDE == 0:
+            check_deadline(deadline)
         s, r, b, mm = space.unflat(i)
         utils = _starts(space, i)
         if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
@@ -340,7 +363,12 @@ def prefill_engines(
             continue
         st = _times(space, s, r, b, mm)
         shape = space.shapes[s]
-        budget = prefill_budget_s(fm, cluster, p, shape.tp, decode, decode_s, shape.pp)
+        if (shape.tp, shape.pp) not in budgets:
+            budgets[shape.tp, shape.pp] = (
+                prefill_budget_s(fm, cluster, p, shape.tp, decode, decode_s, shape.pp),
+                prefill_link_rps(fm, cluster, p, shape.tp, shape.pp, decode),
+            )
+        budget, link_rps = budgets[shape.tp, shape.pp]
         tokens = _replica(space, s, r, b, mm)[1]
         key = (s, r, tokens)
         if key not in spread:  # the prefill of one prompt depends on the chunk budget, not the batch
@@ -351,7 +379,7 @@ def prefill_engines(
             st.decode_s,
             budget,
             cv2,
-            prefill_link_rps(fm, cluster, p, shape.tp, shape.pp, decode),
+            link_rps,
         )
         dp = shape.ep_replicas if shape.ep else 1
         rating = math.floor(MILLI * dp * prefill_rank_tokens_per_s(rt, w.isl))
@@ -480,7 +508,13 @@ def build_role_space(
     for m, fm in enumerate(fleet):
         decode = {
             p: decode_engines(
-                aggregated.serving[m, p], m, p, times, fm.concurrency, same_node=single_node(cluster)
+                aggregated.serving[m, p],
+                m,
+                p,
+                times,
+                fm.concurrency,
+                same_node=single_node(cluster),
+                deadline=deadline,
             )
             for p in range(len(cluster.pools))
         }
@@ -490,7 +524,9 @@ def build_role_space(
         bounds.append(bound)
         for p in range(len(cluster.pools)):
             serving = aggregated.serving[m, p]
-            prefill = prefill_engines(serving, fm, cluster, m, p, every_decode, bound, times)
+            prefill = prefill_engines(
+                serving, fm, cluster, m, p, every_decode, bound, times, deadline=deadline
+            )
             for role_engines in (prefill, decode[p]):
                 engines += undominated(role_engines, fm.concurrency is not None) if prune else role_engines
     space = dataclasses.replace(
