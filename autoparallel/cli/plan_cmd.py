@@ -719,16 +719,18 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
         return api.evaluate(args.model, cluster, config, workload, engine=args.engine, nsa_backends=nsa)
     from autoparallel.frameworks.vllm import separate_engines
 
-    if separate_engines(config, model):
+    # The id as named: the line serves it.
+    ev = api.evaluate(args.model, cluster, config, workload, nsa_backends=nsa)
+    if separate_engines(config, model):  # after the configuration is known to be valid
+        given = f"--dp {config.replicas}" if args.dp else f"{config.replicas} replicas (filling the cluster)"
         print(
-            f"note: --dp {config.replicas} without --enable-expert-parallel on a MoE model is evaluated as "
+            f"note: {given} without --enable-expert-parallel on a MoE model is evaluated as "
             f"{config.replicas} separate engines (the launch lines below); vLLM's --data-parallel-size "
             f"would instead shard the experts over all {config.gpus} GPUs and align the engines' forward "
             "passes, which this evaluation does not model",
             file=sys.stderr,
         )
-    # The id as named: the line serves it.
-    return api.evaluate(args.model, cluster, config, workload, nsa_backends=nsa)
+    return ev
 
 
 def _sglang_default_running(model: Any, cluster: Any, config: Any, nsa: tuple[str | None, str | None]) -> Any:
