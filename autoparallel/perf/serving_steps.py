@@ -876,7 +876,9 @@ def _step_times(
     # A prompt reaches the engine mid-rotation (after the client's and the server's own time), and
     # waits out the rest of it: a length-biased mean.
     waiting_s = float(weights @ seconds**2) / (2.0 * mean_s)
-    carrying_s = float(weights @ table(counts + 1.0 / unit)[2])  # its own prompt, of the mean length
+    # Its own prompt, of the mean length, whole in its micro-batch (a rotation spreads n prompts over
+    # the k micro-batches in flight, n · isl / k tokens each: k / unit more prompts is its isl more).
+    carrying_s = float(weights @ table(counts + k / unit)[2])
     chunks = math.ceil(isl / batched_tokens)
     prefill_s = memoized(
         _PREFILL,

@@ -763,3 +763,21 @@ def test_an_evaluation_does_not_depend_on_what_was_evaluated_before() -> None:
     serving._LAYOUTS.clear()
     seqs(spread)
     assert seqs(spread, half) == alone_half
+
+
+def test_a_prompt_in_a_pipeline_takes_at_least_its_prefill_alone() -> None:
+    """A rotation spreads its prompts over the micro-batches in flight, but a new request's prompt
+    rides whole in its own: Qwen3-32B tp4 pp2 at 2 running sequences gave a first token 28.5 ms after
+    arrival, faster than its 1,024-token prompt alone through both stages (44.7 ms)."""
+    model = load_model("Qwen/Qwen3-32B")
+    for batch in (1.0, 2.0, 16.0):
+        times = replica_step_times(
+            model,
+            H100,
+            ReplicaShape(4, 2, 1, None, "auto", False),
+            batch=batch,
+            isl=1024,
+            osl=256,
+            batched_tokens=8192,
+        )
+        assert times.ttft_s >= times.prefill_s, batch
