@@ -374,15 +374,16 @@ class FleetPlan(BaseModel):
                 f"  {e.model} on {e.gpu} (pool {e.pool}): {e.replicas} x "
                 + ("" if e.engine == "vllm" else f"{ENGINE_NAMES[e.engine]} ")
                 + f"tp={e.tp} pp={e.pp} ep={e.ep} "
-                f"dp={e.dp} ({e.gpus_per_replica} GPUs each), {e.capacity_rps:.2f} req/s each at TTFT "
+                f"dp={e.dp} ({e.gpus_per_replica} GPUs each), {_rps(e.capacity_rps)} req/s each at TTFT "
                 f"{e.ttft_ms:.0f} ms, TPOT {e.tpot_ms:.1f} ms, max_num_seqs {e.max_num_seqs}; traffic share "
                 f"{e.traffic_share:.3f} "
                 f"each; [{nodes}{more}]"
             )
         for m in d.models:
             rate = "no rate" if m.request_rate is None else f"rate {m.request_rate:g} req/s"
-            unmet = f", UNMET {m.unmet_rps:.2f} req/s" if m.unmet_rps > 0 else ""
-            lines.append(f"  {m.model}: {rate}, capacity {m.capacity_rps:.2f} req/s on {m.gpus} GPUs{unmet}")
+            unmet = f", UNMET {_rps(m.unmet_rps)} req/s" if m.unmet_rps > 0 else ""
+            capacity = _rps(m.capacity_rps)
+            lines.append(f"  {m.model}: {rate}, capacity {capacity} req/s on {m.gpus} GPUs{unmet}")
         lines.append(
             f"  GPUs used {d.gpus_used}, idle {d.gpus_idle}; ${d.usd_per_hour:.2f}/h; goodput "
             f"{d.goodput_tokens_per_s:.0f} tokens/s; ${d.usd_per_million_tokens:.3f} per M tokens"
@@ -614,3 +615,9 @@ def fleet_of_one(model: str | ModelSpec, workload: Serving, model_id: str = "") 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     name = model_id or served_id(model, spec)
     return [FleetModel(spec, workload, name)]
+
+
+def _rps(value: float) -> str:
+    """A rate for the text report: two decimals, or three significant digits below 1 req/s (an
+    engine at osl 100,000 carries 0.0005 req/s, which two decimals print as 0.00)."""
+    return f"{value:.2f}" if value >= 1 else f"{value:.3g}"

@@ -54,3 +54,10 @@ def test_rate_scale_gives_the_slowest_engine_enough_units() -> None:
     d = rate_scale_for(8_300, 8192)  # 8.3 tokens/s at 8,192 output tokens
     assert 8192 % d == 0 and 8_300 * d // 8192 >= MIN_RATE_UNITS
     assert rate_scale_for(50, 100_003) == 100_003  # below 1 token/s: one unit is a milli-token/s
+
+
+def test_a_slow_engines_rate_is_printed_with_its_digits() -> None:
+    """At osl 100,000 an engine carries 0.0005 req/s, which the report printed as "0.00 req/s each"."""
+    from autoparallel.fleet import _rps
+
+    assert _rps(0.000511) == "0.000511" and _rps(4.1) == "4.10" and _rps(0.25) == "0.25"
