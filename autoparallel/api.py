@@ -541,6 +541,24 @@ def training_memory(
     return training.training_memory(m, g, config, margins=margins)
 
 
+def _require_deepspeed_sharding(m: ModelSpec, config: TrainingConfig) -> None:
+    """InputError where DeepSpeed does not run `config`'s sharding as priced: `zero_stage_problem`
+    (dist is Megatron's distributed optimizer; no ZeRO-3 over DeepSpeed's MoE layers) and its
+    PipelineEngine's assert that ZeRO-2/3 and pipeline stages do not mix
+    (deepspeed/runtime/pipe/engine.py). The emitters translate such layouts where they can (a
+    Megatron plan's ds_config); a DeepSpeed evaluation is refused them, as its planner never picks them."""
+    from autoparallel.configs import ZeroStage
+    from autoparallel.validation import zero_stage_problem
+
+    problems = [p for p in (zero_stage_problem("deepspeed", m, config.zero),) if p is not None]
+    if config.pp > 1 and config.zero in (ZeroStage.GRADIENTS, ZeroStage.PARAMETERS):
+        problems.append(
+            f"zero={config.zero.value} with pp={config.pp}: DeepSpeed's PipelineEngine runs ZeRO 0 or 1 only"
+        )
+    if problems:
+        raise InputError("invalid DeepSpeed training configuration: " + "; ".join(problems))
+
+
 def _evaluate_training(
     m: ModelSpec,
     c: Cluster,
@@ -559,6 +577,8 @@ def _evaluate_training(
 
     config = config.model_copy(update={"precision": job_precision(config.precision, c.gpu)})
     require_training(m, c, config, framework=framework)
+    if framework == "deepspeed":
+        _require_deepspeed_sharding(m, config)
     mem, perf = training.training_memory(m, c.gpu, config), training_perf(m, c, config)
     cost = cost_to_tokens(m, c, config, w.tokens, perf=perf) if w.tokens else None
     solver: dict[str, Any] = {"status": "EVALUATED"}

@@ -224,7 +224,10 @@ def add_evaluate_parser(sub: Any) -> None:
     )
     p.add_argument("--micro-batch", type=bounded("micro_batch"), default=None, help="training (default 1)")
     p.add_argument(
-        "--zero", choices=("0", "1", "2", "3", "dist"), default=None, help="training (default dist)"
+        "--zero",
+        choices=("0", "1", "2", "3", "dist"),
+        default=None,
+        help="training (default dist; 1 with --engine deepspeed)",
     )
     p.add_argument(
         "--recompute",
@@ -340,6 +343,7 @@ def check_mode(args: argparse.Namespace, command: str) -> None:
     train = bool(getattr(args, "train", False))
     wrong = _SERVING_ONLY[command] if train else _TRAINING_ONLY[command]
     given = [_flag(d) for d in wrong if getattr(args, d, None) is not None]
+    defaults_given = {d for d in _DEFAULTS if getattr(args, d, None) is not None}
     if given:
         mode = "a training job (--train)" if train else "serving (add --train to plan training)"
         raise InputError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to {mode}")
@@ -347,6 +351,13 @@ def check_mode(args: argparse.Namespace, command: str) -> None:
     for dest, default in _DEFAULTS.items():
         if hasattr(args, dest) and getattr(args, dest) is None:
             setattr(args, dest, "megatron" if dest == "engine" and train else default)
+    if (
+        train
+        and getattr(args, "engine", None) == "deepspeed"
+        and getattr(args, "zero", None) == "dist"
+        and "zero" not in defaults_given
+    ):
+        args.zero = "1"  # DeepSpeed's ZeRO-1 (dist is Megatron's distributed optimizer)
 
 
 def _serving_workload(args: argparse.Namespace) -> Any:
@@ -838,7 +849,7 @@ def _layers_per_stage(text: str | None, pp: int) -> tuple[int, ...] | None:
     if text is None:
         return None
     parts = text.replace("/", ",").split(",")
-    if len(text) > 200 or not all(p.strip().isdigit() for p in parts):
+    if len(text) > 200 or not all(p.strip().isascii() and p.strip().isdigit() for p in parts):
         raise InputError(f"--layers-per-stage {text[:60]!r}: expected layer counts like 12,13,13,10")
     stages = tuple(int(p) for p in parts)
     if min(stages) < 1:

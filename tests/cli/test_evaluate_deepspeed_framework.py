@@ -62,3 +62,31 @@ def test_the_wrong_kind_of_engine_is_a_one_line_error(
     assert main(["evaluate", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert said in err and len(err.splitlines()) == 1
+
+
+_EV = ["evaluate", "meta-llama/Llama-3.1-8B", "--cluster", "1x8xH100", "--train", "--seq-len", "4096"]
+_EV += ["--global-batch", "256", "--tp", "1"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--pp", "2", "--dp", "4", "--zero", "2"], "zero=2 with pp=2: DeepSpeed's PipelineEngine"),
+        (["--pp", "1", "--dp", "8", "--zero", "dist"], "zero=dist: Megatron's distributed optimizer"),
+        (["--pp", "2", "--dp", "4", "--layers-per-stage", "²,30"], "expected layer counts"),
+    ],
+)
+def test_deepspeed_rules_and_stage_counts_are_one_line_errors(
+    extra: list[str], match: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DeepSpeed layouts it does not run were priced (exit 0/1 with a ds_config "not expressible"), and
+    a superscript stage count was an internal error (exit 3)."""
+    engine = [] if "--layers-per-stage" in extra else ["--engine", "deepspeed"]
+    assert main([*_EV, *extra, *engine]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_deepspeed_defaults_to_its_zero_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --zero, evaluate priced Megatron's distributed optimizer and emitted a ZeRO-1 ds_config."""
+    assert main([*_EV, "--pp", "1", "--dp", "8", "--engine", "deepspeed"]) == 0
+    assert "ZeRO 1;" in capsys.readouterr().out
