@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from autoparallel.bounds import UserInput, first_error
+from autoparallel.bounds import BOUNDS, UserInput, first_error
 from autoparallel.errors import InputError
 from autoparallel.frameworks import sglang
 from autoparallel.frameworks.vllm import BASE_PORT, HEAD_ADDRESS, vllm_launch
@@ -64,19 +64,21 @@ class FleetEntry(UserInput):
     workload_file: str | None = Field(default=None, min_length=1, max_length=4096)
     """Or a workload file (`autoparallel profile`) it starts from: lengths with their spread and
     quantiles, rate, SLOs. A relative path is read from the fleet file's folder."""
-    request_rate: float | None = Field(default=None, gt=0, le=1e7, allow_inf_nan=False)
+    request_rate: float | None = Field(
+        default=None, ge=BOUNDS["request_rate"].lo, le=BOUNDS["request_rate"].hi, allow_inf_nan=False
+    )
     """Requests/s to sustain (None: as many as the GPUs give)."""
-    isl: int | None = Field(default=None, ge=1, le=10_000_000)
+    isl: int | None = Field(default=None, ge=1, le=BOUNDS["isl"].hi)
     """Input tokens per request."""
-    osl: int | None = Field(default=None, ge=1, le=10_000_000)
+    osl: int | None = Field(default=None, ge=1, le=BOUNDS["osl"].hi)
     """Output tokens per request."""
-    ttft_ms: float | None = Field(default=None, gt=0, le=1e7, allow_inf_nan=False)
+    ttft_ms: float | None = Field(default=None, gt=0, le=BOUNDS["ttft_ms"].hi, allow_inf_nan=False)
     """Limit on time to first token, ms."""
-    tpot_ms: float | None = Field(default=None, gt=0, le=1e7, allow_inf_nan=False)
+    tpot_ms: float | None = Field(default=None, gt=0, le=BOUNDS["tpot_ms"].hi, allow_inf_nan=False)
     """Limit on time per output token, ms."""
-    max_model_len: int | None = Field(default=None, ge=1, le=100_000_000)
+    max_model_len: int | None = Field(default=None, ge=1, le=BOUNDS["max_model_len"].hi)
     """Context the engines must accept (default isl + osl rounded up to a power of two)."""
-    concurrency: int | None = Field(default=None, ge=1, le=1 << 24)
+    concurrency: int | None = Field(default=None, ge=1, le=BOUNDS["concurrency"].hi)
     """Most requests in flight at once (a closed-loop client): the engines' max_num_seqs × replicas
     stay within it (None: no cap)."""
     priority: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False)

@@ -151,3 +151,16 @@ def test_unicode_digits_and_repeated_indices_are_one_line_input_errors(env: dict
     with pytest.raises(InputError) as info:
         detect_cluster(env, lambda: (H100_NAME,) * 8)
     assert len(str(info.value).splitlines()) == 1
+
+
+def test_a_fleet_entry_takes_the_bounds_the_cli_takes() -> None:
+    """Fleet entries had bounds of their own (isl up to 10^7 where the CLI takes 2^24; TTFT up to 10^7
+    ms where it takes a day): one table, `bounds.BOUNDS`, for both."""
+    from autoparallel.bounds import BOUNDS
+    from autoparallel.fleet import FleetEntry
+
+    FleetEntry(model="m", isl=int(BOUNDS["isl"].hi), ttft_ms=BOUNDS["ttft_ms"].hi)
+    with pytest.raises(ValueError):
+        FleetEntry(model="m", isl=int(BOUNDS["isl"].hi) + 1)
+    with pytest.raises(ValueError):
+        FleetEntry(model="m", request_rate=BOUNDS["request_rate"].lo / 2)
