@@ -294,7 +294,7 @@ def compare_disagg(
     The settings' time limit bounds the whole comparison, both deployments and their tables.
     """
     from autoparallel.solvers.deployment.disagg_plan import solve_roles
-    from autoparallel.solvers.deployment.driver import leading, needs_mixed, objective_chain, objective_label
+    from autoparallel.solvers.deployment.driver import leading, needs_mixed, objective_chain
     from autoparallel.solvers.deployment.front import solve_mixed
     from autoparallel.solvers.deployment.roles import build_role_space, ttft_below_transfer
     from autoparallel.solvers.settings import SolverSettings
@@ -339,9 +339,8 @@ def compare_disagg(
             disaggregated = solve_mixed(
                 models[0],
                 cluster,
-                objective_chain(objective),
+                objective,
                 mode="on",
-                label=objective_label(objective),
                 settings=settings,
                 options=options,
                 deadline=deadline,

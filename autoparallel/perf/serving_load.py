@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -288,10 +289,7 @@ def draw_lengths(
     sample has the shape's short and long shares exactly, not up to sampling noise."""
     rng = np.random.default_rng(seed)
     if quantiles is not None and n >= 1:
-        probs = np.linspace(0.0, 1.0, len(quantiles))
-        raw = np.interp((rng.permutation(n) + 0.5) / n, probs, np.asarray(quantiles, dtype=float))
-        raw *= mean / raw.mean()  # the shape's scale is the workload's mean
-        return np.maximum(np.rint(raw), 1).astype(np.int64)
+        return lengths_at((rng.permutation(n) + 0.5) / n, mean, cv, quantiles).astype(np.int64)
     if cv <= 0 or n <= 1:
         return np.full(n, mean, dtype=np.int64)
     sigma = math.sqrt(math.log1p(cv * cv))
@@ -299,6 +297,22 @@ def draw_lengths(
     raw = np.minimum(raw, LENGTH_CAP)
     raw *= mean / raw.mean()  # the sample's mean is the workload's mean
     return np.maximum(np.rint(raw), 1).astype(np.int64)
+
+
+def lengths_at(
+    probs: np.ndarray, mean: float, cv: float, quantiles: tuple[float, ...] | None = None
+) -> np.ndarray:
+    """Lengths ≥ 1 at probabilities `probs` of the length distribution `draw_lengths` draws from (the
+    `quantiles` shape interpolated, else a log-normal of spread `cv` cut at LENGTH_CAP × the mean),
+    scaled so that their mean is `mean`."""
+    if quantiles is not None:
+        raw = np.interp(probs, np.linspace(0.0, 1.0, len(quantiles)), np.asarray(quantiles, dtype=float))
+    else:
+        sigma = math.sqrt(math.log1p(cv * cv))
+        z = np.asarray([NormalDist().inv_cdf(float(x)) for x in probs])
+        raw = np.minimum(np.exp(sigma * z - sigma * sigma / 2.0), LENGTH_CAP)
+    raw = raw * (mean / raw.mean())  # the shape's scale is the workload's mean
+    return np.maximum(np.rint(raw), 1.0)
 
 
 def arrival_times(

@@ -118,9 +118,8 @@ def _solve_tpot(
     point = solve_mixed(
         models[0],
         cluster,
-        objective_chain(objective),
+        objective,
         mode="off",
-        label=objective_label(objective),
         settings=settings,
         options=options,
         deadline=deadline,

@@ -237,20 +237,20 @@ def pareto_mixed(
 def solve_mixed(
     fm: FleetModel,
     cluster: Cluster,
-    chain: tuple[str, ...] | dict[str, float],
+    objective: Any,
     *,
     mode: str,
-    label: str,
     settings: SolverSettings | None = None,
     options: ServingOptions | None = None,
     deadline: float | None = None,
 ) -> DeploymentPoint:
-    """The optimum of `chain` (lexicographic, or {name: weight}) over `fm`'s mixed space on `cluster`:
+    """The optimum of `objective` (a deployment objective: a name, a lexicographic order or
+    {name: weight}; `driver.objective_chain`) over `fm`'s mixed space on `cluster`:
     with ("tpot", "throughput") the query that finds the first point of `pareto_mixed(objectives=
     ("tpot", "throughput"))`, the least worst TPOT of the engines used (an aggregated engine's step,
     a decode engine's pure decode step), then the most tokens/s at it. `mode` "off" keeps aggregated
     engines, "on" prefill / decode engines, "auto" either. The point is decoded by the float model
-    (its figures labelled `label`) and checked against the solver's values, as a front's are;
+    (its figures labelled `driver.objective_label`) and checked against the solver's values, as a front's are;
     `deadline` (a `time.perf_counter()`; default the settings' limit from now) bounds the tables too.
 
     Raises:
@@ -260,6 +260,9 @@ def solve_mixed(
             disaggregated one, with numbers).
         SolverTimeoutError: the tables or the search outlast the time limit.
     """
+    from autoparallel.solvers.deployment.driver import objective_chain, objective_label
+
+    chain, label = objective_chain(objective), objective_label(objective)
     names = tuple(chain)
     other = [n for n in names if n not in OBJECTIVES]
     if other:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from statistics import NormalDist
 
 import numpy as np
 
@@ -36,7 +35,7 @@ from autoparallel.memory.vllm_config import resolve_batch_defaults
 from autoparallel.perf import disagg
 from autoparallel.perf.engine_support import nixl_role_problem
 from autoparallel.perf.serving_efficiency import efficiency_for
-from autoparallel.perf.serving_load import LENGTH_CAP
+from autoparallel.perf.serving_load import lengths_at
 from autoparallel.perf.serving_steps import (
     ReplicaShape,
     StepTimes,
@@ -145,15 +144,8 @@ def spread_lengths(workload: Serving) -> list[float]:
     if workload.prompt_spread <= 0:
         return []
     probs = (np.arange(SPREAD_STRATA) + 0.5) / SPREAD_STRATA
-    if workload.isl_quantiles is not None:
-        q = np.asarray(workload.isl_quantiles, dtype=float)
-        raw = np.interp(probs, np.linspace(0.0, 1.0, len(q)), q)
-    else:
-        sigma = math.sqrt(math.log1p(workload.isl_cv**2))
-        z = np.asarray([NormalDist().inv_cdf(float(x)) for x in probs])
-        raw = np.minimum(np.exp(sigma * z - sigma * sigma / 2.0), LENGTH_CAP)
-    raw *= workload.isl / raw.mean()
-    return [float(x) for x in np.maximum(np.rint(raw), 1.0)]
+    lengths = lengths_at(probs, workload.isl, workload.isl_cv, workload.isl_quantiles)
+    return [float(x) for x in lengths]
 
 
 def prefill_spread(
