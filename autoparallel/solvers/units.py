@@ -58,9 +58,9 @@ def us_nearest(seconds: float) -> int:
     return round(seconds * US_PER_S)
 
 
-def milli_tokens(tokens_per_s: float) -> int:
-    """Tokens/s -> milli-tokens/s, rounded to nearest."""
-    return round(tokens_per_s * MILLI_TOKENS_PER_TOKEN)
+def milli_tokens_up(tokens_per_s: float) -> int:
+    """Tokens/s -> milli-tokens/s, rounded up (a rate the plan must sustain)."""
+    return math.ceil(tokens_per_s * MILLI_TOKENS_PER_TOKEN - 1e-6)
 
 
 def milli_tokens_down(tokens_per_s: float) -> int:

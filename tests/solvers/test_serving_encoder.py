@@ -407,3 +407,17 @@ def test_a_memory_reason_beside_other_families_says_which_plans_it_rules_out() -
     assert found is not None, text
     unfit, valid, need, top = (float(g.replace(",", "")) for g in found.groups())
     assert 0 < unfit < valid and need > top
+
+
+def test_a_rate_a_hair_above_capacity_is_infeasible_not_an_internal_error() -> None:
+    """The demand rounded to the nearest milli-token while the capacity rounded down: an arrival rate
+    1e-9 above the best plan's requests/s passed CP-SAT and the float model refused the decoded plan
+    (exit 3, "solver and float model disagree"). Demands round up (units.py)."""
+    from autoparallel import api
+
+    w = Serving(isl=1024, osl=256, request_rate=1.0)
+    kw = {"options": SMALL, "settings": SETTINGS}
+    cap = api.solve("Qwen/Qwen3-8B", "1xH100", w, **kw).perf.requests_per_s
+    above = w.model_copy(update={"request_rate": cap * (1 + 1e-9)})
+    with pytest.raises(InfeasibleError, match="request_rate"):
+        api.solve("Qwen/Qwen3-8B", "1xH100", above, **kw)

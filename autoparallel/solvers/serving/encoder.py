@@ -375,7 +375,7 @@ def add_request_rate(enc: EncodedServing) -> None:
     w = enc.space.workload
     if w.request_rate is None:
         return
-    need = units.milli_tokens(w.request_rate * w.osl)
+    need = units.milli_tokens_up(w.request_rate * w.osl)
     enc.model.add(enc.vars.total_milli_tps >= need).only_enforce_if(enc.family("request_rate")).with_name(
         "request_rate"
     )

@@ -298,9 +298,13 @@ def _rate_reason(space: ServingSpace) -> str:
     best = max((_rate_of(space, i) for i in others or fits), default=0.0)
     within = f" with at most {w.concurrency} in flight" if w.concurrency is not None else ""
     meets = _others_words(space, "request_rate") if others else ""
+    # As many decimals as it takes to show the shortfall (a rate just above capacity: 16.7152945 /s
+    # arrive, 16.7152942 /s complete).
+    d = next((d for d in range(2, 10) if round(best, d) < round(w.request_rate, d)), 10)
+    rate = f"{w.request_rate:g}" if d == 2 else f"{w.request_rate:.{d}f}"
     return (
-        f"request_rate: {w.request_rate:g} requests/s arrive; the best plan that fits{within}{meets} "
-        f"completes {best:.2f}/s"
+        f"request_rate: {rate} requests/s arrive; the best plan that fits{within}{meets} "
+        f"completes {best:.{d}f}/s"
     )
 
 
