@@ -266,7 +266,8 @@ def make_workload(
     (a Serving travels whole, as a workload file's content does, with its shape and SLO fields shown).
 
     Raises:
-        InputError: unknown preset or field, serving and training fields mixed, or a bad value.
+        InputError: unknown preset or field, serving and training fields mixed, a serving mapping that
+            sets only `name`, or a bad value.
     """
     if isinstance(spec, str):
         if spec.lower() not in PRESETS:
@@ -314,6 +315,13 @@ def make_workload(
     kind: Literal["serving", "training"] = "training" if training else "serving"
     if kind == "training":
         fields.pop("name", None)
+    elif set(fields) == {"name"}:
+        # A name labels a workload; alone it gave the unnamed defaults (no SLOs) under a preset-like
+        # label, where a row without workload fields plans chatbot.
+        raise InputError(
+            f"workload {fields['name']!r} sets only a name; give it a preset (e.g. chatbot), a "
+            "workload_file or serving fields"
+        )
     elif "preset" in fields:
         fields["preset"] = str(fields["preset"]).lower()
         if fields["preset"] not in PRESETS:
@@ -451,9 +459,22 @@ def check_sweep_size(count: int, what: str) -> None:
         )
 
 
+ROW_SETTINGS = ("model", "cluster", "objective", "engine", "kind", "disagg")
+"""The keys of a scenario row that are not workload fields."""
+KINDS = ("serving", "training")
+"""`kind` values of a scenario row."""
+
+
 def from_rows(rows: Iterable[Mapping[str, Any]], where: str, first: int = 1) -> list[Scenario]:
     """Scenarios from row mappings (CSV rows, YAML list items); `where` names the source in errors,
-    whose scenarios are numbered from `first`."""
+    whose scenarios are numbered from `first`. Blank cells are unset; a row without workload fields
+    plans chatbot (serving); `kind`, when set, must be the kind its workload fields make.
+
+    Raises:
+        InputError: not a mapping, an unknown column, a list or mapping where one value goes (as the
+            grid's `_names` refuses), no model or cluster, an unknown `kind` or one its fields
+            contradict, or an invalid scenario.
+    """
     out = []
     for n, row in enumerate(rows, first):
         if not isinstance(row, Mapping):
@@ -464,22 +485,39 @@ def from_rows(rows: Iterable[Mapping[str, Any]], where: str, first: int = 1) -> 
                 f"{where}: unknown column {unknown[0]!r} (scenario {n}); known: {', '.join(SCENARIO_COLUMNS)}"
             )
         values = {k: _clean(v) for k, v in row.items()}
+        for key, value in values.items():
+            # `str()` of a list was planned as a model id; only `workload` holds a mapping
+            if key != "workload" and isinstance(value, (list, tuple, set, frozenset, Mapping)):
+                raise InputError(
+                    f"{where}: scenario {n}: {key} holds a {type(value).__name__}; give one value"
+                )
         for key in ("model", "cluster"):
             if values.get(key) is None:
                 raise InputError(f"{where}: scenario {n} has no {key}")
-        wl = {
-            k: v
-            for k, v in values.items()
-            if k not in ("model", "cluster", "objective", "engine", "kind", "disagg")
-        }
-        if values.get("kind") == "serving" and not wl:
-            wl = {"preset": "chatbot"}
+        kind = values.get("kind")
+        if kind is not None:
+            if not isinstance(kind, str) or kind.lower() not in KINDS:
+                raise InputError(f"{where}: scenario {n}: kind {kind!r}: expected one of {', '.join(KINDS)}")
+            kind = kind.lower()
+        wl = {k: v for k, v in values.items() if k not in ROW_SETTINGS and v is not None}
         try:
+            if not wl:
+                if kind == "training":
+                    raise InputError(f"kind 'training' needs training fields ({', '.join(TRAINING_FIELDS)})")
+                wl = {"preset": "chatbot"}
+            elif kind is not None:
+                made, fields = make_workload(wl)
+                if made != kind:
+                    theirs = (
+                        TRAINING_FIELDS if made == "training" else ("preset", FILE_FIELD, *SERVING_FIELDS)
+                    )
+                    field = next((k for k in theirs if k in fields), "workload")
+                    raise InputError(f"kind {kind!r} contradicts {made} field {field!r}")
             out.append(
                 make_scenario(
                     values["model"] if isinstance(values["model"], ModelSpec) else str(values["model"]),
                     values["cluster"] if isinstance(values["cluster"], Cluster) else str(values["cluster"]),
-                    wl or "chatbot",
+                    wl,
                     str(values.get("objective") or "throughput"),
                     values.get("engine"),
                     values.get("disagg"),
