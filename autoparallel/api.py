@@ -323,14 +323,22 @@ def evaluate(
         w = _workload(workload)
     mid = served_id(model, m)
     if isinstance(config, TrainingConfig):
+        # Spelled as `autoparallel evaluate --engine` takes them (its choices: lower case, so here too).
         framework: TrainingFramework
         if engine in ("vllm", "megatron"):  # vllm: the parameter's default
             framework = "megatron"
         elif engine == "deepspeed":
             framework = "deepspeed"
         else:
+            from autoparallel.perf.engine_support import ENGINE_NAMES
+
+            if isinstance(engine, str) and engine in ENGINE_NAMES:
+                raise InputError(
+                    f"engine {engine!r} is a serving engine; a TrainingConfig takes megatron or deepspeed"
+                )
             raise InputError(
-                f"engine {engine!r} is a serving engine; a TrainingConfig takes megatron or deepspeed"
+                f"unknown training engine {engine!r}; a TrainingConfig takes megatron or deepspeed "
+                "(lower case, as `autoparallel evaluate --engine`)"
             )
         if nsa_backends != (None, None):
             raise InputError("nsa_backends are serving settings")
@@ -545,12 +553,16 @@ def _require_deepspeed_sharding(m: ModelSpec, config: TrainingConfig) -> None:
     """InputError where DeepSpeed does not run `config`'s sharding as priced: `zero_stage_problem`
     (dist is Megatron's distributed optimizer; no ZeRO-3 over DeepSpeed's MoE layers) and its
     PipelineEngine's assert that ZeRO-2/3 and pipeline stages do not mix
-    (deepspeed/runtime/pipe/engine.py). The emitters translate such layouts where they can (a
+    (deepspeed/runtime/pipe/engine.py); an expert tensor-parallel degree other than 1 or tp, as
+    DeepSpeed splits experts over the whole tensor-parallel group or not at all
+    (`frameworks.deepspeed.expert_tp_problem`). The emitters translate such layouts where they can (a
     Megatron plan's ds_config); a DeepSpeed evaluation is refused them, as its planner never picks them."""
     from autoparallel.configs import ZeroStage
+    from autoparallel.frameworks.deepspeed import expert_tp_problem
     from autoparallel.validation import zero_stage_problem
 
-    problems = [p for p in (zero_stage_problem("deepspeed", m, config.zero),) if p is not None]
+    checks = (zero_stage_problem("deepspeed", m, config.zero), expert_tp_problem(m, config))
+    problems = [p for p in checks if p is not None]
     if config.pp > 1 and config.zero in (ZeroStage.GRADIENTS, ZeroStage.PARAMETERS):
         problems.append(
             f"zero={config.zero.value} with pp={config.pp}: DeepSpeed's PipelineEngine runs ZeRO 0 or 1 only"

@@ -861,10 +861,12 @@ def _layers_per_stage(text: str | None, pp: int) -> tuple[int, ...] | None:
 
 def evaluate_command(plan: Any) -> str | None:
     """The `autoparallel evaluate --train` line that re-evaluates a training plan's configuration (a
-    front point's) to the same figures: every field the planner sets, --etp and --layers-per-stage
-    included where they differ from evaluate's defaults (tp; the even split). None when the
-    configuration has a field evaluate takes no flag for (per-stage recompute, offload, sequence
-    parallelism off, an MoE capacity factor, EP overlap: options the CLI's planners never set)."""
+    front point's) to the same figures under the same rules: every field the planner sets, --etp and
+    --layers-per-stage included where they differ from evaluate's defaults (tp; the even split), the
+    framework (--engine deepspeed: its rules and its optimum to compare with) and the job's --tokens
+    (the time and cost to the budget). None when the configuration has a field evaluate takes no
+    flag for (per-stage recompute, offload, sequence parallelism off, an MoE capacity factor, EP
+    overlap: options the CLI's planners never set)."""
     import shlex
 
     from autoparallel.configs import even_split
@@ -881,7 +883,11 @@ def evaluate_command(plan: Any) -> str | None:
         return None
     words = ["autoparallel", "evaluate", plan.model_id or plan.model.name, "--cluster", plan.cluster.spec]
     words += ["--train", "--seq-len", str(c.seq_len), "--global-batch", str(c.global_batch)]
+    tokens = plan.workload.tokens
+    if tokens:  # repr: the float back exactly; a whole number without its ".0"
+        words += ["--tokens", str(int(tokens)) if float(tokens).is_integer() else repr(float(tokens))]
     words += ["--precision", c.precision] if c.precision != "bf16" else []
+    words += ["--engine", plan.framework] if plan.framework != "megatron" else []
     words += ["--tp", str(c.tp), "--pp", str(c.pp), "--dp", str(c.dp)]
     words += ["--cp", str(c.cp)] if c.cp > 1 else []
     words += ["--cp-comm-type", c.cp_comm] if c.cp_comm != "p2p" else []

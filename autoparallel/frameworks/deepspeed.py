@@ -58,8 +58,9 @@ def deepspeed_config(
     Raises:
         InputError: the global batch does not split into micro-batches over dp, offload with a stage
             that cannot offload, ZeRO-2/3 with pipeline parallelism (DeepSpeed's PipelineEngine refuses
-            them), ZeRO-3 with MoE layers (`validation.framework_zero_stages`), an unknown precision,
-            or more GPUs than the cluster has.
+            them), ZeRO-3 with MoE layers (`validation.framework_zero_stages`), an expert
+            tensor-parallel degree other than 1 or tp (`expert_tp_problem`), an unknown precision, or
+            more GPUs than the cluster has.
     """
     stage = ZERO_STAGE_NUMBER[config.zero]
     _validate(config, stage, cluster, model)
@@ -140,14 +141,23 @@ def deepspeed_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
         )
     if model.is_moe:
         # DeepSpeed's MoE keeps whole experts on every tensor-parallel rank unless asked to split them
-        # (deepspeed/moe/layer.py: enable_expert_tensor_parallelism=False by default).
-        etp = config.tp if config.etp is None else config.etp
-        split = ", enable_expert_tensor_parallelism=True" if etp > 1 else ""
+        # (deepspeed/moe/layer.py: enable_expert_tensor_parallelism=False by default), and then splits
+        # them over the whole tensor-parallel group (`expert_tp_problem`): the flag is etp = tp > 1.
+        split = config.tp > 1 and config.etp in (None, config.tp)
+        flag = ", enable_expert_tensor_parallelism=True" if split else ""
         notes.append(
-            f"experts: deepspeed.moe.layer.MoE(num_experts={model.num_experts}, ep_size={config.ep}{split}) "
+            f"experts: deepspeed.moe.layer.MoE(num_experts={model.num_experts}, ep_size={config.ep}{flag}) "
             "in the model code, with the MoE parameter groups DeepSpeed's optimizer needs "
-            "(split_params_into_different_moe_groups_for_optimizer)."
+            "(split_params_into_different_moe_groups_for_optimizer)"
+            + (
+                f"; each expert is split over the tp={config.tp} tensor-parallel group, which DeepSpeed "
+                "takes from the mpu passed to deepspeed.initialize (without one it keeps whole experts)."
+                if split
+                else "."
+            )
         )
+        if (problem := expert_tp_problem(model, config)) is not None:
+            notes.append(problem)
     if (vision := vision_tower_note(model)) is not None:
         notes.append(vision)
     if config.precision == "fp8":
@@ -229,6 +239,23 @@ def _pipeline_section(model: ModelSpec, config: TrainingConfig) -> dict[str, obj
 # ----- checks ---------------------------------------------------------------------------------------
 
 
+def expert_tp_problem(model: ModelSpec, config: TrainingConfig) -> str | None:
+    """Why DeepSpeed cannot run `config`'s expert tensor-parallel degree (None: it can). DeepSpeed
+    splits an MoE layer's experts over the whole tensor-parallel group or not at all: with
+    `enable_expert_tensor_parallelism` and an mpu, deepspeed/utils/groups.py
+    `_create_expert_data_and_model_parallel` sets expert_tensor_parallel_world_size to the mpu's
+    tensor-parallel size; otherwise deepspeed/moe/layer.py `MoE._create_process_groups` builds expert
+    groups without one (whole experts). So etp is 1 or tp (`space._etp_domain` plans only these)."""
+    if not model.is_moe or config.etp is None or config.etp in (1, config.tp):
+        return None
+    allowed = " or ".join(dict.fromkeys(("1", str(config.tp))))
+    return (
+        f"etp={config.etp} with tp={config.tp}: DeepSpeed splits experts over the whole tensor-parallel "
+        f"group or not at all (deepspeed/utils/groups.py sets the expert tensor-parallel size to tp), "
+        f"so etp must be {allowed}"
+    )
+
+
 def _stage_modes(config: TrainingConfig) -> tuple[Recompute, ...]:
     """Recompute mode of every pipeline stage."""
     return tuple(config.recompute_of(s) for s in range(config.pp))
@@ -263,6 +290,8 @@ def _validate(
             "layers under ZeRO-3 (deepspeed/runtime/engine.py: 'Native DeepSpeed MoE is not supported with "
             "ZeRO Stage 3'); `plan --train --engine deepspeed` plans for what DeepSpeed runs"
         )
+    if model is not None and (problem := expert_tp_problem(model, config)) is not None:
+        raise InputError(problem)
     if config.cp > 1 and config.cp_comm != "a2a":
         raise InputError(
             f"cp={config.cp} is priced as ring attention ({config.cp_comm}); DeepSpeed runs context "
