@@ -75,6 +75,7 @@ __all__ = [
     "ServingEstimate",
     "ServingPerf",
     "StepTimes",
+    "client_queue_s",
     "deployment_problems",
     "efficiency_for",
     "evaluate_serving",
@@ -272,6 +273,18 @@ def replica_rates(
     return times.ttft_s + efficiency_for(gpu, engine).request_overhead_s, batch * osl / cycle_s
 
 
+def client_queue_s(workload: Serving, replicas: int, batch: float, tokens_per_s: float) -> float:
+    """Seconds a closed-loop client's request waits in the server's queue before it runs: with
+    `workload.concurrency` in flight and only `batch` running per replica (max_num_seqs or the KV
+    cache binds), the rest queue, and by Little's law each waits queued / completions per second.
+    `vllm bench serve --max-concurrency` caps only the client (an asyncio.Semaphore around each
+    request), and TTFT counts from the send, so the wait is part of it."""
+    if workload.concurrency is None or tokens_per_s <= 0:
+        return 0.0
+    queued = workload.concurrency / replicas - batch
+    return max(queued, 0.0) * workload.osl / tokens_per_s
+
+
 def perf_at_batch(
     model: ModelSpec,
     cluster: Cluster,
@@ -319,6 +332,7 @@ def perf_at_batch(
         context=workload.running_context,
     )
     ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
+    ttft_s += client_queue_s(workload, config.replicas, batch, per_replica)
     total = per_replica * config.replicas
     usd = gpu.usd_per_hour * config.gpus / (total * 3600.0) * 1e6 if total > 0 else math.inf
     rate_ok = workload.request_rate is None or total / workload.osl >= workload.request_rate

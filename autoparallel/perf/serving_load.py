@@ -430,11 +430,15 @@ def simulate_benchmark(
     )
     engine_limit = max_running or config.max_num_seqs
     # The client keeps at most `cap` requests in flight over the deployment, dealt evenly: a replica
-    # never runs more than its share (cap // replicas, one more for the first cap % replicas).
-    limits = [
-        engine_limit if cap is None else min(engine_limit, cap // replicas + (r < cap % replicas))
-        for r in range(replicas)
+    # is sent at most its share (cap // replicas, one more for the first cap % replicas) and runs at
+    # most the smaller of that share and the engine's limit. A share above the engine's limit waits
+    # in the server's queue (`vllm bench serve` caps only the client, an asyncio.Semaphore around
+    # each request): the engine then never starves, so it runs as with the engine's limit alone,
+    # and each request's TTFT counts from its send, the client slot's freeing (`_send_times`).
+    clients = [
+        cap // replicas + (r < cap % replicas) if cap is not None else n_total for r in range(replicas)
     ]
+    limits = [min(engine_limit, c) for c in clients]
     policy = SCHEDULING[engine]
     # Every replica replays its own share of one draw (the DP load balancer deals requests round
     # robin): the run lasts until the slowest replica's last token, so the longest requests of the
@@ -494,7 +498,7 @@ def simulate_benchmark(
         run = replayed[key]
         firsts.append(run.first)
         arrive = arrive_all[r::replicas]
-        sends.append(_send_times(run.finish, limits[r], arrive) if cap is not None else arrive)
+        sends.append(_send_times(run.finish, clients[r], arrive) if cap is not None else arrive)
         finishes.append(run.finish)
         gap_values.append(run.gaps)
         gap_counts.append(run.gap_counts)

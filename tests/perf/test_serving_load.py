@@ -631,3 +631,22 @@ def test_a_concurrency_cap_holds_over_data_parallel_replicas() -> None:
     ]
     assert runs[1] is not None and runs[0] is not None
     assert runs[1].duration_s == pytest.approx(runs[0].duration_s, rel=0.02)
+
+
+def test_a_client_cap_above_the_engines_limit_queues_in_the_server(qwen8b) -> None:  # type: ignore[no-untyped-def]
+    """`vllm bench serve --max-concurrency` caps only the client: with 200 or 1,000 in flight and
+    max_num_seqs 16, the rest wait in the server's queue and TTFT counts from each send. The replay
+    used the engine's limit as the client's too, so caps of 16, 200 and 1,000 gave one TTFT; the
+    steady state gave the same TTFT at every cap. Both now charge the wait, and agree (Little's law:
+    (200 − 16) queued, each waiting that many completions) on a run long enough for its start to fade."""
+    cfg = CFG.model_copy(update={"max_num_seqs": 16})
+    ttfts = []
+    for cap in (16, 200, 1000):
+        work = Serving(isl=256, osl=64, isl_cv=0.5, osl_cv=0.5, num_prompts=1500, concurrency=cap)
+        run = run_benchmark(qwen8b, H100, cfg, work)
+        steady = evaluate_serving(qwen8b, H100, cfg, work).perf
+        assert run.peak_batch == 16
+        ttfts.append(run.mean_ttft_ms)
+        if cap == 200:
+            assert steady.ttft_ms == pytest.approx(run.mean_ttft_ms, rel=0.15)
+    assert ttfts[0] * 5 < ttfts[1] < ttfts[2]

@@ -421,3 +421,18 @@ def test_a_rate_a_hair_above_capacity_is_infeasible_not_an_internal_error() -> N
     above = w.model_copy(update={"request_rate": cap * (1 + 1e-9)})
     with pytest.raises(InfeasibleError, match="request_rate"):
         api.solve("Qwen/Qwen3-8B", "1xH100", above, **kw)
+
+
+def test_a_client_queue_counts_in_the_tables_ttft() -> None:
+    """1,000 clients in flight on one H100 whose engine runs at most 256: the rest queue, and the
+    table's TTFT (µs) must be what the float model says at the decoded replica count, queue included
+    (it planned max_num_seqs 192 at "TTFT 155 ms" while each request waited ~48 s behind 808 others)."""
+    from autoparallel import api
+
+    kw = {"options": SMALL, "settings": SETTINGS}
+    w = Serving(isl=1024, osl=256, concurrency=1000, ttft_ms=2000)
+    with pytest.raises(InfeasibleError, match="ttft_slo"):
+        api.solve("Qwen/Qwen3-8B", "1xH100", w, **kw)
+    loose = api.solve("Qwen/Qwen3-8B", "1xH100", w.model_copy(update={"ttft_ms": 10**6}), **kw)
+    queued = 1000 - loose.config.max_num_seqs
+    assert loose.perf.ttft_ms > queued * 256 / loose.perf.output_tokens_per_s * 1e3

@@ -182,16 +182,15 @@ def replica_cap(space: ServingSpace, i: int, *, with_concurrency: bool = True) -
     most concurrency // max_num_seqs.
 
     No objective or constraint gets worse with more replicas (throughput and the arrival rate gain,
-    TTFT / TPOT / cost / memory do not depend on them), so the largest admissible count dominates
-    every smaller one and replicas is a function of the tuple: total throughput stays linear.
+    TTFT gains under a client's concurrency: fewer of its requests queue, `perf.client_queue_s`;
+    TPOT / cost / memory do not depend on them), so the largest admissible count dominates every
+    smaller one and replicas is a function of the tuple: total throughput and the table's TTFT (at
+    that count) stay linear.
     """
     s, _, b, _ = space.unflat(i)
-    shape, conc = space.shapes[s], space.workload.concurrency
-    cap = shape.ep_replicas if shape.ep else shape.max_replicas
-    if with_concurrency and conc is not None:
-        limit = conc // space.batches[b]
-        cap = cap if shape.ep and cap <= limit else 0 if shape.ep else min(cap, limit)
-    return cap
+    return space.shapes[s].replicas_at(
+        space.batches[b], space.workload.concurrency if with_concurrency else None
+    )
 
 
 def candidate_entries(space: ServingSpace, *, explain: bool = False) -> list[int]:

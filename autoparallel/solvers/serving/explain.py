@@ -300,6 +300,7 @@ def _rate_reason(space: ServingSpace) -> str:
     meets = _others_words(space, "request_rate") if others else ""
     # As many decimals as it takes to show the shortfall (a rate just above capacity: 16.7152945 /s
     # arrive, 16.7152942 /s complete).
+    assert w.request_rate is not None
     d = next((d for d in range(2, 10) if round(best, d) < round(w.request_rate, d)), 10)
     rate = f"{w.request_rate:g}" if d == 2 else f"{w.request_rate:.{d}f}"
     return (

@@ -22,7 +22,9 @@ Knobs and domains (each one variable in the CP-SAT model, never a list of whole 
 
 A configuration is admissible when vLLM starts (memory), the KV cache holds max_num_seqs average
 running sequences (`Serving.running_context` tokens: the running batch never preempts),
-max_num_seqs × replicas ≤ the workload's concurrency, and the SLOs and arrival rate are met. Then
+max_num_seqs × replicas ≤ the workload's concurrency (the rest of the client's requests wait in
+the server's queue: TTFT counts the wait, `perf.client_queue_s`, at the tuple's replica count), and
+the SLOs and arrival rate are met. Then
 the running batch equals max_num_seqs, so one table entry per (shape, runtime, max_num_seqs,
 max_model_len) describes it.
 """
@@ -194,6 +196,16 @@ class Shape:
     @property
     def gpus_per_replica(self) -> int:
         return self.tp * self.pp
+
+    def replicas_at(self, max_num_seqs: int, concurrency: int | None) -> int:
+        """Replicas at this max_num_seqs (0: none allowed): all the GPUs allow (EP: the engine's data
+        ranks), and at most concurrency // max_num_seqs (no engine slot waits for a user). The
+        largest count dominates every smaller one (the encoder's `replica_cap`)."""
+        cap = self.ep_replicas if self.ep else self.max_replicas
+        if concurrency is None:
+            return cap
+        limit = concurrency // max_num_seqs
+        return (cap if cap <= limit else 0) if self.ep else min(cap, limit)
 
     @property
     def ep_ranks(self) -> int:
@@ -663,6 +675,7 @@ def replica_perf(
         context=w.running_context,
     )
     ttft_s, tps = perf.replica_rates(times, batch=batch, osl=w.osl, gpu=space.cluster.gpu)
+    ttft_s += perf.client_queue_s(w, max(shape.replicas_at(batch, w.concurrency), 1), batch, tps)
     gpus = shape.gpus_per_replica
     usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6
     return times.step_s, ttft_s, tps, usd
@@ -726,6 +739,10 @@ def _engine_entry(
         return
     t.evaluated.append(True)
     t.step_us.append(units.us_up(p.tpot_ms / 1e3))
-    t.ttft_us.append(units.us_up(p.ttft_ms / 1e3))
+    w, shape = space.workload, space.shapes[s]
+    queue_s = perf.client_queue_s(
+        w, max(shape.replicas_at(batch, w.concurrency), 1), batch, p.output_tokens_per_s_per_replica
+    )
+    t.ttft_us.append(units.us_up(p.ttft_ms / 1e3 + queue_s))
     t.tps_milli.append(units.milli_tokens_down(p.output_tokens_per_s_per_replica))
     t.cost_micro_usd.append(units.micro_usd(p.usd_per_million_tokens))
