@@ -43,7 +43,9 @@ class Serving(UserInput):
     ttft_ms: float | None = Field(default=None, gt=0, le=BOUNDS["ttft_ms"].hi)
     """Service-level limit on time to first token, ms."""
     tpot_ms: float | None = Field(default=None, gt=0, le=BOUNDS["tpot_ms"].hi)
-    """Service-level limit on time per output token, ms."""
+    """Service-level limit on time per output token, ms. None where every output is one token:
+    TPOT has no second token to time (`vllm bench serve` reports it only for outputs longer than
+    one token), so a preset's or a user's limit is dropped there."""
     burstiness: float = Field(default=1.0, ge=BOUNDS["burstiness"].lo, le=BOUNDS["burstiness"].hi)
     """Shape of the gamma distribution of the gaps between arrivals at `request_rate` (`vllm bench
     serve --burstiness`): 1 is a Poisson process, below 1 burstier, above 1 more even. Only the
@@ -62,6 +64,17 @@ class Serving(UserInput):
     osl_quantiles: tuple[float, ...] | None = None
     """The same for output lengths, scaled to the mean `osl`: the short-output share that sets a
     burst's mean TPOT is kept as measured."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_tpot_of_one_token(cls, data: Any) -> Any:
+        one = (
+            isinstance(data, dict)
+            and data.get("osl") == 1
+            and not data.get("osl_cv")
+            and not data.get("osl_quantiles")
+        )
+        return {**data, "tpot_ms": None} if one and data.get("tpot_ms") is not None else data
 
     @field_validator("name")
     @classmethod

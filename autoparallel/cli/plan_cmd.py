@@ -398,6 +398,11 @@ def _serving_workload(args: argparse.Namespace) -> Any:
             "--burstiness shapes the arrivals of a finite benchmark's replay: add --num-prompts (the "
             "steady-state model takes the mean rate)"
         )
+    if getattr(args, "tpot_ms", None) is not None and base.tpot_ms is None:
+        print(
+            "note: --tpot-ms dropped: every output is one token, so there is no TPOT to limit",
+            file=sys.stderr,
+        )
     return base
 
 

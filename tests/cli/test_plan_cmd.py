@@ -714,3 +714,18 @@ def test_flags_over_the_default_preset_keep_its_name_and_say_which_limit_it_impo
     assert main([*argv, "--tpot-ms", "60"]) == 1
     err = capsys.readouterr().err
     assert "a looser --tpot-ms" in err and "preset imposes it" not in err
+
+
+def test_a_tpot_limit_on_one_token_outputs_is_dropped_with_a_note(capsys: pytest.CaptureFixture[str]) -> None:
+    """TPOT times the tokens after the first; `vllm bench serve` reports it only for outputs longer
+    than one token. `--osl 1 --tpot-ms 30` exited 1 on tpot_slo, and `--tpot-ms 50` chose
+    max_num_seqs 1 (a third of the throughput) to meet a limit nothing measures."""
+    from autoparallel.workload import Serving
+
+    assert Serving(osl=1, tpot_ms=30).tpot_ms is None and Serving(osl=1, osl_cv=1, tpot_ms=30).tpot_ms == 30
+    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1xH100", "--isl", "1024", "--osl", "1"]
+    assert main([*argv, "--tpot-ms", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "--tpot-ms dropped" in captured.err
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"] == json.loads(captured.out)["config"]
