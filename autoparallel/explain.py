@@ -231,9 +231,21 @@ def _reasons(binding: Sequence[str], runner_up: RunnerUp | None, problems: Seque
     if runner_up:
         cfg = runner_up.config.model_dump()
         shape = ", ".join(f"{k}={cfg[k]}" for k in ("tp", "pp", "dp", "cp", "ep", "replicas") if k in cfg)
+        shape += "".join(f", {x}" for x in _training_extras(cfg))
         if runner_up.engine not in (None, "vllm"):
             shape = f"{ENGINE_NAMES[runner_up.engine]}, {shape}"
         out += ["", f"runner-up ({shape}): {runner_up.why_lost}"]
+    return out
+
+
+def _training_extras(cfg: dict[str, Any]) -> list[str]:
+    """What a training layout's tp/pp/dp/cp/ep do not say: an expert split other than tp (`etp`;
+    None is tp) and how context-parallel ranks exchange (`cp_comm`)."""
+    out = []
+    if cfg.get("etp") is not None and cfg["etp"] != cfg["tp"]:
+        out.append(f"etp={cfg['etp']}")
+    if cfg.get("cp", 1) > 1 and "cp_comm" in cfg:
+        out.append(f"cp_comm={cfg['cp_comm']}")
     return out
 
 
@@ -253,7 +265,9 @@ def explain_training(plan: TrainingPlan) -> str:
             else []
         ),
         "",
-        f"config: tp={c.tp} pp={c.pp} dp={c.dp} cp={c.cp} ep={c.ep} vp={c.vp}; micro-batch {c.micro_batch} x "
+        f"config: tp={c.tp} pp={c.pp} dp={c.dp} cp={c.cp} ep={c.ep} "
+        + "".join(f"{x} " for x in _training_extras(c.model_dump()))
+        + f"vp={c.vp}; micro-batch {c.micro_batch} x "
         f"grad-accum {c.grad_accum}; ZeRO {c.zero.value}; recompute "
         + ("/".join(r.value for r in c.stage_recompute) if c.stage_recompute else c.recompute.value)
         + f"; layers per stage {list(c.stage_layers(plan.model.num_layers))}",

@@ -102,3 +102,18 @@ def test_a_training_fronts_json_names_each_points_evaluate_line(capsys: pytest.C
     assert main([*line, "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert got["perf"]["step_time_s"] == pytest.approx(points[-1]["perf"]["step_time_s"])
+
+
+def test_the_config_line_says_the_expert_split_and_the_cp_exchange(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The text dropped etp and cp_comm: a plan with whole experts (etp 1 at tp 2) and its runner-up
+    with experts split over tp printed as one layout, and an all-to-all CP run as the ring."""
+    moe = ["evaluate", MODEL, "--cluster", "1x8xH100", "--train", "--seq-len", "4096"]
+    assert main([*moe, "--global-batch", "64", "--tp", "2", "--dp", "4", "--ep", "4", "--etp", "1"]) == 0
+    assert "config: tp=2 pp=1 dp=4 cp=1 ep=4 etp=1 vp=1;" in capsys.readouterr().out
+    assert main([*moe, "--global-batch", "64", "--tp", "2", "--dp", "4", "--ep", "4"]) == 0
+    assert "config: tp=2 pp=1 dp=4 cp=1 ep=4 vp=1;" in capsys.readouterr().out
+    dense = ["evaluate", "meta-llama/Llama-3.1-8B", "--cluster", "1x8xH100", "--train", "--seq-len", "32768"]
+    assert main([*dense, "--global-batch", "8", "--tp", "2", "--cp", "4", "--cp-comm-type", "a2a"]) == 0
+    assert "cp=4 ep=1 cp_comm=a2a vp=1;" in capsys.readouterr().out
