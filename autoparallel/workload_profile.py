@@ -47,8 +47,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
-from autoparallel.bounds import BOUNDS, first_error
+from autoparallel.bounds import BOUNDS, clean_text, first_error
 from autoparallel.errors import InputError
+from autoparallel.perf.serving_load import MAX_REPLAY_PASSES
 from autoparallel.user_file import read_capped
 from autoparallel.workload import Serving
 
@@ -107,7 +108,8 @@ class WorkloadProfile(BaseModel):
     requests: int
     """Requests read."""
     malformed: int
-    """Lines (or entries) skipped because they were not usable."""
+    """Lines (or entries) skipped because they were not usable, or because they were of the kind a file
+    mixing benchmark runs with request lines holds fewer requests of (`_requests`)."""
     malformed_lines: tuple[int, ...]
     """Line numbers of the first skipped lines (at most 10)."""
     isl: LengthStats
@@ -158,6 +160,8 @@ def _first(obj: dict[str, Any], keys: tuple[str, ...]) -> Any:
 def _seconds(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
+    if isinstance(value, int) and abs(value) > MAX_STAMP:  # float() of a 400-digit integer overflows
+        return None
     if isinstance(value, (int, float)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, str):
@@ -197,7 +201,8 @@ def epoch_unit(stamp: float) -> str:
 def _tokens(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if not math.isfinite(value) or not 1 <= value <= BOUNDS["isl"].hi:  # isl's bound is osl's
+    if not 1 <= value <= BOUNDS["isl"].hi:  # isl's bound is osl's; NaN fails it (math.isfinite of a
+        return None  # 400-digit integer overflows)
         return None
     return int(value)
 
@@ -363,6 +368,8 @@ LOAD_KEYS = (
     "ramp_up_end_rps",
 )
 """The fields that set a benchmark's load: runs that differ in one are different loads."""
+RAMP_KEYS = LOAD_KEYS[3:]
+"""A vLLM ramp-up's fields: its strategy, start and end rates."""
 RAMPS = ("linear", "exponential")
 """vLLM's `--ramp-up-strategy` values (serve.py `_get_current_request_rate`)."""
 
@@ -403,11 +410,13 @@ def _number_list(value: Any, n: int) -> np.ndarray | None:
         return None
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         return None
+    if any(isinstance(v, int) and abs(v) > MAX_STAMP for v in value):  # float() of it overflows
+        return None
     out = np.asarray(value, dtype=float)
     return out if bool(np.isfinite(out).all()) else None
 
 
-def _arrival_gaps(run: dict[str, Any], n: int) -> np.ndarray | None:
+def _arrival_gaps(run: dict[str, Any], n: int, cap: int | None) -> np.ndarray | None:
     """The gaps between a run's arrivals, from its per-request `start_times` (vLLM `--save-detailed`), or
     None where it has none, or where they are not arrival times; an empty array when the run sent every
     request at once.
@@ -417,15 +426,14 @@ def _arrival_gaps(run: dict[str, Any], n: int) -> np.ndarray | None:
     `start_times - queue_times` (the client queue time it records), and without `queue_times` a capped
     run's arrivals are unknown. A run sent at once (request rate inf) starts every request in one burst
     before any answer comes back: when its last arrival precedes its first token (`ttfts`), it is at once,
-    not a stream of thousands of requests per second."""
+    not a stream of thousands of requests per second. `cap`: the run's `max_concurrency` (`_cap`)."""
     starts = _number_list(run.get("start_times"), n)
     if starts is None or n < 2:
         return None
     queue = _number_list(run.get("queue_times"), n)
-    cap = run.get("max_concurrency")
     if queue is not None:
         arrivals = starts - queue
-    elif isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+    elif cap is not None:
         return None
     else:
         arrivals = starts
@@ -448,10 +456,19 @@ def _ramp(run: dict[str, Any], path: Path) -> tuple[str, float, float] | None:
         return None
     raw = (run.get("ramp_up_start_rps"), run.get("ramp_up_end_rps"))
     start, end = (_seconds(v) if isinstance(v, (int, float)) else None for v in raw)
-    if strategy not in RAMPS or start is None or end is None or not 0 < start <= end <= MAX_RATE:
+    if (
+        strategy not in RAMPS
+        or start is None
+        or end is None
+        or not BOUNDS["request_rate"].lo <= start <= end <= MAX_RATE
+    ):
+        # The floor: a workload's rate floor (a plan holds no slower rate); a start of 1e-300 also
+        # overflowed `ramp_gaps`'s 1 / rate² and its end / start (numpy warnings before the error).
+        fields = zip(RAMP_KEYS, (strategy, *raw), strict=True)
+        shown = ", ".join(f"{k} {clean_text(repr(v), 40)}" for k, v in fields)
         raise InputError(
-            f"{path}: unreadable ramp-up (ramp_up_strategy {strategy!r}, ramp_up_start_rps {raw[0]!r}, "
-            f"ramp_up_end_rps {raw[1]!r}): vLLM ramps 'linear' or 'exponential' from a rate above 0 up"
+            f"{path}: unreadable ramp-up ({shown}): vLLM ramps 'linear' or 'exponential' from a rate of "
+            f"at least {BOUNDS['request_rate'].lo:g} up to at most {MAX_RATE:g} requests/s"
         )
     return str(strategy), start, end
 
@@ -471,14 +488,84 @@ def ramp_gaps(strategy: str, start: float, end: float, n: int, shape: float) -> 
     return 1.0 / mean, round(math.sqrt(max(var, 0.0)) / mean, 6)
 
 
-def _shape(value: Any) -> float | None:
-    """vLLM's `--burstiness` (a gamma shape > 0; inf for constant gaps, written `Infinity` or "inf")."""
-    if isinstance(value, str) and value.strip().lower() in ("inf", "+inf", "infinity"):
-        return math.inf
-    if isinstance(value, float) and math.isinf(value):
-        return math.inf if value > 0 else None
-    shape = _seconds(value)
-    return shape if shape is not None and shape > 0 else None
+def _as_number(value: Any) -> float | None:
+    """A result's load field as a float: a JSON number (an integer too large for a float is ±inf) or a
+    string that spells one ("inf", "4.0"); None for anything else (true, a list, "fast")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return float(value) if abs(value) <= 1e300 else (math.inf if value > 0 else -math.inf)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _bad_load(path: Path, field: str, value: Any, what: str) -> InputError:
+    return InputError(f"{path}: {field} {clean_text(repr(value), 60)} is not {what}")
+
+
+def _rate(value: Any, path: Path) -> float | None:
+    """A result's `request_rate` in requests/s, or None for every prompt at once: absent or null, inf
+    (vLLM writes "inf", SGLang `Infinity`: serve.py and bench_serving.py's default), a rate past
+    `MAX_RATE`, or SGLang's "trace" (which `_bench` reads apart).
+
+    Raises:
+        InputError: a rate no benchmark sends at: 0 or below, NaN, true, a string that is no number.
+    """
+    if value is None or (isinstance(value, str) and value.strip().lower() == "trace"):
+        return None
+    rate = _as_number(value)
+    if rate is None or not rate > 0:
+        raise _bad_load(
+            path,
+            "request_rate",
+            value,
+            "a request rate (above 0 requests/s, or inf for every prompt at once)",
+        )
+    return rate if rate <= MAX_RATE else None
+
+
+def _cap(value: Any, path: Path) -> int | None:
+    """A result's `max_concurrency`: the client's cap on requests in flight (a whole number from 1; 4.0
+    is 4), or None where it has none (absent or null, vLLM's and SGLang's default).
+
+    Raises:
+        InputError: 0, a negative or fractional number, true, a string.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, float) and math.isfinite(value) and value >= 1 and value.is_integer():
+        return int(value)
+    raise _bad_load(
+        path, "max_concurrency", value, "a client cap (a whole number of requests from 1, or null for none)"
+    )
+
+
+def _shape(value: Any, path: Path) -> float | None:
+    """vLLM's `--burstiness`: a gamma shape above 0, inf for constant gaps (written `Infinity` or
+    "inf"); None where the result has none (absent or null: Poisson, vLLM's default 1).
+
+    Raises:
+        InputError: 0 or below, NaN, true, a string that is no number.
+    """
+    if value is None:
+        return None
+    shape = _as_number(value)
+    if shape is None or not shape > 0:
+        raise _bad_load(
+            path,
+            "burstiness",
+            value,
+            "a gamma shape (above 0, inf for evenly spaced arrivals, or null for Poisson)",
+        )
+    return shape
 
 
 def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfile:
@@ -498,6 +585,10 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
         InputError: no per-request lengths, every request failed, runs of different loads, or a
             trace-timed run without its times.
     """
+    caps = [_cap(run.get("max_concurrency"), path) for run in runs]  # each run's fields, refused as read
+    for run in runs:
+        _rate(run.get("request_rate"), path)
+        _shape(run.get("burstiness"), path)
     loads = {tuple(str(run.get(k)) for k in LOAD_KEYS) for run in runs}
     if len(loads) > 1:
         seen = "; ".join(
@@ -513,7 +604,7 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
     osl: list[int] = []
     bad = failed = 0
     gaps: list[np.ndarray] | None = []
-    for run in runs:
+    for run, cap in zip(runs, caps, strict=True):
         ins, outs = run.get("input_lens") or [], run.get("output_lens") or []
         if not isinstance(ins, list) or not isinstance(outs, list):
             ins, outs = [], []
@@ -532,7 +623,7 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
                 continue
             isl.append(ia)
             osl.append(ob)
-        run_gaps = _arrival_gaps(run, len(ins)) if len(ins) == len(outs) else None
+        run_gaps = _arrival_gaps(run, len(ins), cap) if len(ins) == len(outs) else None
         if gaps is not None and run_gaps is not None:
             gaps.append(run_gaps)
         else:
@@ -549,9 +640,8 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
         )
     last = runs[-1]
     raw_rate = last.get("request_rate")
-    rate = _seconds(raw_rate)
-    rate = rate if rate is not None and 0 < rate <= MAX_RATE else None  # inf: all at once
-    shape = _shape(last.get("burstiness"))  # vLLM's --burstiness: a gamma shape, > 0
+    rate = _rate(raw_rate, path)  # None: all at once
+    shape = _shape(last.get("burstiness"), path)  # vLLM's --burstiness: a gamma shape, > 0
     ramp = _ramp(last, path)
     cv: float | None = None
     load = "configured"
@@ -570,7 +660,6 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
             f"{path}: the benchmark replayed its trace's own arrival times (request_rate 'trace'), which "
             "its result does not hold: profile the trace itself as a request log"
         )
-    conc = last.get("max_concurrency")
     return WorkloadProfile(
         source=source,
         requests=len(isl),
@@ -581,7 +670,7 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
         request_rate=rate,
         interarrival_cv=cv if rate is not None else None,
         gamma_shape=shape if rate is not None and shape is not None and math.isfinite(shape) else None,
-        max_concurrency=conc if isinstance(conc, int) and not isinstance(conc, bool) and conc > 0 else None,
+        max_concurrency=caps[-1],
         failed=failed,
         load=load,
         ramp_up=f"{ramp[0]} {ramp[1]:g} to {ramp[2]:g} requests/s" if ramp else None,
@@ -625,12 +714,14 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
     numbers: list[int] = []
     bad_lines: list[int] = []
     runs: list[dict[str, Any]] = []
+    run_lines: list[int] = []
     for number, obj in records:
         if not isinstance(obj, dict):
             bad_lines.append(number)
             continue
         if _is_bench(obj):  # a benchmark run: SGLang's line per run, vLLM's --append-result
             runs.append(obj)
+            run_lines.append(number)
             continue
         ia, ob = _tokens(_first(obj, PROMPT_KEYS)), _tokens(_first(obj, OUTPUT_KEYS))
         stamp = _first(obj, TIME_KEYS)
@@ -649,11 +740,17 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
         bad_lines = sorted(bad_lines + [n for i, n in enumerate(numbers) if i not in keep])
         isl, osl, times = [isl[i] for i in timed], [osl[i] for i in timed], [times[i] for i in timed]
         numbers = [numbers[i] for i in timed]
-    if runs and not isl:
+    # A file that mixes benchmark runs with request lines: a run's requests have no arrival times and
+    # its load is the benchmark's, a log line's are its own, so one profile cannot hold both. The kind
+    # that holds most of the file's requests is profiled; the other's lines are counted as skipped.
+    in_runs = sum(len(r["input_lens"]) for r in runs if isinstance(r.get("input_lens"), list))
+    if runs and (not isl or in_runs > len(isl)):
         prof = _bench(runs, _bench_source(runs, one_object=False), path)
+        skipped = sorted(bad_lines + numbers)
         return prof.model_copy(
-            update={"malformed": prof.malformed + len(bad_lines), "malformed_lines": tuple(bad_lines[:10])}
+            update={"malformed": prof.malformed + len(skipped), "malformed_lines": tuple(skipped[:10])}
         )
+    bad_lines = sorted(bad_lines + run_lines)
     if not isl:
         raise InputError(f"{path}: no usable request ({len(bad_lines)} malformed lines)")
     rate = cv = None
@@ -685,13 +782,29 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
     )
 
 
+REPLAY_UNITS_PER_PROMPT = 3.0
+"""Budget units (`serving_replay.PassBudget`: a scheduler pass counts 1 + running / 300, 1 more with a
+prompt) a benchmark replay spends per prompt, rounded up from what `plan --workload-file` spent on
+profiled ShareGPT-like results (1,050 + 205 tokens a prompt, `PassBudget.spent` at the end): sent at once
+to Llama-3.1-8B on one H100, 1.6 a prompt (20,000 prompts) and 1.9 (50,000); at 20 requests/s, 2.7;
+to Llama-3.1-70B on eight H100s, 1.1. A KV-bound deployment spends more (the replay then refuses it up
+front, `serving_replay._check_replay_work`), so the bound below is what no deployment replays, not
+what every one does."""
+MAX_REPLAYED_PROMPTS = int(MAX_REPLAY_PASSES / REPLAY_UNITS_PER_PROMPT)
+"""The most prompts a profiled benchmark keeps as its workload's `num_prompts` (25,000): a longer one's
+replay runs past `serving_load.MAX_REPLAY_PASSES`, and plan and evaluate refuse the workload file
+(1,000,000 prompts, within `BOUNDS["num_prompts"]`, were refused). Past it the workload is the
+benchmark's steady state, which a run that long measures."""
+
+
 def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
     """The workload a profile describes: mean lengths with their measured percentiles, the arrival
     rate and its burstiness (the gamma shape, within `BOUNDS["burstiness"]`; evenly spaced arrivals
     its upper bound), and a max_model_len of the p99 prompt + the p99 output (at least the means),
     which the longest requests may exceed (`profile` says so). A benchmark result is
-    a finite benchmark of its prompts (sent at once or at its rate, under its cap); a request log or a
-    metrics scrape is a stream."""
+    a finite benchmark of its prompts (sent at once or at its rate, under its cap), up to
+    `MAX_REPLAYED_PROMPTS` of them (past it, its steady state at the same load: `profile` says so); a
+    request log or a metrics scrape is a stream."""
     isl, osl = max(1, round(prof.isl.mean)), max(1, round(prof.osl.mean))
     most = BOUNDS["max_model_len"].hi
     if isl + osl > most:
@@ -704,6 +817,9 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
     shape = prof.gamma_shape if prof.request_rate and prof.gamma_shape else 1.0
     if prof.request_rate and prof.interarrival_cv == 0:
         shape = bound.hi  # evenly spaced arrivals: the evenest gaps a gamma process of the bound gives
+    prompts = prof.requests if finite else None
+    if prompts is not None and prompts > MAX_REPLAYED_PROMPTS:
+        prompts = None
 
     return Serving(
         name=name,
@@ -714,7 +830,7 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
         request_rate=float(f"{prof.request_rate:.6g}") if prof.request_rate else None,
         burstiness=round(min(max(shape, bound.lo), bound.hi), 4),
         concurrency=prof.max_concurrency,
-        num_prompts=prof.requests if finite else None,
+        num_prompts=prompts,
         max_model_len=min(max(isl + osl, math.ceil(prof.isl.p99 + prof.osl.p99)), most),
     )
 
@@ -742,7 +858,7 @@ def load_workload_file(path: str | Path) -> Serving:
 
     p = Path(path)
     try:
-        doc = read_config(p)  # strict: bounded size, known encoding, finite numbers
+        doc = read_config(p, unique_keys=True)  # strict: bounded size, known encoding, finite numbers
     except InputError as exc:
         raise InputError(f"workload file: {exc}") from None
     body = doc.get("serving")

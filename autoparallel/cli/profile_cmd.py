@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 
@@ -36,13 +37,30 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from autoparallel.bounds import BOUNDS, input_error
-    from autoparallel.workload_profile import TIME_KEYS, profile_file, to_serving, write_workload_file
+    from autoparallel.perf.serving_load import MAX_REPLAY_PASSES
+    from autoparallel.workload_profile import (
+        MAX_REPLAYED_PROMPTS,
+        REPLAY_UNITS_PER_PROMPT,
+        TIME_KEYS,
+        profile_file,
+        to_serving,
+        write_workload_file,
+    )
 
     prof = profile_file(args.log)
     try:
         serving = to_serving(prof, args.name)
     except ValidationError as exc:  # a legal log beyond what a workload holds (10^6+ prompts, ...)
         raise input_error(exc, f"{args.log}: its workload") from None
+    if prof.source in ("vllm-bench", "sglang-bench") and prof.requests > MAX_REPLAYED_PROMPTS:
+        print(
+            f"note: the workload leaves out num_prompts: a replay of the benchmark's {prof.requests:,} "
+            f"prompts runs past the replay's budget of {MAX_REPLAY_PASSES:,} scheduler-pass units (up to "
+            f"{REPLAY_UNITS_PER_PROMPT:g} a prompt: at most {MAX_REPLAYED_PROMPTS:,} prompts are kept), "
+            "which plan and evaluate refuse; it is planned in its steady state at the benchmark's rate, "
+            "burstiness and concurrency cap",
+            file=sys.stderr,
+        )
     if args.output:
         write_workload_file(args.output, prof, serving)
     if args.json:

@@ -1,5 +1,7 @@
 """Strict reading of a `config.json` (and of the other JSON files autoparallel reads: workload files):
-bounded size and nesting, a known encoding, no NaN / Infinity, no integers too long to be a size.
+bounded size and nesting, a known encoding, no NaN / Infinity, no integers too long to be a size, and
+(`unique_keys`, for the files a user writes) no key repeated in one object, which `json.loads` would
+settle silently for the last value, as `yaml_file.read_yaml` refuses it in YAML and JSON fleet files.
 Whatever the bytes, the answer is a dict or one InputError line."""
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ _BOMS = (
 )
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},]', re.DOTALL)
+"""A JSON text's strings, brackets and commas (`_locate_repeat`)."""
 
 
 def _encoding(data: bytes) -> tuple[str, int]:
@@ -100,8 +104,77 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def parse_config_text(text: str, shown: str) -> dict[str, Any]:
-    """A JSON object from `text`, strictly (see the module doc)."""
+class _RepeatedKey(Exception):
+    """A key repeated in one JSON object (`at`, `first`: offsets of its two spellings, where known)."""
+
+    def __init__(self, key: str, at: int = -1, first: int = -1) -> None:
+        super().__init__(key)
+        self.key, self.at, self.first = key, at, first
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`'s object_pairs_hook: the object, or _RepeatedKey for its first repeated key."""
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return out
+
+
+def _locate_repeat(text: str) -> _RepeatedKey | None:
+    """The first key repeated in one object of `text`, in document order, with the offsets of both of
+    its spellings (`json.loads`'s hook sees no offsets): a walk over the text's strings and brackets
+    that tells keys from values by where they sit. Run only once a repeat is known (the text parsed
+    up to it), so its speed is moot; None where no repeat is found (it cannot be)."""
+    frames: list[dict[str, int] | None] = []  # an open object's keys and their offsets; None: an array
+    expect_key = False
+    for m in _TOKENS.finditer(text):
+        token = m.group()
+        if token[0] == '"':
+            keys = frames[-1] if frames else None
+            if expect_key and keys is not None:
+                try:
+                    key = json.loads(token)
+                except ValueError:
+                    return None
+                if key in keys:
+                    return _RepeatedKey(key, m.start(), keys[key])
+                keys[key] = m.start()
+            expect_key = False
+        elif token in "{[":
+            frames.append({} if token == "{" else None)
+            expect_key = token == "{"
+        elif token == ",":
+            expect_key = bool(frames) and frames[-1] is not None
+        else:
+            if frames:
+                frames.pop()
+            expect_key = False
+    return None
+
+
+def _repeat_error(text: str, shown: str, exc: _RepeatedKey) -> InputError:
+    found = _locate_repeat(text) or exc
+    key = repr(found.key)
+    key = key if len(key) <= 60 else key[:57] + "..."
+    if found.at < 0:
+        where = "in one object"
+    else:
+        line, first = (text.count("\n", 0, at) + 1 for at in (found.at, found.first))
+        where = f"at line {line} (first at line {first})"
+    return InputError(
+        f"{shown} repeats key {key} {where}: JSON keeps only the last value, so remove or rename one"
+    )
+
+
+def parse_config_text(text: str, shown: str, *, unique_keys: bool = False) -> dict[str, Any]:
+    """A JSON object from `text`, strictly (see the module doc). With `unique_keys`, an object that
+    repeats a key is refused (a file the user wrote: which value was meant is unknown); without, the
+    last value stands, as the engines read a model's `config.json` (transformers
+    `PretrainedConfig._dict_from_json_file`: `json.loads`), so the planner sees the model they load."""
     if len(text) > MAX_CONFIG_BYTES:
         raise InputError(f"{shown}: {len(text):,} characters; JSON files are read up to {MAX_CONFIG_BYTES:,}")
     depth = _depth(text)
@@ -109,8 +182,14 @@ def parse_config_text(text: str, shown: str) -> dict[str, Any]:
         raise InputError(f"{shown}: JSON nested {depth} levels deep; at most {MAX_DEPTH} are read")
     try:
         data = json.loads(
-            text, parse_constant=_refuse_constant, parse_int=_bounded_int, parse_float=_finite_float
+            text,
+            parse_constant=_refuse_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_object if unique_keys else None,
         )
+    except _RepeatedKey as exc:
+        raise _repeat_error(text, shown, exc) from None
     except InputError as exc:
         raise InputError(f"{shown}: {exc}") from None
     except json.JSONDecodeError as exc:
@@ -124,8 +203,8 @@ def parse_config_text(text: str, shown: str) -> dict[str, Any]:
     return data
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """The JSON object in the file at `path`, strictly."""
+def read_config(path: Path, *, unique_keys: bool = False) -> dict[str, Any]:
+    """The JSON object in the file at `path`, strictly (`unique_keys`: see `parse_config_text`)."""
     shown = clean_text(str(path), 200)
     data = read_capped(path, "JSON file", MAX_CONFIG_BYTES)
-    return parse_config_text(decode_config(data, shown), shown)
+    return parse_config_text(decode_config(data, shown), shown, unique_keys=unique_keys)

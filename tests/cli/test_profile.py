@@ -319,17 +319,22 @@ def test_a_benchmark_result_whose_length_lists_differ_counts_the_unpaired_reques
     assert prof.requests == 1 and prof.malformed == 2
 
 
-def test_a_benchmark_results_nonsense_load_fields_are_not_read_as_a_load(tmp_path: Path) -> None:
+def test_a_benchmark_results_nonsense_load_fields_are_refused_not_read_as_a_load(tmp_path: Path) -> None:
     """`max_concurrency: true` is not a cap of 1 client, a negative rate is no rate, and a burstiness
-    of 0 or below (vLLM's gamma shape must be positive) is no burstiness."""
+    of 0 or below (vLLM's gamma shape must be positive) is no burstiness: each is refused, naming
+    the field (they were dropped in silence, the run profiled as all-at-once and Poisson), as a run's
+    impossible ramp is and as runs of different loads are."""
     result = tmp_path / "bench.json"
     fields = {"input_lens": [100, 200], "output_lens": [10, 20]}
-    result.write_text(json.dumps({**fields, "request_rate": -5, "burstiness": 1.0, "max_concurrency": True}))
-    prof = profile_file(result)
-    assert prof.request_rate is None and prof.gamma_shape is None and prof.max_concurrency is None
+    result.write_text(json.dumps({**fields, "request_rate": -5, "burstiness": 1.0, "max_concurrency": 8}))
+    with pytest.raises(InputError, match="request_rate -5"):
+        profile_file(result)
+    result.write_text(json.dumps({**fields, "request_rate": 5, "burstiness": 1.0, "max_concurrency": True}))
+    with pytest.raises(InputError, match="max_concurrency"):
+        profile_file(result)
     result.write_text(json.dumps({**fields, "request_rate": 5, "burstiness": -1.0, "max_concurrency": 8}))
-    prof = profile_file(result)
-    assert prof.request_rate == 5 and prof.gamma_shape is None and prof.max_concurrency == 8
+    with pytest.raises(InputError, match="burstiness"):
+        profile_file(result)
 
 
 def test_a_stamp_written_as_the_string_inf_is_malformed_not_a_nan_rate(tmp_path: Path) -> None:
