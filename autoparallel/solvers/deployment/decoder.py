@@ -4,6 +4,11 @@ Every chosen engine is re-evaluated with the float model (`perf.serving.evaluate
 pool; the decoder checks that it starts, runs its max_num_seqs, meets its SLOs and that its
 throughput equals the table's within rounding, and that every hard demand holds in floats. The
 figures reported (capacity, goodput, $/hour) are the float model's, not the scaled integers.
+
+Under a closed-loop client's concurrency C a model's requests beyond what its replicas hold wait in
+the server's queue, (C − held) / capacity s by Little's law (`queue_wait_s`), and each engine's TTFT
+includes that wait, as `perf.serving.client_queue_s` adds it for one engine; where the solver's
+integer rule (encoder.add_client_queue) holds, the float TTFT must meet the limit too.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class DeployedEngine(_Frozen):
     traffic_share: float
     """Share of its model's requests a router should send to EACH replica (capacity-weighted)."""
     ttft_ms: float
+    """Time to first token at full load, the wait in the server's queue (`queue_ms`) included."""
     tpot_ms: float
     max_num_seqs: int
     max_model_len: int
@@ -73,6 +79,10 @@ class DeployedEngine(_Frozen):
     """One replica's vLLM configuration (`replicas` = its data-parallel ranks)."""
     engine: str = "vllm"
     """The serving engine: vllm, sglang or trtllm."""
+    queue_ms: float = 0.0
+    """Of `ttft_ms`, the wait in the server's queue under a closed-loop client's concurrency: the
+    model's requests its replicas do not hold wait (concurrency − held) / capacity (Little's law),
+    the same for every engine of the model; 0 without a concurrency."""
 
 
 class ModelService(_Frozen):
@@ -236,9 +246,11 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
     for k, est in estimates.items():
         e = space.engines[k]
         capacity[e.model] += counts[k] * est.perf.output_tokens_per_s / space.models[e.model].workload.osl
+    waits = [queue_wait_s(space, counts, capacity, m) for m in range(len(space.models))]
     engines: list[DeployedEngine] = []
     for k, est in estimates.items():
         e, n = space.engines[k], counts[k]
+        check_ttft(space, counts, k, est.perf.ttft_ms + waits[e.model] * 1e3, waits[e.model])
         pool = space.cluster.pools[e.pool]
         placement = []
         for nodes, gpu_ids in spots[k]:
@@ -263,7 +275,8 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
                 capacity_rps=cap,
                 tokens_per_s=est.perf.output_tokens_per_s,
                 traffic_share=cap / capacity[e.model],
-                ttft_ms=est.perf.ttft_ms,
+                ttft_ms=est.perf.ttft_ms + waits[e.model] * 1e3,
+                queue_ms=waits[e.model] * 1e3,
                 tpot_ms=est.perf.tpot_ms,
                 max_num_seqs=c.max_num_seqs,
                 max_model_len=c.max_model_len,
@@ -301,6 +314,50 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
             for (m, p), shapes in sorted(space.left_out.items())
             if shapes
         ),
+    )
+
+
+def queue_wait_s(space: DeploymentSpace, counts: list[int], capacity: list[float], m: int) -> float:
+    """Seconds model m's requests wait in the server's queue (float model): with concurrency C and its
+    replicas holding H at their running batches, max(C − H, 0) / capacity[m] (requests/s, the float
+    model's); 0 without a concurrency or a role (disaggregated) space."""
+    fm = space.models[m]
+    if fm.concurrency is None or space.disaggregated or capacity[m] <= 0:
+        return 0.0
+    held = sum(
+        n * e.config.max_num_seqs * e.dp for e, n in zip(space.engines, counts, strict=True) if e.model == m
+    )
+    return max(fm.concurrency - held, 0) / capacity[m]
+
+
+def queue_rule_holds(space: DeploymentSpace, counts: list[int], k: int) -> bool:
+    """The solver's integer rule for engine k (encoder.add_client_queue at time unit 1 µs, exact):
+    queue_room_k · Σ capacity · replicas ≥ (C − Σ in_flight · replicas) · units per request/s · 10⁶."""
+    e = space.engines[k]
+    fm = space.models[e.model]
+    if fm.concurrency is None or e.queue_room_us is None:
+        return False
+    picked = [(x, n) for x, n in zip(space.engines, counts, strict=True) if x.model == e.model and n]
+    rate = sum(x.capacity_milli_rps * n for x, n in picked)
+    held = sum(x.in_flight * n for x, n in picked)
+    return e.queue_room_us * rate >= (fm.concurrency - held) * fm.units_per_rps * 1_000_000
+
+
+def check_ttft(space: DeploymentSpace, counts: list[int], k: int, ttft_ms: float, wait_s: float) -> None:
+    """Where the solver's rule holds (`queue_rule_holds`), engine k's float TTFT with the queue's wait
+    meets its model's limit.
+
+    Raises:
+        InternalError: it does not (the integer rule and the float model disagree).
+    """
+    e = space.engines[k]
+    fm = space.models[e.model]
+    limit = fm.workload.ttft_ms
+    if limit is None or not queue_rule_holds(space, counts, k) or ttft_ms <= limit * (1 + 1e-9):
+        return
+    raise InternalError(
+        f"deployment solver and float model disagree on {fm.name} {e.label} on pool {e.pool}: TTFT "
+        f"{ttft_ms:.1f} ms with {wait_s * 1e3:.1f} ms in the client's queue > {limit:g} ms"
     )
 
 

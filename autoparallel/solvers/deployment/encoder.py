@@ -14,6 +14,13 @@ pass them as assumptions and CP-SAT names the conflicting ones:
     deployed[m]              Σ_e replicas[e] ≥ 1    (every model of the fleet is served)
     concurrency[m]           Σ_e in_flight_e · replicas[e] ≤ concurrency_m (a closed-loop client's cap:
                              max_num_seqs × data-parallel ranks per replica, of every role)
+    client_queue[m]          a capped model with a TTFT limit (aggregated): the C_m − H_m requests the
+                             engines do not hold (H_m = Σ_e in_flight_e · replicas[e]) wait in the
+                             server's queue W_m = (C_m − H_m) / X_m s by Little's law (X_m = Σ_e
+                             capacity_e · replicas[e], requests/s), the same for every engine of m;
+                             with used[e] ⇐ replicas[e] ≥ 1, for every engine e of m:
+                             used[e] ⇒ queue_room_e · X_m ≥ (C_m − H_m) · units_per_rps_m · 10⁶
+                             (queue_room_e = TTFT limit − ttft_e in µs, `Engine.queue_room_us`)
 
 Disaggregated spaces (deployment/roles.py: every engine is a prefill or a decode engine) replace a
 model's capacity Σ_e capacity_e · replicas[e] by a variable flow_milli_rps[m], the requests/s both
@@ -41,6 +48,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from autoparallel import objectives
+from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.deployment.space import DeploymentSpace
 from autoparallel.solvers.driver import WEIGHTED_SCALE, family_literal
@@ -50,6 +58,9 @@ LinearExpr = cp_model.LinearExpr
 MAXIMIZED = frozenset(n for n, o in objectives.DEPLOYMENT.items() if o.maximize)
 WEIGHT_SCALE = 1000
 """Priorities become integer weights: round(priority × 1000)."""
+QUEUE_TERM_BOUND = 2**60
+"""Most a `client_queue` constraint's terms may sum to at their bounds (CP-SAT refuses a linear
+constraint that could overflow 64 bits); past it the wait is counted in coarser time units."""
 
 
 def model_weight(space: DeploymentSpace, m: int) -> int:
@@ -199,6 +210,7 @@ def build(space: DeploymentSpace, *, hard_demand: bool, explain: bool = False) -
     add_node_packing_gpus(enc)
     add_demand_milli_rps(enc)
     add_concurrency(enc)
+    add_client_queue(enc)
     if space.disaggregated:
         add_role_balance(enc, "prefill")
         add_role_balance(enc, "decode")
@@ -257,6 +269,68 @@ def add_concurrency(enc: EncodedDeployment) -> None:
         enc.model.add(held <= fm.concurrency).only_enforce_if(enc.family(f"concurrency[{m}]")).with_name(
             f"concurrency[{fm.name}]"
         )
+
+
+def queue_time_unit_us(space: DeploymentSpace, m: int) -> int:
+    """The time unit (µs, a power of ten dividing 10⁹) model m's `client_queue` constraints count the
+    wait in: 1 unless the terms of queue_room · X_m + units_per_rps · 10⁶ · (H_m − C_m) at their bounds
+    could pass QUEUE_TERM_BOUND (rooms then round down to it: only more conservative)."""
+    fm = space.models[m]
+    ks = space.engines_of(model=m)
+    rooms = [space.engines[k].queue_room_us or 0 for k in ks]
+    top_x = sum(space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]) for k in ks)
+    top_h = sum(space.engines[k].in_flight * space.max_replicas(space.engines[k]) for k in ks)
+    scale = fm.units_per_rps * units.US_PER_S
+    q = 1
+    while q < 10**9 and max(rooms, default=0) // q * top_x + scale // q * (top_h + (fm.concurrency or 0)) > (
+        QUEUE_TERM_BOUND
+    ):
+        q *= 10
+    return q
+
+
+def add_client_queue(enc: EncodedDeployment) -> None:
+    """`vllm bench serve --max-concurrency C` caps only the client: the requests beyond what the engines
+    hold wait in the server's queue (the router's, shared by every engine of the model), and TTFT
+    counts from the send (`perf.serving.client_queue_s`, which the single-engine planner charges).
+    By Little's law the wait is W_m = (C_m − H_m) / X_m s, H_m the requests the replicas hold at their
+    running batches and X_m their capacity in requests/s; `concurrency` keeps C_m − H_m ≥ 0. Each used
+    engine's TTFT at full load plus W_m stays within the limit, linear in the replica counts:
+    used[e] ⇒ ⌊queue_room_e / q⌋ · X_m + (K / q) · H_m ≥ (K / q) · C_m, X_m in the model's rate units
+    (rounded down), K = units_per_rps · 10⁶ (µs per s), q = `queue_time_unit_us` (1 but for huge
+    fleets). Every rounding only lengthens the wait the solver sees. X_m and H_m are variables of
+    their own, so each engine's rule has two terms: with a term per engine in every rule, CP-SAT's
+    presolve took 10 s on benchmarks/deployment.py's capped fleet (567 candidates), 0.17 s in all
+    now. Disaggregated models are left out: their queue is the prefill engines' (roles.py's budget)."""
+    space, v = enc.space, enc.vars
+    if space.disaggregated:
+        return
+    for m, fm in enumerate(space.models):
+        if fm.concurrency is None or fm.workload.ttft_ms is None:
+            continue
+        ks = [k for k in space.engines_of(model=m) if space.engines[k].queue_room_us is not None]
+        if not ks:
+            continue
+        q = queue_time_unit_us(space, m)
+        scale = fm.units_per_rps * units.US_PER_S // q
+        every = space.engines_of(model=m)
+        top_x = sum(space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]) for k in every)
+        top_h = sum(space.engines[k].in_flight * space.max_replicas(space.engines[k]) for k in every)
+        rate = enc.model.new_int_var(0, top_x, f"queue_capacity[{fm.name}]")
+        held = enc.model.new_int_var(0, top_h, f"queue_held[{fm.name}]")
+        enc.model.add(rate == v.capacity_milli_rps[m])
+        enc.model.add(
+            held
+            == LinearExpr.weighted_sum(
+                [v.replicas[k] for k in every], [space.engines[k].in_flight for k in every]
+            )
+        )
+        family = enc.family(f"client_queue[{m}]")
+        for k, used in zip(ks, used_literals(enc.model, [v.replicas[k] for k in ks]), strict=True):
+            room = (space.engines[k].queue_room_us or 0) // q
+            rule = enc.model.add(room * rate + scale * held >= scale * fm.concurrency)
+            rule.with_name(f"client_queue[{fm.name} | {space.engines[k].label} #{k}]")
+            rule.only_enforce_if([family, used])
 
 
 def add_every_model_deployed(enc: EncodedDeployment) -> None:

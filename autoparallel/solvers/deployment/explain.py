@@ -3,7 +3,8 @@
 Every family of the encoder has an enable literal; here they are free and passed to CP-SAT as
 assumptions, and `driver.minimal_core` reduces CP-SAT's sufficient set to a minimal one. Each family
 then states its numbers: the rate, the best engine per pool (capacity at the SLOs from the float-model
-tables), how many such engines the rate needs and how many the pool holds.
+tables), how many such engines the rate needs and how many the pool holds; a client's queue
+(`client_queue`), the nearest engine's wait against the room its TTFT leaves.
 """
 
 from __future__ import annotations
@@ -132,6 +133,44 @@ def concurrency_numbers(space: DeploymentSpace, m: int) -> str:
     )
 
 
+def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
+    """ "...: 1000 requests in flight at TTFT 2000 ms: ...; the nearest, 1 x tp1 on H100-SXM
+    (max_num_seqs 192: 16.72 req/s, TTFT 155 ms each), holds 192 and leaves 808 queued for
+    808 / 16.72 req/s = 48.3 s > the 1845 ms its TTFT leaves"."""
+    fm = space.models[m]
+    cap = fm.concurrency or 0
+    limit = fm.workload.ttft_ms or 0.0
+    text = (
+        f"{fm.name}: {cap} requests in flight (a closed-loop client) at TTFT {limit:g} ms: the requests "
+        "beyond the replicas' running batches wait in the server's queue, (concurrency - held) / "
+        "capacity s by Little's law, and that wait plus each engine's TTFT stays within the limit"
+    )
+    best: tuple[float, str] | None = None
+    for k in space.engines_of(model=m):
+        e = space.engines[k]
+        if e.queue_room_us is None or not e.in_flight or e.in_flight > cap:
+            continue
+        n = min(space.max_replicas(e), cap // e.in_flight)
+        if n < 1:
+            continue
+        rps = e.capacity_milli_rps / fm.units_per_rps
+        queued = cap - n * e.in_flight
+        wait_s = queued / (n * rps)
+        short = wait_s - e.queue_room_us / 1e6
+        if best is not None and short >= best[0]:
+            continue
+        pool = space.cluster.pools[e.pool].gpu.name
+        best = (
+            short,
+            f"; the nearest, {n} x {e.label} on {pool} (max_num_seqs {e.config.max_num_seqs}: "
+            f"{rps:.2f} req/s, TTFT {e.ttft_us / 1e3:.0f} ms each; the most pool {e.pool} and the cap "
+            "allow), "
+            f"holds {n * e.in_flight} and leaves {queued} queued for {queued} / {n * rps:.2f} req/s = "
+            f"{wait_s:.1f} s > the {max(e.queue_room_us, 0) / 1e3:.0f} ms its TTFT leaves",
+        )
+    return text + (best[1] if best is not None else "")
+
+
 def explain_infeasible(space: DeploymentSpace, settings: SolverSettings) -> InfeasibleError:
     """An InfeasibleError naming the conflicting families (rates, pools, deployed models) with numbers."""
     reasons: list[str] = []
@@ -149,6 +188,8 @@ def explain_infeasible(space: DeploymentSpace, settings: SolverSettings) -> Infe
             reasons.append(demand_numbers(space, int(f.split("[")[1].rstrip("]"))))
         elif f.startswith("concurrency"):
             reasons.append(concurrency_numbers(space, int(f.split("[")[1].rstrip("]"))))
+        elif f.startswith("client_queue"):
+            reasons.append(client_queue_numbers(space, int(f.split("[")[1].rstrip("]"))))
         elif f.startswith("deployed"):
             m = int(f.split("[")[1].rstrip("]"))
             small = min(space.engines_of(model=m), key=lambda k: space.engines[k].gpus)
@@ -161,5 +202,9 @@ def explain_infeasible(space: DeploymentSpace, settings: SolverSettings) -> Infe
             "together on "
             + " + ".join(space.cluster.pools[p].spec for p in pools)
             + f" ({sum(space.pool_gpus(p) for p in pools)} GPUs)"
+        )
+    if any(f.startswith("client_queue") for f in core) and not any(f.startswith("demand") for f in core):
+        return InfeasibleError(
+            "the cluster cannot serve the fleet's clients within their TTFT limits", tuple(reasons)
         )
     return InfeasibleError("the cluster cannot serve the fleet's request rates at their SLOs", tuple(reasons))

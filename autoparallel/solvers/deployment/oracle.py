@@ -3,7 +3,8 @@
 Shares nothing with the encoder but the space (candidate engines and their coefficients): it walks
 every vector of replica counts whose GPUs fit each pool, checks node granularity by counting nodes
 (whole nodes for wide engines, ⌈narrow GPUs / node⌉ for narrow ones), every model deployed, its
-requests in flight within its concurrency cap and, for capacity objectives, every rate met, and
+requests in flight within its concurrency cap, each engine's TTFT with the client's queue within
+its model's limit (`within_ttft`, in floats) and, for capacity objectives, every rate met, and
 scores the objective in the same integer units.
 Exponential: for small fleets only (tests).
 """
@@ -56,10 +57,45 @@ def within_concurrency(space: DeploymentSpace, counts: tuple[int, ...], m: int) 
     return cap is None or held <= cap
 
 
+def queue_wait_s(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> float:
+    """Seconds model m's requests wait in the server's queue under a closed-loop client of
+    concurrency C: the C − held requests its replicas do not run wait for X requests/s to finish
+    (Little's law), X the replicas' capacities (rate units ÷ units per request/s); 0 without a cap."""
+    fm = space.models[m]
+    cap = fm.workload.concurrency
+    if cap is None:
+        return 0.0
+    held = 0
+    per_s = 0.0
+    for e, n in zip(space.engines, counts, strict=True):
+        if e.model == m and n:
+            held += e.in_flight * n
+            per_s += e.capacity_milli_rps * n / fm.units_per_rps
+    return max(cap - held, 0) / per_s if per_s > 0 else 0.0
+
+
+def within_ttft(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
+    """Every used aggregated engine of model m meets its TTFT limit with the queue's wait added:
+    its table TTFT (`Engine.ttft_us`) + `queue_wait_s` ≤ the workload's ttft_ms (floats)."""
+    fm = space.models[m]
+    limit = fm.workload.ttft_ms
+    if space.disaggregated or limit is None or fm.workload.concurrency is None:
+        return True
+    wait = queue_wait_s(space, counts, m)
+    return all(
+        e.ttft_us / 1e6 + wait <= limit / 1e3
+        for e, n in zip(space.engines, counts, strict=True)
+        if e.model == m and n and e.role == "aggregated"
+    )
+
+
 def feasible(space: DeploymentSpace, counts: tuple[int, ...], hard_demand: bool) -> bool:
-    """Every model deployed, node granularity, concurrency caps, and (hard demand) every rate met."""
+    """Every model deployed, node granularity, concurrency caps, TTFT with the client's queue, and
+    (hard demand) every rate met."""
     for m, fm in enumerate(space.models):
         if not deployed(space, counts, m) or not within_concurrency(space, counts, m):
+            return False
+        if not within_ttft(space, counts, m):
             return False
         if hard_demand and capacity(space, counts, m) < fm.demand_milli_rps:
             return False

@@ -13,6 +13,9 @@ it sustains with the SLOs holding (the float model's steady state at a running b
 max_num_seqs, no queueing beyond it), so more is never worse. Under a concurrency cap (most
 requests in flight) it is not: a capped model's candidates are every entry of a shape within the
 cap that beats each smaller batch on tokens/s (`staircase`), each holding `in_flight` requests.
+With a TTFT limit too, the requests beyond the engines' running batches wait in the server's queue
+(encoder.add_client_queue), a wait more requests held shortens, so every batch within the cap is
+kept, each with its entries on the (tokens/s ↑, TTFT ↓) front (`queue_front`).
 
 Coefficients (scaled integers, rounded conservatively: capacities down, demands up):
     capacity_milli_rps     requests/s the engine sustains in the model's rate unit, 1 / (1000 ·
@@ -21,6 +24,9 @@ Coefficients (scaled integers, rounded conservatively: capacities down, demands 
     gpus                   tp × pp × data-parallel ranks (EP engines) or tp × pp
     nodes                  whole nodes an engine wider than a node takes (gpus / node size)
     micro_usd_per_hour     gpus × the pool's US$ per GPU-hour × 1e6
+    ttft_us                TTFT at full load from the tables, without the client's queue (µs, up)
+    queue_room_us          the model's TTFT limit (µs, down) − ttft_us: how long a request may wait
+                           in the server's queue (aggregated engines of a model with a TTFT limit)
 
 Node granularity: an engine of at least a node takes gpus / node whole nodes (gpus must be a
 multiple of the node); a smaller engine packs into a node without straddling it, and its size must
@@ -133,6 +139,14 @@ class Engine:
     """Requests one replica holds at its running batch: max_num_seqs × its data-parallel ranks, what
     a closed-loop client's concurrency counts. Every engine is rated at that batch (prefill engines
     at full load too), so each holds it; a request's KV transfer between roles is not counted."""
+    ttft_us: int = 0
+    """TTFT at its running batch from the serving tables (µs, rounded up): request overhead, waiting
+    for a slot in the mixed steps and the prefill, without the client's queue (the deployment
+    workload has no concurrency, `deployment_workload`)."""
+    queue_room_us: int | None = None
+    """Aggregated engines of a model with a TTFT limit: the limit (µs, rounded down) − `ttft_us`, the
+    longest a request may wait in the server's queue before this engine runs it
+    (`encoder.add_client_queue`); None: no TTFT limit, or a prefill / decode engine."""
 
     @property
     def rating(self) -> int:
@@ -328,6 +342,9 @@ def engine_at(
     dp, gpus, nodes = size
     s, r, b, mm = space.unflat(i)
     shape = space.shapes[s]
+    ttft = space.tables.ttft_us[i]
+    limit = space.workload.ttft_ms
+    room = None if role != "aggregated" or limit is None else units.us_down(limit / 1e3) - ttft
     return Engine(
         model=m,
         pool=p,
@@ -348,6 +365,8 @@ def engine_at(
         role=role,
         prefill_milli_tps=prefill_milli_tps,
         in_flight=space.batches[b] * dp,
+        ttft_us=ttft,
+        queue_room_us=room,
     )
 
 
@@ -358,6 +377,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
     with one, every entry whose in-flight requests fit the cap and that no entry of fewer in flight
     beats on tokens/s (`staircase`), since replicas of smaller batches may then serve more."""
     found: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (shape, engine) -> [(batch, tps, entry)]
+    queued = fm.concurrency is not None and fm.workload.ttft_ms is not None
     order = {e: k for k, e in enumerate(space.engines)}
     first_util: dict[int, int] = {}  # entry -> the lowest utilization it is admissible at
     for i in range(len(space.tables.evaluated)):
@@ -374,7 +394,12 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
         if size is None:
             dropped.append(space.shapes[s].label)
             continue
-        for i in staircase(entries, fm.concurrency, size[0]):
+        picked = (
+            queue_front(entries, fm.concurrency, size[0], space.tables.ttft_us)
+            if queued
+            else staircase(entries, fm.concurrency, size[0])
+        )
+        for i in picked:
             engine_tps = space.tables.tps_milli[i] * size[0]
             out.append(
                 engine_at(
@@ -402,6 +427,31 @@ def staircase(entries: list[tuple[int, int, int]], concurrency: int | None, dp: 
         if batch * dp <= concurrency and tps > best:
             out.append(i)
             best = tps
+    return out
+
+
+def queue_front(
+    entries: list[tuple[int, int, int]], concurrency: int | None, dp: int, ttft_us: list[int]
+) -> list[int]:
+    """Of one shape's admissible (batch, tokens/s, entry) triples under a cap and a TTFT limit: for each
+    batch with batch × dp ≤ the cap, the entries that no other entry of that batch matches on tokens/s
+    and TTFT (`ttft_us`, per entry) while beating it on one (the first of equals), smallest batch first.
+
+    Batches are not compared: the client's queue, (concurrency − requests held) / capacity
+    (encoder.add_client_queue), shrinks as engines hold more while the cap grows tighter, so more in
+    flight is neither better nor worse. Within a batch an entry of more tokens/s and no more TTFT
+    leaves every request's TTFT no longer (the queue is no longer, its own part no longer)."""
+    by_batch: dict[int, list[tuple[int, int]]] = {}
+    for batch, tps, i in entries:
+        if concurrency is None or batch * dp <= concurrency:
+            by_batch.setdefault(batch, []).append((tps, i))
+    out = []
+    for batch in sorted(by_batch):
+        best = None
+        for _, i in sorted(by_batch[batch], key=lambda t: (-t[0], ttft_us[t[1]], t[1])):
+            if best is None or ttft_us[i] < best:
+                out.append(i)
+                best = ttft_us[i]
     return out
 
 
@@ -449,12 +499,15 @@ def undominated_indices(
             each = 1 if a.role == "aggregated" else k  # round robin: each copy as strong as a
             if k < 1 or k * b.rating < each * a.rating or (capped and k * b.in_flight > a.in_flight):
                 continue
+            if capped and not _queue_safe(a, b, k):
+                continue
             equal = (
                 k == 1
                 and b.gpus == a.gpus
                 and b.nodes == a.nodes
                 and b.rating == a.rating
                 and (not capped or b.in_flight == a.in_flight)
+                and (not capped or b.queue_room_us == a.queue_room_us)
                 and t[j] == t[i]
             )
             if not equal or j < i:
@@ -463,6 +516,13 @@ def undominated_indices(
         if not dominated:
             keep.append(i)
     return keep
+
+
+def _queue_safe(a: Engine, b: Engine, k: int) -> bool:
+    """k copies of b hold as many requests as a and leave at least its room for the client's queue."""
+    if a.queue_room_us is None or b.queue_room_us is None:
+        return a.queue_room_us is None
+    return k * b.in_flight == a.in_flight and b.queue_room_us >= a.queue_room_us
 
 
 def admissible_utils(space: ServingSpace, i: int) -> list[int]:
