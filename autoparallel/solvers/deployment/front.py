@@ -16,6 +16,7 @@ from autoparallel.hardware import Cluster
 from autoparallel.solvers import driver
 from autoparallel.solvers.deployment.decoder import Deployment, decode
 from autoparallel.solvers.deployment.disagg_plan import DisaggDeployment, decode_roles, role_dict
+from autoparallel.solvers.deployment.explain import client_queue_numbers
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace, build_mixed_space
 from autoparallel.solvers.deployment.mixed_encoder import build_mixed
 from autoparallel.solvers.deployment.space import FleetModel
@@ -230,7 +231,7 @@ def pareto_mixed(
     if not space.engines or not _front(
         front, _model_queries(front, lambda: build_mixed(space), settings), solution, on_point
     ):
-        raise InfeasibleError(_why_none(space))
+        raise InfeasibleError(_why_none(space, driver.Run(settings, deadline=deadline)))
     return front
 
 
@@ -279,11 +280,13 @@ def solve_mixed(
     run = driver.Run(settings, deadline=deadline)
     counts = driver.optimize(build_mixed(space), chain, run) if space.engines else None
     if counts is None:
-        raise InfeasibleError(_why_none(space))
+        raise InfeasibleError(_why_none(space, run))
     return decode_point(space, counts, names, run, label)
 
 
-def _why_none(space: MixedSpace) -> str:
+def _why_none(space: MixedSpace, run: driver.Run) -> str:
+    """One line: the model, cluster, limits and rate nothing meets, the space's note, and the client's
+    queue with its numbers when it is what rules every deployment out (`_queue_reason`)."""
     fm = space.fleet_model
     w = fm.workload
     limits = ", ".join(
@@ -293,7 +296,22 @@ def _why_none(space: MixedSpace) -> str:
     what = {"on": "disaggregated ", "off": "aggregated "}.get(space.mode, "")
     extra = f"; {space.note}" if space.note else ""
     meets = limits or "the workload"
-    return f"no {what}deployment of {fm.name} on {space.cluster.spec} meets {meets}{rate}{extra}"
+    queue = _queue_reason(space, run)
+    return f"no {what}deployment of {fm.name} on {space.cluster.spec} meets {meets}{rate}{extra}{queue}"
+
+
+def _queue_reason(space: MixedSpace, run: driver.Run) -> str:
+    """ "; the client's queue: ..." (explain.client_queue_numbers: the nearest engine's wait against the
+    room its TTFT leaves) when the mixed model without the client's queue has a deployment, so that
+    the queue is what rules them all out; "" otherwise, or when the check finds nothing in its time."""
+    fm = space.fleet_model
+    if space.mode == "on" or not space.aggregated.engines:
+        return ""
+    if fm.concurrency is None or fm.workload.ttft_ms is None:
+        return ""
+    if driver.solve_once(build_mixed(space, client_queue=False), run) is None:
+        return ""
+    return f"; the client's queue: {client_queue_numbers(space.aggregated, 0)}"
 
 
 def decode_point(

@@ -8,6 +8,11 @@ Variables and constraints (on top of the deployment encoder's node families, ove
                              used_e ⇒ capacity_milli_rps_e · Σ_D r ≥ flow
     deployed                 ¬disaggregated ⇒ Σ_A r_e ≥ 1;  disaggregated ⇒ Σ_P r_e ≥ 1 and Σ_D r_e ≥ 1
     concurrency (with a cap) Σ_e in_flight_e · r_e ≤ concurrency (every role)
+    client_queue (a cap and a TTFT limit; aggregated engines only) the C − H requests the engines do
+                             not hold wait (C − H) / X s in the server's queue (Little's law), and
+                             used_e ⇒ queue_room_e · X ≥ (C − H) · units_per_rps · 10⁶ (H, X: the
+                             aggregated engines' requests held and capacity); the deployment
+                             encoder's family, encoder.add_client_queue (`add_client_queue` below)
     used[e]                  r_e ≥ 1 ⇒ used[e];   used[e] ⇒ tpot_us ≥ TPOT_e (A and D)
     demand (with a rate)     Σ_A capacity_e · r_e + flow ≥ rate × 1000
 Objectives (solver units):
@@ -23,7 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.deployment.encoder import used_literals
+from autoparallel.solvers.deployment import encoder
+from autoparallel.solvers.deployment.encoder import DeploymentVars, EncodedDeployment, used_literals
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace
 from autoparallel.solvers.deployment.space import Engine
 
@@ -52,7 +58,8 @@ class MixedEncoding:
     vars: MixedVars
     space: MixedSpace
     explain: bool = False
-    """No constraint families: the mixed front says why nothing exists from its spaces (front._why_none)."""
+    """No free constraint families (`client_queue[0]`, the one it has, is fixed on): the mixed front says
+    why nothing exists from its spaces (front._why_none)."""
 
     @property
     def families(self) -> dict[str, cp_model.IntVar]:
@@ -102,8 +109,9 @@ class MixedEncoding:
         return []
 
 
-def build_mixed(space: MixedSpace) -> MixedEncoding:
-    """Variables and constraints of the module doc."""
+def build_mixed(space: MixedSpace, *, client_queue: bool = True) -> MixedEncoding:
+    """Variables and constraints of the module doc (`client_queue=False`: without the client's queue,
+    to tell whether it is what rules every deployment out, front._why_none)."""
     model = cp_model.CpModel()
     engines = space.engines
     fm = space.fleet_model
@@ -155,7 +163,34 @@ def build_mixed(space: MixedSpace) -> MixedEncoding:
     if fm.concurrency is not None:
         held = LinearExpr.weighted_sum(r, [e.in_flight for e in engines])
         model.add(held <= fm.concurrency).with_name("concurrency")
+    if client_queue:
+        add_client_queue(model, space, r, v.families)
     if fm.demand_milli_rps:
         capacity = LinearExpr.weighted_sum(r[:a], [e.capacity_milli_rps for e in engines[:a]]) + flow
         model.add(capacity >= fm.demand_milli_rps).with_name("demand_milli_rps")
     return MixedEncoding(model, v, space)
+
+
+def add_client_queue(
+    model: cp_model.CpModel,
+    space: MixedSpace,
+    replicas: list[cp_model.IntVar],
+    families: dict[str, cp_model.IntVar],
+) -> None:
+    """A closed-loop client's queue on the aggregated engines: the deployment encoder's
+    `encoder.add_client_queue` over the aggregated candidates (`space.aggregated`, their replica
+    counts, their capacity Σ_A capacity_milli_rps_e · r_e), so the mixed front and the deployment
+    planner hold the same integer rule. Every aggregated engine is 0 in a disaggregated point, so the
+    rule binds aggregated points only: a disaggregated model is not charged the queue (docs/design.md).
+    `families` receives the family's literal, fixed on."""
+    agg = space.aggregated
+    a = len(agg.engines)
+    capacity = LinearExpr.weighted_sum(replicas[:a], [e.capacity_milli_rps for e in agg.engines])
+    view = EncodedDeployment(
+        model,
+        DeploymentVars(replicas[:a], [], [capacity], [], families),
+        agg,
+        hard_demand=False,
+        explain=False,
+    )
+    encoder.add_client_queue(view)
