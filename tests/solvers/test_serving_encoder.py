@@ -436,3 +436,15 @@ def test_a_client_queue_counts_in_the_tables_ttft() -> None:
     loose = api.solve("Qwen/Qwen3-8B", "1xH100", w.model_copy(update={"ttft_ms": 10**6}), **kw)
     queued = 1000 - loose.config.max_num_seqs
     assert loose.perf.ttft_ms > queued * 256 / loose.perf.output_tokens_per_s * 1e3
+
+
+def test_under_a_concurrency_cap_each_shape_may_run_its_share_of_the_clients() -> None:
+    """1,000 clients on eight H100s: the 2^k / 3·2^k grid has no 125, so the plan ran 8 x 96 with 232
+    queued (TTFT 1.8 s) or called a 500 ms TTFT infeasible, where 8 x 125 holds every client (TTFT
+    about 120 ms). The share concurrency // replicas joins the default grid (`batch_domain`)."""
+    from autoparallel import api
+
+    w = Serving(isl=1024, osl=256, concurrency=1000, ttft_ms=500)
+    plan = api.solve("meta-llama/Llama-3.1-8B", "1x8xH100", w, settings=SETTINGS)
+    assert plan.config.replicas * plan.config.max_num_seqs == 1000 and plan.perf.ttft_ms < 500
+    assert plan.config.max_num_seqs not in ServingOptions().max_num_seqs  # 125 at tp1, 250 at tp2

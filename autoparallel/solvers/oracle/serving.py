@@ -28,6 +28,7 @@ from autoparallel.perf.serving import ServingEstimate, evaluate_serving, slo_vio
 from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.solvers.serving.space import (
     ServingOptions,
+    batch_domain,
     max_model_len_domain,
     runtime_domain,
     shape_domain,
@@ -87,7 +88,9 @@ def engine_points(
     gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
     mmls = max_model_len_domain(model, workload, options)
     all_utils = sorted(set(options.gpu_memory_utilizations))
-    for shape in shape_domain(model, cluster, options, gpus):
+    shapes = shape_domain(model, cluster, options, gpus)
+    batches = batch_domain(options, workload, shapes)
+    for shape in shapes:
         if shape.violations:
             continue
         counts = [shape.ep_replicas] if shape.ep else range(1, shape.max_replicas + 1)
@@ -110,7 +113,7 @@ def engine_points(
             if rt.engine == "sglang" and shape.pp > 1 and model.architecture not in SGLANG_PP_ARCHITECTURES:
                 continue
             utils = all_utils if rt.engine == "vllm" else all_utils[-1:]
-            for batch in sorted(set(options.max_num_seqs)):
+            for batch in batches:
                 for util in utils:
                     for mml in mmls:
                         for replicas in counts:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -527,6 +528,21 @@ def _listed(values: list[int]) -> str:
 
 
 # ----- building ----------------------------------------------------------------------------------
+def batch_domain(options: ServingOptions, workload: Serving, shapes: Sequence[Shape]) -> tuple[int, ...]:
+    """The max_num_seqs values: the options' grid and, under a client's concurrency C with the default
+    grid, each shape's share of it over all its replicas, C // replicas (EP: the engine's data
+    ranks). The running batch is max_num_seqs here (module docstring), and replicas × max_num_seqs
+    stays within C, so off the grid 1,000 clients on 8 replicas ran 96 each with 232 queued (or 7
+    replicas of 128): a share of 125 runs them all."""
+    grid = set(options.max_num_seqs)
+    if workload.concurrency is not None and options.max_num_seqs == DEFAULT_MAX_NUM_SEQS:
+        for shape in shapes:
+            share = workload.concurrency // (shape.ep_replicas if shape.ep else shape.max_replicas)
+            if not shape.violations and 1 <= share <= max(grid):
+                grid.add(share)
+    return tuple(sorted(grid))
+
+
 def build_space(
     model: ModelSpec,
     cluster: Cluster,
@@ -551,7 +567,7 @@ def build_space(
     gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
     shapes = shape_domain(model, cluster, options, gpus)
     runtimes = runtime_domain(model, options, cluster.gpu, refusable=refusable)
-    batches = tuple(sorted(set(options.max_num_seqs)))
+    batches = batch_domain(options, workload, shapes)
     utils = tuple(sorted(set(options.gpu_memory_utilizations)))
     mmls = max_model_len_domain(model, workload, options)
     budget = tuple(units.kib_down(math.ceil(cluster.gpu.memory_bytes * u)) for u in utils)
