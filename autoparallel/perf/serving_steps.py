@@ -10,10 +10,15 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
 - Every decode token of a sequence is one step; a sequence finishes on a given token with
   probability 1 / osl and a new one is prefilled (a closed loop), or new ones arrive at a rate (an
   open loop). The engine takes each waiting prompt whole into its next step, so a rotation carries
-  m decode tokens and n whole prompts, n a Poisson count of mean b / osl (or λ · T), and the step
-  time is the mean over n (`replica_step_times`): convex in its prompt tokens, it is longer than
-  the step at the mean count. Prompt tokens past the step token budget
-  (`max_num_batched_tokens`) spread over several steps.
+  m decode tokens and n whole prompts, n a Poisson count of mean (b − 1) / osl (the OTHER requests'
+  replacements: a request's own comes after its last token) or λ · T, and the step time is the
+  mean over n (`replica_step_times`): convex in its prompt tokens, it is longer than the step at
+  the mean count. Prompt tokens past the step token budget (`max_num_batched_tokens`) spread over
+  several steps.
+- The data-parallel ranks of one engine that share the experts (vLLM DP + EP, SGLang and
+  TensorRT-LLM attention DP) step in lock-step: a step lasts as long as the slowest rank's, so a
+  prompt on any rank stretches every rank's step; the step is priced at the most prompts any rank
+  carries (`lockstep_counts`), as the replay's `serving_replay.lockstep` does step by step.
 - One stage step is a sum of per-operator rooflines over the mixed batch, plus exposed
   communication:
 
@@ -37,8 +42,9 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   TPOT = E[T(b, n)] over the steps a rotation takes. A mixed batch reads the weights once for its
   decode and prefill tokens, so a prompt's GEMM work rides under the decode GEMMs' weight reads
   until the GEMMs turn compute-bound; its attention adds.
-- The GPU part of TTFT: the rest of the rotation in progress, then the rotation that carries the
-  prompt with the others that came meanwhile, to its first token.
+- The GPU part of TTFT: the rest of the rotation in progress (none beside a lone request), then
+  the rotation that carries the prompt with the others that came meanwhile, to its first token (a
+  lone request's: its own prompt, in chunks of the budget).
 """
 
 from __future__ import annotations
@@ -701,9 +707,19 @@ def replica_step_times(
     waiting requests into the step's token budget; TensorRT-LLM alike; SGLang into a prompt step of
     its own), so a rotation carries n whole prompts, not an even share b · isl / osl of prompt tokens:
 
-    - closed loop: n ~ Poisson(b / osl · steps), the requests that finished in the last rotation
-      (b running, each ending on a given token with probability 1 / osl; outputs of spread lengths);
+    - closed loop: n ~ Poisson((b − 1) / osl · steps), the OTHER requests that finished in the
+      last rotation (b running, each ending on a given token with probability 1 / osl, at most once
+      a rotation; outputs of spread lengths): the times are those one request sees, and its own
+      replacement comes after its last token, so a lone request's TPOT is a pure decode step;
     - open loop: n ~ Poisson(λ · T̄), the arrivals during the last rotation.
+
+    Aligned data-parallel ranks (`aligned_ranks`: vLLM DP + EP, SGLang and TensorRT-LLM attention DP)
+    step in lock-step, each step as long as the slowest rank's: the step is priced at the most
+    prompts any rank carries, the request's own rank's count and each other rank's independent
+    (`lockstep_counts`: P(max ≤ j) = F(j)^(ranks − 1)), as `serving_replay.lockstep` replays them. On
+    Qwen3-30B-A3B over 4 H100s (DP 4 + EP, 1,024 / 256 tokens of spread 0.8, 64 in flight) TPOT
+    12.0 / 13.5 / 13.0 ms on vLLM / SGLang / TensorRT-LLM where each rank alone gave 9.9 / 10.4 /
+    10.1; the replay measures 11.6 / 13.8 / 13.0.
 
     A rotation's time is convex in its prompt tokens (its GEMMs turn compute-bound past the
     roofline's ridge), so the mean over n is longer than the rotation at the mean n: at 45
@@ -714,11 +730,16 @@ def replica_step_times(
     steps a rotation takes on average (one past the token budget runs as several). TTFT's GPU part:
     the rest of the rotation in progress when the prompt reaches the engine (its length-biased mean,
     E[T²] / (2 · E[T]); a closed loop's client sends on the last token, but the HTTP round and the
-    server's own time put the prompt mid-rotation), then the rotation that carries it with the
-    others that came meanwhile (a size-biased draw: one more than a Poisson count), to its first
-    token. Each engine's policy, as the replay runs it: a rotation with prompts runs without CUDA
-    graphs on SGLang and TensorRT-LLM (`PROMPT_STEP_GRAPHS`), and SGLang runs the prompts in a step
-    of their own while the decodes wait (`SCHEDULING`), their first tokens at that step's end.
+    server's own time put the prompt mid-rotation; an engine with no other request has none in
+    progress), then the rotation that carries it with the others that came meanwhile (a size-biased
+    draw: one more than a Poisson count) beside the other requests' decodes, to its first token; a
+    prompt longer than the budget runs in chunks of it. Qwen3-8B / H100, one request at a time:
+    1,024 / 16 tokens TPOT 7.09 ms and TTFT 82 ms (a prompt-carrying share of its own replacement
+    gave 8.76 and 91), 40,959 / 1 tokens TTFT 2.44 s (it was queued behind its own chunks: 18.9 s);
+    the replay measures 7.09, 82 and 2.44. Each engine's policy, as the replay runs it: a rotation
+    with prompts runs without CUDA graphs on SGLang and TensorRT-LLM (`PROMPT_STEP_GRAPHS`), and
+    SGLang runs the prompts in a step of their own while the decodes wait (`SCHEDULING`), their
+    first tokens at that step's end.
 
     Prompts of spread lengths (`prompt_spread` = E[isl²] / isl² − 1, `Serving.prompt_spread`) make
     a step's prompt tokens a compound Poisson sum; it is taken as a Poisson count of units of
@@ -775,18 +796,29 @@ def _step_times(
     eager = PROMPT_STEP_GRAPHS[shape.engine] == "eager"
     prompt_shape = replace(shape, enforce_eager=True) if eager else shape
     alone = SCHEDULING[shape.engine] == "prefill_first"
+    closed = arrivals_per_s is None
+    ranks = aligned_ranks(shape)
+    # The times are those one request sees (the tagged request): its TPOT counts the prompts of the
+    # OTHER requests only (its own replacement comes after its last token), and its TTFT is its own
+    # prompt with the others' work beside it.
     # Decode-first steps (vLLM, TensorRT-LLM): each running sequence decodes a token every step and the
     # prompts take the rest of the budget. A closed loop replaces every finished request with a prompt,
-    # isl prompt tokens per osl decode tokens, so in the long run at most budget · osl / (isl + osl)
-    # sequences decode per step; the rest of the running batch waits for its prompt's turn (in TTFT
-    # below). Without this bound a rotation past the budget ran several steps, each credited a token
-    # per decode while its work counted the decodes once: more steps finished more requests, which sent
-    # more prompts, and at isl · b > osl · budget the loop ran away (62 tokens/s at osl 40 against
-    # the replay's 1,031, Qwen3-8B on one H100).
+    # isl prompt tokens per osl decode tokens, so while the tagged request decodes (one token of the
+    # budget) at most (k · budget − 1) · osl / (isl + osl) others decode beside it in the long run;
+    # the rest of the running batch waits for its prompt's turn (in TTFT below). A lone request never
+    # waits: its own prompt runs in chunks of the budget, in TTFT. Without this bound a rotation past
+    # the budget ran several steps, each credited a token per decode while its work counted the
+    # decodes once: more steps finished more requests, which sent more prompts, and at
+    # isl · b > osl · budget the loop ran away (62 tokens/s at osl 40 against the replay's 1,031,
+    # Qwen3-8B on one H100).
     running = m
-    if arrivals_per_s is None and not alone:
-        m = min(m, batched_tokens * osl / (isl + osl))
-    rotations: dict[float, _Rotation] = {}
+    if closed and not alone:
+        m = min(m, (1.0 + (k * batched_tokens - 1.0) * osl / (isl + osl)) / k)
+    # Others decoding beside the tagged request (the whole replica), whose finishes send the prompts
+    # its decode steps carry; in its own prompt's rotation its micro-batch decodes the others only.
+    others = max(m * k - 1.0, 0.0)
+    carry_decodes = max(m - 1.0, 0.0) if closed else m
+    rotations: dict[tuple[float, float], _Rotation] = {}
 
     def run(
         decode: float, prefill: float, step_shape: ReplicaShape, steps: float | None = None
@@ -807,20 +839,20 @@ def _step_times(
         )
         return seconds, steps, bound
 
-    def decode_only() -> tuple[float, float, bool]:
-        """A step of the `m` decodes alone, as the replay runs it: without CUDA graphs above the
+    def decode_only(decode: float) -> tuple[float, float, bool]:
+        """A step of `decode` sequences alone, as the replay runs it: without CUDA graphs above the
         largest captured batch (`graph_max_batch`), its GEMMs at the captured batch it is padded to
         where the engine pads (`graph_sizes`)."""
-        if shape.graph_max_batch is not None and m > shape.graph_max_batch and not shape.enforce_eager:
-            return run(m, 0.0, replace(shape, enforce_eager=True))
-        i = bisect.bisect_left(shape.graph_sizes, math.ceil(m - 1e-9))
+        if shape.graph_max_batch is not None and decode > shape.graph_max_batch and not shape.enforce_eager:
+            return run(decode, 0.0, replace(shape, enforce_eager=True))
+        i = bisect.bisect_left(shape.graph_sizes, math.ceil(decode - 1e-9))
         if shape.enforce_eager or i >= len(shape.graph_sizes):
-            return run(m, 0.0, shape)
+            return run(decode, 0.0, shape)
         seconds, bound = rotation_s(
             model,
             cluster,
             shape,
-            decode_seqs=m,
+            decode_seqs=decode,
             context_tokens=context,
             prefill_tokens=0.0,
             prefill_context=isl / 2.0,
@@ -830,55 +862,91 @@ def _step_times(
         )
         return seconds, 1.0, bound
 
-    def exact(n: float) -> _Rotation:
-        """The rotation with `n` whole prompts, computed."""
-        if n not in rotations:
+    def exact(n: float, decode: float) -> _Rotation:
+        """The rotation of `decode` decodes with `n` whole prompts, computed."""
+        if (n, decode) not in rotations:
             if n <= 0:
-                seconds, steps, bound = decode_only()
-                rotations[n] = _Rotation(seconds, steps, seconds, bound)
+                seconds, steps, bound = decode_only(decode)
+                rotations[n, decode] = _Rotation(seconds, steps, seconds, bound)
             elif alone:  # the prompts' own step first, the decodes waiting, then the decode step
                 prompt_s, _, _ = run(0.0, n * isl * unit / k, prompt_shape)
-                decode = exact(0.0)
-                rotations[n] = _Rotation(prompt_s + decode.seconds, 1.0, prompt_s, decode.memory_bound)
+                after = exact(0.0, decode)
+                rotations[n, decode] = _Rotation(prompt_s + after.seconds, 1.0, prompt_s, after.memory_bound)
             else:
-                seconds, steps, bound = run(m, n * isl * unit / k, prompt_shape)
-                rotations[n] = _Rotation(seconds, steps, seconds, bound)
-        return rotations[n]
+                seconds, steps, bound = run(decode, n * isl * unit / k, prompt_shape)
+                rotations[n, decode] = _Rotation(seconds, steps, seconds, bound)
+        return rotations[n, decode]
 
-    def table(counts: np.ndarray) -> tuple[np.ndarray, ...]:
+    def table(counts: np.ndarray, decode: float) -> tuple[np.ndarray, ...]:
         """(seconds, decode steps, first-token time) of rotations with `counts` prompts: computed at
         the `PROMPT_GRID` counts around them, linear between (past the grid's end, computed)."""
         lo = bisect.bisect_right(PROMPT_GRID, float(counts.min())) - 1
         hi = bisect.bisect_left(PROMPT_GRID, float(counts.max()))
-        points = [*PROMPT_GRID[lo : hi + 1], *(float(n) for n in counts if n > PROMPT_GRID[-1])]
-        at = [exact(n) for n in points]
+        points = [*PROMPT_GRID[lo : hi + 1], *(float(n) for n in np.unique(counts) if n > PROMPT_GRID[-1])]
+        at = [exact(n, decode) for n in points]
         return tuple(
             np.interp(counts, points, [getattr(r, field) for r in at])
             for field in ("seconds", "decode_steps", "first_token_s")
         )
 
-    mean_s, mean_steps, mu = exact(0.0).seconds, 1.0, -1.0
-    counts, weights = poisson_weights(0.0)
+    def lockstep(
+        own: np.ndarray, most: np.ndarray, decode: float, mine: float = 0.0
+    ) -> tuple[np.ndarray, ...]:
+        """(seconds, decode steps, first-token time) of the aligned rotations in which the tagged
+        request's rank carries `own` prompts (and `mine` more: its own, in its TTFT) and the busiest
+        other rank `most` (`lockstep_counts`; 0 for a replica that steps alone): every rank's step
+        lasts as long as the slowest rank's. A decode-first rank's rotation is the mixed step of the
+        most prompts; SGLang's prompts run in a prompt-only step, beside which the other ranks
+        decode (eagerly: `PROMPT_STEP_GRAPHS`), and the rank's own decodes follow in a step of their
+        own (`serving_replay.lockstep` steps the ranks alike)."""
+        if not alone:
+            return table(np.maximum(own + mine, most), decode)
+        seconds, _, prompt_s = table(own + mine, decode)
+        decode_s = exact(0.0, decode).seconds
+        if ranks == 1:
+            return seconds, np.ones_like(seconds), prompt_s
+        _, _, other_s = table(most, decode)
+        other_s = np.where(most > 0, other_s, 0.0)
+        mine_s = np.where(own + mine > 0, prompt_s, 0.0)
+        beside = run(decode, 0.0, prompt_shape)[0] if eager else decode_s
+        seconds = np.where(
+            own + mine > 0,
+            np.maximum(mine_s, other_s) + decode_s,
+            np.where(most > 0, np.maximum(other_s, beside), decode_s),
+        )
+        return seconds, np.ones_like(seconds), np.maximum(mine_s, other_s)
+
+    mean_s, mean_steps, mus = exact(0.0, m).seconds, 1.0, (-1.0, -1.0)
+    own, most, weights = lockstep_counts(0.0, 0.0, ranks)
     seconds = np.asarray([mean_s])
     for _ in range(200):
         if arrivals_per_s is None:
-            new_mu = m * k * mean_steps / osl / unit
+            # The tagged request's rank: the others' prompts; another rank's: all of its requests'.
+            # A request sends at most one prompt per rotation (the ones that come during a rotation
+            # wait for the next), which binds where a rotation outlasts an output: prompts longer
+            # than the budget, short outputs.
+            finished = min(mean_steps / osl, 1.0) / unit
+            new = (others * finished, m * k * finished)
         else:
-            new_mu = min(arrivals_per_s * mean_s / unit, MAX_PROMPTS_PER_STEP)
-        if abs(new_mu - mu) <= 1e-9 * new_mu:
-            break  # the same count as the last pass: nothing moves
-        mu = new_mu
-        counts, weights = poisson_weights(mu)
-        seconds, steps, _ = table(counts)
+            rate = min(arrivals_per_s * mean_s / unit, MAX_PROMPTS_PER_STEP)
+            new = (rate, rate)
+        if all(abs(a - b) <= 1e-9 * a for a, b in zip(new, mus, strict=True)):
+            break  # the same counts as the last pass: nothing moves
+        mus = new
+        own, most, weights = lockstep_counts(*mus, ranks)
+        seconds, steps, _ = lockstep(own, most, m)
         mean_s, mean_steps = float(weights @ seconds), float(weights @ steps)
-        if mu >= MAX_PROMPTS_PER_STEP:
+        if max(mus) >= MAX_PROMPTS_PER_STEP:
             break
     # A prompt reaches the engine mid-rotation (after the client's and the server's own time), and
-    # waits out the rest of it: a length-biased mean.
-    waiting_s = float(weights @ seconds**2) / (2.0 * mean_s)
+    # waits out the rest of it: a length-biased mean. A closed loop's engine is busy then only with
+    # the other requests: none beside a lone request (its own last token ended the last rotation).
+    busy = 1.0 if not closed else min(max(batch - 1.0, 0.0), 1.0)
+    waiting_s = busy * float(weights @ seconds**2) / (2.0 * mean_s)
     # Its own prompt, of the mean length, whole in its micro-batch (a rotation spreads n prompts over
-    # the k micro-batches in flight, n · isl / k tokens each: k / unit more prompts is its isl more).
-    carrying_s = float(weights @ table(counts + k / unit)[2])
+    # the k micro-batches in flight, n · isl / k tokens each: k / unit more prompts is its isl more),
+    # chunked at the budget where it is longer, beside the others' decodes and prompts.
+    carrying_s = float(weights @ lockstep(own, most, carry_decodes, k / unit)[2])
     chunks = math.ceil(isl / batched_tokens)
     prefill_s = memoized(
         _PREFILL,
@@ -886,15 +954,40 @@ def _step_times(
         (shape, isl, osl, chunks),
         lambda: run(0.0, float(isl), shape, float(chunks))[0],
     )
-    mode = float(counts[int(np.argmax(weights))])
-    nearest = min(rotations, key=lambda n: abs(n - mode))
-    # Running requests beyond those that decode wait their turn: each slot's cycle lasts running / m
-    # times its osl decode steps.
-    queued_s = (running / m - 1.0) * osl * mean_s / mean_steps
+    mode = float(np.maximum(own, most)[int(np.argmax(weights))])
+    nearest = min((n for n, d in rotations if d == m), key=lambda n: abs(n - mode))
+    # The running requests beyond those that decode wait their turn (decode-first, at full load): the
+    # tagged request queues behind the other waiting ones, (running − m) · k of them, which leave the
+    # queue as the others that decode finish, (m · k − 1) / osl a step (Little's law); its own
+    # prompt's chunks are in `carrying_s`, not queued behind.
+    queued = (running - m) * k * osl / others if running > m else 0.0
+    queued_s = queued * mean_s / mean_steps
     return StepTimes(
         step_s=mean_s / mean_steps,
-        decode_s=exact(0.0).seconds,
+        decode_s=exact(0.0, m).seconds,
         prefill_s=prefill_s,
         ttft_s=waiting_s + carrying_s + queued_s,
-        memory_bound=rotations[nearest].memory_bound,
+        memory_bound=rotations[nearest, m].memory_bound,
     )
+
+
+def aligned_ranks(shape: ReplicaShape) -> int:
+    """The data-parallel ranks of one engine that step in lock-step (vLLM DP + EP, SGLang and
+    TensorRT-LLM attention DP: the experts are sharded over tp × ranks GPUs, and every forward pass
+    is aligned across the ranks, as `serving_load.simulate_benchmark` replays them); 1 for a replica
+    that steps alone."""
+    return shape.ep_ranks // shape.tp if shape.ep_ranks > shape.tp else 1
+
+
+def lockstep_counts(mu_own: float, mu_rank: float, ranks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(prompts on the tagged request's rank, the most prompts on any of the other `ranks` − 1 ranks,
+    probability) of one aligned step: the own rank's a Poisson count of mean `mu_own`, each other
+    rank's an independent one of `mu_rank`, whose maximum has P(max ≤ j) = F(j)^(ranks − 1). One
+    rank alone: the own count, and 0."""
+    own, p_own = poisson_weights(mu_own)
+    if ranks <= 1:
+        return own, np.zeros_like(own), p_own
+    other, p_other = poisson_weights(mu_rank)
+    below = np.cumsum(p_other)
+    p_most = below ** (ranks - 1) - np.maximum(below - p_other, 0.0) ** (ranks - 1)
+    return np.repeat(own, len(other)), np.tile(other, len(own)), np.outer(p_own, p_most).ravel()
