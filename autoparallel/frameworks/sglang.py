@@ -19,7 +19,12 @@ How a plan maps onto SGLang:
   line says what the prediction assumed;
 - `--nsa-prefill-backend` / `--nsa-decode-backend` (DeepSeek Sparse Attention) only when the user
   gives them (`autoparallel evaluate --engine sglang`); otherwise SGLang's defaults run, and the step
-  model prices those (perf/sparse_attention.py);
+  model prices those (perf/sparse_attention.py). A flag SGLang 0.5.6 replaces is left off the line,
+  with a note naming it and what runs instead (`nsa_override_note`): over an FP8 KV cache, given or
+  the one `auto` becomes on Blackwell, `ServerArgs._handle_model_specific_adjustments` assigns
+  `flashmla_auto` / `flashmla_kv` whatever is passed (`sparse_attention.sglang_nsa_backends`), so the
+  flag would only make the line claim a kernel that never runs; the line is the server that was
+  priced, as `--mem-fraction-static` is, and the note keeps the request and its fate in view;
 - `--trust-remote-code` only for a checkpoint whose config class is its own code
   (`engine_support.REMOTE_CONFIG_MODEL_TYPES`), with a note saying so: SGLang cannot read its
   config.json otherwise;
@@ -56,6 +61,7 @@ from typing import TYPE_CHECKING
 from autoparallel.errors import InputError
 from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.perf.engine_support import needs_remote_code
+from autoparallel.perf.sparse_attention import SglangNsaBackends, sglang_nsa_backends
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -87,6 +93,12 @@ SHARED_NODE_PORT_STRIDE = 20
 """Ports per server block: the dist-init port and the 5 ZMQ ports after it, and the handshake at + 13
 (`PortArgs.init_new`, `DP_ATTENTION_HANDSHAKE_PORT_DELTA`)."""
 
+NSA_OVERRIDE_NOTE = (
+    "{flags} left off the line: SGLang 0.5.6 assigns --nsa-prefill-backend {prefill} and "
+    "--nsa-decode-backend {decode} {reason}, whatever is passed (`ServerArgs._handle_model_specific_"
+    "adjustments`); those are what runs and what was priced"
+)
+
 KV_CACHE_DTYPES = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
 """vLLM-style `kv_cache_dtype` -> SGLang's `--kv-cache-dtype` choices."""
 
@@ -101,8 +113,9 @@ def sglang_args(
     gpu: GPU | None = None,
 ) -> dict[str, object]:
     """`ServerArgs` field -> value for `config` (fields SGLang would otherwise default are left out;
-    `nsa_backends`: `--nsa-prefill-backend` / `--nsa-decode-backend` when given; `model`: the parsed
-    model, for `--trust-remote-code`; `gpu`: the GPU, for `rocm_attention_backend`)."""
+    `nsa_backends`: `--nsa-prefill-backend` / `--nsa-decode-backend` when given, less those SGLang
+    replaces when `model` and `gpu` are known (`nsa_override_note`); `model`: the parsed model, for
+    `--trust-remote-code`; `gpu`: the GPU, for `rocm_attention_backend`)."""
     if config.kv_cache_dtype not in KV_CACHE_DTYPES:
         raise InputError(f"kv_cache_dtype {config.kv_cache_dtype!r} has no SGLang equivalent")
     args: dict[str, object] = {"model_path": model_id, "host": HOST}
@@ -136,16 +149,43 @@ def sglang_args(
         args["quantization"] = quantization
     if config.enforce_eager:
         args["disable_cuda_graph"] = True
-    prefill, decode = nsa_backends
-    if prefill is not None:
-        args["nsa_prefill_backend"] = prefill
-    if decode is not None:
-        args["nsa_decode_backend"] = decode
+    replaced = {flag for flag, _ in _nsa_resolved(config, nsa_backends, model, gpu).replaced}
+    for name, value in zip(("prefill", "decode"), nsa_backends, strict=True):
+        if value is not None and f"--nsa-{name}-backend" not in replaced:
+            args[f"nsa_{name}_backend"] = value
     if needs_remote_code("sglang", model):
         args["trust_remote_code"] = True
     if (backend := rocm_attention_backend(model, gpu)) is not None:
         args["attention_backend"] = backend
     return args
+
+
+def _nsa_resolved(
+    config: ServingConfig,
+    nsa_backends: tuple[str | None, str | None],
+    model: ModelSpec | None,
+    gpu: GPU | None,
+) -> SglangNsaBackends:
+    """The NSA backends SGLang runs for `nsa_backends` (`sparse_attention.sglang_nsa_backends`); the
+    flags as given, none replaced, when none is given or the model or GPU is not known."""
+    if nsa_backends == (None, None) or model is None or gpu is None or not model.has_sparse_attention:
+        prefill, decode = nsa_backends
+        return SglangNsaBackends(prefill or "", decode or "", config.kv_cache_dtype)
+    return sglang_nsa_backends(model, gpu, config.kv_cache_dtype, nsa_backends)
+
+
+def nsa_override_note(
+    config: ServingConfig,
+    nsa_backends: tuple[str | None, str | None],
+    model: ModelSpec | None,
+    gpu: GPU | None,
+) -> str | None:
+    """The note for `--nsa-*-backend` flags SGLang replaces, left off the line (None: none is)."""
+    nsa = _nsa_resolved(config, nsa_backends, model, gpu)
+    if not nsa.replaced:
+        return None
+    flags = " and ".join(f"{flag} {value}" for flag, value in nsa.replaced)
+    return NSA_OVERRIDE_NOTE.format(flags=flags, prefill=nsa.prefill, decode=nsa.decode, reason=nsa.reason)
 
 
 def shared_node_flags(config: ServingConfig, slot: int) -> str:
@@ -221,7 +261,7 @@ class SglangLaunch:
     notes: tuple[str, ...]
     """How to run them (`model_notes` first)."""
     model_notes: tuple[str, ...] = ()
-    """Notes on the model that hold wherever its servers run (`--trust-remote-code`)."""
+    """Notes that hold wherever its servers run (`--trust-remote-code`, NSA flags SGLang replaces)."""
 
 
 def server_nodes(width: int, gpus_per_node: int) -> int:
@@ -274,6 +314,8 @@ def sglang_launch(
         model_notes += (REMOTE_CODE_NOTE.format(model.model_type),)
     if rocm_attention_backend(model, gpu) is not None:
         model_notes += (ROCM_BACKEND_NOTE,)
+    if (nsa_note := nsa_override_note(config, nsa_backends, model, gpu)) is not None:
+        model_notes += (nsa_note,)
     notes = list(model_notes)
     if servers > 1:
         last = config.replicas - server.replicas * (servers - 1)

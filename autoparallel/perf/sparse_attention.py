@@ -31,14 +31,16 @@ Which kernel runs which tokens, per engine (`sparse_kernels`):
   batch; from 32 heads up, prompt tokens run the BF16 prefill kernel and decode tokens the decode
   kernel.
 - **SGLang** (0.5.6 `ServerArgs._handle_model_specific_adjustments` for DeepSeek NSA; the flags are
-  `--nsa-prefill-backend` / `--nsa-decode-backend`):
-  - `auto` KV is BF16 on Hopper, FP8 (`fp8_e4m3`) from Blackwell on;
-  - a BF16 cache prefills with FlashMLA's sparse prefill kernel (`flashmla_sparse`) and decodes with
-    FlashAttention-3 over the selected pages (`fa3`), which reads only the valid slots: the ordinary
-    roofline. Blackwell decodes with `flashmla_sparse` too;
-  - an FP8 cache prefills with `flashmla_auto` (PR #11655: the prefill kernel over a dequantized
-    copy, or the decode kernel, by a heuristic; charged as the prefill kernel) and decodes with
-    FlashMLA's FP8 decode kernel (`flashmla_kv`);
+  `--nsa-prefill-backend` / `--nsa-decode-backend`, resolved by `sglang_nsa_backends`):
+  - `auto` KV is BF16 on Hopper, FP8 (`fp8_e4m3`) from Blackwell on (`major >= 10`);
+  - an FP8 cache, given or forced, prefills with `flashmla_auto` (PR #11655: the prefill kernel over
+    a dequantized copy, or the decode kernel, by a heuristic; charged as the prefill kernel) and
+    decodes with FlashMLA's FP8 decode kernel (`flashmla_kv`): both backends are *assigned* there,
+    whatever the flags say, so from Blackwell on, and over an FP8 cache anywhere, the flags never run;
+  - a BF16 cache on Hopper runs the flags, by default FlashMLA's sparse prefill kernel
+    (`flashmla_sparse`) and FlashAttention-3 over the selected pages (`fa3`) for decode, which reads
+    only the valid slots: the ordinary roofline. A BF16 cache from Blackwell on is assigned
+    `flashmla_sparse` for both, whatever the flags say;
   - `flashmla_kv` over a BF16 cache quantizes the layer's *whole* KV buffer to FP8 first, at every
     decode step (`nsa_backend._forward_flashmla_kv`: "inefficiently quantize the whole cache",
     `quantize_k_cache`): one read of 576 BF16 and one write of 656 bytes per pool token and layer,
@@ -145,8 +147,8 @@ def sparse_kernels(
 ) -> SparseKernels:
     """The kernels `engine` runs for `model` at tensor parallelism `tp` (see the module notes);
     `nsa_backends`: SGLang's `--nsa-prefill-backend` / `--nsa-decode-backend` as passed (None: its
-    default); `vllm_dense_short_prefill`: the vLLM release runs short prompt steps as dense MHA
-    (`serving_steps.vllm_dense_short_prefill`).
+    default), run only where SGLang lets them run (`sglang_nsa_backends`); `vllm_dense_short_prefill`:
+    the vLLM release runs short prompt steps as dense MHA (`serving_steps.vllm_dense_short_prefill`).
 
     Raises:
         InputError: a backend the step model does not price, or `flashmla_auto` for decode.
@@ -160,6 +162,60 @@ def sparse_kernels(
         return SparseKernels("flashmla_sparse", "flashmla_sparse")
     if engine != "sglang":
         return SparseKernels("flashmla_sparse", "flashmla_kv")
+    nsa = sglang_nsa_backends(model, gpu, kv_cache_dtype, nsa_backends)
+    fp8 = nsa.kv_cache_dtype in _FP8_KV
+    # `set_nsa_prefill_impl`: MHA on SM90 and SM100 over a BF16 or FP8 E4M3 pool (FP8 E5M2 not).
+    mha = gpu.arch in ("hopper", "blackwell") and nsa.kv_cache_dtype != "fp8_e5m2"
+    return SparseKernels(
+        "flashmla_sparse" if nsa.prefill == "flashmla_auto" else nsa.prefill,  # type: ignore[arg-type]
+        nsa.decode,  # type: ignore[arg-type]
+        quantizes_pool=nsa.decode == "flashmla_kv" and not fp8,
+        short_prefill_mha=mha,
+    )
+
+
+@dataclass(frozen=True)
+class SglangNsaBackends:
+    """The DeepSeek NSA backends an SGLang 0.5.6 server runs, and the flags it replaced to get them."""
+
+    prefill: str
+    decode: str
+    kv_cache_dtype: str
+    """The KV dtype SGLang stores (`memory.sglang.sglang_stored_kv_dtype`), which decided them."""
+    replaced: tuple[tuple[str, str], ...] = ()
+    """(`--nsa-prefill-backend` or `--nsa-decode-backend`, value as passed) for each flag SGLang
+    assigns another value to; a flag equal to what SGLang assigns is not listed."""
+    reason: str = ""
+    """Why SGLang assigns the backends (empty where the flags run)."""
+
+
+SGLANG_FP8_NSA_BACKENDS = ("flashmla_auto", "flashmla_kv")
+"""Prefill / decode backends SGLang 0.5.6 assigns over an `fp8_e4m3` cache, whatever the flags."""
+SGLANG_SM100_BF16_NSA_BACKENDS = ("flashmla_sparse", "flashmla_sparse")
+"""Prefill / decode backends it assigns over a BF16 cache from compute capability 10 on."""
+SGLANG_HOPPER_NSA_DEFAULTS = ("flashmla_sparse", "fa3")
+"""`ServerArgs.nsa_prefill_backend` / `nsa_decode_backend` defaults: what a BF16 cache on Hopper runs
+when the flags are not given."""
+
+
+def sglang_nsa_backends(
+    model: ModelSpec,
+    gpu: GPU,
+    kv_cache_dtype: str,
+    nsa_backends: tuple[str | None, str | None] = (None, None),
+) -> SglangNsaBackends:
+    """What SGLang 0.5.6 runs for `--kv-cache-dtype kv_cache_dtype` and `nsa_backends`
+    (`--nsa-prefill-backend` / `--nsa-decode-backend` as passed, None: not passed) on `gpu`.
+
+    `ServerArgs._handle_model_specific_adjustments` (DeepSeek NSA, after turning `auto` into
+    `fp8_e4m3` when `torch.cuda.get_device_capability()` major >= 10): over `fp8_e4m3` it sets
+    `nsa_prefill_backend = "flashmla_auto"` and `nsa_decode_backend = "flashmla_kv"`; over BF16 with
+    major >= 10 it sets both to `flashmla_sparse`; only over BF16 below that do the flags (or their
+    defaults `flashmla_sparse` / `fa3`) run. Nothing later in `ServerArgs` assigns them again.
+
+    Raises:
+        InputError: a backend the step model does not price, or `flashmla_auto` for decode.
+    """
     prefill, decode = nsa_backends
     for flag, value in (("prefill", prefill), ("decode", decode)):
         if value is not None and value not in SGLANG_NSA_BACKENDS:
@@ -168,21 +224,26 @@ def sparse_kernels(
             )
     if decode == "flashmla_auto":
         raise InputError("--nsa-decode-backend flashmla_auto: SGLang takes flashmla_auto for prefill only")
-    blackwell = gpu.arch == "blackwell"
     stored = sglang_stored_kv_dtype(model, gpu, kv_cache_dtype)
-    fp8 = stored in _FP8_KV
-    # `set_nsa_prefill_impl`: MHA on SM90 and SM100 over a BF16 or FP8 E4M3 pool (FP8 E5M2 not).
-    mha = gpu.arch in ("hopper", "blackwell") and stored != "fp8_e5m2"
-    if fp8:
-        prefill, decode = prefill or "flashmla_auto", decode or "flashmla_kv"
-    else:
-        prefill, decode = prefill or "flashmla_sparse", decode or ("flashmla_sparse" if blackwell else "fa3")
-    return SparseKernels(
-        "flashmla_sparse" if prefill == "flashmla_auto" else prefill,  # type: ignore[arg-type]
-        decode,  # type: ignore[arg-type]
-        quantizes_pool=decode == "flashmla_kv" and not fp8,
-        short_prefill_mha=mha,
+    sm100 = gpu.arch == "blackwell"  # major >= 10, as `sglang_stored_kv_dtype` reads it
+    forced_dtype = (
+        " that `--kv-cache-dtype auto` becomes on Blackwell" if sm100 and kv_cache_dtype == "auto" else ""
     )
+    if stored in _FP8_KV:
+        assigned = SGLANG_FP8_NSA_BACKENDS
+        reason = f"over the {'fp8_e4m3' if stored == 'fp8' else stored} KV cache{forced_dtype}"
+    elif sm100:
+        assigned = SGLANG_SM100_BF16_NSA_BACKENDS
+        reason = "over a BF16 KV cache on Blackwell"
+    else:
+        run = (prefill or SGLANG_HOPPER_NSA_DEFAULTS[0], decode or SGLANG_HOPPER_NSA_DEFAULTS[1])
+        return SglangNsaBackends(run[0], run[1], stored)
+    replaced = tuple(
+        (f"--nsa-{flag}-backend", value)
+        for flag, value, runs in (("prefill", prefill, assigned[0]), ("decode", decode, assigned[1]))
+        if value is not None and value != runs
+    )
+    return SglangNsaBackends(assigned[0], assigned[1], stored, replaced, reason)
 
 
 @dataclass(frozen=True)
