@@ -33,12 +33,53 @@ _KV_DTYPE_BYTES: dict[KvCacheDtype, float | None] = {
     "fp8_inc": 1,
 }
 _DTYPE_BYTES: dict[str, int | None] = {"auto": None, "bfloat16": 2, "float16": 2, "half": 2, "float32": 4}
-# Methods vLLM can apply to an unquantized checkpoint at load time ("online"): fp8 (Fp8Config with
+# Online methods autoparallel plans for an unquantized checkpoint (at load time): fp8 (Fp8Config with
 # is_checkpoint_fp8_serialized False: fp8 weights with a per-tensor scale, linear layers only; V045
 # Llama-3.1-8B logs 8.49 GiB). The 0.32 package has no bitsandbytes loader any more.
 _ONLINE_QUANT = {
     "fp8": QuantSpec(method=QuantMethod.FP8, bits=8, source="--quantization fp8 (online)"),
 }
+VLLM_ONLINE_SHORTHANDS = (
+    "fp8_per_tensor",
+    "fp8_per_block",
+    "fp8_per_channel",
+    "mxfp8",
+    "mxfp4",
+    "int8_per_channel_weight_only",
+    "nvfp4_per_token",
+)
+"""The online quantization methods vLLM 0.32 registers (`config/quantization.py` `_ONLINE_SHORTHANDS`,
+`--quantization` names beside "online"). `fp8_per_tensor` is the planned online `fp8` (what the vLLM
+emitter writes for it); the others (block, channel and MX scales, INT8 and NVFP4 experts) are not
+modelled: `online_quant_problem` refuses them as bad input rather than pricing them as something else."""
+
+
+def online_quant_problem(model: ModelSpec, quantization: str | None, engine: str | None = None) -> str | None:
+    """Why `--quantization quantization` cannot be planned for `model` as online quantization (None:
+    the checkpoint is quantized, for `checkpoint_quantization` to judge, or the method is planned,
+    `_ONLINE_QUANT`). `engine` is the engine asked for (None: not known here, the sentence then holds
+    for every engine). TensorRT-LLM has its own refusal (`engine_support.engine_runtime_problem`)."""
+    if quantization is None or model.quantization is not None or quantization.lower() in _ONLINE_QUANT:
+        return None
+    head = f"quantization {quantization!r} needs a checkpoint quantized that way"
+    others = ", ".join(m for m in VLLM_ONLINE_SHORTHANDS if m != "fp8_per_tensor")
+    vllm_rest = f"vLLM 0.32's other online methods ({others}) are not modelled"
+    if engine == "vllm":
+        return (
+            f"{head}; autoparallel plans vLLM's online quantization of an unquantized checkpoint with fp8 "
+            f"only (launched as its fp8_per_tensor); {vllm_rest}"
+        )
+    if engine == "sglang":
+        return (
+            f"{head}; autoparallel plans SGLang's online quantization of an unquantized checkpoint with "
+            "fp8 only (its other methods are not modelled)"
+        )
+    return (
+        f"{head}; autoparallel plans online quantization of an unquantized checkpoint with fp8 only (vLLM "
+        f"and SGLang); {vllm_rest}"
+    )
+
+
 _KERNEL_NAMES: dict[QuantMethod, tuple[str, ...]] = {
     QuantMethod.GPTQ: ("gptq_marlin", "auto_gptq", "moe_wna16"),
     QuantMethod.AWQ: ("awq_marlin", "auto_awq", "moe_wna16"),
@@ -170,13 +211,10 @@ def _loaded(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec
         q = quantization.lower()
         if current is not None:
             checkpoint_quantization(model, quantization)  # the checkpoint as it is, or InputError
-        elif q in _ONLINE_QUANT:
-            update["quantization"] = _ONLINE_QUANT[q]
+        elif (problem := online_quant_problem(model, quantization)) is not None:
+            raise InputError(problem)
         else:
-            raise InputError(
-                f"quantization {quantization!r} needs a checkpoint quantized that way; vLLM "
-                f"can quantize an unquantized checkpoint only with {', '.join(_ONLINE_QUANT)}"
-            )
+            update["quantization"] = _ONLINE_QUANT[q]
     return model.model_copy(update=update) if update else model
 
 

@@ -48,6 +48,24 @@ def _qint(qc: Mapping[str, Any], name: str, keys: tuple[str, ...], default: int)
     return default
 
 
+def _act_order(qc: Mapping[str, Any], group: int) -> bool:
+    """A GPTQ config asks for group activation ordering: `desc_act` with a group size other than -1,
+    in the config or in a positive `dynamic` rule (a `-:` rule skips its modules), as vLLM 0.32's
+    `normalize_and_validate_gptq_desc_act` (`quantization/utils/gptq_utils.py`) reads it."""
+    base = qc.get("desc_act") is True
+    if base and group != -1:
+        return True
+    dynamic = qc.get("dynamic")
+    if not isinstance(dynamic, Mapping):
+        return False
+    for pattern, rule in dynamic.items():
+        if str(pattern).startswith("-:") or not isinstance(rule, Mapping):
+            continue
+        if rule.get("desc_act", base) is True and rule.get("group_size", group) != -1:
+            return True
+    return False
+
+
 def _fp8(
     block: Any, groups: tuple[str, ...], source: str, name: str, *, per_channel: bool = False
 ) -> QuantSpec:
@@ -120,13 +138,17 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
         if group != -1 and not 1 <= group <= 1 << 16:
             raise InputError(f"{name}: quantization group_size {group} must be -1 (per channel) or positive")
         sym = qc.get("sym", True) is not False
+        act_order = method == "gptq" and _act_order(qc, group)
         return QuantSpec(
             method=QuantMethod(method),
             bits=bits,
             group_size=group,
             symmetric=sym,
+            act_order=act_order,
             quantized_groups=groups,
-            source=f"{src}, bits={bits}, group_size={group}" + ("" if sym else ", asymmetric"),
+            source=f"{src}, bits={bits}, group_size={group}"
+            + ("" if sym else ", asymmetric")
+            + (", desc_act" if act_order else ""),
         )
     if method == "fp8":
         block = qc.get("weight_block_size")

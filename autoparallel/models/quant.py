@@ -69,6 +69,10 @@ class QuantSpec(BaseModel):
     the GEMMs run at the 16-bit peak, not on INT8 tensor cores."""
     symmetric: bool = True
     """GPTQ: weights without a zero point (`sym`); vLLM's Marlin GPTQ kernels take symmetric ones only."""
+    act_order: bool = False
+    """GPTQ: group activation ordering (`desc_act` with a `group_size` other than -1, in the config or
+    one of its `dynamic` rules): the weights carry a g_idx column order, which vLLM 0.32 no longer
+    loads (`engine_support._vllm_gptq_problem`)."""
     kv_cache_dtype: str | None = None
     """The KV-cache dtype the checkpoint declares (ModelOpt `kv_cache_quant_algo` FP8 or an 8-bit float
     `kv_cache_scheme`, compressed-tensors `kv_cache_scheme`: `fp8_e4m3`), which vLLM takes for

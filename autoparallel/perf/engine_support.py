@@ -48,10 +48,11 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   `AutoGPTQLinearMethod.__init__` calls `verify_marlin_supported`, and `marlin_utils.
   query_marlin_supported_quant_types` returns no type below 7.5), INT8 W8A8 7.5
   (`CompressedTensorsW8A8Int8.get_min_capability`, checked per scheme by `CompressedTensorsConfig.
-  _check_scheme_supported`); SGLang FP8 8.0, ModelOpt FP8 8.9, AWQ 7.5, GPTQ 6.0 (`GPTQConfig`), MXFP4
-  8.0, INT8 W8A8 8.0 (its `CompressedTensorsW8A8Int8.get_min_capability`: "ampere and up"). A
-  pre-quantized checkpoint is held to its own format's floor whatever `--quantization` names it (a
-  name that contradicts it is refused by `vllm_config.checkpoint_quantization`). TensorRT-LLM's MXFP4
+  _check_scheme_supported`); SGLang FP8 8.0 (8.9 for MoE experts: `_sglang_fp8_moe_problem`),
+  ModelOpt FP8 8.9, AWQ 7.5, GPTQ 6.0 (`GPTQConfig`), MXFP4 8.0, INT8 W8A8 8.0 (its
+  `CompressedTensorsW8A8Int8.get_min_capability`: "ampere and up"). A pre-quantized checkpoint is
+  held to its own format's floor whatever `--quantization` names it (a name that contradicts it is
+  refused by `vllm_config.checkpoint_quantization`). TensorRT-LLM's MXFP4
   experts run on Blackwell (its TRTLLM MoE backend) and Hopper (TRITON) only (its GPT-OSS deployment
   guide's MoE-backend support matrix): 9.0. NVFP4 has its own rule above.
 """
@@ -343,7 +344,13 @@ def _vllm_gptq_problem(model: ModelSpec, vllm_version: str | None) -> str | None
     """Why vLLM `vllm_version` cannot load `model`'s GPTQ checkpoint (None: it can). vLLM 0.32 runs
     GPTQ on Marlin kernels only (`AutoGPTQConfig.TYPE_MAP`: 4- and 8-bit, symmetric: "Unsupported
     quantization config: bits=..., sym=..."; the exllama kernels for 2/3-bit and zero points went
-    with vLLM PR #37770). Checked for 0.32 and later only: the release that dropped them is not pinned."""
+    with vLLM PR #37770), and without group activation ordering: `AutoGPTQConfig.__init__` (and
+    `MoeWNA16Config`'s) calls `normalize_and_validate_gptq_desc_act` (`quantization/utils/
+    gptq_utils.py`), which raises "GPTQ group activation ordering (desc_act=True) is no longer
+    supported" for `desc_act` with a `group_size` other than -1 (with one group per channel the order
+    is a no-op and is dropped); the g_idx kernels went with vLLM PR #54809 (opened 2026-09-01, after
+    0.27.0 of 2026-08-11). Both checked for 0.32 and later only: the releases that dropped them are
+    not pinned."""
     q = model.quantization
     if q is None or q.method.value != "gptq":
         return None
@@ -351,13 +358,24 @@ def _vllm_gptq_problem(model: ModelSpec, vllm_version: str | None) -> str | None
     from autoparallel.memory.vllm_versions import parse_vllm_version
 
     text = vllm_version or DEFAULT_VLLM_VERSION
-    if not parse_vllm_version(text).at_least(32) or (q.bits in (4, 8) and q.symmetric):
+    if not parse_vllm_version(text).at_least(32):
         return None
-    shape = f"{q.bits}-bit{'' if q.symmetric else ' asymmetric'}"
-    return (
-        f"vLLM {text} does not load {shape} GPTQ weights ({model.name}): its Marlin GPTQ kernels take "
-        "4- or 8-bit symmetric ones; plan for SGLang (--engine sglang)"
-    )
+    if not (q.bits in (4, 8) and q.symmetric):
+        shape = f"{q.bits}-bit{'' if q.symmetric else ' asymmetric'}"
+        return (
+            f"vLLM {text} does not load {shape} GPTQ weights ({model.name}): its Marlin GPTQ kernels take "
+            "4- or 8-bit symmetric ones; plan for SGLang (--engine sglang)"
+        )
+    # QuantSpec.act_order: `desc_act` with a group size other than -1, in the config or a `dynamic`
+    # rule, as models/parse_quant.py reads it.
+    if q.act_order:
+        return (
+            f"vLLM {text} does not load GPTQ checkpoints with group activation ordering ({model.name}: "
+            'desc_act with grouped scales): `normalize_and_validate_gptq_desc_act` refuses them ("GPTQ '
+            'group activation ordering (desc_act=True) is no longer supported"); plan for SGLang '
+            "(--engine sglang)"
+        )
+    return None
 
 
 def _vllm_removed_problem(model: ModelSpec, vllm_version: str | None) -> str | None:
@@ -386,7 +404,8 @@ def engine_runtime_problem(
     vllm_version: str | None = None,
 ) -> str | None:
     """Why `engine` cannot run `model` on `gpu` at these precisions (None: it can), in this order: the
-    checkpoint itself (`engine_model_problem`; `vllm_version` as there), the GPU (`engine_gpu_problem`),
+    checkpoint itself (`engine_model_problem`; `vllm_version` as there), online quantization not
+    planned (`vllm_config.online_quant_problem`), the GPU (`engine_gpu_problem`),
     NVFP4 without FP4 tensor cores or Marlin, a weight format below its least compute capability,
     vLLM's dtype rules (`vllm_config.dtype_problem`), the KV-cache dtype (`kv_dtype_problem` and each
     engine's own), or TensorRT-LLM asked to quantize online (a `quantization` equal to the
@@ -394,6 +413,11 @@ def engine_runtime_problem(
     name = ENGINE_NAMES.get(engine, engine)
     if model is not None and (problem := engine_model_problem(engine, model, vllm_version)) is not None:
         return problem
+    if model is not None and engine != "trtllm":
+        from autoparallel.memory.vllm_config import online_quant_problem
+
+        if (problem := online_quant_problem(model, quantization, engine)) is not None:
+            return problem
     if gpu is not None and (problem := engine_gpu_problem(engine, gpu, model)) is not None:
         return problem
     q = model.quantization if model is not None else None
@@ -621,7 +645,7 @@ def quant_capability_problem(
     """Why `engine` refuses the weight format (the checkpoint's, or `quantization` applied online) on
     `gpu`'s compute capability (None: it does not, or no rule is known). A pre-quantized checkpoint
     is loaded in its own format whatever `--quantization` names it (`compressed-tensors`, `fp8`, ...):
-    its format decides."""
+    its format decides. SGLang's FP8 experts need more than its FP8 floor (`_sglang_fp8_moe_problem`)."""
     q = model.quantization if model is not None else None
     fmt = q.method.value if q is not None else quantization
     if fmt == "fp8" and q is not None and q.method.value == "fp8" and q.source.startswith("ModelOpt"):
@@ -638,11 +662,46 @@ def quant_capability_problem(
         )
     need = QUANT_MIN_CAPABILITY.get(engine, {}).get(fmt or "")
     have = gpu.compute_capability
-    if need is None or have is None or have >= need:
+    if need is not None and have is not None and have < need:
+        return (
+            f"{ENGINE_NAMES.get(engine, engine)} runs {QUANT_NAMES[fmt or '']} weights on compute "
+            f"capability {need // 10}.{need % 10} and up, not on {gpu.name} ({have // 10}.{have % 10})"
+        )
+    if engine == "sglang" and fmt == "fp8":
+        return _sglang_fp8_moe_problem(model, gpu)
+    return None
+
+
+SGLANG_FP8_MOE_MIN_CAPABILITY = 89
+"""Least compute capability SGLang 0.5.6 runs FP8 MoE experts on (`_sglang_fp8_moe_problem`)."""
+
+
+def _sglang_fp8_moe_problem(model: ModelSpec | None, gpu: GPU) -> str | None:
+    """Why SGLang 0.5.6 cannot run `model`'s routed experts in FP8 on `gpu` (None: it can, or they are
+    not FP8). Its FP8 MoE methods, `Fp8MoEMethod` (an `fp8` checkpoint or `--quantization fp8` online:
+    `Fp8Config.get_quant_method` gives every `FusedMoE` layer one) and compressed-tensors'
+    `CompressedTensorsW8A8Fp8MoEMethod`, run the Triton fused-MoE kernel with `use_fp8_w8a8`
+    (`Fp8MoEMethod.create_moe_runner` picks `MoeRunnerBackend.TRITON` unless DeepEP or Mooncake is the
+    all-to-all backend, which the emitters never pass, and DeepGEMM needs SM90 anyway): the
+    activations are quantized to `float8_e4m3fn` and `tl.dot` multiplies E4M3 operands, and Triton has
+    no E4M3 (`fp8e4nv`) below SM89 (`TRITON_FP8E4_ARCHS`). The Marlin W8A16 fallback
+    (`can_auto_enable_marlin_fp8`, SM80-SM88) exists only in `Fp8LinearMethod`, the dense layers, so a
+    dense FP8 model still runs on Ampere. ModelOpt FP8 has its own 8.9 floor (`QUANT_MIN_CAPABILITY`)."""
+    if model is None or not model.is_moe or gpu.vendor != "nvidia":
         return None
+    q = model.quantization
+    if q is not None and "routed_experts" not in q.quantized_groups:
+        return None
+    have = gpu.compute_capability
+    below = gpu.arch in TRITON_FP8E4_ARCHS or (have is not None and have < SGLANG_FP8_MOE_MIN_CAPABILITY)
+    if not below:
+        return None
+    cc = f" ({have // 10}.{have % 10})" if have is not None else f" ({gpu.arch})"
+    need = SGLANG_FP8_MOE_MIN_CAPABILITY
     return (
-        f"{ENGINE_NAMES.get(engine, engine)} runs {QUANT_NAMES[fmt or '']} weights on compute capability "
-        f"{need // 10}.{need % 10} and up, not on {gpu.name} ({have // 10}.{have % 10})"
+        f"SGLang runs FP8 MoE experts ({model.name}) on compute capability {need // 10}.{need % 10} (Ada) "
+        f"and up, not on {gpu.name}{cc}: its FP8 MoE kernel is Triton's fused MoE in E4M3, which Triton "
+        "has only from SM89, and its Marlin FP8 fallback covers dense layers only"
     )
 
 
