@@ -136,6 +136,21 @@ class Serving(UserInput):
         return Serving.model_validate(fields)
 
     @property
+    def in_flight(self) -> int | None:
+        """The most requests ever in flight: the client's `concurrency`, and at most `num_prompts` (a
+        finite benchmark has no more to send: 1,000 prompts at once never run 4,096 at a time). None:
+        unbounded (an endless stream at full load)."""
+        caps = [c for c in (self.concurrency, self.num_prompts) if c is not None]
+        return min(caps) if caps else None
+
+    @property
+    def closed_loop(self) -> int | None:
+        """The requests a closed-loop client keeps out (`in_flight`, without a `request_rate`): those
+        the engines do not run wait in the server's queue (`perf.client_queue_s`). None with an
+        arrival rate: below capacity an open loop builds no queue."""
+        return self.in_flight if self.request_rate is None else None
+
+    @property
     def prompt_spread(self) -> float:
         """E[isl²] / isl² − 1, the squared coefficient of variation of prompt lengths: from the
         measured shape (`isl_quantiles`, its quantile function integrated by trapezoids) when there
@@ -241,7 +256,7 @@ PRESETS: dict[str, Serving] = {
     "chatbot": Serving(name="chatbot", isl=1024, osl=256, tpot_ms=50.0, ttft_ms=2000.0),
     "batch": Serving(name="batch", isl=1024, osl=1024, num_prompts=1000),
     "rag": Serving(name="rag", isl=8192, osl=256, ttft_ms=5000.0),
-    "long-context": Serving(name="long-context", isl=131072, osl=1024, concurrency=8),
+    "long-context": Serving(name="long-context", isl=130048, osl=1024, concurrency=8),
     "reasoning": Serving(name="reasoning", isl=1024, osl=8192, tpot_ms=50.0),
     "sharegpt": Serving(
         name="sharegpt",
@@ -255,6 +270,10 @@ PRESETS: dict[str, Serving] = {
 }
 """Serving presets. Shapes follow common serving benchmarks (ShareGPT-like chat 1k/256,
 offline batch 1k/1k, RAG 8k/256, reasoning 1k/8k); SLOs are typical interactive targets.
+
+long-context fills a 128k-token model: prompt and output together are 131,072 tokens (130,048 in,
+1,024 out), the whole context of the zoo's 128k models (Llama 3.1-3.3, gemma-3, gpt-oss, GLM-4.5,
+Kimi-K2, Qwen2.5, ...); a 131,072-token prompt with its output would not fit their `max_model_len`.
 
 sharegpt is `vllm bench serve --dataset-name sharegpt --num-prompts 1000` (request rate inf): 1,000
 prompts at once drawn from ShareGPT's published length histograms (`SHAREGPT_*`, means 238 / 202

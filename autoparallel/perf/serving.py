@@ -224,8 +224,8 @@ def _kv_layout(
 def running_batch(config: ServingConfig, workload: Serving, kv_capacity_seqs: float) -> tuple[float, str]:
     """Steady-state running sequences per replica and what limits them (first listed wins ties)."""
     options = [(float(config.max_num_seqs), "max_num_seqs"), (max(kv_capacity_seqs, 0.0), "kv_cache")]
-    if workload.concurrency is not None:
-        options.append((workload.concurrency / config.replicas, "concurrency"))
+    if workload.in_flight is not None:
+        options.append((workload.in_flight / config.replicas, "concurrency"))
     return min(options, key=lambda item: item[0])
 
 
@@ -275,13 +275,14 @@ def replica_rates(
 
 def client_queue_s(workload: Serving, replicas: int, batch: float, tokens_per_s: float) -> float:
     """Seconds a closed-loop client's request waits in the server's queue before it runs: with
-    `workload.concurrency` in flight and only `batch` running per replica (max_num_seqs or the KV
-    cache binds), the rest queue, and by Little's law each waits queued / completions per second.
+    `workload.closed_loop` (its concurrency, at most its prompts) and only `batch` running per replica
+    (max_num_seqs or the KV cache binds), the rest queue, and by Little's law each waits queued /
+    completions per second.
     `vllm bench serve --max-concurrency` caps only the client (an asyncio.Semaphore around each
     request), and TTFT counts from the send, so the wait is part of it."""
-    if workload.concurrency is None or tokens_per_s <= 0:
+    if workload.closed_loop is None or tokens_per_s <= 0:
         return 0.0
-    queued = workload.concurrency / replicas - batch
+    queued = workload.closed_loop / replicas - batch
     return max(queued, 0.0) * workload.osl / tokens_per_s
 
 
@@ -319,11 +320,13 @@ def perf_at_batch(
         graph_max_batch=graph_max_batch,
         graph_sizes=graph_sizes,
     )
+    # Fewer clients than replicas leave some idle, not each running a fraction of a request: a busy
+    # replica steps at a batch of at least one (its throughput is still `batch` requests' worth).
     times = replica_step_times(
         model,
         cluster,
         shape,
-        batch=max(batch, 1e-9),
+        batch=max(batch, 1.0),
         isl=workload.isl,
         osl=workload.osl,
         batched_tokens=batched_tokens,

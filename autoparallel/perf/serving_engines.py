@@ -198,8 +198,8 @@ def evaluate_engine(
     per_seq_tokens = held_tokens(workload, engine, kv.block_size)
     capacity = kv.kv_cache_tokens // per_seq_tokens if per_seq_tokens else 0
     options = [(float(kv.max_running), "max_running"), (float(capacity), "kv_cache")]
-    if workload.concurrency is not None:
-        options.append((workload.concurrency / config.replicas, "concurrency"))
+    if workload.in_flight is not None:
+        options.append((workload.in_flight / config.replicas, "concurrency"))
     batch, limit = min(options, key=lambda o: o[0])
     headroom = (kv.kv_cache_tokens - batch * per_seq_tokens) * kv.kv_bytes_per_token_per_gpu
     perf = perf_at_batch(

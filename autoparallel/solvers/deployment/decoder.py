@@ -322,12 +322,12 @@ def queue_wait_s(space: DeploymentSpace, counts: list[int], capacity: list[float
     replicas holding H at their running batches, max(C − H, 0) / capacity[m] (requests/s, the float
     model's); 0 without a concurrency or a role (disaggregated) space."""
     fm = space.models[m]
-    if fm.concurrency is None or space.disaggregated or capacity[m] <= 0:
+    if fm.queue_clients is None or space.disaggregated or capacity[m] <= 0:
         return 0.0
     held = sum(
         n * e.config.max_num_seqs * e.dp for e, n in zip(space.engines, counts, strict=True) if e.model == m
     )
-    return max(fm.concurrency - held, 0) / capacity[m]
+    return max(fm.queue_clients - held, 0) / capacity[m]
 
 
 def queue_rule_holds(space: DeploymentSpace, counts: list[int], k: int) -> bool:
@@ -335,12 +335,12 @@ def queue_rule_holds(space: DeploymentSpace, counts: list[int], k: int) -> bool:
     queue_room_k · Σ capacity · replicas ≥ (C − Σ in_flight · replicas) · units per request/s · 10⁶."""
     e = space.engines[k]
     fm = space.models[e.model]
-    if fm.concurrency is None or e.queue_room_us is None:
+    if fm.queue_clients is None or e.queue_room_us is None:
         return False
     picked = [(x, n) for x, n in zip(space.engines, counts, strict=True) if x.model == e.model and n]
     rate = sum(x.capacity_milli_rps * n for x, n in picked)
     held = sum(x.in_flight * n for x, n in picked)
-    return e.queue_room_us * rate >= (fm.concurrency - held) * fm.units_per_rps * 1_000_000
+    return e.queue_room_us * rate >= (fm.queue_clients - held) * fm.units_per_rps * 1_000_000
 
 
 def check_ttft(space: DeploymentSpace, counts: list[int], k: int, ttft_ms: float, wait_s: float) -> None:

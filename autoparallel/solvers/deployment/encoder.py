@@ -306,7 +306,7 @@ def add_client_queue(enc: EncodedDeployment) -> None:
     if space.disaggregated:
         return
     for m, fm in enumerate(space.models):
-        if fm.concurrency is None or fm.workload.ttft_ms is None:
+        if fm.queue_clients is None or fm.workload.ttft_ms is None:
             continue
         ks = [k for k in space.engines_of(model=m) if space.engines[k].queue_room_us is not None]
         if not ks:
@@ -328,7 +328,7 @@ def add_client_queue(enc: EncodedDeployment) -> None:
         family = enc.family(f"client_queue[{m}]")
         for k, used in zip(ks, used_literals(enc.model, [v.replicas[k] for k in ks]), strict=True):
             room = (space.engines[k].queue_room_us or 0) // q
-            rule = enc.model.add(room * rate + scale * held >= scale * fm.concurrency)
+            rule = enc.model.add(room * rate + scale * held >= scale * fm.queue_clients)
             rule.with_name(f"client_queue[{fm.name} | {space.engines[k].label} #{k}]")
             rule.only_enforce_if([family, used])
 

@@ -138,7 +138,7 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
     (max_num_seqs 192: 16.72 req/s, TTFT 155 ms each), holds 192 and leaves 808 queued for
     808 / 16.72 req/s = 48.3 s > the 1845 ms its TTFT leaves"."""
     fm = space.models[m]
-    cap = fm.concurrency or 0
+    cap = fm.queue_clients or 0
     limit = fm.workload.ttft_ms or 0.0
     text = (
         f"{fm.name}: {cap} requests in flight (a closed-loop client) at TTFT {limit:g} ms: the requests "

@@ -52,7 +52,7 @@ def deployed(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
 
 def within_concurrency(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
     """Model m's replicas hold no more requests in flight than its concurrency cap (if any)."""
-    cap = space.models[m].workload.concurrency
+    cap = space.models[m].workload.in_flight
     held = sum(e.in_flight * n for e, n in zip(space.engines, counts, strict=True) if e.model == m)
     return cap is None or held <= cap
 
@@ -62,7 +62,7 @@ def queue_wait_s(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> flo
     concurrency C: the C − held requests its replicas do not run wait for X requests/s to finish
     (Little's law), X the replicas' capacities (rate units ÷ units per request/s); 0 without a cap."""
     fm = space.models[m]
-    cap = fm.workload.concurrency
+    cap = fm.workload.closed_loop
     if cap is None:
         return 0.0
     held = 0
@@ -79,7 +79,7 @@ def within_ttft(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool
     its table TTFT (`Engine.ttft_us`) + `queue_wait_s` ≤ the workload's ttft_ms (floats)."""
     fm = space.models[m]
     limit = fm.workload.ttft_ms
-    if space.disaggregated or limit is None or fm.workload.concurrency is None:
+    if space.disaggregated or limit is None or fm.workload.closed_loop is None:
         return True
     wait = queue_wait_s(space, counts, m)
     return all(

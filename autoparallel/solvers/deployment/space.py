@@ -80,8 +80,15 @@ class FleetModel:
 
     @property
     def concurrency(self) -> int | None:
-        """Most requests of this model in flight at once (a closed-loop client), None: no cap."""
-        return self.workload.concurrency
+        """Most requests of this model in flight at once (a closed-loop client; at most its prompts),
+        None: no cap."""
+        return self.workload.in_flight
+
+    @property
+    def queue_clients(self) -> int | None:
+        """Requests of a closed-loop client (no arrival rate): those the replicas do not hold wait in
+        the server's queue (encoder.add_client_queue); None: no such queue."""
+        return self.workload.closed_loop
 
     @property
     def units_per_rps(self) -> int:
@@ -221,7 +228,7 @@ def round_robin_milli_rps(picked: list[tuple[Engine, int]], isl: int) -> int:
 
 def deployment_workload(workload: Serving) -> Serving:
     """The per-engine workload: the request shape and SLOs, without the fleet's rate or concurrency."""
-    return workload.model_copy(update={"request_rate": None, "concurrency": None})
+    return workload.model_copy(update={"request_rate": None, "concurrency": None, "num_prompts": None})
 
 
 def build_deployment_space(
@@ -377,7 +384,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
     with one, every entry whose in-flight requests fit the cap and that no entry of fewer in flight
     beats on tokens/s (`staircase`), since replicas of smaller batches may then serve more."""
     found: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (shape, engine) -> [(batch, tps, entry)]
-    queued = fm.concurrency is not None and fm.workload.ttft_ms is not None
+    queued = fm.queue_clients is not None and fm.workload.ttft_ms is not None
     order = {e: k for k, e in enumerate(space.engines)}
     first_util: dict[int, int] = {}  # entry -> the lowest utilization it is admissible at
     for i in range(len(space.tables.evaluated)):

@@ -181,10 +181,10 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
                 f"GPU, over the {budget / 2**20:.2f} GiB budget (the KV cache holds "
                 f"{estimate.perf.kv_capacity_seqs} sequences of {w.isl + w.osl // 2} tokens)"
             )
-        elif w.concurrency is not None and nxt * point.replicas > w.concurrency:
+        elif w.in_flight is not None and nxt * point.replicas > w.in_flight:
             out.append(
                 f"concurrency: max_num_seqs={nxt} × {point.replicas} replicas would exceed the "
-                f"workload's {w.concurrency} concurrent requests"
+                f"workload's {w.in_flight} requests in flight"
             )
         elif w.tpot_ms is not None and t.step_us[j] > units.us_down(w.tpot_ms / 1e3):
             out.append(

@@ -189,7 +189,7 @@ def replica_cap(space: ServingSpace, i: int, *, with_concurrency: bool = True) -
     """
     s, _, b, _ = space.unflat(i)
     return space.shapes[s].replicas_at(
-        space.batches[b], space.workload.concurrency if with_concurrency else None
+        space.batches[b], space.workload.in_flight if with_concurrency else None
     )
 
 
@@ -348,7 +348,7 @@ def add_max_model_len(enc: EncodedServing) -> None:
 
 def add_concurrency(enc: EncodedServing) -> None:
     """max_num_seqs × replicas ≤ the workload's concurrency (no slot waits for a user)."""
-    conc = enc.space.workload.concurrency
+    conc = enc.space.workload.in_flight
     if conc is None:
         return
     on = enc.family("concurrency")

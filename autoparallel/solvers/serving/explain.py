@@ -262,8 +262,8 @@ def _rate_of(space: ServingSpace, i: int) -> float:
     """Requests/s entry i completes with its most replicas (within the client's concurrency)."""
     w = space.workload
     most = space.shapes[_shape_of(space, i)].max_replicas
-    if w.concurrency is not None:
-        most = min(most, w.concurrency // space.batches[space.unflat(i)[2]])
+    if w.in_flight is not None:
+        most = min(most, w.in_flight // space.batches[space.unflat(i)[2]])
     return space.tables.tps_milli[i] / 1e3 * most / w.osl
 
 
@@ -296,7 +296,7 @@ def _rate_reason(space: ServingSpace) -> str:
     fits = [i for i in range(len(space.tables.tps_milli)) if _fits(space, i)]
     others = [i for i in fits if _meets(space, i, "request_rate")]
     best = max((_rate_of(space, i) for i in others or fits), default=0.0)
-    within = f" with at most {w.concurrency} in flight" if w.concurrency is not None else ""
+    within = f" with at most {w.in_flight} in flight" if w.in_flight is not None else ""
     meets = _others_words(space, "request_rate") if others else ""
     # As many decimals as it takes to show the shortfall (a rate just above capacity: 16.7152945 /s
     # arrive, 16.7152942 /s complete).
@@ -311,6 +311,7 @@ def _rate_reason(space: ServingSpace) -> str:
 
 def _concurrency_reason(space: ServingSpace) -> str:
     return (
-        f"concurrency: max_num_seqs × replicas must stay within {space.workload.concurrency} "
+        f"concurrency: max_num_seqs × replicas must stay within the {space.workload.in_flight} requests in "
+        "flight "
         f"(smallest max_num_seqs allowed: {min(space.batches)})"
     )

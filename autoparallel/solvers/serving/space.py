@@ -535,9 +535,9 @@ def batch_domain(options: ServingOptions, workload: Serving, shapes: Sequence[Sh
     stays within C, so off the grid 1,000 clients on 8 replicas ran 96 each with 232 queued (or 7
     replicas of 128): a share of 125 runs them all."""
     grid = set(options.max_num_seqs)
-    if workload.concurrency is not None and options.max_num_seqs == DEFAULT_MAX_NUM_SEQS:
+    if workload.in_flight is not None and options.max_num_seqs == DEFAULT_MAX_NUM_SEQS:
         for shape in shapes:
-            share = workload.concurrency // (shape.ep_replicas if shape.ep else shape.max_replicas)
+            share = workload.in_flight // (shape.ep_replicas if shape.ep else shape.max_replicas)
             if not shape.violations and 1 <= share <= max(grid):
                 grid.add(share)
     return tuple(sorted(grid))
@@ -691,7 +691,7 @@ def replica_perf(
         context=w.running_context,
     )
     ttft_s, tps = perf.replica_rates(times, batch=batch, osl=w.osl, gpu=space.cluster.gpu)
-    ttft_s += perf.client_queue_s(w, max(shape.replicas_at(batch, w.concurrency), 1), batch, tps)
+    ttft_s += perf.client_queue_s(w, max(shape.replicas_at(batch, w.in_flight), 1), batch, tps)
     gpus = shape.gpus_per_replica
     usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6
     return times.step_s, ttft_s, tps, usd
@@ -723,7 +723,7 @@ def _engine_entry(
     the rounding, so that the tables admit exactly what the float model admits."""
     engine = space.runtimes[r].engine
     config = engine_entry_config(space, s, r, b, m)
-    alone = space.workload.model_copy(update={"concurrency": None, "request_rate": None})
+    alone = space.workload.model_copy(update={"concurrency": None, "request_rate": None, "num_prompts": None})
     ev = evaluate_engine(space.model, space.cluster, config, alone, engine, space.model.name)
     kv = ev.memory
     budget = space.budget_kib[space.engine_util]
@@ -757,7 +757,7 @@ def _engine_entry(
     t.step_us.append(units.us_up(p.tpot_ms / 1e3))
     w, shape = space.workload, space.shapes[s]
     queue_s = perf.client_queue_s(
-        w, max(shape.replicas_at(batch, w.concurrency), 1), batch, p.output_tokens_per_s_per_replica
+        w, max(shape.replicas_at(batch, w.in_flight), 1), batch, p.output_tokens_per_s_per_replica
     )
     t.ttft_us.append(units.us_up(p.ttft_ms / 1e3 + queue_s))
     t.tps_milli.append(units.milli_tokens_down(p.output_tokens_per_s_per_replica))
