@@ -96,6 +96,23 @@ def ct_model(tmp_path: Path, name: str) -> ModelSpec:
     return load_model(ct_config(tmp_path, name))
 
 
+def gptq_in_order(tmp_path: Path) -> Path:
+    """The zoo's GPTQ checkpoint without activation ordering (desc_act false), which vLLM 0.32 still
+    loads: the zoo's own has desc_act, which 0.32 refuses on any GPU (`engine_support`)."""
+    import copy
+
+    from autoparallel.models.zoo import find_entry
+
+    entry = find_entry(GPTQ)
+    assert entry is not None
+    config = copy.deepcopy(entry.config)
+    config["quantization_config"]["desc_act"] = False
+    folder = tmp_path / "gptq-in-order"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
 # ----- bug 1: least compute capabilities ------------------------------------------------------------
 
 
@@ -104,7 +121,7 @@ def test_vllm_runs_gptq_and_int8_w8a8_from_turing_only(tmp_path: Path) -> None:
     `CompressedTensorsW8A8Int8.get_min_capability` is 75; SGLang's GPTQ stays at 6.0 and its INT8
     W8A8 scheme needs 8.0 ("ampere and up")."""
     v100, t4, a100 = get_gpu("V100-SXM2-32G"), get_gpu("T4"), get_gpu("A100-SXM-80G")
-    gptq, int8 = load_model(GPTQ), ct_model(tmp_path, "ct_int8")
+    gptq, int8 = load_model(gptq_in_order(tmp_path)), ct_model(tmp_path, "ct_int8")
     for model, what in ((gptq, "GPTQ"), (int8, "INT8 W8A8")):
         refusal = engine_runtime_problem("vllm", None, "auto", model, v100) or ""
         assert f"vLLM runs {what} weights on compute capability 7.5 and up" in refusal
@@ -118,8 +135,10 @@ def test_vllm_runs_gptq_and_int8_w8a8_from_turing_only(tmp_path: Path) -> None:
     assert engine_runtime_problem("vllm", "compressed-tensors", "auto", int8, v100) is not None
 
 
-def test_plan_refuses_gptq_on_v100_for_vllm(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", GPTQ, "--cluster", "1xV100-SXM2-32G", "--engine", "vllm"]) == 2
+def test_plan_refuses_gptq_on_v100_for_vllm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["plan", str(gptq_in_order(tmp_path)), "--cluster", "1xV100-SXM2-32G", "--engine", "vllm"]) == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "GPTQ weights on compute capability 7.5 and up" in err
 
