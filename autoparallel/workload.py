@@ -145,10 +145,12 @@ class Serving(UserInput):
 
     @property
     def closed_loop(self) -> int | None:
-        """The requests a closed-loop client keeps out (`in_flight`, without a `request_rate`): those
-        the engines do not run wait in the server's queue (`perf.client_queue_s`). None with an
-        arrival rate: below capacity an open loop builds no queue."""
-        return self.in_flight if self.request_rate is None else None
+        """The requests a closed-loop client keeps out (its `concurrency`, at most its prompts,
+        without a `request_rate`): those the engines do not run wait in the server's queue, each for
+        as long (`perf.client_queue_s`). None with an arrival rate (below capacity an open loop builds
+        no queue) and for prompts sent at once without a cap (nothing replaces a finished request:
+        that queue drains)."""
+        return self.in_flight if self.request_rate is None and self.concurrency is not None else None
 
     @property
     def prompt_spread(self) -> float:

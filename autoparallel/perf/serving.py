@@ -274,16 +274,26 @@ def replica_rates(
 
 
 def client_queue_s(workload: Serving, replicas: int, batch: float, tokens_per_s: float) -> float:
-    """Seconds a closed-loop client's request waits in the server's queue before it runs: with
-    `workload.closed_loop` (its concurrency, at most its prompts) and only `batch` running per replica
-    (max_num_seqs or the KV cache binds), the rest queue, and by Little's law each waits queued /
-    completions per second.
-    `vllm bench serve --max-concurrency` caps only the client (an asyncio.Semaphore around each
-    request), and TTFT counts from the send, so the wait is part of it."""
-    if workload.closed_loop is None or tokens_per_s <= 0:
+    """Mean seconds a client's request waits in the server's queue before it runs, with only `batch`
+    running per replica (max_num_seqs or the KV cache binds) at `tokens_per_s` per replica.
+    `vllm bench serve` caps only the client (`--max-concurrency`: an asyncio.Semaphore around each
+    request), and TTFT counts from the send, so the wait is part of it:
+    - a closed loop (`workload.closed_loop` = C in flight): the C / replicas − batch queued each wait
+      that many completions (Little's law);
+    - N prompts sent at once without a cap: the queue drains, the k-th queued request waiting k
+      completions (FIFO), (n − b)(n − b + 1) / (2 · n) completions on average over the n = N /
+      replicas prompts of a replica;
+    - with an arrival rate (open loop) nothing queues below capacity: 0."""
+    if workload.request_rate is not None or tokens_per_s <= 0:
         return 0.0
-    queued = workload.closed_loop / replicas - batch
-    return max(queued, 0.0) * workload.osl / tokens_per_s
+    per_s = tokens_per_s / workload.osl  # requests a replica completes per second
+    if workload.closed_loop is not None:
+        return max(workload.closed_loop / replicas - batch, 0.0) / per_s
+    if workload.num_prompts is not None:
+        n = workload.num_prompts / replicas
+        queued = max(n - batch, 0.0)
+        return queued * (queued + 1) / (2 * n) / per_s
+    return 0.0
 
 
 def perf_at_batch(
