@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from autoparallel.bounds import check_number, clean_text
+from autoparallel.bounds import check_number, clean_text, input_error
 from autoparallel.configs import ServingConfig, TrainingConfig
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import GPU, Cluster
@@ -62,7 +62,13 @@ def _workload(workload: Any) -> Serving | Training:
     if isinstance(workload, str):
         return Serving.preset(workload)
     if isinstance(workload, (Serving, Training)):
-        return workload
+        # Validated again: `model_copy(update=...)`, the documented way to override a preset's
+        # field, skips pydantic's validators (a max_model_len below isl + osl, a TPOT limit on
+        # one-token outputs kept).
+        try:
+            return type(workload).model_validate(workload.model_dump())
+        except ValidationError as exc:
+            raise input_error(exc, "workload") from None
     raise InputError(f"workload must be a preset name, Serving or Training, got {type(workload).__name__}")
 
 

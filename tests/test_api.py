@@ -472,3 +472,17 @@ def test_a_non_vllm_plans_config_evaluates_as_it_was_planned() -> None:
         "Qwen/Qwen3-0.6B", "1x2xA100-SXM-40G", plan.config, work, engine=plan.engine, compare=False
     )
     assert plan.engine == "trtllm" and again.perf.ttft_ms == pytest.approx(plan.perf.ttft_ms)
+
+
+def test_a_model_copied_workload_is_validated_again() -> None:
+    """`Serving.preset(...).model_copy(update=...)`, the documented override, skips pydantic's
+    validators: osl 1 kept the chatbot's TPOT limit (the plan throttled to max_num_seqs 1, as
+    `--osl 1 --tpot-ms 50` did before it was fixed) and a max_model_len below isl + osl passed."""
+    import autoparallel as ap
+    from autoparallel.errors import InputError
+
+    one = ap.Serving.preset("chatbot").model_copy(update={"osl": 1})
+    assert one.tpot_ms == 50 and ap.solve("meta-llama/Llama-3.1-8B", "1xH100", one).config.max_num_seqs > 1
+    short = ap.Serving.preset("chatbot").model_copy(update={"max_model_len": 10})
+    with pytest.raises(InputError, match="max_model_len 10 is below isl"):
+        ap.solve("meta-llama/Llama-3.1-8B", "1xH100", short)

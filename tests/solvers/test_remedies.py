@@ -130,3 +130,15 @@ def test_more_gpus_fill_the_node_first_and_name_the_cluster_solved_on() -> None:
     with pytest.raises(InfeasibleError) as info:
         solve_serving(load_model("meta-llama/Llama-3.1-8B-Instruct"), Cluster.parse("1x1xL4"), w)
     assert any(f.startswith("with --cluster 1x2xL4 (2x the GPUs)") for f in info.value.fixes)
+
+
+def test_a_looser_limit_past_six_digits_is_printed_in_full() -> None:
+    """100,000 clients on eight H100s wait about 711 s: the fix said `--ttft-ms 711376` (`:g` keeps
+    six digits) for a plan reaching 711376.33 ms, a limit that fails again."""
+    w = Serving(isl=1024, osl=256, concurrency=100000, ttft_ms=500)
+    with pytest.raises(InfeasibleError) as exc:
+        solve_serving(load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("1x8xH100"), w)
+    fix = next(f for f in exc.value.fixes if "--ttft-ms" in f and "admits it" in f)
+    limit = float(fix.split("so --ttft-ms ")[1].split(" admits")[0])
+    reached = float(fix.split("reaches ")[1].split(" ms")[0])
+    assert limit >= reached > 1e5

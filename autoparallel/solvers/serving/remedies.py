@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 
+from autoparallel.bounds import BOUNDS
 from autoparallel.errors import AutoParallelError
 from autoparallel.hardware import Cluster
 from autoparallel.hardware.cluster import MAX_NODES
@@ -133,8 +134,12 @@ def nearest_fixes(
             value = sol.estimate.perf.tpot_ms if objective == "tpot" else sol.estimate.perf.ttft_ms
             # a limit the plan meets: rounded up (5.03 ms is met by 5.1, not by the 5.0 it rounds to)
             admits = math.ceil(value * 10 - 1e-9) / 10
+            if admits > BOUNDS[f"{objective}_ms"].hi:
+                continue  # past the longest limit the flag takes: no limit admits it
+            # printed in full (`:g` kept 6 digits: 711376.4 printed as 711376, which fails again)
+            shown = f"{admits:.1f}".removesuffix(".0")
             out.append(
-                f"{label}: the fastest plan reaches {value:.2f} ms, so --{objective}-ms {admits:g} admits it "
+                f"{label}: the fastest plan reaches {value:.2f} ms, so --{objective}-ms {shown} admits it "
                 f"({_describe(sol)})"
             )
         else:
