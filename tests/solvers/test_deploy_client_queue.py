@@ -176,3 +176,12 @@ def test_the_queue_binds_on_a_tiny_space_and_the_decoder_reports_it() -> None:
     for e, n in zip(space.engines, counts, strict=True):
         if n:
             assert e.ttft_us + wait_s * 1e6 <= units.us_down(0.5)
+
+
+def test_the_whole_cluster_sees_each_shapes_share_of_the_clients() -> None:
+    """The deployment's pools were built from the workload without its cap, so the C // replicas
+    shares never joined their max_num_seqs grid: 1,000 clients on eight H100s got 1 x 96 + 7 x 128
+    (TTFT 196 ms) beside the single-engine plan's 8 x 125 (TTFT 132 ms), reported OPTIMAL."""
+    fleet = [FleetModel(load_model("Qwen/Qwen3-8B"), _chatbot(num_prompts=None))]
+    plan = solve_space(build_deployment_space(fleet, Cluster.parse("1x8xH100")))
+    assert sum(e.replicas * e.max_num_seqs for e in plan.engines) == 1000

@@ -56,7 +56,7 @@ def test_every_point_of_a_capped_front_meets_the_ttft_limit_with_the_queue(
     for p in points:
         assert p["ttft_ms"] <= 2000.0
         for e in p["engines"]:
-            assert 0 < e["queue_ms"] < e["ttft_ms"] <= 2000.0
+            assert 0 <= e["queue_ms"] < e["ttft_ms"] <= 2000.0  # 0: the engines hold all 100
 
 
 def test_objective_tpot_deployment_meets_the_ttft_limit_with_the_queue() -> None:

@@ -273,7 +273,13 @@ def build_deployment_space(
         for p in range(len(cluster.pools)):
             pool = cluster.pool_cluster(p)
             space = build_space(
-                fm.model, pool, deployment_workload(fm.workload), opts, refusable=True, deadline=deadline
+                fm.model,
+                pool,
+                deployment_workload(fm.workload),
+                opts,
+                refusable=True,
+                deadline=deadline,
+                in_flight=fm.concurrency,
             )
             serving[m, p] = space
             # rated in output milli-tokens/s (the finest unit) until the model's rate_scale is known

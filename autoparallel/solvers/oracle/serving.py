@@ -89,7 +89,7 @@ def engine_points(
     mmls = max_model_len_domain(model, workload, options)
     all_utils = sorted(set(options.gpu_memory_utilizations))
     shapes = shape_domain(model, cluster, options, gpus)
-    batches = batch_domain(options, workload, shapes)
+    batches = batch_domain(options, workload.in_flight, shapes)
     for shape in shapes:
         if shape.violations:
             continue

@@ -528,16 +528,16 @@ def _listed(values: list[int]) -> str:
 
 
 # ----- building ----------------------------------------------------------------------------------
-def batch_domain(options: ServingOptions, workload: Serving, shapes: Sequence[Shape]) -> tuple[int, ...]:
+def batch_domain(options: ServingOptions, in_flight: int | None, shapes: Sequence[Shape]) -> tuple[int, ...]:
     """The max_num_seqs values: the options' grid and, under a client's concurrency C with the default
     grid, each shape's share of it over all its replicas, C // replicas (EP: the engine's data
     ranks). The running batch is max_num_seqs here (module docstring), and replicas × max_num_seqs
     stays within C, so off the grid 1,000 clients on 8 replicas ran 96 each with 232 queued (or 7
     replicas of 128): a share of 125 runs them all."""
     grid = set(options.max_num_seqs)
-    if workload.in_flight is not None and options.max_num_seqs == DEFAULT_MAX_NUM_SEQS:
+    if in_flight is not None and options.max_num_seqs == DEFAULT_MAX_NUM_SEQS:
         for shape in shapes:
-            share = workload.in_flight // (shape.ep_replicas if shape.ep else shape.max_replicas)
+            share = in_flight // (shape.ep_replicas if shape.ep else shape.max_replicas)
             if not shape.violations and 1 <= share <= max(grid):
                 grid.add(share)
     return tuple(sorted(grid))
@@ -551,10 +551,14 @@ def build_space(
     *,
     refusable: bool = False,
     deadline: float | None = None,
+    in_flight: int | None = None,
 ) -> ServingSpace:
     """Domains and integer tables for one problem. `refusable`: GPUs no allowed engine runs the model
     on give a space without entries and the reason in `refused` (a deployment pool), not an error.
     `deadline`: the `time.perf_counter()` by which the planning call must end; the tables count in it.
+    `in_flight`: the requests in flight whose shares join the max_num_seqs grid (`batch_domain`; the
+    workload's own by default; a deployment pool passes its model's, having taken the cap out of the
+    per-engine workload).
 
     Raises:
         InputError: options the planner cannot honour (old vLLM release, no applicable quantization).
@@ -567,7 +571,7 @@ def build_space(
     gpus = min(options.max_gpus or cluster.world_size, cluster.world_size)
     shapes = shape_domain(model, cluster, options, gpus)
     runtimes = runtime_domain(model, options, cluster.gpu, refusable=refusable)
-    batches = batch_domain(options, workload, shapes)
+    batches = batch_domain(options, in_flight if in_flight is not None else workload.in_flight, shapes)
     utils = tuple(sorted(set(options.gpu_memory_utilizations)))
     mmls = max_model_len_domain(model, workload, options)
     budget = tuple(units.kib_down(math.ceil(cluster.gpu.memory_bytes * u)) for u in utils)
