@@ -52,6 +52,7 @@ from autoparallel.perf.serving_steps import (
     ACTIVATION_BYTES,
     ReplicaShape,
     StepTimes,
+    aligned_ranks,
     replica_step_times,
     stage_step_s,
     vllm_graph_max_batch,
@@ -331,7 +332,10 @@ def perf_at_batch(
         graph_sizes=graph_sizes,
     )
     # Fewer clients than replicas leave some idle, not each running a fraction of a request: a busy
-    # replica steps at a batch of at least one (its throughput is still `batch` requests' worth).
+    # replica steps at a batch of at least one (its throughput is still `batch` requests' worth), and
+    # the ranks aligned with it hold the other clients: (ranks · batch − 1) / (ranks − 1) each.
+    ranks = aligned_ranks(shape)
+    others = max((ranks * batch - 1.0) / (ranks - 1), 0.0) if batch < 1.0 and ranks > 1 else None
     times = replica_step_times(
         model,
         cluster,
@@ -343,6 +347,7 @@ def perf_at_batch(
         arrivals_per_s=arrivals_per_s,
         prompt_spread=workload.prompt_spread,
         context=workload.running_context,
+        others_batch=others,
     )
     ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
     ttft_s += client_queue_s(workload, config.replicas, batch, per_replica)

@@ -696,6 +696,7 @@ def replica_step_times(
     arrivals_per_s: float | None = None,
     prompt_spread: float = 0.0,
     context: float | None = None,
+    others_batch: float | None = None,
 ) -> StepTimes:
     """Step, decode, prefill and TTFT times of one replica running `batch` sequences, with new
     prompts coming one for each request that finishes (None: a closed loop, full load or a client's
@@ -753,7 +754,7 @@ def replica_step_times(
 
     `decode_s` is the rotation without prompts; `prefill_s` one prompt alone through the pipeline.
     """
-    key = (shape, batch, isl, osl, batched_tokens, arrivals_per_s, prompt_spread, context)
+    key = (shape, batch, isl, osl, batched_tokens, arrivals_per_s, prompt_spread, context, others_batch)
     return memoized(
         _STEP_TIMES,
         (model, cluster),
@@ -769,6 +770,7 @@ def replica_step_times(
             arrivals_per_s=arrivals_per_s,
             prompt_spread=prompt_spread,
             context=isl + osl / 2.0 if context is None else context,
+            others_batch=batch if others_batch is None else others_batch,
         ),
     )
 
@@ -788,6 +790,7 @@ def _step_times(
     arrivals_per_s: float | None,
     prompt_spread: float,
     context: float,
+    others_batch: float,
 ) -> StepTimes:
     k = micro_batches(batch, shape.pp)
     m = batch / k
@@ -926,7 +929,7 @@ def _step_times(
             # wait for the next), which binds where a rotation outlasts an output: prompts longer
             # than the budget, short outputs.
             finished = min(mean_steps / osl, 1.0) / unit
-            new = (others * finished, m * k * finished)
+            new = (others * finished, others_batch * finished)
         else:
             rate = min(arrivals_per_s * mean_s / unit, MAX_PROMPTS_PER_STEP)
             new = (rate, rate)
