@@ -347,7 +347,9 @@ def add_max_model_len(enc: EncodedServing) -> None:
 
 
 def add_concurrency(enc: EncodedServing) -> None:
-    """max_num_seqs × replicas ≤ the workload's concurrency (no slot waits for a user)."""
+    """max_num_seqs × replicas ≤ the requests in flight (`Serving.in_flight`: the concurrency, at most
+    the prompts), so that every replica runs max_num_seqs (no slot waits for a request that never
+    comes; those beyond wait in the server's queue, `perf.client_queue_s`)."""
     conc = enc.space.workload.in_flight
     if conc is None:
         return
