@@ -100,7 +100,12 @@ def explain_serving(plan: ServingPlan) -> str:
                 ("output tokens/s per GPU", perf.output_tokens_per_s_per_gpu),
                 ("running batch per replica", perf.batch_size),
                 ("TTFT ms", perf.ttft_ms),
-                ("TPOT ms", perf.tpot_ms),
+                (
+                    "step ms (one-token outputs: no TPOT)"
+                    if w.osl == 1 and not w.osl_cv and not w.osl_quantiles
+                    else "TPOT ms",
+                    perf.tpot_ms,
+                ),
                 ("$ per million output tokens", perf.usd_per_million_tokens),
             ],
         ),

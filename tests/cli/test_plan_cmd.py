@@ -729,3 +729,5 @@ def test_a_tpot_limit_on_one_token_outputs_is_dropped_with_a_note(capsys: pytest
     assert "--tpot-ms dropped" in captured.err
     assert main([*argv, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["config"] == json.loads(captured.out)["config"]
+    assert main([*argv, "--disagg", "off"]) == 0
+    assert "step ms (one-token outputs: no TPOT)" in capsys.readouterr().out
