@@ -43,6 +43,10 @@ class EngineKv(BaseModel):
     chunked_prefill: bool = True
     """A prompt may be split over steps (TensorRT-LLM `enable_chunked_prefill`); off, a prompt is
     scheduled only whole, in a step with room for all of it."""
+    states_gib: float = 0.0
+    """Recurrent states held for every request slot before the pool is sized (TensorRT-LLM's
+    `MambaCacheManager` for a hybrid linear-attention model: max_batch_size × the per-request state),
+    GiB; 0 where the engine sizes them otherwise or the model has none."""
     nsa_backends: tuple[str | None, str | None] = (None, None)
     """SGLang `--nsa-prefill-backend` / `--nsa-decode-backend` as passed (None: SGLang's default for
     the KV dtype and GPU, `perf.sparse_attention.sparse_kernels`); read for DeepSeek Sparse Attention."""

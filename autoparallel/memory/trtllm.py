@@ -157,6 +157,7 @@ def trtllm_kv(
         cuda_graph_max_batch=graph_max,
         cuda_graph_batch_sizes=sizes,
         chunked_prefill=chunked_prefill,
+        states_gib=states / GIB,
     )
 
 

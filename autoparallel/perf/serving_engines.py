@@ -259,6 +259,12 @@ def pool_problems(kv: EngineKv, workload: Serving) -> list[str]:
     So the pool must hold a block, and the workload's requests (isl + osl) must fit it (SGLang's one
     token less is not counted, as for its context length)."""
     if kv.kv_cache_gib <= 0:
+        if kv.states_gib > 0:
+            return [
+                f"weights ({kv.weights_gib:.1f} GiB per GPU) and the recurrent states of {kv.max_running} "
+                f"request slots ({kv.states_gib:.1f} GiB) leave no KV pool under {kv.rule}: fewer slots "
+                "(--max-num-seqs) leave room"
+            ]
         return [f"weights ({kv.weights_gib:.1f} GiB per GPU) leave no KV pool under {kv.rule}"]
     if not kv.fits:
         return [f"the KV pool holds {kv.kv_cache_tokens:,} tokens, not one {kv.block_size}-token block"]

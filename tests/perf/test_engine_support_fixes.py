@@ -136,3 +136,13 @@ def test_plan_llama_31_long_context_is_not_refused_for_context(capsys: pytest.Ca
     argv = ["plan", "meta-llama/Llama-3.1-8B", "--cluster", "1xH100", "--workload", "long-context"]
     assert main([*argv, "--json"]) == 0
     assert "cannot serve a 132096-token context" not in capsys.readouterr().err
+
+
+def test_a_pool_the_recurrent_states_take_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """Qwen3-Next under TensorRT-LLM holds a recurrent state for every max_batch_size slot before the
+    pool is sized: at 128 slots on two H100s nothing is left, and the reason blamed the weights alone
+    (at 64 slots the same weights leave a pool)."""
+    argv = ["evaluate", "Qwen/Qwen3-Next-80B-A3B-Instruct", "--cluster", "2xH100", "--tp", "2"]
+    main([*argv, "--engine", "trtllm", "--max-num-seqs", "128"])
+    out = capsys.readouterr().out
+    assert "recurrent states of 128 request slots" in out and "fewer slots (--max-num-seqs)" in out
