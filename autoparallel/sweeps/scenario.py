@@ -152,7 +152,10 @@ class Scenario(BaseModel):
             return "train " + " ".join(fmt(k) for k in TRAINING_FIELDS if k in w)
         from_file = json.loads(w[FILE_CONTENT]).get("name") if FILE_CONTENT in w else None
         head = str(w.get("name") or w.get("preset") or from_file or "custom")
-        return f"{head} {' '.join(fmt(k) for k in SERVING_FIELDS if k in w)}".strip()
+        # A TPOT limit on one-token outputs is dropped (`Serving.tpot_ms`): not named as if it held.
+        one_token = w.get("osl") == 1 and not w.get("osl_cv") and not w.get("osl_quantiles")
+        shown = [k for k in SERVING_FIELDS if k in w and not (one_token and k == "tpot_ms")]
+        return f"{head} {' '.join(fmt(k) for k in shown)}".strip()
 
     @property
     def label(self) -> str:

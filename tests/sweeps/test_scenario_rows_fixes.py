@@ -101,3 +101,13 @@ def test_a_list_or_mapping_where_one_value_goes_is_refused(tmp_path: Path, field
     f.write_text(yaml.safe_dump({"scenarios": [{**_row(), field: value}]}))
     with pytest.raises(InputError, match=rf"scenario 1: {field} holds a (list|dict)"):
         load_scenarios(f)
+
+
+def test_a_dropped_tpot_limit_is_not_in_the_label() -> None:
+    """At osl 1 the TPOT limit is dropped (no second token to time); the row's label named it
+    ("custom osl=1 tpot_ms=5") beside a TPOT column far above it."""
+    from autoparallel.sweeps.scenario import make_scenario
+
+    one = make_scenario("meta-llama/Llama-3.2-1B", "1xH100", {"isl": 64, "osl": 1, "tpot_ms": 5})
+    two = make_scenario("meta-llama/Llama-3.2-1B", "1xH100", {"isl": 64, "osl": 2, "tpot_ms": 5})
+    assert "tpot_ms" not in one.workload_label and "tpot_ms=5" in two.workload_label
