@@ -185,3 +185,17 @@ def test_the_whole_cluster_sees_each_shapes_share_of_the_clients() -> None:
     fleet = [FleetModel(load_model("Qwen/Qwen3-8B"), _chatbot(num_prompts=None))]
     plan = solve_space(build_deployment_space(fleet, Cluster.parse("1x8xH100")))
     assert sum(e.replicas * e.max_num_seqs for e in plan.engines) == 1000
+
+
+def test_a_queue_that_fits_is_not_named_as_the_reason() -> None:
+    """Three clients of Llama-3.2-1B at TTFT 100 ms, beside a model the cluster could not serve: the
+    reason read "holds 3 and leaves 0 queued for 0 / 902.83 req/s = 0.0 s > the 50 ms its TTFT
+    leaves" (2x8xH100 + 2x8xA100); an engine whose wait fits its room is no queue reason."""
+    from autoparallel.solvers.deployment.explain import client_queue_numbers
+
+    w = Serving(isl=100, osl=2, ttft_ms=100, concurrency=3)
+    space = build_deployment_space(
+        [FleetModel(load_model("meta-llama/Llama-3.2-1B"), w)], Cluster.parse("1xH100")
+    )
+    text = client_queue_numbers(space, 0)
+    assert "leaves 0 queued" not in text and "the queue binds together with the other families" in text

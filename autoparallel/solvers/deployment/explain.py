@@ -157,8 +157,8 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
         queued = cap - n * e.in_flight
         wait_s = queued / (n * rps)
         short = wait_s - e.queue_room_us / 1e6
-        if best is not None and short >= best[0]:
-            continue
+        if short <= 0 or (best is not None and short >= best[0]):
+            continue  # its wait fits its room: not why nothing fits
         pool = space.cluster.pools[e.pool].gpu.name
         best = (
             short,
@@ -168,7 +168,12 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
             f"holds {n * e.in_flight} and leaves {queued} queued for {queued} / {n * rps:.2f} req/s = "
             f"{wait_s:.1f} s > the {max(e.queue_room_us, 0) / 1e3:.0f} ms its TTFT leaves",
         )
-    return text + (best[1] if best is not None else "")
+    if best is None:
+        return text + (
+            "; at the most replicas its pools allow, an engine's wait fits its TTFT: the queue binds "
+            "together with the other families named"
+        )
+    return text + best[1]
 
 
 def explain_infeasible(space: DeploymentSpace, settings: SolverSettings) -> InfeasibleError:
