@@ -509,24 +509,26 @@ def _bad_load(path: Path, field: str, value: Any, what: str) -> InputError:
     return InputError(f"{path}: {field} {clean_text(repr(value), 60)} is not {what}")
 
 
+def _positive(value: Any, path: Path, field: str, what: str) -> float:
+    """A load field that must be a number above 0 (inf allowed).
+
+    Raises:
+        InputError: 0 or below, NaN, true, a string that is no number (naming `field` and `what`).
+    """
+    number = _as_number(value)
+    if number is None or not number > 0:
+        raise _bad_load(path, field, value, what)
+    return number
+
+
 def _rate(value: Any, path: Path) -> float | None:
     """A result's `request_rate` in requests/s, or None for every prompt at once: absent or null, inf
     (vLLM writes "inf", SGLang `Infinity`: serve.py and bench_serving.py's default), a rate past
-    `MAX_RATE`, or SGLang's "trace" (which `_bench` reads apart).
-
-    Raises:
-        InputError: a rate no benchmark sends at: 0 or below, NaN, true, a string that is no number.
-    """
+    `MAX_RATE`, or SGLang's "trace" (which `_bench` reads apart). Raises `_positive`'s InputError."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "trace"):
         return None
-    rate = _as_number(value)
-    if rate is None or not rate > 0:
-        raise _bad_load(
-            path,
-            "request_rate",
-            value,
-            "a request rate (above 0 requests/s, or inf for every prompt at once)",
-        )
+    what = "a request rate (above 0 requests/s, or inf for every prompt at once)"
+    rate = _positive(value, path, "request_rate", what)
     return rate if rate <= MAX_RATE else None
 
 
@@ -550,22 +552,12 @@ def _cap(value: Any, path: Path) -> int | None:
 
 def _shape(value: Any, path: Path) -> float | None:
     """vLLM's `--burstiness`: a gamma shape above 0, inf for constant gaps (written `Infinity` or
-    "inf"); None where the result has none (absent or null: Poisson, vLLM's default 1).
-
-    Raises:
-        InputError: 0 or below, NaN, true, a string that is no number.
-    """
+    "inf"); None where the result has none (absent or null: Poisson, vLLM's default 1). Raises
+    `_positive`'s InputError."""
     if value is None:
         return None
-    shape = _as_number(value)
-    if shape is None or not shape > 0:
-        raise _bad_load(
-            path,
-            "burstiness",
-            value,
-            "a gamma shape (above 0, inf for evenly spaced arrivals, or null for Poisson)",
-        )
-    return shape
+    what = "a gamma shape (above 0, inf for evenly spaced arrivals, or null for Poisson)"
+    return _positive(value, path, "burstiness", what)
 
 
 def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfile:

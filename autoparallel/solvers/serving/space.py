@@ -695,10 +695,16 @@ def replica_perf(
         context=w.running_context,
     )
     ttft_s, tps = perf.replica_rates(times, batch=batch, osl=w.osl, gpu=space.cluster.gpu)
-    ttft_s += perf.client_queue_s(w, max(shape.replicas_at(batch, w.in_flight), 1), batch, tps)
+    ttft_s += _queue_s(space, shape, batch, tps)
     gpus = shape.gpus_per_replica
     usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6
     return times.step_s, ttft_s, tps, usd
+
+
+def _queue_s(space: ServingSpace, shape: Shape, batch: int, tokens_per_s: float) -> float:
+    """The client's wait (`perf.client_queue_s`) at the replica count the tuple has (`replicas_at`)."""
+    replicas = max(shape.replicas_at(batch, space.workload.in_flight), 1)
+    return perf.client_queue_s(space.workload, replicas, batch, tokens_per_s)
 
 
 def _times(space: ServingSpace, t: ServingTables, shape: Shape, rt: Runtime, batch: int, tokens: int) -> None:
@@ -759,10 +765,7 @@ def _engine_entry(
         return
     t.evaluated.append(True)
     t.step_us.append(units.us_up(p.tpot_ms / 1e3))
-    w, shape = space.workload, space.shapes[s]
-    queue_s = perf.client_queue_s(
-        w, max(shape.replicas_at(batch, w.in_flight), 1), batch, p.output_tokens_per_s_per_replica
-    )
+    queue_s = _queue_s(space, space.shapes[s], batch, p.output_tokens_per_s_per_replica)
     t.ttft_us.append(units.us_up(p.ttft_ms / 1e3 + queue_s))
     t.tps_milli.append(units.milli_tokens_down(p.output_tokens_per_s_per_replica))
     t.cost_micro_usd.append(units.micro_usd(p.usd_per_million_tokens))
