@@ -118,7 +118,8 @@ class ServingPerf(_Frozen):
     """Sequences of the running context (`Serving.running_context`) the KV cache of one replica holds
     (vLLM's block accounting)."""
     kv_headroom_gib: float
-    """KV-cache memory the running batch leaves unused on the tightest GPU, GiB."""
+    """KV-cache memory the running batch leaves unused on the tightest GPU, GiB (a fractional batch
+    counted whole: the replica with the larger share holds ⌈batch⌉ sequences)."""
     memory_bound: bool
     """The step is limited by HBM traffic (True) or by FLOPs (False)."""
     output_tokens_per_s: float
@@ -244,7 +245,8 @@ def serving_perf(
     capacity = max(memory.num_gpu_blocks - layout.null_blocks, 0) // layout.blocks_per_seq
     batch, limit = running_batch(config, workload, capacity)
     available = [stage.kv_cache_gib * 2**30 for stage in memory.stages]
-    per_seq = [(batch * layout.blocks_per_seq + layout.null_blocks) * b for b in layout.bytes_per_block]
+    held = math.ceil(batch)  # the replica with the larger share (8 of 15 clients on 2) holds this many
+    per_seq = [(held * layout.blocks_per_seq + layout.null_blocks) * b for b in layout.bytes_per_block]
     headroom = min(a - need for a, need in zip(available, per_seq, strict=True))
     return perf_at_batch(
         model,

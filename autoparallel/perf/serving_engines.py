@@ -174,9 +174,12 @@ def evaluate_engine(
     model_id: str,
     *,
     nsa_backends: tuple[str | None, str | None] = (None, None),
+    running: float | None = None,
 ) -> EngineEvaluation:
     """Memory and speed of `config` on `engine` (`sglang` or `trtllm`; `nsa_backends` as SGLang's
-    `--nsa-prefill-backend` / `--nsa-decode-backend` pass them).
+    `--nsa-prefill-backend` / `--nsa-decode-backend` pass them). `running`: at most this many
+    requests run per replica (the planner's tables: a client's share, `Shape.running_at`), as the
+    workload's own concurrency caps them.
 
     Raises:
         InputError: the engine cannot run the model at the config's precisions
@@ -200,8 +203,11 @@ def evaluate_engine(
     options = [(float(kv.max_running), "max_running"), (float(capacity), "kv_cache")]
     if workload.in_flight is not None:
         options.append((workload.in_flight / config.replicas, "concurrency"))
+    if running is not None:
+        options.append((running, "concurrency"))
     batch, limit = min(options, key=lambda o: o[0])
-    headroom = (kv.kv_cache_tokens - batch * per_seq_tokens) * kv.kv_bytes_per_token_per_gpu
+    held = math.ceil(batch)  # the replica with the larger share (8 of 15 clients on 2) holds this many
+    headroom = (kv.kv_cache_tokens - held * per_seq_tokens) * kv.kv_bytes_per_token_per_gpu
     perf = perf_at_batch(
         model,
         cluster,

@@ -180,11 +180,24 @@ def test_request_rate_family(rate: float, feasible: bool) -> None:
         assert _reasons(exc) == ["request_rate"]
 
 
-def test_concurrency_family_caps_batch_times_replicas() -> None:
+def test_concurrency_family_fills_every_replica_and_runs_the_share() -> None:
+    """Replicas ≤ ⌈C / max_num_seqs⌉ (no replica idles) and each runs min(max_num_seqs, C / replicas)."""
     w = Serving(isl=512, osl=128, concurrency=6)
     sol = solve_serving(_tiny(), Cluster.parse("1x4xL4"), w, options=SMALL, settings=SETTINGS)
-    assert sol.config.max_num_seqs * sol.config.replicas <= 6
-    assert sol.estimate.perf.batch_size == sol.config.max_num_seqs
+    b, r = sol.config.max_num_seqs, sol.config.replicas
+    assert b * (r - 1) < 6
+    assert sol.estimate.perf.batch_size == min(b, 6 / r)
+
+
+def test_an_uneven_share_runs_every_client() -> None:
+    """15 clients on two replicas: max_num_seqs 8 runs 8 and 7 (7.5 each), none queued; the old rule
+    (max_num_seqs × replicas ≤ 15) ran 7 and 7 with one waiting a whole request in the queue."""
+    w = Serving(isl=512, osl=128, concurrency=15, ttft_ms=None, tpot_ms=None)
+    options = SMALL.model_copy(update={"max_num_seqs": (7, 8, 12), "tp_values": (1,)})
+    sol = solve_serving(_tiny(), Cluster.parse("1x2xL4"), w, options=options, settings=SETTINGS)
+    assert (sol.config.replicas, sol.config.max_num_seqs) == (2, 8)  # not 12: it runs no more
+    assert sol.estimate.perf.batch_size == 7.5
+    assert any(b.startswith("concurrency") and "runs no more" in b for b in sol.binding)
 
 
 def test_replicas_fill_the_cluster_for_throughput() -> None:

@@ -3,8 +3,9 @@
 It walks every point of the space `serving/space.py` defines (shape × runtime × max_num_seqs ×
 gpu_memory_utilization × max_model_len × replicas, free replica counts included), evaluates each
 with `perf.serving.evaluate_serving` and keeps the admissible ones by the same rules, stated in
-floats: vLLM starts, the running batch is max_num_seqs (the KV cache holds it and max_num_seqs ×
-replicas ≤ concurrency), and the SLOs and arrival rate are met. Property tests compare its optimum
+floats: vLLM starts, the replicas are all the GPUs allow and, under a client's concurrency C, the
+⌈C / max_num_seqs⌉ the clients fill, each running min(max_num_seqs, C / replicas) (the KV cache
+holds it), and the SLOs and arrival rate are met. Property tests compare its optimum
 with CP-SAT's; benchmarks time it.
 
 vLLM's memory report does not depend on the replica count without expert parallelism (replicas are
@@ -13,8 +14,9 @@ separate engines), so reports are memoized per replica shape; everything else is
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
@@ -93,7 +95,6 @@ def engine_points(
     for shape in shapes:
         if shape.violations:
             continue
-        counts = [shape.ep_replicas] if shape.ep else range(1, shape.max_replicas + 1)
         for rt in runtime_domain(model, options, cluster.gpu):
             node = cluster.gpus_per_node
             if rt.engine != "vllm" and shape.engine_width > node and shape.engine_width % node:
@@ -114,6 +115,9 @@ def engine_points(
                 continue
             utils = all_utils if rt.engine == "vllm" else all_utils[-1:]
             for batch in batches:
+                counts = _replica_counts(
+                    shape.ep_replicas if shape.ep else None, shape.max_replicas, batch, workload
+                )
                 for util in utils:
                     for mml in mmls:
                         for replicas in counts:
@@ -134,6 +138,17 @@ def engine_points(
                             )
 
 
+def _replica_counts(ep_ranks: int | None, most: int, batch: int, workload: Serving) -> Sequence[int]:
+    """Replica counts tried: every count the GPUs allow (an EP engine: its data ranks); under a client's
+    concurrency C the deployment uses every replica the clients fill, min(most, ⌈C / max_num_seqs⌉)
+    (an EP engine only when C fills all its ranks)."""
+    if ep_ranks is not None:
+        return [ep_ranks]
+    if workload.in_flight is None:
+        return range(1, most + 1)
+    return [min(most, math.ceil(workload.in_flight / batch))]
+
+
 def points(
     model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
 ) -> Iterator[ServingConfig]:
@@ -141,9 +156,17 @@ def points(
     return (config for _, config in engine_points(model, cluster, workload, options))
 
 
-def admissible(estimate: ServingEstimate, config: ServingConfig) -> bool:
-    """The space's rules, in floats."""
-    return estimate.fits and estimate.perf.batch_size == config.max_num_seqs and not estimate.slo_violations
+def admissible(estimate: ServingEstimate, config: ServingConfig, in_flight: int | None) -> bool:
+    """The space's rules, in floats: the engine starts, the `in_flight` clients fill every replica
+    (max_num_seqs × (replicas − 1) < in_flight), each replica runs min(max_num_seqs, in_flight /
+    replicas) (neither the KV cache nor the engine runs fewer), and the limits hold."""
+    b = config.max_num_seqs
+    running = float(b)
+    if in_flight is not None:
+        if b * (config.replicas - 1) >= in_flight:
+            return False
+        running = min(running, in_flight / config.replicas)
+    return estimate.fits and estimate.perf.batch_size == running and not estimate.slo_violations
 
 
 def _weights_cannot_fit(model: ModelSpec, cluster: Cluster, config: ServingConfig) -> bool:
@@ -176,7 +199,7 @@ def evaluate_engines(
         count += 1
         if engine != "vllm":
             est = _engine_estimate(model, cluster, config, workload, engine, options.vllm_version)
-            if est is not None and admissible(est, config):
+            if est is not None and admissible(est, config, workload.in_flight):
                 out.append((engine, config, est))
             continue
         if _weights_cannot_fit(model, cluster, config):
@@ -187,7 +210,7 @@ def evaluate_engines(
         est = evaluate_serving(
             model, cluster, config, workload, vllm_version=options.vllm_version, memory=memory
         )
-        if admissible(est, config):
+        if admissible(est, config, workload.in_flight):
             out.append((engine, config, est))
     return out, count
 

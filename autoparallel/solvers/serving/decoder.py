@@ -133,10 +133,11 @@ def decode_engine(
     where = f"solver and float model ({ENGINE_NAMES[engine]}) disagree on {config!r}"
     if not est.fits:
         raise InternalError(f"{where}: the float model says it cannot start: {'; '.join(est.problems)}")
-    if est.perf.batch_size != config.max_num_seqs:
+    running = space.shapes[point.shape].running_at(config.max_num_seqs, space.workload.in_flight)
+    if est.perf.batch_size != running:
         raise InternalError(
             f"{where}: it runs {est.perf.batch_size:g} sequences ({est.perf.batch_limit}), "
-            f"not max_num_seqs={config.max_num_seqs}"
+            f"not the {running:g} of max_num_seqs={config.max_num_seqs} the tables hold"
         )
     if est.slo_violations:
         raise InternalError(f"{where}: {'; '.join(est.slo_violations)}")
@@ -161,6 +162,7 @@ def decode_engine(
 def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEstimate) -> tuple[str, ...]:
     """What stops the next larger max_num_seqs, and whether all GPUs are used."""
     t, w = space.tables, space.workload
+    shape = space.shapes[point.shape]
     out: list[str] = []
     b = point.batch
     if b + 1 < len(space.batches):
@@ -181,10 +183,18 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
                 f"GPU, over the {budget / 2**20:.2f} GiB budget (the KV cache holds "
                 f"{estimate.perf.kv_capacity_seqs} sequences of {w.isl + w.osl // 2} tokens)"
             )
-        elif w.in_flight is not None and nxt * point.replicas > w.in_flight:
+        elif w.in_flight is not None and (
+            shape.replicas_at(nxt, w.in_flight) < point.replicas
+            or shape.running_at(nxt, w.in_flight) <= estimate.perf.batch_size
+        ):
+            more = shape.replicas_at(nxt, w.in_flight)
             out.append(
-                f"concurrency: max_num_seqs={nxt} × {point.replicas} replicas would exceed the "
-                f"workload's {w.in_flight} requests in flight"
+                f"concurrency: the workload's {w.in_flight} requests in flight would fill {more} "
+                f"replica(s) of max_num_seqs={nxt}, not {point.replicas}"
+                if more < point.replicas
+                else f"concurrency: the workload's {w.in_flight} requests in flight run "
+                f"{estimate.perf.batch_size:g} per replica on {point.replicas}; "
+                f"max_num_seqs={nxt} runs no more"
             )
         elif w.tpot_ms is not None and t.step_us[j] > units.us_down(w.tpot_ms / 1e3):
             out.append(
@@ -198,7 +208,6 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
             )
     else:
         out.append(f"max_num_seqs: {space.batches[b]} is the largest allowed value")
-    shape = space.shapes[point.shape]
     used = shape.gpus_per_replica * point.replicas
     if used + shape.gpus_per_replica > space.gpus or shape.ep:
         out.append(f"gpus: {used} of {space.gpus} GPUs used")

@@ -179,13 +179,12 @@ def _column(
 
 def replica_cap(space: ServingSpace, i: int, *, with_concurrency: bool = True) -> int:
     """Replicas of tuple `i` (0: none allowed): all the GPUs allow (EP: the shape's data ranks), and at
-    most concurrency // max_num_seqs.
+    most the ⌈concurrency / max_num_seqs⌉ the clients fill (`Shape.replicas_at`).
 
-    No objective or constraint gets worse with more replicas (throughput and the arrival rate gain,
-    TTFT gains under a client's concurrency: fewer of its requests queue, `perf.client_queue_s`;
-    TPOT / cost / memory do not depend on them), so the largest admissible count dominates every
-    smaller one and replicas is a function of the tuple: total throughput and the table's TTFT (at
-    that count) stay linear.
+    Throughput, the arrival rate, TTFT (fewer of a client's requests queue, `perf.client_queue_s`)
+    and TPOT (a smaller share each) gain with more replicas; the space takes the count to be this
+    largest one (a smaller one is another max_num_seqs' tuple, or idles GPUs), so that replicas is
+    a function of the tuple: total throughput and the table's TTFT (at that count) stay linear.
     """
     s, _, b, _ = space.unflat(i)
     return space.shapes[s].replicas_at(
@@ -195,10 +194,27 @@ def replica_cap(space: ServingSpace, i: int, *, with_concurrency: bool = True) -
 
 def candidate_entries(space: ServingSpace, *, explain: bool = False) -> list[int]:
     """Tuples the model includes: all of them to explain infeasibility, else those with real numbers
-    that can fit the largest budget and admit at least one replica."""
+    that can fit the largest budget, admit at least one replica and are not `oversized`."""
     if explain:
         return list(range(len(space.tables.evaluated)))
-    return [i for i, ok in enumerate(space.tables.evaluated) if ok and replica_cap(space, i) > 0]
+    ok = [e and replica_cap(space, i) > 0 for i, e in enumerate(space.tables.evaluated)]
+    return [i for i, fine in enumerate(ok) if fine and not oversized(space, i, ok)]
+
+
+def oversized(space: ServingSpace, i: int, ok: list[bool]) -> bool:
+    """Under a client's concurrency, tuple `i`'s max_num_seqs runs the same requests on as many
+    replicas as a smaller allowed one whose tuple is `ok` (15 clients on two replicas run 7.5 each at
+    max_num_seqs 8 or 12): the smaller one is the plan (same times, no more memory)."""
+    conc = space.workload.in_flight
+    if conc is None:
+        return False
+    s, r, b, m = space.unflat(i)
+    shape, batch = space.shapes[s], space.batches[b]
+    key = (shape.replicas_at(batch, conc), shape.running_at(batch, conc))
+    return any(
+        ok[space.flat(s, r, k, m)] and (shape.replicas_at(x, conc), shape.running_at(x, conc)) == key
+        for k, x in enumerate(space.batches[:b])
+    )
 
 
 def _entries(
@@ -347,15 +363,16 @@ def add_max_model_len(enc: EncodedServing) -> None:
 
 
 def add_concurrency(enc: EncodedServing) -> None:
-    """max_num_seqs × replicas ≤ the requests in flight (`Serving.in_flight`: the concurrency, at most
-    the prompts), so that every replica runs max_num_seqs (no slot waits for a request that never
-    comes; those beyond wait in the server's queue, `perf.client_queue_s`)."""
+    """max_num_seqs × (replicas − 1) < the requests in flight C (`Serving.in_flight`: the concurrency,
+    at most the prompts), i.e. replicas ≤ ⌈C / max_num_seqs⌉: no replica waits for requests that
+    never come; each runs min(max_num_seqs, C / replicas) (`Shape.running_at`), and those beyond
+    wait in the server's queue (`perf.client_queue_s`)."""
     conc = enc.space.workload.in_flight
     if conc is None:
         return
     on = enc.family("concurrency")
     for b, y in zip(enc.space.batches, enc.vars.batch, strict=True):
-        ct = enc.model.add(enc.vars.replicas <= conc // b)
+        ct = enc.model.add(enc.vars.replicas <= -(-conc // b))
         ct.only_enforce_if([y, on])
         ct.with_name(f"concurrency[b={b}]")
 

@@ -261,9 +261,7 @@ def _others_words(space: ServingSpace, skip: str) -> str:
 def _rate_of(space: ServingSpace, i: int) -> float:
     """Requests/s entry i completes with its most replicas (within the client's concurrency)."""
     w = space.workload
-    most = space.shapes[_shape_of(space, i)].max_replicas
-    if w.in_flight is not None:
-        most = min(most, w.in_flight // space.batches[space.unflat(i)[2]])
+    most = space.shapes[_shape_of(space, i)].replicas_at(space.batches[space.unflat(i)[2]], w.in_flight)
     return space.tables.tps_milli[i] / 1e3 * most / w.osl
 
 
@@ -310,8 +308,15 @@ def _rate_reason(space: ServingSpace) -> str:
 
 
 def _concurrency_reason(space: ServingSpace) -> str:
+    """Only an expert-parallel engine's fixed data ranks can outnumber what the clients fill
+    (`Shape.replicas_at`): name the narrowest."""
+    c, b = space.workload.in_flight or 0, min(space.batches)
+    ranks = min((s.ep_replicas for s in space.shapes if s.ep and not s.violations), default=0)
+    fill = -(-c // b)
     return (
-        f"concurrency: max_num_seqs × replicas must stay within the {space.workload.in_flight} requests in "
-        "flight "
-        f"(smallest max_num_seqs allowed: {min(space.batches)})"
+        f"concurrency: the {c} requests in flight fill {fill} replica(s) of max_num_seqs={b} (the "
+        f"smallest allowed), fewer than the {ranks} data-parallel ranks of the narrowest expert-parallel "
+        "engine"
+        if ranks
+        else f"concurrency: the {c} requests in flight fill {fill} replica(s) of max_num_seqs={b}"
     )

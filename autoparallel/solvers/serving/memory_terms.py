@@ -178,10 +178,14 @@ class MemoryTerms:
             self._stages[pp] = vllm_profile.pp_partition(self.model.num_layers, pp)
         return self._stages[pp]
 
-    def terms(self, shape: Shape, rt: Runtime, batch: int, mml: int) -> tuple[float, float, float, int]:
-        """Bytes on the tightest stage: (fixed + KV of the running batch, fixed + KV of one
-        max_model_len request, fixed), and the step token budget. Fixed = weights + activation
-        peak + non-torch + CUDA graphs; both KV terms include the null block vLLM holds back."""
+    def terms(
+        self, shape: Shape, rt: Runtime, batch: int, mml: int, held: int | None = None
+    ) -> tuple[float, float, float, int]:
+        """Bytes on the tightest stage: (fixed + KV of the `held` running sequences (default
+        max_num_seqs `batch`), fixed + KV of one max_model_len request, fixed), and the step token
+        budget. Fixed = weights + activation peak + non-torch + CUDA graphs; both KV terms include
+        the null block vLLM holds back."""
+        held = batch if held is None else held
         tp, pp, ep = shape.tp, shape.pp, shape.ep_ranks
         seqs, tokens = resolve_batch_defaults(self.rules, self.gpu, mml, batch, None)
         weights = self.weights(tp, pp, ep, rt.quantization)
@@ -206,7 +210,7 @@ class MemoryTerms:
                 + (graphs if self.rules.subtracts_cuda_graphs else 0.0)
             )
             block = plan.bytes_per_block[s]
-            used = max(used, fixed + (batch * per_seq + null) * block)
+            used = max(used, fixed + (held * per_seq + null) * block)
             need = max(need, fixed + (blocks_mml + null) * block)
             fixed_max = max(fixed_max, fixed)
         return used, need, fixed_max, tokens

@@ -20,13 +20,13 @@ Knobs and domains (each one variable in the CP-SAT model, never a list of whole 
   family, the headroom objective and the explanations read every engine alike.
 - max_num_seqs on a grid of 2^k and 3 · 2^k; max_model_len and gpu_memory_utilization from lists.
 
-A configuration is admissible when vLLM starts (memory), the KV cache holds max_num_seqs average
-running sequences (`Serving.running_context` tokens: the running batch never preempts),
-max_num_seqs × replicas ≤ the workload's concurrency (the rest of the client's requests wait in
-the server's queue: TTFT counts the wait, `perf.client_queue_s`, at the tuple's replica count), and
-the SLOs and arrival rate are met. Then
-the running batch equals max_num_seqs, so one table entry per (shape, runtime, max_num_seqs,
-max_model_len) describes it.
+A configuration is admissible when vLLM starts (memory), its replicas are all the GPUs allow and at
+most the ⌈C / max_num_seqs⌉ a workload's concurrency C fills (`Shape.replicas_at`), each running
+min(max_num_seqs, C / replicas) requests (`Shape.running_at`; the rest of the client's requests
+wait in the server's queue: TTFT counts the wait, `perf.client_queue_s`), the KV cache holds the
+larger share's ⌈running⌉ sequences of `Serving.running_context` tokens (the running batch never
+preempts), and the SLOs and arrival rate are met. The running batch is then a function of the
+tuple, so one table entry per (shape, runtime, max_num_seqs, max_model_len) describes it.
 """
 
 from __future__ import annotations
@@ -200,13 +200,23 @@ class Shape:
 
     def replicas_at(self, max_num_seqs: int, concurrency: int | None) -> int:
         """Replicas at this max_num_seqs (0: none allowed): all the GPUs allow (EP: the engine's data
-        ranks), and at most concurrency // max_num_seqs (no engine slot waits for a user). The
-        largest count dominates every smaller one (the encoder's `replica_cap`)."""
+        ranks), and at most the ⌈concurrency / max_num_seqs⌉ the clients fill (no replica waits for
+        requests that never come: 15 clients fill two replicas of max_num_seqs 8, running 8 and 7,
+        not three). The largest count dominates every smaller one (the encoder's `replica_cap`)."""
         cap = self.ep_replicas if self.ep else self.max_replicas
         if concurrency is None:
             return cap
-        limit = concurrency // max_num_seqs
+        limit = -(-concurrency // max_num_seqs)
         return (cap if cap <= limit else 0) if self.ep else min(cap, limit)
+
+    def running_at(self, max_num_seqs: int, concurrency: int | None) -> float:
+        """Requests each replica runs at this max_num_seqs (`perf.serving.running_batch`): max_num_seqs,
+        or the clients' share concurrency / replicas when that is less (15 clients over two replicas
+        of max_num_seqs 8 run 7.5 each on average)."""
+        replicas = self.replicas_at(max_num_seqs, concurrency)
+        if concurrency is None or replicas == 0:
+            return float(max_num_seqs)
+        return min(float(max_num_seqs), concurrency / replicas)
 
     @property
     def ep_ranks(self) -> int:
@@ -530,16 +540,17 @@ def _listed(values: list[int]) -> str:
 # ----- building ----------------------------------------------------------------------------------
 def batch_domain(options: ServingOptions, in_flight: int | None, shapes: Sequence[Shape]) -> tuple[int, ...]:
     """The max_num_seqs values: the options' grid and, under a client's concurrency C with the default
-    grid, each shape's share of it over all its replicas, C // replicas (EP: the engine's data
-    ranks). The running batch is max_num_seqs here (module docstring), and replicas × max_num_seqs
-    stays within C, so off the grid 1,000 clients on 8 replicas ran 96 each with 232 queued (or 7
-    replicas of 128): a share of 125 runs them all."""
+    grid, each shape's share of it over all its replicas, ⌊C / replicas⌋ and ⌈C / replicas⌉ (EP:
+    the engine's data ranks). Off the grid 1,000 clients on 8 replicas ran 96 each with 232 queued
+    (or 7 replicas of 128): a share of 125 runs them all; 15 clients on 2 replicas run 8 and 7
+    (⌈15 / 2⌉, `Shape.running_at`), or 7 each with one queued."""
     grid = set(options.max_num_seqs)
     if in_flight is not None and options.max_num_seqs == DEFAULT_MAX_NUM_SEQS:
         for shape in shapes:
-            share = in_flight // (shape.ep_replicas if shape.ep else shape.max_replicas)
-            if not shape.violations and 1 <= share <= max(grid):
-                grid.add(share)
+            replicas = shape.ep_replicas if shape.ep else shape.max_replicas
+            for share in (in_flight // replicas, -(-in_flight // replicas)):
+                if not shape.violations and 1 <= share <= max(grid):
+                    grid.add(share)
     return tuple(sorted(grid))
 
 
@@ -634,7 +645,8 @@ def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | No
                     if rt.engine != "vllm":
                         _engine_entry(space, t, s, r, b, m, complete=complete)
                         continue
-                    used, need, fixed, tokens = mem.terms(shape, rt, batch, mml)
+                    held = math.ceil(shape.running_at(batch, space.workload.in_flight))
+                    used, need, fixed, tokens = mem.terms(shape, rt, batch, mml, held)
                     t.mem_used_kib.append(units.kib_up(used))
                     t.mml_used_kib.append(units.kib_up(need))
                     t.fixed_kib.append(units.kib_up(fixed))
@@ -671,8 +683,10 @@ def _optimistic_times(t: ServingTables, placeholder: bool = True) -> None:
 def replica_perf(
     space: ServingSpace, shape: Shape, rt: Runtime, batch: int, tokens: int
 ) -> tuple[float, float, float, float]:
-    """(TPOT s, TTFT s, output tokens/s per replica, US$ per million tokens) of one entry."""
+    """(TPOT s, TTFT s, output tokens/s per replica, US$ per million tokens) of one entry: max_num_seqs
+    `batch`, running `Shape.running_at` requests."""
     w = space.workload
+    running = shape.running_at(batch, w.in_flight)
     replica = perf.ReplicaShape.vllm(
         shape.tp,
         shape.pp,
@@ -687,14 +701,14 @@ def replica_perf(
         space.model,
         space.cluster,
         replica,
-        batch=float(batch),
+        batch=running,
         isl=w.isl,
         osl=w.osl,
         batched_tokens=tokens,
         prompt_spread=w.prompt_spread,
         context=w.running_context,
     )
-    ttft_s, tps = perf.replica_rates(times, batch=batch, osl=w.osl, gpu=space.cluster.gpu)
+    ttft_s, tps = perf.replica_rates(times, batch=running, osl=w.osl, gpu=space.cluster.gpu)
     ttft_s += _queue_s(space, shape, batch, tps)
     gpus = shape.gpus_per_replica
     usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6
@@ -702,9 +716,11 @@ def replica_perf(
 
 
 def _queue_s(space: ServingSpace, shape: Shape, batch: int, tokens_per_s: float) -> float:
-    """The client's wait (`perf.client_queue_s`) at the replica count the tuple has (`replicas_at`)."""
-    replicas = max(shape.replicas_at(batch, space.workload.in_flight), 1)
-    return perf.client_queue_s(space.workload, replicas, batch, tokens_per_s)
+    """The client's wait (`perf.client_queue_s`) at the replica count and running batch the tuple has
+    (`replicas_at`, `running_at`)."""
+    w = space.workload
+    replicas = max(shape.replicas_at(batch, w.in_flight), 1)
+    return perf.client_queue_s(w, replicas, shape.running_at(batch, w.in_flight), tokens_per_s)
 
 
 def _times(space: ServingSpace, t: ServingTables, shape: Shape, rt: Runtime, batch: int, tokens: int) -> None:
@@ -734,7 +750,9 @@ def _engine_entry(
     engine = space.runtimes[r].engine
     config = engine_entry_config(space, s, r, b, m)
     alone = space.workload.model_copy(update={"concurrency": None, "request_rate": None, "num_prompts": None})
-    ev = evaluate_engine(space.model, space.cluster, config, alone, engine, space.model.name)
+    shape, batch = space.shapes[s], space.batches[b]
+    running = shape.running_at(batch, space.workload.in_flight)
+    ev = evaluate_engine(space.model, space.cluster, config, alone, engine, space.model.name, running=running)
     kv = ev.memory
     budget = space.budget_kib[space.engine_util]
     per_token = kv.kv_bytes_per_token_per_gpu
@@ -747,12 +765,13 @@ def _engine_entry(
         kib = units.kib_up(n_tokens * per_token)
         return min(kib, pool) if admitted else max(kib, pool + 1)
 
-    fixed, batch = budget - pool, space.batches[b]
-    t.mem_used_kib.append(fixed + need(batch * per_seq, tokens >= batch * per_seq))
+    fixed = budget - pool
+    held = math.ceil(running)  # the replica with the larger share holds this many
+    t.mem_used_kib.append(fixed + need(held * per_seq, tokens >= held * per_seq))
     t.mml_used_kib.append(fixed + need(space.max_model_lens[m], starts))
     t.fixed_kib.append(fixed)
-    if ev.perf.batch_size < batch and ev.perf.batch_limit != "kv_cache":
-        _optimistic_times(t)  # the engine caps running requests below b: never admissible
+    if ev.perf.batch_size < running and ev.perf.batch_limit != "kv_cache":
+        _optimistic_times(t)  # the engine caps running requests below the tuple's: never admissible
         t.mem_used_kib[-1] = max(t.mem_used_kib[-1], budget + 1)
         return
     if not complete and max(t.mem_used_kib[-1], t.mml_used_kib[-1]) > budget:
@@ -765,7 +784,7 @@ def _engine_entry(
         return
     t.evaluated.append(True)
     t.step_us.append(units.us_up(p.tpot_ms / 1e3))
-    queue_s = _queue_s(space, space.shapes[s], batch, p.output_tokens_per_s_per_replica)
+    queue_s = _queue_s(space, shape, batch, p.output_tokens_per_s_per_replica)
     t.ttft_us.append(units.us_up(p.ttft_ms / 1e3 + queue_s))
     t.tps_milli.append(units.milli_tokens_down(p.output_tokens_per_s_per_replica))
     t.cost_micro_usd.append(units.micro_usd(p.usd_per_million_tokens))
