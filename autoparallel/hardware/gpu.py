@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from autoparallel.bounds import UserInput, first_error
 from autoparallel.errors import InputError, InternalError
@@ -34,6 +34,8 @@ _CUSTOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ARCH_COMPUTE_CAPABILITY = {"volta": 70, "turing": 75, "ampere": 80, "ada": 89, "hopper": 90, "blackwell": 100}
 """The lowest compute capability (major·10 + minor) of the catalog's NVIDIA architectures (A100 8.0,
 A10 8.6 both Ampere: 8.0 is the one every rule can rely on)."""
+ARCHITECTURES = {"nvidia": tuple(ARCH_COMPUTE_CAPABILITY), "amd": ("cdna", "cdna2", "cdna3")}
+"""The architecture names each vendor's rules read (engine_support, serving_efficiency, ...)."""
 
 
 MIN_USD_PER_GPU_HOUR = 0.001
@@ -56,6 +58,22 @@ class GPU(UserInput):
     """Who makes it: "nvidia" or "amd"."""
     arch: str
     """Architecture family, lower case: "volta", "turing", "ampere", "ada", "hopper", "blackwell", "cdna3"."""
+
+    @field_validator("arch", mode="before")
+    @classmethod
+    def _known_arch(cls, value: object, info: ValidationInfo) -> object:
+        """Lower case, one of the vendor's `ARCHITECTURES`: every rule compares the name exactly, so a
+        GPU file's `arch: Ampere` skipped them all (an FP8 KV cache for MLA on an Ampere GPU was planned)."""
+        if not isinstance(value, str):
+            return value
+        name = value.strip().lower()
+        known = ARCHITECTURES.get(str(info.data.get("vendor")), ())
+        if known and name not in known:
+            raise ValueError(
+                f"unknown {info.data.get('vendor')} architecture {value!r}; one of {', '.join(known)}"
+            )
+        return name
+
     memory_gb_nominal: float = Field(ge=1, le=100_000, allow_inf_nan=False)
     """Memory on the datasheet, decimal-marketing GB (80 for an H100)."""
     memory_gib: float = Field(ge=1, le=100_000, allow_inf_nan=False)

@@ -176,3 +176,19 @@ def test_bad_gpu_files_are_one_line_errors(tmp_path: Path, text: str, fragment: 
 def test_missing_gpu_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read GPU file"):
         GPU.from_file(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("arch, read", [("Ampere", "ampere"), (" HOPPER ", "hopper")])
+def test_a_custom_gpus_architecture_is_read_in_lower_case(tmp_path: Path, arch: str, read: str) -> None:
+    """Every engine rule compares the name exactly: `arch: Ampere` skipped them all."""
+    path = tmp_path / "gpus.yaml"
+    path.write_text(f"gpus: [{{name: A2, base: A100, arch: '{arch}'}}]\n")
+    (gpu,) = GPU.from_file(path)
+    assert gpu.arch == read
+
+
+def test_an_unknown_architecture_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "gpus.yaml"
+    path.write_text("gpus: [{name: A2, base: A100, arch: Amperee}]\n")
+    with pytest.raises(InputError, match="unknown nvidia architecture 'Amperee'"):
+        GPU.from_file(path)
