@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from autoparallel.bounds import clean_text, input_error
 from autoparallel.errors import InputError
-from autoparallel.models.families import classic, llama_like, mla, mllama, moe, phi
+from autoparallel.models.families import classic, llama_like, mla, mllama, moe, phi, starcoder2
 from autoparallel.models.families.vision import vision_params
 from autoparallel.models.parse_common import (
     CONFIG_LIMITS,
@@ -51,7 +51,8 @@ def _all(value: object, softmax: object) -> bool:
 # (1: softmax; MiniMax-Text-01 / M1's 0s are lightning attention, MiniMax-M2's list is all 1s), Jamba /
 # Zamba `layers_block_type` ("attention"), RecurrentGemma `block_types`, Nemotron-H
 # `hybrid_override_pattern` (Mamba "M", attention-only "*" and MLP-only "-" layers), Kimi-Linear
-# `linear_attn_config`, Jamba's `attn_layer_period`.
+# `linear_attn_config`, Jamba's `attn_layer_period`, Bamba's `attn_layer_indices` (attention at the listed
+# layers, Mamba-2 at the rest: vLLM `bamba.py` `BambaModel` picks each layer's mixer by it).
 _HYBRID_KEYS: dict[str, Callable[[object], bool]] = {
     "attn_type_list": lambda v: _all(v, 1),
     "layers_block_type": lambda v: _all(v, "attention"),
@@ -59,21 +60,33 @@ _HYBRID_KEYS: dict[str, Callable[[object], bool]] = {
     "hybrid_override_pattern": lambda v: False,
     "linear_attn_config": lambda v: False,
     "attn_layer_period": lambda v: v == 1,
+    "attn_layer_indices": lambda v: False,
 }
+# Key prefix of a state-space mixer's sizes (Bamba, Jamba, Zamba2, Falcon-H1, Nemotron-H: `mamba_d_state`,
+# `mamba_n_heads`, `mamba_expand`, ...): a config that sizes Mamba blocks has them.
+_MAMBA_PREFIX = "mamba_"
 _GENERIC_LAYER_TYPES = ("full_attention", "sliding_attention")
+
+
+def _hybrid_key(r: RawConfig) -> str | None:
+    """The first key by which the config declares non-softmax layers (`_HYBRID_KEYS`, then any set
+    `mamba_*` key), None when it declares none."""
+    for key, softmax_only in _HYBRID_KEYS.items():
+        if r.has(key) and not softmax_only(r.get(key)):
+            return key
+    return next((k for k in sorted(r.cfg) if k.startswith(_MAMBA_PREFIX) and r.has(k)), None)
 
 
 def _refuse_hybrid(r: RawConfig) -> None:
     """An unknown model_type whose config declares per-layer mixers the generic parse cannot price (a
     linear-attention or state-space layer holds a recurrent state, not a KV cache, and other projections)
     is refused, naming the key, rather than priced as that many softmax-attention layers."""
-    for key, softmax_only in _HYBRID_KEYS.items():
-        if r.has(key) and not softmax_only(r.get(key)):
-            raise InputError(
-                f"{r.name}: model_type {r.model_type!r} is not a known family and its config declares "
-                f"per-layer attention types in `{key}` (linear attention or state-space layers), which "
-                "the generic llama-like parse cannot price"
-            )
+    if (key := _hybrid_key(r)) is not None:
+        raise InputError(
+            f"{r.name}: model_type {r.model_type!r} is not a known family and its config declares "
+            f"per-layer attention types in `{clean_text(key, 60)}` (linear attention or state-space "
+            "layers), which the generic llama-like parse cannot price"
+        )
     types = r.get("layer_types")
     if isinstance(types, list) and (other := sorted({str(t) for t in types} - set(_GENERIC_LAYER_TYPES))):
         raise InputError(
@@ -91,8 +104,9 @@ def _generic(r: RawConfig) -> Parts:
     parts = moe.build_moe_llama_like(r) if experts else llama_like.build_llama_like(r)
     parts.notes.append(
         f"model_type {r.model_type!r} is not a known family: parsed as a generic llama-like "
-        f"{'MoE ' if experts else ''}decoder from its raw keys; family-specific parameters "
-        "(e.g. linear attention, MTP) are not counted."
+        f"{'MoE ' if experts else ''}decoder from its raw keys: a gated (3-matrix) MLP, RMSNorm, embeddings "
+        "tied unless the config says otherwise; a 2-matrix MLP is over-counted and family-specific "
+        "parameters (e.g. linear attention, MTP) are not counted."
     )
     return parts
 
@@ -105,6 +119,7 @@ _FAMILIES: dict[str, Family] = {
     **classic.FAMILIES,
     **phi.FAMILIES,
     **mllama.FAMILIES,
+    **starcoder2.FAMILIES,
 }
 _GENERIC = Family(_generic, {})
 
@@ -222,7 +237,9 @@ _LENGTH_KEYS = (
     "max_seq_length",
     "seq_len",
 )
-# RoPE types whose `factor` is already counted in max_position_embeddings (vLLM 0.32 config/model.py).
+# RoPE types whose `factor` is already counted in max_position_embeddings (vLLM 0.32 config/model.py
+# `_get_and_verify_max_len`: "YaRN variants leave max_position_embeddings already scaled, as
+# Transformers' _compute_yarn_parameters assumes"; later releases changed this, 0.32 is the target).
 _PRESCALED_ROPE = ("su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling")
 
 

@@ -120,11 +120,14 @@ DROPOUT_KEYS = (
     "dropout",
     "activation_dropout",
     "ffn_dropout",
+    "residual_dropout",
+    "embedding_dropout",
 )
 """Dropout probabilities of the text model, under the names families use (Llama / Qwen / Mistral /
 BLOOM / NeoX: attention_dropout, hidden_dropout; GPT-2 / Phi: resid_pdrop, embd_pdrop, attn_pdrop;
 MPT / DBRX: resid_pdrop, emb_pdrop and attn_config.attn_pdrop; OPT: dropout, attention_dropout,
-activation_dropout; BERT-style: hidden_dropout_prob, attention_probs_dropout_prob)."""
+activation_dropout; BERT-style: hidden_dropout_prob, attention_probs_dropout_prob; StarCoder2:
+attention_dropout, residual_dropout, embedding_dropout)."""
 
 
 def trains_with_dropout(r: RawConfig) -> bool:
@@ -297,9 +300,16 @@ def attention_kind(r: RawConfig, type_name: str) -> AttentionKind:
         raise InputError(f"{r.name}: unknown layer type {type_name!r} in `layer_types`") from None
 
 
+TIE_DEFAULT = True
+"""`tie_word_embeddings` where neither the config nor its family's defaults set it: transformers'
+`PreTrainedConfig` default (`configuration_utils.py`), which every config class without its own default
+(Cohere's `CohereConfig`, Starcoder2's, remote-code classes) inherits."""
+
+
 def decoder_parts(r: RawConfig, layers: list[LayerSpec], vocab: int, h: int) -> Parts:
-    """A decoder's parts: token embedding, output head (none when tied), one final norm weight."""
-    head = 0 if r.flag("tie_word_embeddings") else vocab * h
+    """A decoder's parts: token embedding, output head (none when tied, `TIE_DEFAULT` when unset), one
+    final norm weight."""
+    head = 0 if r.flag("tie_word_embeddings", TIE_DEFAULT) else vocab * h
     return Parts(layers=layers, embedding=vocab * h, lm_head=head, final_norm=h)
 
 

@@ -46,7 +46,10 @@ def build_llama_like(r: RawConfig) -> Parts:
         mwl = r.num("max_window_layers", default=n, allow_zero=True)
         kinds = layer_kinds(r, n, lambda j: "sliding_attention" if use and j >= mwl else "full_attention")
     else:
-        kinds = layer_kinds(r, n, lambda j: "sliding_attention" if window else "full_attention")
+        # vLLM `ModelConfig.get_hf_config_sliding_window`: a config that sets `use_sliding_window` false
+        # (Qwen2-VL's and other Qwen-derived configs carry it next to a `sliding_window` size) has none.
+        use = window and r.flag("use_sliding_window", True)
+        kinds = layer_kinds(r, n, lambda j: "sliding_attention" if use else "full_attention")
     attention = gqa_attention(h, nh, nkv, hd, qkv_bias=qkv_bias, o_bias=o_bias, qk_norm=qk_norm)
     layers = [
         dense_layer(
