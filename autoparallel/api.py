@@ -8,14 +8,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autoparallel.bounds import check_number, clean_text, input_error
 from autoparallel.configs import ServingConfig, TrainingConfig
 from autoparallel.errors import AutoParallelError, InputError
-from autoparallel.hardware import GPU, Cluster
+from autoparallel.hardware import GPU, Cluster, get_gpu
+from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.loader import served_id
 from autoparallel.objectives import label as objective_label
@@ -37,11 +38,14 @@ from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
     from autoparallel.memory.margins import MemoryConfig
+    from autoparallel.memory.serving import VllmMemoryReport
     from autoparallel.memory.training import TrainingMemoryReport
+    from autoparallel.memory.vllm_config import Usage
     from autoparallel.sweeps.deployment_front import DeploymentFront
     from autoparallel.sweeps.front import Front
 
 Plan = ServingPlan | TrainingPlan
+_Checked = TypeVar("_Checked", bound=BaseModel)
 Objective = Literal["throughput", "ttft", "tpot", "cost", "memory", "mfu", "headroom"]
 
 
@@ -58,17 +62,30 @@ def _cluster(cluster: Any) -> Cluster:
     return require_cluster(cluster if isinstance(cluster, Cluster) else Cluster.parse(cluster))
 
 
+def _revalidated(value: _Checked, subject: str) -> _Checked:
+    """`value` validated again, as the API takes every workload, configuration and options object:
+    `model_copy(update=...)`, the documented way to override a preset's or a configuration's field,
+    skips pydantic's validators (a max_model_len below isl + osl, a micro_batch of 0, options allowing
+    no max_num_seqs or an unknown engine passed on to the planner). The fields the caller set stay
+    the ones marked set (`evaluate` and `ServingOptions` read `model_fields_set`).
+
+    Raises:
+        InputError: the first broken rule, naming `subject` and the field.
+    """
+    cls = type(value)
+    try:
+        checked = cls.model_validate(value.model_dump())
+    except ValidationError as exc:
+        raise input_error(exc, subject) from None
+    fields = {name: getattr(checked, name) for name in cls.model_fields}
+    return cls.model_construct(_fields_set=set(value.model_fields_set), **fields)
+
+
 def _workload(workload: Any) -> Serving | Training:
     if isinstance(workload, str):
         return Serving.preset(workload)
     if isinstance(workload, (Serving, Training)):
-        # Validated again: `model_copy(update=...)`, the documented way to override a preset's
-        # field, skips pydantic's validators (a max_model_len below isl + osl, a TPOT limit on
-        # one-token outputs kept).
-        try:
-            return type(workload).model_validate(workload.model_dump())
-        except ValidationError as exc:
-            raise input_error(exc, "workload") from None
+        return _revalidated(workload, "workload")
     raise InputError(f"workload must be a preset name, Serving or Training, got {type(workload).__name__}")
 
 
@@ -78,8 +95,11 @@ def _options(options: Any, workload: Serving | Training) -> Any:
         if isinstance(workload, Training)
         else (ServingOptions, "ServingOptions")
     )
-    if options is not None and not isinstance(options, kind):
+    if options is None:
+        return None
+    if not isinstance(options, kind):
         raise InputError(f"options for this workload must be {cls}, got {type(options).__name__}")
+    options = _revalidated(options, "options")
     if isinstance(options, ServingOptions):
         given_memory_knob(options)
     return options
@@ -291,6 +311,39 @@ optimize = solve
 
 
 # ----- evaluate a user's configuration -----------------------------------------------------------
+@overload
+def evaluate(
+    model: Any,
+    cluster: Cluster | str,
+    config: TrainingConfig,
+    workload: Training | None = ...,
+    *,
+    compare: bool = ...,
+    engine: str = ...,
+    nsa_backends: tuple[str | None, str | None] = ...,
+) -> TrainingPlan: ...
+@overload
+def evaluate(
+    model: Any,
+    cluster: Cluster | str,
+    config: ServingConfig,
+    workload: Serving | str | None = ...,
+    *,
+    compare: bool = ...,
+    engine: str = ...,
+    nsa_backends: tuple[str | None, str | None] = ...,
+) -> ServingPlan: ...
+@overload
+def evaluate(
+    model: Any,
+    cluster: Cluster | str,
+    config: ServingConfig | TrainingConfig,
+    workload: Serving | Training | str | None = ...,
+    *,
+    compare: bool = ...,
+    engine: str = ...,
+    nsa_backends: tuple[str | None, str | None] = ...,
+) -> Plan: ...
 def evaluate(
     model: Any,
     cluster: Cluster | str,
@@ -321,6 +374,7 @@ def evaluate(
     """
     if not isinstance(config, (ServingConfig, TrainingConfig)):
         raise InputError(f"config must be a ServingConfig or a TrainingConfig, got {type(config).__name__}")
+    config = _revalidated(config, "config")
     m, c = _model(model), _cluster(cluster)
     w: Serving | Training | None
     if workload is None:
@@ -541,11 +595,18 @@ def training_memory(
     Raises:
         InputError: a layout the model or the GPU rules out (`validation.training_problems`).
     """
-    from autoparallel.hardware import get_gpu
     from autoparallel.memory import training
+    from autoparallel.memory.margins import MemoryConfig
 
     if not isinstance(config, TrainingConfig):
         raise InputError(f"config must be a TrainingConfig, got {type(config).__name__}")
+    if margins is not None and not isinstance(margins, MemoryConfig):
+        raise InputError(
+            "margins must be a MemoryConfig (autoparallel.memory.margins) or None, got "
+            f"{type(margins).__name__}"
+        )
+    config = _revalidated(config, "config")
+    margins = None if margins is None else _revalidated(margins, "margins")
     m = _model(model)
     if not isinstance(gpu, str | GPU):
         raise InputError(f"gpu must be a GPU or its name, got {type(gpu).__name__}")
@@ -621,6 +682,73 @@ def _evaluate_training(
     )
 
 
+# ----- vLLM's start-up memory --------------------------------------------------------------------
+def vllm_memory(
+    model: ModelSpec | str,
+    gpu: GPU | str,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    enable_expert_parallel: bool = False,
+    dp: int = 1,
+    gpu_memory_utilization: float | None = None,
+    max_model_len: int | None = None,
+    max_num_seqs: int | None = None,
+    max_num_batched_tokens: int | None = None,
+    quantization: str | None = None,
+    kv_cache_dtype: str = "auto",
+    enforce_eager: bool = False,
+    vllm_version: str = DEFAULT_VLLM_VERSION,
+    dtype: str = "auto",
+    usage: Usage = "serve",
+    pp_layer_partition: tuple[int, ...] | None = None,
+    engine: str = "vllm",
+) -> VllmMemoryReport:
+    """Per-GPU memory of `vllm serve MODEL` with these flags on `gpu` (`memory.serving.vllm_memory`:
+    vLLM's start-up accounting as `vllm_version` does it; its arguments), and whether vLLM starts at
+    all: a model or weight format the release does not run on the GPU
+    (`engine_support.engine_runtime_problem`: an architecture it dropped, GPTQ with desc_act, MXFP4
+    below compute capability 8.0, ...) does not fit, whatever the memory, its reason first among the
+    problems. `autoparallel memory` and `analyze` report through here. `engine` other than vllm: the
+    memory of the same tensors as that engine's loader holds them, for its pool rule (no vLLM check).
+
+    Raises:
+        InputError: a degree the model or vLLM rejects, an unknown dtype / quantization / KV dtype /
+            usage, a max_model_len beyond the model's, a utilization outside (0, 1].
+    """
+    from autoparallel.memory import serving
+    from autoparallel.perf.engine_support import engine_runtime_problem
+
+    m = _model(model)
+    report = serving.vllm_memory(
+        m,
+        gpu,
+        tp=tp,
+        pp=pp,
+        enable_expert_parallel=enable_expert_parallel,
+        dp=dp,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_model_len=max_model_len,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens,
+        quantization=quantization,
+        kv_cache_dtype=kv_cache_dtype,
+        enforce_eager=enforce_eager,
+        vllm_version=vllm_version,
+        dtype=dtype,
+        usage=usage,
+        pp_layer_partition=pp_layer_partition,
+        engine=engine,
+    )
+    if engine != "vllm":
+        return report
+    g = get_gpu(gpu) if isinstance(gpu, str) else gpu
+    problem = engine_runtime_problem("vllm", quantization, kv_cache_dtype, m, g, vllm_version=vllm_version)
+    if problem is None:
+        return report
+    return report.model_copy(update={"fits": False, "problems": (problem, *report.problems)})
+
+
 # ----- analyze, pareto, sweep --------------------------------------------------------------------
 class Analysis(BaseModel):
     """Which tensor/pipeline shapes can start the model on the cluster, with vLLM's memory for each."""
@@ -642,9 +770,8 @@ class Analysis(BaseModel):
 
 
 def analyze(model: Any, cluster: Cluster | str, *, max_model_len: int | None = None) -> Analysis:
-    """Fit and memory without a workload: every valid (tp, pp) on the cluster, as vLLM would start it."""
-    from autoparallel.memory.serving import vllm_memory
-
+    """Fit and memory without a workload: every valid (tp, pp) on the cluster, as vLLM would start it
+    (`vllm_memory`: a model vLLM does not run on the GPU fits in no shape)."""
     m, c = _model(model), _cluster(cluster)
     if max_model_len is not None:
         max_model_len = check_number("max_model_len", max_model_len)
@@ -807,6 +934,18 @@ class AutoParallel:
         self.serving_options = serving_options
         self.training_options = training_options
 
+    @overload
+    def solve(
+        self, model: Any, cluster: Cluster | str, workload: Training, objective: Any = ...
+    ) -> TrainingPlan: ...
+    @overload
+    def solve(
+        self, model: Any, cluster: Cluster | str, workload: Serving | str = ..., objective: Any = ...
+    ) -> ServingPlan: ...
+    @overload
+    def solve(
+        self, model: Any, cluster: Cluster | str, workload: Serving | Training | str, objective: Any = ...
+    ) -> Plan: ...
     def solve(
         self,
         model: Any,
@@ -833,6 +972,22 @@ class AutoParallel:
         settings = self.settings
         return pareto(model, cluster, objectives, workload=w, points=points, settings=settings, options=opts)
 
+    @overload
+    def evaluate(
+        self, model: Any, cluster: Cluster | str, config: TrainingConfig, workload: Training | None = ...
+    ) -> TrainingPlan: ...
+    @overload
+    def evaluate(
+        self, model: Any, cluster: Cluster | str, config: ServingConfig, workload: Serving | str | None = ...
+    ) -> ServingPlan: ...
+    @overload
+    def evaluate(
+        self,
+        model: Any,
+        cluster: Cluster | str,
+        config: ServingConfig | TrainingConfig,
+        workload: Serving | Training | str | None = ...,
+    ) -> Plan: ...
     def evaluate(
         self,
         model: Any,

@@ -8,6 +8,7 @@ are computed from it on demand by `autoparallel.frameworks`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from functools import cached_property
 from typing import Any
@@ -15,11 +16,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import ServingConfig, TrainingConfig
+from autoparallel.errors import InputError
 from autoparallel.frameworks import deepspeed, megatron, sglang, trtllm, vllm
 from autoparallel.hardware import Cluster
 from autoparallel.memory.serving import VllmMemoryReport
 from autoparallel.memory.training import TrainingMemoryReport
 from autoparallel.models import ModelSpec
+from autoparallel.models.loader import NO_MODEL_ID
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.perf.serving import OfferedLoad, ServingPerf
 from autoparallel.perf.serving_engines import EngineEvaluation
@@ -148,8 +151,21 @@ class _PlanBase(_Frozen):
 
     @property
     def served_id(self) -> str:
-        """The model id or path the launch commands load."""
+        """The model id or path the launch commands load (`models.loader.NO_MODEL_ID` for a model given
+        as an in-memory config that names no checkpoint)."""
         return self.model_id or self.model.source or self.model.name
+
+    @property
+    def _id_notes(self) -> tuple[str, ...]:
+        """What the user must fill in before running the launch lines: the checkpoint of a model given
+        as a config alone."""
+        if self.served_id != NO_MODEL_ID:
+            return ()
+        return (
+            f"the model was given as a config without `_name_or_path`, so no checkpoint is known: "
+            f"replace {NO_MODEL_ID} in the launch lines with its folder or hub id (its model_type "
+            f"{self.model.model_type!r} would load another model)",
+        )
 
     def _common(self) -> dict[str, Any]:
         return {
@@ -200,7 +216,7 @@ class ServingPlan(_PlanBase):
     @cached_property
     def sglang_launch(self) -> sglang.SglangLaunch:
         """SGLang's servers for this plan, their per-node lines and notes (frameworks/sglang.py)."""
-        return sglang.sglang_launch(
+        launch = sglang.sglang_launch(
             self.served_id,
             self.config,
             self.cluster.gpus_per_node,
@@ -209,6 +225,7 @@ class ServingPlan(_PlanBase):
             model=self.model,
             gpu=self.cluster.gpu,
         )
+        return dataclasses.replace(launch, notes=(*self._id_notes, *launch.notes))
 
     @property
     def command(self) -> str:
@@ -218,12 +235,13 @@ class ServingPlan(_PlanBase):
             return self.sglang_launch.lines[0]
         if self.engine == "trtllm":
             return self.trtllm_launch.line
-        return self.vllm_command
+        return vllm.vllm_command(self.served_id, self.config, cluster=self.cluster, model=self.model)
 
     @cached_property
     def trtllm_launch(self) -> trtllm.TrtllmLaunch:
         """TensorRT-LLM's engines for this plan, their line and notes (frameworks/trtllm.py)."""
-        return trtllm.trtllm_launch(self.served_id, self.config, self.cluster.gpus_per_node)
+        launch = trtllm.trtllm_launch(self.served_id, self.config, self.cluster.gpus_per_node)
+        return dataclasses.replace(launch, notes=(*self._id_notes, *launch.notes))
 
     @property
     def _nsa_backends(self) -> tuple[str | None, str | None]:
@@ -269,27 +287,54 @@ class ServingPlan(_PlanBase):
             return list(self.sglang_launch.notes)
         if self.engine == "trtllm":
             return list(self.trtllm_launch.notes)
-        return []
+        return list(self._id_notes)
+
+    def _require_vllm(self, name: str) -> None:
+        """InputError unless the plan runs on vLLM: `name`, a vLLM artifact, would launch a
+        deployment that was never priced (another engine's pool, batch cap and speed)."""
+        if self.engine != "vllm":
+            raise InputError(
+                f"this plan runs on {ENGINE_NAMES[self.engine]} (engine={self.engine!r}): its "
+                f"{name} would start a vLLM deployment that was not planned; use .command, "
+                ".engine_artifacts() and .engine_notes for its own launch"
+            )
 
     @property
     def vllm_args(self) -> dict[str, object]:
-        """Engine arguments with vLLM's names."""
+        """Engine arguments with vLLM's names.
+
+        Raises:
+            InputError: the plan runs on another engine (`command`, `engine_artifacts`)."""
+        self._require_vllm("vllm_args")
         return vllm.vllm_args(self.served_id, self.config, cluster=self.cluster, model=self.model)
 
     @property
     def vllm_command(self) -> str:
-        """The `vllm serve` line (node 0's line for multi-node plans)."""
-        return vllm.vllm_command(self.served_id, self.config, cluster=self.cluster, model=self.model)
+        """The `vllm serve` line (node 0's line for multi-node plans).
+
+        Raises:
+            InputError: the plan runs on another engine (`command`, `engine_artifacts`)."""
+        self._require_vllm("vllm_command")
+        return self.command
 
     @property
     def vllm_yaml(self) -> str:
-        """A file for `vllm serve --config`."""
+        """A file for `vllm serve --config`.
+
+        Raises:
+            InputError: the plan runs on another engine (`command`, `engine_artifacts`)."""
+        self._require_vllm("vllm_yaml")
         return vllm.vllm_yaml(self.served_id, self.config, cluster=self.cluster, model=self.model)
 
     @cached_property
     def vllm_launch(self) -> vllm.VllmLaunch:
-        """Per-node launch lines and environment."""
-        return vllm.vllm_launch(self.served_id, self.config, cluster=self.cluster, model=self.model)
+        """Per-node launch lines, environment and notes.
+
+        Raises:
+            InputError: the plan runs on another engine (`command`, `engine_artifacts`)."""
+        self._require_vllm("vllm_launch")
+        launch = vllm.vllm_launch(self.served_id, self.config, cluster=self.cluster, model=self.model)
+        return launch.model_copy(update={"notes": (*self._id_notes, *launch.notes)})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: engine, config, memory, perf, the engine's artifacts (vllm {command, args, yaml,

@@ -9,6 +9,7 @@ A scenario file does the same from the command line:
 """
 
 import sys
+from typing import Any
 
 import autoparallel as ap
 
@@ -34,7 +35,7 @@ def main() -> None:
         "1xH200",
         "1x8xH200",
     ]
-    workloads = [
+    workloads: list[str | dict[str, Any]] = [
         "chatbot",
         "batch",
         "rag",

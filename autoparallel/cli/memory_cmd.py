@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from autoparallel.api import vllm_memory
 from autoparallel.cli._output import bounded, quantization_value, strict_json
 from autoparallel.errors import InputError
-from autoparallel.memory.serving import DEFAULT_VLLM_VERSION, VllmMemoryReport, vllm_memory
-
-if TYPE_CHECKING:
-    from autoparallel.hardware import GPU
-    from autoparallel.models.spec import ModelSpec
+from autoparallel.memory.serving import DEFAULT_VLLM_VERSION, VllmMemoryReport
 
 
 def add_memory_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
@@ -80,7 +77,8 @@ def add_memory_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.A
 
 
 def cmd_memory(args: argparse.Namespace) -> int:
-    """Print the breakdown (or JSON); 0 when vLLM can start, 1 when it cannot."""
+    """Print the breakdown (or JSON); 0 when vLLM can start, 1 when it cannot (`api.vllm_memory`'s
+    verdict, as `ap.analyze`'s: the memory, and whether the release runs the model on the GPU at all)."""
     if args.gpu_memory_utilization is not None and not 0 < args.gpu_memory_utilization <= 1:
         raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {args.gpu_memory_utilization}")
     from autoparallel.validation import batched_tokens_problem
@@ -119,29 +117,11 @@ def cmd_memory(args: argparse.Namespace) -> int:
         vllm_version=args.vllm_version,
         dtype=args.dtype,
     )
-    report = _with_runtime_problem(report, model, gpu, args)
     if args.json:
         print(strict_json(report.to_dict()))
     else:
         print(format_report(report, args.model))
     return 0 if report.fits else 1
-
-
-def _with_runtime_problem(
-    report: VllmMemoryReport, model: ModelSpec, gpu: GPU, args: argparse.Namespace
-) -> VllmMemoryReport:
-    """The report, marked as not starting when vLLM cannot run the model on the GPU at all
-    (`engine_support.engine_runtime_problem`: an architecture the release dropped, sparse-attention
-    kernels, a weight format below its least compute capability, NVFP4 without FP4 Marlin), whatever
-    the memory says."""
-    from autoparallel.perf.engine_support import engine_runtime_problem
-
-    problem = engine_runtime_problem(
-        "vllm", args.quantization, args.kv_cache_dtype, model, gpu, vllm_version=args.vllm_version
-    )
-    if problem is None:
-        return report
-    return report.model_copy(update={"fits": False, "problems": (problem, *report.problems)})
 
 
 def format_report(r: VllmMemoryReport, model: str) -> str:

@@ -212,7 +212,10 @@ def vllm_memory(
     pp_layer_partition: tuple[int, ...] | None = None,
     engine: str = "vllm",
 ) -> VllmMemoryReport:
-    """Per-GPU memory of `vllm serve MODEL` with these flags, on `gpu`, as `vllm_version` accounts it.
+    """Per-GPU memory of `vllm serve MODEL` with these flags, on `gpu`, as `vllm_version` accounts it:
+    the memory alone. `api.vllm_memory` (what `autoparallel memory` and `analyze` report) adds whether
+    the release runs the model on the GPU at all (`engine_support.engine_runtime_problem`); the cost
+    model's callers refuse such engines before they price them.
 
     `max_num_seqs` / `max_num_batched_tokens` None: the release's defaults for the GPU; `dtype` is
     vLLM's --dtype; `usage` "offline" uses the `LLM` class defaults; `pp_layer_partition` mirrors
@@ -266,6 +269,8 @@ def vllm_memory(
         max_model_len=max_model_len,
         partition=pp_layer_partition,
     )
+    if pp_layer_partition is not None:  # validated: whole numbers, as vLLM's int() reads them
+        pp_layer_partition = tuple(int(v) for v in pp_layer_partition)
     settings: dict[str, Any] = dict(
         tp=tp,
         pp=pp,

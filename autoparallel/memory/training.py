@@ -24,6 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autoparallel.configs import Recompute, TrainingConfig
+from autoparallel.errors import InputError
 from autoparallel.memory.training_activations import (
     embedding_activation_bytes,
     inflight_microbatches,
@@ -139,11 +140,20 @@ class TrainingMemoryReport(_Frozen):
 
 # ----- stages and report ---------------------------------------------------------------------------
 def _margins(gpu: GPU, margins: MemoryConfig | None) -> tuple[float, float]:
-    """(usable bytes per GPU, fragmentation fraction) from the shared MemoryConfig."""
-    if margins is None:
-        from autoparallel.memory.margins import MemoryConfig
+    """(usable bytes per GPU, fragmentation fraction) from the shared MemoryConfig.
 
+    Raises:
+        InputError: `margins` neither a MemoryConfig nor None (a dict of its fields, say).
+    """
+    from autoparallel.memory.margins import MemoryConfig
+
+    if margins is None:
         margins = MemoryConfig.for_training()
+    elif not isinstance(margins, MemoryConfig):
+        raise InputError(
+            "margins must be a MemoryConfig (autoparallel.memory.margins) or None, got "
+            f"{type(margins).__name__}"
+        )
     return float(margins.usable_bytes(gpu)), float(margins.fragmentation)
 
 

@@ -7,8 +7,10 @@ Each rule cites the vLLM 0.32 file it follows.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from autoparallel.bounds import clean_text
 from autoparallel.configs import KvCacheDtype
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
@@ -429,7 +431,27 @@ def validate(
                 f"({model.max_position_embeddings}); vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, "
                 "SGLang unless SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1"
             )
-    if partition is not None and (len(partition) != pp or sum(partition) != model.num_layers):
+    if partition is not None:
+        _check_partition(partition, pp, model.num_layers)
+
+
+def _check_partition(partition: object, pp: int, num_layers: int) -> None:
+    """VLLM_PP_LAYER_PARTITION as vLLM reads it (`distributed/utils.py get_pp_indices`): one whole
+    number of layers per pipeline stage (`int()` of each comma-separated item), `pp` of them, summing
+    to the model's layers; each stage holds at least one layer (a stage of 0 or fewer layers owns no
+    decoder layer and no KV cache, which the per-stage accounting cannot price). A bool is not a count.
+
+    Raises:
+        InputError: the partition named, with the rule it breaks.
+    """
+    shown = clean_text(repr(partition), 80)
+    if not isinstance(partition, tuple | list):
+        raise InputError(f"pp_layer_partition {shown}: must be a tuple of layers per stage, e.g. (20, 20)")
+    bad = [v for v in partition if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1]
+    if bad:
         raise InputError(
-            f"pp_layer_partition {partition}: needs {pp} stages summing to {model.num_layers} layers"
+            f"pp_layer_partition {shown}: each stage needs a whole number of layers, at least 1 "
+            f"(got {clean_text(repr(bad[0]), 40)})"
         )
+    if len(partition) != pp or sum(int(v) for v in partition) != num_layers:
+        raise InputError(f"pp_layer_partition {shown}: needs {pp} stages summing to {num_layers} layers")

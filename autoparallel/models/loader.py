@@ -21,7 +21,20 @@ from autoparallel.models.parse import spec_from_config
 from autoparallel.models.spec import ModelSpec
 from autoparallel.models.zoo import ZooEntry, find_entry, list_models, nearest_ids
 
-__all__ = ["ZooEntry", "list_models", "load_model"]
+__all__ = ["NO_MODEL_ID", "ZooEntry", "list_models", "load_model"]
+
+NO_MODEL_ID = "<path-to-model>"
+"""What the launch lines load for a model given as an in-memory config (a dict or a PretrainedConfig)
+without `_name_or_path`: it names no checkpoint, and its `model_type` (`gpt2`, `llama`) is another
+model's hub id that `vllm serve` would download. The emitters shell-quote the id (so `${MODEL_PATH}`
+would not expand); the user replaces this placeholder, and the plan's notes say so
+(`plan.ServingPlan.engine_notes`). The spec keeps it as its `source`, so a ModelSpec loaded from such
+a config and passed on serves it too."""
+
+
+def _no_id(spec: ModelSpec) -> ModelSpec:
+    """`spec`, parsed from an in-memory config that names no checkpoint, serving `NO_MODEL_ID`."""
+    return spec.model_copy(update={"source": NO_MODEL_ID})
 
 
 @runtime_checkable
@@ -48,21 +61,20 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec | _HasToDict) -> 
     if isinstance(source, ModelSpec):
         return source
     if isinstance(source, dict):
-        name = str(source.get("_name_or_path") or source.get("model_type") or "custom-model")
-        return spec_from_config(source, name=name)
+        given = source.get("_name_or_path")
+        if given:
+            return spec_from_config(source, name=str(given))
+        return _no_id(spec_from_config(source, name=str(source.get("model_type") or "custom-model")))
     if isinstance(source, Path):
         return _load_path(source, str(source))
     if isinstance(source, str):
         return _load_str(source)
     if isinstance(source, _HasToDict):
         cfg = source.to_dict()
-        name = str(
-            getattr(source, "name_or_path", "")
-            or cfg.get("_name_or_path")
-            or cfg.get("model_type")
-            or "custom-model"
-        )
-        return spec_from_config(cfg, name=name)
+        given = getattr(source, "name_or_path", "") or cfg.get("_name_or_path")
+        if given:
+            return spec_from_config(cfg, name=str(given))
+        return _no_id(spec_from_config(cfg, name=str(cfg.get("model_type") or "custom-model")))
     raise InputError(
         f"cannot load a model from a {type(source).__name__}; pass an id, a path, a dict "
         "or a PretrainedConfig"
@@ -182,8 +194,9 @@ def _load_hub(model_id: str) -> ModelSpec:
 def served_id(source: Any, model: ModelSpec) -> str:
     """The id to hand to the engine: the zoo id or alias the user named (its published spelling, so
     `...-Instruct` stays instruct), a local folder as given, the folder of a local file (a path to a
-    `config.json`: `vllm serve` and SGLang's `--model-path` load a folder, not a file), else the
-    model's canonical id."""
+    `config.json`: `vllm serve` and SGLang's `--model-path` load a folder, not a file), the
+    `NO_MODEL_ID` placeholder for an in-memory config without `_name_or_path`, else the model's
+    canonical id."""
     if isinstance(source, Path):
         return _served_path(source, str(source))
     if not isinstance(source, str):

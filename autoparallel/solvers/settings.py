@@ -6,7 +6,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from autoparallel.bounds import UserInput, check_number, cpu_cores
+from autoparallel.bounds import BOUNDS, UserInput, check_number, cpu_cores
 from autoparallel.errors import InputError, SolverTimeoutError
 
 MIN_LEFT_S = 0.05
@@ -14,11 +14,16 @@ MIN_LEFT_S = 0.05
 
 
 class SolverSettings(UserInput):
-    """How CP-SAT runs. With one worker, the same settings on the same input give the same answer."""
+    """How CP-SAT runs. With one worker, the same settings on the same input give the same answer.
+
+    Each number is bounded as `autoparallel.bounds.BOUNDS` bounds it (a seed CP-SAT's 32-bit
+    `random_seed` holds, a finite time limit of at most a day, at most 4,096 workers), so that the
+    constructor refuses what `create` refuses; only the lower end of `time_limit_s` is left open
+    (any positive limit: the planners' own parts run on what a deadline leaves, `until`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
-    time_limit_s: float = Field(default=10.0, gt=0)
+    time_limit_s: float = Field(default=10.0, gt=0, le=BOUNDS["time_limit_s"].hi, allow_inf_nan=False)
     """Wall-clock limit of the whole planning call, seconds (`--time-limit`): CP-SAT's solves (the
     lexicographic levels, the runner-up, an explanation) share what the tables leave of it. On
     time-out the best solution found is returned with its bound and gap (status FEASIBLE); with none
@@ -26,15 +31,15 @@ class SolverSettings(UserInput):
     a shape), in the serving, deployment and training planners; a front (`pareto`) gives its tables
     and each of its queries the whole limit. `plan MODEL` holds one limit for the command: the
     sections after the plan get what it leaves (`until`)."""
-    workers: int = Field(default=1, ge=1)
+    workers: int = Field(default=1, ge=BOUNDS["workers"].lo, le=BOUNDS["workers"].hi)
     """CP-SAT search workers. 1 (the default) is fully deterministic and, on these table-driven models,
     as fast as 2 on two cores (benchmarks/solver_workers.py). More run CP-SAT's parallel portfolio: a
     proven optimum has the same value, but which of several equally good plans is shown, and the plan
     found by a time limit, may vary from run to run. Models under `driver.PARALLEL_MIN_VARIABLES`
     variables (deployments, most training sub-models) run on one worker whatever this says."""
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=BOUNDS["seed"].lo, le=BOUNDS["seed"].hi)
     """CP-SAT `random_seed`."""
-    lexicographic_tolerance: float = Field(default=0.0, ge=0, lt=1)
+    lexicographic_tolerance: float = Field(default=0.0, ge=0, lt=1, allow_inf_nan=False)
     """Relative slack kept on an earlier objective while optimizing the next one (0: ties only)."""
     log_search: bool = False
     """Print CP-SAT's search log (debugging)."""

@@ -61,10 +61,11 @@ def sweep(
             {"model": ..., "cluster": ..., "isl": 4096}), or the path of a YAML / CSV scenario file
             (see `scenario`).
         models, clusters, workloads, objectives, engines: the grid, when `scenarios` is not given
-            (a lone item is a one-item list); a model is an id, a path or a ModelSpec, a cluster a
-            spec string or a Cluster, a workload a preset name, a mapping of serving or training
-            fields, or a Serving / Training object. Objects travel with their scenarios, so workers
-            plan exactly what was passed.
+            (a lone item is a one-item list; given with `scenarios`, an InputError, as `autoparallel
+            sweep` refuses a scenario file with --models/--clusters); a model is an id, a path or a
+            ModelSpec, a cluster a spec string or a Cluster, a workload a preset name, a mapping of
+            serving or training fields, or a Serving / Training object. Objects travel with their
+            scenarios, so workers plan exactly what was passed.
         disagg: the grid's disaggregation modes ("auto", "on", "off"; None: the single-engine plan);
             a serving row with a mode records the winner's `mode`, `pd_ratio` and both sides'
             tokens/s/GPU (`plan --disagg`).
@@ -93,6 +94,20 @@ def sweep(
         raise InputError(f"out must be a results file's path, got {type(out).__name__}")
     if progress is not None and not isinstance(progress, bool):
         raise InputError(f"progress must be True, False or None, got {type(progress).__name__}")
+    given = _grid_given(
+        models=models,
+        clusters=clusters,
+        workloads=workloads,
+        objectives=objectives,
+        objective=objective,
+        engines=engines,
+        disagg=disagg,
+    )
+    if scenarios is not None and given:
+        raise InputError(
+            "give either scenarios or the grid (models, clusters, ...), not both: scenarios were "
+            f"given with {', '.join(given)}, which the sweep would ignore"
+        )
     if scenarios is None:
         todo = grid(
             _axis(models, "models", (ModelSpec,), "a model id, a path or a ModelSpec"),
@@ -118,6 +133,35 @@ def sweep(
     return run_scenarios(
         todo, executor=executor, workers=workers, out=out, progress=progress, time_limit_s=time_limit_s
     )
+
+
+_GRID_DEFAULTS: dict[str, Any] = {
+    "models": (),
+    "clusters": (),
+    "workloads": ("chatbot",),
+    "objectives": (),
+    "objective": "throughput",
+    "engines": (None,),
+    "disagg": (None,),
+}
+"""`sweep`'s grid arguments at their defaults (what a scenario list leaves them at)."""
+
+
+def _grid_given(**axes: Any) -> list[str]:
+    """The grid arguments of `sweep` given other than at their defaults (a list equal to a default
+    tuple is the default), by name."""
+    given = []
+    for name, value in axes.items():
+        default = _GRID_DEFAULTS[name]
+        if isinstance(value, list | tuple):
+            value = tuple(value)
+        try:
+            same = bool(value == default) if type(value) is type(default) else False
+        except (TypeError, ValueError):  # an object whose == is not a truth value
+            same = False
+        if not same:
+            given.append(name)
+    return given
 
 
 def _axis(
