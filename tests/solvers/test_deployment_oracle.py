@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -25,7 +26,7 @@ from autoparallel.solvers.deployment import DeploymentSpace, FleetModel, build_d
 from autoparallel.solvers.deployment.driver import expr_value, optimize
 from autoparallel.solvers.deployment.encoder import build
 from autoparallel.solvers.deployment.oracle import brute_force
-from autoparallel.solvers.deployment.space import _candidates, undominated
+from autoparallel.solvers.deployment.space import _candidates, drain_completions, undominated
 from autoparallel.solvers.driver import Run
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
@@ -175,6 +176,60 @@ def test_cpsat_optimum_equals_brute_force_under_concurrency_caps(space: Deployme
             free = brute_force(dataclasses.replace(space, models=_uncapped(space)), objective)
             binding |= free is None or free[0] != oracle[0]
     event(f"a cap changes the optimum: {binding}")
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(instances(capped=True), st.sampled_from([40, 200, 600, 3000]))
+def test_cpsat_optimum_equals_brute_force_for_a_burst(space: DeploymentSpace, prompts: int) -> None:
+    """N prompts sent at once (no cap, no rate): the replicas hold at most N and the rest drain through
+    the server's queue within the TTFT limit (`space.drain_lines`); CP-SAT and the oracle agree."""
+    burst = tuple(
+        dataclasses.replace(
+            fm,
+            workload=fm.workload.model_copy(
+                update={"concurrency": None, "request_rate": None, "num_prompts": prompts}
+            ),
+        )
+        for fm in space.models
+    )
+    space = dataclasses.replace(space, models=burst)
+    assert all(fm.burst_prompts == prompts for fm in burst)
+    for objective in ("goodput", "cost"):
+        oracle = _assert_cpsat_is_the_brute_force_optimum(space, objective)
+        event(f"{objective}: {'infeasible' if oracle is None else 'feasible'}")
+
+
+def test_a_burst_drain_is_charged_at_chords_at_most_an_eighth_above_it() -> None:
+    """G(Q) ≥ Q (Q + 1) / 2N everywhere, equal at 0, 1, 2, 4, ... N, at most 1/8 above in between."""
+    for n in (1, 7, 64, 1000, 5000):
+        for queued in range(n + 1):
+            exact = queued * (queued + 1) / (2 * n)
+            charged = drain_completions(n, queued)
+            assert exact - 1e-9 <= charged <= exact * 1.125 + 1e-9, (n, queued, charged, exact)
+        assert drain_completions(n, n) == (n + 1) / 2
+
+
+def test_a_burst_beyond_what_the_cluster_holds_is_charged_its_drain(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """5,000 prompts at once on 8 H100s: the whole-cluster deployment said TTFT 155 ms (exit 0) where
+    the single-engine plan's 9.1 s drain refused it; on 16 the two agree on the drain."""
+    from autoparallel.cli import main
+
+    argv = ["plan", "Qwen/Qwen3-8B", "--num-prompts", "5000", "--disagg", "off", "--json"]
+    assert main([*argv, "--cluster", "1x8xH100"]) == 1
+    capsys.readouterr()
+    assert main([*argv, "--cluster", "2x8xH100"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    (engine,) = d["deployment"]["engines"]
+    assert engine["queue_ms"] > 1000
+    assert engine["ttft_ms"] == pytest.approx(d["perf"]["ttft_ms"], rel=0.02)
 
 
 def _uncapped(space: DeploymentSpace) -> tuple[FleetModel, ...]:

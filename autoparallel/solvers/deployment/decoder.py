@@ -7,8 +7,10 @@ figures reported (capacity, goodput, $/hour) are the float model's, not the scal
 
 Under a closed-loop client's concurrency C a model's requests beyond what its replicas hold wait in
 the server's queue, (C − held) / capacity s by Little's law (`queue_wait_s`), and each engine's TTFT
-includes that wait, as `perf.serving.client_queue_s` adds it for one engine; where the solver's
-integer rule (encoder.add_client_queue) holds, the float TTFT must meet the limit too.
+includes that wait, as `perf.serving.client_queue_s` adds it for one engine; N prompts sent at once
+drain, the Q = N − held queued waiting Q (Q + 1) / 2N completions on average. Where the solver's
+integer rule (encoder.add_client_queue; a burst's at the chords above that drain) holds, the float
+TTFT must meet the limit too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving
-from autoparallel.solvers.deployment.space import DeploymentSpace, Engine, deployment_workload
+from autoparallel.solvers.deployment.space import DeploymentSpace, Engine, deployment_workload, drain_lines
 from autoparallel.solvers.serving.decoder import evaluate_point
 from autoparallel.solvers.settings import SolverStats
 
@@ -320,14 +322,18 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
 def queue_wait_s(space: DeploymentSpace, counts: list[int], capacity: list[float], m: int) -> float:
     """Seconds model m's requests wait in the server's queue (float model): with concurrency C and its
     replicas holding H at their running batches, max(C − H, 0) / capacity[m] (requests/s, the float
-    model's); 0 without a concurrency or a role (disaggregated) space."""
+    model's); N prompts at once, Q (Q + 1) / 2N / capacity[m] with Q = max(N − H, 0); 0 without a
+    concurrency or a role (disaggregated) space."""
     fm = space.models[m]
-    if fm.queue_clients is None or space.disaggregated or capacity[m] <= 0:
+    if not fm.queued or space.disaggregated or capacity[m] <= 0:
         return 0.0
     held = sum(
         n * e.config.max_num_seqs * e.dp for e, n in zip(space.engines, counts, strict=True) if e.model == m
     )
-    return max(fm.queue_clients - held, 0) / capacity[m]
+    if (prompts := fm.burst_prompts) is not None:  # a burst drains: Q (Q + 1) / 2N completions
+        queued = max(prompts - held, 0)
+        return queued * (queued + 1) / (2 * prompts) / capacity[m]
+    return max((fm.queue_clients or 0) - held, 0) / capacity[m]
 
 
 def queue_rule_holds(space: DeploymentSpace, counts: list[int], k: int) -> bool:
@@ -335,12 +341,16 @@ def queue_rule_holds(space: DeploymentSpace, counts: list[int], k: int) -> bool:
     queue_room_k · Σ capacity · replicas ≥ (C − Σ in_flight · replicas) · units per request/s · 10⁶."""
     e = space.engines[k]
     fm = space.models[e.model]
-    if fm.queue_clients is None or e.queue_room_us is None:
+    if not fm.queued or e.queue_room_us is None:
         return False
     picked = [(x, n) for x, n in zip(space.engines, counts, strict=True) if x.model == e.model and n]
     rate = sum(x.capacity_milli_rps * n for x, n in picked)
     held = sum(x.in_flight * n for x, n in picked)
-    return e.queue_room_us * rate >= (fm.queue_clients - held) * fm.units_per_rps * 1_000_000
+    if (prompts := fm.burst_prompts) is not None:
+        queued = max(prompts - held, 0)
+        drain = max(c + slope * queued for c, slope in drain_lines(prompts))
+        return e.queue_room_us * 2 * prompts * rate >= drain * fm.units_per_rps * 1_000_000
+    return e.queue_room_us * rate >= ((fm.queue_clients or 0) - held) * fm.units_per_rps * 1_000_000
 
 
 def check_ttft(space: DeploymentSpace, counts: list[int], k: int, ttft_ms: float, wait_s: float) -> None:

@@ -20,7 +20,10 @@ pass them as assumptions and CP-SAT names the conflicting ones:
                              capacity_e · replicas[e], requests/s), the same for every engine of m;
                              with used[e] ⇐ replicas[e] ≥ 1, for every engine e of m:
                              used[e] ⇒ queue_room_e · X_m ≥ (C_m − H_m) · units_per_rps_m · 10⁶
-                             (queue_room_e = TTFT limit − ttft_e in µs, `Engine.queue_room_us`)
+                             (queue_room_e = TTFT limit − ttft_e in µs, `Engine.queue_room_us`);
+                             N prompts sent at once drain: D_m ≥ 2N · (the chords of Q (Q + 1) / 2N at
+                             Q_m ≥ N − H_m, `space.drain_lines`), used[e] ⇒ 2N · queue_room_e · X_m ≥
+                             D_m · units_per_rps_m · 10⁶
 
 Disaggregated spaces (deployment/roles.py: every engine is a prefill or a decode engine) replace a
 model's capacity Σ_e capacity_e · replicas[e] by a variable flow_milli_rps[m], the requests/s both
@@ -50,7 +53,7 @@ from dataclasses import dataclass, field
 from autoparallel import objectives
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.deployment.space import DeploymentSpace
+from autoparallel.solvers.deployment.space import DeploymentSpace, drain_lines
 from autoparallel.solvers.driver import WEIGHTED_SCALE, family_literal
 
 LinearExpr = cp_model.LinearExpr
@@ -273,18 +276,28 @@ def add_concurrency(enc: EncodedDeployment) -> None:
 
 def queue_time_unit_us(space: DeploymentSpace, m: int) -> int:
     """The time unit (µs, a power of ten dividing 10⁹) model m's `client_queue` constraints count the
-    wait in: 1 unless the terms of queue_room · X_m + units_per_rps · 10⁶ · (H_m − C_m) at their bounds
-    could pass QUEUE_TERM_BOUND (rooms then round down to it: only more conservative)."""
+    wait in: 1 unless the terms of queue_room · X_m + units_per_rps · 10⁶ · (H_m − C_m) (a burst:
+    queue_room · 2N · X_m and units_per_rps · 10⁶ · 2N · G) at their bounds could pass
+    QUEUE_TERM_BOUND (rooms then round down to it: only more conservative)."""
     fm = space.models[m]
     ks = space.engines_of(model=m)
     rooms = [space.engines[k].queue_room_us or 0 for k in ks]
     top_x = sum(space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]) for k in ks)
     top_h = sum(space.engines[k].in_flight * space.max_replicas(space.engines[k]) for k in ks)
     scale = fm.units_per_rps * units.US_PER_S
+    n = fm.burst_prompts
     q = 1
-    while q < 10**9 and max(rooms, default=0) // q * top_x + scale // q * (top_h + (fm.concurrency or 0)) > (
-        QUEUE_TERM_BOUND
-    ):
+
+    def too_big(q: int) -> bool:
+        if n is not None:
+            return (
+                max(max(rooms, default=0) // q * 2 * n * top_x, scale // q * n * (n + 1)) > QUEUE_TERM_BOUND
+            )
+        return max(rooms, default=0) // q * top_x + scale // q * (top_h + (fm.concurrency or 0)) > (
+            QUEUE_TERM_BOUND
+        )
+
+    while q < 10**9 and too_big(q):
         q *= 10
     return q
 
@@ -301,12 +314,17 @@ def add_client_queue(enc: EncodedDeployment) -> None:
     fleets). Every rounding only lengthens the wait the solver sees. X_m and H_m are variables of
     their own, so each engine's rule has two terms: with a term per engine in every rule, CP-SAT's
     presolve took 10 s on benchmarks/deployment.py's capped fleet (567 candidates), 0.17 s in all
-    now. Disaggregated models are left out: their queue is the prefill engines' (roles.py's budget)."""
+    now. Disaggregated models are left out: their queue is the prefill engines' (roles.py's budget).
+
+    N prompts sent at once (`FleetModel.burst_prompts`) drain instead: the Q_m = N − H_m queued wait
+    on average G(Q_m) / X_m, G the chords of Q (Q + 1) / 2N (`space.drain_lines`, at most 1/8 above
+    it), so with D_m ≥ 2N · G(Q_m) (a variable above every chord line, Q_m ≥ N − H_m):
+    used[e] ⇒ ⌊queue_room_e / q⌋ · 2N · X_m ≥ (K / q) · D_m."""
     space, v = enc.space, enc.vars
     if space.disaggregated:
         return
     for m, fm in enumerate(space.models):
-        if fm.queue_clients is None or fm.workload.ttft_ms is None:
+        if not fm.queued:
             continue
         ks = [k for k in space.engines_of(model=m) if space.engines[k].queue_room_us is not None]
         if not ks:
@@ -326,11 +344,28 @@ def add_client_queue(enc: EncodedDeployment) -> None:
             )
         )
         family = enc.family(f"client_queue[{m}]")
+        n = fm.burst_prompts
+        if n is not None:
+            drain = _drain_units(enc, n, held, fm.name)
         for k, used in zip(ks, used_literals(enc.model, [v.replicas[k] for k in ks]), strict=True):
             room = (space.engines[k].queue_room_us or 0) // q
-            rule = enc.model.add(room * rate + scale * held >= scale * fm.queue_clients)
+            if n is not None:
+                rule = enc.model.add(room * 2 * n * rate >= scale * drain)
+            else:
+                rule = enc.model.add(room * rate + scale * held >= scale * (fm.queue_clients or 0))
             rule.with_name(f"client_queue[{fm.name} | {space.engines[k].label} #{k}]")
             rule.only_enforce_if([family, used])
+
+
+def _drain_units(enc: EncodedDeployment, prompts: int, held: cp_model.IntVar, name: str) -> cp_model.IntVar:
+    """D ≥ 2N · G(Q) for the Q ≥ N − held queued prompts of a burst (`space.drain_lines`): completions
+    the mean prompt waits, times 2N (an integer)."""
+    queued = enc.model.new_int_var(0, prompts, f"burst_queued[{name}]")
+    enc.model.add(queued + held >= prompts)
+    drain = enc.model.new_int_var(0, prompts * (prompts + 1), f"burst_drain[{name}]")
+    for c, k in drain_lines(prompts):
+        enc.model.add(drain >= c + k * queued)
+    return drain
 
 
 def add_every_model_deployed(enc: EncodedDeployment) -> None:

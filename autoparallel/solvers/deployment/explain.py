@@ -14,7 +14,7 @@ import math
 from autoparallel.errors import InfeasibleError
 from autoparallel.solvers import driver, units
 from autoparallel.solvers.deployment.encoder import build
-from autoparallel.solvers.deployment.space import DeploymentSpace, admissible_utils
+from autoparallel.solvers.deployment.space import DeploymentSpace, admissible_utils, drain_completions
 from autoparallel.solvers.serving.space import ServingSpace
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import ms_over
@@ -138,12 +138,17 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
     (max_num_seqs 192: 16.72 req/s, TTFT 155 ms each), holds 192 and leaves 808 queued for
     808 / 16.72 req/s = 48.3 s > the 1845 ms its TTFT leaves"."""
     fm = space.models[m]
-    cap = fm.queue_clients or 0
+    burst = fm.burst_prompts
+    cap = fm.queue_clients or burst or 0
     limit = fm.workload.ttft_ms or 0.0
     text = (
-        f"{fm.name}: {cap} requests in flight (a closed-loop client) at TTFT {limit:g} ms: the requests "
-        "beyond the replicas' running batches wait in the server's queue, (concurrency - held) / "
-        "capacity s by Little's law, and that wait plus each engine's TTFT stays within the limit"
+        f"{fm.name}: {cap} prompts sent at once at TTFT {limit:g} ms: the prompts beyond the replicas' "
+        "running batches drain through the server's queue, the Q queued waiting Q (Q + 1) / 2N "
+        "completions on average, and that wait plus each engine's TTFT stays within the limit"
+        if burst is not None
+        else f"{fm.name}: {cap} requests in flight (a closed-loop client) at TTFT {limit:g} ms: the "
+        "requests beyond the replicas' running batches wait in the server's queue, (concurrency - "
+        "held) / capacity s by Little's law, and that wait plus each engine's TTFT stays within the limit"
     )
     best: tuple[float, str] | None = None
     for k in space.engines_of(model=m):
@@ -155,7 +160,8 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
             continue
         rps = e.capacity_milli_rps / fm.units_per_rps
         queued = cap - n * e.in_flight
-        wait_s = queued / (n * rps)
+        waits = drain_completions(burst, queued) if burst is not None else queued
+        wait_s = waits / (n * rps)
         short = wait_s - e.queue_room_us / 1e6
         if short <= 0 or (best is not None and short >= best[0]):
             continue  # its wait fits its room: not why nothing fits
@@ -165,7 +171,7 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
             f"; the nearest, {n} x {e.label} on {pool} (max_num_seqs {e.config.max_num_seqs}: "
             f"{rps:.2f} req/s, TTFT {e.ttft_us / 1e3:.0f} ms each; the most pool {e.pool} and the cap "
             "allow), "
-            f"holds {n * e.in_flight} and leaves {queued} queued for {queued} / {n * rps:.2f} req/s = "
+            f"holds {n * e.in_flight} and leaves {queued} queued for {waits:.6g} / {n * rps:.2f} req/s = "
             f"{wait_s:.1f} s > the {max(e.queue_room_us, 0) / 1e3:.0f} ms its TTFT leaves",
         )
     if best is None:

@@ -307,7 +307,7 @@ def _queue_reason(space: MixedSpace, run: driver.Run) -> str:
     fm = space.fleet_model
     if space.mode == "on" or not space.aggregated.engines:
         return ""
-    if fm.queue_clients is None or fm.workload.ttft_ms is None:
+    if not fm.queued:
         return ""
     if driver.solve_once(build_mixed(space, client_queue=False), run) is None:
         return ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from autoparallel.solvers.deployment.space import DeploymentSpace
+from autoparallel.solvers.deployment.space import DeploymentSpace, drain_completions
 
 MAXIMIZE = {"goodput": True, "throughput": True, "cost": False, "gpus": False}
 
@@ -60,10 +60,13 @@ def within_concurrency(space: DeploymentSpace, counts: tuple[int, ...], m: int) 
 def queue_wait_s(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> float:
     """Seconds model m's requests wait in the server's queue under a closed-loop client of
     concurrency C: the C − held requests its replicas do not run wait for X requests/s to finish
-    (Little's law), X the replicas' capacities (rate units ÷ units per request/s); 0 without a cap."""
+    (Little's law), X the replicas' capacities (rate units ÷ units per request/s); N prompts sent at
+    once, the space's charge for their drain (`drain_completions`) over X; 0 otherwise."""
     fm = space.models[m]
-    cap = fm.workload.closed_loop
-    if cap is None:
+    w = fm.workload
+    burst = w.num_prompts if w.concurrency is None and w.request_rate is None else None
+    cap = w.closed_loop
+    if cap is None and burst is None:
         return 0.0
     held = 0
     per_s = 0.0
@@ -71,7 +74,11 @@ def queue_wait_s(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> flo
         if e.model == m and n:
             held += e.in_flight * n
             per_s += e.capacity_milli_rps * n / fm.units_per_rps
-    return max(cap - held, 0) / per_s if per_s > 0 else 0.0
+    if per_s <= 0:
+        return 0.0
+    if burst is not None:  # the space's charge for a drain: the chords of Q (Q + 1) / 2N
+        return drain_completions(burst, burst - held) / per_s
+    return max((cap or 0) - held, 0) / per_s
 
 
 def within_ttft(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
@@ -79,7 +86,7 @@ def within_ttft(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool
     its table TTFT (`Engine.ttft_us`) + `queue_wait_s` ≤ the workload's ttft_ms (floats)."""
     fm = space.models[m]
     limit = fm.workload.ttft_ms
-    if space.disaggregated or limit is None or fm.workload.closed_loop is None:
+    if space.disaggregated or limit is None:
         return True
     wait = queue_wait_s(space, counts, m)
     return all(

@@ -38,6 +38,7 @@ Shapes of other sizes (tp=1 with 3 EP ranks on 8-GPU nodes, say) are left out an
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -89,6 +90,22 @@ class FleetModel:
         """Requests of a closed-loop client (no arrival rate): those the replicas do not hold wait in
         the server's queue (encoder.add_client_queue); None: no such queue."""
         return self.workload.closed_loop
+
+    @property
+    def burst_prompts(self) -> int | None:
+        """Prompts sent at once without a cap or a rate (`vllm bench serve --request-rate inf
+        --num-prompts N`): those the replicas do not hold drain through the server's queue
+        (encoder.add_client_queue, `drain_lines`); None otherwise."""
+        w = self.workload
+        if w.num_prompts is None or w.concurrency is not None or w.request_rate is not None:
+            return None
+        return w.num_prompts
+
+    @property
+    def queued(self) -> bool:
+        """The client's requests beyond what the replicas hold wait in the server's queue, and TTFT has
+        a limit to hold that wait to (a closed loop or a burst)."""
+        return (self.queue_clients or self.burst_prompts) is not None and self.workload.ttft_ms is not None
 
     @property
     def units_per_rps(self) -> int:
@@ -224,6 +241,25 @@ def round_robin_milli_rps(picked: list[tuple[Engine, int]], isl: int) -> int:
     n = {role: sum(c for e, c in picked if e.role == role and c) for role in ("prefill", "decode")}
     least = {role: min((e.rating for e, c in picked if e.role == role and c), default=0) for role in n}
     return min(n["prefill"] * least["prefill"] // isl, n["decode"] * least["decode"])
+
+
+def drain_lines(prompts: int) -> tuple[tuple[int, int], ...]:
+    """A burst's drain as lines (intercept, slope) in the queued count Q: N prompts sent at once, the
+    replicas holding H, leave Q = N − H in a FIFO queue, the k-th waiting k completions, so the mean
+    wait over the N prompts is f(Q) / X s with 2N · f(Q) = Q (Q + 1) completions (X requests/s;
+    `perf.serving.client_queue_s` charges one engine's replicas the same). The planner charges the
+    chords of f between Q = 0, 1, 2, 4, ... N, each at most 1/8 above f: f is convex, so their
+    maximum G ≥ f, and 2N · G(Q) = max over chords (a, b) of a (a + 1) + (a + b + 1)(Q − a) (integers).
+    Each line is returned as (a (a + 1) − (a + b + 1) a, a + b + 1)."""
+    points = sorted({0, prompts, *(1 << k for k in range(prompts.bit_length()) if (1 << k) < prompts)})
+    return tuple((a * (a + 1) - (a + b + 1) * a, a + b + 1) for a, b in itertools.pairwise(points))
+
+
+def drain_completions(prompts: int, queued: int) -> float:
+    """Completions the mean prompt of a burst waits, as the planner charges it: G(Q) (`drain_lines`)."""
+    if queued <= 0:
+        return 0.0
+    return max(c + k * queued for c, k in drain_lines(prompts)) / (2 * prompts)
 
 
 def deployment_workload(workload: Serving) -> Serving:
@@ -390,7 +426,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
     with one, every entry whose in-flight requests fit the cap and that no entry of fewer in flight
     beats on tokens/s (`staircase`), since replicas of smaller batches may then serve more."""
     found: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (shape, engine) -> [(batch, tps, entry)]
-    queued = fm.queue_clients is not None and fm.workload.ttft_ms is not None
+    queued = fm.queued
     order = {e: k for k, e in enumerate(space.engines)}
     first_util: dict[int, int] = {}  # entry -> the lowest utilization it is admissible at
     for i in range(len(space.tables.evaluated)):
