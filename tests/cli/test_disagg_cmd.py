@@ -294,3 +294,28 @@ def test_no_decode_engine_says_why_with_numbers(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "no engine fits in memory (the smallest weight share is" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_closed_loop_client_is_charged_its_wait_when_disaggregated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """1,000 clients of Llama-3.1-70B on 2x8xH100: the aggregated plans were refused for the 26 s their
+    queue waits, while 5P:1D was "the answer" at TTFT 1727 ms, holding 261 of them. By Little's law a
+    disaggregated client's mean TTFT is C / X - T (T the time a request holds a decode slot)."""
+    argv = [
+        "plan",
+        "meta-llama/Llama-3.1-70B",
+        "--cluster",
+        "2x8xH100",
+        "--ttft-ms",
+        "2000",
+        "--disagg",
+        "on",
+    ]
+    assert main([*argv, "--concurrency", "1000"]) == 1
+    err = capsys.readouterr().err
+    assert "client_queue: 1000 requests in flight" in err and "Little's law" in err
+    assert main([*argv, "--concurrency", "300", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    dis = d["disaggregated"] if "disaggregated" in d else d["deployment"]
+    assert dis["ttft_ms"] <= 2000

@@ -57,7 +57,7 @@ def instances(draw: st.DrawFn) -> tuple[MixedSpace, tuple[str, ...]]:
     top = max((b.engines[i].capacity_milli_rps for i in agg + roles), default=1000)
     quarters = draw(st.one_of(st.none(), st.integers(1, 8)))
     rate = None if quarters is None else quarters * top / 4000
-    cap = draw(st.sampled_from([None, None, 4, 10, 40]))  # requests in flight (batches 2, 8, 32)
+    cap = draw(st.sampled_from([None, None, 4, 10, 40, 400, 3000]))  # in flight (batches 2, 8, 32)
     update = {"request_rate": rate, "concurrency": cap}
     fleet = (dataclasses.replace(fm, workload=fm.workload.model_copy(update=update)),)
     cluster = Cluster(pools=(b.cluster.pools[0].model_copy(update={"nodes": nodes}),))

@@ -13,6 +13,7 @@ limit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -38,6 +39,7 @@ from autoparallel.solvers.deployment.roles import (
     single_node,
     why_no_role,
 )
+from autoparallel.solvers.deployment.space import DeploymentSpace
 from autoparallel.solvers.driver import Run
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 
@@ -91,6 +93,7 @@ class DisaggDeployment(_Frozen):
     worst: disagg.DisaggRequest
     """The TTFT parts of the slowest (P, D) pair at the served load."""
     ttft_ms: float
+    """The worst pair's TTFT, or a closed-loop client's mean TTFT where longer (`closed_loop_ttft_ms`)."""
     tpot_ms: float
     objective: str
     solver: SolverStats
@@ -184,12 +187,57 @@ def _why_infeasible(rs: RoleSpace) -> str:
             f"disaggregation needs a prefill and a decode engine: the smallest takes {smallest} GPUs, "
             f"{where} {usable}"
         )
+    if (queue := _queue_reason(rs)) is not None:
+        return queue
     if fm.workload.request_rate is None:
         return f"no prefill and decode engines of {fm.name} fit {space.cluster.spec} side by side"
     return (
         f"the prefill and decode engines that fit {space.cluster.spec} cannot carry "
         f"{fm.workload.request_rate} req/s"
     )
+
+
+def _queue_reason(rs: RoleSpace) -> str | None:
+    """Why a closed-loop client rules every deployment out, with the numbers of the best one without
+    its rule (`encoder.add_role_client_queue`); None when that is not the reason."""
+    fm = rs.space.models[0]
+    clients, limit = fm.queue_clients, fm.workload.ttft_ms
+    if clients is None or limit is None:
+        return None
+    free = dataclasses.replace(fm, workload=fm.workload.model_copy(update={"concurrency": None}))
+    space = dataclasses.replace(rs.space, models=(free,))
+    run = Run(SolverSettings(time_limit_s=5.0))
+    counts = optimize(space, objective_chain("throughput"), run)
+    if counts is None:
+        return None
+    best = decode_roles(dataclasses.replace(rs, space=space), counts, "throughput", run.stats())
+    slot_s = sum(e.replicas * e.max_num_seqs * e.dp / e.capacity_rps for e in best.decode) / sum(
+        e.replicas for e in best.decode
+    )
+    return (
+        f"client_queue: {clients} requests in flight (a closed-loop client) at TTFT {limit:g} ms: by "
+        "Little's law the mean TTFT is C / X - T (X the carried requests/s, T the time a request holds "
+        f"a decode slot); the most the cluster carries, {best.ratio} at {best.capacity_rps:.2f} req/s "
+        f"with T {slot_s:.2f} s, gives {clients} / {best.capacity_rps:.2f} - {slot_s:.2f} = "
+        f"{clients / best.capacity_rps - slot_s:.1f} s"
+    )
+
+
+def closed_loop_ttft_ms(
+    clients: int | None,
+    capacity_rps: float,
+    counts: list[int],
+    space: DeploymentSpace,
+    d_cap: dict[int, float],
+) -> float:
+    """The mean TTFT of a closed-loop client of `clients` requests (0 without one): C / X − T by Little's
+    law, X the carried requests/s, T the mean time a request holds a decode slot (max_num_seqs × ranks
+    / capacity of its decode engine, round robin over the decode replicas; `space.role_queue_room_us`)."""
+    n = sum(counts[k] for k in d_cap)
+    if clients is None or capacity_rps <= 0 or not n:
+        return 0.0
+    held_s = sum(counts[k] * space.engines[k].in_flight / d_cap[k] for k in d_cap) / n
+    return max(clients / capacity_rps - held_s, 0.0) * 1e3
 
 
 def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: SolverStats) -> DisaggDeployment:
@@ -262,6 +310,11 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
     where = f"disaggregated solver and float model disagree on {fm.name}"
     if w.ttft_ms is not None and worst.ttft_ms > w.ttft_ms * (1 + 1e-9):
         raise InternalError(f"{where}: TTFT {worst.ttft_ms:.1f} ms > {w.ttft_ms} ms")
+    ttft = max(worst.ttft_ms, closed_loop_ttft_ms(fm.queue_clients, capacity, counts, space, d_cap))
+    if w.ttft_ms is not None and ttft > w.ttft_ms * (1 + 1e-9):
+        raise InternalError(
+            f"{where}: TTFT {ttft:.1f} ms under the client's {fm.queue_clients} > {w.ttft_ms} ms"
+        )
     if w.tpot_ms is not None and tpot > w.tpot_ms * (1 + 1e-9):
         raise InternalError(f"{where}: TPOT {tpot:.2f} ms > {w.tpot_ms} ms")
     ports: dict[tuple[int, int], int] = {}
@@ -311,7 +364,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
         usd_per_hour=usd,
         usd_per_million_tokens=usd / (goodput * 3600.0) * 1e6 if goodput > 0 else math.inf,
         worst=worst,
-        ttft_ms=worst.ttft_ms,
+        ttft_ms=ttft,
         tpot_ms=tpot,
         objective=objective,
         solver=stats,

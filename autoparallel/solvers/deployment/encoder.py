@@ -34,6 +34,8 @@ roles carry, and add the role families. The proxy deals each role's requests rou
                              (and the implied Σ_P prefill_milli_tps_e · replicas[e] ≥ the same)
     decode_balance[m]        used[e] ⇒ capacity_milli_rps_e · Σ_D replicas ≥ flow_milli_rps[m]
                              (and Σ_D capacity_milli_rps_e · replicas[e] ≥ flow_milli_rps[m])
+    client_queue[m]          a closed-loop client of C: used decode e ⇒ (limit + T_e) · flow ≥ C · K,
+                             T_e the time a request holds its decode slot (mean TTFT C / X − T)
     roles_deployed[m]        Σ_P replicas[e] ≥ 1 and Σ_D replicas[e] ≥ 1
 so the P:D ratio is the solver's choice; throughput counts flow_milli_rps.
 
@@ -53,7 +55,7 @@ from dataclasses import dataclass, field
 from autoparallel import objectives
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.deployment.space import DeploymentSpace, drain_lines
+from autoparallel.solvers.deployment.space import DeploymentSpace, drain_lines, role_queue_room_us
 from autoparallel.solvers.driver import WEIGHTED_SCALE, family_literal
 
 LinearExpr = cp_model.LinearExpr
@@ -322,6 +324,7 @@ def add_client_queue(enc: EncodedDeployment) -> None:
     used[e] ⇒ ⌊queue_room_e / q⌋ · 2N · X_m ≥ (K / q) · D_m."""
     space, v = enc.space, enc.vars
     if space.disaggregated:
+        add_role_client_queue(enc)
         return
     for m, fm in enumerate(space.models):
         if not fm.queued:
@@ -355,6 +358,43 @@ def add_client_queue(enc: EncodedDeployment) -> None:
                 rule = enc.model.add(room * rate + scale * held >= scale * (fm.queue_clients or 0))
             rule.with_name(f"client_queue[{fm.name} | {space.engines[k].label} #{k}]")
             rule.only_enforce_if([family, used])
+
+
+def add_role_client_queue(enc: EncodedDeployment) -> None:
+    """A closed-loop client of a disaggregated model: its mean TTFT is C / X − T by Little's law (X the
+    flow, T the time a request holds a decode slot; `space.role_queue_room_us`), so for every used
+    decode engine, used[e] ⇒ ⌊(limit + T_e) / q⌋ · flow ≥ (K / q) · C (family `client_queue[m]`)."""
+    space, v = enc.space, enc.vars
+    for m, fm in enumerate(space.models):
+        ks = [k for k in _role(enc, m, "decode") if role_queue_room_us(fm, space.engines[k]) is not None]
+        if not ks or fm.queue_clients is None:
+            continue
+        rooms = [role_queue_room_us(fm, space.engines[k]) or 0 for k in ks]
+        q = role_queue_time_unit_us(space, m, max(rooms))
+        scale = fm.units_per_rps * units.US_PER_S // q
+        family = enc.family(f"client_queue[{m}]")
+        for k, room, used in zip(
+            ks, rooms, used_literals(enc.model, [v.replicas[k] for k in ks]), strict=True
+        ):
+            rule = enc.model.add(room // q * v.capacity_milli_rps[m] >= scale * fm.queue_clients)
+            rule.with_name(f"client_queue[{fm.name} | decode {space.engines[k].label} #{k}]")
+            rule.only_enforce_if([family, used])
+
+
+def role_queue_time_unit_us(space: DeploymentSpace, m: int, room_us: int) -> int:
+    """The time unit (µs, a power of ten dividing 10⁹) of a disaggregated model's `client_queue` rules:
+    1 unless room · the flow's bound or K · C could pass QUEUE_TERM_BOUND (rooms round down: only
+    more conservative)."""
+    fm = space.models[m]
+    top_x = sum(
+        space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k])
+        for k in space.engines_of(model=m)
+    )
+    scale = fm.units_per_rps * units.US_PER_S
+    q = 1
+    while q < 10**9 and max(room_us // q * top_x, scale // q * (fm.queue_clients or 0)) > QUEUE_TERM_BOUND:
+        q *= 10
+    return q
 
 
 def _drain_units(enc: EncodedDeployment, prompts: int, held: cp_model.IntVar, name: str) -> cp_model.IntVar:

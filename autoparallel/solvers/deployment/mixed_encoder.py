@@ -27,11 +27,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.deployment import encoder
 from autoparallel.solvers.deployment.encoder import DeploymentVars, EncodedDeployment, used_literals
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace
-from autoparallel.solvers.deployment.space import Engine
+from autoparallel.solvers.deployment.space import Engine, role_queue_room_us
 
 LinearExpr = cp_model.LinearExpr
 
@@ -165,10 +166,30 @@ def build_mixed(space: MixedSpace, *, client_queue: bool = True) -> MixedEncodin
         model.add(held <= fm.concurrency).with_name("concurrency")
     if client_queue:
         add_client_queue(model, space, r, v.families)
+        add_role_client_queue(model, space, flow, used)
     if fm.demand_milli_rps:
         capacity = LinearExpr.weighted_sum(r[:a], [e.capacity_milli_rps for e in engines[:a]]) + flow
         model.add(capacity >= fm.demand_milli_rps).with_name("demand_milli_rps")
     return MixedEncoding(model, v, space)
+
+
+def add_role_client_queue(
+    model: cp_model.CpModel, space: MixedSpace, flow: cp_model.IntVar, used: list[cp_model.IntVar]
+) -> None:
+    """A closed-loop client of the disaggregated points: for every used decode engine,
+    used[e] ⇒ ⌊(limit + T_e) / q⌋ · flow ≥ (K / q) · C, as `encoder.add_role_client_queue` (mean TTFT
+    C / flow − T by Little's law, `space.role_queue_room_us`)."""
+    fm = space.fleet_model
+    a = len(space.aggregated.engines)
+    ks = [k for k in range(a, len(space.engines)) if role_queue_room_us(fm, space.engines[k]) is not None]
+    if not ks or fm.queue_clients is None:
+        return
+    rooms = [role_queue_room_us(fm, space.engines[k]) or 0 for k in ks]
+    q = encoder.role_queue_time_unit_us(space.roles.space, 0, max(rooms))
+    scale = fm.units_per_rps * units.US_PER_S // q
+    for k, room in zip(ks, rooms, strict=True):
+        rule = model.add(room // q * flow >= scale * fm.queue_clients).only_enforce_if(used[k])
+        rule.with_name(f"client_queue[decode {space.engines[k].label} #{k}]")
 
 
 def add_client_queue(

@@ -5,7 +5,7 @@ of that mode's engines whose GPUs fit each pool (`oracle.vectors`, node granular
 keeps those that deploy the mode (an aggregated engine; a prefill and a decode engine) within the
 concurrency cap (`oracle.within_concurrency`) and, aggregated, whose engines' TTFT with the client's
 queue meets the limit (`oracle.within_ttft`, in floats: table TTFT + (C − held) / capacity by
-Little's law; disaggregated deployments are not charged the queue), scores them in
+Little's law; disaggregated, `oracle.within_role_queue`: flow · (limit + slot time) ≥ C), scores them in
 the solver's units and returns the non-dominated objective vectors. Exponential: small spaces only.
 """
 
@@ -49,6 +49,8 @@ def scored(space: MixedSpace, names: tuple[str, ...]) -> list[tuple[str, tuple[i
             if not oracle.fits(sub, counts) or not oracle.within_concurrency(sub, counts, 0):
                 continue
             if mode == "aggregated" and not oracle.within_ttft(sub, counts, 0):
+                continue
+            if mode == "disaggregated" and not oracle.within_role_queue(space.roles.space, counts, 0):
                 continue
             if (
                 rate

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from autoparallel.solvers.deployment.space import DeploymentSpace, drain_completions
+from autoparallel.solvers.deployment.space import (
+    DeploymentSpace,
+    drain_completions,
+    role_queue_room_us,
+    round_robin_milli_rps,
+)
 
 MAXIMIZE = {"goodput": True, "throughput": True, "cost": False, "gpus": False}
 
@@ -86,7 +91,9 @@ def within_ttft(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool
     its table TTFT (`Engine.ttft_us`) + `queue_wait_s` ≤ the workload's ttft_ms (floats)."""
     fm = space.models[m]
     limit = fm.workload.ttft_ms
-    if space.disaggregated or limit is None:
+    if space.disaggregated:
+        return within_role_queue(space, counts, m)
+    if limit is None:
         return True
     wait = queue_wait_s(space, counts, m)
     return all(
@@ -94,6 +101,20 @@ def within_ttft(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool
         for e, n in zip(space.engines, counts, strict=True)
         if e.model == m and n and e.role == "aggregated"
     )
+
+
+def within_role_queue(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
+    """A disaggregated model under a closed-loop client of C requests: its flow X (round robin over
+    each role) and every used decode engine's room, limit + the time a request holds its slot
+    (`space.role_queue_room_us`), hold X · room ≥ C (integers, the rule's own units)."""
+    fm = space.models[m]
+    if fm.queue_clients is None or fm.workload.ttft_ms is None:
+        return True
+    picked = [(e, n) for e, n in zip(space.engines, counts, strict=True) if e.model == m and n]
+    flow = round_robin_milli_rps(picked, fm.workload.isl)
+    rooms = [role_queue_room_us(fm, e) for e, _ in picked if e.role == "decode"]
+    need = fm.queue_clients * fm.units_per_rps * 1_000_000
+    return all(room is None or room * flow >= need for room in rooms)
 
 
 def feasible(space: DeploymentSpace, counts: tuple[int, ...], hard_demand: bool) -> bool:

@@ -243,6 +243,23 @@ def round_robin_milli_rps(picked: list[tuple[Engine, int]], isl: int) -> int:
     return min(n["prefill"] * least["prefill"] // isl, n["decode"] * least["decode"])
 
 
+def role_queue_room_us(fm: FleetModel, e: Engine) -> int | None:
+    """A disaggregated decode engine's room for a closed-loop client's wait (µs; None: a prefill engine,
+    no TTFT limit or no closed loop). A request cycles through TTFT (everything before its decode: the
+    router's queue, the prefill, the KV transfer) and its decode; by Little's law C clients at X
+    requests/s cycle in C / X s, so the mean TTFT is C / X − T, T the mean time a request holds a
+    decode slot: in_flight / capacity of its decode engine at full load (Little's law again; at less
+    than full load a slot is held as long, the engine then holding fewer). The rule X · (limit + T) ≥ C
+    for every used decode engine takes the least T (the proxy deals requests round robin, so T is their
+    mean), the residence rounded down (capacity one rate unit high): never a missed limit."""
+    limit = fm.workload.ttft_ms
+    if e.role != "decode" or limit is None or fm.queue_clients is None:
+        return None
+    return units.us_down(limit / 1e3) + e.in_flight * fm.units_per_rps * units.US_PER_S // (
+        e.capacity_milli_rps + 1
+    )
+
+
 def drain_lines(prompts: int) -> tuple[tuple[int, int], ...]:
     """A burst's drain as lines (intercept, slope) in the queued count Q: N prompts sent at once, the
     replicas holding H, leave Q = N − H in a FIFO queue, the k-th waiting k completions, so the mean
