@@ -338,7 +338,8 @@ class ModelSpec(_Frozen):
     """How counts differ from the published ones, and why."""
     source: str | None = None
     """The local folder the config was read from, as the user spelled it (what `vllm serve` and the
-    other engines load); None for a zoo, hub or in-memory config."""
+    other engines load); `loader.NO_MODEL_ID` for an in-memory config without `_name_or_path` (a
+    placeholder the launch lines carry); None for a zoo or hub config."""
 
     # ----- shape helpers -------------------------------------------------------------------------
     @property
