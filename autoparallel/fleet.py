@@ -215,7 +215,9 @@ class FleetPlan(BaseModel):
         of their slot on it (`sglang.shared_node_flags`; the slot: the replica's port above 8000, which
         the deployment's decoder numbers per node). A TensorRT-LLM engine's options go in a file of its own
         (`trtllm.options_file_for(index)`, `index`: the engine's place in the deployment), which all
-        its replicas read."""
+        its replicas read; each replica of a multi-node one runs `mpirun` over a hostfile of its own
+        (`trtllm.hostfile_for(index, replica)`, listing that replica's nodes: `hostfiles`), as the
+        single-engine launch's note says of its copies."""
         from autoparallel.frameworks import trtllm
         from autoparallel.perf.serving_engines import engine_kv_for
 
@@ -237,14 +239,38 @@ class FleetPlan(BaseModel):
             node_lines = list(launch.lines)
             notes = [n for n in launch.notes if launch.nodes > 1 or n in launch.model_notes]
         else:  # one line, on the engine's first node (under mpirun when it spans nodes)
-            trt = trtllm.trtllm_launch(engine.model, c, pool.gpus_per_node, options_file)
+            pattern = trtllm.hostfile_for(index, "<replica>")
+            trt = trtllm.trtllm_launch(engine.model, c, pool.gpus_per_node, options_file, pattern)
             node_lines, notes = [trt.line] + [""] * (trt.nodes - 1), [n for n in trt.notes if trt.nodes > 1]
-        commands, visible = [], []
-        for replica in engine.placement:
+        spans = engine.engine == "trtllm" and len(node_lines) > 1
+        if spans:
+            names = [trtllm.hostfile_for(index, r) for r in range(len(engine.placement))]
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            start = (
+                f"run the {len(names)} replicas' lines behind a load balancer, each"
+                if len(names) > 1
+                else "run the replica's line"
+            )
+            notes.insert(
+                0,
+                f"{start} from the first of its own {len(node_lines)} nodes with a hostfile of its own "
+                f"({shown}: that replica's nodes, slots={pool.gpus_per_node} each, "
+                "the ${POOL<p>_NODE<n>_IP} filled in; the text of each is in "
+                "`hostfiles` of --json and in the replica's `hostfile` of --plan-file)",
+            )
+        commands, visible, hostfiles = [], [], []
+        for r, replica in enumerate(engine.placement):
             ports = f"--port {replica.port}"
             if narrow and engine.engine == "sglang":  # its internal ports apart from its neighbours'
                 ports += " " + sglang.shared_node_flags(c, replica.port - BASE_PORT)
-            commands.append([[f"{line} {ports}"] if line else [] for line in node_lines])
+            lines = node_lines
+            if spans:  # this replica's own hostfile on its mpirun line
+                name = trtllm.hostfile_for(index, r)
+                lines = [trtllm.trtllm_launch(engine.model, c, pool.gpus_per_node, options_file, name).line]
+                lines += node_lines[1:]
+                nodes = [node_address(engine.pool, n) for n in replica.nodes]
+                hostfiles.append({"file": name, "text": trtllm.hostfile_text(nodes, pool.gpus_per_node)})
+            commands.append([[f"{line} {ports}"] if line else [] for line in lines])
             visible.append(",".join(map(str, replica.gpu_ids)) if narrow else None)
         out: dict[str, Any] = {
             "commands": commands,
@@ -255,6 +281,8 @@ class FleetPlan(BaseModel):
         if engine.engine == "trtllm":
             out["extra_options_file"] = options_file
             out["extra_options_yaml"] = trtllm.trtllm_yaml(c, model=self.specs[engine.model])
+        if hostfiles:
+            out["hostfiles"] = hostfiles
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -327,6 +355,7 @@ class FleetPlan(BaseModel):
                         "cuda_visible_devices": launch["cuda_visible_devices"][i],
                         "env": launch["env"],
                         "commands": launch["commands"][i],
+                        **({"hostfile": launch["hostfiles"][i]} if "hostfiles" in launch else {}),
                     }
                 )
             engines.append(
@@ -419,6 +448,11 @@ class FleetPlan(BaseModel):
                 if "extra_options_yaml" in launch:
                     lines.append(f"    {launch['extra_options_file']}:")
                     lines += ["      " + x for x in launch["extra_options_yaml"].splitlines()]
+                if "hostfiles" in launch:
+                    first = launch["hostfiles"][0]
+                    lines.append(f"    {first['file']}:")
+                    lines += ["      " + x for x in first["text"].splitlines()]
+                lines += [f"    note: {n}" for n in launch["notes"] if "hostfile of its own" in n]
         return "\n".join(lines)
 
 

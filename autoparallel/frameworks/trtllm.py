@@ -25,12 +25,15 @@ then the next ones), as `trtllm_launch`'s note spells out per copy.
 An engine wider than a node spans whole nodes in one MPI world (TensorRT-LLM's trtllm-serve docs,
 "Multi-node Serving with Slurm": every rank runs `trtllm-llmapi-launch trtllm-serve ...`):
 `mpirun -np W --hostfile hostfile --map-by ppr:G:node trtllm-llmapi-launch trtllm-serve ...`, started
-once, with W GPUs over nodes of G (`trtllm_launch`); the Slurm form is in its note.
+once, with W GPUs over nodes of G (`trtllm_launch`); the Slurm form is in its note. Each such engine
+needs a hostfile of its own (Open MPI's `--hostfile`: one `host slots=G` line per node of that engine):
+a deployment's replicas name theirs `hostfile_for(engine, replica)`, with `hostfile_text` in it.
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,6 +68,8 @@ HOST = "0.0.0.0"
 BASE_PORT = 8000
 """trtllm-serve's default `--port`; copies sharing a node take BASE_PORT, BASE_PORT + 1, ..."""
 EXTRA_OPTIONS_FILE = "extra-llm-api-config.yml"
+HOSTFILE = "hostfile"
+"""The hostfile a single multi-node engine's `mpirun` line names."""
 """The file name a single engine's command refers to (`options_file` in a deployment, one per engine)."""
 
 
@@ -72,6 +77,18 @@ def options_file_for(engine_index: int) -> str:
     """The extra-options file of the `engine_index`-th engine of a deployment: engines of different
     models or shapes launched from one directory must not share (and overwrite) one file."""
     return f"extra-llm-api-config-{engine_index}.yml"
+
+
+def hostfile_for(engine_index: int, replica: int | str) -> str:
+    """The hostfile of the `replica`-th replica of a deployment's `engine_index`-th engine: replicas of a
+    multi-node engine span different nodes, so each `mpirun` needs its own (one shared name would start
+    every replica on the first one's nodes; a str `replica`: a placeholder for notes)."""
+    return f"{HOSTFILE}-{engine_index}-{replica}"
+
+
+def hostfile_text(nodes: Sequence[str], slots: int) -> str:
+    """An Open MPI hostfile: one `host slots=N` line per node (`nodes`: addresses or placeholders)."""
+    return "".join(f"{node} slots={slots}\n" for node in nodes)
 
 
 def trtllm_options(
@@ -153,10 +170,15 @@ class TrtllmLaunch:
 
 
 def trtllm_launch(
-    model_id: str, config: ServingConfig, gpus_per_node: int, options_file: str = EXTRA_OPTIONS_FILE
+    model_id: str,
+    config: ServingConfig,
+    gpus_per_node: int,
+    options_file: str = EXTRA_OPTIONS_FILE,
+    hostfile: str = HOSTFILE,
 ) -> TrtllmLaunch:
     """The launch of `config` on nodes of `gpus_per_node` GPUs (module doc); an engine wider than a
-    node spans whole nodes (`engine_support.node_span_problem` keeps the planner to those)."""
+    node spans whole nodes (`engine_support.node_span_problem` keeps the planner to those) under an
+    `mpirun` that reads `hostfile`."""
     width = config.engine_gpus  # one engine: attention-DP ranks together, as `trtllm_options`
     engines = config.replicas * config.gpus_per_replica // width
     serve = trtllm_command(model_id, config, options_file)
@@ -167,7 +189,7 @@ def trtllm_launch(
         return TrtllmLaunch(serve, engines, 1, tuple(notes))
     nodes = -(-width // gpus_per_node)
     line = (
-        f"mpirun -np {width} --hostfile hostfile --map-by ppr:{gpus_per_node}:node "
+        f"mpirun -np {width} --hostfile {shlex.quote(hostfile)} --map-by ppr:{gpus_per_node}:node "
         f"trtllm-llmapi-launch {serve}"
     )
     if engines > 1:
@@ -177,7 +199,7 @@ def trtllm_launch(
         )
     notes.append(
         f"each engine spans {nodes} nodes in one MPI world: start its line once, from its first node, "
-        f"with `hostfile` listing its {nodes} nodes (slots={gpus_per_node} each) and {options_file} "
+        f"with `{hostfile}` listing its {nodes} nodes (slots={gpus_per_node} each) and {options_file} "
         f"on every one; under Slurm: srun -N {nodes} --ntasks {width} --ntasks-per-node "
         f"{gpus_per_node} --mpi=pmix trtllm-llmapi-launch {serve}"
     )

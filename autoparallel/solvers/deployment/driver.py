@@ -10,6 +10,7 @@ explain on INFEASIBLE: explain.explain_infeasible names the conflicting families
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 from autoparallel.errors import InputError, InternalError, SolverTimeoutError
@@ -17,12 +18,13 @@ from autoparallel.objectives import DEFAULT_CHAINS, parse_objective
 from autoparallel.solvers import driver
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.deployment.encoder import (
+    WEIGHT_SCALE,
     EncodedDeployment,
     build,
     model_weight,
     objective_upper_bound,
 )
-from autoparallel.solvers.deployment.space import DeploymentSpace
+from autoparallel.solvers.deployment.space import MILLI, DeploymentSpace
 
 Objective = str | tuple[str, ...] | dict[str, float]
 
@@ -125,22 +127,56 @@ def expr_value(enc: EncodedDeployment, name: str, counts: list[int]) -> int:
     return total
 
 
+MICRO_USD_PER_MTOK = Fraction(10**6 * MILLI * WEIGHT_SCALE, 3600)
+"""µ$ per million (priority-weighted) output tokens in one unit of cost / goodput, the units the ratio's
+solver statistics are reported in: cost is µ$/hour (`objective_expr("cost")`), goodput (priority ×
+WEIGHT_SCALE) × output milli-tokens/s (`objective_expr("goodput")`)."""
+
+
+def goodput_upper(enc: EncodedDeployment) -> int:
+    """The most goodput any plan of `enc` has: each model's served rate at its variable's upper bound
+    (min(its engines' capacity at their most replicas, its request rate), `encoder.build`)."""
+    space, served = enc.space, enc.vars.served_milli_rps
+    return sum(
+        model_weight(space, m) * fm.milli_tokens_per_unit * list(served[m].proto.domain)[-1]
+        for m, fm in enumerate(space.models)
+    )
+
+
+def _integer_bound(bound: float) -> int:
+    """The least integer an integer objective may take above CP-SAT's float bound `bound`."""
+    return math.ceil(bound - 1e-6)
+
+
 def _dinkelbach(enc: EncodedDeployment, run: driver.Run) -> list[int] | None:
     """min cost / goodput: start from the cheapest plan, then minimize cost·T0 − C0·goodput while it
     finds a strictly lower ratio (Dinkelbach 1967; finite: each step strictly lowers the ratio over a
     finite set of plans). λ = C0/T0 is exact while the products stay below 2^62 and the objective's
-    terms at their bounds below 2^61 (CP-SAT's overflow check), else rounded."""
+    terms at their bounds below 2^61 (CP-SAT's overflow check), else rounded.
+
+    The ratio is proven optimal only by a lower bound that reaches it: every plan costs at least the
+    cheapest plan's bound C and serves at most `goodput_upper` G, so no ratio is below C / G (with
+    every model's rate a constraint, the cheapest plan meets it: no Dinkelbach step is needed, and a
+    step's objective, of terms up to 10^16, is one CP-SAT's float LP cannot close within the limit);
+    and a step whose bound B ≥ 0 proves cost − λ·goodput ≥ B / q, so no ratio is below
+    λ + B / (q·G). `run.primary` is (the ratio, the best of these bounds) in µ$ per million tokens
+    (`MICRO_USD_PER_MTOK`), `run.status` OPTIMAL when they meet, else FEASIBLE. A step that ends
+    without a solution (the limit) leaves the plan found so far, FEASIBLE."""
     driver.set_objective(enc, "cost")
     solver = _solve(enc, run)
     if solver is None:
         return None
     counts = enc.read(solver)
     cost, goodput = expr_value(enc, "cost", counts), expr_value(enc, "goodput", counts)
+    most = goodput_upper(enc)
+    lower = Fraction(max(_integer_bound(solver.best_objective_bound), 0), most) if most > 0 else Fraction(0)
     served = enc.objective_expr("goodput")
     spend = enc.objective_expr("cost")
     # CP-SAT refuses an objective whose terms at their bounds could pass 2^63 (integer overflow)
     tops = objective_upper_bound(enc.space, "cost"), objective_upper_bound(enc.space, "goodput")
     for _ in range(64):
+        if Fraction(cost, max(goodput, 1)) <= lower:  # proven: no plan has a lower ratio
+            break
         lam = Fraction(cost, max(goodput, 1))
         if max(lam.numerator, lam.denominator) * 10**10 > 2**62:
             lam = lam.limit_denominator(10**6)
@@ -148,15 +184,22 @@ def _dinkelbach(enc: EncodedDeployment, run: driver.Run) -> list[int] | None:
             lam = lam.limit_denominator(max(1, int(2**60 / (tops[0] + lam * tops[1] + 1))))
         enc.model.minimize(spend * lam.denominator - served * lam.numerator)
         enc.hint(counts)
-        solver = _solve(enc, run)
+        solver = driver.solve_once(enc, run)
         if solver is None:
+            if run.status == "UNKNOWN":  # the limit, without a solution: the plan found so far
+                break
             raise InternalError("the cost-per-token model became infeasible")
+        bound = _integer_bound(solver.best_objective_bound)
+        if bound >= 0 and most > 0:
+            lower = max(lower, lam + Fraction(bound, lam.denominator * most))
         new = enc.read(solver)
         c, g = expr_value(enc, "cost", new), expr_value(enc, "goodput", new)
         if c * goodput >= cost * g:  # no strictly lower cost / goodput
             break
         counts, cost, goodput = new, c, g
-    run.primary = (cost / max(goodput, 1), cost / max(goodput, 1))
+    ratio = Fraction(cost, max(goodput, 1))
+    run.status = "OPTIMAL" if lower >= ratio else "FEASIBLE"
+    run.primary = (float(ratio * MICRO_USD_PER_MTOK), float(min(lower, ratio) * MICRO_USD_PER_MTOK))
     return counts
 
 

@@ -30,6 +30,7 @@ from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.objectives import DEPLOYMENT, SERVING, ObjectiveInfo
 from autoparallel.perf import disagg
+from autoparallel.perf.engine_support import nixl_role_problem
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.roles import (
     RoleSpace,
@@ -165,7 +166,9 @@ def _within(engines: list[Engine], concurrency: int | None) -> list[int]:
 
 def _decode(space: ServingSpace, m: int, p: int, *, same_node: bool) -> tuple[list[Engine], list[RoleTimes]]:
     """Every entry that starts and meets the TPOT limit with its pure decode step, as a decode engine
-    rated as `roles.decode_engines` rates it (within the link rate of the KV it receives)."""
+    rated as `roles.decode_engines` rates it (within the link rate of the KV it receives) and kept by
+    the same rules: a vLLM runtime (NIXL KV transfer) whose shape vLLM's NIXL connector runs as a
+    decode engine (`perf.engine_support.nixl_role_problem`: no pipeline stages)."""
     w = space.workload
     kv = space.options.kv_cache_dtypes[0]
     link = disagg.transfer_link(space.cluster, same_node=same_node)
@@ -174,7 +177,9 @@ def _decode(space: ServingSpace, m: int, p: int, *, same_node: bool) -> tuple[li
     for i in range(len(space.tables.evaluated)):
         s, r, b, mm = space.unflat(i)
         utils = _starts(space, i)
-        if not utils or space.runtimes[r].kv_cache_dtype != kv:
+        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
+            continue  # roles are vLLM engines (NIXL KV transfer), as in roles.decode_engines
+        if nixl_role_problem(space.model, space.shapes[s].pp, "decode") is not None:
             continue
         st = _times(space, s, r, b, mm)
         if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
