@@ -1,8 +1,9 @@
 """Aggregated vs disaggregated serving of one model on a cluster, in one answer.
 
 `compare_disagg` solves both deployment spaces (the same serving tables, read as aggregated engines
-and as prefill / decode roles) through the common CP-SAT driver and says which wins at the SLOs:
-more goodput tokens/s per GPU wins (ties: lower $/M tokens).
+and as prefill / decode roles) through the common CP-SAT driver and says which wins at the SLOs, by
+the measure of the objective both were planned for (`MEASURES`: capacity tokens/s per GPU under
+throughput, goodput tokens/s per GPU under goodput, $/hour under cost, ...; ties: lower $/M tokens).
 
 mode: "off" (aggregated only); "on" (the disaggregated deployment is the answer, still compared: a
 cluster too small for a prefill and a decode engine, or a TTFT limit below the KV transfer + first
@@ -41,6 +42,8 @@ class Comparison:
     """The disaggregated deployment's launch lines (`disagg_launch.pd_launch`)."""
     request_rate: float | None = None
     """The workload's request rate (None: as much as the GPUs give)."""
+    measure: str = "throughput"
+    """The objective whose measure compares the two deployments (`MEASURES`, or tpot)."""
 
     @property
     def unmet_rps(self) -> float:
@@ -63,6 +66,7 @@ class Comparison:
                 "aggregated": _agg_summary(self.aggregated),
                 "disaggregated": _disagg_summary(self.disaggregated),
                 "winner": self.mode,
+                "measure": self.measure,
                 "why": self.why,
             },
         }
@@ -154,10 +158,13 @@ class Comparison:
         """Side by side: tokens/s/GPU, TTFT, TPOT, $/M tokens, GPUs; then the verdict."""
         rows: list[tuple[str, ...]] = [("", "aggregated", "disaggregated")]
         a, d = _agg_summary(self.aggregated), _disagg_summary(self.disaggregated)
+        # with a rate, tokens/s are what is served of it; capacity is what the GPUs could carry
+        capacity = ("capacity_tokens_per_s_per_gpu", "capacity tok/s/GPU", "{:.0f}")
         for key, label, fmt in (
             ("layout", "engines", "{}"),
             ("tokens_per_s_per_gpu", "tokens/s/GPU", "{:.0f}"),
             ("goodput_tokens_per_s", "tokens/s", "{:.0f}"),
+            *((capacity,) if self.request_rate else ()),
             ("ttft_ms", "TTFT ms", "{:.0f}"),
             ("tpot_ms", "TPOT ms", "{:.1f}"),
             ("usd_per_million_tokens", "$/M tokens", "{:.3f}"),
@@ -211,9 +218,11 @@ def _agg_summary(plan: FleetPlan | None) -> dict[str, Any] | None:
         "layout": layout,
         "tokens_per_s_per_gpu": d.goodput_tokens_per_s / d.gpus_used if d.gpus_used else 0.0,
         "goodput_tokens_per_s": d.goodput_tokens_per_s,
+        "capacity_tokens_per_s_per_gpu": d.throughput_tokens_per_s / d.gpus_used if d.gpus_used else 0.0,
         "ttft_ms": max(e.ttft_ms for e in d.engines),
         "tpot_ms": max(e.tpot_ms for e in d.engines),
         "usd_per_million_tokens": d.usd_per_million_tokens,
+        "usd_per_hour": d.usd_per_hour,
         "gpus_used": d.gpus_used,
         "solver_status": d.solver.status,
         "wall_s": d.solver.wall_s,
@@ -230,11 +239,15 @@ def _disagg_summary(d: Any) -> dict[str, Any] | None:
             for e in es
         )
 
+    # output tokens per request: the goodput is the served rate times it
+    per_request = d.goodput_tokens_per_s / d.served_rps if d.served_rps > 0 else 0.0
+    capacity = d.capacity_rps * per_request
     return {
         "layout": f"P {side(d.prefill)} | D {side(d.decode)}",
         "ratio": d.ratio,
         "tokens_per_s_per_gpu": d.tokens_per_s_per_gpu,
         "goodput_tokens_per_s": d.goodput_tokens_per_s,
+        "capacity_tokens_per_s_per_gpu": capacity / d.gpus_used if d.gpus_used else 0.0,
         "ttft_ms": d.ttft_ms,
         "ttft_parts_ms": {
             "prefill_wait": d.worst.prefill_wait_ms,
@@ -245,6 +258,7 @@ def _disagg_summary(d: Any) -> dict[str, Any] | None:
         },
         "tpot_ms": d.tpot_ms,
         "usd_per_million_tokens": d.usd_per_million_tokens,
+        "usd_per_hour": d.usd_per_hour,
         "gpus_used": d.gpus_used,
         "bound": d.bound,
         "solver_status": d.solver.status,
@@ -252,9 +266,46 @@ def _disagg_summary(d: Any) -> dict[str, Any] | None:
     }
 
 
+@dataclass(frozen=True)
+class Measure:
+    """What the verdict compares under one deployment objective: a figure of both sides' summaries."""
+
+    label: str
+    key: str
+    """The summary key (`_agg_summary`, `_disagg_summary`)."""
+    maximize: bool
+    fmt: str
+
+
+MEASURES: dict[str, Measure] = {
+    "goodput": Measure("goodput tokens/s/GPU", "tokens_per_s_per_gpu", True, "{:.1f}"),
+    "throughput": Measure("capacity tokens/s/GPU", "capacity_tokens_per_s_per_gpu", True, "{:.1f}"),
+    "cost": Measure("$/hour", "usd_per_hour", False, "${:.2f}"),
+    "cost_per_mtok": Measure("$/M tokens", "usd_per_million_tokens", False, "${:.3f}"),
+    "gpus": Measure("GPUs", "gpus_used", False, "{}"),
+}
+"""The verdict's measure per deployment objective (`objectives.DEPLOYMENT`; tpot compares the worst
+TPOT): goodput counts tokens/s up to the rate, throughput at the SLO capacity, per GPU used, so that
+the side that happened to take more GPUs for the same goodput does not lose a tie it did not make."""
+
+
+def measure_name(first: str | None, has_rate: bool) -> str:
+    """The objective whose measure compares the deployments: the leading objective of the one both were
+    planned for (`first`), or the planner's default (goodput with a rate, throughput without:
+    `driver.default_objective`) for none or a weighted sum."""
+    if first in MEASURES or first == "tpot":
+        return str(first)
+    return "goodput" if has_rate else "throughput"
+
+
 UNBOUNDED = "unbounded"
 """The TTFT of prefill engines rated at full load (no TTFT limit): an open loop's queue wait grows
 without bound there; set --ttft-ms to rate them below it."""
+UNBOUNDED_WHY = (
+    "unbounded: the prefill engines are rated at full load (no --ttft-ms), where an open loop's queue "
+    "wait grows without bound; set --ttft-ms to rate them below it"
+)
+"""Why an infinite TTFT (`UNBOUNDED`) is null in strict JSON."""
 
 
 def _cell(summary: dict[str, Any] | None, key: str, fmt: str) -> str:
@@ -263,12 +314,6 @@ def _cell(summary: dict[str, Any] | None, key: str, fmt: str) -> str:
     if value is None:
         return "-"
     return UNBOUNDED if isinstance(value, float) and math.isinf(value) else fmt.format(value)
-
-
-def _ttft_text(ttft_ms: float, transfer_ms: float) -> str:
-    if math.isinf(ttft_ms):
-        return f"TTFT {UNBOUNDED}: prefill at full load without a --ttft-ms; KV transfer {transfer_ms:.1f} ms"
-    return f"TTFT {ttft_ms:.0f} ms incl. KV transfer {transfer_ms:.1f} ms"
 
 
 def compare_disagg(
@@ -293,14 +338,32 @@ def compare_disagg(
     aggregated: the aggregated deployment when the caller already solved it (else solved here).
     The settings' time limit bounds the whole comparison, both deployments and their tables.
     """
+    from autoparallel.solvers.deployment.driver import leading
+
+    if mode not in MODES:
+        raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
+    measure = measure_name(leading(objective), workload.request_rate is not None)
+    comp = _compare(model, workload, cluster, mode, objective, settings, options, aggregated)
+    return dataclasses.replace(comp, measure=measure)
+
+
+def _compare(
+    model: str | ModelSpec,
+    workload: Serving,
+    cluster: Cluster,
+    mode: str,
+    objective: str | None,
+    settings: Any,
+    options: Any,
+    aggregated: FleetPlan | None,
+) -> Comparison:
+    """`compare_disagg` (its `measure` not set)."""
     from autoparallel.solvers.deployment.disagg_plan import solve_roles
     from autoparallel.solvers.deployment.driver import leading, needs_mixed, objective_chain
     from autoparallel.solvers.deployment.front import solve_mixed
     from autoparallel.solvers.deployment.roles import build_role_space, ttft_below_transfer
     from autoparallel.solvers.settings import SolverSettings
 
-    if mode not in MODES:
-        raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
     settings = settings or SolverSettings()
     deadline = settings.deadline()
     models = fleet_of_one(model, workload)
@@ -359,7 +422,8 @@ def compare_disagg(
     if aggregated is None:
         why = f"no aggregated deployment: {agg_error}"
         return Comparison("disaggregated", None, disaggregated, why, launch, rate)
-    verdict = _verdict(aggregated, disaggregated, workload, leading(objective))
+    measure = measure_name(leading(objective), rate is not None)
+    verdict = _verdict(aggregated, disaggregated, workload, measure)
     if mode == "on" and verdict.mode == "aggregated":
         verdict = dataclasses.replace(
             verdict,
@@ -376,57 +440,66 @@ def _smallest_engine(space: Any, aggregated: FleetPlan | None) -> int | None:
     return min(sizes) if sizes else None
 
 
-def _verdict(
-    aggregated: FleetPlan, disaggregated: Any, workload: Serving, first: str | None = None
-) -> Comparison:
+def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving, measure: str) -> Comparison:
     """The deployment that serves the workload's rate when only one does (the rate is a demand, as in
-    `plan`); else, when both were planned for tpot first (`first`), the lower TPOT; else more goodput
-    tokens/s per GPU, ties to lower $/M tokens."""
+    `plan`); else the better by the measure of the objective both were planned for (`measure`: tpot
+    the lower worst TPOT, the others `MEASURES`), ties to lower $/M tokens. The reason states the
+    numbers compared."""
     a = _agg_summary(aggregated)
-    assert a is not None
-    d = disaggregated
+    d = _disagg_summary(disaggregated)
+    assert a is not None and d is not None
+    dis = disaggregated
     rate = workload.request_rate
-    carried = {m: _capacity_rps(aggregated, d, m) for m in ("aggregated", "disaggregated")}
+    carried = {m: _capacity_rps(aggregated, dis, m) for m in ("aggregated", "disaggregated")}
     serves = {m: rate is None or c >= rate * (1 - 1e-9) for m, c in carried.items()}
     if serves["aggregated"] != serves["disaggregated"]:
         win = "aggregated" if serves["aggregated"] else "disaggregated"
         lose = "disaggregated" if win == "aggregated" else "aggregated"
-        layout = (a if win == "aggregated" else _disagg_summary(d) or {})["layout"]
+        layout = (a if win == "aggregated" else d)["layout"]
         why = (
             f"only the {win} deployment serves {rate:g} req/s ({layout}: {carried[win]:.2f} req/s at the "
             f"SLOs); the {lose} one carries {carried[lose]:.2f} req/s at most"
         )
-        return Comparison(win, aggregated, d, why)
-    pa, pd = a["tpot_ms"], d.tpot_ms
-    if first == "tpot" and not math.isclose(pa, pd, rel_tol=1e-9):
-        win = "disaggregated" if pd < pa else "aggregated"
-        layout = (_disagg_summary(d) or {})["layout"] if pd < pa else a["layout"]
-        why = (
-            f"objective tpot: TPOT {min(pa, pd):.1f} vs {max(pa, pd):.1f} ms ({layout}; "
-            f"{d.tokens_per_s_per_gpu:.0f} vs {a['tokens_per_s_per_gpu']:.0f} tokens/s/GPU disaggregated "
-            "vs aggregated)"
+        return Comparison(win, aggregated, dis, why)
+    sides = {"aggregated": a, "disaggregated": d}
+    if measure == "tpot":
+        label, key, maximize, fmt = "TPOT (worst, ms)", "tpot_ms", False, "{:.1f}"
+    else:
+        m = MEASURES[measure]
+        label, key, maximize, fmt = m.label, m.key, m.maximize, m.fmt
+    va, vd = float(a[key]), float(d[key])
+    if not math.isclose(va, vd, rel_tol=1e-9):
+        win = "disaggregated" if (vd > va) == maximize else "aggregated"
+        lose = _other(win)
+        decided = f"{label} {fmt.format(sides[win][key])} {win} vs {fmt.format(sides[lose][key])} {lose}"
+    else:
+        ca, cd = a["usd_per_million_tokens"], d["usd_per_million_tokens"]
+        win = "disaggregated" if cd < ca * (1 - 1e-9) else "aggregated"
+        kept = " (a tie too: aggregated kept)" if math.isclose(ca, cd, rel_tol=1e-9) else ""
+        decided = (
+            f"{label} {fmt.format(va)} on both sides; $/M tokens {ca:.3f} aggregated vs {cd:.3f} "
+            f"disaggregated{kept}"
         )
-        return Comparison(win, aggregated, d, why)
-    ta, td = a["tokens_per_s_per_gpu"], d.tokens_per_s_per_gpu
-    wins = td > ta * (1 + 1e-9) or (
-        math.isclose(td, ta) and d.usd_per_million_tokens < a["usd_per_million_tokens"]
-    )
-    lead = f"{td:.0f} vs {ta:.0f} tokens/s/GPU" if wins else f"{ta:.0f} vs {td:.0f} tokens/s/GPU"
     limit = f"TPOT ≤ {workload.tpot_ms:g} ms" if workload.tpot_ms is not None else "no TPOT limit"
-    if wins:
-        why = (
-            f"{lead}: decode engines run batches at {limit} without prefill interference "
-            f"({d.ratio}, carried rate bound by {d.bound}; {_ttft_text(d.ttft_ms, d.worst.transfer_ms)})"
-        )
-        return Comparison("disaggregated", aggregated, d, why)
     load = (
-        "its prefill ranks are rated at full load without a --ttft-ms"
+        "its prefill ranks rated at full load without a --ttft-ms"
         if workload.ttft_ms is None
-        else "its prefill ranks are held below full load to keep TTFT"
+        else f"its prefill ranks held below full load to keep TTFT ≤ {workload.ttft_ms:g} ms"
+    )
+    transfer = f"KV transfer {dis.worst.transfer_ms:.1f} ms"
+    ttft = (
+        f"TTFT {UNBOUNDED} (an open loop's prefill at full load without a --ttft-ms queues without bound), "
+        f"{transfer}"
+        if math.isinf(dis.ttft_ms)
+        else f"TTFT {dis.ttft_ms:.0f} ms incl. {transfer}"
     )
     why = (
-        f"{lead}: the aggregated engines' mixed steps hide prefill work under decode's weight reads, while "
-        f"the split pays prefill GPUs separately ({d.ratio}, bound by {d.bound}; {load}, and every "
-        f"prompt's KV crosses a link, {d.worst.transfer_ms:.1f} ms)"
+        f"objective {measure}: {decided} (at {limit}); aggregated {a['layout']} on {a['gpus_used']} GPUs, "
+        f"disaggregated {d['layout']} ({dis.ratio}) on {d['gpus_used']} GPUs, its carried rate bound by "
+        f"{dis.bound}, {load}: {ttft}"
     )
-    return Comparison("aggregated", aggregated, d, why)
+    return Comparison(win, aggregated, dis, why)
+
+
+def _other(mode: str) -> str:
+    return "aggregated" if mode == "disaggregated" else "disaggregated"

@@ -73,7 +73,8 @@ _EPILOG = """exit codes: 0 ok; 1 infeasible or cannot start (the binding constra
 130 interrupted (Ctrl-C).
 
 network: only a model id that is neither in the zoo nor a local path is fetched from the Hugging Face
-hub (its config.json alone, within AUTOPARALLEL_HUB_TIMEOUT s, default 20); HF_HUB_OFFLINE=1 turns
+hub (its config.json and a ModelOpt hf_quant_config.json, within AUTOPARALLEL_HUB_TIMEOUT s, default
+20); HF_HUB_OFFLINE=1 turns
 that off. Nothing else touches the network."""
 
 MAX_ERROR_LINES = 40
@@ -118,6 +119,15 @@ def _run(handler: Handler, args: argparse.Namespace) -> int:
     return int(outcome["rc"])
 
 
+def _stop_sweep_pools() -> None:
+    """After a Ctrl-C: end the process pools of a sweep (or a front) the command's thread is running.
+    `entry` leaves with `os._exit`, which skips the pools' own shutdown: their workers (which ignore
+    SIGINT) would be left behind, re-parented and waiting for ever on the pool's queue."""
+    execute = sys.modules.get("autoparallel.sweeps.execute")  # loaded only if the command ran one
+    if execute is not None:
+        execute.stop_pools()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `autoparallel` script: the exit code (see the module doc)."""
     try:
@@ -133,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_error(str(input_error(exc)))
         return 2
     except KeyboardInterrupt:
+        _stop_sweep_pools()
         print("autoparallel: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from autoparallel.bounds import check_number, clean_text, json_safe
@@ -50,17 +50,29 @@ def add_progress_flags(parser: argparse.ArgumentParser | Any) -> None:
     bar.add_argument("--no-progress", dest="progress", action="store_false")
 
 
-def strict_json(payload: Any) -> str:
+def strict_object(item: Any, why: Mapping[str, str] | None = None) -> Any:
+    """`item` as strict JSON data: a non-finite number becomes null and, when `item` is an object, it
+    gets `null_reasons` {dotted path: why}; `why` {key: reason} says why for a null under that key (the
+    path's last key) where the generic reason would not (an unbounded TTFT)."""
+    safe, reasons = json_safe(item)
+    if why:
+        reasons = {path: why.get(_last_key(path), text) for path, text in reasons.items()}
+    if reasons and isinstance(safe, dict):
+        safe["null_reasons"] = reasons
+    return safe
+
+
+def _last_key(path: str) -> str:
+    """`ttft_ms` of `points[7].ttft_parts_ms.ttft_ms` (a list index dropped)."""
+    return path.rsplit(".", 1)[-1].split("[", 1)[0]
+
+
+def strict_json(payload: Any, why: Mapping[str, str] | None = None) -> str:
     """Strict JSON text (no NaN / Infinity): a non-finite number becomes null, and the object that held it
-    gets `null_reasons` {dotted path: why}; in a list, each object carries its own."""
-
-    def one(item: Any) -> Any:
-        safe, reasons = json_safe(item)
-        if reasons and isinstance(safe, dict):
-            safe["null_reasons"] = reasons
-        return safe
-
-    data = [one(x) for x in payload] if isinstance(payload, list) else one(payload)
+    gets `null_reasons` {dotted path: why}; in a list, each object carries its own (`strict_object`)."""
+    data = (
+        [strict_object(x, why) for x in payload] if isinstance(payload, list) else strict_object(payload, why)
+    )
     return json.dumps(data, indent=2, default=str, allow_nan=False)
 
 

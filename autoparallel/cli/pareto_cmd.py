@@ -10,11 +10,11 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
 from typing import Any
 
-from autoparallel.cli._output import add_progress_flags, bounded
+from autoparallel.cli._output import add_progress_flags, bounded, strict_json, strict_object
 from autoparallel.cli.fleet_cmd import engines_of
 from autoparallel.cli.plan_cmd import (
     TRAINING_ENGINES,
@@ -34,6 +34,8 @@ from autoparallel.errors import InputError
 _NAMES = ("throughput", "ttft", "tpot", "cost", "headroom", "memory")
 _TRAINING_NAMES = ("throughput", "mfu", "cost", "headroom", "memory")
 _DEPLOYMENT_NAMES = ("throughput", "tpot", "cost", "gpus")
+_UNBOUNDED_KEYS = ("ttft_ms", "prefill_wait")
+"""A deployment point's figures that are infinite where its TTFT is unbounded (`disagg.UNBOUNDED_WHY`)."""
 
 
 def add_pareto_parser(sub: Any) -> None:
@@ -178,21 +180,16 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         front.write(args.out)
     if args.plot:
         front.plot(args.plot)
-    if args.json:
-        json.dump(
-            {
-                "objectives": list(front.objectives),
-                "complete": front.complete,
-                "cap": front.cap,
-                "knee": front.knee(),
-                "weighted_choice": chosen,
-                "points": [_point_dict(p, args.train) for p in front],
-            },
-            sys.stdout,
-            indent=2,
-            default=str,
-        )
-        sys.stdout.write("\n")
+    if args.json:  # strict JSON: a figure that is not finite is null, its point says why
+        payload = {
+            "objectives": list(front.objectives),
+            "complete": front.complete,
+            "cap": front.cap,
+            "knee": front.knee(),
+            "weighted_choice": chosen,
+            "points": [strict_object(_point_dict(p, args.train)) for p in front],
+        }
+        sys.stdout.write(strict_json(payload) + "\n")
         return 0
     rows = front.rows()
     cols = [k for k in rows[0] if k.startswith("objective_")]
@@ -229,8 +226,10 @@ def cmd_pareto(args: argparse.Namespace) -> int:
 
 
 def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> int:
-    """`pareto MODEL --cluster C --disagg auto|on|off`: the mixed front (aggregated and disaggregated)."""
+    """`pareto MODEL --cluster C --disagg auto|on|off`: the mixed front (aggregated and disaggregated); a
+    point whose TTFT is unbounded (no --ttft-ms) shows it as such, with a note, and as null in JSON."""
     from autoparallel import api
+    from autoparallel.disagg import UNBOUNDED, UNBOUNDED_WHY
     from autoparallel.explain import _table
     from autoparallel.sweeps.execute import progress_bar
 
@@ -262,31 +261,29 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
         front.write(args.out)
     if args.plot:
         front.plot(args.plot)
-    if args.json:
-        knee = front.knee()
-        json.dump(
-            {
-                "objectives": list(front.objectives),
-                "disagg": front.mode,
-                "complete": front.complete,
-                "cap": front.cap,
-                "knee": knee,
-                "weighted_choice": chosen,
-                "note": front.note or None,
-                "solves": front.solves,
-                "wall_s": front.wall_s,
-                "points": [
-                    {"point": i, **p.to_dict(), "objectives": {n: p.value(n) for n in front.objectives}}
-                    for i, p in enumerate(front)
-                ],
-            },
-            sys.stdout,
-            indent=2,
-            default=str,
-        )
-        sys.stdout.write("\n")
+    if args.json:  # strict JSON: an unbounded TTFT is null, and its point says why
+        payload = {
+            "objectives": list(front.objectives),
+            "disagg": front.mode,
+            "complete": front.complete,
+            "cap": front.cap,
+            "knee": front.knee(),
+            "weighted_choice": chosen,
+            "note": front.note or None,
+            "solves": front.solves,
+            "wall_s": front.wall_s,
+            "points": [
+                strict_object(
+                    {"point": i, **p.to_dict(), "objectives": {n: p.value(n) for n in front.objectives}},
+                    dict.fromkeys(_UNBOUNDED_KEYS, UNBOUNDED_WHY),
+                )
+                for i, p in enumerate(front)
+            ],
+        }
+        sys.stdout.write(strict_json(payload) + "\n")
         return 0
     rows = front.rows()
+    unbounded = [r["point"] for r in rows if not math.isfinite(r["ttft_ms"])]
     cols = [k for k in rows[0] if k.startswith("objective_")]
     body = [
         (
@@ -296,7 +293,7 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
             r["label"] + (" *knee" if r["knee"] else "") + (" <- weighted" if r["point"] == chosen else ""),
             r["gpus"],
             round(r["throughput_tok_s_per_gpu"]),
-            round(r["ttft_ms"]),
+            round(r["ttft_ms"]) if math.isfinite(r["ttft_ms"]) else UNBOUNDED,
             *[float(r[c]) for c in cols],
         )
         for r in rows
@@ -329,6 +326,9 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
         sys.stdout.write("modes: " + "; ".join(spans) + "\n")
     if front.note:
         sys.stdout.write(f"note: {front.note}\n")
+    if unbounded:
+        points = ", ".join(map(str, unbounded))
+        sys.stdout.write(f"note: TTFT of point{'s' * (len(unbounded) > 1)} {points} {UNBOUNDED_WHY}\n")
     for flag, path in (("table", args.out), ("plot", args.plot)):
         if path:
             sys.stdout.write(f"{flag}: {path}\n")

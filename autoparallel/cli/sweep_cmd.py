@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import sys
 from typing import Any
 
-from autoparallel.cli._output import add_progress_flags, bounded
+from autoparallel.cli._output import add_progress_flags, bounded, strict_json, strict_object
 from autoparallel.errors import InputError
-from autoparallel.sweeps.scenario import check_sweep_size
+from autoparallel.sweeps.scenario import check_sweep_size, serving_base
 
 _SERVING_AXES = ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms", "max_model_len")
 _TRAINING_AXES = ("seq_len", "global_batch", "tokens")
@@ -128,9 +127,8 @@ def _workloads(args: argparse.Namespace) -> list[str | dict[str, Any]]:
     if not bases:
         # As `plan` reads its flags: a request shape of the user's own (--isl / --osl) starts from no
         # limits; other flags adjust the chatbot preset, whose limits stay (a --request-rate alone
-        # dropped them, where plan keeps them).
-        custom = args.train or bool(given.keys() & {"isl", "osl"})
-        bases = [{}] if custom else [{"preset": "chatbot"}]
+        # dropped them, where plan keeps them). A scenario file's rows follow the same rule.
+        bases = [{}] if args.train else [serving_base(given)]
     check_sweep_size(len(bases) * math.prod(map(len, given.values())), "the workload axes")
     out: list[str | dict[str, Any]] = []
     for base in bases:
@@ -140,11 +138,27 @@ def _workloads(args: argparse.Namespace) -> list[str | dict[str, Any]]:
     return out
 
 
+def _check_workers(workers: int | None, executor: str | None) -> None:
+    """--workers sizes the local process pool: refused with an executor that has none (it was ignored).
+
+    Raises:
+        InputError: --workers with --executor serial or dask://.
+    """
+    spec = (executor or "process").strip()
+    if workers is None or not (spec == "serial" or spec.startswith(("dask://", "tcp://"))):
+        return
+    why = "runs in this process" if spec == "serial" else "runs on the Dask cluster's own workers"
+    raise InputError(
+        f"--workers {workers} sizes the local process pool; --executor {spec} {why}: drop --workers"
+    )
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run the sweep; print the table (or JSON) and where the results were written."""
     from autoparallel.sweeps import grid, load_scenarios
     from autoparallel.sweeps.execute import run_scenarios
 
+    _check_workers(args.workers, args.executor)
     if args.scenarios is not None:
         if args.models or args.clusters:
             raise InputError("give either a scenario file or --models/--clusters, not both")
@@ -171,9 +185,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         progress=args.progress,
         time_limit_s=args.time_limit,
     )
-    if args.json:
-        json.dump(result.to_dicts(), sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
+    if args.json:  # strict JSON: a figure that is not finite is null, and its row says why
+        from autoparallel.disagg import UNBOUNDED_WHY
+
+        unbounded = dict.fromkeys(("ttft_ms", "ttft_ms_at_rate"), UNBOUNDED_WHY)  # a disaggregated row's
+        rows = []
+        for r in result.to_dicts():
+            rows.append(strict_object(r, unbounded if r.get("mode") == "disaggregated" else None))
+        sys.stdout.write(strict_json(rows) + "\n")
         return 0
     text = result.table()
     if args.out and len(result) > 40:

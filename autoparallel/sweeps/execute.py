@@ -10,22 +10,32 @@ Each worker calls the public `autoparallel.solve` with one CP-SAT search worker 
 across scenarios). A failure of any kind becomes that scenario's row (status `infeasible`, `timeout`,
 `error` or `internal`, with the message): the sweep goes on. Rows are appended to a journal next to
 `out` as they finish, so a killed run loses nothing it had finished; see `results.ResultStore`.
+
+A local process pool's workers ignore SIGINT: a Ctrl-C reaches the sweep's own process, which ends
+them (`stop_pools`, which the CLI calls before it exits 130). A worker that dies (the kernel's
+out-of-memory killer, a crash) breaks the pool: the scenario it was running becomes an `error` row
+naming the death, and the scenarios not finished yet run again on a fresh pool (`_SweepPool`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoparallel.errors import InputError
+from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.sweeps.scenario import Scenario
 from autoparallel.workload import Training
 
@@ -34,6 +44,12 @@ if TYPE_CHECKING:
 
 DASK_CONNECT_TIMEOUT_S = 10.0
 """How long to wait for a Dask scheduler before giving up with an input error."""
+MAX_BLIND_REBUILDS = 2
+"""Process pools a sweep rebuilds in a row after a worker died with no scenario to blame (it died
+idle, or of a SIGTERM, which the pool itself sends its other workers); after that the scenarios left
+are neither run nor written (a resume runs them) and the sweep stops with an error."""
+STOP_GRACE_S = 2.0
+"""How long a stopped pool's workers get to end on SIGTERM before they are sent SIGKILL."""
 
 
 def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, Any]:
@@ -179,27 +195,33 @@ def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
     serves of the rate is `goodput_tok_s` (the throughput without a rate); a disaggregated winner's TTFT
     at a rate below its capacity is `ttft_ms_at_rate` (its prefill queues at that load; `ttft_ms` is then
     empty: the deployment is not priced at capacity). `agg_tok_s_per_gpu` / `disagg_tok_s_per_gpu` are
-    the comparison's measure, goodput per GPU.
+    both sides' tokens/s per GPU as the objective counts them (`disagg.MEASURES`): goodput (up to the
+    rate) where goodput is compared, capacity at the SLOs otherwise; `disagg_why` states the numbers
+    the verdict compared. An objective the deployments are not planned at (ttft, headroom) is said in
+    the row's message (`objectives.deployment_objective_note`, as `plan` prints it).
 
     Raises:
         AutoParallelError: what `compare_disagg` raises (no deployment; `on` and no disaggregated one).
     """
     from autoparallel.disagg import _agg_summary, _capacity_rps, _disagg_summary, compare_disagg
-    from autoparallel.objectives import deployment_objective
+    from autoparallel.objectives import deployment_objective, deployment_objective_note
 
     w = scenario.to_workload()
     assert not isinstance(w, Training)
+    has_rate = w.request_rate is not None
     comp = compare_disagg(
         scenario.load_model(),
         w,
         scenario.load_cluster(),
         mode=scenario.disagg or "auto",
-        objective=deployment_objective(scenario.objective, w.request_rate is not None),
+        objective=deployment_objective(scenario.objective, has_rate),
         settings=settings,
     )
+    note = deployment_objective_note(scenario.objective, has_rate)
     agg, dis = _agg_summary(comp.aggregated), _disagg_summary(comp.disaggregated)
     win = dis if comp.mode == "disaggregated" else agg
     assert win is not None
+    per_gpu = "tokens_per_s_per_gpu" if comp.measure == "goodput" else "capacity_tokens_per_s_per_gpu"
     capacity_rps = _capacity_rps(comp.aggregated, comp.disaggregated, comp.mode)
     capacity = capacity_rps * w.osl
     if comp.mode == "disaggregated":
@@ -223,20 +245,148 @@ def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
         **({"ttft_ms_at_rate": win["ttft_ms"]} if below_capacity else {}),
         "solver_status": win["solver_status"],
         "solver_wall_s": (agg or {}).get("wall_s", 0.0) + (dis or {}).get("wall_s", 0.0),
-        "agg_tok_s_per_gpu": agg["tokens_per_s_per_gpu"] if agg else None,
-        "disagg_tok_s_per_gpu": dis["tokens_per_s_per_gpu"] if dis else None,
+        "agg_tok_s_per_gpu": agg[per_gpu] if agg else None,
+        "disagg_tok_s_per_gpu": dis[per_gpu] if dis else None,
         "disagg_why": comp.why[:500],
         "status": "ok",
-        "message": "",
+        "message": note[:500],
     }
     if comp.unmet_rps > 0:
         carried = (w.request_rate or 0.0) - comp.unmet_rps
         out.update(
             status="infeasible",
-            message=f"request_rate: {w.request_rate:g} requests/s arrive; the best {comp.mode} deployment "
-            f"({win['layout']}) carries {carried:.2f}/s at the SLOs",
+            message=(
+                f"request_rate: {w.request_rate:g} requests/s arrive; the best {comp.mode} deployment "
+                f"({win['layout']}) carries {carried:.2f}/s at the SLOs" + (f"; {note}" if note else "")
+            )[:500],
         )
     return out
+
+
+_MARKS_DIR: str | None = None
+"""In a pool worker: the folder where it writes the id of the scenario it is running (`_SweepPool`)."""
+
+
+def _worker_init(marks_dir: str) -> None:
+    """A pool worker's start: SIGINT ignored (the sweep's process ends its workers on Ctrl-C, where a
+    worker's own KeyboardInterrupt left it waiting on the pool's queue for ever once the parent had
+    gone), and where to mark the scenario it runs."""
+    global _MARKS_DIR
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _MARKS_DIR = marks_dir
+
+
+def _solve_marked(scenario: Scenario, time_limit_s: float) -> dict[str, Any]:
+    """`solve_scenario` in a pool worker, which first writes the scenario's id to a file named by its
+    pid, so that a worker that dies is matched to the scenario it was running (`_SweepPool.blame`)."""
+    if _MARKS_DIR is not None:
+        with contextlib.suppress(OSError):  # the folder went away: nothing to blame then
+            Path(_MARKS_DIR, str(os.getpid())).write_text(scenario.id)
+    return solve_scenario(scenario, time_limit_s)
+
+
+class _SweepPool(ProcessPoolExecutor):
+    """The local process pool of a sweep: its workers ignore SIGINT and mark the scenario they run, it
+    can be stopped from another thread (`stop_pools`), and after a worker's death it says which
+    scenario that worker was running."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.stopped = False
+        self.marks = tempfile.mkdtemp(prefix="autoparallel-sweep-")
+        super().__init__(max_workers=size, initializer=_worker_init, initargs=(self.marks,))
+
+    def workers(self) -> list[Any]:
+        """The worker processes (multiprocessing.Process) started so far."""
+        for _ in range(3):  # the pool's own thread may change the mapping while it is read
+            try:
+                return list(dict(getattr(self, "_processes", None) or {}).values())
+            except RuntimeError:  # pragma: no cover - "dictionary changed size during iteration"
+                continue
+        return []  # pragma: no cover
+
+    def stop(self) -> None:
+        """Drop the queued scenarios and end the workers (SIGTERM, then SIGKILL after `STOP_GRACE_S`)."""
+        self.stopped = True
+        procs = self.workers()
+        self.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            with contextlib.suppress(OSError, ValueError):  # already gone
+                p.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for p in procs:
+            try:
+                p.join(max(deadline - time.monotonic(), 0.0))
+                if p.is_alive():
+                    p.kill()
+                    p.join(1.0)
+            except (OSError, ValueError, AssertionError):  # pragma: no cover - already gone
+                pass
+        self.discard_marks()  # the CLI's `os._exit` follows: no `_process_pool` exit to remove them
+
+    def blame(self, lost: Sequence[Scenario], procs: Sequence[Any]) -> dict[str, str]:
+        """{scenario id: how its worker died} for the unfinished scenarios (`lost`) that a dead worker of
+        `procs` (`workers()` before the shutdown, which forgets them) was running; call after
+        `shutdown(wait=True)`, when the workers are joined. A worker ended by SIGTERM is not blamed: the
+        pool sends it to the workers left when one dies."""
+        ids = {s.id for s in lost}
+        out: dict[str, str] = {}
+        for p in procs:
+            code = p.exitcode
+            if code is None or code == -signal.SIGTERM or p.pid is None:
+                continue
+            try:
+                running = Path(self.marks, str(p.pid)).read_text().strip()
+            except OSError:
+                continue
+            if running in ids:
+                out[running] = f"pid {p.pid}, {_death(code)}"
+        return out
+
+    def discard_marks(self) -> None:
+        shutil.rmtree(self.marks, ignore_errors=True)
+
+
+def _death(code: int) -> str:
+    """A worker's exit code in words: `killed by SIGKILL (...)`, `exited with status 1`."""
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    hint = ", as the kernel's out-of-memory killer ends a process" if -code == signal.SIGKILL else ""
+    return f"killed by {name}{hint}"
+
+
+_LIVE_POOLS: set[_SweepPool] = set()
+"""The process pools of the sweeps running in this process (`stop_pools`)."""
+
+
+def stop_pools() -> None:
+    """End every sweep process pool of this process: queued scenarios dropped, workers terminated, the
+    running sweeps stopped without writing rows for them. The CLI calls it on Ctrl-C before its
+    `os._exit`, which would otherwise leave the workers behind, re-parented and waiting for ever."""
+    for pool in list(_LIVE_POOLS):
+        pool.stop()
+
+
+@contextmanager
+def _process_pool(size: int) -> Iterator[_SweepPool]:
+    """A fresh `_SweepPool`, registered for `stop_pools`; stopped on an exception (Ctrl-C: the queue
+    dropped, what finished kept), else shut down when its scenarios are done."""
+    pool = _SweepPool(size)
+    _LIVE_POOLS.add(pool)
+    try:
+        try:
+            yield pool
+        except BaseException:
+            pool.stop()
+            raise
+        pool.shutdown(wait=True)
+    finally:
+        _LIVE_POOLS.discard(pool)
+        pool.discard_marks()
 
 
 @contextmanager
@@ -262,13 +412,8 @@ def open_executor(
     if spec == "process":
         # Python's default start method (fork on Linux before 3.14): scripts need no __main__ guard there.
         # This process starts no threads of its own before the pool forks (see `progress_bar`).
-        pool = ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1)
-        try:
+        with _process_pool(workers or os.cpu_count() or 1) as pool:
             yield pool
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: drop the queue, keep what finished
-            raise
-        pool.shutdown(wait=True)
         return
     if spec.startswith(("dask://", "tcp://")):
         address = _dask_address(spec)
@@ -368,23 +513,94 @@ def run_scenarios(
                 for s in todo:
                     record(solve_scenario(s, time_limit_s))
             else:
-                futures: dict[Future[dict[str, Any]], Scenario] = {
-                    pool.submit(solve_scenario, s, time_limit_s): s for s in todo
-                }
-                for fut in as_completed(futures):
-                    try:
-                        row = fut.result()
-                    except Exception as exc:
-                        s = futures[fut]
-                        row = {
-                            **input_row(s),
-                            "status": "internal",
-                            "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
-                        }
-                    record(row)
+                _run_pooled(pool, todo, time_limit_s, record)
     finally:
         if store:
             store.commit()
     order = {s.id: n for n, s in enumerate(unique)}
     rows.sort(key=lambda r: order[r["scenario_id"]])
     return SweepResult(rows, skipped=len(unique) - len(todo))
+
+
+def _run_pooled(
+    pool: Executor, todo: Sequence[Scenario], time_limit_s: float, record: Callable[[dict[str, Any]], None]
+) -> None:
+    """Run `todo` on `pool`, recording each row as it finishes. A worker's death breaks a process pool:
+    the scenario it was running is recorded as an `error` row that says so, and the scenarios not
+    finished run again on a fresh pool of the same size; they are never written as failed.
+
+    Raises:
+        KeyboardInterrupt: the pool was stopped (`stop_pools`).
+        AutoParallelError: a pool broke `MAX_BLIND_REBUILDS` + 1 times in a row with no scenario to
+            blame, or a caller's own process pool broke (it cannot be rebuilt here); the scenarios left
+            are not written, so a resume runs them.
+    """
+    lost, blamed = _run_round(pool, todo, time_limit_s, record)
+    size = pool.size if isinstance(pool, _SweepPool) else 0
+    blind = 0
+    while lost:
+        for s in lost:
+            if s.id in blamed:
+                record(
+                    {
+                        **input_row(s),
+                        "status": "error",
+                        "message": f"the worker process running this scenario died ({blamed[s.id]})",
+                        "version": _version(),
+                    }
+                )
+        left = [s for s in lost if s.id not in blamed]
+        if not left:
+            return
+        blind = 0 if blamed else blind + 1
+        if not size or blind > MAX_BLIND_REBUILDS:
+            why = (
+                f"died with none of them running, {blind} pools in a row"
+                if size
+                else "died, and a pool passed in is not rebuilt here"
+            )
+            raise AutoParallelError(
+                f"{len(left)} scenarios not run: a worker of the process pool {why}; what finished is "
+                "kept, and running the sweep again with the same results file runs the rest"
+            )
+        with _process_pool(size) as fresh:
+            lost, blamed = _run_round(fresh, left, time_limit_s, record)
+
+
+def _run_round(
+    pool: Executor, todo: Sequence[Scenario], time_limit_s: float, record: Callable[[dict[str, Any]], None]
+) -> tuple[list[Scenario], dict[str, str]]:
+    """Submit `todo` to `pool` and record each row as it finishes: ([the scenarios a broken process
+    pool lost], {scenario id: how the worker running it died}).
+
+    Raises:
+        KeyboardInterrupt: the pool was stopped (`stop_pools`): nothing more is recorded.
+    """
+    task = _solve_marked if isinstance(pool, _SweepPool) else solve_scenario
+    futures: dict[Future[dict[str, Any]], Scenario] = {pool.submit(task, s, time_limit_s): s for s in todo}
+    lost: list[Scenario] = []
+    for fut in as_completed(futures):
+        if isinstance(pool, _SweepPool) and pool.stopped:
+            raise KeyboardInterrupt
+        s = futures[fut]
+        try:
+            row = fut.result()
+        except BrokenProcessPool:  # a worker died: which scenario it ran is known once the pool is down
+            lost.append(s)
+            continue
+        except Exception as exc:
+            row = {
+                **input_row(s),
+                "status": "internal",
+                "message": f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+            }
+        record(row)
+    if not lost or not isinstance(pool, _SweepPool):
+        return lost, {}
+    procs = pool.workers()
+    pool.shutdown(wait=True)  # the workers joined: their exit codes tell which one died
+    if pool.stopped:
+        raise KeyboardInterrupt
+    order = {s.id: n for n, s in enumerate(todo)}
+    lost.sort(key=lambda s: order[s.id])
+    return lost, pool.blame(lost, procs)

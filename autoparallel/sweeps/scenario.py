@@ -82,6 +82,15 @@ with its memory rule and speed, or auto: the planner picks among the three; trai
 DeepSpeed, whose plans keep to the ZeRO stages its engine initializes, `TrainingOptions.framework`)."""
 
 
+def serving_base(fields: Iterable[str]) -> dict[str, str]:
+    """The base of serving workload fields that name neither a preset nor a workload file, as `plan`
+    reads its flags (`plan_cmd._serving_workload`): a request shape of the user's own (`isl` / `osl`
+    among `fields`) starts from no service-level limits ({}); other fields (a request rate, a
+    concurrency, SLOs) adjust the chatbot preset, whose limits they keep ({"preset": "chatbot"}). One
+    rule for a scenario row, a grid's workload mapping and `sweep`'s flags."""
+    return {} if {"isl", "osl"} & set(fields) else {"preset": "chatbot"}
+
+
 def package_version() -> str:
     """The installed autoparallel version (part of every scenario id)."""
     from importlib.metadata import PackageNotFoundError, version
@@ -130,13 +139,20 @@ class Scenario(BaseModel):
 
     @property
     def id(self) -> str:
-        """Stable id: 16 hex digits of SHA-256 over the inputs and the package version."""
+        """Stable id: 16 hex digits of SHA-256 over the inputs and the package version. Values are
+        normalised first, so that one scenario written two ways has one id: a whole number is an
+        integer (`request_rate` 5.0 in YAML, 5 in CSV), a cluster is its canonical spec (`2x8xh100`,
+        `16xH100` and `2x8xH100-SXM` are one cluster), an objective its registry name (`Throughput`)."""
         content = {k: v for k, v in self.workload if k == FILE_CONTENT}  # the file's workload, not its name
         objects = {
             k: v for k, v in (("model_json", self.model_json), ("cluster_json", self.cluster_json)) if v
         }
+        inputs = {k: _same_number(v) for k, v in self.inputs.items()}
+        if self.cluster_json is None:
+            inputs["cluster"] = _cluster_key(self.cluster)
+        inputs["objective"] = _objective_key(self.objective, self.kind)
         text = json.dumps(
-            {**self.inputs, **content, **objects, "version": package_version()}, sort_keys=True, default=str
+            {**inputs, **content, **objects, "version": package_version()}, sort_keys=True, default=str
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -185,6 +201,8 @@ class Scenario(BaseModel):
         preset = w.pop("preset", None)
         w.pop(FILE_FIELD, None)
         content = w.pop(FILE_CONTENT, None)
+        if preset is None and content is None:  # made by hand: `make_workload` sets the base already
+            preset = serving_base(k for k in w if k != "name").get("preset")
         if content is not None:
             base = Serving.model_validate(json.loads(content))
         else:
@@ -193,6 +211,31 @@ class Scenario(BaseModel):
         if name is None:
             name = base.name if content is not None and not w else self.workload_label
         return base.with_updates({**w, "name": name})
+
+
+def _same_number(value: Any) -> Any:
+    """A whole float as the integer it equals (5.0 -> 5), so that a scenario id does not depend on how
+    a number was written; anything else as it is."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _cluster_key(text: str) -> str:
+    """A cluster spec as `Cluster.parse` writes it back (the spec as given where it does not parse)."""
+    try:
+        return Cluster.parse(text).spec
+    except InputError:
+        return text
+
+
+def _objective_key(name: str, kind: Literal["serving", "training"]) -> str:
+    """An objective's registry name (aliases and case folded; the name as given where it is unknown)."""
+    try:
+        return canonical(name, kind)
+    except InputError:
+        return name
 
 
 @functools.lru_cache(maxsize=64)
@@ -329,6 +372,10 @@ def make_workload(
         fields["preset"] = str(fields["preset"]).lower()
         if fields["preset"] not in PRESETS:
             raise InputError(f"unknown workload {fields['preset']!r}; choose one of: {', '.join(PRESETS)}")
+    elif FILE_FIELD not in fields:
+        # `request_rate: 2` alone was a bare custom workload without chatbot's SLOs, where `plan
+        # --request-rate 2` and `sweep --request-rate 2` keep them
+        fields.update(serving_base(fields))
     if FILE_FIELD in fields:
         if "preset" in fields:
             raise InputError("a workload is a preset or a workload file, not both")
@@ -471,7 +518,9 @@ KINDS = ("serving", "training")
 def from_rows(rows: Iterable[Mapping[str, Any]], where: str, first: int = 1) -> list[Scenario]:
     """Scenarios from row mappings (CSV rows, YAML list items); `where` names the source in errors,
     whose scenarios are numbered from `first`. Blank cells are unset; a row without workload fields
-    plans chatbot (serving); `kind`, when set, must be the kind its workload fields make.
+    plans chatbot (serving), and one with serving fields but no preset, workload file, `isl` or `osl`
+    adjusts chatbot (`serving_base`, as `plan` and `sweep`'s flags read them); `kind`, when set, must
+    be the kind its workload fields make.
 
     Raises:
         InputError: not a mapping, an unknown column, a list or mapping where one value goes (as the
@@ -507,7 +556,7 @@ def from_rows(rows: Iterable[Mapping[str, Any]], where: str, first: int = 1) -> 
             if not wl:
                 if kind == "training":
                     raise InputError(f"kind 'training' needs training fields ({', '.join(TRAINING_FIELDS)})")
-                wl = {"preset": "chatbot"}
+                wl = serving_base(wl)
             elif kind is not None:
                 made, fields = make_workload(wl)
                 if made != kind:

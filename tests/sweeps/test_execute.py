@@ -44,8 +44,8 @@ def test_an_infeasible_row_names_its_binding_constraint_with_numbers() -> None:
     nearest fix on the lines a row dropped; the table's engine column says which engine `auto` chose."""
     res = sweep(
         [
-            make_scenario("meta-llama/Llama-3.1-70B", "1xH100", {"concurrency": 16}),
-            make_scenario(SMALL, "1xH100", {"concurrency": 16}, engine="auto"),
+            make_scenario("meta-llama/Llama-3.1-70B", "1xH100", {"isl": 1024, "osl": 256, "concurrency": 16}),
+            make_scenario(SMALL, "1xH100", {"isl": 1024, "osl": 256, "concurrency": 16}, engine="auto"),
         ],
         workers=1,
     )

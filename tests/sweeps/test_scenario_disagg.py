@@ -36,7 +36,7 @@ def test_yaml_and_csv(tmp_path: Path) -> None:
     c.write_text(f"model,cluster,tpot_ms,disagg\n{MODEL},1x8xH100,20,auto\n{MODEL},1x8xH100,20,\n")
     rows = load_scenarios(c)
     assert [s.disagg for s in rows] == ["auto", None]
-    assert dict(rows[0].workload) == {"tpot_ms": 20}
+    assert dict(rows[0].workload) == {"preset": "chatbot", "tpot_ms": 20}  # as `sweep --tpot-ms` keeps it
 
 
 @pytest.mark.parametrize(
