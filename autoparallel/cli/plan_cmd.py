@@ -196,6 +196,9 @@ def add_evaluate_parser(sub: Any) -> None:
     _add_common(p)
     _add_serving_workload(p)
     _add_training_workload(p)
+    g = p.add_argument_group("hardware")
+    g.add_argument("--price", default=None, help="US$ per GPU-hour, e.g. H100=2.49 (as plan takes it)")
+    g.add_argument("--gpus-file", default=None, help="YAML/JSON file of custom GPU types (as plan takes it)")
     p.add_argument("--tp", type=bounded("tp"), default=1)
     p.add_argument("--pp", type=bounded("pp"), default=1)
     p.add_argument("--dp", type=bounded("dp"), default=None, help="data-parallel replicas")
@@ -722,9 +725,8 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
     """`autoparallel evaluate` (serving): the user's engine flags as a ServingConfig, evaluated on the
     engine as a plan compared with that engine's optimum."""
     from autoparallel import api
-    from autoparallel.hardware import Cluster
 
-    cluster = Cluster.parse(args.cluster)
+    cluster = fleet_cmd.cluster_of(args)
     model = api._model(args.model)
     config = _serving_config(args, model, cluster, workload)
     nsa = (args.nsa_prefill_backend, args.nsa_decode_backend)  # checked by api.evaluate
@@ -806,9 +808,8 @@ def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
     """`autoparallel evaluate --train`: the user's layout as a TrainingConfig, evaluated."""
     from autoparallel import api
     from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
-    from autoparallel.hardware import Cluster
 
-    cluster = Cluster.parse(args.cluster)
+    cluster = fleet_cmd.cluster_of(args)
     dp = args.dp or max(1, cluster.world_size // (args.tp * args.pp * args.cp))
     if workload.global_batch % (args.micro_batch * dp):
         raise InputError(
