@@ -455,7 +455,7 @@ class TrainingPlan(_PlanBase):
         none when DeepSpeed cannot express the plan (the ds_config's refusal says why)."""
         if not self._expressible(lambda: self.deepspeed_config):
             return []
-        return deepspeed.deepspeed_notes(self.model, self.config)
+        return deepspeed.deepspeed_notes(self.model, self.config, cluster=self.cluster)
 
     @property
     def megatron_notes(self) -> list[str]:

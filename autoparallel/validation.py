@@ -36,11 +36,13 @@ __all__ = [
     "cp_comm_problem",
     "cp_sequence_problem",
     "framework_zero_stages",
+    "moe_sequence_parallel_problem",
     "require_cluster",
     "require_serving",
     "require_training",
     "require_training_job",
     "serving_problems",
+    "sp_sequence_problem",
     "training_problems",
     "zero_stage_problem",
 ]
@@ -120,6 +122,44 @@ def cp_sequence_problem(seq_len: int, cp: int, framework: TrainingFramework = "m
         return None
     how = "Megatron's load-balanced context parallelism" if framework == "megatron" else "DeepSpeed-Ulysses"
     return f"seq_len={seq_len}: not a multiple of {chunks}, the chunks {how} cuts it into at cp={cp}"
+
+
+def sp_sequence_problem(seq_len: int, tp: int, cp: int = 1, sequence_parallel: bool = True) -> str | None:
+    """Why Megatron's sequence parallelism cannot split each context-parallel rank's seq_len / cp
+    tokens over the `tp` tensor-parallel ranks (None: it can, or it is off, or tp = 1). Between the
+    tensor-parallel blocks it keeps activations as [s, b, h] cut along s: the embedding output is
+    scattered and every block's output reduce-scattered along the first dimension, which asserts
+    "First dimension of the tensor should be divisible by tensor parallel size"
+    (megatron/core/tensor_parallel/mappings.py `_split_along_first_dim`,
+    `_reduce_scatter_along_first_dim`; the same in Megatron-DeepSpeed, whose mpu gives a DeepSpeed
+    plan its tensor parallelism). Under context parallelism each rank holds seq_len / cp tokens
+    (`cp_sequence_problem` has the rule on seq_len and cp)."""
+    if not sequence_parallel or tp <= 1 or seq_len % cp:
+        return None
+    local = seq_len // cp
+    if local % tp == 0:
+        return None
+    where = (
+        f"each context-parallel rank's seq_len / cp = {seq_len} / {cp} = {local} tokens are"
+        if cp > 1
+        else f"seq_len={seq_len} is"
+    )
+    return (
+        f"tp={tp}: {where} not a multiple of tp, the parts Megatron's sequence parallelism cuts them "
+        "into (its reduce-scatter along the sequence asserts it)"
+    )
+
+
+def moe_sequence_parallel_problem(model: ModelSpec, tp: int, sequence_parallel: bool) -> str | None:
+    """Why Megatron refuses an MoE model at `tp` > 1 without sequence parallelism (None: it does not):
+    megatron/training/arguments.py `validate_args`: "When using MoE and tensor parallelism, sequence
+    parallelism must be used." (Megatron-Core's TransformerConfig likewise with expert parallelism)."""
+    if not model.is_moe or tp <= 1 or sequence_parallel:
+        return None
+    return (
+        f"sequence_parallel=False with tp={tp}: Megatron requires sequence parallelism for an MoE model "
+        "with tensor parallelism (arguments.py validate_args)"
+    )
 
 
 def cp_comm_problem(
@@ -309,6 +349,11 @@ def training_problems(
         )
     if (problem := cp_sequence_problem(config.seq_len, config.cp, framework)) is not None:
         out.append(f"{problem} (seq_divides_cp)")
+    sp = config.sequence_parallel
+    if (problem := sp_sequence_problem(config.seq_len, config.tp, config.cp, sp)) is not None:
+        out.append(f"{problem} (seq_divides_sp)")
+    if framework == "megatron" and (problem := moe_sequence_parallel_problem(model, config.tp, sp)):
+        out.append(f"{problem} (moe_needs_sp)")
     if model.is_moe:
         etp = config.tp if config.etp is None else config.etp
         ranks = config.tp * config.cp * config.dp

@@ -12,25 +12,49 @@ if TYPE_CHECKING:
     from autoparallel.models.spec import ModelSpec
 
 
+GPUS_PER_HOST: dict[str, int] = {"GB200": 4}
+"""GPUs per host (one operating system, where a launcher starts its processes) of the catalog GPUs
+whose node, the NVLink domain `Cluster.gpus_per_node` counts, spans several hosts. A GB200 NVL72 rack
+is one NVLink domain of 72 GPUs in 18 compute trays, each 2 GB200 superchips of 1 Grace CPU and 2
+GPUs: 4 GPUs per host (NVIDIA GB200 NVL72 specification, the source gpus.json cites; its
+`max_gpus_per_node` note: "treated as one node (Slurm sees 4-GPU trays)"). Every other GPU's host is
+its node. The catalog has no field for it: a GPU file's rack-scale GPU launches one host per node."""
+
+
+def gpus_per_host(cluster: Cluster) -> int:
+    """GPUs of one host of `cluster`, where a launcher starts its processes: `GPUS_PER_HOST` for a
+    rack-scale GPU whose node is larger, else the node (`Cluster.gpus_per_node`)."""
+    node = cluster.gpus_per_node
+    host = GPUS_PER_HOST.get(cluster.gpu.name, node)
+    return min(host, node)
+
+
 def node_shape(world_size: int, cluster: Cluster) -> tuple[int, int]:
-    """(nodes, processes per node) that a launcher starts for `world_size` ranks on `cluster`.
+    """(hosts, processes per host) that a launcher starts for `world_size` ranks on `cluster`: whole
+    hosts (`gpus_per_host`: a GB200 NVL72 rack is 18 hosts of 4 GPUs, not one of 72); inside one
+    node of several hosts, ranks that do not fill whole hosts run as many on each host used.
 
     Raises:
-        InputError: more ranks than the cluster has GPUs, or ranks that do not fill whole nodes
-            (deepspeed and torchrun start the same number of processes on every node).
+        InputError: more ranks than the cluster has GPUs, or ranks that do not fill whole hosts
+            (deepspeed and torchrun start the same number of processes on every host).
     """
     if world_size > cluster.world_size:
         raise InputError(
             f"the plan needs {world_size} GPUs but cluster {cluster.spec} has {cluster.world_size}"
         )
-    if world_size <= cluster.gpus_per_node:
+    host = gpus_per_host(cluster)
+    if world_size <= host:
         return 1, world_size
-    if world_size % cluster.gpus_per_node:
-        raise InputError(
-            f"{world_size} GPUs do not fill whole nodes of {cluster.gpus_per_node}; a launcher starts the "
-            "same number of processes on every node"
-        )
-    return world_size // cluster.gpus_per_node, cluster.gpus_per_node
+    if world_size % host == 0:
+        return world_size // host, host
+    if world_size <= cluster.gpus_per_node:
+        per_host = max(d for d in range(1, host + 1) if world_size % d == 0)
+        return world_size // per_host, per_host
+    where = "nodes" if host == cluster.gpus_per_node else f"hosts ({cluster.gpu.name}: {host} GPUs per host)"
+    raise InputError(
+        f"{world_size} GPUs do not fill whole {where} of {host}; a launcher starts the same number of "
+        "processes on every host"
+    )
 
 
 def effective_precision(precision: str, cluster: Cluster | None) -> str:

@@ -33,6 +33,37 @@ position table, GPT-NeoX and Phi rotate part of each head, BLOOM adds ALiBi bias
 scores, which Megatron-LM has no type for (`architecture_notes` says so)."""
 
 
+_GATED_GELU = frozenset({"gemma", "gemma2", "gemma3", "gemma3_text"})
+"""Families whose gated MLP gates with tanh-approximated GELU (GeGLU), not SiLU: Hugging Face's Gemma
+configs (`hidden_activation` gelu_pytorch_tanh; Gemma 1's MLP uses it whatever its `hidden_act`
+says). Megatron-LM has no flag for it: `--swiglu` gates with SiLU, `--quick-geglu` with x·σ(1.702x),
+`--openai-gelu` is tanh GELU without a gate, and `gated_linear_unit` alone is not a command-line
+argument (megatron/training/arguments.py `_add_network_size_args` excludes it)."""
+
+_GPT_OSS_ACTIVATION: dict[str, object] = {
+    "--quick-geglu": True,
+    "--glu-linear-offset": 1.0,
+    "--activation-func-clamp-value": 7.0,
+    "--softmax-type": "learnable",
+}
+"""gpt-oss's MLP and attention as Megatron-LM runs them (examples/gptoss/02_train.sh): its experts
+compute (up + 1) · gate·σ(1.702·gate) with gate and up clamped at 7 (Hugging Face GptOssExperts,
+config.json `swiglu_limit` 7.0 in gpt-oss-20b and -120b), which is Megatron's quick GELU gate
+(`--quick-geglu`, megatron/core/fusions/fused_bias_geglu.py `quick_gelu`), the +1 offset
+(`--glu-linear-offset`, TransformerConfig.glu_linear_offset) and the clamp
+(`--activation-func-clamp-value`); its attention sinks are a learnable softmax offset
+(`--softmax-type learnable`). Not `--swiglu`, whose SiLU gate is another function."""
+
+
+def activation_args(model: ModelSpec) -> dict[str, object]:
+    """The MLP activation flags: gpt-oss's own (`_GPT_OSS_ACTIVATION`), `--swiglu` for the other gated
+    MLPs (GeGLU families included, `architecture_notes` says it stands in), none for a plain MLP
+    (Megatron's default GELU)."""
+    if model.model_type == "gpt_oss":
+        return dict(_GPT_OSS_ACTIVATION)
+    return {"--swiglu": True} if model.layers[0].mlp.gated else {}
+
+
 def architecture_notes(model: ModelSpec) -> list[str]:
     """Where the classic families' architecture is beyond Megatron's GPT flags, in sentences."""
     mt = model.model_type
@@ -53,12 +84,16 @@ def architecture_notes(model: ModelSpec) -> list[str]:
         notes.append("Phi's LM head bias has no Megatron flag (the output layer has none).")
     if mt == "opt":
         notes.append("OPT's ReLU MLP has no Megatron flag (--squared-relu is ReLU²): GELU stands in.")
+    if mt in _GATED_GELU and model.layers[0].mlp.gated:
+        notes.append(
+            "Gemma's GeGLU MLP (a tanh-GELU gate) has no Megatron flag (--swiglu gates with SiLU, "
+            "--quick-geglu with x·sigmoid(1.702x)): --swiglu stands in, with the same three matrices."
+        )
     return notes
 
 
 def architecture_args(model: ModelSpec, config: TrainingConfig) -> dict[str, object]:
     """Shapes the memory plan assumed: layers, widths, heads, MLA / MoE structure, embeddings."""
-    first = model.layers[0]
     args: dict[str, object] = {
         "--num-layers": model.num_layers,
         "--hidden-size": model.hidden_size,
@@ -99,8 +134,7 @@ def architecture_args(model: ModelSpec, config: TrainingConfig) -> dict[str, obj
     classic = _CLASSIC_POSITIONS.get(model.model_type)
     args["--position-embedding-type"] = classic or "rope"
     args["--normalization"] = "LayerNorm" if classic else "RMSNorm"
-    if first.mlp.gated:
-        args["--swiglu"] = True
+    args.update(activation_args(model))
     if not classic:  # the classic families keep Megatron's default biases on every linear layer
         args["--disable-bias-linear"] = True
     if not model.tie_word_embeddings:

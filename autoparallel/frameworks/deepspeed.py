@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from autoparallel.configs import Recompute, ZeroStage, even_split
 from autoparallel.errors import InputError
-from autoparallel.frameworks._common import effective_precision, node_shape, vision_tower_note
+from autoparallel.frameworks._common import effective_precision, gpus_per_host, node_shape, vision_tower_note
 from autoparallel.validation import require_training, zero_stage_problem
 
 if TYPE_CHECKING:
@@ -76,8 +76,8 @@ def deepspeed_config(
     }
     if Recompute.FULL in _stage_modes(config):
         ds["activation_checkpointing"] = _activation_checkpointing(model, config)
-    if config.pp > 1:
-        ds["pipeline"] = _pipeline_section(model, config)
+    if config.pp > 1 and (pipeline := _pipeline_section(model, config)):
+        ds["pipeline"] = pipeline
     if config.cp > 1:
         # Ulysses without an mpu (a Hugging Face model under zero.Init): DeepSpeed takes the data-
         # parallel size as world / sequence_parallel_size from here (deepspeed/runtime/config.py),
@@ -98,11 +98,12 @@ def deepspeed_command(
     """The `deepspeed` launcher line: `deepspeed --num_nodes N --num_gpus G [--hostfile H] SCRIPT
     --deepspeed --deepspeed_config ds_config.json`.
 
-    `--num_gpus` is per node (the launcher uses GPUs [0, G) on each of the first N hosts of the
-    hostfile); a single-node run needs no hostfile.
+    `--num_gpus` is per host (the launcher uses GPUs [0, G) on each of the first N hosts of the
+    hostfile, `<hostname> slots=G` each); a single-host run needs no hostfile.
 
     Raises:
-        InputError: the plan's GPUs do not fill whole nodes (the launcher takes one GPU count for all).
+        InputError: the plan's GPUs do not fill whole hosts (the launcher takes one GPU count for all;
+            `_common.node_shape`: a GB200 NVL72 rack is 18 hosts of 4 GPUs).
     """
     nodes, per_node = node_shape(config.world_size, cluster)
     parts = ["deepspeed", "--num_nodes", str(nodes), "--num_gpus", str(per_node)]
@@ -112,11 +113,31 @@ def deepspeed_command(
     return " ".join(parts)
 
 
-def deepspeed_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
+def deepspeed_notes(model: ModelSpec, config: TrainingConfig, *, cluster: Cluster | None = None) -> list[str]:
     """What the training script must build beside the ds_config for this plan, in sentences (the
-    config carries batch, precision, ZeRO, offload and checkpointing, nothing of the groups)."""
+    config carries batch, precision, ZeRO, offload and checkpointing, nothing of the groups); with
+    `cluster`, also the hostfile the launcher line reads when it spans several hosts."""
     notes = []
-    groups = [f"tensor-parallel groups of {config.tp}"] * (config.tp > 1)
+    if cluster is not None and config.world_size <= cluster.world_size:
+        hosts, per_host = node_shape(config.world_size, cluster)
+        if hosts > 1:
+            notes.append(
+                f"the hostfile lists the {hosts} hosts, one line each: `<hostname> slots={per_host}`"
+                + (
+                    f" ({cluster.gpu.name}: {per_host} GPUs per host, {hosts} hosts to its NVLink domain"
+                    f" of {cluster.gpus_per_node})."
+                    if gpus_per_host(cluster) < cluster.gpus_per_node
+                    else "."
+                )
+            )
+    # Priced with Megatron's sequence parallelism where the configuration has it: Megatron-DeepSpeed's
+    # --sequence-parallel, with the same seq_len / cp divisibility by tp (`validation.sp_sequence_problem`).
+    sp = (
+        " with sequence parallelism (Megatron-DeepSpeed's --sequence-parallel)"
+        if config.sequence_parallel
+        else ""
+    )
+    groups = [f"tensor-parallel groups of {config.tp}{sp}"] * (config.tp > 1)
     groups += [f"a PipelineModule of {config.pp} stages"] * (config.pp > 1)
     if groups:
         notes.append(
@@ -129,9 +150,7 @@ def deepspeed_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
             "(deepspeed/runtime/pipe/schedule.py), so the run's fill/drain bubble is about "
             f"{config.vp} times the priced one (`evaluate --vp 1` prices it)."
         )
-    stages = config.stage_layers(model.num_layers)
-    if config.pp > 1 and stages != even_split(model.num_layers, config.pp):
-        notes.append(f"partition the layers as {list(stages)} per stage: no partition_method gives it.")
+    notes += pipeline_notes(model, config)
     if config.cp > 1 and config.cp_comm == "a2a":
         notes.append(
             f"cp={config.cp} runs as DeepSpeed-Ulysses sequence parallelism, an all-to-all over attention "
@@ -216,24 +235,55 @@ def _activation_checkpointing(model: ModelSpec, config: TrainingConfig) -> dict[
 
 
 def _pipeline_section(model: ModelSpec, config: TrainingConfig) -> dict[str, object]:
-    """Pipeline-engine options. `stages` and `partition` document the PipelineModule the script must
-    build (num_stages=pp, partition_method); the engine itself reads activation_checkpoint_interval.
-    `uniform` where the plan's stages are DeepSpeed's uniform split (`configs.even_split`); else the
-    plan's `layers_per_stage`, which no partition_method gives (the script partitions the layers)."""
-    full_everywhere = all(mode is Recompute.FULL for mode in _stage_modes(config))
-    stages = config.stage_layers(model.num_layers)
-    uniform = stages == even_split(model.num_layers, config.pp)
-    section: dict[str, object] = {
-        "stages": config.pp,
-        **({"partition": "uniform"} if uniform else {"layers_per_stage": list(stages)}),
-        "activation_checkpoint_interval": 1 if full_everywhere else 0,
-    }
+    """The pipeline keys DeepSpeed's PipelineEngine reads (deepspeed/runtime/pipe/engine.py), where
+    they differ from its defaults: `activation_checkpoint_interval` 1 when every stage recomputes
+    fully (the engine applies it only when above 0: below, the PipelineModule's own interval stands,
+    `pipeline_notes`), and `pipe_partitioned` / `grad_partitioned` off for MoE. Not `stages` or
+    `partition`: runtime/config.py `get_pipeline_config` stores them but nothing reads them; the
+    PipelineModule's `num_stages` and `partition_method` split the layers (`pipeline_notes`)."""
+    section: dict[str, object] = {}
+    if all(mode is Recompute.FULL for mode in _stage_modes(config)):
+        section["activation_checkpoint_interval"] = 1
     if model.is_moe:
         # MoE stages pass a second tensor that needs a gradient (the aux loss), which PipelineEngine
         # refuses to partition (pipe/engine.py); DeepSpeed partitions both by default (runtime/config.py)
         # and Megatron-DeepSpeed asserts they are off for MoE with tp > 1 (gpt_model.py).
         section |= {"pipe_partitioned": False, "grad_partitioned": False}
     return section
+
+
+def pipeline_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
+    """What the script's PipelineModule sets for the plan's stages (pp > 1; none otherwise).
+
+    Its `partition_method` splits the layer specs (deepspeed/runtime/pipe/module.py
+    `_partition_layers`): 'uniform' counts every spec, the embedding, final norm and LM head among
+    them, so the stages holding those get fewer decoder layers than the plan prices (the default,
+    'parameters', balances parameter counts, embedding and head included); 'type:REGEX' weighs the
+    specs whose class name matches by 1 and the others by 0 and balances them with runtime/utils.py
+    `partition_balanced` (least spread between the largest and smallest stage, ties to the later
+    cut), which gives the decoder layers the even split with the remainder on the first stages,
+    `configs.even_split`, what the plan prices (checked against a port of it in
+    tests/frameworks/test_s34_training_emitters.py).
+    Megatron-DeepSpeed's GPTModelPipe passes 'type:transformer' (its ParallelTransformerLayerPipe)."""
+    if config.pp == 1:
+        return []
+    stages = list(config.stage_layers(model.num_layers))
+    if stages != list(even_split(model.num_layers, config.pp)):
+        split = f"partition the layers as {stages} per stage: no partition_method gives it."
+    else:
+        split = (
+            f"build the PipelineModule with num_stages={config.pp} and partition_method='type:transformer' "
+            "(Megatron-DeepSpeed's GPTModelPipe does; in a script of one's own 'type:' and a regex of the "
+            f"decoder layer's class name): it balances the decoder layers alone, {stages} per stage as "
+            "priced, where 'uniform' also counts the embedding, norm and head specs."
+        )
+    notes = [split]
+    if any(mode is not Recompute.FULL for mode in _stage_modes(config)):
+        notes.append(
+            "keep the PipelineModule's activation_checkpoint_interval at 0 (no full recomputation is "
+            "priced): the engine applies the ds_config's interval only when it is above 0."
+        )
+    return notes
 
 
 # ----- checks ---------------------------------------------------------------------------------------

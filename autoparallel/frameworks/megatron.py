@@ -28,7 +28,7 @@ from autoparallel.frameworks._common import effective_precision, node_shape, vis
 from autoparallel.frameworks._megatron_model import architecture_args, architecture_notes
 from autoparallel.memory.training_states import expert_dp
 from autoparallel.models.spec import AttentionKind
-from autoparallel.validation import require_training
+from autoparallel.validation import require_training, sp_sequence_problem
 
 if TYPE_CHECKING:
     from autoparallel.configs import TrainingConfig
@@ -131,6 +131,13 @@ def megatron_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
             f"per-stage recompute {tuple(m.value for m in modes)} is not expressible in Megatron "
             f"(one setting for all stages); emitted: {_recompute_summary(model, config)}."
         )
+    if config.tp > 1 and not config.sequence_parallel:
+        why = sp_sequence_problem(config.seq_len, config.tp, config.cp)
+        because = f"at {why}" if why else f"at tp={config.tp}: the configuration turns it off"
+        notes.append(
+            f"no --sequence-parallel {because}; priced so, with the norm and dropout activations whole "
+            "on every tensor-parallel rank."
+        )
     if config.offload_params:
         notes.append("offload_params has no Megatron-Core equivalent; parameters stay on the GPU.")
     if config.zero in _SHARDING and config.pp > 1:
@@ -172,7 +179,8 @@ def torchrun_command(
     pretrain_gpt.py ARGS`. `node_rank=None` writes `${NODE_RANK}` so one line serves every node.
 
     Raises:
-        InputError: as `megatron_arg_dict`, or GPUs that do not fill whole nodes.
+        InputError: as `megatron_arg_dict`, or GPUs that do not fill whole hosts (`_common.node_shape`:
+            N hosts of G GPUs, 18 of 4 for a GB200 NVL72 rack).
     """
     nodes, per_node = node_shape(config.world_size, cluster)
     if nodes == 1:

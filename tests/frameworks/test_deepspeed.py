@@ -12,7 +12,7 @@ from fw_golden import SHARED_TOOLS, check_golden, run_json_checker
 
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InputError
-from autoparallel.frameworks.deepspeed import deepspeed_command, deepspeed_config
+from autoparallel.frameworks.deepspeed import deepspeed_command, deepspeed_config, deepspeed_notes
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
 
@@ -139,10 +139,12 @@ def test_activation_checkpointing_respects_deepspeed_asserts() -> None:
 def test_pipeline_section_only_with_pp() -> None:
     model = load_model(LLAMA_70B)
     assert "pipeline" not in deepspeed_config(model, TrainingConfig(dp=8, global_batch=8))
-    pipe = deepspeed_config(model, TrainingConfig(pp=4, dp=2, global_batch=8, zero=ZeroStage.NONE))[
-        "pipeline"
-    ]
-    assert pipe == {"stages": 4, "partition": "uniform", "activation_checkpoint_interval": 0}
+    # only the keys PipelineEngine reads: no "stages" / "partition" (get_pipeline_config stores them,
+    # nothing reads them), no interval 0 (applied only above 0)
+    piped = TrainingConfig(pp=4, dp=2, global_batch=8, zero=ZeroStage.NONE)
+    assert "pipeline" not in deepspeed_config(model, piped)
+    full = piped.model_copy(update={"recompute": Recompute.FULL})
+    assert deepspeed_config(model, full)["pipeline"] == {"activation_checkpoint_interval": 1}
 
 
 @pytest.mark.parametrize(
@@ -301,13 +303,13 @@ def test_moe_under_zero3_is_refused_as_deepspeed_refuses_it() -> None:
 
 
 def test_pipeline_section_names_uneven_stages_instead_of_calling_them_uniform() -> None:
-    """`partition: uniform` documented a PipelineModule split the plan's uneven stages are not."""
+    """`partition: uniform` documented a PipelineModule split the plan's uneven stages are not; the
+    split is the PipelineModule's (deepspeed_notes), not a ds_config key DeepSpeed never reads."""
     model = load_model(LLAMA_70B)
     even = TrainingConfig(pp=2, dp=4, global_batch=8, zero=ZeroStage.NONE)
-    assert deepspeed_config(model, even)["pipeline"]["partition"] == "uniform"  # type: ignore[index]
     uneven = even.model_copy(update={"layers_per_stage": (39, 41)})
-    pipe = deepspeed_config(model, uneven)["pipeline"]
-    assert pipe == {"stages": 2, "layers_per_stage": [39, 41], "activation_checkpoint_interval": 0}
+    assert "pipeline" not in deepspeed_config(model, uneven)
+    assert "partition_method='type:transformer'" in " ".join(deepspeed_notes(model, even))
 
 
 def test_notes_say_what_the_script_builds_beside_the_ds_config() -> None:
@@ -346,8 +348,7 @@ def test_ulysses_and_moe_pipelines_carry_their_keys() -> None:
     moe = TrainingConfig(tp=8, pp=4, dp=1, global_batch=8, zero=ZeroStage.NONE)
     pipe = deepspeed_config(load_model("mistralai/Mixtral-8x7B-v0.1"), moe)["pipeline"]
     assert pipe["pipe_partitioned"] is False and pipe["grad_partitioned"] is False  # type: ignore[index]
-    dense = deepspeed_config(load_model(LLAMA_70B), moe)["pipeline"]
-    assert "pipe_partitioned" not in dense  # type: ignore[operator]
+    assert "pipeline" not in deepspeed_config(load_model(LLAMA_70B), moe)
 
 
 def test_a_plan_deepspeed_cannot_express_has_no_deepspeed_notes() -> None:

@@ -67,7 +67,10 @@ def test_zero2_pays_grad_accum_minus_one_more_reduce_scatters_than_zero1() -> No
 def test_the_planner_prices_zero2_as_the_float_model_does() -> None:
     """The CP-SAT tables carry ZeRO-2's per-micro-batch traffic (`zero2_us`); the decoder checks the
     chosen plan's integers against the float model and raises on drift."""
-    options = TrainingOptions(zero_stages=(ZeroStage.GRADIENTS,), runner_up=False)
+    # the powers-of-two grid of micro-batches these cases were found on (the default is now 1-8)
+    options = TrainingOptions(
+        zero_stages=(ZeroStage.GRADIENTS,), runner_up=False, micro_batch_values=(1, 2, 4, 8)
+    )
     job = ap.Training(seq_len=8192, global_batch=100)
     plan = ap.solve("meta-llama/Llama-3.1-70B", "16x8xH200", job, options=options)
     assert plan.config.zero is ZeroStage.GRADIENTS and plan.config.grad_accum > 1
@@ -76,5 +79,6 @@ def test_the_planner_prices_zero2_as_the_float_model_does() -> None:
 
 def test_the_planner_no_longer_picks_zero2_for_llama_70b_at_grad_accum_25() -> None:
     job = ap.Training(seq_len=8192, global_batch=100)
-    plan = ap.solve("meta-llama/Llama-3.1-70B", "16x8xH200", job, options=TrainingOptions(runner_up=False))
+    options = TrainingOptions(runner_up=False, micro_batch_values=(1, 2, 4, 8))  # the grid it was found on
+    plan = ap.solve("meta-llama/Llama-3.1-70B", "16x8xH200", job, options=options)
     assert plan.config.zero is not ZeroStage.GRADIENTS or plan.config.grad_accum == 1

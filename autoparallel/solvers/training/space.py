@@ -4,8 +4,10 @@
                the model (`model.tp_violations`), pp ≤ decoder layers, cp splitting the sequence into
                2·cp equal chunks, ep dividing the routed experts and dp·cp; for MoE models the expert
                tensor-parallel degree etp ∈ {tp, 1} with etp·ep dividing tp·dp·cp (Megatron-Core's
-               expert mesh etp × ep × edp × pp covers the world); dense models keep etp = tp
-    micro      sequences per micro-batch; grad-accumulation follows from micro × dp × ga == global batch
+               expert mesh etp × ep × edp × pp covers the world); dense models keep etp = tp;
+               sequence parallelism where seq_len / cp divides by tp, else none for a dense model
+               and no such shape for an MoE one (`_sequence_parallel`)
+    micro      sequences per micro-batch, 1-8; grad-accumulation follows from micro × dp × ga == global batch
     state      ZeRO stage / distributed optimizer × optimizer offload × parameter offload
     recompute  none / selective / full, chosen per pipeline stage
 
@@ -36,6 +38,8 @@ from autoparallel.validation import (
     cp_sequence_problem,
     framework_zero_stages,
     job_precision,
+    moe_sequence_parallel_problem,
+    sp_sequence_problem,
     zero_stage_problem,
 )
 
@@ -65,8 +69,12 @@ class TrainingOptions(_Frozen):
     """Default cp domain: each rank keeps at least this many tokens of a sequence."""
     ep_values: tuple[int, ...] | None = None
     """Allowed expert-parallel degrees (default: divisors of the routed experts; 1 for dense models)."""
-    micro_batch_values: tuple[int, ...] = (1, 2, 4, 8)
-    """Allowed micro-batch sizes (sequences)."""
+    micro_batch_values: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8)
+    """Allowed micro-batch sizes (sequences): every size from 1 to 8. The powers of two alone missed
+    Llama-3.1-70B's micro-batch 3 at global batch 24 on 8x8xH100 (planned 1.65 s a step, 1.32 s at
+    micro-batch 3); the sizes the global batch does not split into are dropped per shape
+    (`TrainingSpace.grad_accum`), and planning took as long (0.2-1.1 s in-process on Llama-3.1-8B /
+    70B / 405B, Qwen3-30B-A3B and DeepSeek-V3 on 32x8xH100)."""
     zero_stages: tuple[ZeroStage, ...] = tuple(ZeroStage)
     """Allowed model-state sharding modes."""
     recompute_modes: tuple[Recompute, ...] = tuple(Recompute)
@@ -156,6 +164,10 @@ class Shape(_Frozen):
     None: the same as tp."""
     cp_comm: Literal["p2p", "a2a"] = "p2p"
     """How its context-parallel ranks exchange (`TrainingConfig.cp_comm`; p2p when cp = 1)."""
+    sequence_parallel: bool = True
+    """Sequence parallelism where `TrainingOptions.sequence_parallel` asks for it; False where each
+    context-parallel rank's seq_len / cp tokens do not divide by tp (`validation.sp_sequence_problem`),
+    which a dense model then runs without it (`build_space`)."""
 
     @property
     def world(self) -> int:
@@ -168,9 +180,11 @@ class Shape(_Frozen):
         return self.tp if self.etp is None else self.etp
 
     def label(self) -> str:
-        """`tp=8,pp=2,cp=1,ep=1,dp=4`; `tp=8,pp=2,cp=1,ep=8,etp=1,dp=4` when etp differs from tp."""
+        """`tp=8,pp=2,cp=1,ep=1,dp=4`; `tp=8,pp=2,cp=1,ep=8,etp=1,dp=4` when etp differs from tp;
+        `,nosp` ending a shape planned without sequence parallelism at tp > 1."""
         etp = f",etp={self.etp}" if self.etp is not None and self.etp != self.tp else ""
-        return f"tp={self.tp},pp={self.pp},cp={self.cp},ep={self.ep}{etp},dp={self.dp}"
+        nosp = ",nosp" if not self.sequence_parallel and self.tp > 1 else ""
+        return f"tp={self.tp},pp={self.pp},cp={self.cp},ep={self.ep}{etp},dp={self.dp}{nosp}"
 
 
 class StateMode(_Frozen):
@@ -254,7 +268,7 @@ class TrainingSpace(Problem["Training", TrainingOptions]):
             zero=state.zero,
             recompute=recompute,
             stage_recompute=stage_recompute,
-            sequence_parallel=self.options.sequence_parallel,
+            sequence_parallel=self.options.sequence_parallel and shape.sequence_parallel,
             offload_optimizer=state.offload_optimizer,
             offload_params=state.offload_params,
             layers_per_stage=layers_per_stage,
@@ -338,6 +352,22 @@ def _cp_comm(
     return next(((c, None) for c, p in problems if p is None), problems[0])
 
 
+def _sequence_parallel(
+    model: ModelSpec, seq_len: int, tp: int, cp: int, opts: TrainingOptions
+) -> tuple[bool, str | None]:
+    """Whether (tp, cp) runs with sequence parallelism, and None; or why it cannot run at all. Where
+    `opts.sequence_parallel` asks for it and seq_len / cp does not divide by tp
+    (`validation.sp_sequence_problem`), a dense model runs without it (Megatron's default, priced with
+    the unsplit norm and dropout activations); an MoE model cannot, as Megatron requires sequence
+    parallelism with tensor parallelism there (`validation.moe_sequence_parallel_problem`)."""
+    problem = sp_sequence_problem(seq_len, tp, cp, opts.sequence_parallel)
+    if problem is None:
+        return True, None
+    if moe_sequence_parallel_problem(model, tp, sequence_parallel=False) is not None:
+        return False, f"{problem}; an MoE model needs sequence parallelism at tp > 1"
+    return False, None
+
+
 def _etp_domain(model: ModelSpec, tp: int) -> list[int]:
     """Expert tensor-parallel degrees other than tp: 1 for MoE models with tp > 1 (Megatron-Core's
     --expert-tensor-parallel-size, commonly 1 with a large ep); none for dense models."""
@@ -410,6 +440,10 @@ def build_space(
                     if problem is not None:
                         out.setdefault("cp_comm_rule", []).append(problem)
                         continue
+                    sp, problem = _sequence_parallel(model, workload.seq_len, tp, cp, options)
+                    if problem is not None:
+                        out.setdefault("seq_divides_sp", []).append(problem)
+                        continue
                     dp = w // (tp * pp * cp)
                     for ep in eps:
                         if (dp * cp) % ep:
@@ -418,7 +452,9 @@ def build_space(
                                 f"ep={ep} does not divide dp·cp={dp * cp} (tp={tp}, pp={pp}, cp={cp})"
                             )
                             continue
-                        shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, cp_comm=comm))
+                        shapes.append(
+                            Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, cp_comm=comm, sequence_parallel=sp)
+                        )
                         for etp in _etp_domain(model, tp):
                             # Megatron-Core's expert mesh etp × ep × edp × pp covers the world
                             # (parallel_state.py), so etp·ep must divide tp·dp·cp (`expert_dp`).
@@ -428,7 +464,18 @@ def build_space(
                                     f"(tp={tp}, pp={pp}, cp={cp})"
                                 )
                                 continue
-                            shapes.append(Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, etp=etp, cp_comm=comm))
+                            shapes.append(
+                                Shape(
+                                    tp=tp,
+                                    pp=pp,
+                                    cp=cp,
+                                    ep=ep,
+                                    dp=dp,
+                                    etp=etp,
+                                    cp_comm=comm,
+                                    sequence_parallel=sp,
+                                )
+                            )
     if not options.zero_stages or not options.recompute_modes:
         raise InputError("zero_stages and recompute_modes must each allow at least one value")
     fp16 = job_precision(workload.precision, cluster.gpu) == "fp16"
