@@ -19,8 +19,15 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
-from autoparallel.perf.serving import ServingEstimate, evaluate_serving
-from autoparallel.solvers.deployment.space import DeploymentSpace, Engine, deployment_workload, drain_lines
+from autoparallel.perf.serving import ServingEstimate, burst_sync, evaluate_serving
+from autoparallel.solvers.deployment.space import (
+    SYNC_SCALE,
+    DeploymentSpace,
+    Engine,
+    burst_sync_pct,
+    deployment_workload,
+    drain_lines,
+)
 from autoparallel.solvers.serving.decoder import evaluate_point
 from autoparallel.solvers.settings import SolverStats
 
@@ -252,7 +259,8 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
     engines: list[DeployedEngine] = []
     for k, est in estimates.items():
         e, n = space.engines[k], counts[k]
-        check_ttft(space, counts, k, est.perf.ttft_ms + waits[e.model] * 1e3, waits[e.model])
+        wait_s = waits[e.model] + wave_wait_s(space, counts, k, est.perf.prefill_ms / 1e3 / e.pp)
+        check_ttft(space, counts, k, est.perf.ttft_ms + wait_s * 1e3, wait_s)
         pool = space.cluster.pools[e.pool]
         placement = []
         for nodes, gpu_ids in spots[k]:
@@ -277,8 +285,8 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
                 capacity_rps=cap,
                 tokens_per_s=est.perf.output_tokens_per_s,
                 traffic_share=cap / capacity[e.model],
-                ttft_ms=est.perf.ttft_ms + waits[e.model] * 1e3,
-                queue_ms=waits[e.model] * 1e3,
+                ttft_ms=est.perf.ttft_ms + wait_s * 1e3,
+                queue_ms=wait_s * 1e3,
                 tpot_ms=est.perf.tpot_ms,
                 max_num_seqs=c.max_num_seqs,
                 max_model_len=c.max_model_len,
@@ -330,10 +338,27 @@ def queue_wait_s(space: DeploymentSpace, counts: list[int], capacity: list[float
     held = sum(
         n * e.config.max_num_seqs * e.dp for e, n in zip(space.engines, counts, strict=True) if e.model == m
     )
-    if (prompts := fm.burst_prompts) is not None:  # a burst drains: Q (Q + 1) / 2N completions
+    if (prompts := fm.burst_prompts) is not None:  # a burst drains: Q ((1 − κ) Q + 1 + κ N) / 2N
         queued = max(prompts - held, 0)
-        return queued * (queued + 1) / (2 * prompts) / capacity[m]
+        kappa = burst_sync(fm.workload)
+        return queued * ((1 - kappa) * queued + 1 + kappa * prompts) / (2 * prompts) / capacity[m]
     return max((fm.queue_clients or 0) - held, 0) / capacity[m]
+
+
+def wave_wait_s(space: DeploymentSpace, counts: list[int], k: int, prompt_s: float) -> float:
+    """Seconds a burst's prompts wait on engine k's first-wave prefill (float model,
+    `perf.serving.client_queue_s`): (w − 1) / 2 · prompt_s for the w = min(max_num_seqs, N) of a wave,
+    over the prompts in a wave (the H held, and κ of the Q queued, released together); 0 otherwise."""
+    e = space.engines[k]
+    fm = space.models[e.model]
+    prompts = fm.burst_prompts
+    if prompts is None or space.disaggregated:
+        return 0.0
+    held = sum(n * x.in_flight for x, n in zip(space.engines, counts, strict=True) if x.model == e.model)
+    queued = max(prompts - held, 0)
+    wave = min(e.config.max_num_seqs, prompts)
+    share = (min(held, prompts) + burst_sync(fm.workload) * queued) / prompts
+    return max(wave - 1, 0) / 2 * prompt_s * share
 
 
 def queue_rule_holds(space: DeploymentSpace, counts: list[int], k: int) -> bool:
@@ -348,8 +373,9 @@ def queue_rule_holds(space: DeploymentSpace, counts: list[int], k: int) -> bool:
     held = sum(x.in_flight * n for x, n in picked)
     if (prompts := fm.burst_prompts) is not None:
         queued = max(prompts - held, 0)
-        drain = max(c + slope * queued for c, slope in drain_lines(prompts))
-        return e.queue_room_us * 2 * prompts * rate >= drain * fm.units_per_rps * 1_000_000
+        drain = max(c + slope * queued for c, slope in drain_lines(prompts, burst_sync_pct(fm)))
+        room = e.queue_room_us - e.wave_us(prompts)
+        return room * SYNC_SCALE * 2 * prompts * rate >= drain * fm.units_per_rps * 1_000_000
     return e.queue_room_us * rate >= ((fm.queue_clients or 0) - held) * fm.units_per_rps * 1_000_000
 
 

@@ -55,7 +55,13 @@ from dataclasses import dataclass, field
 from autoparallel import objectives
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.deployment.space import DeploymentSpace, drain_lines, role_queue_room_us
+from autoparallel.solvers.deployment.space import (
+    SYNC_SCALE,
+    DeploymentSpace,
+    burst_sync_pct,
+    drain_lines,
+    role_queue_room_us,
+)
 from autoparallel.solvers.driver import WEIGHTED_SCALE, family_literal
 
 LinearExpr = cp_model.LinearExpr
@@ -292,8 +298,9 @@ def queue_time_unit_us(space: DeploymentSpace, m: int) -> int:
 
     def too_big(q: int) -> bool:
         if n is not None:
+            big = SYNC_SCALE * 2 * n
             return (
-                max(max(rooms, default=0) // q * 2 * n * top_x, scale // q * n * (n + 1)) > QUEUE_TERM_BOUND
+                max(max(rooms, default=0) // q * big * top_x, scale // q * big * (n + 1)) > QUEUE_TERM_BOUND
             )
         return max(rooms, default=0) // q * top_x + scale // q * (top_h + (fm.concurrency or 0)) > (
             QUEUE_TERM_BOUND
@@ -349,12 +356,14 @@ def add_client_queue(enc: EncodedDeployment) -> None:
         family = enc.family(f"client_queue[{m}]")
         n = fm.burst_prompts
         if n is not None:
-            drain = _drain_units(enc, n, held, fm.name)
+            drain = _drain_units(enc, n, burst_sync_pct(fm), held, fm.name)
         for k, used in zip(ks, used_literals(enc.model, [v.replicas[k] for k in ks]), strict=True):
-            room = (space.engines[k].queue_room_us or 0) // q
-            if n is not None:
-                rule = enc.model.add(room * 2 * n * rate >= scale * drain)
+            e = space.engines[k]
+            if n is not None:  # the first wave's prefill queue, at its most (every prompt in a wave)
+                room = ((e.queue_room_us or 0) - e.wave_us(n)) // q
+                rule = enc.model.add(room * SYNC_SCALE * 2 * n * rate >= scale * drain)
             else:
+                room = (e.queue_room_us or 0) // q
                 rule = enc.model.add(room * rate + scale * held >= scale * (fm.queue_clients or 0))
             rule.with_name(f"client_queue[{fm.name} | {space.engines[k].label} #{k}]")
             rule.only_enforce_if([family, used])
@@ -397,13 +406,15 @@ def role_queue_time_unit_us(space: DeploymentSpace, m: int, room_us: int) -> int
     return q
 
 
-def _drain_units(enc: EncodedDeployment, prompts: int, held: cp_model.IntVar, name: str) -> cp_model.IntVar:
-    """D ≥ 2N · G(Q) for the Q ≥ N − held queued prompts of a burst (`space.drain_lines`): completions
-    the mean prompt waits, times 2N (an integer)."""
+def _drain_units(
+    enc: EncodedDeployment, prompts: int, sync_pct: int, held: cp_model.IntVar, name: str
+) -> cp_model.IntVar:
+    """D ≥ every chord line of the Q ≥ N − held queued prompts of a burst (`space.drain_lines`):
+    completions the mean prompt waits, × 2N · 100 (an integer)."""
     queued = enc.model.new_int_var(0, prompts, f"burst_queued[{name}]")
     enc.model.add(queued + held >= prompts)
-    drain = enc.model.new_int_var(0, prompts * (prompts + 1), f"burst_drain[{name}]")
-    for c, k in drain_lines(prompts):
+    drain = enc.model.new_int_var(0, SYNC_SCALE * prompts * (prompts + 1), f"burst_drain[{name}]")
+    for c, k in drain_lines(prompts, sync_pct):
         enc.model.add(drain >= c + k * queued)
     return drain
 

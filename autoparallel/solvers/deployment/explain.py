@@ -14,7 +14,12 @@ import math
 from autoparallel.errors import InfeasibleError
 from autoparallel.solvers import driver, units
 from autoparallel.solvers.deployment.encoder import build
-from autoparallel.solvers.deployment.space import DeploymentSpace, admissible_utils, drain_completions
+from autoparallel.solvers.deployment.space import (
+    DeploymentSpace,
+    admissible_utils,
+    burst_sync_pct,
+    drain_completions,
+)
 from autoparallel.solvers.serving.space import ServingSpace
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import ms_over
@@ -143,8 +148,9 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
     limit = fm.workload.ttft_ms or 0.0
     text = (
         f"{fm.name}: {cap} prompts sent at once at TTFT {limit:g} ms: the prompts beyond the replicas' "
-        "running batches drain through the server's queue, the Q queued waiting Q (Q + 1) / 2N "
-        "completions on average, and that wait plus each engine's TTFT stays within the limit"
+        "running batches drain through the server's queue (Q ((1 - k) Q + 1 + k N) / 2N completions on "
+        "average for Q queued, k how much the first wave completes together) and each wave queues "
+        "for its prefill, and those waits plus each engine's TTFT stay within the limit"
         if burst is not None
         else f"{fm.name}: {cap} requests in flight (a closed-loop client) at TTFT {limit:g} ms: the "
         "requests beyond the replicas' running batches wait in the server's queue, (concurrency - "
@@ -160,8 +166,8 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
             continue
         rps = e.capacity_milli_rps / fm.units_per_rps
         queued = cap - n * e.in_flight
-        waits = drain_completions(burst, queued) if burst is not None else queued
-        wait_s = waits / (n * rps)
+        waits = drain_completions(burst, queued, burst_sync_pct(fm)) if burst is not None else queued
+        wait_s = waits / (n * rps) + (e.wave_us(burst) / 1e6 if burst is not None else 0.0)
         short = wait_s - e.queue_room_us / 1e6
         if short <= 0 or (best is not None and short >= best[0]):
             continue  # its wait fits its room: not why nothing fits
@@ -171,8 +177,9 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
             f"; the nearest, {n} x {e.label} on {pool} (max_num_seqs {e.config.max_num_seqs}: "
             f"{rps:.2f} req/s, TTFT {e.ttft_us / 1e3:.0f} ms each; the most pool {e.pool} and the cap "
             "allow), "
-            f"holds {n * e.in_flight} and leaves {queued} queued for {waits:.6g} / {n * rps:.2f} req/s = "
-            f"{wait_s:.1f} s > the {max(e.queue_room_us, 0) / 1e3:.0f} ms its TTFT leaves",
+            f"holds {n * e.in_flight} and leaves {queued} queued for {waits:.6g} / {n * rps:.2f} req/s"
+            + (f" + {e.wave_us(burst) / 1e6:.1f} s of first-wave prefill" if burst is not None else "")
+            + f" = {wait_s:.1f} s > the {max(e.queue_room_us, 0) / 1e3:.0f} ms its TTFT leaves",
         )
     if best is None:
         return text + (

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 from autoparallel.solvers.deployment.space import (
     DeploymentSpace,
+    burst_sync_pct,
     drain_completions,
     role_queue_room_us,
     round_robin_milli_rps,
@@ -81,14 +82,15 @@ def queue_wait_s(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> flo
             per_s += e.capacity_milli_rps * n / fm.units_per_rps
     if per_s <= 0:
         return 0.0
-    if burst is not None:  # the space's charge for a drain: the chords of Q (Q + 1) / 2N
-        return drain_completions(burst, burst - held) / per_s
+    if burst is not None:  # the space's charge for a drain: its chords (`drain_lines`)
+        return drain_completions(burst, burst - held, burst_sync_pct(fm)) / per_s
     return max((cap or 0) - held, 0) / per_s
 
 
 def within_ttft(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
     """Every used aggregated engine of model m meets its TTFT limit with the queue's wait added:
-    its table TTFT (`Engine.ttft_us`) + `queue_wait_s` ≤ the workload's ttft_ms (floats)."""
+    its table TTFT (`Engine.ttft_us`) + `queue_wait_s` (+ a burst's first-wave prefill at its most,
+    `Engine.wave_us`) ≤ the workload's ttft_ms (floats)."""
     fm = space.models[m]
     limit = fm.workload.ttft_ms
     if space.disaggregated:
@@ -96,8 +98,9 @@ def within_ttft(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool
     if limit is None:
         return True
     wait = queue_wait_s(space, counts, m)
+    burst = fm.burst_prompts
     return all(
-        e.ttft_us / 1e6 + wait <= limit / 1e3
+        e.ttft_us / 1e6 + wait + (e.wave_us(burst) / 1e6 if burst is not None else 0.0) <= limit / 1e3
         for e, n in zip(space.engines, counts, strict=True)
         if e.model == m and n and e.role == "aggregated"
     )

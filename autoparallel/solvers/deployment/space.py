@@ -46,6 +46,7 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
+from autoparallel.perf.serving import burst_sync
 from autoparallel.solvers import units
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space
 from autoparallel.workload import Serving
@@ -171,6 +172,14 @@ class Engine:
     """Aggregated engines of a model with a TTFT limit: the limit (µs, rounded down) − `ttft_us`, the
     longest a request may wait in the server's queue before this engine runs it
     (`encoder.add_client_queue`); None: no TTFT limit, or a prefill / decode engine."""
+    prompt_us: int = 0
+    """The time one more prompt adds to its prefill (µs, rounded up; `ServingTables.prompt_us`): a
+    burst's first wave of max_num_seqs prompts per rank waits (max_num_seqs − 1) / 2 of it on average."""
+
+    def wave_us(self, prompts: int) -> int:
+        """The most a burst of `prompts` waits on this engine's first-wave prefill (µs):
+        (min(max_num_seqs, prompts) − 1) / 2 · `prompt_us`, rounded up (`perf.client_queue_s`)."""
+        return -(-(max(min(self.config.max_num_seqs, prompts) - 1, 0) * self.prompt_us) // 2)
 
     @property
     def rating(self) -> int:
@@ -260,23 +269,35 @@ def role_queue_room_us(fm: FleetModel, e: Engine) -> int | None:
     )
 
 
-def drain_lines(prompts: int) -> tuple[tuple[int, int], ...]:
+SYNC_SCALE = 100
+"""κ (`perf.serving.burst_sync`) in hundredths in the burst rule's integers (rounded up: a longer wait)."""
+
+
+def burst_sync_pct(fm: FleetModel) -> int:
+    """κ of model `fm`'s output lengths in hundredths, rounded up."""
+    return math.ceil(burst_sync(fm.workload) * SYNC_SCALE - 1e-9)
+
+
+def drain_lines(prompts: int, sync_pct: int) -> tuple[tuple[int, int], ...]:
     """A burst's drain as lines (intercept, slope) in the queued count Q: N prompts sent at once, the
-    replicas holding H, leave Q = N − H in a FIFO queue, the k-th waiting k completions, so the mean
-    wait over the N prompts is f(Q) / X s with 2N · f(Q) = Q (Q + 1) completions (X requests/s;
-    `perf.serving.client_queue_s` charges one engine's replicas the same). The planner charges the
-    chords of f between Q = 0, 1, 2, 4, ... N, each at most 1/8 above f: f is convex, so their
-    maximum G ≥ f, and 2N · G(Q) = max over chords (a, b) of a (a + 1) + (a + b + 1)(Q − a) (integers).
-    Each line is returned as (a (a + 1) − (a + b + 1) a, a + b + 1)."""
+    replicas holding H, leave Q = N − H in the server's queue, the k-th starting at the k-th
+    completion, k / X + κ · μ / 2 s by renewal theory (`perf.serving.client_queue_s`; μ the cycle,
+    κ = `sync_pct` / 100), so the mean wait over the N prompts is F(Q) / (2N · X) s with
+    F(Q) = Q ((1 − κ) Q + 1 + κ N) completions (one shared queue). F is convex: the planner charges
+    its chords between Q = 0, 1, 2, 4, ... N (at most 1/8 above it); in hundredths, with
+    α = 100 − 100κ and β = 100 + 100κ N, the chord over (a, b) is α (a + b) + β per queued prompt
+    from −α a b: integers. Their maximum is 100 · F where it is exact, above it in between."""
+    alpha, beta = SYNC_SCALE - sync_pct, SYNC_SCALE + sync_pct * prompts
     points = sorted({0, prompts, *(1 << k for k in range(prompts.bit_length()) if (1 << k) < prompts)})
-    return tuple((a * (a + 1) - (a + b + 1) * a, a + b + 1) for a, b in itertools.pairwise(points))
+    return tuple((-alpha * a * b, alpha * (a + b) + beta) for a, b in itertools.pairwise(points))
 
 
-def drain_completions(prompts: int, queued: int) -> float:
-    """Completions the mean prompt of a burst waits, as the planner charges it: G(Q) (`drain_lines`)."""
+def drain_completions(prompts: int, queued: int, sync_pct: int) -> float:
+    """Completions the mean prompt of a burst waits, as the planner charges it (`drain_lines`)."""
     if queued <= 0:
         return 0.0
-    return max(c + k * queued for c, k in drain_lines(prompts)) / (2 * prompts)
+    top = max(c + k * queued for c, k in drain_lines(prompts, sync_pct))
+    return top / (2 * prompts * SYNC_SCALE)
 
 
 def deployment_workload(workload: Serving) -> Serving:
@@ -433,6 +454,7 @@ def engine_at(
         in_flight=space.batches[b] * dp,
         ttft_us=ttft,
         queue_room_us=room,
+        prompt_us=space.tables.prompt_us[i],
     )
 
 

@@ -277,6 +277,9 @@ class ServingTables:
     """Weights on the fullest GPU, per (shape, runtime)."""
     fixed_kib: list[int]
     """Everything but the KV cache on the tightest stage."""
+    prompt_us: list[int] = dataclasses.field(default_factory=list)
+    """The time one more prompt adds to a prefill: one prompt alone / pipeline stages (µs, rounded
+    up), what a burst's first wave queues on (`perf.client_queue_s`, the deployment's burst rule)."""
 
 
 @dataclass
@@ -659,7 +662,7 @@ def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | No
 
 
 def _empty_tables() -> ServingTables:
-    return ServingTables([], [], [], [], [], [], [], [], [])
+    return ServingTables([], [], [], [], [], [], [], [], [], [])
 
 
 def _placeholder(t: ServingTables, weights_kib: int) -> None:
@@ -678,13 +681,14 @@ def _optimistic_times(t: ServingTables, placeholder: bool = True) -> None:
     t.ttft_us.append(1)
     t.tps_milli.append(10**12)
     t.cost_micro_usd.append(0)
+    t.prompt_us.append(0)
 
 
 def replica_perf(
     space: ServingSpace, shape: Shape, rt: Runtime, batch: int, tokens: int
-) -> tuple[float, float, float, float]:
-    """(TPOT s, TTFT s, output tokens/s per replica, US$ per million tokens) of one entry: max_num_seqs
-    `batch`, running `Shape.running_at` requests."""
+) -> tuple[float, float, float, float, float]:
+    """(TPOT s, TTFT s, output tokens/s per replica, US$ per million tokens, s one more prompt adds to
+    a prefill) of one entry: max_num_seqs `batch`, running `Shape.running_at` requests."""
     w = space.workload
     running = shape.running_at(batch, w.in_flight)
     replica = perf.ReplicaShape.vllm(
@@ -709,27 +713,30 @@ def replica_perf(
         context=w.running_context,
     )
     ttft_s, tps = perf.replica_rates(times, batch=running, osl=w.osl, gpu=space.cluster.gpu)
-    ttft_s += _queue_s(space, shape, batch, tps)
+    prompt_s = times.prefill_s / shape.pp
+    ttft_s += _queue_s(space, shape, batch, tps, prompt_s)
     gpus = shape.gpus_per_replica
     usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6
-    return times.step_s, ttft_s, tps, usd
+    return times.step_s, ttft_s, tps, usd, prompt_s
 
 
-def _queue_s(space: ServingSpace, shape: Shape, batch: int, tokens_per_s: float) -> float:
+def _queue_s(space: ServingSpace, shape: Shape, batch: int, tokens_per_s: float, prompt_s: float) -> float:
     """The client's wait (`perf.client_queue_s`) at the replica count and running batch the tuple has
-    (`replicas_at`, `running_at`)."""
+    (`replicas_at`, `running_at`); `prompt_s` the time one more prompt adds to a prefill."""
     w = space.workload
     replicas = max(shape.replicas_at(batch, w.in_flight), 1)
-    return perf.client_queue_s(w, replicas, shape.running_at(batch, w.in_flight), tokens_per_s)
+    running = shape.running_at(batch, w.in_flight)
+    return perf.client_queue_s(w, replicas, running, tokens_per_s, prompt_s)
 
 
 def _times(space: ServingSpace, t: ServingTables, shape: Shape, rt: Runtime, batch: int, tokens: int) -> None:
     """Times round up (they meet limits), throughput down (it meets a rate): never optimistic."""
-    step_s, ttft_s, tps, usd = replica_perf(space, shape, rt, batch, tokens)
+    step_s, ttft_s, tps, usd, prompt_s = replica_perf(space, shape, rt, batch, tokens)
     t.step_us.append(units.us_up(step_s))
     t.ttft_us.append(units.us_up(ttft_s))
     t.tps_milli.append(units.milli_tokens_down(tps))
     t.cost_micro_usd.append(units.micro_usd(usd))
+    t.prompt_us.append(units.us_up(prompt_s))
 
 
 def engine_entry_config(space: ServingSpace, s: int, r: int, b: int, m: int) -> ServingConfig:
@@ -784,7 +791,9 @@ def _engine_entry(
         return
     t.evaluated.append(True)
     t.step_us.append(units.us_up(p.tpot_ms / 1e3))
-    queue_s = _queue_s(space, shape, batch, p.output_tokens_per_s_per_replica)
+    prompt_s = p.prefill_ms / 1e3 / shape.pp
+    queue_s = _queue_s(space, shape, batch, p.output_tokens_per_s_per_replica, prompt_s)
     t.ttft_us.append(units.us_up(p.ttft_ms / 1e3 + queue_s))
     t.tps_milli.append(units.milli_tokens_down(p.output_tokens_per_s_per_replica))
     t.cost_micro_usd.append(units.micro_usd(p.usd_per_million_tokens))
+    t.prompt_us.append(units.us_up(prompt_s))
