@@ -132,6 +132,7 @@ class Comparison:
                         "nodes": p["nodes"],
                         "gpu_ids": p["gpu_ids"],
                         "host": r["host"],
+                        "hosts": r["hosts"],
                         "port": r["port"],
                         "env": r["env"],
                         "commands": r["commands"],
@@ -186,8 +187,8 @@ class Comparison:
                 for engine in self.launch[role]:
                     r = engine["replicas"][0]
                     env = " ".join(f"{k}={v}" for k, v in r["env"].items())
-                    for node in r["commands"]:
-                        lines += [f"  [{role} {r['host']}] {env} {line}" for line in node]
+                    for host, node in zip(r["hosts"], r["commands"], strict=True):
+                        lines += [f"  [{role} {host}] {env} {line}" for line in node]
             lines.append(f"  [proxy] {self.launch['proxy']}")
             lines += [f"  note: {n}" for n in self.launch["notes"]]
         return "\n".join(lines)

@@ -80,7 +80,8 @@ def engine_launch(engine: Any, cluster: Cluster, spec: ModelSpec) -> dict[str, A
             ]
             for i, (n, lines) in enumerate(zip(r.nodes, launch.commands, strict=True))
         ]
-        replicas.append({"host": head, "port": r.port, "env": env, "commands": commands})
+        hosts = [node_address(engine.pool, n) for n in r.nodes]
+        replicas.append({"host": head, "hosts": hosts, "port": r.port, "env": env, "commands": commands})
     notes = [n for n in launch.notes if "HEAD_IP" not in n]
     if launch.nodes > 1:
         notes.append(

@@ -319,3 +319,14 @@ def test_a_closed_loop_client_is_charged_its_wait_when_disaggregated(
     d = json.loads(capsys.readouterr().out)
     dis = d["disaggregated"] if "disaggregated" in d else d["deployment"]
     assert dis["ttft_ms"] <= 2000
+
+
+def test_each_node_line_is_labelled_with_its_own_node(capsys: pytest.CaptureFixture[str]) -> None:
+    """A replica over two nodes printed both nodes' `vllm serve` lines under its first node's address."""
+    import re
+
+    assert main(["plan", "deepseek-ai/DeepSeek-V3", "--cluster", "64x8xH100", "--disagg", "on"]) == 0
+    out = capsys.readouterr().out
+    labelled = re.findall(r"\[(?:prefill|decode) (\S+)\] .*VLLM_NIXL_SIDE_CHANNEL_HOST=(\S+)", out)
+    assert labelled and all(label == host for label, host in labelled)
+    assert len({label for label, _ in labelled}) > 2
