@@ -271,6 +271,14 @@ def pool_problems(kv: EngineKv, workload: Serving) -> list[str]:
                 f"request slots ({kv.states_gib:.1f} GiB) leave no KV pool under {kv.rule}: fewer slots "
                 "(--max-num-seqs) leave room"
             ]
+        fraction = _rule_fraction(kv.rule) if kv.engine == "sglang" else None
+        if fraction is not None and fraction * kv.total_gib <= kv.weights_gib:
+            return [
+                f"SGLang's default {kv.rule} leaves {max(fraction, 0.0) * kv.total_gib:.1f} GiB per GPU for "
+                f"weights ({kv.weights_gib:.1f} GiB) and KV pool: it reserves the rest, 1.5 MiB a token of "
+                f"its {kv.step_tokens:,}-token chunked prefill among it (memory/sglang.py), so a smaller "
+                "--max-num-batched-tokens (--chunked-prefill-size) leaves room"
+            ]
         return [f"weights ({kv.weights_gib:.1f} GiB per GPU) leave no KV pool under {kv.rule}"]
     if not kv.fits:
         return [f"the KV pool holds {kv.kv_cache_tokens:,} tokens, not one {kv.block_size}-token block"]
@@ -281,6 +289,17 @@ def pool_problems(kv: EngineKv, workload: Serving) -> list[str]:
             f"holds, fewer than the workload's {request} (isl {workload.isl} + osl {workload.osl})"
         ]
     return []
+
+
+def _rule_fraction(rule: str) -> float | None:
+    """The fraction of `--mem-fraction-static X` in a pool rule's text (None: another rule)."""
+    head, _, value = rule.rpartition(" ")
+    if not head.endswith("--mem-fraction-static"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def engine_estimate(
