@@ -272,7 +272,9 @@ def pool_problems(kv: EngineKv, workload: Serving) -> list[str]:
                 "(--max-num-seqs) leave room"
             ]
         fraction = _rule_fraction(kv.rule) if kv.engine == "sglang" else None
-        if fraction is not None and fraction * kv.total_gib <= kv.weights_gib:
+        # the reservation's 1.5 MiB a token above an 8,192-token chunk (SGLang's H100-class default)
+        excess_gib = 1.5 * max(kv.step_tokens - 8192, 0) / 1024
+        if fraction is not None and fraction * kv.total_gib + excess_gib > kv.weights_gib:
             return [
                 f"SGLang's default {kv.rule} leaves {max(fraction, 0.0) * kv.total_gib:.1f} GiB per GPU for "
                 f"weights ({kv.weights_gib:.1f} GiB) and KV pool: it reserves the rest, 1.5 MiB a token of "

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from autoparallel.bounds import json_safe
 from autoparallel.errors import InputError
 
 if TYPE_CHECKING:
@@ -313,8 +314,8 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     try:
         if kind == ".jsonl":
             with tmp.open("w") as fh:
-                for r in rows:
-                    fh.write(json.dumps(r, default=str) + "\n")
+                for r in rows:  # strict JSON Lines: a non-finite figure (an unbounded TTFT) is null
+                    fh.write(json.dumps(json_safe(r)[0], default=str, allow_nan=False) + "\n")
         elif kind == ".csv":
             frame(rows).to_csv(tmp, index=False)
         else:

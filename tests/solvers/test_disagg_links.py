@@ -78,7 +78,7 @@ def test_a_measured_prompt_shape_spreads_the_prefill_too() -> None:
     it: Llama-3.1-8B's prefill, nearly linear in tokens there, spreads about as the lengths do (1.37).
     (At ShareGPT's own 238-token mean a prompt's prefill is mostly the fixed weight read: c² 0.07 on
     Qwen3-0.6B.)"""
-    update = {"isl": 2048, "ttft_ms": 2000.0, "tpot_ms": 50.0}
+    update = {"isl": 2048, "ttft_ms": 2000.0, "tpot_ms": 50.0, "num_prompts": None}  # the shape, not a burst
     w = Serving.preset("sharegpt").model_copy(update=update)
     rs = build_role_space(fleet_of_one("meta-llama/Llama-3.1-8B", w), Cluster.parse("1x2xH100"))
     spreads = [t.service_cv2 for e, t in zip(rs.space.engines, rs.times, strict=True) if e.role == "prefill"]

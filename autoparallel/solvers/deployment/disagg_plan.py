@@ -34,6 +34,7 @@ from autoparallel.solvers.deployment.driver import (
 from autoparallel.solvers.deployment.explain import why_no_engine
 from autoparallel.solvers.deployment.roles import (
     RoleSpace,
+    burst_problem,
     decode_rank_rps,
     prefill_rank_tokens_per_s,
     single_node,
@@ -145,6 +146,8 @@ def solve_roles(
 def _why_infeasible(rs: RoleSpace) -> str:
     space = rs.space
     fm = space.models[0]
+    if (burst := burst_problem(fm)) is not None:
+        return burst
     roles = {e.role for e in space.engines}
     decode = [e for e in space.engines if e.role == "decode"]
 

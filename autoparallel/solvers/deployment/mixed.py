@@ -38,6 +38,7 @@ from autoparallel.solvers.deployment.roles import (
     _engine,
     _starts,
     _times,
+    burst_problem,
     decode_rank_rps,
     prefill_engines,
     single_node,
@@ -234,7 +235,8 @@ def build_mixed_space(
             agg += [found[i] for i in keep]
             agg_tpot += [tpot[i] for i in keep]
     bound = 0.0
-    if mode != "off":
+    burst = burst_problem(fm)
+    if mode != "off" and burst is None:
         decode = {p: _decode(base.serving[0, p], 0, p, same_node=single_node(cluster)) for p in pools}
         # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
         every = list({e.tp: e for engines, _ in decode.values() for e in engines}.values())
@@ -260,7 +262,9 @@ def build_mixed_space(
     aggregated = dataclasses.replace(base, engines=tuple(agg), dominated=0)
     role_space = dataclasses.replace(base, engines=tuple(roles), disaggregated=True, dominated=0)
     note = ""
-    if mode != "off":
+    if mode != "off" and burst is not None:
+        note = burst
+    elif mode != "off":
         kinds = {e.role for e in roles}
         smallest = min((e.gpus for e in [*agg, *roles]), default=0)
         if smallest and cluster.world_size < 2 * smallest:

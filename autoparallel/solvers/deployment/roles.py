@@ -474,6 +474,20 @@ class RoleSpace:
     """Per model: the first decode step the prefill budget assumed."""
 
 
+def burst_problem(fm: FleetModel) -> str | None:
+    """Why model `fm` gets no disaggregated deployment: N prompts sent at once under a TTFT limit. The
+    prefill engines are rated for arrivals at a rate (an M/G/1 wait within the TTFT budget); a burst's
+    drain through the prefill and decode roles is not modelled, so no disaggregated plan may claim
+    the limit (the aggregated ones are charged their drain)."""
+    if fm.burst_prompts is None or fm.workload.ttft_ms is None:
+        return None
+    return (
+        f"{fm.burst_prompts} prompts sent at once at TTFT {fm.workload.ttft_ms:g} ms: a disaggregated "
+        "deployment's drain of a burst is not modelled (its prefill engines are rated for arrivals at a "
+        "rate), so none is offered; plan it aggregated (--disagg off) or without a TTFT limit"
+    )
+
+
 def build_role_space(
     models: tuple[FleetModel, ...] | list[FleetModel],
     cluster: Cluster,
@@ -498,6 +512,9 @@ def build_role_space(
     engines: list[Engine] = []
     bounds: list[float] = []
     for m, fm in enumerate(fleet):
+        if burst_problem(fm) is not None:
+            bounds.append(0.0)
+            continue
         decode = {
             p: decode_engines(
                 aggregated.serving[m, p],

@@ -141,7 +141,7 @@ def engine_points(
 def _replica_counts(ep_ranks: int | None, most: int, batch: int, workload: Serving) -> Sequence[int]:
     """Replica counts tried: every count the GPUs allow (an EP engine: its data ranks); under a client's
     concurrency C the deployment uses every replica the clients fill, min(most, ⌈C / max_num_seqs⌉)
-    (an EP engine only when C fills all its ranks)."""
+    (an EP engine's ranks are fixed)."""
     if ep_ranks is not None:
         return [ep_ranks]
     if workload.in_flight is None:
@@ -158,12 +158,19 @@ def points(
 
 def admissible(estimate: ServingEstimate, config: ServingConfig, in_flight: int | None) -> bool:
     """The space's rules, in floats: the engine starts, the `in_flight` clients fill every replica
-    (max_num_seqs × (replicas − 1) < in_flight), each replica runs min(max_num_seqs, in_flight /
-    replicas) (neither the KV cache nor the engine runs fewer), and the limits hold."""
+    (max_num_seqs × (replicas − 1) < in_flight; an EP engine's data ranks: in_flight ≥ ranks, its
+    load balancer dealing requests to the least loaded rank), each replica runs min(max_num_seqs,
+    in_flight / replicas) (neither the KV cache nor the engine runs fewer), and the limits hold."""
     b = config.max_num_seqs
     running = float(b)
     if in_flight is not None:
-        if b * (config.replicas - 1) >= in_flight:
+        # an EP engine's ranks all run once the clients are as many; replicas only while they fill
+        idle = (
+            in_flight < config.replicas
+            if config.enable_expert_parallel
+            else b * (config.replicas - 1) >= in_flight
+        )
+        if idle:
             return False
         running = min(running, in_flight / config.replicas)
     return estimate.fits and estimate.perf.batch_size == running and not estimate.slo_violations

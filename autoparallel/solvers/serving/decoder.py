@@ -183,6 +183,16 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
                 f"GPU, over the {budget / 2**20:.2f} GiB budget (the KV cache holds "
                 f"{estimate.perf.kv_capacity_seqs} sequences of {w.isl + w.osl // 2} tokens)"
             )
+        elif w.tpot_ms is not None and t.step_us[j] > units.us_down(w.tpot_ms / 1e3):
+            out.append(
+                f"tpot_slo: max_num_seqs={nxt} would give TPOT "
+                f"{ms_over(t.step_us[j] / 1e3, w.tpot_ms, 1)} ms > {w.tpot_ms:g} ms"
+            )
+        elif w.ttft_ms is not None and t.ttft_us[j] > units.us_down(w.ttft_ms / 1e3):
+            out.append(
+                f"ttft_slo: max_num_seqs={nxt} would give TTFT "
+                f"{ms_over(t.ttft_us[j] / 1e3, w.ttft_ms, 0)} ms > {w.ttft_ms:g} ms"
+            )
         elif w.in_flight is not None and (
             shape.replicas_at(nxt, w.in_flight) < point.replicas
             or shape.running_at(nxt, w.in_flight) <= estimate.perf.batch_size
@@ -195,16 +205,6 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
                 else f"concurrency: the workload's {w.in_flight} requests in flight run "
                 f"{estimate.perf.batch_size:g} per replica on {point.replicas}; "
                 f"max_num_seqs={nxt} runs no more"
-            )
-        elif w.tpot_ms is not None and t.step_us[j] > units.us_down(w.tpot_ms / 1e3):
-            out.append(
-                f"tpot_slo: max_num_seqs={nxt} would give TPOT "
-                f"{ms_over(t.step_us[j] / 1e3, w.tpot_ms, 1)} ms > {w.tpot_ms:g} ms"
-            )
-        elif w.ttft_ms is not None and t.ttft_us[j] > units.us_down(w.ttft_ms / 1e3):
-            out.append(
-                f"ttft_slo: max_num_seqs={nxt} would give TTFT "
-                f"{ms_over(t.ttft_us[j] / 1e3, w.ttft_ms, 0)} ms > {w.ttft_ms:g} ms"
             )
     else:
         out.append(f"max_num_seqs: {space.batches[b]} is the largest allowed value")

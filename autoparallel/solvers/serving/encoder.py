@@ -363,18 +363,25 @@ def add_max_model_len(enc: EncodedServing) -> None:
 
 
 def add_concurrency(enc: EncodedServing) -> None:
-    """max_num_seqs × (replicas − 1) < the requests in flight C (`Serving.in_flight`: the concurrency,
-    at most the prompts), i.e. replicas ≤ ⌈C / max_num_seqs⌉: no replica waits for requests that
-    never come; each runs min(max_num_seqs, C / replicas) (`Shape.running_at`), and those beyond
-    wait in the server's queue (`perf.client_queue_s`)."""
+    """A tuple's replicas are at most those the requests in flight C fill (`Serving.in_flight`: the
+    concurrency, at most the prompts; `Shape.replicas_at`): replicas ≤ ⌈C / max_num_seqs⌉, each
+    running min(max_num_seqs, C / replicas) (`Shape.running_at`), the rest waiting in the server's
+    queue (`perf.client_queue_s`); an EP engine's fixed data ranks need C ≥ ranks. A normal solve's
+    replica column already is that count; under an explanation (counts without the cap) a tuple with
+    more replicas than C fills is off."""
     conc = enc.space.workload.in_flight
     if conc is None:
         return
+    if not enc.explain:
+        return  # `replica_cap` (the replicas column) holds the rule
     on = enc.family("concurrency")
-    for b, y in zip(enc.space.batches, enc.vars.batch, strict=True):
-        ct = enc.model.add(enc.vars.replicas <= -(-conc // b))
-        ct.only_enforce_if([y, on])
-        ct.with_name(f"concurrency[b={b}]")
+    space = enc.space
+    for i, lit in enc.vars.entries.items():
+        s, _, b, _ = space.unflat(i)
+        shape = space.shapes[s]
+        if shape.replicas_at(space.batches[b], conc) < replica_cap(space, i, with_concurrency=False):
+            ct = enc.model.add(lit == 0).only_enforce_if(on)
+            ct.with_name(f"concurrency[{shape.label} b={space.batches[b]}]")
 
 
 def add_latency_slos(enc: EncodedServing) -> None:

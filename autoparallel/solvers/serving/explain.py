@@ -308,15 +308,11 @@ def _rate_reason(space: ServingSpace) -> str:
 
 
 def _concurrency_reason(space: ServingSpace) -> str:
-    """Only an expert-parallel engine's fixed data ranks can outnumber what the clients fill
-    (`Shape.replicas_at`): name the narrowest."""
-    c, b = space.workload.in_flight or 0, min(space.batches)
+    """Only an expert-parallel engine's fixed data ranks can outnumber the clients (`Shape.replicas_at`):
+    name the narrowest."""
+    c = space.workload.in_flight or 0
     ranks = min((s.ep_replicas for s in space.shapes if s.ep and not s.violations), default=0)
-    fill = -(-c // b)
     return (
-        f"concurrency: the {c} requests in flight fill {fill} replica(s) of max_num_seqs={b} (the "
-        f"smallest allowed), fewer than the {ranks} data-parallel ranks of the narrowest expert-parallel "
-        "engine"
-        if ranks
-        else f"concurrency: the {c} requests in flight fill {fill} replica(s) of max_num_seqs={b}"
+        f"concurrency: the {c} requests in flight are fewer than the {ranks} data-parallel ranks of the "
+        "narrowest expert-parallel engine, which would leave ranks idle"
     )

@@ -199,15 +199,19 @@ class Shape:
         return self.tp * self.pp
 
     def replicas_at(self, max_num_seqs: int, concurrency: int | None) -> int:
-        """Replicas at this max_num_seqs (0: none allowed): all the GPUs allow (EP: the engine's data
-        ranks), and at most the ⌈concurrency / max_num_seqs⌉ the clients fill (no replica waits for
-        requests that never come: 15 clients fill two replicas of max_num_seqs 8, running 8 and 7,
-        not three). The largest count dominates every smaller one (the encoder's `replica_cap`)."""
+        """Replicas at this max_num_seqs (0: none allowed): all the GPUs allow, and at most the
+        ⌈concurrency / max_num_seqs⌉ the clients fill (no replica waits for requests that never
+        come: 15 clients fill two replicas of max_num_seqs 8, running 8 and 7, not three). An EP
+        engine's data ranks are fixed: vLLM's data-parallel load balancer deals requests to the least
+        loaded rank (`DPLBAsyncMPClient.get_core_engine_for_request`), so all of them run as soon as
+        the clients are at least as many (12 clients on 8 ranks run 1.5 each at any max_num_seqs ≥ 2).
+        The largest count dominates every smaller one (the encoder's `replica_cap`)."""
         cap = self.ep_replicas if self.ep else self.max_replicas
         if concurrency is None:
             return cap
-        limit = -(-concurrency // max_num_seqs)
-        return (cap if cap <= limit else 0) if self.ep else min(cap, limit)
+        if self.ep:
+            return cap if concurrency >= cap else 0
+        return min(cap, -(-concurrency // max_num_seqs))
 
     def running_at(self, max_num_seqs: int, concurrency: int | None) -> float:
         """Requests each replica runs at this max_num_seqs (`perf.serving.running_batch`): max_num_seqs,
