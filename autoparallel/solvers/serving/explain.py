@@ -308,11 +308,14 @@ def _rate_reason(space: ServingSpace) -> str:
 
 
 def _concurrency_reason(space: ServingSpace) -> str:
-    """Only an expert-parallel engine's fixed data ranks can outnumber the clients (`Shape.replicas_at`):
-    name the narrowest."""
+    """The replica rule of a client's concurrency (`Shape.replicas_at`): replicas the clients fill, and an
+    expert-parallel engine's fixed data ranks when they outnumber the clients."""
     c = space.workload.in_flight or 0
-    ranks = min((s.ep_replicas for s in space.shapes if s.ep and not s.violations), default=0)
-    return (
-        f"concurrency: the {c} requests in flight are fewer than the {ranks} data-parallel ranks of the "
-        "narrowest expert-parallel engine, which would leave ranks idle"
+    idle = [s.ep_replicas for s in space.shapes if s.ep and not s.violations and s.ep_replicas > c]
+    text = (
+        f"concurrency: {c} requests in flight fill at most ⌈{c} / max_num_seqs⌉ replicas (a replica runs "
+        "only with requests)"
     )
+    if idle:
+        text += f"; the narrowest expert-parallel engine has {min(idle)} data-parallel ranks, more than {c}"
+    return text
