@@ -22,7 +22,7 @@ from autoparallel.models.loader import served_id
 from autoparallel.objectives import label as objective_label
 from autoparallel.objectives import parse_objective
 from autoparallel.perf.serving_engines import at_request_rate
-from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan
+from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan, config_dict
 from autoparallel.solvers.serving.space import ServingOptions, foreign_memory_knob, given_memory_knob
 from autoparallel.solvers.settings import SolverSettings, given_settings
 from autoparallel.solvers.training.space import TrainingOptions
@@ -442,7 +442,8 @@ def _optimum(
     except AutoParallelError as exc:
         return {"optimum": None, "optimum_error": str(exc).splitlines()[0]}
     top = float(getattr(best.perf, rate))
-    found: dict[str, Any] = {"config": best.config.model_dump(mode="json"), rate: top}
+    engine = best.engine if isinstance(best, ServingPlan) else None
+    found: dict[str, Any] = {"config": config_dict(best.config, engine), rate: top}
     if isinstance(best, ServingPlan):
         found["command"] = best.command
     else:

@@ -158,9 +158,11 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
 
 
 def _row(plan: ServingPlan) -> dict[str, Any]:
+    from autoparallel.plan import config_dict
+
     p, c = plan.perf, plan.config
     return {
-        "config": {**c.model_dump(mode="json"), "gpus": c.gpus},
+        "config": {**config_dict(c, plan.engine), "gpus": c.gpus},
         "output_tokens_per_s": p.output_tokens_per_s,
         "output_tokens_per_s_per_gpu": p.output_tokens_per_s_per_gpu,
         "ttft_ms": p.ttft_ms,

@@ -337,7 +337,10 @@ class FleetPlan(BaseModel):
 
     def to_yaml(self) -> str:
         """A plan file a launcher can read: `mode: aggregated`, and per engine and replica, pool, nodes,
-        GPUs, port, lines (a disaggregated deployment's plan file: `disagg.Comparison.to_yaml`)."""
+        GPUs, port, env and lines (a disaggregated deployment's plan file: `disagg.Comparison.to_yaml`).
+        A replica on part of a node has its GPUs as `CUDA_VISIBLE_DEVICES` in its env, as a
+        disaggregated replica has (`disagg_launch`), so one launcher that applies a replica's env to
+        its lines pins both kinds (`_replica_env`)."""
         d = self.to_dict()
         engines = []
         for e in d["deployment"]["engines"]:
@@ -352,8 +355,7 @@ class FleetPlan(BaseModel):
                         "gpu_ids": p["gpu_ids"],
                         "port": p["port"],
                         "router_weight": e["traffic_share"],
-                        "cuda_visible_devices": launch["cuda_visible_devices"][i],
-                        "env": launch["env"],
+                        "env": _replica_env(launch["env"], launch["cuda_visible_devices"][i]),
                         "commands": launch["commands"][i],
                         **({"hostfile": launch["hostfiles"][i]} if "hostfiles" in launch else {}),
                     }
@@ -454,6 +456,14 @@ class FleetPlan(BaseModel):
                     lines += ["      " + x for x in first["text"].splitlines()]
                 lines += [f"    note: {n}" for n in launch["notes"] if "hostfile of its own" in n]
         return "\n".join(lines)
+
+
+def _replica_env(env: dict[str, str], visible: str | None) -> dict[str, str]:
+    """A replica's env in a plan file: the engine's, with `CUDA_VISIBLE_DEVICES` for a replica on part of
+    a node (`visible`, its GPU indices; None for one on whole nodes). A separate `cuda_visible_devices`
+    key, which the aggregated plan file had beside an empty env, left a launcher that applies env and
+    runs the lines starting every single-GPU replica on GPU 0."""
+    return {**env, "CUDA_VISIBLE_DEVICES": visible} if visible else dict(env)
 
 
 def node_address(pool: int, node: int) -> str:

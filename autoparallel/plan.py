@@ -103,6 +103,18 @@ class SolverReport(_Frozen):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
+def config_dict(config: ServingConfig | TrainingConfig, engine: str | None = None) -> dict[str, Any]:
+    """A configuration's JSON (`model_dump(mode="json")`) without vLLM's `gpu_memory_utilization` when it
+    runs on another engine (SGLang and TensorRT-LLM size their pools by their own rules,
+    `solvers.serving.space.MEMORY_KNOBS`), as `ServingPlan.to_dict` leaves it out: the one rule of
+    `RunnerUp.to_dict`, `api._optimum` and `engine_compare._row` (docs/sweeps.md: empty for those
+    engines, "as in plan --json")."""
+    out = config.model_dump(mode="json")
+    if engine is not None and engine != "vllm":
+        out.pop("gpu_memory_utilization", None)
+    return out
+
+
 class RunnerUp(_Frozen):
     """The best plan of another shape, and why it lost (serving and training alike)."""
 
@@ -118,8 +130,8 @@ class RunnerUp(_Frozen):
     """Training: its step time."""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: config, why_lost, and perf (serving) or step_time_s (training)."""
-        out: dict[str, Any] = {"config": self.config.model_dump(mode="json"), "why_lost": self.why_lost}
+        """JSON-ready: config (`config_dict`), why_lost, and perf (serving) or step_time_s (training)."""
+        out: dict[str, Any] = {"config": config_dict(self.config, self.engine), "why_lost": self.why_lost}
         if self.engine is not None:
             out["engine"] = self.engine
         if self.perf is not None:

@@ -20,8 +20,10 @@ Inputs (the format is recognised per file):
   `vllm:` / `sglang:` `request_prompt_tokens` and `request_generation_tokens` histograms (current
   SGLang's `prompt_tokens_histogram` / `generation_tokens_histogram`, `PROMPT_HISTOGRAM`), summed
   over their label sets. Mean lengths are exact (`_sum` / `_count`); percentiles rise geometrically
-  inside a bucket (`workload.histogram_quantiles`), and requests above the last finite bucket are
-  counted at its edge. One scrape holds no arrival times, so no rate is derived.
+  inside a bucket (`workload.histogram_quantiles`). Requests above the last finite bucket (vLLM's
+  edges stop at the last 1-2-5 step within `--max-model-len`, so at 5,000 on an 8,192-token server) are
+  spread above its edge at the mean the `_sum` leaves them (`_overflow`), and reported
+  (`LengthStats.above_last_bucket`). One scrape holds no arrival times, so no rate is derived.
 
 Lines that are not JSON, or lack positive token counts, are counted and reported, never fatal.
 
@@ -67,6 +69,24 @@ PERCENTILES = np.linspace(0.0, 100.0, 101)
 """The length percentiles a profile keeps: 0, 1, …, 100."""
 
 
+class Overflow(BaseModel):
+    """The requests a metrics scrape counts only in its histogram's `le="+Inf"` bucket (`_overflow`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    edge: float
+    """The last finite bucket's upper edge (tokens)."""
+    requests: int
+    """Requests above it."""
+    share: float
+    """Their share of all requests (0 to 1)."""
+    mean: float
+    """Their mean length: the histogram's `_sum` less the finite buckets' share, over their count (at
+    least the edge)."""
+    spread_to: float
+    """The length they are spread up to, from the edge (geometrically, at that mean)."""
+
+
 class LengthStats(BaseModel):
     """Distribution of one length (tokens)."""
 
@@ -76,6 +96,9 @@ class LengthStats(BaseModel):
     cv: float
     quantiles: tuple[float, ...]
     """Lengths at percentiles 0, 1, …, 100."""
+    above_last_bucket: Overflow | None = None
+    """A metrics scrape: the requests above its histogram's last finite bucket (None: none, or not a
+    scrape)."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -306,17 +329,24 @@ def _prometheus(text: str, path: Path) -> WorkloadProfile:
         if not edges or counts[name] <= 0 or sums[name] <= 0:
             raise InputError(f"{path}: the metrics hold no {what}-length histogram with requests in it")
         cumulative = [(max(e, 1.0), c) for e, c in edges]
-        top = cumulative[-1][0]
-        cumulative.append((top, counts[name]))  # above the last finite bucket: counted at its edge
-        if not all(b[1] >= a[1] for a, b in pairwise(cumulative)):
+        if not all(b[1] >= a[1] for a, b in pairwise([*cumulative, (math.inf, counts[name])])):
             raise InputError(f"{path}: the {what}-length histogram's buckets are not cumulative")
-        points = _cumulative_quantiles(cumulative)
         mean = sums[name] / counts[name]
+        above = _overflow(cumulative, counts[name], sums[name])
+        top = above.spread_to if above is not None else cumulative[-1][0]
+        points = _cumulative_quantiles([*cumulative, (top, counts[name])])
+        if mean > points[-1] * (1 + 1e-9):
+            raise InputError(
+                f"{path}: the {what}-length histogram's mean ({mean:,.0f} tokens, _sum / _count) is above "
+                f"the top edge of its buckets that hold requests ({points[-1]:,.0f}), and none is above "
+                "them: the counts and the sum are not of one scrape"
+            )
         stats.append(
             LengthStats(
                 mean=mean,
                 cv=float(np.std(points) / mean),
                 quantiles=tuple(round(x, 1) for x in points),
+                above_last_bucket=above,
             )
         )
     return WorkloadProfile(
@@ -329,6 +359,49 @@ def _prometheus(text: str, path: Path) -> WorkloadProfile:
         request_rate=None,
         interarrival_cv=None,
         gamma_shape=None,
+    )
+
+
+def _geometric_mean_length(lo: float, hi: float) -> float:
+    """The mean length of a bucket from `lo` to `hi` whose lengths rise geometrically, as
+    `workload.histogram_quantiles` spreads them: (hi - lo) / ln(hi / lo)."""
+    return lo if hi <= lo * (1 + 1e-12) else (hi - lo) / math.log(hi / lo)
+
+
+def _overflow(cumulative: list[tuple[float, float]], count: float, total: float) -> Overflow | None:
+    """The requests a histogram holds above its last finite edge (`count` less that edge's count), or
+    None. vLLM's length histograms end at `build_1_2_5_buckets(max_model_len)` (vllm/v1/metrics/
+    buckets.py `histogram_buckets`, read by loggers.py `PrometheusStatLogger`), so on a server of
+    --max-model-len 8192 every prompt over 5,000 tokens is in `+Inf` only. Their mean is the `_sum`
+    (`total`) less the finite buckets' share (each bucket's count at its geometric mean length,
+    `_geometric_mean_length`, the first edge's count at that edge, as `histogram_quantiles` places
+    them), over their count, and at least the edge; they are spread geometrically from the edge to the
+    length that gives that mean (at most `BOUNDS["isl"].hi`), not piled at the edge: a pile there put
+    the p99 (4,954) and the "max" (5,000) under the mean (5,255), and the plan's max_model_len (5,555)
+    under half the requests."""
+    edge, upto = cumulative[-1]
+    over = count - upto
+    if over <= 0:
+        return None
+    finite = cumulative[0][0] * cumulative[0][1] + sum(
+        (b - a) * _geometric_mean_length(lo, hi) for (lo, a), (hi, b) in pairwise(cumulative)
+    )
+    mean = max(edge, (total - finite) / over)
+    ratio, lo, hi = mean / edge, 1.0, 2.0  # the end / edge whose geometric spread has that mean
+    most = BOUNDS["isl"].hi / edge
+    while _geometric_mean_length(1.0, hi) < ratio and hi < most:
+        lo, hi = hi, hi * 2.0
+    hi = min(hi, most)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _geometric_mean_length(1.0, mid) < ratio else (lo, mid)
+    end = edge if ratio <= 1 + 1e-12 else edge * hi
+    return Overflow(
+        edge=edge,
+        requests=round(over),
+        share=round(over / count, 6),
+        mean=round(mean, 1),
+        spread_to=round(end, 1),
     )
 
 

@@ -426,11 +426,30 @@ def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
         sys.stdout.write(text.rstrip() + "\n")
 
 
+def check_plan_file(path: str) -> None:
+    """--plan-file's path, checked before planning, as pareto's --out is (`sweeps.results.table_target`):
+    a plan takes seconds to minutes, and a path in a folder that does not exist failed only after the
+    whole plan was printed (exit 2 under a full --json).
+
+    Raises:
+        InputError: its folder does not exist, or it is a folder.
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"cannot write plan file {path!r}: it is a folder")
+    if not p.parent.is_dir():
+        raise InputError(f"cannot write plan file {path!r}: folder {str(p.parent)!r} not found")
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     """Solve for the best configuration and print it with its artifacts."""
     from autoparallel import api
 
     check_mode(args, "plan")
+    if args.plan_file:
+        check_plan_file(args.plan_file)
     if args.workers is not None and args.workers > cpu_cores():
         print(
             f"note: --workers {args.workers} capped at this machine's {cpu_cores()} CPU cores",

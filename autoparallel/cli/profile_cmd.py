@@ -113,6 +113,13 @@ def cmd_profile(args: argparse.Namespace) -> int:
         f"p90 {prof.osl.p90:.0f}, p99 {prof.osl.p99:.0f}, max {prof.osl.max}",
         f"arrival rate: {rate}; {burst}",
     ]
+    for what, stats in (("prompt", prof.isl), ("output", prof.osl)):
+        if (over := stats.above_last_bucket) is not None:
+            lines.append(
+                f"{what} tokens above the last bucket ({over.edge:,.0f}): {over.requests:,} "
+                f"({over.share:.1%}), mean {over.mean:,.0f} (from the histogram's _sum), spread to "
+                f"{over.spread_to:,.0f}: an estimate, the scrape has no lengths above the edge"
+            )
     if prof.failed:
         lines.append(
             f"failed: {prof.failed} requests the benchmark recorded as failed (output length 0 or an "
