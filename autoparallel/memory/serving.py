@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.bounds import check_number, clean_text
 from autoparallel.errors import InputError
 from autoparallel.memory import vllm_profile as prof
+from autoparallel.memory.sglang import sglang_loaded_spec, sglang_mxfp4_alignment
 from autoparallel.memory.vllm_config import (
     Usage,
     apply_dtype_and_quant,
@@ -356,11 +357,10 @@ def _evaluate(
     stage_ranges = prof.pp_partition(spec.num_layers, pp, pp_layer_partition)
     blackwell = g.arch == "blackwell"
     parts: list[tuple[float, float, float, float, float]] = []
+    held, align = engine_weight_layout(spec, engine, g, ep)
     for s, layers in enumerate(stage_ranges):
-        groups = prof.stage_params_per_rank(
-            spec, layers, s, pp, tp, ep, mxfp4_align=prof.vllm_mxfp4_alignment(g)
-        )
-        weights = spec.weight_bytes(groups) + prof.rope_cache_bytes(spec, layers, spec.dtype_bytes)
+        groups = prof.stage_params_per_rank(held, layers, s, pp, tp, ep, mxfp4_align=align)
+        weights = held.weight_bytes(groups) + prof.rope_cache_bytes(spec, layers, spec.dtype_bytes)
         act = prof.activation_peak_bytes(
             spec,
             layers,
@@ -461,6 +461,26 @@ def _evaluate(
         fits=not problems,
         problems=tuple(problems),
     )
+
+
+def engine_mxfp4_alignment(engine: str, gpu: GPU) -> tuple[int, int]:
+    """(per-rank expert intermediate, hidden) sizes `engine` pads MXFP4 experts to on `gpu`: SGLang's
+    `Mxfp4MoEMethod.create_weights` (`memory.sglang.sglang_mxfp4_alignment`), else vLLM's MoE backend
+    tile (`vllm_profile.vllm_mxfp4_alignment`; TensorRT-LLM is priced alike, no rule of its own)."""
+    if engine == "sglang":
+        return sglang_mxfp4_alignment(gpu)
+    return prof.vllm_mxfp4_alignment(gpu)
+
+
+def engine_weight_layout(
+    spec: ModelSpec, engine: str, gpu: GPU, ep: int
+) -> tuple[ModelSpec, tuple[int, int]]:
+    """The model `engine` holds in memory (`spec` as loaded, with the MXFP4 experts SGLang upcasts to
+    BF16 under expert parallelism below Blackwell: `memory.sglang.sglang_loaded_spec`) and its MXFP4
+    expert padding (`engine_mxfp4_alignment`): the one rule the float model (`_evaluate`) and the
+    solver tables (`solvers/serving/memory_terms.MemoryTerms.weights`) both price weights by."""
+    held = sglang_loaded_spec(spec, gpu, ep) if engine == "sglang" else spec
+    return held, engine_mxfp4_alignment(engine, gpu)
 
 
 def serving_memory(

@@ -52,9 +52,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from autoparallel.hardware.gpu import ARCH_COMPUTE_CAPABILITY
+from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
 from autoparallel.memory.vllm_config import apply_dtype_and_quant, checkpoint_kv_dtype
 from autoparallel.memory.vllm_profile import stage_params_per_rank
+from autoparallel.models.parse_quant import is_compressed_tensors
+from autoparallel.models.quant import QuantMethod
 from autoparallel.models.spec import AttentionKind, ParamGroups
 from autoparallel.perf.engine_support import SGLANG_BLACKWELL_ATTENTION
 
@@ -62,6 +66,7 @@ if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
     from autoparallel.hardware import GPU
     from autoparallel.memory.serving import VllmMemoryReport
+    from autoparallel.models.quant import QuantSpec
     from autoparallel.models.spec import ModelSpec
 
 MIB = float(2**20)
@@ -130,10 +135,75 @@ def sglang_stored_kv_dtype(model: ModelSpec, gpu: GPU, kv_cache_dtype: str) -> s
     """The KV dtype SGLang runs for `--kv-cache-dtype kv_cache_dtype`: for DeepSeek Sparse Attention
     `auto` becomes `fp8_e4m3` from Blackwell on and stays BF16 on Hopper (0.5.6
     `ServerArgs._handle_model_specific_adjustments`); `auto` on a checkpoint that declares its KV
-    dtype is that dtype (`ModelRunner.init_memory_pool`, `checkpoint_kv_dtype`); otherwise as given."""
+    dtype is that dtype where SGLang reads the declaration, otherwise the model's 16-bit dtype
+    (`sglang_reads_declared_kv`); otherwise as given."""
     if kv_cache_dtype == "auto" and model.has_sparse_attention and gpu.arch == "blackwell":
         return "fp8_e4m3"
+    q = model.quantization
+    if kv_cache_dtype == "auto" and q is not None and q.kv_cache_dtype and not sglang_reads_declared_kv(q):
+        return "bfloat16" if gpu.bf16_native else "float16"  # `ModelRunner`: float16 below SM80
     return checkpoint_kv_dtype(model, kv_cache_dtype)
+
+
+def sglang_reads_declared_kv(q: QuantSpec) -> bool:
+    """SGLang 0.5.6 stores `--kv-cache-dtype auto` in the KV dtype `q`'s checkpoint declares: its
+    `ModelRunner.init_memory_pool` reads `quant_config.kv_cache_quant_algo` ("FP8": float8_e4m3fn,
+    else the model dtype), which ModelOpt's configs set (`ModelOptFp8Config.from_config`, from
+    `kv_cache_quant_algo` or an 8-bit float `kv_cache_scheme`) and `CompressedTensorsConfig` has not:
+    a compressed-tensors `kv_cache_scheme` (FP8 under vLLM, `parse_quant._compressed_tensors_kv_dtype`)
+    leaves SGLang's cache in the model dtype."""
+    return not is_compressed_tensors(q)
+
+
+SGLANG_MXFP4_BLOCK = 32
+"""`Mxfp4MoEMethod.create_weights`'s `mxfp4_block`: what it rounds the per-rank expert intermediate
+size up to off SM100 (with `triton_kernels` installed, as gpt-oss's MoE runner needs)."""
+SGLANG_FLASHINFER_MXFP4_TILE = 256
+"""What it rounds the per-rank intermediate and the hidden size up to on SM100 for the FlashInfer MXFP4
+MoE (`moe_runner_backend` `flashinfer_mxfp4`, which `ServerArgs` picks for gpt-oss on Blackwell)."""
+
+
+def sglang_mxfp4_alignment(gpu: GPU) -> tuple[int, int]:
+    """(per-rank expert intermediate, hidden) sizes SGLang 0.5.6 pads MXFP4 (gpt-oss) experts to on
+    `gpu`, allocating the padded weights, scales and biases (`Mxfp4MoEMethod.create_weights`): on
+    SM100 (`_is_sm100_supported`, the catalog's Blackwell) under FlashInfer's MXFP4 MoE, 256 and 256;
+    elsewhere the intermediate size rounded to 32 and the hidden size as it is. Not vLLM's padding
+    (`vllm_profile.vllm_mxfp4_alignment`: 128 x 256 on Ampere, Ada and Turing for Marlin)."""
+    if gpu.vendor == "nvidia" and gpu.arch == "blackwell":
+        return SGLANG_FLASHINFER_MXFP4_TILE, SGLANG_FLASHINFER_MXFP4_TILE
+    return SGLANG_MXFP4_BLOCK, 1
+
+
+def sglang_upcasts_mxfp4(model: ModelSpec, gpu: GPU, ep: int) -> bool:
+    """SGLang 0.5.6 holds `model`'s MXFP4 experts in BF16 on `gpu` with `ep` expert-parallel ranks.
+    `ServerArgs._handle_model_specific_adjustments` gives gpt-oss the `triton_kernel` MoE runner only
+    at `ep_size == 1` (Blackwell, SM10x and SM12x, gets `flashinfer_mxfp4` whatever the EP size); with
+    `--ep-size` > 1 the runner stays `auto`, so `Mxfp4MoEMethod.process_weights_after_loading`, using
+    neither FlashInfer nor triton_kernels, upcasts the experts to BF16 (`upcast_from_mxfp`): four times
+    the MXFP4 bytes (about 107 GiB a GPU for gpt-oss-120b at EP 2). A known NVIDIA architecture below
+    Blackwell; AMD and unknown GPUs are given the benefit of the doubt."""
+    q = model.quantization
+    mxfp4 = q is not None and q.method is QuantMethod.MXFP4 and "routed_experts" in q.quantized_groups
+    below = gpu.vendor == "nvidia" and gpu.arch in ARCH_COMPUTE_CAPABILITY and gpu.arch != "blackwell"
+    return mxfp4 and ep > 1 and below
+
+
+_UPCAST: Memo[ModelSpec] = {}
+
+
+def sglang_loaded_spec(model: ModelSpec, gpu: GPU, ep: int) -> ModelSpec:
+    """`model` (as loaded: dtype and quantization applied) with the experts SGLang upcasts held in its
+    16-bit dtype (`sglang_upcasts_mxfp4`), else `model` itself; memoized per model object."""
+    if not sglang_upcasts_mxfp4(model, gpu, ep):
+        return model
+
+    def upcast() -> ModelSpec:
+        q = model.quantization
+        assert q is not None
+        groups = tuple(g for g in q.quantized_groups if g != "routed_experts")
+        return model.model_copy(update={"quantization": q.model_copy(update={"quantized_groups": groups})})
+
+    return memoized(_UPCAST, (model,), (), upcast)
 
 
 def sglang_priced_config(model: ModelSpec, gpu: GPU, config: ServingConfig) -> ServingConfig:

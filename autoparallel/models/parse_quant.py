@@ -223,6 +223,17 @@ def _compressed_tensors_kv_dtype(qc: Mapping[str, Any]) -> str | None:
     return None
 
 
+COMPRESSED_TENSORS_SOURCE = "compressed-tensors:"
+"""How the `source` of every QuantSpec `_compressed_tensors` parses begins."""
+
+
+def is_compressed_tensors(q: QuantSpec | None) -> bool:
+    """`q` was parsed from a compressed-tensors (llm-compressor) `quantization_config`: the engines
+    load it through their `CompressedTensorsConfig`, whose schemes (not the GPTQ, FP8 or INT8 configs
+    the method names) decide what runs."""
+    return q is not None and q.source.startswith(COMPRESSED_TENSORS_SOURCE)
+
+
 def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...]) -> QuantSpec:
     config_groups = qc.get("config_groups")
     weights: Mapping[str, Any] = {}
@@ -235,19 +246,25 @@ def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...
     bits = int(weights.get("num_bits", 0) or 0)
     kind = str(weights.get("type", "int"))
     strategy = str(weights.get("strategy", "tensor"))
-    src = f"compressed-tensors: {kind}{bits}, strategy={strategy}"
+    src = f"{COMPRESSED_TENSORS_SOURCE} {kind}{bits}, strategy={strategy}"
     if kind == "float" and bits == 4 and strategy == "tensor_group":
         return _nvfp4(int(weights.get("group_size") or 16), groups, src + " (NVFP4)", name)
     if kind == "float" and bits == 8:
         block = weights.get("block_structure") if strategy == "block" else None
         return _fp8(block, groups, src, name, per_channel=strategy == "channel")
-    if kind == "int" and bits in (2, 3, 4, 8) and strategy == "group":
+    sub_byte_channel = strategy == "channel" and bits < 8
+    if kind == "int" and bits in (2, 3, 4, 8) and (strategy == "group" or sub_byte_channel):
+        # vLLM 0.32 `CompressedTensorsWNA16` takes "group" and "channel" (one scale per output row:
+        # group_size -1), with or without zero points (`symmetric: false`, its ZP types); 8-bit
+        # channel-wise weights are the INT8 branch below.
+        sym = weights.get("symmetric", True) is not False
         return QuantSpec(
             method=QuantMethod.GPTQ,
             bits=bits,
-            group_size=int(weights.get("group_size") or 128),
+            group_size=-1 if sub_byte_channel else int(weights.get("group_size") or 128),
+            symmetric=sym,
             quantized_groups=groups,
-            source=src + " (accounted as GPTQ-style packed groups)",
+            source=src + ("" if sym else ", asymmetric") + " (accounted as GPTQ-style packed groups)",
         )
     if kind == "int" and bits == 8:
         # No `input_activations`: W8A16 (vLLM `CompressedTensorsWNA16`, 16-bit activations), else W8A8.

@@ -9,9 +9,10 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   V0 engine after 0.10.2 (`VLLM_REMOVED_ARCHITECTURES`, checked against the vLLM version planned for).
 - **SGLang** (`python/sglang/srt/models`): every zoo architecture has an implementation there but
   BLOOM (no `bloom.py`); an architecture is refused only when it is known to be missing, so a hub
-  model SGLang may run is never turned away. KV cache: SGLang 0.5 `--kv-cache-dtype` auto /
-  fp8_e4m3 / fp8_e5m2, and DeepSeek Sparse Attention only over bf16 or fp8_e4m3 (0.5.6
-  `ServerArgs`: "DeepSeek NSA only supports bf16/bfloat16 or fp8_e4m3 kv_cache_dtype").
+  model SGLang may run is never turned away. KV cache: SGLang 0.5.6 `--kv-cache-dtype`
+  auto / bf16 / bfloat16 / fp8_e4m3 / fp8_e5m2 (its argument choices; `ModelRunner.init_memory_pool`),
+  and DeepSeek Sparse Attention only over bf16 or fp8_e4m3 (`ServerArgs`: "DeepSeek NSA only supports
+  bf16/bfloat16 or fp8_e4m3 kv_cache_dtype").
 - **TensorRT-LLM**, PyTorch backend (`trtllm-serve --backend pytorch`, what frameworks/trtllm.py
   writes): the architectures of its supported-models list (`docs/source/models/supported-models.md`,
   both tables) that run on that backend, and the decoders its code registers
@@ -49,10 +50,18 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   query_marlin_supported_quant_types` returns no type below 7.5), INT8 W8A8 7.5
   (`CompressedTensorsW8A8Int8.get_min_capability`, checked per scheme by `CompressedTensorsConfig.
   _check_scheme_supported`); SGLang FP8 8.0 (8.9 for MoE experts: `_sglang_fp8_moe_problem`),
-  ModelOpt FP8 8.9, AWQ 7.5, GPTQ 6.0 (`GPTQConfig`), MXFP4 8.0, INT8 W8A8 8.0 (its
-  `CompressedTensorsW8A8Int8.get_min_capability`: "ampere and up"). A pre-quantized checkpoint is
+  ModelOpt FP8 8.9, AWQ 7.5, GPTQ 6.0 (`GPTQConfig`), MXFP4 8.0, INT8 W8A8 8.9 (0.5.6
+  `CompressedTensorsW8A8Int8.get_min_capability`: 89, "lovelace and up"). A pre-quantized checkpoint is
   held to its own format's floor whatever `--quantization` names it (a name that contradicts it is
-  refused by `vllm_config.checkpoint_quantization`). TensorRT-LLM's MXFP4
+  refused by `vllm_config.checkpoint_quantization`). A compressed-tensors checkpoint is held to its
+  scheme's floor (`CompressedTensorsConfig._check_scheme_supported(scheme.get_min_capability())`):
+  weight-only INT4/INT8 (`CompressedTensorsWNA16`) 7.5 in vLLM, 8.0 ("ampere and up") in SGLang;
+  SGLang's `CompressedTensorsW8A8Int8` 8.9 ("lovelace and up"), its `CompressedTensorsW8A8Fp8` 8.9
+  too, but it falls back to `CompressedTensorsW8A16Fp8` (8.0) below that, so FP8 keeps 8.0 (the MoE
+  experts aside). SGLang's compressed-tensors loader takes weight-only INT 4 or 8 bits, symmetric
+  only (`_is_wNa16_group_channel`, `WNA16_SUPPORTED_BITS`; else "No compressed-tensors compatible
+  scheme was found"), where vLLM's `CompressedTensorsWNA16` takes 2 to 8 bits with zero points, and
+  none of vLLM's GPTQ-Marlin rules (`_vllm_gptq_problem`). TensorRT-LLM's MXFP4
   experts run on Blackwell (its TRTLLM MoE backend) and Hopper (TRITON) only (its GPT-OSS deployment
   guide's MoE-backend support matrix): 9.0. NVFP4 has its own rule above.
 """
@@ -62,6 +71,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autoparallel.hardware.gpu import ARCH_COMPUTE_CAPABILITY
+from autoparallel.models.parse_quant import is_compressed_tensors
 
 if TYPE_CHECKING:
     from autoparallel.hardware import GPU
@@ -123,11 +133,31 @@ SPARSE_ATTENTION_ARCHS: dict[str, tuple[str, ...]] = {
 """GPU architectures each engine runs DeepSeek Sparse Attention on (module docstring)."""
 ARCH_NAMES = {"hopper": "Hopper", "blackwell": "Blackwell", "cdna3": "AMD CDNA3"}
 QUANT_MIN_CAPABILITY: dict[str, dict[str, int]] = {
-    "vllm": {"fp8": 75, "modelopt_fp8": 80, "awq": 75, "gptq": 75, "mxfp4": 80, "int8": 75},
-    "sglang": {"fp8": 80, "modelopt_fp8": 89, "awq": 75, "gptq": 60, "mxfp4": 80, "int8": 80},
+    "vllm": {
+        "fp8": 75,
+        "modelopt_fp8": 80,
+        "awq": 75,
+        "gptq": 75,
+        "mxfp4": 80,
+        "int8": 75,
+        "ct_wna16": 75,
+        "ct_w8a16_int8": 75,
+    },
+    "sglang": {
+        "fp8": 80,
+        "modelopt_fp8": 89,
+        "awq": 75,
+        "gptq": 60,
+        "mxfp4": 80,
+        "int8": 89,
+        "ct_wna16": 80,
+        "ct_w8a16_int8": 80,
+    },
     "trtllm": {"mxfp4": 90},
 }
-"""Least compute capability of each engine's config for a weight format (module docstring)."""
+"""Least compute capability of each engine's config for a weight format (module docstring); `ct_*`:
+a compressed-tensors checkpoint's weight-only schemes (`CompressedTensorsWNA16`), `int8` its W8A8 INT8
+one (`CompressedTensorsW8A8Int8`; INT8 comes only from compressed-tensors)."""
 SGLANG_AMD_NO_MXFP4_ARCHS = ("cdna", "cdna2", "cdna3")
 """AMD architectures SGLang 0.5.6 has no MXFP4 method on: `QUANTIZATION_METHODS` gains "mxfp4" on ROCm
 only where `mxfp_supported()` (a gfx95x ISA, CDNA4: MI350, MI355); on CDNA3 (gfx942: MI300X, MI325X)
@@ -140,14 +170,19 @@ QUANT_NAMES = {
     "gptq": "GPTQ",
     "mxfp4": "MXFP4",
     "int8": "INT8 W8A8",
+    "ct_wna16": "compressed-tensors weight-only INT (WNA16)",
+    "ct_w8a16_int8": "compressed-tensors INT8 W8A16",
 }
 ENGINE_KV_CACHE_DTYPES: dict[str, tuple[str, ...]] = {
-    "sglang": ("auto", "fp8", "fp8_e4m3", "fp8_e5m2"),
+    "sglang": ("auto", "bfloat16", "fp8", "fp8_e4m3", "fp8_e5m2"),
     "trtllm": ("auto", "fp8", "fp8_e4m3"),
 }
-"""KV-cache dtypes (vLLM's spelling) each engine other than vLLM can store."""
-SGLANG_SPARSE_KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3")
-"""KV-cache dtypes SGLang runs DeepSeek Sparse Attention with: bf16 (`auto` on Hopper) or fp8_e4m3."""
+"""KV-cache dtypes (vLLM's spelling) each engine other than vLLM can store. SGLang 0.5.6's
+`--kv-cache-dtype` choices are auto, fp8_e5m2, fp8_e4m3, bf16, bfloat16 and fp4_e2m1 (not planned);
+`bfloat16` overrides a checkpoint's declared FP8 cache (`ModelRunner.init_memory_pool`)."""
+SGLANG_SPARSE_KV_CACHE_DTYPES = ("auto", "bfloat16", "fp8", "fp8_e4m3")
+"""KV-cache dtypes SGLang runs DeepSeek Sparse Attention with: bf16 (`auto` on Hopper, or `bfloat16`)
+or fp8_e4m3."""
 SGLANG_DP_ATTENTION_ARCHITECTURES = frozenset(
     {
         "BailingMoEForCausalLM",
@@ -303,6 +338,8 @@ def engine_model_problem(engine: str, model: ModelSpec, vllm_version: str | None
         return _vllm_removed_problem(model, vllm_version) or _vllm_gptq_problem(model, vllm_version)
     if engine == "sglang" and model.architecture in SGLANG_MISSING_ARCHITECTURES:
         return f"{name} has no implementation of {arch} ({model.name})"
+    if engine == "sglang":
+        return _sglang_compressed_tensors_problem(model)
     if engine != "trtllm":
         return None
     if model.architecture not in TRTLLM_ARCHITECTURES:
@@ -318,6 +355,36 @@ def engine_model_problem(engine: str, model: ModelSpec, vllm_version: str | None
         f"{name} does not load {q.method.value} checkpoints ({model.name}; it reads ModelOpt, FP8 "
         "128x128-block and MXFP4 ones)"
     )
+
+
+SGLANG_WNA16_BITS = (4, 8)
+"""Weight widths SGLang 0.5.6's compressed-tensors `CompressedTensorsWNA16` takes
+(`WNA16_SUPPORTED_BITS`: uint4b8, uint8b128; no zero-point types)."""
+
+
+def _sglang_compressed_tensors_problem(model: ModelSpec) -> str | None:
+    """Why SGLang 0.5.6 finds no scheme for `model`'s compressed-tensors weight-only INT checkpoint
+    (None: it does, or the checkpoint is another format). `CompressedTensorsConfig.
+    _get_scheme_from_parts` sends weight-only channel- or group-wise INT weights to
+    `CompressedTensorsWNA16` only when `_is_wNa16_group_channel` holds, which requires
+    `weight_quant.symmetric`, and only for 4 or 8 bits; anything else falls through to "No
+    compressed-tensors compatible scheme was found" (its MoE method asserts "Only symmetric
+    quantization is supported for MoE"). vLLM's `CompressedTensorsWNA16` takes zero points."""
+    q = model.quantization
+    if q is None or not is_compressed_tensors(q) or q.method.value != "gptq":
+        return None
+    if not q.symmetric:
+        return (
+            f"SGLang does not load asymmetric compressed-tensors INT{q.bits} weights ({model.name}: "
+            "symmetric: false): its WNA16 scheme takes symmetric ones only (`_is_wNa16_group_channel`); "
+            "plan for vLLM (--engine vllm)"
+        )
+    if q.bits not in SGLANG_WNA16_BITS:
+        return (
+            f"SGLang does not load {q.bits}-bit compressed-tensors INT weights ({model.name}): its WNA16 "
+            "scheme takes 4 or 8 bits (`WNA16_SUPPORTED_BITS`); plan for vLLM (--engine vllm)"
+        )
+    return None
 
 
 def nixl_role_problem(model: ModelSpec, pp: int, role: str) -> str | None:
@@ -352,8 +419,8 @@ def _vllm_gptq_problem(model: ModelSpec, vllm_version: str | None) -> str | None
     0.27.0 of 2026-08-11). Both checked for 0.32 and later only: the releases that dropped them are
     not pinned."""
     q = model.quantization
-    if q is None or q.method.value != "gptq":
-        return None
+    if q is None or q.method.value != "gptq" or is_compressed_tensors(q):
+        return None  # compressed-tensors INT weights load through `CompressedTensorsWNA16`, not GPTQ
     from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
     from autoparallel.memory.vllm_versions import parse_vllm_version
 
@@ -519,6 +586,19 @@ TRITON_FP8E4_ARCHS = ("volta", "turing", "ampere")
 """NVIDIA architectures below SM89, where Triton has no `fp8e4nv` (E4M3) type: the engines' Triton
 attention kernels cannot read an E4M3 KV cache there (vLLM 0.32's Triton backends: "native FP8
 (fp8e4nv) requires SM89+")."""
+SGLANG_TRITON_ATTENTION_BELOW: dict[str, int] = {
+    "GptOssForCausalLM": 90,
+    "Llama4ForCausalLM": 90,
+    "Llama4ForConditionalGeneration": 90,
+    "Olmo2ForCausalLM": 80,
+}
+"""Architectures SGLang 0.5.6 runs on its Triton attention backend below this compute capability
+(`ServerArgs._handle_model_specific_adjustments`, no `--attention-backend` given): gpt-oss and Llama 4
+take `trtllm_mha` on SM100, FA3 on SM90, else `triton`; OLMo 2 takes `triton` below SM80. MLA models
+run Triton below Hopper too (`kv_dtype_problem`)."""
+SGLANG_BF16_MIN_CAPABILITY = 80
+"""Least compute capability SGLang 0.5.6 has bfloat16 on (`ModelRunner.load_model`: "Compute capability
+below sm80. Use float16 due to lack of bfloat16 support.")."""
 
 
 def kv_dtype_problem(
@@ -537,8 +617,12 @@ def kv_dtype_problem(
       there), gpt-oss (sinks) or odd head sizes (Phi-2's 80, GPT-NeoX-20B's 96); below Ampere not
       at all.
     - **SGLang 0.5.6** runs MLA below Hopper on its Triton backend (`ServerArgs` default attention
-      backend: FA3 on Hopper, FlashInfer on SM100, else Triton), whose decode kernel loads the cache
-      in its own dtype: an E4M3 cache (fp8 / fp8_e4m3) cannot be read below SM89; E5M2 can. On
+      backend: FA3 on Hopper, FlashInfer on SM100, else Triton), and gpt-oss, Llama 4 (below SM90)
+      and OLMo 2 (below SM80) there too (`SGLANG_TRITON_ATTENTION_BELOW`), whose decode kernel loads
+      the cache in its own dtype: an E4M3 cache (fp8 / fp8_e4m3) cannot be read below SM89; E5M2 can.
+      `auto` is what SGLang stores (`memory.sglang.sglang_stored_kv_dtype`: a compressed-tensors
+      checkpoint's declared FP8 cache is not read). A `bfloat16` cache needs SM80
+      (`SGLANG_BF16_MIN_CAPABILITY`). On
       Blackwell DeepSeek-V3's architecture runs `trtllm_mla` (`SGLANG_BLACKWELL_ATTENTION`), which
       refuses E5M2 ("TensorRT-LLM MLA backend only supports kv-cache-dtype of fp8_e4m3, fp4_e2m1, or
       auto").
@@ -553,6 +637,10 @@ def kv_dtype_problem(
     from autoparallel.memory.vllm_config import checkpoint_kv_dtype
 
     kv = checkpoint_kv_dtype(model, kv_cache_dtype)
+    if engine == "sglang":
+        from autoparallel.memory.sglang import sglang_stored_kv_dtype
+
+        kv = sglang_stored_kv_dtype(model, gpu, kv_cache_dtype)
     where = f"{model.name} on {gpu.name} ({gpu.arch})"
     trtllm_mla = SGLANG_BLACKWELL_ATTENTION.get(model.architecture) == "trtllm_mla"
     if engine == "sglang" and gpu.arch == "blackwell" and kv == "fp8_e5m2" and trtllm_mla:
@@ -566,12 +654,7 @@ def kv_dtype_problem(
         # 0.32's Triton backends, the only ones below SM80: "bfloat16 requires SM80+".
         return f"vLLM has no bfloat16 KV cache for {where} (it needs SM80); use --kv-cache-dtype float16"
     if engine == "sglang":
-        if not model.is_mla or kv not in ("fp8", "fp8_e4m3"):
-            return None
-        return (
-            f"SGLang has no FP8 (E4M3) KV cache for {where}: it runs MLA there on its Triton backend, and "
-            "Triton reads E4M3 only from SM89 (Ada) on; use --kv-cache-dtype fp8_e5m2 or auto"
-        )
+        return _sglang_triton_kv_problem(model, kv, gpu, where)
     if engine != "vllm" or not kv.startswith("fp8"):
         return None
     from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
@@ -595,6 +678,30 @@ def kv_dtype_problem(
     else:
         return None  # FlashInfer stores it
     return f"vLLM has no FP8 KV cache for {where}: {why}; use --kv-cache-dtype bfloat16"
+
+
+def _sglang_triton_kv_problem(model: ModelSpec, kv: str, gpu: GPU, where: str) -> str | None:
+    """`kv_dtype_problem` for SGLang below SM89 (`TRITON_FP8E4_ARCHS`), `kv` the dtype it stores: a
+    bfloat16 cache below SM80, or an E4M3 one where it runs attention on Triton (None: neither)."""
+    cc = gpu.compute_capability
+    if kv == "bfloat16" and cc is not None and cc < SGLANG_BF16_MIN_CAPABILITY:
+        return (
+            f"SGLang has no bfloat16 KV cache for {where}: it has no bfloat16 below SM80 "
+            "(`ModelRunner`: it runs float16 there); use --kv-cache-dtype auto"
+        )
+    if kv not in ("fp8", "fp8_e4m3"):
+        return None
+    below = SGLANG_TRITON_ATTENTION_BELOW.get(model.architecture or "")
+    if model.is_mla:
+        what = "MLA"
+    elif below is not None and cc is not None and cc < below:
+        what = model.architecture
+    else:
+        return None
+    return (
+        f"SGLang has no FP8 (E4M3) KV cache for {where}: it runs {what} there on its Triton backend, and "
+        "Triton reads E4M3 only from SM89 (Ada) on; use --kv-cache-dtype fp8_e5m2 or auto"
+    )
 
 
 def _vllm_mla_e5m2_problem(model: ModelSpec, kv: str, where: str, vllm_version: str | None) -> str | None:
@@ -650,6 +757,13 @@ def quant_capability_problem(
     fmt = q.method.value if q is not None else quantization
     if fmt == "fp8" and q is not None and q.method.value == "fp8" and q.source.startswith("ModelOpt"):
         fmt = "modelopt_fp8"
+    if q is not None and is_compressed_tensors(q):
+        # The scheme's own floor: weight-only INT is `CompressedTensorsWNA16` (parsed as GPTQ-style
+        # groups, or INT8 without `input_activations`), not the GPTQ config's.
+        if fmt == "gptq":
+            fmt = "ct_wna16"
+        elif fmt == "int8" and q.weight_only:
+            fmt = "ct_w8a16_int8"
     if (
         engine == "sglang"
         and fmt == "mxfp4"

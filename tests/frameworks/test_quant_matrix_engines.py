@@ -119,7 +119,8 @@ def gptq_in_order(tmp_path: Path) -> Path:
 def test_vllm_runs_gptq_and_int8_w8a8_from_turing_only(tmp_path: Path) -> None:
     """vLLM 0.32 runs GPTQ on Marlin only (`verify_marlin_supported`: no quant type below 7.5) and
     `CompressedTensorsW8A8Int8.get_min_capability` is 75; SGLang's GPTQ stays at 6.0 and its INT8
-    W8A8 scheme needs 8.0 ("ampere and up")."""
+    W8A8 scheme needs 8.9 (SGLang 0.5.6 `CompressedTensorsW8A8Int8.get_min_capability`: 89, "lovelace
+    and up")."""
     v100, t4, a100 = get_gpu("V100-SXM2-32G"), get_gpu("T4"), get_gpu("A100-SXM-80G")
     gptq, int8 = load_model(gptq_in_order(tmp_path)), ct_model(tmp_path, "ct_int8")
     for model, what in ((gptq, "GPTQ"), (int8, "INT8 W8A8")):
@@ -127,10 +128,11 @@ def test_vllm_runs_gptq_and_int8_w8a8_from_turing_only(tmp_path: Path) -> None:
         assert f"vLLM runs {what} weights on compute capability 7.5 and up" in refusal
         assert engine_runtime_problem("vllm", None, "auto", model, t4) is None
     assert engine_runtime_problem("sglang", None, "auto", gptq, t4) is None
-    assert "INT8 W8A8 weights on compute capability 8.0" in (
+    assert "INT8 W8A8 weights on compute capability 8.9" in (
         engine_runtime_problem("sglang", None, "auto", int8, t4) or ""
     )
-    assert engine_runtime_problem("sglang", None, "auto", int8, a100) is None
+    assert engine_runtime_problem("sglang", None, "auto", int8, a100) is not None
+    assert engine_runtime_problem("sglang", None, "auto", int8, get_gpu("L40S")) is None
     # The floor is the checkpoint's format's, whatever --quantization names it.
     assert engine_runtime_problem("vllm", "compressed-tensors", "auto", int8, v100) is not None
 

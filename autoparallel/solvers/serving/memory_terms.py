@@ -15,7 +15,12 @@ import math
 from typing import TYPE_CHECKING
 
 from autoparallel.memory import vllm_kv, vllm_profile
-from autoparallel.memory.serving import kv_block_size, layer_kv_specs, resolve_batch_defaults
+from autoparallel.memory.serving import (
+    engine_weight_layout,
+    kv_block_size,
+    layer_kv_specs,
+    resolve_batch_defaults,
+)
 from autoparallel.memory.vllm_config import kv_dtype_bytes, load_dtype, loaded_on
 
 if TYPE_CHECKING:
@@ -35,7 +40,7 @@ class MemoryTerms:
 
     def __init__(self, space_model: ModelSpec, cluster: Cluster, rules: VllmRules, workload: Serving) -> None:
         self.model, self.gpu, self.rules, self.workload = space_model, cluster.gpu, rules, workload
-        self._weights: dict[tuple[int, int, int, str | None, str, bool], list[float]] = {}
+        self._weights: dict[tuple[int, int, int, str | None, str, str], list[float]] = {}
         self._act: dict[tuple[object, ...], float] = {}
         self._plans: dict[tuple[int, int, str, int, int], tuple[vllm_kv.KvPlan, int, int]] = {}
         self._layer_kv: dict[tuple[int, int, str], tuple[vllm_kv.LayerKv, ...]] = {}
@@ -64,15 +69,14 @@ class MemoryTerms:
         return self._specs[key]
 
     def weights(self, tp: int, pp: int, ep: int, quant: str | None, engine: str = "vllm") -> list[float]:
-        """Weight bytes of one rank of each stage (parameters + RoPE cache) as `engine` loads the
-        model; identical stages are computed once."""
-        key = (tp, pp, ep, quant, load_dtype(self.model, self.gpu, engine), engine == "vllm")
+        """Weight bytes of one rank of each stage (parameters + RoPE cache) as `engine` loads and holds
+        the model (`serving.engine_weight_layout`, as the float model prices it: each engine's MXFP4
+        expert padding, SGLang's BF16 upcast of them under expert parallelism); identical stages are
+        computed once."""
+        key = (tp, pp, ep, quant, load_dtype(self.model, self.gpu, engine), engine)
         if key not in self._weights:
             spec = self.spec(quant, engine)
-            # vLLM pads MXFP4 experts to its MoE backend's tile (`vllm_profile.vllm_mxfp4_alignment`).
-            align = (
-                vllm_profile.vllm_mxfp4_alignment(self.gpu) if engine == "vllm" else vllm_profile.NO_PADDING
-            )
+            held, align = engine_weight_layout(spec, engine, self.gpu, ep)
             stages = vllm_profile.pp_partition(spec.num_layers, pp)
             by_class: dict[tuple[object, ...], float] = {}
             out = []
@@ -80,9 +84,9 @@ class MemoryTerms:
                 cls = self._stage_key(layers, s, pp)
                 if cls not in by_class:
                     params = vllm_profile.stage_params_per_rank(
-                        spec, layers, s, pp, tp, ep, mxfp4_align=align
+                        held, layers, s, pp, tp, ep, mxfp4_align=align
                     )
-                    by_class[cls] = spec.weight_bytes(params) + vllm_profile.rope_cache_bytes(
+                    by_class[cls] = held.weight_bytes(params) + vllm_profile.rope_cache_bytes(
                         spec, layers, spec.dtype_bytes
                     )
                 out.append(by_class[cls])
