@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autoparallel.bounds import check_number, clean_text, input_error
-from autoparallel.configs import ServingConfig, TrainingConfig
+from autoparallel.configs import ServingConfig, TrainingConfig, config_dict
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import GPU, Cluster, get_gpu
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
@@ -22,7 +22,7 @@ from autoparallel.models.loader import served_id
 from autoparallel.objectives import label as objective_label
 from autoparallel.objectives import parse_objective
 from autoparallel.perf.serving_engines import at_request_rate
-from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan, config_dict
+from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions, foreign_memory_knob, given_memory_knob
 from autoparallel.solvers.settings import SolverSettings, given_settings
 from autoparallel.solvers.training.space import TrainingOptions

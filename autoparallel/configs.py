@@ -211,3 +211,15 @@ class TrainingConfig(_Frozen):
         if self.stage_recompute is not None:
             return self.stage_recompute[stage]
         return self.recompute
+
+
+def config_dict(config: ServingConfig | TrainingConfig, engine: str | None = None) -> dict[str, Any]:
+    """A configuration's JSON (`model_dump(mode="json")`) without vLLM's `gpu_memory_utilization` when it
+    runs on another engine (SGLang and TensorRT-LLM size their pools by their own rules,
+    `solvers.serving.space.MEMORY_KNOBS`), as `ServingPlan.to_dict` leaves it out: the one rule of
+    `RunnerUp.to_dict`, `api._optimum` and `engine_compare._row` (docs/sweeps.md: empty for those
+    engines, "as in plan --json")."""
+    out = config.model_dump(mode="json")
+    if engine is not None and engine != "vllm":
+        out.pop("gpu_memory_utilization", None)
+    return out

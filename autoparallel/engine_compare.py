@@ -158,7 +158,7 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
 
 
 def _row(plan: ServingPlan) -> dict[str, Any]:
-    from autoparallel.plan import config_dict
+    from autoparallel.configs import config_dict
 
     p, c = plan.perf, plan.config
     return {

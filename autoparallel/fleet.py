@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from autoparallel.bounds import BOUNDS, UserInput, first_error
 from autoparallel.errors import InputError
 from autoparallel.frameworks import sglang
+from autoparallel.frameworks._common import host_size
 from autoparallel.frameworks.vllm import BASE_PORT, HEAD_ADDRESS, vllm_launch
 from autoparallel.hardware import GPU, Cluster, parse_prices
 from autoparallel.models import ModelSpec, load_model
@@ -193,7 +194,7 @@ class FleetPlan(BaseModel):
                         for i, node in enumerate(launch.commands)
                     ]
                 )
-                narrow = engine.gpus_per_replica < pool.gpus_per_node
+                narrow = engine.gpus_per_replica < host_size(pool.gpu.name, pool.gpus_per_node)
                 visible.append(",".join(map(str, replica.gpu_ids)) if narrow else None)
             out.append(
                 _own_heads(
@@ -223,7 +224,7 @@ class FleetPlan(BaseModel):
 
         c = engine.config
         pool = self.cluster.pools[engine.pool]
-        narrow = engine.gpus_per_replica < pool.gpus_per_node
+        narrow = engine.gpus_per_replica < host_size(pool.gpu.name, pool.gpus_per_node)
         options_file = trtllm.options_file_for(index)
         notes: list[str] = []
         if engine.engine == "sglang":
@@ -240,7 +241,9 @@ class FleetPlan(BaseModel):
             notes = [n for n in launch.notes if launch.nodes > 1 or n in launch.model_notes]
         else:  # one line, on the engine's first node (under mpirun when it spans nodes)
             pattern = trtllm.hostfile_for(index, "<replica>")
-            trt = trtllm.trtllm_launch(engine.model, c, pool.gpus_per_node, options_file, pattern)
+            trt = trtllm.trtllm_launch(
+                engine.model, c, pool.gpus_per_node, options_file, pattern, gpu=pool.gpu
+            )
             node_lines, notes = [trt.line] + [""] * (trt.nodes - 1), [n for n in trt.notes if trt.nodes > 1]
         spans = engine.engine == "trtllm" and len(node_lines) > 1
         if spans:
@@ -254,7 +257,7 @@ class FleetPlan(BaseModel):
             notes.insert(
                 0,
                 f"{start} from the first of its own {len(node_lines)} nodes with a hostfile of its own "
-                f"({shown}: that replica's nodes, slots={pool.gpus_per_node} each, "
+                f"({shown}: that replica's nodes, slots={host_size(pool.gpu.name, pool.gpus_per_node)} each, "
                 "the ${POOL<p>_NODE<n>_IP} filled in; the text of each is in "
                 "`hostfiles` of --json and in the replica's `hostfile` of --plan-file)",
             )
@@ -266,10 +269,19 @@ class FleetPlan(BaseModel):
             lines = node_lines
             if spans:  # this replica's own hostfile on its mpirun line
                 name = trtllm.hostfile_for(index, r)
-                lines = [trtllm.trtllm_launch(engine.model, c, pool.gpus_per_node, options_file, name).line]
+                lines = [
+                    trtllm.trtllm_launch(
+                        engine.model, c, pool.gpus_per_node, options_file, name, gpu=pool.gpu
+                    ).line
+                ]
                 lines += node_lines[1:]
                 nodes = [node_address(engine.pool, n) for n in replica.nodes]
-                hostfiles.append({"file": name, "text": trtllm.hostfile_text(nodes, pool.gpus_per_node)})
+                hostfiles.append(
+                    {
+                        "file": name,
+                        "text": trtllm.hostfile_text(nodes, host_size(pool.gpu.name, pool.gpus_per_node)),
+                    }
+                )
             commands.append([[f"{line} {ports}"] if line else [] for line in lines])
             visible.append(",".join(map(str, replica.gpu_ids)) if narrow else None)
         out: dict[str, Any] = {

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.configs import ServingConfig, TrainingConfig
+from autoparallel.configs import ServingConfig, TrainingConfig, config_dict
 from autoparallel.errors import InputError
 from autoparallel.frameworks import deepspeed, megatron, sglang, trtllm, vllm
 from autoparallel.hardware import Cluster
@@ -101,18 +101,6 @@ class SolverReport(_Frozen):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the fields that were set."""
         return self.model_dump(mode="json", exclude_unset=True)
-
-
-def config_dict(config: ServingConfig | TrainingConfig, engine: str | None = None) -> dict[str, Any]:
-    """A configuration's JSON (`model_dump(mode="json")`) without vLLM's `gpu_memory_utilization` when it
-    runs on another engine (SGLang and TensorRT-LLM size their pools by their own rules,
-    `solvers.serving.space.MEMORY_KNOBS`), as `ServingPlan.to_dict` leaves it out: the one rule of
-    `RunnerUp.to_dict`, `api._optimum` and `engine_compare._row` (docs/sweeps.md: empty for those
-    engines, "as in plan --json")."""
-    out = config.model_dump(mode="json")
-    if engine is not None and engine != "vllm":
-        out.pop("gpu_memory_utilization", None)
-    return out
 
 
 class RunnerUp(_Frozen):
@@ -252,7 +240,9 @@ class ServingPlan(_PlanBase):
     @cached_property
     def trtllm_launch(self) -> trtllm.TrtllmLaunch:
         """TensorRT-LLM's engines for this plan, their line and notes (frameworks/trtllm.py)."""
-        launch = trtllm.trtllm_launch(self.served_id, self.config, self.cluster.gpus_per_node)
+        launch = trtllm.trtllm_launch(
+            self.served_id, self.config, self.cluster.gpus_per_node, gpu=self.cluster.gpu
+        )
         return dataclasses.replace(launch, notes=(*self._id_notes, *launch.notes))
 
     @property

@@ -17,7 +17,7 @@ KNOB = "gpu_memory_utilization"
 
 
 def test_config_dict_and_the_runner_up_drop_the_knob_off_vllm() -> None:
-    from autoparallel.plan import config_dict
+    from autoparallel.configs import config_dict
 
     c = ServingConfig(tp=2)
     assert KNOB in config_dict(c) and KNOB in config_dict(c, "vllm")

@@ -21,12 +21,52 @@ GPUs: 4 GPUs per host (NVIDIA GB200 NVL72 specification, the source gpus.json ci
 its node. The catalog has no field for it: a GPU file's rack-scale GPU launches one host per node."""
 
 
+def host_size(gpu_name: str, gpus_per_node: int) -> int:
+    """GPUs of one host of a node of `gpus_per_node` `gpu_name` GPUs: `GPUS_PER_HOST` for a rack-scale
+    GPU whose node is larger, else the node."""
+    return min(GPUS_PER_HOST.get(gpu_name, gpus_per_node), gpus_per_node)
+
+
 def gpus_per_host(cluster: Cluster) -> int:
     """GPUs of one host of `cluster`, where a launcher starts its processes: `GPUS_PER_HOST` for a
     rack-scale GPU whose node is larger, else the node (`Cluster.gpus_per_node`)."""
-    node = cluster.gpus_per_node
-    host = GPUS_PER_HOST.get(cluster.gpu.name, node)
-    return min(host, node)
+    return host_size(cluster.gpu.name, cluster.gpus_per_node)
+
+
+def hosts_per_node(gpu_name: str, gpus_per_node: int) -> int:
+    """Hosts of one node of `gpus_per_node` `gpu_name` GPUs (1 unless the GPU is rack-scale; a node
+    that is not whole hosts ends with a part of one)."""
+    return -(-gpus_per_node // host_size(gpu_name, gpus_per_node))
+
+
+def host_span(width: int, host: int) -> tuple[int, int]:
+    """(hosts, GPUs on each) of one process group of `width` GPUs on hosts of `host` GPUs: one host
+    when it fits, else the fewest hosts that take the same count each (a launcher's `--nnodes` or
+    `ppr:N:node` puts the same number on every host: 8 = 2 x 4, 6 = 2 x 3 on hosts of 4)."""
+    if width <= host:
+        return 1, width
+    hosts = -(-width // host)
+    while width % hosts:
+        hosts += 1
+    return hosts, width // hosts
+
+
+def rack_hosts_note(gpu_name: str, gpus_per_node: int) -> str | None:
+    """What a serving launch counted in hosts of a rack-scale GPU says about them (None: the GPU's
+    hosts are its nodes). The planner's node stays the NVLink domain; the launch lines are per host."""
+    host = host_size(gpu_name, gpus_per_node)
+    if host == gpus_per_node:
+        return None
+    k = hosts_per_node(gpu_name, gpus_per_node)
+    return (
+        f"{gpu_name} hosts: the plan's node, one NVLink domain of {gpus_per_node} GPUs, is {k} hosts "
+        f"(compute trays, each its own operating system) of {'' if gpus_per_node % host == 0 else 'up to '}"
+        f"{host} GPUs, and these lines count hosts: "
+        f"the i-th node's lines run on host i (the cluster's node n holds hosts {k}n .. {k}n + {k - 1}), "
+        f"CUDA_VISIBLE_DEVICES counts a host's own GPUs 0-{host - 1} and every address placeholder names "
+        "a host; an engine over several hosts of one node talks over its NVLink (multi-node NVLink), as "
+        "planned"
+    )
 
 
 def node_shape(world_size: int, cluster: Cluster) -> tuple[int, int]:

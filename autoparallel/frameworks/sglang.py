@@ -49,7 +49,11 @@ Servers and nodes (`sglang_launch`):
   --node-rank r --dist-init-addr ${HEAD_IP}:5000` (SGLang's multi-node docs; node 0 serves HTTP);
   its width must be a multiple of the node size (SGLang puts tp·pp / nnodes GPUs on every node);
 - replicas without attention DP run as one server per node (`--dp-size` = the replicas that fit a
-  node) when a replica fits a node, else as one multi-node server per replica.
+  node) when a replica fits a node, else as one multi-node server per replica;
+- on a rack-scale GPU whose node spans several hosts (`_common.gpus_per_host`: a GB200 NVL72 rack,
+  the planner's node of 72 GPUs, is 18 hosts of 4) the launch's node is a host: SGLang starts on one
+  host's operating system and sees its GPUs, so a server wider than a host runs with `--nnodes` over
+  whole hosts (`_common.rack_hosts_note` in its notes).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autoparallel.errors import InputError
+from autoparallel.frameworks._common import host_size, host_span, rack_hosts_note
 from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.perf.engine_support import needs_remote_code
 from autoparallel.perf.sparse_attention import SglangNsaBackends, sglang_nsa_backends
@@ -99,8 +104,16 @@ NSA_OVERRIDE_NOTE = (
     "adjustments`); those are what runs and what was priced"
 )
 
-KV_CACHE_DTYPES = {"auto": "auto", "fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
-"""vLLM-style `kv_cache_dtype` -> SGLang's `--kv-cache-dtype` choices."""
+KV_CACHE_DTYPES = {
+    "auto": "auto",
+    "bfloat16": "bfloat16",
+    "bf16": "bf16",
+    "fp8": "fp8_e4m3",
+    "fp8_e4m3": "fp8_e4m3",
+    "fp8_e5m2": "fp8_e5m2",
+}
+"""vLLM-style `kv_cache_dtype` -> SGLang's `--kv-cache-dtype` choices (SGLang 0.5.6 server_args.py:
+auto, fp8_e5m2, fp8_e4m3, bf16, bfloat16, fp4_e2m1; vLLM's float16 and fp8_inc have none)."""
 
 
 def sglang_args(
@@ -264,8 +277,10 @@ class SglangLaunch:
     """Notes that hold wherever its servers run (`--trust-remote-code`, NSA flags SGLang replaces)."""
 
 
-def server_nodes(width: int, gpus_per_node: int) -> int:
-    """Nodes a server of `width` GPUs spans.
+def server_nodes(width: int, gpus_per_node: int, gpu: GPU | None = None) -> int:
+    """Nodes a server of `width` GPUs spans; on a rack-scale `gpu` (`_common.host_size`) the hosts of
+    one node it spans, the same GPU count on each (`_common.host_span`: SGLang puts tp·pp / nnodes
+    GPUs on every one).
 
     Raises:
         InputError: a server wider than a node whose width is not a multiple of the node size
@@ -273,10 +288,13 @@ def server_nodes(width: int, gpus_per_node: int) -> int:
     """
     from autoparallel.perf.engine_support import node_span_problem
 
+    host = gpus_per_node if gpu is None else host_size(gpu.name, gpus_per_node)
+    if host < gpus_per_node and width <= gpus_per_node:
+        return host_span(width, host)[0]
     problem = node_span_problem("sglang", width, gpus_per_node)
     if problem is not None:
         raise InputError(problem)
-    return max(1, width // gpus_per_node)
+    return max(1, width // host)
 
 
 def sglang_launch(
@@ -289,18 +307,21 @@ def sglang_launch(
     model: ModelSpec | None = None,
     gpu: GPU | None = None,
 ) -> SglangLaunch:
-    """The servers that run `config` on nodes of `gpus_per_node` GPUs, and their lines (module doc).
+    """The servers that run `config` on nodes of `gpus_per_node` GPUs, and their lines (module doc);
+    on a rack-scale `gpu` the nodes of the lines are its hosts (`_common.host_size`).
 
     Raises:
-        InputError: a server wider than a node whose width is not a multiple of the node size.
+        InputError: a server wider than a node (host) whose width is not a multiple of its size.
     """
     attention_dp = config.shares_experts
+    host = gpus_per_node if gpu is None else host_size(gpu.name, gpus_per_node)
+    unit = "node" if host == gpus_per_node else "host"
     server, servers = config, 1
-    if not attention_dp and config.replicas > 1 and config.gpus > gpus_per_node:
-        per = max(gpus_per_node // config.gpus_per_replica, 1)
+    if not attention_dp and config.replicas > 1 and config.gpus > host:
+        per = max(host // config.gpus_per_replica, 1)
         server = config.model_copy(update={"replicas": per})
         servers = -(-config.replicas // per)
-    nodes = server_nodes(server.gpus, gpus_per_node)
+    nodes = server_nodes(server.gpus, gpus_per_node, gpu)
     line = sglang_command(
         model_id,
         server,
@@ -320,18 +341,21 @@ def sglang_launch(
     if servers > 1:
         last = config.replicas - server.replicas * (servers - 1)
         tail = f" (the last with --dp-size {last})" if last != server.replicas else ""
-        where = "node" if nodes == 1 else f"group of {nodes} nodes"
+        where = unit if nodes == 1 else f"group of {nodes} {unit}s"
         notes.append(
             f"run {servers} servers, one per {where}, {config.replicas} replicas in all{tail}, behind a load "
             "balancer"
         )
+    rack = rack_hosts_note(gpu.name, gpus_per_node) if gpu is not None else None
+    if rack is not None and nodes * servers > 1:
+        notes.append(rack)
     if nodes == 1:
         return SglangLaunch(server, servers, 1, (line,), tuple(notes), model_notes)
     init = f"--dist-init-addr {HEAD_ADDRESS}:{DIST_INIT_PORT}"
     lines = tuple(f"{line} --nnodes {nodes} --node-rank {r} {init}" for r in range(nodes))
     notes.append(
-        f"each server spans {nodes} nodes: run its line with --node-rank r on its r-th node, after "
-        "export HEAD_IP=<address of the server's node 0, reachable from the others> on each of them; node "
-        "0 serves the HTTP endpoint"
+        f"each server spans {nodes} {unit}s: run its line with --node-rank r on its r-th {unit}, after "
+        f"export HEAD_IP=<address of the server's {unit} 0, reachable from the others> on each of them; "
+        f"{unit} 0 serves the HTTP endpoint"
     )
     return SglangLaunch(server, servers, nodes, lines, tuple(notes), model_notes)

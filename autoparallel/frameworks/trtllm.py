@@ -28,6 +28,11 @@ An engine wider than a node spans whole nodes in one MPI world (TensorRT-LLM's t
 once, with W GPUs over nodes of G (`trtllm_launch`); the Slurm form is in its note. Each such engine
 needs a hostfile of its own (Open MPI's `--hostfile`: one `host slots=G` line per node of that engine):
 a deployment's replicas name theirs `hostfile_for(engine, replica)`, with `hostfile_text` in it.
+
+On a rack-scale GPU whose node spans several hosts (`_common.gpus_per_host`: a GB200 NVL72 rack, the
+planner's node of 72 GPUs, is 18 hosts of 4) the launch's node is a host (`trtllm_launch`'s `gpu`):
+copies pack onto hosts, an engine wider than a host runs under `mpirun` over whole hosts with
+`slots=4` each, and `_common.rack_hosts_note` says so.
 """
 
 from __future__ import annotations
@@ -39,11 +44,13 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from autoparallel.frameworks._common import host_size, host_span, rack_hosts_note
 from autoparallel.memory.trtllm import DEFAULT_FREE_GPU_MEMORY_FRACTION, DEFAULT_MAX_NUM_TOKENS
 from autoparallel.perf.engine_support import needs_remote_code
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
+    from autoparallel.hardware import GPU
     from autoparallel.models.spec import ModelSpec
 
 TRTLLM_YAML_SCHEMA: dict[str, object] = {
@@ -68,9 +75,9 @@ HOST = "0.0.0.0"
 BASE_PORT = 8000
 """trtllm-serve's default `--port`; copies sharing a node take BASE_PORT, BASE_PORT + 1, ..."""
 EXTRA_OPTIONS_FILE = "extra-llm-api-config.yml"
+"""The file name a single engine's command refers to (`options_file` in a deployment, one per engine)."""
 HOSTFILE = "hostfile"
 """The hostfile a single multi-node engine's `mpirun` line names."""
-"""The file name a single engine's command refers to (`options_file` in a deployment, one per engine)."""
 
 
 def options_file_for(engine_index: int) -> str:
@@ -164,7 +171,7 @@ class TrtllmLaunch:
     engines: int
     """Separate engines the plan runs (dense replicas; one with attention data parallelism)."""
     nodes: int
-    """Nodes one engine spans (1: inside a node)."""
+    """Nodes one engine spans (1: inside a node); hosts, on a rack-scale GPU."""
     notes: tuple[str, ...]
     """How to run it."""
 
@@ -175,41 +182,55 @@ def trtllm_launch(
     gpus_per_node: int,
     options_file: str = EXTRA_OPTIONS_FILE,
     hostfile: str = HOSTFILE,
+    *,
+    gpu: GPU | None = None,
 ) -> TrtllmLaunch:
     """The launch of `config` on nodes of `gpus_per_node` GPUs (module doc); an engine wider than a
     node spans whole nodes (`engine_support.node_span_problem` keeps the planner to those) under an
-    `mpirun` that reads `hostfile`."""
+    `mpirun` that reads `hostfile`. With a rack-scale `gpu` (`_common.host_size`) the nodes of the
+    launch are its hosts.
+
+    """
     width = config.engine_gpus  # one engine: attention-DP ranks together, as `trtllm_options`
     engines = config.replicas * config.gpus_per_replica // width
     serve = trtllm_command(model_id, config, options_file)
+    host = gpus_per_node if gpu is None else host_size(gpu.name, gpus_per_node)
+    unit = "node" if host == gpus_per_node else "host"
+    rack = None if gpu is None else rack_hosts_note(gpu.name, gpus_per_node)
     notes: list[str] = []
-    if width <= gpus_per_node:
+    if width <= host:
         if engines > 1:
-            notes.append(copies_note(engines, width, gpus_per_node))
+            notes.append(copies_note(engines, width, host, unit=unit))
+            if rack is not None and engines > host // width:
+                notes.append(rack)
         return TrtllmLaunch(serve, engines, 1, tuple(notes))
-    nodes = -(-width // gpus_per_node)
+    # the same rank count on every host (`_common.host_span`); whole nodes when wider than one
+    nodes, per = host_span(width, host) if width <= gpus_per_node else (-(-width // host), host)
     line = (
-        f"mpirun -np {width} --hostfile {shlex.quote(hostfile)} --map-by ppr:{gpus_per_node}:node "
+        f"mpirun -np {width} --hostfile {shlex.quote(hostfile)} --map-by ppr:{per}:node "
         f"trtllm-llmapi-launch {serve}"
     )
     if engines > 1:
         notes.append(
             f"run {engines} copies of this line behind a load balancer, each from the first of its own "
-            f"{nodes} nodes with a hostfile of its own"
+            f"{nodes} {unit}s with a hostfile of its own"
         )
     notes.append(
-        f"each engine spans {nodes} nodes in one MPI world: start its line once, from its first node, "
-        f"with `{hostfile}` listing its {nodes} nodes (slots={gpus_per_node} each) and {options_file} "
+        f"each engine spans {nodes} {unit}s in one MPI world: start its line once, from its first {unit}, "
+        f"with `{hostfile}` listing its {nodes} {unit}s (slots={host} each) and {options_file} "
         f"on every one; under Slurm: srun -N {nodes} --ntasks {width} --ntasks-per-node "
-        f"{gpus_per_node} --mpi=pmix trtllm-llmapi-launch {serve}"
+        f"{per} --mpi=pmix trtllm-llmapi-launch {serve}"
     )
+    if rack is not None:
+        notes.append(rack)
     return TrtllmLaunch(line, engines, nodes, tuple(notes))
 
 
-def copies_note(engines: int, width: int, gpus_per_node: int) -> str:
+def copies_note(engines: int, width: int, gpus_per_node: int, *, unit: str = "node") -> str:
     """How to run `engines` copies of a `width`-GPU line on nodes of `gpus_per_node` GPUs: packed onto
     nodes in order, the k-th copy of a node on GPUs k·width .. and port BASE_PORT + k (as written,
-    every copy would take GPU 0 and port 8000)."""
+    every copy would take GPU 0 and port 8000). `unit`: what a node is called ("host" on a
+    rack-scale GPU, where `gpus_per_node` is a host's GPUs)."""
     per_node = gpus_per_node // width
     nodes = -(-engines // per_node)
     slots = ", ".join(
@@ -218,8 +239,8 @@ def copies_note(engines: int, width: int, gpus_per_node: int) -> str:
         for k in range(min(per_node, engines))
     )
     last = engines - per_node * (nodes - 1)
-    tail = f" (on the last node the first {last})" if nodes > 1 and last != per_node else ""
+    tail = f" (on the last {unit} the first {last})" if nodes > 1 and last != per_node else ""
     return (
-        f"run {engines} copies of this line behind a load balancer, {min(per_node, engines)} per node on "
-        f"{nodes} node(s), each on its own GPUs and port; on each node: {slots}{tail}"
+        f"run {engines} copies of this line behind a load balancer, {min(per_node, engines)} per {unit} "
+        f"on {nodes} {unit}(s), each on its own GPUs and port; on each {unit}: {slots}{tail}"
     )

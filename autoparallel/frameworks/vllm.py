@@ -24,6 +24,10 @@ How a plan maps onto vLLM:
   (`--distributed-executor-backend ray`); engines that fit a node are spread over nodes with
   vLLM's multi-node data-parallel flags (`--data-parallel-size-local`, `--data-parallel-start-rank`,
   `--data-parallel-address`, `--data-parallel-rpc-port`, `--headless` on the other nodes).
+- A rack-scale GPU's node spans several hosts (`_common.gpus_per_host`: a GB200 NVL72 rack, the
+  planner's node of 72 GPUs, is 18 hosts of 4): the launch counts hosts where it says nodes, since a
+  process starts on one host's operating system and sees that host's GPUs; an engine wider than a
+  host takes the multi-node paths above over the rack's hosts (`_common.rack_hosts_note`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError
+from autoparallel.frameworks._common import gpus_per_host, hosts_per_node, rack_hosts_note
 from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.validation import serving_problems
@@ -156,7 +161,8 @@ class VllmLaunch(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     commands: tuple[tuple[str, ...], ...]
-    """Shell lines per node: `commands[i]` runs on node i, in order. Node 0 serves the API."""
+    """Shell lines per node: `commands[i]` runs on node i, in order. Node 0 serves the API. On a
+    rack-scale GPU a node here is a host (`_common.gpus_per_host`: a GB200 NVL72 tray of 4 GPUs)."""
     env: dict[str, str]
     """Environment variables to export on every node before the commands (empty when none is needed)."""
     notes: tuple[str, ...]
@@ -164,7 +170,7 @@ class VllmLaunch(BaseModel):
 
     @property
     def nodes(self) -> int:
-        """Nodes the launch uses."""
+        """Nodes (hosts, on a rack-scale GPU) the launch uses."""
         return len(self.commands)
 
 
@@ -257,7 +263,8 @@ def vllm_launch(
     cluster: Cluster | None = None,
     model: ModelSpec | None = None,
 ) -> VllmLaunch:
-    """Commands per node to start the plan on `cluster` (one node when `cluster` is None).
+    """Commands per node to start the plan on `cluster` (one node when `cluster` is None); on a
+    rack-scale GPU per host (`_common.gpus_per_host`), with `_common.rack_hosts_note` saying so.
 
     - Fits one node: one `vllm serve` (replicas as `--data-parallel-size`).
     - An engine spans nodes (tp x pp > GPUs per node): a Ray cluster over the nodes, `vllm serve`
@@ -269,12 +276,20 @@ def vllm_launch(
     args = vllm_args(model_id, config, cluster=cluster, model=model)
     flags = _non_default(args)
     if separate_engines(config, model):
-        return _separate_launch(model_id, config, cluster, flags)
-    if cluster is None or config.gpus <= cluster.gpus_per_node:
+        launch = _separate_launch(model_id, config, cluster, flags)
+    elif cluster is None or config.gpus <= gpus_per_host(cluster):
         return VllmLaunch(commands=((_serve_line(model_id, flags),),), env={}, notes=())
-    if _spans_nodes(config, cluster):
-        return _ray_launch(model_id, config, cluster, flags)
-    return _data_parallel_launch(model_id, config, cluster, flags)
+    elif _spans_nodes(config, cluster):
+        launch = _ray_launch(model_id, config, cluster, flags)
+    else:
+        launch = _data_parallel_launch(model_id, config, cluster, flags)
+    if cluster is None:
+        return launch
+    _check_hosts(launch.nodes, config, cluster)
+    note = rack_hosts_note(cluster.gpu.name, cluster.gpus_per_node)
+    if note is None or launch.nodes == 1:
+        return launch
+    return launch.model_copy(update={"notes": (*launch.notes, note)})
 
 
 # ----- launch shapes --------------------------------------------------------------------------------
@@ -292,7 +307,8 @@ def _separate_launch(
 ) -> VllmLaunch:
     """`replicas` separate engines, packed onto nodes in order, each on its own GPUs and port; an engine
     wider than a node gets a Ray cluster of its own nodes, its head on its first node."""
-    per_node = cluster.gpus_per_node if cluster is not None else config.gpus
+    per_node = gpus_per_host(cluster) if cluster is not None else config.gpus
+    unit = _unit(cluster)
     width = config.gpus_per_replica
     commands: list[list[str]] = []
     notes = [
@@ -311,7 +327,7 @@ def _separate_launch(
             line = _serve_line(model_id, {**flags, "port": BASE_PORT + e})
             commands[node].append(f"CUDA_VISIBLE_DEVICES={gpus} {line}")
         return VllmLaunch(commands=tuple(tuple(c) for c in commands), env={}, notes=tuple(notes))
-    nodes_each = -(-width // per_node)
+    nodes_each = -(-width // per_node)  # a Ray cluster of its own: its placement group packs them
     for e in range(config.replicas):
         head = f"${{HEAD_IP_{e}}}"
         commands.append(
@@ -319,37 +335,52 @@ def _separate_launch(
         )
         commands += [[f"ray start --address={head}:{RAY_PORT}"] for _ in range(1, nodes_each)]
     notes += [
-        f"each engine spans {nodes_each} nodes with a Ray cluster of its own: export HEAD_IP_<e> (the "
-        "first node of engine e) on that engine's nodes before starting their Ray workers.",
-        "every node needs the same vLLM version and the model at the same path (or HF cache); set "
-        "VLLM_HOST_IP to each node's own address if Ray picks the wrong interface.",
-        "an engine's tensor-parallel groups should stay inside a node, with pipeline stages across nodes.",
+        f"each engine spans {nodes_each} {unit}s with a Ray cluster of its own: export HEAD_IP_<e> (the "
+        f"first {unit} of engine e) on that engine's {unit}s before starting their Ray workers.",
+        f"every {unit} needs the same vLLM version and the model at the same path (or HF cache); set "
+        f"VLLM_HOST_IP to each {unit}'s own address if Ray picks the wrong interface.",
     ]
+    if unit == "node":
+        notes.append(
+            "an engine's tensor-parallel groups should stay inside a node, with pipeline stages across nodes."
+        )
     return VllmLaunch(commands=tuple(tuple(c) for c in commands), env={}, notes=tuple(notes))
 
 
 def _ray_launch(
     model_id: str, config: ServingConfig, cluster: Cluster, flags: dict[str, object]
 ) -> VllmLaunch:
-    """One Ray cluster over the nodes the plan uses; node 0 starts the head and serves."""
-    nodes = -(-config.gpus // cluster.gpus_per_node)
+    """One Ray cluster over the nodes (hosts) the plan uses; node 0 starts the head and serves."""
+    host = gpus_per_host(cluster)
+    unit = _unit(cluster)
+    if config.replicas > 1 and unit == "host" and config.gpus_per_replica % host:
+        # the engine's own rule for nodes, here for hosts: Ray's `span` packing of data-parallel ranks
+        from autoparallel.perf.engine_support import node_span_problem
+
+        problem = node_span_problem("vllm", config.gpus_per_replica, host)
+        raise InputError(f"{problem} ({cluster.gpu.name}: a host, where vLLM starts, has {host} GPUs)")
+    nodes = -(-config.gpus // host)
     head = (f"ray start --head --port={RAY_PORT}", _serve_line(model_id, flags))
     workers = tuple((f"ray start --address={HEAD_ADDRESS}:{RAY_PORT}",) for _ in range(1, nodes))
     env: dict[str, str] = {}
+    span = -(-config.gpus_per_replica // host)
     notes = [
-        f"export HEAD_IP=<address of node 0> on every node; start the workers' Ray before `vllm serve` "
+        f"export HEAD_IP=<address of {unit} 0> on every {unit}; start the workers' Ray before `vllm serve` "
         f"(`ray status` should list {config.gpus} GPUs).",
-        "every node needs the same vLLM version and the model at the same path (or HF cache); set "
-        "VLLM_HOST_IP to each node's own address if Ray picks the wrong interface.",
-        f"one engine spans {-(-config.gpus_per_replica // cluster.gpus_per_node)} nodes: its "
-        "tensor-parallel groups should stay inside a node, with pipeline stages across nodes.",
+        f"every {unit} needs the same vLLM version and the model at the same path (or HF cache); set "
+        f"VLLM_HOST_IP to each {unit}'s own address if Ray picks the wrong interface.",
+        f"one engine spans {span} nodes: its tensor-parallel groups should stay inside a node, with "
+        "pipeline stages across nodes."
+        if unit == "node"
+        else f"one engine spans {span} hosts of one NVLink domain, its tensor-parallel and pipeline "
+        "groups over NVLink.",
     ]
     if config.replicas > 1:
         # vllm/envs.py: "span" allocates one DP rank over as many nodes as its world size needs.
         env["VLLM_RAY_DP_PACK_STRATEGY"] = "span"
         notes.append(
             f"{config.replicas} engines as Ray data-parallel ranks (`--data-parallel-backend ray`); "
-            "VLLM_RAY_DP_PACK_STRATEGY=span lets each rank span nodes."
+            f"VLLM_RAY_DP_PACK_STRATEGY=span lets each rank span {unit}s."
         )
     return VllmLaunch(commands=(head, *workers), env=env, notes=tuple(notes))
 
@@ -357,8 +388,9 @@ def _ray_launch(
 def _data_parallel_launch(
     model_id: str, config: ServingConfig, cluster: Cluster, flags: dict[str, object]
 ) -> VllmLaunch:
-    """Engines packed onto nodes; node 0 runs the API server, the others run engines headless."""
-    per_node = cluster.gpus_per_node // config.gpus_per_replica
+    """Engines packed onto nodes (hosts); node 0 runs the API server, the others run engines headless."""
+    per_node = gpus_per_host(cluster) // config.gpus_per_replica
+    unit = _unit(cluster)
     commands: list[tuple[str, ...]] = []
     start = 0
     while start < config.replicas:
@@ -374,15 +406,15 @@ def _data_parallel_launch(
         commands.append((_serve_line(model_id, node_flags),))
         start += local
     notes = [
-        "export HEAD_IP=<address of node 0, reachable from the other nodes> on every node.",
-        f"node 0 serves the API and balances over all {config.replicas} engines; the other nodes run "
+        f"export HEAD_IP=<address of {unit} 0, reachable from the other {unit}s> on every {unit}.",
+        f"{unit} 0 serves the API and balances over all {config.replicas} engines; the other {unit}s run "
         "engines only (--headless).",
-        "every node needs the same vLLM version and the model at the same path (or HF cache).",
+        f"every {unit} needs the same vLLM version and the model at the same path (or HF cache).",
     ]
     if config.enable_expert_parallel:
         notes.append(
             f"expert parallelism spans all {config.tp * config.replicas} GPUs (tp x data-parallel), "
-            "so the all-to-all crosses nodes."
+            f"so the all-to-all crosses {unit}s."
         )
     return VllmLaunch(commands=tuple(commands), env={}, notes=tuple(notes))
 
@@ -424,8 +456,29 @@ def _validate(config: ServingConfig, *, cluster: Cluster | None, model: ModelSpe
 
 
 def _spans_nodes(config: ServingConfig, cluster: Cluster) -> bool:
-    """One engine (tp x pp GPUs) needs more GPUs than a node has."""
-    return config.gpus_per_replica > cluster.gpus_per_node
+    """One engine (tp x pp GPUs) needs more GPUs than a node (a host, `_common.gpus_per_host`) has."""
+    return config.gpus_per_replica > gpus_per_host(cluster)
+
+
+def _unit(cluster: Cluster | None) -> str:
+    """What the launch's lines are grouped by: "node", or "host" where a node spans several
+    (`_common.gpus_per_host`)."""
+    if cluster is None or gpus_per_host(cluster) == cluster.gpus_per_node:
+        return "node"
+    return "host"
+
+
+def _check_hosts(used: int, config: ServingConfig, cluster: Cluster) -> None:
+    """Reject a launch over more hosts than `cluster` has: on a rack-scale GPU, engines that fit a
+    node (the planner's count) but not its hosts (3-GPU engines leave a GPU of every 4-GPU host)."""
+    hosts = cluster.nodes * hosts_per_node(cluster.gpu.name, cluster.gpus_per_node)
+    if _unit(cluster) == "host" and used > hosts:
+        host = gpus_per_host(cluster)
+        raise InputError(
+            f"{config.replicas} engine(s) of {config.gpus_per_replica} GPUs need {used} hosts of {host} "
+            f"{cluster.gpu.name} GPUs but cluster {cluster.spec} has {hosts}: an engine does not split "
+            "over hosts unless it takes whole ones"
+        )
 
 
 def _non_default(args: dict[str, object]) -> dict[str, object]:

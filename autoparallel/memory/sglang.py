@@ -60,7 +60,6 @@ from autoparallel.memory.vllm_profile import stage_params_per_rank
 from autoparallel.models.parse_quant import is_compressed_tensors
 from autoparallel.models.quant import QuantMethod
 from autoparallel.models.spec import AttentionKind, ParamGroups
-from autoparallel.perf.engine_support import SGLANG_BLACKWELL_ATTENTION
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -68,6 +67,17 @@ if TYPE_CHECKING:
     from autoparallel.memory.serving import VllmMemoryReport
     from autoparallel.models.quant import QuantSpec
     from autoparallel.models.spec import ModelSpec
+
+SGLANG_BLACKWELL_ATTENTION = {
+    "DeepseekV3ForCausalLM": "trtllm_mla",
+    "GptOssForCausalLM": "trtllm_mha",
+    "Llama4ForConditionalGeneration": "trtllm_mha",
+    "Llama4ForCausalLM": "trtllm_mha",
+}
+"""Architectures SGLang 0.5.6 runs on Blackwell with a TensorRT-LLM attention kernel by default
+(`ServerArgs._handle_model_specific_adjustments`): `trtllm_mla` for DeepSeek-V3's architecture (DeepSeek
+Sparse Attention aside, which runs its own backends), `trtllm_mha` for gpt-oss and Llama 4. Both keep
+64-token pages (`_handle_attention_backend_compatibility`), and `trtllm_mla` takes no E5M2 cache."""
 
 MIB = float(2**20)
 GIB = float(2**30)
@@ -215,7 +225,7 @@ def sglang_priced_config(model: ModelSpec, gpu: GPU, config: ServingConfig) -> S
 def page_size(model: ModelSpec, gpu: GPU) -> int:
     """Tokens per KV page SGLang 0.5.6 runs `model` with on `gpu` by default: 64 for DeepSeek Sparse
     Attention, and on Blackwell for the architectures it gives TensorRT-LLM attention kernels
-    (`engine_support.SGLANG_BLACKWELL_ATTENTION`); else 1 (FlashAttention 3, FlashInfer and Triton's
+    (`SGLANG_BLACKWELL_ATTENTION`); else 1 (FlashAttention 3, FlashInfer and Triton's
     default)."""
     if model.has_sparse_attention:
         return 64

@@ -421,8 +421,7 @@ def _vllm_gptq_problem(model: ModelSpec, vllm_version: str | None) -> str | None
     q = model.quantization
     if q is None or q.method.value != "gptq" or is_compressed_tensors(q):
         return None  # compressed-tensors INT weights load through `CompressedTensorsWNA16`, not GPTQ
-    from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
-    from autoparallel.memory.vllm_versions import parse_vllm_version
+    from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, parse_vllm_version
 
     text = vllm_version or DEFAULT_VLLM_VERSION
     if not parse_vllm_version(text).at_least(32):
@@ -450,8 +449,7 @@ def _vllm_removed_problem(model: ModelSpec, vllm_version: str | None) -> str | N
     last = VLLM_REMOVED_ARCHITECTURES.get(model.architecture or "")
     if last is None:
         return None
-    from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
-    from autoparallel.memory.vllm_versions import parse_vllm_version
+    from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, parse_vllm_version
 
     text = vllm_version or DEFAULT_VLLM_VERSION
     if parse_vllm_version(text).key <= parse_vllm_version(last).key:
@@ -572,16 +570,6 @@ def needs_remote_code(engine: str, model: ModelSpec | None) -> bool:
     )
 
 
-SGLANG_BLACKWELL_ATTENTION = {
-    "DeepseekV3ForCausalLM": "trtllm_mla",
-    "GptOssForCausalLM": "trtllm_mha",
-    "Llama4ForConditionalGeneration": "trtllm_mha",
-    "Llama4ForCausalLM": "trtllm_mha",
-}
-"""Architectures SGLang 0.5.6 runs on Blackwell with a TensorRT-LLM attention kernel by default
-(`ServerArgs._handle_model_specific_adjustments`): `trtllm_mla` for DeepSeek-V3's architecture (DeepSeek
-Sparse Attention aside, which runs its own backends), `trtllm_mha` for gpt-oss and Llama 4. Both keep
-64-token pages (`_handle_attention_backend_compatibility`), and `trtllm_mla` takes no E5M2 cache."""
 TRITON_FP8E4_ARCHS = ("volta", "turing", "ampere")
 """NVIDIA architectures below SM89, where Triton has no `fp8e4nv` (E4M3) type: the engines' Triton
 attention kernels cannot read an E4M3 KV cache there (vLLM 0.32's Triton backends: "native FP8
@@ -623,7 +611,7 @@ def kv_dtype_problem(
       `auto` is what SGLang stores (`memory.sglang.sglang_stored_kv_dtype`: a compressed-tensors
       checkpoint's declared FP8 cache is not read). A `bfloat16` cache needs SM80
       (`SGLANG_BF16_MIN_CAPABILITY`). On
-      Blackwell DeepSeek-V3's architecture runs `trtllm_mla` (`SGLANG_BLACKWELL_ATTENTION`), which
+      Blackwell DeepSeek-V3's architecture runs `trtllm_mla` (`sglang.SGLANG_BLACKWELL_ATTENTION`), which
       refuses E5M2 ("TensorRT-LLM MLA backend only supports kv-cache-dtype of fp8_e4m3, fp4_e2m1, or
       auto").
     - **vLLM 0.32, MLA and E5M2**: no CUDA MLA backend stores an E5M2 cache (`supported_kv_cache_dtypes`
@@ -634,12 +622,11 @@ def kv_dtype_problem(
     """
     if model is None or gpu.vendor != "nvidia":
         return None
+    from autoparallel.memory.sglang import SGLANG_BLACKWELL_ATTENTION, sglang_stored_kv_dtype
     from autoparallel.memory.vllm_config import checkpoint_kv_dtype
 
     kv = checkpoint_kv_dtype(model, kv_cache_dtype)
     if engine == "sglang":
-        from autoparallel.memory.sglang import sglang_stored_kv_dtype
-
         kv = sglang_stored_kv_dtype(model, gpu, kv_cache_dtype)
     where = f"{model.name} on {gpu.name} ({gpu.arch})"
     trtllm_mla = SGLANG_BLACKWELL_ATTENTION.get(model.architecture) == "trtllm_mla"
@@ -657,8 +644,7 @@ def kv_dtype_problem(
         return _sglang_triton_kv_problem(model, kv, gpu, where)
     if engine != "vllm" or not kv.startswith("fp8"):
         return None
-    from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
-    from autoparallel.memory.vllm_versions import parse_vllm_version
+    from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, parse_vllm_version
 
     if not parse_vllm_version(vllm_version or DEFAULT_VLLM_VERSION).at_least(32):
         return None
@@ -709,8 +695,7 @@ def _vllm_mla_e5m2_problem(model: ModelSpec, kv: str, where: str, vllm_version: 
     `kv_dtype_problem`, vLLM 0.32 and later only: older releases are not checked)."""
     if kv != "fp8_e5m2" or not model.is_mla or model.has_sparse_attention:
         return None
-    from autoparallel.memory.serving import DEFAULT_VLLM_VERSION
-    from autoparallel.memory.vllm_versions import parse_vllm_version
+    from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, parse_vllm_version
 
     if not parse_vllm_version(vllm_version or DEFAULT_VLLM_VERSION).at_least(32):
         return None

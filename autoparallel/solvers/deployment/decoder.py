@@ -15,6 +15,8 @@ TTFT must meet the limit too.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import ServingConfig
@@ -31,8 +33,17 @@ from autoparallel.solvers.deployment.space import (
 from autoparallel.solvers.serving.decoder import evaluate_point
 from autoparallel.solvers.settings import SolverStats
 
+if TYPE_CHECKING:
+    from autoparallel.hardware.cluster import Pool
+
 BASE_PORT = 8000
 """`--port` of the first engine on a node; engines sharing a node take the next ports."""
+
+GPUS_PER_HOST: dict[str, int] = {"GB200": 4}
+"""GPUs per host of the rack-scale GPUs whose node (NVLink domain) spans several hosts: a GB200 NVL72
+rack is 18 compute trays of 4 GPUs. The launch's fact, `frameworks._common.GPUS_PER_HOST` (its
+source there), repeated because a solver may not import the emitters (tests/test_layering.py);
+tests/frameworks/test_s34_nvl72_launch.py checks that the two agree."""
 
 
 class _Frozen(BaseModel):
@@ -40,14 +51,18 @@ class _Frozen(BaseModel):
 
 
 class ReplicaPlacement(_Frozen):
-    """Where one engine replica runs."""
+    """Where one engine replica runs: on the hosts where its lines start, as the launch counts them
+    (`place`)."""
 
     nodes: tuple[int, ...]
-    """Node indices inside its pool."""
+    """Node indices inside its pool; on a rack-scale GPU, whose node spans several hosts
+    (`frameworks._common.gpus_per_host`: a GB200 NVL72 rack is 18 hosts of 4 GPUs), host indices,
+    node n's being n·k .. n·k + k − 1 for k hosts per node."""
     gpu_ids: tuple[int, ...]
-    """GPU indices on its node (narrow engines; CUDA_VISIBLE_DEVICES); all GPUs of its nodes when wide."""
+    """GPU indices on its node or host (narrow engines; CUDA_VISIBLE_DEVICES); all GPUs of its nodes
+    or hosts when it spans several."""
     port: int
-    """`--port` of its API server (engines sharing a node take consecutive ports from 8000)."""
+    """`--port` of its API server (engines sharing a node or host take consecutive ports from 8000)."""
 
 
 class DeployedEngine(_Frozen):
@@ -65,7 +80,8 @@ class DeployedEngine(_Frozen):
     gpus_per_replica: int
     replicas: int
     nodes: tuple[tuple[int, ...], ...]
-    """Per replica, the node indices it runs on inside its pool."""
+    """Per replica, the node indices it runs on inside its pool (host indices on a rack-scale GPU:
+    `ReplicaPlacement.nodes`)."""
     placement: tuple[ReplicaPlacement, ...]
     capacity_rps: float
     """Requests/s one replica sustains with its model's TTFT and TPOT holding (float model)."""
@@ -210,6 +226,8 @@ def place(
 ) -> dict[int, list[tuple[tuple[int, ...], tuple[int, ...]]]]:
     """Engine index -> per replica (nodes, GPU ids): wide engines on whole consecutive nodes, then narrow
     ones first-fit decreasing into the remaining nodes (sizes in a divisibility chain pack exactly).
+    On a rack-scale GPU the placement is then told in hosts (`on_hosts`): the planner's node is the
+    NVLink domain, the launch's the host.
 
     Raises:
         InternalError: the counts do not fit their pool (the encoder's node constraints were wrong).
@@ -239,7 +257,45 @@ def place(
             raise InternalError(
                 f"replica counts take {node} nodes of pool {p} ({pool.spec}), which has {pool.nodes}"
             )
+        host = pool_host_size(pool)
+        if host < pool.gpus_per_node:
+            for k in space.engines_of(pool=p):
+                if k in out:
+                    out[k] = [on_hosts(nodes, ids, host, pool.gpus_per_node) for nodes, ids in out[k]]
     return out
+
+
+def pool_host_size(pool: Pool) -> int:
+    """GPUs of one host of `pool` (`GPUS_PER_HOST`; its node for other GPUs, and for a stand-in pool
+    that names no GPU)."""
+    gpu = getattr(pool, "gpu", None)
+    host = GPUS_PER_HOST.get(gpu.name, pool.gpus_per_node) if gpu is not None else pool.gpus_per_node
+    return min(host, pool.gpus_per_node)
+
+
+def on_hosts(
+    nodes: tuple[int, ...], gpu_ids: tuple[int, ...], host: int, gpus_per_node: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A replica's (nodes, GPU ids on its node) as (hosts, GPU ids on each host) for nodes of
+    `gpus_per_node` GPUs in hosts of `host` (GPU g of node n on host n·k + g // host, k hosts per node):
+    inside one host its own GPUs, else whole hosts, all their GPUs.
+
+    Raises:
+        InternalError: a replica over several hosts that does not take whole ones (the first-fit
+            decreasing of power-of-two sizes starts every replica at a multiple of its size).
+    """
+    k = -(-gpus_per_node // host)
+    if len(nodes) > 1 or len(gpu_ids) == gpus_per_node:  # whole nodes: all their hosts
+        return tuple(n * k + t for n in nodes for t in range(k)), tuple(range(host))
+    (node,) = nodes
+    first, last = gpu_ids[0] // host, gpu_ids[-1] // host
+    if first == last:
+        return (node * k + first,), tuple(g - first * host for g in gpu_ids)
+    if gpu_ids[0] % host or len(gpu_ids) % host:
+        raise InternalError(
+            f"a replica on GPUs {gpu_ids[0]}-{gpu_ids[-1]} of a node splits hosts of {host} GPUs"
+        )
+    return tuple(node * k + h for h in range(first, last + 1)), tuple(range(host))
 
 
 def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: SolverStats) -> Deployment:
