@@ -110,6 +110,9 @@ class ServingPerf(_Frozen):
     """A pure decode step at the running batch (no prefill work), ms."""
     prefill_ms: float
     """One prompt of `isl` tokens alone through the pipeline, ms."""
+    prompt_ms: float = 0.0
+    """The time one more prompt adds to a full prefill step, ms (`StepTimes.prompt_s`): what a burst's
+    first wave queues on, prompt after prompt."""
     batch_size: float
     """Running sequences per replica in steady state."""
     batch_limit: str
@@ -295,8 +298,9 @@ def client_queue_s(
       cycle b / rate, κ = 1 − cv² of the output lengths (at least 0: fixed lengths κ = 1, exponential
       ones κ = 0). On average over the n: q ((1 − κ) q + 1 + κ n) / (2n) completions, and the released
       prompts arrive κ-synchronised into the prefill queue: (w − 1) / 2 · prompt_s · (w + κ q) / n.
-      (Qwen3-8B on one H100, 300 prompts at max_num_seqs 256: 0.37 s where the replay gives 6.1 s
-      without both terms, 4.9 s with them);
+      `prompt_s` is a prompt's share of a full prefill step (`StepTimes.prompt_s`). Qwen3-8B on one
+      H100, 300 prompts at max_num_seqs 256: 0.37 s without both terms, 5.7 s with them, 6.1 s in
+      the replay;
     - with an arrival rate (open loop) nothing queues below capacity: 0."""
     if workload.request_rate is not None or tokens_per_s <= 0:
         return 0.0
@@ -373,7 +377,7 @@ def perf_at_batch(
         others_batch=others,
     )
     ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
-    ttft_s += client_queue_s(workload, config.replicas, batch, per_replica, times.prefill_s / shape.pp)
+    ttft_s += client_queue_s(workload, config.replicas, batch, per_replica, times.prompt_s / shape.pp)
     total = per_replica * config.replicas
     usd = gpu.usd_per_hour * config.gpus / (total * 3600.0) * 1e6 if total > 0 else math.inf
     rate_ok = workload.request_rate is None or total / workload.osl >= workload.request_rate
@@ -382,6 +386,7 @@ def perf_at_batch(
         tpot_ms=times.step_s * 1e3,
         decode_step_ms=times.decode_s * 1e3,
         prefill_ms=times.prefill_s * 1e3,
+        prompt_ms=times.prompt_s * 1e3,
         batch_size=batch,
         batch_limit=batch_limit,
         kv_capacity_seqs=kv_capacity_seqs,

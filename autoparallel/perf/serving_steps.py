@@ -480,6 +480,10 @@ class StepTimes:
     """The same step without prefill work (pure decode)."""
     prefill_s: float
     """One prompt of `isl` tokens alone through the whole pipeline."""
+    prompt_s: float
+    """The time one more prompt adds to a full prefill step: vLLM's scheduler packs waiting prompts
+    into a step up to the token budget (`Scheduler.schedule`), so ⌊budget / isl⌋ of them share one
+    step and its weight read; a prompt longer than the budget runs alone (`prefill_s`)."""
     ttft_s: float
     """The GPU part of TTFT: the rest of the rotation in progress and the one carrying the prompt."""
     memory_bound: bool
@@ -965,10 +969,22 @@ def _step_times(
     # prompt's chunks are in `carrying_s`, not queued behind.
     queued = (running - m) * k * osl / others if running > m else 0.0
     queued_s = queued * mean_s / mean_steps
+    per_step = batched_tokens // max(isl, 1)
+    prompt_s = (
+        memoized(
+            _PREFILL,
+            (model, cluster),
+            (shape, isl, osl, -per_step),
+            lambda: run(0.0, float(per_step * isl), shape, 1.0)[0] / per_step,
+        )
+        if per_step >= 2
+        else prefill_s
+    )
     return StepTimes(
         step_s=mean_s / mean_steps,
         decode_s=exact(0.0, m).seconds,
         prefill_s=prefill_s,
+        prompt_s=prompt_s,
         ttft_s=waiting_s + carrying_s + queued_s,
         memory_bound=rotations[nearest, m].memory_bound,
     )

@@ -315,7 +315,7 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
     engines: list[DeployedEngine] = []
     for k, est in estimates.items():
         e, n = space.engines[k], counts[k]
-        wait_s = waits[e.model] + wave_wait_s(space, counts, k, est.perf.prefill_ms / 1e3 / e.pp)
+        wait_s = waits[e.model] + wave_wait_s(space, counts, k, est.perf.prompt_ms / 1e3 / e.pp)
         check_ttft(space, counts, k, est.perf.ttft_ms + wait_s * 1e3, wait_s)
         pool = space.cluster.pools[e.pool]
         placement = []
@@ -389,7 +389,7 @@ def queue_wait_s(space: DeploymentSpace, counts: list[int], capacity: list[float
     model's); N prompts at once, Q (Q + 1) / 2N / capacity[m] with Q = max(N − H, 0); 0 without a
     concurrency or a role (disaggregated) space."""
     fm = space.models[m]
-    if not fm.queued or space.disaggregated or capacity[m] <= 0:
+    if (fm.queue_clients or fm.burst_prompts) is None or space.disaggregated or capacity[m] <= 0:
         return 0.0
     held = sum(
         n * e.config.max_num_seqs * e.dp for e, n in zip(space.engines, counts, strict=True) if e.model == m

@@ -717,7 +717,7 @@ def replica_perf(
         context=w.running_context,
     )
     ttft_s, tps = perf.replica_rates(times, batch=running, osl=w.osl, gpu=space.cluster.gpu)
-    prompt_s = times.prefill_s / shape.pp
+    prompt_s = times.prompt_s / shape.pp
     ttft_s += _queue_s(space, shape, batch, tps, prompt_s)
     gpus = shape.gpus_per_replica
     usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6
@@ -795,7 +795,7 @@ def _engine_entry(
         return
     t.evaluated.append(True)
     t.step_us.append(units.us_up(p.tpot_ms / 1e3))
-    prompt_s = p.prefill_ms / 1e3 / shape.pp
+    prompt_s = p.prompt_ms / 1e3 / shape.pp
     queue_s = _queue_s(space, shape, batch, p.output_tokens_per_s_per_replica, prompt_s)
     t.ttft_us.append(units.us_up(p.ttft_ms / 1e3 + queue_s))
     t.tps_milli.append(units.milli_tokens_down(p.output_tokens_per_s_per_replica))
