@@ -5,26 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from autoparallel.errors import InputError
+from autoparallel.hardware.gpu import host_size
 from autoparallel.validation import job_precision
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
     from autoparallel.models.spec import ModelSpec
-
-
-GPUS_PER_HOST: dict[str, int] = {"GB200": 4}
-"""GPUs per host (one operating system, where a launcher starts its processes) of the catalog GPUs
-whose node, the NVLink domain `Cluster.gpus_per_node` counts, spans several hosts. A GB200 NVL72 rack
-is one NVLink domain of 72 GPUs in 18 compute trays, each 2 GB200 superchips of 1 Grace CPU and 2
-GPUs: 4 GPUs per host (NVIDIA GB200 NVL72 specification, the source gpus.json cites; its
-`max_gpus_per_node` note: "treated as one node (Slurm sees 4-GPU trays)"). Every other GPU's host is
-its node. The catalog has no field for it: a GPU file's rack-scale GPU launches one host per node."""
-
-
-def host_size(gpu_name: str, gpus_per_node: int) -> int:
-    """GPUs of one host of a node of `gpus_per_node` `gpu_name` GPUs: `GPUS_PER_HOST` for a rack-scale
-    GPU whose node is larger, else the node."""
-    return min(GPUS_PER_HOST.get(gpu_name, gpus_per_node), gpus_per_node)
 
 
 def gpus_per_host(cluster: Cluster) -> int:

@@ -38,6 +38,21 @@ ARCHITECTURES = {"nvidia": tuple(ARCH_COMPUTE_CAPABILITY), "amd": ("cdna", "cdna
 """The architecture names each vendor's rules read (engine_support, serving_efficiency, ...)."""
 
 
+GPUS_PER_HOST: dict[str, int] = {"GB200": 4}
+"""GPUs per host (one operating system, where a launcher starts its processes) of the catalog GPUs
+whose node, the NVLink domain `Cluster.gpus_per_node` counts, spans several hosts. A GB200 NVL72 rack
+is one NVLink domain of 72 GPUs in 18 compute trays, each 2 GB200 superchips of 1 Grace CPU and 2
+GPUs: 4 GPUs per host (NVIDIA GB200 NVL72 specification, the source gpus.json cites; its
+`max_gpus_per_node` note: "treated as one node (Slurm sees 4-GPU trays)"). Every other GPU's host is
+its node."""
+
+
+def host_size(gpu_name: str, gpus_per_node: int) -> int:
+    """GPUs of one host of a node of `gpus_per_node` `gpu_name` GPUs: `GPUS_PER_HOST` for a rack-scale
+    GPU whose node is larger, else the node."""
+    return min(GPUS_PER_HOST.get(gpu_name, gpus_per_node), gpus_per_node)
+
+
 MIN_USD_PER_GPU_HOUR = 0.001
 """Least GPU-hour price read (a tenth of a cent): costs are solved in micro-US$, where a price of
 5e-7 $/h rounded to 0 and made every GPU free."""

@@ -371,7 +371,15 @@ def _sglang_compressed_tensors_problem(model: ModelSpec) -> str | None:
     compressed-tensors compatible scheme was found" (its MoE method asserts "Only symmetric
     quantization is supported for MoE"). vLLM's `CompressedTensorsWNA16` takes zero points."""
     q = model.quantization
-    if q is None or not is_compressed_tensors(q) or q.method.value != "gptq":
+    if q is None or not is_compressed_tensors(q):
+        return None
+    if model.is_moe and q.method.value == "int8":  # `CompressedTensorsMoEMethod.get_moe_method`
+        return (
+            f"SGLang does not load compressed-tensors INT8 W8A8 MoE experts ({model.name}): its fused-MoE "
+            "method takes WNA16 or FP8 W8A8 only (\"Unsupported FusedMoe scheme\"); plan for vLLM "
+            "(--engine vllm)"
+        )
+    if q.method.value != "gptq":
         return None
     if not q.symmetric:
         return (

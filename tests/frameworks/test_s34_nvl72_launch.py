@@ -148,9 +148,12 @@ def test_sglang_accepts_a_bfloat16_kv_cache() -> None:
     assert "--kv-cache-dtype bfloat16" in line
 
 
-def test_the_decoder_and_the_emitters_agree_on_gpus_per_host() -> None:
-    """The placement repeats the emitters' fact (a solver may not import them): one value."""
-    from autoparallel.frameworks._common import GPUS_PER_HOST
-    from autoparallel.solvers.deployment.decoder import GPUS_PER_HOST as PLACED
+def test_the_placement_and_the_emitters_read_one_host_fact() -> None:
+    """`hardware.gpu.GPUS_PER_HOST` is the one place; the emitters and the placement read it."""
+    from autoparallel.frameworks._common import gpus_per_host
+    from autoparallel.hardware import Cluster
+    from autoparallel.solvers.deployment import decoder
 
-    assert PLACED == GPUS_PER_HOST
+    rack = Cluster.parse("1x72xGB200")
+    assert gpus_per_host(rack) == decoder.pool_host_size(rack.pools[0]) == 4
+    assert gpus_per_host(Cluster.parse("1x8xH100")) == 8

@@ -128,3 +128,16 @@ def test_sglang_takes_a_bfloat16_cache_from_ampere() -> None:
     v32 = load_model("deepseek-ai/DeepSeek-V3.2")  # NSA: "only supports bf16/bfloat16 or fp8_e4m3"
     assert engine_runtime_problem("sglang", None, "bfloat16", v32, H100) is None
     assert engine_runtime_problem("trtllm", None, "bfloat16", llama, H100) is not None
+
+
+def test_sglang_refuses_int8_w8a8_moe_experts() -> None:
+    """SGLang 0.5.6 `CompressedTensorsMoEMethod.get_moe_method` takes WNA16 or FP8 W8A8 experts only:
+    "Unsupported FusedMoe scheme" for INT8 W8A8 (Qwen3-30B-A3B with such a config was planned)."""
+    dense = _ct(
+        {**_INT8, "strategy": "channel", "dynamic": False}, {**_INT8, "strategy": "token", "dynamic": True}
+    )
+    moe = load_model("Qwen/Qwen3-30B-A3B").model_copy(update={"quantization": dense.quantization})
+    refusal = engine_runtime_problem("sglang", None, "auto", moe, L40S) or ""
+    assert "INT8 W8A8 MoE experts" in refusal
+    assert engine_runtime_problem("sglang", None, "auto", dense, L40S) is None
+    assert engine_runtime_problem("vllm", None, "auto", moe, L40S) is None

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
+from autoparallel.hardware.gpu import GPUS_PER_HOST
 from autoparallel.perf.serving import ServingEstimate, burst_sync, evaluate_serving
 from autoparallel.solvers.deployment.space import (
     SYNC_SCALE,
@@ -39,11 +40,7 @@ if TYPE_CHECKING:
 BASE_PORT = 8000
 """`--port` of the first engine on a node; engines sharing a node take the next ports."""
 
-GPUS_PER_HOST: dict[str, int] = {"GB200": 4}
-"""GPUs per host of the rack-scale GPUs whose node (NVLink domain) spans several hosts: a GB200 NVL72
-rack is 18 compute trays of 4 GPUs. The launch's fact, `frameworks._common.GPUS_PER_HOST` (its
-source there), repeated because a solver may not import the emitters (tests/test_layering.py);
-tests/frameworks/test_s34_nvl72_launch.py checks that the two agree."""
+
 
 
 class _Frozen(BaseModel):

@@ -42,6 +42,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from autoparallel.bounds import UserInput, check_choices
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError, InternalError
+from autoparallel.hardware.gpu import host_size
 from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
@@ -423,6 +424,13 @@ def _pp_domain(model: ModelSpec, tps: tuple[int, ...], gpus: int) -> tuple[int, 
 def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gpus: int) -> tuple[Shape, ...]:
     """Every (tp, pp, ep) the cluster can place, valid or not (violations recorded)."""
     node = cluster.gpus_per_node
+    host = host_size(cluster.gpu.name, node)  # a rack-scale node's hosts (GB200 NVL72: 4 GPUs)
+
+    def whole_hosts(width: int) -> bool:
+        """A process group launches on whole hosts, or within one (vLLM cannot run a data-parallel rank
+        of 9 GPUs over hosts of 4; a 6-GPU engine would straddle two)."""
+        return width % host == 0 or host % width == 0
+
     tps = options.tp_values or tuple(d for d in range(1, node + 1) if node % d == 0)
     pps = options.pp_values or _pp_domain(model, tps, gpus)
     out: list[Shape] = []
@@ -430,6 +438,8 @@ def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gp
         for pp in sorted(set(pps)):
             per = tp * pp
             if tp > node or node % tp or per > gpus or (node % per and per % node):
+                continue
+            if not (whole_hosts(tp) and whole_hosts(per)):
                 continue
             out.append(Shape(tp, pp, False, 0, gpus // per, _shape_violations(model, tp, pp, 0)))
             ep_allowed = model.is_moe and options.expert_parallel
@@ -439,6 +449,8 @@ def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gp
                 ep = tp * reps
                 if model.num_experts % ep and reps & (reps - 1):
                     continue  # keep invalid EP sizes only at powers of two, to name the rule
+                if not whole_hosts(ep):
+                    continue
                 out.append(Shape(tp, pp, True, reps, reps, _shape_violations(model, tp, pp, ep)))
     return tuple(out)
 
