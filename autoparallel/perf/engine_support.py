@@ -376,7 +376,7 @@ def _sglang_compressed_tensors_problem(model: ModelSpec) -> str | None:
     if model.is_moe and q.method.value == "int8":  # `CompressedTensorsMoEMethod.get_moe_method`
         return (
             f"SGLang does not load compressed-tensors INT8 W8A8 MoE experts ({model.name}): its fused-MoE "
-            "method takes WNA16 or FP8 W8A8 only (\"Unsupported FusedMoe scheme\"); plan for vLLM "
+            'method takes WNA16 or FP8 W8A8 only ("Unsupported FusedMoe scheme"); plan for vLLM '
             "(--engine vllm)"
         )
     if q.method.value != "gptq":

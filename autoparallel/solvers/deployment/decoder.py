@@ -41,8 +41,6 @@ BASE_PORT = 8000
 """`--port` of the first engine on a node; engines sharing a node take the next ports."""
 
 
-
-
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
