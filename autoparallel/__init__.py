@@ -17,7 +17,6 @@ from autoparallel.api import (
     solve,
     solve_top,
     training_memory,
-    vllm_memory,
     with_benchmark,
 )
 from autoparallel.configs import Recompute, ServingConfig, TrainingConfig, ZeroStage
@@ -30,7 +29,7 @@ from autoparallel.errors import (
 )
 from autoparallel.fleet import FleetEntry, FleetPlan, solve_fleet
 from autoparallel.hardware import GPU, Cluster, Pool, detect_cluster, get_gpu, list_gpus, parse_prices
-from autoparallel.memory.serving import VllmMemoryReport
+from autoparallel.memory.serving import VllmMemoryReport, vllm_memory
 from autoparallel.models import ModelSpec, list_models, load_model
 from autoparallel.plan import ServingPlan, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions

@@ -16,7 +16,7 @@ from autoparallel.bounds import check_number, clean_text, input_error
 from autoparallel.configs import ServingConfig, TrainingConfig, config_dict
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import GPU, Cluster, get_gpu
-from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
+from autoparallel.memory.serving import vllm_memory
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.loader import served_id
 from autoparallel.objectives import label as objective_label
@@ -38,9 +38,7 @@ from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
     from autoparallel.memory.margins import MemoryConfig
-    from autoparallel.memory.serving import VllmMemoryReport
     from autoparallel.memory.training import TrainingMemoryReport
-    from autoparallel.memory.vllm_config import Usage
     from autoparallel.sweeps.deployment_front import DeploymentFront
     from autoparallel.sweeps.front import Front
 
@@ -681,73 +679,6 @@ def _evaluate_training(
         solver=SolverReport(**solver),
         framework=framework,
     )
-
-
-# ----- vLLM's start-up memory --------------------------------------------------------------------
-def vllm_memory(
-    model: ModelSpec | str,
-    gpu: GPU | str,
-    *,
-    tp: int = 1,
-    pp: int = 1,
-    enable_expert_parallel: bool = False,
-    dp: int = 1,
-    gpu_memory_utilization: float | None = None,
-    max_model_len: int | None = None,
-    max_num_seqs: int | None = None,
-    max_num_batched_tokens: int | None = None,
-    quantization: str | None = None,
-    kv_cache_dtype: str = "auto",
-    enforce_eager: bool = False,
-    vllm_version: str = DEFAULT_VLLM_VERSION,
-    dtype: str = "auto",
-    usage: Usage = "serve",
-    pp_layer_partition: tuple[int, ...] | None = None,
-    engine: str = "vllm",
-) -> VllmMemoryReport:
-    """Per-GPU memory of `vllm serve MODEL` with these flags on `gpu` (`memory.serving.vllm_memory`:
-    vLLM's start-up accounting as `vllm_version` does it; its arguments), and whether vLLM starts at
-    all: a model or weight format the release does not run on the GPU
-    (`engine_support.engine_runtime_problem`: an architecture it dropped, GPTQ with desc_act, MXFP4
-    below compute capability 8.0, ...) does not fit, whatever the memory, its reason first among the
-    problems. `autoparallel memory` and `analyze` report through here. `engine` other than vllm: the
-    memory of the same tensors as that engine's loader holds them, for its pool rule (no vLLM check).
-
-    Raises:
-        InputError: a degree the model or vLLM rejects, an unknown dtype / quantization / KV dtype /
-            usage, a max_model_len beyond the model's, a utilization outside (0, 1].
-    """
-    from autoparallel.memory import serving
-    from autoparallel.perf.engine_support import engine_runtime_problem
-
-    m = _model(model)
-    report = serving.vllm_memory(
-        m,
-        gpu,
-        tp=tp,
-        pp=pp,
-        enable_expert_parallel=enable_expert_parallel,
-        dp=dp,
-        gpu_memory_utilization=gpu_memory_utilization,
-        max_model_len=max_model_len,
-        max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens,
-        quantization=quantization,
-        kv_cache_dtype=kv_cache_dtype,
-        enforce_eager=enforce_eager,
-        vllm_version=vllm_version,
-        dtype=dtype,
-        usage=usage,
-        pp_layer_partition=pp_layer_partition,
-        engine=engine,
-    )
-    if engine != "vllm":
-        return report
-    g = get_gpu(gpu) if isinstance(gpu, str) else gpu
-    problem = engine_runtime_problem("vllm", quantization, kv_cache_dtype, m, g, vllm_version=vllm_version)
-    if problem is None:
-        return report
-    return report.model_copy(update={"fits": False, "problems": (problem, *report.problems)})
 
 
 # ----- analyze, pareto, sweep --------------------------------------------------------------------

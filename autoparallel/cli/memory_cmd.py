@@ -15,10 +15,9 @@ import argparse
 import sys
 from typing import Any
 
-from autoparallel.api import vllm_memory
 from autoparallel.cli._output import bounded, quantization_value, strict_json
 from autoparallel.errors import InputError
-from autoparallel.memory.serving import DEFAULT_VLLM_VERSION, VllmMemoryReport
+from autoparallel.memory.serving import DEFAULT_VLLM_VERSION, VllmMemoryReport, vllm_memory
 
 
 def add_memory_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
@@ -77,7 +76,7 @@ def add_memory_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.A
 
 
 def cmd_memory(args: argparse.Namespace) -> int:
-    """Print the breakdown (or JSON); 0 when vLLM can start, 1 when it cannot (`api.vllm_memory`'s
+    """Print the breakdown (or JSON); 0 when vLLM can start, 1 when it cannot (`memory.serving.vllm_memory`'s
     verdict, as `ap.analyze`'s: the memory, and whether the release runs the model on the GPU at all)."""
     if args.gpu_memory_utilization is not None and not 0 < args.gpu_memory_utilization <= 1:
         raise InputError(f"--gpu-memory-utilization must be in (0, 1], got {args.gpu_memory_utilization}")

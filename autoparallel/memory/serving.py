@@ -213,10 +213,11 @@ def vllm_memory(
     pp_layer_partition: tuple[int, ...] | None = None,
     engine: str = "vllm",
 ) -> VllmMemoryReport:
-    """Per-GPU memory of `vllm serve MODEL` with these flags, on `gpu`, as `vllm_version` accounts it:
-    the memory alone. `api.vllm_memory` (what `autoparallel memory` and `analyze` report) adds whether
-    the release runs the model on the GPU at all (`engine_support.engine_runtime_problem`); the cost
-    model's callers refuse such engines before they price them.
+    """Per-GPU memory of `vllm serve MODEL` with these flags, on `gpu`, as `vllm_version` accounts it,
+    and whether vLLM starts at all: a model or weight format the release does not run on the GPU
+    (`engine_support.engine_runtime_problem`: an architecture it dropped, GPTQ with desc_act, MXFP4
+    below compute capability 8.0, ...) does not fit, whatever the memory, its reason first among the
+    problems (`autoparallel memory` and `analyze` report it; the planners refuse such engines first).
 
     `max_num_seqs` / `max_num_batched_tokens` None: the release's defaults for the GPU; `dtype` is
     vLLM's --dtype; `usage` "offline" uses the `LLM` class defaults; `pp_layer_partition` mirrors
@@ -289,9 +290,6 @@ def vllm_memory(
         pp_layer_partition=pp_layer_partition,
         engine=engine,
     )
-    report = _evaluate(spec, g, rules, **settings)
-    if report.fits:
-        return report
 
     def evaluate(**overrides: Any) -> VllmMemoryReport | None:
         changed = {**settings, **overrides}
@@ -312,8 +310,18 @@ def vllm_memory(
         except InputError:
             return None
 
-    quantized = spec.quantization is not None or quantization is not None
-    return with_fixes(report, quantized=quantized, evaluate=evaluate)
+    report = _evaluate(spec, g, rules, **settings)
+    if not report.fits:
+        quantized = spec.quantization is not None or quantization is not None
+        report = with_fixes(report, quantized=quantized, evaluate=evaluate)
+    if engine != "vllm":
+        return report
+    from autoparallel.perf.engine_support import engine_runtime_problem  # memory and perf: one layer
+
+    problem = engine_runtime_problem("vllm", quantization, kv_cache_dtype, spec, g, vllm_version=vllm_version)
+    if problem is None:
+        return report
+    return report.model_copy(update={"fits": False, "problems": (problem, *report.problems)})
 
 
 def _evaluate(
