@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from os import PathLike
@@ -135,24 +136,13 @@ def sweep(
     )
 
 
-_GRID_DEFAULTS: dict[str, Any] = {
-    "models": (),
-    "clusters": (),
-    "workloads": ("chatbot",),
-    "objectives": (),
-    "objective": "throughput",
-    "engines": (None,),
-    "disagg": (None,),
-}
-"""`sweep`'s grid arguments at their defaults (what a scenario list leaves them at)."""
-
-
 def _grid_given(**axes: Any) -> list[str]:
-    """The grid arguments of `sweep` given other than at their defaults (a list equal to a default
-    tuple is the default), by name."""
+    """The grid arguments of `sweep` given other than at their defaults (its signature's; a list equal
+    to a default tuple is the default), by name."""
+    defaults = inspect.signature(sweep).parameters
     given = []
     for name, value in axes.items():
-        default = _GRID_DEFAULTS[name]
+        default = defaults[name].default
         if isinstance(value, list | tuple):
             value = tuple(value)
         try:
