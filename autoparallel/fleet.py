@@ -233,7 +233,7 @@ class FleetPlan(BaseModel):
                 engine.model,
                 c,
                 pool.gpus_per_node,
-                mem_fraction_static=float(kv.rule.split()[-1]),
+                mem_fraction_static=kv.fraction,
                 model=self.specs[engine.model],
                 gpu=sub.gpu,
             )

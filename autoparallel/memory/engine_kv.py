@@ -19,6 +19,9 @@ class EngineKv(BaseModel):
     """`sglang` or `trtllm`."""
     rule: str
     """The engine setting that sizes the pool, with its resolved value."""
+    fraction: float
+    """That setting's value: SGLang's `--mem-fraction-static` (as the rule prints it, 3 decimals),
+    TensorRT-LLM's `free_gpu_memory_fraction`."""
     total_gib: float
     """Device memory, GiB."""
     weights_gib: float

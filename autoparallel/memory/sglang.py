@@ -374,6 +374,7 @@ def sglang_kv(
     return EngineKv(
         engine="sglang",
         rule=f"--mem-fraction-static {frac:.3f}",
+        fraction=round(frac, 3),
         total_gib=total / GIB,
         weights_gib=weights_gib,
         kv_cache_gib=kv / GIB,

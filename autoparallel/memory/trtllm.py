@@ -146,6 +146,7 @@ def trtllm_kv(
     return EngineKv(
         engine="trtllm",
         rule=f"kv_cache_config.free_gpu_memory_fraction {free_gpu_memory_fraction:g}",
+        fraction=free_gpu_memory_fraction,
         total_gib=total / GIB,
         weights_gib=memory.weights_gib,
         kv_cache_gib=kv / GIB,

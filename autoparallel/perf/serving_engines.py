@@ -235,7 +235,7 @@ def evaluate_engine(
         config=config.model_dump(),
         memory=kv,
         perf=perf,
-        mem_fraction_static=float(kv.rule.split()[-1]) if engine == "sglang" else None,
+        mem_fraction_static=kv.fraction if engine == "sglang" else None,
         fits=fits,
         problems=tuple(dict.fromkeys(problems)),
     )
@@ -271,7 +271,7 @@ def pool_problems(kv: EngineKv, workload: Serving) -> list[str]:
                 f"request slots ({kv.states_gib:.1f} GiB) leave no KV pool under {kv.rule}: fewer slots "
                 "(--max-num-seqs) leave room"
             ]
-        fraction = _rule_fraction(kv.rule) if kv.engine == "sglang" else None
+        fraction = kv.fraction if kv.engine == "sglang" else None
         # the reservation's 1.5 MiB a token above an 8,192-token chunk (SGLang's H100-class default)
         excess_gib = 1.5 * max(kv.step_tokens - 8192, 0) / 1024
         if fraction is not None and fraction * kv.total_gib + excess_gib > kv.weights_gib:
@@ -291,17 +291,6 @@ def pool_problems(kv: EngineKv, workload: Serving) -> list[str]:
             f"holds, fewer than the workload's {request} (isl {workload.isl} + osl {workload.osl})"
         ]
     return []
-
-
-def _rule_fraction(rule: str) -> float | None:
-    """The fraction of `--mem-fraction-static X` in a pool rule's text (None: another rule)."""
-    head, _, value = rule.rpartition(" ")
-    if not head.endswith("--mem-fraction-static"):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
 
 
 def engine_estimate(
