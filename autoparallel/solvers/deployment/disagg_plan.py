@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.configs import ServingConfig
-from autoparallel.errors import InfeasibleError, InternalError
+from autoparallel.errors import InfeasibleError, InternalError, SolverTimeoutError
 from autoparallel.perf import disagg
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.solvers.deployment.decoder import BASE_PORT, ReplicaPlacement, place
@@ -139,11 +139,13 @@ def solve_roles(
     run = Run(settings, deadline=deadline)
     counts = optimize(rs.space, objective_chain(name), run) if rs.space.engines else None
     if counts is None:
-        raise InfeasibleError(_why_infeasible(rs))
+        raise InfeasibleError(_why_infeasible(rs, Run(settings, deadline=deadline)))
     return decode_roles(rs, counts, objective_label(name), run.stats())
 
 
-def _why_infeasible(rs: RoleSpace) -> str:
+def _why_infeasible(rs: RoleSpace, run: Run) -> str:
+    """Why the role space has no deployment (`run`: what is left of the call's time, for a solve that
+    finds the numbers)."""
     space = rs.space
     fm = space.models[0]
     if (burst := burst_problem(fm)) is not None:
@@ -190,7 +192,7 @@ def _why_infeasible(rs: RoleSpace) -> str:
             f"disaggregation needs a prefill and a decode engine: the smallest takes {smallest} GPUs, "
             f"{where} {usable}"
         )
-    if (queue := _queue_reason(rs)) is not None:
+    if (queue := _queue_reason(rs, run)) is not None:
         return queue
     if fm.workload.request_rate is None:
         return f"no prefill and decode engines of {fm.name} fit {space.cluster.spec} side by side"
@@ -200,17 +202,20 @@ def _why_infeasible(rs: RoleSpace) -> str:
     )
 
 
-def _queue_reason(rs: RoleSpace) -> str | None:
-    """Why a closed-loop client rules every deployment out, with the numbers of the best one without
-    its rule (`encoder.add_role_client_queue`); None when that is not the reason."""
+def _queue_reason(rs: RoleSpace, run: Run) -> str | None:
+    """Why a closed-loop client rules every deployment out, with the numbers of the most carrying one
+    without its rule (`encoder.add_role_client_queue`; "the best found" unless CP-SAT proves it);
+    None when that is not the reason, or no deployment is found in `run`'s time."""
     fm = rs.space.models[0]
     clients, limit = fm.queue_clients, fm.workload.ttft_ms
     if clients is None or limit is None:
         return None
     free = dataclasses.replace(fm, workload=fm.workload.model_copy(update={"concurrency": None}))
     space = dataclasses.replace(rs.space, models=(free,))
-    run = Run(SolverSettings(time_limit_s=5.0))
-    counts = optimize(space, objective_chain("throughput"), run)
+    try:
+        counts = optimize(space, objective_chain("throughput"), run)
+    except SolverTimeoutError:
+        return None
     if counts is None:
         return None
     best = decode_roles(dataclasses.replace(rs, space=space), counts, "throughput", run.stats())
@@ -220,7 +225,8 @@ def _queue_reason(rs: RoleSpace) -> str | None:
     return (
         f"client_queue: {clients} requests in flight (a closed-loop client) at TTFT {limit:g} ms: by "
         "Little's law the mean TTFT is C / X - T (X the carried requests/s, T the time a request holds "
-        f"a decode slot); the most the cluster carries, {best.ratio} at {best.capacity_rps:.2f} req/s "
+        f"a decode slot); {'the most the cluster carries' if run.status == 'OPTIMAL' else 'the best found'}, "
+        f"{best.ratio} at {best.capacity_rps:.2f} req/s "
         f"with T {slot_s:.2f} s, gives {clients} / {best.capacity_rps:.2f} - {slot_s:.2f} = "
         f"{clients / best.capacity_rps - slot_s:.1f} s"
     )
