@@ -491,6 +491,8 @@ class StepTimes:
 
 
 _PREFILL: Memo[float] = {}
+_PROMPT: Memo[float] = {}
+"""A prompt's share of a full prefill step (`StepTimes.prompt_s`), per shape, prompt and step."""
 
 
 def rotation_s(
@@ -972,9 +974,9 @@ def _step_times(
     per_step = batched_tokens // max(isl, 1)
     prompt_s = (
         memoized(
-            _PREFILL,
+            _PROMPT,
             (model, cluster),
-            (shape, isl, osl, -per_step),
+            (shape, isl, osl, per_step),
             lambda: run(0.0, float(per_step * isl), shape, 1.0)[0] / per_step,
         )
         if per_step >= 2
