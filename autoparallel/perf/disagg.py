@@ -22,8 +22,12 @@ The float model of a disaggregated request (vLLM's P/D split with the NIXL KV co
   tp_d / tp_p times a D rank's bytes: its own bytes when the heads split, more where the D side
   replicates them (MLA's latent always, `replicates_kv_cache`; softmax KV when tp_d > KV heads).
   The busiest rank moves max(bytes a P rank sends, bytes a D rank receives), over NVLink when both
-  engines share a node, else over the GPU's own NIC; plus one link latency per read (tp_p / tp_d
-  reads when P has more TP).
+  engines share a node, else over the GPUs' own NICs; plus one link latency per read (tp_p / tp_d
+  reads when P has more TP). The D rank pulls: vLLM's NIXL connector posts a point-to-point READ from
+  the decode worker to the prefill rank (vllm/distributed/kv_transfer/kv_connector/v1/
+  nixl_connector.py, `NixlConnectorWorker.start_load_kv` -> `_read_blocks`), so one copy crosses
+  both ends' links and runs at the slower of the two (`pair_link`: P and D in pools of different
+  networks).
 - Link rate: the same bytes cap the requests/s a rank carries: a P rank sends and a D rank receives
   its bytes of every request over its link, so each carries at most link bytes/s ÷ its bytes per
   request (`link_rate_rps`).
@@ -60,6 +64,7 @@ __all__ = [
     "kv_transfer_s",
     "link_rate_rps",
     "max_prefill_utilisation",
+    "pair_link",
     "prefill_capacity_tokens_per_s",
     "prefill_service_spread",
     "prefill_wait_s",
@@ -132,6 +137,16 @@ def transfer_link(cluster: Cluster, *, same_node: bool) -> comm.Link:
     )
 
 
+def pair_link(prefill: Cluster, decode: Cluster | None, *, same_node: bool) -> comm.Link:
+    """The link one KV copy from a P rank of pool `prefill` to a D rank of pool `decode` (None: the
+    same pool) runs at: the D rank reads over both ends' links (module doc), so the slower one's
+    bandwidth and the longer latency."""
+    ends = [transfer_link(prefill, same_node=same_node)]
+    if decode is not None and decode is not prefill:
+        ends.append(transfer_link(decode, same_node=same_node))
+    return comm.Link(bytes_per_s=min(e.bytes_per_s for e in ends), latency_s=max(e.latency_s for e in ends))
+
+
 def kv_transfer_s(
     model: ModelSpec,
     cluster: Cluster,
@@ -142,9 +157,11 @@ def kv_transfer_s(
     tp_decode: int,
     same_node: bool,
     pp_prefill: int = 1,
+    decode_cluster: Cluster | None = None,
 ) -> float:
-    """Seconds to move one prompt's KV from the P engine to the D engine (module doc)."""
-    link = transfer_link(cluster, same_node=same_node)
+    """Seconds to move one prompt's KV from the P engine (on `cluster`, its pool) to the D engine (on
+    `decode_cluster`, its pool; None: the same pool), over the slower end's link (module doc)."""
+    link = pair_link(cluster, decode_cluster, same_node=same_node)
     moved = kv_transfer_bytes_per_rank(
         model, kv_cache_dtype, isl, tp_prefill=tp_prefill, tp_decode=tp_decode, pp_prefill=pp_prefill
     )

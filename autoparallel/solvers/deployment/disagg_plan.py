@@ -7,8 +7,10 @@ carries 1/n of the rate whatever its capacity: requests/s carried = min(n_P × t
 replica's prompts/s, n_D × the least decode replica's requests/s), each replica's within the KV
 bytes its ranks' links carry (roles.py `prefill_rank_tokens_per_s`, `decode_rank_rps`: the same
 figures the tables were rated at); each P rank's M/G/1 wait is taken at its share, and the TTFT of the
-worst (P, D) pair is checked against the limit; the TPOT of the slowest D engine, checked against the
-limit.
+worst (P, D) pair, its KV transfer over the slower of the two pools' links (perf/disagg.py
+`pair_link`), is checked against the limit; the TPOT of the slowest D engine, checked against the
+limit. Idle GPUs get the aggregated deployment's reasons (decoder.py `idle_reasons`, which reads the
+role space's engines and round-robin capacity as it reads an aggregated space's).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InternalError, SolverTimeoutError
 from autoparallel.perf import disagg
 from autoparallel.perf.serving_efficiency import efficiency_for
-from autoparallel.solvers.deployment.decoder import BASE_PORT, ReplicaPlacement, place
+from autoparallel.solvers.deployment.decoder import BASE_PORT, ReplicaPlacement, idle_reasons, place
 from autoparallel.solvers.deployment.driver import (
     Objective,
     default_objective,
@@ -89,6 +91,8 @@ class DisaggDeployment(_Frozen):
     goodput_tokens_per_s: float
     gpus_used: int
     gpus_idle: int
+    idle_reasons: tuple[str, ...]
+    """Why GPUs stay idle, per pool, with numbers (decoder.py `idle_reasons`)."""
     usd_per_hour: float
     usd_per_million_tokens: float
     worst: disagg.DisaggRequest
@@ -302,6 +306,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
                 tp_decode=ed.tp,
                 same_node=same_node,
                 pp_prefill=ep.pp,
+                decode_cluster=space.cluster.pool_cluster(ed.pool),
             )
             r = disagg.disagg_request(
                 prefill_s=rs.times[kp].prefill_s,
@@ -370,6 +375,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
         goodput_tokens_per_s=goodput,
         gpus_used=used,
         gpus_idle=space.cluster.world_size - used,
+        idle_reasons=idle_reasons(space, counts, objective),
         usd_per_hour=usd,
         usd_per_million_tokens=usd / (goodput * 3600.0) * 1e6 if goodput > 0 else math.inf,
         worst=worst,

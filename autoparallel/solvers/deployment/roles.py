@@ -17,8 +17,11 @@ prefill engine of a shape  its entry (runtime, chunk budget) of highest prompt t
 
 The budget is conservative so that any pair the solver forms meets the TTFT limit: the first decode
 step is bounded by the TPOT limit (or, without one, the slowest decode candidate's step), and X is
-the slowest KV transfer from this prefill shape to any decode candidate's TP over a GPU's NIC (over
-NVLink when the whole cluster is one node; the link rates too). Without a TTFT limit a P rank runs
+the slowest KV transfer from this prefill shape to any decode candidate's TP over the slower of this
+pool's NIC and that of the slowest-networked pool a decode engine may run on (the D rank pulls the KV
+over both ends' links, perf/disagg.py `pair_link`; the solver pairs every P with every D, round
+robin), over NVLink when the whole cluster is one node. The link rates are each end's own: a P rank's
+NIC carries what it sends, a D rank's what it receives. Without a TTFT limit a P rank runs
 at ρ = 1 (throughput), still within its link rate.
 P and D engines share the first KV-cache dtype of the options (the transfer moves raw blocks).
 """
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Collection
 
 import numpy as np
 
@@ -266,6 +270,16 @@ def decode_engines(
     return out
 
 
+def slowest_decode_pool(cluster: Cluster, pool: int, decode_pools: Collection[int] | None = None) -> Cluster:
+    """The pool (as a single-pool cluster) a P engine of pool `pool` may pair with whose KV transfer
+    link is the slowest (perf/disagg.py `pair_link`), among `decode_pools` (None: every pool of the
+    cluster, any of which may hold the decode engine) and `pool` itself."""
+    same_node = single_node(cluster)
+    pools = sorted({pool, *(range(len(cluster.pools)) if decode_pools is None else decode_pools)})
+    subs = [cluster.pool_cluster(q) for q in pools]
+    return min(subs, key=lambda c: disagg.transfer_link(c, same_node=same_node).bytes_per_s)
+
+
 def prefill_budget_s(
     fm: FleetModel,
     cluster: Cluster,
@@ -274,12 +288,17 @@ def prefill_budget_s(
     decode: list[Engine],
     decode_s: float,
     pp_prefill: int = 1,
+    *,
+    decode_pools: Collection[int] | None = None,
 ) -> float:
-    """TTFT budget of queueing + prefill on a P engine of `tp_prefill` (module doc); inf without a limit."""
+    """TTFT budget of queueing + prefill on a P engine of `tp_prefill` on pool `pool` (module doc): the
+    KV transfer to each decode TP of `decode` at the slowest link of a pair with `decode_pools` (the
+    pools that hold decode engines; None: every pool, `slowest_decode_pool`); inf without a limit."""
     w = fm.workload
     if w.ttft_ms is None:
         return math.inf
     sub = cluster.pool_cluster(pool)
+    far = slowest_decode_pool(cluster, pool, decode_pools)
     same_node = single_node(cluster)
     kv = decode[0].config.kv_cache_dtype if decode else "auto"
     transfer = max(
@@ -293,8 +312,10 @@ def prefill_budget_s(
                 tp_decode=tp,
                 same_node=same_node,
                 pp_prefill=pp_prefill,
+                decode_cluster=far,
             )
-            for tp in {d.tp for d in decode}  # the transfer depends on the decode side's TP alone
+            # at one link, the transfer depends on the decode side's TP alone
+            for tp in {d.tp for d in decode}
         ),
         default=0.0,
     )
@@ -332,8 +353,10 @@ def prefill_engines(
     times: dict[int, RoleTimes],
     *,
     deadline: float | None = None,
+    decode_pools: Collection[int] | None = None,
 ) -> list[Engine]:
-    """The prefill engine of every shape (module doc).
+    """The prefill engine of every shape (module doc); `decode_pools`: the pools that hold decode
+    engines (None: every pool), whose slowest link the TTFT budget's KV transfer takes.
 
     Raises:
         SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
@@ -357,7 +380,9 @@ def prefill_engines(
         shape = space.shapes[s]
         if (shape.tp, shape.pp) not in budgets:
             budgets[shape.tp, shape.pp] = (
-                prefill_budget_s(fm, cluster, p, shape.tp, decode, decode_s, shape.pp),
+                prefill_budget_s(
+                    fm, cluster, p, shape.tp, decode, decode_s, shape.pp, decode_pools=decode_pools
+                ),
                 prefill_link_rps(fm, cluster, p, shape.tp, shape.pp, decode),
             )
         budget, link_rps = budgets[shape.tp, shape.pp]
@@ -436,8 +461,10 @@ def why_no_role(
                 f"max_num_seqs {space.batches[space.unflat(best)[2]]}) > TPOT {w.tpot_ms:g} ms"
             )
     if role == "prefill" and w.ttft_ms is not None:
+        pools = {d.pool for d in decode}
         slack = {
-            i: prefill_budget_s(fm, cluster, p, sh.tp, decode, decode_s, sh.pp) - times[i].prefill_s
+            i: prefill_budget_s(fm, cluster, p, sh.tp, decode, decode_s, sh.pp, decode_pools=pools)
+            - times[i].prefill_s
             for i in runs
             for sh in (space.shapes[space.unflat(i)[0]],)
         }
@@ -528,13 +555,23 @@ def build_role_space(
             for p in range(len(cluster.pools))
         }
         every_decode = [e for d in decode.values() for e in d]
+        decode_pools = [p for p, d in decode.items() if d]
         slowest = max((times[id(e)].decode_s for e in every_decode), default=0.0)
         bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
         bounds.append(bound)
         for p in range(len(cluster.pools)):
             serving = aggregated.serving[m, p]
             prefill = prefill_engines(
-                serving, fm, cluster, m, p, every_decode, bound, times, deadline=deadline
+                serving,
+                fm,
+                cluster,
+                m,
+                p,
+                every_decode,
+                bound,
+                times,
+                deadline=deadline,
+                decode_pools=decode_pools,
             )
             for role_engines in (prefill, decode[p]):
                 engines += undominated(role_engines, fm.concurrency is not None) if prune else role_engines
