@@ -220,6 +220,7 @@ def _agg_summary(plan: FleetPlan | None) -> dict[str, Any] | None:
         "tokens_per_s_per_gpu": d.goodput_tokens_per_s / d.gpus_used if d.gpus_used else 0.0,
         "goodput_tokens_per_s": d.goodput_tokens_per_s,
         "capacity_tokens_per_s_per_gpu": d.throughput_tokens_per_s / d.gpus_used if d.gpus_used else 0.0,
+        "capacity_tokens_per_s": d.throughput_tokens_per_s,
         "ttft_ms": max(e.ttft_ms for e in d.engines),
         "tpot_ms": max(e.tpot_ms for e in d.engines),
         "usd_per_million_tokens": d.usd_per_million_tokens,
@@ -249,6 +250,7 @@ def _disagg_summary(d: Any) -> dict[str, Any] | None:
         "tokens_per_s_per_gpu": d.tokens_per_s_per_gpu,
         "goodput_tokens_per_s": d.goodput_tokens_per_s,
         "capacity_tokens_per_s_per_gpu": capacity / d.gpus_used if d.gpus_used else 0.0,
+        "capacity_tokens_per_s": capacity,
         "ttft_ms": d.ttft_ms,
         "ttft_parts_ms": {
             "prefill_wait": d.worst.prefill_wait_ms,
@@ -287,7 +289,32 @@ MEASURES: dict[str, Measure] = {
 }
 """The verdict's measure per deployment objective (`objectives.DEPLOYMENT`; tpot compares the worst
 TPOT): goodput counts tokens/s up to the rate, throughput at the SLO capacity, per GPU used, so that
-the side that happened to take more GPUs for the same goodput does not lose a tie it did not make."""
+the side that happened to take more GPUs for the same goodput does not lose a tie it did not make.
+Per GPU only where both sides' GPUs are of one type (`WHOLE_MEASURES` else)."""
+
+WHOLE_MEASURES: dict[str, Measure] = {
+    "goodput": Measure("goodput tokens/s", "goodput_tokens_per_s", True, "{:,.0f}"),
+    "throughput": Measure("capacity tokens/s", "capacity_tokens_per_s", True, "{:,.0f}"),
+}
+"""The token measures on the whole deployment, where the two sides' GPUs differ (a mixed cluster): a
+tokens/s per GPU counts a T4 as an H100, so 182 tokens/s/GPU on 8 H100s (1,459 tokens/s, $4.571/M)
+beat 105 on 8 H100s and 16 T4s (2,524 tokens/s, $3.258/M). $/hour, $/M tokens and GPUs are whole
+figures already (`MEASURES`)."""
+
+
+def measure_for(measure: str, gpu_types: frozenset[str]) -> Measure:
+    """The verdict's measure of objective `measure` (not tpot) when the two deployments use
+    `gpu_types`: per GPU on one GPU type (`MEASURES`), on the whole deployment else
+    (`WHOLE_MEASURES`)."""
+    if len(gpu_types) > 1 and measure in WHOLE_MEASURES:
+        return WHOLE_MEASURES[measure]
+    return MEASURES[measure]
+
+
+def _gpu_types(aggregated: FleetPlan, disaggregated: Any) -> frozenset[str]:
+    """The GPU types either deployment runs engines on."""
+    roles = (*disaggregated.prefill, *disaggregated.decode)
+    return frozenset({*(e.gpu for e in aggregated.deployment.engines), *(e.gpu for e in roles)})
 
 
 def measure_name(first: str | None, has_rate: bool) -> str:
@@ -463,11 +490,14 @@ def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving, measu
         )
         return Comparison(win, aggregated, dis, why)
     sides = {"aggregated": a, "disaggregated": d}
+    types = _gpu_types(aggregated, dis)
     if measure == "tpot":
         label, key, maximize, fmt = "TPOT (worst, ms)", "tpot_ms", False, "{:.1f}"
     else:
-        m = MEASURES[measure]
+        m = measure_for(measure, types)
         label, key, maximize, fmt = m.label, m.key, m.maximize, m.fmt
+        if m is not MEASURES[measure]:
+            label += f" (whole deployments: their GPUs differ, {' and '.join(sorted(types))})"
     va, vd = float(a[key]), float(d[key])
     if not math.isclose(va, vd, rel_tol=1e-9):
         win = "disaggregated" if (vd > va) == maximize else "aggregated"

@@ -650,13 +650,47 @@ def solve_fleet(
     chosen = cluster if cluster is not None or spec is None else spec.cluster
     if chosen is None:
         raise InputError("no cluster: pass --cluster (or `cluster:` in the fleet file)")
-    price_map = dict((spec and spec.prices) or {}) | dict(prices or {})
     c = chosen if isinstance(chosen, Cluster) else Cluster.parse(chosen, gpus=custom)
+    own = spec is not None and cluster is None  # the file's prices are for the file's own cluster
+    price_map = merge_prices(c, (spec and spec.prices) or {}, prices or {}, custom, own_cluster=own)
     if price_map:
         c = c.with_prices(price_map, custom)
     models = loaded if spec is None else fleet_models(spec.models, given)
     deployment = solve_deployment(models, c, objective=objective, settings=settings, options=options)
     return FleetPlan(cluster=c, deployment=deployment, specs={fm.name: fm.model for fm in models})
+
+
+def merge_prices(
+    cluster: Cluster,
+    file_prices: Mapping[str, float],
+    given: Mapping[str, float],
+    custom: Sequence[GPU] = (),
+    *,
+    own_cluster: bool = False,
+) -> dict[str, float]:
+    """A fleet file's `prices:` with the caller's (`--price`) over them, by the GPU each name resolves
+    to (`hardware.cluster.lookup_gpu`): `--price H100=5` replaces the file's `H100-SXM: 1.0` (merged by
+    spelling, the two were "two prices for H100-SXM", exit 2). A file price for a GPU that `cluster`
+    has no pool of is dropped when the cluster is not the file's own (`own_cluster`): `--cluster
+    1x8xH100` over a file priced for H100s and A100s. The caller's prices are left to
+    `Cluster.with_prices`, which refuses a GPU the cluster lacks and two prices for one GPU, as the
+    file's own prices on the file's own cluster.
+
+    Raises:
+        InputError: a name that is no GPU (catalog or `custom`).
+    """
+    from autoparallel.hardware.cluster import lookup_gpu
+
+    extra = (*custom, *(pool.gpu for pool in cluster.pools))
+    present = {pool.gpu.name for pool in cluster.pools}
+    overridden = {lookup_gpu(name, extra).name for name in given}
+    kept: dict[str, float] = {}
+    for name, price in file_prices.items():
+        gpu = lookup_gpu(name, extra).name
+        if gpu in overridden or (gpu not in present and not own_cluster):
+            continue
+        kept[name] = price
+    return kept | dict(given)
 
 
 def fleet_of_one(model: str | ModelSpec, workload: Serving, model_id: str = "") -> list[FleetModel]:

@@ -28,7 +28,13 @@ FLEET_OBJECTIVES = ("goodput", "gpus", "cost-per-mtok")
 def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
     """--fleet, --price, --gpus-file, --plan-file."""
     g = p.add_argument_group("deployment (several engines, GPU pools, several models)")
-    g.add_argument("--fleet", default=None, help="YAML/JSON file listing models with their rates and SLOs")
+    g.add_argument(
+        "--fleet",
+        default=None,
+        help="YAML/JSON file listing models with their rates and SLOs. Under goodput (the default with "
+        "rates) the models share the GPUs: one short of its rate is printed UNMET, exit 0; under the other "
+        "objectives every rate is a demand (exit 1). `plan MODEL` always exits 1 when its rate is unmet",
+    )
     g.add_argument("--price", default=None, help="US$ per GPU-hour, e.g. H100=2.49,A100-80G=1.2")
     g.add_argument("--gpus-file", default=None, help="YAML/JSON file of custom GPU types (GPU.from_file)")
     g.add_argument(
@@ -81,7 +87,15 @@ def priced_cluster(args: argparse.Namespace) -> Cluster | str:
 
 
 def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
-    """Plan a fleet file, or one model on a mixed cluster; print text or JSON; exit 0."""
+    """Plan a fleet file, or one model on a mixed cluster; print text or JSON; exit 0.
+
+    The exit rule for a rate (`UNMET_RULE`): one MODEL's rate is a demand, as `plan MODEL` on one pool
+    holds it; a fleet file's models share the GPUs, and under goodput each is served what it can.
+
+    Raises:
+        InfeasibleError: one MODEL (no --fleet) whose rate the deployment does not carry, with the
+            numbers (`rate_unmet`); no plan file is written.
+    """
     from autoparallel.fleet import fleet_of_one, load_fleet, solve_fleet
     from autoparallel.objectives import DEPLOYMENT
 
@@ -113,14 +127,110 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
         settings=_settings(args),
         options=serving_options(args),
     )
+    if not args.fleet:
+        assert workload is not None
+        m = plan.deployment.models[0]
+        error = rate_unmet(m.model, plan.cluster, workload, m.unmet_rps, [aggregated_carries(plan)])
+        if error is not None:
+            raise error
+    given = list(getattr(args, "workload_notes", None) or [])  # `plan_cmd.note_burstiness`, said already
+    notes = [*fleet_notes(spec), *unmet_notes(plan)] if args.fleet else []
     if args.json:
-        json.dump(plan.to_dict(), sys.stdout, indent=2, default=str)
+        payload = plan.to_dict()
+        if notes or given:
+            payload["notes"] = [*given, *notes]
+        json.dump(payload, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(plan.explain().rstrip() + "\n")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.plan_file:
         write_plan_file(args.plan_file, plan.to_yaml())
     return 0
+
+
+UNMET_RULE = (
+    "`plan MODEL --request-rate R` holds R as a demand on every path (one pool or several, aggregated or "
+    "disaggregated): no deployment carries it -> exit 1 with what the best one carries, no plan file; "
+    "`plan --fleet` under goodput (its default with rates) serves each model what the shared GPUs carry, "
+    "up to its rate: a model short of it is printed UNMET (JSON unmet_rps, and a note), exit 0 and the "
+    "plan file written; under cost, gpus, cost-per-mtok and throughput every rate is a demand (exit 1)"
+)
+"""When an unmet request rate is an error (exit 1) and when it is reported (the --fleet help says it)."""
+
+
+def slo_text(workload: Serving) -> str:
+    """The workload's SLOs as `TTFT ≤ 2000 ms, TPOT ≤ 50 ms` (or that there are none)."""
+    limits = [
+        f"{name} ≤ {value:g} ms"
+        for name, value in (("TTFT", workload.ttft_ms), ("TPOT", workload.tpot_ms))
+        if value is not None
+    ]
+    return ", ".join(limits) or "no TTFT / TPOT limit"
+
+
+def aggregated_carries(plan: FleetPlan) -> str:
+    """What the aggregated deployment of one model carries, for `rate_unmet`: its engines, requests/s
+    and GPUs."""
+    d = plan.deployment
+    engines = " + ".join(
+        f"{e.replicas}x tp{e.tp}"
+        + (f"pp{e.pp}" if e.pp > 1 else "")
+        + (f"ep{e.ep}" if e.ep > 1 else "")
+        + f" on {e.gpu}"
+        for e in d.engines
+    )
+    m = d.models[0]
+    return f"the best aggregated deployment ({engines}) carries {m.capacity_rps:.2f}/s on {m.gpus} GPUs"
+
+
+def rate_unmet(
+    model: str, cluster: Cluster, workload: Serving, unmet_rps: float, carried: list[str]
+) -> InfeasibleError | None:
+    """The error of `plan MODEL` when the deployment it would recommend falls `unmet_rps` short of the
+    workload's request rate (`UNMET_RULE`): the rate asked, what each deployment planned carries
+    (`carried`, one phrase each, with its GPUs) and the shortfall; None when the rate is carried or
+    there is none. It reads as the single-engine plan's (`request_rate: 500 requests/s arrive; the
+    best plan ... completes 26.59/s`)."""
+    rate = workload.request_rate
+    if rate is None or unmet_rps <= 0:
+        return None
+    return InfeasibleError(
+        f"no deployment of {model} on {cluster.spec} ({cluster.world_size} GPUs) carries {rate:g} req/s at "
+        f"{slo_text(workload)}: request_rate",
+        reasons=(
+            f"request_rate: {rate:g} requests/s arrive; {'; '.join(carried)}; the one recommended leaves "
+            f"{unmet_rps:.2f} req/s UNMET",
+        ),
+    )
+
+
+def unmet_notes(plan: FleetPlan) -> list[str]:
+    """One note per fleet model short of its rate (`UNMET_RULE`: under goodput a fleet is served what
+    it can)."""
+    return [
+        f"{m.model}: UNMET {m.unmet_rps:.2f} of {m.request_rate:g} req/s (carried {m.capacity_rps:.2f} on "
+        f"{m.gpus} GPUs): goodput serves each model what the GPUs carry, up to its rate; --objective cost "
+        "makes every rate a demand (exit 1 when one is not met)"
+        for m in plan.deployment.models
+        if m.request_rate is not None and m.unmet_rps > 0
+    ]
+
+
+def fleet_notes(spec: Any) -> list[str]:
+    """Notes on what a fleet file's entries give that the deployment planner does not use: a workload
+    file's burstiness (the steady state takes the mean rate; a deployment has no replay)."""
+    notes = []
+    for entry in spec.models:
+        w = entry.serving()
+        if w.burstiness != 1.0 and w.request_rate is not None:
+            notes.append(
+                f"{entry.model}: the workload's burstiness {w.burstiness:g} (gamma shape of the arrival "
+                f"gaps; 1 = Poisson) is not used: a deployment is planned at the mean rate "
+                f"{w.request_rate:g} req/s (plan the model alone with --num-prompts N to replay it)"
+            )
+    return notes
 
 
 def engines_of(choice: str | None) -> tuple[str, ...]:

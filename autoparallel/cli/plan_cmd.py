@@ -409,6 +409,38 @@ def _serving_workload(args: argparse.Namespace) -> Any:
     return base
 
 
+def note_burstiness(args: argparse.Namespace, workload: Any, *, replay: bool) -> None:
+    """Say (stderr, and JSON `notes` through `workload_notes`) that a workload file's burstiness is not
+    used: the steady state takes the mean rate, and only a finite benchmark's replay (--num-prompts)
+    draws gamma-shaped arrivals (`Serving.burstiness`). `--burstiness` without --num-prompts is refused
+    (`_serving_workload`); a file's was dropped without a word (plan exit 0). `replay`: the command
+    replays (one engine's `plan` and `evaluate`; a deployment has none)."""
+    if (
+        not getattr(args, "workload_file", None)
+        or workload.burstiness == 1.0
+        or workload.request_rate is None
+        or workload.num_prompts is not None
+    ):
+        return
+    how = (
+        "--num-prompts N replays N prompts at those arrivals"
+        if replay
+        else "a deployment has no replay (plan one pool with --num-prompts N to replay them)"
+    )
+    note = (
+        f"the workload file's burstiness {workload.burstiness:g} (gamma shape of the arrival gaps; 1 = "
+        f"Poisson) is not used by the steady state, which takes the mean rate {workload.request_rate:g} "
+        f"req/s: {how}"
+    )
+    args.workload_notes = [*workload_notes(args), note]
+    print(f"note: {note}", file=sys.stderr)
+
+
+def workload_notes(args: argparse.Namespace) -> list[str]:
+    """The notes `note_burstiness` said of the workload (JSON `notes` of the command's output)."""
+    return list(getattr(args, "workload_notes", None) or [])
+
+
 def _training_workload(args: argparse.Namespace) -> Any:
     from autoparallel.workload import Training
 
@@ -420,7 +452,11 @@ def _training_workload(args: argparse.Namespace) -> Any:
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    """Print `payload` as JSON (with the workload's notes, `workload_notes`, as `notes`) or `text`."""
     if args.json:
+        notes = workload_notes(args)
+        if notes and isinstance(payload, dict):
+            payload = {**payload, "notes": [*payload.get("notes", []), *notes]}
         sys.stdout.write(strict_json(payload) + "\n")
     else:
         sys.stdout.write(text.rstrip() + "\n")
@@ -493,10 +529,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
             return fleet_cmd.cmd_fleet(args, None)
-        return _deployment_plan(args, _serving_workload(args))
+        workload = _serving_workload(args)
+        note_burstiness(args, workload, replay=False)
+        return _deployment_plan(args, workload)
     if args.model is None:
         raise InputError("plan needs a MODEL (or --fleet FILE)")
     workload = _training_workload(args) if args.train else _serving_workload(args)
+    if not args.train:
+        note_burstiness(args, workload, replay=True)
     from autoparallel.solvers.settings import SolverSettings
 
     settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
@@ -650,6 +690,8 @@ def _deployment_plan(args: argparse.Namespace, workload: Any) -> int:
             "no disaggregated plan within the time limit: the aggregated deployment spent it "
             "(raise --time-limit)"
         )
+    if plan is not None:  # a rate is a demand (`fleet_cmd.UNMET_RULE`): no deployment that misses it
+        _raise_unmet(plan, comp, workload)
     if plan is None:
         assert error is not None
         if comp is None or comp.mode != "disaggregated" or comp.unmet_rps > 0:
@@ -674,6 +716,28 @@ def _deployment_plan(args: argparse.Namespace, workload: Any) -> int:
         chosen: Any = comp if comp is not None else plan
         fleet_cmd.write_plan_file(args.plan_file, str(chosen.to_yaml()))
     return 0
+
+
+def _raise_unmet(plan: Any, comp: Any, workload: Any) -> None:
+    """Raise when the deployment `plan MODEL` would recommend (the comparison's winner, else the
+    aggregated `plan`) does not carry the workload's rate, with what each side carries and on how
+    many GPUs (`fleet_cmd.rate_unmet`): the deployment planner under goodput serves what it can, and
+    printed that as the answer, exit 0 and a plan file, where one pool's plan exits 1.
+
+    Raises:
+        InfeasibleError: the rate is not carried.
+    """
+    m = plan.deployment.models[0]
+    unmet = comp.unmet_rps if comp is not None else m.unmet_rps
+    carried = [fleet_cmd.aggregated_carries(plan)]
+    d = comp.disaggregated if comp is not None else None
+    if d is not None:
+        carried.append(
+            f"the best disaggregated one ({d.ratio}) carries {d.capacity_rps:.2f}/s on {d.gpus_used} GPUs"
+        )
+    error = fleet_cmd.rate_unmet(m.model, plan.cluster, workload, unmet, carried)
+    if error is not None:
+        raise error
 
 
 def _emit_stand_in(
@@ -735,7 +799,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.train:
         ev = _evaluate_training(args, _training_workload(args))
     else:
-        ev = _evaluate_serving(args, _serving_workload(args))
+        workload = _serving_workload(args)
+        note_burstiness(args, workload, replay=True)
+        ev = _evaluate_serving(args, workload)
     _emit(args, ev.to_dict(), ev.explain())
     return 0 if ev.fits else 1
 
