@@ -100,6 +100,7 @@ class Comparison:
             "served_rps": d.served_rps,
             "unmet_rps": self.unmet_rps,
             "gpus_idle": d.gpus_idle,
+            "idle_reasons": list(d.idle_reasons),
             "usd_per_hour": d.usd_per_hour,
             "objective": d.objective,
             "solver": d.solver.model_dump(mode="json"),
@@ -181,6 +182,8 @@ class Comparison:
         lines = ["Aggregated vs disaggregated (prefill/decode) serving:"]
         lines += ["  " + "  ".join(c.ljust(width[i]) for i, c in enumerate(r)).rstrip() for r in rows]
         lines.append(f"  -> {self.mode}: {self.why}")
+        if self.mode == "disaggregated" and self.disaggregated is not None:
+            lines += [f"  idle: {r}" for r in self.disaggregated.idle_reasons]
         if self.mode == "disaggregated" and self.launch is not None:
             lines.append("Launch (first replica of each engine; --json or --plan-file for all):")
             for role in ("prefill", "decode"):
