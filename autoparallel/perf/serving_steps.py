@@ -482,8 +482,9 @@ class StepTimes:
     """One prompt of `isl` tokens alone through the whole pipeline."""
     prompt_s: float
     """The time one more prompt adds to a full prefill step: vLLM's scheduler packs waiting prompts
-    into a step up to the token budget (`Scheduler.schedule`), so ⌊budget / isl⌋ of them share one
-    step and its weight read; a prompt longer than the budget runs alone (`prefill_s`)."""
+    into a step up to the token budget (`Scheduler.schedule`), so min(⌊budget / isl⌋, running batch)
+    of them share one step and its weight read; a prompt longer than the budget runs alone
+    (`prefill_s`)."""
     ttft_s: float
     """The GPU part of TTFT: the rest of the rotation in progress and the one carrying the prompt."""
     memory_bound: bool
@@ -971,7 +972,9 @@ def _step_times(
     # prompt's chunks are in `carrying_s`, not queued behind.
     queued = (running - m) * k * osl / others if running > m else 0.0
     queued_s = queued * mean_s / mean_steps
-    per_step = batched_tokens // max(isl, 1)
+    # A step holds the prompts the budget takes, and no more than are there: a burst's first wave is
+    # the replica's running batch (`client_queue_s`), so 8 prompts never share a step of 64.
+    per_step = min(batched_tokens // max(isl, 1), max(math.ceil(batch), 1))
     prompt_s = (
         memoized(
             _PROMPT,
