@@ -148,7 +148,8 @@ class Deployment(_Frozen):
     candidate_engines: int
     left_out: tuple[str, ...] = ()
     """Admissible shapes outside the candidates (their size is neither whole nodes nor a power of two
-    dividing a node, which `node_packing_gpus` needs), per model and pool: the optimum is over the rest."""
+    below a node that takes whole hosts or fits in one, which `node_packing_gpus` needs; space.py's
+    node granularity), per model and pool: the optimum is over the rest."""
 
 
 def evaluate_engine(space: DeploymentSpace, engine: Engine) -> ServingEstimate:
@@ -220,9 +221,11 @@ def place(
     space: DeploymentSpace, counts: list[int]
 ) -> dict[int, list[tuple[tuple[int, ...], tuple[int, ...]]]]:
     """Engine index -> per replica (nodes, GPU ids): wide engines on whole consecutive nodes, then narrow
-    ones first-fit decreasing into the remaining nodes (sizes in a divisibility chain pack exactly).
-    On a rack-scale GPU the placement is then told in hosts (`on_hosts`): the planner's node is the
-    NVLink domain, the launch's the host.
+    ones first-fit decreasing into the remaining nodes (`first_fit`; power-of-two sizes, a divisibility
+    chain, pack exactly where encoder.add_node_packing_gpus's rules hold, and each replica starts at a
+    multiple of its size on its node, so one of at least a host takes whole hosts and a smaller one
+    stays inside a host). On a rack-scale GPU the placement is then told in hosts (`on_hosts`): the
+    planner's node is the NVLink domain (GB200 NVL36: 9 hosts of 4 GPUs), the launch's the host.
 
     Raises:
         InternalError: the counts do not fit their pool (the encoder's node constraints were wrong).
@@ -461,9 +464,9 @@ def _services(
             )
         ks = [k for k in space.engines_of(model=m) if counts[k]]
         held = sum(counts[k] * space.engines[k].config.max_num_seqs * space.engines[k].dp for k in ks)
-        if fm.concurrency is not None and held > fm.concurrency:
+        if fm.held_cap is not None and held > fm.held_cap:
             raise InternalError(
-                f"{fm.name}: the engines hold {held} requests, over its concurrency {fm.concurrency}"
+                f"{fm.name}: the engines hold {held} requests, over its concurrency {fm.held_cap}"
             )
         out.append(
             ModelService(
@@ -494,6 +497,45 @@ def _wanting(space: DeploymentSpace, counts: list[int]) -> list[int]:
     ]
 
 
+def _pool_room(
+    space: DeploymentSpace, counts: list[int], p: int, extra: int | None = None
+) -> list[int] | None:
+    """GPUs free on each node of pool p left to narrow engines once wide engines take whole nodes and
+    narrow ones pack first-fit decreasing (`place`), with one more replica of engine `extra`; None when
+    they do not fit the pool."""
+    pool = space.cluster.pools[p]
+    ks = space.engines_of(pool=p)
+    more = [counts[k] + (k == extra) for k in range(len(counts))]
+    wide = sum(more[k] * space.engines[k].nodes for k in ks)
+    narrow = sorted((k for k in ks if not space.engines[k].nodes), key=lambda k: -space.engines[k].gpus)
+    if wide > pool.nodes:
+        return None
+    spots = first_fit(
+        wide, pool.nodes, pool.gpus_per_node, [(space.engines[k].gpus, more[k]) for k in narrow]
+    )
+    if spots is None:
+        return None
+    free = [pool.gpus_per_node] * (pool.nodes - wide)
+    for k, replicas in zip(narrow, spots, strict=True):
+        for node, _ in replicas:
+            free[node - wide] -= space.engines[k].gpus
+    return free
+
+
+def _cannot_start(space: DeploymentSpace, m: int, p: int) -> str:
+    """Why model m has no candidate engine on pool p (its serving space's refusal, the shapes node
+    granularity leaves out, or `explain.why_no_engine`'s nearest numbers)."""
+    from autoparallel.solvers.deployment.explain import why_no_engine
+
+    serving = space.serving[m, p]
+    if serving.refused is not None:
+        return serving.refused
+    if shapes := space.left_out.get((m, p)):
+        more = " ..." if len(shapes) > 4 else ""
+        return f"its admissible shapes ({', '.join(shapes[:4])}{more}) break node granularity"
+    return why_no_engine(serving).split(": ", 1)[-1]
+
+
 def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> tuple[str, ...]:
     """Why GPUs stay idle, per pool, with numbers."""
     out = []
@@ -503,16 +545,13 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
         idle = pool.world_size - used
         if not idle:
             continue
-        wide_nodes = sum(counts[k] * space.engines[k].nodes for k in ks)
-        narrow_gpus = sum(counts[k] * space.engines[k].gpus for k in ks if not space.engines[k].nodes)
-        free_nodes = pool.nodes - wide_nodes - -(-narrow_gpus // pool.gpus_per_node)
-        free_in_nodes = (-narrow_gpus) % pool.gpus_per_node
-        fits = [
-            space.engines[k]
-            for k in ks
-            if (space.engines[k].nodes and space.engines[k].nodes <= free_nodes)
-            or (not space.engines[k].nodes and (space.engines[k].gpus <= free_in_nodes or free_nodes > 0))
-        ]
+        free = _pool_room(space, counts, p) or []
+        free_nodes = sum(1 for f in free if f == pool.gpus_per_node)
+        shared = [f for f in free if 0 < f < pool.gpus_per_node]
+        free_in_nodes = sum(shared)
+        where = "shared nodes" if len(shared) > 1 else "a shared node"
+        room = f"{free_nodes} whole nodes, {free_in_nodes} GPUs in {where}"
+        fits = [space.engines[k] for k in ks if _pool_room(space, counts, p, k) is not None]
         head = f"pool {p} ({pool.gpu.name}): {idle} of {pool.world_size} GPUs idle"
         if not ks:
             refused = [r for m in range(len(space.models)) if (r := space.serving[m, p].refused) is not None]
@@ -523,9 +562,8 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
             smallest = min(ks, key=lambda k: space.engines[k].gpus)
             e = space.engines[smallest]
             out.append(
-                f"{head}: no candidate engine fits the rest ({free_nodes} whole nodes, {free_in_nodes} GPUs "
-                "in a "
-                f"shared node); the smallest is {space.models[e.model].name} {e.label} with {e.gpus} GPUs"
+                f"{head}: no candidate engine fits the rest ({room}); the smallest is "
+                f"{space.models[e.model].name} {e.label} with {e.gpus} GPUs"
             )
         elif objective == "goodput" and (wanting := _wanting(space, counts)):
             # goodput grows with a model that has no rate or is short of it: none of its engines fits
@@ -534,15 +572,25 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
                 + (" (short of its rate)" if space.models[m].demand_milli_rps else " (no rate)")
                 for m in wanting
             )
+            met = "; the other models' rates are met" if len(wanting) < len(space.models) else ""
             own = [k for k in ks if space.engines[k].model in wanting]
-            if any(e.model in wanting for e in fits) or not own:
+            if not own:  # the models that want more have no engine on this pool: say why
+                whys = [_cannot_start(space, m, p) for m in wanting]
+                why = (
+                    whys[0]
+                    if len(wanting) == 1
+                    else "; ".join(f"{space.models[m].name}: {w}" for m, w in zip(wanting, whys, strict=True))
+                )
+                verb = "has" if len(wanting) == 1 else "have"
+                out.append(f"{head}: {names} {verb} no engine on {pool.gpu.name}: {why}{met}")
+                continue
+            if any(e.model in wanting for e in fits):
                 out.append(f"{head}: the plan CP-SAT returned for objective {objective} leaves them idle")
                 continue
             e = space.engines[min(own, key=lambda k: space.engines[k].gpus)]
-            met = "; the other models' rates are met" if len(wanting) < len(space.models) else ""
             out.append(
-                f"{head}: no engine of {names} fits the rest ({free_nodes} whole nodes, {free_in_nodes} GPUs "
-                f"in a shared node; the smallest is {e.label} with {e.gpus} GPUs){met}"
+                f"{head}: no engine of {names} fits the rest ({room}; the smallest is {e.label} with "
+                f"{e.gpus} GPUs){met}"
             )
         elif objective in ("goodput", "cost", "gpus", "cost_per_mtok"):
             # (a model without a rate under goodput is `_wanting`, above)

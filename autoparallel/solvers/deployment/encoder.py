@@ -2,18 +2,26 @@
 
 Variables (named for debug dumps):
     replicas[e]            ∈ 0 .. max replicas of engine e on its pool (one per model × pool × shape)
-    small_nodes[p]         nodes of pool p given to engines narrower than a node
+    small_nodes[p]         nodes (NVLink domains) of pool p given to engines narrower than a node
     served_milli_rps[m]    requests/s of model m served within its SLOs, in its rate unit (1 / (1000 ·
                            rate_scale_m) requests/s, space.FleetModel; ≤ capacity, ≤ demand)
 
 Constraint families, each behind an enable literal (`family[...]`) so that an explanation can
 pass them as assumptions and CP-SAT names the conflicting ones:
     pool_nodes[p]            Σ_wide nodes_e · replicas[e] + small_nodes[p] ≤ nodes of pool p
-    node_packing_gpus[p]     Σ_narrow gpus_e · replicas[e] ≤ GPUs per node · small_nodes[p]
+    node_packing_gpus[p, s]  bin packing of the narrow engines (sizes powers of two below the node D,
+                             space.py's node granularity) into small_nodes[p] nodes, one rule per
+                             size s used in the pool: Σ_{narrow, gpus_e ≥ s} gpus_e · replicas[e] ≤
+                             s · ⌊D / s⌋ · small_nodes[p] (GPUs; in s-GPU slots, Σ replicas · gpus_e / s
+                             ≤ ⌊D / s⌋ per node), exact by first-fit decreasing; a size whose
+                             s · ⌊D / s⌋ equals a smaller size's is implied and not posted, so nodes
+                             that every size divides (8 GPUs) keep the GPU count alone (family
+                             pool_nodes[p])
     demand_milli_rps[m]      Σ_e capacity_milli_rps_e · replicas[e] ≥ rate_m × 1000   (hard demand)
     deployed[m]              Σ_e replicas[e] ≥ 1    (every model of the fleet is served)
     concurrency[m]           Σ_e in_flight_e · replicas[e] ≤ concurrency_m (a closed-loop client's cap:
-                             max_num_seqs × data-parallel ranks per replica, of every role)
+                             max_num_seqs × data-parallel ranks per replica, of every role; none for
+                             aggregated engines of N prompts sent at a rate, `FleetModel.held_cap`)
     client_queue[m]          a capped model with a TTFT limit (aggregated): the C_m − H_m requests the
                              engines do not hold (H_m = Σ_e in_flight_e · replicas[e]) wait in the
                              server's queue W_m = (C_m − H_m) / X_m s by Little's law (X_m = Σ_e
@@ -50,9 +58,11 @@ Objectives (all linear in the replica counts; the per-engine numbers are float-m
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from autoparallel import objectives
+from autoparallel.errors import InternalError
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.deployment.space import (
@@ -244,17 +254,64 @@ def add_pool_nodes(enc: EncodedDeployment) -> None:
 
 
 def add_node_packing_gpus(enc: EncodedDeployment) -> None:
-    """Narrow engines (power-of-two sizes dividing the node) fill `small_nodes[p]` nodes' GPUs, never
-    straddling a node: with sizes in a divisibility chain, GPU count alone decides whether they pack."""
+    """Narrow engines pack into the `small_nodes[p]` nodes of pool p without straddling a node
+    (`post_node_packing`, under family `pool_nodes[p]`)."""
     space, v = enc.space, enc.vars
     for p, pool in enumerate(space.cluster.pools):
         narrow = [k for k in space.engines_of(pool=p) if not space.engines[k].nodes]
-        gpus = LinearExpr.weighted_sum(
-            [v.replicas[k] for k in narrow], [space.engines[k].gpus for k in narrow]
+        post_node_packing(
+            enc.model,
+            p,
+            pool.gpus_per_node,
+            [(v.replicas[k], space.engines[k].gpus) for k in narrow],
+            v.small_nodes[p],
+            [enc.family(f"pool_nodes[{p}]")],
         )
-        enc.model.add(gpus <= pool.gpus_per_node * v.small_nodes[p]).only_enforce_if(
-            enc.family(f"pool_nodes[{p}]")
-        ).with_name(f"node_packing_gpus[{p}]")
+
+
+def packing_sizes(gpus_per_node: int, sizes: list[int] | set[int]) -> list[tuple[int, int]]:
+    """(s, s · ⌊D / s⌋) for the sizes s whose packing rule is not implied by a smaller size's, smallest
+    first: with D = `gpus_per_node`, the rule of s, Σ_{gpus ≥ s} gpus · replicas ≤ s⌊D / s⌋ · nodes,
+    follows from a smaller size s' whose s'⌊D / s'⌋ is the same (its sum counts more engines).
+
+    Raises:
+        InternalError: the sizes are not a divisibility chain (the rules are exact only then).
+    """
+    chain = sorted(set(sizes))
+    for a, b in itertools.pairwise(chain):
+        if b % a:
+            raise InternalError(f"narrow engine sizes {chain} on {gpus_per_node}-GPU nodes are not a chain")
+    out: list[tuple[int, int]] = []
+    for size in chain:
+        usable = size * (gpus_per_node // size)
+        if not out or usable < out[-1][1]:
+            out.append((size, usable))
+    return out
+
+
+def post_node_packing(
+    model: cp_model.CpModel,
+    pool: int,
+    gpus_per_node: int,
+    narrow: list[tuple[cp_model.IntVar, int]],
+    nodes: cp_model.IntVar,
+    enforce: list[cp_model.IntVar],
+) -> None:
+    """The packing rules of one pool's narrow engines, (replicas, GPUs each) of `narrow`, into `nodes`
+    nodes of `gpus_per_node` GPUs (module doc, `packing_sizes`), each enforced by `enforce`:
+
+        node_packing_gpus[pool p | engines ≥ s GPUs]:  Σ_{gpus ≥ s} gpus · replicas ≤ s⌊D / s⌋ · nodes
+
+    Necessary: in any packing a node's engines of at least s GPUs take a multiple of s GPUs, at most
+    s⌊D / s⌋. Sufficient: first-fit decreasing (`decoder.place`) leaves every node's load a multiple of
+    s once it has placed the engines of at least s GPUs, so it fails an s-GPU engine only when every
+    one of the nodes' ⌊D / s⌋ − load / s free s-GPU slots is taken, i.e. when the rule of s fails."""
+    for size, usable in packing_sizes(gpus_per_node, {g for _, g in narrow}):
+        wide = [(x, g) for x, g in narrow if g >= size]
+        gpus = LinearExpr.weighted_sum([x for x, _ in wide], [g for _, g in wide])
+        rule = model.add(gpus <= usable * nodes)
+        rule.with_name(f"node_packing_gpus[pool {pool} | engines >= {size} GPUs: <= {usable} GPUs per node]")
+        rule.only_enforce_if(enforce)
 
 
 def add_demand_milli_rps(enc: EncodedDeployment) -> None:
@@ -270,14 +327,17 @@ def add_demand_milli_rps(enc: EncodedDeployment) -> None:
 
 def add_concurrency(enc: EncodedDeployment) -> None:
     """A model with a concurrency cap: its replicas' running batches hold at most that many requests,
-    Σ_e in_flight_e · replicas[e] ≤ concurrency (no slot waits for a request that never comes)."""
+    Σ_e in_flight_e · replicas[e] ≤ concurrency (no slot waits for a request that never comes). N
+    prompts sent at a rate (`FleetModel.open_loop_prompts`) hold no request out: no cap on aggregated
+    engines (`FleetModel.held_cap`; their candidates already fit N), the prompts on role engines."""
     space, v = enc.space, enc.vars
     for m, fm in enumerate(space.models):
-        if fm.concurrency is None:
+        cap = fm.concurrency if space.disaggregated else fm.held_cap
+        if cap is None:
             continue
         ks = space.engines_of(model=m)
         held = LinearExpr.weighted_sum([v.replicas[k] for k in ks], [space.engines[k].in_flight for k in ks])
-        enc.model.add(held <= fm.concurrency).only_enforce_if(enc.family(f"concurrency[{m}]")).with_name(
+        enc.model.add(held <= cap).only_enforce_if(enc.family(f"concurrency[{m}]")).with_name(
             f"concurrency[{fm.name}]"
         )
 

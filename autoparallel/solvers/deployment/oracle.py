@@ -1,9 +1,11 @@
 """Brute force over replica counts: the oracle the CP-SAT deployment model is tested against.
 
 Shares nothing with the encoder but the space (candidate engines and their coefficients): it walks
-every vector of replica counts whose GPUs fit each pool, checks node granularity by counting nodes
-(whole nodes for wide engines, ⌈narrow GPUs / node⌉ for narrow ones), every model deployed, its
-requests in flight within its concurrency cap, each engine's TTFT with the client's queue within
+every vector of replica counts whose GPUs fit each pool, checks node granularity by packing (whole
+nodes for wide engines; narrow ones placed one by one, widest first, each on the first node with
+room at the next free GPU, never splitting a host unless it starts on a host boundary and takes whole
+hosts: `fits`), every model deployed, its requests in flight within its concurrency cap (none for
+aggregated engines of prompts sent at a rate), each engine's TTFT with the client's queue within
 its model's limit (`within_ttft`, in floats) and, for capacity objectives, every rate met, and
 scores the objective in the same integer units.
 Exponential: for small fleets only (tests).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from autoparallel.hardware.gpu import GPUS_PER_HOST
 from autoparallel.solvers.deployment.space import (
     DeploymentSpace,
     burst_sync_pct,
@@ -30,18 +33,47 @@ def _weight(space: DeploymentSpace, m: int) -> int:
 
 
 def fits(space: DeploymentSpace, counts: tuple[int, ...]) -> bool:
-    """Node granularity per pool: whole nodes of wide engines + nodes the narrow ones fill ≤ the pool."""
+    """Node granularity per pool: wide engines take whole nodes; the narrow ones, widest first, each go
+    to the first other node with room at its next free GPU without splitting a host (a replica over
+    several hosts starts on a host boundary and takes whole hosts), and those nodes fit the pool.
+    Widest-first first fit is optimal for power-of-two sizes (a divisibility chain), the sizes the
+    space offers below a node, so a vector it refuses packs no other way."""
     for p, pool in enumerate(space.cluster.pools):
-        wide = narrow = 0
-        for e, n in zip(space.engines, counts, strict=True):
-            if e.pool == p:
-                if e.nodes:
-                    wide += e.nodes * n
-                else:
-                    narrow += e.gpus * n
-        if wide + -(-narrow // pool.gpus_per_node) > pool.nodes:
+        node = pool.gpus_per_node
+        gpu = getattr(pool, "gpu", None)
+        host = min(GPUS_PER_HOST.get(gpu.name, node), node) if gpu is not None else node
+        wide = sum(e.nodes * n for e, n in zip(space.engines, counts, strict=True) if e.pool == p and e.nodes)
+        sizes = sorted(
+            (
+                e.gpus
+                for e, n in zip(space.engines, counts, strict=True)
+                if e.pool == p and not e.nodes
+                for _ in range(n)
+            ),
+            reverse=True,
+        )
+        loads: list[int] = []
+        for g in sizes:
+            spot = next((b for b, load in enumerate(loads) if _slot_ok(load, g, node, host)), None)
+            if spot is None:
+                loads.append(0)
+                spot = len(loads) - 1
+                if not _slot_ok(0, g, node, host):
+                    return False
+            loads[spot] += g
+        if wide + len(loads) > pool.nodes:
             return False
     return True
+
+
+def _slot_ok(start: int, gpus: int, node: int, host: int) -> bool:
+    """A replica of `gpus` GPUs on GPUs start .. start + gpus − 1 of a node of `node` GPUs in hosts of
+    `host`: inside the node, and inside one host or over whole hosts from a host boundary."""
+    if start + gpus > node:
+        return False
+    if start // host == (start + gpus - 1) // host:
+        return True
+    return start % host == 0 and gpus % host == 0
 
 
 def capacity(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> int:
@@ -57,8 +89,12 @@ def deployed(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
 
 
 def within_concurrency(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
-    """Model m's replicas hold no more requests in flight than its concurrency cap (if any)."""
-    cap = space.models[m].workload.in_flight
+    """Model m's replicas hold no more requests in flight than its concurrency cap (if any): the
+    client's concurrency, at most its prompts; none for aggregated engines of prompts sent at an
+    arrival rate without a concurrency (the client holds no request out)."""
+    w = space.models[m].workload
+    open_loop = w.request_rate is not None and w.concurrency is None and not space.disaggregated
+    cap = None if open_loop else w.in_flight
     held = sum(e.in_flight * n for e, n in zip(space.engines, counts, strict=True) if e.model == m)
     return cap is None or held <= cap
 

@@ -13,6 +13,9 @@ it sustains with the SLOs holding (the float model's steady state at a running b
 max_num_seqs, no queueing beyond it), so more is never worse. Under a concurrency cap (most
 requests in flight) it is not: a capped model's candidates are every entry of a shape within the
 cap that beats each smaller batch on tokens/s (`staircase`), each holding `in_flight` requests.
+N prompts sent at a rate without a cap (`FleetModel.open_loop_prompts`) are no such cap: the client
+holds no request out, so fewer slots never serve more; the candidate is the entry of most tokens/s
+among those of batch × data-parallel ranks ≤ N, and no concurrency constraint is posted.
 With a TTFT limit too, the requests beyond the engines' running batches wait in the server's queue
 (encoder.add_client_queue), a wait more requests held shortens, so every batch within the cap is
 kept, each with its entries on the (tokens/s ↑, TTFT ↓) front (`queue_front`).
@@ -28,11 +31,23 @@ Coefficients (scaled integers, rounded conservatively: capacities down, demands 
     queue_room_us          the model's TTFT limit (µs, down) − ttft_us: how long a request may wait
                            in the server's queue (aggregated engines of a model with a TTFT limit)
 
-Node granularity: an engine of at least a node takes gpus / node whole nodes (gpus must be a
-multiple of the node); a smaller engine packs into a node without straddling it, and its size must
-be a power of two dividing the node, so that the sizes form a divisibility chain and GPUs alone
-decide whether the small engines fit their nodes (first-fit decreasing then packs them exactly).
-Shapes of other sizes (tp=1 with 3 EP ranks on 8-GPU nodes, say) are left out and counted.
+Node granularity (the node is the NVLink domain, `Cluster.gpus_per_node`; a host is where a launcher
+starts its processes, `hardware.gpu.host_size`: the node itself but on rack-scale GPUs, a GB200
+NVL36 / NVL72 domain being 9 / 18 hosts of 4 GPUs): an engine of at least a node takes gpus / node
+whole nodes (gpus must be a multiple of the node). A smaller (sub-domain) engine packs into one
+node without straddling it; inside a node any hosts can form an engine, so the deployment planner
+(`granularity(..., packed=True)`) takes every power-of-two size up to the node, engines of at least
+a host taking whole hosts (sizes a multiple of the host) and smaller ones packing inside one (sizes
+dividing the host). Powers of two form a divisibility chain, so first-fit decreasing packs them
+exactly and places each replica at a multiple of its size (host-aligned; `decoder.place`), and the
+packing condition is linear: for each size s used in a pool, Σ over sub-domain engines of at least
+s GPUs of replicas · gpus / s ≤ (nodes left to sub-domain engines) · ⌊node / s⌋ (once first-fit
+decreasing has placed every engine of at least s GPUs, each node's load is a multiple of s, so its
+free s-GPU slots are ⌊node / s⌋ − load / s; `encoder.add_node_packing_gpus`). On nodes that are a
+multiple of every size (8-GPU nodes) that is the GPU count alone. Without `packed` (the role and
+mixed spaces, whose encoders count GPUs alone) a sub-domain size must also divide the node. Shapes
+of other sizes (tp=1 with 3 EP ranks on 8-GPU nodes, tp=1 pp=12 on 36-GPU ones) are left out and
+counted.
 """
 
 from __future__ import annotations
@@ -45,6 +60,7 @@ from dataclasses import dataclass, field
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
+from autoparallel.hardware.gpu import host_size
 from autoparallel.models.spec import ModelSpec
 from autoparallel.perf.serving import burst_sync
 from autoparallel.solvers import units
@@ -85,6 +101,25 @@ class FleetModel:
         """Most requests of this model in flight at once (a closed-loop client; at most its prompts),
         None: no cap."""
         return self.workload.in_flight
+
+    @property
+    def open_loop_prompts(self) -> int | None:
+        """Prompts of a finite benchmark sent at an arrival rate without a concurrency cap
+        (`vllm bench serve --request-rate R --num-prompts N`); None otherwise. The client holds no
+        request out, so holding fewer slots never serves more: a shape's candidate is its entry of most
+        tokens/s among those of batch × data-parallel ranks ≤ N (`_candidates`) and the solver posts no
+        concurrency constraint (`held_cap`)."""
+        w = self.workload
+        if w.request_rate is None or w.concurrency is not None:
+            return None
+        return w.num_prompts
+
+    @property
+    def held_cap(self) -> int | None:
+        """Most requests the aggregated deployment's replicas may hold at their running batches
+        (encoder.add_concurrency): `concurrency` but for an open loop (`open_loop_prompts`), where
+        it is None."""
+        return None if self.open_loop_prompts is not None else self.concurrency
 
     @property
     def queue_clients(self) -> int | None:
@@ -215,11 +250,11 @@ class DeploymentSpace:
         return self.cluster.pools[pool].world_size
 
     def max_replicas(self, engine: Engine) -> int:
-        """Most replicas of `engine` its pool holds."""
+        """Most replicas of `engine` its pool holds: nodes // its nodes, or ⌊node / gpus⌋ per node."""
         pool = self.cluster.pools[engine.pool]
         if engine.nodes:
             return pool.nodes // engine.nodes
-        return pool.world_size // engine.gpus
+        return pool.nodes * (pool.gpus_per_node // engine.gpus)
 
     def engines_of(self, *, model: int | None = None, pool: int | None = None) -> list[int]:
         """Indices of the engines of a model and/or a pool."""
@@ -368,7 +403,7 @@ def build_deployment_space(
         for found in per_pool:
             rated = [e for e in _rated(found, fm) if e.capacity_milli_rps > 0]
             everything += rated
-            engines += undominated(rated, fm.concurrency is not None) if prune else rated
+            engines += undominated(rated, fm.held_cap is not None) if prune else rated
         refusals = [r for p in range(len(cluster.pools)) if (r := serving[m, p].refused) is not None]
         if len(refusals) == len(cluster.pools):
             why = "; ".join(dict.fromkeys(refusals))
@@ -400,16 +435,33 @@ def _rated(found: list[Engine], fm: FleetModel) -> list[Engine]:
     ]
 
 
-def granularity(space: ServingSpace, s: int) -> tuple[int, int, int] | None:
-    """(dp, gpus, whole nodes) of shape s, or None when its size breaks node granularity (module doc)."""
+def granularity(space: ServingSpace, s: int, *, packed: bool = False) -> tuple[int, int, int] | None:
+    """(dp, gpus, whole nodes) of shape s, or None when its size breaks node granularity (module doc).
+
+    packed: sub-domain engines of every power-of-two size up to the node (the deployment encoder's
+    per-size packing rule, `encoder.add_node_packing_gpus`); off, only powers of two dividing the
+    node, whose GPUs alone decide the packing (the encoders of role and mixed spaces count GPUs)."""
     shape, node = space.shapes[s], space.cluster.gpus_per_node
     dp = shape.ep_replicas if shape.ep else 1
     gpus = shape.gpus_per_replica * dp
-    if gpus >= node and gpus % node == 0:
-        return dp, gpus, gpus // node
-    if gpus < node and node % gpus == 0 and gpus & (gpus - 1) == 0:
-        return dp, gpus, 0
-    return None
+    if gpus >= node:
+        return (dp, gpus, gpus // node) if gpus % node == 0 else None
+    gpu = getattr(space.cluster, "gpu", None)
+    host = host_size(gpu.name, node) if gpu is not None else node
+    return (dp, gpus, 0) if sub_domain_size(gpus, node, host, packed=packed) else None
+
+
+def sub_domain_size(gpus: int, node: int, host: int, *, packed: bool = True) -> bool:
+    """Whether an engine of `gpus` < `node` GPUs packs into nodes of `node` GPUs in hosts of `host`
+    (module doc): a power of two that (packed) takes whole hosts or fits inside one, or (not packed)
+    divides the node."""
+    if gpus < 1 or gpus >= node or gpus & (gpus - 1):
+        return False
+    if not packed:
+        return node % gpus == 0
+    if host >= node:
+        return True
+    return gpus % host == 0 if gpus >= host else host % gpus == 0
 
 
 def engine_at(
@@ -461,8 +513,9 @@ def engine_at(
 def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], tuple[str, ...]]:
     """The candidate entries of every (shape, serving engine), with capacities in fm's rate unit (those
     of capacity 0 left out), and how many admissible shapes node granularity drops. Without a
-    concurrency cap a shape's candidate is its entry of most tokens/s;
-    with one, every entry whose in-flight requests fit the cap and that no entry of fewer in flight
+    concurrency cap a shape's candidate is its entry of most tokens/s; an open loop
+    (`FleetModel.open_loop_prompts`: N prompts at a rate) takes it among the entries of batch × dp ≤ N;
+    with a cap, every entry whose in-flight requests fit the cap and that no entry of fewer in flight
     beats on tokens/s (`staircase`), since replicas of smaller batches may then serve more."""
     found: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (shape, engine) -> [(batch, tps, entry)]
     queued = fm.queued
@@ -477,16 +530,19 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
             )
     out: list[Engine] = []
     dropped: list[str] = []
+    open_loop = fm.open_loop_prompts
     for (s, _), entries in sorted(found.items()):
-        size = granularity(space, s)
+        size = granularity(space, s, packed=True)
         if size is None:
             dropped.append(space.shapes[s].label)
             continue
-        picked = (
-            queue_front(entries, fm.concurrency, size[0], space.tables.ttft_us)
-            if queued
-            else staircase(entries, fm.concurrency, size[0])
-        )
+        if open_loop is not None:
+            entries = [t for t in entries if t[0] * size[0] <= open_loop]
+            picked = staircase(entries, None, size[0]) if entries else []
+        elif queued:
+            picked = queue_front(entries, fm.concurrency, size[0], space.tables.ttft_us)
+        else:
+            picked = staircase(entries, fm.concurrency, size[0])
         for i in picked:
             engine_tps = space.tables.tps_milli[i] * size[0]
             out.append(
@@ -546,11 +602,14 @@ def queue_front(
 def copies_fitting(a: Engine, b: Engine) -> int:
     """How many copies of engine b fit where one engine a runs (0: b does not fit there).
 
-    Sizes are whole nodes or powers of two dividing a node, so b's copies pack a's GPUs exactly:
-    narrow b into narrow a (b divides a) or into a's whole nodes; wide b into a's whole nodes."""
+    Sizes are whole nodes or powers of two below a node (module doc): b's copies fit a's GPUs when
+    b is no wider (narrow b into narrow a: b divides a; each s-GPU slot a fills, b's copies fill no
+    more), into a's whole nodes ⌊node / gpus_b⌋ per node (narrow b), or a's nodes // b's (wide b)."""
     if b.nodes:
         return a.nodes // b.nodes if a.nodes else 0
-    return a.gpus // b.gpus
+    if a.nodes:
+        return a.nodes * (a.gpus // a.nodes // b.gpus)
+    return a.gpus // b.gpus if a.gpus % b.gpus == 0 else 0
 
 
 def undominated(engines: list[Engine], capped: bool = False) -> list[Engine]:
