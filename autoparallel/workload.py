@@ -59,8 +59,11 @@ class Serving(UserInput):
     """Coefficient of variation of output lengths; 0: every output is `osl` tokens."""
     isl_quantiles: tuple[float, ...] | None = None
     """A measured prompt-length distribution (`autoparallel profile` writes it): the lengths at
-    probabilities 0, 1/(k − 1), …, 1. The finite-benchmark replay draws from this shape, scaled to the
-    mean `isl`, instead of a log-normal of spread `isl_cv` (give one or the other)."""
+    probabilities 0, 1/(k − 1), …, 1, read piecewise linearly. The finite-benchmark replay draws from
+    this shape, scaled to the mean `isl`, instead of a log-normal of spread `isl_cv` (give one or the
+    other). `profile` writes the sample's percentiles with the last value set so that the shape's mean
+    is the sample's (`mean_carrying_quantiles`): the end of the top percent's segment, not the longest
+    request; a file written before keeps the longest there, and the replay's rescale to `isl`."""
     osl_quantiles: tuple[float, ...] | None = None
     """The same for output lengths, scaled to the mean `osl`: the short-output share that sets a
     burst's mean TPOT is kept as measured."""
@@ -300,6 +303,26 @@ class Training(UserInput):
     """Training token budget, for time and cost to train (None: report per step only)."""
     precision: Literal["bf16", "fp8"] = "bf16"
     """`bf16` or `fp8`."""
+
+
+def mean_carrying_quantiles(quantiles: tuple[float, ...], mean: float, hi: float) -> tuple[float, ...]:
+    """`quantiles` (lengths at evenly spaced probabilities 0…1, read piecewise linearly as the replay
+    and `_spread` read them) with the last value moved so that the quantile function's integral is
+    `mean`, the sample's mean: the top segment then carries the mean of the requests it stands for.
+
+    A measured sample's quantiles end at its longest request, and the straight line from the p99 to a
+    max far above it (a log-normal's 0.01 % at 30 times the median, a few 100,000-token prompts among
+    1,000-token ones) counted the top percent at the midpoint of the two: 1,029 tokens for a log of
+    mean 922, which the replay then scaled down to 0.896 of every prompt, body included. Every value
+    but the last is kept; the last stays at least the one before it (a body above the mean cannot be
+    offset there, and the replay's rescale to the mean stays the correction) and at most `hi`."""
+    if len(quantiles) < 2 or not mean > 0:
+        return quantiles
+    step = 1.0 / (len(quantiles) - 1)
+    body = sum((a + b) / 2.0 for a, b in pairwise(quantiles[:-1])) * step
+    below = quantiles[-2]
+    top = 2.0 * (mean - body) / step - below  # the top segment's mean is (below + top) / 2
+    return (*quantiles[:-1], round(min(max(top, below), hi), 1))
 
 
 def _spread(cv: float, quantiles: tuple[float, ...] | None) -> float:

@@ -25,21 +25,40 @@ Inputs (the format is recognised per file):
   spread above its edge at the mean the `_sum` leaves them (`_overflow`), and reported
   (`LengthStats.above_last_bucket`). One scrape holds no arrival times, so no rate is derived.
 
-Lines that are not JSON, or lack positive token counts, are counted and reported, never fatal.
+Lines that are not JSON, or lack positive token counts, are counted and reported, never fatal. A
+gzip-compressed file (`.jsonl.gz`, read by its magic bytes) is decompressed first.
 
 What is derived: mean and spread (std / mean) of prompt and output lengths and their percentiles
 (0 to 100 in steps of 1), the arrival rate (requests over the span of arrival times) and
 burstiness: the spread of inter-arrival gaps (1 for a Poisson stream; vLLM's `--burstiness` gamma
-shape is 1 / spread²). The workload written keeps the measured length percentiles
-(`Serving.isl_quantiles` / `osl_quantiles`), not only mean and spread: a burst's mean TPOT is set by
-its short requests, and a log-normal of the same mean and spread can hold far fewer of them.
+shape is 1 / spread²). Gaps equal to within the stamps' float precision are even (`_stamp_noise`);
+stamps too coarse to show the gaps' spread (whole seconds at 5 requests/s, `COARSE_STAMPS`) give the
+rate only, planned as Poisson. A log whose requests all carry one time was sent at once: it is a
+finite burst of its prompts, as a benchmark at rate inf is.
+
+The context: the workload's max_model_len is the p99 prompt plus the p99 output, and the workload is
+of the requests a server of that context serves, as it serves them (`_fit`): a prompt of
+max_model_len tokens or more is refused (vLLM's `OpenAIServing._validate_prompt_and_tokenize`), so it
+is left out of the lengths, the rate and the prompt count, counted (`WorkloadProfile.left_out`) and
+reported by `profile`; a served request's output ends at the context, as the replay ends it. A mean
+that counted requests the written context refuses planned tokens no server would run. A metrics
+scrape holds no per-request pairs, so nothing is left out of one (its longest requests may exceed the
+context, and `profile` says so).
+
+The workload written keeps the measured length percentiles (`Serving.isl_quantiles` /
+`osl_quantiles`), not only mean and spread: a burst's mean TPOT is set by its short requests, and a
+log-normal of the same mean and spread can hold far fewer of them. Its last value carries the top
+percent's mean (`workload.mean_carrying_quantiles`), so the shape's mean and spread are the sample's.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import math
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import pairwise
@@ -53,13 +72,14 @@ from autoparallel.bounds import BOUNDS, clean_text, first_error
 from autoparallel.errors import InputError
 from autoparallel.perf.serving_load import MAX_REPLAY_PASSES
 from autoparallel.user_file import read_capped
-from autoparallel.workload import Serving
+from autoparallel.workload import Serving, mean_carrying_quantiles
 
 PROMPT_KEYS = ("prompt_tokens", "input_tokens", "isl", "input_len", "prompt_len", "num_prompt_tokens")
 OUTPUT_KEYS = ("output_tokens", "completion_tokens", "osl", "output_len", "generated_tokens")
 TIME_KEYS = ("timestamp", "arrival_time", "arrival", "time", "t", "ts", "created", "send_time", "start_time")
 """Keys a request log's line may stamp its arrival under (seconds, or an ISO 8601 time); the first
-present wins. A log with none of them on any line is read as sent all at once, and says so."""
+present wins. A log with none of them on any line has no arrival rate: it is planned as a stream at
+whatever rate the deployment sustains, and `profile` says so."""
 
 
 MAX_LOG_BYTES = 1 << 30
@@ -157,6 +177,33 @@ class WorkloadProfile(BaseModel):
     """Requests whose line stamped its arrival (`TIME_KEYS`; request logs only)."""
     time_unit: str = "s"
     """The unit numeric stamps were read in (`epoch_unit`): s, ms, us or ns."""
+    max_model_len: int | None = None
+    """The context the workload is written for (`_fit`: the p99 prompt + the p99 output). None: a profile
+    made elsewhere, which `to_serving` sizes from its percentiles."""
+    left_out: int = 0
+    """Of `requests`, those whose prompt alone reaches `max_model_len`, which a server of that context
+    refuses (`_fit`): not in the lengths, the rate or the prompt count (module doc)."""
+    left_out_longest: tuple[int, int] | None = None
+    """The longest prompt and the longest output among the requests left out."""
+    outputs_cut: int = 0
+    """Requests served whose output ran past `max_model_len`: their output is counted as ending there."""
+    stamp_resolution: float | None = None
+    """Seconds between the values the stamps can take (1 for whole-second stamps) where that is too
+    coarse to show the arrivals' spread (`COARSE_STAMPS`): the rate is derived, the burstiness not.
+    None: fine enough, or no stamps."""
+
+    @property
+    def kept(self) -> int:
+        """The requests the workload holds: `requests` less those `left_out`."""
+        return self.requests - self.left_out
+
+    @property
+    def sent_at_once(self) -> bool:
+        """A request log whose two or more stamped requests all carry one time (or times closer than
+        `MAX_RATE` allows): every prompt sent at once, a finite burst."""
+        return (
+            self.source == "request-log" and self.stamped > 0 and self.kept >= 2 and self.request_rate is None
+        )
 
 
 def _stats(values: np.ndarray) -> LengthStats:
@@ -239,7 +286,10 @@ def profile_file(path: str | Path) -> WorkloadProfile:
     from autoparallel.models.config_file import decode_lenient
 
     p = Path(path)
-    text = decode_lenient(read_capped(p, "request log", MAX_LOG_BYTES))
+    data = read_capped(p, "request log", MAX_LOG_BYTES)
+    if data.startswith(GZIP_MAGIC):
+        data = _gunzip(data, p)
+    text = decode_lenient(data)
     if not text.strip():
         raise InputError(f"request log {str(p)!r} is empty")
     stripped = text.lstrip()
@@ -264,6 +314,32 @@ def profile_file(path: str | Path) -> WorkloadProfile:
         if isinstance(items, list):  # a JSON array of requests: element k is read as line k
             return _requests(enumerate(items, start=1), p)
     return _requests(_json_lines(text), p)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+"""The first two bytes of a gzip file (RFC 1952): a `.jsonl.gz` log read as text was "2 malformed
+lines"."""
+
+
+def _gunzip(data: bytes, path: Path) -> bytes:
+    """The decompressed bytes of a gzip file, at most `MAX_LOG_BYTES`.
+
+    Raises:
+        InputError: not a whole gzip stream, or more than `MAX_LOG_BYTES` once decompressed.
+    """
+    name = f"request log {clean_text(str(path), 200)!r}"
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+            out = fh.read(MAX_LOG_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        why = clean_text(str(exc) or exc.__class__.__name__, 100)
+        raise InputError(f"{name} is gzip-compressed but does not decompress ({why})") from None
+    if len(out) > MAX_LOG_BYTES:
+        raise InputError(
+            f"{name} is gzip-compressed and decompresses to more than {MAX_LOG_BYTES >> 30} GiB, the most "
+            "autoparallel reads of one"
+        )
+    return out
 
 
 PROMPT_HISTOGRAM = ("request_prompt_tokens_bucket", "prompt_tokens_histogram_bucket")
@@ -466,14 +542,17 @@ def _bench_source(runs: list[dict[str, Any]], *, one_object: bool) -> str:
     return "vllm-bench" if one_object else "sglang-bench"
 
 
-def _gap_stats(gaps: list[np.ndarray]) -> tuple[float | None, float | None]:
+def _gap_stats(gaps: list[np.ndarray], noise: float = 0.0) -> tuple[float | None, float | None]:
     """(rate, spread) of inter-arrival gaps (each array one stream's, in seconds): the number of gaps over
-    their total time (for one stream, requests - 1 over the arrival span) and std / mean of the gaps.
-    (None, None) when there are no gaps, no time between them, or a rate past `MAX_RATE` (all at once)."""
+    their total time (for one stream, requests - 1 over the arrival span) and std / mean of the gaps, 0
+    where they differ by no more than `noise` (`_stamp_noise`). (None, None) when there are no gaps, no
+    time between them, or a rate past `MAX_RATE` (all at once)."""
     pooled = np.concatenate(gaps) if gaps else np.zeros(0)
     total = float(pooled.sum())
     if not len(pooled) or not total > 0 or len(pooled) / total > MAX_RATE:
         return None, None
+    if float(pooled.max() - pooled.min()) <= noise:
+        return len(pooled) / total, 0.0
     return len(pooled) / total, round(float(pooled.std() / pooled.mean()), 6)  # even gaps: 0, not noise
 
 
@@ -725,13 +804,20 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
             f"{path}: the benchmark replayed its trace's own arrival times (request_rate 'trace'), which "
             "its result does not hold: profile the trace itself as a request log"
         )
+    prompts, outputs = np.asarray(isl), np.asarray(osl)
+    fits, served, context = _fit(prompts, outputs)
+    if rate is not None and not fits.all():
+        # The prompts left out are not sent: the rest arrive at their share of the rate, so the replay's
+        # last prompt goes when the benchmark's did (N / rate).
+        rate *= float(fits.mean())
     return WorkloadProfile(
         source=source,
         requests=len(isl),
         malformed=bad,
         malformed_lines=(),
-        isl=_stats(np.asarray(isl)),
-        osl=_stats(np.asarray(osl)),
+        isl=_stats(prompts[fits]),
+        osl=_stats(served[fits]),
+        **_left_out(prompts, outputs, served, fits, context),
         request_rate=rate,
         interarrival_cv=cv if rate is not None else None,
         gamma_shape=shape if rate is not None and shape is not None and math.isfinite(shape) else None,
@@ -818,7 +904,7 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
     bad_lines = sorted(bad_lines + run_lines)
     if not isl:
         raise InputError(f"{path}: no usable request ({len(bad_lines)} malformed lines)")
-    rate = cv = None
+    rate = cv = resolution = None
     unit = "s"
     if timed:
         # The log's unit from its middle stamp; a stamp read in another (a 0 or an ISO date among
@@ -830,21 +916,115 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
             kept = [i for i in range(len(times)) if i not in odd]
             isl, osl, times = [isl[i] for i in kept], [osl[i] for i in kept], [times[i] for i in kept]
         times = [t / EPOCH_UNITS[unit] for t in times]
-    if len(times) >= 2 and not math.isnan(times[0]):
-        rate, cv = _gap_stats([np.diff(np.sort(np.asarray(times)))])
+    prompts, outputs = np.asarray(isl), np.asarray(osl)
+    fits, served, context = _fit(prompts, outputs)
+    stamps = np.sort(np.asarray(times))
+    if len(stamps) >= 2 and not math.isnan(stamps[0]):
+        noise = _stamp_noise(stamps)
+        rate, cv = _gap_stats([np.diff(stamps)], noise)
+        if rate is not None and cv:  # uneven gaps: are the stamps fine enough to show how uneven?
+            step = stamp_resolution(stamps, noise)
+            if step >= COARSE_STAMPS / rate:
+                resolution, cv = step, None
+        if rate is not None:
+            rate *= float(fits.mean())  # the requests left out arrive too, but are not served (`_bench`)
     return WorkloadProfile(
         source="request-log",
         requests=len(isl),
         malformed=len(bad_lines),
         malformed_lines=tuple(bad_lines[:10]),
-        isl=_stats(np.asarray(isl)),
-        osl=_stats(np.asarray(osl)),
+        isl=_stats(prompts[fits]),
+        osl=_stats(served[fits]),
         request_rate=rate,
         interarrival_cv=cv,
         gamma_shape=1.0 / (cv * cv) if cv else None,
         stamped=len(timed),
         time_unit=unit,
+        **_left_out(prompts, outputs, served, fits, context),
+        stamp_resolution=resolution,
     )
+
+
+def _context(isl_p99: float, osl_p99: float) -> int:
+    """A workload's max_model_len: the p99 prompt plus the p99 output, at most `BOUNDS["max_model_len"].hi`
+    (`to_serving` raises it to the mean request where that is longer)."""
+    return int(min(math.ceil(isl_p99 + osl_p99), BOUNDS["max_model_len"].hi))
+
+
+def _fit(isl: np.ndarray, osl: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(which requests the workload holds, their outputs as served, its max_model_len) for per-request
+    lengths. The context is `_context` of the p99s, each an observed length (numpy's `nearest`
+    percentile: a sample of up to 50 requests keeps its longest, which the interpolated p99 fell just
+    short of). A server of that context serves the requests whose prompt is shorter than it and refuses
+    the others, which leave no room for one output token (vLLM `OpenAIServing.
+    _validate_prompt_and_tokenize`, vllm/entrypoints/openai/serving_engine.py: a prompt of
+    `max_model_len` tokens or more is refused whatever the request's max_tokens); a served request's
+    output ends at the context (max_tokens defaults to `max_model_len` - prompt), as the replay cuts
+    it (`serving_load.simulate_benchmark`).
+
+    Raises:
+        InputError: no request fits the context autoparallel plans for.
+    """
+    most = BOUNDS["max_model_len"].hi
+    context = _context(
+        float(np.percentile(isl, 99, method="nearest")), float(np.percentile(osl, 99, method="nearest"))
+    )
+    fits = isl < context
+    served = np.minimum(osl, np.maximum(context - isl, 1))
+    if not fits.any():  # the p99s are observed lengths: only the bound leaves every request out
+        isl_mean, osl_mean = max(1, round(float(isl.mean()))), max(1, round(float(osl.mean())))
+        raise InputError(
+            f"the profiled requests average {isl_mean:,} + {osl_mean:,} tokens, more than the {most:,}-token "
+            "context autoparallel plans for"
+        )
+    return fits, served, context
+
+
+def _left_out(
+    isl: np.ndarray, osl: np.ndarray, served: np.ndarray, fits: np.ndarray, context: int
+) -> dict[str, Any]:
+    """The profile's `max_model_len`, `left_out`, `left_out_longest` and `outputs_cut` fields."""
+    out = ~fits
+    longest = (int(isl[out].max()), int(osl[out].max())) if out.any() else None
+    return {
+        "max_model_len": context,
+        "left_out": int(out.sum()),
+        "left_out_longest": longest,
+        "outputs_cut": int((served[fits] < osl[fits]).sum()),
+    }
+
+
+COARSE_STAMPS = 0.25
+"""Stamps whose resolution is at least this share of the mean gap cannot show the gaps' spread: the rate
+is derived, the burstiness not (planned as Poisson). A stamp cut to a resolution q is late by up to q,
+uniformly where arrivals fall at random within it, so a gap's error is the difference of two such,
+variance q² / 6: it adds (q / mean gap)² / 6 to the measured spread², 1 / 96 at a quarter of the mean
+gap (a Poisson stream's spread 1.00 read as 1.005, a gamma shape 4's 0.50 as 0.51, both measured on
+200,000 simulated gaps cut so). Coarser, several requests share a stamp and the errors are neither small
+nor independent: vLLM's `created` (`ChatCompletionResponse.created = int(time.time())`, whole seconds)
+on a Poisson stream of 5 requests/s measured a spread of 2.0, read as a gamma shape of 0.25. Gaps all
+equal are evenly spaced arrivals whatever the resolution (random ones would share and skip stamps)."""
+
+
+def _stamp_noise(stamps: np.ndarray) -> float:
+    """The float precision of stamps of this size, in seconds (4 units in the last place of the largest):
+    gaps closer than it are equal. A log stamped every 0.1 s at epoch 1.7e9 (each stamp within half a
+    unit, 1.2e-7 s, of its decimal) measured a spread of 1e-6, printed as a gamma shape of 10^12."""
+    return 4.0 * float(np.spacing(np.abs(stamps).max()))
+
+
+def stamp_resolution(stamps: np.ndarray, noise: float) -> float:
+    """The coarsest decimal step (1,000 s down to 1 µs) that every stamp is a whole number of, in seconds:
+    1 for whole-second stamps, 0.001 for epoch milliseconds; 0 where the stamps carry more digits than
+    their float precision (`noise`) tells apart."""
+    for exponent in range(3, -7, -1):
+        step = 10.0**exponent
+        if noise > 0.01 * step:  # finer steps cannot be told from float noise
+            break
+        units = stamps / step
+        if bool((np.abs(units - np.rint(units)) <= noise / step + 1e-9).all()):
+            return step
+    return 0.0
 
 
 REPLAY_UNITS_PER_PROMPT = 3.0
@@ -863,13 +1043,15 @@ benchmark's steady state, which a run that long measures."""
 
 
 def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
-    """The workload a profile describes: mean lengths with their measured percentiles, the arrival
-    rate and its burstiness (the gamma shape, within `BOUNDS["burstiness"]`; evenly spaced arrivals
-    its upper bound), and a max_model_len of the p99 prompt + the p99 output (at least the means),
-    which the longest requests may exceed (`profile` says so). A benchmark result is
-    a finite benchmark of its prompts (sent at once or at its rate, under its cap), up to
-    `MAX_REPLAYED_PROMPTS` of them (past it, its steady state at the same load: `profile` says so); a
-    request log or a metrics scrape is a stream."""
+    """The workload a profile describes: mean lengths with their measured percentiles (the last carrying
+    the top percent's mean, `workload.mean_carrying_quantiles`), the arrival rate and its burstiness
+    (the gamma shape, within `BOUNDS["burstiness"]`; evenly spaced arrivals its upper bound; Poisson
+    where the stamps are too coarse to show it), and the profile's max_model_len (`_fit`: the p99
+    prompt + the p99 output, at least the means), whose prompts that reach it the profile left out and
+    whose outputs past it it cut (a metrics scrape's cannot be: `profile` says so). A benchmark result,
+    and a request log whose requests all carry one time, is a finite benchmark of its prompts (sent at
+    once or at its rate, under its cap), up to `MAX_REPLAYED_PROMPTS` of them (past it, its steady
+    state at the same load: `profile` says so); another request log or a metrics scrape is a stream."""
     isl, osl = max(1, round(prof.isl.mean)), max(1, round(prof.osl.mean))
     most = BOUNDS["max_model_len"].hi
     if isl + osl > most:
@@ -877,26 +1059,29 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
             f"the profiled requests average {isl:,} + {osl:,} tokens, more than the {most:,}-token "
             "context autoparallel plans for"
         )
-    finite = prof.source in ("vllm-bench", "sglang-bench")
+    finite = prof.source in ("vllm-bench", "sglang-bench") or prof.sent_at_once
     bound = BOUNDS["burstiness"]
     shape = prof.gamma_shape if prof.request_rate and prof.gamma_shape else 1.0
     if prof.request_rate and prof.interarrival_cv == 0:
         shape = bound.hi  # evenly spaced arrivals: the evenest gaps a gamma process of the bound gives
-    prompts = prof.requests if finite else None
+    prompts = prof.kept if finite else None
     if prompts is not None and prompts > MAX_REPLAYED_PROMPTS:
         prompts = None
+    context = prof.max_model_len
+    if context is None:
+        context = _context(prof.isl.p99, prof.osl.p99)
 
     return Serving(
         name=name,
         isl=isl,
         osl=osl,
-        isl_quantiles=prof.isl.quantiles,
-        osl_quantiles=prof.osl.quantiles,
+        isl_quantiles=mean_carrying_quantiles(prof.isl.quantiles, prof.isl.mean, BOUNDS["isl"].hi),
+        osl_quantiles=mean_carrying_quantiles(prof.osl.quantiles, prof.osl.mean, BOUNDS["osl"].hi),
         request_rate=float(f"{prof.request_rate:.6g}") if prof.request_rate else None,
         burstiness=round(min(max(shape, bound.lo), bound.hi), 4),
         concurrency=prof.max_concurrency,
         num_prompts=prompts,
-        max_model_len=min(max(isl + osl, math.ceil(prof.isl.p99 + prof.osl.p99)), most),
+        max_model_len=min(max(isl + osl, context), most),
     )
 
 

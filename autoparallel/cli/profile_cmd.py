@@ -3,7 +3,9 @@
     autoparallel profile requests.jsonl [-o workload.json] [--json]
 
 Prints the derived distributions, arrival rate and burstiness, and the malformed-line count; writes
-the workload file that `plan`, `evaluate` and `pareto` accept with `--workload-file`.
+the workload file that `plan`, `evaluate` and `pareto` accept with `--workload-file`. The workload is
+of the requests its max_model_len (the p99 prompt + the p99 output) serves: prompts that reach it
+are left out, outputs that run past it end there, and the output says how many of each.
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ def cmd_profile(args: argparse.Namespace) -> int:
         serving = to_serving(prof, args.name)
     except ValidationError as exc:  # a legal log beyond what a workload holds (10^6+ prompts, ...)
         raise input_error(exc, f"{args.log}: its workload") from None
-    if prof.source in ("vllm-bench", "sglang-bench") and prof.requests > MAX_REPLAYED_PROMPTS:
+    finite = prof.source in ("vllm-bench", "sglang-bench") or prof.sent_at_once
+    if finite and prof.kept > MAX_REPLAYED_PROMPTS:
+        what = "benchmark's" if prof.source != "request-log" else "burst of"
         print(
-            f"note: the workload leaves out num_prompts: a replay of the benchmark's {prof.requests:,} "
+            f"note: the workload leaves out num_prompts: a replay of the {what} {prof.kept:,} "
             f"prompts runs past the replay's budget of {MAX_REPLAY_PASSES:,} scheduler-pass units (up to "
             f"{REPLAY_UNITS_PER_PROMPT:g} a prompt: at most {MAX_REPLAYED_PROMPTS:,} prompts are kept), "
             "which plan and evaluate refuse; it is planned in its steady state at the benchmark's rate, "
@@ -83,8 +87,16 @@ def cmd_profile(args: argparse.Namespace) -> int:
         rate = "not recorded (one metrics scrape has no arrival times)"
     elif prof.source != "request-log":
         rate = "all at once"
+    elif prof.sent_at_once:
+        rate = (
+            f"all at once (every request stamped at the same time): a finite burst of {prof.kept:,} "
+            "prompts, as `vllm bench serve --request-rate inf` sends them"
+        )
     elif prof.stamped:
-        rate = "all at once (every request stamped at the same time)"
+        rate = (
+            "not recorded: one stamped request has no arrival gap, so the log is planned as a stream at "
+            "whatever rate the deployment sustains"
+        )
     else:
         rate = (
             f"not recorded: no line stamps its arrival under {', '.join(TIME_KEYS)}, so the log is "
@@ -96,15 +108,33 @@ def cmd_profile(args: argparse.Namespace) -> int:
         if prof.load == "configured"
         else ""
     )
-    burst = (
-        f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape {prof.gamma_shape:.2f})"
-        if prof.interarrival_cv
-        else f"evenly spaced arrivals (inter-arrival spread 0{even})"
-        if prof.interarrival_cv == 0
-        else f"burstiness {prof.gamma_shape:g} (the benchmark's gamma shape; 1 = Poisson)"
-        if prof.gamma_shape
-        else "no arrival gaps"
-    )
+    if prof.max_concurrency is not None:
+        rate += f", at most {prof.max_concurrency:,} in flight (the benchmark's max_concurrency)"
+    most = BOUNDS["burstiness"].hi
+    if prof.stamp_resolution is not None and prof.request_rate:
+        burst = (
+            f"burstiness not derived: the stamps' resolution ({prof.stamp_resolution:g} s) is at least a "
+            f"quarter of the mean gap ({1.0 / prof.request_rate:.3g} s), too coarse to show how the arrivals "
+            "spread; planned as Poisson (burstiness 1)"
+        )
+    elif prof.interarrival_cv and prof.gamma_shape is not None and prof.gamma_shape > most:
+        burst = (
+            f"evenly spaced arrivals (inter-arrival spread {prof.interarrival_cv:.2g}, a gamma shape "
+            f"above the burstiness bound {most:g}, planned at it)"
+        )
+    elif prof.interarrival_cv:
+        burst = (
+            f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape "
+            f"{prof.gamma_shape:.2f})"
+        )
+    elif prof.interarrival_cv == 0:
+        burst = f"evenly spaced arrivals (inter-arrival spread 0{even})"
+    elif prof.gamma_shape:
+        burst = f"burstiness {prof.gamma_shape:g} (the benchmark's gamma shape; 1 = Poisson)"
+    elif prof.request_rate and prof.load == "configured":
+        burst = "Poisson arrivals (the result records no burstiness: the benchmark's default, 1)"
+    else:
+        burst = "no arrival gaps"
     lines = [
         f"{prof.requests} requests from {args.log} ({prof.source})",
         f"prompt tokens: mean {prof.isl.mean:.0f}, spread {prof.isl.cv:.2f}, p50 {prof.isl.p50:.0f}, "
@@ -129,11 +159,33 @@ def cmd_profile(args: argparse.Namespace) -> int:
         where = ", ".join(map(str, prof.malformed_lines))
         more = ", ..." if prof.malformed > len(prof.malformed_lines) else ""
         lines.append(f"malformed: {prof.malformed} skipped" + (f" (lines {where}{more})" if where else ""))
-    if serving.max_model_len is not None and prof.isl.max + prof.osl.max > serving.max_model_len:
+    if prof.left_out and prof.left_out_longest is not None:
+        longest_prompt, longest_output = prof.left_out_longest
+        lines.append(
+            f"left out: {prof.left_out:,} request{'s' if prof.left_out != 1 else ''} "
+            f"({prof.left_out / prof.requests:.1%}) whose prompt reaches the max_model_len of "
+            f"{serving.max_model_len:,} tokens, which covers the p99 prompt and output: the longest prompt "
+            f"({longest_prompt:,}) and output ({longest_output:,}) do not fit it, and vLLM refuses a prompt "
+            f"that leaves no room for an output token; the lengths, rate and workload above are of the "
+            f"{prof.kept:,} it serves"
+        )
+    if prof.outputs_cut:
+        lines.append(
+            f"outputs cut: {prof.outputs_cut:,} served request{'s' if prof.outputs_cut != 1 else ''} ran "
+            f"past max_model_len {serving.max_model_len:,} (prompt + output), counted as ending there, "
+            "where vLLM ends a request that sets no max_tokens (and refuses one whose max_tokens does "
+            "not fit)"
+        )
+    elif (
+        prof.source == "prometheus"
+        and serving.max_model_len is not None
+        and prof.isl.max + prof.osl.max > serving.max_model_len
+    ):
         lines.append(
             f"max_model_len {serving.max_model_len:,} covers the p99 prompt and output; the longest prompt "
-            f"({prof.isl.max:,}) and output ({prof.osl.max:,}) do not fit it: plan with --max-model-len "
-            "to serve them (a replay cuts them to it)"
+            f"({prof.isl.max:,}) and output ({prof.osl.max:,}) do not fit it, and a scrape's requests cannot "
+            "be told apart to leave them out: plan with --max-model-len to serve them (a replay cuts them "
+            "to it)"
         )
     if args.output:
         lines.append(f"workload written to {args.output} (use --workload-file {args.output})")
