@@ -445,7 +445,7 @@ class FleetPlan(BaseModel):
                 "the tokens/s and $ per M tokens above are unweighted"
             )
         lines += [
-            f"  not placed (size neither whole nodes nor a power of two dividing a node): {r}"
+            f"  not placed (size neither a power of two up to the node / NVLink domain nor whole nodes): {r}"
             for r in d.left_out
         ]
         launches = self.launches()

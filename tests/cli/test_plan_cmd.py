@@ -648,7 +648,7 @@ def test_the_whole_cluster_section_names_the_shapes_it_could_not_place(
     silence, under an OPTIMAL that the single-engine plan above could beat (72-GPU GB200 nodes)."""
     assert main(["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1x6xH100"]) == 0
     out = capsys.readouterr().out
-    assert "not placed (size neither whole nodes nor a power of two dividing a node)" in out
+    assert "not placed (size neither a power of two up to the node / NVLink domain nor whole nodes)" in out
     assert "tp=1 pp=3" in out
 
 

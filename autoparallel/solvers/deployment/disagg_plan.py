@@ -9,8 +9,11 @@ bytes its ranks' links carry (roles.py `prefill_rank_tokens_per_s`, `decode_rank
 figures the tables were rated at); each P rank's M/G/1 wait is taken at its share, and the TTFT of the
 worst (P, D) pair, its KV transfer over the slower of the two pools' links (perf/disagg.py
 `pair_link`), is checked against the limit; the TPOT of the slowest D engine, checked against the
-limit. Idle GPUs get the aggregated deployment's reasons (decoder.py `idle_reasons`, which reads the
-role space's engines and round-robin capacity as it reads an aggregated space's).
+limit. Replicas are placed as aggregated ones (decoder.py `place`: wide engines on whole nodes, narrow
+ones first-fit decreasing at multiples of their size, told in hosts on a rack-scale GPU, so an
+8-GPU engine on a GB200 NVL36 domain takes two whole hosts). Idle GPUs get the aggregated deployment's
+reasons (decoder.py `idle_reasons`, which reads the role space's engines and round-robin capacity as
+it reads an aggregated space's).
 """
 
 from __future__ import annotations

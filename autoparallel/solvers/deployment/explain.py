@@ -73,9 +73,8 @@ def why_no_engine(space: ServingSpace) -> str:
         parts.append(
             "no single entry meets TTFT and TPOT together"
             if not both
-            else "its admissible engines break node granularity (sizes neither a power of two dividing a "
-            "node "
-            "nor whole nodes)"
+            else "its admissible engines break node granularity (sizes neither a power of two up to the "
+            "node / NVLink domain nor whole nodes)"
         )
     return f"on {pool}: " + "; ".join(parts)
 

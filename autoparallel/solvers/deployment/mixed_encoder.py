@@ -1,6 +1,10 @@
 """CP-SAT model of a mixed space (mixed.py): aggregated and disaggregated deployments, the mode a decision.
 
-Variables and constraints (on top of the deployment encoder's node families, over all engines):
+Variables and constraints (on top of the deployment encoder's node families, over all engines:
+`pool_nodes[p]` and the per-size packing rules of the engines narrower than a node,
+`encoder.post_node_packing`, one per power-of-two size s: Σ_{gpus_e ≥ s} gpus_e · r_e ≤ s⌊D / s⌋ ·
+small_nodes[p], exact under first-fit decreasing on NVLink domains of any width, D = 36 or 72 GPUs
+on GB200 too; the GPU count alone holds only where every size divides D):
     disaggregated            ∈ {0, 1}: 0 ⇒ every role replica is 0; 1 ⇒ every aggregated replica is 0
     flow_milli_rps           0 unless disaggregated; each role's used replicas carry flow / n (round
                              robin, encoder.py):
@@ -145,8 +149,9 @@ def build_mixed(space: MixedSpace, *, client_queue: bool = True) -> MixedEncodin
         narrow = [k for k, e in enumerate(engines) if e.pool == p and not e.nodes]
         nodes = LinearExpr.weighted_sum([r[k] for k in wide], [engines[k].nodes for k in wide])
         model.add(nodes + small[p] <= pool.nodes).with_name(f"pool_nodes[{p}]")
-        gpus = LinearExpr.weighted_sum([r[k] for k in narrow], [engines[k].gpus for k in narrow])
-        model.add(gpus <= pool.gpus_per_node * small[p]).with_name(f"node_packing_gpus[{p}]")
+        encoder.post_node_packing(
+            model, p, pool.gpus_per_node, [(r[k], engines[k].gpus) for k in narrow], small[p], []
+        )
     prefill = [k for k in range(a, len(engines)) if engines[k].role == "prefill"]
     decode = [k for k in range(a, len(engines)) if engines[k].role == "decode"]
     model.add(flow == 0).only_enforce_if(d.Not())  # aggregated: no role replica carries anything

@@ -1,7 +1,10 @@
 """Brute force over a mixed space (mixed.py): the oracle the CP-SAT deployment front is tested against.
 
 Shares nothing with mixed_encoder.py but the space: for each mode it walks every replica-count vector
-of that mode's engines whose GPUs fit each pool (`oracle.vectors`, node granularity by `oracle.fits`),
+of that mode's engines whose GPUs fit each pool (`oracle.vectors`), packs them by simulation
+(`oracle.fits`: wide engines on whole nodes, the narrow ones one by one, widest first, on the first
+node with room that keeps them in one host or on whole hosts; no GPU count, no encoder rule, so
+mixed_encoder's per-size rules on NVLink domains of 36 / 72 GPUs are checked independently),
 keeps those that deploy the mode (an aggregated engine; a prefill and a decode engine) within the
 concurrency cap (`oracle.within_concurrency`) and, aggregated, whose engines' TTFT with the client's
 queue meets the limit (`oracle.within_ttft`, in floats: table TTFT + (C − held) / capacity by
@@ -40,7 +43,7 @@ def scored(space: MixedSpace, names: tuple[str, ...]) -> list[tuple[str, tuple[i
     rate = space.fleet_model.demand_milli_rps
     for mode in modes[space.mode]:
         sub = space.aggregated if mode == "aggregated" else space.roles.space
-        sub = dataclasses.replace(sub, disaggregated=False)  # `vectors` / `fits` count GPUs and nodes only
+        sub = dataclasses.replace(sub, disaggregated=False)  # `vectors` / `fits` read GPUs and packing only
         tpots = space.agg_tpot_us if mode == "aggregated" else space.decode_tpot_us
         for counts in oracle.vectors(sub):
             roles = {e.role for e, n in zip(sub.engines, counts, strict=True) if n}

@@ -197,7 +197,11 @@ def _starts(space: ServingSpace, i: int) -> list[int]:
 def _engine(
     space: ServingSpace, m: int, p: int, s: int, i: int, u: int, role: str, rating: int
 ) -> Engine | None:
-    size = granularity(space, s)
+    """The `role` engine of entry i (shape s, utilization index u) rated `rating`; None when its size
+    breaks node granularity as the deployment planner packs (`space.granularity(..., packed=True)`:
+    every power of two up to the node / NVLink domain, 8 and 16 GPUs on a GB200 NVL36 too, under the
+    encoder's per-size packing rules, `encoder.post_node_packing`) or it carries nothing."""
+    size = granularity(space, s, packed=True)
     if size is None or rating <= 0:
         return None
     decode = role == "decode"
@@ -477,7 +481,7 @@ def why_no_role(
                 f"leaves no queueing room in the TTFT budget {budget * 1e3:.0f} ms (TTFT {w.ttft_ms:g} ms "
                 "less the request overhead, the first decode step and the slowest KV transfer)"
             )
-    if all(granularity(space, space.unflat(i)[0]) is None for i in runs):
+    if all(granularity(space, space.unflat(i)[0], packed=True) is None for i in runs):
         sizes = sorted(
             {
                 sh.gpus_per_replica * (sh.ep_replicas if sh.ep else 1)
@@ -486,7 +490,7 @@ def why_no_role(
         )
         return (
             f"on {pool}: the {role} shapes that run take {', '.join(map(str, sizes))} GPUs, neither a power "
-            f"of two dividing a node of {space.cluster.gpus_per_node} nor whole nodes"
+            f"of two up to the node / NVLink domain of {space.cluster.gpus_per_node} GPUs nor whole nodes"
         )
     return ""
 
