@@ -48,7 +48,6 @@ def test_every_power_of_two_up_to_the_domain_packs_on_whole_hosts_or_inside_one(
     assert [g for g in range(1, 36) if sub_domain_size(g, 36, 4)] == [1, 2, 4, 8, 16, 32]
     assert [g for g in range(1, 72) if sub_domain_size(g, 72, 4)] == [1, 2, 4, 8, 16, 32, 64]
     assert [g for g in range(1, 8) if sub_domain_size(g, 8, 8)] == [1, 2, 4]
-    assert [g for g in range(1, 36) if sub_domain_size(g, 36, 4, packed=False)] == [1, 2, 4]
     # nodes every size divides keep the GPU count alone (one rule: plans there do not change)
     assert packing_sizes(8, {1, 2, 4}) == [(1, 8)]
     assert packing_sizes(36, {4, 8, 16, 32}) == [(4, 36), (8, 32)]

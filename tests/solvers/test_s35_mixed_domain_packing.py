@@ -1,7 +1,7 @@
 """The disaggregated and mixed planners pack power-of-two engines into wide NVLink domains too.
 
 The deployment planner learnt to pack every power-of-two size up to the node on GB200 NVL36 / NVL72
-domains (`space.granularity(..., packed=True)`, `encoder.post_node_packing`), but the role space
+domains (`space.granularity`, `encoder.post_node_packing`), but the role space
 (roles._engine) and the mixed space (mixed._aggregated) still took only sizes dividing the node, and
 the mixed encoder counted GPUs alone. DeepSeek-V3 on 1x36xGB200 at 20 req/s (cost): the --disagg
 comparison's disaggregated side took 32 GPUs (7 x tp4ep4 decode engines) where 8-GPU engines do it on

@@ -113,7 +113,7 @@ class MixedSpace:
 
 def _aggregated(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[list[Engine], list[int]]:
     """Every admissible entry of every shape as an engine, with its TPOT (µs); shapes whose size breaks
-    node granularity as the deployment planner packs (`space.granularity(..., packed=True)`, the
+    node granularity as the deployment planner packs (`space.granularity`, the
     per-size rules mixed_encoder posts) are left out."""
     engines: list[Engine] = []
     tpot: list[int] = []
@@ -121,7 +121,7 @@ def _aggregated(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
         ok = admissible_utils(space, i)
         if not ok:
             continue
-        size = granularity(space, space.unflat(i)[0], packed=True)
+        size = granularity(space, space.unflat(i)[0])
         if size is None:
             continue
         tps = space.tables.tps_milli[i] * size[0]

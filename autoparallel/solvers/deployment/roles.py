@@ -198,10 +198,10 @@ def _engine(
     space: ServingSpace, m: int, p: int, s: int, i: int, u: int, role: str, rating: int
 ) -> Engine | None:
     """The `role` engine of entry i (shape s, utilization index u) rated `rating`; None when its size
-    breaks node granularity as the deployment planner packs (`space.granularity(..., packed=True)`:
+    breaks node granularity as the deployment planner packs (`space.granularity`:
     every power of two up to the node / NVLink domain, 8 and 16 GPUs on a GB200 NVL36 too, under the
     encoder's per-size packing rules, `encoder.post_node_packing`) or it carries nothing."""
-    size = granularity(space, s, packed=True)
+    size = granularity(space, s)
     if size is None or rating <= 0:
         return None
     decode = role == "decode"
@@ -481,7 +481,7 @@ def why_no_role(
                 f"leaves no queueing room in the TTFT budget {budget * 1e3:.0f} ms (TTFT {w.ttft_ms:g} ms "
                 "less the request overhead, the first decode step and the slowest KV transfer)"
             )
-    if all(granularity(space, space.unflat(i)[0], packed=True) is None for i in runs):
+    if all(granularity(space, space.unflat(i)[0]) is None for i in runs):
         sizes = sorted(
             {
                 sh.gpus_per_replica * (sh.ep_replicas if sh.ep else 1)

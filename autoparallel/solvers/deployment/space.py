@@ -34,20 +34,19 @@ Coefficients (scaled integers, rounded conservatively: capacities down, demands 
 Node granularity (the node is the NVLink domain, `Cluster.gpus_per_node`; a host is where a launcher
 starts its processes, `hardware.gpu.host_size`: the node itself but on rack-scale GPUs, a GB200
 NVL36 / NVL72 domain being 9 / 18 hosts of 4 GPUs): an engine of at least a node takes gpus / node
-whole nodes (gpus must be a multiple of the node). A smaller (sub-domain) engine packs into one
-node without straddling it; inside a node any hosts can form an engine, so the deployment planner
-(`granularity(..., packed=True)`) takes every power-of-two size up to the node, engines of at least
-a host taking whole hosts (sizes a multiple of the host) and smaller ones packing inside one (sizes
-dividing the host). Powers of two form a divisibility chain, so first-fit decreasing packs them
-exactly and places each replica at a multiple of its size (host-aligned; `decoder.place`), and the
-packing condition is linear: for each size s used in a pool, Σ over sub-domain engines of at least
-s GPUs of replicas · gpus / s ≤ (nodes left to sub-domain engines) · ⌊node / s⌋ (once first-fit
-decreasing has placed every engine of at least s GPUs, each node's load is a multiple of s, so its
-free s-GPU slots are ⌊node / s⌋ − load / s; `encoder.add_node_packing_gpus`). On nodes that are a
-multiple of every size (8-GPU nodes) that is the GPU count alone. Without `packed` (the role and
-mixed spaces, whose encoders count GPUs alone) a sub-domain size must also divide the node. Shapes
-of other sizes (tp=1 with 3 EP ranks on 8-GPU nodes, tp=1 pp=12 on 36-GPU ones) are left out and
-counted.
+whole nodes (gpus must be a multiple of the node). A smaller (sub-domain) engine packs into one node
+without straddling it; inside a node any hosts can form an engine, so the deployment planners
+(`granularity`: aggregated, disaggregated and mixed alike) take every power-of-two size up to the
+node, engines of at least a host taking whole hosts (sizes a multiple of the host) and smaller ones
+packing inside one (sizes dividing the host). Powers of two form a divisibility chain, so first-fit
+decreasing packs them exactly and places each replica at a multiple of its size (host-aligned;
+`decoder.place`), and the packing condition is linear: for each size s used in a pool, Σ over sub-
+domain engines of at least s GPUs of replicas · gpus / s ≤ (nodes left to sub-domain engines) ·
+⌊node / s⌋ (once first-fit decreasing has placed every engine of at least s GPUs, each node's load
+is a multiple of s, so its free s-GPU slots are ⌊node / s⌋ − load / s;
+`encoder.add_node_packing_gpus`). On nodes that are a multiple of every size (8-GPU nodes) that is
+the GPU count alone. Shapes of other sizes (tp=1 with 3 EP ranks on 8-GPU nodes, tp=1 pp=12 on
+36-GPU ones) are left out and counted.
 """
 
 from __future__ import annotations
@@ -435,12 +434,10 @@ def _rated(found: list[Engine], fm: FleetModel) -> list[Engine]:
     ]
 
 
-def granularity(space: ServingSpace, s: int, *, packed: bool = False) -> tuple[int, int, int] | None:
-    """(dp, gpus, whole nodes) of shape s, or None when its size breaks node granularity (module doc).
-
-    packed: sub-domain engines of every power-of-two size up to the node (the deployment encoder's
-    per-size packing rule, `encoder.add_node_packing_gpus`); off, only powers of two dividing the
-    node, whose GPUs alone decide the packing (the encoders of role and mixed spaces count GPUs)."""
+def granularity(space: ServingSpace, s: int) -> tuple[int, int, int] | None:
+    """(dp, gpus, whole nodes) of shape s, or None when its size breaks node granularity (module doc):
+    sub-domain engines of every power-of-two size up to the node, packed by the encoders' per-size
+    rule (`encoder.add_node_packing_gpus`)."""
     shape, node = space.shapes[s], space.cluster.gpus_per_node
     dp = shape.ep_replicas if shape.ep else 1
     gpus = shape.gpus_per_replica * dp
@@ -448,17 +445,14 @@ def granularity(space: ServingSpace, s: int, *, packed: bool = False) -> tuple[i
         return (dp, gpus, gpus // node) if gpus % node == 0 else None
     gpu = getattr(space.cluster, "gpu", None)
     host = host_size(gpu.name, node) if gpu is not None else node
-    return (dp, gpus, 0) if sub_domain_size(gpus, node, host, packed=packed) else None
+    return (dp, gpus, 0) if sub_domain_size(gpus, node, host) else None
 
 
-def sub_domain_size(gpus: int, node: int, host: int, *, packed: bool = True) -> bool:
+def sub_domain_size(gpus: int, node: int, host: int) -> bool:
     """Whether an engine of `gpus` < `node` GPUs packs into nodes of `node` GPUs in hosts of `host`
-    (module doc): a power of two that (packed) takes whole hosts or fits inside one, or (not packed)
-    divides the node."""
+    (module doc): a power of two that takes whole hosts or fits inside one."""
     if gpus < 1 or gpus >= node or gpus & (gpus - 1):
         return False
-    if not packed:
-        return node % gpus == 0
     if host >= node:
         return True
     return gpus % host == 0 if gpus >= host else host % gpus == 0
@@ -532,7 +526,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
     dropped: list[str] = []
     open_loop = fm.open_loop_prompts
     for (s, _), entries in sorted(found.items()):
-        size = granularity(space, s, packed=True)
+        size = granularity(space, s)
         if size is None:
             dropped.append(space.shapes[s].label)
             continue
