@@ -1,7 +1,8 @@
 """Run scenarios on any `concurrent.futures.Executor`, one result row per scenario.
 
     workers = 1            in this process, one after the other
-    default                a local process pool with one worker per core
+    default                a local process pool with one worker per core (`pool_size`: never more
+                           processes than cores or scenarios to run)
     "dask://host:8786"     a Dask distributed scheduler (`Client.get_executor()`); its workers need
                            autoparallel installed
     an Executor instance   used as given (not shut down here)
@@ -389,11 +390,30 @@ def _process_pool(size: int) -> Iterator[_SweepPool]:
         pool.discard_marks()
 
 
+def pool_size(workers: int | None, tasks: int | None = None) -> int:
+    """Processes of a sweep's local pool: `workers` (None: one per core), at most the CPU cores this
+    process may run on (`bounds.cpu_cores`, the bound `BOUNDS["workers"]` states and `plan --workers`
+    keeps to) and at most the `tasks` (scenarios) to run; at least 1. A pool on the fork start method
+    starts every worker up front: `sweep --workers 4096` of one scenario on 2 cores spent minutes
+    forking, and 160 s to act on a Ctrl-C, for 4,095 idle processes."""
+    from autoparallel.bounds import cpu_cores
+
+    size = min(workers or cpu_cores(), cpu_cores())
+    if tasks is not None:
+        size = min(size, tasks)
+    return max(1, size)
+
+
 @contextmanager
 def open_executor(
-    executor: Executor | str | None, workers: int | None, connect_timeout_s: float | None = None
+    executor: Executor | str | None,
+    workers: int | None,
+    connect_timeout_s: float | None = None,
+    tasks: int | None = None,
 ) -> Iterator[Executor | None]:
-    """The executor to run on (None: in this process).
+    """The executor to run on (None: in this process). A local process pool has `pool_size(workers,
+    tasks)` processes; `workers` above the cores is said on stderr, as `plan --workers` says it. A
+    Dask cluster runs on its own workers (`sweep --workers` is refused with it).
 
     Raises:
         InputError: an unknown executor spec or an unreachable Dask scheduler.
@@ -406,13 +426,21 @@ def open_executor(
 
     # A daemonic process (a worker of someone else's pool) may not start children: run serially there.
     daemon = multiprocessing.current_process().daemon
-    if (spec == "process" and (workers == 1 or daemon)) or spec == "serial":
+    if (spec == "process" and (workers == 1 or daemon or tasks == 0)) or spec == "serial":
         yield None
         return
     if spec == "process":
         # Python's default start method (fork on Linux before 3.14): scripts need no __main__ guard there.
         # This process starts no threads of its own before the pool forks (see `progress_bar`).
-        with _process_pool(workers or os.cpu_count() or 1) as pool:
+        size = pool_size(workers, tasks)
+        cores = pool_size(None)
+        if workers is not None and workers > cores:
+            print(
+                f"note: {workers} workers capped at this machine's {cores} CPU cores; running "
+                f"{size} process{'' if size == 1 else 'es'}",
+                file=sys.stderr,
+            )
+        with _process_pool(size) as pool:
             yield pool
         return
     if spec.startswith(("dask://", "tcp://")):
@@ -481,7 +509,8 @@ def run_scenarios(
 
     Args:
         executor: an Executor, "process" (default), "serial" or "dask://HOST:PORT".
-        workers: process-pool size (default: one per core; 1 runs in this process).
+        workers: process-pool size (default: one per core; 1 runs in this process), capped at the
+            cores and at the scenarios to run (`pool_size`).
         out: results file (.parquet, .csv or .jsonl), read first and rewritten at the end.
         progress: show a progress bar on stderr (default: only when stderr is a terminal).
         on_row: called with each finished row (in completion order).
@@ -508,7 +537,10 @@ def run_scenarios(
         bar.update(1)
 
     try:
-        with open_executor(executor, workers) as pool, progress_bar(len(todo), progress) as bar:
+        with (
+            open_executor(executor, workers, tasks=len(todo)) as pool,
+            progress_bar(len(todo), progress) as bar,
+        ):
             if pool is None:
                 for s in todo:
                     record(solve_scenario(s, time_limit_s))

@@ -601,7 +601,8 @@ def _names(values: list[Any], key: str, where: str) -> list[str]:
 
 def _anchored(obj: Any, base: Path) -> Any:
     """`obj` with every relative `workload_file` read from the scenario file's folder (as a fleet
-    file's are), not from wherever `sweep` runs."""
+    file's are), not from wherever `sweep` runs, and every model (a row's `model`, the grid's
+    `models`) that is a relative path too (`_anchored_model`)."""
     if isinstance(obj, list):
         return [_anchored(v, base) for v in obj]
     if not isinstance(obj, Mapping):
@@ -610,7 +611,34 @@ def _anchored(obj: Any, base: Path) -> Any:
     value = out.get(FILE_FIELD)
     if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
         out[FILE_FIELD] = str(base / value)
+    if isinstance(out.get("model"), str):
+        out["model"] = _anchored_model(out["model"], base)
+    models = out.get("models")
+    if isinstance(models, str):
+        out["models"] = _anchored_model(models, base)
+    elif isinstance(models, list):
+        out["models"] = [_anchored_model(m, base) if isinstance(m, str) else m for m in models]
     return out
+
+
+def _anchored_model(model: str, base: Path) -> str:
+    """A scenario file's model read from the file's folder `base` where it is a relative path: it
+    starts with `./` or `../`, or names something that exists in that folder (a local path wins over
+    a zoo or hub id, as `models.loader._load_str` loads it). A hub or zoo id, an absolute or `~` path,
+    and any model of a file in the current folder stay as written (the scenario id unchanged)."""
+    text = model.strip()
+    if not text or base == Path(".") or "\0" in text:
+        return model
+    path = Path(text).expanduser()
+    if path.is_absolute() or text.startswith("~"):
+        return model
+    if text in (".", "..") or text.startswith(("./", "../")):
+        return str(base / text)
+    try:
+        exists = (base / path).exists()
+    except (OSError, ValueError):  # a name too long for a path
+        exists = False
+    return str(base / text) if exists else model
 
 
 def load_scenarios(path: str | Path) -> list[Scenario]:
