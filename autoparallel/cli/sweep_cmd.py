@@ -70,7 +70,10 @@ def add_sweep_parser(sub: Any) -> None:
     run.add_argument("--out", default=None, help="results file: .parquet, .csv or .jsonl (resumes)")
     run.add_argument("--executor", default="process", help="process (default), serial or dask://HOST:PORT")
     run.add_argument(
-        "--workers", type=bounded("workers"), default=None, help="local processes (default: one per core)"
+        "--workers",
+        type=bounded("workers"),
+        default=None,
+        help="local processes (default: one per core; at most the cores and the scenarios to run)",
     )
     run.add_argument(
         "--time-limit",
