@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Literal
 
 from autoparallel.configs import ZeroStage
 from autoparallel.errors import InputError
-from autoparallel.models.spec import AttentionKind
+from autoparallel.models.spec import AttentionKind, MlpKind
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig, TrainingConfig
     from autoparallel.hardware import GPU, Cluster
-    from autoparallel.models.spec import AttentionSpec, ModelSpec
+    from autoparallel.models.spec import AttentionSpec, LayerSpec, ModelSpec
     from autoparallel.workload import Serving
 
 __all__ = [
@@ -35,6 +35,9 @@ __all__ = [
     "cluster_problems",
     "cp_comm_problem",
     "cp_sequence_problem",
+    "expert_grid_problem",
+    "fp8_gemm_problem",
+    "fp8_token_problem",
     "framework_zero_stages",
     "moe_sequence_parallel_problem",
     "require_cluster",
@@ -159,6 +162,136 @@ def moe_sequence_parallel_problem(model: ModelSpec, tp: int, sequence_parallel: 
     return (
         f"sequence_parallel=False with tp={tp}: Megatron requires sequence parallelism for an MoE model "
         "with tensor parallelism (arguments.py validate_args)"
+    )
+
+
+def expert_grid_problem(model: ModelSpec, tp: int, cp: int, dp: int, ep: int, etp: int) -> str | None:
+    """Why the expert layout (`ep` expert-parallel ranks, each expert split over `etp`) does not tile a
+    pipeline stage's tp × cp × dp ranks (None: it does, or the model has no experts).
+
+    Megatron-Core lays the experts out as their own grid [etp, ep, edp, pp] over the world
+    (megatron/core/parallel_state.py `initialize_model_parallel`, the expert `RankGenerator`, which
+    raises unless world % (etp·ep·pp) == 0): etp·ep must divide tp·cp·dp. ep need not divide dp·cp;
+    with etp = 1 it may take ranks of the tensor-parallel group (tp=8, dp=1, ep=8, etp=1). DeepSpeed
+    agrees on both planned degrees (deepspeed/utils/groups.py): etp = tp goes through
+    `_create_expert_data_and_model_parallel`, which asserts ep divides the data-parallel size (the
+    rule at etp = tp); etp = 1 through `_create_expert_and_data_parallel`, ep consecutive ranks."""
+    if not model.is_moe:
+        return None
+    ranks = tp * cp * dp
+    if ranks % (etp * ep):
+        return (
+            f"ep={ep}: expert grid etp x ep = {etp} x {ep} does not tile the {ranks} ranks of a pipeline "
+            "stage, tp x cp x dp (expert_grid)"
+        )
+    return None
+
+
+FP8_ROWS_MULTIPLE = 8
+"""Transformer Engine FP8 GEMMs: every input's and weight's rows (all dimensions but the last) must be a
+multiple of this (transformer_engine/pytorch/utils.py `assert_dim_for_fp8_exec`)."""
+FP8_LAST_DIM_MULTIPLE = 16
+"""... and their last dimension (the GEMM's reduction dimension, in_features) a multiple of this."""
+
+
+def _split(total: int, parts: int) -> int | None:
+    """total / parts when it divides (None: another rule, e.g. `tp_violations`, refuses the split)."""
+    return total // parts if parts >= 1 and total % parts == 0 else None
+
+
+def _fp8_linears(
+    model: ModelSpec, layer: LayerSpec, tp: int, etp: int
+) -> list[tuple[str, int | None, int | None]]:
+    """(name, out_features, in_features) of each Transformer Engine linear of one Megatron decoder layer
+    on one rank, at `tp` (attention, dense MLP, shared experts) and `etp` (routed experts; None where
+    the split does not divide). Column-parallel linears split out_features, row-parallel ones
+    in_features (Megatron-Core's gpt_layer_specs / MLA / Gated DeltaNet modules); MLA's down-projections
+    are duplicated on every rank (`parallel_mode="duplicated"`)."""
+    h, att, mlp = model.hidden_size, layer.attention, layer.mlp
+    out: list[tuple[str, int | None, int | None]] = []
+    if att.kind is AttentionKind.LINEAR:
+        # megatron/core/ssm/gated_delta_net.py: in_proj_dim = 2·qk_dim + 2·v_dim + 2·value heads.
+        qk, v = att.num_heads * att.head_dim, att.linear_num_value_heads * att.v_head_dim
+        out.append(("in_proj", _split(2 * qk + 2 * v + 2 * att.linear_num_value_heads, tp), h))
+        out.append(("out_proj", h, _split(v, tp)))
+    elif att.kind is AttentionKind.MLA:
+        nope = att.head_dim - att.qk_rope_head_dim
+        if att.q_lora_rank:
+            out.append(("linear_q_down_proj", att.q_lora_rank, h))
+            out.append(("linear_q_up_proj", _split(att.num_heads * att.head_dim, tp), att.q_lora_rank))
+        else:
+            out.append(("linear_q_proj", _split(att.num_heads * att.head_dim, tp), h))
+        out.append(("linear_kv_down_proj", att.kv_lora_rank + att.qk_rope_head_dim, h))
+        up = att.num_heads * (nope + att.v_head_dim)
+        out.append(("linear_kv_up_proj", _split(up, tp), att.kv_lora_rank))
+        out.append(("linear_proj", h, _split(att.num_heads * att.v_head_dim, tp)))
+    else:
+        qkv = att.num_heads * att.head_dim + att.num_kv_heads * (att.head_dim + att.v_head_dim)
+        out.append(("linear_qkv", _split(qkv, tp), h))
+        out.append(("linear_proj", h, _split(att.num_heads * att.v_head_dim, tp)))
+    up = 2 if mlp.gated else 1
+    dense = mlp.intermediate_size if mlp.kind is MlpKind.DENSE else 0
+    if dense:
+        out.append(("linear_fc1", _split(up * dense, tp), h))
+        out.append(("linear_fc2", h, _split(dense, tp)))
+    shared = mlp.num_shared_experts * mlp.shared_intermediate_size if mlp.kind is MlpKind.MOE else 0
+    if shared:
+        out.append(("shared_experts.linear_fc1", _split(up * shared, tp), h))
+        out.append(("shared_experts.linear_fc2", h, _split(shared, tp)))
+    if mlp.kind is MlpKind.MOE and mlp.num_experts:
+        out.append(("experts.linear_fc1", _split(up * mlp.intermediate_size, etp), h))
+        out.append(("experts.linear_fc2", h, _split(mlp.intermediate_size, etp)))
+    return out
+
+
+def fp8_gemm_problem(model: ModelSpec, tp: int, etp: int) -> str | None:
+    """Why Transformer Engine refuses `model`'s FP8 GEMMs at tensor-parallel degree `tp` and expert
+    tensor-parallel degree `etp` (None: it runs them). TE's Linear / LayerNormLinear / GroupedLinear
+    forward calls `assert_dim_for_fp8_exec(inputmat, weight)` (transformer_engine/pytorch/utils.py):
+    every weight's rows (out_features on the rank) a multiple of FP8_ROWS_MULTIPLE and its last
+    dimension (in_features on the rank, also the input's last dimension) of FP8_LAST_DIM_MULTIPLE.
+    The tokens (the inputs' rows) are `fp8_token_problem`'s rule. Names every refused dimension."""
+    bad: list[str] = []
+    for layer in dict.fromkeys(model.layers):
+        for name, rows, cols in _fp8_linears(model, layer, tp, etp):
+            split = "etp" if name.startswith("experts.") else "tp"
+            where = f"{name} at {split}={etp if split == 'etp' else tp}"
+            if rows is not None and rows % FP8_ROWS_MULTIPLE:
+                bad.append(f"{where}: out_features {rows} is not a multiple of {FP8_ROWS_MULTIPLE}")
+            if cols is not None and cols % FP8_LAST_DIM_MULTIPLE:
+                bad.append(f"{where}: in_features {cols} is not a multiple of {FP8_LAST_DIM_MULTIPLE}")
+    if not bad:
+        return None
+    return (
+        f"precision=fp8: {'; '.join(dict.fromkeys(bad))} (Transformer Engine's assert_dim_for_fp8_exec "
+        "refuses the GEMM)"
+    )
+
+
+def fp8_token_problem(
+    seq_len: int, micro_batch: int, tp: int, cp: int, sequence_parallel: bool = True
+) -> str | None:
+    """Why Transformer Engine refuses the FP8 GEMM inputs of one micro-batch (None: it runs them): each
+    linear's input rows are the rank's tokens, micro_batch × seq_len / cp, split over tp by sequence
+    parallelism before the column-parallel linears (their input is the rank's sequence shard, gathered
+    inside the GEMM), and TE's `assert_dim_for_fp8_exec` needs them a multiple of FP8_ROWS_MULTIPLE.
+    Routed experts are not bound by it: Megatron-Core pads each expert's FP8 tokens
+    (`TEGroupedMLP`, `Fp8Padding`)."""
+    if seq_len % cp:
+        return None  # seq_divides_cp says so
+    sp = tp if sequence_parallel and tp > 1 else 1
+    tokens = micro_batch * (seq_len // cp)
+    if tokens % sp:
+        return None  # seq_divides_sp says so
+    rows = tokens // sp
+    if rows % FP8_ROWS_MULTIPLE == 0:
+        return None
+    how = f"micro_batch x seq_len / cp = {micro_batch} x {seq_len} / {cp}"
+    if sp > 1:
+        how += f" / tp {sp} (sequence parallelism)"
+    return (
+        f"precision=fp8: {how} = {rows} tokens per GEMM input, not a multiple of {FP8_ROWS_MULTIPLE} "
+        "(Transformer Engine's assert_dim_for_fp8_exec)"
     )
 
 
@@ -354,14 +487,10 @@ def training_problems(
         out.append(f"{problem} (seq_divides_sp)")
     if framework == "megatron" and (problem := moe_sequence_parallel_problem(model, config.tp, sp)):
         out.append(f"{problem} (moe_needs_sp)")
-    if model.is_moe:
-        etp = config.tp if config.etp is None else config.etp
-        ranks = config.tp * config.cp * config.dp
-        if ranks % (etp * config.ep):
-            out.append(
-                f"ep={config.ep}: expert grid etp x ep = {etp} x {config.ep} does not tile the {ranks} ranks "
-                "of a pipeline stage, tp x cp x dp (expert_grid)"
-            )
+    etp = config.tp if config.etp is None else config.etp
+    grid = expert_grid_problem(model, config.tp, config.cp, config.dp, config.ep, etp)
+    if grid is not None:
+        out.append(grid)
     stages = config.stage_layers(model.num_layers)
     thin = config.layers_per_stage is None and config.pp > model.num_layers  # pp_le_layers says so
     if len(stages) != config.pp or sum(stages) != model.num_layers or min(stages, default=0) < 1:
@@ -394,6 +523,12 @@ def training_problems(
         out.append(f"precision={config.precision!r}: use bf16, fp8 or fp16")
     elif config.precision == "fp8" and gpu is not None and gpu.fp8_tflops is None:
         out.append(f"precision=fp8: {gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
+    elif config.precision == "fp8":
+        if (problem := fp8_gemm_problem(model, config.tp, etp)) is not None:
+            out.append(f"{problem} (fp8_gemm_dims)")
+        fp8_rows = fp8_token_problem(config.seq_len, config.micro_batch, config.tp, config.cp, sp)
+        if fp8_rows is not None:
+            out.append(f"{fp8_rows} (fp8_gemm_dims)")
     return out
 
 

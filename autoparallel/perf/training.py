@@ -119,7 +119,8 @@ class TrainingPerf(_Frozen):
     cp_comm_s: float
     """Exposed CP communication of the slowest stage over the step."""
     ep_comm_s: float
-    """EP all-to-all of the slowest stage over the step."""
+    """MoE token communication of the slowest stage over the step: EP all-to-all and expert-TP
+    all-gather / reduce-scatter (`LayerTime.ep_comm_s`)."""
     pp_bubble_s: float
     """Pipeline fill/drain idle time (+ p2p hops)."""
     dp_comm_exposed_s: float

@@ -10,7 +10,8 @@ Clusters Using Megatron-LM", §5.1 eq. 3: 2·tokens·params for the GEMMs, non-c
 twice the forward. Communication volumes: Megatron-LM TP (Shoeybi et al. 2019 §3: 2 all-reduces
 forward, 2 backward per layer; with sequence parallelism all-gather + reduce-scatter pairs, Korthikanti
 et al. 2022 §4.2.2); ring attention for CP (Liu et al. 2023); EP dispatch/combine all-to-all (Lepikhin
-et al. 2020); ZeRO-3 / FSDP parameter gathers and ZeRO-2's per-micro-batch gradient reduce-scatter
+et al. 2020) and Megatron-Core's expert-TP token all-gather / reduce-scatter (perf/training_moe.py);
+ZeRO-3 / FSDP parameter gathers and ZeRO-2's per-micro-batch gradient reduce-scatter
 (Rajbhandari et al. 2020 §5).
 """
 
@@ -61,7 +62,8 @@ class LayerTime(_Frozen):
     cp_comm_s: float
     """Exposed context-parallel ring exchange of K/V."""
     ep_comm_s: float
-    """Expert-parallel all-to-all dispatch and combine."""
+    """MoE token communication: the expert-parallel all-to-all dispatch and combine (exposed part) and
+    the expert-tensor-parallel all-gather / reduce-scatter around the experts (`training_moe`)."""
     zero3_comm_s: float
     """Exposed per-micro-batch data-parallel traffic of this layer: ZeRO-3 / FSDP parameter
     all-gathers and gradient reduce-scatter, or ZeRO-2's gradient reduce-scatter of the step's
@@ -296,8 +298,10 @@ def layer_time_breakdown(
             layer, gpu, cfg, efficiency_for(gpu.arch), flash_attention, attention_kernel
         )
         cp = max(0.0, ring - att_s)
-    # EP: dispatch + combine all-to-all per pass (forward, backward, recompute), perf/training_moe.py.
+    # EP: dispatch + combine all-to-all per pass (forward, backward, recompute), and the expert-TP
+    # all-gather + reduce-scatter of the routed tokens around the experts, perf/training_moe.py.
     ep = moe.ep_all_to_all_s(model, layer, cluster, cfg, recompute, compute)
+    ep += moe.etp_gather_s(model, layer, cluster, cfg, recompute)
     zero3 = 0.0
     if cfg.zero is ZeroStage.PARAMETERS:
         # Each parameter is gathered over its own data-parallel group: dense weights over dp × cp, routed

@@ -5,6 +5,7 @@
     grouped_gemm_fwd_s       forward time of the grouped expert GEMMs: a roofline over tokens per expert
     permute_router_s         forward + backward memory traffic of the router and token (un)permutation
     ep_all_to_all_s          dispatch + combine all-to-all, exposed part
+    etp_gather_s             expert-tensor-parallel all-gather + reduce-scatter of the routed tokens
 
 Sources:
 - Balanced top-k routing over ep ranks (Lepikhin et al. 2020, GShard §2.2; Megatron-Core `MoELayer`
@@ -25,12 +26,26 @@ Sources:
   them back for the softmax / top-k: 16E bytes. Backward moves the same again (the transposed
   gathers / scatters): ×2.
 - Dispatch / combine all-to-all (Megatron-Core `MoEAlltoAllTokenDispatcher`): two per pass (forward,
-  backward, and the recomputed forward under full recompute), bytes = the routed token copies in
-  bf16. Exposed in full unless `cfg.ep_overlap`: Megatron-Core's `--overlap-moe-expert-parallel-comm`
-  ("EP A2A overlap": the forward of one micro-batch and the backward of another run as one merged
-  1F1B step, so each all-to-all runs under the other's compute) and DeepSeek-V3's DualPipe (technical
-  report §3.2.1: "achieves full overlap of forward and backward computation-communication phases")
-  hide it behind the layer's compute; only the excess over that compute is exposed.
+  backward, and the recomputed forward under full recompute), bytes = the routed token copies of the
+  rank's own sequence shard (local tokens / tp × k) in bf16; the expert-TP gather comes after it
+  (next item), so the all-to-all does not carry the etp copies. Exposed in full unless
+  `cfg.ep_overlap`: Megatron-Core's `--overlap-moe-expert-parallel-comm` ("EP A2A overlap": the
+  forward of one micro-batch and the backward of another run as one merged 1F1B step, so each
+  all-to-all runs under the other's compute) and DeepSeek-V3's DualPipe (technical report §3.2.1:
+  "achieves full overlap of forward and backward computation-communication phases") hide it behind
+  the layer's compute; only the excess over that compute is exposed.
+- Expert-tensor-parallel gather (Megatron-Core megatron/core/transformer/moe/token_dispatcher.py,
+  `MoEAlltoAllTokenDispatcher.dispatch_postprocess` / `combine_preprocess`: "permute -> A2A(EP) ->
+  AG(TP)" and "RS(TP) -> A2A(EP) -> unpermute", over the expert-TP group): after the all-to-all each
+  rank all-gathers the token copies its etp peers received, so every rank of the group runs its 1/etp
+  slice of the experts on all of them, and reduce-scatters the outputs on combine. The backward runs
+  the mirror (the all-gather's gradient is a reduce-scatter and the reverse), and a recomputed forward
+  runs both again. It applies with ep = 1 too (tp = etp > 1 without expert parallelism). Not
+  overlapped: the dispatcher issues both on the compute stream between the expert GEMMs' producer and
+  consumer, and `--overlap-moe-expert-parallel-comm` (`cfg.ep_overlap`) keeps them there too: its
+  combined 1F1B puts "post dispatch -> experts -> combine preprocess" in the MLP compute node
+  (megatron/core/models/gpt/fine_grained_callables.py `submodule_moe_forward`), only the EP
+  all-to-alls on the communication stream.
 """
 
 from __future__ import annotations
@@ -113,6 +128,15 @@ def permute_router_s(model: ModelSpec, layer: LayerSpec, gpu: GPU, cfg: Training
     return 2.0 * per_token * local_tokens(cfg) / sp_div / (gpu.hbm_tbps * 1e12)
 
 
+def routed_copies(layer: LayerSpec, cfg: TrainingConfig) -> float:
+    """Routed token copies one rank sends in the EP all-to-all per micro-batch: its sequence shard's
+    tokens (local tokens / tp, sequence parallelism) × k, × capacity. The expert-TP all-gather then
+    multiplies them by etp (`etp_gather_s`, `tokens_per_expert`)."""
+    if not _is_moe(layer):
+        return 0.0
+    return local_tokens(cfg) / cfg.tp * layer.mlp.experts_per_token * capacity(cfg)
+
+
 def ep_all_to_all_s(
     model: ModelSpec,
     layer: LayerSpec,
@@ -123,18 +147,33 @@ def ep_all_to_all_s(
 ) -> float:
     """Exposed dispatch + combine all-to-all of one layer per micro-batch (forward, backward and the
     recomputed forward under full recompute). Each rank sends its routed token copies (bf16 h-vectors,
-    × capacity): local tokens·h·2/tp·k·etp bytes, over the EP group (peers etp apart in Megatron's
-    expert mesh; cross-node all-to-all at each GPU's own NIC, `comm.all_to_all_link`). With
+    `routed_copies`: local tokens·h·2/tp·k bytes, × capacity) over the EP group (peers etp apart in
+    Megatron's expert mesh; cross-node all-to-all at each GPU's own NIC, `comm.all_to_all_link`). With
     `cfg.ep_overlap`, only what exceeds the layer's `compute_s` is exposed."""
     if not _is_moe(layer) or cfg.ep <= 1:
         return 0.0
     passes = 3 if recompute is Recompute.FULL else 2
-    routed = (
-        local_tokens(cfg) * model.hidden_size * 2.0 / cfg.tp * layer.mlp.experts_per_token * expert_tp(cfg)
-    )
-    routed *= capacity(cfg)
+    routed = routed_copies(layer, cfg) * model.hidden_size * 2.0
     link = comm.all_to_all_link(cluster, cfg.ep, stride=expert_tp(cfg))
     total = passes * 2 * comm.all_to_all_s(routed, cfg.ep, link)
     if cfg.ep_overlap:
         return max(0.0, total - compute_s)
     return total
+
+
+def etp_gather_s(
+    model: ModelSpec, layer: LayerSpec, cluster: Cluster, cfg: TrainingConfig, recompute: Recompute
+) -> float:
+    """Expert-tensor-parallel all-gather (dispatch) + reduce-scatter (combine) of one layer per
+    micro-batch on one GPU, forward, backward and the recomputed forward under full recompute; none at
+    etp = 1. Each collective's buffer is the token copies on the rank after the gather, bf16:
+    `routed_copies` × etp × h × 2 bytes, over the etp ranks of the expert-TP group (adjacent in
+    Megatron's expert mesh [etp, ep, edp, pp]: `comm.group_link(cluster, etp)`, the link the TP
+    collectives use). Exposed in full, with or without `cfg.ep_overlap` (module docstring)."""
+    etp = expert_tp(cfg)
+    if not _is_moe(layer) or etp <= 1:
+        return 0.0
+    passes = 3 if recompute is Recompute.FULL else 2
+    gathered = routed_copies(layer, cfg) * etp * model.hidden_size * 2.0
+    link = comm.group_link(cluster, etp)
+    return passes * (comm.all_gather_s(gathered, etp, link) + comm.reduce_scatter_s(gathered, etp, link))

@@ -2,11 +2,16 @@
 
     shape      (tp, pp, cp, ep, etp) with dp = world / (tp·pp·cp): tp inside one node and valid for
                the model (`model.tp_violations`), pp ≤ decoder layers, cp splitting the sequence into
-               2·cp equal chunks, ep dividing the routed experts and dp·cp; for MoE models the expert
-               tensor-parallel degree etp ∈ {tp, 1} with etp·ep dividing tp·dp·cp (Megatron-Core's
-               expert mesh etp × ep × edp × pp covers the world); dense models keep etp = tp;
-               sequence parallelism where seq_len / cp divides by tp, else none for a dense model
-               and no such shape for an MoE one (`_sequence_parallel`)
+               2·cp equal chunks, ep dividing the routed experts; for MoE models every pair of ep and
+               expert tensor-parallel degree etp ∈ {tp, 1} whose expert grid tiles the stage
+               (`validation.expert_grid_problem`, the rule `evaluate` applies: etp·ep dividing tp·dp·cp,
+               Megatron-Core's expert mesh etp × ep × edp × pp covering the world, so ep need not
+               divide dp·cp when etp = 1); dense models keep
+               etp = tp; sequence parallelism where seq_len / cp divides by tp, else none for a dense
+               model and no such shape for an MoE one (`_sequence_parallel`); in FP8, only shapes
+               whose GEMM dimensions Transformer Engine runs (`validation.fp8_gemm_problem`) and, per
+               micro-batch size, token rows it runs (`validation.fp8_token_problem`: `grad_accum` is 0
+               for the others)
     micro      sequences per micro-batch, 1-8; grad-accumulation follows from micro × dp × ga == global batch
     state      ZeRO stage / distributed optimizer × optimizer offload × parameter offload
     recompute  none / selective / full, chosen per pipeline stage
@@ -36,6 +41,9 @@ from autoparallel.validation import (
     cp_attention_problem,
     cp_comm_problem,
     cp_sequence_problem,
+    expert_grid_problem,
+    fp8_gemm_problem,
+    fp8_token_problem,
     framework_zero_stages,
     job_precision,
     moe_sequence_parallel_problem,
@@ -239,9 +247,13 @@ class TrainingSpace(Problem["Training", TrainingOptions]):
         return max(s.pp for s in self.shapes)
 
     def grad_accum(self, shape: Shape, micro: int) -> int:
-        """Micro-batches per step per data-parallel rank, or 0 when micro × dp does not divide the batch."""
+        """Micro-batches per step per data-parallel rank, or 0 when micro × dp does not divide the batch
+        or, in FP8, Transformer Engine refuses the micro-batch's token rows (`_fp8_rows_ok`)."""
         q, r = divmod(self.workload.global_batch, micro * shape.dp)
-        return q if r == 0 else 0
+        precision = job_precision(self.workload.precision, self.cluster.gpu)
+        if r or not _fp8_rows_ok(self.workload, shape, self.options, micro, precision):
+            return 0
+        return q
 
     def config(
         self,
@@ -274,6 +286,18 @@ class TrainingSpace(Problem["Training", TrainingOptions]):
             layers_per_stage=layers_per_stage,
             precision=job_precision(self.workload.precision, self.cluster.gpu),
         )
+
+
+def _fp8_rows_ok(
+    workload: Training, shape: Shape, options: TrainingOptions, micro: int, precision: str
+) -> bool:
+    """Whether Transformer Engine runs `micro` sequences per micro-batch of `shape` in `precision`
+    (always but in FP8, where its GEMM inputs' token rows must divide by 8:
+    `validation.fp8_token_problem`, the rule `training_problems` applies)."""
+    if precision != "fp8":
+        return True
+    sp = options.sequence_parallel and shape.sequence_parallel
+    return fp8_token_problem(workload.seq_len, micro, shape.tp, shape.cp, sp) is None
 
 
 def _divisors(n: int) -> list[int]:
@@ -429,6 +453,11 @@ def build_space(
     pps = _pp_domain(model, worlds, options, out)
     cps = _cp_domain(workload.seq_len, cluster.gpu, options, out)
     eps = _ep_domain(model, options, out)
+    micros = tuple(sorted(set(options.micro_batch_values)))
+    if not micros or micros[0] < 1:
+        raise InputError(f"micro_batch_values must be positive integers, got {options.micro_batch_values}")
+    precision = job_precision(workload.precision, cluster.gpu)
+    fp8 = precision == "fp8"
     shapes = []
     for w in worlds:
         for tp in tps:
@@ -445,37 +474,37 @@ def build_space(
                         out.setdefault("seq_divides_sp", []).append(problem)
                         continue
                     dp = w // (tp * pp * cp)
+                    where = f"tp={tp}, pp={pp}, cp={cp}, dp={dp}"
                     for ep in eps:
-                        if (dp * cp) % ep:
-                            # Megatron-Core carves the expert-parallel group out of dp × cp.
-                            out.setdefault("ep_divides_dp_cp", []).append(
-                                f"ep={ep} does not divide dp·cp={dp * cp} (tp={tp}, pp={pp}, cp={cp})"
+                        # Every (ep, etp) pair whose expert grid tiles the stage (one rule with
+                        # `training_problems`: `validation.expert_grid_problem`); etp = tp first.
+                        for etp in (tp, *_etp_domain(model, tp)):
+                            grid = expert_grid_problem(model, tp, cp, dp, ep, etp)
+                            if grid is not None:
+                                out.setdefault("expert_grid", []).append(f"{grid} ({where})")
+                                continue
+                            if fp8 and (problem := fp8_gemm_problem(model, tp, etp)) is not None:
+                                out.setdefault("fp8_gemm_dims", []).append(problem)
+                                continue
+                            shape = Shape(
+                                tp=tp,
+                                pp=pp,
+                                cp=cp,
+                                ep=ep,
+                                dp=dp,
+                                etp=None if etp == tp else etp,
+                                cp_comm=comm,
+                                sequence_parallel=sp,
                             )
-                            continue
-                        shapes.append(
-                            Shape(tp=tp, pp=pp, cp=cp, ep=ep, dp=dp, cp_comm=comm, sequence_parallel=sp)
-                        )
-                        for etp in _etp_domain(model, tp):
-                            # Megatron-Core's expert mesh etp × ep × edp × pp covers the world
-                            # (parallel_state.py), so etp·ep must divide tp·dp·cp (`expert_dp`).
-                            if (tp * dp * cp) % (etp * ep):
-                                out.setdefault("etp_ep_divides_tp_dp_cp", []).append(
-                                    f"etp={etp} × ep={ep} does not divide tp·dp·cp={tp * dp * cp} "
-                                    f"(tp={tp}, pp={pp}, cp={cp})"
+                            if not any(_fp8_rows_ok(workload, shape, options, m, precision) for m in micros):
+                                sp_on = options.sequence_parallel and sp
+                                first = fp8_token_problem(workload.seq_len, micros[0], tp, cp, sp_on)
+                                out.setdefault("fp8_gemm_dims", []).append(
+                                    f"{shape.label()}: no allowed micro-batch size {list(micros)} gives "
+                                    f"GEMM inputs of a multiple of 8 tokens ({first})"
                                 )
                                 continue
-                            shapes.append(
-                                Shape(
-                                    tp=tp,
-                                    pp=pp,
-                                    cp=cp,
-                                    ep=ep,
-                                    dp=dp,
-                                    etp=etp,
-                                    cp_comm=comm,
-                                    sequence_parallel=sp,
-                                )
-                            )
+                            shapes.append(shape)
     if not options.zero_stages or not options.recompute_modes:
         raise InputError("zero_stages and recompute_modes must each allow at least one value")
     fp16 = job_precision(workload.precision, cluster.gpu) == "fp16"
@@ -490,20 +519,42 @@ def build_space(
             f"({cluster.gpus_per_node} per node)",
             reasons or ("no degree values were allowed",),
         )
-    micro = tuple(sorted(set(options.micro_batch_values)))
-    if not micro or micro[0] < 1:
-        raise InputError(f"micro_batch_values must be positive integers, got {options.micro_batch_values}")
     kind_of, reps = _layer_kinds(model)
-    return TrainingSpace(
+    space = TrainingSpace(
         model=model,
         cluster=cluster,
         workload=workload,
         options=options,
         shapes=tuple(shapes),
-        micro_batches=micro,
+        micro_batches=micros,
         state_modes=tuple(state_modes),
         recompute_modes=tuple(dict.fromkeys(options.recompute_modes)),
         kind_of_layer=kind_of,
         kind_layer=reps,
         excluded=excluded,
+    )
+    if fp8:
+        _require_fp8_micro_batch(space)
+    return space
+
+
+def _require_fp8_micro_batch(space: TrainingSpace) -> None:
+    """InfeasibleError naming Transformer Engine's FP8 token rule when every (shape, micro-batch) the
+    global batch splits into has token rows it refuses (`validation.fp8_token_problem`), rather than
+    leaving the solver to blame the global batch."""
+    batch = space.workload.global_batch
+    split = [(s, m) for s in space.shapes for m in space.micro_batches if batch % (m * s.dp) == 0]
+    if not split or any(space.grad_accum(s, m) for s, m in split):
+        return
+    shape, micro = split[0]
+    sp = space.options.sequence_parallel and shape.sequence_parallel
+    first = fp8_token_problem(space.workload.seq_len, micro, shape.tp, shape.cp, sp)
+    micros = sorted({m for _, m in split})
+    raise InfeasibleError(
+        f"no FP8 training layout of {space.model.name} runs on {space.cluster.world_size} GPUs for "
+        f"sequence length {space.workload.seq_len} and global batch {batch}",
+        (
+            f"fp8_gemm_dims: the global batch splits only into micro-batches of {micros} sequences "
+            f"(× dp), and Transformer Engine refuses each one's token rows, e.g. {shape.label()}: {first}",
+        ),
     )
