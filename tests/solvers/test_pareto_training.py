@@ -211,9 +211,9 @@ def test_the_window_never_changes_the_front() -> None:
     """Each sub-solve first looks just above its triple's key (`TripleFront.window_permille`): the
     front is the one without the window whatever its width, also at width 0, where nearly every window
     holds no plan, so that each such triple goes back keyed past it and is solved again without one,
-    and a triple with nothing under the cap is still dropped (the front ends, complete). On 1x8xH100,
+    and a triple with nothing under the cap is still dropped (the front ends, complete). On 2x8xH100,
     where some zero-width windows hold nothing."""
-    t, bounds, _ = _lite("1x8xH100")
+    t, bounds, _ = _lite("2x8xH100")
 
     def front(width: int | None) -> Front[Point]:
         out: Front[Point] = Front(objectives=OBJECTIVES)
