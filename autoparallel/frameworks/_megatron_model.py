@@ -5,18 +5,34 @@ Flag names from Megatron-LM d98e8a6 (`megatron/training/arguments.py`, `Transfor
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING
 
+from autoparallel.errors import InputError
+from autoparallel.models.parse_common import gqa_attention
 from autoparallel.models.spec import AttentionKind, MlpKind
 
 if TYPE_CHECKING:
     from autoparallel.configs import TrainingConfig
-    from autoparallel.models.spec import ModelSpec
+    from autoparallel.models.spec import AttentionSpec, LayerSpec, ModelSpec
 
-_SIGMOID_ROUTERS = frozenset({"deepseek_v3", "kimi_k2", "glm4_moe", "llama4", "llama4_text"})
+_SIGMOID_ROUTERS = frozenset({"deepseek_v3", "deepseek_v32", "kimi_k2", "glm4_moe", "llama4", "llama4_text"})
 """Families whose router scores experts with a sigmoid, not a softmax (Hugging Face's
-DeepseekV3TopkRouter, Glm4MoeTopkRouter, Llama4TextMoe). Megatron's default is softmax, and rejects
-softmax with top-1 routing (Llama 4) unless the softmax runs before the top-k."""
+DeepseekV3TopkRouter, DeepSeek-V3.2's config `scoring_func: sigmoid`, Glm4MoeTopkRouter, Llama4TextMoe).
+Megatron's default is softmax, and rejects softmax with top-1 routing (Llama 4) unless the softmax
+runs before the top-k."""
+
+_ATTENTION_PARTS = ("qkv_bias", "o_bias", "qk_norm", "q_gate", "sinks")
+"""`models.parse_common.gqa_attention`'s switches: the optional parts the parser counts in a softmax
+attention block (`attention_parts` reads them back from the counted parameters)."""
+
+_NOPE_ON_FULL_LAYERS = frozenset({"llama4", "llama4_text"})
+"""Families whose full-attention layers run without positions (NoPE): Llama 4 rotates only its
+chunked-attention layers (Hugging Face Llama4TextAttention `use_rope = no_rope_layers[i]`;
+models/families/moe.py `build_llama4` gives the RoPE layers the CHUNKED kind, the NoPE ones FULL).
+Megatron-LM's `--no-rope-freq` skips RoPE on the layers its pattern marks 1 (TransformerConfig
+`no_rope_freq`; examples/post_training/modelopt/conf/meta-llama/Llama-4-Maverick-17B-128E-Instruct.sh
+passes `--no-rope-freq 4`)."""
 
 
 _CLASSIC_POSITIONS = {
@@ -64,10 +80,102 @@ def activation_args(model: ModelSpec) -> dict[str, object]:
     return {"--swiglu": True} if model.layers[0].mlp.gated else {}
 
 
+def _softmax_layer(model: ModelSpec) -> LayerSpec | None:
+    """The first layer with GQA / MHA softmax attention (None: MLA or linear attention only)."""
+    plain = (AttentionKind.MLA, AttentionKind.LINEAR)
+    return next((layer for layer in model.layers if layer.attention.kind not in plain), None)
+
+
+def attention_parts(model: ModelSpec) -> dict[str, bool] | None:
+    """Which optional parts the model's softmax attention has (`_ATTENTION_PARTS`: q/k/v biases, an
+    output-projection bias, per-head q/k norms, an output gate, sinks), read back from the parameters
+    the parser counted: the one combination of `parse_common.gqa_attention`'s switches that gives the
+    counted attention parameters of its first softmax layer. None when there is no such layer, or
+    when no combination, or several, give the count (a block counted otherwise)."""
+    layer = _softmax_layer(model)
+    if layer is None:
+        return None
+    att = layer.attention
+    found = [
+        dict(zip(_ATTENTION_PARTS, bits, strict=True))
+        for bits in itertools.product((False, True), repeat=len(_ATTENTION_PARTS))
+        if gqa_attention(
+            model.hidden_size,
+            att.num_heads,
+            att.num_kv_heads,
+            att.head_dim,
+            **dict(zip(_ATTENTION_PARTS, bits, strict=True)),
+        )
+        == layer.params.attention
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def _sparse_attention(model: ModelSpec) -> AttentionSpec | None:
+    """The DeepSeek Sparse Attention layer spec (lightning indexer + top-k), None without one."""
+    return next((layer.attention for layer in model.layers if layer.attention.sparse_topk), None)
+
+
+def _sliding_window(model: ModelSpec) -> int | None:
+    """The one sliding window of the model's SLIDING layers (None: none, or several widths)."""
+    widths = _windows(model, AttentionKind.SLIDING)
+    return widths.pop() if len(widths) == 1 and None not in widths else None
+
+
+def _windows(model: ModelSpec, kind: AttentionKind) -> set[int | None]:
+    """The window widths of the model's `kind` layers (empty: no such layer)."""
+    return {layer.attention.window_tokens for layer in model.layers if layer.attention.kind is kind}
+
+
+def _rotary_percent(model: ModelSpec) -> float | None:
+    """The share of each head RoPE rotates where it is below 1 and the same for every cache
+    (`ModelSpec.rope_caches`: rotary_dim over the head size; GPT-NeoX's rotary_pct, Phi's, GLM-4.5's
+    and Qwen3-Next's partial_rotary_factor), for GQA / MHA attention; None otherwise (MLA rotates its
+    own decoupled head, `--qk-pos-emb-head-dim`)."""
+    layer = _softmax_layer(model)
+    if layer is None or model.is_mla or not model.rope_caches:
+        return None
+    shares = {cache.rotary_dim / layer.attention.head_dim for cache in model.rope_caches}
+    share = shares.pop() if len(shares) == 1 else None
+    return share if share is not None and 0 < share < 1 else None
+
+
 def architecture_notes(model: ModelSpec) -> list[str]:
-    """Where the classic families' architecture is beyond Megatron's GPT flags, in sentences."""
+    """Where the model's architecture is beyond Megatron's GPT flags, in sentences."""
     mt = model.model_type
     notes = []
+    parts = attention_parts(model) if mt not in _CLASSIC_POSITIONS else None
+    if parts is not None and parts["o_bias"]:
+        notes.append(
+            "the attention output projection's bias (config attention_bias) has no Megatron flag of its "
+            "own: --add-qkv-bias covers q, k and v, and add_bias_linear (no --disable-bias-linear) would "
+            "also bias every MLP projection."
+        )
+    if mt in _NOPE_ON_FULL_LAYERS:
+        notes.append(
+            "Llama 4 normalizes queries and keys with a weightless L2 norm on its RoPE layers where its "
+            "config.json sets use_qk_norm; the model spec does not record that flag (the norm has no "
+            "parameters), so add --qk-l2-norm then (TransformerConfig.qk_l2_norm, 'llama 4-style qk L2 "
+            "norm'), which Megatron applies on every layer, NoPE ones included."
+        )
+    if chunks := _windows(model, AttentionKind.CHUNKED):
+        notes.append(
+            f"chunked attention ({', '.join(str(c) for c in sorted(c for c in chunks if c))}-token "
+            "chunks) has no Megatron-LM flag (--window-size slides, it does not restart at chunk "
+            "boundaries): those layers run full causal attention."
+        )
+    if _windows(model, AttentionKind.SLIDING) and _sliding_window(model) is None:
+        notes.append(
+            "the sliding-window layers use several window widths; Megatron-LM has one --window-size for "
+            "all of them, so the arguments leave sliding windows out."
+        )
+    if (sparse := _sparse_attention(model)) is not None:
+        notes.append(
+            f"DeepSeek Sparse Attention runs as Megatron-LM's experimental DSA variant (indexer of "
+            f"{sparse.indexer_heads} heads x {sparse.indexer_head_dim}, top-{sparse.sparse_topk}); it "
+            "needs RoPE fusion off (--no-rope-fusion) and, with context parallelism, --cp-comm-type "
+            "allgather (MLATransformerConfig), so a plan with cp > 1 has no Megatron arguments."
+        )
     if mt == "bloom":
         notes.append(
             "BLOOM's ALiBi attention biases have no Megatron-LM position-embedding type (learned_absolute, "
@@ -75,10 +183,11 @@ def architecture_notes(model: ModelSpec) -> list[str]:
             "embedding LayerNorm has no flag either."
         )
     if mt in ("gpt_neox", "phi"):
+        share = _rotary_percent(model)
+        rotary = f" (--rotary-percent {round(share, 6):g} in the arguments)" if share is not None else ""
         notes.append(
-            "rotary embeddings cover only part of each head: add --rotary-percent from the config "
-            "(rotary_pct / partial_rotary_factor); the attention and MLP branches run in parallel off "
-            "one residual, which Megatron's GPT layer (sequential) does not express."
+            f"rotary embeddings cover only part of each head{rotary}; the attention and MLP branches run "
+            "in parallel off one residual, which Megatron's GPT layer (sequential) does not express."
         )
     if mt == "phi":
         notes.append("Phi's LM head bias has no Megatron flag (the output layer has none).")
@@ -93,7 +202,12 @@ def architecture_notes(model: ModelSpec) -> list[str]:
 
 
 def architecture_args(model: ModelSpec, config: TrainingConfig) -> dict[str, object]:
-    """Shapes the memory plan assumed: layers, widths, heads, MLA / MoE structure, embeddings."""
+    """Shapes the memory plan assumed: layers, widths, heads, MLA / MoE structure, embeddings, and
+    the architecture switches a converted checkpoint needs to load (`attention_args`).
+
+    Raises:
+        InputError: DeepSeek Sparse Attention with context parallelism (`attention_args`).
+    """
     args: dict[str, object] = {
         "--num-layers": model.num_layers,
         "--hidden-size": model.hidden_size,
@@ -139,16 +253,98 @@ def architecture_args(model: ModelSpec, config: TrainingConfig) -> dict[str, obj
         args["--disable-bias-linear"] = True
     if not model.tie_word_embeddings:
         args["--untie-embeddings-and-output-weights"] = True
+    args.update(attention_args(model, config))
     return args
+
+
+def attention_args(model: ModelSpec, config: TrainingConfig) -> dict[str, object]:
+    """The attention switches of the model's checkpoint (flag names: Megatron-LM d98e8a6,
+    `TransformerConfig` fields through `megatron/training/arguments.py` `_add_network_size_args`'s
+    ArgumentGroupFactory, `--window-size` / `--no-rope-freq` / `--rotary-percent` its own arguments):
+
+    - `--qk-layernorm` (TransformerConfig.qk_layernorm): per-head q/k norms the parser counted
+      (`attention_parts`: Qwen3, Qwen3-MoE / Coder, GLM-4.5's use_qk_norm, Gemma 3, Qwen3-Next), and
+      every MLA model, whose q_a / kv_a latent norms Megatron builds only under it
+      (`gpt_layer_specs`: `column_parallel_layer_norm_linear` for linear_q_up_proj / linear_kv_up_proj
+      if qk_layernorm, else a plain linear); without it those weights have nowhere to load;
+    - `--add-qkv-bias` (TransformerConfig.add_qkv_bias, "a bias term only for QKV projections"): q/k/v
+      biases (Qwen2 / 2.5, GLM-4.5's attention_bias, gpt-oss); the output projection's bias has no
+      flag of its own (`architecture_notes`);
+    - `--attention-output-gate` (TransformerConfig.attention_output_gate): Qwen3-Next's gated query;
+    - `--window-size W-1,0` and `--window-attn-skip-freq` (1 = sliding-window layer): a W-token window
+      attends to the query and W − 1 tokens before it (Hugging Face's sliding mask), as
+      examples/gptoss/02_train.sh passes `--window-size 127,0` for gpt-oss's 128;
+    - `--no-rope-freq` (1 = no RoPE): Llama 4's NoPE layers (`_NOPE_ON_FULL_LAYERS`);
+    - `--rotary-percent` (`_rotary_percent`): partial rotary embeddings (also GPT-NeoX's and Phi's,
+      the only switch here the classic families take: Megatron's default biases cover their biases);
+    - DeepSeek Sparse Attention: `--experimental-attention-variant dsa` with `--dsa-indexer-n-heads`,
+      `--dsa-indexer-head-dim`, `--dsa-indexer-topk` from the spec's indexer (config index_n_heads,
+      index_head_dim, index_topk) and `--no-rope-fusion` (MLATransformerConfig asserts "RoPE fusion is
+      not supported for DSAttention").
+
+    Raises:
+        InputError: DeepSeek Sparse Attention with cp > 1: Megatron-LM runs DSA context parallelism only
+            with cp_comm_type allgather (MLATransformerConfig), which the plan does not price.
+    """
+    args: dict[str, object] = {}
+    share = _rotary_percent(model)
+    if model.model_type in _CLASSIC_POSITIONS:  # Megatron's default biases cover their q/k/v/o biases
+        rope = _CLASSIC_POSITIONS[model.model_type] == "rope"
+        return {"--rotary-percent": round(share, 6)} if rope and share is not None else {}
+    parts = attention_parts(model) or {}
+    if model.is_mla or parts.get("qk_norm"):
+        args["--qk-layernorm"] = True
+    if parts.get("qkv_bias"):
+        args["--add-qkv-bias"] = True
+    if parts.get("q_gate"):
+        args["--attention-output-gate"] = True
+    if (window := _sliding_window(model)) is not None:
+        args["--window-size"] = f"{window - 1},0"
+        sliding = [int(layer.attention.kind is AttentionKind.SLIDING) for layer in model.layers]
+        if not all(sliding):  # every layer sliding: --window-size alone (`is_layer_window_attention`)
+            args["--window-attn-skip-freq"] = layer_pattern(sliding)
+    if model.model_type in _NOPE_ON_FULL_LAYERS:
+        nope = [int(layer.attention.kind is AttentionKind.FULL) for layer in model.layers]
+        if any(nope):
+            args["--no-rope-freq"] = layer_pattern(nope)
+    if share is not None:
+        args["--rotary-percent"] = round(share, 6)
+    if (sparse := _sparse_attention(model)) is not None:
+        if config.cp > 1:
+            raise InputError(
+                f"DeepSeek Sparse Attention with cp={config.cp}: Megatron-LM runs DSA context parallelism "
+                f"only with --cp-comm-type allgather (MLATransformerConfig), and the plan prices "
+                f"{config.cp_comm}; a plan at cp=1 has Megatron arguments"
+            )
+        args["--experimental-attention-variant"] = "dsa"
+        args["--dsa-indexer-n-heads"] = sparse.indexer_heads
+        args["--dsa-indexer-head-dim"] = sparse.indexer_head_dim
+        args["--dsa-indexer-topk"] = sparse.sparse_topk
+        args["--no-rope-fusion"] = True
+    return args
+
+
+def layer_pattern(bits: list[int]) -> str:
+    """A per-layer 0/1 list as Megatron's list expression (`arguments.py` `_eval_pattern`): a repeating
+    period as "([1]*5+[0])*8", with the remainder after it ("(([1]*5+[0])*10+[1]*2)"); a pattern
+    without one as its runs, "([0]*3+[1]*58)"."""
+    n = len(bits)
+    period = next(p for p in range(1, n + 1) if all(bits[i] == bits[i % p] for i in range(n)))
+    whole, rest = divmod(n, period)
+    if period == n or whole == 1:
+        return "(" + _runs(bits) + ")"
+    body = f"({_runs(bits[:period])})*{whole}"
+    return f"({body}+{_runs(bits[:rest])})" if rest else body
+
+
+def _runs(bits: list[int]) -> str:
+    """`bits` as a sum of runs: "[0]*3+[1]*58"."""
+    return "+".join(
+        f"[{bit}]*{len(run)}" if len(run) > 1 else f"[{bit}]"
+        for bit, run in ((bit, list(group)) for bit, group in itertools.groupby(bits))
+    )
 
 
 def _moe_pattern(model: ModelSpec) -> str:
     """--moe-layer-freq as Megatron's list expression, e.g. "([0]*3+[1]*58)" (1 = MoE layer)."""
-    runs: list[tuple[int, int]] = []
-    for layer in model.layers:
-        bit = 1 if layer.mlp.kind is MlpKind.MOE else 0
-        if runs and runs[-1][0] == bit:
-            runs[-1] = (bit, runs[-1][1] + 1)
-        else:
-            runs.append((bit, 1))
-    return "(" + "+".join(f"[{bit}]*{n}" if n > 1 else f"[{bit}]" for bit, n in runs) + ")"
+    return layer_pattern([1 if layer.mlp.kind is MlpKind.MOE else 0 for layer in model.layers])

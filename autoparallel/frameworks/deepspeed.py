@@ -102,9 +102,12 @@ def deepspeed_command(
     hostfile, `<hostname> slots=G` each); a single-host run needs no hostfile.
 
     Raises:
-        InputError: the plan's GPUs do not fill whole hosts (the launcher takes one GPU count for all;
-            `_common.node_shape`: a GB200 NVL72 rack is 18 hosts of 4 GPUs).
+        InputError: as `deepspeed_config` (the line launches that config: where DeepSpeed cannot
+            express the plan, e.g. a Megatron plan's ring-attention cp, there is no config to pass and
+            so no line), or the plan's GPUs do not fill whole hosts (the launcher takes one GPU count
+            for all; `_common.node_shape`: a GB200 NVL72 rack is 18 hosts of 4 GPUs).
     """
+    deepspeed_config(model, config, cluster=cluster)  # its refusal is the line's: same checks, one place
     nodes, per_node = node_shape(config.world_size, cluster)
     parts = ["deepspeed", "--num_nodes", str(nodes), "--num_gpus", str(per_node)]
     if nodes > 1:

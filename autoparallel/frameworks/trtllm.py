@@ -9,11 +9,14 @@ How a plan maps onto TensorRT-LLM:
 - `enable_expert_parallel`: experts shard over the engine's GPUs (`moe_expert_parallel_size`); with
   replicas > 1 the engine spans tp x replicas GPUs with `enable_attention_dp` (attention data
   parallel, experts over all); dense replicas are separate `trtllm-serve` processes;
-- `max_num_seqs` -> `max_batch_size`; `max_num_batched_tokens` -> `max_num_tokens` (default 8192);
-  `max_model_len` -> `max_seq_len`; `kv_cache_dtype` fp8 -> `kv_cache_config.dtype: fp8`;
+- `max_num_seqs` -> `max_batch_size` = max_num_seqs / pp (`memory.trtllm.trtllm_max_batch_size`):
+  `max_batch_size` caps one micro-batch, and with pp stages the engine runs max_batch_size × pp
+  requests (`_util.create_py_executor_instance`), so the plan's max_num_seqs is the engine's total;
+  `max_num_batched_tokens` -> `max_num_tokens` (default 8192); `max_model_len` -> `max_seq_len`;
+  `kv_cache_dtype` fp8 -> `kv_cache_config.dtype: fp8`;
 - the KV pool: `kv_cache_config.free_gpu_memory_fraction` (memory/trtllm.py);
 - `enforce_eager` -> `cuda_graph_config: null` (left out, TensorRT-LLM's default turns graphs on);
-  otherwise CUDA graphs padded up to `max_batch_size`;
+  otherwise CUDA graphs padded up to `max_batch_size` (a micro-batch's decode batch);
 - `trust_remote_code: true` only for a checkpoint whose config class is its own code
   (`engine_support.REMOTE_CONFIG_MODEL_TYPES`: Kimi-K2, as TensorRT-LLM's Kimi K2 guide sets it).
 
@@ -45,7 +48,11 @@ from typing import TYPE_CHECKING
 import yaml
 
 from autoparallel.frameworks._common import host_size, host_span, rack_hosts_note
-from autoparallel.memory.trtllm import DEFAULT_FREE_GPU_MEMORY_FRACTION, DEFAULT_MAX_NUM_TOKENS
+from autoparallel.memory.trtllm import (
+    DEFAULT_FREE_GPU_MEMORY_FRACTION,
+    DEFAULT_MAX_NUM_TOKENS,
+    trtllm_max_batch_size,
+)
 from autoparallel.perf.engine_support import needs_remote_code
 
 if TYPE_CHECKING:
@@ -113,7 +120,8 @@ def trtllm_options(
         opts["moe_expert_parallel_size"] = tp
     if attention_dp:
         opts["enable_attention_dp"] = True
-    opts["max_batch_size"] = config.max_num_seqs
+    per_micro_batch = trtllm_max_batch_size(config.max_num_seqs, config.pp)
+    opts["max_batch_size"] = per_micro_batch
     opts["max_num_tokens"] = config.max_num_batched_tokens or DEFAULT_MAX_NUM_TOKENS
     opts["max_seq_len"] = config.max_model_len
     opts["enable_chunked_prefill"] = True
@@ -122,7 +130,7 @@ def trtllm_options(
         kv["dtype"] = "fp8"
     opts["kv_cache_config"] = kv
     opts["cuda_graph_config"] = (
-        None if config.enforce_eager else {"max_batch_size": config.max_num_seqs, "enable_padding": True}
+        None if config.enforce_eager else {"max_batch_size": per_micro_batch, "enable_padding": True}
     )
     if needs_remote_code("trtllm", model):
         opts["trust_remote_code"] = True

@@ -10,11 +10,15 @@ free memory:
 in blocks of `tokens_per_block` = 32 tokens (64 for DeepSeek's MLA on Hopper, which runs FlashMLA).
 A hybrid linear-attention model (Qwen3-Next) keeps its recurrent states in `MambaCacheManager`
 (`_torch/pyexecutor/mamba_cache_manager.py`), `conv_states` and `ssm_states` of shape
-[local linear layers, max_batch_size, ...], allocated with the cache the profile runs beside: they are
-part of the measured peak, and only the estimation pool's attention tokens are added back
+[local linear layers, max_batch_size × pp_size, ...], allocated with the cache the profile runs beside:
+they are part of the measured peak, and only the estimation pool's attention tokens are added back
 (`_util.KvCacheCreator._cal_max_tokens`: (total − peak + estimation tokens · bytes) · fraction).
-`max_batch_size` (default 2048) caps running requests
-and `max_num_tokens` (default 8192) the tokens of one step.
+`max_num_tokens` (default 8192) caps the tokens of one step, and `max_batch_size` (default 2048) the
+requests of one micro-batch: with `pp_size` pipeline stages the engine runs up to max_batch_size ×
+pp_size requests (`_util.create_py_executor_instance`: the capacity scheduler and `SeqSlotManager` get
+`max_num_sequences = max_batch_size * mapping.pp_size`, the micro-batch scheduler `max_batch_size`;
+`MambaCacheManager` holds `max_batch_size * mapping.pp_size` state slots). A plan's `max_num_seqs` is
+that total (`trtllm_max_batch_size`), as vLLM's `--max-num-seqs` is its engine's.
 """
 
 from __future__ import annotations
@@ -50,6 +54,28 @@ DEFAULT_CUDA_GRAPH_MAX_BATCH = 128
 default 0, read as `max_batch_size or 128` in `llm_args.py`): a plain `trtllm-serve` runs larger
 decode batches eagerly. The planner's options file sets `cuda_graph_config.max_batch_size` to the
 batch it plans (frameworks/trtllm.py)."""
+
+
+def trtllm_max_batch_size(max_num_seqs: int, pp: int) -> int:
+    """The LLM API `max_batch_size` (one micro-batch's requests) of an engine that runs `max_num_seqs`
+    requests over `pp` pipeline stages: ⌈max_num_seqs / pp⌉, the engine then running that × pp
+    (`_util.create_py_executor_instance`'s `max_num_sequences`). The one place a plan's total and the
+    engine's per-micro-batch cap meet: the options file writes it (frameworks/trtllm.py) and
+    `trtllm_server_kv` prices the engine it makes; exact when pp divides max_num_seqs, the only
+    totals the planner offers (`trtllm_batch_problem`)."""
+    return -(-max_num_seqs // pp)
+
+
+def trtllm_batch_problem(max_num_seqs: int, pp: int) -> str | None:
+    """Why TensorRT-LLM cannot run exactly `max_num_seqs` requests over `pp` stages (None: it can):
+    its running cap is max_batch_size × pp (`trtllm_max_batch_size`), a multiple of pp."""
+    if max_num_seqs % pp == 0:
+        return None
+    per = trtllm_max_batch_size(max_num_seqs, pp)
+    return (
+        f"TensorRT-LLM runs max_batch_size × pipeline_parallel_size requests: max_num_seqs {max_num_seqs} "
+        f"is not a multiple of pp {pp} (max_batch_size {per} runs {per * pp}); choose a multiple of {pp}"
+    )
 
 
 def tokens_per_block(model: ModelSpec, gpu: GPU) -> int:
@@ -116,6 +142,7 @@ def trtllm_kv(
     chunked_prefill: bool = True,
     block_tokens: int = TOKENS_PER_BLOCK,
     mamba_bytes_per_request: float = 0.0,
+    pp_size: int = 1,
 ) -> EngineKv:
     """The KV pool TensorRT-LLM builds on one GPU of the deployment `memory` describes.
 
@@ -125,10 +152,13 @@ def trtllm_kv(
     padding on; a decode batch runs at the next size up. `chunked_prefill`: `enable_chunked_prefill`
     (the planner's options file sets it; TensorRT-LLM's own default and `trtllm-bench` leave it off).
     `block_tokens`: `tokens_per_block(model, gpu)`. `mamba_bytes_per_request`: `mamba_state_bytes`, held
-    for each of the `max_batch_size` slots.
+    for each request slot. `max_batch_size` is one micro-batch's cap (the LLM API's, and the CUDA
+    graphs'); with `pp_size` stages the engine runs and holds slots for max_batch_size × pp_size
+    requests (module doc), its `max_running`.
     """
     total = gpu.memory_bytes
-    states = max_batch_size * mamba_bytes_per_request
+    slots = max_batch_size * pp_size
+    states = slots * mamba_bytes_per_request
     free = total - (memory.weights_gib + memory.activation_peak_gib + memory.non_torch_gib) * GIB - states
     kv = free_gpu_memory_fraction * free if free > 0 else free
     per_token = memory.kv_bytes_per_token_all_layers_per_gpu
@@ -153,7 +183,7 @@ def trtllm_kv(
         kv_cache_tokens=blocks * block_tokens,
         block_size=block_tokens,
         kv_bytes_per_token_per_gpu=per_token,
-        max_running=max_batch_size,
+        max_running=slots,
         step_tokens=max_num_tokens,
         cuda_graph_max_batch=graph_max,
         cuda_graph_batch_sizes=sizes,
@@ -163,12 +193,14 @@ def trtllm_kv(
 
 
 def trtllm_server_kv(model: ModelSpec, memory: VllmMemoryReport, gpu: GPU, config: ServingConfig) -> EngineKv:
-    """`trtllm_kv` for the engine `frameworks/trtllm.py` launches for `config`: `max_batch_size` and
-    `max_num_tokens` as the config sets them, the model's block size and recurrent states."""
+    """`trtllm_kv` for the engine `frameworks/trtllm.py` launches for `config`: `max_batch_size`
+    (`trtllm_max_batch_size`: the config's max_num_seqs over its pipeline stages) and `max_num_tokens`
+    as the options file sets them, the model's block size and recurrent states."""
     return trtllm_kv(
         memory,
         gpu,
-        max_batch_size=config.max_num_seqs,
+        max_batch_size=trtllm_max_batch_size(config.max_num_seqs, config.pp),
+        pp_size=config.pp,
         max_num_tokens=config.max_num_batched_tokens or DEFAULT_MAX_NUM_TOKENS,
         block_tokens=tokens_per_block(model, gpu),
         mamba_bytes_per_request=mamba_state_bytes(model, memory, gpu),

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
+from autoparallel.memory.trtllm import trtllm_batch_problem
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.perf.engine_support import (
     ENGINE_NAMES,
@@ -179,7 +180,9 @@ def evaluate_engine(
     """Memory and speed of `config` on `engine` (`sglang` or `trtllm`; `nsa_backends` as SGLang's
     `--nsa-prefill-backend` / `--nsa-decode-backend` pass them). `running`: at most this many
     requests run per replica (the planner's tables: a client's share, `Shape.running_at`), as the
-    workload's own concurrency caps them.
+    workload's own concurrency caps them. On TensorRT-LLM a max_num_seqs its pipeline stages do not
+    divide is a problem (`memory.trtllm.trtllm_batch_problem`: it runs max_batch_size × pp requests),
+    so the planner offers only multiples of pp there.
 
     Raises:
         InputError: the engine cannot run the model at the config's precisions
@@ -225,6 +228,8 @@ def evaluate_engine(
         graph_sizes=kv.cuda_graph_batch_sizes,
     )
     problems = pool_problems(kv, workload) + deployment_problems(cluster, config, workload)
+    if engine == "trtllm" and (batching := trtllm_batch_problem(config.max_num_seqs, config.pp)):
+        problems.insert(0, batching)  # it runs max_batch_size × pp, not the config's max_num_seqs
     fits = not problems
     problems += slo_violations(perf, workload)
     return EngineEvaluation(
