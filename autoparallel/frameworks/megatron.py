@@ -123,7 +123,7 @@ def megatron_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
     notes = [
         "add the data and tokenizer arguments (--data-path / --mock-data, --tokenizer-type ...), the "
         "optimizer schedule (--lr, --train-iters ...) and model options the shapes do not fix "
-        "(qkv bias, rope base and scaling, norm epsilon) from the model's recipe."
+        "(rope base and scaling, norm epsilon) from the model's recipe."
     ]
     modes = _stage_modes(config)
     if len(set(modes)) > 1:
@@ -156,11 +156,6 @@ def megatron_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
         notes.append(
             "linear-attention layers need Megatron's hybrid model (--hybrid-layer-pattern); "
             "the arguments describe a plain GPT stack."
-        )
-    if kinds & {AttentionKind.SLIDING, AttentionKind.CHUNKED}:
-        notes.append(
-            "sliding-window / chunked attention layers need --window-size and "
-            "--window-attn-skip-freq from the model's recipe."
         )
     return notes
 

@@ -310,8 +310,11 @@ def test_context_parallel_needs_sequence_multiple() -> None:
 def test_notes_for_architectures_megatron_gpt_cannot_express() -> None:
     notes = " ".join(megatron_notes(load_model("Qwen/Qwen3-Next-80B-A3B-Instruct"), TrainingConfig()))
     assert "--hybrid-layer-pattern" in notes
-    notes = " ".join(megatron_notes(load_model("google/gemma-2-9b"), TrainingConfig(offload_params=True)))
-    assert "--window-size" in notes and "offload_params" in notes
+    gemma = load_model("google/gemma-2-9b")
+    notes = " ".join(megatron_notes(gemma, TrainingConfig(offload_params=True)))
+    assert "offload_params" in notes and "--window-size" not in notes  # the arguments carry it now
+    args = megatron_args(gemma, TrainingConfig())
+    assert args[args.index("--window-size") + 1] == "4095,0" and "--window-attn-skip-freq" in args
 
 
 # ----- Megatron-LM's own argument validation (opt-in) ----------------------------------------------
