@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from autoparallel.bounds import check_number, clean_text, input_error
+from autoparallel.bounds import BOUNDS, check_number, clean_text, input_error
 from autoparallel.configs import ServingConfig, TrainingConfig, config_dict
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import GPU, Cluster, get_gpu
@@ -550,12 +550,39 @@ def _evaluate_serving(
     return with_benchmark(plan)
 
 
+def _workload_context(w: Serving, m: ModelSpec) -> int:
+    """The max_model_len that serves the workload `w` on model `m` when none is given (`deploy_len`),
+    refused in the terms the user gave (isl + osl, or the workload's max_model_len) where it runs past
+    the model's max_position_embeddings or the longest context a configuration holds: the engines'
+    check (`memory.vllm_config.validate`) named a --max-model-len never given, and the ServingConfig
+    bound a field ("max_model_len: Input should be ≤ 16777216").
+
+    Raises:
+        InputError: the workload's requests need more context than the model (or any config) holds.
+    """
+    need, limit, most = w.required_len, m.max_position_embeddings, BOUNDS["max_model_len"].hi
+    if need <= min(limit, most):
+        return w.deploy_len(limit)
+    given = (
+        f"the workload's max_model_len {need} is"
+        if w.max_model_len is not None
+        else f"the workload's requests (isl {w.isl} + osl {w.osl} = {need} tokens) need a context of {need},"
+    )
+    if need > limit:
+        raise InputError(
+            f"{given} over {m.name}'s max_position_embeddings ({limit}): shorten the requests (vLLM "
+            "refuses a longer context unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1, SGLang unless "
+            "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN=1)"
+        )
+    raise InputError(f"{given} over the longest context a configuration holds ({most})")
+
+
 def _with_context(config: ServingConfig, w: Serving, m: ModelSpec) -> ServingConfig:
     """`config` serving the workload `w`: the context `plan` would deploy for it (`deploy_len`) where
     the config leaves `max_model_len` at its default; a set one shorter than the context the workload
     asks for is an InputError (the plan would serve shorter requests than it reports)."""
     if "max_model_len" not in config.model_fields_set:
-        return config.model_copy(update={"max_model_len": w.deploy_len(m.max_position_embeddings)})
+        return config.model_copy(update={"max_model_len": _workload_context(w, m)})
     if w.max_model_len is not None and config.max_model_len < w.max_model_len:
         raise InputError(
             f"the ServingConfig's max_model_len={config.max_model_len} is shorter than the workload's "

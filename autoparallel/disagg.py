@@ -392,7 +392,7 @@ def _compare(
     from autoparallel.solvers.deployment.disagg_plan import solve_roles
     from autoparallel.solvers.deployment.driver import leading, needs_mixed, objective_chain
     from autoparallel.solvers.deployment.front import solve_mixed
-    from autoparallel.solvers.deployment.roles import build_role_space, ttft_below_transfer
+    from autoparallel.solvers.deployment.roles import build_role_space, burst_problem, ttft_below_transfer
     from autoparallel.solvers.settings import SolverSettings
 
     settings = settings or SolverSettings()
@@ -415,6 +415,14 @@ def _compare(
         if aggregated is None:
             raise InfeasibleError(agg_error)
         return Comparison("aggregated", aggregated, None, "--disagg off", request_rate=rate)
+    if (burst := burst_problem(models[0])) is not None:
+        # Before the size check: a burst's role space holds no engine, and the smallest engine left
+        # (the aggregated one's) made "fewer than two of the smallest engine" the reason shown.
+        if mode == "on" or aggregated is None:
+            raise InfeasibleError(burst if mode == "on" else agg_error)
+        return Comparison(
+            "aggregated", aggregated, None, f"no disaggregated deployment: {burst}", request_rate=rate
+        )
     rs = build_role_space(models, cluster, options, deadline=deadline)
     smallest = _smallest_engine(rs.space, aggregated)
     too_small = smallest is not None and cluster.world_size < 2 * smallest

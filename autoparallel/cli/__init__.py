@@ -1,18 +1,20 @@
 """The `autoparallel` command: a thin dispatcher over the subcommand modules.
 
-Exit codes: 0 ok, 1 infeasible / cannot start, 2 usage or input error, 3 internal error (a bug in
-autoparallel: please report it with the command line), 130 interrupted (Ctrl-C). Errors are printed
-as one `error: ...` line (an infeasible answer adds one line per binding constraint), never as a
-traceback; a closed output pipe (`| head -1`) ends the command quietly.
+Exit codes: 0 ok, 1 infeasible / cannot start, 2 usage or input error (an output that cannot be
+written, stdout included), 3 internal error (a bug in autoparallel: please report it with the command
+line), 130 interrupted (Ctrl-C). Errors are printed as one `error: ...` line (an infeasible answer adds
+one line per binding constraint), never as a traceback; a closed output pipe (`| head -1`) ends the
+command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -87,7 +89,52 @@ def _print_error(text: str) -> None:
     lines = [clean_text(line, MAX_MESSAGE_CHARS) for line in str(text).splitlines() or [""]]
     if len(lines) > MAX_ERROR_LINES:
         lines = [*lines[: MAX_ERROR_LINES - 1], f"  ... {len(lines) - MAX_ERROR_LINES + 1} more lines"]
-    print("error: " + "\n".join(lines), file=sys.stderr)
+    if sys.stderr is None:  # launched with stderr closed: nowhere to say it (print would use stdout)
+        return
+    with contextlib.suppress(OSError, ValueError):  # stderr unusable too: the exit code says it
+        print("error: " + "\n".join(lines), file=sys.stderr)
+
+
+class StdoutUnwritable(Exception):
+    """The command's output could not be written to stdout (a full disk, an I/O error, a closed
+    descriptor): the environment, not a bug in autoparallel (exit 2, as an unwritable --plan-file)."""
+
+    def __init__(self, exc: OSError | None) -> None:
+        why = "it is closed" if exc is None else (exc.strerror or type(exc).__name__)
+        super().__init__(f"cannot write the output to stdout: {why}")
+
+
+class _GuardedStdout:
+    """sys.stdout while a command runs: what it writes goes to the real stream; an OSError writing or
+    flushing it becomes `StdoutUnwritable`, so that `main` tells the environment's failure (`> /dev/full`)
+    from an OSError of the command's own (a bug: exit 3). A closed pipe stays a BrokenPipeError (the
+    quiet end of `| head -1`). Everything else is the real stream's."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutUnwritable(exc) from exc
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise StdoutUnwritable(exc) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _quiet_stdout() -> None:
@@ -130,12 +177,25 @@ def _stop_sweep_pools() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `autoparallel` script: the exit code (see the module doc)."""
+    stdout = sys.stdout
     try:
         args = build_parser().parse_args(argv)
         handler: Handler = args.func
-        rc = _run(handler, args)
-        sys.stdout.flush()
+        if stdout is None:  # launched with stdout closed (`>&-`): the output has nowhere to go
+            raise StdoutUnwritable(None)
+        sys.stdout = _GuardedStdout(stdout)
+        try:
+            rc = _run(handler, args)
+            sys.stdout.flush()
+        finally:
+            if isinstance(sys.stdout, _GuardedStdout):
+                sys.stdout = stdout
         return rc
+    except StdoutUnwritable as exc:  # the environment's, not a bug: one line, exit 2
+        if stdout is not None and stdout is sys.__stdout__:
+            _quiet_stdout()  # what is still buffered is dropped, not retried (and failed) at exit
+        _print_error(str(exc))
+        return 2
     except AutoParallelError as exc:
         _print_error(f"{exc}{f' ({REPORT})' if exc.exit_code == 3 else ''}")
         return exc.exit_code

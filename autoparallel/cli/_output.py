@@ -1,11 +1,15 @@
 """What every command shares on its way in and out: numeric flags checked against their bounds, the
-progress-bar flags, and strict JSON (no NaN / Infinity) on the way out."""
+progress-bar flags, output files that would overwrite an input refused, and strict JSON (no NaN /
+Infinity) on the way out."""
 
 from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Mapping
+import os
+import stat
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from autoparallel.bounds import check_number, clean_text, json_safe
@@ -79,3 +83,66 @@ def strict_json(payload: Any, why: Mapping[str, str] | None = None) -> str:
 def quantization_value(text: str) -> str | None:
     """A `--quantization` value: `none` is no weight quantization (None), as every command reads it."""
     return None if text.strip().lower() == "none" else text
+
+
+Input = tuple[str, str | Path | None]
+"""A file a command reads, as (what it is, for the message: `the --fleet file`; its path or None)."""
+
+
+def _same_file(output: str, source: str | Path) -> bool:
+    """`output` names the regular file `source` (a link, `./`, `..` or a hard link to it included;
+    `os.path.samefile`): writing it would replace what the command reads. A pipe or a device read
+    and written at once (`/dev/stdin` and `/dev/stdout` on one terminal) is not a file to destroy."""
+    try:
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            return False
+        return os.path.samefile(output, source)
+    except (OSError, ValueError):  # either one missing (nothing to overwrite), an unusable name
+        return False
+
+
+def refuse_overwrite(flag: str, output: str | None, inputs: Iterable[Input]) -> None:
+    """Refuse an output path that resolves to a file the command reads, before the command reads or
+    plans anything: `profile LOG -o LOG` wrote the workload over the request log, `plan --fleet F
+    --plan-file F` the plan over the fleet file, exit 0 (the write itself is `write_plan_file`'s and
+    `workload_profile.write_workload_file`'s, whose failures are `InputError.cannot_write`'s; this is
+    the check beside them, for every writer of the CLI).
+
+    Raises:
+        InputError: `output` is one of `inputs` (exit 2, one line naming both).
+    """
+    if not output:
+        return
+    for what, source in inputs:
+        if source is not None and _same_file(output, source):
+            shown = clean_text(repr(str(output)), 200)
+            named = "" if str(source) == str(output) else f" ({clean_text(repr(str(source)), 200)})"
+            raise InputError(
+                f"{flag} {shown} is {what}{named} that the command reads: writing it would destroy that "
+                "input (name another output file)"
+            )
+
+
+def model_inputs(model: str | None, what: str = "the model's") -> list[Input]:
+    """The local files a MODEL argument reads (`models.loader.load_model`): a folder's config.json and
+    the ModelOpt hf_quant_config.json beside it, or a named config file and the one beside it; none
+    for a zoo or hub id."""
+    if not model or not isinstance(model, str) or "\0" in model or len(model) > 4096:
+        return []
+    from autoparallel.models.hub import QUANT_CONFIG_FILE
+
+    path = Path(model.strip()).expanduser()
+    try:
+        if path.is_dir():
+            return [
+                (f"{what} config.json", path / "config.json"),
+                (f"{what} {QUANT_CONFIG_FILE}", path / QUANT_CONFIG_FILE),
+            ]
+        if path.exists():
+            return [
+                (f"{what} config file", path),
+                (f"{what} {QUANT_CONFIG_FILE}", path.parent / QUANT_CONFIG_FILE),
+            ]
+    except (OSError, ValueError):
+        return []
+    return []

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoparallel.cli._output import quantization_value
+from autoparallel.cli._output import Input, model_inputs, quantization_value, refuse_overwrite
 from autoparallel.errors import AutoParallelError, InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.objectives import deployment_objective
 
@@ -108,6 +108,7 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
         )
     if args.fleet:
         spec = load_fleet(args.fleet)
+        refuse_overwrite("--plan-file", args.plan_file, fleet_entry_inputs(spec))  # before solving
         has_rate = any(e.serving().request_rate is not None for e in spec.models)  # a workload file's too
         fleet: Any = spec
     else:
@@ -347,6 +348,28 @@ def versus_single(whole: FleetPlan, single: Any) -> str:
         f"vs the single-engine plan above: {mine:,.0f} vs {theirs:,.0f} output tokens/s at capacity"
         f"{change}, on {d.gpus_used} vs {single.config.gpus} GPUs"
     )
+
+
+def plan_file_inputs(args: argparse.Namespace) -> list[Input]:
+    """The files `plan` reads from its command line (the --fleet file, --workload-file, --gpus-file and
+    a MODEL path's config), which --plan-file must not name (`refuse_overwrite`); a fleet file's own
+    entries are `fleet_entry_inputs`."""
+    return [
+        ("the --fleet file", getattr(args, "fleet", None)),
+        ("the --workload-file", getattr(args, "workload_file", None)),
+        ("the --gpus-file", getattr(args, "gpus_file", None)),
+        *model_inputs(getattr(args, "model", None)),
+    ]
+
+
+def fleet_entry_inputs(spec: Any) -> list[Input]:
+    """The files a fleet file's entries read: their workload files (already resolved from the fleet
+    file's folder by `load_fleet`) and their models' configs where a model is a local path."""
+    out: list[Input] = []
+    for e in spec.models:
+        out.append((f"the workload_file of fleet entry {e.model!r}", e.workload_file))
+        out += model_inputs(e.model, f"fleet entry {e.model!r}'s")
+    return out
 
 
 def write_plan_file(path: str, text: str) -> None:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from autoparallel import objectives
 from autoparallel.bounds import cpu_cores, first_error, input_error
 from autoparallel.cli import disagg_cmd, fleet_cmd
-from autoparallel.cli._output import bounded, quantization_value, strict_json
+from autoparallel.cli._output import bounded, quantization_value, refuse_overwrite, strict_json
 from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.perf.sparse_attention import SGLANG_NSA_BACKENDS
 
@@ -486,6 +486,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     check_mode(args, "plan")
     if args.plan_file:
         check_plan_file(args.plan_file)
+        refuse_overwrite("--plan-file", args.plan_file, fleet_cmd.plan_file_inputs(args))
     if args.workers is not None and args.workers > cpu_cores():
         print(
             f"note: --workers {args.workers} capped at this machine's {cpu_cores()} CPU cores",
@@ -865,9 +866,12 @@ def _default_max_num_seqs(args: argparse.Namespace, cluster: Any, max_model_len:
 
 
 def _serving_config(args: argparse.Namespace, model: Any, cluster: Any, workload: Any) -> Any:
+    from autoparallel.api import _workload_context
     from autoparallel.configs import ServingConfig
 
-    mml = args.max_model_len or workload.deploy_len(model.max_position_embeddings)
+    # Not given: the context the workload needs, refused in its own terms (isl + osl) when the model
+    # cannot hold it, not as a --max-model-len the user never gave.
+    mml = args.max_model_len or _workload_context(workload, model)
     fields: dict[str, Any] = {
         "tp": args.tp,
         "pp": args.pp,

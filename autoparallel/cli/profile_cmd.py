@@ -39,6 +39,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from autoparallel.bounds import BOUNDS, input_error
+    from autoparallel.cli._output import refuse_overwrite
     from autoparallel.perf.serving_load import MAX_REPLAY_PASSES
     from autoparallel.workload_profile import (
         MAX_REPLAYED_PROMPTS,
@@ -49,6 +50,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         write_workload_file,
     )
 
+    refuse_overwrite("-o", args.output, [("the request log", args.log)])  # before it is read
     prof = profile_file(args.log)
     try:
         serving = to_serving(prof, args.name)
