@@ -33,12 +33,13 @@ from autoparallel.models.parse_common import (
     Family,
     Parts,
     RawConfig,
+    check_key_type,
     trains_with_dropout,
 )
 from autoparallel.models.parse_quant import quant_from_config
 from autoparallel.models.spec import AttentionKind, LayerSpec, MlpKind, ModelSpec, RopeCache
 
-__all__ = ["KNOWN_MODEL_TYPES", "quant_from_config", "spec_from_config"]
+__all__ = ["KNOWN_MODEL_TYPES", "known_family", "quant_from_config", "spec_from_config"]
 
 
 def _all(value: object, softmax: object) -> bool:
@@ -135,6 +136,13 @@ _TEXT_TYPE = {
 KNOWN_MODEL_TYPES: tuple[str, ...] = tuple(sorted({*_FAMILIES, *_TEXT_TYPE}))
 """model_type values parsed with exact family rules (others: a generic llama-like parse)."""
 
+
+def known_family(model_type: str) -> bool:
+    """A ModelSpec's (text) `model_type` was parsed by a family of ours, not by the generic llama-like
+    fallback (`_generic`), which is all autoparallel knows of an architecture it has no family for."""
+    return model_type in _FAMILIES
+
+
 _DTYPE_BYTES = {
     "bfloat16": 2,
     "float16": 2,
@@ -156,19 +164,40 @@ def _vision_int(cfg: Mapping[str, Any], key: str) -> int | None:
     return value
 
 
-def _dtype_bytes(cfg: Mapping[str, Any], text: Mapping[str, Any]) -> int:
-    """Bytes per weight element from `torch_dtype` / `dtype` (outer config first); 2 when unset."""
-    raw = cfg.get("torch_dtype") or cfg.get("dtype") or text.get("torch_dtype") or text.get("dtype")
-    if raw is None:
-        return 2
-    return _DTYPE_BYTES.get(str(raw).replace("torch.", ""), 2)
+def _dtype_bytes(cfg: Mapping[str, Any], text: Mapping[str, Any], name: str) -> int:
+    """Bytes per weight element from `torch_dtype` / `dtype` (outer config first); 2 when unset. Every
+    value set must name a floating dtype of `_DTYPE_BYTES` (transformers turns the string into
+    `getattr(torch, name)`; vLLM's `_get_and_verify_dtype` resolves that torch dtype): anything else, a
+    number or a name such as "int3", raises InputError naming the key and the value."""
+    found: list[int] = []
+    for where, config in (("", cfg), ("text_config.", text)):
+        for key in ("torch_dtype", "dtype"):
+            value = config.get(key)
+            if value is None:
+                continue
+            dtype = value.removeprefix("torch.") if isinstance(value, str) else None
+            if dtype not in _DTYPE_BYTES:
+                raise InputError(
+                    f"{name}: `{where}{key}` must be one of {', '.join(_DTYPE_BYTES)}, "
+                    f"got {clean_text(repr(value), 40)}"
+                )
+            found.append(_DTYPE_BYTES[dtype])
+    return found[0] if found else 2
 
 
-def _architecture(cfg: Mapping[str, Any]) -> str:
-    """`architectures[0]` when the config names one as a string, else empty."""
+def _architecture(cfg: Mapping[str, Any], name: str) -> str:
+    """`architectures[0]`, empty when the config names none; `architectures` must be a list of strings
+    (transformers' `PreTrainedConfig.architectures: list[str]`; vLLM looks each entry up in its model
+    registry), else InputError naming it."""
     names = cfg.get("architectures")
-    first = names[0] if isinstance(names, list) and names else None
-    return first if isinstance(first, str) else ""
+    if names is None:
+        return ""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise InputError(
+            f"{name}: `architectures` must be a list of class names (strings), "
+            f"got {clean_text(repr(names), 60)}"
+        )
+    return names[0] if names else ""
 
 
 def _text_model(cfg: Mapping[str, Any], name: str) -> tuple[str, Mapping[str, Any]]:
@@ -181,6 +210,8 @@ def _text_model(cfg: Mapping[str, Any], name: str) -> tuple[str, Mapping[str, An
                 f"{name}: `{key}` must be {'a string' if kind is str else 'an object'}, "
                 f"got {type(value).__name__}"
             )
+    if cfg.get("tie_word_embeddings") is not None:
+        check_key_type(name, "tie_word_embeddings", cfg["tie_word_embeddings"])
     outer_type = str(cfg.get("model_type") or "")
     text = cfg.get("text_config")
     if isinstance(text, dict):
@@ -243,6 +274,45 @@ _LENGTH_KEYS = (
 _PRESCALED_ROPE = ("su", "longrope", "llama3", "yarn", "deepseek_yarn", "deepseek_llama_scaling")
 
 
+# RoPE types vLLM 0.32's `get_rope` (model_executor/layers/rotary_embedding/__init__.py) builds a rotary
+# embedding for, and the legacy names `patch_rope_parameters_dict` (transformers_utils/config.py) renames
+# before it ("su" -> "longrope", "mrope" -> "default"); any other type raises "Unknown RoPE scaling type"
+# when the model is built.
+_ROPE_TYPES = (
+    "default",
+    "linear",
+    "dynamic",
+    "ntk",
+    "yarn",
+    "deepseek_yarn",
+    "deepseek_llama_scaling",
+    "llama3",
+    "longrope",
+    "mllama4",
+    "xdrope",
+    "openpangu",
+    "su",
+    "mrope",
+)
+
+
+def rope_type(rope: Mapping[str, Any], name: str) -> str:
+    """A RoPE parameter set's type (`rope_type`, else the legacy `type`, else "default"), one of
+    `_ROPE_TYPES`; another raises InputError naming it, as vLLM's `get_rope` refuses it at start-up."""
+    value = rope.get("rope_type")
+    key = "rope_type"
+    if value is None and rope.get("type") is not None:
+        value, key = rope.get("type"), "type"
+    if value is None:
+        return "default"
+    if not isinstance(value, str) or value not in _ROPE_TYPES:
+        raise InputError(
+            f"{name}: unknown RoPE scaling `{key}` {clean_text(repr(value), 40)} (vLLM's get_rope knows "
+            f"{', '.join(_ROPE_TYPES)})"
+        )
+    return value
+
+
 def _rope_dicts(raw: RawConfig) -> list[Mapping[str, Any]]:
     """The config's RoPE parameter sets (`rope_parameters` or the legacy `rope_scaling`; one per layer
     type where nested), as vLLM's `iter_rope_parameters` yields them."""
@@ -260,11 +330,13 @@ def context_limit(raw: RawConfig, outer_type: str) -> int:
     YaRN, Llama 3, LongRoPE; never for Gemma 3, whose length "is already scaled by RoPE scaling")."""
     lengths = {k: raw.num(k) for k in _LENGTH_KEYS if raw.has(k)}
     limit = lengths.get("model_max_length") or min(lengths.values(), default=2048)
+    ropes = _rope_dicts(raw)
+    kinds = [rope_type(rope, raw.name) for rope in ropes]  # an unknown type is refused first
     if "gemma3" in outer_type or "gemma3" in raw.model_type:
         return limit
     factor = 1.0
-    for rope in _rope_dicts(raw):
-        if str(rope.get("rope_type", rope.get("type", "default"))) in _PRESCALED_ROPE:
+    for rope, kind in zip(ropes, kinds, strict=True):
+        if kind in _PRESCALED_ROPE:
             continue
         value = rope.get("factor", factor)
         if value is None:
@@ -294,7 +366,7 @@ def vllm_default_len(raw: RawConfig, limit: int) -> int | None:
     `original_max_position_embeddings` (Phi-3's config class default 4096; Phi-3.5-MoE's class copies it
     from its RoPE parameters), where it is below `limit`. None otherwise: the limit is the default."""
     ropes = _rope_dicts(raw)
-    if not any(str(rope.get("rope_type", rope.get("type"))) in _LONGROPE for rope in ropes):
+    if not any(rope_type(rope, raw.name) in _LONGROPE for rope in ropes):
         return None
     key = "original_max_position_embeddings"
     found = [raw.get(key), *(rope.get(key) for rope in ropes)]
@@ -351,7 +423,7 @@ def _rope_rows(rope: Mapping[str, Any], max_position: int, raw: RawConfig) -> in
     YaRN, original_max_position_embeddings × factor; LongRoPE (`Phi3LongRoPEScaledRotaryEmbedding`),
     a short cache of original_max_position_embeddings rows and a long one of max_position; default,
     Llama 3, mRoPE and the rest, max_position."""
-    kind = str(rope.get("rope_type", rope.get("type", "default")))
+    kind = rope_type(rope, raw.name)
     factors = rope.get("factor")
     factor_list = factors if isinstance(factors, list) else [factors]
     valid = [f for f in (_rope_number(x, 0.0, 1e6) for x in factor_list) if f is not None]
@@ -456,7 +528,7 @@ def _spec_from_config(
     return ModelSpec(
         name=name,
         model_type=text_type,
-        architecture=_architecture(cfg),
+        architecture=_architecture(cfg, name),
         hidden_size=hidden,
         vocab_size=raw.num("vocab_size"),
         max_position_embeddings=limit,
@@ -472,7 +544,7 @@ def _spec_from_config(
         vision_layers=_vision_int(cfg, "num_hidden_layers"),
         vision_hidden_size=_vision_int(cfg, "hidden_size"),
         rope_caches=rope_caches(raw, parts.layers, limit),
-        dtype_bytes=_dtype_bytes(cfg, text_cfg),
+        dtype_bytes=_dtype_bytes(cfg, text_cfg, name),
         dropout=trains_with_dropout(raw),
         quantization=quant,
         published_total_params=published_total,

@@ -49,6 +49,36 @@ CONFIG_LIMITS: dict[str, int] = {
 layers, hidden 18k, vocabularies of 256k, 512 experts), so a hostile config is refused before any work."""
 
 
+def _is_bool(value: object) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_index_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+
+
+KEY_TYPES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "tie_word_embeddings": (_is_bool, "true or false"),
+    "mlp_only_layers": (_is_index_list, "a list of layer indices (integers)"),
+    "moe_layers": (_is_index_list, "a list of layer indices (integers)"),
+    "no_rope_layers": (_is_index_list, "a list of integers (1: RoPE, 0: NoPE per layer)"),
+}
+"""Config keys with a fixed JSON type that the family builders read through `RawConfig.get`, with the
+type in words: transformers' config classes type them so (`PreTrainedConfig.tie_word_embeddings: bool`,
+`Qwen3MoeConfig.mlp_only_layers: list[int]`, `Llama4TextConfig.moe_layers` / `no_rope_layers:
+list[int]`), and vLLM's model code tests layer membership in them (`qwen3_moe.py` `Qwen3MoeDecoderLayer`:
+`layer_idx not in config.mlp_only_layers`, a TypeError on a string). A value of another type is refused
+(`RawConfig.get`), as a string `hidden_size` is, rather than read by Python truthiness or iterated as
+characters."""
+
+
+def check_key_type(name: str, key: str, value: object) -> None:
+    """InputError naming `key` and `value` unless `value` has the type `KEY_TYPES` gives `key`."""
+    rule = KEY_TYPES.get(key)
+    if rule is not None and not rule[0](value):
+        raise InputError(f"{name}: `{key}` must be {rule[1]}, got {clean_text(repr(value), 40)}")
+
+
 class RawConfig:
     """Typed, validated access to one config dict (plus family defaults)."""
 
@@ -61,10 +91,14 @@ class RawConfig:
         self.model_type = model_type
 
     def get(self, key: str, default: Any = None) -> Any:
-        """The config's value (an explicit null means "unset": `default`), else the family default."""
+        """The config's value (an explicit null means "unset": `default`), else the family default; a
+        value of another type than `KEY_TYPES` gives its key raises InputError."""
         if key in self.cfg:
             value = self.cfg[key]
-            return default if value is None else value
+            if value is None:
+                return default
+            check_key_type(self.name, key, value)
+            return value
         if key in self.defaults:
             return self.defaults[key]
         return default
@@ -105,7 +139,12 @@ class RawConfig:
         return v
 
     def flag(self, key: str, default: bool = False) -> bool:
-        return bool(self.get(key, default))
+        """A boolean key (null or absent: `default`); any other JSON type raises InputError naming it
+        (transformers' config classes type these flags `bool`; a string "yes" or a 5 is no answer)."""
+        value = self.get(key, default)
+        if not isinstance(value, bool):
+            raise InputError(f"{self.name}: `{key}` must be true or false, got {clean_text(repr(value), 40)}")
+        return value
 
 
 DROPOUT_KEYS = (

@@ -7,6 +7,10 @@ candidates and `--engine auto`) and `evaluate --engine` share.
   releases: 0.32's registry (`_PREVIOUSLY_SUPPORTED_MODELS`) refuses each with "was supported in vLLM
   until v…, and is not supported anymore"; the encoder-decoder ones, Mllama among them, went with the
   V0 engine after 0.10.2 (`VLLM_REMOVED_ARCHITECTURES`, checked against the vLLM version planned for).
+- **An architecture autoparallel does not know** (parsed by the generic llama-like fallback, named by no
+  zoo card: `architecture_known`) is unverified on vLLM and SGLang, whose registries refuse what they
+  lack at start-up (`REGISTRY_CHECKS`): the model card does not say they load it, and a plan runs them
+  with `unverified_architecture_note`.
 - **SGLang** (`python/sglang/srt/models`): every zoo architecture has an implementation there but
   BLOOM (no `bloom.py`); an architecture is refused only when it is known to be missing, so a hub
   model SGLang may run is never turned away. KV cache: SGLang 0.5.6 `--kv-cache-dtype`
@@ -68,6 +72,7 @@ candidates and `--engine auto`) and `evaluate --engine` share.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING
 
 from autoparallel.hardware.gpu import ARCH_COMPUTE_CAPABILITY
@@ -330,9 +335,78 @@ and encoder-decoders left out). The list alone missed registered ones: Qwen2-MoE
 (`modeling_qwen_moe.py`, Qwen1.5-MoE's architecture), StarCoder 2, Seed-OSS, Hunyuan, Kimi Linear."""
 
 
-def engine_model_problem(engine: str, model: ModelSpec, vllm_version: str | None = None) -> str | None:
+REGISTRY_CHECKS = {
+    "vllm": "vllm/model_executor/models/registry.py `_ModelRegistry._raise_for_unsupported`",
+    "sglang": "sglang/srt/models/registry.py `_ModelRegistry._raise_for_unsupported`",
+}
+"""Where vLLM and SGLang refuse, at start-up, an architecture their model registry lacks ("Model
+architectures [...] are not supported for now"). Their registries are not copied here: an architecture
+autoparallel does not know (`architecture_known`) is said to be unverified on them
+(`unverified_architecture_note`), not refused."""
+
+
+@cache
+def _zoo_architectures() -> frozenset[str]:
+    """The `architectures[0]` of every zoo card: architectures the zoo's tests run the engines' own
+    start-up code over (tests/frameworks/test_sglang_checker.py, test_vllm_checker.py), whichever parse
+    reads them (Granite's `granite` has no family of its own and is parsed by the generic fallback)."""
+    from autoparallel.models.zoo import list_models
+
+    names = (entry.config.get("architectures") for entry in list_models())
+    return frozenset(n[0] for n in names if isinstance(n, list) and n and isinstance(n[0], str))
+
+
+def architecture_known(model: ModelSpec) -> bool:
+    """autoparallel knows `model`'s architecture: a family of ours parsed its `model_type`
+    (`models.parse.known_family`), or a zoo card names its architecture (`_zoo_architectures`)."""
+    from autoparallel.models.parse import known_family
+
+    return known_family(model.model_type) or model.architecture in _zoo_architectures()
+
+
+def unverified_architecture_note(model: ModelSpec) -> str | None:
+    """The note a plan (text and JSON) carries for a model the generic llama-like fallback parsed whose
+    architecture no zoo card names (`architecture_known` false): whether vLLM and SGLang load it is
+    unverified. None for a known architecture."""
+    if architecture_known(model):
+        return None
+    arch = model.architecture or "(no `architectures` named)"
+    return (
+        f"architecture {arch} (model_type {model.model_type!r}) is unknown to autoparallel (parsed as a "
+        "generic llama-like decoder): vLLM and SGLang load it only if their model registries have it, and "
+        f"refuse it at start-up otherwise ({REGISTRY_CHECKS['vllm']}; SGLang's "
+        "`_ModelRegistry._raise_for_unsupported`)"
+    )
+
+
+def _unverified_problem(engine: str, model: ModelSpec) -> str | None:
+    """`engine_model_problem`'s line for vLLM or SGLang and an architecture autoparallel does not know
+    (`unverified_architecture_note`); None for a known architecture or another engine."""
+    if engine not in REGISTRY_CHECKS or unverified_architecture_note(model) is None:
+        return None
+    name, arch = ENGINE_NAMES[engine], model.architecture or "(no `architectures` named)"
+    return (
+        f"{name}: unverified: {arch} (model_type {model.model_type!r}) is no architecture autoparallel "
+        f"knows; {name} loads it only if its model registry has it ({REGISTRY_CHECKS[engine]})"
+    )
+
+
+def engine_model_problem(
+    engine: str, model: ModelSpec, vllm_version: str | None = None, *, unverified: bool = True
+) -> str | None:
     """Why `engine` cannot load `model`'s checkpoint at all (None: it can); `vllm_version`: the vLLM
-    release planned for (None: the one the memory model defaults to)."""
+    release planned for (None: the one the memory model defaults to). With `unverified` (the model
+    card), vLLM and SGLang are not said to load an architecture autoparallel does not know either
+    (`_unverified_problem`); `engine_runtime_problem` leaves those out (`unverified=False`): a plan runs
+    them with `unverified_architecture_note`."""
+    problem = _engine_model_problem(engine, model, vllm_version)
+    if problem is None and unverified:
+        return _unverified_problem(engine, model)
+    return problem
+
+
+def _engine_model_problem(engine: str, model: ModelSpec, vllm_version: str | None) -> str | None:
+    """`engine_model_problem`'s refusals known from the engines' code."""
     name, arch = ENGINE_NAMES.get(engine, engine), model.architecture or "(none named)"
     if engine == "vllm":
         return _vllm_removed_problem(model, vllm_version) or _vllm_gptq_problem(model, vllm_version)
@@ -484,7 +558,7 @@ def engine_runtime_problem(
     engine's own), or TensorRT-LLM asked to quantize online (a `quantization` equal to the
     checkpoint's own method is the checkpoint as loaded)."""
     name = ENGINE_NAMES.get(engine, engine)
-    if model is not None and (problem := engine_model_problem(engine, model, vllm_version)) is not None:
+    if model is not None and (problem := engine_model_problem(engine, model, vllm_version, unverified=False)):
         return problem
     if model is not None and engine != "trtllm":
         from autoparallel.memory.vllm_config import online_quant_problem
