@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from autoparallel.engine_compare import why as why_engine
-from autoparallel.models.loader import NO_MODEL_ID
 from autoparallel.perf.engine_support import ENGINE_NAMES
 
 if TYPE_CHECKING:
@@ -129,8 +128,8 @@ def explain_serving(plan: ServingPlan) -> str:
                 head.append(f"  node {i}:")
                 head += [f"    {line}" for line in lines]
             head += [f"  note: {n}" for n in launch.notes]
-        else:  # one line: the notes that change it (a model without an id) still show
-            head += [f"  note: {n}" for n in launch.notes if NO_MODEL_ID in n]
+        else:  # one line: the notes to read before launching (a model without an id, ...) still show
+            head += [f"  note: {n}" for n in launch.notes if n in plan.launch_notes]
     else:
         art = plan.engine_artifacts()
         head += ["", f"{ENGINE_NAMES[plan.engine]}:"]

@@ -23,7 +23,7 @@ from autoparallel.memory.serving import VllmMemoryReport
 from autoparallel.memory.training import TrainingMemoryReport
 from autoparallel.models import ModelSpec
 from autoparallel.models.loader import NO_MODEL_ID
-from autoparallel.perf.engine_support import ENGINE_NAMES
+from autoparallel.perf.engine_support import ENGINE_NAMES, unverified_architecture_note
 from autoparallel.perf.serving import OfferedLoad, ServingPerf
 from autoparallel.perf.serving_engines import EngineEvaluation
 from autoparallel.perf.serving_load import BenchmarkRun
@@ -156,16 +156,20 @@ class _PlanBase(_Frozen):
         return self.model_id or self.model.source or self.model.name
 
     @property
-    def _id_notes(self) -> tuple[str, ...]:
-        """What the user must fill in before running the launch lines: the checkpoint of a model given
-        as a config alone."""
-        if self.served_id != NO_MODEL_ID:
-            return ()
-        return (
-            f"the model was given as a config without `_name_or_path`, so no checkpoint is known: "
-            f"replace {NO_MODEL_ID} in the launch lines with its folder or hub id (its model_type "
-            f"{self.model.model_type!r} would load another model)",
-        )
+    def launch_notes(self) -> tuple[str, ...]:
+        """What the user must know before running the launch lines, shown beside even a one-line launch:
+        the checkpoint of a model given as a config alone, and an architecture no family or zoo card
+        of ours knows (`engine_support.unverified_architecture_note`)."""
+        notes: list[str] = []
+        if self.served_id == NO_MODEL_ID:
+            notes.append(
+                f"the model was given as a config without `_name_or_path`, so no checkpoint is known: "
+                f"replace {NO_MODEL_ID} in the launch lines with its folder or hub id (its model_type "
+                f"{self.model.model_type!r} would load another model)"
+            )
+        if (arch := unverified_architecture_note(self.model)) is not None:
+            notes.append(arch)
+        return tuple(notes)
 
     def _common(self) -> dict[str, Any]:
         return {
@@ -225,7 +229,7 @@ class ServingPlan(_PlanBase):
             model=self.model,
             gpu=self.cluster.gpu,
         )
-        return dataclasses.replace(launch, notes=(*self._id_notes, *launch.notes))
+        return dataclasses.replace(launch, notes=(*self.launch_notes, *launch.notes))
 
     @property
     def command(self) -> str:
@@ -243,7 +247,7 @@ class ServingPlan(_PlanBase):
         launch = trtllm.trtllm_launch(
             self.served_id, self.config, self.cluster.gpus_per_node, gpu=self.cluster.gpu
         )
-        return dataclasses.replace(launch, notes=(*self._id_notes, *launch.notes))
+        return dataclasses.replace(launch, notes=(*self.launch_notes, *launch.notes))
 
     @property
     def _nsa_backends(self) -> tuple[str | None, str | None]:
@@ -289,7 +293,7 @@ class ServingPlan(_PlanBase):
             return list(self.sglang_launch.notes)
         if self.engine == "trtllm":
             return list(self.trtllm_launch.notes)
-        return list(self._id_notes)
+        return list(self.launch_notes)
 
     def _require_vllm(self, name: str) -> None:
         """InputError unless the plan runs on vLLM: `name`, a vLLM artifact, would launch a
@@ -336,7 +340,7 @@ class ServingPlan(_PlanBase):
             InputError: the plan runs on another engine (`command`, `engine_artifacts`)."""
         self._require_vllm("vllm_launch")
         launch = vllm.vllm_launch(self.served_id, self.config, cluster=self.cluster, model=self.model)
-        return launch.model_copy(update={"notes": (*self._id_notes, *launch.notes)})
+        return launch.model_copy(update={"notes": (*self.launch_notes, *launch.notes)})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: engine, config, memory, perf, the engine's artifacts (vllm {command, args, yaml,

@@ -85,3 +85,18 @@ def test_model_card_does_not_claim_vllm_or_sglang(tmp_path: Path, capsys: pytest
     line = next(x for x in out.splitlines() if "serving engines that load it" in x)
     assert "vLLM" not in line and "SGLang" not in line
     assert "vLLM: unverified" in out and "SGLang: unverified" in out
+
+
+def test_plan_of_an_unknown_architecture_carries_the_note_in_text_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: `plan` printed a one-line `vllm serve` and JSON notes without a word of it."""
+    (tmp_path / "config.json").write_text(json.dumps(_config()))
+    argv = ["plan", str(tmp_path), "--cluster", "1x1xH100", "--disagg", "off"]
+    assert main(argv) == 0
+    assert (
+        "note: architecture ZzzForCausalLM (model_type 'zzz_unknown') is unknown" in capsys.readouterr().out
+    )
+    assert main([*argv, "--json"]) == 0
+    notes = json.dumps(json.loads(capsys.readouterr().out))
+    assert "ZzzForCausalLM (model_type 'zzz_unknown') is unknown to autoparallel" in notes
