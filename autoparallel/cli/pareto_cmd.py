@@ -113,9 +113,13 @@ def _checked_outputs(args: argparse.Namespace, objectives: tuple[str, ...]) -> d
     take minutes); the weights by canonical objective name (None: no --weights)."""
     from pathlib import Path
 
+    from autoparallel.cli._output import model_inputs, refuse_overwrite
     from autoparallel.sweeps.front import check_plot_path, check_weights
     from autoparallel.sweeps.results import table_target
 
+    inputs = [("the --workload-file", getattr(args, "workload_file", None)), *model_inputs(args.model)]
+    refuse_overwrite("--out", args.out, inputs)
+    refuse_overwrite("--plot", args.plot, inputs)
     if args.out:
         table_target(args.out)
     if args.plot:

@@ -158,10 +158,12 @@ def _check_workers(workers: int | None, executor: str | None) -> None:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run the sweep; print the table (or JSON) and where the results were written."""
+    from autoparallel.cli._output import refuse_overwrite
     from autoparallel.sweeps import grid, load_scenarios
     from autoparallel.sweeps.execute import run_scenarios
 
     _check_workers(args.workers, args.executor)
+    refuse_overwrite("--out", args.out, [("the scenario file", args.scenarios)])  # before it is read
     if args.scenarios is not None:
         if args.models or args.clusters:
             raise InputError("give either a scenario file or --models/--clusters, not both")
