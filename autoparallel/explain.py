@@ -79,7 +79,7 @@ def explain_serving(plan: ServingPlan) -> str:
         f"workload {w.name}: {w.isl} in / {w.osl} out tokens per request"
         + (f", TTFT <= {w.ttft_ms:g} ms" if w.ttft_ms else "")
         + (f", TPOT <= {w.tpot_ms:g} ms" if w.tpot_ms else ""),
-        f"objective {plan.objective}; {_solver_line(plan.solver)}",
+        f"objective {plan.objective}; {_solver_line(plan.solver, _serving_outside(plan))}",
         "",
         f"engine: {ENGINE_NAMES[plan.engine]}",
         f"config: {c.replicas} replica(s) x tp={c.tp} pp={c.pp}{ep} = {c.gpus} GPUs; "
@@ -328,6 +328,29 @@ def explain_training(plan: TrainingPlan) -> str:
         *(f"  note: {n}" for n in plan.deepspeed_notes),
     ]
     return "\n".join(lines)
+
+
+def _serving_outside(plan: ServingPlan) -> str | None:
+    """What keeps an evaluated serving configuration that beats the planner's optimum out of the
+    planner's choices: a KV cache that holds fewer sequences than max_num_seqs (the planner plans only
+    batches its cache holds at the running context, so the running batch never preempts:
+    solvers/serving/space.py), or a max_num_seqs off its grid; None: neither (another value off the
+    grid: a memory utilization or max_model_len it does not list), or not such an evaluation."""
+    gap = plan.solver.gap_to_optimum
+    if plan.solver.status != "EVALUATED" or gap is None or gap >= -5e-4:
+        return None
+    from autoparallel.solvers.serving.space import DEFAULT_MAX_NUM_SEQS
+
+    b, perf = plan.config.max_num_seqs, plan.perf
+    if perf.batch_limit == "kv_cache" and perf.batch_size < b:
+        return (
+            f"its KV cache holds {perf.batch_size:.4g} of max_num_seqs {b} running, a batch the planner "
+            "never plans (it plans batches the cache holds, so that the running batch never preempts); "
+            "its grid's values are 2^k and 3·2^k"
+        )
+    if b not in DEFAULT_MAX_NUM_SEQS:
+        return f"max_num_seqs {b} is off its grid (2^k and 3·2^k)"
+    return None
 
 
 def _training_outside(plan: TrainingPlan) -> str | None:
