@@ -317,8 +317,9 @@ _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
 }
 """Options that only a training job uses: given without --train they are an error."""
 _ENGINE_MAX_NUM_SEQS = 256
-"""`evaluate --engine trtllm` without `--max-num-seqs`: its `max_batch_size` (vLLM's and SGLang's own
-defaults apply on those engines, `_default_max_num_seqs`)."""
+"""`evaluate --engine trtllm` without `--max-num-seqs`: its `max_batch_size` per pipeline micro-batch,
+the engine running that × pp (vLLM's and SGLang's own defaults apply on those engines,
+`_default_max_num_seqs`)."""
 _DEFAULTS: dict[str, Any] = {
     "precision": "bf16",
     "top": 1,
@@ -853,7 +854,10 @@ def _default_max_num_seqs(args: argparse.Namespace, cluster: Any, max_model_len:
     """`max_num_seqs` when not given: vLLM's own default for the GPU (`vllm serve` at the release the
     memory model follows: 1,024 sequences on GPUs of 70 GiB and more but A100, else 256), so that
     `evaluate` prices what a bare `vllm serve` runs; SGLang's is set from its pool later
-    (`_sglang_default_running`); TensorRT-LLM takes 256."""
+    (`_sglang_default_running`); TensorRT-LLM's is `max_batch_size` 256 per micro-batch, so a bare
+    `trtllm-serve` over pp stages runs 256 × pp (`_util.create_py_executor_instance`)."""
+    if args.engine == "trtllm":
+        return _ENGINE_MAX_NUM_SEQS * (args.pp or 1)
     if args.engine != "vllm":
         return _ENGINE_MAX_NUM_SEQS
     from autoparallel.memory.serving import DEFAULT_VLLM_VERSION

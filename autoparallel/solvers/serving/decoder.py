@@ -165,11 +165,15 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
     shape = space.shapes[point.shape]
     out: list[str] = []
     b = point.batch
-    if b + 1 < len(space.batches):
-        nxt = space.batches[b + 1]
-        j = space.flat(point.shape, point.runtime, b + 1, point.mml)
+    engine = space.runtimes[point.runtime].engine
+    up = b + 1
+    if engine == "trtllm":  # the next batch TensorRT-LLM can run: a multiple of pp (`trtllm_batch_problem`)
+        while up < len(space.batches) and space.batches[up] % shape.pp:
+            up += 1
+    if up < len(space.batches):
+        nxt = space.batches[up]
+        j = space.flat(point.shape, point.runtime, up, point.mml)
         budget = space.budget_kib[point.util]
-        engine = space.runtimes[point.runtime].engine
         if engine != "vllm" and (not t.evaluated[j] or t.mem_used_kib[j] > budget):
             out.append(
                 f"kv_cache: max_num_seqs={nxt} would need {(t.mem_used_kib[j] - t.fixed_kib[j]) / 2**20:.2f} "
