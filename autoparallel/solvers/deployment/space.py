@@ -46,7 +46,11 @@ domain engines of at least s GPUs of replicas · gpus / s ≤ (nodes left to sub
 is a multiple of s, so its free s-GPU slots are ⌊node / s⌋ − load / s;
 `encoder.add_node_packing_gpus`). On nodes that are a multiple of every size (8-GPU nodes) that is
 the GPU count alone. Shapes of other sizes (tp=1 with 3 EP ranks on 8-GPU nodes, tp=1 pp=12 on
-36-GPU ones) are left out and counted.
+36-GPU ones) are left out and counted. The sizes come from the serving space's shapes
+(`serving.space.shape_domain`): EP engines of tp × data ranks reach every power of two, but a dense
+replica's tp · pp must divide the node or be a multiple of it, so on a 36-GPU domain dense 8-, 16-
+and 32-GPU replicas are not offered (Llama-3.1-405B on 1x36xGB200 takes tp 4 pp 9 where two tp 8
+replicas would do).
 """
 
 from __future__ import annotations
