@@ -332,24 +332,18 @@ def explain_training(plan: TrainingPlan) -> str:
 
 def _serving_outside(plan: ServingPlan) -> str | None:
     """What keeps an evaluated serving configuration that beats the planner's optimum out of the
-    planner's choices: a KV cache that holds fewer sequences than max_num_seqs (the planner plans only
-    batches its cache holds at the running context, so the running batch never preempts:
-    solvers/serving/space.py), or a max_num_seqs off its grid; None: neither (another value off the
-    grid: a memory utilization or max_model_len it does not list), or not such an evaluation."""
+    planner's choices when it is not a value off its grid: a KV cache that holds fewer sequences than
+    max_num_seqs (the planner plans only batches its cache holds at the running context, so the
+    running batch never preempts: solvers/serving/space.py); None otherwise."""
     gap = plan.solver.gap_to_optimum
     if plan.solver.status != "EVALUATED" or gap is None or gap >= -5e-4:
         return None
-    from autoparallel.solvers.serving.space import DEFAULT_MAX_NUM_SEQS
-
     b, perf = plan.config.max_num_seqs, plan.perf
     if perf.batch_limit == "kv_cache" and perf.batch_size < b:
         return (
             f"its KV cache holds {perf.batch_size:.4g} of max_num_seqs {b} running, a batch the planner "
-            "never plans (it plans batches the cache holds, so that the running batch never preempts); "
-            "its grid's values are 2^k and 3·2^k"
+            "never plans (it plans batches the cache holds, so that the running batch never preempts)"
         )
-    if b not in DEFAULT_MAX_NUM_SEQS:
-        return f"max_num_seqs {b} is off its grid (2^k and 3·2^k)"
     return None
 
 

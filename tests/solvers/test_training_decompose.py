@@ -161,8 +161,8 @@ def test_the_windows_widen_from_the_bound_without_a_cut() -> None:
 def test_the_windows_never_change_the_optimum(objective: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the windows' width, also 0.1% (windows left empty, each raising the triple's bound past
     it before the next), the decomposition proves the optimum it proves without them. DeepSeek-V2-Lite
-    on 16 H100s, 128 sequences a step, with the distributed optimizer alone: pipeline stages of two layer kinds, whose step
-    bounds are loose."""
+    on 16 H100s, 128 sequences a step, with the distributed optimizer alone: pipeline stages of two
+    layer kinds, whose step bounds are loose."""
     space = build_space(
         load_model(LITE),
         Cluster.parse("2x8xH100"),
