@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from autoparallel.cli._output import add_progress_flags, bounded, strict_json, strict_object
-from autoparallel.cli.fleet_cmd import engines_of
+from autoparallel.cli.fleet_cmd import engines_of, priced_cluster
 from autoparallel.cli.plan_cmd import (
     TRAINING_ENGINES,
     _add_common,
@@ -61,6 +61,9 @@ def add_pareto_parser(sub: Any) -> None:
         default=None,
         help="most points on the front (default 200; the output says when it cut the front)",
     )
+    g = p.add_argument_group("hardware")
+    g.add_argument("--price", default=None, help="US$ per GPU-hour, e.g. H100=2.49 (as plan takes it)")
+    g.add_argument("--gpus-file", default=None, help="YAML/JSON file of custom GPU types (as plan takes it)")
     p.add_argument("--plot", default=None, help="save a plot of the front: .png or .svg")
     p.add_argument("--out", default=None, help="save the front as a table: .parquet, .csv or .jsonl")
     p.add_argument(
@@ -117,7 +120,11 @@ def _checked_outputs(args: argparse.Namespace, objectives: tuple[str, ...]) -> d
     from autoparallel.sweeps.front import check_plot_path, check_weights
     from autoparallel.sweeps.results import table_target
 
-    inputs = [("the --workload-file", getattr(args, "workload_file", None)), *model_inputs(args.model)]
+    inputs = [
+        ("the --workload-file", getattr(args, "workload_file", None)),
+        ("the --gpus-file", getattr(args, "gpus_file", None)),
+        *model_inputs(args.model),
+    ]
     refuse_overwrite("--out", args.out, inputs)
     refuse_overwrite("--plot", args.plot, inputs)
     if args.out:
@@ -171,7 +178,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     with progress_bar(None, args.progress, unit=" points") as bar:
         front = api.pareto(
             args.model,
-            args.cluster,
+            priced_cluster(args),
             objectives=objectives,
             workload=_training_workload(args) if args.train else _serving_workload(args),
             points=args.points,
@@ -252,7 +259,7 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
     with progress_bar(None, args.progress, unit=" points") as bar:
         front = api.pareto_deployment(
             args.model,
-            args.cluster,
+            priced_cluster(args),
             objectives,
             workload=_serving_workload(args),
             disagg=args.disagg,
