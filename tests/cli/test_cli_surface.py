@@ -81,6 +81,7 @@ FROZEN: dict[str, set[str]] = {
     | {
         "--disagg",
         "--engine",
+        "--gpus-file",
         "--grad-reduce-in-bf16",
         "--no-progress",
         "--normalize",
@@ -88,6 +89,7 @@ FROZEN: dict[str, set[str]] = {
         "--out",
         "--plot",
         "--points",
+        "--price",
         "--progress",
         "--time-limit",
         "--weights",
