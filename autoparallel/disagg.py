@@ -214,10 +214,7 @@ def _agg_summary(plan: FleetPlan | None) -> dict[str, Any] | None:
     if plan is None:
         return None
     d = plan.deployment
-    layout = " + ".join(
-        f"{e.replicas}x tp{e.tp}" + (f"pp{e.pp}" if e.pp > 1 else "") + (f"ep{e.ep}" if e.ep > 1 else "")
-        for e in d.engines
-    )
+    layout = engines_layout(d.engines)
     return {
         "layout": layout,
         "tokens_per_s_per_gpu": d.goodput_tokens_per_s / d.gpus_used if d.gpus_used else 0.0,
@@ -234,21 +231,26 @@ def _agg_summary(plan: FleetPlan | None) -> dict[str, Any] | None:
     }
 
 
+def engines_layout(engines: Any, *, gpus: bool = False) -> str:
+    """Engines as `2x tp4pp2 + 1x tp8ep8` (`gpus`: each with its GPU, `2x tp4 on H100-SXM`)."""
+    return " + ".join(
+        f"{e.replicas}x tp{e.tp}"
+        + (f"pp{e.pp}" if e.pp > 1 else "")
+        + (f"ep{e.ep}" if e.ep > 1 else "")
+        + (f" on {e.gpu}" if gpus else "")
+        for e in engines
+    )
+
+
 def _disagg_summary(d: Any) -> dict[str, Any] | None:
     if d is None:
         return None
-
-    def side(es: Any) -> str:
-        return " + ".join(
-            f"{e.replicas}x tp{e.tp}" + (f"pp{e.pp}" if e.pp > 1 else "") + (f"ep{e.ep}" if e.ep > 1 else "")
-            for e in es
-        )
 
     # output tokens per request: the goodput is the served rate times it
     per_request = d.goodput_tokens_per_s / d.served_rps if d.served_rps > 0 else 0.0
     capacity = d.capacity_rps * per_request
     return {
-        "layout": f"P {side(d.prefill)} | D {side(d.decode)}",
+        "layout": f"P {engines_layout(d.prefill)} | D {engines_layout(d.decode)}",
         "ratio": d.ratio,
         "tokens_per_s_per_gpu": d.tokens_per_s_per_gpu,
         "goodput_tokens_per_s": d.goodput_tokens_per_s,

@@ -89,8 +89,9 @@ def priced_cluster(args: argparse.Namespace) -> Cluster | str:
 def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
     """Plan a fleet file, or one model on a mixed cluster; print text or JSON; exit 0.
 
-    The exit rule for a rate (`UNMET_RULE`): one MODEL's rate is a demand, as `plan MODEL` on one pool
-    holds it; a fleet file's models share the GPUs, and under goodput each is served what it can.
+    The exit rule for a rate (the --fleet help says it): one MODEL's rate is a demand, as `plan MODEL`
+    on one pool holds it; a fleet file's models share the GPUs, and under goodput each is served what
+    it can.
 
     Raises:
         InfeasibleError: one MODEL (no --fleet) whose rate the deployment does not carry, with the
@@ -151,16 +152,6 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
     return 0
 
 
-UNMET_RULE = (
-    "`plan MODEL --request-rate R` holds R as a demand on every path (one pool or several, aggregated or "
-    "disaggregated): no deployment carries it -> exit 1 with what the best one carries, no plan file; "
-    "`plan --fleet` under goodput (its default with rates) serves each model what the shared GPUs carry, "
-    "up to its rate: a model short of it is printed UNMET (JSON unmet_rps, and a note), exit 0 and the "
-    "plan file written; under cost, gpus, cost-per-mtok and throughput every rate is a demand (exit 1)"
-)
-"""When an unmet request rate is an error (exit 1) and when it is reported (the --fleet help says it)."""
-
-
 def slo_text(workload: Serving) -> str:
     """The workload's SLOs as `TTFT ≤ 2000 ms, TPOT ≤ 50 ms` (or that there are none)."""
     limits = [
@@ -174,14 +165,10 @@ def slo_text(workload: Serving) -> str:
 def aggregated_carries(plan: FleetPlan) -> str:
     """What the aggregated deployment of one model carries, for `rate_unmet`: its engines, requests/s
     and GPUs."""
+    from autoparallel.disagg import engines_layout
+
     d = plan.deployment
-    engines = " + ".join(
-        f"{e.replicas}x tp{e.tp}"
-        + (f"pp{e.pp}" if e.pp > 1 else "")
-        + (f"ep{e.ep}" if e.ep > 1 else "")
-        + f" on {e.gpu}"
-        for e in d.engines
-    )
+    engines = engines_layout(d.engines, gpus=True)
     m = d.models[0]
     return f"the best aggregated deployment ({engines}) carries {m.capacity_rps:.2f}/s on {m.gpus} GPUs"
 
@@ -190,7 +177,7 @@ def rate_unmet(
     model: str, cluster: Cluster, workload: Serving, unmet_rps: float, carried: list[str]
 ) -> InfeasibleError | None:
     """The error of `plan MODEL` when the deployment it would recommend falls `unmet_rps` short of the
-    workload's request rate (`UNMET_RULE`): the rate asked, what each deployment planned carries
+    workload's request rate (the --fleet help's rule): the rate asked, what each deployment planned carries
     (`carried`, one phrase each, with its GPUs) and the shortfall; None when the rate is carried or
     there is none. It reads as the single-engine plan's (`request_rate: 500 requests/s arrive; the
     best plan ... completes 26.59/s`)."""
@@ -208,7 +195,7 @@ def rate_unmet(
 
 
 def unmet_notes(plan: FleetPlan) -> list[str]:
-    """One note per fleet model short of its rate (`UNMET_RULE`: under goodput a fleet is served what
+    """One note per fleet model short of its rate (the --fleet help: under goodput a fleet is served what
     it can)."""
     return [
         f"{m.model}: UNMET {m.unmet_rps:.2f} of {m.request_rate:g} req/s (carried {m.capacity_rps:.2f} on "
@@ -219,19 +206,31 @@ def unmet_notes(plan: FleetPlan) -> list[str]:
     ]
 
 
+def unused_burstiness(workload: Serving, how: str) -> str | None:
+    """The note that a profiled workload's burstiness is not used: the steady state takes the mean
+    rate, and only a finite benchmark's replay (--num-prompts) draws gamma-shaped arrivals
+    (`Serving.burstiness`); `how`: what the user may do instead. None: Poisson, no rate, or a replay."""
+    if workload.burstiness == 1.0 or workload.request_rate is None or workload.num_prompts is not None:
+        return None
+    return (
+        f"the workload file's burstiness {workload.burstiness:g} (gamma shape of the arrival gaps; 1 = "
+        f"Poisson) is not used by the steady state, which takes the mean rate {workload.request_rate:g} "
+        f"req/s: {how}"
+    )
+
+
+NO_REPLAY = "a deployment has no replay (plan one pool with --num-prompts N to replay them)"
+"""What to do about an unused burstiness where the command plans a deployment (`unused_burstiness`)."""
+
+
 def fleet_notes(spec: Any) -> list[str]:
     """Notes on what a fleet file's entries give that the deployment planner does not use: a workload
-    file's burstiness (the steady state takes the mean rate; a deployment has no replay)."""
-    notes = []
-    for entry in spec.models:
-        w = entry.serving()
-        if w.burstiness != 1.0 and w.request_rate is not None:
-            notes.append(
-                f"{entry.model}: the workload's burstiness {w.burstiness:g} (gamma shape of the arrival "
-                f"gaps; 1 = Poisson) is not used: a deployment is planned at the mean rate "
-                f"{w.request_rate:g} req/s (plan the model alone with --num-prompts N to replay it)"
-            )
-    return notes
+    file's burstiness (`unused_burstiness`)."""
+    notes = (
+        (entry.model, unused_burstiness(entry.serving(), f"plan {entry.model} alone: {NO_REPLAY}"))
+        for entry in spec.models
+    )
+    return [f"{model}: {note}" for model, note in notes if note is not None]
 
 
 def engines_of(choice: str | None) -> tuple[str, ...]:

@@ -412,27 +412,13 @@ def _serving_workload(args: argparse.Namespace) -> Any:
 
 def note_burstiness(args: argparse.Namespace, workload: Any, *, replay: bool) -> None:
     """Say (stderr, and JSON `notes` through `workload_notes`) that a workload file's burstiness is not
-    used: the steady state takes the mean rate, and only a finite benchmark's replay (--num-prompts)
-    draws gamma-shaped arrivals (`Serving.burstiness`). `--burstiness` without --num-prompts is refused
+    used (`fleet_cmd.unused_burstiness`): `--burstiness` without --num-prompts is refused
     (`_serving_workload`); a file's was dropped without a word (plan exit 0). `replay`: the command
     replays (one engine's `plan` and `evaluate`; a deployment has none)."""
-    if (
-        not getattr(args, "workload_file", None)
-        or workload.burstiness == 1.0
-        or workload.request_rate is None
-        or workload.num_prompts is not None
-    ):
+    how = "--num-prompts N replays N prompts at those arrivals" if replay else fleet_cmd.NO_REPLAY
+    note = fleet_cmd.unused_burstiness(workload, how) if getattr(args, "workload_file", None) else None
+    if note is None:
         return
-    how = (
-        "--num-prompts N replays N prompts at those arrivals"
-        if replay
-        else "a deployment has no replay (plan one pool with --num-prompts N to replay them)"
-    )
-    note = (
-        f"the workload file's burstiness {workload.burstiness:g} (gamma shape of the arrival gaps; 1 = "
-        f"Poisson) is not used by the steady state, which takes the mean rate {workload.request_rate:g} "
-        f"req/s: {how}"
-    )
     args.workload_notes = [*workload_notes(args), note]
     print(f"note: {note}", file=sys.stderr)
 
@@ -692,7 +678,7 @@ def _deployment_plan(args: argparse.Namespace, workload: Any) -> int:
             "no disaggregated plan within the time limit: the aggregated deployment spent it "
             "(raise --time-limit)"
         )
-    if plan is not None:  # a rate is a demand (`fleet_cmd.UNMET_RULE`): no deployment that misses it
+    if plan is not None:  # a rate is a demand (the --fleet help's rule): no deployment that misses it
         _raise_unmet(plan, comp, workload)
     if plan is None:
         assert error is not None

@@ -44,7 +44,7 @@ def test_a_rate_no_mixed_deployment_carries_exits_1_without_a_plan_file(
 def test_a_fleet_under_goodput_serves_what_it_can_and_says_unmet(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`fleet_cmd.UNMET_RULE`: a fleet file's models share the GPUs; under goodput one short of its rate
+    """The --fleet help's rule: a fleet file's models share the GPUs; under goodput one short of its rate
     is printed UNMET with a note (JSON `notes`), exit 0; under cost every rate is a demand, exit 1."""
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from autoparallel.hardware.gpu import GPUS_PER_HOST
+from autoparallel.hardware.gpu import host_size
 from autoparallel.solvers.deployment.space import (
     DeploymentSpace,
     burst_sync_pct,
@@ -41,7 +41,7 @@ def fits(space: DeploymentSpace, counts: tuple[int, ...]) -> bool:
     for p, pool in enumerate(space.cluster.pools):
         node = pool.gpus_per_node
         gpu = getattr(pool, "gpu", None)
-        host = min(GPUS_PER_HOST.get(gpu.name, node), node) if gpu is not None else node
+        host = host_size(gpu.name, node) if gpu is not None else node
         wide = sum(e.nodes * n for e, n in zip(space.engines, counts, strict=True) if e.pool == p and e.nodes)
         sizes = sorted(
             (
