@@ -374,8 +374,7 @@ def unverified_architecture_note(model: ModelSpec) -> str | None:
     return (
         f"architecture {arch} (model_type {model.model_type!r}) is unknown to autoparallel (parsed as a "
         "generic llama-like decoder): vLLM and SGLang load it only if their model registries have it, and "
-        f"refuse it at start-up otherwise ({REGISTRY_CHECKS['vllm']}; SGLang's "
-        "`_ModelRegistry._raise_for_unsupported`)"
+        f"refuse it at start-up otherwise ({REGISTRY_CHECKS['vllm']}; {REGISTRY_CHECKS['sglang']})"
     )
 
 
