@@ -174,7 +174,9 @@ class TrainingConfig(_Frozen):
     stage_recompute: tuple[Recompute, ...] | None = None
     """Recomputation per pipeline stage (overrides `recompute`), length pp."""
     sequence_parallel: bool = True
-    """Megatron sequence parallelism (norm/dropout activations split over tp). Ignored at tp=1."""
+    """Megatron sequence parallelism (norm/dropout activations split over tp). False at tp=1 whatever
+    is given, as Megatron's `validate_args` turns it off there (megatron/training/arguments.py:
+    "Disabling sequence parallelism because tensor model parallelism is disabled")."""
     offload_optimizer: bool = False
     """Optimizer states in CPU memory (ZeRO-Offload)."""
     offload_params: bool = False
@@ -189,6 +191,14 @@ class TrainingConfig(_Frozen):
     ep_overlap: bool = False
     """Expert all-to-all hidden behind another micro-batch's compute (Megatron-Core
     `--overlap-moe-expert-parallel-comm`, DeepSeek-V3's DualPipe)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_sequence_parallel_at_tp1(cls, data: Any) -> Any:
+        """Sequence parallelism off at tp 1 (the field's doc): a plan's JSON says what Megatron runs."""
+        if isinstance(data, dict) and data.get("tp", 1) == 1 and data.get("sequence_parallel", True):
+            return {**data, "sequence_parallel": False}
+        return data
 
     @property
     def world_size(self) -> int:
