@@ -29,7 +29,12 @@ def add_memory_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.A
         "weights, activation peak, non-torch memory, CUDA graphs, KV cache, max concurrency.",
     )
     parser.add_argument("model", help="zoo id, local config.json / directory, or Hugging Face id")
-    parser.add_argument("--gpu", required=True, help="GPU name, e.g. H100, A100-SXM-80G, L40S")
+    parser.add_argument(
+        "--gpu", required=True, help="GPU name, e.g. H100, A100-SXM-80G, L40S, or a --gpus-file one"
+    )
+    parser.add_argument(
+        "--gpus-file", default=None, help="YAML/JSON file of custom GPU types (as plan takes it)"
+    )
     parser.add_argument("--tp", "--tensor-parallel-size", dest="tp", type=bounded("tp"), default=1)
     parser.add_argument("--pp", "--pipeline-parallel-size", dest="pp", type=bounded("pp"), default=1)
     parser.add_argument(
@@ -84,11 +89,13 @@ def cmd_memory(args: argparse.Namespace) -> int:
 
     if (problem := batched_tokens_problem(args.max_num_batched_tokens, args.max_num_seqs)) is not None:
         raise InputError(f"invalid serving configuration: {problem}")  # as `evaluate` refuses it
-    from autoparallel.hardware import get_gpu
+    from autoparallel.hardware import GPU
+    from autoparallel.hardware.cluster import lookup_gpu
     from autoparallel.memory.vllm_versions import beyond_modelled
     from autoparallel.models import load_model
 
-    model, gpu = load_model(args.model), get_gpu(args.gpu)
+    gpu = lookup_gpu(args.gpu, GPU.from_file(args.gpus_file) if args.gpus_file else ())
+    model = load_model(args.model)
     if note := beyond_modelled(args.vllm_version):
         print(f"note: {note}", file=sys.stderr)
     if (args.dp or 1) > 1 and model.is_moe and not args.enable_expert_parallel:

@@ -66,6 +66,9 @@ def add_sweep_parser(sub: Any) -> None:
         help="compare aggregated with prefill/decode disaggregated serving per scenario (plan --disagg): "
         "auto, on, off, or a list such as auto,off; rows get mode, pd_ratio and both sides' tokens/s/GPU",
     )
+    hw = p.add_argument_group("hardware (a scenario file's clusters and --clusters alike)")
+    hw.add_argument("--price", default=None, help="US$ per GPU-hour, e.g. H100=2.49 (as plan takes it)")
+    hw.add_argument("--gpus-file", default=None, help="YAML/JSON file of custom GPU types (as plan takes it)")
     run = p.add_argument_group("running")
     run.add_argument("--out", default=None, help="results file: .parquet, .csv or .jsonl (resumes)")
     run.add_argument("--executor", default="process", help="process (default), serial or dask://HOST:PORT")
@@ -159,29 +162,39 @@ def _check_workers(workers: int | None, executor: str | None) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run the sweep; print the table (or JSON) and where the results were written."""
     from autoparallel.cli._output import refuse_overwrite
+    from autoparallel.hardware import GPU, parse_prices
     from autoparallel.sweeps import grid, load_scenarios
     from autoparallel.sweeps.execute import run_scenarios
+    from autoparallel.sweeps.scenario import Hardware
 
     _check_workers(args.workers, args.executor)
-    refuse_overwrite("--out", args.out, [("the scenario file", args.scenarios)])  # before it is read
+    refuse_overwrite(
+        "--out", args.out, [("the scenario file", args.scenarios), ("the --gpus-file", args.gpus_file)]
+    )  # before they are read
+    hardware = Hardware(
+        GPU.from_file(args.gpus_file) if args.gpus_file else (),
+        parse_prices(args.price) if args.price else None,
+    )
     if args.scenarios is not None:
         if args.models or args.clusters:
             raise InputError("give either a scenario file or --models/--clusters, not both")
         if args.disagg:
             raise InputError("--disagg is a grid flag; in a scenario file give a `disagg` column or grid key")
-        scenarios = load_scenarios(args.scenarios)
+        scenarios = load_scenarios(args.scenarios, hardware)
     else:
         if not args.models or not args.clusters:
             raise InputError("give a scenario file, or --models and --clusters")
         sep = ";" if ";" in args.clusters else ","
         scenarios = grid(
             _list(args.models, "--models"),
-            _list(args.clusters, "--clusters", sep),
+            [hardware.cluster(c) for c in _list(args.clusters, "--clusters", sep)],
             _workloads(args),
             _list(args.objectives, "--objectives"),
             [*_list(args.engines, "--engines")] or [None],
             [*_list(args.disagg, "--disagg")] or [None],
         )
+    if unpriced := hardware.unpriced(s.load_cluster() for s in scenarios):
+        raise InputError(f"--price {unpriced[0]}: no cluster of the sweep has that GPU")
     result = run_scenarios(
         scenarios,
         executor=args.executor,

@@ -26,6 +26,7 @@ are not mistaken for this one's; its `label` is for people.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import hashlib
 import io
@@ -40,7 +41,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from autoparallel.bounds import first_error
 from autoparallel.errors import InputError
-from autoparallel.hardware import Cluster
+from autoparallel.hardware import GPU, Cluster
+from autoparallel.hardware.cluster import lookup_gpu
 from autoparallel.models import ModelSpec
 from autoparallel.objectives import canonical
 from autoparallel.user_file import read_capped
@@ -509,18 +511,59 @@ def check_sweep_size(count: int, what: str) -> None:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+    """Custom GPU types and per-GPU prices that cluster specs are read with (`sweep --gpus-file`,
+    `--price`, as `plan` takes them); a spec is read only when one is given, so a plain sweep's
+    clusters stay strings (and its scenario ids unchanged)."""
+
+    gpus: tuple[GPU, ...] = ()
+    prices: Mapping[str, float] | None = None
+
+    def cluster(self, spec: str) -> str | Cluster:
+        """`spec` as a Cluster with these GPUs and the prices of its own GPUs (a sweep's clusters
+        differ; `unpriced` names a price no cluster takes), or the spec itself when there are none.
+
+        Raises:
+            InputError: the spec does not parse, or a price names an unknown GPU."""
+        if not self.gpus and not self.prices:
+            return spec
+        cluster = Cluster.parse(spec.strip(), gpus=self.gpus)
+        ours = {
+            n: v for n, v in (self.prices or {}).items() if self._gpu(n, cluster) in cluster_gpus(cluster)
+        }
+        return cluster.with_prices(ours, self.gpus) if ours else cluster
+
+    def unpriced(self, clusters: Iterable[str | Cluster]) -> list[str]:
+        """The price names that name a GPU none of `clusters` has (a typo, or a GPU swept nowhere)."""
+        names = {g for c in clusters if isinstance(c, Cluster) for g in cluster_gpus(c)}
+        return [n for n in self.prices or {} if self._gpu(n, None) not in names]
+
+    def _gpu(self, name: str, cluster: Cluster | None) -> str:
+        extra = (*self.gpus, *(p.gpu for p in cluster.pools)) if cluster is not None else self.gpus
+        return lookup_gpu(name, extra).name
+
+
+def cluster_gpus(cluster: Cluster) -> set[str]:
+    """The GPU names of a cluster's pools."""
+    return {pool.gpu.name for pool in cluster.pools}
+
+
 ROW_SETTINGS = ("model", "cluster", "objective", "engine", "kind", "disagg")
 """The keys of a scenario row that are not workload fields."""
 KINDS = ("serving", "training")
 """`kind` values of a scenario row."""
 
 
-def from_rows(rows: Iterable[Mapping[str, Any]], where: str, first: int = 1) -> list[Scenario]:
+def from_rows(
+    rows: Iterable[Mapping[str, Any]], where: str, first: int = 1, hardware: Hardware | None = None
+) -> list[Scenario]:
     """Scenarios from row mappings (CSV rows, YAML list items); `where` names the source in errors,
     whose scenarios are numbered from `first`. Blank cells are unset; a row without workload fields
     plans chatbot (serving), and one with serving fields but no preset, workload file, `isl` or `osl`
     adjusts chatbot (`serving_base`, as `plan` and `sweep`'s flags read them); `kind`, when set, must
     be the kind its workload fields make.
+    `hardware`: custom GPUs and prices a row's cluster spec is read with (`Hardware.cluster`).
 
     Raises:
         InputError: not a mapping, an unknown column, a list or mapping where one value goes (as the
@@ -568,7 +611,9 @@ def from_rows(rows: Iterable[Mapping[str, Any]], where: str, first: int = 1) -> 
             out.append(
                 make_scenario(
                     values["model"] if isinstance(values["model"], ModelSpec) else str(values["model"]),
-                    values["cluster"] if isinstance(values["cluster"], Cluster) else str(values["cluster"]),
+                    values["cluster"]
+                    if isinstance(values["cluster"], Cluster)
+                    else (hardware or Hardware()).cluster(str(values["cluster"])),
                     wl,
                     str(values.get("objective") or "throughput"),
                     values.get("engine"),
@@ -641,8 +686,9 @@ def _anchored_model(model: str, base: Path) -> str:
     return str(base / text) if exists else model
 
 
-def load_scenarios(path: str | Path) -> list[Scenario]:
-    """Scenarios from a YAML (.yaml/.yml) or CSV (.csv) file.
+def load_scenarios(path: str | Path, hardware: Hardware | None = None) -> list[Scenario]:
+    """Scenarios from a YAML (.yaml/.yml) or CSV (.csv) file; `hardware`: custom GPUs and prices its
+    cluster specs are read with (`sweep --gpus-file / --price`).
 
     Raises:
         InputError: missing or malformed file, unknown key or column, invalid scenario.
@@ -665,7 +711,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         if any(None in r for r in rows):
             raise InputError(f"{p}: a row has more cells than the header")
         check_sweep_size(len(rows), str(p))
-        return from_rows(_anchored(rows, p.parent), str(p))
+        return from_rows(_anchored(rows, p.parent), str(p), hardware=hardware)
     if suffix not in (".yaml", ".yml"):
         raise InputError(f"{p}: scenario files are .yaml, .yml or .csv")
     doc = _anchored(read_yaml(p, "scenario file", MAX_SCENARIO_FILE_BYTES), p.parent)
@@ -689,7 +735,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         try:
             out += grid(
                 _names(lists["models"], "models", str(p)),
-                _names(lists["clusters"], "clusters", str(p)),
+                [(hardware or Hardware()).cluster(c) for c in _names(lists["clusters"], "clusters", str(p))],
                 lists["workloads"] or ["chatbot"],
                 _names(lists["objectives"], "objectives", str(p)) or ["throughput"],
                 list(_names(lists["engines"], "engines", str(p))) or [None],
@@ -701,7 +747,7 @@ def load_scenarios(path: str | Path) -> list[Scenario]:
         if not isinstance(doc["scenarios"], list):
             raise InputError(f"{p}: scenarios must be a list")
         check_sweep_size(len(out) + len(doc["scenarios"]), str(p))
-        out += from_rows(doc["scenarios"], str(p))
+        out += from_rows(doc["scenarios"], str(p), hardware=hardware)
     if not out:
         raise InputError(f"{p}: no scenarios")
     return out

@@ -1,0 +1,100 @@
+"""`sweep` and `memory` take custom GPUs (--gpus-file) and `sweep` per-GPU prices (--price), as plan does."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autoparallel.errors import InputError
+from autoparallel.hardware import GPU
+from autoparallel.sweeps import grid
+from autoparallel.sweeps.scenario import Hardware, load_scenarios
+
+GPUS = "gpus:\n  - name: H100-lowclock\n    base: H100\n    bf16_tflops: 700\n    usd_per_hour: 1.9\n"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "autoparallel", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture
+def gpus_file(tmp_path: Path) -> Path:
+    f = tmp_path / "gpus.yaml"
+    f.write_text(GPUS)
+    return f
+
+
+def test_each_cluster_takes_only_its_own_gpus_price(gpus_file: Path) -> None:
+    hw = Hardware(GPU.from_file(gpus_file), {"H100": 3.0, "H100-lowclock": 1.5})
+    swept = grid(["Qwen/Qwen3-8B"], [hw.cluster("1x1xH100"), hw.cluster("1x1xH100-lowclock")], ["chatbot"])
+    prices = [s.load_cluster().pools[0].gpu.usd_per_hour for s in swept]
+    assert prices == [3.0, 1.5]
+    assert hw.unpriced(s.load_cluster() for s in swept) == []
+    assert Hardware(prices={"A100": 1.0}).unpriced([Hardware(prices={"H100": 2.0}).cluster("1x8xH100")]) == [
+        "A100"
+    ]
+
+
+def test_a_plain_sweep_keeps_its_clusters_as_strings() -> None:
+    assert Hardware().cluster("1x8xH100") == "1x8xH100"
+
+
+def test_scenario_file_clusters_read_with_the_gpus_file(tmp_path: Path, gpus_file: Path) -> None:
+    f = tmp_path / "s.yaml"
+    f.write_text(
+        "grid:\n  models: [Qwen/Qwen3-8B]\n  clusters: [1x1xH100-lowclock]\nscenarios:\n"
+        "  - {model: Qwen/Qwen3-8B, cluster: 1x1xH100-lowclock}\n"
+    )
+    with pytest.raises(InputError):
+        load_scenarios(f)
+    scenarios = load_scenarios(f, Hardware(GPU.from_file(gpus_file)))
+    assert [s.load_cluster().pools[0].gpu.bf16_tflops for s in scenarios] == [700, 700]
+
+
+def test_sweep_cli_prices_each_cluster(gpus_file: Path) -> None:
+    out = _cli(
+        "sweep",
+        "--models",
+        "Qwen/Qwen3-8B",
+        "--clusters",
+        "1x1xH100-lowclock,1x1xH100",
+        "--gpus-file",
+        str(gpus_file),
+        "--price",
+        "H100=3",
+        "--objectives",
+        "cost",
+        "--executor",
+        "serial",
+        "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    per_hour = {r["cluster"]: r["usd_per_hour"] for r in rows}
+    assert per_hour == {"1x1xH100-lowclock": pytest.approx(1.9), "1x1xH100-SXM": pytest.approx(3.0)}
+
+
+def test_sweep_cli_refuses_a_price_no_cluster_has() -> None:
+    out = _cli(
+        "sweep",
+        "--models",
+        "Qwen/Qwen3-8B",
+        "--clusters",
+        "1x1xH100",
+        "--price",
+        "A100=3",
+        "--executor",
+        "serial",
+    )
+    assert out.returncode == 2
+    assert "no cluster of the sweep has that GPU" in out.stderr
+
+
+def test_memory_cli_reads_a_custom_gpu(gpus_file: Path) -> None:
+    out = _cli("memory", "Qwen/Qwen3-8B", "--gpu", "H100-lowclock", "--gpus-file", str(gpus_file), "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["gpu"] == "H100-lowclock"
