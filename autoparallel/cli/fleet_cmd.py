@@ -61,7 +61,7 @@ def wants_fleet(args: argparse.Namespace) -> bool:
 def _gpus(args: argparse.Namespace) -> tuple[GPU, ...]:
     from autoparallel.hardware import GPU
 
-    return GPU.from_file(args.gpus_file) if args.gpus_file else ()
+    return GPU.from_file(args.gpus_file) if args.gpus_file is not None else ()
 
 
 def _cluster(args: argparse.Namespace) -> Cluster:
@@ -70,7 +70,7 @@ def _cluster(args: argparse.Namespace) -> Cluster:
     if args.cluster is None:
         raise InputError("--cluster is required (a --fleet file's `cluster:` may give it instead)")
     gpus = _gpus(args)
-    prices = parse_prices(args.price) if args.price else None
+    prices = parse_prices(args.price) if args.price is not None else None
     return Cluster.parse(args.cluster, gpus=gpus, prices=prices)
 
 
@@ -81,7 +81,7 @@ def cluster_of(args: argparse.Namespace) -> Cluster:
 
 def priced_cluster(args: argparse.Namespace) -> Cluster | str:
     """The cluster with --price and --gpus-file applied (the plain string when neither is given)."""
-    if not args.price and not args.gpus_file and args.cluster is not None:
+    if args.price is None and args.gpus_file is None and args.cluster is not None:
         return str(args.cluster)
     return _cluster(args)
 
@@ -124,8 +124,8 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
         fleet,
         args.cluster,
         objective=deployment_objective(args.objective, has_rate),
-        prices=args.price or None,
-        gpus=args.gpus_file or (),
+        prices=args.price,
+        gpus=args.gpus_file if args.gpus_file is not None else (),
         settings=_settings(args),
         options=serving_options(args),
     )

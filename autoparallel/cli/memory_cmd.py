@@ -94,7 +94,7 @@ def cmd_memory(args: argparse.Namespace) -> int:
     from autoparallel.memory.vllm_versions import beyond_modelled
     from autoparallel.models import load_model
 
-    gpu = lookup_gpu(args.gpu, GPU.from_file(args.gpus_file) if args.gpus_file else ())
+    gpu = lookup_gpu(args.gpu, GPU.from_file(args.gpus_file) if args.gpus_file is not None else ())
     model = load_model(args.model)
     if note := beyond_modelled(args.vllm_version):
         print(f"note: {note}", file=sys.stderr)

@@ -172,8 +172,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         "--out", args.out, [("the scenario file", args.scenarios), ("the --gpus-file", args.gpus_file)]
     )  # before they are read
     hardware = Hardware(
-        GPU.from_file(args.gpus_file) if args.gpus_file else (),
-        parse_prices(args.price) if args.price else None,
+        GPU.from_file(args.gpus_file) if args.gpus_file is not None else (),
+        parse_prices(args.price) if args.price is not None else None,
     )
     if args.scenarios is not None:
         if args.models or args.clusters:

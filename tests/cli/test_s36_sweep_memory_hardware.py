@@ -98,3 +98,9 @@ def test_memory_cli_reads_a_custom_gpu(gpus_file: Path) -> None:
     out = _cli("memory", "Qwen/Qwen3-8B", "--gpu", "H100-lowclock", "--gpus-file", str(gpus_file), "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["gpu"] == "H100-lowclock"
+
+
+@pytest.mark.parametrize("flag", ["--price=", "--gpus-file="])
+def test_an_empty_price_or_gpus_file_is_refused_not_ignored(flag: str) -> None:
+    out = _cli("plan", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", flag)
+    assert out.returncode == 2, out.stdout
