@@ -24,6 +24,7 @@ from autoparallel.bounds import check_number, clean_text
 from autoparallel.errors import InputError
 from autoparallel.memory import vllm_profile as prof
 from autoparallel.memory.sglang import sglang_loaded_spec, sglang_mxfp4_alignment
+from autoparallel.memory.trtllm import DEFAULT_MAX_NUM_TOKENS as TRTLLM_DEFAULT_MAX_NUM_TOKENS
 from autoparallel.memory.vllm_config import (
     Usage,
     apply_dtype_and_quant,
@@ -219,7 +220,11 @@ def vllm_memory(
     below compute capability 8.0, ...) does not fit, whatever the memory, its reason first among the
     problems (`autoparallel memory` and `analyze` report it; the planners refuse such engines first).
 
-    `max_num_seqs` / `max_num_batched_tokens` None: the release's defaults for the GPU; `dtype` is
+    `max_num_seqs` / `max_num_batched_tokens` None: the release's defaults for the GPU, except that
+    TensorRT-LLM (`engine` "trtllm") profiles its warm-up forward at its own `max_num_tokens` default
+    (`memory.trtllm.DEFAULT_MAX_NUM_TOKENS`, what frameworks/trtllm.py writes; `_torch/pyexecutor/
+    _util.py` `KvCacheCreator`), not vLLM's GPU-dependent step budget; SGLang's pool reads no
+    activation peak, its own `--chunked-prefill-size` default sizes its reservation; `dtype` is
     vLLM's --dtype; `usage` "offline" uses the `LLM` class defaults; `pp_layer_partition` mirrors
     VLLM_PP_LAYER_PARTITION; `engine`: whose loader resolves `--dtype auto` (`load_dtype`: SGLang and
     TensorRT-LLM keep 16-bit weights where vLLM runs float32), for the reports the other engines'
@@ -246,6 +251,8 @@ def vllm_memory(
     )
     if gpu_memory_utilization is not None:
         gpu_memory_utilization = check_number("gpu_memory_utilization", gpu_memory_utilization, integer=False)
+    if engine == "trtllm" and max_num_batched_tokens is None:
+        max_num_batched_tokens = TRTLLM_DEFAULT_MAX_NUM_TOKENS
     _require_kinds(
         dict(
             enable_expert_parallel=enable_expert_parallel,
@@ -401,6 +408,7 @@ def _evaluate(
         rules=rules,
         max_model_len=mml,
         max_num_batched_tokens=tokens,
+        moe=spec.is_moe,
     )
     stages = tuple(
         StageMemory(

@@ -46,9 +46,15 @@ FLASH_MLA_TOKENS_PER_BLOCK = 64
 (DeepSeek V2/V3/V3.2, Kimi-K2): `ModelConfig.enable_flash_mla` and the executor creator's override;
 its attention op runs FlashMLA only on SM90 with 64-token blocks."""
 DEFAULT_MAX_BATCH_SIZE = 2048
-"""LLM API / trtllm-serve `max_batch_size` default."""
+"""`max_batch_size` (one micro-batch's requests) of a bare `trtllm-serve` and of the LLM API:
+`commands/serve.py` declares `--max_batch_size` with `default=BuildConfig.model_fields["max_batch_size"]
+.default`, and `BuildConfig.max_batch_size` (`builder.py`) and `BaseLlmArgs.max_batch_size`
+(`llmapi/llm_args.py`) default to 2048; `trtllm-eval` writes the same 2048 out. With pp stages the
+engine runs this × pp (`trtllm_default_max_num_seqs`)."""
 DEFAULT_MAX_NUM_TOKENS = 8192
-"""LLM API / trtllm-serve `max_num_tokens` default."""
+"""`max_num_tokens` of a bare `trtllm-serve` and of the LLM API (`BuildConfig.max_num_tokens`): the
+tokens of one step and of the warm-up forward the KV pool's activation peak is measured at
+(`_util.KvCacheCreator`); `memory.serving.vllm_memory(engine="trtllm")` profiles at it."""
 DEFAULT_CUDA_GRAPH_MAX_BATCH = 128
 """Largest CUDA-graph batch when `cuda_graph_config` sets none (`CudaGraphConfig.max_batch_size`
 default 0, read as `max_batch_size or 128` in `llm_args.py`): a plain `trtllm-serve` runs larger
@@ -64,6 +70,13 @@ def trtllm_max_batch_size(max_num_seqs: int, pp: int) -> int:
     `trtllm_server_kv` prices the engine it makes; exact when pp divides max_num_seqs, the only
     totals the planner offers (`trtllm_batch_problem`)."""
     return -(-max_num_seqs // pp)
+
+
+def trtllm_default_max_num_seqs(pp: int) -> int:
+    """The requests a bare `trtllm-serve` over `pp` pipeline stages runs: `DEFAULT_MAX_BATCH_SIZE` per
+    micro-batch × pp (`_util.create_py_executor_instance`'s `max_num_sequences`), the plan-side total
+    (`max_num_seqs`) of TensorRT-LLM's own default, as `trtllm_max_batch_size` reads it back."""
+    return DEFAULT_MAX_BATCH_SIZE * pp
 
 
 def trtllm_batch_problem(max_num_seqs: int, pp: int) -> str | None:

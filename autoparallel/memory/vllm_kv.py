@@ -19,7 +19,9 @@ Follows vLLM 0.32 `v1/core/kv_cache_utils.py` and `v1/kv_cache_interface.py` (re
   max_model_len for full attention, min(window − 1 + tokens in flight, max_model_len) + 1 block
   for sliding windows, one state page for Mamba (`MambaSpec.max_memory_usage_bytes`: two under
   `mamba_cache_mode` align, `VllmRules.mamba_align_mode`); max concurrency = num_blocks / that sum
-  (`get_max_concurrency_for_kv_cache_config`).
+  (`get_max_concurrency_for_kv_cache_config`). Tokens in flight are `VllmConfig.max_in_flight_tokens`:
+  `max_concurrent_batches` × max_num_batched_tokens, pp + 1 batches under async scheduling on Model
+  Runner V2, else 2 at pp = 1 and pp above (`in_flight_tokens`).
 """
 
 from __future__ import annotations
@@ -101,6 +103,9 @@ class KvPlan:
     """Max_model_len requests the pool holds at once, as vLLM computes it."""
     bytes_per_token: float
     """Bytes one more long-context token costs on the limiting stage (all full-attention groups)."""
+    model_runner_v2: bool = False
+    """The release runs this model on Model Runner V2 (`uses_model_runner_v2`), which keeps one more
+    batch in flight under pipeline parallelism (`in_flight_tokens`)."""
 
 
 def _page_unify(
@@ -214,11 +219,22 @@ def _blocks_per_request(
     return total
 
 
-def in_flight_tokens(rules: VllmRules, max_num_batched_tokens: int, pp: int) -> int:
-    """VllmConfig.max_in_flight_tokens: batches in flight × max_num_batched_tokens."""
+def uses_model_runner_v2(rules: VllmRules, *, moe: bool, hybrid: bool) -> bool:
+    """The release runs the model on Model Runner V2 by default (`VllmRules.model_runner_v2_default`:
+    0.32 `VllmConfig.use_v2_model_runner`; 0.25-0.28 kept MoE and hybrid models on the V1 runner)."""
+    scope = rules.model_runner_v2_default
+    return scope == "all" or (scope == "dense" and not moe and not hybrid)
+
+
+def in_flight_tokens(rules: VllmRules, max_num_batched_tokens: int, pp: int, *, v2: bool = False) -> int:
+    """VllmConfig.max_in_flight_tokens: batches in flight × max_num_batched_tokens.
+
+    0.32 `VllmConfig.max_concurrent_batches` under async scheduling: pp + 1 on Model Runner V2 (`v2`:
+    `uses_model_runner_v2`), else 2 at pp = 1 and pp above (the V1 runner runs pp > 1 without async
+    scheduling). Releases before async scheduling by default keep one batch's tokens."""
     if not rules.async_scheduling_default:
         return max_num_batched_tokens
-    batches = 2 if pp == 1 else pp
+    batches = pp + 1 if v2 else 2 if pp == 1 else pp
     return batches * max_num_batched_tokens
 
 
@@ -230,8 +246,11 @@ def plan_kv(
     rules: VllmRules,
     max_model_len: int,
     max_num_batched_tokens: int,
+    moe: bool = False,
 ) -> KvPlan:
-    """Blocks, tokens and concurrency for `available_bytes[stage]` of KV memory per stage."""
+    """Blocks, tokens and concurrency for `available_bytes[stage]` of KV memory per stage (`moe`: the
+    model routes experts, which kept it off Model Runner V2 in 0.25-0.28, `uses_model_runner_v2`;
+    hybrid models are told by their linear-attention layers)."""
     groups = build_groups(layers, block_size, rules)
     uniform = len(groups) == 1 and groups[0].kind == "full"
     pp = len(available_bytes)
@@ -241,7 +260,9 @@ def plan_kv(
     )
     num_blocks = min(stage_blocks)
     limiting = stage_blocks.index(num_blocks)
-    flight = in_flight_tokens(rules, max_num_batched_tokens, pp)
+    hybrid = any(layer.kind == "mamba" for layer in layers)
+    v2 = uses_model_runner_v2(rules, moe=moe, hybrid=hybrid)
+    flight = in_flight_tokens(rules, max_num_batched_tokens, pp, v2=v2)
     per_request = _blocks_per_request(groups, max_model_len, flight, rules)
     min_block = min(g.block_size for g in groups)
     if rules.tokens_report == "blocks" or not rules.hybrid_kv_allocator:
@@ -270,14 +291,17 @@ def plan_kv(
         tokens=tokens,
         max_concurrency=concurrency,
         bytes_per_token=per_token,
+        model_runner_v2=v2,
     )
 
 
 def bytes_for_request(
     plan: KvPlan, stage: int, max_model_len: int, rules: VllmRules, max_num_batched_tokens: int, pp: int
 ) -> int:
-    """KV bytes `stage` needs for one request of `max_model_len` (`_max_memory_usage_bytes_from_groups`)."""
-    flight = in_flight_tokens(rules, max_num_batched_tokens, pp)
+    """KV bytes `stage` needs for one request of `max_model_len` (`_max_memory_usage_bytes_from_groups`):
+    the start-up check (`check_enough_kv_cache_memory`) and `estimate_max_model_len` read the same
+    per-request bound as the concurrency, with the plan's runner (`KvPlan.model_runner_v2`)."""
+    flight = in_flight_tokens(rules, max_num_batched_tokens, pp, v2=plan.model_runner_v2)
     if not rules.hybrid_kv_allocator:
         blocks = math.ceil(max_model_len / plan.block_size)
     else:

@@ -117,6 +117,7 @@ def beyond_modelled(text: str) -> str | None:
 
 
 TokensReport = Literal["blocks", "groups_min_block", "concurrency"]
+ModelRunnerV2Default = Literal["none", "dense", "all"]
 
 
 class VllmRules(BaseModel):
@@ -152,6 +153,11 @@ class VllmRules(BaseModel):
     async_scheduling_default: bool
     """Async scheduling is on by default (two batches in flight when pp == 1), which widens the KV a
     sliding-window layer must keep per request."""
+    model_runner_v2_default: ModelRunnerV2Default
+    """Which models run Model Runner V2 by default (`VllmConfig.use_v2_model_runner`): `none`, `dense`
+    (models neither MoE nor hybrid) or `all`. Under async scheduling with pp > 1 it keeps pp + 1
+    batches in flight where the V1 runner keeps pp (`VllmConfig.max_concurrent_batches`), which
+    widens the KV a sliding-window layer keeps per request (`vllm_kv.in_flight_tokens`)."""
     kv_dtype_from_checkpoint: bool
     """`--kv-cache-dtype auto` takes the KV dtype a ModelOpt checkpoint declares (`kv_cache_quant_algo`)
     rather than the model's dtype."""
@@ -229,6 +235,18 @@ def rules_for(version: VllmVersion) -> VllmRules:
         # 0.32 config/vllm.py: async_scheduling defaults to True unless an option forbids it, and
         # max_concurrent_batches is then 2 for pp == 1; taken from 0.25 (no log distinguishes it).
         async_scheduling_default=v1 and v.at_least(25),
+        # 0.32 config/vllm.py `use_v2_model_runner`: V2 unless the env var, a missing Triton or an
+        # unsupported feature says otherwise, and `max_concurrent_batches` = pp + 1 under async
+        # scheduling with it (the V1 runner keeps pp; `__post_init__` turns async scheduling off for
+        # pp > 1 on V1). Releases (vLLM release notes): 0.23 added the pp + 1 slot (PR #42187
+        # "[ModelRunnerV2] Avoid pipeline parallel bubbles") and picked V2 by default for Qwen3, Llama
+        # and Mistral dense architectures only (PR #43458; not modelled, none of them has sliding
+        # windows but Mistral-7B-v0.1); 0.25.0 (2026-07-11) made V2 the default for all dense models
+        # (PR #44443: the MoE, hybrid and attention-free exclusions stay); 0.29.0 (2026-09-09) for all
+        # models (PR #53183 "Use MRV2 for all models by default").
+        model_runner_v2_default=(
+            "all" if v1 and v.at_least(29) else "dense" if v1 and v.at_least(25) else "none"
+        ),
         # vLLM PR #30785 (merged 2025-12-16, "Load kv-cache dtype from hf_quant_config.json
         # automatically"): resolved when `CacheConfig` is built; taken from 0.14, the first release cut
         # after it (no log distinguishes it).

@@ -146,7 +146,9 @@ def _vllm_report(engine: str, model: ModelSpec, cluster: Cluster, config: Servin
     part that depends on max_num_seqs), so those fields are left out of the key there: the report
     is the same for every such config (the serving planner asks for thousands of them). SGLang's pool
     is priced in the dtype SGLang stores (`memory.sglang.sglang_priced_config`), and every engine's
-    weights in the dtype its own loader resolves (`serving_memory(engine=...)`)."""
+    weights in the dtype its own loader resolves and TensorRT-LLM's activation peak at its own
+    `max_num_tokens` default where the config leaves the step budget unset (`serving_memory(engine=...)`;
+    vLLM's GPU-dependent default, 2048 tokens on an A100, is not what its warm-up profiles)."""
     from autoparallel.memory.serving import serving_memory
 
     key = config
@@ -310,13 +312,15 @@ def engine_estimate(
     nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> tuple[ServingEstimate, EngineEvaluation]:
     """`evaluate_engine` as the float model's `ServingEstimate` (what plans and evaluations carry): its
-    speed and problems beside vLLM's memory report of the same tensors, SLO misses apart."""
+    speed and problems beside vLLM's memory report of the same tensors as the engine loads and profiles
+    them (`serving_memory(engine=...)`: its loader's dtype, TensorRT-LLM's `max_num_tokens` warm-up),
+    SLO misses apart."""
     from autoparallel.memory.serving import serving_memory
 
     ev = evaluate_engine(model, cluster, config, workload, engine, model_id, nsa_backends=nsa_backends)
     slo = tuple(slo_violations(ev.perf, workload))
     est = ServingEstimate(
-        memory=serving_memory(model, cluster.gpu, config, vllm_version=vllm_version),
+        memory=serving_memory(model, cluster.gpu, config, vllm_version=vllm_version, engine=engine),
         perf=ev.perf,
         fits=ev.fits,
         problems=tuple(p for p in ev.problems if p not in slo),
