@@ -244,7 +244,7 @@ def add_evaluate_parser(sub: Any) -> None:
         type=bounded("max_num_seqs"),
         default=None,
         help="default: the engine's own: vLLM's for the GPU (1024 on GPUs of 70 GiB+ but A100, else "
-        "256), SGLang's from its pool (2048-4096); 256 on TensorRT-LLM",
+        "256), SGLang's from its pool (2048-4096); TensorRT-LLM's max_batch_size 2048 per pipeline stage",
     )
     p.add_argument("--max-model-len", type=bounded("max_model_len"), default=None)
     p.add_argument("--max-num-batched-tokens", type=bounded("max_num_batched_tokens"), default=None)
@@ -317,8 +317,8 @@ _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
 }
 """Options that only a training job uses: given without --train they are an error."""
 _ENGINE_MAX_NUM_SEQS = 256
-"""`evaluate --engine trtllm` without `--max-num-seqs`: its `max_batch_size` per pipeline micro-batch,
-the engine running that × pp (vLLM's and SGLang's own defaults apply on those engines,
+"""`evaluate --engine sglang` without `--max-num-seqs`, until `_sglang_default_running` sets SGLang's
+own from its pool (vLLM's and TensorRT-LLM's own defaults apply on those engines,
 `_default_max_num_seqs`)."""
 _DEFAULTS: dict[str, Any] = {
     "precision": "bf16",
@@ -840,10 +840,12 @@ def _default_max_num_seqs(args: argparse.Namespace, cluster: Any, max_model_len:
     """`max_num_seqs` when not given: vLLM's own default for the GPU (`vllm serve` at the release the
     memory model follows: 1,024 sequences on GPUs of 70 GiB and more but A100, else 256), so that
     `evaluate` prices what a bare `vllm serve` runs; SGLang's is set from its pool later
-    (`_sglang_default_running`); TensorRT-LLM's is `max_batch_size` 256 per micro-batch, so a bare
-    `trtllm-serve` over pp stages runs 256 × pp (`_util.create_py_executor_instance`)."""
+    (`_sglang_default_running`); TensorRT-LLM's is `max_batch_size` 2048 per micro-batch, so a bare
+    `trtllm-serve` over pp stages runs 2048 × pp (`memory.trtllm.trtllm_default_max_num_seqs`)."""
     if args.engine == "trtllm":
-        return _ENGINE_MAX_NUM_SEQS * (args.pp or 1)
+        from autoparallel.memory.trtllm import trtllm_default_max_num_seqs
+
+        return trtllm_default_max_num_seqs(args.pp or 1)
     if args.engine != "vllm":
         return _ENGINE_MAX_NUM_SEQS
     from autoparallel.memory.serving import DEFAULT_VLLM_VERSION

@@ -522,7 +522,7 @@ def test_sharegpt_preset_replays_1000_prompts_of_the_published_shape(
         ("1xA100-80G", "vllm", 256),
         ("1xL4", "vllm", 256),
         ("1xH100", "sglang", 4096),  # the request slots its pool gives, 2,048 to 4,096
-        ("1xH100", "trtllm", 256),
+        ("1xH100", "trtllm", 2048),  # trtllm-serve max_batch_size (BuildConfig) per stage
     ],
 )
 def test_evaluate_without_max_num_seqs_takes_the_engines_default(
@@ -530,7 +530,7 @@ def test_evaluate_without_max_num_seqs_takes_the_engines_default(
 ) -> None:
     """`evaluate` prices what a bare server runs: vLLM's own max_num_seqs for the GPU (1,024 on GPUs of
     70 GiB and more but A100, 256 on the rest), SGLang's from its pool (`--max-running-requests` left
-    to SGLang); TensorRT-LLM takes 256."""
+    to SGLang); TensorRT-LLM its max_batch_size 2048 per pipeline stage."""
     argv = ["evaluate", "meta-llama/Llama-3.2-1B", "--cluster", cluster, "--engine", engine, "--json"]
     assert main(argv) in (0, 1)
     assert json.loads(capsys.readouterr().out)["config"]["max_num_seqs"] == seqs
