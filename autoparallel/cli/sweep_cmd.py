@@ -162,7 +162,6 @@ def _check_workers(workers: int | None, executor: str | None) -> None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run the sweep; print the table (or JSON) and where the results were written."""
     from autoparallel.cli._output import refuse_overwrite
-    from autoparallel.hardware import GPU, parse_prices
     from autoparallel.sweeps import grid, load_scenarios
     from autoparallel.sweeps.execute import run_scenarios
     from autoparallel.sweeps.scenario import Hardware
@@ -171,10 +170,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     refuse_overwrite(
         "--out", args.out, [("the scenario file", args.scenarios), ("the --gpus-file", args.gpus_file)]
     )  # before they are read
-    hardware = Hardware(
-        GPU.from_file(args.gpus_file) if args.gpus_file is not None else (),
-        parse_prices(args.price) if args.price is not None else None,
-    )
+    hardware = Hardware.of(args.gpus_file if args.gpus_file is not None else (), args.price)
     if args.scenarios is not None:
         if args.models or args.clusters:
             raise InputError("give either a scenario file or --models/--clusters, not both")
@@ -193,8 +189,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             [*_list(args.engines, "--engines")] or [None],
             [*_list(args.disagg, "--disagg")] or [None],
         )
-    if unpriced := hardware.unpriced(s.load_cluster() for s in scenarios):
-        raise InputError(f"--price {unpriced[0]}: no cluster of the sweep has that GPU")
+    hardware.check_used(scenarios)
     result = run_scenarios(
         scenarios,
         executor=args.executor,

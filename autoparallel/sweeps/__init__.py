@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from autoparallel.bounds import check_number
 from autoparallel.errors import InputError
-from autoparallel.hardware import Cluster
+from autoparallel.hardware import GPU, Cluster
 from autoparallel.models import ModelSpec
 from autoparallel.sweeps.scenario import (
+    Hardware,
     Scenario,
     check_sweep_size,
     from_rows,
@@ -53,6 +54,8 @@ def sweep(
     out: str | Path | None = None,
     progress: bool | None = None,
     time_limit_s: float = 10.0,
+    gpus: Sequence[GPU] | str | Path = (),
+    prices: Mapping[str, float] | str | None = None,
 ) -> SweepResult:
     """Best plan for every scenario: the given list, a scenario file, or the grid models × clusters ×
     workloads × objectives × engines. Failures are rows (status and message), never exceptions.
@@ -76,6 +79,10 @@ def sweep(
         out: results file (.parquet, .csv, .jsonl); finished scenarios in it are not solved again.
         progress: progress bar on stderr (default: when stderr is a terminal).
         time_limit_s: CP-SAT time limit per solve.
+        gpus, prices: custom GPU types (GPU objects or a GPU file's path) and US$ per GPU-hour (a
+            mapping or "H100=2.49,..."), as `autoparallel sweep --gpus-file / --price` take them:
+            cluster specs of the grid, of a scenario file and of row mappings are read with them,
+            each cluster taking the prices of its own GPUs; a price no cluster has is refused.
 
     Raises:
         InputError: bad scenarios, grid, executor, workers, time limit or results file (before
@@ -109,10 +116,16 @@ def sweep(
             "give either scenarios or the grid (models, clusters, ...), not both: scenarios were "
             f"given with {', '.join(given)}, which the sweep would ignore"
         )
+    hardware = Hardware.of(gpus, prices)
     if scenarios is None:
         todo = grid(
             _axis(models, "models", (ModelSpec,), "a model id, a path or a ModelSpec"),
-            _axis(clusters, "clusters", (Cluster,), "a cluster string like '2x8xH100' or a Cluster"),
+            [
+                hardware.cluster(c) if isinstance(c, str) else c
+                for c in _axis(
+                    clusters, "clusters", (Cluster,), "a cluster string like '2x8xH100' or a Cluster"
+                )
+            ],
             _axis(
                 workloads,
                 "workloads",
@@ -124,13 +137,14 @@ def sweep(
             _axis(disagg, "disagg", (bool, type(None)), "auto, on, off or None"),
         )
     elif isinstance(scenarios, (str, Path)):
-        todo = load_scenarios(scenarios)
+        todo = load_scenarios(scenarios, hardware)
     elif isinstance(scenarios, Sequence) and not isinstance(scenarios, bytes):
         check_sweep_size(len(scenarios), "scenarios")
-        todo = [_scenario(item, n) for n, item in enumerate(scenarios, 1)]
+        todo = [_scenario(item, n, hardware) for n, item in enumerate(scenarios, 1)]
     else:
         kind = type(scenarios).__name__
         raise InputError(f"scenarios must be a list or a scenario file's path, got {kind}")
+    hardware.check_used(todo)
     return run_scenarios(
         todo, executor=executor, workers=workers, out=out, progress=progress, time_limit_s=time_limit_s
     )
@@ -178,10 +192,11 @@ def _axis(
     return items
 
 
-def _scenario(item: object, n: int) -> Scenario:
-    """The `n`-th item of `sweep`'s scenario list as a Scenario (a mapping is a scenario file's row)."""
+def _scenario(item: object, n: int, hardware: Hardware) -> Scenario:
+    """The `n`-th item of `sweep`'s scenario list as a Scenario (a mapping is a scenario file's row,
+    its cluster read with `hardware`)."""
     if isinstance(item, Scenario):
         return item
     if not isinstance(item, Mapping):
         raise InputError(f"scenarios: scenario {n} ({type(item).__name__}) is not a Scenario or a mapping")
-    return from_rows([item], "scenarios", first=n)[0]
+    return from_rows([item], "scenarios", first=n, hardware=hardware)[0]

@@ -33,10 +33,29 @@ def test_each_cluster_takes_only_its_own_gpus_price(gpus_file: Path) -> None:
     swept = grid(["Qwen/Qwen3-8B"], [hw.cluster("1x1xH100"), hw.cluster("1x1xH100-lowclock")], ["chatbot"])
     prices = [s.load_cluster().pools[0].gpu.usd_per_hour for s in swept]
     assert prices == [3.0, 1.5]
-    assert hw.unpriced(s.load_cluster() for s in swept) == []
-    assert Hardware(prices={"A100": 1.0}).unpriced([Hardware(prices={"H100": 2.0}).cluster("1x8xH100")]) == [
-        "A100"
-    ]
+    hw.check_used(swept)
+    with pytest.raises(InputError, match="A100"):
+        Hardware(prices={"A100": 1.0}).check_used(grid(["Qwen/Qwen3-8B"], ["1x8xH100"], ["chatbot"]))
+
+
+def test_the_api_sweep_takes_gpus_and_prices(tmp_path: Path, gpus_file: Path) -> None:
+    import autoparallel as ap
+
+    f = tmp_path / "s.csv"
+    f.write_text("model,cluster\nQwen/Qwen3-8B,1x1xH100-lowclock\n")
+    res = ap.sweep(str(f), gpus=str(gpus_file), prices="H100-lowclock=1.25", executor="serial")
+    assert [r["usd_per_hour"] for r in res.to_dicts()] == [pytest.approx(1.25)]
+    with pytest.raises(InputError, match="no cluster of the sweep"):
+        ap.sweep(models=["Qwen/Qwen3-8B"], clusters=["1x1xH100"], prices={"A100": 1.0}, executor="serial")
+
+
+def test_scenario_ids_read_the_package_version_once() -> None:
+    from autoparallel.sweeps import scenario
+
+    swept = grid(["Qwen/Qwen3-8B"], ["1x1xH100", "1x2xH100"], ["chatbot"])
+    before = scenario.package_version.cache_info().misses
+    assert len({s.id for s in swept * 3}) == 2
+    assert scenario.package_version.cache_info().misses - before <= 1
 
 
 def test_a_plain_sweep_keeps_its_clusters_as_strings() -> None:
