@@ -183,6 +183,8 @@ class Comparison:
         lines += ["  " + "  ".join(c.ljust(width[i]) for i, c in enumerate(r)).rstrip() for r in rows]
         lines.append(f"  -> {self.mode}: {self.why}")
         if self.mode == "disaggregated" and self.disaggregated is not None:
+            if (budget := _budget_line(self.disaggregated)) is not None:
+                lines.append(f"  {budget}")
             lines += [f"  idle: {r}" for r in self.disaggregated.idle_reasons]
         if self.mode == "disaggregated" and self.launch is not None:
             lines.append("Launch (first replica of each engine; --json or --plan-file for all):")
@@ -208,6 +210,19 @@ def _role_dict(e: Any) -> dict[str, Any]:
     from autoparallel.solvers.deployment.disagg_plan import role_dict
 
     return role_dict(e)
+
+
+def _budget_line(d: Any) -> str | None:
+    """Which decode pools the prefill engines' TTFT budget priced the KV transfer for, on a cluster of
+    several pools (roles.py `link_floors`); None on one pool or where not told."""
+    pools = getattr(d, "budget_decode_pools", None)
+    if pools is None or "+" not in d.cluster:  # `Cluster.spec` joins pools with "+"
+        return None
+    noun = "pool" if len(pools) == 1 else "pools"
+    return (
+        f"prefill TTFT budget: the KV transfer priced for decode on {noun} {', '.join(map(str, pools))} "
+        f"(links >= {d.link_floor_gbps:g} GB/s)"
+    )
 
 
 def _agg_summary(plan: FleetPlan | None) -> dict[str, Any] | None:
@@ -269,6 +284,10 @@ def _disagg_summary(d: Any) -> dict[str, Any] | None:
         "usd_per_hour": d.usd_per_hour,
         "gpus_used": d.gpus_used,
         "bound": d.bound,
+        "budget_decode_pools": (
+            list(d.budget_decode_pools) if getattr(d, "budget_decode_pools", None) is not None else None
+        ),
+        "kv_link_floor_gbps": getattr(d, "link_floor_gbps", None),
         "solver_status": d.solver.status,
         "wall_s": d.solver.wall_s,
     }
@@ -426,7 +445,7 @@ def _compare(
             "aggregated", aggregated, None, f"no disaggregated deployment: {burst}", request_rate=rate
         )
     rs = build_role_space(models, cluster, options, deadline=deadline)
-    smallest = _smallest_engine(rs.space, aggregated)
+    smallest = _smallest_engine(rs, aggregated)
     too_small = smallest is not None and cluster.world_size < 2 * smallest
     if too_small:
         why = (
@@ -474,8 +493,9 @@ def _compare(
     return dataclasses.replace(verdict, launch=launch, request_rate=rate)
 
 
-def _smallest_engine(space: Any, aggregated: FleetPlan | None) -> int | None:
-    sizes = [e.gpus for e in space.engines]
+def _smallest_engine(rs: Any, aggregated: FleetPlan | None) -> int | None:
+    """GPUs of the smallest engine of either mode (the role space's over every link floor)."""
+    sizes = [e.gpus for tier in rs.tiers() for e in tier.space.engines]
     if aggregated is not None:
         sizes += [e.gpus_per_replica for e in aggregated.deployment.engines]
     return min(sizes) if sizes else None

@@ -14,12 +14,20 @@ ones first-fit decreasing at multiples of their size, told in hosts on a rack-sc
 8-GPU engine on a GB200 NVL36 domain takes two whole hosts). Idle GPUs get the aggregated deployment's
 reasons (decoder.py `idle_reasons`, which reads the role space's engines and round-robin capacity as
 it reads an aggregated space's).
+
+The role space comes in link floors (roles.py `link_floors`: decode engines only on pools whose KV
+link is at least L, every prefill budget at that floor); `solve_roles` solves each floor's space with
+the same objective chain, the floors sharing the call's time (each what is left ÷ the floors left),
+and keeps the best deployment (ties: the faster floor). It is OPTIMAL only when every floor's solve
+was.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
+from fractions import Fraction
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -28,16 +36,26 @@ from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InternalError, SolverTimeoutError
 from autoparallel.perf import disagg
 from autoparallel.perf.serving_efficiency import efficiency_for
+from autoparallel.solvers import driver
 from autoparallel.solvers.deployment.decoder import BASE_PORT, ReplicaPlacement, idle_reasons, place
 from autoparallel.solvers.deployment.driver import (
     Objective,
     default_objective,
+    needs_hard_demand,
+    needs_mixed,
     objective_chain,
     objective_label,
     optimize,
 )
+from autoparallel.solvers.deployment.encoder import (
+    MAXIMIZED,
+    EncodedDeployment,
+    build,
+    objective_upper_bound,
+)
 from autoparallel.solvers.deployment.explain import why_no_engine
 from autoparallel.solvers.deployment.roles import (
+    LinkFloor,
     RoleSpace,
     burst_problem,
     decode_rank_rps,
@@ -46,7 +64,7 @@ from autoparallel.solvers.deployment.roles import (
     why_no_role,
 )
 from autoparallel.solvers.deployment.space import DeploymentSpace
-from autoparallel.solvers.driver import Run
+from autoparallel.solvers.driver import WEIGHTED_SCALE, Run
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 
 
@@ -107,6 +125,11 @@ class DisaggDeployment(_Frozen):
     solver: SolverStats
     bound: str
     """What limits the carried rate: `prefill` or `decode`."""
+    budget_decode_pools: tuple[int, ...] | None = None
+    """The pools the prefill engines' TTFT budget assumed may hold a decode engine (the KV transfer at
+    the slowest of their links, roles.py `link_floors`); None: not told (a front's point)."""
+    link_floor_gbps: float | None = None
+    """The slowest of those pools' KV-transfer links, nominal GB/s (None where not told)."""
 
     @property
     def ratio(self) -> str:
@@ -134,20 +157,128 @@ def solve_roles(
     deadline: float | None = None,
 ) -> DisaggDeployment:
     """The optimal disaggregated deployment of a role space, by `deadline` (a `time.perf_counter()`;
-    default: the settings' time limit from now).
+    default: the settings' time limit from now): the best of its link floors' optima (module doc).
 
     Raises:
-        InfeasibleError: no prefill or no decode engine, or the rate cannot be met (capacity objectives).
+        InfeasibleError: no prefill or no decode engine, or the rate cannot be met (capacity objectives),
+            at any link floor.
+        SolverTimeoutError: no floor's solve found a deployment in its share of the time and one ran out.
     """
     settings = settings or SolverSettings()
     name = objective if objective is not None else default_objective(rs.space)
     if deadline is None:
         deadline = settings.deadline()
-    run = Run(settings, deadline=deadline)
-    counts = optimize(rs.space, objective_chain(name), run) if rs.space.engines else None
-    if counts is None:
-        raise InfeasibleError(_why_infeasible(rs, Run(settings, deadline=deadline)))
-    return decode_roles(rs, counts, objective_label(name), run.stats())
+    chain = objective_chain(name)
+    tiers = rs.tiers()
+    scales = _common_scales(tiers, chain)
+    runs: list[Run] = []
+    found: list[tuple[int, list[int]]] = []
+    timed_out: SolverTimeoutError | None = None
+    for k, tier in enumerate(tiers):
+        now = time.perf_counter()
+        run = Run(settings, deadline=now + max(deadline - now, 0.0) / (len(tiers) - k))
+        runs.append(run)
+        try:
+            counts = _optimize_floor(tier, chain, run, scales) if tier.space.engines else None
+        except SolverTimeoutError as exc:
+            timed_out = exc
+            continue
+        if counts is None:
+            run.status = "INFEASIBLE"
+        else:
+            found.append((k, counts))
+    if not found:
+        if timed_out is not None:
+            raise timed_out
+        raise InfeasibleError(_why_infeasible_floors(rs, Run(settings, deadline=deadline)))
+    best, counts = found[0]
+    for k, other in found[1:]:  # fastest floor first: a tie keeps it
+        if _rank(chain, runs[k], scales) > _rank(chain, runs[best], scales):
+            best, counts = k, other
+    proven = timed_out is None and all(r.status in ("OPTIMAL", "INFEASIBLE") for r in runs)
+    return decode_roles(tiers[best], counts, objective_label(name), _union_stats(chain, runs, best, proven))
+
+
+def _common_scales(tiers: list[RoleSpace], chain: tuple[str, ...] | dict[str, float]) -> dict[str, int]:
+    """A weighted objective's per-objective bounds over every floor's space (`encoder.objective_scale`
+    of each, the largest), so that every floor's solve weighs the objectives alike and their optima
+    compare; {} for a lexicographic chain or one floor."""
+    if not isinstance(chain, dict) or len(tiers) < 2:
+        return {}
+    return {n: max(objective_upper_bound(t.space, n) for t in tiers) for n in chain}
+
+
+@dataclasses.dataclass
+class _ScaledEncoding(EncodedDeployment):
+    """A deployment encoding whose weighted-sum normalisation is `scales` (`_common_scales`)."""
+
+    scales: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def objective_scale(self, name: str) -> int:
+        return self.scales[name]
+
+
+def _optimize_floor(
+    rs: RoleSpace, chain: tuple[str, ...] | dict[str, float], run: Run, scales: dict[str, int]
+) -> list[int] | None:
+    """One floor's optimum of `chain` (deployment/driver.py `optimize`), a weighted sum normalised by
+    `scales` when given (None: infeasible)."""
+    if not scales or needs_mixed(chain):
+        return optimize(rs.space, chain, run)
+    enc = build(rs.space, hard_demand=needs_hard_demand(chain))
+    scaled = _ScaledEncoding(enc.model, enc.vars, enc.space, enc.hard_demand, enc.explain, scales)
+    return driver.optimize(scaled, chain, run)
+
+
+def _rank(
+    chain: tuple[str, ...] | dict[str, float], run: Run, scales: dict[str, int]
+) -> tuple[int | Fraction, ...]:
+    """A floor's optimum as a key that grows with the objective: the chain's values in order (solver
+    units, negated where minimized); a weighted sum as the driver sets it (`driver.set_objective`,
+    at the common `scales`); minus the $/M tokens ratio."""
+    if chain == ("cost_per_mtok",):
+        return (-Fraction(run.primary[0]),)
+    if isinstance(chain, dict):
+        total = 0
+        for n, weight in chain.items():
+            factor = max(1, round(weight * WEIGHTED_SCALE / max(scales.get(n, 1), 1)))
+            total += (1 if n in MAXIMIZED else -1) * factor * run.values[n]
+        return (total,)
+    return tuple((1 if n in MAXIMIZED else -1) * run.values[n] for n in chain)
+
+
+def _union_stats(
+    chain: tuple[str, ...] | dict[str, float], runs: list[Run], best: int, proven: bool
+) -> SolverStats:
+    """The statistics of the floors' solves together: their CP-SAT time and calls, the best floor's
+    primary value with the best bound of any floor that found a deployment, OPTIMAL when every floor
+    was proven (`proven`)."""
+    if len(runs) == 1:
+        return runs[0].stats()
+    maximize = isinstance(chain, dict) or (chain != ("cost_per_mtok",) and chain[0] in MAXIMIZED)
+    bounds = [r.primary[1] for r in runs if r.status in ("OPTIMAL", "FEASIBLE") and r.solves]
+    bound = (max if maximize else min)(bounds, default=runs[best].primary[1])
+    union = Run(
+        runs[best].settings,
+        wall_s=sum(r.wall_s for r in runs),
+        solves=sum(r.solves for r in runs),
+        status="OPTIMAL" if proven else "FEASIBLE",
+        primary=(runs[best].primary[0], bound),
+    )
+    return union.stats()
+
+
+def _why_infeasible_floors(rs: RoleSpace, run: Run) -> str:
+    """Why no link floor's space has a deployment: the one reason with one floor; else each floor's,
+    fastest first, prefixed with the decode pools its prefill budget assumed (`LinkFloor.label`)."""
+    tiers = rs.tiers()
+    if len(tiers) == 1:
+        return _why_infeasible(rs, run)
+    return "; ".join(f"with {_floor_label(t.floor)}: {_why_infeasible(t, run)}" for t in tiers)
+
+
+def _floor_label(floor: LinkFloor | None) -> str:
+    return floor.label() if floor is not None else "decode on every pool"
 
 
 def _why_infeasible(rs: RoleSpace, run: Run) -> str:
@@ -254,6 +385,31 @@ def closed_loop_ttft_ms(
         return 0.0
     held_s = sum(counts[k] * space.engines[k].in_flight / d_cap[k] for k in d_cap) / n
     return max(clients / capacity_rps - held_s, 0.0) * 1e3
+
+
+def _floor_idle_reasons(rs: RoleSpace, reasons: tuple[str, ...]) -> tuple[str, ...]:
+    """`reasons` (decoder.py `idle_reasons`), where a pool has no engine at this link floor only because
+    its decode engines sit below the floor (`LinkFloor.below`), saying so with the links' numbers."""
+    floor = rs.floor
+    if floor is None or not floor.below:
+        return reasons
+    cluster = rs.space.cluster
+    out = []
+    for reason in reasons:
+        p = next((q for q in floor.below if reason.startswith(f"pool {q} (")), None)
+        if p is None or rs.space.engines_of(pool=p):
+            out.append(reason)
+            continue
+        head = ": ".join(reason.split(": ")[:2])  # "pool p (GPU): n of m GPUs idle"
+        sub = cluster.pool_cluster(p)
+        link = sub.intra_node_gbps if single_node(cluster) else sub.inter_node_gbps
+        noun = "pool" if len(floor.decode_pools) == 1 else "pools"
+        out.append(
+            f"{head}: a decode engine here would pull the KV over its {link:g} GB/s link; this deployment "
+            f"keeps decode on {noun} {', '.join(map(str, floor.decode_pools))} (links >= {floor.gbps:g} "
+            "GB/s), the link its prefill engines' TTFT budget is priced for"
+        )
+    return tuple(out)
 
 
 def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: SolverStats) -> DisaggDeployment:
@@ -378,7 +534,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
         goodput_tokens_per_s=goodput,
         gpus_used=used,
         gpus_idle=space.cluster.world_size - used,
-        idle_reasons=idle_reasons(space, counts, objective),
+        idle_reasons=_floor_idle_reasons(rs, idle_reasons(space, counts, objective)),
         usd_per_hour=usd,
         usd_per_million_tokens=usd / (goodput * 3600.0) * 1e6 if goodput > 0 else math.inf,
         worst=worst,
@@ -387,4 +543,6 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
         objective=objective,
         solver=stats,
         bound="prefill" if prefill_rps <= decode_rps else "decode",
+        budget_decode_pools=rs.decode_pools,
+        link_floor_gbps=rs.floor.gbps if rs.floor is not None else None,
     )

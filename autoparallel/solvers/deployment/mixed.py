@@ -10,8 +10,15 @@ aggregated engines  every admissible entry (starts, meets the TTFT / TPOT limits
 decode engines      every entry that starts, TPOT = its pure decode step T_d(b) (perf/disagg.py),
     capacity b / (osl · T_d(b)); pruned the same way on (capacity, T_d).
 prefill engines     deployment/roles.py's `prefill_engines`, rated at the TTFT budget that holds
-    against every decode candidate (the slowest KV transfer, the first decode step bounded by the
-    TPOT limit or, without one, the slowest decode candidate's step).
+    against every decode candidate of its link floor (the slowest KV transfer, the first decode step
+    bounded by the TPOT limit or, without one, the slowest decode candidate's step).
+
+Link floors (roles.py `link_floors`): one per distinct KV-transfer link speed L of the pools that hold
+a decode engine; floor L's prefill engines are rated with decode engines on the pools whose link is
+at least L only, and a decode engine may serve every floor at or below its pool's link
+(`MixedSpace.role_floors`). The CP-SAT model picks one floor per disaggregated point
+(mixed_encoder.py `link_floor`), so the front is over the union of the floors' deployments: those
+whose every (P, D) pair meets the TTFT budget under round robin.
 
 The CP-SAT model over this space is mixed_encoder.py; the brute-force oracle is mixed_oracle.py.
 No ortools here.
@@ -33,6 +40,7 @@ from autoparallel.perf import disagg
 from autoparallel.perf.engine_support import nixl_role_problem
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.roles import (
+    LinkFloor,
     RoleSpace,
     RoleTimes,
     _engine,
@@ -40,6 +48,7 @@ from autoparallel.solvers.deployment.roles import (
     _times,
     burst_problem,
     decode_rank_rps,
+    link_floors,
     prefill_engines,
     single_node,
     ttft_below_transfer,
@@ -86,6 +95,18 @@ class MixedSpace:
     """Why one mode has no candidate (said next to the front)."""
     unpruned: int = 0
     """Candidates before dominated ones were dropped."""
+    floors: tuple[LinkFloor, ...] = ()
+    """The link floors of the role engines, fastest first (module doc; empty: one floor)."""
+    role_floors: tuple[frozenset[int], ...] = ()
+    """Per role engine: the indices of the `floors` at which it may be deployed (a prefill engine its
+    own floor's; a decode engine every floor at or below its pool's link). Empty: every engine at
+    the one floor."""
+
+    def floor_engines(self, t: int) -> list[int]:
+        """Indices (into the role engines) of those deployable at floor `t`."""
+        if not self.role_floors:
+            return list(range(len(self.roles.space.engines)))
+        return [k for k, ts in enumerate(self.role_floors) if t in ts]
 
     @property
     def fleet_model(self) -> FleetModel:
@@ -238,29 +259,39 @@ def build_mixed_space(
             agg_tpot += [tpot[i] for i in keep]
     bound = 0.0
     burst = burst_problem(fm)
+    floors: list[LinkFloor] = []
+    role_floors: list[frozenset[int]] = []
     if mode != "off" and burst is None:
         decode = {p: _decode(base.serving[0, p], 0, p, same_node=single_node(cluster)) for p in pools}
-        # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
-        every = list({e.tp: e for engines, _ in decode.values() for e in engines}.values())
         slowest = max((t.decode_s for _, ts in decode.values() for t in ts), default=0.0)
         bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
+        fits = {p: _within(decode[p][0], cap) for p in pools}
+        floors = link_floors(cluster, [p for p in pools if fits[p]])
         for p in pools:
-            times: dict[int, RoleTimes] = {}
-            prefill = prefill_engines(base.serving[0, p], fm, cluster, 0, p, every, bound, times)
-            unpruned += len(prefill)
-            for e in undominated(prefill, cap is not None) if prune else prefill:
-                roles.append(e)
-                role_times.append(times[id(e)])
-                role_tpot.append(0)
-            engines, ts = decode[p]
-            fit = _within(engines, cap)
-            engines, ts = [engines[k] for k in fit], [ts[k] for k in fit]
+            for t, floor in enumerate(floors):
+                # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
+                every = list({e.tp: e for q in floor.decode_pools for e in decode[q][0]}.values())
+                step = max((rt.decode_s for q in floor.decode_pools for rt in decode[q][1]), default=0.0)
+                first = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else step
+                times: dict[int, RoleTimes] = {}
+                serving = base.serving[0, p]
+                pairs = floor.decode_pools
+                prefill = prefill_engines(serving, fm, cluster, 0, p, every, first, times, decode_pools=pairs)
+                unpruned += len(prefill)
+                for e in undominated(prefill, cap is not None) if prune else prefill:
+                    roles.append(e)
+                    role_times.append(times[id(e)])
+                    role_tpot.append(0)
+                    role_floors.append(frozenset({t}))
+            engines, ts = [decode[p][0][k] for k in fits[p]], [decode[p][1][k] for k in fits[p]]
             unpruned += len(engines)
             steps = [units.us_up(t.decode_s) for t in ts]
+            at = frozenset(t for t, floor in enumerate(floors) if p in floor.decode_pools)
             for i in _prune(engines, steps, cap is not None) if prune else range(len(engines)):
                 roles.append(engines[i])
                 role_times.append(ts[i])
                 role_tpot.append(steps[i])
+                role_floors.append(at)
     aggregated = dataclasses.replace(base, engines=tuple(agg), dominated=0)
     role_space = dataclasses.replace(base, engines=tuple(roles), disaggregated=True, dominated=0)
     note = ""
@@ -290,4 +321,6 @@ def build_mixed_space(
         mode,
         note,
         unpruned,
+        tuple(floors) if len(floors) > 1 else (),
+        tuple(role_floors) if len(floors) > 1 else (),
     )

@@ -19,6 +19,10 @@ on GB200 too; the GPU count alone holds only where every size divides D):
                              encoder's family, encoder.add_client_queue (`add_client_queue` below)
     used[e]                  r_e ≥ 1 ⇒ used[e];   used[e] ⇒ tpot_us ≥ TPOT_e (A and D)
     demand (with a rate)     Σ_A capacity_e · r_e + flow ≥ rate × 1000
+    link_floor (several link floors, mixed.py)  floor[t] ∈ {0, 1}, Σ_t floor[t] = disaggregated, and
+                             r_e ≤ max_e · Σ_{t ∈ floors_e} floor[t] for every role engine: a
+                             disaggregated point takes its prefill engines from one floor and its
+                             decode engines from the pools at or above it (`MixedSpace.role_floors`)
 Objectives (solver units):
     throughput  max osl · (Σ_A capacity_milli_rps_e · r_e + flow_milli_rps)     milli-tokens/s
     tpot        min tpot_us (the slowest engine's TPOT: an aggregated engine's step with prefill
@@ -163,6 +167,7 @@ def build_mixed(space: MixedSpace, *, client_queue: bool = True) -> MixedEncodin
             model.add(engines[k].rating * n >= need).only_enforce_if(used[k]).with_name(
                 f"{role}_balance[{k}]"
             )
+    add_link_floors(model, space, r, d)
     model.add(LinearExpr.sum(r[:a]) >= 1).only_enforce_if(d.Not()).with_name("aggregated_deployed")
     model.add(LinearExpr.sum([r[k] for k in prefill]) >= 1).only_enforce_if(d).with_name("prefill_deployed")
     model.add(LinearExpr.sum([r[k] for k in decode]) >= 1).only_enforce_if(d).with_name("decode_deployed")
@@ -176,6 +181,23 @@ def build_mixed(space: MixedSpace, *, client_queue: bool = True) -> MixedEncodin
         capacity = LinearExpr.weighted_sum(r[:a], [e.capacity_milli_rps for e in engines[:a]]) + flow
         model.add(capacity >= fm.demand_milli_rps).with_name("demand_milli_rps")
     return MixedEncoding(model, v, space)
+
+
+def add_link_floors(
+    model: cp_model.CpModel, space: MixedSpace, replicas: list[cp_model.IntVar], d: cp_model.IntVar
+) -> None:
+    """One link floor per disaggregated point (module doc, `link_floor`); nothing with one floor."""
+    if len(space.floors) < 2:
+        return
+    a = len(space.aggregated.engines)
+    floor = [model.new_bool_var(f"link_floor[{t}]") for t in range(len(space.floors))]
+    model.add(LinearExpr.sum(floor) == d).with_name("link_floor")
+    for k, ts in enumerate(space.role_floors):
+        e = space.engines[a + k]
+        allowed = LinearExpr.sum([floor[t] for t in sorted(ts)])
+        model.add(replicas[a + k] <= max_replicas(space, e) * allowed).with_name(
+            f"link_floor[{e.role} | pool {e.pool} | {e.label} #{a + k}]"
+        )
 
 
 def add_role_client_queue(

@@ -9,16 +9,21 @@ keeps those that deploy the mode (an aggregated engine; a prefill and a decode e
 concurrency cap (`oracle.within_concurrency`) and, aggregated, whose engines' TTFT with the client's
 queue meets the limit (`oracle.within_ttft`, in floats: table TTFT + (C − held) / capacity by
 Little's law; disaggregated, `oracle.within_role_queue`: flow · (limit + slot time) ≥ C), scores them in
-the solver's units and returns the non-dominated objective vectors. Exponential: small spaces only.
+the solver's units and returns the non-dominated objective vectors. The disaggregated vectors are
+walked once per link floor (mixed.py: that floor's prefill engines and the decode engines of the
+pools at or above it, `MixedSpace.floor_engines`), every other role engine at 0, and the floors'
+vectors pooled: the union the CP-SAT model's one-floor rule ranges over, enumerated without it.
+Exponential: small spaces only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 from autoparallel.solvers.deployment import oracle
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace
-from autoparallel.solvers.deployment.space import round_robin_milli_rps
+from autoparallel.solvers.deployment.space import DeploymentSpace, round_robin_milli_rps
 
 
 def _score(space: MixedSpace, mode: str, counts: tuple[int, ...], tpots: list[int], name: str) -> int:
@@ -45,7 +50,7 @@ def scored(space: MixedSpace, names: tuple[str, ...]) -> list[tuple[str, tuple[i
         sub = space.aggregated if mode == "aggregated" else space.roles.space
         sub = dataclasses.replace(sub, disaggregated=False)  # `vectors` / `fits` read GPUs and packing only
         tpots = space.agg_tpot_us if mode == "aggregated" else space.decode_tpot_us
-        for counts in oracle.vectors(sub):
+        for counts in _walk(space, mode, sub):
             roles = {e.role for e, n in zip(sub.engines, counts, strict=True) if n}
             if not roles or (mode == "disaggregated" and roles != {"prefill", "decode"}):
                 continue
@@ -62,6 +67,25 @@ def scored(space: MixedSpace, names: tuple[str, ...]) -> list[tuple[str, tuple[i
                 continue
             out.append((mode, counts, tuple(_score(space, mode, counts, tpots, n) for n in names)))
     return out
+
+
+def _walk(space: MixedSpace, mode: str, sub: DeploymentSpace) -> Iterator[tuple[int, ...]]:
+    """Every count vector of `mode`'s engines (`sub`): the aggregated ones' at once; the role engines'
+    per link floor (module doc), each vector once."""
+    if mode == "aggregated":
+        yield from oracle.vectors(sub)
+        return
+    seen: set[tuple[int, ...]] = set()
+    for t in range(max(len(space.floors), 1)):
+        ks = space.floor_engines(t)
+        part = dataclasses.replace(sub, engines=tuple(sub.engines[k] for k in ks))
+        for counts in oracle.vectors(part):
+            full = [0] * len(sub.engines)
+            for k, n in zip(ks, counts, strict=True):
+                full[k] = n
+            if (vector := tuple(full)) not in seen:
+                seen.add(vector)
+                yield vector
 
 
 def brute_force_front(space: MixedSpace, names: tuple[str, ...]) -> set[tuple[int, ...]]:

@@ -204,6 +204,21 @@ def vectors(space: DeploymentSpace) -> Iterator[tuple[int, ...]]:
     yield from walk(0)
 
 
+def brute_force_floors(
+    spaces: list[DeploymentSpace], objective: str
+) -> tuple[int, int, tuple[int, ...]] | None:
+    """(optimal value, floor index, one optimal vector) over the union of a role space's link floors
+    (`spaces`, fastest first: roles.py `RoleSpace.tiers`, every vector of each floor's own engines
+    walked by `brute_force`); ties keep the faster floor; None when no floor has a feasible vector."""
+    best: tuple[int, int, tuple[int, ...]] | None = None
+    sign = 1 if MAXIMIZE[objective] else -1
+    for t, space in enumerate(spaces):
+        found = brute_force(space, objective)
+        if found is not None and (best is None or sign * found[0] > sign * best[0]):
+            best = (found[0], t, found[1])
+    return best
+
+
 def brute_force(space: DeploymentSpace, objective: str) -> tuple[int, tuple[int, ...]] | None:
     """(optimal value, one optimal vector) of `objective`; None when no vector is feasible.
 

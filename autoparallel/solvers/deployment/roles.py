@@ -19,10 +19,19 @@ The budget is conservative so that any pair the solver forms meets the TTFT limi
 step is bounded by the TPOT limit (or, without one, the slowest decode candidate's step), and X is
 the slowest KV transfer from this prefill shape to any decode candidate's TP over the slower of this
 pool's NIC and that of the slowest-networked pool a decode engine may run on (the D rank pulls the KV
-over both ends' links, perf/disagg.py `pair_link`; the solver pairs every P with every D, round
+over both ends' links, perf/disagg.py `pair_link`; the proxy pairs every P with every D, round
 robin), over NVLink when the whole cluster is one node. The link rates are each end's own: a P rank's
 NIC carries what it sends, a D rank's what it receives. Without a TTFT limit a P rank runs
 at ρ = 1 (throughput), still within its link rate.
+
+Link floors (`link_floors`): which pools "a decode engine may run on" is itself a choice. The space is
+built once per distinct KV-transfer link speed L of the pools that hold a decode engine (their own
+`disagg.transfer_link` rates; a one-node cluster has one): decode engines only on pools whose link
+is at least L, every prefill engine rated at that floor. A deployment whose decode engines' slowest
+pool has link L is in floor L's space with exactly its pairs' worst link, so the union of the floors'
+spaces is the set of deployments whose every (P, D) pair meets the TTFT budget under round robin;
+`RoleSpace.tiers` lists them (the slowest floor, every pool, is `RoleSpace.space` itself), and
+disagg_plan.solve_roles keeps the best of their optima.
 P and D engines share the first KV-cache dtype of the options (the transfer moves raw blocks).
 """
 
@@ -274,6 +283,57 @@ def decode_engines(
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class LinkFloor:
+    """A floor L on the KV-transfer link of the pools a deployment's decode engines run on (module doc)."""
+
+    bytes_per_s: float
+    """L: the floor pool's `disagg.transfer_link` rate (NVLink on a one-node cluster, else its NIC)."""
+    gbps: float
+    """The floor pool's nominal link, GB/s (its NVLink or IB figure as the cluster prints it)."""
+    decode_pools: tuple[int, ...]
+    """The pools at or above the floor that hold a decode engine: those the prefill budget pairs with."""
+    slowest: bool
+    """The floor of the slowest decode pool: decode engines on every pool (the conservative space)."""
+    below: tuple[int, ...] = ()
+    """The pools that hold a decode engine on a link slower than the floor (left out of its space)."""
+
+    def label(self) -> str:
+        """`decode on pools at >= 50 GB/s (pool 0)`: which decode pools the prefill budget assumed."""
+        pools = ", ".join(map(str, self.decode_pools)) or "none"
+        noun = "pool" if len(self.decode_pools) == 1 else "pools"
+        return f"decode on pools at >= {self.gbps:g} GB/s ({noun} {pools})"
+
+
+def _pool_link(cluster: Cluster, pool: int) -> tuple[float, float]:
+    """(`disagg.transfer_link` rate, nominal GB/s) of pool `pool`'s KV-transfer link."""
+    same_node = single_node(cluster)
+    sub = cluster.pool_cluster(pool)
+    nominal = sub.intra_node_gbps if same_node else sub.inter_node_gbps
+    return disagg.transfer_link(sub, same_node=same_node).bytes_per_s, nominal
+
+
+def link_floors(cluster: Cluster, decode_pools: Collection[int]) -> list[LinkFloor]:
+    """One floor per distinct KV-transfer link speed of `decode_pools` (the pools that hold a decode
+    engine), fastest first, each with the pools at or above it (module doc); one floor over every
+    pool when no pool holds a decode engine."""
+    links = {q: _pool_link(cluster, q) for q in range(len(cluster.pools))}
+    speeds = sorted({links[q][0] for q in decode_pools}, reverse=True)
+    if not speeds:
+        slow = min(links.values())
+        return [LinkFloor(slow[0], slow[1], (), True)]
+    return [
+        LinkFloor(
+            speed,
+            min(links[q][1] for q in decode_pools if links[q][0] == speed),
+            tuple(sorted(q for q in decode_pools if links[q][0] >= speed)),
+            k == len(speeds) - 1,
+            tuple(sorted(q for q in decode_pools if links[q][0] < speed)),
+        )
+        for k, speed in enumerate(speeds)
+    ]
+
+
 def slowest_decode_pool(cluster: Cluster, pool: int, decode_pools: Collection[int] | None = None) -> Cluster:
     """The pool (as a single-pool cluster) a P engine of pool `pool` may pair with whose KV transfer
     link is the slowest (perf/disagg.py `pair_link`), among `decode_pools` (None: every pool of the
@@ -503,6 +563,21 @@ class RoleSpace:
     times: list[RoleTimes]
     decode_step_bound_s: list[float]
     """Per model: the first decode step the prefill budget assumed."""
+    floor: LinkFloor | None = None
+    """The link floor this space was built at (module doc; None: decode engines on every pool)."""
+    faster: tuple[RoleSpace, ...] = ()
+    """The spaces of the faster link floors, fastest first (`link_floors`); empty on the faster
+    floors' own spaces and where every decode pool has one link."""
+
+    def tiers(self) -> list[RoleSpace]:
+        """The space of every link floor, fastest first, this one (the slowest floor) last: the union
+        of their deployments is the disaggregated deployment space (module doc)."""
+        return [*self.faster, self]
+
+    @property
+    def decode_pools(self) -> tuple[int, ...] | None:
+        """The pools the prefill budget assumed may hold a decode engine (None: every pool)."""
+        return self.floor.decode_pools if self.floor is not None else None
 
 
 def burst_problem(fm: FleetModel) -> str | None:
@@ -540,14 +615,12 @@ def build_role_space(
         fleet, cluster, options, prune=prune, deadline=deadline, scale_rates=False
     )  # + tables
     times: dict[int, RoleTimes] = {}
-    engines: list[Engine] = []
-    bounds: list[float] = []
+    decode: dict[tuple[int, int], list[Engine]] = {}
     for m, fm in enumerate(fleet):
         if burst_problem(fm) is not None:
-            bounds.append(0.0)
             continue
-        decode = {
-            p: decode_engines(
+        for p in range(len(cluster.pools)):
+            decode[m, p] = decode_engines(
                 aggregated.serving[m, p],
                 m,
                 p,
@@ -556,10 +629,36 @@ def build_role_space(
                 same_node=single_node(cluster),
                 deadline=deadline,
             )
-            for p in range(len(cluster.pools))
-        }
-        every_decode = [e for d in decode.values() for e in d]
-        decode_pools = [p for p, d in decode.items() if d]
+    floors = link_floors(cluster, sorted({p for (_, p), d in decode.items() if d}))
+    tiers = [
+        _floor_space(aggregated, fleet, cluster, floor, decode, times, prune=prune, deadline=deadline)
+        for floor in floors
+    ]
+    return dataclasses.replace(tiers[-1], faster=tuple(tiers[:-1]))
+
+
+def _floor_space(
+    aggregated: DeploymentSpace,
+    fleet: tuple[FleetModel, ...],
+    cluster: Cluster,
+    floor: LinkFloor,
+    decode: dict[tuple[int, int], list[Engine]],
+    times: dict[int, RoleTimes],
+    *,
+    prune: bool,
+    deadline: float | None,
+) -> RoleSpace:
+    """The role space at link floor `floor` (module doc): each model's decode engines (`decode`, by
+    (model, pool)) on the floor's pools, its prefill engines on every pool rated against them."""
+    engines: list[Engine] = []
+    bounds: list[float] = []
+    for m, fm in enumerate(fleet):
+        if burst_problem(fm) is not None:
+            bounds.append(0.0)
+            continue
+        mine = {p: decode[m, p] if p in floor.decode_pools else [] for p in range(len(cluster.pools))}
+        every_decode = [e for d in mine.values() for e in d]
+        decode_pools = [p for p, d in mine.items() if d]
         slowest = max((times[id(e)].decode_s for e in every_decode), default=0.0)
         bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
         bounds.append(bound)
@@ -577,36 +676,49 @@ def build_role_space(
                 deadline=deadline,
                 decode_pools=decode_pools,
             )
-            for role_engines in (prefill, decode[p]):
+            for role_engines in (prefill, mine[p]):
                 engines += undominated(role_engines, fm.concurrency is not None) if prune else role_engines
     space = dataclasses.replace(
         aggregated, engines=tuple(engines), disaggregated=True, dominated=0, left_out=aggregated.left_out
     )
     space.unpruned_enumeration_size = space.enumeration_size()
-    return RoleSpace(space, [times[id(e)] for e in engines], bounds)
+    return RoleSpace(space, [times[id(e)] for e in engines], bounds, floor)
 
 
 def ttft_below_transfer(rs: RoleSpace, workload: Serving, cluster: Cluster) -> str:
-    """When the TTFT limit is below the fastest KV transfer + first decode step + overhead, the numbers."""
+    """When the TTFT limit is below the fastest KV transfer + first decode step + overhead, the numbers:
+    the transfer within the pool of the fastest link (P and D both there, the least any pair pays)."""
     if workload.ttft_ms is None:
         return ""
     fm = rs.space.models[0]
-    sub = cluster.pool_cluster(0)
-    tps = sorted({e.tp for e in rs.space.engines} | {1})
+    tps = sorted({e.tp for tier in rs.tiers() for e in tier.space.engines} | {1})
     same_node = single_node(cluster)
-    kv = rs.space.engines[0].config.kv_cache_dtype if rs.space.engines else "auto"
-    fastest = min(
-        disagg.kv_transfer_s(fm.model, sub, kv, workload.isl, tp_prefill=t, tp_decode=t, same_node=same_node)
-        for t in tps
-    )
-    overhead = efficiency_for(sub.gpu).request_overhead_s
-    first = min((t.decode_s for t in rs.times), default=0.0)
+    engines = rs.space.engines
+    kv = engines[0].config.kv_cache_dtype if engines else "auto"
+    first = min((t.decode_s for tier in rs.tiers() for t in tier.times), default=0.0)
+
+    def least(pool: int) -> tuple[float, float]:
+        """(the fastest transfer, the request overhead) within pool `pool`."""
+        sub = cluster.pool_cluster(pool)
+        fastest = min(
+            disagg.kv_transfer_s(
+                fm.model, sub, kv, workload.isl, tp_prefill=t, tp_decode=t, same_node=same_node
+            )
+            for t in tps
+        )
+        return fastest, efficiency_for(sub.gpu).request_overhead_s
+
+    pool = min(range(len(cluster.pools)), key=lambda q: sum(least(q)))
+    fastest, overhead = least(pool)
     floor_ms = (fastest + overhead + first) * 1e3
     if workload.ttft_ms >= floor_ms:
         return ""
+    where = "over NVLink" if same_node else "over the NIC"
+    if len(cluster.pools) > 1:
+        where += f" of pool {pool}, the fastest"
     return (
         f"TTFT limit {workload.ttft_ms:g} ms < KV transfer {fastest * 1e3:.1f} ms "
-        f"({workload.isl} prompt tokens {'over NVLink' if same_node else 'over the NIC'}) "
+        f"({workload.isl} prompt tokens {where}) "
         f"+ first decode step {first * 1e3:.1f} ms + request overhead {overhead * 1e3:.0f} ms "
         f"= {floor_ms:.1f} ms, before any prefill"
     )
