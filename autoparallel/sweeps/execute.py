@@ -548,7 +548,7 @@ def run_scenarios(
                 _run_pooled(pool, todo, time_limit_s, record)
     finally:
         if store:
-            store.commit()
+            store.commit([s.id for s in unique])
     order = {s.id: n for n, s in enumerate(unique)}
     rows.sort(key=lambda r: order[r["scenario_id"]])
     return SweepResult(rows, skipped=len(unique) - len(todo))

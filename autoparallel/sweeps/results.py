@@ -356,11 +356,15 @@ class ResultStore:
         self._rows[row["scenario_id"]] = row
         self._new += 1
 
-    def commit(self) -> None:
-        """Rewrite the results file with every row, then drop the journal."""
+    def commit(self, order: Sequence[str] = ()) -> None:
+        """Rewrite the results file with every row, then drop the journal: rows whose scenario ids are
+        not in `order` (other sweeps') first, as the file had them, then those of `order` in that order
+        (a sweep's scenario order, whichever executor finished them first)."""
         if not self._new:
             return
-        write_rows(self.path, list(self._rows.values()))
+        rank = {sid: n for n, sid in enumerate(order)}
+        rows = sorted(self._rows.values(), key=lambda r: rank.get(r["scenario_id"], -1))
+        write_rows(self.path, rows)
         self.journal.unlink(missing_ok=True)
         self._new = 0
 
