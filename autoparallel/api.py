@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from autoparallel.bounds import BOUNDS, check_number, clean_text, input_error
-from autoparallel.configs import ServingConfig, TrainingConfig, config_dict
+from autoparallel.bounds import BOUNDS, check_choices, check_number, clean_text, revalidated
+from autoparallel.configs import ServingConfig, TrainingConfig, config_dict, precision_problem
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import GPU, Cluster, get_gpu
 from autoparallel.memory.serving import vllm_memory
@@ -53,30 +53,37 @@ def _model(model: Any) -> ModelSpec:
 
 
 def _cluster(cluster: Any) -> Cluster:
+    """A cluster argument: a spec string, parsed, or a Cluster, validated again with its pools and GPUs
+    (`bounds.revalidated`: a pool copied to 9 H100s per node or to 0 nodes, a GPU copied to 0 TFLOP/s)."""
     if not isinstance(cluster, (Cluster, str)):
         raise InputError(
             f"cluster must be a Cluster or a spec string like '2x8xH100', got {type(cluster).__name__}"
         )
-    return require_cluster(cluster if isinstance(cluster, Cluster) else Cluster.parse(cluster))
+    c = _revalidated(cluster, "cluster") if isinstance(cluster, Cluster) else Cluster.parse(cluster)
+    return require_cluster(c)
 
 
 def _revalidated(value: _Checked, subject: str) -> _Checked:
-    """`value` validated again, as the API takes every workload, configuration and options object:
-    `model_copy(update=...)`, the documented way to override a preset's or a configuration's field,
-    skips pydantic's validators (a max_model_len below isl + osl, a micro_batch of 0, options allowing
-    no max_num_seqs or an unknown engine passed on to the planner). The fields the caller set stay
-    the ones marked set (`evaluate` and `ServingOptions` read `model_fields_set`).
+    """`value` validated again, as the API takes every workload, configuration, options, cluster and
+    GPU object: `bounds.revalidated`, the one helper (`solve_fleet` and `given_settings` call it too).
 
     Raises:
         InputError: the first broken rule, naming `subject` and the field.
     """
-    cls = type(value)
-    try:
-        checked = cls.model_validate(value.model_dump())
-    except ValidationError as exc:
-        raise input_error(exc, subject) from None
-    fields = {name: getattr(checked, name) for name in cls.model_fields}
-    return cls.model_construct(_fields_set=set(value.model_fields_set), **fields)
+    return revalidated(value, subject)
+
+
+def _config(config: _Checked) -> _Checked:
+    """A configuration argument validated again, a TrainingConfig's precision among those the model
+    prices (`configs.precision_problem`).
+
+    Raises:
+        InputError: the first broken rule.
+    """
+    config = _revalidated(config, "config")
+    if isinstance(config, TrainingConfig) and (problem := precision_problem(config.precision)):
+        raise InputError(f"config: {problem}")
+    return config
 
 
 def _workload(workload: Any) -> Serving | Training:
@@ -100,6 +107,11 @@ def _options(options: Any, workload: Serving | Training) -> Any:
     options = _revalidated(options, "options")
     if isinstance(options, ServingOptions):
         given_memory_knob(options)
+    else:  # no GPU count allowed: refused as ServingOptions refuses a knob that allows no value
+        try:
+            check_choices("world_sizes", options.world_sizes, None)
+        except InputError as exc:
+            raise InputError(f"options: world_sizes={options.world_sizes!r}: {exc}") from None
     return options
 
 
@@ -372,7 +384,9 @@ def evaluate(
     """
     if not isinstance(config, (ServingConfig, TrainingConfig)):
         raise InputError(f"config must be a ServingConfig or a TrainingConfig, got {type(config).__name__}")
-    config = _revalidated(config, "config")
+    config = _config(config)
+    if not isinstance(compare, bool):
+        raise InputError(f"compare must be True or False, got {clean_text(repr(compare), 40)}")
     m, c = _model(model), _cluster(cluster)
     w: Serving | Training | None
     if workload is None:
@@ -626,17 +640,17 @@ def training_memory(
 
     if not isinstance(config, TrainingConfig):
         raise InputError(f"config must be a TrainingConfig, got {type(config).__name__}")
+    config = _config(config)
     if margins is not None and not isinstance(margins, MemoryConfig):
         raise InputError(
             "margins must be a MemoryConfig (autoparallel.memory.margins) or None, got "
             f"{type(margins).__name__}"
         )
-    config = _revalidated(config, "config")
     margins = None if margins is None else _revalidated(margins, "margins")
     m = _model(model)
     if not isinstance(gpu, str | GPU):
         raise InputError(f"gpu must be a GPU or its name, got {type(gpu).__name__}")
-    g = get_gpu(gpu) if isinstance(gpu, str) else gpu
+    g = get_gpu(gpu) if isinstance(gpu, str) else _revalidated(gpu, "gpu")
     config = config.model_copy(update={"precision": job_precision(config.precision, g)})
     require_training(m, None, config, g)
     return training.training_memory(m, g, config, margins=margins)

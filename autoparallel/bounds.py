@@ -15,14 +15,11 @@ import numbers
 import os
 import typing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, ValidationError, model_validator
 
 from autoparallel.errors import InputError
-
-if TYPE_CHECKING:
-    from pydantic import ValidationError
 
 __all__ = [
     "BOUNDS",
@@ -36,6 +33,7 @@ __all__ = [
     "first_error",
     "input_error",
     "json_safe",
+    "revalidated",
 ]
 
 
@@ -232,17 +230,79 @@ def first_error(exc: ValidationError, at: str = "") -> str:
 
 
 def input_error(exc: ValidationError, subject: str = "") -> InputError:
-    """A pydantic ValidationError as one InputError naming each field, its value and the rule."""
+    """A pydantic ValidationError as one InputError naming each field, its value and the rule (a rule
+    over a nested object's fields, the pool of a cluster, names its place alone: its message names the
+    fields). A collection found too short only because an item of it failed is not counted twice."""
+    errors = exc.errors()
+    failed = [tuple(e.get("loc", ())) for e in errors]
     parts = []
-    for err in exc.errors()[:3]:
+    for err in [e for e in errors if not _consequential(e, failed)][:3]:
         field = _where(tuple(err.get("loc", ())))
         if not field:  # a rule over several fields: its message names them
             parts.append(_rule(err))
             continue
-        value = clean_text(repr(err.get("input")), 60)
+        given = err.get("input")
+        if isinstance(given, dict | BaseModel):
+            parts.append(f"{field}: {_rule(err)}")
+            continue
+        value = clean_text(repr(given), 60)
         parts.append(f"{field}={value}: {_rule(err)}")
     prefix = f"{subject}: " if subject else ""
     return InputError(prefix + "; ".join(parts))
+
+
+def _consequential(err: Any, failed: list[tuple[Any, ...]]) -> bool:
+    """`err` is a length error of a collection one of whose items failed (pydantic counts the items
+    left after validation: a cluster whose only pool is wrong was also "at least 1 item, not 0")."""
+    loc = tuple(err.get("loc", ()))
+    return err.get("type") == "too_short" and any(
+        len(other) > len(loc) and other[: len(loc)] == loc for other in failed
+    )
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def revalidated(value: _Model, subject: str) -> _Model:
+    """`value` validated again, as the API takes every model a user passes it (workloads,
+    configurations, options, settings, clusters with their pools and GPUs, fleet entries):
+    `model_copy(update=...)`, the documented way to override a preset's or a configuration's field,
+    skips pydantic's validators, so a max_model_len below isl + osl, a micro_batch of 0, a pool of 9
+    H100s per node, a GPU of 0 TFLOP/s or NaN GiB, a numpy integer where an int belongs reached the
+    planners. The fields the caller set stay the ones marked set (`evaluate` and `ServingOptions` read
+    `model_fields_set`); `value` itself comes back where validation changes nothing, so that the float
+    model's memos, keyed by the objects (`memo.py`), keep serving a cluster passed again.
+
+    Raises:
+        InputError: the first broken rule, naming `subject` and the field.
+    """
+    cls = type(value)
+    try:
+        checked = cls.model_validate(value.model_dump(warnings=False))
+    except ValidationError as exc:
+        raise input_error(exc, subject) from None
+    fields = {name: getattr(checked, name) for name in cls.model_fields}
+    if all(_identical(getattr(value, name), field) for name, field in fields.items()):
+        return value
+    return cls.model_construct(_fields_set=set(value.model_fields_set), **fields)
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (np.int64(4) == 4, but only the int is planned)."""
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, BaseModel):
+        return all(_identical(getattr(a, name), getattr(b, name)) for name in type(a).model_fields)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(map(_identical, a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):  # an object whose == is not a truth value
+        return False
 
 
 def json_safe(value: Any, path: str = "") -> tuple[Any, dict[str, str]]:

@@ -13,7 +13,28 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, ModelWrapValidatorHandler, model_validator
 
-from autoparallel.bounds import BOUNDS, UserInput
+from autoparallel.bounds import BOUNDS, UserInput, clean_text
+
+TrainingPrecision = Literal["bf16", "fp8", "fp16"]
+"""The precisions a training job runs in, each priced by the memory and step-time model and emitted by
+both frameworks: `bf16` (bf16 weights and GEMMs, an fp32 main_grad under Megatron), `fp8` (FP8 GEMMs on
+FP8 tensor cores, bf16 master weights: `perf.training_layer.peak_flops`, `memory.training_states`) and
+`fp16` (fp16 with dynamic loss scaling and fp16 gradients, Megatron's `--fp16`, DeepSpeed's `fp16`
+section; what bf16 runs as on GPUs without BF16 tensor cores, `validation.job_precision`)."""
+TRAINING_PRECISIONS: tuple[str, ...] = ("bf16", "fp8", "fp16")
+"""The values of `TrainingPrecision`, in the order messages list them."""
+PRECISION_RULE = "use bf16, fp8 or fp16"
+"""What a precision outside `TRAINING_PRECISIONS` is told: the one text of the rule, as
+`validation.training_problems` and `frameworks._common.effective_precision` word it."""
+
+
+def precision_problem(precision: object) -> str | None:
+    """Why `precision` is no training precision (`TRAINING_PRECISIONS`, compared exactly: "FP8" and
+    "bf16 " are not read as fp8 and bf16), or None."""
+    if isinstance(precision, str) and precision in TRAINING_PRECISIONS:
+        return None
+    return f"precision={clean_text(repr(precision), 40)}: {PRECISION_RULE}"
+
 
 KvCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc"]
 """vLLM 0.32's `--kv-cache-dtype` values (config/cache.py `CacheDType`); bytes per element in
@@ -63,7 +84,7 @@ class ServingConfig(_Frozen):
     """Longest prompt + output per request (`--max-model-len`)."""
     max_num_batched_tokens: int | None = Field(default=None, ge=1, le=BOUNDS["max_num_batched_tokens"].hi)
     """Token budget per scheduler step (`--max-num-batched-tokens`); None: vLLM's default."""
-    gpu_memory_utilization: float = Field(default=0.92, gt=0, le=1)
+    gpu_memory_utilization: float = Field(default=0.92, gt=0, le=1, allow_inf_nan=False)
     """Fraction of GPU memory vLLM may use (`--gpu-memory-utilization`)."""
     kv_cache_dtype: KvCacheDtype = "auto"
     """`--kv-cache-dtype`: `auto` (the model dtype), `bfloat16`, `float16` or an fp8 variant."""
@@ -157,8 +178,9 @@ class TrainingConfig(_Frozen):
     critical path. DeepSpeed runs only `a2a` (`validation.cp_comm_problem` has both kinds' head rules)."""
     ep: int = Field(default=1, ge=1, le=BOUNDS["ep"].hi)
     """Expert-parallel degree (MoE experts split over ranks, carved out of dp × cp)."""
-    etp: int | None = None
-    """Expert tensor-parallel degree (None: same as tp)."""
+    etp: int | None = Field(default=None, ge=1, le=BOUNDS["tp"].hi)
+    """Expert tensor-parallel degree (None: same as tp), in the bound of a tensor-parallel degree as
+    `autoparallel evaluate --etp` takes it."""
     vp: int = Field(default=1, ge=1, le=BOUNDS["vp"].hi)
     """Virtual pipeline stages per rank (interleaved 1F1B). 1 means not interleaved."""
     micro_batch: int = Field(default=1, ge=1, le=BOUNDS["micro_batch"].hi)
@@ -184,8 +206,10 @@ class TrainingConfig(_Frozen):
     layers_per_stage: tuple[int, ...] | None = None
     """Decoder layers per pipeline stage (None: as even as possible, remainder on the first stages)."""
     precision: str = "bf16"
-    """`bf16` or `fp8` (FP8 GEMMs, bf16 master weights)."""
-    moe_capacity_factor: float | None = Field(default=None, gt=0)
+    """One of `TRAINING_PRECISIONS` (`TrainingPrecision`: bf16, fp8, fp16). The API refuses another
+    (`precision_problem`, as `api.evaluate` and `api.training_memory` take a config); a config built
+    directly keeps its text for the validation rules and the emitters, which name it the same way."""
+    moe_capacity_factor: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """MoE token capacity per expert as a multiple of the balanced load (Megatron-Core
     `--moe-expert-capacity-factor` with padding); None: dropless, balanced routing."""
     ep_overlap: bool = False

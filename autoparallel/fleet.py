@@ -26,6 +26,7 @@ turns the result into per-replica `vllm serve` lines (frameworks/vllm.py) and JS
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,12 +35,13 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from autoparallel.bounds import BOUNDS, UserInput, first_error
+from autoparallel.bounds import BOUNDS, UserInput, clean_text, first_error, revalidated
 from autoparallel.errors import InputError
 from autoparallel.frameworks import sglang
 from autoparallel.frameworks._common import host_size
 from autoparallel.frameworks.vllm import BASE_PORT, HEAD_ADDRESS, vllm_launch
-from autoparallel.hardware import GPU, Cluster, parse_prices
+from autoparallel.hardware import GPU, Cluster
+from autoparallel.hardware.cluster import custom_gpus, price_map
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.loader import served_id
 from autoparallel.perf.engine_support import ENGINE_NAMES
@@ -51,6 +53,10 @@ if TYPE_CHECKING:
 
 _MAX_FLEET_BYTES = 1 << 20
 _MAX_MODELS = 64
+
+
+MAX_PRIORITY = 1e6
+"""Largest weight a fleet model's tokens may have (`FleetEntry.priority`, `FleetModel.priority`)."""
 
 
 class FleetEntry(UserInput):
@@ -82,7 +88,7 @@ class FleetEntry(UserInput):
     concurrency: int | None = Field(default=None, ge=1, le=BOUNDS["concurrency"].hi)
     """Most requests in flight at once (a closed-loop client): the engines' max_num_seqs × replicas
     stay within it (None: no cap)."""
-    priority: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False)
+    priority: float = Field(default=1.0, gt=0, le=MAX_PRIORITY, allow_inf_nan=False)
     """Weight of this model's tokens in the goodput and throughput objectives."""
 
     @model_validator(mode="after")
@@ -546,9 +552,9 @@ def _custom_gpus(gpus: object) -> tuple[GPU, ...]:
     """
     if isinstance(gpus, str | Path):
         return tuple(GPU.from_file(gpus))
-    if not isinstance(gpus, Sequence) or not all(isinstance(g, GPU) for g in gpus):
+    if not isinstance(gpus, Sequence):
         raise InputError(f"gpus must be a GPU file's path or a list of GPU, got {type(gpus).__name__}")
-    return tuple(gpus)
+    return custom_gpus(gpus)  # each validated again
 
 
 def fleet_models(entries: Sequence[FleetEntry], given: Mapping[int, ModelSpec] | None = None) -> list[Any]:
@@ -581,7 +587,7 @@ def solve_fleet(
     cluster: Cluster | str | None = None,
     *,
     objective: str | tuple[str, ...] | dict[str, float] | None = None,
-    prices: Mapping[str, float] | None = None,
+    prices: Mapping[str, float] | str | None = None,
     gpus: Sequence[GPU] | str | Path = (),
     settings: Any = None,
     options: Any = None,
@@ -612,22 +618,26 @@ def solve_fleet(
     if options is not None and not isinstance(options, ServingOptions):
         raise InputError(f"options must be ServingOptions, got {type(options).__name__}")
     if options is not None:
+        options = revalidated(options, "options")
         given_memory_knob(options)
     loaded: list[FleetModel] = []
     given: dict[int, ModelSpec] = {}  # entry index -> the ModelSpec it named
     spec: FleetFile | None = None
     if isinstance(fleet, Sequence) and fleet and all(isinstance(f, FleetModel) for f in fleet):
-        loaded = list(fleet)  # type: ignore[arg-type]
+        loaded = [_checked_fleet_model(fm, n) for n, fm in enumerate(fleet, 1)]
     elif isinstance(fleet, str | Path):
         spec = load_fleet(fleet)
     elif isinstance(fleet, FleetFile):
-        spec = fleet
+        spec = revalidated(fleet, "fleet")
     elif isinstance(fleet, Sequence) and not isinstance(fleet, bytes):
         entries = []
         for n, entry in enumerate(fleet, 1):
             if isinstance(entry, Mapping) and isinstance(entry.get("model"), ModelSpec):
                 given[n - 1] = entry["model"]
                 entry = {**entry, "model": entry["model"].name}
+            if isinstance(entry, FleetEntry):  # model_validate returns an instance unchecked
+                entries.append(revalidated(entry, f"fleet entry {n}"))
+                continue
             try:
                 entries.append(FleetEntry.model_validate(entry))
             except ValidationError as exc:
@@ -641,23 +651,45 @@ def solve_fleet(
             f"fleet must be a fleet file's path or a list of entries, got {type(fleet).__name__}"
         )
     custom = _custom_gpus(gpus)
-    if isinstance(prices, str):
-        prices = parse_prices(prices)
-    elif prices is not None and not isinstance(prices, Mapping):
-        raise InputError(
-            f"prices must be {{GPU name: US$ per GPU-hour}} or 'H100=2.49,...', got {type(prices).__name__}"
-        )
+    given_prices = price_map(prices)
     chosen = cluster if cluster is not None or spec is None else spec.cluster
     if chosen is None:
         raise InputError("no cluster: pass --cluster (or `cluster:` in the fleet file)")
-    c = chosen if isinstance(chosen, Cluster) else Cluster.parse(chosen, gpus=custom)
+    c = revalidated(chosen, "cluster") if isinstance(chosen, Cluster) else Cluster.parse(chosen, gpus=custom)
     own = spec is not None and cluster is None  # the file's prices are for the file's own cluster
-    price_map = merge_prices(c, (spec and spec.prices) or {}, prices or {}, custom, own_cluster=own)
-    if price_map:
-        c = c.with_prices(price_map, custom)
+    merged = merge_prices(c, (spec and spec.prices) or {}, given_prices, custom, own_cluster=own)
+    if merged:
+        c = c.with_prices(merged, custom)
     models = loaded if spec is None else fleet_models(spec.models, given)
     deployment = solve_deployment(models, c, objective=objective, settings=settings, options=options)
     return FleetPlan(cluster=c, deployment=deployment, specs={fm.name: fm.model for fm in models})
+
+
+def _checked_fleet_model(fm: Any, n: int) -> Any:
+    """The `n`-th `FleetModel` a caller passed, its workload validated again (`bounds.revalidated`: a
+    `model_copy` of a preset with isl 0 divided by zero in the tables) and its fields of their types.
+
+    Raises:
+        InputError: the first field that is not, named.
+    """
+    where = f"fleet model {n}"
+    if not isinstance(fm.model, ModelSpec):
+        raise InputError(f"{where}: model must be a ModelSpec (load_model), got {type(fm.model).__name__}")
+    if not isinstance(fm.workload, Serving):
+        raise InputError(f"{where}: workload must be a Serving workload, got {type(fm.workload).__name__}")
+    if not isinstance(fm.model_id, str):
+        raise InputError(f"{where}: model_id must be a string, got {type(fm.model_id).__name__}")
+    priority = fm.priority
+    number = isinstance(priority, int | float) and not isinstance(priority, bool)
+    if not (number and 0 < float(priority) <= MAX_PRIORITY):  # NaN fails it
+        raise InputError(
+            f"{where}: priority={clean_text(repr(priority), 40)}: must be a finite number in "
+            f"(0, {MAX_PRIORITY:g}]"
+        )
+    workload = revalidated(fm.workload, f"{where} ({clean_text(fm.name, 120)}) workload")
+    if workload is fm.workload and type(priority) is float:
+        return fm  # the caller's object, as the tables' memos know it
+    return dataclasses.replace(fm, workload=workload, priority=float(priority))
 
 
 def merge_prices(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from autoparallel.bounds import BOUNDS, UserInput
+from autoparallel.configs import PRECISION_RULE, TrainingPrecision, precision_problem
 from autoparallel.errors import InputError
 
 MAX_QUANTILES = 1001
@@ -20,6 +21,7 @@ MAX_QUANTILES = 1001
 
 
 _RATE = BOUNDS["request_rate"]
+_BURST = BOUNDS["burstiness"]
 
 
 class Serving(UserInput):
@@ -36,26 +38,26 @@ class Serving(UserInput):
     """Output tokens per request."""
     concurrency: int | None = Field(default=None, ge=1, le=BOUNDS["concurrency"].hi)
     """Requests in flight over the whole deployment (None: as many as fit, i.e. max throughput)."""
-    request_rate: float | None = Field(default=None, ge=_RATE.lo, le=_RATE.hi)
+    request_rate: float | None = Field(default=None, ge=_RATE.lo, le=_RATE.hi, allow_inf_nan=False)
     """Arriving requests per second (None: not rate-limited)."""
     max_model_len: int | None = Field(default=None, ge=1, le=BOUNDS["max_model_len"].hi)
     """Context the deployment must accept (None: isl + osl rounded up to a power of two)."""
-    ttft_ms: float | None = Field(default=None, gt=0, le=BOUNDS["ttft_ms"].hi)
+    ttft_ms: float | None = Field(default=None, gt=0, le=BOUNDS["ttft_ms"].hi, allow_inf_nan=False)
     """Service-level limit on time to first token, ms."""
-    tpot_ms: float | None = Field(default=None, gt=0, le=BOUNDS["tpot_ms"].hi)
+    tpot_ms: float | None = Field(default=None, gt=0, le=BOUNDS["tpot_ms"].hi, allow_inf_nan=False)
     """Service-level limit on time per output token, ms. None where every output is one token:
     TPOT has no second token to time (`vllm bench serve` reports it only for outputs longer than
     one token), so a preset's or a user's limit is dropped there."""
-    burstiness: float = Field(default=1.0, ge=BOUNDS["burstiness"].lo, le=BOUNDS["burstiness"].hi)
+    burstiness: float = Field(default=1.0, ge=_BURST.lo, le=_BURST.hi, allow_inf_nan=False)
     """Shape of the gamma distribution of the gaps between arrivals at `request_rate` (`vllm bench
     serve --burstiness`): 1 is a Poisson process, below 1 burstier, above 1 more even. Only the
     finite-benchmark replay draws arrivals; the steady-state model uses the mean rate."""
     num_prompts: int | None = Field(default=None, ge=1, le=BOUNDS["num_prompts"].hi)
     """A finite benchmark: this many prompts, sent at once (`vllm bench serve --request-rate inf`,
     offline batch runs) or at `request_rate`. None: an endless steady stream."""
-    isl_cv: float = Field(default=0.0, ge=0, le=BOUNDS["length_cv"].hi)
+    isl_cv: float = Field(default=0.0, ge=0, le=BOUNDS["length_cv"].hi, allow_inf_nan=False)
     """Coefficient of variation (std / mean) of prompt lengths; 0: every prompt is `isl` tokens."""
-    osl_cv: float = Field(default=0.0, ge=0, le=BOUNDS["length_cv"].hi)
+    osl_cv: float = Field(default=0.0, ge=0, le=BOUNDS["length_cv"].hi, allow_inf_nan=False)
     """Coefficient of variation of output lengths; 0: every output is `osl` tokens."""
     isl_quantiles: tuple[float, ...] | None = None
     """A measured prompt-length distribution (`autoparallel profile` writes it): the lengths at
@@ -299,10 +301,18 @@ class Training(UserInput):
     """Tokens per sequence."""
     global_batch: int = Field(default=1024, ge=1, le=BOUNDS["global_batch"].hi)
     """Sequences per optimizer step."""
-    tokens: float | None = Field(default=None, gt=0, le=BOUNDS["tokens"].hi)
+    tokens: float | None = Field(default=None, gt=0, le=BOUNDS["tokens"].hi, allow_inf_nan=False)
     """Training token budget, for time and cost to train (None: report per step only)."""
-    precision: Literal["bf16", "fp8"] = "bf16"
-    """`bf16` or `fp8`."""
+    precision: TrainingPrecision = "bf16"
+    """`bf16`, `fp8` or `fp16` (`configs.TrainingPrecision`: what each runs as)."""
+
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _known_precision(cls, value: object) -> object:
+        """The rule's one text (`configs.PRECISION_RULE`), as the API words it for a TrainingConfig."""
+        if precision_problem(value) is not None:
+            raise ValueError(PRECISION_RULE)
+        return value
 
 
 def mean_carrying_quantiles(quantiles: tuple[float, ...], mean: float, hi: float) -> tuple[float, ...]:

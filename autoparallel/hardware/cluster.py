@@ -20,13 +20,14 @@ from __future__ import annotations
 import difflib
 import functools
 import math
+import numbers
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from autoparallel.bounds import UserInput, first_error
+from autoparallel.bounds import UserInput, clean_text, first_error, revalidated
 from autoparallel.errors import InputError
 from autoparallel.hardware.gpu import GPU, MAX_USD_PER_GPU_HOUR, MIN_USD_PER_GPU_HOUR, get_gpu
 
@@ -214,22 +215,23 @@ class Cluster(BaseModel):
         pool = self.pools[index]
         return self if len(self.pools) == 1 else Cluster(pools=(pool,))
 
-    def with_prices(self, prices: Mapping[str, float], gpus: Iterable[GPU] = ()) -> Cluster:
+    def with_prices(self, prices: Mapping[str, float] | str, gpus: Iterable[GPU] = ()) -> Cluster:
         """The cluster with the GPU-hour price of each named GPU replaced.
 
         `prices` maps any name `get_gpu` accepts, a custom GPU of `gpus` or a GPU of the cluster's own
-        pools (a custom GPU the cluster was parsed with) to US$ per GPU-hour.
+        pools (a custom GPU the cluster was parsed with) to US$ per GPU-hour, or is the text
+        `parse_prices` reads ("H100=2.49,A100-80G=1.2", as `solve_fleet` and `--price` take it).
 
         Raises:
             InputError: an unknown GPU, a GPU no pool has, two different prices under two names of
                 one GPU (an alias and its catalog name), or a price that is not in (0, 10000].
         """
-        extra = (*gpus, *(pool.gpu for pool in self.pools))
+        extra = (*custom_gpus(gpus), *(pool.gpu for pool in self.pools))
         by_name: dict[str, float] = {}
         spelled: dict[str, str] = {}
-        for name, price in prices.items():
-            check_price(name, price)
+        for name, given in price_map(prices).items():
             gpu = lookup_gpu(name, extra)
+            price = check_price(name, given)
             if not any(pool.gpu.name == gpu.name for pool in self.pools):
                 raise InputError(
                     f"price given for {name!r} ({gpu.name}) but no pool of cluster {self.spec!r} has it"
@@ -259,7 +261,7 @@ class Cluster(BaseModel):
         Raises:
             InputError: unknown GPU, n < 1, or n above the GPU's `max_gpus_per_node`.
         """
-        model = get_gpu(gpu) if isinstance(gpu, str) else gpu
+        model = _gpu_argument(gpu)
         spec = f"{n}x{model.name}"
         _check_count("GPU count", n, spec)
         _check_node_size(n, model, spec)
@@ -267,7 +269,7 @@ class Cluster(BaseModel):
 
     @classmethod
     def parse(
-        cls, spec: str, *, gpus: Iterable[GPU] = (), prices: Mapping[str, float] | None = None
+        cls, spec: str, *, gpus: Iterable[GPU] = (), prices: Mapping[str, float] | str | None = None
     ) -> Cluster:
         """Parse a cluster string: one pool, or several joined by "+".
 
@@ -282,18 +284,20 @@ class Cluster(BaseModel):
                               NVLink, or its PCIe link when it has none).
         "2x8xH100+4x8xA100-80G,ib=200" is two pools, each with its own options. The GPU is any name
         `get_gpu` accepts (case, spaces and dashes do not matter), or one of the custom `gpus`.
-        `prices` ({GPU name: US$ per GPU-hour}) replaces catalog prices (`with_prices`).
+        `prices` ({GPU name: US$ per GPU-hour}, or "H100=2.49,...") replaces catalog prices
+        (`with_prices`).
 
         Raises:
             InputError: malformed string, counts out of range, unknown GPU or option, options out of
-                range, or more GPUs per node than the GPU's `max_gpus_per_node`.
+                range, more GPUs per node than the GPU's `max_gpus_per_node`, a custom GPU that is no
+                valid GPU, or prices that are no GPU-hour prices.
         """
         if not isinstance(spec, str):
             raise InputError(f"a cluster spec must be a string, got {type(spec).__name__}; {_VALID_FORMS}")
-        extra = tuple(gpus)
-        if not extra and not prices:
+        extra, given = custom_gpus(gpus), price_map(prices)
+        if not extra and not given:
             return _parse_catalog(spec)
-        return cls._parse(spec, extra, prices)
+        return cls._parse(spec, extra, given)
 
     @classmethod
     def _parse(cls, spec: str, extra: tuple[GPU, ...], prices: Mapping[str, float] | None) -> Cluster:
@@ -326,8 +330,9 @@ class Cluster(BaseModel):
             InputError: a field out of range, or more GPUs per node than the GPU's `max_gpus_per_node`
                 (the rule `parse` applies).
         """
+        model = _gpu_argument(gpu)
         try:
-            return cls(pools=(_pool(nodes, gpus_per_node, gpu, intra_node_gbps, inter_node_gbps),))
+            return cls(pools=(_pool(nodes, gpus_per_node, model, intra_node_gbps, inter_node_gbps),))
         except ValidationError as exc:
             raise InputError(f"cluster: {first_error(exc)}") from None
 
@@ -362,23 +367,88 @@ def parse_prices(text: str) -> dict[str, float]:
     return out
 
 
-def check_price(name: str, price: float) -> None:
-    """Reject a GPU-hour price that is not a finite number in [MIN_USD_PER_GPU_HOUR, MAX_USD_PER_GPU_HOUR]."""
-    number = isinstance(price, int | float) and not isinstance(price, bool)
-    if not number or not (MIN_USD_PER_GPU_HOUR <= price <= MAX_USD_PER_GPU_HOUR):
+def check_price(name: str, price: Any) -> float:
+    """`price` as a float, once it is a finite number in [MIN_USD_PER_GPU_HOUR, MAX_USD_PER_GPU_HOUR]:
+    any real type passes (numpy's included, as `bounds.check_number` takes them), a bool does not.
+
+    Raises:
+        InputError: not such a number.
+    """
+    number = isinstance(price, numbers.Real) and not isinstance(price, bool)
+    value = float(price) if number else math.nan
+    if not MIN_USD_PER_GPU_HOUR <= value <= MAX_USD_PER_GPU_HOUR:  # NaN fails both comparisons
+        shown = f"{value:g}" if number else clean_text(repr(price), 40)
         raise InputError(
-            f"price for {_short(name)} must be in [{MIN_USD_PER_GPU_HOUR:g}, {MAX_USD_PER_GPU_HOUR:g}] "
-            f"US$ per GPU-hour, got {price!r}"
+            f"price for {_short(str(name))} must be in [{MIN_USD_PER_GPU_HOUR:g}, "
+            f"{MAX_USD_PER_GPU_HOUR:g}] US$ per GPU-hour, got {shown}"
         )
+    return value
+
+
+def price_map(prices: Mapping[str, float] | str | None) -> dict[str, float]:
+    """GPU-hour prices by GPU name from a mapping, or from the text `parse_prices` reads; None: none.
+    The names are looked up where they are used (`lookup_gpu`), the prices checked by `check_price`.
+
+    Raises:
+        InputError: neither a mapping, a string nor None, malformed text, or a name that is no string.
+    """
+    if prices is None:
+        return {}
+    if isinstance(prices, str):
+        return parse_prices(prices)
+    if not isinstance(prices, Mapping):
+        raise InputError(
+            f"prices must be {{GPU name: US$ per GPU-hour}} or 'H100=2.49,...', got {type(prices).__name__}"
+        )
+    for name in prices:
+        if not isinstance(name, str):
+            raise InputError(
+                f"prices: a GPU name must be a string, got {type(name).__name__} {clean_text(repr(name), 40)}"
+            )
+    return dict(prices)
+
+
+def custom_gpus(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
+    """Custom GPU types given as objects, each validated again (`bounds.revalidated`: a copy of a
+    catalog GPU with 0 TFLOP/s or NaN GiB).
+
+    Raises:
+        InputError: not a list of GPU, or a GPU that breaks a field's rule.
+    """
+    if isinstance(gpus, str | bytes | Mapping) or not isinstance(gpus, Iterable):
+        raise InputError(f"gpus must be a list of GPU (custom GPU types), got {type(gpus).__name__}")
+    out = []
+    for n, gpu in enumerate(gpus):
+        if not isinstance(gpu, GPU):
+            raise InputError(f"gpus[{n}] must be a GPU (a custom GPU type), got {type(gpu).__name__}")
+        out.append(revalidated(gpu, f"gpus[{n}] ({clean_text(str(gpu.name), 64)})"))
+    return tuple(out)
+
+
+def _gpu_argument(gpu: Any) -> GPU:
+    """A GPU argument: a GPU, validated again, or any name `get_gpu` accepts.
+
+    Raises:
+        InputError: neither, an unknown name, or a GPU that breaks a field's rule.
+    """
+    if isinstance(gpu, GPU):
+        return revalidated(gpu, "gpu")
+    if isinstance(gpu, str):
+        return get_gpu(gpu)
+    raise InputError(f"gpu must be a GPU or its name, got {type(gpu).__name__}")
 
 
 def lookup_gpu(name: str, extra: tuple[GPU, ...] = ()) -> GPU:
     """A custom GPU (exact name, case-insensitive) or any name `get_gpu` accepts.
 
     Raises:
-        InputError: a name with characters outside ASCII letters, digits, space, '.', '_', '-'
-            (so that "H100🚀" is not read as H100), or an unknown GPU.
+        InputError: not a string, a name with characters outside ASCII letters, digits, space, '.',
+            '_', '-' (so that "H100🚀" is not read as H100), or an unknown GPU.
     """
+    if not isinstance(name, str):
+        raise InputError(
+            f"a GPU name must be a string, got {type(name).__name__} {clean_text(repr(name), 40)}"
+        )
     if not _GPU_NAME.match(name):
         raise InputError(
             f"GPU name {_short(name)} has characters other than ASCII letters, digits, space, '.', '_', '-'"

@@ -71,6 +71,11 @@ def load_model(source: str | Path | dict[str, Any] | ModelSpec | _HasToDict) -> 
         return _load_str(source)
     if isinstance(source, _HasToDict):
         cfg = source.to_dict()
+        if not isinstance(cfg, dict):  # a PretrainedConfig's is a dict; another object's may be anything
+            raise InputError(
+                f"{clean_text(type(source).__name__, 80)}.to_dict() returned a {type(cfg).__name__}, "
+                "not a config dict"
+            )
         given = getattr(source, "name_or_path", "") or cfg.get("_name_or_path")
         if given:
             return spec_from_config(cfg, name=str(given))

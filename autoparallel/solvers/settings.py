@@ -6,7 +6,7 @@ import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from autoparallel.bounds import BOUNDS, UserInput, check_number, cpu_cores
+from autoparallel.bounds import BOUNDS, UserInput, check_number, cpu_cores, revalidated
 from autoparallel.errors import InputError, SolverTimeoutError
 
 MIN_LEFT_S = 0.05
@@ -71,14 +71,17 @@ class SolverSettings(UserInput):
 
 
 def given_settings(settings: object) -> SolverSettings | None:
-    """A public function's `settings` argument, once it is None or SolverSettings.
+    """A public function's `settings` argument, once it is None or SolverSettings, validated again
+    (`bounds.revalidated`: a copy's time limit of -1 s or 0 workers skipped the field bounds).
 
     Raises:
-        InputError: anything else.
+        InputError: anything else, or a field out of its bound.
     """
-    if settings is not None and not isinstance(settings, SolverSettings):
+    if settings is None:
+        return None
+    if not isinstance(settings, SolverSettings):
         raise InputError(f"settings must come from SolverSettings.create(...), got {type(settings).__name__}")
-    return settings
+    return revalidated(settings, "settings")
 
 
 def check_deadline(deadline: float | None) -> None:
