@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.bounds import BOUNDS, check_choices, check_number, clean_text, revalidated
+from autoparallel.bounds import BOUNDS, check_number, clean_text, revalidated
 from autoparallel.configs import ServingConfig, TrainingConfig, config_dict, precision_problem
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.hardware import GPU, Cluster, get_gpu
@@ -107,11 +107,6 @@ def _options(options: Any, workload: Serving | Training) -> Any:
     options = _revalidated(options, "options")
     if isinstance(options, ServingOptions):
         given_memory_knob(options)
-    else:  # no GPU count allowed: refused as ServingOptions refuses a knob that allows no value
-        try:
-            check_choices("world_sizes", options.world_sizes, None)
-        except InputError as exc:
-            raise InputError(f"options: world_sizes={options.world_sizes!r}: {exc}") from None
     return options
 
 

@@ -224,5 +224,8 @@ def test_evaluate_refuses_a_compare_that_is_not_a_bool(compare: Any) -> None:
 
 def test_training_options_allowing_no_world_size_are_refused_as_serving_options_are() -> None:
     job = ap.Training(seq_len=2048, global_batch=64)
-    with pytest.raises(ap.InputError, match=r"options: world_sizes=\(\): world_sizes allows no value"):
-        ap.solve(SMALL, "1x8xH100", job, settings=FAST, options=ap.TrainingOptions(world_sizes=()))
+    with pytest.raises(ValueError, match="world_sizes allows no value"):
+        ap.TrainingOptions(world_sizes=())
+    copied = ap.TrainingOptions().model_copy(update={"world_sizes": ()})
+    with pytest.raises(ap.InputError, match=r"options: .*world_sizes allows no value"):
+        ap.solve(SMALL, "1x8xH100", job, settings=FAST, options=copied)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.bounds import check_number, clean_text
+from autoparallel.bounds import check_number, clean_text, revalidated
 from autoparallel.errors import InputError
 from autoparallel.memory import vllm_profile as prof
 from autoparallel.memory.sglang import sglang_loaded_spec, sglang_mxfp4_alignment
@@ -177,7 +177,7 @@ def _resolve_gpu(gpu: GPU | str) -> GPU:
         return get_gpu(gpu)
     if not isinstance(gpu, GPU):
         raise InputError(f"gpu must be a GPU or its name, got {type(gpu).__name__}")
-    return gpu
+    return revalidated(gpu, "gpu")  # a GPU copied to NaN GiB or 0 TFLOP/s skips pydantic's checks
 
 
 def _require_kinds(flags: dict[str, Any]) -> None:

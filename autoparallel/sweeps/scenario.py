@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from autoparallel.bounds import first_error
+from autoparallel.bounds import first_error, revalidated
 from autoparallel.errors import InputError
 from autoparallel.hardware import GPU, Cluster
 from autoparallel.hardware.cluster import lookup_gpu, parse_prices
@@ -287,6 +287,7 @@ def cluster_ref(cluster: str | Cluster) -> tuple[str, str | None]:
         raise InputError(
             f"a cluster must be a spec string like '2x8xH100' or a Cluster, got {type(cluster).__name__}"
         )
+    cluster = revalidated(cluster, "cluster")  # a pool copied to 9 H100s per node: an input error row
     try:
         same = Cluster.parse(cluster.spec) == cluster
     except InputError:  # a custom GPU the catalog does not know

@@ -152,6 +152,14 @@ class TrainingOptions(_Frozen):
         name = info.field_name or ""
         return check_choices(name, value, name.removesuffix("_values"), noun="degree")
 
+    @field_validator("world_sizes", "micro_batch_values", "zero_stages", "recompute_modes")
+    @classmethod
+    def _some_value(cls, value: tuple[Any, ...] | None, info: ValidationInfo) -> tuple[Any, ...] | None:
+        """A knob allows at least one value, as `ServingOptions` has it (`world_sizes=()` was read as
+        no restriction; an empty micro-batch list was infeasible for no named reason)."""
+        name = info.field_name or ""
+        return check_choices(name, value, "micro_batch" if name == "micro_batch_values" else None)
+
 
 # ----- domains --------------------------------------------------------------------------------------
 class Shape(_Frozen):
