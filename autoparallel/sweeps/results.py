@@ -38,6 +38,7 @@ LEADING = (
     "kind",
     "model",
     "cluster",
+    "gpu_prices",
     "workload",
     "preset",
     "name",
@@ -62,7 +63,8 @@ _RENAMED = {"ttft_ms": "ttft_ms_slo", "tpot_ms": "tpot_ms_slo", "max_model_len":
 """Workload inputs whose names collide with output columns get a suffix in rows."""
 
 _TEXT = (
-    *("scenario_id", "label", "kind", "model", "cluster", "workload", "preset", "name", "workload_file"),
+    *("scenario_id", "label", "kind", "model", "cluster", "gpu_prices", "workload", "preset", "name"),
+    "workload_file",
     *("precision", "objective", "engine", "disagg", "status", "message", "version", "solver_status"),
     *("plan_engine", "mode", "pd_ratio", "engines", "prefill_engines", "decode_engines", "disagg_why"),
     *("framework", "kv_cache_dtype", "quantization", "cp_comm", "zero", "recompute", "stage_recompute"),

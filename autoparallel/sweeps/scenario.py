@@ -130,11 +130,13 @@ class Scenario(BaseModel):
     @property
     def inputs(self) -> dict[str, Any]:
         """Every input as one flat mapping (the table's input columns; `disagg` only when set, so
-        that the ids of scenarios without it do not change)."""
+        that the ids of scenarios without it do not change; `gpu_prices` only for a cluster that travels
+        as JSON, the prices its GPUs were given, which its spec string does not say)."""
         return {
             "kind": self.kind,
             "model": self.model,
             "cluster": self.cluster,
+            **({"gpu_prices": gpu_prices(self.load_cluster())} if self.cluster_json else {}),
             **{k: v for k, v in self.workload if k != FILE_CONTENT},
             "objective": self.objective,
             "engine": self.engine,
@@ -570,6 +572,13 @@ class Hardware:
     def _gpu(self, name: str, cluster: Cluster | None) -> str:
         extra = (*self.gpus, *(p.gpu for p in cluster.pools)) if cluster is not None else self.gpus
         return lookup_gpu(name, extra).name
+
+
+def gpu_prices(cluster: Cluster) -> str:
+    """US$ per GPU-hour of a cluster's GPUs, `H100-SXM=5;A100-SXM-80G=1.2` (a results row's
+    `gpu_prices`: two sweeps at two prices give rows otherwise alike)."""
+    prices = {pool.gpu.name: pool.gpu.usd_per_hour for pool in cluster.pools}
+    return ";".join(f"{name}={price:g}" for name, price in prices.items())
 
 
 def cluster_gpus(cluster: Cluster) -> set[str]:

@@ -123,3 +123,13 @@ def test_memory_cli_reads_a_custom_gpu(gpus_file: Path) -> None:
 def test_an_empty_price_or_gpus_file_is_refused_not_ignored(flag: str) -> None:
     out = _cli("plan", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", flag)
     assert out.returncode == 2, out.stdout
+
+
+def test_a_priced_row_says_its_price(gpus_file: Path) -> None:
+    hw = Hardware(GPU.from_file(gpus_file), {"H100": 4.25})
+    plain, priced, custom = grid(
+        ["Qwen/Qwen3-8B"], ["1x1xH100", hw.cluster("1x1xH100"), hw.cluster("2x1xH100-lowclock")], ["chatbot"]
+    )
+    assert "gpu_prices" not in plain.inputs
+    assert priced.inputs["gpu_prices"] == "H100-SXM=4.25"
+    assert custom.inputs["gpu_prices"] == "H100-lowclock=1.9"
