@@ -11,7 +11,7 @@ import numbers
 from enum import Enum
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field, ModelWrapValidatorHandler, model_validator
+from pydantic import ConfigDict, Field, ModelWrapValidatorHandler, field_validator, model_validator
 
 from autoparallel.bounds import BOUNDS, UserInput, clean_text
 
@@ -39,6 +39,19 @@ def precision_problem(precision: object) -> str | None:
 KvCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5m2", "fp8_inc"]
 """vLLM 0.32's `--kv-cache-dtype` values (config/cache.py `CacheDType`); bytes per element in
 `memory/vllm_config.py`."""
+
+
+QUANTIZATION_ALIASES = {"fp8_per_tensor": "fp8"}
+"""`--quantization` names read as another: vLLM 0.32 resolves online `fp8` to its `fp8_per_tensor`
+shorthand (`config/quantization.py` `_ONLINE_SHORTHANDS`), the name the vLLM emitter writes."""
+
+
+def canonical_quantization(value: Any) -> Any:
+    """A `--quantization` value with its alias resolved (`QUANTIZATION_ALIASES`, any case); other values
+    as given."""
+    if isinstance(value, str):
+        return QUANTIZATION_ALIASES.get(value.strip().lower(), value)
+    return value
 
 
 class _Frozen(UserInput):
@@ -89,9 +102,16 @@ class ServingConfig(_Frozen):
     kv_cache_dtype: KvCacheDtype = "auto"
     """`--kv-cache-dtype`: `auto` (the model dtype), `bfloat16`, `float16` or an fp8 variant."""
     quantization: str | None = None
-    """Weight quantization vLLM applies (`--quantization`); None: as the checkpoint is."""
+    """Weight quantization vLLM applies (`--quantization`); None: as the checkpoint is. vLLM 0.32's name
+    for the online fp8 it plans, `fp8_per_tensor` (what the vLLM emitter writes), is read as `fp8`
+    (`canonical_quantization`), so a plan's printed line evaluates as planned."""
     enforce_eager: bool = False
     """No CUDA graphs (`--enforce-eager`): frees their memory, costs decode latency."""
+
+    @field_validator("quantization", mode="before")
+    @classmethod
+    def _canonical_quantization(cls, value: Any) -> Any:
+        return canonical_quantization(value)
 
     @property
     def gpus_per_replica(self) -> int:

@@ -201,7 +201,13 @@ def add_evaluate_parser(sub: Any) -> None:
     g.add_argument("--gpus-file", default=None, help="YAML/JSON file of custom GPU types (as plan takes it)")
     p.add_argument("--tp", type=bounded("tp"), default=1)
     p.add_argument("--pp", type=bounded("pp"), default=1)
-    p.add_argument("--dp", type=bounded("dp"), default=None, help="data-parallel replicas")
+    p.add_argument(
+        "--dp",
+        type=bounded("dp"),
+        default=None,
+        help="data-parallel replicas (evaluate's default: as many as the cluster holds; a plan's "
+        "'N replica(s)' is its --dp)",
+    )
     p.add_argument("--cp", type=bounded("cp"), default=None, help="training: context-parallel degree")
     p.add_argument(
         "--cp-comm-type",

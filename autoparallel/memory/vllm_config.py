@@ -11,7 +11,7 @@ import numbers
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from autoparallel.bounds import clean_text
-from autoparallel.configs import KvCacheDtype
+from autoparallel.configs import KvCacheDtype, canonical_quantization
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_kv import DEFAULT_BLOCK_SIZE, LayerKv
@@ -61,6 +61,7 @@ def online_quant_problem(model: ModelSpec, quantization: str | None, engine: str
     the checkpoint is quantized, for `checkpoint_quantization` to judge, or the method is planned,
     `_ONLINE_QUANT`). `engine` is the engine asked for (None: not known here, the sentence then holds
     for every engine). TensorRT-LLM has its own refusal (`engine_support.engine_runtime_problem`)."""
+    quantization = canonical_quantization(quantization)
     if quantization is None or model.quantization is not None or quantization.lower() in _ONLINE_QUANT:
         return None
     head = f"quantization {quantization!r} needs a checkpoint quantized that way"
@@ -210,6 +211,7 @@ def _loaded(model: ModelSpec, dtype: str, quantization: str | None) -> ModelSpec
         # this count is a cancellation of those two, not evidence. Unsloth is not modelled.
         update["quantization"] = current.model_copy(update={"double_quant": False})
     if quantization is not None:
+        quantization = canonical_quantization(quantization)
         q = quantization.lower()
         if current is not None:
             checkpoint_quantization(model, quantization)  # the checkpoint as it is, or InputError
