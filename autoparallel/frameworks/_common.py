@@ -55,6 +55,54 @@ def rack_hosts_note(gpu_name: str, gpus_per_node: int) -> str | None:
     )
 
 
+def replica_hosts(replicas: int, width: int, gpus_per_node: int, host: int) -> tuple[tuple[int, ...], ...]:
+    """Hosts of each of `replicas` process groups of `width` GPUs on nodes (NVLink domains) of
+    `gpus_per_node` in hosts of `host`, as the planner counts them (`solvers.serving.space.replicas_on`):
+    a group at least a node wide on whole consecutive nodes; a narrower one at GPU offset s · width of
+    its node, ⌊node / width⌋ per node, so that none straddles a node and one of several hosts takes
+    whole ones (`perf.serving.sub_domain_size`; hosts numbered as `rack_hosts_note` says, node n
+    holding hosts k·n .. k·n + k − 1). 1x36xGB200, four tp=8 replicas: hosts (0, 1), (2, 3), (4, 5),
+    (6, 7); on 2x36 the fifth starts the second domain, hosts (9, 10), not (8, 9)."""
+    k = -(-gpus_per_node // host)
+    out: list[tuple[int, ...]] = []
+    for r in range(replicas):
+        if width >= gpus_per_node:
+            nodes = -(-width // gpus_per_node)
+            out.append(tuple(range(r * nodes * k, (r + 1) * nodes * k)))
+            continue
+        node, slot = divmod(r, gpus_per_node // width)
+        first = slot * width
+        out.append(tuple(node * k + h for h in range(first // host, (first + width - 1) // host + 1)))
+    return tuple(out)
+
+
+def idle_hosts_note(replicas: int, width: int, gpus_per_node: int, gpu_name: str) -> str | None:
+    """Where replicas of several hosts each sit when a node's hosts do not divide among them (None:
+    they do, or a replica is within one host or whole nodes): each stays inside one NVLink domain on
+    whole hosts (`replica_hosts`), and the hosts left over in a domain stay idle."""
+    host = host_size(gpu_name, gpus_per_node)
+    if not host < width < gpus_per_node or gpus_per_node % width == 0:
+        return None
+    groups = replica_hosts(replicas, width, gpus_per_node, host)
+    k = hosts_per_node(gpu_name, gpus_per_node)
+    per = gpus_per_node // width
+    domains = sorted({g[0] // k for g in groups})
+    left = [n * k + h for n in domains for h in range(per * width // host, k)]
+    shown = "; ".join(f"replica {r} on hosts {g[0]}-{g[-1]}" for r, g in enumerate(groups))
+    return (
+        f"each replica of {width} GPUs stays inside one NVLink domain of {gpus_per_node} GPUs on whole "
+        f"hosts, {per} per domain: {shown}; {_hosts(left)} idle (the "
+        f"{gpus_per_node - per * width} GPUs a domain has left hold no further replica)"
+    )
+
+
+def _hosts(hosts: list[int]) -> str:
+    """ "host 8 stays" or "hosts 8, 17 stay"."""
+    if len(hosts) == 1:
+        return f"host {hosts[0]} stays"
+    return f"hosts {', '.join(map(str, hosts))} stay"
+
+
 def node_shape(world_size: int, cluster: Cluster) -> tuple[int, int]:
     """(hosts, processes per host) that a launcher starts for `world_size` ranks on `cluster`: whole
     hosts (`gpus_per_host`: a GB200 NVL72 rack is 18 hosts of 4 GPUs, not one of 72); inside one

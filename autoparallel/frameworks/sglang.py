@@ -53,7 +53,9 @@ Servers and nodes (`sglang_launch`):
 - on a rack-scale GPU whose node spans several hosts (`_common.gpus_per_host`: a GB200 NVL72 rack,
   the planner's node of 72 GPUs, is 18 hosts of 4) the launch's node is a host: SGLang starts on one
   host's operating system and sees its GPUs, so a server wider than a host runs with `--nnodes` over
-  whole hosts (`_common.rack_hosts_note` in its notes).
+  whole hosts (`_common.rack_hosts_note` in its notes); where such servers do not divide an NVLink
+  domain's hosts (tp=8 on GB200 NVL36, 9 hosts of 4) a note says which hosts each one takes, inside
+  one domain, and which stay idle (`_common.idle_hosts_note`).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from autoparallel.errors import InputError
-from autoparallel.frameworks._common import host_size, host_span, rack_hosts_note
+from autoparallel.frameworks._common import host_size, host_span, idle_hosts_note, rack_hosts_note
 from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.perf.engine_support import needs_remote_code
 from autoparallel.perf.sparse_attention import SglangNsaBackends, sglang_nsa_backends
@@ -349,6 +351,9 @@ def sglang_launch(
     rack = rack_hosts_note(gpu.name, gpus_per_node) if gpu is not None else None
     if rack is not None and nodes * servers > 1:
         notes.append(rack)
+    if gpu is not None and not attention_dp and server.replicas == 1:  # servers of several hosts each
+        placed = idle_hosts_note(config.replicas, config.gpus_per_replica, gpus_per_node, gpu.name)
+        notes += [placed] if placed is not None else []
     if nodes == 1:
         return SglangLaunch(server, servers, 1, (line,), tuple(notes), model_notes)
     init = f"--dist-init-addr {HEAD_ADDRESS}:{DIST_INIT_PORT}"

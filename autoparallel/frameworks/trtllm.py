@@ -35,7 +35,9 @@ a deployment's replicas name theirs `hostfile_for(engine, replica)`, with `hostf
 On a rack-scale GPU whose node spans several hosts (`_common.gpus_per_host`: a GB200 NVL72 rack, the
 planner's node of 72 GPUs, is 18 hosts of 4) the launch's node is a host (`trtllm_launch`'s `gpu`):
 copies pack onto hosts, an engine wider than a host runs under `mpirun` over whole hosts with
-`slots=4` each, and `_common.rack_hosts_note` says so.
+`slots=4` each, and `_common.rack_hosts_note` says so; engines that do not divide an NVLink domain's
+hosts (tp=8 on GB200 NVL36, 9 hosts of 4) each take hosts inside one domain, as
+`_common.idle_hosts_note` lists.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from autoparallel.frameworks._common import host_size, host_span, rack_hosts_note
+from autoparallel.frameworks._common import host_size, host_span, idle_hosts_note, rack_hosts_note
 from autoparallel.memory.trtllm import (
     DEFAULT_FREE_GPU_MEMORY_FRACTION,
     DEFAULT_MAX_NUM_TOKENS,
@@ -231,6 +233,8 @@ def trtllm_launch(
     )
     if rack is not None:
         notes.append(rack)
+    if gpu is not None and (placed := idle_hosts_note(engines, width, gpus_per_node, gpu.name)) is not None:
+        notes.append(placed)  # engines of several hosts that do not divide a domain's hosts
     return TrtllmLaunch(line, engines, nodes, tuple(notes))
 
 

@@ -39,7 +39,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError
-from autoparallel.frameworks._common import gpus_per_host, hosts_per_node, rack_hosts_note
+from autoparallel.frameworks._common import (
+    gpus_per_host,
+    hosts_per_node,
+    idle_hosts_note,
+    rack_hosts_note,
+    replica_hosts,
+)
 from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.validation import serving_problems
@@ -195,7 +201,7 @@ def vllm_args(
         "model": model_id,
         "tensor_parallel_size": config.tp,
         "pipeline_parallel_size": config.pp,
-        "data_parallel_size": 1 if separate_engines(config, model) else config.replicas,
+        "data_parallel_size": 1 if separate_engines(config, model) else _server_replicas(config, cluster),
         "enable_expert_parallel": config.enable_expert_parallel,
         "max_model_len": config.max_model_len,
         "gpu_memory_utilization": config.gpu_memory_utilization,
@@ -272,6 +278,8 @@ def vllm_launch(
       `VLLM_RAY_DP_PACK_STRATEGY=span`).
     - Engines fit a node but not all of them one node: vLLM's multi-node data parallelism, node 0
       serving the API and the other nodes `--headless`, each with its local engine count and first rank.
+    - Replicas of several hosts over several NVLink domains whose hosts they do not divide (tp=8 on
+      2x36xGB200): a Ray cluster and a `vllm serve` per domain (`domain_replicas`, `_domain_launch`).
     """
     args = vllm_args(model_id, config, cluster=cluster, model=model)
     flags = _non_default(args)
@@ -279,6 +287,8 @@ def vllm_launch(
         launch = _separate_launch(model_id, config, cluster, flags)
     elif cluster is None or config.gpus <= gpus_per_host(cluster):
         return VllmLaunch(commands=((_serve_line(model_id, flags),),), env={}, notes=())
+    elif domain_replicas(config, cluster, model):
+        launch = _domain_launch(model_id, config, cluster, flags)
     elif _spans_nodes(config, cluster):
         launch = _ray_launch(model_id, config, cluster, flags)
     else:
@@ -300,6 +310,75 @@ def separate_engines(config: ServingConfig, model: ModelSpec | None) -> bool:
     parallelism, where `--data-parallel-size` would make one engine whose ranks share TP-sliced
     experts (module notes). Unknown without the model (then `--data-parallel-size`, as for dense)."""
     return config.replicas > 1 and not config.enable_expert_parallel and model is not None and model.is_moe
+
+
+def domain_replicas(config: ServingConfig, cluster: Cluster | None, model: ModelSpec | None = None) -> int:
+    """Replicas one `vllm serve` holds when `config`'s dense replicas span several hosts but not whole
+    nodes (NVLink domains) and do not divide a node's hosts (8-GPU replicas on GB200 NVL36 domains of 9
+    hosts of 4), over more than one domain: ⌊node / (tp · pp)⌋, the replicas a domain holds
+    (`_common.replica_hosts`); 0 otherwise. One Ray cluster over several such domains could pair two
+    hosts of different domains in one data-parallel rank (Ray knows no NVLink domain), so each domain
+    gets its own (`_domain_launch`)."""
+    if cluster is None or config.enable_expert_parallel or separate_engines(config, model):
+        return 0
+    node, width = cluster.gpus_per_node, config.gpus_per_replica
+    if not gpus_per_host(cluster) < width < node or node % width == 0:
+        return 0
+    per = node // width
+    return per if config.replicas > per else 0
+
+
+def _server_replicas(config: ServingConfig, cluster: Cluster | None) -> int:
+    """`--data-parallel-size` of the first `vllm serve`: the plan's replicas, or those of the first NVLink
+    domain when each domain runs its own (`domain_replicas`)."""
+    return domain_replicas(config, cluster) or config.replicas
+
+
+def _domain_launch(
+    model_id: str, config: ServingConfig, cluster: Cluster, flags: dict[str, object]
+) -> VllmLaunch:
+    """A Ray cluster and a `vllm serve` per NVLink domain (`domain_replicas`), each domain's replicas on
+    whole hosts at multiples of their width (`_common.replica_hosts`); the lines count hosts, an idle
+    host between two domains' lines says so in a comment."""
+    host, node = gpus_per_host(cluster), cluster.gpus_per_node
+    groups = replica_hosts(config.replicas, config.gpus_per_replica, node, host)
+    k = hosts_per_node(cluster.gpu.name, node)
+    domains: dict[int, list[tuple[int, ...]]] = {}
+    for hosts in groups:
+        domains.setdefault(hosts[0] // k, []).append(hosts)
+    lines: dict[int, tuple[str, ...]] = {}
+    for d, replicas in enumerate(domains.values()):
+        used = [h for hosts in replicas for h in hosts]
+        own = {f: v for f, v in flags.items() if f not in ("data_parallel_size", "data_parallel_backend")}
+        if len(replicas) > 1:
+            own = {**own, "data_parallel_size": len(replicas), "data_parallel_backend": "ray"}
+        order = [f for f in ("model", *VLLM_FLAG_DEFAULTS) if f in own]
+        lines[used[0]] = (
+            f"ray start --head --port={RAY_PORT}",
+            _serve_line(model_id, {f: own[f] for f in order}),
+        )
+        for h in used[1:]:
+            lines[h] = (f"ray start --address=${{HEAD_IP_{d}}}:{RAY_PORT}",)
+    last = max(lines)
+    idle = f"# idle: a replica of {config.gpus_per_replica} GPUs does not fit this NVLink domain's hosts left"
+    commands = tuple(lines.get(h, (idle,)) for h in range(last + 1))
+    env = {"VLLM_RAY_DP_PACK_STRATEGY": "span"} if any(len(r) > 1 for r in domains.values()) else {}
+    firsts = ", ".join(str(r[0][0]) for r in domains.values())
+    notes = [
+        f"one Ray cluster and one `vllm serve` per NVLink domain ({len(domains)} domains, at most "
+        f"{node // config.gpus_per_replica} of the {config.replicas} replicas each): a Ray cluster over "
+        "several domains could put one data-parallel rank on hosts of two; export HEAD_IP_<d>=<address of "
+        f"domain d's first host (hosts {firsts})> on that domain's hosts, start their Ray workers before "
+        f"`vllm serve`, and put a load balancer in front of the {len(domains)} endpoints.",
+        "every host needs the same vLLM version and the model at the same path (or HF cache); set "
+        "VLLM_HOST_IP to each host's own address if Ray picks the wrong interface.",
+    ]
+    if env:
+        notes.append("VLLM_RAY_DP_PACK_STRATEGY=span lets each data-parallel rank span hosts.")
+    note = idle_hosts_note(config.replicas, config.gpus_per_replica, node, cluster.gpu.name)
+    if note is not None:
+        notes.append(note)
+    return VllmLaunch(commands=commands, env=env, notes=tuple(notes))
 
 
 def _separate_launch(
@@ -328,12 +407,18 @@ def _separate_launch(
             commands[node].append(f"CUDA_VISIBLE_DEVICES={gpus} {line}")
         return VllmLaunch(commands=tuple(tuple(c) for c in commands), env={}, notes=tuple(notes))
     nodes_each = -(-width // per_node)  # a Ray cluster of its own: its placement group packs them
-    for e in range(config.replicas):
-        head = f"${{HEAD_IP_{e}}}"
-        commands.append(
-            [f"ray start --head --port={RAY_PORT}", _serve_line(model_id, {**flags, "port": BASE_PORT + e})]
-        )
-        commands += [[f"ray start --address={head}:{RAY_PORT}"] for _ in range(1, nodes_each)]
+    node = cluster.gpus_per_node if cluster is not None else width
+    by_host: dict[int, list[str]] = {}
+    for e, hosts in enumerate(replica_hosts(config.replicas, width, node, per_node)):
+        head = f"${{HEAD_IP_{e}}}"  # each engine's hosts inside one NVLink domain (`replica_hosts`)
+        by_host[hosts[0]] = [
+            f"ray start --head --port={RAY_PORT}",
+            _serve_line(model_id, {**flags, "port": BASE_PORT + e}),
+        ]
+        for h in hosts[1:]:
+            by_host[h] = [f"ray start --address={head}:{RAY_PORT}"]
+    idle = f"# idle: an engine of {width} GPUs does not fit this NVLink domain's hosts left"
+    commands += [by_host.get(h, [idle]) for h in range(max(by_host) + 1)]
     notes += [
         f"each engine spans {nodes_each} {unit}s with a Ray cluster of its own: export HEAD_IP_<e> (the "
         f"first {unit} of engine e) on that engine's {unit}s before starting their Ray workers.",
@@ -344,6 +429,10 @@ def _separate_launch(
         notes.append(
             "an engine's tensor-parallel groups should stay inside a node, with pipeline stages across nodes."
         )
+    elif (
+        note := idle_hosts_note(config.replicas, width, node, cluster.gpu.name if cluster else "")
+    ) is not None:
+        notes.append(note)
     return VllmLaunch(commands=tuple(tuple(c) for c in commands), env={}, notes=tuple(notes))
 
 
@@ -372,9 +461,14 @@ def _ray_launch(
         f"one engine spans {span} nodes: its tensor-parallel groups should stay inside a node, with "
         "pipeline stages across nodes."
         if unit == "node"
-        else f"one engine spans {span} hosts of one NVLink domain, its tensor-parallel and pipeline "
-        "groups over NVLink.",
+        else _rack_span_note(span, hosts_per_node(cluster.gpu.name, cluster.gpus_per_node)),
     ]
+    if (
+        note := idle_hosts_note(
+            config.replicas, config.gpus_per_replica, cluster.gpus_per_node, cluster.gpu.name
+        )
+    ) is not None:
+        notes.append(note)
     if config.replicas > 1:
         # vllm/envs.py: "span" allocates one DP rank over as many nodes as its world size needs.
         env["VLLM_RAY_DP_PACK_STRATEGY"] = "span"
@@ -383,6 +477,20 @@ def _ray_launch(
             f"VLLM_RAY_DP_PACK_STRATEGY=span lets each rank span {unit}s."
         )
     return VllmLaunch(commands=(head, *workers), env=env, notes=tuple(notes))
+
+
+def _rack_span_note(span: int, hosts_per_domain: int) -> str:
+    """How one engine of `span` hosts sits on NVLink domains of `hosts_per_domain` hosts: inside one,
+    or over whole domains (a multiple of their hosts, `engine_support.node_span_problem`)."""
+    if span <= hosts_per_domain:
+        return (
+            f"one engine spans {span} hosts of one NVLink domain, its tensor-parallel and pipeline "
+            "groups over NVLink."
+        )
+    return (
+        f"one engine spans {span} hosts, {span // hosts_per_domain} whole NVLink domains: its "
+        "tensor-parallel groups over NVLink inside one, pipeline stages across domains."
+    )
 
 
 def _data_parallel_launch(

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.hardware.gpu import host_size
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.serving import VllmMemoryReport  # a field type of ServingEstimate
 from autoparallel.memory.vllm_config import kv_dtype_bytes, loaded_on
@@ -86,10 +87,12 @@ __all__ = [
     "perf_at_batch",
     "replica_rates",
     "replica_step_times",
+    "replicas_on",
     "running_batch",
     "serving_perf",
     "slo_violations",
     "stage_step_s",
+    "sub_domain_size",
 ]
 
 
@@ -460,6 +463,39 @@ class ServingEstimate(_Frozen):
     """Service-level limits of the workload the prediction misses."""
 
 
+def sub_domain_size(gpus: int, node: int, host: int) -> bool:
+    """Whether a process group of `gpus` < `node` GPUs packs into nodes (NVLink domains) of `node` GPUs
+    in hosts of `host` (`hardware.gpu.host_size`) without straddling a node or splitting a host: a
+    power of two that takes whole hosts or fits inside one. Powers of two form a divisibility chain, so
+    groups placed at multiples of their size stay host-aligned: a GB200 NVL36 domain (9 hosts of 4)
+    holds four 8-GPU tensor-parallel groups. The serving space's shapes (`solvers.serving.space`) and
+    the deployment planners' per-size packing (`solvers.deployment.space.granularity`) read this rule."""
+    if gpus < 1 or gpus >= node or gpus & (gpus - 1):
+        return False
+    if host >= node:
+        return True
+    return gpus % host == 0 if gpus >= host else host % gpus == 0
+
+
+def replicas_on(width: int, gpus: int, node: int) -> int:
+    """Replicas of `width` GPUs that `gpus` GPUs of nodes of `node` hold when none straddles a node:
+    gpus // width for whole-node replicas; narrower ones ⌊node / width⌋ per node, and ⌊rest / width⌋
+    on a partly used node (1x36xGB200: four 8-GPU replicas, not ⌊36 / 8⌋ = 4.5; 2x36: eight, not 9)."""
+    if width >= node:
+        return gpus // width
+    whole, rest = divmod(gpus, node)
+    return whole * (node // width) + rest // width
+
+
+def _on_hosts(tp: int, cluster: Cluster) -> bool:
+    """A tensor-parallel group that does not divide a node of several hosts still fits it on whole hosts
+    or inside one (`sub_domain_size`: tp 8 on a GB200 NVL36 domain of 9 hosts of 4); a node that is one
+    host takes divisors only."""
+    node = cluster.gpus_per_node
+    host = host_size(cluster.gpu.name, node)
+    return host < node and sub_domain_size(tp, node, host)
+
+
 def deployment_problems(cluster: Cluster, config: ServingConfig, workload: Serving) -> list[str]:
     """Placement problems of `config` beyond vLLM's own start-up checks."""
     out: list[str] = []
@@ -468,8 +504,16 @@ def deployment_problems(cluster: Cluster, config: ServingConfig, workload: Servi
             f"needs {config.gpus} GPUs (tp={config.tp} x pp={config.pp} x "
             f"replicas={config.replicas}); the cluster has {cluster.world_size}"
         )
-    if config.tp > cluster.gpus_per_node or cluster.gpus_per_node % config.tp:
-        out.append(f"tp={config.tp} does not fit inside a node of {cluster.gpus_per_node} GPUs")
+    node = cluster.gpus_per_node
+    if config.tp > node or (node % config.tp and not _on_hosts(config.tp, cluster)):
+        out.append(f"tp={config.tp} does not fit inside a node of {node} GPUs")
+    width = config.tp * config.pp
+    most = replicas_on(width, cluster.world_size, node)
+    if not config.enable_expert_parallel and width < node and node % width and config.replicas > most:
+        out.append(
+            f"{config.replicas} replicas of {width} GPUs: a node (NVLink domain) of {node} GPUs holds "
+            f"{node // width} without one straddling two, so the cluster holds {most}"
+        )
     if config.max_model_len < workload.required_len:
         out.append(
             f"max_model_len={config.max_model_len} is shorter than the workload's requests "

@@ -47,10 +47,11 @@ is a multiple of s, so its free s-GPU slots are ⌊node / s⌋ − load / s;
 `encoder.add_node_packing_gpus`). On nodes that are a multiple of every size (8-GPU nodes) that is
 the GPU count alone. Shapes of other sizes (tp=1 with 3 EP ranks on 8-GPU nodes, tp=1 pp=12 on
 36-GPU ones) are left out and counted. The sizes come from the serving space's shapes
-(`serving.space.shape_domain`): EP engines of tp × data ranks reach every power of two, but a dense
-replica's tp · pp must divide the node or be a multiple of it, so on a 36-GPU domain dense 8-, 16-
-and 32-GPU replicas are not offered (Llama-3.1-405B on 1x36xGB200 takes tp 4 pp 9 where two tp 8
-replicas would do).
+(`serving.space.shape_domain`), by the same rule (`perf.serving.sub_domain_size`): EP engines of
+tp × data ranks reach every power of two, and so do dense replicas on nodes of several hosts (tp 8,
+tp 4 pp 2, tp 8 pp 4 on a 36-GPU domain; Llama-3.1-405B at 5 req/s on 1x36xGB200 took tp 4 pp 9 on
+all 36 GPUs at $216/h, and now takes a tp 8 and a tp 8 pp 2 engine on 24 GPUs at $144/h, as on
+1x72xGB200).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.hardware.gpu import host_size
 from autoparallel.models.spec import ModelSpec
-from autoparallel.perf.serving import burst_sync
+from autoparallel.perf.serving import burst_sync, sub_domain_size
 from autoparallel.solvers import units
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space
 from autoparallel.workload import Serving
@@ -440,8 +441,9 @@ def _rated(found: list[Engine], fm: FleetModel) -> list[Engine]:
 
 def granularity(space: ServingSpace, s: int) -> tuple[int, int, int] | None:
     """(dp, gpus, whole nodes) of shape s, or None when its size breaks node granularity (module doc):
-    sub-domain engines of every power-of-two size up to the node, packed by the encoders' per-size
-    rule (`encoder.add_node_packing_gpus`)."""
+    sub-domain engines of every power-of-two size up to the node (`sub_domain_size`, the serving
+    space's rule for dense replicas too), packed by the encoders' per-size rule
+    (`encoder.add_node_packing_gpus`)."""
     shape, node = space.shapes[s], space.cluster.gpus_per_node
     dp = shape.ep_replicas if shape.ep else 1
     gpus = shape.gpus_per_replica * dp
@@ -450,16 +452,6 @@ def granularity(space: ServingSpace, s: int) -> tuple[int, int, int] | None:
     gpu = getattr(space.cluster, "gpu", None)
     host = host_size(gpu.name, node) if gpu is not None else node
     return (dp, gpus, 0) if sub_domain_size(gpus, node, host) else None
-
-
-def sub_domain_size(gpus: int, node: int, host: int) -> bool:
-    """Whether an engine of `gpus` < `node` GPUs packs into nodes of `node` GPUs in hosts of `host`
-    (module doc): a power of two that takes whole hosts or fits inside one."""
-    if gpus < 1 or gpus >= node or gpus & (gpus - 1):
-        return False
-    if host >= node:
-        return True
-    return gpus % host == 0 if gpus >= host else host % gpus == 0
 
 
 def engine_at(

@@ -8,6 +8,9 @@ floats: vLLM starts, the replicas are all the GPUs allow and, under a client's c
 holds it), and the SLOs and arrival rate are met. Property tests compare its optimum
 with CP-SAT's; benchmarks time it.
 
+Replica counts are the oracle's own (`placed_replicas`: replicas placed one by one, none straddling a
+node or splitting a host; a GB200 NVL36 domain holds four 8-GPU replicas), not the space's.
+
 vLLM's memory report does not depend on the replica count without expert parallelism (replicas are
 separate engines), so reports are memoized per replica shape; everything else is evaluated per point.
 """
@@ -23,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel import objectives
 from autoparallel.configs import ServingConfig
+from autoparallel.hardware.gpu import host_size
 from autoparallel.memory.serving import VllmMemoryReport, serving_memory
 from autoparallel.memory.vllm_config import loaded_on
 from autoparallel.perf.engine_support import SGLANG_DP_ATTENTION_ARCHITECTURES, SGLANG_PP_ARCHITECTURES
@@ -114,10 +118,11 @@ def engine_points(
             if rt.engine == "sglang" and shape.pp > 1 and model.architecture not in SGLANG_PP_ARCHITECTURES:
                 continue
             utils = all_utils if rt.engine == "vllm" else all_utils[-1:]
+            most = placed_replicas(shape.gpus_per_replica, gpus, node, host_size(cluster.gpu.name, node))
+            if not shape.ep and most == 0:
+                continue
             for batch in batches:
-                counts = _replica_counts(
-                    shape.ep_replicas if shape.ep else None, shape.max_replicas, batch, workload
-                )
+                counts = _replica_counts(shape.ep_replicas if shape.ep else None, most, batch, workload)
                 for util in utils:
                     for mml in mmls:
                         for replicas in counts:
@@ -136,6 +141,25 @@ def engine_points(
                                     enforce_eager=rt.enforce_eager,
                                 ),
                             )
+
+
+def placed_replicas(width: int, gpus: int, node: int, host: int) -> int:
+    """Replicas of `width` GPUs placed one by one on `gpus` GPUs of nodes of `node` in hosts of `host`
+    (`perf.serving.replicas_on`, counted here by placing them): whole consecutive nodes for one at least
+    a node wide; else at offsets k · width of each node (its GPUs, the last node's share of `gpus`
+    alone), keeping a replica that stays inside one host or takes whole ones."""
+    free = [node] * (gpus // node) + ([gpus % node] if gpus % node else [])
+    if width >= node:
+        span = -(-width // node)
+        full = sum(1 for f in free if f == node)
+        return full // span if width % node == 0 else 0
+    count = 0
+    for cap in free:
+        for offset in range(0, cap - width + 1, width):
+            inside = offset // host == (offset + width - 1) // host
+            if inside or (offset % host == 0 and width % host == 0):
+                count += 1
+    return count
 
 
 def _replica_counts(ep_ranks: int | None, most: int, batch: int, workload: Serving) -> Sequence[int]:

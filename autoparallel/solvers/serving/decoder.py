@@ -212,10 +212,29 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
             )
     else:
         out.append(f"max_num_seqs: {space.batches[b]} is the largest allowed value")
-    used = shape.gpus_per_replica * point.replicas
-    if used + shape.gpus_per_replica > space.gpus or shape.ep:
-        out.append(f"gpus: {used} of {space.gpus} GPUs used")
+    out += gpus_binding(space, point)
     return tuple(out)
+
+
+def gpus_binding(space: ServingSpace, point: Point) -> list[str]:
+    """The binding `gpus: U of G GPUs used` when no further replica fits (`Shape.max_replicas`) or the
+    shape is one EP engine, naming the GPUs a node leaves idle: replicas narrower than a node that do
+    not divide it stay inside one NVLink domain each (`perf.serving.replicas_on`: tp=8 pp=4 on 1x36xGB200
+    uses 32 GPUs, 4 idle). `used + per > G` missed the binding where the leftovers of two nodes add up
+    to a replica (tp=8 on 2x36xGB200: 64 of 72 used)."""
+    shape = space.shapes[point.shape]
+    per = shape.gpus_per_replica
+    used = per * point.replicas
+    if point.replicas < shape.max_replicas and not shape.ep:
+        return []
+    text = f"gpus: {used} of {space.gpus} GPUs used"
+    node = space.cluster.gpus_per_node
+    if not shape.ep and used < space.gpus and per < node <= space.gpus and node % per:
+        text += (
+            f"; {space.gpus - used} idle: a replica of {per} GPUs stays inside one NVLink domain (node) of "
+            f"{node} GPUs, which holds {node // per} ({node % per} GPUs of each left over)"
+        )
+    return [text]
 
 
 def why_lost(

@@ -41,11 +41,12 @@ def explain_infeasible(
     if not space.shapes:
         # No (tp, pp) of the allowed degrees can be placed on the cluster: there is nothing to solve.
         o, c = space.options, space.cluster
-        tps = o.tp_values or "divisors of the node"
+        tps = o.tp_values or "divisors of the node, and powers of two on whole hosts below it"
         pps = o.pp_values or "powers of two"
         why = (
             f"placement: no allowed (tp, pp) fits {c.nodes} node(s) of {c.gpus_per_node} GPUs "
-            f"(tp values {tps}, pp values {pps}; a TP group must stay inside one node)"
+            f"(tp values {tps}, pp values {pps}; a TP group must stay inside one node, and a replica "
+            "narrower than a node divides it or is a power of two on whole hosts)"
         )
         return InfeasibleError(head + "placement", (why,))
     space = complete_tables(space)

@@ -5,7 +5,10 @@ No ortools here: the encoder (CP-SAT) and the enumeration oracle both read this 
 Knobs and domains (each one variable in the CP-SAT model, never a list of whole configurations):
 - shape: (tp, pp, expert parallelism). tp divides the GPUs of a node (a TP group stays inside a
   node), pp is a power of two with tp · pp dividing a node or a multiple of it (replicas do not
-  straddle nodes). Without EP, `replicas` is free in 1 .. gpus // (tp · pp); with EP the experts
+  straddle nodes); on a node of several hosts (a GB200 NVL36 NVLink domain, 9 hosts of 4) a dense
+  replica may also be any power of two of whole hosts or inside one, narrower than the node
+  (`sub_domain_size`: tp 8 on 36 GPUs). Without EP, `replicas` is free in 1 .. the replicas the
+  nodes hold, ⌊node / (tp · pp)⌋ each for narrower ones (`replicas_on`); with EP the experts
   are sharded over tp × replicas ranks (vLLM `--data-parallel-size R --enable-expert-parallel`),
   so R is part of the shape. Shapes that break an architecture rule stay in the space with the
   rule's name, so that an infeasible request can say which rule blocked it.
@@ -54,6 +57,7 @@ from autoparallel.perf.engine_support import (
     sglang_pipeline_problem,
     trtllm_layout_problem,
 )
+from autoparallel.perf.serving import replicas_on, sub_domain_size
 from autoparallel.perf.serving_efficiency import ENGINES
 from autoparallel.perf.serving_engines import evaluate_engine, held_tokens
 from autoparallel.solvers import units
@@ -191,7 +195,8 @@ class Shape:
     ep_replicas: int
     """With EP: the data-parallel ranks of the one EP engine (replicas are fixed to it); else 0."""
     max_replicas: int
-    """Largest replica count that fits the GPUs."""
+    """Largest replica count that fits the GPUs, none straddling a node (`replicas_on`: ⌊node / (tp · pp)⌋
+    per node for replicas narrower than one)."""
     violations: tuple[str, ...]
     """Architecture rules this shape breaks ("rule: sentence"); empty when vLLM accepts it."""
 
@@ -422,7 +427,13 @@ def _pp_domain(model: ModelSpec, tps: tuple[int, ...], gpus: int) -> tuple[int, 
 
 
 def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gpus: int) -> tuple[Shape, ...]:
-    """Every (tp, pp, ep) the cluster can place, valid or not (violations recorded)."""
+    """Every (tp, pp, ep) the cluster can place, valid or not (violations recorded).
+
+    A shape is tp dividing the node with tp · pp dividing it or a multiple of it, every process group
+    on whole hosts or inside one; or, without expert parallelism on a node of several hosts, tp and
+    tp · pp narrower than the node of the sizes `sub_domain_size` admits, the powers of two on whole
+    hosts (a GB200 NVL36 domain of 9 hosts of 4 runs dense 8-, 16- and 32-GPU replicas, ⌊36 / size⌋
+    per domain, `replicas_on`)."""
     node = cluster.gpus_per_node
     host = host_size(cluster.gpu.name, node)  # a rack-scale node's hosts (GB200 NVL72: 4 GPUs)
 
@@ -431,20 +442,30 @@ def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gp
         of 9 GPUs over hosts of 4; a 6-GPU engine would straddle two)."""
         return width % host == 0 or host % width == 0
 
-    tps = options.tp_values or tuple(d for d in range(1, node + 1) if node % d == 0)
+    def sub_domain(tp: int, per: int) -> bool:
+        """A dense replica of powers of two on whole hosts (or inside one) of a node of several hosts
+        (`sub_domain_size`); a node that is one host keeps the divisors (a 6-GPU H100 node: no tp 4)."""
+        return host < node and sub_domain_size(tp, node, host) and sub_domain_size(per, node, host)
+
+    divisors = tuple(d for d in range(1, node + 1) if node % d == 0)
+    tps = options.tp_values or tuple(sorted({*divisors, *(t for t in range(1, node) if sub_domain(t, t))}))
     pps = options.pp_values or _pp_domain(model, tps, gpus)
     out: list[Shape] = []
     for tp in sorted(set(tps)):
         for pp in sorted(set(pps)):
             per = tp * pp
-            if tp > node or node % tp or per > gpus or (node % per and per % node):
+            if tp > node or per > gpus:
                 continue
-            if not (whole_hosts(tp) and whole_hosts(per)):
+            divides = (
+                not node % tp and not (node % per and per % node) and whole_hosts(tp) and whole_hosts(per)
+            )
+            if not (divides or sub_domain(tp, per)):
                 continue
-            out.append(Shape(tp, pp, False, 0, gpus // per, _shape_violations(model, tp, pp, 0)))
+            violations = _shape_violations(model, tp, pp, 0)
+            out.append(Shape(tp, pp, False, 0, replicas_on(per, gpus, node), violations))
             ep_allowed = model.is_moe and options.expert_parallel
-            if not ep_allowed or (pp > 1 and not options.expert_parallel_with_pp):
-                continue
+            if not divides or not ep_allowed or (pp > 1 and not options.expert_parallel_with_pp):
+                continue  # expert-parallel engines keep tp dividing the node (their ranks fill it)
             for reps in range(1, gpus // per + 1):
                 ep = tp * reps
                 if model.num_experts % ep and reps & (reps - 1):
