@@ -505,7 +505,13 @@ def deployment_problems(cluster: Cluster, config: ServingConfig, workload: Servi
             f"replicas={config.replicas}); the cluster has {cluster.world_size}"
         )
     node = cluster.gpus_per_node
-    if config.tp > node or (node % config.tp and not _on_hosts(config.tp, cluster)):
+    # A tensor-parallel group over whole nodes runs (vLLM over Ray, SGLang --nnodes, TensorRT-LLM one MPI
+    # world) and is priced over the network (`comm.group_link`); the planner keeps tp inside a node.
+    if config.tp > node and config.tp % node:
+        out.append(
+            f"tp={config.tp} spans {config.tp / node:g} nodes of {node} GPUs; a TP group takes whole nodes"
+        )
+    elif config.tp < node and node % config.tp and not _on_hosts(config.tp, cluster):
         out.append(f"tp={config.tp} does not fit inside a node of {node} GPUs")
     width = config.tp * config.pp
     most = replicas_on(width, cluster.world_size, node)
