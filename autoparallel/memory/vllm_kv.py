@@ -246,7 +246,7 @@ def plan_kv(
     rules: VllmRules,
     max_model_len: int,
     max_num_batched_tokens: int,
-    moe: bool = False,
+    moe: bool,
 ) -> KvPlan:
     """Blocks, tokens and concurrency for `available_bytes[stage]` of KV memory per stage (`moe`: the
     model routes experts, which kept it off Model Runner V2 in 0.25-0.28, `uses_model_runner_v2`;

@@ -216,6 +216,7 @@ def _kv_layout(
         rules=rules,
         max_model_len=config.max_model_len,
         max_num_batched_tokens=tokens,
+        moe=model.is_moe,
     )
     context = math.ceil(workload.running_context)
     need = vllm_kv.bytes_for_request(plan, 0, context, rules, tokens, config.pp)

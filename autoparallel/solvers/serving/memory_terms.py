@@ -168,6 +168,7 @@ class MemoryTerms:
                 rules=self.rules,
                 max_model_len=mml,
                 max_num_batched_tokens=tokens,
+                moe=spec.is_moe,
             )
             ctx = math.ceil(self.workload.running_context)
             block = plan.bytes_per_block[0]
