@@ -48,6 +48,7 @@ from autoparallel.frameworks._common import (
 )
 from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
+from autoparallel.perf.engine_support import needs_remote_code
 from autoparallel.validation import serving_problems
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ VLLM_FLAG_DEFAULTS: dict[str, object] = {
     "data_parallel_address": None,
     "data_parallel_rpc_port": None,  # None: ParallelConfig.data_parallel_rpc_port = 29550
     "headless": False,
+    "trust_remote_code": False,
     "port": 8000,
 }
 """Every engine arg this module emits (vLLM's `dest` names, in emission order) with its vLLM 0.32 default.
@@ -223,6 +225,8 @@ def vllm_args(
             args["quantization"] = "fp8_per_tensor"
     if config.enforce_eager:
         args["enforce_eager"] = True
+    if needs_remote_code("vllm", model):  # Kimi-K2's tokenizer is its checkpoint's code
+        args["trust_remote_code"] = True
     if cluster is not None and _spans_nodes(config, cluster):
         args["distributed_executor_backend"] = "ray"
         if args["data_parallel_size"] != 1:

@@ -640,15 +640,21 @@ config registry neither, and TensorRT-LLM's Kimi K2 Thinking deployment guide se
 tests/frameworks/test_sglang_checker.py runs SGLang's start-up code over every zoo model's line."""
 REMOTE_CONFIG_ENGINES = ("sglang", "trtllm")
 """Engines that need `trust_remote_code` for the `REMOTE_CONFIG_MODEL_TYPES`."""
+REMOTE_TOKENIZER_MODEL_TYPES = frozenset({"kimi_k2"})
+"""`model_type`s whose tokenizer is the checkpoint's own code: Kimi-K2's `tokenizer_config.json` names
+`TikTokenTokenizer` through `auto_map` (`tokenization_kimi.py`), a class transformers does not have, so
+every engine loading it through `AutoTokenizer` needs `trust_remote_code` (vLLM 0.32
+`tokenizers/hf.py` `CachedHfTokenizer.from_pretrained` passes `--trust-remote-code` on, and its
+tokenizer registry has no Kimi-K2 mode), although vLLM reads the config itself."""
 
 
 def needs_remote_code(engine: str, model: ModelSpec | None) -> bool:
-    """`engine` reads `model`'s config only with `trust_remote_code` (`REMOTE_CONFIG_MODEL_TYPES`)."""
-    return (
-        engine in REMOTE_CONFIG_ENGINES
-        and model is not None
-        and model.model_type in REMOTE_CONFIG_MODEL_TYPES
-    )
+    """`engine` reads `model`'s config (`REMOTE_CONFIG_MODEL_TYPES`) or tokenizer
+    (`REMOTE_TOKENIZER_MODEL_TYPES`) only with `trust_remote_code`."""
+    if model is None:
+        return False
+    config = engine in REMOTE_CONFIG_ENGINES and model.model_type in REMOTE_CONFIG_MODEL_TYPES
+    return config or model.model_type in REMOTE_TOKENIZER_MODEL_TYPES
 
 
 TRITON_FP8E4_ARCHS = ("volta", "turing", "ampere")

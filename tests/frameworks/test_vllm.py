@@ -111,6 +111,7 @@ VLLM_032_FLAGS: dict[str, tuple[object, Callable[[str], bool] | None]] = {
     "--data-parallel-address": (None, lambda s: bool(s)),
     "--data-parallel-rpc-port": (None, _port),  # ParallelConfig.data_parallel_rpc_port: 29550, 1..65535
     "--headless": (False, None),
+    "--trust-remote-code": (False, None),  # ModelConfig.trust_remote_code: False (Kimi-K2's tokenizer)
     "--port": (8000, _port),  # FrontendArgs.port: 8000 (separate engines of a MoE plan, one port each)
 }
 
@@ -237,6 +238,10 @@ def test_every_emitted_flag_is_a_valid_vllm_032_flag() -> None:
         for cluster in (None, Cluster.parse("2x8xH100"), Cluster.parse("8x8xH100"))
         if cluster is None or tp * pp * 3 <= cluster.world_size
     ]
+    kimi = "moonshotai/Kimi-K2-Instruct"  # its tokenizer is its checkpoint's code: --trust-remote-code
+    separate.append(
+        (kimi, ServingConfig(tp=8, replicas=2, enable_expert_parallel=True), None, load_model(kimi))
+    )
     for model_id, cfg, cluster, spec in [(m, c, k, None) for m, c, k in _grid()] + separate:
         lines = [vllm_command(model_id, cfg, cluster=cluster, model=spec)]
         lines += [
