@@ -330,19 +330,51 @@ def explain_training(plan: TrainingPlan) -> str:
     return "\n".join(lines)
 
 
+VLLM_KV_BOUND_CAP = 1024
+"""The largest KV-bound max_num_seqs the serving planner offers on vLLM, its grid's top
+(`solvers.serving.space.kv_bound_cap`, which this layer may not import; a test keeps the two equal)."""
+
+
+def _kv_bound_cap(engine: str, pp: int) -> int:
+    """`solvers.serving.space.kv_bound_cap`: SGLang's most request slots, TensorRT-LLM's bare
+    `max_batch_size` × pp, vLLM its grid's top."""
+    if engine == "sglang":
+        from autoparallel.memory.sglang import MAX_REQUEST_SLOTS
+
+        return MAX_REQUEST_SLOTS
+    if engine == "trtllm":
+        from autoparallel.memory.trtllm import trtllm_default_max_num_seqs
+
+        return trtllm_default_max_num_seqs(pp)
+    return VLLM_KV_BOUND_CAP
+
+
 def _serving_outside(plan: ServingPlan) -> str | None:
     """What keeps an evaluated serving configuration that beats the planner's optimum out of the
     planner's choices when it is not a value off its grid: a KV cache that holds fewer sequences than
-    max_num_seqs (the planner plans only batches its cache holds at the running context, so the
-    running batch never preempts: solvers/serving/space.py); None otherwise."""
+    max_num_seqs, N, where the planner cannot plan max_num_seqs N itself. It plans each shape's
+    KV-bound batch (the most its cache holds at the running context, so that the running batch never
+    preempts: solvers/serving/space.py `_kv_bound`) up to the engine's cap (`_kv_bound_cap`), on
+    TensorRT-LLM the most that pp divides; None otherwise (the batch it offers runs the same)."""
     gap = plan.solver.gap_to_optimum
     if plan.solver.status != "EVALUATED" or gap is None or gap >= -5e-4:
         return None
-    b, perf = plan.config.max_num_seqs, plan.perf
-    if perf.batch_limit == "kv_cache" and perf.batch_size < b:
+    c, perf = plan.config, plan.perf
+    b = c.max_num_seqs
+    if perf.batch_limit != "kv_cache" or perf.batch_size >= b:
+        return None
+    held = int(perf.batch_size)
+    if plan.engine == "trtllm" and c.pp > 1 and held % c.pp:
         return (
-            f"its KV cache holds {perf.batch_size:.4g} of max_num_seqs {b} running, a batch the planner "
-            "never plans (it plans batches the cache holds, so that the running batch never preempts)"
+            f"its KV cache holds {held} of max_num_seqs {b} running, and TensorRT-LLM runs a multiple of "
+            f"pp {c.pp} (max_batch_size × pp): the planner plans the most the cache holds that pp divides, "
+            f"{held - held % c.pp}"
+        )
+    cap = _kv_bound_cap(plan.engine, c.pp)
+    if held > cap:
+        return (
+            f"its KV cache holds {held:,} of max_num_seqs {b:,} running, more than the {cap:,} the planner "
+            f"plans at most on {ENGINE_NAMES[plan.engine]} (it plans a KV-bound batch up to that cap)"
         )
     return None
 

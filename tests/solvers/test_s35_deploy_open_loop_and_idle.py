@@ -24,7 +24,8 @@ def test_prompts_sent_at_a_rate_get_the_batch_of_most_tokens_per_s() -> None:
     fm = FleetModel(load_model("Qwen/Qwen3-8B"), w)
     d = solve_deployment([fm], Cluster.parse("1x1xH100"))
     (engine,) = d.engines
-    assert engine.max_num_seqs == 512 and engine.capacity_rps > 40
+    # 512 before the KV-bound batch was offered (48.44 req/s); now the 802 its cache holds (48.46)
+    assert engine.max_num_seqs >= 512 and engine.capacity_rps > 40
     assert fm.open_loop_prompts == 1000 and fm.held_cap is None
 
 

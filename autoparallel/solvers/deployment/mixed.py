@@ -211,7 +211,7 @@ def _decode(space: ServingSpace, m: int, p: int, *, same_node: bool) -> tuple[li
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
         received = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=space.shapes[s].tp)
         rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received))
-        rating = math.floor(MILLI * dp * decode_rank_rps(rt, space.batches[b], w.osl))
+        rating = math.floor(MILLI * dp * decode_rank_rps(rt, space.batch_value(s, r, b, mm), w.osl))
         e = _engine(space, m, p, s, i, utils[0], "decode", rating)
         if e is not None:
             engines.append(e)

@@ -117,9 +117,8 @@ def single_node(cluster: Cluster) -> bool:
 
 def _replica(space: ServingSpace, s: int, r: int, b: int, m: int) -> tuple[ReplicaShape, int]:
     shape, rt = space.shapes[s], space.runtimes[r]
-    _, tokens = resolve_batch_defaults(
-        space.rules, space.cluster.gpu, space.max_model_lens[m], space.batches[b], None
-    )
+    batch = space.batch_value(s, r, b, m)
+    _, tokens = resolve_batch_defaults(space.rules, space.cluster.gpu, space.max_model_lens[m], batch, None)
     replica = ReplicaShape.vllm(
         shape.tp,
         shape.pp,
@@ -128,7 +127,7 @@ def _replica(space: ServingSpace, s: int, r: int, b: int, m: int) -> tuple[Repli
         rt.kv_cache_dtype,
         rt.enforce_eager,
         space.options.vllm_version,
-        graph_max_batch=vllm_graph_max_batch(space.batches[b], tokens, space.cluster.gpu),
+        graph_max_batch=vllm_graph_max_batch(batch, tokens, space.cluster.gpu),
     )
     return replica, tokens
 
@@ -140,7 +139,7 @@ def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
         space.model,
         space.cluster,
         replica,
-        batch=float(space.batches[b]),
+        batch=float(space.batch_value(s, r, b, m)),
         isl=w.isl,
         osl=w.osl,
         batched_tokens=tokens,
@@ -268,8 +267,9 @@ def decode_engines(
         if tp not in received:
             received[tp] = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=tp)
         rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received[tp]))
-        rating = math.floor(MILLI * dp * decode_rank_rps(rt, space.batches[b], w.osl))
-        found.setdefault(s, []).append((space.batches[b], rating, i))
+        batch = space.batch_value(s, r, b, mm)
+        rating = math.floor(MILLI * dp * decode_rank_rps(rt, batch, w.osl))
+        found.setdefault(s, []).append((batch, rating, i))
         picked[i] = (utils[0], rating, rt)
     out = []
     for s, entries in sorted(found.items()):
@@ -522,7 +522,7 @@ def why_no_role(
             label = space.shapes[space.unflat(best)[0]].label
             return (
                 f"on {pool}: the fastest pure decode step {times[best].decode_s * 1e3:.1f} ms ({label}, "
-                f"max_num_seqs {space.batches[space.unflat(best)[2]]}) > TPOT {w.tpot_ms:g} ms"
+                f"max_num_seqs {space.max_num_seqs_of(best)}) > TPOT {w.tpot_ms:g} ms"
             )
     if role == "prefill" and w.ttft_ms is not None:
         pools = {d.pool for d in decode}

@@ -493,7 +493,7 @@ def engine_at(
         engine=space.runtimes[r].engine,
         role=role,
         prefill_milli_tps=prefill_milli_tps,
-        in_flight=space.batches[b] * dp,
+        in_flight=space.batch_value(s, r, b, mm) * dp,
         ttft_us=ttft,
         queue_room_us=room,
         prompt_us=space.tables.prompt_us[i],
@@ -514,9 +514,9 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
     for i in range(len(space.tables.evaluated)):
         if ok := admissible_utils(space, i):
             first_util[i] = ok[0]
-            s, _, b, _ = space.unflat(i)
+            s = space.unflat(i)[0]
             found.setdefault((s, order[space.engine_of(i)]), []).append(
-                (space.batches[b], space.tables.tps_milli[i], i)
+                (space.max_num_seqs_of(i), space.tables.tps_milli[i], i)
             )
     out: list[Engine] = []
     dropped: list[str] = []

@@ -11,6 +11,11 @@ with CP-SAT's; benchmarks time it.
 Replica counts are the oracle's own (`placed_replicas`: replicas placed one by one, none straddling a
 node or splitting a host; a GB200 NVL36 domain holds four 8-GPU replicas), not the space's.
 
+Besides the grid, each (shape, runtime, max_model_len)'s KV-bound max_num_seqs is a point too (the
+space offers it with the default grid, `space.kv_bound_offered`): the oracle reads those values from
+the space (`kv_bound_batches`) and evaluates and admits their points by its own float rules, as every
+other point.
+
 vLLM's memory report does not depend on the replica count without expert parallelism (replicas are
 separate engines), so reports are memoized per replica shape; everything else is evaluated per point.
 """
@@ -33,8 +38,12 @@ from autoparallel.perf.engine_support import SGLANG_DP_ATTENTION_ARCHITECTURES, 
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving, slo_violations
 from autoparallel.perf.serving_engines import evaluate_engine
 from autoparallel.solvers.serving.space import (
+    Runtime,
     ServingOptions,
+    Shape,
     batch_domain,
+    build_space,
+    kv_bound_offered,
     max_model_len_domain,
     runtime_domain,
     shape_domain,
@@ -96,6 +105,7 @@ def engine_points(
     all_utils = sorted(set(options.gpu_memory_utilizations))
     shapes = shape_domain(model, cluster, options, gpus)
     batches = batch_domain(options, workload.in_flight, shapes)
+    kv: dict[tuple[Shape, Runtime, int], int] | None = None
     for shape in shapes:
         if shape.violations:
             continue
@@ -121,10 +131,14 @@ def engine_points(
             most = placed_replicas(shape.gpus_per_replica, gpus, node, host_size(cluster.gpu.name, node))
             if not shape.ep and most == 0:
                 continue
-            for batch in batches:
+            if kv is None:  # after runtime_domain has accepted the options, as the space then does
+                kv = kv_bound_batches(model, cluster, workload, options)
+            # the grid's batches at every max_model_len, then each max_model_len's KV-bound batch
+            extra = [(b, (mml,)) for mml in mmls if (b := kv.get((shape, rt, mml), 0))]
+            for batch, lens in [*((b, mmls) for b in batches), *extra]:
                 counts = _replica_counts(shape.ep_replicas if shape.ep else None, most, batch, workload)
                 for util in utils:
-                    for mml in mmls:
+                    for mml in lens:
                         for replicas in counts:
                             yield (
                                 rt.engine,
@@ -141,6 +155,24 @@ def engine_points(
                                     enforce_eager=rt.enforce_eager,
                                 ),
                             )
+
+
+def kv_bound_batches(
+    model: ModelSpec, cluster: Cluster, workload: Serving, options: ServingOptions
+) -> dict[tuple[Shape, Runtime, int], int]:
+    """{(shape, runtime, max_model_len): its KV-bound max_num_seqs} as the space offers them
+    (`ServingSpace.kv_batch`; none unless `kv_bound_offered`): values read from the space, whose
+    points the oracle then evaluates itself."""
+    if not kv_bound_offered(options):
+        return {}
+    space = build_space(model, cluster, workload, options)
+    return {
+        (shape, rt, mml): v
+        for s, shape in enumerate(space.shapes)
+        for r, rt in enumerate(space.runtimes)
+        for m, mml in enumerate(space.max_model_lens)
+        if (v := space.kv_batch(s, r, m))
+    }
 
 
 def placed_replicas(width: int, gpus: int, node: int, host: int) -> int:

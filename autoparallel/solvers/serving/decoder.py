@@ -160,18 +160,21 @@ def decode_engine(
 
 
 def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEstimate) -> tuple[str, ...]:
-    """What stops the next larger max_num_seqs, and whether all GPUs are used."""
+    """What stops the next larger max_num_seqs the space offers (the grid's, or the entry's KV-bound
+    batch: `ServingSpace.batch_order`), and whether all GPUs are used."""
     t, w = space.tables, space.workload
     shape = space.shapes[point.shape]
     out: list[str] = []
     b = point.batch
     engine = space.runtimes[point.runtime].engine
-    up = b + 1
+    order = space.batch_order(point.shape, point.runtime, point.mml)
+    ups = order[order.index(b) + 1 :]
     if engine == "trtllm":  # the next batch TensorRT-LLM can run: a multiple of pp (`trtllm_batch_problem`)
-        while up < len(space.batches) and space.batches[up] % shape.pp:
-            up += 1
-    if up < len(space.batches):
-        nxt = space.batches[up]
+        ups = [k for k in ups if space.batch_value(point.shape, point.runtime, k, point.mml) % shape.pp == 0]
+    here = space.batch_value(point.shape, point.runtime, b, point.mml)
+    if ups:
+        up = ups[0]
+        nxt = space.batch_value(point.shape, point.runtime, up, point.mml)
         j = space.flat(point.shape, point.runtime, up, point.mml)
         budget = space.budget_kib[point.util]
         if engine != "vllm" and (not t.evaluated[j] or t.mem_used_kib[j] > budget):
@@ -210,8 +213,14 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
                 f"{estimate.perf.batch_size:g} per replica on {point.replicas}; "
                 f"max_num_seqs={nxt} runs no more"
             )
+    elif space.is_kv_index(b):
+        tokens = w.isl + w.osl // 2 if engine == "vllm" else held_tokens(w, engine, 1)
+        out.append(
+            f"kv_cache: max_num_seqs={here} is the most the KV cache holds "
+            f"({estimate.perf.kv_capacity_seqs} sequences of {tokens:,} tokens)"
+        )
     else:
-        out.append(f"max_num_seqs: {space.batches[b]} is the largest allowed value")
+        out.append(f"max_num_seqs: {here} is the largest allowed value")
     out += gpus_binding(space, point)
     return tuple(out)
 

@@ -1,7 +1,8 @@
 """CP-SAT model of the serving problem: one variable per knob, tables from `serving/space.py`.
 
 Variables (all named for debug dumps):
-- one-hot literals per knob: `shape[tp=4 pp=2]`, `runtime[...]`, `max_num_seqs==64`,
+- one-hot literals per knob: `shape[tp=4 pp=2]`, `runtime[...]`, `max_num_seqs==64` (and
+  `max_num_seqs==kv`: each entry's KV-bound batch, its value per tuple, `ServingSpace.batch_value`),
   `max_model_len==2048`, `gpu_memory_utilization==0.92`; an integer `replicas`;
 - the knobs whose interaction the cost model makes nonlinear (shape × runtime × max_num_seqs ×
   max_model_len: step time, KV capacity, CUDA-graph memory) are linearized with one literal per
@@ -186,17 +187,17 @@ def replica_cap(space: ServingSpace, i: int, *, with_concurrency: bool = True) -
     largest one (a smaller one is another max_num_seqs' tuple, or idles GPUs), so that replicas is
     a function of the tuple: total throughput and the table's TTFT (at that count) stay linear.
     """
-    s, _, b, _ = space.unflat(i)
-    return space.shapes[s].replicas_at(
-        space.batches[b], space.workload.in_flight if with_concurrency else None
+    return space.shapes[space.unflat(i)[0]].replicas_at(
+        space.max_num_seqs_of(i), space.workload.in_flight if with_concurrency else None
     )
 
 
 def candidate_entries(space: ServingSpace, *, explain: bool = False) -> list[int]:
-    """Tuples the model includes: all of them to explain infeasibility, else those with real numbers
-    that can fit the largest budget, admit at least one replica and are not `oversized`."""
+    """Tuples the model includes: all those with a max_num_seqs (`ServingSpace.offered`: a KV-bound
+    index without a value has none) to explain infeasibility, else those with real numbers that can
+    fit the largest budget, admit at least one replica and are not `oversized`."""
     if explain:
-        return list(range(len(space.tables.evaluated)))
+        return [i for i in range(len(space.tables.evaluated)) if space.offered(i)]
     ok = [e and replica_cap(space, i) > 0 for i, e in enumerate(space.tables.evaluated)]
     return [i for i, fine in enumerate(ok) if fine and not oversized(space, i, ok)]
 
@@ -204,17 +205,21 @@ def candidate_entries(space: ServingSpace, *, explain: bool = False) -> list[int
 def oversized(space: ServingSpace, i: int, ok: list[bool]) -> bool:
     """Under a client's concurrency, tuple `i`'s max_num_seqs runs the same requests on as many
     replicas as a smaller allowed one whose tuple is `ok` (15 clients on two replicas run 7.5 each at
-    max_num_seqs 8 or 12): the smaller one is the plan (same times, no more memory)."""
+    max_num_seqs 8 or 12): the smaller one is the plan (same times, no more memory). Smaller by value:
+    the KV-bound index lies after the grid's but its value between two of theirs."""
     conc = space.workload.in_flight
     if conc is None:
         return False
-    s, r, b, m = space.unflat(i)
-    shape, batch = space.shapes[s], space.batches[b]
+    s, r, _, m = space.unflat(i)
+    shape, batch = space.shapes[s], space.max_num_seqs_of(i)
     key = (shape.replicas_at(batch, conc), shape.running_at(batch, conc))
-    return any(
-        ok[space.flat(s, r, k, m)] and (shape.replicas_at(x, conc), shape.running_at(x, conc)) == key
-        for k, x in enumerate(space.batches[:b])
-    )
+    for k in space.batch_order(s, r, m):
+        x = space.batch_value(s, r, k, m)
+        if x >= batch:
+            break
+        if ok[space.flat(s, r, k, m)] and (shape.replicas_at(x, conc), shape.running_at(x, conc)) == key:
+            return True
+    return False
 
 
 def _entries(
@@ -226,8 +231,9 @@ def _entries(
     members: list[list[list[cp_model.IntVar]]] = [[[] for _ in knob] for knob in knobs]
     for i in allowed:
         s, r, b, m = space.unflat(i)
+        kv = f" ({space.batch_label(b)})" if space.is_kv_index(b) else ""
         lit = model.new_bool_var(
-            f"entry[{space.shapes[s].label} | runtime {r} | b={space.batches[b]} | "
+            f"entry[{space.shapes[s].label} | runtime {r} | b={space.max_num_seqs_of(i)}{kv} | "
             f"mml={space.max_model_lens[m]}]"
         )
         entries[i] = lit
@@ -273,7 +279,7 @@ def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
             for r in space.runtimes
         ],
     )
-    batch = _one_hot(model, [f"max_num_seqs=={b}" for b in space.batches])
+    batch = _one_hot(model, [f"max_num_seqs=={space.batch_label(b)}" for b in range(space.n_batches)])
     util = _one_hot(model, [f"gpu_memory_utilization=={u:g}" for u in space.utilizations])
     mml = _one_hot(model, [f"max_model_len=={m}" for m in space.max_model_lens])
     entries = _entries(model, space, [shape, runtime, batch, mml], explain)
@@ -377,11 +383,10 @@ def add_concurrency(enc: EncodedServing) -> None:
     on = enc.family("concurrency")
     space = enc.space
     for i, lit in enc.vars.entries.items():
-        s, _, b, _ = space.unflat(i)
-        shape = space.shapes[s]
-        if shape.replicas_at(space.batches[b], conc) < replica_cap(space, i, with_concurrency=False):
+        shape, batch = space.shapes[space.unflat(i)[0]], space.max_num_seqs_of(i)
+        if shape.replicas_at(batch, conc) < replica_cap(space, i, with_concurrency=False):
             ct = enc.model.add(lit == 0).only_enforce_if(on)
-            ct.with_name(f"concurrency[{shape.label} b={space.batches[b]}]")
+            ct.with_name(f"concurrency[{shape.label} b={batch}]")
 
 
 def add_latency_slos(enc: EncodedServing) -> None:

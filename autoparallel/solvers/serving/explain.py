@@ -69,10 +69,7 @@ def _fits(space: ServingSpace, i: int) -> bool:
 
 
 def _entry_label(space: ServingSpace, i: int) -> str:
-    n_m, n_b, n_r = len(space.max_model_lens), len(space.batches), len(space.runtimes)
-    b = i // n_m % n_b
-    s = i // (n_m * n_b * n_r)
-    return f"{space.shapes[s].label}, max_num_seqs={space.batches[b]}"
+    return f"{space.shapes[space.unflat(i)[0]].label}, max_num_seqs={space.max_num_seqs_of(i)}"
 
 
 def reason(space: ServingSpace, family: str) -> str:
@@ -142,9 +139,13 @@ def _memory_reason(space: ServingSpace) -> str:
     gpus = f"{space.gpus}×{space.cluster.gpu.name} offer{'s' * (space.gpus == 1)}"
     text = f"weights alone need {_gib(need)}; {gpus} {offer}"
     t = space.tables
-    valid = [i for i in range(len(t.mem_used_kib)) if not space.shapes[_shape_of(space, i)].violations]
+    valid = [
+        i
+        for i in range(len(t.mem_used_kib))
+        if not space.shapes[_shape_of(space, i)].violations and space.offered(i)
+    ]
     unfit = [i for i in valid if t.mem_used_kib[i] > top]
-    per_entry = len(space.batches) * len(space.max_model_lens)
+    per_entry = space.n_batches * len(space.max_model_lens)
 
     def nearest(entries: list[int]) -> int:
         """vLLM's least need; an engine's (SGLang / TensorRT-LLM, whose tables clip a negative pool at
@@ -169,7 +170,7 @@ def _memory_reason(space: ServingSpace) -> str:
     vllm = [i for i in valid if space.engine_of(i) == "vllm"]
     if vllm:
         i = min(vllm, key=lambda k: t.mem_used_kib[k])
-        weights = t.weights_kib[i // (len(space.batches) * len(space.max_model_lens))]
+        weights = t.weights_kib[i // per_entry]
         used = t.mem_used_kib[i]
         text += (
             f"; the smallest per-GPU need ({_entry_label(space, i)}) is {_gib(used)}: weights "
@@ -197,16 +198,17 @@ def _engine_words(space: ServingSpace, i: int) -> str:
 
 
 def _shape_of(space: ServingSpace, i: int) -> int:
-    return i // (len(space.max_model_lens) * len(space.batches) * len(space.runtimes))
+    return space.unflat(i)[0]
 
 
 def _mml_reason(space: ServingSpace) -> str:
     t, top = space.tables, max(space.budget_kib)
-    runnable = [k for k in range(len(t.mml_used_kib)) if _engine_can_span(space, k)]
-    i = min(runnable or range(len(t.mml_used_kib)), key=lambda k: (not t.evaluated[k], t.mml_used_kib[k]))
+    offered = [k for k in range(len(t.mml_used_kib)) if space.offered(k)]
+    runnable = [k for k in offered if _engine_can_span(space, k)]
+    i = min(runnable or offered, key=lambda k: (not t.evaluated[k], t.mml_used_kib[k]))
     kv = t.mml_used_kib[i] - t.fixed_kib[i]
     left = top - t.fixed_kib[i]
-    weights = t.weights_kib[i // (len(space.batches) * len(space.max_model_lens))]
+    weights = t.weights_kib[i // (space.n_batches * len(space.max_model_lens))]
     room = (
         f"{_gib(left)} is left after weights, activations and CUDA graphs"
         if left > 0
@@ -262,7 +264,7 @@ def _others_words(space: ServingSpace, skip: str) -> str:
 def _rate_of(space: ServingSpace, i: int) -> float:
     """Requests/s entry i completes with its most replicas (within the client's concurrency)."""
     w = space.workload
-    most = space.shapes[_shape_of(space, i)].replicas_at(space.batches[space.unflat(i)[2]], w.in_flight)
+    most = space.shapes[_shape_of(space, i)].replicas_at(space.max_num_seqs_of(i), w.in_flight)
     return space.tables.tps_milli[i] / 1e3 * most / w.osl
 
 

@@ -21,7 +21,13 @@ Knobs and domains (each one variable in the CP-SAT model, never a list of whole 
   there when they are chosen. Their memory is written in vLLM's currency (usage against the budget
   of that utilization): usage = budget − the engine's KV pool + the KV the entry needs, so the memory
   family, the headroom objective and the explanations read every engine alike.
-- max_num_seqs on a grid of 2^k and 3 · 2^k; max_model_len and gpu_memory_utilization from lists.
+- max_num_seqs on a grid of 2^k and 3 · 2^k shared by every shape (`batch_domain`), plus one more
+  index, "kv", whose value is per (shape, runtime, max_model_len) entry: the largest max_num_seqs its
+  KV cache holds at the running context under the tables' own no-preemption rule (`_holds`), when
+  that is no grid value and at most the engine's cap (`kv_bound_cap`; on TensorRT-LLM a multiple of
+  pp). Where the cache holds 126 sequences the grid alone stopped at 96. Every reader takes a batch
+  value through `ServingSpace.batch_value` / `max_num_seqs_of`; an entry without a KV-bound value is
+  never offered (`ServingSpace.offered`). max_model_len and gpu_memory_utilization from lists.
 
 A configuration is admissible when vLLM starts (memory), its replicas are all the GPUs allow and at
 most the ⌈C / max_num_seqs⌉ a workload's concurrency C fills (`Shape.replicas_at`), each running
@@ -46,6 +52,8 @@ from autoparallel.bounds import UserInput, check_choices
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.hardware.gpu import host_size
+from autoparallel.memory.sglang import MAX_REQUEST_SLOTS
+from autoparallel.memory.trtllm import trtllm_default_max_num_seqs
 from autoparallel.memory.vllm_config import checkpoint_quantization
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION, VllmRules, parse_vllm_version, rules_for
 from autoparallel.perf import serving as perf
@@ -79,6 +87,26 @@ LAYOUT_FAMILIES: dict[str, tuple[str, ...]] = {
 `add_engine_layouts`)."""
 DEFAULT_MAX_NUM_SEQS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 """max_num_seqs grid: 2^k and 3·2^k up to vLLM 0.32's default of 1024 on H100-class GPUs."""
+KV_INDEX_LABEL = "kv"
+"""The name of the batch knob's per-entry value (the KV-bound batch) in CP-SAT labels."""
+
+
+def kv_bound_offered(options: ServingOptions) -> bool:
+    """Whether the space offers each entry's KV-bound batch: with the default max_num_seqs grid only, as
+    for the concurrency shares (`batch_domain`); a grid the caller gives is the set of allowed values."""
+    return options.max_num_seqs == DEFAULT_MAX_NUM_SEQS
+
+
+def kv_bound_cap(engine: str, pp: int) -> int:
+    """The largest KV-bound max_num_seqs offered on `engine` (one over `pp` stages): vLLM the grid's top
+    (its 0.32 default on H100-class GPUs, `DEFAULT_MAX_NUM_SEQS`); SGLang the most request slots its
+    default `max_running_requests` gives a rank (`memory.sglang.MAX_REQUEST_SLOTS`); TensorRT-LLM what a
+    bare `trtllm-serve` runs, `max_batch_size` 2048 × pp (`memory.trtllm.trtllm_default_max_num_seqs`)."""
+    if engine == "sglang":
+        return MAX_REQUEST_SLOTS
+    if engine == "trtllm":
+        return trtllm_default_max_num_seqs(pp)
+    return DEFAULT_MAX_NUM_SEQS[-1]
 
 
 class ServingOptions(UserInput):
@@ -305,7 +333,8 @@ class ServingSpace(Problem["Serving", ServingOptions]):
     runtimes: tuple[Runtime, ...]
     """The (quantization, KV dtype, eager) knob's values."""
     batches: tuple[int, ...]
-    """`max_num_seqs` values."""
+    """The `max_num_seqs` grid every entry shares (indices 0 .. len - 1 of the batch knob); read a batch
+    value through `batch_value` / `max_num_seqs_of`, which also know the KV-bound index."""
     utilizations: tuple[float, ...]
     """`gpu_memory_utilization` values."""
     max_model_lens: tuple[int, ...]
@@ -319,6 +348,50 @@ class ServingSpace(Problem["Serving", ServingOptions]):
     refused: str | None = None
     """Why no allowed engine runs on these GPUs (`runtimes` then empty; `build_space(...,
     refusable=True)` only: a deployment pool the model cannot use)."""
+    kv_index: bool = False
+    """The batch knob has one more index after the grid, `len(batches)`: each entry's KV-bound batch
+    (`kv_bound_offered`)."""
+    kv_batches: tuple[int, ...] = ()
+    """With `kv_index`: the KV-bound max_num_seqs of each (shape, runtime, max_model_len), at
+    (s · R + r) · M + m (0: none, the entry is not offered); filled with the tables (`_kv_bound`)."""
+
+    @property
+    def n_batches(self) -> int:
+        """Indices of the batch knob: the grid's, and the KV-bound one with `kv_index`."""
+        return len(self.batches) + (1 if self.kv_index else 0)
+
+    def is_kv_index(self, b: int) -> bool:
+        """Batch index `b` is the KV-bound one (its value is per entry)."""
+        return b >= len(self.batches)
+
+    def kv_batch(self, s: int, r: int, m: int) -> int:
+        """The KV-bound max_num_seqs of (shape s, runtime r, max_model_len m); 0 when none is offered."""
+        if not self.kv_index:
+            return 0
+        return self.kv_batches[(s * len(self.runtimes) + r) * len(self.max_model_lens) + m]
+
+    def batch_value(self, s: int, r: int, b: int, m: int) -> int:
+        """max_num_seqs of batch index `b` at (shape s, runtime r, max_model_len m): the grid's value, or
+        the entry's KV-bound batch at the "kv" index (0: none)."""
+        return self.batches[b] if b < len(self.batches) else self.kv_batch(s, r, m)
+
+    def max_num_seqs_of(self, i: int) -> int:
+        """max_num_seqs of flat table index `i` (0: a KV-bound index without a value)."""
+        s, r, b, m = self.unflat(i)
+        return self.batch_value(s, r, b, m)
+
+    def offered(self, i: int) -> bool:
+        """Entry `i` has a max_num_seqs (a KV-bound index without a value has none: never a plan)."""
+        return self.max_num_seqs_of(i) > 0
+
+    def batch_order(self, s: int, r: int, m: int) -> list[int]:
+        """The batch indices offered at (s, r, m), by increasing max_num_seqs."""
+        values = [(self.batch_value(s, r, b, m), b) for b in range(self.n_batches)]
+        return [b for v, b in sorted(values) if v > 0]
+
+    def batch_label(self, b: int) -> str:
+        """A batch index's name in CP-SAT labels: its grid value, or "kv"."""
+        return KV_INDEX_LABEL if self.is_kv_index(b) else str(self.batches[b])
 
     @property
     def engines(self) -> tuple[str, ...]:
@@ -355,20 +428,24 @@ class ServingSpace(Problem["Serving", ServingOptions]):
 
     def flat(self, s: int, r: int, b: int, m: int) -> int:
         """Flat table index of (shape, runtime, batch, max_model_len)."""
-        return ((s * len(self.runtimes) + r) * len(self.batches) + b) * len(self.max_model_lens) + m
+        return ((s * len(self.runtimes) + r) * self.n_batches + b) * len(self.max_model_lens) + m
 
     def unflat(self, i: int) -> tuple[int, int, int, int]:
         """(shape, runtime, batch, max_model_len) indices of a flat table index."""
         i, m = divmod(i, len(self.max_model_lens))
-        i, b = divmod(i, len(self.batches))
+        i, b = divmod(i, self.n_batches)
         s, r = divmod(i, len(self.runtimes))
         return s, r, b, m
 
     def config(self, s: int, r: int, b: int, u: int, m: int, replicas: int) -> ServingConfig:
-        """The configuration of one point of the space. SGLang and TensorRT-LLM size their pools by
-        their own rules: their configurations carry the default `gpu_memory_utilization`, not the
-        value the encoder pins for them (`engine_util`), which `api.evaluate` would refuse as a
-        vLLM knob given to another engine."""
+        """The configuration of one point of the space (batch index `b`, `batch_value`)."""
+        return self.config_at(s, r, self.batch_value(s, r, b, m), u, m, replicas)
+
+    def config_at(self, s: int, r: int, batch: int, u: int, m: int, replicas: int) -> ServingConfig:
+        """The configuration of (shape s, runtime r) at max_num_seqs `batch`. SGLang and TensorRT-LLM
+        size their pools by their own rules: their configurations carry the default
+        `gpu_memory_utilization`, not the value the encoder pins for them (`engine_util`), which
+        `api.evaluate` would refuse as a vLLM knob given to another engine."""
         shape, rt = self.shapes[s], self.runtimes[r]
         util = (
             self.utilizations[u]
@@ -380,7 +457,7 @@ class ServingSpace(Problem["Serving", ServingOptions]):
             pp=shape.pp,
             replicas=replicas,
             enable_expert_parallel=shape.ep,
-            max_num_seqs=self.batches[b],
+            max_num_seqs=batch,
             max_model_len=self.max_model_lens[m],
             gpu_memory_utilization=util,
             kv_cache_dtype=rt.kv_cache_dtype,
@@ -641,6 +718,7 @@ def build_space(
         budget,
         _empty_tables(),
         refused=None if runtimes else runtime_refusal(model, options, cluster.gpu),
+        kv_index=kv_bound_offered(options),
     )
     space.tables = _tables(space, deadline=deadline)
     return space
@@ -655,12 +733,17 @@ def complete_tables(space: ServingSpace) -> ServingSpace:
 def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | None = None) -> ServingTables:
     """Memory and time tables; without `complete`, entries that cannot fit in the largest budget
     skip the time model and hold optimistic placeholders (`evaluated` False). Past `deadline` (checked
-    once a shape), a SolverTimeoutError."""
+    once a shape), a SolverTimeoutError. With `kv_index`, each (shape, runtime)'s grid entries are
+    followed by its KV-bound ones, whose values (`_kv_bound`) the first call stores in
+    `space.kv_batches` and a later one (`complete_tables`) reuses."""
     if space.memo is None:
         space.memo = MemoryTerms(space.model, space.cluster, space.rules, space.workload)
     mem = space.memo
     t = _empty_tables()
     top_budget = max(space.budget_kib)
+    grid, n_m = space.batches, len(space.max_model_lens)
+    known = list(space.kv_batches)
+    found: list[int] = []
     for s, shape in enumerate(space.shapes):
         check_deadline(deadline)
         for r, rt in enumerate(space.runtimes):
@@ -677,25 +760,101 @@ def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | No
             span = node_span_problem(rt.engine, shape.span_width(rt.engine), space.cluster.gpus_per_node)
             off = span is not None or unpriced
             skip = bool(shape.violations) or unpriced or ((weights_kib >= limit or off) and not complete)
-            for b, batch in enumerate(space.batches):
-                for m, mml in enumerate(space.max_model_lens):
+            first = len(t.evaluated)
+            for batch in grid:
+                for m in range(n_m):
                     if skip:
                         _placeholder(t, weights_kib)
-                        continue
-                    if rt.engine != "vllm":
-                        _engine_entry(space, t, s, r, b, m, complete=complete)
-                        continue
-                    held = math.ceil(shape.running_at(batch, space.workload.in_flight))
-                    used, need, fixed, tokens = mem.terms(shape, rt, batch, mml, held)
-                    t.mem_used_kib.append(units.kib_up(used))
-                    t.mml_used_kib.append(units.kib_up(need))
-                    t.fixed_kib.append(units.kib_up(fixed))
-                    if not complete and max(units.kib_up(used), units.kib_up(need)) > top_budget:
-                        _optimistic_times(t)
-                        continue
-                    t.evaluated.append(True)
-                    _times(space, t, shape, rt, batch, tokens)
+                    else:
+                        _entry(space, t, s, r, batch, m, complete=complete)
+            if not space.kv_index:
+                continue
+            for m in range(n_m):
+                if known:
+                    kv = known[(s * len(space.runtimes) + r) * n_m + m]
+                else:
+                    kv = 0 if skip else _kv_bound(space, t, first, s, r, m)
+                    found.append(kv)
+                if skip or kv == 0:
+                    _placeholder(t, weights_kib)
+                else:
+                    _entry(space, t, s, r, kv, m, complete=complete)
+    if space.kv_index and not known:
+        space.kv_batches = tuple(found)
     return t
+
+
+def _entry(
+    space: ServingSpace, t: ServingTables, s: int, r: int, batch: int, m: int, *, complete: bool
+) -> None:
+    """Append the entry of (shape s, runtime r, max_model_len m) at max_num_seqs `batch`: vLLM's
+    memory terms (`MemoryTerms.terms`) of the ⌈running⌉ sequences the larger share holds, and its
+    times unless it cannot fit the largest budget (without `complete`); SGLang / TensorRT-LLM by
+    `_engine_entry`."""
+    shape, rt = space.shapes[s], space.runtimes[r]
+    if rt.engine != "vllm":
+        _engine_entry(space, t, s, r, batch, m, complete=complete)
+        return
+    used, need, fixed, tokens = _vllm_terms(space, s, r, batch, m)
+    t.mem_used_kib.append(units.kib_up(used))
+    t.mml_used_kib.append(units.kib_up(need))
+    t.fixed_kib.append(units.kib_up(fixed))
+    if not complete and max(units.kib_up(used), units.kib_up(need)) > max(space.budget_kib):
+        _optimistic_times(t)
+        return
+    t.evaluated.append(True)
+    _times(space, t, shape, rt, batch, tokens)
+
+
+def _vllm_terms(space: ServingSpace, s: int, r: int, batch: int, m: int) -> tuple[float, float, float, int]:
+    """`MemoryTerms.terms` of a vLLM entry at max_num_seqs `batch`, the KV of the ⌈running⌉ sequences
+    the larger share holds (`Shape.running_at`)."""
+    assert space.memo is not None
+    shape = space.shapes[s]
+    held = math.ceil(shape.running_at(batch, space.workload.in_flight))
+    return space.memo.terms(shape, space.runtimes[r], batch, space.max_model_lens[m], held)
+
+
+def _holds(space: ServingSpace, s: int, r: int, batch: int, m: int) -> bool:
+    """The tables' no-preemption rule at max_num_seqs `batch`: the entry's memory with the KV of the
+    running batch (`mem_used_kib`, as `_entry` writes it for every table entry) is within the largest
+    budget, the memory family's test (encoder `add_memory_capacity`); for vLLM from its memory terms
+    alone (`_vllm_terms`: its times do not decide), else from `_engine_entry` itself."""
+    if space.runtimes[r].engine == "vllm":
+        return units.kib_up(_vllm_terms(space, s, r, batch, m)[0]) <= max(space.budget_kib)
+    t = _empty_tables()
+    _engine_entry(space, t, s, r, batch, m, complete=False)
+    return t.mem_used_kib[0] <= max(space.budget_kib)
+
+
+def _kv_bound(space: ServingSpace, t: ServingTables, first: int, s: int, r: int, m: int) -> int:
+    """The KV-bound max_num_seqs of (shape s, runtime r, max_model_len m), 0 when none: the largest
+    batch `_holds` admits, found by bisection between the largest grid value whose entry holds (its
+    table row at `first` + b · M + m) and the next grid value, or `kv_bound_cap` above the grid's top
+    (none when the cap itself holds: the KV cache does not bind there); on TensorRT-LLM rounded down
+    to a multiple of pp (`trtllm_batch_problem`); none when it is a grid value."""
+    grid, n_m, top = space.batches, len(space.max_model_lens), max(space.budget_kib)
+    holding = [k for k in range(len(grid)) if t.mem_used_kib[first + k * n_m + m] <= top]
+    if not holding:
+        return 0
+    shape, engine = space.shapes[s], space.runtimes[r].engine
+    k = holding[-1]
+    lo = grid[k]
+    if k + 1 < len(grid):
+        hi = grid[k + 1]
+    else:
+        hi = kv_bound_cap(engine, shape.pp)
+        if hi <= lo or _holds(space, s, r, hi, m):
+            return 0
+    while hi - lo > 1:  # lo holds, hi does not
+        mid = (lo + hi) // 2
+        if _holds(space, s, r, mid, m):
+            lo = mid
+        else:
+            hi = mid
+    if engine == "trtllm":
+        lo -= lo % shape.pp
+    return lo if lo > 0 and lo not in grid else 0
 
 
 def _empty_tables() -> ServingTables:
@@ -777,14 +936,19 @@ def _times(space: ServingSpace, t: ServingTables, shape: Shape, rt: Runtime, bat
 
 
 def engine_entry_config(space: ServingSpace, s: int, r: int, b: int, m: int) -> ServingConfig:
-    """The configuration an SGLang / TensorRT-LLM entry is evaluated with: one replica (the EP engine's
-    data ranks with EP: they size its pool), at `engine_util`."""
+    """The configuration an SGLang / TensorRT-LLM entry (batch index `b`) is evaluated with: one
+    replica (the EP engine's data ranks with EP: they size its pool), at `engine_util`."""
+    return _engine_config(space, s, r, space.batch_value(s, r, b, m), m)
+
+
+def _engine_config(space: ServingSpace, s: int, r: int, batch: int, m: int) -> ServingConfig:
+    """`engine_entry_config` at max_num_seqs `batch`."""
     shape = space.shapes[s]
-    return space.config(s, r, b, space.engine_util, m, shape.ep_replicas if shape.ep else 1)
+    return space.config_at(s, r, batch, space.engine_util, m, shape.ep_replicas if shape.ep else 1)
 
 
 def _engine_entry(
-    space: ServingSpace, t: ServingTables, s: int, r: int, b: int, m: int, *, complete: bool
+    space: ServingSpace, t: ServingTables, s: int, r: int, batch: int, m: int, *, complete: bool
 ) -> None:
     """One SGLang / TensorRT-LLM entry from `evaluate_engine` (the float model the decoder re-checks):
     memory shifted into vLLM's currency (module docstring), times and throughput as for vLLM.
@@ -792,9 +956,9 @@ def _engine_entry(
     The KV comparisons are decided in exact integers (tokens) and the KiB figures nudged by at most
     the rounding, so that the tables admit exactly what the float model admits."""
     engine = space.runtimes[r].engine
-    config = engine_entry_config(space, s, r, b, m)
+    config = _engine_config(space, s, r, batch, m)
     alone = space.workload.model_copy(update={"concurrency": None, "request_rate": None, "num_prompts": None})
-    shape, batch = space.shapes[s], space.batches[b]
+    shape = space.shapes[s]
     running = shape.running_at(batch, space.workload.in_flight)
     ev = evaluate_engine(space.model, space.cluster, config, alone, engine, space.model.name, running=running)
     kv = ev.memory
