@@ -148,20 +148,45 @@ def _integer_bound(bound: float) -> int:
     return math.ceil(bound - 1e-6)
 
 
+def below(x: Fraction, most: int) -> Fraction:
+    """The fraction closest to `x` from below among those of denominator at most `most`: the lower of
+    the two best approximations `Fraction.limit_denominator` chooses between (the convergent and the
+    semiconvergent of x's continued fraction, one on each side of x)."""
+    if x.denominator <= most:
+        return x
+    p0, q0, p1, q1 = 0, 1, 1, 0
+    n, d = x.numerator, x.denominator
+    while True:
+        a = n // d
+        q2 = q0 + a * q1
+        if q2 > most:
+            break
+        p0, q0, p1, q1 = p1, q1, p0 + a * p1, q2
+        n, d = d, n - a * d
+    k = (most - q0) // q1
+    semi, conv = Fraction(p0 + k * p1, q0 + k * q1), Fraction(p1, q1)
+    return min((f for f in (semi, conv) if f <= x), key=lambda f: x - f)
+
+
 def _dinkelbach(enc: EncodedDeployment, run: driver.Run) -> list[int] | None:
     """min cost / goodput: start from the cheapest plan, then minimize cost·T0 − C0·goodput while it
     finds a strictly lower ratio (Dinkelbach 1967; finite: each step strictly lowers the ratio over a
-    finite set of plans). λ = C0/T0 is exact while the products stay below 2^62 and the objective's
-    terms at their bounds below 2^61 (CP-SAT's overflow check), else rounded.
+    finite set of plans). λ = C0/T0 is exact while the objective's terms at their bounds stay
+    below 2^61 (CP-SAT's overflow check), else rounded.
 
     The ratio is proven optimal only by a lower bound that reaches it: every plan costs at least the
     cheapest plan's bound C and serves at most `goodput_upper` G, so no ratio is below C / G (with
     every model's rate a constraint, the cheapest plan meets it: no Dinkelbach step is needed, and a
     step's objective, of terms up to 10^16, is one CP-SAT's float LP cannot close within the limit);
     and a step whose bound B ≥ 0 proves cost − λ·goodput ≥ B / q, so no ratio is below
-    λ + B / (q·G). `run.primary` is (the ratio, the best of these bounds) in µ$ per million tokens
-    (`MICRO_USD_PER_MTOK`), `run.status` OPTIMAL when they meet, else FEASIBLE. A step that ends
-    without a solution (the limit) leaves the plan found so far, FEASIBLE."""
+    λ + B / (q·G). A rounded λ is the closest fraction of bounded denominator at or below the ratio
+    (`below`): above it, the current plan itself scores negative and no step bound can prove it (a
+    Mixtral-8x7B disaggregated plan on 512x8xH100 stopped FEASIBLE at a gap of 99.99%). `run.primary`
+    is (the ratio, the best of these bounds) in µ$ per million tokens (`MICRO_USD_PER_MTOK`),
+    `run.status` OPTIMAL when they meet, within the rounding of the last step's λ where it had to be
+    rounded (the precision CP-SAT's 64-bit objective carries: a step's bound B ≥ 0 proves every ratio
+    at least the rounded λ; 3·10^-10 of the ratio in that Mixtral case), else FEASIBLE. A step that
+    ends without a solution (the limit) leaves the plan found so far, FEASIBLE."""
     driver.set_objective(enc, "cost")
     solver = _solve(enc, run)
     if solver is None:
@@ -174,14 +199,14 @@ def _dinkelbach(enc: EncodedDeployment, run: driver.Run) -> list[int] | None:
     spend = enc.objective_expr("cost")
     # CP-SAT refuses an objective whose terms at their bounds could pass 2^63 (integer overflow)
     tops = objective_upper_bound(enc.space, "cost"), objective_upper_bound(enc.space, "goodput")
+    rounding = Fraction(0)  # how far below the current ratio the last step's λ was rounded
     for _ in range(64):
         if Fraction(cost, max(goodput, 1)) <= lower:  # proven: no plan has a lower ratio
             break
         lam = Fraction(cost, max(goodput, 1))
-        if max(lam.numerator, lam.denominator) * 10**10 > 2**62:
-            lam = lam.limit_denominator(10**6)
         if lam.denominator * tops[0] + lam.numerator * tops[1] > 2**61:  # q · cost + p · goodput ≲ 2^60
-            lam = lam.limit_denominator(max(1, int(2**60 / (tops[0] + lam * tops[1] + 1))))
+            lam = below(lam, max(1, int(2**60 / (tops[0] + lam * tops[1] + 1))))
+        rounding = Fraction(cost, max(goodput, 1)) - lam
         enc.model.minimize(spend * lam.denominator - served * lam.numerator)
         enc.hint(counts)
         solver = driver.solve_once(enc, run)
@@ -198,7 +223,7 @@ def _dinkelbach(enc: EncodedDeployment, run: driver.Run) -> list[int] | None:
             break
         counts, cost, goodput = new, c, g
     ratio = Fraction(cost, max(goodput, 1))
-    run.status = "OPTIMAL" if lower >= ratio else "FEASIBLE"
+    run.status = "OPTIMAL" if lower >= ratio - rounding else "FEASIBLE"
     run.primary = (float(ratio * MICRO_USD_PER_MTOK), float(min(lower, ratio) * MICRO_USD_PER_MTOK))
     return counts
 
