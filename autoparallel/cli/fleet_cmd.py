@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 SPENT = "the sections above spent the time limit (raise --time-limit)"
 """Why a later section of `plan MODEL` was skipped: the command's one limit ran out before it."""
 FLEET_OBJECTIVES = ("goodput", "gpus", "cost-per-mtok")
-"""Objectives only the deployment planner has (the others map: cost -> $/hour at the rate)."""
+"""Objectives only the deployment planner has (the others map: cost -> $/hour at the rate, planned
+there whenever a rate is given, `wants_fleet`)."""
 
 
 def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
@@ -55,7 +56,23 @@ def wants_fleet(args: argparse.Namespace) -> bool:
         return True
     if args.train:
         return False
-    return _cluster(args).is_mixed or args.objective in FLEET_OBJECTIVES
+    return _cluster(args).is_mixed or args.objective in FLEET_OBJECTIVES or _cost_at_a_rate(args)
+
+
+def _cost_at_a_rate(args: argparse.Namespace) -> bool:
+    """`--objective cost` with a request rate (a flag or the workload file's) asks for the $/hour that
+    sustains the rate: the deployment planner's cost, which sizes the replicas to the rate, where the
+    single-engine planner's replica count is the most the GPUs hold and its cost $ per million tokens at
+    capacity (DeepSeek-V3 on 64x8xH100 at 20 req/s: 512 GPUs there, 48 here)."""
+    if args.objective != "cost":
+        return False
+    if getattr(args, "request_rate", None) is not None:
+        return True
+    if getattr(args, "workload_file", None):
+        from autoparallel.workload_profile import load_workload_file
+
+        return load_workload_file(args.workload_file).request_rate is not None
+    return False
 
 
 def _gpus(args: argparse.Namespace) -> tuple[GPU, ...]:

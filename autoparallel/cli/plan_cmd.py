@@ -117,7 +117,8 @@ def add_plan_parser(sub: Any) -> None:
         "--objective",
         choices=objectives.choices(),
         default=None,
-        help=objectives.help_text() + ". Default: throughput (a deployment with a --request-rate: goodput)",
+        help=objectives.help_text() + ". Default: throughput (a deployment with a --request-rate: goodput). "
+        "cost with a request rate is the $/hour that sustains it, planned by the deployment planner",
     )
     fleet_cmd.add_fleet_arguments(p)
     disagg_cmd.add_disagg_arguments(p)

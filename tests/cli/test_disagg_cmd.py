@@ -110,11 +110,11 @@ RATE_ONLY_PD = [
     "20",
     "--request-rate",
     "8",
-    "--objective",
-    "cost",
 ]
 """8 req/s at TPOT 20 ms: no aggregated engine (one engine, or the whole-cluster deployment) carries
-it; a 4P:1D disaggregated deployment does."""
+it; a 4P:1D disaggregated deployment does. (With `--objective cost` at a rate the deployment planner
+is the headline, `RATE_ONLY_PD_COST`.)"""
+RATE_ONLY_PD_COST = [*RATE_ONLY_PD, "--objective", "cost"]
 
 
 def test_only_disaggregation_serves_the_rate(capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,8 +124,8 @@ def test_only_disaggregation_serves_the_rate(capsys: pytest.CaptureFixture[str])
     assert main([*RATE_ONLY_PD, "--disagg", "auto"]) == 0
     out = capsys.readouterr().out
     assert "No single-engine (aggregated) plan serves the request:" in out
-    assert "request_rate: 8 requests/s arrive" in out and "needs >= 2 engines of tp8pp2" in out
-    assert "-> disaggregated: no aggregated deployment" in out
+    assert "request_rate: 8 requests/s arrive" in out and "completes 6.72/s" in out
+    assert "-> disaggregated: only the disaggregated deployment serves 8 req/s" in out
     assert main([*RATE_ONLY_PD, "--disagg", "on", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["single_engine"]["error"].startswith("no vLLM deployment")
@@ -133,6 +133,16 @@ def test_only_disaggregation_serves_the_rate(capsys: pytest.CaptureFixture[str])
     assert dep["mode"] == "disaggregated" and dep["served_rps"] == 8 and dep["unmet_rps"] == 0
     assert main([*RATE_ONLY_PD, "--disagg", "off"]) == 1
     assert "request_rate: 8 requests/s arrive" in capsys.readouterr().err
+
+
+def test_cost_at_a_rate_is_the_deployment_planners(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--objective cost` with a rate is the $/hour that sustains it: the deployment planner answers
+    (its replicas sized to the rate), not the single-engine planner, whose replica count is the most
+    the GPUs hold (DeepSeek-V3 on 64x8xH100 at 20 req/s took 512 GPUs there, 48 here)."""
+    assert main([*RATE_ONLY_PD_COST, "--disagg", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert "No aggregated deployment serves the request:" in out
+    assert "-> disaggregated" in out and "objective cost" in out
 
 
 def test_json_deployment_is_the_chosen_one_with_its_launch(capsys: pytest.CaptureFixture[str]) -> None:
