@@ -597,6 +597,14 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
             rates = all(fm.demand_milli_rps for fm in space.models)
             why = "every request rate is met without them" if rates else "the objective is best without them"
             out.append(f"{head}: {why} (objective {objective})")
+        elif space.disaggregated and (roles := sorted({e.role for e in fits}, reverse=True)):
+            # Round robin: the rate is the lesser of the two roles' capacities (roles.py module doc).
+            sizes = {r: min(e.gpus for e in fits if e.role == r) for r in roles}
+            held = " or ".join(f"a {r} engine ({sizes[r]} GPUs)" for r in roles)
+            out.append(
+                f"{head}: the rest ({room}) holds {held}, and one more engine of one role alone does not "
+                "raise the carried rate, the lesser of the prefill and decode capacities (round robin)"
+            )
         else:
             out.append(f"{head}: the plan CP-SAT returned for objective {objective} leaves them idle")
     return tuple(out)
