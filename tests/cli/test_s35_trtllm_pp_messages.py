@@ -1,5 +1,6 @@
 """TensorRT-LLM over pp stages: a bare `evaluate` prices the engine's own default (max_batch_size 2048
-per micro-batch, 2048 × pp running: `commands/serve.py` takes `BuildConfig.max_batch_size`), and a plan's binding reason names the next batch pp divides.
+per micro-batch, 2048 × pp running: `commands/serve.py` takes `BuildConfig.max_batch_size`), and a
+plan's binding reason names the next batch pp divides.
 Before: `evaluate ... --engine trtllm --tp 2 --pp 3` listed "max_num_seqs 256 is not a multiple of
 pp 3" for a value the user never gave; `plan ... --cluster 1x6xH100 --engine trtllm` blamed the KV
 cache for max_num_seqs=128 ("would need 4.22 GiB ... the pool holds 47.88 GiB"), refused by pp 3."""
