@@ -234,6 +234,18 @@ def vllm_args(
     return {k: args[k] for k in ("model", *VLLM_FLAG_DEFAULTS) if k in args}
 
 
+def _node_span_note(config: ServingConfig, node: int) -> str:
+    """What crosses the network in an engine over several nodes of `node` GPUs: its pipeline stages
+    (tensor-parallel groups inside a node, as the planner lays them out), or a tensor-parallel group
+    itself (tp over whole nodes, which `evaluate` prices over the network, `comm.group_link`)."""
+    if config.tp > node:
+        return (
+            f"its tensor-parallel group of {config.tp} spans {config.tp // node} nodes, all-reducing over "
+            "the network every layer (the planner keeps tp inside a node, pipeline stages across nodes)."
+        )
+    return "its tensor-parallel groups stay inside a node, its pipeline stages across nodes."
+
+
 def vllm_command(
     model_id: str,
     config: ServingConfig,
@@ -430,9 +442,7 @@ def _separate_launch(
         f"VLLM_HOST_IP to each {unit}'s own address if Ray picks the wrong interface.",
     ]
     if unit == "node":
-        notes.append(
-            "an engine's tensor-parallel groups should stay inside a node, with pipeline stages across nodes."
-        )
+        notes.append("each engine: " + _node_span_note(config, node))
     elif (
         note := idle_hosts_note(config.replicas, width, node, cluster.gpu.name if cluster else "")
     ) is not None:
@@ -462,8 +472,7 @@ def _ray_launch(
         f"(`ray status` should list {config.gpus} GPUs).",
         f"every {unit} needs the same vLLM version and the model at the same path (or HF cache); set "
         f"VLLM_HOST_IP to each {unit}'s own address if Ray picks the wrong interface.",
-        f"one engine spans {span} nodes: its tensor-parallel groups should stay inside a node, with "
-        "pipeline stages across nodes."
+        f"one engine spans {span} nodes: " + _node_span_note(config, host)
         if unit == "node"
         else _rack_span_note(span, hosts_per_node(cluster.gpu.name, cluster.gpus_per_node)),
     ]

@@ -23,3 +23,15 @@ def test_tp12_over_nodes_of_8_is_still_named() -> None:
 
     problems = deployment_problems(Cluster.parse("2x8xH100"), ServingConfig(tp=12), Serving(isl=128, osl=128))
     assert any("whole nodes" in p for p in problems)
+
+
+def test_the_launch_note_says_the_tp_group_crosses_nodes() -> None:
+    from autoparallel.configs import ServingConfig
+    from autoparallel.frameworks.vllm import vllm_launch
+    from autoparallel.hardware import Cluster
+
+    cluster = Cluster.parse("2x8xH100")
+    across = " ".join(vllm_launch("m", ServingConfig(tp=16), cluster=cluster).notes)
+    inside = " ".join(vllm_launch("m", ServingConfig(tp=8, pp=2), cluster=cluster).notes)
+    assert "tensor-parallel group of 16 spans 2 nodes" in across
+    assert "tensor-parallel groups stay inside a node" in inside
