@@ -42,7 +42,8 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   TPOT = E[T(b, n)] over the steps a rotation takes. A mixed batch reads the weights once for its
   decode and prefill tokens, so a prompt's GEMM work rides under the decode GEMMs' weight reads
   until the GEMMs turn compute-bound; its attention adds.
-- The GPU part of TTFT: the rest of the rotation in progress (none beside a lone request), then
+- The GPU part of TTFT: the rest of the rotation in progress (none beside a lone request, or where
+  the others ended on the same rotation), then
   the rotation that carries the prompt with the others that came meanwhile, to its first token (a
   lone request's: its own prompt, in chunks of the budget).
 """
@@ -734,20 +735,19 @@ def replica_step_times(
     requests/s of 238 / 202 tokens on Qwen3-8B / H100, 13.9 ms where the even share gave 8.7 (the
     step-by-step replay of the same arrivals, `perf/serving_load.py`, measures 14.0); at a
     concurrency of 64 ShareGPT requests 11.0 ms (replay 10.9). T̄ = Σₙ P(n) · T(n)
-    is found by iteration (the open loop rises to its least fixed point); TPOT is T̄ over the engine
-    steps a rotation takes on average (one past the token budget runs as several). TTFT's GPU part:
-    the rest of the rotation in progress when the prompt reaches the engine (its length-biased mean,
-    E[T²] / (2 · E[T]); a closed loop's client sends on the last token, but the HTTP round and the
-    server's own time put the prompt mid-rotation; an engine with no other request has none in
-    progress), then the rotation that carries it with the others that came meanwhile (a size-biased
-    draw: one more than a Poisson count) beside the other requests' decodes, to its first token; a
-    prompt longer than the budget runs in chunks of it. Qwen3-8B / H100, one request at a time:
-    1,024 / 16 tokens TPOT 7.09 ms and TTFT 82 ms (a prompt-carrying share of its own replacement
-    gave 8.76 and 91), 40,959 / 1 tokens TTFT 2.44 s (it was queued behind its own chunks: 18.9 s);
-    the replay measures 7.09, 82 and 2.44. Each engine's policy, as the replay runs it: a rotation
-    with prompts runs without CUDA graphs on SGLang and TensorRT-LLM (`PROMPT_STEP_GRAPHS`), and
-    SGLang runs the prompts in a step of their own while the decodes wait (`SCHEDULING`), their
-    first tokens at that step's end.
+    is found by iteration (the open loop rises to its least fixed point); TPOT is T̄ over the engine steps a
+    rotation takes on average (one past the token budget runs as several). TTFT's GPU part: the rest of the
+    rotation in progress when the prompt reaches the engine (its length-biased mean, E[T²] / (2 · E[T]); a
+    closed loop's client sends on the last token, but the HTTP round and the server's own time put the prompt
+    mid-rotation; an engine with no other request has none in progress, nor one whose other requests ended on
+    the same rotation, as at osl 1), then the rotation that carries it with the others that came meanwhile (a
+    size-biased draw: one more than a Poisson count) beside the other requests' decodes, to its first token; a
+    prompt longer than the budget runs in chunks of it. Qwen3-8B / H100, one request at a time: 1,024 / 16
+    tokens TPOT 7.09 ms and TTFT 82 ms (a prompt-carrying share of its own replacement gave 8.76 and 91),
+    40,959 / 1 tokens TTFT 2.44 s (it was queued behind its own chunks: 18.9 s); the replay measures 7.09, 82
+    and 2.44. Each engine's policy, as the replay runs it: a rotation with prompts runs without CUDA graphs on
+    SGLang and TensorRT-LLM (`PROMPT_STEP_GRAPHS`), and SGLang runs the prompts in a step of their own while
+    the decodes wait (`SCHEDULING`), their first tokens at that step's end.
 
     Prompts of spread lengths (`prompt_spread` = E[isl²] / isl² − 1, `Serving.prompt_spread`) make
     a step's prompt tokens a compound Poisson sum; it is taken as a Poisson count of units of
@@ -950,8 +950,15 @@ def _step_times(
             break
     # A prompt reaches the engine mid-rotation (after the client's and the server's own time), and
     # waits out the rest of it: a length-biased mean. A closed loop's engine is busy then only with
-    # the other requests: none beside a lone request (its own last token ended the last rotation).
-    busy = 1.0 if not closed else min(max(batch - 1.0, 0.0), 1.0)
+    # the other requests that did not end on the same rotation as this one: a request lives its
+    # prompt's chunks and then (osl - 1) / steps rotations, so it ends on a given one with probability
+    # steps / (chunks * steps + osl - 1). None is busy beside a lone request, nor at osl 1 with
+    # prompts within the budget, where every request ends on the rotation that prefills it and the
+    # replacements arrive together (Mixtral-8x7B on one H200, 4,000 / 1 tokens: 4.22 requests/s at
+    # max_num_seqs 1 and 2.83 at 2, where both prompts share a step; now 4.22 at both).
+    life = math.ceil(isl / batched_tokens) * mean_steps + osl - 1.0
+    ended = min(mean_steps / life, 1.0)
+    busy = 1.0 if not closed else min(max(batch - 1.0, 0.0), 1.0) * (1.0 - ended ** max(batch - 1.0, 1.0))
     waiting_s = busy * float(weights @ seconds**2) / (2.0 * mean_s)
     # Its own prompt, of the mean length, whole in its micro-batch (a rotation spreads n prompts over
     # the k micro-batches in flight, n · isl / k tokens each: k / unit more prompts is its isl more),
