@@ -100,7 +100,8 @@ def test_vllm_and_sglang_benchmark_results(tmp_path: Path) -> None:
     prof = profile_file(sglang)
     assert prof.source == "sglang-bench" and prof.requests == 4 and prof.max_concurrency == 16
     w = to_serving(prof)  # a finite benchmark at its rate and under its cap, replayed as it ran
-    assert (w.num_prompts, w.request_rate, w.concurrency, w.burstiness) == (4, 4.0, 16, 1.0)
+    assert (w.num_prompts, w.request_rate, w.burstiness) == (4, 4.0, 1.0)
+    assert w.concurrency is None  # a cap of 16 over 4 prompts caps nothing (`Serving.concurrency`)
     bursty = tmp_path / "bursty.json"
     bursty.write_text(json.dumps({**run, "burstiness": 0.25, "max_concurrency": None}))
     w = to_serving(profile_file(bursty))
