@@ -286,11 +286,16 @@ def rank_steps(
             )
         )
         preempted_now = False
+        # A pipeline's scheduler fills each micro-batch in flight with a budget of its own (vLLM V1
+        # `EngineCore.step_with_batch_queue`: one `schedule()` per batch while fewer than pp are in
+        # flight), and a request's chunk sits in one of them: a rotation carries the budget of each
+        # micro-batch its requests fill, a request at most one budget of it.
+        rotation = budget * int(micro_batches(float(len(running) + len(waiting)), shape.pp))
         while True:
             rem = prompt[running] - done_pf[running]
-            want = np.where(rem > 0, rem, 0 if prefill_only else 1)
+            want = np.where(rem > 0, np.minimum(rem, budget), 0 if prefill_only else 1)
             before = np.cumsum(want) - want
-            take = np.minimum(np.maximum(budget - before, 0), want)
+            take = np.minimum(np.maximum(rotation - before, 0), want)
             tokens = np.where(rem > 0, done_pf[running] + take, prompt[running] + generated[running])
             # A request that does not run this step (a decode beside SGLang's prompt-only step, one past
             # the token budget) takes no new block: slots are allocated for the tokens a step writes.
@@ -316,7 +321,7 @@ def rank_steps(
         held[running] += need
         sched = take > 0
         is_decode = (rem <= 0) & sched
-        left = budget - int(take.sum())
+        left = rotation - int(take.sum())
         # 2. Waiting requests, first come first served; none in a step that preempted (vLLM V1
         #    `Scheduler.schedule`: "if not preempted_reqs", so a victim is not re-admitted at once).
         new: list[int] = []
@@ -324,7 +329,7 @@ def rank_steps(
         free_before = free  # SGLang sizes a step's admissions against the pool as the step starts
         while waiting and not preempted_now and left > 0 and len(running) + len(new) < max_running:
             r = waiting[0]
-            t = min(int(prompt[r] - done_pf[r]), left)
+            t = min(int(prompt[r] - done_pf[r]), left, budget)
             if not chunked and t < prompt[r] - done_pf[r]:
                 break  # no chunking: the prompt waits for a step with room for all of it
             if policy == "prefill_first" and not sglang_fits(r, new, free_before):
