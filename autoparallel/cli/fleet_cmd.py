@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 SPENT = "the sections above spent the time limit (raise --time-limit)"
 """Why a later section of `plan MODEL` was skipped: the command's one limit ran out before it."""
-FLEET_OBJECTIVES = ("goodput", "gpus", "cost-per-mtok")
+FLEET_OBJECTIVES = ("goodput", "gpus", "cost_per_mtok")
 """Objectives only the deployment planner has (the others map: cost -> $/hour at the rate, planned
 there whenever a rate is given, `wants_fleet`)."""
 
@@ -56,16 +56,24 @@ def wants_fleet(args: argparse.Namespace) -> bool:
         return True
     if args.train:
         return False
-    return _cluster(args).is_mixed or args.objective in FLEET_OBJECTIVES or _cost_at_a_rate(args)
+    from autoparallel.objectives import ALIASES
+
+    objective = ALIASES.get(args.objective, args.objective) if args.objective is not None else None
+    return _cluster(args).is_mixed or objective in FLEET_OBJECTIVES or _cost_at_a_rate(args)
 
 
 def _cost_at_a_rate(args: argparse.Namespace) -> bool:
     """`--objective cost` with a request rate (a flag or the workload file's) asks for the $/hour that
     sustains the rate: the deployment planner's cost, which sizes the replicas to the rate, where the
     single-engine planner's replica count is the most the GPUs hold and its cost $ per million tokens at
-    capacity (DeepSeek-V3 on 64x8xH100 at 20 req/s: 512 GPUs there, 48 here)."""
+    capacity (DeepSeek-V3 on 64x8xH100 at 20 req/s: 512 GPUs there, 48 here). Not with
+    `--num-prompts`, `--burstiness` or `--top`, which ask for one engine's replay or ranking: the
+    single-engine plan answers them, the whole-cluster section beside it at $/hour."""
     if args.objective != "cost":
         return False
+    replay = getattr(args, "num_prompts", None) is not None or getattr(args, "burstiness", None) is not None
+    if replay or (getattr(args, "top", None) or 1) > 1:
+        return False  # one engine's benchmark replay or ranking: its plan, the deployment beside it
     if getattr(args, "request_rate", None) is not None:
         return True
     if getattr(args, "workload_file", None):

@@ -340,3 +340,17 @@ def test_each_node_line_is_labelled_with_its_own_node(capsys: pytest.CaptureFixt
     labelled = re.findall(r"\[(?:prefill|decode) (\S+)\] .*VLLM_NIXL_SIDE_CHANNEL_HOST=(\S+)", out)
     assert labelled and all(label == host for label, host in labelled)
     assert len({label for label, _ in labelled}) > 2
+
+
+def test_cost_at_a_rate_with_a_replay_or_a_ranking_stays_the_single_engine_plan(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--num-prompts`, `--burstiness` and `--top` ask for one engine's replay or ranking: with them
+    cost at a rate is the single-engine plan (the deployment beside it), not refused as a fleet's
+    flags; the canonical `cost_per_mtok` reaches the deployment planner as its alias does."""
+    argv = ["plan", "Qwen/Qwen3-8B", "--cluster", "1x8xH100", "--request-rate", "10", "--disagg", "off"]
+    assert main([*argv, "--objective", "cost", "--num-prompts", "500"]) == 0
+    assert main([*argv, "--objective", "cost", "--top", "2"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--objective", "cost_per_mtok"]) == 0
+    assert "Deployment on 1 node" in capsys.readouterr().out
