@@ -6,10 +6,13 @@ overridden field by field (`Serving.preset("chatbot").model_copy(update={"isl": 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from itertools import pairwise
+from statistics import NormalDist
 from typing import Any
 
+import numpy as np
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from autoparallel.bounds import BOUNDS, UserInput
@@ -22,6 +25,26 @@ MAX_QUANTILES = 1001
 
 _RATE = BOUNDS["request_rate"]
 _BURST = BOUNDS["burstiness"]
+
+
+LENGTH_CAP = 8.0
+"""Drawn lengths are capped at this multiple of their mean (benchmarks drop pathological samples)."""
+
+
+def lengths_at(
+    probs: np.ndarray, mean: float, cv: float, quantiles: tuple[float, ...] | None = None
+) -> np.ndarray:
+    """Lengths ≥ 1 at probabilities `probs` of the length distribution `draw_lengths` draws from (the
+    `quantiles` shape interpolated, else a log-normal of spread `cv` cut at LENGTH_CAP × the mean),
+    scaled so that their mean is `mean`."""
+    if quantiles is not None:
+        raw = np.interp(probs, np.linspace(0.0, 1.0, len(quantiles)), np.asarray(quantiles, dtype=float))
+    else:
+        sigma = math.sqrt(math.log1p(cv * cv))
+        z = np.asarray([NormalDist().inv_cdf(float(x)) for x in probs])
+        raw = np.minimum(np.exp(sigma * z - sigma * sigma / 2.0), LENGTH_CAP)
+    raw = raw * (mean / raw.mean())  # the shape's scale is the workload's mean
+    return np.maximum(np.rint(raw), 1.0)
 
 
 class Serving(UserInput):
@@ -203,11 +226,26 @@ class Serving(UserInput):
 
     @property
     def context_len(self) -> int:
-        """The max_model_len to deploy by default: `required_len` rounded up to a power of two
-        (callers cap it at the model's own limit when isl + osl still fits under it)."""
+        """The max_model_len to deploy by default: `required_len`, or where lengths spread the 99th
+        percentile prompt plus the 99th percentile output (`profile`'s rule for a log's max_model_len),
+        rounded up to a power of two (callers cap it at the model's own limit when isl + osl still fits
+        under it). The mean alone left long requests out: 1,024 / 1,024 tokens at a spread of 1.5
+        deployed 2,048, which about a quarter of the requests exceed."""
         if self.max_model_len is not None:
             return self.max_model_len
-        return 1 << (self.required_len - 1).bit_length()
+        return 1 << (max(self.required_len, self._p99_len) - 1).bit_length()
+
+    @property
+    def _p99_len(self) -> int:
+        """The 99th percentile prompt plus the 99th percentile output, of the length shapes the replay
+        draws (`lengths_at`); isl + osl where lengths do not spread."""
+        spread = self.isl_cv > 0 or self.osl_cv > 0 or self.isl_quantiles or self.osl_quantiles
+        if not spread:
+            return self.isl + self.osl
+        probs = (np.arange(1000) + 0.5) / 1000
+        isl = lengths_at(probs, self.isl, self.isl_cv, self.isl_quantiles)[989]
+        osl = lengths_at(probs, self.osl, self.osl_cv, self.osl_quantiles)[989]
+        return int(isl + osl)
 
     def deploy_len(self, model_limit: int) -> int:
         """The default max_model_len for a model allowing `model_limit` tokens: `context_len`, capped

@@ -1,6 +1,6 @@
 """A long-tailed length log: the workload's stored shape carries the tail's mean (bug 1).
 
-The profile kept percentiles 0..100 with p100 the longest request; the replay (`serving_load.lengths_at`)
+The profile kept percentiles 0..100 with p100 the longest request; the replay (`workload.lengths_at`)
 read them piecewise linearly and rescaled every draw to the mean, and `workload._spread` integrated the
 same trapezoids: a log-normal log of mean 922 read as a shape of mean 1,029 (every prompt scaled by
 0.896) and a spread of 1.83 where the sample's was 0.99."""

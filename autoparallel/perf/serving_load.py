@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,6 +65,7 @@ from autoparallel.perf.serving_replay import (
     rank_steps,
 )
 from autoparallel.perf.serving_steps import PROMPT_STEP_GRAPHS, SCHEDULING, ReplicaShape, rotation_s
+from autoparallel.workload import LENGTH_CAP, lengths_at
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -77,8 +77,6 @@ if TYPE_CHECKING:
 
 LENGTH_SEED = 20240601
 """Seed of the length draw (any fixed value: runs must be repeatable)."""
-LENGTH_CAP = 8.0
-"""Drawn lengths are capped at this multiple of their mean (benchmarks drop pathological samples)."""
 ARRIVAL_SEED = 20240603
 """Seed of the arrival draw (any fixed value: runs must be repeatable)."""
 MAX_REPLAY_PASSES = 75_000
@@ -297,22 +295,6 @@ def draw_lengths(
     raw = np.minimum(raw, LENGTH_CAP)
     raw *= mean / raw.mean()  # the sample's mean is the workload's mean
     return np.maximum(np.rint(raw), 1).astype(np.int64)
-
-
-def lengths_at(
-    probs: np.ndarray, mean: float, cv: float, quantiles: tuple[float, ...] | None = None
-) -> np.ndarray:
-    """Lengths ≥ 1 at probabilities `probs` of the length distribution `draw_lengths` draws from (the
-    `quantiles` shape interpolated, else a log-normal of spread `cv` cut at LENGTH_CAP × the mean),
-    scaled so that their mean is `mean`."""
-    if quantiles is not None:
-        raw = np.interp(probs, np.linspace(0.0, 1.0, len(quantiles)), np.asarray(quantiles, dtype=float))
-    else:
-        sigma = math.sqrt(math.log1p(cv * cv))
-        z = np.asarray([NormalDist().inv_cdf(float(x)) for x in probs])
-        raw = np.minimum(np.exp(sigma * z - sigma * sigma / 2.0), LENGTH_CAP)
-    raw = raw * (mean / raw.mean())  # the shape's scale is the workload's mean
-    return np.maximum(np.rint(raw), 1.0)
 
 
 def arrival_times(

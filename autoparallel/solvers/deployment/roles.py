@@ -48,7 +48,6 @@ from autoparallel.memory.vllm_config import resolve_batch_defaults
 from autoparallel.perf import disagg
 from autoparallel.perf.engine_support import nixl_role_problem
 from autoparallel.perf.serving_efficiency import efficiency_for
-from autoparallel.perf.serving_load import lengths_at
 from autoparallel.perf.serving_steps import (
     ReplicaShape,
     StepTimes,
@@ -69,7 +68,7 @@ from autoparallel.solvers.deployment.space import (
 )
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
 from autoparallel.solvers.settings import check_deadline
-from autoparallel.workload import Serving
+from autoparallel.workload import Serving, lengths_at
 
 ROLES = ("prefill", "decode")
 DEADLINE_STRIDE = 64
