@@ -126,7 +126,9 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
     from autoparallel.objectives import DEPLOYMENT
 
     if args.objective is not None and deployment_objective(args.objective, False) is None:
-        names = ", ".join(n.replace("_", "-") for n in DEPLOYMENT)
+        names = ", ".join(
+            n.replace("_", "-") + (" (of one model)" if n == "tpot" else "") for n in DEPLOYMENT
+        )
         raise InputError(
             f"--objective {args.objective} is for one engine on one GPU pool or a training job; a deployment "
             "(--fleet, a mixed-pool cluster) "

@@ -108,12 +108,13 @@ def _solve_tpot(
     deadline: float,
 ) -> Deployment:
     """`solve_deployment` at a tpot objective: one model's aggregated engines in the mixed space."""
+    from autoparallel.objectives import DEPLOYMENT
     from autoparallel.solvers.deployment.front import solve_mixed
 
     if len(models) != 1:
         raise InputError(
             f"objective tpot is the worst TPOT of one model's engines; a fleet of {len(models)} models "
-            "optimizes goodput, throughput, cost, gpus or cost_per_mtok"
+            f"optimizes {', '.join(n.replace('_', '-') for n in DEPLOYMENT if n != 'tpot')}"
         )
     point = solve_mixed(
         models[0],
