@@ -1,8 +1,27 @@
-"""Test-wide settings: no test may reach a model hub."""
+"""Test-wide settings: no test may reach a model hub. `run_cli` runs the command line as a user does."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+CliRun = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def run_cli() -> CliRun:
+    """`autoparallel ARGS...` in a fresh process, as a user runs it: its exit code, stdout, stderr."""
+
+    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "autoparallel", *args], capture_output=True, text=True, timeout=timeout
+        )
+
+    return run

@@ -1,10 +1,13 @@
 """Sequence parallelism is off at tp 1 in every training config, as Megatron's `validate_args` sets it."""
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
+from subprocess import CompletedProcess
 
 from autoparallel.configs import TrainingConfig
+
+RunCli = Callable[..., CompletedProcess[str]]
+"""The `run_cli` fixture (conftest.py)."""
 
 
 def test_config_turns_sequence_parallel_off_at_tp1() -> None:
@@ -14,26 +17,18 @@ def test_config_turns_sequence_parallel_off_at_tp1() -> None:
     assert TrainingConfig(tp=2, sequence_parallel=False).sequence_parallel is False
 
 
-def test_plan_json_at_tp1_says_no_sequence_parallel() -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autoparallel",
-            "plan",
-            "Qwen/Qwen3-0.6B",
-            "--cluster",
-            "1x1xH100",
-            "--train",
-            "--seq-len",
-            "2048",
-            "--global-batch",
-            "8",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_plan_json_at_tp1_says_no_sequence_parallel(run_cli: RunCli) -> None:
+    out = run_cli(
+        "plan",
+        "Qwen/Qwen3-0.6B",
+        "--cluster",
+        "1x1xH100",
+        "--train",
+        "--seq-len",
+        "2048",
+        "--global-batch",
+        "8",
+        "--json",
     )
     assert out.returncode == 0, out.stderr
     text = out.stdout

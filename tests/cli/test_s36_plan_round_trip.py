@@ -2,18 +2,15 @@
 emitter writes for the planned online fp8) is read as fp8 by evaluate and memory, not refused."""
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
+from subprocess import CompletedProcess
 
 import pytest
 
 from autoparallel.configs import ServingConfig
 
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "autoparallel", *args], capture_output=True, text=True, timeout=300
-    )
+RunCli = Callable[..., CompletedProcess[str]]
+"""The `run_cli` fixture (conftest.py)."""
 
 
 @pytest.mark.parametrize("name", ["fp8_per_tensor", "FP8_per_tensor"])
@@ -21,8 +18,8 @@ def test_the_emitted_online_fp8_name_is_fp8(name: str) -> None:
     assert ServingConfig(quantization=name).quantization == "fp8"
 
 
-def test_evaluate_and_memory_take_the_printed_quantization() -> None:
-    ev = _cli(
+def test_evaluate_and_memory_take_the_printed_quantization(run_cli: RunCli) -> None:
+    ev = run_cli(
         "evaluate",
         "meta-llama/Llama-3.1-8B",
         "--cluster",
@@ -39,7 +36,7 @@ def test_evaluate_and_memory_take_the_printed_quantization() -> None:
     )
     assert ev.returncode == 0, ev.stderr
     assert json.loads(ev.stdout)["config"]["quantization"] == "fp8"
-    mem = _cli(
+    mem = run_cli(
         "memory", "meta-llama/Llama-3.1-8B", "--gpu", "H100", "--quantization", "fp8_per_tensor", "--json"
     )
     assert mem.returncode == 0, mem.stderr

@@ -1,33 +1,28 @@
 """A rate no deployment carries names what each planner carries, not the single engine's alone."""
 
-import subprocess
-import sys
+from collections.abc import Callable
+from subprocess import CompletedProcess
+
+RunCli = Callable[..., CompletedProcess[str]]
+"""The `run_cli` fixture (conftest.py)."""
 
 
-def test_the_infeasible_rate_names_the_deployments_capacities() -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autoparallel",
-            "plan",
-            "meta-llama/Llama-3.1-8B",
-            "--cluster",
-            "1x2xH100",
-            "--request-rate",
-            "5000",
-            "--isl",
-            "1024",
-            "--osl",
-            "256",
-            "--ttft-ms",
-            "2000",
-            "--tpot-ms",
-            "50",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+def test_the_infeasible_rate_names_the_deployments_capacities(run_cli: RunCli) -> None:
+    out = run_cli(
+        "plan",
+        "meta-llama/Llama-3.1-8B",
+        "--cluster",
+        "1x2xH100",
+        "--request-rate",
+        "5000",
+        "--isl",
+        "1024",
+        "--osl",
+        "256",
+        "--ttft-ms",
+        "2000",
+        "--tpot-ms",
+        "50",
     )
     assert out.returncode == 1, out.stdout
     assert "completes" in out.stderr  # the single engine's own figure

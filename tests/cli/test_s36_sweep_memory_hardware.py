@@ -1,9 +1,9 @@
 """`sweep` and `memory` take custom GPUs (--gpus-file) and `sweep` per-GPU prices (--price), as plan does."""
 
 import json
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
@@ -12,13 +12,10 @@ from autoparallel.hardware import GPU
 from autoparallel.sweeps import grid
 from autoparallel.sweeps.scenario import Hardware, load_scenarios
 
+RunCli = Callable[..., CompletedProcess[str]]
+"""The `run_cli` fixture (conftest.py)."""
+
 GPUS = "gpus:\n  - name: H100-lowclock\n    base: H100\n    bf16_tflops: 700\n    usd_per_hour: 1.9\n"
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "autoparallel", *args], capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.fixture
@@ -74,8 +71,8 @@ def test_scenario_file_clusters_read_with_the_gpus_file(tmp_path: Path, gpus_fil
     assert [s.load_cluster().pools[0].gpu.bf16_tflops for s in scenarios] == [700, 700]
 
 
-def test_sweep_cli_prices_each_cluster(gpus_file: Path) -> None:
-    out = _cli(
+def test_sweep_cli_prices_each_cluster(run_cli: RunCli, gpus_file: Path) -> None:
+    out = run_cli(
         "sweep",
         "--models",
         "Qwen/Qwen3-8B",
@@ -97,8 +94,8 @@ def test_sweep_cli_prices_each_cluster(gpus_file: Path) -> None:
     assert per_hour == {"1x1xH100-lowclock": pytest.approx(1.9), "1x1xH100-SXM": pytest.approx(3.0)}
 
 
-def test_sweep_cli_refuses_a_price_no_cluster_has() -> None:
-    out = _cli(
+def test_sweep_cli_refuses_a_price_no_cluster_has(run_cli: RunCli) -> None:
+    out = run_cli(
         "sweep",
         "--models",
         "Qwen/Qwen3-8B",
@@ -113,15 +110,17 @@ def test_sweep_cli_refuses_a_price_no_cluster_has() -> None:
     assert "no cluster of the sweep has that GPU" in out.stderr
 
 
-def test_memory_cli_reads_a_custom_gpu(gpus_file: Path) -> None:
-    out = _cli("memory", "Qwen/Qwen3-8B", "--gpu", "H100-lowclock", "--gpus-file", str(gpus_file), "--json")
+def test_memory_cli_reads_a_custom_gpu(run_cli: RunCli, gpus_file: Path) -> None:
+    out = run_cli(
+        "memory", "Qwen/Qwen3-8B", "--gpu", "H100-lowclock", "--gpus-file", str(gpus_file), "--json"
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["gpu"] == "H100-lowclock"
 
 
 @pytest.mark.parametrize("flag", ["--price=", "--gpus-file="])
-def test_an_empty_price_or_gpus_file_is_refused_not_ignored(flag: str) -> None:
-    out = _cli("plan", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", flag)
+def test_an_empty_price_or_gpus_file_is_refused_not_ignored(run_cli: RunCli, flag: str) -> None:
+    out = run_cli("plan", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", flag)
     assert out.returncode == 2, out.stdout
 
 
