@@ -59,18 +59,8 @@ def _cluster(cluster: Any) -> Cluster:
         raise InputError(
             f"cluster must be a Cluster or a spec string like '2x8xH100', got {type(cluster).__name__}"
         )
-    c = _revalidated(cluster, "cluster") if isinstance(cluster, Cluster) else Cluster.parse(cluster)
+    c = revalidated(cluster, "cluster") if isinstance(cluster, Cluster) else Cluster.parse(cluster)
     return require_cluster(c)
-
-
-def _revalidated(value: _Checked, subject: str) -> _Checked:
-    """`value` validated again, as the API takes every workload, configuration, options, cluster and
-    GPU object: `bounds.revalidated`, the one helper (`solve_fleet` and `given_settings` call it too).
-
-    Raises:
-        InputError: the first broken rule, naming `subject` and the field.
-    """
-    return revalidated(value, subject)
 
 
 def _config(config: _Checked) -> _Checked:
@@ -80,7 +70,7 @@ def _config(config: _Checked) -> _Checked:
     Raises:
         InputError: the first broken rule.
     """
-    config = _revalidated(config, "config")
+    config = revalidated(config, "config")
     if isinstance(config, TrainingConfig) and (problem := precision_problem(config.precision)):
         raise InputError(f"config: {problem}")
     return config
@@ -90,7 +80,7 @@ def _workload(workload: Any) -> Serving | Training:
     if isinstance(workload, str):
         return Serving.preset(workload)
     if isinstance(workload, (Serving, Training)):
-        return _revalidated(workload, "workload")
+        return revalidated(workload, "workload")
     raise InputError(f"workload must be a preset name, Serving or Training, got {type(workload).__name__}")
 
 
@@ -104,7 +94,7 @@ def _options(options: Any, workload: Serving | Training) -> Any:
         return None
     if not isinstance(options, kind):
         raise InputError(f"options for this workload must be {cls}, got {type(options).__name__}")
-    options = _revalidated(options, "options")
+    options = revalidated(options, "options")
     if isinstance(options, ServingOptions):
         given_memory_knob(options)
     return options
@@ -641,11 +631,11 @@ def training_memory(
             "margins must be a MemoryConfig (autoparallel.memory.margins) or None, got "
             f"{type(margins).__name__}"
         )
-    margins = None if margins is None else _revalidated(margins, "margins")
+    margins = None if margins is None else revalidated(margins, "margins")
     m = _model(model)
     if not isinstance(gpu, str | GPU):
         raise InputError(f"gpu must be a GPU or its name, got {type(gpu).__name__}")
-    g = get_gpu(gpu) if isinstance(gpu, str) else _revalidated(gpu, "gpu")
+    g = get_gpu(gpu) if isinstance(gpu, str) else revalidated(gpu, "gpu")
     config = config.model_copy(update={"precision": job_precision(config.precision, g)})
     require_training(m, None, config, g)
     return training.training_memory(m, g, config, margins=margins)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 import autoparallel as ap
 from autoparallel import api
+from autoparallel.bounds import revalidated
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.models.loader import NO_MODEL_ID
 
@@ -188,7 +189,7 @@ def test_solve_revalidates_copied_training_options() -> None:
 def test_revalidation_keeps_the_fields_the_caller_set() -> None:
     """`evaluate` reads which fields were set (an unset max_model_len takes the workload's)."""
     cfg = ap.ServingConfig(tp=1).model_copy(update={"max_num_seqs": 64})
-    checked = api._revalidated(cfg, "config")
+    checked = revalidated(cfg, "config")
     assert checked == cfg
     assert checked.model_fields_set == cfg.model_fields_set == {"tp", "max_num_seqs"}
 
