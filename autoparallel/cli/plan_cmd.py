@@ -16,16 +16,6 @@ from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.perf.sparse_attention import SGLANG_NSA_BACKENDS
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value}")
-    return value
-
-
 def _add_common(p: argparse.ArgumentParser, *, model_optional: bool = False) -> None:
     p.add_argument(
         "model",

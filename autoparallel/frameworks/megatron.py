@@ -35,9 +35,6 @@ if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
     from autoparallel.models.spec import ModelSpec
 
-MEGATRON_REFERENCE = "NVIDIA/Megatron-LM d98e8a6 (2026-08)"
-"""The Megatron-LM source the flag names and constraints were read from."""
-
 MASTER_PORT = 6000
 """torchrun rendezvous port (the port Megatron-LM's example scripts use)."""
 

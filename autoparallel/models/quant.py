@@ -103,11 +103,6 @@ class QuantSpec(BaseModel):
             return 0.5 + (1 / 64 + 4 / (64 * 256) if self.double_quant else 4 / 64)
         return 1 + 4 / 4096  # INT8 per-channel
 
-    @property
-    def vllm_name(self) -> str:
-        """The `--quantization` value vLLM uses for this format."""
-        return self.method.value
-
     def group_bytes(self, groups: ParamGroups, dtype_bytes: int) -> float:
         """Bytes to hold `groups`: quantized groups at `bytes_per_weight`, the rest at `dtype_bytes`."""
         total = 0.0

@@ -563,7 +563,3 @@ class ModelSpec(_Frozen):
         from autoparallel.models.limits import limit_rules
 
         return tuple(LimitRule(name=name, reason=reason) for name, reason in limit_rules(self))
-
-    def kv_heads_per_rank(self, tp: int) -> int:
-        """KV heads each TP rank stores: ceil(kv/tp), i.e. replicated when tp > kv (vLLM)."""
-        return math.ceil(self.num_kv_heads / tp)

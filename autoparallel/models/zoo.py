@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.errors import InputError, InternalError
+from autoparallel.errors import InternalError
 from autoparallel.models.spec import ModelSpec, ParamGroups
 
 
@@ -122,14 +122,6 @@ def _spec_for(model_id: str) -> ModelSpec:
         published_active=entry.published_active_params,
         notes=entry.notes,
     )
-
-
-def zoo_entry_or_raise(model_id: str) -> ZooEntry:
-    """The entry for `model_id`, or InputError with the nearest ids."""
-    entry = find_entry(model_id)
-    if entry is None:
-        raise InputError(f"unknown model {model_id!r}; {suggest(model_id)}")
-    return entry
 
 
 def nearest_ids(model_id: str, n: int = 3) -> list[str]:

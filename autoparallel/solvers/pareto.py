@@ -86,10 +86,6 @@ class Front(Generic[S]):
         return self.solutions[i]
 
 
-ServingFront = Front[ServingSolution]
-TrainingFront = Front[TrainingSolution]
-
-
 def _not_dominated_by(
     enc: driver.Encoding[P], names: tuple[str, ...], vector: tuple[int, ...], k: int
 ) -> None:

@@ -53,11 +53,6 @@ def us_down(seconds: float) -> int:
     return math.floor(seconds * US_PER_S + 1e-6)
 
 
-def us_nearest(seconds: float) -> int:
-    """A duration -> µs, rounded to nearest (objective values)."""
-    return round(seconds * US_PER_S)
-
-
 def milli_tokens_up(tokens_per_s: float) -> int:
     """Tokens/s -> milli-tokens/s, rounded up (a rate the plan must sustain)."""
     return math.ceil(tokens_per_s * MILLI_TOKENS_PER_TOKEN - 1e-6)

@@ -14,7 +14,6 @@ from autoparallel.errors import InputError, InternalError
 from autoparallel.hardware import Cluster
 from autoparallel.solvers.deployment.decoder import DeployedEngine, Deployment, ModelService, decode
 from autoparallel.solvers.deployment.driver import (
-    CHAINS,
     Objective,
     default_objective,
     needs_mixed,
@@ -29,7 +28,6 @@ from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 
 __all__ = [
-    "CHAINS",
     "DeployedEngine",
     "Deployment",
     "DeploymentSpace",

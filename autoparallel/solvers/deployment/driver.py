@@ -14,7 +14,7 @@ import math
 from fractions import Fraction
 
 from autoparallel.errors import InputError, InternalError, SolverTimeoutError
-from autoparallel.objectives import DEFAULT_CHAINS, parse_objective
+from autoparallel.objectives import parse_objective
 from autoparallel.solvers import driver
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.deployment.encoder import (
@@ -27,9 +27,6 @@ from autoparallel.solvers.deployment.encoder import (
 from autoparallel.solvers.deployment.space import MILLI, DeploymentSpace
 
 Objective = str | tuple[str, ...] | dict[str, float]
-
-CHAINS: dict[str, tuple[str, ...]] = DEFAULT_CHAINS["deployment"]
-"""Lexicographic order used for a single objective name: ties broken by the next ones."""
 
 
 def default_objective(space: DeploymentSpace) -> str:

@@ -536,9 +536,3 @@ def add_roles_deployed(enc: EncodedDeployment) -> None:
 
 
 # ----- objectives -------------------------------------------------------------------------------
-def weighted_value(space: DeploymentSpace, objective: dict[str, float], values: dict[str, int]) -> int:
-    """The weighted objective's value for objective values `values` (same scaling as `set_objective`)."""
-    return sum(
-        (1 if name in MAXIMIZED else -1) * weight_scale(space, name, weight) * values[name]
-        for name, weight in objective.items()
-    )

@@ -70,7 +70,6 @@ from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
 from autoparallel.solvers.settings import check_deadline
 from autoparallel.workload import Serving, lengths_at
 
-ROLES = ("prefill", "decode")
 DEADLINE_STRIDE = 64
 """Table entries between two deadline checks while the role engines are built."""
 SPREAD_STRATA = 32
