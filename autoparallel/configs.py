@@ -41,6 +41,18 @@ KvCacheDtype = Literal["auto", "bfloat16", "float16", "fp8", "fp8_e4m3", "fp8_e5
 `memory/vllm_config.py`."""
 
 
+VLLM_GPU_MEMORY_UTILIZATION = 0.92
+"""vLLM 0.32's `--gpu-memory-utilization` default (config/cache.py `CacheConfig.gpu_memory_utilization`;
+0.90 before 0.21, `memory.vllm_versions.rules_for`): the value a `ServingConfig` and the planner start
+from, and the one the vLLM emitter leaves unwritten."""
+
+
+BASE_PORT = 8000
+"""`--port` of the first engine on a node (`vllm serve`'s and `trtllm-serve`'s default; SGLang's lines
+name theirs); engines sharing a node take BASE_PORT + 1, + 2, ... The deployment decoder assigns them,
+the emitters write them."""
+
+
 QUANTIZATION_ALIASES = {"fp8_per_tensor": "fp8"}
 """`--quantization` names read as another: vLLM 0.32 resolves online `fp8` to its `fp8_per_tensor`
 shorthand (`config/quantization.py` `_ONLINE_SHORTHANDS`), the name the vLLM emitter writes."""
@@ -97,7 +109,9 @@ class ServingConfig(_Frozen):
     """Longest prompt + output per request (`--max-model-len`)."""
     max_num_batched_tokens: int | None = Field(default=None, ge=1, le=BOUNDS["max_num_batched_tokens"].hi)
     """Token budget per scheduler step (`--max-num-batched-tokens`); None: vLLM's default."""
-    gpu_memory_utilization: float = Field(default=0.92, gt=0, le=1, allow_inf_nan=False)
+    gpu_memory_utilization: float = Field(
+        default=VLLM_GPU_MEMORY_UTILIZATION, gt=0, le=1, allow_inf_nan=False
+    )
     """Fraction of GPU memory vLLM may use (`--gpu-memory-utilization`)."""
     kv_cache_dtype: KvCacheDtype = "auto"
     """`--kv-cache-dtype`: `auto` (the model dtype), `bfloat16`, `float16` or an fp8 variant."""

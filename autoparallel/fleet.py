@@ -36,10 +36,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from autoparallel.bounds import BOUNDS, UserInput, clean_text, first_error, revalidated
+from autoparallel.configs import BASE_PORT
 from autoparallel.errors import InputError
 from autoparallel.frameworks import sglang
 from autoparallel.frameworks._common import host_size
-from autoparallel.frameworks.vllm import BASE_PORT, HEAD_ADDRESS, vllm_launch
+from autoparallel.frameworks.vllm import HEAD_ADDRESS, vllm_launch
 from autoparallel.hardware import GPU, Cluster
 from autoparallel.hardware.cluster import custom_gpus, price_map
 from autoparallel.models import ModelSpec, load_model

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from autoparallel.configs import BASE_PORT
 from autoparallel.frameworks._common import host_size, host_span, idle_hosts_note, rack_hosts_note
 from autoparallel.memory.trtllm import (
     DEFAULT_FREE_GPU_MEMORY_FRACTION,
@@ -81,8 +82,6 @@ TRTLLM_NULLABLE = frozenset({"cuda_graph_config"})
 `CudaGraphConfig()` (graphs on), so eager mode must write it as null, not leave it out."""
 HOST = "0.0.0.0"
 """`--host` of every `trtllm-serve` line: all interfaces (its default, localhost, serves the node only)."""
-BASE_PORT = 8000
-"""trtllm-serve's default `--port`; copies sharing a node take BASE_PORT, BASE_PORT + 1, ..."""
 EXTRA_OPTIONS_FILE = "extra-llm-api-config.yml"
 """The file name a single engine's command refers to (`options_file` in a deployment, one per engine)."""
 HOSTFILE = "hostfile"

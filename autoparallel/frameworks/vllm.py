@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.configs import BASE_PORT, VLLM_GPU_MEMORY_UTILIZATION
 from autoparallel.errors import InputError
 from autoparallel.frameworks._common import (
     gpus_per_host,
@@ -66,7 +67,7 @@ VLLM_FLAG_DEFAULTS: dict[str, object] = {
     "data_parallel_size": 1,
     "enable_expert_parallel": False,
     "max_model_len": None,  # None: derived from the model's config.json
-    "gpu_memory_utilization": 0.92,
+    "gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION,
     "max_num_seqs": None,  # None: 1024 on GPUs with >= 70 GiB (A100 excepted), else 256
     "max_num_batched_tokens": None,  # None: 8192 / 16384 / 2048 by GPU memory, as max_num_seqs
     "kv_cache_dtype": "auto",
@@ -153,8 +154,6 @@ DP_RPC_PORT = 29550
 """`--data-parallel-rpc-port` written on every node of a multi-node data-parallel launch (vLLM's own
 default, stated explicitly because all nodes must agree on it)."""
 
-BASE_PORT = 8000
-"""`vllm serve`'s default `--port`; separate engines on a node take BASE_PORT, BASE_PORT + 1, ..."""
 
 RAY_PORT = 6379
 """Port of the Ray head (`ray start --head --port`), Ray's default GCS port."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from autoparallel.configs import VLLM_GPU_MEMORY_UTILIZATION
 from autoparallel.memory.vllm_kv import KvPlan, bytes_for_request, estimate_max_model_len
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ def suggest_fix(report: VllmMemoryReport, *, quantized: bool, evaluate: Evaluate
             alt = evaluate(**base, max_model_len=mml)
             if alt is not None and alt.fits:
                 fixes.append(f"--max-model-len {mml}")
-        for util in (0.92, 0.95, MAX_SUGGESTED_UTILIZATION):
+        for util in (VLLM_GPU_MEMORY_UTILIZATION, 0.95, MAX_SUGGESTED_UTILIZATION):
             if util <= report.gpu_memory_utilization:
                 continue
             alt = evaluate(**base, gpu_memory_utilization=util)

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.configs import VLLM_GPU_MEMORY_UTILIZATION
 from autoparallel.errors import InputError
 
 Engine = Literal["v0", "v1"]
@@ -195,7 +196,7 @@ def rules_for(version: VllmVersion) -> VllmRules:
         # release the reference logs cover (vLLM PR #2162 documented 0.9; V001-V009 use it). The
         # bump is taken to come with CUDA-graph profiling in 0.21 (gpu_worker.py's log line advises
         # raising the utilization "to maintain the same effective KV cache size as before").
-        default_gpu_memory_utilization=0.92 if v.at_least(21) else 0.90,
+        default_gpu_memory_utilization=VLLM_GPU_MEMORY_UTILIZATION if v.at_least(21) else 0.90,
         # 0.32 v1/worker/gpu_worker.py determine_available_memory: the estimate is subtracted when
         # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS is on, "the default as of v0.21.0". The 0.19 rows
         # (V027-V082) log an estimate but do not subtract it; V023 (0.5.4) shows graphs outside.

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.configs import VLLM_GPU_MEMORY_UTILIZATION
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
@@ -157,7 +158,8 @@ def _vllm_report(engine: str, model: ModelSpec, cluster: Cluster, config: Servin
 
         key = sglang_priced_config(model, cluster.gpu, config)
     if config.pp == 1:
-        key = key.model_copy(update={"enforce_eager": False, "gpu_memory_utilization": 0.92})
+        unpriced = {"enforce_eager": False, "gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION}
+        key = key.model_copy(update=unpriced)
         if engine == "sglang":
             key = key.model_copy(update={"max_num_seqs": 1})
     return memoized(

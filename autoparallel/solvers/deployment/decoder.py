@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.configs import ServingConfig
+from autoparallel.configs import BASE_PORT, ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.hardware.gpu import GPUS_PER_HOST
 from autoparallel.perf.serving import ServingEstimate, burst_sync, evaluate_serving
@@ -36,9 +36,6 @@ from autoparallel.solvers.settings import SolverStats
 
 if TYPE_CHECKING:
     from autoparallel.hardware.cluster import Pool
-
-BASE_PORT = 8000
-"""`--port` of the first engine on a node; engines sharing a node take the next ports."""
 
 
 class _Frozen(BaseModel):

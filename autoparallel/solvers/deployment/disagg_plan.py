@@ -32,12 +32,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.configs import ServingConfig
+from autoparallel.configs import BASE_PORT, ServingConfig
 from autoparallel.errors import InfeasibleError, InternalError, SolverTimeoutError
 from autoparallel.perf import disagg
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.solvers import driver
-from autoparallel.solvers.deployment.decoder import BASE_PORT, ReplicaPlacement, idle_reasons, place
+from autoparallel.solvers.deployment.decoder import ReplicaPlacement, idle_reasons, place
 from autoparallel.solvers.deployment.driver import (
     Objective,
     default_objective,
