@@ -85,6 +85,10 @@ class StageMemory(_Frozen):
     """'Available KV cache memory' on this rank, GiB (negative: cannot start)."""
     num_blocks: int
     """KV blocks this rank's memory holds before all stages take the minimum."""
+    kv_bytes_per_token_all_layers_per_gpu: float
+    """Bytes one cached token costs on this rank when every attention layer of the stage keeps it, at
+    the KV dtype as named (the report's field of that name, for this stage): what SGLang's and
+    TensorRT-LLM's pool rules divide this rank's memory by."""
 
 
 class VllmMemoryReport(_Frozen):
@@ -160,6 +164,31 @@ class VllmMemoryReport(_Frozen):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of every field (stages as a list of dicts)."""
         return self.model_dump(mode="json")
+
+    def at_stage(self, stage: int) -> VllmMemoryReport:
+        """This report with `stage`'s rank as the one read: its weights, activation peak, non-torch
+        memory, CUDA graphs, KV memory and per-token bytes (the deployment-wide fields, vLLM's block
+        count and token capacity among them, unchanged). Itself for the limiting stage."""
+        if stage == self.stage:
+            return self
+        st = self.stages[stage]
+        return self.model_copy(
+            update={
+                "stage": stage,
+                "weights_gib": st.weights_gib,
+                "activation_peak_gib": st.activation_peak_gib,
+                "non_torch_gib": st.non_torch_gib,
+                "cuda_graph_gib": st.cuda_graph_gib,
+                "kv_cache_gib": st.kv_cache_gib,
+                "kv_bytes_per_token_all_layers_per_gpu": st.kv_bytes_per_token_all_layers_per_gpu,
+            }
+        )
+
+    def stage_views(self) -> tuple[VllmMemoryReport, ...]:
+        """`at_stage` of every stage, the limiting one first: what an engine that sizes each rank's KV
+        pool by its own rule (SGLang, TensorRT-LLM) reads, keeping the smallest."""
+        order = (self.stage, *(s for s in range(len(self.stages)) if s != self.stage))
+        return tuple(self.at_stage(s) for s in order)
 
 
 def _resolve_model(model: ModelSpec | str) -> ModelSpec:
@@ -369,7 +398,8 @@ def _evaluate(
     )
     total = g.memory_bytes
     budget = float(math.ceil(total * util))
-    stage_ranges = prof.pp_partition(spec.num_layers, pp, pp_layer_partition)
+    # Each engine splits an uneven pipeline its own way (`vllm_profile.pp_partition`).
+    stage_ranges = prof.pp_partition(spec.num_layers, pp, pp_layer_partition, engine=engine)
     blackwell = g.arch == "blackwell"
     parts: list[tuple[float, float, float, float, float]] = []
     held, align = engine_weight_layout(spec, engine, g, ep)
@@ -410,6 +440,9 @@ def _evaluate(
         max_num_batched_tokens=tokens,
         moe=spec.is_moe,
     )
+    all_layers = [0.0] * pp
+    for layer in neutral_layers:
+        all_layers[layer.stage] += layer.bytes_per_token
     stages = tuple(
         StageMemory(
             stage=s,
@@ -420,6 +453,7 @@ def _evaluate(
             cuda_graph_gib=c / GIB,
             kv_cache_gib=k / GIB,
             num_blocks=plan.stage_blocks[s],
+            kv_bytes_per_token_all_layers_per_gpu=all_layers[s],
         )
         for s, (w, a, n, c, k) in enumerate(parts)
     )
@@ -469,9 +503,7 @@ def _evaluate(
         ),
         max_concurrency=plan.max_concurrency,
         kv_bytes_per_token_per_gpu=plan.bytes_per_token,
-        kv_bytes_per_token_all_layers_per_gpu=float(
-            sum(layer.bytes_per_token for layer in neutral_layers if layer.stage == worst)
-        ),
+        kv_bytes_per_token_all_layers_per_gpu=float(all_layers[worst]),
         stage=worst,
         stages=stages,
         fits=not problems,

@@ -356,16 +356,27 @@ def sglang_kv(
         vlm_factor=vlm_factor,
     )
     total = gpu.memory_bytes
-    weights_gib = memory.weights_gib - dp_sharded_gib * (1.0 - 1.0 / dp_attention_size)
-    kv = total * frac * fraction_scale - weights_gib * GIB - memory.non_torch_gib * GIB
-    mamba_slots = None
-    if mamba_bytes_per_request > 0 and kv > 0:
-        share = MAMBA_FULL_MEMORY_RATIO / (1.0 + MAMBA_FULL_MEMORY_RATIO)
-        mamba_slots = int(kv * share // mamba_bytes_per_request) // dp_attention_size
-        kv -= mamba_slots * mamba_bytes_per_request
-    per_token = memory.kv_bytes_per_token_all_layers_per_gpu
-    counted = per_token * counted_bytes_ratio
-    tokens = int(kv // counted) // page_tokens * page_tokens if kv > 0 and per_token > 0 else 0
+
+    def rank_pool(view: VllmMemoryReport) -> tuple[int, float, float, int | None]:
+        """(pool tokens, KV bytes, weights GiB, mamba slots) of the rank `view` reads."""
+        weights_gib = view.weights_gib - dp_sharded_gib * (1.0 - 1.0 / dp_attention_size)
+        kv = total * frac * fraction_scale - weights_gib * GIB - view.non_torch_gib * GIB
+        mamba_slots = None
+        if mamba_bytes_per_request > 0 and kv > 0:
+            share = MAMBA_FULL_MEMORY_RATIO / (1.0 + MAMBA_FULL_MEMORY_RATIO)
+            mamba_slots = int(kv * share // mamba_bytes_per_request) // dp_attention_size
+            kv -= mamba_slots * mamba_bytes_per_request
+        per_token = view.kv_bytes_per_token_all_layers_per_gpu
+        counted = per_token * counted_bytes_ratio
+        tokens = int(kv // counted) // page_tokens * page_tokens if kv > 0 and per_token > 0 else 0
+        return tokens, kv, weights_gib, mamba_slots
+
+    # Every pipeline rank sizes its pool by this rule over its own layers and weights; a request keeps
+    # its tokens on every rank, so the smallest pool is the server's: with `get_pp_indices`' split the
+    # last stage's (the extra layers of an uneven split and the LM head).
+    pools = [(rank_pool(view), view) for view in memory.stage_views()]
+    (tokens, kv, weights_gib, mamba_slots), rank = min(pools, key=lambda p: (p[0][0], p[0][1]))
+    per_token = rank.kv_bytes_per_token_all_layers_per_gpu
     flag = max_running_requests * dp_attention_size if max_running_requests else None
     slots = flag or min(max(int(tokens / max(context_len, 1) * 512), 2048), MAX_REQUEST_SLOTS)
     if mamba_slots is not None:

@@ -154,7 +154,7 @@ def trtllm_kv(
     cuda_graph_batch_sizes: tuple[int, ...] | None = None,
     chunked_prefill: bool = True,
     block_tokens: int = TOKENS_PER_BLOCK,
-    mamba_bytes_per_request: float = 0.0,
+    mamba_bytes_per_request: float | tuple[float, ...] = 0.0,
     pp_size: int = 1,
 ) -> EngineKv:
     """The KV pool TensorRT-LLM builds on one GPU of the deployment `memory` describes.
@@ -165,17 +165,33 @@ def trtllm_kv(
     padding on; a decode batch runs at the next size up. `chunked_prefill`: `enable_chunked_prefill`
     (the planner's options file sets it; TensorRT-LLM's own default and `trtllm-bench` leave it off).
     `block_tokens`: `tokens_per_block(model, gpu)`. `mamba_bytes_per_request`: `mamba_state_bytes`, held
-    for each request slot. `max_batch_size` is one micro-batch's cap (the LLM API's, and the CUDA
-    graphs'); with `pp_size` stages the engine runs and holds slots for max_batch_size × pp_size
-    requests (module doc), its `max_running`.
+    for each request slot (a tuple: one per pipeline stage of `memory`). `max_batch_size` is one
+    micro-batch's cap (the LLM API's, and the CUDA graphs'); with `pp_size` stages the engine runs and
+    holds slots for max_batch_size × pp_size requests (module doc), its `max_running`. Every pipeline
+    rank sizes its pool by this rule over its own layers (`Mapping.pp_layers`: the first stages take
+    the extra layers of an uneven split, the first the embedding too) and a request keeps its tokens
+    on every rank: the smallest pool is the engine's.
     """
     total = gpu.memory_bytes
     slots = max_batch_size * pp_size
-    states = slots * mamba_bytes_per_request
-    free = total - (memory.weights_gib + memory.activation_peak_gib + memory.non_torch_gib) * GIB - states
-    kv = free_gpu_memory_fraction * free if free > 0 else free
-    per_token = memory.kv_bytes_per_token_all_layers_per_gpu
-    blocks = int(kv // (per_token * block_tokens)) if kv > 0 and per_token > 0 else 0
+    by_stage = (
+        mamba_bytes_per_request
+        if isinstance(mamba_bytes_per_request, tuple)
+        else (mamba_bytes_per_request,) * len(memory.stages)
+    )
+
+    def rank_pool(view: VllmMemoryReport) -> tuple[int, float, float]:
+        """(blocks, KV bytes, state bytes) of the rank `view` reads."""
+        states = slots * by_stage[view.stage]
+        free = total - (view.weights_gib + view.activation_peak_gib + view.non_torch_gib) * GIB - states
+        kv = free_gpu_memory_fraction * free if free > 0 else free
+        per_token = view.kv_bytes_per_token_all_layers_per_gpu
+        blocks = int(kv // (per_token * block_tokens)) if kv > 0 and per_token > 0 else 0
+        return blocks, kv, states
+
+    pools = [(rank_pool(view), view) for view in memory.stage_views()]
+    (blocks, kv, states), rank = min(pools, key=lambda p: (p[0][0], p[0][1]))
+    per_token = rank.kv_bytes_per_token_all_layers_per_gpu
     if cuda_graph_batch_sizes:
         sizes = captured_batch_sizes(cuda_graph_batch_sizes, max_batch_size, max_num_tokens)
         graph_max = sizes[-1] if sizes else 0
@@ -191,7 +207,7 @@ def trtllm_kv(
         rule=f"kv_cache_config.free_gpu_memory_fraction {free_gpu_memory_fraction:g}",
         fraction=free_gpu_memory_fraction,
         total_gib=total / GIB,
-        weights_gib=memory.weights_gib,
+        weights_gib=rank.weights_gib,
         kv_cache_gib=kv / GIB,
         kv_cache_tokens=blocks * block_tokens,
         block_size=block_tokens,
@@ -216,5 +232,7 @@ def trtllm_server_kv(model: ModelSpec, memory: VllmMemoryReport, gpu: GPU, confi
         pp_size=config.pp,
         max_num_tokens=config.max_num_batched_tokens or DEFAULT_MAX_NUM_TOKENS,
         block_tokens=tokens_per_block(model, gpu),
-        mamba_bytes_per_request=mamba_state_bytes(model, memory, gpu),
+        mamba_bytes_per_request=tuple(
+            mamba_state_bytes(model, memory.at_stage(s), gpu) for s in range(len(memory.stages))
+        ),
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+from autoparallel.errors import InputError
 from autoparallel.hardware import GPU
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_versions import VllmRules
@@ -30,17 +31,41 @@ GIB = float(2**30)
 VOCAB_PADDING = 64
 
 
-def pp_partition(num_layers: int, pp: int, partition: tuple[int, ...] | None = None) -> tuple[range, ...]:
-    """Decoder layers of each pipeline stage, as vLLM's `get_pp_indices` assigns them.
+PP_SPLIT_ENGINES = ("vllm", "sglang", "trtllm")
+"""Engines whose default pipeline layer split `pp_partition` knows."""
 
-    Even split; the remainder goes one layer each to the stages before the last, counting back from
-    the second-to-last. `partition` mirrors VLLM_PP_LAYER_PARTITION.
+
+def pp_partition(
+    num_layers: int, pp: int, partition: tuple[int, ...] | None = None, *, engine: str = "vllm"
+) -> tuple[range, ...]:
+    """Decoder layers of each pipeline stage, as `engine` assigns them by default.
+
+    An even split of ``num_layers // pp`` each; the ``num_layers % pp`` layers left over go one each to
+    - vLLM (`vllm/distributed/utils.py::get_pp_indices`): the stages before the last, counting back
+      from the second-to-last (40 layers / 3 stages: 13, 14, 13);
+    - SGLang (`python/sglang/srt/distributed/utils.py::get_pp_indices`, "the last N partitions will
+      have one extra layer"): the last stages (13, 13, 14; the last also holds the LM head);
+    - TensorRT-LLM (`tensorrt_llm/mapping.py` `Mapping.pp_layers`: `torch.tensor_split`, "first n
+      ranks get one extra layer"): the first stages (14, 13, 13; the first also holds the embedding).
+    `partition` sets the sizes instead, as VLLM_PP_LAYER_PARTITION (vLLM) and SGLANG_PP_LAYER_PARTITION
+    (SGLang) do.
+
+    Raises:
+        InputError: an engine none of these.
     """
+    if engine not in PP_SPLIT_ENGINES:
+        raise InputError(f"engine {engine!r}: expected one of {', '.join(PP_SPLIT_ENGINES)}")
     if partition is None:
-        base = num_layers // pp
+        base, extra = divmod(num_layers, pp)
         sizes = [base] * pp
-        for i in range(2, num_layers % pp + 2):
-            sizes[-i] += 1
+        if engine == "vllm":
+            extra_stages = range(pp - 1 - extra, pp - 1)
+        elif engine == "sglang":
+            extra_stages = range(pp - extra, pp)
+        else:
+            extra_stages = range(extra)
+        for s in extra_stages:
+            sizes[s] += 1
     else:
         sizes = list(partition)
     starts = [sum(sizes[:i]) for i in range(pp)]

@@ -44,7 +44,7 @@ class MemoryTerms:
         self._act: dict[tuple[object, ...], float] = {}
         self._plans: dict[tuple[int, int, str, int, int], tuple[vllm_kv.KvPlan, int, int]] = {}
         self._layer_kv: dict[tuple[int, int, str], tuple[vllm_kv.LayerKv, ...]] = {}
-        self._stages: dict[int, tuple[range, ...]] = {}
+        self._stages: dict[tuple[int, str], tuple[range, ...]] = {}
         self._specs: dict[tuple[str | None, str], ModelSpec] = {}
         self._classes: dict[int, tuple[int, ...]] = {}
         self._checked = False
@@ -52,11 +52,11 @@ class MemoryTerms:
         self._layer_sig = tuple(self._sigs.setdefault(layer, len(self._sigs)) for layer in space_model.layers)
 
     def stage_classes(self, pp: int) -> tuple[int, ...]:
-        """One stage per class of identical stages (same layers, same first/last role): the others
-        have the same weights, activations, graphs and KV blocks."""
+        """One stage per class of identical stages of vLLM's split (same layers, same first/last
+        role): the others have the same weights, activations, graphs and KV blocks."""
         if pp not in self._classes:
             seen: dict[tuple[object, ...], int] = {}
-            for s, layers in enumerate(vllm_profile.pp_partition(self.model.num_layers, pp)):
+            for s, layers in enumerate(self.stages(pp)):
                 seen.setdefault(self._stage_key(layers, s, pp), s)
             self._classes[pp] = tuple(sorted(seen.values()))
         return self._classes[pp]
@@ -71,13 +71,13 @@ class MemoryTerms:
     def weights(self, tp: int, pp: int, ep: int, quant: str | None, engine: str = "vllm") -> list[float]:
         """Weight bytes of one rank of each stage (parameters + RoPE cache) as `engine` loads and holds
         the model (`serving.engine_weight_layout`, as the float model prices it: each engine's MXFP4
-        expert padding, SGLang's BF16 upcast of them under expert parallelism); identical stages are
-        computed once."""
+        expert padding, SGLang's BF16 upcast of them under expert parallelism), over `engine`'s own
+        split of the layers (`stages`); identical stages are computed once."""
         key = (tp, pp, ep, quant, load_dtype(self.model, self.gpu, engine), engine)
         if key not in self._weights:
             spec = self.spec(quant, engine)
             held, align = engine_weight_layout(spec, engine, self.gpu, ep)
-            stages = vllm_profile.pp_partition(spec.num_layers, pp)
+            stages = self.stages(pp, engine)
             by_class: dict[tuple[object, ...], float] = {}
             out = []
             for s, layers in enumerate(stages):
@@ -133,7 +133,7 @@ class MemoryTerms:
         key = (tp, pp, ep, quant, stage, tokens, reqs)
         if key not in self._act:
             spec = self.spec(quant)
-            layers = vllm_profile.pp_partition(spec.num_layers, pp)[stage]
+            layers = self.stages(pp)[stage]  # vLLM runtimes only
             self._act[key] = vllm_profile.activation_peak_bytes(
                 spec,
                 layers,
@@ -177,11 +177,14 @@ class MemoryTerms:
             self._plans[key] = (plan, max(int(per_seq), 1), int(blocks_mml))
         return self._plans[key]
 
-    def stages(self, pp: int) -> tuple[range, ...]:
-        """vLLM's layer ranges of each pipeline stage (`vllm_profile.pp_partition`), memoized."""
-        if pp not in self._stages:
-            self._stages[pp] = vllm_profile.pp_partition(self.model.num_layers, pp)
-        return self._stages[pp]
+    def stages(self, pp: int, engine: str = "vllm") -> tuple[range, ...]:
+        """`engine`'s layer ranges of each pipeline stage (`vllm_profile.pp_partition`: vLLM gives
+        an uneven split's extra layers to the middle stages, SGLang to the last, TensorRT-LLM to the
+        first), memoized."""
+        key = (pp, engine)
+        if key not in self._stages:
+            self._stages[key] = vllm_profile.pp_partition(self.model.num_layers, pp, engine=engine)
+        return self._stages[key]
 
     def terms(
         self, shape: Shape, rt: Runtime, batch: int, mml: int, held: int | None = None
