@@ -24,8 +24,8 @@ section; what bf16 runs as on GPUs without BF16 tensor cores, `validation.job_pr
 TRAINING_PRECISIONS: tuple[str, ...] = ("bf16", "fp8", "fp16")
 """The values of `TrainingPrecision`, in the order messages list them."""
 PRECISION_RULE = "use bf16, fp8 or fp16"
-"""What a precision outside `TRAINING_PRECISIONS` is told: the one text of the rule, as
-`validation.training_problems` and `frameworks._common.effective_precision` word it."""
+"""What a precision outside `TRAINING_PRECISIONS` is told: the one text of the rule, which
+`precision_problem` words for `validation.training_problems` and `frameworks._common.effective_precision`."""
 
 
 def precision_problem(precision: object) -> str | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from autoparallel.configs import ZeroStage
+from autoparallel.configs import ZeroStage, precision_problem
 from autoparallel.errors import InputError
 from autoparallel.models.spec import AttentionKind, MlpKind
 
@@ -519,10 +519,9 @@ def training_problems(
     problem = cp_comm_problem(model, config.tp, config.pp, config.cp, config.cp_comm, framework)
     if problem is not None:
         out.append(f"{problem} (cp_comm_rule)")
-    if config.precision not in ("bf16", "fp8", "fp16"):
-        out.append(f"precision={config.precision!r}: use bf16, fp8 or fp16")
-    elif config.precision == "fp8" and gpu is not None and gpu.fp8_tflops is None:
-        out.append(f"precision=fp8: {gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
+    fp8_gpu = fp8_gpu_problem(gpu) if config.precision == "fp8" and gpu is not None else None
+    if (problem := precision_problem(config.precision) or fp8_gpu) is not None:
+        out.append(problem)
     elif config.precision == "fp8":
         if (problem := fp8_gemm_problem(model, config.tp, etp)) is not None:
             out.append(f"{problem} (fp8_gemm_dims)")
@@ -540,10 +539,17 @@ def cp_attention_problem(cp: int, gpu: GPU) -> str | None:
     return f"cp={cp}: context parallelism needs a fused attention kernel, which {gpu.name} (below sm80) lacks"
 
 
+def fp8_gpu_problem(gpu: GPU) -> str | None:
+    """Why FP8 training cannot run on `gpu` (it has no FP8 tensor cores), or None."""
+    if gpu.fp8_tflops is not None:
+        return None
+    return f"precision=fp8: {gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)"
+
+
 def require_training_job(cluster: Cluster, precision: str) -> None:
     """Raise InputError when the cluster's GPUs cannot run the training precision (before any search)."""
-    if precision == "fp8" and cluster.gpu.fp8_tflops is None:
-        raise InputError(f"precision=fp8: {cluster.gpu.name} has no FP8 tensor cores; use bf16 (gpu_has_fp8)")
+    if precision == "fp8" and (problem := fp8_gpu_problem(cluster.gpu)) is not None:
+        raise InputError(problem)
 
 
 def require_training(

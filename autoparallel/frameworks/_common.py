@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from autoparallel.configs import precision_problem
 from autoparallel.errors import InputError
 from autoparallel.hardware.gpu import host_size
-from autoparallel.validation import job_precision
+from autoparallel.validation import fp8_gpu_problem, job_precision
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
@@ -140,12 +141,12 @@ def effective_precision(precision: str, cluster: Cluster | None) -> str:
     Raises:
         InputError: an unknown precision, or fp8 on GPUs without FP8 tensor cores.
     """
-    if precision not in ("bf16", "fp8", "fp16"):
-        raise InputError(f"precision={precision!r} is not supported; use bf16, fp8 or fp16")
+    if (problem := precision_problem(precision)) is not None:
+        raise InputError(problem)
     if cluster is None:
         return precision
-    if precision == "fp8" and cluster.gpu.fp8_tflops is None:
-        raise InputError(f"precision='fp8' needs FP8 tensor cores; {cluster.gpu.name} has none (use bf16)")
+    if precision == "fp8" and (problem := fp8_gpu_problem(cluster.gpu)) is not None:
+        raise InputError(problem)
     return job_precision(precision, cluster.gpu)
 
 
