@@ -45,7 +45,13 @@ from autoparallel.memory.sglang import sglang_server_kv
 from autoparallel.memory.trtllm import DEFAULT_CUDA_GRAPH_MAX_BATCH, tokens_per_block, trtllm_kv
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.parse_quant import quant_from_config
-from autoparallel.perf.serving import ReplicaShape, kv_layout, replica_rates, replica_step_times
+from autoparallel.perf.serving import (
+    ReplicaShape,
+    closed_loop_rates,
+    efficiency_for,
+    kv_layout,
+    replica_step_times,
+)
 from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY
 from autoparallel.perf.serving_load import BenchmarkRun, run_benchmark
 from autoparallel.workload import SHAREGPT_ISL_QUANTILES, SHAREGPT_OSL_QUANTILES, Serving
@@ -287,24 +293,29 @@ def predict(row: dict[str, str], on_run: Callable[[BenchmarkRun], None] | None =
         sharegpt = Serving(
             isl=isl, osl=osl, isl_quantiles=SHAREGPT_ISL_QUANTILES, osl_quantiles=SHAREGPT_OSL_QUANTILES
         )
-        times = replica_step_times(
-            model,
-            nodes,
-            shape,
-            batch=batch,
-            isl=isl,
-            osl=osl,
-            batched_tokens=layout.batched_tokens,
-            prompt_spread=sharegpt.prompt_spread,
-            context=sharegpt.running_context,
-        )
-        ttft_s, _ = replica_rates(times, batch=batch, osl=osl, gpu=gpu, engine=engine)
         # A closed loop: each of the c clients sends its next request when the last one has ended,
-        # so a slot cycles through the client-seen TTFT (server overhead included) and the decode.
-        tps = batch * osl / (ttft_s + (osl - 1) * times.step_s) * replicas
-        add("output tok/s", tps, row["output_tok_s_total"])
-        add("TPOT ms", times.step_s * 1e3, row["mean_tpot_ms"])
-        add("TTFT ms", ttft_s * 1e3, row["mean_ttft_ms"])
+        # so a slot cycles through the client-seen TTFT (server overhead included) and the decode;
+        # the one rule the steady state and the planner price it by (`closed_loop_rates`).
+        loop = closed_loop_rates(
+            lambda b: replica_step_times(
+                model,
+                nodes,
+                shape,
+                batch=b,
+                isl=isl,
+                osl=osl,
+                batched_tokens=layout.batched_tokens,
+                prompt_spread=sharegpt.prompt_spread,
+                context=sharegpt.running_context,
+            ),
+            clients=batch,
+            limit=min(batch, float(config.max_num_seqs)),
+            osl=osl,
+            overhead_s=efficiency_for(gpu, engine).request_overhead_s,
+        )
+        add("output tok/s", loop.tokens_per_s * replicas, row["output_tok_s_total"])
+        add("TPOT ms", loop.times.step_s * 1e3, row["mean_tpot_ms"])
+        add("TTFT ms", loop.ttft_s * 1e3, row["mean_ttft_ms"])
         return out
     if offline:
         n = TRTLLM_BENCH_REQUESTS.get((isl, osl), TRTLLM_BENCH_DEFAULT_REQUESTS)

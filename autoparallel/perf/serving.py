@@ -70,6 +70,7 @@ __all__ = [
     "ACTIVATION_BYTES",
     "DEFAULT_EFFICIENCY",
     "VLLM_EFFICIENCY",
+    "ClosedLoop",
     "KvLayout",
     "OfferedLoad",
     "ReplicaShape",
@@ -78,6 +79,7 @@ __all__ = [
     "ServingPerf",
     "StepTimes",
     "client_queue_s",
+    "closed_loop_rates",
     "deployment_problems",
     "efficiency_for",
     "evaluate_serving",
@@ -92,6 +94,7 @@ __all__ = [
     "serving_perf",
     "slo_violations",
     "stage_step_s",
+    "step_times_at",
     "sub_domain_size",
 ]
 
@@ -106,7 +109,9 @@ class ServingPerf(_Frozen):
 
     ttft_ms: float
     """Time to first token: the rest of the step in progress and the step that carries the prompt
-    (`replica_step_times`) plus the server's per-request overhead, ms (no queueing)."""
+    (`replica_step_times`) plus the server's per-request overhead, and the wait in the server's
+    queue of the client's requests the engine does not run (`client_queue_s`, `closed_loop_rates`),
+    ms."""
     tpot_ms: float
     """Time per output token: one replica step T(b) with interleaved prefill work, ms."""
     decode_step_ms: float
@@ -117,7 +122,9 @@ class ServingPerf(_Frozen):
     """The time one more prompt adds to a full prefill step, ms (`StepTimes.prompt_s`): what a burst's
     first wave queues on, prompt after prompt."""
     batch_size: float
-    """Running sequences per replica in steady state."""
+    """Running sequences per replica in steady state (under a closed-loop client, the requests its
+    share keeps out, at most the engine's limit: those in their per-request overhead outside the
+    engine included, `closed_loop_rates`)."""
     batch_limit: str
     """What sets the batch: `max_num_seqs`, `kv_cache` or `concurrency`."""
     kv_capacity_seqs: int
@@ -266,7 +273,9 @@ def serving_perf(
         kv_capacity_seqs=capacity,
         kv_headroom_bytes=headroom,
         vllm_version=vllm_version,
-        graph_max_batch=vllm_graph_max_batch(config.max_num_seqs, layout.batched_tokens, cluster.gpu),
+        graph_max_batch=vllm_graph_max_batch(
+            config.max_num_seqs, layout.batched_tokens, cluster.gpu, vllm_version
+        ),
     )
 
 
@@ -277,22 +286,29 @@ def replica_rates(
 
     Each running slot serves one request per t_first + (osl − 1) · T(b), where t_first is the GPU
     part of TTFT, so tokens/s = b · osl / (t_first + (osl − 1) · T(b)) (≈ b / T(b) for long
-    outputs; closed-loop clients at fixed concurrency also wait for the first token).
+    outputs): the engine's rate at b running. A closed-loop client's slot also spends the
+    per-request overhead outside the engine (`closed_loop_rates`).
     """
     cycle_s = times.ttft_s + (osl - 1) * times.step_s
     return times.ttft_s + efficiency_for(gpu, engine).request_overhead_s, batch * osl / cycle_s
 
 
 def client_queue_s(
-    workload: Serving, replicas: int, batch: float, tokens_per_s: float, prompt_s: float = 0.0
+    workload: Serving,
+    replicas: int,
+    batch: float,
+    tokens_per_s: float,
+    prompt_s: float = 0.0,
+    overhead_s: float = 0.0,
 ) -> float:
     """Mean seconds a client's request waits in the server's queue before it runs, with only `batch`
     running per replica (max_num_seqs or the KV cache binds) at `tokens_per_s` per replica; `prompt_s`
     is the time one more prompt adds to a prefill (one prompt alone / pipeline stages).
     `vllm bench serve` caps only the client (`--max-concurrency`: an asyncio.Semaphore around each
     request), and TTFT counts from the send, so the wait is part of it:
-    - a closed loop (`workload.closed_loop` = C in flight): the C / replicas − batch queued each wait
-      that many completions (Little's law);
+    - a closed loop (`workload.closed_loop` = C in flight): the C / replicas − batch queued, less the
+      X · `overhead_s` in their per-request overhead outside the engine (X the replica's requests/s),
+      each wait that many completions (Little's law; `closed_loop_rates` solves the whole loop);
     - N prompts sent at once without a cap: each replica's n = N / replicas arrive together. The first
       wave of w = min(n, batch) is prefilled first come first served (vLLM's scheduler admits the
       waiting queue in order), the k-th after k − 1 others: (w − 1) / 2 · prompt_s on average. The
@@ -310,7 +326,7 @@ def client_queue_s(
         return 0.0
     per_s = tokens_per_s / workload.osl  # requests a replica completes per second
     if workload.closed_loop is not None:
-        return max(workload.closed_loop / replicas - batch, 0.0) / per_s
+        return _loop_queue_s(workload.closed_loop / replicas, batch, per_s, overhead_s)
     if workload.num_prompts is not None:
         n = workload.num_prompts / replicas
         queued = max(n - batch, 0.0)
@@ -320,6 +336,128 @@ def client_queue_s(
         prefill = max(wave - 1.0, 0.0) / 2 * prompt_s * (wave + kappa * queued) / n
         return drain + prefill
     return 0.0
+
+
+def _loop_queue_s(clients: float, batch: float, per_s: float, overhead_s: float) -> float:
+    """Seconds a closed loop's request waits in the server's queue: of `clients` requests out, `batch`
+    run and X · `overhead_s` are in their per-request overhead (X = `per_s` requests/s, Little's law);
+    the rest queue, each for as many completions."""
+    return max(clients - batch - per_s * overhead_s, 0.0) / per_s
+
+
+@dataclass(frozen=True)
+class ClosedLoop:
+    """One replica under a closed-loop client's share (`closed_loop_rates`)."""
+
+    batch: float
+    """Requests in the engine, on average (at most its limit)."""
+    times: StepTimes
+    """The step times at that batch."""
+    ttft_s: float
+    """TTFT as the client sees it: the GPU part, the per-request overhead and the queue wait, s."""
+    queue_s: float
+    """The wait in the server's queue (the engine at its limit), s."""
+    tokens_per_s: float
+    """Output tokens/s of the replica."""
+
+
+def closed_loop_rates(
+    times_at: Callable[[float], StepTimes],
+    *,
+    clients: float,
+    limit: float,
+    osl: int,
+    overhead_s: float,
+) -> ClosedLoop:
+    """A replica under `clients` closed-loop clients (`vllm bench serve --max-concurrency`) whose
+    engine runs at most `limit` requests; `times_at(b)`: its step times at b running
+    (`step_times_at`); `overhead_s`: the per-request overhead outside the GPU
+    (`ServingEfficiency.request_overhead_s`). The one rule of `perf_at_batch`, the serving planner's
+    tables (`solvers/serving/space.py`) and the accuracy harness's capped rows.
+
+    vLLM's client holds a slot for a request's whole life (vllm/benchmarks/serve.py
+    `limited_request_func`: `async with semaphore: await request_func(...)`), TTFT timed inside it,
+    so a slot cycles through e(b) + overhead + queue, e(b) = GPU TTFT + (osl − 1) · T(b) the engine's
+    time at b running, and by Little's law the replica completes X = clients / (e + overhead + queue)
+    requests a second. Of the clients, X · overhead are outside the engine:
+
+    - below the limit the engine holds b = clients · e(b) / (e(b) + overhead), no queue, and
+      tokens/s = clients · osl / (e(b) + overhead). The right side grows with b (e does), so the
+      iteration from b = limit falls monotonically to that fixed point (the largest one). A
+      request that ends on the same rotation as the tagged one (`StepTimes.together`: every one
+      at osl 1 with prompts within the budget) comes back with it, so a request sees those beside
+      it always and the rest e / (e + overhead) of the time: b = clients · (s + (1 − s) · e / (e +
+      overhead)), s that chance (prefill-only clients move as one group, the engine idling while
+      they are in their overhead: Qwen3-8B on one H100, 1,024 / 1 tokens, 8 clients: 25.8
+      tokens/s, the replay's 25.8);
+    - at the limit (clients · e / (e + overhead) ≥ limit) the engine runs `limit`, X = limit / e,
+      and the clients neither running nor in their overhead queue (`_loop_queue_s`).
+
+    Qwen3-30B-A3B on one H100, 256 / 4 tokens, 16 clients: the engine's own cycle alone gave 315
+    tokens/s (SGLang) where the step times' own TTFT and TPOT give 255."""
+
+    def share(t: StepTimes) -> float:
+        """Requests in the engine beside the clients' cycle through it at these step times."""
+        cycle = t.ttft_s + (osl - 1) * t.step_s
+        return clients * (t.together + (1.0 - t.together) * cycle / (cycle + overhead_s))
+
+    full = times_at(limit)
+    e_full = full.ttft_s + (osl - 1) * full.step_s
+    if clients * e_full >= limit * (e_full + overhead_s):
+        per_s = limit / e_full
+        queue = _loop_queue_s(clients, limit, per_s, overhead_s)
+        return ClosedLoop(limit, full, full.ttft_s + overhead_s + queue, queue, per_s * osl)
+    batch, times = limit, full
+    for _ in range(LOOP_ITERATIONS):
+        nxt = min(share(times), limit)
+        done = abs(nxt - batch) <= LOOP_TOLERANCE * max(batch, 1.0)
+        batch = nxt
+        times = times_at(batch)
+        if done:
+            break
+    cycle = times.ttft_s + (osl - 1) * times.step_s
+    return ClosedLoop(batch, times, times.ttft_s + overhead_s, 0.0, clients * osl / (cycle + overhead_s))
+
+
+LOOP_ITERATIONS = 100
+"""Most fixed-point steps `closed_loop_rates` takes (each a step-time evaluation); it contracts by
+the cycle's slope, clients · overhead · e'(b) / (e + overhead)², a few hundredths where measured."""
+LOOP_TOLERANCE = 1e-6
+"""Relative change of the engine's batch at which `closed_loop_rates` stops."""
+
+
+def step_times_at(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    workload: Serving,
+    *,
+    batched_tokens: int,
+    arrivals_per_s: float | None = None,
+) -> Callable[[float], StepTimes]:
+    """`replica_step_times` of `shape` under `workload` as a function of the running batch b: a
+    busy replica steps at a batch of at least one, and where fewer than one request runs per
+    replica (fewer clients than replicas) the ranks aligned with it hold the others,
+    (ranks · b − 1) / (ranks − 1) each."""
+    ranks = aligned_ranks(shape)
+
+    def at(batch: float) -> StepTimes:
+        others = max((ranks * batch - 1.0) / (ranks - 1), 0.0) if batch < 1.0 and ranks > 1 else None
+        return replica_step_times(
+            model,
+            cluster,
+            shape,
+            batch=max(batch, 1.0),
+            isl=workload.isl,
+            osl=workload.osl,
+            batched_tokens=batched_tokens,
+            arrivals_per_s=arrivals_per_s,
+            prompt_spread=workload.prompt_spread,
+            context=workload.running_context,
+            others_batch=others,
+        )
+
+    return at
 
 
 def burst_sync(workload: Serving) -> float:
@@ -346,12 +484,15 @@ def perf_at_batch(
     arrivals_per_s: float | None = None,
     graph_max_batch: int | None = None,
     graph_sizes: tuple[int, ...] = (),
+    clients: float | None = None,
 ) -> ServingPerf:
     """`serving_perf` at a given running batch per replica (`engine`'s efficiency factors;
     `nsa_backends` and `kv_pool_tokens` as `ReplicaShape` takes them; `vllm_version`'s release
     rules, `ReplicaShape.of`). `arrivals_per_s`: requests arrive per replica as a Poisson process of
     that rate; None: each finished request is replaced at once (full load, a closed loop;
-    `replica_step_times`)."""
+    `replica_step_times`). `clients`: a closed-loop client's requests per replica (default: the
+    workload's `closed_loop` / replicas), which `closed_loop_rates` turns into the engine's batch
+    (at most `batch`), its speed and the client's TTFT."""
     gpu = cluster.gpu
     eff = efficiency_for(gpu, engine)
     shape = dataclasses.replace(
@@ -364,24 +505,25 @@ def perf_at_batch(
     )
     # Fewer clients than replicas leave some idle, not each running a fraction of a request: a busy
     # replica steps at a batch of at least one (its throughput is still `batch` requests' worth), and
-    # the ranks aligned with it hold the other clients: (ranks · batch − 1) / (ranks − 1) each.
-    ranks = aligned_ranks(shape)
-    others = max((ranks * batch - 1.0) / (ranks - 1), 0.0) if batch < 1.0 and ranks > 1 else None
-    times = replica_step_times(
-        model,
-        cluster,
-        shape,
-        batch=max(batch, 1.0),
-        isl=workload.isl,
-        osl=workload.osl,
-        batched_tokens=batched_tokens,
-        arrivals_per_s=arrivals_per_s,
-        prompt_spread=workload.prompt_spread,
-        context=workload.running_context,
-        others_batch=others,
+    # the ranks aligned with it hold the other clients (`step_times_at`).
+    times_at = step_times_at(
+        model, cluster, shape, workload, batched_tokens=batched_tokens, arrivals_per_s=arrivals_per_s
     )
-    ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
-    ttft_s += client_queue_s(workload, config.replicas, batch, per_replica, times.prompt_s / shape.pp)
+    if clients is None and workload.closed_loop is not None and arrivals_per_s is None:
+        clients = workload.closed_loop / config.replicas
+    if clients is not None:
+        loop = closed_loop_rates(
+            times_at,
+            clients=clients,
+            limit=min(batch, clients),
+            osl=workload.osl,
+            overhead_s=eff.request_overhead_s,
+        )
+        times, ttft_s, per_replica = loop.times, loop.ttft_s, loop.tokens_per_s
+    else:
+        times = times_at(batch)
+        ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
+        ttft_s += client_queue_s(workload, config.replicas, batch, per_replica, times.prompt_s / shape.pp)
     total = per_replica * config.replicas
     usd = gpu.usd_per_hour * config.gpus / (total * 3600.0) * 1e6 if total > 0 else math.inf
     rate_ok = workload.request_rate is None or total / workload.osl >= workload.request_rate

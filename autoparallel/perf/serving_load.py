@@ -64,7 +64,13 @@ from autoparallel.perf.serving_replay import (
     per_second,
     rank_steps,
 )
-from autoparallel.perf.serving_steps import PROMPT_STEP_GRAPHS, SCHEDULING, ReplicaShape, rotation_s
+from autoparallel.perf.serving_steps import (
+    PROMPT_STEP_GRAPHS,
+    SCHEDULING,
+    ReplicaShape,
+    rotation_s,
+    vllm_graph_max_batch,
+)
 from autoparallel.workload import LENGTH_CAP, lengths_at
 
 if TYPE_CHECKING:
@@ -205,7 +211,6 @@ def run_benchmark(
     and TensorRT-LLM: `engine_kv` (memory/sglang.py, memory/trtllm.py; their defaults when None).
     """
     from autoparallel.memory.serving import serving_memory
-    from autoparallel.memory.vllm_profile import capture_sizes
     from autoparallel.perf.serving import kv_layout
 
     if memory is None:
@@ -229,9 +234,9 @@ def run_benchmark(
             num_prompts=num_prompts,
             # vLLM V1's largest captured graph (larger decode batches run eagerly): the memory
             # model's capture sizes, so one rule prices the graphs' memory and their reach.
-            graph_max_batch=capture_sizes(
-                config.max_num_seqs, layout.batched_tokens, blackwell=cluster.gpu.arch == "blackwell"
-            )[-1],
+            graph_max_batch=vllm_graph_max_batch(
+                config.max_num_seqs, layout.batched_tokens, cluster.gpu, vllm_version
+            ),
             vllm_version=vllm_version,
         )
     if engine_kv is None:
@@ -331,14 +336,17 @@ def weighted_percentiles(values: np.ndarray, weights: np.ndarray, qs: tuple[floa
     return out
 
 
-def _send_times(finish: np.ndarray, in_flight: int, arrive: np.ndarray) -> np.ndarray:
-    """When a capped client sends each of a replica's requests (in their order): at its arrival
-    (`arrive`, all 0 without a rate) once fewer than `in_flight` are out, i.e. request k past the cap
-    no earlier than the k-th finish (requests are sent in order and only sent ones finish, so the
-    k-th slot to free is the k-th finish)."""
+def _send_times(finish: np.ndarray, in_flight: int, arrive: np.ndarray, delay: float = 0.0) -> np.ndarray:
+    """When a capped client's requests reach the engine (in their order): at its arrival (`arrive`,
+    all 0 without a rate) once fewer than `in_flight` are out, i.e. request k past the cap no earlier
+    than `delay` s after the k-th finish (requests are sent in order and only sent ones finish, so
+    the k-th slot to free is the k-th finish; `delay`: the per-request overhead, the client's HTTP
+    round and the server's own time, spent in the slot outside the engine). The replay releases its
+    requests by the same rule as it runs (`serving_replay.rank_steps`, `loop`)."""
     sends = arrive.astype(float)
     if len(finish) > in_flight:
-        sends[in_flight:] = np.maximum(sends[in_flight:], np.sort(finish)[: len(finish) - in_flight])
+        ends = np.sort(finish)[: len(finish) - in_flight] + delay
+        sends[in_flight:] = np.maximum(sends[in_flight:], ends)
     return sends
 
 
@@ -415,8 +423,12 @@ def simulate_benchmark(
     # is sent at most its share (cap // replicas, one more for the first cap % replicas) and runs at
     # most the smaller of that share and the engine's limit. A share above the engine's limit waits
     # in the server's queue (`vllm bench serve` caps only the client, an asyncio.Semaphore around
-    # each request): the engine then never starves, so it runs as with the engine's limit alone,
-    # and each request's TTFT counts from its send, the client slot's freeing (`_send_times`).
+    # each request, `limited_request_func`), and each request's TTFT counts from its send, the
+    # client slot's freeing (`_send_times`). The slot is held for the request's whole life, the
+    # per-request overhead (HTTP round, the server's own time) included: the next request reaches
+    # the engine that long after the last one ended (`rank_steps`' `loop`), so C clients complete
+    # C / (client-seen e2e) requests a second (Little's law), not C / (engine time).
+    delay = efficiency_for(cluster.gpu, engine).request_overhead_s
     clients = [
         cap // replicas + (r < cap % replicas) if cap is not None else n_total for r in range(replicas)
     ]
@@ -440,10 +452,11 @@ def simulate_benchmark(
             osl_all[r::replicas].tobytes(),
             arrive_all[r::replicas].tobytes(),
             limits[r],
+            clients[r],
         )
         for r in range(replicas)
     ]
-    shares: dict[tuple[bytes, bytes, bytes, int], int] = {}  # each distinct share, by its first replica
+    shares: dict[tuple[bytes, bytes, bytes, int, int], int] = {}  # each distinct share, by its first replica
     for r, key in enumerate(keys):
         shares.setdefault(key, r)
     passes = PassBudget(MAX_REPLAY_PASSES, f"{lengths_text(isl_all, osl_all)} over {replicas} replica(s)")
@@ -463,6 +476,7 @@ def simulate_benchmark(
             PROMPT_STEP_GRAPHS[engine],
             arrive_all[r::replicas],
             passes=passes,
+            loop=(clients[r], delay) if cap is not None else None,
         )
         for key, r in shares.items()
     }
@@ -480,7 +494,7 @@ def simulate_benchmark(
         run = replayed[key]
         firsts.append(run.first)
         arrive = arrive_all[r::replicas]
-        sends.append(_send_times(run.finish, clients[r], arrive) if cap is not None else arrive)
+        sends.append(_send_times(run.finish, clients[r], arrive, delay) if cap is not None else arrive)
         finishes.append(run.finish)
         gap_values.append(run.gaps)
         gap_counts.append(run.gap_counts)

@@ -118,14 +118,40 @@ def rank_steps(
     arrive: np.ndarray | None = None,
     *,
     passes: PassBudget,
+    loop: tuple[int, float] | None = None,
 ) -> Rank:
     """One replica's engine steps, as a generator (its step times come from the driver: `alone` or
     `lockstep`); returns (first-token times, finish times, steps, peak batch, mean batch over steps,
     preemptions, seconds with fewer than half the peak batch, ...). Request i joins the queue at
     `arrive[i]` s (in order; None: all at t = 0). Every scheduler pass is charged to `passes`, the
-    budget the whole run's replicas share; past it, an InputError."""
+    budget the whole run's replicas share; past it, an InputError.
+
+    `loop` = (clients, delay): a capped client (`vllm bench serve --max-concurrency`, whose
+    `limited_request_func` holds a semaphore slot for a request's whole life, its HTTP round and the
+    server's per-request time included) keeps `clients` requests out; request k past them is sent
+    when the k-th one ends, and reaches the engine `delay` s (the per-request overhead) after that
+    finish, no earlier than its own `arrive[k]` (`serving_load._send_times`, the same rule after
+    the fact). None: every request joins at its `arrive`."""
     n = len(isl)
     arrive = np.zeros(n) if arrive is None else arrive
+    schedule = arrive
+    unsent = n  # the first request no finish has released yet (a closed loop's)
+    delay = 0.0
+    if loop is not None:
+        clients, delay = loop
+        arrive = schedule.astype(float)  # a copy: the released ones are written in
+        arrive[clients:] = np.inf
+        unsent = min(clients, n)
+
+    def release(count: int, at: float) -> None:
+        """`count` requests ended at `at`: a closed loop's clients send as many more (in order)."""
+        nonlocal unsent
+        if loop is None or count <= 0:
+            return
+        upto = min(unsent + count, n)
+        arrive[unsent:upto] = np.maximum(schedule[unsent:upto], at + delay)
+        unsent = upto
+
     prompt = isl.astype(np.int64).copy()  # tokens to prefill (grows by the output on preemption)
     done_pf = np.zeros(n, dtype=np.int64)  # prompt tokens already computed
     generated = np.zeros(n, dtype=np.int64)
@@ -269,6 +295,7 @@ def rank_steps(
             counts.append(span)
             over = generated[running] >= osl[running]
             finish[running[over]] = now
+            release(int(over.sum()), now)
             free += int(held[running[over]].sum())
             held[running[over]] = 0
             running = running[~over]
@@ -401,6 +428,7 @@ def rank_steps(
         if over.any():
             gone = running[over]
             finish[gone] = now
+            release(len(gone), now)
             free += int(held[gone].sum())
             held[gone] = 0
             running = running[~over]

@@ -146,13 +146,20 @@ class ReplicaShape:
         )
 
 
-def vllm_graph_max_batch(max_num_seqs: int, batched_tokens: int, gpu: GPU) -> int:
+def vllm_graph_max_batch(
+    max_num_seqs: int, batched_tokens: int, gpu: GPU, vllm_version: str = DEFAULT_VLLM_VERSION
+) -> int:
     """vLLM V1's largest captured decode batch (larger ones run without CUDA graphs): the memory
-    model's capture sizes (`vllm_profile.capture_sizes`), so one rule prices the graphs' memory and
-    their reach, in the steady state and the replay alike."""
+    model's capture sizes (`vllm_profile.capture_sizes`) under the memory model's release rule
+    (`vllm_profile.cuda_graph_count`: 1,024 on Blackwell only where `vllm_version`'s
+    `VllmRules.blackwell_capture_1024` says so, 512 before), so one rule prices the graphs' memory
+    and their reach, in the steady state and the replay alike."""
     from autoparallel.memory.vllm_profile import capture_sizes
+    from autoparallel.memory.vllm_versions import parse_vllm_version, rules_for
 
-    return capture_sizes(max_num_seqs, batched_tokens, blackwell=gpu.arch == "blackwell")[-1]
+    rules = rules_for(parse_vllm_version(vllm_version))
+    blackwell = gpu.arch == "blackwell" and rules.blackwell_capture_1024
+    return capture_sizes(max_num_seqs, batched_tokens, blackwell=blackwell)[-1]
 
 
 VLLM_ASYNC_SCHEDULING_SINCE = 14
@@ -490,6 +497,9 @@ class StepTimes:
     """The GPU part of TTFT: the rest of the rotation in progress and the one carrying the prompt."""
     memory_bound: bool
     """The step's stage time is set by HBM traffic rather than FLOPs."""
+    together: float = 0.0
+    """A closed loop: the chance that another request ends on the same rotation as this one, so that
+    its replacement arrives with this one's (every one at osl 1 with prompts within the budget)."""
 
 
 _PREFILL: Memo[float] = {}
@@ -999,6 +1009,7 @@ def _step_times(
         prompt_s=prompt_s,
         ttft_s=waiting_s + carrying_s + queued_s,
         memory_bound=rotations[nearest, m].memory_bound,
+        together=ended if closed else 0.0,
     )
 
 

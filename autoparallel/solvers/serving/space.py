@@ -895,25 +895,39 @@ def replica_perf(
         rt.kv_cache_dtype,
         rt.enforce_eager,
         space.options.vllm_version,
-        graph_max_batch=perf.vllm_graph_max_batch(batch, tokens, space.cluster.gpu),
+        graph_max_batch=perf.vllm_graph_max_batch(
+            batch, tokens, space.cluster.gpu, space.options.vllm_version
+        ),
     )
-    times = perf.replica_step_times(
-        space.model,
-        space.cluster,
-        replica,
-        batch=running,
-        isl=w.isl,
-        osl=w.osl,
-        batched_tokens=tokens,
-        prompt_spread=w.prompt_spread,
-        context=w.running_context,
-    )
-    ttft_s, tps = perf.replica_rates(times, batch=running, osl=w.osl, gpu=space.cluster.gpu)
-    prompt_s = times.prompt_s / shape.pp
-    ttft_s += _queue_s(space, shape, batch, tps, prompt_s)
+    times_at = perf.step_times_at(space.model, space.cluster, replica, w, batched_tokens=tokens)
+    clients = _loop_clients(space, shape, batch)
+    if clients is not None:  # a closed loop: the one rule `perf_at_batch` prices it by
+        loop = perf.closed_loop_rates(
+            times_at,
+            clients=clients,
+            limit=min(running, clients),
+            osl=w.osl,
+            overhead_s=perf.efficiency_for(space.cluster.gpu, "vllm").request_overhead_s,
+        )
+        times, ttft_s, tps = loop.times, loop.ttft_s, loop.tokens_per_s
+        prompt_s = times.prompt_s / shape.pp
+    else:
+        times = times_at(running)
+        ttft_s, tps = perf.replica_rates(times, batch=running, osl=w.osl, gpu=space.cluster.gpu)
+        prompt_s = times.prompt_s / shape.pp
+        ttft_s += _queue_s(space, shape, batch, tps, prompt_s)
     gpus = shape.gpus_per_replica
     usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6
     return times.step_s, ttft_s, tps, usd, prompt_s
+
+
+def _loop_clients(space: ServingSpace, shape: Shape, batch: int) -> float | None:
+    """A closed-loop client's requests per replica at the tuple's replica count (`replicas_at`), as
+    `perf_at_batch` takes them (`Serving.closed_loop` / replicas); None without a closed loop."""
+    w = space.workload
+    if w.closed_loop is None:
+        return None
+    return w.closed_loop / max(shape.replicas_at(batch, w.in_flight), 1)
 
 
 def _queue_s(space: ServingSpace, shape: Shape, batch: int, tokens_per_s: float, prompt_s: float) -> float:
@@ -986,6 +1000,27 @@ def _engine_entry(
         _optimistic_times(t)
         return
     p = ev.perf
+    clients = _loop_clients(space, shape, batch)
+    if clients is not None and 0 < p.output_tokens_per_s_per_replica < math.inf:
+        # A closed loop: the engine's batch, speed and the client's TTFT by `closed_loop_rates`, as
+        # `evaluate_engine` prices the deployment under the whole workload (the decoder's check).
+        p = perf.perf_at_batch(
+            space.model,
+            space.cluster,
+            config,
+            alone,
+            batch=p.batch_size,
+            batch_limit=p.batch_limit,
+            batched_tokens=kv.step_tokens,
+            kv_capacity_seqs=p.kv_capacity_seqs,
+            kv_headroom_bytes=p.kv_headroom_gib * 2**30,
+            engine=engine,
+            nsa_backends=kv.nsa_backends,
+            kv_pool_tokens=kv.pool_tokens_read(space.model.has_sparse_attention),
+            graph_max_batch=kv.cuda_graph_max_batch,
+            graph_sizes=kv.cuda_graph_batch_sizes,
+            clients=clients,
+        )
     if not (0 < p.output_tokens_per_s_per_replica < math.inf):  # no sequence fits: nothing runs
         _optimistic_times(t)
         t.mem_used_kib[-1] = max(t.mem_used_kib[-1], budget + 1)
@@ -993,7 +1028,11 @@ def _engine_entry(
     t.evaluated.append(True)
     t.step_us.append(units.us_up(p.tpot_ms / 1e3))
     prompt_s = p.prompt_ms / 1e3 / shape.pp
-    queue_s = _queue_s(space, shape, batch, p.output_tokens_per_s_per_replica, prompt_s)
+    queue_s = (
+        0.0
+        if clients is not None
+        else _queue_s(space, shape, batch, p.output_tokens_per_s_per_replica, prompt_s)
+    )
     t.ttft_us.append(units.us_up(p.ttft_ms / 1e3 + queue_s))
     t.tps_milli.append(units.milli_tokens_down(p.output_tokens_per_s_per_replica))
     t.cost_micro_usd.append(units.micro_usd(p.usd_per_million_tokens))
