@@ -307,6 +307,12 @@ def cp_comm_problem(
       attention with cp_comm_type='p2p'").
     - Megatron, a2a: TE's `AttnFuncWithCPAndQKVOA2A` asserts that each rank's query and key heads
       are divisible by cp ("The number of attention heads needs to be divisible by CP size!").
+    - Megatron, DeepSeek Sparse Attention layers (`AttentionSpec.sparse_topk`, Megatron-LM's
+      experimental DSA variant), whatever `cp_comm`: Megatron-Core's `TransformerConfig.__post_init__`
+      (megatron/core/transformer/transformer_config.py, `experimental_attention_variant == "dsa"`)
+      asserts every cp_comm_type is allgather when context_parallel_size > 1 ("DSAttention context
+      parallelism currently supports cp_comm_type=allgather only"); the plans price only p2p and a2a,
+      so such a model trains at cp = 1.
     - Megatron, linear-attention (Gated DeltaNet) layers, whatever `cp_comm`: they scatter each
       tensor-parallel rank's key and value heads over cp (megatron/core/ssm/gated_delta_net/gdn.py,
       `feat_dim_split`), so those must divide by cp.
@@ -341,6 +347,12 @@ def cp_comm_problem(
 
 def _megatron_cp_problem(att: AttentionSpec, tp: int, cp: int, cp_comm: str) -> str | None:
     """`cp_comm_problem` for one Megatron attention block (its docstring has the sources)."""
+    if att.sparse_topk:
+        return (
+            f"cp={cp}: Megatron-LM runs DeepSeek Sparse Attention's context parallelism only with "
+            f"cp_comm_type allgather (TransformerConfig.__post_init__), not {cp_comm}, and the planner "
+            "prices p2p and a2a only"
+        )
     if att.kind is AttentionKind.LINEAR:
         keys, values = max(1, att.num_heads // tp), max(1, att.linear_num_value_heads // tp)
         if keys % cp or values % cp:

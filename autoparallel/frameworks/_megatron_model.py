@@ -174,7 +174,8 @@ def architecture_notes(model: ModelSpec) -> list[str]:
             f"DeepSeek Sparse Attention runs as Megatron-LM's experimental DSA variant (indexer of "
             f"{sparse.indexer_heads} heads x {sparse.indexer_head_dim}, top-{sparse.sparse_topk}); it "
             "needs RoPE fusion off (--no-rope-fusion) and, with context parallelism, --cp-comm-type "
-            "allgather (MLATransformerConfig), so a plan with cp > 1 has no Megatron arguments."
+            "allgather (TransformerConfig.__post_init__), which the planner does not price: its plans "
+            "keep such a model at cp = 1 (validation.cp_comm_problem)."
         )
     if mt == "bloom":
         notes.append(
@@ -279,12 +280,14 @@ def attention_args(model: ModelSpec, config: TrainingConfig) -> dict[str, object
       the only switch here the classic families take: Megatron's default biases cover their biases);
     - DeepSeek Sparse Attention: `--experimental-attention-variant dsa` with `--dsa-indexer-n-heads`,
       `--dsa-indexer-head-dim`, `--dsa-indexer-topk` from the spec's indexer (config index_n_heads,
-      index_head_dim, index_topk) and `--no-rope-fusion` (MLATransformerConfig asserts "RoPE fusion is
-      not supported for DSAttention").
+      index_head_dim, index_topk) and `--no-rope-fusion` (TransformerConfig.__post_init__ asserts "RoPE
+      fusion is not supported for DSAttention").
 
     Raises:
         InputError: DeepSeek Sparse Attention with cp > 1: Megatron-LM runs DSA context parallelism only
-            with cp_comm_type allgather (MLATransformerConfig), which the plan does not price.
+            with cp_comm_type allgather (TransformerConfig.__post_init__), which the plan does not
+            price; the planner never offers such a plan (`validation.cp_comm_problem`), a hand-written
+            config reaches this.
     """
     args: dict[str, object] = {}
     share = _rotary_percent(model)
@@ -313,7 +316,7 @@ def attention_args(model: ModelSpec, config: TrainingConfig) -> dict[str, object
         if config.cp > 1:
             raise InputError(
                 f"DeepSeek Sparse Attention with cp={config.cp}: Megatron-LM runs DSA context parallelism "
-                f"only with --cp-comm-type allgather (MLATransformerConfig), and the plan prices "
+                f"only with --cp-comm-type allgather (TransformerConfig.__post_init__), and the plan prices "
                 f"{config.cp_comm}; a plan at cp=1 has Megatron arguments"
             )
         args["--experimental-attention-variant"] = "dsa"

@@ -69,7 +69,8 @@ def enumerate_training(
     Every (shape, micro-batch, state mode) that passes the batch identity and the ZeRO/pipeline rule is
     evaluated; recompute is one mode for all stages, or with `options.per_stage_recompute` each stage's
     fastest mode that fits (exact for the time objectives: the step time grows with every stage time).
-    Objectives: throughput (least step time), mfu / cost (least GPUs × step time), memory (least peak).
+    Objectives: throughput (least step time), mfu / cost (least GPUs × step time), memory (least peak,
+    then least step time: the planner's chain, `objectives.DEFAULT_CHAINS`).
 
     Raises:
         InfeasibleError: no point fits.
@@ -83,7 +84,7 @@ def enumerate_training(
     if objective == "memory":
         modes = modes[::-1]
     start = time.perf_counter()
-    best: tuple[float, TrainingConfig, TrainingMemoryReport, TrainingPerf] | None = None
+    best: tuple[tuple[float, ...], TrainingConfig, TrainingMemoryReport, TrainingPerf] | None = None
     evaluated = 0
     for shape in space.shapes:
         for micro in space.micro_batches:
@@ -100,20 +101,21 @@ def enumerate_training(
                     value = {"throughput": perf.step_time_s, "memory": memory.peak_gib}.get(
                         objective, perf.step_time_s * cfg.world_size
                     )
-                    if best is None or value < best[0]:
-                        best = (value, cfg, memory, perf)
+                    rank: tuple[float, ...] = (value, perf.step_time_s) if objective == "memory" else (value,)
+                    if best is None or rank < best[0]:
+                        best = (rank, cfg, memory, perf)
     if best is None:
         raise InfeasibleError(
             f"no uniform-stage training layout of {model.name} fits {cluster.world_size} x "
             f"{cluster.gpu.name}",
             ("enumeration found no point that fits",),
         )
-    value, cfg, memory, perf = best
+    rank, cfg, memory, perf = best
     return TrainingEnumeration(
         config=cfg,
         memory=memory,
         perf=perf,
-        objective_value=value,
+        objective_value=rank[0],
         evaluated=evaluated,
         wall_s=time.perf_counter() - start,
     )

@@ -143,6 +143,11 @@ def binding_constraints(
             who = f"stages {modes} recompute activations"
         keep = sp.recompute_modes[fastest].value
         out.append(f"recompute: {who}; keeping activations ({keep}) would not fit or not pay off")
+    cp_rule = sp.excluded.get("cp_comm_rule", ())
+    if config.cp == 1 and cp_rule and all(shape.cp == 1 for shape in sp.shapes):
+        # Every cp > 1 the sequence allowed was removed by how its ranks would exchange
+        # (`validation.cp_comm_problem`): say so, or the plan reads as if cp = 1 had won on speed.
+        out.append(f"cp_comm_rule: cp stays 1: {cp_rule[0]}")
     if config.pp > 1:
         times = perf.stage_times_s
         slow = max(range(len(times)), key=lambda s: times[s])

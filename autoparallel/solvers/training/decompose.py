@@ -24,6 +24,14 @@ CP-SAT), so they stay off.
 
 The runner-up (the best plan of another shape) comes from the same pass: triples of other shapes are
 kept while their bound is below the best other-shape value found.
+
+With a tie-break (`plan --train --objective memory`: the least peak, then the shortest step, as the
+serving planner's memory chain breaks its ties by throughput), a value is the pair (peak MiB, step
+µs), compared lexicographically: a triple's bound is (`peak_floor_mib`, its step bound), each
+sub-model is solved lexicographically (`driver.optimize`, peak then step) with the cut "(peak, step)
+below the incumbent's" (peak ≤ P and, by one literal, peak < P or step < S), and a triple whose peak
+floor only equals the incumbent's peak is solved, not pruned, as it may hold a faster plan of that
+peak. The windows bound the peak alone.
 """
 
 from __future__ import annotations
@@ -35,10 +43,13 @@ from dataclasses import dataclass, field, replace
 from autoparallel.errors import SolverTimeoutError
 from autoparallel.solvers import driver
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.solvers.training.encoder import build
+from autoparallel.solvers.training.encoder import EncodedTraining, build
 from autoparallel.solvers.training.objective import point_value
 from autoparallel.solvers.training.points import Point, PointBound, Triple, peak_floor_mib
 from autoparallel.solvers.training.tables import Table2, TrainingTables
+
+Value = tuple[int, ...]
+"""A point's objective value: (objective,), or (objective, tie-break), compared lexicographically."""
 
 
 def restrict(t: TrainingTables, key: Triple) -> TrainingTables:
@@ -100,8 +111,9 @@ class Decomposed:
     """Seconds spent building the sub-models."""
     runner_exact: bool = True
     """The runner-up is the best of the other shapes (False: the deadline came first)."""
-    values: dict[Triple, int] = field(default_factory=dict)
-    """Proven optimum step µs of each triple solved to optimality."""
+    values: dict[Triple, Value] = field(default_factory=dict)
+    """Proven optimum value (`Value`: the objective, then the tie-break) of each triple solved to
+    optimality."""
 
 
 def solve_by_triples(
@@ -112,33 +124,47 @@ def solve_by_triples(
     deadline: float,
     runner_up: bool,
     objective: str = "throughput",
+    tie_break: str | None = None,
 ) -> Decomposed:
     """The least value of `objective` (`throughput`: the step time; `memory`: the peak stage memory)
     over every triple in `bounds` (triples absent from it cannot fit), by increasing lower bound with
     pruning; and, with `runner_up`, the best point of another shape. The lower bounds: the step
-    bounds of `bounds`, or `points.peak_floor_mib`.
+    bounds of `bounds`, or `points.peak_floor_mib`. With `tie_break` (`throughput` after `memory`),
+    the least value of the pair (objective, tie-break), lexicographically (the module docstring);
+    `run.primary` stays the first objective's (value, bound).
 
     Raises:
         SolverTimeoutError: the deadline came before any plan was found (and no `hint`).
     """
+    if tie_break is not None and (objective, tie_break) != ("memory", "throughput"):
+        raise ValueError(f"no decomposition of {objective!r} broken by {tie_break!r}")
+    names = (objective,) if tie_break is None else (objective, tie_break)
     out = Decomposed(best=None, runner_up=None, run=driver.Run(settings, deadline=deadline))
-    best_of_shape: dict[int, tuple[int, Point]] = {}
-    low = {  # proven lower bounds, raised by sub-solves
-        key: b.step_us if objective == "throughput" else peak_floor_mib(t, key) for key, b in bounds.items()
-    }
+    best_of_shape: dict[int, tuple[Value, Point]] = {}
+
+    def floor(key: Triple) -> Value:
+        b = bounds[key]
+        if objective == "throughput":
+            return (b.step_us,)
+        return (peak_floor_mib(t, key),) if tie_break is None else (peak_floor_mib(t, key), b.step_us)
+
+    def value_of(point: Point) -> Value:
+        return tuple(point_value(t, point, n) for n in names)
+
+    low = {key: floor(key) for key in bounds}  # proven lower bounds, raised by sub-solves
     exact = out.values
     built: set[Triple] = set()
 
-    def offer(point: Point, value: int) -> None:
+    def offer(point: Point, value: Value) -> None:
         cur = best_of_shape.get(point.shape)
         if cur is None or value < cur[0]:
             best_of_shape[point.shape] = (value, point)
 
-    def top() -> tuple[tuple[int, Point] | None, tuple[int, Point] | None]:
+    def top() -> tuple[tuple[Value, Point] | None, tuple[Value, Point] | None]:
         ranked = sorted(best_of_shape.values(), key=lambda vp: (vp[0], vp[1].shape))
         return (ranked[0] if ranked else None), (ranked[1] if len(ranked) > 1 else None)
 
-    def cutoff(key: Triple, second: bool) -> int | None:
+    def cutoff(key: Triple, second: bool) -> Value | None:
         """The value a triple must beat to matter (None: any value matters)."""
         first, other = top()
         if first is None:
@@ -148,7 +174,7 @@ def solve_by_triples(
         return None if other is None else other[0]
 
     if hint is not None:
-        offer(hint, point_value(t, hint, objective))
+        offer(hint, value_of(hint))
     order = sorted(bounds, key=lambda k: (low[k], k))
     for second in (False, True) if runner_up else (False,):
         for key in order:
@@ -157,18 +183,18 @@ def solve_by_triples(
                 continue
             if time.perf_counter() >= deadline - driver.MIN_SOLVE_S:
                 break
-            for cut in _windows(low[key], limit):
+            for cut in _cuts(low[key], limit):
                 found, status, bound = _solve_triple(
-                    t, key, bounds[key], cut, best_of_shape.get(key[0]), out, objective, low[key]
+                    t, key, bounds[key], cut, best_of_shape.get(key[0]), out, names, low[key]
                 )
                 if status != "INFEASIBLE" or cut is None or cut == limit:
                     break
-                low[key] = cut  # nothing within the window: look past it
+                low[key] = max(low[key], cut + low[key][len(cut) :])  # nothing within the window
             built.add(key)
             if status == "INFEASIBLE":  # nothing below the cutoff (or nothing at all)
                 low[key] = max(low[key], limit if limit is not None else NEVER)
             elif found is not None:
-                value = point_value(t, found, objective)
+                value = value_of(found)
                 offer(found, value)
                 low[key] = value if status == "OPTIMAL" else max(low[key], bound)
                 if status == "OPTIMAL":
@@ -185,7 +211,7 @@ def solve_by_triples(
     value, out.best = first
     open_lows = [low[key] for key in bounds if key not in exact and low[key] < value]
     out.left = len(open_lows)
-    out.run.primary = (float(value), float(min([value, *open_lows])))
+    out.run.primary = (float(value[0]), float(min([value, *open_lows])[0]))
     out.run.status = "OPTIMAL" if not open_lows else "FEASIBLE"
     if runner_up and other is not None:
         out.runner_up = other[1]
@@ -195,8 +221,8 @@ def solve_by_triples(
     return out
 
 
-NEVER = 2**62
-"""The lower bound of a triple proven infeasible."""
+NEVER: Value = (2**62,)
+"""The lower bound of a triple proven infeasible (above every value, whatever its length)."""
 
 WINDOW_PERMILLE = 20
 """The first window's width above a triple's bound, ‰: here (the module docstring) and in
@@ -213,34 +239,62 @@ def _windows(low: int, limit: int | None) -> Iterator[int | None]:
     yield limit
 
 
+def _cuts(low: Value, limit: Value | None) -> Iterator[Value | None]:
+    """`_windows` on values: with no `limit`, the windows on the first objective (one-element cuts:
+    that objective alone below the window), then no cut; else `limit` alone."""
+    if limit is not None:
+        yield limit
+        return
+    for window in _windows(low[0], None):
+        yield None if window is None else (window,)
+
+
+def _cut_below(sub: EncodedTraining, names: tuple[str, ...], limit: Value) -> None:
+    """Constrain `sub` to values (of `names`) lexicographically below `limit`: the first objective
+    below a one-element limit; with two, the first at most limit[0], and (by one literal) the first
+    below it or the second below limit[1]."""
+    first = sub.objective_expr(names[0])
+    if len(limit) == 1:
+        sub.model.add(first <= limit[0] - 1).with_name("cutoff")
+        return
+    sub.model.add(first <= limit[0]).with_name("cutoff")
+    below = sub.model.new_bool_var("cutoff[first_below]")
+    sub.model.add(first <= limit[0] - 1).only_enforce_if(below)
+    sub.model.add(sub.objective_expr(names[1]) <= limit[1] - 1).only_enforce_if(below.Not())
+
+
 def _solve_triple(
     t: TrainingTables,
     key: Triple,
     bound: PointBound,
-    limit: int | None,
-    incumbent: tuple[int, Point] | None,
+    limit: Value | None,
+    incumbent: tuple[Value, Point] | None,
     out: Decomposed,
-    objective: str = "throughput",
-    floor: int | None = None,
-) -> tuple[Point | None, str, int]:
-    """One sub-model: the triple's best point of `objective` below `limit` (None: unbounded), CP-SAT's
-    status and bound (`floor`, default the step bound, when it finds nothing). Seeded with the
-    incumbent of the same shape when it is this triple."""
+    objective: str | tuple[str, ...] = "throughput",
+    floor: Value | int | None = None,
+) -> tuple[Point | None, str, Value]:
+    """One sub-model: the triple's best point of `objective` (a name, or names for a lexicographic
+    order) below `limit` (None: unbounded), CP-SAT's status and a lower bound on the triple's value
+    below the limit (`floor`, default the step bound, when CP-SAT proves none higher: its bound on
+    the first objective, then `floor`'s rest). Seeded with the incumbent of the same shape when it is
+    this triple."""
+    names = (objective,) if isinstance(objective, str) else objective
     start = time.perf_counter()
     sub = build(restrict(t, key), {(0, 0, 0): bound})
     if limit is not None:
-        sub.model.add(sub.objective_expr(objective) <= limit - 1).with_name("cutoff")
+        _cut_below(sub, names, limit)
     if incumbent is not None and (incumbent[1].micro, incumbent[1].state) == key[1:]:
         sub.hint(replace(incumbent[1], shape=0, micro=0, state=0))
     out.build_s += time.perf_counter() - start
     run = driver.Run(out.run.settings, deadline=out.run.deadline)
     try:
-        found = driver.optimize(sub, (objective,), run)
+        found = driver.optimize(sub, names, run)
     except SolverTimeoutError:
         found = None
     out.run.wall_s += run.wall_s
     out.run.solves += run.solves
+    floor = (bound.step_us,) if floor is None else (floor,) if isinstance(floor, int) else floor
     if found is None:
-        return None, run.status, bound.step_us if floor is None else floor
+        return None, run.status, floor
     point = replace(found, shape=key[0], micro=key[1], state=key[2])
-    return point, run.status, int(run.primary[1])
+    return point, run.status, max(floor, (int(run.primary[1]), *floor[1:]))

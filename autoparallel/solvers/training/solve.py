@@ -204,9 +204,11 @@ def solve_training(
     clock.lap("bounds_hints")
     runner_point: Point | None = None
     enc: EncodedTraining | None = None
-    if (single := _decomposable(chain, t)) is not None:
-        # The step time or the peak memory alone: exact decomposition over (shape, micro-batch, state).
-        parts = solve_by_triples(t, bounds, hint, settings, deadline, options.runner_up, single)
+    if (names := _decomposable(chain, t, settings)) is not None:
+        # The step time, or the peak memory (then the step time): exact decomposition over (shape,
+        # micro-batch, state).
+        tie = names[1] if len(names) > 1 else None
+        parts = solve_by_triples(t, bounds, hint, settings, deadline, options.runner_up, names[0], tie)
         clock.lap("cpsat")
         if parts.best is None:
             raise _nothing_fits(t, bounds, settings, deadline)
@@ -270,14 +272,18 @@ def _nothing_fits(
     return explain_infeasible(t, core)
 
 
-def _decomposable(chain: Chain, t: TrainingTables) -> str | None:
-    """The objective `solve_by_triples` solves for `chain`, or None: `throughput` (the step time:
+def _decomposable(chain: Chain, t: TrainingTables, settings: SolverSettings) -> tuple[str, ...] | None:
+    """The objectives `solve_by_triples` solves for `chain`, or None: ("throughput",) (the step time:
     throughput, or mfu / cost when every shape uses as many GPUs, `training/objective.py` then
-    minimizing the step time itself) or `memory` (the peak stage memory) alone."""
+    minimizing the step time itself), ("memory",) (the peak stage memory alone) or ("memory",
+    "throughput") (the peak, then the step time, exactly: without the settings' lexicographic
+    tolerance, which the whole model applies)."""
     if chain in (("throughput",), ("memory",)):
-        return chain[0]
+        return chain
+    if chain == ("memory", "throughput") and settings.lexicographic_tolerance == 0:
+        return chain
     same_world = len({s.world for s in t.space.shapes}) == 1
-    return "throughput" if chain in (("mfu",), ("cost",)) and same_world else None
+    return ("throughput",) if chain in (("mfu",), ("cost",)) and same_world else None
 
 
 class _Clock:
