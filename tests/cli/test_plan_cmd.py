@@ -451,7 +451,7 @@ def test_training_headroom_objective_from_the_cli(capsys: pytest.CaptureFixture[
         "5",
     ]
     assert main(argv) == 0
-    assert json.loads(capsys.readouterr().out)["objective"] == "memory"
+    assert json.loads(capsys.readouterr().out)["objective"] == "memory>throughput"
 
 
 def test_a_training_objective_for_serving_is_a_clear_input_error(capsys: pytest.CaptureFixture[str]) -> None:
