@@ -18,6 +18,7 @@ from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving
 from autoparallel.perf.serving_engines import EngineEvaluation, engine_estimate, held_tokens
 from autoparallel.solvers import units
+from autoparallel.solvers.serving.space import kv_bound_cap
 from autoparallel.solvers.settings import SolverSettings, SolverStats
 from autoparallel.workload import ms_over
 
@@ -215,9 +216,12 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
             )
     elif space.is_kv_index(b):
         tokens = w.isl + w.osl // 2 if engine == "vllm" else held_tokens(w, engine, 1)
+        holds = f"{estimate.perf.kv_capacity_seqs} sequences of {tokens:,} tokens"
         out.append(
-            f"kv_cache: max_num_seqs={here} is the most the KV cache holds "
-            f"({estimate.perf.kv_capacity_seqs} sequences of {tokens:,} tokens)"
+            f"max_num_seqs: {here} is the most {ENGINE_NAMES[engine]} runs by default (its KV cache "
+            f"holds more: {holds})"
+            if here == kv_bound_cap(engine, shape.pp)
+            else f"kv_cache: max_num_seqs={here} is the most the KV cache holds ({holds})"
         )
     else:
         out.append(f"max_num_seqs: {here} is the largest allowed value")

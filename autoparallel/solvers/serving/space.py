@@ -831,7 +831,9 @@ def _kv_bound(space: ServingSpace, t: ServingTables, first: int, s: int, r: int,
     """The KV-bound max_num_seqs of (shape s, runtime r, max_model_len m), 0 when none: the largest
     batch `_holds` admits, found by bisection between the largest grid value whose entry holds (its
     table row at `first` + b · M + m) and the next grid value, or `kv_bound_cap` above the grid's top
-    (none when the cap itself holds: the KV cache does not bind there); on TensorRT-LLM rounded down
+    (the cap itself when it holds: SGLang's and TensorRT-LLM's caps, 4,096 slots and 2,048 × pp, lie
+    above the grid, and a cache that holds more than the grid's top runs them: Qwen3-0.6B on one
+    H200 at 128 / 256 tokens, TensorRT-LLM, 1,024 -> 2,048 sequences); on TensorRT-LLM rounded down
     to a multiple of pp (`trtllm_batch_problem`); none when it is a grid value."""
     grid, n_m, top = space.batches, len(space.max_model_lens), max(space.budget_kib)
     holding = [k for k in range(len(grid)) if t.mem_used_kib[first + k * n_m + m] <= top]
@@ -844,8 +846,10 @@ def _kv_bound(space: ServingSpace, t: ServingTables, first: int, s: int, r: int,
         hi = grid[k + 1]
     else:
         hi = kv_bound_cap(engine, shape.pp)
-        if hi <= lo or _holds(space, s, r, hi, m):
+        if hi <= lo:
             return 0
+        if _holds(space, s, r, hi, m):  # the KV cache does not bind below the engine's cap
+            return hi if hi not in grid else 0
     while hi - lo > 1:  # lo holds, hi does not
         mid = (lo + hi) // 2
         if _holds(space, s, r, mid, m):
