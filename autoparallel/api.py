@@ -21,9 +21,9 @@ from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.loader import served_id
 from autoparallel.objectives import label as objective_label
 from autoparallel.objectives import parse_objective
-from autoparallel.perf.serving_engines import at_request_rate
+from autoparallel.perf.serving_engines import at_request_rate, memory_knob_problem
 from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan
-from autoparallel.solvers.serving.space import ServingOptions, foreign_memory_knob, given_memory_knob
+from autoparallel.solvers.serving.space import ServingOptions, given_memory_knob
 from autoparallel.solvers.settings import SolverSettings, given_settings
 from autoparallel.solvers.training.space import TrainingOptions
 from autoparallel.validation import (
@@ -411,13 +411,9 @@ def evaluate(
     if not isinstance(engine, str) or engine not in ENGINE_NAMES:
         raise InputError(f"unknown serving engine {engine!r}; choose one of: {', '.join(ENGINE_NAMES)}")
     _require_nsa_backends(nsa_backends, engine, m, mid)
-    # A value set by the caller, other than the default a plan's own config carries on any engine.
-    util, default = (
-        config.gpu_memory_utilization,
-        ServingConfig.model_fields["gpu_memory_utilization"].default,
-    )
-    knob = foreign_memory_knob((engine,), "gpu_memory_utilization")
-    if knob is not None and "gpu_memory_utilization" in config.model_fields_set and util != default:
+    # Another engine's KV-pool knob would be silently ignored (vLLM's at other than the default a plan's
+    # own config carries on any engine).
+    if (knob := memory_knob_problem(config, engine)) is not None:
         raise InputError(knob)
     config = _with_context(config, w, m)
     problem = engine_runtime_problem(engine, config.quantization, config.kv_cache_dtype, m, c.gpu)

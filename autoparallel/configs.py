@@ -109,10 +109,18 @@ class ServingConfig(_Frozen):
     """Longest prompt + output per request (`--max-model-len`)."""
     max_num_batched_tokens: int | None = Field(default=None, ge=1, le=BOUNDS["max_num_batched_tokens"].hi)
     """Token budget per scheduler step (`--max-num-batched-tokens`); None: vLLM's default."""
-    gpu_memory_utilization: float = Field(
-        default=VLLM_GPU_MEMORY_UTILIZATION, gt=0, le=1, allow_inf_nan=False
-    )
+    gpu_memory_utilization: float = Field(VLLM_GPU_MEMORY_UTILIZATION, gt=0, le=1, allow_inf_nan=False)
     """Fraction of GPU memory vLLM may use (`--gpu-memory-utilization`)."""
+    mem_fraction_static: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    """SGLang's `--mem-fraction-static`: (weights + KV pool) / GPU memory (memory/sglang.py); None:
+    SGLang's own default, which `ServerArgs._handle_gpu_memory_settings` computes only when the flag is
+    unset (`memory.sglang.default_mem_fraction_static`). Another engine refuses it
+    (`perf.serving_engines.memory_knob_problem`)."""
+    free_gpu_memory_fraction: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    """TensorRT-LLM's `kv_cache_config.free_gpu_memory_fraction`: the share of the memory free after
+    loading that `KvCacheCreator._cal_max_memory` gives the KV pool (memory/trtllm.py); None: its
+    default, `memory.trtllm.DEFAULT_FREE_GPU_MEMORY_FRACTION`. Another engine refuses it
+    (`perf.serving_engines.memory_knob_problem`)."""
     kv_cache_dtype: KvCacheDtype = "auto"
     """`--kv-cache-dtype`: `auto` (the model dtype), `bfloat16`, `float16` or an fp8 variant."""
     quantization: str | None = None
@@ -284,7 +292,7 @@ class TrainingConfig(_Frozen):
 def config_dict(config: ServingConfig | TrainingConfig, engine: str | None = None) -> dict[str, Any]:
     """A configuration's JSON (`model_dump(mode="json")`) without vLLM's `gpu_memory_utilization` when it
     runs on another engine (SGLang and TensorRT-LLM size their pools by their own rules,
-    `solvers.serving.space.MEMORY_KNOBS`), as `ServingPlan.to_dict` leaves it out: the one rule of
+    `perf.serving_engines.ENGINE_MEMORY_KNOBS`), as `ServingPlan.to_dict` leaves it out: the one rule of
     `RunnerUp.to_dict`, `api._optimum` and `engine_compare._row` (docs/sweeps.md: empty for those
     engines, "as in plan --json")."""
     out = config.model_dump(mode="json")

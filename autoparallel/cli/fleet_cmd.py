@@ -46,8 +46,10 @@ def add_fleet_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def wants_fleet(args: argparse.Namespace) -> bool:
-    """--fleet, or a cluster of several pools, or a deployment-only objective."""
+def wants_fleet(args: argparse.Namespace, workload: Serving | None = None) -> bool:
+    """--fleet, or a cluster of several pools, or a deployment-only objective, or cost at a rate
+    (`_cost_at_a_rate`, decided on `workload`: the workload resolved from the flags over the workload
+    file or preset; None only with --fleet or --train, which need none)."""
     if args.fleet:
         if args.model is not None:
             raise InputError("give either MODEL or --fleet FILE, not both")
@@ -56,31 +58,62 @@ def wants_fleet(args: argparse.Namespace) -> bool:
         return True
     if args.train:
         return False
+    if _cluster(args).is_mixed or _objective(args) in FLEET_OBJECTIVES:
+        return True
+    assert workload is not None, "plan MODEL decides cost at a rate on its resolved workload"
+    return _cost_at_a_rate(args, workload)
+
+
+def _objective(args: argparse.Namespace) -> str | None:
+    """--objective by its canonical name (an alias resolved); None when not given."""
     from autoparallel.objectives import ALIASES
 
-    objective = ALIASES.get(args.objective, args.objective) if args.objective is not None else None
-    return _cluster(args).is_mixed or objective in FLEET_OBJECTIVES or _cost_at_a_rate(args)
+    return ALIASES.get(args.objective, args.objective) if args.objective is not None else None
 
 
-def _cost_at_a_rate(args: argparse.Namespace) -> bool:
-    """`--objective cost` with a request rate (a flag or the workload file's) asks for the $/hour that
-    sustains the rate: the deployment planner's cost, which sizes the replicas to the rate, where the
-    single-engine planner's replica count is the most the GPUs hold and its cost $ per million tokens at
-    capacity (DeepSeek-V3 on 64x8xH100 at 20 req/s: 512 GPUs there, 48 here). Not with
-    `--num-prompts`, `--burstiness` or `--top`, which ask for one engine's replay or ranking: the
-    single-engine plan answers them, the whole-cluster section beside it at $/hour."""
+def _cost_at_a_rate(args: argparse.Namespace, workload: Serving) -> bool:
+    """`--objective cost` with a request rate asks for the $/hour that sustains the rate: the deployment
+    planner's cost, which sizes the replicas to the rate, where the single-engine planner's replica
+    count is the most the GPUs hold and its cost $ per million tokens at capacity (DeepSeek-V3 on
+    64x8xH100 at 20 req/s: 512 GPUs there, 48 here). Not for a finite benchmark (`num_prompts`, with
+    its `burstiness`) or with `--top`, which ask for one engine's replay or ranking: the single-engine
+    plan answers them, the whole-cluster section beside it at $/hour. Decided on `workload`, the
+    workload as resolved (the flags over the workload file or preset): a workload file carrying
+    `num_prompts` went to the deployment planner (no replay, no note) where the same as flags got the
+    replay. A file's burstiness without `num_prompts` asks for no replay (both planners take the mean
+    rate, and say so: `unused_burstiness`)."""
     if args.objective != "cost":
         return False
-    replay = getattr(args, "num_prompts", None) is not None or getattr(args, "burstiness", None) is not None
-    if replay or (getattr(args, "top", None) or 1) > 1:
+    if workload.num_prompts is not None or (getattr(args, "top", None) or 1) > 1:
         return False  # one engine's benchmark replay or ranking: its plan, the deployment beside it
-    if getattr(args, "request_rate", None) is not None:
-        return True
-    if getattr(args, "workload_file", None):
-        from autoparallel.workload_profile import load_workload_file
+    return workload.request_rate is not None
 
-        return load_workload_file(args.workload_file).request_rate is not None
-    return False
+
+def deployment_reason(args: argparse.Namespace) -> str:
+    """Why `plan` sends this request to the deployment planner (`wants_fleet`), for a refusal of what
+    it lacks: the --fleet file, the mixed-pool cluster, or the objective only it plans."""
+    if args.fleet:
+        return "a --fleet file is planned by the deployment planner"
+    if args.cluster is not None and _cluster(args).is_mixed:
+        return f"a cluster of several GPU pools ({args.cluster}) is planned by the deployment planner"
+    return f"--objective {args.objective} is planned by the deployment planner"
+
+
+def unreplayed_prompts(workload: Serving, how: str) -> str | None:
+    """The note that a workload file's finite benchmark (`num_prompts`, with its arrivals' burstiness)
+    is not replayed where the deployment planner plans it: it plans the benchmark's steady state (an
+    open loop at the rate, or the prompts sent at once: `DeploymentSpace.open_loop_prompts`,
+    `burst_prompts`); `--num-prompts` itself is refused there (`plan_cmd.cmd_plan`), a file's cannot be
+    dropped on the command line. `how`: why the deployment planner plans it (`deployment_reason`).
+    None: no finite benchmark."""
+    if workload.num_prompts is None:
+        return None
+    shaped = f" (burstiness {workload.burstiness:g})" if workload.burstiness != 1.0 else ""
+    return (
+        f"the workload file's {workload.num_prompts} prompts{shaped} are planned as the deployment's steady "
+        f"state, not replayed: {how}, which has no replay (plan one GPU pool at a single-engine objective "
+        "to replay them)"
+    )
 
 
 def _gpus(args: argparse.Namespace) -> tuple[GPU, ...]:
@@ -281,13 +314,13 @@ def vllm_memory_knob(engines: tuple[str, ...], given: bool) -> None:
     if not given:
         return
     from autoparallel.perf.engine_support import ENGINE_NAMES
-    from autoparallel.solvers.serving.space import MEMORY_KNOBS, foreign_memory_knob
+    from autoparallel.solvers.serving.space import foreign_memory_knob, own_memory_knobs
 
     if (problem := foreign_memory_knob(engines, "--gpu-memory-utilization")) is not None:
         raise InputError(problem)
     others = [e for e in engines if e != "vllm"]
     names = " and ".join(ENGINE_NAMES[e] for e in others)
-    knobs = ", ".join(MEMORY_KNOBS[e] for e in others)
+    knobs = own_memory_knobs(others)
     if others:
         print(
             f"note: --gpu-memory-utilization sizes vLLM's pool only; {names} are planned at their own "

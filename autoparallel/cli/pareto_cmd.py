@@ -155,10 +155,11 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     if args.objectives is None:
         args.objectives = ",".join(api.DEFAULT_FRONT_OBJECTIVES["training" if args.train else "serving"])
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
-    if args.disagg is not None and args.engine not in (None, "vllm"):
+    if args.disagg in ("on", "auto") and args.engine not in (None, "vllm"):
+        # `off` asks for aggregated deployments only, which the deployment planner plans on every engine.
         raise InputError(
-            f"--disagg plans vLLM prefill/decode deployments (NIXL); "
-            f"--engine {args.engine} does not apply to it"
+            f"--disagg {args.disagg} plans vLLM prefill/decode engines (NIXL KV transfer); --engine "
+            f"{args.engine} has none: use --disagg off (aggregated deployments) or --engine vllm"
         )
     if args.disagg is not None:
         return _deployment_front(args, objectives)
@@ -170,11 +171,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         )
     weights = _checked_outputs(args, objectives)
     settings = api.SolverSettings.create(time_limit_s=args.time_limit)
-    options = training_options(args)
-    if args.engine not in ("vllm", *TRAINING_ENGINES):
-        from autoparallel.solvers.serving.space import ServingOptions
-
-        options = ServingOptions(engines=engines_of(args.engine))
+    options = training_options(args) if args.train else _engine_options(args.engine)
     with progress_bar(None, args.progress, unit=" points") as bar:
         front = api.pareto(
             args.model,
@@ -236,6 +233,16 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine_options(engine: str | None) -> Any:
+    """ServingOptions with the engines of a serving `--engine` other than vLLM (`engines_of`); None:
+    the planner's defaults (vLLM)."""
+    if engine in (None, "vllm", *TRAINING_ENGINES):
+        return None
+    from autoparallel.solvers.serving.space import ServingOptions
+
+    return ServingOptions(engines=engines_of(engine))
+
+
 def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> int:
     """`pareto MODEL --cluster C --disagg auto|on|off`: the mixed front (aggregated and disaggregated); a
     point whose TTFT is unbounded (no --ttft-ms) shows it as such, with a note, and as null in JSON."""
@@ -265,6 +272,7 @@ def _deployment_front(args: argparse.Namespace, objectives: tuple[str, ...]) -> 
             disagg=args.disagg,
             points=args.points,
             settings=api.SolverSettings.create(time_limit_s=args.time_limit),
+            options=_engine_options(args.engine),
             on_point=lambda _: bar.update(1),
         )
     chosen = front.pick(weights, args.normalize) if weights else None

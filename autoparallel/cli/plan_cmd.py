@@ -12,6 +12,7 @@ from autoparallel import objectives
 from autoparallel.bounds import cpu_cores, first_error, input_error
 from autoparallel.cli import disagg_cmd, fleet_cmd
 from autoparallel.cli._output import bounded, quantization_value, refuse_overwrite, strict_json
+from autoparallel.configs import TRAINING_PRECISIONS
 from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.perf.sparse_attention import SGLANG_NSA_BACKENDS
 
@@ -80,7 +81,10 @@ def _add_training_workload(p: argparse.ArgumentParser) -> None:
         "--tokens", type=bounded("tokens", integer=False), help="training token budget (time, cost)"
     )
     p.add_argument(
-        "--precision", choices=("bf16", "fp8"), default=None, help="training precision (default bf16)"
+        "--precision",
+        choices=TRAINING_PRECISIONS,
+        default=None,
+        help="training precision (default bf16; fp16: Megatron --fp16, DeepSpeed fp16)",
     )
 
 
@@ -120,6 +124,7 @@ def add_plan_parser(sub: Any) -> None:
     allowed.add_argument("--kv-cache-dtype", default=None, help="allowed KV-cache dtypes, e.g. auto,fp8")
     allowed.add_argument("--quantization", default=None, help="allowed weight quantizations, e.g. none,fp8")
     allowed.add_argument("--gpu-memory-utilization", default=None, help="allowed values, e.g. 0.9,0.92,0.95")
+    add_engine_memory_flags(allowed, planned=True)
     allowed.add_argument(
         "--max-model-len", type=bounded("max_model_len"), default=None, help="context to serve"
     )
@@ -138,6 +143,62 @@ def add_plan_parser(sub: Any) -> None:
 
 SERVING_ENGINES = ("vllm", "sglang", "trtllm", "auto")
 TRAINING_ENGINES = ("megatron", "deepspeed")
+
+
+def add_engine_memory_flags(p: Any, *, planned: bool = False) -> None:
+    """`--mem-fraction-static` (SGLang) and `--free-gpu-memory-fraction` (TensorRT-LLM), the engines' own
+    KV-pool knobs (`perf.serving_engines.ENGINE_MEMORY_KNOBS`); `planned`: on `plan`, which refuses them
+    (`refuse_engine_memory_flags`)."""
+    fraction = bounded("gpu_memory_utilization", integer=False)
+    planner = " evaluate prices another value; plan takes the default (refused here)." if planned else ""
+    p.add_argument(
+        "--mem-fraction-static",
+        type=fraction,
+        default=None,
+        help="SGLang: (weights + KV pool) / GPU memory (default: SGLang's own by GPU and layout)." + planner,
+    )
+    p.add_argument(
+        "--free-gpu-memory-fraction",
+        type=fraction,
+        default=None,
+        help="TensorRT-LLM: kv_cache_config.free_gpu_memory_fraction, the KV pool's share of the memory "
+        "free after loading (default 0.9)." + planner,
+    )
+
+
+def refuse_engine_memory_flags(args: argparse.Namespace) -> None:
+    """`plan` sizes SGLang's and TensorRT-LLM's pools at their defaults: the serving planner's tables
+    take no fixed value of their knobs (the solvers' ServingOptions has vLLM's
+    gpu_memory_utilizations only), so a given one is refused, not silently dropped; `evaluate` prices it.
+
+    Raises:
+        InputError: --mem-fraction-static or --free-gpu-memory-fraction given.
+    """
+    from autoparallel.perf.engine_support import ENGINE_NAMES
+    from autoparallel.perf.serving_engines import ENGINE_MEMORY_KNOBS
+
+    for engine in ("sglang", "trtllm"):
+        field, flag, _ = ENGINE_MEMORY_KNOBS[engine]
+        if getattr(args, field, None) is not None:
+            raise InputError(
+                f"{flag}: the planner sizes {ENGINE_NAMES[engine]}'s KV pool at its default (its tables "
+                f"take no fixed value); price a plan at {flag} {getattr(args, field):g} with "
+                f"`autoparallel evaluate MODEL --engine {engine} ... {flag} {getattr(args, field):g}`"
+            )
+
+
+def refuse_foreign_memory_flags(args: argparse.Namespace) -> None:
+    """`evaluate --engine E` with another engine's KV-pool flag (`ENGINE_MEMORY_KNOBS`), which E would
+    silently ignore: refused, pointing to E's own.
+
+    Raises:
+        InputError: such a flag given.
+    """
+    from autoparallel.perf.serving_engines import ENGINE_MEMORY_KNOBS, memory_knob_text
+
+    for owner, (field, _, _) in ENGINE_MEMORY_KNOBS.items():
+        if owner != args.engine and getattr(args, field, None) is not None:
+            raise InputError(memory_knob_text(owner, args.engine, flags=True))
 
 
 def add_engine_argument(p: argparse.ArgumentParser) -> None:
@@ -246,8 +307,12 @@ def add_evaluate_parser(sub: Any) -> None:
     p.add_argument("--max-model-len", type=bounded("max_model_len"), default=None)
     p.add_argument("--max-num-batched-tokens", type=bounded("max_num_batched_tokens"), default=None)
     p.add_argument(
-        "--gpu-memory-utilization", type=bounded("gpu_memory_utilization", integer=False), default=None
+        "--gpu-memory-utilization",
+        type=bounded("gpu_memory_utilization", integer=False),
+        default=None,
+        help="vLLM: the share of GPU memory it may use (default 0.92)",
     )
+    add_engine_memory_flags(p)
     p.add_argument(
         "--quantization", type=quantization_value, default=None, help="none, fp8 or the checkpoint's"
     )
@@ -279,6 +344,8 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
         "kv_cache_dtype",
         "quantization",
         "gpu_memory_utilization",
+        "mem_fraction_static",
+        "free_gpu_memory_fraction",
         "max_model_len",
         "top",
         "workload_file",
@@ -295,6 +362,8 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
         "max_model_len",
         "max_num_batched_tokens",
         "gpu_memory_utilization",
+        "mem_fraction_static",
+        "free_gpu_memory_fraction",
         "quantization",
         "kv_cache_dtype",
         "enforce_eager",
@@ -411,9 +480,15 @@ def note_burstiness(args: argparse.Namespace, workload: Any, *, replay: bool) ->
     """Say (stderr, and JSON `notes` through `workload_notes`) that a workload file's burstiness is not
     used (`fleet_cmd.unused_burstiness`): `--burstiness` without --num-prompts is refused
     (`_serving_workload`); a file's was dropped without a word (plan exit 0). `replay`: the command
-    replays (one engine's `plan` and `evaluate`; a deployment has none)."""
+    replays (one engine's `plan` and `evaluate`; a deployment has none: there a file's finite
+    benchmark, `num_prompts`, is said not to be replayed, `fleet_cmd.unreplayed_prompts`, as
+    --num-prompts is refused)."""
+    if not getattr(args, "workload_file", None):
+        return
     how = "--num-prompts N replays N prompts at those arrivals" if replay else fleet_cmd.NO_REPLAY
-    note = fleet_cmd.unused_burstiness(workload, how) if getattr(args, "workload_file", None) else None
+    note = fleet_cmd.unused_burstiness(workload, how)
+    if note is None and not replay:
+        note = fleet_cmd.unreplayed_prompts(workload, fleet_cmd.deployment_reason(args))
     if note is None:
         return
     args.workload_notes = [*workload_notes(args), note]
@@ -483,8 +558,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
             "drop --engine or use --engine vllm"
         )
     if not args.train:
+        refuse_engine_memory_flags(args)
         fleet_cmd.vllm_memory_knob(fleet_cmd.engines_of(args.engine), args.gpu_memory_utilization is not None)
-    if fleet_cmd.wants_fleet(args):
+    # The workload as resolved (the flags over the workload file or preset) decides the planner: a file's
+    # num_prompts asks for the replay as --num-prompts does (`fleet_cmd._cost_at_a_rate`).
+    resolved = None if args.fleet or args.train else _serving_workload(args)
+    if fleet_cmd.wants_fleet(args, resolved):
         given = [f for f in (*_WORKLOAD_FLAGS, "workload_file", "max_model_len") if getattr(args, f, None)]
         if args.fleet and given:
             flags = ", ".join("--" + f.replace("_", "-") for f in given)
@@ -492,15 +571,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 f"{flags}: a fleet file gives each model's workload (its entries' isl, osl, request_rate, "
                 "ttft_ms, tpot_ms, max_model_len, concurrency, workload or workload_file); put them there"
             )
-        if args.num_prompts is not None or args.burstiness is not None:
+        replay = [_flag(f) for f in _REPLAY_FLAGS if getattr(args, f, None) is not None]
+        if replay:
             raise InputError(
-                "--num-prompts and --burstiness replay one engine's benchmark; a --fleet or mixed-pool "
-                "deployment has no replay (drop them)"
+                f"{' and '.join(replay)} {'replays' if len(replay) == 1 else 'replay'} one engine's "
+                f"benchmark; {fleet_cmd.deployment_reason(args)}, which has no replay (drop "
+                f"{'it' if len(replay) == 1 else 'them'})"
             )
         if args.top is not None and args.top > 1:
             raise InputError(
-                f"--top {args.top} ranks one engine's plans by shape; a --fleet or mixed-pool deployment "
-                "is one optimal plan (drop --top)"
+                f"--top {args.top} ranks one engine's plans by shape; {fleet_cmd.deployment_reason(args)}, "
+                "which gives one optimal plan (drop --top)"
             )
         if args.fleet:
             if args.disagg == "on":
@@ -514,12 +595,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
             return fleet_cmd.cmd_fleet(args, None)
-        workload = _serving_workload(args)
-        note_burstiness(args, workload, replay=False)
-        return _deployment_plan(args, workload)
+        assert resolved is not None
+        note_burstiness(args, resolved, replay=False)
+        return _deployment_plan(args, resolved)
     if args.model is None:
         raise InputError("plan needs a MODEL (or --fleet FILE)")
-    workload = _training_workload(args) if args.train else _serving_workload(args)
+    workload = _training_workload(args) if resolved is None else resolved
     if not args.train:
         note_burstiness(args, workload, replay=True)
     from autoparallel.solvers.settings import SolverSettings
@@ -796,12 +877,12 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
     engine as a plan compared with that engine's optimum."""
     from autoparallel import api
 
+    refuse_foreign_memory_flags(args)
     cluster = fleet_cmd.cluster_of(args)
     model = api._model(args.model)
     config = _serving_config(args, model, cluster, workload)
     nsa = (args.nsa_prefill_backend, args.nsa_decode_backend)  # checked by api.evaluate
     if args.engine != "vllm":
-        fleet_cmd.vllm_memory_knob((args.engine,), args.gpu_memory_utilization is not None)
         if args.engine == "sglang" and args.max_num_seqs is None:
             config = _sglang_default_running(model, cluster, config, nsa)
         return api.evaluate(args.model, cluster, config, workload, engine=args.engine, nsa_backends=nsa)
@@ -894,8 +975,9 @@ def _serving_config(args: argparse.Namespace, model: Any, cluster: Any, workload
         "quantization": args.quantization,
         "enforce_eager": args.enforce_eager,
     }
-    if args.gpu_memory_utilization is not None:
-        fields["gpu_memory_utilization"] = args.gpu_memory_utilization
+    for knob in ("gpu_memory_utilization", "mem_fraction_static", "free_gpu_memory_fraction"):
+        if getattr(args, knob, None) is not None:
+            fields[knob] = getattr(args, knob)
     try:
         config = ServingConfig(**fields)
     except ValidationError as exc:

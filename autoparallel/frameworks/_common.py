@@ -110,8 +110,8 @@ def node_shape(world_size: int, cluster: Cluster) -> tuple[int, int]:
     node of several hosts, ranks that do not fill whole hosts run as many on each host used.
 
     Raises:
-        InputError: more ranks than the cluster has GPUs, or ranks that do not fill whole hosts
-            (deepspeed and torchrun start the same number of processes on every host).
+        InputError: more ranks than the cluster has GPUs, or ranks over several nodes that do not fill
+            whole hosts (`_partial_hosts_problem`).
     """
     if world_size > cluster.world_size:
         raise InputError(
@@ -125,10 +125,32 @@ def node_shape(world_size: int, cluster: Cluster) -> tuple[int, int]:
     if world_size <= cluster.gpus_per_node:
         per_host = max(d for d in range(1, host + 1) if world_size % d == 0)
         return world_size // per_host, per_host
+    raise InputError(_partial_hosts_problem(world_size, cluster))
+
+
+def _partial_hosts_problem(world_size: int, cluster: Cluster) -> str:
+    """Why ranks over several nodes that do not fill whole hosts get no launch line (2x8xH100, tp 4 x
+    dp 3 = 12 GPUs). The cost model numbers the ranks node-major on whole nodes (`perf.comm.group_link`
+    prices a group's link by the nodes its consecutive ranks span): 8 on the first node, 4 on the next.
+    The launch lines start one process count on every host (torchrun's `--nproc-per-node`, DeepSpeed's
+    hostfile `slots`, Slurm's `--ntasks-per-node`), so they cannot start 8 + 4; the same count on each
+    host (2 x 6) is a placement other than the one priced: ranks 4-7, on one host as priced, are split
+    over two, and every group crossing hosts has other members per node."""
+    host = gpus_per_host(cluster)
     where = "nodes" if host == cluster.gpus_per_node else f"hosts ({cluster.gpu.name}: {host} GPUs per host)"
-    raise InputError(
-        f"{world_size} GPUs do not fill whole {where} of {host}; a launcher starts the same number of "
-        "processes on every host"
+    full, rest = divmod(world_size, host)
+    priced = " + ".join([str(host)] * full + [str(rest)])
+    hosts, each = host_span(world_size, host)
+    even = (
+        f"; {hosts} x {each}, the same count on each, is another placement (ranks {each}-{host - 1} would "
+        "leave the first host), not the one priced"
+        if hosts * host <= cluster.world_size and each < host
+        else ""
+    )
+    return (
+        f"{world_size} GPUs do not fill whole {where} of {host}: the cost model places the ranks "
+        f"node-major, {priced}, and the launch lines start one process count on every host{even}; "
+        f"use a multiple of {host} GPUs or at most {host}"
     )
 
 

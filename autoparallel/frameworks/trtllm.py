@@ -109,11 +109,16 @@ def hostfile_text(nodes: Sequence[str], slots: int) -> str:
 def trtllm_options(
     config: ServingConfig,
     *,
-    free_gpu_memory_fraction: float = DEFAULT_FREE_GPU_MEMORY_FRACTION,
+    free_gpu_memory_fraction: float | None = None,
     model: ModelSpec | None = None,
 ) -> dict[str, object]:
     """The extra-options YAML content for `config` (`model`: the parsed model, for
-    `trust_remote_code`, `engine_support.needs_remote_code`)."""
+    `trust_remote_code`, `engine_support.needs_remote_code`). `free_gpu_memory_fraction`: None, the
+    config's (`ServingConfig.free_gpu_memory_fraction`, the value its pool was priced at by
+    `memory.trtllm.trtllm_server_kv`), else TensorRT-LLM's default."""
+    if free_gpu_memory_fraction is None:
+        given = config.free_gpu_memory_fraction
+        free_gpu_memory_fraction = DEFAULT_FREE_GPU_MEMORY_FRACTION if given is None else given
     attention_dp = config.shares_experts
     tp = config.tp * config.replicas if attention_dp else config.tp
     opts: dict[str, object] = {"tensor_parallel_size": tp, "pipeline_parallel_size": config.pp}
@@ -141,10 +146,10 @@ def trtllm_options(
 def trtllm_yaml(
     config: ServingConfig,
     *,
-    free_gpu_memory_fraction: float = DEFAULT_FREE_GPU_MEMORY_FRACTION,
+    free_gpu_memory_fraction: float | None = None,
     model: ModelSpec | None = None,
 ) -> str:
-    """The extra-options YAML file's text."""
+    """The extra-options YAML file's text (`free_gpu_memory_fraction` as `trtllm_options` takes it)."""
     opts = trtllm_options(config, free_gpu_memory_fraction=free_gpu_memory_fraction, model=model)
     return yaml.safe_dump(opts, sort_keys=False)
 

@@ -408,11 +408,13 @@ def sglang_server_kv(
     nsa_backends: tuple[str | None, str | None] = (None, None),
 ) -> EngineKv:
     """`sglang_kv` for the server `frameworks/sglang.py` launches for `config`: its attention-DP
-    ranks, `--chunked-prefill-size` and `--max-running-requests` as the config sets them."""
+    ranks, `--chunked-prefill-size`, `--max-running-requests` and `--mem-fraction-static` as the config
+    sets them (None: SGLang's default)."""
     return sglang_kv(
         memory,
         gpu,
         context_len=config.max_model_len,
+        mem_fraction_static=config.mem_fraction_static,
         dp_attention_size=dp_attention_size(config),
         chunked_prefill_size=config.max_num_batched_tokens,
         max_running_requests=config.max_num_seqs,

@@ -224,10 +224,13 @@ def trtllm_kv(
 def trtllm_server_kv(model: ModelSpec, memory: VllmMemoryReport, gpu: GPU, config: ServingConfig) -> EngineKv:
     """`trtllm_kv` for the engine `frameworks/trtllm.py` launches for `config`: `max_batch_size`
     (`trtllm_max_batch_size`: the config's max_num_seqs over its pipeline stages) and `max_num_tokens`
-    as the options file sets them, the model's block size and recurrent states."""
+    as the options file sets them, the model's block size and recurrent states, and the config's
+    `free_gpu_memory_fraction` (None: TensorRT-LLM's default)."""
+    fraction = config.free_gpu_memory_fraction
     return trtllm_kv(
         memory,
         gpu,
+        free_gpu_memory_fraction=DEFAULT_FREE_GPU_MEMORY_FRACTION if fraction is None else fraction,
         max_batch_size=trtllm_max_batch_size(config.max_num_seqs, config.pp),
         pp_size=config.pp,
         max_num_tokens=config.max_num_batched_tokens or DEFAULT_MAX_NUM_TOKENS,

@@ -20,7 +20,7 @@ from autoparallel.configs import VLLM_GPU_MEMORY_UTILIZATION
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
-from autoparallel.memory.trtllm import trtllm_batch_problem
+from autoparallel.memory.trtllm import DEFAULT_FREE_GPU_MEMORY_FRACTION, trtllm_batch_problem
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.perf.engine_support import (
     ENGINE_NAMES,
@@ -113,6 +113,53 @@ def at_request_rate(
     return offered_load(workload, config.replicas, full, perf_at)
 
 
+ENGINE_MEMORY_KNOBS: dict[str, tuple[str, str, str]] = {
+    "vllm": (
+        "gpu_memory_utilization",
+        "--gpu-memory-utilization",
+        f"the share of GPU memory it may use, default {VLLM_GPU_MEMORY_UTILIZATION:g}",
+    ),
+    "sglang": (
+        "mem_fraction_static",
+        "--mem-fraction-static",
+        "the share of GPU memory for weights and KV pool, default by GPU and layout",
+    ),
+    "trtllm": (
+        "free_gpu_memory_fraction",
+        "--free-gpu-memory-fraction",
+        "kv_cache_config's share of the memory free after loading, default "
+        f"{DEFAULT_FREE_GPU_MEMORY_FRACTION:g}",
+    ),
+}
+"""Each engine's own KV-pool knob: the `ServingConfig` field, the `evaluate` flag and what it sizes
+(memory/vllm_kv.py, memory/sglang.py, memory/trtllm.py)."""
+
+
+def memory_knob_text(owner: str, engine: str, *, flags: bool) -> str:
+    """The refusal of `owner`'s memory knob given for `engine`, pointing to `engine`'s own (`flags`: as
+    the CLI spells them, else the `ServingConfig` fields)."""
+    field, flag, _ = ENGINE_MEMORY_KNOBS[owner]
+    own_field, own_flag, what = ENGINE_MEMORY_KNOBS[engine]
+    name, own = (flag, f"{own_flag} ({what})") if flags else (field, f"{own_field} ({own_flag}: {what})")
+    return (
+        f"{name} is {ENGINE_NAMES[owner]}'s knob; {ENGINE_NAMES[engine]} sizes its KV pool by its own "
+        f"{own}: give that instead"
+    )
+
+
+def memory_knob_problem(config: ServingConfig, engine: str) -> str | None:
+    """Why `config` cannot run on `engine`: it sets another engine's KV-pool knob, which `engine` would
+    silently ignore (`ENGINE_MEMORY_KNOBS`). vLLM's `gpu_memory_utilization` counts when set to other
+    than its default (a plan's own config carries the default on any engine); SGLang's and
+    TensorRT-LLM's when not None. None: no such knob."""
+    from autoparallel.configs import ServingConfig as Config
+
+    for owner, (field, _, _) in ENGINE_MEMORY_KNOBS.items():
+        if owner != engine and getattr(config, field) != Config.model_fields[field].default:
+            return memory_knob_text(owner, engine, flags=False)
+    return None
+
+
 def engine_kv_for(
     engine: str,
     model: ModelSpec,
@@ -152,11 +199,12 @@ def _vllm_report(engine: str, model: ModelSpec, cluster: Cluster, config: Servin
     vLLM's GPU-dependent default, 2048 tokens on an A100, is not what its warm-up profiles)."""
     from autoparallel.memory.serving import serving_memory
 
-    key = config
+    # The engines' own pool knobs (`ENGINE_MEMORY_KNOBS`) are read by their pool rules, not by this report.
+    key = config.model_copy(update={"mem_fraction_static": None, "free_gpu_memory_fraction": None})
     if engine == "sglang":
         from autoparallel.memory.sglang import sglang_priced_config
 
-        key = sglang_priced_config(model, cluster.gpu, config)
+        key = sglang_priced_config(model, cluster.gpu, key)
     if config.pp == 1:
         unpriced = {"enforce_eager": False, "gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION}
         key = key.model_copy(update=unpriced)

@@ -45,6 +45,8 @@ FROZEN: dict[str, set[str]] = {
         "--disagg",
         "--engine",
         "--grad-reduce-in-bf16",
+        "--mem-fraction-static",
+        "--free-gpu-memory-fraction",
     },
     "evaluate": _SERVING
     | _REPLAY
@@ -61,6 +63,8 @@ FROZEN: dict[str, set[str]] = {
         "--gpus-file",
         "--layers-per-stage",
         "--gpu-memory-utilization",
+        "--mem-fraction-static",
+        "--free-gpu-memory-fraction",
         "--kv-cache-dtype",
         "--max-model-len",
         "--max-num-batched-tokens",

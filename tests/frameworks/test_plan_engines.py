@@ -168,7 +168,7 @@ def test_gpu_memory_utilization_is_vllms_knob(capsys: pytest.CaptureFixture[str]
     # vLLM engine is planned (it was silently ignored) and noted where engines are compared.
     flag = ["--gpu-memory-utilization", "0.5"]
     assert main(["plan", MODEL, "--cluster", "1x1xH100", "--engine", "trtllm", *flag]) == 2
-    assert "free_gpu_memory_fraction" in capsys.readouterr().err
+    assert "--free-gpu-memory-fraction" in capsys.readouterr().err
     assert main(["evaluate", MODEL, "--cluster", "1x1xH100", "--engine", "sglang", *flag]) == 2
     assert "--mem-fraction-static" in capsys.readouterr().err
     # Compared beside vLLM, it applies to vLLM's pool; a note says so on stderr, once.
@@ -238,7 +238,10 @@ def test_deployment_sglang_servers_on_one_node_keep_their_ports_apart(model: str
     from autoparallel.fleet import FleetEntry, solve_fleet
     from autoparallel.solvers.serving.space import ServingOptions
 
-    plan = solve_fleet([FleetEntry(model=model)], "1x8xH100", options=ServingOptions(engines=("sglang",)))
+    # one pipeline stage: several servers share the node (the planner's best for the MoE model is
+    # otherwise one tp 2 pp 4 server at SGLang's 4,096 request slots)
+    options = ServingOptions(engines=("sglang",), pp_values=(1,))
+    plan = solve_fleet([FleetEntry(model=model)], "1x8xH100", options=options)
     nodes = sglang_servers_by_node(plan.to_dict()["deployment"])
     assert max(len(lines) for lines in nodes.values()) > 1
     for lines in nodes.values():

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -179,24 +179,28 @@ _OPTION_BOUNDS = {
 }
 """The `BOUNDS` entry each numeric `ServingOptions` knob is checked against."""
 
-MEMORY_KNOBS = {"sglang": "--mem-fraction-static", "trtllm": "kv_cache_config.free_gpu_memory_fraction"}
-"""Each engine's own memory knob; the planner sizes its pool by the engine's default rule
-(memory/sglang.py, memory/trtllm.py)."""
-
 
 def foreign_memory_knob(engines: tuple[str, ...], name: str) -> str | None:
     """Why vLLM's `--gpu-memory-utilization` (here called `name`) cannot be given for `engines`, or None:
-    none of them is vLLM, and SGLang and TensorRT-LLM size their pools by their own rules
-    (`MEMORY_KNOBS`, at their defaults), so the value would be silently ignored. The CLI
-    (`cli.fleet_cmd.vllm_memory_knob`) and the API (`api.evaluate`, `api.solve`, `solve_fleet`) refuse it."""
+    none of them is vLLM, and SGLang and TensorRT-LLM size their pools by their own knobs
+    (`perf.serving_engines.ENGINE_MEMORY_KNOBS`), which the planner keeps at their defaults, so the
+    value would be silently ignored. The CLI (`cli.fleet_cmd.vllm_memory_knob`) and the API
+    (`api.solve`, `solve_fleet`) refuse it; `evaluate` takes the engine's own knob
+    (`perf.serving_engines.memory_knob_problem`)."""
     if "vllm" in engines:
         return None
     names = " and ".join(ENGINE_NAMES[e] for e in engines)
-    knobs = ", ".join(MEMORY_KNOBS[e] for e in engines)
     return (
-        f"{name} is vLLM's knob; {names} sizes its pool by its own rule ({knobs}, at its default): "
-        f"drop {name}"
+        f"{name} is vLLM's knob; {names} sizes its pool by its own rule ({own_memory_knobs(engines)}), "
+        f"which the planner keeps at its default: drop {name}"
     )
+
+
+def own_memory_knobs(engines: Iterable[str]) -> str:
+    """The engines' own KV-pool flags (`perf.serving_engines.ENGINE_MEMORY_KNOBS`), comma-separated."""
+    from autoparallel.perf.serving_engines import ENGINE_MEMORY_KNOBS
+
+    return ", ".join(ENGINE_MEMORY_KNOBS[e][1] for e in engines)
 
 
 def given_memory_knob(options: ServingOptions) -> None:
