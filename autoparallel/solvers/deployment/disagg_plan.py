@@ -59,6 +59,7 @@ from autoparallel.solvers.deployment.roles import (
     RoleSpace,
     burst_problem,
     decode_rank_rps,
+    pair_problem,
     prefill_rank_tokens_per_s,
     single_node,
     why_no_role,
@@ -190,7 +191,7 @@ def solve_roles(
     if not found:
         if timed_out is not None:
             raise timed_out
-        raise InfeasibleError(_why_infeasible_floors(rs, Run(settings, deadline=deadline)))
+        raise InfeasibleError(why_infeasible(rs, Run(settings, deadline=deadline)))
     best, counts = found[0]
     for k, other in found[1:]:  # fastest floor first: a tie keeps it
         if _rank(chain, runs[k], scales) > _rank(chain, runs[best], scales):
@@ -268,9 +269,10 @@ def _union_stats(
     return union.stats()
 
 
-def _why_infeasible_floors(rs: RoleSpace, run: Run) -> str:
+def why_infeasible(rs: RoleSpace, run: Run) -> str:
     """Why no link floor's space has a deployment: the one reason with one floor; else each floor's,
-    fastest first, prefixed with the decode pools its prefill budget assumed (`LinkFloor.label`)."""
+    fastest first, prefixed with the decode pools its prefill budget assumed (`LinkFloor.label`).
+    `solve_roles` and the mixed fronts (`front._why_none`) both say it."""
     tiers = rs.tiers()
     if len(tiers) == 1:
         return _why_infeasible(rs, run)
@@ -321,15 +323,8 @@ def _why_infeasible(rs: RoleSpace, run: Run) -> str:
                 f"{least['prefill'] + least['decode']} requests in flight (max_num_seqs × data-parallel "
                 f"ranks of each), over the cap"
             )
-    smallest = min(e.gpus for e in space.engines)
-    pools = sorted({e.pool for e in space.engines})
-    usable = sum(space.cluster.pools[p].world_size for p in pools)  # pools the model's engines run on
-    if usable < 2 * smallest:
-        where = "the cluster has" if len(pools) == len(space.cluster.pools) else "the pools that run it have"
-        return (
-            f"disaggregation needs a prefill and a decode engine: the smallest takes {smallest} GPUs, "
-            f"{where} {usable}"
-        )
+    if (pair := pair_problem(space.engines, fm.workload, space.cluster)) is not None:
+        return pair
     if (queue := _queue_reason(rs, run)) is not None:
         return queue
     if fm.workload.request_rate is None:

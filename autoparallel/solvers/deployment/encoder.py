@@ -342,14 +342,16 @@ def add_concurrency(enc: EncodedDeployment) -> None:
         )
 
 
-def queue_time_unit_us(space: DeploymentSpace, m: int) -> int:
+def queue_time_unit_us(space: DeploymentSpace, m: int, rooms: list[int]) -> int:
     """The time unit (µs, a power of ten dividing 10⁹) model m's `client_queue` constraints count the
-    wait in: 1 unless the terms of queue_room · X_m + units_per_rps · 10⁶ · (H_m − C_m) (a burst:
-    queue_room · 2N · X_m and units_per_rps · 10⁶ · 2N · G) at their bounds could pass
-    QUEUE_TERM_BOUND (rooms then round down to it: only more conservative)."""
+    wait in: 1 unless the terms of room · X_m + units_per_rps · 10⁶ · (H_m − C_m) (a burst:
+    room · 2N · 100 · X_m and units_per_rps · 10⁶ · D_m, D_m ≤ 100 · N (N + 1)) at their bounds could
+    pass QUEUE_TERM_BOUND (rooms then round down to it: only more conservative). `rooms` are the rules'
+    own room coefficients in µs (`queue_rooms_us`), so the scale is sized from the range the terms
+    take, not from `Engine.queue_room_us` alone (a burst's room is less the first wave's prefill)."""
     fm = space.models[m]
     ks = space.engines_of(model=m)
-    rooms = [space.engines[k].queue_room_us or 0 for k in ks]
+    room = max((abs(r) for r in rooms), default=0)
     top_x = sum(space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]) for k in ks)
     top_h = sum(space.engines[k].in_flight * space.max_replicas(space.engines[k]) for k in ks)
     scale = fm.units_per_rps * units.US_PER_S
@@ -359,16 +361,23 @@ def queue_time_unit_us(space: DeploymentSpace, m: int) -> int:
     def too_big(q: int) -> bool:
         if n is not None:
             big = SYNC_SCALE * 2 * n
-            return (
-                max(max(rooms, default=0) // q * big * top_x, scale // q * big * (n + 1)) > QUEUE_TERM_BOUND
-            )
-        return max(rooms, default=0) // q * top_x + scale // q * (top_h + (fm.concurrency or 0)) > (
-            QUEUE_TERM_BOUND
-        )
+            return room // q * big * top_x + scale // q * SYNC_SCALE * n * (n + 1) > QUEUE_TERM_BOUND
+        return room // q * top_x + scale // q * (top_h + (fm.concurrency or 0)) > QUEUE_TERM_BOUND
 
     while q < 10**9 and too_big(q):
         q *= 10
     return q
+
+
+def queue_rooms_us(space: DeploymentSpace, m: int, ks: list[int]) -> list[int]:
+    """The room (µs) of each engine k of `ks` in model m's `client_queue` rule: its TTFT limit less its
+    table TTFT (`Engine.queue_room_us`), and for a burst less its first wave's prefill at its most
+    (`Engine.wave_us`). Negative where that alone passes the limit: such an engine is never used."""
+    n = space.models[m].burst_prompts
+    return [
+        (space.engines[k].queue_room_us or 0) - (space.engines[k].wave_us(n) if n is not None else 0)
+        for k in ks
+    ]
 
 
 def add_client_queue(enc: EncodedDeployment) -> None:
@@ -388,7 +397,12 @@ def add_client_queue(enc: EncodedDeployment) -> None:
     N prompts sent at once (`FleetModel.burst_prompts`) drain instead: the Q_m = N − H_m queued wait
     on average G(Q_m) / X_m, G the chords of Q (Q + 1) / 2N (`space.drain_lines`, at most 1/8 above
     it), so with D_m ≥ 2N · G(Q_m) (a variable above every chord line, Q_m ≥ N − H_m):
-    used[e] ⇒ ⌊queue_room_e / q⌋ · 2N · X_m ≥ (K / q) · D_m."""
+    used[e] ⇒ ⌊room_e / q⌋ · 2N · X_m ≥ (K / q) · D_m, room_e = queue_room_e − the first wave's
+    prefill (`queue_rooms_us`). An engine whose room is negative (its first wave alone passes the TTFT
+    limit: Llama-3.1-70B tp1 pp4 on H100s, 1,000 ShareGPT prompts at TTFT 1 s, −6.9 s) can never
+    meet the rule (X_m > 0 once it is used, D_m ≥ 0), so it gets `replicas = 0` under the family
+    instead: the explanation still names the client's queue, and no coefficient sized from the room
+    the TTFT leaves meets a term of −7 s × 2N · 100 × X_m (an int64 overflow CP-SAT refused)."""
     space, v = enc.space, enc.vars
     if space.disaggregated:
         add_role_client_queue(enc)
@@ -396,10 +410,20 @@ def add_client_queue(enc: EncodedDeployment) -> None:
     for m, fm in enumerate(space.models):
         if not fm.queued:
             continue
-        ks = [k for k in space.engines_of(model=m) if space.engines[k].queue_room_us is not None]
+        roomed = [k for k in space.engines_of(model=m) if space.engines[k].queue_room_us is not None]
+        if not roomed:
+            continue
+        family = enc.family(f"client_queue[{m}]")
+        rooms = dict(zip(roomed, queue_rooms_us(space, m, roomed), strict=True))
+        for k in roomed:
+            if rooms[k] < 0:  # its first wave alone passes the limit (or its table TTFT does)
+                never = enc.model.add(v.replicas[k] == 0)
+                never.with_name(f"client_queue[{fm.name} | {space.engines[k].label} #{k}: room < 0]")
+                never.only_enforce_if(family)
+        ks = [k for k in roomed if rooms[k] >= 0]
         if not ks:
             continue
-        q = queue_time_unit_us(space, m)
+        q = queue_time_unit_us(space, m, [rooms[k] for k in ks])
         scale = fm.units_per_rps * units.US_PER_S // q
         every = space.engines_of(model=m)
         top_x = sum(space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]) for k in every)
@@ -413,17 +437,14 @@ def add_client_queue(enc: EncodedDeployment) -> None:
                 [v.replicas[k] for k in every], [space.engines[k].in_flight for k in every]
             )
         )
-        family = enc.family(f"client_queue[{m}]")
         n = fm.burst_prompts
         if n is not None:
             drain = _drain_units(enc, n, burst_sync_pct(fm), held, fm.name)
         for k, used in zip(ks, used_literals(enc.model, [v.replicas[k] for k in ks]), strict=True):
-            e = space.engines[k]
+            room = rooms[k] // q
             if n is not None:  # the first wave's prefill queue, at its most (every prompt in a wave)
-                room = ((e.queue_room_us or 0) - e.wave_us(n)) // q
                 rule = enc.model.add(room * SYNC_SCALE * 2 * n * rate >= scale * drain)
             else:
-                room = (e.queue_room_us or 0) // q
                 rule = enc.model.add(room * rate + scale * held >= scale * (fm.queue_clients or 0))
             rule.with_name(f"client_queue[{fm.name} | {space.engines[k].label} #{k}]")
             rule.only_enforce_if([family, used])

@@ -146,10 +146,9 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
     cap = fm.queue_clients or burst or 0
     limit = fm.workload.ttft_ms or 0.0
     text = (
-        f"{fm.name}: {cap} prompts sent at once at TTFT {limit:g} ms: the prompts beyond the replicas' "
-        "running batches drain through the server's queue (Q ((1 - k) Q + 1 + k N) / 2N completions on "
-        "average for Q queued, k how much the first wave completes together) and each wave queues "
-        "for its prefill, and those waits plus each engine's TTFT stay within the limit"
+        f"{fm.name}: {cap} prompts sent at once at TTFT {limit:g} ms: each engine's TTFT, its first "
+        "wave's prefill and the drain of the prompts past the running batches (Q ((1 - k) Q + 1 + k N) "
+        "/ 2N completions for Q queued, k the first wave's share done together) stay within it"
         if burst is not None
         else f"{fm.name}: {cap} requests in flight (a closed-loop client) at TTFT {limit:g} ms: the "
         "requests beyond the replicas' running batches wait in the server's queue, (concurrency - "
@@ -188,40 +187,60 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
     return text + best[1]
 
 
-def explain_infeasible(space: DeploymentSpace, settings: SolverSettings) -> InfeasibleError:
-    """An InfeasibleError naming the conflicting families (rates, pools, deployed models) with numbers."""
-    reasons: list[str] = []
+def infeasible_reasons(space: DeploymentSpace, settings: SolverSettings) -> tuple[tuple[str, str], ...]:
+    """Why `space` has no deployment, one (constraint family, sentence with numbers) per conflicting
+    family (`conflicting_families`); a model without any engine is family `engines[m]`, the pools the
+    core names together `pool_nodes`. Shared by `explain_infeasible` and the mixed fronts
+    (`front._why_none`), so that each family is explained in one place."""
+    named: list[tuple[str, str]] = []
     for m, fm in enumerate(space.models):
         if not space.engines_of(model=m):
             why = "; ".join(why_no_engine(space.serving[m, p]) for p in range(len(space.cluster.pools)))
             cap = "" if fm.concurrency is None else f" with at most {fm.concurrency} requests in flight"
-            reasons.append(f"{fm.name}: no engine starts and meets its SLOs{cap} on any pool: {why}")
-    if reasons:
-        return InfeasibleError("no deployment: a model has no engine on this cluster", tuple(reasons))
+            named.append(
+                (f"engines[{m}]", f"{fm.name}: no engine starts and meets its SLOs{cap} on any pool: {why}")
+            )
+    if named:
+        return tuple(named)
     core = conflicting_families(space, settings)
     pools = [int(f.split("[")[1].rstrip("]")) for f in core if f.startswith("pool_nodes")]
     for f in core:
         if f.startswith("demand"):
-            reasons.append(demand_numbers(space, int(f.split("[")[1].rstrip("]"))))
+            named.append((f, demand_numbers(space, int(f.split("[")[1].rstrip("]")))))
         elif f.startswith("concurrency"):
-            reasons.append(concurrency_numbers(space, int(f.split("[")[1].rstrip("]"))))
+            named.append((f, concurrency_numbers(space, int(f.split("[")[1].rstrip("]")))))
         elif f.startswith("client_queue"):
-            reasons.append(client_queue_numbers(space, int(f.split("[")[1].rstrip("]"))))
+            named.append((f, client_queue_numbers(space, int(f.split("[")[1].rstrip("]")))))
         elif f.startswith("deployed"):
             m = int(f.split("[")[1].rstrip("]"))
             small = min(space.engines_of(model=m), key=lambda k: space.engines[k].gpus)
             e = space.engines[small]
-            reasons.append(
-                f"{space.models[m].name} must get at least one engine (smallest: {e.label}, {e.gpus} GPUs)"
-            )
+            text = f"{space.models[m].name} must get at least one engine (smallest: {e.label}, {e.gpus} GPUs)"
+            named.append((f, text))
     if pools:
-        reasons.append(
-            "together on "
-            + " + ".join(space.cluster.pools[p].spec for p in pools)
-            + f" ({sum(space.pool_gpus(p) for p in pools)} GPUs)"
+        named.append(
+            (
+                "pool_nodes",
+                "together on "
+                + " + ".join(space.cluster.pools[p].spec for p in pools)
+                + f" ({sum(space.pool_gpus(p) for p in pools)} GPUs)",
+            )
         )
-    if any(f.startswith("client_queue") for f in core) and not any(f.startswith("demand") for f in core):
+    return tuple(named)
+
+
+def explain_infeasible(space: DeploymentSpace, settings: SolverSettings) -> InfeasibleError:
+    """An InfeasibleError naming the conflicting families (rates, pools, deployed models) with numbers
+    (`infeasible_reasons`)."""
+    named = infeasible_reasons(space, settings)
+    reasons = tuple(text for _, text in named)
+    families = [f for f, _ in named]
+    if any(f.startswith("engines") for f in families):
+        return InfeasibleError("no deployment: a model has no engine on this cluster", reasons)
+    if any(f.startswith("client_queue") for f in families) and not any(
+        f.startswith("demand") for f in families
+    ):
         return InfeasibleError(
-            "the cluster cannot serve the fleet's clients within their TTFT limits", tuple(reasons)
+            "the cluster cannot serve the fleet's clients within their TTFT limits", reasons
         )
-    return InfeasibleError("the cluster cannot serve the fleet's request rates at their SLOs", tuple(reasons))
+    return InfeasibleError("the cluster cannot serve the fleet's request rates at their SLOs", reasons)

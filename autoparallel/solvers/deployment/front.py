@@ -8,6 +8,7 @@ for prefill / decode engines), and its figures are checked against the solver's 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +16,17 @@ from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.hardware import Cluster
 from autoparallel.solvers import driver
 from autoparallel.solvers.deployment.decoder import Deployment, decode
-from autoparallel.solvers.deployment.disagg_plan import DisaggDeployment, decode_roles, role_dict
-from autoparallel.solvers.deployment.explain import client_queue_numbers
+from autoparallel.solvers.deployment.disagg_plan import (
+    DisaggDeployment,
+    decode_roles,
+    role_dict,
+    why_infeasible,
+)
+from autoparallel.solvers.deployment.explain import infeasible_reasons
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace, build_mixed_space
 from autoparallel.solvers.deployment.mixed_encoder import build_mixed
-from autoparallel.solvers.deployment.space import FleetModel
+from autoparallel.solvers.deployment.roles import RoleSpace
+from autoparallel.solvers.deployment.space import FleetModel, round_robin_milli_rps
 from autoparallel.solvers.pareto import DEFAULT_CAP, Front, Progress, _front, _model_queries, _names
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
@@ -285,8 +292,11 @@ def solve_mixed(
 
 
 def _why_none(space: MixedSpace, run: driver.Run) -> str:
-    """One line: the model, cluster, limits and rate nothing meets, the space's note, and the client's
-    queue with its numbers when it is what rules every deployment out (`_queue_reason`)."""
+    """One line: the model, cluster, limits and rate nothing meets, then what binds with its numbers,
+    from the planners' own explanations: the aggregated deployment planner's conflicting families
+    (`explain.infeasible_reasons`: no engine meeting the SLOs, the rate, the concurrency cap, the
+    client's queue, the pools) and the disaggregated planner's (`disagg_plan.why_infeasible`, per link
+    floor), each side named under `auto`."""
     fm = space.fleet_model
     w = fm.workload
     limits = ", ".join(
@@ -294,24 +304,43 @@ def _why_none(space: MixedSpace, run: driver.Run) -> str:
     )
     rate = f" at {w.request_rate:g} req/s" if w.request_rate else ""
     what = {"on": "disaggregated ", "off": "aggregated "}.get(space.mode, "")
-    extra = f"; {space.note}" if space.note else ""
     meets = limits or "the workload"
-    queue = _queue_reason(space, run)
-    return f"no {what}deployment of {fm.name} on {space.cluster.spec} meets {meets}{rate}{extra}{queue}"
+    sides: list[tuple[str, str]] = []
+    if space.mode != "on":
+        sides.append(("aggregated", _aggregated_reason(space, run)))
+    if space.mode != "off":
+        sides.append(("disaggregated", space.note or why_infeasible(_role_tiers(space), run)))
+    why = "; ".join((f"{side}: {text}" if space.mode == "auto" else text) for side, text in sides if text)
+    return f"no {what}deployment of {fm.name} on {space.cluster.spec} meets {meets}{rate}" + (
+        f": {why}" if why else ""
+    )
 
 
-def _queue_reason(space: MixedSpace, run: driver.Run) -> str:
-    """ "; the client's queue: ..." (explain.client_queue_numbers: the nearest engine's wait against the
-    room its TTFT leaves) when the mixed model without the client's queue has a deployment, so that
-    the queue is what rules them all out; "" otherwise, or when the check finds nothing in its time."""
-    fm = space.fleet_model
-    if space.mode == "on" or not space.aggregated.engines:
-        return ""
-    if not fm.queued:
-        return ""
-    if driver.solve_once(build_mixed(space, client_queue=False), run) is None:
-        return ""
-    return f"; the client's queue: {client_queue_numbers(space.aggregated, 0)}"
+def _aggregated_reason(space: MixedSpace, run: driver.Run) -> str:
+    """Why no aggregated deployment exists (`explain.infeasible_reasons` over the aggregated candidates:
+    the same families as the mixed model's aggregated side), the client's queue named as such."""
+    named = infeasible_reasons(space.aggregated, run.settings)
+    own = f"{space.fleet_model.name}: "  # the line names the model already
+    return "; ".join(
+        f"the client's queue: {text.removeprefix(own)}"
+        if family.startswith("client_queue")
+        else text.removeprefix(own)
+        for family, text in named
+    )
+
+
+def _role_tiers(space: MixedSpace) -> RoleSpace:
+    """The mixed space's prefill and decode engines as the disaggregated planner's link-floor spaces
+    (`roles.RoleSpace.tiers`): floor t's engines are those `MixedSpace.role_floors` allows at t."""
+    rs = space.roles
+    if not space.floors:
+        return rs
+    tiers = []
+    for t, floor in enumerate(space.floors):
+        ks = space.floor_engines(t)
+        sub = dataclasses.replace(rs.space, engines=tuple(rs.space.engines[k] for k in ks))
+        tiers.append(RoleSpace(sub, [rs.times[k] for k in ks], rs.decode_step_bound_s, floor))
+    return dataclasses.replace(tiers[-1], faster=tuple(tiers[:-1]))
 
 
 def decode_point(
@@ -329,6 +358,7 @@ def decode_point(
     """
     agg, roles = space.split(counts)
     stats = run.stats()
+    tighten_values(space, counts, names, run)
     if any(roles):
         d = decode_roles(space.roles, roles, objective, stats)
         point = DeploymentPoint("disaggregated", None, d, tuple(run.values[n] for n in names), run.status)
@@ -337,6 +367,52 @@ def decode_point(
         point = DeploymentPoint("aggregated", a, None, tuple(run.values[n] for n in names), run.status)
     check_point(space, counts, point, names)
     return point
+
+
+def table_values(space: MixedSpace, counts: tuple[int, ...] | list[int]) -> dict[str, int]:
+    """The objectives of replica counts `counts` in solver units from the space's integer tables, as
+    mixed_encoder.py posts them at their tightest: throughput osl · (Σ_A capacity_milli_rps · r + the
+    flow the roles carry round robin, `space.round_robin_milli_rps`), tpot the largest TPOT of the
+    engines used (`MixedSpace.tpot_us`), cost and gpus their sums."""
+    fm = space.fleet_model
+    agg, roles = space.split(counts)
+    rs = space.roles.space.engines
+    flow = round_robin_milli_rps([(e, n) for e, n in zip(rs, roles, strict=True) if n], fm.workload.isl)
+    carried = sum(e.capacity_milli_rps * n for e, n in zip(space.aggregated.engines, agg, strict=True))
+    used = [k for k, n in enumerate(counts) if n]
+    return {
+        "throughput": fm.workload.osl * (carried + flow),
+        "tpot": max((space.tpot_us(k) for k in used), default=0),
+        "cost": sum(space.engines[k].micro_usd_per_hour * counts[k] for k in used),
+        "gpus": sum(space.engines[k].gpus * counts[k] for k in used),
+    }
+
+
+def tighten_values(
+    space: MixedSpace, counts: tuple[int, ...], names: tuple[str, ...], run: driver.Run
+) -> None:
+    """`run.values` (the solver's objectives of `counts`) replaced by the counts' own (`table_values`).
+
+    The model's flow_milli_rps and tpot_us are bounded by the engines used (flow ≤ each role's round
+    robin, tpot ≥ each used engine's TPOT), not tied to them, so a solve that is not proven optimal may
+    stop with slack in either: Llama-3.1-8B on 2x8xH100 (sharegpt, 1 s / 100 ms, `--time-limit 5`) gave
+    P 2x tp1 | D 3x tp4 b48 a flow of 167.16 req/s where its roles carry 179.06, which the float model
+    gives (a FEASIBLE solve under the lexicographic lock on the last level's throughput). The counts
+    are the solution; their figures are the tables'. A table value worse than the solver's is a bug.
+
+    Raises:
+        InternalError: the counts' table value of an objective is worse than the solver's.
+    """
+    table = table_values(space, counts)
+    for name in names:
+        solver_value, exact = run.values[name], table[name]
+        worse = exact < solver_value if OBJECTIVES[name].maximize else exact > solver_value
+        if worse:
+            raise InternalError(
+                f"deployment front: {name} {solver_value} in solver units vs {exact} from the tables of "
+                f"the same replica counts"
+            )
+        run.values[name] = exact
 
 
 def check_point(

@@ -49,6 +49,7 @@ from autoparallel.solvers.deployment.roles import (
     burst_problem,
     decode_rank_rps,
     link_floors,
+    pair_problem,
     prefill_engines,
     single_node,
     ttft_below_transfer,
@@ -299,12 +300,8 @@ def build_mixed_space(
         note = burst
     elif mode != "off":
         kinds = {e.role for e in roles}
-        smallest = min((e.gpus for e in [*agg, *roles]), default=0)
-        if smallest and cluster.world_size < 2 * smallest:
-            note = (
-                f"disaggregation needs a prefill and a decode engine: the smallest takes {smallest} GPUs, "
-                f"the cluster has {cluster.world_size}"
-            )
+        if (pair := pair_problem(roles, fm.workload, cluster)) is not None:
+            note = pair
         elif kinds != {"prefill", "decode"}:
             missing = sorted({"prefill", "decode"} - kinds)[0]
             gap = ttft_below_transfer(RoleSpace(role_space, role_times, [bound]), fm.workload, cluster)

@@ -578,6 +578,39 @@ class RoleSpace:
         return self.floor.decode_pools if self.floor is not None else None
 
 
+def pair_problem(engines: Collection[Engine], workload: Serving, cluster: Cluster) -> str | None:
+    """Why no prefill engine and decode engine of `engines` (one model's role candidates, each already
+    meeting its limit: a decode engine's pure decode step the TPOT limit, a prefill engine its TTFT
+    budget) run side by side: the smallest of each role take more GPUs together than the pools the
+    candidates run on hold; None when they fit or a role has no candidate (said apart). Shared by
+    `disagg_plan._why_infeasible` and the mixed space's note (mixed.py), so that a pair too big for
+    the cluster is named one way with its numbers, each role's own smallest engine: the smallest of
+    either role twice said "fits" for Llama-3.1-70B on 1x8xA100-80G at TPOT 20 ms, whose smallest
+    decode engine is tp8 and smallest prefill engine tp4."""
+    least: dict[str, Engine] = {}
+    for role in ("prefill", "decode"):
+        mine = [e for e in engines if e.role == role]
+        if not mine:
+            return None
+        least[role] = min(mine, key=lambda e: (e.gpus, e.tp, e.pp))
+    pools = sorted({e.pool for e in engines})
+    usable = sum(cluster.pools[p].world_size for p in pools)
+    p, d = least["prefill"], least["decode"]
+    if p.gpus + d.gpus <= usable:
+        return None
+    where = "the cluster has" if len(pools) == len(cluster.pools) else "the pools that run it have"
+    head = "disaggregation needs a prefill and a decode engine"
+    if p.gpus == d.gpus:
+        return f"{head}: the smallest takes {p.gpus} GPUs, {where} {usable}"
+    tpot = f" meeting TPOT {workload.tpot_ms:g} ms" if workload.tpot_ms is not None else ""
+    ttft = f" meeting TTFT {workload.ttft_ms:g} ms" if workload.ttft_ms is not None else ""
+    return (
+        f"{head}: the smallest decode engine{tpot} is {d.label} ({d.gpus} GPUs) and the smallest prefill "
+        f"engine{ttft} {p.label} ({p.gpus} GPUs): {p.gpus} + {d.gpus} = {p.gpus + d.gpus} GPUs, {where} "
+        f"{usable}"
+    )
+
+
 def burst_problem(fm: FleetModel) -> str | None:
     """Why model `fm` gets no disaggregated deployment: N prompts sent at once under a TTFT limit. The
     prefill engines are rated for arrivals at a rate (an M/G/1 wait within the TTFT budget); a burst's
