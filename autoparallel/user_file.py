@@ -1,4 +1,5 @@
-"""Reading a file the user named, whatever it turns out to be: a bounded number of bytes, or one line.
+"""Reading a file the user named, whatever it turns out to be: a bounded number of bytes, or one line;
+and, before a long run, whether a file the user names for output can be written at all.
 
 `stat().st_size` cannot bound a read: a device (`/dev/zero`, `/dev/urandom`) or a pipe reports 0
 bytes and never ends, so a size check then `read_bytes()` filled memory or hung. The read itself is
@@ -9,6 +10,7 @@ is opened without waiting for a writer, so it reads as empty instead of hanging.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from autoparallel.bounds import clean_text
@@ -43,3 +45,22 @@ def read_capped(path: Path, what: str, max_bytes: int) -> bytes:
 
 def _size(n: int) -> str:
     return f"{n >> 30} GiB" if n >= 1 << 30 and n % (1 << 30) == 0 else f"{n >> 20} MiB"
+
+
+def writable_folder_problem(path: Path) -> str | None:
+    """Why a file cannot be written at `path`, checked before a run that takes minutes (None: it can):
+    a folder of that name, a folder that does not exist, or one where no file can be created (the
+    system's reason). Creating a nameless temporary file there is the test: permission bits say
+    nothing for root, and a folder such as /proc takes no new file whatever they say."""
+    if path.is_dir():
+        return "it is a folder"
+    folder = path.parent
+    if not folder.is_dir():
+        return f"folder {clean_text(str(folder), 200)!r} not found"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        return f"folder {clean_text(str(folder), 200)!r} takes no new file ({reason})"
+    return None

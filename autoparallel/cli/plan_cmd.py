@@ -527,15 +527,14 @@ def check_plan_file(path: str) -> None:
     whole plan was printed (exit 2 under a full --json).
 
     Raises:
-        InputError: its folder does not exist, or it is a folder.
+        InputError: it cannot be written (`user_file.writable_folder_problem`).
     """
     from pathlib import Path
 
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"cannot write plan file {path!r}: it is a folder")
-    if not p.parent.is_dir():
-        raise InputError(f"cannot write plan file {path!r}: folder {str(p.parent)!r} not found")
+    from autoparallel.user_file import writable_folder_problem
+
+    if (problem := writable_folder_problem(Path(path))) is not None:
+        raise InputError(f"cannot write plan file {path!r}: {problem}")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoparallel.bounds import json_safe
 from autoparallel.errors import InputError
+from autoparallel.user_file import writable_folder_problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -292,15 +293,16 @@ def typed_frame(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = 
 
 
 def table_target(path: str | Path) -> tuple[Path, str]:
-    """A results file to write: its path and format, its folder checked to exist.
+    """A results file to write: its path and format, checked to be writable before the run
+    (`user_file.writable_folder_problem`).
 
     Raises:
-        InputError: an unknown suffix, or a folder that does not exist.
+        InputError: an unknown suffix, or a path that cannot be written.
     """
     p = Path(path)
     kind = _format(p)
-    if not p.parent.is_dir():
-        raise InputError(f"results file {str(p)!r}: folder {str(p.parent)!r} not found")
+    if (problem := writable_folder_problem(p)) is not None:
+        raise InputError(f"results file {str(p)!r}: {problem}")
     return p, kind
 
 

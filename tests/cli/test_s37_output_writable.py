@@ -1,0 +1,45 @@
+"""An output file in a folder that exists but takes no new file (/proc) was found out only after the
+whole plan or front had run and printed (`plan --plan-file /proc/p.yaml --json`: the JSON on stdout,
+then exit 2). `user_file.writable_folder_problem` tries a nameless temporary file there first:
+permission bits say nothing for root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autoparallel.cli import main
+from autoparallel.user_file import writable_folder_problem
+
+UNWRITABLE = Path("/proc/autoparallel-plan.yaml")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_that_takes_no_file_is_named_before_planning(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "plan",
+        "meta-llama/Llama-3.1-8B",
+        "--cluster",
+        "1x8xH100",
+        "--json",
+        "--plan-file",
+        str(UNWRITABLE),
+    ]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "takes no new file" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux's /proc")
+def test_a_results_file_is_checked_the_same_way(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["pareto", "meta-llama/Llama-3.1-8B", "--cluster", "1x8xH100", "--out", "/proc/front.csv"]
+    assert main(argv) == 2
+    assert "takes no new file" in capsys.readouterr().err
+
+
+def test_a_writable_folder_passes_and_leaves_nothing(tmp_path: Path) -> None:
+    assert writable_folder_problem(tmp_path / "plan.yaml") is None
+    assert list(tmp_path.iterdir()) == []
+    assert writable_folder_problem(tmp_path) == "it is a folder"
+    assert "not found" in (writable_folder_problem(tmp_path / "no" / "plan.yaml") or "")
