@@ -684,6 +684,9 @@ PROMPT_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, *sorted({float(round(2 * 1.5**i
 counts between are linear between neighbours. A rotation's time is piecewise linear and convex in
 its prompt tokens (a sum of per-operator rooflines), so a chord is above it by little; a Poisson
 count of mean 5 is summed over 8 computed rotations instead of 17."""
+PLACE_POINTS = 4
+"""Gauss-Legendre points on [0, 1] the tagged prompt's place in its carrying rotation is averaged over
+(u: the share of that rotation's other prompts that go before it)."""
 MAX_PROMPTS_PER_STEP = 4096.0
 """Most whole prompts one rotation may carry in expectation while an arrival rate's step time is
 sought: past it the arrivals outrun the replica's prompt work (no steady state), and the last
@@ -832,8 +835,10 @@ def _step_times(
     # isl · b > osl · budget the loop ran away (62 tokens/s at osl 40 against the replay's 1,031,
     # Qwen3-8B on one H100).
     running = m
+    full_m = (1.0 + (k * batched_tokens - 1.0) * osl / (isl + osl)) / k
+    full_others = full_m * k - 1.0
     if closed and not alone:
-        m = min(m, (1.0 + (k * batched_tokens - 1.0) * osl / (isl + osl)) / k)
+        m = min(m, full_m)
     # Others decoding beside the tagged request (the whole replica), whose finishes send the prompts
     # its decode steps carry; in its own prompt's rotation its micro-batch decodes the others only.
     others = max(m * k - 1.0, 0.0)
@@ -966,15 +971,40 @@ def _step_times(
     # prompts within the budget, where every request ends on the rotation that prefills it and the
     # replacements arrive together (Mixtral-8x7B on one H200, 4,000 / 1 tokens: 4.22 requests/s at
     # max_num_seqs 1 and 2.83 at 2, where both prompts share a step; now 4.22 at both).
-    life = math.ceil(isl / batched_tokens) * mean_steps + osl - 1.0
+    chunks = math.ceil(isl / batched_tokens)
+    life = chunks * mean_steps + osl - 1.0
     ended = min(mean_steps / life, 1.0)
     busy = 1.0 if not closed else min(max(batch - 1.0, 0.0), 1.0) * (1.0 - ended ** max(batch - 1.0, 1.0))
     waiting_s = busy * float(weights @ seconds**2) / (2.0 * mean_s)
-    # Its own prompt, of the mean length, whole in its micro-batch (a rotation spreads n prompts over
-    # the k micro-batches in flight, n · isl / k tokens each: k / unit more prompts is its isl more),
+    # Then the next rotation carries it with the others that came meanwhile, first come first served
+    # (vLLM's `Scheduler.schedule` takes the waiting queue in order into the step's token budget):
+    # the prompts that came before it in the rotation in progress go first, a fraction u of that
+    # rotation's count where it came at a fraction u of it (u uniform; `PLACE_POINTS`), and its first
+    # token is sampled when its own prompt is through, not at the end of the rotation. Its own prompt,
+    # of the mean length, is whole in its micro-batch (a rotation spreads n prompts over the k
+    # micro-batches in flight, n · isl / k tokens each: k / unit more prompts is its isl more),
     # chunked at the budget where it is longer, beside the others' decodes and prompts.
-    carrying_s = float(weights @ lockstep(own, most, carry_decodes, k / unit)[2])
-    chunks = math.ceil(isl / batched_tokens)
+    nodes, node_weights = np.polynomial.legendre.leggauss(PLACE_POINTS)
+    carrying_s = 0.0
+    for u, w in zip((nodes + 1.0) / 2.0, node_weights / 2.0, strict=True):
+        ahead_own, ahead_most, p = lockstep_counts(u * mus[0], u * mus[1], ranks)
+        carrying_s += w * float(p @ lockstep(ahead_own, ahead_most, carry_decodes, k / unit)[2])
+    # A decode-first engine whose running requests need more prompt tokens than the budget holds
+    # is saturated: a step of the most decodes beside prompts (`full_m` a micro-batch, the rest of
+    # the budget prompt tokens) takes (full_m · k − 1) / osl prompts, so the replica completes at
+    # most X = that over the step's time, and by Little's law its running · k requests spend at
+    # least running · k / X in it each, (osl − 1) steps of that decoding: the TTFT is at least the
+    # rest (a closed system's asymptotic bound, response ≥ N / X_max − Z, Denning and Buzen 1978).
+    # That wait holds the queue past the budget and the prompts of the carrying rotation, the same
+    # requests, once; adding the queue (Little's law) to the rotations counted them twice: Qwen3-8B
+    # on one H100, 4,096 / 4 tokens, 16 clients, TTFT 2,676 ms and 18.2 tokens/s, where 64 clients
+    # gave 25.1; now 1,425 ms and 28.3, 28.6 at 64 (the replay: 1,348 ms, 28.6 at both).
+    saturated_s = 0.0
+    if closed and not alone and full_others > 0:
+        decode = min(full_m, float(batched_tokens))
+        full_s = run(decode, batched_tokens - decode, prompt_shape, 1.0)[0]
+        saturated_s = running * k * full_s * osl / full_others - (osl - 1.0) * mean_s / mean_steps
+    ttft_s = max(waiting_s + carrying_s, saturated_s)
     prefill_s = memoized(
         _PREFILL,
         (model, cluster),
@@ -983,12 +1013,6 @@ def _step_times(
     )
     mode = float(np.maximum(own, most)[int(np.argmax(weights))])
     nearest = min((n for n, d in rotations if d == m), key=lambda n: abs(n - mode))
-    # The running requests beyond those that decode wait their turn (decode-first, at full load): the
-    # tagged request queues behind the other waiting ones, (running − m) · k of them, which leave the
-    # queue as the others that decode finish, (m · k − 1) / osl a step (Little's law); its own
-    # prompt's chunks are in `carrying_s`, not queued behind.
-    queued = (running - m) * k * osl / others if running > m else 0.0
-    queued_s = queued * mean_s / mean_steps
     # A step holds the prompts the budget takes, and no more than are there: a burst's first wave is
     # the replica's running batch (`client_queue_s`), so 8 prompts never share a step of 64.
     per_step = min(batched_tokens // max(isl, 1), max(math.ceil(batch), 1))
@@ -1007,7 +1031,7 @@ def _step_times(
         decode_s=exact(0.0, m).seconds,
         prefill_s=prefill_s,
         prompt_s=prompt_s,
-        ttft_s=waiting_s + carrying_s + queued_s,
+        ttft_s=ttft_s,
         memory_bound=rotations[nearest, m].memory_bound,
         together=ended if closed else 0.0,
     )
