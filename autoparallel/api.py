@@ -501,7 +501,7 @@ def _evaluate_serving(
     from autoparallel.perf.serving import evaluate_serving
     from autoparallel.perf.serving_engines import engine_estimate
 
-    require_serving(m, c, config, w)
+    require_serving(m, c, config, w, engine)
     ev = None
     if engine == "vllm":
         est = evaluate_serving(m, c, config, w)

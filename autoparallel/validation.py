@@ -423,9 +423,13 @@ def require_cluster(cluster: Cluster) -> Cluster:
 
 # ----- serving --------------------------------------------------------------------------------------
 def serving_problems(
-    model: ModelSpec, cluster: Cluster | None, config: ServingConfig, workload: Serving | None = None
+    model: ModelSpec,
+    cluster: Cluster | None,
+    config: ServingConfig,
+    workload: Serving | None = None,
+    engine: str = "vllm",
 ) -> list[str]:
-    """Every rule a vLLM deployment breaks, one sentence each (empty: valid)."""
+    """Every rule a deployment on `engine` breaks, one sentence each (empty: valid)."""
     ep = config.enable_expert_parallel and model.is_moe
     out = [f"tp={config.tp}: {v}" for v in model.tp_violations(config.tp, expert_parallel=ep)]
     out += [f"pp={config.pp}: {v}" for v in model.pp_violations(config.pp)]
@@ -441,18 +445,37 @@ def serving_problems(
             f"max_model_len={config.max_model_len}: below isl + osl = {workload.isl} + {workload.osl} = "
             f"{workload.isl + workload.osl}; vLLM would reject every request (max_model_len_ge_request)"
         )
-    if (problem := batched_tokens_problem(config.max_num_batched_tokens, config.max_num_seqs)) is not None:
+    if engine == "trtllm":  # one micro-batch of max_batch_size = max_num_seqs / pp decodes in a step
+        problem = batched_tokens_problem(
+            config.max_num_batched_tokens, -(-config.max_num_seqs // config.pp), engine
+        )
+    else:
+        problem = batched_tokens_problem(config.max_num_batched_tokens, config.max_num_seqs, engine)
+    if problem is not None:
         out.append(problem)
     return out
 
 
-def batched_tokens_problem(max_num_batched_tokens: int | None, max_num_seqs: int | None) -> str | None:
-    """vLLM SchedulerConfig._verify_args: max_num_batched_tokens >= max_num_seqs, else the engine
-    refuses to start (None: it starts, or a value is left to vLLM's default, which the memory model fills
-    in and checks: `memory.vllm_problems.start_problems`)."""
+def batched_tokens_problem(
+    max_num_batched_tokens: int | None, max_num_seqs: int | None, engine: str = "vllm"
+) -> str | None:
+    """Why a step budget below the running cap cannot run as priced (None: it can, or a value is left to
+    the engine's default, which the memory model fills in and checks):
+    - vLLM `SchedulerConfig._verify_args`: max_num_batched_tokens >= max_num_seqs, else the engine
+      refuses to start (`memory.vllm_problems.start_problems` checks the defaults);
+    - TensorRT-LLM: its micro-batch scheduler counts a token for each decoding request against
+      max_num_tokens and stops there (cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp), so no
+      more than max_num_tokens of the max_batch_size requests decode in a step;
+    - SGLang: none, `--chunked-prefill-size` bounds a step's prompt tokens only."""
     mbt, seqs = max_num_batched_tokens, max_num_seqs
-    if mbt is None or seqs is None or mbt >= seqs:
+    if engine == "sglang" or mbt is None or seqs is None or mbt >= seqs:
         return None
+    if engine == "trtllm":
+        return (
+            f"max_num_batched_tokens={mbt} (max_num_tokens): below max_batch_size={seqs}; TensorRT-LLM's "
+            f"scheduler counts a token for each decoding request against max_num_tokens, so at most {mbt} "
+            "of them decode in a step: give max_num_tokens >= max_batch_size (batched_tokens_ge_seqs)"
+        )
     return (
         f"max_num_batched_tokens={mbt}: below max_num_seqs={seqs}; vLLM requires "
         "max_num_batched_tokens >= max_num_seqs (batched_tokens_ge_seqs)"
@@ -460,10 +483,14 @@ def batched_tokens_problem(max_num_batched_tokens: int | None, max_num_seqs: int
 
 
 def require_serving(
-    model: ModelSpec, cluster: Cluster | None, config: ServingConfig, workload: Serving | None = None
+    model: ModelSpec,
+    cluster: Cluster | None,
+    config: ServingConfig,
+    workload: Serving | None = None,
+    engine: str = "vllm",
 ) -> None:
-    """Raise InputError naming every rule `config` breaks."""
-    problems = serving_problems(model, cluster, config, workload)
+    """Raise InputError naming every rule `config` breaks on `engine`."""
+    problems = serving_problems(model, cluster, config, workload, engine)
     if problems:
         raise InputError("invalid serving configuration: " + "; ".join(problems))
 

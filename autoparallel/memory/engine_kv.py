@@ -50,6 +50,10 @@ class EngineKv(BaseModel):
     """Recurrent states held for every request slot before the pool is sized (TensorRT-LLM's
     `MambaCacheManager` for a hybrid linear-attention model: max_batch_size × the per-request state),
     GiB; 0 where the engine sizes them otherwise or the model has none."""
+    chunk_room_gib: float = 0.0
+    """GiB per GPU SGLang's default `--mem-fraction-static` gives back when `--chunked-prefill-size` is
+    cut to the 2,048 tokens its reservation counts at least (`memory.sglang.default_mem_fraction_static`;
+    the 10 GiB floor on large GPUs included); 0 for a fraction given and for the other engines."""
     nsa_backends: tuple[str | None, str | None] = (None, None)
     """SGLang `--nsa-prefill-backend` / `--nsa-decode-backend` as passed (None: SGLang's default for
     the KV dtype and GPU, `perf.sparse_attention.sparse_kernels`); read for DeepSeek Sparse Attention."""

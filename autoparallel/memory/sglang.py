@@ -290,6 +290,11 @@ def sglang_defaults(gpu: GPU, tp: int) -> tuple[int, int]:
     return 16384, 512
 
 
+LEAST_RESERVED_CHUNK = 2048
+"""The chunked-prefill tokens SGLang's memory reservation counts at least, 1.5 MiB each
+(`_handle_gpu_memory_settings`: `max(chunked_prefill_size, 2048)`)."""
+
+
 def default_mem_fraction_static(
     gpu: GPU,
     *,
@@ -305,7 +310,7 @@ def default_mem_fraction_static(
     chunk, graph_bs = sglang_defaults(gpu, tp)
     chunk = chunked_prefill_size or chunk
     mem = gpu.memory_bytes / MIB
-    reserved = 512 + 1.5 * max(chunk, 2048) + 1024 * tp * pp / 8 + 2 * graph_bs
+    reserved = 512 + 1.5 * max(chunk, LEAST_RESERVED_CHUNK) + 1024 * tp * pp / 8 + 2 * graph_bs
     if dp_attention_size > 1:
         reserved += 3 * graph_bs * dp_attention_size
         if graph_bs > 300:
@@ -382,6 +387,17 @@ def sglang_kv(
     if mamba_slots is not None:
         slots = min(slots, mamba_slots // MAMBA_SLOTS_PER_RUNNING_REQUEST)
     running = min(max_running_requests or tokens // 2, slots)
+    room = 0.0
+    if mem_fraction_static is None:  # what the smallest reservation of the chunked prefill would free
+        least = default_mem_fraction_static(
+            gpu,
+            tp=tp,
+            pp=pp,
+            dp_attention_size=dp_attention_size,
+            chunked_prefill_size=LEAST_RESERVED_CHUNK,
+            vlm_factor=vlm_factor,
+        )
+        room = max(least - frac, 0.0) * fraction_scale * total / GIB
     return EngineKv(
         engine="sglang",
         rule=f"--mem-fraction-static {frac:.3f}",
@@ -395,6 +411,7 @@ def sglang_kv(
         max_running=running,
         step_tokens=max(1, (chunked_prefill_size or chunk) // dp_attention_size),
         cuda_graph_max_batch=graph_bs,
+        chunk_room_gib=room,
         nsa_backends=nsa_backends,
     )
 

@@ -328,15 +328,13 @@ def pool_problems(kv: EngineKv, workload: Serving) -> list[str]:
                 f"request slots ({kv.states_gib:.1f} GiB) leave no KV pool under {kv.rule}: fewer slots "
                 "(--max-num-seqs) leave room"
             ]
-        fraction = kv.fraction if kv.engine == "sglang" else None
-        # the reservation's 1.5 MiB a token above an 8,192-token chunk (SGLang's H100-class default)
-        excess_gib = 1.5 * max(kv.step_tokens - 8192, 0) / 1024
-        if fraction is not None and fraction * kv.total_gib + excess_gib > kv.weights_gib:
+        if kv.engine == "sglang" and kv.fraction * kv.total_gib + kv.chunk_room_gib > kv.weights_gib:
             return [
-                f"SGLang's default {kv.rule} leaves {max(fraction, 0.0) * kv.total_gib:.1f} GiB per GPU for "
-                f"weights ({kv.weights_gib:.1f} GiB) and KV pool: it reserves the rest, 1.5 MiB a token of "
-                f"its {kv.step_tokens:,}-token chunked prefill among it (memory/sglang.py), so a smaller "
-                "--max-num-batched-tokens (--chunked-prefill-size) leaves room"
+                f"SGLang's default {kv.rule} leaves {max(kv.fraction, 0.0) * kv.total_gib:.1f} GiB per GPU "
+                f"for weights ({kv.weights_gib:.1f} GiB) and KV pool: it reserves the rest, 1.5 MiB a token "
+                f"of its {kv.step_tokens:,}-token chunked prefill among it (memory/sglang.py); a "
+                "--max-num-batched-tokens (--chunked-prefill-size) of 2048 gives back "
+                f"{kv.chunk_room_gib:.1f} GiB"
             ]
         return [f"weights ({kv.weights_gib:.1f} GiB per GPU) leave no KV pool under {kv.rule}"]
     if not kv.fits:

@@ -302,7 +302,7 @@ def table_target(path: str | Path) -> tuple[Path, str]:
     p = Path(path)
     kind = _format(p)
     if (problem := writable_folder_problem(p)) is not None:
-        raise InputError(f"results file {str(p)!r}: {problem}")
+        raise InputError(f"cannot write results file {str(p)!r}: {problem}")
     return p, kind
 
 
