@@ -290,12 +290,23 @@ class TrainingConfig(_Frozen):
 
 
 def config_dict(config: ServingConfig | TrainingConfig, engine: str | None = None) -> dict[str, Any]:
-    """A configuration's JSON (`model_dump(mode="json")`) without vLLM's `gpu_memory_utilization` when it
-    runs on another engine (SGLang and TensorRT-LLM size their pools by their own rules,
-    `perf.serving_engines.ENGINE_MEMORY_KNOBS`), as `ServingPlan.to_dict` leaves it out: the one rule of
+    """A configuration's JSON (`model_dump(mode="json")`) without the other engines' KV-pool knobs
+    when it runs on `engine` (`ENGINE_POOL_FIELDS`: vLLM's `gpu_memory_utilization` on SGLang and
+    TensorRT-LLM, SGLang's `mem_fraction_static` and TensorRT-LLM's `free_gpu_memory_fraction`
+    elsewhere; `perf.serving_engines.ENGINE_MEMORY_KNOBS`): the one rule of `ServingPlan.to_dict`,
     `RunnerUp.to_dict`, `api._optimum` and `engine_compare._row` (docs/sweeps.md: empty for those
     engines, "as in plan --json")."""
     out = config.model_dump(mode="json")
-    if engine is not None and engine != "vllm":
-        out.pop("gpu_memory_utilization", None)
+    for owner, field in ENGINE_POOL_FIELDS.items():
+        if engine is not None and owner != engine:
+            out.pop(field, None)
     return out
+
+
+ENGINE_POOL_FIELDS = {
+    "vllm": "gpu_memory_utilization",
+    "sglang": "mem_fraction_static",
+    "trtllm": "free_gpu_memory_fraction",
+}
+"""The `ServingConfig` field of each engine's own KV-pool knob (`config_dict` leaves the others out of
+a plan's JSON: they mean nothing on that engine)."""

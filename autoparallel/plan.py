@@ -346,10 +346,10 @@ class ServingPlan(_PlanBase):
         """JSON-ready: engine, config, memory, perf, the engine's artifacts (vllm {command, args, yaml,
         launch}, sglang {command, args} or trtllm {command, extra_options_yaml, options}), solver,
         reasons; with several engines compared, comparison.engines."""
-        config = {**self.config.model_dump(), "gpus": self.config.gpus}
+        # the other engines' pool knobs mean nothing here (`config_dict`)
+        config = {**config_dict(self.config, self.engine), "gpus": self.config.gpus}
         memory = self.memory.to_dict()
-        if self.engine_eval is not None:  # vLLM's knob and KV accounting do not apply
-            config.pop("gpu_memory_utilization")
+        if self.engine_eval is not None:  # vLLM's KV accounting does not apply
             memory = {**self.engine_eval.memory.model_dump(mode="json"), "vllm_accounting": memory}
             if self.engine_eval.mem_fraction_static is not None:
                 memory["mem_fraction_static"] = self.engine_eval.mem_fraction_static

@@ -28,6 +28,7 @@ from autoparallel import objectives
 from autoparallel.configs import ServingConfig, TrainingConfig, even_split
 from autoparallel.errors import InputError
 from autoparallel.plan import ServingPlan, TrainingPlan
+from autoparallel.user_file import writable_folder_problem
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -390,11 +391,12 @@ def _plain(text: str) -> str:
 
 
 def check_plot_path(path: Path) -> None:
-    """InputError unless `path` names a .png or .svg file in a folder that exists."""
+    """InputError unless `path` names a .png or .svg file that can be written
+    (`user_file.writable_folder_problem`), checked before the front is solved."""
     if path.suffix.lower() not in (".png", ".svg"):
         raise InputError(f"--plot {str(path)!r}: use a .png or .svg file name")
-    if not path.parent.is_dir():
-        raise InputError(f"--plot {str(path)!r}: folder {str(path.parent)!r} not found")
+    if (problem := writable_folder_problem(path)) is not None:
+        raise InputError(f"cannot write --plot {str(path)!r}: {problem}")
 
 
 def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -> int:

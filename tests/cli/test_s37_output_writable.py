@@ -13,6 +13,7 @@ from autoparallel.cli import main
 from autoparallel.user_file import writable_folder_problem
 
 UNWRITABLE = Path("/proc/autoparallel-plan.yaml")
+KNOBS = ("gpu_memory_utilization", "mem_fraction_static", "free_gpu_memory_fraction")
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux's /proc")
@@ -43,3 +44,28 @@ def test_a_writable_folder_passes_and_leaves_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
     assert writable_folder_problem(tmp_path) == "it is a folder"
     assert "not found" in (writable_folder_problem(tmp_path / "no" / "plan.yaml") or "")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux's /proc")
+def test_a_plot_is_checked_before_the_front_is_solved(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["pareto", "meta-llama/Llama-3.1-8B", "--cluster", "1x8xH100", "--plot", "/proc/front.png"]
+    assert main(argv) == 2
+    assert (
+        "cannot write --plot '/proc/front.png': folder '/proc' takes no new file" in capsys.readouterr().err
+    )
+
+
+def test_a_plans_json_has_only_its_engines_pool_knob(capsys: pytest.CaptureFixture[str]) -> None:
+    """The two fields added for SGLang's and TensorRT-LLM's pool knobs were printed as nulls on every
+    engine's plan (and vLLM's on none): each plan's config carries its own engine's knob only."""
+    import json
+
+    for engine, field in (("vllm", "gpu_memory_utilization"), ("sglang", "mem_fraction_static")):
+        assert main(["plan", "Qwen/Qwen3-8B", "--cluster", "1xH100", "--engine", engine, "--json"]) == 0
+        config = json.loads(capsys.readouterr().out)["config"]
+        knobs = {
+            k
+            for k in config
+            if k in ("gpu_memory_utilization", "mem_fraction_static", "free_gpu_memory_fraction")
+        }
+        assert knobs == {field}
