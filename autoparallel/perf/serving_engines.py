@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.configs import VLLM_GPU_MEMORY_UTILIZATION
+from autoparallel.configs import ENGINE_POOL_FIELDS, VLLM_GPU_MEMORY_UTILIZATION
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.engine_kv import EngineKv
@@ -113,26 +113,18 @@ def at_request_rate(
     return offered_load(workload, config.replicas, full, perf_at)
 
 
-ENGINE_MEMORY_KNOBS: dict[str, tuple[str, str, str]] = {
-    "vllm": (
-        "gpu_memory_utilization",
-        "--gpu-memory-utilization",
-        f"the share of GPU memory it may use, default {VLLM_GPU_MEMORY_UTILIZATION:g}",
-    ),
-    "sglang": (
-        "mem_fraction_static",
-        "--mem-fraction-static",
-        "the share of GPU memory for weights and KV pool, default by GPU and layout",
-    ),
-    "trtllm": (
-        "free_gpu_memory_fraction",
-        "--free-gpu-memory-fraction",
-        "kv_cache_config's share of the memory free after loading, default "
-        f"{DEFAULT_FREE_GPU_MEMORY_FRACTION:g}",
-    ),
+_KNOB_MEANINGS = {
+    "vllm": f"the share of GPU memory it may use, default {VLLM_GPU_MEMORY_UTILIZATION:g}",
+    "sglang": "the share of GPU memory for weights and KV pool, default by GPU and layout",
+    "trtllm": "kv_cache_config's share of the memory free after loading, default "
+    f"{DEFAULT_FREE_GPU_MEMORY_FRACTION:g}",
 }
-"""Each engine's own KV-pool knob: the `ServingConfig` field, the `evaluate` flag and what it sizes
-(memory/vllm_kv.py, memory/sglang.py, memory/trtllm.py)."""
+ENGINE_MEMORY_KNOBS: dict[str, tuple[str, str, str]] = {
+    engine: (field, "--" + field.replace("_", "-"), _KNOB_MEANINGS[engine])
+    for engine, field in ENGINE_POOL_FIELDS.items()
+}
+"""Each engine's own KV-pool knob: the `ServingConfig` field (`configs.ENGINE_POOL_FIELDS`), the
+`evaluate` flag and what it sizes (memory/vllm_kv.py, memory/sglang.py, memory/trtllm.py)."""
 
 
 def memory_knob_text(owner: str, engine: str, *, flags: bool) -> str:
