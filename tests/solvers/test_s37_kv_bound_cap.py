@@ -32,6 +32,9 @@ def test_a_cache_above_the_grid_runs_the_engines_cap(engine: str, cap: int) -> N
     assert kv_bound_cap(engine, 1) == cap and _holds(space, 0, 0, cap, 0)
     sol = solve_serving(model, cluster, WORKLOAD, options=options, settings=SETTINGS, runner_up=False)
     assert sol.config.max_num_seqs == cap
+    # above the CUDA-graph reach eager and graphs tie at full load: the plan keeps the graphs
+    # (`solve.prefer_cuda_graphs`; SGLang had been planned with --disable-cuda-graph)
+    assert not sol.config.enforce_eager
     assert sol.estimate.perf.kv_capacity_seqs > cap  # the cache holds more: the cap binds
     assert sol.binding[0].startswith(f"max_num_seqs: {cap} is the most")
     oracle = enumerate_serving(model, cluster, WORKLOAD, objective="throughput", options=options)
