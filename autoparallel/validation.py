@@ -445,12 +445,7 @@ def serving_problems(
             f"max_model_len={config.max_model_len}: below isl + osl = {workload.isl} + {workload.osl} = "
             f"{workload.isl + workload.osl}; vLLM would reject every request (max_model_len_ge_request)"
         )
-    if engine == "trtllm":  # one micro-batch of max_batch_size = max_num_seqs / pp decodes in a step
-        problem = batched_tokens_problem(
-            config.max_num_batched_tokens, -(-config.max_num_seqs // config.pp), engine
-        )
-    else:
-        problem = batched_tokens_problem(config.max_num_batched_tokens, config.max_num_seqs, engine)
+    problem = batched_tokens_problem(config.max_num_batched_tokens, config.max_num_seqs, engine)
     if problem is not None:
         out.append(problem)
     return out
@@ -463,19 +458,13 @@ def batched_tokens_problem(
     the engine's default, which the memory model fills in and checks):
     - vLLM `SchedulerConfig._verify_args`: max_num_batched_tokens >= max_num_seqs, else the engine
       refuses to start (`memory.vllm_problems.start_problems` checks the defaults);
-    - TensorRT-LLM: its micro-batch scheduler counts a token for each decoding request against
-      max_num_tokens and stops there (cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp), so no
-      more than max_num_tokens of the max_batch_size requests decode in a step;
+    - TensorRT-LLM: none; it starts, and its micro-batch scheduler decodes at most max_num_tokens of
+      the requests a step (cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp), the running cap
+      its pool is priced with (`memory.trtllm.trtllm_kv`);
     - SGLang: none, `--chunked-prefill-size` bounds a step's prompt tokens only."""
     mbt, seqs = max_num_batched_tokens, max_num_seqs
-    if engine == "sglang" or mbt is None or seqs is None or mbt >= seqs:
+    if engine != "vllm" or mbt is None or seqs is None or mbt >= seqs:
         return None
-    if engine == "trtllm":
-        return (
-            f"max_num_batched_tokens={mbt} (max_num_tokens): below max_batch_size={seqs}; TensorRT-LLM's "
-            f"scheduler counts a token for each decoding request against max_num_tokens, so at most {mbt} "
-            "of them decode in a step: give max_num_tokens >= max_batch_size (batched_tokens_ge_seqs)"
-        )
     return (
         f"max_num_batched_tokens={mbt}: below max_num_seqs={seqs}; vLLM requires "
         "max_num_batched_tokens >= max_num_seqs (batched_tokens_ge_seqs)"

@@ -212,7 +212,9 @@ def trtllm_kv(
         kv_cache_tokens=blocks * block_tokens,
         block_size=block_tokens,
         kv_bytes_per_token_per_gpu=per_token,
-        max_running=slots,
+        # the micro-batch scheduler counts a token per decoding request against max_num_tokens and
+        # stops there (cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp): no more decode a step
+        max_running=min(max_batch_size, max_num_tokens) * pp_size,
         step_tokens=max_num_tokens,
         cuda_graph_max_batch=graph_max,
         cuda_graph_batch_sizes=sizes,

@@ -30,7 +30,8 @@ def test_the_step_budget_rule_is_each_engines() -> None:
     config = ap.ServingConfig(max_num_seqs=2048, max_num_batched_tokens=1024, max_model_len=2048)
     ok = ap.evaluate("Qwen/Qwen3-8B", "1xH100", config, ap.Serving(isl=512, osl=256), engine="sglang")
     assert ok.engine_eval is not None
-    with pytest.raises(InputError, match="TensorRT-LLM's scheduler counts a token for each decoding request"):
-        ap.evaluate("Qwen/Qwen3-8B", "1xH100", config, ap.Serving(isl=512, osl=256), engine="trtllm")
+    # TensorRT-LLM starts; its micro-batch scheduler decodes at most max_num_tokens requests a step
+    trt = ap.evaluate("Qwen/Qwen3-8B", "1xH100", config, ap.Serving(isl=512, osl=256), engine="trtllm")
+    assert trt.engine_eval is not None and trt.engine_eval.memory.max_running == 1024
     with pytest.raises(InputError, match="vLLM requires max_num_batched_tokens >= max_num_seqs"):
         ap.evaluate("Qwen/Qwen3-8B", "1xH100", config, ap.Serving(isl=512, osl=256), engine="vllm")
