@@ -15,6 +15,7 @@ TTFT must meet the limit too.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
@@ -22,14 +23,14 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.configs import BASE_PORT, ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.hardware.gpu import GPUS_PER_HOST
-from autoparallel.perf.serving import ServingEstimate, burst_sync, evaluate_serving
+from autoparallel.perf.serving import ServingEstimate, burst_sync
 from autoparallel.solvers.deployment.space import (
     SYNC_SCALE,
     DeploymentSpace,
     Engine,
     burst_sync_pct,
-    deployment_workload,
     drain_lines,
+    engine_workload,
 )
 from autoparallel.solvers.serving.decoder import evaluate_point
 from autoparallel.solvers.settings import SolverStats
@@ -158,16 +159,11 @@ def evaluate_engine(space: DeploymentSpace, engine: Engine) -> ServingEstimate:
     """
     fm = space.models[engine.model]
     serving = space.serving[engine.model, engine.pool]
-    if engine.engine == "vllm":
-        est = evaluate_serving(
-            fm.model,
-            serving.cluster,
-            engine.config,
-            deployment_workload(fm.workload),
-            vllm_version=serving.options.vllm_version,
-        )
-    else:  # the serving space's workload is the deployment workload (space.build_deployment_space)
-        est, _ = evaluate_point(serving, engine.config, engine.engine)
+    # the engine's own workload: a closed-loop model's engine under its own slots' clients, as the
+    # tables rated it (space.engine_workload, `ServingSpace.own_clients`)
+    est, _ = evaluate_point(
+        dataclasses.replace(serving, workload=engine_workload(space, engine)), engine.config, engine.engine
+    )
     where = f"deployment solver and float model disagree on {fm.name} {engine.label} on pool {engine.pool}"
     if not est.fits:
         raise InternalError(f"{where}: it cannot start: {'; '.join(est.problems)}")

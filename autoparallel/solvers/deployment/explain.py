@@ -155,6 +155,7 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
         "held) / capacity s by Little's law, and that wait plus each engine's TTFT stays within the limit"
     )
     best: tuple[float, str] | None = None
+    fits = False  # some engine's wait fits its room: the queue alone is not why nothing fits
     for k in space.engines_of(model=m):
         e = space.engines[k]
         if e.queue_room_us is None or not e.in_flight or e.in_flight > cap:
@@ -167,6 +168,7 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
         waits = drain_completions(burst, queued, burst_sync_pct(fm)) if burst is not None else queued
         wait_s = waits / (n * rps) + (e.wave_us(burst) / 1e6 if burst is not None else 0.0)
         short = wait_s - e.queue_room_us / 1e6
+        fits |= short <= 0
         if short <= 0 or (best is not None and short >= best[0]):
             continue  # its wait fits its room: not why nothing fits
         pool = space.cluster.pools[e.pool].gpu.name
@@ -179,7 +181,7 @@ def client_queue_numbers(space: DeploymentSpace, m: int) -> str:
             + (f" + {e.wave_us(burst) / 1e6:.1f} s of first-wave prefill" if burst is not None else "")
             + f" = {wait_s:.1f} s > the {max(e.queue_room_us, 0) / 1e3:.0f} ms its TTFT leaves",
         )
-    if best is None:
+    if best is None or fits:
         return text + (
             "; at the most replicas its pools allow, an engine's wait fits its TTFT: the queue binds "
             "together with the other families named"

@@ -31,6 +31,18 @@ Coefficients (scaled integers, rounded conservatively: capacities down, demands 
     queue_room_us          the model's TTFT limit (µs, down) − ttft_us: how long a request may wait
                            in the server's queue (aggregated engines of a model with a TTFT limit)
 
+Closed loops: a capped client (`vllm bench serve --max-concurrency C` without a rate) holds a slot
+for a request's whole life, the per-request overhead outside the engine included
+(`perf.serving.closed_loop_rates`, the one rule of `evaluate`, the serving planner's tables and the
+accuracy harness). A capped model's engine of max_num_seqs b per rank is priced as its own clients
+keep it: b per rank (`build_space(..., own_clients=True)`: `closed_loop_rates` at clients = limit =
+b), its TTFT the one the client sees, and the decoder evaluates it under a concurrency of its own
+slots (`engine_workload`). With the `concurrency` family (Σ in_flight · replicas ≤ C) that is exact
+when the engines hold all C clients and conservative below (the spare clients would fill the
+overhead gaps; the client's queue, (C − held) / capacity, is charged at these capacities too). A
+full-load rating ignored the overhead: Qwen3-30B-A3B on one H100, 256 / 4 tokens, 16 clients, SGLang
+at max_num_seqs 16 was 318 tokens/s here and 267 in `evaluate` and the single-engine plan.
+
 Node granularity (the node is the NVLink domain, `Cluster.gpus_per_node`; a host is where a launcher
 starts its processes, `hardware.gpu.host_size`: the node itself but on rack-scale GPUs, a GB200
 NVL36 / NVL72 domain being 9 / 18 hosts of 4 GPUs): an engine of at least a node takes gpus / node
@@ -206,7 +218,8 @@ class Engine:
     ttft_us: int = 0
     """TTFT at its running batch from the serving tables (µs, rounded up): request overhead, waiting
     for a slot in the mixed steps and the prefill, without the client's queue (the deployment
-    workload has no concurrency, `deployment_workload`)."""
+    workload has no concurrency, `deployment_workload`; a closed-loop model's engine under its own
+    slots' clients, `engine_workload`)."""
     queue_room_us: int | None = None
     """Aggregated engines of a model with a TTFT limit: the limit (µs, rounded down) − `ttft_us`, the
     longest a request may wait in the server's queue before this engine runs it
@@ -344,6 +357,18 @@ def deployment_workload(workload: Serving) -> Serving:
     return workload.model_copy(update={"request_rate": None, "concurrency": None, "num_prompts": None})
 
 
+def engine_workload(space: DeploymentSpace, engine: Engine) -> Serving:
+    """The workload one engine is priced under (module doc, "Closed loops"): `deployment_workload`,
+    and where its tables were rated under its own clients (`ServingSpace.own_clients`: a model with
+    a closed-loop client) a concurrency of the engine's own slots, max_num_seqs × its data-parallel
+    ranks (`Engine.in_flight`), which `perf_at_batch` deals max_num_seqs to each rank; so the
+    decoder's float check prices what the solver did."""
+    alone = deployment_workload(space.models[engine.model].workload)
+    if not space.serving[engine.model, engine.pool].own_clients:
+        return alone
+    return alone.model_copy(update={"concurrency": engine.in_flight})
+
+
 def build_deployment_space(
     models: tuple[FleetModel, ...] | list[FleetModel],
     cluster: Cluster,
@@ -393,6 +418,7 @@ def build_deployment_space(
                 refusable=True,
                 deadline=deadline,
                 in_flight=fm.concurrency,
+                own_clients=fm.queue_clients is not None,
             )
             serving[m, p] = space
             # rated in output milli-tokens/s (the finest unit) until the model's rate_scale is known

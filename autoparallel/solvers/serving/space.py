@@ -358,6 +358,10 @@ class ServingSpace(Problem["Serving", ServingOptions]):
     kv_batches: tuple[int, ...] = ()
     """With `kv_index`: the KV-bound max_num_seqs of each (shape, runtime, max_model_len), at
     (s · R + r) · M + m (0: none, the entry is not offered); filled with the tables (`_kv_bound`)."""
+    own_clients: bool = False
+    """Each entry is priced under a closed loop of its own slots' clients: max_num_seqs per replica
+    (`_loop_clients`), the engine of a deployment whose model has a closed-loop client's cap (the
+    deployment planner's `build_deployment_space`; its per-engine workload carries no concurrency)."""
 
     @property
     def n_batches(self) -> int:
@@ -684,13 +688,15 @@ def build_space(
     refusable: bool = False,
     deadline: float | None = None,
     in_flight: int | None = None,
+    own_clients: bool = False,
 ) -> ServingSpace:
     """Domains and integer tables for one problem. `refusable`: GPUs no allowed engine runs the model
     on give a space without entries and the reason in `refused` (a deployment pool), not an error.
     `deadline`: the `time.perf_counter()` by which the planning call must end; the tables count in it.
     `in_flight`: the requests in flight whose shares join the max_num_seqs grid (`batch_domain`; the
     workload's own by default; a deployment pool passes its model's, having taken the cap out of the
-    per-engine workload).
+    per-engine workload). `own_clients`: each entry under a closed loop of its own max_num_seqs
+    clients per replica (`ServingSpace.own_clients`; a deployment pool of a closed-loop model).
 
     Raises:
         InputError: options the planner cannot honour (old vLLM release, no applicable quantization).
@@ -723,6 +729,7 @@ def build_space(
         _empty_tables(),
         refused=None if runtimes else runtime_refusal(model, options, cluster.gpu),
         kv_index=kv_bound_offered(options),
+        own_clients=own_clients,
     )
     space.tables = _tables(space, deadline=deadline)
     return space
@@ -931,8 +938,12 @@ def replica_perf(
 
 def _loop_clients(space: ServingSpace, shape: Shape, batch: int) -> float | None:
     """A closed-loop client's requests per replica at the tuple's replica count (`replicas_at`), as
-    `perf_at_batch` takes them (`Serving.closed_loop` / replicas); None without a closed loop."""
+    `perf_at_batch` takes them (`Serving.closed_loop` / replicas); None without a closed loop. With
+    `ServingSpace.own_clients`, the entry's own slots, max_num_seqs per replica (the clients a
+    concurrency of max_num_seqs × replicas gives one engine, what the deployment decoder evaluates)."""
     w = space.workload
+    if space.own_clients:
+        return float(batch)
     if w.closed_loop is None:
         return None
     return w.closed_loop / max(shape.replicas_at(batch, w.in_flight), 1)
