@@ -109,8 +109,11 @@ def refuse_overwrite(flag: str, output: str | None, inputs: Iterable[Input]) -> 
     the check beside them, for every writer of the CLI).
 
     Raises:
-        InputError: `output` is one of `inputs` (exit 2, one line naming both).
+        InputError: `output` is one of `inputs` (exit 2, one line naming both), or an empty path (it
+            was taken as no output: `--out ""` exited 0 having written nothing).
     """
+    if output is not None and not output.strip():
+        raise InputError(f"{flag}: an empty path; name the file to write")
     if not output:
         return
     for what, source in inputs:

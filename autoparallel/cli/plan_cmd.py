@@ -542,9 +542,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from autoparallel import api
 
     check_mode(args, "plan")
+    refuse_overwrite("--plan-file", args.plan_file, fleet_cmd.plan_file_inputs(args))
     if args.plan_file:
         check_plan_file(args.plan_file)
-        refuse_overwrite("--plan-file", args.plan_file, fleet_cmd.plan_file_inputs(args))
     if args.workers is not None and args.workers > cpu_cores():
         print(
             f"note: --workers {args.workers} capped at this machine's {cpu_cores()} CPU cores",

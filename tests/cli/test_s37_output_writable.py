@@ -69,3 +69,17 @@ def test_a_plans_json_has_only_its_engines_pool_knob(capsys: pytest.CaptureFixtu
             if k in ("gpu_memory_utilization", "mem_fraction_static", "free_gpu_memory_fraction")
         }
         assert knobs == {field}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pareto", "Qwen/Qwen3-8B", "--cluster", "1x4xH100", "--out", ""],
+        ["pareto", "Qwen/Qwen3-8B", "--cluster", "1x4xH100", "--plot", " "],
+        ["plan", "Qwen/Qwen3-8B", "--cluster", "1x4xH100", "--plan-file", ""],
+    ],
+)
+def test_an_empty_output_path_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`--out ""` was read as no output: exit 0, nothing written."""
+    assert main(argv) == 2
+    assert "an empty path" in capsys.readouterr().err
