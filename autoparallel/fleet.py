@@ -309,12 +309,10 @@ class FleetPlan(BaseModel):
         d = self.deployment
         engines = []
         for engine, launch in zip(d.engines, self.launches(), strict=True):
-            e = engine.model_dump(mode="json", exclude={"placement", "config"})
+            e = engine.to_dict({"placement", "config"})
             e["placement"] = [p.model_dump(mode="json") for p in engine.placement]
             e["gpu_ids"] = [list(p.gpu_ids) for p in engine.placement]
             e[engine.engine] = launch  # vllm, sglang or trtllm: that engine's launch lines
-            if engine.engine != "vllm":
-                e.pop("gpu_memory_utilization")  # a vLLM knob
             engines.append(e)
         s = d.solver
         return _round(

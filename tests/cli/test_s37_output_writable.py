@@ -83,3 +83,12 @@ def test_an_empty_output_path_is_refused(argv: list[str], capsys: pytest.Capture
     """`--out ""` was read as no output: exit 0, nothing written."""
     assert main(argv) == 2
     assert "an empty path" in capsys.readouterr().err
+
+
+def test_a_deployment_fronts_trtllm_engines_carry_no_vllm_knob(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    argv = ["pareto", "Qwen/Qwen3-8B", "--cluster", "1x4xH100", "--disagg", "off", "--engine", "trtllm"]
+    assert main([*argv, "--objectives", "cost,throughput", "--json"]) == 0
+    engines = [e for p in json.loads(capsys.readouterr().out)["points"] for e in p["engines"]]
+    assert engines and all(e["engine"] == "trtllm" and "gpu_memory_utilization" not in e for e in engines)

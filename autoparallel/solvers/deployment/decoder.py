@@ -102,6 +102,14 @@ class DeployedEngine(_Frozen):
     model's requests its replicas do not hold wait (concurrency − held) / capacity (Little's law),
     the same for every engine of the model; 0 without a concurrency."""
 
+    def to_dict(self, exclude: set[str]) -> dict[str, object]:
+        """JSON-ready fields but `exclude`, without vLLM's `gpu_memory_utilization` on another engine
+        (a vLLM knob; their pools follow their own rules, `configs.config_dict`)."""
+        out = self.model_dump(mode="json", exclude=exclude)
+        if self.engine != "vllm":
+            out.pop("gpu_memory_utilization", None)
+        return out
+
 
 class ModelService(_Frozen):
     """What one model of the fleet gets."""

@@ -163,10 +163,7 @@ class DeploymentPoint:
                 "overhead": d.worst.overhead_ms,
             }
         elif self.aggregated is not None:
-            out["engines"] = [
-                e.model_dump(mode="json", exclude={"config", "placement", "nodes"})
-                for e in self.aggregated.engines
-            ]
+            out["engines"] = [e.to_dict({"config", "placement", "nodes"}) for e in self.aggregated.engines]
         return out
 
 
