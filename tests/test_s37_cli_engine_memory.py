@@ -92,3 +92,18 @@ def test_plan_refuses_a_fixed_engine_fraction_in_one_line(capsys: pytest.Capture
         err = capsys.readouterr().err
         assert f"{flag}: the planner sizes" in err and "autoparallel evaluate" in err
         assert len(err.splitlines()) == 1
+
+
+def test_a_fraction_of_one_leaves_nothing_for_start_up() -> None:
+    """`--mem-fraction-static 1` was priced as fitting: SGLang sizes the pool out of total ·
+    fraction and leaves the rest, here nothing, for its CUDA graphs and activations."""
+    import autoparallel as ap
+
+    config = ap.ServingConfig(mem_fraction_static=1.0, max_model_len=2048)
+    ev = ap.evaluate("Qwen/Qwen3-8B", "1xH100", config, ap.Serving(isl=512, osl=256), engine="sglang")
+    assert ev.engine_eval is not None and not ev.engine_eval.fits
+    assert "leaves 0.0 GiB per GPU beside weights and KV pool" in ev.engine_eval.problems[0]
+    ok = config.model_copy(update={"mem_fraction_static": 0.9})
+    assert ap.evaluate(
+        "Qwen/Qwen3-8B", "1xH100", ok, ap.Serving(isl=512, osl=256), engine="sglang"
+    ).engine_eval.fits

@@ -50,6 +50,9 @@ class EngineKv(BaseModel):
     """Recurrent states held for every request slot before the pool is sized (TensorRT-LLM's
     `MambaCacheManager` for a hybrid linear-attention model: max_batch_size × the per-request state),
     GiB; 0 where the engine sizes them otherwise or the model has none."""
+    start_problem: str | None = None
+    """Why the engine, though its pool is sized, would not get through start-up (SGLang: a given
+    `--mem-fraction-static` leaves less beside the pool than its CUDA graphs take); None: no such."""
     chunk_room_gib: float = 0.0
     """GiB per GPU SGLang's default `--mem-fraction-static` gives back when `--chunked-prefill-size` is
     cut to the 2,048 tokens its reservation counts at least (`memory.sglang.default_mem_fraction_static`;

@@ -387,7 +387,17 @@ def sglang_kv(
     if mamba_slots is not None:
         slots = min(slots, mamba_slots // MAMBA_SLOTS_PER_RUNNING_REQUEST)
     running = min(max_running_requests or tokens // 2, slots)
-    room = 0.0
+    room, start_problem = 0.0, None
+    left_gib = (1.0 - frac * fraction_scale) * total / GIB
+    if mem_fraction_static is not None and left_gib <= rank.cuda_graph_gib:
+        # SGLang allocates the pool first and captures its CUDA graphs, then runs activations, in what
+        # the fraction leaves (`profile_max_num_token`: rest = available − total · (1 − fraction))
+        graphs = f" (the graphs alone {rank.cuda_graph_gib:.1f} GiB)" if rank.cuda_graph_gib >= 0.05 else ""
+        start_problem = (
+            f"--mem-fraction-static {frac:g} leaves {max(left_gib, 0.0):.1f} GiB per GPU beside weights and "
+            f"KV pool for CUDA graphs and activations{graphs}: SGLang runs out of memory at start-up (a "
+            "lower fraction leaves room)"
+        )
     if mem_fraction_static is None:  # what the smallest reservation of the chunked prefill would free
         least = default_mem_fraction_static(
             gpu,
@@ -412,6 +422,7 @@ def sglang_kv(
         step_tokens=max(1, (chunked_prefill_size or chunk) // dp_attention_size),
         cuda_graph_max_batch=graph_bs,
         chunk_room_gib=room,
+        start_problem=start_problem,
         nsa_backends=nsa_backends,
     )
 

@@ -313,6 +313,8 @@ def pool_problems(kv: EngineKv, workload: Serving) -> list[str]:
     to fit in kvCache. They are reduced to ..."; "Impossible to fit in any sequence" below one block).
     So the pool must hold a block, and the workload's requests (isl + osl) must fit it (SGLang's one
     token less is not counted, as for its context length)."""
+    if kv.start_problem is not None:
+        return [kv.start_problem]
     if kv.kv_cache_gib <= 0:
         if kv.states_gib > 0:
             return [
