@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.configs import ServingConfig, TrainingConfig, config_dict
 from autoparallel.errors import InputError
 from autoparallel.frameworks import deepspeed, megatron, sglang, trtllm, vllm
+from autoparallel.frameworks._common import precision_note
 from autoparallel.hardware import Cluster
 from autoparallel.memory.serving import VllmMemoryReport
 from autoparallel.memory.training import TrainingMemoryReport
@@ -461,7 +462,8 @@ class TrainingPlan(_PlanBase):
         none when DeepSpeed cannot express the plan (the ds_config's refusal says why)."""
         if not self._expressible(lambda: self.deepspeed_config):
             return []
-        return deepspeed.deepspeed_notes(self.model, self.config, cluster=self.cluster)
+        notes = deepspeed.deepspeed_notes(self.model, self.config, cluster=self.cluster)
+        return [*notes, *self._precision_notes()]
 
     @property
     def megatron_notes(self) -> list[str]:
@@ -469,7 +471,12 @@ class TrainingPlan(_PlanBase):
         Megatron cannot express it."""
         if not self._expressible(lambda: self.megatron_args):
             return []
-        return megatron.megatron_notes(self.model, self.config)
+        return [*megatron.megatron_notes(self.model, self.config), *self._precision_notes()]
+
+    def _precision_notes(self) -> list[str]:
+        """The precision the job asked for, where the GPUs run another (`_common.precision_note`)."""
+        note = precision_note(self.workload.precision, self.config.precision, self.cluster)
+        return [] if note is None else [note]
 
     @property
     def torchrun_command(self) -> str:

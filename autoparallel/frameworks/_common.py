@@ -172,6 +172,17 @@ def effective_precision(precision: str, cluster: Cluster | None) -> str:
     return job_precision(precision, cluster.gpu)
 
 
+def precision_note(asked: str, ran: str, cluster: Cluster) -> str | None:
+    """Why the artifacts say another precision than the job asked for (None: the same): bf16 runs as
+    fp16 with dynamic loss scaling on GPUs without BF16 tensor cores (`validation.job_precision`)."""
+    if asked == ran:
+        return None
+    return (
+        f"precision {asked} runs as {ran} with dynamic loss scaling: {cluster.gpu.name} has no BF16 tensor "
+        "cores, so the plan is priced and written in fp16"
+    )
+
+
 def vision_tower_note(model: ModelSpec) -> str | None:
     """What a training plan of a multimodal model leaves out (None: a text model): the training
     memory and step time model the decoder stack alone."""
