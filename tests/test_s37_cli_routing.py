@@ -102,3 +102,15 @@ def test_a_mixed_pool_refusal_names_the_pools(capsys: pytest.CaptureFixture[str]
         "a cluster of several GPU pools (1x4xH100+1x4xA100-80G) is planned by the deployment planner, "
         in (capsys.readouterr().err)
     )
+
+
+def test_a_fleet_entrys_workload_file_prompts_are_said_not_replayed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fleet entry's workload file with num_prompts was planned silently (its prompts capping the
+    engine's max_num_seqs), where `plan MODEL --workload-file` notes it and inline keys are refused."""
+    (tmp_path / "np.json").write_text('{"serving": {"isl": 512, "osl": 128, "num_prompts": 200}}')
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("models:\n  - model: Qwen/Qwen3-8B\n    workload_file: np.json\n")
+    assert main(["plan", "--fleet", str(fleet), "--cluster", "1x8xH100"]) == 0
+    assert "200 prompts are planned as the deployment's steady state, not replayed" in capsys.readouterr().err

@@ -285,12 +285,17 @@ NO_REPLAY = "a deployment has no replay (plan one pool with --num-prompts N to r
 
 def fleet_notes(spec: Any) -> list[str]:
     """Notes on what a fleet file's entries give that the deployment planner does not use: a workload
-    file's burstiness (`unused_burstiness`)."""
-    notes = (
-        (entry.model, unused_burstiness(entry.serving(), f"plan {entry.model} alone: {NO_REPLAY}"))
-        for entry in spec.models
-    )
-    return [f"{model}: {note}" for model, note in notes if note is not None]
+    file's burstiness (`unused_burstiness`), or its finite benchmark, planned as a steady state and not
+    replayed (`unreplayed_prompts`, as `plan MODEL --workload-file` says it)."""
+    out = []
+    for entry in spec.models:
+        workload = entry.serving()
+        note = unused_burstiness(workload, f"plan {entry.model} alone: {NO_REPLAY}") or unreplayed_prompts(
+            workload, "a fleet is planned by the deployment planner"
+        )
+        if note is not None:
+            out.append(f"{entry.model}: {note}")
+    return out
 
 
 def engines_of(choice: str | None) -> tuple[str, ...]:
