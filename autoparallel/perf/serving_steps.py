@@ -998,13 +998,19 @@ def _step_times(
     # That wait holds the queue past the budget and the prompts of the carrying rotation, the same
     # requests, once; adding the queue (Little's law) to the rotations counted them twice: Qwen3-8B
     # on one H100, 4,096 / 4 tokens, 16 clients, TTFT 2,676 ms and 18.2 tokens/s, where 64 clients
-    # gave 25.1; now 1,425 ms and 28.3, 28.6 at 64 (the replay: 1,348 ms, 28.6 at both).
+    # gave 25.1; now 1,425 ms and 28.3, 28.6 at 64 (the replay: 1,348 ms, 28.6 at both). Past the
+    # budget's decode bound the engine is saturated, X = X_max, and the bound is Little's law itself:
+    # the TTFT, not a floor under the rotations' wait, which just past the bound still counted the
+    # queue's prompts (10 and 12 clients: 19.4 and 23.3 tokens/s against 24.6 at 8 and 28.3 at 16,
+    # TTFT 1,225 ms where the replay waits 642; now 28.1 and 28.2, TTFT 587 and 866, the replay's
+    # 28.6 at both and 846 ms at 12).
     saturated_s = 0.0
     if closed and not alone and full_others > 0:
         decode = min(full_m, float(batched_tokens))
         full_s = run(decode, batched_tokens - decode, prompt_shape, 1.0)[0]
         saturated_s = running * k * full_s * osl / full_others - (osl - 1.0) * mean_s / mean_steps
-    ttft_s = max(waiting_s + carrying_s, saturated_s)
+    saturated = closed and not alone and running > full_m
+    ttft_s = saturated_s if saturated else max(waiting_s + carrying_s, saturated_s)
     prefill_s = memoized(
         _PREFILL,
         (model, cluster),
