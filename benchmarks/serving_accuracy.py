@@ -50,7 +50,7 @@ from autoparallel.perf.serving import (
     closed_loop_rates,
     efficiency_for,
     kv_layout,
-    replica_step_times,
+    step_times_at,
 )
 from autoparallel.perf.serving_efficiency import ENGINE_EFFICIENCY
 from autoparallel.perf.serving_load import BenchmarkRun, run_benchmark
@@ -297,17 +297,7 @@ def predict(row: dict[str, str], on_run: Callable[[BenchmarkRun], None] | None =
         # so a slot cycles through the client-seen TTFT (server overhead included) and the decode;
         # the one rule the steady state and the planner price it by (`closed_loop_rates`).
         loop = closed_loop_rates(
-            lambda b: replica_step_times(
-                model,
-                nodes,
-                shape,
-                batch=b,
-                isl=isl,
-                osl=osl,
-                batched_tokens=layout.batched_tokens,
-                prompt_spread=sharegpt.prompt_spread,
-                context=sharegpt.running_context,
-            ),
+            step_times_at(model, nodes, shape, sharegpt, batched_tokens=layout.batched_tokens),
             clients=batch,
             limit=min(batch, float(config.max_num_seqs)),
             osl=osl,

@@ -220,13 +220,15 @@ def evaluate_engine(
     *,
     nsa_backends: tuple[str | None, str | None] = (None, None),
     running: float | None = None,
+    clients: float | None = None,
 ) -> EngineEvaluation:
     """Memory and speed of `config` on `engine` (`sglang` or `trtllm`; `nsa_backends` as SGLang's
     `--nsa-prefill-backend` / `--nsa-decode-backend` pass them). `running`: at most this many
     requests run per replica (the planner's tables: a client's share, `Shape.running_at`), as the
-    workload's own concurrency caps them. On TensorRT-LLM a max_num_seqs its pipeline stages do not
-    divide is a problem (`memory.trtllm.trtllm_batch_problem`: it runs max_batch_size × pp requests),
-    so the planner offers only multiples of pp there.
+    workload's own concurrency caps them; `clients`: a closed-loop client's requests per replica
+    (`perf_at_batch`'s, the planner's tables give their tuple's share). On TensorRT-LLM a
+    max_num_seqs its pipeline stages do not divide is a problem (`memory.trtllm.trtllm_batch_problem`:
+    it runs max_batch_size × pp requests), so the planner offers only multiples of pp there.
 
     Raises:
         InputError: the engine cannot run the model at the config's precisions
@@ -270,6 +272,7 @@ def evaluate_engine(
         kv_pool_tokens=kv.pool_tokens_read(model.has_sparse_attention),
         graph_max_batch=kv.cuda_graph_max_batch,
         graph_sizes=kv.cuda_graph_batch_sizes,
+        clients=clients,
     )
     problems = pool_problems(kv, workload) + deployment_problems(cluster, config, workload)
     if engine == "trtllm" and (batching := trtllm_batch_problem(config.max_num_seqs, config.pp)):

@@ -1004,12 +1004,12 @@ def _step_times(
     # queue's prompts (10 and 12 clients: 19.4 and 23.3 tokens/s against 24.6 at 8 and 28.3 at 16,
     # TTFT 1,225 ms where the replay waits 642; now 28.1 and 28.2, TTFT 587 and 866, the replay's
     # 28.6 at both and 846 ms at 12).
-    saturated_s = 0.0
+    saturated_s, saturated = 0.0, False
     if closed and not alone and full_others > 0:
         decode = min(full_m, float(batched_tokens))
         full_s = run(decode, batched_tokens - decode, prompt_shape, 1.0)[0]
         saturated_s = running * k * full_s * osl / full_others - (osl - 1.0) * mean_s / mean_steps
-    saturated = closed and not alone and running > full_m
+        saturated = running > full_m
     ttft_s = saturated_s if saturated else max(waiting_s + carrying_s, saturated_s)
     prefill_s = memoized(
         _PREFILL,

@@ -993,7 +993,10 @@ def _engine_entry(
     alone = space.workload.model_copy(update={"concurrency": None, "request_rate": None, "num_prompts": None})
     shape = space.shapes[s]
     running = shape.running_at(batch, space.workload.in_flight)
-    ev = evaluate_engine(space.model, space.cluster, config, alone, engine, space.model.name, running=running)
+    clients = _loop_clients(space, shape, batch)  # a closed loop's share: `closed_loop_rates` prices it
+    ev = evaluate_engine(
+        space.model, space.cluster, config, alone, engine, space.model.name, running=running, clients=clients
+    )
     kv = ev.memory
     budget = space.budget_kib[space.engine_util]
     per_token = kv.kv_bytes_per_token_per_gpu
@@ -1019,27 +1022,6 @@ def _engine_entry(
         _optimistic_times(t)
         return
     p = ev.perf
-    clients = _loop_clients(space, shape, batch)
-    if clients is not None and 0 < p.output_tokens_per_s_per_replica < math.inf:
-        # A closed loop: the engine's batch, speed and the client's TTFT by `closed_loop_rates`, as
-        # `evaluate_engine` prices the deployment under the whole workload (the decoder's check).
-        p = perf.perf_at_batch(
-            space.model,
-            space.cluster,
-            config,
-            alone,
-            batch=p.batch_size,
-            batch_limit=p.batch_limit,
-            batched_tokens=kv.step_tokens,
-            kv_capacity_seqs=p.kv_capacity_seqs,
-            kv_headroom_bytes=p.kv_headroom_gib * 2**30,
-            engine=engine,
-            nsa_backends=kv.nsa_backends,
-            kv_pool_tokens=kv.pool_tokens_read(space.model.has_sparse_attention),
-            graph_max_batch=kv.cuda_graph_max_batch,
-            graph_sizes=kv.cuda_graph_batch_sizes,
-            clients=clients,
-        )
     if not (0 < p.output_tokens_per_s_per_replica < math.inf):  # no sequence fits: nothing runs
         _optimistic_times(t)
         t.mem_used_kib[-1] = max(t.mem_used_kib[-1], budget + 1)
