@@ -557,10 +557,15 @@ def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving, measu
         if math.isinf(dis.ttft_ms)
         else f"TTFT {dis.ttft_ms:.0f} ms incl. {transfer}"
     )
+    bound = (
+        f"the client's {workload.in_flight} requests in flight (their cycle through both roles)"
+        if dis.bound == "concurrency"
+        else dis.bound
+    )
     why = (
         f"objective {measure}: {decided} (at {limit}); aggregated {a['layout']} on {a['gpus_used']} GPUs, "
         f"disaggregated {d['layout']} ({dis.ratio}) on {d['gpus_used']} GPUs, its carried rate bound by "
-        f"{dis.bound}, {load}: {ttft}"
+        f"{bound}, {load}: {ttft}"
     )
     return Comparison(win, aggregated, dis, why)
 

@@ -39,6 +39,12 @@ The float model of a disaggregated request (vLLM's P/D split with the NIXL KV co
 - Prefill capacity at a TTFT budget B (what is left of the limit after X, T_d and the overhead): the
   highest ρ with S_p + W_p ≤ B, ρ* = (B − S_p) / (B − S_p + S_p (1 + c²) / 2) (2 (B − S_p) / (2B −
   S_p) for c = 0), i.e. isl · ρ* / S_p tokens/s per rank.
+- A client of C requests in flight (`vllm bench serve --max-concurrency C`): every request is
+  somewhere in its cycle, so by Little's law C ≥ X · (overhead + X̄ + T) + Σ over P ranks of the
+  requests at each, waiting or in prefill (`prefill_in_system`, ρ + ρ² (1 + c²) / (2 (1 − ρ)), Little's
+  law on W_p + S_p), T the time a request holds its decode slot; the carried rate is the highest X
+  that holds it (`closed_loop_rps`), where the rates of the roles alone would ignore the prompts
+  queued at the P ranks.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DisaggRequest",
+    "PrefillRanks",
+    "closed_loop_rps",
     "decode_capacity_rps",
     "disagg_request",
     "kv_received_bytes_per_rank",
@@ -66,6 +74,7 @@ __all__ = [
     "max_prefill_utilisation",
     "pair_link",
     "prefill_capacity_tokens_per_s",
+    "prefill_in_system",
     "prefill_service_spread",
     "prefill_wait_s",
     "transfer_link",
@@ -178,6 +187,45 @@ def prefill_wait_s(prefill_s: float, rate_per_rank: float, service_cv2: float = 
     if rho >= 1.0 - 1e-9:
         return float("inf")
     return rho * prefill_s * (1.0 + service_cv2) / (2.0 * (1.0 - rho))
+
+
+def prefill_in_system(rho: float, service_cv2: float = 0.0) -> float:
+    """Mean requests at one P rank at utilisation ρ, waiting or in prefill (Little's law on
+    `prefill_wait_s` + S): ρ + ρ² (1 + c²) / (2 (1 − ρ)); inf when ρ ≥ 1 (as `prefill_wait_s`)."""
+    if rho >= 1.0 - 1e-9:
+        return float("inf")
+    return rho + rho * rho * (1.0 + service_cv2) / (2.0 * (1.0 - rho))
+
+
+@dataclass(frozen=True)
+class PrefillRanks:
+    """Ranks of one P engine in a closed loop: `ranks` of them, each getting `share` of the carried
+    requests (round robin over the role's replicas, then its data-parallel ranks)."""
+
+    ranks: int
+    share: float
+    prefill_s: float
+    service_cv2: float = 0.0
+
+
+def closed_loop_rps(clients: float, cycle_s: float, prefill: list[PrefillRanks], top_rps: float) -> float:
+    """The highest rate X ≤ `top_rps` at which `clients` requests in flight hold every request's cycle
+    (module doc): X · `cycle_s` (what a request spends outside the P ranks: overhead, KV transfer,
+    decode) + Σ ranks · `prefill_in_system`(X · share · S) ≤ clients. The left side is increasing
+    and convex in X, so bisection finds it (to 1e-9 of `top_rps`)."""
+
+    def held(x: float) -> float:
+        return x * cycle_s + sum(
+            p.ranks * prefill_in_system(x * p.share * p.prefill_s, p.service_cv2) for p in prefill
+        )
+
+    if top_rps <= 0 or held(top_rps) <= clients:
+        return max(top_rps, 0.0)
+    lo, hi = 0.0, top_rps
+    while hi - lo > 1e-9 * top_rps:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if held(mid) <= clients else (lo, mid)
+    return lo
 
 
 def max_prefill_utilisation(prefill_s: float, budget_s: float, service_cv2: float = 0.0) -> float:

@@ -125,7 +125,8 @@ class DisaggDeployment(_Frozen):
     objective: str
     solver: SolverStats
     bound: str
-    """What limits the carried rate: `prefill` or `decode`."""
+    """What limits the carried rate: `prefill`, `decode` or `concurrency` (a cap's clients cycling
+    through both roles, `perf.disagg.closed_loop_rps`)."""
     budget_decode_pools: tuple[int, ...] | None = None
     """The pools the prefill engines' TTFT budget assumed may hold a decode engine (the KV transfer at
     the slowest of their links, roles.py `link_floors`); None: not told (a front's point)."""
@@ -382,6 +383,51 @@ def closed_loop_ttft_ms(
     return max(clients / capacity_rps - held_s, 0.0) * 1e3
 
 
+def _bound(prefill_rps: float, decode_rps: float, loop_rps: float) -> str:
+    """What limits the carried rate (`DisaggDeployment.bound`)."""
+    if loop_rps < min(prefill_rps, decode_rps):
+        return "concurrency"
+    return "prefill" if prefill_rps <= decode_rps else "decode"
+
+
+def closed_loop_capacity_rps(
+    rs: RoleSpace,
+    counts: list[int],
+    d_cap: dict[int, float],
+    transfer: dict[tuple[int, int], float],
+    top_rps: float,
+) -> float:
+    """Requests/s a concurrency cap's C clients carry through the chosen engines (`perf.disagg.
+    closed_loop_rps`; `top_rps` without a cap): the proxy deals requests round robin, so a request
+    meets the mean P replica's overhead, the mean (P, D) pair's KV transfer and the mean D replica's
+    slot time (max_num_seqs × ranks / capacity, Little's law), and each P rank gets 1 / (n_P · dp) of
+    the rate. The solver charges more (`space.closed_loop_rule`: chords above the M/G/1 count,
+    the slowest of each role), so this is never below the flow it found."""
+    space = rs.space
+    clients = space.models[0].concurrency
+    p_ks = [k for k, n in enumerate(counts) if n and space.engines[k].role == "prefill"]
+    if clients is None or not p_ks or not d_cap:
+        return top_rps
+    n_p, n_d = sum(counts[k] for k in p_ks), sum(counts[k] for k in d_cap)
+    overhead = sum(
+        counts[k] * efficiency_for(space.cluster.pools[space.engines[k].pool].gpu).request_overhead_s
+        for k in p_ks
+    )
+    moved = sum(counts[kp] * counts[kd] * x for (kp, kd), x in transfer.items())
+    held = sum(counts[k] * space.engines[k].in_flight / d_cap[k] for k in d_cap)
+    cycle = overhead / n_p + moved / (n_p * n_d) + held / n_d
+    ranks = [
+        disagg.PrefillRanks(
+            counts[k] * space.engines[k].dp,
+            1.0 / (n_p * space.engines[k].dp),
+            rs.times[k].prefill_s,
+            rs.times[k].service_cv2,
+        )
+        for k in p_ks
+    ]
+    return disagg.closed_loop_rps(clients, cycle, ranks, top_rps)
+
+
 def _floor_idle_reasons(rs: RoleSpace, reasons: tuple[str, ...]) -> tuple[str, ...]:
     """`reasons` (decoder.py `idle_reasons`), where a pool has no engine at this link floor only because
     its decode engines sit below the floor (`LinkFloor.below`), saying so with the links' numbers."""
@@ -437,35 +483,45 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
     n_decode = sum(counts[k] for k in d_cap)
     prefill_rps = n_prefill * min(p_cap.values(), default=0.0) / w.isl
     decode_rps = n_decode * min(d_cap.values(), default=0.0)
-    capacity = min(prefill_rps, decode_rps)
+    same_node = single_node(space.cluster)
+    transfer = {
+        (kp, kd): disagg.kv_transfer_s(
+            fm.model,
+            space.cluster.pool_cluster(space.engines[kp].pool),
+            space.engines[kd].config.kv_cache_dtype,
+            w.isl,
+            tp_prefill=space.engines[kp].tp,
+            tp_decode=space.engines[kd].tp,
+            same_node=same_node,
+            pp_prefill=space.engines[kp].pp,
+            decode_cluster=space.cluster.pool_cluster(space.engines[kd].pool),
+        )
+        for kp in p_cap
+        for kd in d_cap
+    }
+    loop = closed_loop_capacity_rps(rs, counts, d_cap, transfer, min(prefill_rps, decode_rps))
+    capacity = min(prefill_rps, decode_rps, loop)
+    solver_rps = space.capacity_milli_rps(counts, 0) / fm.units_per_rps
+    if solver_rps > capacity * (1 + 1e-6) + 1 / fm.units_per_rps:
+        raise InternalError(
+            f"disaggregated solver and float model disagree on {fm.name}: the solver's flow "
+            f"{solver_rps:.3f} req/s > the float model's {capacity:.3f}"
+        )
     served = capacity if w.request_rate is None else min(capacity, w.request_rate)
     load = {
         "prefill": served / n_prefill if n_prefill else 0.0,
         "decode": served / n_decode if n_decode else 0.0,
     }
-    same_node = single_node(space.cluster)
     worst: disagg.DisaggRequest | None = None
     for kp in p_cap:
         ep = space.engines[kp]
         rank_rate = load["prefill"] / ep.dp
         sub = space.cluster.pool_cluster(ep.pool)
         for kd in d_cap:
-            ed = space.engines[kd]
-            x = disagg.kv_transfer_s(
-                fm.model,
-                sub,
-                ed.config.kv_cache_dtype,
-                w.isl,
-                tp_prefill=ep.tp,
-                tp_decode=ed.tp,
-                same_node=same_node,
-                pp_prefill=ep.pp,
-                decode_cluster=space.cluster.pool_cluster(ed.pool),
-            )
             r = disagg.disagg_request(
                 prefill_s=rs.times[kp].prefill_s,
                 prefill_rate_per_rank=rank_rate,
-                transfer_s=x,
+                transfer_s=transfer[kp, kd],
                 decode_s=rs.times[kd].decode_s,
                 overhead_s=efficiency_for(sub.gpu).request_overhead_s,
                 service_cv2=rs.times[kp].service_cv2,
@@ -537,7 +593,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
         tpot_ms=tpot,
         objective=objective,
         solver=stats,
-        bound="prefill" if prefill_rps <= decode_rps else "decode",
+        bound=_bound(prefill_rps, decode_rps, loop),
         budget_decode_pools=rs.decode_pools,
         link_floor_gbps=rs.floor.gbps if rs.floor is not None else None,
     )

@@ -44,6 +44,13 @@ roles carry, and add the role families. The proxy deals each role's requests rou
                              (and Σ_D capacity_milli_rps_e · replicas[e] ≥ flow_milli_rps[m])
     client_queue[m]          a closed-loop client of C: used decode e ⇒ (limit + T_e) · flow ≥ C · K,
                              T_e the time a request holds its decode slot (mean TTFT C / X − T)
+    closed_loop[m]           a concurrency cap C: the C requests in flight hold every request's cycle
+                             (Little's law): the decode slots, the overhead and KV transfer, and the
+                             prompts waiting or in prefill at the P ranks, an M/G/1 count charged by
+                             its chords; H_D ≥ hold_d · flow (used decode d), H_P ≥ chords of p (used
+                             prefill p), H_D + H_P ≤ C (`post_closed_loop`,
+                             `space.closed_loop_rule`). The slot count of `concurrency[m]` alone
+                             let the roles carry more than the client's requests can cycle through
     roles_deployed[m]        Σ_P replicas[e] ≥ 1 and Σ_D replicas[e] ≥ 1
 so the P:D ratio is the solver's choice; throughput counts flow_milli_rps.
 
@@ -66,9 +73,12 @@ from autoparallel.errors import InternalError
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.deployment.space import (
+    QUEUE_TERM_BOUND,
     SYNC_SCALE,
+    ClosedLoopRule,
     DeploymentSpace,
     burst_sync_pct,
+    closed_loop_rule,
     drain_lines,
     role_queue_room_us,
 )
@@ -79,9 +89,6 @@ LinearExpr = cp_model.LinearExpr
 MAXIMIZED = frozenset(n for n, o in objectives.DEPLOYMENT.items() if o.maximize)
 WEIGHT_SCALE = 1000
 """Priorities become integer weights: round(priority × 1000)."""
-QUEUE_TERM_BOUND = 2**60
-"""Most a `client_queue` constraint's terms may sum to at their bounds (CP-SAT refuses a linear
-constraint that could overflow 64 bits); past it the wait is counted in coarser time units."""
 
 
 def model_weight(space: DeploymentSpace, m: int) -> int:
@@ -235,6 +242,7 @@ def build(space: DeploymentSpace, *, hard_demand: bool, explain: bool = False) -
     if space.disaggregated:
         add_role_balance(enc, "prefill")
         add_role_balance(enc, "decode")
+        add_role_closed_loop(enc)
         add_roles_deployed(enc)
     else:
         add_every_model_deployed(enc)
@@ -469,6 +477,58 @@ def add_role_client_queue(enc: EncodedDeployment) -> None:
             rule = enc.model.add(room // q * v.capacity_milli_rps[m] >= scale * fm.queue_clients)
             rule.with_name(f"client_queue[{fm.name} | decode {space.engines[k].label} #{k}]")
             rule.only_enforce_if([family, used])
+
+
+def add_role_closed_loop(enc: EncodedDeployment) -> None:
+    """A disaggregated model with a concurrency cap C: its C requests in flight hold every request's
+    cycle, the prompts queued at the prefill ranks included (Little's law; the rule, its units and its
+    conservative roundings are `space.closed_loop_rule`'s), family `closed_loop[m]`
+    (`post_closed_loop`)."""
+    space, v = enc.space, enc.vars
+    for m, fm in enumerate(space.models):
+        rule = closed_loop_rule(space, m)
+        if rule is not None:
+            family = enc.family(f"closed_loop[{m}]")
+            post_closed_loop(enc.model, fm.name, rule, v.replicas, v.capacity_milli_rps[m], [family])
+
+
+def post_closed_loop(
+    model: cp_model.CpModel,
+    name: str,
+    rule: ClosedLoopRule,
+    replicas: list[cp_model.IntVar],
+    flow: cp_model.LinearExprT,
+    enforce: list[cp_model.IntVar],
+) -> None:
+    """`rule` (`space.closed_loop_rule`) over the role engines' replica counts `replicas` (indexed as
+    the rule's engines) and X = `flow`, with used[e] ⇐ replicas[e] ≥ 1:
+
+        used decode d  ⇒ H_D ≥ decode_d · X
+        used prefill p ⇒ H_P ≥ c · X + a · N_P    for every pair (c, a) of p (its chords)
+        H_D + H_P ≤ room
+
+    H_D the requests in decode slots, H_P those before them (overhead, prefill queue and prefill, KV
+    transfer), in the rule's units. X is a copy of `flow` bounded by `rule.top_flow`, so that no term
+    can pass 64 bits. Shared with the mixed front's encoder."""
+    x = model.new_int_var(0, rule.top_flow, f"closed_loop_flow[{name}]")
+    tie = model.add(x == flow).with_name(f"closed_loop[{name} | flow]")
+    held_d = model.new_int_var(0, rule.room, f"closed_loop_decode[{name}]")
+    held_p = model.new_int_var(0, rule.room, f"closed_loop_prefill[{name}]")
+    n_p = LinearExpr.sum([replicas[k] for k in rule.prefill])
+    dks = list(rule.decode)
+    for k, used in zip(dks, used_literals(model, [replicas[k] for k in dks]), strict=True):
+        held = model.add(held_d >= rule.decode[k] * x).with_name(f"closed_loop[{name} | decode #{k}]")
+        held.only_enforce_if([*enforce, used])
+    pks = list(rule.prefill)
+    for k, used in zip(pks, used_literals(model, [replicas[k] for k in pks]), strict=True):
+        for c, a in rule.prefill[k]:
+            held = model.add(held_p >= LinearExpr.weighted_sum([x, n_p], [c, a]))
+            held.with_name(f"closed_loop[{name} | prefill #{k}]")
+            held.only_enforce_if([*enforce, used])
+    total = model.add(held_d + held_p <= rule.room).with_name(f"closed_loop[{name}]")
+    if enforce:
+        tie.only_enforce_if(enforce)
+        total.only_enforce_if(enforce)
 
 
 def role_queue_time_unit_us(space: DeploymentSpace, m: int, room_us: int) -> int:

@@ -26,7 +26,7 @@ from autoparallel.solvers.deployment.explain import infeasible_reasons
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace, build_mixed_space
 from autoparallel.solvers.deployment.mixed_encoder import build_mixed
 from autoparallel.solvers.deployment.roles import RoleSpace
-from autoparallel.solvers.deployment.space import FleetModel, round_robin_milli_rps
+from autoparallel.solvers.deployment.space import FleetModel
 from autoparallel.solvers.pareto import DEFAULT_CAP, Front, Progress, _front, _model_queries, _names
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
@@ -369,12 +369,11 @@ def decode_point(
 def table_values(space: MixedSpace, counts: tuple[int, ...] | list[int]) -> dict[str, int]:
     """The objectives of replica counts `counts` in solver units from the space's integer tables, as
     mixed_encoder.py posts them at their tightest: throughput osl · (Σ_A capacity_milli_rps · r + the
-    flow the roles carry round robin, `space.round_robin_milli_rps`), tpot the largest TPOT of the
-    engines used (`MixedSpace.tpot_us`), cost and gpus their sums."""
+    flow the roles carry round robin within a cap's closed loop, `DeploymentSpace.capacity_milli_rps`),
+    tpot the largest TPOT of the engines used (`MixedSpace.tpot_us`), cost and gpus their sums."""
     fm = space.fleet_model
     agg, roles = space.split(counts)
-    rs = space.roles.space.engines
-    flow = round_robin_milli_rps([(e, n) for e, n in zip(rs, roles, strict=True) if n], fm.workload.isl)
+    flow = space.roles.space.capacity_milli_rps(roles, 0)
     carried = sum(e.capacity_milli_rps * n for e, n in zip(space.aggregated.engines, agg, strict=True))
     used = [k for k, n in enumerate(counts) if n]
     return {

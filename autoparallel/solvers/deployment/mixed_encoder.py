@@ -12,6 +12,10 @@ on GB200 too; the GPU count alone holds only where every size divides D):
                              used_e ⇒ capacity_milli_rps_e · Σ_D r ≥ flow
     deployed                 ¬disaggregated ⇒ Σ_A r_e ≥ 1;  disaggregated ⇒ Σ_P r_e ≥ 1 and Σ_D r_e ≥ 1
     concurrency (with a cap) Σ_e in_flight_e · r_e ≤ concurrency (every role)
+    closed_loop (with a cap) the cap's requests hold every request's cycle through the roles, the
+                             prefill ranks' queues included (`encoder.post_closed_loop`, the
+                             deployment encoder's rule; trivial at flow 0, so aggregated points
+                             pass it)
     client_queue (a cap and a TTFT limit; aggregated engines only) the C − H requests the engines do
                              not hold wait (C − H) / X s in the server's queue (Little's law), and
                              used_e ⇒ queue_room_e · X ≥ (C − H) · units_per_rps · 10⁶ (H, X: the
@@ -40,7 +44,7 @@ from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.deployment import encoder
 from autoparallel.solvers.deployment.encoder import DeploymentVars, EncodedDeployment, used_literals
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace
-from autoparallel.solvers.deployment.space import Engine, role_queue_room_us
+from autoparallel.solvers.deployment.space import Engine, closed_loop_rule, role_queue_room_us
 
 LinearExpr = cp_model.LinearExpr
 
@@ -174,6 +178,9 @@ def build_mixed(space: MixedSpace, *, client_queue: bool = True) -> MixedEncodin
     if fm.concurrency is not None:
         held = LinearExpr.weighted_sum(r, [e.in_flight for e in engines])
         model.add(held <= fm.concurrency).with_name("concurrency")
+    rule = closed_loop_rule(space.roles.space, 0)
+    if rule is not None:  # the deployment encoder's closed-loop rule on the role engines
+        encoder.post_closed_loop(model, fm.name, rule, r[a:], flow, [])
     if client_queue:
         add_client_queue(model, space, r, v.families)
         add_role_client_queue(model, space, flow, used)

@@ -9,7 +9,8 @@ keeps those that deploy the mode (an aggregated engine; a prefill and a decode e
 concurrency cap (`oracle.within_concurrency`) and, aggregated, whose engines' TTFT with the client's
 queue meets the limit (`oracle.within_ttft`, in floats: table TTFT + (C − held) / capacity by
 Little's law; disaggregated, `oracle.within_role_queue`: flow · (limit + slot time) ≥ C), scores them in
-the solver's units and returns the non-dominated objective vectors. The disaggregated vectors are
+the solver's units (a disaggregated flow as the space's `capacity_milli_rps` gives it: round robin,
+within a cap's closed loop) and returns the non-dominated objective vectors. The disaggregated vectors are
 walked once per link floor (mixed.py: that floor's prefill engines and the decode engines of the
 pools at or above it, `MixedSpace.floor_engines`), every other role engine at 0, and the floors'
 vectors pooled: the union the CP-SAT model's one-floor rule ranges over, enumerated without it.
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 
 from autoparallel.solvers.deployment import oracle
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace
-from autoparallel.solvers.deployment.space import DeploymentSpace, round_robin_milli_rps
+from autoparallel.solvers.deployment.space import DeploymentSpace
 
 
 def _score(space: MixedSpace, mode: str, counts: tuple[int, ...], tpots: list[int], name: str) -> int:
@@ -38,7 +39,7 @@ def _score(space: MixedSpace, mode: str, counts: tuple[int, ...], tpots: list[in
     fm = space.fleet_model
     if mode == "aggregated":
         return fm.workload.osl * sum(e.capacity_milli_rps * n for e, n, _ in used)
-    return fm.workload.osl * round_robin_milli_rps([(e, n) for e, n, _ in used], fm.workload.isl)
+    return fm.workload.osl * space.roles.space.capacity_milli_rps(counts, 0)
 
 
 def scored(space: MixedSpace, names: tuple[str, ...]) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:

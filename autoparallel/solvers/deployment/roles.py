@@ -63,6 +63,7 @@ from autoparallel.solvers.deployment.space import (
     FleetModel,
     engine_at,
     granularity,
+    prefill_client_lines,
     staircase,
     undominated,
 )
@@ -354,11 +355,35 @@ def prefill_budget_s(
     decode_pools: Collection[int] | None = None,
 ) -> float:
     """TTFT budget of queueing + prefill on a P engine of `tp_prefill` on pool `pool` (module doc): the
-    KV transfer to each decode TP of `decode` at the slowest link of a pair with `decode_pools` (the
-    pools that hold decode engines; None: every pool, `slowest_decode_pool`); inf without a limit."""
-    w = fm.workload
-    if w.ttft_ms is None:
+    limit less the first decode step `decode_s` and `prefill_lead_s`; inf without a limit."""
+    if fm.workload.ttft_ms is None:
         return math.inf
+    lead = prefill_lead_s(fm, cluster, pool, tp_prefill, decode, pp_prefill, decode_pools=decode_pools)
+    return budget_after_lead_s(fm, decode_s, lead)
+
+
+def budget_after_lead_s(fm: FleetModel, decode_s: float, lead_s: float) -> float:
+    """The TTFT limit less the first decode step and a prefill engine's lead (`prefill_lead_s`); inf
+    without a limit."""
+    limit = fm.workload.ttft_ms
+    return math.inf if limit is None else limit / 1e3 - decode_s - lead_s
+
+
+def prefill_lead_s(
+    fm: FleetModel,
+    cluster: Cluster,
+    pool: int,
+    tp_prefill: int,
+    decode: list[Engine],
+    pp_prefill: int = 1,
+    *,
+    decode_pools: Collection[int] | None = None,
+) -> float:
+    """What a request through a P engine of `tp_prefill` on pool `pool` spends outside the engines'
+    queues and slots: the request overhead and the slowest KV transfer to a decode TP of `decode` at
+    the slowest link of a pair with `decode_pools` (the pools that hold decode engines; None: every
+    pool, `slowest_decode_pool`)."""
+    w = fm.workload
     sub = cluster.pool_cluster(pool)
     far = slowest_decode_pool(cluster, pool, decode_pools)
     same_node = single_node(cluster)
@@ -381,8 +406,7 @@ def prefill_budget_s(
         ),
         default=0.0,
     )
-    overhead = efficiency_for(sub.gpu).request_overhead_s
-    return w.ttft_ms / 1e3 - overhead - decode_s - transfer
+    return efficiency_for(sub.gpu).request_overhead_s + transfer
 
 
 def prefill_link_rps(
@@ -425,10 +449,10 @@ def prefill_engines(
     """
     w = space.workload
     kv = space.options.kv_cache_dtypes[0]
-    best: dict[int, tuple[int, int, int, RoleTimes]] = {}
+    best: dict[int, tuple[int, int, int, RoleTimes, float]] = {}
     spread: dict[tuple[int, int, int], tuple[float, float]] = {}
-    # the budget and the link rate depend on the entry's (tp, pp) only: once per distinct pair
-    budgets: dict[tuple[int, int], tuple[float, float]] = {}
+    # the budget, the lead and the link rate depend on the entry's (tp, pp) only: once per distinct pair
+    budgets: dict[tuple[int, int], tuple[float, float, float]] = {}
     for i in range(len(space.tables.evaluated)):
         if i % DEADLINE_STRIDE == 0:
             check_deadline(deadline)
@@ -441,13 +465,13 @@ def prefill_engines(
         st = _times(space, s, r, b, mm)
         shape = space.shapes[s]
         if (shape.tp, shape.pp) not in budgets:
+            lead = prefill_lead_s(fm, cluster, p, shape.tp, decode, shape.pp, decode_pools=decode_pools)
             budgets[shape.tp, shape.pp] = (
-                prefill_budget_s(
-                    fm, cluster, p, shape.tp, decode, decode_s, shape.pp, decode_pools=decode_pools
-                ),
+                budget_after_lead_s(fm, decode_s, lead),
                 prefill_link_rps(fm, cluster, p, shape.tp, shape.pp, decode),
+                lead,
             )
-        budget, link_rps = budgets[shape.tp, shape.pp]
+        budget, link_rps, lead = budgets[shape.tp, shape.pp]
         tokens = _replica(space, s, r, b, mm)[1]
         key = (s, r, tokens)
         if key not in spread:  # the prefill of one prompt depends on the chunk budget, not the batch
@@ -463,14 +487,31 @@ def prefill_engines(
         dp = shape.ep_replicas if shape.ep else 1
         rating = math.floor(MILLI * dp * prefill_rank_tokens_per_s(rt, w.isl))
         if s not in best or rating > best[s][0]:
-            best[s] = (rating, i, utils[0], rt)
+            best[s] = (rating, i, utils[0], rt, lead)
     out = []
-    for s, (rating, i, u, rt) in sorted(best.items()):
+    for s, (rating, i, u, rt, lead) in sorted(best.items()):
         e = _engine(space, m, p, s, i, u, "prefill", rating)
         if e is not None:
+            e = prefill_cycle(e, fm, rt, lead)
             times[id(e)] = rt
             out.append(e)
     return out
+
+
+def prefill_cycle(e: Engine, fm: FleetModel, t: RoleTimes, lead_s: float) -> Engine:
+    """Prefill engine `e` with its part in a concurrency cap's closed-loop rule
+    (`space.closed_loop_rule`; `e` itself without a cap): its mean prefill, its lead (request
+    overhead + slowest KV transfer, `prefill_lead_s`) and the chords of a rank's requests up to the
+    utilisation its rating runs at (the prefill balance keeps every rank at or below it)."""
+    if fm.concurrency is None:
+        return e
+    rho = prefill_rank_tokens_per_s(t, fm.workload.isl) * t.prefill_s / fm.workload.isl
+    return dataclasses.replace(
+        e,
+        prefill_us=units.us_up(t.prefill_s),
+        lead_us=units.us_up(lead_s),
+        client_lines=prefill_client_lines(t.service_cv2, fm.concurrency, rho),
+    )
 
 
 def why_no_role(

@@ -90,6 +90,9 @@ MIN_RATE_UNITS = 1000
 rounding a capacity down then costs it at most 1/1000 (units.py's throughput tolerance)."""
 MAX_RATE_RPS = 1e7
 """Highest request rate a fleet entry may ask for, requests/s."""
+QUEUE_TERM_BOUND = 2**60
+"""Most a queue or closed-loop constraint's terms may sum to at their bounds (CP-SAT refuses a linear
+constraint that could overflow 64 bits); past it the wait is counted in coarser time units."""
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,14 @@ class Engine:
     prompt_us: int = 0
     """The time one more prompt adds to its prefill (µs, rounded up; `ServingTables.prompt_us`): a
     burst's first wave of max_num_seqs prompts per rank waits (max_num_seqs − 1) / 2 of it on average."""
+    prefill_us: int = 0
+    """Prefill engines: the mean prefill of one prompt alone (µs, rounded up; `roles.RoleTimes`)."""
+    lead_us: int = 0
+    """Prefill engines: what a request spends outside both engines' slots, the request overhead and
+    the slowest KV transfer to a decode candidate (µs, rounded up; `closed_loop_rule`)."""
+    client_lines: tuple[tuple[int, int], ...] = ()
+    """Prefill engines of a model with a concurrency cap: the chords of one rank's requests in queue
+    and prefill (`prefill_client_lines`), up to the engine's own utilisation."""
 
     def wave_us(self, prompts: int) -> int:
         """The most a burst of `prompts` waits on this engine's first-wave prefill (µs):
@@ -283,11 +294,15 @@ class DeploymentSpace:
 
     def capacity_milli_rps(self, counts: list[int] | tuple[int, ...], m: int) -> int:
         """Requests/s ×1000 model m's engines sustain at replica counts `counts`; disaggregated, the
-        rate both roles carry when the proxy deals requests round robin (`round_robin_milli_rps`)."""
+        rate both roles carry when the proxy deals requests round robin (`round_robin_milli_rps`),
+        within what a concurrency cap's clients carry (`closed_loop_rule`)."""
         picked = [(e, n) for e, n in zip(self.engines, counts, strict=True) if e.model == m and n]
         if not self.disaggregated:
             return sum(e.capacity_milli_rps * n for e, n in picked)
-        return round_robin_milli_rps(picked, self.models[m].workload.isl)
+        rr = round_robin_milli_rps(picked, self.models[m].workload.isl)
+        rule = closed_loop_rule(self, m)
+        loop = None if rule is None else rule.flow(counts)
+        return rr if loop is None else min(rr, loop)
 
     def enumeration_size(self) -> int:
         """Replica-count vectors an enumeration over the engines would face: Π (max replicas + 1)."""
@@ -319,6 +334,133 @@ def role_queue_room_us(fm: FleetModel, e: Engine) -> int | None:
     return units.us_down(limit / 1e3) + e.in_flight * fm.units_per_rps * units.US_PER_S // (
         e.capacity_milli_rps + 1
     )
+
+
+CLIENT_SCALE = 1000
+"""Requests in flight in the closed-loop rule's integers: thousandths (`prefill_client_lines`)."""
+CLIENT_POINTS = 16
+"""`prefill_client_lines` places chord ends at ρ = k / 16 up to 1/2, then at 1 − 2^(−j/4)."""
+
+
+def prefill_client_lines(service_cv2: float, clients: int, rho_max: float) -> tuple[tuple[int, int], ...]:
+    """Chords (α, β) of one P rank's requests, waiting or in prefill, at utilisation ρ: f(ρ) = ρ + ρ²
+    (1 + c²) / (2 (1 − ρ)) (`perf.disagg.prefill_in_system`, M/G/1), so that CLIENT_SCALE · f(ρ) ≤
+    α + β ρ on the chord's own interval; α, β rounded up (α ≤ 0: a chord of a convex f with f(0) = 0
+    meets ρ = 0 below 0). Ends at ρ = k / CLIENT_POINTS up to 1/2, then 1 − 2^(−j/4), up to the first
+    end where f passes `clients` (one rank alone would hold more requests than the client has in
+    flight: the last chord, increasing, then rules that load out) or past `rho_max` (the engine's
+    rating: the prefill balance keeps ρ below it, where the later chords are below f). The maximum of
+    the chords is f's piecewise-linear interpolant: at most 5% above f below ρ = 1/16, 2% beyond."""
+    from autoparallel.perf.disagg import prefill_in_system
+
+    ends = [k / CLIENT_POINTS for k in range(CLIENT_POINTS // 2 + 1)]
+    j = 4
+    while prefill_in_system(ends[-1], service_cv2) <= clients and ends[-1] < rho_max:
+        j += 1
+        ends.append(1.0 - 2.0 ** (-j / 4))
+    lines = []
+    for a, b in itertools.pairwise(ends):
+        fa, fb = prefill_in_system(a, service_cv2), prefill_in_system(b, service_cv2)
+        beta = (fb - fa) / (b - a) * CLIENT_SCALE
+        alpha = fa * CLIENT_SCALE - beta * a
+        lines.append((math.ceil(alpha - 1e-9), math.ceil(beta - 1e-9)))
+        if b >= rho_max:
+            break
+    return tuple(lines)
+
+
+def decode_hold_us(fm: FleetModel, e: Engine) -> int:
+    """How long a request holds a slot of decode engine e (µs, rounded up): in_flight / capacity by
+    Little's law (`role_queue_room_us`, here rounded the other way: a longer hold is the conservative
+    side of the closed-loop rule)."""
+    return -(-e.in_flight * fm.units_per_rps * units.US_PER_S // max(e.capacity_milli_rps, 1))
+
+
+CLOSED_LOOP_ROOM = 10**10
+"""Most the closed-loop rule's right side may be in its own units (`closed_loop_rule`): CP-SAT 9.15 with
+the planner's parameters called a feasible model INFEASIBLE with it at 4e12 (Llama-3.1-8B, 4 clients,
+one P and one D replica; OPTIMAL at 4e11 and below)."""
+
+
+@dataclass(frozen=True)
+class ClosedLoopRule:
+    """One disaggregated model's closed-loop rule in integers (`closed_loop_rule`), X its flow in rate
+    units and N_P its prefill replicas: every used decode engine k: H_D ≥ decode[k] · X; every used
+    prefill engine k and pair (c, a) of prefill[k]: H_P ≥ c · X + a · N_P; H_D + H_P ≤ room."""
+
+    room: int
+    decode: dict[int, int]
+    prefill: dict[int, tuple[tuple[int, int], ...]]
+    top_flow: int
+    """The most X can be under the rule: room ÷ the least decode coefficient (or the engines' capacity)."""
+
+    def flow(self, counts: list[int] | tuple[int, ...]) -> int | None:
+        """The most X the rule lets engines at replica counts `counts` carry (None: no used prefill or
+        decode engine): min over the used decode engines' largest coefficient d and every pair (c, a) of
+        a used prefill engine of ⌊(room − a · N_P) / (d + c)⌋."""
+        d = max((c for k, c in self.decode.items() if counts[k]), default=None)
+        pairs = [pair for k, lines in self.prefill.items() if counts[k] for pair in lines]
+        if d is None or not pairs:
+            return None
+        n_p = sum(counts[k] for k in self.prefill)
+        return max(min((self.room - a * n_p) // (d + c) for c, a in pairs), 0)
+
+
+def closed_loop_rule(space: DeploymentSpace, m: int) -> ClosedLoopRule | None:
+    """Model m's closed-loop rule (None without a concurrency cap C or outside a disaggregated space).
+    Every request is somewhere in its cycle (perf/disagg.py), so with X the flow, W = units_per_rps ·
+    10⁶ (µs per request/s) and N_P the prefill replicas, for every used decode engine d, used prefill
+    engine p and chord (α, β) of p's rank (`prefill_client_lines`):
+
+        CLIENT_SCALE · X · (hold_d + lead_p) + β · prefill_us_p · X + α · dp_p · W · N_P
+            ≤ CLIENT_SCALE · W · C
+
+    (the decode slots X · hold, the overhead and transfer X · lead, every P replica charged as one of
+    p, each rank at ρ = X · S_p / (W · N_P · dp_p): at least the round-robin mean, the slowest hold,
+    the slowest transfer). All of it is divided by the power of ten G that brings the right side
+    within CLOSED_LOOP_ROOM and every term at its bounds within QUEUE_TERM_BOUND: coefficients
+    rounded up, the right side down (conservative)."""
+    fm = space.models[m]
+    clients = fm.concurrency
+    if clients is None or not space.disaggregated:
+        return None
+    ks = space.engines_of(model=m)
+    w = fm.units_per_rps * units.US_PER_S
+    room = CLIENT_SCALE * w * clients
+    decode = {
+        k: CLIENT_SCALE * decode_hold_us(fm, space.engines[k])
+        for k in ks
+        if space.engines[k].role == "decode"
+    }
+    prefill = {
+        k: tuple(
+            (CLIENT_SCALE * e.lead_us + beta * e.prefill_us, alpha * e.dp * w)
+            for alpha, beta in e.client_lines
+        )
+        for k in ks
+        if (e := space.engines[k]).role == "prefill" and e.client_lines
+    }
+    if not decode or not prefill:
+        return None
+    top_x = sum(space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]) for k in ks)
+    top_p = sum(space.max_replicas(space.engines[k]) for k in prefill)
+
+    def scaled(g: int) -> ClosedLoopRule:
+        dec = {k: -(-c // g) for k, c in decode.items()}
+        pre = {k: tuple((-(-c // g), -(-a // g)) for c, a in lines) for k, lines in prefill.items()}
+        r = room // g
+        return ClosedLoopRule(r, dec, pre, min(top_x, r // max(min(dec.values()), 1)))
+
+    def fits(rule: ClosedLoopRule) -> bool:
+        x = rule.top_flow
+        return rule.room <= CLOSED_LOOP_ROOM and all(
+            c * x + abs(a) * top_p <= QUEUE_TERM_BOUND for lines in rule.prefill.values() for c, a in lines
+        )
+
+    g = 1
+    while not fits(rule := scaled(g)) and g < 10**18:
+        g *= 10
+    return rule
 
 
 SYNC_SCALE = 100
@@ -662,7 +804,7 @@ def undominated_indices(
             each = 1 if a.role == "aggregated" else k  # round robin: each copy as strong as a
             if k < 1 or k * b.rating < each * a.rating or (capped and k * b.in_flight > a.in_flight):
                 continue
-            if capped and not _queue_safe(a, b, k):
+            if capped and not (_queue_safe(a, b, k) and _cycle_safe(a, b)):
                 continue
             equal = (
                 k == 1
@@ -679,6 +821,22 @@ def undominated_indices(
         if not dominated:
             keep.append(i)
     return keep
+
+
+def _cycle_safe(a: Engine, b: Engine) -> bool:
+    """Prefill engine b charges a capped client's closed-loop rule no more than a at any flow and any
+    number of prefill replicas (`closed_loop_rule`): the same chords, no longer lead or prefill,
+    and no higher utilisation per rank (S_b / dp_b ≤ S_a / dp_a); more replicas of the role only lower
+    the charge. Decode engines: k copies of b hold no more in flight than a and carry at least its
+    rate each (`undominated`), so a slot is held no longer."""
+    if a.role != "prefill" or not a.client_lines:
+        return True
+    return (
+        b.client_lines == a.client_lines
+        and b.lead_us <= a.lead_us
+        and b.prefill_us <= a.prefill_us
+        and b.prefill_us * a.dp <= a.prefill_us * b.dp
+    )
 
 
 def _queue_safe(a: Engine, b: Engine, k: int) -> bool:
