@@ -118,7 +118,11 @@ class Answer(Generic[P]):
 
 
 def make_solver(
-    settings: SolverSettings, time_limit_s: float | None = None, variables: int | None = None
+    settings: SolverSettings,
+    time_limit_s: float | None = None,
+    variables: int | None = None,
+    *,
+    full_presolve: bool = False,
 ) -> cp_model.CpSolver:
     """A CpSolver with the settings' limit, workers and seed, and the presolve steps that cost more than
     they give on these table-driven models switched off (measured in benchmarks/: probing alone took 3 s
@@ -137,7 +141,10 @@ def make_solver(
     A model of fewer than PARALLEL_MIN_VARIABLES `variables` gets one worker whatever the settings:
     CP-SAT's presolve and LP settle such models alone, and a second worker's neighbourhood search
     only disturbs them (a Dinkelbach step of Mixtral-8x7B's disaggregated deployment on 512x8xH100,
-    11 variables: 0.03 s on one worker, FEASIBLE after 8.5 s on two, most runs)."""
+    11 variables: 0.03 s on one worker, FEASIBLE after 8.5 s on two, most runs).
+
+    `full_presolve`: probing and inclusion detection at CP-SAT's defaults, for `solve_once`'s second
+    look at an INFEASIBLE answer."""
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.max_time_in_seconds = settings.time_limit_s if time_limit_s is None else time_limit_s
@@ -146,9 +153,10 @@ def make_solver(
     p.random_seed = settings.seed
     p.log_search_progress = settings.log_search
     p.catch_sigint_signal = False  # Ctrl-C interrupts the command (exit 130), not "time limit reached"
-    p.cp_model_probing_level = 0
+    if not full_presolve:
+        p.cp_model_probing_level = 0
+        p.presolve_inclusion_work_limit = 0
     p.find_big_linear_overlap = False
-    p.presolve_inclusion_work_limit = 0
     p.symmetry_level = 0
     return solver
 
@@ -167,14 +175,19 @@ def family_literal(
 
 
 def _call(
-    enc: Encoding[P], run: Run, assumptions: Sequence[str] | None, time_limit_s: float | None
+    enc: Encoding[P],
+    run: Run,
+    assumptions: Sequence[str] | None,
+    time_limit_s: float | None,
+    *,
+    full_presolve: bool = False,
 ) -> tuple[str, cp_model.CpSolver]:
     """One CP-SAT call, the named families passed as assumptions (an explanation's trial; None: none)."""
     enc.model.clear_assumptions()
     if assumptions is not None:
         enc.model.add_assumptions([enc.families[n] for n in assumptions])
     limit = run.budget(time_limit_s)
-    solver = make_solver(run.settings, limit, len(enc.model.proto.variables))
+    solver = make_solver(run.settings, limit, len(enc.model.proto.variables), full_presolve=full_presolve)
     if limit < MIN_SOLVE_S:  # the call's time is spent: as a time-out without a solution
         run.statuses.append("UNKNOWN")
         return "UNKNOWN", solver
@@ -193,10 +206,19 @@ def solve_once(enc: Encoding[P], run: Run, time_limit_s: float | None = None) ->
     """One CP-SAT call of an optimization (no assumptions: its model fixes the families on). Returns
     the solver with a solution, or None: `run.status` then says INFEASIBLE or UNKNOWN.
 
+    An INFEASIBLE answer is looked at again with probing and inclusion detection at CP-SAT's defaults
+    (`make_solver(full_presolve=True)`) before it is believed: ortools 9.15 with both off called a
+    feasible model infeasible (a disaggregated closed-loop rule with a right side of 4e12; the
+    encoders keep their coefficients smaller since, tests/solvers/test_s38_cpsat_second_look.py).
+
     Raises:
         InternalError: CP-SAT calls the model invalid.
     """
     name, solver = _call(enc, run, None, time_limit_s)
+    if name == "INFEASIBLE":
+        again, second = _call(enc, run, None, time_limit_s, full_presolve=True)
+        if again != "UNKNOWN":  # out of time for the second look: the first answer stands
+            name, solver = again, second
     if name in ("INFEASIBLE", "UNKNOWN"):
         run.status = name
         return None
