@@ -341,7 +341,10 @@ def client_queue_s(
 def _loop_queue_s(clients: float, batch: float, per_s: float, overhead_s: float) -> float:
     """Seconds a closed loop's request waits in the server's queue: of `clients` requests out, `batch`
     run and X · `overhead_s` are in their per-request overhead (X = `per_s` requests/s, Little's law);
-    the rest queue, each for as many completions."""
+    the rest queue, each for as many completions; inf when nothing completes (an engine that holds
+    no request: its KV cache or its limit of 0)."""
+    if per_s <= 0:
+        return math.inf
     return max(clients - batch - per_s * overhead_s, 0.0) / per_s
 
 
