@@ -316,9 +316,12 @@ def rope_type(rope: Mapping[str, Any], name: str) -> str:
 def _rope_dicts(raw: RawConfig) -> list[Mapping[str, Any]]:
     """The config's RoPE parameter sets (`rope_parameters` or the legacy `rope_scaling`; one per layer
     type where nested), as vLLM's `iter_rope_parameters` yields them."""
-    rope = raw.get("rope_parameters") or raw.get("rope_scaling")
-    if not isinstance(rope, Mapping):
+    key = "rope_parameters" if raw.get("rope_parameters") else "rope_scaling"
+    rope = raw.get(key)
+    if not rope:
         return []
+    if not isinstance(rope, Mapping):  # transformers and vLLM read it as a dict (`rope_type`, `factor`)
+        raise InputError(f"{raw.name}: `{key}` must be a mapping, got {clean_text(repr(rope), 40)}")
     nested = [v for v in rope.values() if isinstance(v, Mapping) and v]
     return nested if nested else [rope]
 
@@ -336,17 +339,16 @@ def context_limit(raw: RawConfig, outer_type: str) -> int:
         return limit
     factor = 1.0
     for rope, kind in zip(ropes, kinds, strict=True):
-        if kind in _PRESCALED_ROPE:
-            continue
-        value = rope.get("factor", factor)
+        value = rope.get("factor")
         if value is None:
             continue  # vLLM: a null factor falls back to 1.0
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
-            raise InputError(
+            raise InputError(  # every scaling's rotary embedding reads it (YaRN's too)
                 f"{raw.name}: RoPE scaling `factor` must be a number from 0 to 1e6, "
                 f"got {clean_text(repr(value), 40)}"
             )
-        factor = float(value)
+        if kind not in _PRESCALED_ROPE:
+            factor = float(value)
     scaled = int(limit * factor)
     if scaled < 1 or scaled > CONFIG_LIMITS["max_position_embeddings"]:
         raise InputError(
