@@ -23,9 +23,16 @@ def add_disagg_arguments(p: argparse.ArgumentParser) -> None:
         "--disagg",
         choices=("auto", "on", "off"),
         default=None,
-        help="prefill/decode disaggregation: compare with aggregated serving (auto, the default: when "
-        "the cluster holds two engines), require it (on) or skip it (off)",
+        help="prefill/decode disaggregation (vLLM engines: under --engine vllm or auto): compare with "
+        "aggregated serving (auto, the default: when the cluster holds two engines), require it (on) or "
+        "skip it (off)",
     )
+
+
+def with_vllm(args: argparse.Namespace) -> bool:
+    """vLLM is among the serving engines planned (--engine vllm, the default, or auto): the only engine
+    prefill/decode disaggregation plans (NIXL KV transfer), so the comparison runs."""
+    return getattr(args, "engine", None) in (None, "vllm", "auto")
 
 
 def comparison(

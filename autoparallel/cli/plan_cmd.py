@@ -550,11 +550,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             f"note: --workers {args.workers} capped at this machine's {cpu_cores()} CPU cores",
             file=sys.stderr,
         )
-    vllm_only = args.train or args.engine == "vllm"
-    if not vllm_only and args.disagg == "on":
+    if not args.train and not disagg_cmd.with_vllm(args) and args.disagg == "on":
         raise InputError(
             f"--engine {args.engine}: prefill/decode disaggregation plans vLLM engines (NIXL KV transfer); "
-            "drop --engine or use --engine vllm"
+            "drop --engine or use --engine vllm or auto"
         )
     if not args.train:
         refuse_engine_memory_flags(args)
@@ -619,8 +618,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
             "after reading the model and the options"
         )
         raise SolverTimeoutError(f"no plan found within the time limit: {spent} (raise --time-limit)")
-    # The whole-cluster section takes --engine; the disaggregation comparison plans vLLM engines only.
-    serving_vllm = vllm_only and not args.train
+    # The whole-cluster section takes --engine; the disaggregation comparison plans vLLM engines only,
+    # so it runs where vLLM is among the engines (--engine vllm or auto): under auto, a disaggregated
+    # vLLM deployment that beats every engine's aggregated one is the answer, as under vllm.
+    serving_vllm = disagg_cmd.with_vllm(args) and not args.train
+    if not args.train and not serving_vllm and args.disagg == "auto":
+        print(
+            f"note: no disaggregation comparison under --engine {args.engine}: prefill/decode "
+            "disaggregation plans vLLM engines (NIXL KV transfer); --engine vllm or auto compares it",
+            file=sys.stderr,
+        )
     plans: list[Any] = []
     single_error: InfeasibleError | None = None
     try:
@@ -734,7 +741,7 @@ def _deployment_plan(args: argparse.Namespace, workload: Any) -> int:
     from autoparallel.solvers.settings import SolverSettings
 
     refused = args.objective is not None and deployment_objective(args.objective, False) is None
-    if args.disagg == "off" or args.engine != "vllm" or refused:
+    if args.disagg == "off" or not disagg_cmd.with_vllm(args) or refused:
         return fleet_cmd.cmd_fleet(args, workload)  # (an objective it refuses: its one-line error)
     settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
     deadline = settings.deadline()

@@ -1,0 +1,32 @@
+"""`--engine auto` plans vLLM among its engines, so it compares vLLM's prefill/decode disaggregation
+as `--engine vllm` does: DeepSeek-V3 on 16x8xH100 at 400 req/s exited 1 ("no vLLM/SGLang/TensorRT-LLM
+deployment serves") under auto while `--engine vllm` served it disaggregated, and the throughput
+answer on 64x8xH100 was 136,193 tok/s under auto against 482,462 under vllm. SGLang and TensorRT-LLM
+alone say why there is no comparison."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoparallel.cli import main
+
+RATE_ONLY_PD = [
+    *("plan", "meta-llama/Llama-3.1-70B-Instruct", "--cluster", "2x8xH100", "--isl", "2048", "--osl", "512"),
+    *("--ttft-ms", "2000", "--tpot-ms", "20", "--request-rate", "8", "--time-limit", "120"),
+]
+"""tests/cli/test_disagg_cmd.py's case: no aggregated engine carries 8 req/s at TPOT 20 ms; 4P:1D does."""
+
+
+def test_auto_serves_what_only_vllm_disaggregation_serves(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*RATE_ONLY_PD, "--engine", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert "-> disaggregated: only the disaggregated deployment serves 8 req/s" in out
+
+
+@pytest.mark.parametrize("engine", ["sglang", "trtllm"])
+def test_other_engines_say_there_is_no_comparison(engine: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["plan", "Qwen/Qwen3-8B", "--cluster", "1x8xH100", "--engine", engine, "--disagg", "auto"]
+    assert main(argv) == 0
+    assert f"no disaggregation comparison under --engine {engine}" in capsys.readouterr().err
+    assert main([*argv[:-1], "on"]) == 2
+    assert "--engine vllm or auto" in capsys.readouterr().err
