@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoparallel.objectives import SERVING, parse_objective
 from autoparallel.perf.engine_support import ENGINE_NAMES
+from autoparallel.perf.serving_steps import SCHEDULING
 
 if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
@@ -87,6 +88,16 @@ def _unused_factors(plan: ServingPlan) -> set[str]:
     return out
 
 
+_POLICY = {
+    "mixed": "mixes prompt chunks into the decode steps (vLLM V1's scheduler)",
+    "prefill_first": "runs each prefill batch as a step of its own while the decodes wait (SGLang's "
+    "default, no mixed chunk)",
+    "no_evict": "runs each prompt's context phase in a step beside the decodes, up to max_num_tokens "
+    "(TensorRT-LLM's in-flight batching)",
+}
+"""How each scheduler policy (`perf.serving_steps.SCHEDULING`) places prompt work among the decode steps."""
+
+
 def _efficiency_diff(a: ServingPlan, b: ServingPlan) -> str:
     ea, eb = a.perf.efficiency.model_dump(), b.perf.efficiency.model_dump()
     for eff, dump in ((a.perf.efficiency, ea), (b.perf.efficiency, eb)):
@@ -100,6 +111,20 @@ def _efficiency_diff(a: ServingPlan, b: ServingPlan) -> str:
         if k not in unused and ea[k] != eb[k]
     ]
     return ", ".join(diffs) if diffs else "the same efficiency factors"
+
+
+def _step_causes(other: ServingPlan, winner: ServingPlan) -> str:
+    """What sets the two engines' step times apart: their schedulers' placement of the prompts' work
+    among the decode steps where the policies differ (`perf.serving_steps.SCHEDULING`; SGLang's
+    prefill-only steps add to TPOT at the same pure decode step), and their efficiency factors."""
+    factors = f"efficiency factors: {_efficiency_diff(other, winner)}"
+    mine, theirs = SCHEDULING[winner.engine], SCHEDULING[other.engine]
+    if mine == theirs:
+        return factors
+    names = ENGINE_NAMES[other.engine], ENGINE_NAMES[winner.engine]
+    same = abs(other.perf.decode_step_ms - winner.perf.decode_step_ms) <= 1e-6 * winner.perf.decode_step_ms
+    decode = f"the same pure decode step {winner.perf.decode_step_ms:.2f} ms; " if same else ""
+    return f"{decode}schedulers: {names[0]} {_POLICY[theirs]}, {names[1]} {_POLICY[mine]}; {factors}"
 
 
 def why(winner: ServingPlan, other: ServingPlan) -> str:
@@ -140,7 +165,7 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
         if cap.startswith(("tpot_slo", "ttft_slo")):  # the step time decides the batch an SLO admits
             text += (
                 f"; {w_name} runs batch {wp.batch_size:g} at TPOT {wp.tpot_ms:.1f} ms, TTFT "
-                f"{wp.ttft_ms:.0f} ms (efficiency factors: {_efficiency_diff(other, winner)})"
+                f"{wp.ttft_ms:.0f} ms ({_step_causes(other, winner)})"
             )
         return (
             f"{text}. KV pool {other.kv_cache_tokens:,} vs {winner.kv_cache_tokens:,} tokens "
@@ -149,7 +174,7 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
     if abs(op.tpot_ms - wp.tpot_ms) > 1e-9:
         return (
             f"{head}: same batch {wp.batch_size:g}, step time {op.tpot_ms:.2f} vs {wp.tpot_ms:.2f} ms "
-            f"(efficiency factors: {_efficiency_diff(other, winner)})"
+            f"({_step_causes(other, winner)})"
         )
     return (
         f"{head}: same batch and step time; TTFT {op.ttft_ms:.0f} vs {wp.ttft_ms:.0f} ms (step token "
