@@ -71,6 +71,7 @@ ORACLE_MAY_IMPORT = (
     "autoparallel.solvers.training.tables",
     "autoparallel.solvers.partition",
     "autoparallel.solvers.deployment.space",
+    "autoparallel.solvers.deployment.client_rules",  # the space's integer queue / closed-loop rules
     "autoparallel.solvers.deployment.mixed",  # the mixed space (its player is mixed_encoder)
     "autoparallel.solvers.deployment.oracle",  # the mixed oracle builds on the deployment one
 )

@@ -23,10 +23,11 @@ from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment import DeploymentSpace, FleetModel, build_deployment_space, solve_space
+from autoparallel.solvers.deployment.client_rules import drain_completions
 from autoparallel.solvers.deployment.driver import expr_value, optimize
 from autoparallel.solvers.deployment.encoder import build
 from autoparallel.solvers.deployment.oracle import brute_force
-from autoparallel.solvers.deployment.space import _candidates, drain_completions, undominated
+from autoparallel.solvers.deployment.space import _candidates, undominated
 from autoparallel.solvers.driver import Run
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
@@ -188,7 +189,7 @@ def test_cpsat_optimum_equals_brute_force_under_concurrency_caps(space: Deployme
 @given(instances(capped=True), st.sampled_from([40, 200, 600, 3000]))
 def test_cpsat_optimum_equals_brute_force_for_a_burst(space: DeploymentSpace, prompts: int) -> None:
     """N prompts sent at once (no cap, no rate): the replicas hold at most N and the rest drain through
-    the server's queue within the TTFT limit (`space.drain_lines`); CP-SAT and the oracle agree."""
+    the server's queue within the TTFT limit (`client_rules.drain_lines`); CP-SAT and the oracle agree."""
     burst = tuple(
         dataclasses.replace(
             fm,

@@ -35,7 +35,7 @@ NAMES = ("throughput", "tpot", "cost", "gpus")
 @functools.cache
 def base() -> MixedSpace:
     # rated for the largest cap drawn, so that the prefill engines carry the closed-loop rule's chords
-    # (`space.closed_loop_rule`; they hold for every smaller cap, and none applies without a cap)
+    # (`client_rules.closed_loop_rule`; they hold for every smaller cap, and none applies without a cap)
     w = Serving(isl=8192, osl=128, ttft_ms=2000, concurrency=3000)
     fm = FleetModel(load_model("meta-llama/Llama-3.1-8B"), w)
     opts = ServingOptions(max_num_seqs=(2, 8, 32), enforce_eager=(False,))

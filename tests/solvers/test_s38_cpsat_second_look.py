@@ -3,7 +3,7 @@
 ortools 9.15 with probing and inclusion detection off (the planner's speed settings,
 driver.make_solver) called this feasible disaggregated space infeasible: Llama-3.1-8B's role engines
 on one 4-GPU H100 node, 4 clients, the closed-loop rule left at its unscaled right side of 4e12
-(space.CLOSED_LOOP_ROOM keeps it within 1e10 since). The brute-force oracle finds 1 P + 1 D.
+(client_rules.CLOSED_LOOP_ROOM keeps it within 1e10 since). The brute-force oracle finds 1 P + 1 D.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.deployment import DeploymentSpace, FleetModel
-from autoparallel.solvers.deployment import space as deployment_space
+from autoparallel.solvers.deployment import client_rules
 from autoparallel.solvers.deployment.driver import optimize
 from autoparallel.solvers.deployment.encoder import build
 from autoparallel.solvers.deployment.oracle import brute_force
@@ -44,7 +44,7 @@ def _space() -> DeploymentSpace:
 
 
 def test_an_infeasible_answer_is_looked_at_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(deployment_space, "CLOSED_LOOP_ROOM", 10**30)  # the unscaled rule
+    monkeypatch.setattr(client_rules, "CLOSED_LOOP_ROOM", 10**30)  # the unscaled rule
     space = _space()
     oracle = brute_force(space, "throughput")
     assert oracle is not None

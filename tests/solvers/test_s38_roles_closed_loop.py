@@ -1,4 +1,4 @@
-"""A concurrency cap's closed loop through prefill and decode roles (space.closed_loop_rule).
+"""A concurrency cap's closed loop through prefill and decode roles (client_rules.closed_loop_rule).
 
 C clients hold every request's whole cycle: the request overhead, the prompt's wait and prefill at a
 P rank (an M/G/1 count), the KV transfer and the decode slot. The slot count alone (Σ max_num_seqs ·
@@ -21,17 +21,13 @@ from autoparallel.models import load_model
 from autoparallel.perf import disagg
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.solvers.deployment import DeploymentSpace, FleetModel
+from autoparallel.solvers.deployment.client_rules import CLIENT_SCALE, prefill_client_lines
 from autoparallel.solvers.deployment.disagg_plan import decode_roles
 from autoparallel.solvers.deployment.driver import expr_value, optimize
 from autoparallel.solvers.deployment.encoder import build
 from autoparallel.solvers.deployment.oracle import brute_force
 from autoparallel.solvers.deployment.roles import RoleSpace, build_role_space
-from autoparallel.solvers.deployment.space import (
-    CLIENT_SCALE,
-    prefill_client_lines,
-    round_robin_milli_rps,
-    undominated,
-)
+from autoparallel.solvers.deployment.space import round_robin_milli_rps, undominated
 from autoparallel.solvers.driver import Run
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings

@@ -24,14 +24,8 @@ from autoparallel.configs import BASE_PORT, ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.hardware.gpu import GPUS_PER_HOST
 from autoparallel.perf.serving import ServingEstimate, burst_sync
-from autoparallel.solvers.deployment.space import (
-    SYNC_SCALE,
-    DeploymentSpace,
-    Engine,
-    burst_sync_pct,
-    drain_lines,
-    engine_workload,
-)
+from autoparallel.solvers.deployment.client_rules import SYNC_SCALE, burst_sync_pct, drain_lines
+from autoparallel.solvers.deployment.space import DeploymentSpace, Engine, engine_workload
 from autoparallel.solvers.serving.decoder import evaluate_point
 from autoparallel.solvers.settings import SolverStats
 

@@ -375,7 +375,7 @@ def closed_loop_ttft_ms(
 ) -> float:
     """The mean TTFT of a closed-loop client of `clients` requests (0 without one): C / X − T by Little's
     law, X the carried requests/s, T the mean time a request holds a decode slot (max_num_seqs × ranks
-    / capacity of its decode engine, round robin over the decode replicas; `space.role_queue_room_us`)."""
+    / capacity of its decode engine, round robin over the decode replicas; `client_rules.role_queue_room_us`)."""
     n = sum(counts[k] for k in d_cap)
     if clients is None or capacity_rps <= 0 or not n:
         return 0.0
@@ -401,7 +401,7 @@ def closed_loop_capacity_rps(
     closed_loop_rps`; `top_rps` without a cap): the proxy deals requests round robin, so a request
     meets the mean P replica's overhead, the mean (P, D) pair's KV transfer and the mean D replica's
     slot time (max_num_seqs × ranks / capacity, Little's law), and each P rank gets 1 / (n_P · dp) of
-    the rate. The solver charges more (`space.closed_loop_rule`: chords above the M/G/1 count,
+    the rate. The solver charges more (`client_rules.closed_loop_rule`: chords above the M/G/1 count,
     the slowest of each role), so this is never below the flow it found."""
     space = rs.space
     clients = space.models[0].concurrency

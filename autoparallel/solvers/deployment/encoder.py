@@ -30,7 +30,7 @@ pass them as assumptions and CP-SAT names the conflicting ones:
                              used[e] ⇒ queue_room_e · X_m ≥ (C_m − H_m) · units_per_rps_m · 10⁶
                              (queue_room_e = TTFT limit − ttft_e in µs, `Engine.queue_room_us`);
                              N prompts sent at once drain: D_m ≥ 2N · (the chords of Q (Q + 1) / 2N at
-                             Q_m ≥ N − H_m, `space.drain_lines`), used[e] ⇒ 2N · queue_room_e · X_m ≥
+                             Q_m ≥ N − H_m, `client_rules.drain_lines`), used[e] ⇒ 2N · queue_room_e · X_m ≥
                              D_m · units_per_rps_m · 10⁶
 
 Disaggregated spaces (deployment/roles.py: every engine is a prefill or a decode engine) replace a
@@ -49,7 +49,7 @@ roles carry, and add the role families. The proxy deals each role's requests rou
                              prompts waiting or in prefill at the P ranks, an M/G/1 count charged by
                              its chords; H_D ≥ hold_d · flow (used decode d), H_P ≥ chords of p (used
                              prefill p), H_D + H_P ≤ C (`post_closed_loop`,
-                             `space.closed_loop_rule`). The slot count of `concurrency[m]` alone
+                             `client_rules.closed_loop_rule`). The slot count of `concurrency[m]` alone
                              let the roles carry more than the client's requests can cycle through
     roles_deployed[m]        Σ_P replicas[e] ≥ 1 and Σ_D replicas[e] ≥ 1
 so the P:D ratio is the solver's choice; throughput counts flow_milli_rps.
@@ -72,16 +72,16 @@ from autoparallel import objectives
 from autoparallel.errors import InternalError
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.deployment.space import (
+from autoparallel.solvers.deployment.client_rules import (
     QUEUE_TERM_BOUND,
     SYNC_SCALE,
     ClosedLoopRule,
-    DeploymentSpace,
     burst_sync_pct,
     closed_loop_rule,
     drain_lines,
     role_queue_room_us,
 )
+from autoparallel.solvers.deployment.space import DeploymentSpace
 from autoparallel.solvers.driver import WEIGHTED_SCALE, family_literal
 
 LinearExpr = cp_model.LinearExpr
@@ -403,7 +403,7 @@ def add_client_queue(enc: EncodedDeployment) -> None:
     now. Disaggregated models are left out: their queue is the prefill engines' (roles.py's budget).
 
     N prompts sent at once (`FleetModel.burst_prompts`) drain instead: the Q_m = N − H_m queued wait
-    on average G(Q_m) / X_m, G the chords of Q (Q + 1) / 2N (`space.drain_lines`, at most 1/8 above
+    on average G(Q_m) / X_m, G the chords of Q (Q + 1) / 2N (`client_rules.drain_lines`, at most 1/8 above
     it), so with D_m ≥ 2N · G(Q_m) (a variable above every chord line, Q_m ≥ N − H_m):
     used[e] ⇒ ⌊room_e / q⌋ · 2N · X_m ≥ (K / q) · D_m, room_e = queue_room_e − the first wave's
     prefill (`queue_rooms_us`). An engine whose room is negative (its first wave alone passes the TTFT
@@ -460,7 +460,7 @@ def add_client_queue(enc: EncodedDeployment) -> None:
 
 def add_role_client_queue(enc: EncodedDeployment) -> None:
     """A closed-loop client of a disaggregated model: its mean TTFT is C / X − T by Little's law (X the
-    flow, T the time a request holds a decode slot; `space.role_queue_room_us`), so for every used
+    flow, T the time a request holds a decode slot; `client_rules.role_queue_room_us`), so for every used
     decode engine, used[e] ⇒ ⌊(limit + T_e) / q⌋ · flow ≥ (K / q) · C (family `client_queue[m]`)."""
     space, v = enc.space, enc.vars
     for m, fm in enumerate(space.models):
@@ -482,7 +482,7 @@ def add_role_client_queue(enc: EncodedDeployment) -> None:
 def add_role_closed_loop(enc: EncodedDeployment) -> None:
     """A disaggregated model with a concurrency cap C: its C requests in flight hold every request's
     cycle, the prompts queued at the prefill ranks included (Little's law; the rule, its units and its
-    conservative roundings are `space.closed_loop_rule`'s), family `closed_loop[m]`
+    conservative roundings are `client_rules.closed_loop_rule`'s), family `closed_loop[m]`
     (`post_closed_loop`)."""
     space, v = enc.space, enc.vars
     for m, fm in enumerate(space.models):
@@ -500,7 +500,7 @@ def post_closed_loop(
     flow: cp_model.LinearExprT,
     enforce: list[cp_model.IntVar],
 ) -> None:
-    """`rule` (`space.closed_loop_rule`) over the role engines' replica counts `replicas` (indexed as
+    """`rule` (`client_rules.closed_loop_rule`) over the role engines' replica counts `replicas` (indexed as
     the rule's engines) and X = `flow`, with used[e] ⇐ replicas[e] ≥ 1:
 
         used decode d  ⇒ H_D ≥ decode_d · X
@@ -550,7 +550,7 @@ def role_queue_time_unit_us(space: DeploymentSpace, m: int, room_us: int) -> int
 def _drain_units(
     enc: EncodedDeployment, prompts: int, sync_pct: int, held: cp_model.IntVar, name: str
 ) -> cp_model.IntVar:
-    """D ≥ every chord line of the Q ≥ N − held queued prompts of a burst (`space.drain_lines`):
+    """D ≥ every chord line of the Q ≥ N − held queued prompts of a burst (`client_rules.drain_lines`):
     completions the mean prompt waits, × 2N · 100 (an integer)."""
     queued = enc.model.new_int_var(0, prompts, f"burst_queued[{name}]")
     enc.model.add(queued + held >= prompts)

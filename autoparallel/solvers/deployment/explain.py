@@ -13,13 +13,9 @@ import math
 
 from autoparallel.errors import InfeasibleError
 from autoparallel.solvers import driver, units
+from autoparallel.solvers.deployment.client_rules import burst_sync_pct, drain_completions
 from autoparallel.solvers.deployment.encoder import build
-from autoparallel.solvers.deployment.space import (
-    DeploymentSpace,
-    admissible_utils,
-    burst_sync_pct,
-    drain_completions,
-)
+from autoparallel.solvers.deployment.space import DeploymentSpace, admissible_utils
 from autoparallel.solvers.serving.space import ServingSpace
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import ms_over

@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.deployment import encoder
+from autoparallel.solvers.deployment.client_rules import closed_loop_rule, role_queue_room_us
 from autoparallel.solvers.deployment.encoder import DeploymentVars, EncodedDeployment, used_literals
 from autoparallel.solvers.deployment.mixed import OBJECTIVES, MixedSpace
-from autoparallel.solvers.deployment.space import Engine, closed_loop_rule, role_queue_room_us
+from autoparallel.solvers.deployment.space import Engine
 
 LinearExpr = cp_model.LinearExpr
 
@@ -212,7 +213,7 @@ def add_role_client_queue(
 ) -> None:
     """A closed-loop client of the disaggregated points: for every used decode engine,
     used[e] ⇒ ⌊(limit + T_e) / q⌋ · flow ≥ (K / q) · C, as `encoder.add_role_client_queue` (mean TTFT
-    C / flow − T by Little's law, `space.role_queue_room_us`)."""
+    C / flow − T by Little's law, `client_rules.role_queue_room_us`)."""
     fm = space.fleet_model
     a = len(space.aggregated.engines)
     ks = [k for k in range(a, len(space.engines)) if role_queue_room_us(fm, space.engines[k]) is not None]

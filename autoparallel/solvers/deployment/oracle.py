@@ -16,13 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from autoparallel.hardware.gpu import host_size
-from autoparallel.solvers.deployment.space import (
-    DeploymentSpace,
-    burst_sync_pct,
-    drain_completions,
-    role_queue_room_us,
-    round_robin_milli_rps,
-)
+from autoparallel.solvers.deployment.client_rules import burst_sync_pct, drain_completions, role_queue_room_us
+from autoparallel.solvers.deployment.space import DeploymentSpace, round_robin_milli_rps
 
 MAXIMIZE = {"goodput": True, "throughput": True, "cost": False, "gpus": False}
 
@@ -145,7 +140,7 @@ def within_ttft(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool
 def within_role_queue(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
     """A disaggregated model under a closed-loop client of C requests: its flow X (round robin over
     each role) and every used decode engine's room, limit + the time a request holds its slot
-    (`space.role_queue_room_us`), hold X · room ≥ C (integers, the rule's own units)."""
+    (`client_rules.role_queue_room_us`), hold X · room ≥ C (integers, the rule's own units)."""
     fm = space.models[m]
     if fm.queue_clients is None or fm.workload.ttft_ms is None:
         return True

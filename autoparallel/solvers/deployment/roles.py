@@ -56,6 +56,7 @@ from autoparallel.perf.serving_steps import (
     vllm_graph_max_batch,
 )
 from autoparallel.solvers import units
+from autoparallel.solvers.deployment.client_rules import prefill_client_lines
 from autoparallel.solvers.deployment.space import (
     MILLI,
     DeploymentSpace,
@@ -63,7 +64,6 @@ from autoparallel.solvers.deployment.space import (
     FleetModel,
     engine_at,
     granularity,
-    prefill_client_lines,
     staircase,
     undominated,
 )
@@ -500,7 +500,7 @@ def prefill_engines(
 
 def prefill_cycle(e: Engine, fm: FleetModel, t: RoleTimes, lead_s: float) -> Engine:
     """Prefill engine `e` with its part in a concurrency cap's closed-loop rule
-    (`space.closed_loop_rule`; `e` itself without a cap): its mean prefill, its lead (request
+    (`client_rules.closed_loop_rule`; `e` itself without a cap): its mean prefill, its lead (request
     overhead + slowest KV transfer, `prefill_lead_s`) and the chords of a rank's requests up to the
     utilisation its rating runs at (the prefill balance keeps every rank at or below it)."""
     if fm.concurrency is None:
