@@ -132,8 +132,9 @@ def add_plan_parser(sub: Any) -> None:
         "--time-limit",
         type=bounded("time_limit_s", integer=False),
         default=None,
-        help="limit on the whole command, s (default 10): the plan first, then the whole-cluster "
-        "deployment and the disaggregation comparison in what it leaves",
+        help="limit on the whole command, s (default 10 per serving engine planned: 30 with --engine "
+        "auto): the plan first, then the whole-cluster deployment and the disaggregation comparison in "
+        "what it leaves",
     )
     p.add_argument(
         "--workers", type=bounded("workers"), default=None, help="CP-SAT threads (capped at the cores)"
@@ -603,7 +604,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         note_burstiness(args, workload, replay=True)
     from autoparallel.solvers.settings import SolverSettings
 
-    settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
+    settings = SolverSettings.create(
+        time_limit_s=fleet_cmd.time_limit(args), workers=args.workers, seed=args.seed
+    )
     deadline = settings.deadline()  # one limit for the command: each section gets what is left of it
     options = training_options(args) if args.train else fleet_cmd.serving_options(args)
     early = disagg_cmd.required(args, workload, settings)  # --disagg on: its infeasibility first
@@ -743,7 +746,9 @@ def _deployment_plan(args: argparse.Namespace, workload: Any) -> int:
     refused = args.objective is not None and deployment_objective(args.objective, False) is None
     if args.disagg == "off" or not disagg_cmd.with_vllm(args) or refused:
         return fleet_cmd.cmd_fleet(args, workload)  # (an objective it refuses: its one-line error)
-    settings = SolverSettings.create(time_limit_s=args.time_limit, workers=args.workers, seed=args.seed)
+    settings = SolverSettings.create(
+        time_limit_s=fleet_cmd.time_limit(args), workers=args.workers, seed=args.seed
+    )
     deadline = settings.deadline()
     plan, error = None, None
     try:

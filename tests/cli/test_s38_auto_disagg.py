@@ -12,7 +12,7 @@ from autoparallel.cli import main
 
 RATE_ONLY_PD = [
     *("plan", "meta-llama/Llama-3.1-70B-Instruct", "--cluster", "2x8xH100", "--isl", "2048", "--osl", "512"),
-    *("--ttft-ms", "2000", "--tpot-ms", "20", "--request-rate", "8", "--time-limit", "120"),
+    *("--ttft-ms", "2000", "--tpot-ms", "20", "--request-rate", "8"),
 ]
 """tests/cli/test_disagg_cmd.py's case: no aggregated engine carries 8 req/s at TPOT 20 ms; 4P:1D does."""
 
@@ -30,3 +30,20 @@ def test_other_engines_say_there_is_no_comparison(engine: str, capsys: pytest.Ca
     assert f"no disaggregation comparison under --engine {engine}" in capsys.readouterr().err
     assert main([*argv[:-1], "on"]) == 2
     assert "--engine vllm or auto" in capsys.readouterr().err
+
+
+def test_the_default_limit_counts_the_engines_planned() -> None:
+    """At the default 10 s the 8 req/s case above spent the limit explaining three engines' single-engine
+    infeasibility and exited 1; the default is now 10 s per serving engine the command plans."""
+    import argparse
+
+    from autoparallel.cli.fleet_cmd import time_limit
+
+    def args(engine: str | None, limit: float | None = None, train: bool = False) -> argparse.Namespace:
+        return argparse.Namespace(engine=engine, time_limit=limit, train=train)
+
+    assert time_limit(args(None)) is None and time_limit(args("vllm")) is None
+    assert time_limit(args("sglang")) is None
+    assert time_limit(args("auto")) == 30.0
+    assert time_limit(args("auto", 5.0)) == 5.0
+    assert time_limit(args("megatron", train=True)) is None
