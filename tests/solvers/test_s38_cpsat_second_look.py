@@ -15,8 +15,7 @@ import pytest
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.deployment import DeploymentSpace, FleetModel
-from autoparallel.solvers.deployment import client_rules
+from autoparallel.solvers.deployment import DeploymentSpace, FleetModel, client_rules
 from autoparallel.solvers.deployment.driver import optimize
 from autoparallel.solvers.deployment.encoder import build
 from autoparallel.solvers.deployment.oracle import brute_force
