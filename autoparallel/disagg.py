@@ -557,11 +557,9 @@ def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving, measu
         if math.isinf(dis.ttft_ms)
         else f"TTFT {dis.ttft_ms:.0f} ms incl. {transfer}"
     )
-    bound = (
-        f"the client's {workload.in_flight} requests in flight (their cycle through both roles)"
-        if dis.bound == "concurrency"
-        else dis.bound
-    )
+    from autoparallel.solvers.deployment.disagg_plan import bound_words
+
+    bound = bound_words(dis, workload.in_flight)
     why = (
         f"objective {measure}: {decided} (at {limit}); aggregated {a['layout']} on {a['gpus_used']} GPUs, "
         f"disaggregated {d['layout']} ({dis.ratio}) on {d['gpus_used']} GPUs, its carried rate bound by "

@@ -79,11 +79,13 @@ def comparison(
         print(f"note: no disaggregation comparison: {exc}", file=sys.stderr)
         return None
     if args.disagg == "on" and comp.unmet_rps > 0:  # a rate is a demand, as the plan's own
+        from autoparallel.solvers.deployment.disagg_plan import bound_words
+
         d = comp.disaggregated
         raise InfeasibleError(
             f"--disagg on: no disaggregated deployment of {model_id} carries "
             f"{workload.request_rate:g} req/s at the SLOs; the best ({d.ratio}, {d.capacity_rps:.2f} req/s, "
-            f"bound by {d.bound}) falls {comp.unmet_rps:.2f} req/s short"
+            f"bound by {bound_words(d, workload.in_flight)}) falls {comp.unmet_rps:.2f} req/s short"
         )
     return comp
 

@@ -97,7 +97,7 @@ def test_prefill_at_full_load_has_an_unbounded_ttft_said_in_words(capsys: pytest
     assert main([*argv, "--disagg", "on", "--concurrency", "2"]) == 0
     capped = capsys.readouterr().out
     capped = capped[capped.index("Aggregated vs disaggregated") :].split("Launch")[0]
-    assert "unbounded" not in capped and "bound by the client's 2 requests in flight" in capped
+    assert "unbounded" not in capped and "bound by the 2 clients' cycle through both roles" in capped
 
 
 RATE_ONLY_PD = [

@@ -47,3 +47,16 @@ def test_the_default_limit_counts_the_engines_planned() -> None:
     assert time_limit(args("auto")) == 30.0
     assert time_limit(args("auto", 5.0)) == 5.0
     assert time_limit(args("megatron", train=True)) is None
+
+
+def test_a_rate_the_closed_loop_cannot_carry_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    """`pareto --disagg on` blamed the engines' capacity where a cap's closed loop binds: 3P:1D carries
+    18.68 req/s round robin, its 24 clients cycle through it at 16.97, short of 17.5."""
+    argv = [
+        *("pareto", "Qwen/Qwen3-8B", "--cluster", "1x8xH100", "--isl", "8000", "--osl", "64"),
+        *("--concurrency", "24", "--request-rate", "17.5", "--disagg", "on"),
+    ]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "bound by the 24 clients' cycle through both roles (closed_loop: the roles alone carry" in err
+    assert len(err.strip().splitlines()) == 1

@@ -330,10 +330,50 @@ def _why_infeasible(rs: RoleSpace, run: Run) -> str:
         return queue
     if fm.workload.request_rate is None:
         return f"no prefill and decode engines of {fm.name} fit {space.cluster.spec} side by side"
-    return (
+    return _rate_reason(rs, run) or (
         f"the prefill and decode engines that fit {space.cluster.spec} cannot carry "
         f"{fm.workload.request_rate} req/s"
     )
+
+
+def _rate_reason(rs: RoleSpace, run: Run) -> str | None:
+    """Why no deployment carries the request rate, with the most carrying one's numbers and what binds
+    it (`DisaggDeployment.bound`: a concurrency cap's closed loop, or a role), "the best found" unless
+    CP-SAT proves it; None when no deployment is found in `run`'s time."""
+    fm = rs.space.models[0]
+    rate = fm.workload.request_rate
+    free = dataclasses.replace(fm, workload=fm.workload.model_copy(update={"request_rate": None}))
+    space = dataclasses.replace(rs.space, models=(free,))
+    try:
+        counts = optimize(space, objective_chain("throughput"), run)
+    except SolverTimeoutError:
+        return None
+    if counts is None:
+        return None
+    best = decode_roles(dataclasses.replace(rs, space=space), counts, "throughput", run.stats())
+    which = "the most any carries" if run.status == "OPTIMAL" else "the best found"
+    return (
+        f"request_rate: {rate:g} req/s; {which}, {best.ratio} on {best.gpus_used} GPUs, carries "
+        f"{best.capacity_rps:.2f} req/s, bound by {bound_words(best, fm.concurrency)}"
+    )
+
+
+def bound_words(d: DisaggDeployment, clients: int | None) -> str:
+    """`d.bound` in words: its prefill or decode engines, or a concurrency cap's `clients` cycling
+    through both roles (what they carry without it, round robin)."""
+    if d.bound != "concurrency":
+        return f"its {d.bound} engines"
+    return (
+        f"the {clients} clients' cycle through both roles (closed_loop: the roles alone carry "
+        f"{_roles_rps(d):.2f} req/s round robin)"
+    )
+
+
+def _roles_rps(d: DisaggDeployment) -> float:
+    """Requests/s the roles of `d` carry round robin, without a client's closed loop."""
+    prefill = sum(e.replicas for e in d.prefill) * min(e.capacity_rps for e in d.prefill)
+    decode = sum(e.replicas for e in d.decode) * min(e.capacity_rps for e in d.decode)
+    return min(prefill, decode)
 
 
 def _queue_reason(rs: RoleSpace, run: Run) -> str | None:
@@ -375,7 +415,8 @@ def closed_loop_ttft_ms(
 ) -> float:
     """The mean TTFT of a closed-loop client of `clients` requests (0 without one): C / X − T by Little's
     law, X the carried requests/s, T the mean time a request holds a decode slot (max_num_seqs × ranks
-    / capacity of its decode engine, round robin over the decode replicas; `client_rules.role_queue_room_us`)."""
+    / capacity of its decode engine, round robin over the decode replicas;
+    `client_rules.role_queue_room_us`)."""
     n = sum(counts[k] for k in d_cap)
     if clients is None or capacity_rps <= 0 or not n:
         return 0.0
