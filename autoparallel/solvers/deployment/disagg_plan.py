@@ -378,13 +378,16 @@ def _roles_rps(d: DisaggDeployment) -> float:
 
 def _queue_reason(rs: RoleSpace, run: Run) -> str | None:
     """Why a closed-loop client rules every deployment out, with the numbers of the most carrying one
-    without its rule (`encoder.add_role_client_queue`; "the best found" unless CP-SAT proves it);
-    None when that is not the reason, or no deployment is found in `run`'s time."""
+    without its rule (`encoder.add_role_client_queue`: the TTFT limit dropped, the cap and its closed
+    loop kept; "the best found" unless CP-SAT proves it) and the shortest slot time of its decode
+    engines, the one the rule binds on; None when that is not the reason, or no deployment is found in
+    `run`'s time."""
     fm = rs.space.models[0]
     clients, limit = fm.queue_clients, fm.workload.ttft_ms
     if clients is None or limit is None:
         return None
-    free = dataclasses.replace(fm, workload=fm.workload.model_copy(update={"concurrency": None}))
+    # without the TTFT limit's rule (the cap and its closed loop kept): the most the clients carry
+    free = dataclasses.replace(fm, workload=fm.workload.model_copy(update={"ttft_ms": None}))
     space = dataclasses.replace(rs.space, models=(free,))
     try:
         counts = optimize(space, objective_chain("throughput"), run)
@@ -393,9 +396,8 @@ def _queue_reason(rs: RoleSpace, run: Run) -> str | None:
     if counts is None:
         return None
     best = decode_roles(dataclasses.replace(rs, space=space), counts, "throughput", run.stats())
-    slot_s = sum(e.replicas * e.max_num_seqs * e.dp / e.capacity_rps for e in best.decode) / sum(
-        e.replicas for e in best.decode
-    )
+    # the rule holds for every used decode engine, so the shortest slot time binds
+    slot_s = min(e.max_num_seqs * e.dp / e.capacity_rps for e in best.decode)
     return (
         f"client_queue: {clients} requests in flight (a closed-loop client) at TTFT {limit:g} ms: by "
         "Little's law the mean TTFT is C / X - T (X the carried requests/s, T the time a request holds "
