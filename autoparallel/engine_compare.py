@@ -115,11 +115,13 @@ def _efficiency_diff(a: ServingPlan, b: ServingPlan) -> str:
 
 def _step_causes(other: ServingPlan, winner: ServingPlan) -> str:
     """What sets the two engines' step times apart: their schedulers' placement of the prompts' work
-    among the decode steps where the policies differ (`perf.serving_steps.SCHEDULING`; SGLang's
-    prefill-only steps add to TPOT at the same pure decode step), and their efficiency factors."""
+    where one runs prefill-only steps (`perf.serving_steps.SCHEDULING`: SGLang's add to TPOT at the
+    same pure decode step), and their efficiency factors."""
     factors = f"efficiency factors: {_efficiency_diff(other, winner)}"
     mine, theirs = SCHEDULING[winner.engine], SCHEDULING[other.engine]
-    if mine == theirs:
+    if mine == theirs or "prefill_first" not in (mine, theirs):
+        # vLLM and TensorRT-LLM both run prompt work in the decodes' steps (chunked or whole): the
+        # step time differs by the factors; only SGLang's prefill-only steps stop the decodes
         return factors
     names = ENGINE_NAMES[other.engine], ENGINE_NAMES[winner.engine]
     same = abs(other.perf.decode_step_ms - winner.perf.decode_step_ms) <= 1e-6 * winner.perf.decode_step_ms

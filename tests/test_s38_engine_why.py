@@ -24,3 +24,18 @@ def test_the_why_names_the_schedulers() -> None:
     assert "vLLM mixes prompt chunks into the decode steps" in text
     same = why(plans["vllm"], plans["vllm"])
     assert "schedulers" not in same
+
+
+def test_vllm_and_trtllm_differ_by_their_factors_not_their_schedulers() -> None:
+    """Both run prompt work inside the decodes' steps: the why names the efficiency factors alone."""
+    plans = {
+        e: ap.solve(
+            "Qwen/Qwen3-8B",
+            "1xH100",
+            settings=ap.SolverSettings(time_limit_s=30),
+            options=ap.ServingOptions(engines=(e,)),
+        )
+        for e in ("vllm", "trtllm")
+    }
+    text = why(plans["trtllm"], plans["vllm"])
+    assert "schedulers" not in text and "efficiency factors" in text
