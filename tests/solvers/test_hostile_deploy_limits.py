@@ -122,11 +122,15 @@ def test_role_engines_check_the_deadline() -> None:
         roles.prefill_engines(serving, fleet[0], cluster, 0, 0, [], 0.05, {}, deadline=past)
 
 
-def test_concurrency_below_one_prefill_and_one_decode_engine_is_named(
+def test_one_client_alternates_between_a_prefill_and_a_decode_engine(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """A request holds a prefill slot and then a decode slot, never both (vLLM's P/D proxy awaits the
+    prefill before it streams from the decoder, toy_proxy_server.py `send_request_to_service`): one
+    client is served by 1P:1D at the rate its cycle allows. It was refused ("1 + 1 = 2 requests in
+    flight, over the cap")."""
     argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "1x8xH100", "--disagg", "on"]
-    assert main([*argv, "--concurrency", "1"]) == 1
-    err = capsys.readouterr().err
-    assert "concurrency 1" in err and "1 + 1 = 2 requests in flight" in err, err
-    assert "side by side" not in err
+    assert main([*argv, "--concurrency", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "P 1x" in out and "| D 1x" in out
+    assert "bound by the 1 clients' cycle through both roles" in out

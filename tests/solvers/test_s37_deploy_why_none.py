@@ -47,10 +47,15 @@ def test_aggregated_front_names_the_fastest_ttft() -> None:
     assert "best TTFT 105 ms (tp=8 pp=1) > 20 ms" in text
 
 
-def test_disaggregated_front_names_the_concurrency_cap() -> None:
+def test_a_disaggregated_front_of_one_client_holds_one_decode_slot() -> None:
+    """A prefill slot does not count against the cap (a request holds it, then a decode slot): one
+    client has a disaggregated front, each point's decode engines holding one request. It was refused
+    ("the least they hold is 1 + 1 = 2")."""
     batch = PRESETS["batch"].model_copy(update={"osl": 2000, "concurrency": 1})
-    text = _why(FleetModel(_llama70b(), batch), "1x8xH100", "on")
-    assert "no disaggregated deployment" in text and "the least they hold is 1 + 1 = 2" in text
+    front = pareto_mixed(FleetModel(_llama70b(), batch), Cluster.parse("1x8xH100"), mode="on")
+    points = list(front)
+    assert points and all(p.disaggregated is not None for p in points)
+    assert all(sum(e.replicas * e.max_num_seqs * e.dp for e in p.disaggregated.decode) == 1 for p in points)
 
 
 def test_a_prefill_and_a_decode_engine_too_big_together_name_each_role() -> None:

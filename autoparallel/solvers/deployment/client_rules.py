@@ -51,6 +51,8 @@ def role_queue_room_us(fm: FleetModel, e: Engine) -> int | None:
 
 CLIENT_SCALE = 1000
 """Requests in flight in the closed-loop rule's integers: thousandths (`prefill_client_lines`)."""
+SPREAD_STEPS = 20
+"""`prefill_client_lines` rounds the prefill time's squared coefficient of variation up to twentieths."""
 CLIENT_POINTS = 16
 """`prefill_client_lines` places chord ends at ρ = k / 16 up to 1/2, then at 1 − 2^(−j/4)."""
 
@@ -63,7 +65,10 @@ def prefill_client_lines(service_cv2: float, clients: int, rho_max: float) -> tu
     end where f passes `clients` (one rank alone would hold more requests than the client has in
     flight: the last chord, increasing, then rules that load out) or past `rho_max` (the engine's
     rating: the prefill balance keeps ρ below it, where the later chords are below f). The maximum of
-    the chords is f's piecewise-linear interpolant: at most 5% above f below ρ = 1/16, 2% beyond."""
+    the chords is f's piecewise-linear interpolant: at most 5% above f below ρ = 1/16, 2% beyond. c² is
+    rounded up to SPREAD_STEPS-ths (f grows with it), so that engines of nearly one spread share their
+    chords, up to their own ends, and `space.undominated` can compare them."""
+    service_cv2 = math.ceil(service_cv2 * SPREAD_STEPS - 1e-9) / SPREAD_STEPS
     ends = [k / CLIENT_POINTS for k in range(CLIENT_POINTS // 2 + 1)]
     j = 4
     while prefill_in_system(ends[-1], service_cv2) <= clients and ends[-1] < rho_max:
@@ -80,13 +85,6 @@ def prefill_client_lines(service_cv2: float, clients: int, rho_max: float) -> tu
     return tuple(lines)
 
 
-def decode_hold_us(fm: FleetModel, e: Engine) -> int:
-    """How long a request holds a slot of decode engine e (µs, rounded up): in_flight / capacity by
-    Little's law (`role_queue_room_us`, here rounded the other way: a longer hold is the conservative
-    side of the closed-loop rule)."""
-    return -(-e.in_flight * fm.units_per_rps * units.US_PER_S // max(e.capacity_milli_rps, 1))
-
-
 CLOSED_LOOP_ROOM = 10**10
 """Most the closed-loop rule's right side may be in its own units (`closed_loop_rule`): CP-SAT 9.15 with
 the planner's parameters called a feasible model INFEASIBLE with it at 4e12 (Llama-3.1-8B, 4 clients,
@@ -96,24 +94,25 @@ one P and one D replica; OPTIMAL at 4e11 and below)."""
 @dataclass(frozen=True)
 class ClosedLoopRule:
     """One disaggregated model's closed-loop rule in integers (`closed_loop_rule`), X its flow in rate
-    units and N_P its prefill replicas: every used decode engine k: H_D ≥ decode[k] · X; every used
-    prefill engine k and pair (c, a) of prefill[k]: H_P ≥ c · X + a · N_P; H_D + H_P ≤ room."""
+    units and N_P its prefill replicas: for every used decode engine k, H_D ≥ hold[k] · X; for every
+    used prefill engine k and pair (c, a) of prefill[k], H_P ≥ c · X + a · N_P; H_D + H_P ≤ room."""
 
     room: int
-    decode: dict[int, int]
+    hold: dict[int, int]
+    """Decode engine k -> its slot time (in_flight / capacity) per unit of flow, in the rule's units."""
     prefill: dict[int, tuple[tuple[int, int], ...]]
     top_flow: int
     """The most X can be under the rule: room ÷ the least decode coefficient (or the engines' capacity)."""
 
     def flow(self, counts: list[int] | tuple[int, ...]) -> int | None:
         """The most X the rule lets engines at replica counts `counts` carry (None: no used prefill or
-        decode engine): min over the used decode engines' largest coefficient d and every pair (c, a) of
-        a used prefill engine of ⌊(room − a · N_P) / (d + c)⌋."""
-        d = max((c for k, c in self.decode.items() if counts[k]), default=None)
+        decode engine): min over every pair (c, a) of a used prefill engine of
+        ⌊(room − a · N_P) / (d + c)⌋, d the used decode engines' largest hold; at least 0."""
+        holds = [c for k, c in self.hold.items() if counts[k]]
         pairs = [pair for k, lines in self.prefill.items() if counts[k] for pair in lines]
-        if d is None or not pairs:
+        if not holds or not pairs:
             return None
-        n_p = sum(counts[k] for k in self.prefill)
+        d, n_p = max(holds), sum(counts[k] for k in self.prefill)
         return max(min((self.room - a * n_p) // (d + c) for c, a in pairs), 0)
 
 
@@ -126,11 +125,15 @@ def closed_loop_rule(space: DeploymentSpace, m: int) -> ClosedLoopRule | None:
         CLIENT_SCALE · X · (hold_d + lead_p) + β · prefill_us_p · X + α · dp_p · W · N_P
             ≤ CLIENT_SCALE · W · C
 
-    (the decode slots X · hold, the overhead and transfer X · lead, every P replica charged as one of
-    p, each rank at ρ = X · S_p / (W · N_P · dp_p): at least the round-robin mean, the slowest hold,
-    the slowest transfer). All of it is divided by the power of ten G that brings the right side
-    within CLOSED_LOOP_ROOM and every term at its bounds within QUEUE_TERM_BOUND: coefficients
-    rounded up, the right side down (conservative)."""
+    (the decode slots X · hold, hold = in_flight / capacity, the slowest used decode engine's: at
+    least the round-robin mean; the overhead and KV transfer X · lead, the slowest; every P replica
+    charged as one of p, each rank at ρ = X · S_p / (W · N_P · dp_p): at least the round-robin mean).
+    All of it is divided by the power of ten G that brings the right side within CLOSED_LOOP_ROOM and
+    every term at its bounds within QUEUE_TERM_BOUND: coefficients rounded up, the right side down.
+    Decode engines of different holds under round robin are charged the slowest's (Qwen3-8B's P 2x tp2
+    | D 1x tp4 H100 b24 + 2x tp4 A100 b32 at 96 clients: 96 requests in the decode slots where round
+    robin gives 86.9): the alternative bound by the slots, Σ in_flight · replicas, took the solve of
+    that space's throughput then cost from 0.8 s to 34 s."""
     fm = space.models[m]
     clients = fm.concurrency
     if clients is None or not space.disaggregated:
@@ -138,34 +141,41 @@ def closed_loop_rule(space: DeploymentSpace, m: int) -> ClosedLoopRule | None:
     ks = space.engines_of(model=m)
     w = fm.units_per_rps * units.US_PER_S
     room = CLIENT_SCALE * w * clients
-    decode = {
-        k: CLIENT_SCALE * decode_hold_us(fm, space.engines[k])
-        for k in ks
-        if space.engines[k].role == "decode"
+    engines = {k: space.engines[k] for k in ks}
+    hold = {
+        k: -(-CLIENT_SCALE * e.in_flight * w // max(e.capacity_milli_rps, 1))
+        for k, e in engines.items()
+        if e.role == "decode"
     }
     prefill = {
         k: tuple(
             (CLIENT_SCALE * e.lead_us + beta * e.prefill_us, alpha * e.dp * w)
             for alpha, beta in e.client_lines
         )
-        for k in ks
-        if (e := space.engines[k]).role == "prefill" and e.client_lines
+        for k, e in engines.items()
+        if e.role == "prefill" and e.client_lines
     }
-    if not decode or not prefill:
+    if not hold or not prefill:
         return None
     top_x = sum(space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]) for k in ks)
     top_p = sum(space.max_replicas(space.engines[k]) for k in prefill)
 
     def scaled(g: int) -> ClosedLoopRule:
-        dec = {k: -(-c // g) for k, c in decode.items()}
+        dec = {k: -(-c // g) for k, c in hold.items()}
         pre = {k: tuple((-(-c // g), -(-a // g)) for c, a in lines) for k, lines in prefill.items()}
         r = room // g
         return ClosedLoopRule(r, dec, pre, min(top_x, r // max(min(dec.values()), 1)))
 
     def fits(rule: ClosedLoopRule) -> bool:
         x = rule.top_flow
-        return rule.room <= CLOSED_LOOP_ROOM and all(
-            c * x + abs(a) * top_p <= QUEUE_TERM_BOUND for lines in rule.prefill.values() for c, a in lines
+        return (
+            rule.room <= CLOSED_LOOP_ROOM
+            and max(rule.hold.values()) * x <= QUEUE_TERM_BOUND
+            and all(
+                c * x + abs(a) * top_p <= QUEUE_TERM_BOUND
+                for lines in rule.prefill.values()
+                for c, a in lines
+            )
         )
 
     g = 1

@@ -315,14 +315,12 @@ def _why_infeasible(rs: RoleSpace, run: Run) -> str:
             f"({why('prefill')})"
         )
     if fm.concurrency is not None:
-        # encoder.add_concurrency: every replica of either role holds its in_flight requests
-        least = {r: min(e.in_flight for e in space.engines if e.role == r) for r in ("prefill", "decode")}
-        if least["prefill"] + least["decode"] > fm.concurrency:
+        # encoder.add_concurrency: every decode replica holds its in_flight requests
+        least = min(e.in_flight for e in space.engines if e.role == "decode")
+        if least > fm.concurrency:
             return (
-                f"concurrency {fm.concurrency}: disaggregation needs a prefill and a decode engine, and the "
-                f"least they hold is {least['prefill']} + {least['decode']} = "
-                f"{least['prefill'] + least['decode']} requests in flight (max_num_seqs × data-parallel "
-                f"ranks of each), over the cap"
+                f"concurrency {fm.concurrency}: the smallest decode engine holds {least} requests in "
+                "flight (max_num_seqs × data-parallel ranks), over the cap"
             )
     if (pair := pair_problem(space.engines, fm.workload, space.cluster)) is not None:
         return pair
@@ -507,7 +505,11 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
     w = fm.workload
     spots = place(space, counts)
     chosen = [k for k, n in enumerate(counts) if n]
-    held = sum(counts[k] * space.engines[k].config.max_num_seqs * space.engines[k].dp for k in chosen)
+    held = sum(
+        counts[k] * space.engines[k].config.max_num_seqs * space.engines[k].dp
+        for k in chosen
+        if space.engines[k].role == "decode"
+    )
     if fm.concurrency is not None and held > fm.concurrency:
         raise InternalError(
             f"{fm.name}: the engines hold {held} requests, over its concurrency {fm.concurrency}"

@@ -11,7 +11,7 @@ on GB200 too; the GPU count alone holds only where every size divides D):
                              used_e ⇒ prefill_milli_tps_e · Σ_P r ≥ isl · flow,
                              used_e ⇒ capacity_milli_rps_e · Σ_D r ≥ flow
     deployed                 ¬disaggregated ⇒ Σ_A r_e ≥ 1;  disaggregated ⇒ Σ_P r_e ≥ 1 and Σ_D r_e ≥ 1
-    concurrency (with a cap) Σ_e in_flight_e · r_e ≤ concurrency (every role)
+    concurrency (with a cap) Σ_e in_flight_e · r_e ≤ concurrency (aggregated and decode engines)
     closed_loop (with a cap) the cap's requests hold every request's cycle through the roles, the
                              prefill ranks' queues included (`encoder.post_closed_loop`, the
                              deployment encoder's rule; trivial at flow 0, so aggregated points
@@ -176,8 +176,9 @@ def build_mixed(space: MixedSpace, *, client_queue: bool = True) -> MixedEncodin
     model.add(LinearExpr.sum(r[:a]) >= 1).only_enforce_if(d.Not()).with_name("aggregated_deployed")
     model.add(LinearExpr.sum([r[k] for k in prefill]) >= 1).only_enforce_if(d).with_name("prefill_deployed")
     model.add(LinearExpr.sum([r[k] for k in decode]) >= 1).only_enforce_if(d).with_name("decode_deployed")
-    if fm.concurrency is not None:
-        held = LinearExpr.weighted_sum(r, [e.in_flight for e in engines])
+    if fm.concurrency is not None:  # aggregated and decode slots (`encoder.add_concurrency`)
+        ks = [k for k, e in enumerate(engines) if e.role != "prefill"]
+        held = LinearExpr.weighted_sum([r[k] for k in ks], [engines[k].in_flight for k in ks])
         model.add(held <= fm.concurrency).with_name("concurrency")
     rule = closed_loop_rule(space.roles.space, 0)
     if rule is not None:  # the deployment encoder's closed-loop rule on the role engines

@@ -86,11 +86,16 @@ def deployed(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
 def within_concurrency(space: DeploymentSpace, counts: tuple[int, ...], m: int) -> bool:
     """Model m's replicas hold no more requests in flight than its concurrency cap (if any): the
     client's concurrency, at most its prompts; none for aggregated engines of prompts sent at an
-    arrival rate without a concurrency (the client holds no request out)."""
+    arrival rate without a concurrency (the client holds no request out). Prefill engines' slots do
+    not count: a request holds one and then a decode slot, never both."""
     w = space.models[m].workload
     open_loop = w.request_rate is not None and w.concurrency is None and not space.disaggregated
     cap = None if open_loop else w.in_flight
-    held = sum(e.in_flight * n for e, n in zip(space.engines, counts, strict=True) if e.model == m)
+    held = sum(
+        e.in_flight * n
+        for e, n in zip(space.engines, counts, strict=True)
+        if e.model == m and e.role != "prefill"  # a request holds a prefill, then a decode slot
+    )
     return cap is None or held <= cap
 
 

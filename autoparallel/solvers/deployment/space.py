@@ -624,7 +624,10 @@ def undominated_indices(
                 continue
             k = copies_fitting(a, b)
             each = 1 if a.role == "aggregated" else k  # round robin: each copy as strong as a
-            if k < 1 or k * b.rating < each * a.rating or (capped and k * b.in_flight > a.in_flight):
+            # a prefill slot is not counted against a cap (a request holds it, then a decode slot):
+            # the closed-loop rule is what the copies must not charge more of (`_cycle_safe`)
+            held = capped and a.role != "prefill" and k * b.in_flight > a.in_flight
+            if k < 1 or k * b.rating < each * a.rating or held:
                 continue
             if capped and not (_queue_safe(a, b, k) and _cycle_safe(a, b)):
                 continue
@@ -633,7 +636,7 @@ def undominated_indices(
                 and b.gpus == a.gpus
                 and b.nodes == a.nodes
                 and b.rating == a.rating
-                and (not capped or b.in_flight == a.in_flight)
+                and (not capped or a.role == "prefill" or b.in_flight == a.in_flight)
                 and (not capped or b.queue_room_us == a.queue_room_us)
                 and t[j] == t[i]
             )
@@ -647,14 +650,16 @@ def undominated_indices(
 
 def _cycle_safe(a: Engine, b: Engine) -> bool:
     """Prefill engine b charges a capped client's closed-loop rule no more than a at any flow and any
-    number of prefill replicas (`closed_loop_rule`): the same chords, no longer lead or prefill,
-    and no higher utilisation per rank (S_b / dp_b ≤ S_a / dp_a); more replicas of the role only lower
-    the charge. Decode engines: k copies of b hold no more in flight than a and carry at least its
-    rate each (`undominated`), so a slot is held no longer."""
+    number of prefill replicas (`closed_loop_rule`): the chords of one spread (each engine's up to
+    its own utilisation, where the balance keeps it: the same interpolant of one f), no longer lead
+    or prefill, and no higher utilisation per rank (S_b / dp_b ≤ S_a / dp_a); more replicas of the
+    role only lower the charge. Decode engines: k copies of b hold no more in flight than a and carry
+    at least its rate each (`undominated`), so a slot is held no longer."""
     if a.role != "prefill" or not a.client_lines:
         return True
+    n = min(len(a.client_lines), len(b.client_lines))  # one spread: one f, each to its own ends
     return (
-        b.client_lines == a.client_lines
+        b.client_lines[:n] == a.client_lines[:n]
         and b.lead_us <= a.lead_us
         and b.prefill_us <= a.prefill_us
         and b.prefill_us * a.dp <= a.prefill_us * b.dp
