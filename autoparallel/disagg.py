@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from autoparallel.errors import InfeasibleError, InputError
+from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.fleet import FleetPlan, fleet_of_one, solve_fleet
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec
@@ -421,17 +421,18 @@ def _compare(
     models = fleet_of_one(model, workload)
     rate = workload.request_rate
     agg_error = "no aggregated deployment meets the SLOs"
-    if aggregated is None:
+
+    def solve_aggregated(limit: Any) -> FleetPlan | None:
+        nonlocal agg_error
         try:
-            aggregated = solve_fleet(
-                models,
-                cluster,
-                objective=objective,
-                settings=settings,
-                options=options,
-            )
+            return solve_fleet(models, cluster, objective=objective, settings=limit, options=options)
         except InfeasibleError as exc:
             agg_error = str(exc)
+            return None
+
+    # --disagg on: the required deployment first, the aggregated one for the comparison in what is left
+    if aggregated is None and mode != "on":
+        aggregated = solve_aggregated(settings)
     if mode == "off":
         if aggregated is None:
             raise InfeasibleError(agg_error)
@@ -476,6 +477,16 @@ def _compare(
             raise InfeasibleError(reason if mode == "on" else agg_error) from None
         why = f"no disaggregated deployment: {reason}"
         return Comparison("aggregated", aggregated, None, why, request_rate=rate)
+    if aggregated is None and mode == "on":
+        # half of what is left: the command's other sections (`plan`'s single-engine plan) get the rest
+        left = settings.until(deadline)
+        half = None if left is None else left.model_copy(update={"time_limit_s": left.time_limit_s / 2})
+        try:
+            aggregated = solve_aggregated(half) if half is not None else None
+        except SolverTimeoutError as exc:
+            agg_error = f"none planned within half of what the disaggregated one left: {exc}"
+        if half is None:
+            agg_error = "none planned: the disaggregated deployment spent the time limit"
     from autoparallel.disagg_launch import pd_launch
 
     launch = pd_launch(disaggregated, cluster, models[0].model)

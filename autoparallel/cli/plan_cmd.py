@@ -611,6 +611,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     options = training_options(args) if args.train else fleet_cmd.serving_options(args)
     early = disagg_cmd.required(args, workload, settings)  # --disagg on: its infeasibility first
     left = settings.until(deadline)
+    if left is None and early is not None and early.mode == "disaggregated" and early.unmet_rps <= 0:
+        _emit_stand_in(  # --disagg on found its answer; no time is left for the single-engine plan
+            args,
+            workload,
+            InfeasibleError(
+                "no single-engine plan: the disaggregation comparison (--disagg on) spent the time limit"
+            ),
+            {"engine": "vllm", **early.to_dict()},
+            early.explain(),
+            "No single-engine plan within the time limit:",
+        )
+        return 0
     if left is None:
         from autoparallel.solvers.settings import MIN_LEFT_S
 

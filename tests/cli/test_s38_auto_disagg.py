@@ -60,3 +60,24 @@ def test_a_rate_the_closed_loop_cannot_carry_is_named(capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert "bound by the 24 clients' cycle through both roles (closed_loop: the roles alone carry" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_disagg_on_is_answered_when_the_aggregated_side_runs_out(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--disagg on solves the required deployment first and the aggregated one for the comparison in
+    half of what is left: Qwen3-8B on 2x8xH100 at 128 clients exited 1 ("ran out while the cost
+    model's tables were computed") while its disaggregated deployment solves in 0.2 s. An aggregated
+    side out of time is said, not fatal."""
+    import autoparallel.disagg as disagg
+    from autoparallel.errors import SolverTimeoutError
+
+    def out_of_time(*args: object, **kwargs: object) -> None:
+        raise SolverTimeoutError("no feasible plan found within 1 s (raise --time-limit)")
+
+    monkeypatch.setattr(disagg, "solve_fleet", out_of_time)
+    argv = ["plan", "Qwen/Qwen3-8B", "--cluster", "1x8xH100", "--concurrency", "64", "--disagg", "on"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "P " in out and "| D " in out
+    assert "none planned within half of what the disaggregated one left" in out
