@@ -133,6 +133,19 @@ class DisaggDeployment(_Frozen):
     link_floor_gbps: float | None = None
     """The slowest of those pools' KV-transfer links, nominal GB/s (None where not told)."""
 
+    def ttft_parts_ms(self) -> dict[str, float]:
+        """`ttft_ms` in parts: the worst (P, D) pair's (`worst`) and, under a closed-loop client, the
+        wait for a decode slot that Little's law adds (C / X − T past the pair's own TTFT)."""
+        w = self.worst
+        return {
+            "prefill_wait": w.prefill_wait_ms,
+            "prefill": w.prefill_ms,
+            "kv_transfer": w.transfer_ms,
+            "first_decode": w.first_decode_ms,
+            "overhead": w.overhead_ms,
+            "client_wait": max(self.ttft_ms - w.ttft_ms, 0.0),
+        }
+
     @property
     def ratio(self) -> str:
         """xP:yD, counted in engines."""

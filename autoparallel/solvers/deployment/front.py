@@ -155,13 +155,7 @@ class DeploymentPoint:
             out["prefill"] = [role_dict(e) for e in d.prefill]
             out["decode"] = [role_dict(e) for e in d.decode]
             out["bound"] = d.bound
-            out["ttft_parts_ms"] = {
-                "prefill_wait": d.worst.prefill_wait_ms,
-                "prefill": d.worst.prefill_ms,
-                "kv_transfer": d.worst.transfer_ms,
-                "first_decode": d.worst.first_decode_ms,
-                "overhead": d.worst.overhead_ms,
-            }
+            out["ttft_parts_ms"] = d.ttft_parts_ms()
         elif self.aggregated is not None:
             out["engines"] = [e.to_dict({"config", "placement", "nodes"}) for e in self.aggregated.engines]
         return out
