@@ -213,8 +213,10 @@ class Engine:
     """The serving engine that runs it: vllm, sglang or trtllm (`ServingOptions.engines`)."""
     in_flight: int = 0
     """Requests one replica holds at its running batch: max_num_seqs × its data-parallel ranks, what
-    a closed-loop client's concurrency counts. Every engine is rated at that batch (prefill engines
-    at full load too), so each holds it; a request's KV transfer between roles is not counted."""
+    a closed-loop client's concurrency counts of aggregated and decode engines (every engine is rated
+    at that batch, so each holds it). A prefill engine's are not counted: a request holds a prefill
+    slot and then a decode slot, never both, and the requests at the prefill ranks and in the KV
+    transfer are the closed-loop rule's (`client_rules.closed_loop_rule`)."""
     ttft_us: int = 0
     """TTFT at its running batch from the serving tables (µs, rounded up): request overhead, waiting
     for a slot in the mixed steps and the prefill, without the client's queue (the deployment
