@@ -622,6 +622,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
             early.explain(),
             "No single-engine plan within the time limit:",
         )
+        if args.plan_file:
+            fleet_cmd.write_plan_file(args.plan_file, str(early.to_yaml()))
         return 0
     if left is None:
         from autoparallel.solvers.settings import MIN_LEFT_S

@@ -6,6 +6,8 @@ alone say why there is no comparison."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from autoparallel.cli import main
@@ -81,6 +83,21 @@ def test_disagg_on_is_answered_when_the_aggregated_side_runs_out(
     out = capsys.readouterr().out
     assert "P " in out and "| D " in out
     assert "none planned within half of what the disaggregated one left" in out
+
+
+def test_disagg_on_with_no_time_left_writes_its_plan_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the comparison spends the whole limit the disaggregated answer is printed, and the
+    --plan-file holds it (it was silently not written)."""
+    from autoparallel.solvers.settings import SolverSettings
+
+    monkeypatch.setattr(SolverSettings, "until", lambda self, deadline: None)
+    out = tmp_path / "plan.yaml"
+    argv = ["plan", "Qwen/Qwen3-8B", "--cluster", "1x8xH100", "--concurrency", "64", "--disagg", "on"]
+    assert main([*argv, "--plan-file", str(out)]) == 0
+    assert "No single-engine plan within the time limit" in capsys.readouterr().out
+    assert "mode: disaggregated" in out.read_text()
 
 
 def test_the_ttft_parts_add_up_under_a_closed_loop(capsys: pytest.CaptureFixture[str]) -> None:
