@@ -765,17 +765,25 @@ def _deployment_plan(args: argparse.Namespace, workload: Any) -> int:
     )
     deadline = settings.deadline()
     plan, error = None, None
-    try:
-        plan = solve_fleet(
-            fleet_of_one(args.model, workload),
-            fleet_cmd.cluster_of(args),
-            objective=deployment_objective(args.objective, workload.request_rate is not None),
-            settings=settings,
-            options=fleet_cmd.serving_options(args),
-        )
-    except InfeasibleError as exc:
-        error = exc
-    comp = disagg_cmd.comparison(args, workload, "", plan, settings.until(deadline))
+    if args.disagg == "on":
+        # the required deployment first, the aggregated one for the comparison in what it leaves
+        # (`disagg._compare`): solved first, a large cap's aggregated deployment spent the limit
+        comp = disagg_cmd.comparison(args, workload, "", None, settings)
+        plan = comp.aggregated if comp is not None else None
+        if comp is not None and plan is None:
+            error = InfeasibleError(comp.why)
+    else:
+        try:
+            plan = solve_fleet(
+                fleet_of_one(args.model, workload),
+                fleet_cmd.cluster_of(args),
+                objective=deployment_objective(args.objective, workload.request_rate is not None),
+                settings=settings,
+                options=fleet_cmd.serving_options(args),
+            )
+        except InfeasibleError as exc:
+            error = exc
+        comp = disagg_cmd.comparison(args, workload, "", plan, settings.until(deadline))
     if comp is None and args.disagg == "on":  # nothing left of the limit (said on stderr)
         raise SolverTimeoutError(
             "no disaggregated plan within the time limit: the aggregated deployment spent it "
