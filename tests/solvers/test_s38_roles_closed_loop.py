@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import math
 
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -257,31 +256,3 @@ def test_the_queue_reason_quotes_numbers_past_the_limit() -> None:
         assert found is not None and float(found.group(1)) > 2.0, str(exc)
     else:
         raise AssertionError("8000 clients at TTFT 2 s have a disaggregated deployment")
-
-
-def test_a_large_cap_starts_from_the_subset_that_counts_prefill_slots(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Qwen3-8B on 2x8xH100+1x8xA100-80G at 1,024 clients: one CP-SAT worker found no deployment in
-    15 s (SolverTimeoutError) once prefill slots stopped counting against the cap; where the whole
-    space's solve finds nothing (here made to, at once), the optimum of the subset that counts them
-    stands in, FEASIBLE (`disagg_plan._subset_point`): 10P:5D, the whole space's optimum."""
-    from autoparallel.errors import SolverTimeoutError
-    from autoparallel.fleet import fleet_of_one
-    from autoparallel.solvers.deployment import disagg_plan
-
-    real = disagg_plan.driver.optimize
-    calls: list[int] = []
-
-    def first_finds_nothing(enc: object, chain: object, run: Run, **kwargs: object) -> object:
-        calls.append(1)
-        if len(calls) == 1:
-            raise SolverTimeoutError("no feasible plan found within 7 s (raise --time-limit)")
-        return real(enc, chain, run, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(disagg_plan.driver, "optimize", first_finds_nothing)
-    w = Serving.preset("chatbot").model_copy(update={"concurrency": 1024})
-    rs = build_role_space(fleet_of_one("Qwen/Qwen3-8B", w), Cluster.parse("2x8xH100+1x8xA100-80G"))
-    d = disagg_plan.solve_roles(rs, "throughput", SolverSettings.create(time_limit_s=30, workers=1))
-    assert d.solver.status == "FEASIBLE" and len(calls) == 2
-    assert d.ratio == "10P:5D" and d.capacity_rps > 280

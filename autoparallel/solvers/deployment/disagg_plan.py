@@ -237,56 +237,12 @@ def _optimize_floor(
     rs: RoleSpace, chain: tuple[str, ...] | dict[str, float], run: Run, scales: dict[str, int]
 ) -> list[int] | None:
     """One floor's optimum of `chain` (deployment/driver.py `optimize`), a weighted sum normalised by
-    `scales` when given (None: infeasible). Under a concurrency cap, where two thirds of what is left
-    find no deployment, `_subset_point`'s."""
-    if needs_mixed(chain) or chain == ("cost_per_mtok",) or (not scales and isinstance(chain, dict)):
+    `scales` when given (None: infeasible)."""
+    if not scales or needs_mixed(chain):
         return optimize(rs.space, chain, run)
     enc = build(rs.space, hard_demand=needs_hard_demand(chain))
     scaled = _ScaledEncoding(enc.model, enc.vars, enc.space, enc.hard_demand, enc.explain, scales)
-    if rs.space.models[0].concurrency is None:
-        return driver.optimize(scaled, chain, run)
-    saved = run.deadline
-    run.deadline = time.perf_counter() + run.budget() * 2 / 3
-    try:
-        return driver.optimize(scaled, chain, run)
-    except SolverTimeoutError:
-        pass
-    finally:
-        run.deadline = saved
-    return _subset_point(rs, chain, run, scales)
-
-
-def _subset_point(
-    rs: RoleSpace, chain: tuple[str, ...] | dict[str, float], run: Run, scales: dict[str, int]
-) -> list[int] | None:
-    """Under a concurrency cap, where the whole space's solve found no deployment in its time: the
-    optimum of `chain` over the deployments whose prefill slots count against the cap too (a subset,
-    so its point is feasible in the whole space), FEASIBLE (proven for the subset only, the primary's
-    bound the objective's upper bound). The closed-loop rule leaves the prefill counts to the GPUs
-    alone, and one CP-SAT worker found no deployment of Qwen3-8B on 2x8xH100+1x8xA100-80G at 1,024
-    clients within 15 s, where the subset is OPTIMAL in 3 s (its optimum, 10P:5D, is the whole
-    space's).
-
-    Raises:
-        SolverTimeoutError: nothing found in the time left.
-    """
-    fm = rs.space.models[0]
-    enc = build(rs.space, hard_demand=needs_hard_demand(chain))
-    enc.model.add(_all_slots(enc) <= (fm.concurrency or 0)).with_name(f"subset_slots[{fm.name}]")
-    scaled = _ScaledEncoding(enc.model, enc.vars, enc.space, enc.hard_demand, enc.explain, scales)
-    point = driver.optimize(scaled, chain, run)
-    if point is not None:
-        run.status = "FEASIBLE"
-        first = next(iter(chain))
-        run.primary = (run.primary[0], float(max(objective_upper_bound(rs.space, first), run.primary[0])))
-    return point
-
-
-def _all_slots(enc: EncodedDeployment) -> Any:
-    """Every replica's slots, prefill and decode: Σ max_num_seqs × ranks × replicas."""
-    from autoparallel.solvers.cpsat import cp_model
-
-    return cp_model.LinearExpr.weighted_sum(enc.vars.replicas, [e.in_flight for e in enc.space.engines])
+    return driver.optimize(scaled, chain, run)
 
 
 def _rank(
