@@ -9,16 +9,21 @@ import autoparallel as ap
 from autoparallel.engine_compare import why
 
 
-def test_the_why_names_the_schedulers() -> None:
-    plans = {
+def _plans(*engines: str) -> dict[str, ap.ServingPlan]:
+    """Qwen3-8B on one H100, planned for each of `engines` alone."""
+    return {
         e: ap.solve(
             "Qwen/Qwen3-8B",
             "1xH100",
             settings=ap.SolverSettings(time_limit_s=30),
             options=ap.ServingOptions(engines=(e,)),
         )
-        for e in ("vllm", "sglang")
+        for e in engines
     }
+
+
+def test_the_why_names_the_schedulers() -> None:
+    plans = _plans("vllm", "sglang")
     text = why(plans["vllm"], plans["sglang"])
     assert "schedulers: SGLang runs each prefill batch as a step of its own" in text
     assert "vLLM mixes prompt chunks into the decode steps" in text
@@ -28,14 +33,6 @@ def test_the_why_names_the_schedulers() -> None:
 
 def test_vllm_and_trtllm_differ_by_their_factors_not_their_schedulers() -> None:
     """Both run prompt work inside the decodes' steps: the why names the efficiency factors alone."""
-    plans = {
-        e: ap.solve(
-            "Qwen/Qwen3-8B",
-            "1xH100",
-            settings=ap.SolverSettings(time_limit_s=30),
-            options=ap.ServingOptions(engines=(e,)),
-        )
-        for e in ("vllm", "trtllm")
-    }
+    plans = _plans("vllm", "trtllm")
     text = why(plans["trtllm"], plans["vllm"])
     assert "schedulers" not in text and "efficiency factors" in text

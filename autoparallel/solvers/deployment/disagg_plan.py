@@ -353,7 +353,21 @@ def _rate_reason(rs: RoleSpace, run: Run) -> str | None:
     CP-SAT proves it; None when no deployment is found in `run`'s time."""
     fm = rs.space.models[0]
     rate = fm.workload.request_rate
-    free = dataclasses.replace(fm, workload=fm.workload.model_copy(update={"request_rate": None}))
+    best = _most_carrying(rs, run, "request_rate")
+    if best is None:
+        return None
+    which = "the most any carries" if run.status == "OPTIMAL" else "the best found"
+    return (
+        f"request_rate: {rate:g} req/s; {which}, {best.ratio} on {best.gpus_used} GPUs, carries "
+        f"{best.capacity_rps:.2f} req/s, bound by {bound_words(best, fm.concurrency)}"
+    )
+
+
+def _most_carrying(rs: RoleSpace, run: Run, dropped: str) -> DisaggDeployment | None:
+    """The throughput optimum of `rs` with the workload's `dropped` field unset (the rule an infeasibility
+    reason explains away), decoded by the float model; None when none is found in `run`'s time."""
+    fm = rs.space.models[0]
+    free = dataclasses.replace(fm, workload=fm.workload.model_copy(update={dropped: None}))
     space = dataclasses.replace(rs.space, models=(free,))
     try:
         counts = optimize(space, objective_chain("throughput"), run)
@@ -361,12 +375,7 @@ def _rate_reason(rs: RoleSpace, run: Run) -> str | None:
         return None
     if counts is None:
         return None
-    best = decode_roles(dataclasses.replace(rs, space=space), counts, "throughput", run.stats())
-    which = "the most any carries" if run.status == "OPTIMAL" else "the best found"
-    return (
-        f"request_rate: {rate:g} req/s; {which}, {best.ratio} on {best.gpus_used} GPUs, carries "
-        f"{best.capacity_rps:.2f} req/s, bound by {bound_words(best, fm.concurrency)}"
-    )
+    return decode_roles(dataclasses.replace(rs, space=space), counts, "throughput", run.stats())
 
 
 def bound_words(d: DisaggDeployment, clients: int | None) -> str:
@@ -398,15 +407,9 @@ def _queue_reason(rs: RoleSpace, run: Run) -> str | None:
     if clients is None or limit is None:
         return None
     # without the TTFT limit's rule (the cap and its closed loop kept): the most the clients carry
-    free = dataclasses.replace(fm, workload=fm.workload.model_copy(update={"ttft_ms": None}))
-    space = dataclasses.replace(rs.space, models=(free,))
-    try:
-        counts = optimize(space, objective_chain("throughput"), run)
-    except SolverTimeoutError:
+    best = _most_carrying(rs, run, "ttft_ms")
+    if best is None:
         return None
-    if counts is None:
-        return None
-    best = decode_roles(dataclasses.replace(rs, space=space), counts, "throughput", run.stats())
     # the rule holds for every used decode engine, so the shortest slot time binds
     slot_s = min(e.max_num_seqs * e.dp / e.capacity_rps for e in best.decode)
     return (
