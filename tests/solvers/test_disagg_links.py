@@ -33,10 +33,11 @@ def test_every_rank_moves_its_kv_within_its_nic(cluster: str, workload: Serving,
     link = nic_gb_per_s * 1e9 * comm.NETWORK_EFFICIENCY
     assert c.inter_node_gbps * comm.GB * comm.NETWORK_EFFICIENCY == pytest.approx(link)
     per_request = QWEN06_KV_PER_TOKEN * workload.isl
+    # each rank moves the KV of its heads (1 / tp) of its stage's layers (1 / pp)
     for e in d.decode:
-        assert e.load_rps / e.dp * per_request / e.tp <= link * (1 + 1e-9)
+        assert e.load_rps / e.dp * per_request / (e.tp * e.pp) <= link * (1 + 1e-9)
     for e in d.prefill:  # 8 heads: a P rank sends its own share to any decode TP up to 8
-        assert e.load_rps / e.dp * per_request / e.tp <= link * (1 + 1e-9)
+        assert e.load_rps / e.dp * per_request / (e.tp * e.pp) <= link * (1 + 1e-9)
     assert d.served_rps > 0
 
 
