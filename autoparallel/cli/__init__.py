@@ -175,6 +175,42 @@ def _stop_sweep_pools() -> None:
         execute.stop_pools()
 
 
+_EXITING = False
+"""`entry` runs the command: after a Ctrl-C the process ends (`os._exit`), so SIGINT stays ignored."""
+_INTERRUPT_SAID = False
+"""`_interrupted` has printed its line (`entry`'s second chance does not print it again)."""
+
+
+def _interrupted() -> int:
+    """After a Ctrl-C: SIGINT ignored, the sweep pools stopped (`_stop_sweep_pools`), one line, 130. A
+    second Ctrl-C (a held key, or two presses 1 ms apart) broke into the pool's joins and printed a
+    KeyboardInterrupt traceback instead, exit 1 or killed by SIGINT (-2). One that comes before SIGINT is
+    ignored (`signal.signal` itself raises a pending one) stops the pools again: `_SweepPool.stop` ends
+    the workers its first call found. SIGINT is restored after, except under `entry`, which exits."""
+    global _INTERRUPT_SAID
+    import signal
+
+    previous: Any = None
+    ignoring = threading.current_thread() is not threading.main_thread()  # signals reach the main only
+    while True:
+        try:
+            if not ignoring:
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                ignoring = True
+            _stop_sweep_pools()
+            break
+        except KeyboardInterrupt:
+            continue
+    try:
+        if not _INTERRUPT_SAID:
+            print("autoparallel: interrupted", file=sys.stderr)
+            _INTERRUPT_SAID = _EXITING  # once under `entry`; `main` called again in one process says it again
+    finally:
+        if previous is not None and not _EXITING:
+            signal.signal(signal.SIGINT, previous)
+    return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `autoparallel` script: the exit code (see the module doc)."""
     stdout = sys.stdout
@@ -203,9 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_error(str(input_error(exc)))
         return 2
     except KeyboardInterrupt:
-        _stop_sweep_pools()
-        print("autoparallel: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         _quiet_stdout()
         return 0
@@ -233,7 +267,12 @@ def entry() -> None:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="replace")
-    code = main()
+    global _EXITING
+    _EXITING = True
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a second Ctrl-C that came before `main`'s handling ignored SIGINT
+        code = _interrupted()
     if code == 130:
         sys.stdout.flush()
         sys.stderr.flush()

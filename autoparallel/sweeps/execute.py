@@ -294,6 +294,8 @@ class _SweepPool(ProcessPoolExecutor):
     def __init__(self, size: int) -> None:
         self.size = size
         self.stopped = False
+        self.stopping: list[Any] | None = None
+        """The workers `stop` ends, as its first call found them (the pool forgets them at shutdown)."""
         self.marks = tempfile.mkdtemp(prefix="autoparallel-sweep-")
         super().__init__(max_workers=size, initializer=_worker_init, initargs=(self.marks,))
 
@@ -307,9 +309,13 @@ class _SweepPool(ProcessPoolExecutor):
         return []  # pragma: no cover
 
     def stop(self) -> None:
-        """Drop the queued scenarios and end the workers (SIGTERM, then SIGKILL after `STOP_GRACE_S`)."""
+        """Drop the queued scenarios and end the workers (SIGTERM, then SIGKILL after `STOP_GRACE_S`).
+        Called again (a second Ctrl-C broke into the first call's joins, `cli._interrupted`), it ends the
+        workers the first call found: `shutdown` has forgotten them by then."""
         self.stopped = True
-        procs = self.workers()
+        if self.stopping is None:
+            self.stopping = self.workers()
+        procs = self.stopping
         self.shutdown(wait=False, cancel_futures=True)
         for p in procs:
             with contextlib.suppress(OSError, ValueError):  # already gone
