@@ -1,8 +1,10 @@
 """`plan --engine auto`: vLLM, SGLang and TensorRT-LLM side by side, and why the winner wins.
 
 Each engine's best plan comes from the serving planner with that engine fixed (the same CP-SAT model,
-`solvers/serving/solve.engine_bests`; the winner's is the proven optimum over all three); here they
-are only compared. The reason is read from the
+`solvers/serving/solve.engine_bests`; the winner's is the plan over all three, under its own solver
+status: a FEASIBLE one under a tight time limit is shown as FEASIBLE, never as "no plan"); each keeps
+CUDA graphs where its eager twin ties (`solve.prefer_cuda_graphs`), so eager-ness is cited as a
+difference only where it changes the numbers. Here they are only compared. The reason is read from the
 numbers of the two plans (never canned): what differs first among the GPUs in use, the running batch
 (and what caps the loser's: its KV pool under its memory rule, an SLO, the concurrency), the step time
 at that batch (the engines' efficiency factors) and TTFT (the step token budget, request overhead).
@@ -201,6 +203,7 @@ def _row(plan: ServingPlan) -> dict[str, Any]:
         "usd_per_million_tokens": p.usd_per_million_tokens,
         "command": plan.command,
         "binding": list(plan.binding),
+        "status": plan.solver.status,
     }
 
 

@@ -5,12 +5,15 @@ encoded = encoder.build(space)         CP-SAT variables and constraint families
 solve   driver.optimize                lexicographic or weighted (solvers/driver.py)
 decode  decoder.decode(...)            ServingConfig, re-checked by the float model
 top-k   driver.k_best                  no-good cuts on the chosen shapes, in the same CP-SAT model
+graphs  prefer_cuda_graphs             every reported point (plan, engine bests, alternatives,
+                                       runner-up) takes its CUDA-graph twin where it ties
 explain on INFEASIBLE: driver.minimal_core names the conflicting families; explain.py adds numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from autoparallel.errors import InfeasibleError, SolverTimeoutError
@@ -18,6 +21,7 @@ from autoparallel.hardware import Cluster
 from autoparallel.models.spec import ModelSpec
 from autoparallel.objectives import Chain, parse_objective
 from autoparallel.solvers import driver
+from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.serving import explain, remedies
 from autoparallel.solvers.serving.decoder import (
     EngineBest,
@@ -124,8 +128,11 @@ def _solve_top(
     point, run = prefer_cuda_graphs(enc, chain, point, run, settings, deadline)
     bests: list[tuple[str, Point | None, driver.Run | None, str]] = []
     if len(space.options.engines) > 1:  # before k_best: its no-good cuts stay in the model
-        known = (space.runtimes[point.runtime].engine, point, run) if run.status == "OPTIMAL" else None
-        bests = engine_bests(enc, chain, settings, deadline, known)
+        # the plan is its own engine's best whatever its status (a FEASIBLE one under a tight
+        # --time-limit too: that engine's row must not say "no plan" beside it)
+        bests = engine_bests(
+            enc, chain, settings, deadline, (space.runtimes[point.runtime].engine, point, run)
+        )
         # Equal optima (every objective level): the engine listed first (vllm, sglang, trtllm) is the plan.
         tied = [(p, r) for _, p, r, _ in bests if p is not None and r is not None and r.values == run.values]
         if tied and run.status == "OPTIMAL" and tied[0][1].status == "OPTIMAL":
@@ -141,7 +148,7 @@ def _solve_top(
             for e, p, r, note in bests
         )
         best = best.model_copy(update={"engines": entries})
-    more = driver.k_best(enc, chain, point, max(top, 2 if runner_up else 1), settings, deadline=deadline)
+    more = next_shapes(enc, chain, point, max(top, 2 if runner_up else 1) - 1, settings, deadline)
     out = [best]
     for other, other_run in more[: top - 1]:
         out.append(make_solution(space, chain, objective, other, other_run))
@@ -155,6 +162,30 @@ def _solve_top(
     return out
 
 
+def next_shapes(
+    enc: EncodedServing,
+    chain: Chain,
+    first: Point,
+    n: int,
+    settings: SolverSettings,
+    deadline: float,
+) -> list[tuple[Point, driver.Run]]:
+    """Up to `n` further plans, each of another shape, best first (`driver.k_best`), each given its
+    graph twin on a tie (`prefer_cuda_graphs` with the point's shape fixed): the `--top` alternatives
+    and the runner-up keep CUDA graphs where they cost nothing. k_best cuts every shape it returns,
+    the twin's too (the same shape), so the twin is solved in a cut-free copy of the encoding
+    (`encoder.build` of the same space: its tables, memory rows and objective units), built once
+    and only when a point is eager."""
+    more = driver.k_best(enc, chain, first, n + 1, settings, deadline=deadline)
+    if not any(enc.space.runtimes[p.runtime].enforce_eager for p, _ in more):
+        return more
+    check = build(enc.space, explain=enc.explain)
+    return [
+        prefer_cuda_graphs(check, chain, p, r, settings, deadline, fixed=(check.vars.shape[p.shape],))
+        for p, r in more
+    ]
+
+
 def prefer_cuda_graphs(
     enc: EncodedServing,
     chain: Chain,
@@ -162,6 +193,7 @@ def prefer_cuda_graphs(
     run: driver.Run,
     settings: SolverSettings,
     deadline: float,
+    fixed: Sequence[cp_model.IntVar] = (),
 ) -> tuple[Point, driver.Run]:
     """Among equal optima, the plan that keeps CUDA graphs. Above an engine's largest captured batch
     (SGLang's `cuda_graph_max_bs`, vLLM's 512 / 1,024) a full-load step runs eagerly either way, so
@@ -169,7 +201,11 @@ def prefer_cuda_graphs(
     SGLang Qwen3-0.6B on one H200 at 4,096 running was planned with `--disable-cuda-graph`, which
     gains nothing there and costs every step below full load (TPOT 2.9 -> 7.2 ms at 100 req/s).
     When the optimum is eager, the same model is solved with its graph twin's runtime fixed
-    (`driver.optimize(fixed=...)`); that plan replaces it when it is proven optimal at equal values."""
+    (`driver.optimize(fixed=...)`, with `fixed`: the literals the optimum was found under, an engine
+    for `engine_bests`, a shape for `next_shapes`); that plan replaces it when it is proven optimal at
+    equal values. Every reported point goes through here: the plan, each engine's best, the `--top`
+    alternatives and the runner-up (the CUDA-graph memory is in the twin's own table rows, so a
+    twin that does not fit is never chosen)."""
     space = enc.space
     rt = space.runtimes[point.runtime]
     if not rt.enforce_eager or run.status != "OPTIMAL":
@@ -186,7 +222,7 @@ def prefer_cuda_graphs(
         return point, run
     again = driver.Run(settings, deadline=deadline)
     try:
-        graphs = driver.optimize(enc, chain, again, fixed=[enc.vars.runtime[twin]])
+        graphs = driver.optimize(enc, chain, again, fixed=[*fixed, enc.vars.runtime[twin]])
     except SolverTimeoutError:
         return point, run
     if graphs is not None and again.status == "OPTIMAL" and again.values == run.values:
@@ -202,8 +238,9 @@ def engine_bests(
     known: tuple[str, Point, driver.Run] | None = None,
 ) -> list[tuple[str, Point | None, driver.Run | None, str]]:
     """Each engine's optimum: the same CP-SAT model optimized with that engine's literal fixed
-    (`driver.optimize(fixed=...)`); (engine, point or None, its run, why there is none). `known`: the
-    proven optimum over all engines, which is its own engine's optimum too (not solved again)."""
+    (`driver.optimize(fixed=...)`), its graph twin on a tie (`prefer_cuda_graphs`); (engine, point or
+    None, its run, why there is none). `known`: the plan over all engines, which is its own engine's
+    row whatever its status (not solved again; FEASIBLE under a tight limit is shown as such)."""
     out: list[tuple[str, Point | None, driver.Run | None, str]] = []
     for engine in enc.space.options.engines:
         if known is not None and engine == known[0]:
@@ -231,6 +268,8 @@ def engine_bests(
             if point is not None
             else "no admissible plan under the same limits (memory, SLOs, concurrency, rate)"
         )
+        if point is not None:
+            point, run = prefer_cuda_graphs(enc, chain, point, run, settings, deadline, fixed=(lit,))
         out.append((engine, point, run, note))
     return out
 
