@@ -62,11 +62,6 @@ def test_a_files_prompts_under_a_deployment_objective_are_said_not_replayed(
     ("extra", "said"),
     [
         (
-            ["--request-rate", "5", "--num-prompts", "100", "--objective", "goodput"],
-            "--num-prompts replays one engine's benchmark; --objective goodput is planned by the deployment "
-            "planner, which has no replay (drop it)",
-        ),
-        (
             ["--request-rate", "5", "--objective", "gpus", "--top", "3"],
             "--top 3 ranks one engine's plans by shape; --objective gpus is planned by the deployment "
             "planner, which gives one optimal plan (drop --top)",
@@ -82,7 +77,7 @@ def test_a_files_prompts_under_a_deployment_objective_are_said_not_replayed(
                 "--burstiness",
                 "2",
             ],
-            "--num-prompts and --burstiness replay one engine's benchmark; --objective cost_per_mtok",
+            "--burstiness shapes the arrivals of one engine's benchmark replay; --objective cost_per_mtok",
         ),
     ],
 )
@@ -96,7 +91,8 @@ def test_a_deployment_objectives_refusal_says_why_not_fleet_or_mixed_pools(
 
 
 def test_a_mixed_pool_refusal_names_the_pools(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["plan", "Qwen/Qwen3-8B", "--cluster", "1x4xH100+1x4xA100-80G", "--num-prompts", "10"]
+    argv = ["plan", "Qwen/Qwen3-8B", "--cluster", "1x4xH100+1x4xA100-80G", "--request-rate", "2"]
+    argv += ["--num-prompts", "10", "--burstiness", "2"]
     assert main(argv) == 2
     assert (
         "a cluster of several GPU pools (1x4xH100+1x4xA100-80G) is planned by the deployment planner, "

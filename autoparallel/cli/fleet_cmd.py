@@ -103,8 +103,8 @@ def unreplayed_prompts(workload: Serving, how: str) -> str | None:
     """The note that a workload file's finite benchmark (`num_prompts`, with its arrivals' burstiness)
     is not replayed where the deployment planner plans it: it plans the benchmark's steady state (an
     open loop at the rate, or the prompts sent at once: `DeploymentSpace.open_loop_prompts`,
-    `burst_prompts`); `--num-prompts` itself is refused there (`plan_cmd.cmd_plan`), a file's cannot be
-    dropped on the command line. `how`: why the deployment planner plans it (`deployment_reason`).
+    `burst_prompts`); `plan_cmd.unreplayed_note` names the preset or --num-prompts in the file's place
+    when they gave the prompts. `how`: why the deployment planner plans it (`deployment_reason`).
     None: no finite benchmark."""
     if workload.num_prompts is None:
         return None

@@ -481,19 +481,43 @@ def note_burstiness(args: argparse.Namespace, workload: Any, *, replay: bool) ->
     """Say (stderr, and JSON `notes` through `workload_notes`) that a workload file's burstiness is not
     used (`fleet_cmd.unused_burstiness`): `--burstiness` without --num-prompts is refused
     (`_serving_workload`); a file's was dropped without a word (plan exit 0). `replay`: the command
-    replays (one engine's `plan` and `evaluate`; a deployment has none: there a file's finite
-    benchmark, `num_prompts`, is said not to be replayed, `fleet_cmd.unreplayed_prompts`, as
-    --num-prompts is refused)."""
-    if not getattr(args, "workload_file", None):
-        return
-    how = "--num-prompts N replays N prompts at those arrivals" if replay else fleet_cmd.NO_REPLAY
-    note = fleet_cmd.unused_burstiness(workload, how)
+    replays (one engine's `plan` and `evaluate`; a deployment has none: there a finite benchmark,
+    `num_prompts`, is said not to be replayed, `unreplayed_note`, whether a preset, the workload file
+    or --num-prompts gave it)."""
+    note = None
+    if getattr(args, "workload_file", None):
+        how = "--num-prompts N replays N prompts at those arrivals" if replay else fleet_cmd.NO_REPLAY
+        note = fleet_cmd.unused_burstiness(workload, how)
     if note is None and not replay:
-        note = fleet_cmd.unreplayed_prompts(workload, fleet_cmd.deployment_reason(args))
+        note = unreplayed_note(args, workload)
     if note is None:
         return
     args.workload_notes = [*workload_notes(args), note]
     print(f"note: {note}", file=sys.stderr)
+
+
+_FILE_PROMPTS = "the workload file's "
+"""How `fleet_cmd.unreplayed_prompts` names the finite benchmark's source (`unreplayed_note` names the
+preset or the flag in its place)."""
+
+
+def unreplayed_note(args: argparse.Namespace, workload: Any) -> str | None:
+    """The note that the deployment planner plans `workload`'s finite benchmark (`num_prompts`) as the
+    deployment's steady state and does not replay it (`fleet_cmd.unreplayed_prompts`), naming where the
+    prompts came from: --num-prompts, the workload file, or the preset (batch and sharegpt carry 1,000;
+    `workload.PRESETS`). The three were planned alike (`DeploymentSpace.open_loop_prompts`,
+    `burst_prompts`) but only the file's was said: a preset's went unsaid (exit 0) and the flag was
+    refused (exit 2), though the planner uses it as it uses the file's. None: no finite benchmark."""
+    note = fleet_cmd.unreplayed_prompts(workload, fleet_cmd.deployment_reason(args))
+    if note is None or not note.startswith(_FILE_PROMPTS):
+        return note
+    if getattr(args, "num_prompts", None) is not None:
+        whose = f"--num-prompts {workload.num_prompts}: the "
+    elif getattr(args, "workload_file", None):
+        return note
+    else:
+        whose = f"the {workload.name} preset's "
+    return whose + note.removeprefix(_FILE_PROMPTS)
 
 
 def workload_notes(args: argparse.Namespace) -> list[str]:
@@ -570,12 +594,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 f"{flags}: a fleet file gives each model's workload (its entries' isl, osl, request_rate, "
                 "ttft_ms, tpot_ms, max_model_len, concurrency, workload or workload_file); put them there"
             )
+        # The deployment planner plans a finite benchmark's prompts as its steady state
+        # (`DeploymentSpace.open_loop_prompts`, `burst_prompts`): --num-prompts is planned, as a preset's
+        # or a workload file's num_prompts is, and said not replayed (`unreplayed_note`). A --fleet file
+        # gives each model's workload, and the steady state takes the mean rate: --burstiness would do
+        # nothing there.
         replay = [_flag(f) for f in _REPLAY_FLAGS if getattr(args, f, None) is not None]
-        if replay:
+        if replay and args.fleet:
             raise InputError(
-                f"{' and '.join(replay)} {'replays' if len(replay) == 1 else 'replay'} one engine's "
-                f"benchmark; {fleet_cmd.deployment_reason(args)}, which has no replay (drop "
+                f"{' and '.join(replay)}: {fleet_cmd.deployment_reason(args)}, which takes each model's "
+                "workload from its entry (drop "
                 f"{'it' if len(replay) == 1 else 'them'})"
+            )
+        if getattr(args, "burstiness", None) is not None:
+            raise InputError(
+                f"--burstiness shapes the arrivals of one engine's benchmark replay; "
+                f"{fleet_cmd.deployment_reason(args)}, which plans the mean rate and has no replay (drop it)"
             )
         if args.top is not None and args.top > 1:
             raise InputError(
@@ -631,7 +665,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         spent = (
             "the disaggregation comparison (--disagg on) spent it"
             if early is not None
-            else f"under the {MIN_LEFT_S:g} s a solve needs was left of {settings.time_limit_s:g} s "
+            else f"the {settings.time_limit_s:g} s limit left less than the {MIN_LEFT_S:g} s a solve needs "
             "after reading the model and the options"
         )
         raise SolverTimeoutError(f"no plan found within the time limit: {spent} (raise --time-limit)")

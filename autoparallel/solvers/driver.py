@@ -239,7 +239,8 @@ def timeout_message(run: Run) -> str:
     """Why no plan came within the limit: CP-SAT found none in its time, or (no CP-SAT call made) the
     limit ran out before the search could start (what came before it, the tables or earlier solves,
     counts in the limit)."""
-    limit = run.settings.time_limit_s
+    # What a deadline left is the limit here (2.49997 s of a 2.5 s --time-limit): 3 significant digits.
+    limit = float(f"{run.settings.time_limit_s:.3g}")
     if run.solves == 0:
         return (
             f"no feasible plan found within {limit:g} s: the limit ran out before CP-SAT could start "

@@ -338,7 +338,19 @@ def test_num_prompts_at_a_rate_replays_vllm_bench_serve_at_that_rate(
     [
         (["--burstiness", "0.5", "--request-rate", "2"], "add --num-prompts"),
         (["--burstiness", "0.5", "--num-prompts", "10"], "give a request_rate"),
-        (["--num-prompts", "10", "--cluster", "1x1xH100+1x1xA100-80G"], "has no replay"),
+        (
+            [
+                "--num-prompts",
+                "10",
+                "--burstiness",
+                "2",
+                "--request-rate",
+                "2",
+                "--cluster",
+                "1x1xH100+1x1xA100-80G",
+            ],
+            "has no replay",
+        ),
     ],
 )
 def test_replay_flags_that_would_do_nothing_are_refused(

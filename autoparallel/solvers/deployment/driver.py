@@ -230,6 +230,7 @@ def _solve(enc: EncodedDeployment, run: driver.Run) -> cp_model.CpSolver | None:
     solver = driver.solve_once(enc, run)
     if solver is None and run.status == "UNKNOWN":
         raise SolverTimeoutError(
-            f"no feasible deployment found within {run.settings.time_limit_s:g} s (raise --time-limit)"
+            f"no feasible deployment found within {float(f'{run.settings.time_limit_s:.3g}'):g} s "
+            "(raise --time-limit)"  # 3 significant digits of what a deadline left (not 2.49997 s)
         )
     return solver

@@ -204,7 +204,8 @@ def solve_by_triples(
     if first is None:
         if any(key not in exact and low[key] < NEVER for key in bounds):
             raise SolverTimeoutError(
-                f"no feasible plan found within {settings.time_limit_s:g} s (raise --time-limit)"
+                f"no feasible plan found within {float(f'{settings.time_limit_s:.3g}'):g} s "
+                "(raise --time-limit)"  # 3 significant digits of what a deadline left (not 2.49997 s)
             )
         out.run.status = "INFEASIBLE"
         return out
