@@ -10,7 +10,9 @@ The model (per replica of tp × pp GPUs, continuous batching with chunked prefil
   mixed-step roofline plus exposed communication, pipeline hops and host overhead, and T(b) is its
   mean over that count (perf/serving_steps.py gives the formulas, `replica_step_times`); TPOT = T(b).
 - TTFT = the rest of the step in progress + the step that carries the prompt, to its first token,
-  + the server's per-request overhead. Queueing beyond the running batch is not modelled.
+  + the server's per-request overhead, + the client's wait in the server's queue
+  (`client_queue_s`: a closed loop's requests beyond the running batch, a burst's drain, an
+  arrival rate's wait for a free slot, perf/slot_queue.py).
 - Each running slot serves one request per t_first + (osl − 1) · T(b) (t_first: the GPU part of
   TTFT), so output tokens/s per replica = b · osl / (t_first + (osl − 1) · T(b)) ≈ b / T(b).
 - The running batch is min(max_num_seqs, KV capacity in sequences of the running set's mean context
@@ -58,6 +60,7 @@ from autoparallel.perf.serving_steps import (
     stage_step_s,
     vllm_graph_max_batch,
 )
+from autoparallel.perf.slot_queue import arrival_variability, slot_wait_s
 from autoparallel.workload import ms_over
 
 if TYPE_CHECKING:
@@ -87,12 +90,14 @@ __all__ = [
     "kv_layout",
     "offered_load",
     "perf_at_batch",
+    "rate_slot_wait_s",
     "replica_rates",
     "replica_step_times",
     "replicas_on",
     "running_batch",
     "serving_perf",
     "slo_violations",
+    "slot_variability",
     "stage_step_s",
     "step_times_at",
     "sub_domain_size",
@@ -321,10 +326,13 @@ def client_queue_s(
       `prompt_s` is a prompt's share of a full prefill step (`StepTimes.prompt_s`). Qwen3-8B on one
       H100, 300 prompts at max_num_seqs 256: 0.37 s without both terms, 5.7 s with them, 6.1 s in
       the replay;
-    - with an arrival rate (open loop) nothing queues below capacity: 0."""
-    if workload.request_rate is not None or tokens_per_s <= 0:
+    - with an arrival rate (open loop): the wait for a free slot, each replica an M/G/c queue of
+      ⌊batch⌋ slots completing `tokens_per_s` / osl requests/s at full load (`rate_slot_wait_s`)."""
+    if tokens_per_s <= 0:
         return 0.0
     per_s = tokens_per_s / workload.osl  # requests a replica completes per second
+    if workload.request_rate is not None:
+        return rate_slot_wait_s(workload, replicas, batch, per_s)
     if workload.closed_loop is not None:
         return _loop_queue_s(workload.closed_loop / replicas, batch, per_s, overhead_s)
     if workload.num_prompts is not None:
@@ -336,6 +344,33 @@ def client_queue_s(
         prefill = max(wave - 1.0, 0.0) / 2 * prompt_s * (wave + kappa * queued) / n
         return drain + prefill
     return 0.0
+
+
+def rate_slot_wait_s(workload: Serving, replicas: int, batch: float, per_s: float) -> float:
+    """Mean seconds a request arriving at `workload.request_rate` (split over `replicas`) waits for
+    one of a replica's ⌊`batch`⌋ running slots, which complete `per_s` requests/s when all are busy
+    (perf/slot_queue.py: Erlang C with Allen–Cunneen's (c_a² + c_s²) / 2). c_a² from the gamma gaps
+    (`Serving.burstiness`, thinned over the replicas), c_s² the output lengths' (`output_spread`): a
+    slot's time is its prefill and its osl − 1 decode steps, and the prefill's share only lowers its
+    spread, so this bounds it from above. Without a rate: 0; at or beyond capacity 0 too: the queue
+    grows without bound there, which the rate's own check says (`ServingPerf.sustains_request_rate`,
+    the planners' `request_rate` family), not a TTFT."""
+    rate = workload.request_rate
+    if rate is None or rate / max(replicas, 1) >= per_s:
+        return 0.0
+    slots = max(math.floor(batch), 1)
+    return slot_wait_s(rate / max(replicas, 1), slots, per_s, slot_variability(workload, replicas))
+
+
+def slot_variability(workload: Serving, replicas: int | None) -> float:
+    """(c_a² + c_s²) / 2 of `rate_slot_wait_s` for a replica of `replicas` sharing the arrivals; None: for
+    any count, its largest (a deployment's counts are the solver's: random thinning moves c_a² toward 1,
+    so the whole stream's 1 / burstiness bounds bursty arrivals, and 1 even ones)."""
+    if replicas is None:
+        arrivals = max(1.0 / workload.burstiness, 1.0)
+    else:
+        arrivals = arrival_variability(workload.burstiness, replicas)
+    return (arrivals + workload.output_spread) / 2.0
 
 
 def _loop_queue_s(clients: float, batch: float, per_s: float, overhead_s: float) -> float:
@@ -526,7 +561,8 @@ def perf_at_batch(
     else:
         times = times_at(batch)
         ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
-        ttft_s += client_queue_s(workload, config.replicas, batch, per_replica, times.prompt_s / shape.pp)
+        if arrivals_per_s is None:  # at the offered load `offered_load` adds the full load's wait
+            ttft_s += client_queue_s(workload, config.replicas, batch, per_replica, times.prompt_s / shape.pp)
     total = per_replica * config.replicas
     usd = gpu.usd_per_hour * config.gpus / (total * 3600.0) * 1e6 if total > 0 else math.inf
     rate_ok = workload.request_rate is None or total / workload.osl >= workload.request_rate
@@ -565,7 +601,8 @@ class OfferedLoad(_Frozen):
     batch_size: float
     """Running requests per replica at that rate."""
     ttft_ms: float
-    """Time to first token at that batch (no queueing: the engine admits every arrival), ms."""
+    """Time to first token at that batch, with the wait for a free slot (`rate_slot_wait_s`, which
+    depends on the slots and the full-load completions only), ms."""
     tpot_ms: float
     """Time per output token at that batch, ms."""
 
@@ -591,7 +628,12 @@ def offered_load(
         mid = (lo + hi) / 2.0
         lo, hi = (mid, hi) if per_replica * cycle_s(perf_at(max(mid, 1.0))) > mid else (lo, mid)
     at = perf_at(max(hi, 1.0))  # a lone request runs as a batch of one
-    return OfferedLoad(request_rate=rate, batch_size=hi, ttft_ms=at.ttft_ms, tpot_ms=at.tpot_ms)
+    wait_s = rate_slot_wait_s(
+        workload, replicas, full.batch_size, full.output_tokens_per_s_per_replica / workload.osl
+    )
+    return OfferedLoad(
+        request_rate=rate, batch_size=hi, ttft_ms=at.ttft_ms + wait_s * 1e3, tpot_ms=at.tpot_ms
+    )
 
 
 class ServingEstimate(_Frozen):
