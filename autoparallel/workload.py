@@ -188,9 +188,9 @@ class Serving(UserInput):
     def closed_loop(self) -> int | None:
         """The requests a closed-loop client keeps out (its `concurrency`, at most its prompts,
         without a `request_rate`): those the engines do not run wait in the server's queue, each for
-        as long (`perf.client_queue_s`). None with an arrival rate (below capacity an open loop builds
-        no queue) and for prompts sent at once without a cap (nothing replaces a finished request:
-        that queue drains)."""
+        as long (`perf.client_queue_s`). None with an arrival rate (an open loop's requests wait only
+        for a free slot, `perf.rate_slot_wait_s`) and for prompts sent at once without a cap (nothing
+        replaces a finished request: that queue drains)."""
         return self.in_flight if self.request_rate is None and self.concurrency is not None else None
 
     @property

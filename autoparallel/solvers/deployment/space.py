@@ -10,7 +10,8 @@ max_model_len / gpu_memory_utilization entry with its TPOT, TTFT, memory and tok
 the model's TTFT and TPOT limits. That entry dominates the shape's others for every fleet
 objective: an engine's GPUs and price depend on the shape alone, and its capacity is the tokens/s
 it sustains with the SLOs holding (the float model's steady state at a running batch of
-max_num_seqs, no queueing beyond it), so more is never worse. Under a concurrency cap (most
+max_num_seqs; at an arrival rate with a TTFT limit, the rate whose wait for a free slot fits the
+room its TTFT leaves, `rated_milli_tps`), so more is never worse. Under a concurrency cap (most
 requests in flight) it is not: a capped model's candidates are every entry of a shape within the
 cap that beats each smaller batch on tokens/s (`staircase`), each holding `in_flight` requests.
 N prompts sent at a rate without a cap (`FleetModel.open_loop_prompts`) are no such cap: the client
