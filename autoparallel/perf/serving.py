@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTIVATION_BYTES",
     "DEFAULT_EFFICIENCY",
+    "NEGLIGIBLE_WAIT_S",
     "VLLM_EFFICIENCY",
     "ClosedLoop",
     "KvLayout",
@@ -88,6 +89,7 @@ __all__ = [
     "evaluate_serving",
     "kv_bytes_per_sequence_per_gpu",
     "kv_layout",
+    "lone_cycle_s",
     "offered_load",
     "perf_at_batch",
     "rate_slot_wait_s",
@@ -97,7 +99,6 @@ __all__ = [
     "running_batch",
     "serving_perf",
     "slo_violations",
-    "slot_variability",
     "stage_step_s",
     "step_times_at",
     "sub_domain_size",
@@ -117,6 +118,8 @@ class ServingPerf(_Frozen):
     (`replica_step_times`) plus the server's per-request overhead, and the wait in the server's
     queue of the client's requests the engine does not run (`client_queue_s`, `closed_loop_rates`),
     ms."""
+    slot_wait_ms: float = 0.0
+    """Of `ttft_ms`, the wait for a free slot at the workload's arrival rate (`rate_slot_wait_s`), ms."""
     tpot_ms: float
     """Time per output token: one replica step T(b) with interleaved prefill work, ms."""
     decode_step_ms: float
@@ -305,6 +308,7 @@ def client_queue_s(
     tokens_per_s: float,
     prompt_s: float = 0.0,
     overhead_s: float = 0.0,
+    lone_cycle: Callable[[], float] | None = None,
 ) -> float:
     """Mean seconds a client's request waits in the server's queue before it runs, with only `batch`
     running per replica (max_num_seqs or the KV cache binds) at `tokens_per_s` per replica; `prompt_s`
@@ -326,13 +330,14 @@ def client_queue_s(
       `prompt_s` is a prompt's share of a full prefill step (`StepTimes.prompt_s`). Qwen3-8B on one
       H100, 300 prompts at max_num_seqs 256: 0.37 s without both terms, 5.7 s with them, 6.1 s in
       the replay;
-    - with an arrival rate (open loop): the wait for a free slot, each replica an M/G/c queue of
-      ⌊batch⌋ slots completing `tokens_per_s` / osl requests/s at full load (`rate_slot_wait_s`)."""
+    - with an arrival rate (open loop): the wait for a free slot of the replica's ⌊batch⌋, which a
+      lone request holds `lone_cycle()` s and each of a full load batch / (`tokens_per_s` / osl)
+      (`rate_slot_wait_s`; 0 without `lone_cycle`)."""
     if tokens_per_s <= 0:
         return 0.0
     per_s = tokens_per_s / workload.osl  # requests a replica completes per second
     if workload.request_rate is not None:
-        return rate_slot_wait_s(workload, replicas, batch, per_s)
+        return rate_slot_wait_s(workload, replicas, batch, per_s, lone_cycle)
     if workload.closed_loop is not None:
         return _loop_queue_s(workload.closed_loop / replicas, batch, per_s, overhead_s)
     if workload.num_prompts is not None:
@@ -346,31 +351,49 @@ def client_queue_s(
     return 0.0
 
 
-def rate_slot_wait_s(workload: Serving, replicas: int, batch: float, per_s: float) -> float:
+def rate_slot_wait_s(
+    workload: Serving, replicas: int, batch: float, per_s: float, lone_cycle: Callable[[], float] | None
+) -> float:
     """Mean seconds a request arriving at `workload.request_rate` (split over `replicas`) waits for
-    one of a replica's ⌊`batch`⌋ running slots, which complete `per_s` requests/s when all are busy
-    (perf/slot_queue.py: Erlang C with Allen–Cunneen's (c_a² + c_s²) / 2). c_a² from the gamma gaps
-    (`Serving.burstiness`, thinned over the replicas), c_s² the output lengths' (`output_spread`): a
-    slot's time is its prefill and its osl − 1 decode steps, and the prefill's share only lowers its
-    spread, so this bounds it from above. Without a rate: 0; at or beyond capacity 0 too: the queue
-    grows without bound there, which the rate's own check says (`ServingPerf.sustains_request_rate`,
-    the planners' `request_rate` family), not a TTFT."""
+    one of a replica's ⌊`batch`⌋ running slots (perf/slot_queue.py: a birth–death chain whose n
+    running complete n / cycle(n) requests/s, cycle affine from a lone request's `lone_cycle()` s to
+    the full load's batch / `per_s`, scaled by Allen and Cunneen's (c_a² + c_s²) / 2). The lone cycle
+    costs one more step evaluation, so it is asked for only where the wait can matter: every slot
+    busy for the full cycle waits at least as long (each state's service is no faster), and where
+    that bound is under `NEGLIGIBLE_WAIT_S` the bound is the answer. c_a² from the
+    gamma gaps (`Serving.burstiness`, thinned over the replicas), c_s² the output lengths'
+    (`output_spread`): a slot's time is its prefill and its osl − 1 decode steps, and the prefill's
+    share only lowers its spread, so this bounds it from above.
+
+    0 without a rate or `lone_cycle`; 0 where the client's concurrency fits the replicas' slots (the
+    requests beyond it wait in the client, `vllm bench serve`'s semaphore, before TTFT's clock
+    starts); 0 at or beyond capacity too: the queue grows without bound there, which the rate's own
+    check says (`ServingPerf.sustains_request_rate`, the planners' `request_rate` family)."""
     rate = workload.request_rate
-    if rate is None or rate / max(replicas, 1) >= per_s:
+    share = None if rate is None else rate / max(replicas, 1)
+    if share is None or lone_cycle is None or share >= per_s:
+        return 0.0
+    if workload.concurrency is not None and workload.concurrency <= batch * max(replicas, 1):
         return 0.0
     slots = max(math.floor(batch), 1)
-    return slot_wait_s(rate / max(replicas, 1), slots, per_s, slot_variability(workload, replicas))
+    variability = (arrival_variability(workload.burstiness, replicas) + workload.output_spread) / 2.0
+    full_s = batch / per_s
+    bound = slot_wait_s(share, slots, full_s, full_s, variability)
+    if bound < NEGLIGIBLE_WAIT_S:
+        return bound
+    return slot_wait_s(share, slots, lone_cycle(), full_s, variability)
 
 
-def slot_variability(workload: Serving, replicas: int | None) -> float:
-    """(c_a² + c_s²) / 2 of `rate_slot_wait_s` for a replica of `replicas` sharing the arrivals; None: for
-    any count, its largest (a deployment's counts are the solver's: random thinning moves c_a² toward 1,
-    so the whole stream's 1 / burstiness bounds bursty arrivals, and 1 even ones)."""
-    if replicas is None:
-        arrivals = max(1.0 / workload.burstiness, 1.0)
-    else:
-        arrivals = arrival_variability(workload.burstiness, replicas)
-    return (arrivals + workload.output_spread) / 2.0
+NEGLIGIBLE_WAIT_S = 1e-6
+"""A slot wait below a microsecond, the tables' unit, is taken as its full-cycle bound without pricing
+a lone request (`rate_slot_wait_s`)."""
+
+
+def lone_cycle_s(times_at: Callable[[float], StepTimes], osl: int) -> float:
+    """Seconds a lone request holds its slot: the GPU part of its TTFT and its osl − 1 steps at a running
+    batch of one (`rate_slot_wait_s`'s cycle(1))."""
+    alone = times_at(1.0)
+    return alone.ttft_s + (osl - 1) * alone.step_s
 
 
 def _loop_queue_s(clients: float, batch: float, per_s: float, overhead_s: float) -> float:
@@ -547,6 +570,7 @@ def perf_at_batch(
     times_at = step_times_at(
         model, cluster, shape, workload, batched_tokens=batched_tokens, arrivals_per_s=arrivals_per_s
     )
+    slot_wait_ms = 0.0
     if clients is None and workload.closed_loop is not None and arrivals_per_s is None:
         clients = workload.closed_loop / config.replicas
     if clients is not None:
@@ -562,12 +586,22 @@ def perf_at_batch(
         times = times_at(batch)
         ttft_s, per_replica = replica_rates(times, batch=batch, osl=workload.osl, gpu=gpu, engine=engine)
         if arrivals_per_s is None:  # at the offered load `offered_load` adds the full load's wait
-            ttft_s += client_queue_s(workload, config.replicas, batch, per_replica, times.prompt_s / shape.pp)
+            wait_s = client_queue_s(
+                workload,
+                config.replicas,
+                batch,
+                per_replica,
+                times.prompt_s / shape.pp,
+                lone_cycle=lambda: lone_cycle_s(times_at, workload.osl),
+            )
+            slot_wait_ms = (wait_s if workload.request_rate is not None else 0.0) * 1e3
+            ttft_s += wait_s
     total = per_replica * config.replicas
     usd = gpu.usd_per_hour * config.gpus / (total * 3600.0) * 1e6 if total > 0 else math.inf
     rate_ok = workload.request_rate is None or total / workload.osl >= workload.request_rate
     return ServingPerf(
         ttft_ms=ttft_s * 1e3,
+        slot_wait_ms=slot_wait_ms,
         tpot_ms=times.step_s * 1e3,
         decode_step_ms=times.decode_s * 1e3,
         prefill_ms=times.prefill_s * 1e3,
@@ -601,8 +635,8 @@ class OfferedLoad(_Frozen):
     batch_size: float
     """Running requests per replica at that rate."""
     ttft_ms: float
-    """Time to first token at that batch, with the wait for a free slot (`rate_slot_wait_s`, which
-    depends on the slots and the full-load completions only), ms."""
+    """Time to first token at that batch, with the full load's wait for a free slot
+    (`ServingPerf.slot_wait_ms`: a property of the rate, the slots and their cycles), ms."""
     tpot_ms: float
     """Time per output token at that batch, ms."""
 
@@ -628,11 +662,8 @@ def offered_load(
         mid = (lo + hi) / 2.0
         lo, hi = (mid, hi) if per_replica * cycle_s(perf_at(max(mid, 1.0))) > mid else (lo, mid)
     at = perf_at(max(hi, 1.0))  # a lone request runs as a batch of one
-    wait_s = rate_slot_wait_s(
-        workload, replicas, full.batch_size, full.output_tokens_per_s_per_replica / workload.osl
-    )
     return OfferedLoad(
-        request_rate=rate, batch_size=hi, ttft_ms=at.ttft_ms + wait_s * 1e3, tpot_ms=at.tpot_ms
+        request_rate=rate, batch_size=hi, ttft_ms=at.ttft_ms + full.slot_wait_ms, tpot_ms=at.tpot_ms
     )
 
 

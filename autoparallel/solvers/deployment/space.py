@@ -10,8 +10,7 @@ max_model_len / gpu_memory_utilization entry with its TPOT, TTFT, memory and tok
 the model's TTFT and TPOT limits. That entry dominates the shape's others for every fleet
 objective: an engine's GPUs and price depend on the shape alone, and its capacity is the tokens/s
 it sustains with the SLOs holding (the float model's steady state at a running batch of
-max_num_seqs; at an arrival rate with a TTFT limit, the rate whose wait for a free slot fits the
-room its TTFT leaves, `rated_milli_tps`), so more is never worse. Under a concurrency cap (most
+max_num_seqs, no queueing beyond it), so more is never worse. Under a concurrency cap (most
 requests in flight) it is not: a capped model's candidates are every entry of a shape within the
 cap that beats each smaller batch on tokens/s (`staircase`), each holding `in_flight` requests.
 N prompts sent at a rate without a cap (`FleetModel.open_loop_prompts`) are no such cap: the client
@@ -78,8 +77,7 @@ from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.hardware.gpu import host_size
 from autoparallel.models.spec import ModelSpec
-from autoparallel.perf.serving import slot_variability, sub_domain_size
-from autoparallel.perf.slot_queue import rate_within_wait
+from autoparallel.perf.serving import sub_domain_size
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.client_rules import closed_loop_rule
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space
@@ -207,10 +205,6 @@ class Engine:
     micro_usd_per_hour: int
     config: ServingConfig
     """The engine's vLLM configuration (replicas = its data-parallel ranks)."""
-    sustained_milli_tps: int = -1
-    """What `capacity_milli_rps` rates: the output milli-tokens/s it carries with its model's TTFT limit
-    holding at the model's arrival rate (`rated_milli_tps`: a rate near full load keeps requests
-    waiting for a free slot); `milli_tokens_per_s` without a rate or a limit (-1: not given)."""
     role: str = "aggregated"
     """`aggregated` (prefill and decode in one engine), `prefill` or `decode` (deployment/roles.py)."""
     prefill_milli_tps: int = 0
@@ -397,7 +391,7 @@ def build_deployment_space(
             found, dropped = _candidates(space, dataclasses.replace(fm, rate_scale=fm.workload.osl), m, p)
             per_pool.append(found)
             left_out[m, p] = dropped
-        slowest = min((e.sustained_milli_tps for found in per_pool for e in found), default=0)
+        slowest = min((e.milli_tokens_per_s for found in per_pool for e in found), default=0)
         fm = dataclasses.replace(
             fm, rate_scale=rate_scale_for(slowest, fm.workload.osl) if scale_rates else 1
         )
@@ -430,29 +424,11 @@ def rate_scale_for(slowest_milli_tps: int, osl: int) -> int:
 
 
 def _rated(found: list[Engine], fm: FleetModel) -> list[Engine]:
-    """`found` with capacities in fm's rate unit: ⌊sustained milli-tokens/s · rate_scale / osl⌋."""
+    """`found` with capacities in fm's rate unit: ⌊milli-tokens/s · rate_scale / osl⌋."""
     return [
-        dataclasses.replace(e, capacity_milli_rps=e.sustained_milli_tps * fm.rate_scale // fm.workload.osl)
+        dataclasses.replace(e, capacity_milli_rps=e.milli_tokens_per_s * fm.rate_scale // fm.workload.osl)
         for e in found
     ]
-
-
-def rated_milli_tps(space: ServingSpace, fm: FleetModel, i: int) -> int:
-    """Output milli-tokens/s one data rank of entry i carries with fm's TTFT limit holding at fm's
-    arrival rate: its slots (max_num_seqs) are an M/G/c queue (`perf.rate_slot_wait_s`), and the
-    most it may carry is the rate whose mean wait fits the room its table TTFT leaves
-    (`slot_queue.rate_within_wait`, arrivals as bursty as any replica count sees them,
-    `perf.slot_variability`), at most its full-load tokens/s. The full-load figure without a rate or
-    a TTFT limit. The table's numbers (TTFT up, tokens/s down) only lower it."""
-    tps = space.tables.tps_milli[i]
-    w = fm.workload
-    if w.request_rate is None or w.ttft_ms is None:
-        return tps
-    room_s = (units.us_down(w.ttft_ms / 1e3) - space.tables.ttft_us[i]) / units.US_PER_S
-    slots = max(math.floor(space.max_num_seqs_of(i)), 1)
-    per_s = tps / MILLI / w.osl
-    rate = rate_within_wait(slots, per_s, slot_variability(w, None), room_s)
-    return min(tps, math.floor(rate * w.osl * MILLI))
 
 
 def granularity(space: ServingSpace, s: int) -> tuple[int, int, int] | None:
@@ -482,7 +458,6 @@ def engine_at(
     capacity_milli_rps: int = 0,
     milli_tokens_per_s: int = 0,
     prefill_milli_tps: int = 0,
-    sustained_milli_tps: int | None = None,
 ) -> Engine:
     """The engine of table entry i at utilization index u; `size` is `granularity(space, shape)`."""
     dp, gpus, nodes = size
@@ -505,7 +480,6 @@ def engine_at(
         nodes=nodes,
         capacity_milli_rps=capacity_milli_rps,
         milli_tokens_per_s=milli_tokens_per_s,
-        sustained_milli_tps=milli_tokens_per_s if sustained_milli_tps is None else sustained_milli_tps,
         micro_usd_per_hour=units.micro_usd(space.cluster.gpu.usd_per_hour) * gpus,
         config=space.config(s, r, b, u, mm, dp),
         engine=space.runtimes[r].engine,
@@ -534,7 +508,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
             first_util[i] = ok[0]
             s = space.unflat(i)[0]
             found.setdefault((s, order[space.engine_of(i)]), []).append(
-                (space.max_num_seqs_of(i), rated_milli_tps(space, fm, i), i)
+                (space.max_num_seqs_of(i), space.tables.tps_milli[i], i)
             )
     out: list[Engine] = []
     dropped: list[str] = []
@@ -553,7 +527,6 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
             picked = staircase(entries, fm.concurrency, size[0])
         for i in picked:
             engine_tps = space.tables.tps_milli[i] * size[0]
-            sustained = rated_milli_tps(space, fm, i) * size[0]
             out.append(
                 engine_at(
                     space,
@@ -562,9 +535,8 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
                     i,
                     first_util[i],
                     size,
-                    capacity_milli_rps=sustained * fm.rate_scale // fm.workload.osl,
+                    capacity_milli_rps=engine_tps * fm.rate_scale // fm.workload.osl,
                     milli_tokens_per_s=engine_tps,
-                    sustained_milli_tps=sustained,
                 )
             )
     return [e for e in out if e.capacity_milli_rps > 0], tuple(dict.fromkeys(dropped))

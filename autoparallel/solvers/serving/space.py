@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -930,7 +930,7 @@ def replica_perf(
         times = times_at(running)
         ttft_s, tps = perf.replica_rates(times, batch=running, osl=w.osl, gpu=space.cluster.gpu)
         prompt_s = times.prompt_s / shape.pp
-        ttft_s += _queue_s(space, shape, batch, tps, prompt_s)
+        ttft_s += _queue_s(space, shape, batch, tps, prompt_s, lambda: perf.lone_cycle_s(times_at, w.osl))
     gpus = shape.gpus_per_replica
     usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6
     return times.step_s, ttft_s, tps, usd, prompt_s
@@ -949,13 +949,22 @@ def _loop_clients(space: ServingSpace, shape: Shape, batch: int) -> float | None
     return w.closed_loop / max(shape.replicas_at(batch, w.in_flight), 1)
 
 
-def _queue_s(space: ServingSpace, shape: Shape, batch: int, tokens_per_s: float, prompt_s: float) -> float:
+def _queue_s(
+    space: ServingSpace,
+    shape: Shape,
+    batch: int,
+    tokens_per_s: float,
+    prompt_s: float,
+    lone_cycle: Callable[[], float] | None = None,
+) -> float:
     """The client's wait (`perf.client_queue_s`) at the replica count and running batch the tuple has
-    (`replicas_at`, `running_at`); `prompt_s` the time one more prompt adds to a prefill."""
+    (`replicas_at`, `running_at`); `prompt_s` the time one more prompt adds to a prefill;
+    `lone_cycle` a lone request's slot time, asked for an arrival rate's wait for a free slot where
+    it can matter (`perf.rate_slot_wait_s`)."""
     w = space.workload
     replicas = max(shape.replicas_at(batch, w.in_flight), 1)
     running = shape.running_at(batch, w.in_flight)
-    return perf.client_queue_s(w, replicas, running, tokens_per_s, prompt_s)
+    return perf.client_queue_s(w, replicas, running, tokens_per_s, prompt_s, lone_cycle=lone_cycle)
 
 
 def _times(space: ServingSpace, t: ServingTables, shape: Shape, rt: Runtime, batch: int, tokens: int) -> None:
@@ -978,6 +987,14 @@ def _engine_config(space: ServingSpace, s: int, r: int, batch: int, m: int) -> S
     """`engine_entry_config` at max_num_seqs `batch`."""
     shape = space.shapes[s]
     return space.config_at(s, r, batch, space.engine_util, m, shape.ep_replicas if shape.ep else 1)
+
+
+def _engine_lone_s(space: ServingSpace, config: ServingConfig, alone: Serving, engine: str) -> float:
+    """A lone request's slot time on an SGLang / TensorRT-LLM entry (`perf.lone_cycle_s`, from its own
+    float model at a running batch of one), for an arrival rate's wait for a free slot."""
+    one = evaluate_engine(space.model, space.cluster, config, alone, engine, space.model.name, running=1.0)
+    overhead_ms = one.perf.efficiency.request_overhead_s * 1e3
+    return (one.perf.ttft_ms - overhead_ms + (alone.osl - 1) * one.perf.tpot_ms) / 1e3
 
 
 def _engine_entry(
@@ -1029,11 +1046,12 @@ def _engine_entry(
     t.evaluated.append(True)
     t.step_us.append(units.us_up(p.tpot_ms / 1e3))
     prompt_s = p.prompt_ms / 1e3 / shape.pp
-    queue_s = (
-        0.0
-        if clients is not None
-        else _queue_s(space, shape, batch, p.output_tokens_per_s_per_replica, prompt_s)
-    )
+    queue_s = 0.0
+    if clients is None:
+        tps = p.output_tokens_per_s_per_replica
+        queue_s = _queue_s(
+            space, shape, batch, tps, prompt_s, lambda: _engine_lone_s(space, config, alone, engine)
+        )
     t.ttft_us.append(units.us_up(p.ttft_ms / 1e3 + queue_s))
     t.tps_milli.append(units.milli_tokens_down(p.output_tokens_per_s_per_replica))
     t.cost_micro_usd.append(units.micro_usd(p.usd_per_million_tokens))
