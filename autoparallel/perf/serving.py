@@ -99,6 +99,7 @@ __all__ = [
     "running_batch",
     "serving_perf",
     "slo_violations",
+    "slot_variability",
     "stage_step_s",
     "step_times_at",
     "sub_domain_size",
@@ -376,12 +377,23 @@ def rate_slot_wait_s(
     if workload.concurrency is not None and workload.concurrency <= batch * max(replicas, 1):
         return 0.0
     slots = max(math.floor(batch), 1)
-    variability = (arrival_variability(workload.burstiness, replicas) + workload.output_spread) / 2.0
+    variability = slot_variability(workload, replicas)
     full_s = batch / per_s
     bound = slot_wait_s(share, slots, full_s, full_s, variability)
     if bound < NEGLIGIBLE_WAIT_S:
         return bound
     return slot_wait_s(share, slots, lone_cycle(), full_s, variability)
+
+
+def slot_variability(workload: Serving, replicas: int | None) -> float:
+    """(c_a² + c_s²) / 2 of `rate_slot_wait_s` for a replica of `replicas` sharing the arrivals (random
+    thinning moves c_a² toward 1); None: for any count, its largest (a deployment's counts are the
+    solver's: the whole stream's 1 / burstiness for bursty arrivals, 1 for even ones)."""
+    if replicas is None:
+        arrivals = max(1.0 / workload.burstiness, 1.0)
+    else:
+        arrivals = arrival_variability(workload.burstiness, replicas)
+    return (arrivals + workload.output_spread) / 2.0
 
 
 NEGLIGIBLE_WAIT_S = 1e-6

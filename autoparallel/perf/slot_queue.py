@@ -52,6 +52,22 @@ def slot_wait_s(
     return queued / rate_per_s * variability
 
 
+def rate_within_wait(
+    slots: int, lone_cycle_s: float, full_cycle_s: float, variability: float, room_s: float
+) -> float:
+    """The largest arrival rate (requests/s) whose mean slot wait (`slot_wait_s`) is at most `room_s`,
+    below the full load's slots / `full_cycle_s` (bisection: the wait grows with the rate); 0 when
+    `room_s` < 0."""
+    if room_s < 0 or full_cycle_s <= 0:
+        return 0.0
+    lo, hi = 0.0, slots / full_cycle_s
+    for _ in range(30):  # to 10⁻⁹ of the full load's rate
+        mid = (lo + hi) / 2.0
+        wait = slot_wait_s(mid, slots, lone_cycle_s, full_cycle_s, variability)
+        lo, hi = (mid, hi) if wait <= room_s else (lo, mid)
+    return lo
+
+
 def arrival_variability(burstiness: float, replicas: int) -> float:
     """c_a² of one replica's arrivals: gamma gaps of shape k (`Serving.burstiness`) have c² = 1 / k;
     split at random over `replicas`, each replica's stream is thinned, c² = 1 + (1 / k − 1) / replicas

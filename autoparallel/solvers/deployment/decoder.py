@@ -23,10 +23,12 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel.configs import BASE_PORT, ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.hardware.gpu import GPUS_PER_HOST
-from autoparallel.perf.serving import ServingEstimate, burst_sync
+from autoparallel.perf.serving import ServingEstimate, burst_sync, slot_variability
+from autoparallel.perf.slot_queue import rate_within_wait, slot_wait_s
 from autoparallel.solvers.deployment.client_rules import SYNC_SCALE, burst_sync_pct, drain_lines
 from autoparallel.solvers.deployment.space import DeploymentSpace, Engine, engine_workload
 from autoparallel.solvers.serving.decoder import evaluate_point
+from autoparallel.solvers.serving.space import entry_lone_cycle_s
 from autoparallel.solvers.settings import SolverStats
 
 if TYPE_CHECKING:
@@ -300,15 +302,18 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
     spots = place(space, counts)
     ports: dict[tuple[int, int], int] = {}  # (pool, node) -> next free port
     estimates = {k: evaluate_engine(space, space.engines[k]) for k, n in enumerate(counts) if n}
+    sustained = {k: sustained_rps(space, space.engines[k], est) for k, est in estimates.items()}
     capacity = [0.0] * len(space.models)
-    for k, est in estimates.items():
-        e = space.engines[k]
-        capacity[e.model] += counts[k] * est.perf.output_tokens_per_s / space.models[e.model].workload.osl
+    for k in estimates:
+        capacity[space.engines[k].model] += counts[k] * sustained[k]
     waits = [queue_wait_s(space, counts, capacity, m) for m in range(len(space.models))]
     engines: list[DeployedEngine] = []
     for k, est in estimates.items():
         e, n = space.engines[k], counts[k]
         wait_s = waits[e.model] + wave_wait_s(space, counts, k, est.perf.prompt_ms / 1e3 / e.pp)
+        rate = space.models[e.model].workload.request_rate
+        served = capacity[e.model] if rate is None else min(rate, capacity[e.model])
+        wait_s += slot_wait_at_s(space, e, est, served * sustained[k] / capacity[e.model])
         check_ttft(space, counts, k, est.perf.ttft_ms + wait_s * 1e3, wait_s)
         pool = space.cluster.pools[e.pool]
         placement = []
@@ -316,7 +321,7 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
             port = ports.get((e.pool, nodes[0]), BASE_PORT)
             ports[e.pool, nodes[0]] = port + 1
             placement.append(ReplicaPlacement(nodes=nodes, gpu_ids=gpu_ids, port=port))
-        cap = est.perf.output_tokens_per_s / space.models[e.model].workload.osl
+        cap = sustained[k]
         c = e.config
         engines.append(
             DeployedEngine(
@@ -332,7 +337,7 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
                 nodes=tuple(p.nodes for p in placement),
                 placement=tuple(placement),
                 capacity_rps=cap,
-                tokens_per_s=est.perf.output_tokens_per_s,
+                tokens_per_s=cap * space.models[e.model].workload.osl,
                 traffic_share=cap / capacity[e.model],
                 ttft_ms=est.perf.ttft_ms + wait_s * 1e3,
                 queue_ms=wait_s * 1e3,
@@ -392,6 +397,50 @@ def queue_wait_s(space: DeploymentSpace, counts: list[int], capacity: list[float
         kappa = burst_sync(fm.workload)
         return queued * ((1 - kappa) * queued + 1 + kappa * prompts) / (2 * prompts) / capacity[m]
     return max((fm.queue_clients or 0) - held, 0) / capacity[m]
+
+
+def slot_rated(space: DeploymentSpace, engine: Engine) -> bool:
+    """The engine's model arrives at a rate, with a TTFT limit and no client cap, and the engine is
+    aggregated: its slots' wait counts (`space.rated_milli_tps`, `sustained_rps`, `slot_wait_at_s`)."""
+    w = space.models[engine.model].workload
+    return (
+        w.request_rate is not None
+        and w.ttft_ms is not None
+        and w.concurrency is None
+        and engine.role == "aggregated"
+    )
+
+
+def sustained_rps(space: DeploymentSpace, engine: Engine, est: ServingEstimate) -> float:
+    """Requests/s one replica of `engine` carries with its model's TTFT limit holding at the model's
+    arrival rate (float model; `space.rated_milli_tps` rates the tables' integers the same way, from
+    the same lone cycle): each data rank's max_num_seqs slots a birth–death queue
+    (`perf/slot_queue.py`) whose mean wait fits the room its TTFT leaves; its full-load rate where
+    the wait does not count (`slot_rated`)."""
+    w = space.models[engine.model].workload
+    full = est.perf.output_tokens_per_s / w.osl
+    if not slot_rated(space, engine) or full <= 0:
+        return full
+    assert w.ttft_ms is not None
+    room_s = (w.ttft_ms - est.perf.ttft_ms) / 1e3
+    slots = max(engine.config.max_num_seqs, 1)
+    lone = entry_lone_cycle_s(space.serving[engine.model, engine.pool], engine.entry)
+    per_rank = rate_within_wait(slots, lone, slots * engine.dp / full, slot_variability(w, None), room_s)
+    return min(full, per_rank * engine.dp)
+
+
+def slot_wait_at_s(space: DeploymentSpace, engine: Engine, est: ServingEstimate, load_rps: float) -> float:
+    """Seconds a request waits for a free slot on one replica of `engine` that receives `load_rps`
+    requests/s, each data rank 1 / dp of them (`perf.slot_queue.slot_wait_s`, the queue
+    `sustained_rps` rates); 0 where the wait does not count (`slot_rated`)."""
+    w = space.models[engine.model].workload
+    full = est.perf.output_tokens_per_s / w.osl
+    if not slot_rated(space, engine) or load_rps <= 0 or full <= 0:
+        return 0.0
+    slots = max(engine.config.max_num_seqs, 1)
+    lone = entry_lone_cycle_s(space.serving[engine.model, engine.pool], engine.entry)
+    full_cycle_s = slots * engine.dp / full
+    return slot_wait_s(load_rps / engine.dp, slots, lone, full_cycle_s, slot_variability(w, None))
 
 
 def wave_wait_s(space: DeploymentSpace, counts: list[int], k: int, prompt_s: float) -> float:

@@ -64,6 +64,7 @@ from autoparallel.solvers.deployment.space import (
     build_deployment_space,
     engine_at,
     granularity,
+    rated_milli_tps,
     undominated_indices,
 )
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
@@ -147,11 +148,20 @@ def _aggregated(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
         if size is None:
             continue
         tps = space.tables.tps_milli[i] * size[0]
-        if tps // fm.workload.osl <= 0:
+        sustained = rated_milli_tps(space, fm, i) * size[0]
+        if sustained // fm.workload.osl <= 0:
             continue
         engines.append(
             engine_at(
-                space, m, p, i, ok[0], size, capacity_milli_rps=tps // fm.workload.osl, milli_tokens_per_s=tps
+                space,
+                m,
+                p,
+                i,
+                ok[0],
+                size,
+                capacity_milli_rps=sustained // fm.workload.osl,
+                milli_tokens_per_s=tps,
+                sustained_milli_tps=sustained,
             )
         )
         tpot.append(space.tables.step_us[i])

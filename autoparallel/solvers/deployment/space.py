@@ -77,10 +77,11 @@ from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.hardware.gpu import host_size
 from autoparallel.models.spec import ModelSpec
-from autoparallel.perf.serving import sub_domain_size
+from autoparallel.perf.serving import slot_variability, sub_domain_size
+from autoparallel.perf.slot_queue import rate_within_wait
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.client_rules import closed_loop_rule
-from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space
+from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space, entry_lone_cycle_s
 from autoparallel.workload import Serving
 
 MILLI = 1000
@@ -205,6 +206,10 @@ class Engine:
     micro_usd_per_hour: int
     config: ServingConfig
     """The engine's vLLM configuration (replicas = its data-parallel ranks)."""
+    sustained_milli_tps: int = -1
+    """What `capacity_milli_rps` rates: the output milli-tokens/s it carries with its model's TTFT limit
+    holding at the model's arrival rate (`rated_milli_tps`: a rate near full load keeps requests
+    waiting for a free slot); `milli_tokens_per_s` without a rate or a limit (-1: not given)."""
     role: str = "aggregated"
     """`aggregated` (prefill and decode in one engine), `prefill` or `decode` (deployment/roles.py)."""
     prefill_milli_tps: int = 0
@@ -391,7 +396,7 @@ def build_deployment_space(
             found, dropped = _candidates(space, dataclasses.replace(fm, rate_scale=fm.workload.osl), m, p)
             per_pool.append(found)
             left_out[m, p] = dropped
-        slowest = min((e.milli_tokens_per_s for found in per_pool for e in found), default=0)
+        slowest = min((e.sustained_milli_tps for found in per_pool for e in found), default=0)
         fm = dataclasses.replace(
             fm, rate_scale=rate_scale_for(slowest, fm.workload.osl) if scale_rates else 1
         )
@@ -424,11 +429,32 @@ def rate_scale_for(slowest_milli_tps: int, osl: int) -> int:
 
 
 def _rated(found: list[Engine], fm: FleetModel) -> list[Engine]:
-    """`found` with capacities in fm's rate unit: ⌊milli-tokens/s · rate_scale / osl⌋."""
+    """`found` with capacities in fm's rate unit: ⌊sustained milli-tokens/s · rate_scale / osl⌋."""
     return [
-        dataclasses.replace(e, capacity_milli_rps=e.milli_tokens_per_s * fm.rate_scale // fm.workload.osl)
+        dataclasses.replace(e, capacity_milli_rps=e.sustained_milli_tps * fm.rate_scale // fm.workload.osl)
         for e in found
     ]
+
+
+def rated_milli_tps(space: ServingSpace, fm: FleetModel, i: int) -> int:
+    """Output milli-tokens/s one data rank of entry i carries with fm's TTFT limit holding at fm's
+    arrival rate: its max_num_seqs slots are a birth–death queue (perf/slot_queue.py, from the
+    entry's lone cycle, `serving.space.entry_lone_cycle_s`, and its full load's), and the most it may
+    carry is the rate whose mean wait fits the room its table TTFT leaves
+    (`slot_queue.rate_within_wait`, arrivals as bursty as any replica count sees them,
+    `perf.slot_variability`), at most its full-load tokens/s. The full-load figure without a rate, a
+    TTFT limit, or with a client's cap (`decoder.slot_rated`). The table's numbers (TTFT up, tokens/s
+    down) only lower it, so the decoder's float twin (`decoder.sustained_rps`) is never below it."""
+    tps = space.tables.tps_milli[i]
+    w = fm.workload
+    if w.request_rate is None or w.ttft_ms is None or w.concurrency is not None or tps <= 0:
+        return tps
+    room_s = (units.us_down(w.ttft_ms / 1e3) - space.tables.ttft_us[i]) / units.US_PER_S
+    slots = max(math.floor(space.max_num_seqs_of(i)), 1)
+    full_cycle_s = slots / (tps / MILLI / w.osl)
+    lone = entry_lone_cycle_s(space, i)
+    rate = rate_within_wait(slots, lone, full_cycle_s, slot_variability(w, None), room_s)
+    return min(tps, math.floor(rate * w.osl * MILLI))
 
 
 def granularity(space: ServingSpace, s: int) -> tuple[int, int, int] | None:
@@ -458,6 +484,7 @@ def engine_at(
     capacity_milli_rps: int = 0,
     milli_tokens_per_s: int = 0,
     prefill_milli_tps: int = 0,
+    sustained_milli_tps: int | None = None,
 ) -> Engine:
     """The engine of table entry i at utilization index u; `size` is `granularity(space, shape)`."""
     dp, gpus, nodes = size
@@ -480,6 +507,7 @@ def engine_at(
         nodes=nodes,
         capacity_milli_rps=capacity_milli_rps,
         milli_tokens_per_s=milli_tokens_per_s,
+        sustained_milli_tps=milli_tokens_per_s if sustained_milli_tps is None else sustained_milli_tps,
         micro_usd_per_hour=units.micro_usd(space.cluster.gpu.usd_per_hour) * gpus,
         config=space.config(s, r, b, u, mm, dp),
         engine=space.runtimes[r].engine,
@@ -520,13 +548,15 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
             continue
         if open_loop is not None:
             entries = [t for t in entries if t[0] * size[0] <= open_loop]
-            picked = staircase(entries, None, size[0]) if entries else []
+        if fm.concurrency is None or open_loop is not None:
+            picked = [most_sustained(space, fm, entries)] if entries else []
         elif queued:
             picked = queue_front(entries, fm.concurrency, size[0], space.tables.ttft_us)
         else:
             picked = staircase(entries, fm.concurrency, size[0])
         for i in picked:
             engine_tps = space.tables.tps_milli[i] * size[0]
+            sustained = rated_milli_tps(space, fm, i) * size[0]
             out.append(
                 engine_at(
                     space,
@@ -535,11 +565,27 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
                     i,
                     first_util[i],
                     size,
-                    capacity_milli_rps=engine_tps * fm.rate_scale // fm.workload.osl,
+                    capacity_milli_rps=sustained * fm.rate_scale // fm.workload.osl,
                     milli_tokens_per_s=engine_tps,
+                    sustained_milli_tps=sustained,
                 )
             )
     return [e for e in out if e.capacity_milli_rps > 0], tuple(dict.fromkeys(dropped))
+
+
+def most_sustained(space: ServingSpace, fm: FleetModel, entries: list[tuple[int, int, int]]) -> int:
+    """Of one shape's (batch, full-load tokens/s, entry) triples, the entry of most sustained tokens/s
+    (`rated_milli_tps`; the first of equals, as `staircase` without a cap). Rating prices a lone
+    request and a queue, so the entries are rated from the fastest at full load down, and the rest
+    skipped once none can beat the best rated (rating never raises a full-load figure)."""
+    best, best_tps = -1, -1
+    for _, full, i in sorted(entries, key=lambda t: (-t[1], t[2])):
+        if full < best_tps:
+            break
+        tps = rated_milli_tps(space, fm, i)
+        if tps > best_tps or (tps == best_tps and i < best):
+            best, best_tps = i, tps
+    return best
 
 
 def staircase(entries: list[tuple[int, int, int]], concurrency: int | None, dp: int) -> list[int]:

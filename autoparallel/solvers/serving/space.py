@@ -349,6 +349,11 @@ class ServingSpace(Problem["Serving", ServingOptions]):
     """The float model's numbers per (shape, runtime, batch, max_model_len), scaled to integers."""
     memo: MemoryTerms | None = dataclasses.field(default=None, repr=False, compare=False)
     """Memoized memory terms, reused when the tables are completed for an explanation."""
+    lone_cycles: dict[tuple[int, ...], float] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
+    """`entry_lone_cycle_s` by what it depends on (a vLLM entry's shape, runtime, max_model_len and
+    step budget, whatever its max_num_seqs: a lone request runs in a captured graph at any of them)."""
     refused: str | None = None
     """Why no allowed engine runs on these GPUs (`runtimes` then empty; `build_space(...,
     refusable=True)` only: a deployment pool the model cannot use)."""
@@ -902,19 +907,7 @@ def replica_perf(
     a prefill) of one entry: max_num_seqs `batch`, running `Shape.running_at` requests."""
     w = space.workload
     running = shape.running_at(batch, w.in_flight)
-    replica = perf.ReplicaShape.vllm(
-        shape.tp,
-        shape.pp,
-        shape.ep_ranks if shape.ep else 1,
-        rt.quantization,
-        rt.kv_cache_dtype,
-        rt.enforce_eager,
-        space.options.vllm_version,
-        graph_max_batch=perf.vllm_graph_max_batch(
-            batch, tokens, space.cluster.gpu, space.options.vllm_version
-        ),
-    )
-    times_at = perf.step_times_at(space.model, space.cluster, replica, w, batched_tokens=tokens)
+    times_at = _vllm_times_at(space, shape, rt, batch, tokens)
     clients = _loop_clients(space, shape, batch)
     if clients is not None:  # a closed loop: the one rule `perf_at_batch` prices it by
         loop = perf.closed_loop_rates(
@@ -934,6 +927,45 @@ def replica_perf(
     gpus = shape.gpus_per_replica
     usd = space.cluster.gpu.usd_per_hour * gpus / (tps * 3600.0) * 1e6
     return times.step_s, ttft_s, tps, usd, prompt_s
+
+
+def _vllm_times_at(
+    space: ServingSpace, shape: Shape, rt: Runtime, batch: int, tokens: int
+) -> Callable[[float], perf.StepTimes]:
+    """Step times of a vLLM entry (max_num_seqs `batch`, a step budget of `tokens`) at any running batch."""
+    replica = perf.ReplicaShape.vllm(
+        shape.tp,
+        shape.pp,
+        shape.ep_ranks if shape.ep else 1,
+        rt.quantization,
+        rt.kv_cache_dtype,
+        rt.enforce_eager,
+        space.options.vllm_version,
+        graph_max_batch=perf.vllm_graph_max_batch(
+            batch, tokens, space.cluster.gpu, space.options.vllm_version
+        ),
+    )
+    return perf.step_times_at(space.model, space.cluster, replica, space.workload, batched_tokens=tokens)
+
+
+def entry_lone_cycle_s(space: ServingSpace, i: int) -> float:
+    """Seconds a lone request holds its slot on table entry i's engine (`perf.lone_cycle_s`: a running
+    batch of one on the entry's own configuration), what an arrival rate's wait for a free slot needs
+    beside the full load's cycle (`perf.rate_slot_wait_s`, the deployment's `rated_milli_tps`)."""
+    s, r, b, m = space.unflat(i)
+    shape, rt = space.shapes[s], space.runtimes[r]
+    batch = space.batch_value(s, r, b, m)
+    if rt.engine != "vllm":
+        alone = space.workload.model_copy(
+            update={"concurrency": None, "request_rate": None, "num_prompts": None}
+        )
+        return _engine_lone_s(space, _engine_config(space, s, r, batch, m), alone, rt.engine)
+    tokens = _vllm_terms(space, s, r, batch, m)[3]
+    key = (s, r, m, tokens)
+    if key not in space.lone_cycles:
+        times_at = _vllm_times_at(space, shape, rt, batch, tokens)
+        space.lone_cycles[key] = perf.lone_cycle_s(times_at, space.workload.osl)
+    return space.lone_cycles[key]
 
 
 def _loop_clients(space: ServingSpace, shape: Shape, batch: int) -> float | None:
