@@ -60,7 +60,7 @@ from autoparallel.perf.serving_steps import (
     stage_step_s,
     vllm_graph_max_batch,
 )
-from autoparallel.perf.slot_queue import arrival_variability, slot_wait_s
+from autoparallel.perf.slot_queue import slot_wait_s
 from autoparallel.workload import ms_over
 
 if TYPE_CHECKING:
@@ -355,45 +355,50 @@ def client_queue_s(
 def rate_slot_wait_s(
     workload: Serving, replicas: int, batch: float, per_s: float, lone_cycle: Callable[[], float] | None
 ) -> float:
-    """Mean seconds a request arriving at `workload.request_rate` (split over `replicas`) waits for
-    one of a replica's ⌊`batch`⌋ running slots (perf/slot_queue.py: a birth–death chain whose n
-    running complete n / cycle(n) requests/s, cycle affine from a lone request's `lone_cycle()` s to
-    the full load's batch / `per_s`, scaled by Allen and Cunneen's (c_a² + c_s²) / 2). The lone cycle
-    costs one more step evaluation, so it is asked for only where the wait can matter: every slot
-    busy for the full cycle waits at least as long (each state's service is no faster), and where
-    that bound is under `NEGLIGIBLE_WAIT_S` the bound is the answer. c_a² from the
-    gamma gaps (`Serving.burstiness`, thinned over the replicas), c_s² the output lengths'
-    (`output_spread`): a slot's time is its prefill and its osl − 1 decode steps, and the prefill's
-    share only lowers its spread, so this bounds it from above.
+    """Mean seconds a request arriving at `workload.request_rate` waits for a running slot of the
+    `replicas` replicas of ⌊`batch`⌋ slots each, which complete `per_s` requests/s each when all are
+    busy (perf/slot_queue.py: a birth–death chain whose n running complete n / cycle(n) requests/s,
+    cycle affine from a lone request's `lone_cycle()` s to the full load's, scaled by Allen and
+    Cunneen's (c_a² + c_s²) / 2).
 
-    0 without a rate or `lone_cycle`; 0 where the client's concurrency fits the replicas' slots (the
-    requests beyond it wait in the client, `vllm bench serve`'s semaphore, before TTFT's clock
-    starts); 0 at or beyond capacity too: the queue grows without bound there, which the rate's own
-    check says (`ServingPerf.sustains_request_rate`, the planners' `request_rate` family)."""
+    The replicas' slots are pooled: vLLM's data-parallel front end sends each request to the rank of
+    fewest waiting · 4 + running (`DPLBAsyncMPClient.get_core_engine_for_request`), which keeps the
+    ranks about as busy as one queue over all their slots; treating them as independent queues of a
+    random split charged dp8 at 80% of capacity 3.7x the replay's TTFT. c_a² is the whole stream's
+    gamma gaps (1 / `Serving.burstiness`), c_s² the output lengths' (`output_spread`: a slot's time is
+    its prefill and its osl − 1 decode steps, and the prefill's share only lowers its spread).
+
+    The lone cycle costs one more step evaluation, so it is asked for only where the wait can
+    matter: every slot busy for the full cycle waits at least as long (each state's service is no
+    faster), and where that bound is under `NEGLIGIBLE_WAIT_S` the bound is the answer.
+
+    0 without a rate or `lone_cycle`; 0 where the client's requests in flight (its concurrency, a
+    finite benchmark's prompts) fit the slots: none ever waits for one (the rest wait in `vllm bench
+    serve`'s semaphore, before TTFT's clock starts); 0 at or beyond capacity too: the queue grows
+    without bound there, which the rate's own check says (`ServingPerf.sustains_request_rate`, the
+    planners' `request_rate` family)."""
     rate = workload.request_rate
-    share = None if rate is None else rate / max(replicas, 1)
-    if share is None or lone_cycle is None or share >= per_s:
+    ranks = max(replicas, 1)
+    total = per_s * ranks
+    if rate is None or lone_cycle is None or rate >= total:
         return 0.0
-    if workload.concurrency is not None and workload.concurrency <= batch * max(replicas, 1):
+    if workload.in_flight is not None and workload.in_flight <= batch * ranks:
         return 0.0
-    slots = max(math.floor(batch), 1)
-    variability = slot_variability(workload, replicas)
-    full_s = batch / per_s
-    bound = slot_wait_s(share, slots, full_s, full_s, variability)
+    slots = max(math.floor(batch * ranks), 1)
+    full_s = slots / total  # a slot's cycle at full load, the pool completing `total`
+    variability = slot_variability(workload, split=False)
+    bound = slot_wait_s(rate, slots, full_s, full_s, variability)
     if bound < NEGLIGIBLE_WAIT_S:
         return bound
-    return slot_wait_s(share, slots, lone_cycle(), full_s, variability)
+    return slot_wait_s(rate, slots, lone_cycle(), full_s, variability)
 
 
-def slot_variability(workload: Serving, replicas: int | None) -> float:
-    """(c_a² + c_s²) / 2 of `rate_slot_wait_s` for a replica of `replicas` sharing the arrivals (random
-    thinning moves c_a² toward 1); None: for any count, its largest (a deployment's counts are the
-    solver's: the whole stream's 1 / burstiness for bursty arrivals, 1 for even ones)."""
-    if replicas is None:
-        arrivals = max(1.0 / workload.burstiness, 1.0)
-    else:
-        arrivals = arrival_variability(workload.burstiness, replicas)
-    return (arrivals + workload.output_spread) / 2.0
+def slot_variability(workload: Serving, *, split: bool) -> float:
+    """(c_a² + c_s²) / 2 of `rate_slot_wait_s`: c_a² = 1 / burstiness of the whole stream, or with `split`
+    (separate engines behind a router, whose shares the deployment solver chooses: random thinning
+    moves c_a² toward 1) the largest over any split, max(1 / burstiness, 1)."""
+    arrivals = 1.0 / workload.burstiness
+    return ((max(arrivals, 1.0) if split else arrivals) + workload.output_spread) / 2.0
 
 
 NEGLIGIBLE_WAIT_S = 1e-6

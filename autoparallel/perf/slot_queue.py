@@ -66,10 +66,3 @@ def rate_within_wait(
         wait = slot_wait_s(mid, slots, lone_cycle_s, full_cycle_s, variability)
         lo, hi = (mid, hi) if wait <= room_s else (lo, mid)
     return lo
-
-
-def arrival_variability(burstiness: float, replicas: int) -> float:
-    """c_a² of one replica's arrivals: gamma gaps of shape k (`Serving.burstiness`) have c² = 1 / k;
-    split at random over `replicas`, each replica's stream is thinned, c² = 1 + (1 / k − 1) / replicas
-    (a thinned renewal process tends to Poisson)."""
-    return 1.0 + (1.0 / burstiness - 1.0) / max(replicas, 1)

@@ -423,24 +423,22 @@ def sustained_rps(space: DeploymentSpace, engine: Engine, est: ServingEstimate) 
         return full
     assert w.ttft_ms is not None
     room_s = (w.ttft_ms - est.perf.ttft_ms) / 1e3
-    slots = max(engine.config.max_num_seqs, 1)
+    slots = max(engine.config.max_num_seqs, 1) * engine.dp  # the data ranks' slots pooled
     lone = entry_lone_cycle_s(space.serving[engine.model, engine.pool], engine.entry)
-    per_rank = rate_within_wait(slots, lone, slots * engine.dp / full, slot_variability(w, None), room_s)
-    return min(full, per_rank * engine.dp)
+    return min(full, rate_within_wait(slots, lone, slots / full, slot_variability(w, split=True), room_s))
 
 
 def slot_wait_at_s(space: DeploymentSpace, engine: Engine, est: ServingEstimate, load_rps: float) -> float:
     """Seconds a request waits for a free slot on one replica of `engine` that receives `load_rps`
-    requests/s, each data rank 1 / dp of them (`perf.slot_queue.slot_wait_s`, the queue
+    requests/s over its data ranks' slots pooled (`perf.slot_queue.slot_wait_s`, the queue
     `sustained_rps` rates); 0 where the wait does not count (`slot_rated`)."""
     w = space.models[engine.model].workload
     full = est.perf.output_tokens_per_s / w.osl
     if not slot_rated(space, engine) or load_rps <= 0 or full <= 0:
         return 0.0
-    slots = max(engine.config.max_num_seqs, 1)
+    slots = max(engine.config.max_num_seqs, 1) * engine.dp  # the data ranks' slots pooled
     lone = entry_lone_cycle_s(space.serving[engine.model, engine.pool], engine.entry)
-    full_cycle_s = slots * engine.dp / full
-    return slot_wait_s(load_rps / engine.dp, slots, lone, full_cycle_s, slot_variability(w, None))
+    return slot_wait_s(load_rps, slots, lone, slots / full, slot_variability(w, split=True))
 
 
 def wave_wait_s(space: DeploymentSpace, counts: list[int], k: int, prompt_s: float) -> float:

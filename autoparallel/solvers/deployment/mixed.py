@@ -148,7 +148,7 @@ def _aggregated(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
         if size is None:
             continue
         tps = space.tables.tps_milli[i] * size[0]
-        sustained = rated_milli_tps(space, fm, i) * size[0]
+        sustained = rated_milli_tps(space, fm, i, size[0]) * size[0]
         if sustained // fm.workload.osl <= 0:
             continue
         engines.append(

@@ -436,13 +436,14 @@ def _rated(found: list[Engine], fm: FleetModel) -> list[Engine]:
     ]
 
 
-def rated_milli_tps(space: ServingSpace, fm: FleetModel, i: int) -> int:
+def rated_milli_tps(space: ServingSpace, fm: FleetModel, i: int, dp: int) -> int:
     """Output milli-tokens/s one data rank of entry i carries with fm's TTFT limit holding at fm's
     arrival rate: its max_num_seqs slots are a birth–death queue (perf/slot_queue.py, from the
     entry's lone cycle, `serving.space.entry_lone_cycle_s`, and its full load's), and the most it may
     carry is the rate whose mean wait fits the room its table TTFT leaves
     (`slot_queue.rate_within_wait`, arrivals as bursty as any replica count sees them,
-    `perf.slot_variability`), at most its full-load tokens/s. The full-load figure without a rate, a
+    `perf.slot_variability`; the engine's `dp` data ranks' slots pooled, as `perf.rate_slot_wait_s`
+    pools them), at most its full-load tokens/s. The full-load figure without a rate, a
     TTFT limit, or with a client's cap (`decoder.slot_rated`). The table's numbers (TTFT up, tokens/s
     down) only lower it, so the decoder's float twin (`decoder.sustained_rps`) is never below it."""
     tps = space.tables.tps_milli[i]
@@ -450,10 +451,10 @@ def rated_milli_tps(space: ServingSpace, fm: FleetModel, i: int) -> int:
     if w.request_rate is None or w.ttft_ms is None or w.concurrency is not None or tps <= 0:
         return tps
     room_s = (units.us_down(w.ttft_ms / 1e3) - space.tables.ttft_us[i]) / units.US_PER_S
-    slots = max(math.floor(space.max_num_seqs_of(i)), 1)
-    full_cycle_s = slots / (tps / MILLI / w.osl)
+    slots = max(math.floor(space.max_num_seqs_of(i)), 1) * dp
+    full_cycle_s = slots / (tps * dp / MILLI / w.osl)
     lone = entry_lone_cycle_s(space, i)
-    rate = rate_within_wait(slots, lone, full_cycle_s, slot_variability(w, None), room_s)
+    rate = rate_within_wait(slots, lone, full_cycle_s, slot_variability(w, split=True), room_s) / dp
     return min(tps, math.floor(rate * w.osl * MILLI))
 
 
@@ -549,14 +550,14 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
         if open_loop is not None:
             entries = [t for t in entries if t[0] * size[0] <= open_loop]
         if fm.concurrency is None or open_loop is not None:
-            picked = [most_sustained(space, fm, entries)] if entries else []
+            picked = [most_sustained(space, fm, entries, size[0])] if entries else []
         elif queued:
             picked = queue_front(entries, fm.concurrency, size[0], space.tables.ttft_us)
         else:
             picked = staircase(entries, fm.concurrency, size[0])
         for i in picked:
             engine_tps = space.tables.tps_milli[i] * size[0]
-            sustained = rated_milli_tps(space, fm, i) * size[0]
+            sustained = rated_milli_tps(space, fm, i, size[0]) * size[0]
             out.append(
                 engine_at(
                     space,
@@ -573,7 +574,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
     return [e for e in out if e.capacity_milli_rps > 0], tuple(dict.fromkeys(dropped))
 
 
-def most_sustained(space: ServingSpace, fm: FleetModel, entries: list[tuple[int, int, int]]) -> int:
+def most_sustained(space: ServingSpace, fm: FleetModel, entries: list[tuple[int, int, int]], dp: int) -> int:
     """Of one shape's (batch, full-load tokens/s, entry) triples, the entry of most sustained tokens/s
     (`rated_milli_tps`; the first of equals, as `staircase` without a cap). Rating prices a lone
     request and a queue, so the entries are rated from the fastest at full load down, and the rest
@@ -582,7 +583,7 @@ def most_sustained(space: ServingSpace, fm: FleetModel, entries: list[tuple[int,
     for _, full, i in sorted(entries, key=lambda t: (-t[1], t[2])):
         if full < best_tps:
             break
-        tps = rated_milli_tps(space, fm, i)
+        tps = rated_milli_tps(space, fm, i, dp)
         if tps > best_tps or (tps == best_tps and i < best):
             best, best_tps = i, tps
     return best
