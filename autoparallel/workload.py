@@ -185,6 +185,13 @@ class Serving(UserInput):
         return min(caps) if caps else None
 
     @property
+    def slot_rated(self) -> bool:
+        """An open loop at a rate with a TTFT limit and no client cap: the deployment planner rates an
+        aggregated engine at the rate whose wait for a free slot fits the limit
+        (`solvers.deployment.space.rated_milli_tps`), not at its full load."""
+        return self.request_rate is not None and self.ttft_ms is not None and self.concurrency is None
+
+    @property
     def closed_loop(self) -> int | None:
         """The requests a closed-loop client keeps out (its `concurrency`, at most its prompts,
         without a `request_rate`): those the engines do not run wait in the server's queue, each for

@@ -1,18 +1,12 @@
-"""Session 39 fixes: ISO stamps read alike on Python 3.10 and 3.11+ (`workload_profile.iso_seconds`), a
-metrics scrape's length spread from its buckets (`workload_profile._histogram_cv`), and a second Ctrl-C
-during a pool sweep's shutdown (`cli._interrupted`, `sweeps.execute._SweepPool.stop`)."""
+"""Session 39 fixes: ISO stamps read alike on Python 3.10 and 3.11+ (`workload_profile.iso_seconds`) and a
+metrics scrape's length spread from its buckets (`workload_profile._histogram_cv`); a second Ctrl-C
+during a pool sweep's shutdown is tests/cli/test_s34_sweep_interrupt.py's."""
 
 from __future__ import annotations
 
 import calendar
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -142,85 +136,3 @@ def test_a_few_long_outputs_do_not_make_the_spread(tmp_path: Path) -> None:
     assert prof.osl.mean == pytest.approx(204.36, abs=0.01)
     assert 0.85 < prof.osl.cv < 1.05
     assert prof.osl.max == 5000  # the written shape is the quantiles', unchanged
-
-
-SCRIPT = textwrap.dedent(
-    """
-    import os, sys, time
-    from pathlib import Path
-
-    from autoparallel import cli
-    from autoparallel.sweeps import execute
-
-    MARKS = sys.argv[1]  # the pool forks after sys.argv is the command's
-
-    def solve(scenario, time_limit_s):
-        if scenario.inputs.get("isl") == 512:  # one row finishes, for the journal
-            return {**execute.input_row(scenario), "status": "error", "message": "quick"}
-        Path(MARKS, str(os.getpid())).write_text("running")
-        time.sleep(60)  # a long search (CP-SAT holds no Python frame)
-        return {}
-
-    execute.solve_scenario = solve
-    sys.argv = ["autoparallel", *sys.argv[2:]]
-    cli.entry()
-    """
-)
-
-
-def _state(pid: int) -> str | None:
-    """The process's state letter (None: gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
-def test_a_burst_of_ctrl_c_on_a_pool_sweep_still_ends_in_one_line(tmp_path: Path) -> None:
-    # /tmp/profile/ctrlc.py (GAP=0.001, two SIGINTs): the second broke into `_SweepPool.stop`'s
-    # `p.join` and printed a KeyboardInterrupt traceback, exit 1 (or -2 in `entry`), two runs in three.
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    out = tmp_path / "out.parquet"
-    argv = [
-        *("sweep", "--models", "meta-llama/Llama-3.2-1B", "--clusters", "1xH100"),
-        *("--isl", "512,1024,2048,4096", "--osl", "64", "--workers", "2", "--no-progress"),
-        *("--out", str(out)),
-    ]
-    err = tmp_path / "stderr"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(marks), *argv],
-        stdout=subprocess.DEVNULL,
-        stderr=err.open("w"),  # a file, not a pipe: a worker left behind would hold a pipe open
-        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a shell
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    journal = Path(f"{out}.journal.jsonl")
-    try:
-        deadline = time.monotonic() + 8.0
-        while time.monotonic() < deadline and proc.poll() is None:
-            if len(list(marks.iterdir())) >= 2 and journal.exists() and journal.read_text().count("\n"):
-                break
-            time.sleep(0.02)
-        workers = [int(p.name) for p in marks.iterdir()]
-        assert len(workers) == 2, err.read_text()
-        for _ in range(8):  # a held Ctrl-C: the whole group, 1 ms apart
-            os.killpg(proc.pid, signal.SIGINT)
-            time.sleep(0.001)
-        assert proc.wait(timeout=6.0) == 130, err.read_text()
-        assert err.read_text() == "autoparallel: interrupted\n"
-        deadline = time.monotonic() + 3.0
-        while any(_state(w) not in (None, "Z") for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert {w: _state(w) for w in workers if _state(w) not in (None, "Z")} == {}
-        rows = [json.loads(line) for line in journal.read_text().splitlines()]  # kept for a resume
-        assert [r["message"] for r in rows] == ["quick"] and not out.exists()
-    finally:
-        for w in [int(p.name) for p in marks.iterdir()]:
-            if _state(w) not in (None, "Z"):
-                os.kill(w, signal.SIGKILL)  # what the test started, by id
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

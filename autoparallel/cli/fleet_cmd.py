@@ -425,8 +425,7 @@ def versus_single(whole: FleetPlan, single: Any) -> str:
     # at an arrival rate with a TTFT limit the deployment rates its engines by their wait for a free
     # slot (`deployment.space.rated_milli_tps`); the single-engine figure is the full load
     rated = " (the deployment's at the rate its TTFT limit holds to, the plan's at full load)"
-    w = single.workload
-    slot = w.request_rate is not None and w.ttft_ms is not None and w.concurrency is None
+    slot = single.workload.slot_rated
     return (
         f"vs the single-engine plan above: {mine:,.0f} vs {theirs:,.0f} output tokens/s at capacity"
         f"{change}, on {d.gpus_used} vs {single.config.gpus} GPUs{rated if slot else ''}"

@@ -99,6 +99,7 @@ __all__ = [
     "running_batch",
     "serving_perf",
     "slo_violations",
+    "slot_cycle_s",
     "slot_variability",
     "stage_step_s",
     "step_times_at",
@@ -406,6 +407,12 @@ NEGLIGIBLE_WAIT_S = 1e-6
 a lone request (`rate_slot_wait_s`)."""
 
 
+def slot_cycle_s(p: ServingPerf, osl: int) -> float:
+    """Seconds one request holds a slot in `p`'s steady state: its prefill (TTFT without the request
+    overhead outside the engine) and its osl − 1 decode steps."""
+    return (p.ttft_ms - p.efficiency.request_overhead_s * 1e3 + (osl - 1) * p.tpot_ms) / 1e3
+
+
 def lone_cycle_s(times_at: Callable[[float], StepTimes], osl: int) -> float:
     """Seconds a lone request holds its slot: the GPU part of its TTFT and its osl − 1 steps at a running
     batch of one (`rate_slot_wait_s`'s cycle(1))."""
@@ -670,14 +677,11 @@ def offered_load(
         return None
     per_replica = rate / replicas
 
-    def cycle_s(p: ServingPerf) -> float:
-        """Seconds one request holds a slot: its prefill (no client overhead) and its decode steps."""
-        return (p.ttft_ms - p.efficiency.request_overhead_s * 1e3 + (workload.osl - 1) * p.tpot_ms) / 1e3
-
     lo, hi = 0.0, full.batch_size
     for _ in range(40):
         mid = (lo + hi) / 2.0
-        lo, hi = (mid, hi) if per_replica * cycle_s(perf_at(max(mid, 1.0))) > mid else (lo, mid)
+        held = per_replica * slot_cycle_s(perf_at(max(mid, 1.0)), workload.osl)  # Little's law at mid
+        lo, hi = (mid, hi) if held > mid else (lo, mid)
     at = perf_at(max(hi, 1.0))  # a lone request runs as a batch of one
     return OfferedLoad(
         request_rate=rate, batch_size=hi, ttft_ms=at.ttft_ms + full.slot_wait_ms, tpot_ms=at.tpot_ms

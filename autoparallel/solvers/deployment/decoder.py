@@ -302,7 +302,8 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
     spots = place(space, counts)
     ports: dict[tuple[int, int], int] = {}  # (pool, node) -> next free port
     estimates = {k: evaluate_engine(space, space.engines[k]) for k, n in enumerate(counts) if n}
-    sustained = {k: sustained_rps(space, space.engines[k], est) for k, est in estimates.items()}
+    queues = {k: slot_queue(space, space.engines[k], est) for k, est in estimates.items()}
+    sustained = {k: sustained_rps(space, space.engines[k], est, queues[k]) for k, est in estimates.items()}
     capacity = [0.0] * len(space.models)
     for k in estimates:
         capacity[space.engines[k].model] += counts[k] * sustained[k]
@@ -313,7 +314,7 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
         wait_s = waits[e.model] + wave_wait_s(space, counts, k, est.perf.prompt_ms / 1e3 / e.pp)
         rate = space.models[e.model].workload.request_rate
         served = capacity[e.model] if rate is None else min(rate, capacity[e.model])
-        wait_s += slot_wait_at_s(space, e, est, served * sustained[k] / capacity[e.model])
+        wait_s += slot_wait_at_s(queues[k], served * sustained[k] / capacity[e.model])
         check_ttft(space, counts, k, est.perf.ttft_ms + wait_s * 1e3, wait_s)
         pool = space.cluster.pools[e.pool]
         placement = []
@@ -399,46 +400,44 @@ def queue_wait_s(space: DeploymentSpace, counts: list[int], capacity: list[float
     return max((fm.queue_clients or 0) - held, 0) / capacity[m]
 
 
-def slot_rated(space: DeploymentSpace, engine: Engine) -> bool:
-    """The engine's model arrives at a rate, with a TTFT limit and no client cap, and the engine is
-    aggregated: its slots' wait counts (`space.rated_milli_tps`, `sustained_rps`, `slot_wait_at_s`)."""
-    w = space.models[engine.model].workload
-    return (
-        w.request_rate is not None
-        and w.ttft_ms is not None
-        and w.concurrency is None
-        and engine.role == "aggregated"
-    )
+SlotQueue = tuple[int, float, float, float]
+"""(slots, lone cycle s, full-load cycle s, (c_a² + c_s²) / 2) of one replica's slot queue
+(perf/slot_queue.py)."""
 
 
-def sustained_rps(space: DeploymentSpace, engine: Engine, est: ServingEstimate) -> float:
+def slot_queue(space: DeploymentSpace, engine: Engine, est: ServingEstimate) -> SlotQueue | None:
+    """The slot queue of one replica of `engine` in floats, its data ranks' slots pooled, from the same
+    lone cycle as `space.rated_milli_tps` (`serving.space.entry_lone_cycle_s`); None where its wait
+    does not count (`FleetModel.slot_rated`, and prefill / decode engines) or nothing runs."""
+    fm = space.models[engine.model]
+    full = est.perf.output_tokens_per_s / fm.workload.osl
+    if not fm.slot_rated or engine.role != "aggregated" or full <= 0:
+        return None
+    slots = max(engine.config.max_num_seqs, 1) * engine.dp
+    lone = entry_lone_cycle_s(space.serving[engine.model, engine.pool], engine.entry)
+    return slots, lone, slots / full, slot_variability(fm.workload, split=True)
+
+
+def sustained_rps(
+    space: DeploymentSpace, engine: Engine, est: ServingEstimate, queue: SlotQueue | None
+) -> float:
     """Requests/s one replica of `engine` carries with its model's TTFT limit holding at the model's
-    arrival rate (float model; `space.rated_milli_tps` rates the tables' integers the same way, from
-    the same lone cycle): each data rank's max_num_seqs slots a birth–death queue
-    (`perf/slot_queue.py`) whose mean wait fits the room its TTFT leaves; its full-load rate where
-    the wait does not count (`slot_rated`)."""
+    arrival rate (float model; `space.rated_milli_tps` rates the tables' integers the same way): the
+    rate whose mean wait in `queue` fits the room its TTFT leaves; its full-load rate without one."""
     w = space.models[engine.model].workload
     full = est.perf.output_tokens_per_s / w.osl
-    if not slot_rated(space, engine) or full <= 0:
+    if queue is None or w.ttft_ms is None:
         return full
-    assert w.ttft_ms is not None
     room_s = (w.ttft_ms - est.perf.ttft_ms) / 1e3
-    slots = max(engine.config.max_num_seqs, 1) * engine.dp  # the data ranks' slots pooled
-    lone = entry_lone_cycle_s(space.serving[engine.model, engine.pool], engine.entry)
-    return min(full, rate_within_wait(slots, lone, slots / full, slot_variability(w, split=True), room_s))
+    return min(full, rate_within_wait(*queue, room_s))
 
 
-def slot_wait_at_s(space: DeploymentSpace, engine: Engine, est: ServingEstimate, load_rps: float) -> float:
-    """Seconds a request waits for a free slot on one replica of `engine` that receives `load_rps`
-    requests/s over its data ranks' slots pooled (`perf.slot_queue.slot_wait_s`, the queue
-    `sustained_rps` rates); 0 where the wait does not count (`slot_rated`)."""
-    w = space.models[engine.model].workload
-    full = est.perf.output_tokens_per_s / w.osl
-    if not slot_rated(space, engine) or load_rps <= 0 or full <= 0:
+def slot_wait_at_s(queue: SlotQueue | None, load_rps: float) -> float:
+    """Seconds a request waits in `queue` (`slot_queue`) at `load_rps` requests/s (0 without one)."""
+    if queue is None or load_rps <= 0:
         return 0.0
-    slots = max(engine.config.max_num_seqs, 1) * engine.dp  # the data ranks' slots pooled
-    lone = entry_lone_cycle_s(space.serving[engine.model, engine.pool], engine.entry)
-    return slot_wait_s(load_rps, slots, lone, slots / full, slot_variability(w, split=True))
+    slots, lone, full_cycle_s, variability = queue
+    return slot_wait_s(load_rps, slots, lone, full_cycle_s, variability)
 
 
 def wave_wait_s(space: DeploymentSpace, counts: list[int], k: int, prompt_s: float) -> float:

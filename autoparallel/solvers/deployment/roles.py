@@ -53,7 +53,6 @@ from autoparallel.perf.serving_steps import (
     StepTimes,
     replica_step_times,
     rotation_s,
-    vllm_graph_max_batch,
 )
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.client_rules import prefill_client_lines
@@ -67,7 +66,7 @@ from autoparallel.solvers.deployment.space import (
     staircase,
     undominated,
 )
-from autoparallel.solvers.serving.space import ServingOptions, ServingSpace
+from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, vllm_replica
 from autoparallel.solvers.settings import check_deadline
 from autoparallel.workload import Serving, lengths_at
 
@@ -118,17 +117,7 @@ def _replica(space: ServingSpace, s: int, r: int, b: int, m: int) -> tuple[Repli
     shape, rt = space.shapes[s], space.runtimes[r]
     batch = space.batch_value(s, r, b, m)
     _, tokens = resolve_batch_defaults(space.rules, space.cluster.gpu, space.max_model_lens[m], batch, None)
-    replica = ReplicaShape.vllm(
-        shape.tp,
-        shape.pp,
-        shape.ep_ranks if shape.ep else 1,
-        rt.quantization,
-        rt.kv_cache_dtype,
-        rt.enforce_eager,
-        space.options.vllm_version,
-        graph_max_batch=vllm_graph_max_batch(batch, tokens, space.cluster.gpu),
-    )
-    return replica, tokens
+    return vllm_replica(space, shape, rt, batch, tokens), tokens
 
 
 def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:

@@ -161,6 +161,11 @@ class FleetModel:
         return (self.queue_clients or self.burst_prompts) is not None and self.workload.ttft_ms is not None
 
     @property
+    def slot_rated(self) -> bool:
+        """`Serving.slot_rated` of its workload (`rated_milli_tps`, `decoder.slot_queue`)."""
+        return self.workload.slot_rated
+
+    @property
     def units_per_rps(self) -> int:
         """Rate units per request/s: 1000 · rate_scale."""
         return MILLI * self.rate_scale
@@ -444,11 +449,11 @@ def rated_milli_tps(space: ServingSpace, fm: FleetModel, i: int, dp: int) -> int
     (`slot_queue.rate_within_wait`, arrivals as bursty as any replica count sees them,
     `perf.slot_variability`; the engine's `dp` data ranks' slots pooled, as `perf.rate_slot_wait_s`
     pools them), at most its full-load tokens/s. The full-load figure without a rate, a
-    TTFT limit, or with a client's cap (`decoder.slot_rated`). The table's numbers (TTFT up, tokens/s
+    TTFT limit, or with a client's cap (`FleetModel.slot_rated`). The table's numbers (TTFT up, tokens/s
     down) only lower it, so the decoder's float twin (`decoder.sustained_rps`) is never below it."""
     tps = space.tables.tps_milli[i]
     w = fm.workload
-    if w.request_rate is None or w.ttft_ms is None or w.concurrency is not None or tps <= 0:
+    if not fm.slot_rated or w.ttft_ms is None or tps <= 0:
         return tps
     room_s = (units.us_down(w.ttft_ms / 1e3) - space.tables.ttft_us[i]) / units.US_PER_S
     slots = max(math.floor(space.max_num_seqs_of(i)), 1) * dp

@@ -929,11 +929,12 @@ def replica_perf(
     return times.step_s, ttft_s, tps, usd, prompt_s
 
 
-def _vllm_times_at(
+def vllm_replica(
     space: ServingSpace, shape: Shape, rt: Runtime, batch: int, tokens: int
-) -> Callable[[float], perf.StepTimes]:
-    """Step times of a vLLM entry (max_num_seqs `batch`, a step budget of `tokens`) at any running batch."""
-    replica = perf.ReplicaShape.vllm(
+) -> perf.ReplicaShape:
+    """The replica a vLLM entry steps as (max_num_seqs `batch`, a step budget of `tokens`; its CUDA
+    graphs as the options' vLLM release captures them): the tables' and the role spaces' one source."""
+    return perf.ReplicaShape.vllm(
         shape.tp,
         shape.pp,
         shape.ep_ranks if shape.ep else 1,
@@ -945,6 +946,13 @@ def _vllm_times_at(
             batch, tokens, space.cluster.gpu, space.options.vllm_version
         ),
     )
+
+
+def _vllm_times_at(
+    space: ServingSpace, shape: Shape, rt: Runtime, batch: int, tokens: int
+) -> Callable[[float], perf.StepTimes]:
+    """Step times of a vLLM entry (max_num_seqs `batch`, a step budget of `tokens`) at any running batch."""
+    replica = vllm_replica(space, shape, rt, batch, tokens)
     return perf.step_times_at(space.model, space.cluster, replica, space.workload, batched_tokens=tokens)
 
 
@@ -1025,8 +1033,7 @@ def _engine_lone_s(space: ServingSpace, config: ServingConfig, alone: Serving, e
     """A lone request's slot time on an SGLang / TensorRT-LLM entry (`perf.lone_cycle_s`, from its own
     float model at a running batch of one), for an arrival rate's wait for a free slot."""
     one = evaluate_engine(space.model, space.cluster, config, alone, engine, space.model.name, running=1.0)
-    overhead_ms = one.perf.efficiency.request_overhead_s * 1e3
-    return (one.perf.ttft_ms - overhead_ms + (alone.osl - 1) * one.perf.tpot_ms) / 1e3
+    return perf.slot_cycle_s(one.perf, alone.osl)
 
 
 def _engine_entry(
