@@ -110,14 +110,33 @@ def flops_per_token(model: ModelSpec, context_tokens: float) -> float:
     return memoized(_FLOPS, (model,), (ctx,), lambda: model.forward_flops_per_token(ctx))
 
 
+@dataclass(frozen=True)
+class KvLayout:
+    """KV bytes per context token on one GPU of the fullest pipeline stage, as an engine stores them
+    (`kv_layout`)."""
+
+    full: float  # bytes per context token of the full-attention layers, on one TP rank
+    windows: tuple[tuple[int, float], ...]  # (window, bytes per token) of the windowed layers, one TP rank
+    stage_fraction: float  # share of the layers on the fullest pipeline stage
+
+    def bytes_per_sequence(self, context_tokens: float) -> float:
+        """KV bytes one sequence of `context_tokens` reads (a windowed layer: at most its window)."""
+        per_rank = self.full * context_tokens + sum(b * min(context_tokens, w) for w, b in self.windows)
+        return per_rank * self.stage_fraction
+
+
+def kv_layout(model: ModelSpec, kv_cache_dtype: str, tp: int, pp: int, *, engine: str) -> KvLayout:
+    """The `KvLayout` of `model` at `tp` × `pp` as `engine` stores its KV cache in `kv_cache_dtype`."""
+    full, windows = _kv_rank(model, kv_cache_dtype, tp, engine)
+    return KvLayout(full, windows, stage_fraction(model.num_layers, pp))
+
+
 def kv_bytes_per_sequence_per_gpu(
     model: ModelSpec, kv_cache_dtype: str, tp: int, pp: int, context_tokens: float, *, engine: str
 ) -> float:
     """KV bytes one sequence of `context_tokens` reads on one GPU of the fullest pipeline stage, as
     `engine` stores them."""
-    full, windows = _kv_rank(model, kv_cache_dtype, tp, engine)
-    per_rank = full * context_tokens + sum(b * min(context_tokens, w) for w, b in windows)
-    return per_rank * stage_fraction(model.num_layers, pp)
+    return kv_layout(model, kv_cache_dtype, tp, pp, engine=engine).bytes_per_sequence(context_tokens)
 
 
 def linear_state_bytes_per_sequence_per_gpu(model: ModelSpec, tp: int, pp: int, *, engine: str) -> float:

@@ -64,9 +64,10 @@ from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.perf import comm
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_facts import (
+    KvLayout,
     ModelFacts,
     flops_per_token,
-    kv_bytes_per_sequence_per_gpu,
+    kv_layout,
     linear_state_bytes_per_sequence_per_gpu,
     model_facts,
     stage_fraction,
@@ -78,6 +79,8 @@ if TYPE_CHECKING:
     from autoparallel.configs import ServingConfig
     from autoparallel.hardware import GPU, Cluster
     from autoparallel.models.spec import ModelSpec
+    from autoparallel.perf.serving_efficiency import ServingEfficiency
+    from autoparallel.perf.sparse_attention import SparseKernels
 
 ACTIVATION_BYTES = 2.0
 """bf16 activations cross the links (all-reduce, all-to-all, pipeline hops)."""
@@ -201,6 +204,136 @@ def vllm_async_scheduling(vllm_version: str, pp: int = 1) -> bool:
     return version.at_least(since)
 
 
+@dataclass(frozen=True)
+class StepConstants:
+    """What a step of one replica shape reads of its model and cluster, the same at every batch and
+    workload (`step_constants`): the engine's factors on the GPU, the fullest stage's share of the
+    weights, the KV cache and the FLOPs, and the rates each operator's roofline divides by."""
+
+    model: ModelSpec
+    cluster: Cluster
+    shape: ReplicaShape
+    gpu: GPU
+    eff: ServingEfficiency
+    f: ModelFacts
+    frac: float  # share of the decoder layers on the fullest pipeline stage
+    weight_bytes: float  # non-routed weight bytes one GPU streams from HBM per engine step
+    # (the stage's share of the group's layers, experts, top_k, bytes per expert), `ModelFacts.expert_groups`
+    expert_groups: tuple[tuple[float, int, int, float], ...]
+    kv: KvLayout  # the KV cache a decode sequence reads, in the dtype the engine loads the model in
+    state_bytes: float  # one decode sequence's linear-attention state on one GPU (0: none)
+    param_flops: float  # FLOPs per token of the weights alone: `flops_per_token(model, 0)`
+    dense_flops: float  # of those, the dense GEMMs' (without the routed experts and the LM head)
+    head_flops: float  # the LM head's, per sampled token
+    expert_flops: float  # the routed experts' (top-k per MoE layer)
+    weight_hbm_bps: float  # HBM bytes/s the dense GEMMs stream their weights at
+    expert_hbm_bps: float  # HBM bytes/s the routed experts stream theirs at
+    attention_hbm_bps: float  # HBM bytes/s attention reads the KV cache at
+    gemm_peak: float  # FLOP/s of the dense GEMMs
+    moe_peak: float  # FLOP/s of the routed-expert GEMMs
+    attention_peak: float  # FLOP/s of attention
+    sparse_kernels: SparseKernels | None  # DeepSeek Sparse Attention's kernels (None: no sparse layers)
+    eager_s: float  # launch cost of one stage step without CUDA graphs (0 with them)
+    logits_bytes: float  # `LOGITS_BYTES_PER_ENTRY` of the engine
+    logits_hbm_bps: float  # HBM bytes/s the sampler passes over the logits at
+    tp_link: comm.Link  # the link of the tensor-parallel group
+    schedules_ahead: bool  # `schedules_ahead`
+
+
+_CONSTANTS: Memo[StepConstants] = {}
+
+
+def step_constants(model: ModelSpec, cluster: Cluster, shape: ReplicaShape) -> StepConstants:
+    """The `StepConstants` of `shape` for `model` on `cluster`, memoized per model and cluster object
+    and the engine's factors and the model's facts they are built from (a refit of the factors,
+    `benchmarks/serving_fit.py`, swaps those objects)."""
+    gpu = cluster.gpu
+    eff = efficiency_for(gpu, shape.engine)
+    f = model_facts(model, shape.quantization, load_dtype(model, gpu, shape.engine))
+
+    def build() -> StepConstants:
+        return _step_constants(model, cluster, shape, gpu, eff, f)
+
+    return memoized(_CONSTANTS, (model, cluster, eff, f), (shape,), build)
+
+
+def _step_constants(
+    model: ModelSpec, cluster: Cluster, shape: ReplicaShape, gpu: GPU, eff: ServingEfficiency, f: ModelFacts
+) -> StepConstants:
+    """`step_constants`, computed."""
+    tp, pp = shape.tp, shape.pp
+    frac = stage_fraction(f.layers, pp)
+    # Bytes streamed from HBM per GPU and step: the weights once per step (the routed experts only
+    # where routed, `stage_step_s`).
+    weight_bytes = (f.dense_bytes * frac + f.head_bytes) / tp
+    if shape.engine == "sglang" and shape.ep_ranks > tp and pp == 1:
+        # SGLang's attention DP runs the dense MLPs, shared experts and LM head over the server's whole
+        # tp x dp group (`DeepseekV2MLP` at the full TP, `ParallelLMHead`; as `memory/sglang.py`
+        # `dp_attention_sharded_gib` holds them): each GPU reads its 1 / ep_ranks of those.
+        wide = f.mlp_bytes * frac + f.head_bytes
+        weight_bytes = (f.dense_bytes - f.mlp_bytes) * frac / tp + wide / shape.ep_ranks
+    # KV and recurrent state in the dtype the engine loads the model in (`load_dtype`).
+    loaded = loaded_on(model, gpu, shape.quantization, shape.engine)
+    hbm = gpu.hbm_tbps * 1e12
+    param_flops = flops_per_token(model, 0.0)
+    expert_flops = 2.0 * f.expert_params_per_token
+    tflops, fp4_cores = _tensor_tflops(gpu, f)
+    tensor_peak = tflops * 1e12
+    fp4 = eff.fp4_gemm_scale if fp4_cores else 1.0
+    weight_hbm = eff.block_fp8_hbm_fraction if f.block_fp8 else eff.hbm_fraction
+    expert_hbm = (
+        min(eff.moe_hbm_fraction, eff.block_fp8_hbm_fraction) if f.block_fp8 else eff.moe_hbm_fraction
+    )
+    moe_fraction = eff.block_fp8_moe_fraction if f.block_fp8 else eff.moe_flops_fraction
+    # The LM head runs only on the tokens that are sampled (vLLM `compute_logits` on
+    # `hidden_states[logits_indices]`: each decode sequence, a prompt's last token), on the last stage.
+    head_flops = model.lm_head_flops
+    # DeepSeek Sparse Attention runs as its kernels run it (perf/sparse_attention.py), not as the
+    # model's FLOPs over the kept tokens.
+    kernels = (
+        sparse_kernels(
+            model,
+            shape.engine,
+            tp,
+            gpu,
+            shape.kv_cache_dtype,
+            shape.nsa_backends,
+            vllm_dense_short_prefill=shape.dense_short_prefill,
+        )
+        if is_sparse(model)
+        else None
+    )
+    return StepConstants(
+        model=model,
+        cluster=cluster,
+        shape=shape,
+        gpu=gpu,
+        eff=eff,
+        f=f,
+        frac=frac,
+        weight_bytes=weight_bytes,
+        expert_groups=tuple((n * frac, e, k, per) for n, e, k, per in f.expert_groups),
+        kv=kv_layout(loaded, shape.kv_cache_dtype, tp, pp, engine=shape.engine),
+        state_bytes=linear_state_bytes_per_sequence_per_gpu(loaded, tp, pp, engine=shape.engine),
+        param_flops=param_flops,
+        dense_flops=param_flops - expert_flops - head_flops,
+        head_flops=head_flops,
+        expert_flops=expert_flops,
+        weight_hbm_bps=hbm * weight_hbm,
+        expert_hbm_bps=hbm * expert_hbm,
+        attention_hbm_bps=hbm * eff.attention_hbm_fraction,
+        gemm_peak=tensor_peak * eff.flops_fraction * fp4,
+        moe_peak=tensor_peak * moe_fraction * fp4,
+        attention_peak=gpu.bf16_tflops * 1e12 * eff.flops_fraction,
+        sparse_kernels=kernels,
+        eager_s=eff.eager_layer_overhead_s * math.ceil(f.layers / pp) if shape.enforce_eager else 0.0,
+        logits_bytes=LOGITS_BYTES_PER_ENTRY[shape.engine],
+        logits_hbm_bps=gpu.hbm_tbps * 1e12 * eff.hbm_fraction,
+        tp_link=_link(cluster, tp, 1),
+        schedules_ahead=schedules_ahead(model, shape),
+    )
+
+
 def stage_step_s(
     model: ModelSpec,
     cluster: Cluster,
@@ -225,94 +358,72 @@ def stage_step_s(
     Returns (seconds, memory_bound): the roofline plus exposed communication, and whether HBM
     traffic rather than FLOPs set the roofline.
     """
-    gpu = cluster.gpu
-    eff = efficiency_for(gpu, shape.engine)
-    f = model_facts(model, shape.quantization, load_dtype(model, cluster.gpu, shape.engine))
-    tp, pp = shape.tp, shape.pp
-    frac = stage_fraction(f.layers, pp)
+    return _stage_step_s(
+        step_constants(model, cluster, shape),
+        decode_seqs,
+        context_tokens,
+        prefill_tokens,
+        prefill_context,
+        steps,
+        padded_seqs,
+        prefill_longest,
+    )
+
+
+def _stage_step_s(
+    c: StepConstants,
+    decode_seqs: float,
+    context_tokens: float,
+    prefill_tokens: float,
+    prefill_context: float,
+    steps: float,
+    padded_seqs: float | None,
+    prefill_longest: float | None,
+) -> tuple[float, bool]:
+    """`stage_step_s` with `c`'s constants."""
+    shape, eff, frac = c.shape, c.eff, c.frac
+    tp = shape.tp
     gemm_seqs = decode_seqs if padded_seqs is None else max(padded_seqs, decode_seqs)
     tokens_per_step = (gemm_seqs + prefill_tokens) / steps
     # Bytes streamed from HBM per GPU: weights once per step, experts only where routed, KV per decode.
-    dense_bytes = (f.dense_bytes * frac + f.head_bytes) / tp * steps
-    if shape.engine == "sglang" and shape.ep_ranks > tp and pp == 1:
-        # SGLang's attention DP runs the dense MLPs, shared experts and LM head over the server's whole
-        # tp x dp group (`DeepseekV2MLP` at the full TP, `ParallelLMHead`; as `memory/sglang.py`
-        # `dp_attention_sharded_gib` holds them): each GPU reads its 1 / ep_ranks of those.
-        wide = f.mlp_bytes * frac + f.head_bytes
-        dense_bytes = ((f.dense_bytes - f.mlp_bytes) * frac / tp + wide / shape.ep_ranks) * steps
+    dense_bytes = c.weight_bytes * steps
     expert_bytes = expert_calls = 0.0
-    for n_layers, experts, top_k, per_expert in f.expert_groups:
+    for layers, experts, top_k, per_expert in c.expert_groups:
         if shape.ep_ranks > 1:
             routed = tokens_per_step * (shape.ep_ranks // tp)  # every DP rank's tokens reach the experts
             touched = unique_experts(experts, top_k, routed) / shape.ep_ranks
-            expert_bytes += n_layers * frac * touched * per_expert * steps
+            expert_bytes += layers * touched * per_expert * steps
         else:
             touched = unique_experts(experts, top_k, tokens_per_step)
-            expert_bytes += n_layers * frac * touched * per_expert / tp * steps
-        expert_calls += n_layers * frac * touched * steps
-    # KV and recurrent state in the dtype the engine loads the model in (`load_dtype`).
-    loaded = loaded_on(model, gpu, shape.quantization, shape.engine)
-    kv_bytes = decode_seqs * kv_bytes_per_sequence_per_gpu(
-        loaded, shape.kv_cache_dtype, tp, pp, context_tokens, engine=shape.engine
-    )
+            expert_bytes += layers * touched * per_expert / tp * steps
+        expert_calls += layers * touched * steps
+    kv_bytes = decode_seqs * c.kv.bytes_per_sequence(context_tokens)
     # Linear-attention layers (Gated DeltaNet, Mamba) read each decode sequence's recurrent state and
     # write it back every step; a prompt chunk touches it once per chunk, which is left out.
-    kv_bytes += (
-        2.0 * decode_seqs * linear_state_bytes_per_sequence_per_gpu(loaded, tp, pp, engine=shape.engine)
-    )
-    hbm = gpu.hbm_tbps * 1e12
+    kv_bytes += 2.0 * decode_seqs * c.state_bytes
     # FLOPs per GPU, by operator: 2 per weight and token for the dense and the routed-expert GEMMs,
     # the score and value products over the context for attention, split over tp.
     tokens = gemm_seqs + prefill_tokens
-    param_flops = flops_per_token(model, 0.0)
-    expert_flops = 2.0 * f.expert_params_per_token
+    param_flops = c.param_flops
     attention_flops = decode_seqs * (
-        flops_per_token(model, context_tokens) - param_flops
-    ) + prefill_tokens * (flops_per_token(model, prefill_context) - param_flops)
-    tflops, fp4_cores = _tensor_tflops(gpu, f)
-    tensor_peak = tflops * 1e12
-    fp4 = eff.fp4_gemm_scale if fp4_cores else 1.0
-    gemm_peak = tensor_peak * eff.flops_fraction * fp4
-    attention_peak = gpu.bf16_tflops * 1e12 * eff.flops_fraction
+        flops_per_token(c.model, context_tokens) - param_flops
+    ) + prefill_tokens * (flops_per_token(c.model, prefill_context) - param_flops)
     # One roofline per operator, summed: within a layer the GEMMs, the MoE kernels and attention run
     # one after another, so one's compute does not hide under another's memory traffic (the
     # per-operator roofline of LLM-Viewer, Yuan et al. 2024, and of NVIDIA AIConfigurator's sum of
     # per-operation latencies). Decode attention streams the KV cache; GEMMs at a large batch are
     # compute-bound.
-    weight_hbm = eff.block_fp8_hbm_fraction if f.block_fp8 else eff.hbm_fraction
-    dense_mem = dense_bytes / (hbm * weight_hbm)
-    # The LM head runs only on the tokens that are sampled (vLLM `compute_logits` on
-    # `hidden_states[logits_indices]`: each decode sequence, a prompt's last token), on the last stage.
-    head_flops = model.lm_head_flops
-    dense_cmp = (
-        (tokens * (param_flops - expert_flops - head_flops) * frac + decode_seqs * head_flops)
-        / tp
-        / gemm_peak
-    )
-    expert_hbm = (
-        min(eff.moe_hbm_fraction, eff.block_fp8_hbm_fraction) if f.block_fp8 else eff.moe_hbm_fraction
-    )
-    moe_mem = expert_bytes / (hbm * expert_hbm) + expert_calls * eff.moe_expert_overhead_s
-    moe_fraction = eff.block_fp8_moe_fraction if f.block_fp8 else eff.moe_flops_fraction
-    moe_cmp = tokens * expert_flops * frac / tp / (tensor_peak * moe_fraction * fp4)
-    attn_mem = kv_bytes / (hbm * eff.attention_hbm_fraction)
-    attn_cmp = attention_flops * frac / tp / attention_peak
-    if is_sparse(model):
-        # DeepSeek Sparse Attention runs as its kernels run it (perf/sparse_attention.py), not as the
-        # model's FLOPs over the kept tokens.
-        kernels = sparse_kernels(
-            model,
-            shape.engine,
-            tp,
-            gpu,
-            shape.kv_cache_dtype,
-            shape.nsa_backends,
-            vllm_dense_short_prefill=shape.dense_short_prefill,
-        )
+    dense_mem = dense_bytes / c.weight_hbm_bps
+    dense_cmp = (tokens * c.dense_flops * frac + decode_seqs * c.head_flops) / tp / c.gemm_peak
+    moe_mem = expert_bytes / c.expert_hbm_bps + expert_calls * eff.moe_expert_overhead_s
+    moe_cmp = tokens * c.expert_flops * frac / tp / c.moe_peak
+    attn_mem = kv_bytes / c.attention_hbm_bps
+    attn_cmp = attention_flops * frac / tp / c.attention_peak
+    if c.sparse_kernels is not None:  # DeepSeek Sparse Attention, as its kernels run it
         sparse = sparse_attention_cost(
-            model,
-            gpu,
-            kernels,
+            c.model,
+            c.gpu,
+            c.sparse_kernels,
             tp,
             decode_seqs=decode_seqs,
             context_tokens=context_tokens,
@@ -320,14 +431,15 @@ def stage_step_s(
             prefill_context=prefill_context,
             prefill_longest=prefill_longest,
             attention_fraction=eff.flops_fraction,
-            hbm_bytes_per_s=hbm * eff.attention_hbm_fraction,
+            hbm_bytes_per_s=c.attention_hbm_bps,
             kv_pool_tokens=shape.kv_pool_tokens,
         )
-        attn_cmp = (attention_flops - sparse.model_flops) * frac / tp / attention_peak + sparse.seconds * frac
+        others_s = (attention_flops - sparse.model_flops) * frac / tp / c.attention_peak  # the other layers'
+        attn_cmp = others_s + sparse.seconds * frac
     t_mem = dense_mem + moe_mem + attn_mem
     t_compute = dense_cmp + moe_cmp + attn_cmp
     gpu_s = max(dense_mem, dense_cmp) + max(moe_mem, moe_cmp) + max(attn_mem, attn_cmp)
-    tp_s, ep_s = _comm_parts_s(cluster, shape, f, frac, tokens_per_step, prefill_tokens / steps)
+    tp_s, ep_s = _comm_parts_s(c.cluster, shape, c.f, frac, tokens_per_step, prefill_tokens / steps)
     if shape.ep_overlap:
         # Two-batch overlap (SGLang --enable-two-batch-overlap, vLLM dual-batch overlap, DeepEP's
         # hook-based overlap): one half-batch's all-to-all runs under the other's compute, so only
@@ -532,31 +644,38 @@ def rotation_s(
     `decode_seqs` and `prefill_tokens` are one micro-batch's work (see `micro_batches`); returns
     (seconds, memory_bound) as `stage_step_s` does (`prefill_longest` as it takes it).
     """
-    eff = efficiency_for(cluster.gpu, shape.engine)
-    f = model_facts(model, shape.quantization, load_dtype(model, cluster.gpu, shape.engine))
-    pp = shape.pp
-    eager_s = eff.eager_layer_overhead_s * math.ceil(f.layers / pp) if shape.enforce_eager else 0.0
-    stage, mem_bound = stage_step_s(
-        model,
-        cluster,
-        shape,
-        decode_seqs=decode_seqs,
-        context_tokens=context_tokens,
-        prefill_tokens=prefill_tokens,
-        prefill_context=prefill_context,
-        steps=steps,
-        padded_seqs=padded_seqs,
-        prefill_longest=prefill_longest,
+    return _rotation_s(
+        step_constants(model, cluster, shape),
+        decode_seqs,
+        context_tokens,
+        prefill_tokens,
+        prefill_context,
+        steps,
+        padded_seqs,
+        prefill_longest,
+    )
+
+
+def _rotation_s(
+    c: StepConstants,
+    decode_seqs: float,
+    context_tokens: float,
+    prefill_tokens: float,
+    prefill_context: float,
+    steps: float,
+    padded_seqs: float | None,
+    prefill_longest: float | None,
+) -> tuple[float, bool]:
+    """`rotation_s` with `c`'s constants."""
+    eff, pp = c.eff, c.shape.pp
+    stage, mem_bound = _stage_step_s(
+        c, decode_seqs, context_tokens, prefill_tokens, prefill_context, steps, padded_seqs, prefill_longest
     )
     gemm_seqs = decode_seqs if padded_seqs is None else max(padded_seqs, decode_seqs)
-    hop = _hop_s(cluster, shape, f, (gemm_seqs + prefill_tokens) / steps)
-    gpu_s = (
-        pp * (stage + steps * eager_s)
-        + (pp - 1) * hop * steps
-        + sampler_s(model, cluster, shape, decode_seqs)
-    )
+    hop = _hop_s(c.cluster, c.shape, c.f, (gemm_seqs + prefill_tokens) / steps)
+    gpu_s = pp * (stage + steps * c.eager_s) + (pp - 1) * hop * steps + _sampler_s(c, decode_seqs)
     scheduler_s = steps * eff.request_step_overhead_s * decode_seqs
-    busy_s = max(gpu_s, scheduler_s) if schedules_ahead(model, shape) else gpu_s + scheduler_s
+    busy_s = max(gpu_s, scheduler_s) if c.schedules_ahead else gpu_s + scheduler_s
     return busy_s + steps * eff.step_overhead_s, mem_bound
 
 
@@ -577,13 +696,16 @@ def sampler_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, decode_se
     `LogitsProcessor._gather_logits`, SGLang's `tensor_model_parallel_all_gather`), then the engine's
     `LOGITS_BYTES_PER_ENTRY` through HBM on each GPU at its streaming fraction, once per step (the
     last pipeline stage's)."""
-    entries = decode_seqs * model.vocab_size
-    eff = efficiency_for(cluster.gpu, shape.engine)
-    per_entry = LOGITS_BYTES_PER_ENTRY[shape.engine]
-    hbm_s = entries * per_entry / (cluster.gpu.hbm_tbps * 1e12 * eff.hbm_fraction)
-    if shape.tp == 1:
+    return _sampler_s(step_constants(model, cluster, shape), decode_seqs)
+
+
+def _sampler_s(c: StepConstants, decode_seqs: float) -> float:
+    """`sampler_s` with `c`'s constants."""
+    entries = decode_seqs * c.model.vocab_size
+    hbm_s = entries * c.logits_bytes / c.logits_hbm_bps
+    if c.shape.tp == 1:
         return hbm_s
-    return hbm_s + comm.all_gather_s(entries * ACTIVATION_BYTES, shape.tp, _link(cluster, shape.tp, 1))
+    return hbm_s + comm.all_gather_s(entries * ACTIVATION_BYTES, c.shape.tp, c.tp_link)
 
 
 SGLANG_NO_OVERLAP_ARCHITECTURES = frozenset({"Qwen3NextForCausalLM"})
@@ -687,6 +809,9 @@ count of mean 5 is summed over 8 computed rotations instead of 17."""
 PLACE_POINTS = 4
 """Gauss-Legendre points on [0, 1] the tagged prompt's place in its carrying rotation is averaged over
 (u: the share of that rotation's other prompts that go before it)."""
+_LEGENDRE_NODES, _LEGENDRE_WEIGHTS = np.polynomial.legendre.leggauss(PLACE_POINTS)
+PLACES, PLACE_WEIGHTS = (_LEGENDRE_NODES + 1.0) / 2.0, _LEGENDRE_WEIGHTS / 2.0
+"""The `PLACE_POINTS` places u on [0, 1] and their weights (Gauss-Legendre's on [-1, 1], mapped)."""
 MAX_PROMPTS_PER_STEP = 4096.0
 """Most whole prompts one rotation may carry in expectation while an arrival rate's step time is
 sought: past it the arrivals outrun the replica's prompt work (no steady state), and the last
@@ -817,7 +942,10 @@ def _step_times(
     unit = 1.0 + max(prompt_spread, 0.0)  # prompts per counted unit of isl · unit tokens: 1 / unit
     # A rotation with prompt tokens runs without CUDA graphs where the engine does so.
     eager = PROMPT_STEP_GRAPHS[shape.engine] == "eager"
-    prompt_shape = replace(shape, enforce_eager=True) if eager else shape
+    constants = step_constants(model, cluster, shape)
+    prompt_constants = (
+        step_constants(model, cluster, replace(shape, enforce_eager=True)) if eager else constants
+    )
     alone = SCHEDULING[shape.engine] == "prefill_first"
     closed = arrivals_per_s is None
     ranks = aligned_ranks(shape)
@@ -844,24 +972,15 @@ def _step_times(
     others = max(m * k - 1.0, 0.0)
     carry_decodes = max(m - 1.0, 0.0) if closed else m
     rotations: dict[tuple[float, float], _Rotation] = {}
+    prefill_context, longest = isl / 2.0, float(isl)
 
     def run(
-        decode: float, prefill: float, step_shape: ReplicaShape, steps: float | None = None
+        decode: float, prefill: float, step: StepConstants, steps: float | None = None
     ) -> tuple[float, float, bool]:
-        """(seconds, engine steps, memory-bound) of `decode` sequences and `prefill` prompt tokens,
-        over as many steps as the token budget takes (or `steps`)."""
+        """(seconds, engine steps, memory-bound) of `decode` sequences and `prefill` prompt tokens in
+        `step`'s shape, over as many steps as the token budget takes (or `steps`)."""
         steps = max(1.0, (decode + prefill) / batched_tokens) if steps is None else steps
-        seconds, bound = rotation_s(
-            model,
-            cluster,
-            step_shape,
-            decode_seqs=decode,
-            context_tokens=context,
-            prefill_tokens=prefill,
-            prefill_context=isl / 2.0,
-            steps=steps,
-            prefill_longest=float(isl),
-        )
+        seconds, bound = _rotation_s(step, decode, context, prefill, prefill_context, steps, None, longest)
         return seconds, steps, bound
 
     def decode_only(decode: float) -> tuple[float, float, bool]:
@@ -869,22 +988,12 @@ def _step_times(
         largest captured batch (`graph_max_batch`), its GEMMs at the captured batch it is padded to
         where the engine pads (`graph_sizes`)."""
         if shape.graph_max_batch is not None and decode > shape.graph_max_batch and not shape.enforce_eager:
-            return run(decode, 0.0, replace(shape, enforce_eager=True))
+            return run(decode, 0.0, step_constants(model, cluster, replace(shape, enforce_eager=True)))
         i = bisect.bisect_left(shape.graph_sizes, math.ceil(decode - 1e-9))
         if shape.enforce_eager or i >= len(shape.graph_sizes):
-            return run(decode, 0.0, shape)
-        seconds, bound = rotation_s(
-            model,
-            cluster,
-            shape,
-            decode_seqs=decode,
-            context_tokens=context,
-            prefill_tokens=0.0,
-            prefill_context=isl / 2.0,
-            steps=1.0,
-            prefill_longest=float(isl),
-            padded_seqs=float(shape.graph_sizes[i]),
-        )
+            return run(decode, 0.0, constants)
+        padded = float(shape.graph_sizes[i])
+        seconds, bound = _rotation_s(constants, decode, context, 0.0, prefill_context, 1.0, padded, longest)
         return seconds, 1.0, bound
 
     def exact(n: float, decode: float) -> _Rotation:
@@ -894,52 +1003,56 @@ def _step_times(
                 seconds, steps, bound = decode_only(decode)
                 rotations[n, decode] = _Rotation(seconds, steps, seconds, bound)
             elif alone:  # the prompts' own step first, the decodes waiting, then the decode step
-                prompt_s, _, _ = run(0.0, n * isl * unit / k, prompt_shape)
+                prompt_s, _, _ = run(0.0, n * isl * unit / k, prompt_constants)
                 after = exact(0.0, decode)
                 rotations[n, decode] = _Rotation(prompt_s + after.seconds, 1.0, prompt_s, after.memory_bound)
             else:
-                seconds, steps, bound = run(decode, n * isl * unit / k, prompt_shape)
+                seconds, steps, bound = run(decode, n * isl * unit / k, prompt_constants)
                 rotations[n, decode] = _Rotation(seconds, steps, seconds, bound)
         return rotations[n, decode]
 
-    def table(counts: np.ndarray, decode: float) -> tuple[np.ndarray, ...]:
-        """(seconds, decode steps, first-token time) of rotations with `counts` prompts: computed at
-        the `PROMPT_GRID` counts around them, linear between (past the grid's end, computed)."""
+    def table(counts: np.ndarray, decode: float, fields: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        """The `fields` of `_Rotation` (seconds, decode steps, first-token time) of rotations with
+        `counts` prompts: computed at the `PROMPT_GRID` counts around them, linear between (past the
+        grid's end, computed)."""
         lo = bisect.bisect_right(PROMPT_GRID, float(counts.min())) - 1
-        hi = bisect.bisect_left(PROMPT_GRID, float(counts.max()))
-        points = [*PROMPT_GRID[lo : hi + 1], *(float(n) for n in np.unique(counts) if n > PROMPT_GRID[-1])]
+        top = float(counts.max())
+        hi = bisect.bisect_left(PROMPT_GRID, top)
+        points = list(PROMPT_GRID[lo : hi + 1])
+        if top > PROMPT_GRID[-1]:
+            points += [float(n) for n in np.unique(counts) if n > PROMPT_GRID[-1]]
         at = [exact(n, decode) for n in points]
-        return tuple(
-            np.interp(counts, points, [getattr(r, field) for r in at])
-            for field in ("seconds", "decode_steps", "first_token_s")
-        )
+        return tuple(np.interp(counts, points, [getattr(r, field) for r in at]) for field in fields)
 
     def lockstep(
-        own: np.ndarray, most: np.ndarray, decode: float, mine: float = 0.0
+        own: np.ndarray, most: np.ndarray, decode: float, mine: float = 0.0, *, first_token: bool = False
     ) -> tuple[np.ndarray, ...]:
-        """(seconds, decode steps, first-token time) of the aligned rotations in which the tagged
-        request's rank carries `own` prompts (and `mine` more: its own, in its TTFT) and the busiest
-        other rank `most` (`lockstep_counts`; 0 for a replica that steps alone): every rank's step
-        lasts as long as the slowest rank's. A decode-first rank's rotation is the mixed step of the
-        most prompts; SGLang's prompts run in a prompt-only step, beside which the other ranks
-        decode (eagerly: `PROMPT_STEP_GRAPHS`), and the rank's own decodes follow in a step of their
-        own (`serving_replay.lockstep` steps the ranks alike)."""
+        """(seconds, decode steps) of the aligned rotations in which the tagged request's rank carries
+        `own` prompts (and `mine` more: its own, in its TTFT) and the busiest other rank `most`
+        (`lockstep_counts`; 0 for a replica that steps alone); with `first_token`, (first-token
+        time,) of them instead: every rank's step lasts as long as the slowest rank's. A decode-first
+        rank's rotation is the mixed step of the most prompts; SGLang's prompts run in a prompt-only
+        step, beside which the other ranks decode (eagerly: `PROMPT_STEP_GRAPHS`), and the rank's own
+        decodes follow in a step of their own (`serving_replay.lockstep` steps the ranks alike)."""
         if not alone:
-            return table(np.maximum(own + mine, most), decode)
-        seconds, _, prompt_s = table(own + mine, decode)
+            fields = ("first_token_s",) if first_token else ("seconds", "decode_steps")
+            return table(np.maximum(own + mine, most), decode, fields)
+        seconds, prompt_s = table(own + mine, decode, ("seconds", "first_token_s"))
         decode_s = exact(0.0, decode).seconds
         if ranks == 1:
-            return seconds, np.ones_like(seconds), prompt_s
-        _, _, other_s = table(most, decode)
+            return (prompt_s,) if first_token else (seconds, np.ones_like(seconds))
+        (other_s,) = table(most, decode, ("first_token_s",))
         other_s = np.where(most > 0, other_s, 0.0)
         mine_s = np.where(own + mine > 0, prompt_s, 0.0)
-        beside = run(decode, 0.0, prompt_shape)[0] if eager else decode_s
+        if first_token:
+            return (np.maximum(mine_s, other_s),)
+        beside = run(decode, 0.0, prompt_constants)[0] if eager else decode_s
         seconds = np.where(
             own + mine > 0,
             np.maximum(mine_s, other_s) + decode_s,
             np.where(most > 0, np.maximum(other_s, beside), decode_s),
         )
-        return seconds, np.ones_like(seconds), np.maximum(mine_s, other_s)
+        return seconds, np.ones_like(seconds)
 
     mean_s, mean_steps, mus = exact(0.0, m).seconds, 1.0, (-1.0, -1.0)
     own, most, weights = lockstep_counts(0.0, 0.0, ranks)
@@ -959,7 +1072,7 @@ def _step_times(
             break  # the same counts as the last pass: nothing moves
         mus = new
         own, most, weights = lockstep_counts(*mus, ranks)
-        seconds, steps, _ = lockstep(own, most, m)
+        seconds, steps = lockstep(own, most, m)
         mean_s, mean_steps = float(weights @ seconds), float(weights @ steps)
         if max(mus) >= MAX_PROMPTS_PER_STEP:
             break
@@ -984,11 +1097,11 @@ def _step_times(
     # of the mean length, is whole in its micro-batch (a rotation spreads n prompts over the k
     # micro-batches in flight, n · isl / k tokens each: k / unit more prompts is its isl more),
     # chunked at the budget where it is longer, beside the others' decodes and prompts.
-    nodes, node_weights = np.polynomial.legendre.leggauss(PLACE_POINTS)
     carrying_s = 0.0
-    for u, w in zip((nodes + 1.0) / 2.0, node_weights / 2.0, strict=True):
+    for u, w in zip(PLACES, PLACE_WEIGHTS, strict=True):
         ahead_own, ahead_most, p = lockstep_counts(u * mus[0], u * mus[1], ranks)
-        carrying_s += w * float(p @ lockstep(ahead_own, ahead_most, carry_decodes, k / unit)[2])
+        (first_s,) = lockstep(ahead_own, ahead_most, carry_decodes, k / unit, first_token=True)
+        carrying_s += w * float(p @ first_s)
     # A decode-first engine whose running requests need more prompt tokens than the budget holds
     # is saturated: a step of the most decodes beside prompts (`full_m` a micro-batch, the rest of
     # the budget prompt tokens) takes (full_m · k − 1) / osl prompts, so the replica completes at
@@ -1007,7 +1120,7 @@ def _step_times(
     saturated_s, saturated = 0.0, False
     if closed and not alone and full_others > 0:
         decode = min(full_m, float(batched_tokens))
-        full_s = run(decode, batched_tokens - decode, prompt_shape, 1.0)[0]
+        full_s = run(decode, batched_tokens - decode, prompt_constants, 1.0)[0]
         saturated_s = running * k * full_s * osl / full_others - (osl - 1.0) * mean_s / mean_steps
         saturated = running > full_m
     ttft_s = saturated_s if saturated else max(waiting_s + carrying_s, saturated_s)
@@ -1015,7 +1128,7 @@ def _step_times(
         _PREFILL,
         (model, cluster),
         (shape, isl, osl, chunks),
-        lambda: run(0.0, float(isl), shape, float(chunks))[0],
+        lambda: run(0.0, float(isl), constants, float(chunks))[0],
     )
     mode = float(np.maximum(own, most)[int(np.argmax(weights))])
     nearest = min((n for n, d in rotations if d == m), key=lambda n: abs(n - mode))
@@ -1027,7 +1140,7 @@ def _step_times(
             _PROMPT,
             (model, cluster),
             (shape, isl, osl, per_step),
-            lambda: run(0.0, float(per_step * isl), shape, 1.0)[0] / per_step,
+            lambda: run(0.0, float(per_step * isl), constants, 1.0)[0] / per_step,
         )
         if per_step >= 2
         else prefill_s
