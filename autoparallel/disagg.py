@@ -553,9 +553,12 @@ def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving, measu
     load = (
         "its prefill ranks rated at full load without a --ttft-ms"
         if workload.ttft_ms is None
-        else f"its prefill ranks held below full load to keep TTFT ≤ {workload.ttft_ms:g} ms"
+        else f"its prefill ranks{' and decode slots' * workload.slot_rated} held below full load to keep "
+        f"TTFT ≤ {workload.ttft_ms:g} ms"
     )
     transfer = f"KV transfer {dis.worst.transfer_ms:.1f} ms"
+    if dis.worst.slot_wait_ms >= 0.05:  # shown to 0.1 ms
+        transfer += f", a decode slot's wait {dis.worst.slot_wait_ms:.1f} ms"
     ttft = (
         f"TTFT {UNBOUNDED} (an open loop's prefill at full load without a --ttft-ms queues without bound), "
         f"{transfer}"

@@ -285,14 +285,18 @@ class DisaggRequest:
     first_decode_ms: float
     overhead_ms: float
     tpot_ms: float
+    slot_wait_ms: float = 0.0
+    """The wait for a free slot on the D engine (perf/slot_queue.py; 0 where it is not rated by it)."""
 
     @property
     def ttft_ms(self) -> float:
-        """Queueing + prefill + KV transfer + first decode step + the server's per-request overhead."""
+        """Queueing + prefill + KV transfer + the wait for a decode slot + first decode step + the
+        server's per-request overhead."""
         return (
             self.prefill_wait_ms
             + self.prefill_ms
             + self.transfer_ms
+            + self.slot_wait_ms
             + self.first_decode_ms
             + self.overhead_ms
         )
@@ -306,10 +310,11 @@ def disagg_request(
     decode_s: float,
     overhead_s: float,
     service_cv2: float = 0.0,
+    slot_wait_s: float = 0.0,
 ) -> DisaggRequest:
     """TTFT parts and TPOT of a request: P rank at `prefill_rate_per_rank` prompts/s (M/G/1 of service
-    spread `service_cv2`), the KV transfer, then the D engine's pure decode step `decode_s` for the
-    first token and every next one."""
+    spread `service_cv2`), the KV transfer, `slot_wait_s` for a free slot on the D engine, then its
+    pure decode step `decode_s` for the first token and every next one."""
     return DisaggRequest(
         prefill_wait_ms=prefill_wait_s(prefill_s, prefill_rate_per_rank, service_cv2) * 1e3,
         prefill_ms=prefill_s * 1e3,
@@ -317,4 +322,5 @@ def disagg_request(
         first_decode_ms=decode_s * 1e3,
         overhead_ms=overhead_s * 1e3,
         tpot_ms=decode_s * 1e3,
+        slot_wait_ms=slot_wait_s * 1e3,
     )

@@ -27,6 +27,10 @@ import math
 
 import numpy as np
 
+SlotQueue = tuple[int, float, float, float]
+"""(slots, lone cycle s, full-load cycle s, (c_a² + c_s²) / 2) of one replica's slot queue: the
+arguments of `slot_wait_s` and `rate_within_wait` after the rate."""
+
 
 def slot_wait_s(
     rate_per_s: float, slots: int, lone_cycle_s: float, full_cycle_s: float, variability: float

@@ -24,7 +24,7 @@ from autoparallel.configs import BASE_PORT, ServingConfig
 from autoparallel.errors import InternalError
 from autoparallel.hardware.gpu import GPUS_PER_HOST
 from autoparallel.perf.serving import ServingEstimate, burst_sync, slot_variability
-from autoparallel.perf.slot_queue import rate_within_wait, slot_wait_s
+from autoparallel.perf.slot_queue import SlotQueue, rate_within_wait, slot_wait_s
 from autoparallel.solvers.deployment.client_rules import SYNC_SCALE, burst_sync_pct, drain_lines
 from autoparallel.solvers.deployment.space import DeploymentSpace, Engine, engine_workload
 from autoparallel.solvers.serving.decoder import evaluate_point
@@ -79,7 +79,8 @@ class DeployedEngine(_Frozen):
     traffic_share: float
     """Share of its model's requests a router should send to EACH replica (capacity-weighted)."""
     ttft_ms: float
-    """Time to first token at full load, the wait in the server's queue (`queue_ms`) included."""
+    """Time to first token at its share of the model's served rate (`traffic_share`), the waits in the
+    server's queue and for a free slot (`queue_ms`) included."""
     tpot_ms: float
     max_num_seqs: int
     max_model_len: int
@@ -94,9 +95,10 @@ class DeployedEngine(_Frozen):
     engine: str = "vllm"
     """The serving engine: vllm, sglang or trtllm."""
     queue_ms: float = 0.0
-    """Of `ttft_ms`, the wait in the server's queue under a closed-loop client's concurrency: the
-    model's requests its replicas do not hold wait (concurrency − held) / capacity (Little's law),
-    the same for every engine of the model; 0 without a concurrency."""
+    """Of `ttft_ms`, the waits before a replica runs a request: in the server's queue under a
+    closed-loop client's concurrency (the model's requests its replicas do not hold wait
+    (concurrency − held) / capacity, Little's law, the same for every engine of the model), behind a
+    burst's first wave (`wave_wait_s`), and for a free slot at an arrival rate (`slot_wait_at_s`)."""
 
     def to_dict(self, exclude: set[str]) -> dict[str, object]:
         """JSON-ready fields but `exclude`, without vLLM's `gpu_memory_utilization` on another engine
@@ -398,11 +400,6 @@ def queue_wait_s(space: DeploymentSpace, counts: list[int], capacity: list[float
         kappa = burst_sync(fm.workload)
         return queued * ((1 - kappa) * queued + 1 + kappa * prompts) / (2 * prompts) / capacity[m]
     return max((fm.queue_clients or 0) - held, 0) / capacity[m]
-
-
-SlotQueue = tuple[int, float, float, float]
-"""(slots, lone cycle s, full-load cycle s, (c_a² + c_s²) / 2) of one replica's slot queue
-(perf/slot_queue.py)."""
 
 
 def slot_queue(space: DeploymentSpace, engine: Engine, est: ServingEstimate) -> SlotQueue | None:

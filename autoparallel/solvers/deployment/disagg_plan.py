@@ -36,6 +36,7 @@ from autoparallel.configs import BASE_PORT, ServingConfig
 from autoparallel.errors import InfeasibleError, InternalError, SolverTimeoutError
 from autoparallel.perf import disagg
 from autoparallel.perf.serving_efficiency import efficiency_for
+from autoparallel.perf.slot_queue import slot_wait_s
 from autoparallel.solvers import driver
 from autoparallel.solvers.deployment.decoder import ReplicaPlacement, idle_reasons, place
 from autoparallel.solvers.deployment.driver import (
@@ -134,13 +135,16 @@ class DisaggDeployment(_Frozen):
     """The slowest of those pools' KV-transfer links, nominal GB/s (None where not told)."""
 
     def ttft_parts_ms(self) -> dict[str, float]:
-        """`ttft_ms` in parts: the worst (P, D) pair's (`worst`) and, under a closed-loop client, the
-        wait for a decode slot that Little's law adds (C / X − T past the pair's own TTFT)."""
+        """`ttft_ms` in parts: the worst (P, D) pair's (`worst`: at an arrival rate with a TTFT limit,
+        its D engine's wait for a free slot at the served load among them) and, under a closed-loop
+        client, the wait for a decode slot that Little's law adds (C / X − T past the pair's own
+        TTFT)."""
         w = self.worst
         return {
             "prefill_wait": w.prefill_wait_ms,
             "prefill": w.prefill_ms,
             "kv_transfer": w.transfer_ms,
+            "decode_slot_wait": w.slot_wait_ms,
             "first_decode": w.first_decode_ms,
             "overhead": w.overhead_ms,
             "client_wait": max(self.ttft_ms - w.ttft_ms, 0.0),
@@ -573,6 +577,9 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
         "prefill": served / n_prefill if n_prefill else 0.0,
         "decode": served / n_decode if n_decode else 0.0,
     }
+    slot_wait = {
+        kd: 0.0 if (q := rs.times[kd].slot_queue) is None else slot_wait_s(load["decode"], *q) for kd in d_cap
+    }
     worst: disagg.DisaggRequest | None = None
     for kp in p_cap:
         ep = space.engines[kp]
@@ -586,6 +593,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
                 decode_s=rs.times[kd].decode_s,
                 overhead_s=efficiency_for(sub.gpu).request_overhead_s,
                 service_cv2=rs.times[kp].service_cv2,
+                slot_wait_s=slot_wait[kd],
             )
             if worst is None or r.ttft_ms > worst.ttft_ms:
                 worst = r

@@ -37,17 +37,15 @@ from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.objectives import DEPLOYMENT, SERVING, ObjectiveInfo
 from autoparallel.perf import disagg
-from autoparallel.perf.engine_support import nixl_role_problem
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.roles import (
     LinkFloor,
     RoleSpace,
     RoleTimes,
     _engine,
-    _starts,
-    _times,
     burst_problem,
     decode_rank_rps,
+    decode_times,
     link_floors,
     pair_problem,
     prefill_engines,
@@ -199,34 +197,29 @@ def _within(engines: list[Engine], concurrency: int | None) -> list[int]:
     return [k for k, e in enumerate(engines) if concurrency is None or e.in_flight <= concurrency]
 
 
-def _decode(space: ServingSpace, m: int, p: int, *, same_node: bool) -> tuple[list[Engine], list[RoleTimes]]:
-    """Every entry that starts and meets the TPOT limit with its pure decode step, as a decode engine
-    rated as `roles.decode_engines` rates it (within the link rate of the KV it receives) and kept by
-    the same rules: a vLLM runtime (NIXL KV transfer) whose shape vLLM's NIXL connector runs as a
-    decode engine (`perf.engine_support.nixl_role_problem`: no pipeline stages)."""
-    w = space.workload
-    kv = space.options.kv_cache_dtypes[0]
+def _decode(
+    space: ServingSpace, fm: FleetModel, m: int, p: int, *, same_node: bool
+) -> tuple[list[Engine], list[RoleTimes]]:
+    """Every entry that is a decode engine (`roles.decode_times`: it starts, meets the TPOT limit with
+    its pure decode step, a vLLM runtime whose shape vLLM's NIXL connector runs as a decode engine),
+    rated as `roles.decode_engines` rates it."""
     link = disagg.transfer_link(space.cluster, same_node=same_node)
+    received: dict[int, float] = {}
     engines: list[Engine] = []
     times: list[RoleTimes] = []
     for i in range(len(space.tables.evaluated)):
+        role = decode_times(space, i, link, fm.workload, received)
+        if role is None:
+            continue
         s, r, b, mm = space.unflat(i)
-        utils = _starts(space, i)
-        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
-            continue  # roles are vLLM engines (NIXL KV transfer), as in roles.decode_engines
-        if nixl_role_problem(space.model, space.shapes[s].pp, "decode") is not None:
-            continue
-        st = _times(space, s, r, b, mm)
-        if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
-            continue
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
-        received = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=space.shapes[s].tp)
-        rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received))
-        rating = math.floor(MILLI * dp * decode_rank_rps(rt, space.batch_value(s, r, b, mm), w.osl))
-        e = _engine(space, m, p, s, i, utils[0], "decode", rating)
+        rating = math.floor(
+            MILLI * dp * decode_rank_rps(role[1], space.batch_value(s, r, b, mm), space.workload.osl)
+        )
+        e = _engine(space, m, p, s, i, role[0], "decode", rating)
         if e is not None:
             engines.append(e)
-            times.append(rt)
+            times.append(role[1])
     return engines, times
 
 
@@ -273,7 +266,7 @@ def build_mixed_space(
     floors: list[LinkFloor] = []
     role_floors: list[frozenset[int]] = []
     if mode != "off" and burst is None:
-        decode = {p: _decode(base.serving[0, p], 0, p, same_node=single_node(cluster)) for p in pools}
+        decode = {p: _decode(base.serving[0, p], fm, 0, p, same_node=single_node(cluster)) for p in pools}
         slowest = max((t.decode_s for _, ts in decode.values() for t in ts), default=0.0)
         bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
         fits = {p: _within(decode[p][0], cap) for p in pools}

@@ -45,8 +45,9 @@ import numpy as np
 
 from autoparallel.hardware import Cluster
 from autoparallel.memory.vllm_config import resolve_batch_defaults
-from autoparallel.perf import disagg
+from autoparallel.perf import comm, disagg
 from autoparallel.perf.engine_support import nixl_role_problem
+from autoparallel.perf.serving import slot_variability
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_steps import (
     ReplicaShape,
@@ -54,6 +55,7 @@ from autoparallel.perf.serving_steps import (
     replica_step_times,
     rotation_s,
 )
+from autoparallel.perf.slot_queue import SlotQueue, rate_within_wait
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.client_rules import prefill_client_lines
 from autoparallel.solvers.deployment.space import (
@@ -90,6 +92,12 @@ class RoleTimes:
     """Prefill engines: the squared coefficient of variation of the prefill time (M/G/1; 0: M/D/1)."""
     link_rps: float = math.inf
     """Requests/s one rank's link carries of the KV bytes it sends (P) or receives (D) per request."""
+    slot_queue: SlotQueue | None = None
+    """Decode engines at an arrival rate with a TTFT limit: the slot queue of one replica, its data
+    ranks' slots pooled (`decode_times`); None: rated at full load."""
+    slot_rps: float = math.inf
+    """Decode engines: requests/s one rank carries with the wait for a slot within one decode step
+    (`decode_slot_room_s`; inf without a `slot_queue`)."""
 
 
 def prefill_rank_tokens_per_s(t: RoleTimes, isl: int) -> float:
@@ -104,8 +112,57 @@ def prefill_rank_tokens_per_s(t: RoleTimes, isl: int) -> float:
 
 
 def decode_rank_rps(t: RoleTimes, batch: int, osl: int) -> float:
-    """Requests/s one rank of a decode engine finishes (Little's law), within its link rate."""
-    return min(disagg.decode_capacity_rps(batch, osl, t.decode_s), t.link_rps)
+    """Requests/s one rank of a decode engine finishes (Little's law), within its link rate and, at an
+    arrival rate with a TTFT limit, the rate whose wait for a slot fits `decode_slot_room_s`."""
+    return min(disagg.decode_capacity_rps(batch, osl, t.decode_s), t.link_rps, t.slot_rps)
+
+
+def decode_slot_room_s(workload: Serving, decode_s: float) -> float:
+    """The wait for a free slot a decode engine of pure decode step `decode_s` is rated within: one of
+    its steps where the arrivals come at a rate with a TTFT limit (`Serving.slot_rated`), none
+    otherwise (rated at full load). A D engine admits a transferred request only while fewer than
+    max_num_seqs run (vLLM V1 `Scheduler.schedule`, NIXL's requests included), so loaded to its
+    full-load rate a request waits without bound (perf/slot_queue.py: 256 slots at 98% of it wait
+    about a second); the prefill budget keeps one such step for it (`budget_after_lead_s`)."""
+    return decode_s if workload.slot_rated else 0.0
+
+
+def decode_times(
+    space: ServingSpace, i: int, link: comm.Link, rated: Serving, received: dict[int, float]
+) -> tuple[int, RoleTimes] | None:
+    """(first utilization index it starts at, float times) of entry i as a decode engine, or None where
+    it is none: an entry that starts, of a vLLM runtime (NIXL KV transfer) with the first KV-cache
+    dtype of the options, a shape vLLM's NIXL connector runs as a decode engine
+    (`perf.engine_support.nixl_role_problem`: no pipeline stages), whose pure decode step meets the
+    TPOT limit. Its link rate is what a rank's link carries of the KV it receives per request
+    (`received`: bytes by decode TP, filled here); at an arrival rate with a TTFT limit (`rated`, the
+    model's workload: `Serving.slot_rated`) its slots are a birth–death queue (perf/slot_queue.py,
+    as `deployment.space.rated_milli_tps` rates an aggregated engine) whose cycle is osl pure decode
+    steps, a lone request's at a running batch of one, and it carries the rate whose mean wait fits
+    `decode_slot_room_s`."""
+    s, r, b, mm = space.unflat(i)
+    w = space.workload
+    utils = _starts(space, i)
+    kv = space.options.kv_cache_dtypes[0]
+    if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
+        return None
+    if nixl_role_problem(space.model, space.shapes[s].pp, "decode") is not None:
+        return None
+    st = _times(space, s, r, b, mm)
+    if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
+        return None
+    shape = space.shapes[s]
+    if shape.tp not in received:
+        received[shape.tp] = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=shape.tp)
+    rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received[shape.tp]))
+    if not rated.slot_rated:
+        return utils[0], rt
+    dp = shape.ep_replicas if shape.ep else 1
+    slots = space.batch_value(s, r, b, mm) * dp
+    lone = w.osl * _times(space, s, r, b, mm, batch=1.0).decode_s
+    queue = (slots, lone, w.osl * st.decode_s, slot_variability(rated, split=True))
+    per_rank = rate_within_wait(*queue, decode_slot_room_s(rated, st.decode_s)) / dp
+    return utils[0], dataclasses.replace(rt, slot_queue=queue, slot_rps=per_rank)
 
 
 def single_node(cluster: Cluster) -> bool:
@@ -120,14 +177,15 @@ def _replica(space: ServingSpace, s: int, r: int, b: int, m: int) -> tuple[Repli
     return vllm_replica(space, shape, rt, batch, tokens), tokens
 
 
-def _times(space: ServingSpace, s: int, r: int, b: int, m: int) -> StepTimes:
+def _times(space: ServingSpace, s: int, r: int, b: int, m: int, batch: float | None = None) -> StepTimes:
+    """The float model's times of entry (s, r, b, m), at its max_num_seqs or at a running `batch`."""
     replica, tokens = _replica(space, s, r, b, m)
     w = space.workload
     return replica_step_times(
         space.model,
         space.cluster,
         replica,
-        batch=float(space.batch_value(s, r, b, m)),
+        batch=float(space.batch_value(s, r, b, m)) if batch is None else batch,
         isl=w.isl,
         osl=w.osl,
         batched_tokens=tokens,
@@ -220,20 +278,20 @@ def decode_engines(
     m: int,
     p: int,
     times: dict[int, RoleTimes],
-    concurrency: int | None = None,
+    fm: FleetModel,
     *,
     same_node: bool = False,
     deadline: float | None = None,
 ) -> list[Engine]:
-    """The decode engine of every shape (module doc; with a `concurrency` cap, every entry on the
-    shape's (in flight ↓, capacity ↑) front, `space.staircase`); `times` gets each engine's float times.
-    `same_node`: the KV arrives over NVLink (a one-node cluster), else over the GPU's NIC.
+    """The decode engine of every shape (module doc, `decode_times`; with fm's concurrency cap, every
+    entry on the shape's (in flight ↓, capacity ↑) front, `space.staircase`); `times` gets each
+    engine's float times. `same_node`: the KV arrives over NVLink (a one-node cluster), else over the
+    GPU's NIC.
 
     Raises:
         SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
     """
     w = space.workload
-    kv = space.options.kv_cache_dtypes[0]
     link = disagg.transfer_link(space.cluster, same_node=same_node)
     found: dict[int, list[tuple[int, int, int]]] = {}  # shape -> [(batch, rating, entry)]
     picked: dict[int, tuple[int, int, RoleTimes]] = {}  # entry -> (util, rating, times)
@@ -241,28 +299,19 @@ def decode_engines(
     for i in range(len(space.tables.evaluated)):
         if i % DEADLINE_STRIDE == 0:
             check_deadline(deadline)
+        role = decode_times(space, i, link, fm.workload, received)
+        if role is None:
+            continue
         s, r, b, mm = space.unflat(i)
-        utils = _starts(space, i)
-        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
-            continue  # roles are vLLM engines (NIXL KV transfer)
-        if nixl_role_problem(space.model, space.shapes[s].pp, "decode") is not None:
-            continue
-        st = _times(space, s, r, b, mm)
-        if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
-            continue
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
-        tp = space.shapes[s].tp
-        if tp not in received:
-            received[tp] = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=tp)
-        rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received[tp]))
         batch = space.batch_value(s, r, b, mm)
-        rating = math.floor(MILLI * dp * decode_rank_rps(rt, batch, w.osl))
+        rating = math.floor(MILLI * dp * decode_rank_rps(role[1], batch, w.osl))
         found.setdefault(s, []).append((batch, rating, i))
-        picked[i] = (utils[0], rating, rt)
+        picked[i] = (role[0], rating, role[1])
     out = []
     for s, entries in sorted(found.items()):
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
-        for i in staircase(entries, concurrency, dp):
+        for i in staircase(entries, fm.concurrency, dp):
             u, rating, rt = picked[i]
             e = _engine(space, m, p, s, i, u, "decode", rating)
             if e is not None:
@@ -352,10 +401,13 @@ def prefill_budget_s(
 
 
 def budget_after_lead_s(fm: FleetModel, decode_s: float, lead_s: float) -> float:
-    """The TTFT limit less the first decode step and a prefill engine's lead (`prefill_lead_s`); inf
-    without a limit."""
+    """The TTFT limit less the first decode step `decode_s` (the bound of every decode candidate's), the
+    wait for a decode slot the decode engines are rated within (`decode_slot_room_s` of that bound)
+    and a prefill engine's lead (`prefill_lead_s`); inf without a limit."""
     limit = fm.workload.ttft_ms
-    return math.inf if limit is None else limit / 1e3 - decode_s - lead_s
+    if limit is None:
+        return math.inf
+    return limit / 1e3 - decode_s - decode_slot_room_s(fm.workload, decode_s) - lead_s
 
 
 def prefill_lead_s(
@@ -686,7 +738,7 @@ def build_role_space(
                 m,
                 p,
                 times,
-                fm.concurrency,
+                fm,
                 same_node=single_node(cluster),
                 deadline=deadline,
             )

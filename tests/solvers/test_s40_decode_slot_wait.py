@@ -1,0 +1,69 @@
+"""A disaggregated decode engine admits a transferred request only while fewer than max_num_seqs run,
+so at an arrival rate with a TTFT limit its slots queue like an aggregated engine's (perf/slot_queue.py).
+Rated at its full-load rate it was loaded to the last request/s, where the wait for a slot has no bound:
+Qwen3-8B at 60 req/s planned six decode engines of 256 slots at 10.0 req/s each against a full-load
+11.67, charging no wait. Each is now rated at the rate whose wait stays within one of its decode steps
+(`roles.decode_slot_room_s`), the prefill budget keeps that step, and the TTFT names the wait."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autoparallel.cli import main
+from autoparallel.hardware import Cluster
+from autoparallel.models import load_model
+from autoparallel.perf.serving import slot_variability
+from autoparallel.perf.slot_queue import slot_wait_s
+from autoparallel.solvers.deployment.roles import build_role_space, decode_slot_room_s
+from autoparallel.solvers.deployment.space import FleetModel
+from autoparallel.workload import Serving
+
+RATED = [
+    *("plan", "Qwen/Qwen3-8B", "--cluster", "1x8xH100", "--isl", "256", "--osl", "1024"),
+    *("--ttft-ms", "300", "--tpot-ms", "25", "--disagg", "on", "--objective", "cost", "--json"),
+]
+
+
+def _plan(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:  # type: ignore[type-arg]
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)["deployment"]  # type: ignore[no-any-return]
+
+
+def test_decode_engines_at_a_rate_are_rated_below_full_load(capsys: pytest.CaptureFixture[str]) -> None:
+    d = _plan([*RATED, "--request-rate", "60"], capsys)
+    parts = d["ttft_parts_ms"]
+    assert 0.0 <= parts["decode_slot_wait"] <= min(e["decode_step_ms"] for e in d["decode"])
+    for e in d["decode"]:
+        full = e["max_num_seqs"] * e["dp"] / (1024 * e["decode_step_ms"] / 1e3)
+        assert 0.5 * full < e["capacity_rps"] < full * (1 - 1e-3)
+        assert e["load_rps"] <= e["capacity_rps"] * (1 + 1e-9)
+
+
+def test_without_a_rate_decode_engines_run_at_full_load(capsys: pytest.CaptureFixture[str]) -> None:
+    d = _plan(RATED, capsys)
+    assert d["ttft_parts_ms"]["decode_slot_wait"] == 0.0
+    for e in d["decode"]:
+        full = e["max_num_seqs"] * e["dp"] / (1024 * e["decode_step_ms"] / 1e3)
+        assert e["capacity_rps"] == pytest.approx(full, rel=1e-6)
+
+
+def test_each_decode_rating_holds_its_wait_to_one_step() -> None:
+    """The role space's float times: at its rated rate a decode engine's slots wait one step at most
+    (to the bisection's precision), and its queue is the aggregated one's (slots pooled over its ranks,
+    the whole stream's variability)."""
+    w = Serving(isl=256, osl=1024, ttft_ms=300.0, tpot_ms=25.0, request_rate=60.0)
+    fm = FleetModel(load_model("Qwen/Qwen3-8B"), w)
+    rs = build_role_space([fm], Cluster.parse("1x8xH100"))
+    decode = [(e, t) for e, t in zip(rs.space.engines, rs.times, strict=True) if e.role == "decode"]
+    assert decode
+    for e, t in decode:
+        assert t.slot_queue is not None
+        slots, lone, full_cycle, variability = t.slot_queue
+        assert slots == e.config.max_num_seqs * e.dp and variability == slot_variability(w, split=True)
+        assert lone < full_cycle == pytest.approx(1024 * t.decode_s)
+        room = decode_slot_room_s(w, t.decode_s)
+        assert room == t.decode_s
+        assert slot_wait_s(t.slot_rps * e.dp, *t.slot_queue) <= room * (1 + 1e-6)
+        assert slot_wait_s(t.slot_rps * e.dp * 1.01, *t.slot_queue) > room
