@@ -414,6 +414,7 @@ class FleetPlan(BaseModel):
             f"Deployment on {self.cluster.describe()}  (objective {d.objective}, {d.solver.status}, "
             f"{d.solver.wall_s:.2f} s, gap {d.solver.gap:.2g})"
         ]
+        served = {m.model: m.served_rps for m in d.models}
         for e in d.engines:
             nodes = "; ".join(
                 f"nodes {','.join(map(str, p.nodes))} GPUs {','.join(map(str, p.gpu_ids))}"
@@ -424,10 +425,10 @@ class FleetPlan(BaseModel):
                 f"  {e.model} on {e.gpu} (pool {e.pool}): {e.replicas} x "
                 + ("" if e.engine == "vllm" else f"{ENGINE_NAMES[e.engine]} ")
                 + f"tp={e.tp} pp={e.pp} ep={e.ep} "
-                f"dp={e.dp} ({e.gpus_per_replica} GPUs each), {_rps(e.capacity_rps)} req/s each at TTFT "
-                f"{e.ttft_ms:.0f} ms, TPOT {e.tpot_ms:.1f} ms, max_num_seqs {e.max_num_seqs}; traffic share "
-                f"{e.traffic_share:.3f} "
-                f"each; [{nodes}{more}]"
+                f"dp={e.dp} ({e.gpus_per_replica} GPUs each), capacity {_rps(e.capacity_rps)} req/s each, "
+                f"traffic share {e.traffic_share:.3f} each ({_rps(e.traffic_share * served[e.model])} req/s; "
+                f"TTFT {e.ttft_ms:.0f} ms with the waits at that load), full-load TPOT {e.tpot_ms:.1f} ms, "
+                f"max_num_seqs {e.max_num_seqs}; [{nodes}{more}]"
             )
         for m in d.models:
             rate = "no rate" if m.request_rate is None else f"rate {m.request_rate:g} req/s"
