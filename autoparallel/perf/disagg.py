@@ -7,12 +7,17 @@ The float model of a disaggregated request (vLLM's P/D split with the NIXL KV co
 
 - S_p: the P engine's prefill of one prompt of `isl` tokens alone (`StepTimes.prefill_s` from
   perf/serving_steps.py: the same roofline as the aggregated engine, no decode work beside it).
-- W_p: queueing before the prefill. Each data-parallel rank of a P engine is an M/G/1 queue
-  (Poisson arrivals, one prompt at a time): the Pollaczek-Khinchine mean wait W_p = ρ · S_p · (1 + c²)
-  / (2 (1 − ρ)) at utilisation ρ = λ · S_p, c the coefficient of variation of the service time (0:
-  prompts of one length, the M/D/1 queue; roles.py derives c from the workload's prompt lengths
-  through the prefill time model). A P rank prefills one prompt at a time (no credit for pipelining
-  prompts through pp stages).
+- W_p: queueing before the prefill. A P engine of n data-parallel ranks is one M/G/n queue (Poisson
+  arrivals, each rank one prompt at a time): its API server sends each request to the least loaded
+  rank (vLLM `DPLBAsyncMPClient.get_core_engine_for_request`, as the aggregated slot queue pools
+  them), so a prompt waits only while every rank is busy. The mean wait is Allen and Cunneen's
+  W_p = C(n, a) · S_p / (n (1 − ρ)) · (1 + c²) / 2 at utilisation ρ = λ · S_p / n, a = n ρ, C Erlang's
+  delay probability and c the coefficient of variation of the service time (0: prompts of one
+  length; roles.py derives c from the workload's prompt lengths through the prefill time model);
+  for one rank C = ρ and it is Pollaczek-Khinchine's ρ · S_p · (1 + c²) / (2 (1 − ρ)), exact. Taken
+  as n separate M/G/1 queues, DeepSeek-V3's 16-rank prefill engine at ρ 0.955 was charged 1,726 ms
+  where the pooled ranks wait about 90. A P rank prefills one prompt at a time (no credit for
+  pipelining prompts through pp stages).
 - X: the KV transfer. Every layer's KV of the isl prompt tokens leaves the P ranks and lands on the
   D ranks, rank to rank in parallel, each D rank reading what it holds from the P ranks
   (`kv_bytes_per_sequence_per_gpu` at each side's TP). vLLM's NIXL connector
@@ -37,12 +42,13 @@ The float model of a disaggregated request (vLLM's P/D split with the NIXL KV co
 - Decode capacity (Little's law): a D rank holding b sequences finishes b / (osl · T_d(b)) requests/s.
   Its KV cache holds the b transferred sequences (the serving tables' memory check at max_num_seqs = b).
 - Prefill capacity at a TTFT budget B (what is left of the limit after X, T_d and the overhead): the
-  highest ρ with S_p + W_p ≤ B, ρ* = (B − S_p) / (B − S_p + S_p (1 + c²) / 2) (2 (B − S_p) / (2B −
-  S_p) for c = 0), i.e. isl · ρ* / S_p tokens/s per rank.
+  highest ρ with S_p + W_p ≤ B (for one rank ρ* = (B − S_p) / (B − S_p + S_p (1 + c²) / 2), by
+  bisection for more), i.e. isl · ρ* / S_p tokens/s per rank.
 - A client of C requests in flight (`vllm bench serve --max-concurrency C`): every request is
   somewhere in its cycle, so by Little's law C ≥ X · (overhead + X̄ + T) + Σ over P ranks of the
-  requests at each, waiting or in prefill (`prefill_in_system`, ρ + ρ² (1 + c²) / (2 (1 − ρ)), Little's
-  law on W_p + S_p), T the time a request holds its decode slot; the carried rate is the highest X
+  requests at each, waiting or in prefill (`prefill_in_system`, ρ + C(n, a) ρ (1 + c²) / (2n (1 − ρ)),
+  Little's law on W_p + S_p; for one rank ρ + ρ² (1 + c²) / (2 (1 − ρ))), T the time a request holds
+  its decode slot; the carried rate is the highest X
   that holds it (`closed_loop_rps`), where the rates of the roles alone would ignore the prompts
   queued at the P ranks.
 """
@@ -66,6 +72,7 @@ __all__ = [
     "closed_loop_rps",
     "decode_capacity_rps",
     "disagg_request",
+    "erlang_c",
     "kv_received_bytes_per_rank",
     "kv_sent_bytes_per_rank",
     "kv_transfer_bytes_per_rank",
@@ -178,34 +185,50 @@ def kv_transfer_s(
     return moved / link.bytes_per_s + reads * link.latency_s
 
 
-def prefill_wait_s(prefill_s: float, rate_per_rank: float, service_cv2: float = 0.0) -> float:
-    """M/G/1 (Pollaczek-Khinchine) mean wait before service at `rate_per_rank` prompts/s, service
-    times of mean S and squared coefficient of variation `service_cv2` (0: M/D/1):
-    ρ S (1 + c²) / (2 (1 − ρ)); inf when ρ ≥ 1 (to rounding: a rank run at full load, rate 1 / S, gives
-    ρ = 1 − 2^-53, and a wait of 10^19 ms)."""
+def erlang_c(ranks: int, rho: float) -> float:
+    """Erlang's delay probability C(n, a) of n = `ranks` servers at utilisation ρ (a = n ρ offered
+    erlangs): the chance an arrival finds every server busy; ρ itself for one server. From Erlang B's
+    recursion B(k) = a B(k − 1) / (k + a B(k − 1)), C = B / (1 − ρ (1 − B)) (stable at any n)."""
+    if ranks <= 1:
+        return rho
+    a, b = ranks * rho, 1.0
+    for k in range(1, ranks + 1):
+        b = a * b / (k + a * b)
+    return b / (1.0 - rho * (1.0 - b))
+
+
+def prefill_wait_s(prefill_s: float, rate_per_rank: float, service_cv2: float = 0.0, ranks: int = 1) -> float:
+    """Mean wait before a prefill on a P engine of `ranks` pooled ranks (module doc: M/G/n, Allen and
+    Cunneen), each at `rate_per_rank` prompts/s, service times of mean S and squared coefficient of
+    variation `service_cv2`: C(n, a) S (1 + c²) / (2n (1 − ρ)), for one rank Pollaczek-Khinchine's
+    ρ S (1 + c²) / (2 (1 − ρ)); inf when ρ ≥ 1 (to rounding: a rank run at full load, rate 1 / S,
+    gives ρ = 1 − 2^-53, and a wait of 10^19 ms)."""
     rho = rate_per_rank * prefill_s
     if rho >= 1.0 - 1e-9:
         return float("inf")
-    return rho * prefill_s * (1.0 + service_cv2) / (2.0 * (1.0 - rho))
+    return erlang_c(ranks, rho) * prefill_s * (1.0 + service_cv2) / (2.0 * ranks * (1.0 - rho))
 
 
-def prefill_in_system(rho: float, service_cv2: float = 0.0) -> float:
-    """Mean requests at one P rank at utilisation ρ, waiting or in prefill (Little's law on
-    `prefill_wait_s` + S): ρ + ρ² (1 + c²) / (2 (1 − ρ)); inf when ρ ≥ 1 (as `prefill_wait_s`)."""
+def prefill_in_system(rho: float, service_cv2: float = 0.0, ranks: int = 1) -> float:
+    """Mean requests per rank of a P engine of `ranks` pooled ranks at utilisation ρ, waiting or in
+    prefill (Little's law on `prefill_wait_s` + S): ρ + C(n, a) ρ (1 + c²) / (2n (1 − ρ)), for one rank
+    ρ + ρ² (1 + c²) / (2 (1 − ρ)); inf when ρ ≥ 1 (as `prefill_wait_s`)."""
     if rho >= 1.0 - 1e-9:
         return float("inf")
-    return rho + rho * rho * (1.0 + service_cv2) / (2.0 * (1.0 - rho))
+    return rho + erlang_c(ranks, rho) * rho * (1.0 + service_cv2) / (2.0 * ranks * (1.0 - rho))
 
 
 @dataclass(frozen=True)
 class PrefillRanks:
     """Ranks of one P engine in a closed loop: `ranks` of them, each getting `share` of the carried
-    requests (round robin over the role's replicas, then its data-parallel ranks)."""
+    requests (round robin over the role's replicas, then its data-parallel ranks), `pooled` to an
+    engine (its data-parallel ranks, one queue: `prefill_in_system`)."""
 
     ranks: int
     share: float
     prefill_s: float
     service_cv2: float = 0.0
+    pooled: int = 1
 
 
 def closed_loop_rps(clients: float, cycle_s: float, prefill: list[PrefillRanks], top_rps: float) -> float:
@@ -216,7 +239,7 @@ def closed_loop_rps(clients: float, cycle_s: float, prefill: list[PrefillRanks],
 
     def held(x: float) -> float:
         return x * cycle_s + sum(
-            p.ranks * prefill_in_system(x * p.share * p.prefill_s, p.service_cv2) for p in prefill
+            p.ranks * prefill_in_system(x * p.share * p.prefill_s, p.service_cv2, p.pooled) for p in prefill
         )
 
     if top_rps <= 0 or held(top_rps) <= clients:
@@ -228,22 +251,35 @@ def closed_loop_rps(clients: float, cycle_s: float, prefill: list[PrefillRanks],
     return lo
 
 
-def max_prefill_utilisation(prefill_s: float, budget_s: float, service_cv2: float = 0.0) -> float:
-    """Highest ρ with S + `prefill_wait_s` ≤ B: (B − S) / (B − S + S (1 + c²) / 2), which is
-    2 (B − S) / (2B − S) for c = 0; 0 when the prefill alone exceeds B."""
+def max_prefill_utilisation(
+    prefill_s: float, budget_s: float, service_cv2: float = 0.0, ranks: int = 1
+) -> float:
+    """Highest ρ with S + `prefill_wait_s` ≤ B on a P engine of `ranks` pooled ranks; for one rank
+    (B − S) / (B − S + S (1 + c²) / 2), which is 2 (B − S) / (2B − S) for c = 0, for more by bisection
+    (the wait grows with ρ), never below the one rank's; 0 when the prefill alone exceeds B."""
     if budget_s <= prefill_s or prefill_s <= 0:
         return 0.0
-    if service_cv2 == 0.0:
-        return 2.0 * (budget_s - prefill_s) / (2.0 * budget_s - prefill_s)
     slack = budget_s - prefill_s
-    return slack / (slack + prefill_s * (1.0 + service_cv2) / 2.0)
+    if service_cv2 == 0.0:
+        alone = 2.0 * slack / (2.0 * budget_s - prefill_s)
+    else:
+        alone = slack / (slack + prefill_s * (1.0 + service_cv2) / 2.0)
+    if ranks <= 1:
+        return alone
+    lo, hi = alone, 1.0
+    for _ in range(50):  # to 10⁻¹⁵ of full load
+        mid = (lo + hi) / 2.0
+        wait = prefill_wait_s(prefill_s, mid / prefill_s, service_cv2, ranks)
+        lo, hi = (mid, hi) if wait <= slack else (lo, mid)
+    return lo
 
 
 def prefill_capacity_tokens_per_s(
-    prefill_s: float, budget_s: float, isl: int, service_cv2: float = 0.0
+    prefill_s: float, budget_s: float, isl: int, service_cv2: float = 0.0, ranks: int = 1
 ) -> float:
-    """Prompt tokens/s one P rank sustains with queueing + prefill within `budget_s`: isl · ρ* / S."""
-    rho = max_prefill_utilisation(prefill_s, budget_s, service_cv2)
+    """Prompt tokens/s one rank of a P engine of `ranks` pooled ranks sustains with queueing +
+    prefill within `budget_s`: isl · ρ* / S."""
+    rho = max_prefill_utilisation(prefill_s, budget_s, service_cv2, ranks)
     return isl * rho / prefill_s if rho > 0 else 0.0
 
 
@@ -311,12 +347,14 @@ def disagg_request(
     overhead_s: float,
     service_cv2: float = 0.0,
     slot_wait_s: float = 0.0,
+    prefill_ranks: int = 1,
 ) -> DisaggRequest:
-    """TTFT parts and TPOT of a request: P rank at `prefill_rate_per_rank` prompts/s (M/G/1 of service
-    spread `service_cv2`), the KV transfer, `slot_wait_s` for a free slot on the D engine, then its
-    pure decode step `decode_s` for the first token and every next one."""
+    """TTFT parts and TPOT of a request: P ranks at `prefill_rate_per_rank` prompts/s each,
+    `prefill_ranks` of them pooled (M/G/n of service spread `service_cv2`), the KV transfer,
+    `slot_wait_s` for a free slot on the D engine, then its pure decode step `decode_s` for the first
+    token and every next one."""
     return DisaggRequest(
-        prefill_wait_ms=prefill_wait_s(prefill_s, prefill_rate_per_rank, service_cv2) * 1e3,
+        prefill_wait_ms=prefill_wait_s(prefill_s, prefill_rate_per_rank, service_cv2, prefill_ranks) * 1e3,
         prefill_ms=prefill_s * 1e3,
         transfer_ms=transfer_s * 1e3,
         first_decode_ms=decode_s * 1e3,

@@ -1,7 +1,7 @@
 """A concurrency cap's closed loop through prefill and decode roles (client_rules.closed_loop_rule).
 
 C clients hold every request's whole cycle: the request overhead, the prompt's wait and prefill at a
-P rank (an M/G/1 count), the KV transfer and the decode slot. The slot count alone (Σ max_num_seqs ·
+P rank (an M/G/n count), the KV transfer and the decode slot. The slot count alone (Σ max_num_seqs ·
 ranks ≤ C) let the roles carry more than C requests can cycle through: Qwen3-8B on
 1x8xH100+1x8xA100-80G at 64 clients planned 51.07 req/s (6P:1D) where the prefill queue held 17
 requests and the loop carried about 49.6.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 
 from hypothesis import HealthCheck, event, given, settings
@@ -53,25 +54,27 @@ def test_the_chords_lie_above_the_m_g_1_count_and_close_to_it() -> None:
     """Up to the last chord's end: CLIENT_SCALE · f(ρ) ≤ the chords' maximum ≤ (1.05 below ρ = 1/16,
     1.02 beyond) · it (+ the rounding unit); at that end one rank alone holds more than the clients,
     and the chords only rise past it (the load past it is ruled out)."""
-    for cv2 in (0.0, 0.3, 1.0, 2.5):
-        for clients in (1, 8, 64, 4096):
-            lines = prefill_client_lines(cv2, clients, 1.0)
-            assert all(alpha <= 0 for alpha, _ in lines)
-            # the last end: where the last chord meets f again
-            (a1, b1), (a2, b2) = lines[-2], lines[-1]
-            start = (a1 - a2) / (b2 - b1)  # the last chord's own start
-            end = next(
-                r / 10**6
-                for r in range(math.ceil(start * 10**6) + 1, 10**6)
-                if a2 + b2 * r / 10**6 <= CLIENT_SCALE * disagg.prefill_in_system(r / 10**6, cv2)
-            )
-            assert disagg.prefill_in_system(end, cv2) > clients * (1 - 1e-3)
-            for rho in [i / 4000 * end for i in range(1, 4000)]:
-                f = disagg.prefill_in_system(rho, cv2)
-                charged = max(alpha + beta * rho for alpha, beta in lines)
-                assert charged >= CLIENT_SCALE * f - 1e-6, (cv2, clients, rho)
-                slack = 1.05 if rho < 1 / 16 else 1.02
-                assert charged <= slack * CLIENT_SCALE * f + 2, (cv2, clients, rho, charged / f)
+    for cv2, clients, ranks in itertools.product((0.0, 0.3, 1.0, 2.5), (1, 8, 64, 4096), (1, 4, 16)):
+        lines = prefill_client_lines(cv2, clients, 1.0, ranks)
+        assert all(alpha <= 0 for alpha, _ in lines)
+
+        def f(rho: float, cv2: float = cv2, ranks: int = ranks) -> float:
+            return disagg.prefill_in_system(rho, cv2, ranks)  # a pooled engine's count per rank
+
+        # the last end: where the last chord meets f again
+        (a1, b1), (a2, b2) = lines[-2], lines[-1]
+        start = (a1 - a2) / (b2 - b1)  # the last chord's own start
+        end = next(
+            r / 10**6
+            for r in range(math.ceil(start * 10**6) + 1, 10**6)
+            if a2 + b2 * r / 10**6 <= CLIENT_SCALE * f(r / 10**6)
+        )
+        assert f(end) > clients * (1 - 1e-3)
+        for rho in [i / 2000 * end for i in range(1, 2000)]:
+            charged = max(alpha + beta * rho for alpha, beta in lines)
+            assert charged >= CLIENT_SCALE * f(rho) - 1e-6, (cv2, clients, ranks, rho)
+            slack = 1.05 if rho < 1 / 16 else 1.02
+            assert charged <= slack * CLIENT_SCALE * f(rho) + 2, (cv2, clients, ranks, rho, charged / f(rho))
 
 
 def _instance(space: DeploymentSpace, clients: int, rate: float | None) -> DeploymentSpace:
@@ -147,7 +150,7 @@ def test_cpsat_optimum_equals_brute_force_under_a_cap(space: DeploymentSpace) ->
 
 def _float_clients(rs: RoleSpace, counts: list[int], rps: float) -> float:
     """Requests in flight at `rps` through the chosen engines, recomputed here from perf/disagg.py:
-    round robin, the mean overhead, transfer and slot time, each P rank's M/G/1 count."""
+    round robin, the mean overhead, transfer and slot time, each P engine's M/G/n count per rank."""
     space = rs.space
     fm = space.models[0]
     used = [k for k, n in enumerate(counts) if n]
@@ -159,7 +162,7 @@ def _float_clients(rs: RoleSpace, counts: list[int], rps: float) -> float:
         e, t = space.engines[kp], rs.times[kp]
         pool = space.cluster.pool_cluster(e.pool)
         rho = rps / n_p / e.dp * t.prefill_s
-        total += counts[kp] * e.dp * disagg.prefill_in_system(rho, t.service_cv2)
+        total += counts[kp] * e.dp * disagg.prefill_in_system(rho, t.service_cv2, e.dp)
         total += rps * counts[kp] / n_p * efficiency_for(pool.gpu).request_overhead_s
         for kd in d_ks:
             d = space.engines[kd]

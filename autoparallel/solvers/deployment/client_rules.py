@@ -6,7 +6,7 @@ oracles read (no ortools here):
 - N prompts sent at once draining through the replicas (`drain_lines`, `drain_completions`: the
   chords of the renewal-theory wait, `perf.serving.client_queue_s`);
 - a concurrency cap's closed loop through prefill and decode roles (`closed_loop_rule`: the decode
-  slots, the overhead and KV transfer, and the prefill ranks' M/G/1 count by its chords,
+  slots, the overhead and KV transfer, and the prefill ranks' M/G/n count by its chords,
   `prefill_client_lines`), of which the float model's fixed point is `perf.disagg.closed_loop_rps`.
 
 deployment/space.py holds the engines these rules read; encoder.py posts them; oracle.py and
@@ -57,9 +57,12 @@ CLIENT_POINTS = 16
 """`prefill_client_lines` places chord ends at ρ = k / 16 up to 1/2, then at 1 − 2^(−j/4)."""
 
 
-def prefill_client_lines(service_cv2: float, clients: int, rho_max: float) -> tuple[tuple[int, int], ...]:
-    """Chords (α, β) of one P rank's requests, waiting or in prefill, at utilisation ρ: f(ρ) = ρ + ρ²
-    (1 + c²) / (2 (1 − ρ)) (`perf.disagg.prefill_in_system`, M/G/1), so that CLIENT_SCALE · f(ρ) ≤
+def prefill_client_lines(
+    service_cv2: float, clients: int, rho_max: float, ranks: int = 1
+) -> tuple[tuple[int, int], ...]:
+    """Chords (α, β) of the requests per rank of a P engine of `ranks` pooled ranks, waiting or in
+    prefill, at utilisation ρ: f(ρ) = ρ + C(n, nρ) ρ (1 + c²) / (2n (1 − ρ)) (`perf.disagg.
+    prefill_in_system`, M/G/n; for one rank ρ + ρ² (1 + c²) / (2 (1 − ρ))), so that CLIENT_SCALE · f(ρ) ≤
     α + β ρ on the chord's own interval; α, β rounded up (α ≤ 0: a chord of a convex f with f(0) = 0
     meets ρ = 0 below 0). Ends at ρ = k / CLIENT_POINTS up to 1/2, then 1 − 2^(−j/4), up to the first
     end where f passes `clients` (one rank alone would hold more requests than the client has in
@@ -71,12 +74,12 @@ def prefill_client_lines(service_cv2: float, clients: int, rho_max: float) -> tu
     service_cv2 = math.ceil(service_cv2 * SPREAD_STEPS - 1e-9) / SPREAD_STEPS
     ends = [k / CLIENT_POINTS for k in range(CLIENT_POINTS // 2 + 1)]
     j = 4
-    while prefill_in_system(ends[-1], service_cv2) <= clients and ends[-1] < rho_max:
+    while prefill_in_system(ends[-1], service_cv2, ranks) <= clients and ends[-1] < rho_max:
         j += 1
         ends.append(1.0 - 2.0 ** (-j / 4))
     lines = []
     for a, b in itertools.pairwise(ends):
-        fa, fb = prefill_in_system(a, service_cv2), prefill_in_system(b, service_cv2)
+        fa, fb = prefill_in_system(a, service_cv2, ranks), prefill_in_system(b, service_cv2, ranks)
         beta = (fb - fa) / (b - a) * CLIENT_SCALE
         alpha = fa * CLIENT_SCALE - beta * a
         lines.append((math.ceil(alpha - 1e-9), math.ceil(beta - 1e-9)))

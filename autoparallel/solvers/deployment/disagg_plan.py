@@ -1,19 +1,18 @@
 """A disaggregated deployment: solve the role space through the common driver, decode it with floats.
 
-The counts come from the same encoder and driver as aggregated deployments (encoder.py's role
-families). Decoding re-evaluates every chosen engine with perf/disagg.py. vLLM's P/D proxy deals
-requests round robin over each role's replicas (disagg_launch.py), so each of a role's n replicas
-carries 1/n of the rate whatever its capacity: requests/s carried = min(n_P × the least prefill
-replica's prompts/s, n_D × the least decode replica's requests/s), each replica's within the KV
-bytes its ranks' links carry (roles.py `prefill_rank_tokens_per_s`, `decode_rank_rps`: the same
-figures the tables were rated at); each P rank's M/G/1 wait is taken at its share, and the TTFT of the
-worst (P, D) pair, its KV transfer over the slower of the two pools' links (perf/disagg.py
-`pair_link`), is checked against the limit; the TPOT of the slowest D engine, checked against the
-limit. Replicas are placed as aggregated ones (decoder.py `place`: wide engines on whole nodes, narrow
-ones first-fit decreasing at multiples of their size, told in hosts on a rack-scale GPU, so an
-8-GPU engine on a GB200 NVL36 domain takes two whole hosts). Idle GPUs get the aggregated deployment's
-reasons (decoder.py `idle_reasons`, which reads the role space's engines and round-robin capacity as
-it reads an aggregated space's).
+The counts come from the same encoder and driver as aggregated deployments (encoder.py's role families).
+Decoding re-evaluates every chosen engine with perf/disagg.py. vLLM's P/D proxy deals requests round
+robin over each role's replicas (disagg_launch.py), so each of a role's n replicas carries 1/n of the
+rate whatever its capacity: requests/s carried = min(n_P × the least prefill replica's prompts/s, n_D ×
+the least decode replica's requests/s), each replica's within the KV bytes its ranks' links carry
+(roles.py `prefill_rank_tokens_per_s`, `decode_rank_rps`: the same figures the tables were rated at);
+each P engine's M/G/n wait (its ranks pooled) is taken at its share, and the TTFT of the worst (P, D)
+pair, its KV transfer over the slower of the two pools' links (perf/disagg.py `pair_link`), is checked
+against the limit; the TPOT of the slowest D engine, checked against the limit. Replicas are placed as
+aggregated ones (decoder.py `place`: wide engines on whole nodes, narrow ones first-fit decreasing at
+multiples of their size, told in hosts on a rack-scale GPU, so an 8-GPU engine on a GB200 NVL36 domain
+takes two whole hosts). Idle GPUs get the aggregated deployment's reasons (decoder.py `idle_reasons`,
+which reads the role space's engines and round-robin capacity as it reads an aggregated space's).
 
 The role space comes in link floors (roles.py `link_floors`: decode engines only on pools whose KV
 link is at least L, every prefill budget at that floor); `solve_roles` solves each floor's space with
@@ -462,7 +461,7 @@ def closed_loop_capacity_rps(
     closed_loop_rps`; `top_rps` without a cap): the proxy deals requests round robin, so a request
     meets the mean P replica's overhead, the mean (P, D) pair's KV transfer and the mean D replica's
     slot time (max_num_seqs × ranks / capacity, Little's law), and each P rank gets 1 / (n_P · dp) of
-    the rate. The solver charges more (`client_rules.closed_loop_rule`: chords above the M/G/1 count,
+    the rate. The solver charges more (`client_rules.closed_loop_rule`: chords above the M/G/n count,
     the slowest of each role), so this is never below the flow it found."""
     space = rs.space
     clients = space.models[0].concurrency
@@ -483,6 +482,7 @@ def closed_loop_capacity_rps(
             1.0 / (n_p * space.engines[k].dp),
             rs.times[k].prefill_s,
             rs.times[k].service_cv2,
+            space.engines[k].dp,
         )
         for k in p_ks
     ]
@@ -594,6 +594,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
                 overhead_s=efficiency_for(sub.gpu).request_overhead_s,
                 service_cv2=rs.times[kp].service_cv2,
                 slot_wait_s=slot_wait[kd],
+                prefill_ranks=ep.dp,
             )
             if worst is None or r.ttft_ms > worst.ttft_ms:
                 worst = r

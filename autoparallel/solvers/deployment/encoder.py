@@ -48,7 +48,7 @@ roles carry, and add the role families. The proxy deals each role's requests rou
                              T_e the time a request holds its decode slot (mean TTFT C / X − T)
     closed_loop[m]           a concurrency cap C: the C requests in flight hold every request's cycle
                              (Little's law): the decode slots, the overhead and KV transfer, and the
-                             prompts waiting or in prefill at the P ranks, an M/G/1 count charged by
+                             prompts waiting or in prefill at the P ranks, an M/G/n count charged by
                              its chords; H_D ≥ hold_d · flow (used decode d), H_P ≥ chords of p (used
                              prefill p), H_D + H_P ≤ C (`post_closed_loop`,
                              `client_rules.closed_loop_rule`). The slot count of `concurrency[m]` alone

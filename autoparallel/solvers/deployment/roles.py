@@ -9,11 +9,12 @@ decode engine of a shape   its entry of highest decode capacity among those that
     link rate) requests/s, the link rate what a rank's link carries of the KV bytes it receives per
     request (perf/disagg.py `link_rate_rps`).
 prefill engine of a shape  its entry (runtime, chunk budget) of highest prompt tokens/s among those
-    that start; capacity = dp · isl · min(ρ* / S_p, link rate), ρ* the M/G/1 utilisation at which
-    queueing + prefill stay within the TTFT budget B = TTFT limit − request overhead − first decode
-    step − X, S_p the mean prefill time and its spread c² over the workload's prompt lengths
-    (`prefill_spread`), the link rate what a rank's link carries of the KV bytes it sends per
-    request to the decode candidate that takes the most from it.
+    that start; capacity = dp · isl · min(ρ* / S_p, link rate), ρ* the M/G/n utilisation (its dp
+    ranks one queue) at which queueing + prefill stay within the TTFT budget B = TTFT limit − request
+    overhead − first decode step (− one more where the decode slots are rated) − X, S_p the mean
+    prefill time and its spread c² over the workload's prompt lengths (`prefill_spread`), the link
+    rate what a rank's link carries of the KV bytes it sends per request to the decode candidate
+    that takes the most from it.
 
 The budget is conservative so that any pair the solver forms meets the TTFT limit: the first decode
 step is bounded by the TPOT limit (or, without one, the slowest decode candidate's step), and X is
@@ -89,7 +90,9 @@ class RoleTimes:
     budget_s: float = math.inf
     """Prefill engines: the TTFT budget of queueing + prefill their capacity was computed at."""
     service_cv2: float = 0.0
-    """Prefill engines: the squared coefficient of variation of the prefill time (M/G/1; 0: M/D/1)."""
+    """Prefill engines: the squared coefficient of variation of the prefill time (0: one length)."""
+    ranks: int = 1
+    """Prefill engines: the data-parallel ranks whose queues are pooled (perf/disagg.py: M/G/n)."""
     link_rps: float = math.inf
     """Requests/s one rank's link carries of the KV bytes it sends (P) or receives (D) per request."""
     slot_queue: SlotQueue | None = None
@@ -106,7 +109,7 @@ def prefill_rank_tokens_per_s(t: RoleTimes, isl: int) -> float:
     queue = (
         isl / t.prefill_s
         if math.isinf(t.budget_s)
-        else disagg.prefill_capacity_tokens_per_s(t.prefill_s, t.budget_s, isl, t.service_cv2)
+        else disagg.prefill_capacity_tokens_per_s(t.prefill_s, t.budget_s, isl, t.service_cv2, t.ranks)
     )
     return min(queue, isl * t.link_rps)
 
@@ -518,14 +521,8 @@ def prefill_engines(
         if key not in spread:  # the prefill of one prompt depends on the chunk budget, not the batch
             spread[key] = prefill_spread(space, s, r, b, mm, 1.0)
         ratio, cv2 = spread[key]
-        rt = RoleTimes(
-            st.prefill_s * ratio,
-            st.decode_s,
-            budget,
-            cv2,
-            link_rps,
-        )
         dp = shape.ep_replicas if shape.ep else 1
+        rt = RoleTimes(st.prefill_s * ratio, st.decode_s, budget, cv2, link_rps=link_rps, ranks=dp)
         rating = math.floor(MILLI * dp * prefill_rank_tokens_per_s(rt, w.isl))
         if s not in best or rating > best[s][0]:
             best[s] = (rating, i, utils[0], rt, lead)
@@ -551,7 +548,7 @@ def prefill_cycle(e: Engine, fm: FleetModel, t: RoleTimes, lead_s: float) -> Eng
         e,
         prefill_us=units.us_up(t.prefill_s),
         lead_us=units.us_up(lead_s),
-        client_lines=prefill_client_lines(t.service_cv2, fm.concurrency, rho),
+        client_lines=prefill_client_lines(t.service_cv2, fm.concurrency, rho, t.ranks),
     )
 
 
@@ -695,7 +692,7 @@ def pair_problem(engines: Collection[Engine], workload: Serving, cluster: Cluste
 
 def burst_problem(fm: FleetModel) -> str | None:
     """Why model `fm` gets no disaggregated deployment: N prompts sent at once under a TTFT limit. The
-    prefill engines are rated for arrivals at a rate (an M/G/1 wait within the TTFT budget); a burst's
+    prefill engines are rated for arrivals at a rate (an M/G/n wait within the TTFT budget); a burst's
     drain through the prefill and decode roles is not modelled, so no disaggregated plan may claim
     the limit (the aggregated ones are charged their drain)."""
     if fm.burst_prompts is None or fm.workload.ttft_ms is None:
