@@ -8,6 +8,7 @@ them at thousands of points. `memoized` caches them per model object.
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -37,3 +38,16 @@ def memoized(
         cache.clear()
     cache[full_key] = (owners, value)
     return value
+
+
+def clear_memos() -> None:
+    """Empty every `Memo` cache of the loaded autoparallel modules (their annotations name them): after
+    a change the memoized values do not see, such as a refit of the engines' factors
+    (`benchmarks/serving_fit.py`), or to time the float model afresh."""
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("autoparallel"):
+            continue
+        for attr, annotation in getattr(module, "__annotations__", {}).items():
+            cache = getattr(module, attr, None)
+            if str(annotation).startswith("Memo[") and isinstance(cache, dict):
+                cache.clear()

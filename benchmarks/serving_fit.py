@@ -26,8 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from autoparallel.memo import clear_memos
 from autoparallel.perf import serving_efficiency as se
-from autoparallel.perf import serving_steps
 from benchmarks.serving_accuracy import DEFAULT_CSV, engine_of, fit_rows, predict
 
 TRTLLM_GRID = {
@@ -49,14 +49,12 @@ def _factors(engine: str, arch: str, **update: float) -> Iterator[None]:
     """`engine`'s factors on GPU architecture `arch` with `update`, restored afterwards."""
     saved = se.ENGINE_EFFICIENCY[engine]
     se.ENGINE_EFFICIENCY[engine] = {**saved, arch: saved[arch].model_copy(update=update)}
-    serving_steps._STEP_TIMES.clear()
-    serving_steps._PREFILL.clear()
+    clear_memos()  # every memoized step, prompt and per-shape constant was priced at the old factors
     try:
         yield
     finally:
         se.ENGINE_EFFICIENCY[engine] = saved
-        serving_steps._STEP_TIMES.clear()
-        serving_steps._PREFILL.clear()
+        clear_memos()
 
 
 def _score(rows: list[dict[str, str]]) -> str:

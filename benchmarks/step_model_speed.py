@@ -11,10 +11,10 @@ seconds per instance (best of three) and their sum.
 from __future__ import annotations
 
 import math
-import sys
 import time
 
 from autoparallel.hardware import Cluster
+from autoparallel.memo import clear_memos
 from autoparallel.models import load_model
 from autoparallel.solvers.oracle.serving import enumerate_serving
 from autoparallel.solvers.serving.space import ServingOptions
@@ -32,24 +32,13 @@ CASES: tuple[tuple[str, str, Serving], ...] = (
 )
 
 
-def clear_memo_caches() -> None:
-    """Empty every `memo.Memo` cache of the loaded autoparallel modules (their annotations name them)."""
-    for name, module in list(sys.modules.items()):
-        if not name.startswith("autoparallel"):
-            continue
-        for attr, annotation in getattr(module, "__annotations__", {}).items():
-            cache = getattr(module, attr, None)
-            if str(annotation).startswith("Memo[") and isinstance(cache, dict):
-                cache.clear()
-
-
 def main() -> None:
     total = 0.0
     for model_name, spec, workload in CASES:
         model, cluster = load_model(model_name), Cluster.parse(spec)
         best = math.inf
         for _ in range(REPEATS):
-            clear_memo_caches()
+            clear_memos()
             start = time.perf_counter()
             enumerate_serving(model, cluster, workload, options=ENGINES)
             best = min(best, time.perf_counter() - start)
