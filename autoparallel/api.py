@@ -211,7 +211,8 @@ def solve_top(
     top: int = 1,
 ) -> list[ServingPlan] | list[TrainingPlan]:
     """The `top` best plans, each of another parallel shape, best first (CP-SAT k-best: the optimum, then
-    the optimum once each earlier shape is excluded by a no-good cut).
+    the optimum once each earlier shape is excluded by a no-good cut). Fewer than `top` when fewer
+    shapes fit, or when the time limit stopped the search: then every plan's `solver.top_cut` is True.
 
     Raises:
         InputError: bad model, cluster, workload, objective, options or top.
@@ -252,7 +253,12 @@ def _plans(
     sols = solve_serving_top(
         m, c, w, objective=objective, settings=settings, options=opts, top=top, fixes=fixes
     )
-    return [_serving_plan(m, c, w, s, mid) for s in sols]
+    plans = [_serving_plan(m, c, w, s, mid) for s in sols]
+    if sols.cut:  # fewer than `top` because the time limit stopped the search: each plan says so
+        plans = [
+            p.model_copy(update={"solver": p.solver.model_copy(update={"top_cut": True})}) for p in plans
+        ]
+    return plans
 
 
 @overload

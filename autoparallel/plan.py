@@ -80,6 +80,10 @@ class SolverReport(_Frozen):
     """EVALUATED: why no optimum could be computed."""
     gap_to_optimum: float | None = None
     """EVALUATED: relative shortfall of the user's configuration against the optimum."""
+    top_cut: bool | None = None
+    """`solve_top`: True on every plan of a list the time limit cut short (fewer than `top` plans
+    found before it, more shapes may fit); unset when the list is complete or every shape that fits
+    is in it."""
 
     @classmethod
     def of(cls, stats: Any, objective_value: float | None = None) -> SolverReport:

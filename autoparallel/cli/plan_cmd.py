@@ -700,9 +700,15 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if plans and not args.train:
         plans[0] = api.with_benchmark(plans[0])  # the chosen plan's finite benchmark (`batch` workloads)
     if plans and len(plans) < args.top:
+        # Cut by the time limit (`SolverReport.top_cut`), the count is what was found, not what fits.
+        found = (
+            f"found before the time limit (--time-limit {settings.time_limit_s:g}); more may fit"
+            if any(p.solver.top_cut for p in plans)
+            else "fit"
+        )
         print(
-            f"note: {len(plans)} distinct plan shape(s) (tp x pp x expert parallelism) fit; --top asked for "
-            f"{args.top}",
+            f"note: {len(plans)} distinct plan shape(s) (tp x pp x expert parallelism) {found}; --top asked "
+            f"for {args.top}",
             file=sys.stderr,
         )
     served_id = plans[0].served_id if plans else ""

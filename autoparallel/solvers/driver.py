@@ -18,7 +18,7 @@ Weights therefore compare objectives relative to their range on this problem, no
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -347,6 +347,45 @@ def forbid_shape(enc: Encoding[P], point: P) -> None:
     enc.model.add_bool_or([lit.Not() for lit in lits]).with_name("no_good[shape]")
 
 
+@dataclass(frozen=True)
+class Shapes(Generic[P]):
+    """What `k_best_shapes` found: the further points with their runs, best first, and whether the
+    time limit stopped the search before `k` points (True: more shapes may exist; False: `k` were
+    found, or none is left)."""
+
+    found: list[tuple[P, Run]]
+    cut: bool = False
+
+
+def k_best_shapes(
+    enc: Encoding[P],
+    chain: Chain,
+    first: P,
+    k: int,
+    settings: SolverSettings,
+    *,
+    time_limit_s: float | None = None,
+    deadline: float | None = None,
+) -> Shapes[P]:
+    """Up to `k` − 1 further points, each the optimum of `chain` over the shapes not yet returned (a
+    no-good cut per shape found, inside the same CP-SAT model). The first point is the caller's. A
+    search that finds no point within the time limit ends the enumeration as `cut`: DeepSeek-V3 on
+    64x8xH200 at --time-limit 1.8 listed 7 shapes, which the CLI called all that fit (36 do)."""
+    out: list[tuple[P, Run]] = []
+    forbid_shape(enc, first)
+    for _ in range(k - 1):
+        run = Run(settings, deadline=deadline)
+        try:
+            point = optimize(enc, chain, run, time_limit_s=time_limit_s)
+        except SolverTimeoutError:
+            return Shapes(out, cut=True)
+        if point is None:
+            break
+        out.append((point, run))
+        forbid_shape(enc, point)
+    return Shapes(out)
+
+
 def k_best(
     enc: Encoding[P],
     chain: Chain,
@@ -357,21 +396,8 @@ def k_best(
     time_limit_s: float | None = None,
     deadline: float | None = None,
 ) -> list[tuple[P, Run]]:
-    """Up to `k` − 1 further points, each the optimum of `chain` over the shapes not yet returned (a
-    no-good cut per shape found, inside the same CP-SAT model). The first point is the caller's."""
-    out: list[tuple[P, Run]] = []
-    forbid_shape(enc, first)
-    for _ in range(k - 1):
-        run = Run(settings, deadline=deadline)
-        try:
-            point = optimize(enc, chain, run, time_limit_s=time_limit_s)
-        except SolverTimeoutError:
-            break
-        if point is None:
-            break
-        out.append((point, run))
-        forbid_shape(enc, point)
-    return out
+    """`k_best_shapes`' points alone (whether the time limit cut them short left unsaid)."""
+    return k_best_shapes(enc, chain, first, k, settings, time_limit_s=time_limit_s, deadline=deadline).found
 
 
 @dataclass(frozen=True)
@@ -399,6 +425,7 @@ def minimal_core(
     *,
     time_limit_s: float | None = None,
     deadline: float | None = None,
+    held: Collection[str] = (),
 ) -> Core:
     """The deletion filter: drop each family whose removal leaves the rest infeasible. A trial that
     times out leaves the family in the set (so the set stays infeasible) but reports it as undecided,
@@ -412,6 +439,13 @@ def minimal_core(
     assumptions (CP-SAT's, refined after each trial) is dropped without a solve, since a superset of
     an infeasible set stays infeasible.
 
+    `held`: families no request can change (serving: a model's architecture rules, which also guard
+    the placeholder numbers of the shapes they rule out), assumed in every trial and never offered as
+    removable: the core is minimal among the others. Only when those others are all dropped (the
+    held families conflict on their own) are the held ones filtered and named. DeepSeek-V3 on
+    64x8xH200 with 200,000 prompts blamed `ep_divides_experts` beside the TTFT limit: without the
+    rule, the ep=512 shape's placeholder TTFT of 1 µs met it.
+
     Raises:
         InternalError: the encoding fixes its families on (not built to explain), or the model is
             feasible with every family assumed.
@@ -421,22 +455,33 @@ def minimal_core(
     limit = settings.time_limit_s if time_limit_s is None else time_limit_s
     enc.model.clear_objective()
     keep = list(enc.families)
+    hard = {n for n in keep if n in held}
     status, solver = _call(enc, Run(settings, deadline=deadline), keep, limit)
     if status in ("OPTIMAL", "FEASIBLE"):
         raise InternalError("the model is feasible with every constraint family on; nothing to explain")
     if status == "UNKNOWN":
-        return Core(needed=(), undecided=tuple(keep))
+        return Core(needed=(), undecided=tuple(n for n in keep if n not in hard) or tuple(keep))
     sufficient = _sufficient(enc, solver, keep)
     undecided: list[str] = []
-    for name in reversed(list(keep)):  # the later, more specific families first (see above)
-        trial = [n for n in keep if n != name]
-        if name not in sufficient:
-            keep = trial  # the sufficient set is still assumed: infeasible without a solve
-            continue
-        status, solver = _call(enc, Run(settings, deadline=deadline), trial, max(0.5, limit / 4))
-        if status == "INFEASIBLE":
-            keep, sufficient = trial, _sufficient(enc, solver, trial)
-        elif status == "UNKNOWN":
-            undecided.append(name)
-        # else feasible without it: needed
-    return Core(needed=tuple(n for n in keep if n not in undecided), undecided=tuple(undecided))
+    others = set(keep) - hard
+    blamed: set[str] = set()  # the families tried (the held ones only when the others are all dropped)
+    for candidates in (others, hard):
+        if candidates is hard and others & set(keep):
+            break  # the others conflict under the held rules: the held ones are the background
+        blamed |= candidates
+        for name in reversed(list(keep)):  # the later, more specific families first (see above)
+            if name not in candidates:
+                continue
+            trial = [n for n in keep if n != name]
+            if name not in sufficient:
+                keep = trial  # the sufficient set is still assumed: infeasible without a solve
+                continue
+            status, solver = _call(enc, Run(settings, deadline=deadline), trial, max(0.5, limit / 4))
+            if status == "INFEASIBLE":
+                keep, sufficient = trial, _sufficient(enc, solver, trial)
+            elif status == "UNKNOWN":
+                undecided.append(name)
+            # else feasible without it: needed
+    return Core(
+        needed=tuple(n for n in keep if n in blamed and n not in undecided), undecided=tuple(undecided)
+    )

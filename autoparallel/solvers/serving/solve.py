@@ -4,7 +4,7 @@ space   = space.build_space(...)       domains + integer tables from the float m
 encoded = encoder.build(space)         CP-SAT variables and constraint families
 solve   driver.optimize                lexicographic or weighted (solvers/driver.py)
 decode  decoder.decode(...)            ServingConfig, re-checked by the float model
-top-k   driver.k_best                  no-good cuts on the chosen shapes, in the same CP-SAT model
+top-k   driver.k_best_shapes           no-good cuts on the chosen shapes, in the same CP-SAT model
 graphs  prefer_cuda_graphs             every reported point (plan, engine bests, alternatives,
                                        runner-up) takes its CUDA-graph twin where it ties
 explain on INFEASIBLE: driver.minimal_core names the conflicting families; explain.py adds numbers.
@@ -45,6 +45,14 @@ from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
 
+class Solutions(list[ServingSolution]):
+    """`solve_serving_top`'s plans, best first. `cut`: the time limit stopped the search for further
+    shapes before `top` plans were found, so more shapes may fit (False: `top` were found, or no other
+    shape fits)."""
+
+    cut: bool = False
+
+
 def solve_serving(model: ModelSpec, cluster: Cluster, workload: Serving, **kwargs: Any) -> ServingSolution:
     """The best vLLM deployment: `solve_serving_top` (same keyword arguments) with top=1."""
     return solve_serving_top(model, cluster, workload, **kwargs)[0]
@@ -61,9 +69,10 @@ def solve_serving_top(
     runner_up: bool = True,
     top: int = 1,
     fixes: bool = True,
-) -> list[ServingSolution]:
+) -> Solutions:
     """The `top` best vLLM deployments of `model` on `cluster` for `workload`, each of another
-    (tp, pp, EP) shape, best first.
+    (tp, pp, EP) shape, best first; fewer when fewer shapes fit or the time limit cut the search
+    (`Solutions.cut`).
 
     Args:
         objective: a name of `objectives.SERVING`, a tuple of them (lexicographic) or {name: weight}.
@@ -112,7 +121,7 @@ def _solve_top(
     deadline: float,
     *,
     explained: bool = True,
-) -> list[ServingSolution]:
+) -> Solutions:
     """The plans; on infeasibility an InfeasibleError that names the conflicting families with their
     numbers, or (not `explained`: a nearest fix's trial, whose failure is only skipped) one without
     reasons, sparing the complete tables and the core's solves."""
@@ -148,8 +157,10 @@ def _solve_top(
             for e, p, r, note in bests
         )
         best = best.model_copy(update={"engines": entries})
-    more = next_shapes(enc, chain, point, max(top, 2 if runner_up else 1) - 1, settings, deadline)
-    out = [best]
+    shapes = next_shapes(enc, chain, point, max(top, 2 if runner_up else 1) - 1, settings, deadline)
+    more = shapes.found
+    out = Solutions([best])
+    out.cut = top > 1 and shapes.cut  # with top 1 the search was the runner-up's alone
     for other, other_run in more[: top - 1]:
         out.append(make_solution(space, chain, objective, other, other_run))
     if runner_up and more:
@@ -169,21 +180,23 @@ def next_shapes(
     n: int,
     settings: SolverSettings,
     deadline: float,
-) -> list[tuple[Point, driver.Run]]:
-    """Up to `n` further plans, each of another shape, best first (`driver.k_best`), each given its
-    graph twin on a tie (`prefer_cuda_graphs` with the point's shape fixed): the `--top` alternatives
-    and the runner-up keep CUDA graphs where they cost nothing. k_best cuts every shape it returns,
+) -> driver.Shapes[Point]:
+    """Up to `n` further plans, each of another shape, best first (`driver.k_best_shapes`: its `cut`
+    says whether the time limit stopped the search), each given its graph twin on a tie
+    (`prefer_cuda_graphs` with the point's shape fixed): the `--top` alternatives and the runner-up
+    keep CUDA graphs where they cost nothing. k_best cuts every shape it returns,
     the twin's too (the same shape), so the twin is solved in a cut-free copy of the encoding
     (`encoder.build` of the same space: its tables, memory rows and objective units), built once
     and only when a point is eager."""
-    more = driver.k_best(enc, chain, first, n + 1, settings, deadline=deadline)
-    if not any(enc.space.runtimes[p.runtime].enforce_eager for p, _ in more):
-        return more
+    shapes = driver.k_best_shapes(enc, chain, first, n + 1, settings, deadline=deadline)
+    if not any(enc.space.runtimes[p.runtime].enforce_eager for p, _ in shapes.found):
+        return shapes
     check = build(enc.space, explain=enc.explain)
-    return [
+    twins = [
         prefer_cuda_graphs(check, chain, p, r, settings, deadline, fixed=(check.vars.shape[p.shape],))
-        for p, r in more
+        for p, r in shapes.found
     ]
+    return driver.Shapes(twins, cut=shapes.cut)
 
 
 def prefer_cuda_graphs(
