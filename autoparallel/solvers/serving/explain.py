@@ -24,8 +24,13 @@ def conflicting_families(
     space: ServingSpace, settings: SolverSettings, deadline: float | None = None
 ) -> driver.Core:
     """A minimal set of constraint families that together rule out every plan, and those whose trial
-    ran out of time (never blamed without proof)."""
-    return driver.minimal_core(build(space, explain=True), settings, deadline=deadline)
+    ran out of time (never blamed without proof). The model's architecture rules are held
+    (`driver.minimal_core`'s `held`): no request changes them, and the shapes they rule out carry
+    placeholder numbers (a TTFT of 1 µs), so that without a rule any limit is met; they are named
+    only when they rule out every shape on their own."""
+    enc = build(space, explain=True)
+    held = [n for n in enc.families if n.startswith("architecture:")]
+    return driver.minimal_core(enc, settings, deadline=deadline, held=held)
 
 
 def explain_infeasible(
