@@ -40,6 +40,13 @@ def _describe(sol: ServingSolution) -> str:
     )
 
 
+def _node_size(gpus: int, usual: int) -> bool:
+    """A node of `gpus` GPUs is one the GPU's nodes come in: at most its usual node (`usual`,
+    `GPU.max_gpus_per_node`) and a power of two or a divisor of it (1, 2, 4, 8 GPUs of an 8-GPU
+    server; never 6)."""
+    return gpus <= usual and (gpus & (gpus - 1) == 0 or usual % gpus == 0)
+
+
 def nearest_fixes(
     model: ModelSpec,
     cluster: Cluster,
@@ -53,9 +60,10 @@ def nearest_fixes(
 
     `families` are the conflicting constraint families of the original request; they choose which
     changes are worth trying. A change of one kind is tried from the smallest up (2x the GPUs, then
-    4x): once one works, the larger ones of its kind are not tried nor listed (a larger change than
-    one that already works is no nearest fix: Qwen3-8B on 1x8xH100 at 200 req/s listed 4x the GPUs
-    beside 2x, which carries 268).
+    3x, then 4x): once one works, the larger ones of its kind are not tried nor listed (a larger
+    change than one that already works is no nearest fix: Qwen3-8B on 1x8xH100 at 200 req/s listed
+    4x the GPUs beside 2x, which carries 268; Qwen3-235B-A22B on 2x8xH100 at 100 req/s, 41.70/s
+    carried, listed 4x where 3x serves).
     """
     tries: list[tuple[str, Cluster, Serving, ServingOptions, str, str]] = []
     short = {"memory", "max_model_len", "tpot_slo", "ttft_slo", "request_rate"} & set(families)
@@ -91,18 +99,18 @@ def nearest_fixes(
             )
         )
     if short - {"ttft_slo"}:
-        for factor in (2, 4):
-            pool = cluster.pools[0]
-            if pool.nodes * factor > MAX_NODES:
-                break
-            # The same pool grown: fuller nodes while the GPU's usual node holds them (1x2 -> 1x4: tp
-            # over NVLink), else more nodes; its GPU object (a custom or priced one) and bandwidths
-            # kept (parsing its name again lost a --gpus-file GPU and --price). Named as the cluster
-            # string it was solved on.
-            fuller = pool.gpus_per_node * factor <= pool.gpu.max_gpus_per_node
+        pool = cluster.pools[0]
+        for factor in (2, 3, 4):
+            # The same pool grown: fuller nodes where the GPU's nodes come in that size (1x2 -> 1x4: tp
+            # over NVLink), else more nodes (2x8 -> 6x8; 1x2 -> 3x2, not a 6-GPU node); its GPU object (a
+            # custom or priced one) and bandwidths kept (parsing its name again lost a --gpus-file GPU
+            # and --price). Named as the cluster string it was solved on.
+            fuller = _node_size(pool.gpus_per_node * factor, pool.gpu.max_gpus_per_node)
             grown = (
                 {"gpus_per_node": pool.gpus_per_node * factor} if fuller else {"nodes": pool.nodes * factor}
             )
+            if grown.get("nodes", pool.nodes) > MAX_NODES:
+                continue
             bigger = Cluster(pools=(pool.model_copy(update=grown),))
             tries.append(
                 (
