@@ -1,6 +1,7 @@
 """Idle GPUs of a disaggregated deployment say why with the round-robin mechanism and numbers, not
-"the plan CP-SAT returned ... leaves them idle" (Qwen3-235B-A22B on 32x8xH200: 4 GPUs left that hold
-one more prefill or decode engine, neither of which alone raises the carried rate)."""
+"the plan CP-SAT returned ... leaves them idle" (Qwen3-235B-A22B on 32x8xH200 left 4 GPUs that hold one
+more prefill or decode engine, neither of which alone raises the carried rate; since its prefill ranks
+are one queue it fills the cluster. Llama-3.1-70B on 2x8xH100 leaves 2 such GPUs)."""
 
 from collections.abc import Callable
 from subprocess import CompletedProcess
@@ -10,7 +11,7 @@ RunCli = Callable[..., CompletedProcess[str]]
 
 
 def test_leftover_gpus_of_a_disaggregated_plan_name_the_roles(run_cli: RunCli) -> None:
-    out = run_cli("plan", "Qwen/Qwen3-235B-A22B", "--cluster", "32x8xH200", "--disagg", "on")
+    out = run_cli("plan", "meta-llama/Llama-3.1-70B-Instruct", "--cluster", "2x8xH100", "--disagg", "on")
     assert out.returncode == 0, out.stderr
     idle = [line for line in out.stdout.splitlines() if "GPUs idle" in line]
     assert idle and not any("the plan CP-SAT returned" in line for line in idle)
