@@ -2,7 +2,7 @@
 
 The float model of a disaggregated request (vLLM's P/D split with the NIXL KV connector):
 
-    TTFT = W_p + S_p + X + T_d(b) + overhead
+    TTFT = W_p + S_p + X + W_d + T_d(b) + overhead
     TPOT = T_d(b)
 
 - S_p: the P engine's prefill of one prompt of `isl` tokens alone (`StepTimes.prefill_s` from
@@ -41,6 +41,8 @@ The float model of a disaggregated request (vLLM's P/D split with the NIXL KV co
   comes with the next decode step.
 - Decode capacity (Little's law): a D rank holding b sequences finishes b / (osl · T_d(b)) requests/s.
   Its KV cache holds the b transferred sequences (the serving tables' memory check at max_num_seqs = b).
+- W_d: the wait for a free slot on the D engine (perf/slot_queue.py; roles.py rates a D engine at an
+  arrival rate with a TTFT limit at the rate whose wait fits its room, `decode_slot_room_s`).
 - Prefill capacity at a TTFT budget B (what is left of the limit after X, T_d and the overhead): the
   highest ρ with S_p + W_p ≤ B (for one rank ρ* = (B − S_p) / (B − S_p + S_p (1 + c²) / 2), by
   bisection for more), i.e. isl · ρ* / S_p tokens/s per rank.

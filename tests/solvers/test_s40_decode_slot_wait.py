@@ -16,7 +16,12 @@ from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
 from autoparallel.perf.serving import slot_variability
 from autoparallel.perf.slot_queue import slot_wait_s
-from autoparallel.solvers.deployment.roles import build_role_space, decode_slot_room_s
+from autoparallel.solvers.deployment.roles import (
+    DECODE_SLOT_WAIT_S,
+    build_role_space,
+    decode_slot_room_s,
+    slot_reserve_s,
+)
 from autoparallel.solvers.deployment.space import FleetModel
 from autoparallel.workload import Serving
 
@@ -49,11 +54,13 @@ def test_without_a_rate_decode_engines_run_at_full_load(capsys: pytest.CaptureFi
         assert e["capacity_rps"] == pytest.approx(full, rel=1e-6)
 
 
-def test_each_decode_rating_holds_its_wait_to_one_step() -> None:
-    """The role space's float times: at its rated rate a decode engine's slots wait one step at most
-    (to the bisection's precision), and its queue is the aggregated one's (slots pooled over its ranks,
-    the whole stream's variability)."""
-    w = Serving(isl=256, osl=1024, ttft_ms=300.0, tpot_ms=25.0, request_rate=60.0)
+@pytest.mark.parametrize("tpot_ms", [25.0, None])
+def test_each_decode_rating_holds_its_step_and_wait_to_the_budgets_bound(tpot_ms: float | None) -> None:
+    """The role space's float times: at its rated rate a decode engine's slots wait at most what its
+    step leaves of the TPOT limit, or DECODE_SLOT_WAIT_S (to the bisection's precision), the room the
+    prefill budget keeps; its queue is the aggregated one's (slots pooled over its ranks, the whole
+    stream's variability)."""
+    w = Serving(isl=256, osl=1024, ttft_ms=300.0, tpot_ms=tpot_ms, request_rate=60.0)
     fm = FleetModel(load_model("Qwen/Qwen3-8B"), w)
     rs = build_role_space([fm], Cluster.parse("1x8xH100"))
     decode = [(e, t) for e, t in zip(rs.space.engines, rs.times, strict=True) if e.role == "decode"]
@@ -64,6 +71,16 @@ def test_each_decode_rating_holds_its_wait_to_one_step() -> None:
         assert slots == e.config.max_num_seqs * e.dp and variability == slot_variability(w, split=True)
         assert lone < full_cycle == pytest.approx(1024 * t.decode_s)
         room = decode_slot_room_s(w, t.decode_s)
-        assert room == t.decode_s
+        left = 0.0 if tpot_ms is None else tpot_ms / 1e3 - t.decode_s
+        assert room == max(DECODE_SLOT_WAIT_S, left)
+        assert slot_reserve_s(w) == DECODE_SLOT_WAIT_S == 1e-3
         assert slot_wait_s(t.slot_rps * e.dp, *t.slot_queue) <= room * (1 + 1e-6)
         assert slot_wait_s(t.slot_rps * e.dp * 1.01, *t.slot_queue) > room
+
+
+def test_a_tight_ttft_at_a_rate_is_served_as_without_the_rate(capsys: pytest.CaptureFixture[str]) -> None:
+    """Keeping a whole decode step for the slot wait made TTFT 130 ms at 50 req/s infeasible ("TTFT
+    budget -18 ms") where the same deployment serves 80 req/s within it."""
+    argv = ["plan", "meta-llama/Llama-3.1-8B-Instruct", "--cluster", "1x8xH100", "--ttft-ms", "130"]
+    d = _plan([*argv, "--disagg", "on", "--json", "--request-rate", "50"], capsys)
+    assert d["ttft_ms"] <= 130 and d["served_rps"] == pytest.approx(50)

@@ -99,7 +99,8 @@ def test_disagg_rows_report_what_plan_rows_report() -> None:
         )
         assert r["throughput_tok_s_per_gpu"] == pytest.approx(r["throughput_tok_s"] / r["gpus"])
     # capacity (was 5,120), at the rate with the decode engines rated by their wait for a free slot
-    assert 0.98 * full["throughput_tok_s"] < at_rate["throughput_tok_s"] <= full["throughput_tok_s"]
+    # (without a TPOT limit within a millisecond: 17,829 tokens/s against 18,564 at full load)
+    assert 0.9 * full["throughput_tok_s"] < at_rate["throughput_tok_s"] <= full["throughput_tok_s"]
     assert at_rate["goodput_tok_s"] == agg["goodput_tok_s"] == 20 * 256
     assert full["goodput_tok_s"] == full["throughput_tok_s"] and full["ttft_ms"] > 1000
     assert at_rate["ttft_ms"] is None and 0 < at_rate["ttft_ms_at_rate"] < full["ttft_ms"]

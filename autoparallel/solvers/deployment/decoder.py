@@ -79,8 +79,8 @@ class DeployedEngine(_Frozen):
     traffic_share: float
     """Share of its model's requests a router should send to EACH replica (capacity-weighted)."""
     ttft_ms: float
-    """Time to first token at its share of the model's served rate (`traffic_share`), the waits in the
-    server's queue and for a free slot (`queue_ms`) included."""
+    """Time to first token: the full-load estimate's, plus the waits at its share of the model's served
+    rate (`traffic_share`) in the server's queue and for a free slot (`queue_ms`)."""
     tpot_ms: float
     max_num_seqs: int
     max_model_len: int

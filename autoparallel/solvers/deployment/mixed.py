@@ -8,7 +8,8 @@ aggregated engines  every admissible entry (starts, meets the TTFT / TPOT limits
     TPOT_b ≤ TPOT_a). Unlike the deployment planner's one engine per shape (its fastest), a front
     over TPOT needs the slower-batched, lower-TPOT entries too.
 decode engines      every entry that starts, TPOT = its pure decode step T_d(b) (perf/disagg.py),
-    capacity b / (osl · T_d(b)); pruned the same way on (capacity, T_d).
+    capacity b / (osl · T_d(b)) within its link and slot rates (roles.py `decode_times`); pruned the
+    same way on (capacity, T_d).
 prefill engines     deployment/roles.py's `prefill_engines`, rated at the TTFT budget that holds
     against every decode candidate of its link floor (the slowest KV transfer, the first decode step
     bounded by the TPOT limit or, without one, the slowest decode candidate's step).

@@ -6,12 +6,13 @@ max_num_seqs, memory from vLLM's accounting), read differently (perf/disagg.py h
 decode engine of a shape   its entry of highest decode capacity among those that start (the KV
     cache holds max_num_seqs = b sequences of the workload, the transferred prompts included) and
     whose pure decode step T_d(b) meets the TPOT limit; capacity = dp · min(b / (osl · T_d(b)),
-    link rate) requests/s, the link rate what a rank's link carries of the KV bytes it receives per
-    request (perf/disagg.py `link_rate_rps`).
+    link rate, slot rate) requests/s, the link rate what a rank's link carries of the KV bytes it
+    receives per request (perf/disagg.py `link_rate_rps`), the slot rate (at an arrival rate with a
+    TTFT limit) the one whose wait for a free slot fits `decode_slot_room_s` (`decode_times`).
 prefill engine of a shape  its entry (runtime, chunk budget) of highest prompt tokens/s among those
     that start; capacity = dp · isl · min(ρ* / S_p, link rate), ρ* the M/G/n utilisation (its dp
     ranks one queue) at which queueing + prefill stay within the TTFT budget B = TTFT limit − request
-    overhead − first decode step (− one more where the decode slots are rated) − X, S_p the mean
+    overhead − first decode step (and 1 ms where the decode slots are rated) − X, S_p the mean
     prefill time and its spread c² over the workload's prompt lengths (`prefill_spread`), the link
     rate what a rank's link carries of the KV bytes it sends per request to the decode candidate
     that takes the most from it.
@@ -99,8 +100,8 @@ class RoleTimes:
     """Decode engines at an arrival rate with a TTFT limit: the slot queue of one replica, its data
     ranks' slots pooled (`decode_times`); None: rated at full load."""
     slot_rps: float = math.inf
-    """Decode engines: requests/s one rank carries with the wait for a slot within one decode step
-    (`decode_slot_room_s`; inf without a `slot_queue`)."""
+    """Decode engines: requests/s one rank carries with the wait for a slot within
+    `decode_slot_room_s` (inf without a `slot_queue`)."""
 
 
 def prefill_rank_tokens_per_s(t: RoleTimes, isl: int) -> float:
@@ -120,14 +121,26 @@ def decode_rank_rps(t: RoleTimes, batch: int, osl: int) -> float:
     return min(disagg.decode_capacity_rps(batch, osl, t.decode_s), t.link_rps, t.slot_rps)
 
 
+DECODE_SLOT_WAIT_S = 1e-3
+"""The wait for a decode slot the prefill budget keeps (`budget_after_lead_s`) and a decode engine is
+rated within at least (`decode_slot_room_s`). The wait is steep in the load: Qwen3-8B tp1 with 256
+slots waits 0.02 ms at 10.0 req/s and 21 ms at 10.84 (full load 11.67), so a millisecond keeps most of
+the capacity (10.42) while it costs the TTFT budget next to nothing; keeping a whole decode step
+instead refused tight limits a plan meets (Llama-3.1-8B on 1x8xH100, TTFT 130 ms, at 50 req/s)."""
+
+
 def decode_slot_room_s(workload: Serving, decode_s: float) -> float:
-    """The wait for a free slot a decode engine of pure decode step `decode_s` is rated within: one of
-    its steps where the arrivals come at a rate with a TTFT limit (`Serving.slot_rated`), none
-    otherwise (rated at full load). A D engine admits a transferred request only while fewer than
-    max_num_seqs run (vLLM V1 `Scheduler.schedule`, NIXL's requests included), so loaded to its
-    full-load rate a request waits without bound (perf/slot_queue.py: 256 slots at 98% of it wait
-    about a second); the prefill budget keeps one such step for it (`budget_after_lead_s`)."""
-    return decode_s if workload.slot_rated else 0.0
+    """The wait for a free slot a decode engine of pure decode step `decode_s` is rated within, where
+    the arrivals come at a rate with a TTFT limit (`Serving.slot_rated`; 0 otherwise: rated at full
+    load): what its step leaves of the TPOT limit, which the prefill budget keeps for the first decode
+    step (`budget_after_lead_s`), and at least `DECODE_SLOT_WAIT_S`, which the budget keeps too. A D
+    engine admits a transferred request only while fewer than max_num_seqs run (vLLM V1
+    `Scheduler.schedule`, NIXL's requests included), so loaded to its full-load rate a request waits
+    without bound (perf/slot_queue.py: 256 slots at 98% of it wait about a second)."""
+    if not workload.slot_rated:
+        return 0.0
+    limit = workload.tpot_ms
+    return max(DECODE_SLOT_WAIT_S, limit / 1e3 - decode_s if limit is not None else 0.0)
 
 
 def decode_times(
@@ -404,13 +417,19 @@ def prefill_budget_s(
 
 
 def budget_after_lead_s(fm: FleetModel, decode_s: float, lead_s: float) -> float:
-    """The TTFT limit less the first decode step `decode_s` (the bound of every decode candidate's), the
-    wait for a decode slot the decode engines are rated within (`decode_slot_room_s` of that bound)
-    and a prefill engine's lead (`prefill_lead_s`); inf without a limit."""
+    """The TTFT limit less the first decode step `decode_s` (the bound of every decode candidate's: the
+    TPOT limit, or the slowest step), `DECODE_SLOT_WAIT_S` where the decode engines are rated by their
+    wait for a slot (a D engine's step and wait then stay within the bound plus it,
+    `decode_slot_room_s`), and a prefill engine's lead (`prefill_lead_s`); inf without a limit."""
     limit = fm.workload.ttft_ms
     if limit is None:
         return math.inf
-    return limit / 1e3 - decode_s - decode_slot_room_s(fm.workload, decode_s) - lead_s
+    return limit / 1e3 - decode_s - slot_reserve_s(fm.workload) - lead_s
+
+
+def slot_reserve_s(workload: Serving) -> float:
+    """What the prefill budget keeps for a decode slot's wait (`budget_after_lead_s`)."""
+    return DECODE_SLOT_WAIT_S if workload.slot_rated else 0.0
 
 
 def prefill_lead_s(
@@ -616,7 +635,13 @@ def why_no_role(
             return (
                 f"on {pool}: the fastest prompt's prefill {times[best].prefill_s * 1e3:.0f} ms ({label}) "
                 f"leaves no queueing room in the TTFT budget {budget * 1e3:.0f} ms (TTFT {w.ttft_ms:g} ms "
-                "less the request overhead, the first decode step and the slowest KV transfer)"
+                "less the request overhead, the first decode step"
+                + (
+                    f", {slot_reserve_s(fm.workload) * 1e3:g} ms for a decode slot"
+                    if fm.workload.slot_rated
+                    else ""
+                )
+                + " and the slowest KV transfer)"
             )
     if all(granularity(space, space.unflat(i)[0]) is None for i in runs):
         sizes = sorted(
