@@ -152,6 +152,23 @@ def test_an_unmet_ttft_is_not_blamed_on_an_expert_count() -> None:
     assert [r.split(":")[0] for r in info.value.reasons] == ["ttft_slo"]
 
 
+def test_an_unmet_ttft_is_not_blamed_on_an_engine_layout() -> None:
+    """An engine's layout rules guard unpriced entries too (placeholder TTFT of 1 µs): TensorRT-LLM
+    Qwen3-30B-A3B on 1x8xH100 at TTFT 5 ms named `trtllm_attention_dp, ttft_slo`."""
+    from autoparallel.solvers.serving.space import ServingOptions
+
+    w = Serving.preset("chatbot").model_copy(update={"ttft_ms": 5.0})
+    with pytest.raises(InfeasibleError) as info:
+        solve_serving(
+            load_model("Qwen/Qwen3-30B-A3B"),
+            Cluster.parse("1x8xH100"),
+            w,
+            options=ServingOptions(engines=("trtllm",)),
+            fixes=False,
+        )
+    assert [r.split(":")[0] for r in info.value.reasons] == ["ttft_slo"]
+
+
 def test_an_architecture_rule_that_rules_out_every_shape_is_still_named() -> None:
     from autoparallel.solvers.serving.space import ServingOptions
 

@@ -13,7 +13,12 @@ from autoparallel.perf.engine_support import ENGINE_NAMES, node_span_problem
 from autoparallel.perf.serving_engines import engine_kv_for
 from autoparallel.solvers import driver, units
 from autoparallel.solvers.serving.encoder import build
-from autoparallel.solvers.serving.space import ServingSpace, complete_tables, engine_entry_config
+from autoparallel.solvers.serving.space import (
+    LAYOUT_FAMILIES,
+    ServingSpace,
+    complete_tables,
+    engine_entry_config,
+)
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import ms_over
 
@@ -24,12 +29,15 @@ def conflicting_families(
     space: ServingSpace, settings: SolverSettings, deadline: float | None = None
 ) -> driver.Core:
     """A minimal set of constraint families that together rule out every plan, and those whose trial
-    ran out of time (never blamed without proof). The model's architecture rules are held
-    (`driver.minimal_core`'s `held`): no request changes them, and the shapes they rule out carry
-    placeholder numbers (a TTFT of 1 µs), so that without a rule any limit is met; they are named
-    only when they rule out every shape on their own."""
+    ran out of time (never blamed without proof). The model's architecture rules and the engines'
+    layout rules (`LAYOUT_FAMILIES`: a layout an engine has no code for) are held
+    (`driver.minimal_core`'s `held`): no request changes them, and the entries they rule out carry
+    placeholder numbers (a TTFT of 1 µs, unpriced), so that without a rule any limit is met; they
+    are named only when they rule out every shape on their own (DeepSeek-V3 on 2x8xH200 under
+    `--engine auto` at TTFT 20 ms named `trtllm_attention_dp` beside the TTFT limit)."""
     enc = build(space, explain=True)
-    held = [n for n in enc.families if n.startswith("architecture:")]
+    layouts = {family for families in LAYOUT_FAMILIES.values() for family in families}
+    held = [n for n in enc.families if n.startswith("architecture:") or n in layouts]
     return driver.minimal_core(enc, settings, deadline=deadline, held=held)
 
 
