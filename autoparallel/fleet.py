@@ -427,7 +427,8 @@ class FleetPlan(BaseModel):
                 + f"tp={e.tp} pp={e.pp} ep={e.ep} "
                 f"dp={e.dp} ({e.gpus_per_replica} GPUs each), capacity {_rps(e.capacity_rps)} req/s each, "
                 f"traffic share {e.traffic_share:.3f} each ({_rps(e.traffic_share * served[e.model])} req/s; "
-                f"TTFT {e.ttft_ms:.0f} ms with the waits at that load), full-load TPOT {e.tpot_ms:.1f} ms, "
+                f"TTFT {e.ttft_ms:.0f} ms: full load's with the waits at that load), full-load TPOT "
+                f"{e.tpot_ms:.1f} ms, "
                 f"max_num_seqs {e.max_num_seqs}; [{nodes}{more}]"
             )
         for m in d.models:

@@ -84,3 +84,13 @@ def test_a_tight_ttft_at_a_rate_is_served_as_without_the_rate(capsys: pytest.Cap
     argv = ["plan", "meta-llama/Llama-3.1-8B-Instruct", "--cluster", "1x8xH100", "--ttft-ms", "130"]
     d = _plan([*argv, "--disagg", "on", "--json", "--request-rate", "50"], capsys)
     assert d["ttft_ms"] <= 130 and d["served_rps"] == pytest.approx(50)
+
+
+def test_the_no_prefill_reason_names_the_decode_bound_it_took(capsys: pytest.CaptureFixture[str]) -> None:
+    """The reason called the TPOT limit the budget takes for the first decode step "the first decode
+    step", and printed a budget of -0.3 ms as "-0 ms" (gpt-oss-120b on 8x8xH200, TTFT 100 ms)."""
+    argv = ["plan", "openai/gpt-oss-120b", "--cluster", "8x8xH200", "--disagg", "on", "--request-rate", "20"]
+    assert main([*argv, "--ttft-ms", "100"]) == 1
+    err = capsys.readouterr().err
+    assert "TTFT budget 0 ms" in err and "-0 ms" not in err
+    assert "the first decode step at its bound 50.0 ms (the TPOT limit), 1 ms for a decode slot" in err

@@ -634,8 +634,10 @@ def why_no_role(
             budget = slack[best] + times[best].prefill_s
             return (
                 f"on {pool}: the fastest prompt's prefill {times[best].prefill_s * 1e3:.0f} ms ({label}) "
-                f"leaves no queueing room in the TTFT budget {budget * 1e3:.0f} ms (TTFT {w.ttft_ms:g} ms "
-                "less the request overhead, the first decode step"
+                f"leaves no queueing room in the TTFT budget {round(budget * 1e3)} ms (TTFT {w.ttft_ms:g} ms "
+                f"less the request overhead, the first decode step at its bound {decode_s * 1e3:.1f} ms ("
+                + ("the TPOT limit" if w.tpot_ms is not None else "the slowest decode engine's step")
+                + ")"
                 + (
                     f", {slot_reserve_s(fm.workload) * 1e3:g} ms for a decode slot"
                     if fm.workload.slot_rated
