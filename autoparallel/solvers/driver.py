@@ -349,7 +349,7 @@ def forbid_shape(enc: Encoding[P], point: P) -> None:
 
 @dataclass(frozen=True)
 class Shapes(Generic[P]):
-    """What `k_best_shapes` found: the further points with their runs, best first, and whether the
+    """What `k_best` found: the further points with their runs, best first, and whether the
     time limit stopped the search before `k` points (True: more shapes may exist; False: `k` were
     found, or none is left)."""
 
@@ -357,7 +357,7 @@ class Shapes(Generic[P]):
     cut: bool = False
 
 
-def k_best_shapes(
+def k_best(
     enc: Encoding[P],
     chain: Chain,
     first: P,
@@ -384,20 +384,6 @@ def k_best_shapes(
         out.append((point, run))
         forbid_shape(enc, point)
     return Shapes(out)
-
-
-def k_best(
-    enc: Encoding[P],
-    chain: Chain,
-    first: P,
-    k: int,
-    settings: SolverSettings,
-    *,
-    time_limit_s: float | None = None,
-    deadline: float | None = None,
-) -> list[tuple[P, Run]]:
-    """`k_best_shapes`' points alone (whether the time limit cut them short left unsaid)."""
-    return k_best_shapes(enc, chain, first, k, settings, time_limit_s=time_limit_s, deadline=deadline).found
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,10 @@ architecture rule beside the limit that binds; the nearest more-GPUs fix tries 3
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from toy_encoding import Toy
 
 from autoparallel import api
 from autoparallel.cli import main
@@ -16,53 +15,11 @@ from autoparallel.errors import InfeasibleError, SolverTimeoutError
 from autoparallel.hardware import Cluster
 from autoparallel.models import load_model
 from autoparallel.solvers import driver
-from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.serving.solve import solve_serving
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
 
 SETTINGS = SolverSettings(time_limit_s=5.0)
-
-
-@dataclass
-class Toy:
-    """x in 0..9 (the 'shape'), y in 0..9, objective x (max): test_driver.py's toy encoding."""
-
-    explain: bool = False
-    model: cp_model.CpModel = field(default_factory=cp_model.CpModel)
-    families: dict[str, cp_model.IntVar] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.x = self.model.new_int_var(0, 9, "x")
-        self.y = self.model.new_int_var(0, 9, "y")
-        self.is_x = [self.model.new_bool_var(f"x=={k}") for k in range(10)]
-        for k, lit in enumerate(self.is_x):
-            self.model.add(self.x == k).only_enforce_if(lit)
-        self.model.add_exactly_one(self.is_x)
-
-    def family(self, name: str) -> cp_model.IntVar:
-        self.families[name] = self.model.new_bool_var(name)
-        if not self.explain:
-            self.model.add(self.families[name] == 1)
-        return self.families[name]
-
-    def objective_expr(self, name: str) -> cp_model.LinearExprT:
-        return self.x
-
-    def maximized(self, name: str) -> bool:
-        return True
-
-    def objective_scale(self, name: str) -> int:
-        return 9
-
-    def read(self, solver: cp_model.CpSolver) -> tuple[int, int]:
-        return int(solver.value(self.x)), int(solver.value(self.y))
-
-    def hint(self, point: tuple[int, int]) -> None:
-        self.model.clear_hints()
-
-    def shape_literals(self, point: tuple[int, int]) -> Sequence[cp_model.IntVar]:
-        return [self.is_x[point[0]]]
 
 
 def _deadline_after_two_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,9 +41,9 @@ def test_k_best_says_whether_the_time_limit_cut_the_search() -> None:
     toy = Toy()
     best = driver.optimize(toy, ("x",), driver.Run(SETTINGS))
     assert best == (9, 0)
-    done = driver.k_best_shapes(toy, ("x",), best, 20, SETTINGS)
+    done = driver.k_best(toy, ("x",), best, 20, SETTINGS)
     assert len(done.found) == 9 and not done.cut  # every other shape: the enumeration ended by itself
-    cut = driver.k_best_shapes(Toy(), ("x",), best, 20, SETTINGS, deadline=time.perf_counter())
+    cut = driver.k_best(Toy(), ("x",), best, 20, SETTINGS, deadline=time.perf_counter())
     assert cut.found == [] and cut.cut
 
 

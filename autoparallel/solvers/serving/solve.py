@@ -4,7 +4,7 @@ space   = space.build_space(...)       domains + integer tables from the float m
 encoded = encoder.build(space)         CP-SAT variables and constraint families
 solve   driver.optimize                lexicographic or weighted (solvers/driver.py)
 decode  decoder.decode(...)            ServingConfig, re-checked by the float model
-top-k   driver.k_best_shapes           no-good cuts on the chosen shapes, in the same CP-SAT model
+top-k   driver.k_best           no-good cuts on the chosen shapes, in the same CP-SAT model
 graphs  prefer_cuda_graphs             every reported point (plan, engine bests, alternatives,
                                        runner-up) takes its CUDA-graph twin where it ties
 explain on INFEASIBLE: driver.minimal_core names the conflicting families; explain.py adds numbers.
@@ -181,14 +181,14 @@ def next_shapes(
     settings: SolverSettings,
     deadline: float,
 ) -> driver.Shapes[Point]:
-    """Up to `n` further plans, each of another shape, best first (`driver.k_best_shapes`: its `cut`
+    """Up to `n` further plans, each of another shape, best first (`driver.k_best`: its `cut`
     says whether the time limit stopped the search), each given its graph twin on a tie
     (`prefer_cuda_graphs` with the point's shape fixed): the `--top` alternatives and the runner-up
     keep CUDA graphs where they cost nothing. k_best cuts every shape it returns,
     the twin's too (the same shape), so the twin is solved in a cut-free copy of the encoding
     (`encoder.build` of the same space: its tables, memory rows and objective units), built once
     and only when a point is eager."""
-    shapes = driver.k_best_shapes(enc, chain, first, n + 1, settings, deadline=deadline)
+    shapes = driver.k_best(enc, chain, first, n + 1, settings, deadline=deadline)
     if not any(enc.space.runtimes[p.runtime].enforce_eager for p, _ in shapes.found):
         return shapes
     check = build(enc.space, explain=enc.explain)

@@ -125,7 +125,7 @@ def _runner_up(
     """The best plan of another shape: a no-good cut on the winner's shape, a quarter of the time limit."""
     found = driver.k_best(
         enc, chain, best, 2, settings, time_limit_s=max(1.0, settings.time_limit_s / 4), deadline=deadline
-    )
+    ).found
     return None if not found else _runner(enc.tables, found[0][0], chosen, chain)
 
 
