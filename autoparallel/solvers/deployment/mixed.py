@@ -50,7 +50,9 @@ from autoparallel.solvers.deployment.roles import (
     link_floors,
     pair_problem,
     prefill_engines,
+    raises_prefill,
     single_node,
+    step_bounds,
     ttft_below_transfer,
     undominated,
 )
@@ -102,6 +104,9 @@ class MixedSpace:
     """Per role engine: the indices of the `floors` at which it may be deployed (a prefill engine its
     own floor's; a decode engine every floor at or below its pool's link). Empty: every engine at
     the one floor."""
+    tier_bounds: tuple[tuple[int, float], ...] = ()
+    """Per entry of `floors`: (its first-step tier, 0 the loosest, roles.py `step_bounds`; the first
+    decode step its prefill budget takes)."""
 
     def floor_engines(self, t: int) -> list[int]:
         """Indices (into the role engines) of those deployable at floor `t`."""
@@ -199,17 +204,17 @@ def _within(engines: list[Engine], concurrency: int | None) -> list[int]:
 
 
 def _decode(
-    space: ServingSpace, fm: FleetModel, m: int, p: int, *, same_node: bool
+    space: ServingSpace, fm: FleetModel, m: int, p: int, *, same_node: bool, bound_s: float | None = None
 ) -> tuple[list[Engine], list[RoleTimes]]:
     """Every entry that is a decode engine (`roles.decode_times`: it starts, meets the TPOT limit with
     its pure decode step, a vLLM runtime whose shape vLLM's NIXL connector runs as a decode engine),
-    rated as `roles.decode_engines` rates it."""
+    rated as `roles.decode_engines` rates it; `bound_s`: a faster first-step tier's bound."""
     link = disagg.transfer_link(space.cluster, same_node=same_node)
     received: dict[int, float] = {}
     engines: list[Engine] = []
     times: list[RoleTimes] = []
     for i in range(len(space.tables.evaluated)):
-        role = decode_times(space, i, link, fm.workload, received)
+        role = decode_times(space, i, link, fm.workload, received, bound_s)
         if role is None:
             continue
         s, r, b, mm = space.unflat(i)
@@ -222,6 +227,24 @@ def _decode(
             engines.append(e)
             times.append(role[1])
     return engines, times
+
+
+@dataclass
+class _Tier:
+    """One (link floor, first-step tier)'s prefill engines of the mixed space (roles.py module doc)."""
+
+    floor: LinkFloor
+    step_tier: int
+    first_s: float
+    """The first decode step its prefill budget takes."""
+    prefill: list[Engine]
+    times: list[RoleTimes]
+    unpruned: int = 0
+    """Prefill engines before the dominated ones were dropped."""
+
+    def raised_by(self, faster: _Tier) -> bool:
+        """Whether a faster tier of this (loosest) one is kept (`roles.raises_prefill`)."""
+        return raises_prefill(faster.prefill, self.prefill)
 
 
 def build_mixed_space(
@@ -265,38 +288,88 @@ def build_mixed_space(
     bound = 0.0
     burst = burst_problem(fm)
     floors: list[LinkFloor] = []
+    tier_bounds: list[tuple[int, float]] = []
     role_floors: list[frozenset[int]] = []
     if mode != "off" and burst is None:
-        decode = {p: _decode(base.serving[0, p], fm, 0, p, same_node=single_node(cluster)) for p in pools}
+        same_node = single_node(cluster)
+        decode = {p: _decode(base.serving[0, p], fm, 0, p, same_node=same_node) for p in pools}
         slowest = max((t.decode_s for _, ts in decode.values() for t in ts), default=0.0)
         bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
         fits = {p: _within(decode[p][0], cap) for p in pools}
-        floors = link_floors(cluster, [p for p in pools if fits[p]])
-        for p in pools:
-            for t, floor in enumerate(floors):
-                # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
-                every = list({e.tp: e for q in floor.decode_pools for e in decode[q][0]}.values())
-                step = max((rt.decode_s for q in floor.decode_pools for rt in decode[q][1]), default=0.0)
-                first = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else step
+        steps_s = [decode[p][1][k].decode_s for p in pools for k in fits[p]]
+        ladder = step_bounds(bound, min(steps_s)) if fm.workload.ttft_ms is not None and steps_s else []
+        by_tier: dict[int, dict[int, tuple[list[Engine], list[RoleTimes]]]] = {0: decode}
+
+        def tier(floor: LinkFloor, k: int) -> _Tier:
+            """First-step tier k's prefill engines at `floor` (roles.py `step_bounds`; 0: the loosest,
+            its bound the TPOT limit or the floor's slowest decode step)."""
+            if k not in by_tier:
+                by_tier[k] = {
+                    p: _decode(base.serving[0, p], fm, 0, p, same_node=same_node, bound_s=ladder[k - 1])
+                    for p in pools
+                }
+            here = {
+                q: [(by_tier[k][q][0][i], by_tier[k][q][1][i]) for i in _within(by_tier[k][q][0], cap)]
+                for q in floor.decode_pools
+            }
+            # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
+            every = list({e.tp: e for pairs in here.values() for e, _ in pairs}.values())
+            step = max((t.decode_s for pairs in here.values() for _, t in pairs), default=0.0)
+            first = (
+                ladder[k - 1] if k else fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else step
+            )
+            out = _Tier(floor, k, first, [], [])
+            for p in pools:
                 times: dict[int, RoleTimes] = {}
-                serving = base.serving[0, p]
-                pairs = floor.decode_pools
-                prefill = prefill_engines(serving, fm, cluster, 0, p, every, first, times, decode_pools=pairs)
-                unpruned += len(prefill)
-                for e in undominated(prefill, cap is not None) if prune else prefill:
-                    roles.append(e)
-                    role_times.append(times[id(e)])
-                    role_tpot.append(0)
-                    role_floors.append(frozenset({t}))
-            engines, ts = [decode[p][0][k] for k in fits[p]], [decode[p][1][k] for k in fits[p]]
-            unpruned += len(engines)
-            steps = [units.us_up(t.decode_s) for t in ts]
-            at = frozenset(t for t, floor in enumerate(floors) if p in floor.decode_pools)
-            for i in _prune(engines, steps, cap is not None) if prune else range(len(engines)):
-                roles.append(engines[i])
-                role_times.append(ts[i])
-                role_tpot.append(steps[i])
-                role_floors.append(at)
+                found = prefill_engines(
+                    base.serving[0, p],
+                    fm,
+                    cluster,
+                    0,
+                    p,
+                    every,
+                    first,
+                    times,
+                    decode_pools=floor.decode_pools,
+                )
+                out.unpruned += len(found)
+                for e in undominated(found, cap is not None) if prune else found:
+                    out.prefill.append(e)
+                    out.times.append(times[id(e)])
+            return out
+
+        tiers: list[_Tier] = []
+        for floor in link_floors(cluster, [p for p in pools if fits[p]]):
+            loosest = tier(floor, 0)
+            tiers.append(loosest)
+            # as roles.build_role_space: the fastest tier first, none gains where it does not
+            if ladder and loosest.raised_by(fastest := tier(floor, len(ladder))):
+                tiers += [mid for k in range(1, len(ladder)) if loosest.raised_by(mid := tier(floor, k))]
+                tiers.append(fastest)
+        floors = [t.floor for t in tiers]
+        tier_bounds = [(t.step_tier, t.first_s) for t in tiers]
+        for t, tr in enumerate(tiers):
+            unpruned += tr.unpruned
+            roles += tr.prefill
+            role_times += tr.times
+            role_tpot += [0] * len(tr.prefill)
+            role_floors += [frozenset({t})] * len(tr.prefill)
+        for k, tier_decode in sorted(by_tier.items()):
+            for p in pools:
+                at = frozenset(
+                    t for t, tr in enumerate(tiers) if tr.step_tier == k and p in tr.floor.decode_pools
+                )
+                ks = _within(tier_decode[p][0], cap)
+                unpruned += len(ks)
+                if not at:
+                    continue
+                engines, ts = [tier_decode[p][0][i] for i in ks], [tier_decode[p][1][i] for i in ks]
+                steps = [units.us_up(t.decode_s) for t in ts]
+                for i in _prune(engines, steps, cap is not None) if prune else range(len(engines)):
+                    roles.append(engines[i])
+                    role_times.append(ts[i])
+                    role_tpot.append(steps[i])
+                    role_floors.append(at)
     aggregated = dataclasses.replace(base, engines=tuple(agg), dominated=0)
     role_space = dataclasses.replace(base, engines=tuple(roles), disaggregated=True, dominated=0)
     note = ""
@@ -304,8 +377,21 @@ def build_mixed_space(
         note = burst
     elif mode != "off":
         kinds = {e.role for e in roles}
-        if (pair := pair_problem(roles, fm.workload, cluster)) is not None:
-            note = pair
+        tiers_of = (
+            [roles]
+            if len(floors) < 2
+            else [
+                [e for e, ts in zip(roles, role_floors, strict=True) if t in ts] for t in range(len(floors))
+            ]
+        )
+        # a pair must come from one tier (a floor's and first-step bound's): the fastest tier's numbers
+        pairs = [
+            pair_problem(ts, fm.workload, cluster)
+            for ts in tiers_of
+            if {e.role for e in ts} == {"prefill", "decode"}
+        ]
+        if pairs and all(pairs):
+            note = str(pairs[-1])
         elif kinds != {"prefill", "decode"}:
             missing = sorted({"prefill", "decode"} - kinds)[0]
             gap = ttft_below_transfer(RoleSpace(role_space, role_times, [bound]), fm.workload, cluster)
@@ -324,4 +410,5 @@ def build_mixed_space(
         unpruned,
         tuple(floors) if len(floors) > 1 else (),
         tuple(role_floors) if len(floors) > 1 else (),
+        tuple(tier_bounds) if len(floors) > 1 else (),
     )

@@ -34,6 +34,20 @@ pool has link L is in floor L's space with exactly its pairs' worst link, so the
 spaces is the set of deployments whose every (P, D) pair meets the TTFT budget under round robin;
 `RoleSpace.tiers` lists them (the slowest floor, every pool, is `RoleSpace.space` itself), and
 disagg_plan.solve_roles keeps the best of their optima.
+
+First-step tiers (`step_bounds`): the first decode step's bound is a choice too. At the TPOT limit a
+shape's decode engine is its highest-capacity entry, whose step sits near the limit, and the prefill
+budget pays that step for every pair: Llama-3.1-70B on 1x8xH100 at TTFT 100 ms (128 / 2,048 tokens)
+planned at TPOT 30 ms and had no prefill engine at 38 or 60 ms. So with a TTFT limit each floor's
+space is built again at faster bounds b (the loosest bound halved, twice at most, while above the
+fastest decode candidate's step, then that step): decode engines whose pure decode step is within b
+(each shape's highest-capacity such entry, its slots rated within max(1 ms, b − step)), prefill
+engines rated at the budget with b for the first step. Each tier's every pair meets the TTFT limit, so
+the union of the tiers is a larger disaggregated space that holds the one without them; a ladder, not
+every distinct step, so that the solves stay few (at most `STEP_TIERS` per floor), and a faster tier
+is kept only where it raises a prefill engine's rating by more than `STEP_TIER_GAIN`
+(`raises_prefill`): its decode engines are fewer and slower-rated, so without that gain it buys
+nothing worth a share of the time limit.
 P and D engines share the first KV-cache dtype of the options (the transfer moves raw blocks).
 """
 
@@ -129,33 +143,42 @@ the capacity (10.42) while it costs the TTFT budget next to nothing; keeping a w
 instead refused tight limits a plan meets (Llama-3.1-8B on 1x8xH100, TTFT 130 ms, at 50 req/s)."""
 
 
-def decode_slot_room_s(workload: Serving, decode_s: float) -> float:
+def decode_slot_room_s(workload: Serving, decode_s: float, bound_s: float | None = None) -> float:
     """The wait for a free slot a decode engine of pure decode step `decode_s` is rated within, where
     the arrivals come at a rate with a TTFT limit (`Serving.slot_rated`; 0 otherwise: rated at full
-    load): what its step leaves of the TPOT limit, which the prefill budget keeps for the first decode
-    step (`budget_after_lead_s`), and at least `DECODE_SLOT_WAIT_S`, which the budget keeps too. A D
-    engine admits a transferred request only while fewer than max_num_seqs run (vLLM V1
-    `Scheduler.schedule`, NIXL's requests included), so loaded to its full-load rate a request waits
-    without bound (perf/slot_queue.py: 256 slots at 98% of it wait about a second)."""
+    load): what its step leaves of the first-step bound `bound_s` of its tier (`step_bounds`; None: the
+    TPOT limit), which the prefill budget keeps for the first decode step (`budget_after_lead_s`), and
+    at least `DECODE_SLOT_WAIT_S`, which the budget keeps too. A D engine admits a transferred request
+    only while fewer than max_num_seqs run (vLLM V1 `Scheduler.schedule`, NIXL's requests included), so
+    loaded to its full-load rate a request waits without bound (perf/slot_queue.py: 256 slots at 98% of
+    it wait about a second)."""
     if not workload.slot_rated:
         return 0.0
-    limit = workload.tpot_ms
-    return max(DECODE_SLOT_WAIT_S, limit / 1e3 - decode_s if limit is not None else 0.0)
+    limit = (
+        bound_s if bound_s is not None else workload.tpot_ms / 1e3 if workload.tpot_ms is not None else None
+    )
+    return max(DECODE_SLOT_WAIT_S, limit - decode_s if limit is not None else 0.0)
 
 
 def decode_times(
-    space: ServingSpace, i: int, link: comm.Link, rated: Serving, received: dict[int, float]
+    space: ServingSpace,
+    i: int,
+    link: comm.Link,
+    rated: Serving,
+    received: dict[int, float],
+    bound_s: float | None = None,
 ) -> tuple[int, RoleTimes] | None:
     """(first utilization index it starts at, float times) of entry i as a decode engine, or None where
     it is none: an entry that starts, of a vLLM runtime (NIXL KV transfer) with the first KV-cache
     dtype of the options, a shape vLLM's NIXL connector runs as a decode engine
     (`perf.engine_support.nixl_role_problem`: no pipeline stages), whose pure decode step meets the
-    TPOT limit. Its link rate is what a rank's link carries of the KV it receives per request
-    (`received`: bytes by decode TP, filled here); at an arrival rate with a TTFT limit (`rated`, the
-    model's workload: `Serving.slot_rated`) its slots are a birth–death queue (perf/slot_queue.py,
-    as `deployment.space.rated_milli_tps` rates an aggregated engine) whose cycle is osl pure decode
+    TPOT limit, and the first-step bound `bound_s` of a faster tier (`step_bounds`) where given. Its
+    link rate is what a rank's link carries of the KV it receives per request (`received`: bytes by
+    decode TP, filled here); at an arrival rate with a TTFT limit (`rated`, the model's workload:
+    `Serving.slot_rated`) its slots are a birth–death queue (perf/slot_queue.py, as
+    `deployment.space.rated_milli_tps` rates an aggregated engine) whose cycle is osl pure decode
     steps, a lone request's at a running batch of one, and it carries the rate whose mean wait fits
-    `decode_slot_room_s`."""
+    `decode_slot_room_s` (at the tier's bound)."""
     s, r, b, mm = space.unflat(i)
     w = space.workload
     utils = _starts(space, i)
@@ -165,8 +188,9 @@ def decode_times(
     if nixl_role_problem(space.model, space.shapes[s].pp, "decode") is not None:
         return None
     st = _times(space, s, r, b, mm)
-    if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
-        return None
+    for limit_s in (w.tpot_ms / 1e3 if w.tpot_ms is not None else None, bound_s):
+        if limit_s is not None and units.us_up(st.decode_s) > units.us_down(limit_s):
+            return None
     shape = space.shapes[s]
     if shape.tp not in received:
         received[shape.tp] = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=shape.tp)
@@ -177,7 +201,7 @@ def decode_times(
     slots = space.batch_value(s, r, b, mm) * dp
     lone = w.osl * _times(space, s, r, b, mm, batch=1.0).decode_s
     queue = (slots, lone, w.osl * st.decode_s, slot_variability(rated, split=True))
-    per_rank = rate_within_wait(*queue, decode_slot_room_s(rated, st.decode_s)) / dp
+    per_rank = rate_within_wait(*queue, decode_slot_room_s(rated, st.decode_s, bound_s)) / dp
     return utils[0], dataclasses.replace(rt, slot_queue=queue, slot_rps=per_rank)
 
 
@@ -298,11 +322,12 @@ def decode_engines(
     *,
     same_node: bool = False,
     deadline: float | None = None,
+    bound_s: float | None = None,
 ) -> list[Engine]:
     """The decode engine of every shape (module doc, `decode_times`; with fm's concurrency cap, every
     entry on the shape's (in flight ↓, capacity ↑) front, `space.staircase`); `times` gets each
     engine's float times. `same_node`: the KV arrives over NVLink (a one-node cluster), else over the
-    GPU's NIC.
+    GPU's NIC. `bound_s`: a faster tier's first-step bound (`step_bounds`; None: the loosest tier).
 
     Raises:
         SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
@@ -315,7 +340,7 @@ def decode_engines(
     for i in range(len(space.tables.evaluated)):
         if i % DEADLINE_STRIDE == 0:
             check_deadline(deadline)
-        role = decode_times(space, i, link, fm.workload, received)
+        role = decode_times(space, i, link, fm.workload, received, bound_s)
         if role is None:
             continue
         s, r, b, mm = space.unflat(i)
@@ -579,10 +604,14 @@ def why_no_role(
     p: int,
     decode: list[Engine],
     decode_s: float,
+    step_tier: int = 0,
 ) -> str:
     """Why pool p holds no `role` engine of the model, naming the rule that binds with its numbers
     (the filters of `decode_engines` / `prefill_engines` in order: memory, vLLM's NIXL connector,
-    the TPOT limit or the TTFT budget, node granularity); "" when it holds one."""
+    the TPOT limit or the TTFT budget, node granularity); "" when it holds one. `decode_s`: the first
+    decode step the prefill budget takes, the bound of first-step tier `step_tier` (`step_bounds`: a
+    faster tier's reason is its fastest tier's, `disagg_plan.why_infeasible`, whose bound is the
+    fastest decode candidate's step)."""
     from autoparallel.solvers.deployment.explain import why_no_engine
 
     w = space.workload
@@ -636,7 +665,13 @@ def why_no_role(
                 f"on {pool}: the fastest prompt's prefill {times[best].prefill_s * 1e3:.0f} ms ({label}) "
                 f"leaves no queueing room in the TTFT budget {round(budget * 1e3)} ms (TTFT {w.ttft_ms:g} ms "
                 f"less the request overhead, the first decode step at its bound {decode_s * 1e3:.1f} ms ("
-                + ("the TPOT limit" if w.tpot_ms is not None else "the slowest decode engine's step")
+                + (
+                    "the fastest decode engine's step"
+                    if step_tier
+                    else "the TPOT limit"
+                    if w.tpot_ms is not None
+                    else "the slowest decode engine's step"
+                )
                 + ")"
                 + (
                     f", {slot_reserve_s(fm.workload) * 1e3:g} ms for a decode slot"
@@ -670,11 +705,15 @@ class RoleSpace:
     floor: LinkFloor | None = None
     """The link floor this space was built at (module doc; None: decode engines on every pool)."""
     faster: tuple[RoleSpace, ...] = ()
-    """The spaces of the faster link floors, fastest first (`link_floors`); empty on the faster
-    floors' own spaces and where every decode pool has one link."""
+    """The spaces of the other tiers (link floors fastest first, each floor's first-step tiers
+    fastest first, `build_role_space`); empty on those spaces themselves and where there is one."""
+    step_tier: int = 0
+    """The first-step tier of this space (`step_bounds`): 0 the loosest, its bounds those of
+    `decode_step_bound_s`."""
 
     def tiers(self) -> list[RoleSpace]:
-        """The space of every link floor, fastest first, this one (the slowest floor) last: the union
+        """The space of every tier, link floors fastest first, this one (the slowest floor's loosest
+        tier: decode engines on every pool, the first step bounded as without tiers) last: the union
         of their deployments is the disaggregated deployment space (module doc)."""
         return [*self.faster, self]
 
@@ -731,6 +770,21 @@ def burst_problem(fm: FleetModel) -> str | None:
     )
 
 
+STEP_TIERS = 4
+"""First-decode-step tiers per link floor at most (module doc, `step_bounds`)."""
+
+
+def step_bounds(base_s: float, fastest_s: float) -> list[float]:
+    """The first-decode-step bounds of a model's faster tiers (module doc), below its loosest `base_s`
+    (the TPOT limit, or its slowest decode candidate's step): base / 2^k for k = 1 … STEP_TIERS − 2
+    while above the fastest candidate's step `fastest_s`, then that step itself (rounded up to the
+    µs the tables compare in); [] when no candidate is faster than the base."""
+    fastest = units.us_up(fastest_s) / units.US_PER_S
+    if not fastest < base_s:
+        return []
+    return [*(base_s / 2**k for k in range(1, STEP_TIERS - 1) if base_s / 2**k > fastest), fastest]
+
+
 def build_role_space(
     models: tuple[FleetModel, ...] | list[FleetModel],
     cluster: Cluster,
@@ -740,7 +794,8 @@ def build_role_space(
     deadline: float | None = None,
 ) -> RoleSpace:
     """Prefill and decode candidate engines of every model on every pool (`prune`: undominated only;
-    `deadline`: as `build_deployment_space` takes it).
+    `deadline`: as `build_deployment_space` takes it), one space per link floor and first-step tier
+    (module doc; `RoleSpace.tiers`).
 
     Raises:
         InputError / InfeasibleError / SolverTimeoutError: as `build_deployment_space`.
@@ -752,12 +807,11 @@ def build_role_space(
         fleet, cluster, options, prune=prune, deadline=deadline, scale_rates=False
     )  # + tables
     times: dict[int, RoleTimes] = {}
-    decode: dict[tuple[int, int], list[Engine]] = {}
-    for m, fm in enumerate(fleet):
-        if burst_problem(fm) is not None:
-            continue
-        for p in range(len(cluster.pools)):
-            decode[m, p] = decode_engines(
+
+    def decode_at(bounds: list[float | None]) -> dict[tuple[int, int], list[Engine]]:
+        """Each (model, pool)'s decode engines at the models' first-step `bounds` (None: loosest)."""
+        return {
+            (m, p): decode_engines(
                 aggregated.serving[m, p],
                 m,
                 p,
@@ -765,13 +819,79 @@ def build_role_space(
                 fm,
                 same_node=single_node(cluster),
                 deadline=deadline,
+                bound_s=bounds[m],
             )
-    floors = link_floors(cluster, sorted({p for (_, p), d in decode.items() if d}))
-    tiers = [
-        _floor_space(aggregated, fleet, cluster, floor, decode, times, prune=prune, deadline=deadline)
-        for floor in floors
-    ]
+            for m, fm in enumerate(fleet)
+            if burst_problem(fm) is None
+            for p in range(len(cluster.pools))
+        }
+
+    decode = decode_at([None] * len(fleet))
+    ladders: list[list[float]] = []
+    for m, fm in enumerate(fleet):
+        steps = [times[id(e)].decode_s for (n, _), d in decode.items() if n == m for e in d]
+        limited = fm.workload.ttft_ms is not None and steps  # the bound enters the TTFT budget only
+        base = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else max(steps, default=0.0)
+        ladders.append(step_bounds(base, min(steps)) if limited else [])
+    faster: dict[int, dict[tuple[int, int], list[Engine]]] = {}  # tier k ≥ 1 -> its decode engines
+
+    def tier(floor: LinkFloor, k: int) -> RoleSpace:
+        """Tier k's space at `floor` (0: the loosest; k: each model's bound ladder[k − 1], its last
+        where its ladder is shorter)."""
+        bounds = [ladder[min(k, len(ladder)) - 1] if k and ladder else None for ladder in ladders]
+        if k and k not in faster:
+            faster[k] = decode_at(bounds)
+        tier_decode = faster[k] if k else decode
+        space = _floor_space(
+            aggregated, fleet, cluster, floor, tier_decode, times, bounds, prune=prune, deadline=deadline
+        )
+        return dataclasses.replace(space, step_tier=k)
+
+    top = max(map(len, ladders), default=0)
+    tiers: list[RoleSpace] = []
+    for floor in link_floors(cluster, sorted({p for (_, p), d in decode.items() if d})):
+        mine = [tier(floor, 0)]
+        # the fastest tier has the most prefill budget (`raises_prefill`): none gains if it does not
+        if top and raises_prefill((fastest := tier(floor, top)).space.engines, mine[0].space.engines):
+            mine += [
+                t
+                for k in range(1, top)
+                if raises_prefill((t := tier(floor, k)).space.engines, mine[0].space.engines)
+            ]
+            mine.append(fastest)
+        tiers += reversed(mine)  # each floor's fastest first: the last is the slowest floor's loosest
     return dataclasses.replace(tiers[-1], faster=tuple(tiers[:-1]))
+
+
+STEP_TIER_GAIN = 0.05
+"""A faster first-step tier is kept where it raises some prefill engine's rating by more than this
+fraction over the loosest tier's (`raises_prefill`)."""
+
+
+def raises_prefill(tier: Collection[Engine], loosest: Collection[Engine]) -> bool:
+    """Whether a faster tier's space can hold a deployment the loosest tier's has no near equal of:
+    one of its prefill engines (by model, pool and shape) is new or rated more than `STEP_TIER_GAIN`
+    above the loosest tier's. Its decode engines are fewer (the entries within its bound), so without
+    a prefill gain it buys little; with a TTFT limit far above the first step (chatbot: 2 s against a
+    50 ms TPOT) the gain is a few tenths of a percent, and its CP-SAT solve is not worth its share of
+    the time limit. A faster tier's decode shapes are a subset of a slower one's, so its prefill
+    budget (a smaller bound, a transfer to fewer decode TPs), link rate and ratings are at least
+    theirs: where the fastest tier gains nothing, none does (`build_role_space` tries it first).
+    Kept too where the loosest tier has no prefill engine: if none has, the infeasibility's reason is
+    the fastest tier's (`disagg_plan.why_infeasible`)."""
+
+    def ratings(engines: Collection[Engine]) -> dict[tuple[int, int, int], int]:
+        best: dict[tuple[int, int, int], int] = {}
+        for e in engines:
+            if e.role == "prefill":
+                key = (e.model, e.pool, e.shape)
+                best[key] = max(best.get(key, 0), e.rating)
+        return best
+
+    before = ratings(loosest)
+    if not before:  # no prefill engine at the loosest: the fastest tier's reason says why (the most budget)
+        return True
+    return any(r > (1 + STEP_TIER_GAIN) * before.get(key, 0) for key, r in ratings(tier).items())
 
 
 def _floor_space(
@@ -781,12 +901,15 @@ def _floor_space(
     floor: LinkFloor,
     decode: dict[tuple[int, int], list[Engine]],
     times: dict[int, RoleTimes],
+    step_bounds_s: list[float | None],
     *,
     prune: bool,
     deadline: float | None,
 ) -> RoleSpace:
-    """The role space at link floor `floor` (module doc): each model's decode engines (`decode`, by
-    (model, pool)) on the floor's pools, its prefill engines on every pool rated against them."""
+    """The role space at link floor `floor` and the models' first-step bounds `step_bounds_s` (module
+    doc; None: the loosest, the TPOT limit or the slowest decode engine's step on the floor's pools):
+    each model's decode engines (`decode`, by (model, pool)) on the floor's pools, its prefill engines
+    on every pool rated against them."""
     engines: list[Engine] = []
     bounds: list[float] = []
     for m, fm in enumerate(fleet):
@@ -797,7 +920,11 @@ def _floor_space(
         every_decode = [e for d in mine.values() for e in d]
         decode_pools = [p for p, d in mine.items() if d]
         slowest = max((times[id(e)].decode_s for e in every_decode), default=0.0)
-        bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
+        given = step_bounds_s[m]
+        if given is not None:
+            bound = given
+        else:
+            bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
         bounds.append(bound)
         for p in range(len(cluster.pools)):
             serving = aggregated.serving[m, p]

@@ -1,0 +1,126 @@
+"""First-decode-step tiers of the disaggregated spaces (roles.py `step_bounds`).
+
+The prefill budget took the TPOT limit as every pair's first decode step, and a shape's decode engine
+was its highest-capacity entry, whose step sits near the limit: Llama-3.1-70B on 1x8xH100 at TTFT
+100 ms (128 / 2,048 tokens, 0.1 req/s) planned at TPOT 30 ms and exited 1 at 38 and 60 ms, a looser
+limit refusing what a tighter one served. Each floor's space is now also built at faster bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from autoparallel.cli import main
+from autoparallel.hardware import Cluster
+from autoparallel.models import load_model
+from autoparallel.solvers.deployment.disagg_plan import decode_roles
+from autoparallel.solvers.deployment.driver import optimize
+from autoparallel.solvers.deployment.mixed import build_mixed_space
+from autoparallel.solvers.deployment.mixed_encoder import build_mixed
+from autoparallel.solvers.deployment.mixed_oracle import brute_force_front, scored
+from autoparallel.solvers.deployment.roles import (
+    DECODE_SLOT_WAIT_S,
+    STEP_TIERS,
+    build_role_space,
+    prefill_lead_s,
+    step_bounds,
+)
+from autoparallel.solvers.deployment.space import FleetModel
+from autoparallel.solvers.driver import Run
+from autoparallel.solvers.pareto import Front, _front, _model_queries
+from autoparallel.solvers.serving.space import ServingOptions
+from autoparallel.solvers.settings import SolverSettings
+from autoparallel.workload import Serving
+
+ARGV = ["plan", "meta-llama/Llama-3.1-70B", "--cluster", "1x8xH100", "--disagg", "on", "--json"]
+WORKLOAD = ["--request-rate", "0.1", "--ttft-ms", "100", "--isl", "128", "--osl", "2048"]
+
+
+@pytest.mark.parametrize("tpot_ms", ["30", "38", "60"])
+def test_a_looser_tpot_limit_never_refuses_what_a_tighter_one_serves(
+    tpot_ms: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*ARGV, *WORKLOAD, "--tpot-ms", tpot_ms]) == 0
+    d = json.loads(capsys.readouterr().out)["deployment"]
+    assert d["ttft_ms"] <= 100 and d["tpot_ms"] <= float(tpot_ms)
+    assert d["served_rps"] == pytest.approx(0.1)
+
+
+def test_the_ladder_halves_the_bound_down_to_the_fastest_step() -> None:
+    assert step_bounds(0.060, 0.0081) == [0.030, 0.015, 0.0081]
+    assert step_bounds(0.060, 0.020) == [0.030, 0.020]
+    assert len(step_bounds(1.0, 1e-6)) == STEP_TIERS - 1
+    assert step_bounds(0.020, 0.020) == [] and step_bounds(0.020, 0.025) == []
+
+
+def test_every_tier_keeps_its_pairs_within_the_ttft_limit() -> None:
+    """Each tier's decode engines step within its bound, its prefill engines are rated at the budget
+    with that bound, and its optimum decodes (the float model re-checks the worst pair's TTFT against
+    the limit: `decode_roles` raises otherwise)."""
+    w = Serving(isl=128, osl=2048, ttft_ms=100.0, tpot_ms=60.0, request_rate=0.1)
+    fm = FleetModel(load_model("meta-llama/Llama-3.1-70B"), w)
+    cluster = Cluster.parse("1x8xH100")
+    rs = build_role_space([fm], cluster)
+    tiers = rs.tiers()
+    assert len(tiers) > 1 and tiers[-1].step_tier == 0 and tiers[-1].decode_step_bound_s == [0.060]
+    solved = 0
+    for tier in tiers:
+        bound = tier.decode_step_bound_s[0]
+        decode = [e for e in tier.space.engines if e.role == "decode"]
+        assert decode
+        for k, e in enumerate(tier.space.engines):
+            t = tier.times[k]
+            if e.role == "decode":
+                assert t.decode_s <= bound + 1e-6
+            else:
+                lead = prefill_lead_s(fm, cluster, e.pool, e.tp, decode, e.pp)
+                assert t.budget_s == pytest.approx(0.100 - bound - DECODE_SLOT_WAIT_S - lead)
+        run = Run(SolverSettings(time_limit_s=30))
+        counts = optimize(tier.space, ("goodput",), run)
+        if counts is None:
+            assert tier.step_tier == 0  # the loosest tier's budget holds no prefill engine here
+            continue
+        d = decode_roles(tier, counts, "goodput", run.stats())
+        assert d.ttft_ms <= 100 and d.tpot_ms <= bound * 1e3 + 1e-6
+        solved += 1
+    assert solved
+
+
+def test_no_faster_tier_where_the_ttft_limit_dwarfs_the_first_step() -> None:
+    """Chatbot (TTFT 2 s, TPOT 50 ms): halving the first step raises no prefill rating by 5%, so the
+    space is the loosest tier alone and costs one solve."""
+    w = Serving.preset("chatbot").model_copy(update={"request_rate": 10.0})
+    rs = build_role_space([FleetModel(load_model("Qwen/Qwen3-8B"), w)], Cluster.parse("1x8xH100"))
+    assert [t.step_tier for t in rs.tiers()] == [0]
+
+
+def test_the_mixed_front_over_first_step_tiers_equals_brute_force() -> None:
+    """The mixed space carries the tiers as its floors (one per disaggregated point, mixed_encoder.py
+    `link_floor`); its CP-SAT front equals the oracle's over the tiers' union."""
+    w = Serving(isl=2048, osl=128, ttft_ms=120.0)
+    fm = FleetModel(load_model("meta-llama/Llama-3.1-8B"), w)
+    opts = ServingOptions(max_num_seqs=(2, 8, 32), enforce_eager=(False,))
+    space = build_mixed_space(fm, Cluster.parse("1x8xH100"), opts, mode="on")
+    assert len(space.tier_bounds) > 1 and {k for k, _ in space.tier_bounds} == {0, 1, 2}
+    assert all(math.isfinite(b) and b > 0 for _, b in space.tier_bounds)
+    names = ("throughput", "tpot")
+    oracle = brute_force_front(space, names)
+    front: Front[tuple[int, ...]] = Front(objectives=names)
+    cfg = SolverSettings(lexicographic_tolerance=0.0)
+    queries = _model_queries(front, lambda: build_mixed(space), cfg)
+    assert _front(front, queries, lambda p, run: p) and front.complete
+    assert oracle and set(front.vectors) == oracle
+    # a faster tier's deployment is on it: one of its points has no deployment of the loosest tier
+    loosest = {t for t, (k, _) in enumerate(space.tier_bounds) if k == 0}
+    a = len(space.aggregated.engines)
+    on_front: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+    for _, counts, vector in scored(space, names):
+        if vector in oracle:
+            on_front.setdefault(vector, []).append(counts)
+    assert any(
+        all(any(n and not space.role_floors[k - a] & loosest for k, n in enumerate(c) if k >= a) for c in cs)
+        for cs in on_front.values()
+    )
