@@ -36,7 +36,7 @@ from autoparallel.perf.engine_support import node_span_problem
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.driver import family_literal
-from autoparallel.solvers.serving.space import LAYOUT_FAMILIES, Point, ServingSpace
+from autoparallel.solvers.serving.space import LAYOUT_FAMILIES, RUNNING_CAP_FAMILY, Point, ServingSpace
 
 LinearExpr = cp_model.LinearExpr
 MAXIMIZED = frozenset(n for n, o in objectives.SERVING.items() if o.maximize)
@@ -302,6 +302,7 @@ def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
     add_architecture_limits(enc)
     add_engine_node_spans(enc)
     add_engine_layouts(enc)
+    add_engine_running_caps(enc)
     add_memory_capacity(enc)
     add_max_model_len(enc)
     add_concurrency(enc)
@@ -351,6 +352,17 @@ def add_engine_layouts(enc: EncodedServing) -> None:
                 if enc.space.layout_problem(family, s) is not None:
                     ct = enc.model.add_bool_or([x.Not(), lit.Not()])
                     ct.only_enforce_if(enc.family(family)).with_name(f"{family}[{s.label}]")
+
+
+def add_engine_running_caps(enc: EncodedServing) -> None:
+    """An SGLang / TensorRT-LLM entry whose engine runs fewer requests at once than the entry's running
+    share (`ServingTables.capped`: SGLang's request slots, TensorRT-LLM's max_batch_size × pp) is off
+    (family `engine_running_cap`): the engine never runs it as tabled. Only an explanation's model
+    holds such entries (`candidate_entries`: they are not evaluated)."""
+    capped = [x for i, x in enc.vars.entries.items() if enc.space.tables.capped[i]]
+    if capped:
+        ct = enc.model.add(LinearExpr.sum(capped) == 0)
+        ct.only_enforce_if(enc.family(RUNNING_CAP_FAMILY)).with_name(RUNNING_CAP_FAMILY)
 
 
 def add_memory_capacity(enc: EncodedServing) -> None:

@@ -15,6 +15,7 @@ from autoparallel.solvers import driver, units
 from autoparallel.solvers.serving.encoder import build
 from autoparallel.solvers.serving.space import (
     LAYOUT_FAMILIES,
+    RUNNING_CAP_FAMILY,
     ServingSpace,
     complete_tables,
     engine_entry_config,
@@ -29,15 +30,20 @@ def conflicting_families(
     space: ServingSpace, settings: SolverSettings, deadline: float | None = None
 ) -> driver.Core:
     """A minimal set of constraint families that together rule out every plan, and those whose trial
-    ran out of time (never blamed without proof). The model's architecture rules and the engines'
-    layout rules (`LAYOUT_FAMILIES`: a layout an engine has no code for) are held
+    ran out of time (never blamed without proof). The model's architecture rules, the engines'
+    layout rules (`LAYOUT_FAMILIES`: a layout an engine has no code for) and their running caps
+    (`RUNNING_CAP_FAMILY`: an entry asking an engine to run more requests than it does) are held
     (`driver.minimal_core`'s `held`): no request changes them, and the entries they rule out carry
     placeholder numbers (a TTFT of 1 µs, unpriced), so that without a rule any limit is met; they
     are named only when they rule out every shape on their own (DeepSeek-V3 on 2x8xH200 under
-    `--engine auto` at TTFT 20 ms named `trtllm_attention_dp` beside the TTFT limit)."""
+    `--engine auto` at TTFT 20 ms named `trtllm_attention_dp` beside the TTFT limit; SGLang
+    Qwen3-Next-80B-A3B on 1x8xH100 at TTFT 20 ms named `memory`, whose tables also rule out the
+    entries the engine caps)."""
     enc = build(space, explain=True)
     layouts = {family for families in LAYOUT_FAMILIES.values() for family in families}
-    held = [n for n in enc.families if n.startswith("architecture:") or n in layouts]
+    held = [
+        n for n in enc.families if n.startswith("architecture:") or n in layouts or n == RUNNING_CAP_FAMILY
+    ]
     return driver.minimal_core(enc, settings, deadline=deadline, held=held)
 
 
@@ -101,6 +107,7 @@ def reason(space: ServingSpace, family: str) -> str:
         "request_rate": _rate_reason,
         "concurrency": _concurrency_reason,
         "engine_node_span": _node_span_reason,
+        RUNNING_CAP_FAMILY: _running_cap_reason,
     }[family](space)
 
 
@@ -139,6 +146,39 @@ def _node_span_reason(space: ServingSpace) -> str:
     return f"engine_node_span: on nodes of {node} GPUs, " + "; ".join(seen)
 
 
+def _running_cap_reason(space: ServingSpace) -> str:
+    """The engines' running caps (`RUNNING_CAP_FAMILY`): per engine, the capped entry that asks the
+    fewest running requests, with the most its engine runs at once (`EngineKv.max_running`)."""
+    t = space.tables
+    valid = [
+        i
+        for i in range(len(t.capped))
+        if space.offered(i) and not space.shapes[_shape_of(space, i)].violations
+    ]
+    capped = [i for i in valid if t.capped[i]]
+    seen: list[str] = []
+    for engine in dict.fromkeys(space.engine_of(i) for i in capped):
+        i = min(
+            (k for k in capped if space.engine_of(k) == engine),
+            key=lambda k: (_running_of(space, k), space.max_num_seqs_of(k)),
+        )
+        s, r, b, m = space.unflat(i)
+        kv, _ = engine_kv_for(engine, space.model, space.cluster, engine_entry_config(space, s, r, b, m))
+        seen.append(
+            f"{ENGINE_NAMES[engine]} runs at most {kv.max_running:,} at {_entry_label(space, i)}, "
+            f"whose replicas are to run {_running_of(space, i):,.4g} each"
+        )
+    return (
+        f"{RUNNING_CAP_FAMILY}: {len(capped):,} of the {len(valid):,} plans the model's rules allow ask "
+        "their engine to run more requests at once than it does; " + "; ".join(seen)
+    )
+
+
+def _running_of(space: ServingSpace, i: int) -> float:
+    """Requests each replica of entry i runs (`Shape.running_at`)."""
+    return space.shapes[_shape_of(space, i)].running_at(space.max_num_seqs_of(i), space.workload.in_flight)
+
+
 def _memory_reason(space: ServingSpace) -> str:
     runtimes = {r.quantization for r in space.runtimes}
     engine = "vllm" if "vllm" in space.engines else "other"  # vLLM's dtype rule, if vLLM is allowed
@@ -152,10 +192,10 @@ def _memory_reason(space: ServingSpace) -> str:
     gpus = f"{space.gpus}×{space.cluster.gpu.name} offer{'s' * (space.gpus == 1)}"
     text = f"weights alone need {_gib(need)}; {gpus} {offer}"
     t = space.tables
-    valid = [
+    valid = [  # an entry its engine's running cap rules out is that family's (its memory is pushed over)
         i
         for i in range(len(t.mem_used_kib))
-        if not space.shapes[_shape_of(space, i)].violations and space.offered(i)
+        if not space.shapes[_shape_of(space, i)].violations and space.offered(i) and not t.capped[i]
     ]
     unfit = [i for i in valid if t.mem_used_kib[i] > top]
     per_entry = space.n_batches * len(space.max_model_lens)

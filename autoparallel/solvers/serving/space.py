@@ -85,6 +85,12 @@ LAYOUT_FAMILIES: dict[str, tuple[str, ...]] = {
 }
 """Each engine's layout constraint families (`ServingSpace.layout_problem`; encoder
 `add_engine_layouts`)."""
+RUNNING_CAP_FAMILY = "engine_running_cap"
+"""The constraint family of SGLang / TensorRT-LLM entries whose engine runs fewer requests at once than
+the entry's running share (`ServingTables.capped`; encoder `add_engine_running_caps`)."""
+UNPRICED_US = 10**12
+"""The TTFT and TPOT (µs, 11.6 days: above any limit, `bounds.BOUNDS`) of an entry the float model
+cannot price (`_unpriced_times`)."""
 DEFAULT_MAX_NUM_SEQS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 """max_num_seqs grid: 2^k and 3·2^k up to vLLM 0.32's default of 1024 on H100-class GPUs."""
 KV_INDEX_LABEL = "kv"
@@ -322,6 +328,11 @@ class ServingTables:
     prompt_us: list[int] = dataclasses.field(default_factory=list)
     """The time one more prompt adds to a prefill: one prompt alone / pipeline stages (µs, rounded
     up), what a burst's first wave queues on (`perf.client_queue_s`, the deployment's burst rule)."""
+    capped: list[bool] = dataclasses.field(default_factory=list)
+    """The SGLang / TensorRT-LLM engine runs fewer requests at once than the entry's running share
+    (`Shape.running_at`): it never runs as tabled (placeholder times, `evaluated` False), ruled out
+    by the family `RUNNING_CAP_FAMILY`, which an explanation holds (its memory is pushed over the
+    budget too, for the readers that take such an entry as one that does not start: `_engine_entry`)."""
 
 
 @dataclass
@@ -815,6 +826,7 @@ def _entry(
     t.mem_used_kib.append(units.kib_up(used))
     t.mml_used_kib.append(units.kib_up(need))
     t.fixed_kib.append(units.kib_up(fixed))
+    t.capped.append(False)
     if not complete and max(units.kib_up(used), units.kib_up(need)) > max(space.budget_kib):
         _optimistic_times(t)
         return
@@ -886,11 +898,14 @@ def _placeholder(t: ServingTables, weights_kib: int) -> None:
     t.mem_used_kib.append(max(weights_kib, 1))
     t.mml_used_kib.append(max(weights_kib, 1))
     t.fixed_kib.append(max(weights_kib, 1))
+    t.capped.append(False)
     _optimistic_times(t, placeholder=False)
 
 
 def _optimistic_times(t: ServingTables, placeholder: bool = True) -> None:
-    """Times of an entry that is never chosen (memory or an architecture rule rules it out)."""
+    """Times of an entry that is never chosen: a family an explanation holds rules it out (an
+    architecture rule, an engine's layout rule, its running cap), or memory does in tables that are
+    not complete (`complete_tables` prices it)."""
     if placeholder:
         t.evaluated.append(False)
     t.step_us.append(1)
@@ -898,6 +913,19 @@ def _optimistic_times(t: ServingTables, placeholder: bool = True) -> None:
     t.tps_milli.append(10**12)
     t.cost_micro_usd.append(0)
     t.prompt_us.append(0)
+
+
+def _unpriced_times(t: ServingTables) -> None:
+    """Times of an entry the float model cannot price (an engine whose KV pool holds no request, which
+    memory rules out): they meet no limit and carry no rate, so that an explanation that drops the
+    memory family never credits the entry with placeholder times (DeepSeek-V3 on 2x8xH200 under
+    `--engine auto` at TTFT 20 ms named `memory` beside the TTFT limit, the fastest plan at 89 ms)."""
+    t.evaluated.append(False)
+    t.step_us.append(UNPRICED_US)
+    t.ttft_us.append(UNPRICED_US)
+    t.tps_milli.append(0)
+    t.cost_micro_usd.append(UNPRICED_US)
+    t.prompt_us.append(UNPRICED_US)
 
 
 def replica_perf(
@@ -1070,8 +1098,13 @@ def _engine_entry(
     t.mem_used_kib.append(fixed + need(held * per_seq, tokens >= held * per_seq))
     t.mml_used_kib.append(fixed + need(space.max_model_lens[m], starts))
     t.fixed_kib.append(fixed)
-    if ev.perf.batch_size < running and ev.perf.batch_limit != "kv_cache":
-        _optimistic_times(t)  # the engine caps running requests below the tuple's: never admissible
+    capped = ev.perf.batch_size < running and ev.perf.batch_limit != "kv_cache"
+    t.capped.append(capped)
+    if capped:  # the engine caps running requests below the tuple's: never admissible
+        _optimistic_times(t)  # ruled out by `RUNNING_CAP_FAMILY`, which an explanation holds
+        # The memory figure is pushed over the budget too: the decoder's binding-constraint line on
+        # the next max_num_seqs (`decoder.binding_constraints`) and `_holds` (the KV-bound batch stops
+        # at the engine's cap) read an entry over the budget as one the engine does not run.
         t.mem_used_kib[-1] = max(t.mem_used_kib[-1], budget + 1)
         return
     if not complete and max(t.mem_used_kib[-1], t.mml_used_kib[-1]) > budget:
@@ -1079,7 +1112,9 @@ def _engine_entry(
         return
     p = ev.perf
     if not (0 < p.output_tokens_per_s_per_replica < math.inf):  # no sequence fits: nothing runs
-        _optimistic_times(t)
+        _unpriced_times(t)
+        # memory's own verdict (the pool holds fewer tokens than one request: already over the
+        # budget by `need`), kept as a guard
         t.mem_used_kib[-1] = max(t.mem_used_kib[-1], budget + 1)
         return
     t.evaluated.append(True)
