@@ -26,7 +26,8 @@ Inputs (the format is recognised per file):
   `_sum` leaves them (`_overflow`), and reported (`LengthStats.above_last_bucket`). One scrape holds
   no arrival times, so no rate is derived.
 
-Lines that are not JSON, or lack positive token counts, are counted and reported, never fatal. A
+Lines that are not JSON, lack positive token counts, or stamp a time far outside the log's (a
+`timestamp: 0` among epoch stamps, `stray_stamps`), are counted and reported, never fatal. A
 gzip-compressed file (`.jsonl.gz`, read by its magic bytes) is decompressed first.
 
 What is derived: mean and spread (std / mean) of prompt and output lengths and their percentiles
@@ -313,6 +314,52 @@ def epoch_unit(stamp: float) -> str:
         if stamp >= start:
             return unit
     return "s"
+
+
+STRAY_SHARE = 0.01
+"""The most stamps at either end of a log that `stray_stamps` may find far from the rest: 1 in 100
+(at least 1, from `MIN_FENCED` stamps), the 1st and 99th percentiles bounding the log's core."""
+STRAY_REACH = 100.0
+"""How far past its core a stamp must lie to be malformed (`stray_stamps`), in core spans: kept, it
+would stretch the span the arrival rate is measured over more than a hundredfold, and plan the log at
+under 1 % of the rate its other 99 % of requests arrived at."""
+MIN_FENCED = 20
+"""Fewer stamps than this have no core to measure a stray against: `stray_stamps` finds none."""
+MIN_CORE_SPAN = 1.0
+"""Seconds: a core narrower than this is read as this wide (`stray_stamps`). Whole-second stamps (vLLM's
+`created`) put a burst sent within a second at one stamp; a log sent at once with a straggler a
+second later is a log, not a malformed line."""
+
+
+def stray_stamps(times: np.ndarray) -> np.ndarray:
+    """Indices of the arrival stamps (seconds, any order) that lie far outside the bulk of the log's: a
+    `timestamp: 0` (1970) among epoch stamps, an epoch stamp among ones counted from the log's start, a
+    mistyped year. Each stretched the arrival span to decades: one 0 among 3,000 requests at 60 per
+    second read as 1.7e-6 requests/s.
+
+    The rule (percentile fences, as Tukey's interquartile fences but from the 1st to the 99th percentile
+    and a hundred spans wide): the core is the stamps from the `STRAY_SHARE`-th lowest to as high a
+    one (the 1st to 99th percentile), its span at least `MIN_CORE_SPAN`; a stamp more than
+    `STRAY_REACH` core spans below or above the core is stray. What it must not drop, and does not:
+
+    - a long idle gap inside the log (two bursts an hour apart, a night between two days of traffic):
+      both sides hold more than 1 % of the requests, so the gap is inside the core;
+    - bursty traffic, however small its median gap: the fences scale with the core's span, not a gap;
+    - a tail of more than 1 % of the requests (a second session), however late, and a straggler
+      within a hundred core spans (a 10-minute log's last request 16 hours on);
+    - a log sent at once and a straggler within 100 s (`MIN_CORE_SPAN`);
+    - shuffled lines (the stamps are sorted here) and logs under `MIN_FENCED` stamps (no core).
+
+    At most 1 % of the stamps at each end can be stray: more zeros than that are part of the core and
+    the log keeps its decades-long span (as before this rule)."""
+    n = len(times)
+    if n < MIN_FENCED:
+        return np.zeros(0, dtype=int)
+    ends = max(1, int(n * STRAY_SHARE))
+    ordered = np.sort(times)
+    low, high = float(ordered[ends]), float(ordered[n - 1 - ends])
+    reach = STRAY_REACH * max(high - low, MIN_CORE_SPAN)
+    return np.flatnonzero((times < low - reach) | (times > high + reach))
 
 
 def _tokens(value: Any) -> int | None:
@@ -998,7 +1045,14 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
             bad_lines = sorted(bad_lines + [numbers[i] for i in sorted(odd)])
             kept = [i for i in range(len(times)) if i not in odd]
             isl, osl, times = [isl[i] for i in kept], [osl[i] for i in kept], [times[i] for i in kept]
+            numbers = [numbers[i] for i in kept]
         times = [t / EPOCH_UNITS[unit] for t in times]
+        far = set(stray_stamps(np.asarray(times)).tolist())
+        if far:  # a 0 among epoch stamps, an epoch stamp among ones counted from the log's start
+            bad_lines = sorted(bad_lines + [numbers[i] for i in sorted(far)])
+            kept = [i for i in range(len(times)) if i not in far]
+            isl, osl, times = [isl[i] for i in kept], [osl[i] for i in kept], [times[i] for i in kept]
+            numbers = [numbers[i] for i in kept]
     prompts, outputs = np.asarray(isl), np.asarray(osl)
     fits, served, context = _fit(prompts, outputs)
     stamps = np.sort(np.asarray(times))

@@ -284,6 +284,14 @@ def add_evaluate_parser(sub: Any) -> None:
         help="training: decoder layers on each pipeline stage, e.g. 12,13,13,10 (or 12/13/13/10, as a "
         "front labels it); default: as even as possible, the remainder on the first stages",
     )
+    p.add_argument(
+        "--sequence-parallel",
+        choices=("on", "off"),
+        default=None,
+        help="training: Megatron sequence parallelism over the tp ranks (default on; always off at tp 1, "
+        "as Megatron turns it off there); off lifts its rule that the sequence length be a multiple of "
+        "tp, as a plan with `sequence_parallel: false` runs",
+    )
     p.add_argument("--micro-batch", type=bounded("micro_batch"), default=None, help="training (default 1)")
     p.add_argument(
         "--zero",
@@ -379,6 +387,7 @@ _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
     "evaluate": (
         *_TRAINING_FLAGS,
         *("cp", "cp_comm_type", "ep", "etp", "vp", "micro_batch", "zero", "recompute", "layers_per_stage"),
+        "sequence_parallel",
     ),
     "pareto": (*_TRAINING_FLAGS, "grad_reduce_in_bf16"),
 }
@@ -397,6 +406,7 @@ _DEFAULTS: dict[str, Any] = {
     "micro_batch": 1,
     "zero": "dist",
     "recompute": "selective",
+    "sequence_parallel": "on",
     "enable_expert_parallel": False,
     "kv_cache_dtype": "auto",
     "enforce_eager": False,
@@ -474,6 +484,11 @@ def _serving_workload(args: argparse.Namespace) -> Any:
             "note: --tpot-ms dropped: every output is one token, so there is no TPOT to limit",
             file=sys.stderr,
         )
+    from autoparallel.solvers.serving.remedies import GIVEN_LIMITS
+
+    # A remedy credits a limit to the preset or file only where no flag gave it (`GIVEN_LIMITS`); the
+    # command runs in its own thread (`cli.main`), whose context this sets.
+    GIVEN_LIMITS.set(frozenset(f for f in ("ttft_ms", "tpot_ms") if getattr(args, f, None) is not None))
     return base
 
 
@@ -1089,6 +1104,7 @@ def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
         seq_len=workload.seq_len,
         zero=ZeroStage(args.zero),
         recompute=Recompute(args.recompute),
+        sequence_parallel=args.sequence_parallel == "on",
         layers_per_stage=stages,
         precision=workload.precision,
     )
@@ -1124,9 +1140,10 @@ def evaluate_command(plan: Any) -> str | None:
     front point's) to the same figures under the same rules: every field the planner sets, --etp and
     --layers-per-stage included where they differ from evaluate's defaults (tp; the even split), the
     framework (--engine deepspeed: its rules and its optimum to compare with) and the job's --tokens
-    (the time and cost to the budget). None when the configuration has a field evaluate takes no
-    flag for (per-stage recompute, offload, sequence parallelism off, an MoE capacity factor, EP
-    overlap: options the CLI's planners never set)."""
+    (the time and cost to the budget), and --sequence-parallel off where the planner turned it off
+    over tp > 1 (it does where the sequence is no multiple of tp: seq 4097 at tp 8). None when the
+    configuration has a field evaluate takes no flag for (per-stage recompute, offload, an MoE
+    capacity factor, EP overlap: options the CLI's planners never set)."""
     import shlex
 
     from autoparallel.configs import even_split
@@ -1136,7 +1153,6 @@ def evaluate_command(plan: Any) -> str | None:
         c.stage_recompute is not None
         or c.offload_optimizer
         or c.offload_params
-        or (not c.sequence_parallel and c.tp > 1)
         or c.moe_capacity_factor is not None
         or c.ep_overlap
     ):
@@ -1155,6 +1171,7 @@ def evaluate_command(plan: Any) -> str | None:
     words += ["--etp", str(c.etp)] if c.etp not in (None, c.tp) else []
     words += ["--vp", str(c.vp)] if c.vp > 1 else []
     words += ["--micro-batch", str(c.micro_batch), "--zero", c.zero.value, "--recompute", c.recompute.value]
+    words += ["--sequence-parallel", "off"] if not c.sequence_parallel and c.tp > 1 else []
     stages = c.stage_layers(plan.model.num_layers)
     if stages != even_split(plan.model.num_layers, c.pp):
         words += ["--layers-per-stage", ",".join(map(str, stages))]

@@ -112,7 +112,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     )
     if prof.max_concurrency is not None:
         rate += f", at most {prof.max_concurrency:,} in flight (the benchmark's max_concurrency)"
-    most = BOUNDS["burstiness"].hi
+    most, least = BOUNDS["burstiness"].hi, BOUNDS["burstiness"].lo
     if prof.stamp_resolution is not None and prof.request_rate:
         burst = (
             f"burstiness not derived: the stamps' resolution ({prof.stamp_resolution:g} s) is at least a "
@@ -124,10 +124,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
             f"evenly spaced arrivals (inter-arrival spread {prof.interarrival_cv:.2g}, a gamma shape "
             f"above the burstiness bound {most:g}, planned at it)"
         )
+    elif prof.interarrival_cv and prof.gamma_shape is not None and prof.gamma_shape < least:
+        burst = (
+            f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape "
+            f"{prof.gamma_shape:.3g}, below the burstiness bound {least:g}, planned at it)"
+        )
     elif prof.interarrival_cv:
         burst = (
             f"inter-arrival spread {prof.interarrival_cv:.2f} (1 = Poisson; gamma shape "
-            f"{prof.gamma_shape:.2f})"
+            f"{prof.gamma_shape:.3g})"
         )
     elif prof.interarrival_cv == 0:
         burst = f"evenly spaced arrivals (inter-arrival spread 0{even})"

@@ -163,7 +163,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Run the sweep; print the table (or JSON) and where the results were written."""
     from autoparallel.cli._output import refuse_overwrite
     from autoparallel.sweeps import grid, load_scenarios
-    from autoparallel.sweeps.execute import run_scenarios
+    from autoparallel.sweeps.execute import distinct_scenarios, run_scenarios
     from autoparallel.sweeps.scenario import Hardware
 
     _check_workers(args.workers, args.executor)
@@ -190,6 +190,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             [*_list(args.disagg, "--disagg")] or [None],
         )
     hardware.check_used(scenarios)
+    merged = len(scenarios) - len(distinct_scenarios(scenarios))
+    if merged:  # run once each (`distinct_scenarios`): said, not silently fewer rows than given
+        print(
+            f"note: {merged} duplicate scenario{'s' if merged != 1 else ''} merged: "
+            f"{'each' if merged != 1 else 'it'} names a scenario given before (the same inputs, however "
+            "written), which runs once, under its first spelling",
+            file=sys.stderr,
+        )
     result = run_scenarios(
         scenarios,
         executor=args.executor,

@@ -54,7 +54,20 @@ STOP_GRACE_S = 2.0
 
 
 def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, Any]:
-    """One result row: the scenario's inputs, then the plan's headline numbers or the failure."""
+    """One result row: the scenario's inputs, then the plan's headline numbers or the failure. A
+    nearest fix credits a service limit to the scenario's preset or workload file only where the
+    scenario did not give it itself (`remedies.GIVEN_LIMITS`, as `plan --ttft-ms` over a file)."""
+    from autoparallel.solvers.serving.remedies import GIVEN_LIMITS
+
+    given = GIVEN_LIMITS.set(frozenset({"ttft_ms", "tpot_ms"} & {k for k, _ in scenario.workload}))
+    try:
+        return _solve_scenario(scenario, time_limit_s)
+    finally:
+        GIVEN_LIMITS.reset(given)
+
+
+def _solve_scenario(scenario: Scenario, time_limit_s: float) -> dict[str, Any]:
+    """`solve_scenario`'s row."""
     from autoparallel.api import solve, with_benchmark
     from autoparallel.errors import AutoParallelError, InfeasibleError, InternalError, SolverTimeoutError
     from autoparallel.plan import ServingPlan
@@ -501,6 +514,16 @@ def progress_bar(total: int | None, show: bool | None, unit: str = "scenario") -
     )
 
 
+def distinct_scenarios(scenarios: Sequence[Scenario]) -> list[Scenario]:
+    """Each scenario once (by `Scenario.id`: one scenario written two ways, `1x2xH100` and
+    `1x2xH100-SXM`, `chatbot` and `{preset: chatbot}`, has one id), in order, under its first spelling
+    (the first row's cluster string is the one its row shows; the last one's was)."""
+    first: dict[str, Scenario] = {}
+    for s in scenarios:
+        first.setdefault(s.id, s)
+    return list(first.values())
+
+
 def run_scenarios(
     scenarios: Sequence[Scenario],
     *,
@@ -529,7 +552,7 @@ def run_scenarios(
     store = ResultStore(out) if out is not None else None
     done = store.load() if store else []
     done_ids = {r["scenario_id"] for r in done}
-    unique = list({s.id: s for s in scenarios}.values())
+    unique = distinct_scenarios(scenarios)
     todo = [s for s in unique if s.id not in done_ids]
     wanted = {s.id for s in unique}
     rows: list[dict[str, Any]] = [r for r in done if r["scenario_id"] in wanted]

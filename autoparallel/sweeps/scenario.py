@@ -351,6 +351,9 @@ def make_workload(
         if isinstance(nested.get("workload"), Mapping):
             raise InputError("a `workload:` mapping holds another `workload:` mapping; give its fields once")
         inner = make_workload(nested)[1]
+        # Its file's content is read again below, from the `workload_file` it keeps: the internal
+        # field was refused as an unknown one ("unknown workload field 'file_workload'").
+        inner.pop(FILE_CONTENT, None)
         twice = sorted(set(inner) & set(fields))
         if twice:
             raise InputError(f"workload field {twice[0]!r} is given both inside `workload:` and beside it")

@@ -76,6 +76,7 @@ FROZEN: dict[str, set[str]] = {
         "--price",
         "--quantization",
         "--recompute",
+        "--sequence-parallel",
         "--tp",
         "--vp",
         "--zero",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from autoparallel.bounds import BOUNDS
 from autoparallel.errors import AutoParallelError
@@ -24,6 +25,31 @@ from autoparallel.workload import PRESETS, Serving
 
 Solve = Callable[[Cluster, Serving, ServingOptions, str], ServingSolution]
 """(cluster, workload, options, objective) -> the best plan, or an AutoParallelError."""
+GIVEN_LIMITS: ContextVar[frozenset[str]] = ContextVar("given_limits", default=frozenset())
+"""The service limits (`ttft_ms`, `tpot_ms`) the caller gave over the workload's preset or file: the
+command line's --ttft-ms / --tpot-ms (`plan_cmd._serving_workload` sets it), a sweep scenario's own
+fields (`sweeps.execute`). A looser limit is credited to the preset or the workload only where neither
+gave it (`_limit_source`): `plan --workload-file F --ttft-ms 300` printed "a looser --ttft-ms (the
+workload 'profiled' sets it)" of a file without a TTFT limit. Empty by default (an API call's workload
+is its own)."""
+
+
+def _limit_source(workload: Serving, field: str) -> str:
+    """Where `workload`'s `field` limit came from, for a remedy's label: the preset that imposes it, the
+    named workload (a workload file's, an API caller's) that sets it, or "" where the caller gave it
+    (`GIVEN_LIMITS`) or the workload is a request shape of the user's own."""
+    if field in GIVEN_LIMITS.get():
+        return ""
+    preset = PRESETS.get(workload.name)
+    if preset is not None:
+        return (
+            f" (the {workload.name} preset imposes it)"
+            if getattr(preset, field) == getattr(workload, field)
+            else ""
+        )
+    if workload.name in ("custom", ""):
+        return ""
+    return f" (the workload {workload.name!r} sets it)"
 
 
 def _describe(sol: ServingSolution) -> str:
@@ -125,17 +151,7 @@ def nearest_fixes(
     for family, field, metric in (("tpot_slo", "tpot_ms", "tpot"), ("ttft_slo", "ttft_ms", "ttft")):
         if family in families:
             relaxed = workload.model_copy(update={field: None})
-            from_preset = workload.name in PRESETS and getattr(PRESETS[workload.name], field) == getattr(
-                workload, field
-            )
-            preset = (
-                f" (the {workload.name} preset imposes it)"
-                if from_preset
-                else f" (the workload {workload.name!r} sets it)"
-                if workload.name not in ("custom", "", *PRESETS)
-                else ""
-            )
-            label = f"a looser --{field.replace('_', '-')}{preset}"
+            label = f"a looser --{field.replace('_', '-')}{_limit_source(workload, field)}"
             tries.append((label, cluster, relaxed, options, metric, field))
     out: list[str] = []
     worked: set[str] = set()  # the kinds of change one of which already works (the smallest first)

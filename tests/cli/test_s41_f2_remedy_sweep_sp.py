@@ -1,0 +1,137 @@
+"""Three command-line fixes: a remedy credits a TTFT limit to the workload only where the workload set
+it (not --ttft-ms); duplicate sweep scenarios are merged with a note, under their first spelling; and
+`evaluate --train --sequence-parallel off` evaluates the plans `plan --train` / `pareto --train` print
+with sequence parallelism off (seq 4097 at tp 8), which evaluate could not express (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+
+from autoparallel.cli import main
+
+WORKLOAD = {"name": "profiled", "isl": 1490, "osl": 420, "max_model_len": 3738, "num_prompts": 300}
+PLAN = ["plan", "meta-llama/Llama-3.1-8B", "--cluster", "1x4xH100"]
+
+
+def _workload_file(tmp_path: Path, **extra: float) -> str:
+    path = tmp_path / "wl.json"
+    path.write_text(json.dumps({"serving": {**WORKLOAD, **extra}}))
+    return str(path)
+
+
+def test_a_flag_limit_is_not_credited_to_the_workload_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*PLAN, "--workload-file", _workload_file(tmp_path), "--ttft-ms", "300"]) == 1
+    err = capsys.readouterr().err
+    assert "+ a looser --ttft-ms: the fastest plan reaches" in err
+    assert "sets it" not in err  # was "(the workload 'profiled' sets it)": the file has no ttft_ms
+
+
+def test_a_file_limit_is_still_credited_to_the_workload_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*PLAN, "--workload-file", _workload_file(tmp_path, ttft_ms=300)]) == 1
+    assert "+ a looser --ttft-ms (the workload 'profiled' sets it): " in capsys.readouterr().err
+
+
+DUPLICATES = """scenarios:
+  - {model: meta-llama/Llama-3.1-8B, cluster: 1x2xH100, workload: chatbot}
+  - {model: meta-llama/Llama-3.1-8B, cluster: 1x2xH100, workload: chatbot}
+  - {model: meta-llama/Llama-3.1-8B, cluster: 1x2xH100, workload: {preset: chatbot}}
+  - {model: meta-llama/Llama-3.1-8B, cluster: 1x2xH100-SXM, workload: chatbot}
+"""
+
+
+def test_duplicate_scenarios_are_merged_with_a_note_under_the_first_spelling(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text(DUPLICATES)
+    assert main(["sweep", str(path), "--executor", "serial"]) == 0
+    captured = capsys.readouterr()
+    assert "3 duplicate scenarios merged" in captured.err
+    assert captured.err.count("duplicate") == 1  # one line
+    assert "1 scenarios (1 ok)" in captured.out
+    assert "1x2xH100-SXM" not in captured.out  # the first row's spelling, not the last one's
+    assert " 1x2xH100 " in captured.out
+
+
+def test_distinct_scenarios_keep_the_first_spelling() -> None:
+    from autoparallel.sweeps.execute import distinct_scenarios
+    from autoparallel.sweeps.scenario import grid
+
+    scenarios = grid(["meta-llama/Llama-3.1-8B"], ["1x2xH100-SXM", "1x2xH100"], ["chatbot"], ["throughput"])
+    assert len(scenarios) == 2
+    (only,) = distinct_scenarios(scenarios)
+    assert only.cluster == scenarios[0].cluster
+
+
+TRAIN = ["llama-3.1-8b", "--train", "--cluster", "1x8xH100", "--seq-len", "4097", "--global-batch", "8"]
+TRAIN += ["--precision", "fp8"]
+LAYOUT = ["--tp", "8", "--pp", "1", "--dp", "1", "--cp", "1", "--micro-batch", "8", "--zero", "2"]
+LAYOUT += ["--recompute", "none"]
+
+
+def test_evaluate_takes_sequence_parallelism_off_and_gives_the_plans_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["plan", *TRAIN, "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["config"]["tp"] == 8 and plan["config"]["sequence_parallel"] is False
+    assert main(["evaluate", *TRAIN, *LAYOUT, "--sequence-parallel", "off", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["config"]["sequence_parallel"] is False
+    assert got["perf"]["step_time_s"] == pytest.approx(plan["perf"]["step_time_s"])
+    assert got["perf"]["tokens_per_s"] == pytest.approx(plan["perf"]["tokens_per_s"])
+    # the default stays what evaluate did: sequence parallelism on, refused at seq 4097 over tp 8
+    assert main(["evaluate", *TRAIN, *LAYOUT]) == 2
+    assert "seq_len=4097 is not a multiple of tp" in capsys.readouterr().err
+    assert main(["evaluate", *TRAIN, *LAYOUT, "--sequence-parallel", "on"]) == 2
+    capsys.readouterr()
+
+
+def test_sequence_parallel_is_a_training_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "llama-3.1-8b", "--cluster", "1x8xH100", "--sequence-parallel", "off"]) == 2
+    assert "--sequence-parallel does not apply to serving" in capsys.readouterr().err
+
+
+def test_front_points_without_sequence_parallelism_name_their_evaluate_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["pareto", *TRAIN, "--json"]) == 0
+    points = json.loads(capsys.readouterr().out)["points"]
+    off = [p for p in points if p["config"]["tp"] > 1 and not p["config"]["sequence_parallel"]]
+    assert off and all(p["evaluate"] for p in off)  # was null
+    point = off[0]
+    line = shlex.split(point["evaluate"])
+    assert "--sequence-parallel" in line and line[line.index("--sequence-parallel") + 1] == "off"
+    assert main([*line[1:], "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["perf"]["step_time_s"] == pytest.approx(point["perf"]["step_time_s"])
+
+
+def test_a_sweep_rows_own_limit_is_not_credited_to_its_workload_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scenario's own ttft_ms over a workload file, beside the file or inside a `workload:` mapping
+    (which was refused: "unknown workload field 'file_workload'"), is one scenario whose nearest fix
+    does not credit the file."""
+    _workload_file(tmp_path)
+    rows = (
+        "scenarios:\n"
+        "  - {model: meta-llama/Llama-3.1-8B, cluster: 1x4xH100, workload_file: wl.json, ttft_ms: 300}\n"
+        "  - {model: meta-llama/Llama-3.1-8B, cluster: 1x4xH100, workload: {workload_file: wl.json, "
+        "ttft_ms: 300}}\n"
+    )
+    (tmp_path / "s.yaml").write_text(rows)
+    assert main(["sweep", str(tmp_path / "s.yaml"), "--executor", "serial", "--json"]) == 0
+    captured = capsys.readouterr()
+    (row,) = json.loads(captured.out)
+    assert "1 duplicate scenario merged" in captured.err
+    assert row["status"] == "infeasible"
+    assert "nearest feasible change: a looser --ttft-ms: " in row["message"]

@@ -1,0 +1,158 @@
+"""A stamp far outside the log's bulk is a malformed line (`workload_profile.stray_stamps`), and a gamma
+shape below the burstiness bound is printed with its digits and said to be planned at the bound.
+
+One `"timestamp": 0` among 3,000 Poisson requests at 60 per second (epoch-second stamps) printed
+`arrival rate: 1.699e-06 requests/s` with no malformed line; so did a 0 among ISO stamps and one epoch
+stamp among stamps counted from the log's start. Logs whose long gaps are real keep every line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoparallel.cli import main
+from autoparallel.workload_profile import profile_file, to_serving
+
+EPOCH = 1_765_000_000.0
+
+
+def _poisson(n: int, rate: float, seed: int = 7, start: float = EPOCH) -> list[float]:
+    rng = random.Random(seed)
+    t, out = start, []
+    for _ in range(n):
+        t += rng.expovariate(rate)
+        out.append(t)
+    return out
+
+
+def _write(path: Path, stamps: list[Any], seed: int = 3) -> Path:
+    rng = random.Random(seed)
+    lines = [
+        json.dumps(
+            {"timestamp": s, "prompt_tokens": rng.randint(50, 3000), "completion_tokens": rng.randint(1, 600)}
+        )
+        for s in stamps
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _rate(stamps: list[float]) -> float:
+    return (len(stamps) - 1) / (max(stamps) - min(stamps))
+
+
+def test_a_zero_among_epoch_seconds_is_one_malformed_line_not_the_rate(tmp_path: Path) -> None:
+    stamps: list[Any] = _poisson(3000, 60.0)
+    real = list(stamps)
+    stamps[1500] = 0  # line 1501
+    prof = profile_file(_write(tmp_path / "zero.jsonl", stamps))
+    assert prof.malformed == 1 and prof.malformed_lines == (1501,)
+    kept = real[:1500] + real[1501:]
+    assert prof.request_rate == pytest.approx(_rate(kept), rel=1e-3)  # was 1.7e-6
+    assert prof.request_rate == pytest.approx(60.0, rel=0.05)
+    assert prof.requests == 2999
+
+
+def test_the_cli_reports_the_stray_stamps_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stamps: list[Any] = _poisson(3000, 60.0)
+    stamps[1500] = 0
+    assert main(["profile", str(_write(tmp_path / "zero.jsonl", stamps))]) == 0
+    out = capsys.readouterr().out
+    assert "malformed: 1 skipped (lines 1501)" in out
+    rate = float(out.split("arrival rate: ", 1)[1].split(" ", 1)[0])
+    assert rate == pytest.approx(60.0, rel=0.05)  # printed 1.699e-06
+
+
+def test_a_zero_among_iso_stamps_and_an_epoch_stamp_among_relative_ones(tmp_path: Path) -> None:
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    offsets = _poisson(300, 2.0, seed=11, start=0.0)
+    iso: list[Any] = [(start + dt.timedelta(seconds=s)).isoformat() for s in offsets]
+    iso[10] = 0
+    prof = profile_file(_write(tmp_path / "iso0.jsonl", iso))
+    assert prof.malformed_lines == (11,)
+    assert prof.request_rate == pytest.approx(_rate(offsets[:10] + offsets[11:]), rel=1e-3)  # was 1.7e-7
+
+    relative: list[Any] = list(offsets)
+    relative[150] = EPOCH  # another clock's stamp: epoch seconds among seconds from the log's start
+    prof = profile_file(_write(tmp_path / "outlier.jsonl", relative))
+    assert prof.malformed_lines == (151,)
+    assert prof.request_rate == pytest.approx(_rate(offsets[:150] + offsets[151:]), rel=1e-3)
+
+
+def test_strays_at_both_ends_are_dropped(tmp_path: Path) -> None:
+    stamps: list[Any] = _poisson(500, 10.0, seed=5)
+    stamps[3] = 0  # 1970
+    stamps[400] = EPOCH + 36 * 365 * 86400  # a mistyped year (2062)
+    prof = profile_file(_write(tmp_path / "ends.jsonl", stamps))
+    assert prof.malformed_lines == (4, 401)
+    assert prof.request_rate == pytest.approx(10.0, rel=0.15)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "two bursts an hour apart",
+        "lopsided bursts a day apart",
+        "straggler fifty spans late",
+        "bursty",
+        "shuffled bursty",
+        "at once and a straggler",
+        "few requests",
+    ],
+)
+def test_logs_whose_long_gaps_are_real_keep_every_line(tmp_path: Path, case: str) -> None:
+    """What the rule must not drop (`stray_stamps`' docstring): a long idle gap inside the log, bursts of
+    any median gap, a tail of more than 1 % of the requests however late, a tail within a hundred core
+    spans, a log sent at once with a straggler, shuffled lines, and logs too small to have a core."""
+    stamps: list[float]
+    if case == "two bursts an hour apart":
+        stamps = _poisson(400, 20.0) + _poisson(400, 20.0, seed=8, start=EPOCH + 3600)
+    elif case == "lopsided bursts a day apart":  # 2 % of the requests a day after the rest
+        stamps = _poisson(980, 20.0) + _poisson(20, 20.0, seed=8, start=EPOCH + 86400)
+    elif case == "straggler fifty spans late":  # 300 requests over about a minute, one 50 minutes on
+        stamps = _poisson(300, 5.0)
+        stamps.append(stamps[-1] + 50 * (stamps[-1] - stamps[0]))
+    elif case in ("bursty", "shuffled bursty"):  # 20 bursts of 200 requests 0.5 ms apart, 600 s between
+        stamps = [EPOCH + b * 600.0 + k * 0.0005 for b in range(20) for k in range(200)]
+        if case.startswith("shuffled"):
+            random.Random(1).shuffle(stamps)
+    elif case == "at once and a straggler":
+        stamps = [EPOCH] * 300 + [EPOCH + 1.0]
+    else:
+        stamps = [EPOCH, EPOCH + 1.0, EPOCH + 1000.0]
+    prof = profile_file(_write(tmp_path / "log.jsonl", list(stamps)))
+    assert prof.malformed == 0
+    assert prof.requests == len(stamps)
+    assert prof.request_rate == pytest.approx(_rate(stamps), rel=1e-6)
+
+
+def _bursty(tmp_path: Path) -> Path:
+    stamps: list[Any] = [EPOCH + b * 600.0 + k * 0.0005 for b in range(20) for k in range(200)]
+    return _write(tmp_path / "bursty.jsonl", stamps)
+
+
+def test_a_shape_below_the_bound_is_printed_with_its_digits_and_planned_at_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _bursty(tmp_path)
+    prof = profile_file(path)
+    assert prof.gamma_shape is not None and prof.gamma_shape < 0.01
+    assert to_serving(prof).burstiness == 0.01
+    assert main(["profile", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "gamma shape 0.00)" not in out and "gamma shape 0.00," not in out
+    assert f"gamma shape {prof.gamma_shape:.3g}, below the burstiness bound 0.01, planned at it" in out
+
+
+def test_a_shape_within_the_bounds_is_printed_without_a_clamp(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path / "poisson.jsonl", list(_poisson(2000, 5.0)))
+    assert main(["profile", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(1 = Poisson; gamma shape " in out and "planned at it" not in out
