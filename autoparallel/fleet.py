@@ -27,7 +27,6 @@ turns the result into per-replica `vllm serve` lines (frameworks/vllm.py) and JS
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +45,7 @@ from autoparallel.hardware.cluster import custom_gpus, price_map
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.loader import served_id
 from autoparallel.perf.engine_support import ENGINE_NAMES
+from autoparallel.plan import round_floats
 from autoparallel.workload import Serving
 from autoparallel.yaml_file import read_yaml
 
@@ -315,7 +315,7 @@ class FleetPlan(BaseModel):
             e[engine.engine] = launch  # vllm, sglang or trtllm: that engine's launch lines
             engines.append(e)
         s = d.solver
-        return _round(
+        return round_floats(
             {
                 "cluster": self.cluster.spec,
                 "objective": d.objective,
@@ -533,16 +533,6 @@ class _PlainDumper(yaml.SafeDumper):
 def plan_yaml(doc: dict[str, Any]) -> str:
     """A plan file's text: safe YAML, keys in the order given, no anchors."""
     return yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False)
-
-
-def _round(value: Any, digits: int = 4) -> Any:
-    if isinstance(value, float):
-        return value if not math.isfinite(value) or value == 0 else float(f"{value:.{digits + 2}g}")
-    if isinstance(value, dict):
-        return {k: _round(v, digits) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_round(v, digits) for v in value]
-    return value
 
 
 def _custom_gpus(gpus: object) -> tuple[GPU, ...]:

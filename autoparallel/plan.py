@@ -32,18 +32,28 @@ from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf
 from autoparallel.validation import TrainingFramework
 from autoparallel.workload import Serving, Training
 
+ROUNDED_DOWN = ("capacity_rps",)
+"""JSON keys whose floats `round_floats` rounds down, not to nearest: a capacity is the most a plan
+carries within its limits, and fed back as a request rate a capacity rounded up broke them (a
+deployment engine's TTFT 0.03-0.08 ms over its limit)."""
 
-def _round(value: Any, digits: int = 4, significant: int = 6) -> Any:
+
+def round_floats(value: Any, digits: int = 4, significant: int = 6, *, down: bool = False) -> Any:
     """`value` with each float rounded to `digits` decimals or `significant` significant digits,
-    whichever keeps more (1e-9 stays 1e-9, 12418.34567 stays 12418.3457); ints stay ints."""
+    whichever keeps more (1e-9 stays 1e-9, 12418.34567 stays 12418.3457); ints stay ints; the floats
+    under a key of `ROUNDED_DOWN` (`down`) rounded down at that precision."""
     if isinstance(value, float):
         if not math.isfinite(value) or value == 0:
             return value
-        return round(value, max(digits, significant - 1 - math.floor(math.log10(abs(value)))))
+        places = max(digits, significant - 1 - math.floor(math.log10(abs(value))))
+        near = round(value, places)
+        return round(near - 10.0**-places, places) if down and near > value else near
     if isinstance(value, dict):
-        return {k: _round(v, digits) for k, v in value.items()}
+        return {
+            k: round_floats(v, digits, significant, down=down or k in ROUNDED_DOWN) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        return [_round(v, digits) for v in value]
+        return [round_floats(v, digits, significant, down=down) for v in value]
     return value
 
 
@@ -396,7 +406,7 @@ class ServingPlan(_PlanBase):
             from autoparallel.engine_compare import comparison_dict
 
             out["comparison"] = comparison_dict(self)
-        return _round({**out, **self._common()})
+        return round_floats({**out, **self._common()})
 
     def explain(self) -> str:
         """A readable report: configuration, memory breakdown, speed, reasons, command."""
@@ -504,7 +514,7 @@ class TrainingPlan(_PlanBase):
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: config, memory, perf, deepspeed {config, command}, megatron {args, command}."""
-        return _round(
+        return round_floats(
             {
                 "model": self.served_id,
                 "cluster": self.cluster.spec,

@@ -101,20 +101,20 @@ def test_one_price_per_gpu_still_prices_it(text: str) -> None:
     assert cluster.pools[0].gpu.usd_per_hour == 3
 
 
-@pytest.mark.parametrize("module", ["autoparallel.plan", "autoparallel.fleet"])
-def test_json_rounding_keeps_small_values_and_large_ones_precision(module: str) -> None:
-    import importlib
+def test_json_rounding_keeps_small_values_and_large_ones_precision() -> None:
+    from autoparallel.plan import round_floats  # the plan's and the fleet's JSON alike
 
-    rnd = importlib.import_module(module)._round
-    out = rnd({"request_rate": 1e-9, "tpot_ms": 1e-300, "n": 3, "x": [2.5e-7, 0.0], "big": 12418.3}, 4)
+    out = round_floats(
+        {"request_rate": 1e-9, "tpot_ms": 1e-300, "n": 3, "x": [2.5e-7, 0.0], "big": 12418.3}, 4
+    )
     assert out == {"request_rate": 1e-9, "tpot_ms": 1e-300, "n": 3, "x": [2.5e-7, 0.0], "big": 12418.3}
     assert isinstance(out["n"], int)
 
 
 def test_plan_json_keeps_four_decimals_on_large_values() -> None:
-    from autoparallel.plan import _round
+    from autoparallel.plan import round_floats
 
-    assert _round(12418.345678) == 12418.3457 and _round(0.123456789) == 0.123457
+    assert round_floats(12418.345678) == 12418.3457 and round_floats(0.123456789) == 0.123457
 
 
 def test_the_batch_limit_problem_gets_the_batch_limit_fix() -> None:

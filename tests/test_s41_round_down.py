@@ -1,0 +1,19 @@
+"""A capacity in JSON is rounded down, never up (plan.py `round_floats`, `ROUNDED_DOWN`).
+
+A deployment engine's `capacity_rps` was rounded to the nearest 6 significant digits; fed back as a
+request rate, a capacity rounded up gave a TTFT 0.03-0.08 ms over its limit. One rounding serves the
+plan and the fleet JSON (fleet.py had its own copy)."""
+
+from __future__ import annotations
+
+from autoparallel import fleet, plan
+
+
+def test_a_capacity_rounds_down_and_other_floats_to_nearest() -> None:
+    doc = {"capacity_rps": 2.40000999, "load_rps": 2.40000999, "models": [{"capacity_rps": 123456.78}]}
+    out = plan.round_floats(doc)
+    assert out["capacity_rps"] == 2.4 and out["load_rps"] == 2.40001
+    assert out["models"][0]["capacity_rps"] == 123456.78  # 4 decimals kept: exact
+    assert plan.round_floats({"capacity_rps": 0.123456789}) == {"capacity_rps": 0.123456}
+    assert plan.round_floats({"capacity_rps": 7.0}) == {"capacity_rps": 7.0}
+    assert not hasattr(fleet, "_round")
