@@ -359,10 +359,10 @@ def build_mixed_space(
                 at = frozenset(
                     t for t, tr in enumerate(tiers) if tr.step_tier == k and p in tr.floor.decode_pools
                 )
-                ks = _within(tier_decode[p][0], cap)
-                unpruned += len(ks)
                 if not at:
                     continue
+                ks = _within(tier_decode[p][0], cap)
+                unpruned += len(ks)
                 engines, ts = [tier_decode[p][0][i] for i in ks], [tier_decode[p][1][i] for i in ks]
                 steps = [units.us_up(t.decode_s) for t in ts]
                 for i in _prune(engines, steps, cap is not None) if prune else range(len(engines)):
