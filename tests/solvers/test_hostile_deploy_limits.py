@@ -120,7 +120,9 @@ def test_role_engines_check_the_deadline() -> None:
     serving = build_deployment_space(fleet, cluster, scale_rates=False).serving[0, 0]
     past = time.perf_counter() - 1.0
     with pytest.raises(SolverTimeoutError):
-        roles.decode_engines(serving, 0, 0, {}, 1000, deadline=past)
+        roles.decode_candidates(serving, fleet[0].workload, same_node=False, deadline=past)
+    with pytest.raises(SolverTimeoutError):
+        roles.prefill_candidates(serving, deadline=past)
     with pytest.raises(SolverTimeoutError):
         roles.prefill_engines(serving, fleet[0], cluster, 0, 0, [], 0.05, {}, deadline=past)
 

@@ -36,7 +36,7 @@ def _space() -> MixedSpace:
 
 def _reproducer_counts(space: MixedSpace) -> tuple[int, ...]:
     """P 2x tp1 | D 3x tp4 b48 (the reproducer's point), of the loosest first-step tier (the faster
-    tiers hold engines of the same shapes, rated for their own bounds: roles.py `step_bounds`)."""
+    tiers hold engines of the same shapes, rated for their own bounds: roles.py `step_ladder`)."""
     counts = [0] * len(space.engines)
     a = len(space.aggregated.engines)
     loosest = {t for t, (step_tier, _) in enumerate(space.tier_bounds) if step_tier == 0}

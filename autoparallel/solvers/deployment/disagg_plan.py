@@ -62,6 +62,7 @@ from autoparallel.solvers.deployment.roles import (
     pair_problem,
     prefill_rank_tokens_per_s,
     single_node,
+    smallest_pair,
     why_no_role,
 )
 from autoparallel.solvers.deployment.space import DeploymentSpace
@@ -210,8 +211,10 @@ def solve_roles(
             raise timed_out
         raise InfeasibleError(why_infeasible(rs, Run(settings, deadline=deadline)))
     best, counts = found[0]
-    for k, other in found[1:]:  # fastest floor first: a tie keeps it
-        if _rank(chain, runs[k], scales) > _rank(chain, runs[best], scales):
+    for k, other in found[1:]:  # fastest floor first: a tie keeps it, and a floor's loosest tier
+        rank, kept = _rank(chain, runs[k], scales), _rank(chain, runs[best], scales)
+        looser = tiers[k].floor is tiers[best].floor and tiers[k].step_tier < tiers[best].step_tier
+        if rank > kept or (rank == kept and looser):
             best, counts = k, other
     proven = timed_out is None and all(r.status in ("OPTIMAL", "INFEASIBLE") for r in runs)
     return decode_roles(tiers[best], counts, objective_label(name), _union_stats(chain, runs, best, proven))
@@ -287,22 +290,58 @@ def _union_stats(
 
 
 def why_infeasible(rs: RoleSpace, run: Run) -> str:
-    """Why no tier's space has a deployment: one reason per link floor, fastest first, prefixed with the
-    decode pools its prefill budget assumed (`LinkFloor.label`) where there are several. A floor's
-    reason is its fastest first-step tier's (roles.py `step_bounds`: the most prefill budget), or its
-    loosest tier's where that has no decode engine (then none has). `solve_roles` and the mixed
-    fronts (`front._why_none`) both say it."""
+    """Why no tier's space has a deployment: one reason per link floor (`_floor_reason`), fastest
+    first, prefixed with the decode pools its prefill budget assumed (`LinkFloor.label`) where there
+    are several. `solve_roles` and the mixed fronts (`front._why_none`) both say it."""
     floors: dict[int, list[RoleSpace]] = {}
     for t in rs.tiers():
         floors.setdefault(id(t.floor), []).append(t)
-    chosen = []
-    for tiers in floors.values():
-        loosest = min(tiers, key=lambda t: t.step_tier)
-        has_decode = any(e.role == "decode" for e in loosest.space.engines)
-        chosen.append(max(tiers, key=lambda t: t.step_tier) if has_decode else loosest)
-    if len(chosen) == 1:
-        return _why_infeasible(chosen[0], run)
-    return "; ".join(f"with {_floor_label(t.floor)}: {_why_infeasible(t, run)}" for t in chosen)
+    if len(floors) == 1:
+        return _floor_reason(rs.tiers(), run)
+    return "; ".join(f"with {_floor_label(ts[0].floor)}: {_floor_reason(ts, run)}" for ts in floors.values())
+
+
+def _floor_reason(tiers: list[RoleSpace], run: Run) -> str:
+    """Why none of one link floor's first-step tiers (roles.py `step_ladder`) has a deployment, in the
+    words of the tier that comes nearest: without a tier holding both roles, the fastest tier with a
+    decode engine (the most prefill budget; the loosest where none has one: then no tier has); where
+    no tier's smallest pair fits, the tier of the smallest pair; else the tier whose most carrying
+    deployment (without the rule that binds: the client's queue or the rate) carries most, so that
+    "the most any carries" is the most of every tier's."""
+
+    def has(t: RoleSpace, role: str) -> bool:
+        return any(e.role == role for e in t.space.engines)
+
+    loosest = min(tiers, key=lambda t: t.step_tier)
+    both = [t for t in tiers if has(t, "prefill") and has(t, "decode")]
+    if not both:
+        with_decode = [t for t in tiers if has(t, "decode")]
+        return _why_infeasible(max(with_decode, key=lambda t: t.step_tier) if with_decode else loosest, run)
+    fits = [t for t in both if _pair_problem(t) is None]
+    if not fits:
+
+        def pair_gpus(t: RoleSpace) -> tuple[int, int]:
+            pair = smallest_pair(t.space.engines)
+            return (pair[0].gpus + pair[1].gpus if pair else 0, t.step_tier)
+
+        return _why_infeasible(min(both, key=pair_gpus), run)
+    fm = loosest.space.models[0]
+    queued = fm.queue_clients is not None and fm.workload.ttft_ms is not None
+    dropped = "ttft_ms" if queued else "request_rate" if fm.workload.request_rate is not None else None
+    if len(fits) > 1 and dropped is not None:
+        carried = {}
+        for t in fits:
+            best = _most_carrying(t, run, dropped)
+            carried[id(t)] = best.capacity_rps if best is not None else -1.0
+        return _why_infeasible(max(fits, key=lambda t: (carried[id(t)], -t.step_tier)), run)
+    return _why_infeasible(min(fits, key=lambda t: t.step_tier), run)
+
+
+def _pair_problem(rs: RoleSpace) -> str | None:
+    """`roles.pair_problem` of a tier's engines, in the words of its first-step bound."""
+    fm = rs.space.models[0]
+    bound_ms = rs.decode_step_bound_s[0] * 1e3 if rs.step_tier else None
+    return pair_problem(rs.space.engines, fm.workload, rs.space.cluster, bound_ms)
 
 
 def _floor_label(floor: LinkFloor | None) -> str:
@@ -347,7 +386,7 @@ def _why_infeasible(rs: RoleSpace, run: Run) -> str:
                 f"concurrency {fm.concurrency}: the smallest decode engine holds {least} requests in "
                 "flight (max_num_seqs × data-parallel ranks), over the cap"
             )
-    if (pair := pair_problem(space.engines, fm.workload, space.cluster)) is not None:
+    if (pair := _pair_problem(rs)) is not None:
         return pair
     if (queue := _queue_reason(rs, run)) is not None:
         return queue
@@ -428,9 +467,9 @@ def _queue_reason(rs: RoleSpace, run: Run) -> str | None:
         f"client_queue: {clients} requests in flight (a closed-loop client) at TTFT {limit:g} ms: by "
         "Little's law the mean TTFT is C / X - T (X the carried requests/s, T the time a request holds "
         f"a decode slot); {'the most the cluster carries' if run.status == 'OPTIMAL' else 'the best found'}, "
-        f"{best.ratio} at {best.capacity_rps:.2f} req/s "
-        f"with T {slot_s:.2f} s, gives {clients} / {best.capacity_rps:.2f} - {slot_s:.2f} = "
-        f"{clients / best.capacity_rps - slot_s:.1f} s"
+        f"{best.ratio} at {best.capacity_rps:.3g} req/s "
+        f"with T {slot_s:.2f} s, gives {clients} / {best.capacity_rps:.3g} - {slot_s:.2f} = "
+        f"{clients / best.capacity_rps - slot_s:.2f} s"
     )
 
 

@@ -8,7 +8,7 @@ aggregated engines  every admissible entry (starts, meets the TTFT / TPOT limits
     TPOT_b ≤ TPOT_a). Unlike the deployment planner's one engine per shape (its fastest), a front
     over TPOT needs the slower-batched, lower-TPOT entries too.
 decode engines      every entry that starts, TPOT = its pure decode step T_d(b) (perf/disagg.py),
-    capacity b / (osl · T_d(b)) within its link and slot rates (roles.py `decode_times`); pruned the
+    capacity b / (osl · T_d(b)) within its link and slot rates (roles.py `rated_at`); pruned the
     same way on (capacity, T_d).
 prefill engines     deployment/roles.py's `prefill_engines`, rated at the TTFT budget that holds
     against every decode candidate of its link floor (the slowest KV transfer, the first decode step
@@ -19,7 +19,11 @@ a decode engine; floor L's prefill engines are rated with decode engines on the 
 at least L only, and a decode engine may serve every floor at or below its pool's link
 (`MixedSpace.role_floors`). The CP-SAT model picks one floor per disaggregated point
 (mixed_encoder.py `link_floor`), so the front is over the union of the floors' deployments: those
-whose every (P, D) pair meets the TTFT budget under round robin.
+whose every (P, D) pair meets the TTFT budget under round robin. With a TTFT limit each floor comes
+in first-step tiers too (roles.py `step_ladder`, kept as `roles.build_role_space` keeps them): a
+faster tier's decode engines are the entries within its bound, rated for it, and its prefill
+engines are rated at the budget that bound leaves; `MixedSpace.floors` lists one entry per (floor,
+tier) and `tier_bounds` their tiers and bounds, so the same one-floor rule picks one tier per point.
 
 The CP-SAT model over this space is mixed_encoder.py; the brute-force oracle is mixed_oracle.py.
 No ortools here.
@@ -37,22 +41,25 @@ from dataclasses import dataclass
 from autoparallel.errors import InputError
 from autoparallel.hardware import Cluster
 from autoparallel.objectives import DEPLOYMENT, SERVING, ObjectiveInfo
-from autoparallel.perf import disagg
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.roles import (
+    DecodeCandidate,
     LinkFloor,
     RoleSpace,
     RoleTimes,
     _engine,
     burst_problem,
+    decode_candidates,
     decode_rank_rps,
-    decode_times,
     link_floors,
     pair_problem,
+    prefill_candidates,
     prefill_engines,
     raises_prefill,
+    rated_at,
     single_node,
-    step_bounds,
+    smallest_pair,
+    step_ladder,
     ttft_below_transfer,
     undominated,
 )
@@ -105,7 +112,7 @@ class MixedSpace:
     own floor's; a decode engine every floor at or below its pool's link). Empty: every engine at
     the one floor."""
     tier_bounds: tuple[tuple[int, float], ...] = ()
-    """Per entry of `floors`: (its first-step tier, 0 the loosest, roles.py `step_bounds`; the first
+    """Per entry of `floors`: (its first-step tier, 0 the loosest, roles.py `step_ladder`; the first
     decode step its prefill budget takes)."""
 
     def floor_engines(self, t: int) -> list[int]:
@@ -204,28 +211,27 @@ def _within(engines: list[Engine], concurrency: int | None) -> list[int]:
 
 
 def _decode(
-    space: ServingSpace, fm: FleetModel, m: int, p: int, *, same_node: bool, bound_s: float | None = None
+    space: ServingSpace,
+    fm: FleetModel,
+    m: int,
+    p: int,
+    candidates: list[DecodeCandidate],
+    bound_s: float | None,
 ) -> tuple[list[Engine], list[RoleTimes]]:
-    """Every entry that is a decode engine (`roles.decode_times`: it starts, meets the TPOT limit with
-    its pure decode step, a vLLM runtime whose shape vLLM's NIXL connector runs as a decode engine),
-    rated as `roles.decode_engines` rates it; `bound_s`: a faster first-step tier's bound."""
-    link = disagg.transfer_link(space.cluster, same_node=same_node)
-    received: dict[int, float] = {}
+    """Every decode candidate (`roles.decode_candidates`: it starts, meets the TPOT limit with its pure
+    decode step, a vLLM runtime whose shape vLLM's NIXL connector runs as a decode engine) within the
+    first-step bound `bound_s` (None: the loosest), rated as `roles.decode_engines` rates it."""
     engines: list[Engine] = []
     times: list[RoleTimes] = []
-    for i in range(len(space.tables.evaluated)):
-        role = decode_times(space, i, link, fm.workload, received, bound_s)
-        if role is None:
+    for c in candidates:
+        rt = rated_at(c, fm.workload, bound_s)
+        if rt is None:
             continue
-        s, r, b, mm = space.unflat(i)
-        dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
-        rating = math.floor(
-            MILLI * dp * decode_rank_rps(role[1], space.batch_value(s, r, b, mm), space.workload.osl)
-        )
-        e = _engine(space, m, p, s, i, role[0], "decode", rating)
+        rating = math.floor(MILLI * c.dp * decode_rank_rps(rt, c.batch, space.workload.osl))
+        e = _engine(space, m, p, space.unflat(c.entry)[0], c.entry, c.util, "decode", rating)
         if e is not None:
             engines.append(e)
-            times.append(role[1])
+            times.append(rt)
     return engines, times
 
 
@@ -243,8 +249,22 @@ class _Tier:
     """Prefill engines before the dominated ones were dropped."""
 
     def raised_by(self, faster: _Tier) -> bool:
-        """Whether a faster tier of this (loosest) one is kept (`roles.raises_prefill`)."""
+        """Whether `faster` is kept after this tier (`roles.raises_prefill`)."""
         return raises_prefill(faster.prefill, self.prefill)
+
+
+def _tier_engines(roles: list[Engine], role_floors: list[frozenset[int]], n: int) -> list[list[Engine]]:
+    """Each tier's role engines (`MixedSpace.role_floors`; one tier: all of them)."""
+    if n < 2:
+        return [roles]
+    return [[e for e, ts in zip(roles, role_floors, strict=True) if t in ts] for t in range(n)]
+
+
+def _bound_ms(tier_bounds: list[tuple[int, float]], t: int) -> float | None:
+    """Tier t's first-step bound (ms) where it is a faster tier's, else None (`MixedSpace.tier_bounds`)."""
+    if t >= len(tier_bounds) or not tier_bounds[t][0]:
+        return None
+    return tier_bounds[t][1] * 1e3
 
 
 def build_mixed_space(
@@ -291,27 +311,32 @@ def build_mixed_space(
     tier_bounds: list[tuple[int, float]] = []
     role_floors: list[frozenset[int]] = []
     if mode != "off" and burst is None:
-        same_node = single_node(cluster)
-        decode = {p: _decode(base.serving[0, p], fm, 0, p, same_node=same_node) for p in pools}
+        candidates = {
+            p: decode_candidates(base.serving[0, p], fm.workload, same_node=single_node(cluster))
+            for p in pools
+        }
+        decode = {p: _decode(base.serving[0, p], fm, 0, p, candidates[p], None) for p in pools}
         slowest = max((t.decode_s for _, ts in decode.values() for t in ts), default=0.0)
         bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
         fits = {p: _within(decode[p][0], cap) for p in pools}
-        steps_s = [decode[p][1][k].decode_s for p in pools for k in fits[p]]
-        ladder = step_bounds(bound, min(steps_s)) if fm.workload.ttft_ms is not None and steps_s else []
+        every = [c.times.decode_s for cs in candidates.values() for c in cs]
+        ladder = step_ladder(bound, every) if fm.workload.ttft_ms is not None and any(fits.values()) else []
         by_tier: dict[int, dict[int, tuple[list[Engine], list[RoleTimes]]]] = {0: decode}
 
-        def tier(floor: LinkFloor, k: int) -> _Tier:
-            """First-step tier k's prefill engines at `floor` (roles.py `step_bounds`; 0: the loosest,
-            its bound the TPOT limit or the floor's slowest decode step)."""
+        def tier(floor: LinkFloor, k: int) -> _Tier | None:
+            """First-step tier k's prefill engines at `floor` (roles.py `step_ladder`; 0: the loosest,
+            its bound the TPOT limit or the floor's slowest decode step); None where no decode engine
+            within its bound fits the concurrency cap."""
             if k not in by_tier:
                 by_tier[k] = {
-                    p: _decode(base.serving[0, p], fm, 0, p, same_node=same_node, bound_s=ladder[k - 1])
-                    for p in pools
+                    p: _decode(base.serving[0, p], fm, 0, p, candidates[p], ladder[k - 1]) for p in pools
                 }
             here = {
                 q: [(by_tier[k][q][0][i], by_tier[k][q][1][i]) for i in _within(by_tier[k][q][0], cap)]
                 for q in floor.decode_pools
             }
+            if k and not any(here.values()):
+                return None
             # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
             every = list({e.tp: e for pairs in here.values() for e, _ in pairs}.values())
             step = max((t.decode_s for pairs in here.values() for _, t in pairs), default=0.0)
@@ -331,6 +356,7 @@ def build_mixed_space(
                     first,
                     times,
                     decode_pools=floor.decode_pools,
+                    candidates=prefill_of[p],
                 )
                 out.unpruned += len(found)
                 for e in undominated(found, cap is not None) if prune else found:
@@ -338,14 +364,22 @@ def build_mixed_space(
                     out.times.append(times[id(e)])
             return out
 
+        prefill_of = {p: prefill_candidates(base.serving[0, p]) for p in pools}
         tiers: list[_Tier] = []
         for floor in link_floors(cluster, [p for p in pools if fits[p]]):
             loosest = tier(floor, 0)
-            tiers.append(loosest)
+            assert loosest is not None
+            mine = [loosest]
             # as roles.build_role_space: the fastest tier first, none gains where it does not
-            if ladder and loosest.raised_by(fastest := tier(floor, len(ladder))):
-                tiers += [mid for k in range(1, len(ladder)) if loosest.raised_by(mid := tier(floor, k))]
-                tiers.append(fastest)
+            fastest = next((c for k in range(len(ladder), 0, -1) if (c := tier(floor, k)) is not None), None)
+            if fastest is not None and loosest.raised_by(fastest):
+                for k in range(1, fastest.step_tier):
+                    mid = tier(floor, k)
+                    if mid is not None and mine[-1].raised_by(mid):
+                        mine.append(mid)
+                if mine[-1].raised_by(fastest):
+                    mine.append(fastest)
+            tiers += mine
         floors = [t.floor for t in tiers]
         tier_bounds = [(t.step_tier, t.first_s) for t in tiers]
         for t, tr in enumerate(tiers):
@@ -377,21 +411,20 @@ def build_mixed_space(
         note = burst
     elif mode != "off":
         kinds = {e.role for e in roles}
-        tiers_of = (
-            [roles]
-            if len(floors) < 2
-            else [
-                [e for e, ts in zip(roles, role_floors, strict=True) if t in ts] for t in range(len(floors))
-            ]
-        )
-        # a pair must come from one tier (a floor's and first-step bound's): the fastest tier's numbers
-        pairs = [
-            pair_problem(ts, fm.workload, cluster)
-            for ts in tiers_of
+        # a pair must come from one tier (a floor's and a first-step bound's): the smallest pair's
+        both = [
+            (t, ts)
+            for t, ts in enumerate(_tier_engines(roles, role_floors, len(floors)))
             if {e.role for e in ts} == {"prefill", "decode"}
         ]
-        if pairs and all(pairs):
-            note = str(pairs[-1])
+        pairs = {t: pair_problem(ts, fm.workload, cluster, _bound_ms(tier_bounds, t)) for t, ts in both}
+        if pairs and all(pairs.values()):
+
+            def gpus(t: int) -> int:
+                pair = smallest_pair(dict(both)[t])
+                return pair[0].gpus + pair[1].gpus if pair else 0
+
+            note = str(pairs[min(pairs, key=lambda t: (gpus(t), t))])
         elif kinds != {"prefill", "decode"}:
             missing = sorted({"prefill", "decode"} - kinds)[0]
             gap = ttft_below_transfer(RoleSpace(role_space, role_times, [bound]), fm.workload, cluster)

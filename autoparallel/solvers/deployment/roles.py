@@ -8,7 +8,7 @@ decode engine of a shape   its entry of highest decode capacity among those that
     whose pure decode step T_d(b) meets the TPOT limit; capacity = dp · min(b / (osl · T_d(b)),
     link rate, slot rate) requests/s, the link rate what a rank's link carries of the KV bytes it
     receives per request (perf/disagg.py `link_rate_rps`), the slot rate (at an arrival rate with a
-    TTFT limit) the one whose wait for a free slot fits `decode_slot_room_s` (`decode_times`).
+    TTFT limit) the one whose wait for a free slot fits `decode_slot_room_s` (`rated_at`).
 prefill engine of a shape  its entry (runtime, chunk budget) of highest prompt tokens/s among those
     that start; capacity = dp · isl · min(ρ* / S_p, link rate), ρ* the M/G/n utilisation (its dp
     ranks one queue) at which queueing + prefill stay within the TTFT budget B = TTFT limit − request
@@ -35,24 +35,25 @@ spaces is the set of deployments whose every (P, D) pair meets the TTFT budget u
 `RoleSpace.tiers` lists them (the slowest floor, every pool, is `RoleSpace.space` itself), and
 disagg_plan.solve_roles keeps the best of their optima.
 
-First-step tiers (`step_bounds`): the first decode step's bound is a choice too. At the TPOT limit a
+First-step tiers (`step_ladder`): the first decode step's bound is a choice too. At the TPOT limit a
 shape's decode engine is its highest-capacity entry, whose step sits near the limit, and the prefill
 budget pays that step for every pair: Llama-3.1-70B on 1x8xH100 at TTFT 100 ms (128 / 2,048 tokens)
 planned at TPOT 30 ms and had no prefill engine at 38 or 60 ms. So with a TTFT limit each floor's
-space is built again at faster bounds b (the loosest bound halved, twice at most, while above the
-fastest decode candidate's step, then that step): decode engines whose pure decode step is within b
+space is built again at faster bounds b (geometric from the loosest bound down to the fastest decode
+candidate's step, snapped to candidates' steps): decode engines whose pure decode step is within b
 (each shape's highest-capacity such entry, its slots rated within max(1 ms, b − step)), prefill
-engines rated at the budget with b for the first step. Each tier's every pair meets the TTFT limit, so
-the union of the tiers is a larger disaggregated space that holds the one without them; a ladder, not
-every distinct step, so that the solves stay few (at most `STEP_TIERS` per floor), and a faster tier
-is kept only where it raises a prefill engine's rating by more than `STEP_TIER_GAIN`
-(`raises_prefill`): its decode engines are fewer and slower-rated, so without that gain it buys
-nothing worth a share of the time limit.
+engines rated at the budget with b for the first step. Each tier's every pair meets the TTFT limit,
+so the union of the tiers is a larger disaggregated space that holds the one without them; a ladder,
+not every distinct step, so that the solves stay few (at most `STEP_TIERS` per floor), and a faster
+tier is kept only where it raises a prefill engine's rating by more than `STEP_TIER_GAIN` over the
+last kept (`raises_prefill`): its decode engines are fewer, so without that gain it buys little.
+Each entry's times are computed once for every tier (`decode_candidates`, `prefill_candidates`).
 P and D engines share the first KV-cache dtype of the options (the transfer moves raw blocks).
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from collections.abc import Collection
@@ -61,7 +62,7 @@ import numpy as np
 
 from autoparallel.hardware import Cluster
 from autoparallel.memory.vllm_config import resolve_batch_defaults
-from autoparallel.perf import comm, disagg
+from autoparallel.perf import disagg
 from autoparallel.perf.engine_support import nixl_role_problem
 from autoparallel.perf.serving import slot_variability
 from autoparallel.perf.serving_efficiency import efficiency_for
@@ -112,7 +113,7 @@ class RoleTimes:
     """Requests/s one rank's link carries of the KV bytes it sends (P) or receives (D) per request."""
     slot_queue: SlotQueue | None = None
     """Decode engines at an arrival rate with a TTFT limit: the slot queue of one replica, its data
-    ranks' slots pooled (`decode_times`); None: rated at full load."""
+    ranks' slots pooled (`decode_candidates`, `rated_at`); None: rated at full load."""
     slot_rps: float = math.inf
     """Decode engines: requests/s one rank carries with the wait for a slot within
     `decode_slot_room_s` (inf without a `slot_queue`)."""
@@ -146,7 +147,7 @@ instead refused tight limits a plan meets (Llama-3.1-8B on 1x8xH100, TTFT 130 ms
 def decode_slot_room_s(workload: Serving, decode_s: float, bound_s: float | None = None) -> float:
     """The wait for a free slot a decode engine of pure decode step `decode_s` is rated within, where
     the arrivals come at a rate with a TTFT limit (`Serving.slot_rated`; 0 otherwise: rated at full
-    load): what its step leaves of the first-step bound `bound_s` of its tier (`step_bounds`; None: the
+    load): what its step leaves of the first-step bound `bound_s` of its tier (`step_ladder`; None: the
     TPOT limit), which the prefill budget keeps for the first decode step (`budget_after_lead_s`), and
     at least `DECODE_SLOT_WAIT_S`, which the budget keeps too. A D engine admits a transferred request
     only while fewer than max_num_seqs run (vLLM V1 `Scheduler.schedule`, NIXL's requests included), so
@@ -160,49 +161,78 @@ def decode_slot_room_s(workload: Serving, decode_s: float, bound_s: float | None
     return max(DECODE_SLOT_WAIT_S, limit - decode_s if limit is not None else 0.0)
 
 
-def decode_times(
-    space: ServingSpace,
-    i: int,
-    link: comm.Link,
-    rated: Serving,
-    received: dict[int, float],
-    bound_s: float | None = None,
-) -> tuple[int, RoleTimes] | None:
-    """(first utilization index it starts at, float times) of entry i as a decode engine, or None where
-    it is none: an entry that starts, of a vLLM runtime (NIXL KV transfer) with the first KV-cache
-    dtype of the options, a shape vLLM's NIXL connector runs as a decode engine
-    (`perf.engine_support.nixl_role_problem`: no pipeline stages), whose pure decode step meets the
-    TPOT limit, and the first-step bound `bound_s` of a faster tier (`step_bounds`) where given. Its
-    link rate is what a rank's link carries of the KV it receives per request (`received`: bytes by
-    decode TP, filled here); at an arrival rate with a TTFT limit (`rated`, the model's workload:
-    `Serving.slot_rated`) its slots are a birth–death queue (perf/slot_queue.py, as
+@dataclasses.dataclass(frozen=True)
+class DecodeCandidate:
+    """An entry that is a decode engine at the loosest first-step bound (`decode_candidates`), its
+    times computed once for every tier (`rated_at` rates its slots at a tier's bound)."""
+
+    entry: int
+    util: int
+    """The first gpu_memory_utilization index it starts at."""
+    times: RoleTimes
+    """Its float times, the slot queue set where slot-rated (`slot_rps` not yet: `rated_at`)."""
+    dp: int
+    batch: int
+    """max_num_seqs."""
+
+
+def decode_candidates(
+    space: ServingSpace, rated: Serving, *, same_node: bool, deadline: float | None = None
+) -> list[DecodeCandidate]:
+    """Every entry of `space` that is a decode engine: one that starts, of a vLLM runtime (NIXL KV
+    transfer) with the first KV-cache dtype of the options, a shape vLLM's NIXL connector runs as a
+    decode engine (`perf.engine_support.nixl_role_problem`: no pipeline stages), whose pure decode step
+    meets the TPOT limit. Its link rate is what a rank's link (NVLink where `same_node`, else the GPU's
+    NIC) carries of the KV it receives per request; at an arrival rate with a TTFT limit (`rated`, the
+    model's workload: `Serving.slot_rated`) its slots are a birth–death queue (perf/slot_queue.py, as
     `deployment.space.rated_milli_tps` rates an aggregated engine) whose cycle is osl pure decode
-    steps, a lone request's at a running batch of one, and it carries the rate whose mean wait fits
-    `decode_slot_room_s` (at the tier's bound)."""
-    s, r, b, mm = space.unflat(i)
+    steps, a lone request's at a running batch of one (`rated_at` rates it at a tier's bound).
+
+    Raises:
+        SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
+    """
     w = space.workload
-    utils = _starts(space, i)
+    link = disagg.transfer_link(space.cluster, same_node=same_node)
     kv = space.options.kv_cache_dtypes[0]
-    if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
+    received: dict[int, float] = {}  # decode TP -> KV bytes a rank receives per request
+    out = []
+    for i in range(len(space.tables.evaluated)):
+        if i % DEADLINE_STRIDE == 0:
+            check_deadline(deadline)
+        s, r, b, mm = space.unflat(i)
+        utils = _starts(space, i)
+        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
+            continue
+        if nixl_role_problem(space.model, space.shapes[s].pp, "decode") is not None:
+            continue
+        st = _times(space, s, r, b, mm)
+        if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
+            continue
+        shape = space.shapes[s]
+        if shape.tp not in received:
+            received[shape.tp] = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=shape.tp)
+        rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received[shape.tp]))
+        dp = shape.ep_replicas if shape.ep else 1
+        batch = space.batch_value(s, r, b, mm)
+        if rated.slot_rated:
+            lone = w.osl * _times(space, s, r, b, mm, batch=1.0).decode_s
+            queue = (batch * dp, lone, w.osl * st.decode_s, slot_variability(rated, split=True))
+            rt = dataclasses.replace(rt, slot_queue=queue)
+        out.append(DecodeCandidate(i, utils[0], rt, dp, batch))
+    return out
+
+
+def rated_at(c: DecodeCandidate, rated: Serving, bound_s: float | None = None) -> RoleTimes | None:
+    """`c`'s times within the first-step bound `bound_s` of a faster tier (`step_ladder`; None: the
+    loosest), its slots (where slot-rated) at the rate whose mean wait fits `decode_slot_room_s` at
+    that bound; None where its pure decode step exceeds the bound."""
+    t = c.times
+    if bound_s is not None and units.us_up(t.decode_s) > units.us_down(bound_s):
         return None
-    if nixl_role_problem(space.model, space.shapes[s].pp, "decode") is not None:
-        return None
-    st = _times(space, s, r, b, mm)
-    for limit_s in (w.tpot_ms / 1e3 if w.tpot_ms is not None else None, bound_s):
-        if limit_s is not None and units.us_up(st.decode_s) > units.us_down(limit_s):
-            return None
-    shape = space.shapes[s]
-    if shape.tp not in received:
-        received[shape.tp] = disagg.kv_received_bytes_per_rank(space.model, kv, w.isl, tp_decode=shape.tp)
-    rt = RoleTimes(st.prefill_s, st.decode_s, link_rps=disagg.link_rate_rps(link, received[shape.tp]))
-    if not rated.slot_rated:
-        return utils[0], rt
-    dp = shape.ep_replicas if shape.ep else 1
-    slots = space.batch_value(s, r, b, mm) * dp
-    lone = w.osl * _times(space, s, r, b, mm, batch=1.0).decode_s
-    queue = (slots, lone, w.osl * st.decode_s, slot_variability(rated, split=True))
-    per_rank = rate_within_wait(*queue, decode_slot_room_s(rated, st.decode_s, bound_s)) / dp
-    return utils[0], dataclasses.replace(rt, slot_queue=queue, slot_rps=per_rank)
+    if t.slot_queue is None:
+        return t
+    per_rank = rate_within_wait(*t.slot_queue, decode_slot_room_s(rated, t.decode_s, bound_s)) / c.dp
+    return dataclasses.replace(t, slot_rps=per_rank)
 
 
 def single_node(cluster: Cluster) -> bool:
@@ -319,36 +349,40 @@ def decode_engines(
     p: int,
     times: dict[int, RoleTimes],
     fm: FleetModel,
-    *,
-    same_node: bool = False,
-    deadline: float | None = None,
+    candidates: list[DecodeCandidate],
     bound_s: float | None = None,
 ) -> list[Engine]:
-    """The decode engine of every shape (module doc, `decode_times`; with fm's concurrency cap, every
-    entry on the shape's (in flight ↓, capacity ↑) front, `space.staircase`); `times` gets each
-    engine's float times. `same_node`: the KV arrives over NVLink (a one-node cluster), else over the
-    GPU's NIC. `bound_s`: a faster tier's first-step bound (`step_bounds`; None: the loosest tier).
-
-    Raises:
-        SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
-    """
-    w = space.workload
-    link = disagg.transfer_link(space.cluster, same_node=same_node)
+    """The decode engine of every shape (module doc) among `candidates` (`decode_candidates`) within
+    the first-step bound `bound_s` (`rated_at`; None: the loosest): its entry of highest capacity (with
+    fm's concurrency cap, every entry on the shape's (in flight ↓, capacity ↑) front,
+    `space.staircase`); `times` gets each engine's float times."""
     found: dict[int, list[tuple[int, int, int]]] = {}  # shape -> [(batch, rating, entry)]
     picked: dict[int, tuple[int, int, RoleTimes]] = {}  # entry -> (util, rating, times)
-    received: dict[int, float] = {}  # decode TP -> KV bytes a rank receives per request
-    for i in range(len(space.tables.evaluated)):
-        if i % DEADLINE_STRIDE == 0:
-            check_deadline(deadline)
-        role = decode_times(space, i, link, fm.workload, received, bound_s)
-        if role is None:
+    osl = space.workload.osl
+
+    def ceiling(c: DecodeCandidate) -> int:
+        """`c`'s rating at full load, a bound on its slot-rated one (`decode_rank_rps`)."""
+        return math.floor(
+            MILLI * c.dp * min(disagg.decode_capacity_rps(c.batch, osl, c.times.decode_s), c.times.link_rps)
+        )
+
+    # without a cap only each shape's highest rating is kept (`staircase`): no need to slot-rate an
+    # entry whose full-load rating is below the best found (the bisection, `rated_at`, is the cost)
+    order = (
+        candidates if fm.concurrency is not None else sorted(candidates, key=lambda c: (-ceiling(c), c.entry))
+    )
+    best: dict[int, int] = {}  # shape -> its highest rating so far (without a cap)
+    for c in order:
+        shape = space.unflat(c.entry)[0]
+        if fm.concurrency is None and ceiling(c) < best.get(shape, -1):
             continue
-        s, r, b, mm = space.unflat(i)
-        dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
-        batch = space.batch_value(s, r, b, mm)
-        rating = math.floor(MILLI * dp * decode_rank_rps(role[1], batch, w.osl))
-        found.setdefault(s, []).append((batch, rating, i))
-        picked[i] = (role[0], rating, role[1])
+        rt = rated_at(c, fm.workload, bound_s)
+        if rt is None:
+            continue
+        rating = math.floor(MILLI * c.dp * decode_rank_rps(rt, c.batch, osl))
+        best[shape] = max(best.get(shape, -1), rating)
+        found.setdefault(shape, []).append((c.batch, rating, c.entry))
+        picked[c.entry] = (c.util, rating, rt)
     out = []
     for s, entries in sorted(found.items()):
         dp = space.shapes[s].ep_replicas if space.shapes[s].ep else 1
@@ -516,6 +550,50 @@ def prefill_link_rps(
     return disagg.link_rate_rps(link, sent)
 
 
+@dataclasses.dataclass(frozen=True)
+class PrefillCandidate:
+    """An entry that is a prefill engine (`prefill_candidates`), its times computed once for every
+    first-step tier (`prefill_engines` rates it at a tier's budget)."""
+
+    entry: int
+    shape: int
+    util: int
+    """The first gpu_memory_utilization index it starts at."""
+    prefill_s: float
+    """The mean prefill of one prompt over the workload's prompt lengths (`prefill_spread`)."""
+    service_cv2: float
+    decode_s: float
+
+
+def prefill_candidates(space: ServingSpace, *, deadline: float | None = None) -> list[PrefillCandidate]:
+    """Every entry of `space` that is a prefill engine: one that starts, of a vLLM runtime (NIXL KV
+    transfer) with the first KV-cache dtype of the options, a shape vLLM's NIXL connector runs as a
+    prefill engine (`perf.engine_support.nixl_role_problem`), with its mean prefill and spread.
+
+    Raises:
+        SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
+    """
+    kv = space.options.kv_cache_dtypes[0]
+    spread: dict[tuple[int, int, int], tuple[float, float]] = {}
+    out = []
+    for i in range(len(space.tables.evaluated)):
+        if i % DEADLINE_STRIDE == 0:
+            check_deadline(deadline)
+        s, r, b, mm = space.unflat(i)
+        utils = _starts(space, i)
+        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
+            continue  # roles are vLLM engines (NIXL KV transfer)
+        if nixl_role_problem(space.model, space.shapes[s].pp, "prefill") is not None:
+            continue
+        st = _times(space, s, r, b, mm)
+        key = (s, r, _replica(space, s, r, b, mm)[1])
+        if key not in spread:  # the prefill of one prompt depends on the chunk budget, not the batch
+            spread[key] = prefill_spread(space, s, r, b, mm, 1.0)
+        ratio, cv2 = spread[key]
+        out.append(PrefillCandidate(i, s, utils[0], st.prefill_s * ratio, cv2, st.decode_s))
+    return out
+
+
 def prefill_engines(
     space: ServingSpace,
     fm: FleetModel,
@@ -528,30 +606,23 @@ def prefill_engines(
     *,
     deadline: float | None = None,
     decode_pools: Collection[int] | None = None,
+    candidates: list[PrefillCandidate] | None = None,
 ) -> list[Engine]:
-    """The prefill engine of every shape (module doc); `decode_pools`: the pools that hold decode
-    engines (None: every pool), whose slowest link the TTFT budget's KV transfer takes.
+    """The prefill engine of every shape (module doc) among `candidates` (`prefill_candidates`, found
+    here where None); `decode_pools`: the pools that hold decode engines (None: every pool), whose
+    slowest link the TTFT budget's KV transfer takes.
 
     Raises:
         SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
     """
     w = space.workload
-    kv = space.options.kv_cache_dtypes[0]
+    if candidates is None:
+        candidates = prefill_candidates(space, deadline=deadline)
     best: dict[int, tuple[int, int, int, RoleTimes, float]] = {}
-    spread: dict[tuple[int, int, int], tuple[float, float]] = {}
     # the budget, the lead and the link rate depend on the entry's (tp, pp) only: once per distinct pair
     budgets: dict[tuple[int, int], tuple[float, float, float]] = {}
-    for i in range(len(space.tables.evaluated)):
-        if i % DEADLINE_STRIDE == 0:
-            check_deadline(deadline)
-        s, r, b, mm = space.unflat(i)
-        utils = _starts(space, i)
-        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
-            continue  # roles are vLLM engines (NIXL KV transfer)
-        if nixl_role_problem(space.model, space.shapes[s].pp, "prefill") is not None:
-            continue
-        st = _times(space, s, r, b, mm)
-        shape = space.shapes[s]
+    for c in candidates:
+        shape = space.shapes[c.shape]
         if (shape.tp, shape.pp) not in budgets:
             lead = prefill_lead_s(fm, cluster, p, shape.tp, decode, shape.pp, decode_pools=decode_pools)
             budgets[shape.tp, shape.pp] = (
@@ -560,16 +631,11 @@ def prefill_engines(
                 lead,
             )
         budget, link_rps, lead = budgets[shape.tp, shape.pp]
-        tokens = _replica(space, s, r, b, mm)[1]
-        key = (s, r, tokens)
-        if key not in spread:  # the prefill of one prompt depends on the chunk budget, not the batch
-            spread[key] = prefill_spread(space, s, r, b, mm, 1.0)
-        ratio, cv2 = spread[key]
         dp = shape.ep_replicas if shape.ep else 1
-        rt = RoleTimes(st.prefill_s * ratio, st.decode_s, budget, cv2, link_rps=link_rps, ranks=dp)
+        rt = RoleTimes(c.prefill_s, c.decode_s, budget, c.service_cv2, link_rps=link_rps, ranks=dp)
         rating = math.floor(MILLI * dp * prefill_rank_tokens_per_s(rt, w.isl))
-        if s not in best or rating > best[s][0]:
-            best[s] = (rating, i, utils[0], rt, lead)
+        if c.shape not in best or rating > best[c.shape][0]:
+            best[c.shape] = (rating, c.entry, c.util, rt, lead)
     out = []
     for s, (rating, i, u, rt, lead) in sorted(best.items()):
         e = _engine(space, m, p, s, i, u, "prefill", rating)
@@ -609,7 +675,7 @@ def why_no_role(
     """Why pool p holds no `role` engine of the model, naming the rule that binds with its numbers
     (the filters of `decode_engines` / `prefill_engines` in order: memory, vLLM's NIXL connector,
     the TPOT limit or the TTFT budget, node granularity); "" when it holds one. `decode_s`: the first
-    decode step the prefill budget takes, the bound of first-step tier `step_tier` (`step_bounds`: a
+    decode step the prefill budget takes, the bound of first-step tier `step_tier` (`step_ladder`: a
     faster tier's reason is its fastest tier's, `disagg_plan.why_infeasible`, whose bound is the
     fastest decode candidate's step)."""
     from autoparallel.solvers.deployment.explain import why_no_engine
@@ -708,7 +774,7 @@ class RoleSpace:
     """The spaces of the other tiers (link floors fastest first, each floor's first-step tiers
     fastest first, `build_role_space`); empty on those spaces themselves and where there is one."""
     step_tier: int = 0
-    """The first-step tier of this space (`step_bounds`): 0 the loosest, its bounds those of
+    """The first-step tier of this space (`step_ladder`): 0 the loosest, its bounds those of
     `decode_step_bound_s`."""
 
     def tiers(self) -> list[RoleSpace]:
@@ -723,7 +789,21 @@ class RoleSpace:
         return self.floor.decode_pools if self.floor is not None else None
 
 
-def pair_problem(engines: Collection[Engine], workload: Serving, cluster: Cluster) -> str | None:
+def smallest_pair(engines: Collection[Engine]) -> tuple[Engine, Engine] | None:
+    """The smallest prefill engine and the smallest decode engine of `engines` (GPUs, then TP and PP);
+    None where a role has none."""
+    least = []
+    for role in ("prefill", "decode"):
+        mine = [e for e in engines if e.role == role]
+        if not mine:
+            return None
+        least.append(min(mine, key=lambda e: (e.gpus, e.tp, e.pp)))
+    return least[0], least[1]
+
+
+def pair_problem(
+    engines: Collection[Engine], workload: Serving, cluster: Cluster, step_bound_ms: float | None = None
+) -> str | None:
     """Why no prefill engine and decode engine of `engines` (one model's role candidates, each already
     meeting its limit: a decode engine's pure decode step the TPOT limit, a prefill engine its TTFT
     budget) run side by side: the smallest of each role take more GPUs together than the pools the
@@ -731,16 +811,14 @@ def pair_problem(engines: Collection[Engine], workload: Serving, cluster: Cluste
     `disagg_plan._why_infeasible` and the mixed space's note (mixed.py), so that a pair too big for
     the cluster is named one way with its numbers, each role's own smallest engine: the smallest of
     either role twice said "fits" for Llama-3.1-70B on 1x8xA100-80G at TPOT 20 ms, whose smallest
-    decode engine is tp8 and smallest prefill engine tp4."""
-    least: dict[str, Engine] = {}
-    for role in ("prefill", "decode"):
-        mine = [e for e in engines if e.role == role]
-        if not mine:
-            return None
-        least[role] = min(mine, key=lambda e: (e.gpus, e.tp, e.pp))
+    decode engine is tp8 and smallest prefill engine tp4. `step_bound_ms`: the first-step bound of a
+    faster tier (`step_ladder`), which its decode engines step within rather than the TPOT limit."""
+    pair = smallest_pair(engines)
+    if pair is None:
+        return None
     pools = sorted({e.pool for e in engines})
     usable = sum(cluster.pools[p].world_size for p in pools)
-    p, d = least["prefill"], least["decode"]
+    p, d = pair
     if p.gpus + d.gpus <= usable:
         return None
     where = "the cluster has" if len(pools) == len(cluster.pools) else "the pools that run it have"
@@ -748,6 +826,8 @@ def pair_problem(engines: Collection[Engine], workload: Serving, cluster: Cluste
     if p.gpus == d.gpus:
         return f"{head}: the smallest takes {p.gpus} GPUs, {where} {usable}"
     tpot = f" meeting TPOT {workload.tpot_ms:g} ms" if workload.tpot_ms is not None else ""
+    if step_bound_ms is not None:
+        tpot = f" stepping within {step_bound_ms:.1f} ms (a faster first-step tier's bound)"
     ttft = f" meeting TTFT {workload.ttft_ms:g} ms" if workload.ttft_ms is not None else ""
     return (
         f"{head}: the smallest decode engine{tpot} is {d.label} ({d.gpus} GPUs) and the smallest prefill "
@@ -770,19 +850,37 @@ def burst_problem(fm: FleetModel) -> str | None:
     )
 
 
-STEP_TIERS = 4
-"""First-decode-step tiers per link floor at most (module doc, `step_bounds`)."""
+STEP_TIERS = 10
+"""First-step tiers per link floor at most, the loosest included (`step_ladder`)."""
+STEP_RATIO = 0.8
+"""Successive first-step bounds of the ladder are at least this factor apart (`step_ladder`)."""
+STEP_TIER_GAIN = 0.05
+"""A faster first-step tier is kept where it raises some prefill engine's rating by more than this
+fraction over the slower tier kept before it (`raises_prefill`)."""
 
 
-def step_bounds(base_s: float, fastest_s: float) -> list[float]:
-    """The first-decode-step bounds of a model's faster tiers (module doc), below its loosest `base_s`
-    (the TPOT limit, or its slowest decode candidate's step): base / 2^k for k = 1 … STEP_TIERS − 2
-    while above the fastest candidate's step `fastest_s`, then that step itself (rounded up to the
-    µs the tables compare in); [] when no candidate is faster than the base."""
-    fastest = units.us_up(fastest_s) / units.US_PER_S
-    if not fastest < base_s:
+def step_ladder(base_s: float, steps_s: Collection[float]) -> list[float]:
+    """The first-step bounds of a model's faster tiers (module doc), slowest first, below its loosest
+    bound `base_s` (the TPOT limit, or its slowest decode engine's step): geometric targets from the
+    base down to the fastest of `steps_s` (its decode candidates' pure decode steps, every entry's), at
+    most `STEP_TIERS` − 1 of them and each at most `STEP_RATIO` of the one before, each snapped down to
+    the slowest candidate step within it (a bound between two steps admits the entries of the lower
+    one and leaves the prefill less budget), the fastest step last; [] when no candidate is faster
+    than the base. Shared by the role space (`build_role_space`) and the mixed front (mixed.py)."""
+    steps = sorted({units.us_up(x) for x in steps_s if units.us_up(x) < units.us_down(base_s)})
+    if not steps:
         return []
-    return [*(base_s / 2**k for k in range(1, STEP_TIERS - 1) if base_s / 2**k > fastest), fastest]
+    top, fastest = units.us_down(base_s), steps[0]
+    ratio = min(STEP_RATIO, (fastest / top) ** (1.0 / (STEP_TIERS - 1)))
+    out: list[int] = []
+    target = float(top)
+    while (target := target * ratio) > fastest * (1 + 1e-9):
+        snapped = steps[bisect.bisect_right(steps, target) - 1]
+        if not out or snapped < out[-1]:
+            out.append(snapped)
+    if not out or out[-1] != fastest:
+        out.append(fastest)
+    return [x / units.US_PER_S for x in out]
 
 
 def build_role_space(
@@ -794,8 +892,8 @@ def build_role_space(
     deadline: float | None = None,
 ) -> RoleSpace:
     """Prefill and decode candidate engines of every model on every pool (`prune`: undominated only;
-    `deadline`: as `build_deployment_space` takes it), one space per link floor and first-step tier
-    (module doc; `RoleSpace.tiers`).
+    `deadline`: as `build_deployment_space` takes it), one space per link floor and kept first-step
+    tier (module doc; `RoleSpace.tiers`).
 
     Raises:
         InputError / InfeasibleError / SolverTimeoutError: as `build_deployment_space`.
@@ -806,79 +904,93 @@ def build_role_space(
     aggregated = build_deployment_space(
         fleet, cluster, options, prune=prune, deadline=deadline, scale_rates=False
     )  # + tables
+    pools = range(len(cluster.pools))
+    live = [m for m, fm in enumerate(fleet) if burst_problem(fm) is None]
+    candidates = {
+        (m, p): decode_candidates(
+            aggregated.serving[m, p], fleet[m].workload, same_node=single_node(cluster), deadline=deadline
+        )
+        for m in live
+        for p in pools
+    }
     times: dict[int, RoleTimes] = {}
+    prefill = {
+        (m, p): prefill_candidates(aggregated.serving[m, p], deadline=deadline) for m in live for p in pools
+    }
 
     def decode_at(bounds: list[float | None]) -> dict[tuple[int, int], list[Engine]]:
-        """Each (model, pool)'s decode engines at the models' first-step `bounds` (None: loosest)."""
+        """Each (model, pool)'s decode engines within the models' first-step `bounds` (None: loosest)."""
         return {
             (m, p): decode_engines(
-                aggregated.serving[m, p],
-                m,
-                p,
-                times,
-                fm,
-                same_node=single_node(cluster),
-                deadline=deadline,
-                bound_s=bounds[m],
+                aggregated.serving[m, p], m, p, times, fleet[m], candidates[m, p], bounds[m]
             )
-            for m, fm in enumerate(fleet)
-            if burst_problem(fm) is None
-            for p in range(len(cluster.pools))
+            for m in live
+            for p in pools
         }
 
     decode = decode_at([None] * len(fleet))
     ladders: list[list[float]] = []
     for m, fm in enumerate(fleet):
-        steps = [times[id(e)].decode_s for (n, _), d in decode.items() if n == m for e in d]
-        limited = fm.workload.ttft_ms is not None and steps  # the bound enters the TTFT budget only
-        base = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else max(steps, default=0.0)
-        ladders.append(step_bounds(base, min(steps)) if limited else [])
+        chosen = [times[id(e)].decode_s for (n, _), d in decode.items() if n == m for e in d]
+        every = [c.times.decode_s for (n, _), cs in candidates.items() if n == m for c in cs]
+        base = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else max(chosen, default=0.0)
+        # the bound enters the TTFT budget only
+        ladders.append(step_ladder(base, every) if fm.workload.ttft_ms is not None and chosen else [])
     faster: dict[int, dict[tuple[int, int], list[Engine]]] = {}  # tier k ≥ 1 -> its decode engines
 
-    def tier(floor: LinkFloor, k: int) -> RoleSpace:
+    def tier(floor: LinkFloor, k: int) -> RoleSpace | None:
         """Tier k's space at `floor` (0: the loosest; k: each model's bound ladder[k − 1], its last
-        where its ladder is shorter)."""
+        where its ladder is shorter); None where a model has no decode engine within its bound."""
         bounds = [ladder[min(k, len(ladder)) - 1] if k and ladder else None for ladder in ladders]
         if k and k not in faster:
             faster[k] = decode_at(bounds)
         tier_decode = faster[k] if k else decode
+        if k and any(not any(tier_decode[m, p] for p in floor.decode_pools) for m in live):
+            return None
         space = _floor_space(
-            aggregated, fleet, cluster, floor, tier_decode, times, bounds, prune=prune, deadline=deadline
+            aggregated,
+            fleet,
+            cluster,
+            floor,
+            tier_decode,
+            times,
+            bounds,
+            prefill,
+            prune=prune,
+            deadline=deadline,
         )
         return dataclasses.replace(space, step_tier=k)
 
     top = max(map(len, ladders), default=0)
     tiers: list[RoleSpace] = []
     for floor in link_floors(cluster, sorted({p for (_, p), d in decode.items() if d})):
-        mine = [tier(floor, 0)]
-        # the fastest tier has the most prefill budget (`raises_prefill`): none gains if it does not
-        if top and raises_prefill((fastest := tier(floor, top)).space.engines, mine[0].space.engines):
-            mine += [
-                t
-                for k in range(1, top)
-                if raises_prefill((t := tier(floor, k)).space.engines, mine[0].space.engines)
-            ]
-            mine.append(fastest)
+        loosest = tier(floor, 0)
+        assert loosest is not None  # tier 0 is always built
+        mine = [loosest]
+        fastest = next((t for k in range(top, 0, -1) if (t := tier(floor, k)) is not None), None)
+        # the fastest tier has the most prefill budget (`raises_prefill`): none gains where it does not
+        if fastest is not None and raises_prefill(fastest.space.engines, loosest.space.engines):
+            for k in range(1, fastest.step_tier):
+                t = tier(floor, k)
+                if t is not None and raises_prefill(t.space.engines, mine[-1].space.engines):
+                    mine.append(t)
+            if raises_prefill(fastest.space.engines, mine[-1].space.engines):
+                mine.append(fastest)
         tiers += reversed(mine)  # each floor's fastest first: the last is the slowest floor's loosest
     return dataclasses.replace(tiers[-1], faster=tuple(tiers[:-1]))
 
 
-STEP_TIER_GAIN = 0.05
-"""A faster first-step tier is kept where it raises some prefill engine's rating by more than this
-fraction over the loosest tier's (`raises_prefill`)."""
-
-
-def raises_prefill(tier: Collection[Engine], loosest: Collection[Engine]) -> bool:
-    """Whether a faster tier's space can hold a deployment the loosest tier's has no near equal of:
-    one of its prefill engines (by model, pool and shape) is new or rated more than `STEP_TIER_GAIN`
-    above the loosest tier's. Its decode engines are fewer (the entries within its bound), so without
-    a prefill gain it buys little; with a TTFT limit far above the first step (chatbot: 2 s against a
+def raises_prefill(tier: Collection[Engine], slower: Collection[Engine]) -> bool:
+    """Whether a faster tier's space can hold a deployment the slower tier's has no near equal of: one
+    of its prefill engines (by model, pool and shape) is new or rated more than `STEP_TIER_GAIN` above
+    the slower tier's. Its decode engines are fewer (the entries within its bound), so without a
+    prefill gain it buys little; with a TTFT limit far above the first step (chatbot: 2 s against a
     50 ms TPOT) the gain is a few tenths of a percent, and its CP-SAT solve is not worth its share of
     the time limit. A faster tier's decode shapes are a subset of a slower one's, so its prefill
     budget (a smaller bound, a transfer to fewer decode TPs), link rate and ratings are at least
-    theirs: where the fastest tier gains nothing, none does (`build_role_space` tries it first).
-    Kept too where the loosest tier has no prefill engine: if none has, the infeasibility's reason is
-    the fastest tier's (`disagg_plan.why_infeasible`)."""
+    theirs: where the fastest tier gains nothing over the loosest, none does (`build_role_space` tries
+    it first). Kept too where the slower tier has no prefill engine: if none has, the infeasibility's
+    reason is the fastest tier's (`disagg_plan.why_infeasible`)."""
 
     def ratings(engines: Collection[Engine]) -> dict[tuple[int, int, int], int]:
         best: dict[tuple[int, int, int], int] = {}
@@ -888,8 +1000,8 @@ def raises_prefill(tier: Collection[Engine], loosest: Collection[Engine]) -> boo
                 best[key] = max(best.get(key, 0), e.rating)
         return best
 
-    before = ratings(loosest)
-    if not before:  # no prefill engine at the loosest: the fastest tier's reason says why (the most budget)
+    before = ratings(slower)
+    if not before:
         return True
     return any(r > (1 + STEP_TIER_GAIN) * before.get(key, 0) for key, r in ratings(tier).items())
 
@@ -902,6 +1014,7 @@ def _floor_space(
     decode: dict[tuple[int, int], list[Engine]],
     times: dict[int, RoleTimes],
     step_bounds_s: list[float | None],
+    prefill_of: dict[tuple[int, int], list[PrefillCandidate]],
     *,
     prune: bool,
     deadline: float | None,
@@ -939,6 +1052,7 @@ def _floor_space(
                 times,
                 deadline=deadline,
                 decode_pools=decode_pools,
+                candidates=prefill_of[m, p],
             )
             for role_engines in (prefill, mine[p]):
                 engines += undominated(role_engines, fm.concurrency is not None) if prune else role_engines
