@@ -27,7 +27,8 @@ Inputs (the format is recognised per file):
   no arrival times, so no rate is derived.
 
 Lines that are not JSON, lack positive token counts, or stamp a time far outside the log's (a
-`timestamp: 0` among epoch stamps, `stray_stamps`), are counted and reported, never fatal. A
+`timestamp: 0` among epoch stamps, before 1973 on a minority of lines, or a mistyped year,
+`stray_stamps`), are counted and reported, never fatal. A
 gzip-compressed file (`.jsonl.gz`, read by its magic bytes) is decompressed first.
 
 What is derived: mean and spread (std / mean) of prompt and output lengths and their percentiles
@@ -324,11 +325,59 @@ STRAY_REACH = 100.0
 would stretch the span the arrival rate is measured over more than a hundredfold, and plan the log at
 under 1 % of the rate its other 99 % of requests arrived at."""
 MIN_FENCED = 20
-"""Fewer stamps than this have no core to measure a stray against: `stray_stamps` finds none."""
+"""Fewer stamps than this have no core to measure a stray against: the percentile rule of `stray_stamps`
+finds none (the epoch floor's, `other_clock_stamps`, needs no core)."""
 MIN_CORE_SPAN = 1.0
 """Seconds: a core narrower than this is read as this wide (`stray_stamps`). Whole-second stamps (vLLM's
 `created`) put a burst sent within a second at one stamp; a log sent at once with a straggler a
 second later is a log, not a malformed line."""
+EPOCH_FLOOR = 1e8
+"""Seconds: 1973-03-03, the floor between the two clocks a log's stamps are read on (`other_clock_stamps`).
+An epoch clock has written nothing below it since; a clock counted from the log's start (or a machine's
+boot) reaches it only after 3.2 years."""
+
+
+def other_clock_stamps(times: np.ndarray) -> np.ndarray:
+    """Indices of the arrival stamps (seconds, any order) on the other side of `EPOCH_FLOOR` from the
+    log's median stamp, whatever their share up to a minority: a `timestamp: 0`, a negative or a small
+    offset among epoch stamps cannot be from the same clock (two zeros among 150 requests at 1 per second,
+    1.3 %, past the percentile rule's 1 %, read as 8.4e-8 requests/s), nor an epoch stamp among stamps
+    counted from the log's start. Logs of any size: one zero among 19 requests read as 1.0e-8.
+
+    Such a stamp is malformed only where all three hold: fewer than half the stamps lie on its side of
+    the floor; the gap between the two sides is wider than the majority's own span (at least
+    `MIN_CORE_SPAN`), so they are two clocks, not one clock's log crossing the floor; and, for epoch
+    stamps among relative ones, the relative stamps are not mostly one value (a log whose stamps are
+    mostly 0 is as likely missing stamps written as 0 as a burst at its start: the epoch stamps may be
+    the real ones, and keeping the zeros alone would plan a burst; it is left as it is). What it must not
+    drop, and does not:
+
+    - a log counted from its start (0, 0.2, ...) or from a machine's boot: no stamp reaches the floor;
+    - a log of epoch stamps alone, however bursty, idle or long-tailed, shuffled or sent at once: no
+      stamp is below the floor (the percentile rule of `stray_stamps` judges its tails);
+    - a clock counted from the log's start in milliseconds (read as seconds, `epoch_unit`) over more
+      than 28 hours, which crosses the floor: the gap at the crossing is one arrival gap, not wider than
+      the log;
+    - half the stamps or more on the other side: no majority tells which clock the log is on."""
+    n = len(times)
+    none = np.zeros(0, dtype=int)
+    if n < 2:
+        return none
+    epoch = times >= EPOCH_FLOOR
+    if float(np.median(times)) >= EPOCH_FLOOR:
+        odd = ~epoch
+    else:
+        odd = epoch
+        relative = times[~epoch]
+        if 2 * int(np.unique(relative, return_counts=True)[1].max()) >= len(relative):
+            return none
+    count = int(odd.sum())
+    if count == 0 or 2 * count >= n:
+        return none
+    rest, other = times[~odd], times[odd]
+    span = max(float(rest.max() - rest.min()), MIN_CORE_SPAN)
+    gap = float(rest.min() - other.max()) if not epoch[odd].any() else float(other.min() - rest.max())
+    return np.flatnonzero(odd) if gap > span else none
 
 
 def stray_stamps(times: np.ndarray) -> np.ndarray:
@@ -337,10 +386,13 @@ def stray_stamps(times: np.ndarray) -> np.ndarray:
     mistyped year. Each stretched the arrival span to decades: one 0 among 3,000 requests at 60 per
     second read as 1.7e-6 requests/s.
 
-    The rule (percentile fences, as Tukey's interquartile fences but from the 1st to the 99th percentile
-    and a hundred spans wide): the core is the stamps from the `STRAY_SHARE`-th lowest to as high a
-    one (the 1st to 99th percentile), its span at least `MIN_CORE_SPAN`; a stamp more than
-    `STRAY_REACH` core spans below or above the core is stray. What it must not drop, and does not:
+    Two rules. First the epoch floor (`other_clock_stamps`): a minority of stamps on the other side of
+    `EPOCH_FLOOR` (1973) from the log's median, whatever their share and in logs of any size. Then, on
+    the stamps left, percentile fences (as Tukey's interquartile fences but from the 1st to the 99th
+    percentile and a hundred spans wide), for strays on the log's own side of the floor (a mistyped
+    year): the core is the stamps from the `STRAY_SHARE`-th lowest to as high a one (the 1st to 99th
+    percentile), its span at least `MIN_CORE_SPAN`; a stamp more than `STRAY_REACH` core spans below or
+    above the core is stray. What it must not drop, and does not:
 
     - a long idle gap inside the log (two bursts an hour apart, a night between two days of traffic):
       both sides hold more than 1 % of the requests, so the gap is inside the core;
@@ -350,16 +402,20 @@ def stray_stamps(times: np.ndarray) -> np.ndarray:
     - a log sent at once and a straggler within 100 s (`MIN_CORE_SPAN`);
     - shuffled lines (the stamps are sorted here) and logs under `MIN_FENCED` stamps (no core).
 
-    At most 1 % of the stamps at each end can be stray: more zeros than that are part of the core and
-    the log keeps its decades-long span (as before this rule)."""
-    n = len(times)
+    Past 1 % at either end, strays on the log's side of the floor are part of the core and the log keeps
+    its long span (a mistyped year on 2 % of the lines)."""
+    floor = other_clock_stamps(times)
+    n = len(times) - len(floor)
     if n < MIN_FENCED:
-        return np.zeros(0, dtype=int)
+        return floor
+    left = np.setdiff1d(np.arange(len(times)), floor)
+    kept = times[left]
     ends = max(1, int(n * STRAY_SHARE))
-    ordered = np.sort(times)
+    ordered = np.sort(kept)
     low, high = float(ordered[ends]), float(ordered[n - 1 - ends])
     reach = STRAY_REACH * max(high - low, MIN_CORE_SPAN)
-    return np.flatnonzero((times < low - reach) | (times > high + reach))
+    far = left[(kept < low - reach) | (kept > high + reach)]
+    return np.union1d(floor, far)
 
 
 def _tokens(value: Any) -> int | None:

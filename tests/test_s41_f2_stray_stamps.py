@@ -156,3 +156,89 @@ def test_a_shape_within_the_bounds_is_printed_without_a_clamp(
     assert main(["profile", str(path)]) == 0
     out = capsys.readouterr().out
     assert "(1 = Poisson; gamma shape " in out and "planned at it" not in out
+
+
+# The epoch floor (`workload_profile.other_clock_stamps`): stamps before 1973 among epoch stamps are
+# malformed whatever their share up to a minority, in logs of any size. Past the percentile rule's 1 %
+# (or under its 20 stamps) they stretched the span to decades: two zeros among 150 requests at 1 per
+# second profiled at 8.4e-08 requests/s, six among 500 at 2.8e-07, one among 19 at 1.0e-08.
+
+
+@pytest.mark.parametrize(
+    ("n", "rate", "strays"),
+    [
+        (150, 1.0, {10: 0, 20: 0}),  # 1.3 %: 8.4e-08 requests/s
+        (500, 2.0, {i: 0 for i in (50, 100, 200, 300, 400, 450)}),  # 1.2 %: 2.8e-07
+        (19, 1.0, {5: 0}),  # under the percentile rule's 20 stamps: 1.0e-08
+        (200, 1.0, {3: -1, 40: 0, 90: 12.5, 150: 0, 199: 0}),  # a negative, an offset, 2.5 %
+    ],
+)
+def test_stamps_before_the_epoch_floor_among_epoch_stamps_are_malformed_lines(
+    tmp_path: Path, n: int, rate: float, strays: dict[int, float]
+) -> None:
+    real = _poisson(n, rate)
+    stamps: list[Any] = [strays.get(i, s) for i, s in enumerate(real)]
+    prof = profile_file(_write(tmp_path / "zeros.jsonl", stamps))
+    assert prof.malformed_lines == tuple(i + 1 for i in sorted(strays))
+    assert prof.requests == n - len(strays)
+    kept = [s for i, s in enumerate(real) if i not in strays]
+    assert prof.request_rate == pytest.approx(_rate(kept), rel=1e-3)
+
+
+def test_the_cli_names_the_zeros_of_a_small_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stamps: list[Any] = _poisson(19, 1.0)
+    stamps[5] = 0
+    assert main(["profile", str(_write(tmp_path / "small.jsonl", stamps))]) == 0
+    out = capsys.readouterr().out
+    assert "malformed: 1 skipped (lines 6)" in out
+    assert float(out.split("arrival rate: ", 1)[1].split(" ", 1)[0]) > 0.5  # printed 1.0e-08
+
+
+@pytest.mark.parametrize("n", [10, 100])
+def test_epoch_stamps_among_relative_ones_are_malformed_past_one_percent(tmp_path: Path, n: int) -> None:
+    offsets = _poisson(n, 2.0, seed=11, start=0.0)
+    stray = {3, n // 2} if n >= 100 else {3}  # 2 % of 100; one of 10
+    stamps: list[Any] = [EPOCH + i if i in stray else s for i, s in enumerate(offsets)]
+    prof = profile_file(_write(tmp_path / "relative.jsonl", stamps))
+    assert prof.malformed_lines == tuple(i + 1 for i in sorted(stray))
+    kept = [s for i, s in enumerate(offsets) if i not in stray]
+    assert prof.request_rate == pytest.approx(_rate(kept), rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "relative from 0",
+        "relative from 0, small",
+        "boot clock",
+        "milliseconds from the start crossing the floor",
+        "epoch, shuffled with a late tail",
+        "half zeros",
+        "mostly zeros",
+    ],
+)
+def test_the_epoch_floor_keeps_every_line_of_one_clock_or_no_majority(tmp_path: Path, case: str) -> None:
+    """What the epoch floor must not drop (`other_clock_stamps`' docstring): stamps counted from the
+    log's start or a machine's boot, a clock counted in milliseconds that crosses the floor (read as
+    seconds), epoch stamps alone, and logs where no majority tells the clock (half zeros; mostly zeros,
+    which may be stamps missing, with the epoch ones the real arrivals)."""
+    stamps: list[float]
+    if case == "relative from 0":
+        stamps = [0.0, *_poisson(299, 5.0, start=0.0)]
+    elif case == "relative from 0, small":
+        stamps = [0.0, 0.4, 1.1, 3.0, 7.5]
+    elif case == "boot clock":  # time.monotonic() on a machine up 35 days
+        stamps = _poisson(300, 5.0, start=3.0e6)
+    elif case == "milliseconds from the start crossing the floor":  # 3 days, 1e8 ms at 28 hours
+        stamps = [round(s) for s in _poisson(3000, 1 / 86400.0, start=0.0)]
+    elif case == "epoch, shuffled with a late tail":
+        stamps = _poisson(300, 5.0) + _poisson(10, 5.0, seed=8, start=EPOCH + 86400)
+        random.Random(2).shuffle(stamps)
+    elif case == "half zeros":
+        stamps = [0.0] * 50 + _poisson(50, 1.0)
+    else:
+        stamps = [0.0] * 60 + _poisson(40, 1.0)
+    prof = profile_file(_write(tmp_path / "log.jsonl", list(stamps)))
+    assert prof.malformed == 0
+    assert prof.requests == len(stamps)
+    assert prof.request_rate == pytest.approx(_rate(stamps), rel=1e-6)
