@@ -26,9 +26,11 @@ Inputs (the format is recognised per file):
   `_sum` leaves them (`_overflow`), and reported (`LengthStats.above_last_bucket`). One scrape holds
   no arrival times, so no rate is derived.
 
-Lines that are not JSON, lack positive token counts, or stamp a time far outside the log's (a
-`timestamp: 0` among epoch stamps, before 1973 on a minority of lines, or a mistyped year,
-`stray_stamps`), are counted and reported, never fatal. A
+Lines that are not JSON or lack positive token counts are malformed: counted, reported and skipped,
+never fatal. A request whose stamp lies far outside the log's (a `timestamp: 0` among epoch stamps,
+before 1973 on a minority of lines, or a mistyped year, `stray_stamps`) is a request with a suspect
+stamp, not a malformed line: its lengths are profiled, its stamp is left out of the rate and the
+burstiness, and it is counted and reported apart (`WorkloadProfile.outlying_stamps`). A
 gzip-compressed file (`.jsonl.gz`, read by its magic bytes) is decompressed first.
 
 What is derived: mean and spread (std / mean) of prompt and output lengths and their percentiles
@@ -194,6 +196,13 @@ class WorkloadProfile(BaseModel):
     """Seconds between the values the stamps can take (1 for whole-second stamps) where that is too
     coarse to show the arrivals' spread (`COARSE_STAMPS`): the rate is derived, the burstiness not.
     None: fine enough, or no stamps."""
+    outlying_stamps: int = 0
+    """Of `requests`, those whose stamp lies far outside the log's (`stray_stamps`: a `timestamp: 0`
+    among epoch stamps, an epoch stamp among ones counted from the log's start, a mistyped year): their
+    lengths are profiled, their stamps left out of the rate and the burstiness. Not malformed: the stamp
+    is suspect, the token counts are not."""
+    outlying_stamp_lines: tuple[int, ...] = ()
+    """Line numbers of the first requests with an outlying stamp (at most 10)."""
 
     @property
     def kept(self) -> int:
@@ -321,7 +330,7 @@ STRAY_SHARE = 0.01
 """The most stamps at either end of a log that `stray_stamps` may find far from the rest: 1 in 100
 (at least 1, from `MIN_FENCED` stamps), the 1st and 99th percentiles bounding the log's core."""
 STRAY_REACH = 100.0
-"""How far past its core a stamp must lie to be malformed (`stray_stamps`), in core spans: kept, it
+"""How far past its core a stamp must lie to be outlying (`stray_stamps`), in core spans: kept, it
 would stretch the span the arrival rate is measured over more than a hundredfold, and plan the log at
 under 1 % of the rate its other 99 % of requests arrived at."""
 MIN_FENCED = 20
@@ -330,7 +339,7 @@ finds none (the epoch floor's, `other_clock_stamps`, needs no core)."""
 MIN_CORE_SPAN = 1.0
 """Seconds: a core narrower than this is read as this wide (`stray_stamps`). Whole-second stamps (vLLM's
 `created`) put a burst sent within a second at one stamp; a log sent at once with a straggler a
-second later is a log, not a malformed line."""
+second later is a log, not an outlying stamp."""
 EPOCH_FLOOR = 1e8
 """Seconds: 1973-03-03, the floor between the two clocks a log's stamps are read on (`other_clock_stamps`).
 An epoch clock has written nothing below it since; a clock counted from the log's start (or a machine's
@@ -344,7 +353,7 @@ def other_clock_stamps(times: np.ndarray) -> np.ndarray:
     1.3 %, past the percentile rule's 1 %, read as 8.4e-8 requests/s), nor an epoch stamp among stamps
     counted from the log's start. Logs of any size: one zero among 19 requests read as 1.0e-8.
 
-    Such a stamp is malformed only where all three hold: fewer than half the stamps lie on its side of
+    Such a stamp is outlying only where all three hold: fewer than half the stamps lie on its side of
     the floor; the gap between the two sides is wider than the majority's own span (at least
     `MIN_CORE_SPAN`), so they are two clocks, not one clock's log crossing the floor; and, for epoch
     stamps among relative ones, the relative stamps are not mostly one value (a log whose stamps are
@@ -384,7 +393,8 @@ def stray_stamps(times: np.ndarray) -> np.ndarray:
     """Indices of the arrival stamps (seconds, any order) that lie far outside the bulk of the log's: a
     `timestamp: 0` (1970) among epoch stamps, an epoch stamp among ones counted from the log's start, a
     mistyped year. Each stretched the arrival span to decades: one 0 among 3,000 requests at 60 per
-    second read as 1.7e-6 requests/s.
+    second read as 1.7e-6 requests/s. Only the stamp is suspect: `_requests` profiles such a request's
+    lengths and leaves its stamp out of the rate and the burstiness (`WorkloadProfile.outlying_stamps`).
 
     Two rules. First the epoch floor (`other_clock_stamps`): a minority of stamps on the other side of
     `EPOCH_FLOOR` (1973) from the log's median, whatever their share and in logs of any size. Then, on
@@ -1092,6 +1102,7 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
         raise InputError(f"{path}: no usable request ({len(bad_lines)} malformed lines)")
     rate = cv = resolution = None
     unit = "s"
+    outlying: list[int] = []
     if timed:
         # The log's unit from its middle stamp; a stamp read in another (a 0 or an ISO date among
         # epoch milliseconds) is malformed, not a cue to read every stamp in its unit.
@@ -1103,12 +1114,12 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
             isl, osl, times = [isl[i] for i in kept], [osl[i] for i in kept], [times[i] for i in kept]
             numbers = [numbers[i] for i in kept]
         times = [t / EPOCH_UNITS[unit] for t in times]
+        # A 0 among epoch stamps, an epoch stamp among ones counted from the log's start, a mistyped
+        # year: the stamp is suspect, the request's lengths are not. Its lengths are profiled; its
+        # stamp is left out of the rate and the burstiness, and reported apart from malformed lines.
         far = set(stray_stamps(np.asarray(times)).tolist())
-        if far:  # a 0 among epoch stamps, an epoch stamp among ones counted from the log's start
-            bad_lines = sorted(bad_lines + [numbers[i] for i in sorted(far)])
-            kept = [i for i in range(len(times)) if i not in far]
-            isl, osl, times = [isl[i] for i in kept], [osl[i] for i in kept], [times[i] for i in kept]
-            numbers = [numbers[i] for i in kept]
+        outlying = [numbers[i] for i in sorted(far)]
+        times = [t for i, t in enumerate(times) if i not in far]
     prompts, outputs = np.asarray(isl), np.asarray(osl)
     fits, served, context = _fit(prompts, outputs)
     stamps = np.sort(np.asarray(times))
@@ -1135,6 +1146,8 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
         time_unit=unit,
         **_left_out(prompts, outputs, served, fits, context),
         stamp_resolution=resolution,
+        outlying_stamps=len(outlying),
+        outlying_stamp_lines=tuple(outlying[:10]),
     )
 
 

@@ -2,7 +2,8 @@
 
     autoparallel profile requests.jsonl [-o workload.json] [--json]
 
-Prints the derived distributions, arrival rate and burstiness, and the malformed-line count; writes
+Prints the derived distributions, arrival rate and burstiness, the malformed-line count and the
+requests whose stamp lies far outside the log's (left out of the rate, not of the lengths); writes
 the workload file that `plan`, `evaluate` and `pareto` accept with `--workload-file`. The workload is
 of the requests its max_model_len (the p99 prompt + the p99 output) serves: prompts that reach it
 are left out, outputs that run past it end there, and the output says how many of each.
@@ -166,6 +167,15 @@ def cmd_profile(args: argparse.Namespace) -> int:
         where = ", ".join(map(str, prof.malformed_lines))
         more = ", ..." if prof.malformed > len(prof.malformed_lines) else ""
         lines.append(f"malformed: {prof.malformed} skipped" + (f" (lines {where}{more})" if where else ""))
+    if prof.outlying_stamps:
+        where = ", ".join(map(str, prof.outlying_stamp_lines))
+        more = ", ..." if prof.outlying_stamps > len(prof.outlying_stamp_lines) else ""
+        lines.append(
+            f"outlying stamps: {prof.outlying_stamps:,}, left out of the rate and burstiness "
+            f"(line{'s' * (prof.outlying_stamps != 1)} {where}{more}): stamped far outside the log's other "
+            "arrivals (a 0 among epoch stamps, another clock's, a mistyped year); their prompt and output "
+            "lengths are profiled"
+        )
     if prof.left_out and prof.left_out_longest is not None:
         longest_prompt, longest_output = prof.left_out_longest
         lines.append(

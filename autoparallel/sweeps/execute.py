@@ -56,10 +56,12 @@ STOP_GRACE_S = 2.0
 def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, Any]:
     """One result row: the scenario's inputs, then the plan's headline numbers or the failure. A
     nearest fix credits a service limit to the scenario's preset or workload file only where the
-    scenario did not give it itself (`remedies.GIVEN_LIMITS`, as `plan --ttft-ms` over a file)."""
+    scenario's row did not write it itself (`Scenario.given_limits`, `remedies.GIVEN_LIMITS`, as
+    `plan --ttft-ms` over a file); a `Serving` object's own limits are its preset's or its own, as
+    `autoparallel.solve` credits them."""
     from autoparallel.solvers.serving.remedies import GIVEN_LIMITS
 
-    given = GIVEN_LIMITS.set(frozenset({"ttft_ms", "tpot_ms"} & {k for k, _ in scenario.workload}))
+    given = GIVEN_LIMITS.set(scenario.given_limits)
     try:
         return _solve_scenario(scenario, time_limit_s)
     finally:

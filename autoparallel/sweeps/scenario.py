@@ -163,6 +163,19 @@ class Scenario(BaseModel):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
+    def given_limits(self) -> frozenset[str]:
+        """The service limits (`ttft_ms`, `tpot_ms`) the scenario's row wrote over its preset or workload
+        file, which a nearest fix does not credit to them (`remedies.GIVEN_LIMITS`, as `plan --ttft-ms`
+        over a preset). A workload passed as a `Serving` object (`FILE_CONTENT` without a
+        `FILE_FIELD`, `make_workload`) wrote none: its limit fields are shown copies of the object's
+        own, which `autoparallel.solve` reads as the workload's (Serving.preset("chatbot")'s are the
+        preset's, and the fix says the preset imposes them)."""
+        w = dict(self.workload)
+        if self.kind != "serving" or (FILE_CONTENT in w and FILE_FIELD not in w):
+            return frozenset()
+        return frozenset({"ttft_ms", "tpot_ms"} & set(w))
+
+    @property
     def workload_label(self) -> str:
         """The workload in a few words: `chatbot`, `chatbot isl=4096`, `train seq=4096 gb=1024`."""
         w = dict(self.workload)

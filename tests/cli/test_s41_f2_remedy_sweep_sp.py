@@ -135,3 +135,50 @@ def test_a_sweep_rows_own_limit_is_not_credited_to_its_workload_file(
     assert "1 duplicate scenario merged" in captured.err
     assert row["status"] == "infeasible"
     assert "nearest feasible change: a looser --ttft-ms: " in row["message"]
+
+
+def test_a_serving_objects_preset_limit_is_credited_to_the_preset() -> None:
+    """A scenario built from `Serving.preset("chatbot")` carries ttft_ms / tpot_ms among its fields (shown
+    copies of the object's): they counted as the scenario's own, and the nearest fix never said "the
+    chatbot preset imposes it", which `autoparallel.solve` of the same object says."""
+    from autoparallel.sweeps.execute import solve_scenario
+    from autoparallel.sweeps.scenario import make_scenario
+    from autoparallel.workload import Serving
+
+    workload = Serving.preset("chatbot").with_updates({"isl": 12000})  # TTFT 2474 ms on 2 L40S
+    scenario = make_scenario("Qwen/Qwen3-32B-FP8", "1x2xL40S", workload)
+    row = solve_scenario(scenario)
+    assert row["status"] == "infeasible"
+    assert "nearest feasible change: a looser --ttft-ms (the chatbot preset imposes it): " in row["message"]
+    assert scenario.given_limits == frozenset()
+
+
+def test_the_limits_a_row_wrote_are_given_and_only_those() -> None:
+    from autoparallel.sweeps.scenario import make_scenario
+    from autoparallel.workload import Serving
+
+    def given(workload: str | dict[str, object] | Serving) -> frozenset[str]:
+        return make_scenario("meta-llama/Llama-3.1-8B", "1x1xH100", workload).given_limits
+
+    assert given("chatbot") == frozenset()
+    assert given({"preset": "chatbot", "ttft_ms": 2000}) == {"ttft_ms"}  # as plan --ttft-ms 2000
+    assert given({"request_rate": 2, "tpot_ms": 60}) == {"tpot_ms"}
+    assert given(Serving.preset("chatbot")) == frozenset()
+    assert given(Serving(name="mine", ttft_ms=300, tpot_ms=20)) == frozenset()  # the object's own
+    assert given({"seq_len": 4096, "global_batch": 64}) == frozenset()
+
+
+def test_a_serving_objects_own_limit_is_credited_as_the_api_credits_it() -> None:
+    """A sweep from a `Serving` object says what `autoparallel.solve` says: a named workload's limit is
+    the workload's; a preset's limit changed by the caller is not the preset's."""
+    from autoparallel.sweeps.execute import solve_scenario
+    from autoparallel.sweeps.scenario import make_scenario
+    from autoparallel.workload import Serving
+
+    base = Serving.preset("chatbot").with_updates({"isl": 12000})
+    for workload, credit in (
+        (base.with_updates({"name": "mine"}), "a looser --ttft-ms (the workload 'mine' sets it): "),
+        (base.with_updates({"ttft_ms": 1500}), "a looser --ttft-ms: "),
+    ):
+        row = solve_scenario(make_scenario("Qwen/Qwen3-32B-FP8", "1x2xL40S", workload))
+        assert f"nearest feasible change: {credit}" in row["message"]

@@ -27,11 +27,12 @@ Solve = Callable[[Cluster, Serving, ServingOptions, str], ServingSolution]
 """(cluster, workload, options, objective) -> the best plan, or an AutoParallelError."""
 GIVEN_LIMITS: ContextVar[frozenset[str]] = ContextVar("given_limits", default=frozenset())
 """The service limits (`ttft_ms`, `tpot_ms`) the caller gave over the workload's preset or file: the
-command line's --ttft-ms / --tpot-ms (`plan_cmd._serving_workload` sets it), a sweep scenario's own
-fields (`sweeps.execute`). A looser limit is credited to the preset or the workload only where neither
-gave it (`_limit_source`): `plan --workload-file F --ttft-ms 300` printed "a looser --ttft-ms (the
-workload 'profiled' sets it)" of a file without a TTFT limit. Empty by default (an API call's workload
-is its own)."""
+command line's --ttft-ms / --tpot-ms (`plan_cmd._serving_workload` sets it), the fields a sweep
+scenario's row wrote (`Scenario.given_limits`, set by `sweeps.execute`; a `Serving` object passed to a
+sweep wrote none: its limits are its preset's or its own, as an API call's). A looser limit is
+credited to the preset or the workload only where neither gave it (`_limit_source`): `plan
+--workload-file F --ttft-ms 300` printed "a looser --ttft-ms (the workload 'profiled' sets it)" of a
+file without a TTFT limit. Empty by default (an API call's workload is its own)."""
 
 
 def _limit_source(workload: Serving, field: str) -> str:
