@@ -193,3 +193,28 @@ def test_a_pair_too_big_names_a_faster_tiers_bound_not_the_tpot_limit() -> None:
     if "disaggregation needs" in space.note and "stepping within" in space.note:
         assert "meeting TPOT" not in space.note.split("stepping within")[0].split("decode engine")[-1]
     assert space.note
+
+
+def test_a_looser_tpot_limit_plans_no_less(capsys: pytest.CaptureFixture[str]) -> None:
+    """TTFT 90 ms: the tp4 prefill fits under a first step of about 22.5 ms; a geometric ladder from
+    TPOT 30 ms stepped from 23.1 to 19.1 ms and planned D tp4 b48 (1,562 tokens/s) where b96 (21.5 ms,
+    3,296 tokens/s) meets both limits, and TPOT 45 ms planned b96. The prefill shapes' critical bounds
+    (`roles.critical_bounds`) put a tier where each just fits."""
+    argv = ["plan", "meta-llama/Llama-3.1-70B", *INSTRUCT[1:], "--request-rate", "0.1", "--ttft-ms", "90"]
+    carried = []
+    for tpot in ("25", "30", "45", "60"):
+        assert main([*argv, "--tpot-ms", tpot, "--disagg", "on", "--objective", "throughput", "--json"]) == 0
+        d = json.loads(capsys.readouterr().out)["deployment"]
+        carried.append(d["capacity_rps"])
+        assert d["solver"]["status"] == "OPTIMAL" and d["ttft_ms"] <= 90
+    assert carried == sorted(carried) and carried[1] * 2048 > 3200
+
+
+def test_critical_bounds_put_a_tier_where_a_prefill_shape_just_fits() -> None:
+    assert step_ladder(0.030, [0.0108, 0.0191, 0.0199, 0.0215, 0.0231], [0.0225]) == [
+        0.0231,
+        0.0215,
+        0.0191,
+        0.0108,
+    ]
+    assert 0.0215 not in step_ladder(0.030, [0.0108, 0.0191, 0.0199, 0.0215, 0.0231])

@@ -49,6 +49,7 @@ from autoparallel.solvers.deployment.roles import (
     RoleTimes,
     _engine,
     burst_problem,
+    critical_bounds,
     decode_candidates,
     decode_rank_rps,
     link_floors,
@@ -320,7 +321,15 @@ def build_mixed_space(
         bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
         fits = {p: _within(decode[p][0], cap) for p in pools}
         every = [c.times.decode_s for cs in candidates.values() for c in cs]
-        ladder = step_ladder(bound, every) if fm.workload.ttft_ms is not None and any(fits.values()) else []
+        prefill_of = {p: prefill_candidates(base.serving[0, p]) for p in pools}
+        spaces = {p: base.serving[0, p] for p in pools}
+        fitting = [decode[p][0][k] for p in pools for k in fits[p]]
+        critical = critical_bounds(fm, cluster, prefill_of, spaces, fitting)
+        ladder = (
+            step_ladder(bound, every, critical)
+            if fm.workload.ttft_ms is not None and any(fits.values())
+            else []
+        )
         by_tier: dict[int, dict[int, tuple[list[Engine], list[RoleTimes]]]] = {0: decode}
 
         def tier(floor: LinkFloor, k: int) -> _Tier | None:
@@ -364,7 +373,6 @@ def build_mixed_space(
                     out.times.append(times[id(e)])
             return out
 
-        prefill_of = {p: prefill_candidates(base.serving[0, p]) for p in pools}
         tiers: list[_Tier] = []
         for floor in link_floors(cluster, [p for p in pools if fits[p]]):
             loosest = tier(floor, 0)

@@ -40,7 +40,8 @@ shape's decode engine is its highest-capacity entry, whose step sits near the li
 budget pays that step for every pair: Llama-3.1-70B on 1x8xH100 at TTFT 100 ms (128 / 2,048 tokens)
 planned at TPOT 30 ms and had no prefill engine at 38 or 60 ms. So with a TTFT limit each floor's
 space is built again at faster bounds b (geometric from the loosest bound down to the fastest decode
-candidate's step, snapped to candidates' steps): decode engines whose pure decode step is within b
+candidate's step, and where each prefill shape just fits or carries a set load, `critical_bounds`;
+snapped to candidates' steps): decode engines whose pure decode step is within b
 (each shape's highest-capacity such entry, its slots rated within max(1 ms, b − step)), prefill
 engines rated at the budget with b for the first step. Each tier's every pair meets the TTFT limit,
 so the union of the tiers is a larger disaggregated space that holds the one without them; a ladder,
@@ -851,7 +852,8 @@ def burst_problem(fm: FleetModel) -> str | None:
 
 
 STEP_TIERS = 10
-"""First-step tiers per link floor at most, the loosest included (`step_ladder`)."""
+"""Geometric first-step bounds per link floor at most, the loosest included (`step_ladder`; the
+prefill shapes' critical bounds come on top)."""
 STEP_RATIO = 0.8
 """Successive first-step bounds of the ladder are at least this factor apart (`step_ladder`)."""
 STEP_TIER_GAIN = 0.05
@@ -859,28 +861,74 @@ STEP_TIER_GAIN = 0.05
 fraction over the slower tier kept before it (`raises_prefill`)."""
 
 
-def step_ladder(base_s: float, steps_s: Collection[float]) -> list[float]:
+PREFILL_TARGETS = (0.0, 0.5, 0.8)
+"""Utilisations of a prefill shape's ranks at which `critical_bounds` places a first-step bound: just
+feasible (no queueing), half and 80% loaded."""
+
+
+def step_ladder(base_s: float, steps_s: Collection[float], critical_s: Collection[float] = ()) -> list[float]:
     """The first-step bounds of a model's faster tiers (module doc), slowest first, below its loosest
-    bound `base_s` (the TPOT limit, or its slowest decode engine's step): geometric targets from the
-    base down to the fastest of `steps_s` (its decode candidates' pure decode steps, every entry's), at
-    most `STEP_TIERS` − 1 of them and each at most `STEP_RATIO` of the one before, each snapped down to
-    the slowest candidate step within it (a bound between two steps admits the entries of the lower
-    one and leaves the prefill less budget), the fastest step last; [] when no candidate is faster
-    than the base. Shared by the role space (`build_role_space`) and the mixed front (mixed.py)."""
+    bound `base_s` (the TPOT limit, or its slowest decode engine's step), each snapped down to the
+    slowest of `steps_s` (its decode candidates' pure decode steps, every entry's) within it (a bound
+    between two steps admits the entries of the lower one and leaves the prefill less budget):
+    geometric targets from the base down to the fastest step, at most `STEP_TIERS` − 1 of them and
+    each at most `STEP_RATIO` of the one before, the fastest step itself, and the `critical_s` bounds
+    (`critical_bounds`: where a prefill shape just fits, or carries a `PREFILL_TARGETS` load; a
+    geometric ladder alone stepped over the 21.5 ms entry Llama-3.1-70B's tp4 prefill needs at TTFT
+    90 ms, and TPOT 30 ms planned 53% below TPOT 45); [] when no candidate is faster than the base.
+    Shared by the role space (`build_role_space`) and the mixed front (mixed.py)."""
     steps = sorted({units.us_up(x) for x in steps_s if units.us_up(x) < units.us_down(base_s)})
     if not steps:
         return []
     top, fastest = units.us_down(base_s), steps[0]
+
+    def snap(target: float) -> int | None:
+        """The slowest step within `target` µs (None: none)."""
+        k = bisect.bisect_right(steps, target * (1 + 1e-9))
+        return steps[k - 1] if k else None
+
     ratio = min(STEP_RATIO, (fastest / top) ** (1.0 / (STEP_TIERS - 1)))
-    out: list[int] = []
-    target = float(top)
-    while (target := target * ratio) > fastest * (1 + 1e-9):
-        snapped = steps[bisect.bisect_right(steps, target) - 1]
-        if not out or snapped < out[-1]:
-            out.append(snapped)
-    if not out or out[-1] != fastest:
-        out.append(fastest)
-    return [x / units.US_PER_S for x in out]
+    targets = [top * ratio**k for k in range(1, STEP_TIERS) if top * ratio**k > fastest * (1 + 1e-9)]
+    targets += [fastest, *(x * units.US_PER_S for x in critical_s if x * units.US_PER_S < top)]
+    bounds = {b for b in map(snap, targets) if b is not None}
+    return [x / units.US_PER_S for x in sorted(bounds, reverse=True)]
+
+
+def critical_bounds(
+    fm: FleetModel,
+    cluster: Cluster,
+    prefill: dict[int, list[PrefillCandidate]],
+    spaces: dict[int, ServingSpace],
+    decode: list[Engine],
+) -> list[float]:
+    """First-step bounds at which a prefill shape of `fm` (each pool's, each (TP, PP)'s fastest
+    candidate in `prefill`, by pool) meets the TTFT limit at each `PREFILL_TARGETS` utilisation of its
+    ranks: the limit less its lead against `decode` (the loosest tier's decode engines, every pool:
+    the slowest transfer, so the bound is safe at any tier), the slot reserve, its prefill and its
+    M/G/n wait at that load (`perf.disagg.prefill_wait_s`); [] without a TTFT limit."""
+    limit = fm.workload.ttft_ms
+    if limit is None or not decode:
+        return []
+    out = []
+    for p, candidates in prefill.items():
+        fastest: dict[tuple[int, int], PrefillCandidate] = {}
+        for c in candidates:
+            shape = spaces[p].shapes[c.shape]
+            key = (shape.tp, shape.pp)
+            if key not in fastest or c.prefill_s < fastest[key].prefill_s:
+                fastest[key] = c
+        for (tp, pp), c in fastest.items():
+            shape = spaces[p].shapes[c.shape]
+            ranks = shape.ep_replicas if shape.ep else 1
+            lead = prefill_lead_s(fm, cluster, p, tp, decode, pp)
+            for rho in PREFILL_TARGETS:
+                wait = (
+                    disagg.prefill_wait_s(c.prefill_s, rho / c.prefill_s, c.service_cv2, ranks)
+                    if rho
+                    else 0.0
+                )
+                out.append(limit / 1e3 - slot_reserve_s(fm.workload) - lead - c.prefill_s - wait)
+    return [b for b in out if b > 0]
 
 
 def build_role_space(
@@ -934,8 +982,15 @@ def build_role_space(
         chosen = [times[id(e)].decode_s for (n, _), d in decode.items() if n == m for e in d]
         every = [c.times.decode_s for (n, _), cs in candidates.items() if n == m for c in cs]
         base = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else max(chosen, default=0.0)
+        own = [e for (n, _), d in decode.items() if n == m for e in d]
+        spaces = {p: aggregated.serving[m, p] for p in pools}
+        critical = (
+            critical_bounds(fm, cluster, {p: prefill[m, p] for p in pools}, spaces, own) if m in live else []
+        )
         # the bound enters the TTFT budget only
-        ladders.append(step_ladder(base, every) if fm.workload.ttft_ms is not None and chosen else [])
+        ladders.append(
+            step_ladder(base, every, critical) if fm.workload.ttft_ms is not None and chosen else []
+        )
     faster: dict[int, dict[tuple[int, int], list[Engine]]] = {}  # tier k ≥ 1 -> its decode engines
 
     def tier(floor: LinkFloor, k: int) -> RoleSpace | None:
