@@ -94,7 +94,10 @@ def test_no_floor_feasible_names_each_floors_numbers() -> None:
     assert fast < slow
     assert "prefill 21 ms (tp=2 pp=1) leaves no queueing room in the TTFT budget 16 ms" in text[:slow]
     assert "TTFT budget -24 ms" in text[slow:]
-    assert "the first decode step at its bound 4.6 ms (the fastest decode engine's step)" in text
+    assert (
+        "the first decode step at its bound 4.6 ms (the fastest first-step tier's, within which its "
+        "fastest decode engines step)" in text
+    )
 
 
 def test_a_slow_pool_needed_for_decode_is_still_charged_its_link() -> None:

@@ -104,4 +104,7 @@ def test_the_no_prefill_reason_names_the_decode_bound_it_took(capsys: pytest.Cap
     err = capsys.readouterr().err
     assert "TTFT budget 0 ms" in err and "-0 ms" not in err
     # the fastest first-step tier's reason (TTFT 100 ms plans since the tiers; it took TPOT 50 ms)
-    assert "the first decode step at its bound 2.1 ms (the fastest decode engine's step), 1 ms for a" in err
+    assert (
+        "the first decode step at its bound 2.1 ms (the fastest first-step tier's, within which its "
+        "fastest decode engines step), 1 ms for a" in err
+    )

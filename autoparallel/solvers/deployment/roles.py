@@ -733,7 +733,7 @@ def why_no_role(
                 f"leaves no queueing room in the TTFT budget {round(budget * 1e3)} ms (TTFT {w.ttft_ms:g} ms "
                 f"less the request overhead, the first decode step at its bound {decode_s * 1e3:.1f} ms ("
                 + (
-                    "the fastest decode engine's step"
+                    "the fastest first-step tier's, within which its fastest decode engines step"
                     if step_tier
                     else "the TPOT limit"
                     if w.tpot_ms is not None
