@@ -218,3 +218,49 @@ def test_critical_bounds_put_a_tier_where_a_prefill_shape_just_fits() -> None:
         0.0108,
     ]
     assert 0.0215 not in step_ladder(0.030, [0.0108, 0.0191, 0.0199, 0.0215, 0.0231])
+
+
+def test_no_tpot_limit_rates_decode_slots_as_a_limit_at_the_slowest_step() -> None:
+    """Without a TPOT limit the loosest tier gave the decode slots 1 ms of room: gpt-oss-120b's D tp4
+    b32 (7.15 ms step) was rated 13.74 req/s, against 14.46 at TPOT 20 ms, and the no-limit front did
+    not dominate the TPOT 20 ms one. Now the loosest bound is the slowest candidate's step."""
+    cluster = Cluster.parse("1x8xH100")
+    rated = {}
+    for tpot in (20.0, None):
+        w = Serving(isl=8192, osl=256, ttft_ms=400.0, tpot_ms=tpot, request_rate=0.1)
+        rs = build_role_space([FleetModel(load_model("openai/gpt-oss-120b"), w)], cluster)
+        loosest = rs.tiers()[-1]
+        assert loosest.step_tier == 0
+        for e, t in zip(loosest.space.engines, loosest.times, strict=True):
+            if e.role == "decode" and t.decode_s <= 0.020:
+                rated[tpot, e.tp, e.config.max_num_seqs] = e.capacity_milli_rps
+    both = {k[1:] for k in rated if k[0] is None} & {k[1:] for k in rated if k[0] == 20.0}
+    assert both and all(rated[(None, *k)] >= rated[(20.0, *k)] for k in both)
+
+
+def test_a_capped_disaggregated_front_decodes_within_the_closed_loops_margin(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """64 clients: the solver's closed-loop flow lies a little below the float model's (its chords lie
+    above the requests they bound); the point check took that for a disagreement and exited 3."""
+    argv = ["pareto", "meta-llama/Llama-3.1-8B", "--cluster", "1x8xH100", "--isl", "2048", "--osl", "128"]
+    assert main([*argv, "--concurrency", "64", "--disagg", "on", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["points"]
+
+
+def test_plan_and_pareto_build_one_ladder_without_a_tpot_limit() -> None:
+    """The mixed front's loosest bound counted decode entries over the cap, and its ladder every
+    entry's step: the same workload got other bounds under `pareto` than under `plan`."""
+    for update in ({}, {"concurrency": 16, "request_rate": None}):
+        w = Serving(isl=1024, osl=256, ttft_ms=150.0, request_rate=20.0).model_copy(update=update)
+        fm = FleetModel(load_model("meta-llama/Llama-3.1-8B"), w)
+        cluster = Cluster.parse("1x8xH100")
+        rs = build_role_space([fm], cluster)
+        mixed = build_mixed_space(fm, cluster, mode="on")
+        plan_bounds = {round(t.decode_step_bound_s[0], 9) for t in rs.tiers()}
+        front_bounds = {round(b, 9) for _, b in mixed.tier_bounds} or {
+            round(mixed.roles.decode_step_bound_s[0], 9)
+        }
+        # one loosest bound (the slowest decode candidate's step within the cap)
+        assert rs.tiers()[-1].decode_step_bound_s == mixed.roles.decode_step_bound_s
+        assert max(plan_bounds) == max(front_bounds)

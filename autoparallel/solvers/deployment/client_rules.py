@@ -57,6 +57,12 @@ CLIENT_POINTS = 16
 """`prefill_client_lines` places chord ends at ρ = k / 16 up to 1/2, then at 1 − 2^(−j/4)."""
 
 
+CHORD_EXCESS = 0.05
+"""The most the prefill chords lie above the requests they bound (`prefill_client_lines`: 5% below
+ρ = 1/16, 2% beyond): a closed loop's flow in the solver is at most this fraction below the float
+model's (`front.check_point`)."""
+
+
 def prefill_client_lines(
     service_cv2: float, clients: int, rho_max: float, ranks: int = 1
 ) -> tuple[tuple[int, int], ...]:

@@ -35,6 +35,7 @@ the prefill ranks' queueing at the carried load, which is not linear in the repl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -52,15 +53,16 @@ from autoparallel.solvers.deployment.roles import (
     critical_bounds,
     decode_candidates,
     decode_rank_rps,
+    keep_tiers,
     link_floors,
+    loosest_bound_s,
+    model_ladder,
     pair_problem,
     prefill_candidates,
     prefill_engines,
-    raises_prefill,
     rated_at,
     single_node,
     smallest_pair,
-    step_ladder,
     ttft_below_transfer,
     undominated,
 )
@@ -107,7 +109,9 @@ class MixedSpace:
     unpruned: int = 0
     """Candidates before dominated ones were dropped."""
     floors: tuple[LinkFloor, ...] = ()
-    """The link floors of the role engines, fastest first (module doc; empty: one floor)."""
+    """The (link floor, first-step tier) spaces of the role engines, floors fastest first, each floor's
+    tiers fastest first (its loosest last, as `RoleSpace.tiers`), one entry per tier (module doc;
+    empty: one floor and one tier)."""
     role_floors: tuple[frozenset[int], ...] = ()
     """Per role engine: the indices of the `floors` at which it may be deployed (a prefill engine its
     own floor's; a decode engine every floor at or below its pool's link). Empty: every engine at
@@ -249,10 +253,6 @@ class _Tier:
     unpruned: int = 0
     """Prefill engines before the dominated ones were dropped."""
 
-    def raised_by(self, faster: _Tier) -> bool:
-        """Whether `faster` is kept after this tier (`roles.raises_prefill`)."""
-        return raises_prefill(faster.prefill, self.prefill)
-
 
 def _tier_engines(roles: list[Engine], role_floors: list[frozenset[int]], n: int) -> list[list[Engine]]:
     """Each tier's role engines (`MixedSpace.role_floors`; one tier: all of them)."""
@@ -316,26 +316,21 @@ def build_mixed_space(
             p: decode_candidates(base.serving[0, p], fm.workload, same_node=single_node(cluster))
             for p in pools
         }
-        decode = {p: _decode(base.serving[0, p], fm, 0, p, candidates[p], None) for p in pools}
-        slowest = max((t.decode_s for _, ts in decode.values() for t in ts), default=0.0)
-        bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
+        every = [c for cs in candidates.values() for c in cs]
+        bound = loosest_bound_s(fm, every)
+        decode = {p: _decode(base.serving[0, p], fm, 0, p, candidates[p], bound) for p in pools}
         fits = {p: _within(decode[p][0], cap) for p in pools}
-        every = [c.times.decode_s for cs in candidates.values() for c in cs]
         prefill_of = {p: prefill_candidates(base.serving[0, p]) for p in pools}
         spaces = {p: base.serving[0, p] for p in pools}
         fitting = [decode[p][0][k] for p in pools for k in fits[p]]
         critical = critical_bounds(fm, cluster, prefill_of, spaces, fitting)
-        ladder = (
-            step_ladder(bound, every, critical)
-            if fm.workload.ttft_ms is not None and any(fits.values())
-            else []
-        )
+        ladder = model_ladder(fm, bound, every, critical) if fitting else []
         by_tier: dict[int, dict[int, tuple[list[Engine], list[RoleTimes]]]] = {0: decode}
 
         def tier(floor: LinkFloor, k: int) -> _Tier | None:
             """First-step tier k's prefill engines at `floor` (roles.py `step_ladder`; 0: the loosest,
-            its bound the TPOT limit or the floor's slowest decode step); None where no decode engine
-            within its bound fits the concurrency cap."""
+            its bound `roles.loosest_bound_s`); None where no decode engine within its bound fits the
+            concurrency cap."""
             if k not in by_tier:
                 by_tier[k] = {
                     p: _decode(base.serving[0, p], fm, 0, p, candidates[p], ladder[k - 1]) for p in pools
@@ -347,11 +342,8 @@ def build_mixed_space(
             if k and not any(here.values()):
                 return None
             # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
-            every = list({e.tp: e for pairs in here.values() for e, _ in pairs}.values())
-            step = max((t.decode_s for pairs in here.values() for _, t in pairs), default=0.0)
-            first = (
-                ladder[k - 1] if k else fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else step
-            )
+            tps = list({e.tp: e for pairs in here.values() for e, _ in pairs}.values())
+            first = ladder[k - 1] if k else bound
             out = _Tier(floor, k, first, [], [])
             for p in pools:
                 times: dict[int, RoleTimes] = {}
@@ -361,7 +353,7 @@ def build_mixed_space(
                     cluster,
                     0,
                     p,
-                    every,
+                    tps,
                     first,
                     times,
                     decode_pools=floor.decode_pools,
@@ -375,19 +367,8 @@ def build_mixed_space(
 
         tiers: list[_Tier] = []
         for floor in link_floors(cluster, [p for p in pools if fits[p]]):
-            loosest = tier(floor, 0)
-            assert loosest is not None
-            mine = [loosest]
-            # as roles.build_role_space: the fastest tier first, none gains where it does not
-            fastest = next((c for k in range(len(ladder), 0, -1) if (c := tier(floor, k)) is not None), None)
-            if fastest is not None and loosest.raised_by(fastest):
-                for k in range(1, fastest.step_tier):
-                    mid = tier(floor, k)
-                    if mid is not None and mine[-1].raised_by(mid):
-                        mine.append(mid)
-                if mine[-1].raised_by(fastest):
-                    mine.append(fastest)
-            tiers += mine
+            # each floor's tiers fastest first, as `RoleSpace.tiers` lists them
+            tiers += reversed(keep_tiers(functools.partial(tier, floor), len(ladder), lambda t: t.prefill))
         floors = [t.floor for t in tiers]
         tier_bounds = [(t.step_tier, t.first_s) for t in tiers]
         for t, tr in enumerate(tiers):

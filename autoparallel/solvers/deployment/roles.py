@@ -18,7 +18,8 @@ prefill engine of a shape  its entry (runtime, chunk budget) of highest prompt t
     that takes the most from it.
 
 The budget is conservative so that any pair the solver forms meets the TTFT limit: the first decode
-step is bounded by the TPOT limit (or, without one, the slowest decode candidate's step), and X is
+step is bounded by the TPOT limit (or, without one, the slowest decode candidate's step within the
+cap, `loosest_bound_s`), and X is
 the slowest KV transfer from this prefill shape to any decode candidate's TP over the slower of this
 pool's NIC and that of the slowest-networked pool a decode engine may run on (the D rank pulls the KV
 over both ends' links, perf/disagg.py `pair_link`; the proxy pairs every P with every D, round
@@ -56,8 +57,10 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
+from typing import TypeVar
 
 import numpy as np
 
@@ -737,7 +740,7 @@ def why_no_role(
                     if step_tier
                     else "the TPOT limit"
                     if w.tpot_ms is not None
-                    else "the slowest decode engine's step"
+                    else "the slowest decode candidate's step"
                 )
                 + ")"
                 + (
@@ -868,7 +871,7 @@ feasible (no queueing), half and 80% loaded."""
 
 def step_ladder(base_s: float, steps_s: Collection[float], critical_s: Collection[float] = ()) -> list[float]:
     """The first-step bounds of a model's faster tiers (module doc), slowest first, below its loosest
-    bound `base_s` (the TPOT limit, or its slowest decode engine's step), each snapped down to the
+    bound `base_s` (`loosest_bound_s`), each snapped down to the
     slowest of `steps_s` (its decode candidates' pure decode steps, every entry's) within it (a bound
     between two steps admits the entries of the lower one and leaves the prefill less budget):
     geometric targets from the base down to the fastest step, at most `STEP_TIERS` − 1 of them and
@@ -966,8 +969,8 @@ def build_role_space(
         (m, p): prefill_candidates(aggregated.serving[m, p], deadline=deadline) for m in live for p in pools
     }
 
-    def decode_at(bounds: list[float | None]) -> dict[tuple[int, int], list[Engine]]:
-        """Each (model, pool)'s decode engines within the models' first-step `bounds` (None: loosest)."""
+    def decode_at(bounds: list[float]) -> dict[tuple[int, int], list[Engine]]:
+        """Each (model, pool)'s decode engines within the models' first-step `bounds`."""
         return {
             (m, p): decode_engines(
                 aggregated.serving[m, p], m, p, times, fleet[m], candidates[m, p], bounds[m]
@@ -976,27 +979,24 @@ def build_role_space(
             for p in pools
         }
 
-    decode = decode_at([None] * len(fleet))
+    of_model = {m: [c for (n, _), cs in candidates.items() if n == m for c in cs] for m in range(len(fleet))}
+    loosest = [loosest_bound_s(fm, of_model[m]) for m, fm in enumerate(fleet)]
+    decode = decode_at(list(loosest))
     ladders: list[list[float]] = []
     for m, fm in enumerate(fleet):
-        chosen = [times[id(e)].decode_s for (n, _), d in decode.items() if n == m for e in d]
-        every = [c.times.decode_s for (n, _), cs in candidates.items() if n == m for c in cs]
-        base = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else max(chosen, default=0.0)
         own = [e for (n, _), d in decode.items() if n == m for e in d]
         spaces = {p: aggregated.serving[m, p] for p in pools}
-        critical = (
-            critical_bounds(fm, cluster, {p: prefill[m, p] for p in pools}, spaces, own) if m in live else []
-        )
-        # the bound enters the TTFT budget only
-        ladders.append(
-            step_ladder(base, every, critical) if fm.workload.ttft_ms is not None and chosen else []
-        )
+        critical = critical_bounds(fm, cluster, {p: prefill[m, p] for p in pools if m in live}, spaces, own)
+        ladders.append(model_ladder(fm, loosest[m], of_model[m], critical) if own else [])
     faster: dict[int, dict[tuple[int, int], list[Engine]]] = {}  # tier k ≥ 1 -> its decode engines
 
     def tier(floor: LinkFloor, k: int) -> RoleSpace | None:
         """Tier k's space at `floor` (0: the loosest; k: each model's bound ladder[k − 1], its last
         where its ladder is shorter); None where a model has no decode engine within its bound."""
-        bounds = [ladder[min(k, len(ladder)) - 1] if k and ladder else None for ladder in ladders]
+        bounds = [
+            ladder[min(k, len(ladder)) - 1] if k and ladder else b
+            for ladder, b in zip(ladders, loosest, strict=True)
+        ]
         if k and k not in faster:
             faster[k] = decode_at(bounds)
         tier_decode = faster[k] if k else decode
@@ -1019,20 +1019,66 @@ def build_role_space(
     top = max(map(len, ladders), default=0)
     tiers: list[RoleSpace] = []
     for floor in link_floors(cluster, sorted({p for (_, p), d in decode.items() if d})):
-        loosest = tier(floor, 0)
-        assert loosest is not None  # tier 0 is always built
-        mine = [loosest]
-        fastest = next((t for k in range(top, 0, -1) if (t := tier(floor, k)) is not None), None)
-        # the fastest tier has the most prefill budget (`raises_prefill`): none gains where it does not
-        if fastest is not None and raises_prefill(fastest.space.engines, loosest.space.engines):
-            for k in range(1, fastest.step_tier):
-                t = tier(floor, k)
-                if t is not None and raises_prefill(t.space.engines, mine[-1].space.engines):
-                    mine.append(t)
-            if raises_prefill(fastest.space.engines, mine[-1].space.engines):
-                mine.append(fastest)
-        tiers += reversed(mine)  # each floor's fastest first: the last is the slowest floor's loosest
+        kept = keep_tiers(functools.partial(tier, floor), top, lambda t: t.space.engines)
+        tiers += reversed(kept)  # each floor's fastest first: the last is the slowest floor's loosest
     return dataclasses.replace(tiers[-1], faster=tuple(tiers[:-1]))
+
+
+def within_cap(fm: FleetModel, candidates: Iterable[DecodeCandidate]) -> list[DecodeCandidate]:
+    """The decode candidates one replica of which fits `fm`'s concurrency cap (all without one)."""
+    cap = fm.concurrency
+    return [c for c in candidates if cap is None or c.batch * c.dp <= cap]
+
+
+def loosest_bound_s(fm: FleetModel, candidates: Iterable[DecodeCandidate]) -> float:
+    """Model `fm`'s loosest first-step bound (module doc): the TPOT limit, or without one the slowest
+    pure decode step of its decode candidates within its cap (`candidates`: every pool's), its loosest
+    tier's every decode engine within it; the bound its prefill budget takes for the first decode
+    step and its decode slots' room is measured from (`decode_slot_room_s`), so that no TPOT limit
+    plans as a limit at that step does (it gave the slots 1 ms: gpt-oss-120b's D tp4 b32 at 7.15 ms
+    was rated 13.74 req/s without a TPOT limit and 14.46 at TPOT 20 ms)."""
+    if fm.workload.tpot_ms is not None:
+        return fm.workload.tpot_ms / 1e3
+    return max((c.times.decode_s for c in within_cap(fm, candidates)), default=0.0)
+
+
+def model_ladder(
+    fm: FleetModel, base_s: float, candidates: Iterable[DecodeCandidate], critical_s: Collection[float]
+) -> list[float]:
+    """The first-step bounds of model `fm`'s faster tiers (`step_ladder`): below its loosest bound
+    `base_s` (`loosest_bound_s`), over the steps of its decode candidates within its cap, with its
+    prefill shapes' `critical_s` bounds; [] without a TTFT limit (the bound enters only the TTFT
+    budget). One ladder for the role space (`plan`) and the mixed front (`pareto`)."""
+    if fm.workload.ttft_ms is None:
+        return []
+    return step_ladder(base_s, [c.times.decode_s for c in within_cap(fm, candidates)], critical_s)
+
+
+T = TypeVar("T")
+
+
+def keep_tiers(
+    build: Callable[[int], T | None], top: int, engines: Callable[[T], Collection[Engine]]
+) -> list[T]:
+    """One link floor's kept first-step tiers, loosest first (module doc): tier 0 (`build(0)`, never
+    None); then, where the fastest tier with a decode engine (`build(k)` for k = `top` … 1, None where
+    it has none) raises a prefill rating over tier 0 (`raises_prefill` on `engines(tier)`), each
+    faster tier that raises one over the last kept, the fastest last. Shared by the role space and
+    the mixed front."""
+    loosest = build(0)
+    assert loosest is not None  # tier 0 is always built
+    kept = [loosest]
+    fastest = next(((k, t) for k in range(top, 0, -1) if (t := build(k)) is not None), None)
+    # the fastest tier has the most prefill budget (`raises_prefill`): none gains where it does not
+    if fastest is None or not raises_prefill(engines(fastest[1]), engines(loosest)):
+        return kept
+    for k in range(1, fastest[0]):
+        t = build(k)
+        if t is not None and raises_prefill(engines(t), engines(kept[-1])):
+            kept.append(t)
+    if raises_prefill(engines(fastest[1]), engines(kept[-1])):
+        kept.append(fastest[1])
+    return kept
 
 
 def raises_prefill(tier: Collection[Engine], slower: Collection[Engine]) -> bool:
@@ -1068,16 +1114,15 @@ def _floor_space(
     floor: LinkFloor,
     decode: dict[tuple[int, int], list[Engine]],
     times: dict[int, RoleTimes],
-    step_bounds_s: list[float | None],
+    step_bounds_s: list[float],
     prefill_of: dict[tuple[int, int], list[PrefillCandidate]],
     *,
     prune: bool,
     deadline: float | None,
 ) -> RoleSpace:
     """The role space at link floor `floor` and the models' first-step bounds `step_bounds_s` (module
-    doc; None: the loosest, the TPOT limit or the slowest decode engine's step on the floor's pools):
-    each model's decode engines (`decode`, by (model, pool)) on the floor's pools, its prefill engines
-    on every pool rated against them."""
+    doc; `loosest_bound_s` at the loosest tier): each model's decode engines (`decode`, by (model,
+    pool)) on the floor's pools, its prefill engines on every pool rated against them."""
     engines: list[Engine] = []
     bounds: list[float] = []
     for m, fm in enumerate(fleet):
@@ -1087,12 +1132,7 @@ def _floor_space(
         mine = {p: decode[m, p] if p in floor.decode_pools else [] for p in range(len(cluster.pools))}
         every_decode = [e for d in mine.values() for e in d]
         decode_pools = [p for p, d in mine.items() if d]
-        slowest = max((times[id(e)].decode_s for e in every_decode), default=0.0)
-        given = step_bounds_s[m]
-        if given is not None:
-            bound = given
-        else:
-            bound = fm.workload.tpot_ms / 1e3 if fm.workload.tpot_ms is not None else slowest
+        bound = step_bounds_s[m]
         bounds.append(bound)
         for p in range(len(cluster.pools)):
             serving = aggregated.serving[m, p]
