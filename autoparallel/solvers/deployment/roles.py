@@ -46,10 +46,11 @@ snapped to candidates' steps): decode engines whose pure decode step is within b
 (each shape's highest-capacity such entry, its slots rated within max(1 ms, b − step)), prefill
 engines rated at the budget with b for the first step. Each tier's every pair meets the TTFT limit,
 so the union of the tiers is a larger disaggregated space that holds the one without them; a ladder,
-not every distinct step, so that the solves stay few (at most `STEP_TIERS` per floor), and a faster
-tier is kept only where it raises a prefill engine's rating by more than `STEP_TIER_GAIN` over the
-last kept (`raises_prefill`): its decode engines are fewer, so without that gain it buys little.
-Each entry's times are computed once for every tier (`decode_candidates`, `prefill_candidates`).
+not every distinct step, so that the solves stay few (`STEP_TIERS` − 1 geometric bounds and three
+per prefill shape at most, fewer after snapping to steps), and a faster tier is kept only where it
+raises a prefill engine's rating by more than `STEP_TIER_GAIN` over the last kept (`keep_tiers`,
+`raises_prefill`): its decode engines are fewer, so without that gain it buys little. Each entry's
+times are computed once for every tier (`decode_candidates`, `prefill_candidates`).
 P and D engines share the first KV-cache dtype of the options (the transfer moves raw blocks).
 """
 
