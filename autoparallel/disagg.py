@@ -22,6 +22,7 @@ from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.fleet import FleetPlan, fleet_of_one, solve_fleet
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec
+from autoparallel.plan import round_floats
 from autoparallel.workload import Serving
 
 MODES = ("auto", "on", "off")
@@ -60,19 +61,22 @@ class Comparison:
         (each engine's figures and, under `vllm`, every replica's host, port, env and NIXL `vllm serve`
         lines), the `proxy` line that pairs them, its `notes`, its own totals, objective and solver. The
         other mode's engine lists are empty."""
-        return {
-            "deployment": self.deployment_dict(),
-            "comparison": {
-                "aggregated": _agg_summary(self.aggregated),
-                "disaggregated": _disagg_summary(self.disaggregated),
-                "winner": self.mode,
-                "measure": self.measure,
-                "why": self.why,
-            },
-        }
+        return round_floats(
+            {
+                "deployment": self.deployment_dict(),
+                "comparison": {
+                    "aggregated": _agg_summary(self.aggregated),
+                    "disaggregated": _disagg_summary(self.disaggregated),
+                    "winner": self.mode,
+                    "measure": self.measure,
+                    "why": self.why,
+                },
+            }
+        )
 
     def deployment_dict(self) -> dict[str, Any]:
-        """The recommended deployment (`to_dict`)."""
+        """The recommended deployment (`to_dict`), its floats rounded as every plan's JSON
+        (`plan.round_floats`: a capacity down)."""
         if self.mode == "aggregated":
             assert self.aggregated is not None
             return {"mode": "aggregated", **self.aggregated.deployment_dict(), "prefill": [], "decode": []}
@@ -87,24 +91,26 @@ class Comparison:
                 for e, lines in zip(getattr(d, role), launch[role], strict=True)
             ]
 
-        return {
-            "mode": "disaggregated",
-            "cluster": d.cluster,
-            "engines": [],
-            "prefill": engines("prefill"),
-            "decode": engines("decode"),
-            "proxy": launch["proxy"],
-            "notes": launch["notes"],
-            **{k: v for k, v in summary.items() if k not in ("solver_status", "wall_s")},
-            "capacity_rps": d.capacity_rps,
-            "served_rps": d.served_rps,
-            "unmet_rps": self.unmet_rps,
-            "gpus_idle": d.gpus_idle,
-            "idle_reasons": list(d.idle_reasons),
-            "usd_per_hour": d.usd_per_hour,
-            "objective": d.objective,
-            "solver": d.solver.model_dump(mode="json"),
-        }
+        return round_floats(
+            {
+                "mode": "disaggregated",
+                "cluster": d.cluster,
+                "engines": [],
+                "prefill": engines("prefill"),
+                "decode": engines("decode"),
+                "proxy": launch["proxy"],
+                "notes": launch["notes"],
+                **{k: v for k, v in summary.items() if k not in ("solver_status", "wall_s")},
+                "capacity_rps": d.capacity_rps,
+                "served_rps": d.served_rps,
+                "unmet_rps": self.unmet_rps,
+                "gpus_idle": d.gpus_idle,
+                "idle_reasons": list(d.idle_reasons),
+                "usd_per_hour": d.usd_per_hour,
+                "objective": d.objective,
+                "solver": d.solver.model_dump(mode="json"),
+            }
+        )
 
     def to_yaml(self) -> str:
         """The plan file of the recommended deployment: an aggregated one's is `FleetPlan.to_yaml`; a

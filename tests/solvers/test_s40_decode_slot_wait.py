@@ -51,7 +51,7 @@ def test_without_a_rate_decode_engines_run_at_full_load(capsys: pytest.CaptureFi
     assert d["ttft_parts_ms"]["decode_slot_wait"] == 0.0
     for e in d["decode"]:
         full = e["max_num_seqs"] * e["dp"] / (1024 * e["decode_step_ms"] / 1e3)
-        assert e["capacity_rps"] == pytest.approx(full, rel=1e-6)
+        assert e["capacity_rps"] == pytest.approx(full, rel=2e-5)  # the JSON keeps 6 digits
 
 
 @pytest.mark.parametrize("tpot_ms", [25.0, None])

@@ -264,3 +264,22 @@ def test_plan_and_pareto_build_one_ladder_without_a_tpot_limit() -> None:
         # one loosest bound (the slowest decode candidate's step within the cap)
         assert rs.tiers()[-1].decode_step_bound_s == mixed.roles.decode_step_bound_s
         assert max(plan_bounds) == max(front_bounds)
+
+
+def test_no_decode_engine_says_why_without_a_tpot_limit(capsys: pytest.CaptureFixture[str]) -> None:
+    """The front's note said "meets TPOT None ms" where the model does not fit in memory at all."""
+    argv = ["pareto", "meta-llama/Llama-3.1-70B", "--cluster", "1xH100", "--isl", "2048", "--osl", "256"]
+    assert main([*argv, "--ttft-ms", "500", "--disagg", "on"]) == 1
+    err = capsys.readouterr().err
+    assert "None" not in err and "no engine fits in memory" in err and "131.4 GiB" in err
+
+
+def test_a_disaggregated_plans_json_is_rounded_as_every_plans(capsys: pytest.CaptureFixture[str]) -> None:
+    """The disaggregated deployment's JSON and plan file carried full floats (`capacity_rps:
+    3.820258617613179`); they take `plan.round_floats` now, a capacity rounded down."""
+    argv = ["plan", "meta-llama/Llama-3.1-70B", "--cluster", "2x8xH100", "--isl", "2048", "--osl", "256"]
+    argv += ["--request-rate", "4", "--ttft-ms", "500", "--tpot-ms", "30", "--disagg", "on", "--json"]
+    assert main(argv) == 0
+    d = json.loads(capsys.readouterr().out)["deployment"]
+    for e in [*d["prefill"], *d["decode"]]:
+        assert len(repr(e["capacity_rps"]).split(".")[-1]) <= 6 and len(repr(e["prefill_ms"])) <= 12

@@ -65,6 +65,7 @@ from autoparallel.solvers.deployment.roles import (
     smallest_pair,
     ttft_below_transfer,
     undominated,
+    why_no_role,
 )
 from autoparallel.solvers.deployment.space import (
     MILLI,
@@ -417,11 +418,15 @@ def build_mixed_space(
         elif kinds != {"prefill", "decode"}:
             missing = sorted({"prefill", "decode"} - kinds)[0]
             gap = ttft_below_transfer(RoleSpace(role_space, role_times, [bound]), fm.workload, cluster)
-            limit = (
-                f"TTFT {fm.workload.ttft_ms} ms" if missing == "prefill" else f"TPOT {fm.workload.tpot_ms} ms"
-            )
-            note = f"no {missing} engine of {fm.name} starts and meets {limit} on {cluster.spec}"
-            note += f": {gap}" if gap and missing == "prefill" else ""
+            w = fm.workload
+            value = w.ttft_ms if missing == "prefill" else w.tpot_ms
+            limit = f" and meets {'TTFT' if missing == 'prefill' else 'TPOT'} {value:g} ms" if value else ""
+            note = f"no {missing} engine of {fm.name} starts{limit} on {cluster.spec}"
+            if gap and missing == "prefill":
+                note += f": {gap}"
+            elif missing == "decode":  # each pool's binding rule with its numbers (memory first)
+                why = [why_no_role(base.serving[0, p], "decode", fm, cluster, p, [], bound) for p in pools]
+                note += f" ({'; '.join(r for r in why if r)})" if any(why) else ""
     return MixedSpace(
         aggregated,
         RoleSpace(role_space, role_times, [bound]),
