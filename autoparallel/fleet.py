@@ -46,6 +46,7 @@ from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.loader import served_id
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.plan import round_floats
+from autoparallel.solvers.units import rps_text
 from autoparallel.workload import Serving
 from autoparallel.yaml_file import read_yaml
 
@@ -425,16 +426,17 @@ class FleetPlan(BaseModel):
                 f"  {e.model} on {e.gpu} (pool {e.pool}): {e.replicas} x "
                 + ("" if e.engine == "vllm" else f"{ENGINE_NAMES[e.engine]} ")
                 + f"tp={e.tp} pp={e.pp} ep={e.ep} "
-                f"dp={e.dp} ({e.gpus_per_replica} GPUs each), capacity {_rps(e.capacity_rps)} req/s each, "
-                f"traffic share {e.traffic_share:.3f} each ({_rps(e.traffic_share * served[e.model])} req/s; "
+                f"dp={e.dp} ({e.gpus_per_replica} GPUs each), capacity {rps_text(e.capacity_rps)} req/s "
+                f"each, traffic share {e.traffic_share:.3f} each "
+                f"({rps_text(e.traffic_share * served[e.model])} req/s; "
                 f"TTFT {e.ttft_ms:.0f} ms: full load's with the waits at that load), full-load TPOT "
                 f"{e.tpot_ms:.1f} ms, "
                 f"max_num_seqs {e.max_num_seqs}; [{nodes}{more}]"
             )
         for m in d.models:
             rate = "no rate" if m.request_rate is None else f"rate {m.request_rate:g} req/s"
-            unmet = f", UNMET {_rps(m.unmet_rps)} req/s" if m.unmet_rps > 0 else ""
-            capacity = _rps(m.capacity_rps)
+            unmet = f", UNMET {rps_text(m.unmet_rps, up=True)} req/s" if m.unmet_rps > 0 else ""
+            capacity = rps_text(m.capacity_rps)
             lines.append(f"  {m.model}: {rate}, capacity {capacity} req/s on {m.gpus} GPUs{unmet}")
         lines.append(
             f"  GPUs used {d.gpus_used}, idle {d.gpus_idle}; ${d.usd_per_hour:.2f}/h; goodput "
@@ -730,9 +732,3 @@ def fleet_of_one(model: str | ModelSpec, workload: Serving, model_id: str = "") 
     spec = model if isinstance(model, ModelSpec) else load_model(model)
     name = model_id or served_id(model, spec)
     return [FleetModel(spec, workload, name)]
-
-
-def _rps(value: float) -> str:
-    """A rate for the text report: two decimals, or three significant digits below 1 req/s (an
-    engine at osl 100,000 carries 0.0005 req/s, which two decimals print as 0.00)."""
-    return f"{value:.2f}" if value >= 1 else f"{value:.3g}"

@@ -28,7 +28,8 @@ Inputs (the format is recognised per file):
 
 Lines that are not JSON or lack positive token counts are malformed: counted, reported and skipped,
 never fatal. A request whose stamp lies far outside the log's (a `timestamp: 0` among epoch stamps,
-before 1973 on a minority of lines, or a mistyped year, `stray_stamps`) is a request with a suspect
+before 1973 on a minority of lines, or a mistyped year, `stray_stamps`) or is read in another unit
+than the log's (`epoch_unit`: a 0 among epoch milliseconds) is a request with a suspect
 stamp, not a malformed line: its lengths are profiled, its stamp is left out of the rate and the
 burstiness, and it is counted and reported apart (`WorkloadProfile.outlying_stamps`). A
 gzip-compressed file (`.jsonl.gz`, read by its magic bytes) is decompressed first.
@@ -198,7 +199,8 @@ class WorkloadProfile(BaseModel):
     None: fine enough, or no stamps."""
     outlying_stamps: int = 0
     """Of `requests`, those whose stamp lies far outside the log's (`stray_stamps`: a `timestamp: 0`
-    among epoch stamps, an epoch stamp among ones counted from the log's start, a mistyped year): their
+    among epoch stamps, an epoch stamp among ones counted from the log's start, a mistyped year) or is
+    read in another unit than the log's (`epoch_unit`: a 0 among epoch milliseconds): their
     lengths are profiled, their stamps left out of the rate and the burstiness. Not malformed: the stamp
     is suspect, the token counts are not."""
     outlying_stamp_lines: tuple[int, ...] = ()
@@ -1104,20 +1106,20 @@ def _requests(records: Iterable[tuple[int, Any]], path: Path) -> WorkloadProfile
     unit = "s"
     outlying: list[int] = []
     if timed:
-        # The log's unit from its middle stamp; a stamp read in another (a 0 or an ISO date among
-        # epoch milliseconds) is malformed, not a cue to read every stamp in its unit.
+        # The log's unit from its middle stamp. A stamp read in another (a 0 or an ISO date among
+        # epoch milliseconds, microseconds or nanoseconds) is not a cue to read every stamp in its
+        # unit; it is an outlying stamp, as a 0 among epoch seconds is (`stray_stamps`).
         unit = epoch_unit(float(np.median(times)))
         odd = {i for i, t in enumerate(times) if epoch_unit(t) != unit}
-        if odd and len(odd) < len(times):
-            bad_lines = sorted(bad_lines + [numbers[i] for i in sorted(odd)])
-            kept = [i for i in range(len(times)) if i not in odd]
-            isl, osl, times = [isl[i] for i in kept], [osl[i] for i in kept], [times[i] for i in kept]
-            numbers = [numbers[i] for i in kept]
+        if len(odd) == len(times):
+            odd = set()
         times = [t / EPOCH_UNITS[unit] for t in times]
         # A 0 among epoch stamps, an epoch stamp among ones counted from the log's start, a mistyped
-        # year: the stamp is suspect, the request's lengths are not. Its lengths are profiled; its
-        # stamp is left out of the rate and the burstiness, and reported apart from malformed lines.
-        far = set(stray_stamps(np.asarray(times)).tolist())
+        # year, a stamp in another unit: the stamp is suspect, the request's lengths are not. Its
+        # lengths are profiled; its stamp is left out of the rate and the burstiness, and reported
+        # apart from malformed lines.
+        same = [i for i in range(len(times)) if i not in odd]
+        far = odd | {same[j] for j in stray_stamps(np.asarray([times[i] for i in same])).tolist()}
         outlying = [numbers[i] for i in sorted(far)]
         times = [t for i, t in enumerate(times) if i not in far]
     prompts, outputs = np.asarray(isl), np.asarray(osl)

@@ -90,6 +90,39 @@ def test_a_zero_among_iso_stamps_and_an_epoch_stamp_among_relative_ones(tmp_path
     assert prof.request_rate == pytest.approx(_rate(offsets[:150] + offsets[151:]), rel=1e-3)
 
 
+@pytest.mark.parametrize(("unit", "per_second"), [("ms", 1e3), ("us", 1e6), ("ns", 1e9)])
+def test_a_zero_among_epoch_milli_micro_or_nanoseconds_is_an_outlying_stamp_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], unit: str, per_second: float
+) -> None:
+    """A stamp read in another unit than the log's (`epoch_unit`: a 0 is seconds among epoch ms) was
+    dropped as malformed (`malformed: 1 skipped (lines 1501)`, 2,999 requests), while the same 0 among
+    epoch seconds is an outlying stamp whose lengths are kept: it is one too, in any unit."""
+    real = _poisson(3000, 60.0)
+    stamps: list[Any] = [round(s * per_second) for s in real]
+    stamps[1500] = 0  # line 1501
+    path = _write(tmp_path / f"zero_{unit}.jsonl", stamps)
+    prof = profile_file(path)
+    assert prof.time_unit == unit
+    assert (prof.requests, prof.malformed, prof.malformed_lines) == (3000, 0, ())
+    assert (prof.outlying_stamps, prof.outlying_stamp_lines, prof.stamped) == (1, (1501,), 3000)
+    assert prof.request_rate == pytest.approx(_rate(real[:1500] + real[1501:]), rel=1e-3)
+    assert main(["profile", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("3000 requests from ")
+    assert "outlying stamps: 1, left out of the rate and burstiness (line 1501)" in out
+    assert "malformed" not in out
+
+
+def test_an_iso_stamp_among_epoch_milliseconds_is_an_outlying_stamp(tmp_path: Path) -> None:
+    """An ISO date-time reads as epoch seconds (`_seconds`), another unit than the log's ms."""
+    real = _poisson(500, 10.0, seed=5)
+    stamps: list[Any] = [round(s * 1e3) for s in real]
+    stamps[7] = dt.datetime.fromtimestamp(real[7], tz=dt.timezone.utc).isoformat()  # line 8
+    prof = profile_file(_write(tmp_path / "iso_ms.jsonl", stamps))
+    assert (prof.requests, prof.malformed, prof.outlying_stamp_lines) == (500, 0, (8,))
+    assert prof.request_rate == pytest.approx(_rate(real[:7] + real[8:]), rel=1e-3)
+
+
 def test_strays_at_both_ends_are_left_out_of_the_rate(tmp_path: Path) -> None:
     stamps: list[Any] = _poisson(500, 10.0, seed=5)
     stamps[3] = 0  # 1970
@@ -114,7 +147,12 @@ def test_strays_at_both_ends_are_left_out_of_the_rate(tmp_path: Path) -> None:
 def test_logs_whose_long_gaps_are_real_keep_every_line(tmp_path: Path, case: str) -> None:
     """What the rule must not drop (`stray_stamps`' docstring): a long idle gap inside the log, bursts of
     any median gap, a tail of more than 1 % of the requests however late, a tail within a hundred core
-    spans, a log sent at once with a straggler, shuffled lines, and logs too small to have a core."""
+    spans, a log sent at once with a straggler, shuffled lines, and logs too small to have a core.
+
+    A guard, not a regression test: before `stray_stamps` every line was kept, so only the
+    `outlying_stamps` attribute is new to it. It is kept because it fails on a rule that reaches too
+    far and drops real arrivals from the rate: fences from the median gap (the bursty logs, the
+    lopsided bursts) or a core without its 1 s floor (the log sent at once and a straggler)."""
     stamps: list[float]
     if case == "two bursts an hour apart":
         stamps = _poisson(400, 20.0) + _poisson(400, 20.0, seed=8, start=EPOCH + 3600)
@@ -227,7 +265,12 @@ def test_the_epoch_floor_keeps_every_line_of_one_clock_or_no_majority(tmp_path: 
     """What the epoch floor must not drop (`other_clock_stamps`' docstring): stamps counted from the
     log's start or a machine's boot, a clock counted in milliseconds that crosses the floor (read as
     seconds), epoch stamps alone, and logs where no majority tells the clock (half zeros; mostly zeros,
-    which may be stamps missing, with the epoch ones the real arrivals)."""
+    which may be stamps missing, with the epoch ones the real arrivals).
+
+    A guard, not a regression test: before the epoch floor every line was kept, so only the
+    `outlying_stamps` attribute is new to it. It is kept because it fails on a floor that plans a wrong
+    rate: one without the gap between the two sides (the millisecond clock crossing 1e8) or that takes
+    half the stamps for a minority (half zeros)."""
     stamps: list[float]
     if case == "relative from 0":
         stamps = [0.0, *_poisson(299, 5.0, start=0.0)]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from autoparallel.cli._output import Input, model_inputs, quantization_value, refuse_overwrite
 from autoparallel.errors import AutoParallelError, InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.objectives import deployment_objective
+from autoparallel.solvers.units import rps_text
 
 if TYPE_CHECKING:
     from autoparallel.fleet import FleetPlan
@@ -230,7 +231,7 @@ def aggregated_carries(plan: FleetPlan) -> str:
     d = plan.deployment
     engines = engines_layout(d.engines, gpus=True)
     m = d.models[0]
-    return f"the best aggregated deployment ({engines}) carries {m.capacity_rps:.2f}/s on {m.gpus} GPUs"
+    return f"the best aggregated deployment ({engines}) carries {rps_text(m.capacity_rps)}/s on {m.gpus} GPUs"
 
 
 def rate_unmet(
@@ -249,7 +250,7 @@ def rate_unmet(
         f"{slo_text(workload)}: request_rate",
         reasons=(
             f"request_rate: {rate:g} requests/s arrive; {'; '.join(carried)}; the one recommended leaves "
-            f"{unmet_rps:.2f} req/s UNMET",
+            f"{rps_text(unmet_rps, up=True)} req/s UNMET",
         ),
     )
 
@@ -258,7 +259,8 @@ def unmet_notes(plan: FleetPlan) -> list[str]:
     """One note per fleet model short of its rate (the --fleet help: under goodput a fleet is served what
     it can)."""
     return [
-        f"{m.model}: UNMET {m.unmet_rps:.2f} of {m.request_rate:g} req/s (carried {m.capacity_rps:.2f} on "
+        f"{m.model}: UNMET {rps_text(m.unmet_rps, up=True)} of {m.request_rate:g} req/s (carried "
+        f"{rps_text(m.capacity_rps)} on "
         f"{m.gpus} GPUs): goodput serves each model what the GPUs carry, up to its rate; --objective cost "
         "makes every rate a demand (exit 1 when one is not met)"
         for m in plan.deployment.models

@@ -173,8 +173,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         lines.append(
             f"outlying stamps: {prof.outlying_stamps:,}, left out of the rate and burstiness "
             f"(line{'s' * (prof.outlying_stamps != 1)} {where}{more}): stamped far outside the log's other "
-            "arrivals (a 0 among epoch stamps, another clock's, a mistyped year); their prompt and output "
-            "lengths are profiled"
+            "arrivals (a 0 among epoch stamps, another clock's or unit's, a mistyped year); their prompt and "
+            "output lengths are profiled"
         )
     if prof.left_out and prof.left_out_longest is not None:
         longest_prompt, longest_output = prof.left_out_longest

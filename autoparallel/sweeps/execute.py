@@ -214,26 +214,31 @@ def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
     both sides' tokens/s per GPU as the objective counts them (`disagg.MEASURES`): goodput (up to the
     rate) where goodput is compared, capacity at the SLOs otherwise; `disagg_why` states the numbers
     the verdict compared. An objective the deployments are not planned at (ttft, headroom) is said in
-    the row's message (`objectives.deployment_objective_note`, as `plan` prints it).
+    the row's message (`objectives.deployment_objective_note`, as `plan` prints it); a deployment
+    objective (gpus, cost_per_mtok, goodput) is planned as `plan --disagg --objective` plans it
+    (`scenario.scenario_objective`).
 
     Raises:
         AutoParallelError: what `compare_disagg` raises (no deployment; `on` and no disaggregated one).
     """
     from autoparallel.disagg import _agg_summary, _capacity_rps, _disagg_summary, compare_disagg
     from autoparallel.objectives import deployment_objective, deployment_objective_note
+    from autoparallel.sweeps.scenario import scenario_objective
 
     w = scenario.to_workload()
     assert not isinstance(w, Training)
     has_rate = w.request_rate is not None
+    # the registry name (`Cost` is cost, `GPUS` gpus): a serving one's, else the deployment planner's
+    name = scenario_objective(scenario.objective, "serving", disagg=True)
     comp = compare_disagg(
         scenario.load_model(),
         w,
         scenario.load_cluster(),
         mode=scenario.disagg or "auto",
-        objective=deployment_objective(scenario.objective, has_rate),
+        objective=deployment_objective(name, has_rate),
         settings=settings,
     )
-    note = deployment_objective_note(scenario.objective, has_rate)
+    note = deployment_objective_note(name, has_rate)
     agg, dis = _agg_summary(comp.aggregated), _disagg_summary(comp.disaggregated)
     win = dis if comp.mode == "disaggregated" else agg
     assert win is not None

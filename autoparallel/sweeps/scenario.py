@@ -44,7 +44,7 @@ from autoparallel.errors import InputError
 from autoparallel.hardware import GPU, Cluster
 from autoparallel.hardware.cluster import lookup_gpu, parse_prices
 from autoparallel.models import ModelSpec
-from autoparallel.objectives import canonical
+from autoparallel.objectives import DEPLOYMENT, canonical
 from autoparallel.user_file import read_capped
 from autoparallel.workload import PRESETS, Serving, Training
 from autoparallel.yaml_file import read_yaml
@@ -156,7 +156,7 @@ class Scenario(BaseModel):
         inputs = {k: _same_number(v) for k, v in self.inputs.items()}
         if self.cluster_json is None:
             inputs["cluster"] = _cluster_key(self.cluster)
-        inputs["objective"] = _objective_key(self.objective, self.kind)
+        inputs["objective"] = _objective_key(self.objective, self.kind, self.disagg is not None)
         text = json.dumps(
             {**inputs, **content, **objects, "version": package_version()}, sort_keys=True, default=str
         )
@@ -249,12 +249,35 @@ def _cluster_key(text: str) -> str:
         return text
 
 
-def _objective_key(name: str, kind: Literal["serving", "training"]) -> str:
+def _objective_key(name: str, kind: Literal["serving", "training"], disagg: bool = False) -> str:
     """An objective's registry name (aliases and case folded; the name as given where it is unknown)."""
     try:
-        return canonical(name, kind)
+        return scenario_objective(name, kind, disagg)
     except InputError:
         return name
+
+
+def scenario_objective(name: object, kind: Literal["serving", "training"], disagg: bool = False) -> str:
+    """The registry name of a scenario's objective: one of its kind's, or, for a `disagg` row, a
+    deployment objective too (`objectives.DEPLOYMENT`: goodput, gpus, cost_per_mtok). A disagg row is
+    `plan --disagg`'s comparison (`execute.disagg_columns`), which plans deployments: as `plan --disagg
+    on --objective gpus` does, it takes the deployment planner's objectives, and a serving one as
+    `objectives.deployment_objective` maps it (a serving name first: `cost` is $/hour at a rate).
+
+    Raises:
+        InputError: neither (the message lists the kind's objectives, and a disagg row's others).
+    """
+    try:
+        return canonical(name, kind)
+    except InputError as exc:
+        if not disagg:
+            raise
+        try:
+            return canonical(name, "deployment")
+        except InputError:
+            raise InputError(
+                f"{exc}; a disagg scenario also takes a deployment objective ({', '.join(DEPLOYMENT)})"
+            ) from None
 
 
 @functools.lru_cache(maxsize=64)
@@ -429,7 +452,9 @@ def make_scenario(
     kind, fields = make_workload(workload)
     model_name, model_json = model_ref(model)
     cluster, cluster_json = cluster_ref(cluster)
-    canonical(objective, kind)  # InputError naming the kind's objectives (and the other kind's)
+    # InputError naming the kind's objectives (and the other kinds'); a disagg row also takes the
+    # deployment planner's (checked again below where the row is no comparison after all)
+    scenario_objective(objective, kind, disagg is not None and kind == "serving")
     if engine is not None and not isinstance(engine, str):
         raise InputError(f"an engine must be a name like 'vllm', got {type(engine).__name__}")
     engine = (engine or ENGINES[kind][0]).lower()
@@ -451,6 +476,8 @@ def make_scenario(
         raise InputError(
             f"disagg plans vLLM prefill/decode deployments; engine {engine!r} does not apply to it"
         )
+    if mode is None:
+        canonical(objective, kind)  # `disagg: off` under another engine: that engine's own plan
     scenario = Scenario(
         kind=kind,
         model=model_name,

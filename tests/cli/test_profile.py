@@ -485,9 +485,11 @@ def test_benchmark_runs_of_different_loads_are_not_merged(tmp_path: Path) -> Non
         profile_file(path)
 
 
-def test_a_stamp_in_another_unit_is_one_malformed_line_not_the_logs_unit(tmp_path: Path) -> None:
+def test_a_stamp_in_another_unit_is_one_outlying_stamp_not_the_logs_unit(tmp_path: Path) -> None:
     """The unit was read from the earliest stamp: one 0 among epoch-ms stamps read every stamp as
-    seconds, a rate of 5.8e-10 requests/s. The middle stamp sets it; the odd line is malformed."""
+    seconds, a rate of 5.8e-10 requests/s. The middle stamp sets it. The odd line was then dropped as
+    malformed, while a 0 among epoch seconds is an outlying stamp whose lengths are kept: the stamp is
+    suspect, the token counts are not, whatever the unit, so it is an outlying stamp too."""
     f = tmp_path / "ms.jsonl"
     lines = [
         json.dumps({"prompt_tokens": 100, "output_tokens": 50, "timestamp": 1.7e12 + 100 * i})
@@ -497,7 +499,8 @@ def test_a_stamp_in_another_unit_is_one_malformed_line_not_the_logs_unit(tmp_pat
     f.write_text("\n".join(lines) + "\n")
     prof = profile_file(f)
     assert prof.time_unit == "ms" and prof.request_rate == pytest.approx(10.0)
-    assert prof.requests == 1000 and prof.malformed_lines == (501,)
+    assert prof.requests == 1001 and prof.malformed == 0 and prof.malformed_lines == ()
+    assert prof.outlying_stamps == 1 and prof.outlying_stamp_lines == (501,)
 
 
 def test_json_lines_end_at_newlines_only(tmp_path: Path) -> None:

@@ -8,10 +8,14 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from autoparallel.cli import main
+
+if TYPE_CHECKING:
+    from autoparallel.sweeps.scenario import Scenario
 
 WORKLOAD = {"name": "profiled", "isl": 1490, "osl": 420, "max_model_len": 3738, "num_prompts": 300}
 PLAN = ["plan", "meta-llama/Llama-3.1-8B", "--cluster", "1x4xH100"]
@@ -137,17 +141,40 @@ def test_a_sweep_rows_own_limit_is_not_credited_to_its_workload_file(
     assert "nearest feasible change: a looser --ttft-ms: " in row["message"]
 
 
-def test_a_serving_objects_preset_limit_is_credited_to_the_preset() -> None:
+def _given_while_solving(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str]]:
+    """The `remedies.GIVEN_LIMITS` each `solve_scenario` call solves under, recorded."""
+    from autoparallel.solvers.serving import remedies
+    from autoparallel.sweeps import execute
+
+    seen: list[frozenset[str]] = []
+    solve = execute._solve_scenario
+
+    def spy(scenario: Scenario, time_limit_s: float) -> dict[str, Any]:
+        seen.append(remedies.GIVEN_LIMITS.get())
+        return solve(scenario, time_limit_s)
+
+    monkeypatch.setattr(execute, "_solve_scenario", spy)
+    return seen
+
+
+def test_a_serving_objects_preset_limit_is_credited_to_the_preset(monkeypatch: pytest.MonkeyPatch) -> None:
     """A scenario built from `Serving.preset("chatbot")` carries ttft_ms / tpot_ms among its fields (shown
     copies of the object's): they counted as the scenario's own, and the nearest fix never said "the
-    chatbot preset imposes it", which `autoparallel.solve` of the same object says."""
+    chatbot preset imposes it", which `autoparallel.solve` of the same object says.
+
+    Each check below fails on the code before the fix (sweeps/scenario.py and execute.py of 9c910f4^,
+    which set GIVEN_LIMITS to every limit field of the scenario): the limits solved under were
+    {ttft_ms, tpot_ms}, the fix read "a looser --ttft-ms: " with no credit, and `given_limits` did not
+    exist."""
     from autoparallel.sweeps.execute import solve_scenario
     from autoparallel.sweeps.scenario import make_scenario
     from autoparallel.workload import Serving
 
+    seen = _given_while_solving(monkeypatch)
     workload = Serving.preset("chatbot").with_updates({"isl": 12000})  # TTFT 2474 ms on 2 L40S
     scenario = make_scenario("Qwen/Qwen3-32B-FP8", "1x2xL40S", workload)
     row = solve_scenario(scenario)
+    assert seen == [frozenset()]  # was {ttft_ms, tpot_ms}: the object's limits read as the row's own
     assert row["status"] == "infeasible"
     assert "nearest feasible change: a looser --ttft-ms (the chatbot preset imposes it): " in row["message"]
     assert scenario.given_limits == frozenset()
@@ -168,13 +195,22 @@ def test_the_limits_a_row_wrote_are_given_and_only_those() -> None:
     assert given({"seq_len": 4096, "global_batch": 64}) == frozenset()
 
 
-def test_a_serving_objects_own_limit_is_credited_as_the_api_credits_it() -> None:
+def test_a_serving_objects_own_limit_is_credited_as_the_api_credits_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A sweep from a `Serving` object says what `autoparallel.solve` says: a named workload's limit is
-    the workload's; a preset's limit changed by the caller is not the preset's."""
+    the workload's; a preset's limit changed by the caller is not the preset's.
+
+    The named workload fails on the code before the fix (9c910f4^: its limits were solved under
+    GIVEN_LIMITS {ttft_ms, tpot_ms}, and the fix read "a looser --ttft-ms: " with no credit). The
+    changed preset limit is a guard: it reads the same before and after, and is kept because a fix
+    that credited every `Serving` object's limits to its preset name would say "the chatbot preset
+    imposes it" of a limit the caller set."""
     from autoparallel.sweeps.execute import solve_scenario
     from autoparallel.sweeps.scenario import make_scenario
     from autoparallel.workload import Serving
 
+    seen = _given_while_solving(monkeypatch)
     base = Serving.preset("chatbot").with_updates({"isl": 12000})
     for workload, credit in (
         (base.with_updates({"name": "mine"}), "a looser --ttft-ms (the workload 'mine' sets it): "),
@@ -182,3 +218,4 @@ def test_a_serving_objects_own_limit_is_credited_as_the_api_credits_it() -> None
     ):
         row = solve_scenario(make_scenario("Qwen/Qwen3-32B-FP8", "1x2xL40S", workload))
         assert f"nearest feasible change: {credit}" in row["message"]
+    assert seen == [frozenset(), frozenset()]  # the first was {ttft_ms, tpot_ms}

@@ -103,9 +103,9 @@ def demand_numbers(space: DeploymentSpace, m: int) -> str:
         most = space.max_replicas(e)
         parts.append(
             f"needs >= {need} engines of {e.label} on {pool.gpu.name} "
-            f"({e.capacity_milli_rps / fm.units_per_rps:.2f} req/s "
+            f"({units.rps_text(e.capacity_milli_rps / fm.units_per_rps)} req/s "
             f"each, {e.gpus} GPUs); pool {p} holds {most} "
-            f"({most * e.capacity_milli_rps / fm.units_per_rps:.2f} req/s)"
+            f"({units.rps_text(most * e.capacity_milli_rps / fm.units_per_rps)} req/s)"
         )
     return f"{fm.name}: {rate:g} req/s (ISL {w.isl}, OSL {w.osl}) at {slo}: " + "; ".join(parts)
 
