@@ -97,7 +97,7 @@ def demand_numbers(space: DeploymentSpace, m: int) -> str:
         if not ks:
             parts.append(f"no engine on {pool.gpu.name} ({why_no_engine(space.serving[m, p])})")
             continue
-        k = max(ks, key=lambda k: space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k]))
+        k = fewest_gpus_engine(space, m, ks)
         e = space.engines[k]
         need = math.ceil(fm.demand_milli_rps / e.capacity_milli_rps)
         most = space.max_replicas(e)
@@ -108,6 +108,27 @@ def demand_numbers(space: DeploymentSpace, m: int) -> str:
             f"({units.rps_text(most * e.capacity_milli_rps / fm.units_per_rps)} req/s)"
         )
     return f"{fm.name}: {rate:g} req/s (ISL {w.isl}, OSL {w.osl}) at {slo}: " + "; ".join(parts)
+
+
+def fewest_gpus_engine(space: DeploymentSpace, m: int, ks: list[int]) -> int:
+    """Of model m's engines `ks` (one pool's), the one that meets its demand alone on the fewest GPUs
+    within the pool (ties: the most capacity), else the one of most capacity the pool can hold (the
+    nearest it comes). The most capacity alone said "Qwen/Qwen3-8B: 8 req/s needs >= 1 engines of
+    tp4pp4 (58.77 req/s each, 16 GPUs)" where one tp4 engine on 4 GPUs carries 13.7."""
+    demand = space.models[m].demand_milli_rps
+
+    def pool_capacity(k: int) -> int:
+        return space.engines[k].capacity_milli_rps * space.max_replicas(space.engines[k])
+
+    meets = [k for k in ks if space.engines[k].capacity_milli_rps > 0 and pool_capacity(k) >= demand]
+    if not meets:
+        return max(ks, key=pool_capacity)
+
+    def gpus(k: int) -> int:
+        e = space.engines[k]
+        return math.ceil(demand / e.capacity_milli_rps) * e.gpus
+
+    return min(meets, key=lambda k: (gpus(k), -space.engines[k].capacity_milli_rps, k))
 
 
 def concurrency_numbers(space: DeploymentSpace, m: int) -> str:
