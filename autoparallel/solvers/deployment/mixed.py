@@ -61,6 +61,7 @@ from autoparallel.solvers.deployment.roles import (
     prefill_candidates,
     prefill_engines,
     rated_at,
+    rating_ceiling,
     single_node,
     smallest_pair,
     ttft_below_transfer,
@@ -107,8 +108,6 @@ class MixedSpace:
     mode: str
     note: str = ""
     """Why one mode has no candidate (said next to the front)."""
-    unpruned: int = 0
-    """Candidates before dominated ones were dropped."""
     floors: tuple[LinkFloor, ...] = ()
     """The (link floor, first-step tier) spaces of the role engines, floors fastest first, each floor's
     tiers fastest first (its loosest last, as `RoleSpace.tiers`), one entry per tier (module doc;
@@ -223,19 +222,31 @@ def _decode(
     p: int,
     candidates: list[DecodeCandidate],
     bound_s: float | None,
+    *,
+    fronts: bool = False,
 ) -> tuple[list[Engine], list[RoleTimes]]:
     """Every decode candidate (`roles.decode_candidates`: it starts, meets the TPOT limit with its pure
     decode step, a vLLM runtime whose shape vLLM's NIXL connector runs as a decode engine) within the
-    first-step bound `bound_s` (None: the loosest), rated as `roles.decode_engines` rates it."""
+    first-step bound `bound_s` (None: the loosest), rated as `roles.decode_engines` rates it.
+    `fronts`: only those that can be on their shape's (capacity ↑, TPOT ↓) front (`_shape_fronts`,
+    pruning without a cap): an entry whose full-load rating (`roles.rating_ceiling`) is below the
+    rating of a same-shape entry of no slower step is not slot-rated (the bisection is the cost)."""
     engines: list[Engine] = []
     times: list[RoleTimes] = []
-    for c in candidates:
+    osl = space.workload.osl
+    best: dict[int, int] = {}  # shape -> the highest rating of its entries rated so far (steps ascending)
+    order = sorted(candidates, key=lambda c: (c.times.decode_s, c.entry)) if fronts else candidates
+    for c in order:
+        s = space.unflat(c.entry)[0]
+        if fronts and rating_ceiling(c, osl) < best.get(s, -1):
+            continue
         rt = rated_at(c, fm.workload, bound_s)
         if rt is None:
             continue
-        rating = math.floor(MILLI * c.dp * decode_rank_rps(rt, c.batch, space.workload.osl))
-        e = _engine(space, m, p, space.unflat(c.entry)[0], c.entry, c.util, "decode", rating)
+        rating = math.floor(MILLI * c.dp * decode_rank_rps(rt, c.batch, osl))
+        e = _engine(space, m, p, s, c.entry, c.util, "decode", rating)
         if e is not None:
+            best[s] = max(best.get(s, -1), rating)
             engines.append(e)
             times.append(rt)
     return engines, times
@@ -251,8 +262,6 @@ class _Tier:
     """The first decode step its prefill budget takes."""
     prefill: list[Engine]
     times: list[RoleTimes]
-    unpruned: int = 0
-    """Prefill engines before the dominated ones were dropped."""
 
 
 def _tier_engines(roles: list[Engine], role_floors: list[frozenset[int]], n: int) -> list[list[Engine]]:
@@ -296,14 +305,12 @@ def build_mixed_space(
     roles: list[Engine] = []
     role_times: list[RoleTimes] = []
     role_tpot: list[int] = []
-    unpruned = 0
     pools = range(len(cluster.pools))
     if mode != "on":
         for p in pools:
             found, tpot = _aggregated(base.serving[0, p], fm, 0, p)
             fit = _within(found, cap)
             found, tpot = [found[k] for k in fit], [tpot[k] for k in fit]
-            unpruned += len(found)
             keep = _prune(found, tpot, cap is not None) if prune else list(range(len(found)))
             agg += [found[i] for i in keep]
             agg_tpot += [tpot[i] for i in keep]
@@ -319,7 +326,10 @@ def build_mixed_space(
         }
         every = [c for cs in candidates.values() for c in cs]
         bound = loosest_bound_s(fm, every)
-        decode = {p: _decode(base.serving[0, p], fm, 0, p, candidates[p], bound) for p in pools}
+        fronts = prune and cap is None  # only front entries survive `_prune` there
+        decode = {
+            p: _decode(base.serving[0, p], fm, 0, p, candidates[p], bound, fronts=fronts) for p in pools
+        }
         fits = {p: _within(decode[p][0], cap) for p in pools}
         prefill_of = {p: prefill_candidates(base.serving[0, p]) for p in pools}
         spaces = {p: base.serving[0, p] for p in pools}
@@ -334,7 +344,8 @@ def build_mixed_space(
             concurrency cap."""
             if k not in by_tier:
                 by_tier[k] = {
-                    p: _decode(base.serving[0, p], fm, 0, p, candidates[p], ladder[k - 1]) for p in pools
+                    p: _decode(base.serving[0, p], fm, 0, p, candidates[p], ladder[k - 1], fronts=fronts)
+                    for p in pools
                 }
             here = {
                 q: [(by_tier[k][q][0][i], by_tier[k][q][1][i]) for i in _within(by_tier[k][q][0], cap)]
@@ -360,7 +371,6 @@ def build_mixed_space(
                     decode_pools=floor.decode_pools,
                     candidates=prefill_of[p],
                 )
-                out.unpruned += len(found)
                 for e in undominated(found, cap is not None) if prune else found:
                     out.prefill.append(e)
                     out.times.append(times[id(e)])
@@ -373,7 +383,6 @@ def build_mixed_space(
         floors = [t.floor for t in tiers]
         tier_bounds = [(t.step_tier, t.first_s) for t in tiers]
         for t, tr in enumerate(tiers):
-            unpruned += tr.unpruned
             roles += tr.prefill
             role_times += tr.times
             role_tpot += [0] * len(tr.prefill)
@@ -386,7 +395,6 @@ def build_mixed_space(
                 if not at:
                     continue
                 ks = _within(tier_decode[p][0], cap)
-                unpruned += len(ks)
                 engines, ts = [tier_decode[p][0][i] for i in ks], [tier_decode[p][1][i] for i in ks]
                 steps = [units.us_up(t.decode_s) for t in ts]
                 for i in _prune(engines, steps, cap is not None) if prune else range(len(engines)):
@@ -434,7 +442,6 @@ def build_mixed_space(
         role_tpot,
         mode,
         note,
-        unpruned,
         tuple(floors) if len(floors) > 1 else (),
         tuple(role_floors) if len(floors) > 1 else (),
         tuple(tier_bounds) if len(floors) > 1 else (),

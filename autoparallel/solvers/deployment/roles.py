@@ -348,6 +348,14 @@ def _engine(
     )
 
 
+def rating_ceiling(c: DecodeCandidate, osl: int) -> int:
+    """`c`'s rating (milli-requests/s) at full load, a bound on its slot-rated one (`decode_rank_rps`):
+    what the decode spaces need not slot-rate where a better entry of its shape is known."""
+    return math.floor(
+        MILLI * c.dp * min(disagg.decode_capacity_rps(c.batch, osl, c.times.decode_s), c.times.link_rps)
+    )
+
+
 def decode_engines(
     space: ServingSpace,
     m: int,
@@ -366,10 +374,7 @@ def decode_engines(
     osl = space.workload.osl
 
     def ceiling(c: DecodeCandidate) -> int:
-        """`c`'s rating at full load, a bound on its slot-rated one (`decode_rank_rps`)."""
-        return math.floor(
-            MILLI * c.dp * min(disagg.decode_capacity_rps(c.batch, osl, c.times.decode_s), c.times.link_rps)
-        )
+        return rating_ceiling(c, osl)
 
     # without a cap only each shape's highest rating is kept (`staircase`): no need to slot-rate an
     # entry whose full-load rating is below the best found (the bisection, `rated_at`, is the cost)
