@@ -283,3 +283,30 @@ def test_a_disaggregated_plans_json_is_rounded_as_every_plans(capsys: pytest.Cap
     d = json.loads(capsys.readouterr().out)["deployment"]
     for e in [*d["prefill"], *d["decode"]]:
         assert len(repr(e["capacity_rps"]).split(".")[-1]) <= 6 and len(repr(e["prefill_ms"])) <= 12
+
+
+def test_the_mixed_decode_front_pruning_keeps_the_same_engines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """mixed._decode skips slot-rating entries that cannot be on their shape's front: the space is the
+    one that rates every entry, engine for engine, tier for tier."""
+    from autoparallel.solvers.deployment import mixed
+
+    fm = FleetModel(
+        load_model("meta-llama/Llama-3.1-70B-Instruct"),
+        Serving(isl=128, osl=2048, ttft_ms=100.0, tpot_ms=38.0, request_rate=0.1),
+    )
+
+    def engines(space: mixed.MixedSpace) -> list[tuple[object, ...]]:
+        floors = space.role_floors or (frozenset(),) * len(space.roles.space.engines)
+        pairs = zip(space.roles.space.engines, floors, strict=True)
+        return sorted((e.role, e.shape, e.entry, e.rating, tuple(sorted(f))) for e, f in pairs)
+
+    pruned = build_mixed_space(fm, Cluster.parse("1x8xH100"), mode="on")
+    every = mixed._decode
+
+    def rate_every_entry(*args: object, **kwargs: object) -> object:
+        return every(*args, **{**kwargs, "fronts": False})  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mixed, "_decode", rate_every_entry)
+    full = build_mixed_space(fm, Cluster.parse("1x8xH100"), mode="on")
+    assert len(pruned.tier_bounds) > 1 and pruned.tier_bounds == full.tier_bounds
+    assert engines(pruned) == engines(full)
