@@ -23,6 +23,7 @@ from autoparallel.fleet import FleetPlan, fleet_of_one, solve_fleet
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec
 from autoparallel.plan import round_floats
+from autoparallel.solvers.units import rps_text
 from autoparallel.workload import Serving
 
 MODES = ("auto", "on", "off")
@@ -529,8 +530,8 @@ def _verdict(aggregated: FleetPlan, disaggregated: Any, workload: Serving, measu
         lose = "disaggregated" if win == "aggregated" else "aggregated"
         layout = (a if win == "aggregated" else d)["layout"]
         why = (
-            f"only the {win} deployment serves {rate:g} req/s ({layout}: {carried[win]:.2f} req/s at the "
-            f"SLOs); the {lose} one carries {carried[lose]:.2f} req/s at most"
+            f"only the {win} deployment serves {rate:g} req/s ({layout}: {rps_text(carried[win])} req/s at "
+            f"the SLOs); the {lose} one carries {rps_text(carried[lose])} req/s at most"
         )
         return Comparison(win, aggregated, dis, why)
     sides = {"aggregated": a, "disaggregated": d}

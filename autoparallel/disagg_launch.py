@@ -33,6 +33,7 @@ from autoparallel.fleet import node_address
 from autoparallel.frameworks.vllm import HEAD_ADDRESS, vllm_launch
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec
+from autoparallel.solvers.units import rps_text
 
 SIDE_CHANNEL_PORT = 5600
 """vLLM's default `VLLM_NIXL_SIDE_CHANNEL_PORT`."""
@@ -130,8 +131,8 @@ def pd_launch(deployment: Any, cluster: Cluster, spec: ModelSpec) -> dict[str, A
             "install NIXL beside vLLM on every node (vLLM's kv_connectors requirements)",
             f"the proxy is {PROXY_SCRIPT} from vLLM's source tree; it deals requests round robin, "
             f"whatever the engines' capacities: each prefill replica gets 1/{n_p} of them "
-            f"({deployment.served_rps / n_p:.2f} req/s) and each decode replica 1/{n_d} "
-            f"({deployment.served_rps / n_d:.2f} req/s), the load the plan prices each at",
+            f"({rps_text(deployment.served_rps / n_p)} req/s) and each decode replica 1/{n_d} "
+            f"({rps_text(deployment.served_rps / n_d)} req/s), the load the plan prices each at",
             "fill in the ${POOL<p>_NODE<n>_IP} addresses; prefill and decode nodes must reach each "
             "other's NIXL side-channel ports",
         ],

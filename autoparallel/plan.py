@@ -32,10 +32,12 @@ from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf
 from autoparallel.validation import TrainingFramework
 from autoparallel.workload import Serving, Training
 
-ROUNDED_DOWN = ("capacity_rps",)
+ROUNDED_DOWN = ("capacity_rps", "load_rps", "served_rps")
 """JSON keys whose floats `round_floats` rounds down, not to nearest: a capacity is the most a plan
 carries within its limits, and fed back as a request rate a capacity rounded up broke them (a
-deployment engine's TTFT 0.03-0.08 ms over its limit)."""
+deployment engine's TTFT 0.03-0.08 ms over its limit); the loads and the served rate it bounds go
+down with it, so that none reads above it (a prefill engine at full load showed capacity 3.8251 and
+load 3.82511)."""
 
 
 def round_floats(value: Any, digits: int = 4, significant: int = 6, *, down: bool = False) -> Any:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoparallel.errors import InfeasibleError, SolverTimeoutError
 from autoparallel.objectives import deployment_objective
+from autoparallel.solvers.units import rps_text
 
 if TYPE_CHECKING:
     from autoparallel.disagg import Comparison
@@ -84,8 +85,9 @@ def comparison(
         d = comp.disaggregated
         raise InfeasibleError(
             f"--disagg on: no disaggregated deployment of {model_id} carries "
-            f"{workload.request_rate:g} req/s at the SLOs; the best ({d.ratio}, {d.capacity_rps:.2f} req/s, "
-            f"bound by {bound_words(d, workload.in_flight)}) falls {comp.unmet_rps:.2f} req/s short"
+            f"{workload.request_rate:g} req/s at the SLOs; the best ({d.ratio}, "
+            f"{rps_text(d.capacity_rps)} req/s, bound by {bound_words(d, workload.in_flight)}) falls "
+            f"{rps_text(comp.unmet_rps, up=True)} req/s short"
         )
     return comp
 

@@ -15,6 +15,7 @@ from autoparallel.cli._output import bounded, quantization_value, refuse_overwri
 from autoparallel.configs import TRAINING_PRECISIONS
 from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.perf.sparse_attention import SGLANG_NSA_BACKENDS
+from autoparallel.solvers.units import rps_text
 
 
 def _add_common(p: argparse.ArgumentParser, *, model_optional: bool = False) -> None:
@@ -887,7 +888,8 @@ def _raise_unmet(plan: Any, comp: Any, workload: Any) -> None:
     d = comp.disaggregated if comp is not None else None
     if d is not None:
         carried.append(
-            f"the best disaggregated one ({d.ratio}) carries {d.capacity_rps:.2f}/s on {d.gpus_used} GPUs"
+            f"the best disaggregated one ({d.ratio}) carries {rps_text(d.capacity_rps)}/s on "
+            f"{d.gpus_used} GPUs"
         )
     error = fleet_cmd.rate_unmet(m.model, plan.cluster, workload, unmet, carried)
     if error is not None:

@@ -36,7 +36,7 @@ from autoparallel.errors import InfeasibleError, InternalError, SolverTimeoutErr
 from autoparallel.perf import disagg
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.slot_queue import slot_wait_s
-from autoparallel.solvers import driver
+from autoparallel.solvers import driver, units
 from autoparallel.solvers.deployment.decoder import ReplicaPlacement, idle_reasons, place
 from autoparallel.solvers.deployment.driver import (
     Objective,
@@ -410,7 +410,7 @@ def _rate_reason(rs: RoleSpace, run: Run) -> str | None:
     which = "the most any carries" if run.status == "OPTIMAL" else "the best found"
     return (
         f"request_rate: {rate:g} req/s; {which}, {best.ratio} on {best.gpus_used} GPUs, carries "
-        f"{best.capacity_rps:.2f} req/s, bound by {bound_words(best, fm.concurrency)}"
+        f"{units.rps_text(best.capacity_rps)} req/s, bound by {bound_words(best, fm.concurrency)}"
     )
 
 
@@ -436,7 +436,7 @@ def bound_words(d: DisaggDeployment, clients: int | None) -> str:
         return f"its {d.bound} engines"
     return (
         f"the {clients} clients' cycle through both roles (closed_loop: the roles alone carry "
-        f"{_roles_rps(d):.2f} req/s round robin)"
+        f"{units.rps_text(_roles_rps(d))} req/s round robin)"
     )
 
 

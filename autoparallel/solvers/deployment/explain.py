@@ -111,8 +111,9 @@ def demand_numbers(space: DeploymentSpace, m: int) -> str:
 
 
 def fewest_gpus_engine(space: DeploymentSpace, m: int, ks: list[int]) -> int:
-    """Of model m's engines `ks` (one pool's), the one that meets its demand alone on the fewest GPUs
-    within the pool (ties: the most capacity), else the one of most capacity the pool can hold (the
+    """Of model m's engines `ks` (one pool's), the engine type whose replicas alone meet its demand on
+    the fewest GPUs within the pool (ties: the most capacity; a mix of types can need fewer, which the
+    CP-SAT model, not this message, decides), else the one of most capacity the pool can hold (the
     nearest it comes). The most capacity alone said "Qwen/Qwen3-8B: 8 req/s needs >= 1 engines of
     tp4pp4 (58.77 req/s each, 16 GPUs)" where one tp4 engine on 4 GPUs carries 13.7."""
     demand = space.models[m].demand_milli_rps

@@ -231,12 +231,14 @@ def _decode(
     `fronts`: only those that can be on their shape's (capacity ↑, TPOT ↓) front (`_shape_fronts`,
     pruning without a cap): an entry whose full-load rating (`roles.rating_ceiling`) is below the
     rating of a same-shape entry of no slower step is not slot-rated (the bisection is the cost)."""
-    engines: list[Engine] = []
-    times: list[RoleTimes] = []
+    kept: dict[int, tuple[Engine, RoleTimes]] = {}  # candidate index -> its engine and times
     osl = space.workload.osl
     best: dict[int, int] = {}  # shape -> the highest rating of its entries rated so far (steps ascending)
-    order = sorted(candidates, key=lambda c: (c.times.decode_s, c.entry)) if fronts else candidates
-    for c in order:
+    order = list(range(len(candidates)))
+    if fronts:
+        order.sort(key=lambda k: (candidates[k].times.decode_s, candidates[k].entry))
+    for k in order:
+        c = candidates[k]
         s = space.unflat(c.entry)[0]
         if fronts and rating_ceiling(c, osl) < best.get(s, -1):
             continue
@@ -247,9 +249,9 @@ def _decode(
         e = _engine(space, m, p, s, c.entry, c.util, "decode", rating)
         if e is not None:
             best[s] = max(best.get(s, -1), rating)
-            engines.append(e)
-            times.append(rt)
-    return engines, times
+            kept[k] = (e, rt)
+    # in the candidates' order, whatever the rating order: CP-SAT's pick among ties follows it
+    return [kept[k][0] for k in sorted(kept)], [kept[k][1] for k in sorted(kept)]
 
 
 @dataclass
