@@ -23,8 +23,7 @@ from autoparallel.fleet import FleetPlan, fleet_of_one, solve_fleet
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec
 from autoparallel.plan import round_floats
-from autoparallel.solvers.units import rps_text
-from autoparallel.workload import Serving
+from autoparallel.workload import Serving, rps_text
 
 MODES = ("auto", "on", "off")
 

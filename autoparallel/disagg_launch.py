@@ -33,7 +33,7 @@ from autoparallel.fleet import node_address
 from autoparallel.frameworks.vllm import HEAD_ADDRESS, vllm_launch
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec
-from autoparallel.solvers.units import rps_text
+from autoparallel.workload import rps_text
 
 SIDE_CHANNEL_PORT = 5600
 """vLLM's default `VLLM_NIXL_SIDE_CHANNEL_PORT`."""

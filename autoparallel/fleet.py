@@ -46,8 +46,7 @@ from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.loader import served_id
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.plan import round_floats
-from autoparallel.solvers.units import rps_text
-from autoparallel.workload import Serving
+from autoparallel.workload import Serving, rps_text
 from autoparallel.yaml_file import read_yaml
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ overridden field by field (`Serving.preset("chatbot").model_copy(update={"isl": 
 
 from __future__ import annotations
 
+import decimal
 import math
 from collections.abc import Mapping
 from itertools import pairwise
@@ -402,3 +403,22 @@ def _spread(cv: float, quantiles: tuple[float, ...] | None) -> float:
     mean = sum((a + b) / 2.0 for a, b in pairwise(quantiles)) * step
     square = sum((a * a + a * b + b * b) / 3.0 for a, b in pairwise(quantiles)) * step
     return max(square / (mean * mean) - 1.0, 0.0)
+
+
+def rps_text(value: float, *, up: bool = False) -> str:
+    """A rate (requests/s) for text: two decimals, or three significant digits below 1 req/s (an engine at
+    osl 100,000 carries 0.0005 req/s, which two decimals print as 0.00), rounded down, as JSON's
+    `capacity_rps` is (`plan.round_floats`): a capacity is the most a plan carries, and one printed
+    rounded up (14.8092 as 14.81) fed back as a request rate left 0.0007 req/s unmet. `up` rounds up,
+    for an unmet rate: a shortfall never prints smaller than it is, nor as 0.00."""
+    if not math.isfinite(value):
+        return f"{value:.3g}"
+    exact = decimal.Decimal(repr(value))  # repr: 14.81 stays 14.81, not 14.8099999...
+    step = (
+        decimal.Decimal("0.01")
+        if abs(value) >= 1 or value == 0
+        else decimal.Decimal(1).scaleb(exact.adjusted() - 2)
+    )
+    rounding = decimal.ROUND_CEILING if up else decimal.ROUND_FLOOR
+    shown = exact.quantize(step, context=decimal.Context(prec=400, rounding=rounding))  # 1.8e308 fits
+    return f"{float(shown):.2f}" if abs(shown) >= 1 else f"{float(shown):.3g}"

@@ -27,7 +27,7 @@ def test_loads_round_down_with_the_capacity_they_are_bounded_by() -> None:
 
 
 def test_a_shortfall_in_text_is_never_zero() -> None:
-    from autoparallel.solvers.units import rps_text
+    from autoparallel.workload import rps_text
 
     assert rps_text(0.00423, up=True) == "0.00423" and rps_text(11.4608) == "11.46"
     assert rps_text(14.8092) == "14.80" and rps_text(0.9995, up=True) == "1.00"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoparallel.errors import InfeasibleError, SolverTimeoutError
 from autoparallel.objectives import deployment_objective
-from autoparallel.solvers.units import rps_text
+from autoparallel.workload import rps_text
 
 if TYPE_CHECKING:
     from autoparallel.disagg import Comparison

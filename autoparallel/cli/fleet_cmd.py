@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from autoparallel.cli._output import Input, model_inputs, quantization_value, refuse_overwrite
 from autoparallel.errors import AutoParallelError, InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.objectives import deployment_objective
-from autoparallel.solvers.units import rps_text
+from autoparallel.workload import rps_text
 
 if TYPE_CHECKING:
     from autoparallel.fleet import FleetPlan

@@ -15,7 +15,7 @@ from autoparallel.cli._output import bounded, quantization_value, refuse_overwri
 from autoparallel.configs import TRAINING_PRECISIONS
 from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.perf.sparse_attention import SGLANG_NSA_BACKENDS
-from autoparallel.solvers.units import rps_text
+from autoparallel.workload import rps_text
 
 
 def _add_common(p: argparse.ArgumentParser, *, model_optional: bool = False) -> None:

@@ -1,4 +1,4 @@
-"""A fleet's rates in text are rounded down (`units.rps_text`), as JSON's `capacity_rps` is
+"""A fleet's rates in text are rounded down (`workload.rps_text`), as JSON's `capacity_rps` is
 (`plan.round_floats`), and an unmet rate is never printed as 0.00.
 
 Llama-3.1-8B at TTFT 300 ms / TPOT 30 ms carries 14.8092 req/s on one H100 (JSON `capacity_rps`); the
@@ -38,7 +38,7 @@ def _fleet(tmp_path: Path, rate: str) -> str:
     ],
 )
 def test_rates_are_rounded_down_and_a_shortfall_up(value: float, down: str, up: str) -> None:
-    from autoparallel.solvers.units import rps_text
+    from autoparallel.workload import rps_text
 
     assert rps_text(value) == down
     assert rps_text(value, up=True) == up

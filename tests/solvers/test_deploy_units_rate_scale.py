@@ -58,6 +58,6 @@ def test_rate_scale_gives_the_slowest_engine_enough_units() -> None:
 
 def test_a_slow_engines_rate_is_printed_with_its_digits() -> None:
     """At osl 100,000 an engine carries 0.0005 req/s, which the report printed as "0.00 req/s each"."""
-    from autoparallel.solvers.units import rps_text as _rps
+    from autoparallel.workload import rps_text as _rps
 
     assert _rps(0.000511) == "0.000511" and _rps(4.1) == "4.10" and _rps(0.25) == "0.25"

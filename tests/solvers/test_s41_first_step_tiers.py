@@ -159,7 +159,7 @@ def test_the_front_holds_a_faster_tiers_point_between_two_halvings(
 
 def test_a_rate_reason_quotes_the_most_any_tier_carries(capsys: pytest.CaptureFixture[str]) -> None:
     """The fastest tier's decode engines carry less (2.90 req/s); the loosest tier carries 3.33 (3.329,
-    printed rounded down: `units.rps_text`)."""
+    printed rounded down: `workload.rps_text`)."""
     argv = ["plan", "meta-llama/Llama-3.1-70B", *INSTRUCT[1:], "--request-rate", "5", "--ttft-ms", "150"]
     assert main([*argv, "--tpot-ms", "60", "--disagg", "on", "--objective", "throughput"]) == 1
     assert "the most any carries, 1P:1D on 6 GPUs, carries 3.32 req/s" in capsys.readouterr().err

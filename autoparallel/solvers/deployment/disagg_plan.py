@@ -36,7 +36,7 @@ from autoparallel.errors import InfeasibleError, InternalError, SolverTimeoutErr
 from autoparallel.perf import disagg
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.slot_queue import slot_wait_s
-from autoparallel.solvers import driver, units
+from autoparallel.solvers import driver
 from autoparallel.solvers.deployment.decoder import ReplicaPlacement, idle_reasons, place
 from autoparallel.solvers.deployment.driver import (
     Objective,
@@ -68,6 +68,7 @@ from autoparallel.solvers.deployment.roles import (
 from autoparallel.solvers.deployment.space import DeploymentSpace
 from autoparallel.solvers.driver import WEIGHTED_SCALE, Run
 from autoparallel.solvers.settings import SolverSettings, SolverStats
+from autoparallel.workload import rps_text
 
 
 class _Frozen(BaseModel):
@@ -410,7 +411,7 @@ def _rate_reason(rs: RoleSpace, run: Run) -> str | None:
     which = "the most any carries" if run.status == "OPTIMAL" else "the best found"
     return (
         f"request_rate: {rate:g} req/s; {which}, {best.ratio} on {best.gpus_used} GPUs, carries "
-        f"{units.rps_text(best.capacity_rps)} req/s, bound by {bound_words(best, fm.concurrency)}"
+        f"{rps_text(best.capacity_rps)} req/s, bound by {bound_words(best, fm.concurrency)}"
     )
 
 
@@ -436,7 +437,7 @@ def bound_words(d: DisaggDeployment, clients: int | None) -> str:
         return f"its {d.bound} engines"
     return (
         f"the {clients} clients' cycle through both roles (closed_loop: the roles alone carry "
-        f"{units.rps_text(_roles_rps(d))} req/s round robin)"
+        f"{rps_text(_roles_rps(d))} req/s round robin)"
     )
 
 

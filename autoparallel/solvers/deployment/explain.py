@@ -18,7 +18,7 @@ from autoparallel.solvers.deployment.encoder import build
 from autoparallel.solvers.deployment.space import DeploymentSpace, admissible_utils
 from autoparallel.solvers.serving.space import ServingSpace
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.workload import ms_over
+from autoparallel.workload import ms_over, rps_text
 
 
 def conflicting_families(space: DeploymentSpace, settings: SolverSettings) -> list[str]:
@@ -103,9 +103,9 @@ def demand_numbers(space: DeploymentSpace, m: int) -> str:
         most = space.max_replicas(e)
         parts.append(
             f"needs >= {need} engines of {e.label} on {pool.gpu.name} "
-            f"({units.rps_text(e.capacity_milli_rps / fm.units_per_rps)} req/s "
+            f"({rps_text(e.capacity_milli_rps / fm.units_per_rps)} req/s "
             f"each, {e.gpus} GPUs); pool {p} holds {most} "
-            f"({units.rps_text(most * e.capacity_milli_rps / fm.units_per_rps)} req/s)"
+            f"({rps_text(most * e.capacity_milli_rps / fm.units_per_rps)} req/s)"
         )
     return f"{fm.name}: {rate:g} req/s (ISL {w.isl}, OSL {w.osl}) at {slo}: " + "; ".join(parts)
 
