@@ -60,7 +60,7 @@ import bisect
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import TypeVar
 
 import numpy as np
@@ -166,6 +166,26 @@ def decode_slot_room_s(workload: Serving, decode_s: float, bound_s: float | None
     return max(DECODE_SLOT_WAIT_S, limit - decode_s if limit is not None else 0.0)
 
 
+def _role_entries(space: ServingSpace, role: str, deadline: float | None) -> Iterator[tuple[int, int]]:
+    """(entry, first utilization index it starts at) of every entry of `space` that can be a `role`
+    engine: it starts, of a vLLM runtime (NIXL KV transfer) with the first KV-cache dtype of the
+    options, a shape vLLM's NIXL connector runs in that role (`perf.engine_support.nixl_role_problem`).
+
+    Raises:
+        SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
+    """
+    kv = space.options.kv_cache_dtypes[0]
+    for i in range(len(space.tables.evaluated)):
+        if i % DEADLINE_STRIDE == 0:
+            check_deadline(deadline)
+        s, r, _, _ = space.unflat(i)
+        utils = _starts(space, i)
+        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
+            continue
+        if nixl_role_problem(space.model, space.shapes[s].pp, role) is None:
+            yield i, utils[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class DecodeCandidate:
     """An entry that is a decode engine at the loosest first-step bound (`decode_candidates`), its
@@ -201,15 +221,8 @@ def decode_candidates(
     kv = space.options.kv_cache_dtypes[0]
     received: dict[int, float] = {}  # decode TP -> KV bytes a rank receives per request
     out = []
-    for i in range(len(space.tables.evaluated)):
-        if i % DEADLINE_STRIDE == 0:
-            check_deadline(deadline)
+    for i, util in _role_entries(space, "decode", deadline):
         s, r, b, mm = space.unflat(i)
-        utils = _starts(space, i)
-        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
-            continue
-        if nixl_role_problem(space.model, space.shapes[s].pp, "decode") is not None:
-            continue
         st = _times(space, s, r, b, mm)
         if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
             continue
@@ -223,7 +236,7 @@ def decode_candidates(
             lone = w.osl * _times(space, s, r, b, mm, batch=1.0).decode_s
             queue = (batch * dp, lone, w.osl * st.decode_s, slot_variability(rated, split=True))
             rt = dataclasses.replace(rt, slot_queue=queue)
-        out.append(DecodeCandidate(i, utils[0], rt, dp, batch))
+        out.append(DecodeCandidate(i, util, rt, dp, batch))
     return out
 
 
@@ -583,24 +596,16 @@ def prefill_candidates(space: ServingSpace, *, deadline: float | None = None) ->
     Raises:
         SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
     """
-    kv = space.options.kv_cache_dtypes[0]
     spread: dict[tuple[int, int, int], tuple[float, float]] = {}
     out = []
-    for i in range(len(space.tables.evaluated)):
-        if i % DEADLINE_STRIDE == 0:
-            check_deadline(deadline)
+    for i, util in _role_entries(space, "prefill", deadline):
         s, r, b, mm = space.unflat(i)
-        utils = _starts(space, i)
-        if not utils or space.runtimes[r].kv_cache_dtype != kv or space.runtimes[r].engine != "vllm":
-            continue  # roles are vLLM engines (NIXL KV transfer)
-        if nixl_role_problem(space.model, space.shapes[s].pp, "prefill") is not None:
-            continue
         st = _times(space, s, r, b, mm)
         key = (s, r, _replica(space, s, r, b, mm)[1])
         if key not in spread:  # the prefill of one prompt depends on the chunk budget, not the batch
             spread[key] = prefill_spread(space, s, r, b, mm, 1.0)
         ratio, cv2 = spread[key]
-        out.append(PrefillCandidate(i, s, utils[0], st.prefill_s * ratio, cv2, st.decode_s))
+        out.append(PrefillCandidate(i, s, util, st.prefill_s * ratio, cv2, st.decode_s))
     return out
 
 
