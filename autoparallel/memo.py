@@ -22,19 +22,25 @@ MAX_ENTRIES = 65_536
 
 
 def memoized(
-    cache: Memo[_T], owners: tuple[object, ...], key: tuple[object, ...], compute: Callable[[], _T]
+    cache: Memo[_T],
+    owners: tuple[object, ...],
+    key: tuple[object, ...],
+    compute: Callable[[], _T],
+    *,
+    max_entries: int = MAX_ENTRIES,
 ) -> _T:
     """`compute()`, cached in `cache` under the ids of `owners` followed by `key`.
 
     An entry keeps its owners and is used only while they are the very same objects, which rules out
-    a reused id returning another object's value.
+    a reused id returning another object's value. A cache of large values passes a smaller
+    `max_entries`.
     """
     full_key = (*map(id, owners), *key)
     hit = cache.get(full_key)
     if hit is not None and all(map(operator.is_, hit[0], owners)):
         return hit[1]
     value = compute()
-    if len(cache) >= MAX_ENTRIES:
+    if len(cache) >= max_entries:
         cache.clear()
     cache[full_key] = (owners, value)
     return value

@@ -52,6 +52,7 @@ from autoparallel.bounds import UserInput, check_choices
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.hardware.gpu import host_size
+from autoparallel.memo import Memo, memoized
 from autoparallel.memory.sglang import MAX_REQUEST_SLOTS
 from autoparallel.memory.trtllm import trtllm_default_max_num_seqs
 from autoparallel.memory.vllm_config import checkpoint_quantization
@@ -714,11 +715,41 @@ def build_space(
     per-engine workload). `own_clients`: each entry under a closed loop of its own max_num_seqs
     clients per replica (`ServingSpace.own_clients`; a deployment pool of a closed-loop model).
 
+    The tables do not read the service limits (`Serving.ttft_ms`, `tpot_ms`: the encoder's SLO
+    families do), so a space built for the same request under other limits is reused with the new
+    workload (`_SPACES`): a looser limit's remedy, or a sweep over the limits, computes them once.
+
     Raises:
         InputError: options the planner cannot honour (old vLLM release, no applicable quantization).
         InfeasibleError: the workload's context exceeds the model's.
         SolverTimeoutError: the deadline passed while the tables were computed.
     """
+    limitless = workload.model_copy(update={"ttft_ms": None, "tpot_ms": None})
+    key = (cluster, limitless, options, refusable, in_flight, own_clients)
+
+    def build() -> ServingSpace:
+        return _build_space(model, cluster, limitless, options, refusable, deadline, in_flight, own_clients)
+
+    space = memoized(_SPACES, (model,), key, build, max_entries=SPACES_KEPT)
+    return dataclasses.replace(space, workload=workload)
+
+
+_SPACES: Memo[ServingSpace] = {}
+SPACES_KEPT = 16
+"""Spaces kept for reuse under other service limits: their tables run to megabytes on large clusters."""
+
+
+def _build_space(
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Serving,
+    options: ServingOptions,
+    refusable: bool,
+    deadline: float | None,
+    in_flight: int | None,
+    own_clients: bool,
+) -> ServingSpace:
+    """`build_space` of a workload without service limits, computed."""
     rules = rules_for(parse_vllm_version(options.vllm_version))
     if not rules.subtracts_cuda_graphs:
         raise InputError(f"the serving planner follows vLLM >= 0.21 accounting; got {options.vllm_version}")
