@@ -20,6 +20,7 @@ from autoparallel.models.config_file import parse_config_text
 from autoparallel.models.spec import AttentionKind
 from autoparallel.models.zoo import find_entry
 from benchmarks import fuzz
+from tests.property_examples import examples
 
 FAST = settings(derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 BASE: dict[str, Any] = copy.deepcopy(find_entry("meta-llama/Llama-3.2-1B").config)  # type: ignore[union-attr]
@@ -71,7 +72,7 @@ def _check_spec(spec: ModelSpec) -> None:
     assert "\x1b" not in spec.name
 
 
-@settings(FAST, max_examples=150)
+@settings(FAST, max_examples=examples(150))
 @given(st.dictionaries(KEYS, ANY_VALUE | SMALL_INTS, max_size=4))
 def test_config_dicts_load_or_raise_input_error(update: dict[str, Any]) -> None:
     try:
@@ -81,7 +82,7 @@ def test_config_dicts_load_or_raise_input_error(update: dict[str, Any]) -> None:
     _check_spec(spec)
 
 
-@settings(FAST, max_examples=100)
+@settings(FAST, max_examples=examples(100))
 @given(st.text(max_size=60) | st.binary(max_size=60).map(lambda b: b.decode("latin-1")))
 def test_config_text_parses_or_raises_input_error(text: str) -> None:
     try:
@@ -119,7 +120,7 @@ CLUSTER_PIECES = st.sampled_from(
 )
 
 
-@settings(FAST, max_examples=150)
+@settings(FAST, max_examples=examples(150))
 @given(st.lists(CLUSTER_PIECES, max_size=8).map("".join) | st.text(max_size=20))
 def test_cluster_strings_parse_or_raise_input_error(spec: str) -> None:
     try:
@@ -128,7 +129,7 @@ def test_cluster_strings_parse_or_raise_input_error(spec: str) -> None:
         return
 
 
-@settings(FAST, max_examples=8)
+@settings(FAST, max_examples=examples(8))
 @given(rng=st.randoms(use_true_random=False))
 def test_cli_argv_never_crashes_hangs_or_emits_a_rejected_plan(
     rng: random.Random, tmp_path_factory: Any
@@ -148,7 +149,7 @@ NOT_AN_OBJECTIVE = (
 )
 
 
-@settings(FAST, max_examples=40)
+@settings(FAST, max_examples=examples(40))
 @given(
     objective=NOT_AN_OBJECTIVE,
     objectives=st.text(max_size=20) | st.integers() | st.lists(st.text(max_size=5), min_size=3, max_size=4),

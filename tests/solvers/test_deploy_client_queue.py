@@ -31,6 +31,7 @@ from autoparallel.solvers.driver import Run
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import PRESETS, Serving
+from tests.property_examples import examples
 
 REPRO = ["Qwen/Qwen3-8B", "--cluster", "1xH100", "--concurrency", "1000"]
 OPTIONS = ServingOptions(max_num_seqs=(8, 32, 128), enforce_eager=(False,))
@@ -127,7 +128,7 @@ def _uncapped(space: DeploymentSpace) -> DeploymentSpace:
 
 
 @settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     derandomize=True,
     database=None,

@@ -32,6 +32,7 @@ from autoparallel.solvers.driver import Run
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
+from tests.property_examples import examples
 
 EXAMPLES = 220
 CAPPED_EXAMPLES = 80
@@ -144,7 +145,7 @@ def _assert_cpsat_is_the_brute_force_optimum(
 
 
 @settings(
-    max_examples=EXAMPLES,
+    max_examples=examples(EXAMPLES),
     deadline=None,
     derandomize=True,
     database=None,
@@ -160,7 +161,7 @@ def test_cpsat_optimum_equals_brute_force(space: DeploymentSpace) -> None:
 
 
 @settings(
-    max_examples=CAPPED_EXAMPLES,
+    max_examples=examples(CAPPED_EXAMPLES),
     deadline=None,
     derandomize=True,
     database=None,
@@ -180,7 +181,7 @@ def test_cpsat_optimum_equals_brute_force_under_concurrency_caps(space: Deployme
 
 
 @settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     derandomize=True,
     database=None,

@@ -28,6 +28,7 @@ from autoparallel.solvers.driver import Run
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
+from tests.property_examples import examples
 
 EXAMPLES = 120
 OPTIONS = ServingOptions(max_num_seqs=(8, 32, 128), enforce_eager=(False,))
@@ -98,7 +99,7 @@ def _cpsat(space: DeploymentSpace, objective: str) -> int | None:
 
 
 @settings(
-    max_examples=EXAMPLES,
+    max_examples=examples(EXAMPLES),
     deadline=None,
     derandomize=True,
     database=None,

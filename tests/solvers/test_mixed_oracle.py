@@ -27,6 +27,7 @@ from autoparallel.solvers.pareto import Front, _front, _model_queries
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
+from tests.property_examples import examples
 
 EXAMPLES = 80
 NAMES = ("throughput", "tpot", "cost", "gpus")
@@ -88,7 +89,7 @@ def instances(draw: st.DrawFn) -> tuple[MixedSpace, tuple[str, ...]]:
 
 
 @settings(
-    max_examples=EXAMPLES,
+    max_examples=examples(EXAMPLES),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

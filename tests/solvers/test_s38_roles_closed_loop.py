@@ -33,6 +33,7 @@ from autoparallel.solvers.driver import Run
 from autoparallel.solvers.serving.space import ServingOptions
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
+from tests.property_examples import examples
 
 EXAMPLES = 60
 TOP_CLIENTS = 256
@@ -118,7 +119,7 @@ def _pruned(space: DeploymentSpace) -> DeploymentSpace:
 
 
 @settings(
-    max_examples=EXAMPLES,
+    max_examples=examples(EXAMPLES),
     deadline=None,
     derandomize=True,
     database=None,

@@ -20,6 +20,7 @@ from autoparallel.solvers.serving.solve import solve_serving
 from autoparallel.solvers.serving.space import ServingOptions, build_space
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
+from tests.property_examples import examples
 
 MODELS = ("meta-llama/Llama-3.1-8B", "Qwen/Qwen3-30B-A3B", "Qwen/Qwen3-8B")
 CLUSTERS = ("1x1xH100", "1x2xH100", "1x2xL4", "2x1xL40S", "2x4xL4")
@@ -66,7 +67,7 @@ def options(draw: st.DrawFn) -> ServingOptions:
 
 @pytest.mark.parametrize("model", MODELS)
 @settings(
-    max_examples=8,
+    max_examples=examples(8),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

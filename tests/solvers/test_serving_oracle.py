@@ -9,7 +9,6 @@ the oracle's optimum (never better: the solver may not admit what the float mode
 from __future__ import annotations
 
 import math
-import os
 from functools import cache
 from unittest import mock
 
@@ -25,6 +24,7 @@ from autoparallel.solvers.serving.solve import solve_serving
 from autoparallel.solvers.serving.space import DEFAULT_MAX_NUM_SEQS, ServingOptions, runtime_domain
 from autoparallel.solvers.settings import SolverSettings
 from autoparallel.workload import Serving
+from tests.property_examples import examples
 
 MODELS = (
     "meta-llama/Llama-3.1-8B",
@@ -48,9 +48,9 @@ CLUSTERS = (
     "1x2xH200",
     "2x2xL40S",
 )
-EXAMPLES = int(os.environ.get("ORACLE_EXAMPLES", "300"))
-"""Instances to draw over all models (300 by default; set ORACLE_EXAMPLES to change): the property runs
-once per model with EXAMPLES / len(MODELS) instances each, so that no single test runs long."""
+EXAMPLES = 200
+"""Instances to draw over all models (`tests.property_examples` scales them): the property runs once per
+model with EXAMPLES / len(MODELS) instances each, so that no single test runs long."""
 OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "memory")
 SETTINGS = SolverSettings(workers=1, seed=0, time_limit_s=30.0)
 NEAREST_FIXES = "autoparallel.solvers.serving.remedies.nearest_fixes"
@@ -96,7 +96,7 @@ def options(draw: st.DrawFn) -> ServingOptions:
 
 @pytest.mark.parametrize("model", MODELS)
 @settings(
-    max_examples=-(-EXAMPLES // len(MODELS)),
+    max_examples=examples(-(-EXAMPLES // len(MODELS))),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

@@ -27,6 +27,7 @@ from autoparallel.solvers.training.space import TrainingOptions, build_space
 from autoparallel.solvers.training.tables import TrainingTables, build_tables
 from autoparallel.validation import framework_zero_stages
 from autoparallel.workload import Training
+from tests.property_examples import examples
 
 SETTINGS = SolverSettings(time_limit_s=20.0, workers=1, seed=0)
 
@@ -134,7 +135,7 @@ def _slack_s(t: TrainingTables, sol: TrainingEnumeration) -> float:
 
 @pytest.mark.parametrize("cluster_spec", CLUSTERS)
 @settings(
-    max_examples=34,
+    max_examples=examples(34),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -182,7 +183,7 @@ def test_solver_optimum_equals_uniform_oracle(cluster_spec: str, data: st.DataOb
 
 @pytest.mark.parametrize("cluster_spec", CLUSTERS[2:])
 @settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
