@@ -551,8 +551,9 @@ def test_ctrl_c_during_a_training_solve_exits_130_at_once() -> None:
 @pytest.mark.parametrize("endpoint", ["http://hub.invalid", "http://[::1"])
 def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log(tmp_path: Path, endpoint: str) -> None:
     """The hub client logs every retry of a failed request ("... thrown while requesting HEAD ...",
-    "Retrying in 2s"), and fails to import over an endpoint it cannot parse; the CLI's error must
-    stay its one line, exit 2 (an `.invalid` host never resolves)."""
+    "Retrying in 2s"), and fails to import over an endpoint it cannot parse, printing that failure to
+    stdout; the CLI's error must stay its one line on stderr, exit 2, stdout empty (`--json` output
+    stays clean; an `.invalid` host never resolves)."""
     import subprocess
     import sys
 
@@ -572,6 +573,7 @@ def test_an_unreachable_hub_is_one_line_not_the_clients_retry_log(tmp_path: Path
     assert run.returncode == 2, run.stderr[-2000:]
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: 'no-such-org/no-such-model'"), run.stderr[-2000:]
+    assert run.stdout == ""
 
 
 @pytest.mark.parametrize(

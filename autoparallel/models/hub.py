@@ -13,6 +13,8 @@ so a server or proxy that accepts the connection and never answers costs that lo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import threading
@@ -78,10 +80,15 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
     limit = hub_timeout_s() if timeout_s is None else timeout_s
     result: dict[str, Any] = {}
 
-    try:  # imported here, not in the thread: the import configures the logger quieted below
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
-    except Exception as exc:  # not installed, or its environment unreadable (HF_ENDPOINT="http://[::1")
+    # Imported here, not in the thread: the import configures the logger quieted below. Its lazy
+    # loader prints a failed submodule import to stdout ("Error importing huggingface_hub.file_download:
+    # Invalid IPv6 URL" under HF_ENDPOINT="http://[::1"), which broke `--json` output and the one-line
+    # error: that print is kept off stdout, and the failure is the error below.
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            from huggingface_hub import hf_hub_download
+            from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
+    except Exception as exc:  # not installed, or its environment unreadable
         raise InputError(f"could not be fetched: {_one_line(exc)}") from None
 
     def get(filename: str) -> Path:
