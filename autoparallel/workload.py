@@ -163,18 +163,21 @@ class Serving(UserInput):
 
     def with_updates(self, update: Mapping[str, Any]) -> Serving:
         """This workload with `update`'s fields, validated. A new `isl` or `osl` without a new
-        `max_model_len` drops a `max_model_len` that no longer holds isl + osl (a profiled file's is
-        sized for its own lengths): the default for the new shape applies instead.
+        `max_model_len` drops a `max_model_len` that no longer holds the new shape's `held_len` (a
+        profiled file's is sized for its own lengths: its p99 prompt + p99 output): the default for the
+        new shape applies instead. A file profiled at 1,059 / 258 tokens (max_model_len 2,464) planned
+        at --isl 2000 kept 2,464, which its rescaled shape's p99 request (4,215 tokens) and about 45 %
+        of its requests exceed: vLLM would reject them.
 
         Raises:
             pydantic.ValidationError: an updated field is out of range or contradicts another.
         """
         fields = {**self.model_dump(), **update}
-        stale = (
-            fields["max_model_len"] is not None and fields["max_model_len"] < fields["isl"] + fields["osl"]
-        )
-        if stale and "max_model_len" not in update and {"isl", "osl"} & set(update):
-            fields["max_model_len"] = None
+        context = fields["max_model_len"]
+        if context is not None and "max_model_len" not in update and {"isl", "osl"} & set(update):
+            fresh = Serving.model_validate({**fields, "max_model_len": None})
+            if context < fresh.held_len:
+                return fresh
         return Serving.model_validate(fields)
 
     @property
@@ -234,14 +237,22 @@ class Serving(UserInput):
 
     @property
     def context_len(self) -> int:
-        """The max_model_len to deploy by default: `required_len`, or where lengths spread the 99th
-        percentile prompt plus the 99th percentile output (`profile`'s rule for a log's max_model_len),
+        """The max_model_len to deploy by default: `max_model_len` when given, else `held_len` (isl +
+        osl, or where lengths spread the 99th percentile prompt plus the 99th percentile output)
         rounded up to a power of two (callers cap it at the model's own limit when isl + osl still fits
         under it). The mean alone left long requests out: 1,024 / 1,024 tokens at a spread of 1.5
         deployed 2,048, which about a quarter of the requests exceed."""
         if self.max_model_len is not None:
             return self.max_model_len
-        return 1 << (max(self.required_len, self._p99_len) - 1).bit_length()
+        return 1 << (self.held_len - 1).bit_length()
+
+    @property
+    def held_len(self) -> int:
+        """Tokens a max_model_len must hold for this request shape (whatever `max_model_len` says):
+        isl + osl, or where lengths spread the 99th percentile prompt plus the 99th percentile output
+        (`profile`'s rule for a log's max_model_len). `context_len` rounds it up; `with_updates` drops
+        a `max_model_len` below a new shape's."""
+        return max(self.isl + self.osl, self._p99_len)
 
     @property
     def _p99_len(self) -> int:
@@ -349,6 +360,35 @@ tokens as the benchmark's sampler keeps them.
 SLOs each preset imposes: chatbot TTFT ≤ 2 s and TPOT ≤ 50 ms; rag TTFT ≤ 5 s; reasoning TPOT ≤ 50 ms;
 batch and sharegpt (1,000 prompts sent at once, finite benchmarks) and long-context (8 concurrent)
 impose none."""
+
+
+def not_the_preset(workload: Serving) -> tuple[str, str] | None:
+    """(the preset, the fields that differ from it, as text) where `workload` is named like a preset (case
+    aside, as `Serving.preset` reads names) but is not it; None where its name is no preset's or its
+    fields are the preset's. A workload file's name is printed as the workload's ("workload rag: 1024 in
+    / 256 out") and a remedy credits a limit to the preset of that name ("the chatbot preset imposes
+    it"): a file named rag that held only the name planned the defaults, 1024 / 256 without rag's TTFT
+    limit, under the preset's name."""
+    preset = PRESETS.get(workload.name.lower())
+    if preset is None:
+        return None
+
+    def shown(value: object) -> str:
+        if value is None:
+            return "unset"
+        if isinstance(value, tuple):
+            return f"a {len(value)}-point shape"
+        if isinstance(value, float):
+            return f"{value:,g}"
+        return f"{value:,}" if isinstance(value, int) else str(value)
+
+    mine, theirs = workload.model_dump(), preset.model_dump()
+    differ = [
+        f"{k} {shown(v)} ({preset.name}: {shown(theirs[k])})"
+        for k, v in mine.items()
+        if k != "name" and v != theirs[k]
+    ]
+    return (preset.name, ", ".join(differ)) if differ else None
 
 
 class Training(UserInput):

@@ -78,7 +78,7 @@ from autoparallel.bounds import BOUNDS, clean_text, first_error
 from autoparallel.errors import InputError
 from autoparallel.perf.serving_load import MAX_REPLAY_PASSES
 from autoparallel.user_file import read_capped
-from autoparallel.workload import Serving, mean_carrying_quantiles
+from autoparallel.workload import Serving, mean_carrying_quantiles, not_the_preset
 
 PROMPT_KEYS = ("prompt_tokens", "input_tokens", "isl", "input_len", "prompt_len", "num_prompt_tokens")
 OUTPUT_KEYS = ("output_tokens", "completion_tokens", "osl", "output_len", "generated_tokens")
@@ -1250,6 +1250,21 @@ replay runs past `serving_load.MAX_REPLAY_PASSES`, and plan and evaluate refuse 
 benchmark's steady state, which a run that long measures."""
 
 
+MEASURED = " (profiled)"
+"""What a measured workload named like a preset (`profile --name chatbot`) carries after its name
+(`measured_name`)."""
+
+
+def measured_name(serving: Serving) -> Serving:
+    """`serving`, a measured workload, under a name that never reads as a preset's: "chatbot
+    (profiled)" where `profile --name chatbot` measured a workload that is not the chatbot preset (its
+    plan printed "workload chatbot: 1059 in / 258 out" with none of chatbot's limits, and a remedy
+    credited a limit to "the chatbot preset"). The user's word stays, and says the workload is theirs."""
+    if not_the_preset(serving) is None:
+        return serving
+    return serving.model_copy(update={"name": serving.name + MEASURED})
+
+
 def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
     """The workload a profile describes: mean lengths with their measured percentiles (the last carrying
     the top percent's mean, `workload.mean_carrying_quantiles`), the arrival rate and its burstiness
@@ -1259,7 +1274,8 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
     whose outputs past it it cut (a metrics scrape's cannot be: `profile` says so). A benchmark result,
     and a request log whose requests all carry one time, is a finite benchmark of its prompts (sent at
     once or at its rate, under its cap), up to `MAX_REPLAYED_PROMPTS` of them (past it, its steady
-    state at the same load: `profile` says so); another request log or a metrics scrape is a stream."""
+    state at the same load: `profile` says so); another request log or a metrics scrape is a stream.
+    A `name` that is a preset's gets `MEASURED` after it (`measured_name`)."""
     isl, osl = max(1, round(prof.isl.mean)), max(1, round(prof.osl.mean))
     most = BOUNDS["max_model_len"].hi
     if isl + osl > most:
@@ -1279,7 +1295,7 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
     if context is None:
         context = _context(prof.isl.p99, prof.osl.p99)
 
-    return Serving(
+    serving = Serving(
         name=name,
         isl=isl,
         osl=osl,
@@ -1291,6 +1307,7 @@ def to_serving(prof: WorkloadProfile, name: str = "profiled") -> Serving:
         num_prompts=prompts,
         max_model_len=min(max(isl + osl, context), most),
     )
+    return measured_name(serving)
 
 
 def write_workload_file(path: str | Path, prof: WorkloadProfile, serving: Serving) -> None:
@@ -1307,10 +1324,15 @@ def write_workload_file(path: str | Path, prof: WorkloadProfile, serving: Servin
 
 
 def load_workload_file(path: str | Path) -> Serving:
-    """The `Serving` a workload file (written by `autoparallel profile`) holds.
+    """The `Serving` a workload file (written by `autoparallel profile`) holds. One named like a preset
+    (`not_the_preset`) whose fields are not the preset's does not pass as it: a measured one (the file
+    carries the `profile` that measured it, as `profile --name chatbot` wrote before `measured_name`) is
+    named as `profile` names it now; another is refused, as a sweep refuses a workload that sets only a
+    name (`{"serving": {"name": "rag"}}` planned 1024 / 256 tokens without rag's TTFT limit as "workload
+    rag", where the rag preset is 8192 / 256 within 5 s).
 
     Raises:
-        InputError: unreadable, not JSON, or not a workload.
+        InputError: unreadable, not JSON, not a workload, or named like a preset it is not.
     """
     from autoparallel.models.config_file import read_config
 
@@ -1323,8 +1345,19 @@ def load_workload_file(path: str | Path) -> Serving:
     if not isinstance(body, dict):
         raise InputError(f"workload file {p} has no 'serving' object")
     try:
-        return Serving.model_validate(body)
+        serving = Serving.model_validate(body)
     except ValidationError as exc:
         raise InputError(f"workload file {p}: {first_error(exc, 'serving')}") from None
     except ValueError as exc:
         raise InputError(f"workload file {p}: {str(exc).splitlines()[0]}") from None
+    twin = not_the_preset(serving)
+    if twin is None:
+        return serving
+    if isinstance(doc.get("profile"), dict):
+        return measured_name(serving)
+    preset, differ = twin
+    raise InputError(
+        f"workload file {p} is named {serving.name!r}, the {preset} preset's, but is not that preset: "
+        f"{differ}; give the preset by name ({preset}, your fields over it) or give the file's "
+        "workload another name"
+    )
