@@ -414,6 +414,16 @@ def make_workload(
             f"workload {fields['name']!r} sets only a name; give it a preset (e.g. chatbot), a "
             "workload_file or serving fields"
         )
+    elif str(fields.get("name", "")).lower() in PRESETS and fields.get("preset") is None:
+        # Labelled as the preset without being it: `{name: rag, isl: 1024}` planned 1024 / 256 tokens
+        # without rag's TTFT limit as "rag isl=1024" (a workload file so named is refused alike,
+        # `workload_profile.load_workload_file`).
+        name = str(fields["name"]).lower()
+        raise InputError(
+            f"workload {fields['name']!r} is named like the {name} preset but is not it; give the preset "
+            f"(`workload: {name}` with your fields beside it: the preset, your fields over it) or "
+            "another name"
+        )
     elif "preset" in fields:
         fields["preset"] = str(fields["preset"]).lower()
         if fields["preset"] not in PRESETS:
