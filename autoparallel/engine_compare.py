@@ -6,8 +6,10 @@ status: a FEASIBLE one under a tight time limit is shown as FEASIBLE, never as "
 CUDA graphs where its eager twin ties (`solve.prefer_cuda_graphs`), so eager-ness is cited as a
 difference only where it changes the numbers. Here they are only compared. The reason is read from the
 numbers of the two plans (never canned): what differs first among the GPUs in use, the running batch
-(and what caps the loser's: its KV pool under its memory rule, an SLO, the concurrency), the step time
-at that batch (the engines' efficiency factors) and TTFT (the step token budget, request overhead).
+where the loser's is smaller (and what truly caps it: its KV pool under its memory rule, the engine's
+running cap, an SLO, the concurrency; the max_num_seqs grid's top only where a larger value would run
+more), the step time where the loser runs as large a batch or larger (the engines' schedulers and
+efficiency factors) and TTFT (the step token budget, request overhead).
 """
 
 from __future__ import annotations
@@ -36,12 +38,47 @@ def _value(plan: ServingPlan, name: str) -> float:
     return float(getattr(plan.perf, SERVING[name].attribute or "output_tokens_per_s"))
 
 
+_GRID_TOP = "is the largest allowed value"
+"""The end of the binding line (`solvers/serving/decoder.binding_constraints`) that blames the top of the
+max_num_seqs grid the options allow."""
+
+
+def _runs_more(plan: ServingPlan) -> bool:
+    """A larger max_num_seqs would run more sequences: the batch is the engine's running cap at the
+    plan's max_num_seqs, below what its KV cache holds and the client's concurrency sends."""
+    p, w = plan.perf, plan.workload
+    return (
+        p.batch_limit in ("max_num_seqs", "max_running")
+        and p.batch_size >= plan.config.max_num_seqs
+        and p.kv_capacity_seqs > p.batch_size
+        and (w.in_flight is None or w.in_flight / plan.config.replicas > p.batch_size)
+    )
+
+
 def _batch_cap(plan: ServingPlan) -> str:
-    """What stops the plan's next larger running batch (its first binding line), shortened."""
-    for line in plan.binding:
-        if not line.startswith("gpus:"):
-            return line
-    return "the largest max_num_seqs allowed"
+    """What caps the plan's running batch, truthfully: its first binding line (what stops the next larger
+    max_num_seqs: the KV cache, the engine's running cap, an SLO, the client's concurrency; the grid's top
+    only where a larger max_num_seqs would run more), else the limit the float model reports."""
+    p, c, w = plan.perf, plan.config, plan.workload
+    line = next((x for x in plan.binding if not x.startswith("gpus:")), None)
+    more = _runs_more(plan)
+    if line is not None and (more or not line.endswith(_GRID_TOP)):
+        return line
+    if p.kv_capacity_seqs <= p.batch_size or p.batch_limit == "kv_cache":
+        return f"its KV cache, which holds {p.kv_capacity_seqs} sequences of the running context"
+    if p.batch_limit == "concurrency" or (
+        w.in_flight is not None and w.in_flight / c.replicas <= p.batch_size
+    ):
+        return f"the client's concurrency ({p.batch_size:g} requests per replica)"
+    if p.batch_size < c.max_num_seqs:
+        return f"{ENGINE_NAMES[plan.engine]}'s running-request cap ({p.batch_size:g})"
+    if line is None and more and plan.solver.status == "OPTIMAL":
+        # no binding line: the next larger max_num_seqs fits every limit, and the engine's optimum left it
+        return (
+            f"its max_num_seqs={c.max_num_seqs}, the engine's own optimum: a larger one fits (its KV cache "
+            f"holds {p.kv_capacity_seqs} sequences) but plans no better"
+        )
+    return f"its max_num_seqs={c.max_num_seqs}"
 
 
 def _fmt(v: Any) -> str:
@@ -131,20 +168,32 @@ def _step_causes(other: ServingPlan, winner: ServingPlan) -> str:
     return f"{decode}schedulers: {names[0]} {_POLICY[theirs]}, {names[1]} {_POLICY[mine]}; {factors}"
 
 
+_MORE_IS_BETTER = ("throughput", "cost")
+"""Objectives a larger running batch serves (more tokens per step on the same GPUs): under them a loser
+with as large a batch loses on its step time, and a smaller batch is a cause."""
+
+
 def why(winner: ServingPlan, other: ServingPlan) -> str:
     """One sentence: why `winner` beats `other` (or ties with it), from their numbers."""
     name = _primary(winner)
     mine, theirs = _value(winner, name), _value(other, name)
     w_name, o_name = ENGINE_NAMES[winner.engine], ENGINE_NAMES[other.engine]
     delta = (theirs - mine) / abs(mine) if mine else 0.0
+    wc, oc, wp, op = winner.config, other.config, winner.perf, other.perf
     if abs(delta) <= TIE:
+        same = op.batch_size == wp.batch_size and abs(op.tpot_ms - wp.tpot_ms) <= 1e-9
+        numbers = (
+            f"same running batch {wp.batch_size:g} and TPOT {wp.tpot_ms:.1f} ms ({w_name}'s batch capped by "
+            f"{_batch_cap(winner)})"
+            if same
+            else f"running batch {op.batch_size:g} vs {wp.batch_size:g}, TPOT {op.tpot_ms:.1f} vs "
+            f"{wp.tpot_ms:.1f} ms"
+        )
         return (
-            f"{o_name} ties with {w_name} on {name} ({_num(mine)}): same running batch "
-            f"{winner.perf.batch_size:g} and TPOT {winner.perf.tpot_ms:.1f} ms at the binding limit "
-            f"({_batch_cap(winner)}); equal optima go to the engine listed first"
+            f"{o_name} ties with {w_name} on {name} ({_num(mine)}): {numbers}; equal optima go to the engine "
+            f"listed first"
         )
     head = f"{o_name} {name} {_num(theirs)} vs {_num(mine)} ({100 * delta:+.1f}%)"
-    wc, oc, wp, op = winner.config, other.config, winner.perf, other.perf
     if _runtime(oc) != _runtime(wc):  # the engines allow different precisions (engine_runtime_problem)
         head += f" [it runs {_runtime(oc)} where {w_name} runs {_runtime(wc)}]"
     if oc.gpus != wc.gpus:
@@ -160,17 +209,32 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
                 f"emitted), while {w_name}'s best engine spans {_width(winner)}"
             )
         return text
-    if op.batch_size != wp.batch_size:
-        cap = _batch_cap(other)
-        text = (
-            f"{head}: running batch {op.batch_size:g} vs {wp.batch_size:g} per replica; {o_name}'s is capped "
-            f"by {cap}"
+    batch = f"running batch {op.batch_size:g} vs {wp.batch_size:g} per replica"
+    if oc.replicas != wc.replicas:
+        batch += (
+            f" on {oc.replicas} (tp={oc.tp} pp={oc.pp}) vs {wc.replicas} (tp={wc.tp} pp={wc.pp}) replicas"
         )
+    steps = f"TPOT {op.tpot_ms:.1f} vs {wp.tpot_ms:.1f} ms"
+    longer = op.tpot_ms > wp.tpot_ms * (1 + TIE)
+    if op.batch_size != wp.batch_size or oc.replicas != wc.replicas:
+        o_run, w_run = op.batch_size * oc.replicas, wp.batch_size * wc.replicas
+        if name not in _MORE_IS_BETTER:  # a latency or headroom objective: the numbers, no cause read in
+            return f"{head}: {batch}, {steps}, TTFT {op.ttft_ms:.0f} vs {wp.ttft_ms:.0f} ms"
+        if o_run >= w_run:  # as many running or more: only a longer step can lose
+            if not longer:  # not batch / TPOT (a closed-loop client, a finite run): say no more than this
+                return f"{head}: {batch}, {steps}, TTFT {op.ttft_ms:.0f} vs {wp.ttft_ms:.0f} ms"
+            more = "the larger batch" if o_run > w_run else "as many requests"
+            causes = _step_causes(other, winner)
+            return f"{head}: it runs {more} ({batch}) but at a longer step, {steps} ({causes})"
+        cap = _batch_cap(other)
+        text = f"{head}: {batch}; {o_name}'s is capped by {cap}"
         if cap.startswith(("tpot_slo", "ttft_slo")):  # the step time decides the batch an SLO admits
             text += (
                 f"; {w_name} runs batch {wp.batch_size:g} at TPOT {wp.tpot_ms:.1f} ms, TTFT "
                 f"{wp.ttft_ms:.0f} ms ({_step_causes(other, winner)})"
             )
+        elif longer:
+            text += f"; its step is longer too, {steps} ({_step_causes(other, winner)})"
         return (
             f"{text}. KV pool {other.kv_cache_tokens:,} vs {winner.kv_cache_tokens:,} tokens "
             f"({other.memory_rule} vs {winner.memory_rule})"
@@ -221,4 +285,4 @@ def comparison_dict(plan: ServingPlan) -> dict[str, Any]:
         else:
             entry["note"] = best.note
         engines.append(entry)
-    return {"objective": plan.objective, "winner": plan.engine, "engines": engines}
+    return {"engine_objective": plan.objective, "engine_winner": plan.engine, "engines": engines}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -122,11 +123,14 @@ def explain_serving(plan: ServingPlan) -> str:
     head += _reasons(plan.binding, plan.runner_up, plan.problems)
     if plan.engine == "vllm":
         launch = plan.vllm_launch
-        head += ["", "vllm serve:", "  " + plan.vllm_command]
+        # the environment the lines need (`launch.env`, as `--json` has it) before each line a user
+        # copies, as the disaggregated and whole-cluster launch lines carry theirs
+        env = "".join(f"{k}={shlex.quote(v)} " for k, v in launch.env.items())
+        head += ["", "vllm serve:", "  " + env + plan.vllm_command]
         if launch.nodes > 1 or len(launch.commands[0]) > 1:
             for i, lines in enumerate(launch.commands):
                 head.append(f"  node {i}:")
-                head += [f"    {line}" for line in lines]
+                head += [f"    {line}" if line.startswith("#") else f"    {env}{line}" for line in lines]
             head += [f"  note: {n}" for n in launch.notes]
         else:  # one line: the notes to read before launching (a model without an id, ...) still show
             head += [f"  note: {n}" for n in launch.notes if n in plan.launch_notes]

@@ -776,6 +776,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             engines = payload.pop("comparison", None)
             disagg_cmd.merge_json(payload, comp)
             if engines is not None:
+                # the engines' comparison (`engine_winner`, `engine_objective`, `engines`) beside the
+                # deployment verdict (`winner`, `measure`, `why`): a shared key would overwrite a verdict
+                shared = payload["comparison"].keys() & engines.keys()
+                assert not shared, f"engine and disaggregation comparisons share keys {sorted(shared)}"
                 payload["comparison"].update(engines)
         _emit(args, payload, "")
     else:

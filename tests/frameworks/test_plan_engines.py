@@ -25,7 +25,7 @@ def test_auto_json_compares_the_three_engines(capsys: pytest.CaptureFixture[str]
     out = _plan_json(capsys, "--engine", "auto", "--isl", "4096", "--osl", "512")
     comp = out["comparison"]
     assert [e["engine"] for e in comp["engines"]] == ["vllm", "sglang", "trtllm"]
-    assert comp["winner"] == out["engine"] and "deployment" in out
+    assert comp["engine_winner"] == out["engine"] and "deployment" in out
     for entry in comp["engines"]:
         assert entry["feasible"]
         for key in (
