@@ -51,11 +51,17 @@ def writable_folder_problem(path: Path) -> str | None:
     """Why a file cannot be written at `path`, checked before a run that takes minutes (None: it can):
     a folder of that name, a folder that does not exist, or one where no file can be created (the
     system's reason). Creating a nameless temporary file there is the test: permission bits say
-    nothing for root, and a folder such as /proc takes no new file whatever they say."""
+    nothing for root, and a folder such as /proc takes no new file whatever they say. A path through
+    a file (`run.jsonl/plan.yaml`, `run.jsonl` a file) names that file: it exists, and is not a folder."""
     if path.is_dir():
         return "it is a folder"
     folder = path.parent
     if not folder.is_dir():
+        for above in (folder, *folder.parents):  # the nearest that exists (a dangling link does not)
+            if os.path.exists(above):
+                if not os.path.isdir(above):
+                    return f"{clean_text(str(above), 200)!r} is a file, not a folder"
+                break
         return f"folder {clean_text(str(folder), 200)!r} not found"
     try:
         with tempfile.TemporaryFile(dir=folder):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -168,9 +169,11 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
             "(--fleet, a mixed-pool cluster) "
             f"optimizes {names}"
         )
+    quant_notes: list[str] = []
     if args.fleet:
         spec = load_fleet(args.fleet)
         refuse_overwrite("--plan-file", args.plan_file, fleet_entry_inputs(spec))  # before solving
+        quant_notes = fleet_quantization_check(args, spec)
         has_rate = any(e.serving().request_rate is not None for e in spec.models)  # a workload file's too
         fleet: Any = spec
     else:
@@ -197,7 +200,7 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
         if error is not None:
             raise error
     given = list(getattr(args, "workload_notes", None) or [])  # `plan_cmd.note_burstiness`, said already
-    notes = [*fleet_notes(spec), *unmet_notes(plan)] if args.fleet else []
+    notes = [*quant_notes, *fleet_notes(spec), *unmet_notes(plan)] if args.fleet else []
     if args.json:
         payload = plan.to_dict()
         if notes or given:
@@ -288,16 +291,24 @@ NO_REPLAY = "a deployment has no replay (plan one pool with --num-prompts N to r
 def fleet_notes(spec: Any) -> list[str]:
     """Notes on what a fleet file's entries give that the deployment planner does not use: a workload
     file's burstiness (`unused_burstiness`), or its finite benchmark, planned as a steady state and not
-    replayed (`unreplayed_prompts`, as `plan MODEL --workload-file` says it)."""
+    replayed (`unreplayed_prompts`, as `plan MODEL --workload-file` says it). An entry whose workload
+    is a preset (`workload: batch`, 1,000 prompts) has no workload file: the note names the preset, as
+    `plan MODEL` does (`plan_cmd.unreplayed_note`, which reads the command line's flags, not an entry)."""
     out = []
     for entry in spec.models:
         workload = entry.serving()
         note = unused_burstiness(workload, f"plan {entry.model} alone: {NO_REPLAY}") or unreplayed_prompts(
             workload, "a fleet is planned by the deployment planner"
         )
+        if note is not None and entry.workload_file is None and note.startswith(_FILE_WORKLOADS):
+            note = f"the {entry.workload or workload.name} preset's " + note.removeprefix(_FILE_WORKLOADS)
         if note is not None:
             out.append(f"{entry.model}: {note}")
     return out
+
+
+_FILE_WORKLOADS = "the workload file's "
+"""How `unreplayed_prompts` and `unused_burstiness` begin: `fleet_notes` names a preset in its place."""
 
 
 def engines_of(choice: str | None) -> tuple[str, ...]:
@@ -356,6 +367,10 @@ def serving_options(args: argparse.Namespace) -> Any:
     if getattr(args, "quantization", None) is not None:
         quants = _split(args.quantization, "--quantization")
         update["quantizations"] = tuple(quantization_value(q) for q in quants)
+        if len(quants) > 1 and getattr(args, "model", None) and not getattr(args, "fleet", None):
+            for quant in dict.fromkeys(update["quantizations"]):
+                if (why := _quantization_refusal(args, args.model, quant, update)) is not None:
+                    raise InputError(f"--quantization {args.quantization}: {why}")
     if getattr(args, "gpu_memory_utilization", None) is not None:
         utils: list[float] = []
         for value in _split(args.gpu_memory_utilization, "--gpu-memory-utilization"):
@@ -368,6 +383,88 @@ def serving_options(args: argparse.Namespace) -> Any:
             utils.append(u)
         update["gpu_memory_utilizations"] = tuple(utils)
     return ServingOptions().model_copy(update=update)
+
+
+def _quantization_refusal(
+    args: argparse.Namespace, model_id: str, quant: str | None, update: dict[str, Any]
+) -> str | None:
+    """Why the --quantization value `quant` of a list cannot apply to `model_id` on any pool of the
+    cluster with any engine planned (None: it can). Alone, such a value is refused (exit 2: the serving
+    space's "nothing allowed runs", `runtime_domain`); in a list the space dropped it silently and
+    planned the others (`--quantization fp8,awq` on an unquantized checkpoint planned fp8, `awq`
+    unsaid), so `serving_options` refuses the list for it as the value alone is, with its one-line
+    reason (a fleet: `fleet_quantization_check`). A value one engine or pool cannot run but another
+    can stays a choice of the planner. `update`: the options read so far (engines, KV-cache dtypes)."""
+    engines = tuple(update["engines"])
+    kv = tuple(update.get("kv_cache_dtypes") or ("auto",))
+    cluster = getattr(args, "cluster", None)
+    return _refusal(model_id, cluster, getattr(args, "gpus_file", None), quant, engines, kv)
+
+
+@functools.lru_cache(maxsize=32)
+def _refusal(
+    model_id: str,
+    cluster_text: str | None,
+    gpus_file: str | None,
+    quant: str | None,
+    engines: tuple[str, ...],
+    kv_cache_dtypes: tuple[str, ...],
+) -> str | None:
+    """`_quantization_refusal`'s answer, cached (`plan` reads its options for each section). None where
+    the model or the cluster cannot be read: the command itself then says why."""
+    from autoparallel.hardware import GPU, Cluster
+    from autoparallel.models import load_model
+    from autoparallel.solvers.serving.space import ServingOptions, runtime_domain, runtime_refusal
+
+    if cluster_text is None:
+        return None
+    try:
+        model = load_model(model_id)
+        cluster = Cluster.parse(cluster_text, gpus=GPU.from_file(gpus_file) if gpus_file else ())
+    except (AutoParallelError, OSError, ValueError, TypeError):
+        return None
+    options = ServingOptions(engines=engines, kv_cache_dtypes=kv_cache_dtypes, quantizations=(quant,))
+    reasons: list[str] = []
+    for pool in cluster.pools:
+        try:
+            if runtime_domain(model, options, pool.gpu, refusable=True):
+                return None
+            reasons.append(runtime_refusal(model, options, pool.gpu))
+        except InputError as exc:  # the value contradicts the checkpoint's own format
+            reasons.append(str(exc))
+    name = "none" if quant is None else quant
+    why = "; ".join(dict.fromkeys(reasons))
+    return f"{name!r} cannot apply to {model_id} (--quantization {name} alone is refused): {why}"
+
+
+def fleet_quantization_check(args: argparse.Namespace, spec: Any) -> list[str]:
+    """A --quantization list on a fleet file (`_quantization_refusal` for each entry's model): a value
+    that applies to none of its models is refused (exit 2), as the value alone is; one that applies
+    to some gets a note for each model that cannot take it (planned without it, as a mixed fleet of
+    quantized and unquantized checkpoints may ask).
+
+    Raises:
+        InputError: a value no model of the fleet can take."""
+    text = getattr(args, "quantization", None)
+    if text is None:
+        return []
+    quants = tuple(dict.fromkeys(quantization_value(q) for q in _split(text, "--quantization")))
+    if len(quants) < 2:
+        return []  # alone, the space refuses it with its reason
+    update = {"engines": engines_of(getattr(args, "engine", None))}
+    if getattr(args, "kv_cache_dtype", None) is not None:
+        update["kv_cache_dtypes"] = tuple(_split(args.kv_cache_dtype, "--kv-cache-dtype"))
+    cluster = args.cluster if args.cluster is not None else spec.cluster
+    ask = argparse.Namespace(cluster=cluster, gpus_file=getattr(args, "gpus_file", None))
+    notes: list[str] = []
+    for quant in quants:
+        refusals = [(e.model, _quantization_refusal(ask, e.model, quant, update)) for e in spec.models]
+        refused = [(m, why) for m, why in refusals if why is not None]
+        if len(refused) == len(refusals):
+            raise InputError(f"--quantization {text}: {refused[0][1]}")
+        name = "none" if quant is None else quant
+        notes += [f"--quantization {text}: {why} (planned there without {name})" for _, why in refused]
+    return list(dict.fromkeys(notes))
 
 
 def _settings(args: argparse.Namespace) -> Any:

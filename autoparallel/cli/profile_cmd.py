@@ -70,8 +70,12 @@ def cmd_profile(args: argparse.Namespace) -> int:
         )
     if args.output:
         write_workload_file(args.output, prof, serving)
+    clamped = _clamped_burstiness(prof.gamma_shape, serving.burstiness)
     if args.json:
-        print(json.dumps({"profile": prof.model_dump(), "serving": serving.model_dump()}, indent=2))
+        doc: dict[str, Any] = {"profile": prof.model_dump(), "serving": serving.model_dump()}
+        if clamped:
+            doc["notes"] = [f"burstiness {prof.gamma_shape:g}: {clamped}"]
+        print(json.dumps(doc, indent=2))
         return 0
     if prof.request_rate and prof.load == "ramp-mean":
         rate = (
@@ -139,6 +143,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
         burst = f"evenly spaced arrivals (inter-arrival spread 0{even})"
     elif prof.gamma_shape:
         burst = f"burstiness {prof.gamma_shape:g} (the benchmark's gamma shape; 1 = Poisson)"
+        if clamped:
+            burst = f"{burst}: {clamped}"
     elif prof.request_rate and prof.load == "configured":
         burst = "Poisson arrivals (the result records no burstiness: the benchmark's default, 1)"
     else:
@@ -208,3 +214,22 @@ def cmd_profile(args: argparse.Namespace) -> int:
         lines.append(f"workload written to {args.output} (use --workload-file {args.output})")
     print("\n".join(lines))
     return 0
+
+
+def _clamped_burstiness(shape: float | None, written: float) -> str | None:
+    """Where a profiled gamma shape lies outside `BOUNDS["burstiness"]` (the range a workload's
+    burstiness and plan's --burstiness accept) and the workload holds the bound instead: "below the
+    burstiness bound 0.01 (...): clamped to it, planned and written as 0.01". None where it lies within
+    (written rounded, not clamped) or the workload holds another value (no rate: Poisson)."""
+    from autoparallel.bounds import BOUNDS
+
+    bound = BOUNDS["burstiness"]
+    if shape is None or bound.lo <= shape <= bound.hi:
+        return None
+    side, edge = ("below", bound.lo) if shape < bound.lo else ("above", bound.hi)
+    if written != edge:
+        return None
+    return (
+        f"{side} the burstiness bound {edge:g} (a workload's burstiness, as plan's --burstiness, is a "
+        f"gamma shape from {bound.lo:g} to {bound.hi:g}): clamped to it, planned and written as {written:g}"
+    )
