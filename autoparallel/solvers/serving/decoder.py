@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from autoparallel import objectives
 from autoparallel.configs import ServingConfig
 from autoparallel.errors import InternalError
+from autoparallel.hardware.gpu import host_size
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.perf.serving import ServingEstimate, evaluate_serving
 from autoparallel.perf.serving_engines import EngineEvaluation, engine_estimate, held_tokens
@@ -23,7 +24,7 @@ from autoparallel.solvers.settings import SolverSettings, SolverStats
 from autoparallel.workload import ms_over
 
 if TYPE_CHECKING:
-    from autoparallel.solvers.serving.space import Point, ServingSpace
+    from autoparallel.solvers.serving.space import Point, ServingSpace, Shape
 
 Objective = str | tuple[str, ...] | dict[str, float]
 """An objective name, a lexicographic order of names, or weights {name: weight}."""
@@ -234,13 +235,16 @@ def gpus_binding(space: ServingSpace, point: Point) -> list[str]:
     shape is one EP engine, naming the GPUs a node leaves idle: replicas narrower than a node that do
     not divide it stay inside one NVLink domain each (`perf.serving.replicas_on`: tp=8 pp=4 on 1x36xGB200
     uses 32 GPUs, 4 idle). `used + per > G` missed the binding where the leftovers of two nodes add up
-    to a replica (tp=8 on 2x36xGB200: 64 of 72 used)."""
+    to a replica (tp=8 on 2x36xGB200: 64 of 72 used). An EP engine short of the GPUs says why
+    (`ep_idle_reason`): it was a bare "gpus: 16 of 24 GPUs used" (DeepSeek-V3 on 3x8xH100)."""
     shape = space.shapes[point.shape]
     per = shape.gpus_per_replica
     used = per * point.replicas
     if point.replicas < shape.max_replicas and not shape.ep:
         return []
     text = f"gpus: {used} of {space.gpus} GPUs used"
+    if shape.ep and used < space.gpus:
+        return [text + ep_idle_reason(space, point.shape, used)]
     node = space.cluster.gpus_per_node
     if not shape.ep and used < space.gpus and per < node <= space.gpus and node % per:
         text += (
@@ -248,6 +252,57 @@ def gpus_binding(space: ServingSpace, point: Point) -> list[str]:
             f"{node} GPUs, which holds {node // per} ({node % per} GPUs of each left over)"
         )
     return [text]
+
+
+DEPLOYMENT_PLANNER = (
+    'the whole-cluster deployment planner (plan\'s "Whole cluster" section, solve_fleet in Python)'
+)
+"""Where a plan of several engines comes from, named where the single-engine plan idles GPUs."""
+
+
+def ep_idle_reason(space: ServingSpace, s: int, used: int) -> str:
+    """Why an expert-parallel plan (shape `s`, `used` GPUs) idles the rest of the cluster: the
+    single-engine planner runs ONE EP engine, its data ranks part of the shape (`Shape.ep_replicas`),
+    so the GPUs past it are idle in this plan; and why no wider EP engine was chosen: the space holds
+    valid wider ones (then the solver found none better), or none is valid (`wider_ep_rule`)."""
+    shape = space.shapes[s]
+    body = f"tp={shape.tp}" + (f" pp={shape.pp}" if shape.pp > 1 else "")
+    text = (
+        f": the single-engine planner runs one expert-parallel engine ({body} x {shape.ep_replicas} data "
+        f"ranks, ep={shape.ep_ranks}); {DEPLOYMENT_PLANNER} may place more on the other {space.gpus - used}"
+    )
+    wider = [w for w in space.shapes if w.ep and w.gpus_per_replica * w.ep_replicas > used]
+    valid = sorted({w.gpus_per_replica * w.ep_replicas for w in wider if not w.violations})
+    if valid:
+        sizes = ", ".join(map(str, valid[:-1])) + (" and " if len(valid) > 1 else "") + str(valid[-1])
+        return f"{text}; the solver found no better plan on the space's wider EP engines ({sizes} GPUs)"
+    return f"{text}; {wider_ep_rule(space, shape, wider)}"
+
+
+def wider_ep_rule(space: ServingSpace, shape: Shape, wider: list[Shape]) -> str:
+    """Why the space holds no valid EP engine wider than `shape` (`wider`: its wider EP shapes, each
+    with violations). The rules of `shape_domain` and `ep_violations`: the EP ranks (tp x data ranks)
+    divide the experts and lie on whole hosts or inside one; the next rank count that passes both
+    needs more GPUs than the plan may use (DeepSeek-V3 on 24 H100: 16 ranks, the next is 32), there
+    is none (8 experts, 8 ranks), or the wider shapes break a rule of their own (named)."""
+    experts, pp, gpus, ranks = space.model.num_experts, shape.pp, space.gpus, shape.ep_ranks
+    host = host_size(space.cluster.gpu.name, space.cluster.gpus_per_node)
+    divisors = [e for e in range(ranks + 1, experts + 1) if experts % e == 0]
+    nxt = next((e for e in divisors if e % host == 0 or host % e == 0), None)
+    off = [e for e in divisors if e * pp <= gpus and (nxt is None or e < nxt) and e % host and host % e]
+    rule = f"EP ranks must divide the {experts} experts"
+    if off:
+        rule += f" and lie on whole {host}-GPU hosts or inside one ({', '.join(map(str, off))} do not)"
+    if nxt is None:
+        return f"no wider EP engine exists: {rule}, and no count above {ranks} does"
+    if nxt * pp > gpus:
+        need = f"{nxt * pp} GPUs" if pp == 1 else f"{nxt * pp} GPUs at pp={pp}"
+        nxt_text = f"the next count that does, {nxt}, needs {need} of the {gpus}"
+        return f"no wider EP engine exists: {rule}, and {nxt_text}"
+    broken = list(dict.fromkeys(v for w in wider for v in w.violations))
+    if broken:
+        return "no wider EP engine is valid: " + "; ".join(broken[:2])
+    return "the space holds no wider EP engine"
 
 
 def why_lost(
