@@ -224,6 +224,12 @@ def binding_constraints(space: ServingSpace, point: Point, estimate: ServingEsti
             if here == kv_bound_cap(engine, shape.pp)
             else f"kv_cache: max_num_seqs={here} is the most the KV cache holds ({holds})"
         )
+    elif w.in_flight is not None and shape.running_at(here, w.in_flight) < here:
+        # the grid's top, but the client's requests fill less of it: no larger value would run more
+        out.append(
+            f"concurrency: the workload's {w.in_flight} requests in flight run "
+            f"{estimate.perf.batch_size:g} per replica on {point.replicas}, fewer than max_num_seqs={here}"
+        )
     else:
         out.append(f"max_num_seqs: {here} is the largest allowed value")
     out += gpus_binding(space, point)
