@@ -18,7 +18,8 @@ Memo = dict[tuple[object, ...], tuple[tuple[object, ...], _T]]
 """A cache keyed by the ids of its owner objects and plain values; each entry holds its owners."""
 
 MAX_ENTRIES = 65_536
-"""A cache that grows past this is emptied (long sweeps over many models stay bounded)."""
+"""A cache at this size drops its oldest entry for each new one (long sweeps over many models stay
+bounded)."""
 
 
 def memoized(
@@ -32,16 +33,17 @@ def memoized(
     """`compute()`, cached in `cache` under the ids of `owners` followed by `key`.
 
     An entry keeps its owners and is used only while they are the very same objects, which rules out
-    a reused id returning another object's value. A cache of large values passes a smaller
-    `max_entries`.
+    a reused id returning another object's value. A full cache (`max_entries`; a cache of large values
+    passes a smaller one) drops its oldest entry: emptied whole, a sweep over 17 requests lost every
+    reused serving space at the 17th.
     """
     full_key = (*map(id, owners), *key)
     hit = cache.get(full_key)
     if hit is not None and all(map(operator.is_, hit[0], owners)):
         return hit[1]
     value = compute()
-    if len(cache) >= max_entries:
-        cache.clear()
+    while len(cache) >= max_entries:
+        del cache[next(iter(cache))]
     cache[full_key] = (owners, value)
     return value
 

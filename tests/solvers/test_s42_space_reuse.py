@@ -43,3 +43,22 @@ def test_a_plan_from_a_reused_space_equals_one_from_fresh_tables() -> None:
     assert reused.config == fresh.config
     assert reused.estimate == fresh.estimate
     assert reused.estimate.perf.tpot_ms <= 15.0 and reused.estimate.perf.ttft_ms <= 300.0
+
+
+def test_a_full_cache_drops_its_oldest_space_only() -> None:
+    """Emptied whole at the 17th build, a sweep over more requests lost every reuse."""
+    from autoparallel.solvers.serving import space as space_module
+
+    model, cluster, opts = (
+        load_model("Qwen/Qwen3-0.6B"),
+        Cluster.parse("1xH100"),
+        ServingOptions(max_num_seqs=(1, 2)),
+    )
+    kept = space_module.SPACES_KEPT
+    clear_memos()
+    built = [build_space(model, cluster, Serving(isl=128, osl=100 + k), opts) for k in range(kept + 1)]
+    assert len(space_module._SPACES) == kept
+    oldest = build_space(model, cluster, Serving(isl=128, osl=100, tpot_ms=50), opts)
+    assert oldest.tables is not built[0].tables  # the oldest went, and is built again
+    middle = build_space(model, cluster, Serving(isl=128, osl=100 + kept // 2, ttft_ms=500), opts)
+    assert middle.tables is built[kept // 2].tables  # the others stay
