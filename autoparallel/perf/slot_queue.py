@@ -24,6 +24,7 @@ Operations Management 2, 1993): c_a² of the gaps between arrivals (1 for Poisso
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -70,3 +71,34 @@ def rate_within_wait(
         wait = slot_wait_s(mid, slots, lone_cycle_s, full_cycle_s, variability)
         lo, hi = (mid, hi) if wait <= room_s else (lo, mid)
     return lo
+
+
+def rated_milli_tps(
+    full_milli_tps: int,
+    ttft_us: int,
+    limit_us: int,
+    max_num_seqs: int,
+    dp: int,
+    osl: int,
+    lone_cycle_s: Callable[[], float],
+    variability: float,
+) -> int:
+    """Output milli-tokens/s one data rank of an engine carries with a TTFT limit holding at an
+    arrival rate: the one rule of the deployment space (`solvers.deployment.space.rated_milli_tps`)
+    and of the serving explanation's request_rate reason (`solvers.serving.explain`).
+
+    The engine's `dp` ranks of `max_num_seqs` slots each are pooled into one birth–death queue (module
+    doc; `perf.rate_slot_wait_s` pools them alike), a slot held `lone_cycle_s()` by a lone request and
+    slots · osl / (dp · `full_milli_tps` / 1000) s each at full load; the most it carries is the rate
+    whose mean wait (`rate_within_wait`, scaled by `variability`) fits the room its TTFT without that
+    wait (`ttft_us`) leaves under `limit_us`, per rank, at most `full_milli_tps` (rounded down). 0
+    where `ttft_us` alone exceeds the limit (the lone cycle is then not asked for)."""
+    if full_milli_tps <= 0:
+        return full_milli_tps
+    room_s = (limit_us - ttft_us) / 1e6
+    if room_s < 0:
+        return 0
+    slots = max(max_num_seqs, 1) * dp
+    full_cycle_s = slots / (full_milli_tps * dp / 1000 / osl)
+    rate = rate_within_wait(slots, lone_cycle_s(), full_cycle_s, variability, room_s) / dp
+    return min(full_milli_tps, math.floor(rate * osl * 1000))

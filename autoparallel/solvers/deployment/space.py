@@ -78,7 +78,7 @@ from autoparallel.hardware import Cluster
 from autoparallel.hardware.gpu import host_size
 from autoparallel.models.spec import ModelSpec
 from autoparallel.perf.serving import slot_variability, sub_domain_size
-from autoparallel.perf.slot_queue import rate_within_wait
+from autoparallel.perf.slot_queue import rated_milli_tps as slot_rated_milli_tps
 from autoparallel.solvers import units
 from autoparallel.solvers.deployment.client_rules import closed_loop_rule
 from autoparallel.solvers.serving.space import ServingOptions, ServingSpace, build_space, entry_lone_cycle_s
@@ -443,24 +443,28 @@ def _rated(found: list[Engine], fm: FleetModel) -> list[Engine]:
 
 def rated_milli_tps(space: ServingSpace, fm: FleetModel, i: int, dp: int) -> int:
     """Output milli-tokens/s one data rank of entry i carries with fm's TTFT limit holding at fm's
-    arrival rate: its max_num_seqs slots are a birth–death queue (perf/slot_queue.py, from the
-    entry's lone cycle, `serving.space.entry_lone_cycle_s`, and its full load's), and the most it may
-    carry is the rate whose mean wait fits the room its table TTFT leaves
-    (`slot_queue.rate_within_wait`, arrivals as bursty as any replica count sees them,
-    `perf.slot_variability`; the engine's `dp` data ranks' slots pooled, as `perf.rate_slot_wait_s`
-    pools them), at most its full-load tokens/s. The full-load figure without a rate, a
-    TTFT limit, or with a client's cap (`FleetModel.slot_rated`). The table's numbers (TTFT up, tokens/s
-    down) only lower it, so the decoder's float twin (`decoder.sustained_rps`) is never below it."""
+    arrival rate (`slot_queue.rated_milli_tps`, the rule the serving explanation's request_rate reason
+    reads too): its max_num_seqs slots are a birth–death queue from the entry's lone cycle
+    (`serving.space.entry_lone_cycle_s`) and its full load's, arrivals as bursty as any replica count
+    sees them (`perf.slot_variability`; the engine's `dp` data ranks' slots pooled, as
+    `perf.rate_slot_wait_s` pools them), at most its full-load tokens/s. The full-load figure without
+    a rate, a TTFT limit, or with a client's cap (`FleetModel.slot_rated`). The table's numbers (TTFT
+    up, tokens/s down) only lower it, so the decoder's float twin (`decoder.sustained_rps`) is never
+    below it."""
     tps = space.tables.tps_milli[i]
     w = fm.workload
     if not fm.slot_rated or w.ttft_ms is None or tps <= 0:
         return tps
-    room_s = (units.us_down(w.ttft_ms / 1e3) - space.tables.ttft_us[i]) / units.US_PER_S
-    slots = max(math.floor(space.max_num_seqs_of(i)), 1) * dp
-    full_cycle_s = slots / (tps * dp / MILLI / w.osl)
-    lone = entry_lone_cycle_s(space, i)
-    rate = rate_within_wait(slots, lone, full_cycle_s, slot_variability(w, split=True), room_s) / dp
-    return min(tps, math.floor(rate * w.osl * MILLI))
+    return slot_rated_milli_tps(
+        tps,
+        space.tables.ttft_us[i],
+        units.us_down(w.ttft_ms / 1e3),
+        space.max_num_seqs_of(i),
+        dp,
+        w.osl,
+        lambda: entry_lone_cycle_s(space, i),
+        slot_variability(w, split=True),
+    )
 
 
 def granularity(space: ServingSpace, s: int) -> tuple[int, int, int] | None:

@@ -7,21 +7,27 @@ filter). Each family then states its numbers from the float-model tables.
 
 from __future__ import annotations
 
-from autoparallel.errors import InfeasibleError
+import decimal
+
+from autoparallel.errors import InfeasibleError, SolverTimeoutError
 from autoparallel.memory.vllm_config import loaded_on
 from autoparallel.perf.engine_support import ENGINE_NAMES, node_span_problem
+from autoparallel.perf.serving import slot_variability
 from autoparallel.perf.serving_engines import engine_kv_for
+from autoparallel.perf.slot_queue import rated_milli_tps
 from autoparallel.solvers import driver, units
 from autoparallel.solvers.serving.encoder import build
 from autoparallel.solvers.serving.space import (
     LAYOUT_FAMILIES,
     RUNNING_CAP_FAMILY,
     ServingSpace,
+    build_space,
     complete_tables,
     engine_entry_config,
+    entry_lone_cycle_s,
 )
 from autoparallel.solvers.settings import SolverSettings
-from autoparallel.workload import ms_over
+from autoparallel.workload import ms_over, rps_text
 
 GIB_KIB = 2**20
 
@@ -70,7 +76,7 @@ def explain_infeasible(
         return InfeasibleError(head + "placement", (why,))
     space = complete_tables(space)
     core = conflicting_families(space, settings, deadline)
-    reasons = [reason(space, name) for name in core.needed]
+    reasons = [reason(space, name, deadline) for name in core.needed]
     if core.undecided:
         reasons.append(f"undecided within the time limit (raise --time-limit): {', '.join(core.undecided)}")
     named = ", ".join(core.needed) or "no conflicting family named within the time limit"
@@ -91,20 +97,22 @@ def _entry_label(space: ServingSpace, i: int) -> str:
     return f"{space.shapes[space.unflat(i)[0]].label}, max_num_seqs={space.max_num_seqs_of(i)}"
 
 
-def reason(space: ServingSpace, family: str) -> str:
-    """One sentence with the numbers behind a conflicting family."""
+def reason(space: ServingSpace, family: str, deadline: float | None = None) -> str:
+    """One sentence with the numbers behind a conflicting family (`deadline`: by which the tables
+    the request_rate family reads must be built, `_rate_free`)."""
     if family.startswith("architecture:"):
         rule = family.split(":", 1)[1]
         seen = sorted({v for s in space.shapes for v in s.violations if v.startswith(rule + ":")})
         return "; ".join(seen[:3]) + (f" (and {len(seen) - 3} more)" if len(seen) > 3 else "")
     if family in _LAYOUT_REASONS:
         return _layout_reason(space, family)
+    if family == "request_rate":
+        return _rate_reason(space, deadline)
     return {
         "memory": _memory_reason,
         "max_model_len": _mml_reason,
         "ttft_slo": _ttft_reason,
         "tpot_slo": _tpot_reason,
-        "request_rate": _rate_reason,
         "concurrency": _concurrency_reason,
         "engine_node_span": _node_span_reason,
         RUNNING_CAP_FAMILY: _running_cap_reason,
@@ -293,32 +301,35 @@ def _best(space: ServingSpace, table: list[int], lowest: bool, skip: str) -> tup
     return i, table[i], words
 
 
-def _meets(space: ServingSpace, i: int, skip: str) -> bool:
-    """Entry i meets the workload's TTFT and TPOT limits and carries its arrival rate, except `skip`."""
+def _meets(space: ServingSpace, i: int, *skip: str) -> bool:
+    """Entry i meets the workload's TTFT and TPOT limits and carries its arrival rate, except those
+    named in `skip`."""
     w, t = space.workload, space.tables
-    if skip != "ttft_slo" and w.ttft_ms is not None and t.ttft_us[i] > w.ttft_ms * 1e3:
+    if "ttft_slo" not in skip and w.ttft_ms is not None and t.ttft_us[i] > w.ttft_ms * 1e3:
         return False
-    if skip != "tpot_slo" and w.tpot_ms is not None and t.step_us[i] > w.tpot_ms * 1e3:
+    if "tpot_slo" not in skip and w.tpot_ms is not None and t.step_us[i] > w.tpot_ms * 1e3:
         return False
-    return skip == "request_rate" or w.request_rate is None or _rate_of(space, i) >= w.request_rate
+    return "request_rate" in skip or w.request_rate is None or _rate_of(space, i) >= w.request_rate
 
 
-def _others_words(space: ServingSpace, skip: str) -> str:
+def _others_words(space: ServingSpace, *skip: str) -> str:
     w = space.workload
     parts = [
-        f"TTFT ≤ {w.ttft_ms:g} ms" if skip != "ttft_slo" and w.ttft_ms is not None else "",
-        f"TPOT ≤ {w.tpot_ms:g} ms" if skip != "tpot_slo" and w.tpot_ms is not None else "",
-        f"{w.request_rate:g} requests/s" if skip != "request_rate" and w.request_rate is not None else "",
+        f"TTFT ≤ {w.ttft_ms:g} ms" if "ttft_slo" not in skip and w.ttft_ms is not None else "",
+        f"TPOT ≤ {w.tpot_ms:g} ms" if "tpot_slo" not in skip and w.tpot_ms is not None else "",
+        f"{w.request_rate:g} requests/s" if "request_rate" not in skip and w.request_rate is not None else "",
     ]
     shown = [p for p in parts if p]
     return f" and meets {', '.join(shown)}" if shown else ""
 
 
-def _rate_of(space: ServingSpace, i: int) -> float:
-    """Requests/s entry i completes with its most replicas (within the client's concurrency)."""
+def _rate_of(space: ServingSpace, i: int, milli_tps: int | None = None) -> float:
+    """Requests/s entry i completes with its most replicas (within the client's concurrency), each at
+    its full load, or at `milli_tps` output milli-tokens/s."""
     w = space.workload
     most = space.shapes[_shape_of(space, i)].replicas_at(space.max_num_seqs_of(i), w.in_flight)
-    return space.tables.tps_milli[i] / 1e3 * most / w.osl
+    tps = space.tables.tps_milli[i] if milli_tps is None else milli_tps
+    return tps / 1e3 * most / w.osl
 
 
 def _ttft_reason(space: ServingSpace) -> str:
@@ -357,21 +368,110 @@ def _tpot_reason(space: ServingSpace) -> str:
     return f"tpot_slo: TPOT limit {space.workload.tpot_ms:g} ms; {got}"
 
 
-def _rate_reason(space: ServingSpace) -> str:
+def _rate_reason(space: ServingSpace, deadline: float | None = None) -> str:
     w = space.workload
     fits = [i for i in range(len(space.tables.tps_milli)) if _fits(space, i)]
-    others = [i for i in fits if _meets(space, i, "request_rate")]
-    best = max((_rate_of(space, i) for i in others or fits), default=0.0)
     within = f" with at most {w.in_flight} in flight" if w.in_flight is not None else ""
-    meets = _others_words(space, "request_rate") if others else ""
+    skip: tuple[str, ...] = ("request_rate",)
+    try:
+        held = _best_held_rate(space, fits, deadline)
+        tail = ""
+    except SolverTimeoutError:  # the rate-free tables outlast the time limit: the full-load figure
+        held, skip = None, ("request_rate", "ttft_slo")
+        tail = " at full load (its TTFT with the wait for a free slot not rated within the time limit)"
+    if held is not None:  # an arrival rate with a TTFT limit: what the best carries with it holding
+        best = held
+        meets = _others_words(space, "request_rate", "ttft_slo")
+        verb = "carries"
+        tail = f" with TTFT ≤ {w.ttft_ms:g} ms (its wait for a free slot included)"
+    else:
+        others = [i for i in fits if _meets(space, i, *skip)]
+        best = max((_rate_of(space, i) for i in others or fits), default=0.0)
+        meets = _others_words(space, *skip) if others else ""
+        verb = "completes"
     # As many decimals as it takes to show the shortfall (a rate just above capacity: 16.7152945 /s
-    # arrive, 16.7152942 /s complete).
+    # arrive, 16.7152942 /s complete), rounded down as `rps_text` rounds a capacity.
     assert w.request_rate is not None
-    d = next((d for d in range(2, 10) if round(best, d) < round(w.request_rate, d)), 10)
+    d = next((d for d in range(2, 10) if _down(best, d) < round(w.request_rate, d)), 10)
     rate = f"{w.request_rate:g}" if d == 2 else f"{w.request_rate:.{d}f}"
+    shown = rps_text(best) if d == 2 else f"{_down(best, d):.{d}f}"
     return (
         f"request_rate: {rate} requests/s arrive; the best plan that fits{within}{meets} "
-        f"completes {best:.{d}f}/s"
+        f"{verb} {shown}/s{tail}"
+    )
+
+
+def _down(value: float, digits: int) -> float:
+    """`value` rounded down to `digits` decimals (as `rps_text` rounds a capacity)."""
+    step = decimal.Decimal(1).scaleb(-digits)
+    return float(decimal.Decimal(repr(value)).quantize(step, rounding=decimal.ROUND_DOWN))
+
+
+def _best_held_rate(space: ServingSpace, fits: list[int], deadline: float | None) -> float | None:
+    """Requests/s the best entry that fits (and meets the TPOT limit) carries with the TTFT limit
+    holding at an arrival rate, its wait for a free slot included (`Serving.slot_rated`): the
+    deployment planner's rating (`perf.slot_queue.rated_milli_tps`, which
+    `solvers.deployment.space.rated_milli_tps` calls) of the entry's numbers without a rate
+    (`_rate_free`), per replica (each replica its own engine with its own slots; an EP engine's data
+    ranks pooled, as the deployment's `granularity` makes them one engine), times the replicas
+    `_rate_of` counts. The tables' TTFT holds the wait only at a rate the entry carries at full load
+    (`perf.rate_slot_wait_s`), so an entry below the rate passed TTFT without it. None without such a
+    rate and limit, or where no entry that fits and meets TPOT has TTFT room even without a wait
+    (its full-load capacity is then the figure, `_rate_of`).
+
+    Raises:
+        SolverTimeoutError: the rate-free tables outlast `deadline`."""
+    w = space.workload
+    if not w.slot_rated or w.ttft_ms is None:
+        return None
+    pool = [i for i in fits if _meets(space, i, "request_rate", "ttft_slo")]
+    if not pool:
+        return None
+    free = _rate_free(space, deadline)
+    t = free.tables
+    if len(t.tps_milli) != len(space.tables.tps_milli):
+        return None
+    limit_us = units.us_down(w.ttft_ms / 1e3)
+    variability = slot_variability(w, split=True)
+    best: float | None = None
+    # rating never raises an entry's full load: the rest are skipped once none can beat the best
+    for i in sorted(pool, key=lambda k: (-_rate_of(space, k, t.tps_milli[k]), k)):
+        if best is not None and _rate_of(space, i, t.tps_milli[i]) <= best:
+            break
+        batch = free.max_num_seqs_of(i)
+        if not t.evaluated[i] or batch != space.max_num_seqs_of(i) or t.ttft_us[i] > limit_us:
+            continue
+        shape = space.shapes[_shape_of(space, i)]
+        per_rank = rated_milli_tps(
+            t.tps_milli[i],
+            t.ttft_us[i],
+            limit_us,
+            batch,
+            shape.ep_replicas if shape.ep else 1,
+            w.osl,
+            lambda: entry_lone_cycle_s(free, i),  # noqa: B023 (called before the loop moves on)
+            variability,
+        )
+        rate = _rate_of(space, i, per_rank)
+        best = rate if best is None else max(best, rate)
+    return best
+
+
+def _rate_free(space: ServingSpace, deadline: float | None) -> ServingSpace:
+    """The space's tables without the arrival rate (nor a finite benchmark's prompts): the deployment
+    planner's (`deployment.space.deployment_workload`; built as it builds them, so that the one is
+    memoized for the other), whose TTFT holds no wait for a free slot. The same entries: the
+    max_num_seqs grid of the workload's requests in flight."""
+    w = space.workload
+    alone = w.model_copy(update={"request_rate": None, "num_prompts": None})
+    return build_space(
+        space.model,
+        space.cluster,
+        alone,
+        space.options,
+        refusable=True,
+        deadline=deadline,
+        in_flight=w.in_flight,
     )
 
 
