@@ -27,6 +27,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
@@ -288,13 +289,29 @@ _MARKS_DIR: str | None = None
 """In a pool worker: the folder where it writes the id of the scenario it is running (`_SweepPool`)."""
 
 
-def _worker_init(marks_dir: str) -> None:
+PARENT_POLL_S = 1.0
+"""How often a pool worker checks that the sweep's process is still its parent (`_worker_init`)."""
+
+
+def _worker_init(marks_dir: str, parent_pid: int) -> None:
     """A pool worker's start: SIGINT ignored (the sweep's process ends its workers on Ctrl-C, where a
     worker's own KeyboardInterrupt left it waiting on the pool's queue for ever once the parent had
-    gone), and where to mark the scenario it runs."""
+    gone), where to mark the scenario it runs, and a watch on its parent: a sweep's process killed
+    outright (SIGKILL, as the out-of-memory killer sends: no handler runs, `stop_pools` neither) left
+    its workers re-parented and waiting on the pool's queue for ever, and its marks folder behind; each
+    now removes the folder and exits within `PARENT_POLL_S` of its parent's death (its parent pid
+    changes)."""
     global _MARKS_DIR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _MARKS_DIR = marks_dir
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        shutil.rmtree(marks_dir, ignore_errors=True)  # the parent's `discard_marks` never ran
+        os._exit(1)
+
+    threading.Thread(target=watch, name="autoparallel-sweep-parent-watch", daemon=True).start()
 
 
 def _solve_marked(scenario: Scenario, time_limit_s: float) -> dict[str, Any]:
@@ -317,7 +334,7 @@ class _SweepPool(ProcessPoolExecutor):
         self.stopping: list[Any] | None = None
         """The workers `stop` ends, as its first call found them (the pool forgets them at shutdown)."""
         self.marks = tempfile.mkdtemp(prefix="autoparallel-sweep-")
-        super().__init__(max_workers=size, initializer=_worker_init, initargs=(self.marks,))
+        super().__init__(max_workers=size, initializer=_worker_init, initargs=(self.marks, os.getpid()))
 
     def workers(self) -> list[Any]:
         """The worker processes (multiprocessing.Process) started so far."""

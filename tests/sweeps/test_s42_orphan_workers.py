@@ -1,0 +1,49 @@
+"""A sweep's process killed outright (SIGKILL: the out-of-memory killer's signal, no handler runs) left
+its pool workers re-parented and waiting on the pool's queue for ever (and its marks folder behind);
+each now removes the folder and exits within `execute.PARENT_POLL_S` of its parent's death
+(`execute._worker_init`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+_SCRIPT = """
+import time
+from autoparallel.sweeps.execute import _SweepPool
+pool = _SweepPool(2)
+futures = [pool.submit(time.sleep, 60) for _ in range(4)]
+time.sleep(0.5)
+print(pool.marks, " ".join(str(p.pid) for p in pool.workers()), flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has exited
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_workers_exit_when_the_sweeps_process_is_killed() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _SCRIPT], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    marks, *words = proc.stdout.readline().split()
+    pids = [int(p) for p in words]
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [p for p in pids if _alive(p)]
+    for p in left:  # never leave them behind, even when the test fails
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"workers {left} outlived the sweep's process"
+    assert not os.path.exists(marks)
