@@ -322,8 +322,15 @@ def why_lost(
     mine, theirs = objective_value(best, objective), objective_value(other, objective)
     delta = (theirs - mine) / abs(mine) * 100 if mine else 0.0
     a, b = other.perf, best.perf
+    ep = other_config.enable_expert_parallel
+    # the only difference at times (TensorRT-LLM's DeepSeek-V3 on 8 GPUs ties with and without EP)
+    differs = (
+        f", {'expert parallel' if ep else 'no expert parallel'} vs {'not' if ep else 'expert parallel'}"
+        if ep != best_config.enable_expert_parallel
+        else ""
+    )
     return (
         f"{objective} {theirs:.4g} vs {mine:.4g} ({delta:+.1f}%): batch {a.batch_size:g} vs "
         f"{b.batch_size:g} per replica, TPOT {a.tpot_ms:.1f} vs {b.tpot_ms:.1f} ms, "
-        f"{other_config.gpus_per_replica} vs {best_config.gpus_per_replica} GPUs per replica"
+        f"{other_config.gpus_per_replica} vs {best_config.gpus_per_replica} GPUs per replica{differs}"
     )
