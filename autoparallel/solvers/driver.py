@@ -25,7 +25,7 @@ from typing import Generic, Protocol, TypeVar
 from autoparallel.errors import InternalError, SolverTimeoutError
 from autoparallel.objectives import Chain
 from autoparallel.solvers.cpsat import cp_model
-from autoparallel.solvers.settings import SolverSettings, SolverStats
+from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings, SolverStats
 
 P = TypeVar("P")
 MIN_SOLVE_S = 0.01
@@ -244,9 +244,9 @@ def timeout_message(run: Run) -> str:
     if run.solves == 0:
         return (
             f"no feasible plan found within {limit:g} s: the limit ran out before CP-SAT could start "
-            "searching (raise --time-limit)"
+            f"searching ({RAISE_LIMIT})"
         )
-    return f"no feasible plan found within {limit:g} s (raise --time-limit)"
+    return f"no feasible plan found within {limit:g} s ({RAISE_LIMIT})"
 
 
 def set_objective(enc: Encoding[P], objective: str | dict[str, float]) -> None:

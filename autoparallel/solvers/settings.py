@@ -84,13 +84,17 @@ def given_settings(settings: object) -> SolverSettings | None:
     return revalidated(settings, "settings")
 
 
+RAISE_LIMIT = "raise --time-limit, or SolverSettings' time_limit_s in Python"
+"""What a time-out's message tells its reader to do, in the command line's words and the API's."""
+
+
 def check_deadline(deadline: float | None) -> None:
     """Raise SolverTimeoutError when `deadline` (a `time.perf_counter()`; None: no limit) has passed
     while the cost model's tables were computed, before any CP-SAT call."""
     if deadline is not None and time.perf_counter() > deadline:
         raise SolverTimeoutError(
             "no feasible plan found within the time limit: it ran out while the cost model's "
-            "tables were computed, before CP-SAT could start (raise --time-limit)"
+            f"tables were computed, before CP-SAT could start ({RAISE_LIMIT})"
         )
 
 

@@ -20,7 +20,7 @@ from autoparallel.solvers.deployment import driver as deployment_driver
 from autoparallel.solvers.serving.decoder import ServingSolution
 from autoparallel.solvers.serving.remedies import nearest_fixes
 from autoparallel.solvers.serving.space import ServingOptions
-from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings
 from autoparallel.solvers.training import decompose
 from autoparallel.workload import Serving
 
@@ -80,7 +80,7 @@ def test_time_out_messages_give_three_significant_digits(monkeypatch: pytest.Mon
     run = driver.Run(settings)
     assert "within 2.5 s: the limit ran out" in driver.timeout_message(run)
     run.solves = 1
-    assert driver.timeout_message(run) == "no feasible plan found within 2.5 s (raise --time-limit)"
+    assert driver.timeout_message(run) == f"no feasible plan found within 2.5 s ({RAISE_LIMIT})"
 
     def unknown(enc: Any, run: driver.Run, time_limit_s: float | None = None) -> None:
         run.status = "UNKNOWN"

@@ -25,6 +25,7 @@ from autoparallel.solvers.deployment.encoder import (
     objective_upper_bound,
 )
 from autoparallel.solvers.deployment.space import MILLI, DeploymentSpace
+from autoparallel.solvers.settings import RAISE_LIMIT
 
 Objective = str | tuple[str, ...] | dict[str, float]
 
@@ -231,6 +232,6 @@ def _solve(enc: EncodedDeployment, run: driver.Run) -> cp_model.CpSolver | None:
     if solver is None and run.status == "UNKNOWN":
         raise SolverTimeoutError(
             f"no feasible deployment found within {float(f'{run.settings.time_limit_s:.3g}'):g} s "
-            "(raise --time-limit)"  # 3 significant digits of what a deadline left (not 2.49997 s)
+            f"({RAISE_LIMIT})"  # 3 significant digits of what a deadline left (not 2.49997 s)
         )
     return solver

@@ -26,7 +26,7 @@ from autoparallel.solvers.serving.space import (
     engine_entry_config,
     entry_lone_cycle_s,
 )
-from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings
 from autoparallel.workload import ms_over, rps_text
 
 GIB_KIB = 2**20
@@ -78,7 +78,7 @@ def explain_infeasible(
     core = conflicting_families(space, settings, deadline)
     reasons = [reason(space, name, deadline) for name in core.needed]
     if core.undecided:
-        reasons.append(f"undecided within the time limit (raise --time-limit): {', '.join(core.undecided)}")
+        reasons.append(f"undecided within the time limit ({RAISE_LIMIT}): {', '.join(core.undecided)}")
     named = ", ".join(core.needed) or "no conflicting family named within the time limit"
     return InfeasibleError(head + named, tuple(reasons))
 

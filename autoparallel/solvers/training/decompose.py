@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 
 from autoparallel.errors import SolverTimeoutError
 from autoparallel.solvers import driver
-from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings
 from autoparallel.solvers.training.encoder import EncodedTraining, build
 from autoparallel.solvers.training.objective import point_value
 from autoparallel.solvers.training.points import Point, PointBound, Triple, peak_floor_mib
@@ -205,7 +205,7 @@ def solve_by_triples(
         if any(key not in exact and low[key] < NEVER for key in bounds):
             raise SolverTimeoutError(
                 f"no feasible plan found within {float(f'{settings.time_limit_s:.3g}'):g} s "
-                "(raise --time-limit)"  # 3 significant digits of what a deadline left (not 2.49997 s)
+                f"({RAISE_LIMIT})"  # 3 significant digits of what a deadline left (not 2.49997 s)
             )
         out.run.status = "INFEASIBLE"
         return out
