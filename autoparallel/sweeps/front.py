@@ -358,8 +358,10 @@ class BaseFront(Generic[T]):
         write_rows(path, self.rows())
 
     def plot(self, path: str | Path, *, title: str | None = None) -> int:
-        """Save a scatter of the front (2 objectives) or its pairwise panels (3+) as PNG or SVG, each point
-        labelled with its configuration and the knee starred. Returns the points drawn per panel."""
+        """Save a scatter of the front (2 objectives) or its pairwise panels (3+) as PNG or SVG, the knee
+        starred, each point labelled `#i configuration` where that overlaps nothing, else `#i` alone,
+        else listed in the caption (`#i` is its row in the front's table). Returns the points drawn per
+        panel."""
         return plot_front(self, Path(path), title=title)
 
 
@@ -388,6 +390,73 @@ def _plain(text: str) -> str:
     """`text` as matplotlib draws it literally: a pair of `$` would start mathtext (`$ per step (... x
     $/GPU-h)` was drawn in math italics without its dollars); `\\$` is a literal dollar there."""
     return text.replace("$", r"\$")
+
+
+LABEL_KEY = "#n: the point's row in the front's table (its # column; `point` in --out)"
+"""The plot's caption: what the number in each point label refers to."""
+DOT_SIZE, KNEE_SIZE = 28.0, 220.0
+"""Marker areas (points²) of a front's points and of its knee star."""
+
+
+def _place_labels(
+    ax: Any, xs: list[float], ys: list[float], labels: list[str], knee: int, avoid: list[Any]
+) -> list[int]:
+    """Label the points of one drawn, laid-out panel so that no label overlaps another label, a marker,
+    the legend, the `avoid` texts or the panel's edge: each point gets `#i configuration` at the first of a
+    few spots around it that is free (the knee first, then the front's order), else just `#i`, else
+    nothing. Returns the points that got no label."""
+    from matplotlib.transforms import Bbox
+
+    pixels = ax.get_figure(root=True).dpi / 72.0  # per point
+    centres = ax.transData.transform(list(zip(xs, ys, strict=True)))
+    taken: list[Any] = []  # boxes of what is drawn (markers, legend, titles) and of the labels placed
+    for k, (cx, cy) in enumerate(centres):
+        for size in (DOT_SIZE, KNEE_SIZE) if k == knee else (DOT_SIZE,):
+            r = math.sqrt(size) / 2 * pixels
+            taken.append(Bbox.from_extents(cx - r, cy - r, cx + r, cy + r))
+    for artist in (ax.get_legend(), *avoid):
+        if artist is not None and artist.get_visible():
+            taken.append(artist.get_window_extent())
+    frame = ax.bbox
+    order = [knee, *(i for i in range(len(xs)) if i != knee)]
+    todo = [(i, f"#{i} {labels[i]}") for i in order]
+    for short in (False, True):
+        missed = []
+        for i, text in todo:
+            if short:
+                text = f"#{i}"
+            g = math.sqrt(KNEE_SIZE if i == knee else DOT_SIZE) / 2 + 2  # points off the centre
+            note = ax.annotate(
+                _plain(text), (xs[i], ys[i]), xytext=(0, 0), textcoords="offset points", fontsize=6, alpha=0.8
+            )
+            note.set_in_layout(False)
+            for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)):
+                note.xyann = (dx * g, dy * g)
+                note.set_horizontalalignment({1: "left", 0: "center", -1: "right"}[dx])
+                note.set_verticalalignment({1: "bottom", 0: "center", -1: "top"}[dy])
+                box = note.get_window_extent().padded(2.0)  # pixels: a gap between labels
+                inside = (
+                    frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+                )
+                if inside and not any(box.overlaps(t) for t in taken):
+                    taken.append(box)
+                    break
+            else:
+                note.remove()
+                missed.append((i, text))
+        todo = missed
+    return sorted(i for i, _ in todo)
+
+
+def _runs(points: list[int]) -> str:
+    """Sorted point numbers as runs: [3, 5, 6, 7] -> "#3, #5-#7"."""
+    runs: list[list[int]] = []
+    for i in points:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"#{r[0]}" if len(r) == 1 else f"#{r[0]}-#{r[-1]}" for r in runs)
 
 
 def check_plot_path(path: Path) -> None:
@@ -428,7 +497,7 @@ def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -
             dots = ax.scatter(
                 [x for x, h in zip(xs, groups, strict=True) if h == g],
                 [y for y, h in zip(ys, groups, strict=True) if h == g],
-                s=28,
+                s=DOT_SIZE,
                 marker=marker,
                 color=colour,
                 zorder=2,
@@ -438,16 +507,12 @@ def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -
         ax.scatter(
             [xs[knee]],
             [ys[knee]],
-            s=220,
+            s=KNEE_SIZE,
             marker="*",
             color="tab:red",
             zorder=3,
             label=_plain(f"knee: {labels[knee]}"),
         )
-        for x, y, text in zip(xs, ys, labels, strict=True):
-            ax.annotate(
-                _plain(text), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6, alpha=0.8
-            )
         titles = front.titles()
         ax.set_xlabel(_plain(titles[a][0] + (" ↑" if titles[a][1] else " ↓")))
         ax.set_ylabel(_plain(titles[b][0] + (" ↑" if titles[b][1] else " ↓")))
@@ -462,7 +527,26 @@ def plot_front(front: BaseFront[Any], path: Path, *, title: str | None = None) -
         if len(front) + front.merged >= front.cap
         else "not proven complete"
     )
-    fig.suptitle(_plain(title or f"Pareto front: {' vs '.join(names)} ({len(front)} points, {status})"))
+    heading = fig.suptitle(
+        _plain(title or f"Pareto front: {' vs '.join(names)} ({len(front)} points, {status})")
+    )
+    caption = fig.supxlabel(_plain(LABEL_KEY), fontsize=7, color="0.3")
+    # Lay the figure out once (constrained layout, legend places), then freeze it: the labels are
+    # measured against this layout, so nothing may move when the file is drawn.
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    for ax in list(axes.flat)[: len(pairs)]:
+        if (legend := ax.get_legend()) is not None:
+            box = legend.get_window_extent().transformed(ax.transAxes.inverted())
+            legend.set_loc((box.x0, box.y0))  # "best" would move it again once the labels exist
+    unlabelled: set[int] = set()
+    for ax, (a, b) in zip(axes.flat, pairs, strict=False):
+        unlabelled.update(
+            _place_labels(ax, front.values(a), front.values(b), labels, knee, [heading, caption])
+        )
+    if unlabelled:
+        where = " (in a panel)" if len(pairs) > 1 else ""
+        caption.set_text(_plain(f"{LABEL_KEY}; no room to number{where} {_runs(sorted(unlabelled))}"))
     try:
         fig.savefig(path, dpi=110, metadata={"Description": f"points={len(front)} panels={len(pairs)}"})
     except OSError as exc:
