@@ -676,13 +676,19 @@ def _evaluate_training(
     framework: TrainingFramework = "megatron",
 ) -> TrainingPlan:
     """`config` under `framework`'s rules (`validation.require_training`: DeepSpeed's Ulysses
-    replicates KV heads where Megatron's context parallelism splits them), with the optimum of the
-    same framework when `compare`."""
+    replicates KV heads where Megatron's context parallelism splits them) and on GPUs the launch lines
+    start (`frameworks._common.node_shape`, the planner's rule on world sizes), with the
+    optimum of the same framework when `compare`."""
+    from autoparallel.frameworks._common import node_shape
     from autoparallel.memory import training
     from autoparallel.perf.training import cost_to_tokens, training_perf
 
     config = config.model_copy(update={"precision": job_precision(config.precision, c.gpu)})
     require_training(m, c, config, framework=framework)
+    # The launch lines' rule on GPU counts, which the planner's world sizes follow
+    # (`solvers.training.space.world_size_problem`): 9 GPUs on nodes of 8 were evaluated, then refused
+    # by `torchrun_command` (the CLI's exit 2, the API's traceback from `to_dict`).
+    node_shape(config.world_size, c)
     if framework == "deepspeed":
         _require_deepspeed_sharding(m, config)
     mem, perf = training.training_memory(m, c.gpu, config), training_perf(m, c, config)

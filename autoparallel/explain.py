@@ -440,8 +440,10 @@ def _training_time_lines(plan: TrainingPlan) -> list[str]:
         c = plan.cost
         out += [
             "",
-            f"to train {c.tokens:,.0f} tokens: {c.time_s / 86400:,.2f} days ({c.time_s / 3600:,.1f} h), "
-            f"{c.gpu_hours:,.0f} GPU-hours, ${c.usd:,.0f}",
+            f"to train {c.tokens:,.0f} tokens ({c.steps:,} step{'s' * (c.steps != 1)}): "
+            f"{c.time_s / 86400:,.2f} days ({c.time_s / 3600:,.1f} h), "
+            f"{c.gpu_hours:,.{0 if c.gpu_hours >= 10 else 2}f} GPU-hours, "
+            f"${c.usd:,.{0 if c.usd >= 100 else 2}f}",
         ]
     return out
 

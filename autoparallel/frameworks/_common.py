@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from autoparallel.configs import precision_problem
 from autoparallel.errors import InputError
-from autoparallel.hardware.gpu import host_size
+from autoparallel.hardware.gpu import host_size, launchable_world
 from autoparallel.validation import fp8_gpu_problem, job_precision
 
 if TYPE_CHECKING:
@@ -117,15 +117,15 @@ def node_shape(world_size: int, cluster: Cluster) -> tuple[int, int]:
         raise InputError(
             f"the plan needs {world_size} GPUs but cluster {cluster.spec} has {cluster.world_size}"
         )
+    if not launchable_world(world_size, cluster.gpu.name, cluster.gpus_per_node):
+        raise InputError(_partial_hosts_problem(world_size, cluster))
     host = gpus_per_host(cluster)
     if world_size <= host:
         return 1, world_size
     if world_size % host == 0:
         return world_size // host, host
-    if world_size <= cluster.gpus_per_node:
-        per_host = max(d for d in range(1, host + 1) if world_size % d == 0)
-        return world_size // per_host, per_host
-    raise InputError(_partial_hosts_problem(world_size, cluster))
+    per_host = max(d for d in range(1, host + 1) if world_size % d == 0)  # within one node
+    return world_size // per_host, per_host
 
 
 def _partial_hosts_problem(world_size: int, cluster: Cluster) -> str:

@@ -53,6 +53,17 @@ def host_size(gpu_name: str, gpus_per_node: int) -> int:
     return min(GPUS_PER_HOST.get(gpu_name, gpus_per_node), gpus_per_node)
 
 
+def launchable_world(world: int, gpu_name: str, gpus_per_node: int) -> bool:
+    """Whether a launcher starts `world` ranks as the cost model places them (node-major on whole
+    nodes): within one host, on whole hosts, or within one node (as many on each host used). Ranks over
+    several nodes that do not fill whole hosts (8 + 1 on nodes of 8) do not start: the launch lines
+    start one process count on every host (torchrun's `--nproc-per-node`, DeepSpeed's hostfile
+    `slots`). The one rule of the training space's world sizes and the launchers'
+    (`frameworks._common.node_shape`)."""
+    host = host_size(gpu_name, gpus_per_node)
+    return world <= host or world % host == 0 or world <= gpus_per_node
+
+
 MIN_USD_PER_GPU_HOUR = 0.001
 """Least GPU-hour price read (a tenth of a cent): costs are solved in micro-US$, where a price of
 5e-7 $/h rounded to 0 and made every GPU free."""

@@ -25,6 +25,7 @@ schedule, data-parallel sync and the optimizer step); this module turns them int
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from autoparallel.configs import Recompute, TrainingConfig
@@ -302,12 +303,14 @@ def training_perf(
 
 
 class TrainingCost(_Frozen):
-    """Time and money to train on a token budget."""
+    """Time and money to train on a token budget, in whole optimizer steps (`cost_to_tokens`)."""
 
     tokens: float
-    """Training tokens."""
+    """The token budget."""
+    steps: int
+    """Optimizer steps that train it, rounded up to whole ones: ⌈tokens / (global batch × seq_len)⌉."""
     time_s: float
-    """Wall-clock time, s."""
+    """Wall-clock time of those steps, s."""
     gpu_hours: float
     """GPU-hours (time × GPUs)."""
     usd: float
@@ -322,23 +325,35 @@ def cost_to_tokens(
     *,
     perf: TrainingPerf | None = None,
 ) -> TrainingCost:
-    """Time, GPU-hours and US$ to train `tokens` tokens with `cfg` on `cluster`."""
+    """Time, GPU-hours and US$ to train `tokens` tokens with `cfg` on `cluster`, the tokens rounded up
+    to whole optimizer steps: a step trains global batch × seq_len tokens and takes the step time, so
+    a budget of 1,000 tokens at global batch 128 × seq_len 8192 takes one step of 1,048,576 tokens
+    (charged as a fraction of a step, it took 0.014 s of a 15 s step). `TrainingCost.steps` counts
+    them."""
     p = training_perf(model, cluster, cfg) if perf is None else perf
-    time_s = tokens / p.tokens_per_s
+    per_step = cfg.global_batch * cfg.seq_len
+    steps = math.ceil(tokens / per_step)
+    time_s = steps * p.step_time_s
     gpu_hours = time_s / 3600.0 * cfg.world_size
     return TrainingCost(
-        tokens=tokens, time_s=time_s, gpu_hours=gpu_hours, usd=gpu_hours * cluster.gpu.usd_per_hour
+        tokens=tokens,
+        steps=steps,
+        time_s=time_s,
+        gpu_hours=gpu_hours,
+        usd=gpu_hours * cluster.gpu.usd_per_hour,
     )
 
 
 def training_perf_dict(perf: TrainingPerf, cost: TrainingCost | None = None) -> dict[str, object]:
     """The JSON form of `perf` (every TrainingPerf field, the existing keys unchanged) plus
-    `components_s` (`TrainingPerf.components`) and, with a token budget, `tokens_to_train`,
-    `time_to_train_s`, `time_to_train_days`, `gpu_hours` and `usd_to_train`."""
+    `components_s` (`TrainingPerf.components`) and, with a token budget, `tokens_to_train` (the
+    budget), `steps_to_train` (the whole steps that train it, `cost_to_tokens`: the time and cost
+    are theirs), `time_to_train_s`, `time_to_train_days`, `gpu_hours` and `usd_to_train`."""
     out: dict[str, object] = perf.model_dump(mode="json")
     out["components_s"] = perf.components()
     if cost is not None:
         out["tokens_to_train"] = cost.tokens
+        out["steps_to_train"] = cost.steps
         out["time_to_train_s"] = cost.time_s
         out["time_to_train_days"] = cost.time_s / 86400.0
         out["gpu_hours"] = cost.gpu_hours

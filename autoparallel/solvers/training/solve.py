@@ -7,15 +7,17 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import TYPE_CHECKING
 
-from autoparallel.errors import InfeasibleError
+from autoparallel.bounds import BOUNDS
+from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.memory.training import GIB, TrainingMemoryReport
 from autoparallel.objectives import Chain, label, parse_objective
 from autoparallel.perf.training import TrainingPerf, cost_to_tokens
 from autoparallel.solvers import driver
-from autoparallel.solvers.settings import SolverSettings
+from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings
 from autoparallel.solvers.training.decoder import (
     Objective,
     RunnerUp,
@@ -39,7 +41,12 @@ from autoparallel.solvers.training.points import (
     refine_bounds,
     zero_pipeline_ok,
 )
-from autoparallel.solvers.training.space import TrainingOptions, build_space
+from autoparallel.solvers.training.space import (
+    TrainingOptions,
+    build_space,
+    cp_chunks,
+    cp_dropped_by_sequence,
+)
 from autoparallel.solvers.training.tables import MIB_BYTES, TrainingTables, build_tables
 
 if TYPE_CHECKING:
@@ -54,7 +61,7 @@ def explain_infeasible(t: TrainingTables, core: driver.Core) -> InfeasibleError:
     sp, wl = t.space, t.space.workload
     reasons = [_reason(t, name) for name in core.needed]
     if core.undecided:
-        reasons.append(f"undecided within the time limit (raise --time-limit): {', '.join(core.undecided)}")
+        reasons.append(f"undecided within the time limit ({RAISE_LIMIT}): {', '.join(core.undecided)}")
     return InfeasibleError(
         f"no training layout of {sp.model.name} fits {sp.cluster.world_size} x {sp.cluster.gpu.name} for "
         f"sequence length {wl.seq_len} and global batch {wl.global_batch}",
@@ -97,10 +104,7 @@ def _reason(t: TrainingTables, family: str) -> str:
             f"micro-batch {list(sp.micro_batches)} and dp {dps}"
         )
     if family == "zero_pipeline":
-        return (
-            "zero_pipeline: ZeRO-2/3 need pp = 1 (DeepSpeed's pipeline engine rejects them), and the "
-            f"allowed pipeline degrees are {sorted({s.pp for s in sp.shapes})}"
-        )
+        return _zero_pipeline_reason(t)
     if family == "stage_layers":
         return f"stage_layers: every pipeline stage needs at least one of the {sp.num_layers} decoder layers"
     if family == "uniform_stages":
@@ -112,6 +116,80 @@ def _reason(t: TrainingTables, family: str) -> str:
             "(options.per_stage_recompute=False)"
         )
     return family
+
+
+def _zero_pipeline_reason(t: TrainingTables) -> str:
+    """The rule `zero_pipeline` (`constraints.add_zero_pipeline`) in the plan's framework's own terms:
+    DeepSpeed's PipelineEngine refuses ZeRO-2/3; Megatron runs pipeline stages with its distributed
+    optimizer (zero=dist), and ZeRO-2/3 there is Megatron-FSDP, which the planner keeps to pp = 1 as
+    Megatron-LM documents and tests it (`frameworks.megatron.FSDP_PIPELINE_NOTE`)."""
+    sp = t.space
+    pps = sorted({s.pp for s in sp.shapes})
+    if sp.options.framework == "deepspeed":
+        return (
+            "zero_pipeline: DeepSpeed's PipelineEngine runs ZeRO 0 or 1 only (deepspeed/runtime/pipe/"
+            "engine.py: 'ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism'), so zero=2/3 "
+            f"need pp = 1, and the allowed pipeline degrees are {pps}"
+        )
+    return (
+        "zero_pipeline: zero=2/3 run on Megatron-FSDP, which the plans keep to pp = 1 (Megatron-LM "
+        "documents and tests it without pipeline parallelism; --megatron-fsdp-version 2 refuses pp > 1), "
+        "while the distributed optimizer (zero=dist) runs with pipeline stages; the allowed pipeline "
+        f"degrees are {pps}"
+    )
+
+
+def _infeasible(
+    t: TrainingTables, core: driver.Core, settings: SolverSettings, deadline: float
+) -> InfeasibleError:
+    """`explain_infeasible`'s error, led by the rule `cp_divides_sequence` where it binds
+    (`_cp_relaxation`): a rule that only shrank the cp domain is otherwise never named."""
+    err = explain_infeasible(t, core)
+    cp = _cp_relaxation(t, settings, deadline)
+    return err if cp is None else InfeasibleError(str(err.args[0]), (cp, *err.reasons), err.fixes)
+
+
+def _cp_relaxation(t: TrainingTables, settings: SolverSettings, deadline: float) -> str | None:
+    """The rule `cp_divides_sequence` with its numbers when relaxing it would fit, else None.
+
+    The cp degrees it dropped (`space.cp_dropped_by_sequence`: the sequence is no multiple of their
+    chunks) are planned alone for the sequence padded to the next length they all divide, within the
+    time the call has left; a plan there (necessarily one of those degrees) shows the rule binding:
+    Llama-3.1-70B on 8x8xH100 at seq_len 131070 named only ZeRO/pipeline and memory, while 131072
+    plans tp=8 cp=8. None when nothing was dropped, or the relaxed plan is infeasible too, outlasts
+    the time left or needs a sequence above the bounds."""
+    sp = t.space
+    wl, opts = sp.workload, sp.options
+    dropped = cp_dropped_by_sequence(wl.seq_len, sp.cluster.gpu, opts)
+    left = settings.until(deadline)
+    if not dropped or left is None:
+        return None
+    step = math.lcm(*(cp_chunks(cp, opts.framework) for cp in dropped))
+    padded = -(-wl.seq_len // step) * step
+    if padded > BOUNDS["seq_len"].hi:
+        return None
+    relaxed = opts.model_copy(update={"cp_values": dropped, "runner_up": False})
+    try:
+        sol = solve_training(
+            sp.model, sp.cluster, wl.model_copy(update={"seq_len": padded}), settings=left, options=relaxed
+        )
+    except (InfeasibleError, InputError, SolverTimeoutError):
+        return None
+    c = sol.config
+    layout = f"tp={c.tp},pp={c.pp},cp={c.cp},ep={c.ep},dp={c.dp}, zero={c.zero.value}"
+    chunks, how = (
+        ("2·cp", "Megatron's load-balanced context parallelism")
+        if opts.framework == "megatron"
+        else ("cp", "DeepSpeed-Ulysses")
+    )
+    kept = sorted({s.cp for s in sp.shapes})
+    return (
+        f"cp_divides_sequence: {how} cuts each sequence into {chunks} equal chunks, and seq_len "
+        f"{wl.seq_len} is no multiple of {chunks} for cp {', '.join(map(str, dropped))}, which leaves cp "
+        f"{', '.join(map(str, kept))}; padded to {padded} tokens (a multiple of {step}), the sequence "
+        f"trains on {layout} at {sol.memory.peak_gib:.2f} GiB per GPU ({t.usable_bytes / GIB:.2f} GiB "
+        "usable)"
+    )
 
 
 def _runner_up(
@@ -195,11 +273,11 @@ def solve_training(
     t = build_tables(build_space(model, cluster, workload, options), deadline)
     clock.lap("tables")
     if not any(g for row in t.grad_accum for g in row):
-        raise explain_infeasible(t, driver.Core(needed=("global_batch",)))
+        raise _infeasible(t, driver.Core(needed=("global_batch",)), settings, deadline)
     if memory_rules_out_everything(t):
         # Memory alone is the usual cause; proving the other families innocent by deletion trials can
         # take CP-SAT longer than the time limit, and this certificate from the tables settles it.
-        raise explain_infeasible(t, driver.Core(needed=("memory",)))
+        raise _infeasible(t, driver.Core(needed=("memory",)), settings, deadline)
     bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10), deadline)
     clock.lap("bounds_hints")
     runner_point: Point | None = None
@@ -269,7 +347,7 @@ def _nothing_fits(
 ) -> InfeasibleError:
     """The explanation of an infeasible space: its minimal core, found on a model with free families."""
     core = driver.minimal_core(build(t, bounds, explain=True), settings, deadline=deadline)
-    return explain_infeasible(t, core)
+    return _infeasible(t, core, settings, deadline)
 
 
 def _decomposable(chain: Chain, t: TrainingTables, settings: SolverSettings) -> tuple[str, ...] | None:

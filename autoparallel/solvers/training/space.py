@@ -11,7 +11,7 @@
                model and no such shape for an MoE one (`_sequence_parallel`); in FP8, only shapes
                whose GEMM dimensions Transformer Engine runs (`validation.fp8_gemm_problem`) and, per
                micro-batch size, token rows it runs (`validation.fp8_token_problem`: `grad_accum` is 0
-               for the others)
+               for the others); world sizes the launch lines start (`_launchable_worlds`)
     micro      sequences per micro-batch, 1-8; grad-accumulation follows from micro × dp × ga == global batch
     state      ZeRO stage / distributed optimizer × optimizer offload × parameter offload
     recompute  none / selective / full, chosen per pipeline stage
@@ -34,6 +34,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 from autoparallel.bounds import UserInput, check_choices
 from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
+from autoparallel.hardware.gpu import host_size, launchable_world
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.solvers.problem import Problem
 from autoparallel.validation import (
@@ -93,7 +94,9 @@ class TrainingOptions(_Frozen):
     GPU); perf/training.py charges the CPU Adam step and the PCIe copies, but not ZeRO-3 parameter
     offload's per-micro-batch fetch."""
     world_sizes: tuple[int, ...] | None = None
-    """GPU counts the job may use (default: the whole cluster)."""
+    """GPU counts the job may use (default: the whole cluster). Only counts the launch lines start
+    (`world_size_problem`: over several nodes, whole hosts) are planned; the others are dropped,
+    and a list of such counts alone is an InputError (`build_space`)."""
     non_uniform_stages: bool = True
     """Layers per stage chosen freely; False: Megatron's even split (remainder on the first stages)."""
     per_stage_recompute: bool = False
@@ -308,6 +311,54 @@ def _fp8_rows_ok(
     return fp8_token_problem(workload.seq_len, micro, shape.tp, shape.cp, sp) is None
 
 
+def world_size_problem(world: int, cluster: Cluster) -> str | None:
+    """Why a training job of `world` GPUs cannot start on `cluster` (None: it can): ranks over several
+    nodes must fill whole hosts (`hardware.gpu.host_size`: a node, or a GB200 rack's hosts of 4),
+    since the launch lines start one process count on every host (torchrun's `--nproc-per-node`,
+    DeepSpeed's hostfile `slots`) while the cost model places the ranks node-major, 8 + 1 on nodes of
+    8 (`hardware.gpu.launchable_world`, the rule `frameworks._common.node_shape` applies to a plan's
+    launch lines and `api.evaluate` to a configuration)."""
+    node = cluster.gpus_per_node
+    host = host_size(cluster.gpu.name, node)
+    if world > cluster.world_size:
+        return f"{world} GPUs: cluster {cluster.spec} has {cluster.world_size}"
+    if launchable_world(world, cluster.gpu.name, node):
+        return None
+    where = "nodes" if host == node else f"hosts ({cluster.gpu.name}: {host} GPUs per host)"
+    return (
+        f"{world} GPUs over several nodes do not fill whole {where} of {host}: the cost model places the "
+        "ranks node-major and the launch lines start one process count on every host; use a multiple "
+        f"of {host} GPUs or at most {node}"
+    )
+
+
+def _launchable_worlds(
+    worlds: list[int], cluster: Cluster, opts: TrainingOptions, out: dict[str, list[str]]
+) -> list[int]:
+    """The GPU counts of `worlds` that the launch lines start (`world_size_problem`: ranks over several
+    nodes fill whole hosts, 8 + 1 GPUs on nodes of 8 do not), the rule `evaluate` applies to a
+    configuration's world size. The others are dropped with the reason under
+    `node_shape`, as the serving planner drops the values of its options it cannot place; when none
+    is left, an InputError naming the rule and the counts.
+
+    Raises:
+        InputError: no count of `worlds` fills whole hosts (a `world_sizes` option of such counts alone).
+    """
+    bad = {w: problem for w in worlds if (problem := world_size_problem(w, cluster)) is not None}
+    if not bad:
+        return worlds
+    keep = [w for w in worlds if w not in bad]
+    if not keep:
+        given = opts.world_sizes is not None
+        named = f"world_sizes {sorted(bad)}" if given else f"the cluster's {worlds[0]} GPUs"
+        problem = next(iter(bad.values()))
+        if len(bad) == 1:
+            raise InputError(f"{named}: node shape rule: {problem}")
+        raise InputError(f"{named}: node shape rule, none is a GPU count the launch lines start ({problem})")
+    out.setdefault("node_shape", []).extend(f"world size {w} dropped: {p}" for w, p in bad.items())
+    return keep
+
+
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
@@ -346,13 +397,34 @@ def _pp_domain(
     return keep
 
 
-def _cp_domain(seq_len: int, gpu: GPU, opts: TrainingOptions, out: dict[str, list[str]]) -> list[int]:
+def _cp_candidates(seq_len: int, opts: TrainingOptions) -> tuple[int, ...]:
+    """The context-parallel degrees the rules then filter: `opts.cp_values`, else the powers of two
+    keeping at least `min_tokens_per_cp_rank` tokens of a sequence on each rank (and 1)."""
     if opts.cp_values is not None:
-        cand = opts.cp_values
-    else:
-        cand = tuple(1 << k for k in range(8) if seq_len >> k >= opts.min_tokens_per_cp_rank or k == 0)
+        return tuple(sorted(set(opts.cp_values)))
+    return tuple(1 << k for k in range(8) if seq_len >> k >= opts.min_tokens_per_cp_rank or k == 0)
+
+
+def cp_chunks(cp: int, framework: TrainingFramework) -> int:
+    """The equal chunks a sequence is cut into at context-parallel degree `cp` (`validation.
+    cp_sequence_problem`): 2·cp for Megatron's load balance, cp for DeepSpeed-Ulysses."""
+    return 2 * cp if framework == "megatron" else cp
+
+
+def cp_dropped_by_sequence(seq_len: int, gpu: GPU, opts: TrainingOptions) -> tuple[int, ...]:
+    """The candidate cp degrees that the rule `cp_divides_sequence` alone removes for `seq_len` (the
+    others of `_cp_domain`'s rules would keep them out at any length)."""
+    return tuple(
+        cp
+        for cp in _cp_candidates(seq_len, opts)
+        if cp_sequence_problem(seq_len, cp, opts.framework) is not None
+        and cp_attention_problem(cp, gpu) is None
+    )
+
+
+def _cp_domain(seq_len: int, gpu: GPU, opts: TrainingOptions, out: dict[str, list[str]]) -> list[int]:
     keep = []
-    for cp in sorted(set(cand)):
+    for cp in _cp_candidates(seq_len, opts):
         if (problem := cp_sequence_problem(seq_len, cp, opts.framework)) is not None:
             out.setdefault("cp_divides_sequence", []).append(problem)
             continue
@@ -457,6 +529,7 @@ def build_space(
     if worlds[0] < 1 or worlds[-1] > world:
         raise InputError(f"world_sizes {worlds} must lie in 1..{world} (the cluster's GPUs)")
     out: dict[str, list[str]] = {}
+    worlds = _launchable_worlds(worlds, cluster, options, out)
     tps = _tp_domain(model, cluster, options, out)
     pps = _pp_domain(model, worlds, options, out)
     cps = _cp_domain(workload.seq_len, cluster.gpu, options, out)
