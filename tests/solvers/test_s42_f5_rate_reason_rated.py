@@ -76,3 +76,19 @@ def test_the_reported_llama_70b_case_agrees_with_the_comparison() -> None:
     carried = solve_fleet(fleet_of_one(model, w), cluster).deployment.models[0].capacity_rps
     assert rps_text(carried) == "6.53"
     assert reason.endswith("meets TPOT ≤ 20 ms carries 6.53/s" + HELD.format(2000))
+
+
+def test_with_several_replicas_the_quote_is_what_this_planner_plans() -> None:
+    """Its replicas' slots pooled, as the serving tables pool them (vLLM's data-parallel front end):
+    rated per replica, as the deployment planner rates separate engines, Llama-3.1-8B on 1x8xH100
+    quoted 137.18/s where 138.3 planned."""
+    model, cluster = load_model(MODEL), Cluster.parse("1x8xH100")
+    with pytest.raises(InfeasibleError) as info:
+        solve_serving_top(model, cluster, _workload(138.5), fixes=False)
+    (reason,) = [r for r in info.value.reasons if r.startswith("request_rate:")]
+    found = QUOTED.fullmatch(reason)
+    assert found is not None
+    quoted = float(found.group(1))
+    assert quoted >= 138.3
+    plans = solve_serving_top(model, cluster, _workload(quoted), fixes=False)
+    assert plans[0].estimate.perf.ttft_ms <= 2000
