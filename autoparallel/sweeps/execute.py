@@ -293,25 +293,39 @@ PARENT_POLL_S = 1.0
 """How often a pool worker checks that the sweep's process is still its parent (`_worker_init`)."""
 
 
-def _worker_init(marks_dir: str, parent_pid: int) -> None:
+def _worker_init(marks_dir: str, sweep_pid: int) -> None:
     """A pool worker's start: SIGINT ignored (the sweep's process ends its workers on Ctrl-C, where a
     worker's own KeyboardInterrupt left it waiting on the pool's queue for ever once the parent had
     gone), where to mark the scenario it runs, and a watch on its parent: a sweep's process killed
     outright (SIGKILL, as the out-of-memory killer sends: no handler runs, `stop_pools` neither) left
     its workers re-parented and waiting on the pool's queue for ever, and its marks folder behind; each
-    now removes the folder and exits within `PARENT_POLL_S` of its parent's death (its parent pid
-    changes)."""
+    now removes the folder and exits within `PARENT_POLL_S` of the death of the sweep's process
+    (`sweep_pid`) or of the parent it started with (the sweep's process under fork and spawn, the fork
+    server under forkserver, Python 3.14's default on Linux, which outlives the sweep's process while
+    it has workers: a worker comparing its parent with `sweep_pid` ended at once there)."""
     global _MARKS_DIR
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _MARKS_DIR = marks_dir
+    parent_pid = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while os.getppid() == parent_pid and _alive(sweep_pid):
             time.sleep(PARENT_POLL_S)
         shutil.rmtree(marks_dir, ignore_errors=True)  # the parent's `discard_marks` never ran
         os._exit(1)
 
     threading.Thread(target=watch, name="autoparallel-sweep-parent-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists (one of another user's too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _solve_marked(scenario: Scenario, time_limit_s: float) -> dict[str, Any]:

@@ -11,10 +11,16 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 _SCRIPT = """
-import time
-from autoparallel.sweeps.execute import _SweepPool
-pool = _SweepPool(2)
+import multiprocessing, sys, time
+from autoparallel.sweeps import execute
+multiprocessing.set_start_method(sys.argv[1], force=True)
+pool = execute._SweepPool(2)
+# the workers outlive their parent watch's first polls while the sweep's process lives (forkserver:
+# their parent is the fork server, not the sweep's process, and they all ended at once)
+assert pool.submit(time.sleep, 1.5 * execute.PARENT_POLL_S).result() is None
 futures = [pool.submit(time.sleep, 60) for _ in range(4)]
 time.sleep(0.5)
 print(pool.marks, " ".join(str(p.pid) for p in pool.workers()), flush=True)
@@ -31,8 +37,9 @@ def _alive(pid: int) -> bool:
         return f.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def test_workers_exit_when_the_sweeps_process_is_killed() -> None:
-    proc = subprocess.Popen([sys.executable, "-c", _SCRIPT], stdout=subprocess.PIPE, text=True)
+@pytest.mark.parametrize("start", ["fork", "forkserver"])
+def test_workers_exit_when_the_sweeps_process_is_killed(start: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, start], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     marks, *words = proc.stdout.readline().split()
     pids = [int(p) for p in words]
