@@ -405,21 +405,27 @@ def _place_labels(
     the legend, the `avoid` texts or the panel's edge: each point gets `#i configuration` at the first of a
     few spots around it that is free (the knee first, then the front's order), else just `#i`, else
     nothing. Returns the points that got no label."""
-    from matplotlib.transforms import Bbox
+    import numpy as np
 
     pixels = ax.get_figure(root=True).dpi / 72.0  # per point
     centres = ax.transData.transform(list(zip(xs, ys, strict=True)))
-    taken: list[Any] = []  # boxes of what is drawn (markers, legend, titles) and of the labels placed
+    # extents (x0, y0, x1, y1) in pixels of what is drawn (markers, legend, titles) and of the labels
+    # placed; a candidate spot is tested against all at once (a Python loop of Bbox.overlaps over them
+    # took 5 of the 7 s of a 200-point, 3-objective plot)
+    boxes: list[tuple[float, float, float, float]] = []
     for k, (cx, cy) in enumerate(centres):
         for size in (DOT_SIZE, KNEE_SIZE) if k == knee else (DOT_SIZE,):
             r = math.sqrt(size) / 2 * pixels
-            taken.append(Bbox.from_extents(cx - r, cy - r, cx + r, cy + r))
+            boxes.append((cx - r, cy - r, cx + r, cy + r))
     for artist in (ax.get_legend(), *avoid):
         if artist is not None and artist.get_visible():
-            taken.append(artist.get_window_extent())
+            e = artist.get_window_extent()
+            boxes.append((e.x0, e.y0, e.x1, e.y1))
+    taken = np.array(boxes, dtype=float).reshape(-1, 4)
     frame = ax.bbox
     order = [knee, *(i for i in range(len(xs)) if i != knee)]
     todo = [(i, f"#{i} {labels[i]}") for i in order]
+    spots = ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1))
     for short in (False, True):
         missed = []
         for i, text in todo:
@@ -430,16 +436,28 @@ def _place_labels(
                 _plain(text), (xs[i], ys[i]), xytext=(0, 0), textcoords="offset points", fontsize=6, alpha=0.8
             )
             note.set_in_layout(False)
-            for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)):
-                note.xyann = (dx * g, dy * g)
-                note.set_horizontalalignment({1: "left", 0: "center", -1: "right"}[dx])
-                note.set_verticalalignment({1: "bottom", 0: "center", -1: "top"}[dy])
-                box = note.get_window_extent().padded(2.0)  # pixels: a gap between labels
+            size = note.get_window_extent()  # measured once: each spot's box follows from its offset
+            w, h = size.width, size.height
+            cx, cy = centres[i]
+            for dx, dy in spots:
+                ox, oy = cx + dx * g * pixels, cy + dy * g * pixels
+                x0 = ox if dx == 1 else ox - w if dx == -1 else ox - w / 2
+                y0 = oy if dy == 1 else oy - h if dy == -1 else oy - h / 2
+                box = (x0 - 2.0, y0 - 2.0, x0 + w + 2.0, y0 + h + 2.0)  # pixels: a gap between labels
                 inside = (
-                    frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+                    frame.x0 <= box[0] and box[2] <= frame.x1 and frame.y0 <= box[1] and box[3] <= frame.y1
                 )
-                if inside and not any(box.overlaps(t) for t in taken):
-                    taken.append(box)
+                hits = (
+                    (taken[:, 0] < box[2])
+                    & (box[0] < taken[:, 2])
+                    & (taken[:, 1] < box[3])
+                    & (box[1] < taken[:, 3])
+                )
+                if inside and not hits.any():
+                    note.xyann = (dx * g, dy * g)
+                    note.set_horizontalalignment({1: "left", 0: "center", -1: "right"}[dx])
+                    note.set_verticalalignment({1: "bottom", 0: "center", -1: "top"}[dy])
+                    taken = np.vstack([taken, box])
                     break
             else:
                 note.remove()
