@@ -405,6 +405,11 @@ def make_workload(
     if training and serving:
         raise InputError(f"a workload mixes training fields {training} with serving fields {serving}")
     kind: Literal["serving", "training"] = "training" if training else "serving"
+    name = str(fields.get("name", "")).lower()
+    if kind == "serving" and name in PRESETS and "preset" not in fields and FILE_FIELD not in fields:
+        # A preset's name names the preset, the row's fields over it, as `--workload rag --isl 1024`:
+        # `{name: rag, isl: 1024}` planned 1024 / 256 tokens without rag's TTFT limit as "rag isl=1024".
+        fields["preset"] = name
     if kind == "training":
         fields.pop("name", None)
     elif set(fields) == {"name"}:
@@ -413,16 +418,6 @@ def make_workload(
         raise InputError(
             f"workload {fields['name']!r} sets only a name; give it a preset (e.g. chatbot), a "
             "workload_file or serving fields"
-        )
-    elif str(fields.get("name", "")).lower() in PRESETS and fields.get("preset") is None:
-        # Labelled as the preset without being it: `{name: rag, isl: 1024}` planned 1024 / 256 tokens
-        # without rag's TTFT limit as "rag isl=1024" (a workload file so named is refused alike,
-        # `workload_profile.load_workload_file`).
-        name = str(fields["name"]).lower()
-        raise InputError(
-            f"workload {fields['name']!r} is named like the {name} preset but is not it; give the preset "
-            f"(`workload: {name}` with your fields beside it: the preset, your fields over it) or "
-            "another name"
         )
     elif "preset" in fields:
         fields["preset"] = str(fields["preset"]).lower()
