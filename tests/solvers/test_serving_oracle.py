@@ -48,7 +48,7 @@ CLUSTERS = (
     "1x2xH200",
     "2x2xL40S",
 )
-EXAMPLES = 200
+EXAMPLES = 150
 """Instances to draw over all models (`tests.property_examples` scales them): the property runs once per
 model with EXAMPLES / len(MODELS) instances each, so that no single test runs long."""
 OBJECTIVES = ("throughput", "ttft", "tpot", "cost", "memory")
