@@ -19,7 +19,12 @@ RATE_ONLY_PD = [
 """tests/cli/test_disagg_cmd.py's case: no aggregated engine carries 8 req/s at TPOT 20 ms; 4P:1D does."""
 
 
-def test_auto_serves_what_only_vllm_disaggregation_serves(capsys: pytest.CaptureFixture[str]) -> None:
+def test_auto_serves_what_only_vllm_disaggregation_serves(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The single-engine plan's nearest fixes (three engines' tables solved four more times, 6 of this
+    # test's 8 s) are checked in tests/solvers/test_remedies.py; the verdict is what is tested here.
+    monkeypatch.setattr("autoparallel.solvers.serving.remedies.nearest_fixes", lambda *a, **k: ())
     assert main([*RATE_ONLY_PD, "--engine", "auto"]) == 0
     out = capsys.readouterr().out
     assert "-> disaggregated: only the disaggregated deployment serves 8 req/s" in out
