@@ -445,20 +445,21 @@ def _spread(cv: float, quantiles: tuple[float, ...] | None) -> float:
     return max(square / (mean * mean) - 1.0, 0.0)
 
 
-def rps_text(value: float, *, up: bool = False) -> str:
+def rps_text(value: float, *, up: bool = False, digits: int = 2) -> str:
     """A rate (requests/s) for text: two decimals, or three significant digits below 1 req/s (an engine at
     osl 100,000 carries 0.0005 req/s, which two decimals print as 0.00), rounded down, as JSON's
     `capacity_rps` is (`plan.round_floats`): a capacity is the most a plan carries, and one printed
     rounded up (14.8092 as 14.81) fed back as a request rate left 0.0007 req/s unmet. `up` rounds up,
-    for an unmet rate: a shortfall never prints smaller than it is, nor as 0.00."""
+    for an unmet rate: a shortfall never prints smaller than it is, nor as 0.00. `digits`: decimals from
+    1 req/s up (more where a shortfall hides in the second: 16.7152942 /s against 16.7152945)."""
     if not math.isfinite(value):
         return f"{value:.3g}"
     exact = decimal.Decimal(repr(value))  # repr: 14.81 stays 14.81, not 14.8099999...
     step = (
-        decimal.Decimal("0.01")
+        decimal.Decimal(1).scaleb(-digits)
         if abs(value) >= 1 or value == 0
         else decimal.Decimal(1).scaleb(exact.adjusted() - 2)
     )
     rounding = decimal.ROUND_CEILING if up else decimal.ROUND_FLOOR
     shown = exact.quantize(step, context=decimal.Context(prec=400, rounding=rounding))  # 1.8e308 fits
-    return f"{float(shown):.2f}" if abs(shown) >= 1 else f"{float(shown):.3g}"
+    return f"{float(shown):.{digits}f}" if abs(shown) >= 1 else f"{float(shown):.3g}"

@@ -7,8 +7,6 @@ filter). Each family then states its numbers from the float-model tables.
 
 from __future__ import annotations
 
-import decimal
-
 from autoparallel.errors import InfeasibleError, SolverTimeoutError
 from autoparallel.memory.vllm_config import loaded_on
 from autoparallel.perf.engine_support import ENGINE_NAMES, node_span_problem
@@ -392,19 +390,13 @@ def _rate_reason(space: ServingSpace, deadline: float | None = None) -> str:
     # As many decimals as it takes to show the shortfall (a rate just above capacity: 16.7152945 /s
     # arrive, 16.7152942 /s complete), rounded down as `rps_text` rounds a capacity.
     assert w.request_rate is not None
-    d = next((d for d in range(2, 10) if _down(best, d) < round(w.request_rate, d)), 10)
+    d = next((d for d in range(2, 10) if float(rps_text(best, digits=d)) < round(w.request_rate, d)), 10)
     rate = f"{w.request_rate:g}" if d == 2 else f"{w.request_rate:.{d}f}"
-    shown = rps_text(best) if d == 2 else f"{_down(best, d):.{d}f}"
+    shown = rps_text(best, digits=d)
     return (
         f"request_rate: {rate} requests/s arrive; the best plan that fits{within}{meets} "
         f"{verb} {shown}/s{tail}"
     )
-
-
-def _down(value: float, digits: int) -> float:
-    """`value` rounded down to `digits` decimals (as `rps_text` rounds a capacity)."""
-    step = decimal.Decimal(1).scaleb(-digits)
-    return float(decimal.Decimal(repr(value)).quantize(step, rounding=decimal.ROUND_DOWN))
 
 
 def _best_held_rate(space: ServingSpace, fits: list[int], deadline: float | None) -> float | None:
