@@ -438,7 +438,7 @@ def _refusal(
 
 
 def fleet_quantization_check(args: argparse.Namespace, spec: Any) -> list[str]:
-    """A --quantization list on a fleet file (`_quantization_refusal` for each entry's model): a value
+    """A --quantization list on a fleet file (`_refusal` for each entry's model): a value
     that applies to none of its models is refused (exit 2), as the value alone is; one that applies
     to some gets a note for each model that cannot take it (planned without it, as a mixed fleet of
     quantized and unquantized checkpoints may ask).
@@ -451,14 +451,16 @@ def fleet_quantization_check(args: argparse.Namespace, spec: Any) -> list[str]:
     quants = tuple(dict.fromkeys(quantization_value(q) for q in _split(text, "--quantization")))
     if len(quants) < 2:
         return []  # alone, the space refuses it with its reason
-    update = {"engines": engines_of(getattr(args, "engine", None))}
-    if getattr(args, "kv_cache_dtype", None) is not None:
-        update["kv_cache_dtypes"] = tuple(_split(args.kv_cache_dtype, "--kv-cache-dtype"))
+    engines = engines_of(getattr(args, "engine", None))
+    kv = getattr(args, "kv_cache_dtype", None)
+    kv_dtypes = tuple(_split(kv, "--kv-cache-dtype")) if kv is not None else ("auto",)
     cluster = args.cluster if args.cluster is not None else spec.cluster
-    ask = argparse.Namespace(cluster=cluster, gpus_file=getattr(args, "gpus_file", None))
+    gpus_file = getattr(args, "gpus_file", None)
     notes: list[str] = []
     for quant in quants:
-        refusals = [(e.model, _quantization_refusal(ask, e.model, quant, update)) for e in spec.models]
+        refusals = [
+            (e.model, _refusal(e.model, cluster, gpus_file, quant, engines, kv_dtypes)) for e in spec.models
+        ]
         refused = [(m, why) for m, why in refusals if why is not None]
         if len(refused) == len(refusals):
             raise InputError(f"--quantization {text}: {refused[0][1]}")
