@@ -7,6 +7,7 @@ import argparse
 import functools
 import json
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -480,11 +481,16 @@ def time_limit(args: argparse.Namespace) -> float | None:
     plans: --engine auto builds, solves and explains three engines' tables in one limit (Llama-3.1-70B
     on 2x8xH100 at 8 req/s and TPOT 20 ms: the single-engine section's explanation for three engines
     spent the default 10 s before the disaggregated deployment that serves the rate was tried, exit
-    1). None: the default (training, one engine)."""
+    1). None: the default (training, one engine). A given limit is what is left of it since `cmd_plan`
+    began (`started_s`: a hub fetch of the model spent the rest)."""
+    from autoparallel.bounds import BOUNDS
     from autoparallel.solvers.settings import SolverSettings
 
-    if args.time_limit is not None or getattr(args, "train", False):
-        return args.time_limit
+    if args.time_limit is not None:
+        spent = time.perf_counter() - getattr(args, "started_s", time.perf_counter())
+        return max(args.time_limit - spent, BOUNDS["time_limit_s"].lo)
+    if getattr(args, "train", False):
+        return None
     engines = len(engines_of(getattr(args, "engine", None)))
     return None if engines == 1 else engines * SolverSettings.model_fields["time_limit_s"].default
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -579,7 +580,17 @@ def check_plan_file(path: str) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """Solve for the best configuration and print it with its artifacts."""
+    """Solve for the best configuration and print it with its artifacts. --time-limit bounds the whole
+    command: a hub fetch of a model outside the zoo included (`fleet_cmd.time_limit` gives the solvers
+    what it left)."""
+    from autoparallel.models.hub import fetch_deadline
+
+    args.started_s = time.perf_counter()
+    with fetch_deadline(None if args.time_limit is None else args.started_s + args.time_limit):
+        return _plan(args)
+
+
+def _plan(args: argparse.Namespace) -> int:
     from autoparallel import api
 
     check_mode(args, "plan")
@@ -601,6 +612,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         fleet_cmd.vllm_memory_knob(fleet_cmd.engines_of(args.engine), args.gpu_memory_utilization is not None)
     # The workload as resolved (the flags over the workload file or preset) decides the planner: a file's
     # num_prompts asks for the replay as --num-prompts does (`fleet_cmd._cost_at_a_rate`).
+    if args.model is not None and not args.fleet:
+        api._model(args.model)  # a hub fetch now, within --time-limit: the solvers get what it leaves
     resolved = None if args.fleet or args.train else _serving_workload(args)
     if fleet_cmd.wants_fleet(args, resolved):
         given = [f for f in (*_WORKLOAD_FLAGS, "workload_file", "max_model_len") if getattr(args, f, None)]

@@ -8,7 +8,8 @@ quantization config of a config.json without one (`transformers_utils/config.py`
 `huggingface_hub` (the hub client transformers itself uses: endpoint `HF_ENDPOINT`, token `HF_TOKEN`,
 proxies, the local cache), without importing transformers or torch. The downloads run in one daemon
 thread that the caller stops waiting for after `AUTOPARALLEL_HUB_TIMEOUT` seconds (default 20) in all,
-so a server or proxy that accepts the connection and never answers costs that long at most.
+so a server or proxy that accepts the connection and never answers costs that long at most; within
+`fetch_deadline` (`plan --time-limit`, a limit on the whole command) no longer than that deadline.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import io
 import logging
 import os
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -39,6 +42,23 @@ def hub_timeout_s() -> float:
     if not 0 < value <= 3600:
         raise InputError(f"AUTOPARALLEL_HUB_TIMEOUT={value:g}: must be in (0, 3600] seconds")
     return value
+
+
+_deadline: float | None = None
+"""The `time.perf_counter()` no fetch may run past (`fetch_deadline`); None: the hub's time-out alone."""
+
+
+@contextlib.contextmanager
+def fetch_deadline(at: float | None) -> Iterator[None]:
+    """Within: a fetch gives up at `at` (a `time.perf_counter()`) where that comes before its own time-out.
+    `plan --time-limit` bounds the whole command: `plan someone/model --time-limit 2` took 20.8 s on an
+    unreachable hub (the hub's 20 s, then the plan's limit). None: no deadline."""
+    global _deadline
+    saved, _deadline = _deadline, at
+    try:
+        yield
+    finally:
+        _deadline = saved
 
 
 def offline() -> bool:
@@ -77,7 +97,9 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
     """
     if offline():
         raise InputError(f"{offline_variable()} is set, so it was not fetched")
-    limit = hub_timeout_s() if timeout_s is None else timeout_s
+    limit, bound = (hub_timeout_s() if timeout_s is None else timeout_s), "AUTOPARALLEL_HUB_TIMEOUT"
+    if _deadline is not None and _deadline - time.perf_counter() < limit:
+        limit, bound = max(0.0, _deadline - time.perf_counter()), "what --time-limit left"
     result: dict[str, Any] = {}
 
     # Imported here, not in the thread: the import configures the logger quieted below. Its lazy
@@ -127,7 +149,7 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
         hub_log.setLevel(level)
     if worker.is_alive():
         raise InputError(
-            f"the hub did not answer within {limit:g} s (AUTOPARALLEL_HUB_TIMEOUT); set HF_HUB_OFFLINE=1 "
+            f"the hub did not answer within {limit:.3g} s ({bound}); set HF_HUB_OFFLINE=1 "
             "to stay offline, or pass a local config.json"
         )
     if "error" in result:
