@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import autoparallel as ap
+from autoparallel import cli
 from autoparallel.cli import main
 from autoparallel.configs import ServingConfig, TrainingConfig
 from autoparallel.errors import InputError
@@ -437,6 +438,7 @@ def test_ctrl_c_exits_130_with_one_line(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(model_cmd, "cmd_models", interrupted)
+    monkeypatch.setattr(cli, "_grammar", cli.build_parser)  # a grammar that holds the patched handler
     rc, _, err = _run(["models"], capsys)
     assert rc == 130 and err == "autoparallel: interrupted\n"
 
@@ -450,6 +452,7 @@ def test_an_internal_error_exits_3_and_asks_for_a_report(
         raise ZeroDivisionError("division by zero")
 
     monkeypatch.setattr(model_cmd, "cmd_models", bug)
+    monkeypatch.setattr(cli, "_grammar", cli.build_parser)  # a grammar that holds the patched handler
     rc, _, err = _run(["models"], capsys)
     assert rc == 3 and err.count("\n") == 1
     assert "internal error: ZeroDivisionError: division by zero" in err and "please report it" in err

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -68,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     hardware_cmd.add_detect_parser(sub)
     profile_cmd.add_profile_parser(sub)
     return parser
+
+
+@functools.cache
+def _grammar() -> argparse.ArgumentParser:
+    """`build_parser`'s grammar, built once per process for `main`: it took 8-15 ms a call, which a
+    notebook or a test run calling `main` hundreds of times paid each time (parsing leaves it as it
+    was)."""
+    return build_parser()
 
 
 _EPILOG = """exit codes: 0 ok; 1 infeasible or cannot start (the binding constraints are named, with numbers);
@@ -215,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `autoparallel` script: the exit code (see the module doc)."""
     stdout = sys.stdout
     try:
-        args = build_parser().parse_args(argv)
+        args = _grammar().parse_args(argv)
         handler: Handler = args.func
         if stdout is None:  # launched with stdout closed (`>&-`): the output has nowhere to go
             raise StdoutUnwritable(None)

@@ -73,6 +73,7 @@ def test_an_oserror_of_the_command_itself_is_still_internal(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(model_cmd, "cmd_models", broken)
+    monkeypatch.setattr(cli, "_grammar", cli.build_parser)  # a grammar that holds the patched handler
     assert main(["models"]) == 3
     err = capsys.readouterr().err
     assert "internal error: OSError" in err and cli.REPORT in err
