@@ -224,7 +224,41 @@ def solve_top(
     top = check_number("top", top)
     if isinstance(w, Training) and top > 1:
         raise InputError(f"top={top} ranks serving plans by shape; a training job has one plan (top=1)")
+    if isinstance(w, Serving) and cost_at_a_rate(w, objective, top):
+        raise InputError(cost_at_a_rate_text(w))
     return _plans(m, c, w, objective, given_settings(settings), opts, top, mid)
+
+
+def cost_at_a_rate(workload: Serving, objective: Any, top: int = 1) -> bool:
+    """Whether a request asks for the $/hour that sustains `workload`'s request rate: cost the primary
+    objective (a lexicographic chain's first name, or a positive weight of a weighted one), a request
+    rate, no finite benchmark (`num_prompts`) and one plan (`top` 1). The deployment planner answers
+    it, sizing the replicas to the rate (`solve_fleet`, `plan MODEL --objective cost --request-rate`);
+    the single-engine planner's replica count is the most the GPUs hold and its cost $ per million
+    tokens at capacity (DeepSeek-V3 on 64x8xH100 at 20 req/s: 512 GPUs there, 48 in the deployment).
+    A finite benchmark or a ranking (`top` > 1) asks for one engine's replay or plans: the
+    single-engine planner answers them. The CLI's rule is `cli.fleet_cmd._cost_at_a_rate`.
+
+    Raises:
+        InputError: an objective `parse_objective` refuses.
+    """
+    if workload.request_rate is None or workload.num_prompts is not None or top > 1:
+        return False
+    chain = parse_objective(objective, "serving")
+    return chain.get("cost", 0.0) > 0 if isinstance(chain, dict) else chain[0] == "cost"
+
+
+def cost_at_a_rate_text(workload: Serving) -> str:
+    """The one-line refusal of cost at a rate by `solve` / `solve_top` (`cost_at_a_rate`)."""
+    rate = workload.request_rate
+    assert rate is not None
+    return (
+        f"objective cost at request_rate={rate:g} req/s asks for the $/hour that sustains the rate, but "
+        "solve plans one engine with as many replicas as the cluster holds and prices it per million "
+        "tokens at full load: call solve_fleet(autoparallel.fleet.fleet_of_one(model, workload), cluster, "
+        "objective='cost') for the deployment sized to the rate, or drop request_rate to rank engines "
+        "by $ per million tokens at full load"
+    )
 
 
 def _plans(

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.sweeps.scenario import Scenario
-from autoparallel.workload import Training
+from autoparallel.workload import Serving, Training
 
 if TYPE_CHECKING:
     from autoparallel.sweeps.results import SweepResult
@@ -71,7 +71,7 @@ def solve_scenario(scenario: Scenario, time_limit_s: float = 10.0) -> dict[str, 
 
 def _solve_scenario(scenario: Scenario, time_limit_s: float) -> dict[str, Any]:
     """`solve_scenario`'s row."""
-    from autoparallel.api import solve, with_benchmark
+    from autoparallel.api import cost_at_a_rate, solve, with_benchmark
     from autoparallel.errors import AutoParallelError, InfeasibleError, InternalError, SolverTimeoutError
     from autoparallel.plan import ServingPlan
     from autoparallel.solvers.settings import SolverSettings
@@ -80,15 +80,29 @@ def _solve_scenario(scenario: Scenario, time_limit_s: float) -> dict[str, Any]:
     row = input_row(scenario)
     try:
         settings = SolverSettings.create(time_limit_s=time_limit_s, workers=1)
-        if scenario.disagg is not None:
-            row.update(disagg_columns(scenario, settings))
+        workload = scenario.to_workload()
+        rated_cost = (
+            scenario.disagg is None
+            and isinstance(workload, Serving)
+            and cost_at_a_rate(workload, scenario.objective)
+        )
+        if rated_cost and scenario.engine != "vllm":
+            assert isinstance(workload, Serving)
+            raise InputError(cost_at_a_rate_row(scenario, workload))  # as `solve` refuses it, in sweep terms
+        if scenario.disagg is not None or rated_cost:
+            # cost at a rate on vLLM: the deployment sized to the rate, as `plan MODEL --objective cost
+            # --request-rate R` plans it (`disagg off`: the aggregated deployment alone)
+            planned = (
+                scenario if scenario.disagg is not None else scenario.model_copy(update={"disagg": "off"})
+            )
+            row.update(disagg_columns(planned, settings))
             row["wall_s"] = time.perf_counter() - start
             row["version"] = _version()
             return row
         plan = solve(
             scenario.load_model(),
             scenario.load_cluster(),
-            scenario.to_workload(),
+            workload,
             scenario.objective,
             settings=settings,
             options=planner_options(scenario),
@@ -117,6 +131,21 @@ def _solve_scenario(scenario: Scenario, time_limit_s: float) -> dict[str, Any]:
     row["wall_s"] = time.perf_counter() - start
     row["version"] = _version()
     return row
+
+
+def cost_at_a_rate_row(scenario: Scenario, workload: Serving) -> str:
+    """The row error of an SGLang, TensorRT-LLM or auto row whose objective is cost at a request rate
+    (`api.cost_at_a_rate`: the $/hour that sustains the rate, which the single-engine planner does not
+    plan; a vLLM row gets it from the deployment planner, `disagg_columns`): what gives it, and what
+    dropping the rate ranks."""
+    rate = workload.request_rate
+    assert rate is not None
+    return (
+        f"objective cost at request_rate={rate:g} req/s asks for the $/hour that sustains the rate, which "
+        "a sweep plans for vllm rows only (the deployment sized to the rate); `autoparallel plan MODEL "
+        f"--engine {scenario.engine} --objective cost --request-rate {rate:g}` plans it for "
+        f"{scenario.engine}, or drop request_rate for $ per million tokens at full load"
+    )
 
 
 def failure_message(exc: Exception) -> str:
