@@ -48,6 +48,29 @@ def lengths_at(
     return np.maximum(np.rint(raw), 1.0)
 
 
+_STRATA = (np.arange(1000) + 0.5) / 1000
+"""Probabilities at which a length shape is read for its extremes (`Serving._p99_len`,
+`one_token_outputs`): the 1,000 strata of a 1,000-prompt replay (`draw_lengths`)."""
+
+
+def one_token_outputs(osl: object, cv: object, quantiles: object) -> bool:
+    """Whether every output of a workload of mean `osl`, spread `cv` and shape `quantiles` (the
+    `Serving` fields, unvalidated) is one token: its lengths as the replay draws them (`lengths_at`,
+    the shape scaled to the mean `osl`) are all 1. False for values that fail validation."""
+    if isinstance(osl, bool) or osl != 1:  # a mean of 2 or more has a length of 2 or more
+        return False
+    try:
+        spread = 0.0 if cv is None else float(cv)  # type: ignore[arg-type]
+        shape = None if quantiles is None else tuple(float(x) for x in quantiles)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return False
+    if not 0.0 <= spread <= BOUNDS["length_cv"].hi:  # NaN too
+        return False
+    if shape is not None and (spread > 0 or len(shape) < 2 or not all(1.0 <= x < math.inf for x in shape)):
+        return False
+    return bool((lengths_at(_STRATA, 1.0, spread, shape) == 1.0).all())
+
+
 class Serving(UserInput):
     """An inference workload: request shape, load, and service-level limits."""
 
@@ -110,13 +133,13 @@ class Serving(UserInput):
     @model_validator(mode="before")
     @classmethod
     def _no_tpot_of_one_token(cls, data: Any) -> Any:
-        one = (
-            isinstance(data, dict)
-            and data.get("osl") == 1
-            and not data.get("osl_cv")
-            and not data.get("osl_quantiles")
-        )
-        return {**data, "tpot_ms": None} if one and data.get("tpot_ms") is not None else data
+        """Drop `tpot_ms` where every output is one token (`one_token_outputs`): a measured shape scaled
+        to osl 1 (a log of one-token outputs, or a file of 100-token outputs planned at --osl 1) has no
+        TPOT either; its limit was kept and the plan exited 1 on tpot_slo."""
+        if not isinstance(data, dict) or data.get("tpot_ms") is None:
+            return data
+        one = one_token_outputs(data.get("osl"), data.get("osl_cv"), data.get("osl_quantiles"))
+        return {**data, "tpot_ms": None} if one else data
 
     @field_validator("name")
     @classmethod
@@ -261,9 +284,8 @@ class Serving(UserInput):
         spread = self.isl_cv > 0 or self.osl_cv > 0 or self.isl_quantiles or self.osl_quantiles
         if not spread:
             return self.isl + self.osl
-        probs = (np.arange(1000) + 0.5) / 1000
-        isl = lengths_at(probs, self.isl, self.isl_cv, self.isl_quantiles)[989]
-        osl = lengths_at(probs, self.osl, self.osl_cv, self.osl_quantiles)[989]
+        isl = lengths_at(_STRATA, self.isl, self.isl_cv, self.isl_quantiles)[989]
+        osl = lengths_at(_STRATA, self.osl, self.osl_cv, self.osl_quantiles)[989]
         return int(isl + osl)
 
     def deploy_len(self, model_limit: int) -> int:

@@ -435,7 +435,6 @@ def _tokens(value: Any) -> int | None:
         return None
     if not 1 <= value <= BOUNDS["isl"].hi:  # isl's bound is osl's; NaN fails it (math.isfinite of a
         return None  # 400-digit integer overflows)
-        return None
     return int(value)
 
 
@@ -971,6 +970,14 @@ def _bench(runs: list[dict[str, Any]], source: str, path: Path) -> WorkloadProfi
         else:
             gaps = None
     engine_flag = {"vllm-bench": "--save-detailed", "sglang-bench": "--output-details"}[source]
+    if not isl and bad:
+        # The lengths are there but none usable (-5, 1e12, null): "saved without them" sent the user to
+        # rerun a benchmark whose result already holds them.
+        also = f"; {failed} failed" if failed else ""
+        raise InputError(
+            f"{path}: no usable request ({bad} with malformed lengths{also}): input_lens and output_lens "
+            f"must give each request a token count from 1 to {BOUNDS['isl'].hi:,}"
+        )
     if not isl and failed:
         raise InputError(
             f"{path}: every one of the benchmark's {failed} requests failed: no lengths to profile"

@@ -46,7 +46,7 @@ from autoparallel.hardware.cluster import lookup_gpu, parse_prices
 from autoparallel.models import ModelSpec
 from autoparallel.objectives import DEPLOYMENT, canonical
 from autoparallel.user_file import read_capped
-from autoparallel.workload import PRESETS, Serving, Training
+from autoparallel.workload import PRESETS, Serving, Training, one_token_outputs
 from autoparallel.yaml_file import read_yaml
 
 SERVING_FIELDS = ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms", "max_model_len")
@@ -187,8 +187,12 @@ class Scenario(BaseModel):
             return "train " + " ".join(fmt(k) for k in TRAINING_FIELDS if k in w)
         from_file = json.loads(w[FILE_CONTENT]).get("name") if FILE_CONTENT in w else None
         head = str(w.get("name") or w.get("preset") or from_file or "custom")
-        # A TPOT limit on one-token outputs is dropped (`Serving.tpot_ms`): not named as if it held.
-        one_token = w.get("osl") == 1 and not w.get("osl_cv") and not w.get("osl_quantiles")
+        # A TPOT limit on one-token outputs is dropped (`Serving.tpot_ms`): not named as if it held. The
+        # output shape is the file's or the preset's, scaled to the row's osl (`one_token_outputs`).
+        preset = PRESETS.get(str(w.get("preset")))
+        base = json.loads(w[FILE_CONTENT]) if FILE_CONTENT in w else preset.model_dump() if preset else {}
+        shape = {**base, **w}
+        one_token = one_token_outputs(shape.get("osl"), shape.get("osl_cv"), shape.get("osl_quantiles"))
         shown = [k for k in SERVING_FIELDS if k in w and not (one_token and k == "tpot_ms")]
         return f"{head} {' '.join(fmt(k) for k in shown)}".strip()
 
@@ -333,10 +337,27 @@ def cluster_ref(cluster: str | Cluster) -> tuple[str, str | None]:
     return cluster.spec, None if same else cluster.model_dump_json()
 
 
-def _clean(value: Any) -> Any:
-    """Blank CSV cells are unset; numeric text becomes a number."""
+_TEXT_SETTINGS = ("model", "cluster", "objective", "engine", "disagg")
+TEXT_FIELDS = frozenset((*_TEXT_SETTINGS, "workload", "preset", FILE_FIELD, "name", "precision"))
+"""Scenario keys whose values are text (names, paths, modes): a CSV cell of digits is kept as written and
+a YAML number is its text (`_clean`). `name` 2024 was read as a number and refused ("Input should be a
+valid string"); a `workload_file` cell 1.50 or 007 was read as the file 1.5 or 7; an engine 2024 was
+"got int". (`kind` is checked as given: no number is a kind.)"""
+
+
+def _text(value: Any) -> Any:
+    """A text field's value: a YAML number as its text (`str`), anything else as it is."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _clean(value: Any, key: str = "") -> Any:
+    """Blank CSV cells are unset; numeric text becomes a number, but in a text field (`TEXT_FIELDS`,
+    where `key` is one) it stays the text it is and a number becomes its text."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if key in TEXT_FIELDS:
+        value = _text(value)
+        return value.strip() if isinstance(value, str) else value
     if isinstance(value, str):
         text = value.strip()
         for kind in (int, float):
@@ -374,7 +395,8 @@ def make_workload(
             "a workload must be a preset name, a mapping of workload fields, Serving or Training, got "
             f"{type(spec).__name__}"
         )
-    fields = {str(k): _clean(v) for k, v in spec.items() if _clean(v) is not None}
+    cleaned = {str(k): _clean(v, str(k)) for k, v in spec.items()}
+    fields = {k: v for k, v in cleaned.items() if v is not None}
     nested = fields.pop("workload", None)
     if isinstance(nested, Serving | Training):
         if fields:
@@ -664,7 +686,7 @@ def from_rows(
             raise InputError(
                 f"{where}: unknown column {unknown[0]!r} (scenario {n}); known: {', '.join(SCENARIO_COLUMNS)}"
             )
-        values = {k: _clean(v) for k, v in row.items()}
+        values = {k: _clean(v, k) for k, v in row.items()}
         for key, value in values.items():
             # `str()` of a list was planned as a model id; only `workload` holds a mapping
             if key != "workload" and isinstance(value, (list, tuple, set, frozenset, Mapping)):
@@ -738,6 +760,9 @@ def _anchored(obj: Any, base: Path) -> Any:
     if not isinstance(obj, Mapping):
         return obj
     out = {k: _anchored(v, base) for k, v in obj.items()}
+    for key in (FILE_FIELD, "model"):  # a YAML number is a path's text (`_text`), read from here too
+        if key in out:
+            out[key] = _text(out[key])
     value = out.get(FILE_FIELD)
     if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
         out[FILE_FIELD] = str(base / value)
