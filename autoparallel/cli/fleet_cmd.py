@@ -487,7 +487,8 @@ def time_limit(args: argparse.Namespace) -> float | None:
     from autoparallel.solvers.settings import SolverSettings
 
     if args.time_limit is not None:
-        spent = time.perf_counter() - getattr(args, "started_s", time.perf_counter())
+        started = getattr(args, "started_s", None)
+        spent = 0.0 if started is None else time.perf_counter() - started
         return max(args.time_limit - spent, BOUNDS["time_limit_s"].lo)
     if getattr(args, "train", False):
         return None

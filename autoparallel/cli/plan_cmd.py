@@ -590,6 +590,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return _plan(args)
 
 
+def _limit_said(args: argparse.Namespace, settings: Any) -> str:
+    """The command's time limit as the user gave it (`settings` hold what a hub fetch left of it)."""
+    return f"{settings.time_limit_s if args.time_limit is None else args.time_limit:g}"
+
+
 def _plan(args: argparse.Namespace) -> int:
     from autoparallel import api
 
@@ -694,8 +699,8 @@ def _plan(args: argparse.Namespace) -> int:
         spent = (
             "the disaggregation comparison (--disagg on) spent it"
             if early is not None
-            else f"the {settings.time_limit_s:g} s limit left less than the {MIN_LEFT_S:g} s a solve needs "
-            "after reading the model and the options"
+            else f"the {_limit_said(args, settings)} s limit left less than the {MIN_LEFT_S:g} s a solve "
+            "needs after reading the model and the options"
         )
         raise SolverTimeoutError(f"no plan found within the time limit: {spent} (raise --time-limit)")
     # The whole-cluster section takes --engine; the disaggregation comparison plans vLLM engines only,
@@ -731,7 +736,7 @@ def _plan(args: argparse.Namespace) -> int:
     if plans and len(plans) < args.top:
         # Cut by the time limit (`SolverReport.top_cut`), the count is what was found, not what fits.
         found = (
-            f"found before the time limit (--time-limit {settings.time_limit_s:g}); more may fit"
+            f"found before the time limit (--time-limit {_limit_said(args, settings)}); more may fit"
             if any(p.solver.top_cut for p in plans)
             else "fit"
         )
