@@ -85,7 +85,8 @@ def _fmt(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
-def _num(v: float) -> str:
+def num_text(v: float) -> str:
+    """A figure as the sentences print it: thousands separated from 1,000 (15,836), 4 digits below."""
     return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
@@ -174,7 +175,9 @@ with as large a batch loses on its step time, and a smaller batch is a cause."""
 
 
 def why(winner: ServingPlan, other: ServingPlan) -> str:
-    """One sentence: why `winner` beats `other` (or ties with it), from their numbers."""
+    """One sentence: why `winner` beats `other` (or ties with it), from their numbers. It does not start
+    with `other`'s name: its callers label it with that (the text's `- vLLM: ...` line, the JSON entry's
+    `engine`), and "vLLM: vLLM throughput ..." said it twice."""
     name = _primary(winner)
     mine, theirs = _value(winner, name), _value(other, name)
     w_name, o_name = ENGINE_NAMES[winner.engine], ENGINE_NAMES[other.engine]
@@ -190,10 +193,10 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
             f"{wp.tpot_ms:.1f} ms"
         )
         return (
-            f"{o_name} ties with {w_name} on {name} ({_num(mine)}): {numbers}; equal optima go to the engine "
+            f"ties with {w_name} on {name} ({num_text(mine)}): {numbers}; equal optima go to the engine "
             f"listed first"
         )
-    head = f"{o_name} {name} {_num(theirs)} vs {_num(mine)} ({100 * delta:+.1f}%)"
+    head = f"{name} {num_text(theirs)} vs {num_text(mine)} ({100 * delta:+.1f}%)"
     if _runtime(oc) != _runtime(wc):  # the engines allow different precisions (engine_runtime_problem)
         head += f" [it runs {_runtime(oc)} where {w_name} runs {_runtime(wc)}]"
     if oc.gpus != wc.gpus:

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="autoparallel",
-        description=__doc__.splitlines()[0],
+        description="Plan how to serve or train an LLM on a GPU cluster: parallelism, engine settings, "
+        "memory and the launch commands.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

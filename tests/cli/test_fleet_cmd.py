@@ -330,7 +330,7 @@ def test_idle_gpus_name_the_model_whose_engines_do_not_fit(
     assert d["gpus_idle"] == 1
     (reason,) = d["idle_reasons"]
     assert "no engine of meta-llama/Llama-3.1-70B-Instruct (no rate) fits the rest" in reason
-    assert "1 GPUs in a shared node" in reason and "every request rate is met" not in reason
+    assert "1 GPU in a shared node" in reason and "every request rate is met" not in reason
 
 
 def test_price_flag_wins_over_the_fleet_files_prices_per_gpu(

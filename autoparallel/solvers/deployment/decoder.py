@@ -588,7 +588,10 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
         shared = [f for f in free if 0 < f < pool.gpus_per_node]
         free_in_nodes = sum(shared)
         where = "shared nodes" if len(shared) > 1 else "a shared node"
-        room = f"{free_nodes} whole nodes, {free_in_nodes} GPUs in {where}"
+        room = (
+            f"{free_nodes} whole node{'s' * (free_nodes != 1)}, {free_in_nodes} "
+            f"GPU{'s' * (free_in_nodes != 1)} in {where}"
+        )
         fits = [space.engines[k] for k in ks if _pool_room(space, counts, p, k) is not None]
         head = f"pool {p} ({pool.gpu.name}): {idle} of {pool.world_size} GPUs idle"
         if not ks:

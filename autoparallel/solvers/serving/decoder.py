@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from autoparallel import objectives
 from autoparallel.configs import ServingConfig
+from autoparallel.engine_compare import num_text  # the engines' sentences' numbers: 15,836, not 1.584e+04
 from autoparallel.errors import InternalError
 from autoparallel.hardware.gpu import host_size
 from autoparallel.perf.engine_support import ENGINE_NAMES
@@ -330,7 +331,7 @@ def why_lost(
         else ""
     )
     return (
-        f"{objective} {theirs:.4g} vs {mine:.4g} ({delta:+.1f}%): batch {a.batch_size:g} vs "
+        f"{objective} {num_text(theirs)} vs {num_text(mine)} ({delta:+.1f}%): batch {a.batch_size:g} vs "
         f"{b.batch_size:g} per replica, TPOT {a.tpot_ms:.1f} vs {b.tpot_ms:.1f} ms, "
         f"{other_config.gpus_per_replica} vs {best_config.gpus_per_replica} GPUs per replica{differs}"
     )
