@@ -120,7 +120,7 @@ def explain_serving(plan: ServingPlan) -> str:
             f"finite benchmark ({b.title}, perf/serving_load.py):",
             _table(("metric", "value"), b.report_rows()),
         ]
-    head += _reasons(plan.binding, plan.runner_up, plan.problems)
+    head += _reasons(plan.binding, plan.runner_up, plan.problems, plan.engine)
     if plan.engine == "vllm":
         launch = plan.vllm_launch
         # the environment the lines need (`launch.env`, as `--json` has it) before each line a user
@@ -233,7 +233,11 @@ def _memory_lines(plan: ServingPlan) -> list[str]:
     ]
 
 
-def _reasons(binding: Sequence[str], runner_up: RunnerUp | None, problems: Sequence[str]) -> list[str]:
+def _reasons(
+    binding: Sequence[str], runner_up: RunnerUp | None, problems: Sequence[str], engine: str | None = None
+) -> list[str]:
+    """Problems, binding constraints and the runner-up; `engine`: the plan's serving engine (None:
+    training), the runner-up's named when it differs (a vLLM runner-up of a TensorRT-LLM plan too)."""
     out: list[str] = []
     if problems:
         out += ["", "problems:"] + [f"  - {p}" for p in problems]
@@ -243,7 +247,7 @@ def _reasons(binding: Sequence[str], runner_up: RunnerUp | None, problems: Seque
         cfg = runner_up.config.model_dump()
         shape = ", ".join(f"{k}={cfg[k]}" for k in ("tp", "pp", "dp", "cp", "ep", "replicas") if k in cfg)
         shape += "".join(f", {x}" for x in _training_extras(cfg))
-        if runner_up.engine not in (None, "vllm"):
+        if runner_up.engine is not None and runner_up.engine != engine:  # the plan's engine goes unsaid
             shape = f"{ENGINE_NAMES[runner_up.engine]}, {shape}"
         out += ["", f"runner-up ({shape}): {runner_up.why_lost}"]
     return out

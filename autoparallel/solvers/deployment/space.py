@@ -70,6 +70,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from autoparallel.configs import ServingConfig
@@ -540,10 +541,10 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
     found: dict[tuple[int, int], list[tuple[int, int, int]]] = {}  # (shape, engine) -> [(batch, tps, entry)]
     queued = fm.queued
     order = {e: k for k, e in enumerate(space.engines)}
-    first_util: dict[int, int] = {}  # entry -> the lowest utilization it is admissible at
+    util_of: dict[int, int] = {}  # entry -> its utilization, the preferred admissible one
     for i in range(len(space.tables.evaluated)):
         if ok := admissible_utils(space, i):
-            first_util[i] = ok[0]
+            util_of[i] = ok[0]
             s = space.unflat(i)[0]
             found.setdefault((s, order[space.engine_of(i)]), []).append(
                 (space.max_num_seqs_of(i), space.tables.tps_milli[i], i)
@@ -573,7 +574,7 @@ def _candidates(space: ServingSpace, fm: FleetModel, m: int, p: int) -> tuple[li
                     m,
                     p,
                     i,
-                    first_util[i],
+                    util_of[i],
                     size,
                     capacity_milli_rps=sustained * fm.rate_scale // fm.workload.osl,
                     milli_tokens_per_s=engine_tps,
@@ -731,8 +732,24 @@ def _queue_safe(a: Engine, b: Engine, k: int) -> bool:
     return k * b.in_flight == a.in_flight and b.queue_room_us >= a.queue_room_us
 
 
+def preferred_utils(utils: Iterable[int]) -> list[int]:
+    """gpu_memory_utilization indices of one table entry, preferred first: the largest value first.
+    An entry's tables (TPOT, TTFT, tokens/s, memory used) are one row for every utilization, which
+    only decides whether it starts, so engines of one entry at two utilizations tie on every
+    deployment objective; this breaks the tie as the single-engine plan does, so that its launch
+    line and the deployment's agree. That plan's objective chains (`objectives.DEFAULT_CHAINS`,
+    serving) rank no utilization but `memory`, the KV headroom budget − used
+    (`serving.encoder.ServingVars.objective_expr`), which the largest budget maximizes; the encoder's
+    utilization enters only the memory families' budget (used ≤ budget), a free choice CP-SAT's
+    presolve fixes at the largest; SGLang and TensorRT-LLM are pinned at the largest
+    (`ServingSpace.engine_util`). Utilizations are sorted (`serving.space.build_space`): index order
+    is value order."""
+    return sorted(utils, reverse=True)
+
+
 def admissible_utils(space: ServingSpace, i: int) -> list[int]:
-    """gpu_memory_utilization indices at which table entry `i` starts and meets the SLOs (empty: none)."""
+    """gpu_memory_utilization indices at which table entry `i` starts and meets the SLOs (empty: none),
+    the preferred first (`preferred_utils`): an engine of entry `i` takes the first."""
     t, w = space.tables, space.workload
     if not t.evaluated[i]:
         return []
@@ -744,4 +761,4 @@ def admissible_utils(space: ServingSpace, i: int) -> list[int]:
     if space.engine_of(i) != "vllm":  # SGLang / TensorRT-LLM rows are written at one utilization
         u = space.engine_util
         return [u] if need <= space.budget_kib[u] else []
-    return [u for u, budget in enumerate(space.budget_kib) if need <= budget]
+    return preferred_utils(u for u, budget in enumerate(space.budget_kib) if need <= budget)
