@@ -739,11 +739,10 @@ def preferred_utils(utils: Iterable[int]) -> list[int]:
     deployment objective; this breaks the tie as the single-engine plan does, so that its launch
     line and the deployment's agree. That plan's objective chains (`objectives.DEFAULT_CHAINS`,
     serving) rank no utilization but `memory`, the KV headroom budget − used
-    (`serving.encoder.ServingVars.objective_expr`), which the largest budget maximizes; the encoder's
-    utilization enters only the memory families' budget (used ≤ budget), a free choice CP-SAT's
-    presolve fixes at the largest; SGLang and TensorRT-LLM are pinned at the largest
-    (`ServingSpace.engine_util`). Utilizations are sorted (`serving.space.build_space`): index order
-    is value order."""
+    (`serving.encoder.ServingVars.objective_expr`), which the largest budget maximizes, and its
+    decoder reads the largest that holds the chosen entry (`serving.encoder.largest_util`); SGLang and
+    TensorRT-LLM are pinned at the largest (`ServingSpace.engine_util`). Utilizations are sorted
+    (`serving.space.build_space`): index order is value order."""
     return sorted(utils, reverse=True)
 
 

@@ -106,17 +106,22 @@ class EncodedServing:
         return objective_upper_bound(self, name)
 
     def read(self, solver: cp_model.CpSolver) -> Point:
-        """The chosen value of every knob."""
+        """The chosen value of every knob; a vLLM engine's gpu_memory_utilization the largest that holds
+        the chosen entry (`largest_util`)."""
         v = self.vars
 
         def pick(lits: list[cp_model.IntVar]) -> int:
             return next(i for i, x in enumerate(lits) if solver.boolean_value(x))
 
+        util = pick(v.util)
+        if "vllm" in v.engine and solver.boolean_value(v.engine["vllm"]):
+            need = max(solver.value(v.mem_used_kib), solver.value(v.mml_used_kib))
+            util = largest_util(self.space, util, need)
         return Point(
             pick(v.shape),
             pick(v.runtime),
             pick(v.batch),
-            pick(v.util),
+            util,
             pick(v.mml),
             int(solver.value(v.replicas)),
         )
@@ -243,6 +248,16 @@ def _entries(
         for lit, group in zip(knob, groups, strict=True):
             model.add(LinearExpr.sum(group) == lit).with_name(f"channel[{lit.name}]")
     return entries
+
+
+def largest_util(space: ServingSpace, chosen: int, need_kib: int) -> int:
+    """The largest gpu_memory_utilization index whose budget holds `need_kib` (`chosen` where none larger
+    does). Utilization enters only the memory families' budget (used ≤ budget), so every objective but
+    `memory` (the headroom, which the largest maximizes) leaves it free among those that hold the entry:
+    which one CP-SAT returned was its presolve's pick, not a rule. The deployment planner takes the same
+    (`deployment.space.preferred_utils`), so a plan's launch line and its deployment's agree. Utilizations
+    are sorted (`space.build_space`): index order is value order."""
+    return max([chosen, *(u for u, budget in enumerate(space.budget_kib) if budget >= need_kib)])
 
 
 def _engines(
