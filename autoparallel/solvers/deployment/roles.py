@@ -87,6 +87,7 @@ from autoparallel.solvers.deployment.space import (
     FleetModel,
     engine_at,
     granularity,
+    preferred_utils,
     staircase,
     undominated,
 )
@@ -167,9 +168,10 @@ def decode_slot_room_s(workload: Serving, decode_s: float, bound_s: float | None
 
 
 def _role_entries(space: ServingSpace, role: str, deadline: float | None) -> Iterator[tuple[int, int]]:
-    """(entry, first utilization index it starts at) of every entry of `space` that can be a `role`
-    engine: it starts, of a vLLM runtime (NIXL KV transfer) with the first KV-cache dtype of the
-    options, a shape vLLM's NIXL connector runs in that role (`perf.engine_support.nixl_role_problem`).
+    """(entry, the utilization index it takes: the largest it starts at) of every entry of `space` that
+    can be a `role` engine: it starts, of a vLLM runtime (NIXL KV transfer) with the first KV-cache
+    dtype of the options, a shape vLLM's NIXL connector runs in that role
+    (`perf.engine_support.nixl_role_problem`).
 
     Raises:
         SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
@@ -193,7 +195,7 @@ class DecodeCandidate:
 
     entry: int
     util: int
-    """The first gpu_memory_utilization index it starts at."""
+    """The gpu_memory_utilization index it takes: the largest it starts at (`_starts`)."""
     times: RoleTimes
     """Its float times, the slot queue set where slot-rated (`slot_rps` not yet: `rated_at`)."""
     dp: int
@@ -328,12 +330,13 @@ def prefill_spread(
 
 
 def _starts(space: ServingSpace, i: int) -> list[int]:
-    """gpu_memory_utilization indices at which entry i starts (memory only, no SLO)."""
+    """gpu_memory_utilization indices at which entry i starts (memory only, no SLO), the preferred first
+    (`space.preferred_utils`: the largest, as an aggregated engine takes)."""
     t = space.tables
     if not t.evaluated[i]:
         return []
     need = max(t.mem_used_kib[i], t.mml_used_kib[i])
-    return [u for u, budget in enumerate(space.budget_kib) if need <= budget]
+    return preferred_utils(u for u, budget in enumerate(space.budget_kib) if need <= budget)
 
 
 def _engine(
@@ -581,7 +584,7 @@ class PrefillCandidate:
     entry: int
     shape: int
     util: int
-    """The first gpu_memory_utilization index it starts at."""
+    """The gpu_memory_utilization index it takes: the largest it starts at (`_starts`)."""
     prefill_s: float
     """The mean prefill of one prompt over the workload's prompt lengths (`prefill_spread`)."""
     service_cv2: float
