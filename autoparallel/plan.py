@@ -19,6 +19,7 @@ from autoparallel.configs import ServingConfig, TrainingConfig, config_dict
 from autoparallel.errors import InputError
 from autoparallel.frameworks import deepspeed, megatron, sglang, trtllm, vllm
 from autoparallel.frameworks._common import precision_note
+from autoparallel.frameworks._megatron_model import position_table_note
 from autoparallel.hardware import Cluster
 from autoparallel.memory.serving import VllmMemoryReport
 from autoparallel.memory.training import TrainingMemoryReport
@@ -487,7 +488,12 @@ class TrainingPlan(_PlanBase):
         Megatron cannot express it."""
         if not self._expressible(lambda: self.megatron_args):
             return []
-        return [*megatron.megatron_notes(self.model, self.config), *self._precision_notes()]
+        table = position_table_note(self.model, self.config.seq_len)  # a learned table the run outgrows
+        return [
+            *megatron.megatron_notes(self.model, self.config),
+            *([table] if table else []),
+            *self._precision_notes(),
+        ]
 
     def _precision_notes(self) -> list[str]:
         """The precision the job asked for, where the GPUs run another (`_common.precision_note`)."""

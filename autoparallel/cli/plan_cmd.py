@@ -114,7 +114,9 @@ def add_plan_parser(sub: Any) -> None:
         choices=objectives.choices(),
         default=None,
         help=objectives.help_text() + ". Default: throughput (a deployment with a --request-rate: goodput). "
-        "cost with a request rate is the $/hour that sustains it, planned by the deployment planner",
+        "cost with a request rate is the $/hour that sustains it, planned by the deployment planner. "
+        "With --train, mfu and cost (GPUs x step time) may use fewer GPUs than the cluster's (any count "
+        "within a node, or whole nodes in a count dividing the cluster's); throughput and memory use all",
     )
     fleet_cmd.add_fleet_arguments(p)
     disagg_cmd.add_disagg_arguments(p)

@@ -202,6 +202,21 @@ def architecture_notes(model: ModelSpec) -> list[str]:
     return notes
 
 
+def position_table_note(model: ModelSpec, seq_len: int) -> str | None:
+    """The one-line note where `architecture_args` sets --max-position-embeddings above the model's
+    learned position table (GPT-2, OPT: `_CLASSIC_POSITIONS` learned_absolute): max(the config's
+    max_position_embeddings, seq_len) rows, which the checkpoint's table of the config's rows does
+    not fill; None otherwise (RoPE extends without a table, BLOOM has none)."""
+    table = model.max_position_embeddings
+    if _CLASSIC_POSITIONS.get(model.model_type) != "learned_absolute" or seq_len <= table:
+        return None
+    return (
+        f"--max-position-embeddings {seq_len} (the sequence length) exceeds the checkpoint's learned "
+        f"position table of {table} positions (config max_position_embeddings): the table does not load "
+        f"as is; extend it before training from the checkpoint, or plan --seq-len {table} or less."
+    )
+
+
 def architecture_args(model: ModelSpec, config: TrainingConfig) -> dict[str, object]:
     """Shapes the memory plan assumed: layers, widths, heads, MLA / MoE structure, embeddings, and
     the architecture switches a converted checkpoint needs to load (`attention_args`).
@@ -245,7 +260,8 @@ def architecture_args(model: ModelSpec, config: TrainingConfig) -> dict[str, obj
             args["--moe-layer-freq"] = _moe_pattern(model)
     if model.mtp_layers:
         args["--mtp-num-layers"] = model.mtp_layers
-    args["--max-position-embeddings"] = max(model.max_position_embeddings, config.seq_len)
+    args["--max-position-embeddings"] = max(model.max_position_embeddings, config.seq_len)  # (notes:
+    # `position_table_note` where a learned table is shorter)
     classic = _CLASSIC_POSITIONS.get(model.model_type)
     args["--position-embedding-type"] = classic or "rope"
     args["--normalization"] = "LayerNorm" if classic else "RMSNorm"

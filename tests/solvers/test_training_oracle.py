@@ -95,7 +95,7 @@ def instances(
         per_stage_recompute=False,
         runner_up=False,
     )
-    objective = draw(st.sampled_from(["throughput", "throughput", "throughput", "memory"]))
+    objective = draw(st.sampled_from(["throughput", "throughput", "cost", "memory"]))
     return model, cluster, workload, options, objective
 
 
@@ -160,7 +160,7 @@ def test_solver_optimum_equals_uniform_oracle(cluster_spec: str, data: st.DataOb
     if oracle is None:
         assert sol is None
         return
-    t = build_tables(build_space(model, cluster, workload, options))
+    t = build_tables(build_space(model, cluster, workload, options, objective=objective))
     if sol is None:
         event("solver excluded the oracle's plan by rounding")
         assert _excluded_by_rounding(t, oracle)
@@ -174,6 +174,13 @@ def test_solver_optimum_equals_uniform_oracle(cluster_spec: str, data: st.DataOb
         slack = (max(evaluate_point(t, _point(t, sol.config)).memory_terms) + 1) * mib
         assert oracle.memory.peak_gib <= sol.memory.peak_gib + 1e-9
         assert sol.memory.peak_gib <= oracle.memory.peak_gib + slack or _excluded_by_rounding(t, oracle)
+        return
+    if objective == "cost":  # GPUs × step time, over the GPU counts cost plans on (`fewer_gpu_worlds`)
+        event(f"cost on {sol.config.world_size} of {cluster.world_size} GPUs")
+        best, got = (p.config.world_size * p.perf.step_time_s for p in (oracle, sol))
+        assert best <= got * (1 + 1e-9)
+        slack = _slack_s(t, oracle) * oracle.config.world_size
+        assert got <= best + slack or _excluded_by_rounding(t, oracle)
         return
     assert oracle.perf.step_time_s <= sol.perf.step_time_s * (1 + 1e-9)
     assert sol.perf.step_time_s <= oracle.perf.step_time_s + _slack_s(t, oracle) or _excluded_by_rounding(

@@ -118,14 +118,32 @@ def check_against_float(
 
 
 def binding_constraints(
-    t: TrainingTables, p: Point, config: TrainingConfig, memory: TrainingMemoryReport, perf: TrainingPerf
+    t: TrainingTables,
+    p: Point,
+    config: TrainingConfig,
+    memory: TrainingMemoryReport,
+    perf: TrainingPerf,
+    objective: str = "throughput",
 ) -> tuple[str, ...]:
-    """What shapes the plan: the batch identity, full stages, recompute per stage, the slowest stage."""
+    """What shapes the plan: the GPUs it uses where fewer than the cluster's, the batch identity, full
+    stages, recompute per stage, the slowest stage. `objective`: the primary objective."""
     sp = t.space
-    out = [
+    out = []
+    if (gpus := config.world_size) < (world := sp.cluster.world_size):
+        if sp.options.world_sizes is not None:
+            why = f"the GPU counts allowed are {list(sp.options.world_sizes)} (options.world_sizes)"
+        elif len({s.world for s in sp.shapes}) > 1:
+            why = (
+                f"objective {objective} weighs GPUs × step time, over every GPU count up to the "
+                "cluster's that the launch lines start; throughput would plan on the whole cluster"
+            )
+        else:
+            why = "the only GPU count planned"
+        out.append(f"gpus: the plan uses {gpus} of the cluster's {world} GPUs: {why}")
+    out.append(
         f"global_batch: micro-batch {config.micro_batch} × dp {config.dp} × grad-accum "
         f"{config.grad_accum} = {config.global_batch} sequences"
-    ]
+    )
     usable = memory.usable_gib
     for st in memory.stages:
         if st.total_gib >= 0.95 * usable:
@@ -162,10 +180,17 @@ def recompute_rank(mode: Recompute) -> int:
     return {Recompute.NONE: 0, Recompute.SELECTIVE: 1, Recompute.FULL: 2}[mode]
 
 
-def why_lost(best: TrainingPerf, other: TrainingPerf, peaks_gib: tuple[float, float] | None = None) -> str:
+def why_lost(
+    best: TrainingPerf,
+    other: TrainingPerf,
+    peaks_gib: tuple[float, float] | None = None,
+    gpus: tuple[int, int] | None = None,
+) -> str:
     """The runner-up's step-time difference and the component that grew most; with `peaks_gib` (the
     chosen plan's and the runner-up's peak stage memory: the memory objective), its peak difference
-    instead, and its step time beside the chosen one's."""
+    instead, and its step time beside the chosen one's; with `gpus` (the chosen plan's and the
+    runner-up's GPU counts: mfu / cost, where they differ), its GPU-seconds per step instead, which
+    those objectives rank (a runner-up on fewer GPUs may have the shorter step)."""
     if peaks_gib is not None:
         mine, theirs = peaks_gib
         more = 100.0 * (theirs / mine - 1.0)
@@ -173,6 +198,18 @@ def why_lost(best: TrainingPerf, other: TrainingPerf, peaks_gib: tuple[float, fl
             f"needs {theirs:.2f} GiB at its peak stage vs {mine:.2f} GiB (+{more:.1f}%); "
             f"its step takes {other.step_time_s:.3f} s vs {best.step_time_s:.3f} s"
         )
+    if gpus is not None:
+        mine, theirs = gpus[0] * best.step_time_s, gpus[1] * other.step_time_s
+        more = 100.0 * (theirs / mine - 1.0)
+        step = 100.0 * (other.step_time_s / best.step_time_s - 1.0)
+        pace = f"{abs(step):.1f}% {'slower' if step >= 0 else 'faster'}"
+        costs = (
+            f"{gpus[1]} GPUs × {other.step_time_s:.3f} s = {theirs:.3f} GPU-s per step vs "
+            f"{gpus[0]} × {best.step_time_s:.3f} s = {mine:.3f}"
+        )
+        if more < 0.01:
+            return f"ties with the chosen plan ({costs}, within the solver's µs rounding); its step is {pace}"
+        return f"{more:.1f}% more GPU time ({costs}); its step is {pace}"
     pct = 100.0 * (other.step_time_s / best.step_time_s - 1.0)
     if pct < 0.01:
         return (

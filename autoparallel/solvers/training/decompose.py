@@ -44,7 +44,7 @@ from autoparallel.errors import SolverTimeoutError
 from autoparallel.solvers import driver
 from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings
 from autoparallel.solvers.training.encoder import EncodedTraining, build
-from autoparallel.solvers.training.objective import point_value
+from autoparallel.solvers.training.objective import gpu_weight, point_value
 from autoparallel.solvers.training.points import Point, PointBound, Triple, peak_floor_mib
 from autoparallel.solvers.training.tables import Table2, TrainingTables
 
@@ -126,11 +126,14 @@ def solve_by_triples(
     objective: str = "throughput",
     tie_break: str | None = None,
 ) -> Decomposed:
-    """The least value of `objective` (`throughput`: the step time; `memory`: the peak stage memory)
-    over every triple in `bounds` (triples absent from it cannot fit), by increasing lower bound with
-    pruning; and, with `runner_up`, the best point of another shape. The lower bounds: the step
-    bounds of `bounds`, or `points.peak_floor_mib`. With `tie_break` (`throughput` after `memory`),
-    the least value of the pair (objective, tie-break), lexicographically (the module docstring);
+    """The least value of `objective` (`throughput`: the step time; `memory`: the peak stage memory;
+    `mfu` / `cost`: GPUs × step time, `objective.gpu_weight`) over every triple in `bounds` (triples
+    absent from it cannot fit), by increasing lower bound with pruning; and, with `runner_up`, the best
+    point of another shape. The lower bounds: the step bounds of `bounds` (times the triple's GPUs for
+    mfu / cost), or `points.peak_floor_mib`. A triple has one shape, so its sub-model minimizes the
+    step time alone, its cuts and bounds scaled by the shape's GPUs (`_solve_scaled`). With `tie_break`
+    (`throughput` after `memory`), the least value of the pair (objective, tie-break),
+    lexicographically (the module docstring);
     `run.primary` stays the first objective's (value, bound).
 
     Raises:
@@ -141,11 +144,18 @@ def solve_by_triples(
     names = (objective,) if tie_break is None else (objective, tie_break)
     out = Decomposed(best=None, runner_up=None, run=driver.Run(settings, deadline=deadline))
     best_of_shape: dict[int, tuple[Value, Point]] = {}
+    steps = objective in ("throughput", "mfu", "cost")
+    sub_names = ("throughput",) if steps else names  # one shape: GPUs × step is the step, scaled
+
+    weights = {i: gpu_weight(t, i, objective) for i in {key[0] for key in bounds}}
+
+    def gpus(key: Triple) -> int:
+        return weights[key[0]]
 
     def floor(key: Triple) -> Value:
         b = bounds[key]
-        if objective == "throughput":
-            return (b.step_us,)
+        if steps:
+            return (b.step_us * gpus(key),)
         return (peak_floor_mib(t, key),) if tie_break is None else (peak_floor_mib(t, key), b.step_us)
 
     def value_of(point: Point) -> Value:
@@ -184,8 +194,8 @@ def solve_by_triples(
             if time.perf_counter() >= deadline - driver.MIN_SOLVE_S:
                 break
             for cut in _cuts(low[key], limit):
-                found, status, bound = _solve_triple(
-                    t, key, bounds[key], cut, best_of_shape.get(key[0]), out, names, low[key]
+                found, status, bound = _solve_scaled(
+                    t, key, bounds[key], cut, best_of_shape.get(key[0]), out, sub_names, low[key], gpus(key)
                 )
                 if status != "INFEASIBLE" or cut is None or cut == limit:
                     break
@@ -262,6 +272,28 @@ def _cut_below(sub: EncodedTraining, names: tuple[str, ...], limit: Value) -> No
     below = sub.model.new_bool_var("cutoff[first_below]")
     sub.model.add(first <= limit[0] - 1).only_enforce_if(below)
     sub.model.add(sub.objective_expr(names[1]) <= limit[1] - 1).only_enforce_if(below.Not())
+
+
+def _solve_scaled(
+    t: TrainingTables,
+    key: Triple,
+    bound: PointBound,
+    limit: Value | None,
+    incumbent: tuple[Value, Point] | None,
+    out: Decomposed,
+    names: tuple[str, ...],
+    floor: Value,
+    gpus: int,
+) -> tuple[Point | None, str, Value]:
+    """`_solve_triple` for values `gpus` × the sub-model's (GPUs × step time, one shape's GPUs): the
+    limit and the floor divided by `gpus` (value < L iff step < ⌈L / gpus⌉; step ≥ ⌈floor / gpus⌉),
+    the lower bound found multiplied back."""
+    if gpus == 1:
+        return _solve_triple(t, key, bound, limit, incumbent, out, names, floor)
+    assert len(names) == 1 and len(floor) == 1
+    cut = None if limit is None else (-(-limit[0] // gpus),)
+    found, status, low = _solve_triple(t, key, bound, cut, incumbent, out, names, (-(-floor[0] // gpus),))
+    return found, status, (low[0] * gpus,)
 
 
 def _solve_triple(

@@ -8,6 +8,7 @@ its fastest recompute mode that fits. No ortools import (STYLE.md §2).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from autoparallel.solvers.partition import even_partition, min_max_partition
 from autoparallel.solvers.training.points import (
@@ -22,17 +23,28 @@ from autoparallel.solvers.training.tables import TrainingTables
 
 
 def best_uniform_point(
-    t: TrainingTables, bounds: dict[Triple, PointBound], per_stage: bool = True
+    t: TrainingTables,
+    bounds: dict[Triple, PointBound],
+    per_stage: bool = True,
+    weight: Callable[[int], int] | None = None,
+    until: float | None = None,
 ) -> tuple[Point, StageValues] | None:
     """The fastest point with Megatron's even split that fits, each stage taking its fastest fitting
     recompute mode (`per_stage`; else the fastest mode that fits every stage); (i, m, z) visited by
-    increasing lower bound and cut off once it exceeds the best."""
+    increasing lower bound and cut off once it exceeds the best. With `weight` (shape index → factor:
+    its GPUs for mfu / cost, `objective.gpu_weight`), the point of the least weight × step time. Past
+    `until` (a `time.perf_counter()` instant) with a point found, the best so far: a warm start only."""
     sp = t.space
     best: tuple[Point, StageValues] | None = None
-    order = sorted(bounds, key=lambda key: (bounds[key].step_us, key))
+    w = weight or (lambda i: 1)
+    order = sorted(bounds, key=lambda key: (bounds[key].step_us * w(key[0]), key))
     fast = _fastest_first(t)
+    best_value = 0
     for i, m, z in order:
-        if best is not None and bounds[(i, m, z)].step_us >= best[1].step_us:
+        if best is not None and (
+            bounds[(i, m, z)].step_us * w(i) >= best_value
+            or (until is not None and time.perf_counter() > until)
+        ):
             break
         layers = even_partition(sp.num_layers, sp.shapes[i].pp)
         point = _fastest_fitting(
@@ -44,8 +56,8 @@ def best_uniform_point(
         if point is None:
             continue
         values = evaluate_point(t, point)
-        if best is None or values.step_us < best[1].step_us:
-            best = (point, values)
+        if best is None or values.step_us * w(i) < best_value:
+            best, best_value = (point, values), values.step_us * w(i)
     return best
 
 

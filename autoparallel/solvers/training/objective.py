@@ -39,8 +39,15 @@ def point_value(t: TrainingTables, p: Point, name: str) -> int:
     if name == "throughput":
         return values.step_us
     if name in ("mfu", "cost"):
-        worlds = {s.world for s in t.space.shapes}
-        return values.step_us * (1 if len(worlds) == 1 else t.space.shapes[p.shape].world)
+        return values.step_us * gpu_weight(t, p.shape, name)
     if name == "memory":
         return max(values.memory_mib)
     raise ValueError(f"no value for training objective {name!r}")
+
+
+def gpu_weight(t: TrainingTables, shape: int, name: str) -> int:
+    """The factor of the step time in objective `name` at shape index `shape`: its GPUs for mfu and
+    cost where the space's shapes use different GPU counts, else 1 (the step time itself)."""
+    if name not in ("mfu", "cost") or len({s.world for s in t.space.shapes}) == 1:
+        return 1
+    return t.space.shapes[shape].world

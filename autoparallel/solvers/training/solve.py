@@ -30,7 +30,7 @@ from autoparallel.solvers.training.decoder import (
 from autoparallel.solvers.training.decompose import solve_by_triples
 from autoparallel.solvers.training.encoder import EncodedTraining, build
 from autoparallel.solvers.training.hints import best_partitioned_point, best_uniform_point
-from autoparallel.solvers.training.objective import point_value
+from autoparallel.solvers.training.objective import gpu_weight, point_value
 from autoparallel.solvers.training.points import (
     Point,
     PointBound,
@@ -42,6 +42,7 @@ from autoparallel.solvers.training.points import (
     zero_pipeline_ok,
 )
 from autoparallel.solvers.training.space import (
+    FEWER_GPU_OBJECTIVES,
     TrainingOptions,
     build_space,
     cp_chunks,
@@ -196,7 +197,7 @@ def _runner_up(
     enc: EncodedTraining,
     chain: Chain,
     best: Point,
-    chosen: tuple[TrainingMemoryReport, TrainingPerf],
+    chosen: tuple[TrainingMemoryReport, TrainingPerf, int],
     settings: SolverSettings,
     deadline: float,
 ) -> RunnerUp | None:
@@ -208,25 +209,51 @@ def _runner_up(
 
 
 def _runner(
-    t: TrainingTables, point: Point, chosen: tuple[TrainingMemoryReport, TrainingPerf], chain: Chain
+    t: TrainingTables, point: Point, chosen: tuple[TrainingMemoryReport, TrainingPerf, int], chain: Chain
 ) -> RunnerUp:
     """The runner-up `point`, decoded and checked by the float model, and why it lost to the chosen
-    plan: by peak memory when that is the first objective, else by step time."""
+    plan (`chosen`: its memory, step and GPUs): by peak memory when that is the first objective, by
+    GPU-seconds per step when mfu or cost is and the GPU counts differ, else by step time."""
     config, memory, perf, _ = evaluate(t, point)
-    by_memory = isinstance(chain, tuple) and chain[0] == "memory"
-    peaks = (chosen[0].peak_gib, memory.peak_gib) if by_memory else None
-    return RunnerUp(config=config, step_time_s=perf.step_time_s, reason=why_lost(chosen[1], perf, peaks))
+    first = chain[0] if isinstance(chain, tuple) else None
+    peaks = (chosen[0].peak_gib, memory.peak_gib) if first == "memory" else None
+    worlds = (chosen[2], config.world_size)
+    gpus = worlds if first in FEWER_GPU_OBJECTIVES and worlds[0] != worlds[1] else None
+    return RunnerUp(
+        config=config, step_time_s=perf.step_time_s, reason=why_lost(chosen[1], perf, peaks, gpus)
+    )
 
 
 def prepare(
-    t: TrainingTables, options: TrainingOptions, budget_s: float = 1.0, deadline: float | None = None
+    t: TrainingTables,
+    options: TrainingOptions,
+    budget_s: float = 1.0,
+    deadline: float | None = None,
 ) -> tuple[dict[Triple, PointBound], Point | None]:
-    """Lower bounds and a hint: the best even split, improved (free stages only) by exact min-max
-    splits of the most promising triples for up to `budget_s` seconds. The bounds stop at `deadline`
-    (a SolverTimeoutError, as the tables do)."""
+    """Lower bounds and a hint: the best even split, improved (free stages only, step time) by exact
+    min-max splits of the most promising triples for up to `budget_s` seconds. For mfu / cost over
+    several GPU counts (the space's objective, `objective.gpu_weight`) the hint is the even split of
+    the least GPUs × step time, found within `budget_s`, and the bounds are refined where that product
+    may beat it. The bounds stop at `deadline` (a SolverTimeoutError, as the tables do)."""
     if not options.hints:
         return point_bounds(t, deadline=deadline), None
     base = point_bounds(t, refine_below=0, deadline=deadline)
+    gpus = {i: gpu_weight(t, i, t.space.objective) for i in {key[0] for key in base}}
+    if len(set(gpus.values())) > 1:
+        until = (
+            time.perf_counter() + budget_s
+            if deadline is None
+            else min(deadline, time.perf_counter() + budget_s)
+        )
+        hint = best_uniform_point(t, base, options.per_stage_recompute, gpus.__getitem__, until)
+        if hint is None:
+            return refine_bounds(t, base), None
+        value = hint[1].step_us * gpus[hint[0].shape]
+        bounds: dict[Triple, PointBound] = {}
+        for g in set(gpus.values()):  # refined where GPUs × step may beat the hint's
+            part = {key: b for key, b in base.items() if gpus[key[0]] == g}
+            bounds.update(refine_bounds(t, part, value // g + 1))
+        return bounds, hint[0]
     hint = best_uniform_point(t, base, per_stage=options.per_stage_recompute)
     bounds = refine_bounds(t, base, hint[1].step_us + 1 if hint else None)
     if options.non_uniform_stages and options.per_stage_recompute:
@@ -254,8 +281,11 @@ def solve_training(
         timings: when given, filled with the seconds of each phase (tables, bounds_hints, cpsat, decode,
             runner_up) for benchmarks.
 
-    The step-time objective alone (`throughput`, the default; `mfu` and `cost` when every shape uses the
-    whole cluster) is solved by decomposition over
+    `mfu` or `cost` first, with no `options.world_sizes`, plans on fewer GPUs too (any count within a
+    node, whole nodes in counts dividing the cluster's: `space.fewer_gpu_worlds`); the other
+    objectives on the whole cluster. The step-time objective alone (`throughput`, the default), `mfu`
+    or `cost` alone (GPUs × step time), the peak memory alone or then the step time are solved by
+    decomposition over
     (shape, micro-batch, state mode) triples (`training/decompose.py`); other objectives by one CP-SAT
     model over the whole space.
 
@@ -270,7 +300,8 @@ def solve_training(
     deadline = settings.deadline()  # the time limit bounds the whole call
     options = options or TrainingOptions()
     chain = parse_objective(objective, "training")
-    t = build_tables(build_space(model, cluster, workload, options), deadline)
+    lead = chain[0] if isinstance(chain, tuple) else "throughput"  # weights: the whole cluster
+    t = build_tables(build_space(model, cluster, workload, options, objective=lead), deadline)
     clock.lap("tables")
     if not any(g for row in t.grad_accum for g in row):
         raise _infeasible(t, driver.Core(needed=("global_batch",)), settings, deadline)
@@ -308,11 +339,15 @@ def solve_training(
     runner = None
     if options.runner_up:
         if enc is None:
-            runner = None if runner_point is None else _runner(t, runner_point, (memory, perf), chain)
+            runner = (
+                None
+                if runner_point is None
+                else _runner(t, runner_point, (memory, perf, config.world_size), chain)
+            )
         else:
-            runner = _runner_up(enc, chain, point, (memory, perf), settings, deadline)
+            runner = _runner_up(enc, chain, point, (memory, perf, config.world_size), settings, deadline)
     clock.lap("runner_up")
-    binding = binding_constraints(t, point, config, memory, perf)
+    binding = binding_constraints(t, point, config, memory, perf, lead)
     return make_solution(t, point, run, label(chain), binding=binding, runner_up=runner)
 
 
@@ -353,15 +388,17 @@ def _nothing_fits(
 def _decomposable(chain: Chain, t: TrainingTables, settings: SolverSettings) -> tuple[str, ...] | None:
     """The objectives `solve_by_triples` solves for `chain`, or None: ("throughput",) (the step time:
     throughput, or mfu / cost when every shape uses as many GPUs, `training/objective.py` then
-    minimizing the step time itself), ("memory",) (the peak stage memory alone) or ("memory",
-    "throughput") (the peak, then the step time, exactly: without the settings' lexicographic
-    tolerance, which the whole model applies)."""
+    minimizing the step time itself), ("mfu",) / ("cost",) (GPUs × step time over shapes of several
+    GPU counts: each triple's sub-model minimizes its step time), ("memory",) (the peak stage memory
+    alone) or ("memory", "throughput") (the peak, then the step time, exactly: without the settings'
+    lexicographic tolerance, which the whole model applies)."""
     if chain in (("throughput",), ("memory",)):
         return chain
     if chain == ("memory", "throughput") and settings.lexicographic_tolerance == 0:
         return chain
-    same_world = len({s.world for s in t.space.shapes}) == 1
-    return ("throughput",) if chain in (("mfu",), ("cost",)) and same_world else None
+    if chain in (("mfu",), ("cost",)):  # GPUs × step time: one shape's GPUs per triple (decompose.py)
+        return ("throughput",) if len({s.world for s in t.space.shapes}) == 1 else chain
+    return None
 
 
 class _Clock:

@@ -246,6 +246,9 @@ class TrainingSpace(Problem["Training", TrainingOptions]):
     """A representative layer index of each kind."""
     excluded: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Rule name → sentences about the degrees it removed."""
+    objective: str = "throughput"
+    """The primary objective the space was built for (`build_space`): mfu and cost weigh each shape's
+    GPUs (`objective.gpu_weight`), in the hint and the bounds too (`solve.prepare`)."""
 
     @property
     def num_layers(self) -> int:
@@ -515,14 +518,51 @@ def _layer_kinds(model: ModelSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(kind_of), tuple(reps)
 
 
+FEWER_GPU_OBJECTIVES = ("mfu", "cost")
+"""Primary objectives that weigh the GPUs a plan uses (GPUs × step time, `training/objective.py`):
+without `TrainingOptions.world_sizes` their space spans GPU counts up to the cluster's
+(`fewer_gpu_worlds`), as on the whole cluster they rank nothing but the step time: Llama-3.1-8B on
+8x8xH100 at global batch 7 planned all 64 GPUs for $158 to 1e9 tokens (MFU 0.31) where 7 GPUs cost
+$97 (MFU 0.50)."""
+
+
+def fewer_gpu_worlds(cluster: Cluster) -> list[int]:
+    """The GPU counts mfu and cost plan on: every count within one node, and whole nodes in counts
+    that divide the cluster's (a job that k copies of fill the cluster): 1-8, 16, 32, ... 512 on
+    64x8xH100, 1-8 and 24 on 3x8xH100; each one the launch lines start
+    (`hardware.gpu.launchable_world`). Every whole-node count (71 on 64x8xH100, 12x the whole
+    cluster's shapes) made the solve outlast the 10 s default time limit on the larger MoE models:
+    DeepSeek-V3 at global batch 1024 on 64x8xH100 ran out in its tables, Mixtral-8x7B at batch 96
+    took 27 s; on the cases measured the divisors lost at most 1.7% of the cost (Qwen3-30B-A3B at
+    batch 512: 16 GPUs for $59.3 where 24 cost $58.3)."""
+    node, name = cluster.gpus_per_node, cluster.gpu.name
+    nodes = cluster.world_size // node
+    return [
+        w
+        for w in range(1, cluster.world_size + 1)
+        if (w <= node or (w % node == 0 and nodes % (w // node) == 0)) and launchable_world(w, name, node)
+    ]
+
+
 def build_space(
-    model: ModelSpec, cluster: Cluster, workload: Training, options: TrainingOptions
+    model: ModelSpec,
+    cluster: Cluster,
+    workload: Training,
+    options: TrainingOptions,
+    *,
+    objective: str = "throughput",
 ) -> TrainingSpace:
-    """Domains of every knob for `model` on `cluster`.
+    """Domains of every knob for `model` on `cluster`, for the primary `objective` (mfu or cost with no
+    `options.world_sizes`: also on fewer GPUs, `FEWER_GPU_OBJECTIVES`).
+
+    The GPU counts below the cluster's that only `objective` adds keep the shapes whose dp splits the
+    global batch at some allowed micro-batch size (the others cannot plan) and record no pruning
+    reason: the reasons explain the space asked for, the whole cluster's.
 
     Raises:
         InputError: an option outside what the job allows (e.g. a world size above the cluster).
-        InfeasibleError: the rules leave no shape at all; the reasons name each rule with what it removed.
+        InfeasibleError: the rules leave no shape at all; the reasons name each rule with what it removed
+            (led by `degrees_divide_world` where no tp·pp·cp divides the GPUs).
     """
     world = cluster.world_size
     worlds = sorted(set(options.world_sizes or (world,)))
@@ -530,6 +570,9 @@ def build_space(
         raise InputError(f"world_sizes {worlds} must lie in 1..{world} (the cluster's GPUs)")
     out: dict[str, list[str]] = {}
     worlds = _launchable_worlds(worlds, cluster, options, out)
+    asked = set(worlds)
+    if options.world_sizes is None and objective in FEWER_GPU_OBJECTIVES:
+        worlds = fewer_gpu_worlds(cluster)
     tps = _tp_domain(model, cluster, options, out)
     pps = _pp_domain(model, worlds, options, out)
     cps = _cp_domain(workload.seq_len, cluster.gpu, options, out)
@@ -540,12 +583,18 @@ def build_space(
     precision = job_precision(workload.precision, cluster.gpu)
     fp8 = precision == "fp8"
     shapes = []
+    undivided: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (world, pp) -> its (tp, cp) left out
     for w in worlds:
         for tp in tps:
             for pp in pps:
                 for cp in cps:
                     if w % (tp * pp * cp):
+                        if w in asked:
+                            undivided.setdefault((w, pp), []).append((tp, cp))
                         continue
+                    dp = w // (tp * pp * cp)
+                    if w not in asked and all(workload.global_batch % (m * dp) for m in micros):
+                        continue  # a GPU count only the objective adds, whose dp cannot split the batch
                     comm, problem = _cp_comm(model, tp, pp, cp, options)
                     if problem is not None:
                         out.setdefault("cp_comm_rule", []).append(problem)
@@ -554,7 +603,6 @@ def build_space(
                     if problem is not None:
                         out.setdefault("seq_divides_sp", []).append(problem)
                         continue
-                    dp = w // (tp * pp * cp)
                     where = f"tp={tp}, pp={pp}, cp={cp}, dp={dp}"
                     for ep in eps:
                         # Every (ep, etp) pair whose expert grid tiles the stage (one rule with
@@ -592,9 +640,18 @@ def build_space(
     state_modes = _state_modes(model, options, fp16, out)
     if not state_modes:
         raise InputError(f"no allowed ZeRO stage runs: {'; '.join(out['framework_zero_stages'])}")
+    divided = any(not w % (tp * pp * cp) for w in asked for tp in tps for pp in pps for cp in cps)
+    if undivided:
+        out["degrees_divide_world"] = _undivided(undivided, tps, cps)
     excluded = {k: tuple(dict.fromkeys(v)) for k, v in out.items()}
     if not shapes:
-        reasons = tuple(f"{rule}: {'; '.join(msgs[:4])}" for rule, msgs in excluded.items())
+        # The rule that left no (tp, pp, cp) at all leads; the ZeRO stages a framework refuses remove
+        # no degree, so they are no reason here.
+        rules = sorted(
+            (r for r in excluded if r != "framework_zero_stages"),
+            key=lambda r: divided or r != "degrees_divide_world",
+        )
+        reasons = tuple(f"{rule}: {'; '.join(excluded[rule][:4])}" for rule in rules)
         raise InfeasibleError(
             f"no (tp, pp, cp, ep, etp) degrees fit {model.name} on {world} GPUs "
             f"({cluster.gpus_per_node} per node)",
@@ -613,10 +670,30 @@ def build_space(
         kind_of_layer=kind_of,
         kind_layer=reps,
         excluded=excluded,
+        objective=objective,
     )
     if fp8:
         _require_fp8_micro_batch(space)
     return space
+
+
+def _undivided(
+    undivided: Mapping[tuple[int, int], list[tuple[int, int]]], tps: list[int], cps: list[int]
+) -> list[str]:
+    """The sentences of the rule `degrees_divide_world` (dp = world / (tp·pp·cp) is a whole number), one
+    per GPU count and pipeline degree: the least product left out, and whether every other allowed
+    (tp, cp) is left out too (pp=5 on 32 GPUs) or which ones are."""
+    out = []
+    for (w, pp), left in undivided.items():
+        tp, cp = min(left, key=lambda tc: (tc[0] * tc[1], tc))
+        text = f"pp={pp}: tp·pp·cp = {tp}·{pp}·{cp} = {tp * pp * cp} does not divide the {w} GPUs"
+        if len(left) == len(tps) * len(cps) > 1:
+            text += f", nor at any other allowed tp {tuple(tps)} and cp {tuple(cps)}"
+        elif len(left) > 1:
+            more = ", ".join(f"{a}·{pp}·{c}" for a, c in left if (a, c) != (tp, cp))
+            text += f", nor {more}"
+        out.append(text)
+    return out
 
 
 def _require_fp8_micro_batch(space: TrainingSpace) -> None:
