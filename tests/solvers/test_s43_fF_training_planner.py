@@ -138,3 +138,12 @@ def test_why_lost_by_gpu_time() -> None:
         f"{100 * (4 * b.perf.step_time_s / (7 * a.perf.step_time_s) - 1):.1f}% more GPU time"
     )
     assert "GPU-s per step" in text and "slower" in text
+
+
+def test_a_weighted_cost_plans_on_fewer_gpus_as_the_name_does() -> None:
+    """{"cost": 1} built the whole cluster's space (`solve._weighed_gpus`): 64 GPUs where "cost" plans 7."""
+    model, cluster = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("8x8xH100")
+    work = Training(seq_len=4096, global_batch=7, tokens=1e9)
+    named = solve_training(model, cluster, work, objective="cost", settings=SETTINGS)
+    weighted = solve_training(model, cluster, work, objective={"mfu": 1.0}, settings=SETTINGS)
+    assert weighted.config.world_size == named.config.world_size < 64

@@ -117,6 +117,17 @@ def check_against_float(
         )
 
 
+def _counts(counts: list[int]) -> str:
+    """GPU counts as a short list: 1-8, 16, 32, 64."""
+    runs: list[list[int]] = []
+    for c in counts:
+        if runs and c == runs[-1][-1] + 1:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
+
+
 def binding_constraints(
     t: TrainingTables,
     p: Point,
@@ -133,9 +144,11 @@ def binding_constraints(
         if sp.options.world_sizes is not None:
             why = f"the GPU counts allowed are {list(sp.options.world_sizes)} (options.world_sizes)"
         elif len({s.world for s in sp.shapes}) > 1:
+            counts = sorted({s.world for s in sp.shapes})
             why = (
-                f"objective {objective} weighs GPUs × step time, over every GPU count up to the "
-                "cluster's that the launch lines start; throughput would plan on the whole cluster"
+                f"objective {objective} weighs GPUs × step time, over the GPU counts {_counts(counts)} "
+                "(any within a node, whole nodes in counts that divide the cluster's); throughput would "
+                "plan on the whole cluster"
             )
         else:
             why = "the only GPU count planned"

@@ -261,6 +261,13 @@ def prepare(
     return bounds, hint[0] if hint else None
 
 
+def _weighed_gpus(weights: dict[str, float]) -> str:
+    """The objective a weighted sum builds its space for: cost (or mfu) where it weighs GPUs × step time
+    (the space then spans fewer GPUs too, `space.FEWER_GPU_OBJECTIVES`), else throughput (the whole
+    cluster). {"cost": 1} had planned the whole cluster where "cost" planned 7 of 64 GPUs."""
+    return next((n for n in FEWER_GPU_OBJECTIVES if weights.get(n, 0.0) > 0), "throughput")
+
+
 def solve_training(
     model: ModelSpec,
     cluster: Cluster,
@@ -300,7 +307,7 @@ def solve_training(
     deadline = settings.deadline()  # the time limit bounds the whole call
     options = options or TrainingOptions()
     chain = parse_objective(objective, "training")
-    lead = chain[0] if isinstance(chain, tuple) else "throughput"  # weights: the whole cluster
+    lead = chain[0] if isinstance(chain, tuple) else _weighed_gpus(chain)
     t = build_tables(build_space(model, cluster, workload, options, objective=lead), deadline)
     clock.lap("tables")
     if not any(g for row in t.grad_accum for g in row):
