@@ -237,7 +237,7 @@ def cost_at_a_rate(workload: Serving, objective: Any, top: int = 1) -> bool:
     the single-engine planner's replica count is the most the GPUs hold and its cost $ per million
     tokens at capacity (DeepSeek-V3 on 64x8xH100 at 20 req/s: 512 GPUs there, 48 in the deployment).
     A finite benchmark or a ranking (`top` > 1) asks for one engine's replay or plans: the
-    single-engine planner answers them. The CLI's rule is `cli.fleet_cmd._cost_at_a_rate`.
+    single-engine planner answers them. `plan` routes by it too (`cli.fleet_cmd._cost_at_a_rate`).
 
     Raises:
         InputError: an objective `parse_objective` refuses.

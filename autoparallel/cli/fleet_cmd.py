@@ -85,11 +85,10 @@ def _cost_at_a_rate(args: argparse.Namespace, workload: Serving) -> bool:
     `num_prompts` went to the deployment planner (no replay, no note) where the same as flags got the
     replay. A file's burstiness without `num_prompts` asks for no replay (both planners take the mean
     rate, and say so: `unused_burstiness`)."""
-    if args.objective != "cost":
-        return False
-    if workload.num_prompts is not None or (getattr(args, "top", None) or 1) > 1:
-        return False  # one engine's benchmark replay or ranking: its plan, the deployment beside it
-    return workload.request_rate is not None
+    from autoparallel.api import cost_at_a_rate
+
+    # one engine's benchmark replay or ranking (`num_prompts`, --top): its plan, the deployment beside it
+    return args.objective == "cost" and cost_at_a_rate(workload, "cost", getattr(args, "top", None) or 1)
 
 
 def deployment_reason(args: argparse.Namespace) -> str:
