@@ -158,6 +158,7 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
             numbers (`rate_unmet`); no plan file is written.
     """
     from autoparallel.fleet import fleet_of_one, load_fleet, solve_fleet
+    from autoparallel.models import load_model
     from autoparallel.objectives import DEPLOYMENT
 
     if args.objective is not None and deployment_objective(args.objective, False) is None:
@@ -173,6 +174,8 @@ def cmd_fleet(args: argparse.Namespace, workload: Serving | None) -> int:
     if args.fleet:
         spec = load_fleet(args.fleet)
         refuse_overwrite("--plan-file", args.plan_file, fleet_entry_inputs(spec))  # before solving
+        for entry in spec.models:  # a hub fetch now, within --time-limit: the solvers get what it leaves
+            load_model(entry.model)
         quant_notes = fleet_quantization_check(args, spec)
         has_rate = any(e.serving().request_rate is not None for e in spec.models)  # a workload file's too
         fleet: Any = spec

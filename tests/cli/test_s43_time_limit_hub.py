@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import huggingface_hub
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from autoparallel import api
 from autoparallel.cli import main
 from autoparallel.models import loader
+from autoparallel.solvers.settings import SolverSettings
 
 ZOO_CONFIG = Path(loader.__file__).parent / "zoo" / "Qwen__Qwen3-0.6B.json"
 
@@ -69,3 +71,33 @@ def test_the_solvers_get_what_the_fetch_left_of_the_limit(
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["config"]["tp"] >= 1
     assert limits and limits[0] <= 20 - 0.6, limits
+
+
+def test_a_fleet_files_hub_models_are_fetched_within_the_limit_too(
+    online: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --fleet file's models were read inside `solve_fleet`, after its settings took the whole limit:
+    a 2 s fetch under --time-limit 5 left the solvers a deadline at +9 s."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(json.loads(ZOO_CONFIG.read_text())["config"]))
+
+    def slow_download(model_id: str, filename: str, **kwargs: object) -> str:
+        time.sleep(0.6)
+        if filename != "config.json":
+            raise huggingface_hub.utils.EntryNotFoundError("404")
+        return str(config)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", slow_download)
+    limits: list[float] = []
+    real = SolverSettings.create.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[SolverSettings], **kwargs: Any) -> SolverSettings:
+        settings = real(cls, **kwargs)
+        limits.append(settings.time_limit_s)
+        return settings
+
+    monkeypatch.setattr(SolverSettings, "create", classmethod(spy))
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("models:\n  - model: someone/qwen3-copy\n    request_rate: 2\n")
+    assert main(["plan", "--fleet", str(fleet), "--cluster", "1x8xH100", "--time-limit", "20"]) == 0
+    assert limits and max(limits) <= 20 - 0.6, limits
