@@ -722,6 +722,39 @@ def solve_chunk(chunk: Sequence[Scenario], time_limit_s: float) -> list[dict[str
     return [solve_scenario(s, time_limit_s) for s in chunk]
 
 
+def _run_chunks(
+    pool: Executor,
+    chunks: list[list[Scenario]],
+    time_limit_s: float,
+    record: Callable[[dict[str, Any]], None],
+) -> list[Scenario]:
+    """Solve `chunks` on a Dask (or caller's) executor, recording each row: the scenarios of a chunk
+    whose task failed (its worker died: Dask's KilledWorker) run again one a task, so that only the one
+    that fails alone is an `internal` row; its chunk mates were written as failed, and a resume skipped
+    them. Returns the scenarios a caller's broken process pool did not run (`_run_pooled` says so)."""
+    futures = {pool.submit(solve_chunk, c, time_limit_s): c for c in chunks}
+    broken: list[Scenario] = []
+    again: list[list[Scenario]] = []
+    for fut in as_completed(futures):
+        try:
+            rows = fut.result()
+        except BrokenProcessPool:
+            broken += futures[fut]
+            continue
+        except Exception as exc:
+            if len(futures[fut]) > 1:
+                again += [[s] for s in futures[fut]]
+                continue
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            rows = [
+                {**input_row(s), "status": "internal", "message": why, "version": _version()}
+                for s in futures[fut]
+            ]
+        for row in rows:
+            record(row)
+    return broken + (_run_chunks(pool, again, time_limit_s, record) if again else [])
+
+
 def _run_round(
     pool: Executor, todo: Sequence[Scenario], time_limit_s: float, record: Callable[[dict[str, Any]], None]
 ) -> tuple[list[Scenario], dict[str, str]]:
@@ -732,20 +765,7 @@ def _run_round(
         KeyboardInterrupt: the pool was stopped (`stop_pools`): nothing more is recorded.
     """
     if not isinstance(pool, _SweepPool):
-        futures = {pool.submit(solve_chunk, c, time_limit_s): c for c in _chunks(todo, _threads(pool))}
-        broken: list[Scenario] = []  # a caller's process pool broke: `_run_pooled` says what is not run
-        for fut in as_completed(futures):
-            try:
-                rows = fut.result()
-            except BrokenProcessPool:
-                broken += futures[fut]
-                continue
-            except Exception as exc:
-                why = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-                rows = [{**input_row(s), "status": "internal", "message": why} for s in futures[fut]]
-            for row in rows:
-                record(row)
-        return broken, {}
+        return _run_chunks(pool, _chunks(todo, _threads(pool)), time_limit_s, record), {}
     tasks = {pool.submit(_solve_marked, s, time_limit_s): s for s in todo}
     lost: list[Scenario] = []
     for done in as_completed(tasks):

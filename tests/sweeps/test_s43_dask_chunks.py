@@ -55,3 +55,22 @@ def test_a_dask_executor_solves_chunks_and_records_every_row_in_order_of_the_ser
     assert pool.tasks == len(execute._chunks(todo, 1)) < len(todo)
     key = ("scenario_id", "status", "tp", "max_num_seqs", "throughput_tok_s")
     assert [tuple(r[k] for k in key) for r in chunked] == [tuple(r[k] for k in key) for r in serial]
+
+
+def test_a_chunk_whose_worker_died_runs_again_one_scenario_a_task(monkeypatch: Any) -> None:
+    """A worker's death (Dask's KilledWorker) failed its whole chunk: 16 `internal` rows where one
+    scenario crashed, journaled, so a resume skipped them. Its scenarios now run again one a task."""
+    todo = _todo(40)
+    crash = todo[5].id
+    real = execute.solve_chunk
+
+    def dies_on_one(chunk: list[Any], time_limit_s: float) -> list[dict[str, Any]]:
+        if any(s.id == crash for s in chunk):
+            raise RuntimeError("KilledWorker: the worker running it died")
+        return real(chunk, time_limit_s)
+
+    monkeypatch.setattr(execute, "solve_chunk", dies_on_one)
+    with _DaskLike() as pool:
+        rows = execute.run_scenarios(todo, executor=pool)
+    status = {r["scenario_id"]: r["status"] for r in rows}
+    assert status.pop(crash) == "internal" and set(status.values()) == {"ok"} and len(status) == 39
