@@ -115,8 +115,14 @@ def add_plan_parser(sub: Any) -> None:
         default=None,
         help=objectives.help_text() + ". Default: throughput (a deployment with a --request-rate: goodput). "
         "cost with a request rate is the $/hour that sustains it, planned by the deployment planner. "
-        "With --train, mfu and cost (GPUs x step time) may use fewer GPUs than the cluster's (any count "
-        "within a node, or whole nodes in a count dividing the cluster's); throughput and memory use all",
+        "With --train, mfu and cost (GPUs x step time) rank the step time on the whole cluster unless "
+        "--world-sizes allows fewer GPUs",
+    )
+    p.add_argument(
+        "--world-sizes",
+        default=None,
+        help="training: GPU counts the plan may use, e.g. 8,16,64 (default: the whole cluster); with "
+        "--objective cost or mfu it weighs GPUs x step time over them",
     )
     fleet_cmd.add_fleet_arguments(p)
     disagg_cmd.add_disagg_arguments(p)
@@ -239,11 +245,31 @@ def training_options(args: argparse.Namespace) -> Any:
     deepspeed = getattr(args, "engine", None) == "deepspeed"
     if deepspeed and bf16_grads:
         raise InputError("--grad-reduce-in-bf16 is Megatron's flag: DeepSpeed reduces bf16 gradients already")
-    if not (deepspeed or bf16_grads):
+    worlds = _world_sizes(getattr(args, "world_sizes", None))
+    if not (deepspeed or bf16_grads or worlds):
         return None
     from autoparallel.solvers.training.space import TrainingOptions
 
-    return TrainingOptions(framework="deepspeed") if deepspeed else TrainingOptions(grad_reduce_in_bf16=True)
+    return TrainingOptions(
+        **({"framework": "deepspeed"} if deepspeed else {}),
+        **({"grad_reduce_in_bf16": True} if bf16_grads else {}),
+        **({"world_sizes": worlds} if worlds else {}),
+    )
+
+
+def _world_sizes(text: str | None) -> tuple[int, ...] | None:
+    """--world-sizes as GPU counts (None: not given)."""
+    if text is None:
+        return None
+    values: list[int] = []
+    for item in text.split(","):
+        try:
+            values.append(int(item.strip()))
+        except ValueError:
+            raise InputError(f"--world-sizes {text[:60]!r}: give GPU counts like 8,16,64") from None
+    if not values or min(values) < 1:
+        raise InputError(f"--world-sizes {text[:60]!r}: give GPU counts of 1 or more, like 8,16,64")
+    return tuple(sorted(set(values)))
 
 
 def add_evaluate_parser(sub: Any) -> None:
@@ -387,7 +413,7 @@ _SERVING_ONLY: dict[str, tuple[str, ...]] = {
 }
 """Options that only a serving request uses: given with --train they are an error, not ignored."""
 _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
-    "plan": (*_TRAINING_FLAGS, "grad_reduce_in_bf16"),
+    "plan": (*_TRAINING_FLAGS, "grad_reduce_in_bf16", "world_sizes"),
     "evaluate": (
         *_TRAINING_FLAGS,
         *("cp", "cp_comm_type", "ep", "etp", "vp", "micro_batch", "zero", "recompute", "layers_per_stage"),

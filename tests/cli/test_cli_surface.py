@@ -45,6 +45,7 @@ FROZEN: dict[str, set[str]] = {
         "--disagg",
         "--engine",
         "--grad-reduce-in-bf16",
+        "--world-sizes",
         "--mem-fraction-static",
         "--free-gpu-memory-fraction",
     },

@@ -47,24 +47,24 @@ def test_divisibility_does_not_lead_where_other_rules_emptied_the_space() -> Non
     assert reasons[1] == "degrees_divide_world: pp=3: tp·pp·cp = 8·3·1 = 24 does not divide the 16 GPUs"
 
 
-# ----- problem 2: mfu / cost over fewer GPUs ---------------------------------------------------------
-def test_fewer_gpu_worlds() -> None:
-    from autoparallel.solvers.training.space import fewer_gpu_worlds
-
-    assert fewer_gpu_worlds(Cluster.parse("64x8xH100")) == [1, 2, 3, 4, 5, 6, 7, 8, 16, 32, 64, 128, 256, 512]
-    assert fewer_gpu_worlds(Cluster.parse("3x8xH100")) == [1, 2, 3, 4, 5, 6, 7, 8, 24]
-    assert fewer_gpu_worlds(Cluster.parse("1x4xH100")) == [1, 2, 3, 4]
+# ----- problem 2: mfu / cost over the GPU counts allowed ------------------------------------------------
+WORLDS = TrainingOptions(world_sizes=(4, 7, 8, 16, 32, 64))
 
 
 @pytest.mark.parametrize("objective", ["cost", "mfu"])
-def test_cost_and_mfu_plan_on_fewer_gpus(objective: str) -> None:
+def test_cost_and_mfu_plan_on_fewer_gpus_where_allowed(objective: str) -> None:
     """Llama-3.1-8B, global batch 7 on 8x8xH100: all 64 GPUs cost $158 to 1e9 tokens (MFU 0.31);
-    7 GPUs (dp=7) cost $97 (MFU 0.50)."""
+    7 GPUs (dp=7) cost $97 (MFU 0.50). Without world sizes they rank the step time on the whole
+    cluster, and say so."""
     model = load_model("meta-llama/Llama-3.1-8B")
     cluster = Cluster.parse("8x8xH100")
     work = Training(seq_len=8192, global_batch=7, tokens=1e9)
     fast = solve_training(model, cluster, work, settings=SETTINGS)
-    cheap = solve_training(model, cluster, work, objective=objective, settings=SETTINGS)
+    whole = solve_training(model, cluster, work, objective=objective, settings=SETTINGS)
+    assert whole.config.world_size == 64
+    said = next(b for b in whole.binding if b.startswith("gpus:"))
+    assert "--world-sizes" in said and "step time alone" in said
+    cheap = solve_training(model, cluster, work, objective=objective, settings=SETTINGS, options=WORLDS)
     assert fast.config.world_size == 64
     assert cheap.config.world_size < 64
     assert cheap.stats.status == "OPTIMAL"
@@ -73,6 +73,7 @@ def test_cost_and_mfu_plan_on_fewer_gpus(objective: str) -> None:
     assert cheap.perf.mfu > fast.perf.mfu + 0.1
     gpus = next(b for b in cheap.binding if b.startswith("gpus:"))
     assert f"{cheap.config.world_size} of the cluster's 64 GPUs" in gpus and objective in gpus
+    assert "options.world_sizes" in gpus
     assert not any(b.startswith("gpus:") for b in fast.binding)
     # A runner-up on other GPUs loses on GPU time, not on its step (it may be the faster one).
     assert cheap.runner_up is not None
@@ -141,9 +142,9 @@ def test_why_lost_by_gpu_time() -> None:
 
 
 def test_a_weighted_cost_plans_on_fewer_gpus_as_the_name_does() -> None:
-    """{"cost": 1} built the whole cluster's space (`solve._weighed_gpus`): 64 GPUs where "cost" plans 7."""
+    """{"mfu": 1} weighs the GPUs as "cost" does (`solve._weighed_gpus`): 64 GPUs where "cost" planned 7."""
     model, cluster = load_model("meta-llama/Llama-3.1-8B"), Cluster.parse("8x8xH100")
     work = Training(seq_len=4096, global_batch=7, tokens=1e9)
-    named = solve_training(model, cluster, work, objective="cost", settings=SETTINGS)
-    weighted = solve_training(model, cluster, work, objective={"mfu": 1.0}, settings=SETTINGS)
+    named = solve_training(model, cluster, work, objective="cost", settings=SETTINGS, options=WORLDS)
+    weighted = solve_training(model, cluster, work, objective={"mfu": 1.0}, settings=SETTINGS, options=WORLDS)
     assert weighted.config.world_size == named.config.world_size < 64

@@ -18,6 +18,7 @@ from autoparallel.errors import InternalError
 from autoparallel.memory.training import GIB, TrainingMemoryReport, training_memory
 from autoparallel.perf.training import TrainingCost, TrainingPerf, training_perf
 from autoparallel.solvers.settings import SolverStats
+from autoparallel.solvers.training.objective import GPU_WEIGHED
 from autoparallel.solvers.training.points import (
     Point,
     StageValues,
@@ -117,17 +118,6 @@ def check_against_float(
         )
 
 
-def _counts(counts: list[int]) -> str:
-    """GPU counts as a short list: 1-8, 16, 32, 64."""
-    runs: list[list[int]] = []
-    for c in counts:
-        if runs and c == runs[-1][-1] + 1:
-            runs[-1].append(c)
-        else:
-            runs.append([c])
-    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 2 else ", ".join(map(str, r)) for r in runs)
-
-
 def binding_constraints(
     t: TrainingTables,
     p: Point,
@@ -140,19 +130,20 @@ def binding_constraints(
     stages, recompute per stage, the slowest stage. `objective`: the primary objective."""
     sp = t.space
     out = []
+    counts = sorted({s.world for s in sp.shapes})
     if (gpus := config.world_size) < (world := sp.cluster.world_size):
         if sp.options.world_sizes is not None:
             why = f"the GPU counts allowed are {list(sp.options.world_sizes)} (options.world_sizes)"
-        elif len({s.world for s in sp.shapes}) > 1:
-            counts = sorted({s.world for s in sp.shapes})
-            why = (
-                f"objective {objective} weighs GPUs × step time, over the GPU counts {_counts(counts)} "
-                "(any within a node, whole nodes in counts that divide the cluster's); throughput would "
-                "plan on the whole cluster"
-            )
+            if objective in GPU_WEIGHED and len(counts) > 1:
+                why += f"; objective {objective} weighs GPUs × step time"
         else:
             why = "the only GPU count planned"
         out.append(f"gpus: the plan uses {gpus} of the cluster's {world} GPUs: {why}")
+    elif objective in GPU_WEIGHED and len(counts) == 1:
+        out.append(
+            f"gpus: objective {objective} (GPUs × step time) on the cluster's {world} GPUs ranks the step "
+            "time alone; --world-sizes (TrainingOptions.world_sizes) lets it weigh fewer GPUs"
+        )
     out.append(
         f"global_batch: micro-batch {config.micro_batch} × dp {config.dp} × grad-accum "
         f"{config.grad_accum} = {config.global_batch} sequences"

@@ -45,9 +45,14 @@ def point_value(t: TrainingTables, p: Point, name: str) -> int:
     raise ValueError(f"no value for training objective {name!r}")
 
 
+GPU_WEIGHED = ("mfu", "cost")
+"""Objectives that weigh a plan's GPUs (GPUs × step time) where the space holds several GPU counts
+(`TrainingOptions.world_sizes`, `--world-sizes`); on one count they rank the step time alone."""
+
+
 def gpu_weight(t: TrainingTables, shape: int, name: str) -> int:
     """The factor of the step time in objective `name` at shape index `shape`: its GPUs for mfu and
     cost where the space's shapes use different GPU counts, else 1 (the step time itself)."""
-    if name not in ("mfu", "cost") or len({s.world for s in t.space.shapes}) == 1:
+    if name not in GPU_WEIGHED or len({s.world for s in t.space.shapes}) == 1:
         return 1
     return t.space.shapes[shape].world

@@ -30,7 +30,7 @@ from autoparallel.solvers.training.decoder import (
 from autoparallel.solvers.training.decompose import solve_by_triples
 from autoparallel.solvers.training.encoder import EncodedTraining, build
 from autoparallel.solvers.training.hints import best_partitioned_point, best_uniform_point
-from autoparallel.solvers.training.objective import gpu_weight, point_value
+from autoparallel.solvers.training.objective import GPU_WEIGHED, gpu_weight, point_value
 from autoparallel.solvers.training.points import (
     Point,
     PointBound,
@@ -42,7 +42,6 @@ from autoparallel.solvers.training.points import (
     zero_pipeline_ok,
 )
 from autoparallel.solvers.training.space import (
-    FEWER_GPU_OBJECTIVES,
     TrainingOptions,
     build_space,
     cp_chunks,
@@ -218,7 +217,7 @@ def _runner(
     first = chain[0] if isinstance(chain, tuple) else None
     peaks = (chosen[0].peak_gib, memory.peak_gib) if first == "memory" else None
     worlds = (chosen[2], config.world_size)
-    gpus = worlds if first in FEWER_GPU_OBJECTIVES and worlds[0] != worlds[1] else None
+    gpus = worlds if first in GPU_WEIGHED and worlds[0] != worlds[1] else None
     return RunnerUp(
         config=config, step_time_s=perf.step_time_s, reason=why_lost(chosen[1], perf, peaks, gpus)
     )
@@ -263,9 +262,8 @@ def prepare(
 
 def _weighed_gpus(weights: dict[str, float]) -> str:
     """The objective a weighted sum builds its space for: cost (or mfu) where it weighs GPUs × step time
-    (the space then spans fewer GPUs too, `space.FEWER_GPU_OBJECTIVES`), else throughput (the whole
-    cluster). {"cost": 1} had planned the whole cluster where "cost" planned 7 of 64 GPUs."""
-    return next((n for n in FEWER_GPU_OBJECTIVES if weights.get(n, 0.0) > 0), "throughput")
+    (the hint then weighs each shape's GPUs, `gpu_weight`), else throughput."""
+    return next((n for n in GPU_WEIGHED if weights.get(n, 0.0) > 0), "throughput")
 
 
 def solve_training(
@@ -288,9 +286,9 @@ def solve_training(
         timings: when given, filled with the seconds of each phase (tables, bounds_hints, cpsat, decode,
             runner_up) for benchmarks.
 
-    `mfu` or `cost` first, with no `options.world_sizes`, plans on fewer GPUs too (any count within a
-    node, whole nodes in counts dividing the cluster's: `space.fewer_gpu_worlds`); the other
-    objectives on the whole cluster. The step-time objective alone (`throughput`, the default), `mfu`
+    `mfu` or `cost` weigh GPUs × step time where `options.world_sizes` gives several GPU counts
+    (`objective.gpu_weight`); on the whole cluster alone they rank the step time. The step-time
+    objective alone (`throughput`, the default), `mfu`
     or `cost` alone (GPUs × step time), the peak memory alone or then the step time are solved by
     decomposition over
     (shape, micro-batch, state mode) triples (`training/decompose.py`); other objectives by one CP-SAT

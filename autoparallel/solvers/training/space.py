@@ -518,32 +518,6 @@ def _layer_kinds(model: ModelSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(kind_of), tuple(reps)
 
 
-FEWER_GPU_OBJECTIVES = ("mfu", "cost")
-"""Primary objectives that weigh the GPUs a plan uses (GPUs × step time, `training/objective.py`):
-without `TrainingOptions.world_sizes` their space spans GPU counts up to the cluster's
-(`fewer_gpu_worlds`), as on the whole cluster they rank nothing but the step time: Llama-3.1-8B on
-8x8xH100 at global batch 7 planned all 64 GPUs for $158 to 1e9 tokens (MFU 0.31) where 7 GPUs cost
-$97 (MFU 0.50)."""
-
-
-def fewer_gpu_worlds(cluster: Cluster) -> list[int]:
-    """The GPU counts mfu and cost plan on: every count within one node, and whole nodes in counts
-    that divide the cluster's (a job that k copies of fill the cluster): 1-8, 16, 32, ... 512 on
-    64x8xH100, 1-8 and 24 on 3x8xH100; each one the launch lines start
-    (`hardware.gpu.launchable_world`). Every whole-node count (71 on 64x8xH100, 12x the whole
-    cluster's shapes) made the solve outlast the 10 s default time limit on the larger MoE models:
-    DeepSeek-V3 at global batch 1024 on 64x8xH100 ran out in its tables, Mixtral-8x7B at batch 96
-    took 27 s; on the cases measured the divisors lost at most 1.7% of the cost (Qwen3-30B-A3B at
-    batch 512: 16 GPUs for $59.3 where 24 cost $58.3)."""
-    node, name = cluster.gpus_per_node, cluster.gpu.name
-    nodes = cluster.world_size // node
-    return [
-        w
-        for w in range(1, cluster.world_size + 1)
-        if (w <= node or (w % node == 0 and nodes % (w // node) == 0)) and launchable_world(w, name, node)
-    ]
-
-
 def build_space(
     model: ModelSpec,
     cluster: Cluster,
@@ -552,12 +526,8 @@ def build_space(
     *,
     objective: str = "throughput",
 ) -> TrainingSpace:
-    """Domains of every knob for `model` on `cluster`, for the primary `objective` (mfu or cost with no
-    `options.world_sizes`: also on fewer GPUs, `FEWER_GPU_OBJECTIVES`).
-
-    The GPU counts below the cluster's that only `objective` adds keep the shapes whose dp splits the
-    global batch at some allowed micro-batch size (the others cannot plan) and record no pruning
-    reason: the reasons explain the space asked for, the whole cluster's.
+    """Domains of every knob for `model` on `cluster`, for the primary `objective` (mfu and cost weigh
+    each shape's GPUs where `options.world_sizes` gives several counts: `objective.gpu_weight`).
 
     Raises:
         InputError: an option outside what the job allows (e.g. a world size above the cluster).
@@ -570,9 +540,6 @@ def build_space(
         raise InputError(f"world_sizes {worlds} must lie in 1..{world} (the cluster's GPUs)")
     out: dict[str, list[str]] = {}
     worlds = _launchable_worlds(worlds, cluster, options, out)
-    asked = set(worlds)
-    if options.world_sizes is None and objective in FEWER_GPU_OBJECTIVES:
-        worlds = fewer_gpu_worlds(cluster)
     tps = _tp_domain(model, cluster, options, out)
     pps = _pp_domain(model, worlds, options, out)
     cps = _cp_domain(workload.seq_len, cluster.gpu, options, out)
@@ -589,12 +556,9 @@ def build_space(
             for pp in pps:
                 for cp in cps:
                     if w % (tp * pp * cp):
-                        if w in asked:
-                            undivided.setdefault((w, pp), []).append((tp, cp))
+                        undivided.setdefault((w, pp), []).append((tp, cp))
                         continue
                     dp = w // (tp * pp * cp)
-                    if w not in asked and all(workload.global_batch % (m * dp) for m in micros):
-                        continue  # a GPU count only the objective adds, whose dp cannot split the batch
                     comm, problem = _cp_comm(model, tp, pp, cp, options)
                     if problem is not None:
                         out.setdefault("cp_comm_rule", []).append(problem)
@@ -640,7 +604,7 @@ def build_space(
     state_modes = _state_modes(model, options, fp16, out)
     if not state_modes:
         raise InputError(f"no allowed ZeRO stage runs: {'; '.join(out['framework_zero_stages'])}")
-    divided = any(not w % (tp * pp * cp) for w in asked for tp in tps for pp in pps for cp in cps)
+    divided = any(not w % (tp * pp * cp) for w in worlds for tp in tps for pp in pps for cp in cps)
     if undivided:
         out["degrees_divide_world"] = _undivided(undivided, tps, cps)
     excluded = {k: tuple(dict.fromkeys(v)) for k, v in out.items()}
