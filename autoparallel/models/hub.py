@@ -44,8 +44,10 @@ def hub_timeout_s() -> float:
     return value
 
 
-_deadline: float | None = None
-"""The `time.perf_counter()` no fetch may run past (`fetch_deadline`); None: the hub's time-out alone."""
+_within = threading.local()
+"""`deadline`: the `time.perf_counter()` no fetch of this thread may run past (`fetch_deadline`); absent
+or None: the hub's time-out alone. Per thread: a command abandoned after a Ctrl-C (its thread still in
+`fetch_deadline`) left its deadline on the next command of the process."""
 
 
 @contextlib.contextmanager
@@ -53,12 +55,12 @@ def fetch_deadline(at: float | None) -> Iterator[None]:
     """Within: a fetch gives up at `at` (a `time.perf_counter()`) where that comes before its own time-out.
     `plan --time-limit` bounds the whole command: `plan someone/model --time-limit 2` took 20.8 s on an
     unreachable hub (the hub's 20 s, then the plan's limit). None: no deadline."""
-    global _deadline
-    saved, _deadline = _deadline, at
+    saved = getattr(_within, "deadline", None)
+    _within.deadline = at
     try:
         yield
     finally:
-        _deadline = saved
+        _within.deadline = saved
 
 
 def offline() -> bool:
@@ -98,8 +100,9 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
     if offline():
         raise InputError(f"{offline_variable()} is set, so it was not fetched")
     limit, bound = (hub_timeout_s() if timeout_s is None else timeout_s), "AUTOPARALLEL_HUB_TIMEOUT"
-    if _deadline is not None and _deadline - time.perf_counter() < limit:
-        limit, bound = max(0.0, _deadline - time.perf_counter()), "what --time-limit left"
+    deadline = getattr(_within, "deadline", None)
+    if deadline is not None and deadline - time.perf_counter() < limit:
+        limit, bound = max(0.0, deadline - time.perf_counter()), "what --time-limit left"
     result: dict[str, Any] = {}
 
     # Imported here, not in the thread: the import configures the logger quieted below. Its lazy
