@@ -30,6 +30,25 @@ def online(monkeypatch: pytest.MonkeyPatch) -> None:
     loader._load_hub.cache_clear()
 
 
+FETCH_S = 0.6
+"""How long `slow_hub`'s download of each file takes."""
+
+
+@pytest.fixture
+def slow_hub(online: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A hub that serves a zoo model's config.json (and no quantization config) after FETCH_S."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(json.loads(ZOO_CONFIG.read_text())["config"]))
+
+    def slow_download(model_id: str, filename: str, **kwargs: object) -> str:
+        time.sleep(FETCH_S)
+        if filename != "config.json":
+            raise huggingface_hub.utils.EntryNotFoundError("404")
+        return str(config)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", slow_download)
+
+
 def test_a_hub_that_never_answers_costs_the_time_limit_not_the_hub_timeout(
     online: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -47,18 +66,8 @@ def test_a_hub_that_never_answers_costs_the_time_limit_not_the_hub_timeout(
 
 
 def test_the_solvers_get_what_the_fetch_left_of_the_limit(
-    online: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    slow_hub: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(json.loads(ZOO_CONFIG.read_text())["config"]))
-
-    def slow_download(model_id: str, filename: str, **kwargs: object) -> str:
-        time.sleep(0.6)
-        if filename != "config.json":
-            raise huggingface_hub.utils.EntryNotFoundError("404")
-        return str(config)
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", slow_download)
     limits: list[float] = []
     real_top = api.solve_top
 
@@ -70,24 +79,14 @@ def test_the_solvers_get_what_the_fetch_left_of_the_limit(
     argv = ["plan", "someone/qwen3-copy", "--cluster", "1xH100", "--time-limit", "20", "--json"]
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["config"]["tp"] >= 1
-    assert limits and limits[0] <= 20 - 0.6, limits
+    assert limits and limits[0] <= 20 - FETCH_S, limits
 
 
 def test_a_fleet_files_hub_models_are_fetched_within_the_limit_too(
-    online: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    slow_hub: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A --fleet file's models were read inside `solve_fleet`, after its settings took the whole limit:
     a 2 s fetch under --time-limit 5 left the solvers a deadline at +9 s."""
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps(json.loads(ZOO_CONFIG.read_text())["config"]))
-
-    def slow_download(model_id: str, filename: str, **kwargs: object) -> str:
-        time.sleep(0.6)
-        if filename != "config.json":
-            raise huggingface_hub.utils.EntryNotFoundError("404")
-        return str(config)
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", slow_download)
     limits: list[float] = []
     real = SolverSettings.create.__func__  # type: ignore[attr-defined]
 
@@ -100,4 +99,4 @@ def test_a_fleet_files_hub_models_are_fetched_within_the_limit_too(
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text("models:\n  - model: someone/qwen3-copy\n    request_rate: 2\n")
     assert main(["plan", "--fleet", str(fleet), "--cluster", "1x8xH100", "--time-limit", "20"]) == 0
-    assert limits and max(limits) <= 20 - 0.6, limits
+    assert limits and max(limits) <= 20 - FETCH_S, limits

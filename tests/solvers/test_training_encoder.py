@@ -273,7 +273,11 @@ def test_time_limit_returns_best_found_with_gap(monkeypatch: pytest.MonkeyPatch)
 
     tables, prepare = training_solve.build_tables, training_solve.prepare
     monkeypatch.setattr(training_solve, "build_tables", lambda space, deadline: tables(space))
-    monkeypatch.setattr(training_solve, "prepare", lambda t, opts, s, deadline: prepare(t, opts, s))
+    monkeypatch.setattr(
+        training_solve,
+        "prepare",
+        lambda t, opts, s, deadline, objective: prepare(t, opts, s, objective=objective),
+    )
     model = load_model("meta-llama/Llama-3.1-70B")
     sol = solve_training(
         model,
@@ -299,7 +303,11 @@ def test_a_warm_start_returned_at_the_limit_is_valued_by_the_first_objective(
 
     tables, prepare = training_solve.build_tables, training_solve.prepare
     monkeypatch.setattr(training_solve, "build_tables", lambda space, deadline: tables(space))
-    monkeypatch.setattr(training_solve, "prepare", lambda t, opts, s, deadline: prepare(t, opts, s))
+    monkeypatch.setattr(
+        training_solve,
+        "prepare",
+        lambda t, opts, s, deadline, objective: prepare(t, opts, s, objective=objective),
+    )
     monkeypatch.setattr(SolverSettings, "deadline", lambda self: 0.0)  # no time left for CP-SAT
     model, cluster = load_model(LLAMA_8B), Cluster.parse("1x8xH100")
     job, options = Training(seq_len=4096, global_batch=64), TrainingOptions(runner_up=False)

@@ -160,7 +160,7 @@ def test_solver_optimum_equals_uniform_oracle(cluster_spec: str, data: st.DataOb
     if oracle is None:
         assert sol is None
         return
-    t = build_tables(build_space(model, cluster, workload, options, objective=objective))
+    t = build_tables(build_space(model, cluster, workload, options))
     if sol is None:
         event("solver excluded the oracle's plan by rounding")
         assert _excluded_by_rounding(t, oracle)

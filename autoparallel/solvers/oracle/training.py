@@ -79,7 +79,7 @@ def enumerate_training(
     from autoparallel.perf.training import training_perf
 
     opts = options or TrainingOptions()
-    space = build_space(model, cluster, workload, opts, objective=objective)
+    space = build_space(model, cluster, workload, opts)
     modes = sorted(space.recompute_modes, key=speed_rank)
     if objective == "memory":
         modes = modes[::-1]

@@ -131,13 +131,10 @@ def binding_constraints(
     sp = t.space
     out = []
     counts = sorted({s.world for s in sp.shapes})
-    if (gpus := config.world_size) < (world := sp.cluster.world_size):
-        if sp.options.world_sizes is not None:
-            why = f"the GPU counts allowed are {list(sp.options.world_sizes)} (options.world_sizes)"
-            if objective in GPU_WEIGHED and len(counts) > 1:
-                why += f"; objective {objective} weighs GPUs × step time"
-        else:
-            why = "the only GPU count planned"
+    if (gpus := config.world_size) < (world := sp.cluster.world_size):  # options.world_sizes allow it
+        why = f"the GPU counts allowed are {list(sp.options.world_sizes or counts)} (options.world_sizes)"
+        if objective in GPU_WEIGHED and len(counts) > 1:
+            why += f"; objective {objective} weighs GPUs × step time"
         out.append(f"gpus: the plan uses {gpus} of the cluster's {world} GPUs: {why}")
     elif objective in GPU_WEIGHED and len(counts) == 1:
         out.append(

@@ -228,16 +228,17 @@ def prepare(
     options: TrainingOptions,
     budget_s: float = 1.0,
     deadline: float | None = None,
+    objective: str = "throughput",
 ) -> tuple[dict[Triple, PointBound], Point | None]:
     """Lower bounds and a hint: the best even split, improved (free stages only, step time) by exact
     min-max splits of the most promising triples for up to `budget_s` seconds. For mfu / cost over
-    several GPU counts (the space's objective, `objective.gpu_weight`) the hint is the even split of
+    several GPU counts (`objective`, the primary one; `objective.gpu_weight`) the hint is the even split of
     the least GPUs × step time, found within `budget_s`, and the bounds are refined where that product
     may beat it. The bounds stop at `deadline` (a SolverTimeoutError, as the tables do)."""
     if not options.hints:
         return point_bounds(t, deadline=deadline), None
     base = point_bounds(t, refine_below=0, deadline=deadline)
-    gpus = {i: gpu_weight(t, i, t.space.objective) for i in {key[0] for key in base}}
+    gpus = {i: gpu_weight(t, i, objective) for i in {key[0] for key in base}}
     if len(set(gpus.values())) > 1:
         until = (
             time.perf_counter() + budget_s
@@ -306,7 +307,7 @@ def solve_training(
     options = options or TrainingOptions()
     chain = parse_objective(objective, "training")
     lead = chain[0] if isinstance(chain, tuple) else _weighed_gpus(chain)
-    t = build_tables(build_space(model, cluster, workload, options, objective=lead), deadline)
+    t = build_tables(build_space(model, cluster, workload, options), deadline)
     clock.lap("tables")
     if not any(g for row in t.grad_accum for g in row):
         raise _infeasible(t, driver.Core(needed=("global_batch",)), settings, deadline)
@@ -314,7 +315,7 @@ def solve_training(
         # Memory alone is the usual cause; proving the other families innocent by deletion trials can
         # take CP-SAT longer than the time limit, and this certificate from the tables settles it.
         raise _infeasible(t, driver.Core(needed=("memory",)), settings, deadline)
-    bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10), deadline)
+    bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10), deadline, lead)
     clock.lap("bounds_hints")
     runner_point: Point | None = None
     enc: EncodedTraining | None = None

@@ -246,9 +246,6 @@ class TrainingSpace(Problem["Training", TrainingOptions]):
     """A representative layer index of each kind."""
     excluded: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Rule name → sentences about the degrees it removed."""
-    objective: str = "throughput"
-    """The primary objective the space was built for (`build_space`): mfu and cost weigh each shape's
-    GPUs (`objective.gpu_weight`), in the hint and the bounds too (`solve.prepare`)."""
 
     @property
     def num_layers(self) -> int:
@@ -523,11 +520,8 @@ def build_space(
     cluster: Cluster,
     workload: Training,
     options: TrainingOptions,
-    *,
-    objective: str = "throughput",
 ) -> TrainingSpace:
-    """Domains of every knob for `model` on `cluster`, for the primary `objective` (mfu and cost weigh
-    each shape's GPUs where `options.world_sizes` gives several counts: `objective.gpu_weight`).
+    """Domains of every knob for `model` on `cluster`.
 
     Raises:
         InputError: an option outside what the job allows (e.g. a world size above the cluster).
@@ -634,7 +628,6 @@ def build_space(
         kind_of_layer=kind_of,
         kind_layer=reps,
         excluded=excluded,
-        objective=objective,
     )
     if fp8:
         _require_fp8_micro_batch(space)
