@@ -91,7 +91,8 @@ def _solve_scenario(scenario: Scenario, time_limit_s: float) -> dict[str, Any]:
             raise InputError(cost_at_a_rate_row(scenario, workload))  # as `solve` refuses it, in sweep terms
         if scenario.disagg is not None or rated_cost:
             # cost at a rate on vLLM: the deployment sized to the rate, as `plan MODEL --objective cost
-            # --request-rate R` plans it (`disagg off`: the aggregated deployment alone)
+            # --request-rate R` plans it (`disagg off`: the aggregated deployment alone), its $ per
+            # million tokens at the rate `usd_per_million_tokens_at_rate` (`disagg_columns`)
             planned = (
                 scenario if scenario.disagg is not None else scenario.model_copy(update={"disagg": "off"})
             )
@@ -238,14 +239,16 @@ def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
 
     The figures mean what a plan row's do: `throughput_tok_s` (and per GPU), `usd_per_million_tokens`,
     `ttft_ms` and `tpot_ms` at the winner's capacity within the SLOs, `usd_per_hour` of its GPUs. What it
-    serves of the rate is `goodput_tok_s` (the throughput without a rate); a disaggregated winner's TTFT
-    at a rate below its capacity is `ttft_ms_at_rate` (its prefill queues at that load; `ttft_ms` is then
-    empty: the deployment is not priced at capacity). `agg_tok_s_per_gpu` / `disagg_tok_s_per_gpu` are
-    both sides' tokens/s per GPU as the objective counts them (`disagg.MEASURES`): goodput (up to the
-    rate) where goodput is compared, capacity at the SLOs otherwise; `disagg_why` states the numbers
-    the verdict compared. An objective the deployments are not planned at (ttft, headroom) is said in
-    the row's message (`objectives.deployment_objective_note`, as `plan` prints it); a deployment
-    objective (gpus, cost_per_mtok, goodput) is planned as `plan --disagg --objective` plans it
+    serves of the rate is `goodput_tok_s` (the throughput without a rate), and with a rate what that costs is
+    `usd_per_million_tokens_at_rate`: the deployment's own $ per million tokens, its $/hour over
+    `goodput_tok_s`, the figure `plan MODEL --request-rate R` prints for it. A
+    disaggregated winner's TTFT at a rate below its capacity is `ttft_ms_at_rate` (its prefill queues at that
+    load; `ttft_ms` is then empty: the deployment is not priced at capacity). `agg_tok_s_per_gpu` /
+    `disagg_tok_s_per_gpu` are both sides' tokens/s per GPU as the objective counts them (`disagg.MEASURES`):
+    goodput (up to the rate) where goodput is compared, capacity at the SLOs otherwise; `disagg_why` states
+    the numbers the verdict compared. An objective the deployments are not planned at (ttft, headroom) is said
+    in the row's message (`objectives.deployment_objective_note`, as `plan` prints it); a deployment objective
+    (gpus, cost_per_mtok, goodput) is planned as `plan --disagg --objective` plans it
     (`scenario.scenario_objective`).
 
     Raises:
@@ -293,6 +296,8 @@ def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
         "tpot_ms": win["tpot_ms"],
         "usd_per_hour": usd_per_hour,
         "usd_per_million_tokens": usd_per_hour / (capacity * 3600.0) * 1e6 if capacity else math.inf,
+        # what `plan` prints for the deployment: its $/hour over the tokens/s it serves of the rate
+        **({"usd_per_million_tokens_at_rate": win["usd_per_million_tokens"]} if has_rate else {}),
         **({"ttft_ms_at_rate": win["ttft_ms"]} if below_capacity else {}),
         "solver_status": win["solver_status"],
         "solver_wall_s": (agg or {}).get("wall_s", 0.0) + (dis or {}).get("wall_s", 0.0),

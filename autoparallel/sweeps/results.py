@@ -4,7 +4,10 @@ A results file is Parquet, CSV or JSON lines (by its suffix) with one row per sc
 column (`scenario_id`, `label`, `kind`, model, cluster, workload fields, objective, engine), then the
 outcome (`status`, `message`, plan shape incl. EP, `gpus`, throughput, TTFT, TPOT, $/h, $/M tokens,
 headroom, solver status and wall times; with a request rate, `batch_at_rate`, `ttft_ms_at_rate` and
-`tpot_ms_at_rate`, the steady state at that rate; with a finite benchmark (`num_prompts`: the batch
+`tpot_ms_at_rate`, the steady state at that rate; a deployment row (`disagg`, or cost at a rate) with
+a request rate, `goodput_tok_s` and `usd_per_million_tokens_at_rate`, the tokens/s it serves of the
+rate and its $/hour over them (as `plan` prints them; `throughput_tok_s` and `usd_per_million_tokens`
+are at capacity in every row); with a finite benchmark (`num_prompts`: the batch
 preset, a profiled file), `bench_output_tok_s`, `bench_duration_s`, `bench_mean_ttft_ms`,
 `bench_mean_tpot_ms`, `bench_p99_ttft_ms` and `bench_preemptions`, its replay as `plan` shows it).
 Columns a row does not have (training fields in a serving row) are empty.
@@ -84,6 +87,7 @@ _FIGURES = (
     *("request_rate", "ttft_ms_slo", "tpot_ms_slo", "tokens", "gpu_memory_utilization"),
     *("moe_capacity_factor", "throughput_tok_s", "throughput_tok_s_per_gpu", "goodput_tok_s"),
     *("requests_per_s", "ttft_ms", "tpot_ms", "usd_per_million_tokens", "usd_per_hour"),
+    "usd_per_million_tokens_at_rate",
     *("kv_headroom_gib", "headroom_gib", "batch_at_rate", "ttft_ms_at_rate", "tpot_ms_at_rate"),
     *("bench_output_tok_s", "bench_duration_s", "bench_mean_ttft_ms", "bench_mean_tpot_ms"),
     *("bench_p99_ttft_ms", "step_time_s", "mfu", "usd_to_train", "hours_to_train"),
@@ -408,10 +412,13 @@ class SweepResult:
 
     def table(self) -> str:
         """A plain-text summary, one line per scenario (with a `bench tok/s` column, the finite
-        benchmark's replay, when a row has one)."""
+        benchmark's replay, when a row has one; with `tok/s at rate` and `$/Mtok at rate`, what a
+        deployment row serves of its request rate and its $ per million tokens there, as `plan` prints
+        them, when a row has them: `tok/s` and `$/Mtok` are at capacity in every row)."""
         from autoparallel.explain import _table
 
         bench = any(_opt(r, "bench_output_tok_s") != "" for r in self.rows)
+        rated = any(_opt(r, "usd_per_million_tokens_at_rate") != "" for r in self.rows)
         lines: list[tuple[Any, ...]] = []
         for r in self.rows:
             if r["status"] == "ok":
@@ -432,9 +439,11 @@ class SweepResult:
                         shape,
                         r["gpus"],
                         float(r["throughput_tok_s"]),
+                        *((_rated(r, "goodput_tok_s"),) if rated else ()),
                         *((_opt(r, "bench_output_tok_s"),) if bench else ()),
                         _opt(r, "tpot_ms"),
                         _opt(r, "usd_per_million_tokens"),
+                        *((_opt(r, "usd_per_million_tokens_at_rate"),) if rated else ()),
                         "",
                     )
                 )
@@ -449,9 +458,11 @@ class SweepResult:
                         r["status"],
                         "",
                         "",
+                        *(("",) if rated else ()),
                         *(("",) if bench else ()),
                         "",
                         "",
+                        *(("",) if rated else ()),
                         str(r.get("message", ""))[:70],
                     )
                 )
@@ -469,9 +480,11 @@ class SweepResult:
                 "plan",
                 "GPUs",
                 "tok/s",
+                *(("tok/s at rate",) if rated else ()),
                 *(("bench tok/s",) if bench else ()),
                 "TPOT ms",
                 "$/Mtok",
+                *(("$/Mtok at rate",) if rated else ()),
                 "reason",
             ),
             lines,
@@ -492,3 +505,9 @@ def _engine(row: dict[str, Any]) -> str:
 def _opt(row: dict[str, Any], key: str) -> Any:
     value = row.get(key)
     return float(value) if isinstance(value, (int, float)) else ""
+
+
+def _rated(row: dict[str, Any], key: str) -> Any:
+    """`key` of a row priced at its request rate (`usd_per_million_tokens_at_rate`), else empty: a
+    deployment row without a rate has `goodput_tok_s` too, its capacity."""
+    return _opt(row, key) if _opt(row, "usd_per_million_tokens_at_rate") != "" else ""
