@@ -128,9 +128,12 @@ def explain_serving(plan: ServingPlan) -> str:
         env = "".join(f"{k}={shlex.quote(v)} " for k, v in launch.env.items())
         head += ["", "vllm serve:", "  " + env + plan.vllm_command]
         if launch.nodes > 1 or len(launch.commands[0]) > 1:
-            for i, lines in enumerate(launch.commands):
-                head.append(f"  node {i}:")
-                head += [f"    {line}" if line.startswith("#") else f"    {env}{line}" for line in lines]
+            head += _node_blocks(
+                [
+                    [f"  node {i}:"] + [f"    {x}" if x.startswith("#") else f"    {env}{x}" for x in lines]
+                    for i, lines in enumerate(launch.commands)
+                ]
+            )
             head += [f"  note: {n}" for n in launch.notes]
         else:  # one line: the notes to read before launching (a model without an id, ...) still show
             head += [f"  note: {n}" for n in launch.notes if n in plan.launch_notes]
@@ -139,8 +142,7 @@ def explain_serving(plan: ServingPlan) -> str:
         head += ["", f"{ENGINE_NAMES[plan.engine]}:"]
         nodes = art.get("node_commands", [art["command"]])
         if len(nodes) > 1:
-            for i, line in enumerate(nodes):
-                head += [f"  node rank {i}:", f"    {line}"]
+            head += _node_blocks([[f"  node rank {i}:", f"    {line}"] for i, line in enumerate(nodes)])
         else:
             head.append("  " + art["command"])
         if "extra_options_yaml" in art:
@@ -151,6 +153,21 @@ def explain_serving(plan: ServingPlan) -> str:
     if plan.engines:
         head += ["", explain_engines(plan)]
     return "\n".join(head)
+
+
+NODES_SHOWN = 3
+"""Launch blocks a text plan prints per node at most: the first two and the last (`_node_blocks`)."""
+
+
+def _node_blocks(blocks: list[list[str]]) -> list[str]:
+    """Each node's launch lines, all of them up to `NODES_SHOWN` nodes; past that the first two, one
+    line saying how many are left out (they differ from their neighbours only in ranks), and the last:
+    10,000 nodes printed 20,000 lines. `--json` has every node's."""
+    if len(blocks) <= NODES_SHOWN:
+        return [line for block in blocks for line in block]
+    left = len(blocks) - NODES_SHOWN
+    said = f"  ... {left:,} more nodes, launched as their neighbours with their own ranks (--json has all)"
+    return [*blocks[0], *blocks[1], said, *blocks[-1]]
 
 
 def explain_engines(plan: ServingPlan) -> str:
