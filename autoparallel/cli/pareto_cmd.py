@@ -25,6 +25,7 @@ from autoparallel.cli.plan_cmd import (
     _training_workload,
     add_engine_argument,
     add_grad_reduce_flag,
+    add_world_sizes_flag,
     check_mode,
     evaluate_command,
     training_options,
@@ -48,6 +49,7 @@ def add_pareto_parser(sub: Any) -> None:
     _add_serving_workload(p, replay=False)
     _add_training_workload(p)
     add_grad_reduce_flag(p)
+    add_world_sizes_flag(p)
     p.add_argument(
         "--objectives",
         default=None,
@@ -168,6 +170,11 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         raise InputError(
             f"--objectives needs two or more of {', '.join(names[: 4 if args.train else 5])}"
             f"{' (with --train)' if args.train else ''}, got {args.objectives!r}"
+        )
+    if args.train and args.world_sizes is not None and not {"cost", "mfu"} & set(objectives):
+        raise InputError(
+            f"--world-sizes weighs GPUs x step time, which only cost or mfu ranks; --objectives "
+            f"{args.objectives} plans the whole cluster: add cost (e.g. --objectives throughput,cost)"
         )
     weights = _checked_outputs(args, objectives)
     settings = api.SolverSettings.create(time_limit_s=args.time_limit)

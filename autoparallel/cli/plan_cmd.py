@@ -101,6 +101,16 @@ def add_grad_reduce_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_world_sizes_flag(p: argparse.ArgumentParser) -> None:
+    """`--world-sizes` for the training planners (plan, pareto), read by `training_options`."""
+    p.add_argument(
+        "--world-sizes",
+        default=None,
+        help="training: GPU counts the plan may use, e.g. 8,16,64 (default: the whole cluster); with "
+        "cost or mfu (--objective, or among pareto's --objectives) it weighs GPUs x step time over them",
+    )
+
+
 def add_plan_parser(sub: Any) -> None:
     """`autoparallel plan MODEL --cluster C [...]`."""
     p = sub.add_parser("plan", help="best serving or training configuration, with deployment files")
@@ -118,12 +128,7 @@ def add_plan_parser(sub: Any) -> None:
         "With --train, mfu and cost (GPUs x step time) rank the step time on the whole cluster unless "
         "--world-sizes allows fewer GPUs",
     )
-    p.add_argument(
-        "--world-sizes",
-        default=None,
-        help="training: GPU counts the plan may use, e.g. 8,16,64 (default: the whole cluster); with "
-        "--objective cost or mfu it weighs GPUs x step time over them",
-    )
+    add_world_sizes_flag(p)
     fleet_cmd.add_fleet_arguments(p)
     disagg_cmd.add_disagg_arguments(p)
     p.add_argument(
@@ -419,7 +424,7 @@ _TRAINING_ONLY: dict[str, tuple[str, ...]] = {
         *("cp", "cp_comm_type", "ep", "etp", "vp", "micro_batch", "zero", "recompute", "layers_per_stage"),
         "sequence_parallel",
     ),
-    "pareto": (*_TRAINING_FLAGS, "grad_reduce_in_bf16"),
+    "pareto": (*_TRAINING_FLAGS, "grad_reduce_in_bf16", "world_sizes"),
 }
 """Options that only a training job uses: given without --train they are an error."""
 _ENGINE_MAX_NUM_SEQS = 256

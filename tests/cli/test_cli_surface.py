@@ -99,6 +99,7 @@ FROZEN: dict[str, set[str]] = {
         "--progress",
         "--time-limit",
         "--weights",
+        "--world-sizes",
     },
     "sweep": _TRAINING
     | {

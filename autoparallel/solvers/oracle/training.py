@@ -69,8 +69,9 @@ def enumerate_training(
     Every (shape, micro-batch, state mode) that passes the batch identity and the ZeRO/pipeline rule is
     evaluated; recompute is one mode for all stages, or with `options.per_stage_recompute` each stage's
     fastest mode that fits (exact for the time objectives: the step time grows with every stage time).
-    Objectives: throughput (least step time), mfu / cost (least GPUs × step time), memory (least peak,
-    then least step time: the planner's chain, `objectives.DEFAULT_CHAINS`).
+    Objectives: throughput (least step time), mfu / cost (least GPUs × step time; over several GPU
+    counts its ties, equal up to `FLOAT_TIE`, go to the least step time, as the planner breaks them),
+    memory (least peak, then least step time: the planner's chain, `objectives.DEFAULT_CHAINS`).
 
     Raises:
         InfeasibleError: no point fits.
@@ -86,6 +87,8 @@ def enumerate_training(
     start = time.perf_counter()
     best: tuple[tuple[float, ...], TrainingConfig, TrainingMemoryReport, TrainingPerf] | None = None
     evaluated = 0
+    weighed = objective in ("mfu", "cost") and len({s.world for s in space.shapes}) > 1
+    fitting: list[tuple[float, float, TrainingConfig, TrainingMemoryReport, TrainingPerf]] = []
     for shape in space.shapes:
         for micro in space.micro_batches:
             if not space.grad_accum(shape, micro):
@@ -102,6 +105,8 @@ def enumerate_training(
                         objective, perf.step_time_s * cfg.world_size
                     )
                     rank: tuple[float, ...] = (value, perf.step_time_s) if objective == "memory" else (value,)
+                    if weighed:
+                        fitting.append((value, perf.step_time_s, cfg, memory, perf))
                     if best is None or rank < best[0]:
                         best = (rank, cfg, memory, perf)
     if best is None:
@@ -110,6 +115,11 @@ def enumerate_training(
             f"{cluster.gpu.name}",
             ("enumeration found no point that fits",),
         )
+    if weighed:  # ties: the shortest step, then the least GPUs × step
+        least = best[0][0]
+        tied = [f for f in fitting if f[0] <= least * (1 + FLOAT_TIE)]
+        value, _, cfg, memory, perf = min(tied, key=lambda f: (f[1], f[0]))
+        best = ((value,), cfg, memory, perf)
     rank, cfg, memory, perf = best
     return TrainingEnumeration(
         config=cfg,
@@ -119,6 +129,11 @@ def enumerate_training(
         evaluated=evaluated,
         wall_s=time.perf_counter() - start,
     )
+
+
+FLOAT_TIE = 1e-9
+"""GPUs × step times within this relative difference are one value (8 GPUs × T and 64 × T / 8 of a
+step that scales with the data-parallel degree differ by float noise only)."""
 
 
 def _fitting_configs(

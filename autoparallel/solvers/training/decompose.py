@@ -32,6 +32,18 @@ sub-model is solved lexicographically (`driver.optimize`, peak then step) with t
 below the incumbent's" (peak ≤ P and, by one literal, peak < P or step < S), and a triple whose peak
 floor only equals the incumbent's peak is solved, not pruned, as it may hold a faster plan of that
 peak. The windows bound the peak alone.
+
+mfu and cost over several GPU counts (`objective.gpu_weight`) break their ties by the step time, ties
+within the solver's rounding included: GPUs × step of 8 GPUs × T and 64 GPUs × T / 8 are one float
+value, but each GPU count rounds its step's µs up differently (Llama-3.1-8B on 8x8xH100: 60,598,560
+µs·GPU on 8 GPUs at 7.57 s, 60,599,360 on 64 at 0.95 s), so an exact integer tie-break still picked
+the 8x slower plan. The float model decides the tie: with the least GPU-time C* found (the pass
+above), a plan ties with C*'s plan when its float GPU-time is no larger (`FLOAT_TIE`), which needs
+its integer GPU-time within its GPUs g × `objective.step_rounding_us` of C*, i.e. its step at most
+⌊C* / g⌋ + that rounding; the shortest step among the tying plans wins (then the least GPU-time, the
+least shape index). A second pass over the triples by increasing step bound solves each sub-model
+for the step with the cut "step below the incumbent's and within the rounding" and checks the
+triple's fastest plan in floats (its slower plans cost more). OPTIMAL needs both passes proven.
 """
 
 from __future__ import annotations
@@ -41,10 +53,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
 from autoparallel.errors import SolverTimeoutError
+from autoparallel.perf.training import training_perf
 from autoparallel.solvers import driver
 from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings
+from autoparallel.solvers.training.decoder import to_config
 from autoparallel.solvers.training.encoder import EncodedTraining, build
-from autoparallel.solvers.training.objective import gpu_weight, point_value
+from autoparallel.solvers.training.objective import GPU_WEIGHED, gpu_weight, point_value, step_rounding_us
 from autoparallel.solvers.training.points import Point, PointBound, Triple, peak_floor_mib
 from autoparallel.solvers.training.tables import Table2, TrainingTables
 
@@ -133,15 +147,19 @@ def solve_by_triples(
     mfu / cost), or `points.peak_floor_mib`. A triple has one shape, so its sub-model minimizes the
     step time alone, its cuts and bounds scaled by the shape's GPUs (`_solve_scaled`). With `tie_break`
     (`throughput` after `memory`), the least value of the pair (objective, tie-break),
-    lexicographically (the module docstring);
+    lexicographically (the module docstring); `throughput` after `mfu` / `cost`: the shortest step
+    among the plans whose GPU-time ties with the least within the solver's rounding (the module
+    docstring; on one GPU count, the step time is the objective and no second pass runs);
     `run.primary` stays the first objective's (value, bound).
 
     Raises:
         SolverTimeoutError: the deadline came before any plan was found (and no `hint`).
     """
-    if tie_break is not None and (objective, tie_break) != ("memory", "throughput"):
+    pairs = (("memory", "throughput"), *((n, "throughput") for n in GPU_WEIGHED))
+    if tie_break is not None and (objective, tie_break) not in pairs:
         raise ValueError(f"no decomposition of {objective!r} broken by {tie_break!r}")
-    names = (objective,) if tie_break is None else (objective, tie_break)
+    by_step = tie_break is not None and objective in GPU_WEIGHED  # a second pass, not a pair value
+    names = (objective,) if tie_break is None or by_step else (objective, tie_break)
     out = Decomposed(best=None, runner_up=None, run=driver.Run(settings, deadline=deadline))
     best_of_shape: dict[int, tuple[Value, Point]] = {}
     steps = objective in ("throughput", "mfu", "cost")
@@ -164,6 +182,7 @@ def solve_by_triples(
     low = {key: floor(key) for key in bounds}  # proven lower bounds, raised by sub-solves
     exact = out.values
     built: set[Triple] = set()
+    optima: dict[Triple, Point] = {}  # the plan of each triple solved to optimality
 
     def offer(point: Point, value: Value) -> None:
         cur = best_of_shape.get(point.shape)
@@ -209,6 +228,7 @@ def solve_by_triples(
                 low[key] = value if status == "OPTIMAL" else max(low[key], bound)
                 if status == "OPTIMAL":
                     exact[key] = value
+                    optima[key] = found
     first, other = top()
     out.solved, out.pruned = len(built), len(bounds) - len(built)
     if first is None:
@@ -224,12 +244,90 @@ def solve_by_triples(
     out.left = len(open_lows)
     out.run.primary = (float(value[0]), float(min([value, *open_lows])[0]))
     out.run.status = "OPTIMAL" if not open_lows else "FEASIBLE"
+    if by_step and len(set(weights.values())) > 1:
+        chosen = _fastest_tie(t, bounds, low, optima, (value, out.best), weights, out, deadline)
+        if chosen[1].shape != out.best.shape:  # the least GPU-time of the other shapes: the first pass's
+            other = first
+        value, out.best = chosen
+        out.run.primary = (float(value[0]), out.run.primary[1])
     if runner_up and other is not None:
         out.runner_up = other[1]
         out.runner_exact = not any(
             key not in exact and key[0] != out.best.shape and low[key] < other[0] for key in bounds
         )
     return out
+
+
+def _fastest_tie(
+    t: TrainingTables,
+    bounds: dict[Triple, PointBound],
+    low: dict[Triple, Value],
+    optima: dict[Triple, Point],
+    least: tuple[Value, Point],
+    gpus: dict[int, int],
+    out: Decomposed,
+    deadline: float,
+) -> tuple[Value, Point]:
+    """The second pass of mfu / cost (the module docstring): among the plans whose float GPU-time ties
+    with that of `least` (the least integer GPU-time C*), the one of the shortest step (then the least
+    GPU-time, the least shape index), with its value (GPU-time,). Only a plan within its GPUs ×
+    `objective.step_rounding_us` of C* in the solver's integers can tie in floats. `low`: each triple's
+    proven lower bound on its GPU-time; `optima`: the plans of the triples solved to optimality.
+    Triples left open at the deadline leave `out.run.status` FEASIBLE."""
+    cost = least[0][0]
+
+    def float_cost(point: Point) -> float:
+        sp = t.space
+        return gpus[point.shape] * training_perf(sp.model, sp.cluster, to_config(sp, point)).step_time_s
+
+    tie = float_cost(least[1]) * (1 + FLOAT_TIE)
+
+    def rank(point: Point, step: int) -> tuple[int, int, int]:
+        return step, step * gpus[point.shape], point.shape
+
+    def cap(key: Triple) -> int:  # the slowest step that may tie: g · step ≤ C* + g · rounding
+        return cost // gpus[key[0]] + step_rounding_us(t, key[0], key[1]) + 1
+
+    best = least[1]
+    best_rank = rank(best, cost // gpus[best.shape])
+
+    def consider(point: Point, step: int) -> None:
+        nonlocal best, best_rank
+        if rank(point, step) < best_rank and float_cost(point) <= tie:
+            best, best_rank = point, rank(point, step)
+
+    step_low = {key: -(-low[key][0] // gpus[key[0]]) for key in bounds}
+    order = sorted((key for key in bounds if step_low[key] <= cap(key)), key=lambda k: (step_low[k], k))
+    left = 0
+    for key in order:
+        g = gpus[key[0]]
+        if (step_low[key], step_low[key] * g, key[0]) >= best_rank:
+            continue  # cannot beat the incumbent
+        if key in optima:  # its optimum is known: the least step (and GPU-time) of the triple
+            consider(optima[key], out.values[key][0] // g)
+            continue
+        if time.perf_counter() >= deadline - driver.MIN_SOLVE_S:
+            left += 1
+            continue
+        # a step below the incumbent's (or equal to it on fewer GPUs, or a lower shape index) that may tie
+        beats = best_rank[0] + (1 if (g, key[0]) < (gpus[best.shape], best.shape) else 0)
+        limit = (min(cap(key) + 1, beats),)
+        found, status, _ = _solve_triple(
+            t, key, bounds[key], limit, None, out, "throughput", (step_low[key],)
+        )
+        if found is not None:  # the triple's least step under the cut: its other plans cost more
+            consider(found, point_value(t, found, "throughput"))
+        if status not in ("OPTIMAL", "INFEASIBLE"):
+            left += 1
+    if left:
+        out.left += left
+        out.run.status = "FEASIBLE"
+    return (best_rank[1],), best
+
+
+FLOAT_TIE = 1e-9
+"""Relative difference of two float GPU-times (the float model's GPUs × step s) that is a tie: 8 GPUs
+× T and 64 × T / 8 of a step that scales with the data-parallel degree differ by float noise only."""
 
 
 NEVER: Value = (2**62,)

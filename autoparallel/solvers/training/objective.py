@@ -56,3 +56,13 @@ def gpu_weight(t: TrainingTables, shape: int, name: str) -> int:
     if name not in GPU_WEIGHED or len({s.world for s in t.space.shapes}) == 1:
         return 1
     return t.space.shapes[shape].world
+
+
+def step_rounding_us(t: TrainingTables, shape: int, micro: int) -> int:
+    """How far the solver's integer step time of any point of (shape, micro-batch) may lie from the float
+    model's, µs: the tolerance `decoder.check_against_float` allows, (grad-accum + pp) × the most rounded
+    entries of a stage's time (≤ layers + 5, each < 1 µs high) + 4 × (layers + 8) for the sync and the
+    optimizer step. Only a plan within its GPUs × this of the least GPU-time may tie with it in the
+    float model (mfu / cost break such ties by the shorter step, `decompose.solve_by_triples`)."""
+    layers = t.space.num_layers
+    return (t.grad_accum[shape][micro] + t.space.shapes[shape].pp) * (layers + 5) + 4 * (layers + 8)

@@ -395,7 +395,8 @@ def _decomposable(chain: Chain, t: TrainingTables, settings: SolverSettings) -> 
     """The objectives `solve_by_triples` solves for `chain`, or None: ("throughput",) (the step time:
     throughput, or mfu / cost when every shape uses as many GPUs, `training/objective.py` then
     minimizing the step time itself), ("mfu",) / ("cost",) (GPUs × step time over shapes of several
-    GPU counts: each triple's sub-model minimizes its step time), ("memory",) (the peak stage memory
+    GPU counts: each triple's sub-model minimizes its step time; then "throughput", the shortest step
+    among the plans that tie within the solver's rounding), ("memory",) (the peak stage memory
     alone) or ("memory", "throughput") (the peak, then the step time, exactly: without the settings'
     lexicographic tolerance, which the whole model applies)."""
     if chain in (("throughput",), ("memory",)):
@@ -403,7 +404,8 @@ def _decomposable(chain: Chain, t: TrainingTables, settings: SolverSettings) -> 
     if chain == ("memory", "throughput") and settings.lexicographic_tolerance == 0:
         return chain
     if chain in (("mfu",), ("cost",)):  # GPUs × step time: one shape's GPUs per triple (decompose.py)
-        return ("throughput",) if len({s.world for s in t.space.shapes}) == 1 else chain
+        # over several GPU counts, ties within the solver's rounding go to the shortest step
+        return ("throughput",) if len({s.world for s in t.space.shapes}) == 1 else (*chain, "throughput")
     return None
 
 
