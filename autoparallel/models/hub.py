@@ -9,7 +9,9 @@ quantization config of a config.json without one (`transformers_utils/config.py`
 proxies, the local cache), without importing transformers or torch. The downloads run in one daemon
 thread that the caller stops waiting for after `AUTOPARALLEL_HUB_TIMEOUT` seconds (default 20) in all,
 so a server or proxy that accepts the connection and never answers costs that long at most; within
-`fetch_deadline` (`plan --time-limit`, a limit on the whole command) no longer than that deadline.
+`fetch_deadline` (`plan --time-limit`, a limit on the whole command) no longer than that deadline. A
+connection that fails outright (refused, a host that does not resolve, a failed TLS handshake), which the
+hub client would retry for 23 s, ends the fetch at its first retry, with what failed and where.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ import contextlib
 import io
 import logging
 import os
+import socket
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
+from autoparallel.bounds import clean_text
 from autoparallel.errors import InputError
 
 DEFAULT_TIMEOUT_S = 20.0
@@ -95,14 +102,21 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
     one time limit; the hub's "no such file" for the second is its absence, not an error.
 
     Raises:
-        InputError: offline mode, a time-out, or any other failure of a download, in one line.
+        InputError: offline mode, a time-out, a connection that failed (`_connect_failed`), or any other
+            failure of a download, in one line.
     """
     if offline():
         raise InputError(f"{offline_variable()} is set, so it was not fetched")
-    limit, bound = (hub_timeout_s() if timeout_s is None else timeout_s), "AUTOPARALLEL_HUB_TIMEOUT"
+    limit = hub_timeout_s() if timeout_s is None else timeout_s
+    bound = "AUTOPARALLEL_HUB_TIMEOUT" if timeout_s is None else "the time-out given"
     deadline = getattr(_within, "deadline", None)
     if deadline is not None and deadline - time.perf_counter() < limit:
-        limit, bound = max(0.0, deadline - time.perf_counter()), "what --time-limit left"
+        limit, bound = max(0.0, deadline - time.perf_counter()), _TIME_LIMIT
+        if limit <= 0:  # `plan --time-limit 0.001`: "the hub did not answer within 0 s" blamed the hub
+            raise InputError(
+                "--time-limit was used up before the hub fetch began; pass a local config.json, "
+                "or raise --time-limit"
+            )
     result: dict[str, Any] = {}
 
     # Imported here, not in the thread: the import configures the logger quieted below. Its lazy
@@ -126,7 +140,11 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
             )
         )
 
+    over = threading.Event()
+    """Set when the download ends, or when the client retries a connection that failed outright."""
+
     def download() -> None:
+        _RETRIES.watched[threading.get_ident()] = (result, over)
         try:
             config = get("config.json")
             try:
@@ -138,27 +156,159 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
             result["files"] = HubFiles(config, quant)
         except BaseException as exc:  # reported to the caller below, as one line
             result["error"] = exc
+        finally:
+            _RETRIES.watched.pop(threading.get_ident(), None)
+            over.set()
 
     # The hub client logs each retry of a failed request ("... thrown while requesting HEAD ...",
     # "Retrying in 4s"); the caller's one-line error says what happened, so only its errors are let
-    # through while the fetch runs. Left so when the fetch is abandoned (its thread may still retry).
-    hub_log = logging.getLogger("huggingface_hub")
-    level = hub_log.level
+    # through while the fetch runs (`_RETRIES` on its request logger, which it also reads). Left so when
+    # the fetch is abandoned (its thread may still retry).
+    hub_log, request_log = logging.getLogger("huggingface_hub"), logging.getLogger(_REQUEST_LOG)
+    level, request_level = hub_log.level, request_log.level
     hub_log.setLevel(max(level, logging.ERROR))
+    request_log.setLevel(logging.WARNING)
+    request_log.addFilter(_RETRIES)
     worker = threading.Thread(target=download, name="autoparallel-hub-fetch", daemon=True)
     worker.start()
-    worker.join(limit)
+    over.wait(limit)
     if not worker.is_alive():
         hub_log.setLevel(level)
+        request_log.setLevel(request_level)
+        request_log.removeFilter(_RETRIES)
+    failed = result.get("connect") or _connect_failure(result.get("error"))
+    if failed is not None:
+        raise InputError(_connect_failed(failed))
     if worker.is_alive():
+        if bound == _TIME_LIMIT:
+            raise InputError(
+                f"the hub did not answer within {_seconds(limit)} s ({_TIME_LIMIT}; the fetch used all "
+                "of it); set HF_HUB_OFFLINE=1 to stay offline, pass a local config.json, "
+                "or raise --time-limit"
+            )
         raise InputError(
-            f"the hub did not answer within {limit:.3g} s ({bound}); set HF_HUB_OFFLINE=1 "
+            f"the hub did not answer within {_seconds(limit)} s ({bound}); set HF_HUB_OFFLINE=1 "
             "to stay offline, or pass a local config.json"
         )
     if "error" in result:
         raise InputError(f"could not be fetched: {_one_line(result['error'])}")
     files: HubFiles = result["files"]
     return files
+
+
+_TIME_LIMIT = "what --time-limit left"
+"""The bound of a fetch that `fetch_deadline` cut short of its own time-out."""
+
+_REQUEST_LOG = "huggingface_hub.utils._http"
+"""The hub client's logger of each failed request it retries (`_http_backoff_base`), which it calls while
+it handles the failure."""
+
+
+class _RetryWatch(logging.Filter):
+    """On `_REQUEST_LOG` during a fetch: a retry log of a fetch thread, logged while its client handles an
+    `httpx2.ConnectError` (refused, a host that does not resolve, a failed TLS handshake: no server
+    answered), ends the fetch at once; the client would retry it 5 times over 23 s (1+2+4+8+8). Lets only
+    the client's errors through (its retry log would break the one-line error)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched: dict[int, tuple[dict[str, Any], threading.Event]] = {}
+        """A fetch thread's id -> its result (where "connect" is noted) and the event its caller waits on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        watched = self.watched.get(record.thread or 0)
+        failed = _connect_failure(sys.exc_info()[1]) if watched is not None else None
+        if watched is not None and failed is not None:
+            watched[0].setdefault("connect", failed)
+            watched[1].set()
+        return record.levelno >= logging.ERROR
+
+
+_RETRIES = _RetryWatch()
+
+
+def _connect_failure(exc: BaseException | None) -> BaseException | None:
+    """The `httpx2.ConnectError` (the hub client's "no connection") in `exc`'s chain of causes, if any."""
+    try:
+        from httpx2 import ConnectError
+    except ImportError:  # a hub client on another HTTP library: its failures are reported as they come
+        return None
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectError):
+            return cause
+    return None
+
+
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from or while handling, down to the root."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def _connect_failed(failed: BaseException) -> str:
+    """What a failed connection to the hub was, where, and what to do (one line)."""
+    named = bool(os.environ.get("HF_ENDPOINT"))
+    endpoint = os.environ.get("HF_ENDPOINT") or _default_endpoint()
+    where = f"at {_shown_url(endpoint)}" + (" (HF_ENDPOINT)" if named else "")
+    proxy = _proxy_for(endpoint)
+    via = f" through the proxy {_shown_url(proxy)}" if proxy else ""
+    causes = list(_causes(failed))
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        what = f"the hub refused the connection {where}{via}"
+    elif any(isinstance(c, socket.gaierror) for c in causes):
+        host = clean_text(urlsplit(proxy or endpoint).hostname or "?", 80)
+        reached = f"the proxy {_shown_url(proxy)}" if proxy else f"the hub {where}"
+        what = f"{reached} could not be reached: its host {host!r} does not resolve (DNS)"
+    else:
+        what = f"could not connect to the hub {where}{via}: {_one_line(causes[-1])}"
+    check = "HF_ENDPOINT, the proxy settings" if proxy else "HF_ENDPOINT"
+    return (
+        f"{what}; check {check} and the network, set HF_HUB_OFFLINE=1 to stay offline, "
+        "or pass a local config.json or its folder"
+    )
+
+
+def _default_endpoint() -> str:
+    """The hub client's endpoint where HF_ENDPOINT is not set."""
+    try:
+        from huggingface_hub.constants import ENDPOINT
+
+        return str(ENDPOINT)
+    except Exception:  # its import failed above already, were it to fail
+        return "https://huggingface.co"
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy from the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, less NO_PROXY) a request to
+    `url` goes through, as the hub client's HTTP library reads them; None: a direct connection."""
+    try:
+        parts = urlsplit(url)
+        proxies = urllib.request.getproxies()
+        proxy = proxies.get(parts.scheme) or proxies.get("all")
+        if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+            return None
+    except ValueError:
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def _shown_url(url: str) -> str:
+    """`url` for a message: without a user and password, safe for a terminal, at most 120 characters."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    except ValueError:
+        pass
+    return clean_text(url, 120)
+
+
+def _seconds(value: float) -> str:
+    """Seconds for a message: 3 significant digits, whole seconds from 100 s (not `3.6e+03`)."""
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,159 @@
+"""A hub fetch whose connection fails outright (refused, a host that does not resolve) ends at once with
+what failed and where: `HF_ENDPOINT=http://127.0.0.1:9 plan someorg/some-model` waited the whole
+AUTOPARALLEL_HUB_TIMEOUT (the hub client retries 5 times over 23 s) and then said "the hub did not answer
+within 20 s". A server that accepts and never answers still costs the time-out, with its own text. No
+real network: a local port where nothing listens, a local silent server, a patched name lookup."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import huggingface_hub
+import huggingface_hub.constants
+import pytest
+
+from autoparallel.errors import InputError
+from autoparallel.models import hub
+
+
+@pytest.fixture
+def online(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The hub switched on (the suite runs offline, which the hub client read at its import), no proxy,
+    and a fresh client session (it reads the proxy settings when made)."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "AUTOPARALLEL_HUB_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    huggingface_hub.close_session()
+    yield
+    huggingface_hub.close_session()
+
+
+def _closed_port() -> int:
+    """A local port where nothing listens (the connection is refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A local server that accepts every connection and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield int(server.getsockname()[1])
+    server.close()
+    for conn in held:
+        conn.close()
+
+
+def _fetch_error(model_id: str = "someorg/some-model") -> tuple[str, float]:
+    start = time.perf_counter()
+    with pytest.raises(InputError) as info:
+        hub.fetch_config_files(model_id)
+    return str(info.value), time.perf_counter() - start
+
+
+def test_a_refused_connection_fails_at_once(online: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = _closed_port()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
+    message, took = _fetch_error()
+    assert took < 1.0, took
+    assert message.startswith(f"the hub refused the connection at http://127.0.0.1:{port} (HF_ENDPOINT); ")
+    assert "check HF_ENDPOINT and the network" in message and "HF_HUB_OFFLINE=1" in message
+    assert "local config.json" in message and "did not answer" not in message
+    # Under `plan --time-limit` too: the refusal, not "what --time-limit left".
+    with hub.fetch_deadline(time.perf_counter() + 2.0):
+        message, took = _fetch_error()
+    assert took < 1.0 and message.startswith("the hub refused the connection"), (took, message)
+
+
+def test_an_unresolvable_host_fails_at_once(online: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = socket.getaddrinfo
+
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "no-such-host.invalid":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setenv("HF_ENDPOINT", "http://no-such-host.invalid")
+    monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
+    message, took = _fetch_error()
+    assert took < 1.0, took
+    assert message.startswith(
+        "the hub at http://no-such-host.invalid (HF_ENDPOINT) could not be reached: "
+        "its host 'no-such-host.invalid' does not resolve (DNS); check HF_ENDPOINT and the network"
+    ), message
+
+
+def test_a_refusing_proxy_is_named_no_password(online: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = _closed_port()
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example.test")
+    for name in ("HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, f"http://user:secret@127.0.0.1:{port}")
+    monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
+    message, took = _fetch_error()
+    assert took < 1.0, took
+    assert message.startswith(
+        "the hub refused the connection at http://hub.example.test (HF_ENDPOINT) through the proxy "
+        f"http://127.0.0.1:{port}; check HF_ENDPOINT, the proxy settings and the network"
+    ), message
+    assert "secret" not in message
+
+
+def test_a_silent_server_still_costs_the_hub_timeout(
+    online: None, silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent_port}")
+    monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "0.5")
+    message, took = _fetch_error()
+    assert 0.5 <= took < 1.5, took
+    assert message == (
+        "the hub did not answer within 0.5 s (AUTOPARALLEL_HUB_TIMEOUT); set HF_HUB_OFFLINE=1 "
+        "to stay offline, or pass a local config.json"
+    )
+
+
+def test_a_silent_server_cut_by_the_time_limit_says_the_fetch_used_it(
+    online: None, silent_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{silent_port}")
+    monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "20")
+    with hub.fetch_deadline(time.perf_counter() + 0.4):
+        message, took = _fetch_error()
+    assert 0.3 <= took < 1.5, took
+    assert message.startswith("the hub did not answer within 0.")
+    assert "s (what --time-limit left; the fetch used all of it); " in message
+    assert message.endswith("pass a local config.json, or raise --time-limit")
+    # Nothing left of the limit: the hub was never asked, so it is not blamed.
+    with hub.fetch_deadline(time.perf_counter() - 1.0):
+        message, took = _fetch_error()
+    assert took < 0.2 and message.startswith("--time-limit was used up before the hub fetch began"), message
+    # The hub's own time-out when it is the shorter one.
+    monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "0.3")
+    with hub.fetch_deadline(time.perf_counter() + 5.0):
+        message, _ = _fetch_error()
+    assert message.startswith("the hub did not answer within 0.3 s (AUTOPARALLEL_HUB_TIMEOUT); "), message
+
+
+def test_a_long_hub_timeout_is_whole_seconds() -> None:
+    assert hub._seconds(3600.0) == "3600" and hub._seconds(2.994) == "2.99" and hub._seconds(20.0) == "20"
