@@ -29,7 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from autoparallel.bounds import UserInput, clean_text, first_error, revalidated
 from autoparallel.errors import InputError
-from autoparallel.hardware.gpu import GPU, MAX_USD_PER_GPU_HOUR, MIN_USD_PER_GPU_HOUR, get_gpu
+from autoparallel.hardware.gpu import (
+    GPU,
+    MAX_USD_PER_GPU_HOUR,
+    MIN_USD_PER_GPU_HOUR,
+    check_custom_gpu,
+    check_distinct_gpus,
+    get_gpu,
+)
 
 DEFAULT_IB_GBITPS = 400.0
 """Default network per GPU, Gbit/s one way: one 400 Gb/s InfiniBand NDR (ConnectX-7) port per GPU, as on
@@ -410,10 +417,13 @@ def price_map(prices: Mapping[str, float] | str | None) -> dict[str, float]:
 
 def custom_gpus(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
     """Custom GPU types given as objects, each validated again (`bounds.revalidated`: a copy of a
-    catalog GPU with 0 TFLOP/s or NaN GiB).
+    catalog GPU with 0 TFLOP/s or NaN GiB) and held to a GPU file's rules (`gpu.check_custom_gpu`,
+    `gpu.check_distinct_gpus`: a copy named "H100" replaced the catalog H100, two named "X1" and "x1"
+    kept the first). A catalog GPU passed unchanged is dropped: it replaces nothing.
 
     Raises:
-        InputError: not a list of GPU, or a GPU that breaks a field's rule.
+        InputError: not a list of GPU, a GPU that breaks a field's rule, a name a cluster string
+            cannot name, a name or alias of a catalog GPU, or two GPUs sharing a name or alias.
     """
     if isinstance(gpus, str | bytes | Mapping) or not isinstance(gpus, Iterable):
         raise InputError(f"gpus must be a list of GPU (custom GPU types), got {type(gpus).__name__}")
@@ -421,7 +431,10 @@ def custom_gpus(gpus: Iterable[GPU]) -> tuple[GPU, ...]:
     for n, gpu in enumerate(gpus):
         if not isinstance(gpu, GPU):
             raise InputError(f"gpus[{n}] must be a GPU (a custom GPU type), got {type(gpu).__name__}")
-        out.append(revalidated(gpu, f"gpus[{n}] ({clean_text(str(gpu.name), 64)})"))
+        checked = revalidated(gpu, f"gpus[{n}] ({clean_text(str(gpu.name), 64)})")
+        if check_custom_gpu(checked, f"gpus[{n}]"):
+            out.append(checked)
+    check_distinct_gpus(tuple(out), "gpus")
     return tuple(out)
 
 

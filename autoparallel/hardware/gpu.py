@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from autoparallel.bounds import UserInput, first_error
+from autoparallel.bounds import UserInput, clean_text, first_error
 from autoparallel.errors import InputError, InternalError
 from autoparallel.yaml_file import read_yaml
 
@@ -193,22 +193,9 @@ class GPU(UserInput):
         entries = data.get("gpus") if isinstance(data, dict) else data
         if not isinstance(entries, list) or not entries:
             raise InputError(f"GPU file {str(file)!r} must hold a non-empty list of GPUs (or gpus: [...])")
-        gpus: list[GPU] = []
-        for number, entry in enumerate(entries, start=1):
-            gpu = _custom_gpu(entry, number, file)
-            if any(g.name.lower() == gpu.name.lower() for g in gpus):
-                raise InputError(f"GPU file {str(file)!r}: GPU {gpu.name!r} is listed twice")
-            for other in gpus:  # `cluster.lookup_gpu` takes the first custom GPU a spelling names
-                shared = {s.lower() for s in (gpu.name, *gpu.aliases)} & {
-                    s.lower() for s in (other.name, *other.aliases)
-                }
-                if shared:
-                    raise InputError(
-                        f"GPU file {str(file)!r}: GPUs {other.name!r} and {gpu.name!r} share the name or "
-                        f"alias {sorted(shared)[0]!r}"
-                    )
-            gpus.append(gpu)
-        return tuple(gpus)
+        gpus = tuple(_custom_gpu(entry, number, file) for number, entry in enumerate(entries, start=1))
+        check_distinct_gpus(gpus, f"GPU file {str(file)!r}")
+        return gpus
 
 
 def _custom_gpu(entry: Any, number: int, file: Path) -> GPU:
@@ -217,15 +204,9 @@ def _custom_gpu(entry: Any, number: int, file: Path) -> GPU:
     if not isinstance(entry, dict):
         raise InputError(f"{where}: expected a mapping of GPU fields, got {type(entry).__name__}")
     fields = dict(entry)
-    name = fields.get("name")
-    if not isinstance(name, str) or not _CUSTOM_NAME.match(name):
-        raise InputError(f"{where}: name must be 1-64 of letters, digits, '.', '_', '-', got {name!r}")
+    name = _custom_name(fields.get("name"), where)
     where = f"GPU file {str(file)!r}, GPU {name!r}"
-    clash = _catalog().index.get(normalize_gpu_name(name))
-    if clash is not None:
-        raise InputError(
-            f"{where}: the name is the catalog GPU {clash.name}; choose another (use base: {clash.name})"
-        )
+    _check_name_not_catalog(name, where, "use base: {}")
     base = fields.pop("base", None)
     if base is not None:
         if not isinstance(base, str):
@@ -242,14 +223,81 @@ def _custom_gpu(entry: Any, number: int, file: Path) -> GPU:
         gpu = GPU.model_validate(fields)
     except ValidationError as exc:
         raise InputError(f"{where}: {first_error(exc)}") from None
+    _check_aliases_not_catalog(gpu, where)
+    return gpu
+
+
+def check_custom_gpu(gpu: GPU, where: str) -> bool:
+    """Whether `gpu`, a custom GPU given as an object (already validated field by field, e.g. by
+    `bounds.revalidated`), is a new GPU: False for a catalog GPU passed unchanged (it replaces
+    nothing). The rules of a GPU file's entry (`GPU.from_file`) hold for it too, whatever its origin:
+    an object built with `model_copy` named "H100" (or "H100-SXM", or with the alias "H100") took the
+    catalog GPU's place in every cluster string, and one named "", "Н100" (Cyrillic) or "H100🚀" was
+    taken though no cluster string can name it. `where` names the object in errors ("gpus[0]").
+
+    Raises:
+        InputError: a name that is not 1-64 of letters, digits, '.', '_', '-', or a name or alias
+            that is a catalog GPU's name or alias.
+    """
+    catalog = _catalog().index.get(normalize_gpu_name(gpu.name))
+    if catalog is not None and gpu.model_dump() == catalog.model_dump():
+        return False
+    name = _custom_name(gpu.name, where)
+    where = f"{where}, GPU {name!r}"
+    _check_name_not_catalog(name, where, "a copy of {} under a new name with aliases=(); prices= reprices it")
+    _check_aliases_not_catalog(gpu, where)
+    return True
+
+
+def check_distinct_gpus(gpus: tuple[GPU, ...], where: str) -> None:
+    """Refuse two custom GPUs that share a name or an alias, ignoring case: `cluster.lookup_gpu`
+    takes the first custom GPU a spelling names, so the second was silently never used. `where`
+    names the list in errors (a GPU file, "gpus").
+
+    Raises:
+        InputError: naming the GPUs and the shared spelling.
+    """
+    for number, gpu in enumerate(gpus):
+        for other in gpus[:number]:
+            if other.name.lower() == gpu.name.lower():
+                raise InputError(f"{where}: GPU {gpu.name!r} is listed twice")
+            shared = {s.lower() for s in (gpu.name, *gpu.aliases)} & {
+                s.lower() for s in (other.name, *other.aliases)
+            }
+            if shared:
+                raise InputError(
+                    f"{where}: GPUs {other.name!r} and {gpu.name!r} share the name or "
+                    f"alias {sorted(shared)[0]!r}"
+                )
+
+
+def _custom_name(name: object, where: str) -> str:
+    """`name`, refused where a cluster string cannot name it (`_CUSTOM_NAME`)."""
+    if not isinstance(name, str) or not _CUSTOM_NAME.fullmatch(name):
+        shown = clean_text(repr(name), 80)
+        raise InputError(f"{where}: name must be 1-64 of letters, digits, '.', '_', '-', got {shown}")
+    return name
+
+
+def _check_name_not_catalog(name: str, where: str, remedy: str) -> None:
+    """Refuse a custom GPU named like a catalog GPU (it would replace it in a cluster string);
+    `remedy` is the hint in brackets, "{}" standing for the catalog GPU's name."""
+    clash = _catalog().index.get(normalize_gpu_name(name))
+    if clash is not None:
+        raise InputError(
+            f"{where}: the name is the catalog GPU {clash.name}; choose another ({remedy.format(clash.name)})"
+        )
+
+
+def _check_aliases_not_catalog(gpu: GPU, where: str) -> None:
+    """Refuse a custom GPU with an alias that names a catalog GPU."""
     for alias in gpu.aliases:
         clash = _catalog().index.get(normalize_gpu_name(alias))
         if clash is not None:
             raise InputError(
-                f"{where}: alias {alias!r} is the catalog GPU {clash.name}; a custom GPU's names and "
-                "aliases must not be catalog names (it would replace the catalog GPU)"
+                f"{where}: alias {clean_text(repr(alias), 80)} is the catalog GPU {clash.name}; a custom "
+                "GPU's names and aliases must not be catalog names (it would replace the catalog GPU)"
             )
-    return gpu
 
 
 _VENDOR_WORDS = re.compile(r"\b(nvidia|geforce|tesla|amd|instinct)\b")

@@ -191,7 +191,9 @@ def test_one_spec_is_one_cluster_so_the_float_models_memos_are_shared() -> None:
     mixed = Cluster.parse("1x8xH100+1x8xA100-80G")
     assert mixed.pool_cluster(1).gpu.name == "A100-SXM-80G" and mixed.pool_cluster(1) is not mixed
     # A custom GPU or a price makes another cluster, never the catalog one.
-    cheap = GPU.model_validate({**get_gpu("H100").model_dump(), "name": "H100-cheap", "usd_per_hour": 1.0})
+    cheap = GPU.model_validate(
+        {**get_gpu("H100").model_dump(), "name": "H100-cheap", "aliases": (), "usd_per_hour": 1.0}
+    )
     assert Cluster.parse("2x8xH100-cheap", gpus=[cheap]).gpu.usd_per_hour == 1.0
     priced = Cluster.parse("2x8xH100,ib=400", prices={"H100": 9.0})
     assert priced.gpu.usd_per_hour == 9.0 and Cluster.parse("2x8xH100,ib=400").gpu.usd_per_hour != 9.0
