@@ -33,3 +33,15 @@ def test_a_token_budget_below_one_token_is_refused(tokens: float) -> None:
     with pytest.raises(ValidationError):
         ap.Training(tokens=tokens)
     assert ap.Training(tokens=1).tokens == 1
+
+
+def test_a_remedy_on_one_expert_parallel_rank_is_singular() -> None:
+    """`+ with --kv-cache-dtype fp8: 8 GPUs as one expert-parallel engine of 1 data-parallel ranks`."""
+    from types import SimpleNamespace
+
+    from autoparallel.solvers.serving.remedies import _describe
+
+    perf = SimpleNamespace(output_tokens_per_s=15304.0, ttft_ms=900.0, tpot_ms=30.0)
+    for ranks, said in ((1, "of 1 data-parallel rank of tp=8"), (2, "of 2 data-parallel ranks of tp=4")):
+        config = SimpleNamespace(replicas=ranks, tp=8 // ranks, pp=1, gpus=8, enable_expert_parallel=True)
+        assert said in _describe(SimpleNamespace(estimate=SimpleNamespace(perf=perf), config=config))  # type: ignore[arg-type]

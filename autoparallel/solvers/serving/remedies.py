@@ -56,7 +56,8 @@ def _limit_source(workload: Serving, field: str) -> str:
 def _describe(sol: ServingSolution) -> str:
     p, c = sol.estimate.perf, sol.config
     shape = (
-        f"one expert-parallel engine of {c.replicas} data-parallel ranks of tp={c.tp} pp={c.pp}"
+        f"one expert-parallel engine of {c.replicas} data-parallel rank{'s' * (c.replicas != 1)} of "
+        f"tp={c.tp} pp={c.pp}"
         if c.enable_expert_parallel
         else f"{c.replicas} x tp={c.tp} pp={c.pp}"
     )
