@@ -155,8 +155,8 @@ def explain_serving(plan: ServingPlan) -> str:
     return "\n".join(head)
 
 
-NODES_SHOWN = 3
-"""Launch blocks a text plan prints per node at most: the first two and the last (`_node_blocks`)."""
+NODES_SHOWN = 8
+"""Nodes whose launch lines a text plan prints in full; past that the first two and the last."""
 
 
 def _node_blocks(blocks: list[list[str]]) -> list[str]:
@@ -165,7 +165,7 @@ def _node_blocks(blocks: list[list[str]]) -> list[str]:
     10,000 nodes printed 20,000 lines. `--json` has every node's."""
     if len(blocks) <= NODES_SHOWN:
         return [line for block in blocks for line in block]
-    left = len(blocks) - NODES_SHOWN
+    left = len(blocks) - 3
     said = f"  ... {left:,} more nodes, launched as their neighbours with their own ranks (--json has all)"
     return [*blocks[0], *blocks[1], said, *blocks[-1]]
 

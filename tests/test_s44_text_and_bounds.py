@@ -12,14 +12,14 @@ from autoparallel.explain import NODES_SHOWN, _node_blocks
 
 def test_many_nodes_print_the_first_two_a_count_and_the_last(capsys: pytest.CaptureFixture[str]) -> None:
     """10,000 nodes printed one block each (20,059 lines, 3.1 MB); --json keeps every node's lines."""
-    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "10x8xH100", "--time-limit", "20"]
+    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "12x8xH100", "--time-limit", "20"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "  node 0:" in out and "  node 1:" in out and "  node 9:" in out
-    assert "  node 2:" not in out and "  node 8:" not in out
-    assert "... 7 more nodes, launched as their neighbours with their own ranks (--json has all)" in out
+    assert "  node 0:" in out and "  node 1:" in out and "  node 11:" in out
+    assert "  node 2:" not in out and "  node 10:" not in out
+    assert "... 9 more nodes, launched as their neighbours with their own ranks (--json has all)" in out
     assert main([*argv, "--json"]) == 0
-    assert "--data-parallel-start-rank 64 " in capsys.readouterr().out
+    assert "--data-parallel-start-rank 80 " in capsys.readouterr().out
 
 
 def test_few_nodes_print_every_block() -> None:
