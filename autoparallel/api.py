@@ -19,8 +19,7 @@ from autoparallel.hardware import GPU, Cluster, get_gpu
 from autoparallel.memory.serving import vllm_memory
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.loader import served_id
-from autoparallel.objectives import label as objective_label
-from autoparallel.objectives import parse_objective
+from autoparallel.objectives import canonical_objective, parse_objective, plan_label
 from autoparallel.perf.serving_engines import at_request_rate, memory_knob_problem
 from autoparallel.plan import EngineBest, RunnerUp, ServingPlan, SolverReport, TrainingPlan
 from autoparallel.solvers.serving.space import ServingOptions, given_memory_knob
@@ -138,8 +137,9 @@ def _serving_plan(m: ModelSpec, c: Cluster, w: Serving, sol: Any, model_id: str)
         model_id=model_id,
         cluster=c,
         workload=w,
-        # A front's query is a chain or weights: `throughput>tpot`, as a training plan names its own.
-        objective=sol.objective if isinstance(sol.objective, str) else objective_label(sol.objective),
+        # Canonical, never the caller's spelling ("TTFT", "headroom"): a name as its registry spells it, a
+        # chain or weights (a front's query) as `throughput>tpot`, as a training plan names its own.
+        objective=plan_label(sol.objective, "serving"),
         config=sol.config,
         memory=est.memory,
         perf=est.perf,
@@ -277,13 +277,13 @@ def _plans(
     if isinstance(w, Training):
         from autoparallel.solvers.training.solve import solve_training
 
-        parse_objective(objective, "training")
+        objective = canonical_objective(objective, "training")
         require_training_job(c, w.precision)
         sol = solve_training(m, c, w, objective=objective, settings=settings, options=opts)
         return [_training_plan(m, c, w, sol, mid, opts)]
     from autoparallel.solvers.serving.solve import solve_serving_top
 
-    parse_objective(objective, "serving")
+    objective = canonical_objective(objective, "serving")  # the planner and its plans see no raw spelling
     sols = solve_serving_top(
         m, c, w, objective=objective, settings=settings, options=opts, top=top, fixes=fixes
     )

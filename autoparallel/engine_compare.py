@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from autoparallel.objectives import SERVING, parse_objective
+from autoparallel.objectives import SERVING, primary_name
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.perf.serving_steps import SCHEDULING
 
@@ -29,9 +29,13 @@ TIE = 1e-6
 
 
 def _primary(plan: ServingPlan) -> str:
-    chain = parse_objective(plan.objective, "serving") if plan.objective in SERVING else ("throughput",)
-    first = next(iter(chain))
-    return first if isinstance(first, str) else "throughput"
+    """The objective the engines are compared on: the plan's (`api._serving_plan` stores it canonical,
+    `objectives.plan_label`): a name itself, a chain's first name (`ttft>throughput`: ttft). A weighted
+    sum (`throughput=1,ttft=0.5`) has no single value: its first name, the one the plan's
+    `solver.objective_value` reports (`solvers/serving/solve.make_solution`), so the loser may lead on
+    it. Throughput for a plan built without a serving objective."""
+    first = primary_name(plan.objective)
+    return first if first in SERVING else "throughput"
 
 
 def _value(plan: ServingPlan, name: str) -> float:

@@ -27,6 +27,7 @@ turns the result into per-replica `vllm serve` lines (frameworks/vllm.py) and JS
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from autoparallel.hardware import GPU, Cluster
 from autoparallel.hardware.cluster import custom_gpus, price_map
 from autoparallel.models import ModelSpec, load_model
 from autoparallel.models.loader import served_id
+from autoparallel.objectives import canonical_objective
 from autoparallel.perf.engine_support import ENGINE_NAMES
 from autoparallel.plan import round_floats
 from autoparallel.workload import Serving, rps_text
@@ -442,11 +444,9 @@ class FleetPlan(BaseModel):
             f"{d.goodput_tokens_per_s:.0f} tokens/s; ${d.usd_per_million_tokens:.3f} per M tokens"
         )
         lines += [f"  idle: {r}" for r in d.idle_reasons]
-        if any(m.priority != 1.0 for m in d.models) and d.objective in (
-            "goodput",
-            "throughput",
-            "cost_per_mtok",
-        ):
+        # the token objectives anywhere in the stored objective (a name, `goodput+cost`, weights)
+        tokens = {"goodput", "throughput", "cost_per_mtok"} & set(re.findall(r"[a-z_]+", d.objective))
+        if any(m.priority != 1.0 for m in d.models) and tokens:
             weights = ", ".join(f"{m.model} {m.priority:g}" for m in d.models)
             lines.append(
                 f"  priorities ({weights}) weight each model's tokens in the {d.objective} objective; "
@@ -607,6 +607,8 @@ def solve_fleet(
     from autoparallel.solvers.settings import given_settings
 
     settings = given_settings(settings)
+    if objective is not None:  # the deployment and its plan name it canonically ("COST" -> "cost")
+        objective = canonical_objective(objective, "deployment")
     if options is not None and not isinstance(options, ServingOptions):
         raise InputError(f"options must be ServingOptions, got {type(options).__name__}")
     if options is not None:

@@ -181,6 +181,37 @@ def parse_objective(objective: object, kind: Kind) -> Chain:
     )
 
 
+def canonical_objective(objective: object, kind: Kind) -> str | tuple[str, ...] | dict[str, float]:
+    """An objective as the caller gave it (a name, names or weights), validated and spelled canonically,
+    not expanded: a name is its registry name ("TTFT", " ttft " -> "ttft"; the alias "headroom" ->
+    "memory"), a sequence its names' tuple, weights `parse_objective`'s. What a planner is handed and a
+    plan stores (`plan_label`), so that no reader sees the caller's spelling.
+
+    Raises:
+        InputError: whatever `parse_objective` refuses.
+    """
+    chain = parse_objective(objective, kind)
+    return canonical(objective, kind) if isinstance(objective, str) else chain
+
+
+def plan_label(objective: object, kind: Kind) -> str:
+    """The objective a plan stores (`plan.objective`), from what the caller gave: the canonical name of a
+    single name ("TTFT" -> "ttft", "headroom" -> "memory"), `label` of the canonical chain of a sequence
+    (("TTFT", "throughput") -> "ttft>throughput") or weights ({"TTFT": 1} -> "ttft=1"). Its first name
+    (before `>`, `,` or `=`) is the primary objective.
+
+    Raises:
+        InputError: whatever `parse_objective` refuses.
+    """
+    given = canonical_objective(objective, kind)
+    return given if isinstance(given, str) else label(given)
+
+
+def primary_name(stored: str) -> str:
+    """The first objective named by a stored `plan_label` (a name, `a>b`, or `a=1,b=0.5`)."""
+    return stored.split(">", 1)[0].split(",", 1)[0].split("=", 1)[0]
+
+
 def deployment_objective(name: str | None, has_rate: bool) -> str | None:
     """The deployment planner's objective for a serving objective name (`plan --objective`, a sweep
     scenario's `objective`), for the sections and rows that plan a deployment of the same request:
