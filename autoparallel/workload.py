@@ -413,6 +413,9 @@ def not_the_preset(workload: Serving) -> tuple[str, str] | None:
     return (preset.name, ", ".join(differ)) if differ else None
 
 
+_TOKENS = BOUNDS["tokens"]
+
+
 class Training(UserInput):
     """A training job: sequence length, global batch and (optionally) a token budget."""
 
@@ -422,9 +425,7 @@ class Training(UserInput):
     """Tokens per sequence."""
     global_batch: int = Field(default=1024, ge=1, le=BOUNDS["global_batch"].hi)
     """Sequences per optimizer step."""
-    tokens: float | None = Field(
-        default=None, ge=BOUNDS["tokens"].lo, le=BOUNDS["tokens"].hi, allow_inf_nan=False
-    )
+    tokens: float | None = Field(default=None, ge=_TOKENS.lo, le=_TOKENS.hi, allow_inf_nan=False)
     """Training token budget, for time and cost to train (None: report per step only)."""
     precision: TrainingPrecision = "bf16"
     """`bf16`, `fp8` or `fp16` (`configs.TrainingPrecision`: what each runs as)."""
