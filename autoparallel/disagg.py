@@ -22,6 +22,7 @@ from autoparallel.errors import InfeasibleError, InputError, SolverTimeoutError
 from autoparallel.fleet import FleetPlan, fleet_of_one, solve_fleet
 from autoparallel.hardware import Cluster
 from autoparallel.models import ModelSpec
+from autoparallel.objectives import canonical
 from autoparallel.plan import round_floats
 from autoparallel.workload import Serving, rps_text
 
@@ -394,6 +395,8 @@ def compare_disagg(
 
     if mode not in MODES:
         raise InputError(f"--disagg {mode!r}: expected one of {', '.join(MODES)}")
+    if objective is not None:  # both deployments name it canonically ("COST" -> "cost"), as solve_fleet's
+        objective = canonical(objective, "deployment")
     measure = measure_name(leading(objective), workload.request_rate is not None)
     comp = _compare(model, workload, cluster, mode, objective, settings, options, aggregated)
     return dataclasses.replace(comp, measure=measure)

@@ -481,7 +481,7 @@ def make_scenario(
     cluster, cluster_json = cluster_ref(cluster)
     # InputError naming the kind's objectives (and the other kinds'); a disagg row also takes the
     # deployment planner's (checked again below where the row is no comparison after all)
-    scenario_objective(objective, kind, disagg is not None and kind == "serving")
+    objective = scenario_objective(objective, kind, disagg is not None and kind == "serving")
     if engine is not None and not isinstance(engine, str):
         raise InputError(f"an engine must be a name like 'vllm', got {type(engine).__name__}")
     engine = (engine or ENGINES[kind][0]).lower()

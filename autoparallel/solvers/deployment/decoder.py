@@ -489,6 +489,14 @@ def check_ttft(space: DeploymentSpace, counts: list[int], k: int, ttft_ms: float
     )
 
 
+def goodput_leads(objective: str) -> bool:
+    """Whether goodput leads a deployment's objective, read from its label (`driver.objective_label`:
+    `goodput`, `goodput+cost`, `{'goodput': 1.0, 'cost': 1.0}`), as `driver.needs_hard_demand` reads the
+    chain: the rates are then served up to, not demanded. Comparing the label with "goodput" made a
+    goodput-led order or weights with a rate past capacity an internal error."""
+    return objective.lstrip("{'\"").split("+", 1)[0].split("'", 1)[0] == "goodput"
+
+
 def _services(
     space: DeploymentSpace, counts: list[int], capacity: list[float], objective: str
 ) -> tuple[ModelService, ...]:
@@ -496,7 +504,7 @@ def _services(
     for m, fm in enumerate(space.models):
         rate = fm.workload.request_rate
         served = capacity[m] if rate is None else min(rate, capacity[m])
-        if rate is not None and objective not in ("goodput",) and capacity[m] < rate * (1 - 1e-9):
+        if rate is not None and not goodput_leads(objective) and capacity[m] < rate * (1 - 1e-9):
             raise InternalError(
                 f"{fm.name}: capacity {capacity[m]:.4f} req/s < rate {rate} in the float model"
             )
@@ -606,7 +614,7 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
                 f"{head}: no candidate engine fits the rest ({room}); the smallest is "
                 f"{space.models[e.model].name} {e.label} with {e.gpus} GPUs"
             )
-        elif objective == "goodput" and (wanting := _wanting(space, counts)):
+        elif goodput_leads(objective) and (wanting := _wanting(space, counts)):
             # goodput grows with a model that has no rate or is short of it: none of its engines fits
             names = ", ".join(
                 space.models[m].name
