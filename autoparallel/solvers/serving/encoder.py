@@ -36,7 +36,13 @@ from autoparallel.perf.engine_support import node_span_problem
 from autoparallel.solvers import units
 from autoparallel.solvers.cpsat import cp_model
 from autoparallel.solvers.driver import family_literal
-from autoparallel.solvers.serving.space import LAYOUT_FAMILIES, RUNNING_CAP_FAMILY, Point, ServingSpace
+from autoparallel.solvers.serving.space import (
+    LAYOUT_FAMILIES,
+    RUNNING_CAP_FAMILY,
+    Point,
+    ServingSpace,
+    ServingTables,
+)
 
 LinearExpr = cp_model.LinearExpr
 MAXIMIZED = frozenset(n for n, o in objectives.SERVING.items() if o.maximize)
@@ -210,8 +216,15 @@ def candidate_entries(space: ServingSpace, *, explain: bool = False) -> list[int
 def oversized(space: ServingSpace, i: int, ok: list[bool]) -> bool:
     """Under a client's concurrency, tuple `i`'s max_num_seqs runs the same requests on as many
     replicas as a smaller allowed one whose tuple is `ok` (15 clients on two replicas run 7.5 each at
-    max_num_seqs 8 or 12): the smaller one is the plan (same times, no more memory). Smaller by value:
-    the KV-bound index lies after the grid's but its value between two of theirs."""
+    max_num_seqs 8 or 12), and the smaller one's table entry is no worse on any column the model reads
+    (`no_worse`): the smaller one is the plan. Smaller by value: the KV-bound index lies after the
+    grid's but its value between two of theirs.
+
+    The same (replicas, running) pair does not make the same times: vLLM's default step token budget
+    is min(its default, max_num_seqs × max_model_len) (`resolve_batch_defaults`), and the float model's
+    closed-loop rotation and saturation bounds read that budget (`serving_steps._step_times`:
+    `full_m`, `saturated_s`), so Llama-3.2-1B on one H200 at 700 / 1 tokens and 3 clients runs 51.87
+    tokens/s at max_num_seqs 5 (5,120 tokens) and 52.01 at 64 (8,192). The entries decide, not the pair."""
     conc = space.workload.in_flight
     if conc is None:
         return False
@@ -222,9 +235,28 @@ def oversized(space: ServingSpace, i: int, ok: list[bool]) -> bool:
         x = space.batch_value(s, r, k, m)
         if x >= batch:
             break
-        if ok[space.flat(s, r, k, m)] and (shape.replicas_at(x, conc), shape.running_at(x, conc)) == key:
+        j = space.flat(s, r, k, m)
+        if (
+            ok[j]
+            and (shape.replicas_at(x, conc), shape.running_at(x, conc)) == key
+            and no_worse(space.tables, j, i)
+        ):
             return True
     return False
+
+
+def no_worse(t: ServingTables, j: int, i: int) -> bool:
+    """Table entry `j` is at least as good as entry `i` on every column the model reads (TPOT, TTFT,
+    cost and memory no larger, throughput no smaller), so that no objective, limit or rate prefers
+    `i` (the replica counts are the caller's: `oversized` compares entries of one count)."""
+    return (
+        t.step_us[j] <= t.step_us[i]
+        and t.ttft_us[j] <= t.ttft_us[i]
+        and t.cost_micro_usd[j] <= t.cost_micro_usd[i]
+        and t.tps_milli[j] >= t.tps_milli[i]
+        and t.mem_used_kib[j] <= t.mem_used_kib[i]
+        and t.mml_used_kib[j] <= t.mml_used_kib[i]
+    )
 
 
 def _entries(
