@@ -154,6 +154,7 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     if args.disagg is not None and args.train:
         raise InputError("--disagg makes a front over serving deployments; it does not apply to --train")
     check_mode(args, "pareto")  # flags of the other mode are an error; --precision defaults to bf16
+    given = args.objectives is not None
     if args.objectives is None:
         args.objectives = ",".join(api.DEFAULT_FRONT_OBJECTIVES["training" if args.train else "serving"])
     objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip())
@@ -173,8 +174,9 @@ def cmd_pareto(args: argparse.Namespace) -> int:
         )
     if args.train and args.world_sizes is not None and not {"cost", "mfu"} & set(objectives):
         raise InputError(
-            f"--world-sizes weighs GPUs x step time, which only cost or mfu ranks; --objectives "
-            f"{args.objectives} plans the whole cluster: add cost (e.g. --objectives throughput,cost)"
+            f"--world-sizes weighs GPUs x step time, which only cost or mfu ranks; "
+            f"{'--objectives ' if given else 'the default objectives '}{args.objectives} plan the whole "
+            "cluster: add cost (e.g. --objectives throughput,cost)"
         )
     weights = _checked_outputs(args, objectives)
     settings = api.SolverSettings.create(time_limit_s=args.time_limit)

@@ -43,6 +43,7 @@ def test_a_float_tie_goes_to_the_shortest_step(objective: str) -> None:
     options = TrainingOptions(world_sizes=WORLDS)
     sol = solve_training(model, cluster, WORKLOAD, objective=objective, settings=SETTINGS, options=options)
     assert sol.stats.status == "OPTIMAL"
+    assert sol.stats.gap == 0 and sol.stats.objective_value == sol.stats.bound  # the bound moves with the tie
     assert sol.config.world_size == 64  # was 8
     assert sol.runner_up is not None and sol.runner_up.config.world_size != 64
     slow = sol.runner_up
@@ -127,6 +128,7 @@ def test_pareto_train_refuses_world_sizes_without_cost(capsys: pytest.CaptureFix
     assert main(argv) == 2  # throughput,headroom: the whole cluster
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--world-sizes" in err and "cost" in err
+    assert "the default objectives throughput,headroom plan" in err  # not "--objectives ...", not given
     assert main([*argv[:-2], "--objectives", "throughput,cost", "--world-sizes", "8,x"]) == 2
     assert "give GPU counts" in capsys.readouterr().err
     assert main(["pareto", "meta-llama/Llama-3.1-8B", "--cluster", "1x8xH100", "--world-sizes", "8"]) == 2

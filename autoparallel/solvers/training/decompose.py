@@ -249,7 +249,10 @@ def solve_by_triples(
         if chosen[1].shape != out.best.shape:  # the least GPU-time of the other shapes: the first pass's
             other = first
         value, out.best = chosen
-        out.run.primary = (float(value[0]), out.run.primary[1])
+        # proven: the chosen plan is the optimum under the tie rule, its GPU-time the least up to its
+        # rounding, so its own value is the bound (`plan.SolverReport.gap` is 0 when OPTIMAL)
+        proven = out.run.status == "OPTIMAL"
+        out.run.primary = (float(value[0]), float(value[0]) if proven else out.run.primary[1])
     if runner_up and other is not None:
         out.runner_up = other[1]
         out.runner_exact = not any(
