@@ -157,3 +157,35 @@ def test_a_silent_server_cut_by_the_time_limit_says_the_fetch_used_it(
 
 def test_a_long_hub_timeout_is_whole_seconds() -> None:
     assert hub._seconds(3600.0) == "3600" and hub._seconds(2.994) == "2.99" and hub._seconds(20.0) == "20"
+
+
+def _hub_logs() -> tuple[int, int, int]:
+    import logging
+
+    request_log = logging.getLogger(hub._REQUEST_LOG)
+    return logging.getLogger("huggingface_hub").level, request_log.level, len(request_log.filters)
+
+
+def test_two_refused_fetches_at_once_leave_stdout_and_the_logs_as_they_were(
+    online: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused fetch left the hub client's loggers raised and its filter on for good (the restore waited
+    for a thread still retrying), and two fetches at once left `sys.stdout` a StringIO (each restored the
+    other's redirect): every later print vanished."""
+    import sys
+
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
+    before, stdout = _hub_logs(), sys.stdout
+    messages: list[str] = []
+    threads = [threading.Thread(target=lambda: messages.append(_fetch_error()[0])) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(messages) == 2 and all(m.startswith("the hub refused the connection") for m in messages)
+    assert sys.stdout is stdout
+    deadline = time.perf_counter() + 2.0  # the download threads end at their first retry
+    while _hub_logs() != before and time.perf_counter() < deadline:
+        time.sleep(0.02)
+    assert _hub_logs() == before

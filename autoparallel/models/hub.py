@@ -124,7 +124,9 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
     # Invalid IPv6 URL" under HF_ENDPOINT="http://[::1"), which broke `--json` output and the one-line
     # error: that print is kept off stdout, and the failure is the error below.
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        # one thread at a time: `redirect_stdout` swaps the process's stdout, and two fetches at once
+        # restored each other's StringIO (every later print lost)
+        with _IMPORTING, contextlib.redirect_stdout(io.StringIO()):
             from huggingface_hub import hf_hub_download
             from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
     except Exception as exc:  # not installed, or its environment unreadable
@@ -159,23 +161,16 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
         finally:
             _RETRIES.watched.pop(threading.get_ident(), None)
             over.set()
+            _quiet_logs(-1)  # when the download itself ends, not when its caller stops waiting
 
-    # The hub client logs each retry of a failed request ("... thrown while requesting HEAD ...",
-    # "Retrying in 4s"); the caller's one-line error says what happened, so only its errors are let
-    # through while the fetch runs (`_RETRIES` on its request logger, which it also reads). Left so when
-    # the fetch is abandoned (its thread may still retry).
-    hub_log, request_log = logging.getLogger("huggingface_hub"), logging.getLogger(_REQUEST_LOG)
-    level, request_level = hub_log.level, request_log.level
-    hub_log.setLevel(max(level, logging.ERROR))
-    request_log.setLevel(logging.WARNING)
-    request_log.addFilter(_RETRIES)
+    _quiet_logs(+1)
     worker = threading.Thread(target=download, name="autoparallel-hub-fetch", daemon=True)
-    worker.start()
+    try:
+        worker.start()
+    except BaseException:
+        _quiet_logs(-1)
+        raise
     over.wait(limit)
-    if not worker.is_alive():
-        hub_log.setLevel(level)
-        request_log.setLevel(request_level)
-        request_log.removeFilter(_RETRIES)
     failed = result.get("connect") or _connect_failure(result.get("error"))
     if failed is not None:
         raise InputError(_connect_failed(failed))
@@ -204,11 +199,46 @@ _REQUEST_LOG = "huggingface_hub.utils._http"
 it handles the failure."""
 
 
+_IMPORTING = threading.Lock()
+"""Held while the hub client is imported with stdout redirected (`fetch_config_files`)."""
+
+_QUIET = threading.Lock()
+_quiet: list[int] = [0, logging.NOTSET, logging.NOTSET]
+"""Downloads running, and the hub client's two loggers' levels before the first of them (`_quiet_logs`)."""
+
+
+def _quiet_logs(step: int) -> None:
+    """Count a download in (+1) or out (-1). The hub client logs each retry of a failed request ("...
+    thrown while requesting HEAD ...", "Retrying in 4s"); a fetch's one-line error says what happened,
+    so while any download runs only the client's errors are let through and `_RETRIES` watches its
+    request logger; the levels come back when the last download ends (a fetch given up on may still be
+    retrying: its thread counts itself out when it ends). Counted, so two fetches at once do not restore
+    each other's levels."""
+    hub_log, request_log = logging.getLogger("huggingface_hub"), logging.getLogger(_REQUEST_LOG)
+    with _QUIET:
+        if step > 0 and _quiet[0] == 0:
+            _quiet[1:] = [hub_log.level, request_log.level]
+            hub_log.setLevel(max(hub_log.level, logging.ERROR))
+            request_log.setLevel(logging.WARNING)
+            request_log.addFilter(_RETRIES)
+        _quiet[0] += step
+        if step < 0 and _quiet[0] == 0:
+            hub_log.setLevel(_quiet[1])
+            request_log.setLevel(_quiet[2])
+            request_log.removeFilter(_RETRIES)
+
+
+class _GaveUp(BaseException):
+    """Raised by `_RetryWatch` out of the hub client's retry log, to end its retries of a connection that
+    failed outright (a BaseException: the client's `except Exception` handlers let it through)."""
+
+
 class _RetryWatch(logging.Filter):
     """On `_REQUEST_LOG` during a fetch: a retry log of a fetch thread, logged while its client handles an
     `httpx2.ConnectError` (refused, a host that does not resolve, a failed TLS handshake: no server
-    answered), ends the fetch at once; the client would retry it 5 times over 23 s (1+2+4+8+8). Lets only
-    the client's errors through (its retry log would break the one-line error)."""
+    answered), ends the fetch at once: its caller is told, and the retry loop is left by `_GaveUp` (the
+    client would retry 5 times over 23 s, 1+2+4+8+8). Lets only the client's errors through (its retry
+    log would break the one-line error)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -221,6 +251,7 @@ class _RetryWatch(logging.Filter):
         if watched is not None and failed is not None:
             watched[0].setdefault("connect", failed)
             watched[1].set()
+            raise _GaveUp
         return record.levelno >= logging.ERROR
 
 
