@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from autoparallel.workload_profile import WorkloadProfile
 
 
 def add_profile_parser(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentParser:
@@ -73,8 +76,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     clamped = _clamped_burstiness(prof.gamma_shape, serving.burstiness)
     if args.json:
         doc: dict[str, Any] = {"profile": prof.model_dump(), "serving": serving.model_dump()}
-        if clamped:
-            doc["notes"] = [f"burstiness {prof.gamma_shape:g}: {clamped}"]
+        notes = [f"burstiness {prof.gamma_shape:g}: {clamped}"] if clamped else []
+        notes += _busiest_lines(prof)[1:]  # the varying rate's line, where it varies
+        if notes:
+            doc["notes"] = notes
         print(json.dumps(doc, indent=2))
         return 0
     if prof.request_rate and prof.load == "ramp-mean":
@@ -157,6 +162,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
         f"p90 {prof.osl.p90:.0f}, p99 {prof.osl.p99:.0f}, max {prof.osl.max}",
         f"arrival rate: {rate}; {burst}",
     ]
+    lines += _busiest_lines(prof)
     for what, stats in (("prompt", prof.isl), ("output", prof.osl)):
         if (over := stats.above_last_bucket) is not None:
             lines.append(
@@ -214,6 +220,53 @@ def cmd_profile(args: argparse.Namespace) -> int:
         lines.append(f"workload written to {args.output} (use --workload-file {args.output})")
     print("\n".join(lines))
     return 0
+
+
+def _span(seconds: float) -> str:
+    """A time into the log: 14h05m, 5m30s, 40s."""
+    whole = round(seconds)
+    if whole >= 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    if whole >= 60:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole}s"
+
+
+def _window_name(seconds: float) -> str:
+    return "hour" if seconds == 3600 else f"{seconds / 60:g} minutes"
+
+
+def _busiest_lines(prof: WorkloadProfile) -> list[str]:
+    """The busiest windows' line (`WorkloadProfile.busiest`) and, where the rate varies over the log
+    (`peak_rate`), the line that says so and how to plan for the peak; none for a log too short to hold
+    `MIN_WINDOWS` of the shortest window, or without a rate."""
+    from autoparallel.workload_profile import PEAK_RATIO
+
+    if not prof.busiest or not prof.request_rate:
+        return []
+    mean = prof.request_rate
+    shown = []
+    for w in prof.busiest:
+        when = (
+            f"{w.start_utc} ({_span(w.start)} into the log)"
+            if w.start_utc
+            else f"{_span(w.start)} into the log"
+        )
+        shown.append(
+            f"{_window_name(w.seconds)} {w.rate:.4g} requests/s ({w.rate / mean:.2f}x the mean) from {when}"
+        )
+    lines = [f"busiest window{'s' * (len(shown) > 1)}: {'; '.join(shown)}"]
+    peak = next((w for w in reversed(prof.busiest) if w.varies), None)
+    if peak is not None and prof.peak_rate:
+        name = _window_name(peak.seconds)
+        lines.append(
+            f"rate varies over the log: its busiest {name} ran at {peak.rate:.4g} requests/s, "
+            f"{peak.rate / mean:.2f}x the mean {mean:.4g}, above the {peak.steady_limit:.4g} a steady stream "
+            f"of this spread reaches in its busiest {name} by chance and at least {PEAK_RATIO:g}x the mean; "
+            f"the workload holds the mean rate, which plan sizes for: to plan for the peak, add "
+            f"--request-rate {peak.rate:.4g} to plan --workload-file (the flag overrides the file's rate)"
+        )
+    return lines
 
 
 def _clamped_burstiness(shape: float | None, written: float) -> str | None:
