@@ -27,6 +27,7 @@ turns the result into per-replica `vllm serve` lines (frameworks/vllm.py) and JS
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -307,11 +308,16 @@ class FleetPlan(BaseModel):
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: {cluster, objective, deployment: {engines[], models[], gpus_used, ...}, solver}."""
+        """JSON-ready: {cluster, objective, deployment: {engines[], models[], gpus_used, ...}, solver}; an
+        engine whose TTFT is unbounded (`SATURATED`) has `ttft_ms` and `queue_ms` null, and its
+        `null_reasons` says why (`cli._output.strict_object`'s key)."""
         d = self.deployment
         engines = []
         for engine, launch in zip(d.engines, self.launches(), strict=True):
             e = engine.to_dict({"placement", "config"})
+            unbounded = [k for k in ("ttft_ms", "queue_ms") if not math.isfinite(e[k])]
+            if unbounded:
+                e.update(dict.fromkeys(unbounded), null_reasons=dict.fromkeys(unbounded, SATURATED_WHY))
             e["placement"] = [p.model_dump(mode="json") for p in engine.placement]
             e["gpu_ids"] = [list(p.gpu_ids) for p in engine.placement]
             e[engine.engine] = launch  # vllm, sglang or trtllm: that engine's launch lines
@@ -429,9 +435,8 @@ class FleetPlan(BaseModel):
                 + f"tp={e.tp} pp={e.pp} ep={e.ep} "
                 f"dp={e.dp} ({e.gpus_per_replica} GPUs each), capacity {rps_text(e.capacity_rps)} req/s "
                 f"each, traffic share {e.traffic_share:.3f} each "
-                f"({rps_text(e.traffic_share * served[e.model])} req/s; "
-                f"TTFT {e.ttft_ms:.0f} ms: full load's with the waits at that load), full-load TPOT "
-                f"{e.tpot_ms:.1f} ms, "
+                f"({rps_text(e.traffic_share * served[e.model])} req/s; {ttft_text(e.ttft_ms, e.queue_ms)}), "
+                f"full-load TPOT {e.tpot_ms:.1f} ms, "
                 f"max_num_seqs {e.max_num_seqs}; [{nodes}{more}]"
             )
         for m in d.models:
@@ -476,6 +481,34 @@ class FleetPlan(BaseModel):
                     lines += ["      " + x for x in first["text"].splitlines()]
                 lines += [f"    note: {n}" for n in launch["notes"] if "hostfile of its own" in n]
         return "\n".join(lines)
+
+
+SATURATED = "unbounded"
+"""The TTFT of an engine rated at full load (no TTFT limit) that an open loop's share of the rate loads
+to that full-load rate (`decoder.slot_waits`; `DeployedEngine.ttft_ms` inf), as `disagg.UNBOUNDED` says
+it of prefill engines."""
+SATURATED_WHY = (
+    "unbounded: the engine runs saturated, loaded to its full-load rate (rated at full load: no --ttft-ms), "
+    "where an open loop's queue for a free slot grows without bound; set --ttft-ms to rate it below it"
+)
+"""Why an engine's `ttft_ms` and `queue_ms` are null in JSON (`FleetPlan.to_dict`)."""
+
+
+def ttft_text(ttft_ms: float, queue_ms: float) -> str:
+    """An engine's TTFT at its share of the served rate, for text: with its queue waits where it has
+    any (`DeployedEngine.queue_ms`), the full-load figure where it has none, and `SATURATED` where the
+    queue grows without bound. Every figure said "with the waits at that load", also where none was
+    counted (an open loop without a TTFT limit: 212 ms for Llama-3.1-8B on 1x8xH100 at 159 req/s, whose
+    slot wait alone is seconds)."""
+    if not math.isfinite(ttft_ms):
+        return (
+            f"TTFT {SATURATED}: the engines run saturated at their full-load rate (no --ttft-ms) and an "
+            "open loop's queue grows without bound"
+        )
+    if queue_ms > 0:
+        wait = f"{queue_ms:.0f}" if queue_ms >= 1 else f"{queue_ms:.2g}"
+        return f"TTFT {ttft_ms:.0f} ms at that load, its queue waits ({wait} ms) included"
+    return f"full-load TTFT {ttft_ms:.0f} ms, no queue wait at that load"
 
 
 def _replica_env(env: dict[str, str], visible: str | None) -> dict[str, str]:

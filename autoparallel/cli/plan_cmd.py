@@ -1068,12 +1068,14 @@ def _with_deployments(error: InfeasibleError, whole: Any, comp: Any) -> Infeasib
     if whole is not None and whole.deployment.models:
         carried = whole.deployment.models[0].capacity_rps
         extra.append(
-            f"the whole-cluster deployment (several engines) carries {carried:.2f} req/s within the SLOs"
+            f"the whole-cluster deployment (several engines) carries {rps_text(carried)} req/s "
+            "within the SLOs"
         )
     dis = comp.disaggregated if comp is not None else None
     if dis is not None:
         extra.append(
-            f"the disaggregated deployment ({dis.ratio}) carries {dis.capacity_rps:.2f} req/s at the SLOs"
+            f"the disaggregated deployment ({dis.ratio}) carries {rps_text(dis.capacity_rps)} req/s "
+            "at the SLOs"
         )
     if not extra:
         return error

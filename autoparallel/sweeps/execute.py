@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from autoparallel.errors import AutoParallelError, InputError
 from autoparallel.sweeps.scenario import Scenario
-from autoparallel.workload import Serving, Training
+from autoparallel.workload import Serving, Training, rps_text
 
 if TYPE_CHECKING:
     from autoparallel.sweeps.results import SweepResult
@@ -313,7 +313,7 @@ def disagg_columns(scenario: Scenario, settings: Any) -> dict[str, Any]:
             status="infeasible",
             message=(
                 f"request_rate: {w.request_rate:g} requests/s arrive; the best {comp.mode} deployment "
-                f"({win['layout']}) carries {carried:.2f}/s at the SLOs" + (f"; {note}" if note else "")
+                f"({win['layout']}) carries {rps_text(carried)}/s at the SLOs" + (f"; {note}" if note else "")
             )[:500],
         )
     return out

@@ -10,7 +10,11 @@ the server's queue, (C − held) / capacity s by Little's law (`queue_wait_s`), 
 includes that wait, as `perf.serving.client_queue_s` adds it for one engine; N prompts sent at once
 drain, the Q = N − held queued waiting Q (Q + 1) / 2N completions on average. Where the solver's
 integer rule (encoder.add_client_queue; a burst's at the chords above that drain) holds, the float
-TTFT must meet the limit too.
+TTFT must meet the limit too. Requests arriving at a rate in an open loop (no client cap) wait for a
+free slot at each engine's share of the served rate (`slot_queue`), with a TTFT limit or without one:
+the limit only decides whether the engines are rated by that wait (`sustained_rps`); without it they
+are rated at full load, and where the served rate loads them to it the wait, and TTFT, is infinite
+(the queue grows without bound: `FleetPlan` says so, and JSON writes null with why).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from autoparallel.solvers.settings import SolverStats
 
 if TYPE_CHECKING:
     from autoparallel.hardware.cluster import Pool
+    from autoparallel.workload import Serving
 
 
 class _Frozen(BaseModel):
@@ -80,7 +85,9 @@ class DeployedEngine(_Frozen):
     """Share of its model's requests a router should send to EACH replica (capacity-weighted)."""
     ttft_ms: float
     """Time to first token: the full-load estimate's, plus the waits at its share of the model's served
-    rate (`traffic_share`) in the server's queue and for a free slot (`queue_ms`)."""
+    rate (`traffic_share`) in the server's queue and for a free slot (`queue_ms`); inf where an open
+    loop's served rate loads it to its full-load rate (rated at full load: no TTFT limit), whose queue
+    grows without bound (`perf.slot_queue.slot_wait_s`)."""
     tpot_ms: float
     max_num_seqs: int
     max_model_len: int
@@ -98,7 +105,8 @@ class DeployedEngine(_Frozen):
     """Of `ttft_ms`, the waits before a replica runs a request: in the server's queue under a
     closed-loop client's concurrency (the model's requests its replicas do not hold wait
     (concurrency − held) / capacity, Little's law, the same for every engine of the model), behind a
-    burst's first wave (`wave_wait_s`), and for a free slot at an arrival rate (`slot_wait_at_s`)."""
+    burst's first wave (`wave_wait_s`), and for a free slot at an arrival rate (`slot_wait_at_s`, with a
+    TTFT limit or without one: `slot_waits`); inf with `ttft_ms`."""
 
     def to_dict(self, exclude: set[str]) -> dict[str, object]:
         """JSON-ready fields but `exclude`, without vLLM's `gpu_memory_utilization` on another engine
@@ -402,13 +410,23 @@ def queue_wait_s(space: DeploymentSpace, counts: list[int], capacity: list[float
     return max((fm.queue_clients or 0) - held, 0) / capacity[m]
 
 
+def slot_waits(workload: Serving) -> bool:
+    """Requests arrive at a rate in an open loop (a `request_rate`, no client `concurrency`): each waits
+    for a free slot (`slot_queue`), whether or not a TTFT limit rates the engines by that wait
+    (`Serving.slot_rated`, `sustained_rps`). Counting it only with a limit showed Llama-3.1-8B on
+    1x8xH100 at 159 req/s (8 x tp1) a deployment TTFT of 212 ms where the single-engine plan of the same
+    engines said 2,408 ms, 2,196 ms of it the slot wait."""
+    return workload.request_rate is not None and workload.concurrency is None
+
+
 def slot_queue(space: DeploymentSpace, engine: Engine, est: ServingEstimate) -> SlotQueue | None:
     """The slot queue of one replica of `engine` in floats, its data ranks' slots pooled, from the same
-    lone cycle as `space.rated_milli_tps` (`serving.space.entry_lone_cycle_s`); None where its wait
-    does not count (`FleetModel.slot_rated`, and prefill / decode engines) or nothing runs."""
+    lone cycle as `space.rated_milli_tps` (`serving.space.entry_lone_cycle_s`); None where no request
+    waits for a slot (`slot_waits`: no rate, or a client's cap), for prefill / decode engines, or where
+    nothing runs."""
     fm = space.models[engine.model]
     full = est.perf.output_tokens_per_s / fm.workload.osl
-    if not fm.slot_rated or engine.role != "aggregated" or full <= 0:
+    if not slot_waits(fm.workload) or engine.role != "aggregated" or full <= 0:
         return None
     slots = max(engine.config.max_num_seqs, 1) * engine.dp
     lone = entry_lone_cycle_s(space.serving[engine.model, engine.pool], engine.entry)
@@ -420,17 +438,20 @@ def sustained_rps(
 ) -> float:
     """Requests/s one replica of `engine` carries with its model's TTFT limit holding at the model's
     arrival rate (float model; `space.rated_milli_tps` rates the tables' integers the same way): the
-    rate whose mean wait in `queue` fits the room its TTFT leaves; its full-load rate without one."""
-    w = space.models[engine.model].workload
+    rate whose mean wait in `queue` fits the room its TTFT leaves; its full-load rate without a queue
+    or a TTFT limit (`FleetModel.slot_rated`: the wait is then counted, not rated by)."""
+    fm = space.models[engine.model]
+    w = fm.workload
     full = est.perf.output_tokens_per_s / w.osl
-    if queue is None or w.ttft_ms is None:
+    if queue is None or not fm.slot_rated or w.ttft_ms is None:
         return full
     room_s = (w.ttft_ms - est.perf.ttft_ms) / 1e3
     return min(full, rate_within_wait(*queue, room_s))
 
 
 def slot_wait_at_s(queue: SlotQueue | None, load_rps: float) -> float:
-    """Seconds a request waits in `queue` (`slot_queue`) at `load_rps` requests/s (0 without one)."""
+    """Seconds a request waits in `queue` (`slot_queue`) at `load_rps` requests/s (0 without one; inf at
+    or beyond the queue's full-load rate: `perf.slot_queue.slot_wait_s`)."""
     if queue is None or load_rps <= 0:
         return 0.0
     slots, lone, full_cycle_s, variability = queue
