@@ -677,9 +677,45 @@ def training_memory(
     return training.training_memory(m, g, config, margins=margins)
 
 
+def _offload_problem(framework: TrainingFramework, m: ModelSpec, config: TrainingConfig) -> str | None:
+    """Why `framework` does not run `config`'s CPU offload (None: it does, it offloads nothing, or its
+    ZeRO stage is refused anyway: `validation.zero_stage_problem`). One rule with the planner, asked
+    of it for the one stage: the offload modes `TrainingOptions.offload` adds
+    (`solvers.training.space._state_modes`: optimizer offload at ZeRO >= 1 or dist, parameter offload
+    at ZeRO-3 under DeepSpeed only), ZeRO 0 / 1 counted as run under Megatron (evaluate emits
+    --grad-reduce-in-bf16 for them). An offload outside it was priced as run: fits True with the
+    states on the GPU. The words are the emitters' (`frameworks.deepspeed._validate`, Megatron's
+    `_validate` and its note on offload_params)."""
+    from autoparallel.solvers.training.space import StateMode, _state_modes
+
+    opt, params, zero = config.offload_optimizer, config.offload_params, config.zero
+    if not (opt or params):
+        return None
+    options = TrainingOptions(
+        framework=framework, zero_stages=(zero,), offload=True, grad_reduce_in_bf16=framework == "megatron"
+    )
+    modes = _state_modes(m, options, False, {})
+    if (
+        StateMode(zero=zero) not in modes
+        or StateMode(zero=zero, offload_optimizer=opt, offload_params=params) in modes
+    ):
+        return None
+    if opt and StateMode(zero=zero, offload_optimizer=True) not in modes:
+        if framework == "deepspeed":
+            return "offload_optimizer needs ZeRO stage 1, 2 or 3 (DeepSpeed offloads sharded states)"
+        return "offload_optimizer needs the distributed optimizer (zero=dist or ZeRO >= 1) in Megatron"
+    if framework == "deepspeed":
+        return f"offload_params needs ZeRO-3 (parameter partitioning); zero is stage {zero.value}"
+    return (
+        "offload_params has no Megatron-Core equivalent; parameters stay on the GPU (Megatron-Core "
+        "offloads optimizer states alone; DeepSpeed offloads parameters under ZeRO-3)"
+    )
+
+
 def _require_deepspeed_sharding(m: ModelSpec, config: TrainingConfig) -> None:
     """InputError where DeepSpeed does not run `config`'s sharding as priced: `zero_stage_problem`
-    (dist is Megatron's distributed optimizer; no ZeRO-3 over DeepSpeed's MoE layers) and its
+    (dist is Megatron's distributed optimizer; no ZeRO-3 over DeepSpeed's MoE layers), the CPU offload
+    it runs (`_offload_problem`: optimizer at ZeRO 1-3, parameters at ZeRO-3) and its
     PipelineEngine's assert that ZeRO-2/3 and pipeline stages do not mix
     (deepspeed/runtime/pipe/engine.py); an expert tensor-parallel degree other than 1 or tp, as
     DeepSpeed splits experts over the whole tensor-parallel group or not at all
@@ -689,7 +725,11 @@ def _require_deepspeed_sharding(m: ModelSpec, config: TrainingConfig) -> None:
     from autoparallel.frameworks.deepspeed import expert_tp_problem
     from autoparallel.validation import zero_stage_problem
 
-    checks = (zero_stage_problem("deepspeed", m, config.zero), expert_tp_problem(m, config))
+    checks = (
+        zero_stage_problem("deepspeed", m, config.zero),
+        _offload_problem("deepspeed", m, config),
+        expert_tp_problem(m, config),
+    )
     problems = [p for p in checks if p is not None]
     if config.pp > 1 and config.zero in (ZeroStage.GRADIENTS, ZeroStage.PARAMETERS):
         problems.append(
@@ -711,7 +751,9 @@ def _evaluate_training(
 ) -> TrainingPlan:
     """`config` under `framework`'s rules (`validation.require_training`: DeepSpeed's Ulysses
     replicates KV heads where Megatron's context parallelism splits them) and on GPUs the launch lines
-    start (`frameworks._common.node_shape`, the planner's rule on world sizes), with the
+    start (`frameworks._common.node_shape`, the planner's rule on world sizes), with only the CPU
+    offload the framework runs (`_offload_problem`, the planner's rule: an offload it does
+    not run was priced as run, fits True where the GPU holds the states), with the
     optimum of the same framework when `compare`."""
     from autoparallel.frameworks._common import node_shape
     from autoparallel.memory import training
@@ -725,6 +767,8 @@ def _evaluate_training(
     node_shape(config.world_size, c)
     if framework == "deepspeed":
         _require_deepspeed_sharding(m, config)
+    elif (problem := _offload_problem("megatron", m, config)) is not None:
+        raise InputError(f"invalid Megatron training configuration: {problem}")
     mem, perf = training.training_memory(m, c.gpu, config), training_perf(m, c, config)
     cost = cost_to_tokens(m, c, config, w.tokens, perf=perf) if w.tokens else None
     solver: dict[str, Any] = {"status": "EVALUATED"}

@@ -531,7 +531,11 @@ def build_space(
     world = cluster.world_size
     worlds = sorted(set(options.world_sizes or (world,)))
     if worlds[0] < 1 or worlds[-1] > world:
-        raise InputError(f"world_sizes {worlds} must lie in 1..{world} (the cluster's GPUs)")
+        # Only the counts out of range, a few then how many more (a million counts were a 7.9 MB line).
+        bad = [w for w in worlds if not 1 <= w <= world]
+        more = f", ... and {len(bad) - 5:,} more" if len(bad) > 5 else ""
+        named = ", ".join(str(w) for w in bad[:5]) + more
+        raise InputError(f"world_sizes [{named}] must lie in 1..{world} (the cluster's GPUs)")
     out: dict[str, list[str]] = {}
     worlds = _launchable_worlds(worlds, cluster, options, out)
     tps = _tp_domain(model, cluster, options, out)
