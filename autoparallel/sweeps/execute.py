@@ -16,11 +16,16 @@ A local process pool's workers ignore SIGINT: a Ctrl-C reaches the sweep's own p
 them (`stop_pools`, which the CLI calls before it exits 130). A worker that dies (the kernel's
 out-of-memory killer, a crash) breaks the pool: the scenario it was running becomes an `error` row
 naming the death, and the scenarios not finished yet run again on a fresh pool (`_SweepPool`).
+A Dask cluster that goes away mid-run (its scheduler killed) writes nothing for the scenarios it had
+not finished; the sweep stops with one line, exit 1, and a rerun with the same `out` solves them
+(`_run_chunks`). A Dask address is checked to answer as a scheduler within the connect timeout
+(`_check_scheduler`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import shutil
@@ -540,19 +545,113 @@ def open_executor(
             from distributed import Client
         except ImportError:  # pragma: no cover - a declared dependency
             raise InputError("--executor dask://...: the `distributed` package is not installed") from None
+        timeout = connect_timeout_s or DASK_CONNECT_TIMEOUT_S
+        _check_scheduler(address, timeout)  # a port that is no scheduler's: one line, within `timeout`
         try:
-            client = Client(
-                address, timeout=connect_timeout_s or DASK_CONNECT_TIMEOUT_S, set_as_default=False
-            )
+            client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise InputError(f"cannot reach the Dask scheduler at {address}: {first}") from None
+        quiet = _QuietWhenGone(client)
+        loggers = [logging.getLogger(name) for name in _DASK_LOGGERS]
+        for logger in loggers:
+            logger.addFilter(quiet)
         try:
             yield client.get_executor()
         finally:
-            client.close()
+            try:
+                client.close()
+            finally:
+                for logger in loggers:
+                    logger.removeFilter(quiet)
         return
     raise InputError(f"unknown executor {spec!r}; use process, serial or dask://HOST:PORT")
+
+
+_DASK_LOGGERS = ("distributed.client", "distributed.core", "distributed.comm", "distributed.utils")
+"""Dask's loggers that report a lost scheduler (`_QuietWhenGone`)."""
+
+
+class _QuietWhenGone(logging.Filter):
+    """Drops Dask's log records once its client no longer runs (the scheduler went away: its reconnect
+    attempts, "Failed to reconnect", the traceback of the reconnect cancelled by `close`): the sweep
+    says it in one line (`_run_chunks`)."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__()
+        self.client = client
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return getattr(self.client, "status", "running") in ("running", "newly-created")
+
+
+def _check_scheduler(address: str, timeout: float) -> None:
+    """Check that a Dask scheduler answers at `address` (`tcp://HOST:PORT`) within `timeout` seconds,
+    before a `Client` is made: a port that accepts connections but is no scheduler's (its dashboard,
+    an HTTP server, a silent listener) hung a `Client` for minutes (Dask's handshake read has no
+    timeout), or failed after 20 s with `MemoryError: Unable to allocate 3.07 EiB` (an HTTP reply read
+    as a frame length) and a traceback from the half-made client's `__del__`. The TCP port is tried
+    until the deadline (a scheduler still starting), then Dask's handshake and an `identity` request
+    run on their own event loop in a daemon thread that is waited for no longer than the deadline.
+
+    Raises:
+        InputError: nothing listens there (`cannot reach the Dask scheduler`), or what answers is no
+            Dask scheduler, or nothing answered in time (`no Dask scheduler answered at`).
+    """
+    import asyncio
+    import socket
+
+    deadline = time.monotonic() + timeout
+    parts = urllib.parse.urlsplit(address)
+    while True:
+        try:
+            socket.create_connection(
+                (parts.hostname, parts.port), timeout=max(deadline - time.monotonic(), 0.05)
+            ).close()
+            break
+        except OSError as exc:
+            if time.monotonic() + 0.2 >= deadline:
+                why = (str(exc) or type(exc).__name__).splitlines()[0]
+                raise InputError(
+                    f"cannot reach the Dask scheduler at {address}: {why} (tried for {timeout:g} s)"
+                ) from None
+            time.sleep(0.2)
+
+    async def identity() -> Any:
+        from distributed.comm import connect
+
+        comm = await connect(address, timeout=max(deadline - time.monotonic(), 0.05))
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    answer: dict[str, Any] = {}
+
+    def probe() -> None:
+        try:
+            left = max(deadline - time.monotonic(), 0.05)
+            answer["reply"] = asyncio.run(asyncio.wait_for(identity(), left))
+        except BaseException as exc:  # a bogus frame's MemoryError too: said below, never raised here
+            answer["error"] = exc
+
+    thread = threading.Thread(target=probe, name="autoparallel-dask-probe", daemon=True)
+    thread.start()
+    thread.join(max(deadline - time.monotonic(), 0.0) + 1.0)
+    reply, failure = answer.get("reply"), answer.get("error")
+    if isinstance(reply, dict) and reply.get("type") == "Scheduler":
+        return
+    if isinstance(reply, dict) and reply.get("type"):
+        why = f"a Dask {reply['type']} answered; give the scheduler's address"
+    elif thread.is_alive() or isinstance(failure, TimeoutError | asyncio.TimeoutError):
+        why = "the port accepts connections but nothing answered as a Dask scheduler (a dashboard?)"
+    elif failure is not None:
+        first = str(failure).splitlines()[0][:200] if str(failure) else ""
+        why = f"what answered is no Dask scheduler ({type(failure).__name__}{': ' + first if first else ''})"
+    else:
+        why = f"what answered is no Dask scheduler (it replied {str(reply)[:100]!r})"
+    raise InputError(f"no Dask scheduler answered at {address} within {timeout:g} s: {why}")
 
 
 def _dask_address(spec: str) -> str:
@@ -736,8 +835,49 @@ def _run_chunks(
     """Solve `chunks` on a Dask (or caller's) executor, recording each row: the scenarios of a chunk
     whose task failed (its worker died: Dask's KilledWorker) run again one a task, so that only the one
     that fails alone is an `internal` row; its chunk mates were written as failed, and a resume skipped
-    them. Returns the scenarios a caller's broken process pool did not run (`_run_pooled` says so)."""
-    futures = {pool.submit(solve_chunk, c, time_limit_s): c for c in chunks}
+    them. Returns the scenarios a caller's broken process pool did not run (`_run_pooled` says so).
+
+    A task that failed because the cluster went away (`_cluster_gone`: the scheduler killed, its
+    connection lost, the client closed, the futures cancelled) writes nothing for its scenarios: they
+    were written as `internal` rows (every message `CancelledError: `), and a resume skipped them.
+
+    Raises:
+        AutoParallelError: the cluster went away; what finished is kept, the scenarios not solved are
+            not written, so a resume runs them (as a process pool's lost scenarios, exit 1).
+    """
+    gone: list[Scenario] = []
+    whys: list[str] = []
+    broken = _run_chunks_once(pool, chunks, time_limit_s, record, gone, whys)
+    if gone:
+        why = whys[0].removesuffix(": ")
+        raise AutoParallelError(
+            f"{len(gone)} scenario{'s' if len(gone) != 1 else ''} not solved: the Dask cluster went away "
+            f"({why}); what finished is kept, and running the sweep again with the same results file "
+            "solves the rest"
+        )
+    return broken
+
+
+def _run_chunks_once(
+    pool: Executor,
+    chunks: list[list[Scenario]],
+    time_limit_s: float,
+    record: Callable[[dict[str, Any]], None],
+    gone: list[Scenario],
+    whys: list[str],
+) -> list[Scenario]:
+    """`_run_chunks`' rounds: the scenarios of the cluster that went away are added to `gone` (with
+    why to `whys`), not recorded, and not run again."""
+    futures: dict[Any, list[Scenario]] = {}
+    for n, c in enumerate(chunks):
+        try:
+            futures[pool.submit(solve_chunk, c, time_limit_s)] = c
+        except Exception as exc:
+            if not _cluster_gone(exc, pool):
+                raise
+            whys.append(_why(exc))
+            gone.extend(s for rest in chunks[n:] for s in rest)
+            break
     broken: list[Scenario] = []
     again: list[list[Scenario]] = []
     for fut in as_completed(futures):
@@ -747,17 +887,44 @@ def _run_chunks(
             broken += futures[fut]
             continue
         except Exception as exc:
+            if _cluster_gone(exc, pool):
+                whys.append(_why(exc))
+                gone.extend(futures[fut])
+                continue
             if len(futures[fut]) > 1:
                 again += [[s] for s in futures[fut]]
                 continue
-            why = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
             rows = [
-                {**input_row(s), "status": "internal", "message": why, "version": _version()}
+                {**input_row(s), "status": "internal", "message": _why(exc), "version": _version()}
                 for s in futures[fut]
             ]
         for row in rows:
             record(row)
-    return broken + (_run_chunks(pool, again, time_limit_s, record) if again else [])
+    if gone:  # not run again on a cluster that is gone
+        gone.extend(s for c in again for s in c)
+        return broken
+    return broken + (_run_chunks_once(pool, again, time_limit_s, record, gone, whys) if again else [])
+
+
+def _why(exc: BaseException) -> str:
+    """An exception's first line, `Type: message`, at most 500 characters."""
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+
+
+def _cluster_gone(exc: BaseException, pool: Executor) -> bool:
+    """Whether a task failed because its Dask cluster went away, not because of its scenario: the
+    futures cancelled (the client cancels them when it closes after losing the scheduler), a
+    connection error (Dask's CommClosedError is an OSError), a timeout, the client closed; or any
+    failure once the executor's client no longer runs. A scenario that raises on a healthy worker
+    is a row already (`solve_scenario` catches it), so only a worker's death (KilledWorker) remains."""
+    from concurrent.futures import CancelledError
+
+    if isinstance(exc, CancelledError | OSError | TimeoutError):
+        return True
+    if type(exc).__name__ in ("ClosedClientError", "CommClosedError", "RPCClosed"):
+        return True
+    status = getattr(getattr(pool, "_client", None), "status", "running")
+    return status not in ("running", "newly-created")
 
 
 def _run_round(

@@ -16,10 +16,19 @@ Safety: while a sweep runs, each finished row is appended (and flushed) to a jou
 `<out>.journal.jsonl`; at the end the file is rewritten atomically (temporary file, then rename) with
 its old rows plus the new ones, and the journal removed. A run that is killed leaves the file as it
 was and the journal with what it finished; the next run reads both and solves only the remainder.
+The results file itself is never appended to, so a CSV row with fewer or more cells than the header
+is damage (a copy cut short, an edit): the file is refused, naming the line, as a JSON lines file's
+broken line is; only the journal's last line may be cut short (a killed run's write), and that row is
+not taken as finished (its scenario runs again).
+One sweep at a time writes a results file: a sweep holds an exclusive lock on `.<out>.lock` beside
+it (`filelock`: `flock` on POSIX, which the system drops when the process ends, so a killed sweep's
+lock never blocks a rerun) from reading the file to rewriting it; a second sweep on the same file is
+refused at once (two sweeps each rewrote the file with their own rows, and one sweep's were lost).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -65,6 +74,14 @@ LEADING = (
 """Column order of a results table (the rest follow in first-seen order)."""
 _RENAMED = {"ttft_ms": "ttft_ms_slo", "tpot_ms": "tpot_ms_slo", "max_model_len": "max_model_len_req"}
 """Workload inputs whose names collide with output columns get a suffix in rows."""
+NEEDED = ("scenario_id", "status")
+"""Columns every row of a results file a sweep resumes from has (the resume matches `scenario_id`,
+`SweepResult.counts` reads `status`)."""
+SHOWN = ("model", "cluster", "workload", "objective")
+"""Columns every row a sweep returns has (`SweepResult.table`), besides `NEEDED`."""
+SHOWN_OK = ("gpus", "throughput_tok_s")
+"""Columns an `ok` row a sweep returns has, besides its shape: `mode` for a deployment row (`engines`),
+`tp`, `pp`, `dp` for the others."""
 
 _TEXT = (
     *("scenario_id", "label", "kind", "model", "cluster", "gpu_prices", "workload", "preset", "name"),
@@ -222,23 +239,20 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a results file (empty cells dropped).
 
     Raises:
-        InputError: not a results file of a known format, unreadable, or without a scenario_id column.
+        InputError: not a results file of a known format, unreadable, without a scenario_id column, or
+            damaged (a CSV row whose cells are not the header's, a JSON lines line that is not JSON).
     """
     p = Path(path)
     kind = _format(p)
     try:
         if kind == ".jsonl":
             records = _read_jsonl(p, tolerate_torn_tail=False)
+        elif kind == ".csv":
+            records = _read_csv(p)
         else:
             import pandas as pd
 
-            # CSV: every cell as the text it is (no guessing: `0608875769752169` is an id, not a
-            # number), only an empty cell empty; the column types below turn it back into values.
-            df = (
-                pd.read_parquet(p)
-                if kind == ".parquet"
-                else pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""])
-            )
+            df = pd.read_parquet(p)
             if "scenario_id" not in df.columns:
                 raise InputError(f"results file {str(p)!r} has no scenario_id column: not a sweep's results")
             df = df.astype(object).where(df.notna(), None)
@@ -251,6 +265,44 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
         return typed_rows(records)
     except ValueError as exc:
         raise InputError(f"results file {str(p)!r}: {exc}") from None
+
+
+def _read_csv(p: Path) -> list[dict[str, Any]]:
+    """A CSV results file's rows: every cell as the text it is (no guessing: `0608875769752169` is an
+    id, not a number), only an empty cell empty (the column types turn them back into values).
+
+    Raises:
+        InputError: no scenario_id column, a column named twice, a row with fewer or more cells than
+            the header (pandas padded a row cut short with empty cells: a finished `ok` row with its
+            numbers cut), or broken quoting; naming the line.
+    """
+    shown = repr(str(p))
+    with p.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, strict=True)
+        try:
+            header = next(reader, None) or []
+            if not header and not any(reader):  # an empty sweep's (`frame([])` writes one line end)
+                return []
+            if "scenario_id" not in header:
+                raise InputError(f"results file {shown} has no scenario_id column: not a sweep's results")
+            twice = sorted({h for h in header if header.count(h) > 1})
+            if twice:
+                raise InputError(f"results file {shown}: column {twice[0]!r} appears twice in the header")
+            rows = []
+            for cells in reader:
+                if not cells:
+                    continue  # a blank line
+                if len(cells) != len(header):
+                    many = f"{len(cells)} cell{'s' * (len(cells) != 1)}"
+                    raise InputError(
+                        f"results file {shown}: line {reader.line_num} has {many}, the header "
+                        f"{len(header)}: the file is damaged (cut short or edited); restore it, or delete "
+                        "that line to solve its scenario again"
+                    )
+                rows.append({h: (c if c != "" else None) for h, c in zip(header, cells, strict=True)})
+        except csv.Error as exc:
+            raise InputError(f"results file {shown}: line {reader.line_num}: {exc}") from None
+    return rows
 
 
 def _read_jsonl(p: Path, *, tolerate_torn_tail: bool) -> list[dict[str, Any]]:
@@ -338,23 +390,73 @@ def write_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+class _StoredRow(dict[str, Any]):
+    """A row read back from a results file or its journal: which file, and the columns that file has
+    (so that a row the sweep returns without a column the table reads is refused naming the file,
+    `SweepResult`)."""
+
+    __slots__ = ("columns", "source")
+
+    def __init__(self, row: dict[str, Any], source: Path, columns: frozenset[str]) -> None:
+        super().__init__(row)
+        self.source = source
+        self.columns = columns
+
+
 class ResultStore:
-    """The results file of a sweep and its journal (see the module docstring)."""
+    """The results file of a sweep and its journal (see the module docstring). Making one takes the
+    file's lock, which `commit` (or `close`) gives back.
+
+    Raises:
+        InputError: an unknown suffix, a path that cannot be written, or another sweep writes the file.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path, _ = table_target(path)
         self.journal = self.path.with_name(self.path.name + ".journal.jsonl")
         self._rows: dict[str, dict[str, Any]] = {}
         self._new = 0
+        self._lock = _take_lock(self.path)
 
     def load(self) -> list[dict[str, Any]]:
-        """Rows already finished: the file's, then the journal's (a later row of the same id wins)."""
-        rows = read_rows(self.path) if self.path.exists() else []
-        if self.journal.exists():
-            rows += _read_jsonl(self.journal, tolerate_torn_tail=True)
-            self._new += 1  # rewrite the file even if nothing else finishes
+        """Rows already finished: the file's, then the journal's (a later row of the same id wins).
+
+        Raises:
+            InputError: the file or the journal is damaged, or a row lacks a column every row has
+                (`NEEDED`); the lock is given back.
+        """
+        try:
+            rows = self._stored(read_rows(self.path), self.path) if self.path.exists() else []
+            if self.journal.exists():
+                # its last line may be cut short (a killed run's write): that row is not finished
+                rows += self._stored(_read_jsonl(self.journal, tolerate_torn_tail=True), self.journal)
+                self._new += 1  # rewrite the file even if nothing else finishes
+        except BaseException:
+            self.close()
+            raise
         self._rows = {r["scenario_id"]: r for r in rows}
         return list(self._rows.values())
+
+    @staticmethod
+    def _stored(rows: list[dict[str, Any]], source: Path) -> list[dict[str, Any]]:
+        columns = frozenset(k for r in rows for k in r)
+        for name in NEEDED:
+            if rows and name not in columns:
+                raise InputError(
+                    f"results file {str(source)!r} has no {name!r} column, which every row of a sweep's "
+                    "results has: restore it, or give another results file"
+                )
+            for r in rows:
+                if name not in r:
+                    raise InputError(
+                        f"results file {str(source)!r}: the row of scenario {r.get('scenario_id')!r} has no "
+                        f"{name!r}: restore it, or delete that row to solve its scenario again"
+                    )
+        return [_StoredRow(r, source, columns) for r in rows]
+
+    def close(self) -> None:
+        """Give the file's lock back (another sweep may write the file from now on)."""
+        self._lock.release(force=True)
 
     def append(self, row: dict[str, Any]) -> None:
         """Record one finished row in the journal (flushed at once)."""
@@ -368,19 +470,49 @@ class ResultStore:
         """Rewrite the results file with every row, then drop the journal: rows whose scenario ids are
         not in `order` (other sweeps') first, as the file had them, then those of `order` in that order
         (a sweep's scenario order, whichever executor finished them first)."""
-        if not self._new:
-            return
-        rank = {sid: n for n, sid in enumerate(order)}
-        rows = sorted(self._rows.values(), key=lambda r: rank.get(r["scenario_id"], -1))
-        write_rows(self.path, rows)
-        self.journal.unlink(missing_ok=True)
-        self._new = 0
+        try:
+            if not self._new:
+                return
+            rank = {sid: n for n, sid in enumerate(order)}
+            rows = sorted(self._rows.values(), key=lambda r: rank.get(r["scenario_id"], -1))
+            write_rows(self.path, rows)
+            self.journal.unlink(missing_ok=True)
+            self._new = 0
+        finally:
+            self.close()
+
+
+def _take_lock(path: Path) -> Any:
+    """The exclusive lock of results file `path` (`.<name>.lock` beside it), taken without waiting.
+
+    Raises:
+        InputError: another sweep holds it, or the lock file cannot be made.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path.with_name(f".{path.name}.lock"), timeout=0, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:  # an OSError too: first
+        raise InputError(
+            f"results file {str(path)!r}: another sweep is writing it now; wait for it to finish, or give "
+            "another results file"
+        ) from None
+    except OSError as exc:
+        raise InputError.cannot_write("the lock of results file", path, exc) from None
+    return lock
 
 
 class SweepResult:
     """The rows of a sweep, in scenario order. `to_pandas()` for analysis, `write(path)` to save."""
 
     def __init__(self, rows: list[dict[str, Any]], *, skipped: int = 0) -> None:
+        """Raises:
+        InputError: a row read back from a results file lacks a column every row has (`SHOWN`),
+            naming the file (`table` checks an `ok` row's `SHOWN_OK` and shape columns the same way)."""
+        for r in rows:
+            if isinstance(r, _StoredRow):
+                _check_shown(r, SHOWN)
         self.rows = rows
         """One dict per scenario (inputs, status, outcome)."""
         self.skipped = skipped
@@ -421,6 +553,8 @@ class SweepResult:
         rated = any(_opt(r, "usd_per_million_tokens_at_rate") != "" for r in self.rows)
         lines: list[tuple[Any, ...]] = []
         for r in self.rows:
+            if isinstance(r, _StoredRow) and r["status"] == "ok":
+                _check_shown(r, (*SHOWN_OK, *(("mode",) if r.get("engines") else ("tp", "pp", "dp"))))
             if r["status"] == "ok":
                 shape = (
                     f"{r['mode']}: {r['engines']}"  # a --disagg row: the winning deployment
@@ -494,6 +628,27 @@ class SweepResult:
     def to_dicts(self) -> list[dict[str, Any]]:
         """JSON-ready rows."""
         return [dict(r) for r in self.rows]
+
+
+def _check_shown(row: _StoredRow, needed: Sequence[str]) -> None:
+    """Refuse a row of a results file that lacks a column of `needed` that `SweepResult` reads, naming
+    the column and the file (a KeyError was an internal error).
+
+    Raises:
+        InputError: naming the first such column."""
+    for name in needed:
+        if name in row:
+            continue
+        where = f"results file {str(row.source)!r}"
+        if name not in row.columns:
+            raise InputError(
+                f"{where} has no {name!r} column, which a sweep's rows have: restore it, or give another "
+                "results file"
+            )
+        raise InputError(
+            f"{where}: the row of scenario {row.get('scenario_id')!r} has no {name!r}: restore it, or "
+            "delete that row to solve its scenario again"
+        )
 
 
 def _engine(row: dict[str, Any]) -> str:

@@ -20,7 +20,8 @@ content does) and a Training as its fields; a ModelSpec or a Cluster whose name 
 not load back to it (a config dict, an edited spec, custom GPUs or prices) travels as JSON
 (`model_json`, `cluster_json`), so a worker plans what the caller passed, never a namesake.
 A scenario's `id` hashes its inputs and the package version, so results computed by another release
-are not mistaken for this one's; its `label` is for people.
+are not mistaken for this one's, and a local model's config content, so results of an edited config are
+not mistaken for the new one's; its `label` is for people.
 """
 
 from __future__ import annotations
@@ -126,6 +127,12 @@ class Scenario(BaseModel):
     cluster_json: str | None = None
     """A Cluster the caller passed that its spec string does not parse back to (custom GPUs, prices),
     as JSON. Part of the id."""
+    model_path: str | None = None
+    """A local model that `model` names by a relative or `~` path: that path made absolute where the
+    scenario was made (`local_model_path`), which `load_model` reads, so that a worker in another
+    folder (a Dask worker started elsewhere) reads the same files on a shared filesystem, where it
+    read `./mm/qwen` from its own folder ("no such file or directory"). `model` stays as written
+    (the table, the label); not part of the id."""
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -148,19 +155,34 @@ class Scenario(BaseModel):
         """Stable id: 16 hex digits of SHA-256 over the inputs and the package version. Values are
         normalised first, so that one scenario written two ways has one id: a whole number is an
         integer (`request_rate` 5.0 in YAML, 5 in CSV), a cluster is its canonical spec (`2x8xh100`,
-        `16xH100` and `2x8xH100-SXM` are one cluster), an objective its registry name (`Throughput`)."""
+        `16xH100` and `2x8xH100-SXM` are one cluster), an objective its registry name (`Throughput`).
+        A local model (a folder or a config file) adds its files' content (`local_model_files`): an
+        edited config.json is a new scenario; a zoo or hub id hashes as it always did."""
         content = {k: v for k, v in self.workload if k == FILE_CONTENT}  # the file's workload, not its name
-        objects = {
+        objects: dict[str, Any] = {
             k: v for k, v in (("model_json", self.model_json), ("cluster_json", self.cluster_json)) if v
         }
         inputs = {k: _same_number(v) for k, v in self.inputs.items()}
         if self.cluster_json is None:
             inputs["cluster"] = _cluster_key(self.cluster)
         inputs["objective"] = _objective_key(self.objective, self.kind, self.disagg is not None)
+        if self.model_json is None and (files := self._model_files()) is not None:
+            objects["model_files"] = files  # a local model: its config's content, as a workload file's
         text = json.dumps(
             {**inputs, **content, **objects, "version": package_version()}, sort_keys=True, default=str
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _model_files(self) -> dict[str, str] | None:
+        """The digests of a local model's files (`local_model_files`), read once per scenario: the
+        first `id` keeps them (in the instance, outside the fields, so equality and the hash are the
+        fields'), and a scenario pickled to a worker carries them, so the worker's row has the id the
+        sweep asked for even if the file changed meanwhile (or is not on the worker's machine)."""
+        memo = self.__dict__.get("_model_files_memo")
+        if memo is None or memo[0] != self.model:
+            memo = (self.model, local_model_files(self.model))
+            self.__dict__["_model_files_memo"] = memo  # a frozen model: not through __setattr__
+        return memo[1]
 
     @property
     def given_limits(self) -> frozenset[str]:
@@ -206,7 +228,11 @@ class Scenario(BaseModel):
     def load_model(self) -> ModelSpec:
         """The model to plan: the caller's spec when it travelled as JSON, else loaded by name (once
         per process)."""
-        return _spec_from_json(self.model_json) if self.model_json else _load_model(self.model)
+        if self.model_json:
+            return _spec_from_json(self.model_json)
+        name = self.model_path or self.model
+        files = local_model_files(name)  # cached by the files' mtimes: an edited config loads again
+        return _load_model(name, None if files is None else tuple(sorted(files.items())))
 
     def load_cluster(self) -> Cluster:
         """The cluster to plan on."""
@@ -285,7 +311,10 @@ def scenario_objective(name: object, kind: Literal["serving", "training"], disag
 
 
 @functools.lru_cache(maxsize=64)
-def _load_model(name: str) -> ModelSpec:
+def _load_model(name: str, files: tuple[tuple[str, str], ...] | None) -> ModelSpec:
+    """`name` loaded once per process and per content of its local files (`files`, `local_model_files`;
+    None for a zoo or hub id): a config edited between two sweeps of one Python session was planned
+    from the copy cached before the edit."""
     from autoparallel.models import load_model
 
     return load_model(name)
@@ -309,9 +338,86 @@ def model_ref(model: str | ModelSpec) -> tuple[str, str | None]:
         raise InputError(f"a model must be an id, a path or a ModelSpec, got {type(model).__name__}")
     from autoparallel.models.zoo import find_entry
 
-    if find_entry(model.name) is not None and _load_model(model.name) == model:
+    if find_entry(model.name) is not None and _load_model(model.name, None) == model:
         return model.name, None
     return model.name, model.model_dump_json()
+
+
+def local_model_files(model: str) -> dict[str, str] | None:
+    """{file name: SHA-256} of the files `models.load_model` reads for `model` where it is a local path
+    (a folder: its `config.json`, and the ModelOpt `hf_quant_config.json` beside it; a config file:
+    that file and the quant file in its folder), else None (a zoo or hub id: its id unchanged).
+
+    A scenario id hashes them, as it hashes a workload file's content: an edited config.json (28 ->
+    112 layers) was the same scenario, and a resume gave back the old plan. A file that is missing or
+    unreadable, or is not a regular file (a pipe, a device: never read here), counts by that state,
+    so it becomes a new scenario once it is there. The same rule as `models.loader._load_str`: an
+    existing path wins over a zoo entry of that name."""
+    from autoparallel.models.hub import QUANT_CONFIG_FILE
+
+    text = model.strip()
+    if not text or len(text) > 4096 or "\0" in text:
+        return None
+    path = Path(text).expanduser()
+    try:
+        if not path.exists():
+            return None
+        folder = path.is_dir()
+    except (OSError, ValueError):  # a name too long for a path
+        return None
+    config = path / "config.json" if folder else path
+    quant = (path if folder else path.parent) / QUANT_CONFIG_FILE
+    out = {"config": _file_digest(config)}
+    if (digest := _file_digest(quant)) != "missing":
+        out[QUANT_CONFIG_FILE] = digest
+    return out
+
+
+def _file_digest(path: Path) -> str:
+    """SHA-256 of a regular file's bytes (up to one past the loader's cap, `MAX_CONFIG_BYTES`), or the
+    reason there is none: `missing`, `not a file`, `unreadable: <reason>`. Cached by the file's
+    identity and modification time (a 10,000-row sweep asks five times a row)."""
+    import os
+    import stat
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as exc:
+        return f"unreadable: {getattr(exc, 'strerror', None) or type(exc).__name__}"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a file"
+    return _regular_file_digest(os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _regular_file_digest(path: str, dev: int, ino: int, size: int, mtime_ns: int) -> str:
+    from autoparallel.models.config_file import MAX_CONFIG_BYTES
+
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or type(exc).__name__}"
+    return hashlib.sha256(data).hexdigest()
+
+
+def local_model_path(model: str) -> str | None:
+    """The absolute path of a model named by a relative or `~` path that exists here (a local path wins
+    over a zoo or hub id of the same text, as `models.loader._load_str` loads it), read from the
+    current folder; None for an absolute path, a zoo or hub id, or a path that does not exist (its
+    row says so wherever it runs). `Path.cwd() / path`, not normalised: `..` is the filesystem's."""
+    text = model.strip()
+    if not text or len(text) > 4096 or "\0" in text:
+        return None
+    path = Path(text).expanduser()
+    try:
+        if (path.is_absolute() and not text.startswith("~")) or not path.exists():
+            return None
+        return str(Path.cwd() / path)
+    except (OSError, ValueError):  # a name too long for a path; a current folder that is gone
+        return None
 
 
 def cluster_ref(cluster: str | Cluster) -> tuple[str, str | None]:
@@ -478,6 +584,7 @@ def make_scenario(
     """
     kind, fields = make_workload(workload)
     model_name, model_json = model_ref(model)
+    model_path = None if model_json else local_model_path(model_name)
     cluster, cluster_json = cluster_ref(cluster)
     # InputError naming the kind's objectives (and the other kinds'); a disagg row also takes the
     # deployment planner's (checked again below where the row is no comparison after all)
@@ -514,6 +621,7 @@ def make_scenario(
         engine=engine,
         disagg=mode,
         model_json=model_json,
+        model_path=model_path,
         cluster_json=cluster_json,
     )
     try:
