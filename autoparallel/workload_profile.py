@@ -1290,6 +1290,25 @@ def stamp_resolution(stamps: np.ndarray, noise: float) -> float:
     return 0.0
 
 
+COUNT_BIN_S = 60.0
+"""Bins (seconds) of `_count_spread`: many stamp resolutions (whole seconds) wide, short beside a day."""
+
+
+def _count_spread(stamps: np.ndarray, first: float, span: float) -> float:
+    """The inter-arrival spread c of a renewal stream read from its counts in `COUNT_BIN_S` bins, where
+    the stamps are too coarse to show the gaps (`busiest_windows`): its counts' variance is c² times
+    their mean, taken from successive bins' differences, E[(N_i+1 - N_i)²] = 2 Var N (the Allan
+    variance), so that a rate drifting over hours adds little to it. 1 with fewer than 3 bins."""
+    bins = int(span // COUNT_BIN_S)
+    if bins < 3:
+        return 1.0
+    counts = np.bincount(((stamps - first) // COUNT_BIN_S).astype(np.int64), minlength=bins)[:bins]
+    mean = float(counts.mean())
+    if mean <= 0:
+        return 1.0
+    return math.sqrt(float(np.mean(np.diff(counts).astype(float) ** 2)) / (2.0 * mean))
+
+
 RATE_WINDOWS = (300.0, 3600.0)
 """The window lengths a request log's busiest rate is measured over (`busiest_windows`), in seconds: 5
 minutes, the window dashboards and autoscalers rate traffic over, and an hour, traffic engineering's busy
@@ -1326,7 +1345,11 @@ def busiest_windows(stamps: np.ndarray, spread: float | None, share: float) -> t
     standard deviations more. Simulated, of 18,000 Poisson logs of 4 to 30 windows of 100 to 1,000
     requests, 2 had a busiest window past it (the 99.9th percentile 89-95 % of the way from mu to it);
     of 900 logs of 10,000 requests at 0.05 to 30 requests/s, gamma shapes 1, 0.25 and 0.1, none with
-    `MIN_WINDOW_REQUESTS` (one bursty log with 60 a window did: hence that floor)."""
+    `MIN_WINDOW_REQUESTS` (one bursty log with 60 a window did: hence that floor).
+
+    `spread` None (stamps too coarse to show the gaps' spread, `COARSE_STAMPS`): c is read from the counts
+    instead (`_count_spread`), as a spread of 1 read a steady bursty log stamped in whole seconds (gamma
+    shape 0.1 at 5 requests/s) as a rate varying 1.25x."""
     n = len(stamps)
     if n < 2:
         return ()
@@ -1335,7 +1358,7 @@ def busiest_windows(stamps: np.ndarray, spread: float | None, share: float) -> t
     if not span > 0:
         return ()
     mean = (n - 1) / span
-    noise = max(1.0, spread or 1.0)
+    noise = max(1.0, spread if spread is not None else _count_spread(stamps, first, span))
     out = []
     for length in RATE_WINDOWS:
         if span < MIN_WINDOWS * length:

@@ -189,3 +189,16 @@ def test_two_refused_fetches_at_once_leave_stdout_and_the_logs_as_they_were(
     while _hub_logs() != before and time.perf_counter() < deadline:
         time.sleep(0.02)
     assert _hub_logs() == before
+
+
+def test_a_refused_fetch_closes_the_hub_clients_session(
+    online: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub client closes its shared HTTP client after logging a ConnectError; leaving its retry loop
+    from that log line (`_GaveUp`) skipped it, so a long-lived process kept the failed session."""
+    calls: list[int] = []
+    monkeypatch.setattr(huggingface_hub, "close_session", lambda: calls.append(1))
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
+    message, _ = _fetch_error()
+    assert message.startswith("the hub refused the connection") and calls == [1]

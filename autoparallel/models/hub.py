@@ -158,6 +158,8 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
             result["files"] = HubFiles(config, quant)
         except BaseException as exc:  # reported to the caller below, as one line
             result["error"] = exc
+            if isinstance(exc, _GaveUp):
+                _close_hub_session()
         finally:
             _RETRIES.watched.pop(threading.get_ident(), None)
             over.set()
@@ -231,6 +233,18 @@ def _quiet_logs(step: int) -> None:
 class _GaveUp(BaseException):
     """Raised by `_RetryWatch` out of the hub client's retry log, to end its retries of a connection that
     failed outright (a BaseException: the client's `except Exception` handlers let it through)."""
+
+
+def _close_hub_session() -> None:
+    """What the hub client does itself after logging a ConnectError, which `_GaveUp` skips: close its
+    shared HTTP client ("in case of SSLError it's best to close" it), so the next fetch of a long-lived
+    process connects afresh."""
+    try:
+        from huggingface_hub import close_session
+
+        close_session()
+    except Exception:  # a client without it: nothing shared to close
+        pass
 
 
 class _RetryWatch(logging.Filter):

@@ -157,3 +157,22 @@ def test_fractional_token_counts_are_malformed(tmp_path: Path, capsys: pytest.Ca
     )
     prof = profile_file(bench)
     assert (prof.requests, prof.malformed) == (2, 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_whole_second_stamps_read_the_burstiness_from_the_counts(tmp_path: Path, seed: int) -> None:
+    """Stamps too coarse for the gaps (whole seconds at 4 requests/s) leave the spread unknown; read as 1,
+    a steady bursty log (gamma shape 0.1) was flagged as a rate varying 1.25x in 6 of 6 logs. The counts'
+    Allan variance gives its spread; a rate that really swings is still flagged."""
+    rng = np.random.default_rng(seed)
+    span = 2 * 3600.0
+    steady = np.cumsum(rng.gamma(0.1, 1 / (4 * 0.1), int(4 * span * 1.3)))
+    _write(tmp_path / "steady.jsonl", np.floor(steady[steady < span]))
+    prof = profile_file(tmp_path / "steady.jsonl")
+    assert prof.stamp_resolution == 1.0 and prof.peak_rate is None, prof.busiest
+    poisson = np.cumsum(rng.exponential(1 / 7.2, int(7.2 * span * 1.1)))
+    poisson = poisson[poisson < span]
+    swing = poisson[rng.random(len(poisson)) < (1 + 0.8 * np.sin(2 * np.pi * poisson / span)) / 1.8]
+    _write(tmp_path / "swing.jsonl", np.floor(swing))
+    prof = profile_file(tmp_path / "swing.jsonl")
+    assert prof.peak_rate is not None and prof.peak_rate > 1.5 * prof.request_rate  # type: ignore[operator]
