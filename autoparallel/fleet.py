@@ -505,7 +505,7 @@ def ttft_text(ttft_ms: float, queue_ms: float) -> str:
             f"TTFT {SATURATED}: the engines run saturated at their full-load rate (no --ttft-ms) and an "
             "open loop's queue grows without bound"
         )
-    if queue_ms > 0:
+    if queue_ms >= 0.01:  # float noise (2.2e-16 ms) is no wait
         wait = f"{queue_ms:.0f}" if queue_ms >= 1 else f"{queue_ms:.2g}"
         return f"TTFT {ttft_ms:.0f} ms at that load, its queue waits ({wait} ms) included"
     return f"full-load TTFT {ttft_ms:.0f} ms, no queue wait at that load"

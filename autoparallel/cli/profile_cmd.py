@@ -256,7 +256,7 @@ def _busiest_lines(prof: WorkloadProfile) -> list[str]:
             f"{_window_name(w.seconds)} {w.rate:.4g} requests/s ({w.rate / mean:.2f}x the mean) from {when}"
         )
     lines = [f"busiest window{'s' * (len(shown) > 1)}: {'; '.join(shown)}"]
-    peak = next((w for w in reversed(prof.busiest) if w.varies), None)
+    peak = max((w for w in prof.busiest if w.varies), key=lambda w: w.rate, default=None)
     if peak is not None and prof.peak_rate:
         name = _window_name(peak.seconds)
         lines.append(

@@ -349,13 +349,15 @@ def typed_frame(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = 
 
 
 def table_target(path: str | Path) -> tuple[Path, str]:
-    """A results file to write: its path and format, checked to be writable before the run
-    (`user_file.writable_folder_problem`).
+    """A results file to write: its path (a symbolic link's target) and format, checked to be writable
+    before the run (`user_file.writable_folder_problem`).
 
     Raises:
         InputError: an unknown suffix, or a path that cannot be written.
     """
     p = Path(path)
+    if p.is_symlink():  # the file behind it (a dangling link: the file it names): the rename replaced the
+        p = Path(os.path.realpath(p))  # link, the target kept its old rows, and each had its own lock
     kind = _format(p)
     if (problem := writable_folder_problem(p)) is not None:
         raise InputError(f"cannot write results file {str(p)!r}: {problem}")

@@ -16,7 +16,10 @@ def test_the_engine_line_names_the_load_its_ttft_is_at(capsys: pytest.CaptureFix
     assert main([*argv, "--isl", "1024", "--osl", "256"]) == 0
     out = capsys.readouterr().out
     assert "req/s each at TTFT" not in out
-    pattern = r"capacity ([\d.]+) req/s each, traffic share ([\d.]+) each \(([\d.]+) req/s; TTFT (\d+) ms"
+    pattern = (
+        r"capacity ([\d.]+) req/s each, traffic share ([\d.]+) each \(([\d.]+) req/s; "
+        r"(?:full-load )?TTFT (\d+) ms"
+    )
     found = re.findall(pattern, out)
     assert found, out
     for capacity, share, load, ttft in found:

@@ -176,3 +176,17 @@ def test_whole_second_stamps_read_the_burstiness_from_the_counts(tmp_path: Path,
     _write(tmp_path / "swing.jsonl", np.floor(swing))
     prof = profile_file(tmp_path / "swing.jsonl")
     assert prof.peak_rate is not None and prof.peak_rate > 1.5 * prof.request_rate  # type: ignore[operator]
+
+
+def test_a_burst_far_past_chance_is_flagged_and_planned_for(tmp_path: Path) -> None:
+    """4,000 requests in one 5-minute window of a 4 h log (44x its mean): the window held fewer than 100
+    requests at the mean, so it was not flagged, and a log whose hour was flagged too pointed the plan at
+    the hour's rate, 12x below its 5-minute burst."""
+    rng = np.random.default_rng(3)
+    background = np.sort(rng.uniform(0, 4 * 3600.0, 140))
+    burst = np.sort(7200.0 + rng.uniform(0, 300.0, 4000))
+    _write(tmp_path / "burst.jsonl", np.sort(np.concatenate([background, burst])))
+    prof = profile_file(tmp_path / "burst.jsonl")
+    five = {w.seconds: w for w in prof.busiest}[300.0]
+    assert five.varies and prof.peak_rate == five.rate  # the highest flagged window, not the longest
+    assert five.rate > 10 * prof.request_rate  # type: ignore[operator]

@@ -67,3 +67,11 @@ def test_a_saturated_deployment_is_unbounded_and_its_json_strict(
 
 def test_without_a_rate_the_text_says_full_load_and_no_wait() -> None:
     assert ttft_text(212.3, 0.0) == "full-load TTFT 212 ms, no queue wait at that load"
+
+
+def test_float_noise_is_no_queue_wait() -> None:
+    """`TTFT 193 ms at that load, its queue waits (2.2e-16 ms) included`."""
+    from autoparallel.fleet import ttft_text
+
+    assert ttft_text(193.0, 2.2e-16) == "full-load TTFT 193 ms, no queue wait at that load"
+    assert ttft_text(193.0, 0.5) == "TTFT 193 ms at that load, its queue waits (0.5 ms) included"

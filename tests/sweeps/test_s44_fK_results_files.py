@@ -215,3 +215,19 @@ def test_a_results_file_without_model_is_refused_naming_it(tmp_path: Path) -> No
     res = run_scenarios([s], workers=1, out=out)  # a whole row: taken as finished, shown
     assert res.skipped == 1 and "4,782" in res.table()
     assert SweepResult([_row("x")]).counts() == {"ok": 1}  # rows made by hand are not checked
+
+
+def test_a_results_file_that_is_a_symlink_is_written_through(tmp_path: Path) -> None:
+    """The rename replaced the link with a file (the target kept its old rows), and each path had its own
+    lock: a sweep on the link and one on its target ran together."""
+    real, link = tmp_path / "real" / "r.jsonl", tmp_path / "a" / "r.jsonl"
+    real.parent.mkdir()
+    link.parent.mkdir()
+    write_rows(real, [_row("1")])
+    link.symlink_to(Path("..") / "real" / "r.jsonl")
+    write_rows(link, [_row("1"), _row("2")])
+    assert link.is_symlink() and len(read_rows(real)) == 2
+    first = ResultStore(real)
+    with pytest.raises(InputError, match="another sweep is writing it now"):
+        ResultStore(link)
+    first.close()
