@@ -20,26 +20,11 @@ import pytest
 
 from autoparallel.cli import main
 from autoparallel.sweeps import execute
+from tests.local_model_config import LLAMA
 
 pytest.importorskip("distributed")
 
 MODEL = "meta-llama/Llama-3.1-8B"
-LLAMA = {
-    "architectures": ["LlamaForCausalLM"],
-    "hidden_act": "silu",
-    "hidden_size": 2048,
-    "intermediate_size": 8192,
-    "max_position_embeddings": 8192,
-    "model_type": "llama",
-    "num_attention_heads": 32,
-    "num_hidden_layers": 16,
-    "num_key_value_heads": 8,
-    "rms_norm_eps": 1e-05,
-    "rope_theta": 500000.0,
-    "tie_word_embeddings": True,
-    "torch_dtype": "bfloat16",
-    "vocab_size": 128256,
-}
 ISL = ("256", "512", "768", "1024", "1536", "2048", "3072", "4096")
 
 # A one-process cluster (scheduler and worker in it) whose third scenario kills the whole process, as

@@ -19,23 +19,8 @@ from autoparallel.errors import InputError
 from autoparallel.sweeps import grid, scenario
 from autoparallel.sweeps.execute import run_scenarios
 from autoparallel.sweeps.results import ResultStore, SweepResult, read_rows, write_rows
+from tests.local_model_config import LLAMA
 
-LLAMA = {
-    "architectures": ["LlamaForCausalLM"],
-    "hidden_act": "silu",
-    "hidden_size": 2048,
-    "intermediate_size": 8192,
-    "max_position_embeddings": 8192,
-    "model_type": "llama",
-    "num_attention_heads": 32,
-    "num_hidden_layers": 16,
-    "num_key_value_heads": 8,
-    "rms_norm_eps": 1e-05,
-    "rope_theta": 500000.0,
-    "tie_word_embeddings": True,
-    "torch_dtype": "bfloat16",
-    "vocab_size": 128256,
-}
 SMALL = "meta-llama/Llama-3.2-1B"
 
 
