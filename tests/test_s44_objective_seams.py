@@ -8,7 +8,7 @@ import pytest
 import autoparallel as ap
 from autoparallel.disagg import compare_disagg
 from autoparallel.fleet import fleet_of_one
-from autoparallel.solvers.deployment.decoder import goodput_leads
+from autoparallel.solvers.deployment.driver import needs_hard_demand
 from autoparallel.sweeps.scenario import make_scenario
 
 SMALL = "meta-llama/Llama-3.2-1B"
@@ -22,11 +22,13 @@ def test_a_goodput_led_objective_serves_a_rate_past_capacity(objective: object) 
     assert plan.deployment.gpus_used == 2
 
 
-def test_goodput_leads_reads_every_label() -> None:
-    assert goodput_leads("goodput") and goodput_leads("goodput+cost")
-    assert goodput_leads(str({"goodput": 1.0, "cost": 1.0}))
-    assert not goodput_leads("cost+goodput") and not goodput_leads(str({"cost": 1.0, "goodput": 1.0}))
-    assert not goodput_leads("throughput") and not goodput_leads("goodput_x")
+def test_goodput_leads_every_soft_demand_form() -> None:
+    """The decoder reads whether rates are soft from the chain the counts were solved for (the label
+    "goodput+cost" compared with "goodput" made the order an internal error)."""
+    assert not needs_hard_demand(("goodput",)) and not needs_hard_demand(("goodput", "cost"))
+    assert not needs_hard_demand({"goodput": 1.0, "cost": 1.0})
+    assert needs_hard_demand(("cost", "goodput")) and needs_hard_demand({"cost": 1.0, "goodput": 1.0})
+    assert needs_hard_demand(("throughput",)) and needs_hard_demand(("gpus",))
 
 
 def test_a_sweep_row_names_its_objective_canonically() -> None:

@@ -16,6 +16,7 @@ from autoparallel.solvers.deployment.decoder import DeployedEngine, Deployment, 
 from autoparallel.solvers.deployment.driver import (
     Objective,
     default_objective,
+    needs_hard_demand,
     needs_mixed,
     objective_chain,
     objective_label,
@@ -63,7 +64,7 @@ def solve_space(
     counts = optimize(space, chain, run) if space.engines else None
     if counts is None:
         raise explain_infeasible(space, settings)
-    return decode(space, counts, objective_label(name), run.stats())
+    return decode(space, counts, objective_label(name), run.stats(), soft_rates=not needs_hard_demand(chain))
 
 
 def solve_deployment(

@@ -303,8 +303,12 @@ def on_hosts(
     return tuple(node * k + h for h in range(first, last + 1)), tuple(range(host))
 
 
-def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: SolverStats) -> Deployment:
-    """The deployment of replica counts `counts`, with every figure from the float model.
+def decode(
+    space: DeploymentSpace, counts: list[int], objective: str, stats: SolverStats, *, soft_rates: bool = False
+) -> Deployment:
+    """The deployment of replica counts `counts`, with every figure from the float model. `soft_rates`:
+    the rates were served up to, not demanded (goodput leads the objective, `driver.needs_hard_demand`
+    of the chain the counts were solved for), so a capacity short of a rate is no disagreement.
 
     Raises:
         InternalError: the float model disagrees with the tables, or a hard demand fails in floats.
@@ -364,7 +368,7 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
                 engine=e.engine,
             )
         )
-    services = _services(space, counts, capacity, objective)
+    services = _services(space, counts, capacity, soft_rates)
     used = sum(e.gpus_per_replica * e.replicas for e in engines)
     usd = sum(e.usd_per_hour for e in engines)
     goodput = sum(s.goodput_tokens_per_s for s in services)
@@ -374,7 +378,7 @@ def decode(space: DeploymentSpace, counts: list[int], objective: str, stats: Sol
         models=services,
         gpus_used=used,
         gpus_idle=space.cluster.world_size - used,
-        idle_reasons=idle_reasons(space, counts, objective),
+        idle_reasons=idle_reasons(space, counts, objective, soft_rates),
         usd_per_hour=usd,
         cluster_usd_per_hour=space.cluster.usd_per_hour,
         goodput_tokens_per_s=goodput,
@@ -510,22 +514,14 @@ def check_ttft(space: DeploymentSpace, counts: list[int], k: int, ttft_ms: float
     )
 
 
-def goodput_leads(objective: str) -> bool:
-    """Whether goodput leads a deployment's objective, read from its label (`driver.objective_label`:
-    `goodput`, `goodput+cost`, `{'goodput': 1.0, 'cost': 1.0}`), as `driver.needs_hard_demand` reads the
-    chain: the rates are then served up to, not demanded. Comparing the label with "goodput" made a
-    goodput-led order or weights with a rate past capacity an internal error."""
-    return objective.lstrip("{'\"").split("+", 1)[0].split("'", 1)[0] == "goodput"
-
-
 def _services(
-    space: DeploymentSpace, counts: list[int], capacity: list[float], objective: str
+    space: DeploymentSpace, counts: list[int], capacity: list[float], soft_rates: bool
 ) -> tuple[ModelService, ...]:
     out = []
     for m, fm in enumerate(space.models):
         rate = fm.workload.request_rate
         served = capacity[m] if rate is None else min(rate, capacity[m])
-        if rate is not None and not goodput_leads(objective) and capacity[m] < rate * (1 - 1e-9):
+        if rate is not None and not soft_rates and capacity[m] < rate * (1 - 1e-9):
             raise InternalError(
                 f"{fm.name}: capacity {capacity[m]:.4f} req/s < rate {rate} in the float model"
             )
@@ -603,8 +599,10 @@ def _cannot_start(space: DeploymentSpace, m: int, p: int) -> str:
     return why_no_engine(serving).split(": ", 1)[-1]
 
 
-def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> tuple[str, ...]:
-    """Why GPUs stay idle, per pool, with numbers."""
+def idle_reasons(
+    space: DeploymentSpace, counts: list[int], objective: str, soft_rates: bool = False
+) -> tuple[str, ...]:
+    """Why GPUs stay idle, per pool, with numbers (`soft_rates`: goodput leads, as `decode`'s)."""
     out = []
     for p, pool in enumerate(space.cluster.pools):
         ks = space.engines_of(pool=p)
@@ -635,7 +633,7 @@ def idle_reasons(space: DeploymentSpace, counts: list[int], objective: str) -> t
                 f"{head}: no candidate engine fits the rest ({room}); the smallest is "
                 f"{space.models[e.model].name} {e.label} with {e.gpus} GPUs"
             )
-        elif goodput_leads(objective) and (wanting := _wanting(space, counts)):
+        elif soft_rates and (wanting := _wanting(space, counts)):
             # goodput grows with a model that has no rate or is short of it: none of its engines fits
             names = ", ".join(
                 space.models[m].name

@@ -218,7 +218,10 @@ def solve_roles(
         if rank > kept or (rank == kept and looser):
             best, counts = k, other
     proven = timed_out is None and all(r.status in ("OPTIMAL", "INFEASIBLE") for r in runs)
-    return decode_roles(tiers[best], counts, objective_label(name), _union_stats(chain, runs, best, proven))
+    stats = _union_stats(chain, runs, best, proven)
+    return decode_roles(
+        tiers[best], counts, objective_label(name), stats, soft_rates=not needs_hard_demand(chain)
+    )
 
 
 def _common_scales(tiers: list[RoleSpace], chain: tuple[str, ...] | dict[str, float]) -> dict[str, int]:
@@ -563,8 +566,11 @@ def _floor_idle_reasons(rs: RoleSpace, reasons: tuple[str, ...]) -> tuple[str, .
     return tuple(out)
 
 
-def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: SolverStats) -> DisaggDeployment:
-    """Figures of replica counts `counts` from the float model (module doc).
+def decode_roles(
+    rs: RoleSpace, counts: list[int], objective: str, stats: SolverStats, *, soft_rates: bool = False
+) -> DisaggDeployment:
+    """Figures of replica counts `counts` from the float model (module doc); `soft_rates` as
+    `decoder.decode`'s.
 
     Raises:
         InternalError: the float model misses an SLO the tables promised.
@@ -704,7 +710,7 @@ def decode_roles(rs: RoleSpace, counts: list[int], objective: str, stats: Solver
         goodput_tokens_per_s=goodput,
         gpus_used=used,
         gpus_idle=space.cluster.world_size - used,
-        idle_reasons=_floor_idle_reasons(rs, idle_reasons(space, counts, objective)),
+        idle_reasons=_floor_idle_reasons(rs, idle_reasons(space, counts, objective, soft_rates)),
         usd_per_hour=usd,
         usd_per_million_tokens=usd / (goodput * 3600.0) * 1e6 if goodput > 0 else math.inf,
         worst=worst,

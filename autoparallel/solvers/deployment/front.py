@@ -260,7 +260,7 @@ def solve_mixed(
             disaggregated one, with numbers).
         SolverTimeoutError: the tables or the search outlast the time limit.
     """
-    from autoparallel.solvers.deployment.driver import objective_chain, objective_label
+    from autoparallel.solvers.deployment.driver import needs_hard_demand, objective_chain, objective_label
 
     chain, label = objective_chain(objective), objective_label(objective)
     names = tuple(chain)
@@ -280,7 +280,7 @@ def solve_mixed(
     counts = driver.optimize(build_mixed(space), chain, run) if space.engines else None
     if counts is None:
         raise InfeasibleError(_why_none(space, run))
-    return decode_point(space, counts, names, run, label)
+    return decode_point(space, counts, names, run, label, soft_rates=not needs_hard_demand(chain))
 
 
 def _why_none(space: MixedSpace, run: driver.Run) -> str:
@@ -342,6 +342,7 @@ def decode_point(
     names: tuple[str, ...],
     run: driver.Run,
     objective: str = "front",
+    soft_rates: bool = False,
 ) -> DeploymentPoint:
     """The float model's deployment of `counts` (labelled `objective`), checked against the solver's
     objective values.
@@ -353,10 +354,10 @@ def decode_point(
     stats = run.stats()
     tighten_values(space, counts, names, run)
     if any(roles):
-        d = decode_roles(space.roles, roles, objective, stats)
+        d = decode_roles(space.roles, roles, objective, stats, soft_rates=soft_rates)
         point = DeploymentPoint("disaggregated", None, d, tuple(run.values[n] for n in names), run.status)
     else:
-        a = decode(space.aggregated, agg, objective, stats)
+        a = decode(space.aggregated, agg, objective, stats, soft_rates=soft_rates)
         point = DeploymentPoint("aggregated", a, None, tuple(run.values[n] for n in names), run.status)
     check_point(space, counts, point, names)
     return point
