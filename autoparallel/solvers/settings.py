@@ -27,10 +27,10 @@ class SolverSettings(UserInput):
     """Wall-clock limit of the whole planning call, seconds (`--time-limit`): CP-SAT's solves (the
     lexicographic levels, the runner-up, an explanation) share what the tables leave of it. On
     time-out the best solution found is returned with its bound and gap (status FEASIBLE); with none
-    found, SolverTimeoutError. The cost model's tables stop at the limit too (`check_deadline`, once
-    a shape), in the serving, deployment and training planners; a front (`pareto`) gives its tables
-    and each of its queries the whole limit. `plan MODEL` holds one limit for the command: the
-    sections after the plan get what it leaves (`until`)."""
+    found, SolverTimeoutError. The cost model's tables stop at the limit too (`check_deadline`:
+    before each serving entry, each training row), in the serving, deployment and training planners;
+    a front (`pareto`) gives its tables and each of its queries the whole limit. `plan MODEL` holds
+    one limit for the command: the sections after the plan get what it leaves (`until`)."""
     workers: int = Field(default=1, ge=BOUNDS["workers"].lo, le=BOUNDS["workers"].hi)
     """CP-SAT search workers. 1 (the default) is fully deterministic and, on these table-driven models,
     as fast as 2 on two cores (benchmarks/solver_workers.py). More run CP-SAT's parallel portfolio: a

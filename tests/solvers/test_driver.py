@@ -206,6 +206,37 @@ def test_every_planning_entry_point_counts_its_tables_in_the_limit(
     assert call(SETTINGS)
 
 
+def test_the_serving_tables_stop_within_an_entry_of_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tables checked the limit once a shape, and one shape's entries (every runtime, batch and
+    max_model_len: replays that take 0.1 s each on a busy machine) ran past it: `plan
+    deepseek-ai/DeepSeek-V3 --cluster 16x8xH200 --engine auto --time-limit 5` ended after 7 to 10 s of
+    its own time under load. Here each entry takes 20 ms; 80 of them run past a 0.3 s limit."""
+    import time
+
+    from autoparallel.solvers.serving import space as space_module
+
+    real = space_module._entry
+
+    def slow(*args: object, **kwargs: object) -> None:
+        time.sleep(0.02)
+        real(*args, **kwargs)  # type: ignore[arg-type]
+
+    clear_memos()
+    monkeypatch.setattr(space_module, "_entry", slow)
+    options = ServingOptions(max_num_seqs=tuple(range(1, 81)), enforce_eager=(False,))
+    start = time.perf_counter()
+    with pytest.raises(SolverTimeoutError, match="tables were computed"):
+        solve_serving(
+            load_model("meta-llama/Llama-3.1-8B"),
+            Cluster.parse("1x1xH100"),
+            Serving(),
+            options=options,
+            settings=SolverSettings(time_limit_s=0.3),
+        )
+    assert time.perf_counter() - start < 1.0  # once a shape: 1.6 s
+    clear_memos()
+
+
 def test_several_workers_run_the_parallel_portfolio_not_the_interleaved_search() -> None:
     """ortools 9.15's interleaved search (`interleave_search`, once used for --workers > 1) aborted the
     whole process on this training plan once the families were no longer passed as assumptions

@@ -791,7 +791,7 @@ def complete_tables(space: ServingSpace) -> ServingSpace:
 def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | None = None) -> ServingTables:
     """Memory and time tables; without `complete`, entries that cannot fit in the largest budget
     skip the time model and hold optimistic placeholders (`evaluated` False). Past `deadline` (checked
-    once a shape), a SolverTimeoutError. With `kv_index`, each (shape, runtime)'s grid entries are
+    before each entry), a SolverTimeoutError. With `kv_index`, each (shape, runtime)'s grid entries are
     followed by its KV-bound ones, whose values (`_kv_bound`) the first call stores in
     `space.kv_batches` and a later one (`complete_tables`) reuses."""
     if space.memo is None:
@@ -803,8 +803,8 @@ def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | No
     known = list(space.kv_batches)
     found: list[int] = []
     for s, shape in enumerate(space.shapes):
-        check_deadline(deadline)
         for r, rt in enumerate(space.runtimes):
+            check_deadline(deadline)
             weights = mem.weights(shape.tp, shape.pp, shape.ep_ranks, rt.quantization, rt.engine)
             weights_kib = units.kib_up(max(weights))
             t.weights_kib.append(weights_kib)
@@ -824,6 +824,7 @@ def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | No
                     if skip:
                         _placeholder(t, weights_kib)
                     else:
+                        check_deadline(deadline)  # an entry's replay can take 0.1 s on a busy machine
                         _entry(space, t, s, r, batch, m, complete=complete)
             if not space.kv_index:
                 continue
