@@ -242,10 +242,7 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
             )
         elif longer:
             text += f"; its step is longer too, {steps} ({_step_causes(other, winner)})"
-        return (
-            f"{text}. KV pool {other.kv_cache_tokens:,} vs {winner.kv_cache_tokens:,} tokens "
-            f"({other.memory_rule} vs {winner.memory_rule})"
-        )
+        return f"{text}. {_kv_pools(other, winner)}"
     if abs(op.tpot_ms - wp.tpot_ms) > 1e-9:
         return (
             f"{head}: same batch {wp.batch_size:g}, step time {op.tpot_ms:.2f} vs {wp.tpot_ms:.2f} ms "
@@ -254,6 +251,28 @@ def why(winner: ServingPlan, other: ServingPlan) -> str:
     return (
         f"{head}: same batch and step time; TTFT {op.ttft_ms:.0f} vs {wp.ttft_ms:.0f} ms (step token "
         f"budget, request overhead: {_efficiency_diff(other, winner)})"
+    )
+
+
+def kv_tokens_total(plan: ServingPlan) -> int:
+    """Tokens the KV caches of all the plan's replicas hold together: `kv_cache_tokens` is one
+    replica's pool (one engine's, or one data-parallel rank's under expert parallelism: each holds its
+    own requests' KV), and the throughput the engines are compared on is the whole deployment's."""
+    return plan.kv_cache_tokens * plan.config.replicas
+
+
+def _kv_pools(other: ServingPlan, winner: ServingPlan) -> str:
+    """The two plans' KV pools over the whole deployment, like the throughput they explain (one
+    replica's pool against four replicas' read 5.6x where the deployments hold 1.4x), with each
+    replica's pool where a plan has more than one, and the memory rules that size them."""
+    oc, wc = other.config, winner.config
+    text = f"KV pool {kv_tokens_total(other):,} vs {kv_tokens_total(winner):,} tokens"
+    rules = f"{other.memory_rule} vs {winner.memory_rule}"
+    if oc.replicas == wc.replicas == 1:
+        return f"{text} ({rules})"
+    return (
+        f"{text} over all replicas ({oc.replicas} x {other.kv_cache_tokens:,} vs {wc.replicas} x "
+        f"{winner.kv_cache_tokens:,}; {rules})"
     )
 
 
@@ -270,6 +289,7 @@ def _row(plan: ServingPlan) -> dict[str, Any]:
         "batch_size": p.batch_size,
         "batch_limit": p.batch_limit,
         "kv_cache_tokens": plan.kv_cache_tokens,
+        "kv_cache_tokens_all_replicas": kv_tokens_total(plan),
         "memory_rule": plan.memory_rule,
         "usd_per_million_tokens": p.usd_per_million_tokens,
         "command": plan.command,

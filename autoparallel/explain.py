@@ -6,6 +6,7 @@ import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from autoparallel.engine_compare import kv_tokens_total
 from autoparallel.engine_compare import why as why_engine
 from autoparallel.perf.engine_support import ENGINE_NAMES
 
@@ -171,7 +172,9 @@ def _node_blocks(blocks: list[list[str]]) -> list[str]:
 
 
 def explain_engines(plan: ServingPlan) -> str:
-    """The side-by-side table and one line per other engine saying why it lost or tied."""
+    """The side-by-side table and one line per other engine saying why it lost or tied. Throughput and
+    the KV tokens are the whole deployment's (all its replicas' pools), the running batch one replica's
+    (what its max_num_seqs / running cap limits)."""
     rows: list[tuple[Any, ...]] = []
     for best in plan.engines:
         mark = " *" if best.engine == plan.engine else ""
@@ -186,7 +189,7 @@ def explain_engines(plan: ServingPlan) -> str:
                 p.output_tokens_per_s_per_gpu,
                 p.ttft_ms,
                 p.tpot_ms,
-                f"{best.plan.kv_cache_tokens:,}",
+                f"{kv_tokens_total(best.plan):,}",
                 f"{p.batch_size:g} ({p.batch_limit})",
                 f"{c.replicas}x tp{c.tp} pp{c.pp}" + (" ep" if c.enable_expert_parallel else ""),
             )
@@ -195,7 +198,16 @@ def explain_engines(plan: ServingPlan) -> str:
         "Engines compared (each engine's best plan, same request; * = the plan above, "
         f"{ENGINE_NAMES[plan.engine]}):",
         _table(
-            ("engine", "tokens/s", "tokens/s/GPU", "TTFT ms", "TPOT ms", "KV tokens", "batch", "shape"),
+            (
+                "engine",
+                "tokens/s",
+                "tokens/s/GPU",
+                "TTFT ms",
+                "TPOT ms",
+                "KV tokens, all replicas",
+                "batch per replica",
+                "shape",
+            ),
             rows,
         ),
         "why:",
