@@ -17,7 +17,7 @@ from autoparallel.memory.training import GIB, TrainingMemoryReport
 from autoparallel.objectives import Chain, label, parse_objective
 from autoparallel.perf.training import TrainingPerf, cost_to_tokens
 from autoparallel.solvers import driver
-from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings
+from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings, check_deadline
 from autoparallel.solvers.training.decoder import (
     Objective,
     RunnerUp,
@@ -57,40 +57,46 @@ if TYPE_CHECKING:
 
 def explain_infeasible(t: TrainingTables, core: driver.Core) -> InfeasibleError:
     """InfeasibleError naming the conflicting constraint families, each with its numbers (families whose
-    trial ran out of time are listed as undecided, never blamed)."""
+    trial ran out of time are listed as undecided, never blamed). Where `options.world_sizes` keeps the
+    plans off the cluster's own GPU count, the header names the counts allowed, not the whole cluster."""
     sp, wl = t.space, t.space.workload
     reasons = [_reason(t, name) for name in core.needed]
     if core.undecided:
         reasons.append(f"undecided within the time limit ({RAISE_LIMIT}): {', '.join(core.undecided)}")
+    cluster = f"{sp.cluster.world_size} x {sp.cluster.gpu.name}"
+    if (counts := _restricted_worlds(t)) is not None:
+        cluster = f"{_counts_text(counts)} of the {cluster} (the GPU counts --world-sizes allows)"
     return InfeasibleError(
-        f"no training layout of {sp.model.name} fits {sp.cluster.world_size} x {sp.cluster.gpu.name} for "
-        f"sequence length {wl.seq_len} and global batch {wl.global_batch}",
+        f"no training layout of {sp.model.name} fits {cluster} for sequence length {wl.seq_len} and "
+        f"global batch {wl.global_batch}",
         tuple(reasons),
     )
+
+
+def _restricted_worlds(t: TrainingTables) -> list[int] | None:
+    """The GPU counts `options.world_sizes` allows when they leave out the cluster's own count (the
+    plans never tried the whole cluster), else None."""
+    given, world = t.space.options.world_sizes, t.space.cluster.world_size
+    return None if given is None or world in given else sorted(set(given))
+
+
+def _counts_text(counts: list[int], listed: bool = False) -> str:
+    """`1`, `1 or 3`, `1, 2 or 4`, or listed `[1, 3]`; a long list as its first five and how many
+    there are (`1, 2, 3, 4, 5, ... (10 counts)`)."""
+    if len(counts) > 6:
+        text = f"{', '.join(map(str, counts[:5]))}, ... ({len(counts):,} counts)"
+    elif listed or len(counts) == 1:
+        text = ", ".join(map(str, counts))
+    else:
+        text = f"{', '.join(map(str, counts[:-1]))} or {counts[-1]}"
+    return f"[{text}]" if listed else text
 
 
 def _reason(t: TrainingTables, family: str) -> str:
     sp, wl = t.space, t.space.workload
     if family == "memory":
         usable = t.usable_bytes / GIB
-        best: tuple[float, str] | None = None
-        lightest = max(range(len(sp.recompute_modes)), key=lambda c: recompute_rank(sp.recompute_modes[c]))
-        for i, shape in enumerate(sp.shapes):
-            for m in range(len(sp.micro_batches)):
-                if not t.grad_accum[i][m]:
-                    continue
-                for z, mode in enumerate(sp.state_modes):
-                    if not zero_pipeline_ok(t, i, z):  # not an allowed layout: ZeRO-2/3 with pp > 1
-                        continue
-                    layers = tuple(sp.config(shape, 1, mode).stage_layers(sp.num_layers))
-                    point = Point(shape=i, micro=m, state=z, layers=layers, recompute=(lightest,) * shape.pp)
-                    gib = max(evaluate_point(t, point).memory_mib) * MIB_BYTES * (1 + t.fragmentation) / GIB
-                    if best is None or gib < best[0]:
-                        best = (
-                            gib,
-                            f"{shape.label()}, micro-batch {sp.micro_batches[m]}, {mode.label()}, "
-                            f"{sp.recompute_modes[lightest].value} recompute",
-                        )
+        best = _smallest_footprint(t)
         where = f" ({best[1]})" if best else ""
         need = f"{best[0]:.2f} GiB" if best else "more memory than any shape offers"
         return (
@@ -118,6 +124,72 @@ def _reason(t: TrainingTables, family: str) -> str:
     return family
 
 
+def _smallest_footprint(t: TrainingTables, deadline: float | None = None) -> tuple[float, str] | None:
+    """The least peak GiB per GPU (fragmentation included) of any allowed layout, each (shape,
+    micro-batch, state mode) taken with its even split and lightest recompute, with that layout's
+    label; None when no shape meets the batch identity. `deadline` is checked once a shape (a
+    SolverTimeoutError, as the tables do)."""
+    sp = t.space
+    best: tuple[float, str] | None = None
+    lightest = max(range(len(sp.recompute_modes)), key=lambda c: recompute_rank(sp.recompute_modes[c]))
+    for i, shape in enumerate(sp.shapes):
+        check_deadline(deadline)
+        for m in range(len(sp.micro_batches)):
+            if not t.grad_accum[i][m]:
+                continue
+            for z, mode in enumerate(sp.state_modes):
+                if not zero_pipeline_ok(t, i, z):  # not an allowed layout: ZeRO-2/3 with pp > 1
+                    continue
+                layers = tuple(sp.config(shape, 1, mode).stage_layers(sp.num_layers))
+                point = Point(shape=i, micro=m, state=z, layers=layers, recompute=(lightest,) * shape.pp)
+                gib = max(evaluate_point(t, point).memory_mib) * MIB_BYTES * (1 + t.fragmentation) / GIB
+                if best is None or gib < best[0]:
+                    best = (
+                        gib,
+                        f"{shape.label()}, micro-batch {sp.micro_batches[m]}, {mode.label()}, "
+                        f"{sp.recompute_modes[lightest].value} recompute",
+                    )
+    return best
+
+
+def _world_sizes_reason(t: TrainingTables, core: driver.Core, deadline: float) -> tuple[str, bool] | None:
+    """The restriction `options.world_sizes` (`--world-sizes`) where it keeps the plans off the
+    cluster's own GPU count, with whether lifting it is what memory needs: where memory binds, the
+    smallest footprint on all the cluster's GPUs (`_smallest_footprint` of the same job's tables
+    without the restriction, built within the time left). Llama-3.1-8B at seq_len 4096 on 8xH100
+    with `--world-sizes 1` needs 145.58 GiB on its one GPU, 18.23 GiB on all 8 (where it plans). None
+    without such a restriction."""
+    counts = _restricted_worlds(t)
+    if counts is None:
+        return None
+    sp = t.space
+    world = sp.cluster.world_size
+    text = (
+        f"world_sizes: the GPU counts allowed are {_counts_text(counts, listed=True)} (--world-sizes, "
+        f"TrainingOptions.world_sizes), not the cluster's {world}"
+    )
+    if "memory" not in core.needed:
+        return text, False
+    whole: tuple[float, str] | None = None
+    try:
+        wide = build_space(
+            sp.model, sp.cluster, sp.workload, sp.options.model_copy(update={"world_sizes": None})
+        )
+        whole = _smallest_footprint(build_tables(wide, deadline), deadline)
+    except (InfeasibleError, InputError, SolverTimeoutError):
+        pass
+    if whole is None:
+        return text, False
+    usable = t.usable_bytes / GIB
+    fits = whole[0] <= usable
+    verdict = f"within the {usable:.2f} GiB usable" if fits else f"still above the {usable:.2f} GiB usable"
+    return (
+        f"{text}; with all {world} GPUs the smallest per-GPU footprint is {whole[0]:.2f} GiB ({whole[1]}), "
+        f"{verdict}",
+        fits,
+    )
+
+
 def _zero_pipeline_reason(t: TrainingTables) -> str:
     """The rule `zero_pipeline` (`constraints.add_zero_pipeline`) in the plan's framework's own terms:
     DeepSpeed's PipelineEngine refuses ZeRO-2/3; Megatron runs pipeline stages with its distributed
@@ -143,10 +215,16 @@ def _infeasible(
     t: TrainingTables, core: driver.Core, settings: SolverSettings, deadline: float
 ) -> InfeasibleError:
     """`explain_infeasible`'s error, led by the rule `cp_divides_sequence` where it binds
-    (`_cp_relaxation`): a rule that only shrank the cp domain is otherwise never named."""
+    (`_cp_relaxation`): a rule that only shrank the cp domain is otherwise never named. A
+    `world_sizes` restriction that leaves out the cluster's own GPU count is named too
+    (`_world_sizes_reason`), first where all the GPUs fit the memory."""
     err = explain_infeasible(t, core)
     cp = _cp_relaxation(t, settings, deadline)
-    return err if cp is None else InfeasibleError(str(err.args[0]), (cp, *err.reasons), err.fixes)
+    reasons = err.reasons if cp is None else (cp, *err.reasons)
+    worlds = _world_sizes_reason(t, core, deadline)
+    if worlds is not None:  # led by the restriction where lifting it fits memory
+        reasons = (worlds[0], *reasons) if worlds[1] else (*reasons, worlds[0])
+    return err if reasons is err.reasons else InfeasibleError(str(err.args[0]), reasons, err.fixes)
 
 
 def _cp_relaxation(t: TrainingTables, settings: SolverSettings, deadline: float) -> str | None:
