@@ -1482,6 +1482,12 @@ def write_workload_file(path: str | Path, prof: WorkloadProfile, serving: Servin
         raise InputError.cannot_write("workload file", path, exc) from None
 
 
+WORKLOAD_FILE_KEYS = ("serving", "profile", "notes")
+"""The top-level keys a workload file may hold: the workload (`serving`), and the `profile` that measured
+it and the `notes` beside it, as `profile -o` and `profile --json` write them. Another (a `training`
+object, a misspelt `profile`) is refused as an unknown key inside `serving` is, not dropped unread."""
+
+
 def load_workload_file(path: str | Path) -> Serving:
     """The `Serving` a workload file (written by `autoparallel profile`) holds. One named like a preset
     (`not_the_preset`) whose fields are not the preset's does not pass as it: a measured one (the file
@@ -1491,7 +1497,8 @@ def load_workload_file(path: str | Path) -> Serving:
     rag", where the rag preset is 8192 / 256 within 5 s).
 
     Raises:
-        InputError: unreadable, not JSON, not a workload, or named like a preset it is not.
+        InputError: unreadable, not JSON, not a workload, holding a top-level key other than
+            `WORKLOAD_FILE_KEYS`, or named like a preset it is not.
     """
     from autoparallel.models.config_file import read_config
 
@@ -1503,6 +1510,14 @@ def load_workload_file(path: str | Path) -> Serving:
     body = doc.get("serving")
     if not isinstance(body, dict):
         raise InputError(f"workload file {p} has no 'serving' object")
+    extra = [key for key in doc if key not in WORKLOAD_FILE_KEYS]
+    if extra:
+        shown = extra[0] if extra[0].isidentifier() else repr(extra[0])
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise InputError(
+            f"workload file {p}: {clean_text(shown, 60)}: Extra inputs are not permitted{more}; a workload "
+            "file holds `serving`, and the `profile` and `notes` that `autoparallel profile` writes"
+        )
     name = body.get("name")
     if not (isinstance(name, str) and name.lower() in PRESETS):  # a preset's name: judged below
         _require_lengths(p, body, doc.get("profile"))  # before the defaults are validated in their place

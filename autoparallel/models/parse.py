@@ -514,7 +514,8 @@ def _spec_from_config(
 ) -> ModelSpec:
     text_type, text_cfg = _text_model(cfg, name)
     family = _FAMILIES.get(text_type, _GENERIC)
-    raw = RawConfig(text_cfg, family.defaults, name, text_type)
+    nested = isinstance(cfg.get("text_config"), dict)
+    raw = RawConfig(text_cfg, family.defaults, name, text_type, outer=cfg if nested else None)
     parts = family.build(raw)
     if not parts.layers:
         raise InputError(f"{name}: the config has no decoder layers")

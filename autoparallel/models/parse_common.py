@@ -83,12 +83,21 @@ class RawConfig:
     """Typed, validated access to one config dict (plus family defaults)."""
 
     def __init__(
-        self, cfg: Mapping[str, Any], defaults: Mapping[str, Any], name: str, model_type: str
+        self,
+        cfg: Mapping[str, Any],
+        defaults: Mapping[str, Any],
+        name: str,
+        model_type: str,
+        *,
+        outer: Mapping[str, Any] | None = None,
     ) -> None:
         self.cfg = cfg
         self.defaults = defaults
         self.name = name
         self.model_type = model_type
+        self.outer = outer
+        """The whole config.json where `cfg` is its nested `text_config` (None: `cfg` is the whole
+        config): a missing key is then named where it was looked for, and where it is instead."""
 
     def get(self, key: str, default: Any = None) -> Any:
         """The config's value (an explicit null means "unset": `default`), else the family default; a
@@ -113,12 +122,25 @@ class RawConfig:
             if value is not None:
                 return self._check(key, value, allow_zero)
         if default is _MISSING:
-            raise InputError(
-                f"{self.name}: config.json (model_type {self.model_type!r}) is missing `{keys[0]}`"
-                + (f" (also looked for {', '.join(f'`{k}`' for k in keys[1:])})" if len(keys) > 1 else "")
-                + "; add it to the config"
-            )
+            raise InputError(self._missing(keys))
         return int(default)
+
+    def _missing(self, keys: tuple[str, ...]) -> str:
+        """The message for a required key absent under all its aliases `keys`: where the text model's
+        keys are read from a nested `text_config` (multimodal configs: Llama 4, Gemma 3, Qwen-VL,
+        Mistral 3), the key is named there, and a top-level one is said to be read from there, not
+        the top level (a flat llama config with a stray `text_config` was "missing" a key it held)."""
+        at = "text_config." if self.outer is not None else ""
+        also = f" (also looked for {', '.join(f'`{at}{k}`' for k in keys[1:])})" if len(keys) > 1 else ""
+        head = f"{self.name}: config.json (model_type {self.model_type!r}) is missing `{at}{keys[0]}`{also}"
+        top = next((k for k in keys if self.outer is not None and self.outer.get(k) is not None), None)
+        if top is None:
+            return head + "; add it to the config"
+        return (
+            f"{head}; its `{top}` is at the top level, but the text model's keys are read from "
+            "`text_config` when one is present (as transformers' `get_text_config` does): move them "
+            "into `text_config`, or remove `text_config` from a flat config"
+        )
 
     def _check(self, key: str, value: Any, allow_zero: bool) -> int:
         if (

@@ -307,7 +307,8 @@ def _read_csv(p: Path) -> list[dict[str, Any]]:
 
 def _read_jsonl(p: Path, *, tolerate_torn_tail: bool) -> list[dict[str, Any]]:
     rows = []
-    lines = p.read_text().splitlines()
+    # utf-8-sig: a byte order mark (an editor's or PowerShell's) is not line 1's text, as `_read_csv` reads
+    lines = p.read_text(encoding="utf-8-sig").splitlines()
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
