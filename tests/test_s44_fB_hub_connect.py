@@ -78,7 +78,9 @@ def test_a_refused_connection_fails_at_once(online: None, monkeypatch: pytest.Mo
     message, took = _fetch_error()
     assert took < 1.0, took
     assert message.startswith(f"the hub refused the connection at http://127.0.0.1:{port} (HF_ENDPOINT); ")
-    assert "check HF_ENDPOINT and the network" in message and "HF_HUB_OFFLINE=1" in message
+    # Not cached: HF_HUB_OFFLINE=1 would refuse it too, so the advice names the cache, not that switch.
+    assert "check HF_ENDPOINT and the network" in message and "HF_HUB_OFFLINE" not in message
+    assert message.endswith(f"; it is not in the local hub cache ({hub.hub_cache_dir()}) either"), message
     assert "local config.json" in message and "did not answer" not in message
     # Under `plan --time-limit` too: the refusal, not "what --time-limit left".
     with hub.fetch_deadline(time.perf_counter() + 2.0):
@@ -128,8 +130,8 @@ def test_a_silent_server_still_costs_the_hub_timeout(
     message, took = _fetch_error()
     assert 0.5 <= took < 1.5, took
     assert message == (
-        "the hub did not answer within 0.5 s (AUTOPARALLEL_HUB_TIMEOUT); set HF_HUB_OFFLINE=1 "
-        "to stay offline, or pass a local config.json"
+        "the hub did not answer within 0.5 s (AUTOPARALLEL_HUB_TIMEOUT); pass a local config.json; "
+        f"it is not in the local hub cache ({hub.hub_cache_dir()}) either"
     )
 
 

@@ -87,7 +87,8 @@ _EPILOG = """exit codes: 0 ok; 1 infeasible or cannot start (the binding constra
 network: only a model id that is neither in the zoo nor a local path is fetched from the Hugging Face
 hub (its config.json and a ModelOpt hf_quant_config.json, within AUTOPARALLEL_HUB_TIMEOUT s, default
 20); HF_HUB_OFFLINE=1 turns
-that off. Nothing else touches the network."""
+that off (a model in the Hugging Face cache is then read from it alone). Nothing else touches the
+network."""
 
 MAX_ERROR_LINES = 40
 """Most lines of one error report (an infeasible answer lists one per binding constraint)."""

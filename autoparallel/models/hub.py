@@ -12,6 +12,14 @@ so a server or proxy that accepts the connection and never answers costs that lo
 `fetch_deadline` (`plan --time-limit`, a limit on the whole command) no longer than that deadline. A
 connection that fails outright (refused, a host that does not resolve, a failed TLS handshake), which the
 hub client would retry for 23 s, ends the fetch at its first retry, with what failed and where.
+
+The hub client's local cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`: where
+`huggingface-cli download` and vLLM put a model) is read without any request (`cached_config_files`):
+with `HF_HUB_OFFLINE=1` it is all that is read, as `hf_hub_download` does offline; online, a hub that
+cannot be reached (a failed connection, or no answer within AUTOPARALLEL_HUB_TIMEOUT) falls back to it,
+as `hf_hub_download` does, with one note on stderr. A cached config.json without a cached
+hf_quant_config.json has none (vLLM's `file_or_path_exists` offline: `try_to_load_from_cache`, then
+`file_exists`, False offline).
 """
 
 from __future__ import annotations
@@ -99,14 +107,23 @@ class HubFiles(NamedTuple):
 
 def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFiles:
     """`model_id`'s config.json and its hf_quant_config.json where the repository has one, both within
-    one time limit; the hub's "no such file" for the second is its absence, not an error.
+    one time limit; the hub's "no such file" for the second is its absence, not an error. Offline
+    (`HF_HUB_OFFLINE=1`), the local hub cache alone (`cached_config_files`, no request); a hub that
+    cannot be reached (a failed connection, no answer within AUTOPARALLEL_HUB_TIMEOUT), the cache with
+    a note on stderr, as the hub client falls back to it.
 
     Raises:
-        InputError: offline mode, a time-out, a connection that failed (`_connect_failed`), or any other
-            failure of a download, in one line.
+        InputError: offline and not cached; a time-out or a connection that failed (`_connect_what`)
+            and not cached; what --time-limit left used up; any other failure of a download; in one line.
     """
     if offline():
-        raise InputError(f"{offline_variable()} is set, so it was not fetched")
+        cached = cached_config_files(model_id)
+        if cached is None:
+            raise InputError(
+                f"{offline_variable()} is set, so it was not fetched, and it is not in the local hub "
+                f"cache ({hub_cache_dir()})"
+            )
+        return cached
     limit = hub_timeout_s() if timeout_s is None else timeout_s
     bound = "AUTOPARALLEL_HUB_TIMEOUT" if timeout_s is None else "the time-out given"
     deadline = getattr(_within, "deadline", None)
@@ -119,18 +136,10 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
             )
     result: dict[str, Any] = {}
 
-    # Imported here, not in the thread: the import configures the logger quieted below. Its lazy
-    # loader prints a failed submodule import to stdout ("Error importing huggingface_hub.file_download:
-    # Invalid IPv6 URL" under HF_ENDPOINT="http://[::1"), which broke `--json` output and the one-line
-    # error: that print is kept off stdout, and the failure is the error below.
-    try:
-        # one thread at a time: `redirect_stdout` swaps the process's stdout, and two fetches at once
-        # restored each other's StringIO (every later print lost)
-        with _IMPORTING, contextlib.redirect_stdout(io.StringIO()):
-            from huggingface_hub import hf_hub_download
-            from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
-    except Exception as exc:  # not installed, or its environment unreadable
-        raise InputError(f"could not be fetched: {_one_line(exc)}") from None
+    # Imported here, not in the thread: the import configures the logger quieted below.
+    client = _client("could not be fetched")
+    hf_hub_download = client.hf_hub_download
+    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
 
     def get(filename: str) -> Path:
         return Path(
@@ -151,10 +160,12 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
             config = get("config.json")
             try:
                 quant: Path | None = get(QUANT_CONFIG_FILE)
-            except EntryNotFoundError as exc:  # the server's 404; a cache miss offline is an error
-                if isinstance(exc, LocalEntryNotFoundError):
-                    raise
+            except EntryNotFoundError as exc:  # the server's 404: absent
                 quant = None
+                if isinstance(exc, LocalEntryNotFoundError):
+                    # the hub did not say (a 5xx, a time-out) and the client's cache has no copy: absent,
+                    # as vLLM finds it (`file_or_path_exists`), said in a note
+                    result["quant_unknown"] = exc
             result["files"] = HubFiles(config, quant)
         except BaseException as exc:  # reported to the caller below, as one line
             result["error"] = exc
@@ -174,23 +185,109 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
         raise
     over.wait(limit)
     failed = result.get("connect") or _connect_failure(result.get("error"))
-    if failed is not None:
-        raise InputError(_connect_failed(failed))
+    if failed is not None:  # the client's own fallback to its cache, which leaving its retries skipped
+        return _from_cache(model_id, _connect_what(failed), _connect_advice())
     if worker.is_alive():
-        if bound == _TIME_LIMIT:
-            raise InputError(
-                f"the hub did not answer within {_seconds(limit)} s ({_TIME_LIMIT}; the fetch used all "
-                "of it); set HF_HUB_OFFLINE=1 to stay offline, pass a local config.json, "
-                "or raise --time-limit"
+        silent = f"the hub did not answer within {_seconds(limit)} s"
+        if bound == _TIME_LIMIT:  # the command's time is spent: no plan from the cache either
+            in_cache = cached_config_files(model_id) is not None
+            offline_hint = (
+                "set HF_HUB_OFFLINE=1 to plan its copy in the local hub cache, " if in_cache else ""
             )
-        raise InputError(
-            f"the hub did not answer within {_seconds(limit)} s ({bound}); set HF_HUB_OFFLINE=1 "
-            "to stay offline, or pass a local config.json"
-        )
+            raise InputError(
+                f"{silent} ({_TIME_LIMIT}; the fetch used all of it); {offline_hint}"
+                "pass a local config.json, or raise --time-limit"
+            )
+        # the client falls back to its cache when its request times out (`etag_timeout`)
+        return _from_cache(model_id, f"{silent} ({bound})", "pass a local config.json")
     if "error" in result:
         raise InputError(f"could not be fetched: {_one_line(result['error'])}")
     files: HubFiles = result["files"]
+    if "quant_unknown" in result:
+        _note(
+            f"{clean_text(model_id, 200)}: the hub did not say whether it has an {QUANT_CONFIG_FILE} "
+            f"({_one_line(result['quant_unknown'])}), and the local hub cache has none: planned without one"
+        )
     return files
+
+
+def cached_config_files(model_id: str) -> HubFiles | None:
+    """`model_id`'s config.json and hf_quant_config.json from the hub client's local cache alone, without
+    any request: the files of the snapshot its `refs/main` names, as `hf_hub_download` returns them
+    offline (`try_to_load_from_cache`). None where config.json is not cached (an id the client would
+    refuse is not cached either); an hf_quant_config.json not cached, or cached as absent (`.no_exist`),
+    is absent (vLLM's `file_or_path_exists` offline).
+
+    Raises:
+        InputError: the hub client cannot be imported, or the cache cannot be read.
+    """
+    look_up = _client("could not be read from the local hub cache").try_to_load_from_cache
+
+    def cached(filename: str) -> Path | None:
+        try:
+            found = look_up(model_id, filename)
+        except ValueError:  # not a valid hub id (HFValidationError): nothing of it is cached
+            return None
+        except OSError as exc:
+            raise InputError(
+                f"the local hub cache ({hub_cache_dir()}) could not be read: {_one_line(exc)}"
+            ) from None
+        return Path(found) if isinstance(found, str) else None
+
+    config = cached("config.json")
+    if config is None:
+        return None
+    return HubFiles(config, cached(QUANT_CONFIG_FILE))
+
+
+def hub_cache_dir() -> str:
+    """The hub client's cache folder, for messages (`HF_HUB_CACHE`, else `HF_HOME/hub`, else
+    `~/.cache/huggingface/hub`, as the client read them at its import)."""
+    try:
+        with _IMPORTING, contextlib.redirect_stdout(io.StringIO()):
+            from huggingface_hub import constants
+        return clean_text(str(constants.HF_HUB_CACHE), 200)
+    except Exception:  # its import failed: the error that says so comes first
+        return "the hub client's cache"
+
+
+def _client(failed: str) -> Any:
+    """The `huggingface_hub` module, its download and cache functions loaded. Its lazy loader prints a
+    failed submodule import to stdout ("Error importing huggingface_hub.file_download: Invalid IPv6 URL"
+    under HF_ENDPOINT="http://[::1"), which broke `--json` output and the one-line error: that print is
+    kept off stdout, and the failure is an InputError, `failed: Type: message`."""
+    try:
+        # one thread at a time: `redirect_stdout` swaps the process's stdout, and two fetches at once
+        # restored each other's StringIO (every later print lost)
+        with _IMPORTING, contextlib.redirect_stdout(io.StringIO()):
+            import huggingface_hub
+            from huggingface_hub import hf_hub_download, try_to_load_from_cache  # noqa: F401
+            from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError  # noqa: F401
+    except Exception as exc:  # not installed, or its environment unreadable
+        raise InputError(f"{failed}: {_one_line(exc)}") from None
+    return huggingface_hub
+
+
+def _from_cache(model_id: str, what: str, advice: str) -> HubFiles:
+    """The hub could not be reached (`what`): `model_id`'s files from the local hub cache, as the hub
+    client falls back to them, with one note on stderr; not cached: the error, `what; advice`, naming
+    the cache (HF_HUB_OFFLINE=1 would only refuse it too)."""
+    files = cached_config_files(model_id)
+    if files is None:
+        raise InputError(f"{what}; {advice}; it is not in the local hub cache ({hub_cache_dir()}) either")
+    _note(
+        f"{what}; read {clean_text(model_id, 200)} from the local hub cache ({hub_cache_dir()}) "
+        "instead, as the hub client does"
+    )
+    return files
+
+
+def _note(text: str) -> None:
+    """One `note:` line on stderr (nowhere where stderr is closed or unwritable)."""
+    if sys.stderr is None:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        print(f"note: {clean_text(text, 600)}", file=sys.stderr)
 
 
 _TIME_LIMIT = "what --time-limit left"
@@ -293,8 +390,8 @@ def _causes(exc: BaseException | None) -> Iterator[BaseException]:
         exc = exc.__cause__ or exc.__context__
 
 
-def _connect_failed(failed: BaseException) -> str:
-    """What a failed connection to the hub was, where, and what to do (one line)."""
+def _connect_what(failed: BaseException) -> str:
+    """What a failed connection to the hub was, and where."""
     named = bool(os.environ.get("HF_ENDPOINT"))
     endpoint = os.environ.get("HF_ENDPOINT") or _default_endpoint()
     where = f"at {_shown_url(endpoint)}" + (" (HF_ENDPOINT)" if named else "")
@@ -309,11 +406,14 @@ def _connect_failed(failed: BaseException) -> str:
         what = f"{reached} could not be reached: its host {host!r} does not resolve (DNS)"
     else:
         what = f"could not connect to the hub {where}{via}: {_one_line(causes[-1])}"
-    check = "HF_ENDPOINT, the proxy settings" if proxy else "HF_ENDPOINT"
-    return (
-        f"{what}; check {check} and the network, set HF_HUB_OFFLINE=1 to stay offline, "
-        "or pass a local config.json or its folder"
-    )
+    return what
+
+
+def _connect_advice() -> str:
+    """What to do about a failed connection to the hub."""
+    endpoint = os.environ.get("HF_ENDPOINT") or _default_endpoint()
+    check = "HF_ENDPOINT, the proxy settings" if _proxy_for(endpoint) else "HF_ENDPOINT"
+    return f"check {check} and the network, or pass a local config.json or its folder"
 
 
 def _default_endpoint() -> str:

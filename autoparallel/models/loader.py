@@ -1,7 +1,8 @@
 """`load_model`: a ModelSpec from a zoo id, a local config, a dict, a PretrainedConfig or a hub id.
 
 Zoo ids, local files, dicts and hub ids never import transformers (a hub id outside the zoo has its
-config.json fetched by `models.hub`, under a total time limit); nothing ever runs a model's code. A
+config.json fetched by `models.hub`, under a total time limit, or read from the hub client's local
+cache alone with `HF_HUB_OFFLINE=1`); nothing ever runs a model's code. A
 config without `quantization_config` takes the NVIDIA ModelOpt `hf_quant_config.json` beside it, in a
 folder, beside a named config.json, or in the hub repository, as vLLM 0.32 does
 (`transformers_utils/config.py` `get_config`).
@@ -16,7 +17,14 @@ from typing import Any, Protocol, runtime_checkable
 from autoparallel.bounds import clean_text
 from autoparallel.errors import InputError
 from autoparallel.models.config_file import read_config
-from autoparallel.models.hub import QUANT_CONFIG_FILE, fetch_config_files, offline, offline_variable
+from autoparallel.models.hub import (
+    QUANT_CONFIG_FILE,
+    cached_config_files,
+    fetch_config_files,
+    hub_cache_dir,
+    offline,
+    offline_variable,
+)
 from autoparallel.models.parse import spec_from_config
 from autoparallel.models.spec import ModelSpec
 from autoparallel.models.zoo import ZooEntry, find_entry, list_models, nearest_ids
@@ -182,17 +190,27 @@ def _not_found(model_id: str, reason: str) -> InputError:
 def _load_hub(model_id: str) -> ModelSpec:
     """A hub id's config, fetched once per process (a command that reads the model twice, as
     `evaluate` does to build the configuration and then to plan it, touches the network once; a
-    failed fetch is not kept)."""
+    failed fetch is not kept). With `HF_HUB_OFFLINE=1`, the hub client's local cache alone (no request),
+    planned as the same files fetched online: how an air-gapped node reads a pre-downloaded model."""
     if "/" not in model_id.strip("/"):
         raise _not_found(model_id, "is not in the zoo (a hub id has the form owner/name)")
     if offline():
-        raise _not_found(
-            model_id, f"is not in the zoo, and {offline_variable()} is set so it was not fetched"
-        )
-    try:
-        files = fetch_config_files(model_id)
-    except InputError as exc:
-        raise _not_found(model_id, f"is not in the zoo and {exc}") from None
+        try:
+            cached = cached_config_files(model_id)
+        except InputError as exc:  # the cache unreadable
+            raise _not_found(model_id, f"is not in the zoo and {exc}") from None
+        if cached is None:
+            raise _not_found(
+                model_id,
+                f"is not in the zoo nor in the local hub cache ({hub_cache_dir()}), and "
+                f"{offline_variable()} is set so it was not fetched",
+            )
+        files = cached
+    else:
+        try:
+            files = fetch_config_files(model_id)
+        except InputError as exc:
+            raise _not_found(model_id, f"is not in the zoo and {exc}") from None
     return spec_from_config(_with_quant_file(read_config(files.config), files.quant_config), name=model_id)
 
 
