@@ -682,7 +682,7 @@ def _offload_problem(framework: TrainingFramework, m: ModelSpec, config: Trainin
     ZeRO stage is refused anyway: `validation.zero_stage_problem`). One rule with the planner, asked
     of it for the one stage: the offload modes `TrainingOptions.offload` adds
     (`solvers.training.space._state_modes`: optimizer offload at ZeRO >= 1 or dist, parameter offload
-    at ZeRO-3 under DeepSpeed only), ZeRO 0 / 1 counted as run under Megatron (evaluate emits
+    at ZeRO-3 under DeepSpeed only), ZeRO 0-3 counted as run under Megatron (evaluate emits
     --grad-reduce-in-bf16 for them). An offload outside it was priced as run: fits True with the
     states on the GPU. The words are the emitters' (`frameworks.deepspeed._validate`, Megatron's
     `_validate` and its note on offload_params)."""

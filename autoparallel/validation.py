@@ -75,17 +75,23 @@ def framework_zero_stages(
     """The sharding modes `framework` runs for `model`, each as priced (`zero_stage_problem` says why
     the others are not).
 
-    - Megatron: its distributed optimizer ("dist") and Megatron-FSDP (2, 3). Under bf16 Megatron
-      accumulates and reduces gradients in an fp32 `main_grad` buffer whatever the sharding
-      (megatron/training/arguments.py: "bfloat16 requires gradient accumulation and all-reduce to be
-      done in fp32", `accumulate_allreduce_grads_in_fp32`). ZeRO 0 / 1 with gradients in bf16 ("0",
-      "1") need `--grad-reduce-in-bf16`, which changes the numerics Megatron chose, so plans keep to
-      its default unless asked (`bf16_grads`, `TrainingOptions.grad_reduce_in_bf16`); an `evaluate`d
-      "0" or "1" emits the flag. Under fp16 (`job_precision`) Megatron keeps gradients in fp16 whatever
-      the sharding (`accumulate_allreduce_grads_in_fp32` is set for bf16 only), so every mode is
-      priced as run there (`bf16_grads` True). Plain DDP in fp32 would never be lighter
-      or faster than "dist" (the same gradient traffic as a reduce-scatter plus an all-gather,
-      Rajbhandari et al. §5).
+    - Megatron: its distributed optimizer ("dist"; "1" with bf16 gradients), DDP ("0") and
+      Megatron-FSDP ("2", "3"). Under
+      bf16 (and fp8, whose parameters are bf16) Megatron accumulates and reduces gradients in fp32
+      whatever the sharding (megatron/training/arguments.py: "bfloat16 requires gradient accumulation
+      and all-reduce to be done in fp32", `accumulate_allreduce_grads_in_fp32`, which training.py
+      passes on as `DistributedDataParallelConfig.grad_reduce_in_fp32`): the distributed optimizer's
+      `main_grad` buffer, and Megatron-FSDP's too (megatron_fsdp/param_and_grad_buffer.py allocates
+      its main grad buffer in fp32 when `grad_reduce_in_fp32`, else in the gradients' dtype). Only
+      "dist" is priced so; ZeRO 0-3 are priced with gradients in bf16, which Megatron runs only with
+      `--grad-reduce-in-bf16` (the Megatron-FSDP user guide recommends it: "gradient reduction in
+      BF16 precision instead of FP32"). That changes the numerics Megatron chose, so plans keep to
+      "dist" unless asked (`bf16_grads`, `TrainingOptions.grad_reduce_in_bf16`); an `evaluate`d
+      "0"-"3" emits the flag (`frameworks.megatron`). Under fp16 (`job_precision`) Megatron keeps
+      gradients in fp16 whatever the sharding (`accumulate_allreduce_grads_in_fp32` is set for bf16
+      only), so every mode is priced as run there (`bf16_grads` True). Plain DDP in fp32 would never
+      be lighter or faster than "dist" (the same gradient traffic as a reduce-scatter plus an
+      all-gather, Rajbhandari et al. §5).
     - DeepSpeed: ZeRO 0-3, gradients in the model's dtype (`data_types.grad_accum_dtype` defaults to
       it, engine.py `get_data_types`); "dist" is Megatron's. None of stage 3 for a model with MoE
       layers, whose engine refuses its own MoE layers (`deepspeed.moe.layer.MoE`, which
@@ -103,10 +109,11 @@ def zero_stage_problem(
 ) -> str | None:
     """Why `framework` does not run sharding mode `zero` for `model` as priced (None: it does);
     `framework_zero_stages` has the sources."""
-    if framework == "megatron" and zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and not bf16_grads:
+    if framework == "megatron" and zero is not ZeroStage.DISTRIBUTED_OPTIMIZER and not bf16_grads:
         return (
             f"zero={zero.value}: its bf16 gradients run in Megatron only with --grad-reduce-in-bf16 (what "
-            "`evaluate` emits for it); plans keep Megatron's fp32 main_grad (zero=dist, or FSDP)"
+            "`evaluate` emits for it); plans keep Megatron's default fp32 gradients (zero=dist) unless "
+            "asked with that flag"
         )
     if framework == "deepspeed" and zero is ZeroStage.DISTRIBUTED_OPTIMIZER:
         return "zero=dist: Megatron's distributed optimizer; DeepSpeed's ZeRO-1 is zero=1"

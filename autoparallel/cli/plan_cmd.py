@@ -96,8 +96,8 @@ def add_grad_reduce_flag(p: argparse.ArgumentParser) -> None:
         "--grad-reduce-in-bf16",
         action="store_true",
         default=None,
-        help="training, Megatron: also plan ZeRO 0/1 with bf16 gradient reduction (2 bytes per parameter "
-        "less than Megatron's fp32 main_grad, at lower gradient precision)",
+        help="training, Megatron: also plan ZeRO 0-3 (2/3: Megatron-FSDP) with bf16 gradient reduction "
+        "(2 bytes per parameter less than Megatron's fp32 gradients, at lower gradient precision)",
     )
 
 

@@ -139,11 +139,12 @@ def megatron_notes(model: ModelSpec, config: TrainingConfig) -> list[str]:
         notes.append("offload_params has no Megatron-Core equivalent; parameters stay on the GPU.")
     if config.zero in _SHARDING and config.pp > 1:
         notes.append(FSDP_PIPELINE_NOTE.format(zero=config.zero.value, pp=config.pp))
-    if config.zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and config.precision != "fp16":
+    if _bf16_grads(config, config.precision):
         notes.append(
             f"zero={config.zero.value} is priced with gradients in bf16, so the arguments carry "
-            "--grad-reduce-in-bf16; Megatron's default under bf16 keeps an fp32 main_grad (4 bytes per "
-            "parameter), which zero=dist prices."
+            "--grad-reduce-in-bf16; Megatron's default under bf16 accumulates and reduces gradients in "
+            "fp32 (4 bytes per parameter, Megatron-FSDP's main grad buffer included), which only "
+            "zero=dist prices."
         )
     if (vision := vision_tower_note(model)) is not None:
         notes.append(vision)
@@ -332,10 +333,7 @@ def _optimizer_args(config: TrainingConfig, precision: str) -> ArgDict:
     model prices (`_overlap_args`), optimizer CPU offload; `precision`: the one the job runs in
     (`effective_precision`)."""
     args: ArgDict = {}
-    if config.zero in (ZeroStage.NONE, ZeroStage.OPTIMIZER) and precision != "fp16":
-        # ZeRO 0 / 1 are priced with gradients in the model's dtype (DeepSpeed's default); under bf16
-        # Megatron keeps an fp32 main_grad buffer unless told otherwise (arguments.py
-        # `accumulate_allreduce_grads_in_fp32`), which zero=dist prices.
+    if _bf16_grads(config, precision):
         args["--grad-reduce-in-bf16"] = True
     if config.zero in (ZeroStage.OPTIMIZER, ZeroStage.DISTRIBUTED_OPTIMIZER):
         args["--use-distributed-optimizer"] = True
@@ -352,6 +350,16 @@ def _optimizer_args(config: TrainingConfig, precision: str) -> ArgDict:
         args["--use-precision-aware-optimizer"] = True
         args["--overlap-cpu-optimizer-d2h-h2d"] = True
     return args
+
+
+def _bf16_grads(config: TrainingConfig, precision: str) -> bool:
+    """Whether the job needs `--grad-reduce-in-bf16` to run as priced: ZeRO 0-3 are priced with
+    gradients in the model's dtype (DeepSpeed's default); under bf16 and fp8 Megatron accumulates and
+    reduces them in fp32 unless told otherwise (arguments.py `accumulate_allreduce_grads_in_fp32`, the
+    DDP config's `grad_reduce_in_fp32`), in the distributed optimizer's main_grad buffer and in
+    Megatron-FSDP's (megatron_fsdp/param_and_grad_buffer.py), which only zero=dist prices. Under fp16
+    Megatron keeps fp16 gradients (`validation.framework_zero_stages`)."""
+    return config.zero is not ZeroStage.DISTRIBUTED_OPTIMIZER and precision != "fp16"
 
 
 def _overlap_args(config: TrainingConfig) -> ArgDict:

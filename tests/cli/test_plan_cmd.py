@@ -131,7 +131,8 @@ def test_plan_train_for_deepspeed_keeps_to_what_deepspeed_runs(capsys: pytest.Ca
     keeps to the stages DeepSpeed runs; the Megatron plan says why its ds_config is not expressible."""
     argv = ["plan", "Qwen/Qwen3-30B-A3B", "--cluster", "1x8xH100", "--train", "--seq-len", "4096"]
     argv += ["--global-batch", "64", "--json"]
-    assert main(argv) == 0
+    # Megatron-FSDP (ZeRO-3 as priced) is planned with bf16 gradient reduction, when asked.
+    assert main([*argv, "--grad-reduce-in-bf16"]) == 0
     megatron = json.loads(capsys.readouterr().out)
     assert megatron["config"]["zero"] == "3"
     assert "Native DeepSpeed MoE is not supported" in megatron["deepspeed"]["config"]["unavailable"]
@@ -139,7 +140,7 @@ def test_plan_train_for_deepspeed_keeps_to_what_deepspeed_runs(capsys: pytest.Ca
     ds = json.loads(capsys.readouterr().out)
     assert ds["config"]["zero"] != "3" and "train_batch_size" in ds["deepspeed"]["config"]
     assert (megatron["framework"], ds["framework"]) == ("megatron", "deepspeed")
-    assert main([*argv, "--engine", "megatron"]) == 0
+    assert main([*argv, "--engine", "megatron", "--grad-reduce-in-bf16"]) == 0
     assert json.loads(capsys.readouterr().out)["config"] == megatron["config"]
     assert main([*argv, "--engine", "vllm"]) == 2
     assert "takes --engine megatron or deepspeed" in capsys.readouterr().err

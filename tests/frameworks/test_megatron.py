@@ -423,14 +423,19 @@ def test_megatron_accepts_all_to_all_context_parallelism(tmp_path: Path) -> None
 def test_zero_0_and_1_reduce_gradients_in_bf16_as_priced() -> None:
     """ZeRO 0 / 1 are priced with bf16 gradients; under bf16 Megatron keeps an fp32 main_grad buffer
     (2 bytes more per parameter) unless `--grad-reduce-in-bf16`: a Llama-3.1-405B plan at ZeRO-1 on
-    32x8xH200 fitted with 1.4 GiB to spare and needed 49 GiB more as emitted."""
+    32x8xH200 fitted with 1.4 GiB to spare and needed 49 GiB more as emitted. Megatron-FSDP (ZeRO 2 / 3)
+    likewise (its main grad buffer is fp32 under `grad_reduce_in_fp32`); only zero=dist prices fp32."""
     model = load_model(LLAMA_70B)
     for zero, dist in ((ZeroStage.NONE, False), (ZeroStage.OPTIMIZER, True)):
         args = megatron_arg_dict(model, TrainingConfig(tp=8, dp=2, zero=zero, global_batch=8))
         assert args["--grad-reduce-in-bf16"] is True and ("--use-distributed-optimizer" in args) is dist
-    for zero in (ZeroStage.DISTRIBUTED_OPTIMIZER, ZeroStage.PARAMETERS):
+    for zero in (ZeroStage.GRADIENTS, ZeroStage.PARAMETERS):
         args = megatron_arg_dict(model, TrainingConfig(tp=8, dp=2, zero=zero, global_batch=8))
-        assert "--grad-reduce-in-bf16" not in args
+        assert args["--grad-reduce-in-bf16"] is True and args["--use-megatron-fsdp"] is True
+    args = megatron_arg_dict(
+        model, TrainingConfig(tp=8, dp=2, zero=ZeroStage.DISTRIBUTED_OPTIMIZER, global_batch=8)
+    )
+    assert "--grad-reduce-in-bf16" not in args
 
 
 def test_interleaved_schedule_needs_whole_microbatch_groups() -> None:

@@ -69,7 +69,10 @@ def test_the_planner_prices_zero2_as_the_float_model_does() -> None:
     chosen plan's integers against the float model and raises on drift."""
     # the powers-of-two grid of micro-batches these cases were found on (the default is now 1-8)
     options = TrainingOptions(
-        zero_stages=(ZeroStage.GRADIENTS,), runner_up=False, micro_batch_values=(1, 2, 4, 8)
+        zero_stages=(ZeroStage.GRADIENTS,),
+        runner_up=False,
+        micro_batch_values=(1, 2, 4, 8),
+        grad_reduce_in_bf16=True,  # ZeRO-2 as priced runs in Megatron with bf16 gradient reduction
     )
     job = ap.Training(seq_len=8192, global_batch=100)
     plan = ap.solve("meta-llama/Llama-3.1-70B", "16x8xH200", job, options=options)
@@ -79,6 +82,11 @@ def test_the_planner_prices_zero2_as_the_float_model_does() -> None:
 
 def test_the_planner_no_longer_picks_zero2_for_llama_70b_at_grad_accum_25() -> None:
     job = ap.Training(seq_len=8192, global_batch=100)
-    options = TrainingOptions(runner_up=False, micro_batch_values=(1, 2, 4, 8))  # the grid it was found on
+    options = TrainingOptions(  # the grid it was found on, ZeRO-2 / 3 included as then
+        runner_up=False,
+        micro_batch_values=(1, 2, 4, 8),
+        grad_reduce_in_bf16=True,
+        zero_stages=(ZeroStage.DISTRIBUTED_OPTIMIZER, ZeroStage.GRADIENTS, ZeroStage.PARAMETERS),
+    )
     plan = ap.solve("meta-llama/Llama-3.1-70B", "16x8xH200", job, options=options)
     assert plan.config.zero is not ZeroStage.GRADIENTS or plan.config.grad_accum == 1

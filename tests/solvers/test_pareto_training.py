@@ -47,8 +47,13 @@ LITE = "deepseek-ai/DeepSeek-V2-Lite"  # layer 0 dense, 26 MoE layers: two layer
 
 @cache
 def _lite(cluster: str = "1x4xH100") -> tuple[TrainingTables, dict[Triple, PointBound], Point | None]:
-    """DeepSeek-V2-Lite on 1x4xH100: free stage splits, two layer kinds."""
-    options = TrainingOptions(runner_up=False)
+    """DeepSeek-V2-Lite on 1x4xH100: free stage splits, two layer kinds, Megatron's distributed
+    optimizer and Megatron-FSDP (which plans take with bf16 gradient reduction only)."""
+    options = TrainingOptions(
+        runner_up=False,
+        grad_reduce_in_bf16=True,
+        zero_stages=(ZeroStage.DISTRIBUTED_OPTIMIZER, ZeroStage.GRADIENTS, ZeroStage.PARAMETERS),
+    )
     w = Training(seq_len=4096, global_batch=32)
     t = build_tables(build_space(load_model(LITE), Cluster.parse(cluster), w, options))
     return (t, *prepare(t, options))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import autoparallel as ap
-from autoparallel.configs import TrainingConfig
+from autoparallel.configs import TrainingConfig, ZeroStage
 from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.frameworks._common import node_shape
 from autoparallel.hardware import Cluster
@@ -67,21 +67,25 @@ def test_evaluate_applies_the_rule_as_the_cli_does() -> None:
 
 
 # ----- 2. the cp values the sequence length dropped, and zero_pipeline per framework -----------------------
-def _infeasible(model: str, cluster: str, seq: int, batch: int) -> InfeasibleError:
+def _infeasible(model: str, cluster: str, seq: int, batch: int, **opts: Any) -> InfeasibleError:
     with pytest.raises(InfeasibleError) as info:
         solve_training(
             load_model(model),
             Cluster.parse(cluster),
             Training(seq_len=seq, global_batch=batch),
             settings=FAST,
-            options=TrainingOptions(runner_up=False),
+            options=TrainingOptions(runner_up=False, **opts),
         )
     return info.value
 
 
 def test_infeasibility_names_the_cp_values_the_sequence_dropped() -> None:
-    """131070 is no multiple of 2·cp for any cp > 1; 131072 plans tp=8 cp=8 on 8x8xH100."""
-    err = _infeasible("meta-llama/Llama-3.1-70B", "8x8xH100", 131070, 7)
+    """131070 is no multiple of 2·cp for any cp > 1; 131072 plans tp=8 cp=8 on 8x8xH100. Megatron-FSDP
+    (ZeRO 2 / 3, bf16 gradient reduction asked for) is kept to pp = 1: zero_pipeline in its terms."""
+    fsdp = (ZeroStage.DISTRIBUTED_OPTIMIZER, ZeroStage.GRADIENTS, ZeroStage.PARAMETERS)
+    err = _infeasible(
+        "meta-llama/Llama-3.1-70B", "8x8xH100", 131070, 7, grad_reduce_in_bf16=True, zero_stages=fsdp
+    )
     first = err.reasons[0]
     assert first.startswith("cp_divides_sequence: Megatron's load-balanced context parallelism")
     assert "seq_len 131070 is no multiple of 2·cp for cp 2, 4, 8, 16, 32, which leaves cp 1" in first

@@ -132,8 +132,18 @@ def test_why_lost_by_gpu_time() -> None:
     model = load_model("meta-llama/Llama-3.1-8B")
     cluster = Cluster.parse("8x8xH100")
     work = Training(seq_len=8192, global_batch=7)
-    a = solve_training(model, cluster, work, settings=SETTINGS, options=TrainingOptions(world_sizes=(7,)))
-    b = solve_training(model, cluster, work, settings=SETTINGS, options=TrainingOptions(world_sizes=(4,)))
+    # Megatron-FSDP as well as zero=dist (ZeRO 2 / 3 plan with bf16 gradient reduction when asked).
+    zero = (ZeroStage.DISTRIBUTED_OPTIMIZER, ZeroStage.GRADIENTS, ZeroStage.PARAMETERS)
+    a, b = (
+        solve_training(
+            model,
+            cluster,
+            work,
+            settings=SETTINGS,
+            options=TrainingOptions(world_sizes=(n,), grad_reduce_in_bf16=True, zero_stages=zero),
+        )
+        for n in (7, 4)
+    )
     text = why_lost(a.perf, b.perf, gpus=(7, 4))
     assert text.startswith(
         f"{100 * (4 * b.perf.step_time_s / (7 * a.perf.step_time_s) - 1):.1f}% more GPU time"

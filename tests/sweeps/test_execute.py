@@ -187,5 +187,6 @@ def test_a_deepspeed_training_row_keeps_to_what_deepspeed_runs() -> None:
         workers=1,
     ).rows
     assert megatron["status"] == ds["status"] == "ok"
-    assert megatron["zero"] == "3" and ds["zero"] != "3"
-    assert ds["throughput_tok_s"] <= megatron["throughput_tok_s"]
+    # Megatron's row keeps its default fp32 gradients (zero=dist: ZeRO 2 / 3 as priced need
+    # --grad-reduce-in-bf16, `validation.framework_zero_stages`); DeepSpeed's, no ZeRO-3 over MoE layers.
+    assert megatron["zero"] == "dist" and ds["zero"] not in ("3", "dist")

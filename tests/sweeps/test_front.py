@@ -114,6 +114,7 @@ def test_training_front_through_the_api_has_no_float_dominated_point(tmp_path: P
         zero_stages=(ZeroStage.NONE, ZeroStage.PARAMETERS),
         recompute_modes=(Recompute.NONE, Recompute.FULL),
         max_pp=2,
+        grad_reduce_in_bf16=True,  # ZeRO 0 / 3 as priced run in Megatron with bf16 gradient reduction
     )
     front = ap.pareto(
         "meta-llama/Llama-3.2-1B",
@@ -144,6 +145,7 @@ def _small_training_front(objectives: tuple[str, ...]) -> Front:
         zero_stages=(ZeroStage.NONE, ZeroStage.PARAMETERS),
         recompute_modes=(Recompute.NONE, Recompute.FULL),
         max_pp=2,
+        grad_reduce_in_bf16=True,  # ZeRO 0 / 3 as priced run in Megatron with bf16 gradient reduction
     )
     workload = ap.Training(seq_len=2048, global_batch=32)
     return ap.pareto("meta-llama/Llama-3.2-1B", "1x4xH100", objectives, workload=workload, options=options)

@@ -115,9 +115,11 @@ class TrainingOptions(_Frozen):
     hints: bool = True
     """Seed CP-SAT with the best uniform-stage plan computed from the tables."""
     grad_reduce_in_bf16: bool = False
-    """Megatron only: also plan ZeRO 0 / 1 with gradients accumulated and reduced in bf16
-    (`--grad-reduce-in-bf16`), 2 bytes per parameter lighter than Megatron's default fp32 main_grad,
-    at the numerics that default guards (`validation.framework_zero_stages`)."""
+    """Megatron only: also plan ZeRO 0 / 1 and Megatron-FSDP (ZeRO 2 / 3) with gradients accumulated
+    and reduced in bf16 (`--grad-reduce-in-bf16`, which their artifacts carry), 2 bytes per parameter
+    lighter than Megatron's default fp32 gradients, at the numerics that default guards
+    (`validation.framework_zero_stages`); False: Megatron plans keep its distributed optimizer
+    (zero=dist) under bf16 and fp8."""
     framework: TrainingFramework = "megatron"
     """The framework the plan is for, which narrows the space to what it runs: DeepSpeed, no ZeRO-3
     with MoE layers (`validation.framework_zero_stages`), even stages and one recompute mode (the
