@@ -39,6 +39,7 @@ __all__ = [
     "fp8_gemm_problem",
     "fp8_token_problem",
     "framework_zero_stages",
+    "kv_heads_split_problem",
     "moe_sequence_parallel_problem",
     "require_cluster",
     "require_serving",
@@ -157,6 +158,31 @@ def sp_sequence_problem(seq_len: int, tp: int, cp: int = 1, sequence_parallel: b
     return (
         f"tp={tp}: {where} not a multiple of tp, the parts Megatron's sequence parallelism cuts them "
         "into (its reduce-scatter along the sequence asserts it)"
+    )
+
+
+def kv_heads_split_problem(model: ModelSpec, tp: int, framework: TrainingFramework) -> str | None:
+    """Why `framework` cannot build `model`'s attention at tensor-parallel degree `tp` where the model
+    rule `tp_kv_heads` (`models.limits.tp_violations`) lets tp replicate the KV heads, tp a multiple
+    of them (None: it can). Megatron-Core replicates them there (its TransformerConfig takes a
+    tensor-parallel size that divides the query groups or is a multiple of them); Megatron-DeepSpeed,
+    whose mpu gives a DeepSpeed plan its tensor parallelism, only splits them: its ParallelAttention
+    (megatron/model/transformer.py) sets `num_key_value_heads_per_partition =
+    core.utils.divide(num_key_value_heads, world_size)`, which asserts "4 is not divisible by 8" when
+    the model is built. MLA layers (one latent, no KV heads to split) and linear-attention layers
+    (`tp_divides_linear_heads`) are left to the model rules, as are KV heads that tp neither divides
+    nor is a multiple of (`tp_kv_heads`)."""
+    if framework != "deepspeed" or tp <= 1:
+        return None
+    skip = (AttentionKind.MLA, AttentionKind.LINEAR)
+    heads = sorted({la.attention.num_kv_heads for la in model.layers if la.attention.kind not in skip})
+    bad = [kv for kv in heads if tp > kv and tp % kv == 0]
+    if not bad:
+        return None
+    return (
+        f"tp={tp}: Megatron-DeepSpeed splits the {bad[0]} KV heads over the tensor-parallel ranks and "
+        "cannot replicate them (megatron/model/transformer.py ParallelAttention divides "
+        f"num_key_value_heads by tp), so tp must divide {bad[0]}"
     )
 
 
@@ -522,6 +548,8 @@ def training_problems(
         out.append(f"{problem} (seq_divides_sp)")
     if framework == "megatron" and (problem := moe_sequence_parallel_problem(model, config.tp, sp)):
         out.append(f"{problem} (moe_needs_sp)")
+    if (problem := kv_heads_split_problem(model, config.tp, framework)) is not None:
+        out.append(f"{problem} (ds_tp_divides_kv_heads)")
     etp = config.tp if config.etp is None else config.etp
     grid = expert_grid_problem(model, config.tp, config.cp, config.dp, config.ep, etp)
     if grid is not None:

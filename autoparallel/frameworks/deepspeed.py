@@ -59,8 +59,9 @@ def deepspeed_config(
         InputError: the global batch does not split into micro-batches over dp, offload with a stage
             that cannot offload, ZeRO-2/3 with pipeline parallelism (DeepSpeed's PipelineEngine refuses
             them), ZeRO-3 with MoE layers (`validation.framework_zero_stages`), an expert
-            tensor-parallel degree other than 1 or tp (`expert_tp_problem`), an unknown precision, or
-            more GPUs than the cluster has.
+            tensor-parallel degree other than 1 or tp (`expert_tp_problem`), tp above the KV heads
+            (Megatron-DeepSpeed splits them, `validation.kv_heads_split_problem`), an unknown
+            precision, or more GPUs than the cluster has.
     """
     stage = ZERO_STAGE_NUMBER[config.zero]
     _validate(config, stage, cluster, model)

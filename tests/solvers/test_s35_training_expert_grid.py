@@ -68,7 +68,7 @@ def test_deepspeed_plans_share_the_rule() -> None:
     `_create_expert_and_data_parallel`) and etp = tp ones inside its data-parallel ranks
     (`_create_expert_data_and_model_parallel`): the grid rule at each degree."""
     labels = {s.label() for s in _space("deepspeed").shapes}
-    assert "tp=8,pp=8,cp=1,ep=8,etp=1,dp=1" in labels
+    assert "tp=4,pp=16,cp=1,ep=4,etp=1,dp=1" in labels  # tp 8 would replicate the 4 KV heads
     assert all((s.dp * s.cp) % s.ep == 0 for s in _space("deepspeed").shapes if s.expert_tp > 1)
 
 

@@ -1,7 +1,8 @@
 """The training search space: each knob's domain, precomputed in Python (STYLE.md §4).
 
     shape      (tp, pp, cp, ep, etp) with dp = world / (tp·pp·cp): tp inside one node and valid for
-               the model (`model.tp_violations`), pp ≤ decoder layers, cp splitting the sequence into
+               the model (`model.tp_violations`; under DeepSpeed also dividing the KV heads,
+               `validation.kv_heads_split_problem`), pp ≤ decoder layers, cp splitting the sequence into
                2·cp equal chunks, ep dividing the routed experts; for MoE models every pair of ep and
                expert tensor-parallel degree etp ∈ {tp, 1} whose expert grid tiles the stage
                (`validation.expert_grid_problem`, the rule `evaluate` applies: etp·ep dividing tp·dp·cp,
@@ -47,6 +48,7 @@ from autoparallel.validation import (
     fp8_token_problem,
     framework_zero_stages,
     job_precision,
+    kv_heads_split_problem,
     moe_sequence_parallel_problem,
     sp_sequence_problem,
     zero_stage_problem,
@@ -122,7 +124,8 @@ class TrainingOptions(_Frozen):
     (zero=dist) under bf16 and fp8."""
     framework: TrainingFramework = "megatron"
     """The framework the plan is for, which narrows the space to what it runs: DeepSpeed, no ZeRO-3
-    with MoE layers (`validation.framework_zero_stages`), even stages and one recompute mode (the
+    with MoE layers (`validation.framework_zero_stages`), no tp above the KV heads
+    (`validation.kv_heads_split_problem`), even stages and one recompute mode (the
     validator below); Megatron, no parameter offload (`_state_modes`). Both frameworks' artifacts
     are emitted either way."""
 
@@ -380,6 +383,9 @@ def _tp_domain(
         bad = model.tp_violations(tp)
         if bad:
             out.setdefault("tp_model_rules", []).extend(bad)
+            continue
+        if (problem := kv_heads_split_problem(model, tp, opts.framework)) is not None:
+            out.setdefault("ds_tp_divides_kv_heads", []).append(problem)
             continue
         keep.append(tp)
     return keep
