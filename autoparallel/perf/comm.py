@@ -58,6 +58,22 @@ def group_link(cluster: Cluster, size: int, stride: int = 1) -> Link:
     return Link(bytes_per_s=min(network, intra), latency_s=NETWORK_LATENCY_S)
 
 
+def p2p_link(cluster: Cluster, size: int, stride: int = 1) -> Link:
+    """The link the neighbour-to-neighbour sends of a group of `size` ranks, `stride` apart, run over
+    (ring attention's K/V hand-off, pipeline stages' activations).
+
+    Inside one node: the scale-up link, as `group_link`. Across nodes a send between two GPUs leaves
+    through one NIC (NCCL's p2p uses the NIC nearest the GPU, or with PXN the peer's rail: one NIC per
+    pair either way), so the cross-node pair gets the per-GPU network link, not `group_link`'s g × it
+    (that is NCCL's multi-channel collectives); the ring or pipeline step waits for that slowest pair.
+    """
+    intra = cluster.intra_node_gbps * GB * NVLINK_EFFICIENCY
+    if size <= 1 or size * stride <= cluster.gpus_per_node:
+        return Link(bytes_per_s=intra, latency_s=NVLINK_LATENCY_S)
+    network = cluster.inter_node_gbps * GB * NETWORK_EFFICIENCY
+    return Link(bytes_per_s=min(network, intra), latency_s=NETWORK_LATENCY_S)
+
+
 def all_to_all_link(cluster: Cluster, size: int, stride: int = 1) -> Link:
     """The link an all-to-all of `size` ranks, `stride` apart, runs over.
 

@@ -287,12 +287,14 @@ def layer_time_breakdown(
         cp = cp_all_to_all_s(layer, cluster, cfg, fwd_passes)
     elif cfg.cp > 1:
         # CP ring attention: each rank receives the other cp − 1 K/V chunks forward, and K/V + their
-        # gradients backward; overlapped with the attention core, only the excess is exposed.
+        # gradients backward; overlapped with the attention core, only the excess is exposed. Each
+        # step is a send / recv with the ring neighbours (TE's `AttnFuncWithCPAndKVP2P`,
+        # batch_isend_irecv), so a ring across nodes waits for its cross-node pair at one NIC.
         att = layer.attention
         kv_bytes = (
             local_tokens(cfg) * math.ceil(att.num_kv_heads / cfg.tp) * (att.head_dim + att.v_head_dim) * 2
         )
-        link = comm.group_link(cluster, cfg.cp, stride=cfg.tp)
+        link = comm.p2p_link(cluster, cfg.cp, stride=cfg.tp)
         ring = (cfg.cp - 1) * comm.p2p_s(kv_bytes, link) * (fwd_passes + 2)
         att_s = 3.0 * _attention_s(
             layer, gpu, cfg, efficiency_for(gpu.arch), flash_attention, attention_kernel

@@ -90,7 +90,8 @@ def stage_time_s(
         total += lm_head_time_s(model, cluster, cfg)
     if cfg.pp > 1:
         sp_div = sequence_parallel_divisor(cfg)
-        link = comm.group_link(cluster, cfg.pp, stride=cfg.tp * cfg.cp * cfg.dp)
+        # A send between neighbouring stages: one NIC when the pipeline crosses nodes (`p2p_link`).
+        link = comm.p2p_link(cluster, cfg.pp, stride=cfg.tp * cfg.cp * cfg.dp)
         hop = comm.p2p_s(activation_message_bytes(model, cfg) / sp_div, link)
         if cfg.vp > 1:
             # Megatron-Core's interleaved schedule posts each chunk's sends and receives asynchronously
@@ -154,7 +155,11 @@ def dp_sync_time_s(
     """
     if cfg.zero is ZeroStage.PARAMETERS:
         return 0.0
-    grad_bytes = 4.0 if cfg.zero is ZeroStage.DISTRIBUTED_OPTIMIZER else 2.0
+    # fp32 main_grad under Megatron's distributed optimizer, except under fp16, where Megatron keeps
+    # fp16 gradients (`accumulate_allreduce_grads_in_fp32` is set for bf16 only), as the memory model
+    # prices them (memory/training_states.py `_state_of_params`)
+    fp32_grads = cfg.zero is ZeroStage.DISTRIBUTED_OPTIMIZER and cfg.precision != "fp16"
+    grad_bytes = 4.0 if fp32_grads else 2.0
     dense, expert = _stage_params_per_gpu(model, cfg, stage, layer_indices)
     total = 0.0
     for params, n, stride in dp_groups(cfg, dense, expert):
