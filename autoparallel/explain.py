@@ -24,11 +24,14 @@ def rate_line(at: OfferedLoad) -> str:
     )
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, left: Sequence[int] = (0,)) -> str:
+    """A plain-text table; the columns in `left` left-aligned, the others right-aligned."""
     cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = [
-        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        "  ".join(
+            c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
         for r in cells
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -293,6 +296,19 @@ def _training_extras(cfg: dict[str, Any]) -> list[str]:
     return out
 
 
+_TRAINING_PERF_ROWS: tuple[tuple[str, str], ...] = (
+    ("step_time_s", "one optimizer step"),
+    ("tokens_per_s", "whole job"),
+    ("tokens_per_s_per_gpu", ""),
+    ("tflops_per_gpu", "model FLOPs, full s x s attention (Narayanan 2021; Megatron-LM <= core_v0.11)"),
+    ("megatron_log_tflops_per_gpu", "causal attention, half the s x s: what Megatron-LM core_v0.12.0+ logs"),
+    ("mfu", "tflops_per_gpu / dense peak"),
+    ("hfu", "tflops_per_gpu with recomputation / dense peak"),
+)
+"""The training plan's performance rows: `TrainingPerf` field and what it counts
+(perf/training.py `model_flops_per_step`, `megatron_log_flops_per_step`)."""
+
+
 def explain_training(plan: TrainingPlan) -> str:
     """Layout, per-stage memory, step time and MFU, reasons, DeepSpeed and Megatron artifacts."""
     c, mem, perf = plan.config, plan.memory, plan.perf
@@ -337,18 +353,9 @@ def explain_training(plan: TrainingPlan) -> str:
         "",
         "predicted performance:",
         _table(
-            ("metric", "value"),
-            [
-                (k, getattr(perf, k))
-                for k in (
-                    "step_time_s",
-                    "tokens_per_s",
-                    "tokens_per_s_per_gpu",
-                    "tflops_per_gpu",
-                    "mfu",
-                    "hfu",
-                )
-            ],
+            ("metric", "value", "counted as"),
+            [(k, getattr(perf, k), note) for k, note in _TRAINING_PERF_ROWS],
+            left=(0, 2),
         ),
     ]
     lines += _training_time_lines(plan)

@@ -11,10 +11,13 @@ are stable:
     dp_sync_time_s                        exposed gradient / parameter synchronisation per step
     training_perf                         the whole TrainingPerf
     model_flops_per_step / cost_to_tokens
+    megatron_log_flops_per_step           the causal count Megatron-LM core_v0.12.0+ logs
 
 Sources: model FLOPs as Narayanan et al. 2021 ("Efficient Large-Scale Language Model Training on GPU
 Clusters Using Megatron-LM", §5.1 eq. 3: 72·B·s·l·h²(1 + s/6h + V/12lh) without recompute, i.e.
-3 × forward with non-causal attention FLOPs; the count NVIDIA's and MosaicML's MFU tables use);
+3 × forward with non-causal attention FLOPs; the count NVIDIA's (NeMo 24.07, Megatron-LM up to
+core_v0.11) and MosaicML's MFU tables use; Megatron-LM core_v0.12.0+ halves attention for the
+causal mask, `megatron_log_flops_per_step`);
 hardware FLOPs add the recomputed forward (their 96·B·s·l·h² count under full recompute).
 
 Layout: perf/training_layer.py (one decoder layer, the embedding and the LM head per micro-batch:
@@ -31,7 +34,7 @@ from typing import TYPE_CHECKING
 from autoparallel.configs import Recompute, TrainingConfig
 from autoparallel.errors import InputError
 from autoparallel.memory.training import stage_layer_indices
-from autoparallel.models.spec import AttentionKind, ModelSpec
+from autoparallel.models.spec import AttentionKind, AttentionSpec, ModelSpec
 from autoparallel.perf.training_layer import (
     RECOMPUTE_TIME_FRACTION,
     TP_COMM_EXPOSED,
@@ -77,6 +80,7 @@ __all__ = [
     "layer_time_breakdown",
     "layer_time_s",
     "lm_head_time_s",
+    "megatron_log_flops_per_step",
     "model_flops_per_step",
     "mtp_time_s",
     "offload_step_s",
@@ -133,11 +137,12 @@ class TrainingPerf(_Frozen):
     tokens_per_s_per_gpu: float
     """Training tokens per second per GPU."""
     tflops_per_gpu: float
-    """Model TFLOP/s per GPU (Narayanan et al. 2021 count, no recomputation)."""
+    """Model TFLOP/s per GPU, `model_flops_per_step` (Narayanan et al. 2021 count: attention over
+    the full s×s, no recomputation; what Megatron-LM up to core_v0.11 logs)."""
     hfu: float
     """Hardware FLOPs utilisation (recomputation counted) against the precision's dense peak."""
     mfu: float
-    """Model FLOPs utilisation against the precision's dense peak."""
+    """Model FLOPs utilisation against the precision's dense peak: `tflops_per_gpu` / peak."""
     stage_times_s: tuple[float, ...]
     """Per pipeline stage: one micro-batch forward + backward, s."""
     offload_s: float = 0.0
@@ -148,6 +153,9 @@ class TrainingPerf(_Frozen):
     """The pipeline schedule: grad_accum micro-batches through all stages (compute + comm + bubble)."""
     stages: tuple[StageTime, ...] = ()
     """Per pipeline stage: its time split (non-uniform stages differ)."""
+    megatron_log_tflops_per_gpu: float = 0.0
+    """The TFLOP/s per GPU Megatron-LM core_v0.12.0 and later logs for this step
+    (`megatron_log_flops_per_step`: full-sequence attention halved for the causal mask)."""
 
     def components(self) -> dict[str, float]:
         """The step's time by component, s: compute, TP, CP, EP (slowest stage over the step), pipeline
@@ -169,8 +177,16 @@ class TrainingPerf(_Frozen):
 # ----- FLOPs per step ------------------------------------------------------------------------------
 def model_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
     """Model FLOPs of one optimizer step: 3 × forward (Narayanan et al. 2021 eq. 3 without the
-    recompute term; attention non-causal, LM head included even when tied to the embedding, as
+    recompute term; attention NON-causal, every token's score and value products over the full
+    sequence, 2·heads·(qk + v)·s per layer; LM head included even when tied to the embedding, as
     their 6·B·s·h·V term and llm-foundry's 6·N count it; embedding lookup excluded).
+
+    This is the count of Megatron-LM's `num_floating_point_operations` up to core_v0.11 (its
+    `seq_length / hidden_size` attention term, since 2748e7c, 2023-11), of NeMo 24.07's published
+    model TFLOP/s, of llm-foundry's MFU, and so of the published rows the efficiency constants are
+    fitted on. Megatron-LM halves the core-attention term for the causal mask since 8873b55
+    (2025-03-06, first released in core_v0.12.0) and still does at d98e8a6 (2026-08); its log's
+    TFLOP/s/GPU is `megatron_log_flops_per_step`, ~45% below this at 262k tokens on Llama-3.1-8B.
 
     MTP modules are counted, as Megatron-LM's `num_floating_point_operations` does (its MTP decoder
     block among the layers, `mtp_num_layers·(3h + 2h²)` for the norms and eh_proj, and the logits
@@ -188,6 +204,34 @@ def model_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
             2.0 * block.active_params + core + 4.0 * h * h + 2.0 * h * model.vocab_size
         )
     return 3.0 * cfg.global_batch * cfg.seq_len * per_token
+
+
+def _full_context_core_flops_per_token(model: ModelSpec, seq_len: int) -> float:
+    """Forward score + value FLOPs per token of the softmax / MLA layers that attend to the whole
+    sequence in `model_flops_per_step` (no window or top-k below it; MTP blocks included):
+    2·heads·(qk + v)·seq_len each."""
+
+    def full(att: AttentionSpec) -> float:
+        if att.kind is AttentionKind.LINEAR:
+            return 0.0
+        whole = 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * seq_len
+        return whole if att.context_flops_per_token(seq_len)[0] >= whole else 0.0
+
+    per_token = sum(full(layer.attention) for layer in model.layers)
+    if model.mtp_layers > 0 and model.mtp_params:
+        per_token += model.mtp_layers * full(model.layers[-1].attention)
+    return per_token
+
+
+def megatron_log_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
+    """The model FLOPs of one step as Megatron-LM core_v0.12.0 and later count them for its log's
+    "throughput per GPU (TFLOP/s/GPU)" (`num_floating_point_operations`, "/ 2  # causal mask":
+    commit 8873b55, 2025-03-06; still so at d98e8a6): `model_flops_per_step` with the score and
+    value products of full-sequence attention halved. Sliding-window, chunked and top-k sparse
+    layers keep their capped context (Megatron's formula has no windows: it counts them as full
+    causal layers, so its log reads higher on such models)."""
+    core = _full_context_core_flops_per_token(model, cfg.seq_len)
+    return model_flops_per_step(model, cfg) - 3.0 * cfg.global_batch * cfg.seq_len * core / 2.0
 
 
 def recompute_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
@@ -299,6 +343,7 @@ def training_perf(
         zero3_comm_s=zero3,
         pipeline_s=pipe,
         stages=stage_parts,
+        megatron_log_tflops_per_gpu=megatron_log_flops_per_step(model, cfg) / step / world / 1e12,
     )
 
 
