@@ -362,17 +362,19 @@ def _apart(ports: list[tuple[set[int], set[int]]]) -> bool:
 
 
 def test_servers_sharing_a_node_get_ports_sglang_keeps_apart() -> None:
-    """The deployment's SGLang servers on one node (two attention-DP servers of 4 H100s; eight dense
-    servers of 1): SGLang accepts their lines (`--host 0.0.0.0`, `--dist-init-addr 127.0.0.1:P`,
-    `--nccl-port P` included), and by SGLang's own port code no server needs a port another takes.
-    The lines as they were (consecutive --port, nothing else) fail that check: both attention-DP
-    servers needed 8234-8238."""
+    """The deployment's SGLang servers on one node at the chatbot preset (four attention-DP servers of
+    2 H100s; eight dense servers of 1): SGLang accepts their lines (`--host 0.0.0.0`,
+    `--dist-init-addr 127.0.0.1:P`, `--nccl-port P` included), and by SGLang's own port code no server
+    needs a port another takes. The lines as they were (consecutive --port, nothing else) fail that
+    check: the first two attention-DP servers needed 8234-8238."""
     from autoparallel.fleet import FleetEntry, solve_fleet
     from autoparallel.solvers.serving.space import ServingOptions
 
     h100, configs, labels, cases, nodes = get_gpu("H100-SXM"), _configs(), [], [], []
     for model in ("Qwen/Qwen3-30B-A3B", "Qwen/Qwen3-8B"):
-        plan = solve_fleet([FleetEntry(model=model)], "1x8xH100", options=ServingOptions(engines=("sglang",)))
+        # chatbot: with no limits at all Qwen3-30B-A3B became one tp2 pp4 server (the node shared by none)
+        entry = FleetEntry(model=model, workload="chatbot")
+        plan = solve_fleet([entry], "1x8xH100", options=ServingOptions(engines=("sglang",)))
         (engine,) = plan.to_dict()["deployment"]["engines"]
         lines = [replica[0][0] for replica in engine["sglang"]["commands"]]
         assert len(lines) > 1 and all("--host 0.0.0.0 " in line for line in lines)
