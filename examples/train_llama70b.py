@@ -3,8 +3,9 @@
 uv run python examples/train_llama70b.py
 
 `grad_reduce_in_bf16` lets the plan use ZeRO 0-3 with gradients reduced in bf16, as DeepSpeed runs them
-(Megatron with `--grad-reduce-in-bf16`, which its arguments then carry). Without it a Megatron plan keeps
-Megatron's fp32 gradients under its distributed optimizer, which DeepSpeed has no config for.
+(Megatron with `--grad-reduce-in-bf16`, which its arguments then carry). Without it the plan here is
+`dist` at tp 8, cp 2 with ring attention (p2p), which no ds_config runs (`plan.deepspeed_config` raises
+InputError).
 """
 
 import json
