@@ -37,10 +37,17 @@ def memoized(
     passes a smaller one) drops its oldest entry: emptied whole, a sweep over 17 requests lost every
     reused serving space at the 17th.
     """
-    full_key = (*map(id, owners), *key)
-    hit = cache.get(full_key)
-    if hit is not None and all(map(operator.is_, hit[0], owners)):
-        return hit[1]
+    if len(owners) == 1:  # the common case, without the general one's iterators
+        (owner,) = owners
+        full_key: tuple[object, ...] = (id(owner), *key)
+        hit = cache.get(full_key)
+        if hit is not None and hit[0][0] is owner:
+            return hit[1]
+    else:
+        full_key = (*map(id, owners), *key)
+        hit = cache.get(full_key)
+        if hit is not None and all(map(operator.is_, hit[0], owners)):
+            return hit[1]
     value = compute()
     while len(cache) >= max_entries:
         del cache[next(iter(cache))]

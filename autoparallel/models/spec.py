@@ -16,6 +16,7 @@ from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict
 
+from autoparallel.memo import Memo, memoized
 from autoparallel.models.quant import QuantSpec
 
 
@@ -515,8 +516,7 @@ class ModelSpec(_Frozen):
         attend to the top-k, `AttentionSpec.context_flops_per_token`). Linear-attention layers add
         2·heads·k_dim·v_dim·2 for the state update and read. (Kaplan et al. 2020, §2.1; PaLM App. B.)
         """
-        matmul = self.active_params - self.embedding_params
-        flops = 2.0 * matmul + (0.0 if self.lm_head_params else self.lm_head_flops)
+        flops = memoized(_WEIGHT_FLOPS, (self,), (), self._weight_flops_per_token)
         for layer in self.layers:
             att = layer.attention
             if att.kind is AttentionKind.LINEAR:
@@ -524,6 +524,12 @@ class ModelSpec(_Frozen):
                 continue
             flops += sum(att.context_flops_per_token(context_tokens))
         return flops
+
+    def _weight_flops_per_token(self) -> float:
+        """The weights' part of `forward_flops_per_token`, which no context changes (memoized per
+        model object: the float model asks for thousands of contexts)."""
+        matmul = self.active_params - self.embedding_params
+        return 2.0 * matmul + (0.0 if self.lm_head_params else self.lm_head_flops)
 
     # ----- weights --------------------------------------------------------------------------------
     def weight_bytes(self, groups: ParamGroups | None = None) -> float:
@@ -563,3 +569,7 @@ class ModelSpec(_Frozen):
         from autoparallel.models.limits import limit_rules
 
         return tuple(LimitRule(name=name, reason=reason) for name, reason in limit_rules(self))
+
+
+_WEIGHT_FLOPS: Memo[float] = {}
+"""`ModelSpec._weight_flops_per_token` per model object."""

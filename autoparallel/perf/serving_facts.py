@@ -107,6 +107,9 @@ def _kv_rank(
 def flops_per_token(model: ModelSpec, context_tokens: float) -> float:
     """`ModelSpec.forward_flops_per_token`, memoized on the integer context."""
     ctx = round(context_tokens)
+    hit = _FLOPS.get((id(model), ctx))  # `memoized`'s own look-up, inlined on this hot path
+    if hit is not None and hit[0][0] is model:
+        return hit[1]
     return memoized(_FLOPS, (model,), (ctx,), lambda: model.forward_flops_per_token(ctx))
 
 

@@ -51,6 +51,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from autoparallel.errors import InputError
+from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_versions import DEFAULT_VLLM_VERSION
 from autoparallel.perf.serving_efficiency import efficiency_for
 from autoparallel.perf.serving_replay import (
@@ -552,7 +553,7 @@ def _step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, work: Work)
     step, _ = rotation_s(
         model,
         cluster,
-        dataclasses.replace(shape, enforce_eager=True) if work.eager else shape,
+        _eager(shape) if work.eager else shape,
         decode_seqs=work.decode_seqs,
         context_tokens=work.context_tokens,
         prefill_tokens=work.prefill_tokens,
@@ -562,3 +563,12 @@ def _step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, work: Work)
         prefill_longest=work.prefill_longest,
     )
     return step
+
+
+_EAGER_SHAPES: Memo[ReplicaShape] = {}
+
+
+def _eager(shape: ReplicaShape) -> ReplicaShape:
+    """`shape` without CUDA graphs, one object per shape object (a replay prices every step carrying
+    a prompt in it)."""
+    return memoized(_EAGER_SHAPES, (shape,), (), lambda: dataclasses.replace(shape, enforce_eager=True))

@@ -470,6 +470,9 @@ _LINKS: Memo[comm.Link] = {}
 
 def _link(cluster: Cluster, size: int, stride: int) -> comm.Link:
     """`comm.group_link`, memoized."""
+    hit = _LINKS.get((id(cluster), size, stride))  # `memoized`'s own look-up, inlined on this hot path
+    if hit is not None and hit[0][0] is cluster:
+        return hit[1]
     return memoized(_LINKS, (cluster,), (size, stride), lambda: comm.group_link(cluster, size, stride))
 
 
@@ -1011,18 +1014,39 @@ def _step_times(
                 rotations[n, decode] = _Rotation(seconds, steps, seconds, bound)
         return rotations[n, decode]
 
-    def table(counts: np.ndarray, decode: float, fields: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    # The grid points and their fields' values `table` interpolates between, per (decode, first and
+    # last grid index) and field: the fixed-point passes below ask for the same ones again and again.
+    grids: dict[tuple[float, int, int], tuple[list[_Rotation], np.ndarray, dict[str, np.ndarray]]] = {}
+
+    def table(
+        counts: np.ndarray, decode: float, fields: tuple[str, ...], ascending: bool = False
+    ) -> tuple[np.ndarray, ...]:
         """The `fields` of `_Rotation` (seconds, decode steps, first-token time) of rotations with
-        `counts` prompts: computed at the `PROMPT_GRID` counts around them, linear between (past the
-        grid's end, computed)."""
-        lo = bisect.bisect_right(PROMPT_GRID, float(counts.min())) - 1
-        top = float(counts.max())
+        `counts` prompts (`ascending`: known to be in ascending order): computed at the
+        `PROMPT_GRID` counts around them, linear between (past the grid's end, computed)."""
+        if ascending:
+            low, top = float(counts[0]), float(counts[-1])
+        else:
+            low, top = float(counts.min()), float(counts.max())
+        lo = bisect.bisect_right(PROMPT_GRID, low) - 1
         hi = bisect.bisect_left(PROMPT_GRID, top)
-        points = list(PROMPT_GRID[lo : hi + 1])
         if top > PROMPT_GRID[-1]:
+            points = list(PROMPT_GRID[lo : hi + 1])
             points += [float(n) for n in np.unique(counts) if n > PROMPT_GRID[-1]]
-        at = [exact(n, decode) for n in points]
-        return tuple(np.interp(counts, points, [getattr(r, field) for r in at]) for field in fields)
+            at = [exact(n, decode) for n in points]
+            return tuple(np.interp(counts, points, [getattr(r, field) for r in at]) for field in fields)
+        grid = grids.get((decode, lo, hi))
+        if grid is None:
+            span = PROMPT_GRID[lo : hi + 1]
+            grid = grids[decode, lo, hi] = ([exact(n, decode) for n in span], np.asarray(span), {})
+        at, xp, values = grid
+        out = []
+        for field in fields:
+            fp = values.get(field)
+            if fp is None:
+                fp = values[field] = np.asarray([getattr(r, field) for r in at])
+            out.append(np.interp(counts, xp, fp))
+        return tuple(out)
 
     def lockstep(
         own: np.ndarray, most: np.ndarray, decode: float, mine: float = 0.0, *, first_token: bool = False
@@ -1036,8 +1060,10 @@ def _step_times(
         decodes follow in a step of their own (`serving_replay.lockstep` steps the ranks alike)."""
         if not alone:
             fields = ("first_token_s",) if first_token else ("seconds", "decode_steps")
+            if ranks == 1:  # `most` is 0 and the counts are not negative: the own counts, ascending
+                return table(own + mine if mine else own, decode, fields, ascending=True)
             return table(np.maximum(own + mine, most), decode, fields)
-        seconds, prompt_s = table(own + mine, decode, ("seconds", "first_token_s"))
+        seconds, prompt_s = table(own + mine, decode, ("seconds", "first_token_s"), ascending=True)
         decode_s = exact(0.0, decode).seconds
         if ranks == 1:
             return (prompt_s,) if first_token else (seconds, np.ones_like(seconds))
@@ -1054,8 +1080,16 @@ def _step_times(
         )
         return seconds, np.ones_like(seconds)
 
+    def counts_at(mu_own: float, mu_rank: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`lockstep_counts(mu_own, mu_rank, ranks)`; one rank's `most` (its 0s) is never read, and
+        stands as the own counts, which are not below it."""
+        if ranks <= 1:
+            own, p_own = poisson_weights(mu_own)
+            return own, own, p_own
+        return lockstep_counts(mu_own, mu_rank, ranks)
+
     mean_s, mean_steps, mus = exact(0.0, m).seconds, 1.0, (-1.0, -1.0)
-    own, most, weights = lockstep_counts(0.0, 0.0, ranks)
+    own, most, weights = counts_at(0.0, 0.0)
     seconds = np.asarray([mean_s])
     for _ in range(200):
         if arrivals_per_s is None:
@@ -1068,10 +1102,10 @@ def _step_times(
         else:
             rate = min(arrivals_per_s * mean_s / unit, MAX_PROMPTS_PER_STEP)
             new = (rate, rate)
-        if all(abs(a - b) <= 1e-9 * a for a, b in zip(new, mus, strict=True)):
+        if abs(new[0] - mus[0]) <= 1e-9 * new[0] and abs(new[1] - mus[1]) <= 1e-9 * new[1]:
             break  # the same counts as the last pass: nothing moves
         mus = new
-        own, most, weights = lockstep_counts(*mus, ranks)
+        own, most, weights = counts_at(*mus)
         seconds, steps = lockstep(own, most, m)
         mean_s, mean_steps = float(weights @ seconds), float(weights @ steps)
         if max(mus) >= MAX_PROMPTS_PER_STEP:
@@ -1099,7 +1133,7 @@ def _step_times(
     # chunked at the budget where it is longer, beside the others' decodes and prompts.
     carrying_s = 0.0
     for u, w in zip(PLACES, PLACE_WEIGHTS, strict=True):
-        ahead_own, ahead_most, p = lockstep_counts(u * mus[0], u * mus[1], ranks)
+        ahead_own, ahead_most, p = counts_at(u * mus[0], u * mus[1])
         (first_s,) = lockstep(ahead_own, ahead_most, carry_decodes, k / unit, first_token=True)
         carrying_s += w * float(p @ first_s)
     # A decode-first engine whose running requests need more prompt tokens than the budget holds
