@@ -117,6 +117,18 @@ def lm_head_params_per_gpu(model: ModelSpec, cfg: TrainingConfig) -> float:
 
 
 # ----- model states --------------------------------------------------------------------------------
+def gradient_bytes_per_param(cfg: TrainingConfig) -> float:
+    """Bytes per parameter of the gradients `cfg`'s sharding mode keeps and reduces: Megatron's
+    distributed optimizer accumulates and reduces them in an fp32 `main_grad` under bf16 and fp8
+    (arguments.py `accumulate_allreduce_grads_in_fp32`, set for bf16 only: fp16 keeps fp16 gradients);
+    every other mode in the model's dtype (DeepSpeed's, and Megatron's with `--grad-reduce-in-bf16`,
+    which `frameworks.megatron` emits for them). One rule for the memory model and the data-parallel
+    sync (`perf.training_schedule.dp_sync_time_s`)."""
+    if cfg.zero is ZeroStage.DISTRIBUTED_OPTIMIZER and cfg.precision != "fp16":
+        return MEGATRON_MAIN_GRAD_BYTES_PER_PARAM
+    return GRAD_BYTES_PER_PARAM
+
+
 def _state_of_params(params_per_gpu: float, shard: float, cfg: TrainingConfig) -> StateBytes:
     """Model states of `params_per_gpu` parameters (after TP/EP) replicated over `shard` data ranks.
 
@@ -127,13 +139,9 @@ def _state_of_params(params_per_gpu: float, shard: float, cfg: TrainingConfig) -
     """
     z = cfg.zero
     w = WEIGHT_BYTES_PER_PARAM * params_per_gpu
-    g = GRAD_BYTES_PER_PARAM * params_per_gpu
+    g = gradient_bytes_per_param(cfg) * params_per_gpu
     o = OPTIMIZER_BYTES_PER_PARAM * params_per_gpu
-    if z is ZeroStage.DISTRIBUTED_OPTIMIZER:
-        if cfg.precision != "fp16":  # fp16: Megatron keeps fp16 gradients (no fp32 main_grad)
-            g = MEGATRON_MAIN_GRAD_BYTES_PER_PARAM * params_per_gpu
-        o /= shard
-    elif z is ZeroStage.OPTIMIZER:
+    if z in (ZeroStage.DISTRIBUTED_OPTIMIZER, ZeroStage.OPTIMIZER):
         o /= shard
     elif z is ZeroStage.GRADIENTS:
         g, o = g / shard, o / shard

@@ -143,16 +143,15 @@ def link_rate_rps(link: comm.Link, bytes_per_request: float) -> float:
 
 
 def transfer_link(cluster: Cluster, *, same_node: bool) -> comm.Link:
-    """NVLink inside a node; across nodes one GPU's own NIC (the transfer is point to point)."""
+    """NVLink inside a node; across nodes one GPU's own NIC (the transfer is point to point,
+    `comm.p2p_link`), within what the GPU's own scale-up link carries: a PCIe GPU's GPUDirect send
+    leaves through its PCIe link (2x8xL40S with 800 Gb/s NICs: 25.6 GB/s, not the NIC's 90)."""
     if same_node:
         return comm.Link(
             bytes_per_s=cluster.intra_node_gbps * comm.GB * comm.NVLINK_EFFICIENCY,
             latency_s=comm.NVLINK_LATENCY_S,
         )
-    return comm.Link(
-        bytes_per_s=cluster.inter_node_gbps * comm.GB * comm.NETWORK_EFFICIENCY,
-        latency_s=comm.NETWORK_LATENCY_S,
-    )
+    return comm.p2p_link(cluster, 2, stride=cluster.gpus_per_node)
 
 
 def pair_link(prefill: Cluster, decode: Cluster | None, *, same_node: bool) -> comm.Link:

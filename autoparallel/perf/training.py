@@ -219,7 +219,11 @@ def _full_context_core_flops_per_token(model: ModelSpec, seq_len: int) -> float:
 
     per_token = sum(full(layer.attention) for layer in model.layers)
     if model.mtp_layers > 0 and model.mtp_params:
-        per_token += model.mtp_layers * full(model.layers[-1].attention)
+        # the MTP block's attention, which `model_flops_per_step` counts over the whole sequence
+        # whatever its window or top-k
+        att = model.layers[-1].attention
+        if att.kind is not AttentionKind.LINEAR:
+            per_token += model.mtp_layers * 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * seq_len
     return per_token
 
 

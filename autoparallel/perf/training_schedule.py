@@ -21,6 +21,7 @@ from autoparallel.memory.training_activations import inflight_microbatches, sequ
 from autoparallel.memory.training_states import (
     embedding_params_per_gpu,
     expert_dp,
+    gradient_bytes_per_param,
     layer_params_per_gpu,
     lm_head_params_per_gpu,
     mtp_params_per_gpu,
@@ -155,11 +156,7 @@ def dp_sync_time_s(
     """
     if cfg.zero is ZeroStage.PARAMETERS:
         return 0.0
-    # fp32 main_grad under Megatron's distributed optimizer, except under fp16, where Megatron keeps
-    # fp16 gradients (`accumulate_allreduce_grads_in_fp32` is set for bf16 only), as the memory model
-    # prices them (memory/training_states.py `_state_of_params`)
-    fp32_grads = cfg.zero is ZeroStage.DISTRIBUTED_OPTIMIZER and cfg.precision != "fp16"
-    grad_bytes = 4.0 if fp32_grads else 2.0
+    grad_bytes = gradient_bytes_per_param(cfg)  # the gradients the memory model prices
     dense, expert = _stage_params_per_gpu(model, cfg, stage, layer_indices)
     total = 0.0
     for params, n, stride in dp_groups(cfg, dense, expert):

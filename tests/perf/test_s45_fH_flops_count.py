@@ -100,3 +100,18 @@ def test_plan_text_labels_the_counts(capsys: pytest.CaptureFixture[str]) -> None
     nar = float(rows["tflops_per_gpu"].split()[1])
     meg = float(rows["megatron_log_tflops_per_gpu"].split()[1])
     assert meg < 0.85 * nar
+
+
+def test_a_sparse_models_mtp_attention_is_halved_as_it_is_counted() -> None:
+    """DeepSeek-V3.2's MTP block: `model_flops_per_step` counts its attention over the whole sequence,
+    so the causal count halves that term (it was left whole: the block's top-k read as capped)."""
+    from autoparallel.configs import TrainingConfig
+    from autoparallel.models import load_model
+    from autoparallel.perf.training import megatron_log_flops_per_step, model_flops_per_step
+
+    model = load_model("deepseek-ai/DeepSeek-V3.2")
+    att = model.layers[-1].attention
+    cfg = TrainingConfig(seq_len=8192, global_batch=1)
+    core = 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * cfg.seq_len
+    gap = model_flops_per_step(model, cfg) - megatron_log_flops_per_step(model, cfg)
+    assert abs(gap - 3.0 * cfg.seq_len * model.mtp_layers * core / 2.0) <= 1e-9 * gap

@@ -829,6 +829,7 @@ def _tables(space: ServingSpace, *, complete: bool = False, deadline: float | No
             if not space.kv_index:
                 continue
             for m in range(n_m):
+                check_deadline(deadline)  # the KV-bound bisection and its entry's replay
                 if known:
                     kv = known[(s * len(space.runtimes) + r) * n_m + m]
                 else:
