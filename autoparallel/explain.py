@@ -301,7 +301,10 @@ _TRAINING_PERF_ROWS: tuple[tuple[str, str], ...] = (
     ("tokens_per_s", "whole job"),
     ("tokens_per_s_per_gpu", ""),
     ("tflops_per_gpu", "model FLOPs, full s x s attention (Narayanan 2021; Megatron-LM <= core_v0.11)"),
-    ("megatron_log_tflops_per_gpu", "causal attention, half the s x s: what Megatron-LM core_v0.12.0+ logs"),
+    (
+        "megatron_log_tflops_per_gpu",
+        "causal s x s / 2 on every layer, no windows: what Megatron-LM core_v0.12.0+ logs",
+    ),
     ("mfu", "tflops_per_gpu / dense peak"),
     ("hfu", "tflops_per_gpu with recomputation / dense peak"),
 )

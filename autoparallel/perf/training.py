@@ -206,36 +206,38 @@ def model_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
     return 3.0 * cfg.global_batch * cfg.seq_len * per_token
 
 
-def _full_context_core_flops_per_token(model: ModelSpec, seq_len: int) -> float:
-    """Forward score + value FLOPs per token of the softmax / MLA layers that attend to the whole
-    sequence in `model_flops_per_step` (no window or top-k below it; MTP blocks included):
-    2·heads·(qk + v)·seq_len each."""
+def _megatron_core_delta_per_token(model: ModelSpec, seq_len: int) -> float:
+    """Forward FLOPs per token by which Megatron-LM's log count differs from `model_flops_per_step` in
+    the core attention: Megatron counts every softmax / MLA layer, and the MTP block, as causal
+    attention over the whole sequence, 2·heads·(qk + v)·seq_len / 2, with no window, top-k or indexer
+    term (`num_floating_point_operations` has none); `model_flops_per_step` counts each layer's own
+    context (`AttentionSpec.context_flops_per_token`: windows capped, a sparse layer's top-k and
+    indexer) and the MTP block's attention whole. Linear-attention layers are counted alike."""
 
-    def full(att: AttentionSpec) -> float:
-        if att.kind is AttentionKind.LINEAR:
-            return 0.0
-        whole = 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * seq_len
-        return whole if att.context_flops_per_token(seq_len)[0] >= whole else 0.0
+    def whole(att: AttentionSpec) -> float:
+        return 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * seq_len
 
-    per_token = sum(full(layer.attention) for layer in model.layers)
-    if model.mtp_layers > 0 and model.mtp_params:
-        # the MTP block's attention, which `model_flops_per_step` counts over the whole sequence
-        # whatever its window or top-k
-        att = model.layers[-1].attention
+    delta = 0.0
+    for layer in model.layers:
+        att = layer.attention
         if att.kind is not AttentionKind.LINEAR:
-            per_token += model.mtp_layers * 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * seq_len
-    return per_token
+            delta += whole(att) / 2.0 - sum(att.context_flops_per_token(seq_len))
+    last = model.layers[-1].attention
+    if model.mtp_layers > 0 and model.mtp_params and last.kind is not AttentionKind.LINEAR:
+        delta -= model.mtp_layers * whole(last) / 2.0
+    return delta
 
 
 def megatron_log_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
     """The model FLOPs of one step as Megatron-LM core_v0.12.0 and later count them for its log's
     "throughput per GPU (TFLOP/s/GPU)" (`num_floating_point_operations`, "/ 2  # causal mask":
-    commit 8873b55, 2025-03-06; still so at d98e8a6): `model_flops_per_step` with the score and
-    value products of full-sequence attention halved. Sliding-window, chunked and top-k sparse
-    layers keep their capped context (Megatron's formula has no windows: it counts them as full
-    causal layers, so its log reads higher on such models)."""
-    core = _full_context_core_flops_per_token(model, cfg.seq_len)
-    return model_flops_per_step(model, cfg) - 3.0 * cfg.global_batch * cfg.seq_len * core / 2.0
+    commit 8873b55, 2025-03-06; still so at d98e8a6): `model_flops_per_step` with every softmax /
+    MLA layer's core attention, and the MTP block's, taken as causal over the whole sequence
+    (`_megatron_core_delta_per_token`). Megatron's formula has no window or top-k: on gemma-3 or
+    gpt-oss at 32k its count is 14-32% above what those layers compute, and so is this figure, which
+    is what the log prints."""
+    delta = _megatron_core_delta_per_token(model, cfg.seq_len)
+    return model_flops_per_step(model, cfg) + 3.0 * cfg.global_batch * cfg.seq_len * delta
 
 
 def recompute_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:

@@ -48,21 +48,52 @@ def test_counts_match_megatron_before_and_after_core_v0_12() -> None:
     )
 
 
-def test_sliding_layers_keep_their_window_and_mtp_block_is_halved() -> None:
-    oss = load_model("openai/gpt-oss-20b")
-    cfg = TrainingConfig(seq_len=SEQ, global_batch=1)
-    full = [layer.attention for layer in oss.layers if layer.attention.kind is AttentionKind.FULL]
-    assert 0 < len(full) < len(oss.layers)
-    halved = sum(2.0 * a.num_heads * (a.head_dim + a.v_head_dim) * SEQ for a in full) / 2.0
-    drop = model_flops_per_step(oss, cfg) - megatron_log_flops_per_step(oss, cfg)
-    assert drop == pytest.approx(3.0 * SEQ * halved, rel=1e-9)
+def _counted_core(model: object, seq: int) -> float:
+    """The core attention `model_flops_per_step` counts per token and forward pass: each softmax /
+    MLA layer's own context (windows capped, a sparse layer's top-k and indexer)."""
+    return sum(
+        sum(layer.attention.context_flops_per_token(seq))
+        for layer in model.layers  # type: ignore[attr-defined]
+        if layer.attention.kind is not AttentionKind.LINEAR
+    )
 
-    v3 = load_model("deepseek-ai/DeepSeek-V3")
-    assert v3.mtp_layers == 1
-    mla = v3.layers[-1].attention
-    per_layer = 2.0 * mla.num_heads * (mla.head_dim + mla.v_head_dim) * SEQ / 2.0
-    drop = model_flops_per_step(v3, cfg) - megatron_log_flops_per_step(v3, cfg)
-    assert drop == pytest.approx(3.0 * SEQ * per_layer * (len(v3.layers) + 1), rel=1e-9)
+
+def _whole(att: object, seq: int) -> float:
+    return 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * seq  # type: ignore[attr-defined]
+
+
+def test_megatron_counts_every_layer_as_full_causal_attention() -> None:
+    """Megatron's `num_floating_point_operations` has no window: gpt-oss's sliding layers count as
+    causal attention over the whole sequence in its log, as its full ones do."""
+    oss = load_model("openai/gpt-oss-20b")
+    cfg = TrainingConfig(seq_len=32768, global_batch=1)
+    seq = cfg.seq_len
+    assert any(layer.attention.kind is AttentionKind.SLIDING for layer in oss.layers)
+    without_core = model_flops_per_step(oss, cfg) - 3.0 * seq * _counted_core(oss, seq)
+    megatron_core = sum(_whole(layer.attention, seq) / 2.0 for layer in oss.layers)
+    assert megatron_log_flops_per_step(oss, cfg) == pytest.approx(
+        without_core + 3.0 * seq * megatron_core, rel=1e-9
+    )
+    # the log reads above what the layers compute: windows are not in Megatron's count
+    assert megatron_log_flops_per_step(oss, cfg) > model_flops_per_step(oss, cfg) - 3.0 * seq * (
+        sum(_whole(la.attention, seq) for la in oss.layers if la.attention.kind is AttentionKind.FULL) / 2.0
+    )
+
+
+def test_the_mtp_block_and_a_sparse_layer_count_as_megatron_counts_them() -> None:
+    """DeepSeek-V3's MTP block is halved with its layers; DeepSeek-V3.2's top-k layers and indexer
+    count, in Megatron's log, as full causal MLA (its formula has no sparse attention), and its MTP
+    block, counted whole by `model_flops_per_step`, is halved."""
+    cfg = TrainingConfig(seq_len=8192, global_batch=1)
+    seq = cfg.seq_len
+    for name in ("deepseek-ai/DeepSeek-V3", "deepseek-ai/DeepSeek-V3.2"):
+        model = load_model(name)
+        last = model.layers[-1].attention
+        assert model.mtp_layers == 1
+        ours_core = _counted_core(model, seq) + _whole(last, seq)  # the MTP block counted whole
+        megatron_core = (len(model.layers) + 1) * _whole(last, seq) / 2.0
+        expected = model_flops_per_step(model, cfg) + 3.0 * seq * (megatron_core - ours_core)
+        assert megatron_log_flops_per_step(model, cfg) == pytest.approx(expected, rel=1e-9)
 
 
 def test_perf_reports_megatron_log_figure() -> None:
@@ -100,18 +131,3 @@ def test_plan_text_labels_the_counts(capsys: pytest.CaptureFixture[str]) -> None
     nar = float(rows["tflops_per_gpu"].split()[1])
     meg = float(rows["megatron_log_tflops_per_gpu"].split()[1])
     assert meg < 0.85 * nar
-
-
-def test_a_sparse_models_mtp_attention_is_halved_as_it_is_counted() -> None:
-    """DeepSeek-V3.2's MTP block: `model_flops_per_step` counts its attention over the whole sequence,
-    so the causal count halves that term (it was left whole: the block's top-k read as capped)."""
-    from autoparallel.configs import TrainingConfig
-    from autoparallel.models import load_model
-    from autoparallel.perf.training import megatron_log_flops_per_step, model_flops_per_step
-
-    model = load_model("deepseek-ai/DeepSeek-V3.2")
-    att = model.layers[-1].attention
-    cfg = TrainingConfig(seq_len=8192, global_batch=1)
-    core = 2.0 * att.num_heads * (att.head_dim + att.v_head_dim) * cfg.seq_len
-    gap = model_flops_per_step(model, cfg) - megatron_log_flops_per_step(model, cfg)
-    assert abs(gap - 3.0 * cfg.seq_len * model.mtp_layers * core / 2.0) <= 1e-9 * gap
