@@ -270,7 +270,7 @@ def pareto_training(
     settings = (settings or SolverSettings()).model_copy(update={"lexicographic_tolerance": 0.0})
     options = (options or TrainingOptions()).model_copy(update={"runner_up": False})
     deadline = settings.deadline()  # the tables within one query's limit, as for serving
-    t = build_tables(build_training_space(model, cluster, workload, options), deadline)
+    t = build_tables(build_training_space(model, cluster, workload, options, deadline), deadline)
     bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10), deadline)
     front: Front[TrainingSolution] = Front(objectives=names, cap=points)
 

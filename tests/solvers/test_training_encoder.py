@@ -279,6 +279,7 @@ def test_time_limit_returns_best_found_with_gap(monkeypatch: pytest.MonkeyPatch)
     from autoparallel.solvers.training import solve as training_solve
 
     tables, prepare = training_solve.build_tables, training_solve.prepare
+    monkeypatch.setattr(training_solve, "build_space", lambda m, c, w, o, deadline: build_space(m, c, w, o))
     monkeypatch.setattr(training_solve, "build_tables", lambda space, deadline: tables(space))
     monkeypatch.setattr(
         training_solve,
@@ -309,6 +310,7 @@ def test_a_warm_start_returned_at_the_limit_is_valued_by_the_first_objective(
     from autoparallel.solvers.training.space import build_space
 
     tables, prepare = training_solve.build_tables, training_solve.prepare
+    monkeypatch.setattr(training_solve, "build_space", lambda m, c, w, o, deadline: build_space(m, c, w, o))
     monkeypatch.setattr(training_solve, "build_tables", lambda space, deadline: tables(space))
     monkeypatch.setattr(
         training_solve,

@@ -173,7 +173,7 @@ def _world_sizes_reason(t: TrainingTables, core: driver.Core, deadline: float) -
     whole: tuple[float, str] | None = None
     try:
         wide = build_space(
-            sp.model, sp.cluster, sp.workload, sp.options.model_copy(update={"world_sizes": None})
+            sp.model, sp.cluster, sp.workload, sp.options.model_copy(update={"world_sizes": None}), deadline
         )
         whole = _smallest_footprint(build_tables(wide, deadline), deadline)
     except (InfeasibleError, InputError, SolverTimeoutError):
@@ -385,7 +385,7 @@ def solve_training(
     options = options or TrainingOptions()
     chain = parse_objective(objective, "training")
     lead = chain[0] if isinstance(chain, tuple) else _weighed_gpus(chain)
-    t = build_tables(build_space(model, cluster, workload, options), deadline)
+    t = build_tables(build_space(model, cluster, workload, options, deadline), deadline)
     clock.lap("tables")
     if not any(g for row in t.grad_accum for g in row):
         raise _infeasible(t, driver.Core(needed=("global_batch",)), settings, deadline)

@@ -38,6 +38,7 @@ from autoparallel.errors import InfeasibleError, InputError
 from autoparallel.hardware.gpu import host_size, launchable_world
 from autoparallel.memory.margins import MemoryConfig
 from autoparallel.solvers.problem import Problem
+from autoparallel.solvers.settings import check_deadline
 from autoparallel.validation import (
     TrainingFramework,
     cp_attention_problem,
@@ -528,13 +529,16 @@ def build_space(
     cluster: Cluster,
     workload: Training,
     options: TrainingOptions,
+    deadline: float | None = None,
 ) -> TrainingSpace:
-    """Domains of every knob for `model` on `cluster`.
+    """Domains of every knob for `model` on `cluster`; `deadline` (a `time.perf_counter()`) is checked
+    once a world size (thousands of `world_sizes` took 22 s past a 2 s limit here).
 
     Raises:
         InputError: an option outside what the job allows (e.g. a world size above the cluster).
         InfeasibleError: the rules leave no shape at all; the reasons name each rule with what it removed
             (led by `degrees_divide_world` where no tp·pp·cp divides the GPUs).
+        SolverTimeoutError: `deadline` passed (`settings.check_deadline`).
     """
     world = cluster.world_size
     worlds = sorted(set(options.world_sizes or (world,)))
@@ -557,7 +561,11 @@ def build_space(
     fp8 = precision == "fp8"
     shapes = []
     undivided: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (world, pp) -> its (tp, cp) left out
+    # The rules of (tp, pp, cp) alone, asked once each whatever the world size (they walk the layers)
+    comms: dict[tuple[int, int, int], tuple[Literal["p2p", "a2a"], str | None]] = {}
+    sps: dict[tuple[int, int], tuple[bool, str | None]] = {}
     for w in worlds:
+        check_deadline(deadline)
         for tp in tps:
             for pp in pps:
                 for cp in cps:
@@ -565,11 +573,15 @@ def build_space(
                         undivided.setdefault((w, pp), []).append((tp, cp))
                         continue
                     dp = w // (tp * pp * cp)
-                    comm, problem = _cp_comm(model, tp, pp, cp, options)
+                    if (tp, pp, cp) not in comms:
+                        comms[tp, pp, cp] = _cp_comm(model, tp, pp, cp, options)
+                    comm, problem = comms[tp, pp, cp]
                     if problem is not None:
                         out.setdefault("cp_comm_rule", []).append(problem)
                         continue
-                    sp, problem = _sequence_parallel(model, workload.seq_len, tp, cp, options)
+                    if (tp, cp) not in sps:
+                        sps[tp, cp] = _sequence_parallel(model, workload.seq_len, tp, cp, options)
+                    sp, problem = sps[tp, cp]
                     if problem is not None:
                         out.setdefault("seq_divides_sp", []).append(problem)
                         continue
