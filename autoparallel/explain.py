@@ -300,7 +300,7 @@ _TRAINING_PERF_ROWS: tuple[tuple[str, str], ...] = (
     ("step_time_s", "one optimizer step"),
     ("tokens_per_s", "whole job"),
     ("tokens_per_s_per_gpu", ""),
-    ("tflops_per_gpu", "model FLOPs, full s x s attention (Narayanan 2021; Megatron-LM <= core_v0.11)"),
+    ("tflops_per_gpu", "model FLOPs, non-causal attention over each layer's context (Narayanan 2021)"),
     (
         "megatron_log_tflops_per_gpu",
         "causal s x s / 2 on every layer, no windows: what Megatron-LM core_v0.12.0+ logs",

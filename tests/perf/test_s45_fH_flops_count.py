@@ -126,7 +126,7 @@ def test_plan_text_labels_the_counts(capsys: pytest.CaptureFixture[str]) -> None
     assert main(argv) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line for line in out.splitlines() if line.split()[:1]}
-    assert "full s x s" in rows["tflops_per_gpu"] and "core_v0.11" in rows["tflops_per_gpu"]
+    assert "non-causal" in rows["tflops_per_gpu"] and "Narayanan" in rows["tflops_per_gpu"]
     assert "Megatron-LM core_v0.12.0+ logs" in rows["megatron_log_tflops_per_gpu"]
     nar = float(rows["tflops_per_gpu"].split()[1])
     meg = float(rows["megatron_log_tflops_per_gpu"].split()[1])
