@@ -69,7 +69,9 @@ from autoparallel.perf.serving_steps import (
     PROMPT_STEP_GRAPHS,
     SCHEDULING,
     ReplicaShape,
-    rotation_s,
+    StepConstants,
+    _rotation_s,
+    step_constants,
     vllm_graph_max_batch,
 )
 from autoparallel.workload import LENGTH_CAP, lengths_at
@@ -482,8 +484,10 @@ def simulate_benchmark(
         for key, r in shares.items()
     }
 
+    constants: dict[bool, StepConstants] = {}
+
     def price(work: Work) -> float:
-        return _step_s(model, cluster, shape, work)
+        return _step_s(model, cluster, shape, constants, work)
 
     if aligned:
         replayed = dict(
@@ -548,19 +552,29 @@ def simulate_benchmark(
     )
 
 
-def _step_s(model: ModelSpec, cluster: Cluster, shape: ReplicaShape, work: Work) -> float:
-    """Seconds of one engine step doing `work` (the mixed-step roofline, `rotation_s`)."""
-    step, _ = rotation_s(
-        model,
-        cluster,
-        _eager(shape) if work.eager else shape,
-        decode_seqs=work.decode_seqs,
-        context_tokens=work.context_tokens,
-        prefill_tokens=work.prefill_tokens,
-        prefill_context=work.prefill_context,
-        steps=work.steps,
-        padded_seqs=work.padded_seqs,
-        prefill_longest=work.prefill_longest,
+def _step_s(
+    model: ModelSpec,
+    cluster: Cluster,
+    shape: ReplicaShape,
+    constants: dict[bool, StepConstants],
+    work: Work,
+) -> float:
+    """Seconds of one engine step doing `work` (the mixed-step roofline, `rotation_s`). `constants`
+    keeps one replay's `step_constants` of `shape` and of its eager copy, by `work.eager`, from their
+    first step on: within a replay the model, the cluster, the shape and the engine's factors they are
+    built from do not change, so its steps skip the memo's look-ups (a few µs of each step's price)."""
+    c = constants.get(work.eager)
+    if c is None:
+        c = constants[work.eager] = step_constants(model, cluster, _eager(shape) if work.eager else shape)
+    step, _ = _rotation_s(
+        c,
+        work.decode_seqs,
+        work.context_tokens,
+        work.prefill_tokens,
+        work.prefill_context,
+        work.steps,
+        work.padded_seqs,
+        work.prefill_longest,
     )
     return step
 

@@ -183,11 +183,12 @@ def rank_steps(
     def emit(requests: np.ndarray, at: float) -> None:
         """`requests` (each already holding a token) emit one more at `at`."""
         nonlocal pending_len
-        pending.append(at - last[requests])
-        pending_len += len(requests)
-        if pending_len > GAP_FOLD:
-            fold()
-        last[requests] = at
+        if len(requests):  # (an empty one would fold into nothing)
+            pending.append(at - last[requests])
+            pending_len += len(requests)
+            if pending_len > GAP_FOLD:
+                fold()
+            last[requests] = at
         out_times.append(at)
         out_tokens.append(len(requests))
 
@@ -207,7 +208,13 @@ def rank_steps(
             return -(-tokens // bs)
         return np.ceil(np.ceil(tokens / bs) * groups).astype(np.int64)
 
-    if int(blocks_for(np.asarray([prompt.min() + 1]))[0]) > pool.blocks:
+    def block_of(tokens: int) -> int:
+        """`blocks_for` of one count, in Python's arithmetic (the same values: exact below 2**53)."""
+        if groups == 1.0:
+            return -(-tokens // bs)
+        return math.ceil(math.ceil(tokens / bs) * groups)
+
+    if block_of(int(prompt.min()) + 1) > pool.blocks:
         raise InputError("the benchmark replay: the KV cache holds no single request")
     _check_replay_work(isl, osl, pool.blocks, blocks_for, max_running, policy)
 
@@ -224,20 +231,28 @@ def rank_steps(
     decay = (init_ratio - min_ratio) / SGLANG_NEW_TOKEN_RATIO_DECAY_STEPS
     ratio = init_ratio
 
+    running_owed: float | None = None  # `sglang_fits`' running part, once per pass (reset at its start)
+
     def sglang_fits(r: int, admitted: list[int], pool_free: int) -> bool:
         """SGLang's `PrefillAdder` budget: waiting request `r`'s remaining prompt and clipped output fit
         the free pool less what the running requests may still write (remaining prompt, remaining
-        output times `ratio`) and what this step already admitted (whole)."""
+        output times `ratio`) and what this step already admitted (whole). The running part is the same
+        for every call of one pass: its running requests and `ratio` change only in a preemption, after
+        which the pass admits nothing."""
+        nonlocal running_owed
         clip = SGLANG_CLIP_MAX_NEW_TOKENS
-        left_out = np.clip(osl[running] - generated[running], 0, clip)
-        owed = float((prompt[running] - done_pf[running]).sum()) + float(left_out.sum()) * ratio
+        if running_owed is None:
+            left_out = np.minimum(np.maximum(osl[running] - generated[running], 0), clip)  # np.clip's values
+            running_owed = float((prompt[running] - done_pf[running]).sum()) + float(left_out.sum()) * ratio
+        owed = running_owed
         for a in (*admitted, r):
             owed += int(prompt[a] - done_pf[a]) + min(max(int(osl[a] - generated[a]), 0), clip)
-        return int(blocks_for(np.asarray([math.ceil(owed)]))[0]) < pool_free
+        return block_of(math.ceil(owed)) < pool_free
 
     max_steps = int(n * (int(osl.max()) + 2) + prompt.sum() // max(budget, 1) + 10)
     while (waiting or len(running) or sent < n) and steps < max_steps:
         passes.charge(len(running))
+        running_owed = None
         while sent < n and arrive[sent] <= now + 1e-12:
             waiting.append(sent)
             sent += 1
@@ -254,11 +269,14 @@ def rank_steps(
             counts.append(0)
             continue
         # 0. Nothing can change but the decodes: jump to the next request's last token at once.
+        run_prompt = prompt[running]
+        run_done = done_pf[running]
         span = _decode_span(
             running,
             waiting,
             prompt,
-            done_pf,
+            run_prompt,
+            run_done,
             generated,
             osl,
             held,
@@ -267,21 +285,26 @@ def rank_steps(
             policy,
             budget,
             blocks_for,
+            block_of,
         )
         if span > 1 and policy == "prefill_first" and waiting and len(running) < max_running:
             span = 0  # SGLang's admission budget moves with the decaying ratio: step by step
         if span > 1:
             d = len(running)
             k = micro_batches(float(d), shape.pp)
-            ctx = float((prompt[running] + generated[running]).mean()) + span / 2.0
+            context = run_prompt + generated[running]
+            # The mean as a sum over the count: the same float (integer sums are exact in float64).
+            ctx = int(context.sum()) / d + span / 2.0
             eager = graph_max_batch is not None and d / k > graph_max_batch
             step, span = yield Work(
                 d / k, ctx, 0.0, 0.0, 1.0, padded(d / k, eager), eager, span, until_s=until
             )
-            grow = np.maximum(blocks_for(prompt[running] + generated[running] + span) - held[running], 0)
+            held_now = held[running]
+            grow = np.maximum(blocks_for(context + span) - held_now, 0)
             free -= int(grow.sum())
-            held[running] += grow
-            generated[running] += span
+            held[running] = held_now + grow
+            grown = generated[running] + span
+            generated[running] = grown
             emit(running, now + step)
             spans.append((step, d * (span - 1)))
             out_times.extend((now + step * np.arange(2, span + 1)).tolist())
@@ -293,22 +316,24 @@ def rank_steps(
             times.append(span * step)
             batches.append(d)
             counts.append(span)
-            over = generated[running] >= osl[running]
-            finish[running[over]] = now
-            release(int(over.sum()), now)
-            free += int(held[running[over]].sum())
-            held[running[over]] = 0
-            running = running[~over]
+            over = grown >= osl[running]
+            if np.count_nonzero(over):
+                gone = running[over]
+                finish[gone] = now
+                release(len(gone), now)
+                free += int(held[gone].sum())
+                held[gone] = 0
+                running = running[~over]
             continue
         # 1. Running requests, in admission order: one decode token or the next prompt chunk, until
         #    the budget is spent; preempt the latest admitted when their KV blocks do not fit.
-        rem = prompt[running] - done_pf[running]
+        rem = run_prompt - run_done
         prefill_only = policy == "prefill_first" and (
-            bool((rem > 0).any())
+            bool(np.count_nonzero(rem > 0))
             or (
                 bool(waiting)
                 and len(running) < max_running
-                and int(blocks_for(np.asarray([min(int(prompt[waiting[0]]), budget)]))[0]) <= free
+                and block_of(min(int(prompt[waiting[0]]), budget)) <= free
                 and sglang_fits(waiting[0], [], free)
             )
         )
@@ -319,18 +344,22 @@ def rank_steps(
         # micro-batch its requests fill, a request at most one budget of it.
         rotation = budget * int(micro_batches(float(len(running) + len(waiting)), shape.pp))
         while True:
-            rem = prompt[running] - done_pf[running]
-            want = np.where(rem > 0, np.minimum(rem, budget), 0 if prefill_only else 1)
-            before = np.cumsum(want) - want
+            # (`run_prompt`, `run_done`, `rem`: the running requests' rows, cut with them below.)
+            prefilling = rem > 0
+            want = np.where(prefilling, np.minimum(rem, budget), 0 if prefill_only else 1)
+            before = np.add.accumulate(want) - want  # np.cumsum's own ufunc
             take = np.minimum(np.maximum(rotation - before, 0), want)
-            tokens = np.where(rem > 0, done_pf[running] + take, prompt[running] + generated[running])
+            tokens = np.where(prefilling, run_done + take, run_prompt + generated[running])
             # A request that does not run this step (a decode beside SGLang's prompt-only step, one past
             # the token budget) takes no new block: slots are allocated for the tokens a step writes.
-            need = np.where(take > 0, np.maximum(blocks_for(tokens) - held[running], 0), 0)
-            if int(need.sum()) <= free or len(running) <= 1:
+            held_now = held[running]
+            need = np.where(take > 0, np.maximum(blocks_for(tokens) - held_now, 0), 0)
+            need_blocks = int(need.sum())
+            if need_blocks <= free or len(running) <= 1:
                 break
             victim = int(running[-1])
             running = running[:-1]
+            run_prompt, run_done, rem = run_prompt[:-1], run_done[:-1], rem[:-1]
             free += int(held[victim])
             held[victim] = 0
             prompt[victim] = isl[victim] + generated[victim]
@@ -339,13 +368,13 @@ def rank_steps(
             preemptions += 1
             ratio = init_ratio
             preempted_now = True
-        if len(running) and int(need.sum()) > free:
+        if len(running) and need_blocks > free:
             raise InputError(
                 "the benchmark replay: one request outgrows the KV cache "
                 "(raise the KV memory or lower max_model_len)"
             )
-        free -= int(need.sum())
-        held[running] += need
+        free -= need_blocks
+        held[running] = held_now + need
         sched = take > 0
         is_decode = (rem <= 0) & sched
         left = rotation - int(take.sum())
@@ -362,7 +391,7 @@ def rank_steps(
             if policy == "prefill_first" and not sglang_fits(r, new, free_before):
                 break
             reserve = prompt[r] + osl[r] if policy == "no_evict" else done_pf[r] + t
-            nb = int(blocks_for(np.asarray([reserve]))[0])
+            nb = block_of(int(reserve))
             if nb > free:
                 break
             waiting.popleft()
@@ -381,12 +410,17 @@ def rank_steps(
         # 3. The step's time: the mixed-step roofline at this step's real work.
         dec = running[is_decode]
         d = len(dec)
-        ctx = float((prompt[dec] + generated[dec]).mean()) if d else 0.0
+        ctx = int((prompt[dec] + generated[dec]).sum()) / d if d else 0.0
         p_tokens = float(chunk.sum())
         if p_tokens:
             passes.charge_prompt()
-        p_ctx = float(((done_pf[running] + chunk / 2.0) * chunk).sum() / p_tokens) if p_tokens else 0.0
-        p_longest = float((done_pf[running] + chunk)[chunk > 0].max()) if p_tokens else None
+        chunked_now = chunk > 0
+        if p_tokens:
+            run_done = done_pf[running]
+            p_ctx = float(((run_done + chunk / 2.0) * chunk).sum() / p_tokens)
+            p_longest: float | None = float((run_done + chunk)[chunked_now].max())
+        else:
+            p_ctx, p_longest = 0.0, None
         k = micro_batches(float(max(d, 1)), shape.pp)
         eager = (graph_max_batch is not None and d / k > graph_max_batch) or (
             p_tokens > 0 and prompt_graphs == "eager"
@@ -414,8 +448,8 @@ def rank_steps(
         if d:
             ratio = max(min_ratio, ratio - decay)
         emit(dec, now)
-        pf = running[chunk > 0]
-        done_pf[pf] += chunk[chunk > 0]
+        pf = running[chunked_now]
+        done_pf[pf] += chunk[chunked_now]
         completed = pf[done_pf[pf] >= prompt[pf]]
         fresh = completed[generated[completed] == 0]
         first[fresh] = now
@@ -425,7 +459,7 @@ def rank_steps(
         emit(completed[generated[completed] > 0], now)  # resumed after a preemption
         generated[completed] = np.minimum(generated[completed] + 1, osl[completed])
         over = (generated[running] >= osl[running]) & (done_pf[running] >= prompt[running])
-        if over.any():
+        if np.count_nonzero(over):
             gone = running[over]
             finish[gone] = now
             release(len(gone), now)
@@ -633,7 +667,8 @@ def _decode_span(
     running: np.ndarray,
     waiting: deque[int],
     prompt: np.ndarray,
-    done_pf: np.ndarray,
+    run_prompt: np.ndarray,
+    run_done: np.ndarray,
     generated: np.ndarray,
     osl: np.ndarray,
     held: np.ndarray,
@@ -642,21 +677,23 @@ def _decode_span(
     policy: str,
     budget: int,
     blocks_for: Callable[[np.ndarray], np.ndarray],
+    block_of: Callable[[int], int],
 ) -> int:
     """Decode-only steps that can run before anything but the decodes changes (0 or 1: step one by
     one): no prompt in flight, no request admissible, until the first finish or the last step before
-    the running requests' new KV blocks outgrow the free pool (a preemption)."""
-    if not len(running) or bool((done_pf[running] < prompt[running]).any()) or len(running) > budget:
+    the running requests' new KV blocks outgrow the free pool (a preemption). `run_prompt` and `run_done`:
+    the running requests' rows of `prompt` and of the prompt tokens done (the caller's, reused)."""
+    if not len(running) or len(running) > budget or np.count_nonzero(run_done < run_prompt):
         return 0
     if waiting and len(running) < max_running:
         r = waiting[0]
-        first_chunk = prompt[r] + osl[r] if policy == "no_evict" else min(int(prompt[r]), budget)
-        if int(blocks_for(np.asarray([first_chunk]))[0]) <= free:
+        first_chunk = int(prompt[r] + osl[r]) if policy == "no_evict" else min(int(prompt[r]), budget)
+        if block_of(first_chunk) <= free:
             return 0
     span = int((osl[running] - generated[running]).min())
     if span <= 1:
         return 0
-    context = prompt[running] + generated[running]
+    context = run_prompt + generated[running]
     held_now = held[running]
 
     def fits(s: int) -> bool:
