@@ -303,7 +303,7 @@ _TRAINING_PERF_ROWS: tuple[tuple[str, str], ...] = (
     ("tflops_per_gpu", "model FLOPs, non-causal attention over each layer's context (Narayanan 2021)"),
     (
         "megatron_log_tflops_per_gpu",
-        "causal s x s / 2 on every layer, no windows: what Megatron-LM core_v0.12.0+ logs",
+        "causal s x s / 2 on every softmax / MLA layer, no windows: what Megatron-LM core_v0.12.0+ logs",
     ),
     ("mfu", "tflops_per_gpu / dense peak"),
     ("hfu", "tflops_per_gpu with recomputation / dense peak"),

@@ -27,10 +27,11 @@ The float model of a disaggregated request (vLLM's P/D split with the NIXL KV co
   tp_d / tp_p times a D rank's bytes: its own bytes when the heads split, more where the D side
   replicates them (MLA's latent always, `replicates_kv_cache`; softmax KV when tp_d > KV heads).
   The busiest rank moves max(bytes a P rank sends, bytes a D rank receives), over NVLink when both
-  engines share a node, else over the GPUs' own NICs; plus one link latency per read (tp_p / tp_d
-  reads when P has more TP). The D rank pulls: vLLM's NIXL connector posts a point-to-point READ from
-  the decode worker to the prefill rank (vllm/distributed/kv_transfer/kv_connector/v1/
-  nixl_connector.py, `NixlConnectorWorker.start_load_kv` -> `_read_blocks`), so one copy crosses
+  engines share a node, else over the GPUs' own NICs within their own links (a PCIe GPU's); plus one
+  link latency per read (tp_p / tp_d reads when P has more TP). The D rank pulls: vLLM's NIXL
+  connector posts a point-to-point READ from the decode worker to the prefill rank
+  (vllm/distributed/kv_transfer/kv_connector/v1/nixl_connector.py,
+  `NixlConnectorWorker.start_load_kv` -> `_read_blocks`), so one copy crosses
   both ends' links and runs at the slower of the two (`pair_link`: P and D in pools of different
   networks).
 - Link rate: the same bytes cap the requests/s a rank carries: a P rank sends and a D rank receives

@@ -137,8 +137,9 @@ class TrainingPerf(_Frozen):
     tokens_per_s_per_gpu: float
     """Training tokens per second per GPU."""
     tflops_per_gpu: float
-    """Model TFLOP/s per GPU, `model_flops_per_step` (Narayanan et al. 2021 count: attention over
-    the full s×s, no recomputation; what Megatron-LM up to core_v0.11 logs)."""
+    """Model TFLOP/s per GPU, `model_flops_per_step` (Narayanan et al. 2021 count: non-causal
+    attention over each layer's own context, no recomputation; on full-attention models what
+    Megatron-LM up to core_v0.11 logs)."""
     hfu: float
     """Hardware FLOPs utilisation (recomputation counted) against the precision's dense peak."""
     mfu: float
@@ -177,12 +178,15 @@ class TrainingPerf(_Frozen):
 # ----- FLOPs per step ------------------------------------------------------------------------------
 def model_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
     """Model FLOPs of one optimizer step: 3 × forward (Narayanan et al. 2021 eq. 3 without the
-    recompute term; attention NON-causal, every token's score and value products over the full
-    sequence, 2·heads·(qk + v)·s per layer; LM head included even when tied to the embedding, as
-    their 6·B·s·h·V term and llm-foundry's 6·N count it; embedding lookup excluded).
+    recompute term; attention NON-causal, every token's score and value products over its layer's
+    context, 2·heads·(qk + v)·s per full-attention layer (a sliding or chunked layer's window, a
+    sparse layer's top-k and indexer: `AttentionSpec.context_flops_per_token`); LM head included
+    even when tied to the embedding, as their 6·B·s·h·V term and llm-foundry's 6·N count it;
+    embedding lookup excluded).
 
-    This is the count of Megatron-LM's `num_floating_point_operations` up to core_v0.11 (its
-    `seq_length / hidden_size` attention term, since 2748e7c, 2023-11), of NeMo 24.07's published
+    On full-attention models this is the count of Megatron-LM's `num_floating_point_operations` up
+    to core_v0.11 (which has no windows: its `seq_length / hidden_size` attention term, since
+    2748e7c, 2023-11), of NeMo 24.07's published
     model TFLOP/s, of llm-foundry's MFU, and so of the published rows the efficiency constants are
     fitted on. Megatron-LM halves the core-attention term for the causal mask since 8873b55
     (2025-03-06, first released in core_v0.12.0) and still does at d98e8a6 (2026-08); its log's
@@ -234,7 +238,7 @@ def megatron_log_flops_per_step(model: ModelSpec, cfg: TrainingConfig) -> float:
     commit 8873b55, 2025-03-06; still so at d98e8a6): `model_flops_per_step` with every softmax /
     MLA layer's core attention, and the MTP block's, taken as causal over the whole sequence
     (`_megatron_core_delta_per_token`). Megatron's formula has no window or top-k: on gemma-3 or
-    gpt-oss at 32k its count is 14-32% above what those layers compute, and so is this figure, which
+    gpt-oss at 32k its count is 22-38% above what those layers compute, and so is this figure, which
     is what the log prints."""
     delta = _megatron_core_delta_per_token(model, cfg.seq_len)
     return model_flops_per_step(model, cfg) + 3.0 * cfg.global_batch * cfg.seq_len * delta

@@ -1,6 +1,6 @@
-"""Which FLOPs count `tflops_per_gpu` / `mfu` use (Narayanan et al. 2021, attention over the full
-s×s, Megatron-LM up to core_v0.11) and the causal count Megatron-LM core_v0.12.0+ logs
-(`num_floating_point_operations`, "/ 2  # causal mask", commit 8873b55)."""
+"""Which FLOPs count `tflops_per_gpu` / `mfu` use (Narayanan et al. 2021, non-causal attention over
+each layer's context, Megatron-LM up to core_v0.11 on full-attention models) and the causal count
+Megatron-LM core_v0.12.0+ logs (`num_floating_point_operations`, "/ 2  # causal mask", commit 8873b55)."""
 
 from __future__ import annotations
 

@@ -59,6 +59,7 @@ from autoparallel.solvers.deployment.roles import (
     RoleSpace,
     burst_problem,
     decode_rank_rps,
+    nominal_link_gbps,
     pair_problem,
     prefill_rank_tokens_per_s,
     single_node,
@@ -556,7 +557,7 @@ def _floor_idle_reasons(rs: RoleSpace, reasons: tuple[str, ...]) -> tuple[str, .
             continue
         head = ": ".join(reason.split(": ")[:2])  # "pool p (GPU): n of m GPUs idle"
         sub = cluster.pool_cluster(p)
-        link = sub.intra_node_gbps if single_node(cluster) else sub.inter_node_gbps
+        link = nominal_link_gbps(sub, single_node(cluster))
         noun = "pool" if len(floor.decode_pools) == 1 else "pools"
         out.append(
             f"{head}: a decode engine here would pull the KV over its {link:g} GB/s link; this deployment "

@@ -21,11 +21,11 @@ The budget is conservative so that any pair the solver forms meets the TTFT limi
 step is bounded by the TPOT limit (or, without one, the slowest decode candidate's step within the
 cap, `loosest_bound_s`), and X is
 the slowest KV transfer from this prefill shape to any decode candidate's TP over the slower of this
-pool's NIC and that of the slowest-networked pool a decode engine may run on (the D rank pulls the KV
-over both ends' links, perf/disagg.py `pair_link`; the proxy pairs every P with every D, round
-robin), over NVLink when the whole cluster is one node. The link rates are each end's own: a P rank's
-NIC carries what it sends, a D rank's what it receives. Without a TTFT limit a P rank runs
-at ρ = 1 (throughput), still within its link rate.
+pool's NIC (within the GPU's own link) and that of the slowest-networked pool a decode engine may run
+on (the D rank pulls the KV over both ends' links, perf/disagg.py `pair_link`; the proxy pairs every
+P with every D, round robin), over NVLink when the whole cluster is one node. The link rates are
+each end's own: a P rank's NIC carries what it sends, a D rank's what it receives. Without a TTFT
+limit a P rank runs at ρ = 1 (throughput), still within its link rate.
 
 Link floors (`link_floors`): which pools "a decode engine may run on" is itself a choice. The space is
 built once per distinct KV-transfer link speed L of the pools that hold a decode engine (their own
@@ -426,9 +426,11 @@ class LinkFloor:
     """A floor L on the KV-transfer link of the pools a deployment's decode engines run on (module doc)."""
 
     bytes_per_s: float
-    """L: the floor pool's `disagg.transfer_link` rate (NVLink on a one-node cluster, else its NIC)."""
+    """L: the floor pool's `disagg.transfer_link` rate (NVLink on a one-node cluster, else its NIC
+    within the GPU's own link)."""
     gbps: float
-    """The floor pool's nominal link, GB/s (its NVLink or IB figure as the cluster prints it)."""
+    """The floor pool's nominal link, GB/s (its NVLink figure as the cluster prints it, or the lesser
+    of its IB and NVLink / PCIe figures: a GPU's cross-node copy leaves through both)."""
     decode_pools: tuple[int, ...]
     """The pools at or above the floor that hold a decode engine: those the prefill budget pairs with."""
     slowest: bool
@@ -447,8 +449,14 @@ def _pool_link(cluster: Cluster, pool: int) -> tuple[float, float]:
     """(`disagg.transfer_link` rate, nominal GB/s) of pool `pool`'s KV-transfer link."""
     same_node = single_node(cluster)
     sub = cluster.pool_cluster(pool)
-    nominal = sub.intra_node_gbps if same_node else sub.inter_node_gbps
-    return disagg.transfer_link(sub, same_node=same_node).bytes_per_s, nominal
+    return disagg.transfer_link(sub, same_node=same_node).bytes_per_s, nominal_link_gbps(sub, same_node)
+
+
+def nominal_link_gbps(sub: Cluster, same_node: bool) -> float:
+    """A pool's KV-transfer link as the cluster prints it, GB/s: NVLink inside one node, else the
+    lesser of its IB and its GPU's own (NVLink / PCIe) link, which a cross-node copy crosses both
+    (`disagg.transfer_link`): an L40S pool with 800 Gb/s NICs reads 32, not 100."""
+    return sub.intra_node_gbps if same_node else min(sub.inter_node_gbps, sub.intra_node_gbps)
 
 
 def link_floors(cluster: Cluster, decode_pools: Collection[int]) -> list[LinkFloor]:
