@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -29,3 +29,12 @@ def run_cli() -> CliRun:
         )
 
     return run
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A local server that accepts every connection and never answers (`local_server.silent_server`)."""
+    from tests.local_server import silent_server
+
+    with silent_server() as port:
+        yield port

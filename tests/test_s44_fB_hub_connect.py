@@ -18,6 +18,7 @@ import pytest
 
 from autoparallel.errors import InputError
 from autoparallel.models import hub
+from tests.local_server import closed_port
 
 
 @pytest.fixture
@@ -35,35 +36,6 @@ def online(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     huggingface_hub.close_session()
 
 
-def _closed_port() -> int:
-    """A local port where nothing listens (the connection is refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A local server that accepts every connection and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield int(server.getsockname()[1])
-    server.close()
-    for conn in held:
-        conn.close()
-
-
 def _fetch_error(model_id: str = "someorg/some-model") -> tuple[str, float]:
     start = time.perf_counter()
     with pytest.raises(InputError) as info:
@@ -72,7 +44,7 @@ def _fetch_error(model_id: str = "someorg/some-model") -> tuple[str, float]:
 
 
 def test_a_refused_connection_fails_at_once(online: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    port = _closed_port()
+    port = closed_port()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
     message, took = _fetch_error()
@@ -108,7 +80,7 @@ def test_an_unresolvable_host_fails_at_once(online: None, monkeypatch: pytest.Mo
 
 
 def test_a_refusing_proxy_is_named_no_password(online: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    port = _closed_port()
+    port = closed_port()
     monkeypatch.setenv("HF_ENDPOINT", "http://hub.example.test")
     for name in ("HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(name, f"http://user:secret@127.0.0.1:{port}")
@@ -176,7 +148,7 @@ def test_two_refused_fetches_at_once_leave_stdout_and_the_logs_as_they_were(
     other's redirect): every later print vanished."""
     import sys
 
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
     before, stdout = _hub_logs(), sys.stdout
     messages: list[str] = []
@@ -200,7 +172,7 @@ def test_a_refused_fetch_closes_the_hub_clients_session(
     from that log line (`_GaveUp`) skipped it, so a long-lived process kept the failed session."""
     calls: list[int] = []
     monkeypatch.setattr(huggingface_hub, "close_session", lambda: calls.append(1))
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
     message, _ = _fetch_error()
     assert message.startswith("the hub refused the connection") and calls == [1]

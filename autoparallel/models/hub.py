@@ -244,10 +244,8 @@ def hub_cache_dir() -> str:
     """The hub client's cache folder, for messages (`HF_HUB_CACHE`, else `HF_HOME/hub`, else
     `~/.cache/huggingface/hub`, as the client read them at its import)."""
     try:
-        with _IMPORTING, contextlib.redirect_stdout(io.StringIO()):
-            from huggingface_hub import constants
-        return clean_text(str(constants.HF_HUB_CACHE), 200)
-    except Exception:  # its import failed: the error that says so comes first
+        return clean_text(str(_client("").constants.HF_HUB_CACHE), 200)
+    except InputError:  # its import failed: the error that says so comes first
         return "the hub client's cache"
 
 

@@ -196,6 +196,19 @@ def rank_steps(
     sent = 0  # requests that have arrived (they arrive in order)
     running = np.zeros(0, dtype=np.int64)  # admission order
     free = pool.blocks
+
+    def retire(over: np.ndarray) -> np.ndarray:
+        """The running requests without those `over` marks finished `now`, whose blocks are freed."""
+        nonlocal free
+        if not np.count_nonzero(over):
+            return running
+        gone = running[over]
+        finish[gone] = now
+        release(len(gone), now)
+        free += int(held[gone].sum())
+        held[gone] = 0
+        return running[~over]
+
     bs, groups = pool.block_size, pool.groups
     now = 0.0
     steps = preemptions = 0
@@ -316,14 +329,7 @@ def rank_steps(
             times.append(span * step)
             batches.append(d)
             counts.append(span)
-            over = grown >= osl[running]
-            if np.count_nonzero(over):
-                gone = running[over]
-                finish[gone] = now
-                release(len(gone), now)
-                free += int(held[gone].sum())
-                held[gone] = 0
-                running = running[~over]
+            running = retire(grown >= osl[running])
             continue
         # 1. Running requests, in admission order: one decode token or the next prompt chunk, until
         #    the budget is spent; preempt the latest admitted when their KV blocks do not fit.
@@ -458,14 +464,7 @@ def rank_steps(
         out_tokens.append(len(fresh))
         emit(completed[generated[completed] > 0], now)  # resumed after a preemption
         generated[completed] = np.minimum(generated[completed] + 1, osl[completed])
-        over = (generated[running] >= osl[running]) & (done_pf[running] >= prompt[running])
-        if np.count_nonzero(over):
-            gone = running[over]
-            finish[gone] = now
-            release(len(gone), now)
-            free += int(held[gone].sum())
-            held[gone] = 0
-            running = running[~over]
+        running = retire((generated[running] >= osl[running]) & (done_pf[running] >= prompt[running]))
     if waiting or len(running):
         raise InternalError("the benchmark replay did not finish")
     fold()

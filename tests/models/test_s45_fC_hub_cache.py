@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from autoparallel.errors import InputError
 from autoparallel.models import QuantMethod, hub, load_model, loader
 from autoparallel.models.hub import HubFiles
 from autoparallel.models.zoo import find_entry
+from tests.local_server import closed_port
 
 LLAMA_8B = copy.deepcopy(find_entry("meta-llama/Llama-3.1-8B").config)  # type: ignore[union-attr]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -179,17 +179,11 @@ def online(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
     huggingface_hub.close_session()
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_an_unreachable_hub_falls_back_to_the_cache_with_a_note(
     online: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     snapshot = _cache(online)
-    port = _closed_port()
+    port = closed_port()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
     start = time.perf_counter()
@@ -202,28 +196,6 @@ def test_an_unreachable_hub_falls_back_to_the_cache_with_a_note(
         f"someorg/cached-llama from the local hub cache ({online}) instead, as the hub client does\n"
     )
     assert hub.cached_config_files("someorg/cached-llama") == HubFiles(snapshot / "config.json", None)
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A local server that accepts every connection and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield int(server.getsockname()[1])
-    server.close()
-    for conn in held:
-        conn.close()
 
 
 def test_a_silent_hub_falls_back_to_the_cache_but_not_past_the_time_limit(
