@@ -69,20 +69,24 @@ def main() -> None:
         df.assign(ok=df.status == "ok").groupby("cluster").ok.mean().sort_values(ascending=False).to_string()
     )
 
-    # --- 4. the cheapest deployment per model and workload ($ per million output tokens, cost objective)
-    cheap = ok[ok.objective == "cost"].sort_values("usd_per_million_tokens")
+    # --- 4. the cheapest deployment per model and workload ($ per million output tokens, cost objective).
+    # A row with a request rate is planned by the deployment planner, as `plan --objective cost
+    # --request-rate` plans it: the fewest $/hour that carry the rate, which may be a few engines on part
+    # of the cluster (`mode` and `engines`, e.g. `aggregated: 2x tp1` on 2 of 8 GPUs; it has no tp, pp,
+    # dp or max_num_seqs of one engine), and its cost is the $ per million tokens at that rate.
+    cost = ok[ok.objective == "cost"]
+    at_rate = cost.get("usd_per_million_tokens_at_rate")  # absent when no row has a rate
+    if at_rate is None:
+        at_rate = cost.usd_per_million_tokens.where(False)
+    cheap = cost.assign(
+        plan=[plan_text(r) for r in cost.to_dict("records")],
+        usd_per_mtok=at_rate.fillna(cost.usd_per_million_tokens),
+        at=at_rate.isna().map({True: "full load", False: "the rate"}),
+    )
+    # stable: of equal costs, the first listed cluster (the smallest of a kind) stays first
+    cheap = cheap.sort_values("usd_per_mtok", kind="stable")
     best = cheap.groupby(["model", "workload"]).head(1)
-    cols = [
-        "model",
-        "workload",
-        "cluster",
-        "tp",
-        "pp",
-        "dp",
-        "max_num_seqs",
-        "usd_per_million_tokens",
-        "tpot_ms",
-    ]
+    cols = ["model", "workload", "cluster", "plan", "gpus", "usd_per_mtok", "at", "tpot_ms"]
     print("\ncheapest deployment per model and workload:")
     print(best[cols].sort_values(["model", "workload"]).to_string(index=False))
 
@@ -91,6 +95,15 @@ def main() -> None:
     if len(failed):
         print("\nmost common reasons a scenario has no plan:")
         print(failed.message.str.split(":").str[0].str[:80].value_counts().head(5).to_string())
+
+
+def plan_text(row: dict[str, Any]) -> str:
+    """What a row planned: one engine's shape (`tp=1 pp=1 dp=8 seqs=192`), or a deployment's engines
+    (`aggregated: 2x tp1`), as the sweep's own table (`SweepResult.table`) shows them."""
+    engines = row.get("engines")
+    if isinstance(engines, str) and engines:
+        return f"{row['mode']}: {engines}"
+    return f"tp={row['tp']} pp={row['pp']} dp={row['dp']} seqs={row['max_num_seqs']}"
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 
 from autoparallel.cli._output import add_progress_flags, bounded, strict_json, strict_object
 from autoparallel.errors import InputError
-from autoparallel.sweeps.scenario import check_sweep_size, serving_base
+from autoparallel.sweeps.scenario import GRAD_REDUCE, check_sweep_size, serving_base
 
 _SERVING_AXES = ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms", "max_model_len")
 _TRAINING_AXES = ("seq_len", "global_batch", "tokens")
@@ -47,6 +47,12 @@ def add_sweep_parser(sub: Any) -> None:
     for axis in _TRAINING_AXES:
         grid.add_argument("--" + axis.replace("_", "-"), default=None, help=f"training {axis} values")
     grid.add_argument("--precision", default=None, help="training precisions (bf16,fp8)")
+    grid.add_argument(
+        "--grad-reduce-in-bf16",
+        action="store_true",
+        help="training, Megatron: also plan ZeRO 0-3 with bf16 gradient reduction, as plan --train "
+        "--grad-reduce-in-bf16 (each training row's `grad_reduce_in_bf16`)",
+    )
     grid.add_argument(
         "--objectives",
         "--objective",
@@ -121,14 +127,18 @@ def _workloads(args: argparse.Namespace) -> list[str | dict[str, Any]]:
         axes["precision"] = _list(args.precision, "--precision") or ["bf16"]  # type: ignore[assignment]
         if not axes["seq_len"] or not axes["global_batch"]:
             raise InputError("--train needs --seq-len and --global-batch")
-    elif args.precision or any(getattr(args, n) for n in _TRAINING_AXES):
-        raise InputError("--seq-len, --global-batch, --tokens and --precision need --train")
+    elif args.precision or args.grad_reduce_in_bf16 or any(getattr(args, n) for n in _TRAINING_AXES):
+        raise InputError(
+            "--seq-len, --global-batch, --tokens, --precision and --grad-reduce-in-bf16 need --train"
+        )
     given = {n: v for n, v in axes.items() if v}
     if args.train and args.workload_file:
         raise InputError("--workload-file holds a serving workload; it does not apply with --train")
     bases: list[dict[str, Any]] = (
         [] if args.train else [{"preset": p} for p in _list(args.workloads, "--workloads")]
     )
+    if args.grad_reduce_in_bf16:
+        bases = [{GRAD_REDUCE: True}]
     bases += [{"workload_file": f} for f in _list(args.workload_file, "--workload-file")]
     if not bases:
         # As `plan` reads its flags: a request shape of the user's own (--isl / --osl) starts from no

@@ -69,7 +69,8 @@ def sweep(
             sweep` refuses a scenario file with --models/--clusters); a model is an id, a path or a
             ModelSpec, a cluster a spec string or a Cluster, a workload a preset name, a mapping of
             serving or training fields, or a Serving / Training object. Objects travel with their
-            scenarios, so workers plan exactly what was passed.
+            scenarios, so workers plan exactly what was passed. A training mapping may set
+            `grad_reduce_in_bf16: True` (Megatron's ZeRO 0-3, `TrainingOptions.grad_reduce_in_bf16`).
         disagg: the grid's disaggregation modes ("auto", "on", "off"; None: the single-engine plan);
             a serving row with a mode records the winner's `mode`, `pd_ratio` and both sides'
             tokens/s/GPU (`plan --disagg`).

@@ -172,12 +172,11 @@ def failure_message(exc: Exception) -> str:
 
 def planner_options(scenario: Scenario) -> Any:
     """The planner's options for the scenario's engine: serving, the engine(s) (auto: vLLM, SGLang and
-    TensorRT-LLM compared); training, the framework (DeepSpeed keeps to the ZeRO stages it runs); None
-    for the planner's defaults (vLLM, Megatron)."""
+    TensorRT-LLM compared); training, `Scenario.training_options` (the framework, and
+    `grad_reduce_in_bf16` where the scenario sets it); None for the planner's defaults (vLLM,
+    Megatron)."""
     if scenario.kind == "training":
-        from autoparallel.solvers.training.space import TrainingOptions
-
-        return TrainingOptions(framework="deepspeed") if scenario.engine == "deepspeed" else None
+        return scenario.training_options()
     if scenario.engine == "vllm":
         return None
     from autoparallel.solvers.serving.space import ServingOptions

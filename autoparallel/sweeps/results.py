@@ -1,15 +1,16 @@
 """Sweep results as tables: a `SweepResult` (rows → pandas), and the results file a sweep resumes from.
 
 A results file is Parquet, CSV or JSON lines (by its suffix) with one row per scenario: every input
-column (`scenario_id`, `label`, `kind`, model, cluster, workload fields, objective, engine), then the
-outcome (`status`, `message`, plan shape incl. EP, `gpus`, throughput, TTFT, TPOT, $/h, $/M tokens,
-headroom, solver status and wall times; with a request rate, `batch_at_rate`, `ttft_ms_at_rate` and
-`tpot_ms_at_rate`, the steady state at that rate; a deployment row (`disagg`, or cost at a rate) with
-a request rate, `goodput_tok_s` and `usd_per_million_tokens_at_rate`, the tokens/s it serves of the
-rate and its $/hour over them (as `plan` prints them; `throughput_tok_s` and `usd_per_million_tokens`
-are at capacity in every row); with a finite benchmark (`num_prompts`: the batch
-preset, a profiled file), `bench_output_tok_s`, `bench_duration_s`, `bench_mean_ttft_ms`,
-`bench_mean_tpot_ms`, `bench_p99_ttft_ms` and `bench_preemptions`, its replay as `plan` shows it).
+column (`scenario_id`, `label`, `kind`, model, cluster, workload fields, `grad_reduce_in_bf16` where a
+training row sets it, objective, engine), then the outcome (`status`, `message`, plan shape incl.
+EP, `gpus`, throughput, TTFT, TPOT, $/h, $/M tokens, headroom, solver status and wall times; with a
+request rate, `batch_at_rate`, `ttft_ms_at_rate` and `tpot_ms_at_rate`, the steady state at that
+rate; a deployment row (`disagg`, or cost at a rate) with a request rate, `goodput_tok_s` and
+`usd_per_million_tokens_at_rate`, the tokens/s it serves of the rate and its $/hour over them (as
+`plan` prints them; `throughput_tok_s` and `usd_per_million_tokens` are at capacity in every row);
+with a finite benchmark (`num_prompts`: the batch preset, a profiled file), `bench_output_tok_s`,
+`bench_duration_s`, `bench_mean_ttft_ms`, `bench_mean_tpot_ms`, `bench_p99_ttft_ms` and
+`bench_preemptions`, its replay as `plan` shows it).
 Columns a row does not have (training fields in a serving row) are empty.
 
 Safety: while a sweep runs, each finished row is appended (and flushed) to a journal beside the file,
@@ -66,6 +67,7 @@ LEADING = (
     "global_batch",
     "tokens",
     "precision",
+    "grad_reduce_in_bf16",
     "objective",
     "engine",
     "status",
@@ -97,7 +99,8 @@ _COUNTS = (
     *("gpus", "bench_preemptions", "point"),
 )
 _FLAGS = (
-    *("enable_expert_parallel", "enforce_eager", "sequence_parallel", "offload_optimizer"),
+    *("grad_reduce_in_bf16", "enable_expert_parallel", "enforce_eager", "sequence_parallel"),
+    "offload_optimizer",
     *("offload_params", "ep_overlap", "knee"),
 )
 _FIGURES = (

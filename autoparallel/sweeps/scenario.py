@@ -10,9 +10,10 @@ engine) from keyword lists or command-line flags, or read from a file:
 A workload is a serving preset name (chatbot, batch, rag, long-context, reasoning, sharegpt) or a mapping:
 serving fields (`preset` or `workload_file`, `isl`, `osl`, `concurrency`, `request_rate`,
 `ttft_ms`, `tpot_ms`, `max_model_len`, `name`) or training fields (`seq_len`, `global_batch`,
-`tokens`, `precision`). A `workload_file` (written by `autoparallel profile`) is read when the
-scenario is made and its workload travels inside the scenario (`file_workload`, part of the id, not
-a table column), so remote workers need no copy of the file and a changed file is a new scenario.
+`tokens`, `precision`, and Megatron's `grad_reduce_in_bf16`, `plan --train --grad-reduce-in-bf16`).
+A `workload_file` (written by `autoparallel profile`) is read when the scenario is made and its
+workload travels inside the scenario (`file_workload`, part of the id, not a table column), so
+remote workers need no copy of the file and a changed file is a new scenario.
 A serving scenario may carry `disagg` (auto, on, off): its row is then `plan --disagg`'s comparison of
 aggregated and prefill/decode disaggregated deployments of the whole cluster (execute.py).
 From Python a scenario may also be built from objects: a Serving travels whole (as a workload file's
@@ -36,7 +37,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -50,12 +51,21 @@ from autoparallel.user_file import read_capped
 from autoparallel.workload import PRESETS, Serving, Training, one_token_outputs
 from autoparallel.yaml_file import read_yaml
 
+if TYPE_CHECKING:
+    from autoparallel.solvers.training.space import TrainingOptions
+
 SERVING_FIELDS = ("isl", "osl", "concurrency", "request_rate", "ttft_ms", "tpot_ms", "max_model_len")
 """Serving workload fields a scenario may set (besides `preset`, `workload_file` and `name`)."""
 FILE_FIELD, FILE_CONTENT = "workload_file", "file_workload"
 """A serving scenario's workload file (path, a table column) and the workload read from it (JSON)."""
-TRAINING_FIELDS = ("seq_len", "global_batch", "tokens", "precision")
-"""Training workload fields a scenario may set."""
+GRAD_REDUCE = "grad_reduce_in_bf16"
+"""A training scenario's Megatron option `TrainingOptions.grad_reduce_in_bf16` (`plan --train
+--grad-reduce-in-bf16`): ZeRO 0-3 (Megatron-FSDP, the non-distributed optimizer) are planned only with
+it. Given beside the workload fields, kept in the scenario's workload only when true (false is the
+planner's default: that scenario's id, label and row are the ones without it), passed to the planner
+as that option (`Scenario.training_options`), never to `Training`."""
+TRAINING_FIELDS = ("seq_len", "global_batch", "tokens", "precision", GRAD_REDUCE)
+"""Training workload fields a scenario may set (`GRAD_REDUCE` a planner option among them)."""
 MAX_SCENARIOS = 100_000
 """Most scenarios one sweep holds: building them is not free (a 3,000 x 3,000 `--isl` / `--osl`
 grid, 9 million scenarios, ran for minutes without a word), and 1,000 take 71-356 s serial."""
@@ -203,6 +213,8 @@ class Scenario(BaseModel):
         w = dict(self.workload)
 
         def fmt(k: str) -> str:
+            if w[k] is True:  # `grad_reduce_in_bf16`, kept only when true
+                return k
             return f"{k}={w[k]:g}" if isinstance(w[k], float) else f"{k}={w[k]}"
 
         if self.kind == "training":
@@ -225,6 +237,23 @@ class Scenario(BaseModel):
         mode = f" [disagg {self.disagg}]" if self.disagg is not None else ""
         return f"{self.model} on {self.cluster} | {self.workload_label} | {self.objective}{engine}{mode}"
 
+    def training_options(self) -> TrainingOptions | None:
+        """A training scenario's planner options: the framework (DeepSpeed keeps to the ZeRO stages it
+        runs) and `grad_reduce_in_bf16` where the scenario sets it (Megatron's ZeRO 0-3, as `plan --train
+        --grad-reduce-in-bf16` plans them); None for the planner's defaults (Megatron), and for serving.
+
+        Raises:
+            ValidationError: `grad_reduce_in_bf16` with DeepSpeed (`make_scenario` refuses it first).
+        """
+        if self.kind != "training":
+            return None
+        from autoparallel.solvers.training.space import TrainingOptions
+
+        given: dict[str, Any] = {"framework": "deepspeed"} if self.engine == "deepspeed" else {}
+        if dict(self.workload).get(GRAD_REDUCE):
+            given[GRAD_REDUCE] = True
+        return TrainingOptions(**given) if given else None
+
     def load_model(self) -> ModelSpec:
         """The model to plan: the caller's spec when it travelled as JSON, else loaded by name (once
         per process)."""
@@ -246,6 +275,7 @@ class Scenario(BaseModel):
         """The workload object `autoparallel.solve` takes."""
         w = dict(self.workload)
         if self.kind == "training":
+            w.pop(GRAD_REDUCE, None)  # the planner's option, not the workload's (`training_options`)
             return Training(**w)
         preset = w.pop("preset", None)
         w.pop(FILE_FIELD, None)
@@ -540,6 +570,10 @@ def make_workload(
         fields["preset"] = name
     if kind == "training":
         fields.pop("name", None)
+        if GRAD_REDUCE in fields and not grad_reduce_in_bf16(fields[GRAD_REDUCE]):
+            del fields[GRAD_REDUCE]  # the default: the same scenario as without it
+        elif GRAD_REDUCE in fields:
+            fields[GRAD_REDUCE] = True
     elif set(fields) == {"name"}:
         # A name labels a workload; alone it gave the unnamed defaults (no SLOs) under a preset-like
         # label, where a row without workload fields plans chatbot.
@@ -566,6 +600,21 @@ def make_workload(
             served.model_dump(mode="json", exclude_defaults=True), sort_keys=True, separators=(",", ":")
         )
     return kind, fields
+
+
+def grad_reduce_in_bf16(value: object) -> bool:
+    """A scenario's `grad_reduce_in_bf16` as `TrainingOptions` reads the option (true / false, yes / no,
+    1 / 0: a CSV cell or a YAML boolean).
+
+    Raises:
+        InputError: a value that is no boolean.
+    """
+    from autoparallel.solvers.training.space import TrainingOptions
+
+    try:
+        return TrainingOptions(grad_reduce_in_bf16=value).grad_reduce_in_bf16
+    except ValidationError as exc:
+        raise InputError(first_error(exc)) from None
 
 
 def make_scenario(
@@ -629,6 +678,11 @@ def make_scenario(
     except ValidationError as exc:
         shown = {k: v for k, v in fields.items() if k != FILE_CONTENT}
         raise InputError(f"workload {shown}: {first_error(exc)}") from None
+    if GRAD_REDUCE in fields:
+        try:  # the options the row is planned with, refused as `plan` refuses them (DeepSpeed's)
+            scenario.training_options()
+        except ValidationError as exc:
+            raise InputError(first_error(exc)) from None
     return scenario
 
 
@@ -642,7 +696,8 @@ def grid(
 ) -> list[Scenario]:
     """Every combination, in that nesting order (disagg modes innermost); engines of the other kind are
     skipped for a workload (so vllm and megatron can share one grid), and so are disagg modes for
-    training workloads.
+    training workloads and, where the grid has Megatron too, DeepSpeed for a training workload with
+    `grad_reduce_in_bf16` (Megatron's option; DeepSpeed reduces bf16 gradients already).
 
     Raises:
         InputError: an engine that is no kind's (`ENGINES`), disagg on an all-training grid, an empty
@@ -658,7 +713,7 @@ def grid(
         raise InputError("disagg applies to serving workloads; every workload of this sweep is training")
     out: list[Scenario] = []
     for m, c, w, o, e, d in itertools.product(models, clusters, workloads, objectives, engines, disaggs):
-        kind = make_workload(w)[0]
+        kind, fields = make_workload(w)
         if d is not None and kind == "training":
             if None in disaggs or d != disaggs[0]:
                 continue  # a training scenario once, without disagg
@@ -675,6 +730,12 @@ def grid(
             and any(isinstance(x, str) and x.lower() in ENGINES[kind] for x in engines)
         ):
             continue
+        if (
+            fields.get(GRAD_REDUCE)
+            and (e or "").lower() == "deepspeed"
+            and any(x is None or (isinstance(x, str) and x.lower() == "megatron") for x in engines)
+        ):
+            continue  # Megatron's option: its DeepSpeed row is the one without it
         out.append(make_scenario(m, c, w, o, e, d))
     if not out:
         raise InputError("the sweep is empty: give at least one model, cluster and workload")
