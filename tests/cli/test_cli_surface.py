@@ -109,6 +109,7 @@ FROZEN: dict[str, set[str]] = {
         "--engines",
         "--executor",
         "--gpus-file",
+        "--grad-reduce-in-bf16",
         "--isl",
         "--json",
         "--max-model-len",
