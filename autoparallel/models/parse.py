@@ -18,7 +18,7 @@ config access and layer shapes in `parse_common`, quantization parsing in `parse
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -185,6 +185,40 @@ def _dtype_bytes(cfg: Mapping[str, Any], text: Mapping[str, Any], name: str) -> 
     return found[0] if found else 2
 
 
+_RUNNER_BY_SUFFIX: tuple[tuple[str, str | None], ...] = (
+    ("ForCausalLM", None),
+    ("ForConditionalGeneration", None),
+    ("ChatModel", None),
+    ("LMHeadModel", None),
+    ("ForTextEncoding", "an embedding model"),
+    ("EmbeddingModel", "an embedding model"),
+    ("ForSequenceClassification", "a sequence classifier"),
+    ("ForTokenClassification", "a token classifier"),
+    ("ForAudioClassification", "an audio classifier"),
+    ("ForImageClassification", "an image classifier"),
+    ("ForVideoClassification", "a video classifier"),
+    ("ClassificationModel", "a classifier"),
+    ("ForRewardModeling", "a reward model"),
+    ("RewardModel", "a reward model"),
+    ("Model", "an embedding model (a bare decoder, no LM head)"),
+)
+"""vLLM 0.32 `config/model.py` `_SUFFIX_TO_DEFAULTS`, in its order (the first suffix an architecture
+ends with decides): None where vLLM runs the generate runner, else what its pooling runner serves
+(embeddings, classes or rewards: no generated tokens)."""
+
+GENERATORS_NAMED_MODEL = frozenset({"ChatGLMModel", "AquilaModel", "LlavaLlamaModel"})
+"""Generators whose class name ends in `Model`: vLLM's registry lists ChatGLM's and Aquila's among its
+text-generation models (which decides before the suffix rule), TensorRT-LLM runs VILA's."""
+
+
+def pooling_kind(architecture: str) -> str | None:
+    """What a non-generative `architecture` is (vLLM's pooling runner: "a sequence classifier", "an
+    embedding model", ...), or None for a generator (or no architecture named)."""
+    if not architecture or architecture in GENERATORS_NAMED_MODEL:
+        return None
+    return next((kind for suffix, kind in _RUNNER_BY_SUFFIX if architecture.endswith(suffix)), None)
+
+
 def _architecture(cfg: Mapping[str, Any], name: str) -> str:
     """`architectures[0]`, empty when the config names none; `architectures` must be a list of strings
     (transformers' `PreTrainedConfig.architectures: list[str]`; vLLM looks each entry up in its model
@@ -198,6 +232,16 @@ def _architecture(cfg: Mapping[str, Any], name: str) -> str:
             f"got {clean_text(repr(names), 60)}"
         )
     return names[0] if names else ""
+
+
+def _linear_groups(layers: Sequence[LayerSpec], mtp_params: int) -> tuple[str, ...]:
+    """The linear parameter groups the decoder layers (and MTP modules) have: what a quantization
+    config's per-group rules must cover (`parse_quant.quant_from_config`)."""
+    counts = {"attention": 0, "dense_mlp": 0, "routed_experts": 0, "shared_experts": 0}
+    for layer in layers:
+        for group in counts:
+            counts[group] += getattr(layer.params, group)
+    return tuple(g for g, n in counts.items() if n) + (("mtp",) if mtp_params else ())
 
 
 def _text_model(cfg: Mapping[str, Any], name: str) -> tuple[str, Mapping[str, Any]]:
@@ -523,7 +567,14 @@ def _spec_from_config(
     hidden = raw.num(*HIDDEN_KEYS)
     limit = context_limit(raw, str(cfg.get("model_type") or ""))
     vision, vision_note = vision_params(str(cfg.get("model_type") or ""), cfg, hidden, name)
-    quant = quant_from_config(cfg, name)
+    architecture = _architecture(cfg, name)
+    if (kind := pooling_kind(architecture)) is not None:
+        raise InputError(
+            f"{name}: architecture {architecture} is {kind}: vLLM runs it with its pooling runner, "
+            "which generates no tokens; autoparallel plans causal-LM generation (serving) and "
+            "pre-training of a *ForCausalLM / *ForConditionalGeneration checkpoint"
+        )
+    quant = quant_from_config(cfg, name, _linear_groups(parts.layers, parts.mtp_params))
     all_notes = [notes] if notes else []
     all_notes += parts.notes
     if vision_note:
@@ -531,7 +582,7 @@ def _spec_from_config(
     return ModelSpec(
         name=name,
         model_type=text_type,
-        architecture=_architecture(cfg, name),
+        architecture=architecture,
         hidden_size=hidden,
         vocab_size=raw.num("vocab_size"),
         max_position_embeddings=limit,

@@ -3,6 +3,7 @@ compressed-tensors, ModelOpt FP8 and NVFP4), without transformers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -106,12 +107,17 @@ def _nvfp4(group: int, groups: tuple[str, ...], source: str, name: str) -> Quant
     )
 
 
-def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
+def quant_from_config(
+    cfg: Mapping[str, Any], name: str, present: tuple[str, ...] | None = None
+) -> QuantSpec | None:
     """QuantSpec from `quantization_config` (GPTQ, AWQ, FP8, MXFP4, bitsandbytes, compressed-tensors,
-    ModelOpt), or None for an unquantized checkpoint.
+    ModelOpt), or None for an unquantized checkpoint. `present`: the linear groups the model has
+    (`quant.LINEAR_GROUPS` with parameters; None: all), which decide the primary scheme of a mixed
+    layout and which groups a compressed-tensors config must cover.
 
     Raises:
-        InputError: a quantization method the planner cannot account for.
+        InputError: a quantization method the planner cannot account for, or a compressed-tensors
+            config no group of which targets one of the model's linear layers (vLLM refuses it at load).
     """
     qc = cfg.get("quantization_config")
     if qc is None:
@@ -139,7 +145,7 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
             raise InputError(f"{name}: quantization group_size {group} must be -1 (per channel) or positive")
         sym = qc.get("sym", True) is not False
         act_order = method == "gptq" and _act_order(qc, group)
-        return QuantSpec(
+        spec = QuantSpec(
             method=QuantMethod(method),
             bits=bits,
             group_size=group,
@@ -150,6 +156,7 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
             + ("" if sym else ", asymmetric")
             + (", desc_act" if act_order else ""),
         )
+        return _gptq_per_group(qc, spec, cfg, name, present) if method == "gptq" else spec
     if method == "fp8":
         block = qc.get("weight_block_size")
         if block is not None:
@@ -186,7 +193,7 @@ def quant_from_config(cfg: Mapping[str, Any], name: str) -> QuantSpec | None:
             return spec.model_copy(update={"kv_cache_dtype": kv})
         raise InputError(f"{name}: ModelOpt quant_algo {algo!r} is not supported (FP8 and NVFP4 are)")
     if method == "compressed-tensors":
-        spec = _compressed_tensors(qc, name, groups)
+        spec = _compressed_tensors(qc, name, groups, _text_model_type(cfg), present)
         return spec.model_copy(update={"kv_cache_dtype": _compressed_tensors_kv_dtype(qc)})
     raise InputError(
         f"{name}: quantization method {method!r} is not supported "
@@ -234,15 +241,10 @@ def is_compressed_tensors(q: QuantSpec | None) -> bool:
     return q is not None and q.source.startswith(COMPRESSED_TENSORS_SOURCE)
 
 
-def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...]) -> QuantSpec:
-    config_groups = qc.get("config_groups")
-    weights: Mapping[str, Any] = {}
-    activations: object = None
-    if isinstance(config_groups, dict) and config_groups:
-        first = next(iter(config_groups.values()))
-        if isinstance(first, dict) and isinstance(first.get("weights"), dict):
-            weights = first["weights"]
-            activations = first.get("input_activations")
+def _ct_scheme(
+    weights: Mapping[str, Any], activations: object, groups: tuple[str, ...], name: str
+) -> QuantSpec:
+    """The QuantSpec of one compressed-tensors config group's `weights` (and `input_activations`)."""
     bits = int(weights.get("num_bits", 0) or 0)
     kind = str(weights.get("type", "int"))
     strategy = str(weights.get("strategy", "tensor"))
@@ -278,3 +280,265 @@ def _compressed_tensors(qc: Mapping[str, Any], name: str, groups: tuple[str, ...
             source=src + (" (W8A16)" if weight_only else " (W8A8)"),
         )
     raise InputError(f"{name}: compressed-tensors weights {kind}{bits} ({strategy}) are not supported")
+
+
+# ----- per-group layouts: compressed-tensors `config_groups`, GPTQ `dynamic` -------------------------
+
+_PRIMARY_ORDER = ("routed_experts", "dense_mlp", "shared_experts", "attention", "mtp")
+"""The group whose scheme is a mixed layout's primary one (its method, kernels and divisibility rules):
+the first the model has, in order of the bytes they usually hold."""
+
+_MLA_TYPES = frozenset({"deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2"})
+
+Member = tuple[str, tuple[str, ...]]
+"""A linear layer as vLLM names it under `model.layers.0.` (fused: `self_attn.qkv_proj`) and the
+checkpoint's shards it fuses (empty: unfused)."""
+
+
+def _gate_up_down(
+    path: str, gate: str = "gate_proj", up: str = "up_proj", down: str = "down_proj"
+) -> tuple[Member, ...]:
+    return ((f"{path}.gate_up_proj", (f"{path}.{gate}", f"{path}.{up}")), (f"{path}.{down}", ()))
+
+
+def _members(model_type: str) -> dict[str, tuple[Member, ...]]:
+    """The linear layers of each group, named as in the checkpoint of `model_type`'s family (Llama's
+    names for families without their own: `self_attn.q_proj`, `mlp.gate_proj`, `mlp.experts.0.*`).
+    vLLM fuses q/k/v and gate/up (`packed_modules_mapping`); routed experts are matched by their
+    unfused names (`CompressedTensorsMoEMethod.get_moe_method`: `<experts>.0.gate_proj` ...)."""
+    if model_type in _MLA_TYPES:
+        attention: tuple[Member, ...] = tuple(
+            (f"self_attn.{n}", ())
+            for n in ("q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj")
+        )
+    else:
+        qkv = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj")
+        attention = (("self_attn.qkv_proj", qkv), ("self_attn.o_proj", ()))
+    mlp, experts, shared = "mlp", "mlp.experts.0", "mlp.shared_experts"
+    if model_type == "mixtral":
+        experts = "block_sparse_moe.experts.0"
+    elif model_type == "llama4_text":
+        mlp, experts, shared = "feed_forward", "feed_forward.experts.0", "feed_forward.shared_expert"
+    elif model_type in ("qwen2_moe", "qwen3_next"):
+        shared = "mlp.shared_expert"
+    names = ("w1", "w3", "w2") if model_type == "mixtral" else ("gate_proj", "up_proj", "down_proj")
+    routed = tuple((f"{experts}.{n}", ()) for n in names)
+    return {
+        "attention": attention,
+        "dense_mlp": _gate_up_down(mlp),
+        "routed_experts": routed,
+        "shared_experts": _gate_up_down(shared),
+        "mtp": attention + routed,
+    }
+
+
+def _text_model_type(cfg: Mapping[str, Any]) -> str:
+    text = cfg.get("text_config")
+    inner = text.get("model_type") if isinstance(text, Mapping) else None
+    return str(inner or cfg.get("model_type") or "")
+
+
+def _name_match(value: str, target: str) -> bool:
+    """compressed-tensors' `_is_equal_or_regex_match`: equal, or an `re:` regex matched at the start."""
+    if target.startswith("re:"):
+        try:
+            return re.match(target[3:], value) is not None
+        except re.error:
+            return False
+    return target == value
+
+
+def _ct_target(member: Member, targets: list[str]) -> str | None:
+    """vLLM's `find_matched_target`: the first target naming the layer (equal or `re:`), else one the
+    layer's class name contains (every linear class name holds `Linear`), else (a fused layer) the
+    first shard's target when every shard matches one."""
+    prefixed, shards = f"model.layers.0.{member[0]}", tuple(f"model.layers.0.{s}" for s in member[1])
+    for target in targets:
+        if _name_match(prefixed, target):
+            return target
+    for target in targets:
+        if not target.startswith("re:") and target.lower() in "parallellinear":
+            return target
+    found = [next((t for t in targets if _name_match(s, t)), None) for s in shards]
+    return found[0] if found and all(found) else None
+
+
+def _ct_ignored(member: Member, ignore: list[str]) -> bool:
+    """vLLM's `should_ignore_layer`: a fused layer is ignored when its shards are."""
+    names = member[1] or (member[0],)
+    return all(any(_name_match(f"model.layers.0.{n}", t) for t in ignore) for n in names)
+
+
+def _compressed_tensors(
+    qc: Mapping[str, Any],
+    name: str,
+    groups: tuple[str, ...],
+    model_type: str = "",
+    present: tuple[str, ...] | None = None,
+) -> QuantSpec:
+    """A compressed-tensors config: each linear group priced by the config group whose `targets`
+    match its layers, as vLLM 0.32 `CompressedTensorsConfig.get_scheme` picks per layer
+    (`find_matched_target`); a layer of the model no group targets and `ignore` does not list is
+    refused, as vLLM refuses it at load (`target_scheme_map[None]`; older releases: "Unable to find
+    matching target")."""
+    config_groups = qc.get("config_groups")
+    schemes: list[tuple[list[str], Mapping[str, Any], object]] = []
+    if isinstance(config_groups, dict):
+        for group in config_groups.values():
+            if isinstance(group, dict) and isinstance(group.get("weights"), dict):
+                targets = group.get("targets")
+                listed = [str(t) for t in targets] if isinstance(targets, list) else ["Linear"]
+                schemes.append((listed, group["weights"], group.get("input_activations")))
+    if not schemes:
+        return _ct_scheme({}, None, groups, name)
+    if len(schemes) == 1 and "Linear" in schemes[0][0]:
+        return _ct_scheme(schemes[0][1], schemes[0][2], groups, name)  # every linear layer: one scheme
+    target_of = {t: i for i, (targets, _, _) in reversed(list(enumerate(schemes))) for t in targets}
+    ignore = [str(v) for v in qc.get("ignore") or [] if isinstance(v, str)]
+    all_targets = list(target_of)
+    by_group: dict[str, int | None] = {}
+    have = present if present is not None else _PRIMARY_ORDER
+    for group, members in _members(model_type).items():
+        if group not in have or group not in groups:
+            continue
+        picked: list[int | None] = []
+        for member in members:
+            if _ct_ignored(member, ignore):
+                picked.append(None)
+                continue
+            target = _ct_target(member, all_targets)
+            if target is None:
+                layer = f"model.layers.0.{member[0]}"
+                raise InputError(
+                    f"{name}: compressed-tensors config_groups target no scheme for {layer} "
+                    f"({group}) and `ignore` does not list it; vLLM refuses such a checkpoint at load "
+                    "(compressed_tensors `find_matched_target`)"
+                )
+            picked.append(target_of[target])
+        # A group whose layers differ is priced at its most expensive layer (memory stays safe): an
+        # ignored one keeps the whole group in the checkpoint dtype.
+        quantized = [p for p in picked if p is not None]
+        by_group[group] = (
+            max(quantized, key=lambda i: _ct_cost(schemes, i, name))
+            if len(quantized) == len(picked)
+            else None
+        )
+    specs = {
+        g: _ct_scheme(schemes[i][1], schemes[i][2], (g,), name) for g, i in by_group.items() if i is not None
+    }
+    kept = tuple(g for g in groups if g not in by_group or by_group[g] is not None)
+    return _mixed(specs, kept, lambda: _ct_scheme(schemes[0][1], schemes[0][2], kept, name))
+
+
+def _ct_cost(schemes: list[tuple[list[str], Mapping[str, Any], object]], i: int, name: str) -> float:
+    return _ct_scheme(schemes[i][1], schemes[i][2], (), name).bytes_per_weight
+
+
+def _mixed(specs: Mapping[str, QuantSpec], quantized: tuple[str, ...], fallback: Any) -> QuantSpec:
+    """One QuantSpec for per-group `specs`: the primary group's scheme (`_PRIMARY_ORDER`) over
+    `quantized`, and every group priced otherwise in `group_schemes`."""
+    primary_group = next((g for g in _PRIMARY_ORDER if g in specs), None)
+    if primary_group is None:
+        return fallback()
+    primary = specs[primary_group]
+    others = tuple(
+        (g, s.model_copy(update={"quantized_groups": (g,)}))
+        for g, s in specs.items()
+        if _pricing(s) != _pricing(primary)
+    )
+    source = primary.source + "".join(f"; {g}: {s.source}" for g, s in others)
+    return primary.model_copy(
+        update={"quantized_groups": quantized, "group_schemes": others, "source": source}
+    )
+
+
+def _pricing(q: QuantSpec) -> tuple[object, ...]:
+    return (q.method, q.bits, q.group_size, q.block_n, q.block_k, q.per_channel, q.double_quant)
+
+
+def _gptq_rule(dynamic: Mapping[str, Any], layer: str) -> Mapping[str, Any] | bool | None:
+    """vLLM's `get_dynamic_override(config, layer)` without a key: False for a `-:` rule matching the
+    layer (left unquantized), the first positive rule's overrides, or None (the base config)."""
+    for pattern, rule in dynamic.items():
+        text = str(pattern)
+        try:
+            if text.startswith("-:"):
+                if re.match(text[2:], layer):
+                    return False
+            elif re.match(text.removeprefix("+:"), layer):
+                return rule if isinstance(rule, Mapping) else {}
+        except re.error:
+            raise InputError(f"GPTQ `dynamic` rule {clean_text(text, 60)!r} is not a valid regex") from None
+    return None
+
+
+def _gptq_per_group(
+    qc: Mapping[str, Any], base: QuantSpec, cfg: Mapping[str, Any], name: str, present: tuple[str, ...] | None
+) -> QuantSpec:
+    """A GPTQ config's `dynamic` rules and `modules_in_block_to_quantize`, per linear group, as vLLM 0.32
+    `gptq_utils.get_linear_quant_method` reads them: a layer no `modules_in_block_to_quantize` entry
+    names (a substring of every shard) or a `-:regex` matches stays unquantized; a positive rule's
+    `bits` / `group_size` / `sym` override the base config (`override_config`)."""
+    dynamic = qc.get("dynamic")
+    dynamic = dynamic if isinstance(dynamic, Mapping) else {}
+    listed = qc.get("modules_in_block_to_quantize")
+    flat = [str(x) for x in _flatten(listed)] if isinstance(listed, list) else []
+    if not dynamic and not flat:
+        return base
+    have = present if present is not None else _PRIMARY_ORDER
+    specs: dict[str, QuantSpec] = {}
+    unquantized: set[str] = set()
+    for group, members in _members(_text_model_type(cfg)).items():
+        if group not in have or group not in base.quantized_groups:
+            continue
+        costs: list[QuantSpec | None] = []
+        for fused, shards in members:
+            layer = f"model.layers.0.{fused}"
+            names = [f"model.layers.0.{s}" for s in shards] or [layer]
+            listed_in = not flat or all(any(e in n for e in flat) for n in names)
+            rule = _gptq_rule(dynamic, layer) if dynamic else None
+            if rule is False or not listed_in:
+                costs.append(None)
+                continue
+            costs.append(_gptq_override(base, rule, name) if isinstance(rule, Mapping) and rule else base)
+        # The group's most expensive layer prices it (an unquantized one: the checkpoint dtype).
+        quantized = [c for c in costs if c is not None]
+        if len(quantized) < len(costs):
+            unquantized.add(group)
+        else:
+            specs[group] = max(quantized, key=lambda q: q.bytes_per_weight)
+    kept = tuple(g for g in base.quantized_groups if g not in unquantized)
+    dropped = ", ".join(g for g in base.quantized_groups if g in unquantized)
+    out = _mixed(specs, kept, lambda: base.model_copy(update={"quantized_groups": kept}))
+    if dropped:
+        out = out.model_copy(update={"source": f"{out.source}; unquantized by dynamic rules: {dropped}"})
+    return out
+
+
+def _flatten(items: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        out += _flatten(item) if isinstance(item, list) else [item]
+    return out
+
+
+def _gptq_override(base: QuantSpec, rule: Mapping[str, Any], name: str) -> QuantSpec:
+    """`base` with a positive `dynamic` rule's `bits`, `group_size` and `sym` (vLLM `override_config`)."""
+    bits = _qint(rule, name, ("bits",), base.bits)
+    group = _qint(rule, name, ("group_size",), base.group_size)
+    if bits not in (2, 3, 4, 8):
+        raise InputError(
+            f"{name}: a GPTQ `dynamic` rule asks for {bits}-bit weights (2, 3, 4 or 8 are served)"
+        )
+    if group != -1 and not 1 <= group <= 1 << 16:
+        raise InputError(f"{name}: a GPTQ `dynamic` rule's group_size {group} must be -1 or positive")
+    sym = rule.get("sym", base.symmetric) is not False
+    return base.model_copy(
+        update={
+            "bits": bits,
+            "group_size": group,
+            "symmetric": sym,
+            "source": f"quantization_config.dynamic rule, bits={bits}, group_size={group}"
+            + ("" if sym else ", asymmetric"),
+        }
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 if TYPE_CHECKING:
     from autoparallel.models.spec import ParamGroups
@@ -81,6 +81,18 @@ class QuantSpec(BaseModel):
     """Parameter groups stored quantized; the rest stay in the checkpoint dtype."""
     source: str = ""
     """Where in the config this came from (e.g. `quantization_config.quant_method=gptq`)."""
+    group_schemes: tuple[tuple[str, QuantSpec], ...] = ()
+    """Linear groups stored in another scheme than this one (a mixed layout: compressed-tensors
+    `config_groups` targeting attention and MLP apart, a GPTQ `dynamic` override), each priced by its
+    own spec's `bytes_per_weight`; this spec's method, bits and groups are the primary group's
+    (`parse_quant._mixed`). Empty for a uniform layout (and then left out of `model_dump`)."""
+
+    @model_serializer(mode="wrap")
+    def _drop_uniform(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        if not self.group_schemes:
+            data.pop("group_schemes", None)
+        return data
 
     @property
     def bytes_per_weight(self) -> float:
@@ -105,9 +117,13 @@ class QuantSpec(BaseModel):
 
     def group_bytes(self, groups: ParamGroups, dtype_bytes: int) -> float:
         """Bytes to hold `groups`: quantized groups at `bytes_per_weight`, the rest at `dtype_bytes`."""
+        own = dict(self.group_schemes)
         total = 0.0
         for name in type(groups).model_fields:
             count = getattr(groups, name)
-            per = self.bytes_per_weight if name in self.quantized_groups else dtype_bytes
+            if name in own:
+                per = own[name].bytes_per_weight
+            else:
+                per = self.bytes_per_weight if name in self.quantized_groups else dtype_bytes
             total += count * per
         return total

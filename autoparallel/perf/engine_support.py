@@ -357,25 +357,67 @@ def _zoo_architectures() -> frozenset[str]:
 
 
 def architecture_known(model: ModelSpec) -> bool:
-    """autoparallel knows `model`'s architecture: a family of ours parsed its `model_type`
-    (`models.parse.known_family`), or a zoo card names its architecture (`_zoo_architectures`)."""
+    """autoparallel knows `model`'s architecture: a zoo card names it (`_zoo_architectures`), or a
+    family of ours parsed its `model_type` (`models.parse.known_family`) and the name is one of that
+    family's generators (`_family_generator`)."""
     from autoparallel.models.parse import known_family
 
-    return known_family(model.model_type) or model.architecture in _zoo_architectures()
+    arch = model.architecture
+    if arch in _zoo_architectures():
+        return True
+    return known_family(model.model_type) and _family_generator(arch, model.model_type)
+
+
+_GENERATE_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ChatModel")
+
+
+def _family_generator(arch: str, model_type: str) -> bool:
+    """`arch` names a generator of the family that parsed `model_type`: none named (the family's rules
+    are all there is to go on), a multimodal wrapper around the family's text model (`*ForConditional
+    Generation`: Llava, Qwen2-VL, ...), a zoo card's of the same family, or the family's own
+    `<ModelType>ForCausalLM` (Starcoder2ForCausalLM for `starcoder2`). Another name (FooForCausalLM
+    with model_type llama) is the family's parse of a class vLLM may not have."""
+    if not arch or arch.endswith("ForConditionalGeneration") or arch in _family_architectures(model_type):
+        return True
+    stem = next((arch.removesuffix(s) for s in _GENERATE_SUFFIXES if arch.endswith(s)), None)
+    return stem is not None and stem.lower() == model_type.removesuffix("_text").replace("_", "")
+
+
+@cache
+def _family_architectures(model_type: str) -> frozenset[str]:
+    """The `architectures[0]` of the zoo cards whose (text) model_type is `model_type`."""
+    from autoparallel.models.zoo import list_models
+
+    out = set()
+    for entry in list_models():
+        names = entry.config.get("architectures")
+        first = names[0] if isinstance(names, list) and names else None
+        if isinstance(first, str) and entry.spec().model_type == model_type:
+            out.add(first)
+    return frozenset(out)
 
 
 def unverified_architecture_note(model: ModelSpec) -> str | None:
-    """The note a plan (text and JSON) carries for a model the generic llama-like fallback parsed whose
-    architecture no zoo card names (`architecture_known` false): whether vLLM and SGLang load it is
+    """The note a plan (text and JSON) carries for a model whose architecture autoparallel does not
+    know (`architecture_known` false): the generic llama-like fallback parsed it, or a family of ours
+    parsed a class name that is none of the family's generators. Whether vLLM and SGLang load it is
     unverified. None for a known architecture."""
     if architecture_known(model):
         return None
     arch = model.architecture or "(no `architectures` named)"
     return (
-        f"architecture {arch} (model_type {model.model_type!r}) is unknown to autoparallel (parsed as a "
-        "generic llama-like decoder): vLLM and SGLang load it only if their model registries have it, and "
-        f"refuse it at start-up otherwise ({REGISTRY_CHECKS['vllm']}; {REGISTRY_CHECKS['sglang']})"
+        f"architecture {arch} (model_type {model.model_type!r}) is {_unknown_how(model)}: vLLM and "
+        "SGLang load it only if their model registries have it, and refuse it at start-up otherwise "
+        f"({REGISTRY_CHECKS['vllm']}; {REGISTRY_CHECKS['sglang']})"
     )
+
+
+def _unknown_how(model: ModelSpec) -> str:
+    from autoparallel.models.parse import known_family
+
+    if known_family(model.model_type):
+        return f"no {model.model_type} generator autoparallel knows (parsed by the {model.model_type} rules)"
+    return "unknown to autoparallel (parsed as a generic llama-like decoder)"
 
 
 def _unverified_problem(engine: str, model: ModelSpec) -> str | None:

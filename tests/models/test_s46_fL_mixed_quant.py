@@ -1,0 +1,163 @@
+"""Session 46 fL: mixed quantization layouts priced per linear group (compressed-tensors
+`config_groups`, GPTQ `dynamic` / `modules_in_block_to_quantize`), and pooling architectures
+(classifiers, embedding and reward models) refused; an unknown class name of a known family noted."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoparallel.cli import main
+from autoparallel.errors import InputError
+from autoparallel.models import load_model, spec_from_config
+from autoparallel.models.spec import ModelSpec, ParamGroups
+from autoparallel.models.zoo import find_entry, list_models
+from autoparallel.perf.engine_support import unverified_architecture_note
+
+_FP8_CHANNEL = {"num_bits": 8, "type": "float", "strategy": "channel", "symmetric": True, "dynamic": False}
+_INT4_G128 = {
+    "num_bits": 4,
+    "type": "int",
+    "strategy": "group",
+    "group_size": 128,
+    "symmetric": True,
+    "dynamic": False,
+}
+_TOKEN_FP8 = {"num_bits": 8, "type": "float", "strategy": "token", "dynamic": True}
+
+
+def _llama(**over: Any) -> dict[str, Any]:
+    entry = find_entry("meta-llama/Llama-3.1-8B")
+    assert entry is not None
+    cfg = copy.deepcopy(dict(entry.config))
+    cfg.update(over)
+    return cfg
+
+
+def _bytes(spec: ModelSpec, **groups: int) -> float:
+    return spec.weight_bytes(ParamGroups(**groups))
+
+
+def _ct(groups: dict[str, Any]) -> dict[str, Any]:
+    qc = {"quant_method": "compressed-tensors", "format": "mixed-precision", "config_groups": groups}
+    return _llama(quantization_config={**qc, "ignore": ["lm_head"]})
+
+
+_ATTN_FP8 = {"targets": ["re:.*self_attn.*"], "weights": _FP8_CHANNEL, "input_activations": _TOKEN_FP8}
+_MLP_INT4 = {"targets": ["re:.*mlp.*"], "weights": _INT4_G128}
+
+
+def test_compressed_tensors_groups_price_each_family_by_its_matching_group() -> None:
+    """Before: only the first config group was read: 8.46 GiB (FP8 first) or 5.33 GiB (INT4 first)."""
+    one = spec_from_config(_ct({"group_0": _ATTN_FP8, "group_1": _MLP_INT4}), name="ct")
+    two = spec_from_config(_ct({"group_1": _MLP_INT4, "group_0": _ATTN_FP8}), name="ct")
+    p = one.params
+    want = p.attention * (1 + 4 / 4096) + p.dense_mlp * (0.5 + 2.5 / 128)
+    want += (p.total - p.attention - p.dense_mlp) * 2
+    assert one.weight_bytes() == pytest.approx(want, rel=1e-12)
+    assert two.weight_bytes() == pytest.approx(want, rel=1e-12)
+    assert one.weight_bytes() / 2**30 == pytest.approx(5.94, abs=0.005)
+    assert _bytes(one, attention=4096) == pytest.approx(4096 * (1 + 4 / 4096))
+
+
+def test_compressed_tensors_layer_no_group_targets_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: planned at 5.33 GiB with the attention counted INT4; vLLM fails at load."""
+    cfg = _ct({"group_0": _MLP_INT4})
+    with pytest.raises(InputError, match=r"self_attn.*\(attention\).*`ignore` does not list it"):
+        spec_from_config(cfg, name="ct")
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    assert main(["model", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "find_matched_target" in err
+    # Listed in `ignore`, the attention is left unquantized (2 bytes) and the config loads.
+    cfg["quantization_config"]["ignore"] = ["lm_head", "re:.*self_attn.*"]
+    spec = spec_from_config(cfg, name="ct")
+    assert _bytes(spec, attention=10) == 20 and _bytes(spec, dense_mlp=128) == pytest.approx(64 + 2.5)
+
+
+def test_single_linear_group_is_priced_as_before() -> None:
+    cfg = _ct({"g": {"targets": ["Linear"], "weights": _INT4_G128}})
+    spec = spec_from_config(cfg, name="ct")
+    assert spec.quantization is not None and not spec.quantization.group_schemes
+    assert "group_schemes" not in spec.quantization.model_dump(mode="json")
+    assert _bytes(spec, attention=128) == pytest.approx(64 + 2.5)
+
+
+def _gptq(**extra: Any) -> dict[str, Any]:
+    qc = {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True, **extra}
+    return _llama(quantization_config=qc)
+
+
+def test_gptq_negative_dynamic_rule_leaves_attention_unquantized() -> None:
+    """Before: 5.33 GiB (attention counted 4-bit); vLLM `get_linear_quant_method`: unquantized, 7.19."""
+    spec = spec_from_config(_gptq(dynamic={"-:.*self_attn.*": {}}), name="g")
+    assert _bytes(spec, attention=10) == 20
+    assert _bytes(spec, dense_mlp=128) == pytest.approx(64 + 2.5)
+    assert spec.weight_bytes() / 2**30 == pytest.approx(7.19, abs=0.005)
+
+
+def test_gptq_positive_dynamic_rule_overrides_the_bits() -> None:
+    """Before: 5.33 GiB; vLLM `override_config`: 8-bit MLP, 7.98 GiB."""
+    spec = spec_from_config(_gptq(dynamic={"+:.*mlp.*": {"bits": 8}}), name="g")
+    assert _bytes(spec, dense_mlp=128) == pytest.approx(128 + 3)
+    assert _bytes(spec, attention=128) == pytest.approx(64 + 2.5)
+    assert spec.weight_bytes() / 2**30 == pytest.approx(7.98, abs=0.005)
+
+
+def test_gptq_modules_in_block_to_quantize() -> None:
+    listed = [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["self_attn.o_proj"]]
+    spec = spec_from_config(_gptq(modules_in_block_to_quantize=listed), name="g")
+    assert _bytes(spec, dense_mlp=10) == 20
+    assert _bytes(spec, attention=128) == pytest.approx(64 + 2.5)
+
+
+@pytest.mark.parametrize(
+    ("arch", "kind"),
+    [
+        ("LlamaForSequenceClassification", "a sequence classifier"),
+        ("MistralModel", "an embedding model"),
+        ("LlamaForRewardModeling", "a reward model"),
+        ("Qwen2ForRewardModel", "a reward model"),
+    ],
+)
+def test_pooling_architectures_are_refused(
+    arch: str, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: planned as a text generator (31,834 output tok/s and a `vllm serve` line)."""
+    cfg = _llama(architectures=[arch])
+    with pytest.raises(InputError, match=kind):
+        spec_from_config(cfg, name="x")
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    serve = ["plan", str(tmp_path), "--cluster", "1xH100"]
+    for argv in (serve, [*serve, "--train"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "pooling runner" in err and "causal-LM generation" in err
+
+
+@pytest.mark.parametrize(
+    "arch", ["LlamaForCausalLM", "GPT2LMHeadModel", "ChatGLMModel", "LlavaForConditionalGeneration", ""]
+)
+def test_generators_are_not_pooling(arch: str) -> None:
+    from autoparallel.models.parse import pooling_kind
+
+    assert pooling_kind(arch) is None
+
+
+def test_unknown_class_of_a_known_family_gets_the_note() -> None:
+    """Before: FooForCausalLM with model_type llama passed as known (no note); vLLM refuses it."""
+    note = unverified_architecture_note(spec_from_config(_llama(architectures=["FooForCausalLM"]), name="f"))
+    assert note is not None and "FooForCausalLM" in note and "llama" in note and "\n" not in note
+    for arch in ("LlamaForCausalLM", "LlavaForConditionalGeneration"):
+        assert unverified_architecture_note(spec_from_config(_llama(architectures=[arch]), name="k")) is None
+
+
+def test_every_zoo_model_keeps_its_architecture() -> None:
+    for entry in list_models():
+        assert unverified_architecture_note(load_model(entry.spec())) is None, entry
