@@ -625,13 +625,13 @@ def test_a_plan_file_that_cannot_be_written_is_an_error(
     real_top = api.solve_top
 
     def slow_top(*a: object, **k: object) -> object:
-        time.sleep(2.1)  # the plan then has its 2 s from here; the sections after it none
+        time.sleep(1.1)  # the plan then has its 1 s from here; the sections after it none
         return real_top(*a, **k)  # type: ignore[arg-type]
 
     monkeypatch.setattr(api, "solve_top", slow_top)
     path = tmp_path / "pf.yaml"
     path.write_text("stale\n")
-    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "2x8xH100", "--time-limit", "2"]
+    argv = ["plan", "meta-llama/Llama-3.2-1B", "--cluster", "2x8xH100", "--time-limit", "1"]
     assert main([*argv, "--plan-file", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"--plan-file {path}: not written (a file of that name is left as it was)" in err

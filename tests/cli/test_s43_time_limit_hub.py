@@ -30,7 +30,7 @@ def online(monkeypatch: pytest.MonkeyPatch) -> None:
     loader._load_hub.cache_clear()
 
 
-FETCH_S = 0.6
+FETCH_S = 0.25
 """How long `slow_hub`'s download of each file takes."""
 
 

@@ -16,21 +16,28 @@ from __future__ import annotations
 
 import copy
 import time
+from types import ModuleType
 from typing import Any
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="torch is needed for the meta-device cross-check")
-transformers = pytest.importorskip("transformers", reason="transformers is needed for the cross-check")
-
-from autoparallel.models.zoo import ZooEntry, list_models  # noqa: E402
+from autoparallel.models.zoo import ZooEntry, list_models
 
 _MULTIMODAL = {"gemma3", "llama4", "qwen2_5_vl", "mistral3", "mllama"}
 _TYPE_OVERRIDE = {"kimi_k2": "deepseek_v3"}
 _BUDGET_S = 60.0
 
 
-def _hf_config(entry: ZooEntry) -> Any:
+@pytest.fixture(scope="module")
+def hf() -> tuple[ModuleType, ModuleType]:
+    """torch and transformers, imported by the first test that runs here rather than at collection,
+    where they cost every xdist worker about 3 s of CPU though one of them runs these tests."""
+    torch = pytest.importorskip("torch", reason="torch is needed for the meta-device cross-check")
+    transformers = pytest.importorskip("transformers", reason="transformers is needed for the cross-check")
+    return torch, transformers
+
+
+def _hf_config(transformers: ModuleType, entry: ZooEntry) -> Any:
     cfg = {
         k: copy.deepcopy(v)
         for k, v in entry.config.items()
@@ -40,8 +47,8 @@ def _hf_config(entry: ZooEntry) -> Any:
     return transformers.AutoConfig.for_model(model_type, **cfg)
 
 
-def _hf_count(entry: ZooEntry) -> int:
-    config = _hf_config(entry)
+def _hf_count(torch: ModuleType, transformers: ModuleType, entry: ZooEntry) -> int:
+    config = _hf_config(transformers, entry)
     auto = (
         transformers.AutoModelForImageTextToText
         if config.model_type in _MULTIMODAL
@@ -54,22 +61,23 @@ def _hf_count(entry: ZooEntry) -> int:
     return params + buffers
 
 
-def _supported(entry: ZooEntry) -> bool:
+def _supported(transformers: ModuleType, entry: ZooEntry) -> bool:
     model_type = _TYPE_OVERRIDE.get(entry.config["model_type"], entry.config["model_type"])
     return model_type in transformers.CONFIG_MAPPING
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("entry", [e for e in list_models()], ids=lambda e: e.id)
-def test_total_matches_transformers_meta_model(entry: ZooEntry) -> None:
-    if not _supported(entry):
+def test_total_matches_transformers_meta_model(hf: tuple[ModuleType, ModuleType], entry: ZooEntry) -> None:
+    torch, transformers = hf
+    if not _supported(transformers, entry):
         pytest.skip(
             f"transformers {transformers.__version__} has no modeling code for {entry.config['model_type']!r}"
         )
     spec = entry.spec()
     start = time.perf_counter()
-    hf = _hf_count(entry)
+    theirs = _hf_count(torch, transformers, entry)
     elapsed = time.perf_counter() - start
     ours = spec.total_params - spec.params.mtp
-    assert ours == hf, f"{entry.id}: ours {ours:,} vs transformers {hf:,} (diff {ours - hf:+,})"
+    assert ours == theirs, f"{entry.id}: ours {ours:,} vs transformers {theirs:,} (diff {ours - theirs:+,})"
     assert elapsed < _BUDGET_S

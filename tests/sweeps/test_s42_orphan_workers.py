@@ -10,13 +10,25 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+# Workers poll their parent every 0.2 s rather than `execute.PARENT_POLL_S` (1 s): the same watch, the
+# test's waits (its sleep between polls below, the workers' exit after the kill) a fifth as long. Fork
+# workers inherit the sweep process's module; the fork server (whose children are forkserver's workers)
+# imports this module first (an import it cannot make it skips: the workers then poll every second).
+_FAST_POLL = """
+from autoparallel.sweeps import execute
+execute.PARENT_POLL_S = 0.2
+"""
+
 _SCRIPT = """
 import multiprocessing, sys, time
+import _s42_fast_poll
 from autoparallel.sweeps import execute
 multiprocessing.set_start_method(sys.argv[1], force=True)
+multiprocessing.set_forkserver_preload(["_s42_fast_poll"])
 pool = execute._SweepPool(2)
 # the workers outlive their parent watch's first polls while the sweep's process lives (forkserver:
 # their parent is the fork server, not the sweep's process, and they all ended at once)
@@ -39,8 +51,13 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("start", ["fork", "forkserver"])
-def test_workers_exit_when_the_sweeps_process_is_killed(start: str) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, start], stdout=subprocess.PIPE, text=True)
+def test_workers_exit_when_the_sweeps_process_is_killed(start: str, tmp_path: Path) -> None:
+    (tmp_path / "_s42_fast_poll.py").write_text(_FAST_POLL)
+    path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SCRIPT, start], stdout=subprocess.PIPE, text=True, env=env
+    )
     assert proc.stdout is not None
     marks, *words = proc.stdout.readline().split()
     pids = [int(p) for p in words]
