@@ -10,7 +10,8 @@ engine) from keyword lists or command-line flags, or read from a file:
 A workload is a serving preset name (chatbot, batch, rag, long-context, reasoning, sharegpt) or a mapping:
 serving fields (`preset` or `workload_file`, `isl`, `osl`, `concurrency`, `request_rate`,
 `ttft_ms`, `tpot_ms`, `max_model_len`, `name`) or training fields (`seq_len`, `global_batch`,
-`tokens`, `precision`, and Megatron's `grad_reduce_in_bf16`, `plan --train --grad-reduce-in-bf16`).
+`tokens`, `precision`, and Megatron's `grad_reduce_in_bf16`, `plan --train --grad-reduce-in-bf16`;
+`seq_len` and `global_batch` required, as `plan --train` requires them).
 A `workload_file` (written by `autoparallel profile`) is read when the scenario is made and its
 workload travels inside the scenario (`file_workload`, part of the id, not a table column), so
 remote workers need no copy of the file and a changed file is a new scenario.
@@ -66,6 +67,10 @@ planner's default: that scenario's id, label and row are the ones without it), p
 as that option (`Scenario.training_options`), never to `Training`."""
 TRAINING_FIELDS = ("seq_len", "global_batch", "tokens", "precision", GRAD_REDUCE)
 """Training workload fields a scenario may set (`GRAD_REDUCE` a planner option among them)."""
+REQUIRED_TRAINING = ("seq_len", "global_batch")
+"""Training fields every training scenario sets, as `plan --train` needs --seq-len and --global-batch
+(a `Training` object has them always; a row or mapping that leaves one out is refused, never planned
+with `Training`'s defaults)."""
 MAX_SCENARIOS = 100_000
 """Most scenarios one sweep holds: building them is not free (a 3,000 x 3,000 `--isl` / `--osl`
 grid, 9 million scenarios, ran for minutes without a word), and 1,000 take 71-356 s serial."""
@@ -272,10 +277,22 @@ class Scenario(BaseModel):
         )
 
     def to_workload(self) -> Serving | Training:
-        """The workload object `autoparallel.solve` takes."""
+        """The workload object `autoparallel.solve` takes.
+
+        Raises:
+            InputError: a training workload without `seq_len` or `global_batch` (`REQUIRED_TRAINING`).
+        """
         w = dict(self.workload)
         if self.kind == "training":
             w.pop(GRAD_REDUCE, None)  # the planner's option, not the workload's (`training_options`)
+            missing = [k for k in REQUIRED_TRAINING if k not in w]
+            if missing:
+                # `Training(**w)` filled its API defaults (4096 / 1024) in silently: a row of `precision:
+                # fp8` alone planned a job the user never described, where `plan --train` refuses it.
+                raise InputError(
+                    f"training workload {w}: missing {' and '.join(missing)} (a training scenario needs "
+                    "both, as `plan --train` needs --seq-len and --global-batch)"
+                )
             return Training(**w)
         preset = w.pop("preset", None)
         w.pop(FILE_FIELD, None)
