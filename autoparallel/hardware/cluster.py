@@ -168,27 +168,32 @@ class Cluster(BaseModel):
     @property
     def nodes(self) -> int:
         """Number of nodes of the single pool."""
-        return self.single_pool.nodes
+        pools = self.pools  # `single_pool`, inlined on this hot path
+        return pools[0].nodes if len(pools) == 1 else self.single_pool.nodes
 
     @property
     def gpus_per_node(self) -> int:
         """GPUs in each node of the single pool."""
-        return self.single_pool.gpus_per_node
+        pools = self.pools  # `single_pool`, inlined on this hot path
+        return pools[0].gpus_per_node if len(pools) == 1 else self.single_pool.gpus_per_node
 
     @property
     def gpu(self) -> GPU:
         """The GPU model of the single pool."""
-        return self.single_pool.gpu
+        pools = self.pools  # `single_pool`, inlined on this hot path
+        return pools[0].gpu if len(pools) == 1 else self.single_pool.gpu
 
     @property
     def intra_node_gbps(self) -> float:
         """Per-GPU scale-up bandwidth of the single pool, GB/s one way."""
-        return self.single_pool.intra_node_gbps
+        pools = self.pools  # `single_pool`, inlined on this hot path
+        return pools[0].intra_node_gbps if len(pools) == 1 else self.single_pool.intra_node_gbps
 
     @property
     def inter_node_gbps(self) -> float:
         """Per-GPU network bandwidth of the single pool, GB/s one way."""
-        return self.single_pool.inter_node_gbps
+        pools = self.pools  # `single_pool`, inlined on this hot path
+        return pools[0].inter_node_gbps if len(pools) == 1 else self.single_pool.inter_node_gbps
 
     @property
     def is_mixed(self) -> bool:

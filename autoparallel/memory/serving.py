@@ -206,7 +206,22 @@ def _resolve_gpu(gpu: GPU | str) -> GPU:
         return get_gpu(gpu)
     if not isinstance(gpu, GPU):
         raise InputError(f"gpu must be a GPU or its name, got {type(gpu).__name__}")
-    return revalidated(gpu, "gpu")  # a GPU copied to NaN GiB or 0 TFLOP/s skips pydantic's checks
+    # A GPU copied to NaN GiB or 0 TFLOP/s skips pydantic's checks, so it is validated again; a GPU is
+    # frozen with plain immutable fields and its validators are pure, so one that came back as itself
+    # does so again (remembered by identity: the tables ask at every point).
+    hit = _VALID_GPUS.get(id(gpu))
+    if hit is not None and hit is gpu:
+        return gpu
+    checked = revalidated(gpu, "gpu")
+    if checked is gpu:
+        while len(_VALID_GPUS) >= 1024:
+            del _VALID_GPUS[next(iter(_VALID_GPUS))]
+        _VALID_GPUS[id(gpu)] = gpu
+    return checked
+
+
+_VALID_GPUS: dict[int, GPU] = {}
+"""GPUs `_resolve_gpu` found valid as they are, by id (each entry keeps its GPU, so an id is not reused)."""
 
 
 def _require_kinds(flags: dict[str, Any]) -> None:

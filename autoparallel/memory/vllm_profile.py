@@ -16,6 +16,7 @@ Constants fitted on /work/shared/reference/vllm_logs_dev.csv name their rows.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 
@@ -394,13 +395,19 @@ def capture_sizes(max_num_seqs: int, max_num_batched_tokens: int, blackwell: boo
     release `VllmRules.blackwell_capture_1024` names), max_num_batched_tokens); sizes 1, 2, 4, then
     every 8 below 256, then every 16.
     """
+    return list(_capture_sizes(max_num_seqs, max_num_batched_tokens, bool(blackwell)))
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _capture_sizes(max_num_seqs: int, max_num_batched_tokens: int, blackwell: bool) -> tuple[int, ...]:
+    """`capture_sizes`, cached (the serving tables ask for the same few limits at every point)."""
     limit = min(2 * max_num_seqs, 1024 if blackwell else 512, max_num_batched_tokens)
     sizes = [s for s in (1, 2, 4) if s <= limit]
     sizes += list(range(8, min(limit + 1, 256), 8))
     sizes += list(range(256, limit + 1, 16))
     if max_num_batched_tokens <= limit and max_num_batched_tokens not in sizes:
         sizes.append(max_num_batched_tokens)
-    return sorted(set(sizes))
+    return tuple(sorted(set(sizes)))
 
 
 def cuda_graph_count(

@@ -85,8 +85,17 @@ class ParamGroups(_Frozen):
 
     @property
     def total(self) -> int:
-        """All parameters."""
-        return sum(getattr(self, k) for k in ParamGroups.model_fields)
+        """All parameters (memoized per object: the counts are frozen)."""
+        hit = _TOTALS.get((id(self),))  # `memoized`'s own look-up, inlined on this hot path
+        if hit is not None and hit[0][0] is self:
+            return hit[1]
+        return memoized(
+            _TOTALS,
+            (self,),
+            (),
+            lambda: sum(getattr(self, k) for k in ParamGroups.model_fields),
+            max_entries=4096,
+        )
 
 
 class AttentionSpec(_Frozen):
@@ -244,7 +253,14 @@ class LayerSpec(_Frozen):
 
     @property
     def active_params(self) -> int:
-        """Parameters one token uses in this layer (top-k of the routed experts)."""
+        """Parameters one token uses in this layer (top-k of the routed experts); memoized per object
+        (a frozen layer)."""
+        hit = _LAYER_ACTIVE.get((id(self),))  # `memoized`'s own look-up, inlined on this hot path
+        if hit is not None and hit[0][0] is self:
+            return hit[1]
+        return memoized(_LAYER_ACTIVE, (self,), (), self._active_params, max_entries=4096)
+
+    def _active_params(self) -> int:
         p = self.params
         routed = 0
         if self.mlp.num_experts:
@@ -550,7 +566,14 @@ class ModelSpec(_Frozen):
         """
         from autoparallel.models.limits import tp_violations
 
-        return tp_violations(self, tp, expert_parallel=expert_parallel)
+        # Memoized per model object (a frozen spec): the memory check asks it at every point of a table.
+        found = memoized(
+            _TP_VIOLATIONS,
+            (self,),
+            (tp, expert_parallel),
+            lambda: tuple(tp_violations(self, tp, expert_parallel=expert_parallel)),
+        )
+        return list(found)
 
     def pp_violations(self, pp: int) -> list[str]:
         """Reasons pipeline degree `pp` is invalid (more stages than layers)."""
@@ -573,3 +596,12 @@ class ModelSpec(_Frozen):
 
 _WEIGHT_FLOPS: Memo[float] = {}
 """`ModelSpec._weight_flops_per_token` per model object."""
+
+_TOTALS: Memo[int] = {}
+"""`ParamGroups.total` per object (4,096 at most: sums of layers' counts are short-lived objects)."""
+
+_LAYER_ACTIVE: Memo[int] = {}
+"""`LayerSpec.active_params` per object."""
+
+_TP_VIOLATIONS: Memo[tuple[str, ...]] = {}
+"""`ModelSpec.tp_violations` per model object, tp and expert_parallel."""

@@ -124,6 +124,8 @@ class KvLayout:
 
     def bytes_per_sequence(self, context_tokens: float) -> float:
         """KV bytes one sequence of `context_tokens` reads (a windowed layer: at most its window)."""
+        if not self.windows:  # no windowed layers: the same sum without its empty generator
+            return (self.full * context_tokens + 0.0) * self.stage_fraction
         per_rank = self.full * context_tokens + sum(b * min(context_tokens, w) for w, b in self.windows)
         return per_rank * self.stage_fraction
 

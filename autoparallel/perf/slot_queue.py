@@ -44,10 +44,20 @@ def slot_wait_s(
     full_rate = slots / full_cycle_s
     if rate_per_s >= full_rate:
         return math.inf
+    return _wait_s(rate_per_s, full_rate, _log_service_rates(slots, lone_cycle_s, full_cycle_s), variability)
+
+
+def _log_service_rates(slots: int, lone_cycle_s: float, full_cycle_s: float) -> np.ndarray:
+    """log μ(n) = log(n / cycle(n)) for n = 1..slots (module doc), which no arrival rate changes."""
     n = np.arange(1, slots + 1, dtype=float)
     lone = min(lone_cycle_s, full_cycle_s)
     cycle = lone + (full_cycle_s - lone) * (n - 1) / max(slots - 1, 1)
-    log_p = np.concatenate(([0.0], np.cumsum(math.log(rate_per_s) - np.log(n / cycle))))  # p(n) / p(0)
+    return np.log(n / cycle)
+
+
+def _wait_s(rate_per_s: float, full_rate: float, log_service: np.ndarray, variability: float) -> float:
+    """`slot_wait_s` below the full load's rate, given `_log_service_rates`."""
+    log_p = np.concatenate(([0.0], np.cumsum(math.log(rate_per_s) - log_service)))  # p(n) / p(0)
     rho = rate_per_s / full_rate
     tail = log_p[-1] - math.log1p(-rho)  # Σ_{n ≥ c} p(n) = p(c) / (1 − ρ)
     top = max(float(log_p.max()), tail)
@@ -66,9 +76,19 @@ def rate_within_wait(
     if room_s < 0 or full_cycle_s <= 0:
         return 0.0
     lo, hi = 0.0, slots / full_cycle_s
+    full_rate = hi
+    log_service: np.ndarray | None = None  # the service rates, the same at every rate tried
     for _ in range(30):  # to 10⁻⁹ of the full load's rate
         mid = (lo + hi) / 2.0
-        wait = slot_wait_s(mid, slots, lone_cycle_s, full_cycle_s, variability)
+        # `slot_wait_s(mid, slots, lone_cycle_s, full_cycle_s, variability)`, its rate-free part kept
+        if mid <= 0:
+            wait = 0.0
+        elif mid >= full_rate:
+            wait = math.inf
+        else:
+            if log_service is None:
+                log_service = _log_service_rates(slots, lone_cycle_s, full_cycle_s)
+            wait = _wait_s(mid, full_rate, log_service, variability)
         lo, hi = (mid, hi) if wait <= room_s else (lo, mid)
     return lo
 

@@ -73,7 +73,7 @@ from dataclasses import dataclass, field
 from autoparallel import objectives
 from autoparallel.errors import InternalError
 from autoparallel.solvers import units
-from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.cpsat import CpModel, cp_model
 from autoparallel.solvers.deployment.client_rules import (
     QUEUE_TERM_BOUND,
     SYNC_SCALE,
@@ -205,7 +205,7 @@ def build(space: DeploymentSpace, *, hard_demand: bool, explain: bool = False) -
         what counts as served (goodput).
     explain: leave the family literals free (to pass as assumptions).
     """
-    model = cp_model.CpModel()
+    model = CpModel()
     replicas = [
         model.new_int_var(
             0, space.max_replicas(e), f"replicas[{space.models[e.model].name} | pool {e.pool} | {e.label}]"

@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from autoparallel.solvers import units
-from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.cpsat import CpModel, cp_model
 from autoparallel.solvers.deployment import encoder
 from autoparallel.solvers.deployment.client_rules import closed_loop_rule, role_queue_room_us
 from autoparallel.solvers.deployment.encoder import DeploymentVars, EncodedDeployment, used_literals
@@ -126,7 +126,7 @@ class MixedEncoding:
 def build_mixed(space: MixedSpace, *, client_queue: bool = True) -> MixedEncoding:
     """Variables and constraints of the module doc (`client_queue=False`: without the client's queue,
     to tell whether it is what rules every deployment out, front._why_none)."""
-    model = cp_model.CpModel()
+    model = CpModel()
     engines = space.engines
     fm = space.fleet_model
     a = len(space.aggregated.engines)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from autoparallel import objectives
 from autoparallel.perf.engine_support import node_span_problem
 from autoparallel.solvers import units
-from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.cpsat import CpModel, cp_model
 from autoparallel.solvers.driver import family_literal
 from autoparallel.solvers.serving.space import (
     LAYOUT_FAMILIES,
@@ -315,7 +315,7 @@ def build(space: ServingSpace, *, explain: bool = False) -> EncodedServing:
     explain: keep every tuple (also those memory rules out) and leave the family literals free.
     Without `explain`, `candidate_entries(space)` must not be empty.
     """
-    model = cp_model.CpModel()
+    model = CpModel()
     t = space.tables
     shape = _one_hot(model, [f"shape[{s.label}]" for s in space.shapes])
     runtime = _one_hot(

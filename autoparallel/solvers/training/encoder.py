@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from autoparallel.solvers.cpsat import cp_model
+from autoparallel.solvers.cpsat import CpModel, cp_model
 from autoparallel.solvers.driver import family_literal
 from autoparallel.solvers.training.constraints import (
     add_global_batch,
@@ -112,7 +112,7 @@ def build(
 
     explain: leave the family literals free, for `driver.minimal_core` to pass as assumptions; else
     they are fixed true."""
-    model = cp_model.CpModel()
+    model = CpModel()
     v = add_choices(model, t)
     fam: dict[str, IntVar] = {}
     opts = t.space.options
