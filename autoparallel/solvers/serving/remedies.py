@@ -75,6 +75,24 @@ def _node_size(gpus: int, usual: int) -> bool:
     return gpus <= usual and (gpus & (gpus - 1) == 0 or usual % gpus == 0)
 
 
+GROWTH = (2, 3, 4)
+"""The factors a "more GPUs" remedy grows the cluster by, smallest first (serving's and training's)."""
+
+
+def grown_cluster(cluster: Cluster, factor: int) -> Cluster | None:
+    """`cluster`'s first pool grown `factor` times: fuller nodes where the GPU's nodes come in that
+    size (1x2 -> 1x4: tp over NVLink), else more nodes (2x8 -> 6x8; 1x2 -> 3x2, not a 6-GPU node);
+    its GPU object (a custom or priced one) and bandwidths kept (parsing its name again lost a
+    --gpus-file GPU and --price). Named as the cluster string it is solved on (`Cluster.spec`). None
+    past `MAX_NODES` nodes."""
+    pool = cluster.pools[0]
+    fuller = _node_size(pool.gpus_per_node * factor, pool.gpu.max_gpus_per_node)
+    grown = {"gpus_per_node": pool.gpus_per_node * factor} if fuller else {"nodes": pool.nodes * factor}
+    if grown.get("nodes", pool.nodes) > MAX_NODES:
+        return None
+    return Cluster(pools=(pool.model_copy(update=grown),))
+
+
 def nearest_fixes(
     model: ModelSpec,
     cluster: Cluster,
@@ -127,19 +145,9 @@ def nearest_fixes(
             )
         )
     if short - {"ttft_slo"}:
-        pool = cluster.pools[0]
-        for factor in (2, 3, 4):
-            # The same pool grown: fuller nodes where the GPU's nodes come in that size (1x2 -> 1x4: tp
-            # over NVLink), else more nodes (2x8 -> 6x8; 1x2 -> 3x2, not a 6-GPU node); its GPU object (a
-            # custom or priced one) and bandwidths kept (parsing its name again lost a --gpus-file GPU
-            # and --price). Named as the cluster string it was solved on.
-            fuller = _node_size(pool.gpus_per_node * factor, pool.gpu.max_gpus_per_node)
-            grown = (
-                {"gpus_per_node": pool.gpus_per_node * factor} if fuller else {"nodes": pool.nodes * factor}
-            )
-            if grown.get("nodes", pool.nodes) > MAX_NODES:
+        for factor in GROWTH:
+            if (bigger := grown_cluster(cluster, factor)) is None:
                 continue
-            bigger = Cluster(pools=(pool.model_copy(update=grown),))
             tries.append(
                 (
                     f"--cluster {bigger.spec} ({factor}x the GPUs)",

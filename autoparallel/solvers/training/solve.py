@@ -17,14 +17,13 @@ from autoparallel.memory.training import GIB, TrainingMemoryReport
 from autoparallel.objectives import Chain, label, parse_objective
 from autoparallel.perf.training import TrainingPerf, cost_to_tokens
 from autoparallel.solvers import driver
-from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings, check_deadline
+from autoparallel.solvers.settings import RAISE_LIMIT, SolverSettings
 from autoparallel.solvers.training.decoder import (
     Objective,
     RunnerUp,
     TrainingSolution,
     binding_constraints,
     evaluate,
-    recompute_rank,
     why_lost,
 )
 from autoparallel.solvers.training.decompose import solve_by_triples
@@ -35,11 +34,15 @@ from autoparallel.solvers.training.points import (
     Point,
     PointBound,
     Triple,
-    evaluate_point,
     memory_rules_out_everything,
     point_bounds,
     refine_bounds,
-    zero_pipeline_ok,
+)
+from autoparallel.solvers.training.remedies import (
+    bf16_left_out,
+    nearest_fixes,
+    smallest_footprint,
+    zero_text,
 )
 from autoparallel.solvers.training.space import (
     TrainingOptions,
@@ -47,7 +50,7 @@ from autoparallel.solvers.training.space import (
     cp_chunks,
     cp_dropped_by_sequence,
 )
-from autoparallel.solvers.training.tables import MIB_BYTES, TrainingTables, build_tables
+from autoparallel.solvers.training.tables import TrainingTables, build_tables
 
 if TYPE_CHECKING:
     from autoparallel.hardware import Cluster
@@ -96,12 +99,20 @@ def _reason(t: TrainingTables, family: str) -> str:
     sp, wl = t.space, t.space.workload
     if family == "memory":
         usable = t.usable_bytes / GIB
-        best = _smallest_footprint(t)
+        best = smallest_footprint(t)
         where = f" ({best[1]})" if best else ""
         need = f"{best[0]:.2f} GiB" if best else "more memory than any shape offers"
+        # "any allowed layout" named what the defaults left out: Megatron's ZeRO 0-3 (fp32 gradients)
+        left = bf16_left_out(t)
+        out = (
+            f"; the allowed layouts leave out {zero_text(left)}, which Megatron runs only with "
+            "--grad-reduce-in-bf16 (its default keeps fp32 gradients)"
+            if left
+            else ""
+        )
         return (
             f"memory: the smallest per-GPU footprint of any allowed layout is {need}{where}, but "
-            f"{sp.cluster.gpu.name} offers {usable:.2f} GiB usable after margins"
+            f"{sp.cluster.gpu.name} offers {usable:.2f} GiB usable after margins{out}"
         )
     if family == "global_batch":
         dps = sorted({s.dp for s in sp.shapes})
@@ -124,38 +135,10 @@ def _reason(t: TrainingTables, family: str) -> str:
     return family
 
 
-def _smallest_footprint(t: TrainingTables, deadline: float | None = None) -> tuple[float, str] | None:
-    """The least peak GiB per GPU (fragmentation included) of any allowed layout, each (shape,
-    micro-batch, state mode) taken with its even split and lightest recompute, with that layout's
-    label; None when no shape meets the batch identity. `deadline` is checked once a shape (a
-    SolverTimeoutError, as the tables do)."""
-    sp = t.space
-    best: tuple[float, str] | None = None
-    lightest = max(range(len(sp.recompute_modes)), key=lambda c: recompute_rank(sp.recompute_modes[c]))
-    for i, shape in enumerate(sp.shapes):
-        check_deadline(deadline)
-        for m in range(len(sp.micro_batches)):
-            if not t.grad_accum[i][m]:
-                continue
-            for z, mode in enumerate(sp.state_modes):
-                if not zero_pipeline_ok(t, i, z):  # not an allowed layout: ZeRO-2/3 with pp > 1
-                    continue
-                layers = tuple(sp.config(shape, 1, mode).stage_layers(sp.num_layers))
-                point = Point(shape=i, micro=m, state=z, layers=layers, recompute=(lightest,) * shape.pp)
-                gib = max(evaluate_point(t, point).memory_mib) * MIB_BYTES * (1 + t.fragmentation) / GIB
-                if best is None or gib < best[0]:
-                    best = (
-                        gib,
-                        f"{shape.label()}, micro-batch {sp.micro_batches[m]}, {mode.label()}, "
-                        f"{sp.recompute_modes[lightest].value} recompute",
-                    )
-    return best
-
-
 def _world_sizes_reason(t: TrainingTables, core: driver.Core, deadline: float) -> tuple[str, bool] | None:
     """The restriction `options.world_sizes` (`--world-sizes`) where it keeps the plans off the
     cluster's own GPU count, with whether lifting it is what memory needs: where memory binds, the
-    smallest footprint on all the cluster's GPUs (`_smallest_footprint` of the same job's tables
+    smallest footprint on all the cluster's GPUs (`remedies.smallest_footprint` of the same job's tables
     without the restriction, built within the time left). Llama-3.1-8B at seq_len 4096 on 8xH100
     with `--world-sizes 1` needs 145.58 GiB on its one GPU, 18.23 GiB on all 8 (where it plans). None
     without such a restriction."""
@@ -175,7 +158,7 @@ def _world_sizes_reason(t: TrainingTables, core: driver.Core, deadline: float) -
         wide = build_space(
             sp.model, sp.cluster, sp.workload, sp.options.model_copy(update={"world_sizes": None}), deadline
         )
-        whole = _smallest_footprint(build_tables(wide, deadline), deadline)
+        whole = smallest_footprint(build_tables(wide, deadline), deadline)
     except (InfeasibleError, InputError, SolverTimeoutError):
         pass
     if whole is None:
@@ -212,19 +195,24 @@ def _zero_pipeline_reason(t: TrainingTables) -> str:
 
 
 def _infeasible(
-    t: TrainingTables, core: driver.Core, settings: SolverSettings, deadline: float
+    t: TrainingTables, core: driver.Core, settings: SolverSettings, deadline: float, fixes: bool = True
 ) -> InfeasibleError:
     """`explain_infeasible`'s error, led by the rule `cp_divides_sequence` where it binds
     (`_cp_relaxation`): a rule that only shrank the cp domain is otherwise never named. A
     `world_sizes` restriction that leaves out the cluster's own GPU count is named too
-    (`_world_sizes_reason`), first where all the GPUs fit the memory."""
+    (`_world_sizes_reason`), first where all the GPUs fit the memory. Where memory binds (and
+    `fixes`), the nearest changes that fit it (`remedies.nearest_fixes`: --grad-reduce-in-bf16,
+    --engine deepspeed, more GPUs), within what is left of the time limit."""
     err = explain_infeasible(t, core)
     cp = _cp_relaxation(t, settings, deadline)
     reasons = err.reasons if cp is None else (cp, *err.reasons)
     worlds = _world_sizes_reason(t, core, deadline)
     if worlds is not None:  # led by the restriction where lifting it fits memory
         reasons = (worlds[0], *reasons) if worlds[1] else (*reasons, worlds[0])
-    return err if reasons is err.reasons else InfeasibleError(str(err.args[0]), reasons, err.fixes)
+    found = nearest_fixes(t, deadline) if fixes and "memory" in core.needed else ()
+    if reasons is err.reasons and not found:
+        return err
+    return InfeasibleError(str(err.args[0]), reasons, (*err.fixes, *found))
 
 
 def _cp_relaxation(t: TrainingTables, settings: SolverSettings, deadline: float) -> str | None:
@@ -249,7 +237,12 @@ def _cp_relaxation(t: TrainingTables, settings: SolverSettings, deadline: float)
     relaxed = opts.model_copy(update={"cp_values": dropped, "runner_up": False})
     try:
         sol = solve_training(
-            sp.model, sp.cluster, wl.model_copy(update={"seq_len": padded}), settings=left, options=relaxed
+            sp.model,
+            sp.cluster,
+            wl.model_copy(update={"seq_len": padded}),
+            settings=left,
+            options=relaxed,
+            fixes=False,
         )
     except (InfeasibleError, InputError, SolverTimeoutError):
         return None
@@ -354,6 +347,7 @@ def solve_training(
     settings: SolverSettings | None = None,
     options: TrainingOptions | None = None,
     timings: dict[str, float] | None = None,
+    fixes: bool = True,
 ) -> TrainingSolution:
     """The best training layout of `model` on `cluster` for `workload`, decided by CP-SAT.
 
@@ -364,6 +358,8 @@ def solve_training(
         options: the knobs' domains and switches (non-uniform stages, per-stage recompute, offload ...).
         timings: when given, filled with the seconds of each phase (tables, bounds_hints, cpsat, decode,
             runner_up) for benchmarks.
+        fixes: on a job no layout fits in memory, check its nearest fixes (`remedies.nearest_fixes`,
+            within the same time limit) for the error.
 
     `mfu` or `cost` weigh GPUs × step time where `options.world_sizes` gives several GPU counts
     (`objective.gpu_weight`); on the whole cluster alone they rank the step time. The step-time
@@ -375,7 +371,8 @@ def solve_training(
 
     Raises:
         InputError: an unknown objective or an invalid option.
-        InfeasibleError: nothing fits; the reasons name the conflicting constraint families with numbers.
+        InfeasibleError: nothing fits; the reasons name the conflicting constraint families with numbers,
+            `fixes` (memory binding) the single changes whose smallest footprint fits.
         SolverTimeoutError: no plan found within the time limit (also: the tables or the bounds outlast it).
         InternalError: the solver's integers disagree with the float model.
     """
@@ -388,11 +385,11 @@ def solve_training(
     t = build_tables(build_space(model, cluster, workload, options, deadline), deadline)
     clock.lap("tables")
     if not any(g for row in t.grad_accum for g in row):
-        raise _infeasible(t, driver.Core(needed=("global_batch",)), settings, deadline)
+        raise _infeasible(t, driver.Core(needed=("global_batch",)), settings, deadline, fixes)
     if memory_rules_out_everything(t):
         # Memory alone is the usual cause; proving the other families innocent by deletion trials can
         # take CP-SAT longer than the time limit, and this certificate from the tables settles it.
-        raise _infeasible(t, driver.Core(needed=("memory",)), settings, deadline)
+        raise _infeasible(t, driver.Core(needed=("memory",)), settings, deadline, fixes)
     bounds, hint = prepare(t, options, min(2.0, settings.time_limit_s / 10), deadline, lead)
     clock.lap("bounds_hints")
     runner_point: Point | None = None
@@ -404,7 +401,7 @@ def solve_training(
         parts = solve_by_triples(t, bounds, hint, settings, deadline, options.runner_up, names[0], tie)
         clock.lap("cpsat")
         if parts.best is None:
-            raise _nothing_fits(t, bounds, settings, deadline)
+            raise _nothing_fits(t, bounds, settings, deadline, fixes)
         point, run, runner_point = parts.best, parts.run, parts.runner_up
     else:
         run = driver.Run(settings, deadline=deadline)
@@ -416,7 +413,7 @@ def solve_training(
         found = driver.optimize(enc, chain, run, fallback=hint, fallback_primary=primary)
         clock.lap("cpsat")
         if found is None:
-            raise _nothing_fits(t, bounds, settings, deadline)
+            raise _nothing_fits(t, bounds, settings, deadline, fixes)
         point = found
     config, memory, perf, _ = evaluate(t, point)
     clock.lap("decode")
@@ -462,11 +459,15 @@ def make_solution(
 
 
 def _nothing_fits(
-    t: TrainingTables, bounds: dict[Triple, PointBound], settings: SolverSettings, deadline: float
+    t: TrainingTables,
+    bounds: dict[Triple, PointBound],
+    settings: SolverSettings,
+    deadline: float,
+    fixes: bool = True,
 ) -> InfeasibleError:
     """The explanation of an infeasible space: its minimal core, found on a model with free families."""
     core = driver.minimal_core(build(t, bounds, explain=True), settings, deadline=deadline)
-    return _infeasible(t, core, settings, deadline)
+    return _infeasible(t, core, settings, deadline, fixes)
 
 
 def _decomposable(chain: Chain, t: TrainingTables, settings: SolverSettings) -> tuple[str, ...] | None:
