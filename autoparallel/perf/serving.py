@@ -729,11 +729,41 @@ def replicas_on(width: int, gpus: int, node: int) -> int:
 
 def _on_hosts(tp: int, cluster: Cluster) -> bool:
     """A tensor-parallel group that does not divide a node of several hosts still fits it on whole hosts
-    or inside one (`sub_domain_size`: tp 8 on a GB200 NVL36 domain of 9 hosts of 4); a node that is one
-    host takes divisors only."""
+    or inside one (`sub_domain_size`: tp 8 on a GB200 NVL36 domain of 9 hosts of 4); False on a node that
+    is one host (`_tp_problem` there admits any tp of an engine inside the node)."""
     node = cluster.gpus_per_node
     host = host_size(cluster.gpu.name, node)
     return host < node and sub_domain_size(tp, node, host)
+
+
+def _tp_problem(cluster: Cluster, config: ServingConfig) -> str | None:
+    """Why `config`'s tensor-parallel groups cannot be placed on `cluster`'s nodes, or None.
+
+    An engine (`ServingConfig.engine_gpus`: tp · pp GPUs, an EP engine's data ranks together) inside one
+    node that is one host runs on any tp of its GPUs, as vLLM, SGLang and TensorRT-LLM place it (tp=4 on
+    a 6-GPU H100 node, 2 GPUs idle). An engine wider than the node places its pipeline stages on whole
+    nodes, so there tp divides the node; a TP group wider than a node takes whole nodes. Nodes of
+    several hosts (GB200 NVL36 / NVL72 domains) keep their host rule (`_on_hosts`)."""
+    tp, node = config.tp, cluster.gpus_per_node
+    if tp > node and tp % node:
+        return f"tp={tp} spans {tp / node:g} nodes of {node} GPUs; a TP group takes whole nodes"
+    if tp >= node or not node % tp:
+        return None
+    if host_size(cluster.gpu.name, node) < node:
+        return None if _on_hosts(tp, cluster) else f"tp={tp} does not fit inside a node of {node} GPUs"
+    width = config.engine_gpus
+    if width <= node:
+        return None
+    if config.shares_experts:
+        return (
+            f"tp={tp} does not divide a node of {node} GPUs: an expert-parallel engine of {width} GPUs "
+            f"spans nodes, and the planner lays its data ranks of {config.gpus_per_replica} GPUs on whole "
+            "nodes"
+        )
+    return (
+        f"tp={tp} does not divide a node of {node} GPUs: a replica of {width} GPUs spans nodes and places "
+        "its pipeline stages on whole nodes"
+    )
 
 
 def deployment_problems(cluster: Cluster, config: ServingConfig, workload: Serving) -> list[str]:
@@ -747,12 +777,8 @@ def deployment_problems(cluster: Cluster, config: ServingConfig, workload: Servi
     node = cluster.gpus_per_node
     # A tensor-parallel group over whole nodes runs (vLLM over Ray, SGLang --nnodes, TensorRT-LLM one MPI
     # world) and is priced over the network (`comm.group_link`); the planner keeps tp inside a node.
-    if config.tp > node and config.tp % node:
-        out.append(
-            f"tp={config.tp} spans {config.tp / node:g} nodes of {node} GPUs; a TP group takes whole nodes"
-        )
-    elif config.tp < node and node % config.tp and not _on_hosts(config.tp, cluster):
-        out.append(f"tp={config.tp} does not fit inside a node of {node} GPUs")
+    if (tp_problem := _tp_problem(cluster, config)) is not None:
+        out.append(tp_problem)
     width = config.tp * config.pp
     most = replicas_on(width, cluster.world_size, node)
     if not config.enable_expert_parallel and width < node and node % width and config.replicas > most:

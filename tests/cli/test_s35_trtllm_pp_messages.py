@@ -27,7 +27,7 @@ def test_a_bare_evaluate_runs_trtllm_default_of_2048_per_micro_batch(
 
 
 def test_the_binding_reason_names_the_next_batch_pp_divides(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["plan", "meta-llama/Llama-3.1-70B", "--cluster", "1x6xH100", "--engine", "trtllm"]
+    argv = ["plan", "meta-llama/Llama-3.1-70B", "--cluster", "1x3xH100", "--engine", "trtllm"]
     assert main([*argv, "--concurrency", "64", *WORK, "--disagg", "off", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["config"]["pp"] == 3 and out["config"]["max_num_seqs"] == 96

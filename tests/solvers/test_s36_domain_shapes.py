@@ -65,7 +65,7 @@ def test_a_36_gpu_domain_offers_dense_power_of_two_replicas_per_domain() -> None
     assert {s.tp for s in h100} == {1, 2, 4, 8}  # 8-GPU nodes: nothing new
     assert all(s.max_replicas == 16 // s.gpus_per_replica for s in h100 if not s.ep)
     six = shape_domain(_model("meta-llama/Llama-3.1-70B"), Cluster.parse("1x6xH100"), ServingOptions(), 6)
-    assert {s.tp for s in six} == {1, 2, 3, 6}  # a node that is one host keeps its divisors
+    assert {s.tp for s in six} == {1, 2, 3, 4, 6}  # its divisors, and tp 4 inside the node (s46 fN)
 
 
 def test_the_float_model_runs_tp8_on_a_36_gpu_domain() -> None:

@@ -5,9 +5,10 @@ No ortools here: the encoder (CP-SAT) and the enumeration oracle both read this 
 Knobs and domains (each one variable in the CP-SAT model, never a list of whole configurations):
 - shape: (tp, pp, expert parallelism). tp divides the GPUs of a node (a TP group stays inside a
   node), pp is a power of two with tp · pp dividing a node or a multiple of it (replicas do not
-  straddle nodes); on a node of several hosts (a GB200 NVL36 NVLink domain, 9 hosts of 4) a dense
-  replica may also be any power of two of whole hosts or inside one, narrower than the node
-  (`sub_domain_size`: tp 8 on 36 GPUs). Without EP, `replicas` is free in 1 .. the replicas the
+  straddle nodes); a dense replica narrower than the node may also be any power of two
+  (`sub_domain_size`): anywhere in a node that is one host (tp 4 on a 6-GPU H100 node), of whole
+  hosts or inside one on a node of several hosts (a GB200 NVL36 NVLink domain, 9 hosts of 4: tp 8
+  on 36 GPUs). Without EP, `replicas` is free in 1 .. the replicas the
   nodes hold, ⌊node / (tp · pp)⌋ each for narrower ones (`replicas_on`); with EP the experts
   are sharded over tp × replicas ranks (vLLM `--data-parallel-size R --enable-expert-parallel`),
   so R is part of the shape. Shapes that break an architecture rule stay in the space with the
@@ -532,10 +533,16 @@ def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gp
     """Every (tp, pp, ep) the cluster can place, valid or not (violations recorded).
 
     A shape is tp dividing the node with tp · pp dividing it or a multiple of it, every process group
-    on whole hosts or inside one; or, without expert parallelism on a node of several hosts, tp and
-    tp · pp narrower than the node of the sizes `sub_domain_size` admits, the powers of two on whole
-    hosts (a GB200 NVL36 domain of 9 hosts of 4 runs dense 8-, 16- and 32-GPU replicas, ⌊36 / size⌋
-    per domain, `replicas_on`)."""
+    on whole hosts or inside one; or, without expert parallelism, tp and tp · pp narrower than the node
+    of the sizes `sub_domain_size` admits: powers of two, on a node of several hosts taking whole hosts
+    or fitting inside one (a GB200 NVL36 domain of 9 hosts of 4 runs dense 8-, 16- and 32-GPU
+    replicas), on a node that is one host any (tp 4 and tp 2 pp 2 on a 6-GPU H100 node: an engine
+    inside a node uses any tp of its GPUs, 2 GPUs idle). Either holds ⌊node / size⌋ per node
+    (`replicas_on`); wider engines keep their stages on whole nodes. `perf.serving.deployment_problems`
+    admits every tp of an engine inside a one-host node; the space searches the divisors and powers
+    of two, as the deployment planners pack (`deployment.space.granularity`), so a power-of-two node
+    has the shapes it had. Expert-parallel engines keep tp dividing the node: their data ranks of tp
+    GPUs fill whole nodes, and their sizes (tp × ranks) stay on whole hosts."""
     node = cluster.gpus_per_node
     host = host_size(cluster.gpu.name, node)  # a rack-scale node's hosts (GB200 NVL72: 4 GPUs)
 
@@ -545,9 +552,10 @@ def shape_domain(model: ModelSpec, cluster: Cluster, options: ServingOptions, gp
         return width % host == 0 or host % width == 0
 
     def sub_domain(tp: int, per: int) -> bool:
-        """A dense replica of powers of two on whole hosts (or inside one) of a node of several hosts
-        (`sub_domain_size`); a node that is one host keeps the divisors (a 6-GPU H100 node: no tp 4)."""
-        return host < node and sub_domain_size(tp, node, host) and sub_domain_size(per, node, host)
+        """A dense replica narrower than the node of powers of two (`sub_domain_size`): on whole hosts
+        or inside one of a node of several hosts, anywhere in a node that is one host (tp 4 on a 6-GPU
+        H100 node, one per node)."""
+        return sub_domain_size(tp, node, host) and sub_domain_size(per, node, host)
 
     divisors = tuple(d for d in range(1, node + 1) if node % d == 0)
     tps = options.tp_values or tuple(sorted({*divisors, *(t for t in range(1, node) if sub_domain(t, t))}))
