@@ -273,13 +273,13 @@ def _plans(
     fixes: bool = True,
 ) -> list[ServingPlan] | list[TrainingPlan]:
     """`solve_top` past its argument checks, the plans serving the model as `mid` (`fixes`: an
-    infeasible serving request's error carries its nearest fixes, each a further planning call)."""
+    infeasible request's error carries its nearest fixes, each a further planning call)."""
     if isinstance(w, Training):
         from autoparallel.solvers.training.solve import solve_training
 
         objective = canonical_objective(objective, "training")
         require_training_job(c, w.precision)
-        sol = solve_training(m, c, w, objective=objective, settings=settings, options=opts)
+        sol = solve_training(m, c, w, objective=objective, settings=settings, options=opts, fixes=fixes)
         return [_training_plan(m, c, w, sol, mid, opts)]
     from autoparallel.solvers.serving.solve import solve_serving_top
 

@@ -186,6 +186,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise InputError("give either a scenario file or --models/--clusters, not both")
         if args.disagg:
             raise InputError("--disagg is a grid flag; in a scenario file give a `disagg` column or grid key")
+        if args.grad_reduce_in_bf16:
+            raise InputError(
+                "--grad-reduce-in-bf16 is a grid flag; in a scenario file give a `grad_reduce_in_bf16` "
+                "column or workload key"
+            )
         scenarios = load_scenarios(args.scenarios, hardware)
     else:
         if not args.models or not args.clusters:

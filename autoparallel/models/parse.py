@@ -206,17 +206,32 @@ _RUNNER_BY_SUFFIX: tuple[tuple[str, str | None], ...] = (
 ends with decides): None where vLLM runs the generate runner, else what its pooling runner serves
 (embeddings, classes or rewards: no generated tokens)."""
 
-GENERATORS_NAMED_MODEL = frozenset({"ChatGLMModel", "AquilaModel", "LlavaLlamaModel"})
+GENERATORS_NAMED_MODEL = frozenset(
+    {
+        "ChatGLMModel",
+        "AquilaModel",
+        "LlavaLlamaModel",
+        "UltravoxModel",
+        "Qwen2_5OmniModel",
+        "MiDashengLMModel",
+    }
+)
 """Generators whose class name ends in `Model`: vLLM's registry lists ChatGLM's and Aquila's among its
-text-generation models (which decides before the suffix rule), TensorRT-LLM runs VILA's."""
+text-generation models and Ultravox's, Qwen2.5-Omni's and MiDashengLM's among its multimodal ones (the
+registry decides before the suffix rule); TensorRT-LLM runs VILA's."""
 
 
-def pooling_kind(architecture: str) -> str | None:
+def pooling_kind(architecture: str, wrapper: bool = False) -> str | None:
     """What a non-generative `architecture` is (vLLM's pooling runner: "a sequence classifier", "an
-    embedding model", ...), or None for a generator (or no architecture named)."""
+    embedding model", ...), or None for a generator (or no architecture named). `wrapper`: the config
+    nests its language model's (`text_config`, ...), so a `*Model` name is no bare decoder but a
+    multimodal model's class, which vLLM's registry names before its suffix rule applies."""
     if not architecture or architecture in GENERATORS_NAMED_MODEL:
         return None
-    return next((kind for suffix, kind in _RUNNER_BY_SUFFIX if architecture.endswith(suffix)), None)
+    kind = next(((suffix, kind) for suffix, kind in _RUNNER_BY_SUFFIX if architecture.endswith(suffix)), None)
+    if kind is None or (wrapper and kind[0] == "Model"):
+        return None
+    return kind[1]
 
 
 def _architecture(cfg: Mapping[str, Any], name: str) -> str:
@@ -568,7 +583,11 @@ def _spec_from_config(
     limit = context_limit(raw, str(cfg.get("model_type") or ""))
     vision, vision_note = vision_params(str(cfg.get("model_type") or ""), cfg, hidden, name)
     architecture = _architecture(cfg, name)
-    if (kind := pooling_kind(architecture)) is not None:
+    wrapper = any(  # a nested model config (text_config, thinker_config, ...), not quantization_config
+        k.endswith("_config") and isinstance(v, Mapping) and ("model_type" in v or "hidden_size" in v)
+        for k, v in cfg.items()
+    )
+    if (kind := pooling_kind(architecture, wrapper)) is not None:
         raise InputError(
             f"{name}: architecture {architecture} is {kind}: vLLM runs it with its pooling runner, "
             "which generates no tokens; autoparallel plans causal-LM generation (serving) and "

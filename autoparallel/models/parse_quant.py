@@ -393,7 +393,12 @@ def _compressed_tensors(
         return _ct_scheme({}, None, groups, name)
     if len(schemes) == 1 and "Linear" in schemes[0][0]:
         return _ct_scheme(schemes[0][1], schemes[0][2], groups, name)  # every linear layer: one scheme
-    target_of = {t: i for i, (targets, _, _) in reversed(list(enumerate(schemes))) for t in targets}
+    # vLLM's `target_scheme_map`: filled in group order, so a target listed twice takes the later group
+    # and keeps its first place in the order `find_matched_target` tries the targets.
+    target_of: dict[str, int] = {}
+    for i, (targets, _, _) in enumerate(schemes):
+        for t in targets:
+            target_of[t] = i
     ignore = [str(v) for v in qc.get("ignore") or [] if isinstance(v, str)]
     all_targets = list(target_of)
     by_group: dict[str, int | None] = {}

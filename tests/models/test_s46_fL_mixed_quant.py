@@ -161,3 +161,46 @@ def test_unknown_class_of_a_known_family_gets_the_note() -> None:
 def test_every_zoo_model_keeps_its_architecture() -> None:
     for entry in list_models():
         assert unverified_architecture_note(load_model(entry.spec())) is None, entry
+
+
+def test_a_target_in_two_groups_takes_the_later_and_keeps_its_first_place() -> None:
+    """vLLM fills `target_scheme_map` in group order: a later group overwrites a repeated target, and
+    `find_matched_target` tries targets in first-insertion order. Before (s46 review): the first group
+    won a repeated target and targets were tried in reverse group order, so `down_proj` (int8 in group_0,
+    matched first) was priced at group_1's int4."""
+    int8 = {"num_bits": 8, "type": "int", "strategy": "channel", "symmetric": True, "dynamic": False}
+    down = {"targets": ["re:.*down_proj"], "weights": int8}
+    rest = {"targets": ["re:.*mlp.*", "re:.*self_attn.*"], "weights": _INT4_G128}
+    spec = spec_from_config(_ct({"group_0": down, "group_1": rest}), name="ct")
+    assert _bytes(spec, dense_mlp=4096) == pytest.approx(4096 * (1 + 4 / 4096))  # down_proj's int8 prices it
+    both = spec_from_config(
+        _ct(
+            {
+                "group_0": {"targets": ["Linear"], "weights": int8},
+                "group_1": {**_MLP_INT4, "targets": ["Linear"]},
+            }
+        ),
+        name="ct",
+    )
+    assert _bytes(both, attention=4096) == pytest.approx(4096 * (0.5 + 2.5 / 128))  # the later group
+
+
+def test_a_multimodal_model_class_named_model_is_no_bare_decoder() -> None:
+    """vLLM's registry lists UltravoxModel and Qwen2_5OmniModel among its multimodal generators (before its
+    suffix rule); a config nesting its language model's is a wrapper, whatever its class. A bare
+    `LlamaModel` stays refused, quantized or not (`quantization_config` is no nested model)."""
+    from autoparallel.models.parse import pooling_kind
+
+    assert pooling_kind("UltravoxModel") is None and pooling_kind("Qwen2_5OmniModel") is None
+    assert pooling_kind("SomeWrapperModel", wrapper=True) is None
+    assert pooling_kind("SomeWrapperModel") is not None
+    assert pooling_kind("LlamaForSequenceClassification", wrapper=True) == "a sequence classifier"
+    text = _llama()
+    spec = spec_from_config(
+        {"model_type": "llava", "architectures": ["FooVlModel"], "text_config": text}, name="w"
+    )
+    assert spec.architecture == "FooVlModel"
+    with pytest.raises(InputError, match="pooling runner"):
+        spec_from_config(
+            _llama(architectures=["LlamaModel"], quantization_config=_gptq()["quantization_config"]), name="q"
+        )

@@ -134,3 +134,16 @@ def test_the_sweep_command_takes_the_flag_for_its_training_rows(capsys: pytest.C
     assert "DeepSpeed reduces bf16 gradients already" in capsys.readouterr().err
     assert main([*grid_flags, "--grad-reduce-in-bf16"]) == 2
     assert "need --train" in capsys.readouterr().err
+
+
+def test_the_grid_flag_is_refused_with_a_scenario_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sweep F --grad-reduce-in-bf16` dropped the flag in silence (a file's rows never read it): refused
+    as --disagg is, naming the file's own column."""
+    from autoparallel.cli import main
+
+    path = tmp_path / "s.csv"
+    path.write_text(f"model,cluster,seq_len,global_batch\n{MODEL},{CLUSTER},4096,256\n")
+    assert main(["sweep", str(path), "--grad-reduce-in-bf16", "--executor", "serial"]) == 2
+    assert "`grad_reduce_in_bf16` column" in capsys.readouterr().err
