@@ -3,9 +3,10 @@ compressed-tensors, ModelOpt FP8 and NVFP4), without transformers."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
+
+import regex
 
 from autoparallel.bounds import clean_text
 from autoparallel.errors import InputError
@@ -338,12 +339,34 @@ def _text_model_type(cfg: Mapping[str, Any]) -> str:
     return str(inner or cfg.get("model_type") or "")
 
 
+REGEX_TIMEOUT_S = 1.0
+"""Longest a config's layer-name regex may take to match one name: a pattern that backtracks without
+end (`((\\w|\\.)+)+X`) would hang the reading (vLLM's `re` hangs on it at load)."""
+
+
+def config_regex_match(pattern: str, name: str, where: str) -> bool:
+    """`re.match(pattern, name)` on a regex a checkpoint's config gives (`where` names it), bounded in
+    time: the `regex` module (`re`'s syntax, its backtracking bounded by `timeout`).
+
+    Raises:
+        InputError: a pattern that takes longer than `REGEX_TIMEOUT_S` on a layer name.
+        regex.error: a pattern that does not compile (the caller decides what that means).
+    """
+    try:
+        return regex.match(pattern, name, timeout=REGEX_TIMEOUT_S) is not None
+    except TimeoutError:
+        raise InputError(
+            f"{where} {clean_text(pattern, 60)!r} took over {REGEX_TIMEOUT_S:g} s to match the layer name "
+            f"{name!r} (it backtracks without end; vLLM's loader would hang on it)"
+        ) from None
+
+
 def _name_match(value: str, target: str) -> bool:
     """compressed-tensors' `_is_equal_or_regex_match`: equal, or an `re:` regex matched at the start."""
     if target.startswith("re:"):
         try:
-            return re.match(target[3:], value) is not None
-        except re.error:
+            return config_regex_match(target[3:], value, "compressed-tensors target")
+        except regex.error:
             return False
     return target == value
 
@@ -468,11 +491,11 @@ def _gptq_rule(dynamic: Mapping[str, Any], layer: str) -> Mapping[str, Any] | bo
         text = str(pattern)
         try:
             if text.startswith("-:"):
-                if re.match(text[2:], layer):
+                if config_regex_match(text[2:], layer, "GPTQ `dynamic` rule"):
                     return False
-            elif re.match(text.removeprefix("+:"), layer):
+            elif config_regex_match(text.removeprefix("+:"), layer, "GPTQ `dynamic` rule"):
                 return rule if isinstance(rule, Mapping) else {}
-        except re.error:
+        except regex.error:
             raise InputError(f"GPTQ `dynamic` rule {clean_text(text, 60)!r} is not a valid regex") from None
     return None
 

@@ -204,3 +204,34 @@ def test_a_multimodal_model_class_named_model_is_no_bare_decoder() -> None:
         spec_from_config(
             _llama(architectures=["LlamaModel"], quantization_config=_gptq()["quantization_config"]), name="q"
         )
+
+
+def test_a_config_regex_that_backtracks_without_end_does_not_hang() -> None:
+    """Before: `re.match` on a GPTQ `dynamic` rule or compressed-tensors target such as `((\\w|\\.)+)+X`
+    never returned on a layer name (catastrophic backtracking), and `autoparallel model DIR` hung. The
+    `regex` module matches it at once, and bounds any slower pattern (`REGEX_TIMEOUT_S`)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import copy\n"
+        "from autoparallel.models import spec_from_config\n"
+        "from autoparallel.models.zoo import find_entry\n"
+        "cfg = copy.deepcopy(dict(find_entry('meta-llama/Llama-3.1-8B').config))\n"
+        "cfg['quantization_config'] = {'quant_method': 'gptq', 'bits': 4, 'group_size': 128,\n"
+        "    'desc_act': False, 'sym': True, 'dynamic': {'-:((\\\\w|\\\\.)+)+X': {}}}\n"
+        "print(spec_from_config(cfg, name='d').quantization.bits)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "4", out.stderr
+
+
+def test_a_regex_past_the_time_bound_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autoparallel.models import parse_quant
+
+    def slow(*args: object, **kwargs: object) -> None:
+        raise TimeoutError("regex timed out")
+
+    monkeypatch.setattr(parse_quant.regex, "match", slow)
+    with pytest.raises(InputError, match=r"took over 1 s to match the layer name .*vLLM's loader would hang"):
+        spec_from_config(_gptq(dynamic={"-:.*self_attn.*": {}}), name="g")
