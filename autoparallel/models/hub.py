@@ -183,11 +183,13 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
     except BaseException:
         _quiet_logs(-1)
         raise
-    over.wait(limit)
+    # `over`, not the thread's life: the thread still runs its last line after setting it, and a loaded
+    # machine once read that as a hub that never answered.
+    answered = over.wait(limit)
     failed = result.get("connect") or _connect_failure(result.get("error"))
     if failed is not None:  # the client's own fallback to its cache, which leaving its retries skipped
         return _from_cache(model_id, _connect_what(failed), _connect_advice())
-    if worker.is_alive():
+    if not answered:
         silent = f"the hub did not answer within {_seconds(limit)} s"
         if bound == _TIME_LIMIT:  # the command's time is spent: no plan from the cache either
             in_cache = cached_config_files(model_id) is not None
