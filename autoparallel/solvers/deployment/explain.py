@@ -257,10 +257,11 @@ def explain_infeasible(space: DeploymentSpace, settings: SolverSettings) -> Infe
     families = [f for f, _ in named]
     if any(f.startswith("engines") for f in families):
         return InfeasibleError("no deployment: a model has no engine on this cluster", reasons)
+    fleet = len(space.models) > 1  # one model's deployment (plan --request-rate, a sweep row): no fleet
     if any(f.startswith("client_queue") for f in families) and not any(
         f.startswith("demand") for f in families
     ):
-        return InfeasibleError(
-            "the cluster cannot serve the fleet's clients within their TTFT limits", reasons
-        )
-    return InfeasibleError("the cluster cannot serve the fleet's request rates at their SLOs", reasons)
+        clients = "the fleet's clients" if fleet else "the model's clients"
+        return InfeasibleError(f"the cluster cannot serve {clients} within their TTFT limits", reasons)
+    rates = "the fleet's request rates at their SLOs" if fleet else "the model's request rate at its SLOs"
+    return InfeasibleError(f"the cluster cannot serve {rates}", reasons)
