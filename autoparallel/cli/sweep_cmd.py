@@ -196,14 +196,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if not args.models or not args.clusters:
             raise InputError("give a scenario file, or --models and --clusters")
         sep = ";" if ";" in args.clusters else ","
+        engines = [*_list(args.engines, "--engines")] or [None]
         scenarios = grid(
             _list(args.models, "--models"),
             [hardware.cluster(c) for c in _list(args.clusters, "--clusters", sep)],
             _workloads(args),
             _list(args.objectives, "--objectives"),
-            [*_list(args.engines, "--engines")] or [None],
+            engines,
             [*_list(args.disagg, "--disagg")] or [None],
         )
+        if args.grad_reduce_in_bf16 and any(str(e).lower() == "deepspeed" for e in engines):
+            print(  # `grid` skips them beside Megatron (DeepSpeed alone is refused)
+                "note: --grad-reduce-in-bf16 is Megatron's flag; the DeepSpeed rows are left out (DeepSpeed "
+                "reduces bf16 gradients already: sweep it without the flag for its rows)",
+                file=sys.stderr,
+            )
     hardware.check_used(scenarios)
     merged = len(scenarios) - len(distinct_scenarios(scenarios))
     if merged:  # run once each (`distinct_scenarios`): said, not silently fewer rows than given
