@@ -1026,6 +1026,7 @@ def _evaluate_serving(args: argparse.Namespace, workload: Any) -> Any:
     cluster = fleet_cmd.cluster_of(args)
     model = api._model(args.model)
     config = _serving_config(args, model, cluster, workload)
+    _refuse_missing_nodes(config, cluster)
     nsa = (args.nsa_prefill_backend, args.nsa_decode_backend)  # checked by api.evaluate
     if args.engine != "vllm":
         if args.engine == "sglang" and args.max_num_seqs is None:
@@ -1103,6 +1104,47 @@ def _default_max_num_seqs(args: argparse.Namespace, cluster: Any, max_model_len:
     return seqs
 
 
+def _default_replicas(args: argparse.Namespace, cluster: Any) -> int:
+    """Replicas when `--dp` is not given: as many as the cluster holds, placed as the planner places
+    them (`perf.serving.replicas_on`: none straddles a node; tp=4 on 2x6xH100 holds 2, not 12 // 4 = 3).
+    An expert-parallel engine's data ranks form one engine over the GPUs it takes, so it fills the
+    cluster (world // (tp · pp)), whose placement `deployment_problems` judges."""
+    from autoparallel.perf.serving import replicas_on
+
+    width = args.tp * args.pp
+    if args.enable_expert_parallel:
+        return max(1, cluster.world_size // width)
+    return max(1, replicas_on(width, cluster.world_size, cluster.gpus_per_node))
+
+
+def _refuse_missing_nodes(config: Any, cluster: Any) -> None:
+    """Refuse `--dp` replicas of engines narrower than a node that the cluster's nodes cannot hold
+    without one straddling two (tp=4 --dp 3 on 2x6xH100: one per node, three need 3 nodes), as a
+    launch over more hosts than a cluster has is refused (`frameworks.vllm._check_hosts`): every
+    engine's launch lines would name a node the cluster does not have. Expert-parallel engines and
+    replicas past the cluster's GPUs are judged elsewhere (`deployment_problems`, the config's checks).
+
+    Raises:
+        InputError: more replicas than the cluster's nodes hold."""
+    from autoparallel.perf.serving import replicas_on
+
+    width, node = config.gpus_per_replica, cluster.gpus_per_node
+    if config.enable_expert_parallel or width >= node or not node % width:
+        return
+    if config.gpus > cluster.world_size:
+        return
+    most = replicas_on(width, cluster.world_size, node)
+    if config.replicas <= most:
+        return
+    per_node = node // width
+    need = -(-config.replicas // per_node)
+    raise InputError(
+        f"--dp {config.replicas}: {config.replicas} replicas of {width} GPUs need {need} nodes of {node} "
+        f"GPUs but cluster {cluster.spec} has {cluster.nodes}: a node holds {per_node} without one "
+        f"straddling two, so the cluster holds {most} (--dp {most})"
+    )
+
+
 def _serving_config(args: argparse.Namespace, model: Any, cluster: Any, workload: Any) -> Any:
     from autoparallel.api import _workload_context
     from autoparallel.configs import ServingConfig
@@ -1113,7 +1155,7 @@ def _serving_config(args: argparse.Namespace, model: Any, cluster: Any, workload
     fields: dict[str, Any] = {
         "tp": args.tp,
         "pp": args.pp,
-        "replicas": args.dp or max(1, cluster.world_size // (args.tp * args.pp)),
+        "replicas": args.dp or _default_replicas(args, cluster),
         "enable_expert_parallel": args.enable_expert_parallel,
         "max_num_seqs": args.max_num_seqs or _default_max_num_seqs(args, cluster, mml),
         "max_model_len": mml,

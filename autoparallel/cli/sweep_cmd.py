@@ -196,7 +196,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if not args.models or not args.clusters:
             raise InputError("give a scenario file, or --models and --clusters")
         sep = ";" if ";" in args.clusters else ","
-        engines = [*_list(args.engines, "--engines")] or [None]
+        engines: list[str | None] = [*_list(args.engines, "--engines")] or [None]
         scenarios = grid(
             _list(args.models, "--models"),
             [hardware.cluster(c) for c in _list(args.clusters, "--clusters", sep)],

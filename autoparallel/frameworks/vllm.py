@@ -242,6 +242,12 @@ def _node_span_note(config: ServingConfig, node: int) -> str:
             f"its tensor-parallel group of {config.tp} spans {config.tp // node} nodes, all-reducing over "
             "the network every layer (the planner keeps tp inside a node, pipeline stages across nodes)."
         )
+    if node % config.tp:  # tp=4 pp=3 on 6-GPU nodes: the second stage's group takes 2 GPUs of each
+        return (
+            f"tp={config.tp} does not divide a node of {node} GPUs, so a tensor-parallel group straddles "
+            "two nodes, all-reducing over the network every layer (the planner keeps tp dividing the node, "
+            "pipeline stages across nodes)."
+        )
     return "its tensor-parallel groups stay inside a node, its pipeline stages across nodes."
 
 
