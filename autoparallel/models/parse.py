@@ -593,7 +593,13 @@ def _spec_from_config(
             "which generates no tokens; autoparallel plans causal-LM generation (serving) and "
             "pre-training of a *ForCausalLM / *ForConditionalGeneration checkpoint"
         )
-    quant = quant_from_config(cfg, name, _linear_groups(parts.layers, parts.mtp_params))
+    quant = quant_from_config(
+        cfg,
+        name,
+        _linear_groups(parts.layers, parts.mtp_params),
+        [layer.params for layer in parts.layers],
+        parts.mtp_layers,
+    )
     all_notes = [notes] if notes else []
     all_notes += parts.notes
     if vision_note:

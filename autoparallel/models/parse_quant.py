@@ -3,7 +3,9 @@ compressed-tensors, ModelOpt FP8 and NVFP4), without transformers."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import regex
@@ -109,17 +111,34 @@ def _nvfp4(group: int, groups: tuple[str, ...], source: str, name: str) -> Quant
 
 
 def quant_from_config(
-    cfg: Mapping[str, Any], name: str, present: tuple[str, ...] | None = None
+    cfg: Mapping[str, Any],
+    name: str,
+    present: tuple[str, ...] | None = None,
+    layers: Sequence[Any] | None = None,
+    mtp_layers: int = 0,
 ) -> QuantSpec | None:
     """QuantSpec from `quantization_config` (GPTQ, AWQ, FP8, MXFP4, bitsandbytes, compressed-tensors,
     ModelOpt), or None for an unquantized checkpoint. `present`: the linear groups the model has
     (`quant.LINEAR_GROUPS` with parameters; None: all), which decide the primary scheme of a mixed
-    layout and which groups a compressed-tensors config must cover.
+    layout and which groups a compressed-tensors config must cover. `layers`: each decoder layer's
+    parameter counts by group (`LayerSpec.params`) and `mtp_layers` the MTP modules after them: a
+    per-group rule is matched against every layer's names (None: layer 0's alone).
 
     Raises:
-        InputError: a quantization method the planner cannot account for, or a compressed-tensors
-            config no group of which targets one of the model's linear layers (vLLM refuses it at load).
+        InputError: a quantization method the planner cannot account for, a compressed-tensors
+            config no group of which targets one of the model's linear layers (vLLM refuses it at load),
+            or layer-name regexes slower than `REGEX_TIMEOUT_S` a name or `REGEX_TOTAL_S` in all.
     """
+    token = _BUDGET.set(_RegexBudget())
+    try:
+        return _quant_from_config(cfg, name, present, _units(layers, mtp_layers))
+    finally:
+        _BUDGET.reset(token)
+
+
+def _quant_from_config(
+    cfg: Mapping[str, Any], name: str, present: tuple[str, ...] | None, units: _Units
+) -> QuantSpec | None:
     qc = cfg.get("quantization_config")
     if qc is None:
         text = cfg.get("text_config")
@@ -157,7 +176,7 @@ def quant_from_config(
             + ("" if sym else ", asymmetric")
             + (", desc_act" if act_order else ""),
         )
-        return _gptq_per_group(qc, spec, cfg, name, present) if method == "gptq" else spec
+        return _gptq_per_group(qc, spec, cfg, name, present, units) if method == "gptq" else spec
     if method == "fp8":
         block = qc.get("weight_block_size")
         if block is not None:
@@ -194,7 +213,7 @@ def quant_from_config(
             return spec.model_copy(update={"kv_cache_dtype": kv})
         raise InputError(f"{name}: ModelOpt quant_algo {algo!r} is not supported (FP8 and NVFP4 are)")
     if method == "compressed-tensors":
-        spec = _compressed_tensors(qc, name, groups, _text_model_type(cfg), present)
+        spec = _compressed_tensors(qc, name, groups, _text_model_type(cfg), present, units)
         return spec.model_copy(update={"kv_cache_dtype": _compressed_tensors_kv_dtype(qc)})
     raise InputError(
         f"{name}: quantization method {method!r} is not supported "
@@ -292,8 +311,56 @@ the first the model has, in order of the bytes they usually hold."""
 _MLA_TYPES = frozenset({"deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2"})
 
 Member = tuple[str, tuple[str, ...]]
-"""A linear layer as vLLM names it under `model.layers.0.` (fused: `self_attn.qkv_proj`) and the
+"""A linear layer as vLLM names it under `model.layers.{i}.` (fused: `self_attn.qkv_proj`) and the
 checkpoint's shards it fuses (empty: unfused)."""
+
+_Units = dict[str, tuple[tuple[int, float], ...]]
+"""Per linear group: the layers holding it (vLLM's index i in `model.layers.{i}.`) and its parameters
+there."""
+
+
+def _units(layers: Sequence[Any] | None, mtp_layers: int) -> _Units:
+    """Each linear group's decoder layers with the group's parameters in them (DeepSeek's dense-first
+    layers hold no routed experts); the MTP modules are `model.layers.{num_hidden_layers + k}`, as
+    vLLM's `DeepSeekMultiTokenPredictor` prefixes them, weighted alike. None: layer 0 alone."""
+    if layers is None:
+        return {g: ((0, 1.0),) for g in _PRIMARY_ORDER}
+    out: _Units = {
+        g: tuple((i, float(getattr(p, g))) for i, p in enumerate(layers) if getattr(p, g))
+        for g in _PRIMARY_ORDER
+        if g != "mtp"
+    }
+    out["mtp"] = tuple((len(layers) + k, 1.0) for k in range(max(mtp_layers, 1)))
+    return out
+
+
+def _layers_of(units: _Units, group: str) -> tuple[tuple[int, float], ...]:
+    return units.get(group) or ((0, 1.0),)
+
+
+def _over_layers(
+    per_layer: list[tuple[QuantSpec | None, float]],
+) -> tuple[QuantSpec | None, tuple[float, float] | None]:
+    """One group's layers, each priced by its own scheme (None: the checkpoint dtype), weighted by its
+    parameters: the most common scheme (a tie: the costlier) and, when the layers differ, (mean bytes
+    per weight over the quantized layers, their share of the group's parameters)."""
+    weight_of: dict[object, float] = {}
+    spec_of: dict[object, QuantSpec | None] = {}
+    for spec, weight in per_layer:
+        key = None if spec is None else _pricing(spec)
+        weight_of[key] = weight_of.get(key, 0.0) + weight
+        spec_of.setdefault(key, spec)
+    if len(weight_of) == 1:
+        return per_layer[0][0], None
+
+    def cost(key: object) -> float:
+        spec = spec_of[key]
+        return float("inf") if spec is None else spec.bytes_per_weight
+
+    quantized = sum(w for k, w in weight_of.items() if k is not None)
+    mean = sum(w * cost(k) for k, w in weight_of.items() if k is not None) / quantized if quantized else 0.0
+    common = max(weight_of, key=lambda k: (weight_of[k], cost(k)))
+    return spec_of[common], (mean, quantized / sum(weight_of.values()))
 
 
 def _gate_up_down(
@@ -343,39 +410,82 @@ REGEX_TIMEOUT_S = 1.0
 """Longest a config's layer-name regex may take to match one name: a pattern that backtracks without
 end (`((\\w|\\.)+)+X`) would hang the reading (vLLM's `re` hangs on it at load)."""
 
+REGEX_TOTAL_S = 2.0
+"""Longest all of one config's layer-name regexes may take together (every layer's names are matched:
+many slow-ish patterns would otherwise add up past `--time-limit`)."""
+
+
+class _RegexBudget:
+    """One `quant_from_config` call's regex matching: each (pattern, name) result, the time spent in
+    all and by pattern (with where the config gives it)."""
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[str, str], bool] = {}
+        self.spent = 0.0
+        self.by_pattern: dict[str, tuple[float, str]] = {}
+
+
+_BUDGET: ContextVar[_RegexBudget | None] = ContextVar("autoparallel_regex_budget", default=None)
+
 
 def config_regex_match(pattern: str, name: str, where: str) -> bool:
     """`re.match(pattern, name)` on a regex a checkpoint's config gives (`where` names it), bounded in
-    time: the `regex` module (`re`'s syntax, its backtracking bounded by `timeout`).
+    time: the `regex` module (`re`'s syntax, its backtracking bounded by `timeout`). Within one
+    `quant_from_config` call a (pattern, name) is matched once and all matches share `REGEX_TOTAL_S`.
 
     Raises:
-        InputError: a pattern that takes longer than `REGEX_TIMEOUT_S` on a layer name.
+        InputError: a pattern that takes longer than `REGEX_TIMEOUT_S` on a layer name, or matching
+            past `REGEX_TOTAL_S` in all.
         regex.error: a pattern that does not compile (the caller decides what that means).
     """
-    try:
-        return regex.match(pattern, name, timeout=REGEX_TIMEOUT_S) is not None
-    except TimeoutError:
+    budget = _BUDGET.get() or _RegexBudget()
+    hit = budget.cache.get((pattern, name))
+    if hit is not None:
+        return hit
+    bound = min(REGEX_TIMEOUT_S, REGEX_TOTAL_S - budget.spent)
+    start = time.perf_counter()
+    timed_out = bound <= 0
+    found = False
+    if not timed_out:
+        try:
+            found = regex.match(pattern, name, timeout=bound) is not None
+        except TimeoutError:
+            timed_out = True
+    took = time.perf_counter() - start
+    budget.spent += took
+    budget.by_pattern[pattern] = (budget.by_pattern.get(pattern, (0.0, where))[0] + took, where)
+    if timed_out and bound >= REGEX_TIMEOUT_S:
         raise InputError(
             f"{where} {clean_text(pattern, 60)!r} took over {REGEX_TIMEOUT_S:g} s to match the layer name "
             f"{name!r} (it backtracks without end; vLLM's loader would hang on it)"
-        ) from None
+        )
+    if timed_out or budget.spent > REGEX_TOTAL_S:
+        slowest = max(budget.by_pattern, key=lambda p: budget.by_pattern[p][0])
+        secs, kind = budget.by_pattern[slowest]
+        raise InputError(
+            f"the config's layer-name regexes took over {REGEX_TOTAL_S:g} s in all "
+            f"({budget.spent:.1f} s; vLLM's loader matches them on every layer): the slowest, {kind} "
+            f"{clean_text(slowest, 60)!r}, took {secs:.1f} s"
+        )
+    budget.cache[(pattern, name)] = found
+    return found
 
 
-def _name_match(value: str, target: str) -> bool:
+def _name_match(value: str, target: str, where: str = "compressed-tensors target") -> bool:
     """compressed-tensors' `_is_equal_or_regex_match`: equal, or an `re:` regex matched at the start."""
     if target.startswith("re:"):
         try:
-            return config_regex_match(target[3:], value, "compressed-tensors target")
+            return config_regex_match(target[3:], value, where)
         except regex.error:
             return False
     return target == value
 
 
-def _ct_target(member: Member, targets: list[str]) -> str | None:
+def _ct_target(member: Member, targets: list[str], prefix: str = "model.layers.0.") -> str | None:
     """vLLM's `find_matched_target`: the first target naming the layer (equal or `re:`), else one the
     layer's class name contains (every linear class name holds `Linear`), else (a fused layer) the
     first shard's target when every shard matches one."""
-    prefixed, shards = f"model.layers.0.{member[0]}", tuple(f"model.layers.0.{s}" for s in member[1])
+    prefixed, shards = f"{prefix}{member[0]}", tuple(f"{prefix}{s}" for s in member[1])
     for target in targets:
         if _name_match(prefixed, target):
             return target
@@ -386,10 +496,11 @@ def _ct_target(member: Member, targets: list[str]) -> str | None:
     return found[0] if found and all(found) else None
 
 
-def _ct_ignored(member: Member, ignore: list[str]) -> bool:
+def _ct_ignored(member: Member, ignore: list[str], prefix: str = "model.layers.0.") -> bool:
     """vLLM's `should_ignore_layer`: a fused layer is ignored when its shards are."""
     names = member[1] or (member[0],)
-    return all(any(_name_match(f"model.layers.0.{n}", t) for t in ignore) for n in names)
+    where = "compressed-tensors `ignore` entry"
+    return all(any(_name_match(f"{prefix}{n}", t, where) for t in ignore) for n in names)
 
 
 def _compressed_tensors(
@@ -398,9 +509,10 @@ def _compressed_tensors(
     groups: tuple[str, ...],
     model_type: str = "",
     present: tuple[str, ...] | None = None,
+    units: _Units | None = None,
 ) -> QuantSpec:
-    """A compressed-tensors config: each linear group priced by the config group whose `targets`
-    match its layers, as vLLM 0.32 `CompressedTensorsConfig.get_scheme` picks per layer
+    """A compressed-tensors config: each linear group of each decoder layer priced by the config group
+    whose `targets` match its layers, as vLLM 0.32 `CompressedTensorsConfig.get_scheme` picks per layer
     (`find_matched_target`); a layer of the model no group targets and `ignore` does not list is
     refused, as vLLM refuses it at load (`target_scheme_map[None]`; older releases: "Unable to find
     matching target")."""
@@ -424,47 +536,83 @@ def _compressed_tensors(
             target_of[t] = i
     ignore = [str(v) for v in qc.get("ignore") or [] if isinstance(v, str)]
     all_targets = list(target_of)
-    by_group: dict[str, int | None] = {}
     have = present if present is not None else _PRIMARY_ORDER
+    units = units if units is not None else _units(None, 0)
+    scheme_of: dict[int, QuantSpec] = {}
+
+    def scheme(i: int) -> QuantSpec:
+        if i not in scheme_of:
+            scheme_of[i] = _ct_scheme(schemes[i][1], schemes[i][2], (), name)
+        return scheme_of[i]
+
+    specs: dict[str, QuantSpec] = {}
+    mixes: dict[str, tuple[float, float]] = {}
+    unquantized: set[str] = set()
     for group, members in _members(model_type).items():
         if group not in have or group not in groups:
             continue
-        picked: list[int | None] = []
-        for member in members:
-            if _ct_ignored(member, ignore):
-                picked.append(None)
-                continue
-            target = _ct_target(member, all_targets)
-            if target is None:
-                layer = f"model.layers.0.{member[0]}"
-                raise InputError(
-                    f"{name}: compressed-tensors config_groups target no scheme for {layer} "
-                    f"({group}) and `ignore` does not list it; vLLM refuses such a checkpoint at load "
-                    "(compressed_tensors `find_matched_target`)"
-                )
-            picked.append(target_of[target])
-        # A group whose layers differ is priced at its most expensive layer (memory stays safe): an
-        # ignored one keeps the whole group in the checkpoint dtype.
-        quantized = [p for p in picked if p is not None]
-        by_group[group] = (
-            max(quantized, key=lambda i: _ct_cost(schemes, i, name))
-            if len(quantized) == len(picked)
-            else None
-        )
-    specs = {
-        g: _ct_scheme(schemes[i][1], schemes[i][2], (g,), name) for g, i in by_group.items() if i is not None
-    }
-    kept = tuple(g for g in groups if g not in by_group or by_group[g] is not None)
-    return _mixed(specs, kept, lambda: _ct_scheme(schemes[0][1], schemes[0][2], kept, name))
+        per_layer: list[tuple[QuantSpec | None, float]] = []
+        for index, weight in _layers_of(units, group):
+            prefix = f"model.layers.{index}."
+            picked: list[int | None] = []
+            for member in members:
+                if _ct_ignored(member, ignore, prefix):
+                    picked.append(None)
+                    continue
+                target = _ct_target(member, all_targets, prefix)
+                if target is None and group == "mtp":
+                    # vLLM builds the MTP modules only for MTP speculative decoding: the model
+                    # loads; the untargeted module is held in the checkpoint dtype.
+                    picked.append(None)
+                    continue
+                if target is None:
+                    raise InputError(
+                        f"{name}: compressed-tensors config_groups target no scheme for {prefix}{member[0]} "
+                        f"({group}) and `ignore` does not list it; vLLM refuses such a checkpoint at load "
+                        "(compressed_tensors `find_matched_target`)"
+                    )
+                picked.append(target_of[target])
+            # A layer whose linear layers differ is priced at its most expensive one (memory stays
+            # safe): an ignored one keeps the layer's whole group in the checkpoint dtype.
+            quantized = [p for p in picked if p is not None]
+            own = (
+                max(quantized, key=lambda i: scheme(i).bytes_per_weight)
+                if len(quantized) == len(picked)
+                else None
+            )
+            per_layer.append((None if own is None else scheme(own), weight))
+        common, mix = _over_layers(per_layer)
+        if mix is not None:
+            mixes[group] = mix
+        if common is None:
+            unquantized.add(group)
+        else:
+            specs[group] = common.model_copy(update={"quantized_groups": (group,)})
+    kept = tuple(g for g in groups if g not in unquantized)
+    return _mixed(specs, kept, lambda: _ct_scheme(schemes[0][1], schemes[0][2], kept, name), mixes)
 
 
-def _ct_cost(schemes: list[tuple[list[str], Mapping[str, Any], object]], i: int, name: str) -> float:
-    return _ct_scheme(schemes[i][1], schemes[i][2], (), name).bytes_per_weight
-
-
-def _mixed(specs: Mapping[str, QuantSpec], quantized: tuple[str, ...], fallback: Any) -> QuantSpec:
+def _mixed(
+    specs: Mapping[str, QuantSpec],
+    quantized: tuple[str, ...],
+    fallback: Any,
+    mixes: Mapping[str, tuple[float, float]] | None = None,
+) -> QuantSpec:
     """One QuantSpec for per-group `specs`: the primary group's scheme (`_PRIMARY_ORDER`) over
-    `quantized`, and every group priced otherwise in `group_schemes`."""
+    `quantized`, every group priced otherwise in `group_schemes`, and the groups whose layers differ
+    (`mixes`) in `group_layer_mix`."""
+    out = _mixed_schemes(specs, quantized, fallback)
+    if not mixes:
+        return out
+    note = "".join(
+        f"; {g}: layers differ ({share:.0%} of its weights quantized, {mean:.3f} B each on average)"
+        for g, (mean, share) in mixes.items()
+    )
+    mix = tuple((g, mean, share) for g, (mean, share) in mixes.items())
+    return out.model_copy(update={"group_layer_mix": mix, "source": out.source + note})
+
+
+def _mixed_schemes(specs: Mapping[str, QuantSpec], quantized: tuple[str, ...], fallback: Any) -> QuantSpec:
     primary_group = next((g for g in _PRIMARY_ORDER if g in specs), None)
     if primary_group is None:
         return fallback()
@@ -501,7 +649,12 @@ def _gptq_rule(dynamic: Mapping[str, Any], layer: str) -> Mapping[str, Any] | bo
 
 
 def _gptq_per_group(
-    qc: Mapping[str, Any], base: QuantSpec, cfg: Mapping[str, Any], name: str, present: tuple[str, ...] | None
+    qc: Mapping[str, Any],
+    base: QuantSpec,
+    cfg: Mapping[str, Any],
+    name: str,
+    present: tuple[str, ...] | None,
+    units: _Units | None = None,
 ) -> QuantSpec:
     """A GPTQ config's `dynamic` rules and `modules_in_block_to_quantize`, per linear group, as vLLM 0.32
     `gptq_utils.get_linear_quant_method` reads them: a layer no `modules_in_block_to_quantize` entry
@@ -514,30 +667,40 @@ def _gptq_per_group(
     if not dynamic and not flat:
         return base
     have = present if present is not None else _PRIMARY_ORDER
+    units = units if units is not None else _units(None, 0)
     specs: dict[str, QuantSpec] = {}
+    mixes: dict[str, tuple[float, float]] = {}
     unquantized: set[str] = set()
     for group, members in _members(_text_model_type(cfg)).items():
         if group not in have or group not in base.quantized_groups:
             continue
-        costs: list[QuantSpec | None] = []
-        for fused, shards in members:
-            layer = f"model.layers.0.{fused}"
-            names = [f"model.layers.0.{s}" for s in shards] or [layer]
-            listed_in = not flat or all(any(e in n for e in flat) for n in names)
-            rule = _gptq_rule(dynamic, layer) if dynamic else None
-            if rule is False or not listed_in:
-                costs.append(None)
-                continue
-            costs.append(_gptq_override(base, rule, name) if isinstance(rule, Mapping) and rule else base)
-        # The group's most expensive layer prices it (an unquantized one: the checkpoint dtype).
-        quantized = [c for c in costs if c is not None]
-        if len(quantized) < len(costs):
+        per_layer: list[tuple[QuantSpec | None, float]] = []
+        for index, weight in _layers_of(units, group):
+            prefix = f"model.layers.{index}."
+            costs: list[QuantSpec | None] = []
+            for fused, shards in members:
+                layer = f"{prefix}{fused}"
+                names = [f"{prefix}{s}" for s in shards] or [layer]
+                listed_in = not flat or all(any(e in n for e in flat) for n in names)
+                rule = _gptq_rule(dynamic, layer) if dynamic else None
+                if rule is False or not listed_in:
+                    costs.append(None)
+                    continue
+                costs.append(_gptq_override(base, rule, name) if isinstance(rule, Mapping) and rule else base)
+            # A layer's most expensive linear layer prices it (an unquantized one: the checkpoint dtype).
+            quantized = [c for c in costs if c is not None]
+            own = max(quantized, key=lambda q: q.bytes_per_weight) if len(quantized) == len(costs) else None
+            per_layer.append((own, weight))
+        common, mix = _over_layers(per_layer)
+        if mix is not None:
+            mixes[group] = mix
+        if common is None:
             unquantized.add(group)
         else:
-            specs[group] = max(quantized, key=lambda q: q.bytes_per_weight)
+            specs[group] = common
     kept = tuple(g for g in base.quantized_groups if g not in unquantized)
     dropped = ", ".join(g for g in base.quantized_groups if g in unquantized)
-    out = _mixed(specs, kept, lambda: base.model_copy(update={"quantized_groups": kept}))
+    out = _mixed(specs, kept, lambda: base.model_copy(update={"quantized_groups": kept}), mixes)
     if dropped:
         out = out.model_copy(update={"source": f"{out.source}; unquantized by dynamic rules: {dropped}"})
     return out

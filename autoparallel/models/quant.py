@@ -86,12 +86,22 @@ class QuantSpec(BaseModel):
     `config_groups` targeting attention and MLP apart, a GPTQ `dynamic` override), each priced by its
     own spec's `bytes_per_weight`; this spec's method, bits and groups are the primary group's
     (`parse_quant._mixed`). Empty for a uniform layout (and then left out of `model_dump`)."""
+    group_layer_mix: tuple[tuple[str, float, float], ...] = ()
+    """Linear groups whose decoder layers are stored differently (a rule naming layers by index:
+    compressed-tensors targets or `ignore` entries, GPTQ `dynamic` rules), as (group, mean bytes per
+    weight over the group's quantized layers, the quantized layers' share of the group's parameters),
+    both weighted by each layer's parameters; the rest of the group is in the checkpoint dtype. This
+    prices the group (`group_bytes`) before `group_schemes` and `quantized_groups`, which still name
+    its most common scheme (method and kernels). Empty when every layer of every group is stored alike
+    (and then left out of `model_dump`)."""
 
     @model_serializer(mode="wrap")
     def _drop_uniform(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
         data: dict[str, object] = handler(self)
         if not self.group_schemes:
             data.pop("group_schemes", None)
+        if not self.group_layer_mix:
+            data.pop("group_layer_mix", None)
         return data
 
     @property
@@ -116,12 +126,17 @@ class QuantSpec(BaseModel):
         return 1 + 4 / 4096  # INT8 per-channel
 
     def group_bytes(self, groups: ParamGroups, dtype_bytes: int) -> float:
-        """Bytes to hold `groups`: quantized groups at `bytes_per_weight`, the rest at `dtype_bytes`."""
+        """Bytes to hold `groups`: quantized groups at `bytes_per_weight` (a group whose layers differ at
+        their parameter-weighted mean, `group_layer_mix`), the rest at `dtype_bytes`."""
         own = dict(self.group_schemes)
+        mix = {g: (mean, share) for g, mean, share in self.group_layer_mix}
         total = 0.0
         for name in type(groups).model_fields:
             count = getattr(groups, name)
-            if name in own:
+            if name in mix:
+                mean, share = mix[name]
+                per = share * mean + (1 - share) * dtype_bytes
+            elif name in own:
                 per = own[name].bytes_per_weight
             else:
                 per = self.bytes_per_weight if name in self.quantized_groups else dtype_bytes

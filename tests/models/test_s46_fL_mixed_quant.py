@@ -235,3 +235,100 @@ def test_a_regex_past_the_time_bound_is_one_line(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(parse_quant.regex, "match", slow)
     with pytest.raises(InputError, match=r"took over 1 s to match the layer name .*vLLM's loader would hang"):
         spec_from_config(_gptq(dynamic={"-:.*self_attn.*": {}}), name="g")
+
+
+# ----- s46 fQ: rules naming layers by index are matched on every layer; one regex budget a config --
+
+_INT8_CHANNEL = {"num_bits": 8, "type": "int", "strategy": "channel", "symmetric": True, "dynamic": False}
+_INT4 = 0.5 + 2.5 / 128  # GPTQ-style 4-bit, group 128: bytes a weight
+_INT8 = 1 + 4 / 4096  # INT8 per channel
+
+
+def test_compressed_tensors_groups_by_layer_index_price_each_layer() -> None:
+    """Before: 5.33 GiB (layer 0's names only: every layer int4); layers 16-31 are int8: 6.90 GiB."""
+    early = {"targets": [r"re:model\.layers\.([0-9]|1[0-5])\..*"], "weights": _INT4_G128}
+    late = {"targets": [r"re:model\.layers\.(1[6-9]|2\d|3[01])\..*"], "weights": _INT8_CHANNEL}
+    spec = spec_from_config(_ct({"early": early, "late": late}), name="half")
+    p = spec.params
+    linear = p.attention + p.dense_mlp
+    want = linear / 2 * (_INT4 + _INT8) + (p.total - linear) * 2
+    assert spec.weight_bytes() == pytest.approx(want)
+    assert spec.weight_bytes() / 2**30 == pytest.approx(6.90, abs=0.005)
+    assert _bytes(spec, attention=64) == pytest.approx(32 * (_INT4 + _INT8))
+
+
+def test_gptq_dynamic_rule_on_late_layers_prices_them_8_bit() -> None:
+    """Before: 5.33 GiB; vLLM `get_dynamic_override` on layers 16-31: 8-bit there, 6.97 GiB."""
+    spec = spec_from_config(_gptq(dynamic={r"+:.*\.(1[6-9]|2\d|3[01])\..*": {"bits": 8}}), name="g")
+    p = spec.params
+    linear = p.attention + p.dense_mlp
+    want = linear / 2 * (_INT4 + 1 + 3 / 128) + (p.total - linear) * 2
+    assert spec.weight_bytes() == pytest.approx(want)
+    assert spec.weight_bytes() / 2**30 == pytest.approx(6.97, abs=0.005)
+
+
+def test_an_ignored_first_layer_leaves_the_other_layers_quantized() -> None:
+    """Before: the whole model bf16 (14.96 GiB) because layer 0 is ignored; 31 of 32 layers quantized."""
+    attn8 = {"targets": ["re:.*self_attn.*"], "weights": _INT8_CHANNEL}
+    cfg = _ct({"mlp": _MLP_INT4, "attn": attn8})
+    cfg["quantization_config"]["ignore"] = ["lm_head", r"re:model\.layers\.0\..*"]
+    spec = spec_from_config(cfg, name="l0")
+    p = spec.params
+    want = p.attention * (31 * _INT8 + 2) / 32 + p.dense_mlp * (31 * _INT4 + 2) / 32
+    want += (p.total - p.attention - p.dense_mlp) * 2
+    assert spec.weight_bytes() == pytest.approx(want)
+    assert spec.weight_bytes() / 2**30 == pytest.approx(6.22, abs=0.005)
+
+
+def test_deepseek_experts_of_named_layers_int4_rest_fp8() -> None:
+    """Before: 626.92 GiB served (layer 0 has no experts the int4 target names: all FP8). Experts of
+    layers 3-60 int4, the rest FP8 128x128 blocks; the MTP module no group targets is held in bf16
+    (vLLM builds it only for MTP speculative decoding)."""
+    entry = find_entry("deepseek-ai/DeepSeek-V3")
+    assert entry is not None
+    cfg = copy.deepcopy(dict(entry.config))
+    fp8_block = {"num_bits": 8, "type": "float", "strategy": "block", "block_structure": [128, 128]}
+    experts = {"targets": [r"re:model\.layers\.([3-9]|[1-5]\d|60)\.mlp\.experts\..*"], "weights": _INT4_G128}
+    rest = {
+        "targets": ["re:.*self_attn.*", "re:.*shared_experts.*", r"re:model\.layers\.[0-2]\.mlp\..*"],
+        "weights": fp8_block,
+    }
+    qc = {"quant_method": "compressed-tensors", "config_groups": {"e": experts, "r": rest}}
+    cfg["quantization_config"] = {**qc, "ignore": ["lm_head", "re:.*mlp.gate$"]}
+    spec = spec_from_config(cfg, name="dsv3")
+    s = spec.served_params
+    fp8 = 1 + 4 / 128**2
+    want = s.routed_experts * _INT4 + (s.attention + s.dense_mlp + s.shared_experts) * fp8
+    want += (s.total - s.routed_experts - s.attention - s.dense_mlp - s.shared_experts) * 2
+    assert spec.weight_bytes(s) == pytest.approx(want)
+    assert spec.weight_bytes(s) / 2**30 == pytest.approx(334.17, abs=0.01)
+    assert spec.weight_bytes(ParamGroups(mtp=10)) == 20
+
+
+def test_layer_name_regexes_share_one_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: each match was bounded at 1 s but not their sum: 60 `ignore` entries of ~0.2 s each made
+    `plan --time-limit 2` take 35 s. Past `REGEX_TOTAL_S` in all the config is refused in one line."""
+    from autoparallel.models import parse_quant
+
+    monkeypatch.setattr(parse_quant, "REGEX_TOTAL_S", 1e-9)
+    cfg = _ct({"group_0": _ATTN_FP8, "group_1": _MLP_INT4})
+    with pytest.raises(
+        InputError, match=r"regexes took over 1e-09 s in all .*the slowest, .*'\.\*self_attn"
+    ) as e:
+        spec_from_config(cfg, name="slow")
+    assert "\n" not in str(e.value)
+
+
+def test_each_pattern_and_name_is_matched_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from autoparallel.models import parse_quant
+
+    calls: list[tuple[str, str]] = []
+    real = parse_quant.regex.match
+
+    def counted(pattern: str, name: str, **kwargs: Any) -> Any:
+        calls.append((pattern, name))
+        return real(pattern, name, **kwargs)
+
+    monkeypatch.setattr(parse_quant.regex, "match", counted)
+    spec_from_config(_ct({"group_0": _ATTN_FP8, "group_1": _MLP_INT4}), name="c")
+    assert calls and len(calls) == len(set(calls))
