@@ -1104,16 +1104,21 @@ def _default_max_num_seqs(args: argparse.Namespace, cluster: Any, max_model_len:
     return seqs
 
 
-def _default_replicas(args: argparse.Namespace, cluster: Any) -> int:
+def _default_replicas(args: argparse.Namespace, model: Any, cluster: Any) -> int:
     """Replicas when `--dp` is not given: as many as the cluster holds, placed as the planner places
     them (`perf.serving.replicas_on`: none straddles a node; tp=4 on 2x6xH100 holds 2, not 12 // 4 = 3).
-    An expert-parallel engine's data ranks form one engine over the GPUs it takes, so it fills the
-    cluster (world // (tp · pp)), whose placement `deployment_problems` judges."""
+    An expert-parallel engine's data ranks form one engine over the GPUs it takes: the most ranks the
+    cluster holds whose expert-parallel size (tp · ranks) divides the experts (Qwen3-30B-A3B's 128
+    experts on 1x6xH100: 4 ranks, not an ep of 6 the user never asked for), else the cluster's fill, whose
+    problems `deployment_problems` and the engine checks name."""
     from autoparallel.perf.serving import replicas_on
 
     width = args.tp * args.pp
     if args.enable_expert_parallel:
-        return max(1, cluster.world_size // width)
+        most = max(1, cluster.world_size // width)
+        experts = model.num_experts
+        fits = [r for r in range(most, 0, -1) if experts and not experts % (args.tp * r)]
+        return fits[0] if fits else most
     return max(1, replicas_on(width, cluster.world_size, cluster.gpus_per_node))
 
 
@@ -1155,7 +1160,7 @@ def _serving_config(args: argparse.Namespace, model: Any, cluster: Any, workload
     fields: dict[str, Any] = {
         "tp": args.tp,
         "pp": args.pp,
-        "replicas": args.dp or _default_replicas(args, cluster),
+        "replicas": args.dp or _default_replicas(args, model, cluster),
         "enable_expert_parallel": args.enable_expert_parallel,
         "max_num_seqs": args.max_num_seqs or _default_max_num_seqs(args, cluster, mml),
         "max_model_len": mml,

@@ -67,3 +67,14 @@ def test_a_straddling_tp_group_is_not_said_to_stay_inside_a_node(capsys: pytest.
     assert rc == 1  # the problems list: tp=4 does not divide a node of 6 GPUs
     assert "tensor-parallel groups stay inside a node" not in out
     assert "straddles two nodes" in out
+
+
+def test_an_expert_parallel_default_takes_ranks_whose_ep_divides_the_experts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before: --enable-expert-parallel without --dp filled the cluster, an ep of 6 over Qwen3-30B-A3B's 128
+    experts on 1x6xH100, refused (exit 2) for an ep the user never asked for. Now 4 ranks; 1x8 keeps 8."""
+    rc, out, _ = _evaluate(capsys, "Qwen/Qwen3-30B-A3B", "--cluster", "1x6xH100", "--enable-expert-parallel")
+    assert rc in (0, 1) and "4 replica(s) x tp=1 pp=1 + expert parallel = 4 GPUs" in out
+    rc, out, _ = _evaluate(capsys, "Qwen/Qwen3-30B-A3B", "--cluster", "1x8xH100", "--enable-expert-parallel")
+    assert "8 replica(s) x tp=1 pp=1 + expert parallel = 8 GPUs" in out
