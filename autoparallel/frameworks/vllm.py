@@ -479,7 +479,7 @@ def _ray_launch(
         f"VLLM_HOST_IP to each {unit}'s own address if Ray picks the wrong interface.",
         f"one engine spans {span} nodes: " + _node_span_note(config, host)
         if unit == "node"
-        else _rack_span_note(span, hosts_per_node(cluster.gpu.name, cluster.gpus_per_node)),
+        else _rack_span_note(span, hosts_per_node(cluster.gpu.name, cluster.gpus_per_node), config, cluster),
     ]
     if (
         note := idle_hosts_note(
@@ -497,13 +497,20 @@ def _ray_launch(
     return VllmLaunch(commands=(head, *workers), env=env, notes=tuple(notes))
 
 
-def _rack_span_note(span: int, hosts_per_domain: int) -> str:
+def _rack_span_note(span: int, hosts_per_domain: int, config: ServingConfig, cluster: Cluster) -> str:
     """How one engine of `span` hosts sits on NVLink domains of `hosts_per_domain` hosts: inside one,
-    or over whole domains (a multiple of their hosts, `engine_support.node_span_problem`)."""
+    or over whole domains (a multiple of their hosts, `engine_support.node_span_problem`), where a
+    tensor-parallel group that does not divide a domain straddles two (tp 8 pp 9 on 2x36xGB200)."""
     if span <= hosts_per_domain:
         return (
             f"one engine spans {span} hosts of one NVLink domain, its tensor-parallel and pipeline "
             "groups over NVLink."
+        )
+    if cluster.gpus_per_node % config.tp:
+        return (
+            f"one engine spans {span} hosts, {span // hosts_per_domain} NVLink domains: tp={config.tp} does "
+            f"not divide a domain of {cluster.gpus_per_node} GPUs, so a tensor-parallel group straddles two, "
+            "all-reducing over the network every layer."
         )
     return (
         f"one engine spans {span} hosts, {span // hosts_per_domain} whole NVLink domains: its "

@@ -749,9 +749,9 @@ def _tp_problem(cluster: Cluster, config: ServingConfig) -> str | None:
         return f"tp={tp} spans {tp / node:g} nodes of {node} GPUs; a TP group takes whole nodes"
     if tp >= node or not node % tp:
         return None
-    if host_size(cluster.gpu.name, node) < node:
-        return None if _on_hosts(tp, cluster) else f"tp={tp} does not fit inside a node of {node} GPUs"
-    width = config.engine_gpus
+    if host_size(cluster.gpu.name, node) < node and not _on_hosts(tp, cluster):
+        return f"tp={tp} does not fit inside a node of {node} GPUs"
+    width = config.engine_gpus  # wider than a node (of one host or several: a GB200 domain), stages align
     if width <= node:
         return None
     if config.shares_experts:

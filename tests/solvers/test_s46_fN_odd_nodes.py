@@ -167,3 +167,16 @@ def test_deployment_oracle_agrees_on_6_gpu_nodes(objective: str) -> None:
     counts = optimize(space, (objective,), Run(SolverSettings(time_limit_s=5)))
     assert oracle is not None and counts is not None
     assert expr_value(build(space, hard_demand=objective != "goodput"), objective, counts) == oracle[0]
+
+
+def test_a_tp_group_straddling_two_gb200_domains_is_a_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    """tp 8 pp 9 on 2x36xGB200: the fifth stage takes hosts 8 and 9, one in each NVLink domain, so its
+    all-reduce crosses the network. Before (s46 hunt): no problem, and a note saying the tp groups stay
+    over NVLink inside one domain."""
+    from autoparallel.cli import main
+
+    argv = ["evaluate", "meta-llama/Llama-3.1-70B", "--cluster", "2x36xGB200", "--tp", "8", "--pp", "9"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "tp=8 does not divide a node of 36 GPUs" in out
+    assert "tensor-parallel group straddles two" in out and "groups over NVLink inside one" not in out
