@@ -32,8 +32,35 @@ def _not_converted(qc: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _groups_without(excluded: list[str]) -> tuple[str, ...]:
-    """Linear groups minus those a `modules_to_not_convert`-style list keeps unquantized."""
+_LAYER_INDEX = regex.compile(r"layers?\W*[(\[]?\d")
+r"""An entry naming decoder layers by index (`model.layers.0.self_attn`, `re:model\.layers\.(1[6-9])\..*`),
+not every layer (`model.layers.*.self_attn`, `re:.*self_attn.*`)."""
+
+
+def _names_layer_index(entry: str) -> bool:
+    return _LAYER_INDEX.search(entry) is not None
+
+
+_LM_HEAD_LIKE = frozenset({"lm_head", "model.embed_tokens", "embed_tokens"})
+
+
+def _lm_head_like(entry: str) -> bool:
+    """An `ignore` entry naming no decoder-layer linear layer: `lm_head` (or the embedding), plain or as
+    a `re:` pattern around the name alone (`re:.*lm_head`, `re:^lm_head$`)."""
+    body = entry.removeprefix("re:").strip("^$")
+    while body.startswith(".*"):
+        body = body[2:]
+    while body.endswith(".*"):
+        body = body[:-2]
+    return body in _LM_HEAD_LIKE
+
+
+def _groups_without(excluded: list[str], *, per_layer: bool = False) -> tuple[str, ...]:
+    """Linear groups minus those a `modules_to_not_convert`-style list keeps unquantized. `per_layer`:
+    the caller matches the entries naming layers by index on each layer (compressed-tensors `ignore`),
+    so only the entries naming every layer drop a whole group here."""
+    if per_layer:
+        excluded = [e for e in excluded if not _names_layer_index(e)]
     groups = ["attention", "dense_mlp", "routed_experts", "shared_experts", "mtp"]
     if any(e.rstrip(".*").endswith(("self_attn", "attn", "attention")) for e in excluded):
         groups.remove("attention")
@@ -213,6 +240,7 @@ def _quant_from_config(
             return spec.model_copy(update={"kv_cache_dtype": kv})
         raise InputError(f"{name}: ModelOpt quant_algo {algo!r} is not supported (FP8 and NVFP4 are)")
     if method == "compressed-tensors":
+        groups = _groups_without(excluded, per_layer=True)
         spec = _compressed_tensors(qc, name, groups, _text_model_type(cfg), present, units)
         return spec.model_copy(update={"kv_cache_dtype": _compressed_tensors_kv_dtype(qc)})
     raise InputError(
@@ -400,6 +428,11 @@ def _members(model_type: str) -> dict[str, tuple[Member, ...]]:
     }
 
 
+def _fused_moe_path(model_type: str) -> str:
+    """Where `model_type`'s FusedMoE module sits under `model.layers.{i}.` (its vLLM prefix)."""
+    return _members(model_type)["routed_experts"][0][0].rsplit(".", 2)[0]
+
+
 def _text_model_type(cfg: Mapping[str, Any]) -> str:
     text = cfg.get("text_config")
     inner = text.get("model_type") if isinstance(text, Mapping) else None
@@ -526,15 +559,16 @@ def _compressed_tensors(
                 schemes.append((listed, group["weights"], group.get("input_activations")))
     if not schemes:
         return _ct_scheme({}, None, groups, name)
-    if len(schemes) == 1 and "Linear" in schemes[0][0]:
+    ignore = [str(v) for v in qc.get("ignore") or [] if isinstance(v, str)]
+    if len(schemes) == 1 and "Linear" in schemes[0][0] and all(map(_lm_head_like, ignore)):
         return _ct_scheme(schemes[0][1], schemes[0][2], groups, name)  # every linear layer: one scheme
+    # Otherwise each layer as vLLM's `get_scheme` reads it: `should_ignore_layer` before the targets.
     # vLLM's `target_scheme_map`: filled in group order, so a target listed twice takes the later group
     # and keeps its first place in the order `find_matched_target` tries the targets.
     target_of: dict[str, int] = {}
     for i, (targets, _, _) in enumerate(schemes):
         for t in targets:
             target_of[t] = i
-    ignore = [str(v) for v in qc.get("ignore") or [] if isinstance(v, str)]
     all_targets = list(target_of)
     have = present if present is not None else _PRIMARY_ORDER
     units = units if units is not None else _units(None, 0)
@@ -671,7 +705,9 @@ def _gptq_per_group(
     specs: dict[str, QuantSpec] = {}
     mixes: dict[str, tuple[float, float]] = {}
     unquantized: set[str] = set()
-    for group, members in _members(_text_model_type(cfg)).items():
+    model_type = _text_model_type(cfg)
+    experts = _fused_moe_path(model_type)
+    for group, members in _members(model_type).items():
         if group not in have or group not in base.quantized_groups:
             continue
         per_layer: list[tuple[QuantSpec | None, float]] = []
@@ -682,6 +718,10 @@ def _gptq_per_group(
                 layer = f"{prefix}{fused}"
                 names = [f"{prefix}{s}" for s in shards] or [layer]
                 listed_in = not flat or all(any(e in n for e in flat) for n in names)
+                # Routed experts are one FusedMoE module: vLLM's `get_moe_quant_method` matches the
+                # `dynamic` rules on its prefix (`model.layers.{i}.mlp.experts`), not on an expert's name.
+                if fused.startswith(f"{experts}.0."):
+                    layer = f"{prefix}{experts}"
                 rule = _gptq_rule(dynamic, layer) if dynamic else None
                 if rule is False or not listed_in:
                     costs.append(None)

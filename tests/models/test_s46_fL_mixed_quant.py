@@ -332,3 +332,96 @@ def test_each_pattern_and_name_is_matched_once(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(parse_quant.regex, "match", counted)
     spec_from_config(_ct({"group_0": _ATTN_FP8, "group_1": _MLP_INT4}), name="c")
     assert calls and len(calls) == len(set(calls))
+
+
+# ----- s46 fS: one Linear group reads `ignore` per layer; indexed `ignore` entries; GPTQ on FusedMoE --
+
+
+def _one_linear(ignore: list[str]) -> dict[str, Any]:
+    cfg = _ct({"g0": {"targets": ["Linear"], "weights": _INT4_G128}})
+    cfg["quantization_config"]["ignore"] = ["lm_head", *ignore]
+    return cfg
+
+
+def test_one_linear_group_ignoring_late_mlps_prices_them_bf16() -> None:
+    """Before: 5.33 GiB (the one Linear group returned early, `ignore` beyond its suffix rule unread);
+    vLLM's `should_ignore_layer` keeps the MLPs of layers 16-31 bf16: 9.22 GiB, as the two-group form."""
+    spec = spec_from_config(_one_linear([r"re:model\.layers\.(1[6-9]|2\d|3[01])\.mlp\..*"]), name="a2")
+    p = spec.params
+    want = p.attention * _INT4 + p.dense_mlp * (_INT4 + 2) / 2 + (p.total - p.attention - p.dense_mlp) * 2
+    assert spec.weight_bytes() == pytest.approx(want)
+    assert spec.weight_bytes() / 2**30 == pytest.approx(9.22, abs=0.005)
+    every = spec_from_config(_one_linear(["re:.*mlp.*"]), name="a")
+    assert every.weight_bytes() / 2**30 == pytest.approx(13.11, abs=0.005)
+    assert _bytes(every, dense_mlp=10) == 20 and _bytes(every, attention=128) == pytest.approx(64 + 2.5)
+
+
+def test_one_linear_group_with_lm_head_ignore_is_unchanged() -> None:
+    for ignore in ([], ["re:.*lm_head"], ["model.embed_tokens"]):
+        spec = spec_from_config(_one_linear(ignore), name="u")
+        assert spec.quantization is not None and not spec.quantization.group_layer_mix
+        assert "group_schemes" not in spec.quantization.model_dump(mode="json")
+        assert spec.weight_bytes() / 2**30 == pytest.approx(5.33, abs=0.005)
+
+
+def test_deepseek_one_linear_group_ignoring_experts_of_layers_3_to_30() -> None:
+    """Before: 41.51 GiB a GPU at tp 8 (all experts int4), fits; layers 3-30's experts are bf16."""
+    entry = find_entry("deepseek-ai/DeepSeek-V3")
+    assert entry is not None
+    cfg = copy.deepcopy(dict(entry.config))
+    qc = {
+        "quant_method": "compressed-tensors",
+        "config_groups": {"g0": {"targets": ["Linear"], "weights": _INT4_G128}},
+    }
+    cfg["quantization_config"] = {
+        **qc,
+        "ignore": ["lm_head", r"re:model\.layers\.([3-9]|[12]\d|30)\.mlp\.experts\..*"],
+    }
+    spec = spec_from_config(cfg, name="ds")
+    s = spec.served_params
+    bf16 = 28 / 58  # MoE layers 3-60: 58, of which 3-30 ignored (same experts in each)
+    want = s.routed_experts * (bf16 * 2 + (1 - bf16) * _INT4)
+    lin = s.attention + s.dense_mlp + s.shared_experts
+    want += lin * _INT4 + (s.total - s.routed_experts - lin) * 2
+    assert spec.weight_bytes(s) == pytest.approx(want)
+    assert spec.weight_bytes(s) / 2**30 / 8 == pytest.approx(95.33, abs=0.01)
+
+
+@pytest.mark.parametrize("one_group", [True, False])
+def test_an_ignore_entry_naming_layer_0_attention_is_not_all_attention(one_group: bool) -> None:
+    """Before: 7.19 GiB (`re:model\\.layers\\.0\\.self_attn.*` dropped every layer's attention by the
+    suffix rule); only layer 0's attention is bf16: 5.39 GiB."""
+    if one_group:
+        cfg = _one_linear([r"re:model\.layers\.0\.self_attn.*"])
+    else:
+        attn = {"targets": ["re:.*self_attn.*"], "weights": _INT4_G128}
+        cfg = _ct({"g0": attn, "g1": _MLP_INT4})
+        cfg["quantization_config"]["ignore"] = ["lm_head", r"re:model\.layers\.0\.self_attn.*"]
+    spec = spec_from_config(cfg, name="c")
+    p = spec.params
+    want = p.attention * (31 * _INT4 + 2) / 32 + p.dense_mlp * _INT4
+    want += (p.total - p.attention - p.dense_mlp) * 2
+    assert spec.weight_bytes() == pytest.approx(want)
+    assert spec.weight_bytes() / 2**30 == pytest.approx(5.39, abs=0.005)
+
+
+def _qwen3_moe_gptq(dynamic: dict[str, Any]) -> ModelSpec:
+    entry = find_entry("Qwen/Qwen3-30B-A3B")
+    assert entry is not None
+    cfg = copy.deepcopy(dict(entry.config))
+    qc = {"quant_method": "gptq", "bits": 4, "group_size": 128, "desc_act": False, "sym": True}
+    cfg["quantization_config"] = {**qc, "dynamic": dynamic}
+    return spec_from_config(cfg, name="q3")
+
+
+def test_gptq_dynamic_rules_match_the_fused_moe_prefix() -> None:
+    """vLLM's `get_moe_quant_method` matches `dynamic` on `model.layers.{i}.mlp.experts`. Before:
+    `-:.*mlp\\.experts$` left the experts 4-bit (15.65 GiB; right: bf16, 55.62) and `+:.*down_proj$`
+    bits 8 made them 8-bit (29.25 GiB; right: 4-bit, 15.65)."""
+    off = _qwen3_moe_gptq({r"-:.*mlp\.experts$": {}})
+    assert _bytes(off, routed_experts=10) == 20
+    assert _bytes(off, attention=128) == pytest.approx(64 + 2.5)
+    assert off.weight_bytes() / 2**30 == pytest.approx(55.62, abs=0.005)
+    down8 = _qwen3_moe_gptq({r"+:.*down_proj$": {"bits": 8}})
+    assert _bytes(down8, routed_experts=128) == pytest.approx(64 + 2.5)
+    assert down8.weight_bytes() / 2**30 == pytest.approx(15.65, abs=0.005)
