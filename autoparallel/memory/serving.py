@@ -420,7 +420,7 @@ def _evaluate(
     held, align = engine_weight_layout(spec, engine, g, ep)
     for s, layers in enumerate(stage_ranges):
         groups = prof.stage_params_per_rank(held, layers, s, pp, tp, ep, mxfp4_align=align)
-        weights = held.weight_bytes(groups) + prof.rope_cache_bytes(spec, layers, spec.dtype_bytes)
+        weights = held.weight_bytes(groups, layers) + prof.rope_cache_bytes(spec, layers, spec.dtype_bytes)
         act = prof.activation_peak_bytes(
             spec,
             layers,

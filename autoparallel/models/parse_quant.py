@@ -366,12 +366,16 @@ def _layers_of(units: _Units, group: str) -> tuple[tuple[int, float], ...]:
     return units.get(group) or ((0, 1.0),)
 
 
+_LayerRows = tuple[tuple[int, float | None, float], ...]
+"""A group's layers: (layer index, bytes per weight or None for the checkpoint dtype, parameters)."""
+
+
 def _over_layers(
-    per_layer: list[tuple[QuantSpec | None, float]],
-) -> tuple[QuantSpec | None, tuple[float, float] | None]:
-    """One group's layers, each priced by its own scheme (None: the checkpoint dtype), weighted by its
-    parameters: the most common scheme (a tie: the costlier) and, when the layers differ, (mean bytes
-    per weight over the quantized layers, their share of the group's parameters)."""
+    per_layer: list[tuple[QuantSpec | None, float]], indices: Sequence[int]
+) -> tuple[QuantSpec | None, _LayerRows | None]:
+    """One group's layers (`indices`), each priced by its own scheme (None: the checkpoint dtype),
+    weighted by its parameters: the most common scheme (a tie: the costlier) and, when the layers
+    differ, each layer's row (`QuantSpec.group_layer_mix`)."""
     weight_of: dict[object, float] = {}
     spec_of: dict[object, QuantSpec | None] = {}
     for spec, weight in per_layer:
@@ -385,10 +389,21 @@ def _over_layers(
         spec = spec_of[key]
         return float("inf") if spec is None else spec.bytes_per_weight
 
-    quantized = sum(w for k, w in weight_of.items() if k is not None)
-    mean = sum(w * cost(k) for k, w in weight_of.items() if k is not None) / quantized if quantized else 0.0
     common = max(weight_of, key=lambda k: (weight_of[k], cost(k)))
-    return spec_of[common], (mean, quantized / sum(weight_of.values()))
+    rows = tuple(
+        (i, None if spec is None else spec.bytes_per_weight, weight)
+        for i, (spec, weight) in zip(indices, per_layer, strict=True)
+    )
+    return spec_of[common], rows
+
+
+def _mix_text(rows: _LayerRows) -> str:
+    """A group's layer mix for the quantization source: its quantized share and their mean bytes."""
+    total = sum(w for _, _, w in rows)
+    quantized = [(b, w) for _, b, w in rows if b is not None]
+    share = sum(w for _, w in quantized) / total
+    mean = sum(b * w for b, w in quantized) / sum(w for _, w in quantized) if quantized else 0.0
+    return f"{share:.0%} of its weights quantized, {mean:.3f} B each on average"
 
 
 def _gate_up_down(
@@ -580,7 +595,7 @@ def _compressed_tensors(
         return scheme_of[i]
 
     specs: dict[str, QuantSpec] = {}
-    mixes: dict[str, tuple[float, float]] = {}
+    mixes: dict[str, _LayerRows] = {}
     unquantized: set[str] = set()
     for group, members in _members(model_type).items():
         if group not in have or group not in groups:
@@ -615,7 +630,7 @@ def _compressed_tensors(
                 else None
             )
             per_layer.append((None if own is None else scheme(own), weight))
-        common, mix = _over_layers(per_layer)
+        common, mix = _over_layers(per_layer, [i for i, _ in _layers_of(units, group)])
         if mix is not None:
             mixes[group] = mix
         if common is None:
@@ -630,7 +645,7 @@ def _mixed(
     specs: Mapping[str, QuantSpec],
     quantized: tuple[str, ...],
     fallback: Any,
-    mixes: Mapping[str, tuple[float, float]] | None = None,
+    mixes: Mapping[str, _LayerRows] | None = None,
 ) -> QuantSpec:
     """One QuantSpec for per-group `specs`: the primary group's scheme (`_PRIMARY_ORDER`) over
     `quantized`, every group priced otherwise in `group_schemes`, and the groups whose layers differ
@@ -638,11 +653,8 @@ def _mixed(
     out = _mixed_schemes(specs, quantized, fallback)
     if not mixes:
         return out
-    note = "".join(
-        f"; {g}: layers differ ({share:.0%} of its weights quantized, {mean:.3f} B each on average)"
-        for g, (mean, share) in mixes.items()
-    )
-    mix = tuple((g, mean, share) for g, (mean, share) in mixes.items())
+    note = "".join(f"; {g}: layers differ ({_mix_text(rows)})" for g, rows in mixes.items())
+    mix = tuple(mixes.items())
     return out.model_copy(update={"group_layer_mix": mix, "source": out.source + note})
 
 
@@ -703,7 +715,7 @@ def _gptq_per_group(
     have = present if present is not None else _PRIMARY_ORDER
     units = units if units is not None else _units(None, 0)
     specs: dict[str, QuantSpec] = {}
-    mixes: dict[str, tuple[float, float]] = {}
+    mixes: dict[str, _LayerRows] = {}
     unquantized: set[str] = set()
     model_type = _text_model_type(cfg)
     experts = _fused_moe_path(model_type)
@@ -731,7 +743,7 @@ def _gptq_per_group(
             quantized = [c for c in costs if c is not None]
             own = max(quantized, key=lambda q: q.bytes_per_weight) if len(quantized) == len(costs) else None
             per_layer.append((own, weight))
-        common, mix = _over_layers(per_layer)
+        common, mix = _over_layers(per_layer, [i for i, _ in _layers_of(units, group)])
         if mix is not None:
             mixes[group] = mix
         if common is None:

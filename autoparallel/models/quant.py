@@ -21,6 +21,7 @@ quantizes only the routed experts.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -86,14 +87,14 @@ class QuantSpec(BaseModel):
     `config_groups` targeting attention and MLP apart, a GPTQ `dynamic` override), each priced by its
     own spec's `bytes_per_weight`; this spec's method, bits and groups are the primary group's
     (`parse_quant._mixed`). Empty for a uniform layout (and then left out of `model_dump`)."""
-    group_layer_mix: tuple[tuple[str, float, float], ...] = ()
+    group_layer_mix: tuple[tuple[str, tuple[tuple[int, float | None, float], ...]], ...] = ()
     """Linear groups whose decoder layers are stored differently (a rule naming layers by index:
-    compressed-tensors targets or `ignore` entries, GPTQ `dynamic` rules), as (group, mean bytes per
-    weight over the group's quantized layers, the quantized layers' share of the group's parameters),
-    both weighted by each layer's parameters; the rest of the group is in the checkpoint dtype. This
-    prices the group (`group_bytes`) before `group_schemes` and `quantized_groups`, which still name
-    its most common scheme (method and kernels). Empty when every layer of every group is stored alike
-    (and then left out of `model_dump`)."""
+    compressed-tensors targets or `ignore` entries, GPTQ `dynamic` rules), each with its layers as
+    (vLLM's layer index, bytes per weight or None for the checkpoint dtype, the group's parameters in
+    that layer). This prices the group (`group_bytes`: the parameter-weighted mean over the layers
+    asked for) before `group_schemes` and `quantized_groups`, which still name its most common scheme
+    (method and kernels). Empty when every layer of every group is stored alike (and then left out of
+    `model_dump`)."""
 
     @model_serializer(mode="wrap")
     def _drop_uniform(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
@@ -125,17 +126,21 @@ class QuantSpec(BaseModel):
             return 0.5 + (1 / 64 + 4 / (64 * 256) if self.double_quant else 4 / 64)
         return 1 + 4 / 4096  # INT8 per-channel
 
-    def group_bytes(self, groups: ParamGroups, dtype_bytes: int) -> float:
-        """Bytes to hold `groups`: quantized groups at `bytes_per_weight` (a group whose layers differ at
-        their parameter-weighted mean, `group_layer_mix`), the rest at `dtype_bytes`."""
+    def group_bytes(
+        self, groups: ParamGroups, dtype_bytes: int, layers: Collection[int] | None = None
+    ) -> float:
+        """Bytes to hold `groups`: quantized groups at `bytes_per_weight`, the rest at `dtype_bytes`; a
+        group whose layers differ (`group_layer_mix`) at the parameter-weighted mean over `layers` (the
+        decoder layers `groups` were summed from: a pipeline stage's, one layer's; None: all)."""
         own = dict(self.group_schemes)
-        mix = {g: (mean, share) for g, mean, share in self.group_layer_mix}
+        mix = dict(self.group_layer_mix)
         total = 0.0
         for name in type(groups).model_fields:
             count = getattr(groups, name)
             if name in mix:
-                mean, share = mix[name]
-                per = share * mean + (1 - share) * dtype_bytes
+                rows = [r for r in mix[name] if layers is None or r[0] in layers] or list(mix[name])
+                weight = sum(w for _, _, w in rows)
+                per = sum(w * (dtype_bytes if b is None else b) for _, b, w in rows) / weight
             elif name in own:
                 per = own[name].bytes_per_weight
             else:

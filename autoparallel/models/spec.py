@@ -11,6 +11,7 @@ Units: parameters are counts, memory is bytes, compute is FLOPs.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from enum import Enum
 from functools import cached_property
 
@@ -548,12 +549,14 @@ class ModelSpec(_Frozen):
         return 2.0 * matmul + (0.0 if self.lm_head_params else self.lm_head_flops)
 
     # ----- weights --------------------------------------------------------------------------------
-    def weight_bytes(self, groups: ParamGroups | None = None) -> float:
-        """Bytes to hold `groups` (default: the whole model) under the checkpoint's quantization."""
+    def weight_bytes(self, groups: ParamGroups | None = None, layers: Collection[int] | None = None) -> float:
+        """Bytes to hold `groups` (default: the whole model) under the checkpoint's quantization;
+        `layers`: the decoder layers `groups` were summed from (a pipeline stage's, one layer's), which
+        price a group whose layers are stored differently (`QuantSpec.group_layer_mix`); None: all."""
         g = self.params if groups is None else groups
         if self.quantization is None:
             return float(g.total * self.dtype_bytes)
-        return self.quantization.group_bytes(g, self.dtype_bytes)
+        return self.quantization.group_bytes(g, self.dtype_bytes, layers)
 
     # ----- limits ---------------------------------------------------------------------------------
     def tp_violations(self, tp: int, *, expert_parallel: bool = False) -> list[str]:

@@ -52,12 +52,12 @@ def _model_facts(model: ModelSpec, quantization: str | None, dtype: str) -> Mode
     groups: dict[tuple[int, int, float], int] = {}
     dense = mlp = 0.0
     expert_params = 0.0
-    for layer in eff.layers:
-        p = layer.params
-        dense += eff.weight_bytes(p.model_copy(update={"routed_experts": 0}))
-        mlp += eff.weight_bytes(ParamGroups(dense_mlp=p.dense_mlp, shared_experts=p.shared_experts))
+    for i, layer in enumerate(eff.layers):
+        p, at = layer.params, (i,)  # `at`: this layer's own storage where rules name layers by index
+        dense += eff.weight_bytes(p.model_copy(update={"routed_experts": 0}), at)
+        mlp += eff.weight_bytes(ParamGroups(dense_mlp=p.dense_mlp, shared_experts=p.shared_experts), at)
         if layer.mlp.kind is MlpKind.MOE and layer.mlp.num_experts:
-            per = eff.weight_bytes(ParamGroups(routed_experts=p.routed_experts)) / layer.mlp.num_experts
+            per = eff.weight_bytes(ParamGroups(routed_experts=p.routed_experts), at) / layer.mlp.num_experts
             gkey = (layer.mlp.num_experts, layer.mlp.experts_per_token, per)
             expert_params += p.routed_experts * layer.mlp.experts_per_token / layer.mlp.num_experts
             groups[gkey] = groups.get(gkey, 0) + 1

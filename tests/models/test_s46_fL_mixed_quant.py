@@ -425,3 +425,28 @@ def test_gptq_dynamic_rules_match_the_fused_moe_prefix() -> None:
     down8 = _qwen3_moe_gptq({r"+:.*down_proj$": {"bits": 8}})
     assert _bytes(down8, routed_experts=128) == pytest.approx(64 + 2.5)
     assert down8.weight_bytes() / 2**30 == pytest.approx(15.65, abs=0.005)
+
+
+def test_a_stage_is_priced_by_the_layers_it_holds() -> None:
+    """Before (s46 review): a group whose layers differ was priced at the whole model's mean in every
+    pipeline stage, so with layers 0-15 int4 and 16-31 int8 both stages showed the same weights, and
+    DeepSeek-V3 int4 with the experts of layers 3-30 left bf16 said stage 0 fits on 8xH100 at --pp 2
+    where its bf16 experts alone need 73.5 GiB a GPU. `weight_bytes(groups, layers)` and the memory
+    report price each stage by its own layers; the whole model is unchanged."""
+    from autoparallel.memory.serving import vllm_memory
+
+    early = {"targets": [r"re:model\.layers\.([0-9]|1[0-5])\..*"], "weights": _INT4_G128}
+    late = {"targets": [r"re:model\.layers\.(1[6-9]|2\d|3[01])\..*"], "weights": _INT8_CHANNEL}
+    spec = spec_from_config(_ct({"early": early, "late": late}), name="half")
+    layer = spec.layers[0].params
+    assert spec.weight_bytes(layer, range(16)) == pytest.approx(
+        layer.attention * _INT4
+        + layer.dense_mlp * _INT4
+        + (layer.total - layer.attention - layer.dense_mlp) * 2
+    )
+    assert spec.weight_bytes(layer, range(16, 32)) > spec.weight_bytes(layer, range(16))
+    report = vllm_memory(spec, "H100", pp=2)
+    first, second = (stage.weights_gib for stage in report.stages)
+    assert second - first == pytest.approx(
+        16 * (layer.attention + layer.dense_mlp) * (_INT8 - _INT4) / 2**30, rel=0.02
+    )

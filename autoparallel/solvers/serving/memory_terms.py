@@ -80,13 +80,16 @@ class MemoryTerms:
             stages = self.stages(pp, engine)
             by_class: dict[tuple[object, ...], float] = {}
             out = []
+            # Stages alike in their layers' kinds are alike in weights, unless a quantization rule
+            # names layers by index (`QuantSpec.group_layer_mix`): then each stage is its own.
+            mixed = held.quantization is not None and bool(held.quantization.group_layer_mix)
             for s, layers in enumerate(stages):
-                cls = self._stage_key(layers, s, pp)
+                cls = (self._stage_key(layers, s, pp), tuple(layers) if mixed else ())
                 if cls not in by_class:
                     params = vllm_profile.stage_params_per_rank(
                         held, layers, s, pp, tp, ep, mxfp4_align=align
                     )
-                    by_class[cls] = held.weight_bytes(params) + vllm_profile.rope_cache_bytes(
+                    by_class[cls] = held.weight_bytes(params, layers) + vllm_profile.rope_cache_bytes(
                         spec, layers, spec.dtype_bytes
                     )
                 out.append(by_class[cls])
