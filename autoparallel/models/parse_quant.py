@@ -397,6 +397,28 @@ def _over_layers(
     return spec_of[common], rows
 
 
+def _costliest(linears: Sequence[QuantSpec | None]) -> QuantSpec | None:
+    """One layer's group priced at its most expensive linear layer (memory stays safe); None, the
+    checkpoint dtype, when any of them is left unquantized."""
+    if any(q is None for q in linears):
+        return None
+    return max((q for q in linears if q is not None), key=lambda q: q.bytes_per_weight)
+
+
+def _group_over_layers(
+    group: str,
+    per_layer: list[tuple[QuantSpec | None, float]],
+    units: _Units,
+    mixes: dict[str, _LayerRows],
+) -> QuantSpec | None:
+    """`_over_layers` of `group`'s layers: its most common scheme (None: the checkpoint dtype), its
+    layers' rows recorded in `mixes` where they differ."""
+    common, mix = _over_layers(per_layer, [i for i, _ in _layers_of(units, group)])
+    if mix is not None:
+        mixes[group] = mix
+    return common
+
+
 def _mix_text(rows: _LayerRows) -> str:
     """A group's layer mix for the quantization source: its quantized share and their mean bytes."""
     total = sum(w for _, _, w in rows)
@@ -621,18 +643,8 @@ def _compressed_tensors(
                         "(compressed_tensors `find_matched_target`)"
                     )
                 picked.append(target_of[target])
-            # A layer whose linear layers differ is priced at its most expensive one (memory stays
-            # safe): an ignored one keeps the layer's whole group in the checkpoint dtype.
-            quantized = [p for p in picked if p is not None]
-            own = (
-                max(quantized, key=lambda i: scheme(i).bytes_per_weight)
-                if len(quantized) == len(picked)
-                else None
-            )
-            per_layer.append((None if own is None else scheme(own), weight))
-        common, mix = _over_layers(per_layer, [i for i, _ in _layers_of(units, group)])
-        if mix is not None:
-            mixes[group] = mix
+            per_layer.append((_costliest([None if p is None else scheme(p) for p in picked]), weight))
+        common = _group_over_layers(group, per_layer, units, mixes)
         if common is None:
             unquantized.add(group)
         else:
@@ -739,13 +751,8 @@ def _gptq_per_group(
                     costs.append(None)
                     continue
                 costs.append(_gptq_override(base, rule, name) if isinstance(rule, Mapping) and rule else base)
-            # A layer's most expensive linear layer prices it (an unquantized one: the checkpoint dtype).
-            quantized = [c for c in costs if c is not None]
-            own = max(quantized, key=lambda q: q.bytes_per_weight) if len(quantized) == len(costs) else None
-            per_layer.append((own, weight))
-        common, mix = _over_layers(per_layer, [i for i, _ in _layers_of(units, group)])
-        if mix is not None:
-            mixes[group] = mix
+            per_layer.append((_costliest(costs), weight))
+        common = _group_over_layers(group, per_layer, units, mixes)
         if common is None:
             unquantized.add(group)
         else:
