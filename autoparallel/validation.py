@@ -339,7 +339,9 @@ def cp_comm_problem(
       all_gather (`attn_forward_func_with_cp`: "Context parallelism does not support sliding window
       attention with cp_comm_type='p2p'").
     - Megatron, a2a: TE's `AttnFuncWithCPAndQKVOA2A` asserts that each rank's query and key heads
-      are divisible by cp ("The number of attention heads needs to be divisible by CP size!").
+      are divisible by cp ("The number of attention heads needs to be divisible by CP size!"), and
+      `attn_forward_func_with_cp` runs keys and values of two head sizes (MLA's 192 / 128) with p2p or
+      a2a+p2p only ("The context parallel running configs cannot support MLA!").
     - Megatron, DeepSeek Sparse Attention layers (`AttentionSpec.sparse_topk`, Megatron-LM's
       experimental DSA variant), whatever `cp_comm`: Megatron-Core's `TransformerConfig.__post_init__`
       (megatron/core/transformer/transformer_config.py, `experimental_attention_variant == "dsa"`)
@@ -401,6 +403,12 @@ def _megatron_cp_problem(att: AttentionSpec, tp: int, cp: int, cp_comm: str) -> 
                 "or all_gather only)"
             )
         return None
+    if att.head_dim != att.v_head_dim:
+        return (
+            f"cp={cp}: all-to-all context parallelism does not run keys and values of two head sizes "
+            f"({att.head_dim} and {att.v_head_dim}, multi-latent attention): Transformer Engine runs those "
+            "with p2p only"
+        )
     q_rank, kv_rank = max(1, att.num_heads // tp), max(1, att.num_kv_heads // tp)
     if q_rank % cp or kv_rank % cp:
         return (

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from autoparallel.configs import Recompute, ZeroStage, even_split
 from autoparallel.errors import InputError
 from autoparallel.frameworks._common import effective_precision, gpus_per_host, node_shape, vision_tower_note
-from autoparallel.validation import require_training, zero_stage_problem
+from autoparallel.validation import cp_comm_problem, require_training, zero_stage_problem
 
 if TYPE_CHECKING:
     from autoparallel.configs import TrainingConfig
@@ -347,9 +347,14 @@ def _validate(
     if model is not None and (problem := expert_tp_problem(model, config)) is not None:
         raise InputError(problem)
     if config.cp > 1 and config.cp_comm != "a2a":
+        ring = f"cp={config.cp} is priced as ring attention ({config.cp_comm}); DeepSpeed runs context"
+        ulysses = None if model is None else cp_comm_problem(model, 1, 1, config.cp, "a2a", "deepspeed")
+        if ulysses is not None:
+            raise InputError(
+                f"{ring} parallelism only as Ulysses all-to-all, which {model.name} cannot run ({ulysses})"
+            )
         raise InputError(
-            f"cp={config.cp} is priced as ring attention ({config.cp_comm}); DeepSpeed runs context "
-            "parallelism only as Ulysses all-to-all: `plan --train --engine deepspeed` plans for it, "
+            f"{ring} parallelism only as Ulysses all-to-all: `plan --train --engine deepspeed` plans for it, "
             "`evaluate --train --cp-comm-type a2a` prices it"
         )
     if cluster is not None and config.world_size > cluster.world_size:
