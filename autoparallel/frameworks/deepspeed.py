@@ -348,8 +348,7 @@ def _validate(
         raise InputError(problem)
     if config.cp > 1 and config.cp_comm != "a2a":
         ring = f"cp={config.cp} is priced as ring attention ({config.cp_comm}); DeepSpeed runs context"
-        ulysses = None if model is None else cp_comm_problem(model, 1, 1, config.cp, "a2a", "deepspeed")
-        if ulysses is not None:
+        if model is not None and (ulysses := cp_comm_problem(model, 1, 1, config.cp, "a2a", "deepspeed")):
             raise InputError(
                 f"{ring} parallelism only as Ulysses all-to-all, which {model.name} cannot run ({ulysses})"
             )
