@@ -288,6 +288,10 @@ def _plans(
         m, c, w, objective=objective, settings=settings, options=opts, top=top, fixes=fixes
     )
     plans = [_serving_plan(m, c, w, s, mid) for s in sols]
+    plans[1:] = [  # a runner-up's OPTIMAL is the optimum once the shapes above it are excluded
+        p.model_copy(update={"solver": p.solver.model_copy(update={"rank": i})})
+        for i, p in enumerate(plans[1:], 2)
+    ]
     if sols.cut:  # fewer than `top` because the time limit stopped the search: each plan says so
         plans = [
             p.model_copy(update={"solver": p.solver.model_copy(update={"top_cut": True})}) for p in plans

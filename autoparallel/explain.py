@@ -53,8 +53,17 @@ def _solver_line(solver: SolverReport, outside: str | None = None) -> str:
     planner's optimum, what puts it beyond the planner's choices (`_training_outside`); None: a
     value between its grid points (serving's max_num_seqs 2^k / 3·2^k grid, say)."""
     parts = [f"solver: {solver.status}"]
-    if solver.status == "OPTIMAL":
+    if solver.status == "OPTIMAL" and solver.rank is not None:
+        above = (
+            "the shape ranked above is"
+            if solver.rank == 2
+            else f"the {solver.rank - 1} shapes ranked above are"
+        )
+        parts[0] += f" for #{solver.rank} (proven the best under the cost model once {above} excluded)"
+    elif solver.status == "OPTIMAL":
         parts[0] += " (proven optimal under the cost model, over the values the planner searches)"
+    elif solver.rank is not None:
+        parts[0] += f" for #{solver.rank} (the shapes ranked above excluded)"
     if solver.wall_s is not None:
         parts.append(f"{solver.wall_s:.2f} s")
     if solver.status == "FEASIBLE" and solver.gap is not None:

@@ -93,6 +93,9 @@ class SolverReport(_Frozen):
     """EVALUATED: why no optimum could be computed."""
     gap_to_optimum: float | None = None
     """EVALUATED: relative shortfall of the user's configuration against the optimum."""
+    rank: int | None = None
+    """`solve_top`: the plan's place in the list when not first (2, 3, ...): its status is its own
+    solve's, the optimum once each shape ranked above is excluded by a no-good cut."""
     top_cut: bool | None = None
     """`solve_top`: True on every plan of a list the time limit cut short (fewer than `top` plans
     found before it, more shapes may fit); unset when the list is complete or every shape that fits
