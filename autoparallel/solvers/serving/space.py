@@ -367,6 +367,13 @@ class ServingSpace(Problem["Serving", ServingOptions]):
     )
     """`entry_lone_cycle_s` by what it depends on (a vLLM entry's shape, runtime, max_model_len and
     step budget, whatever its max_num_seqs: a lone request runs in a captured graph at any of them)."""
+    replica_perfs: dict[object, dict[tuple[int, int, int, int], tuple[float, float, float, float, float]]] = (
+        dataclasses.field(default_factory=dict, repr=False, compare=False)
+    )
+    """`replica_perf` of the vLLM table entries by workload without its service limits (which the tables
+    do not read), then (shape index, runtime index, max_num_seqs, step budget): the entries of each
+    max_model_len with the same step budget, and `complete_tables` after the first tables, price each
+    once."""
     refused: str | None = None
     """Why no allowed engine runs on these GPUs (`runtimes` then empty; `build_space(...,
     refusable=True)` only: a deployment pool the model cannot use)."""
@@ -859,7 +866,7 @@ def _entry(
     memory terms (`MemoryTerms.terms`) of the ⌈running⌉ sequences the larger share holds, and its
     times unless it cannot fit the largest budget (without `complete`); SGLang / TensorRT-LLM by
     `_engine_entry`."""
-    shape, rt = space.shapes[s], space.runtimes[r]
+    rt = space.runtimes[r]
     if rt.engine != "vllm":
         _engine_entry(space, t, s, r, batch, m, complete=complete)
         return
@@ -872,7 +879,7 @@ def _entry(
         _optimistic_times(t)
         return
     t.evaluated.append(True)
-    _times(space, t, shape, rt, batch, tokens)
+    _times(space, t, s, r, batch, tokens)
 
 
 def _vllm_terms(space: ServingSpace, s: int, r: int, batch: int, m: int) -> tuple[float, float, float, int]:
@@ -1076,9 +1083,21 @@ def _queue_s(
     return perf.client_queue_s(w, replicas, running, tokens_per_s, prompt_s, lone_cycle=lone_cycle)
 
 
-def _times(space: ServingSpace, t: ServingTables, shape: Shape, rt: Runtime, batch: int, tokens: int) -> None:
-    """Times round up (they meet limits), throughput down (it meets a rate): never optimistic."""
-    step_s, ttft_s, tps, usd, prompt_s = replica_perf(space, shape, rt, batch, tokens)
+def _times(space: ServingSpace, t: ServingTables, s: int, r: int, batch: int, tokens: int) -> None:
+    """Times round up (they meet limits), throughput down (it meets a rate): never optimistic. The
+    entry's `replica_perf` is computed once per space (`ServingSpace.replica_perfs`)."""
+    w = space.workload
+    limitless = (
+        w
+        if w.ttft_ms is None and w.tpot_ms is None
+        else w.model_copy(update={"ttft_ms": None, "tpot_ms": None})
+    )
+    known = space.replica_perfs.setdefault(limitless, {})
+    key = (s, r, batch, tokens)
+    found = known.get(key)
+    if found is None:
+        found = known[key] = replica_perf(space, space.shapes[s], space.runtimes[r], batch, tokens)
+    step_s, ttft_s, tps, usd, prompt_s = found
     t.step_us.append(units.us_up(step_s))
     t.ttft_us.append(units.us_up(ttft_s))
     t.tps_milli.append(units.milli_tokens_down(tps))
