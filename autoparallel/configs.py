@@ -66,6 +66,15 @@ def canonical_quantization(value: Any) -> Any:
     return value
 
 
+def given_quantization(value: Any) -> Any:
+    """A configuration's or option's quantization as the commands read it: `none` (any case, as
+    `--quantization none` and the front and sweep tables write it) is None, no weight quantization;
+    other values `canonical_quantization`."""
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    return canonical_quantization(value)
+
+
 class _Frozen(UserInput):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -133,7 +142,7 @@ class ServingConfig(_Frozen):
     @field_validator("quantization", mode="before")
     @classmethod
     def _canonical_quantization(cls, value: Any) -> Any:
-        return canonical_quantization(value)
+        return given_quantization(value)
 
     @property
     def gpus_per_replica(self) -> int:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from autoparallel.bounds import UserInput, check_choices
-from autoparallel.configs import ServingConfig
+from autoparallel.configs import ServingConfig, given_quantization
 from autoparallel.errors import InfeasibleError, InputError, InternalError
 from autoparallel.hardware.gpu import host_size
 from autoparallel.memo import Memo, memoized
@@ -157,6 +157,12 @@ class ServingOptions(UserInput):
         if bad or not value:
             raise ValueError(f"engines must be among {', '.join(ENGINES)}; got {', '.join(value) or 'none'}")
         return tuple(dict.fromkeys(value))
+
+    @field_validator("quantizations", mode="before")
+    @classmethod
+    def _quantizations_as_read(cls, value: object) -> object:
+        """`none` is no weight quantization (None), as in a configuration (`configs.given_quantization`)."""
+        return tuple(given_quantization(v) for v in value) if isinstance(value, (list, tuple)) else value
 
     @field_validator(
         "max_num_seqs",
