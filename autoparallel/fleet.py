@@ -418,8 +418,10 @@ class FleetPlan(BaseModel):
     def explain(self) -> str:
         """A readable report: engines per pool, per-model service, GPUs, $ and the solver's status."""
         d = self.deployment
+        n = d.candidate_engines
+        over = f" over {n} candidate engine{'s' * (n != 1)}" if d.solver.status == "OPTIMAL" else ""
         lines = [
-            f"Deployment on {self.cluster.describe()}  (objective {d.objective}, {d.solver.status}, "
+            f"Deployment on {self.cluster.describe()}  (objective {d.objective}, {d.solver.status}{over}, "
             f"{d.solver.wall_s:.2f} s, gap {d.solver.gap:.2g})"
         ]
         served = {m.model: m.served_rps for m in d.models}
