@@ -220,16 +220,11 @@ def _role_dict(e: Any) -> dict[str, Any]:
 
 
 def _budget_line(d: Any) -> str | None:
-    """Which decode pools the prefill engines' TTFT budget priced the KV transfer for, on a cluster of
-    several pools (roles.py `link_floors`); None on one pool or where not told."""
-    pools = getattr(d, "budget_decode_pools", None)
-    if pools is None or "+" not in d.cluster:  # `Cluster.spec` joins pools with "+"
-        return None
-    noun = "pool" if len(pools) == 1 else "pools"
-    return (
-        f"prefill TTFT budget: the KV transfer priced for decode on {noun} {', '.join(map(str, pools))} "
-        f"(links >= {d.link_floor_gbps:g} GB/s)"
-    )
+    """Which link the prefill engines' TTFT budget priced the KV transfer at, on a cluster of several
+    pools (disagg_plan.py `budget_words`); None on one pool or where not told."""
+    from autoparallel.solvers.deployment.disagg_plan import budget_words
+
+    return budget_words(d) if getattr(d, "budget_decode_pools", None) is not None else None
 
 
 def _agg_summary(plan: FleetPlan | None) -> dict[str, Any] | None:

@@ -7,12 +7,14 @@ rate whatever its capacity: requests/s carried = min(n_P × the least prefill re
 the least decode replica's requests/s), each replica's within the KV bytes its ranks' links carry
 (roles.py `prefill_rank_tokens_per_s`, `decode_rank_rps`: the same figures the tables were rated at);
 each P engine's M/G/n wait (its ranks pooled) is taken at its share, and the TTFT of the worst (P, D)
-pair, its KV transfer over the slower of the two pools' links (perf/disagg.py `pair_link`), is checked
-against the limit; the TPOT of the slowest D engine, checked against the limit. Replicas are placed as
-aggregated ones (decoder.py `place`: wide engines on whole nodes, narrow ones first-fit decreasing at
-multiples of their size, told in hosts on a rack-scale GPU, so an 8-GPU engine on a GB200 NVL36 domain
-takes two whole hosts). Idle GPUs get the aggregated deployment's reasons (decoder.py `idle_reasons`,
-which reads the role space's engines and round-robin capacity as it reads an aggregated space's).
+pair, its KV transfer over the slower of the two pools' links (perf/disagg.py `pair_link`; NVLink where
+every replica of both sits on one node as placed, or only one node can hold an engine of the model,
+roles.py `single_node`), is checked against the limit; the TPOT of the slowest D engine, checked
+against the limit. Replicas are placed as aggregated ones (decoder.py `place`: wide engines on whole
+nodes, narrow ones first-fit decreasing at multiples of their size, told in hosts on a rack-scale GPU,
+so an 8-GPU engine on a GB200 NVL36 domain takes two whole hosts). Idle GPUs get the aggregated
+deployment's reasons (decoder.py `idle_reasons`, which reads the role space's engines and round-robin
+capacity as it reads an aggregated space's).
 
 The role space comes in link floors (roles.py `link_floors`: decode engines only on pools whose KV
 link is at least L, every prefill budget at that floor); `solve_roles` solves each floor's space with
@@ -62,7 +64,6 @@ from autoparallel.solvers.deployment.roles import (
     nominal_link_gbps,
     pair_problem,
     prefill_rank_tokens_per_s,
-    single_node,
     smallest_pair,
     why_no_role,
 )
@@ -135,6 +136,12 @@ class DisaggDeployment(_Frozen):
     the slowest of their links, roles.py `link_floors`); None: not told (a front's point)."""
     link_floor_gbps: float | None = None
     """The slowest of those pools' KV-transfer links, nominal GB/s (None where not told)."""
+    budget_link_pool: int | None = None
+    """The pool whose KV-transfer link the slowest priced transfer of its prefill engines' TTFT budget
+    runs at: the slower end of a pair (perf/disagg.py `pair_link`), a prefill engine's own pool where
+    its link is below the decode pools' (`budget_link`); None where not told."""
+    budget_link_gbps: float | None = None
+    """That pool's nominal KV-transfer link, GB/s (roles.py `nominal_link_gbps`; None where not told)."""
 
     def ttft_parts_ms(self) -> dict[str, float]:
         """`ttft_ms` in parts: the worst (P, D) pair's (`worst`: at an arrival rate with a TTFT limit,
@@ -365,8 +372,20 @@ def _why_infeasible(rs: RoleSpace, run: Run) -> str:
 
     def why(role: str) -> str:
         """Each pool's own reason for `role` with its numbers (`roles.why_no_role`)."""
+        kv = rs.floor.kv_cache_dtype if rs.floor is not None else None
         parts = (
-            why_no_role(s, role, fm, space.cluster, p, decode, rs.decode_step_bound_s[0], rs.step_tier)
+            why_no_role(
+                s,
+                role,
+                fm,
+                space.cluster,
+                p,
+                decode,
+                rs.decode_step_bound_s[0],
+                rs.step_tier,
+                kv=kv,
+                same_node=rs.nvlink,
+            )
             for (m, p), s in sorted(space.serving.items())
             if m == 0
         )
@@ -557,7 +576,7 @@ def _floor_idle_reasons(rs: RoleSpace, reasons: tuple[str, ...]) -> tuple[str, .
             continue
         head = ": ".join(reason.split(": ")[:2])  # "pool p (GPU): n of m GPUs idle"
         sub = cluster.pool_cluster(p)
-        link = nominal_link_gbps(sub, single_node(cluster))
+        link = nominal_link_gbps(sub, rs.nvlink)
         noun = "pool" if len(floor.decode_pools) == 1 else "pools"
         out.append(
             f"{head}: a decode engine here would pull the KV over its {link:g} GB/s link; this deployment "
@@ -604,7 +623,12 @@ def decode_roles(
     n_decode = sum(counts[k] for k in d_cap)
     prefill_rps = n_prefill * min(p_cap.values(), default=0.0) / w.isl
     decode_rps = n_decode * min(d_cap.values(), default=0.0)
-    same_node = single_node(space.cluster)
+    same_node = rs.nvlink
+
+    def nodes_of(k: int) -> set[tuple[int, int]]:
+        """The (pool, node) of every replica of engine k as placed (`place`)."""
+        return {(space.engines[k].pool, n) for spot, _ in spots[k] for n in spot}
+
     transfer = {
         (kp, kd): disagg.kv_transfer_s(
             fm.model,
@@ -613,7 +637,8 @@ def decode_roles(
             w.isl,
             tp_prefill=space.engines[kp].tp,
             tp_decode=space.engines[kd].tp,
-            same_node=same_node,
+            # every replica of both on one node as placed: NVLink (the tables priced the pool's link)
+            same_node=same_node or len(nodes_of(kp) | nodes_of(kd)) == 1,
             pp_prefill=space.engines[kp].pp,
             decode_cluster=space.cluster.pool_cluster(space.engines[kd].pool),
         )
@@ -722,4 +747,45 @@ def decode_roles(
         bound=_bound(prefill_rps, decode_rps, loop),
         budget_decode_pools=rs.decode_pools,
         link_floor_gbps=rs.floor.gbps if rs.floor is not None else None,
+        **budget_link(rs, sorted({e.pool for e in engines if e.role == "prefill"})),
+    )
+
+
+def budget_link(rs: RoleSpace, prefill_pools: list[int]) -> dict[str, Any]:
+    """`budget_link_pool` and `budget_link_gbps` of a deployment whose prefill engines run on
+    `prefill_pools`: the slowest link their TTFT budget priced the KV transfer at, each prefill pool
+    paired with the slowest of the decode pools it assumed (roles.py `slowest_decode_pool`: the slower
+    end of the pair); {} without a link floor."""
+    if rs.floor is None or not prefill_pools:
+        return {}
+    cluster, same_node = rs.space.cluster, rs.nvlink
+    decode = range(len(cluster.pools)) if rs.decode_pools is None else rs.decode_pools
+
+    def speed(q: int) -> float:
+        return disagg.transfer_link(cluster.pool_cluster(q), same_node=same_node).bytes_per_s
+
+    # each prefill pool's pairs run at the slower end (a tie: the decode pool's, as the floor says it)
+    _, _, pool = min((speed(q), q not in decode, q) for p in prefill_pools for q in {p, *decode})
+    return {
+        "budget_link_pool": pool,
+        "budget_link_gbps": nominal_link_gbps(cluster.pool_cluster(pool), same_node),
+    }
+
+
+def budget_words(d: DisaggDeployment) -> str | None:
+    """Which link the prefill engines' TTFT budget priced the KV transfer at, on a cluster of several
+    pools: the decode pools' floor (roles.py `link_floors`), or a prefill engine's own pool where its
+    link is slower (the D rank reads over both ends, perf/disagg.py `pair_link`); None on one pool or
+    where not told. The `plan --disagg` text's budget line (disagg.py `_budget_line`)."""
+    pools = d.budget_decode_pools
+    if pools is None or "+" not in d.cluster:  # `Cluster.spec` joins pools with "+"
+        return None
+    noun = "pool" if len(pools) == 1 else "pools"
+    decode = f"decode on {noun} {', '.join(map(str, pools))} (links >= {d.link_floor_gbps:g} GB/s)"
+    own = d.budget_link_pool
+    if own is None or own in pools or d.budget_link_gbps is None:
+        return f"prefill TTFT budget: the KV transfer priced for {decode}"
+    return (
+        f"prefill TTFT budget: the KV transfer priced at the {d.budget_link_gbps:g} GB/s link of pool "
+        f"{own}, its prefill engines' own and the slower end of their pairs with {decode}"
     )

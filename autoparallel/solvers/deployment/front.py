@@ -332,7 +332,11 @@ def _role_tiers(space: MixedSpace) -> RoleSpace:
         ks = space.floor_engines(t)
         sub = dataclasses.replace(rs.space, engines=tuple(rs.space.engines[k] for k in ks))
         step_tier, first = space.tier_bounds[t]
-        tiers.append(RoleSpace(sub, [rs.times[k] for k in ks], [first], floor, step_tier=step_tier))
+        tiers.append(
+            RoleSpace(
+                sub, [rs.times[k] for k in ks], [first], floor, step_tier=step_tier, same_node=rs.same_node
+            )
+        )
     return dataclasses.replace(tiers[-1], faster=tuple(tiers[:-1]))
 
 

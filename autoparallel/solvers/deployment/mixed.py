@@ -46,6 +46,7 @@ from autoparallel.solvers import units
 from autoparallel.solvers.deployment.roles import (
     DecodeCandidate,
     LinkFloor,
+    PrefillCandidate,
     RoleSpace,
     RoleTimes,
     _engine,
@@ -54,6 +55,7 @@ from autoparallel.solvers.deployment.roles import (
     decode_candidates,
     decode_rank_rps,
     keep_tiers,
+    kv_dtypes,
     link_floors,
     loosest_bound_s,
     model_ladder,
@@ -66,6 +68,7 @@ from autoparallel.solvers.deployment.roles import (
     smallest_pair,
     ttft_below_transfer,
     undominated,
+    usable_pools,
     why_no_role,
 )
 from autoparallel.solvers.deployment.space import (
@@ -280,6 +283,79 @@ def _bound_ms(tier_bounds: list[tuple[int, float]], t: int) -> float | None:
     return tier_bounds[t][1] * 1e3
 
 
+def _dtype_tiers(
+    base: DeploymentSpace,
+    fm: FleetModel,
+    cluster: Cluster,
+    candidates: dict[int, list[DecodeCandidate]],
+    prefill_of: dict[int, list[PrefillCandidate]],
+    bound: float,
+    every: list[DecodeCandidate],
+    *,
+    prune: bool,
+    nvlink: bool,
+    kv: str | None,
+) -> tuple[list[_Tier], dict[int, dict[int, tuple[list[Engine], list[RoleTimes]]]]]:
+    """One KV-cache dtype's (link floor, first-step tier)s (floors fastest first, each floor's tiers
+    fastest first) and its decode engines by first-step tier and pool, from its candidates by pool
+    (`kv`: the dtype where several are allowed, roles.py `kv_dtypes`)."""
+    cap = fm.concurrency
+    pools = range(len(cluster.pools))
+    fronts = prune and cap is None  # only front entries survive `_prune` there
+    decode = {p: _decode(base.serving[0, p], fm, 0, p, candidates[p], bound, fronts=fronts) for p in pools}
+    fits = {p: _within(decode[p][0], cap) for p in pools}
+    spaces = {p: base.serving[0, p] for p in pools}
+    fitting = [decode[p][0][k] for p in pools for k in fits[p]]
+    critical = critical_bounds(fm, cluster, prefill_of, spaces, fitting, nvlink)
+    ladder = model_ladder(fm, bound, every, critical) if fitting else []
+    by_tier: dict[int, dict[int, tuple[list[Engine], list[RoleTimes]]]] = {0: decode}
+
+    def tier(floor: LinkFloor, k: int) -> _Tier | None:
+        """First-step tier k's prefill engines at `floor` (roles.py `step_ladder`; 0: the loosest,
+        its bound `roles.loosest_bound_s`); None where no decode engine within its bound fits the
+        concurrency cap."""
+        if k not in by_tier:
+            by_tier[k] = {
+                p: _decode(base.serving[0, p], fm, 0, p, candidates[p], ladder[k - 1], fronts=fronts)
+                for p in pools
+            }
+        here = {
+            q: [(by_tier[k][q][0][i], by_tier[k][q][1][i]) for i in _within(by_tier[k][q][0], cap)]
+            for q in floor.decode_pools
+        }
+        if k and not any(here.values()):
+            return None
+        # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
+        tps = list({e.tp: e for pairs in here.values() for e, _ in pairs}.values())
+        first = ladder[k - 1] if k else bound
+        out = _Tier(floor, k, first, [], [])
+        for p in pools:
+            times: dict[int, RoleTimes] = {}
+            found = prefill_engines(
+                base.serving[0, p],
+                fm,
+                cluster,
+                0,
+                p,
+                tps,
+                first,
+                times,
+                decode_pools=floor.decode_pools,
+                candidates=prefill_of[p],
+                same_node=nvlink,
+            )
+            for e in undominated(found, cap is not None) if prune else found:
+                out.prefill.append(e)
+                out.times.append(times[id(e)])
+        return out
+
+    tiers: list[_Tier] = []
+    for floor in link_floors(cluster, [p for p in pools if fits[p]], same_node=nvlink, kv_cache_dtype=kv):
+        # each floor's tiers fastest first, as `RoleSpace.tiers` lists them
+        tiers += reversed(keep_tiers(functools.partial(tier, floor), len(ladder), lambda t: t.prefill))
+    return tiers, by_tier
+
+
 def build_mixed_space(
     fm: FleetModel,
     cluster: Cluster,
@@ -321,89 +397,69 @@ def build_mixed_space(
     floors: list[LinkFloor] = []
     tier_bounds: list[tuple[int, float]] = []
     role_floors: list[frozenset[int]] = []
+    nvlink = single_node(cluster)
     if mode != "off" and burst is None:
-        candidates = {
-            p: decode_candidates(base.serving[0, p], fm.workload, same_node=single_node(cluster))
-            for p in pools
-        }
-        every = [c for cs in candidates.values() for c in cs]
-        bound = loosest_bound_s(fm, every)
-        fronts = prune and cap is None  # only front entries survive `_prune` there
-        decode = {
-            p: _decode(base.serving[0, p], fm, 0, p, candidates[p], bound, fronts=fronts) for p in pools
-        }
-        fits = {p: _within(decode[p][0], cap) for p in pools}
-        prefill_of = {p: prefill_candidates(base.serving[0, p]) for p in pools}
-        spaces = {p: base.serving[0, p] for p in pools}
-        fitting = [decode[p][0][k] for p in pools for k in fits[p]]
-        critical = critical_bounds(fm, cluster, prefill_of, spaces, fitting)
-        ladder = model_ladder(fm, bound, every, critical) if fitting else []
-        by_tier: dict[int, dict[int, tuple[list[Engine], list[RoleTimes]]]] = {0: decode}
+        dtypes = kv_dtypes(base.serving[0, 0].options)
+        prefills = {(kv, p): prefill_candidates(base.serving[0, p], kv=kv) for kv in dtypes for p in pools}
 
-        def tier(floor: LinkFloor, k: int) -> _Tier | None:
-            """First-step tier k's prefill engines at `floor` (roles.py `step_ladder`; 0: the loosest,
-            its bound `roles.loosest_bound_s`); None where no decode engine within its bound fits the
-            concurrency cap."""
-            if k not in by_tier:
-                by_tier[k] = {
-                    p: _decode(base.serving[0, p], fm, 0, p, candidates[p], ladder[k - 1], fronts=fronts)
-                    for p in pools
-                }
-            here = {
-                q: [(by_tier[k][q][0][i], by_tier[k][q][1][i]) for i in _within(by_tier[k][q][0], cap)]
-                for q in floor.decode_pools
+        def decode_of(same_node: bool) -> dict[tuple[str, int], list[DecodeCandidate]]:
+            return {
+                (kv, p): decode_candidates(base.serving[0, p], fm.workload, same_node=same_node, kv=kv)
+                for kv in dtypes
+                for p in pools
             }
-            if k and not any(here.values()):
-                return None
-            # the prefill budget needs each decode TP once (the KV transfer depends on the TPs only)
-            tps = list({e.tp: e for pairs in here.values() for e, _ in pairs}.values())
-            first = ladder[k - 1] if k else bound
-            out = _Tier(floor, k, first, [], [])
-            for p in pools:
-                times: dict[int, RoleTimes] = {}
-                found = prefill_engines(
-                    base.serving[0, p],
-                    fm,
-                    cluster,
-                    0,
-                    p,
-                    tps,
-                    first,
-                    times,
-                    decode_pools=floor.decode_pools,
-                    candidates=prefill_of[p],
-                )
-                for e in undominated(found, cap is not None) if prune else found:
-                    out.prefill.append(e)
-                    out.times.append(times[id(e)])
-            return out
 
+        found_decode = decode_of(nvlink)
+        nvlink = single_node(cluster, usable_pools(found_decode, prefills))
+        if nvlink != single_node(cluster):  # the pools that hold no engine of the model left out
+            found_decode = decode_of(nvlink)
+        bounds: list[float] = []
         tiers: list[_Tier] = []
-        for floor in link_floors(cluster, [p for p in pools if fits[p]]):
-            # each floor's tiers fastest first, as `RoleSpace.tiers` lists them
-            tiers += reversed(keep_tiers(functools.partial(tier, floor), len(ladder), lambda t: t.prefill))
+        for kv in dtypes:
+            candidates = {p: found_decode[kv, p] for p in pools}
+            prefill_of = {p: prefills[kv, p] for p in pools}
+            every = [c for cs in candidates.values() for c in cs]
+            bound = loosest_bound_s(fm, every)
+            bounds.append(bound)
+            base_t = len(tiers)
+            kv_tiers, by_tier = _dtype_tiers(
+                base,
+                fm,
+                cluster,
+                candidates,
+                prefill_of,
+                bound,
+                every,
+                prune=prune,
+                nvlink=nvlink,
+                kv=kv if len(dtypes) > 1 else None,
+            )
+            tiers += kv_tiers
+            for t, tr in enumerate(kv_tiers):
+                roles += tr.prefill
+                role_times += tr.times
+                role_tpot += [0] * len(tr.prefill)
+                role_floors += [frozenset({base_t + t})] * len(tr.prefill)
+            for k, tier_decode in sorted(by_tier.items()):
+                for p in pools:
+                    at = frozenset(
+                        base_t + t
+                        for t, tr in enumerate(kv_tiers)
+                        if tr.step_tier == k and p in tr.floor.decode_pools
+                    )
+                    if not at:
+                        continue
+                    ks = _within(tier_decode[p][0], cap)
+                    engines, ts = [tier_decode[p][0][i] for i in ks], [tier_decode[p][1][i] for i in ks]
+                    steps = [units.us_up(t.decode_s) for t in ts]
+                    for i in _prune(engines, steps, cap is not None) if prune else range(len(engines)):
+                        roles.append(engines[i])
+                        role_times.append(ts[i])
+                        role_tpot.append(steps[i])
+                        role_floors.append(at)
+        bound = max(bounds, default=0.0)
         floors = [t.floor for t in tiers]
         tier_bounds = [(t.step_tier, t.first_s) for t in tiers]
-        for t, tr in enumerate(tiers):
-            roles += tr.prefill
-            role_times += tr.times
-            role_tpot += [0] * len(tr.prefill)
-            role_floors += [frozenset({t})] * len(tr.prefill)
-        for k, tier_decode in sorted(by_tier.items()):
-            for p in pools:
-                at = frozenset(
-                    t for t, tr in enumerate(tiers) if tr.step_tier == k and p in tr.floor.decode_pools
-                )
-                if not at:
-                    continue
-                ks = _within(tier_decode[p][0], cap)
-                engines, ts = [tier_decode[p][0][i] for i in ks], [tier_decode[p][1][i] for i in ks]
-                steps = [units.us_up(t.decode_s) for t in ts]
-                for i in _prune(engines, steps, cap is not None) if prune else range(len(engines)):
-                    roles.append(engines[i])
-                    role_times.append(ts[i])
-                    role_tpot.append(steps[i])
-                    role_floors.append(at)
     aggregated = dataclasses.replace(base, engines=tuple(agg), dominated=0)
     role_space = dataclasses.replace(base, engines=tuple(roles), disaggregated=True, dominated=0)
     note = ""
@@ -427,7 +483,9 @@ def build_mixed_space(
             note = str(pairs[min(pairs, key=lambda t: (gpus(t), t))])
         elif kinds != {"prefill", "decode"}:
             missing = sorted({"prefill", "decode"} - kinds)[0]
-            gap = ttft_below_transfer(RoleSpace(role_space, role_times, [bound]), fm.workload, cluster)
+            gap = ttft_below_transfer(
+                RoleSpace(role_space, role_times, [bound], same_node=nvlink), fm.workload, cluster
+            )
             w = fm.workload
             value = w.ttft_ms if missing == "prefill" else w.tpot_ms
             limit = f" and meets {'TTFT' if missing == 'prefill' else 'TPOT'} {value:g} ms" if value else ""
@@ -435,11 +493,14 @@ def build_mixed_space(
             if gap and missing == "prefill":
                 note += f": {gap}"
             elif missing == "decode":  # each pool's binding rule with its numbers (memory first)
-                why = [why_no_role(base.serving[0, p], "decode", fm, cluster, p, [], bound) for p in pools]
+                why = [
+                    why_no_role(base.serving[0, p], "decode", fm, cluster, p, [], bound, same_node=nvlink)
+                    for p in pools
+                ]
                 note += f" ({'; '.join(r for r in why if r)})" if any(why) else ""
     return MixedSpace(
         aggregated,
-        RoleSpace(role_space, role_times, [bound]),
+        RoleSpace(role_space, role_times, [bound], same_node=nvlink),
         agg_tpot,
         role_tpot,
         mode,

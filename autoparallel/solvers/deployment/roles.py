@@ -51,7 +51,15 @@ per prefill shape at most, fewer after snapping to steps), and a faster tier is 
 raises a prefill engine's rating by more than `STEP_TIER_GAIN` over the last kept (`keep_tiers`,
 `raises_prefill`): its decode engines are fewer, so without that gain it buys little. Each entry's
 times are computed once for every tier (`decode_candidates`, `prefill_candidates`).
-P and D engines share the first KV-cache dtype of the options (the transfer moves raw blocks).
+KV-cache dtypes (`kv_dtypes`): P and D engines that exchange KV share one KV-cache dtype (vLLM's
+NIXL connector moves the cache blocks as stored, and its handshake refuses a peer whose compatibility
+hash differs, the hash taking `cache_dtype`: nixl_connector.py `compute_nixl_compatibility_hash`), so
+the tiers above are built once per allowed dtype (`LinkFloor.kv_cache_dtype`) and their union is the
+space: allowing more dtypes never plans worse, and their order does not matter.
+
+NVLink (`single_node`): the KV moves over NVLink where every pool that can hold an engine of the
+model (a prefill or decode candidate, `usable_pools`) adds up to one node: a pool that cannot hold
+the model (a T4 beside an H200 node) does not move the transfer onto the NIC.
 """
 
 from __future__ import annotations
@@ -60,8 +68,8 @@ import bisect
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Collection, Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -167,16 +175,25 @@ def decode_slot_room_s(workload: Serving, decode_s: float, bound_s: float | None
     return max(DECODE_SLOT_WAIT_S, limit - decode_s if limit is not None else 0.0)
 
 
-def _role_entries(space: ServingSpace, role: str, deadline: float | None) -> Iterator[tuple[int, int]]:
+def kv_dtypes(options: ServingOptions) -> list[str]:
+    """The KV-cache dtypes the role spaces are built for (module doc): each allowed one once, `auto`
+    first and the others by name, whatever the options' order (ties between dtypes' optima keep the
+    first)."""
+    return sorted(set(options.kv_cache_dtypes), key=lambda d: (d != "auto", d))
+
+
+def _role_entries(
+    space: ServingSpace, role: str, deadline: float | None, kv: str | None = None
+) -> Iterator[tuple[int, int]]:
     """(entry, the utilization index it takes: the largest it starts at) of every entry of `space` that
-    can be a `role` engine: it starts, of a vLLM runtime (NIXL KV transfer) with the first KV-cache
-    dtype of the options, a shape vLLM's NIXL connector runs in that role
+    can be a `role` engine: it starts, of a vLLM runtime (NIXL KV transfer) with KV-cache dtype `kv`
+    (None: the options' first), a shape vLLM's NIXL connector runs in that role
     (`perf.engine_support.nixl_role_problem`).
 
     Raises:
         SolverTimeoutError: `deadline` (a `time.perf_counter()`) passed (`settings.check_deadline`).
     """
-    kv = space.options.kv_cache_dtypes[0]
+    kv = kv if kv is not None else space.options.kv_cache_dtypes[0]
     for i in range(len(space.tables.evaluated)):
         if i % DEADLINE_STRIDE == 0:
             check_deadline(deadline)
@@ -204,10 +221,15 @@ class DecodeCandidate:
 
 
 def decode_candidates(
-    space: ServingSpace, rated: Serving, *, same_node: bool, deadline: float | None = None
+    space: ServingSpace,
+    rated: Serving,
+    *,
+    same_node: bool,
+    deadline: float | None = None,
+    kv: str | None = None,
 ) -> list[DecodeCandidate]:
     """Every entry of `space` that is a decode engine: one that starts, of a vLLM runtime (NIXL KV
-    transfer) with the first KV-cache dtype of the options, a shape vLLM's NIXL connector runs as a
+    transfer) with KV-cache dtype `kv` (None: the options' first), a shape vLLM's NIXL connector runs as a
     decode engine (`perf.engine_support.nixl_role_problem`: no pipeline stages), whose pure decode step
     meets the TPOT limit. Its link rate is what a rank's link (NVLink where `same_node`, else the GPU's
     NIC) carries of the KV it receives per request; at an arrival rate with a TTFT limit (`rated`, the
@@ -220,10 +242,10 @@ def decode_candidates(
     """
     w = space.workload
     link = disagg.transfer_link(space.cluster, same_node=same_node)
-    kv = space.options.kv_cache_dtypes[0]
+    kv = kv if kv is not None else space.options.kv_cache_dtypes[0]
     received: dict[int, float] = {}  # decode TP -> KV bytes a rank receives per request
     out = []
-    for i, util in _role_entries(space, "decode", deadline):
+    for i, util in _role_entries(space, "decode", deadline, kv):
         s, r, b, mm = space.unflat(i)
         st = _times(space, s, r, b, mm)
         if w.tpot_ms is not None and units.us_up(st.decode_s) > units.us_down(w.tpot_ms / 1e3):
@@ -255,9 +277,17 @@ def rated_at(c: DecodeCandidate, rated: Serving, bound_s: float | None = None) -
     return dataclasses.replace(t, slot_rps=per_rank)
 
 
-def single_node(cluster: Cluster) -> bool:
-    """Whether every KV transfer stays inside one node (NVLink): a cluster of one node."""
-    return len(cluster.pools) == 1 and cluster.pools[0].nodes == 1
+def single_node(cluster: Cluster, pools: Collection[int] | None = None) -> bool:
+    """Whether every KV transfer stays inside one node (NVLink): `pools`, the pools that can hold an
+    engine of the model (`usable_pools`; None or empty: every pool), add up to one node."""
+    used = pools if pools else range(len(cluster.pools))
+    return sum(cluster.pools[q].nodes for q in used) == 1
+
+
+def usable_pools(*found: Mapping[tuple[Any, ...], Collection[object]]) -> set[int]:
+    """The pools that hold a prefill or decode candidate of some model (`found`: candidates by
+    (..., pool) keys, the pool last): where an engine of either role may run."""
+    return {int(key[-1]) for by_key in found for key, cs in by_key.items() if cs}
 
 
 def _replica(space: ServingSpace, s: int, r: int, b: int, m: int) -> tuple[ReplicaShape, int]:
@@ -437,17 +467,22 @@ class LinkFloor:
     """The floor of the slowest decode pool: decode engines on every pool (the conservative space)."""
     below: tuple[int, ...] = ()
     """The pools that hold a decode engine on a link slower than the floor (left out of its space)."""
+    kv_cache_dtype: str | None = None
+    """The KV-cache dtype its prefill and decode engines share (module doc); None where one is allowed."""
 
     def label(self) -> str:
-        """`decode on pools at >= 50 GB/s (pool 0)`: which decode pools the prefill budget assumed."""
+        """`decode on pools at >= 50 GB/s (pool 0)`: which decode pools the prefill budget assumed (and
+        `, KV cache fp8` where several dtypes are allowed)."""
         pools = ", ".join(map(str, self.decode_pools)) or "none"
         noun = "pool" if len(self.decode_pools) == 1 else "pools"
-        return f"decode on pools at >= {self.gbps:g} GB/s ({noun} {pools})"
+        kv = f", KV cache {self.kv_cache_dtype}" if self.kv_cache_dtype is not None else ""
+        return f"decode on pools at >= {self.gbps:g} GB/s ({noun} {pools}){kv}"
 
 
-def _pool_link(cluster: Cluster, pool: int) -> tuple[float, float]:
-    """(`disagg.transfer_link` rate, nominal GB/s) of pool `pool`'s KV-transfer link."""
-    same_node = single_node(cluster)
+def _pool_link(cluster: Cluster, pool: int, same_node: bool | None = None) -> tuple[float, float]:
+    """(`disagg.transfer_link` rate, nominal GB/s) of pool `pool`'s KV-transfer link (`same_node`:
+    over NVLink; None: `single_node(cluster)`)."""
+    same_node = single_node(cluster) if same_node is None else same_node
     sub = cluster.pool_cluster(pool)
     return disagg.transfer_link(sub, same_node=same_node).bytes_per_s, nominal_link_gbps(sub, same_node)
 
@@ -459,15 +494,22 @@ def nominal_link_gbps(sub: Cluster, same_node: bool) -> float:
     return sub.intra_node_gbps if same_node else min(sub.inter_node_gbps, sub.intra_node_gbps)
 
 
-def link_floors(cluster: Cluster, decode_pools: Collection[int]) -> list[LinkFloor]:
+def link_floors(
+    cluster: Cluster,
+    decode_pools: Collection[int],
+    *,
+    same_node: bool | None = None,
+    kv_cache_dtype: str | None = None,
+) -> list[LinkFloor]:
     """One floor per distinct KV-transfer link speed of `decode_pools` (the pools that hold a decode
     engine), fastest first, each with the pools at or above it (module doc); one floor over every
-    pool when no pool holds a decode engine."""
-    links = {q: _pool_link(cluster, q) for q in range(len(cluster.pools))}
+    pool when no pool holds a decode engine. `same_node`: the transfers stay on NVLink (None:
+    `single_node(cluster)`); `kv_cache_dtype`: the dtype its engines share, where several are allowed."""
+    links = {q: _pool_link(cluster, q, same_node) for q in range(len(cluster.pools))}
     speeds = sorted({links[q][0] for q in decode_pools}, reverse=True)
     if not speeds:
         slow = min(links.values())
-        return [LinkFloor(slow[0], slow[1], (), True)]
+        return [LinkFloor(slow[0], slow[1], (), True, kv_cache_dtype=kv_cache_dtype)]
     return [
         LinkFloor(
             speed,
@@ -475,16 +517,22 @@ def link_floors(cluster: Cluster, decode_pools: Collection[int]) -> list[LinkFlo
             tuple(sorted(q for q in decode_pools if links[q][0] >= speed)),
             k == len(speeds) - 1,
             tuple(sorted(q for q in decode_pools if links[q][0] < speed)),
+            kv_cache_dtype,
         )
         for k, speed in enumerate(speeds)
     ]
 
 
-def slowest_decode_pool(cluster: Cluster, pool: int, decode_pools: Collection[int] | None = None) -> Cluster:
+def slowest_decode_pool(
+    cluster: Cluster,
+    pool: int,
+    decode_pools: Collection[int] | None = None,
+    same_node: bool | None = None,
+) -> Cluster:
     """The pool (as a single-pool cluster) a P engine of pool `pool` may pair with whose KV transfer
     link is the slowest (perf/disagg.py `pair_link`), among `decode_pools` (None: every pool of the
     cluster, any of which may hold the decode engine) and `pool` itself."""
-    same_node = single_node(cluster)
+    same_node = single_node(cluster) if same_node is None else same_node
     pools = sorted({pool, *(range(len(cluster.pools)) if decode_pools is None else decode_pools)})
     subs = [cluster.pool_cluster(q) for q in pools]
     return min(subs, key=lambda c: disagg.transfer_link(c, same_node=same_node).bytes_per_s)
@@ -500,12 +548,15 @@ def prefill_budget_s(
     pp_prefill: int = 1,
     *,
     decode_pools: Collection[int] | None = None,
+    same_node: bool | None = None,
 ) -> float:
     """TTFT budget of queueing + prefill on a P engine of `tp_prefill` on pool `pool` (module doc): the
     limit less the first decode step `decode_s` and `prefill_lead_s`; inf without a limit."""
     if fm.workload.ttft_ms is None:
         return math.inf
-    lead = prefill_lead_s(fm, cluster, pool, tp_prefill, decode, pp_prefill, decode_pools=decode_pools)
+    lead = prefill_lead_s(
+        fm, cluster, pool, tp_prefill, decode, pp_prefill, decode_pools=decode_pools, same_node=same_node
+    )
     return budget_after_lead_s(fm, decode_s, lead)
 
 
@@ -534,15 +585,16 @@ def prefill_lead_s(
     pp_prefill: int = 1,
     *,
     decode_pools: Collection[int] | None = None,
+    same_node: bool | None = None,
 ) -> float:
     """What a request through a P engine of `tp_prefill` on pool `pool` spends outside the engines'
     queues and slots: the request overhead and the slowest KV transfer to a decode TP of `decode` at
     the slowest link of a pair with `decode_pools` (the pools that hold decode engines; None: every
-    pool, `slowest_decode_pool`)."""
+    pool, `slowest_decode_pool`); `same_node`: over NVLink (None: `single_node(cluster)`)."""
     w = fm.workload
     sub = cluster.pool_cluster(pool)
-    far = slowest_decode_pool(cluster, pool, decode_pools)
-    same_node = single_node(cluster)
+    same_node = single_node(cluster) if same_node is None else same_node
+    far = slowest_decode_pool(cluster, pool, decode_pools, same_node)
     kv = decode[0].config.kv_cache_dtype if decode else "auto"
     transfer = max(
         (
@@ -566,11 +618,18 @@ def prefill_lead_s(
 
 
 def prefill_link_rps(
-    fm: FleetModel, cluster: Cluster, pool: int, tp_prefill: int, pp_prefill: int, decode: list[Engine]
+    fm: FleetModel,
+    cluster: Cluster,
+    pool: int,
+    tp_prefill: int,
+    pp_prefill: int,
+    decode: list[Engine],
+    same_node: bool | None = None,
 ) -> float:
     """Requests/s a P rank's link carries when every request goes to the decode candidate that reads
     the most from it (module doc; inf without decode candidates)."""
-    link = disagg.transfer_link(cluster.pool_cluster(pool), same_node=single_node(cluster))
+    same_node = single_node(cluster) if same_node is None else same_node
+    link = disagg.transfer_link(cluster.pool_cluster(pool), same_node=same_node)
     kv = decode[0].config.kv_cache_dtype if decode else "auto"
     sent = max(
         (
@@ -599,9 +658,11 @@ class PrefillCandidate:
     decode_s: float
 
 
-def prefill_candidates(space: ServingSpace, *, deadline: float | None = None) -> list[PrefillCandidate]:
+def prefill_candidates(
+    space: ServingSpace, *, deadline: float | None = None, kv: str | None = None
+) -> list[PrefillCandidate]:
     """Every entry of `space` that is a prefill engine: one that starts, of a vLLM runtime (NIXL KV
-    transfer) with the first KV-cache dtype of the options, a shape vLLM's NIXL connector runs as a
+    transfer) with KV-cache dtype `kv` (None: the options' first), a shape vLLM's NIXL connector runs as a
     prefill engine (`perf.engine_support.nixl_role_problem`), with its mean prefill and spread.
 
     Raises:
@@ -609,7 +670,7 @@ def prefill_candidates(space: ServingSpace, *, deadline: float | None = None) ->
     """
     spread: dict[tuple[int, int, int], tuple[float, float]] = {}
     out = []
-    for i, util in _role_entries(space, "prefill", deadline):
+    for i, util in _role_entries(space, "prefill", deadline, kv):
         s, r, b, mm = space.unflat(i)
         st = _times(space, s, r, b, mm)
         key = (s, r, _replica(space, s, r, b, mm)[1])
@@ -633,6 +694,7 @@ def prefill_engines(
     deadline: float | None = None,
     decode_pools: Collection[int] | None = None,
     candidates: list[PrefillCandidate] | None = None,
+    same_node: bool | None = None,
 ) -> list[Engine]:
     """The prefill engine of every shape (module doc) among `candidates` (`prefill_candidates`, found
     here where None); `decode_pools`: the pools that hold decode engines (None: every pool), whose
@@ -650,10 +712,12 @@ def prefill_engines(
     for c in candidates:
         shape = space.shapes[c.shape]
         if (shape.tp, shape.pp) not in budgets:
-            lead = prefill_lead_s(fm, cluster, p, shape.tp, decode, shape.pp, decode_pools=decode_pools)
+            lead = prefill_lead_s(
+                fm, cluster, p, shape.tp, decode, shape.pp, decode_pools=decode_pools, same_node=same_node
+            )
             budgets[shape.tp, shape.pp] = (
                 budget_after_lead_s(fm, decode_s, lead),
-                prefill_link_rps(fm, cluster, p, shape.tp, shape.pp, decode),
+                prefill_link_rps(fm, cluster, p, shape.tp, shape.pp, decode, same_node),
                 lead,
             )
         budget, link_rps, lead = budgets[shape.tp, shape.pp]
@@ -697,23 +761,27 @@ def why_no_role(
     decode: list[Engine],
     decode_s: float,
     step_tier: int = 0,
+    *,
+    kv: str | None = None,
+    same_node: bool | None = None,
 ) -> str:
-    """Why pool p holds no `role` engine of the model, naming the rule that binds with its numbers
-    (the filters of `decode_engines` / `prefill_engines` in order: memory, vLLM's NIXL connector,
-    the TPOT limit or the TTFT budget, node granularity); "" when it holds one. `decode_s`: the first
-    decode step the prefill budget takes, the bound of first-step tier `step_tier` (`step_ladder`: a
-    faster tier's reason is its fastest tier's, `disagg_plan.why_infeasible`, whose bound is the
-    fastest decode candidate's step)."""
+    """Why pool p holds no `role` engine of the model (of KV-cache dtype `kv`; None: any allowed),
+    naming the rule that binds with its numbers (the filters of `decode_engines` / `prefill_engines`
+    in order: memory, vLLM's NIXL connector, the TPOT limit or the TTFT budget, node granularity); ""
+    when it holds one. `decode_s`: the first decode step the prefill budget takes, the bound of
+    first-step tier `step_tier` (`step_ladder`: a faster tier's reason is its fastest tier's,
+    `disagg_plan.why_infeasible`, whose bound is the fastest decode candidate's step). `same_node`:
+    the KV transfers run over NVLink (None: `single_node(cluster)`)."""
     from autoparallel.solvers.deployment.explain import why_no_engine
 
     w = space.workload
     pool = f"{space.cluster.nodes}x{space.cluster.gpus_per_node}x{space.cluster.gpu.name}"
-    kv = space.options.kv_cache_dtypes[0]
+    kvs = set(space.options.kv_cache_dtypes) if kv is None else {kv}
     starts = [
         i
         for i in range(len(space.tables.evaluated))
         if _starts(space, i)
-        and space.runtimes[space.unflat(i)[1]].kv_cache_dtype == kv
+        and space.runtimes[space.unflat(i)[1]].kv_cache_dtype in kvs
         and space.runtimes[space.unflat(i)[1]].engine == "vllm"
     ]
     if not starts:
@@ -744,7 +812,9 @@ def why_no_role(
     if role == "prefill" and w.ttft_ms is not None:
         pools = {d.pool for d in decode}
         slack = {
-            i: prefill_budget_s(fm, cluster, p, sh.tp, decode, decode_s, sh.pp, decode_pools=pools)
+            i: prefill_budget_s(
+                fm, cluster, p, sh.tp, decode, decode_s, sh.pp, decode_pools=pools, same_node=same_node
+            )
             - times[i].prefill_s
             for i in runs
             for sh in (space.shapes[space.unflat(i)[0]],)
@@ -802,6 +872,14 @@ class RoleSpace:
     step_tier: int = 0
     """The first-step tier of this space (`step_ladder`): 0 the loosest, its bounds those of
     `decode_step_bound_s`."""
+    same_node: bool | None = None
+    """Whether its KV transfers run over NVLink (`single_node` of the pools that can hold an engine,
+    `usable_pools`); None: `single_node(cluster)`."""
+
+    @property
+    def nvlink(self) -> bool:
+        """Whether its KV transfers run over NVLink (`same_node`)."""
+        return single_node(self.space.cluster) if self.same_node is None else self.same_node
 
     def tiers(self) -> list[RoleSpace]:
         """The space of every tier, link floors fastest first, this one (the slowest floor's loosest
@@ -925,6 +1003,7 @@ def critical_bounds(
     prefill: dict[int, list[PrefillCandidate]],
     spaces: dict[int, ServingSpace],
     decode: list[Engine],
+    same_node: bool | None = None,
 ) -> list[float]:
     """First-step bounds at which a prefill shape of `fm` (each pool's, each (TP, PP)'s fastest
     candidate in `prefill`, by pool) meets the TTFT limit at each `PREFILL_TARGETS` utilisation of its
@@ -945,7 +1024,7 @@ def critical_bounds(
         for (tp, pp), c in fastest.items():
             shape = spaces[p].shapes[c.shape]
             ranks = shape.ep_replicas if shape.ep else 1
-            lead = prefill_lead_s(fm, cluster, p, tp, decode, pp)
+            lead = prefill_lead_s(fm, cluster, p, tp, decode, pp, same_node=same_node)
             for rho in PREFILL_TARGETS:
                 wait = (
                     disagg.prefill_wait_s(c.prefill_s, rho / c.prefill_s, c.service_cv2, ranks)
@@ -965,8 +1044,8 @@ def build_role_space(
     deadline: float | None = None,
 ) -> RoleSpace:
     """Prefill and decode candidate engines of every model on every pool (`prune`: undominated only;
-    `deadline`: as `build_deployment_space` takes it), one space per link floor and kept first-step
-    tier (module doc; `RoleSpace.tiers`).
+    `deadline`: as `build_deployment_space` takes it), one space per allowed KV-cache dtype, link floor
+    and kept first-step tier (module doc; `RoleSpace.tiers`).
 
     Raises:
         InputError / InfeasibleError / SolverTimeoutError: as `build_deployment_space`.
@@ -979,17 +1058,63 @@ def build_role_space(
     )  # + tables
     pools = range(len(cluster.pools))
     live = [m for m, fm in enumerate(fleet) if burst_problem(fm) is None]
-    candidates = {
-        (m, p): decode_candidates(
-            aggregated.serving[m, p], fleet[m].workload, same_node=single_node(cluster), deadline=deadline
-        )
+    dtypes = kv_dtypes(next(iter(aggregated.serving.values())).options)
+    prefill = {
+        (kv, m, p): prefill_candidates(aggregated.serving[m, p], deadline=deadline, kv=kv)
+        for kv in dtypes
         for m in live
         for p in pools
     }
+
+    def decode_of(same_node: bool) -> dict[tuple[str, int, int], list[DecodeCandidate]]:
+        return {
+            (kv, m, p): decode_candidates(
+                aggregated.serving[m, p], fleet[m].workload, same_node=same_node, deadline=deadline, kv=kv
+            )
+            for kv in dtypes
+            for m in live
+            for p in pools
+        }
+
+    candidates = decode_of(single_node(cluster))
+    nvlink = single_node(cluster, usable_pools(candidates, prefill))
+    if nvlink != single_node(cluster):  # the pools that hold no engine of the model left out
+        candidates = decode_of(nvlink)
     times: dict[int, RoleTimes] = {}
-    prefill = {
-        (m, p): prefill_candidates(aggregated.serving[m, p], deadline=deadline) for m in live for p in pools
-    }
+    tiers: list[RoleSpace] = []
+    for kv in dtypes:
+        tiers += _dtype_tiers(
+            aggregated,
+            fleet,
+            cluster,
+            {(m, p): cs for (k, m, p), cs in candidates.items() if k == kv},
+            {(m, p): cs for (k, m, p), cs in prefill.items() if k == kv},
+            times,
+            nvlink,
+            kv if len(dtypes) > 1 else None,
+            prune=prune,
+            deadline=deadline,
+        )
+    return dataclasses.replace(tiers[-1], faster=tuple(tiers[:-1]))
+
+
+def _dtype_tiers(
+    aggregated: DeploymentSpace,
+    fleet: tuple[FleetModel, ...],
+    cluster: Cluster,
+    candidates: dict[tuple[int, int], list[DecodeCandidate]],
+    prefill: dict[tuple[int, int], list[PrefillCandidate]],
+    times: dict[int, RoleTimes],
+    nvlink: bool,
+    kv: str | None,
+    *,
+    prune: bool,
+    deadline: float | None,
+) -> list[RoleSpace]:
+    """The spaces of one KV-cache dtype's link floors and kept first-step tiers (`RoleSpace.tiers`
+    order), from its role candidates by (model, pool); `kv`: the dtype where several are allowed."""
+    pools = range(len(cluster.pools))
+    live = [m for m, fm in enumerate(fleet) if burst_problem(fm) is None]
 
     def decode_at(bounds: list[float]) -> dict[tuple[int, int], list[Engine]]:
         """Each (model, pool)'s decode engines within the models' first-step `bounds`."""
@@ -1008,7 +1133,9 @@ def build_role_space(
     for m, fm in enumerate(fleet):
         own = [e for (n, _), d in decode.items() if n == m for e in d]
         spaces = {p: aggregated.serving[m, p] for p in pools}
-        critical = critical_bounds(fm, cluster, {p: prefill[m, p] for p in pools if m in live}, spaces, own)
+        critical = critical_bounds(
+            fm, cluster, {p: prefill[m, p] for p in pools if m in live}, spaces, own, nvlink
+        )
         ladders.append(model_ladder(fm, loosest[m], of_model[m], critical) if own else [])
     faster: dict[int, dict[tuple[int, int], list[Engine]]] = {}  # tier k ≥ 1 -> its decode engines
 
@@ -1035,15 +1162,17 @@ def build_role_space(
             prefill,
             prune=prune,
             deadline=deadline,
+            same_node=nvlink,
         )
         return dataclasses.replace(space, step_tier=k)
 
     top = max(map(len, ladders), default=0)
     tiers: list[RoleSpace] = []
-    for floor in link_floors(cluster, sorted({p for (_, p), d in decode.items() if d})):
+    used = sorted({p for (_, p), d in decode.items() if d})
+    for floor in link_floors(cluster, used, same_node=nvlink, kv_cache_dtype=kv):
         kept = keep_tiers(functools.partial(tier, floor), top, lambda t: t.space.engines)
         tiers += reversed(kept)  # each floor's fastest first: the last is the slowest floor's loosest
-    return dataclasses.replace(tiers[-1], faster=tuple(tiers[:-1]))
+    return tiers
 
 
 def within_cap(fm: FleetModel, candidates: Iterable[DecodeCandidate]) -> list[DecodeCandidate]:
@@ -1141,6 +1270,7 @@ def _floor_space(
     *,
     prune: bool,
     deadline: float | None,
+    same_node: bool | None = None,
 ) -> RoleSpace:
     """The role space at link floor `floor` and the models' first-step bounds `step_bounds_s` (module
     doc; `loosest_bound_s` at the loosest tier): each model's decode engines (`decode`, by (model,
@@ -1170,6 +1300,7 @@ def _floor_space(
                 deadline=deadline,
                 decode_pools=decode_pools,
                 candidates=prefill_of[m, p],
+                same_node=same_node,
             )
             for role_engines in (prefill, mine[p]):
                 engines += undominated(role_engines, fm.concurrency is not None) if prune else role_engines
@@ -1177,7 +1308,7 @@ def _floor_space(
         aggregated, engines=tuple(engines), disaggregated=True, dominated=0, left_out=aggregated.left_out
     )
     space.unpruned_enumeration_size = space.enumeration_size()
-    return RoleSpace(space, [times[id(e)] for e in engines], bounds, floor)
+    return RoleSpace(space, [times[id(e)] for e in engines], bounds, floor, same_node=same_node)
 
 
 def ttft_below_transfer(rs: RoleSpace, workload: Serving, cluster: Cluster) -> str:
@@ -1187,9 +1318,9 @@ def ttft_below_transfer(rs: RoleSpace, workload: Serving, cluster: Cluster) -> s
         return ""
     fm = rs.space.models[0]
     tps = sorted({e.tp for tier in rs.tiers() for e in tier.space.engines} | {1})
-    same_node = single_node(cluster)
-    engines = rs.space.engines
-    kv = engines[0].config.kv_cache_dtype if engines else "auto"
+    same_node = rs.nvlink
+    # the dtype of the least KV bytes: each dtype's engines pair among themselves (module doc)
+    kvs = {e.config.kv_cache_dtype for tier in rs.tiers() for e in tier.space.engines} or {"auto"}
     first = min((t.decode_s for tier in rs.tiers() for t in tier.times), default=0.0)
 
     def least(pool: int) -> tuple[float, float]:
@@ -1200,6 +1331,7 @@ def ttft_below_transfer(rs: RoleSpace, workload: Serving, cluster: Cluster) -> s
                 fm.model, sub, kv, workload.isl, tp_prefill=t, tp_decode=t, same_node=same_node
             )
             for t in tps
+            for kv in sorted(kvs)
         )
         return fastest, efficiency_for(sub.gpu).request_overhead_s
 
