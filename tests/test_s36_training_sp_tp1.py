@@ -7,7 +7,7 @@ from subprocess import CompletedProcess
 from autoparallel.configs import TrainingConfig
 
 RunCli = Callable[..., CompletedProcess[str]]
-"""The `run_cli` fixture (conftest.py)."""
+"""The `run_main` fixture (conftest.py): `run_cli` in this process."""
 
 
 def test_config_turns_sequence_parallel_off_at_tp1() -> None:
@@ -17,8 +17,8 @@ def test_config_turns_sequence_parallel_off_at_tp1() -> None:
     assert TrainingConfig(tp=2, sequence_parallel=False).sequence_parallel is False
 
 
-def test_plan_json_at_tp1_says_no_sequence_parallel(run_cli: RunCli) -> None:
-    out = run_cli(
+def test_plan_json_at_tp1_says_no_sequence_parallel(run_main: RunCli) -> None:
+    out = run_main(
         "plan",
         "Qwen/Qwen3-0.6B",
         "--cluster",

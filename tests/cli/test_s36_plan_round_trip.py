@@ -10,7 +10,7 @@ import pytest
 from autoparallel.configs import ServingConfig
 
 RunCli = Callable[..., CompletedProcess[str]]
-"""The `run_cli` fixture (conftest.py)."""
+"""The `run_main` fixture (conftest.py): `run_cli` in this process."""
 
 
 @pytest.mark.parametrize("name", ["fp8_per_tensor", "FP8_per_tensor"])
@@ -18,8 +18,8 @@ def test_the_emitted_online_fp8_name_is_fp8(name: str) -> None:
     assert ServingConfig(quantization=name).quantization == "fp8"
 
 
-def test_evaluate_and_memory_take_the_printed_quantization(run_cli: RunCli) -> None:
-    ev = run_cli(
+def test_evaluate_and_memory_take_the_printed_quantization(run_main: RunCli) -> None:
+    ev = run_main(
         "evaluate",
         "meta-llama/Llama-3.1-8B",
         "--cluster",
@@ -36,7 +36,7 @@ def test_evaluate_and_memory_take_the_printed_quantization(run_cli: RunCli) -> N
     )
     assert ev.returncode == 0, ev.stderr
     assert json.loads(ev.stdout)["config"]["quantization"] == "fp8"
-    mem = run_cli(
+    mem = run_main(
         "memory", "meta-llama/Llama-3.1-8B", "--gpu", "H100", "--quantization", "fp8_per_tensor", "--json"
     )
     assert mem.returncode == 0, mem.stderr

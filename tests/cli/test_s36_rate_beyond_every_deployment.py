@@ -4,11 +4,11 @@ from collections.abc import Callable
 from subprocess import CompletedProcess
 
 RunCli = Callable[..., CompletedProcess[str]]
-"""The `run_cli` fixture (conftest.py)."""
+"""The `run_main` fixture (conftest.py): `run_cli` in this process."""
 
 
-def test_the_infeasible_rate_names_the_deployments_capacities(run_cli: RunCli) -> None:
-    out = run_cli(
+def test_the_infeasible_rate_names_the_deployments_capacities(run_main: RunCli) -> None:
+    out = run_main(
         "plan",
         "meta-llama/Llama-3.1-8B",
         "--cluster",

@@ -13,7 +13,7 @@ from autoparallel.sweeps import grid
 from autoparallel.sweeps.scenario import Hardware, load_scenarios
 
 RunCli = Callable[..., CompletedProcess[str]]
-"""The `run_cli` fixture (conftest.py)."""
+"""The `run_main` fixture (conftest.py): `run_cli` in this process."""
 
 GPUS = "gpus:\n  - name: H100-lowclock\n    base: H100\n    bf16_tflops: 700\n    usd_per_hour: 1.9\n"
 
@@ -71,8 +71,8 @@ def test_scenario_file_clusters_read_with_the_gpus_file(tmp_path: Path, gpus_fil
     assert [s.load_cluster().pools[0].gpu.bf16_tflops for s in scenarios] == [700, 700]
 
 
-def test_sweep_cli_prices_each_cluster(run_cli: RunCli, gpus_file: Path) -> None:
-    out = run_cli(
+def test_sweep_cli_prices_each_cluster(run_main: RunCli, gpus_file: Path) -> None:
+    out = run_main(
         "sweep",
         "--models",
         "Qwen/Qwen3-8B",
@@ -94,8 +94,8 @@ def test_sweep_cli_prices_each_cluster(run_cli: RunCli, gpus_file: Path) -> None
     assert per_hour == {"1x1xH100-lowclock": pytest.approx(1.9), "1x1xH100-SXM": pytest.approx(3.0)}
 
 
-def test_sweep_cli_refuses_a_price_no_cluster_has(run_cli: RunCli) -> None:
-    out = run_cli(
+def test_sweep_cli_refuses_a_price_no_cluster_has(run_main: RunCli) -> None:
+    out = run_main(
         "sweep",
         "--models",
         "Qwen/Qwen3-8B",
@@ -110,8 +110,8 @@ def test_sweep_cli_refuses_a_price_no_cluster_has(run_cli: RunCli) -> None:
     assert "no cluster of the sweep has that GPU" in out.stderr
 
 
-def test_memory_cli_reads_a_custom_gpu(run_cli: RunCli, gpus_file: Path) -> None:
-    out = run_cli(
+def test_memory_cli_reads_a_custom_gpu(run_main: RunCli, gpus_file: Path) -> None:
+    out = run_main(
         "memory", "Qwen/Qwen3-8B", "--gpu", "H100-lowclock", "--gpus-file", str(gpus_file), "--json"
     )
     assert out.returncode == 0, out.stderr
@@ -119,8 +119,8 @@ def test_memory_cli_reads_a_custom_gpu(run_cli: RunCli, gpus_file: Path) -> None
 
 
 @pytest.mark.parametrize("flag", ["--price=", "--gpus-file="])
-def test_an_empty_price_or_gpus_file_is_refused_not_ignored(run_cli: RunCli, flag: str) -> None:
-    out = run_cli("plan", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", flag)
+def test_an_empty_price_or_gpus_file_is_refused_not_ignored(run_main: RunCli, flag: str) -> None:
+    out = run_main("plan", "Qwen/Qwen3-8B", "--cluster", "1x1xH100", flag)
     assert out.returncode == 2, out.stdout
 
 

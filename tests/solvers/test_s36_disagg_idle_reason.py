@@ -7,11 +7,11 @@ from collections.abc import Callable
 from subprocess import CompletedProcess
 
 RunCli = Callable[..., CompletedProcess[str]]
-"""The `run_cli` fixture (conftest.py)."""
+"""The `run_main` fixture (conftest.py): `run_cli` in this process."""
 
 
-def test_leftover_gpus_of_a_disaggregated_plan_name_the_roles(run_cli: RunCli) -> None:
-    out = run_cli("plan", "meta-llama/Llama-3.1-70B-Instruct", "--cluster", "2x8xH100", "--disagg", "on")
+def test_leftover_gpus_of_a_disaggregated_plan_name_the_roles(run_main: RunCli) -> None:
+    out = run_main("plan", "meta-llama/Llama-3.1-70B-Instruct", "--cluster", "2x8xH100", "--disagg", "on")
     assert out.returncode == 0, out.stderr
     idle = [line for line in out.stdout.splitlines() if "GPUs idle" in line]
     assert idle and not any("the plan CP-SAT returned" in line for line in idle)
