@@ -36,6 +36,13 @@ def online(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     huggingface_hub.close_session()
 
 
+def _no_fetch_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hub module's fetches in flight start empty: an earlier test's fetch of a server that never
+    answers may still wait on its request, and the session closes only once the last fetch ends."""
+    monkeypatch.setattr(hub._RETRIES, "watched", {})
+    monkeypatch.setattr(hub._RETRIES, "close_pending", False)
+
+
 def _fetch_error(model_id: str = "someorg/some-model") -> tuple[str, float]:
     start = time.perf_counter()
     with pytest.raises(InputError) as info:
@@ -172,7 +179,36 @@ def test_a_refused_fetch_closes_the_hub_clients_session(
     from that log line (`_GaveUp`) skipped it, so a long-lived process kept the failed session."""
     calls: list[int] = []
     monkeypatch.setattr(huggingface_hub, "close_session", lambda: calls.append(1))
+    _no_fetch_in_flight(monkeypatch)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
     message, _ = _fetch_error()
+    deadline = time.perf_counter() + 2.0  # closed by the fetch thread as it ends, after its caller is told
+    while not calls and time.perf_counter() < deadline:
+        time.sleep(0.01)
     assert message.startswith("the hub refused the connection") and calls == [1]
+
+
+def test_two_fetches_close_the_session_once_the_last_ends(
+    online: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two fetches at once, one refused: closing the hub client's shared session as the refused one gave up
+    set it to None under the other, whose `get_session` could then return None ("'NoneType' object has no
+    attribute 'request'" for its answer, seen under three test workers). The close now waits for the last
+    fetch in flight (`_RetryWatch.ended`)."""
+    calls: list[int] = []
+    monkeypatch.setattr(huggingface_hub, "close_session", lambda: calls.append(1))
+    _no_fetch_in_flight(monkeypatch)
+    other = threading.get_ident() + 1  # a second fetch still in flight
+    hub._RETRIES.watched[other] = ({}, threading.Event())
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+        monkeypatch.setenv("AUTOPARALLEL_HUB_TIMEOUT", "2.5")
+        message, _ = _fetch_error()
+        time.sleep(0.3)  # the refused fetch's thread has ended
+        assert message.startswith("the hub refused the connection") and calls == []
+    finally:
+        hub._RETRIES.watched.pop(other, None)
+    hub._RETRIES.watched[threading.get_ident()] = ({}, threading.Event())  # the other one ends
+    hub._RETRIES.ended()
+    assert calls == [1] and not hub._RETRIES.close_pending

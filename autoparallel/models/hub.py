@@ -155,7 +155,8 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
     """Set when the download ends, or when the client retries a connection that failed outright."""
 
     def download() -> None:
-        _RETRIES.watched[threading.get_ident()] = (result, over)
+        with _RETRIES.lock:
+            _RETRIES.watched[threading.get_ident()] = (result, over)
         try:
             config = get("config.json")
             try:
@@ -170,9 +171,9 @@ def fetch_config_files(model_id: str, timeout_s: float | None = None) -> HubFile
         except BaseException as exc:  # reported to the caller below, as one line
             result["error"] = exc
             if isinstance(exc, _GaveUp):
-                _close_hub_session()
+                _RETRIES.close_pending = True
         finally:
-            _RETRIES.watched.pop(threading.get_ident(), None)
+            _RETRIES.ended()
             over.set()
             _quiet_logs(-1)  # when the download itself ends, not when its caller stops waiting
 
@@ -355,6 +356,21 @@ class _RetryWatch(logging.Filter):
         super().__init__()
         self.watched: dict[int, tuple[dict[str, Any], threading.Event]] = {}
         """A fetch thread's id -> its result (where "connect" is noted) and the event its caller waits on."""
+        self.lock = threading.Lock()
+        """Held to add or end a fetch thread (`watched`, `close_pending`)."""
+        self.close_pending = False
+        """A fetch gave up on a failed connection: the hub client's shared session is closed when the
+        last fetch in flight ends (`ended`). Closed at once, another thread's fetch read the client
+        between the hub client's check and its return (`get_session`) as None: "'NoneType' object has
+        no attribute 'request'" in place of its own answer."""
+
+    def ended(self) -> None:
+        """The calling fetch thread is done: the session closed if one gave up and none is left."""
+        with self.lock:
+            self.watched.pop(threading.get_ident(), None)
+            if self.close_pending and not self.watched:
+                self.close_pending = False
+                _close_hub_session()
 
     def filter(self, record: logging.LogRecord) -> bool:
         watched = self.watched.get(record.thread or 0)
