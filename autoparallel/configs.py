@@ -53,16 +53,54 @@ name theirs); engines sharing a node take BASE_PORT + 1, + 2, ... The deployment
 the emitters write them."""
 
 
+VLLM_QUANTIZATION_METHODS: tuple[str, ...] = (
+    "auto_awq",
+    "auto_gptq",
+    "awq",
+    "awq_marlin",
+    "compressed-tensors",
+    "deepseek_v4_fp8",
+    "experts_int8",
+    "fbgemm_fp8",
+    "fp8",
+    "fp8_per_block",
+    "fp8_per_channel",
+    "fp8_per_tensor",
+    "fp_quant",
+    "gpt_oss_mxfp4",
+    "gptq",
+    "gptq_marlin",
+    "humming",
+    "inc",
+    "int8_per_channel_weight_only",
+    "modelopt",
+    "modelopt_fp4",
+    "modelopt_mixed",
+    "modelopt_mxfp8",
+    "moe_wna16",
+    "mxfp4",
+    "mxfp8",
+    "nvfp4_per_token",
+    "online",
+    "quark",
+    "torchao",
+)
+"""`--quantization` values vLLM 0.32 accepts (`QUANTIZATION_METHODS` in
+vllm/model_executor/layers/quantization/__init__.py)."""
+
 QUANTIZATION_ALIASES = {"fp8_per_tensor": "fp8"}
 """`--quantization` names read as another: vLLM 0.32 resolves online `fp8` to its `fp8_per_tensor`
 shorthand (`config/quantization.py` `_ONLINE_SHORTHANDS`), the name the vLLM emitter writes."""
 
 
 def canonical_quantization(value: Any) -> Any:
-    """A `--quantization` value with its alias resolved (`QUANTIZATION_ALIASES`, any case); other values
-    as given."""
+    """A `--quantization` value with its alias resolved (`QUANTIZATION_ALIASES`) and a method of
+    `VLLM_QUANTIZATION_METHODS` in its own lower case (`FP8` is `fp8`: vLLM's argument parser takes the
+    lower case only, and `memory` read `FP8` as fp8 where `plan` refused it), any case; other values as
+    given."""
     if isinstance(value, str):
-        return QUANTIZATION_ALIASES.get(value.strip().lower(), value)
+        key = value.strip().lower()
+        return QUANTIZATION_ALIASES.get(key, key if key in VLLM_QUANTIZATION_METHODS else value)
     return value
 
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.configs import BASE_PORT, VLLM_GPU_MEMORY_UTILIZATION
+from autoparallel.configs import BASE_PORT, VLLM_GPU_MEMORY_UTILIZATION, VLLM_QUANTIZATION_METHODS
 from autoparallel.errors import InputError
 from autoparallel.frameworks._common import (
     gpus_per_host,
@@ -114,41 +114,6 @@ VLLM_KV_CACHE_DTYPES: tuple[str, ...] = (
     "ultraquant_4bit",
 )
 """`--kv-cache-dtype` choices in vLLM 0.32 (`CacheDType` in vllm/config/cache.py)."""
-
-VLLM_QUANTIZATION_METHODS: tuple[str, ...] = (
-    "auto_awq",
-    "auto_gptq",
-    "awq",
-    "awq_marlin",
-    "compressed-tensors",
-    "deepseek_v4_fp8",
-    "experts_int8",
-    "fbgemm_fp8",
-    "fp8",
-    "fp8_per_block",
-    "fp8_per_channel",
-    "fp8_per_tensor",
-    "fp_quant",
-    "gpt_oss_mxfp4",
-    "gptq",
-    "gptq_marlin",
-    "humming",
-    "inc",
-    "int8_per_channel_weight_only",
-    "modelopt",
-    "modelopt_fp4",
-    "modelopt_mixed",
-    "modelopt_mxfp8",
-    "moe_wna16",
-    "mxfp4",
-    "mxfp8",
-    "nvfp4_per_token",
-    "online",
-    "quark",
-    "torchao",
-)
-"""`--quantization` values vLLM 0.32 accepts (`QUANTIZATION_METHODS` in
-vllm/model_executor/layers/quantization/__init__.py)."""
 
 DP_RPC_PORT = 29550
 """`--data-parallel-rpc-port` written on every node of a multi-node data-parallel launch (vLLM's own

@@ -11,7 +11,7 @@ import numbers
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from autoparallel.bounds import clean_text
-from autoparallel.configs import KvCacheDtype, canonical_quantization
+from autoparallel.configs import VLLM_QUANTIZATION_METHODS, KvCacheDtype, canonical_quantization
 from autoparallel.errors import InputError
 from autoparallel.memo import Memo, memoized
 from autoparallel.memory.vllm_kv import DEFAULT_BLOCK_SIZE, LayerKv
@@ -64,6 +64,11 @@ def online_quant_problem(model: ModelSpec, quantization: str | None, engine: str
     quantization = canonical_quantization(quantization)
     if quantization is None or model.quantization is not None or quantization.lower() in _ONLINE_QUANT:
         return None
+    if engine in (None, "vllm") and quantization not in VLLM_QUANTIZATION_METHODS:
+        return (
+            f"quantization {quantization!r} is not a vLLM 0.32 --quantization method; choose one of "
+            f"{', '.join(VLLM_QUANTIZATION_METHODS)}"
+        )
     head = f"quantization {quantization!r} needs a checkpoint quantized that way"
     others = ", ".join(m for m in VLLM_ONLINE_SHORTHANDS if m != "fp8_per_tensor")
     vllm_rest = f"vLLM 0.32's other online methods ({others}) are not modelled"
