@@ -266,8 +266,11 @@ def _disagg_summary(d: Any) -> dict[str, Any] | None:
     # output tokens per request: the goodput is the served rate times it
     per_request = d.goodput_tokens_per_s / d.served_rps if d.served_rps > 0 else 0.0
     capacity = d.capacity_rps * per_request
+    kv = d.prefill[0].config.kv_cache_dtype if d.prefill else "auto"  # P and D share one (roles.py)
     return {
-        "layout": f"P {engines_layout(d.prefill)} | D {engines_layout(d.decode)}",
+        "layout": f"P {engines_layout(d.prefill)} | D {engines_layout(d.decode)}"
+        + (f" (KV cache {kv})" if kv != "auto" else ""),
+        "kv_cache_dtype": kv,
         "ratio": d.ratio,
         "tokens_per_s_per_gpu": d.tokens_per_s_per_gpu,
         "goodput_tokens_per_s": d.goodput_tokens_per_s,

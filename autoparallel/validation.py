@@ -363,7 +363,16 @@ def cp_comm_problem(
         return None
     if framework == "deepspeed":
         if cp_comm != "a2a":
-            return f"cp={cp}: DeepSpeed runs context parallelism all-to-all (Ulysses, a2a), not {cp_comm}"
+            ulysses = next(
+                (
+                    p
+                    for att in dict.fromkeys(x.attention for x in model.layers)
+                    if (p := _deepspeed_ulysses_problem(att, cp))
+                ),
+                None,
+            )
+            cannot = f", which this model cannot run ({ulysses.split(': ', 1)[1]})" if ulysses else ""
+            return f"cp={cp}: DeepSpeed runs context parallelism all-to-all (Ulysses), not {cp_comm}{cannot}"
         if tp > 1 or pp > 1:
             return (
                 f"cp={cp} with tp={tp}, pp={pp}: DeepSpeed-Ulysses runs without tensor or pipeline "

@@ -50,3 +50,26 @@ def test_the_deepspeed_line_of_an_mla_plan_says_ulysses_cannot_run_it() -> None:
     text = str(caught.value)
     assert "cannot run" in text and "one head size" in text
     assert "plans for it" not in text
+
+
+def test_deepspeeds_ring_refusal_says_ulysses_cannot_run_mla(capsys: pytest.CaptureFixture[str]) -> None:
+    """`evaluate --engine deepspeed --cp 2` (p2p by default) said DeepSpeed runs all-to-all, sending the
+    user to `--cp-comm-type a2a`, which then refused the model's two head sizes."""
+    argv = [
+        "evaluate", "deepseek-ai/DeepSeek-V2-Lite", "--train", "--cluster", "1x8xH100", "--seq-len", "32768",
+        "--global-batch", "64", "--engine", "deepspeed", "--cp", "2", "--tp", "1", "--ep", "1",
+    ]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "not p2p, which this model cannot run" in err and "one head size" in err
+
+
+def test_the_deepspeed_line_names_no_other_model(capsys: pytest.CaptureFixture[str]) -> None:
+    """An alias (DeepSeek-V2-Lite is the zoo's DeepSeek-Coder-V2-Lite-Base) was named by the zoo id."""
+    argv = [
+        "plan", "deepseek-ai/DeepSeek-V2-Lite", "--train", "--cluster", "1x8xH100", "--seq-len", "32768",
+        "--global-batch", "64",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "which this model cannot run" in out and "Coder" not in out

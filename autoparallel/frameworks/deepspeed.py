@@ -350,7 +350,7 @@ def _validate(
         ring = f"cp={config.cp} is priced as ring attention ({config.cp_comm}); DeepSpeed runs context"
         if model is not None and (ulysses := cp_comm_problem(model, 1, 1, config.cp, "a2a", "deepspeed")):
             raise InputError(
-                f"{ring} parallelism only as Ulysses all-to-all, which {model.name} cannot run ({ulysses})"
+                f"{ring} parallelism only as Ulysses all-to-all, which this model cannot run ({ulysses})"
             )
         raise InputError(
             f"{ring} parallelism only as Ulysses all-to-all: `plan --train --engine deepspeed` plans for it, "

@@ -171,8 +171,9 @@ class DisaggDeployment(_Frozen):
 
 def role_dict(e: RoleEngine) -> dict[str, Any]:
     """A prefill or decode engine's JSON (`plan --disagg --json`, a deployment front's points): its
-    figures and placement, without the ServingConfig."""
+    figures, its KV-cache dtype (a pair shares one) and placement, without the rest of the ServingConfig."""
     out: dict[str, Any] = e.model_dump(mode="json", exclude={"config", "placement"})
+    out["kv_cache_dtype"] = e.config.kv_cache_dtype
     out["placement"] = [p.model_dump(mode="json") for p in e.placement]
     return out
 
