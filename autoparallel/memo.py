@@ -7,6 +7,7 @@ them at thousands of points. `memoized` caches them per model object.
 
 from __future__ import annotations
 
+import functools
 import operator
 import sys
 from collections.abc import Callable
@@ -66,3 +67,23 @@ def clear_memos() -> None:
             cache = getattr(module, attr, None)
             if str(annotation).startswith("Memo[") and isinstance(cache, dict):
                 cache.clear()
+
+
+_CACHED_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def drop_cached_properties(obj: object) -> None:
+    """Remove the `functools.cached_property` values a copy carried over in its `__dict__`: pydantic's
+    `model_copy` copies the instance dict, so a model cut to 16 layers by `model_copy(update=...)`
+    kept the 32-layer original's parameter count once it had been read."""
+    kind = type(obj)
+    names = _CACHED_NAMES.get(kind)
+    if names is None:
+        names = _CACHED_NAMES[kind] = tuple(
+            name
+            for klass in kind.__mro__
+            for name, attr in vars(klass).items()
+            if isinstance(attr, functools.cached_property)
+        )
+    for name in names:
+        obj.__dict__.pop(name, None)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,6 +22,7 @@ from autoparallel.frameworks import deepspeed, megatron, sglang, trtllm, vllm
 from autoparallel.frameworks._common import precision_note
 from autoparallel.frameworks._megatron_model import position_table_note
 from autoparallel.hardware import Cluster
+from autoparallel.memo import drop_cached_properties
 from autoparallel.memory.serving import VllmMemoryReport
 from autoparallel.memory.training import TrainingMemoryReport
 from autoparallel.models import ModelSpec
@@ -62,6 +64,12 @@ def round_floats(value: Any, digits: int = 4, significant: int = 6, *, down: boo
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose cached properties are computed afresh (`memo.drop_cached_properties`)."""
+        copy = super().model_copy(update=update, deep=deep)
+        drop_cached_properties(copy)
+        return copy
 
 
 class SolverReport(_Frozen):

@@ -11,18 +11,25 @@ Units: parameters are counts, memory is bytes, compute is FLOPs.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from enum import Enum
 from functools import cached_property
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
-from autoparallel.memo import Memo, memoized
+from autoparallel.memo import Memo, drop_cached_properties, memoized
 from autoparallel.models.quant import QuantSpec
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy whose cached properties are computed afresh (`memo.drop_cached_properties`)."""
+        copy = super().model_copy(update=update, deep=deep)
+        drop_cached_properties(copy)
+        return copy
 
 
 class AttentionKind(str, Enum):
