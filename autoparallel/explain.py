@@ -440,8 +440,9 @@ def _training_outside(plan: TrainingPlan) -> str | None:
     planner's choices, in words: the rules that exclude it, named as the planner names them
     (zero_pipeline: ZeRO-2/3 only at pp = 1, solvers/training/space.py ZERO_WITHOUT_PIPELINE;
     framework_zero_stages: `validation.zero_stage_problem`), and the knobs it never sets (virtual
-    stages, EP overlap, a capacity factor); else a value off its grid of degrees and micro-batches,
-    or its memory margins. None unless `plan` is such an evaluation."""
+    stages, EP overlap, a capacity factor), fewer GPUs than the cluster's (the optimum fills it); else
+    a value off its grid of degrees and micro-batches, or its memory margins. None unless `plan` is
+    such an evaluation."""
     gap = plan.solver.gap_to_optimum
     if plan.solver.status != "EVALUATED" or gap is None or gap >= -5e-4:
         return None
@@ -458,6 +459,12 @@ def _training_outside(plan: TrainingPlan) -> str | None:
     problem = zero_stage_problem(plan.framework, plan.model, c.zero, bf16_grads=c.precision == "fp16")
     if problem is not None:
         out.append(f"rule framework_zero_stages excludes {problem}")
+    world = plan.cluster.world_size
+    if c.world_size < world:  # the optimum it is compared with fills the cluster
+        out.append(
+            f"it uses {c.world_size} of the cluster's {world} GPUs, and the planner fills the cluster unless "
+            f"told otherwise (`plan --train --world-sizes {c.world_size},{world}` weighs both)"
+        )
     unset = [f"vp={c.vp}"] if c.vp > 1 else []
     if c.ep_overlap:
         unset.append("ep_overlap")

@@ -1185,7 +1185,14 @@ def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
     from autoparallel.configs import Recompute, TrainingConfig, ZeroStage
 
     cluster = fleet_cmd.cluster_of(args)
-    dp = args.dp or max(1, cluster.world_size // (args.tp * args.pp * args.cp))
+    model_parallel = args.tp * args.pp * args.cp
+    if not args.dp and cluster.world_size % model_parallel:  # dp was rounded down, then blamed the batch
+        raise InputError(
+            f"tp × pp × cp = {args.tp} × {args.pp} × {args.cp} = {model_parallel} does not divide the "
+            f"cluster's {cluster.world_size} GPUs, so no data-parallel degree fills it: pass --dp (the job "
+            f"then uses tp × pp × cp × dp GPUs) or degrees whose product divides {cluster.world_size}"
+        )
+    dp = args.dp or max(1, cluster.world_size // model_parallel)
     if workload.global_batch % (args.micro_batch * dp):
         raise InputError(
             f"--global-batch {workload.global_batch} is not a multiple of micro-batch × dp = "
