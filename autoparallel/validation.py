@@ -416,7 +416,7 @@ def _megatron_cp_problem(att: AttentionSpec, tp: int, cp: int, cp_comm: str) -> 
         return (
             f"cp={cp}: all-to-all context parallelism does not run keys and values of two head sizes "
             f"({att.head_dim} and {att.v_head_dim}, multi-latent attention): Transformer Engine runs those "
-            "with p2p only"
+            "with p2p (or a2a+p2p, which the planner does not price)"
         )
     q_rank, kv_rank = max(1, att.num_heads // tp), max(1, att.num_kv_heads // tp)
     if q_rank % cp or kv_rank % cp:

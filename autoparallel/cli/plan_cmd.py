@@ -1186,6 +1186,11 @@ def _evaluate_training(args: argparse.Namespace, workload: Any) -> Any:
 
     cluster = fleet_cmd.cluster_of(args)
     model_parallel = args.tp * args.pp * args.cp
+    if model_parallel > cluster.world_size:
+        raise InputError(
+            f"tp × pp × cp = {args.tp} × {args.pp} × {args.cp} = {model_parallel} GPUs, but the cluster has "
+            f"{cluster.world_size}"
+        )
     if not args.dp and cluster.world_size % model_parallel:  # dp was rounded down, then blamed the batch
         raise InputError(
             f"tp × pp × cp = {args.tp} × {args.pp} × {args.cp} = {model_parallel} does not divide the "

@@ -28,9 +28,20 @@ def test_evaluate_names_the_gpus_it_leaves_out(capsys: pytest.CaptureFixture[str
 def test_a_plan_on_72_gpus_names_the_whole_cluster_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "meta-llama/Llama-3.1-8B", "--train", *RACK]) == 0
     out = capsys.readouterr().out
-    assert "gpus: all 72 GPUs, the default: 72 is not a power of two" in out
+    assert "gpus: all 72 GPUs, the default: the odd factor 9 of 72 does not divide the global batch 64" in out
     assert main(["plan", "meta-llama/Llama-3.1-8B", "--train", "--cluster", "1x8xH100", *RACK[2:]]) == 0
     assert "gpus: all" not in capsys.readouterr().out
+    # 6 GPUs at a global batch of 96: 3 divides it, nothing is narrowed, no line
+    argv = ["plan", "meta-llama/Llama-3.1-8B", "--train", "--cluster", "1x6xH100", "--seq-len", "4096"]
+    assert main([*argv, "--global-batch", "96"]) == 0
+    assert "gpus: all" not in capsys.readouterr().out
+
+
+def test_evaluate_says_the_layout_exceeds_the_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["evaluate", "meta-llama/Llama-3.1-8B", "--train", "--cluster", "1x8xH100", "--seq-len", "4096"]
+    assert main([*argv, "--global-batch", "64", "--tp", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "= 16 GPUs, but the cluster has 8" in err and "pass --dp" not in err
 
 
 def test_evaluate_says_the_layout_does_not_divide_the_cluster(capsys: pytest.CaptureFixture[str]) -> None:

@@ -127,8 +127,8 @@ def binding_constraints(
     objective: str = "throughput",
 ) -> tuple[str, ...]:
     """What shapes the plan: the GPUs it uses where fewer than the cluster's (or all of a cluster whose
-    size is not a power of two, which narrows the degrees), the batch identity, full stages, recompute
-    per stage, the slowest stage. `objective`: the primary objective."""
+    size has an odd factor the global batch does not divide, which narrows the degrees), the batch
+    identity, full stages, recompute per stage, the slowest stage. `objective`: the primary objective."""
     sp = t.space
     out = []
     counts = sorted({s.world for s in sp.shapes})
@@ -142,12 +142,12 @@ def binding_constraints(
             f"gpus: objective {objective} (GPUs × step time) on the cluster's {world} GPUs ranks the step "
             "time alone; --world-sizes (TrainingOptions.world_sizes) lets it weigh fewer GPUs"
         )
-    elif sp.options.world_sizes is None and world & (world - 1):
+    elif sp.options.world_sizes is None and config.global_batch % (world // (world & -world)):
         # 72 = 8 x 9 GPUs left dp in {1, 2, 4, 8} at a global batch of 64: 64 of them ran 8% faster
         out.append(
-            f"gpus: all {world} GPUs, the default: {world} is not a power of two, which narrows the "
-            "degrees whose product fills it; --world-sizes (TrainingOptions.world_sizes) lets the planner "
-            "weigh fewer"
+            f"gpus: all {world} GPUs, the default: the odd factor {world // (world & -world)} of {world} "
+            f"does not divide the global batch {config.global_batch}, which narrows the degrees whose "
+            "product fills it; --world-sizes (TrainingOptions.world_sizes) lets the planner weigh fewer"
         )
     out.append(
         f"global_batch: micro-batch {config.micro_batch} × dp {config.dp} × grad-accum "
