@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autoparallel.bounds import check_number, clean_text, json_safe
+from autoparallel.configs import given_quantization
 from autoparallel.errors import InputError
 
 
@@ -81,8 +82,10 @@ def strict_json(payload: Any, why: Mapping[str, str] | None = None) -> str:
 
 
 def quantization_value(text: str) -> str | None:
-    """A `--quantization` value: `none` is no weight quantization (None), as every command reads it."""
-    return None if text.strip().lower() == "none" else text
+    """A `--quantization` value as configurations read it (`configs.given_quantization`): `none` is no
+    weight quantization (None)."""
+    value: str | None = given_quantization(text)
+    return value
 
 
 Input = tuple[str, str | Path | None]

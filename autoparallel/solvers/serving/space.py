@@ -745,7 +745,7 @@ def build_space(
         InfeasibleError: the workload's context exceeds the model's.
         SolverTimeoutError: the deadline passed while the tables were computed.
     """
-    limitless = workload.model_copy(update={"ttft_ms": None, "tpot_ms": None})
+    limitless = without_limits(workload)
     key = (cluster, limitless, options, refusable, in_flight, own_clients)
 
     def build() -> ServingSpace:
@@ -755,6 +755,18 @@ def build_space(
     return dataclasses.replace(space, workload=workload)
 
 
+def without_limits(workload: Serving) -> Serving:
+    """`workload` without its service limits (TTFT, TPOT), which the tables never read: the key of a
+    reused space (`build_space`) and of its entries' replica figures (`ServingSpace.replica_perfs`);
+    one copy per workload object."""
+    if workload.ttft_ms is None and workload.tpot_ms is None:
+        return workload
+    return memoized(
+        _LIMITLESS, (workload,), (), lambda: workload.model_copy(update={"ttft_ms": None, "tpot_ms": None})
+    )
+
+
+_LIMITLESS: Memo[Serving] = {}
 _SPACES: Memo[ServingSpace] = {}
 SPACES_KEPT = 16
 """Spaces kept for reuse under other service limits: their tables run to megabytes on large clusters."""
@@ -1092,13 +1104,7 @@ def _queue_s(
 def _times(space: ServingSpace, t: ServingTables, s: int, r: int, batch: int, tokens: int) -> None:
     """Times round up (they meet limits), throughput down (it meets a rate): never optimistic. The
     entry's `replica_perf` is computed once per space (`ServingSpace.replica_perfs`)."""
-    w = space.workload
-    limitless = (
-        w
-        if w.ttft_ms is None and w.tpot_ms is None
-        else w.model_copy(update={"ttft_ms": None, "tpot_ms": None})
-    )
-    known = space.replica_perfs.setdefault(limitless, {})
+    known = space.replica_perfs.setdefault(without_limits(space.workload), {})
     key = (s, r, batch, tokens)
     found = known.get(key)
     if found is None:
